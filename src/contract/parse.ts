@@ -1,0 +1,79 @@
+import type { z } from 'zod'
+import { CompleteRun, CreateRun } from './complete.js'
+import { type FieldError } from './problem.js'
+import { StageUpdate, stageUpdateSchemaFor } from './stage-update.js'
+import type { StageCatalogue } from './stages.js'
+
+/** Thrown by the `parseX` helpers when a payload does not match the contract. */
+export class PayloadValidationError extends Error {
+  override readonly name = 'PayloadValidationError' as const
+  /** zod's issues, unchanged. */
+  readonly issues: z.core.$ZodIssue[]
+  /** The issues as `{ field, message }`, the shape of a 400 problem's `errors`. */
+  readonly fieldErrors: FieldError[]
+
+  constructor(what: string, issues: z.core.$ZodIssue[]) {
+    const fieldErrors = toFieldErrors(issues)
+    super(
+      `Invalid ${what}: ${fieldErrors.map((e) => `${e.field || '(body)'}: ${e.message}`).join('; ')}`,
+    )
+    this.issues = issues
+    this.fieldErrors = fieldErrors
+  }
+}
+
+/** Whether a value is a {@link PayloadValidationError}, also across realms and dual builds. */
+export function isPayloadValidationError(error: unknown): error is PayloadValidationError {
+  return error instanceof Error && error.name === 'PayloadValidationError'
+}
+
+/** Converts zod issues to `{ field, message }` pairs with dotted field paths. */
+export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+  return issues.map((issue) => ({
+    field: issue.path.map(String).join('.'),
+    message: issue.message,
+  }))
+}
+
+function parser<T>(what: string, schema: z.ZodType<T>) {
+  return (input: unknown): T => {
+    const result = schema.safeParse(input)
+    if (!result.success) throw new PayloadValidationError(what, result.error.issues)
+    return result.data
+  }
+}
+
+/**
+ * Parses a stage-update body; with `stages`, also checks `stageNumber` against the catalogue.
+ * Throws {@link PayloadValidationError}.
+ *
+ * @example
+ * ```ts
+ * import { parseStageUpdate } from 'pipeline-status-sdk'
+ * const update = parseStageUpdate({ stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING' })
+ * ```
+ */
+export function parseStageUpdate(input: unknown, stages?: StageCatalogue): StageUpdate {
+  return parser('stage update', stages ? stageUpdateSchemaFor(stages) : StageUpdate)(input)
+}
+
+/** Like {@link parseStageUpdate}, returning zod's `{ success, data | error }` instead of throwing. */
+export function safeParseStageUpdate(input: unknown, stages?: StageCatalogue) {
+  return (stages ? stageUpdateSchemaFor(stages) : StageUpdate).safeParse(input)
+}
+
+/** Parses a `/complete` body, keeping app-specific fields. Throws {@link PayloadValidationError}. */
+export const parseCompleteRun: (input: unknown) => CompleteRun = parser('completion', CompleteRun)
+
+/** Like {@link parseCompleteRun}, returning zod's `{ success, data | error }`. */
+export function safeParseCompleteRun(input: unknown) {
+  return CompleteRun.safeParse(input)
+}
+
+/** Parses a create-run body. Throws {@link PayloadValidationError}. */
+export const parseCreateRun: (input: unknown) => CreateRun = parser('run creation', CreateRun)
+
+/** Like {@link parseCreateRun}, returning zod's `{ success, data | error }`. */
+export function safeParseCreateRun(input: unknown) {
+  return CreateRun.safeParse(input)
+}

@@ -1,0 +1,90 @@
+/** The base path all routes live under unless configured otherwise. */
+export const DEFAULT_BASE_PATH = '/api/pipeline'
+
+/** The routes of the contract, by name. */
+export type RouteName = 'stageUpdate' | 'status' | 'complete' | 'createRun'
+
+/** HTTP method of each route. */
+export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object.freeze({
+  stageUpdate: 'POST',
+  status: 'GET',
+  complete: 'POST',
+  createRun: 'POST',
+})
+
+/** Removes trailing slashes and makes sure the base path starts with one. */
+export function normalizeBasePath(basePath: string): string {
+  const trimmed = basePath.replace(/\/+$/, '')
+  if (trimmed === '') return ''
+  return trimmed.startsWith('/') ? trimmed : `/${trimmed}`
+}
+
+/**
+ * Builds the path of a route, URL-encoding the run id.
+ *
+ * @example
+ * ```ts
+ * import { routePath } from 'pipeline-status-sdk'
+ * routePath('stageUpdate', 'run_1') // '/api/pipeline/run_1/stage-update'
+ * ```
+ */
+export function routePath(
+  route: RouteName,
+  runId?: string,
+  basePath: string = DEFAULT_BASE_PATH,
+): string {
+  const base = normalizeBasePath(basePath)
+  if (route === 'createRun') return `${base}/runs`
+  if (runId === undefined || runId === '') {
+    throw new TypeError(`Route ${route} needs a run id`)
+  }
+  const id = encodeURIComponent(runId)
+  switch (route) {
+    case 'stageUpdate':
+      return `${base}/${id}/stage-update`
+    case 'status':
+      return `${base}/${id}/status`
+    case 'complete':
+      return `${base}/${id}/complete`
+  }
+}
+
+/** A path matched against the contract's routes. */
+export type RouteMatch =
+  | { route: 'createRun' }
+  | { route: 'stageUpdate' | 'status' | 'complete'; runId: string }
+
+/**
+ * Matches a request path against the contract's routes under `basePath`.
+ * Returns `undefined` for a path that is not one of them. The run id is URL-decoded;
+ * an id that does not decode is no match.
+ */
+export function matchRoute(
+  pathname: string,
+  basePath: string = DEFAULT_BASE_PATH,
+): RouteMatch | undefined {
+  const base = normalizeBasePath(basePath)
+  if (!pathname.startsWith(`${base}/`)) return undefined
+  const rest = pathname.slice(base.length + 1).replace(/\/+$/, '')
+  if (rest === 'runs') return { route: 'createRun' }
+  const parts = rest.split('/')
+  if (parts.length !== 2) return undefined
+  const [rawId, action] = parts as [string, string]
+  let runId: string
+  try {
+    runId = decodeURIComponent(rawId)
+  } catch {
+    return undefined
+  }
+  if (runId === '') return undefined
+  switch (action) {
+    case 'stage-update':
+      return { route: 'stageUpdate', runId }
+    case 'status':
+      return { route: 'status', runId }
+    case 'complete':
+      return { route: 'complete', runId }
+    default:
+      return undefined
+  }
+}

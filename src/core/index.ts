@@ -1,0 +1,6 @@
+export * from './state.js'
+export * from './state-machine.js'
+export * from './store.js'
+export * from './operations.js'
+export * from './memory-store.js'
+export * from './records.js'

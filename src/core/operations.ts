@@ -1,0 +1,76 @@
+/**
+ * The store-independent steps of every write: lock the run, read the stage, ask the state
+ * machine, persist exactly what it decided, run the app's hook, all in one transaction.
+ */
+import type { CompleteRun } from '../contract/complete.js'
+import type { StageUpdate } from '../contract/stage-update.js'
+import type { StageCatalogue } from '../contract/stages.js'
+import { type CompletionDecision, type StageDecision, decideCompletion, decideStageUpdate } from './state-machine.js'
+import { newRun, type RunSnapshot, type RunState, type StageState } from './state.js'
+import type { Store } from './store.js'
+
+/** The app's hook that stores a run's results; runs inside the completing transaction, once per run. */
+export type OnRunCompleted<Tx = unknown> = (tx: Tx, run: RunState, payload: CompleteRun) => Promise<void> | void
+
+/** Result of a stage update: the state machine's decision, or `not_found` for an unknown run. */
+export type StageUpdateResult =
+  | { outcome: 'applied'; stage: StageState; run: RunState }
+  | Exclude<StageDecision, { outcome: 'applied' }>
+  | { outcome: 'not_found' }
+
+/** Result of a completion: the decision, or `not_found` for an unknown run. */
+export type CompletionResult =
+  | { outcome: 'applied' | 'duplicate'; run: RunState }
+  | Extract<CompletionDecision, { outcome: 'conflict' }>
+  | { outcome: 'not_found' }
+
+/** Applies one stage update in one transaction. */
+export async function applyStageUpdate<Tx>(
+  store: Store<Tx>,
+  runId: string,
+  update: StageUpdate,
+  options: { stages: StageCatalogue; now: Date },
+): Promise<StageUpdateResult> {
+  return store.transaction(async (tx) => {
+    const run = await tx.lockRun(runId)
+    if (!run) return { outcome: 'not_found' }
+    const stage = await tx.getStage(runId, update.stageNumber)
+    const decision = decideStageUpdate({ run, stage, update, stages: options.stages, now: options.now })
+    if (decision.outcome !== 'applied') return decision
+    await tx.saveStage(runId, decision.stage)
+    if (decision.runChanged) await tx.saveRun(decision.run)
+    return { outcome: 'applied', stage: decision.stage, run: decision.run }
+  })
+}
+
+/** Applies one explicit completion in one transaction, running `onRunCompleted` inside it when applied. */
+export async function completeRun<Tx>(
+  store: Store<Tx>,
+  runId: string,
+  body: CompleteRun,
+  options: { now: Date; onRunCompleted?: OnRunCompleted<Tx> | undefined },
+): Promise<CompletionResult> {
+  return store.transaction(async (tx) => {
+    const run = await tx.lockRun(runId)
+    if (!run) return { outcome: 'not_found' }
+    const decision = decideCompletion({ run, body, now: options.now })
+    if (decision.outcome !== 'applied') return decision
+    await tx.saveRun(decision.run)
+    // Inside the transaction: if the hook throws, the completion is rolled back and can be retried.
+    await options.onRunCompleted?.(tx.client, decision.run, body)
+    return { outcome: 'applied', run: decision.run }
+  })
+}
+
+/** Creates a run, or returns the existing one with the same id (creation is idempotent). */
+export async function createRun<Tx>(
+  store: Store<Tx>,
+  options: { id?: string | undefined; now: Date },
+): Promise<{ created: boolean; run: RunState }> {
+  return store.insertRun(newRun(options.id ?? crypto.randomUUID(), options.now))
+}
+
+/** Reads a run and its stored stages; `null` for an unknown run. */
+export function getRunSnapshot<Tx>(store: Store<Tx>, runId: string): Promise<RunSnapshot | null> {
+  return store.getRun(runId)
+}

@@ -1,0 +1,35 @@
+import type { PipelineRunRecord, RunStatusResponse, StageOutputRecord } from '../contract/records.js'
+import type { RunSnapshot, RunState, StageState } from './state.js'
+
+const iso = (date: Date | null): string | null => (date ? date.toISOString() : null)
+
+/** A run as sent on the wire. */
+export function toRunRecord(run: RunState): PipelineRunRecord {
+  return {
+    id: run.id,
+    status: run.status,
+    error: run.error,
+    completedAt: iso(run.completedAt),
+    completionReceivedAt: iso(run.completionReceivedAt),
+    createdAt: run.createdAt.toISOString(),
+    updatedAt: run.updatedAt.toISOString(),
+  }
+}
+
+/** A stage as sent on the wire. */
+export function toStageRecord(stage: StageState): StageOutputRecord {
+  return {
+    stageNumber: stage.stageNumber,
+    stageName: stage.stageName,
+    status: stage.status,
+    output: stage.output,
+    completedAt: iso(stage.completedAt),
+    createdAt: stage.createdAt.toISOString(),
+    updatedAt: stage.updatedAt.toISOString(),
+  }
+}
+
+/** A run and its stages as sent by `GET /status`. */
+export function toStatusResponse(snapshot: RunSnapshot): RunStatusResponse {
+  return { run: toRunRecord(snapshot.run), stages: snapshot.stages.map(toStageRecord) }
+}

@@ -1,0 +1,190 @@
+/**
+ * The one place where the semantics of DESIGN.md live. Pure: no I/O, no clock (callers pass
+ * `now`), no randomness. The Prisma store and the in-memory store both call these functions
+ * inside their own transaction and persist exactly what they return.
+ */
+import type { CompleteRun } from '../contract/complete.js'
+import type { StageUpdate } from '../contract/stage-update.js'
+import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
+import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
+import { timestampToDate } from '../contract/timestamp.js'
+import type { RunState, StageState } from './state.js'
+
+/** Why an update was refused; maps to a 409 problem. */
+export type ConflictCode = 'run_finished' | 'stage_finished'
+
+/** The decision for one stage update. */
+export type StageDecision =
+  | {
+      outcome: 'applied'
+      /** The stage to store (insert or update). */
+      stage: StageState
+      /** The run to store; equal to the input run when `runChanged` is false. */
+      run: RunState
+      runChanged: boolean
+    }
+  | {
+      /** `duplicate`: the stage already has this status. `stale`: the update is older than what is stored. */
+      outcome: 'duplicate' | 'stale'
+      /** The stored stage, or `null` when the stage has no row. */
+      stage: StageState | null
+      run: RunState
+    }
+  | { outcome: 'conflict'; code: ConflictCode; detail: string }
+
+/** The decision for one explicit completion. */
+export type CompletionDecision =
+  | {
+      outcome: 'applied'
+      run: RunState
+      /** The app's `onRunCompleted` hook runs in this transaction: this is the first accepted `/complete`. */
+      runCompletionHook: true
+    }
+  | { outcome: 'duplicate'; run: RunState }
+  | { outcome: 'conflict'; code: 'run_finished'; detail: string }
+
+/** Inputs of {@link decideStageUpdate}. */
+export interface StageUpdateInput {
+  run: RunState
+  /** The stored row of the updated stage, or `undefined` when it has none (PENDING). */
+  stage: StageState | undefined
+  update: StageUpdate
+  stages: StageCatalogue
+  now: Date
+}
+
+const RANK: Readonly<Record<StageStatus, number>> = {
+  PENDING: 0,
+  PROCESSING: 1,
+  COMPLETED: 2,
+  FAILED: 2,
+  CANCELLED: 2,
+}
+
+/**
+ * Whether a final stage status agrees with a finished run's outcome: a stage completing never
+ * contradicts it; a failed or cancelled stage agrees only with a run that ended the same way.
+ */
+function agreesWithOutcome(stageStatus: FinalStatus, runStatus: FinalStatus): boolean {
+  return stageStatus === 'COMPLETED' || stageStatus === runStatus
+}
+
+/**
+ * Decides what one stage update does to a run. The update must already be validated
+ * against the catalogue (`stageNumber` in 1..N).
+ */
+export function decideStageUpdate({ run, stage, update, stages, now }: StageUpdateInput): StageDecision {
+  const n = update.stageNumber
+  if (!Number.isInteger(n) || n < 1 || n > lastStageNumber(stages)) {
+    throw new RangeError(`stageNumber ${n} is outside the catalogue 1..${lastStageNumber(stages)}`)
+  }
+  const current: StageStatus = stage?.status ?? 'PENDING'
+  const incoming = update.status
+
+  if (incoming === current) return { outcome: 'duplicate', stage: stage ?? null, run }
+  // A stage never moves backwards: PROCESSING after a final status is a late arrival.
+  if (RANK[incoming] < RANK[current]) return { outcome: 'stale', stage: stage ?? null, run }
+  if (isFinalStatus(current)) {
+    return {
+      outcome: 'conflict',
+      code: 'stage_finished',
+      detail: `Stage ${n} is ${current} and cannot become ${incoming}`,
+    }
+  }
+
+  if (isFinalStatus(run.status)) {
+    if (incoming === 'PROCESSING') return { outcome: 'stale', stage: stage ?? null, run }
+    if (!agreesWithOutcome(incoming, run.status)) {
+      return {
+        outcome: 'conflict',
+        code: 'run_finished',
+        detail: `Run ${run.id} is ${run.status}; stage ${n} cannot become ${incoming}`,
+      }
+    }
+  }
+
+  const finalStage = isFinalStatus(incoming)
+  const completedAt = finalStage ? (update.completedAt ? timestampToDate(update.completedAt) : now) : null
+  const nextStage: StageState = {
+    stageNumber: n,
+    stageName: update.stageName,
+    status: incoming,
+    // A final update without output keeps what PROCESSING stored; PROCESSING stores its own.
+    output: update.output ?? (finalStage ? (stage?.output ?? null) : null),
+    completedAt,
+    createdAt: stage?.createdAt ?? now,
+    updatedAt: now,
+  }
+
+  const nextRun = deriveRun(run, nextStage, stages, now)
+  return { outcome: 'applied', stage: nextStage, run: nextRun ?? run, runChanged: nextRun !== undefined }
+}
+
+/** The run after a stage change, or `undefined` when the run does not change. */
+function deriveRun(run: RunState, stage: StageState, stages: StageCatalogue, now: Date): RunState | undefined {
+  // A finished run never changes its own status.
+  if (isFinalStatus(run.status)) return undefined
+  switch (stage.status) {
+    case 'FAILED':
+      return {
+        ...run,
+        status: 'FAILED',
+        error: stage.output ?? `Stage ${stage.stageNumber} (${stage.stageName}) failed`,
+        completedAt: stage.completedAt ?? now,
+        updatedAt: now,
+      }
+    case 'CANCELLED':
+      return { ...run, status: 'CANCELLED', completedAt: stage.completedAt ?? now, updatedAt: now }
+    case 'COMPLETED':
+      if (stage.stageNumber === lastStageNumber(stages)) {
+        return { ...run, status: 'COMPLETED', completedAt: stage.completedAt ?? now, updatedAt: now }
+      }
+      return run.status === 'PENDING' ? { ...run, status: 'PROCESSING', updatedAt: now } : undefined
+    case 'PROCESSING':
+      return run.status === 'PENDING' ? { ...run, status: 'PROCESSING', updatedAt: now } : undefined
+    case 'PENDING':
+      return undefined
+  }
+}
+
+/** Inputs of {@link decideCompletion}. */
+export interface CompletionInput {
+  run: RunState
+  body: CompleteRun
+  now: Date
+}
+
+/**
+ * Decides what an explicit `/complete` does. The first accepted completion of a run is
+ * `applied` (and runs the app's hook), also when the stages already finished the run with
+ * the same status: "already COMPLETED" never means "results already saved".
+ */
+export function decideCompletion({ run, body, now }: CompletionInput): CompletionDecision {
+  if (isFinalStatus(run.status)) {
+    if (run.status !== body.status) {
+      return {
+        outcome: 'conflict',
+        code: 'run_finished',
+        detail: `Run ${run.id} is ${run.status} and cannot be completed as ${body.status}`,
+      }
+    }
+    if (run.completionReceivedAt !== null) return { outcome: 'duplicate', run }
+    return {
+      outcome: 'applied',
+      run: { ...run, error: run.error ?? body.error ?? null, completionReceivedAt: now, updatedAt: now },
+      runCompletionHook: true,
+    }
+  }
+  return {
+    outcome: 'applied',
+    run: {
+      ...run,
+      status: body.status,
+      error: body.error ?? null,
+      completedAt: body.completedAt ? timestampToDate(body.completedAt) : now,
+      completionReceivedAt: now,
+      updatedAt: now,
+    },
+    runCompletionHook: true,
+  }
+}

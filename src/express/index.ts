@@ -1,0 +1,6 @@
+/**
+ * Express 5 router.
+ *
+ * @module pipeline-status-sdk/express
+ */
+export {}

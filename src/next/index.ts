@@ -1,0 +1,6 @@
+/**
+ * Next.js App Router route handlers.
+ *
+ * @module pipeline-status-sdk/next
+ */
+export {}

@@ -1,0 +1,23 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vitest/config'
+
+const src = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+
+export default defineConfig({
+  resolve: {
+    // Tests import the package by its public name, as users do. Longest subpaths first.
+    alias: [
+      { find: /^pipeline-status-sdk\/client$/, replacement: src('./src/client/index.ts') },
+      { find: /^pipeline-status-sdk\/server$/, replacement: src('./src/server/index.ts') },
+      { find: /^pipeline-status-sdk\/next$/, replacement: src('./src/next/index.ts') },
+      { find: /^pipeline-status-sdk\/express$/, replacement: src('./src/express/index.ts') },
+      { find: /^pipeline-status-sdk\/msw$/, replacement: src('./mock-server/index.ts') },
+      { find: /^pipeline-status-sdk$/, replacement: src('./src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['src/**/*.test.ts', 'mock-server/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+  },
+})
