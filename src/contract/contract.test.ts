@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest'
+import { PYTHON_RUNNER_PAYLOADS } from '../../test/support/fixtures.js'
+import {
+  CreateRun,
+  DEFAULT_STAGES,
+  PayloadValidationError,
+  Problem,
+  createProblem,
+  defineStages,
+  assertStageCatalogue,
+  isPayloadValidationError,
+  matchRoute,
+  parseCompleteRun,
+  parseCreateRun,
+  parseStageUpdate,
+  routePath,
+  safeParseCompleteRun,
+  safeParseStageUpdate,
+  timestampToDate,
+} from '../index.js'
+
+describe('stage update', () => {
+  it('accepts every payload the Python runner sends, unchanged', () => {
+    for (const payload of [
+      PYTHON_RUNNER_PAYLOADS.processing,
+      PYTHON_RUNNER_PAYLOADS.completedJson,
+      PYTHON_RUNNER_PAYLOADS.completedMarkdown,
+      PYTHON_RUNNER_PAYLOADS.failed,
+    ]) {
+      expect(parseStageUpdate(payload, DEFAULT_STAGES)).toEqual(payload)
+    }
+  })
+
+  it('keeps output byte for byte, as a JSON string and as markdown', () => {
+    const json = parseStageUpdate(PYTHON_RUNNER_PAYLOADS.completedJson)
+    expect(JSON.parse(json.output ?? '')).toEqual({ signals: [{ id: 1, text: 'Gen Z wants éclairs' }], count: 1 })
+    expect(parseStageUpdate(PYTHON_RUNNER_PAYLOADS.completedMarkdown).output).toBe(
+      PYTHON_RUNNER_PAYLOADS.completedMarkdown.output,
+    )
+  })
+
+  it('accepts microsecond timestamps and reads ones without an offset as UTC', () => {
+    expect(timestampToDate('2025-10-25T14:03:11.123456Z').toISOString()).toBe('2025-10-25T14:03:11.123Z')
+    const naive = parseStageUpdate({ ...PYTHON_RUNNER_PAYLOADS.completedJson, completedAt: '2025-10-25T14:03:11.123456' })
+    expect(timestampToDate(naive.completedAt ?? '').toISOString()).toBe('2025-10-25T14:03:11.123Z')
+    expect(timestampToDate('2025-10-25T16:03:11+02:00').toISOString()).toBe('2025-10-25T14:03:11.000Z')
+  })
+
+  it('accepts null output and completedAt, as Python None serialises', () => {
+    expect(parseStageUpdate({ stageNumber: 2, stageName: 'x', status: 'PROCESSING', output: null, completedAt: null }).output).toBeNull()
+  })
+
+  it('names each failing field and why', () => {
+    const result = safeParseStageUpdate({ stageNumber: 0, stageName: '', status: 'DONE', completedAt: 'yesterday' })
+    expect(result.success).toBe(false)
+    const fields = result.error?.issues.map((i) => i.path.join('.')).sort()
+    expect(fields).toEqual(['completedAt', 'stageName', 'stageNumber', 'status'])
+  })
+
+  it('checks stageNumber against the catalogue only when one is given', () => {
+    const six = { stageNumber: 6, stageName: 'Extra', status: 'PROCESSING' }
+    expect(parseStageUpdate(six).stageNumber).toBe(6)
+    expect(() => parseStageUpdate(six, DEFAULT_STAGES)).toThrow(/stageNumber: stageNumber must be between 1 and 5/)
+  })
+
+  it('throws a PayloadValidationError with field errors', () => {
+    let caught: unknown
+    try {
+      parseStageUpdate({ stageNumber: 1.5, stageName: 'x', status: 'PROCESSING' })
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(PayloadValidationError)
+    expect(isPayloadValidationError(caught)).toBe(true)
+    expect((caught as PayloadValidationError).fieldErrors).toEqual([
+      { field: 'stageNumber', message: expect.stringMatching(/int/i) },
+    ])
+  })
+
+  it('rejects a body that is not an object', () => {
+    for (const body of [null, [], 'x', 3]) expect(safeParseStageUpdate(body).success).toBe(false)
+  })
+})
+
+describe('completion and creation', () => {
+  it('keeps app-specific fields of the original /complete body', () => {
+    const body = parseCompleteRun(PYTHON_RUNNER_PAYLOADS.complete)
+    expect(body.opportunities).toEqual([{ title: 'Pastry pop-ups', score: 0.92 }])
+    expect(body.fullReportMarkdown).toBe('# Report\n\nAll good.')
+  })
+
+  it('rejects PROCESSING and negative durations', () => {
+    expect(safeParseCompleteRun({ status: 'PROCESSING' }).success).toBe(false)
+    expect(safeParseCompleteRun({ status: 'FAILED', duration: -1 }).success).toBe(false)
+  })
+
+  it('allows an empty creation body and restricts ids to URL-safe characters', () => {
+    expect(parseCreateRun({})).toEqual({})
+    expect(parseCreateRun({ id: 'run_2025-10-25:a.b~c' }).id).toBe('run_2025-10-25:a.b~c')
+    expect(CreateRun.safeParse({ id: 'a/b' }).success).toBe(false)
+    expect(CreateRun.safeParse({ id: 'x'.repeat(129) }).success).toBe(false)
+  })
+})
+
+describe('stages', () => {
+  it('has the original five-stage catalogue', () => {
+    expect(DEFAULT_STAGES.map((s) => s.name)).toEqual([
+      'Input Processing',
+      'Signal Amplification',
+      'General Translation',
+      'Brand Contextualization',
+      'Opportunity Generation',
+    ])
+    expect(DEFAULT_STAGES.map((s) => s.number)).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it('builds and checks catalogues', () => {
+    expect(defineStages(['a', 'b'])).toEqual([{ number: 1, name: 'a' }, { number: 2, name: 'b' }])
+    expect(() => defineStages([])).toThrow(TypeError)
+    expect(() => defineStages(['a', ' '])).toThrow(/Stage 2/)
+    expect(() => assertStageCatalogue([{ number: 2, name: 'a' }])).toThrow(/entry 0/)
+  })
+})
+
+describe('routes', () => {
+  it('builds and matches every route, under any base path', () => {
+    for (const base of ['/api/pipeline', '/hooks/status/', 'x']) {
+      expect(matchRoute(routePath('createRun', undefined, base), base)).toEqual({ route: 'createRun' })
+      for (const route of ['stageUpdate', 'status', 'complete'] as const) {
+        expect(matchRoute(routePath(route, 'run/1 ü', base), base)).toEqual({ route, runId: 'run/1 ü' })
+      }
+    }
+  })
+
+  it('matches nothing outside the routes', () => {
+    for (const path of ['/api/pipeline', '/api/pipeline/', '/api/pipelines/r/status', '/api/pipeline/r/other', '/api/pipeline/r/status/x', '/api/pipeline/%E0%A4%A/status', '/api/pipeline//status']) {
+      expect(matchRoute(path)).toBeUndefined()
+    }
+  })
+})
+
+describe('problems', () => {
+  it('builds problem bodies with a stable type and code', () => {
+    const problem = createProblem('run_finished', { detail: 'Run r is COMPLETED' })
+    expect(Problem.parse(problem)).toEqual({
+      type: 'urn:pipeline-status-sdk:problem:run-finished',
+      title: 'The run is finished and cannot take this update',
+      status: 409,
+      code: 'run_finished',
+      detail: 'Run r is COMPLETED',
+    })
+  })
+})

@@ -1,0 +1,303 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { CompleteRun, StageUpdate } from '../contract/index.js'
+import { DEFAULT_STAGES, defineStages, type StageCatalogue, isFinalStatus } from '../contract/index.js'
+import { decideCompletion, decideStageUpdate } from './state-machine.js'
+import { newRun, type RunState, type StageState } from './state.js'
+
+const NOW = new Date('2026-01-01T00:00:00.000Z')
+const LATER = new Date('2026-01-01T00:00:05.000Z')
+
+type Event = { kind: 'stage'; update: StageUpdate } | { kind: 'complete'; body: CompleteRun }
+interface World {
+  run: RunState
+  stages: Map<number, StageState>
+}
+
+const RANK = { PENDING: 0, PROCESSING: 1, COMPLETED: 2, FAILED: 2, CANCELLED: 2 } as const
+
+function world(): World {
+  return { run: newRun('r', NOW), stages: new Map() }
+}
+
+/** Applies one event to a world the way a store does, and says what happened. */
+function apply(w: World, event: Event, catalogue: StageCatalogue = DEFAULT_STAGES, now = NOW): string {
+  if (event.kind === 'complete') {
+    const d = decideCompletion({ run: w.run, body: event.body, now })
+    if (d.outcome === 'applied') w.run = d.run
+    return d.outcome
+  }
+  const d = decideStageUpdate({
+    run: w.run,
+    stage: w.stages.get(event.update.stageNumber),
+    update: event.update,
+    stages: catalogue,
+    now,
+  })
+  if (d.outcome === 'applied') {
+    w.stages.set(d.stage.stageNumber, d.stage)
+    w.run = d.run
+  }
+  return d.outcome
+}
+
+function snapshot(w: World) {
+  return { run: w.run, stages: [...w.stages.values()].sort((a, b) => a.stageNumber - b.stageNumber) }
+}
+
+const stageUpdate = (stages: number) =>
+  fc.record({
+    stageNumber: fc.integer({ min: 1, max: stages }),
+    status: fc.constantFrom('PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED' as const),
+    output: fc.option(fc.string({ maxLength: 8 }), { nil: undefined }),
+  }).map(({ stageNumber, status, output }): Event => ({
+    kind: 'stage',
+    update: { stageNumber, stageName: `Stage ${stageNumber}`, status, ...(output === undefined ? {} : { output }) },
+  }))
+
+const completion: fc.Arbitrary<Event> = fc
+  .constantFrom('COMPLETED', 'FAILED', 'CANCELLED' as const)
+  .map((status) => ({ kind: 'complete', body: { status } }))
+
+const events = (stages: number) =>
+  fc.array(fc.oneof({ weight: 6, arbitrary: stageUpdate(stages) }, { weight: 1, arbitrary: completion }), {
+    maxLength: 40,
+  })
+
+describe('state machine properties', () => {
+  const catalogue = DEFAULT_STAGES
+
+  it('never moves a stage backwards or out of a final status', () => {
+    fc.assert(
+      fc.property(events(5), (seq) => {
+        const w = world()
+        for (const event of seq) {
+          const before = new Map(w.stages)
+          apply(w, event, catalogue)
+          for (const [n, prev] of before) {
+            const next = w.stages.get(n)
+            expect(next).toBeDefined()
+            expect(RANK[next!.status]).toBeGreaterThanOrEqual(RANK[prev.status])
+            if (isFinalStatus(prev.status)) expect(next).toBe(prev)
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('never changes a finished run’s status', () => {
+    fc.assert(
+      fc.property(events(5), (seq) => {
+        const w = world()
+        let finished: string | undefined
+        for (const event of seq) {
+          apply(w, event, catalogue)
+          if (finished) expect(w.run.status).toBe(finished)
+          else if (isFinalStatus(w.run.status)) finished = w.run.status
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('keeps every stage consistent with the run: failed or cancelled stages only in a run that ended so', () => {
+    fc.assert(
+      fc.property(events(5), (seq) => {
+        const w = world()
+        for (const event of seq) {
+          apply(w, event, catalogue)
+          for (const s of w.stages.values()) {
+            if (s.status === 'FAILED' || s.status === 'CANCELLED') expect(w.run.status).toBe(s.status)
+            if (s.status === 'COMPLETED' && s.stageNumber === catalogue.length) {
+              expect(isFinalStatus(w.run.status)).toBe(true)
+            }
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('treats an update sent twice in a row as a no-op', () => {
+    fc.assert(
+      fc.property(events(5), (seq) => {
+        const w = world()
+        for (const event of seq) {
+          apply(w, event, catalogue)
+          const before = snapshot(w)
+          const second = apply(w, event, catalogue, LATER)
+          expect(second).not.toBe('applied')
+          expect(snapshot(w)).toEqual(before)
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('gives the same result whatever retries of earlier updates arrive later', () => {
+    fc.assert(
+      fc.property(
+        events(5),
+        fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 20 }),
+        (seq, retries) => {
+          const clean = world()
+          for (const event of seq) apply(clean, event, catalogue)
+
+          // Insert copies of earlier events at later positions.
+          const withRetries = [...seq]
+          for (const [a, b] of retries) {
+            if (withRetries.length === 0) break
+            const from = a % withRetries.length
+            const to = from + 1 + (b % (withRetries.length - from))
+            withRetries.splice(to, 0, withRetries[from]!)
+          }
+          const retried = world()
+          for (const event of withRetries) apply(retried, event, catalogue)
+          expect(snapshot(retried)).toEqual(snapshot(clean))
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('ends the run exactly as the first finishing event says', () => {
+    const last = catalogue.length
+    fc.assert(
+      fc.property(events(5), (seq) => {
+        const w = world()
+        // An independent oracle: before the run ends, an update applies iff it moves its stage
+        // forward out of a non-final status; the first such finishing event decides the outcome.
+        const model = new Map<number, keyof typeof RANK>()
+        let expected: string | undefined
+        for (const event of seq) {
+          apply(w, event, catalogue)
+          if (expected) continue
+          if (event.kind === 'complete') {
+            expected = event.body.status
+            continue
+          }
+          const { stageNumber: n, status } = event.update
+          const current = model.get(n) ?? 'PENDING'
+          if (isFinalStatus(current) || RANK[status] <= RANK[current]) continue
+          model.set(n, status)
+          if (status === 'FAILED' || status === 'CANCELLED') expected = status
+          else if (status === 'COMPLETED' && n === last) expected = 'COMPLETED'
+        }
+        if (expected) expect(w.run.status).toBe(expected)
+        else expect(isFinalStatus(w.run.status)).toBe(false)
+        expect(w.run.completedAt !== null).toBe(expected !== undefined)
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('works for any catalogue size', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), (size) => {
+        const stages = defineStages(Array.from({ length: size }, (_, i) => `s${i + 1}`))
+        const w = world()
+        for (let n = 1; n <= size; n++) {
+          apply(w, { kind: 'stage', update: { stageNumber: n, stageName: `s${n}`, status: 'PROCESSING' } }, stages)
+          expect(w.run.status).toBe('PROCESSING')
+          apply(w, { kind: 'stage', update: { stageNumber: n, stageName: `s${n}`, status: 'COMPLETED' } }, stages)
+        }
+        expect(w.run.status).toBe('COMPLETED')
+      }),
+    )
+  })
+})
+
+describe('state machine examples (the original handlers’ defects)', () => {
+  const stage = (stageNumber: number, status: StageUpdate['status'], output?: string): Event => ({
+    kind: 'stage',
+    update: { stageNumber, stageName: `Stage ${stageNumber}`, status, ...(output === undefined ? {} : { output }) },
+  })
+
+  it('initialising marks the run PROCESSING', () => {
+    const w = world()
+    expect(apply(w, stage(1, 'PROCESSING'))).toBe('applied')
+    expect(w.run.status).toBe('PROCESSING')
+    expect(w.stages.get(1)?.status).toBe('PROCESSING')
+  })
+
+  it('a late PROCESSING never wipes a COMPLETED stage’s output', () => {
+    const w = world()
+    apply(w, stage(2, 'PROCESSING', ''))
+    apply(w, stage(2, 'COMPLETED', '{"a":1}'))
+    expect(apply(w, stage(2, 'PROCESSING', ''))).toBe('stale')
+    expect(w.stages.get(2)).toMatchObject({ status: 'COMPLETED', output: '{"a":1}' })
+  })
+
+  it('a final update without output keeps what PROCESSING stored', () => {
+    const w = world()
+    apply(w, stage(2, 'PROCESSING', 'partial'))
+    apply(w, stage(2, 'COMPLETED'))
+    expect(w.stages.get(2)?.output).toBe('partial')
+  })
+
+  it('a late FAILED never turns a COMPLETED run FAILED', () => {
+    const w = world()
+    apply(w, stage(5, 'COMPLETED', 'report'))
+    expect(w.run.status).toBe('COMPLETED')
+    expect(apply(w, stage(3, 'FAILED', 'boom'))).toBe('conflict')
+    expect(w.run.status).toBe('COMPLETED')
+    expect(w.stages.has(3)).toBe(false)
+  })
+
+  it('fills in a late stage that agrees with the outcome', () => {
+    const w = world()
+    apply(w, stage(5, 'COMPLETED', 'five'))
+    expect(apply(w, stage(4, 'COMPLETED', 'four'))).toBe('applied')
+    expect(w.stages.get(4)).toMatchObject({ status: 'COMPLETED', output: 'four' })
+    expect(apply(w, stage(3, 'PROCESSING'))).toBe('stale')
+    expect(w.stages.has(3)).toBe(false)
+  })
+
+  it('/complete cannot overwrite FAILED or CANCELLED with COMPLETED', () => {
+    for (const status of ['FAILED', 'CANCELLED'] as const) {
+      const w = world()
+      apply(w, stage(2, status, 'x'))
+      expect(apply(w, { kind: 'complete', body: { status: 'COMPLETED' } })).toBe('conflict')
+      expect(w.run.status).toBe(status)
+    }
+  })
+
+  it('the first /complete after auto-completion is applied once, so its results are stored', () => {
+    const w = world()
+    apply(w, stage(5, 'COMPLETED'))
+    const d1 = decideCompletion({ run: w.run, body: { status: 'COMPLETED' }, now: LATER })
+    expect(d1).toMatchObject({ outcome: 'applied', runCompletionHook: true })
+    if (d1.outcome === 'applied') w.run = d1.run
+    expect(w.run.completedAt).toEqual(NOW)
+    expect(w.run.completionReceivedAt).toEqual(LATER)
+    expect(decideCompletion({ run: w.run, body: { status: 'COMPLETED' }, now: LATER }).outcome).toBe('duplicate')
+  })
+
+  it('a FAILED stage sets the run error from its output', () => {
+    const w = world()
+    apply(w, stage(3, 'FAILED', 'model timed out'))
+    expect(w.run).toMatchObject({ status: 'FAILED', error: 'model timed out' })
+    const v = world()
+    apply(v, stage(3, 'FAILED'))
+    expect(v.run.error).toBe('Stage 3 (Stage 3) failed')
+  })
+
+  it('a stage in one final status cannot take another', () => {
+    const w = world()
+    apply(w, stage(2, 'COMPLETED'))
+    expect(apply(w, stage(2, 'FAILED'))).toBe('conflict')
+    expect(w.stages.get(2)?.status).toBe('COMPLETED')
+  })
+
+  it('uses the runner’s completedAt when it sends one', () => {
+    const w = world()
+    apply(w, { kind: 'stage', update: { stageNumber: 5, stageName: 'x', status: 'COMPLETED', completedAt: '2025-10-25T14:03:11.123456Z' } })
+    expect(w.stages.get(5)?.completedAt?.toISOString()).toBe('2025-10-25T14:03:11.123Z')
+    expect(w.run.completedAt?.toISOString()).toBe('2025-10-25T14:03:11.123Z')
+  })
+
+  it('refuses a stage number outside the catalogue', () => {
+    expect(() => apply(world(), stage(6, 'PROCESSING'))).toThrow(RangeError)
+  })
+})

@@ -1,0 +1,113 @@
+/**
+ * Tests what users install: builds the package, then imports every subpath by its public
+ * name with both `import()` and `require()` from a folder outside the repo, and checks that
+ * the runner's entry pulls in no Prisma, pg, server or framework code.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtemp, mkdir, readFile, rm, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { build } from 'esbuild'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
+  exports: Record<string, unknown>
+}
+const subpaths = Object.keys(pkg.exports)
+  .filter((key) => key !== './package.json')
+  .map((key) => (key === '.' ? 'pipeline-status-sdk' : `pipeline-status-sdk/${key.slice(2)}`))
+
+let consumer: string
+
+beforeAll(async () => {
+  await run(process.execPath, [join(root, 'node_modules/tsup/dist/cli-default.js')], { cwd: root })
+  consumer = await mkdtemp(join(tmpdir(), 'pss-consumer-'))
+  await mkdir(join(consumer, 'node_modules'))
+  await symlink(root, join(consumer, 'node_modules/pipeline-status-sdk'), 'dir')
+}, 180_000)
+
+afterAll(async () => {
+  if (consumer) await rm(consumer, { recursive: true, force: true })
+})
+
+async function node(code: string, type: 'module' | 'commonjs') {
+  const { stdout } = await run(process.execPath, [`--input-type=${type}`, '-e', code], { cwd: consumer })
+  return JSON.parse(stdout) as Record<string, string[]>
+}
+
+describe('the built package', () => {
+  it('lists six entry points', () => {
+    expect(subpaths).toEqual([
+      'pipeline-status-sdk',
+      'pipeline-status-sdk/client',
+      'pipeline-status-sdk/server',
+      'pipeline-status-sdk/next',
+      'pipeline-status-sdk/express',
+      'pipeline-status-sdk/msw',
+    ])
+  })
+
+  it('imports every subpath with import() and require(), with the same exports', async () => {
+    const names = JSON.stringify(subpaths)
+    const esm = await node(
+      `const out = {}; for (const s of ${names}) out[s] = Object.keys(await import(s)).sort(); console.log(JSON.stringify(out))`,
+      'module',
+    )
+    const cjs = await node(
+      `const out = {}; for (const s of ${names}) out[s] = Object.keys(require(s)).filter(k => k !== '__esModule').sort(); console.log(JSON.stringify(out))`,
+      'commonjs',
+    )
+    expect(cjs).toEqual(esm)
+    expect(esm['pipeline-status-sdk']).toContain('parseStageUpdate')
+    expect(esm['pipeline-status-sdk/server']).toContain('MemoryStore')
+  })
+
+  it('shares one copy of the contract between entries', async () => {
+    const same = await node(
+      `const a = await import('pipeline-status-sdk'); const b = await import('pipeline-status-sdk/client');
+       console.log(JSON.stringify({ same: [String(a.PayloadValidationError === b.PayloadValidationError)] }))`,
+      'module',
+    )
+    expect(same).toEqual({ same: ['true'] })
+  })
+
+  it('keeps Prisma, pg, frameworks and server code out of the runner bundle', async () => {
+    const result = await build({
+      entryPoints: [join(root, 'dist/client/index.js')],
+      bundle: true,
+      write: false,
+      metafile: true,
+      platform: 'node',
+      format: 'esm',
+      logLevel: 'silent',
+    })
+    const inputs = Object.keys(result.metafile.inputs).map((file) => relative(root, join(root, file)))
+    expect(inputs.filter((file) => /node_modules\/(@prisma|prisma|pg|express|msw|@electric-sql)\//.test(file))).toEqual([])
+    const code = result.outputFiles.map((file) => file.text).join('\n')
+    // Markers that exist only in server-side code.
+    for (const marker of ['FOR UPDATE', '$transaction', 'createPipelineStatusHandlers', 'MemoryStore']) {
+      expect(code).not.toContain(marker)
+    }
+  })
+
+  it('keeps the runner source graph free of server modules', async () => {
+    const result = await build({
+      entryPoints: [join(root, 'src/client/index.ts')],
+      bundle: true,
+      write: false,
+      metafile: true,
+      platform: 'node',
+      format: 'esm',
+      logLevel: 'silent',
+    })
+    const inputs = Object.keys(result.metafile.inputs)
+    const local = inputs.filter((file) => !file.includes('node_modules'))
+    expect(local.length).toBeGreaterThan(0)
+    expect(local.filter((file) => !/^src\/(client|contract)\/|^src\/core\/webhook-signature\.ts$/.test(file))).toEqual([])
+    expect(dirname(local[0]!)).toMatch(/^src\//)
+  })
+})
