@@ -16,6 +16,8 @@ export default defineConfig({
     ],
   },
   test: {
+    // Generates the Prisma client the tests import when it is missing or older than the schema.
+    globalSetup: ['./test/setup/global-setup.ts'],
     include: ['src/**/*.test.ts', 'mock-server/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

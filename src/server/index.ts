@@ -5,3 +5,4 @@
  * @module pipeline-status-sdk/server
  */
 export * from '../core/index.js'
+export * from './prisma-store.js'

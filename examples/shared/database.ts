@@ -1,0 +1,159 @@
+/**
+ * Opens the database that the examples, the demo and the tests use: real PostgreSQL when a
+ * URL is given, otherwise embedded PostgreSQL (PGlite) on a data folder or in memory, so a
+ * fresh machine needs nothing installed. Either way the SQL in `prisma/migrations` (the same
+ * files users deploy with `prisma migrate deploy`) is applied before the client is returned.
+ *
+ * Pending migrations are recorded in Prisma's own `_prisma_migrations` table, in the format
+ * `prisma migrate deploy` reads, so a database prepared here can later be migrated by Prisma
+ * and the other way round.
+ *
+ * PGlite serves one connection, inside this process. A second process (a runner talking to
+ * the same embedded database) would need it served over a socket with
+ * `@electric-sql/pglite-socket`; nothing here does that yet.
+ */
+import { createHash, randomUUID } from 'node:crypto'
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PGlite } from '@electric-sql/pglite'
+import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
+import { PrismaPGlite } from 'pglite-prisma-adapter'
+import { PrismaClient } from '../../src/generated/prisma/client.js'
+
+/** The folder holding `<timestamp>_<name>/migration.sql`, as `prisma migrate` lays it out. */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations/', import.meta.url))
+
+/** Prisma Migrate's advisory lock key, so this and `prisma migrate deploy` never run at once. */
+const MIGRATION_LOCK_KEY = 72707369
+
+/** Options of {@link openDatabase}. */
+export interface OpenDatabaseOptions {
+  /** A PostgreSQL connection URL. Without it, PGlite is used. */
+  url?: string | undefined
+  /** PGlite's data folder (created if missing, kept between runs). Without it, PGlite runs in memory. Ignored with `url`. */
+  dataDir?: string | undefined
+  /**
+   * Connections in the pool of a PostgreSQL client. Ignored for PGlite, which has one.
+   * @default 10
+   */
+  poolSize?: number | undefined
+}
+
+/** An open database with its Prisma client. */
+export interface Database {
+  prisma: PrismaClient
+  kind: 'postgres' | 'pglite'
+  /** The PGlite instance, e.g. to serve it over a socket; only for `kind: 'pglite'`. */
+  pglite?: PGlite
+  /** Disconnects the client (and closes PGlite). */
+  close(): Promise<void>
+}
+
+/** The two statements migrations need, over either driver. */
+interface SqlSession {
+  query<Row>(sql: string, params?: unknown[]): Promise<Row[]>
+  /** Runs a script of several statements. */
+  exec(sql: string): Promise<void>
+}
+
+/**
+ * Opens a database and applies pending migrations.
+ *
+ * @example
+ * ```ts
+ * import { openDatabase } from '../shared/database.js'
+ * const db = await openDatabase({ url: process.env.DATABASE_URL, dataDir: '.data/pglite' })
+ * const runs = await db.prisma.pipelineRun.count()
+ * await db.close()
+ * ```
+ */
+export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
+  if (options.url) {
+    const client = new pg.Client({ connectionString: options.url })
+    await client.connect()
+    try {
+      await applyMigrations({
+        query: async (sql, params) => (await client.query(sql, params)).rows,
+        exec: async (sql) => void (await client.query(sql)),
+      })
+    } finally {
+      await client.end()
+    }
+    const prisma = new PrismaClient({
+      adapter: new PrismaPg({ connectionString: options.url, max: options.poolSize ?? 10 }),
+    })
+    return { prisma, kind: 'postgres', close: () => prisma.$disconnect() }
+  }
+
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true })
+  const pglite = options.dataDir ? new PGlite(options.dataDir) : new PGlite()
+  try {
+    await applyMigrations({
+      query: async (sql, params) => (await pglite.query(sql, params)).rows as never,
+      exec: async (sql) => void (await pglite.exec(sql)),
+    })
+  } catch (error) {
+    await pglite.close()
+    throw error
+  }
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) })
+  return {
+    prisma,
+    kind: 'pglite',
+    pglite,
+    close: async () => {
+      await prisma.$disconnect()
+      await pglite.close()
+    },
+  }
+}
+
+/** The migration folders in the order Prisma applies them (their names start with a timestamp). */
+export function listMigrations(dir: string = MIGRATIONS_DIR): Array<{ name: string; sql: string }> {
+  return readdirSync(dir)
+    .filter((name) => statSync(join(dir, name)).isDirectory())
+    .sort()
+    .map((name) => ({ name, sql: readFileSync(join(dir, name, 'migration.sql'), 'utf8') }))
+}
+
+async function applyMigrations(session: SqlSession): Promise<void> {
+  await session.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+  try {
+    // The table `prisma migrate deploy` creates, column for column.
+    await session.exec(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+      "id" VARCHAR(36) PRIMARY KEY NOT NULL,
+      "checksum" VARCHAR(64) NOT NULL,
+      "finished_at" TIMESTAMPTZ,
+      "migration_name" VARCHAR(255) NOT NULL,
+      "logs" TEXT,
+      "rolled_back_at" TIMESTAMPTZ,
+      "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
+      "applied_steps_count" INTEGER NOT NULL DEFAULT 0
+    )`)
+    const applied = await session.query<{ migration_name: string }>(
+      'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
+    )
+    const done = new Set(applied.map((row) => row.migration_name))
+    for (const migration of listMigrations()) {
+      if (done.has(migration.name)) continue
+      // One transaction per migration: a failing script leaves no half-applied schema behind.
+      await session.exec('BEGIN')
+      try {
+        await session.exec(migration.sql)
+        await session.query(
+          `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+           VALUES ($1, $2, now(), $3, 1)`,
+          [randomUUID(), createHash('sha256').update(migration.sql).digest('hex'), migration.name],
+        )
+        await session.exec('COMMIT')
+      } catch (error) {
+        await session.exec('ROLLBACK')
+        throw new Error(`Migration ${migration.name} failed`, { cause: error })
+      }
+    }
+  } finally {
+    await session.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+  }
+}

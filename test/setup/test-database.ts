@@ -1,0 +1,103 @@
+/**
+ * A fresh database for each caller: a throwaway database on the server in `DATABASE_URL`
+ * (created here, dropped by `close()`), or an in-memory PGlite when it is unset. Both get the
+ * SQL in `prisma/migrations`, exactly what users deploy.
+ */
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { type Database, openDatabase } from '../../examples/shared/database.js'
+
+/** A database that belongs to one test file or test. */
+export interface TestDatabase extends Database {
+  /** Its connection URL; only for `kind: 'postgres'`. */
+  url?: string
+}
+
+/** Options of {@link createTestDatabase}. */
+export interface TestDatabaseOptions {
+  /**
+   * Connections in the client's pool (PostgreSQL only; PGlite has one).
+   * @default 10
+   */
+  poolSize?: number
+}
+
+let announced = false
+
+/** Whether the tests run on real PostgreSQL (`DATABASE_URL` set) rather than PGlite. */
+export function usesPostgres(): boolean {
+  return Boolean(process.env['DATABASE_URL'])
+}
+
+/**
+ * Creates a database with every migration applied.
+ *
+ * @example
+ * ```ts
+ * const db = await createTestDatabase()
+ * afterAll(() => db.close())
+ * ```
+ */
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
+  const serverUrl = process.env['DATABASE_URL']
+  if (!serverUrl) {
+    announce('[test-db] using embedded PGlite in memory (set DATABASE_URL to use PostgreSQL)')
+    return openDatabase({})
+  }
+
+  announce(`[test-db] using PostgreSQL at ${redact(serverUrl)}`)
+  const name = `pss_test_${randomBytes(6).toString('hex')}`
+  await withAdmin(serverUrl, (admin) => admin.query(`CREATE DATABASE "${name}"`))
+  const url = withDatabase(serverUrl, name)
+  let db: Database
+  try {
+    db = await openDatabase({ url, poolSize: options.poolSize })
+  } catch (error) {
+    await dropDatabase(serverUrl, name)
+    throw error
+  }
+  return {
+    ...db,
+    url,
+    close: async () => {
+      try {
+        await db.close()
+      } finally {
+        await dropDatabase(serverUrl, name)
+      }
+    },
+  }
+}
+
+function announce(message: string): void {
+  if (announced) return
+  announced = true
+  console.info(message)
+}
+
+async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+  // FORCE: a test that failed midway may still hold connections.
+  await withAdmin(serverUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))
+}
+
+async function withAdmin<T>(serverUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: serverUrl })
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end()
+  }
+}
+
+function withDatabase(serverUrl: string, database: string): string {
+  const url = new URL(serverUrl)
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
+function redact(serverUrl: string): string {
+  const url = new URL(serverUrl)
+  if (url.password) url.password = '***'
+  return `${url.host}${url.pathname}`
+}
