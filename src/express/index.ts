@@ -1,6 +1,144 @@
 /**
- * Express 5 router.
+ * An Express 5 router over the Web-standard handlers of `pipeline-status-sdk/server`. Through
+ * the package's Node bridge it turns the Node request into a `Request` whose body streams the
+ * raw bytes (so signatures are checked over exactly what was sent and `maxBodyBytes` holds while
+ * reading), and streams the `Response` back.
+ *
+ * Frameworks that serve `fetch(request)` (Hono, Bun, Deno, Cloudflare Workers) need no adapter:
+ * use `createPipelineStatusHandlers(options).fetch`.
+ *
+ * @example
+ * ```ts
+ * import express from 'express'
+ * import { createExpressRouter } from 'pipeline-status-sdk/express'
+ *
+ * const app = express()
+ * app.use('/api/pipeline', createExpressRouter({ prisma }))
+ * app.listen(3000)
+ * ```
  *
  * @module pipeline-status-sdk/express
  */
-export {}
+import { type NextFunction, type Request as ExpressRequest, type Response as ExpressResponse, Router } from 'express'
+import { matchRoute } from '../contract/routes.js'
+import {
+  createPipelineStatusHandlers,
+  type PipelineStatusHandlers,
+  type PipelineStatusHandlersOptions,
+  type PrismaHandlersOptions,
+  type StoreHandlersOptions,
+} from '../server/handlers.js'
+import { toWebRequest, writeWebResponse } from '../server/node-bridge.js'
+import { problemResponse } from '../server/problem-response.js'
+import type { PrismaStoreClient } from '../server/prisma-store.js'
+
+/** Options of {@link createExpressRouter}, beyond those of the server handlers. */
+export interface ExpressRouterSettings {
+  /**
+   * What to do with a path under the mount point that is none of the four routes: answer 404
+   * `route_not_found` as problem+json (`false`), or pass it on to the app's next handlers (`true`),
+   * e.g. when the app serves its own routes under the same prefix.
+   * @default false
+   */
+  passUnmatched?: boolean | undefined
+}
+
+/**
+ * Options of {@link createExpressRouter}: those of `createPipelineStatusHandlers` except
+ * `basePath` (the router serves the routes wherever it is mounted) plus {@link ExpressRouterSettings}.
+ */
+export type ExpressRouterOptions<Tx = unknown> = DistributiveOmit<PipelineStatusHandlersOptions<Tx>, 'basePath'> &
+  ExpressRouterSettings
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+type WithoutBasePath<T> = Omit<T, 'basePath'>
+
+/** A request whose body a body parser may already have read, keeping the raw bytes or not. */
+interface MaybeParsedRequest extends ExpressRequest {
+  /** The raw body, as apps commonly keep it with `express.json({ verify })`. */
+  rawBody?: unknown
+}
+
+/**
+ * Creates an Express 5 router serving the four routes relative to where it is mounted:
+ * `app.use('/api/pipeline', createExpressRouter(options))` serves
+ * `POST /api/pipeline/{runId}/stage-update` and the rest.
+ *
+ * The router reads the raw body itself. If a body parser already read it (`express.json()`
+ * mounted before the router), it uses `req.rawBody` when the app keeps it
+ * (`express.json({ verify: (req, _res, buf) => { req.rawBody = buf } })`), else it serializes
+ * `req.body` again with `JSON.stringify`. That is byte-identical for compact JSON (what
+ * `JSON.stringify` and the SDK's client send), so signatures still verify; a sender that pretty-prints
+ * JSON (Python's default `json.dumps`) needs the `verify` hook, or the router mounted before the
+ * parser. Such a parser also applies its own limit (100 kB by default) and answers its own errors.
+ *
+ * @example
+ * ```ts
+ * import express from 'express'
+ * import { createExpressRouter } from 'pipeline-status-sdk/express'
+ * import { PrismaStore } from 'pipeline-status-sdk/server'
+ *
+ * const app = express()
+ * app.use('/api/pipeline', createExpressRouter({ store: new PrismaStore(prisma), secret: ['new', 'old'] }))
+ * app.use(express.json()) // after the router, or with `verify` keeping req.rawBody
+ * ```
+ */
+export function createExpressRouter<Client extends PrismaStoreClient>(
+  options: WithoutBasePath<PrismaHandlersOptions<Client>> & ExpressRouterSettings,
+): Router
+export function createExpressRouter<Tx>(options: WithoutBasePath<StoreHandlersOptions<Tx>> & ExpressRouterSettings): Router
+export function createExpressRouter(options: ExpressRouterOptions<unknown>): Router
+export function createExpressRouter(options: ExpressRouterOptions<unknown>): Router {
+  const { passUnmatched = false, ...rest } = options as ExpressRouterOptions<unknown> & { basePath?: unknown }
+  // Routes are matched relative to the mount point, so the handlers' own base is the root.
+  const handlers = createPipelineStatusHandlers({ ...rest, basePath: '' } as PipelineStatusHandlersOptions<unknown>)
+  const router = Router()
+  router.use((req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
+    if (passUnmatched && !matchRoute(req.path, '')) {
+      next()
+      return
+    }
+    void serve(handlers, req, res)
+  })
+  return router
+}
+
+async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, res: ExpressResponse): Promise<void> {
+  try {
+    const controller = new AbortController()
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort()
+    })
+    const request = toWebRequest(req, `${req.protocol}://${req.get('host') ?? 'localhost'}`, {
+      // The full URL, as the app sees it (for `authorize`); routing uses the mount-relative path.
+      path: req.originalUrl,
+      body: alreadyReadBody(req),
+      signal: controller.signal,
+    })
+    await writeWebResponse(res, await handlers.handle(request, req.path))
+  } catch {
+    // Only the adapter itself can get here (the handlers never throw): answer if still possible.
+    if (res.headersSent) return void res.destroy()
+    await writeWebResponse(res, problemResponse('internal_error', { detail: 'The request could not be processed' })).catch(() =>
+      res.destroy(),
+    )
+  }
+}
+
+/**
+ * The body as bytes when a body parser already consumed the stream, or `undefined` when the
+ * stream is still unread and can be passed on as it is.
+ */
+function alreadyReadBody(req: MaybeParsedRequest): Uint8Array | undefined {
+  // What body-parser itself checks (on-finished's isFinished) to skip a request already read.
+  const consumed = req.readableEnded || (req.complete && !req.readable)
+  if (!consumed || req.method === 'GET' || req.method === 'HEAD') return undefined
+  const raw = req.rawBody
+  if (typeof raw === 'string') return new TextEncoder().encode(raw)
+  if (raw instanceof Uint8Array) return raw
+  const body: unknown = req.body
+  if (body === undefined) return new Uint8Array(0)
+  if (typeof body === 'string') return new TextEncoder().encode(body)
+  if (body instanceof Uint8Array) return body
+  return new TextEncoder().encode(JSON.stringify(body))
+}

@@ -1,0 +1,94 @@
+/**
+ * The Express example as a function, so that the command line (`server.ts`), the demo and the
+ * tests can all start it in-process.
+ */
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import { createExpressRouter } from 'pipeline-status-sdk/express'
+import { openDatabase } from '../shared/database.js'
+
+/** Options of {@link startExpressExample}. */
+export interface ExpressExampleOptions {
+  /** The port to listen on; `0` picks a free one. */
+  port: number
+  /** The host to bind. @default '127.0.0.1' */
+  host?: string | undefined
+  /** A PostgreSQL URL. Without it, embedded PGlite is used. */
+  databaseUrl?: string | undefined
+  /** PGlite's data folder when there is no `databaseUrl`; without it PGlite keeps data in memory. */
+  dataDir?: string | undefined
+  /** The webhook secret(s) the runner sends in `X-Webhook-Secret`. */
+  secret: string | string[]
+  /** Where the example reports what it does. @default console */
+  log?: Pick<Console, 'info' | 'warn' | 'error'> | undefined
+}
+
+/** A running example. */
+export interface ExpressExample {
+  /** The routes' base URL, e.g. `http://127.0.0.1:3000/api/pipeline`. */
+  url: string
+  port: number
+  /** Which database it uses. */
+  database: 'postgres' | 'pglite'
+  /** Stops accepting requests, waits for open ones, closes the database. */
+  close(): Promise<void>
+}
+
+/**
+ * Starts the example: an Express app serving the four routes under `/api/pipeline`, on
+ * PostgreSQL or embedded PGlite with the migrations applied.
+ *
+ * @example
+ * ```ts
+ * const example = await startExpressExample({ port: 3000, secret: process.env.WEBHOOK_SECRET! })
+ * console.log(example.url)
+ * await example.close()
+ * ```
+ */
+export async function startExpressExample(options: ExpressExampleOptions): Promise<ExpressExample> {
+  const log = options.log ?? console
+  const db = await openDatabase({ url: options.databaseUrl, dataDir: options.dataDir })
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(
+    '/api/pipeline',
+    createExpressRouter({
+      prisma: db.prisma,
+      secret: options.secret,
+      logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
+      // Where an app stores the run's results; here the example only reports them.
+      onRunCompleted: (_tx, run, payload) => {
+        const extra = Object.keys(payload).filter((key) => !['status', 'completedAt', 'duration', 'error'].includes(key))
+        log.info(`[express-example] run ${run.id} ${run.status}${extra.length ? ` with ${extra.join(', ')}` : ''}`)
+      },
+    }),
+  )
+  app.get('/healthz', (_req, res) => void res.json({ ok: true, database: db.kind }))
+
+  const host = options.host ?? '127.0.0.1'
+  let server: Server
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      const listening = app.listen(options.port, host, (error?: Error) => (error ? reject(error) : resolve(listening)))
+    })
+  } catch (error) {
+    await db.close()
+    throw error
+  }
+  const { port } = server.address() as AddressInfo
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/api/pipeline`,
+    port,
+    database: db.kind,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve())
+          server.closeIdleConnections()
+        })
+        await db.close()
+      })()),
+  }
+}

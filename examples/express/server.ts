@@ -1,0 +1,60 @@
+/**
+ * The Express example from the command line: `npm run example:express`.
+ *
+ * Environment:
+ * - `PORT` (default 3000)
+ * - `WEBHOOK_SECRET`, comma-separated for rotation (unset: a demo secret, loudly logged)
+ * - `DATABASE_URL` (unset: embedded PGlite with its data in `./.data/express-example`,
+ *   or in `DATA_DIR` when set)
+ */
+import { startExpressExample } from './app.js'
+
+const DEMO_SECRET = 'demo-secret-do-not-use-in-production'
+
+const port = Number(process.env['PORT'] ?? 3000)
+if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  console.error(`PORT must be a port number, got ${process.env['PORT']}`)
+  process.exit(1)
+}
+
+let secret = (process.env['WEBHOOK_SECRET'] ?? '')
+  .split(',')
+  .map((part) => part.trim())
+  .filter((part) => part !== '')
+if (secret.length === 0) {
+  secret = [DEMO_SECRET]
+  console.warn(
+    [
+      '',
+      '!!! WEBHOOK_SECRET is not set. This example uses the DEMO secret:',
+      `!!!   X-Webhook-Secret: ${DEMO_SECRET}`,
+      '!!! Anyone who reads this can write to the example. Set WEBHOOK_SECRET for anything real.',
+      '',
+    ].join('\n'),
+  )
+}
+
+const databaseUrl = process.env['DATABASE_URL'] || undefined
+const dataDir = databaseUrl ? undefined : (process.env['DATA_DIR'] ?? '.data/express-example')
+
+const example = await startExpressExample({ port, databaseUrl, dataDir, secret })
+console.info(
+  `[express-example] listening on ${example.url} (${example.database === 'postgres' ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`})`,
+)
+console.info(`[express-example] try: curl -X POST ${example.url}/runs -H 'X-Webhook-Secret: …' -H 'Content-Type: application/json' -d '{}'`)
+
+let stopping = false
+const stop = (signal: string) => {
+  if (stopping) return
+  stopping = true
+  console.info(`[express-example] ${signal}: stopping`)
+  example.close().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error('[express-example] failed to stop cleanly', error)
+      process.exit(1)
+    },
+  )
+}
+process.once('SIGINT', () => stop('SIGINT'))
+process.once('SIGTERM', () => stop('SIGTERM'))

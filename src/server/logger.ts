@@ -1,0 +1,37 @@
+/**
+ * Where the handlers report what they cannot answer with a status code alone: errors behind a
+ * 500, an unreachable database behind a 503, a refused signature. `console` fits, as do pino
+ * and winston loggers.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+ * const handlers = createPipelineStatusHandlers({ store, logger: console })
+ * ```
+ */
+export interface HandlerLogger {
+  debug?(message: string, details?: Record<string, unknown>): void
+  info?(message: string, details?: Record<string, unknown>): void
+  warn(message: string, details?: Record<string, unknown>): void
+  error(message: string, details?: Record<string, unknown>): void
+}
+
+/** The default logger: unexpected errors to `console.error`, nothing else. */
+export const errorsOnlyLogger: HandlerLogger = Object.freeze({
+  warn: () => {},
+  error: (message: string, details?: Record<string, unknown>) => console.error(message, details ?? ''),
+})
+
+/** Wraps a logger so that a logger that throws can never turn an answer into a crash. */
+export function safeLogger(logger: HandlerLogger): Required<HandlerLogger> {
+  const call =
+    (level: keyof HandlerLogger) =>
+    (message: string, details?: Record<string, unknown>): void => {
+      try {
+        logger[level]?.call(logger, message, details)
+      } catch {
+        // A broken logger must not change the response.
+      }
+    }
+  return { debug: call('debug'), info: call('info'), warn: call('warn'), error: call('error') }
+}

@@ -1,0 +1,124 @@
+/**
+ * The bridge between Node's `http` objects and the Fetch API, for the Express adapter and the
+ * mock server: the one module that touches Node streams. Not exported from
+ * `pipeline-status-sdk/server`, which must stay free of Node imports for edge runtimes.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web'
+
+/** Options of {@link toWebRequest}. */
+export interface ToWebRequestOptions {
+  /**
+   * The path and query to put after the origin.
+   * @default req.url
+   */
+  path?: string | undefined
+  /**
+   * The body to send instead of the request's own stream, e.g. when a body parser already
+   * read it. Content-Length, Transfer-Encoding and Content-Encoding are dropped then, as they
+   * describe the original bytes.
+   */
+  body?: Uint8Array | undefined
+  /** Aborts the `Request` (e.g. when the client went away). */
+  signal?: AbortSignal | undefined
+}
+
+/**
+ * A `Request` for a Node request: its method, headers (as sent, repeated ones included) and a
+ * body that streams the raw bytes as the handler reads them. Reading stops when the handler
+ * cancels (a body over the limit) without destroying the socket the answer still has to use.
+ */
+export function toWebRequest(req: IncomingMessage, origin: string, options: ToWebRequestOptions = {}): Request {
+  const headers = new Headers()
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    try {
+      headers.append(req.rawHeaders[i] as string, req.rawHeaders[i + 1] as string)
+    } catch {
+      // A header the Fetch API refuses cannot matter to these routes.
+    }
+  }
+  const method = req.method ?? 'GET'
+  const init: RequestInit & { duplex?: 'half' } = { method, headers }
+  if (options.signal) init.signal = options.signal
+  if (method !== 'GET' && method !== 'HEAD') {
+    if (options.body) {
+      headers.delete('content-length')
+      headers.delete('transfer-encoding')
+      headers.delete('content-encoding')
+      init.body = new Uint8Array(options.body)
+    } else {
+      init.body = nodeStreamToWeb(req)
+      init.duplex = 'half'
+    }
+  }
+  return new Request(requestUrl(origin, options.path ?? req.url ?? '/'), init)
+}
+
+/**
+ * Writes a `Response` to a Node response: status, headers (each `Set-Cookie` apart) and the
+ * body, streamed with backpressure. No body for `HEAD`.
+ */
+export async function writeWebResponse(res: ServerResponse, response: Response): Promise<void> {
+  res.statusCode = response.status
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') res.setHeader(name, value)
+  })
+  const cookies = response.headers.getSetCookie()
+  if (cookies.length > 0) res.setHeader('set-cookie', cookies)
+  if (response.body === null || res.req?.method === 'HEAD') {
+    res.end()
+    return
+  }
+  await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res)
+}
+
+function requestUrl(origin: string, path: string): string {
+  try {
+    return new URL(path, origin).toString()
+  } catch {
+    // A Host header that makes no URL: keep the path, which is what routing needs.
+    return new URL(path.replace(/^\/*/, '/'), 'http://localhost').toString()
+  }
+}
+
+function nodeStreamToWeb(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let cleanup = (): void => {}
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      const onData = (chunk: Buffer | string) => {
+        controller.enqueue(typeof chunk === 'string' ? new TextEncoder().encode(chunk) : new Uint8Array(chunk))
+        if ((controller.desiredSize ?? 0) <= 0) req.pause()
+      }
+      const onEnd = () => {
+        cleanup()
+        controller.close()
+      }
+      const onError = (error: Error) => {
+        cleanup()
+        controller.error(error)
+      }
+      const onAborted = () => onError(new Error('The request was aborted'))
+      cleanup = () => {
+        req.off('data', onData)
+        req.off('end', onEnd)
+        req.off('error', onError)
+        req.off('aborted', onAborted)
+      }
+      req.on('data', onData)
+      req.once('end', onEnd)
+      req.once('error', onError)
+      req.once('aborted', onAborted)
+      req.pause()
+    },
+    pull() {
+      req.resume()
+    },
+    cancel() {
+      cleanup()
+      // Let Node discard the rest of the upload; destroying the request would also close the socket.
+      req.resume()
+    },
+  })
+}

@@ -1,0 +1,77 @@
+import { PROBLEM_CONTENT_TYPE } from '../contract/headers.js'
+import { createProblem, type FieldError, type ProblemCode } from '../contract/problem.js'
+
+/** Extra members of a problem body. */
+export interface ProblemExtras {
+  detail?: string
+  errors?: FieldError[]
+  [key: string]: unknown
+}
+
+/**
+ * An `application/problem+json` response for a contract error code, with its status, title
+ * and type filled in.
+ *
+ * @example
+ * ```ts
+ * import { problemResponse } from 'pipeline-status-sdk/server'
+ * return problemResponse('forbidden', { detail: 'You do not own this run' })
+ * ```
+ */
+export function problemResponse(code: ProblemCode, extras: ProblemExtras = {}, headers: HeadersInit = {}): Response {
+  const problem = createProblem(code, extras)
+  const responseHeaders = new Headers(headers)
+  responseHeaders.set('Content-Type', PROBLEM_CONTENT_TYPE)
+  responseHeaders.set('Cache-Control', 'no-store')
+  return new Response(JSON.stringify(problem), { status: problem.status, headers: responseHeaders })
+}
+
+/** A `200`/`201` JSON response that no cache keeps (run status changes all the time). */
+export function jsonResponse(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' },
+  })
+}
+
+/**
+ * Thrown inside the handlers (or by the app's `authorize` hook) to stop with a problem
+ * response; the handlers catch it and answer with {@link HttpProblemError.getResponse}, so it
+ * never reaches the framework.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers, HttpProblemError } from 'pipeline-status-sdk/server'
+ * const handlers = createPipelineStatusHandlers({
+ *   store,
+ *   authorize: async (request) => {
+ *     const session = await getSession(request)
+ *     if (!session) throw new HttpProblemError('unauthorized', { detail: 'Sign in first' })
+ *     return session.isAdmin
+ *   },
+ * })
+ * ```
+ */
+export class HttpProblemError extends Error {
+  override readonly name = 'HttpProblemError' as const
+  readonly code: ProblemCode
+  readonly extras: ProblemExtras
+  readonly headers: HeadersInit
+
+  constructor(code: ProblemCode, extras: ProblemExtras = {}, headers: HeadersInit = {}) {
+    super(extras.detail ?? code)
+    this.code = code
+    this.extras = extras
+    this.headers = headers
+  }
+
+  /** The problem as a response. */
+  getResponse(): Response {
+    return problemResponse(this.code, this.extras, this.headers)
+  }
+}
+
+/** Whether a value is an {@link HttpProblemError}, also across realms and dual builds. */
+export function isHttpProblemError(error: unknown): error is HttpProblemError {
+  return error instanceof Error && error.name === 'HttpProblemError' && typeof (error as HttpProblemError).getResponse === 'function'
+}

@@ -1,0 +1,101 @@
+/**
+ * The runnable Express example: in-process through `startExpressExample` (on the test
+ * database), and as `npm run example:express` runs it, in a child process on embedded PGlite
+ * with the demo secret, stopped with SIGTERM.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ExpressExample, startExpressExample } from '../../examples/express/app.js'
+import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
+import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
+import { Api, buildRequest, expectProblem } from './contract-scenarios.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+describe('examples/express in-process', () => {
+  let db: TestDatabase
+  let example: ExpressExample
+  const logs: string[] = []
+  const log = { info: (m: string) => void logs.push(m), warn: (m: string) => void logs.push(m), error: (m: string) => void logs.push(m) }
+
+  beforeAll(async () => {
+    db = await createTestDatabase()
+    example = await startExpressExample({ port: 0, secret: 'example-secret', databaseUrl: db.url, log })
+  })
+  afterAll(async () => {
+    await example?.close()
+    await db?.close()
+  })
+
+  it('serves the four routes under /api/pipeline and reports completed runs', async () => {
+    const api = new Api({ send: (spec) => fetch(buildRequest(example.url, { secret: 'example-secret', ...spec })), close: async () => {} })
+    const id = await api.createRun()
+    await api.stageOk(id, PYTHON_RUNNER_PAYLOADS.processing)
+    await api.stageOk(id, PYTHON_RUNNER_PAYLOADS.completedJson)
+    for (const n of [2, 3, 4, 5]) await api.stageOk(id, makeStageUpdate({ stageNumber: n, status: 'COMPLETED' }))
+    expect((await api.completeOk(id, PYTHON_RUNNER_PAYLOADS.complete)).outcome).toBe('applied')
+    expect((await api.status(id)).run.status).toBe('COMPLETED')
+    expect(logs).toContain(`[express-example] run ${id} COMPLETED with opportunities, fullReportMarkdown, stageOutputs`)
+    await expectProblem(await api.complete(id, makeCompleteRun(), { secret: 'nope' }), 401, 'unauthorized')
+    expect(example.database).toBe(db.kind)
+  })
+})
+
+describe('npm run example:express', () => {
+  let child: ChildProcess | undefined
+  let dataDir: string
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'pss-express-example-'))
+  })
+  afterAll(async () => {
+    if (child && child.exitCode === null) child.kill('SIGKILL')
+    await rm(dataDir, { recursive: true, force: true })
+  })
+
+  it('starts on PGlite with a loud demo secret, serves requests and stops cleanly on SIGTERM', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: dataDir }
+    delete env['DATABASE_URL']
+    delete env['WEBHOOK_SECRET']
+    const started = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/express/server.ts'], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    child = started
+    let output = ''
+    started.stdout?.on('data', (chunk: Buffer) => void (output += chunk.toString()))
+    started.stderr?.on('data', (chunk: Buffer) => void (output += chunk.toString()))
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setInterval(() => {
+        const match = /listening on (http:\/\/\S+)/.exec(output)
+        if (match?.[1]) {
+          clearInterval(timer)
+          resolve(match[1])
+        }
+      }, 50)
+      started.once('exit', (code) => {
+        clearInterval(timer)
+        reject(new Error(`The example exited with ${code}:\n${output}`))
+      })
+    })
+    expect(output).toContain('WEBHOOK_SECRET is not set')
+    expect(output).toContain(`embedded PGlite in ${dataDir}`)
+
+    const secret = /X-Webhook-Secret: (\S+)/.exec(output)?.[1] as string
+    const api = new Api({ send: (spec) => fetch(buildRequest(url, { secret, ...spec })), close: async () => {} })
+    const id = await api.createRun()
+    await api.stageOk(id, makeStageUpdate())
+    expect((await api.status(id)).stages).toHaveLength(1)
+
+    started.kill('SIGTERM')
+    const [code] = (await once(started, 'exit')) as [number | null]
+    expect(code).toBe(0)
+    expect(output).toContain('SIGTERM: stopping')
+  }, 120_000)
+})

@@ -1,0 +1,283 @@
+/**
+ * The Express router over a real port, on real PostgreSQL through PrismaStore (set
+ * DATABASE_URL; without it the test database helper falls back to embedded PGlite): the shared
+ * contract scenarios, the stage-5 / `/complete` race 100 times, and raw-body handling when the
+ * app parses JSON itself.
+ */
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { PrismaPg } from '@prisma/adapter-pg'
+import express, { type Express } from 'express'
+import { CompleteRunResponse, CreateRunResponse, StageUpdateResponse } from 'pipeline-status-sdk'
+import { createExpressRouter } from 'pipeline-status-sdk/express'
+import { createWebhookSignatureHeaders, PrismaStore, timingSafeEqual } from 'pipeline-status-sdk/server'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { PrismaClient } from '../../src/generated/prisma/client.js'
+import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
+import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
+import {
+  Api,
+  buildRequest,
+  type ContractTarget,
+  describeContract,
+  expectProblem,
+  SECRET,
+  SIGNING_SECRET,
+  type TargetClient,
+  uniqueRunId,
+} from './contract-scenarios.js'
+import { failingStore, handlerOptions } from './targets.js'
+
+vi.mock('../../src/server/timing-safe-equal.ts', { spy: true })
+
+let db: TestDatabase
+let store: PrismaStore<PrismaClient>
+/** A client whose database does not exist at all: every call fails to connect. */
+const unreachable = new PrismaClient({ adapter: new PrismaPg({ connectionString: 'postgresql://postgres@127.0.0.1:1/none' }) })
+
+beforeAll(async () => {
+  db = await createTestDatabase({ poolSize: 20 })
+  store = new PrismaStore(db.prisma, { maxWait: 20_000, timeout: 30_000 })
+})
+afterAll(async () => {
+  await unreachable.$disconnect()
+  await db?.close()
+})
+
+/** Serves an app on a free port of 127.0.0.1. */
+async function listen(app: Express): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()))
+        server.closeAllConnections()
+      }),
+  }
+}
+
+/** A client that sends the scenario requests over HTTP to `base` (ending in the mount path). */
+function httpClient(base: string, close: () => Promise<void>): TargetClient {
+  return { send: (spec) => fetch(buildRequest(base, spec)), close }
+}
+
+const expressTarget: ContractTarget = {
+  async start(options) {
+    const app = express()
+    const { store: kind, ...rest } = options
+    // The real thing where it can be real: an unreachable database is a client on a closed port.
+    const handlerStore =
+      kind === 'unavailable' ? new PrismaStore(unreachable, { maxWait: 2_000 }) : kind === 'throwing' ? failingStore(kind) : store
+    app.use('/api/pipeline', createExpressRouter(handlerOptions(rest, handlerStore as never)))
+    const server = await listen(app)
+    return httpClient(`${server.url}/api/pipeline`, server.close)
+  },
+}
+
+describeContract('express router on PostgreSQL over a port', () => expressTarget)
+
+describe('express router: races on PostgreSQL', () => {
+  it('runs onRunCompleted exactly once when stage 5 and /complete race, 100 times', async () => {
+    const calls = new Map<string, number>()
+    const app = express()
+    app.use(
+      '/api/pipeline',
+      createExpressRouter({
+        prisma: db.prisma,
+        secret: SECRET,
+        onRunCompleted: async (tx, run) => {
+          // The hook gets the app's own transaction client: it sees the run as this transaction does.
+          const stored = await tx.pipelineRun.findUnique({ where: { id: run.id }, select: { status: true } })
+          expect(stored?.status).toBe('COMPLETED')
+          calls.set(run.id, (calls.get(run.id) ?? 0) + 1)
+        },
+      }),
+    )
+    const server = await listen(app)
+    const api = new Api(httpClient(`${server.url}/api/pipeline`, server.close))
+    try {
+      const ids = await Promise.all(Array.from({ length: 100 }, () => api.createRun(uniqueRunId('race'))))
+      await Promise.all(
+        ids.map(async (id) => {
+          for (const n of [1, 2, 3, 4]) await api.stageOk(id, makeStageUpdate({ stageNumber: n, status: 'COMPLETED' }))
+        }),
+      )
+      const results = await Promise.all(
+        ids.map(async (id) => {
+          const [stage, complete] = await Promise.all([
+            api.stage(id, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED', output: 'final' })),
+            api.complete(id, makeCompleteRun({ fullReportMarkdown: '# Done' })),
+          ])
+          return {
+            id,
+            stage: { status: stage.status, body: StageUpdateResponse.parse(await stage.json()) },
+            complete: { status: complete.status, body: CompleteRunResponse.parse(await complete.json()) },
+          }
+        }),
+      )
+      const stageFirst = results.filter((r) => r.stage.body.run.completionReceivedAt === null).length
+      console.info(`[race] stage 5 finished the run first in ${stageFirst} of 100 races, /complete in ${100 - stageFirst}`)
+      for (const result of results) {
+        expect(result.stage.status).toBe(200)
+        expect(result.complete.status).toBe(200)
+        expect(result.complete.body.outcome).toBe('applied')
+        expect(calls.get(result.id)).toBe(1)
+      }
+      const stored = await db.prisma.pipelineRun.findMany({ where: { id: { in: ids } }, include: { stages: true } })
+      expect(stored).toHaveLength(100)
+      for (const run of stored) {
+        expect(run.status).toBe('COMPLETED')
+        expect(run.completionReceivedAt).not.toBeNull()
+        expect(run.stages.find((s) => s.stageNumber === 5)).toMatchObject({ status: 'COMPLETED', output: 'final' })
+      }
+      // A later /complete is a duplicate and the hook stays at one call.
+      const again = await api.completeOk(ids[0] as string, makeCompleteRun())
+      expect(again.outcome).toBe('duplicate')
+      expect([...calls.values()].every((count) => count === 1)).toBe(true)
+      expect(calls.size).toBe(100)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('express router: raw bodies and mounting', () => {
+  const signedSpec = async (body: string, path = '/runs') => ({
+    path,
+    body,
+    secret: null,
+    headers: (await createWebhookSignatureHeaders({ secret: SIGNING_SECRET, body })) as unknown as Record<string, string>,
+  })
+  const withApp = async (setup: (app: Express) => void, mount: string, fn: (api: Api) => Promise<void>) => {
+    const app = express()
+    setup(app)
+    const server = await listen(app)
+    try {
+      await fn(new Api(httpClient(`${server.url}${mount}`, server.close)))
+    } finally {
+      await server.close()
+    }
+  }
+  const router = () => createExpressRouter({ store, secret: SECRET, signing: { secret: SIGNING_SECRET } })
+
+  it('still verifies signatures with express.json() mounted globally before the router', async () => {
+    await withApp(
+      (app) => {
+        app.use(express.json())
+        app.use('/api/pipeline', router())
+      },
+      '/api/pipeline',
+      async (api) => {
+        const created = await api.send(await signedSpec(JSON.stringify({ id: uniqueRunId('json') })))
+        expect(created.status).toBe(201)
+        const id = CreateRunResponse.parse(await created.json()).run.id
+        // Compact JSON (what JSON.stringify and the client send) survives re-serialization byte for byte.
+        const update = JSON.stringify({ ...makeStageUpdate({ status: 'COMPLETED' }), output: '{"a": [1, 2.5, "é"]}' })
+        const response = await api.send(await signedSpec(update, `/${id}/stage-update`))
+        expect(response.status).toBe(200)
+        expect(StageUpdateResponse.parse(await response.json()).stage?.output).toBe('{"a": [1, 2.5, "é"]}')
+        // The shared secret does not depend on the bytes at all.
+        expect((await api.stage(id, makeStageUpdate({ stageNumber: 2 }))).status).toBe(200)
+        // Pretty-printed JSON cannot be reproduced from the parsed value: documented, refused, not misread.
+        const pretty = JSON.stringify(makeStageUpdate({ stageNumber: 3 }), null, 2)
+        await expectProblem(await api.send(await signedSpec(pretty, `/${id}/stage-update`)), 401, 'invalid_signature')
+      },
+    )
+  })
+
+  it('uses req.rawBody kept by express.json({ verify }) so any JSON formatting verifies', async () => {
+    await withApp(
+      (app) => {
+        app.use(
+          express.json({
+            verify: (req, _res, buf) => {
+              ;(req as typeof req & { rawBody?: Buffer }).rawBody = buf
+            },
+          }),
+        )
+        app.use('/api/pipeline', router())
+      },
+      '/api/pipeline',
+      async (api) => {
+        const id = await api.createRun(uniqueRunId('raw'))
+        // Python's json.dumps default separators.
+        const pythonStyle = '{"stageNumber": 1, "stageName": "Input Processing", "status": "PROCESSING", "output": ""}'
+        const response = await api.send(await signedSpec(pythonStyle, `/${id}/stage-update`))
+        expect(response.status).toBe(200)
+      },
+    )
+  })
+
+  it('works mounted under any path, with the app parsing JSON after it', async () => {
+    await withApp(
+      (app) => {
+        app.use('/hooks/v2', router())
+        app.use(express.json())
+        app.post('/other', (req, res) => void res.json({ echoed: req.body as unknown }))
+      },
+      '/hooks/v2',
+      async (api) => {
+        const id = await api.createRun(uniqueRunId('mount'))
+        const pretty = JSON.stringify(makeStageUpdate(), null, 2)
+        expect((await api.send(await signedSpec(pretty, `/${id}/stage-update`))).status).toBe(200)
+        expect((await api.status(id)).run.status).toBe('PROCESSING')
+        await expectProblem(await api.send({ path: '/nope', method: 'GET' }), 404, 'route_not_found')
+      },
+    )
+  })
+
+  it('passes unmatched paths on to the app when asked', async () => {
+    const app = express()
+    app.use('/api/pipeline', createExpressRouter({ store, secret: SECRET, passUnmatched: true }))
+    app.get('/api/pipeline/health', (_req, res) => void res.json({ ok: true }))
+    const server = await listen(app)
+    try {
+      expect(await (await fetch(`${server.url}/api/pipeline/health`)).json()).toEqual({ ok: true })
+      const api = new Api(httpClient(`${server.url}/api/pipeline`, server.close))
+      const id = await api.createRun()
+      expect((await api.status(id)).run.id).toBe(id)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('compares a wrong secret with the constant-time compare', async () => {
+    vi.mocked(timingSafeEqual).mockClear()
+    const app = express()
+    app.use('/api/pipeline', createExpressRouter({ store, secret: SECRET }))
+    const server = await listen(app)
+    try {
+      const response = await fetch(buildRequest(`${server.url}/api/pipeline`, { path: '/runs', json: {}, secret: 'guess' }))
+      await expectProblem(response, 401, 'unauthorized')
+      expect(timingSafeEqual).toHaveBeenCalledWith('guess', SECRET)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('refuses a body larger than the limit while it streams in, and the server keeps serving', async () => {
+    const app = express()
+    app.use('/api/pipeline', createExpressRouter({ store, secret: SECRET, maxBodyBytes: 64 * 1024 }))
+    const server = await listen(app)
+    try {
+      let sent = 0
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent >= 20 * 1024 * 1024) return controller.close()
+          sent += 64 * 1024
+          controller.enqueue(new Uint8Array(64 * 1024).fill(0x20))
+        },
+      })
+      const api = new Api(httpClient(`${server.url}/api/pipeline`, server.close))
+      await expectProblem(await api.send({ path: '/runs', body }), 413, 'payload_too_large')
+      const id = await api.createRun()
+      expect((await api.status(id)).run.id).toBe(id)
+    } finally {
+      await server.close()
+    }
+  })
+})

@@ -1,0 +1,430 @@
+/**
+ * Fuzzes the handlers on real PostgreSQL (PrismaStore; set DATABASE_URL, else the helper uses
+ * PGlite) with generated requests: methods, paths, headers, credentials, signatures, media
+ * types and bodies, most of them valid so that runs really progress. A model decides, from the
+ * contract alone, what each request must get; only the requests it deems valid are replayed,
+ * through the shared operations, on a fresh MemoryStore. The test asserts that no request gets a
+ * 5xx, that every status code matches the model's, and that PostgreSQL ends up holding exactly
+ * what the model holds.
+ *
+ * Reproduce a failure with the seed and path fast-check prints:
+ *   FUZZ_SEED=<seed> FUZZ_PATH=<path> npx vitest run test/server/fuzz.test.ts
+ */
+import fc from 'fast-check'
+import {
+  CompleteRun,
+  CreateRun,
+  DEFAULT_STAGES,
+  matchRoute,
+  ROUTE_METHODS,
+  stageUpdateSchemaFor,
+} from 'pipeline-status-sdk'
+import {
+  applyStageUpdate,
+  completeRun,
+  createPipelineStatusHandlers,
+  createRun,
+  getRunSnapshot,
+  MemoryStore,
+  type PipelineStatusHandlers,
+  PrismaStore,
+  type RunSnapshot,
+  signWebhook,
+} from 'pipeline-status-sdk/server'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
+
+const SEED = Number(process.env['FUZZ_SEED'] ?? 20251025)
+const PATH = process.env['FUZZ_PATH']
+const NUM_RUNS = Number(process.env['FUZZ_RUNS'] ?? 60)
+const REQUESTS_PER_RUN = 100
+const MAX_BODY_BYTES = 4096
+const NOW = new Date('2026-01-01T00:00:00.000Z')
+const NOW_SECONDS = NOW.getTime() / 1000
+const SECRET = 'fuzz-secret-51c0'
+const SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+const BASE = '/api/pipeline'
+const POOL = 4
+
+let db: TestDatabase
+let handlers: PipelineStatusHandlers
+let store: PrismaStore
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  store = new PrismaStore(db.prisma)
+  handlers = createPipelineStatusHandlers({
+    store,
+    secret: SECRET,
+    signing: { secret: SIGNING_SECRET },
+    maxBodyBytes: MAX_BODY_BYTES,
+    clock: () => NOW,
+    logger: { warn: () => {}, error: (message, details) => console.error(message, details) },
+  })
+})
+afterAll(() => db?.close())
+
+// ---- what is generated ------------------------------------------------------------------
+
+type Target = { kind: 'pool'; index: number } | { kind: 'unknown' } | { kind: 'raw'; path: string }
+type Route = 'stage-update' | 'status' | 'complete' | 'runs'
+type Auth = 'secret' | 'wrong' | 'none' | 'signed' | 'badSignature' | 'staleSignature'
+type Body =
+  | { kind: 'none' }
+  | { kind: 'json'; value: unknown }
+  | { kind: 'text'; text: string }
+  | { kind: 'bytes'; bytes: number[] }
+  | { kind: 'big'; size: number }
+
+interface FuzzRequest {
+  method: string
+  target: Target
+  route: Route
+  auth: Auth
+  contentType: string | null
+  contentLength: 'auto' | 'huge' | 'garbage'
+  body: Body
+  extraHeaders: Record<string, string>
+}
+
+const weighted = <T>(...pairs: Array<[number, fc.Arbitrary<T>]>) =>
+  fc.oneof(...pairs.map(([weight, arbitrary]) => ({ weight, arbitrary })))
+
+const nasty = fc.constantFrom('', 'x'.repeat(201), 'nul\u0000byte', 'lone\ud800', 'low\udc00', '😀 ok', ' ', 'Input Processing')
+const text = weighted<string>([8, fc.string({ unit: 'binary', maxLength: 40 })], [1, nasty])
+const timestamp = weighted<unknown>(
+  [16, fc.date({ min: new Date('2000-01-01'), max: new Date('2030-01-01'), noInvalidDate: true }).map((d) => d.toISOString())],
+  [
+    2,
+    fc.constantFrom(
+      '2025-10-25T14:03:11.123456Z',
+      '2025-10-25T14:03:11',
+      '2025-10-25T14:03:11+02:00',
+      '0001-01-01T00:00:00Z',
+      'yesterday',
+      '2025-13-01T00:00:00Z',
+      '2025-02-30T00:00:00Z',
+    ),
+  ],
+  [3, fc.constant(null)],
+  [1, fc.integer()],
+)
+
+const stageBody = fc.record(
+  {
+    stageNumber: weighted<unknown>([10, fc.integer({ min: 1, max: 5 })], [1, fc.oneof(fc.integer({ min: -1, max: 7 }), fc.double(), fc.constantFrom('2', null))]),
+    stageName: weighted<unknown>([16, fc.constantFrom(...DEFAULT_STAGES.map((s) => s.name))], [3, text], [1, fc.integer()]),
+    status: weighted<unknown>([10, fc.constantFrom('PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED')], [1, fc.constantFrom('PENDING', 'done', 1, null)]),
+    output: weighted<unknown>([8, text], [4, fc.json({ maxDepth: 2 })], [2, fc.constant(null)], [1, fc.integer()]),
+    completedAt: timestamp,
+    extra: fc.jsonValue({ maxDepth: 1 }),
+  },
+  { requiredKeys: ['stageNumber', 'stageName', 'status'] },
+)
+
+const completeBody = fc.record(
+  {
+    status: weighted<unknown>([10, fc.constantFrom('COMPLETED', 'FAILED', 'CANCELLED')], [1, fc.constantFrom('PROCESSING', 'ok', null)]),
+    completedAt: timestamp,
+    duration: weighted<unknown>([4, fc.double({ min: 0, max: 1e6, noNaN: true })], [1, fc.constantFrom(-1, '10')]),
+    error: weighted<unknown>([3, text], [1, fc.constant(null)], [1, fc.integer()]),
+    opportunities: fc.jsonValue({ maxDepth: 2 }),
+  },
+  { requiredKeys: ['status'] },
+)
+
+/** Mostly complete bodies; now and then one required field is missing. */
+const dropOne = (arbitrary: fc.Arbitrary<Record<string, unknown>>, keys: string[]) =>
+  weighted<Record<string, unknown>>(
+    [10, arbitrary],
+    [1, fc.tuple(arbitrary, fc.constantFrom(...keys)).map(([body, key]) => Object.fromEntries(Object.entries(body).filter(([k]) => k !== key)))],
+  )
+
+const createBody = (poolIds: fc.Arbitrary<string>) =>
+  weighted<unknown>(
+    [6, poolIds.map((id) => ({ id }))],
+    [1, fc.constant({})],
+    [1, fc.record({ id: weighted<unknown>([3, fc.string({ maxLength: 12 })], [1, fc.integer()], [1, nasty]) })],
+  )
+
+const rawPath = fc.oneof(
+  fc.constantFrom(
+    BASE,
+    `${BASE}/`,
+    `${BASE}/runs/`,
+    `${BASE}//status`,
+    `${BASE}/%E0%A4%A/status`,
+    `${BASE}/%00/status`,
+    `${BASE}/%ED%A0%80/complete`,
+    `${BASE}/a/b/c`,
+    '/other',
+    `${BASE}x/runs`,
+    `${BASE}/runs?x=1`,
+  ),
+  fc.webPath().map((path) => `${BASE}${path}`),
+)
+
+/** One request; `slot` picks the pool run, so the same few runs are hit again and again. */
+const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc
+  .record({
+    route: fc.constantFrom<Route>('stage-update', 'stage-update', 'stage-update', 'complete', 'status', 'runs'),
+    target: weighted<Target>(
+      [12, fc.nat(POOL - 1).map((index) => ({ kind: 'pool' as const, index }))],
+      [1, fc.constant({ kind: 'unknown' as const })],
+      [1, rawPath.map((path) => ({ kind: 'raw' as const, path }))],
+    ),
+    method: weighted<string | undefined>([12, fc.constant(undefined)], [1, fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')]),
+    auth: weighted<Auth>([12, fc.constant('secret')], [1, fc.constantFrom<Auth>('wrong', 'none', 'badSignature', 'staleSignature')], [3, fc.constant('signed')]),
+    contentType: weighted<string | null>(
+      [12, fc.constant('application/json')],
+      [1, fc.constantFrom('application/json; charset=utf-8', 'text/plain', 'application/vnd.run+json', 'APPLICATION/JSON', 'application/jsonx', null)],
+    ),
+    contentLength: weighted<FuzzRequest['contentLength']>([20, fc.constant('auto')], [1, fc.constantFrom('huge', 'garbage')]),
+    bodyVariant: weighted<'typed' | 'json' | 'text' | 'bytes' | 'big' | 'none'>(
+      [14, fc.constant('typed')],
+      [1, fc.constantFrom('json', 'text', 'bytes', 'big', 'none')],
+    ),
+    typed: fc.tuple(
+      dropOne(stageBody, ['stageNumber', 'stageName', 'status']),
+      dropOne(completeBody, ['status']),
+      createBody(fc.nat(POOL - 1).map(String)),
+    ),
+    anyJson: fc.jsonValue({ maxDepth: 2 }),
+    anyText: fc.string({ unit: 'binary', maxLength: 30 }),
+    bytes: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 20 }),
+    bigSize: fc.integer({ min: MAX_BODY_BYTES - 200, max: MAX_BODY_BYTES + 2000 }),
+    extraHeaders: fc.dictionary(
+      fc.constantFrom('Idempotency-Key', 'X-Forwarded-For', 'User-Agent', 'Accept', 'X-Request-Id'),
+      fc.string({ unit: 'grapheme-ascii', maxLength: 20 }),
+      { maxKeys: 2 },
+    ),
+  })
+  .map((r): FuzzRequest => {
+    const [stage, complete, create] = r.typed
+    const typedValue = r.route === 'stage-update' ? stage : r.route === 'complete' ? complete : r.route === 'runs' ? create : undefined
+    const body: Body =
+      r.bodyVariant === 'typed'
+        ? typedValue === undefined
+          ? { kind: 'none' }
+          : { kind: 'json', value: typedValue }
+        : r.bodyVariant === 'json'
+          ? { kind: 'json', value: r.anyJson }
+          : r.bodyVariant === 'text'
+            ? { kind: 'text', text: r.anyText }
+            : r.bodyVariant === 'bytes'
+              ? { kind: 'bytes', bytes: r.bytes }
+              : r.bodyVariant === 'big'
+                ? { kind: 'big', size: r.bigSize }
+                : { kind: 'none' }
+    return {
+      method: r.method ?? (r.route === 'status' ? 'GET' : 'POST'),
+      target: r.target,
+      route: r.route,
+      auth: r.auth,
+      contentType: r.contentType,
+      contentLength: r.contentLength,
+      body,
+      extraHeaders: r.extraHeaders,
+    }
+  })
+
+// ---- turning a generated request into a Request -----------------------------------------
+
+interface Built {
+  request: Request
+  pathname: string
+  method: string
+  headers: Headers
+  bytes: Uint8Array
+  declaredTooLarge: boolean
+  signed: boolean
+  signatureValid: boolean
+  secretValid: boolean
+  describe: string
+}
+
+const encoder = new TextEncoder()
+
+async function build(spec: FuzzRequest, poolIds: string[]): Promise<Built> {
+  const runId = spec.target.kind === 'pool' ? poolIds[spec.target.index]! : `missing-${poolIds[0]}`
+  const path =
+    spec.target.kind === 'raw' ? spec.target.path : spec.route === 'runs' ? `${BASE}/runs` : `${BASE}/${encodeURIComponent(runId)}/${spec.route}`
+  let bytes: Uint8Array<ArrayBuffer> = new Uint8Array(0)
+  if (spec.method !== 'GET' && spec.method !== 'HEAD') {
+    const body = spec.body
+    if (body.kind === 'json') {
+      // Create bodies name pool runs by index; substitute this iteration's id.
+      const value =
+        spec.route === 'runs' && isRecord(body.value) && typeof body.value['id'] === 'string' && /^\d$/.test(body.value['id'])
+          ? { id: poolIds[Number(body.value['id'])] }
+          : body.value
+      bytes = encoder.encode(JSON.stringify(value) ?? '')
+    } else if (body.kind === 'text') bytes = encoder.encode(body.text)
+    else if (body.kind === 'bytes') bytes = new Uint8Array(body.bytes)
+    else if (body.kind === 'big') {
+      bytes = encoder.encode(JSON.stringify({ stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING', output: 'x'.repeat(body.size) }))
+    }
+  }
+
+  const headers = new Headers(spec.extraHeaders)
+  if (spec.contentType !== null) headers.set('Content-Type', spec.contentType)
+  if (spec.contentLength === 'huge') headers.set('Content-Length', '99999999')
+  if (spec.contentLength === 'garbage') headers.set('Content-Length', 'abc')
+  if (spec.auth === 'secret') headers.set('X-Webhook-Secret', SECRET)
+  if (spec.auth === 'wrong') headers.set('X-Webhook-Secret', `${SECRET}-wrong`)
+  const signed = spec.auth === 'signed' || spec.auth === 'badSignature' || spec.auth === 'staleSignature'
+  if (signed) {
+    const id = `msg_${crypto.randomUUID()}`
+    const timestamp = spec.auth === 'staleSignature' ? NOW_SECONDS - 1000 : NOW_SECONDS
+    const signature = spec.auth === 'badSignature' ? 'v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' : await signWebhook({ secret: SIGNING_SECRET, id, timestamp, body: bytes })
+    headers.set('webhook-id', id)
+    headers.set('webhook-timestamp', String(timestamp))
+    headers.set('webhook-signature', signature)
+  }
+  const hasBody = spec.method !== 'GET' && spec.method !== 'HEAD' && spec.body.kind !== 'none'
+  const request = new Request(`http://fuzz.test${path}`, {
+    method: spec.method,
+    headers,
+    ...(hasBody ? { body: bytes } : {}),
+  })
+  return {
+    request,
+    pathname: new URL(request.url).pathname,
+    method: request.method,
+    headers: request.headers,
+    bytes: hasBody ? bytes : new Uint8Array(0),
+    declaredTooLarge: spec.contentLength === 'huge',
+    signed,
+    signatureValid: spec.auth === 'signed',
+    secretValid: spec.auth === 'secret',
+    describe: `${request.method} ${path} auth=${spec.auth} type=${spec.contentType} length=${spec.contentLength} body=${new TextDecoder().decode(bytes.slice(0, 300))}`,
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+// ---- the model ----------------------------------------------------------------------------
+
+const stageSchema = stageUpdateSchemaFor(DEFAULT_STAGES)
+
+/** Text PostgreSQL stores unchanged: no NUL, well-formed UTF-16 (encodeURIComponent throws on lone surrogates). */
+function storable(value: unknown): boolean {
+  if (typeof value !== 'string') return true
+  if (value.includes('\u0000')) return false
+  try {
+    encodeURIComponent(value)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function isJsonType(contentType: string | null): boolean {
+  const essence = contentType?.split(';')[0]?.trim().toLowerCase()
+  return essence !== undefined && /^application\/([^/+]+\+)?json$/.test(essence)
+}
+
+/**
+ * The status code the contract gives a request, applying it to the model when it is valid.
+ * The order of the checks is the handlers' documented precedence.
+ */
+async function expected(model: MemoryStore, built: Built): Promise<number> {
+  const match = matchRoute(built.pathname, BASE)
+  if (!match) return 404
+  if (built.method !== ROUTE_METHODS[match.route]) return 405
+  if (match.route !== 'createRun' && !storable(match.runId)) return 404
+
+  if (match.route === 'status') {
+    if (!built.secretValid) {
+      if (!built.signed) return 401
+      if (built.declaredTooLarge) return 413
+      if (!built.signatureValid) return 401
+    }
+    return (await getRunSnapshot(model, match.runId)) ? 200 : 404
+  }
+
+  if (!built.signed && !built.secretValid) return 401
+  const contentType = built.headers.get('content-type')
+  const typeless = contentType === null && match.route === 'createRun'
+  if (!typeless && !isJsonType(contentType)) return 415
+  if (built.declaredTooLarge || built.bytes.length > MAX_BODY_BYTES) return 413
+  if (built.signed && !built.signatureValid) return 401
+  if (typeless && built.bytes.length > 0) return 415
+
+  let json: unknown
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(built.bytes)
+    if (/^[ \t\r\n]*$/.test(text)) {
+      if (match.route !== 'createRun') return 400
+      json = {}
+    } else {
+      json = JSON.parse(text)
+    }
+  } catch {
+    return 400
+  }
+
+  switch (match.route) {
+    case 'createRun': {
+      const parsed = CreateRun.safeParse(json)
+      if (!parsed.success) return 400
+      return (await createRun(model, { id: parsed.data.id, now: NOW })).created ? 201 : 200
+    }
+    case 'stageUpdate': {
+      const parsed = stageSchema.safeParse(json)
+      if (!parsed.success || !storable(parsed.data.stageName) || !storable(parsed.data.output)) return 400
+      const result = await applyStageUpdate(model, match.runId, parsed.data, { stages: DEFAULT_STAGES, now: NOW })
+      return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
+    }
+    case 'complete': {
+      const parsed = CompleteRun.safeParse(json)
+      if (!parsed.success || !storable(parsed.data.error)) return 400
+      const result = await completeRun(model, match.runId, parsed.data, { now: NOW })
+      return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
+    }
+  }
+}
+
+/** A snapshot with dates as strings, for comparison. */
+function plain(snapshot: RunSnapshot | null) {
+  return snapshot === null ? null : JSON.parse(JSON.stringify(snapshot))
+}
+
+// ---- the property -----------------------------------------------------------------------
+
+describe('fuzzing the handlers on PostgreSQL', () => {
+  it(`answers ${NUM_RUNS * REQUESTS_PER_RUN} generated requests as the contract model does, never with 5xx`, async () => {
+    let iteration = 0
+    let sent = 0
+    const statuses = new Map<number, number>()
+
+    await fc.assert(
+      fc.asyncProperty(fc.array(fuzzRequest, { minLength: REQUESTS_PER_RUN, maxLength: REQUESTS_PER_RUN }), async (requests) => {
+        iteration += 1
+        const poolIds = Array.from({ length: POOL }, (_, k) => `fz-${SEED}-${iteration}-${k}`)
+        const model = new MemoryStore()
+        for (const spec of requests) {
+          const built = await build(spec, poolIds)
+          const response = await handlers.fetch(built.request)
+          const body = await response.text()
+          sent += 1
+          statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
+          const want = await expected(model, built)
+          expect(response.status, `${built.describe}\n→ ${body}`).toBeLessThan(500)
+          expect(response.status, `${built.describe}\n→ ${body}`).toBe(want)
+        }
+        for (const id of poolIds) {
+          expect(plain(await store.getRun(id)), id).toEqual(plain(await model.getRun(id)))
+        }
+      }),
+      { seed: SEED, numRuns: NUM_RUNS, ...(PATH ? { path: PATH } : {}), verbose: 1 },
+    )
+
+    console.info(`[fuzz] seed ${SEED}: ${sent} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`)
+    expect(sent).toBeGreaterThanOrEqual(5000)
+    // The mix really exercised both accepted and refused requests.
+    expect([...statuses.keys()]).toEqual(expect.arrayContaining([200, 201, 400, 401, 404, 405, 409, 413, 415]))
+  }, 300_000)
+})

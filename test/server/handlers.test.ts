@@ -1,0 +1,255 @@
+/**
+ * The Web-standard handlers called in memory with `new Request(...)` on a MemoryStore: the
+ * shared contract scenarios, plus what only the handlers themselves can show (configuration
+ * errors, the constant-time compare, per-route handlers, custom base path and catalogue).
+ */
+import { defineStages, Problem } from 'pipeline-status-sdk'
+import {
+  createPipelineStatusHandlers,
+  HandlerConfigurationError,
+  HttpProblemError,
+  isHandlerConfigurationError,
+  MemoryStore,
+  timingSafeEqual,
+} from 'pipeline-status-sdk/server'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { makeStageUpdate } from '../support/fixtures.js'
+import { Api, buildRequest, describeContract, expectProblem, SECRET, streamOf, uniqueRunId } from './contract-scenarios.js'
+import { BASE_URL, failingStore, memoryTarget } from './targets.js'
+
+// Spy on the real module: the handlers must call this export, not their own comparison.
+vi.mock('../../src/server/timing-safe-equal.ts', { spy: true })
+
+const quiet = { warn: () => {}, error: () => {} }
+
+describeContract('web handlers in memory', () => memoryTarget)
+
+describe('web handlers: authentication', () => {
+  beforeEach(() => vi.mocked(timingSafeEqual).mockClear())
+
+  it('compares a wrong secret with the constant-time compare and answers 401', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: quiet })
+    const response = await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'wrong-secret' }))
+    await expectProblem(response, 401, 'unauthorized')
+    expect(timingSafeEqual).toHaveBeenCalledWith('wrong-secret', SECRET)
+    expect(await vi.mocked(timingSafeEqual).mock.results[0]?.value).toBe(false)
+  })
+
+  it('compares against every configured secret, also after a match', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: ['first', 'second', 'third'], logger: quiet })
+    const response = await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'first' }))
+    expect(response.status).toBe(201)
+    expect(vi.mocked(timingSafeEqual).mock.calls).toEqual([
+      ['first', 'first'],
+      ['first', 'second'],
+      ['first', 'third'],
+    ])
+  })
+
+  it('compares equal and unequal strings of any length correctly', async () => {
+    expect(await timingSafeEqual('abc', 'abc')).toBe(true)
+    expect(await timingSafeEqual('abc', 'abd')).toBe(false)
+    expect(await timingSafeEqual('abc', 'abcd')).toBe(false)
+    expect(await timingSafeEqual('', '')).toBe(true)
+  })
+
+  it('refuses to start without any secret', () => {
+    vi.stubEnv('WEBHOOK_SECRET', '')
+    try {
+      expect(() => createPipelineStatusHandlers({ store: new MemoryStore() })).toThrow(HandlerConfigurationError)
+      expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), secret: [] })).toThrow(/No webhook secret configured/)
+      expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), secret: '' })).toThrow(/WEBHOOK_SECRET/)
+      // An authorize hook does not replace the secret: writes always need one.
+      expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), authorize: () => true })).toThrow(
+        HandlerConfigurationError,
+      )
+    } finally {
+      vi.unstubAllEnvs()
+    }
+  })
+
+  it('reads WEBHOOK_SECRET from the environment, comma-separated for rotation', async () => {
+    vi.stubEnv('WEBHOOK_SECRET', ' env-new , env-old ,')
+    try {
+      const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), logger: quiet })
+      for (const secret of ['env-new', 'env-old']) {
+        expect((await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret }))).status).toBe(201)
+      }
+      await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'env-new , env-old' })), 401, 'unauthorized')
+    } finally {
+      vi.unstubAllEnvs()
+    }
+  })
+
+  it('refuses other unusable options at creation', () => {
+    const store = new MemoryStore()
+    const cases: Array<[string, () => unknown]> = [
+      ['no store', () => createPipelineStatusHandlers({ secret: 's' } as never)],
+      ['store and prisma', () => createPipelineStatusHandlers({ secret: 's', store, prisma: {} } as never)],
+      ['empty catalogue', () => createPipelineStatusHandlers({ secret: 's', store, stages: [] })],
+      ['gap in catalogue', () => createPipelineStatusHandlers({ secret: 's', store, stages: [{ number: 2, name: 'x' }] })],
+      ['zero limit', () => createPipelineStatusHandlers({ secret: 's', store, maxBodyBytes: 0 })],
+      ['fractional limit', () => createPipelineStatusHandlers({ secret: 's', store, maxBodyBytes: 1.5 })],
+      ['bad whsec', () => createPipelineStatusHandlers({ secret: 's', store, signing: { secret: 'whsec_%%%' } })],
+      ['no signing key', () => createPipelineStatusHandlers({ secret: 's', store, signing: { secret: [] } })],
+      ['bad tolerance', () => createPipelineStatusHandlers({ secret: 's', store, signing: { secret: 'k', toleranceSeconds: 0 } })],
+    ]
+    for (const [name, create] of cases) {
+      let caught: unknown
+      try {
+        create()
+      } catch (error) {
+        caught = error
+      }
+      expect(isHandlerConfigurationError(caught), name).toBe(true)
+    }
+  })
+
+  it('a secret in the wrong header does not count', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: quiet })
+    const request = buildRequest(BASE_URL, { path: '/runs', json: {}, secret: null, headers: { Authorization: `Bearer ${SECRET}` } })
+    await expectProblem(await handlers.fetch(request), 401, 'unauthorized')
+  })
+})
+
+describe('web handlers: never throw', () => {
+  it('answers 500 when the authorize hook throws, and when the logger throws too', async () => {
+    const throwingLogger = {
+      warn: () => {
+        throw new Error('logger down')
+      },
+      error: () => {
+        throw new Error('logger down')
+      },
+    }
+    const handlers = createPipelineStatusHandlers({
+      store: failingStore('throwing'),
+      secret: SECRET,
+      logger: throwingLogger,
+      authorize: () => {
+        throw new Error('session store down')
+      },
+    })
+    await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/r/status', secret: null })), 500, 'internal_error')
+    await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {} })), 500, 'internal_error')
+    await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'x' })), 401, 'unauthorized')
+  })
+
+  it('answers the problem an authorize hook throws', async () => {
+    const handlers = createPipelineStatusHandlers({
+      store: new MemoryStore(),
+      secret: SECRET,
+      authorize: () => {
+        throw new HttpProblemError('unauthorized', { detail: 'Sign in first' })
+      },
+    })
+    const problem = await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/r/status', secret: null })), 401, 'unauthorized')
+    expect(problem.detail).toBe('Sign in first')
+  })
+
+  it('logs refused credentials as warnings without the secret', async () => {
+    const warn = vi.fn()
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: { warn, error: () => {} } })
+    await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'typo-secret' }))
+    expect(warn).toHaveBeenCalledTimes(1)
+    expect(JSON.stringify(warn.mock.calls)).not.toContain('typo-secret')
+    expect(JSON.stringify(warn.mock.calls)).not.toContain(SECRET)
+  })
+})
+
+describe('web handlers: bodies', () => {
+  it('stops reading a streamed body without Content-Length as soon as it passes the limit', async () => {
+    let pulled = 0
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += 4096
+        controller.enqueue(new Uint8Array(4096).fill(0x20))
+      },
+    })
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, maxBodyBytes: 10_000 })
+    const request = buildRequest(BASE_URL, { path: '/r/stage-update', body })
+    expect(request.headers.get('content-length')).toBeNull()
+    await expectProblem(await handlers.fetch(request), 413, 'payload_too_large')
+    // An endless body: the handlers read just past the limit and cancelled the rest.
+    expect(pulled).toBeLessThanOrEqual(10_000 + 3 * 4096)
+  })
+
+  it('refuses a declared Content-Length over the limit before reading anything', async () => {
+    let pulled = 0
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += 1
+        controller.enqueue(new Uint8Array(10))
+      },
+    })
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, maxBodyBytes: 100 })
+    const request = buildRequest(BASE_URL, { path: '/r/stage-update', body, headers: { 'Content-Length': '1000000' } })
+    await expectProblem(await handlers.fetch(request), 413, 'payload_too_large')
+    expect(pulled).toBeLessThanOrEqual(1) // at most the stream's own initial pull
+  })
+
+  it('answers a body that breaks off with 400, not 500', async () => {
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"stageNumber":'))
+        controller.error(new Error('socket hang up'))
+      },
+    })
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET })
+    await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/r/stage-update', body })), 400, 'invalid_json')
+  })
+
+  it('accepts the default 1 MiB and refuses one byte more', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET })
+    const api = new Api({ send: (spec) => handlers.fetch(buildRequest(BASE_URL, spec)), close: async () => {} })
+    const id = await api.createRun()
+    const json = JSON.stringify(makeStageUpdate({ output: 'x' }))
+    const exact = json + ' '.repeat(1024 * 1024 - json.length)
+    expect((await api.stage(id, undefined, { body: exact })).status).toBe(200)
+    await expectProblem(await api.stage(id, undefined, { body: streamOf(1024 * 1024 + 1) }), 413, 'payload_too_large')
+  })
+})
+
+describe('web handlers: routing options', () => {
+  it('per-route handlers take the run id as an argument or from the path', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET })
+    const created = await handlers.createRun(buildRequest(BASE_URL, { path: '/runs', json: { id: 'direct-1' } }))
+    expect(created.status).toBe(201)
+    // Any URL: the id comes from the argument.
+    const update = buildRequest('http://app.test/anything', { path: '', json: makeStageUpdate() })
+    expect((await handlers.stageUpdate(update, 'direct-1')).status).toBe(200)
+    const fromPath = buildRequest(BASE_URL, { path: '/direct-1/status' })
+    expect((await handlers.status(fromPath)).status).toBe(200)
+    await expectProblem(await handlers.status(buildRequest('http://app.test/elsewhere', { path: '' })), 404, 'route_not_found')
+    await expectProblem(await handlers.complete(buildRequest(BASE_URL, { path: '/direct-1/complete', method: 'PUT', json: {} }), 'direct-1'), 405, 'method_not_allowed')
+  })
+
+  it('serves a custom base path and stage catalogue', async () => {
+    const handlers = createPipelineStatusHandlers({
+      store: new MemoryStore(),
+      secret: SECRET,
+      basePath: 'hooks/pipeline/',
+      stages: defineStages(['Fetch', 'Transform', 'Load']),
+    })
+    expect(handlers.basePath).toBe('/hooks/pipeline')
+    const base = 'http://app.test/hooks/pipeline'
+    const api = new Api({ send: (spec) => handlers.fetch(buildRequest(base, spec)), close: async () => {} })
+    const id = await api.createRun(uniqueRunId())
+    const problem = await expectProblem(await api.stage(id, { stageNumber: 4, stageName: 'Extra', status: 'PROCESSING' }), 400, 'validation_failed')
+    expect(problem.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be between 1 and 3' }])
+    const done = await api.stageOk(id, { stageNumber: 3, stageName: 'Load', status: 'COMPLETED' })
+    expect(done.run.status).toBe('COMPLETED')
+    await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {} })), 404, 'route_not_found')
+  })
+
+  it('marks every response as not cacheable and every problem with its type URI', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET })
+    const ok = await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {} }))
+    expect(ok.headers.get('cache-control')).toBe('no-store')
+    const problem = await handlers.fetch(buildRequest(BASE_URL, { path: '/nope/status' }))
+    expect(problem.headers.get('cache-control')).toBe('no-store')
+    expect(Problem.parse(await problem.json()).type).toBe('urn:pipeline-status-sdk:problem:run-not-found')
+  })
+})
+
+afterEach(() => vi.unstubAllEnvs())
