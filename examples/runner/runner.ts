@@ -1,0 +1,138 @@
+/**
+ * An example pipeline runner: five stages of simulated work, reported with `runPipeline` and
+ * `PrismaAPIClient`, with a durable outbox so no update is lost while the web app is down.
+ *
+ * Run it against any server that speaks the contract (the real handlers, `pipeline-status mock`):
+ *
+ *   FRONTEND_WEBHOOK_URL=http://127.0.0.1:3000 WEBHOOK_SECRET=dev-secret npx tsx examples/runner/runner.ts [runId]
+ *
+ * It creates the run (idempotent), runs it, prints each stage as it goes and the final status as
+ * read back from `GET /status`, and exits 0 when the run COMPLETED.
+ */
+import { pathToFileURL } from 'node:url'
+import {
+  PrismaAPIClient,
+  type PipelineProgressEvent,
+  type PipelineSummary,
+  type PrismaAPIClientOptions,
+  type RunStatusResponse,
+  type StageFunction,
+  runPipeline,
+} from 'pipeline-status-sdk/client'
+
+/** Options of {@link runExamplePipeline}. */
+export interface ExampleRunOptions {
+  /** The run id; a new one from the server when omitted. */
+  runId?: string | undefined
+  /** Client options; `baseUrl` and `secret` default to FRONTEND_WEBHOOK_URL and WEBHOOK_SECRET. */
+  client?: PrismaAPIClientOptions | undefined
+  /** Simulated work per stage, in milliseconds. */
+  stageDelayMs?: number | undefined
+  /** Where to save each stage's output (`<debugDir>/<runId>/stage_<N>_output.json`). */
+  debugDir?: string | undefined
+  /** Cancels the run. */
+  signal?: AbortSignal | undefined
+  /** Progress of each stage, e.g. to print it. */
+  onProgress?: ((event: PipelineProgressEvent) => void) | undefined
+}
+
+/** What the example run did, and the status the server stored. */
+export interface ExampleRunResult {
+  summary: PipelineSummary
+  status: RunStatusResponse
+}
+
+/** The example's five stages: each waits `delayMs` (honouring the abort signal) and returns a small output. */
+export function createExampleStages(delayMs = 200): StageFunction[] {
+  const work = (signal: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, delayMs)
+      signal.addEventListener('abort', () => {
+        clearTimeout(timer)
+        reject(signal.reason)
+      }, { once: true })
+    })
+  return [
+    async ({ signal }) => {
+      await work(signal)
+      return { inputs: ['survey.csv', 'interviews.md'], rows: 1280 }
+    },
+    async ({ signal }) => {
+      await work(signal)
+      return { signals: [{ id: 1, text: 'Gen Z wants éclairs', strength: 0.82 }] }
+    },
+    async ({ signal }) => {
+      await work(signal)
+      return '## Translation\n\nDemand for small, premium pastry treats is rising.'
+    },
+    async ({ signal }) => {
+      await work(signal)
+      return { brand: 'Maison Example', fit: 'high' }
+    },
+    async ({ signal, previousOutputs }) => {
+      await work(signal)
+      return `# Opportunities\n\n1. **Pastry pop-ups** (from ${previousOutputs.length} earlier stages)\n`
+    },
+  ]
+}
+
+/**
+ * Creates the run, runs the five example stages against the configured server, and reads the
+ * final status back. The client is closed (its outbox flushed) before this resolves.
+ */
+export async function runExamplePipeline(options: ExampleRunOptions = {}): Promise<ExampleRunResult> {
+  const client = new PrismaAPIClient({
+    outbox: { dir: '.pipeline-outbox' },
+    ...options.client,
+  })
+  try {
+    const { run } = await client.createRun(options.runId)
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      stages: createExampleStages(options.stageDelayMs),
+      signal: options.signal,
+      debugDir: options.debugDir,
+      onProgress: options.onProgress,
+      results: (outputs, status) => ({ fullReportMarkdown: status === 'COMPLETED' ? String(outputs.at(-1)) : null }),
+    })
+    await client.flush()
+    const status = await client.getStatus(run.id)
+    return { summary, status }
+  } finally {
+    await client.close({ timeout: 5_000 })
+  }
+}
+
+/** One line per progress event, for a terminal. */
+export function formatProgress(event: PipelineProgressEvent): string {
+  switch (event.type) {
+    case 'stage-started':
+      return `  stage ${event.stageNumber} ${event.stageName}: PROCESSING`
+    case 'stage-finished':
+      return `  stage ${event.stageNumber} ${event.stageName}: ${event.status} (${Math.round(event.durationMs)} ms)${event.error ? ` ${event.error}` : ''}`
+    case 'run-finished':
+      return `run ${event.runId}: ${event.status} in ${Math.round(event.durationMs)} ms${event.error ? ` (${event.error})` : ''}`
+  }
+}
+
+async function main(): Promise<void> {
+  const controller = new AbortController()
+  process.once('SIGINT', () => controller.abort(new Error('interrupted')))
+  const { summary, status } = await runExamplePipeline({
+    runId: process.argv[2],
+    signal: controller.signal,
+    debugDir: process.env.PIPELINE_DEBUG_DIR,
+    onProgress: (event) => console.log(formatProgress(event)),
+  })
+  console.log(`\nGET /status: run ${status.run.id} is ${status.run.status}`)
+  for (const stage of status.stages) console.log(`  ${stage.stageNumber}. ${stage.stageName}: ${stage.status}`)
+  process.exitCode = summary.status === 'COMPLETED' && status.run.status === 'COMPLETED' ? 0 : 1
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error)
+    process.exitCode = 1
+  })
+}

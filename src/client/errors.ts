@@ -1,0 +1,199 @@
+import { Problem } from '../contract/problem.js'
+
+/** The `name` of every error the client throws; switch on it to tell them apart. */
+export type PipelineStatusErrorName =
+  | 'PipelineStatusError'
+  | 'ConfigurationError'
+  | 'StatusHttpError'
+  | 'StatusNetworkError'
+  | 'StatusTimeoutError'
+  | 'OutboxLockedError'
+  | 'ClientClosedError'
+
+const NAMES: ReadonlySet<string> = new Set<PipelineStatusErrorName>([
+  'PipelineStatusError',
+  'ConfigurationError',
+  'StatusHttpError',
+  'StatusNetworkError',
+  'StatusTimeoutError',
+  'OutboxLockedError',
+  'ClientClosedError',
+])
+
+/**
+ * Base class of every error `PrismaAPIClient` throws. Transport errors (`StatusHttpError`,
+ * `StatusNetworkError`, `StatusTimeoutError`) carry ky's error as `cause`.
+ *
+ * @example
+ * ```ts
+ * import { isPipelineStatusError } from 'pipeline-status-sdk/client'
+ * try { await client.getStatus('run_1') } catch (error) { if (isPipelineStatusError(error)) console.error(error.name) }
+ * ```
+ */
+export class PipelineStatusError extends Error {
+  override readonly name: PipelineStatusErrorName = 'PipelineStatusError'
+}
+
+/**
+ * The client was configured wrongly: no base URL, no secret, an invalid URL or option.
+ * Thrown by the constructor, so a misconfigured runner fails at start, not with a 401 per call.
+ */
+export class ConfigurationError extends PipelineStatusError {
+  override readonly name = 'ConfigurationError' as const
+}
+
+/**
+ * The server answered with a non-2xx status (after the retries, for 408, 429 and 5xx).
+ * `problem` is the parsed `application/problem+json` body when the server sent one.
+ */
+export class StatusHttpError extends PipelineStatusError {
+  override readonly name = 'StatusHttpError' as const
+  /** The HTTP status of the last attempt. */
+  readonly status: number
+  /** The error body as a contract `Problem`, or `undefined` when it is not one. */
+  readonly problem: Problem | undefined
+  /** The error body as received: parsed JSON, text, or `undefined`. */
+  readonly body: unknown
+  /** The failed request: method, URL and `Idempotency-Key` (never the secret). */
+  readonly request: Request
+  /** The response of the last attempt (its body is already consumed; use `body`). */
+  readonly response: Response
+  /** How many attempts were made, the first one included. */
+  readonly attempts: number
+
+  constructor(init: {
+    request: Request
+    response: Response
+    body: unknown
+    attempts: number
+    cause?: unknown
+  }) {
+    const parsed = Problem.safeParse(init.body)
+    const problem = parsed.success ? parsed.data : undefined
+    const what = problem ? `${problem.code}${problem.detail ? `: ${problem.detail}` : ''}` : init.response.statusText
+    super(
+      `${init.request.method} ${init.request.url} failed with ${init.response.status}${what ? ` (${what})` : ''} after ${init.attempts} attempt(s)`,
+      { cause: init.cause },
+    )
+    this.status = init.response.status
+    this.problem = problem
+    this.body = init.body
+    this.request = init.request
+    this.response = init.response
+    this.attempts = init.attempts
+  }
+}
+
+/** No response arrived: connection refused or reset, DNS failure, and the like (after the retries). */
+export class StatusNetworkError extends PipelineStatusError {
+  override readonly name = 'StatusNetworkError' as const
+  /** The failed request: method, URL and `Idempotency-Key` (never the secret). */
+  readonly request: Request
+  /** How many attempts were made, the first one included. */
+  readonly attempts: number
+
+  constructor(init: { request: Request; attempts: number; cause?: unknown }) {
+    super(`${init.request.method} ${init.request.url} failed: network error after ${init.attempts} attempt(s)`, {
+      cause: init.cause,
+    })
+    this.request = init.request
+    this.attempts = init.attempts
+  }
+}
+
+/** Every attempt took longer than the `timeout` option (per attempt, in milliseconds). */
+export class StatusTimeoutError extends PipelineStatusError {
+  override readonly name = 'StatusTimeoutError' as const
+  /** The failed request: method, URL and `Idempotency-Key` (never the secret). */
+  readonly request: Request
+  /** The per-attempt timeout that expired, in milliseconds. */
+  readonly timeout: number
+  /** How many attempts were made, the first one included. */
+  readonly attempts: number
+
+  constructor(init: { request: Request; timeout: number; attempts: number; cause?: unknown }) {
+    super(
+      `${init.request.method} ${init.request.url} timed out after ${init.timeout} ms per attempt, ${init.attempts} attempt(s)`,
+      { cause: init.cause },
+    )
+    this.request = init.request
+    this.timeout = init.timeout
+    this.attempts = init.attempts
+  }
+}
+
+/** Another live process (or another client in this process) holds the outbox directory. */
+export class OutboxLockedError extends PipelineStatusError {
+  override readonly name = 'OutboxLockedError' as const
+  /** The outbox directory. */
+  readonly dir: string
+  /** The process id written in the lock file. */
+  readonly pid: number | undefined
+
+  constructor(dir: string, pid: number | undefined) {
+    super(
+      `The outbox ${dir} is in use by process ${pid ?? '?'}; give each runner process its own outbox dir ` +
+        `(delete ${dir}/outbox.lock only if no process uses it)`,
+    )
+    this.dir = dir
+    this.pid = pid
+  }
+}
+
+/** A method was called after `close()`. */
+export class ClientClosedError extends PipelineStatusError {
+  override readonly name = 'ClientClosedError' as const
+  constructor() {
+    super('The PrismaAPIClient is closed')
+  }
+}
+
+const hasName = (error: unknown, name: PipelineStatusErrorName): boolean =>
+  error instanceof Error && error.name === name
+
+/** Whether a value is any error of this client, also across realms and dual builds. */
+export function isPipelineStatusError(error: unknown): error is PipelineStatusError {
+  return error instanceof Error && NAMES.has(error.name)
+}
+
+/** Whether a value is a {@link ConfigurationError}, also across realms and dual builds. */
+export function isConfigurationError(error: unknown): error is ConfigurationError {
+  return hasName(error, 'ConfigurationError')
+}
+
+/**
+ * Whether a value is a {@link StatusHttpError}, also across realms and dual builds.
+ *
+ * @example
+ * ```ts
+ * import { isStatusHttpError } from 'pipeline-status-sdk/client'
+ * try {
+ *   await client.getStatus('run_1')
+ * } catch (error) {
+ *   if (isStatusHttpError(error) && error.problem?.code === 'run_not_found') console.warn('no such run')
+ * }
+ * ```
+ */
+export function isStatusHttpError(error: unknown): error is StatusHttpError {
+  return hasName(error, 'StatusHttpError')
+}
+
+/** Whether a value is a {@link StatusNetworkError}, also across realms and dual builds. */
+export function isStatusNetworkError(error: unknown): error is StatusNetworkError {
+  return hasName(error, 'StatusNetworkError')
+}
+
+/** Whether a value is a {@link StatusTimeoutError}, also across realms and dual builds. */
+export function isStatusTimeoutError(error: unknown): error is StatusTimeoutError {
+  return hasName(error, 'StatusTimeoutError')
+}
+
+/** Whether a value is an {@link OutboxLockedError}, also across realms and dual builds. */
+export function isOutboxLockedError(error: unknown): error is OutboxLockedError {
+  return hasName(error, 'OutboxLockedError')
+}
+
+/** Whether a value is a {@link ClientClosedError}, also across realms and dual builds. */
+export function isClientClosedError(error: unknown): error is ClientClosedError {
+  return hasName(error, 'ClientClosedError')
+}

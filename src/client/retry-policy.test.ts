@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest'
+import { DEFAULT_RETRY_POLICY, isRetriableStatus, parseRetryAfter, resolveRetryPolicy, retryDelay, toKyRetryOptions } from './retry-policy.js'
+
+describe('retry policy', () => {
+  it('retries 408, 429 and every 5xx, never other 4xx', () => {
+    for (const status of [408, 429, 500, 501, 502, 503, 504, 520, 599]) expect(isRetriableStatus(status)).toBe(true)
+    for (const status of [400, 401, 403, 404, 409, 413, 415, 422, 200, 302]) expect(isRetriableStatus(status)).toBe(false)
+  })
+
+  it('reads Retry-After as seconds or an HTTP date', () => {
+    const now = Date.parse('2025-10-25T14:00:00Z')
+    expect(parseRetryAfter('1', now)).toBe(1000)
+    expect(parseRetryAfter(' 120 ', now)).toBe(120_000)
+    expect(parseRetryAfter('Sat, 25 Oct 2025 14:00:30 GMT', now)).toBe(30_000)
+    expect(parseRetryAfter('Sat, 25 Oct 2025 13:00:00 GMT', now)).toBe(0)
+    expect(parseRetryAfter('soon', now)).toBeUndefined()
+    expect(parseRetryAfter(null, now)).toBeUndefined()
+  })
+
+  it('waits Retry-After up to maxRetryAfter, else full jitter up to maxDelay', () => {
+    const policy = resolveRetryPolicy({ baseDelay: 100, maxDelay: 1_000, maxRetryAfter: 5_000 })
+    expect(retryDelay(policy, 1, 2_000)).toBe(2_000)
+    expect(retryDelay(policy, 1, 60_000)).toBe(5_000)
+    for (let i = 0; i < 200; i++) {
+      const first = retryDelay(policy, 1)
+      expect(first).toBeGreaterThanOrEqual(0)
+      expect(first).toBeLessThanOrEqual(100)
+      expect(retryDelay(policy, 3)).toBeLessThanOrEqual(400)
+      expect(retryDelay(policy, 10)).toBeLessThanOrEqual(1_000)
+    }
+  })
+
+  it('hands ky the retries after the first attempt, POST included, delays numbered on', () => {
+    const ky = toKyRetryOptions(resolveRetryPolicy({ limit: 5, baseDelay: 100 }))
+    expect(ky.limit).toBe(4)
+    expect(ky.methods).toContain('post')
+    expect(ky.retryOnTimeout).toBe(true)
+    expect(ky.jitter).toBe(true)
+    // ky's first retry is the policy's second: 100 * 2^1.
+    expect(ky.delay?.(1)).toBe(200)
+    expect(toKyRetryOptions(resolveRetryPolicy({ limit: 0 })).limit).toBe(0)
+  })
+
+  it('fills defaults and rejects nonsense', () => {
+    expect(resolveRetryPolicy(undefined)).toEqual(DEFAULT_RETRY_POLICY)
+    expect(resolveRetryPolicy({ limit: undefined, baseDelay: 50 })).toEqual({ ...DEFAULT_RETRY_POLICY, baseDelay: 50 })
+    expect(() => resolveRetryPolicy({ limit: 1.5 })).toThrow(/retry.limit/)
+    expect(() => resolveRetryPolicy({ maxDelay: -1 })).toThrow(/retry.maxDelay/)
+    expect(() => resolveRetryPolicy({ baseDelay: Number.NaN })).toThrow(/retry.baseDelay/)
+  })
+})

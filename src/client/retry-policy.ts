@@ -1,0 +1,129 @@
+import { type RetryOptions, isHTTPError } from 'ky'
+import { type PipelineStatusError, isStatusHttpError, isStatusNetworkError, isStatusTimeoutError } from './errors.js'
+
+/**
+ * How one request is retried: exponential backoff with full jitter, capped, honouring the
+ * server's `Retry-After`. Network errors, per-attempt timeouts, 408, 429 and 5xx are retried;
+ * other 4xx never are (they would fail the same way again).
+ *
+ * @example
+ * ```ts
+ * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient({ retry: { limit: 3, baseDelay: 200, maxDelay: 2_000 } })
+ * ```
+ */
+export interface RetryPolicy {
+  /**
+   * Retries after the first attempt; `0` sends once.
+   * @default 5
+   */
+  limit?: number | undefined
+  /**
+   * Backoff base in milliseconds: retry `n` waits a random time in `[0, baseDelay * 2^(n-1)]`
+   * (full jitter), at most `maxDelay`.
+   * @default 300
+   */
+  baseDelay?: number | undefined
+  /**
+   * Upper bound of one backoff wait, in milliseconds.
+   * @default 10_000
+   */
+  maxDelay?: number | undefined
+  /**
+   * Upper bound of a wait the server asks for with `Retry-After` (seconds or an HTTP date),
+   * in milliseconds. A `Retry-After` is honoured exactly, without jitter, up to this bound.
+   * @default 60_000
+   */
+  maxRetryAfter?: number | undefined
+}
+
+/** The retry policy with every default filled in. */
+export type ResolvedRetryPolicy = { readonly [K in keyof RetryPolicy]-?: number }
+
+/** The defaults of {@link RetryPolicy}. */
+export const DEFAULT_RETRY_POLICY: ResolvedRetryPolicy = Object.freeze({
+  limit: 5,
+  baseDelay: 300,
+  maxDelay: 10_000,
+  maxRetryAfter: 60_000,
+})
+
+/** Whether an HTTP status is worth retrying: 408, 429 and every 5xx. */
+export function isRetriableStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status <= 599)
+}
+
+/** Whether a failed request may succeed later (network error, timeout, 408, 429, 5xx). */
+export function isRetriableError(error: PipelineStatusError): boolean {
+  if (isStatusNetworkError(error) || isStatusTimeoutError(error)) return true
+  return isStatusHttpError(error) && isRetriableStatus(error.status)
+}
+
+// The common ones; other 5xx are retried through `shouldRetry`. ky copies these arrays several
+// times per request, so they stay short.
+const RETRIED_STATUSES = [408, 429, 500, 502, 503, 504]
+
+/** Fills in the defaults and checks every field; throws a `RangeError` naming the bad one. */
+export function resolveRetryPolicy(policy: RetryPolicy | undefined): ResolvedRetryPolicy {
+  const resolved = { ...DEFAULT_RETRY_POLICY, ...stripUndefined(policy ?? {}) } as { -readonly [K in keyof ResolvedRetryPolicy]: number }
+  if (!Number.isInteger(resolved.limit) || resolved.limit < 0) {
+    throw new RangeError('retry.limit must be a non-negative integer')
+  }
+  for (const key of ['baseDelay', 'maxDelay', 'maxRetryAfter'] as const) {
+    if (!(resolved[key] >= 0)) throw new RangeError(`retry.${key} must be a non-negative number of milliseconds`)
+  }
+  return Object.freeze(resolved)
+}
+
+/**
+ * The wait before retry number `retry` (1 for the first retry), in milliseconds: the server's
+ * `Retry-After` when it sent one (capped at `maxRetryAfter`, no jitter), else full jitter over
+ * `baseDelay * 2^(retry-1)`, capped at `maxDelay`. ky computes the same for the retries it runs.
+ */
+export function retryDelay(policy: ResolvedRetryPolicy, retry: number, retryAfterMs?: number | undefined): number {
+  if (retryAfterMs !== undefined) return Math.min(policy.maxRetryAfter, retryAfterMs)
+  return Math.min(policy.maxDelay, Math.random() * policy.baseDelay * 2 ** (retry - 1))
+}
+
+/**
+ * The policy as ky's retry options for the attempts after the first (which the transport sends
+ * itself): `limit - 1` retries, POST included (the server is idempotent), timeouts retried,
+ * `Retry-After` honoured on every retried status, and delays numbered on from retry 2.
+ */
+export function toKyRetryOptions(policy: ResolvedRetryPolicy): RetryOptions {
+  return {
+    limit: Math.max(0, policy.limit - 1),
+    methods: ['get', 'post'],
+    statusCodes: RETRIED_STATUSES,
+    afterStatusCodes: RETRIED_STATUSES,
+    maxRetryAfter: policy.maxRetryAfter,
+    backoffLimit: policy.maxDelay,
+    // ky's retry k is the policy's retry k + 1.
+    delay: (attempt) => policy.baseDelay * 2 ** attempt,
+    jitter: true,
+    retryOnTimeout: true,
+    shouldRetry: ({ error }) => {
+      if (!isHTTPError(error)) return undefined
+      const status = error.response.status
+      // ky's own handling (with Retry-After) for the listed ones; plain backoff for other 5xx.
+      if (RETRIED_STATUSES.includes(status)) return undefined
+      return isRetriableStatus(status)
+    },
+  }
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/**
+ * A `Retry-After` header value as milliseconds from `now`: delay-seconds or an HTTP date.
+ * `undefined` when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
+  if (value === null || value === undefined) return undefined
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
+  const date = Date.parse(trimmed)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}

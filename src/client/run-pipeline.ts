@@ -1,0 +1,241 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { CompleteRunResponse } from '../contract/records.js'
+import type { FinalStatus, StageStatus } from '../contract/status.js'
+import type { PrismaAPIClient, QueuedDelivery } from './prisma-api-client.js'
+
+/** What a stage function gets. */
+export interface StageContext {
+  readonly runId: string
+  /** 1-based. */
+  readonly stageNumber: number
+  /** The name from the client's catalogue. */
+  readonly stageName: string
+  /** The outputs of the stages before this one, in order (`previousOutputs[0]` is stage 1's). */
+  readonly previousOutputs: readonly unknown[]
+  /** Aborted when the pipeline is cancelled; pass it on to long work (fetch, child processes). */
+  readonly signal: AbortSignal
+}
+
+/** One stage: does its work and returns its output (sent as the stage's output). */
+export type StageFunction = (context: StageContext) => unknown
+
+/** A step of the pipeline, for progress displays. */
+export type PipelineProgressEvent =
+  | { type: 'stage-started'; runId: string; stageNumber: number; stageName: string }
+  | { type: 'stage-finished'; runId: string; stageNumber: number; stageName: string; status: FinalStatus; durationMs: number; error?: string }
+  | { type: 'run-finished'; runId: string; status: FinalStatus; durationMs: number; error?: string }
+
+/**
+ * Options of {@link runPipeline}.
+ *
+ * @example
+ * ```ts
+ * import { PrismaAPIClient, runPipeline } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient()
+ * const summary = await runPipeline({
+ *   runId: 'run_1',
+ *   client,
+ *   stages: [async () => ({ signals: 3 }), async ({ previousOutputs }) => previousOutputs[0]],
+ *   debugDir: './debug',
+ * })
+ * ```
+ */
+export interface RunPipelineOptions {
+  /** The `PipelineRun.id`, created beforehand by the web app (or `client.createRun`). */
+  runId: string
+  /** Reports every stage change. Its `stages` catalogue names the stages. */
+  client: PrismaAPIClient
+  /** The stage functions in order: stage 1 first. At most as many as the catalogue has. */
+  stages: readonly StageFunction[]
+  /** Cancels the run: the current stage is marked CANCELLED and the rest are not started. */
+  signal?: AbortSignal | undefined
+  /** When set, each stage's output is saved as `<debugDir>/<runId>/stage_<N>_output.json`. */
+  debugDir?: string | undefined
+  /** Called on each step, e.g. to print progress. Exceptions it throws are ignored. */
+  onProgress?: ((event: PipelineProgressEvent) => void) | undefined
+  /**
+   * Whether to end the run with `POST /complete` (status, completedAt, duration in seconds,
+   * error, plus `results`). The server also finishes the run by itself from the stages; the
+   * explicit call is what hands the results to the app's `onRunCompleted` hook.
+   * @default true
+   */
+  complete?: boolean | undefined
+  /** App-specific fields for the `/complete` body, e.g. `{ opportunities, fullReportMarkdown }`. */
+  results?: ((outputs: readonly unknown[], status: FinalStatus) => Record<string, unknown>) | undefined
+}
+
+/** How one stage went. */
+export interface StageSummary {
+  stageNumber: number
+  stageName: string
+  /** `PENDING` for a stage that never started. */
+  status: StageStatus
+  /** Wall time of the stage function in milliseconds; `undefined` if it never started. */
+  durationMs: number | undefined
+  /** The thrown error's message, for a FAILED stage. */
+  error?: string
+  /** Whether every update of this stage was delivered or queued in the outbox. */
+  reported: boolean
+}
+
+/** What {@link runPipeline} resolves. */
+export interface PipelineSummary {
+  runId: string
+  status: FinalStatus
+  stages: StageSummary[]
+  /** The outputs of the stages that completed, in order. */
+  outputs: unknown[]
+  /** Wall time of the whole run in milliseconds. */
+  durationMs: number
+  /** Why the run failed or was cancelled. */
+  error?: string
+  /** Problems that did not stop the run, e.g. a debug output that could not be saved. */
+  warnings: string[]
+  /** The `/complete` answer, the queued delivery, or the error it failed with; absent with `complete: false`. */
+  completion?: { ok: true; response: CompleteRunResponse | QueuedDelivery } | { ok: false; error: unknown }
+}
+
+/**
+ * Runs a pipeline and reports it, like the original runner's `execute_pipeline_background`:
+ * initialises the run (stage 1 PROCESSING), then for each stage marks it PROCESSING, runs it,
+ * saves its output under `debugDir` when set, and marks it COMPLETED with that output. A stage
+ * that throws is marked FAILED and the run stops; an abort marks the current stage CANCELLED and
+ * stops. Finally `POST /complete` with the outcome (unless `complete: false`).
+ *
+ * It never throws for a failed stage or a failed report: the outcome is in the summary.
+ *
+ * @example
+ * ```ts
+ * import { PrismaAPIClient, runPipeline } from 'pipeline-status-sdk/client'
+ * const summary = await runPipeline({ runId: 'run_1', client: new PrismaAPIClient(), stages: [() => 'done'] })
+ * console.log(summary.status) // 'COMPLETED'
+ * ```
+ */
+export async function runPipeline(options: RunPipelineOptions): Promise<PipelineSummary> {
+  const { runId, client, stages, signal } = options
+  const catalogue = client.stages
+  if (stages.length === 0 || stages.length > catalogue.length) {
+    throw new RangeError(`runPipeline needs 1..${catalogue.length} stage functions (the catalogue's size), got ${stages.length}`)
+  }
+  const progress = (event: PipelineProgressEvent) => {
+    try {
+      options.onProgress?.(event)
+    } catch {
+      // A broken progress display must not break the pipeline.
+    }
+  }
+  const started = performance.now()
+  const summaries: StageSummary[] = stages.map((_, index) => ({
+    stageNumber: index + 1,
+    stageName: catalogue[index]?.name ?? `Stage ${index + 1}`,
+    status: 'PENDING',
+    durationMs: undefined,
+    reported: true,
+  }))
+  const outputs: unknown[] = []
+  const warnings: string[] = []
+  let status: FinalStatus = 'COMPLETED'
+  let error: string | undefined
+
+  for (const [index, stageFunction] of stages.entries()) {
+    const summary = summaries[index] as StageSummary
+    const { stageNumber, stageName } = summary
+    if (signal?.aborted) {
+      summary.status = 'CANCELLED'
+      summary.reported = await client.markStageCancelled(runId, stageNumber)
+      status = 'CANCELLED'
+      error = abortMessage(signal)
+      break
+    }
+    // Stage 1 PROCESSING is the run's initialisation.
+    summary.reported = await (stageNumber === 1
+      ? client.initializePipelineStages(runId)
+      : client.markStageProcessing(runId, stageNumber))
+    progress({ type: 'stage-started', runId, stageNumber, stageName })
+    const stageStarted = performance.now()
+    let output: unknown
+    try {
+      const context: StageContext = {
+        runId,
+        stageNumber,
+        stageName,
+        previousOutputs: outputs.slice(),
+        signal: signal ?? new AbortController().signal,
+      }
+      output = await untilAborted(Promise.resolve().then(() => stageFunction(context)), signal)
+    } catch (thrown) {
+      summary.durationMs = performance.now() - stageStarted
+      if (signal?.aborted) {
+        summary.status = 'CANCELLED'
+        status = 'CANCELLED'
+        error = abortMessage(signal)
+        summary.reported = (await client.markStageCancelled(runId, stageNumber)) && summary.reported
+      } else {
+        summary.status = 'FAILED'
+        status = 'FAILED'
+        error = thrown instanceof Error ? thrown.message : String(thrown)
+        summary.error = error
+        summary.reported = (await client.markStageFailed(runId, stageNumber, error)) && summary.reported
+      }
+      progress({ type: 'stage-finished', runId, stageNumber, stageName, status: summary.status, durationMs: summary.durationMs, error })
+      break
+    }
+    summary.durationMs = performance.now() - stageStarted
+    outputs.push(output)
+    if (options.debugDir !== undefined) {
+      try {
+        await saveOutput(options.debugDir, runId, stageNumber, output)
+      } catch (thrown) {
+        warnings.push(`Stage ${stageNumber} output not saved: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+      }
+    }
+    summary.status = 'COMPLETED'
+    summary.reported = (await client.markStageComplete(runId, stageNumber, output)) && summary.reported
+    progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
+  }
+
+  const durationMs = performance.now() - started
+  const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings }
+  if (error !== undefined) result.error = error
+  if (options.complete ?? true) {
+    try {
+      const response = await client.completeRun(runId, {
+        ...options.results?.(outputs, status),
+        status,
+        duration: durationMs / 1000,
+        ...(error !== undefined ? { error } : {}),
+      })
+      result.completion = { ok: true, response }
+    } catch (thrown) {
+      result.completion = { ok: false, error: thrown }
+    }
+  }
+  progress({ type: 'run-finished', runId, status, durationMs, ...(error !== undefined ? { error } : {}) })
+  return result
+}
+
+/** Rejects as soon as `signal` aborts, even if the stage ignores its signal. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    if (signal.aborted) return onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+function abortMessage(signal: AbortSignal): string {
+  const reason: unknown = signal.reason
+  return reason instanceof Error && reason.name !== 'AbortError' ? `Cancelled: ${reason.message}` : 'Cancelled'
+}
+
+async function saveOutput(debugDir: string, runId: string, stageNumber: number, output: unknown): Promise<void> {
+  // A run id is URL-safe but may still be '..' or hold a separator; keep it inside debugDir.
+  const safe = /^[A-Za-z0-9_:~-][A-Za-z0-9._:~-]*$/.test(runId) ? runId : encodeURIComponent(runId).replaceAll('.', '%2E')
+  const dir = join(debugDir, safe)
+  await mkdir(dir, { recursive: true })
+  // Like the original's json.dump(output, indent=2); a string is saved as a JSON string.
+  await writeFile(join(dir, `stage_${stageNumber}_output.json`), `${JSON.stringify(output ?? null, null, 2)}\n`, 'utf8')
+}

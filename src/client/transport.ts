@@ -1,0 +1,275 @@
+/**
+ * The one place the client talks HTTP: a per-attempt timeout, retries on ky, the secret and
+ * idempotency headers, and the mapping of failures to the client's typed errors.
+ * Internal: not exported from the package.
+ *
+ * The first attempt of a request is one plain `fetch`; only when it fails in a way worth
+ * retrying (network error, timeout, 408, 429, 5xx) does ky take over for the retries, after the
+ * first backoff wait. Almost every update succeeds at once, and ky's per-call machinery (a
+ * Request built and cloned per call, options merged per call) costs as much as a loopback
+ * round trip, so the happy path skips it; see bench/client-overhead.bench.ts.
+ */
+import ky, {
+  HTTPError,
+  NetworkError,
+  type Options as KyOptions,
+  type NormalizedOptions,
+  type RetryOptions,
+  TimeoutError,
+  isHTTPError,
+  isNetworkError,
+  isTimeoutError,
+} from 'ky'
+import { HEADERS } from '../contract/headers.js'
+import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
+import {
+  type ResolvedRetryPolicy,
+  isRetriableStatus,
+  parseRetryAfter,
+  retryDelay,
+  toKyRetryOptions,
+} from './retry-policy.js'
+
+/** Headers that sign one attempt (Standard Webhooks), computed per attempt. */
+export type AttemptSigner = (body: string) => Promise<Record<string, string>>
+
+/** Everything the transport needs, resolved by the client's constructor. */
+export interface TransportConfig {
+  secret: string
+  /** Per attempt, in milliseconds. */
+  timeout: number
+  retry: ResolvedRetryPolicy
+  userAgent: string
+  fetch: ((input: string, init: RequestInit) => Promise<Response>) | undefined
+  signer: AttemptSigner | undefined
+}
+
+/** One logical request; its retries share `idempotencyKey`. */
+export interface OutgoingRequest {
+  method: 'GET' | 'POST'
+  url: string
+  /** The JSON body, already serialised, sent byte for byte on every attempt. */
+  body?: string | undefined
+  idempotencyKey?: string | undefined
+}
+
+/** A 2xx answer. */
+export interface TransportResponse {
+  status: number
+  text: string
+  attempts: number
+}
+
+// ky forwards options it does not know to the `fetch` it calls: this one carries what each
+// attempt needs beside ky's Request.
+const ATTEMPT = 'pipelineStatusAttempt'
+
+interface Attempt {
+  body: string | undefined
+  headers: Record<string, string>
+  count: number
+}
+
+/** The first attempt's failure, before it is retried or reported. */
+type FirstFailure =
+  | { kind: 'http'; response: Response; data: unknown }
+  | { kind: 'timeout' }
+  | { kind: 'network'; cause: unknown }
+  | { kind: 'other'; cause: unknown }
+
+const TIMED_OUT = Symbol('timed out')
+
+/** Sends requests; throws only {@link PipelineStatusError}s. */
+export class Transport {
+  readonly #config: TransportConfig
+  readonly #kyRetry: RetryOptions
+  readonly #kyFetch: (input: Request, init: { [ATTEMPT]: Attempt }) => Promise<Response>
+  /** One controller per request in flight, so `abortInFlight` can stop them. */
+  readonly #inflight = new Set<AbortController>()
+
+  constructor(config: TransportConfig) {
+    this.#config = config
+    this.#kyRetry = toKyRetryOptions(config.retry)
+    // The body and the headers travel beside ky's Request, not inside it: ky clones its Request
+    // for every retry, which would tee a body stream, and errors carry that Request, which
+    // must not hold the secret. Every attempt sends the same string and headers.
+    this.#kyFetch = async (request, init) => {
+      const attempt = init[ATTEMPT]
+      attempt.count++
+      return this.#fetch(request.url, request.method, attempt.headers, attempt.body, request.signal)
+    }
+  }
+
+  /** Aborts every request in flight, and its retry waits; later requests are not affected. */
+  abortInFlight(reason: unknown): void {
+    for (const controller of this.#inflight) controller.abort(reason)
+  }
+
+  /**
+   * Sends one logical request: with `retry`, network errors, timeouts, 408, 429 and 5xx are
+   * retried per the policy, every attempt carrying the same idempotency key and body.
+   */
+  async send(
+    request: OutgoingRequest,
+    options: { retry: boolean; signal?: AbortSignal | undefined },
+  ): Promise<TransportResponse> {
+    const headers: Record<string, string> = {
+      [HEADERS.webhookSecret]: this.#config.secret,
+      'User-Agent': this.#config.userAgent,
+      Accept: 'application/json',
+    }
+    if (request.body !== undefined) headers['Content-Type'] = 'application/json'
+    if (request.idempotencyKey !== undefined) headers[HEADERS.idempotencyKey] = request.idempotencyKey
+    // A fresh controller per request, never one long-lived signal: every request would hang a
+    // dependent signal on it (AbortSignal.any), which gets slower the more there are.
+    const controller = new AbortController()
+    this.#inflight.add(controller)
+    const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal
+    let attempts = 1
+    try {
+      const first = await this.#firstAttempt(request, headers, signal)
+      if (!('kind' in first)) return { status: first.status, text: await first.text(), attempts }
+      const retriable =
+        first.kind === 'timeout' || first.kind === 'network' || (first.kind === 'http' && isRetriableStatus(first.response.status))
+      if (!options.retry || this.#config.retry.limit === 0 || !retriable) throw this.#firstFailureError(first, request)
+
+      const retryAfter = first.kind === 'http' ? parseRetryAfter(first.response.headers.get(HEADERS.retryAfter)) : undefined
+      await abortableDelay(retryDelay(this.#config.retry, 1, retryAfter), signal)
+      const attempt: Attempt = { body: request.body, headers, count: 0 }
+      const init: KyOptions & { [ATTEMPT]: Attempt } = {
+        method: request.method,
+        timeout: this.#config.timeout,
+        retry: this.#kyRetry,
+        fetch: this.#kyFetch as NonNullable<KyOptions['fetch']>,
+        signal,
+        [ATTEMPT]: attempt,
+      }
+      try {
+        const response = await ky(request.url, init)
+        return { status: response.status, text: await response.text(), attempts: attempts + attempt.count }
+      } finally {
+        attempts += attempt.count
+      }
+    } catch (error) {
+      throw this.#toStatusError(error, request, attempts)
+    } finally {
+      this.#inflight.delete(controller)
+    }
+  }
+
+  async #firstAttempt(
+    request: OutgoingRequest,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Response | FirstFailure> {
+    // Its own controller, so the timeout is told apart from an abort of the whole request.
+    const attempt = new AbortController()
+    const onAbort = () => attempt.abort(signal.reason)
+    if (signal.aborted) attempt.abort(signal.reason)
+    else signal.addEventListener('abort', onAbort, { once: true })
+    const timer = setTimeout(() => attempt.abort(TIMED_OUT), this.#config.timeout)
+    try {
+      const response = await this.#fetch(request.url, request.method, headers, request.body, attempt.signal)
+      if (response.ok) return response
+      return { kind: 'http', response, data: await readErrorData(response) }
+    } catch (error) {
+      if (attempt.signal.reason === TIMED_OUT) return { kind: 'timeout' }
+      if (signal.aborted) return { kind: 'other', cause: signal.reason }
+      // fetch rejects with a TypeError when no response arrived (refused, reset, DNS).
+      if (error instanceof TypeError) return { kind: 'network', cause: error }
+      return { kind: 'other', cause: error }
+    } finally {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async #fetch(
+    url: string,
+    method: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const signer = this.#config.signer
+    const sent = signer && body !== undefined ? { ...headers, ...(await signer(body)) } : headers
+    const send = this.#config.fetch ?? globalThis.fetch
+    return send(url, { method, headers: sent, body: body ?? null, signal })
+  }
+
+  /** The first attempt's failure as ky would have reported it, so `cause` is always ky's error. */
+  #firstFailureError(failure: FirstFailure, request: OutgoingRequest): unknown {
+    const shown = shownRequest(request)
+    switch (failure.kind) {
+      case 'http': {
+        const error = new HTTPError(failure.response, shown, { method: request.method } as NormalizedOptions)
+        error.data = failure.data
+        return error
+      }
+      case 'timeout':
+        return new TimeoutError(shown)
+      case 'network':
+        return new NetworkError(shown, { cause: failure.cause as Error })
+      case 'other':
+        return failure.cause
+    }
+  }
+
+  #toStatusError(error: unknown, request: OutgoingRequest, attempts: number): PipelineStatusError {
+    if (error instanceof PipelineStatusError) return error
+    const shown = shownRequest(request)
+    if (isHTTPError(error)) {
+      return new StatusHttpError({ request: shown, response: error.response, body: error.data, attempts, cause: error })
+    }
+    if (isTimeoutError(error)) {
+      return new StatusTimeoutError({ request: shown, timeout: this.#config.timeout, attempts, cause: error })
+    }
+    if (isNetworkError(error)) return new StatusNetworkError({ request: shown, attempts, cause: error })
+    const aborted = error instanceof Error && error.name === 'AbortError'
+    return new PipelineStatusError(
+      `${request.method} ${request.url} ${aborted ? 'was aborted' : `failed: ${error instanceof Error ? error.message : String(error)}`}`,
+      { cause: error },
+    )
+  }
+}
+
+/** What an error shows of its request: method, URL and idempotency key, never the secret. */
+function shownRequest(request: OutgoingRequest): Request {
+  return new Request(request.url, {
+    method: request.method,
+    headers: request.idempotencyKey === undefined ? {} : { [HEADERS.idempotencyKey]: request.idempotencyKey },
+  })
+}
+
+/** An error body as ky reads it: parsed JSON for a JSON media type, else text. */
+async function readErrorData(response: Response): Promise<unknown> {
+  let text: string
+  try {
+    text = await response.text()
+  } catch {
+    return undefined
+  }
+  if (text === '') return undefined
+  const type = (response.headers.get('content-type') ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''
+  if (!/\/(?:.*[.+-])?json$/.test(type)) return text
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
+  }
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}

@@ -1,0 +1,166 @@
+/** runPipeline against the real handlers over HTTP: success, a failing stage, cancellation. */
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PrismaAPIClient, type PipelineProgressEvent, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+
+let server: TestServer
+let client: PrismaAPIClient
+let debugDir: string
+
+beforeEach(async () => {
+  server = await startTestServer()
+  client = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 1, baseDelay: 5 } })
+  debugDir = mkdtempSync(join(tmpdir(), 'pipeline-debug-'))
+})
+afterEach(async () => {
+  await client.close({ timeout: 100 })
+  await server.stop()
+  rmSync(debugDir, { recursive: true, force: true })
+})
+
+const updates = () =>
+  server.requestsTo('/stage-update').map((r) => {
+    const body = JSON.parse(r.body) as { stageNumber: number; status: string }
+    return `${body.stageNumber} ${body.status}`
+  })
+
+describe('runPipeline', () => {
+  it('runs every stage, reports each, saves debug outputs and completes the run', async () => {
+    await client.createRun('run_ok')
+    const events: PipelineProgressEvent[] = []
+    const seen: unknown[][] = []
+    const summary = await runPipeline({
+      runId: 'run_ok',
+      client,
+      debugDir,
+      onProgress: (event) => events.push(event),
+      results: (outputs) => ({ fullReportMarkdown: String(outputs[4]) }),
+      stages: [
+        () => ({ signals: [1, 2, 3] }),
+        async ({ previousOutputs }) => ({ amplified: (previousOutputs[0] as { signals: number[] }).signals.length }),
+        ({ stageName }) => `translated by ${stageName}`,
+        ({ previousOutputs }) => {
+          seen.push([...previousOutputs])
+          return ['brand']
+        },
+        ({ runId, stageNumber }) => `# Report for ${runId} (stage ${stageNumber})`,
+      ],
+    })
+
+    expect(summary).toMatchObject({ runId: 'run_ok', status: 'COMPLETED', warnings: [] })
+    expect(summary.error).toBeUndefined()
+    expect(summary.stages.map((s) => [s.stageNumber, s.stageName, s.status, s.reported])).toEqual([
+      [1, 'Input Processing', 'COMPLETED', true],
+      [2, 'Signal Amplification', 'COMPLETED', true],
+      [3, 'General Translation', 'COMPLETED', true],
+      [4, 'Brand Contextualization', 'COMPLETED', true],
+      [5, 'Opportunity Generation', 'COMPLETED', true],
+    ])
+    for (const stage of summary.stages) expect(stage.durationMs).toBeGreaterThanOrEqual(0)
+    expect(seen[0]).toEqual([{ signals: [1, 2, 3] }, { amplified: 3 }, 'translated by General Translation'])
+    expect(summary.completion).toMatchObject({ ok: true, response: { outcome: 'applied', run: { status: 'COMPLETED' } } })
+
+    expect(updates()).toEqual([
+      '1 PROCESSING', '1 COMPLETED', '2 PROCESSING', '2 COMPLETED', '3 PROCESSING',
+      '3 COMPLETED', '4 PROCESSING', '4 COMPLETED', '5 PROCESSING', '5 COMPLETED',
+    ])
+    const complete = JSON.parse(server.requestsTo('/complete')[0]?.body ?? '{}') as Record<string, unknown>
+    expect(complete).toMatchObject({ status: 'COMPLETED', fullReportMarkdown: '# Report for run_ok (stage 5)' })
+    expect(complete.duration).toBeGreaterThanOrEqual(0)
+
+    expect(readdirSync(join(debugDir, 'run_ok')).sort()).toEqual([1, 2, 3, 4, 5].map((n) => `stage_${n}_output.json`))
+    expect(JSON.parse(readFileSync(join(debugDir, 'run_ok', 'stage_2_output.json'), 'utf8'))).toEqual({ amplified: 3 })
+    expect(JSON.parse(readFileSync(join(debugDir, 'run_ok', 'stage_3_output.json'), 'utf8'))).toBe('translated by General Translation')
+
+    const status = await client.getStatus('run_ok')
+    expect(status.run.status).toBe('COMPLETED')
+    expect(status.stages[1]?.output).toBe('{"amplified":3}')
+    expect(status.stages[2]?.output).toBe('translated by General Translation')
+    expect(events.map((e) => e.type)).toEqual([...Array(5).fill(['stage-started', 'stage-finished']).flat(), 'run-finished'])
+  })
+
+  it('marks a throwing stage FAILED and stops', async () => {
+    await client.createRun('run_fail')
+    let ranAfter = false
+    const summary = await runPipeline({
+      runId: 'run_fail',
+      client,
+      stages: [
+        () => 'one',
+        () => 'two',
+        () => {
+          throw new Error('upstream model timed out')
+        },
+        () => {
+          ranAfter = true
+        },
+        () => 'five',
+      ],
+    })
+    expect(ranAfter).toBe(false)
+    expect(summary.status).toBe('FAILED')
+    expect(summary.error).toBe('upstream model timed out')
+    expect(summary.stages.map((s) => s.status)).toEqual(['COMPLETED', 'COMPLETED', 'FAILED', 'PENDING', 'PENDING'])
+    expect(summary.stages[2]?.error).toBe('upstream model timed out')
+    expect(summary.stages[3]?.durationMs).toBeUndefined()
+    expect(updates()).toEqual(['1 PROCESSING', '1 COMPLETED', '2 PROCESSING', '2 COMPLETED', '3 PROCESSING', '3 FAILED'])
+    expect(JSON.parse(server.requestsTo('/complete')[0]?.body ?? '{}')).toMatchObject({ status: 'FAILED', error: 'upstream model timed out' })
+
+    const status = await client.getStatus('run_fail')
+    expect(status.run).toMatchObject({ status: 'FAILED', error: 'upstream model timed out' })
+    expect(status.stages.map((s) => s.status)).toEqual(['COMPLETED', 'COMPLETED', 'FAILED'])
+  })
+
+  it('marks the current stage CANCELLED on abort and stops', async () => {
+    await client.createRun('run_cancel')
+    const controller = new AbortController()
+    let ranAfter = false
+    const summary = await runPipeline({
+      runId: 'run_cancel',
+      client,
+      signal: controller.signal,
+      stages: [
+        () => 'one',
+        // A stage that ignores its signal is still abandoned at once.
+        () => {
+          setTimeout(() => controller.abort(), 10)
+          return new Promise(() => {})
+        },
+        () => {
+          ranAfter = true
+        },
+      ],
+    })
+    expect(ranAfter).toBe(false)
+    expect(summary.status).toBe('CANCELLED')
+    expect(summary.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED', 'PENDING'])
+    expect(updates()).toEqual(['1 PROCESSING', '1 COMPLETED', '2 PROCESSING', '2 CANCELLED'])
+    expect(summary.completion).toMatchObject({ ok: true, response: { outcome: 'applied', run: { status: 'CANCELLED' } } })
+    expect((await client.getStatus('run_cancel')).run.status).toBe('CANCELLED')
+  })
+
+  it('cancels before the first stage when the signal is already aborted', async () => {
+    await client.createRun('run_pre')
+    const summary = await runPipeline({ runId: 'run_pre', client, signal: AbortSignal.abort(), stages: [() => 'x'] })
+    expect(summary.status).toBe('CANCELLED')
+    expect(updates()).toEqual(['1 CANCELLED'])
+  })
+
+  it('keeps going when reporting fails, and says so in the summary', async () => {
+    // No run was created: every update is a 404.
+    const summary = await runPipeline({ runId: 'run_missing', client, stages: [() => 1, () => 2] })
+    expect(summary.status).toBe('COMPLETED')
+    expect(summary.stages.map((s) => [s.status, s.reported])).toEqual([
+      ['COMPLETED', false],
+      ['COMPLETED', false],
+    ])
+    expect(summary.completion).toMatchObject({ ok: false, error: { name: 'StatusHttpError', status: 404 } })
+  })
+
+  it('refuses more stage functions than the catalogue has', async () => {
+    await expect(runPipeline({ runId: 'r', client, stages: Array(6).fill(() => 1) })).rejects.toThrow(RangeError)
+  })
+})

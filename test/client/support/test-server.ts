@@ -1,0 +1,156 @@
+/**
+ * A real HTTP server for the client's tests: it records every request as it arrived (method,
+ * URL, headers, body, arrival time) and answers per a script of faults, then by delegating to a
+ * Web-standard handler (the real `createPipelineStatusHandlers(...).fetch` by default).
+ */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+
+/** One request as the server saw it. */
+export interface RecordedRequest {
+  method: string
+  /** Path and query. */
+  url: string
+  /** Header names in lower case. */
+  headers: Record<string, string>
+  body: string
+  /** `performance.now()` when the request's headers arrived. */
+  arrivedAt: number
+}
+
+/** A scripted answer for one request, used before the handler is asked. */
+export type Fault =
+  | { status: number; headers?: Record<string, string>; body?: string }
+  /** Never answer (until the server stops). */
+  | { hang: true }
+  /** Close the connection without answering. */
+  | { drop: true }
+
+/** What the server hands a request to when no fault is scripted. */
+export type TestHandler = (request: Request) => Response | Promise<Response>
+
+export interface TestServer {
+  /** `http://127.0.0.1:<port>`. */
+  readonly origin: string
+  readonly port: number
+  /** Every request so far, in arrival order. */
+  readonly requests: RecordedRequest[]
+  /** The store behind the default handler. */
+  readonly store: MemoryStore
+  /** Answers the next requests with these, in order, before delegating again. */
+  inject(...faults: Fault[]): void
+  /** Answers every request with this fault (after the injected ones) until cleared with `undefined`. */
+  setFault(fault: Fault | undefined): void
+  /** Replaces the handler. */
+  setHandler(handler: TestHandler): void
+  /** Requests to one route kind, e.g. `stage-update`. */
+  requestsTo(suffix: string): RecordedRequest[]
+  /** Stops listening and cuts every connection (hanging ones included); the port is kept. */
+  stop(): Promise<void>
+  /** Listens again on the same port. */
+  start(): Promise<void>
+}
+
+export const TEST_SECRET = 'test-secret'
+
+const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive'])
+
+/** Starts a server on 127.0.0.1 (a free port unless `port` is given). */
+export async function startTestServer(options: { handler?: TestHandler; port?: number; signingSecret?: string } = {}): Promise<TestServer> {
+  const store = new MemoryStore()
+  let handler: TestHandler =
+    options.handler ??
+    createPipelineStatusHandlers({
+      store,
+      secret: TEST_SECRET,
+      logger: { error: () => undefined, warn: () => undefined },
+      ...(options.signingSecret ? { signing: { secret: options.signingSecret } } : {}),
+    }).fetch
+  const requests: RecordedRequest[] = []
+  const faults: Fault[] = []
+  let standing: Fault | undefined
+  const sockets = new Set<Socket>()
+  let server: Server | undefined
+  let port = options.port ?? 0
+
+  const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
+    const arrivedAt = performance.now()
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const body = Buffer.concat(chunks).toString('utf8')
+    const headers: Record<string, string> = {}
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value
+    }
+    requests.push({ method: req.method ?? '', url: req.url ?? '', headers, body, arrivedAt })
+    const fault = faults.shift() ?? standing
+    if (fault && 'hang' in fault) return
+    if (fault && 'drop' in fault) {
+      req.socket.destroy()
+      return
+    }
+    if (fault) {
+      res.writeHead(fault.status, fault.headers ?? {})
+      res.end(fault.body ?? '')
+      return
+    }
+    const forwarded = Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name))
+    const request = new Request(`http://127.0.0.1:${port}${req.url ?? '/'}`, {
+      method: req.method ?? 'GET',
+      headers: forwarded,
+      ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body }),
+    })
+    const response = await handler(request)
+    res.writeHead(response.status, Object.fromEntries(response.headers))
+    res.end(Buffer.from(await response.arrayBuffer()))
+  }
+
+  const start = async () => {
+    server = createServer((req, res) => {
+      onRequest(req, res).catch((error: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' })
+        res.end(String(error))
+      })
+    })
+    server.on('connection', (socket) => {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+    })
+    await new Promise<void>((resolve, reject) => {
+      server?.once('error', reject)
+      server?.listen(port, '127.0.0.1', () => resolve())
+    })
+    port = (server.address() as AddressInfo).port
+  }
+
+  await start()
+  return {
+    get origin() {
+      return `http://127.0.0.1:${port}`
+    },
+    get port() {
+      return port
+    },
+    requests,
+    store,
+    inject: (...more) => void faults.push(...more),
+    setFault: (fault) => {
+      standing = fault
+    },
+    setHandler: (next) => {
+      handler = next
+    },
+    requestsTo: (suffix) => requests.filter((r) => r.url.endsWith(suffix)),
+    stop: async () => {
+      const current = server
+      server = undefined
+      if (!current) return
+      const closed = new Promise<void>((resolve) => current.close(() => resolve()))
+      for (const socket of sockets) socket.destroy()
+      current.closeAllConnections()
+      await closed
+    },
+    start,
+  }
+}
