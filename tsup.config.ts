@@ -8,6 +8,8 @@ export default defineConfig({
     'next/index': 'src/next/index.ts',
     'express/index': 'src/express/index.ts',
     'msw/index': 'mock-server/index.ts',
+    // The `pipeline-status` bin; not an export.
+    cli: 'mock-server/cli.ts',
   },
   format: ['esm', 'cjs'],
   // Shared modules (contract, core) become chunks that every entry imports, so each is

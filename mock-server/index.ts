@@ -1,6 +1,18 @@
 /**
- * MSW request handlers that behave exactly like the real handlers, over an in-memory store.
+ * MSW request handlers that behave exactly like the real handlers, because they run them on an
+ * in-memory store, plus fault injection and a runnable mock server (`pipeline-status mock`).
+ *
+ * @example
+ * ```ts
+ * import { setupServer } from 'msw/node'
+ * import { createPipelineMock } from 'pipeline-status-sdk/msw'
+ *
+ * const mock = createPipelineMock({ baseUrl: 'http://app.test', secret: 'test-secret' })
+ * setupServer(...mock.handlers).listen({ onUnhandledFrame: 'error' })
+ * ```
  *
  * @module pipeline-status-sdk/msw
  */
-export {}
+export * from './pipeline-mock.js'
+export * from './faults.js'
+export * from './mock-http-server.js'

@@ -101,10 +101,16 @@ export function createNextRouteHandlers<Tx>(options: StoreHandlersOptions<Tx> & 
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers {
   const { runIdParam = 'runId', ...rest } = options
-  const handlers = createPipelineStatusHandlers(rest as PipelineStatusHandlersOptions<unknown>)
+  const create = () => createPipelineStatusHandlers(rest as PipelineStatusHandlersOptions<unknown>)
+  // `next build` imports every route module to collect its configuration, usually without the
+  // server's secrets: creating the handlers then would throw for a missing WEBHOOK_SECRET. So
+  // during the build they are created on first use; at run time at once, so a misconfigured
+  // server fails when the route loads, not with an error per request.
+  let instance = globalThis.process?.env?.['NEXT_PHASE'] === 'phase-production-build' ? undefined : create()
+  const current = () => (instance ??= create())
 
   const byParam =
-    (handler: PipelineStatusHandlers['stageUpdate']): NextRunRouteHandler =>
+    (handler: (handlers: PipelineStatusHandlers) => PipelineStatusHandlers['stageUpdate']): NextRunRouteHandler =>
     async (request, context) => {
       let value: NextParamValue
       try {
@@ -113,20 +119,22 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
         value = undefined
       }
       // Without the segment, the handler falls back to the request path under basePath.
-      return handler(request, typeof value === 'string' ? value : undefined)
+      return handler(current())(request, typeof value === 'string' ? value : undefined)
     }
 
-  const fetch = (request: Request) => handlers.fetch(request)
+  const fetch = (request: Request) => current().fetch(request)
   return {
     GET: fetch,
     POST: fetch,
     PUT: fetch,
     PATCH: fetch,
     DELETE: fetch,
-    stageUpdate: byParam(handlers.stageUpdate),
-    status: byParam(handlers.status),
-    complete: byParam(handlers.complete),
-    createRun: (request) => handlers.createRun(request),
-    handlers,
+    stageUpdate: byParam((h) => h.stageUpdate),
+    status: byParam((h) => h.status),
+    complete: byParam((h) => h.complete),
+    createRun: (request) => current().createRun(request),
+    get handlers() {
+      return current()
+    },
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Tests what users install: builds the package, then imports every subpath by its public
+ * Tests what users install: the built package (global setup builds it), imported every subpath by its public
  * name with both `import()` and `require()` from a folder outside the repo, and checks that
  * the runner's entry pulls in no Prisma, pg, server or framework code.
  */
@@ -23,8 +23,8 @@ const subpaths = Object.keys(pkg.exports)
 
 let consumer: string
 
+// test/setup/global-setup.ts has built dist/ before any test runs.
 beforeAll(async () => {
-  await run(process.execPath, [join(root, 'node_modules/tsup/dist/cli-default.js')], { cwd: root })
   consumer = await mkdtemp(join(tmpdir(), 'pss-consumer-'))
   await mkdir(join(consumer, 'node_modules'))
   await symlink(root, join(consumer, 'node_modules/pipeline-status-sdk'), 'dir')

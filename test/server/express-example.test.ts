@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ExpressExample, startExpressExample } from '../../examples/express/app.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
-import { Api, buildRequest, expectProblem } from './contract-scenarios.js'
+import { Api, buildRequest, expectProblem } from '../contract/contract-suite.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 

@@ -14,7 +14,7 @@ import { createExpressRouter } from 'pipeline-status-sdk/express'
 import { createWebhookSignatureHeaders, PrismaStore, timingSafeEqual } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
-import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
+import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
 import {
   Api,
@@ -26,8 +26,8 @@ import {
   SIGNING_SECRET,
   type TargetClient,
   uniqueRunId,
-} from './contract-scenarios.js'
-import { failingStore, handlerOptions } from './targets.js'
+} from '../contract/contract-suite.js'
+import { expressTarget, httpClient, listen } from '../contract/targets.js'
 
 vi.mock('../../src/server/timing-safe-equal.ts', { spy: true })
 
@@ -45,40 +45,13 @@ afterAll(async () => {
   await db?.close()
 })
 
-/** Serves an app on a free port of 127.0.0.1. */
-async function listen(app: Express): Promise<{ url: string; close(): Promise<void> }> {
-  const server: Server = app.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()))
-        server.closeAllConnections()
-      }),
-  }
-}
+const expressOnDatabase = expressTarget({
+  store: () => store,
+  // The real thing where it can be real: an unreachable database is a client on a closed port.
+  unavailable: () => new PrismaStore(unreachable, { maxWait: 2_000 }),
+})
 
-/** A client that sends the scenario requests over HTTP to `base` (ending in the mount path). */
-function httpClient(base: string, close: () => Promise<void>): TargetClient {
-  return { send: (spec) => fetch(buildRequest(base, spec)), close }
-}
-
-const expressTarget: ContractTarget = {
-  async start(options) {
-    const app = express()
-    const { store: kind, ...rest } = options
-    // The real thing where it can be real: an unreachable database is a client on a closed port.
-    const handlerStore =
-      kind === 'unavailable' ? new PrismaStore(unreachable, { maxWait: 2_000 }) : kind === 'throwing' ? failingStore(kind) : store
-    app.use('/api/pipeline', createExpressRouter(handlerOptions(rest, handlerStore as never)))
-    const server = await listen(app)
-    return httpClient(`${server.url}/api/pipeline`, server.close)
-  },
-}
-
-describeContract('express router on PostgreSQL over a port', () => expressTarget)
+describeContract(`express router on ${usesPostgres() ? 'PostgreSQL' : 'PGlite (DATABASE_URL unset)'} over a port`, () => expressOnDatabase)
 
 describe('express router: races on PostgreSQL', () => {
   it('runs onRunCompleted exactly once when stage 5 and /complete race, 100 times', async () => {

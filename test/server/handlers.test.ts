@@ -14,8 +14,8 @@ import {
 } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
-import { Api, buildRequest, describeContract, expectProblem, SECRET, streamOf, uniqueRunId } from './contract-scenarios.js'
-import { BASE_URL, failingStore, memoryTarget } from './targets.js'
+import { Api, buildRequest, describeContract, expectProblem, SECRET, streamOf, uniqueRunId } from '../contract/contract-suite.js'
+import { BASE_URL, failingStore, memoryTarget } from '../contract/targets.js'
 
 // Spy on the real module: the handlers must call this export, not their own comparison.
 vi.mock('../../src/server/timing-safe-equal.ts', { spy: true })

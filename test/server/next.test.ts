@@ -8,13 +8,30 @@ import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
 import { MemoryStore } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
-import { buildRequest, describeContract, expectProblem, SECRET } from './contract-scenarios.js'
-import { BASE_URL, nextCatchAllTarget, nextPerRouteTarget } from './targets.js'
+import { buildRequest, describeContract, expectProblem, SECRET } from '../contract/contract-suite.js'
+import { BASE_URL, nextCatchAllTarget, nextPerRouteTarget } from '../contract/targets.js'
 
 describeContract('next catch-all route', () => nextCatchAllTarget)
 describeContract('next route per file', () => nextPerRouteTarget)
 
 describe('next route handlers', () => {
+  it('lets `next build` load the route without secrets, and refuses to start without one at run time', () => {
+    const saved = { phase: process.env['NEXT_PHASE'], secret: process.env['WEBHOOK_SECRET'] }
+    delete process.env['WEBHOOK_SECRET']
+    try {
+      expect(() => createNextRouteHandlers({ store: new MemoryStore() })).toThrow(/secret/i)
+      process.env['NEXT_PHASE'] = 'phase-production-build'
+      const routes = createNextRouteHandlers({ store: new MemoryStore() })
+      expect(routes.GET).toBeTypeOf('function')
+      expect(() => routes.handlers).toThrow(/secret/i)
+    } finally {
+      for (const [key, value] of [['NEXT_PHASE', saved.phase], ['WEBHOOK_SECRET', saved.secret]] as const) {
+        if (value === undefined) delete process.env[key]
+        else process.env[key] = value
+      }
+    }
+  })
+
   it('reads the run id from a custom segment name and from a plain params object (Next 14)', async () => {
     const next = createNextRouteHandlers({ store: new MemoryStore(), secret: SECRET, runIdParam: 'id' })
     expect((await next.createRun(buildRequest(BASE_URL, { path: '/runs', json: { id: 'seg-1' } }))).status).toBe(201)

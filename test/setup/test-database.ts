@@ -20,6 +20,11 @@ export interface TestDatabaseOptions {
    * @default 10
    */
   poolSize?: number
+  /**
+   * `'pglite'` uses embedded PGlite even when `DATABASE_URL` is set, for tests that must cover it.
+   * @default 'auto': PostgreSQL when `DATABASE_URL` is set, else PGlite
+   */
+  engine?: 'auto' | 'pglite'
 }
 
 let announced = false
@@ -39,7 +44,11 @@ export function usesPostgres(): boolean {
  * ```
  */
 export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
-  const serverUrl = process.env['DATABASE_URL']
+  const serverUrl = options.engine === 'pglite' ? undefined : process.env['DATABASE_URL']
+  if (options.engine === 'pglite') {
+    console.info('[test-db] using embedded PGlite in memory, as this test asks')
+    return openDatabase({})
+  }
   if (!serverUrl) {
     announce('[test-db] using embedded PGlite in memory (set DATABASE_URL to use PostgreSQL)')
     return openDatabase({})

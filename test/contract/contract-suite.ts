@@ -282,6 +282,30 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       expect((await api.status(id)).stages[0]).toMatchObject({ status: 'COMPLETED', output: '{"result": 1}' })
     })
 
+    scenario('a CANCELLED stage cancels the run', async (api) => {
+      const id = await api.createRun()
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))
+      const cancelled = await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'CANCELLED' }))
+      expect(cancelled).toMatchObject({ outcome: 'applied', run: { status: 'CANCELLED' } })
+      expect((await api.status(id)).run.completedAt).not.toBeNull()
+    })
+
+    scenario('concurrent updates of one run, each sent twice, serialise: every stage stored, the run finished once', async (api) => {
+      const id = await api.createRun()
+      const bodies = [1, 2, 3, 4, 5].flatMap((n) => [
+        makeStageUpdate({ stageNumber: n, status: 'PROCESSING', output: '' }),
+        makeStageUpdate({ stageNumber: n, status: 'COMPLETED', output: `out ${n}` }),
+      ])
+      const responses = await Promise.all([...bodies, ...bodies].map((body) => api.stage(id, body)))
+      expect(responses.map((r) => r.status)).toEqual(responses.map(() => 200))
+      const outcomes = await Promise.all(responses.map(async (r) => StageUpdateResponse.parse(await r.json()).outcome))
+      // Each stage's COMPLETED is stored exactly once, whatever order the requests ran in.
+      expect(outcomes.filter((o) => o === 'applied').length).toBeGreaterThanOrEqual(5)
+      const { run, stages } = await api.status(id)
+      expect(run.status).toBe('COMPLETED')
+      expect(stages.map((s) => [s.stageNumber, s.status, s.output])).toEqual([1, 2, 3, 4, 5].map((n) => [n, 'COMPLETED', `out ${n}`]))
+    })
+
     scenario('duplicates answer 200 with the stored state and change nothing', async (api) => {
       const id = await api.createRun()
       const update = makeStageUpdate({ status: 'COMPLETED', output: 'x', completedAt: '2025-10-25T14:03:11.123456Z' })

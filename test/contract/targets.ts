@@ -1,9 +1,16 @@
 /**
- * Targets the contract scenarios run against: the Web handlers in memory and the Next.js
- * route handlers (catch-all and one file per route). The Express target lives with its test,
- * as it needs PostgreSQL.
+ * Every target the contract suite runs against: the Web handlers in memory, the Next.js route
+ * handlers (catch-all and one file per route), the MSW mock in-process, the mock server over
+ * HTTP, and the Express router over a real port on a Prisma store.
  */
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import { setupServer } from 'msw/node'
 import { matchRoute } from 'pipeline-status-sdk'
+import { createExpressRouter } from 'pipeline-status-sdk/express'
+import { createPipelineMock, startMockServer } from 'pipeline-status-sdk/msw'
 import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
 import {
   createPipelineStatusHandlers,
@@ -12,7 +19,7 @@ import {
   StoreUnavailableError,
   type StoreHandlersOptions,
 } from 'pipeline-status-sdk/server'
-import { buildRequest, type ContractTarget, SECRET, type TargetOptions } from './contract-scenarios.js'
+import { buildRequest, type ContractTarget, SECRET, type TargetClient, type TargetOptions } from './contract-suite.js'
 
 export const BASE_URL = 'http://app.test/api/pipeline'
 
@@ -95,4 +102,66 @@ export const nextPerRouteTarget: ContractTarget = {
       close: async () => {},
     }
   },
+}
+
+/**
+ * The MSW mock in-process: `setupServer(...mock.handlers)` intercepts the global `fetch`, with
+ * `onUnhandledFrame: 'error'` so a request the mock does not match fails the scenario.
+ */
+export const mswTarget: ContractTarget = {
+  async start(options) {
+    const mock = createPipelineMock({ baseUrl: new URL(BASE_URL).origin, ...handlerOptions(options, new MemoryStore()) })
+    const server = setupServer(...mock.handlers)
+    server.listen({ onUnhandledFrame: 'error' })
+    return {
+      send: (spec) => fetch(buildRequest(BASE_URL, spec)),
+      close: async () => server.close(),
+    }
+  },
+}
+
+/** The mock served over real HTTP by `startMockServer`, the same server `pipeline-status mock` runs. */
+export const mockServerTarget: ContractTarget = {
+  async start(options) {
+    const server = await startMockServer({ port: 0, ...handlerOptions(options, new MemoryStore()) })
+    return httpClient(`${server.url}/api/pipeline`, () => server.close())
+  },
+}
+
+/** A client that sends the scenario requests over HTTP to `base` (ending in the mount path). */
+export function httpClient(base: string, close: () => Promise<void>): TargetClient {
+  return { send: (spec) => fetch(buildRequest(base, spec)), close }
+}
+
+/** Serves an app on a free port of 127.0.0.1. */
+export async function listen(app: express.Express): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()))
+        server.closeAllConnections()
+      }),
+  }
+}
+
+/**
+ * The Express router mounted at `/api/pipeline` over a real port, on the store `store()` gives.
+ * A scenario that needs an unreachable database gets `unavailable()`: a real Prisma store whose
+ * client points at a closed port.
+ */
+export function expressTarget(stores: { store: () => Store<unknown>; unavailable: () => Store<unknown> }): ContractTarget {
+  return {
+    async start(options) {
+      const { store: kind, ...rest } = options
+      const store = kind === 'unavailable' ? stores.unavailable() : kind === 'throwing' ? failingStore(kind) : stores.store()
+      const app = express()
+      app.use('/api/pipeline', createExpressRouter(handlerOptions(rest, store)))
+      const server = await listen(app)
+      return httpClient(`${server.url}/api/pipeline`, server.close)
+    },
+  }
 }

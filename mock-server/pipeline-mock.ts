@@ -1,0 +1,176 @@
+import { http, type HttpHandler, HttpResponse } from 'msw'
+import {
+  DEFAULT_BASE_PATH,
+  ENV_WEBHOOK_SECRET,
+  type PipelineRunRecord,
+  type RouteName,
+  type RunStatusResponse,
+  matchRoute,
+  normalizeBasePath,
+} from '../src/contract/index.js'
+import { createRun, getRunSnapshot } from '../src/core/operations.js'
+import { MemoryStore } from '../src/core/memory-store.js'
+import type { Store } from '../src/core/store.js'
+import { toRunRecord, toStatusResponse } from '../src/core/records.js'
+import {
+  type PipelineStatusHandlers,
+  type PipelineStatusHandlersSettings,
+  createPipelineStatusHandlers,
+} from '../src/server/handlers.js'
+import { type Fault, FaultRegistry, faultResponse } from './faults.js'
+
+/** The secret the mock accepts when none is configured and `WEBHOOK_SECRET` is unset. */
+export const MOCK_DEFAULT_SECRET = 'mock-webhook-secret'
+
+/** Options of {@link createPipelineMock}: the real handlers' settings, plus where the mock lives. */
+export interface PipelineMockOptions extends Omit<PipelineStatusHandlersSettings<unknown>, 'secret'> {
+  /**
+   * The origin the mock answers for; requests to any other origin are left to msw's
+   * `onUnhandledFrame`, so `'error'` keeps working.
+   * @default 'http://localhost:3000'
+   */
+  baseUrl?: string | undefined
+  /**
+   * The accepted secret(s), as for the real handlers.
+   * @default process.env.WEBHOOK_SECRET, else {@link MOCK_DEFAULT_SECRET}
+   */
+  secret?: string | readonly string[] | undefined
+  /**
+   * Create a run on its first stage update or completion instead of answering 404, for runners
+   * that never call `POST /runs` (the original Python runner does not).
+   * @default false
+   */
+  autoCreateRuns?: boolean | undefined
+  /**
+   * The store to keep runs in: pass a `MemoryStore` to share it between mocks, or any `Store`
+   * (for example one that fails, to see the real 503 and 500 answers).
+   * @default a new MemoryStore
+   */
+  store?: Store<unknown> | undefined
+}
+
+/** One request the mock received, for assertions on the wire. */
+export interface RecordedRequest {
+  method: string
+  url: string
+  /** The route it matched, if any. */
+  route: RouteName | undefined
+  runId: string | undefined
+  headers: Record<string, string>
+  /** The raw body text ('' for none). */
+  body: string
+  /** The status the mock answered, `0` for a dropped connection. */
+  status: number
+}
+
+/** The mock: msw handlers plus what a test needs to arrange and inspect state. */
+export interface PipelineMock {
+  /** Request handlers for `setupServer(...mock.handlers)` or `server.use(...)`. */
+  readonly handlers: HttpHandler[]
+  /** The store behind the handlers. */
+  readonly store: Store<unknown>
+  /** The real handlers the mock runs, on its store. */
+  readonly server: PipelineStatusHandlers
+  /** Every request received, oldest first, until {@link PipelineMock.reset}. */
+  readonly requests: RecordedRequest[]
+  /** Handles one request like the msw handlers do (faults included); `undefined` for another origin or path. */
+  fetch(request: Request): Promise<Response | undefined>
+  /** Creates a run (idempotent by id) and returns it as the server would. */
+  createRun(id?: string): Promise<PipelineRunRecord>
+  /** Reads a run with its stages as `GET /status` would, or `undefined` for an unknown run. */
+  getRun(runId: string): Promise<RunStatusResponse | undefined>
+  /** Makes calls of a route (or `'*'`, every route) fail; see {@link Fault}. */
+  fail(route: RouteName | '*', fault: Fault): void
+  /** Removes the faults of a route, or all of them. */
+  clearFaults(route?: RouteName | '*'): void
+  /** Removes every fault and recorded request, and every run when the store is a `MemoryStore`. */
+  reset(): void
+}
+
+/**
+ * Creates MSW handlers that behave exactly like the real handlers, because they are the real
+ * handlers (`createPipelineStatusHandlers`) on an in-memory store, behind a fault-injection layer.
+ *
+ * @example
+ * ```ts
+ * import { setupServer } from 'msw/node'
+ * import { createPipelineMock } from 'pipeline-status-sdk/msw'
+ *
+ * const mock = createPipelineMock({ baseUrl: 'http://app.test', secret: 'test-secret' })
+ * const server = setupServer(...mock.handlers)
+ * server.listen({ onUnhandledFrame: 'error' })
+ *
+ * const run = await mock.createRun('run_1')
+ * mock.fail('stageUpdate', { status: 503, retryAfter: 1, times: 2 })
+ * ```
+ */
+export function createPipelineMock(options: PipelineMockOptions = {}): PipelineMock {
+  const { baseUrl = 'http://localhost:3000', autoCreateRuns = false, store = new MemoryStore(), ...settings } = options
+  const origin = new URL(baseUrl).origin
+  const basePath = normalizeBasePath(settings.basePath ?? DEFAULT_BASE_PATH)
+  const secret = settings.secret ?? process.env[ENV_WEBHOOK_SECRET] ?? MOCK_DEFAULT_SECRET
+  const server = createPipelineStatusHandlers({ ...settings, secret, store })
+  const clock = settings.clock ?? (() => new Date())
+  const faults = new FaultRegistry()
+  const requests: RecordedRequest[] = []
+
+  async function respond(request: Request): Promise<Response | undefined> {
+    const url = new URL(request.url)
+    if (url.origin !== origin || !(url.pathname === basePath || url.pathname.startsWith(`${basePath}/`))) {
+      return undefined
+    }
+    const match = matchRoute(url.pathname, basePath)
+    const route = match?.route
+    const runId = match && 'runId' in match ? match.runId : undefined
+    const body = await request.clone().text()
+    const record = (status: number) =>
+      void requests.push({
+        method: request.method,
+        url: request.url,
+        route,
+        runId,
+        headers: Object.fromEntries(request.headers),
+        body,
+        status,
+      })
+
+    const action = faults.take(route)
+    if (action.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, action.latencyMs))
+    if (action.kind === 'drop') {
+      record(0)
+      return Response.error()
+    }
+    if (action.kind === 'respond') {
+      record(action.status)
+      return faultResponse(action)
+    }
+    if (autoCreateRuns && runId !== undefined && (route === 'stageUpdate' || route === 'complete')) {
+      await createRun(store, { id: runId, now: clock() })
+    }
+    const response = await server.fetch(request)
+    record(response.status)
+    return response
+  }
+
+  return {
+    handlers: [http.all(`${origin}${basePath}/*`, async ({ request }) => (await respond(request)) ?? HttpResponse.error())],
+    store,
+    server,
+    requests,
+    fetch: respond,
+    async createRun(id) {
+      return toRunRecord((await createRun(store, { id, now: clock() })).run)
+    },
+    async getRun(runId) {
+      const snapshot = await getRunSnapshot(store, runId)
+      return snapshot ? toStatusResponse(snapshot) : undefined
+    },
+    fail: (route, fault) => faults.set(route, fault),
+    clearFaults: (route) => faults.clear(route),
+    reset() {
+      if (store instanceof MemoryStore) store.reset()
+      faults.clear()
+      requests.length = 0
+    },
+  }
+}
