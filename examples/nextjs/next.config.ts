@@ -1,0 +1,15 @@
+import { fileURLToPath } from 'node:url'
+import type { NextConfig } from 'next'
+
+// This app lives inside the pipeline-status-sdk repository and resolves next, react and Prisma
+// from the repository's node_modules, two folders up. Turbopack and output tracing only look
+// inside their root, so the root is the repository. A standalone copy of this app (with its
+// own node_modules) can drop both settings.
+const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url))
+
+const nextConfig: NextConfig = {
+  turbopack: { root: repositoryRoot },
+  outputFileTracingRoot: repositoryRoot,
+}
+
+export default nextConfig

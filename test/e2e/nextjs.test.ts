@@ -1,0 +1,281 @@
+/**
+ * The Next.js example end to end, as a person would run it: builds the package into the app,
+ * builds the app (`next build`), starts it (`next start`, through the example's own start
+ * script) on a database, lets a runner report a five-stage run to it, and watches
+ * `/runs/<id>` in headless Chromium until the page shows every stage COMPLETED and has stopped
+ * polling. Screenshots are kept in test/.artifacts: nextjs-run-midway.png while the runner
+ * works, nextjs-run.png once the run is finished.
+ *
+ * Database: a throwaway database on the server in DATABASE_URL, or else an embedded PGlite that
+ * the start script serves over a socket. Browser: Debian's Chromium (`CHROMIUM_PATH` to use
+ * another); without it the test fails and says how to install it.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { DEFAULT_STAGES } from 'pipeline-status-sdk'
+import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+import { type Browser, chromium, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runExamplePipeline } from '../../examples/runner/runner.js'
+import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const app = join(root, 'examples', 'nextjs')
+const artifacts = join(root, 'test', '.artifacts')
+const screenshot = join(artifacts, 'nextjs-run.png')
+const midRunScreenshot = join(artifacts, 'nextjs-run-midway.png')
+const require = createRequire(import.meta.url)
+
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium'
+// Without the background-networking flags Chromium keeps dialling Google's hosts, which this
+// closed network refuses; as root it needs --no-sandbox.
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
+
+/** How long each of the runner's stages works, in milliseconds: long enough for the page to poll in between. */
+const STAGE_WORK_MS = 1500
+/** How long the page is watched after the run finished, to see that it stopped polling. */
+const QUIET_PERIOD_MS = 3000
+
+const secret = randomBytes(18).toString('base64url')
+let server: ChildProcess | undefined
+let serverOutput = ''
+let database: TestDatabase | undefined
+let browser: Browser | undefined
+let origin = ''
+
+const execFileAsync = promisify(execFile)
+
+/** Runs a build step with the Node.js running the tests, and keeps its output for failures. */
+async function step(label: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  try {
+    await execFileAsync(process.execPath, args, { cwd: app, env, maxBuffer: 64 * 1024 * 1024 })
+  } catch (error) {
+    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string }
+    throw new Error(`${label} failed:\n${stdout}\n${stderr}`, { cause: error })
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address()
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('No port'))))
+    })
+  })
+}
+
+/** Resolves once the app answers the status route with the contract's 404 for an unknown run. */
+async function waitUntilServing(child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 90_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`The example app exited before it served requests:\n${serverOutput}`)
+    }
+    try {
+      const response = await fetch(`${origin}/api/pipeline/readiness-probe/status`, {
+        headers: { 'X-Webhook-Secret': secret },
+      })
+      if (response.status === 404) return
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  throw new Error(`The example app did not answer within 90 s:\n${serverOutput}`)
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  // The whole process group: the start script, `next start` and anything it spawned.
+  process.kill(-child.pid, 'SIGTERM')
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL')
+    } catch {
+      // Already gone.
+    }
+  }, 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** The page's view of the run: its status and each stage's status, as the DOM shows them. */
+async function readPage(page: Page) {
+  return page.evaluate(() => ({
+    run: document.querySelector('[data-testid="run-status"]')?.getAttribute('data-status') ?? null,
+    polling: document.querySelector('[data-testid="run-view"]')?.getAttribute('data-polling') ?? null,
+    stages: [...document.querySelectorAll('[data-testid="stage"]')].map((element) => ({
+      status: element.getAttribute('data-status'),
+      text: element.textContent ?? '',
+      output: element.querySelector('.stage-output')?.textContent ?? '',
+    })),
+  }))
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium is not installed at ${CHROMIUM}; the Next.js end-to-end test needs it. ` +
+        'Install Debian\'s package (as root): apt-get update && apt-get install -y chromium ' +
+        '(or set CHROMIUM_PATH to another Chromium or Chrome binary).',
+    )
+  }
+
+  // The build never sees the secret: it belongs to the running server.
+  const buildEnv: NodeJS.ProcessEnv = { ...process.env, NEXT_TELEMETRY_DISABLED: '1' }
+  delete buildEnv['WEBHOOK_SECRET']
+  delete buildEnv['DATABASE_URL']
+  // The same three steps as the example's `npm run build`.
+  await step('Installing the built package into the app', ['scripts/install-sdk.mjs'], buildEnv)
+  await step('Generating the app\'s Prisma client', ['scripts/prisma-generate.mjs'], buildEnv)
+  await step('next build', [require.resolve('next/dist/bin/next'), 'build'], buildEnv)
+
+  const port = await freePort()
+  origin = `http://127.0.0.1:${port}`
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), WEBHOOK_SECRET: secret }
+  const args = [require.resolve('tsx/cli'), 'scripts/start.ts']
+  if (process.env['DATABASE_URL']) {
+    database = await createTestDatabase()
+    if (!database.url) throw new Error('Expected a PostgreSQL test database with a URL')
+    env['DATABASE_URL'] = database.url
+  } else {
+    delete env['DATABASE_URL']
+    args.push('--memory')
+  }
+  // Its own process group, so that afterAll can stop the start script and `next start` at once.
+  server = spawn(process.execPath, args, { cwd: app, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  server.stdout?.on('data', (chunk: Buffer) => (serverOutput += chunk.toString()))
+  server.stderr?.on('data', (chunk: Buffer) => (serverOutput += chunk.toString()))
+  await waitUntilServing(server)
+
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+}, 300_000)
+
+afterAll(async () => {
+  // Each step on its own: one failing must not leave the others running.
+  await browser?.close().catch(() => {})
+  if (server) await stopServer(server).catch(() => {})
+  await database?.close().catch(() => {})
+}, 60_000)
+
+describe('the Next.js example', () => {
+  it('shows a run live while a runner reports it, then stops polling', async () => {
+    // The run exists before the runner starts, so the page can be open from its first update.
+    const runId = `e2e-${randomBytes(6).toString('hex')}`
+    const client = new PrismaAPIClient({ baseUrl: origin, secret })
+    await client.createRun(runId)
+    await client.close()
+
+    const page = await browser!.newPage({ viewport: { width: 1000, height: 900 } })
+    const problems: string[] = []
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
+    })
+    const statusRequests: number[] = []
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname === `/api/pipeline/${runId}/status`) statusRequests.push(Date.now())
+    })
+
+    await page.goto(`${origin}/runs/${runId}`)
+    await expect.poll(async () => (await readPage(page)).stages.map((stage) => stage.text)).toHaveLength(5)
+
+    // The TypeScript example runner (examples/runner), with its outbox in a folder of its own.
+    const outbox = await mkdtemp(join(tmpdir(), 'pss-nextjs-outbox-'))
+    const runner = runExamplePipeline({
+      runId,
+      client: { baseUrl: origin, secret, outbox: { dir: outbox } },
+      stageDelayMs: STAGE_WORK_MS,
+    }).finally(() => rm(outbox, { recursive: true, force: true }))
+
+    // Mid-run: the page has caught the run with some stages done and others not yet.
+    await page.waitForFunction(
+      () => {
+        const statuses = [...document.querySelectorAll('[data-testid="stage"]')].map((el) => el.getAttribute('data-status'))
+        const run = document.querySelector('[data-testid="run-status"]')?.getAttribute('data-status')
+        return run === 'PROCESSING' && statuses.includes('PROCESSING') && statuses.some((status) => status !== 'COMPLETED')
+      },
+      undefined,
+      { timeout: 30_000, polling: 100 },
+    )
+    const midRun = await readPage(page)
+    expect(midRun.polling).toBe('on')
+    await mkdir(artifacts, { recursive: true })
+    await page.screenshot({ path: midRunScreenshot, fullPage: true })
+
+    const { summary } = await runner
+    expect(summary.status).toBe('COMPLETED')
+
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-testid="run-status"]')?.getAttribute('data-status') === 'COMPLETED' &&
+        [...document.querySelectorAll('[data-testid="stage"]')].every((el) => el.getAttribute('data-status') === 'COMPLETED'),
+      undefined,
+      { timeout: 30_000, polling: 100 },
+    )
+    const requestsAtCompletion = statusRequests.length
+    const finished = await readPage(page)
+    expect(finished.run).toBe('COMPLETED')
+    expect(finished.polling).toBe('off')
+    expect(finished.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
+    DEFAULT_STAGES.forEach((stage, index) => {
+      expect(finished.stages[index]?.text).toContain(stage.name)
+      // Each stage shows a preview of the output the runner sent.
+      expect(finished.stages[index]?.output.trim()).not.toBe('')
+    })
+    // It polled while the run went on (one request a second for several seconds)…
+    expect(requestsAtCompletion).toBeGreaterThanOrEqual(3)
+
+    // …and not once after the run finished.
+    await page.waitForTimeout(QUIET_PERIOD_MS)
+    expect(statusRequests.length).toBe(requestsAtCompletion)
+
+    await page.screenshot({ path: screenshot, fullPage: true })
+
+    // The browser holds a token for this run only; the webhook secret never reaches it.
+    expect(await page.content()).not.toContain(secret)
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it('lets a page read only its own run, and never without a credential', async () => {
+    const client = new PrismaAPIClient({ baseUrl: origin, secret })
+    const [shown, other] = [`e2e-${randomBytes(6).toString('hex')}`, `e2e-${randomBytes(6).toString('hex')}`]
+    await client.createRun(shown)
+    await client.createRun(other)
+    await client.close()
+
+    // The token the page hands its polling component, as any visitor of the page sees it.
+    const html = await (await fetch(`${origin}/runs/${shown}`)).text()
+    const token = /v1\.\d+\.[\w-]{43}/.exec(html)?.[0]
+    expect(token).toBeDefined()
+    const read = (runId: string, headers: Record<string, string> = {}) =>
+      fetch(`${origin}/api/pipeline/${runId}/status`, { headers }).then((response) => response.status)
+
+    expect(await read(shown, { authorization: `Bearer ${token}` })).toBe(200)
+    expect(await read(other, { authorization: `Bearer ${token}` })).toBe(403)
+    expect(await read(shown)).toBe(403)
+    const forged = `v1.${Math.floor(Date.now() / 1000) + 60}.${randomBytes(32).toString('base64url')}`
+    expect(await read(shown, { authorization: `Bearer ${forged}` })).toBe(403)
+  })
+})
