@@ -6,6 +6,8 @@
  *
  *   FRONTEND_WEBHOOK_URL=http://127.0.0.1:3000 WEBHOOK_SECRET=dev-secret npx tsx examples/runner/runner.ts [runId]
  *
+ * STAGE_DELAY_MS sets the simulated work per stage (default 200 ms); PIPELINE_DEBUG_DIR saves
+ * each stage's output there.
  * It creates the run (idempotent), runs it, prints each stage as it goes and the final status as
  * read back from `GET /status`, and exits 0 when the run COMPLETED.
  */
@@ -123,6 +125,7 @@ async function main(): Promise<void> {
     runId: process.argv[2],
     signal: controller.signal,
     debugDir: process.env.PIPELINE_DEBUG_DIR,
+    stageDelayMs: process.env.STAGE_DELAY_MS ? Number(process.env.STAGE_DELAY_MS) : undefined,
     onProgress: (event) => console.log(formatProgress(event)),
   })
   console.log(`\nGET /status: run ${status.run.id} is ${status.run.status}`)

@@ -1,0 +1,76 @@
+/**
+ * `npm run demo`: the whole system on one machine with nothing installed. Starts the real
+ * handlers (the Express example) on an embedded PostgreSQL (PGlite, in memory) on a free port,
+ * runs the example five-stage pipeline against it with `runPipeline` and `PrismaAPIClient`,
+ * shows each stage as it goes, and prints the run as read back from `GET /status`.
+ *
+ * DEMO_STAGE_DELAY_MS sets the simulated work per stage (default 400 ms).
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { PipelineProgressEvent } from 'pipeline-status-sdk/client'
+import { startExpressExample } from '../express/app.js'
+import { runExamplePipeline } from '../runner/runner.js'
+
+const color = process.stdout.isTTY && !process.env['NO_COLOR']
+const paint = (code: number, text: string) => (color ? `\u001b[${code}m${text}\u001b[0m` : text)
+const STATUS_COLORS: Record<string, number> = { PROCESSING: 33, COMPLETED: 32, FAILED: 31, CANCELLED: 35, PENDING: 90 }
+const badge = (status: string) => paint(STATUS_COLORS[status] ?? 0, status.padEnd(10))
+
+function show(event: PipelineProgressEvent): void {
+  switch (event.type) {
+    case 'stage-started':
+      console.log(`  [${event.stageNumber}/5] ${event.stageName.padEnd(26)} ${badge('PROCESSING')}`)
+      break
+    case 'stage-finished':
+      console.log(
+        `  [${event.stageNumber}/5] ${event.stageName.padEnd(26)} ${badge(event.status)} ${Math.round(event.durationMs)} ms${event.error ? `  ${event.error}` : ''}`,
+      )
+      break
+    case 'run-finished':
+      console.log(`  run ${badge(event.status)} in ${Math.round(event.durationMs)} ms`)
+      break
+  }
+}
+
+async function main(): Promise<number> {
+  const secret = `demo-${crypto.randomUUID()}`
+  const quiet = { info: () => {}, warn: console.warn, error: console.error }
+  console.log('pipeline-status-sdk demo\n')
+  console.log('Starting the web app: the real handlers (Express) on embedded PostgreSQL (PGlite)...')
+  const server = await startExpressExample({ port: 0, secret, log: quiet })
+  const outbox = await mkdtemp(join(tmpdir(), 'pipeline-demo-outbox-'))
+  try {
+    console.log(`Web app listening on ${server.url} (database: ${server.database})\n`)
+    console.log('Running a five-stage pipeline; every stage change is POSTed to the web app:')
+    const { summary, status } = await runExamplePipeline({
+      client: { baseUrl: new URL(server.url).origin, secret, outbox: { dir: outbox } },
+      stageDelayMs: Number(process.env['DEMO_STAGE_DELAY_MS'] ?? 400),
+      onProgress: show,
+    })
+
+    console.log(`\nGET /api/pipeline/${status.run.id}/status  (what the web app stored)`)
+    console.log(`  run ${status.run.id}: ${badge(status.run.status)} completedAt ${status.run.completedAt}`)
+    for (const stage of status.stages) {
+      const preview = (stage.output ?? '').replace(/\s+/g, ' ').slice(0, 48)
+      console.log(`  ${stage.stageNumber}. ${stage.stageName.padEnd(26)} ${badge(stage.status)} ${preview}`)
+    }
+    const ok = summary.status === 'COMPLETED' && status.run.status === 'COMPLETED'
+    console.log(ok ? '\nDemo finished: the run is COMPLETED.' : `\nDemo finished with the run ${status.run.status}.`)
+    return ok ? 0 : 1
+  } finally {
+    await server.close()
+    await rm(outbox, { recursive: true, force: true })
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error: unknown) => {
+    console.error(error instanceof Error ? error.stack : error)
+    process.exitCode = 1
+  },
+)
