@@ -51,11 +51,15 @@ export interface PipelineMockOptions extends Omit<PipelineStatusHandlersSettings
 
 /** One request the mock received, for assertions on the wire. */
 export interface RecordedRequest {
+  /** The HTTP method. */
   method: string
+  /** The full URL, as sent. */
   url: string
   /** The route it matched, if any. */
   route: RouteName | undefined
+  /** The run id from the path (decoded), for the routes that have one. */
   runId: string | undefined
+  /** The request's headers, names in lower case. */
   headers: Record<string, string>
   /** The raw body text ('' for none). */
   body: string

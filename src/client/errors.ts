@@ -31,22 +31,46 @@ const NAMES: ReadonlySet<string> = new Set<PipelineStatusErrorName>([
  * ```
  */
 export class PipelineStatusError extends Error {
+  /** Which error this is; check it with the `isX` guards, which also work across realms. */
   override readonly name: PipelineStatusErrorName = 'PipelineStatusError'
 }
 
 /**
  * The client was configured wrongly: no base URL, no secret, an invalid URL or option.
  * Thrown by the constructor, so a misconfigured runner fails at start, not with a 401 per call.
+ *
+ * @example
+ * ```ts
+ * import { PrismaAPIClient, isConfigurationError } from 'pipeline-status-sdk/client'
+ * try {
+ *   new PrismaAPIClient({ baseUrl: 'app.example.com' }) // not an absolute URL
+ * } catch (error) {
+ *   if (isConfigurationError(error)) console.error(error.message)
+ * }
+ * ```
  */
 export class ConfigurationError extends PipelineStatusError {
+  /** Always `'ConfigurationError'`. */
   override readonly name = 'ConfigurationError' as const
 }
 
 /**
  * The server answered with a non-2xx status (after the retries, for 408, 429 and 5xx).
  * `problem` is the parsed `application/problem+json` body when the server sent one.
+ *
+ * @example
+ * ```ts
+ * import { PrismaAPIClient, StatusHttpError } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient({ throwOnError: true })
+ * try {
+ *   await client.markStageFailed('run_1', 3, 'model timed out')
+ * } catch (error) {
+ *   if (error instanceof StatusHttpError && error.problem?.code === 'run_finished') console.warn(error.problem.detail)
+ * }
+ * ```
  */
 export class StatusHttpError extends PipelineStatusError {
+  /** Always `'StatusHttpError'`. */
   override readonly name = 'StatusHttpError' as const
   /** The HTTP status of the last attempt. */
   readonly status: number
@@ -86,6 +110,7 @@ export class StatusHttpError extends PipelineStatusError {
 
 /** No response arrived: connection refused or reset, DNS failure, and the like (after the retries). */
 export class StatusNetworkError extends PipelineStatusError {
+  /** Always `'StatusNetworkError'`. */
   override readonly name = 'StatusNetworkError' as const
   /** The failed request: method, URL and `Idempotency-Key` (never the secret). */
   readonly request: Request
@@ -103,6 +128,7 @@ export class StatusNetworkError extends PipelineStatusError {
 
 /** Every attempt took longer than the `timeout` option (per attempt, in milliseconds). */
 export class StatusTimeoutError extends PipelineStatusError {
+  /** Always `'StatusTimeoutError'`. */
   override readonly name = 'StatusTimeoutError' as const
   /** The failed request: method, URL and `Idempotency-Key` (never the secret). */
   readonly request: Request
@@ -124,6 +150,7 @@ export class StatusTimeoutError extends PipelineStatusError {
 
 /** Another live process (or another client in this process) holds the outbox directory. */
 export class OutboxLockedError extends PipelineStatusError {
+  /** Always `'OutboxLockedError'`. */
   override readonly name = 'OutboxLockedError' as const
   /** The outbox directory. */
   readonly dir: string
@@ -142,6 +169,7 @@ export class OutboxLockedError extends PipelineStatusError {
 
 /** A method was called after `close()`. */
 export class ClientClosedError extends PipelineStatusError {
+  /** Always `'ClientClosedError'`. */
   override readonly name = 'ClientClosedError' as const
   constructor() {
     super('The PrismaAPIClient is closed')

@@ -1,5 +1,17 @@
 /**
  * The runner side: `PrismaAPIClient` and `runPipeline`. Imports no Prisma, pg or server code.
+ * Also re-exports the contract (`pipeline-status-sdk`), so a runner needs one import.
+ *
+ * @example
+ * ```ts
+ * import { PrismaAPIClient, runPipeline } from 'pipeline-status-sdk/client'
+ *
+ * // FRONTEND_WEBHOOK_URL and WEBHOOK_SECRET; undeliverable updates wait on disk.
+ * const client = new PrismaAPIClient({ outbox: { dir: '.pipeline-outbox' } })
+ * await client.createRun('run_1')
+ * const summary = await runPipeline({ runId: 'run_1', client, stages: [async () => ({ rows: 12 })] })
+ * await client.close()
+ * ```
  *
  * @module pipeline-status-sdk/client
  */

@@ -117,7 +117,9 @@ export interface PrismaAPIClientOptions {
  * order with the run's other updates. Only returned when the `outbox` option is set.
  */
 export interface QueuedDelivery {
+  /** Always `true`: tells this apart from the server's answer (see {@link isQueuedDelivery}). */
   readonly queued: true
+  /** The run the update belongs to. */
   readonly runId: string
   /** The idempotency key it will be delivered with. */
   readonly idempotencyKey: string
@@ -319,6 +321,12 @@ export class PrismaAPIClient {
    * when the outbox took it (server unreachable, or the run's earlier updates still queued).
    * Throws {@link PayloadValidationError} for an invalid body, and the transport errors when
    * it could not be delivered and there is no outbox (or the server refused it with a 4xx).
+   *
+   * @example
+   * ```ts
+   * const result = await client.completeRun('run_1', { status: 'COMPLETED', duration: 409.5, fullReportMarkdown: '# Report' })
+   * if (!isQueuedDelivery(result)) console.log(result.outcome) // 'applied' the first time, then 'duplicate'
+   * ```
    */
   async completeRun(runId: string, body: CompleteRunInput): Promise<CompleteRunResponse | QueuedDelivery> {
     const completedAt = body.completedAt instanceof Date ? body.completedAt.toISOString() : (body.completedAt ?? new Date().toISOString())
@@ -393,6 +401,12 @@ export class PrismaAPIClient {
    * Waits (up to `timeout`) for updates in flight, flushes the outbox, then stops its timer
    * and releases its directory. Updates still in flight at the deadline are moved to the
    * outbox, not dropped. Later calls reject with {@link ClientClosedError} (or resolve `false`).
+   *
+   * @example
+   * ```ts
+   * const { pending } = await client.close({ timeout: 5_000 })
+   * if (pending > 0) console.warn(`${pending} update(s) wait in the outbox for the next run`)
+   * ```
    */
   async close(options: CloseOptions = {}): Promise<FlushResult> {
     if (this.#closed) return { delivered: 0, rejected: 0, pending: this.pendingCount() }

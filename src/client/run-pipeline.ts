@@ -6,6 +6,7 @@ import type { PrismaAPIClient, QueuedDelivery } from './prisma-api-client.js'
 
 /** What a stage function gets. */
 export interface StageContext {
+  /** The run being executed. */
   readonly runId: string
   /** 1-based. */
   readonly stageNumber: number
@@ -67,7 +68,9 @@ export interface RunPipelineOptions {
 
 /** How one stage went. */
 export interface StageSummary {
+  /** 1-based number of the stage. */
   stageNumber: number
+  /** The name from the client's catalogue. */
   stageName: string
   /** `PENDING` for a stage that never started. */
   status: StageStatus
@@ -81,8 +84,11 @@ export interface StageSummary {
 
 /** What {@link runPipeline} resolves. */
 export interface PipelineSummary {
+  /** The run that was executed. */
   runId: string
+  /** How the run ended: `COMPLETED`, `FAILED` (a stage threw) or `CANCELLED` (the signal aborted). */
   status: FinalStatus
+  /** One entry per stage function, in order, also for stages that never started. */
   stages: StageSummary[]
   /** The outputs of the stages that completed, in order. */
   outputs: unknown[]

@@ -8,17 +8,24 @@ import { Timestamp } from './timestamp.js'
  * JSON and handed to the app's `onRunCompleted` hook.
  */
 export const CompleteRun = z.looseObject({
+  /** How the run ended. */
   status: FinalStatus,
+  /** When the run ended (ISO 8601); the server uses its own clock when absent. */
   completedAt: Timestamp.nullish(),
   /** Duration of the run in seconds. */
   duration: z.number().nonnegative().finite().nullish(),
+  /** Why the run failed or was cancelled; becomes the run's `error`. */
   error: z.string().nullish(),
 })
-/** Body of an explicit completion. */
+/**
+ * Body of an explicit completion, with any app-specific fields.
+ * @interface
+ */
 export type CompleteRun = z.infer<typeof CompleteRun>
 
 /** Body of `POST {basePath}/runs`. Without `id` the server picks one. */
 export const CreateRun = z.object({
+  /** The run's id (1 to 128 letters, digits and `. _ : ~ -`); a random UUID when absent. */
   id: z
     .string()
     .min(1)
@@ -28,5 +35,8 @@ export const CreateRun = z.object({
     })
     .optional(),
 })
-/** Body of a run creation. */
+/**
+ * Body of a run creation.
+ * @interface
+ */
 export type CreateRun = z.infer<typeof CreateRun>

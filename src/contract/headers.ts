@@ -1,4 +1,12 @@
-/** Header names of the contract. HTTP header names are case-insensitive; these are the canonical spellings. */
+/**
+ * Header names of the contract. HTTP header names are case-insensitive; these are the canonical spellings.
+ *
+ * @example
+ * ```ts
+ * import { HEADERS } from 'pipeline-status-sdk'
+ * const headers = { [HEADERS.webhookSecret]: process.env.WEBHOOK_SECRET ?? '', 'Content-Type': 'application/json' }
+ * ```
+ */
 export const HEADERS = Object.freeze({
   /** The shared secret, compared in constant time by the server. */
   webhookSecret: 'X-Webhook-Secret',

@@ -4,8 +4,21 @@ import { type FieldError } from './problem.js'
 import { StageUpdate, stageUpdateSchemaFor } from './stage-update.js'
 import type { StageCatalogue } from './stages.js'
 
-/** Thrown by the `parseX` helpers when a payload does not match the contract. */
+/**
+ * Thrown by the `parseX` helpers when a payload does not match the contract.
+ *
+ * @example
+ * ```ts
+ * import { isPayloadValidationError, parseCompleteRun } from 'pipeline-status-sdk'
+ * try {
+ *   parseCompleteRun({ status: 'DONE' })
+ * } catch (error) {
+ *   if (isPayloadValidationError(error)) console.error(error.fieldErrors) // [{ field: 'status', message: ... }]
+ * }
+ * ```
+ */
 export class PayloadValidationError extends Error {
+  /** Always `'PayloadValidationError'`; check it with {@link isPayloadValidationError}. */
   override readonly name = 'PayloadValidationError' as const
   /** zod's issues, unchanged. */
   readonly issues: z.core.$ZodIssue[]
@@ -57,7 +70,16 @@ export function parseStageUpdate(input: unknown, stages?: StageCatalogue): Stage
   return parser('stage update', stages ? stageUpdateSchemaFor(stages) : StageUpdate)(input)
 }
 
-/** Like {@link parseStageUpdate}, returning zod's `{ success, data | error }` instead of throwing. */
+/**
+ * Like {@link parseStageUpdate}, returning zod's `{ success, data | error }` instead of throwing.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_STAGES, safeParseStageUpdate } from 'pipeline-status-sdk'
+ * const result = safeParseStageUpdate(JSON.parse(body), DEFAULT_STAGES)
+ * if (!result.success) console.error(result.error.issues)
+ * ```
+ */
 export function safeParseStageUpdate(input: unknown, stages?: StageCatalogue) {
   return (stages ? stageUpdateSchemaFor(stages) : StageUpdate).safeParse(input)
 }

@@ -3,21 +3,42 @@ import { z } from 'zod'
 /**
  * Stable error codes of the contract, with the HTTP status each is sent with.
  * Clients switch on `code`; titles and details are for people.
+ *
+ * @example
+ * ```ts
+ * import { PROBLEM_CODES, Problem } from 'pipeline-status-sdk'
+ * const problem = Problem.parse(await response.json())
+ * if (problem.code === 'run_finished') console.warn(problem.detail, PROBLEM_CODES.run_finished) // 409
+ * ```
  */
 export const PROBLEM_CODES = Object.freeze({
+  /** The body is not valid JSON. */
   invalid_json: 400,
+  /** The body is JSON but a field is wrong; `errors` lists each field and why. */
   validation_failed: 400,
+  /** `X-Webhook-Secret` is missing or matches no configured secret. */
   unauthorized: 401,
+  /** A Standard Webhooks signature is missing (when required), wrong, expired or replayed. */
   invalid_signature: 401,
+  /** The app's `authorize` hook refused a read. */
   forbidden: 403,
+  /** No run has this id. */
   run_not_found: 404,
+  /** The path is none of the contract's routes. */
   route_not_found: 404,
+  /** The route exists but not for this method; `Allow` names the right one. */
   method_not_allowed: 405,
+  /** The run is finished and the update contradicts its outcome; nothing changed. */
   run_finished: 409,
+  /** The stage is finished with another final status; nothing changed. */
   stage_finished: 409,
+  /** The body is larger than the server's `maxBodyBytes`. */
   payload_too_large: 413,
+  /** The body is not sent as `application/json`. */
   unsupported_media_type: 415,
+  /** An unexpected error; the details are in the server's log, never in the response. */
   internal_error: 500,
+  /** The database cannot be reached; retry after `Retry-After` seconds. */
   database_unavailable: 503,
 } as const)
 
@@ -25,7 +46,10 @@ export const PROBLEM_CODES = Object.freeze({
 export const ProblemCode = z.enum(
   Object.keys(PROBLEM_CODES) as [keyof typeof PROBLEM_CODES, ...(keyof typeof PROBLEM_CODES)[]],
 )
-/** A stable error code of the contract. */
+/**
+ * A stable error code of the contract.
+ * @useDeclaredType
+ */
 export type ProblemCode = z.infer<typeof ProblemCode>
 
 /** Human-readable titles, one per code. */
@@ -55,26 +79,47 @@ export function problemType(code: ProblemCode): string {
 export const FieldError = z.object({
   /** Dotted path of the field, `''` for the body itself. */
   field: z.string(),
+  /** Why it failed, for people. */
   message: z.string(),
 })
-/** One failed field of a 400 `validation_failed` problem. */
+/**
+ * One failed field of a 400 `validation_failed` problem.
+ * @interface
+ */
 export type FieldError = z.infer<typeof FieldError>
 
 /** An error body, `application/problem+json` (RFC 9457), never with a stack trace. */
 export const Problem = z.looseObject({
+  /** A URI per code, `urn:pipeline-status-sdk:problem:<code with dashes>`. */
   type: z.string(),
+  /** A short human-readable summary of the code. */
   title: z.string(),
+  /** The HTTP status code. */
   status: z.number().int(),
+  /** What went wrong in this case, for people (never internals). */
   detail: z.string().optional(),
+  /** The stable code clients switch on. */
   code: ProblemCode,
+  /** A URI of this occurrence, when there is one. */
   instance: z.string().optional(),
   /** For `validation_failed`: which fields failed and why. */
   errors: z.array(FieldError).optional(),
 })
-/** An error body, `application/problem+json` (RFC 9457). */
+/**
+ * An error body, `application/problem+json` (RFC 9457).
+ * @interface
+ */
 export type Problem = z.infer<typeof Problem>
 
-/** Builds a problem body for a code with its status, title and type filled in. */
+/**
+ * Builds a problem body for a code with its status, title and type filled in.
+ *
+ * @example
+ * ```ts
+ * import { createProblem } from 'pipeline-status-sdk'
+ * createProblem('run_not_found', { detail: 'No pipeline run has this id' }).status // 404
+ * ```
+ */
 export function createProblem(
   code: ProblemCode,
   extra: { detail?: string; instance?: string; errors?: FieldError[]; [key: string]: unknown } = {},

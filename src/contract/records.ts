@@ -3,42 +3,79 @@ import { RunStatus, StageStatus } from './status.js'
 
 /** A run as stored and returned by the server. Timestamps are ISO 8601 strings. */
 export const PipelineRunRecord = z.object({
+  /** The run's id (`PipelineRun.id`). */
   id: z.string(),
+  /** The run's status, derived from its stages or set by `/complete`. */
   status: RunStatus,
+  /** Why the run failed or was cancelled: the failed stage's output or the `/complete` error; `null` otherwise. */
   error: z.string().nullable(),
+  /** When the run finished; `null` while it is not finished. */
   completedAt: z.string().nullable(),
   /** When the first accepted `/complete` call was stored; `null` until then. */
   completionReceivedAt: z.string().nullable(),
+  /** When the run was created. */
   createdAt: z.string(),
+  /** When the run last changed. */
   updatedAt: z.string(),
 })
-/** A run as stored and returned by the server. */
+/**
+ * A run as stored and returned by the server.
+ * @interface
+ */
 export type PipelineRunRecord = z.infer<typeof PipelineRunRecord>
 
 /** A stage as stored and returned by the server. */
 export const StageOutputRecord = z.object({
+  /** 1-based number of the stage. */
   stageNumber: z.number().int(),
+  /** The name the last applied update sent. */
   stageName: z.string(),
+  /** The stage's status; a stage without a row is `PENDING` and is not listed. */
   status: StageStatus,
+  /** The stage's output as sent (a JSON string or markdown); `null` when none. */
   output: z.string().nullable(),
+  /** When the stage finished; `null` while it is `PROCESSING`. */
   completedAt: z.string().nullable(),
+  /** When the first update of the stage was stored. */
   createdAt: z.string(),
+  /** When the stage last changed. */
   updatedAt: z.string(),
 })
-/** A stage as stored and returned by the server. */
+/**
+ * A stage as stored and returned by the server.
+ * @interface
+ */
 export type StageOutputRecord = z.infer<typeof StageOutputRecord>
 
 /** What an update did: stored it, or recognised it as a retry or a late arrival. */
 export const UpdateOutcome = z.enum(['applied', 'duplicate', 'stale'])
-/** What an update did: stored it, or recognised it as a retry or a late arrival. */
+/**
+ * What an update did: stored it (`applied`), or recognised it as a retry (`duplicate`) or a
+ * late arrival (`stale`); the last two change nothing.
+ * @useDeclaredType
+ */
 export type UpdateOutcome = z.infer<typeof UpdateOutcome>
 
-/** Response of `GET {basePath}/{runId}/status`: the run and its stored stages in order. */
+/**
+ * Response of `GET {basePath}/{runId}/status`: the run and its stored stages in order.
+ *
+ * @example
+ * ```ts
+ * import { RunStatusResponse, routePath } from 'pipeline-status-sdk'
+ * const response = await fetch(routePath('status', 'run_1'), { headers: { authorization: `Bearer ${token}` } })
+ * const { run, stages } = RunStatusResponse.parse(await response.json())
+ * ```
+ */
 export const RunStatusResponse = z.object({
+  /** The run as stored. */
   run: PipelineRunRecord,
+  /** The stages that have a row, ordered by stage number; stages never reported are absent (`PENDING`). */
   stages: z.array(StageOutputRecord),
 })
-/** Response of `GET {basePath}/{runId}/status`. */
+/**
+ * Response of `GET {basePath}/{runId}/status`.
+ * @interface
+ */
 export type RunStatusResponse = z.infer<typeof RunStatusResponse>
 
 /**
@@ -46,25 +83,41 @@ export type RunStatusResponse = z.infer<typeof RunStatusResponse>
  * `stage` is `null` only for a stale update of a stage that has no stored row.
  */
 export const StageUpdateResponse = z.object({
+  /** What the update did. */
   outcome: UpdateOutcome,
+  /** The stage as stored after the update; `null` only for a stale update of a stage that has no row. */
   stage: StageOutputRecord.nullable(),
+  /** The run as stored after the update. */
   run: PipelineRunRecord,
 })
-/** Response of a stage update. */
+/**
+ * Response of a stage update.
+ * @interface
+ */
 export type StageUpdateResponse = z.infer<typeof StageUpdateResponse>
 
 /** Response of `POST /complete`: the outcome and the run as stored. */
 export const CompleteRunResponse = z.object({
+  /** `applied` for the first accepted completion (the one that ran `onRunCompleted`), `duplicate` after it. */
   outcome: UpdateOutcome,
+  /** The run as stored after the completion. */
   run: PipelineRunRecord,
 })
-/** Response of `POST /complete`. */
+/**
+ * Response of `POST /complete`.
+ * @interface
+ */
 export type CompleteRunResponse = z.infer<typeof CompleteRunResponse>
 
 /** Response of `POST {basePath}/runs`: 201 for a new run, 200 when the id already existed. */
 export const CreateRunResponse = z.object({
+  /** `true` when this call created the run (201), `false` when the id already existed (200). */
   created: z.boolean(),
+  /** The run as stored. */
   run: PipelineRunRecord,
 })
-/** Response of `POST {basePath}/runs`. */
+/**
+ * Response of `POST {basePath}/runs`.
+ * @interface
+ */
 export type CreateRunResponse = z.infer<typeof CreateRunResponse>

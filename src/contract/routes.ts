@@ -58,6 +58,13 @@ export type RouteMatch =
  * Matches a request path against the contract's routes under `basePath`.
  * Returns `undefined` for a path that is not one of them. The run id is URL-decoded;
  * an id that does not decode is no match.
+ *
+ * @example
+ * ```ts
+ * import { matchRoute } from 'pipeline-status-sdk'
+ * matchRoute('/api/pipeline/run%3A1/status') // { route: 'status', runId: 'run:1' }
+ * matchRoute('/api/pipeline/runs') // { route: 'createRun' }
+ * ```
  */
 export function matchRoute(
   pathname: string,

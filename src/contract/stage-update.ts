@@ -9,13 +9,21 @@ import { Timestamp } from './timestamp.js'
  * Unknown fields are accepted and ignored so newer runners keep working against older servers.
  */
 export const StageUpdate = z.object({
+  /** 1-based number of the stage in the catalogue; the server refuses numbers outside 1..N. */
   stageNumber: z.number().int().min(1),
+  /** Display name of the stage (1 to 200 characters), stored as sent. */
   stageName: z.string().min(1).max(200),
+  /** The stage's new status; `PENDING` is never sent. */
   status: StageUpdateStatus,
+  /** The stage's output: a JSON string or markdown, stored as text; `null` or absent means none. */
   output: z.string().nullish(),
+  /** When the stage finished (ISO 8601), for a final status; the server uses its own clock when absent. Ignored for `PROCESSING`. */
   completedAt: Timestamp.nullish(),
 })
-/** Body of a stage update, as the runner sends it. */
+/**
+ * Body of a stage update, as the runner sends it.
+ * @interface
+ */
 export type StageUpdate = z.infer<typeof StageUpdate>
 
 /**

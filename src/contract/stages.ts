@@ -2,10 +2,15 @@ import { z } from 'zod'
 
 /** One entry of a stage catalogue: its 1-based number and its display name. */
 export const StageDefinition = z.object({
+  /** 1-based position of the stage; a catalogue is numbered 1..N without gaps. */
   number: z.number().int().min(1),
+  /** Display name (1 to 200 characters), sent as `stageName`. */
   name: z.string().min(1).max(200),
 })
-/** One entry of a stage catalogue: its 1-based number and its display name. */
+/**
+ * One entry of a stage catalogue: its 1-based number and its display name.
+ * @interface
+ */
 export type StageDefinition = z.infer<typeof StageDefinition>
 
 /** The ordered stages of a pipeline, numbered 1..N without gaps. */

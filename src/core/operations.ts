@@ -9,7 +9,22 @@ import { type CompletionDecision, type StageDecision, decideCompletion, decideSt
 import { newRun, type RunSnapshot, type RunState, type StageState } from './state.js'
 import type { Store } from './store.js'
 
-/** The app's hook that stores a run's results; runs inside the completing transaction, once per run. */
+/**
+ * The app's hook that stores a run's results; runs inside the completing transaction, once per run.
+ * `tx` is the store's transaction handle (your Prisma transaction client with `prisma`), `run`
+ * the run as completed, `payload` the whole `/complete` body, your own fields included.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+ * const handlers = createPipelineStatusHandlers({
+ *   prisma,
+ *   onRunCompleted: async (tx, run, payload) => {
+ *     if (run.status === 'COMPLETED') await tx.report.create({ data: { runId: run.id, markdown: String(payload.fullReportMarkdown) } })
+ *   },
+ * })
+ * ```
+ */
 export type OnRunCompleted<Tx = unknown> = (tx: Tx, run: RunState, payload: CompleteRun) => Promise<void> | void
 
 /** Result of a stage update: the state machine's decision, or `not_found` for an unknown run. */

@@ -45,11 +45,15 @@ export type CompletionDecision =
 
 /** Inputs of {@link decideStageUpdate}. */
 export interface StageUpdateInput {
+  /** The run as stored, read under the run's lock. */
   run: RunState
   /** The stored row of the updated stage, or `undefined` when it has none (PENDING). */
   stage: StageState | undefined
+  /** The validated update. */
   update: StageUpdate
+  /** The stage catalogue; completing its last stage completes the run. */
   stages: StageCatalogue
+  /** The current time, used for timestamps the update does not carry. */
   now: Date
 }
 
@@ -149,8 +153,11 @@ function deriveRun(run: RunState, stage: StageState, stages: StageCatalogue, now
 
 /** Inputs of {@link decideCompletion}. */
 export interface CompletionInput {
+  /** The run as stored, read under the run's lock. */
   run: RunState
+  /** The validated `/complete` body. */
   body: CompleteRun
+  /** The current time, stored as `completionReceivedAt` (and `completedAt` when the body has none). */
   now: Date
 }
 

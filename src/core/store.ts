@@ -24,6 +24,13 @@ export interface StoreTransaction<Tx = unknown> {
 /**
  * Persistence behind the handlers. `MemoryStore` (for the mock and tests) and `PrismaStore`
  * (for PostgreSQL) implement it; the rules themselves live in the state machine, not here.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers, MemoryStore, type Store } from 'pipeline-status-sdk/server'
+ * const store: Store<MemoryStore> = new MemoryStore()
+ * const handlers = createPipelineStatusHandlers({ store, secret: 'dev-secret' })
+ * ```
  */
 export interface Store<Tx = unknown> {
   /** Runs `fn` in one atomic transaction; a throw rolls every write back. */
@@ -34,8 +41,18 @@ export interface Store<Tx = unknown> {
   getRun(runId: string): Promise<RunSnapshot | null>
 }
 
-/** Thrown by a store when its database cannot be reached; the handlers answer 503. */
+/**
+ * Thrown by a store when its database cannot be reached; the handlers answer 503 with
+ * `Retry-After`. `PrismaStore` throws it for connection errors; a store of your own should too.
+ *
+ * @example
+ * ```ts
+ * import { StoreUnavailableError } from 'pipeline-status-sdk/server'
+ * throw new StoreUnavailableError('Redis is unreachable', { cause: error })
+ * ```
+ */
 export class StoreUnavailableError extends Error {
+  /** Always `'StoreUnavailableError'`; check it with {@link isStoreUnavailableError}. */
   override readonly name = 'StoreUnavailableError' as const
   constructor(message = 'The database is unreachable', options?: { cause?: unknown }) {
     super(message, options)

@@ -12,7 +12,8 @@ export const WEBHOOK_SECRET_PREFIX = 'whsec_'
 const VERSION = 'v1'
 
 /**
- * @default 300 seconds, the Standard Webhooks recommendation
+ * How far, in seconds, a `webhook-timestamp` may be from the receiver's clock by default:
+ * 300, the Standard Webhooks recommendation.
  */
 export const DEFAULT_WEBHOOK_TOLERANCE_SECONDS = 300
 
@@ -87,8 +88,11 @@ export interface WebhookSignatureHeadersOptions {
 
 /** The three Standard Webhooks headers of a signed request. */
 export interface WebhookSignatureHeaders {
+  /** The message id; equal across the retries of one message. */
   'webhook-id': string
+  /** Unix time in seconds when the message was signed. */
   'webhook-timestamp': string
+  /** Space-separated `v1,<base64 HMAC-SHA256>` signatures. */
   'webhook-signature': string
 }
 

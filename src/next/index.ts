@@ -31,6 +31,7 @@ export type NextParamValue = string | string[] | undefined
  * (a plain object before; both are accepted).
  */
 export interface NextRouteContext {
+  /** The route's dynamic segments, e.g. `{ runId: 'run_1' }`. */
   params: Promise<Record<string, NextParamValue>> | Record<string, NextParamValue>
 }
 

@@ -14,6 +14,7 @@
  * ```
  */
 export class HandlerConfigurationError extends Error {
+  /** Always `'HandlerConfigurationError'`; check it with {@link isHandlerConfigurationError}. */
   override readonly name = 'HandlerConfigurationError' as const
 }
 

@@ -132,6 +132,15 @@ export type RunRouteHandler = (request: Request, runId?: string) => Promise<Resp
 /**
  * The Web-standard (`Request` → `Response`) handlers. None of them ever throws: every failure
  * is an `application/problem+json` response.
+ *
+ * @example
+ * ```ts
+ * const response = await handlers.fetch(new Request('https://app.example.com/api/pipeline/run_1/status', {
+ *   headers: { 'X-Webhook-Secret': process.env.WEBHOOK_SECRET! },
+ * }))
+ * // Or one route, with the run id from your own router:
+ * await handlers.stageUpdate(request, 'run_1')
+ * ```
  */
 export interface PipelineStatusHandlers {
   /** `POST {basePath}/{runId}/stage-update`. */

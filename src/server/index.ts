@@ -1,6 +1,17 @@
 /**
  * The web-app side: the store interface, the in-memory and Prisma stores, and the
- * Web-standard (`Request` → `Response`) handlers that every framework adapter wraps.
+ * Web-standard (`Request` → `Response`) handlers that every framework adapter wraps. Uses Web
+ * APIs only, so it also runs on edge runtimes.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+ * import { prisma } from './db.js'
+ *
+ * // The four routes under /api/pipeline; the secret comes from WEBHOOK_SECRET.
+ * const handlers = createPipelineStatusHandlers({ prisma })
+ * export default { fetch: handlers.fetch } // Bun, Deno, Cloudflare Workers
+ * ```
  *
  * @module pipeline-status-sdk/server
  */

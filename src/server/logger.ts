@@ -10,9 +10,13 @@
  * ```
  */
 export interface HandlerLogger {
+  /** Not called by the handlers today; accepted so any logger fits. */
   debug?(message: string, details?: Record<string, unknown>): void
+  /** Not called by the handlers today; accepted so any logger fits. */
   info?(message: string, details?: Record<string, unknown>): void
+  /** Refused credentials or signatures (401, never the secret itself), an unreachable database (503), a failing replay store. */
   warn(message: string, details?: Record<string, unknown>): void
+  /** Unexpected errors behind a 500, with the error in `details.error`. */
   error(message: string, details?: Record<string, unknown>): void
 }
 

@@ -28,14 +28,18 @@ const STAGE_SELECT: { [K in keyof StageState]: true } = {
 
 /** The part of a Prisma model delegate (`prisma.pipelineRun`) that {@link PrismaStore} uses. */
 export interface PrismaStorePipelineRunDelegate {
+  /** Reads a run with its stages (`GET /status`). */
   findUnique(args: {
     where: { id: string }
     select: { [K in keyof RunState]: true } & {
       stages: { select: { [K in keyof StageState]: true }; orderBy: { stageNumber: 'asc' } }
     }
   }): PromiseLike<(RunState & { stages: StageState[] }) | null>
+  /** Reads the existing run after a creation found its id taken. */
   findUniqueOrThrow(args: { where: { id: string }; select: { [K in keyof RunState]: true } }): PromiseLike<RunState>
+  /** Creates a run unless its id exists (`INSERT … ON CONFLICT DO NOTHING`). */
   createMany(args: { data: RunState[]; skipDuplicates: true }): PromiseLike<{ count: number }>
+  /** Writes a run's status fields. */
   update(args: {
     where: { id: string }
     data: Omit<RunState, 'id' | 'createdAt'>
@@ -45,10 +49,12 @@ export interface PrismaStorePipelineRunDelegate {
 
 /** The part of a Prisma model delegate (`prisma.stageOutput`) that {@link PrismaStore} uses. */
 export interface PrismaStoreStageOutputDelegate {
+  /** Reads one stage of a run. */
   findUnique(args: {
     where: { runId_stageNumber: { runId: string; stageNumber: number } }
     select: { [K in keyof StageState]: true }
   }): PromiseLike<StageState | null>
+  /** Inserts or updates one stage, keyed by `(runId, stageNumber)`. */
   upsert(args: {
     where: { runId_stageNumber: { runId: string; stageNumber: number } }
     create: StageState & { runId: string }
@@ -59,8 +65,11 @@ export interface PrismaStoreStageOutputDelegate {
 
 /** What {@link PrismaStore} needs of an interactive transaction's client. */
 export interface PrismaStoreTransactionClient {
+  /** Locks the run's row (`SELECT … FOR UPDATE`, the run id always a bound parameter). */
   $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): PromiseLike<T>
+  /** The `PipelineRun` model. */
   readonly pipelineRun: PrismaStorePipelineRunDelegate
+  /** The `StageOutput` model. */
   readonly stageOutput: PrismaStoreStageOutputDelegate
 }
 
@@ -69,11 +78,14 @@ export interface PrismaStoreTransactionClient {
  * `pipelineRun` / `stageOutput` delegates generated from the SDK's models.
  */
 export interface PrismaStoreClient {
+  /** An interactive transaction; every write of the store runs in one. */
   $transaction<R>(
     fn: (tx: PrismaStoreTransactionClient) => Promise<R>,
     options?: { maxWait?: number; timeout?: number },
   ): PromiseLike<R>
+  /** The `PipelineRun` model. */
   readonly pipelineRun: PrismaStorePipelineRunDelegate
+  /** The `StageOutput` model. */
   readonly stageOutput: PrismaStoreStageOutputDelegate
 }
 

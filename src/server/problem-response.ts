@@ -3,7 +3,9 @@ import { createProblem, type FieldError, type ProblemCode } from '../contract/pr
 
 /** Extra members of a problem body. */
 export interface ProblemExtras {
+  /** What went wrong in this case, for people; never internals. */
   detail?: string
+  /** For `validation_failed`: which fields failed and why. */
   errors?: FieldError[]
   [key: string]: unknown
 }
@@ -53,9 +55,13 @@ export function jsonResponse(body: unknown, status = 200): Response {
  * ```
  */
 export class HttpProblemError extends Error {
+  /** Always `'HttpProblemError'`; check it with {@link isHttpProblemError}. */
   override readonly name = 'HttpProblemError' as const
+  /** The contract error code; it sets the response's status. */
   readonly code: ProblemCode
+  /** Extra members of the problem body (`detail`, `errors`, ...). */
   readonly extras: ProblemExtras
+  /** Extra response headers, e.g. `Allow` or `Retry-After`. */
   readonly headers: HeadersInit
 
   constructor(code: ProblemCode, extras: ProblemExtras = {}, headers: HeadersInit = {}) {

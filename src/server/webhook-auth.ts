@@ -9,7 +9,18 @@ import { HttpProblemError } from './problem-response.js'
 import { createMemoryReplayStore, type ReplayStore } from './replay-store.js'
 import { timingSafeEqual } from './timing-safe-equal.js'
 
-/** Standard Webhooks verification of the runner's requests. */
+/**
+ * Standard Webhooks verification of the runner's requests.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+ * const handlers = createPipelineStatusHandlers({
+ *   prisma,
+ *   signing: { secret: process.env.WEBHOOK_SIGNING_SECRET!, required: true, toleranceSeconds: 300 },
+ * })
+ * ```
+ */
 export interface WebhookSigningOptions {
   /**
    * Accepted signing secrets, `whsec_<base64>` (Standard Webhooks) or plain strings; several

@@ -1,0 +1,96 @@
+/**
+ * The documentation cannot drift from the code: every TypeScript block of README.md and
+ * docs/*.md is type-checked against the built package (test/setup/global-setup.ts builds
+ * `dist/` and generates the Prisma client before any test runs). See test/docs/code-blocks.ts
+ * for how, and docs/README.md for the `ts ignore` convention and the prelude.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  type CodeBlock,
+  type TypeCheckResult,
+  extractCodeBlocks,
+  formatBlockDiagnostics,
+  isChecked,
+  typeCheckBlocks,
+} from './code-blocks.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+const markdownFiles = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .sort()
+    .map((name) => `docs/${name}`),
+]
+const blocks = markdownFiles.flatMap((file) => extractCodeBlocks(readFileSync(join(root, file), 'utf8'), file))
+const checked = blocks.filter(isChecked)
+
+/**
+ * Samples that must fail, compiled in the same program as the docs: they prove that the package
+ * resolves with its real types (not `any`) and that errors point at the right markdown line.
+ */
+const CANARY = extractCodeBlocks(
+  [
+    '# canary',
+    '',
+    '```ts',
+    "import { DEFAULT_BASE_PATH } from 'pipeline-status-sdk'",
+    "import { PrismaAPIClient } from 'pipeline-status-sdk/client'",
+    '',
+    'const base: number = DEFAULT_BASE_PATH',
+    "new PrismaAPIClient({ baseUrl: 'http://localhost:3000', retries: 3 })",
+    '```',
+    '',
+    '```ts',
+    "await prisma.pipelineRun.findMany({ where: { state: 'FAILED' } })",
+    '```',
+    '',
+    '```ts',
+    "import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'",
+    "createPipelineStatusHandlers({ prisma, onRunCompleted: async (tx) => void (await tx.report.count()) })",
+    '```',
+  ].join('\n'),
+  '(canary).md',
+)
+
+let result: TypeCheckResult
+
+beforeAll(async () => {
+  if (!existsSync(join(root, 'dist/client/index.d.ts'))) {
+    throw new Error('dist/ is missing: the global setup builds it (npm run build)')
+  }
+  result = await typeCheckBlocks(root, [...checked, ...CANARY])
+}, 180_000)
+
+describe('code blocks in the documentation', () => {
+  it('finds the TypeScript samples of every guide', () => {
+    const guides = markdownFiles.filter((file) => file.startsWith('docs/') && file !== 'docs/README.md')
+    const withSamples = new Set(checked.map((block: CodeBlock) => block.file))
+    expect(guides.filter((file) => !withSamples.has(file))).toEqual([])
+  })
+
+  it('type-check against the built package', () => {
+    const problems = result.diagnostics.filter((d) => d.file !== '(canary).md')
+    expect(problems, `Doc samples that do not compile:\n${formatBlockDiagnostics(problems)}`).toEqual([])
+  })
+
+  it('resolve the package through its exports map to dist/', () => {
+    const fromRepo = result.loadedFiles.filter((file) => file.startsWith(root))
+    expect(fromRepo).toContain(join(root, 'dist/client/index.d.ts'))
+    expect(fromRepo.filter((file) => file.startsWith(join(root, 'src/')) && !file.startsWith(join(root, 'src/generated/')))).toEqual([])
+  })
+
+  it('report a wrong sample at its markdown line', () => {
+    const canary = result.diagnostics.filter((d) => d.file === '(canary).md')
+    expect(canary.map(({ line, code }) => ({ line, code }))).toEqual([
+      { line: 7, code: 2322 }, // string is not assignable to number
+      { line: 8, code: 2353 }, // `retries` is not an option
+      { line: 12, code: 2353 }, // `state` is not a field of PipelineRun
+      { line: 17, code: 2339 }, // the hook's `tx` is the app's transaction client, which has no `report`
+    ])
+  })
+})

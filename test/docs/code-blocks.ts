@@ -1,0 +1,185 @@
+/**
+ * Type-checks the TypeScript code blocks of the documentation against the built package, as a
+ * user's project would see it: each block is a module of its own in a throwaway project whose
+ * `node_modules/pipeline-status-sdk` links to this repository, so `pipeline-status-sdk/client`
+ * resolves through the exports map to `dist/client/index.d.ts`.
+ *
+ * Blocks fenced as ```ts, ```typescript or ```tsx are checked; ```ts ignore (any info string whose
+ * words include `ignore`) skips one, for code that cannot compile on its own (another runtime's
+ * globals, a fragment). The ambient {@link PRELUDE} stands in for what an app already has.
+ */
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import ts from 'typescript'
+
+/** One fenced code block of a markdown file. */
+export interface CodeBlock {
+  /** The markdown file, relative to the repository (or any label). */
+  file: string
+  /** 1-based line in the markdown file of the block's first code line. */
+  line: number
+  /** The info string's first word, lower-cased (`ts`, `tsx`, `sh`, ...). */
+  lang: string
+  /** The info string's other words (`ignore`, ...). */
+  flags: string[]
+  code: string
+}
+
+/** A compiler diagnostic, located in the markdown file that holds the block. */
+export interface BlockDiagnostic {
+  file: string
+  line: number
+  column: number
+  code: number
+  message: string
+}
+
+const TS_LANGS = new Set(['ts', 'typescript', 'tsx'])
+
+/** Whether a block is checked: TypeScript and not marked `ignore`. */
+export function isChecked(block: CodeBlock): boolean {
+  return TS_LANGS.has(block.lang) && !block.flags.includes('ignore')
+}
+
+/**
+ * The fenced code blocks of a markdown text (``` or ~~~, indented ones inside lists too; the
+ * fence's indentation is removed from the code).
+ */
+export function extractCodeBlocks(markdown: string, file: string): CodeBlock[] {
+  const lines = markdown.split(/\r?\n/)
+  const blocks: CodeBlock[] = []
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^(\s*)(`{3,}|~{3,})\s*(.*)$/.exec(lines[i] ?? '')
+    // A backtick fence's info string never holds a backtick (that would be inline code).
+    if (!open || (open[2]?.startsWith('`') && open[3]?.includes('`'))) continue
+    const [, indent = '', fence = '', info = ''] = open
+    const [lang = '', ...flags] = info.trim().split(/\s+/).filter(Boolean)
+    const body: string[] = []
+    let j = i + 1
+    for (; j < lines.length; j++) {
+      const text = lines[j] ?? ''
+      const close = /^\s*(`{3,}|~{3,})\s*$/.exec(text)
+      if (close && close[1]?.[0] === fence[0] && (close[1]?.length ?? 0) >= fence.length) break
+      body.push(text.startsWith(indent) ? text.slice(indent.length) : text.trimStart())
+    }
+    blocks.push({ file, line: i + 2, lang: lang.toLowerCase(), flags: flags.map((f) => f.toLowerCase()), code: body.join('\n') })
+    i = j
+  }
+  return blocks
+}
+
+/**
+ * Declarations every block can use without importing them: what an app has of its own and
+ * the samples only refer to. `prisma` is a client generated from the package's own schema, so
+ * model and field names in the samples are checked too.
+ */
+export const PRELUDE = `import type { PrismaClient } from '../generated/prisma/client.js'
+
+declare global {
+  /** The app's PrismaClient, generated from a schema holding the package's models. */
+  const prisma: PrismaClient
+  /** The app's own session lookup. */
+  function getSession(request: Request): Promise<{ userId: string; isAdmin: boolean } | null>
+  /** The app's own rule for who may read a run. */
+  function userOwnsRun(userId: string, runId: string): Promise<boolean>
+}
+export {}
+`
+
+/**
+ * The app's own module exporting its client, as samples import it: `@/lib/prisma` (a Next.js
+ * alias) or `./prisma.js`.
+ */
+const APP_PRISMA_MODULE = `import type { PrismaClient } from '../generated/prisma/client.js'
+export declare const prisma: PrismaClient
+`
+
+const COMPILER_OPTIONS = {
+  target: 'ES2023',
+  lib: ['ES2023'],
+  module: 'NodeNext',
+  moduleResolution: 'NodeNext',
+  moduleDetection: 'force',
+  strict: true,
+  types: ['node'],
+  skipLibCheck: true,
+  noEmit: true,
+  jsx: 'react-jsx',
+  // Next.js apps import with an `@/` alias (extensionless, as their bundler allows).
+  paths: {
+    '@/lib/prisma': ['./lib/prisma.d.ts'],
+    '@/generated/prisma/client': ['./generated/prisma/client.ts'],
+  },
+}
+
+/** The result of {@link typeCheckBlocks}. */
+export interface TypeCheckResult {
+  diagnostics: BlockDiagnostic[]
+  /** Every file the program loaded, absolute, to check what the imports resolved to. */
+  loadedFiles: string[]
+}
+
+/**
+ * Compiles the blocks in one program against the package at `root` (its `dist/` must be
+ * built) and returns the diagnostics located in the markdown files.
+ */
+export async function typeCheckBlocks(root: string, blocks: readonly CodeBlock[]): Promise<TypeCheckResult> {
+  const base = await mkdtemp(join(tmpdir(), 'pss-docs-'))
+  try {
+    const project = join(base, 'project')
+    await mkdir(join(project, 'node_modules'), { recursive: true })
+    await mkdir(join(project, 'prelude'))
+    await mkdir(join(project, 'lib'))
+    // Other packages (express, msw, zod, @types/node) resolve from the repository's node_modules.
+    await symlink(join(root, 'node_modules'), join(base, 'node_modules'), 'dir')
+    await symlink(root, join(project, 'node_modules/pipeline-status-sdk'), 'dir')
+    await symlink(join(root, 'src/generated'), join(project, 'generated'), 'dir')
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'docs-samples', private: true, type: 'module' }))
+    await writeFile(join(project, 'prelude/globals.d.ts'), PRELUDE)
+    await writeFile(join(project, 'lib/prisma.d.ts'), APP_PRISMA_MODULE)
+    // The same module as `./prisma.js`, for samples that import the app's client relatively.
+    await writeFile(join(project, 'prisma.d.ts'), APP_PRISMA_MODULE.replace('../generated/', './generated/'))
+
+    const byFile = new Map<string, CodeBlock>()
+    for (const [index, block] of blocks.entries()) {
+      const stem = `${block.file.replace(/[^A-Za-z0-9]+/g, '_')}_L${block.line}_${index}`
+      const path = join(project, `${stem}.${block.lang === 'tsx' ? 'tsx' : 'ts'}`)
+      byFile.set(path, block)
+      await writeFile(path, block.code)
+    }
+
+    const parsed = ts.convertCompilerOptionsFromJson(COMPILER_OPTIONS, project)
+    if (parsed.errors.length > 0) throw new Error(ts.formatDiagnostics(parsed.errors, formatHost(project)))
+    const roots = [join(project, 'prelude/globals.d.ts'), ...byFile.keys()]
+    // `paths` are relative to the tsconfig's folder, as parseJsonConfigFileContent would set it.
+    const program = ts.createProgram({ rootNames: roots, options: { ...parsed.options, pathsBasePath: project } })
+
+    const diagnostics: BlockDiagnostic[] = []
+    for (const diagnostic of ts.getPreEmitDiagnostics(program)) {
+      const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n')
+      const source = diagnostic.file
+      const block = source ? byFile.get(source.fileName) : undefined
+      if (source && block && diagnostic.start !== undefined) {
+        const position = source.getLineAndCharacterOfPosition(diagnostic.start)
+        diagnostics.push({ file: block.file, line: block.line + position.line, column: position.character + 1, code: diagnostic.code, message })
+      } else if (!source || source.fileName.startsWith(project)) {
+        // Global, option and prelude errors would make every block's result meaningless.
+        diagnostics.push({ file: source ? relative(project, source.fileName) : '(compiler)', line: 0, column: 0, code: diagnostic.code, message })
+      }
+    }
+    diagnostics.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column)
+    return { diagnostics, loadedFiles: program.getSourceFiles().map((file) => file.fileName) }
+  } finally {
+    await rm(base, { recursive: true, force: true })
+  }
+}
+
+/** One line per diagnostic: `docs/contract.md:42:7 TS2345 message`. */
+export function formatBlockDiagnostics(diagnostics: readonly BlockDiagnostic[]): string {
+  return diagnostics.map((d) => `${d.file}:${d.line}:${d.column} TS${d.code} ${d.message.replaceAll('\n', '\n    ')}`).join('\n')
+}
+
+function formatHost(cwd: string): ts.FormatDiagnosticsHost {
+  return { getCanonicalFileName: (name) => name, getCurrentDirectory: () => cwd, getNewLine: () => '\n' }
+}
