@@ -149,8 +149,24 @@ export interface CloseOptions {
   timeout?: number | undefined
 }
 
-/** The body of a `/complete` call; `completedAt` defaults to now. App-specific fields are kept. */
-export type CompleteRunInput = Omit<CompleteRun, 'completedAt'> & { completedAt?: string | Date | null | undefined }
+/**
+ * The body of a `/complete` call; `completedAt` defaults to now. App-specific fields (the
+ * original sends `opportunities`, `fullReportMarkdown`, `stageOutputs`) are sent as they are.
+ * The named fields are typed as the contract's `CompleteRun` (spelled out because `Omit` over
+ * its index signature would erase them).
+ */
+export interface CompleteRunInput {
+  /** How the run ended. */
+  status: CompleteRun['status']
+  /** When it ended, as a `Date` or ISO 8601 string. @default now */
+  completedAt?: string | Date | null | undefined
+  /** How long the run took, in seconds. */
+  duration?: number | null | undefined
+  /** Why it failed, for `FAILED`. */
+  error?: string | null | undefined
+  /** App-specific results, handed to the web app's `onRunCompleted` hook. */
+  [field: string]: unknown
+}
 
 /**
  * The runner's client: reports stage changes of a pipeline run to the web app's handlers.
@@ -371,12 +387,14 @@ export class PrismaAPIClient {
   }
 
   /**
-   * Creates a run (`POST /runs`); without `id` the server picks one. Idempotent: an existing
-   * id answers `created: false` with the stored run. Throws the typed errors.
+   * Creates a run (`POST /runs`). Idempotent: an existing id answers `created: false` with the
+   * stored run. Without `id` the client picks a random UUID before the first attempt, so a retry
+   * after a lost response finds the same run instead of creating a second one. Throws the typed
+   * errors.
    */
-  async createRun(id?: string): Promise<CreateRunResponse> {
+  async createRun(id: string = crypto.randomUUID()): Promise<CreateRunResponse> {
     if (this.#closed) throw new ClientClosedError()
-    const body = JSON.stringify(id === undefined ? {} : { id })
+    const body = JSON.stringify({ id })
     const response = await this.#transport.send(
       { method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() },
       { retry: true },

@@ -75,4 +75,30 @@ describe('PrismaAPIClient against the MSW mock', () => {
     expect(error).toMatchObject({ status: 401, problem: { code: 'unauthorized' } })
     expect(mock.requests).toHaveLength(1)
   })
+
+  it('creates one run, not two, when the answer to createRun is lost and retried', async () => {
+    mock.fail('createRun', { drop: true, times: 1 })
+    const { run, created } = await client().createRun()
+    expect(created).toBe(true)
+    const bodies = mock.requests.filter((r) => r.route === 'createRun').map((r) => JSON.parse(r.body) as { id: string })
+    expect(bodies).toHaveLength(2)
+    expect(bodies[0]).toEqual(bodies[1])
+    expect(mock.store).toBeDefined()
+    expect(await mock.getRun(run.id)).toBeDefined()
+    expect(bodies[0]?.id).toBe(run.id)
+  })
+
+  it('types completeRun’s named fields and keeps app-specific ones', async () => {
+    const api = client()
+    await api.createRun('typed-run')
+    // @ts-expect-error: PROCESSING does not end a run
+    const wrongStatus: Parameters<typeof api.completeRun>[1] = { status: 'PROCESSING' }
+    // @ts-expect-error: duration is in seconds, a number
+    const wrongDuration: Parameters<typeof api.completeRun>[1] = { status: 'COMPLETED', duration: 'long' }
+    expect([wrongStatus, wrongDuration]).toHaveLength(2)
+    const done = await api.completeRun('typed-run', { status: 'COMPLETED', duration: 1.5, fullReportMarkdown: '# Report' })
+    expect(done).toMatchObject({ outcome: 'applied' })
+    const sent = mock.requests.find((r) => r.route === 'complete')
+    expect(JSON.parse(sent?.body ?? '')).toMatchObject({ status: 'COMPLETED', duration: 1.5, fullReportMarkdown: '# Report' })
+  })
 })
