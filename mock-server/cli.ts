@@ -10,7 +10,7 @@ import { startMockServer } from './mock-http-server.js'
 const USAGE = `Usage: pipeline-status mock [options]
 
 Serves the pipeline status contract over HTTP from an in-memory store, exactly as the real
-handlers behave. Point a runner's FRONTEND_WEBHOOK_URL at the printed URL.
+handlers behave. Point a runner's FRONTEND_WEBHOOK_URL at the printed origin.
 
 Options:
   --port <n>            TCP port (default 4010; 0 picks a free one)
@@ -68,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     autoCreateRuns: values['auto-create-runs'],
     ...(values['base-path'] ? { basePath: values['base-path'] } : {}),
   })
-  process.stdout.write(`pipeline-status mock listening on ${server.url}${server.mock.server.basePath}\n`)
+  // The origin is what a runner's FRONTEND_WEBHOOK_URL takes; the client adds the base path.
+  process.stdout.write(`pipeline-status mock listening on ${server.url} (routes under ${server.mock.server.basePath})\n`)
 
   await new Promise<void>((resolve) => {
     const stop = () => resolve()

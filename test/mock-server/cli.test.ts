@@ -38,11 +38,12 @@ async function start(args: string[], env: NodeJS.ProcessEnv = {}) {
 describe('pipeline-status mock', () => {
   it('serves the contract over HTTP and stops cleanly on SIGINT', async () => {
     const { child, url, output } = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--auto-create-runs'])
-    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/api\/pipeline$/)
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(output()).toContain('(routes under /api/pipeline)')
     const headers = { 'X-Webhook-Secret': 'cli-secret', 'Content-Type': 'application/json' }
     for (const status of ['PROCESSING', 'COMPLETED'] as const) {
       for (let n = 1; n <= 5; n++) {
-        const response = await fetch(`${url}/py-run/stage-update`, {
+        const response = await fetch(`${url}/api/pipeline/py-run/stage-update`, {
           method: 'POST',
           headers,
           body: JSON.stringify(makeStageUpdate({ stageNumber: n, status, output: `o${n}` })),
@@ -50,9 +51,9 @@ describe('pipeline-status mock', () => {
         expect(response.status).toBe(200)
       }
     }
-    const read = await fetch(`${url}/py-run/status`, { headers })
+    const read = await fetch(`${url}/api/pipeline/py-run/status`, { headers })
     expect(RunStatusResponse.parse(await read.json()).run.status).toBe('COMPLETED')
-    expect((await fetch(`${url}/py-run/status`)).status).toBe(401)
+    expect((await fetch(`${url}/api/pipeline/py-run/status`)).status).toBe(401)
 
     child.kill('SIGINT')
     const [code] = await once(child, 'exit')
@@ -63,7 +64,7 @@ describe('pipeline-status mock', () => {
   it('reads the secret from WEBHOOK_SECRET, accepts several, and stops on SIGTERM', async () => {
     const { child, url } = await start(['mock', '--port', '0'], { WEBHOOK_SECRET: 'old-secret,new-secret' })
     for (const secret of ['old-secret', 'new-secret']) {
-      const created = await fetch(`${url}/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': secret } })
+      const created = await fetch(`${url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': secret } })
       expect(created.status).toBe(201)
     }
     child.kill('SIGTERM')
