@@ -17,7 +17,7 @@ import { toRunRecord, toStageRecord, toStatusResponse } from '../core/records.js
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
-import { errorsOnlyLogger, type HandlerLogger, safeLogger } from './logger.js'
+import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
 import { isJsonMediaType } from './media-type.js'
 import { PrismaStore, type PrismaStoreClient, type PrismaTransactionClientOf } from './prisma-store.js'
 import { HttpProblemError, isHttpProblemError, jsonResponse, problemResponse } from './problem-response.js'
@@ -84,7 +84,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown> {
   /**
    * Receives unexpected errors (behind a 500, with the error), an unreachable database (503) and
    * refused credentials (401, never the secret itself).
-   * @default errors only, to `console.error`
+   * @default warnings to `console.warn`, errors to `console.error`
    */
   logger?: HandlerLogger | undefined
   /**
@@ -202,7 +202,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
   const clock = options.clock ?? (() => new Date())
-  const logger = safeLogger(options.logger ?? errorsOnlyLogger)
+  const logger = safeLogger(options.logger ?? consoleLogger)
   const auth = createWebhookAuthenticator({ secret: options.secret, signing: options.signing, clock })
   const stageUpdateSchema = stageUpdateSchemaFor(stages)
   const { authorize } = options

@@ -20,9 +20,13 @@ export interface HandlerLogger {
   error(message: string, details?: Record<string, unknown>): void
 }
 
-/** The default logger: unexpected errors to `console.error`, nothing else. */
-export const errorsOnlyLogger: HandlerLogger = Object.freeze({
-  warn: () => {},
+/**
+ * The default logger: warnings to `console.warn`, errors to `console.error`. Warnings are on by
+ * default because a refused secret is otherwise invisible on the server: the original system's
+ * runs showed PROCESSING forever while every update got a 401 nobody saw.
+ */
+export const consoleLogger: HandlerLogger = Object.freeze({
+  warn: (message: string, details?: Record<string, unknown>) => console.warn(message, details ?? ''),
   error: (message: string, details?: Record<string, unknown>) => console.error(message, details ?? ''),
 })
 

@@ -35,6 +35,21 @@ describe('web handlers: authentication', () => {
     expect(await vi.mocked(timingSafeEqual).mock.results[0]?.value).toBe(false)
   })
 
+  it('warns on the console by default when a secret is refused, without the secret itself', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    try {
+      const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET })
+      await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'wrong-secret' }))
+      expect(warn).toHaveBeenCalledTimes(1)
+      const logged = JSON.stringify(warn.mock.calls[0])
+      expect(logged).toContain('unauthorized')
+      expect(logged).not.toContain('wrong-secret')
+      expect(logged).not.toContain(SECRET)
+    } finally {
+      warn.mockRestore()
+    }
+  })
+
   it('compares against every configured secret, also after a match', async () => {
     const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: ['first', 'second', 'third'], logger: quiet })
     const response = await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'first' }))
