@@ -14,6 +14,7 @@ import {
   type OnRunCompleted,
 } from '../core/operations.js'
 import { toRunRecord, toStageRecord, toStatusResponse } from '../core/records.js'
+import type { ConflictCode } from '../core/state-machine.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
@@ -327,21 +328,13 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const id = resolveRunId(request, 'stageUpdate', runId)
       const update = validate(stageUpdateSchema, await readWrite(exchange, { allowEmpty: false }))
       assertStorable({ stageName: update.stageName, output: update.output })
-      const result = await applyStageUpdate(store, id, update, { stages, now: clock() })
-      switch (result.outcome) {
-        case 'not_found':
-          throw runNotFound()
-        case 'conflict':
-          throw new HttpProblemError(result.code, { detail: result.detail })
-        default: {
-          const body: StageUpdateResponse = {
-            outcome: result.outcome,
-            stage: result.stage ? toStageRecord(result.stage) : null,
-            run: toRunRecord(result.run),
-          }
-          return jsonResponse(body)
-        }
+      const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock() }))
+      const body: StageUpdateResponse = {
+        outcome: result.outcome,
+        stage: result.stage ? toStageRecord(result.stage) : null,
+        run: toRunRecord(result.run),
       }
+      return jsonResponse(body)
     })
 
   const complete: RunRouteHandler = (request, runId) =>
@@ -350,17 +343,9 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const id = resolveRunId(request, 'complete', runId)
       const payload = validate(CompleteRun, await readWrite(exchange, { allowEmpty: false }))
       assertStorable({ error: payload.error })
-      const result = await completeRun(store, id, payload, { now: clock(), onRunCompleted })
-      switch (result.outcome) {
-        case 'not_found':
-          throw runNotFound()
-        case 'conflict':
-          throw new HttpProblemError(result.code, { detail: result.detail })
-        default: {
-          const body: CompleteRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
-          return jsonResponse(body)
-        }
-      }
+      const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted }))
+      const body: CompleteRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
+      return jsonResponse(body)
     })
 
   const createRunHandler = (request: Request): Promise<Response> =>
@@ -432,6 +417,15 @@ function assertStorable(values: Record<string, string | null | undefined>): void
       errors,
     })
   }
+}
+
+/** A store result that was not refused: an unknown run is a 404, a conflict a 409 with its reason. */
+function accepted<R extends { outcome: string }>(
+  result: R | { outcome: 'not_found' } | { outcome: 'conflict'; code: ConflictCode; detail: string },
+): Exclude<R, { outcome: 'not_found' | 'conflict' }> {
+  if (result.outcome === 'not_found') throw runNotFound()
+  if (result.outcome === 'conflict' && 'code' in result) throw new HttpProblemError(result.code, { detail: result.detail })
+  return result as Exclude<R, { outcome: 'not_found' | 'conflict' }>
 }
 
 function runNotFound(): HttpProblemError {

@@ -34,6 +34,19 @@ afterAll(async () => {
   if (consumer) await rm(consumer, { recursive: true, force: true })
 })
 
+/** Bundles an entry as a runner's bundler would, keeping the list of every module it pulled in. */
+function bundle(entry: string) {
+  return build({
+    entryPoints: [join(root, entry)],
+    bundle: true,
+    write: false,
+    metafile: true,
+    platform: 'node',
+    format: 'esm',
+    logLevel: 'silent',
+  })
+}
+
 async function node(code: string, type: 'module' | 'commonjs') {
   const { stdout } = await run(process.execPath, [`--input-type=${type}`, '-e', code], { cwd: consumer })
   return JSON.parse(stdout) as Record<string, string[]>
@@ -76,15 +89,7 @@ describe('the built package', () => {
   })
 
   it('keeps Prisma, pg, frameworks and server code out of the runner bundle', async () => {
-    const result = await build({
-      entryPoints: [join(root, 'dist/client/index.js')],
-      bundle: true,
-      write: false,
-      metafile: true,
-      platform: 'node',
-      format: 'esm',
-      logLevel: 'silent',
-    })
+    const result = await bundle('dist/client/index.js')
     const inputs = Object.keys(result.metafile.inputs).map((file) => relative(root, join(root, file)))
     expect(inputs.filter((file) => /node_modules\/(@prisma|prisma|pg|express|msw|@electric-sql)\//.test(file))).toEqual([])
     const code = result.outputFiles.map((file) => file.text).join('\n')
@@ -95,15 +100,7 @@ describe('the built package', () => {
   })
 
   it('keeps the runner source graph free of server modules', async () => {
-    const result = await build({
-      entryPoints: [join(root, 'src/client/index.ts')],
-      bundle: true,
-      write: false,
-      metafile: true,
-      platform: 'node',
-      format: 'esm',
-      logLevel: 'silent',
-    })
+    const result = await bundle('src/client/index.ts')
     const inputs = Object.keys(result.metafile.inputs)
     const local = inputs.filter((file) => !file.includes('node_modules'))
     expect(local.length).toBeGreaterThan(0)
