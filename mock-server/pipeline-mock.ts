@@ -8,7 +8,7 @@ import {
   matchRoute,
   normalizeBasePath,
 } from '../src/contract/index.js'
-import { createRun, getRunSnapshot } from '../src/core/operations.js'
+import { createRun, failStaleRuns, getRunSnapshot } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
 import { toRunRecord, toStatusResponse } from '../src/core/records.js'
@@ -83,6 +83,12 @@ export interface PipelineMock {
   createRun(id?: string): Promise<PipelineRunRecord>
   /** Reads a run with its stages as `GET /status` would, or `undefined` for an unknown run. */
   getRun(runId: string): Promise<RunStatusResponse | undefined>
+  /**
+   * Fails every unfinished run without an update for more than `staleAfterMs` milliseconds (on
+   * the mock's `clock`), as a stale-run sweeper on the real server would, and returns them as
+   * the server would send them. For tests of how an app or a runner deals with such runs.
+   */
+  sweepStaleRuns(staleAfterMs: number): Promise<PipelineRunRecord[]>
   /** Makes calls of a route (or `'*'`, every route) fail; see {@link Fault}. */
   fail(route: RouteName | '*', fault: Fault): void
   /** Removes the faults of a route, or all of them. */
@@ -168,6 +174,10 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
     async getRun(runId) {
       const snapshot = await getRunSnapshot(store, runId)
       return snapshot ? toStatusResponse(snapshot) : undefined
+    },
+    async sweepStaleRuns(staleAfterMs) {
+      const failed = await failStaleRuns(store, { staleAfterMs, now: clock(), limit: Number.MAX_SAFE_INTEGER })
+      return failed.map(toRunRecord)
     },
     fail: (route, fault) => faults.set(route, fault),
     clearFaults: (route) => faults.clear(route),

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_STAGES } from '../contract/index.js'
 import { MemoryStore } from './memory-store.js'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from './operations.js'
+import { applyStageUpdate, completeRun, createRun, failStaleRuns, getRunSnapshot } from './operations.js'
+import type { RunState } from './state.js'
+import type { Store } from './store.js'
 
 const now = new Date('2026-01-01T00:00:00.000Z')
 const options = { stages: DEFAULT_STAGES, now }
@@ -92,5 +94,105 @@ describe('MemoryStore through the shared operations', () => {
     await createRun(store, { id: 'r', now })
     store.reset()
     expect(store.runIds()).toEqual([])
+  })
+})
+
+describe('stale runs in a MemoryStore', () => {
+  const MINUTE = 60_000
+  const at = (minutes: number) => new Date(now.getTime() + minutes * MINUTE)
+
+  /** Runs created at minute 0, each last touched at the given minute, and some finished. */
+  async function seed(store: MemoryStore) {
+    await createRun(store, { id: 'pending-0', now: at(0) })
+    for (const [id, minute] of [['processing-3', 3], ['processing-1', 1], ['processing-1b', 1], ['fresh-30', 30]] as const) {
+      await createRun(store, { id, now: at(0) })
+      await applyStageUpdate(store, id, update(1, 'PROCESSING'), { stages: DEFAULT_STAGES, now: at(minute) })
+    }
+    await createRun(store, { id: 'failed-2', now: at(0) })
+    await applyStageUpdate(store, 'failed-2', update(2, 'FAILED'), { stages: DEFAULT_STAGES, now: at(2) })
+    await createRun(store, { id: 'completed-2', now: at(0) })
+    await completeRun(store, 'completed-2', { status: 'COMPLETED' }, { now: at(2) })
+  }
+
+  it('lists unfinished runs updated before the cutoff, oldest first (ties by id), at most limit', async () => {
+    const store = new MemoryStore()
+    await seed(store)
+    const ids = (runs: RunState[]) => runs.map((run) => run.id)
+    expect(ids(await store.listStaleRuns(at(20), 10))).toEqual(['pending-0', 'processing-1', 'processing-1b', 'processing-3'])
+    expect(ids(await store.listStaleRuns(at(20), 2))).toEqual(['pending-0', 'processing-1'])
+    // Strictly before: a run updated exactly at the cutoff is not listed.
+    expect(ids(await store.listStaleRuns(at(1), 10))).toEqual(['pending-0'])
+  })
+
+  it('fails the stale runs once and returns them; a second sweep finds nothing', async () => {
+    const store = new MemoryStore()
+    await seed(store)
+    const seen: string[] = []
+    const failed = await failStaleRuns(store, {
+      staleAfterMs: 15 * MINUTE,
+      now: at(20),
+      limit: 100,
+      onFailed: async (run) => {
+        // Called after the commit: the store already holds the failed run.
+        expect((await getRunSnapshot(store, run.id))?.run).toEqual(run)
+        seen.push(run.id)
+      },
+    })
+    expect(failed.map((run) => run.id)).toEqual(['pending-0', 'processing-1', 'processing-1b', 'processing-3'])
+    expect(seen).toEqual(failed.map((run) => run.id))
+    for (const run of failed) {
+      expect(run).toMatchObject({
+        status: 'FAILED',
+        error: 'No update for more than 15 minutes: the runner stopped reporting',
+        completedAt: at(20),
+        completionReceivedAt: null,
+        updatedAt: at(20),
+      })
+    }
+    expect((await getRunSnapshot(store, 'fresh-30'))?.run.status).toBe('PROCESSING')
+    expect((await getRunSnapshot(store, 'failed-2'))?.run.error).toBe('Stage 2 (Stage 2) failed')
+    expect(await failStaleRuns(store, { staleAfterMs: 15 * MINUTE, now: at(21), limit: 100 })).toEqual([])
+  })
+
+  it('re-decides under the lock: a run updated after the listing is not failed', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'r', now: at(0) })
+    await applyStageUpdate(store, 'r', update(1, 'PROCESSING'), options)
+    const racing: Store<MemoryStore> = {
+      transaction: (fn) => store.transaction(fn),
+      insertRun: (run) => store.insertRun(run),
+      getRun: (runId) => store.getRun(runId),
+      async listStaleRuns(updatedBefore, limit) {
+        const listed = await store.listStaleRuns(updatedBefore, limit)
+        // The runner reports between the sweeper's listing and its lock.
+        await applyStageUpdate(store, 'r', update(1, 'COMPLETED'), { stages: DEFAULT_STAGES, now: at(20) })
+        return listed
+      },
+    }
+    const failed = await failStaleRuns(racing, { staleAfterMs: 15 * MINUTE, now: at(20), limit: 10 })
+    expect(failed).toEqual([])
+    expect((await getRunSnapshot(store, 'r'))?.run).toMatchObject({ status: 'PROCESSING', updatedAt: at(20) })
+  })
+
+  it('refuses a store without listStaleRuns and a limit that is not positive', async () => {
+    const store = new MemoryStore()
+    const bare: Store<MemoryStore> = {
+      transaction: (fn) => store.transaction(fn),
+      insertRun: (run) => store.insertRun(run),
+      getRun: (runId) => store.getRun(runId),
+    }
+    await expect(failStaleRuns(bare, { staleAfterMs: MINUTE, now, limit: 1 })).rejects.toThrow(TypeError)
+    await expect(failStaleRuns(store, { staleAfterMs: MINUTE, now, limit: 0 })).rejects.toThrow(RangeError)
+    await expect(failStaleRuns(store, { staleAfterMs: 0, now, limit: 1 })).rejects.toThrow(RangeError)
+  })
+
+  it('records every applied stage update as activity, and duplicates as nothing', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'r', now: at(0) })
+    await applyStageUpdate(store, 'r', update(1, 'PROCESSING'), { stages: DEFAULT_STAGES, now: at(1) })
+    await applyStageUpdate(store, 'r', update(1, 'COMPLETED'), { stages: DEFAULT_STAGES, now: at(5) })
+    expect((await getRunSnapshot(store, 'r'))?.run).toMatchObject({ status: 'PROCESSING', updatedAt: at(5) })
+    await applyStageUpdate(store, 'r', update(1, 'COMPLETED'), { stages: DEFAULT_STAGES, now: at(9) })
+    expect((await getRunSnapshot(store, 'r'))?.run.updatedAt).toEqual(at(5))
   })
 })

@@ -1,3 +1,4 @@
+import { isFinalStatus } from '../contract/status.js'
 import type { RunSnapshot, RunState, StageState } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
 
@@ -54,6 +55,13 @@ export class MemoryStore implements Store<MemoryStore> {
     if (!run) return null
     const stages = [...(this.#stages.get(runId)?.values() ?? [])].sort((a, b) => a.stageNumber - b.stageNumber)
     return { run, stages }
+  }
+
+  async listStaleRuns(updatedBefore: Date, limit: number): Promise<RunState[]> {
+    return [...this.#runs.values()]
+      .filter((run) => !isFinalStatus(run.status) && run.updatedAt.getTime() < updatedBefore.getTime())
+      .sort((a, b) => a.updatedAt.getTime() - b.updatedAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, limit)
   }
 
   /** Removes every run and stage. */

@@ -5,7 +5,14 @@
 import type { CompleteRun } from '../contract/complete.js'
 import type { StageUpdate } from '../contract/stage-update.js'
 import type { StageCatalogue } from '../contract/stages.js'
-import { type CompletionDecision, type StageDecision, decideCompletion, decideStageUpdate } from './state-machine.js'
+import {
+  type CompletionDecision,
+  type StageDecision,
+  decideCompletion,
+  decideStaleRun,
+  decideStageUpdate,
+  staleRunCutoff,
+} from './state-machine.js'
 import { newRun, type RunSnapshot, type RunState, type StageState } from './state.js'
 import type { Store } from './store.js'
 
@@ -53,7 +60,7 @@ export async function applyStageUpdate<Tx>(
     const decision = decideStageUpdate({ run, stage, update, stages: options.stages, now: options.now })
     if (decision.outcome !== 'applied') return decision
     await tx.saveStage(runId, decision.stage)
-    if (decision.runChanged) await tx.saveRun(decision.run)
+    await tx.saveRun(decision.run)
     return { outcome: 'applied', stage: decision.stage, run: decision.run }
   })
 }
@@ -88,4 +95,49 @@ export async function createRun<Tx>(
 /** Reads a run and its stored stages; `null` for an unknown run. */
 export function getRunSnapshot<Tx>(store: Store<Tx>, runId: string): Promise<RunSnapshot | null> {
   return store.getRun(runId)
+}
+
+/** Options of {@link failStaleRuns}. */
+export interface FailStaleRunsOptions {
+  /** How long an unfinished run may go without an applied update, in milliseconds. */
+  staleAfterMs: number
+  /** The current time. */
+  now: Date
+  /** The most runs to look at in this call. */
+  limit: number
+  /**
+   * Called with each run right after its transaction committed it as `FAILED`. A throw stops
+   * the call (the runs failed so far stay failed).
+   */
+  onFailed?: ((run: RunState) => Promise<void> | void) | undefined
+}
+
+/**
+ * Fails the runs that stopped reporting: lists unfinished runs last updated before
+ * `now - staleAfterMs`, then, one transaction per run, locks it and decides again, since it may
+ * have been updated or finished since the listing. Concurrent calls (one per web instance) never
+ * fail a run twice, and never fail one whose update committed first. Returns the runs it failed.
+ * Throws a `TypeError` for a store without `listStaleRuns`, a `RangeError` for a `staleAfterMs`
+ * or `limit` that is not positive.
+ */
+export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRunsOptions): Promise<RunState[]> {
+  if (!store.listStaleRuns) throw new TypeError('This store cannot list stale runs: it has no listStaleRuns method')
+  const { staleAfterMs, now, limit, onFailed } = options
+  if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`limit must be a positive whole number, got ${String(limit)}`)
+  const candidates = await store.listStaleRuns(staleRunCutoff(now, staleAfterMs), limit)
+  const failed: RunState[] = []
+  for (const candidate of candidates) {
+    const run = await store.transaction(async (tx) => {
+      const current = await tx.lockRun(candidate.id)
+      if (!current) return undefined
+      const decision = decideStaleRun({ run: current, now, staleAfterMs })
+      if (decision.outcome !== 'failed') return undefined
+      await tx.saveRun(decision.run)
+      return decision.run
+    })
+    if (!run) continue
+    failed.push(run)
+    await onFailed?.(run)
+  }
+  return failed
 }

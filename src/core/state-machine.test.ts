@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { CompleteRun, StageUpdate } from '../contract/index.js'
 import { DEFAULT_STAGES, defineStages, type StageCatalogue, isFinalStatus } from '../contract/index.js'
-import { decideCompletion, decideStageUpdate } from './state-machine.js'
+import { decideCompletion, decideStaleRun, decideStageUpdate, staleRunCutoff } from './state-machine.js'
 import { newRun, type RunState, type StageState } from './state.js'
 
 const NOW = new Date('2026-01-01T00:00:00.000Z')
@@ -301,3 +301,162 @@ describe('state machine examples (the original handlers’ defects)', () => {
     expect(() => apply(world(), stage(6, 'PROCESSING'))).toThrow(RangeError)
   })
 })
+
+describe('last activity (run.updatedAt)', () => {
+  it('is bumped by every applied stage update and by nothing else', () => {
+    fc.assert(
+      fc.property(events(5), fc.array(fc.integer({ min: 0, max: 60_000 }), { minLength: 40, maxLength: 40 }), (seq, gaps) => {
+        const w = world()
+        let time = NOW.getTime()
+        seq.forEach((event, i) => {
+          time += gaps[i] ?? 0
+          const before = w.run
+          const outcome = apply(w, event, DEFAULT_STAGES, new Date(time))
+          if (outcome === 'applied') expect(w.run.updatedAt.getTime()).toBe(time)
+          else expect(w.run).toBe(before)
+        })
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('leaves the run PROCESSING but records the time when a middle stage completes', () => {
+    const w = world()
+    apply(w, { kind: 'stage', update: { stageNumber: 1, stageName: 's1', status: 'PROCESSING' } }, DEFAULT_STAGES, NOW)
+    const d = decideStageUpdate({
+      run: w.run,
+      stage: w.stages.get(1),
+      update: { stageNumber: 1, stageName: 's1', status: 'COMPLETED' },
+      stages: DEFAULT_STAGES,
+      now: LATER,
+    })
+    expect(d).toMatchObject({ outcome: 'applied', statusChanged: false, run: { status: 'PROCESSING', updatedAt: LATER } })
+  })
+})
+
+describe('decideStaleRun', () => {
+  const MINUTE = 60_000
+  const statuses = fc.constantFrom('PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED' as const)
+  const runs = fc
+    .record({
+      status: statuses,
+      ageMs: fc.integer({ min: -MINUTE, max: 120 * MINUTE }),
+      completionReceived: fc.boolean(),
+    })
+    .map(({ status, ageMs, completionReceived }): RunState => ({
+      ...newRun('r', new Date(NOW.getTime() - 180 * MINUTE)),
+      status,
+      error: status === 'FAILED' ? 'earlier' : null,
+      completedAt: isFinalStatus(status) ? NOW : null,
+      completionReceivedAt: isFinalStatus(status) && completionReceived ? NOW : null,
+      updatedAt: new Date(NOW.getTime() - ageMs),
+    }))
+
+  it('fails exactly the unfinished runs last updated before now - staleAfterMs, and changes nothing else', () => {
+    fc.assert(
+      fc.property(runs, fc.integer({ min: 1, max: 90 * MINUTE }), (run, staleAfterMs) => {
+        const decision = decideStaleRun({ run, now: NOW, staleAfterMs })
+        const stale = !isFinalStatus(run.status) && NOW.getTime() - run.updatedAt.getTime() > staleAfterMs
+        if (isFinalStatus(run.status)) expect(decision).toEqual({ outcome: 'finished', run })
+        else if (!stale) expect(decision).toEqual({ outcome: 'active', run })
+        else {
+          expect(decision.outcome).toBe('failed')
+          expect(decision.run).toEqual({
+            ...run,
+            status: 'FAILED',
+            error: expect.stringMatching(/^No update for more than .+: the runner stopped reporting$/),
+            completedAt: NOW,
+            updatedAt: NOW,
+          })
+          expect(decision.run.completionReceivedAt).toBeNull()
+          // Deciding again, by this or another sweeper, changes nothing.
+          expect(decideStaleRun({ run: decision.run, now: LATER, staleAfterMs }).outcome).toBe('finished')
+        }
+        if (decision.outcome !== 'failed') expect(decision.run).toBe(run)
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('is not stale exactly at the cutoff, only past it', () => {
+    const run = { ...newRun('r', NOW), status: 'PROCESSING' as const }
+    const at = new Date(NOW.getTime() + 15 * MINUTE)
+    expect(decideStaleRun({ run, now: at, staleAfterMs: 15 * MINUTE }).outcome).toBe('active')
+    expect(decideStaleRun({ run, now: new Date(at.getTime() + 1), staleAfterMs: 15 * MINUTE }).outcome).toBe('failed')
+    expect(staleRunCutoff(at, 15 * MINUTE)).toEqual(NOW)
+  })
+
+  it('fails a run only when no update was applied for staleAfterMs, whatever the runner sent', () => {
+    const staleAfterMs = 10 * MINUTE
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(fc.oneof({ weight: 4, arbitrary: stageUpdate(5) }, { weight: 1, arbitrary: completion }), fc.integer({ min: 0, max: 15 * MINUTE })),
+          { maxLength: 30 },
+        ),
+        (timeline) => {
+          const w = world()
+          let time = NOW.getTime()
+          let lastActivity = time
+          for (const [event, gap] of timeline) {
+            time += gap
+            const now = new Date(time)
+            // A sweep before every event, as a sweeper on a timer would run.
+            const wasFinished = isFinalStatus(w.run.status)
+            const sweep = decideStaleRun({ run: w.run, now, staleAfterMs })
+            const expected = wasFinished ? 'finished' : time - lastActivity > staleAfterMs ? 'failed' : 'active'
+            expect(sweep.outcome).toBe(expected)
+            w.run = sweep.run
+            if (apply(w, event, DEFAULT_STAGES, now) === 'applied') lastActivity = time
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('leaves a failed run open to the runner: /complete FAILED once, COMPLETED refused, late stages as for any failed run', () => {
+    const w = world()
+    apply(w, { kind: 'stage', update: { stageNumber: 1, stageName: 's1', status: 'PROCESSING' } })
+    const swept = decideStaleRun({ run: w.run, now: new Date(NOW.getTime() + 16 * MINUTE), staleAfterMs: 15 * MINUTE })
+    expect(swept.run).toMatchObject({
+      status: 'FAILED',
+      error: 'No update for more than 15 minutes: the runner stopped reporting',
+      completionReceivedAt: null,
+    })
+    w.run = swept.run
+
+    expect(apply(w, stage1('PROCESSING'))).toBe('duplicate')
+    expect(apply(w, { kind: 'stage', update: { stageNumber: 2, stageName: 's2', status: 'PROCESSING' } })).toBe('stale')
+    expect(apply(w, stage1('COMPLETED'))).toBe('applied')
+    expect(w.run.status).toBe('FAILED')
+    expect(apply(w, { kind: 'stage', update: { stageNumber: 3, stageName: 's3', status: 'CANCELLED' } })).toBe('conflict')
+
+    expect(decideCompletion({ run: w.run, body: { status: 'COMPLETED' }, now: LATER }).outcome).toBe('conflict')
+    const complete = decideCompletion({ run: w.run, body: { status: 'FAILED', error: 'OOM killed' }, now: LATER })
+    expect(complete).toMatchObject({ outcome: 'applied', runCompletionHook: true })
+    if (complete.outcome === 'applied') w.run = complete.run
+    expect(decideCompletion({ run: w.run, body: { status: 'FAILED' }, now: LATER }).outcome).toBe('duplicate')
+  })
+
+  it.each([
+    [15 * MINUTE, '15 minutes'],
+    [MINUTE, '1 minute'],
+    [90_000, '90 seconds'],
+    [2 * 3_600_000, '2 hours'],
+    [86_400_000, '1 day'],
+    [1_500, '1500 ms'],
+  ])('describes %d ms as "%s"', (staleAfterMs, text) => {
+    const run = { ...newRun('r', NOW), status: 'PROCESSING' as const }
+    const decision = decideStaleRun({ run, now: new Date(NOW.getTime() + staleAfterMs + 1), staleAfterMs })
+    expect(decision.run.error).toBe(`No update for more than ${text}: the runner stopped reporting`)
+  })
+
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY])('refuses staleAfterMs %d', (staleAfterMs) => {
+    expect(() => decideStaleRun({ run: newRun('r', NOW), now: NOW, staleAfterMs })).toThrow(RangeError)
+  })
+})
+
+function stage1(status: StageUpdate['status']): Event {
+  return { kind: 'stage', update: { stageNumber: 1, stageName: 's1', status } }
+}

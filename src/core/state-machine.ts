@@ -19,9 +19,13 @@ export type StageDecision =
       outcome: 'applied'
       /** The stage to store (insert or update). */
       stage: StageState
-      /** The run to store; equal to the input run when `runChanged` is false. */
+      /**
+       * The run to store. Its `updatedAt` is always the update's time, also when nothing else
+       * of it changes, so that the run's last activity can be seen (see {@link decideStaleRun}).
+       */
       run: RunState
-      runChanged: boolean
+      /** Whether the run's status changed (and with it `error` or `completedAt`). */
+      statusChanged: boolean
     }
   | {
       /** `duplicate`: the stage already has this status. `stale`: the update is older than what is stored. */
@@ -121,7 +125,14 @@ export function decideStageUpdate({ run, stage, update, stages, now }: StageUpda
   }
 
   const nextRun = deriveRun(run, nextStage, stages, now)
-  return { outcome: 'applied', stage: nextStage, run: nextRun ?? run, runChanged: nextRun !== undefined }
+  // Every applied update is activity, even one that leaves the run PROCESSING: the stale-run
+  // check reads it from the run's updatedAt alone, so that it needs no join over the stages.
+  return {
+    outcome: 'applied',
+    stage: nextStage,
+    run: nextRun ?? { ...run, updatedAt: now },
+    statusChanged: nextRun !== undefined,
+  }
 }
 
 /** The run after a stage change, or `undefined` when the run does not change. */
@@ -194,4 +205,85 @@ export function decideCompletion({ run, body, now }: CompletionInput): Completio
     },
     runCompletionHook: true,
   }
+}
+
+/** The decision for a run that may have stopped reporting. */
+export type StaleRunDecision =
+  | {
+      /** The run had no update for longer than allowed: it is failed. */
+      outcome: 'failed'
+      /** The run to store: `FAILED`, with `error`, `completedAt` and `updatedAt` set to now. */
+      run: RunState
+    }
+  | {
+      /** `finished`: the run already has a final status. `active`: it was updated recently enough. */
+      outcome: 'finished' | 'active'
+      /** The run, unchanged. */
+      run: RunState
+    }
+
+/** Inputs of {@link decideStaleRun}. */
+export interface StaleRunInput {
+  /** The run as stored, read under the run's lock. */
+  run: RunState
+  /** The current time. */
+  now: Date
+  /**
+   * How long an unfinished run may go without an applied update before it counts as stopped, in
+   * milliseconds. A positive number.
+   */
+  staleAfterMs: number
+}
+
+/**
+ * The moment before which an unfinished run's last activity (`updatedAt`) makes it stale:
+ * `now - staleAfterMs`. Stores list candidates with it; {@link decideStaleRun} decides with it.
+ * Throws a `RangeError` unless `staleAfterMs` is a positive, finite number.
+ */
+export function staleRunCutoff(now: Date, staleAfterMs: number): Date {
+  if (!Number.isFinite(staleAfterMs) || staleAfterMs <= 0) {
+    throw new RangeError(`staleAfterMs must be a positive number of milliseconds, got ${String(staleAfterMs)}`)
+  }
+  return new Date(now.getTime() - staleAfterMs)
+}
+
+/**
+ * Decides whether a run stopped reporting. An unfinished run (`PENDING` or `PROCESSING`) whose
+ * last applied update (`updatedAt`) is older than `now - staleAfterMs` becomes `FAILED`, with an
+ * `error` that says why. `completionReceivedAt` stays `null`: the runner's own `/complete`
+ * `FAILED`, should it still arrive, is accepted once and runs the app's `onRunCompleted` hook,
+ * while a `/complete` `COMPLETED` is refused like for any failed run.
+ */
+export function decideStaleRun({ run, now, staleAfterMs }: StaleRunInput): StaleRunDecision {
+  const cutoff = staleRunCutoff(now, staleAfterMs)
+  if (isFinalStatus(run.status)) return { outcome: 'finished', run }
+  if (run.updatedAt.getTime() >= cutoff.getTime()) return { outcome: 'active', run }
+  return {
+    outcome: 'failed',
+    run: {
+      ...run,
+      status: 'FAILED',
+      error: `No update for more than ${describeDuration(staleAfterMs)}: the runner stopped reporting`,
+      completedAt: now,
+      updatedAt: now,
+    },
+  }
+}
+
+const DURATION_UNITS: ReadonlyArray<readonly [ms: number, unit: string]> = [
+  [86_400_000, 'day'],
+  [3_600_000, 'hour'],
+  [60_000, 'minute'],
+  [1_000, 'second'],
+]
+
+/** `900000` → `15 minutes`; the largest unit that divides the duration exactly. */
+function describeDuration(ms: number): string {
+  for (const [size, unit] of DURATION_UNITS) {
+    if (ms >= size && ms % size === 0) {
+      const count = ms / size
+      return `${count} ${unit}${count === 1 ? '' : 's'}`
+    }
+  }
+  return `${ms} ms`
 }

@@ -39,6 +39,14 @@ export interface Store<Tx = unknown> {
   insertRun(run: RunState): Promise<{ created: boolean; run: RunState }>
   /** Reads a run with its stored stages ordered by stage number; `null` if unknown. */
   getRun(runId: string): Promise<RunSnapshot | null>
+  /**
+   * Lists unfinished runs (`PENDING` or `PROCESSING`) whose `updatedAt` is before `updatedBefore`,
+   * oldest first, at most `limit` of them. Only a listing, outside any transaction: the
+   * stale-run sweep then locks and re-checks each run before failing it. Optional; without it,
+   * `failStaleRuns` and the stale-run sweeper cannot work on the store. `MemoryStore` and
+   * `PrismaStore` implement it.
+   */
+  listStaleRuns?(updatedBefore: Date, limit: number): Promise<RunState[]>
 }
 
 /**

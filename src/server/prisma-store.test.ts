@@ -12,7 +12,7 @@ function failingClient(error: unknown, options: { enterCallback?: boolean } = {}
     throw error
   }
   const delegates = {
-    pipelineRun: { findUnique: fail, findUniqueOrThrow: fail, createMany: fail, update: fail },
+    pipelineRun: { findUnique: fail, findUniqueOrThrow: fail, findMany: fail, createMany: fail, update: fail },
     stageOutput: { findUnique: fail, upsert: fail },
   }
   return {
@@ -57,7 +57,12 @@ describe('PrismaStore errors', () => {
   it('wraps connectivity errors in StoreUnavailableError with the original as cause', async () => {
     const cause = prismaError('P1001')
     const store = new PrismaStore(failingClient(cause))
-    for (const attempt of [store.getRun('r'), store.insertRun({ id: 'r' } as never), store.transaction(async () => 1)]) {
+    for (const attempt of [
+      store.getRun('r'),
+      store.insertRun({ id: 'r' } as never),
+      store.listStaleRuns(new Date(), 10),
+      store.transaction(async () => 1),
+    ]) {
       const error = await attempt.catch((e: unknown) => e)
       expect(error).toBeInstanceOf(StoreUnavailableError)
       expect((error as Error).cause).toBe(cause)
@@ -68,6 +73,7 @@ describe('PrismaStore errors', () => {
     const cause = prismaError('P2025')
     const store = new PrismaStore(failingClient(cause, { enterCallback: true }))
     await expect(store.getRun('r')).rejects.toBe(cause)
+    await expect(store.listStaleRuns(new Date(), 10)).rejects.toBe(cause)
     await expect(store.transaction((tx) => tx.lockRun('r'))).rejects.toBe(cause)
   })
 

@@ -1,3 +1,4 @@
+import { isFinalStatus, RunStatus } from '../contract/status.js'
 import type { RunSnapshot, RunState, StageState } from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 
@@ -15,6 +16,9 @@ const RUN_SELECT: { [K in keyof RunState]: true } = {
   createdAt: true,
   updatedAt: true,
 }
+
+/** `PENDING` and `PROCESSING`: the statuses the `(status, updatedAt)` index narrows stale-run listings to. */
+const UNFINISHED_STATUSES: RunStatus[] = RunStatus.options.filter((status) => !isFinalStatus(status))
 
 const STAGE_SELECT: { [K in keyof StageState]: true } = {
   stageNumber: true,
@@ -39,6 +43,13 @@ export interface PrismaStorePipelineRunDelegate {
   findUniqueOrThrow(args: { where: { id: string }; select: { [K in keyof RunState]: true } }): PromiseLike<RunState>
   /** Creates a run unless its id exists (`INSERT … ON CONFLICT DO NOTHING`). */
   createMany(args: { data: RunState[]; skipDuplicates: true }): PromiseLike<{ count: number }>
+  /** Lists unfinished runs not updated since a moment (the stale-run sweep). */
+  findMany(args: {
+    where: { status: { in: RunStatus[] }; updatedAt: { lt: Date } }
+    orderBy: Array<{ updatedAt: 'asc' } | { id: 'asc' }>
+    take: number
+    select: { [K in keyof RunState]: true }
+  }): PromiseLike<RunState[]>
   /** Writes a run's status fields. */
   update(args: {
     where: { id: string }
@@ -235,6 +246,21 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       if (count === 1) return { created: true, run }
       const existing = await this.#prisma.pipelineRun.findUniqueOrThrow({ where: { id: run.id }, select: RUN_SELECT })
       return { created: false, run: toRunState(existing) }
+    } catch (error) {
+      throw toStoreError(error)
+    }
+  }
+
+  async listStaleRuns(updatedBefore: Date, limit: number): Promise<RunState[]> {
+    try {
+      // Served by the (status, updatedAt) index of PipelineRun.
+      const rows = await this.#prisma.pipelineRun.findMany({
+        where: { status: { in: UNFINISHED_STATUSES }, updatedAt: { lt: updatedBefore } },
+        orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
+        take: limit,
+        select: RUN_SELECT,
+      })
+      return rows.map(toRunState)
     } catch (error) {
       throw toStoreError(error)
     }

@@ -30,6 +30,12 @@ describe('prisma/migrations', () => {
       unique: true,
       primary: false,
     })
+    // The stale-run sweep lists unfinished runs by their last update.
+    expect(migrated.tables['PipelineRun']?.indexes['PipelineRun_status_updatedAt_idx']).toEqual({
+      columns: ['status', 'updatedAt'],
+      unique: false,
+      primary: false,
+    })
     expect(migrated.tables['StageOutput']?.foreignKeys['StageOutput_runId_fkey']).toMatchObject({
       references: 'PipelineRun',
       onDelete: 'CASCADE',

@@ -135,9 +135,12 @@ describe('PrismaStore', () => {
     expect(failed).toMatchObject({ outcome: 'conflict', code: 'run_finished' })
     expect(await snapshot(runId)).toEqual(before)
 
-    // A late COMPLETED agrees with the outcome and is stored.
+    // A late COMPLETED agrees with the outcome and is stored; the run's status stays, and only its
+    // last activity (updatedAt) moves, as with every applied update.
     expect((await update(runId, { stageNumber: 4, status: 'COMPLETED', output: 'four' })).outcome).toBe('applied')
-    expect((await snapshot(runId)).run).toEqual(before.run)
+    const after = (await snapshot(runId)).run
+    expect({ ...after, updatedAt: before.run.updatedAt }).toEqual(before.run)
+    expect(after.updatedAt.getTime()).toBeGreaterThanOrEqual(before.run.updatedAt.getTime())
   })
 
   it.each(['FAILED', 'CANCELLED'] as const)('never lets /complete overwrite a %s run', async (status) => {

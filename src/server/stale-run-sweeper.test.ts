@@ -1,0 +1,304 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { DEFAULT_STAGES } from '../contract/index.js'
+import { MemoryStore } from '../core/memory-store.js'
+import { applyStageUpdate, createRun, getRunSnapshot } from '../core/operations.js'
+import type { RunState } from '../core/state.js'
+import { type Store, StoreUnavailableError } from '../core/store.js'
+import { HandlerConfigurationError } from './configuration-error.js'
+import type { HandlerLogger } from './logger.js'
+import { createStaleRunSweeper, type StaleRunSweeperOptions } from './stale-run-sweeper.js'
+
+const MINUTE = 60_000
+const T0 = new Date('2026-01-01T00:00:00.000Z')
+
+/** A clock the test moves by hand. */
+function manualClock() {
+  let time = T0.getTime()
+  return {
+    now: () => new Date(time),
+    advance: (ms: number) => void (time += ms),
+  }
+}
+
+/** A logger that records what it was given. */
+function recordingLogger() {
+  const lines: Array<{ level: 'warn' | 'error'; message: string; details: Record<string, unknown> | undefined }> = []
+  const logger: HandlerLogger = {
+    warn: (message, details) => void lines.push({ level: 'warn', message, details }),
+    error: (message, details) => void lines.push({ level: 'error', message, details }),
+  }
+  return { logger, lines }
+}
+
+const quiet: HandlerLogger = { warn: () => {}, error: () => {} }
+
+/** Starts a run whose stage 1 is PROCESSING at the clock's current time. */
+async function startRun(store: MemoryStore, id: string, now: Date): Promise<void> {
+  await createRun(store, { id, now })
+  await applyStageUpdate(
+    store,
+    id,
+    { stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING' },
+    { stages: DEFAULT_STAGES, now },
+  )
+}
+
+async function statusOf(store: MemoryStore, id: string) {
+  return (await getRunSnapshot(store, id))?.run.status
+}
+
+/** A store that wraps a MemoryStore and lets a test intercept `listStaleRuns`. */
+function interceptedStore(
+  inner: MemoryStore,
+  list: (updatedBefore: Date, limit: number) => Promise<RunState[]>,
+): Store<MemoryStore> {
+  return {
+    transaction: (fn) => inner.transaction(fn),
+    insertRun: (run) => inner.insertRun(run),
+    getRun: (runId) => inner.getRun(runId),
+    listStaleRuns: list,
+  }
+}
+
+afterEach(() => {
+  vi.useRealTimers()
+  vi.restoreAllMocks()
+})
+
+describe('createStaleRunSweeper configuration', () => {
+  const store = new MemoryStore()
+
+  it.each([
+    ['no staleAfterMs', { store } as unknown as StaleRunSweeperOptions, /staleAfterMs must be a positive number of milliseconds/],
+    ['staleAfterMs 0', { store, staleAfterMs: 0 }, /staleAfterMs must be a positive number/],
+    ['a negative staleAfterMs', { store, staleAfterMs: -5 }, /staleAfterMs must be a positive number/],
+    ['staleAfterMs NaN', { store, staleAfterMs: Number.NaN }, /staleAfterMs must be a positive number/],
+    ['staleAfterMs as a string', { store, staleAfterMs: '15m' } as unknown as StaleRunSweeperOptions, /got 15m/],
+    ['intervalMs 0', { store, staleAfterMs: MINUTE, intervalMs: 0 }, /intervalMs must be a positive whole number/],
+    ['a fractional intervalMs', { store, staleAfterMs: MINUTE, intervalMs: 1.5 }, /intervalMs must be a positive whole number/],
+    ['an intervalMs beyond setTimeout', { store, staleAfterMs: MINUTE, intervalMs: 2 ** 31 }, /intervalMs must be at most/],
+    ['batchSize 0', { store, staleAfterMs: MINUTE, batchSize: 0 }, /batchSize must be a positive whole number/],
+    ['neither store nor prisma', { staleAfterMs: MINUTE } as unknown as StaleRunSweeperOptions, /Pass `store`/],
+    [
+      'both store and prisma',
+      { store, prisma: {}, staleAfterMs: MINUTE } as unknown as StaleRunSweeperOptions,
+      /either `store` or `prisma`/,
+    ],
+    [
+      'a store without listStaleRuns',
+      {
+        store: { transaction: store.transaction.bind(store), insertRun: store.insertRun.bind(store), getRun: store.getRun.bind(store) },
+        staleAfterMs: MINUTE,
+      },
+      /cannot list stale runs/,
+    ],
+  ])('throws HandlerConfigurationError for %s', (_, options, message) => {
+    expect(() => createStaleRunSweeper(options)).toThrow(HandlerConfigurationError)
+    expect(() => createStaleRunSweeper(options)).toThrow(message)
+  })
+})
+
+describe('sweep()', () => {
+  it('fails the runs without an update for staleAfterMs, with the reason, and leaves the others', async () => {
+    const store = new MemoryStore()
+    const clock = manualClock()
+    const { logger, lines } = recordingLogger()
+    const stale: string[] = []
+    await startRun(store, 'silent', clock.now())
+    clock.advance(10 * MINUTE)
+    await startRun(store, 'recent', clock.now())
+    clock.advance(6 * MINUTE)
+
+    const sweeper = createStaleRunSweeper({
+      store,
+      staleAfterMs: 15 * MINUTE,
+      clock: clock.now,
+      logger,
+      onRunStale: async (run) => {
+        expect(await statusOf(store, run.id)).toBe('FAILED')
+        stale.push(run.id)
+      },
+    })
+    const failed = await sweeper.sweep()
+
+    expect(failed).toEqual([
+      expect.objectContaining({
+        id: 'silent',
+        status: 'FAILED',
+        error: 'No update for more than 15 minutes: the runner stopped reporting',
+        completedAt: clock.now(),
+        completionReceivedAt: null,
+      }),
+    ])
+    expect(stale).toEqual(['silent'])
+    expect(await statusOf(store, 'recent')).toBe('PROCESSING')
+    expect(lines).toEqual([
+      { level: 'warn', message: expect.stringContaining('failed stale run silent'), details: { runId: 'silent' } },
+    ])
+    expect(await sweeper.sweep()).toEqual([])
+  })
+
+  it('looks at batchSize runs per sweep, oldest first', async () => {
+    const store = new MemoryStore()
+    const clock = manualClock()
+    for (const id of ['a', 'b', 'c', 'd', 'e']) {
+      await startRun(store, id, clock.now())
+      clock.advance(1_000)
+    }
+    clock.advance(20 * MINUTE)
+    const sweeper = createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, batchSize: 2, clock: clock.now, logger: quiet })
+    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(['a', 'b'])
+    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(['c', 'd'])
+    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(['e'])
+  })
+
+  it('logs a throwing onRunStale and goes on with the next run', async () => {
+    const store = new MemoryStore()
+    const clock = manualClock()
+    const { logger, lines } = recordingLogger()
+    await startRun(store, 'a', clock.now())
+    await startRun(store, 'b', clock.now())
+    clock.advance(MINUTE + 1)
+    const sweeper = createStaleRunSweeper({
+      store,
+      staleAfterMs: MINUTE,
+      clock: clock.now,
+      logger,
+      onRunStale: (run) => {
+        if (run.id === 'a') throw new Error('pager is down')
+      },
+    })
+    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(['a', 'b'])
+    expect(await statusOf(store, 'b')).toBe('FAILED')
+    const errors = lines.filter((line) => line.level === 'error')
+    expect(errors).toHaveLength(1)
+    expect(errors[0]?.message).toContain('onRunStale threw for run a')
+    expect((errors[0]?.details?.['error'] as Error).message).toBe('pager is down')
+  })
+
+  it('shares one sweep between overlapping calls and throws store errors to the caller', async () => {
+    const inner = new MemoryStore()
+    let listings = 0
+    let fail = true
+    const store = interceptedStore(inner, async (updatedBefore, limit) => {
+      listings++
+      if (fail) throw new StoreUnavailableError()
+      return inner.listStaleRuns(updatedBefore, limit)
+    })
+    const sweeper = createStaleRunSweeper({ store, staleAfterMs: MINUTE })
+    await expect(sweeper.sweep()).rejects.toBeInstanceOf(StoreUnavailableError)
+    fail = false
+    const [first, second] = [sweeper.sweep(), sweeper.sweep()]
+    expect(second).toBe(first)
+    await first
+    expect(listings).toBe(2)
+  })
+})
+
+describe('start() and stop()', () => {
+  it('sweeps at once, then every intervalMs after the previous sweep, until stopped', async () => {
+    vi.useFakeTimers()
+    const store = new MemoryStore()
+    const clock = manualClock()
+    const sweeper = createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, intervalMs: MINUTE, clock: clock.now, logger: quiet })
+
+    await startRun(store, 'first', clock.now())
+    clock.advance(16 * MINUTE)
+    sweeper.start()
+    sweeper.start() // a second start changes nothing
+    await vi.advanceTimersByTimeAsync(0)
+    expect(await statusOf(store, 'first')).toBe('FAILED')
+
+    await startRun(store, 'second', clock.now())
+    clock.advance(16 * MINUTE)
+    expect(vi.getTimerCount()).toBe(1)
+    await vi.advanceTimersByTimeAsync(MINUTE)
+    expect(await statusOf(store, 'second')).toBe('FAILED')
+
+    await sweeper.stop()
+    expect(vi.getTimerCount()).toBe(0)
+    await startRun(store, 'after-stop', clock.now())
+    clock.advance(16 * MINUTE)
+    await vi.advanceTimersByTimeAsync(10 * MINUTE)
+    expect(await statusOf(store, 'after-stop')).toBe('PROCESSING')
+
+    // Started again, it picks up where it left off.
+    sweeper.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(await statusOf(store, 'after-stop')).toBe('FAILED')
+    await sweeper.stop()
+  })
+
+  it('logs errors of timed sweeps and retries at the next interval, never throwing from the timer', async () => {
+    vi.useFakeTimers()
+    const inner = new MemoryStore()
+    const clock = manualClock()
+    const { logger, lines } = recordingLogger()
+    const failures: unknown[] = [new StoreUnavailableError(), new Error('syntax error at or near "FROM"')]
+    const store = interceptedStore(inner, async (updatedBefore, limit) => {
+      const failure = failures.shift()
+      if (failure) throw failure
+      return inner.listStaleRuns(updatedBefore, limit)
+    })
+    await startRun(inner, 'r', clock.now())
+    clock.advance(16 * MINUTE)
+    const sweeper = createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, intervalMs: MINUTE, clock: clock.now, logger })
+    const unhandled = vi.fn()
+    process.on('unhandledRejection', unhandled)
+    try {
+      sweeper.start()
+      await vi.advanceTimersByTimeAsync(0)
+      expect(lines.map((line) => line.level)).toEqual(['warn'])
+      expect(lines[0]?.message).toContain('database unavailable during the stale-run sweep')
+      expect(lines[0]?.details?.['error']).toBeInstanceOf(StoreUnavailableError)
+
+      await vi.advanceTimersByTimeAsync(MINUTE)
+      expect(lines.map((line) => line.level)).toEqual(['warn', 'error'])
+      expect(lines[1]?.message).toContain('the stale-run sweep failed')
+      expect(await statusOf(inner, 'r')).toBe('PROCESSING')
+
+      await vi.advanceTimersByTimeAsync(MINUTE)
+      expect(await statusOf(inner, 'r')).toBe('FAILED')
+      await sweeper.stop()
+    } finally {
+      process.off('unhandledRejection', unhandled)
+    }
+    expect(unhandled).not.toHaveBeenCalled()
+  })
+
+  it('stop() waits for the sweep in progress', async () => {
+    const inner = new MemoryStore()
+    const clock = manualClock()
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let listed: () => void = () => {}
+    const listing = new Promise<void>((resolve) => (listed = resolve))
+    const store = interceptedStore(inner, async (updatedBefore, limit) => {
+      listed()
+      await gate
+      return inner.listStaleRuns(updatedBefore, limit)
+    })
+    await startRun(inner, 'r', clock.now())
+    clock.advance(16 * MINUTE)
+    const sweeper = createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, clock: clock.now, logger: quiet })
+    sweeper.start()
+    await listing
+
+    let stopped = false
+    const stopping = sweeper.stop().then(() => void (stopped = true))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(stopped).toBe(false)
+    release()
+    await stopping
+    expect(await statusOf(inner, 'r')).toBe('FAILED')
+  })
+
+  it('does not keep the process alive: its timer is unref’d', async () => {
+    const spy = vi.spyOn(globalThis, 'setTimeout')
+    const sweeper = createStaleRunSweeper({ store: new MemoryStore(), staleAfterMs: MINUTE })
+    sweeper.start()
+    const timer = spy.mock.results.at(-1)?.value as NodeJS.Timeout
+    expect(timer.hasRef()).toBe(false)
+    await sweeper.stop()
+  })
+})

@@ -1,0 +1,233 @@
+import { failStaleRuns } from '../core/operations.js'
+import type { RunState } from '../core/state.js'
+import { isStoreUnavailableError, type Store } from '../core/store.js'
+import { HandlerConfigurationError } from './configuration-error.js'
+import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
+import { PrismaStore, type PrismaStoreClient } from './prisma-store.js'
+
+/** The default of {@link StaleRunSweeperSettings.intervalMs}: one minute. */
+const DEFAULT_INTERVAL_MS = 60_000
+/** The default of {@link StaleRunSweeperSettings.batchSize}. */
+const DEFAULT_BATCH_SIZE = 100
+/** The longest delay `setTimeout` honours (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
+
+/** Options of {@link createStaleRunSweeper} other than the store. */
+export interface StaleRunSweeperSettings {
+  /**
+   * How long an unfinished run (`PENDING` or `PROCESSING`) may go without an applied update
+   * before the sweeper fails it, in milliseconds. Required. Choose more than your longest stage
+   * (a runner reports a stage when it starts and when it ends, nothing in between) and, since
+   * `PENDING` runs count too, more than a run may wait in your queue before a runner starts it.
+   */
+  staleAfterMs: number
+  /**
+   * The pause between the end of one timed sweep and the start of the next, in milliseconds.
+   * Used by {@link StaleRunSweeper.start} only. A run is therefore failed at most about
+   * `staleAfterMs + intervalMs` after its last update.
+   * @default 60000 (one minute)
+   */
+  intervalMs?: number | undefined
+  /**
+   * The most runs one sweep looks at, oldest first; a larger backlog is worked off by the next
+   * sweeps. Each run is failed in a short transaction of its own.
+   * @default 100
+   */
+  batchSize?: number | undefined
+  /**
+   * Receives each failed run (`warn`), a database that cannot be reached during a timed sweep
+   * (`warn`), and any other error of a timed sweep or of `onRunStale` (`error`).
+   * @default warnings to `console.warn`, errors to `console.error`
+   */
+  logger?: HandlerLogger | undefined
+  /**
+   * The current time, for tests.
+   * @default () => new Date()
+   */
+  clock?: (() => Date) | undefined
+  /**
+   * Called with each run the sweeper failed, after its transaction committed, e.g. to alert
+   * someone or to clean up the run's resources. Runs one at a time; a throw is logged with
+   * `logger.error` and does not stop the sweep (the run stays `FAILED`). The app's
+   * `onRunCompleted` hook is not called for a stale run: it runs when the runner's own
+   * `/complete` `FAILED` arrives, if it ever does.
+   * @default none
+   */
+  onRunStale?: ((run: RunState) => Promise<void> | void) | undefined
+}
+
+/**
+ * Options of {@link createStaleRunSweeper}: a `store` or a `prisma` client, as for the handlers,
+ * plus {@link StaleRunSweeperSettings}.
+ */
+export type StaleRunSweeperOptions = StaleRunSweeperSettings &
+  (
+    | {
+        /** Where runs are kept; it must implement `listStaleRuns` (`MemoryStore` and `PrismaStore` do). */
+        store: Store<unknown>
+        prisma?: undefined
+      }
+    | {
+        /** The app's `PrismaClient`, used through a `PrismaStore` with default options. */
+        prisma: PrismaStoreClient
+        store?: undefined
+      }
+  )
+
+/** A stale-run sweeper; see {@link createStaleRunSweeper}. */
+export interface StaleRunSweeper {
+  /**
+   * Sweeps once, now, and resolves with the runs it failed (at most `batchSize`). Throws what the
+   * store throws, e.g. `StoreUnavailableError`. A call while a sweep is running waits for that
+   * sweep and resolves with its result, so sweeps of one sweeper never overlap.
+   */
+  sweep(): Promise<RunState[]>
+  /**
+   * Sweeps at once, then again `intervalMs` after each sweep ends, until {@link StaleRunSweeper.stop}.
+   * Errors of these sweeps are logged, never thrown; the next one retries. The timer does not
+   * keep a Node.js process alive. Calling `start` again while started does nothing.
+   */
+  start(): void
+  /** Stops the timer and resolves once a sweep in progress, if any, has ended. */
+  stop(): Promise<void>
+}
+
+/**
+ * Creates a sweeper that fails runs which stopped reporting: a runner that crashed, was killed
+ * or lost its machine mid-stage would otherwise leave its run `PROCESSING` forever. Each sweep
+ * lists unfinished runs whose last applied update is older than `staleAfterMs`, then, one
+ * transaction per run, locks the run, checks it again and stores it `FAILED` with an `error`
+ * such as `No update for more than 15 minutes: the runner stopped reporting`.
+ *
+ * Every web instance may run a sweeper: the run's lock and the second check make sure a run is
+ * failed once, and never right after an update committed. A runner that was only slow is not
+ * harmed beyond its run's status: its late `PROCESSING` is `stale`, a late stage `COMPLETED` is
+ * still stored, its `/complete` `FAILED` is accepted once (and runs `onRunCompleted`), and its
+ * `/complete` `COMPLETED` is a `409 run_finished`.
+ *
+ * On serverless platforms, where no timer outlives a request, do not `start()` it: call
+ * `sweep()` from a scheduled (cron) route instead.
+ *
+ * Throws {@link HandlerConfigurationError} when `staleAfterMs` is missing or not positive, when
+ * `intervalMs` or `batchSize` is not a positive whole number, or when the store cannot list
+ * stale runs.
+ *
+ * @example
+ * ```ts
+ * import { createStaleRunSweeper } from 'pipeline-status-sdk/server'
+ * import { prisma } from './db.js'
+ *
+ * const sweeper = createStaleRunSweeper({
+ *   prisma,
+ *   staleAfterMs: 15 * 60_000, // longer than the longest stage, in milliseconds
+ *   onRunStale: (run) => console.warn(`run ${run.id}: ${run.error}`),
+ * })
+ * sweeper.start()
+ * process.once('SIGTERM', () => void sweeper.stop())
+ *
+ * // Or, on a serverless platform, from a route your scheduler calls every few minutes:
+ * export async function GET(): Promise<Response> {
+ *   const failed = await sweeper.sweep()
+ *   return Response.json({ failed: failed.map((run) => run.id) })
+ * }
+ * ```
+ */
+export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRunSweeper {
+  const store = resolveStore(options)
+  const staleAfterMs = positiveNumber('staleAfterMs', options.staleAfterMs)
+  const intervalMs = positiveInteger('intervalMs', options.intervalMs ?? DEFAULT_INTERVAL_MS)
+  if (intervalMs > MAX_TIMER_DELAY_MS) {
+    throw new HandlerConfigurationError(`intervalMs must be at most ${MAX_TIMER_DELAY_MS}, got ${intervalMs}`)
+  }
+  const batchSize = positiveInteger('batchSize', options.batchSize ?? DEFAULT_BATCH_SIZE)
+  const clock = options.clock ?? (() => new Date())
+  const logger = safeLogger(options.logger ?? consoleLogger)
+  const { onRunStale } = options
+
+  let inFlight: Promise<RunState[]> | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let started = false
+
+  async function onFailed(run: RunState): Promise<void> {
+    logger.warn(`pipeline-status: failed stale run ${run.id}: ${run.error ?? ''}`, { runId: run.id })
+    if (!onRunStale) return
+    try {
+      await onRunStale(run)
+    } catch (error) {
+      logger.error(`pipeline-status: onRunStale threw for run ${run.id}`, { error, runId: run.id })
+    }
+  }
+
+  function sweep(): Promise<RunState[]> {
+    inFlight ??= failStaleRuns(store, { staleAfterMs, now: clock(), limit: batchSize, onFailed }).finally(() => {
+      inFlight = undefined
+    })
+    return inFlight
+  }
+
+  function schedule(delayMs: number): void {
+    timer = setTimeout(() => void tick(), delayMs)
+    // A number on edge runtimes; a Node.js timer must not keep the process alive.
+    ;(timer as { unref?: () => void }).unref?.()
+  }
+
+  async function tick(): Promise<void> {
+    timer = undefined
+    try {
+      await sweep()
+    } catch (error) {
+      if (isStoreUnavailableError(error)) {
+        logger.warn(`pipeline-status: database unavailable during the stale-run sweep; retrying in ${intervalMs} ms`, { error })
+      } else {
+        logger.error('pipeline-status: the stale-run sweep failed', { error })
+      }
+    }
+    // A stop() and start() during the sweep may already have scheduled the next one.
+    if (started && timer === undefined) schedule(intervalMs)
+  }
+
+  return {
+    sweep,
+    start() {
+      if (started) return
+      started = true
+      schedule(0)
+    },
+    async stop() {
+      started = false
+      if (timer !== undefined) clearTimeout(timer)
+      timer = undefined
+      // The sweep's own errors were already logged by its tick, or thrown to sweep()'s caller.
+      await inFlight?.catch(() => undefined)
+    },
+  }
+}
+
+function resolveStore(options: StaleRunSweeperOptions): Store<unknown> {
+  const { store, prisma } = options as { store?: Store<unknown> | undefined; prisma?: PrismaStoreClient | undefined }
+  if (store && prisma) throw new HandlerConfigurationError('Pass either `store` or `prisma` to the stale-run sweeper, not both')
+  const resolved = store ?? (prisma ? new PrismaStore(prisma) : undefined)
+  if (!resolved) {
+    throw new HandlerConfigurationError('Pass `store` (e.g. a MemoryStore or PrismaStore) or `prisma` (your PrismaClient) to the stale-run sweeper')
+  }
+  if (typeof resolved.listStaleRuns !== 'function') {
+    throw new HandlerConfigurationError('The store cannot list stale runs (it has no listStaleRuns method), so the sweeper cannot find them')
+  }
+  return resolved
+}
+
+function positiveNumber(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new HandlerConfigurationError(
+      `${name} must be a positive number of milliseconds (e.g. 15 * 60_000 for 15 minutes), got ${String(value)}`,
+    )
+  }
+  return value
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${String(value)}`)
+  }
+  return value
+}

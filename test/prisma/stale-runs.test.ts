@@ -1,0 +1,251 @@
+/**
+ * Runs that stopped reporting, on the real store: listing them by the (status, updatedAt) index,
+ * failing them once with several sweepers at work, and never failing one whose update won the
+ * race. On PostgreSQL (DATABASE_URL set) the races are real: the test waits until PostgreSQL
+ * reports the other side blocked on the run's row lock before letting the lock holder go on.
+ * PGlite serves one connection, so there the same tests check the outcomes under interleaving.
+ */
+import express from 'express'
+import { DEFAULT_STAGES } from 'pipeline-status-sdk'
+import { createExpressRouter } from 'pipeline-status-sdk/express'
+import {
+  applyStageUpdate,
+  completeRun,
+  createRun,
+  createStaleRunSweeper,
+  failStaleRuns,
+  getRunSnapshot,
+  PrismaStore,
+  type RunState,
+  type Store,
+  type StoreTransaction,
+} from 'pipeline-status-sdk/server'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { PrismaClient } from '../../src/generated/prisma/client.js'
+import { listen } from '../contract/targets.js'
+import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
+import { makeStageUpdate } from '../support/fixtures.js'
+import { runStaleRunScenario, STALE_AFTER_MS, STALE_SECRET } from '../support/stale-run-scenario.js'
+
+const MINUTE = 60_000
+const T0 = Date.parse('2026-02-01T12:00:00.000Z')
+const at = (minutes: number) => new Date(T0 + minutes * MINUTE)
+
+let db: TestDatabase
+let store: PrismaStore<PrismaClient>
+type Tx = Parameters<Parameters<PrismaStore<PrismaClient>['transaction']>[0]>[0]['client']
+
+beforeAll(async () => {
+  db = await createTestDatabase({ poolSize: 10 })
+  store = new PrismaStore(db.prisma)
+})
+// Each test sees only its own runs: a sweep looks at the whole table.
+afterEach(async () => {
+  await db.prisma.pipelineRun.deleteMany()
+})
+afterAll(() => db?.close())
+
+async function startRun(id: string, minute: number): Promise<void> {
+  await createRun(store, { id, now: at(minute) })
+  const result = await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING' }), {
+    stages: DEFAULT_STAGES,
+    now: at(minute),
+  })
+  expect(result.outcome).toBe('applied')
+}
+
+async function runOf(id: string): Promise<RunState> {
+  const snapshot = await getRunSnapshot(store, id)
+  if (!snapshot) throw new Error(`run ${id} not found`)
+  return snapshot.run
+}
+
+/** A gate a test opens by hand. */
+function gate() {
+  let open: () => void = () => {}
+  const opened = new Promise<void>((resolve) => (open = resolve))
+  return { open, opened }
+}
+
+/**
+ * The store, except that every transaction, once it holds a run's lock, calls `locked` and waits
+ * for `release` before it goes on: the test decides when the lock holder commits.
+ */
+function holdingLocks(inner: PrismaStore<PrismaClient>, locked: () => void, release: Promise<void>): Store<Tx> {
+  return {
+    transaction: (fn) =>
+      inner.transaction((tx) => {
+        const held: StoreTransaction<Tx> = {
+          client: tx.client,
+          getStage: tx.getStage,
+          saveStage: tx.saveStage,
+          saveRun: tx.saveRun,
+          lockRun: async (runId) => {
+            const run = await tx.lockRun(runId)
+            locked()
+            await release
+            return run
+          },
+        }
+        return fn(held)
+      }),
+    insertRun: (run) => inner.insertRun(run),
+    getRun: (runId) => inner.getRun(runId),
+    listStaleRuns: (updatedBefore, limit) => inner.listStaleRuns(updatedBefore, limit),
+  }
+}
+
+/** On PostgreSQL: waits until `count` sessions of this database wait for a lock. */
+async function lockWaiters(count: number): Promise<void> {
+  if (db.kind !== 'postgres') {
+    // One connection: the other side waits for it, not for a lock; let it get that far.
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    return
+  }
+  for (let attempt = 0; attempt < 1_000; attempt++) {
+    const [row] = await db.prisma.$queryRawUnsafe<Array<{ waiting: number }>>(
+      `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    )
+    if ((row?.waiting ?? 0) >= count) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  throw new Error(`no ${count} session(s) ever waited for the run's lock`)
+}
+
+describe('PrismaStore.listStaleRuns', () => {
+  it('lists unfinished runs updated before the cutoff, oldest first, at most limit', async () => {
+    await createRun(store, { id: 'pending-0', now: at(0) })
+    await startRun('processing-2', 2)
+    await startRun('processing-1', 1)
+    await startRun('fresh-30', 30)
+    await startRun('failed-1', 1)
+    await applyStageUpdate(store, 'failed-1', makeStageUpdate({ stageNumber: 1, status: 'FAILED', output: 'boom' }), {
+      stages: DEFAULT_STAGES,
+      now: at(1),
+    })
+    await createRun(store, { id: 'completed-0', now: at(0) })
+    await completeRun(store, 'completed-0', { status: 'COMPLETED' }, { now: at(0) })
+
+    const listed = await store.listStaleRuns(at(20), 10)
+    expect(listed.map((run) => run.id)).toEqual(['pending-0', 'processing-1', 'processing-2'])
+    expect(listed[1]).toMatchObject({ status: 'PROCESSING', error: null, completedAt: null, updatedAt: at(1) })
+    expect(listed[1]?.createdAt).toEqual(at(1))
+    expect((await store.listStaleRuns(at(20), 1)).map((run) => run.id)).toEqual(['pending-0'])
+    // Strictly before the cutoff.
+    expect((await store.listStaleRuns(at(1), 10)).map((run) => run.id)).toEqual(['pending-0'])
+  })
+
+  it('sees every applied stage update as activity, even one that leaves the run PROCESSING', async () => {
+    await startRun('r', 0)
+    await applyStageUpdate(store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }), { stages: DEFAULT_STAGES, now: at(10) })
+    expect(await runOf('r')).toMatchObject({ status: 'PROCESSING', updatedAt: at(10) })
+    expect(await store.listStaleRuns(at(10), 10)).toEqual([])
+    // A duplicate is no activity.
+    await applyStageUpdate(store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }), { stages: DEFAULT_STAGES, now: at(20) })
+    expect((await runOf('r')).updatedAt).toEqual(at(10))
+  })
+})
+
+describe('failStaleRuns on PrismaStore', () => {
+  it('fails each stale run once when two sweepers race over the same runs', async () => {
+    const ids = Array.from({ length: 30 }, (_, i) => `race-${String(i).padStart(2, '0')}`)
+    for (const [i, id] of ids.entries()) await startRun(id, i % 5)
+    await startRun('fresh', 40)
+
+    const sweep = (minute: number) => failStaleRuns(store, { staleAfterMs: 15 * MINUTE, now: at(minute), limit: 100 })
+    const [first, second] = await Promise.all([sweep(45), sweep(46)])
+
+    const firstIds = first.map((run) => run.id)
+    const secondIds = second.map((run) => run.id)
+    expect(firstIds.filter((id) => secondIds.includes(id))).toEqual([])
+    expect([...firstIds, ...secondIds].sort()).toEqual(ids)
+    for (const [failed, minute] of [[first, 45], [second, 46]] as const) {
+      for (const run of failed) {
+        // The stored run is the one this sweeper wrote, not overwritten by the other.
+        expect(await runOf(run.id)).toEqual({ ...run, completedAt: at(minute), updatedAt: at(minute) })
+      }
+    }
+    expect((await runOf('fresh')).status).toBe('PROCESSING')
+  })
+
+  it('does not fail a run whose update commits while the sweeper waits for its lock', async () => {
+    await startRun('r', 0)
+    const locked = gate()
+    const release = gate()
+    const update = applyStageUpdate(
+      holdingLocks(store, locked.open, release.opened),
+      'r',
+      makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'done' }),
+      { stages: DEFAULT_STAGES, now: at(20) },
+    )
+    await locked.opened
+    // The sweeper lists the run as stale (the update is not committed), then waits for the lock.
+    const sweep = failStaleRuns(store, { staleAfterMs: 15 * MINUTE, now: at(20), limit: 10 })
+    await lockWaiters(1)
+    release.open()
+
+    expect((await update).outcome).toBe('applied')
+    expect(await sweep).toEqual([])
+    expect(await runOf('r')).toMatchObject({ status: 'PROCESSING', error: null, updatedAt: at(20) })
+  })
+
+  it('lets updates that wait for the sweeper’s lock find the run FAILED', async () => {
+    await startRun('r', 0)
+    const locked = gate()
+    const release = gate()
+    const sweep = failStaleRuns(holdingLocks(store, locked.open, release.opened), {
+      staleAfterMs: 15 * MINUTE,
+      now: at(20),
+      limit: 10,
+    })
+    await locked.opened
+    const options = { stages: DEFAULT_STAGES, now: at(20) }
+    const lateCompleted = applyStageUpdate(store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'done' }), options)
+    const lateProcessing = applyStageUpdate(store, 'r', makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }), options)
+    await lockWaiters(2)
+    release.open()
+
+    expect((await sweep).map((run) => run.id)).toEqual(['r'])
+    expect(await lateCompleted).toMatchObject({ outcome: 'applied', run: { status: 'FAILED' } })
+    expect(await lateProcessing).toMatchObject({ outcome: 'stale', stage: null, run: { status: 'FAILED' } })
+    const snapshot = await getRunSnapshot(store, 'r')
+    expect(snapshot?.run).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^No update for more than 15 minutes/) })
+    expect(snapshot?.stages.map((stage) => [stage.stageNumber, stage.status, stage.output])).toEqual([[1, 'COMPLETED', 'done']])
+  })
+})
+
+describe('createStaleRunSweeper on a PrismaClient', () => {
+  it('fails a silent run end to end: Express router on a real port, sweep, status, late /complete', async () => {
+    let time = T0
+    const clock = () => new Date(time)
+    const completions: RunState[] = []
+    const quiet = { warn: () => {}, error: () => {} }
+    const app = express()
+    app.use(
+      '/api/pipeline',
+      createExpressRouter({
+        prisma: db.prisma,
+        secret: STALE_SECRET,
+        clock,
+        logger: quiet,
+        onRunCompleted: (_tx, run) => void completions.push(run),
+      }),
+    )
+    const server = await listen(app)
+    try {
+      const sweeper = createStaleRunSweeper({ prisma: db.prisma, staleAfterMs: STALE_AFTER_MS, clock, logger: quiet })
+      await runStaleRunScenario(
+        {
+          fetch: (request) => fetch(request),
+          base: `${server.url}/api/pipeline`,
+          advance: (ms) => void (time += ms),
+          sweep: sweeper.sweep,
+          completions,
+        },
+        'stale-prisma',
+      )
+    } finally {
+      await server.close()
+    }
+  })
+})
