@@ -20,9 +20,10 @@ import { HandlerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
 import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
 import { isJsonMediaType } from './media-type.js'
-import { PrismaStore, type PrismaStoreClient, type PrismaTransactionClientOf } from './prisma-store.js'
+import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
 import { HttpProblemError, isHttpProblemError, jsonResponse, problemResponse } from './problem-response.js'
 import { readBodyLimited } from './read-body.js'
+import { positiveInteger, resolveStore } from './store-option.js'
 import { isStorableText, unstorableFields } from './storable-text.js'
 import { createWebhookAuthenticator, type VerifiedMessage, type WebhookSigningOptions } from './webhook-auth.js'
 
@@ -438,14 +439,6 @@ function unsupportedMediaType(): HttpProblemError {
   })
 }
 
-function resolveStore(options: PipelineStatusHandlersOptions<unknown>): Store<unknown> {
-  const { store, prisma } = options as { store?: Store<unknown> | undefined; prisma?: PrismaStoreClient | undefined }
-  if (store && prisma) throw new HandlerConfigurationError('Pass either `store` or `prisma`, not both')
-  if (store) return store
-  if (prisma) return new PrismaStore(prisma)
-  throw new HandlerConfigurationError('Pass `store` (e.g. a MemoryStore or PrismaStore) or `prisma` (your PrismaClient)')
-}
-
 function resolveStages(stages: StageCatalogue | undefined): StageCatalogue {
   if (stages === undefined) return DEFAULT_STAGES
   try {
@@ -455,9 +448,3 @@ function resolveStages(stages: StageCatalogue | undefined): StageCatalogue {
   }
 }
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${String(value)}`)
-  }
-  return value
-}

@@ -3,7 +3,8 @@ import type { RunState } from '../core/state.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
-import { PrismaStore, type PrismaStoreClient } from './prisma-store.js'
+import type { PrismaStoreClient } from './prisma-store.js'
+import { positiveInteger, resolveStore } from './store-option.js'
 
 /** The default of {@link StaleRunSweeperSettings.intervalMs}: one minute. */
 const DEFAULT_INTERVAL_MS = 60_000
@@ -133,7 +134,7 @@ export interface StaleRunSweeper {
  * ```
  */
 export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRunSweeper {
-  const store = resolveStore(options)
+  const store = resolveSweepableStore(options)
   const staleAfterMs = positiveNumber('staleAfterMs', options.staleAfterMs)
   const intervalMs = positiveInteger('intervalMs', options.intervalMs ?? DEFAULT_INTERVAL_MS)
   if (intervalMs > MAX_TIMER_DELAY_MS) {
@@ -203,13 +204,8 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
 }
 
-function resolveStore(options: StaleRunSweeperOptions): Store<unknown> {
-  const { store, prisma } = options as { store?: Store<unknown> | undefined; prisma?: PrismaStoreClient | undefined }
-  if (store && prisma) throw new HandlerConfigurationError('Pass either `store` or `prisma` to the stale-run sweeper, not both')
-  const resolved = store ?? (prisma ? new PrismaStore(prisma) : undefined)
-  if (!resolved) {
-    throw new HandlerConfigurationError('Pass `store` (e.g. a MemoryStore or PrismaStore) or `prisma` (your PrismaClient) to the stale-run sweeper')
-  }
+function resolveSweepableStore(options: StaleRunSweeperOptions): Store<unknown> {
+  const resolved = resolveStore(options, ' to the stale-run sweeper')
   if (typeof resolved.listStaleRuns !== 'function') {
     throw new HandlerConfigurationError('The store cannot list stale runs (it has no listStaleRuns method), so the sweeper cannot find them')
   }
@@ -221,13 +217,6 @@ function positiveNumber(name: string, value: unknown): number {
     throw new HandlerConfigurationError(
       `${name} must be a positive number of milliseconds (e.g. 15 * 60_000 for 15 minutes), got ${String(value)}`,
     )
-  }
-  return value
-}
-
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${String(value)}`)
   }
   return value
 }

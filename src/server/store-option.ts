@@ -1,0 +1,24 @@
+import type { Store } from '../core/store.js'
+import { HandlerConfigurationError } from './configuration-error.js'
+import { PrismaStore, type PrismaStoreClient } from './prisma-store.js'
+
+/**
+ * The store a factory was given: its `store`, or a `PrismaStore` on its `prisma` client.
+ * `owner` names the factory in the error, e.g. `' to the stale-run sweeper'`.
+ * Internal: shared by the handlers and the stale-run sweeper.
+ */
+export function resolveStore(options: object, owner = ''): Store<unknown> {
+  const { store, prisma } = options as { store?: Store<unknown> | undefined; prisma?: PrismaStoreClient | undefined }
+  if (store && prisma) throw new HandlerConfigurationError(`Pass either \`store\` or \`prisma\`${owner}, not both`)
+  if (store) return store
+  if (prisma) return new PrismaStore(prisma)
+  throw new HandlerConfigurationError(`Pass \`store\` (e.g. a MemoryStore or PrismaStore) or \`prisma\` (your PrismaClient)${owner}`)
+}
+
+/** Checks a count option (a limit, a size, milliseconds of a timer). Internal. */
+export function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${String(value)}`)
+  }
+  return value
+}
