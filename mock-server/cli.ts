@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util'
 import { ENV_WEBHOOK_SECRET } from '../src/contract/index.js'
+import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
 import { startMockServer } from './mock-http-server.js'
 
 const USAGE = `Usage: pipeline-status mock [options]
@@ -64,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
   const server = await startMockServer({
     port,
     host: values.host,
-    secret: secret.split(',').map((s) => s.trim()).filter(Boolean),
+    secret: resolveWebhookSecrets(secret),
     autoCreateRuns: values['auto-create-runs'],
     ...(values['base-path'] ? { basePath: values['base-path'] } : {}),
   })

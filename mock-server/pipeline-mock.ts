@@ -1,12 +1,10 @@
 import { http, type HttpHandler, HttpResponse } from 'msw'
 import {
-  DEFAULT_BASE_PATH,
   ENV_WEBHOOK_SECRET,
   type PipelineRunRecord,
   type RouteName,
   type RunStatusResponse,
   matchRoute,
-  normalizeBasePath,
 } from '../src/contract/index.js'
 import { createRun, failStaleRuns, getRunSnapshot } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
@@ -17,6 +15,7 @@ import {
   type PipelineStatusHandlersSettings,
   createPipelineStatusHandlers,
 } from '../src/server/handlers.js'
+import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
 import { type Fault, FaultRegistry, faultResponse } from './faults.js'
 
 /** The secret the mock accepts when none is configured and `WEBHOOK_SECRET` is unset. */
@@ -31,8 +30,9 @@ export interface PipelineMockOptions extends Omit<PipelineStatusHandlersSettings
    */
   baseUrl?: string | undefined
   /**
-   * The accepted secret(s), as for the real handlers.
-   * @default process.env.WEBHOOK_SECRET, else {@link MOCK_DEFAULT_SECRET}
+   * The accepted secret(s), read exactly as the real handlers read them (a string is a
+   * comma-separated list; see `resolveWebhookSecrets`).
+   * @default process.env.WEBHOOK_SECRET (comma-separated), else {@link MOCK_DEFAULT_SECRET}
    */
   secret?: string | readonly string[] | undefined
   /**
@@ -117,9 +117,11 @@ export interface PipelineMock {
 export function createPipelineMock(options: PipelineMockOptions = {}): PipelineMock {
   const { baseUrl = 'http://localhost:3000', autoCreateRuns = false, store = new MemoryStore(), ...settings } = options
   const origin = new URL(baseUrl).origin
-  const basePath = normalizeBasePath(settings.basePath ?? DEFAULT_BASE_PATH)
-  const secret = settings.secret ?? process.env[ENV_WEBHOOK_SECRET] ?? MOCK_DEFAULT_SECRET
+  // Options are read by the real handlers' own code; the mock adds only its default secret.
+  const configured = settings.secret !== undefined || process.env[ENV_WEBHOOK_SECRET] !== undefined
+  const secret = configured ? resolveWebhookSecrets(settings.secret) : [MOCK_DEFAULT_SECRET]
   const server = createPipelineStatusHandlers({ ...settings, secret, store })
+  const basePath = server.basePath
   const clock = settings.clock ?? (() => new Date())
   const faults = new FaultRegistry()
   const requests: RecordedRequest[] = []

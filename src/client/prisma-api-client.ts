@@ -10,7 +10,7 @@ import { DEFAULT_BASE_PATH, type RouteName, normalizeBasePath, routePath } from 
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { DEFAULT_STAGES, type StageCatalogue, assertStageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
-import { createWebhookSignatureHeaders, decodeWebhookSecret } from '../core/webhook-signature.js'
+import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../core/webhook-signature.js'
 import {
   ClientClosedError,
   ConfigurationError,
@@ -23,12 +23,14 @@ import { type RetryPolicy, isRetriableError, parseRetryAfter, resolveRetryPolicy
 import { type AttemptSigner, Transport } from './transport.js'
 
 /**
- * Standard Webhooks signing of every request (optional, on top of `X-Webhook-Secret`).
+ * Standard Webhooks signing of every request, status reads included (optional; with it the
+ * plain `secret` may be left out, for a server that only has the signing secret).
  *
- * Each attempt is signed again with a fresh `webhook-id` and `webhook-timestamp`, so a retry
- * after a lost response is never refused as a replay and a redelivery from the outbox hours
- * later is still inside the server's timestamp tolerance. The `Idempotency-Key` header is what
- * identifies one update across its attempts.
+ * The `webhook-id` is `<METHOD> <route> <unique>` (see docs/security.md): the method, the path
+ * after the base path (`run_1/stage-update`) and the update's `Idempotency-Key` (a random id per
+ * status read), so the signature binds the body to its run and route, and every attempt of one
+ * update has the same id. Each attempt is signed again with a fresh `webhook-timestamp`, so a
+ * redelivery from the outbox hours later is still inside the server's timestamp tolerance.
  */
 export interface SigningOptions {
   /** The signing secret: `whsec_<base64>` as Standard Webhooks defines it, or a plain string. */
@@ -63,7 +65,9 @@ export interface PrismaAPIClientOptions {
    */
   basePath?: string | undefined
   /**
-   * The shared secret sent as `X-Webhook-Secret` with every request.
+   * The shared secret sent as `X-Webhook-Secret` with every request. Required unless `signing`
+   * is set; with `signing` and no secret (none given, `WEBHOOK_SECRET` unset), requests are
+   * only signed.
    * @default process.env.WEBHOOK_SECRET
    */
   secret?: string | undefined
@@ -233,7 +237,7 @@ export class PrismaAPIClient {
     if (url.search !== '' || url.hash !== '') {
       throw new ConfigurationError('The base URL must not have a query or a fragment')
     }
-    if (secret === undefined || secret === '') {
+    if ((secret === undefined || secret === '') && !options.signing) {
       throw new ConfigurationError(
         `No webhook secret: pass { secret } or set ${ENV_WEBHOOK_SECRET} (the same value as the web app's)`,
       )
@@ -262,7 +266,14 @@ export class PrismaAPIClient {
       } catch (error) {
         throw new ConfigurationError((error as Error).message, { cause: error })
       }
-      signer = async (body) => ({ ...(await createWebhookSignatureHeaders({ secret: signingSecret, body })) })
+      signer = async ({ method, url: target, body, unique }) => {
+        // The path after the base path, with the run id decoded: what the server compares.
+        const routesAt = `${this.baseUrl}${this.basePath}/`
+        if (!target.startsWith(routesAt)) throw new TypeError(`Cannot sign ${target}: it is not under ${routesAt}`)
+        const route = decodeURIComponent(target.slice(routesAt.length))
+        const id = webhookMessageId({ method, route, unique })
+        return { ...(await createWebhookSignatureHeaders({ secret: signingSecret, body, id })) }
+      }
     }
 
     this.baseUrl = url.href.replace(/\/+$/, '')
@@ -271,7 +282,7 @@ export class PrismaAPIClient {
     this.#logger = options.logger ?? consoleLogger
     this.#throwOnError = options.throwOnError ?? false
     this.#transport = new Transport({
-      secret,
+      secret: secret === '' ? undefined : secret,
       timeout,
       retry,
       userAgent: options.userAgent ?? 'pipeline-status-sdk',

@@ -30,12 +30,17 @@ import {
   toKyRetryOptions,
 } from './retry-policy.js'
 
-/** Headers that sign one attempt (Standard Webhooks), computed per attempt. */
-export type AttemptSigner = (body: string) => Promise<Record<string, string>>
+/**
+ * Headers that sign one attempt (Standard Webhooks), computed per attempt. `unique` is the same
+ * for every attempt of one request (its idempotency key, else a random id per request); `body`
+ * is `''` for a request without one.
+ */
+export type AttemptSigner = (message: { method: string; url: string; body: string; unique: string }) => Promise<Record<string, string>>
 
 /** Everything the transport needs, resolved by the client's constructor. */
 export interface TransportConfig {
-  secret: string
+  /** Sent as `X-Webhook-Secret`; absent when the client only signs. */
+  secret: string | undefined
   /** Per attempt, in milliseconds. */
   timeout: number
   retry: ResolvedRetryPolicy
@@ -66,6 +71,7 @@ const ATTEMPT = 'pipelineStatusAttempt'
 
 interface Attempt {
   body: string | undefined
+  unique: string
   headers: Record<string, string>
   count: number
 }
@@ -96,7 +102,7 @@ export class Transport {
     this.#kyFetch = async (request, init) => {
       const attempt = init[ATTEMPT]
       attempt.count++
-      return this.#fetch(request.url, request.method, attempt.headers, attempt.body, request.signal)
+      return this.#fetch(request.url, request.method, attempt.headers, attempt.body, request.signal, attempt.unique)
     }
   }
 
@@ -113,11 +119,10 @@ export class Transport {
     request: OutgoingRequest,
     options: { retry: boolean; signal?: AbortSignal | undefined },
   ): Promise<TransportResponse> {
-    const headers: Record<string, string> = {
-      [HEADERS.webhookSecret]: this.#config.secret,
-      'User-Agent': this.#config.userAgent,
-      Accept: 'application/json',
-    }
+    const headers: Record<string, string> = { 'User-Agent': this.#config.userAgent, Accept: 'application/json' }
+    if (this.#config.secret !== undefined) headers[HEADERS.webhookSecret] = this.#config.secret
+    // What the signature's webhook-id names this request by, equal across its attempts.
+    const unique = request.idempotencyKey ?? crypto.randomUUID()
     if (request.body !== undefined) headers['Content-Type'] = 'application/json'
     if (request.idempotencyKey !== undefined) headers[HEADERS.idempotencyKey] = request.idempotencyKey
     // A fresh controller per request, never one long-lived signal: every request would hang a
@@ -127,7 +132,7 @@ export class Transport {
     const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal
     let attempts = 1
     try {
-      const first = await this.#firstAttempt(request, headers, signal)
+      const first = await this.#firstAttempt(request, headers, signal, unique)
       if (!('kind' in first)) return { status: first.status, text: await first.text(), attempts }
       const retriable =
         first.kind === 'timeout' || first.kind === 'network' || (first.kind === 'http' && isRetriableStatus(first.response.status))
@@ -135,7 +140,7 @@ export class Transport {
 
       const retryAfter = first.kind === 'http' ? parseRetryAfter(first.response.headers.get(HEADERS.retryAfter)) : undefined
       await abortableDelay(retryDelay(this.#config.retry, 1, retryAfter), signal)
-      const attempt: Attempt = { body: request.body, headers, count: 0 }
+      const attempt: Attempt = { body: request.body, unique, headers, count: 0 }
       const init: KyOptions & { [ATTEMPT]: Attempt } = {
         method: request.method,
         timeout: this.#config.timeout,
@@ -161,6 +166,7 @@ export class Transport {
     request: OutgoingRequest,
     headers: Record<string, string>,
     signal: AbortSignal,
+    unique: string,
   ): Promise<Response | FirstFailure> {
     // Its own controller, so the timeout is told apart from an abort of the whole request.
     const attempt = new AbortController()
@@ -169,7 +175,7 @@ export class Transport {
     else signal.addEventListener('abort', onAbort, { once: true })
     const timer = setTimeout(() => attempt.abort(TIMED_OUT), this.#config.timeout)
     try {
-      const response = await this.#fetch(request.url, request.method, headers, request.body, attempt.signal)
+      const response = await this.#fetch(request.url, request.method, headers, request.body, attempt.signal, unique)
       if (response.ok) return response
       return { kind: 'http', response, data: await readErrorData(response) }
     } catch (error) {
@@ -190,9 +196,11 @@ export class Transport {
     headers: Record<string, string>,
     body: string | undefined,
     signal: AbortSignal,
+    unique: string,
   ): Promise<Response> {
     const signer = this.#config.signer
-    const sent = signer && body !== undefined ? { ...headers, ...(await signer(body)) } : headers
+    // Every request is signed, reads too: a body-less one signs the empty body.
+    const sent = signer ? { ...headers, ...(await signer({ method, url, body: body ?? '', unique })) } : headers
     const send = this.#config.fetch ?? globalThis.fetch
     return send(url, { method, headers: sent, body: body ?? null, signal })
   }

@@ -20,6 +20,8 @@ export const PROBLEM_CODES = Object.freeze({
   unauthorized: 401,
   /** A Standard Webhooks signature is missing (when required), wrong, expired or replayed. */
   invalid_signature: 401,
+  /** The app's `authorize` hook asks the caller to sign in (no session); nothing to do with the webhook secret. */
+  authentication_required: 401,
   /** The app's `authorize` hook refused a read. */
   forbidden: 403,
   /** No run has this id. */
@@ -38,6 +40,11 @@ export const PROBLEM_CODES = Object.freeze({
   unsupported_media_type: 415,
   /** An unexpected error; the details are in the server's log, never in the response. */
   internal_error: 500,
+  /**
+   * A server configuration error: something read the request body before the handlers (a body
+   * parser mounted first), so it cannot be checked as sent. Fixed on the server; retry later.
+   */
+  body_already_consumed: 500,
   /** The database cannot be reached; retry after `Retry-After` seconds. */
   database_unavailable: 503,
 } as const)
@@ -58,6 +65,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   validation_failed: 'Body failed validation',
   unauthorized: 'Missing or wrong webhook secret',
   invalid_signature: 'Missing, wrong or expired webhook signature',
+  authentication_required: 'Authentication required',
   forbidden: 'Not allowed to read this run',
   run_not_found: 'Unknown pipeline run',
   route_not_found: 'No such route',
@@ -67,6 +75,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   payload_too_large: 'Body is too large',
   unsupported_media_type: 'Body must be application/json',
   internal_error: 'Internal error',
+  body_already_consumed: 'Request body already read by other middleware',
   database_unavailable: 'Database unavailable',
 })
 

@@ -4,6 +4,7 @@
  * imports, so the runner's client, the handlers and edge runtimes share this one module.
  */
 import { HEADERS } from '../contract/headers.js'
+import { type RouteName, routePath } from '../contract/routes.js'
 
 /** The prefix of a Standard Webhooks secret whose rest is the base64 key. */
 export const WEBHOOK_SECRET_PREFIX = 'whsec_'
@@ -38,6 +39,61 @@ export function decodeWebhookSecret(secret: string): Uint8Array<ArrayBuffer> {
     throw new TypeError(`A signing secret starting with ${WEBHOOK_SECRET_PREFIX} must continue with base64`)
   }
   return bytes
+}
+
+/**
+ * The route part of a `webhook-id`: the request's path after the base path, with the run id as
+ * it is (not percent-encoded): `run_1/stage-update`, `run_1/status`, `run_1/complete`, `runs`.
+ * Throws a `TypeError` for a run route without a run id.
+ *
+ * @example
+ * ```ts
+ * import { webhookRoute } from 'pipeline-status-sdk/server'
+ * webhookRoute('stageUpdate', 'run:1') // 'run:1/stage-update'
+ * webhookRoute('createRun') // 'runs'
+ * ```
+ */
+export function webhookRoute(route: RouteName, runId?: string): string {
+  // The contract's own path builder, so a new route cannot be signed differently from how it is served.
+  return decodeURIComponent(routePath(route, runId, '').slice(1))
+}
+
+/** The parts of a route-bound `webhook-id`; see {@link webhookMessageId}. */
+export interface WebhookMessageIdParts {
+  /** The HTTP method, e.g. `POST`; upper-cased. */
+  method: string
+  /** The path after the base path, see {@link webhookRoute}, e.g. `run_1/stage-update`. */
+  route: string
+  /**
+   * What makes the message unique: the same for every attempt of one message (the client uses
+   * the update's `Idempotency-Key`, or a random id per status read), different for any other
+   * message. Must not be empty.
+   */
+  unique: string
+}
+
+/**
+ * Builds the `webhook-id` of a request: `<METHOD> <route> <unique>`, e.g.
+ * `POST run_1/stage-update 6f1c…`. The signature covers the id, so it binds the body to the
+ * method, the run and the route; the server refuses a signed request whose id does not start
+ * with its own method and route. Throws a `TypeError` for an empty `unique` or a `route` with
+ * a space or a line break.
+ *
+ * @example
+ * ```ts
+ * import { webhookMessageId, webhookRoute } from 'pipeline-status-sdk/server'
+ * webhookMessageId({ method: 'GET', route: webhookRoute('status', 'run_1'), unique: crypto.randomUUID() })
+ * ```
+ */
+export function webhookMessageId(parts: WebhookMessageIdParts): string {
+  if (parts.unique === '' || /[\r\n]/.test(parts.unique)) throw new TypeError('The unique part of a webhook-id must be a non-empty line')
+  if (/[\s]/.test(parts.route) || parts.route === '') throw new TypeError('A webhook-id route must be non-empty and hold no whitespace')
+  return `${webhookMessageIdPrefix(parts.method, parts.route)}${parts.unique}`
+}
+
+/** `<METHOD> <route> `: what a `webhook-id` for this request must start with. */
+export function webhookMessageIdPrefix(method: string, route: string): string {
+  return `${method.toUpperCase()} ${route} `
 }
 
 /** Options of {@link signWebhook}. */

@@ -29,6 +29,7 @@ import {
   type StoreHandlersOptions,
 } from '../server/handlers.js'
 import { toWebRequest, writeWebResponse } from '../server/node-bridge.js'
+import { markRebuiltBody } from '../server/rebuilt-body.js'
 import { problemResponse } from '../server/problem-response.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
 
@@ -46,8 +47,9 @@ export interface ExpressRouterSettings {
 /**
  * Options of {@link createExpressRouter}: those of `createPipelineStatusHandlers` except
  * `basePath` (the router serves the routes wherever it is mounted) plus {@link ExpressRouterSettings}.
+ * The `authorize` hook gets Express's own `req` as `native` (with `req.session`, `req.user`).
  */
-export type ExpressRouterOptions<Tx = unknown> = DistributiveOmit<PipelineStatusHandlersOptions<Tx>, 'basePath'> &
+export type ExpressRouterOptions<Tx = unknown> = DistributiveOmit<PipelineStatusHandlersOptions<Tx, ExpressRequest>, 'basePath'> &
   ExpressRouterSettings
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
@@ -66,11 +68,12 @@ interface MaybeParsedRequest extends ExpressRequest {
  *
  * The router reads the raw body itself. If a body parser already read it (`express.json()`
  * mounted before the router), it uses `req.rawBody` when the app keeps it
- * (`express.json({ verify: (req, _res, buf) => { req.rawBody = buf } })`), else it serializes
- * `req.body` again with `JSON.stringify`. That is byte-identical for compact JSON (what
- * `JSON.stringify` and the SDK's client send), so signatures still verify; a sender that pretty-prints
- * JSON (Python's default `json.dumps`) needs the `verify` hook, or the router mounted before the
- * parser. Such a parser also applies its own limit (100 kB by default) and answers its own errors.
+ * (`express.json({ verify: (req, _res, buf) => { req.rawBody = buf } })`). Without it, unsigned
+ * requests are served from `req.body` (the same JSON value), but a signed request is answered
+ * `500 body_already_consumed` whatever its content (the bytes that were signed are gone; the
+ * runner retries), and the fix is logged once: mount the router before the parser, or keep
+ * `req.rawBody`. Such a parser also applies its own limit (100 kB by default) and answers its
+ * own errors.
  *
  * @example
  * ```ts
@@ -84,14 +87,16 @@ interface MaybeParsedRequest extends ExpressRequest {
  * ```
  */
 export function createExpressRouter<Client extends PrismaStoreClient>(
-  options: WithoutBasePath<PrismaHandlersOptions<Client>> & ExpressRouterSettings,
+  options: WithoutBasePath<PrismaHandlersOptions<Client, ExpressRequest>> & ExpressRouterSettings,
 ): Router
-export function createExpressRouter<Tx>(options: WithoutBasePath<StoreHandlersOptions<Tx>> & ExpressRouterSettings): Router
+export function createExpressRouter<Tx>(
+  options: WithoutBasePath<StoreHandlersOptions<Tx, ExpressRequest>> & ExpressRouterSettings,
+): Router
 export function createExpressRouter(options: ExpressRouterOptions<unknown>): Router
 export function createExpressRouter(options: ExpressRouterOptions<unknown>): Router {
   const { passUnmatched = false, ...rest } = options as ExpressRouterOptions<unknown> & { basePath?: unknown }
   // Routes are matched relative to the mount point, so the handlers' own base is the root.
-  const handlers = createPipelineStatusHandlers({ ...rest, basePath: '' } as PipelineStatusHandlersOptions<unknown>)
+  const handlers = createPipelineStatusHandlers({ ...rest, basePath: '' } as unknown as PipelineStatusHandlersOptions<unknown>)
   const router = Router()
   router.use((req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
     if (passUnmatched && !matchRoute(req.path, '')) {
@@ -109,13 +114,15 @@ async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, 
     res.once('close', () => {
       if (!res.writableFinished) controller.abort()
     })
+    const read = alreadyReadBody(req)
     const request = toWebRequest(req, `${req.protocol}://${req.get('host') ?? 'localhost'}`, {
       // The full URL, as the app sees it (for `authorize`); routing uses the mount-relative path.
       path: req.originalUrl,
-      body: alreadyReadBody(req),
+      body: read?.bytes,
       signal: controller.signal,
     })
-    await writeWebResponse(res, await handlers.handle(request, req.path))
+    if (read?.rebuilt) markRebuiltBody(request)
+    await writeWebResponse(res, await handlers.handle(request, req.path, req))
   } catch {
     // Only the adapter itself can get here (the handlers never throw): answer if still possible.
     if (res.headersSent) return void res.destroy()
@@ -126,19 +133,20 @@ async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, 
 }
 
 /**
- * The body as bytes when a body parser already consumed the stream, or `undefined` when the
- * stream is still unread and can be passed on as it is.
+ * The body when a body parser already consumed the stream: the raw bytes it kept (`rebuilt:
+ * false`), or bytes rebuilt from the parsed value (`rebuilt: true`, never checked against a
+ * signature). `undefined` when the stream is still unread and can be passed on as it is.
  */
-function alreadyReadBody(req: MaybeParsedRequest): Uint8Array | undefined {
+function alreadyReadBody(req: MaybeParsedRequest): { bytes: Uint8Array; rebuilt: boolean } | undefined {
   // What body-parser itself checks (on-finished's isFinished) to skip a request already read.
   const consumed = req.readableEnded || (req.complete && !req.readable)
   if (!consumed || req.method === 'GET' || req.method === 'HEAD') return undefined
   const raw = req.rawBody
-  if (typeof raw === 'string') return new TextEncoder().encode(raw)
-  if (raw instanceof Uint8Array) return raw
-  const body: unknown = req.body
-  if (body === undefined) return new Uint8Array(0)
-  if (typeof body === 'string') return new TextEncoder().encode(body)
-  if (body instanceof Uint8Array) return body
-  return new TextEncoder().encode(JSON.stringify(body))
+  if (raw instanceof Uint8Array) return { bytes: raw, rebuilt: false }
+  // `express.raw()` keeps the bytes as they came.
+  if (req.body instanceof Uint8Array) return { bytes: req.body, rebuilt: false }
+  const body: unknown = typeof raw === 'string' ? raw : req.body
+  if (body === undefined) return { bytes: new Uint8Array(0), rebuilt: true }
+  // A string was decoded by its parser, so even it may differ from the bytes that were sent.
+  return { bytes: new TextEncoder().encode(typeof body === 'string' ? body : JSON.stringify(body)), rebuilt: true }
 }

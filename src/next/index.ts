@@ -48,8 +48,17 @@ export interface NextRouteHandlersSettings {
   runIdParam?: string | undefined
 }
 
-/** Options of {@link createNextRouteHandlers}: those of `createPipelineStatusHandlers` plus {@link NextRouteHandlersSettings}. */
-export type NextRouteHandlersOptions<Tx = unknown> = PipelineStatusHandlersOptions<Tx> & NextRouteHandlersSettings
+/**
+ * Options of {@link createNextRouteHandlers}: those of `createPipelineStatusHandlers` plus
+ * {@link NextRouteHandlersSettings}. The `authorize` hook gets the request Next.js passed to the
+ * route as `native`: annotate it as `NextRequest` (`Native`) to use `native.cookies` and
+ * `native.nextUrl`.
+ */
+export type NextRouteHandlersOptions<Tx = unknown, Native extends Request = Request> = PipelineStatusHandlersOptions<
+  Tx,
+  Native
+> &
+  NextRouteHandlersSettings
 
 /** The route handlers for Next.js. */
 export interface NextRouteHandlers {
@@ -95,10 +104,12 @@ export interface NextRouteHandlers {
  * export const POST = createNextRouteHandlers({ prisma }).stageUpdate
  * ```
  */
-export function createNextRouteHandlers<Client extends PrismaStoreClient>(
-  options: PrismaHandlersOptions<Client> & NextRouteHandlersSettings,
+export function createNextRouteHandlers<Client extends PrismaStoreClient, Native extends Request = Request>(
+  options: PrismaHandlersOptions<Client, Native> & NextRouteHandlersSettings,
 ): NextRouteHandlers
-export function createNextRouteHandlers<Tx>(options: StoreHandlersOptions<Tx> & NextRouteHandlersSettings): NextRouteHandlers
+export function createNextRouteHandlers<Tx, Native extends Request = Request>(
+  options: StoreHandlersOptions<Tx, Native> & NextRouteHandlersSettings,
+): NextRouteHandlers
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers {
   const { runIdParam = 'runId', ...rest } = options

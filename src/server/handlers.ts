@@ -22,10 +22,12 @@ import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
 import { isJsonMediaType } from './media-type.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
 import { HttpProblemError, isHttpProblemError, jsonResponse, problemResponse } from './problem-response.js'
-import { readBodyLimited } from './read-body.js'
+import { bodyAlreadyConsumed, readBodyLimited } from './read-body.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { isStorableText, unstorableFields } from './storable-text.js'
-import { createWebhookAuthenticator, type VerifiedMessage, type WebhookSigningOptions } from './webhook-auth.js'
+import { createWebhookAuthenticator, type WebhookSigningOptions } from './webhook-auth.js'
+import { hasRebuiltBody } from './rebuilt-body.js'
+import { webhookRoute } from '../core/webhook-signature.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -34,14 +36,48 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 export const DEFAULT_RETRY_AFTER_SECONDS = 5
 
 /**
+ * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`.
+ * Later releases add `'stream'` (live events) and `'cancel'`; a hook that switches on it should
+ * refuse what it does not know.
+ */
+export type AuthorizeAction = 'read'
+
+/**
+ * The one argument of the `authorize` hook; later releases may add members, never remove them.
+ *
+ * @typeParam Native - the framework's own request: Express's `Request` in the Express router,
+ * the `NextRequest` (a `Request`) in the Next.js handlers, the Fetch `Request` itself otherwise.
+ */
+export interface AuthorizeInput<Native = Request> {
+  /** The request as a Fetch `Request` (headers, cookies, URL). */
+  request: Request
+  /** The run asked for, as decoded from the path. */
+  runId: string
+  /** What is asked; see {@link AuthorizeAction}. */
+  action: AuthorizeAction
+  /** The framework's own request, e.g. Express's `req` with `req.session` and `req.user`. */
+  native: Native
+}
+
+/**
+ * Decides whether a caller without the webhook secret may do `action` on `runId`: `true`
+ * allows it, `false` answers 403 `forbidden`. Throw `HttpProblemError('authentication_required')`
+ * for a caller that is not signed in (401); any other throw is a 500.
+ */
+export type AuthorizeHook<Native = Request> = (input: AuthorizeInput<Native>) => boolean | Promise<boolean>
+
+/**
  * Options of {@link createPipelineStatusHandlers} other than the store.
  *
  * @typeParam Tx - the store's transaction handle, handed to `onRunCompleted`.
+ * @typeParam Native - the framework's request handed to `authorize` as `native`.
  */
-export interface PipelineStatusHandlersSettings<Tx = unknown> {
+export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> {
   /**
    * The shared secret the runner sends in `X-Webhook-Secret`; a list accepts each of them, so a
    * secret can be rotated without downtime (add the new one, move the runners, drop the old one).
+   * A string is read as a comma-separated list, like the environment variable; pass an array for
+   * a secret that holds a comma.
    * Compared in constant time. Writes are never accepted without a secret: when neither this, the
    * environment variable nor `signing.secret` gives one, creating the handlers throws
    * {@link HandlerConfigurationError}. Runtimes without `process.env` (Cloudflare Workers) must
@@ -68,13 +104,15 @@ export interface PipelineStatusHandlersSettings<Tx = unknown> {
   stages?: StageCatalogue | undefined
   /**
    * Decides whether a request without the webhook secret may read a run (`GET /status`), e.g.
-   * with the app's session and run ownership. `false` answers 403. Without this hook, reads need
-   * the webhook secret (or a valid signature): status is never public by default. Writes always
-   * need the secret. To answer with another problem (say 401 for a missing session), throw an
-   * {@link HttpProblemError}; any other throw is a 500.
+   * with the app's session and run ownership: called with one object,
+   * `{ request, runId, action, native }` ({@link AuthorizeInput}). `false` answers 403
+   * `forbidden`. Without this hook, reads need the webhook secret (or a valid signature): status
+   * is never public by default. Writes always need the secret. For a caller that is not signed
+   * in, throw `new HttpProblemError('authentication_required')` (401); another
+   * {@link HttpProblemError} answers its own problem, any other throw is a 500.
    * @default none
    */
-  authorize?: ((request: Request, runId: string) => boolean | Promise<boolean>) | undefined
+  authorize?: AuthorizeHook<Native> | undefined
   /**
    * The app's hook that stores the run's results (the `/complete` payload's app-specific fields).
    * It runs inside the transaction of the first accepted `POST /complete`, exactly once per run,
@@ -108,15 +146,15 @@ export interface PipelineStatusHandlersSettings<Tx = unknown> {
 }
 
 /** Handlers on any {@link Store}, e.g. `MemoryStore` or a `PrismaStore` with options. */
-export type StoreHandlersOptions<Tx = unknown> = PipelineStatusHandlersSettings<Tx> & {
+export type StoreHandlersOptions<Tx = unknown, Native = Request> = PipelineStatusHandlersSettings<Tx, Native> & {
   /** Where runs and stages are kept. */
   store: Store<Tx>
   prisma?: undefined
 }
 
 /** Handlers on the app's own `PrismaClient`, through a `PrismaStore` with default options. */
-export type PrismaHandlersOptions<Client extends PrismaStoreClient = PrismaStoreClient> =
-  PipelineStatusHandlersSettings<PrismaTransactionClientOf<Client>> & {
+export type PrismaHandlersOptions<Client extends PrismaStoreClient = PrismaStoreClient, Native = Request> =
+  PipelineStatusHandlersSettings<PrismaTransactionClientOf<Client>, Native> & {
     /** The app's `PrismaClient`, generated from a schema holding the SDK's models. */
     prisma: Client
     store?: undefined
@@ -126,10 +164,15 @@ export type PrismaHandlersOptions<Client extends PrismaStoreClient = PrismaStore
  * Options of {@link createPipelineStatusHandlers}: a `store` or a `prisma` client, plus
  * {@link PipelineStatusHandlersSettings}.
  */
-export type PipelineStatusHandlersOptions<Tx = unknown> = StoreHandlersOptions<Tx> | PrismaHandlersOptions
+export type PipelineStatusHandlersOptions<Tx = unknown, Native = Request> =
+  | StoreHandlersOptions<Tx, Native>
+  | PrismaHandlersOptions<PrismaStoreClient, Native>
 
-/** A handler for one route; the run id comes from the argument or else from the request's path. */
-export type RunRouteHandler = (request: Request, runId?: string) => Promise<Response>
+/**
+ * A handler for one route; the run id comes from the argument or else from the request's path.
+ * `native` is the framework's own request, handed to `authorize` (default: `request`).
+ */
+export type RunRouteHandler = (request: Request, runId?: string, native?: unknown) => Promise<Response>
 
 /**
  * The Web-standard (`Request` → `Response`) handlers. None of them ever throws: every failure
@@ -152,18 +195,18 @@ export interface PipelineStatusHandlers {
   /** `POST {basePath}/{runId}/complete`. */
   complete: RunRouteHandler
   /** `POST {basePath}/runs`. */
-  createRun: (request: Request) => Promise<Response>
+  createRun: (request: Request, native?: unknown) => Promise<Response>
   /**
    * Routes a request by its URL to the four routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
    * (Hono, Bun, Deno, Cloudflare Workers) can use it as it is.
    */
-  fetch: (request: Request) => Promise<Response>
+  fetch: (request: Request, native?: unknown) => Promise<Response>
   /**
    * Like `fetch`, but routes by `pathname` (relative to `basePath`) instead of the request's
    * URL, for adapters that strip a mount prefix themselves (the Express router does).
    */
-  handle: (request: Request, pathname: string) => Promise<Response>
+  handle: (request: Request, pathname: string, native?: unknown) => Promise<Response>
   /** The normalized base path. */
   readonly basePath: string
 }
@@ -207,47 +250,61 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const logger = safeLogger(options.logger ?? consoleLogger)
   const auth = createWebhookAuthenticator({ secret: options.secret, signing: options.signing, clock })
   const stageUpdateSchema = stageUpdateSchemaFor(stages)
-  const { authorize } = options
+  // Each adapter types `native` as its framework's request; here it is opaque.
+  const authorize = options.authorize as AuthorizeHook<unknown> | undefined
   // Each overload ties the hook's transaction type to its store; here the store is opaque.
   const onRunCompleted = options.onRunCompleted as OnRunCompleted<unknown> | undefined
 
   /** Per-request state the error path needs. */
   interface Exchange {
     request: Request
-    message?: VerifiedMessage
+    native: unknown
+    runId?: string
   }
 
-  async function respond(request: Request, route: string, work: (exchange: Exchange) => Promise<Response>) {
-    const exchange: Exchange = { request }
-    let response: Response
+  async function respond(
+    request: Request,
+    native: unknown,
+    work: (exchange: Exchange) => Promise<Response>,
+  ): Promise<Response> {
+    const exchange: Exchange = { request, native: native ?? request }
     try {
-      response = await work(exchange)
+      return await work(exchange)
     } catch (error) {
-      response = errorResponse(error, route)
+      return errorResponse(error, exchange)
     }
-    // A message answered with 5xx was not processed; let the sender's retry through.
-    if (response.status >= 500 && exchange.message) {
-      await exchange.message.release().catch((error: unknown) => logger.warn('pipeline-status: replay store release failed', { error }))
-    }
-    return response
   }
 
-  function errorResponse(error: unknown, route: string): Response {
+  let bodyConsumedLogged = false
+
+  /** The answer to a failure, and one log line that says which request failed and why. */
+  function errorResponse(error: unknown, exchange: Pick<Exchange, 'request' | 'runId'>): Response {
+    const { request, runId } = exchange
+    const path = pathOf(request)
+    const where = `${request.method} ${path}${runId === undefined ? '' : ` (run ${runId})`}`
+    const fields = { method: request.method, path, runId }
     if (isHttpProblemError(error)) {
-      if (error.code === 'unauthorized' || error.code === 'invalid_signature') {
-        logger.warn(`pipeline-status: refused ${route}: ${error.code}`, { detail: error.extras.detail })
+      const response = error.getResponse()
+      const detail = typeof error.extras.detail === 'string' ? error.extras.detail : undefined
+      if (error.code === 'body_already_consumed' && !bodyConsumedLogged) {
+        bodyConsumedLogged = true
+        logger.error(BODY_CONSUMED_HELP, fields)
       }
-      return error.getResponse()
+      const line = `pipeline-status: refused ${where}: ${response.status} ${error.code}${detail ? `: ${detail}` : ''}`
+      logger.warn(line, { ...fields, status: response.status, code: error.code, detail })
+      return response
     }
     if (isStoreUnavailableError(error)) {
-      logger.warn(`pipeline-status: database unavailable during ${route}`, { error })
+      // The cause in one line: a stack per request says nothing more while the database is down.
+      const cause = error.message
+      logger.warn(`pipeline-status: ${where}: 503 database_unavailable: ${cause}`, { ...fields, status: 503, code: 'database_unavailable', cause })
       return problemResponse(
         'database_unavailable',
         { detail: 'The database cannot be reached right now; retry later' },
         { [HEADERS.retryAfter]: retryAfter },
       )
     }
-    logger.error(`pipeline-status: unexpected error during ${route}`, { error })
+    logger.error(`pipeline-status: ${where}: 500 internal_error`, { ...fields, status: 500, code: 'internal_error', error })
     // Never the error's message: it may hold SQL, connection strings or secrets.
     return problemResponse('internal_error', { detail: 'The request could not be processed' })
   }
@@ -259,7 +316,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     }
   }
 
-  function resolveRunId(request: Request, route: RouteName, runId: string | undefined): string {
+  function resolveRunId(exchange: Exchange, route: RouteName, runId: string | undefined): string {
+    const { request } = exchange
     let id = runId
     if (id === undefined || id === '') {
       const match = matchRoute(new URL(request.url).pathname, basePath)
@@ -268,6 +326,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       }
       id = match.runId
     }
+    exchange.runId = id
     // No store can hold such an id, so no run has it.
     if (!isStorableText(id)) throw runNotFound()
     return id
@@ -291,15 +350,25 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     return { signed: false }
   }
 
-  async function authenticateRead(exchange: Exchange, runId: string): Promise<void> {
+  async function authenticateRead(exchange: Exchange, route: RouteName, runId: string): Promise<void> {
     const { request } = exchange
     if (await auth.secretMatches(request)) return
     if (auth.isSigned(request)) {
-      exchange.message = await auth.verify(request, await readBodyLimited(request, maxBodyBytes))
+      await verifySignature(request, await readBodyLimited(request, maxBodyBytes), route, runId)
       return
     }
     if (authorize) {
-      if ((await authorize(request, runId)) === true) return
+      let allowed: boolean
+      try {
+        allowed = (await authorize({ request, runId, action: 'read', native: exchange.native })) === true
+      } catch (error) {
+        // The hook's 401 is about the app's session, never the webhook secret.
+        if (isHttpProblemError(error) && error.code === 'unauthorized') {
+          throw new HttpProblemError('authentication_required', error.extras, error.headers)
+        }
+        throw error
+      }
+      if (allowed) return
       throw new HttpProblemError('forbidden', { detail: 'Not allowed to read this run' })
     }
     throw new HttpProblemError('unauthorized', {
@@ -309,8 +378,20 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     })
   }
 
+  /** Checks a signature over the body as sent, bound to this method, route and run. */
+  async function verifySignature(request: Request, body: Uint8Array, route: RouteName, runId: string | undefined): Promise<void> {
+    // Bytes rebuilt from a parsed body differ from what was signed as soon as the content is
+    // not plain ASCII in compact form: refuse whatever the content, as a server fault.
+    if (hasRebuiltBody(request)) throw bodyAlreadyConsumed()
+    await auth.verify(request, body, webhookRoute(route, runId))
+  }
+
   /** Authenticates a write, then reads and parses its JSON body within the limits. */
-  async function readWrite(exchange: Exchange, options: { allowEmpty: boolean }): Promise<unknown> {
+  async function readWrite(
+    exchange: Exchange,
+    route: RouteName,
+    options: { allowEmpty: boolean },
+  ): Promise<unknown> {
     const { request } = exchange
     const { signed } = await authenticateWrite(exchange)
     const contentType = request.headers.get('content-type')
@@ -318,16 +399,16 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     const typeless = contentType === null && options.allowEmpty
     if (!typeless && !isJsonMediaType(contentType)) throw unsupportedMediaType()
     const body = await readBodyLimited(request, maxBodyBytes)
-    if (signed) exchange.message = await auth.verify(request, body)
+    if (signed) await verifySignature(request, body, route, exchange.runId)
     if (typeless && body.length > 0) throw unsupportedMediaType()
     return parseJsonBody(body, options)
   }
 
-  const stageUpdate: RunRouteHandler = (request, runId) =>
-    respond(request, 'stage-update', async (exchange) => {
+  const stageUpdate: RunRouteHandler = (request, runId, native) =>
+    respond(request, native, async (exchange) => {
       requireMethod(request, 'stageUpdate')
-      const id = resolveRunId(request, 'stageUpdate', runId)
-      const update = validate(stageUpdateSchema, await readWrite(exchange, { allowEmpty: false }))
+      const id = resolveRunId(exchange, 'stageUpdate', runId)
+      const update = validate(stageUpdateSchema, await readWrite(exchange, 'stageUpdate', { allowEmpty: false }))
       assertStorable({ stageName: update.stageName, output: update.output })
       const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock() }))
       const body: StageUpdateResponse = {
@@ -338,63 +419,64 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return jsonResponse(body)
     })
 
-  const complete: RunRouteHandler = (request, runId) =>
-    respond(request, 'complete', async (exchange) => {
+  const complete: RunRouteHandler = (request, runId, native) =>
+    respond(request, native, async (exchange) => {
       requireMethod(request, 'complete')
-      const id = resolveRunId(request, 'complete', runId)
-      const payload = validate(CompleteRun, await readWrite(exchange, { allowEmpty: false }))
+      const id = resolveRunId(exchange, 'complete', runId)
+      const payload = validate(CompleteRun, await readWrite(exchange, 'complete', { allowEmpty: false }))
       assertStorable({ error: payload.error })
       const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted }))
       const body: CompleteRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
       return jsonResponse(body)
     })
 
-  const createRunHandler = (request: Request): Promise<Response> =>
-    respond(request, 'runs', async (exchange) => {
+  const createRunHandler = (request: Request, native?: unknown): Promise<Response> =>
+    respond(request, native, async (exchange) => {
       requireMethod(request, 'createRun')
       // Only an empty body means "no options"; a JSON `null` is a body, and not an object.
-      const json = await readWrite(exchange, { allowEmpty: true })
+      const json = await readWrite(exchange, 'createRun', { allowEmpty: true })
       const input = validate(CreateRun, json === undefined ? {} : json)
       const result = await createRun(store, { id: input.id, now: clock() })
       const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run) }
       return jsonResponse(body, result.created ? 201 : 200)
     })
 
-  const status: RunRouteHandler = (request, runId) =>
-    respond(request, 'status', async (exchange) => {
+  const status: RunRouteHandler = (request, runId, native) =>
+    respond(request, native, async (exchange) => {
       requireMethod(request, 'status')
-      const id = resolveRunId(request, 'status', runId)
-      await authenticateRead(exchange, id)
+      const id = resolveRunId(exchange, 'status', runId)
+      await authenticateRead(exchange, 'status', id)
       const snapshot = await getRunSnapshot(store, id)
       if (!snapshot) throw runNotFound()
       return jsonResponse(toStatusResponse(snapshot))
     })
 
-  const handle = (request: Request, pathname: string): Promise<Response> => {
+  const routeNotFound = (request: Request, detail: string): Promise<Response> =>
+    Promise.resolve(errorResponse(new HttpProblemError('route_not_found', { detail }), { request }))
+
+  const handle = (request: Request, pathname: string, native?: unknown): Promise<Response> => {
     const match = matchRoute(pathname, basePath)
-    if (!match) {
-      return Promise.resolve(problemResponse('route_not_found', { detail: 'No pipeline-status route at this path' }))
-    }
+    if (!match) return routeNotFound(request, 'No pipeline-status route at this path')
     switch (match.route) {
       case 'createRun':
-        return createRunHandler(request)
+        return createRunHandler(request, native)
       case 'stageUpdate':
-        return stageUpdate(request, match.runId)
+        return stageUpdate(request, match.runId, native)
       case 'status':
-        return status(request, match.runId)
+        return status(request, match.runId, native)
       case 'complete':
-        return complete(request, match.runId)
+        return complete(request, match.runId, native)
     }
   }
 
-  const fetch = (request: Request): Promise<Response> => {
+  const fetch = (request: Request, native?: unknown): Promise<Response> => {
     let pathname: string
     try {
       pathname = new URL(request.url).pathname
     } catch {
-      return Promise.resolve(problemResponse('route_not_found', { detail: 'The request URL cannot be parsed' }))
+      return routeNotFound(request, 'The request URL cannot be parsed')
     }
-    return handle(request, pathname)
+    return handle(request, pathname, native)
   }
 
   return { stageUpdate, status, complete, createRun: createRunHandler, fetch, handle, basePath }
@@ -431,6 +513,23 @@ function accepted<R extends { outcome: string }>(
 
 function runNotFound(): HttpProblemError {
   return new HttpProblemError('run_not_found', { detail: 'No pipeline run has this id' })
+}
+
+/** Logged once per handlers instance, the first time a request body was found already read. */
+const BODY_CONSUMED_HELP =
+  'pipeline-status: something read the request body before the pipeline-status handlers (a body parser such as ' +
+  'express.json() mounted before the router, or code that called request.json()), so signed requests cannot be ' +
+  'checked over the bytes that were sent and are answered 500 body_already_consumed (the runner retries). Fix: mount ' +
+  "the router before the body parser (app.use('/api/pipeline', createExpressRouter(...)) first), or keep the raw " +
+  'bytes: express.json({ verify: (req, _res, buf) => { req.rawBody = buf } }); in a fetch handler, pass the request unread.'
+
+/** The request's path for logs; never the query, which may carry tokens. */
+function pathOf(request: Request): string {
+  try {
+    return new URL(request.url).pathname
+  } catch {
+    return '(unparsable URL)'
+  }
 }
 
 function unsupportedMediaType(): HttpProblemError {

@@ -2,27 +2,31 @@ import { describe, expect, it } from 'vitest'
 import { createMemoryReplayStore } from './replay-store.js'
 
 describe('createMemoryReplayStore', () => {
-  it('accepts a key once until it expires', () => {
+  it('accepts an id again with the same fingerprint, refuses another until the id expires', () => {
     let now = 1_000
     const store = createMemoryReplayStore({ now: () => now })
-    expect(store.claim('a', 2_000)).toBe(true)
-    expect(store.claim('a', 2_000)).toBe(false)
+    expect(store.claim('a', 'body-1', 2_000)).toBe(true)
+    expect(store.claim('a', 'body-1', 2_000)).toBe(true)
+    expect(store.claim('a', 'body-2', 2_000)).toBe(false)
     now = 2_000
-    expect(store.claim('a', 3_000)).toBe(true)
+    expect(store.claim('a', 'body-2', 3_000)).toBe(true)
+    expect(store.claim('a', 'body-1', 3_000)).toBe(false)
   })
 
-  it('forgets a released key', () => {
-    const store = createMemoryReplayStore()
-    expect(store.claim('a', Date.now() + 60_000)).toBe(true)
-    store.release?.('a')
-    expect(store.claim('a', Date.now() + 60_000)).toBe(true)
+  it('extends the record when the same message comes again with a later expiry', () => {
+    let now = 0
+    const store = createMemoryReplayStore({ now: () => now })
+    expect(store.claim('a', 'body-1', 1_000)).toBe(true)
+    expect(store.claim('a', 'body-1', 5_000)).toBe(true)
+    now = 2_000
+    expect(store.claim('a', 'body-2', 6_000)).toBe(false)
   })
 
-  it('keeps at most maxEntries keys, dropping the oldest', () => {
+  it('keeps at most maxEntries ids, dropping the oldest', () => {
     const store = createMemoryReplayStore({ maxEntries: 2, now: () => 0 })
-    for (const key of ['a', 'b', 'c']) expect(store.claim(key, 10_000)).toBe(true)
-    expect(store.claim('c', 10_000)).toBe(false)
-    expect(store.claim('b', 10_000)).toBe(false)
-    expect(store.claim('a', 10_000)).toBe(true)
+    for (const key of ['a', 'b', 'c']) expect(store.claim(key, 'x', 10_000)).toBe(true)
+    expect(store.claim('c', 'y', 10_000)).toBe(false)
+    expect(store.claim('b', 'y', 10_000)).toBe(false)
+    expect(store.claim('a', 'y', 10_000)).toBe(true)
   })
 })

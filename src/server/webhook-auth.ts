@@ -3,6 +3,7 @@ import {
   DEFAULT_WEBHOOK_TOLERANCE_SECONDS,
   decodeWebhookSecret,
   verifyWebhookSignature,
+  webhookMessageIdPrefix,
 } from '../core/webhook-signature.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { HttpProblemError } from './problem-response.js'
@@ -40,18 +41,14 @@ export interface WebhookSigningOptions {
    */
   required?: boolean | undefined
   /**
-   * Where accepted message ids are remembered to refuse replays. The key is the id with its
-   * timestamp, so a retry that is signed again (same id, fresh timestamp) is accepted, while the
-   * same signed request sent twice is not. Keys are forgotten when the answer was a 5xx, so the
-   * sender may retry then.
+   * Where accepted message ids are remembered, with a fingerprint of their body, to tell a
+   * redelivery (same `webhook-id`, same body: processed again, so it answers like any duplicate)
+   * from a replayed id with another body (refused). Ids are kept until their timestamp leaves
+   * the tolerance, after which the timestamp check refuses them anyway. With several web
+   * instances, share one store between them: {@link createPostgresReplayStore}.
    * @default an in-memory store per handlers instance
    */
   replayStore?: ReplayStore | undefined
-}
-
-/** A verified signature; `release` lets the message be delivered again (after a 5xx). */
-export interface VerifiedMessage {
-  release(): Promise<void>
 }
 
 /** How the handlers authenticate requests; built once from the options. */
@@ -62,21 +59,37 @@ export interface WebhookAuthenticator {
   secretMatches(request: Request): Promise<boolean>
   /** Whether the request carries any Standard Webhooks header and signing is configured. */
   isSigned(request: Request): boolean
-  /** Verifies the signature over the raw body and claims the message id; throws `invalid_signature`. */
-  verify(request: Request, body: Uint8Array): Promise<VerifiedMessage>
+  /**
+   * Verifies the signature over the raw body, that the `webhook-id` names this request's method
+   * and `route` (see `webhookMessageId`), and claims the id in the replay store; throws
+   * `invalid_signature`.
+   */
+  verify(request: Request, body: Uint8Array, route: string): Promise<void>
 }
 
 /**
- * The plain secrets to accept: `secret` as given, or the comma-separated `WEBHOOK_SECRET`
- * environment variable when `secret` is not given. Empty entries are dropped.
+ * The plain secrets to accept, read the one way the handlers, the MSW mock and the mock's CLI
+ * all read them: a string is a comma-separated list (like `WEBHOOK_SECRET`, so
+ * `secret: process.env.WEBHOOK_SECRET` and the default agree), each entry trimmed; an array is
+ * taken entry by entry (for a secret that holds a comma); `undefined` reads the
+ * `WEBHOOK_SECRET` environment variable. Empty entries are dropped, so the result may be empty.
+ *
+ * @example
+ * ```ts
+ * import { resolveWebhookSecrets } from 'pipeline-status-sdk/server'
+ * resolveWebhookSecrets('new-secret, old-secret') // ['new-secret', 'old-secret']
+ * resolveWebhookSecrets(['a,b']) // ['a,b']
+ * ```
  */
 export function resolveWebhookSecrets(secret: string | readonly string[] | undefined): string[] {
-  if (secret === undefined) {
-    const env = readEnv(ENV_WEBHOOK_SECRET)
-    return env === undefined ? [] : env.split(',').map((part) => part.trim()).filter((part) => part !== '')
-  }
-  const list: readonly unknown[] = typeof secret === 'string' ? [secret] : secret
-  return list.filter((entry): entry is string => typeof entry === 'string' && entry !== '')
+  return parseSecretList(secret === undefined ? readEnv(ENV_WEBHOOK_SECRET) : secret)
+}
+
+/** A secret list as {@link resolveWebhookSecrets} reads it, without the environment fallback. */
+function parseSecretList(value: string | readonly string[] | undefined): string[] {
+  if (typeof value === 'string') return value.split(',').map((part) => part.trim()).filter((part) => part !== '')
+  const list: readonly unknown[] = Array.isArray(value) ? value : []
+  return list.filter((entry): entry is string => typeof entry === 'string' && entry.trim() !== '')
 }
 
 /** Builds the authenticator; throws {@link HandlerConfigurationError} when no request could ever be authenticated. */
@@ -119,7 +132,7 @@ export function createWebhookAuthenticator(options: {
       )
     },
 
-    async verify(request, body) {
+    async verify(request, body, route) {
       const result = await verifyWebhookSignature({
         secrets: signingKeys,
         headers: request.headers,
@@ -128,22 +141,33 @@ export function createWebhookAuthenticator(options: {
         now: options.clock(),
       })
       if (!result.valid) throw new HttpProblemError('invalid_signature', { detail: result.detail })
-      const key = `${result.id}.${result.timestamp}`
-      // Past timestamp + tolerance the timestamp check refuses the message, so the key can go.
-      const claimed = await replayStore.claim(key, (result.timestamp + tolerance + 1) * 1000)
-      if (!claimed) {
+      // The signature covers the id, so checking the id binds the body to this method and route.
+      const prefix = webhookMessageIdPrefix(request.method, route)
+      if (!result.id.startsWith(prefix) || result.id.length === prefix.length) {
         throw new HttpProblemError('invalid_signature', {
-          detail: 'This message (webhook-id at this webhook-timestamp) was already received; sign each retry again',
+          detail: `webhook-id must be "${prefix}<unique id>": it names the method and route it was signed for`,
         })
       }
-      return { release: async () => void (await replayStore.release?.(key)) }
+      // Past timestamp + tolerance the timestamp check refuses the message, so the id can go.
+      const claimed = await replayStore.claim(result.id, await fingerprint(body), (result.timestamp + tolerance + 1) * 1000)
+      if (!claimed) {
+        throw new HttpProblemError('invalid_signature', {
+          detail: 'This webhook-id was already received with another body; give each message its own id',
+        })
+      }
     },
   }
 }
 
+async function fingerprint(body: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new Uint8Array(body)))
+  let binary = ''
+  for (const byte of digest) binary += String.fromCharCode(byte)
+  return btoa(binary)
+}
+
 function decodeSigningSecrets(secret: string | readonly string[]): Uint8Array[] {
-  const list: readonly unknown[] = typeof secret === 'string' ? [secret] : secret
-  const keys = list.filter((entry): entry is string => typeof entry === 'string' && entry !== '')
+  const keys = parseSecretList(secret)
   if (keys.length === 0) throw new HandlerConfigurationError('signing.secret needs at least one non-empty secret')
   return keys.map((entry, index) => {
     try {

@@ -34,8 +34,8 @@ export function failingStore(kind: 'unavailable' | 'throwing'): Store<unknown> {
 }
 
 /** Handler options for a scenario on a given store. */
-export function handlerOptions(options: TargetOptions, store: Store<unknown>): StoreHandlersOptions<unknown> {
-  const { store: kind, ...rest } = options
+export function handlerOptions(options: TargetOptions, store: Store<unknown>): StoreHandlersOptions<unknown, unknown> {
+  const { store: kind, bodyParser: _bodyParser, ...rest } = options
   return {
     ...rest,
     store: kind ? failingStore(kind) : store,
@@ -155,10 +155,15 @@ export async function listen(app: express.Express): Promise<{ url: string; close
  */
 export function expressTarget(stores: { store: () => Store<unknown>; unavailable: () => Store<unknown> }): ContractTarget {
   return {
+    expressApp: true,
     async start(options) {
-      const { store: kind, ...rest } = options
+      const { store: kind, bodyParser, ...rest } = options
       const store = kind === 'unavailable' ? stores.unavailable() : kind === 'throwing' ? failingStore(kind) : stores.store()
       const app = express()
+      if (bodyParser === 'json') app.use(express.json())
+      if (bodyParser === 'json-keeping-raw') {
+        app.use(express.json({ verify: (req, _res, buf) => void ((req as { rawBody?: Buffer }).rawBody = buf) }))
+      }
       app.use('/api/pipeline', createExpressRouter(handlerOptions(rest, store)))
       const server = await listen(app)
       return httpClient(`${server.url}/api/pipeline`, server.close)

@@ -150,16 +150,51 @@ describe('web handlers: never throw', () => {
     await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'x' })), 401, 'unauthorized')
   })
 
-  it('answers the problem an authorize hook throws', async () => {
+  it('answers the problem an authorize hook throws; its 401 is authentication_required, not the webhook secret', async () => {
     const handlers = createPipelineStatusHandlers({
       store: new MemoryStore(),
       secret: SECRET,
-      authorize: () => {
+      authorize: ({ request }) => {
+        if (request.headers.has('cookie')) throw new HttpProblemError('run_not_found', { detail: 'Hidden' })
         throw new HttpProblemError('unauthorized', { detail: 'Sign in first' })
       },
     })
-    const problem = await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/r/status', secret: null })), 401, 'unauthorized')
-    expect(problem.detail).toBe('Sign in first')
+    const problem = await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/r/status', secret: null })), 401, 'authentication_required')
+    expect(problem).toMatchObject({ detail: 'Sign in first', title: 'Authentication required' })
+    const hidden = buildRequest(BASE_URL, { path: '/r/status', secret: null, headers: { Cookie: 'session=x' } })
+    expect((await expectProblem(await handlers.fetch(hidden), 404, 'run_not_found')).detail).toBe('Hidden')
+  })
+
+  it('hands authorize the request itself as native, or what an adapter passes', async () => {
+    const seen: unknown[] = []
+    const handlers = createPipelineStatusHandlers({
+      store: new MemoryStore(),
+      secret: SECRET,
+      authorize: ({ native, action, runId }) => {
+        seen.push({ native, action, runId })
+        return false
+      },
+    })
+    const request = buildRequest(BASE_URL, { path: '/run%3A1/status', secret: null })
+    await expectProblem(await handlers.fetch(request), 403, 'forbidden')
+    const frameworkRequest = { session: { user: 'alice' } }
+    await expectProblem(await handlers.status(buildRequest(BASE_URL, { path: '/r/status', secret: null }), 'r', frameworkRequest), 403, 'forbidden')
+    expect(seen).toEqual([
+      { native: request, action: 'read', runId: 'run:1' },
+      { native: frameworkRequest, action: 'read', runId: 'r' },
+    ])
+  })
+
+  it('a Request whose body was already read answers 500 body_already_consumed and logs the fix once', async () => {
+    const errors: unknown[][] = []
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: { warn: () => {}, error: (...args) => void errors.push(args) } })
+    for (const body of ['{"id":"a"}', '{"id":"caf\u00e9","n":5.0}']) {
+      const request = buildRequest(BASE_URL, { path: '/runs', body })
+      await request.text()
+      await expectProblem(await handlers.fetch(request), 500, 'body_already_consumed')
+    }
+    expect(errors).toHaveLength(1)
+    expect(String(errors[0]?.[0])).toMatch(/before the pipeline-status handlers/)
   })
 
   it('logs refused credentials as warnings without the secret', async () => {
