@@ -2,6 +2,8 @@ import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { RunStatusResponse, StageUpdateResponse } from '../src/contract/index.js'
 import { makeStageUpdate } from '../test/support/fixtures.js'
+import { MemoryStore } from '../src/core/memory-store.js'
+import { createPipelineStatusHandlers } from '../src/server/handlers.js'
 import { FaultRegistry } from './faults.js'
 import { createPipelineMock } from './pipeline-mock.js'
 
@@ -135,5 +137,39 @@ describe('FaultRegistry', () => {
     const faults = new FaultRegistry()
     expect(() => faults.set('status', { status: 99 })).toThrow(RangeError)
     expect(() => faults.set('status', { status: 503, times: 0 })).toThrow(RangeError)
+  })
+})
+
+describe('createPipelineMock options, read by the real handlers code', () => {
+  const createRunWith = async (fetcher: (request: Request) => Promise<Response | undefined>, secret: string) =>
+    (await fetcher(new Request(`${BASE}/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': secret } })))?.status
+
+  it.each([
+    ['a comma-separated WEBHOOK_SECRET', undefined, 'new-secret,old-secret'],
+    ['a comma-separated secret option', 'new-secret, old-secret', undefined],
+    ['a secret list', ['new-secret', 'old-secret'], undefined],
+  ])('accepts every secret of %s, exactly as the handlers do', async (_, secret, env) => {
+    const saved = process.env.WEBHOOK_SECRET
+    if (env === undefined) delete process.env.WEBHOOK_SECRET
+    else process.env.WEBHOOK_SECRET = env
+    try {
+      const mocked = createPipelineMock({ baseUrl: ORIGIN, ...(secret === undefined ? {} : { secret }) })
+      const real = createPipelineStatusHandlers({ store: new MemoryStore(), ...(secret === undefined ? {} : { secret }) })
+      for (const candidate of ['new-secret', 'old-secret', 'new-secret,old-secret', 'other']) {
+        const expected = await createRunWith(real.fetch, candidate)
+        expect(await createRunWith(mocked.fetch, candidate)).toBe(expected)
+        expect(expected).toBe(candidate === 'new-secret' || candidate === 'old-secret' ? 201 : 401)
+      }
+    } finally {
+      if (saved === undefined) delete process.env.WEBHOOK_SECRET
+      else process.env.WEBHOOK_SECRET = saved
+    }
+  })
+
+  it('serves the base path the handlers normalized', async () => {
+    const mocked = createPipelineMock({ baseUrl: ORIGIN, secret: SECRET, basePath: 'hooks/pipeline/' })
+    expect(mocked.server.basePath).toBe('/hooks/pipeline')
+    const response = await mocked.fetch(new Request(`${ORIGIN}/hooks/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': SECRET } }))
+    expect(response?.status).toBe(201)
   })
 })

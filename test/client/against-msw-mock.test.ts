@@ -42,6 +42,32 @@ describe('PrismaAPIClient against the MSW mock', () => {
     expect(JSON.parse(first?.body ?? '')).toEqual({ stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING' })
   })
 
+  it('with only a signing secret on both sides, writes and reads work and no plain secret is sent', async () => {
+    const signingSecret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+    const signedOnly = createPipelineMock({ baseUrl: 'http://signed-only.test', secret: [], signing: { secret: signingSecret } })
+    server.use(...signedOnly.handlers)
+    const saved = process.env.WEBHOOK_SECRET
+    delete process.env.WEBHOOK_SECRET
+    try {
+      const api = new PrismaAPIClient({ baseUrl: 'http://signed-only.test', signing: { secret: signingSecret }, throwOnError: true })
+      const { run } = await api.createRun('signed-only-run')
+      expect(await api.markStageComplete(run.id, 1, 'done')).toBe(true)
+      expect((await api.getStatus(run.id)).stages).toMatchObject([{ status: 'COMPLETED', output: 'done' }])
+      expect(signedOnly.requests.map((r) => [r.method, r.route, r.status])).toEqual([
+        ['POST', 'createRun', 201],
+        ['POST', 'stageUpdate', 200],
+        ['GET', 'status', 200],
+      ])
+      for (const request of signedOnly.requests) {
+        expect(request.headers['x-webhook-secret']).toBeUndefined()
+        expect(request.headers['webhook-signature']).toMatch(/^v1,/)
+      }
+    } finally {
+      if (saved !== undefined) process.env.WEBHOOK_SECRET = saved
+      server.resetHandlers()
+    }
+  })
+
   it('retries 503s with one Idempotency-Key and lands the update once', async () => {
     await mock.createRun('retry-run')
     mock.fail('stageUpdate', { status: 503, retryAfter: 0, times: 2 })

@@ -187,14 +187,22 @@ describe('requests on the wire', () => {
     server.inject({ status: 503 })
     expect(await client.markStageProcessing(runId, 1)).toBe(true)
     const [first, second] = server.requests
-    expect(first?.headers['idempotency-key']).toBe(second?.headers['idempotency-key'])
-    // A fresh message id per attempt, so a retry is never refused as a replay.
-    expect(first?.headers['webhook-id']).not.toBe(second?.headers['webhook-id'])
+    const key = first?.headers['idempotency-key']
+    expect(second?.headers['idempotency-key']).toBe(key)
+    // One message id for every attempt of one update, bound to its method, run and route
+    // (docs/security.md); each attempt is signed again, with its own timestamp.
+    expect(first?.headers['webhook-id']).toBe(`POST ${runId}/stage-update ${key}`)
+    expect(second?.headers['webhook-id']).toBe(first?.headers['webhook-id'])
     for (const request of [first, second]) {
       const verified = await verifyWebhookSignature({ secrets: [signingSecret], headers: request?.headers ?? {}, body: request?.body ?? '' })
       expect(verified.valid).toBe(true)
     }
     expect((await client.getStatus(runId)).stages[0]?.status).toBe('PROCESSING')
+    // Status reads are signed too, over the empty body.
+    const read = server.requests.at(-1)
+    expect(read?.method).toBe('GET')
+    expect(read?.headers['webhook-id']).toMatch(new RegExp(`^GET ${runId}/status [0-9a-f-]{36}$`))
+    expect(await verifyWebhookSignature({ secrets: [signingSecret], headers: read?.headers ?? {}, body: '' })).toMatchObject({ valid: true })
   })
 })
 
