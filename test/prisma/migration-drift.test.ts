@@ -23,7 +23,9 @@ describe('prisma/migrations', () => {
   })
 
   it('holds the tables, keys and indexes the store relies on', () => {
-    expect(Object.keys(migrated.tables).sort()).toEqual(['PipelineRun', 'StageOutput'])
+    expect(Object.keys(migrated.tables).sort()).toEqual(['PipelineRun', 'StageOutput', 'WebhookMessage'])
+    // The shared replay store claims a message id with one INSERT … ON CONFLICT on its key.
+    expect(migrated.tables['WebhookMessage']?.indexes['WebhookMessage_pkey']).toEqual({ columns: ['id'], unique: true, primary: true })
     expect(migrated.enums['RunStatus']).toEqual(['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED'])
     expect(migrated.tables['StageOutput']?.indexes['StageOutput_runId_stageNumber_key']).toEqual({
       columns: ['runId', 'stageNumber'],
