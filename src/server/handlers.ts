@@ -18,7 +18,7 @@ import type { ConflictCode } from '../core/state-machine.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
-import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
+import { consoleLogger, type HandlerLogger, oneLine, safeLogger } from './logger.js'
 import { isJsonMediaType } from './media-type.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
 import { HttpProblemError, isHttpProblemError, jsonResponse, problemResponse } from './problem-response.js'
@@ -296,7 +296,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     }
     if (isStoreUnavailableError(error)) {
       // The cause in one line: a stack per request says nothing more while the database is down.
-      const cause = error.message
+      const cause = oneLine(error.message)
       logger.warn(`pipeline-status: ${where}: 503 database_unavailable: ${cause}`, { ...fields, status: 503, code: 'database_unavailable', cause })
       return problemResponse(
         'database_unavailable',

@@ -42,6 +42,8 @@ describe('web handlers: authentication', () => {
       await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'wrong-secret' }))
       expect(warn).toHaveBeenCalledTimes(1)
       const logged = JSON.stringify(warn.mock.calls[0])
+      // One line, which says it all.
+      expect(warn.mock.calls[0]).toEqual(['pipeline-status: refused POST /api/pipeline/runs: 401 unauthorized: X-Webhook-Secret does not match'])
       expect(logged).toContain('unauthorized')
       expect(logged).not.toContain('wrong-secret')
       expect(logged).not.toContain(SECRET)

@@ -13,7 +13,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
  * How to adapt it: the demo has no users, so the page itself is the gate. A real app puts its
  * own login check in the page (redirect without a session, `notFound()` unless the user owns the
  * run) before minting; or drops tokens and checks its session cookie and run ownership directly
- * in `authorize(request, runId)`. Same-origin `fetch` sends cookies, so that works unchanged.
+ * in `authorize({ request, runId })`. Same-origin `fetch` sends cookies, so that works unchanged.
  *
  * The key is READ_TOKEN_SECRET, or else derived one-way from WEBHOOK_SECRET (a token reveals
  * nothing about it). Rotating WEBHOOK_SECRET then also ends the open pages' tokens; they show a
@@ -56,7 +56,9 @@ export function verifyRunReadToken(token: string, runId: string, now: Date = new
 }
 
 /** The handlers' `authorize` hook: a request may read `runId` when it carries that run's token. */
-export function authorizeRunRead(request: Request, runId: string): boolean {
+export function authorizeRunRead({ request, runId, action }: { request: Request; runId: string; action: string }): boolean {
+  // The token grants reads only; refuse whatever else a later release may ask about.
+  if (action !== 'read') return false
   const header = request.headers.get('authorization') ?? ''
   const match = /^Bearer ([\w.-]+)$/.exec(header)
   return match?.[1] !== undefined && verifyRunReadToken(match[1], runId)
