@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import {
   createWebhookSignatureHeaders,
@@ -6,6 +7,8 @@ import {
   signWebhook,
   timingSafeEqualBytes,
   verifyWebhookSignature,
+  webhookMessageId,
+  webhookRoute,
 } from './webhook-signature.js'
 
 // The test vector published with the Standard Webhooks reference libraries.
@@ -123,5 +126,45 @@ describe('Standard Webhooks signatures', () => {
     expect(timingSafeEqualBytes(new Uint8Array([1, 2, 3]), new Uint8Array([1, 2, 3]))).toBe(true)
     expect(timingSafeEqualBytes(new Uint8Array([1, 2, 3]), new Uint8Array([1, 2, 4]))).toBe(false)
     expect(timingSafeEqualBytes(new Uint8Array([1, 2]), new Uint8Array([1, 2, 3]))).toBe(false)
+  })
+})
+
+// The route-bound scheme of docs/security.md ("What is signed"), whose table quotes these values.
+const ROUTE_VECTORS = [
+  {
+    method: 'POST',
+    route: webhookRoute('stageUpdate', 'run_1'),
+    unique: '5f0e8a43-8c1d-4b6a-9d2e-7a1c3b9e4f20',
+    body: '{"stageNumber":1,"stageName":"Input Processing","status":"COMPLETED","output":"café"}',
+    signature: 'v1,osrKrL8goNVTONY+V4qcSr7u0wkrXskYy3BaByktCrk=',
+  },
+  {
+    method: 'GET',
+    route: webhookRoute('status', 'run_1'),
+    unique: '0b9d6c1e-3f2a-4e5b-8c7d-6a5f4e3d2c1b',
+    body: '',
+    signature: 'v1,WrV8ytNC7/pL1S6s/9qJZkk3xk/6Mliwl23wM7fGtlI=',
+  },
+] as const
+
+describe('route-bound webhook-id (docs/security.md)', () => {
+  it('names the method, the route with the run id as it is, and the unique part', () => {
+    expect(webhookMessageId({ method: 'post', route: webhookRoute('stageUpdate', 'run:7'), unique: 'k1' })).toBe('POST run:7/stage-update k1')
+    expect(webhookRoute('complete', 'run_1')).toBe('run_1/complete')
+    expect(webhookRoute('status', 'run_1')).toBe('run_1/status')
+    expect(webhookRoute('createRun')).toBe('runs')
+    expect(() => webhookMessageId({ method: 'GET', route: 'run_1/status', unique: '' })).toThrow(TypeError)
+  })
+
+  it('reproduces the documented known-answer vectors, also with node:crypto', async () => {
+    const docs = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8')
+    const key = Buffer.from(VECTOR.secret.slice('whsec_'.length), 'base64')
+    for (const vector of ROUTE_VECTORS) {
+      const id = webhookMessageId(vector)
+      expect(await signWebhook({ secret: VECTOR.secret, id, timestamp: 1761400991, body: vector.body })).toBe(vector.signature)
+      expect(independent(key, id, 1761400991, vector.body)).toBe(vector.signature)
+      // The table in the docs shows exactly these values.
+      for (const text of [id, vector.signature, vector.body]) expect(docs).toContain(text)
+    }
   })
 })
