@@ -110,6 +110,8 @@ const COMPILER_OPTIONS = {
   paths: {
     '@/lib/prisma': ['./lib/prisma.d.ts'],
     '@/generated/prisma/client': ['./generated/prisma/client.ts'],
+    // Next.js apps resolve `next/server` with their bundler; NodeNext would need `next/server.js`.
+    'next/server': ['../node_modules/next/server.d.ts'],
   },
 }
 
