@@ -11,7 +11,7 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import express, { type Express } from 'express'
 import { CompleteRunResponse, CreateRunResponse, StageUpdateResponse } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { createWebhookSignatureHeaders, PrismaStore, timingSafeEqual, webhookMessageId } from 'pipeline-status-sdk/server'
+import { createWebhookSignatureHeaders, HttpProblemError, PrismaStore, timingSafeEqual, webhookMessageId } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
@@ -202,6 +202,37 @@ describe('express router: raw bodies and mounting', () => {
         await expectProblem(await api.send({ path: '/nope', method: 'GET' }), 404, 'route_not_found')
       },
     )
+  })
+
+  it("hands authorize Express's own req as native, with what the session middleware set", async () => {
+    const app = express()
+    app.use((req, _res, next) => {
+      const user = req.get('x-test-user')
+      if (user) (req as typeof req & { user?: { id: string } }).user = { id: user }
+      next()
+    })
+    app.use(
+      '/api/pipeline',
+      createExpressRouter({
+        store,
+        secret: SECRET,
+        authorize: ({ runId, action, native }) => {
+          const user = (native as typeof native & { user?: { id: string } }).user
+          if (!user) throw new HttpProblemError('authentication_required', { detail: 'Sign in first' })
+          return action === 'read' && native.originalUrl === `/api/pipeline/${runId}/status` && runId.startsWith(`${user.id}-`)
+        },
+      }),
+    )
+    const server = await listen(app)
+    try {
+      const api = new Api(httpClient(`${server.url}/api/pipeline`, server.close))
+      const id = await api.createRun(uniqueRunId('alice'))
+      expect((await api.getStatus(id, { secret: null, headers: { 'x-test-user': 'alice' } })).status).toBe(200)
+      await expectProblem(await api.getStatus(id, { secret: null, headers: { 'x-test-user': 'bob' } }), 403, 'forbidden')
+      await expectProblem(await api.getStatus(id, { secret: null }), 401, 'authentication_required')
+    } finally {
+      await server.close()
+    }
   })
 
   it('passes unmatched paths on to the app when asked', async () => {

@@ -5,7 +5,8 @@
  */
 import { RunStatusResponse } from 'pipeline-status-sdk'
 import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
-import { MemoryStore } from 'pipeline-status-sdk/server'
+import { NextRequest } from 'next/server.js'
+import { type AuthorizeInput, HttpProblemError, MemoryStore } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { buildRequest, describeContract, expectProblem, SECRET } from '../contract/contract-suite.js'
@@ -30,6 +31,31 @@ describe('next route handlers', () => {
         else process.env[key] = value
       }
     }
+  })
+
+  it('hands authorize the NextRequest that Next.js passed, as native', async () => {
+    const seen: unknown[] = []
+    const next = createNextRouteHandlers({
+      store: new MemoryStore(),
+      secret: SECRET,
+      authorize: ({ runId, action, native }: AuthorizeInput<NextRequest>) => {
+        seen.push(native)
+        const session = native.cookies.get('session')?.value
+        if (!session) throw new HttpProblemError('authentication_required', { detail: 'Sign in first' })
+        return action === 'read' && session === `owner-of-${runId}`
+      },
+    })
+    expect((await next.createRun(buildRequest(BASE_URL, { path: '/runs', json: { id: 'n-1' } }))).status).toBe(201)
+    const read = (cookie?: string) =>
+      new NextRequest(`${BASE_URL}/n-1/status`, cookie === undefined ? {} : { headers: { Cookie: cookie } })
+    const owner = read('session=owner-of-n-1')
+    expect((await next.GET(owner)).status).toBe(200)
+    const perRoute = read('session=owner-of-n-1')
+    expect((await next.status(perRoute, { params: Promise.resolve({ runId: 'n-1' }) })).status).toBe(200)
+    await expectProblem(await next.GET(read('session=someone-else')), 403, 'forbidden')
+    await expectProblem(await next.GET(read()), 401, 'authentication_required')
+    expect(seen[0]).toBe(owner)
+    expect(seen[1]).toBe(perRoute)
   })
 
   it('reads the run id from a custom segment name and from a plain params object (Next 14)', async () => {
