@@ -493,6 +493,17 @@ export function describeContract(name: string, target: () => ContractTarget): vo
     )
 
     scenario(
+      'reads a comma-separated secret string as a list, as WEBHOOK_SECRET is read',
+      async (api) => {
+        const id = await api.createRun()
+        expect((await api.stage(id, makeStageUpdate(), { secret: OLD_SECRET })).status).toBe(200)
+        expect((await api.getStatus(id, { secret: SECRET })).status).toBe(200)
+        await expectProblem(await api.getStatus(id, { secret: `${SECRET}, ${OLD_SECRET}` }), 401, 'unauthorized')
+      },
+      { secret: `${SECRET}, ${OLD_SECRET}` },
+    )
+
+    scenario(
       'reads with the authorize hook: allowed, denied with 403, secret still accepted',
       async (api) => {
         const allowed = await api.createRun(`${uniqueRunId()}-mine`)
