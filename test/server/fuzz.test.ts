@@ -30,6 +30,8 @@ import {
   PrismaStore,
   type RunSnapshot,
   signWebhook,
+  webhookMessageIdPrefix,
+  webhookRoute,
 } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -273,8 +275,15 @@ async function build(spec: FuzzRequest, poolIds: string[]): Promise<Built> {
   if (spec.auth === 'secret') headers.set('X-Webhook-Secret', SECRET)
   if (spec.auth === 'wrong') headers.set('X-Webhook-Secret', `${SECRET}-wrong`)
   const signed = spec.auth === 'signed' || spec.auth === 'badSignature' || spec.auth === 'staleSignature'
+  let idNamesRoute = true
   if (signed) {
-    const id = `msg_${crypto.randomUUID()}`
+    // Route-bound, as the scheme asks (docs/security.md), for whatever route the path names.
+    const match = matchRoute(new URL(`http://fuzz.test${path}`).pathname, BASE)
+    const named = match ? webhookRoute(match.route, match.route === 'createRun' ? undefined : match.runId) : 'unknown'
+    // A header carries printable ASCII only; the contract's run ids always are (raw paths may not be).
+    const route = /^[\x21-\x7e]+$/.test(named) ? named : 'unknown'
+    idNamesRoute = route === named
+    const id = `${webhookMessageIdPrefix(spec.method, route)}${crypto.randomUUID()}`
     const timestamp = spec.auth === 'staleSignature' ? NOW_SECONDS - 1000 : NOW_SECONDS
     const signature = spec.auth === 'badSignature' ? 'v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' : await signWebhook({ secret: SIGNING_SECRET, id, timestamp, body: bytes })
     headers.set('webhook-id', id)
@@ -295,7 +304,7 @@ async function build(spec: FuzzRequest, poolIds: string[]): Promise<Built> {
     bytes: hasBody ? bytes : new Uint8Array(0),
     declaredTooLarge: spec.contentLength === 'huge',
     signed,
-    signatureValid: spec.auth === 'signed',
+    signatureValid: spec.auth === 'signed' && idNamesRoute,
     secretValid: spec.auth === 'secret',
     describe: `${request.method} ${path} auth=${spec.auth} type=${spec.contentType} length=${spec.contentLength} body=${new TextDecoder().decode(bytes.slice(0, 300))}`,
   }
