@@ -46,9 +46,9 @@ export function jsonResponse(body: unknown, status = 200): Response {
  * import { createPipelineStatusHandlers, HttpProblemError } from 'pipeline-status-sdk/server'
  * const handlers = createPipelineStatusHandlers({
  *   store,
- *   authorize: async (request) => {
+ *   authorize: async ({ request }) => {
  *     const session = await getSession(request)
- *     if (!session) throw new HttpProblemError('unauthorized', { detail: 'Sign in first' })
+ *     if (!session) throw new HttpProblemError('authentication_required', { detail: 'Sign in first' })
  *     return session.isAdmin
  *   },
  * })
