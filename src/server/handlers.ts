@@ -281,7 +281,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   function errorResponse(error: unknown, exchange: Pick<Exchange, 'request' | 'runId'>): Response {
     const { request, runId } = exchange
     const path = pathOf(request)
-    const where = `${request.method} ${path}${runId === undefined ? '' : ` (run ${runId})`}`
+    // A decoded run id may hold line breaks; a log line must stay one line.
+    const where = `${request.method} ${path}${runId === undefined ? '' : ` (run ${escapeControls(runId)})`}`
     const fields = { method: request.method, path, runId }
     if (isHttpProblemError(error)) {
       const response = error.getResponse()
@@ -522,6 +523,10 @@ const BODY_CONSUMED_HELP =
   'checked over the bytes that were sent and are answered 500 body_already_consumed (the runner retries). Fix: mount ' +
   "the router before the body parser (app.use('/api/pipeline', createExpressRouter(...)) first), or keep the raw " +
   'bytes: express.json({ verify: (req, _res, buf) => { req.rawBody = buf } }); in a fetch handler, pass the request unread.'
+
+function escapeControls(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`)
+}
 
 /** The request's path for logs; never the query, which may carry tokens. */
 function pathOf(request: Request): string {

@@ -836,10 +836,12 @@ export function describeContract(name: string, target: () => ContractTarget): vo
         await expectProblem(await api.stage(id, makeStageUpdate(), { secret: 'wrong' }), 401, 'unauthorized')
         await expectProblem(await api.stage('no-such-run', makeStageUpdate()), 404, 'run_not_found')
         await expectProblem(await api.send({ path: '/nowhere/at/all', json: {} }), 404, 'route_not_found')
+        await expectProblem(await api.stage('two\nlines', makeStageUpdate()), 404, 'run_not_found')
         expect(warned.map(([line]) => line)).toEqual([
           `pipeline-status: refused POST /api/pipeline/${id}/stage-update (run ${id}): 401 unauthorized: X-Webhook-Secret does not match`,
           'pipeline-status: refused POST /api/pipeline/no-such-run/stage-update (run no-such-run): 404 run_not_found: No pipeline run has this id',
           'pipeline-status: refused POST /api/pipeline/nowhere/at/all: 404 route_not_found: No pipeline-status route at this path',
+          'pipeline-status: refused POST /api/pipeline/two%0Alines/stage-update (run two\\x0alines): 404 run_not_found: No pipeline run has this id',
         ])
         expect(warned[0]?.[1]).toMatchObject({ method: 'POST', path: `/api/pipeline/${id}/stage-update`, runId: id, status: 401, code: 'unauthorized' })
       })
