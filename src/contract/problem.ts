@@ -38,6 +38,12 @@ export const PROBLEM_CODES = Object.freeze({
   unsupported_media_type: 415,
   /** An unexpected error; the details are in the server's log, never in the response. */
   internal_error: 500,
+  /**
+   * The server cannot answer any request until its configuration is fixed (no webhook secret,
+   * say); the server's log names what is missing. Sent by the Next.js route handlers, which
+   * are loaded per request rather than started.
+   */
+  configuration_error: 500,
   /** The database cannot be reached; retry after `Retry-After` seconds. */
   database_unavailable: 503,
 } as const)
@@ -67,6 +73,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   payload_too_large: 'Body is too large',
   unsupported_media_type: 'Body must be application/json',
   internal_error: 'Internal error',
+  configuration_error: 'Server misconfigured',
   database_unavailable: 'Database unavailable',
 })
 
