@@ -254,6 +254,54 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await page.close()
   })
 
+  it('renders a finished run as stored in the server HTML, and never polls it', async () => {
+    const runId = `e2e-${randomBytes(6).toString('hex')}`
+    const outbox = await mkdtemp(join(tmpdir(), 'pss-nextjs-outbox-'))
+    try {
+      const { summary } = await runExamplePipeline({
+        runId,
+        client: { baseUrl: origin, secret, outbox: { dir: outbox } },
+        stageDelayMs: 0,
+      })
+      expect(summary.status).toBe('COMPLETED')
+    } finally {
+      await rm(outbox, { recursive: true, force: true })
+    }
+
+    // The HTML as the server sends it, before any client JavaScript runs.
+    const response = await fetch(`${origin}/runs/${runId}`)
+    expect(response.status).toBe(200)
+    // React separates adjacent text nodes with empty comments; a reader sees the text joined.
+    const html = (await response.text()).replaceAll('<!-- -->', '')
+    expect(html).toMatch(/data-testid="run-status" data-status="COMPLETED"/)
+    expect(html.match(/data-testid="stage" data-stage-number="\d" data-status="COMPLETED"/g)).toHaveLength(5)
+    expect(html).toContain('data-polling="off"')
+    expect(html).toContain('5 of 5 stages completed')
+    expect(html).not.toContain('LOADING')
+    expect(html).not.toContain('PENDING')
+
+    // In the browser: the same state after hydration, and not one status request.
+    const page = await browser!.newPage()
+    const problems: string[] = []
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
+    })
+    const statusRequests: string[] = []
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname.endsWith('/status')) statusRequests.push(request.url())
+    })
+    await page.goto(`${origin}/runs/${runId}`, { waitUntil: 'networkidle' })
+    const shown = await readPage(page)
+    expect(shown.run).toBe('COMPLETED')
+    expect(shown.polling).toBe('off')
+    expect(shown.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
+    await page.waitForTimeout(1500)
+    expect(statusRequests).toEqual([])
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
   it('lets a page read only its own run, and never without a credential', async () => {
     const client = new PrismaAPIClient({ baseUrl: origin, secret })
     const [shown, other] = [`e2e-${randomBytes(6).toString('hex')}`, `e2e-${randomBytes(6).toString('hex')}`]
