@@ -126,7 +126,8 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
       state = { handlers: createPipelineStatusHandlers(rest as PipelineStatusHandlersOptions<unknown>) }
     } catch (error) {
       if (!isHandlerConfigurationError(error)) throw error
-      logger.error(`pipeline-status: the route handlers are misconfigured and answer 500 configuration_error: ${error.message}`, { error })
+      // One line: the message names what is missing; a stack would only bury it.
+      logger.error(`pipeline-status: the route handlers are misconfigured and answer 500 configuration_error: ${error.message}`)
       state = { error }
     }
     return state
