@@ -9,7 +9,7 @@ export default defineConfig({
     'express/index': 'src/express/index.ts',
     'msw/index': 'mock-server/index.ts',
     // The `pipeline-status` bin; not an export.
-    cli: 'mock-server/cli.ts',
+    cli: 'mock-server/bin.ts',
   },
   format: ['esm', 'cjs'],
   // Shared modules (contract, core) become chunks that every entry imports, so each is

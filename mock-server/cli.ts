@@ -1,17 +1,30 @@
-#!/usr/bin/env node
 /**
- * `pipeline-status mock --port <n> --secret <s> [--host 127.0.0.1] [--auto-create-runs]`:
- * serves the mock over HTTP for runners in any language.
+ * The `pipeline-status` command line: `pipeline-status mock` serves the mock over HTTP for
+ * runners in any language. `mock-server/bin.ts` runs {@link main}; importing this module runs
+ * nothing.
  */
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
+import pkg from '../package.json' with { type: 'json' }
 import { ENV_WEBHOOK_SECRET } from '../src/contract/index.js'
 import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
-import { startMockServer } from './mock-http-server.js'
+import type { MockServerRequestEntry } from './mock-http-server.js'
 
-const USAGE = `Usage: pipeline-status mock [options]
+const HELP = `Usage: pipeline-status <command> [options]
+
+Commands:
+  mock              serve the pipeline status contract over HTTP from memory, exactly as the
+                    real handlers behave (needs msw installed)
+
+Options:
+  -h, --help        show this help; \`pipeline-status mock --help\` shows the mock's options
+  -v, --version     print the version of pipeline-status-sdk
+`
+
+const MOCK_HELP = `Usage: pipeline-status mock [options]
 
 Serves the pipeline status contract over HTTP from an in-memory store, exactly as the real
-handlers behave. Point a runner's FRONTEND_WEBHOOK_URL at the printed origin.
+handlers behave. Point a runner's FRONTEND_WEBHOOK_URL at the printed origin. Logs one line per
+request (method, path, status, problem code, time) unless --quiet.
 
 Options:
   --port <n>            TCP port (default 4010; 0 picks a free one)
@@ -20,54 +33,108 @@ Options:
                         (default: $${ENV_WEBHOOK_SECRET})
   --base-path <path>    base path of the routes (default /api/pipeline)
   --auto-create-runs    create a run on its first update instead of answering 404
+  -q, --quiet           do not log each request
   -h, --help            show this help
 `
 
-export async function main(argv: string[]): Promise<number> {
-  let parsed
+const GLOBAL_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} satisfies ParseArgsOptionsConfig
+
+const MOCK_OPTIONS = {
+  port: { type: 'string', default: '4010' },
+  host: { type: 'string', default: '127.0.0.1' },
+  secret: { type: 'string' },
+  'base-path': { type: 'string' },
+  'auto-create-runs': { type: 'boolean', default: false },
+  quiet: { type: 'boolean', short: 'q', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', short: 'v', default: false },
+} satisfies ParseArgsOptionsConfig
+
+const COMMANDS = ['mock']
+
+/** A usage error: printed with a pointer to `--help`, exit code 2. */
+class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
+/**
+ * Runs the command line and resolves the process exit code: 0 after a clean stop (or help,
+ * version), 1 when the mock cannot start, 2 for wrong arguments.
+ */
+export async function main(argv: readonly string[]): Promise<number> {
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        port: { type: 'string', default: '4010' },
-        host: { type: 'string', default: '127.0.0.1' },
-        secret: { type: 'string' },
-        'base-path': { type: 'string' },
-        'auto-create-runs': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    })
+    return await run([...argv])
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`)
+    if (error instanceof UsageError) {
+      const help = argv.includes('mock') ? 'pipeline-status mock --help' : 'pipeline-status --help'
+      process.stderr.write(`pipeline-status: ${error.message}\nRun \`${help}\` for the commands and options.\n`)
+      return 2
+    }
+    process.stderr.write(`pipeline-status: ${(error as Error).message}\n`)
+    return 1
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  // The command is the first positional; knowing every option tells `--port 4010` apart from one.
+  const { positionals: words } = parseArgs({ args: argv, options: MOCK_OPTIONS, strict: false, allowPositionals: true })
+  const command = words[0]
+  if (command === undefined) {
+    const { values } = parse(argv, GLOBAL_OPTIONS, false)
+    if (values.version) {
+      process.stdout.write(`${pkg.version}\n`)
+      return 0
+    }
+    if (values.help) {
+      process.stdout.write(HELP)
+      return 0
+    }
+    process.stderr.write(HELP)
     return 2
   }
-  const { values, positionals } = parsed
-  if (values.help) {
-    process.stdout.write(USAGE)
-    return 0
-  }
-  if (positionals[0] !== 'mock' || positionals.length > 1) {
-    process.stderr.write(`${positionals[0] ? `Unknown command: ${positionals.join(' ')}\n\n` : ''}${USAGE}`)
-    return 2
-  }
-  const port = Number(values.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    process.stderr.write(`--port must be a whole number from 0 to 65535, got ${values.port}\n`)
-    return 2
-  }
-  const secret = values.secret ?? process.env[ENV_WEBHOOK_SECRET]
-  if (!secret) {
-    process.stderr.write(`Give the accepted secret with --secret or ${ENV_WEBHOOK_SECRET}\n`)
-    return 2
+  if (command !== 'mock') {
+    throw new UsageError(`unknown command '${command}'${suggestion(command, COMMANDS)}`)
   }
 
+  const { values, positionals } = parse(argv, MOCK_OPTIONS, true)
+  if (values.version) {
+    process.stdout.write(`${pkg.version}\n`)
+    return 0
+  }
+  if (values.help) {
+    process.stdout.write(MOCK_HELP)
+    return 0
+  }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}' after 'mock'`)
+  const port = Number(values.port)
+  if (!/^\d+$/.test(values.port) || port > 65_535) {
+    throw new UsageError(`--port must be a whole number from 0 to 65535, got '${values.port}'`)
+  }
+  const given = values.secret ?? process.env[ENV_WEBHOOK_SECRET]
+  const from = values.secret !== undefined ? '--secret' : ENV_WEBHOOK_SECRET
+  if (given === undefined || given.trim() === '') {
+    throw new UsageError(`give the accepted secret with --secret or ${ENV_WEBHOOK_SECRET}`)
+  }
+  const secret = resolveWebhookSecrets(given)
+  if (secret.length === 0) {
+    throw new UsageError(`${from} holds no secret: give one or more non-empty secrets, comma-separated`)
+  }
+
+  const { startMockServer } = await loadMockServer()
+  const quiet = values.quiet
   const server = await startMockServer({
     port,
     host: values.host,
-    secret: resolveWebhookSecrets(secret),
+    secret,
     autoCreateRuns: values['auto-create-runs'],
     ...(values['base-path'] ? { basePath: values['base-path'] } : {}),
+    // Each request's line already names a refusal's code and detail; the handlers' own warnings
+    // would say it twice. With --quiet they are the only trace of a refused request.
+    ...(quiet ? {} : { logger: { warn: () => {}, error: (message: string, details?: unknown) => console.error(message, details ?? '') } }),
+    ...(quiet ? {} : { onRequest: (entry: MockServerRequestEntry) => process.stdout.write(`${requestLine(entry)}\n`) }),
   })
   // The origin is what a runner's FRONTEND_WEBHOOK_URL takes; the client adds the base path.
   process.stdout.write(`pipeline-status mock listening on ${server.url} (routes under ${server.mock.server.basePath})\n`)
@@ -82,12 +149,58 @@ export async function main(argv: string[]): Promise<number> {
   return 0
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code
-  },
-  (error: unknown) => {
-    process.stderr.write(`pipeline-status: ${(error as Error).message}\n`)
-    process.exitCode = 1
-  },
-)
+/** `POST /api/pipeline/run_1/stage-update 401 unauthorized (X-Webhook-Secret …) 3ms` */
+function requestLine(entry: MockServerRequestEntry): string {
+  const problem = entry.problem ? ` ${entry.problem.code}${entry.problem.detail ? ` (${entry.problem.detail})` : ''}` : ''
+  return `${entry.method} ${entry.path} ${entry.status ?? 'dropped'}${problem} ${entry.durationMs}ms`
+}
+
+/** The mock server, or a clear error when its optional peer dependency msw is not installed. */
+async function loadMockServer(): Promise<typeof import('./mock-http-server.js')> {
+  try {
+    return await import('./mock-http-server.js')
+  } catch (error) {
+    const { code, message } = error as { code?: unknown; message?: unknown }
+    if (code === 'ERR_MODULE_NOT_FOUND' && typeof message === 'string' && /['"]msw['"/]/.test(message)) {
+      throw new Error('`pipeline-status mock` needs msw, an optional peer dependency: npm install --save-dev msw', { cause: error })
+    }
+    throw error
+  }
+}
+
+function parse<Options extends ParseArgsOptionsConfig>(argv: string[], options: Options, allowPositionals: boolean) {
+  // First without `strict`, to name an unknown option and the closest valid one ourselves.
+  const { tokens } = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true })
+  const known = Object.keys(options).map((name) => `--${name}`)
+  for (const token of tokens) {
+    if (token.kind !== 'option' || options[token.name] !== undefined) continue
+    throw new UsageError(`unknown option '${token.rawName}'${suggestion(token.rawName, known)}`)
+  }
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals })
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0] ?? String(error))
+  }
+}
+
+/** `; did you mean '--port'?` for the candidate closest to `given` (Levenshtein distance). */
+function suggestion(given: string, candidates: readonly string[]): string {
+  let best: { candidate: string; distance: number } | undefined
+  for (const candidate of candidates) {
+    const distance = editDistance(given, candidate)
+    if (!best || distance < best.distance) best = { candidate, distance }
+  }
+  return best ? `; did you mean '${best.candidate}'?` : ''
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}

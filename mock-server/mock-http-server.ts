@@ -10,6 +10,26 @@ export interface MockServerOptions extends Omit<PipelineMockOptions, 'baseUrl'> 
   port?: number | undefined
   /** The interface to listen on. @default '127.0.0.1' */
   host?: string | undefined
+  /**
+   * Called once per request after it was answered (or dropped), e.g. to log it:
+   * `pipeline-status mock` prints one line per request with it. A hook that throws is ignored.
+   * @default undefined: nothing is called
+   */
+  onRequest?: ((entry: MockServerRequestEntry) => void) | undefined
+}
+
+/** One answered request of a {@link MockServer}, as {@link MockServerOptions.onRequest} gets it. */
+export interface MockServerRequestEntry {
+  /** The request method, e.g. `'POST'`. */
+  method: string
+  /** The request path with its query, e.g. `/api/pipeline/run_1/stage-update`. */
+  path: string
+  /** The response status, or `undefined` when the connection was dropped (a fault, or an error). */
+  status: number | undefined
+  /** For problem responses (`application/problem+json`): the problem's `code` and `detail`. */
+  problem?: { code: string; detail: string | undefined } | undefined
+  /** From the request's arrival to the end of the response, in milliseconds. */
+  durationMs: number
 }
 
 /** A running mock server. */
@@ -34,9 +54,24 @@ export interface MockServer {
  * ```
  */
 export async function startMockServer(options: MockServerOptions = {}): Promise<MockServer> {
-  const { port = 0, host = '127.0.0.1', ...mockOptions } = options
+  const { port = 0, host = '127.0.0.1', onRequest, ...mockOptions } = options
   let mock: PipelineMock | undefined
+  const report = (entry: MockServerRequestEntry) => {
+    try {
+      onRequest?.(entry)
+    } catch {
+      // A failing hook must not change the answer.
+    }
+  }
   const httpServer: Server = createServer((req, res) => {
+    const started = performance.now()
+    const entry = (status: number | undefined, problem?: MockServerRequestEntry['problem']): MockServerRequestEntry => ({
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      status,
+      ...(problem ? { problem } : {}),
+      durationMs: Math.round(performance.now() - started),
+    })
     void (async () => {
       if (!mock) return void res.destroy()
       // The mock matches by origin: requests get the one it was created for, whatever Host said.
@@ -44,9 +79,17 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
       // Outside the base path no msw handler matches; the real handlers answer route_not_found.
       const response = (await getResponse(mock.handlers, local)) ?? (await mock.server.fetch(local))
       // A dropped connection, as a fault asked.
-      if (response.type === 'error') return void res.destroy()
+      if (response.type === 'error') {
+        res.destroy()
+        return report(entry(undefined))
+      }
+      const problem = onRequest ? await problemOf(response) : undefined
       await writeWebResponse(res, response)
-    })().catch(() => res.destroy())
+      report(entry(response.status, problem))
+    })().catch(() => {
+      res.destroy()
+      report(entry(undefined))
+    })
   })
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject)
@@ -54,7 +97,13 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
   })
   const address = httpServer.address() as AddressInfo
   const origin = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
-  mock = createPipelineMock({ ...mockOptions, baseUrl: origin })
+  try {
+    mock = createPipelineMock({ ...mockOptions, baseUrl: origin })
+  } catch (error) {
+    // Options that cannot work (no usable secret): stop listening, or the process never exits.
+    httpServer.close()
+    throw error
+  }
   return {
     url: origin,
     mock,
@@ -63,5 +112,17 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
         httpServer.close((error) => (error ? reject(error) : resolve()))
         httpServer.closeAllConnections()
       }),
+  }
+}
+
+/** The `code` and `detail` of a problem response, read from a copy of it. */
+async function problemOf(response: Response): Promise<MockServerRequestEntry['problem']> {
+  if (!response.headers.get('content-type')?.startsWith('application/problem+json')) return undefined
+  try {
+    const body = (await response.clone().json()) as { code?: unknown; detail?: unknown }
+    if (typeof body.code !== 'string') return undefined
+    return { code: body.code, detail: typeof body.detail === 'string' ? body.detail : undefined }
+  } catch {
+    return undefined
   }
 }

@@ -45,6 +45,12 @@ export const PROBLEM_CODES = Object.freeze({
    * parser mounted first), so it cannot be checked as sent. Fixed on the server; retry later.
    */
   body_already_consumed: 500,
+  /**
+   * The server cannot answer any request until its configuration is fixed (no webhook secret,
+   * say); the server's log names what is missing. Sent by the Next.js route handlers, which
+   * are loaded per request rather than started.
+   */
+  configuration_error: 500,
   /** The database cannot be reached; retry after `Retry-After` seconds. */
   database_unavailable: 503,
 } as const)
@@ -76,6 +82,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   unsupported_media_type: 'Body must be application/json',
   internal_error: 'Internal error',
   body_already_consumed: 'Request body already read by other middleware',
+  configuration_error: 'Server misconfigured',
   database_unavailable: 'Database unavailable',
 })
 

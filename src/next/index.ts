@@ -21,7 +21,10 @@ import {
   type PrismaHandlersOptions,
   type StoreHandlersOptions,
 } from '../server/handlers.js'
+import { type HandlerConfigurationError, isHandlerConfigurationError } from '../server/configuration-error.js'
+import { consoleLogger, safeLogger } from '../server/logger.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
+import { problemResponse } from '../server/problem-response.js'
 
 /** A dynamic segment's value as Next.js passes it. */
 export type NextParamValue = string | string[] | undefined
@@ -83,7 +86,11 @@ export interface NextRouteHandlers {
   complete: NextRunRouteHandler
   /** `export const POST = handlers.createRun` in `app/api/pipeline/runs/route.ts`. */
   createRun: (request: Request) => Promise<Response>
-  /** The underlying Web-standard handlers. */
+  /**
+   * The underlying Web-standard handlers. Throws the `HandlerConfigurationError` when the
+   * options cannot work (no webhook secret, say), where the route handlers answer 500
+   * `configuration_error`.
+   */
   handlers: PipelineStatusHandlers
 }
 
@@ -93,7 +100,10 @@ export interface NextRouteHandlers {
  * the per-route handlers, which take the run id from the `[runId]` segment.
  *
  * Create them once per module (not per request): the replay cache of signed messages lives in
- * the instance.
+ * the instance. Without a webhook secret (or with other options that cannot work) nothing
+ * throws: the log says once what is missing, and every request gets a problem+json 500 with
+ * `code: 'configuration_error'`. `next build` (`NEXT_PHASE=phase-production-build`) needs no
+ * secret: the handlers are created at run time.
  *
  * @example
  * ```ts
@@ -113,13 +123,35 @@ export function createNextRouteHandlers<Tx, Native extends Request = Request>(
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers {
   const { runIdParam = 'runId', ...rest } = options
-  const create = () => createPipelineStatusHandlers(rest as PipelineStatusHandlersOptions<unknown>)
-  // `next build` imports every route module to collect its configuration, usually without the
-  // server's secrets: creating the handlers then would throw for a missing WEBHOOK_SECRET. So
-  // during the build they are created on first use; at run time at once, so a misconfigured
-  // server fails when the route loads, not with an error per request.
-  let instance = globalThis.process?.env?.['NEXT_PHASE'] === 'phase-production-build' ? undefined : create()
-  const current = () => (instance ??= create())
+  const logger = safeLogger(rest.logger ?? consoleLogger)
+  // Next.js has no start-up to refuse: it loads a route module on the first request to it, and
+  // a module that throws turns every request into an empty 500 with nothing useful in the log.
+  // So a configuration error (no WEBHOOK_SECRET, say) is logged once, naming what is missing,
+  // and each request gets a problem+json 500 `configuration_error`. `next build` loads every
+  // route module too, usually without the server's secrets: during the build the handlers are
+  // not created at all, so the build neither fails nor logs.
+  let state: { handlers: PipelineStatusHandlers } | { error: HandlerConfigurationError } | undefined
+  const load = () => {
+    if (state) return state
+    try {
+      state = { handlers: createPipelineStatusHandlers(rest as PipelineStatusHandlersOptions<unknown>) }
+    } catch (error) {
+      if (!isHandlerConfigurationError(error)) throw error
+      // One line: the message names what is missing; a stack would only bury it.
+      logger.error(`pipeline-status: the route handlers are misconfigured and answer 500 configuration_error: ${error.message}`)
+      state = { error }
+    }
+    return state
+  }
+  if (globalThis.process?.env?.['NEXT_PHASE'] !== 'phase-production-build') load()
+
+  const answer = (respond: (handlers: PipelineStatusHandlers) => Promise<Response>): Promise<Response> => {
+    const loaded = load()
+    if ('handlers' in loaded) return respond(loaded.handlers)
+    return Promise.resolve(
+      problemResponse('configuration_error', { detail: 'The pipeline-status route handlers are not configured; the server log says what is missing' }),
+    )
+  }
 
   const byParam =
     (handler: (handlers: PipelineStatusHandlers) => PipelineStatusHandlers['stageUpdate']): NextRunRouteHandler =>
@@ -131,10 +163,10 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
         value = undefined
       }
       // Without the segment, the handler falls back to the request path under basePath.
-      return handler(current())(request, typeof value === 'string' ? value : undefined)
+      return answer((handlers) => handler(handlers)(request, typeof value === 'string' ? value : undefined))
     }
 
-  const fetch = (request: Request) => current().fetch(request)
+  const fetch = (request: Request) => answer((handlers) => handlers.fetch(request))
   return {
     GET: fetch,
     POST: fetch,
@@ -144,9 +176,11 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     stageUpdate: byParam((h) => h.stageUpdate),
     status: byParam((h) => h.status),
     complete: byParam((h) => h.complete),
-    createRun: (request) => current().createRun(request),
+    createRun: (request) => answer((handlers) => handlers.createRun(request)),
     get handlers() {
-      return current()
+      const loaded = load()
+      if ('error' in loaded) throw loaded.error
+      return loaded.handlers
     },
   }
 }

@@ -53,6 +53,11 @@ const CANARY = extractCodeBlocks(
     "import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'",
     "createPipelineStatusHandlers({ prisma, onRunCompleted: async (tx) => void (await tx.report.count()) })",
     '```',
+    '',
+    '```ts cjs',
+    "import { PrismaAPIClient } from 'pipeline-status-sdk/client'",
+    'await new PrismaAPIClient().close()',
+    '```',
   ].join('\n'),
   '(canary).md',
 )
@@ -67,6 +72,10 @@ beforeAll(async () => {
 }, 180_000)
 
 describe('code blocks in the documentation', () => {
+  it('checks as CommonJS the samples the docs say work there', () => {
+    expect(checked.filter((block) => block.flags.includes('cjs')).map((block) => block.file)).toContain('docs/quick-start.md')
+  })
+
   it('finds the TypeScript samples of every guide', () => {
     const guides = markdownFiles.filter((file) => file.startsWith('docs/') && file !== 'docs/README.md')
     const withSamples = new Set(checked.map((block: CodeBlock) => block.file))
@@ -74,23 +83,27 @@ describe('code blocks in the documentation', () => {
   })
 
   it('type-check against the built package', () => {
-    const problems = result.diagnostics.filter((d) => d.file !== '(canary).md')
+    const problems = result.diagnostics.filter((d) => !d.file.startsWith('(canary).md'))
     expect(problems, `Doc samples that do not compile:\n${formatBlockDiagnostics(problems)}`).toEqual([])
   })
 
   it('resolve the package through its exports map to dist/', () => {
     const fromRepo = result.loadedFiles.filter((file) => file.startsWith(root))
     expect(fromRepo).toContain(join(root, 'dist/client/index.d.ts'))
+    // The CommonJS copies of `ts cjs` blocks resolve through the `require` conditions.
+    expect(fromRepo).toContain(join(root, 'dist/client/index.d.cts'))
     expect(fromRepo.filter((file) => file.startsWith(join(root, 'src/')) && !file.startsWith(join(root, 'src/generated/')))).toEqual([])
   })
 
   it('report a wrong sample at its markdown line', () => {
-    const canary = result.diagnostics.filter((d) => d.file === '(canary).md')
-    expect(canary.map(({ line, code }) => ({ line, code }))).toEqual([
-      { line: 7, code: 2322 }, // string is not assignable to number
-      { line: 8, code: 2353 }, // `retries` is not an option
-      { line: 12, code: 2353 }, // `state` is not a field of PipelineRun
-      { line: 17, code: 2339 }, // the hook's `tx` is the app's transaction client, which has no `report`
+    const canary = result.diagnostics.filter((d) => d.file.startsWith('(canary).md'))
+    expect(canary.map(({ file, line, code }) => ({ file, line, code }))).toEqual([
+      { file: '(canary).md', line: 7, code: 2322 }, // string is not assignable to number
+      { file: '(canary).md', line: 8, code: 2353 }, // `retries` is not an option
+      { file: '(canary).md', line: 12, code: 2353 }, // `state` is not a field of PipelineRun
+      { file: '(canary).md', line: 17, code: 2339 }, // the hook's `tx` is the app's transaction client, which has no `report`
+      // Top-level await is fine in the ES module, and an error once the block is CommonJS.
+      { file: '(canary).md (as CommonJS)', line: 22, code: 1309 },
     ])
   })
 })

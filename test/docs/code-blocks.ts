@@ -4,9 +4,12 @@
  * `node_modules/pipeline-status-sdk` links to this repository, so `pipeline-status-sdk/client`
  * resolves through the exports map to `dist/client/index.d.ts`.
  *
- * Blocks fenced as ```ts, ```typescript or ```tsx are checked; ```ts ignore (any info string whose
- * words include `ignore`) skips one, for code that cannot compile on its own (another runtime's
- * globals, a fragment). The ambient {@link PRELUDE} stands in for what an app already has.
+ * Blocks fenced as ```ts, ```typescript or ```tsx are checked as ES modules (the project is
+ * `"type": "module"`); ```ts cjs marks a block the docs say works in CommonJS too, which is
+ * checked a second time as a `.cts` file (`require` conditions, `dist/*.d.cts`, no top-level
+ * `await`). ```ts ignore (any info string whose words include `ignore`) skips one, for code
+ * that cannot compile on its own (another runtime's globals, a fragment). The ambient
+ * {@link PRELUDE} stands in for what an app already has.
  */
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -149,6 +152,12 @@ export async function typeCheckBlocks(root: string, blocks: readonly CodeBlock[]
       const path = join(project, `${stem}.${block.lang === 'tsx' ? 'tsx' : 'ts'}`)
       byFile.set(path, block)
       await writeFile(path, block.code)
+      if (block.flags.includes('cjs')) {
+        // The same code as a CommonJS module: imports become require() calls.
+        const cjsPath = join(project, `${stem}.cts`)
+        byFile.set(cjsPath, { ...block, file: `${block.file} (as CommonJS)` })
+        await writeFile(cjsPath, block.code)
+      }
     }
 
     const parsed = ts.convertCompilerOptionsFromJson(COMPILER_OPTIONS, project)

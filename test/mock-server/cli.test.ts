@@ -1,10 +1,13 @@
 /**
- * `pipeline-status mock` as a user starts it: the built bin (global setup builds it) in a child process, driven over
- * HTTP, stopped with SIGINT and SIGTERM.
+ * `pipeline-status` as a user runs it: the built bin (global setup builds it) in a child process,
+ * judged by its exit code and output; the mock driven over HTTP and stopped with SIGINT and
+ * SIGTERM.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { RunStatusResponse } from 'pipeline-status-sdk'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -18,6 +21,22 @@ const children: ChildProcess[] = []
 afterEach(() => {
   for (const child of children.splice(0)) child.kill('SIGKILL')
 })
+
+/** Runs the bin to its end (killed after 15 s, so a hang fails the test with exit code null). */
+function run(args: string[], env: NodeJS.ProcessEnv = {}, script = bin) {
+  return new Promise<{ code: number | null; output: string }>((resolve) => {
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, WEBHOOK_SECRET: '', ...env } })
+    children.push(child)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    let output = ''
+    child.stdout.on('data', (c: Buffer) => (output += c))
+    child.stderr.on('data', (c: Buffer) => (output += c))
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, output })
+    })
+  })
+}
 
 async function start(args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -71,18 +90,80 @@ describe('pipeline-status mock', () => {
     expect((await once(child, 'exit'))[0]).toBe(0)
   })
 
-  it('explains what is wrong with its arguments', async () => {
-    const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-      new Promise<{ code: number | null; output: string }>((resolve) => {
-        const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, WEBHOOK_SECRET: '', ...env } })
-        let output = ''
-        child.stdout.on('data', (c: Buffer) => (output += c))
-        child.stderr.on('data', (c: Buffer) => (output += c))
-        child.on('exit', (code) => resolve({ code, output }))
-      })
+  it('logs each request in one line, with the problem code of a refusal; --quiet turns it off', async () => {
+    const { child, url, output } = await start(['mock', '--port', '0', '--secret', 'cli-secret'])
+    expect((await fetch(`${url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret' } })).status).toBe(201)
+    expect((await fetch(`${url}/api/pipeline/some-run/status`, { headers: { 'X-Webhook-Secret': 'wrong' } })).status).toBe(401)
+    await expect.poll(() => output().split('\n').filter((line) => line.includes(' /api/pipeline/')).length).toBe(2)
+    const lines = output().split('\n')
+    expect(lines).toContainEqual(expect.stringMatching(/^POST \/api\/pipeline\/runs 201 \d+ms$/))
+    expect(lines).toContainEqual(expect.stringMatching(/^GET \/api\/pipeline\/some-run\/status 401 unauthorized \(.+\) \d+ms$/))
+    // The refusal is told once, in its request line, not again as a handler warning.
+    expect(output().match(/unauthorized/g)).toHaveLength(1)
+    child.kill('SIGTERM')
+    await once(child, 'exit')
+
+    const quiet = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--quiet'])
+    expect((await fetch(`${quiet.url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret' } })).status).toBe(201)
+    quiet.child.kill('SIGTERM')
+    await once(quiet.child, 'exit')
+    expect(quiet.output()).not.toContain('/api/pipeline/runs 201')
+  })
+
+  it('prints its version and lists its commands', async () => {
+    const { version } = JSON.parse(await readFile(`${root}/package.json`, 'utf8')) as { version: string }
+    expect(await run(['--version'])).toEqual({ code: 0, output: `${version}\n` })
+    const help = await run(['--help'])
+    expect(help.code).toBe(0)
+    expect(help.output).toContain('Usage: pipeline-status <command> [options]')
+    expect(help.output).toMatch(/Commands:\n\s+mock\s+serve the pipeline status contract over HTTP/)
+    const mockHelp = await run(['mock', '--help'])
+    expect(mockHelp).toMatchObject({ code: 0, output: expect.stringContaining('Usage: pipeline-status mock [options]') })
+    expect(mockHelp.output).toContain('--quiet')
+  })
+
+  it('explains what is wrong with its arguments, and exits 2', async () => {
     expect(await run(['mock', '--port', '0'])).toMatchObject({ code: 2, output: expect.stringContaining('--secret or WEBHOOK_SECRET') })
-    expect(await run(['mock', '--port', 'x', '--secret', 's'])).toMatchObject({ code: 2, output: expect.stringContaining('--port must be') })
-    expect(await run(['serve'])).toMatchObject({ code: 2, output: expect.stringContaining('Unknown command: serve') })
-    expect(await run(['--help'])).toMatchObject({ code: 0, output: expect.stringContaining('Usage: pipeline-status mock') })
+    expect(await run(['mock', '--port', 'x', '--secret', 's'])).toMatchObject({ code: 2, output: expect.stringContaining("--port must be a whole number from 0 to 65535, got 'x'") })
+    expect(await run(['serve'])).toMatchObject({ code: 2, output: expect.stringContaining("unknown command 'serve'; did you mean 'mock'?") })
+    expect(await run(['mock', '--prot', '4010', '--secret', 's'])).toMatchObject({
+      code: 2,
+      output: expect.stringContaining("unknown option '--prot'; did you mean '--port'?"),
+    })
+    expect((await run(['mock', '--auto-create-run', '--secret', 's'])).output).toContain("did you mean '--auto-create-runs'?")
+    expect(await run([])).toMatchObject({ code: 2, output: expect.stringContaining('Commands:') })
+  })
+
+  it('refuses a secret list without a secret instead of hanging', async () => {
+    expect(await run(['mock', '--port', '0', '--secret', ','])).toMatchObject({
+      code: 2,
+      output: expect.stringContaining('--secret holds no secret: give one or more non-empty secrets'),
+    })
+    expect(await run(['mock', '--port', '0'], { WEBHOOK_SECRET: ' , ' })).toMatchObject({
+      code: 2,
+      output: expect.stringContaining('WEBHOOK_SECRET holds no secret'),
+    })
+  })
+
+  it('says to install msw when it is missing, without a stack trace', async () => {
+    // The package as installed in an app without msw: its dist, package.json and its two
+    // dependencies, and nothing else.
+    const app = await mkdtemp(join(tmpdir(), 'pss-no-msw-'))
+    try {
+      const installed = join(app, 'node_modules/pipeline-status-sdk')
+      await mkdir(installed, { recursive: true })
+      await cp(join(root, 'dist'), join(installed, 'dist'), { recursive: true })
+      await cp(join(root, 'package.json'), join(installed, 'package.json'))
+      for (const dependency of ['zod', 'ky']) {
+        await symlink(join(root, 'node_modules', dependency), join(app, 'node_modules', dependency), 'dir')
+      }
+      const result = await run(['mock', '--port', '0', '--secret', 's'], {}, join(installed, pkg.bin['pipeline-status']!))
+      expect(result.code).toBe(1)
+      expect(result.output).toBe('pipeline-status: `pipeline-status mock` needs msw, an optional peer dependency: npm install --save-dev msw\n')
+      // Help and version need no msw.
+      expect((await run(['--help'], {}, join(installed, pkg.bin['pipeline-status']!))).code).toBe(0)
+    } finally {
+      await rm(app, { recursive: true, force: true })
+    }
   })
 })

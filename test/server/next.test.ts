@@ -16,21 +16,67 @@ describeContract('next catch-all route', () => nextCatchAllTarget)
 describeContract('next route per file', () => nextPerRouteTarget)
 
 describe('next route handlers', () => {
-  it('lets `next build` load the route without secrets, and refuses to start without one at run time', () => {
-    const saved = { phase: process.env['NEXT_PHASE'], secret: process.env['WEBHOOK_SECRET'] }
+  /** Runs `fn` with WEBHOOK_SECRET unset and NEXT_PHASE as given, then restores both. */
+  async function withoutSecret<T>(phase: string | undefined, fn: () => Promise<T>): Promise<T> {
+    const saved = { NEXT_PHASE: process.env['NEXT_PHASE'], WEBHOOK_SECRET: process.env['WEBHOOK_SECRET'] }
     delete process.env['WEBHOOK_SECRET']
+    if (phase === undefined) delete process.env['NEXT_PHASE']
+    else process.env['NEXT_PHASE'] = phase
     try {
-      expect(() => createNextRouteHandlers({ store: new MemoryStore() })).toThrow(/secret/i)
-      process.env['NEXT_PHASE'] = 'phase-production-build'
-      const routes = createNextRouteHandlers({ store: new MemoryStore() })
-      expect(routes.GET).toBeTypeOf('function')
-      expect(() => routes.handlers).toThrow(/secret/i)
+      return await fn()
     } finally {
-      for (const [key, value] of [['NEXT_PHASE', saved.phase], ['WEBHOOK_SECRET', saved.secret]] as const) {
+      for (const [key, value] of Object.entries(saved)) {
         if (value === undefined) delete process.env[key]
         else process.env[key] = value
       }
     }
+  }
+
+  function recordingLogger() {
+    const lines: Array<{ level: 'warn' | 'error'; message: string }> = []
+    return {
+      lines,
+      warn: (message: string) => void lines.push({ level: 'warn', message }),
+      error: (message: string) => void lines.push({ level: 'error', message }),
+    }
+  }
+
+  it('without WEBHOOK_SECRET answers every route with a problem+json 500 configuration_error and logs the variable once', async () => {
+    await withoutSecret(undefined, async () => {
+      const logger = recordingLogger()
+      const routes = createNextRouteHandlers({ store: new MemoryStore(), logger })
+      const answers = [
+        await routes.GET(buildRequest(BASE_URL, { path: '/run-1/status' })),
+        await routes.POST(buildRequest(BASE_URL, { path: '/runs', json: {} })),
+        await routes.stageUpdate(buildRequest(BASE_URL, { path: '/run-1/stage-update', json: makeStageUpdate() }), {
+          params: Promise.resolve({ runId: 'run-1' }),
+        }),
+        await routes.createRun(buildRequest(BASE_URL, { path: '/runs', json: {} })),
+      ]
+      for (const response of answers) {
+        expect(response.status).toBe(500)
+        expect(response.headers.get('content-type')).toBe('application/problem+json')
+        expect(await response.json()).toMatchObject({
+          status: 500,
+          code: 'configuration_error',
+          title: 'Server misconfigured',
+          detail: expect.stringContaining('server log'),
+        })
+      }
+      expect(logger.lines).toHaveLength(1)
+      expect(logger.lines[0]?.level).toBe('error')
+      expect(logger.lines[0]?.message).toContain('WEBHOOK_SECRET')
+      expect(() => routes.handlers).toThrow(/WEBHOOK_SECRET/)
+    })
+  })
+
+  it('lets `next build` load the route without secrets, and logs nothing then', async () => {
+    await withoutSecret('phase-production-build', async () => {
+      const logger = recordingLogger()
+      const routes = createNextRouteHandlers({ store: new MemoryStore(), logger })
+      expect(routes.GET).toBeTypeOf('function')
+      expect(logger.lines).toEqual([])
+    })
   })
 
   it('hands authorize the NextRequest that Next.js passed, as native', async () => {

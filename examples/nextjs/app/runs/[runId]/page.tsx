@@ -1,12 +1,12 @@
 import type { Metadata } from 'next'
 import { notFound } from 'next/navigation'
-import { routePath } from 'pipeline-status-sdk'
-import { prisma } from '@/lib/prisma'
+import { routePath, type RunStatusResponse } from 'pipeline-status-sdk'
+import { pipelineRoutes } from '@/lib/pipeline-routes'
 import { mintRunReadToken } from '@/lib/run-read-token'
 import { stages } from '@/lib/stages'
 import { RunStatusView } from './run-status-view'
 
-// Every request mints a fresh token and checks the run exists.
+// Every request reads the run as stored and mints a fresh token.
 export const dynamic = 'force-dynamic'
 
 interface RunPageProps {
@@ -21,14 +21,26 @@ export async function generateMetadata({ params }: RunPageProps): Promise<Metada
 export default async function RunPage({ params }: RunPageProps) {
   const { runId } = await params
   // A real app checks here that the signed-in user may see this run (see lib/run-read-token.ts).
-  const run = await prisma.pipelineRun.findUnique({ where: { id: runId }, select: { id: true } })
-  if (!run) notFound()
+  const readToken = mintRunReadToken(runId)
+  const statusUrl = routePath('status', runId)
+
+  // The run as stored, read through the same status handler the page polls (in-process, with
+  // the page's own token), so the first HTML already shows it: a finished run is rendered
+  // finished, and its page never polls.
+  const response = await pipelineRoutes.status(
+    new Request(new URL(statusUrl, 'http://localhost'), { headers: { authorization: `Bearer ${readToken}` } }),
+    { params: { runId } },
+  )
+  if (response.status === 404) notFound()
+  if (!response.ok) throw new Error(`Reading run ${runId} failed with HTTP ${response.status}: ${await response.text()}`)
+  const initial = (await response.json()) as RunStatusResponse
 
   return (
     <RunStatusView
       runId={runId}
-      statusUrl={routePath('status', runId)}
-      readToken={mintRunReadToken(runId)}
+      statusUrl={statusUrl}
+      readToken={readToken}
+      initial={initial}
       // Plain objects: props that cross into a client component are serialized.
       stages={stages.map(({ number, name }) => ({ number, name }))}
     />

@@ -27,26 +27,31 @@ export interface RunStatusViewProps {
   statusUrl: string
   /** This run's read token (see lib/run-read-token.ts), sent as a bearer token. */
   readToken: string
+  /** The run as stored when the page was rendered on the server. */
+  initial: RunStatusResponse
   /** The catalogue, so stages that have not reported yet are listed too. */
   stages: readonly StageDefinition[]
 }
 
 interface ViewState {
-  snapshot: RunStatusResponse | undefined
+  snapshot: RunStatusResponse
   /** Whether another status request will follow. */
   polling: boolean
   problem: string | undefined
 }
 
 /**
- * Polls the run's status route every second and renders the run and its stages; stops for good
- * once the run is finished (COMPLETED, FAILED or CANCELLED), since a finished run never changes
- * its status again.
+ * Renders the run as the server read it, then polls the run's status route every second; stops
+ * for good once the run is finished (COMPLETED, FAILED or CANCELLED), since a finished run never
+ * changes its status again. A run that was already finished when the page was rendered is never
+ * polled.
  */
-export function RunStatusView({ runId, statusUrl, readToken, stages }: RunStatusViewProps) {
-  const [state, setState] = useState<ViewState>({ snapshot: undefined, polling: true, problem: undefined })
+export function RunStatusView({ runId, statusUrl, readToken, initial, stages }: RunStatusViewProps) {
+  const finishedWhenRendered = isFinalStatus(initial.run.status)
+  const [state, setState] = useState<ViewState>({ snapshot: initial, polling: !finishedWhenRendered, problem: undefined })
 
   useEffect(() => {
+    if (finishedWhenRendered) return
     const controller = new AbortController()
     let timer: ReturnType<typeof setTimeout> | undefined
 
@@ -82,12 +87,12 @@ export function RunStatusView({ runId, statusUrl, readToken, stages }: RunStatus
       controller.abort()
       clearTimeout(timer)
     }
-  }, [statusUrl, readToken])
+  }, [statusUrl, readToken, finishedWhenRendered])
 
   const { snapshot, polling, problem } = state
-  const stored = new Map<number, StageOutputRecord>(snapshot?.stages.map((stage) => [stage.stageNumber, stage]))
+  const stored = new Map<number, StageOutputRecord>(snapshot.stages.map((stage) => [stage.stageNumber, stage]))
   const completed = stages.filter((stage) => stored.get(stage.number)?.status === 'COMPLETED').length
-  const runStatus: RunStatus | undefined = snapshot?.run.status
+  const runStatus: RunStatus = snapshot.run.status
 
   return (
     <div data-testid="run-view" data-polling={polling ? 'on' : 'off'}>
@@ -96,15 +101,9 @@ export function RunStatusView({ runId, statusUrl, readToken, stages }: RunStatus
           <h1>Pipeline run</h1>
           <div className="run-id">{runId}</div>
         </div>
-        {runStatus ? (
-          <span className={`badge badge-${runStatus}`} data-testid="run-status" data-status={runStatus}>
-            {runStatus}
-          </span>
-        ) : (
-          <span className="badge badge-PENDING" data-testid="run-status" data-status="LOADING">
-            LOADING
-          </span>
-        )}
+        <span className={`badge badge-${runStatus}`} data-testid="run-status" data-status={runStatus}>
+          {runStatus}
+        </span>
       </div>
 
       {problem ? (
@@ -118,17 +117,15 @@ export function RunStatusView({ runId, statusUrl, readToken, stages }: RunStatus
           <span>
             {completed} of {stages.length} stages completed
           </span>
-          {snapshot ? (
-            <span>
-              Started {formatTime(snapshot.run.createdAt)}
-              {snapshot.run.completedAt ? ` · Finished ${formatTime(snapshot.run.completedAt)}` : null}
-            </span>
-          ) : null}
+          <span>
+            Started {formatTime(snapshot.run.createdAt)}
+            {snapshot.run.completedAt ? ` · Finished ${formatTime(snapshot.run.completedAt)}` : null}
+          </span>
         </div>
         <div className="progress" aria-hidden="true">
           <div className="progress-bar" style={{ width: `${(completed / stages.length) * 100}%` }} />
         </div>
-        {snapshot?.run.error ? <div className="run-error">{snapshot.run.error}</div> : null}
+        {snapshot.run.error ? <div className="run-error">{snapshot.run.error}</div> : null}
       </section>
 
       <ol className="stages">
@@ -164,7 +161,7 @@ export function RunStatusView({ runId, statusUrl, readToken, stages }: RunStatus
       <div className={`live ${polling ? 'live-on' : ''}`} data-testid="live-indicator">
         <span className="live-dot" />
         {polling ? 'Live: checking for updates every second' : 'Updates stopped'}
-        {!polling && runStatus && isFinalStatus(runStatus) ? ' (the run is finished)' : null}
+        {!polling && isFinalStatus(runStatus) ? ' (the run is finished)' : null}
       </div>
     </div>
   )
@@ -195,6 +192,7 @@ function previewOutput(output: string): string {
   return text.length > OUTPUT_PREVIEW_CHARS ? `${text.slice(0, OUTPUT_PREVIEW_CHARS)}…` : text
 }
 
+/** `HH:MM:SS UTC`: the same text on the server and in the browser, whatever their time zones. */
 function formatTime(iso: string): string {
-  return new Date(iso).toLocaleTimeString()
+  return `${new Date(iso).toISOString().slice(11, 19)} UTC`
 }

@@ -1,0 +1,16 @@
+import 'server-only'
+import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
+import { prisma } from '@/lib/prisma'
+import { authorizeRunRead } from '@/lib/run-read-token'
+import { stages } from '@/lib/stages'
+
+/**
+ * The package's route handlers on the app's PrismaClient: mounted by the catch-all route
+ * (app/api/pipeline/[...path]/route.ts), and called in-process by the run page, which renders
+ * the run as stored through the same status handler the browser polls.
+ *
+ * The webhook secret comes from WEBHOOK_SECRET (comma-separated to rotate it); `next build`
+ * does not need it, the running server does (without it, every route answers a problem+json
+ * 500 `configuration_error` and the log says so once).
+ */
+export const pipelineRoutes = createNextRouteHandlers({ prisma, stages, authorize: authorizeRunRead })

@@ -1,0 +1,69 @@
+/**
+ * Tests that need a program a fresh machine may not have: the Next.js end-to-end test drives
+ * Chromium, and the Python runner test needs Python 3 with `requests`. Without the program they
+ * are skipped, and `npm test` ends with one line saying what was skipped and how to enable it
+ * (test/setup/skipped-tools-reporter.ts). CI sets {@link REQUIRE_ALL_VARIABLE}, which makes a
+ * missing program fail those tests instead, so CI never skips them.
+ */
+import { existsSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+
+/** `PIPELINE_STATUS_REQUIRE_ALL=1` turns a missing program into a failing test (`.ci/run` sets it). */
+export const REQUIRE_ALL_VARIABLE = 'PIPELINE_STATUS_REQUIRE_ALL'
+
+/** A program some tests need, looked up on this machine. */
+export interface OptionalTool {
+  /** Which tests need it, for people. */
+  tests: string
+  /** The test file that holds them, relative to the repository. */
+  file: string
+  /** The program to run, or `undefined` when this machine lacks it. */
+  path: string | undefined
+  /** What is missing, when it is. */
+  missing: string
+  /** How to get it. */
+  enable: string
+}
+
+/** Whether a missing program fails its tests instead of skipping them. */
+export function requireAllTools(): boolean {
+  const value = process.env[REQUIRE_ALL_VARIABLE]
+  return value !== undefined && value !== '' && value !== '0'
+}
+
+/** Chromium for the Next.js end-to-end test: `CHROMIUM_PATH`, else Debian's `/usr/bin/chromium`. */
+export function chromiumTool(): OptionalTool {
+  const path = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium'
+  return {
+    tests: 'the Next.js example in Chromium',
+    file: 'test/e2e/nextjs.test.ts',
+    path: existsSync(path) ? path : undefined,
+    missing: `no Chromium at ${path}`,
+    enable: 'apt-get install -y chromium, or set CHROMIUM_PATH to a Chromium or Chrome binary',
+  }
+}
+
+/** The first Python 3 with `requests` (pyenv's or Debian's) for the Python example runner. */
+export function pythonTool(): OptionalTool {
+  const found = ['python3', '/usr/bin/python3'].find(
+    (candidate) => spawnSync(candidate, ['-c', 'import requests'], { stdio: 'ignore' }).status === 0,
+  )
+  return {
+    tests: 'the Python example runner',
+    file: 'test/examples/runners.test.ts',
+    path: found,
+    missing: 'no python3 with the requests module',
+    enable: 'apt-get install -y python3-requests',
+  }
+}
+
+/**
+ * The program's path for a test file: `undefined` when it is missing (skip the tests), or
+ * throws when it is missing and {@link REQUIRE_ALL_VARIABLE} is set.
+ */
+export function toolForTests(tool: OptionalTool): string | undefined {
+  if (tool.path === undefined && requireAllTools()) {
+    throw new Error(`${tool.tests} cannot run: ${tool.missing}. ${tool.enable} (${REQUIRE_ALL_VARIABLE} requires it).`)
+  }
+  return tool.path
+}
