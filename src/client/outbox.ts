@@ -18,6 +18,7 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import type { Logger } from './logger.js'
+import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy, retryDelay } from './retry-policy.js'
 import { JsonlJournal } from './outbox-journal.js'
 import { type OutboxLock, acquireOutboxLock } from './outbox-lock.js'
 
@@ -37,8 +38,9 @@ export interface OutboxOptions {
    */
   dir: string
   /**
-   * First wait before the background redelivery after a failed one, in milliseconds; it
-   * doubles per consecutive failure (with jitter) up to `maxRetryDelay`.
+   * Backoff base of the background redelivery, in milliseconds: after `n` consecutive failed
+   * passes it waits a random time in `[0, retryDelay * 2^(n-1)]` (full jitter, the client's
+   * {@link RetryPolicy} formula), at most `maxRetryDelay`; a `Retry-After` is waited exactly.
    * @default 1_000
    */
   retryDelay?: number | undefined
@@ -167,8 +169,9 @@ export class Outbox {
   readonly #deliver: Deliver
   readonly #logger: Logger
   readonly #onDeadLetter: ((letter: DeadLetter) => void) | undefined
-  readonly #retryDelay: number
   readonly #maxRetryDelay: number
+  /** The background redelivery's backoff, as a retry policy: one formula for every wait. */
+  readonly #policy: ResolvedRetryPolicy
   readonly #maxAge: number
   readonly #journal: JsonlJournal
   readonly #acks: JsonlJournal
@@ -196,12 +199,13 @@ export class Outbox {
     this.#deliver = options.deliver
     this.#logger = options.logger
     this.#onDeadLetter = options.onDeadLetter
-    this.#retryDelay = options.retryDelay ?? 1_000
+    const baseDelay = options.retryDelay ?? 1_000
     this.#maxRetryDelay = options.maxRetryDelay ?? 60_000
     this.#maxAge = options.maxAge ?? DEFAULT_MAX_AGE
-    if (!(this.#retryDelay >= 0) || !(this.#maxRetryDelay >= this.#retryDelay)) {
+    if (!(baseDelay >= 0) || !(this.#maxRetryDelay >= baseDelay)) {
       throw new RangeError('outbox.retryDelay must be >= 0 and outbox.maxRetryDelay >= outbox.retryDelay (milliseconds)')
     }
+    this.#policy = resolveRetryPolicy({ limit: 0, baseDelay, maxDelay: this.#maxRetryDelay, maxRetryAfter: this.#maxRetryDelay })
     if (!(this.#maxAge > 0)) throw new RangeError('outbox.maxAge must be a positive number of milliseconds')
     mkdirSync(this.dir, { recursive: true })
     this.#lock = acquireOutboxLock(this.dir)
@@ -255,7 +259,7 @@ export class Outbox {
       throw error
     }
     // A secret mismatch will not fix itself in a second: `slow` waits the longest delay.
-    if (!this.#timer) this.#schedule(options.slow ? this.#maxRetryDelay : this.#backoff(Math.max(1, this.#failures)))
+    if (!this.#timer) this.#schedule(options.slow ? this.#maxRetryDelay : retryDelay(this.#policy, Math.max(1, this.#failures)))
   }
 
   /**
@@ -398,11 +402,11 @@ export class Outbox {
     if (!stopped && this.#pending > 0) {
       if (failed.length > 0) {
         this.#failures++
-        const retryAfterMs = Math.max(0, ...failed.map((f) => f.retryAfterMs ?? 0))
+        const retryAfters = failed.flatMap((f) => (f.retryAfterMs === undefined ? [] : [f.retryAfterMs]))
         // A secret mismatch will not fix itself in a second: wait the longest delay.
         next = failed.some((f) => f.slow)
           ? this.#maxRetryDelay
-          : Math.max(this.#backoff(this.#failures), Math.min(retryAfterMs, this.#maxRetryDelay))
+          : retryDelay(this.#policy, this.#failures, retryAfters.length > 0 ? Math.max(...retryAfters) : undefined)
       } else {
         // Updates arrived during the pass; they can go now.
         next = 0
@@ -532,12 +536,6 @@ export class Outbox {
     const result = this.#io.then(operation)
     this.#io = result.catch(() => undefined)
     return result
-  }
-
-  /** Equal jitter: half the exponential delay plus a random half, so retries never bunch at zero. */
-  #backoff(failures: number): number {
-    const cap = Math.min(this.#maxRetryDelay, this.#retryDelay * 2 ** Math.max(0, failures - 1))
-    return cap / 2 + Math.random() * (cap / 2)
   }
 
   #schedule(delay: number): void {

@@ -598,7 +598,8 @@ export class PrismaAPIClient {
       const outbox = this.#outbox
       const alterations: OutputAlteration[] = []
       let current = update
-      const firstAttemptAt = new Date().toISOString()
+      // A number, made a string only when the update is kept (the hot path allocates less).
+      const started = Date.now()
       try {
         if (outbox && outbox.pendingCount(runId) > 0) {
           await this.#enqueue(current, undefined, 'queued behind earlier updates')
@@ -620,10 +621,11 @@ export class PrismaAPIClient {
               continue
             }
             if (outbox && (this.#queueable(error) || isAuthRefusal(error))) {
-              await this.#enqueue(current, firstAttemptAt, describe(error), isAuthRefusal(error))
+              await this.#enqueue(current, new Date(started).toISOString(), describe(error), isAuthRefusal(error))
               return { state: 'queued', id: current.id, alterations }
             }
             if (outbox && isStatusHttpError(error)) {
+              const firstAttemptAt = new Date(started).toISOString()
               await outbox.deadLetter(
                 { v: 1, id: current.id, runId, route: current.route, body: current.json, queuedAt: firstAttemptAt, firstAttemptAt },
                 { status: error.status, code: error.problem?.code, reason: describe(error) },
@@ -811,11 +813,27 @@ export interface ClientInternals {
 
 const internals = new WeakMap<PrismaAPIClient, ClientInternals>()
 
-/** The internals of a client, for `runPipeline`. Internal: not exported from the package. */
+/**
+ * The internals of a client, for `runPipeline`. Internal: not exported from the package.
+ * A client from another copy of the package (a CommonJS and an ES module build side by side)
+ * has none here: it is driven through its public methods, which tell delivered from failed only.
+ */
 export function clientInternals(client: PrismaAPIClient): ClientInternals {
-  const found = internals.get(client)
-  if (!found) throw new TypeError('Not a PrismaAPIClient')
-  return found
+  return (
+    internals.get(client) ?? {
+      stageUpdate: async (runId, stageNumber, status, output) => {
+        const sent =
+          status === 'PROCESSING'
+            ? client.markStageProcessing(runId, stageNumber)
+            : status === 'COMPLETED'
+              ? client.markStageComplete(runId, stageNumber, output)
+              : status === 'FAILED'
+                ? client.markStageFailed(runId, stageNumber, String(output))
+                : client.markStageCancelled(runId, stageNumber)
+        return (await sent) ? { state: 'delivered', alterations: [] } : { state: 'failed', reason: 'see the client log', alterations: [] }
+      },
+    }
+  )
 }
 
 /** One update on its way: its body and idempotency key (a new one whenever the body changes). */

@@ -222,9 +222,14 @@ export class Transport {
   }
 
   /** One attempt; at debug level, one line with its outcome and duration. */
-  async #attempt(request: OutgoingRequest, headers: Record<string, string>, signal: AbortSignal, number: number): Promise<Response> {
-    const logger = this.#config.logger
-    if (!logger.debug) return this.#fetch(request.url, request.method, headers, request.body, signal)
+  #attempt(request: OutgoingRequest, headers: Record<string, string>, signal: AbortSignal, number: number): Promise<Response> {
+    // No extra async frame when nobody listens: this is every update's path.
+    if (!this.#config.logger.debug) return this.#fetch(request.url, request.method, headers, request.body, signal)
+    return this.#attemptLogged(request, headers, signal, number)
+  }
+
+  async #attemptLogged(request: OutgoingRequest, headers: Record<string, string>, signal: AbortSignal, number: number): Promise<Response> {
+    const logger = this.#config.logger as Required<Logger>
     const started = performance.now()
     const line = `${request.method} ${request.url}`
     const details = { idempotencyKey: request.idempotencyKey, attempt: number, bytes: request.body?.length ?? 0 }
