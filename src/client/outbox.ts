@@ -356,6 +356,16 @@ export class Outbox {
         this.#ackedInJournal++
         continue
       }
+      // A crash between writing a replacement and acking the original: the replacement wins.
+      if (entry.replaces !== undefined && seen.delete(entry.replaces)) {
+        const queue = this.#queues.get(entry.runId) ?? []
+        const index = queue.findIndex((queued) => queued.entry.id === entry.replaces)
+        if (index !== -1) {
+          queue.splice(index, 1)
+          this.#pending--
+          this.#ackedInJournal++
+        }
+      }
       seen.add(entry.id)
       const queue = this.#queues.get(entry.runId) ?? []
       queue.push({ entry, seq })

@@ -3,7 +3,7 @@
  * cannot store, and cuts an output the server refuses as too large (413) to the limit the
  * problem states, as a new update. Against the real handlers over HTTP, with a small limit.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
@@ -169,6 +169,24 @@ describe('an output over the server body limit', () => {
     expect(bytes(server.requests[0]?.body ?? '')).toBeLessThanOrEqual(LIMIT)
     const journal = readFileSync(join(dir, 'journal.jsonl'), 'utf8')
     expect(journal).toBe('')
+  })
+
+  it('prefers the replacement when a crash left the original unacknowledged', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
+    server = await startTestServer({ maxBodyBytes: LIMIT })
+    await new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET }).createRun('run_1')
+    server.requests.length = 0
+    const stage = (status: string, output?: string) =>
+      JSON.stringify({ stageNumber: 1, stageName: 'Input Processing', status, ...(output === undefined ? {} : { output, completedAt: '2025-10-25T14:03:11.123Z' }) })
+    const original = { v: 1, id: crypto.randomUUID(), runId: 'run_1', route: 'stageUpdate', body: stage('COMPLETED', 'z'.repeat(LIMIT * 2)), queuedAt: new Date().toISOString() }
+    const later = { ...original, id: crypto.randomUUID(), body: stage('PROCESSING') }
+    const replacement = { ...original, id: crypto.randomUUID(), body: stage('COMPLETED', `zz${TRUNCATION_MARKER}`), replaces: original.id }
+    writeFileSync(join(dir, 'journal.jsonl'), [original, later, replacement].map((e) => `${JSON.stringify(e)}\n`).join(''))
+    const client = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 } })
+    clients.push(client)
+    expect(client.pendingCount()).toBe(2)
+    expect(await client.flush()).toEqual({ delivered: 2, rejected: 0, pending: 0 })
+    expect(server.requests.map((r) => r.headers['idempotency-key'])).toEqual([replacement.id, later.id])
   })
 
   it('dead-letters a completion that is too large (only stage outputs are cut) and goes on', async () => {
