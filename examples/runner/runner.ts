@@ -8,11 +8,14 @@
  *
  * STAGE_DELAY_MS sets the simulated work per stage (default 200 ms); PIPELINE_DEBUG_DIR saves
  * each stage's output there.
- * It creates the run (idempotent), runs it, prints each stage as it goes and the final status as
- * read back from `GET /status`, and exits 0 when the run COMPLETED.
+ * It creates the run (idempotent), runs it, prints each stage as it goes, the final status as
+ * read back from `GET /status`, any warning of the run (an output it had to change, an update
+ * not delivered) and whether every update was delivered, and exits 0 when the run COMPLETED
+ * with every update delivered. FRONTEND_WEBHOOK_URL may end with `/api/pipeline`.
  */
 import { pathToFileURL } from 'node:url'
 import {
+  type CloseResult,
   PrismaAPIClient,
   type PipelineProgressEvent,
   type PipelineSummary,
@@ -42,6 +45,8 @@ export interface ExampleRunOptions {
 export interface ExampleRunResult {
   summary: PipelineSummary
   status: RunStatusResponse
+  /** Whether every update of the run was delivered by the time the client closed. */
+  delivered: boolean
 }
 
 /** The example's five stages: each waits `delayMs` (honouring the abort signal) and returns a small output. */
@@ -87,6 +92,8 @@ export async function runExamplePipeline(options: ExampleRunOptions = {}): Promi
     outbox: { dir: '.pipeline-outbox' },
     ...options.client,
   })
+  let result: Omit<ExampleRunResult, 'delivered'>
+  let closed: CloseResult
   try {
     const { run } = await client.createRun(options.runId)
     const summary = await runPipeline({
@@ -100,10 +107,12 @@ export async function runExamplePipeline(options: ExampleRunOptions = {}): Promi
     })
     await client.flush()
     const status = await client.getStatus(run.id)
-    return { summary, status }
+    result = { summary, status }
   } finally {
-    await client.close({ timeout: 5_000 })
+    closed = await client.close({ timeout: 5_000 })
   }
+  // An update still queued at the end of the run may have been delivered by the flush since.
+  return { ...result, delivered: closed.undelivered[result.status.run.id] === undefined }
 }
 
 /** One line per progress event, for a terminal. */
@@ -121,7 +130,7 @@ export function formatProgress(event: PipelineProgressEvent): string {
 async function main(): Promise<void> {
   const controller = new AbortController()
   process.once('SIGINT', () => controller.abort(new Error('interrupted')))
-  const { summary, status } = await runExamplePipeline({
+  const { summary, status, delivered } = await runExamplePipeline({
     runId: process.argv[2],
     signal: controller.signal,
     debugDir: process.env.PIPELINE_DEBUG_DIR,
@@ -130,7 +139,9 @@ async function main(): Promise<void> {
   })
   console.log(`\nGET /status: run ${status.run.id} is ${status.run.status}`)
   for (const stage of status.stages) console.log(`  ${stage.stageNumber}. ${stage.stageName}: ${stage.status}`)
-  process.exitCode = summary.status === 'COMPLETED' && status.run.status === 'COMPLETED' ? 0 : 1
+  for (const warning of summary.warnings) console.log(`  warning: ${warning}`)
+  console.log(`every update delivered: ${delivered ? 'yes' : 'no'}`)
+  process.exitCode = summary.status === 'COMPLETED' && status.run.status === 'COMPLETED' && delivered ? 0 : 1
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -23,8 +23,11 @@ export {
   type SigningOptions,
   type QueuedDelivery,
   type CloseOptions,
+  type CloseResult,
+  type UndeliveredUpdates,
   type CompleteRunInput,
 } from './prisma-api-client.js'
+export { TRUNCATION_MARKER, type OutputAlteration } from './stage-output.js'
 export {
   runPipeline,
   type RunPipelineOptions,
@@ -59,4 +62,4 @@ export {
   isRetriableStatus,
   parseRetryAfter,
 } from './retry-policy.js'
-export type { OutboxOptions, FlushResult } from './outbox.js'
+export type { OutboxOptions, FlushResult, DeadLetter, OutboxRoute } from './outbox.js'

@@ -11,13 +11,26 @@
  * ```
  */
 export interface Logger {
-  /** Every request and delivery; noisy. */
+  /**
+   * Every attempt of every request, when it ends; noisy. One line each:
+   * `POST <url> → 200 in 4 ms (attempt 1)`, or `→ no response (ECONNREFUSED) after 2 ms (attempt 2)`,
+   * with `details` `{ idempotencyKey, attempt, bytes, status }`. Without this method nothing is
+   * formatted for it.
+   */
   debug?(message: string, details?: Record<string, unknown>): void
   /** Normal events worth a line: an update queued behind earlier ones, the outbox draining. */
   info?(message: string, details?: Record<string, unknown>): void
-  /** Something went wrong but nothing is lost: an update was queued in the outbox. */
+  /**
+   * Something went wrong but nothing is lost: each retry, with its cause and wait
+   * (`Run run_1: stage 2 COMPLETED failed (ECONNREFUSED); retry 1 of 5 in 212 ms`, `details`
+   * `{ cause, status, code, retry, delayMs }`); an update queued in the outbox; an output the
+   * client had to change; a failed redelivery from the outbox; what `close()` leaves undelivered.
+   */
   warn(message: string, details?: Record<string, unknown>): void
-  /** An update was not delivered and will not be: a 4xx, or no outbox to keep it. */
+  /**
+   * An update was not delivered, or needs a person: a dead letter (refused for good, or too
+   * old), an update lost for want of an outbox, and each 401/403 (a secret to fix).
+   */
   error(message: string, details?: Record<string, unknown>): void
 }
 

@@ -4,17 +4,21 @@
  * directory.
  *
  * On disk (all JSON Lines, see `outbox-journal.ts`):
- * - `journal.jsonl`: every queued update, in the order it was queued;
- * - `acks.jsonl`: the ids that were delivered (or rejected for good);
- * - `rejected.jsonl`: updates the server refused with a 4xx, kept for a human to look at;
+ * - `journal.jsonl`: every queued update, in the order it was queued (a replacement, e.g. an
+ *   update whose output was cut after a 413, names the entry it `replaces` and takes its place);
+ * - `acks.jsonl`: the ids that left the queue (delivered, dead-lettered or replaced);
+ * - `dead-letters.jsonl`: updates no retry can fix (refused with 400, 404, 409, 413 after
+ *   truncation, 415, 422, ..., or older than `maxAge`), kept for a human to look at;
  * - `outbox.lock`: the pid of the one process that owns the directory.
  * An update is pending while its id is in the journal and not in the acks. When nothing is
  * pending both files are emptied; when many acks pile up the journal is rewritten atomically.
  */
 import { mkdirSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import type { Logger } from './logger.js'
+import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy, retryDelay } from './retry-policy.js'
 import { JsonlJournal } from './outbox-journal.js'
 import { type OutboxLock, acquireOutboxLock } from './outbox-lock.js'
 
@@ -34,17 +38,31 @@ export interface OutboxOptions {
    */
   dir: string
   /**
-   * First wait before the background redelivery after a failed one, in milliseconds; it
-   * doubles per consecutive failure (with jitter) up to `maxRetryDelay`.
+   * Backoff base of the background redelivery, in milliseconds: after `n` consecutive failed
+   * passes it waits a random time in `[0, retryDelay * 2^(n-1)]` (full jitter, the client's
+   * {@link RetryPolicy} formula), at most `maxRetryDelay`; a `Retry-After` is waited exactly.
    * @default 1_000
    */
   retryDelay?: number | undefined
   /**
    * Longest wait between background redeliveries, in milliseconds; also caps a `Retry-After`.
+   * An update refused with 401 or 403 (a secret that does not match the web app's) is retried
+   * this slowly from the start, with an error logged each time, until the secret is fixed.
    * @default 60_000
    */
   maxRetryDelay?: number | undefined
+  /**
+   * How long an update may stay undelivered, in milliseconds, counted from its first attempt
+   * (an update queued behind earlier ones without being tried: from when it was queued). Past
+   * it, the update is dead-lettered like one the server refused, and the run's later updates
+   * go on. Like the retry windows of Svix and Stripe.
+   * @default 259_200_000 (72 hours)
+   */
+  maxAge?: number | undefined
 }
+
+/** The default of {@link OutboxOptions.maxAge}: 72 hours. */
+const DEFAULT_MAX_AGE = 72 * 60 * 60 * 1000
 
 /** Which route a queued update goes to. */
 export type OutboxRoute = 'stageUpdate' | 'complete'
@@ -60,19 +78,57 @@ export const OutboxEntry = z.object({
   body: z.string(),
   /** When the update entered the outbox (ISO 8601). */
   queuedAt: z.string(),
+  /** When it was first attempted (ISO 8601); absent for one queued behind earlier updates. */
+  firstAttemptAt: z.string().optional(),
+  /** The id of the entry this one replaces and whose place in the queue it takes. */
+  replaces: z.string().optional(),
 })
 /** One queued update, exactly as it will be sent again. */
 export type OutboxEntry = z.infer<typeof OutboxEntry>
 
-const Ack = z.object({ id: z.string(), result: z.enum(['delivered', 'rejected']), at: z.string() })
+const Ack = z.object({ id: z.string(), result: z.enum(['delivered', 'rejected', 'replaced']), at: z.string() })
+
+/**
+ * An update that left the outbox's queue undelivered, because no retry could fix it: the
+ * server refused it (400, 404, 409, 413 after truncation, 415, 422, ...) or it was older than
+ * the outbox's `maxAge`. Kept in `dead-letters.jsonl` in the outbox directory; read them with
+ * `client.deadLetters()`.
+ */
+export interface DeadLetter {
+  /** The update's idempotency key. */
+  id: string
+  /** The run it belongs to. */
+  runId: string
+  /** The route it was sent to. */
+  route: OutboxRoute
+  /** The JSON body, byte for byte as it was sent. */
+  body: string
+  /** When it was queued (ISO 8601), or first attempted when it never was queued. */
+  queuedAt: string
+  /** When it was first attempted (ISO 8601), when known. */
+  firstAttemptAt?: string | undefined
+  /** When it was dead-lettered (ISO 8601). */
+  deadLetteredAt: string
+  /** The HTTP status of the refusal; absent for an expired update. */
+  status?: number | undefined
+  /** The problem `code` of the refusal, when the server sent one. */
+  code?: string | undefined
+  /** Why, for people. */
+  reason: string
+}
 
 /** What one redelivery attempt came to. */
 export type DeliveryResult =
   | { result: 'delivered' }
-  /** The server refused it for good (4xx): it leaves the queue and goes to `rejected.jsonl`. */
-  | { result: 'rejected'; status?: number | undefined; reason: string }
-  /** Try again later; `retryAfterMs` is the server's `Retry-After`. */
-  | { result: 'retry'; reason: string; retryAfterMs?: number | undefined }
+  /** No retry can fix it (a 4xx other than 401/403): it leaves the queue as a dead letter. */
+  | { result: 'rejected'; status?: number | undefined; code?: string | undefined; reason: string }
+  /** The server refused this body but takes `entry` instead (same place in the queue). */
+  | { result: 'replace'; entry: OutboxEntry; reason: string }
+  /**
+   * Try again later; `retryAfterMs` is the server's `Retry-After`. `slow` (401, 403) waits the
+   * longest delay and logs an error each time.
+   */
+  | { result: 'retry'; reason: string; retryAfterMs?: number | undefined; slow?: boolean | undefined }
 
 /** Sends one queued update once. Must not throw. */
 export type Deliver = (entry: OutboxEntry, signal: AbortSignal) => Promise<DeliveryResult>
@@ -81,7 +137,10 @@ export type Deliver = (entry: OutboxEntry, signal: AbortSignal) => Promise<Deliv
 export interface FlushResult {
   /** Updates delivered by this flush. */
   delivered: number
-  /** Updates the server refused for good (4xx), moved to `rejected.jsonl`. */
+  /**
+   * Updates dead-lettered by this flush: refused for good (a 4xx other than 401/403) or older
+   * than `maxAge`; kept in `dead-letters.jsonl` (see {@link DeadLetter}).
+   */
   rejected: number
   /** Updates still waiting (for all runs). */
   pending: number
@@ -93,19 +152,30 @@ interface QueuedEntry {
   seq: number
 }
 
+/** How one run's part of a flush pass went. */
+interface RunOutcome {
+  delivered: number
+  rejected: number
+  /** The run's head failed and waits for the next pass. */
+  retry?: { entry: OutboxEntry; reason: string; retryAfterMs?: number | undefined; slow: boolean } | undefined
+}
+
 /** Acks that may pile up in the journal before it is rewritten without them. */
 const COMPACT_AFTER_ACKS = 1000
 
-/** The outbox of one client. Internal: the client exposes `flush`, `pendingCount` and `close`. */
+/** The outbox of one client. Internal: the client exposes `flush`, `pendingCount`, `deadLetters` and `close`. */
 export class Outbox {
   readonly dir: string
   readonly #deliver: Deliver
   readonly #logger: Logger
-  readonly #retryDelay: number
+  readonly #onDeadLetter: ((letter: DeadLetter) => void) | undefined
   readonly #maxRetryDelay: number
+  /** The background redelivery's backoff, as a retry policy: one formula for every wait. */
+  readonly #policy: ResolvedRetryPolicy
+  readonly #maxAge: number
   readonly #journal: JsonlJournal
   readonly #acks: JsonlJournal
-  readonly #rejected: JsonlJournal
+  readonly #deadLetters: JsonlJournal
   readonly #lock: OutboxLock
   readonly #releaseOnExit: () => void
   /** Pending updates per run, oldest first. */
@@ -124,15 +194,19 @@ export class Outbox {
   #closed = false
   readonly #stop = new AbortController()
 
-  constructor(options: OutboxOptions & { deliver: Deliver; logger: Logger }) {
+  constructor(options: OutboxOptions & { deliver: Deliver; logger: Logger; onDeadLetter?: ((letter: DeadLetter) => void) | undefined }) {
     this.dir = resolve(options.dir)
     this.#deliver = options.deliver
     this.#logger = options.logger
-    this.#retryDelay = options.retryDelay ?? 1_000
+    this.#onDeadLetter = options.onDeadLetter
+    const baseDelay = options.retryDelay ?? 1_000
     this.#maxRetryDelay = options.maxRetryDelay ?? 60_000
-    if (!(this.#retryDelay >= 0) || !(this.#maxRetryDelay >= this.#retryDelay)) {
+    this.#maxAge = options.maxAge ?? DEFAULT_MAX_AGE
+    if (!(baseDelay >= 0) || !(this.#maxRetryDelay >= baseDelay)) {
       throw new RangeError('outbox.retryDelay must be >= 0 and outbox.maxRetryDelay >= outbox.retryDelay (milliseconds)')
     }
+    this.#policy = resolveRetryPolicy({ limit: 0, baseDelay, maxDelay: this.#maxRetryDelay, maxRetryAfter: this.#maxRetryDelay })
+    if (!(this.#maxAge > 0)) throw new RangeError('outbox.maxAge must be a positive number of milliseconds')
     mkdirSync(this.dir, { recursive: true })
     this.#lock = acquireOutboxLock(this.dir)
     this.#releaseOnExit = () => this.#lock.release()
@@ -142,7 +216,7 @@ export class Outbox {
       const acks = JsonlJournal.openSync(join(this.dir, 'acks.jsonl'))
       this.#journal = journal.journal
       this.#acks = acks.journal
-      this.#rejected = JsonlJournal.openSync(join(this.dir, 'rejected.jsonl')).journal
+      this.#deadLetters = JsonlJournal.openSync(join(this.dir, 'dead-letters.jsonl')).journal
       this.#load(journal.contents, acks.contents)
     } catch (error) {
       this.#release()
@@ -161,11 +235,16 @@ export class Outbox {
     return runId === undefined ? this.#pending : (this.#queues.get(runId)?.length ?? 0)
   }
 
+  /** Updates waiting per run; runs with none are absent. */
+  pendingByRun(): Record<string, number> {
+    return Object.fromEntries([...this.#queues].map(([runId, queue]) => [runId, queue.length]))
+  }
+
   /**
    * Queues an update durably (written and fsynced before this resolves) behind the run's
-   * earlier ones, and schedules a background redelivery.
+   * earlier ones, and schedules a background redelivery (after the longest delay when `slow`).
    */
-  async append(entry: OutboxEntry): Promise<void> {
+  async append(entry: OutboxEntry, options: { slow?: boolean } = {}): Promise<void> {
     if (this.#closed) throw new Error('The outbox is closed')
     // In memory first, synchronously: a later update of the run sees it and queues behind it.
     const queued: QueuedEntry = { entry, seq: this.#seq++ }
@@ -179,7 +258,40 @@ export class Outbox {
       this.#forget(queued)
       throw error
     }
-    if (!this.#timer) this.#schedule(this.#backoff(Math.max(1, this.#failures)))
+    // A secret mismatch will not fix itself in a second: `slow` waits the longest delay.
+    if (!this.#timer) this.#schedule(options.slow ? this.#maxRetryDelay : retryDelay(this.#policy, Math.max(1, this.#failures)))
+  }
+
+  /**
+   * Keeps an update that never entered the queue (refused on its first delivery) as a dead
+   * letter, logged as an error. Throws when the disk write fails.
+   */
+  async deadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
+    await this.#file(() => this.#writeDeadLetter(entry, refusal))
+  }
+
+  /** The dead letters on disk (also those of earlier processes), oldest first; for one run or all. */
+  async deadLetters(runId?: string): Promise<DeadLetter[]> {
+    const path = join(this.dir, 'dead-letters.jsonl')
+    return this.#file(async () => {
+      let text = ''
+      try {
+        text = await readFile(path, 'utf8')
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      }
+      const letters: DeadLetter[] = []
+      for (const line of text.split('\n')) {
+        if (line === '') continue
+        try {
+          const letter = JSON.parse(line) as DeadLetter
+          if (runId === undefined || letter.runId === runId) letters.push(letter)
+        } catch {
+          // A torn last line from a crash: the letter before it is intact.
+        }
+      }
+      return letters
+    })
   }
 
   /** The server answered: redeliver soon instead of waiting out the backoff. */
@@ -214,7 +326,7 @@ export class Outbox {
     }
     await this.#passes
     await this.#io
-    await Promise.all([this.#journal.close(), this.#acks.close(), this.#rejected.close()])
+    await Promise.all([this.#journal.close(), this.#acks.close(), this.#deadLetters.close()])
     this.#release()
     return { ...result, pending: this.#pending }
   }
@@ -226,6 +338,9 @@ export class Outbox {
       if (ack.success) acked.add(ack.data.id)
     }
     let invalid = journal.corruptLines
+    // Every entry's place in the queue, acked ones included, so a replacement takes the place
+    // of the entry it replaces rather than going to the back.
+    const places = new Map<string, number>()
     const seen = new Set<string>()
     for (const record of journal.records) {
       const parsed = OutboxEntry.safeParse(record)
@@ -234,16 +349,30 @@ export class Outbox {
         continue
       }
       const entry = parsed.data
+      const replaced = entry.replaces === undefined ? undefined : places.get(entry.replaces)
+      const seq = replaced ?? this.#seq++
+      places.set(entry.id, seq)
       if (acked.has(entry.id) || seen.has(entry.id)) {
         this.#ackedInJournal++
         continue
       }
+      // A crash between writing a replacement and acking the original: the replacement wins.
+      if (entry.replaces !== undefined && seen.delete(entry.replaces)) {
+        const queue = this.#queues.get(entry.runId) ?? []
+        const index = queue.findIndex((queued) => queued.entry.id === entry.replaces)
+        if (index !== -1) {
+          queue.splice(index, 1)
+          this.#pending--
+          this.#ackedInJournal++
+        }
+      }
       seen.add(entry.id)
       const queue = this.#queues.get(entry.runId) ?? []
-      queue.push({ entry, seq: this.#seq++ })
+      queue.push({ entry, seq })
       this.#queues.set(entry.runId, queue)
       this.#pending++
     }
+    for (const queue of this.#queues.values()) queue.sort((a, b) => a.seq - b.seq)
     if (journal.tornTail || acks.tornTail) {
       this.#logger.warn(`Outbox ${this.dir}: ignored a record torn by a crash mid-write`, {
         journal: journal.tornTail,
@@ -267,64 +396,76 @@ export class Outbox {
     const runs = [...this.#queues.keys()]
     const outcomes = await Promise.all(runs.map((runId) => this.#flushRun(runId, signal)))
     const result: FlushResult = { delivered: 0, rejected: 0, pending: this.#pending }
-    let failed = false
-    let retryAfterMs = 0
+    const failed: NonNullable<RunOutcome['retry']>[] = []
     for (const outcome of outcomes) {
       result.delivered += outcome.delivered
       result.rejected += outcome.rejected
-      if (outcome.retry) {
-        failed = true
-        retryAfterMs = Math.max(retryAfterMs, outcome.retryAfterMs ?? 0)
-      }
+      if (outcome.retry) failed.push(outcome.retry)
     }
     result.pending = this.#pending
     if (result.delivered + result.rejected > 0) {
-      this.#logger.info?.(`Outbox ${this.dir}: delivered ${result.delivered}, rejected ${result.rejected}, ${result.pending} pending`, { ...result })
+      this.#logger.info?.(`Outbox ${this.dir}: delivered ${result.delivered}, dead-lettered ${result.rejected}, ${result.pending} pending`, { ...result })
     }
     await this.#compact()
-    if (this.#closed || signal.aborted) return result
-    if (this.#pending === 0) {
-      this.#failures = 0
-    } else if (failed) {
-      this.#failures++
-      this.#schedule(Math.max(this.#backoff(this.#failures), Math.min(retryAfterMs, this.#maxRetryDelay)))
-    } else {
-      // Updates arrived during the pass; they can go now.
-      this.#schedule(0)
+    const stopped = this.#closed || signal.aborted
+    let next: number | undefined
+    if (!stopped && this.#pending > 0) {
+      if (failed.length > 0) {
+        this.#failures++
+        const retryAfters = failed.flatMap((f) => (f.retryAfterMs === undefined ? [] : [f.retryAfterMs]))
+        // A secret mismatch will not fix itself in a second: wait the longest delay.
+        next = failed.some((f) => f.slow)
+          ? this.#maxRetryDelay
+          : retryDelay(this.#policy, this.#failures, retryAfters.length > 0 ? Math.max(...retryAfters) : undefined)
+      } else {
+        // Updates arrived during the pass; they can go now.
+        next = 0
+      }
     }
+    if (this.#pending === 0) this.#failures = 0
+    for (const failure of failed) this.#logRetry(failure, next)
+    if (next !== undefined) this.#schedule(next)
     return result
   }
 
-  async #flushRun(
-    runId: string,
-    signal: AbortSignal,
-  ): Promise<{ delivered: number; rejected: number; retry: boolean; retryAfterMs?: number | undefined }> {
+  /** One line per run whose head failed: a warning, or an error for 401/403 (it needs a person). */
+  #logRetry(failure: NonNullable<RunOutcome['retry']>, next: number | undefined): void {
+    const { entry, reason, slow } = failure
+    const when = next === undefined ? 'it stays in the outbox' : `next attempt in ${Math.round(next)} ms`
+    const details = { runId: entry.runId, idempotencyKey: entry.id, reason, nextDelayMs: next }
+    if (slow) {
+      this.#logger.error(
+        `Outbox: run ${entry.runId}: ${describeEntry(entry)} refused (${reason}); check that the runner's secret matches the web app's. ` +
+          `Kept queued, retried slowly: ${when}`,
+        details,
+      )
+    } else {
+      this.#logger.warn(`Outbox: run ${entry.runId}: redelivery of ${describeEntry(entry)} failed (${reason}); ${when}`, details)
+    }
+  }
+
+  async #flushRun(runId: string, signal: AbortSignal): Promise<RunOutcome> {
     let delivered = 0
     let rejected = 0
     for (;;) {
       const head = this.#queues.get(runId)?.[0]
-      if (!head) return { delivered, rejected, retry: false }
-      if (signal.aborted) return { delivered, rejected, retry: true }
-      const outcome = await this.#deliver(head.entry, signal)
+      if (!head) return { delivered, rejected }
+      if (signal.aborted) return { delivered, rejected, retry: { entry: head.entry, reason: 'the outbox is closing', slow: false } }
+      const age = Date.now() - Date.parse(head.entry.firstAttemptAt ?? head.entry.queuedAt)
+      const outcome: DeliveryResult =
+        age > this.#maxAge
+          ? { result: 'rejected', reason: `expired: undelivered ${Math.round(age / 1000)} s after its first attempt (maxAge ${this.#maxAge} ms)` }
+          : await this.#deliver(head.entry, signal)
       if (outcome.result === 'retry') {
-        this.#logger.debug?.(`Outbox: redelivery of ${head.entry.route} for run ${runId} failed, will retry`, {
-          runId,
-          id: head.entry.id,
-          reason: outcome.reason,
-        })
-        return { delivered, rejected, retry: true, retryAfterMs: outcome.retryAfterMs }
+        return { delivered, rejected, retry: { entry: head.entry, reason: outcome.reason, retryAfterMs: outcome.retryAfterMs, slow: outcome.slow ?? false } }
       }
       try {
+        if (outcome.result === 'replace') {
+          await this.#replace(head, outcome.entry)
+          continue
+        }
         if (outcome.result === 'rejected') {
-          this.#logger.error(`Outbox: the server refused a queued ${head.entry.route} for run ${runId}; kept in rejected.jsonl`, {
-            runId,
-            id: head.entry.id,
-            status: outcome.status,
-            reason: outcome.reason,
-          })
-          await this.#file(() =>
-            this.#rejected.append({ ...head.entry, rejectedAt: new Date().toISOString(), status: outcome.status, reason: outcome.reason }),
-          )
+          await this.#file(() => this.#writeDeadLetter(head.entry, outcome))
           rejected++
         } else {
           delivered++
@@ -333,11 +474,42 @@ export class Outbox {
       } catch (error) {
         // Not acked on disk: it stays queued and is sent again (the server drops the duplicate).
         this.#logger.error(`Outbox ${this.dir}: could not record a delivery`, { error: String(error) })
-        return { delivered, rejected, retry: true }
+        return { delivered, rejected, retry: { entry: head.entry, reason: 'the outbox could not be written', slow: false } }
       }
       this.#forget(head)
       this.#ackedInJournal++
     }
+  }
+
+  /** Puts `entry` in the place of `head`: journal first, then the ack, so a crash loses neither. */
+  async #replace(head: QueuedEntry, entry: OutboxEntry): Promise<void> {
+    const replacement: OutboxEntry = { ...entry, replaces: head.entry.id }
+    await this.#file(() => this.#journal.append(replacement))
+    await this.#file(() => this.#acks.append({ id: head.entry.id, result: 'replaced', at: new Date().toISOString() }))
+    head.entry = replacement
+    this.#ackedInJournal++
+  }
+
+  /** Appends a dead letter and logs it; runs inside the file queue. */
+  async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
+    const letter: DeadLetter = {
+      id: entry.id,
+      runId: entry.runId,
+      route: entry.route,
+      body: entry.body,
+      queuedAt: entry.queuedAt,
+      ...(entry.firstAttemptAt === undefined ? {} : { firstAttemptAt: entry.firstAttemptAt }),
+      deadLetteredAt: new Date().toISOString(),
+      ...(refusal.status === undefined ? {} : { status: refusal.status }),
+      ...(refusal.code === undefined ? {} : { code: refusal.code }),
+      reason: refusal.reason,
+    }
+    await this.#deadLetters.append(letter)
+    this.#logger.error(
+      `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
+      { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
+    )
+    this.#onDeadLetter?.(letter)
   }
 
   /** Empties the files when nothing is pending; rewrites the journal when acks pile up. */
@@ -376,12 +548,6 @@ export class Outbox {
     return result
   }
 
-  /** Equal jitter: half the exponential delay plus a random half, so retries never bunch at zero. */
-  #backoff(failures: number): number {
-    const cap = Math.min(this.#maxRetryDelay, this.#retryDelay * 2 ** Math.max(0, failures - 1))
-    return cap / 2 + Math.random() * (cap / 2)
-  }
-
   #schedule(delay: number): void {
     if (this.#closed) return
     const due = Date.now() + delay
@@ -404,5 +570,16 @@ export class Outbox {
   #release(): void {
     process.removeListener('exit', this.#releaseOnExit)
     this.#lock.release()
+  }
+}
+
+/** An update as a person reads it: `stage 2 COMPLETED` or `completion`. */
+export function describeEntry(entry: Pick<OutboxEntry, 'route' | 'body'>): string {
+  if (entry.route === 'complete') return 'completion'
+  try {
+    const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown }
+    return `stage ${String(body.stageNumber)} ${String(body.status)}`
+  } catch {
+    return 'stage update'
   }
 }

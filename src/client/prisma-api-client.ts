@@ -10,17 +10,30 @@ import { DEFAULT_BASE_PATH, type RouteName, normalizeBasePath, routePath } from 
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { DEFAULT_STAGES, type StageCatalogue, assertStageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
+import { toStorableText } from '../contract/storable-text.js'
 import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../core/webhook-signature.js'
 import {
   ClientClosedError,
   ConfigurationError,
   PipelineStatusError,
+  type StatusHttpError,
   isStatusHttpError,
+  isStatusNetworkError,
 } from './errors.js'
 import { type Logger, consoleLogger } from './logger.js'
-import { type DeliveryResult, type FlushResult, Outbox, type OutboxEntry, type OutboxOptions, type OutboxRoute } from './outbox.js'
+import {
+  type DeadLetter,
+  type DeliveryResult,
+  type FlushResult,
+  Outbox,
+  type OutboxEntry,
+  type OutboxOptions,
+  type OutboxRoute,
+  describeEntry,
+} from './outbox.js'
 import { type RetryPolicy, isRetriableError, parseRetryAfter, resolveRetryPolicy } from './retry-policy.js'
-import { type AttemptSigner, Transport } from './transport.js'
+import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
+import { type AttemptSigner, Transport, networkCause } from './transport.js'
 
 /**
  * Standard Webhooks signing of every request, status reads included (optional; with it the
@@ -55,7 +68,9 @@ export interface SigningOptions {
 export interface PrismaAPIClientOptions {
   /**
    * The web app's origin (scheme, host, port; a path prefix is kept), e.g.
-   * `https://app.example.com`. The routes live under it at `basePath`.
+   * `https://app.example.com`. The routes live under it at `basePath`. A URL that already ends
+   * with `basePath` (`https://app.example.com/api/pipeline`, what the demo and the Express
+   * example print) means the same: the base path is not doubled.
    * @default process.env.FRONTEND_WEBHOOK_URL
    */
   baseUrl?: string | undefined
@@ -143,6 +158,25 @@ export function isQueuedDelivery(value: unknown): value is QueuedDelivery {
   return typeof value === 'object' && value !== null && (value as { queued?: unknown }).queued === true
 }
 
+/** Per run, the updates a client did not deliver; see {@link CloseResult}. */
+export interface UndeliveredUpdates {
+  /** Still waiting in the outbox (delivered later, by a flush or the next process). */
+  queued: number
+  /** Refused for good or expired, kept as dead letters (see {@link PrismaAPIClient.deadLetters}). */
+  deadLettered: number
+  /** Neither delivered nor kept: no outbox, refused before sending, or the outbox could not be written. */
+  failed: number
+}
+
+/** What {@link PrismaAPIClient.close} did, and what stays undelivered. */
+export interface CloseResult extends FlushResult {
+  /**
+   * Per run, the updates this client did not deliver over its life; runs whose every update
+   * was delivered are absent, so `{}` means everything arrived.
+   */
+  undelivered: Record<string, UndeliveredUpdates>
+}
+
 /** Options of {@link PrismaAPIClient.close}. */
 export interface CloseOptions {
   /**
@@ -185,10 +219,20 @@ export interface CompleteRunInput {
  *   went to the outbox.
  * - Retries (network errors, timeouts, 408, 429, 5xx) reuse one `Idempotency-Key` per update;
  *   other 4xx are never retried. Updates of one run are sent one after another, in call order.
+ *   Each retry is logged as a warning with its cause (`ECONNREFUSED`, `HTTP 503
+ *   database_unavailable`, a timeout) and its wait; with a `debug` method the logger also gets
+ *   one line per attempt (method, URL, status, milliseconds).
+ * - A stage's status is never lost because of its output: unstorable characters are replaced
+ *   and an output over the server's body limit is cut to fit (see {@link markStageComplete}).
  * - With `outbox`, an update still undelivered after its retries is written to disk and resolves
  *   `true` (logged as a warning): it will be delivered, in order with the run's other updates,
  *   by a background flush, by `flush()` or `close()`, or by the next process on the same dir.
- *   While a run has queued updates, its new ones queue behind them. A 4xx is never queued.
+ *   While a run has queued updates, its new ones queue behind them. An update refused with
+ *   401 or 403 (a secret that does not match) is queued too and retried slowly, with an error
+ *   logged each time, so fixing the secret delivers it. An update no retry can fix (400, 404,
+ *   409, 413 after truncation, 415, 422, ...) or older than `outbox.maxAge` becomes a dead
+ *   letter: kept on disk, logged, readable with {@link deadLetters}; the run's later updates go on.
+ * - `close()` resolves and logs what stays undelivered, per run.
  *
  * @example
  * ```ts
@@ -212,6 +256,8 @@ export class PrismaAPIClient {
   readonly #outbox: Outbox | undefined
   /** The tail of each run's chain of updates, so they go out one by one in call order. */
   readonly #lanes = new Map<string, Promise<unknown>>()
+  /** Per run, updates that left this client undelivered (for the report of `close`). */
+  readonly #undelivered = new Map<string, { deadLettered: number; failed: number }>()
   #closed = false
   /** Set when `close` aborted the requests still in flight at its deadline. */
   #abortedInFlight = false
@@ -276,8 +322,8 @@ export class PrismaAPIClient {
       }
     }
 
-    this.baseUrl = url.href.replace(/\/+$/, '')
     this.basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
+    this.baseUrl = withoutBasePath(url, this.basePath)
     this.stages = stages
     this.#logger = options.logger ?? consoleLogger
     this.#throwOnError = options.throwOnError ?? false
@@ -288,15 +334,24 @@ export class PrismaAPIClient {
       userAgent: options.userAgent ?? 'pipeline-status-sdk',
       fetch: options.fetch,
       signer,
+      logger: this.#logger,
     })
     try {
       this.#outbox = options.outbox
-        ? new Outbox({ ...options.outbox, logger: this.#logger, deliver: (entry, signal) => this.#redeliver(entry, signal) })
+        ? new Outbox({
+            ...options.outbox,
+            logger: this.#logger,
+            deliver: (entry, signal) => this.#redeliver(entry, signal),
+            onDeadLetter: (letter) => this.#count(letter.runId, 'deadLettered'),
+          })
         : undefined
     } catch (error) {
       if (error instanceof RangeError) throw new ConfigurationError(error.message, { cause: error })
       throw error
     }
+    internals.set(this, {
+      stageUpdate: (runId, stageNumber, status, output) => this.#stageUpdate(runId, stageNumber, status, output),
+    })
   }
 
   /**
@@ -309,36 +364,43 @@ export class PrismaAPIClient {
 
   /** Marks stage `stageNumber` PROCESSING. Resolves `true`/`false`; see the class notes. */
   markStageProcessing(runId: string, stageNumber: number): Promise<boolean> {
-    return this.#stageUpdate(runId, stageNumber, 'PROCESSING', undefined)
+    return reported(this.#stageUpdate(runId, stageNumber, 'PROCESSING', undefined))
   }
 
   /**
    * Marks stage `stageNumber` COMPLETED with its output: a string is sent as it is (JSON or
    * markdown), anything else as `JSON.stringify(output)`; `undefined` sends no output (the
    * server keeps what PROCESSING stored). `completedAt` is now.
+   *
+   * The status is never lost because of the output: NUL characters and lone UTF-16 surrogates
+   * (which PostgreSQL cannot store) are replaced with U+FFFD before sending, and an output the
+   * server refuses as too large (413) is cut to the limit its problem states and ended with
+   * {@link TRUNCATION_MARKER}, then sent as a new update (new `Idempotency-Key`). Both are
+   * logged as warnings; `runPipeline` lists them in its summary ({@link OutputAlteration}).
    */
   markStageComplete(runId: string, stageNumber: number, output?: unknown): Promise<boolean> {
-    return this.#stageUpdate(runId, stageNumber, 'COMPLETED', output)
+    return reported(this.#stageUpdate(runId, stageNumber, 'COMPLETED', output))
   }
 
   /** Marks stage `stageNumber` FAILED; `errorMessage` is sent as its output and becomes the run's error. */
   markStageFailed(runId: string, stageNumber: number, errorMessage: string): Promise<boolean> {
-    return this.#stageUpdate(runId, stageNumber, 'FAILED', errorMessage)
+    return reported(this.#stageUpdate(runId, stageNumber, 'FAILED', errorMessage))
   }
 
   /** Marks stage `stageNumber` CANCELLED (the server then marks the run CANCELLED). */
   markStageCancelled(runId: string, stageNumber: number): Promise<boolean> {
-    return this.#stageUpdate(runId, stageNumber, 'CANCELLED', undefined)
+    return reported(this.#stageUpdate(runId, stageNumber, 'CANCELLED', undefined))
   }
 
   /**
    * Sends a stage-update body as given (validated against the contract and the catalogue
    * first). The `mark*` methods build it for you. Resolves `true`/`false`; see the class notes.
+   * Its `output` is made storable and cut to fit like {@link markStageComplete}'s.
    */
   sendStageUpdate(runId: string, update: StageUpdate): Promise<boolean> {
     const parsed = stageUpdateSchemaFor(this.stages).safeParse(update)
-    if (!parsed.success) return this.#refuse(runId, new PayloadValidationError('stage update', parsed.error.issues))
-    return this.#submit(runId, 'stageUpdate', JSON.stringify(parsed.data), `stage ${update.stageNumber} ${update.status}`)
+    if (!parsed.success) return reported(this.#refuse(runId, new PayloadValidationError('stage update', parsed.error.issues)))
+    return reported(this.#submitStageUpdate(runId, parsed.data))
   }
 
   /**
@@ -361,29 +423,19 @@ export class PrismaAPIClient {
     if (!parsed.success) throw new PayloadValidationError('completion', parsed.error.issues)
     assertRunId(runId)
     if (this.#closed) throw new ClientClosedError()
+    const data = parsed.data
+    // The run's error is stored like an output: make it storable rather than lose the completion.
+    if (typeof data.error === 'string') data.error = toStorableText(data.error).text
     const idempotencyKey = crypto.randomUUID()
-    const json = JSON.stringify(parsed.data)
-    return this.#inLane(runId, async () => {
-      const outbox = this.#outbox
-      if (outbox && outbox.pendingCount(runId) > 0) {
-        await this.#enqueue({ runId, route: 'complete', body: json, id: idempotencyKey }, 'completion', 'queued behind earlier updates')
-        return { queued: true, runId, idempotencyKey } as const
-      }
-      try {
-        const response = await this.#transport.send(
-          { method: 'POST', url: this.#url('complete', runId), body: json, idempotencyKey },
-          { retry: true },
-        )
-        outbox?.nudge()
-        return parseResponse(CompleteRunResponse, response.text, 'completion')
-      } catch (error) {
-        if (outbox && this.#queueable(error)) {
-          await this.#enqueue({ runId, route: 'complete', body: json, id: idempotencyKey }, 'completion', describe(error))
-          return { queued: true, runId, idempotencyKey } as const
-        }
-        throw error
-      }
-    })
+    const outcome = await this.#deliver({ runId, route: 'complete', json: JSON.stringify(data), id: idempotencyKey, what: 'completion' })
+    switch (outcome.state) {
+      case 'delivered':
+        return parseResponse(CompleteRunResponse, outcome.text, 'completion')
+      case 'queued':
+        return { queued: true, runId, idempotencyKey: outcome.id }
+      default:
+        throw outcome.error
+    }
   }
 
   /**
@@ -427,18 +479,35 @@ export class PrismaAPIClient {
   }
 
   /**
+   * The updates that left the outbox undelivered because no retry could fix them (refused with
+   * 400, 404, 409, 413 after truncation, 415, 422, ..., or older than `outbox.maxAge`), oldest
+   * first, also those of earlier processes on the same directory: for one run or all. They are
+   * kept in `dead-letters.jsonl` in the outbox directory. Resolves `[]` without an outbox.
+   *
+   * @example
+   * ```ts
+   * for (const letter of await client.deadLetters('run_1')) console.warn(letter.status, letter.code, letter.reason)
+   * ```
+   */
+  deadLetters(runId?: string): Promise<DeadLetter[]> {
+    return this.#outbox?.deadLetters(runId) ?? Promise.resolve([])
+  }
+
+  /**
    * Waits (up to `timeout`) for updates in flight, flushes the outbox, then stops its timer
    * and releases its directory. Updates still in flight at the deadline are moved to the
    * outbox, not dropped. Later calls reject with {@link ClientClosedError} (or resolve `false`).
    *
+   * Resolves, and logs as a warning, what stays undelivered, per run (see {@link CloseResult}).
+   *
    * @example
    * ```ts
-   * const { pending } = await client.close({ timeout: 5_000 })
-   * if (pending > 0) console.warn(`${pending} update(s) wait in the outbox for the next run`)
+   * const { pending, undelivered } = await client.close({ timeout: 5_000 })
+   * if (pending > 0) console.warn(`${pending} update(s) wait in the outbox for the next run`, undelivered)
    * ```
    */
-  async close(options: CloseOptions = {}): Promise<FlushResult> {
-    if (this.#closed) return { delivered: 0, rejected: 0, pending: this.pendingCount() }
+  async close(options: CloseOptions = {}): Promise<CloseResult> {
+    if (this.#closed) return { delivered: 0, rejected: 0, pending: this.pendingCount(), undelivered: this.#undeliveredReport() }
     this.#closed = true
     const deadline = Date.now() + (options.timeout ?? 10_000)
     await settleWithin([...this.#lanes.values()], deadline - Date.now())
@@ -446,10 +515,41 @@ export class PrismaAPIClient {
     this.#abortedInFlight = true
     this.#transport.abortInFlight(new Error('The client was closed before this request finished'))
     await Promise.allSettled([...this.#lanes.values()])
-    return this.#outbox ? this.#outbox.close(Math.max(0, deadline - Date.now())) : { delivered: 0, rejected: 0, pending: 0 }
+    const pendingByRun = this.#outbox?.pendingByRun() ?? {}
+    const flushed = this.#outbox ? await this.#outbox.close(Math.max(0, deadline - Date.now())) : { delivered: 0, rejected: 0, pending: 0 }
+    // What is still queued after the last flush (it may have delivered some of them).
+    for (const runId of Object.keys(pendingByRun)) pendingByRun[runId] = this.#outbox?.pendingCount(runId) ?? 0
+    const undelivered = this.#undeliveredReport(pendingByRun)
+    const runs = Object.entries(undelivered)
+    if (runs.length > 0) {
+      const total = runs.reduce((sum, [, u]) => sum + u.queued + u.deadLettered + u.failed, 0)
+      const where = this.#outbox ? ` (outbox ${this.#outbox.dir})` : ''
+      this.#logger.warn(
+        `Closed with ${total} update(s) undelivered${where}: ${runs.map(([runId, u]) => `run ${runId}: ${describeUndelivered(u)}`).join('; ')}`,
+        { undelivered },
+      )
+    }
+    return { ...flushed, undelivered }
   }
 
-  #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<boolean> {
+  #undeliveredReport(pendingByRun: Record<string, number> = this.#outbox?.pendingByRun() ?? {}): Record<string, UndeliveredUpdates> {
+    const report: Record<string, UndeliveredUpdates> = {}
+    for (const [runId, queued] of Object.entries(pendingByRun)) {
+      if (queued > 0) report[runId] = { queued, deadLettered: 0, failed: 0 }
+    }
+    for (const [runId, counts] of this.#undelivered) {
+      report[runId] = { queued: report[runId]?.queued ?? 0, ...counts }
+    }
+    return report
+  }
+
+  #count(runId: string, what: 'deadLettered' | 'failed'): void {
+    const counts = this.#undelivered.get(runId) ?? { deadLettered: 0, failed: 0 }
+    counts[what]++
+    this.#undelivered.set(runId, counts)
+  }
+
+  #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome> {
     const stage = this.stages[stageNumber - 1]
     if (!stage || stage.number !== stageNumber) {
       return this.#refuse(
@@ -468,73 +568,147 @@ export class PrismaAPIClient {
     const body: StageUpdate = { stageNumber, stageName: stage.name, status }
     if (text !== undefined) body.output = text
     if (status !== 'PROCESSING') body.completedAt = new Date().toISOString()
-    return this.#submit(runId, 'stageUpdate', JSON.stringify(body), `stage ${stageNumber} ${status}`)
+    return this.#submitStageUpdate(runId, body)
   }
 
-  /** Delivers one stage update within its run's lane: directly, or behind the run's queued ones. */
-  #submit(runId: string, route: OutboxRoute, json: string, what: string): Promise<boolean> {
+  /** Makes the output storable, then delivers the update; see `markStageComplete`. */
+  async #submitStageUpdate(runId: string, body: StageUpdate): Promise<UpdateOutcome> {
     if (typeof runId !== 'string' || runId === '') return this.#refuse(runId, new TypeError('runId must be a non-empty string'))
     if (this.#closed) return this.#refuse(runId, new ClientClosedError())
-    const idempotencyKey = crypto.randomUUID()
-    return this.#inLane(runId, async () => {
+    const what = `stage ${body.stageNumber} ${body.status}`
+    const alterations: OutputAlteration[] = []
+    if (typeof body.output === 'string') {
+      const storable = toStorableText(body.output)
+      if (storable.replaced > 0) {
+        body = { ...body, output: storable.text }
+        alterations.push({ runId, stageNumber: body.stageNumber, kind: 'replaced', replacedCharacters: storable.replaced })
+        this.#logger.warn(
+          `Run ${runId}: ${what}: replaced ${storable.replaced} character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) in the output with U+FFFD`,
+          { runId, stageNumber: body.stageNumber, replacedCharacters: storable.replaced },
+        )
+      }
+    }
+    const outcome = await this.#deliver({ runId, route: 'stageUpdate', json: JSON.stringify(body), id: crypto.randomUUID(), what })
+    const all = [...alterations, ...outcome.alterations]
+    if (outcome.state === 'failed' || outcome.state === 'dead-lettered') {
+      if (this.#throwOnError) throw outcome.error
+      return { state: outcome.state, reason: describe(outcome.error), alterations: all }
+    }
+    return { state: outcome.state, alterations: all }
+  }
+
+  /**
+   * The one lane body of every update: behind the run's queued updates, or sent with retries;
+   * a 413 on a stage update is answered by cutting its output to fit; what may succeed later
+   * (network errors, timeouts, 408, 429, 5xx, and 401/403 until the secret is fixed) goes to
+   * the outbox; what no retry can fix is dead-lettered (with an outbox) or logged.
+   */
+  #deliver(update: PendingUpdate): Promise<Delivery> {
+    const { runId } = update
+    return this.#inLane(runId, async (): Promise<Delivery> => {
+      const outbox = this.#outbox
+      const alterations: OutputAlteration[] = []
+      let current = update
+      // A number, made a string only when the update is kept (the hot path allocates less).
+      const started = Date.now()
       try {
-        const outbox = this.#outbox
         if (outbox && outbox.pendingCount(runId) > 0) {
-          await this.#enqueue({ runId, route, body: json, id: idempotencyKey }, what, 'queued behind earlier updates')
-          return true
+          await this.#enqueue(current, undefined, 'queued behind earlier updates')
+          return { state: 'queued', id: current.id, alterations }
         }
-        try {
-          await this.#transport.send(
-            { method: 'POST', url: this.#url(route, runId), body: json, idempotencyKey },
-            { retry: true },
-          )
-          if (outbox && outbox.pendingCount() > 0) outbox.nudge()
-          return true
-        } catch (error) {
-          if (outbox && this.#queueable(error)) {
-            await this.#enqueue({ runId, route, body: json, id: idempotencyKey }, what, describe(error))
-            return true
+        for (;;) {
+          try {
+            const response = await this.#transport.send(
+              { method: 'POST', url: this.#url(current.route, runId), body: current.json, idempotencyKey: current.id, what: `Run ${runId}: ${current.what}` },
+              { retry: true },
+            )
+            outbox?.nudge()
+            return { state: 'delivered', id: current.id, text: response.text, alterations }
+          } catch (error) {
+            const fitted = current.route === 'stageUpdate' && isPayloadTooLarge(error) ? this.#fit(runId, current.json, error) : undefined
+            if (fitted) {
+              alterations.push(fitted.alteration)
+              current = { ...current, json: fitted.json, id: crypto.randomUUID() }
+              continue
+            }
+            if (outbox && (this.#queueable(error) || isAuthRefusal(error))) {
+              await this.#enqueue(current, new Date(started).toISOString(), describe(error), isAuthRefusal(error))
+              return { state: 'queued', id: current.id, alterations }
+            }
+            if (outbox && isStatusHttpError(error)) {
+              const firstAttemptAt = new Date(started).toISOString()
+              await outbox.deadLetter(
+                { v: 1, id: current.id, runId, route: current.route, body: current.json, queuedAt: firstAttemptAt, firstAttemptAt },
+                { status: error.status, code: error.problem?.code, reason: describe(error) },
+              )
+              return { state: 'dead-lettered', id: current.id, error, alterations }
+            }
+            throw error
           }
-          throw error
         }
       } catch (error) {
-        this.#logger.error(`Run ${runId}: ${what} was not delivered: ${describe(error)}`, {
+        this.#count(runId, 'failed')
+        this.#logger.error(`Run ${runId}: ${current.what} was not delivered: ${describe(error)}`, {
           runId,
-          idempotencyKey,
+          idempotencyKey: current.id,
           ...(isStatusHttpError(error) ? { status: error.status, code: error.problem?.code } : {}),
         })
-        if (this.#throwOnError) throw error
-        return false
+        return { state: 'failed', id: current.id, error, alterations }
       }
     })
   }
 
+  /** The update's body with its output cut to the limit a 413 states; logged. `undefined` when it cannot fit. */
+  #fit(runId: string, json: string, error: StatusHttpError): { json: string; alteration: OutputAlteration } | undefined {
+    const body = JSON.parse(json) as StageUpdate
+    const { limit, stated } = statedBodyLimit(error, utf8Bytes(json))
+    const fitted = fitStageUpdate(body, limit)
+    if (!fitted) return undefined
+    const alteration: OutputAlteration = {
+      runId,
+      stageNumber: body.stageNumber,
+      kind: 'truncated',
+      originalBytes: fitted.originalBytes,
+      sentBytes: fitted.sentBytes,
+      ...(stated ? { maxBodyBytes: limit } : {}),
+    }
+    this.#logger.warn(
+      `Run ${runId}: stage ${body.stageNumber} ${body.status}: the server refused the body as too large (413${stated ? `, limit ${limit} bytes` : ''}); ` +
+        `sending it again with the output cut from ${fitted.originalBytes} to ${fitted.sentBytes} bytes, ending with the truncation marker`,
+      { ...alteration },
+    )
+    return { json: fitted.json, alteration }
+  }
+
   /** Queues an update durably; logs where it went. Throws when the disk write fails. */
-  async #enqueue(
-    update: { runId: string; route: OutboxRoute; body: string; id: string },
-    what: string,
-    why: string,
-  ): Promise<void> {
+  async #enqueue(update: PendingUpdate, firstAttemptAt: string | undefined, why: string, unauthorized = false): Promise<void> {
     const outbox = this.#outbox as Outbox
     const entry: OutboxEntry = {
       v: 1,
       id: update.id,
       runId: update.runId,
       route: update.route,
-      body: update.body,
+      body: update.json,
       queuedAt: new Date().toISOString(),
+      ...(firstAttemptAt === undefined ? {} : { firstAttemptAt }),
     }
     try {
-      await outbox.append(entry)
+      await outbox.append(entry, { slow: unauthorized })
     } catch (error) {
-      throw new PipelineStatusError(`Run ${update.runId}: ${what} could not be written to the outbox ${outbox.dir}`, { cause: error })
+      throw new PipelineStatusError(`Run ${update.runId}: ${update.what} could not be written to the outbox ${outbox.dir}`, { cause: error })
     }
-    const log = why.startsWith('queued behind') ? this.#logger.info?.bind(this.#logger) : this.#logger.warn.bind(this.#logger)
-    log?.(`Run ${update.runId}: ${what} queued in the outbox (${why}); it will be delivered in order`, {
-      runId: update.runId,
-      idempotencyKey: update.id,
-      pending: outbox.pendingCount(update.runId),
-    })
+    const details = { runId: update.runId, idempotencyKey: update.id, pending: outbox.pendingCount(update.runId) }
+    if (unauthorized) {
+      this.#logger.error(
+        `Run ${update.runId}: ${update.what} refused (${why}); check that the runner's secret matches the web app's. ` +
+          'Queued in the outbox and retried slowly, so it is delivered once the secret is fixed',
+        details,
+      )
+    } else if (firstAttemptAt === undefined) {
+      this.#logger.info?.(`Run ${update.runId}: ${update.what} queued in the outbox (${why}); it will be delivered in order`, details)
+    } else {
+      this.#logger.warn(`Run ${update.runId}: ${update.what} queued in the outbox (${why}); it will be delivered in order`, details)
+    }
   }
 
   /** Whether a failed send belongs in the outbox: it may succeed later, or the client is closing. */
@@ -547,13 +721,26 @@ export class PrismaAPIClient {
   async #redeliver(entry: OutboxEntry, signal: AbortSignal): Promise<DeliveryResult> {
     try {
       await this.#transport.send(
-        { method: 'POST', url: this.#url(entry.route, entry.runId), body: entry.body, idempotencyKey: entry.id },
+        {
+          method: 'POST',
+          url: this.#url(entry.route, entry.runId),
+          body: entry.body,
+          idempotencyKey: entry.id,
+          what: `Run ${entry.runId}: ${describeEntry(entry)} (from the outbox)`,
+        },
         { retry: false, signal },
       )
       return { result: 'delivered' }
     } catch (error) {
-      if (isStatusHttpError(error) && !isRetriableError(error)) {
-        return { result: 'rejected', status: error.status, reason: describe(error) }
+      if (isStatusHttpError(error)) {
+        const refusal = { status: error.status, code: error.problem?.code, reason: describe(error) }
+        if (isPayloadTooLarge(error)) {
+          const fitted = entry.route === 'stageUpdate' ? this.#fit(entry.runId, entry.body, error) : undefined
+          if (fitted) return { result: 'replace', entry: { ...entry, id: crypto.randomUUID(), body: fitted.json }, reason: refusal.reason }
+          return { result: 'rejected', ...refusal, reason: `${refusal.reason}; it cannot be cut to fit` }
+        }
+        if (isAuthRefusal(error)) return { result: 'retry', reason: refusal.reason, slow: true }
+        if (!isRetriableError(error)) return { result: 'rejected', ...refusal }
       }
       return {
         result: 'retry',
@@ -563,11 +750,11 @@ export class PrismaAPIClient {
     }
   }
 
-  #refuse(runId: string, error: Error): Promise<boolean> {
+  #refuse(runId: string, error: Error): Promise<UpdateOutcome> {
+    if (typeof runId === 'string' && runId !== '') this.#count(runId, 'failed')
     this.#logger.error(`Run ${String(runId)}: update not sent: ${error.message}`, { runId })
-    return this.#throwOnError ? Promise.reject(error) : Promise.resolve(false)
+    return this.#throwOnError ? Promise.reject(error) : Promise.resolve({ state: 'failed', reason: error.message, alterations: [] })
   }
-
   #inLane<T>(runId: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#lanes.get(runId)
     const result = previous ? previous.then(task, task) : task()
@@ -591,6 +778,7 @@ function assertRunId(runId: string): void {
 }
 
 function describe(error: unknown): string {
+  if (isStatusNetworkError(error)) return `${networkCause(error.cause)}: ${error.message}`
   if (isStatusHttpError(error)) return `HTTP ${error.status}${error.problem ? ` ${error.problem.code}` : ''}${error.problem?.detail ? `: ${error.problem.detail}` : ''}`
   return error instanceof Error ? error.message : String(error)
 }
@@ -617,4 +805,94 @@ async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<v
     }),
   ])
   clearTimeout(timer)
+}
+
+/** How one update went; what `runPipeline` reads beyond `true`/`false`. Internal. */
+export interface UpdateOutcome {
+  /** `queued`: waits in the outbox; `dead-lettered`: refused for good, kept on disk; `failed`: lost. */
+  state: 'delivered' | 'queued' | 'dead-lettered' | 'failed'
+  /** Why it was not delivered, for `dead-lettered` and `failed`. */
+  reason?: string
+  /** What was changed in its output to make it deliverable. */
+  alterations: OutputAlteration[]
+}
+
+/** What the package's own modules (`runPipeline`) may call beyond the public API. Internal. */
+export interface ClientInternals {
+  stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome>
+}
+
+const internals = new WeakMap<PrismaAPIClient, ClientInternals>()
+
+/**
+ * The internals of a client, for `runPipeline`. Internal: not exported from the package.
+ * A client from another copy of the package (a CommonJS and an ES module build side by side)
+ * has none here: it is driven through its public methods, which tell delivered from failed only.
+ */
+export function clientInternals(client: PrismaAPIClient): ClientInternals {
+  return (
+    internals.get(client) ?? {
+      stageUpdate: async (runId, stageNumber, status, output) => {
+        const sent =
+          status === 'PROCESSING'
+            ? client.markStageProcessing(runId, stageNumber)
+            : status === 'COMPLETED'
+              ? client.markStageComplete(runId, stageNumber, output)
+              : status === 'FAILED'
+                ? client.markStageFailed(runId, stageNumber, String(output))
+                : client.markStageCancelled(runId, stageNumber)
+        return (await sent) ? { state: 'delivered', alterations: [] } : { state: 'failed', reason: 'see the client log', alterations: [] }
+      },
+    }
+  )
+}
+
+/** One update on its way: its body and idempotency key (a new one whenever the body changes). */
+interface PendingUpdate {
+  runId: string
+  route: OutboxRoute
+  json: string
+  id: string
+  /** `stage 2 COMPLETED` or `completion`, for the logs. */
+  what: string
+}
+
+/** How the lane body ended for one update. */
+type Delivery =
+  | { state: 'delivered'; id: string; text: string; alterations: OutputAlteration[] }
+  | { state: 'queued'; id: string; alterations: OutputAlteration[] }
+  | { state: 'dead-lettered' | 'failed'; id: string; error: unknown; alterations: OutputAlteration[] }
+
+/** `true` when delivered or kept in the outbox, as the `mark*` methods resolve. */
+async function reported(outcome: Promise<UpdateOutcome>): Promise<boolean> {
+  const { state } = await outcome
+  return state === 'delivered' || state === 'queued'
+}
+
+/** 401 or 403: the secret (or the app's authorization) is wrong, which a person can fix. */
+function isAuthRefusal(error: unknown): error is StatusHttpError {
+  return isStatusHttpError(error) && (error.status === 401 || error.status === 403)
+}
+
+function isPayloadTooLarge(error: unknown): error is StatusHttpError {
+  return isStatusHttpError(error) && error.status === 413
+}
+
+/**
+ * The base URL without a trailing slash, and without the routes' base path when it already
+ * ends with it: `FRONTEND_WEBHOOK_URL=http://host:3000/api/pipeline` (what the demo and the
+ * Express example print) means the same as `http://host:3000`.
+ */
+function withoutBasePath(url: URL, basePath: string): string {
+  const path = url.pathname.replace(/\/+$/, '')
+  if (basePath !== '' && path.endsWith(basePath)) url.pathname = path.slice(0, -basePath.length) || '/'
+  return url.href.replace(/\/+$/, '')
+}
+
+function describeUndelivered(u: UndeliveredUpdates): string {
+  const parts: string[] = []
+  if (u.queued > 0) parts.push(`${u.queued} queued in the outbox`)
+  if (u.deadLettered > 0) parts.push(`${u.deadLettered} dead-lettered`)
+  if (u.failed > 0) parts.push(`${u.failed} failed`)
+  return parts.join(', ')
 }

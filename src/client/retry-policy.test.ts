@@ -30,15 +30,23 @@ describe('retry policy', () => {
     }
   })
 
-  it('hands ky the retries after the first attempt, POST included, delays numbered on', () => {
-    const ky = toKyRetryOptions(resolveRetryPolicy({ limit: 5, baseDelay: 100 }))
+  it('hands ky the retries after the first attempt, POST included, waiting what the plan says', () => {
+    const planned: Array<[string, number]> = []
+    const ky = toKyRetryOptions(resolveRetryPolicy({ limit: 5, baseDelay: 100 }), (error, retry) => {
+      planned.push([error.name, retry])
+      return error.name === 'NetworkError' ? 250 : undefined
+    })
     expect(ky.limit).toBe(4)
     expect(ky.methods).toContain('post')
     expect(ky.retryOnTimeout).toBe(true)
-    expect(ky.jitter).toBe(true)
-    // ky's first retry is the policy's second: 100 * 2^1.
-    expect(ky.delay?.(1)).toBe(200)
-    expect(toKyRetryOptions(resolveRetryPolicy({ limit: 0 })).limit).toBe(0)
+    expect(ky.jitter).toBe(false)
+    const network = Object.assign(new Error('x'), { name: 'NetworkError' })
+    // ky's first retry is the policy's second.
+    expect(ky.shouldRetry?.({ error: network, retryCount: 1 })).toBe(true)
+    expect(ky.delay?.(1)).toBe(250)
+    expect(ky.shouldRetry?.({ error: new Error('bug'), retryCount: 2 })).toBe(false)
+    expect(planned).toEqual([['NetworkError', 2], ['Error', 3]])
+    expect(toKyRetryOptions(resolveRetryPolicy({ limit: 0 }), () => 0).limit).toBe(0)
   })
 
   it('fills defaults and rejects nonsense', () => {

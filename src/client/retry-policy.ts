@@ -1,4 +1,4 @@
-import { type RetryOptions, isHTTPError } from 'ky'
+import type { RetryOptions } from 'ky'
 import { type PipelineStatusError, isStatusHttpError, isStatusNetworkError, isStatusTimeoutError } from './errors.js'
 
 /**
@@ -59,10 +59,6 @@ export function isRetriableError(error: PipelineStatusError): boolean {
   return isStatusHttpError(error) && isRetriableStatus(error.status)
 }
 
-// The common ones; other 5xx are retried through `shouldRetry`. ky copies these arrays several
-// times per request, so they stay short.
-const RETRIED_STATUSES = [408, 429, 500, 502, 503, 504]
-
 /** Fills in the defaults and checks every field; throws a `RangeError` naming the bad one. */
 export function resolveRetryPolicy(policy: RetryPolicy | undefined): ResolvedRetryPolicy {
   const resolved = { ...DEFAULT_RETRY_POLICY, ...stripUndefined(policy ?? {}) } as { -readonly [K in keyof ResolvedRetryPolicy]: number }
@@ -78,7 +74,7 @@ export function resolveRetryPolicy(policy: RetryPolicy | undefined): ResolvedRet
 /**
  * The wait before retry number `retry` (1 for the first retry), in milliseconds: the server's
  * `Retry-After` when it sent one (capped at `maxRetryAfter`, no jitter), else full jitter over
- * `baseDelay * 2^(retry-1)`, capped at `maxDelay`. ky computes the same for the retries it runs.
+ * `baseDelay * 2^(retry-1)`, capped at `maxDelay`. Every retry wait of a request comes from here.
  */
 export function retryDelay(policy: ResolvedRetryPolicy, retry: number, retryAfterMs?: number | undefined): number {
   if (retryAfterMs !== undefined) return Math.min(policy.maxRetryAfter, retryAfterMs)
@@ -87,27 +83,29 @@ export function retryDelay(policy: ResolvedRetryPolicy, retry: number, retryAfte
 
 /**
  * The policy as ky's retry options for the attempts after the first (which the transport sends
- * itself): `limit - 1` retries, POST included (the server is idempotent), timeouts retried,
- * `Retry-After` honoured on every retried status, and delays numbered on from retry 2.
+ * itself): `limit - 1` retries, POST included (the server is idempotent), timeouts retried.
+ * Whether and how long to wait is decided by `plan(error, retry)` (retry numbered from 2, as the
+ * policy counts them), which returns the wait in milliseconds or `undefined` for no retry; ky
+ * then waits exactly that, so the wait can be logged before it starts.
  */
-export function toKyRetryOptions(policy: ResolvedRetryPolicy): RetryOptions {
+export function toKyRetryOptions(
+  policy: ResolvedRetryPolicy,
+  plan: (error: Error, retry: number) => number | undefined,
+): RetryOptions {
+  let planned = 0
   return {
     limit: Math.max(0, policy.limit - 1),
     methods: ['get', 'post'],
-    statusCodes: RETRIED_STATUSES,
-    afterStatusCodes: RETRIED_STATUSES,
-    maxRetryAfter: policy.maxRetryAfter,
-    backoffLimit: policy.maxDelay,
-    // ky's retry k is the policy's retry k + 1.
-    delay: (attempt) => policy.baseDelay * 2 ** attempt,
-    jitter: true,
     retryOnTimeout: true,
-    shouldRetry: ({ error }) => {
-      if (!isHTTPError(error)) return undefined
-      const status = error.response.status
-      // ky's own handling (with Retry-After) for the listed ones; plain backoff for other 5xx.
-      if (RETRIED_STATUSES.includes(status)) return undefined
-      return isRetriableStatus(status)
+    jitter: false,
+    backoffLimit: Math.max(policy.maxDelay, policy.maxRetryAfter),
+    delay: () => planned,
+    shouldRetry: ({ error, retryCount }) => {
+      // ky's retry k is the policy's retry k + 1.
+      const wait = plan(error, retryCount + 1)
+      if (wait === undefined) return false
+      planned = wait
+      return true
     },
   }
 }

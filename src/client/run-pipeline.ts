@@ -1,8 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CompleteRunResponse } from '../contract/records.js'
-import type { FinalStatus, StageStatus } from '../contract/status.js'
-import type { PrismaAPIClient, QueuedDelivery } from './prisma-api-client.js'
+import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
+import { isQueuedDelivery, type PrismaAPIClient, type QueuedDelivery, type UpdateOutcome, clientInternals } from './prisma-api-client.js'
+import type { OutputAlteration } from './stage-output.js'
 
 /** What a stage function gets. */
 export interface StageContext {
@@ -96,8 +97,24 @@ export interface PipelineSummary {
   durationMs: number
   /** Why the run failed or was cancelled. */
   error?: string
-  /** Problems that did not stop the run, e.g. a debug output that could not be saved. */
+  /**
+   * Problems that did not stop the run: an output the client had to change, an update that
+   * was not delivered, a debug output that could not be saved. One line each.
+   */
   warnings: string[]
+  /**
+   * Whether every update of the run (each stage change and the completion) reached the server
+   * and was accepted by the time `runPipeline` resolved. `false` when one still waits in the
+   * outbox, was dead-lettered (refused for good) or failed; `warnings` says which. A run whose
+   * stages all completed can still be `status: 'COMPLETED'` with `delivered: false`: the
+   * server then does not know it (e.g. it catalogues fewer stages than the runner).
+   */
+  delivered: boolean
+  /**
+   * The stage outputs the client changed so that the stages' status could be stored: unstorable
+   * characters replaced, or an output cut to the server's body limit. Empty when none was.
+   */
+  alteredOutputs: OutputAlteration[]
   /** The `/complete` answer, the queued delivery, or the error it failed with; absent with `complete: false`. */
   completion?: { ok: true; response: CompleteRunResponse | QueuedDelivery } | { ok: false; error: unknown }
 }
@@ -141,23 +158,37 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   }))
   const outputs: unknown[] = []
   const warnings: string[] = []
+  const alteredOutputs: OutputAlteration[] = []
+  let delivered = true
   let status: FinalStatus = 'COMPLETED'
   let error: string | undefined
+  const internals = clientInternals(client)
+  /** Sends one stage update; true when delivered or queued; notes what went wrong. */
+  const report = async (stageNumber: number, stageStatus: StageUpdateStatus, output?: unknown): Promise<boolean> => {
+    const outcome: UpdateOutcome = await internals.stageUpdate(runId, stageNumber, stageStatus, output)
+    for (const alteration of outcome.alterations) {
+      alteredOutputs.push(alteration)
+      warnings.push(describeAlteration(alteration))
+    }
+    if (outcome.state !== 'delivered') {
+      delivered = false
+      if (outcome.state !== 'queued') warnings.push(`Stage ${stageNumber} ${stageStatus} was not delivered (${outcome.state}): ${outcome.reason ?? 'unknown reason'}`)
+    }
+    return outcome.state === 'delivered' || outcome.state === 'queued'
+  }
 
   for (const [index, stageFunction] of stages.entries()) {
     const summary = summaries[index] as StageSummary
     const { stageNumber, stageName } = summary
     if (signal?.aborted) {
       summary.status = 'CANCELLED'
-      summary.reported = await client.markStageCancelled(runId, stageNumber)
+      summary.reported = await report(stageNumber, 'CANCELLED')
       status = 'CANCELLED'
       error = abortMessage(signal)
       break
     }
     // Stage 1 PROCESSING is the run's initialisation.
-    summary.reported = await (stageNumber === 1
-      ? client.initializePipelineStages(runId)
-      : client.markStageProcessing(runId, stageNumber))
+    summary.reported = await report(stageNumber, 'PROCESSING')
     progress({ type: 'stage-started', runId, stageNumber, stageName })
     const stageStarted = performance.now()
     let output: unknown
@@ -176,13 +207,13 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         summary.status = 'CANCELLED'
         status = 'CANCELLED'
         error = abortMessage(signal)
-        summary.reported = (await client.markStageCancelled(runId, stageNumber)) && summary.reported
+        summary.reported = (await report(stageNumber, 'CANCELLED')) && summary.reported
       } else {
         summary.status = 'FAILED'
         status = 'FAILED'
         error = thrown instanceof Error ? thrown.message : String(thrown)
         summary.error = error
-        summary.reported = (await client.markStageFailed(runId, stageNumber, error)) && summary.reported
+        summary.reported = (await report(stageNumber, 'FAILED', error)) && summary.reported
       }
       progress({ type: 'stage-finished', runId, stageNumber, stageName, status: summary.status, durationMs: summary.durationMs, error })
       break
@@ -197,12 +228,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       }
     }
     summary.status = 'COMPLETED'
-    summary.reported = (await client.markStageComplete(runId, stageNumber, output)) && summary.reported
+    summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
     progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
   }
 
   const durationMs = performance.now() - started
-  const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings }
+  const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered, alteredOutputs }
   if (error !== undefined) result.error = error
   if (options.complete ?? true) {
     try {
@@ -215,10 +246,23 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       result.completion = { ok: true, response }
     } catch (thrown) {
       result.completion = { ok: false, error: thrown }
+      warnings.push(`The completion was not delivered: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
     }
   }
+  const queued = client.pendingCount(runId)
+  if (queued > 0) warnings.push(`${queued} update(s) of this run wait in the outbox; they are delivered in order once the server takes them`)
+  result.delivered =
+    delivered && queued === 0 && (result.completion === undefined || (result.completion.ok && !isQueuedDelivery(result.completion.response)))
   progress({ type: 'run-finished', runId, status, durationMs, ...(error !== undefined ? { error } : {}) })
   return result
+}
+
+function describeAlteration(alteration: OutputAlteration): string {
+  if (alteration.kind === 'replaced') {
+    return `Stage ${alteration.stageNumber} output: ${alteration.replacedCharacters ?? 0} character(s) PostgreSQL cannot store (NUL, lone surrogates) replaced with U+FFFD`
+  }
+  const limit = alteration.maxBodyBytes === undefined ? '' : ` (${alteration.maxBodyBytes} bytes)`
+  return `Stage ${alteration.stageNumber} output truncated from ${alteration.originalBytes} to ${alteration.sentBytes} bytes to fit the server's body limit${limit}; it ends with the truncation marker`
 }
 
 /** Rejects as soon as `signal` aborts, even if the stage ignores its signal. */

@@ -14,14 +14,15 @@ import ky, {
   NetworkError,
   type Options as KyOptions,
   type NormalizedOptions,
-  type RetryOptions,
   TimeoutError,
   isHTTPError,
   isNetworkError,
   isTimeoutError,
 } from 'ky'
 import { HEADERS } from '../contract/headers.js'
+import { Problem } from '../contract/problem.js'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
+import type { Logger } from './logger.js'
 import {
   type ResolvedRetryPolicy,
   isRetriableStatus,
@@ -47,6 +48,8 @@ export interface TransportConfig {
   userAgent: string
   fetch: ((input: string, init: RequestInit) => Promise<Response>) | undefined
   signer: AttemptSigner | undefined
+  /** Gets a warning per retry (cause and wait) and, at debug, a line per attempt. */
+  logger: Logger
 }
 
 /** One logical request; its retries share `idempotencyKey`. */
@@ -56,6 +59,8 @@ export interface OutgoingRequest {
   /** The JSON body, already serialised, sent byte for byte on every attempt. */
   body?: string | undefined
   idempotencyKey?: string | undefined
+  /** What the request is, for the logs, e.g. `Run run_1: stage 2 COMPLETED`. @default method and URL */
+  what?: string | undefined
 }
 
 /** A 2xx answer. */
@@ -74,6 +79,7 @@ interface Attempt {
   unique: string
   headers: Record<string, string>
   count: number
+  request: OutgoingRequest
 }
 
 /** The first attempt's failure, before it is retried or reported. */
@@ -88,21 +94,19 @@ const TIMED_OUT = Symbol('timed out')
 /** Sends requests; throws only {@link PipelineStatusError}s. */
 export class Transport {
   readonly #config: TransportConfig
-  readonly #kyRetry: RetryOptions
   readonly #kyFetch: (input: Request, init: { [ATTEMPT]: Attempt }) => Promise<Response>
   /** One controller per request in flight, so `abortInFlight` can stop them. */
   readonly #inflight = new Set<AbortController>()
 
   constructor(config: TransportConfig) {
     this.#config = config
-    this.#kyRetry = toKyRetryOptions(config.retry)
     // The body and the headers travel beside ky's Request, not inside it: ky clones its Request
     // for every retry, which would tee a body stream, and errors carry that Request, which
     // must not hold the secret. Every attempt sends the same string and headers.
     this.#kyFetch = async (request, init) => {
       const attempt = init[ATTEMPT]
       attempt.count++
-      return this.#fetch(request.url, request.method, attempt.headers, attempt.body, request.signal, attempt.unique)
+      return this.#attempt(attempt.request, attempt.headers, request.signal, attempt.count + 1, attempt.unique)
     }
   }
 
@@ -139,12 +143,14 @@ export class Transport {
       if (!options.retry || this.#config.retry.limit === 0 || !retriable) throw this.#firstFailureError(first, request)
 
       const retryAfter = first.kind === 'http' ? parseRetryAfter(first.response.headers.get(HEADERS.retryAfter)) : undefined
-      await abortableDelay(retryDelay(this.#config.retry, 1, retryAfter), signal)
-      const attempt: Attempt = { body: request.body, unique, headers, count: 0 }
+      const wait = retryDelay(this.#config.retry, 1, retryAfter)
+      this.#logRetry(request, firstFailureCause(first, this.#config.timeout), 1, wait)
+      await abortableDelay(wait, signal)
+      const attempt: Attempt = { body: request.body, unique, headers, count: 0, request }
       const init: KyOptions & { [ATTEMPT]: Attempt } = {
         method: request.method,
         timeout: this.#config.timeout,
-        retry: this.#kyRetry,
+        retry: toKyRetryOptions(this.#config.retry, (error, retry) => this.#planRetry(request, error, retry)),
         fetch: this.#kyFetch as NonNullable<KyOptions['fetch']>,
         signal,
         [ATTEMPT]: attempt,
@@ -175,7 +181,7 @@ export class Transport {
     else signal.addEventListener('abort', onAbort, { once: true })
     const timer = setTimeout(() => attempt.abort(TIMED_OUT), this.#config.timeout)
     try {
-      const response = await this.#fetch(request.url, request.method, headers, request.body, attempt.signal, unique)
+      const response = await this.#attempt(request, headers, attempt.signal, 1, unique)
       if (response.ok) return response
       return { kind: 'http', response, data: await readErrorData(response) }
     } catch (error) {
@@ -187,6 +193,74 @@ export class Transport {
     } finally {
       clearTimeout(timer)
       signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Whether and how long to wait before ky's next attempt; logs the retry. */
+  #planRetry(request: OutgoingRequest, error: Error, retry: number): number | undefined {
+    let retryAfter: number | undefined
+    if (isHTTPError(error)) {
+      if (!isRetriableStatus(error.response.status)) return undefined
+      retryAfter = parseRetryAfter(error.response.headers.get(HEADERS.retryAfter))
+    } else if (!isNetworkError(error) && !isTimeoutError(error)) {
+      return undefined
+    }
+    const wait = retryDelay(this.#config.retry, retry, retryAfter)
+    this.#logRetry(request, kyErrorCause(error, this.#config.timeout), retry, wait)
+    return wait
+  }
+
+  /** One warning per retry: what failed, why, which retry this is and how long it waits. */
+  #logRetry(request: OutgoingRequest, cause: FailureCause, retry: number, wait: number): void {
+    const what = request.what ?? `${request.method} ${request.url}`
+    this.#config.logger.warn(
+      `${what} failed (${cause.text}); retry ${retry} of ${this.#config.retry.limit} in ${Math.round(wait)} ms`,
+      {
+        url: request.url,
+        idempotencyKey: request.idempotencyKey,
+        retry,
+        delayMs: Math.round(wait),
+        cause: cause.text,
+        ...(cause.status === undefined ? {} : { status: cause.status }),
+        ...(cause.code === undefined ? {} : { code: cause.code }),
+      },
+    )
+  }
+
+  /** One attempt; at debug level, one line with its outcome and duration. */
+  #attempt(
+    request: OutgoingRequest,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    number: number,
+    unique: string,
+  ): Promise<Response> {
+    // No extra async frame when nobody listens: this is every update's path.
+    if (!this.#config.logger.debug) return this.#fetch(request.url, request.method, headers, request.body, signal, unique)
+    return this.#attemptLogged(request, headers, signal, number, unique)
+  }
+
+  async #attemptLogged(
+    request: OutgoingRequest,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    number: number,
+    unique: string,
+  ): Promise<Response> {
+    const logger = this.#config.logger as Required<Logger>
+    const started = performance.now()
+    const line = `${request.method} ${request.url}`
+    const details = { idempotencyKey: request.idempotencyKey, attempt: number, bytes: request.body?.length ?? 0 }
+    try {
+      const response = await this.#fetch(request.url, request.method, headers, request.body, signal, unique)
+      logger.debug(`${line} → ${response.status} in ${Math.round(performance.now() - started)} ms (attempt ${number})`, {
+        ...details,
+        status: response.status,
+      })
+      return response
+    } catch (error) {
+      logger.debug(`${line} → no response (${networkCause(error)}) after ${Math.round(performance.now() - started)} ms (attempt ${number})`, details)
+      throw error
     }
   }
 
@@ -239,6 +313,51 @@ export class Transport {
       { cause: error },
     )
   }
+}
+
+/** Why an attempt failed, for the logs. */
+interface FailureCause {
+  /** `ECONNREFUSED`, `HTTP 503 database_unavailable`, `timed out after 30000 ms`. */
+  text: string
+  status?: number | undefined
+  code?: string | undefined
+}
+
+function httpCause(status: number, data: unknown): FailureCause {
+  const problem = Problem.safeParse(data)
+  const code = problem.success ? problem.data.code : undefined
+  return { text: `HTTP ${status}${code ? ` ${code}` : ''}`, status, code }
+}
+
+function firstFailureCause(failure: FirstFailure, timeout: number): FailureCause {
+  switch (failure.kind) {
+    case 'http':
+      return httpCause(failure.response.status, failure.data)
+    case 'timeout':
+      return { text: `timed out after ${timeout} ms` }
+    default:
+      return { text: networkCause(failure.cause) }
+  }
+}
+
+function kyErrorCause(error: Error, timeout: number): FailureCause {
+  if (isHTTPError(error)) return httpCause(error.response.status, error.data)
+  if (isTimeoutError(error)) return { text: `timed out after ${timeout} ms` }
+  return { text: networkCause(error) }
+}
+
+/**
+ * The system error code behind a failed fetch (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`),
+ * found along the `cause` chain (ky's NetworkError → fetch's TypeError → the socket error).
+ */
+export function networkCause(error: unknown): string {
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === 'string' && code !== '') return code
+    current = current.cause
+  }
+  return error instanceof Error ? error.message : String(error)
 }
 
 /** What an error shows of its request: method, URL and idempotency key, never the secret. */

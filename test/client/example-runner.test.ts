@@ -20,13 +20,15 @@ afterEach(async () => {
 
 it('runs the five example stages to COMPLETED and reads the status back', async () => {
   const lines: string[] = []
-  const { summary, status } = await runExamplePipeline({
+  const { summary, status, delivered } = await runExamplePipeline({
     runId: 'example_1',
     stageDelayMs: 5,
     client: { baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir } },
     onProgress: (event) => lines.push(formatProgress(event)),
   })
   expect(summary.status).toBe('COMPLETED')
+  expect(summary.delivered).toBe(true)
+  expect(delivered).toBe(true)
   expect(status.run.status).toBe('COMPLETED')
   expect(status.stages.map((s) => s.status)).toEqual(Array(5).fill('COMPLETED'))
   expect(lines.at(-1)).toMatch(/^run example_1: COMPLETED in \d+ ms$/)

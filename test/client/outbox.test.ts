@@ -153,8 +153,11 @@ describe('receiver down', () => {
     expect(server.requests).toHaveLength(4)
     expect(client.pendingCount(runA)).toBe(1)
     expect(client.pendingCount(runB)).toBe(1)
+    // Each retry is a warning with its cause and wait, then the queuing is one.
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      expect.stringMatching(/^Run run_a: stage 1 PROCESSING failed \(HTTP 503\); retry 1 of 1 in \d+ ms$/),
       expect.stringMatching(/run_a: stage 1 PROCESSING queued in the outbox \(HTTP 503\)/),
+      expect.stringMatching(/^Run run_b: stage 1 PROCESSING failed \(HTTP 408\); retry 1 of 1 in \d+ ms$/),
       expect.stringMatching(/run_b: stage 1 PROCESSING queued in the outbox \(HTTP 408\)/),
     ])
     expect(await client.flush()).toEqual({ delivered: 2, rejected: 0, pending: 0 })
@@ -177,7 +180,7 @@ describe('receiver down', () => {
     expect(logger.lines.at(-1)).toMatchObject({ level: 'error', details: { status: 404, code: 'run_not_found' } })
   })
 
-  it('moves a queued update the server now refuses (4xx) to rejected.jsonl and goes on', async () => {
+  it('dead-letters a queued update the server now refuses (4xx), keeps it on disk, and goes on', async () => {
     const runId = await createRun()
     await server.stop()
     const client = makeClient()
@@ -186,8 +189,9 @@ describe('receiver down', () => {
     await server.start()
     server.inject({ status: 400, headers: { 'content-type': 'application/problem+json' }, body: '{"code":"validation_failed"}' })
     expect(await client.flush()).toEqual({ delivered: 1, rejected: 1, pending: 0 })
-    const rejected = lines('rejected.jsonl').map((line) => JSON.parse(line) as Record<string, unknown>)
-    expect(rejected).toEqual([expect.objectContaining({ runId, route: 'stageUpdate', status: 400 })])
+    const letters = lines('dead-letters.jsonl').map((line) => JSON.parse(line) as Record<string, unknown>)
+    expect(letters).toEqual([expect.objectContaining({ runId, route: 'stageUpdate', status: 400 })])
+    expect(await client.deadLetters(runId)).toEqual(letters)
     expect((await client.getStatus(runId)).stages[0]?.status).toBe('COMPLETED')
   })
 
@@ -248,7 +252,7 @@ describe('receiver down', () => {
     await server.start()
     const second = makeClient()
     expect(second.pendingCount(runId)).toBe(2)
-    expect(await second.close({ timeout: 5_000 })).toEqual({ delivered: 2, rejected: 0, pending: 0 })
+    expect(await second.close({ timeout: 5_000 })).toEqual({ delivered: 2, rejected: 0, pending: 0, undelivered: {} })
     expect(server.requests.map((r) => body(r).status)).toEqual(['PROCESSING', 'COMPLETED'])
   })
 })

@@ -144,6 +144,22 @@ describe('requests on the wire', () => {
     expect((await client.getStatus('r')).run.status).toBe('COMPLETED')
   })
 
+  it('accepts a base URL that already ends with the base path, as the demo and the Express example print it', async () => {
+    const runId = await createRun()
+    for (const baseUrl of [`${server.origin}/api/pipeline`, `${server.origin}/api/pipeline/`]) {
+      const client = makeClient({ baseUrl })
+      expect(client.baseUrl).toBe(server.origin)
+      expect(await client.markStageProcessing(runId, 1)).toBe(true)
+    }
+    expect(server.requests.map((r) => r.url)).toEqual(Array(2).fill(`/api/pipeline/${runId}/stage-update`))
+    // A path prefix before the base path is kept; a configured base path is recognised too.
+    expect(makeClient({ baseUrl: 'https://app.example.com/tenant/api/pipeline' }).baseUrl).toBe('https://app.example.com/tenant')
+    expect(makeClient({ baseUrl: 'https://app.example.com/hooks/status/', basePath: '/hooks/status' }).baseUrl).toBe('https://app.example.com')
+    // Only a whole trailing base path: these are prefixes of their own.
+    expect(makeClient({ baseUrl: 'https://app.example.com/xapi/pipeline' }).baseUrl).toBe('https://app.example.com/xapi/pipeline')
+    expect(makeClient({ baseUrl: 'https://app.example.com/api/pipeline/v2' }).baseUrl).toBe('https://app.example.com/api/pipeline/v2')
+  })
+
   it('completes a run with its results and creates runs idempotently', async () => {
     const client = makeClient()
     const created = await client.createRun('run_c')

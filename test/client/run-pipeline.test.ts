@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PrismaAPIClient, type PipelineProgressEvent, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
+import { DEFAULT_STAGES, PrismaAPIClient, type PipelineProgressEvent, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
@@ -50,7 +50,7 @@ describe('runPipeline', () => {
       ],
     })
 
-    expect(summary).toMatchObject({ runId: 'run_ok', status: 'COMPLETED', warnings: [] })
+    expect(summary).toMatchObject({ runId: 'run_ok', status: 'COMPLETED', warnings: [], delivered: true, alteredOutputs: [] })
     expect(summary.error).toBeUndefined()
     expect(summary.stages.map((s) => [s.stageNumber, s.stageName, s.status, s.reported])).toEqual([
       [1, 'Input Processing', 'COMPLETED', true],
@@ -158,6 +158,62 @@ describe('runPipeline', () => {
       ['COMPLETED', false],
     ])
     expect(summary.completion).toMatchObject({ ok: false, error: { name: 'StatusHttpError', status: 404 } })
+    expect(summary.delivered).toBe(false)
+    expect(summary.warnings).toEqual([
+      expect.stringMatching(/^Stage 1 PROCESSING was not delivered \(failed\): HTTP 404 run_not_found/),
+      expect.stringMatching(/^Stage 1 COMPLETED was not delivered \(failed\): HTTP 404 run_not_found/),
+      expect.stringMatching(/^Stage 2 PROCESSING was not delivered/),
+      expect.stringMatching(/^Stage 2 COMPLETED was not delivered/),
+      expect.stringMatching(/^The completion was not delivered: .*404/),
+    ])
+  })
+
+  it('does not report a run whose updates the server refused as if all went well (5 stages, server catalogues 3)', async () => {
+    await server.stop()
+    const { MemoryStore, createPipelineStatusHandlers } = await import('pipeline-status-sdk/server')
+    const three = DEFAULT_STAGES.slice(0, 3)
+    server = await startTestServer({
+      handler: createPipelineStatusHandlers({ store: new MemoryStore(), secret: TEST_SECRET, stages: three, logger: { warn: () => {}, error: () => {} } }).fetch,
+    })
+    const local = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 } })
+    await local.createRun('run_short')
+    const summary = await runPipeline({ runId: 'run_short', client: local, stages: [1, 2, 3, 4, 5].map((n) => () => n) })
+    // The runner's stages all ran, but the server finished the run at stage 3 and refused the rest.
+    expect(summary.status).toBe('COMPLETED')
+    expect(summary.delivered).toBe(false)
+    expect(summary.stages.map((s) => s.reported)).toEqual([true, true, true, false, false])
+    expect(summary.warnings.filter((w) => /^Stage [45] /.test(w))).toHaveLength(4)
+    expect(summary.warnings[0]).toMatch(/^Stage 4 PROCESSING was not delivered \(failed\): HTTP (400|409) /)
+    await local.close()
+  })
+
+  it('lists outputs it had to change in the summary and its warnings', async () => {
+    await client.createRun('run_altered')
+    const summary = await runPipeline({ runId: 'run_altered', client, stages: [() => 'a\u0000b', () => ({ fine: '\uD800' })] })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    // An object's lone surrogate is escaped by JSON.stringify, so only the string needed replacing.
+    expect(summary.alteredOutputs).toEqual([{ runId: 'run_altered', stageNumber: 1, kind: 'replaced', replacedCharacters: 1 }])
+    expect(summary.warnings).toEqual(['Stage 1 output: 1 character(s) PostgreSQL cannot store (NUL, lone surrogates) replaced with U+FFFD'])
+    expect((await client.getStatus('run_altered')).stages[0]?.output).toBe('a\uFFFDb')
+  })
+
+  it('says when updates still wait in the outbox at the end', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
+    try {
+      await client.createRun('run_queued')
+      const queuing = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 }, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 } })
+      server.setFault({ status: 503 })
+      const summary = await runPipeline({ runId: 'run_queued', client: queuing, stages: [() => 1] })
+      expect(summary.status).toBe('COMPLETED')
+      expect(summary.stages[0]?.reported).toBe(true)
+      expect(summary.delivered).toBe(false)
+      expect(summary.completion).toMatchObject({ ok: true, response: { queued: true } })
+      expect(summary.warnings).toEqual(['3 update(s) of this run wait in the outbox; they are delivered in order once the server takes them'])
+      server.setFault(undefined)
+      expect(await queuing.close()).toMatchObject({ delivered: 3, pending: 0, undelivered: {} })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('refuses more stage functions than the catalogue has', async () => {

@@ -57,7 +57,9 @@ export const TEST_SECRET = 'test-secret'
 const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive'])
 
 /** Starts a server on 127.0.0.1 (a free port unless `port` is given). */
-export async function startTestServer(options: { handler?: TestHandler; port?: number; signingSecret?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { handler?: TestHandler; port?: number; signingSecret?: string; maxBodyBytes?: number } = {},
+): Promise<TestServer> {
   const store = new MemoryStore()
   let handler: TestHandler =
     options.handler ??
@@ -66,6 +68,7 @@ export async function startTestServer(options: { handler?: TestHandler; port?: n
       secret: TEST_SECRET,
       logger: { error: () => undefined, warn: () => undefined },
       ...(options.signingSecret ? { signing: { secret: options.signingSecret } } : {}),
+      ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
     }).fetch
   const requests: RecordedRequest[] = []
   const faults: Fault[] = []

@@ -1,0 +1,120 @@
+/**
+ * Making a stage's output storable and small enough, so that its status always reaches the
+ * server: characters PostgreSQL cannot store are replaced before sending, and an output the
+ * server refuses as too large (413) is cut to fit and sent again as a new update.
+ */
+import type { StageUpdate } from '../contract/stage-update.js'
+import type { StatusHttpError } from './errors.js'
+
+/**
+ * What ends an output the client cut to fit the server's body limit (see
+ * {@link OutputAlteration}). It appears once, at the very end; check for it with
+ * `output.endsWith(TRUNCATION_MARKER)`.
+ *
+ * @example
+ * ```ts
+ * import { TRUNCATION_MARKER } from 'pipeline-status-sdk/client'
+ * const status = await client.getStatus('run_1')
+ * const cut = status.stages.filter((stage) => stage.output?.endsWith(TRUNCATION_MARKER))
+ * ```
+ */
+export const TRUNCATION_MARKER = '\n…[truncated by pipeline-status-sdk]'
+
+/**
+ * How the client changed a stage's output so that the stage's status could be stored:
+ * - `replaced`: NUL characters and lone UTF-16 surrogates (which PostgreSQL cannot store, so the
+ *   server refuses them with 400) were each replaced with U+FFFD before sending;
+ * - `truncated`: the server refused the update as too large (413); the output was cut to fit
+ *   the limit the server stated and ended with {@link TRUNCATION_MARKER}, then sent as a new
+ *   update (a new `Idempotency-Key`).
+ */
+export interface OutputAlteration {
+  /** The run. */
+  runId: string
+  /** The stage whose output was changed. */
+  stageNumber: number
+  /** What was done; see the interface notes. */
+  kind: 'replaced' | 'truncated'
+  /** For `replaced`: how many characters were replaced with U+FFFD. */
+  replacedCharacters?: number
+  /** For `truncated`: UTF-8 bytes of the output before it was cut. */
+  originalBytes?: number
+  /** For `truncated`: UTF-8 bytes of the output as sent, marker included. */
+  sentBytes?: number
+  /** For `truncated`: the body limit the server stated in its 413 problem (`maxBytes`), in bytes. */
+  maxBodyBytes?: number
+}
+
+const encoder = new TextEncoder()
+
+/** UTF-8 length of a string in bytes. */
+export function utf8Bytes(text: string): number {
+  return encoder.encode(text).byteLength
+}
+
+/**
+ * The body limit a 413 states: the problem's `maxBytes` (what the handlers send), or
+ * `maxBodyBytes`; else, for a 413 from something in between (a proxy), half of what was sent.
+ */
+export function statedBodyLimit(error: StatusHttpError, sentBytes: number): { limit: number; stated: boolean } {
+  const problem = error.problem as Record<string, unknown> | undefined
+  for (const key of ['maxBytes', 'maxBodyBytes']) {
+    const value = problem?.[key]
+    if (typeof value === 'number' && Number.isInteger(value) && value > 0) return { limit: value, stated: true }
+  }
+  return { limit: Math.floor(sentBytes / 2), stated: false }
+}
+
+/**
+ * A stage update whose output is cut so that the whole JSON body is at most `maxBytes` UTF-8
+ * bytes, ending with {@link TRUNCATION_MARKER} once. `undefined` when it cannot fit (no output,
+ * or the rest of the body alone is too large) or would not get smaller.
+ */
+export function fitStageUpdate(
+  body: StageUpdate,
+  maxBytes: number,
+): { json: string; originalBytes: number; sentBytes: number } | undefined {
+  if (typeof body.output !== 'string') return undefined
+  // A body cut before keeps one marker: cut what came before it again.
+  const original = body.output.endsWith(TRUNCATION_MARKER) ? body.output.slice(0, -TRUNCATION_MARKER.length) : body.output
+  const before = utf8Bytes(JSON.stringify(body))
+  const fixed = utf8Bytes(JSON.stringify({ ...body, output: TRUNCATION_MARKER }))
+  let budget = maxBytes - fixed
+  if (budget < 0) return undefined
+  for (;;) {
+    const output = prefixWithin(original, budget) + TRUNCATION_MARKER
+    const json = JSON.stringify({ ...body, output })
+    const bytes = utf8Bytes(json)
+    if (bytes <= maxBytes) {
+      return bytes < before ? { json, originalBytes: utf8Bytes(original), sentBytes: utf8Bytes(output) } : undefined
+    }
+    // Not reached for well-formed text (the cost below is exact); shrink rather than trust it.
+    budget -= bytes - maxBytes
+  }
+}
+
+/** The longest prefix of `text` whose JSON string form (without quotes) takes at most `budget` bytes. */
+function prefixWithin(text: string, budget: number): string {
+  let used = 0
+  let end = 0
+  while (end < text.length) {
+    const cost = jsonCost(text.charCodeAt(end))
+    if (used + cost > budget) break
+    used += cost
+    end++
+  }
+  // Never split a surrogate pair.
+  const last = text.charCodeAt(end - 1)
+  if (end > 0 && end < text.length && last >= 0xd800 && last <= 0xdbff) end--
+  return text.slice(0, end)
+}
+
+/** Bytes one UTF-16 code unit takes inside a JSON string in UTF-8 (a surrogate pair: 2 + 2). */
+function jsonCost(code: number): number {
+  if (code < 0x20) return code === 0x08 || code === 0x09 || code === 0x0a || code === 0x0c || code === 0x0d ? 2 : 6
+  if (code === 0x22 || code === 0x5c) return 2
+  if (code < 0x80) return 1
+  if (code < 0x800) return 2
+  if (code >= 0xd800 && code <= 0xdfff) return 2
+  return 3
+}
