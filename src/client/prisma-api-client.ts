@@ -1,6 +1,6 @@
 import { CompleteRun } from '../contract/complete.js'
 import { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL } from '../contract/headers.js'
-import { PayloadValidationError } from '../contract/parse.js'
+import { PayloadValidationError, parseRunId } from '../contract/parse.js'
 import {
   CompleteRunResponse,
   CreateRunResponse,
@@ -394,6 +394,7 @@ export class PrismaAPIClient {
    */
   async createRun(id: string = crypto.randomUUID()): Promise<CreateRunResponse> {
     if (this.#closed) throw new ClientClosedError()
+    assertRunId(id)
     const body = JSON.stringify({ id })
     const response = await this.#transport.send(
       { method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() },
@@ -462,7 +463,11 @@ export class PrismaAPIClient {
 
   /** Delivers one stage update within its run's lane: directly, or behind the run's queued ones. */
   #submit(runId: string, route: OutboxRoute, json: string, what: string): Promise<boolean> {
-    if (typeof runId !== 'string' || runId === '') return this.#refuse(runId, new TypeError('runId must be a non-empty string'))
+    try {
+      assertRunId(runId)
+    } catch (error) {
+      return this.#refuse(runId, error as Error)
+    }
     if (this.#closed) return this.#refuse(runId, new ClientClosedError())
     const idempotencyKey = crypto.randomUUID()
     return this.#inLane(runId, async () => {
@@ -575,8 +580,9 @@ export class PrismaAPIClient {
 
 function noop(): void {}
 
+/** The contract's run-id rule, checked before anything is sent: throws `PayloadValidationError`. */
 function assertRunId(runId: string): void {
-  if (typeof runId !== 'string' || runId === '') throw new TypeError('runId must be a non-empty string')
+  parseRunId(runId)
 }
 
 function describe(error: unknown): string {
