@@ -22,8 +22,8 @@ const ACCEPTED_CONTENT_CODINGS = 'gzip, deflate'
 export async function readBodyLimited(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
   const declared = request.headers.get('content-length')?.trim()
   if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > maxBytes) throw tooLarge(maxBytes)
-  const codings = contentCodings(request.headers.get('content-encoding'))
   if (request.body === null) return new Uint8Array(0)
+  const codings = contentCodings(request.headers.get('content-encoding'))
   if (request.bodyUsed) throw new HttpProblemError('invalid_json', { detail: 'The body was already read' })
 
   let stream: ReadableStream<Uint8Array> = request.body
