@@ -101,16 +101,23 @@ const LINGER_MS = 2000
 function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader('Connection', 'close')
   bodies.get(req)?.detach()
-  // Read and drop what is still coming, so the client gets to read the answer instead of a reset
-  // (a socket closed with unread data sends RST); a client still sending after LINGER_MS is cut off.
+  // Read and drop what is still coming.
   req.on('data', () => {})
   req.resume()
-  res.once('finish', () => {
-    if (req.complete) return
-    const timer = setTimeout(() => req.socket.destroy(), LINGER_MS)
+  const socket = req.socket
+  if (typeof socket.destroySoon !== 'function') return
+  // Node ends a `Connection: close` answer with socket.destroySoon(), which destroys the socket
+  // once the answer is written: a client still uploading (Python's requests sends the whole body
+  // before it reads) then gets a reset that can hide the answer. A lingering close instead: send
+  // FIN after the answer, keep dropping the upload until the client closes, and cut it off after
+  // LINGER_MS at the latest.
+  socket.destroySoon = function lingeringClose(this: typeof socket) {
+    this.end()
+    const timer = setTimeout(() => this.destroy(), LINGER_MS)
     timer.unref()
-    req.socket.once('close', () => clearTimeout(timer))
-  })
+    this.once('close', () => clearTimeout(timer))
+    this.once('end', () => this.destroy())
+  }
 }
 
 function requestUrl(origin: string, path: string): string {

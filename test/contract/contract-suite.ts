@@ -13,6 +13,7 @@ import {
 } from 'pipeline-status-sdk'
 import { createWebhookSignatureHeaders, type RunState, type WebhookSigningOptions } from 'pipeline-status-sdk/server'
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { connect } from 'node:net'
 import { deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
@@ -892,6 +893,35 @@ export function describeContract(name: string, target: () => ContractTarget): vo
         } finally {
           agent.destroy()
         }
+      },
+      { maxBodyBytes: 1024 },
+    )
+  })
+
+  describe(`${name}: HTTP semantics, socket`, () => {
+    socketScenario(
+      'a client that writes its whole upload before reading (as Python requests does) reads the 413, then a clean close',
+      async (api, baseUrl) => {
+        const id = await api.createRun()
+        const url = new URL(`${baseUrl}/${id}/stage-update`)
+        const body = Buffer.alloc(16 * 1024 * 1024, 0x20)
+        const { text, error } = await new Promise<{ text: string; error: string | undefined }>((resolve) => {
+          const socket = connect(Number(url.port), url.hostname)
+          let text = ''
+          socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')))
+          socket.on('end', () => socket.end())
+          socket.once('error', (error: NodeJS.ErrnoException) => resolve({ text, error: error.code }))
+          socket.once('close', () => resolve({ text, error: undefined }))
+          socket.write(
+            `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nX-Webhook-Secret: ${SECRET}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+          )
+          socket.write(body)
+        })
+        expect(error).toBeUndefined()
+        expect(text).toMatch(/^HTTP\/1\.1 413 /)
+        expect(text).toMatch(/\r\nconnection: close\r\n/i)
+        expect(text).toContain('"code":"payload_too_large"')
+        expect((await api.status(id)).stages).toEqual([])
       },
       { maxBodyBytes: 1024 },
     )
