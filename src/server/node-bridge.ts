@@ -68,7 +68,6 @@ export function toWebRequest(req: IncomingMessage, origin: string, options: ToWe
 /** Methods the Fetch standard forbids in a `Request` (CONNECT never reaches a request handler). */
 const FETCH_FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
 
-
 /**
  * Writes a `Response` to a Node response: status, headers (each `Set-Cookie` apart) and the
  * body, streamed with backpressure. No body for `HEAD`.
@@ -104,8 +103,8 @@ function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   // Read and drop what is still coming.
   req.on('data', () => {})
   req.resume()
-  const socket = req.socket
-  if (typeof socket.destroySoon !== 'function') return
+  const socket = req.socket as IncomingMessage['socket'] | null
+  if (typeof socket?.destroySoon !== 'function') return
   // Node ends a `Connection: close` answer with socket.destroySoon(), which destroys the socket
   // once the answer is written: a client still uploading (Python's requests sends the whole body
   // before it reads) then gets a reset that can hide the answer. A lingering close instead: send
