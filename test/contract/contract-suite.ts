@@ -898,7 +898,8 @@ export function describeContract(name: string, target: () => ContractTarget): vo
     )
   })
 
-  describe(`${name}: HTTP semantics, socket`, () => {
+  // Only a real port has connections to close; other targets get no such block (an empty one fails).
+  if (transport === 'socket') describe(`${name}: HTTP semantics, socket`, () => {
     socketScenario(
       'a client that writes its whole upload before reading (as Python requests does) reads the 413, then a clean close',
       async (api, baseUrl) => {
