@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { getResponse } from 'msw'
 import { toWebRequest, writeWebResponse } from '../src/server/node-bridge.js'
 import { type PipelineMock, type PipelineMockOptions, createPipelineMock } from './pipeline-mock.js'
 
@@ -44,7 +43,8 @@ export interface MockServer {
 
 /**
  * Serves the MSW mock over real HTTP, so a runner in any language can use it. The requests go
- * through msw's own `getResponse` with the mock's handlers, exactly as in-process.
+ * through `mock.fetch`, the one entry point the mock's msw handlers call in-process too (faults,
+ * recording and the real handlers).
  *
  * @example
  * ```ts
@@ -76,8 +76,10 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
       if (!mock) return void res.destroy()
       // The mock matches by origin: requests get the one it was created for, whatever Host said.
       const local = toWebRequest(req, origin)
-      // Outside the base path no msw handler matches; the real handlers answer route_not_found.
-      const response = (await getResponse(mock.handlers, local)) ?? (await mock.server.fetch(local))
+      // The entry point the msw handlers call, without msw's own copy of the request (msw reads a
+      // clone of every body to its end, which would drain an upload the handlers refused early).
+      // Outside the base path the real handlers answer route_not_found.
+      const response = (await mock.fetch(local)) ?? (await mock.server.fetch(local))
       // A dropped connection, as a fault asked.
       if (response.type === 'error') {
         res.destroy()

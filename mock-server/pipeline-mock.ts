@@ -11,6 +11,7 @@ import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
 import { toRunRecord, toStatusResponse } from '../src/core/records.js'
 import {
+  DEFAULT_MAX_BODY_BYTES,
   type PipelineStatusHandlers,
   type PipelineStatusHandlersSettings,
   createPipelineStatusHandlers,
@@ -61,7 +62,7 @@ export interface RecordedRequest {
   runId: string | undefined
   /** The request's headers, names in lower case. */
   headers: Record<string, string>
-  /** The raw body text ('' for none). */
+  /** The raw body text as sent ('' for none), cut after the mock's `maxBodyBytes` (1 MiB by default). */
   body: string
   /** The status the mock answered, `0` for a dropped connection. */
   status: number
@@ -126,15 +127,18 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
   const faults = new FaultRegistry()
   const requests: RecordedRequest[] = []
 
+  function isMockRequest(href: string): boolean {
+    const url = new URL(href)
+    return url.origin === origin && (url.pathname === basePath || url.pathname.startsWith(`${basePath}/`))
+  }
+
   async function respond(request: Request): Promise<Response | undefined> {
+    if (!isMockRequest(request.url)) return undefined
     const url = new URL(request.url)
-    if (url.origin !== origin || !(url.pathname === basePath || url.pathname.startsWith(`${basePath}/`))) {
-      return undefined
-    }
     const match = matchRoute(url.pathname, basePath)
     const route = match?.route
     const runId = match && 'runId' in match ? match.runId : undefined
-    const body = await request.clone().text()
+    const body = await recordedBody(request, settings.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
     const record = (status: number) =>
       void requests.push({
         method: request.method,
@@ -165,7 +169,9 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
   }
 
   return {
-    handlers: [http.all(`${origin}${basePath}/*`, async ({ request }) => (await respond(request)) ?? HttpResponse.error())],
+    // A predicate instead of a URL pattern: msw's pattern matching throws (a 500) for URLs over
+    // 8192 characters, which the real handlers answer with 414.
+    handlers: [http.all(({ request }) => isMockRequest(request.url), async ({ request }) => (await respond(request)) ?? HttpResponse.error())],
     store,
     server,
     requests,
@@ -189,4 +195,31 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
       requests.length = 0
     },
   }
+}
+
+/**
+ * The body for the record, read from a clone no further than the handlers may read the request
+ * (one byte past `maxBytes`), so that a body over the limit is refused early exactly as the real
+ * handlers refuse it, and the mock server closes that connection as a real server does.
+ */
+async function recordedBody(request: Request, maxBytes: number): Promise<string> {
+  const clone = request.clone()
+  if (clone.body === null) return ''
+  const reader = clone.body.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  let total = 0
+  try {
+    while (total <= maxBytes) {
+      const { done, value } = await reader.read()
+      if (done) return text + decoder.decode()
+      total += value.byteLength
+      text += decoder.decode(value.subarray(0, Math.max(0, value.byteLength - (total - maxBytes))), { stream: true })
+    }
+    // A tee'd branch's cancel settles only once the other branch (the handlers') ends too.
+    void reader.cancel().catch(() => undefined)
+  } catch {
+    // A body that breaks off is the handlers' to answer; record what arrived.
+  }
+  return text + decoder.decode()
 }

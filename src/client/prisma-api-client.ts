@@ -1,6 +1,6 @@
 import { CompleteRun } from '../contract/complete.js'
 import { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL } from '../contract/headers.js'
-import { PayloadValidationError } from '../contract/parse.js'
+import { PayloadValidationError, parseRunId } from '../contract/parse.js'
 import {
   CompleteRunResponse,
   CreateRunResponse,
@@ -457,6 +457,7 @@ export class PrismaAPIClient {
    */
   async createRun(id: string = crypto.randomUUID()): Promise<CreateRunResponse> {
     if (this.#closed) throw new ClientClosedError()
+    assertRunId(id)
     const body = JSON.stringify({ id })
     const response = await this.#transport.send(
       { method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() },
@@ -573,7 +574,11 @@ export class PrismaAPIClient {
 
   /** Makes the output storable, then delivers the update; see `markStageComplete`. */
   async #submitStageUpdate(runId: string, body: StageUpdate): Promise<UpdateOutcome> {
-    if (typeof runId !== 'string' || runId === '') return this.#refuse(runId, new TypeError('runId must be a non-empty string'))
+    try {
+      assertRunId(runId)
+    } catch (error) {
+      return this.#refuse(runId, error as Error)
+    }
     if (this.#closed) return this.#refuse(runId, new ClientClosedError())
     const what = `stage ${body.stageNumber} ${body.status}`
     const alterations: OutputAlteration[] = []
@@ -773,8 +778,9 @@ export class PrismaAPIClient {
 
 function noop(): void {}
 
+/** The contract's run-id rule, checked before anything is sent: throws `PayloadValidationError`. */
 function assertRunId(runId: string): void {
-  if (typeof runId !== 'string' || runId === '') throw new TypeError('runId must be a non-empty string')
+  parseRunId(runId)
 }
 
 function describe(error: unknown): string {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { RunId } from './run-id.js'
 import { FinalStatus } from './status.js'
 import { Timestamp } from './timestamp.js'
 
@@ -25,15 +26,8 @@ export type CompleteRun = z.infer<typeof CompleteRun>
 
 /** Body of `POST {basePath}/runs`. Without `id` the server picks one. */
 export const CreateRun = z.object({
-  /** The run's id (1 to 128 letters, digits and `. _ : ~ -`); a random UUID when absent. */
-  id: z
-    .string()
-    .min(1)
-    .max(128)
-    .regex(/^[A-Za-z0-9._:~-]+$/, {
-      message: 'id may contain only letters, digits and . _ : ~ -',
-    })
-    .optional(),
+  /** The run's id (see {@link RunId}: 1 to 128 of `A–Z a–z 0–9 . _ ~ : -`, not only dots); a random UUID when absent. */
+  id: RunId.optional(),
 })
 /**
  * Body of a run creation.

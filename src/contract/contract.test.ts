@@ -17,6 +17,12 @@ import {
   safeParseCompleteRun,
   safeParseStageUpdate,
   timestampToDate,
+  allowedMethods,
+  isRunId,
+  isTimestamp,
+  parseRunId,
+  RunId,
+  Timestamp,
 } from '../index.js'
 
 describe('stage update', () => {
@@ -149,5 +155,42 @@ describe('problems', () => {
       code: 'run_finished',
       detail: 'Run r is COMPLETED',
     })
+  })
+})
+
+describe('input rules', () => {
+  it('run ids: 1 to 128 of A-Z a-z 0-9 . _ ~ : -, not only dots', () => {
+    for (const id of ['a', 'run_1', 'a.b', '.a', 'a..', '~:-_.', 'x'.repeat(128)]) expect(isRunId(id), id).toBe(true)
+    for (const id of ['', '.', '..', '....', 'a b', 'a/b', 'é', 'a%20', 'x'.repeat(129), 7, null]) expect(isRunId(id), String(id)).toBe(false)
+    expect(RunId.safeParse('..').success).toBe(false)
+    expect(parseRunId('run_1')).toBe('run_1')
+    expect(() => parseRunId('a b')).toThrow(PayloadValidationError)
+    const error = (() => {
+      try {
+        return parseRunId('..')
+      } catch (thrown) {
+        return thrown
+      }
+    })()
+    expect(isPayloadValidationError(error) && error.fieldErrors.map((e) => e.field)).toEqual(['runId'])
+  })
+
+  it('timestamps: the grammar, real dates, cut to the millisecond, years 1 to 9999 UTC', () => {
+    expect(timestampToDate('2025-10-25T14:03:11.9999999-00:30').toISOString()).toBe('2025-10-25T14:33:11.999Z')
+    expect(timestampToDate('0050-01-01T00:00:00Z').toISOString()).toBe('0050-01-01T00:00:00.000Z')
+    expect(timestampToDate('0000-12-31T23:30:00-00:30').toISOString()).toBe('0001-01-01T00:00:00.000Z')
+    for (const value of ['0001-01-01T00:00:00+00:01', '9999-12-31T23:59:59-00:01', '2025-10-25T14:03', '2025-10-25T14:03:60Z', '2023-02-29T00:00:00Z']) {
+      expect(isTimestamp(value), value).toBe(false)
+      expect(() => timestampToDate(value), value).toThrow(RangeError)
+    }
+    const [range] = Timestamp.safeParse('9999-12-31T23:59:59-01:00').error?.issues ?? []
+    expect(range?.message).toMatch(/years 0001 to 9999/)
+    const [grammar] = Timestamp.safeParse('2025-10-25T14:03Z').error?.issues ?? []
+    expect(grammar?.message).toMatch(/YYYY-MM-DDTHH:MM:SS/)
+  })
+
+  it('a GET route also allows HEAD', () => {
+    expect(allowedMethods('status')).toEqual(['GET', 'HEAD'])
+    expect(allowedMethods('stageUpdate')).toEqual(['POST'])
   })
 })

@@ -1,6 +1,7 @@
-import type { z } from 'zod'
+import { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
 import { type FieldError } from './problem.js'
+import { RunId } from './run-id.js'
 import { StageUpdate, stageUpdateSchemaFor } from './stage-update.js'
 import type { StageCatalogue } from './stages.js'
 
@@ -98,4 +99,21 @@ export const parseCreateRun: (input: unknown) => CreateRun = parser('run creatio
 /** Like {@link parseCreateRun}, returning zod's `{ success, data | error }`. */
 export function safeParseCreateRun(input: unknown) {
   return CreateRun.safeParse(input)
+}
+
+/**
+ * Returns the run id unchanged, or throws {@link PayloadValidationError} (field `runId`) when it
+ * breaks the run-id rule (see {@link RunId}). The client calls it before it sends anything.
+ *
+ * @example
+ * ```ts
+ * import { parseRunId } from 'pipeline-status-sdk'
+ * parseRunId('run_1') // 'run_1'
+ * parseRunId('.') // throws PayloadValidationError
+ * ```
+ */
+export function parseRunId(value: unknown): RunId {
+  const result = z.object({ runId: RunId }).safeParse({ runId: value })
+  if (!result.success) throw new PayloadValidationError('run id', result.error.issues)
+  return result.data.runId
 }

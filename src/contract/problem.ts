@@ -36,7 +36,9 @@ export const PROBLEM_CODES = Object.freeze({
   stage_finished: 409,
   /** The body is larger than the server's `maxBodyBytes`. */
   payload_too_large: 413,
-  /** The body is not sent as `application/json`. */
+  /** The request target (path and query) is longer than 8192 characters (8 KiB). */
+  uri_too_long: 414,
+  /** The body is not sent as `application/json`, or with a `Content-Encoding` other than gzip or deflate. */
   unsupported_media_type: 415,
   /** An unexpected error; the details are in the server's log, never in the response. */
   internal_error: 500,
@@ -79,6 +81,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   run_finished: 'The run is finished and cannot take this update',
   stage_finished: 'The stage is finished and cannot take this update',
   payload_too_large: 'Body is too large',
+  uri_too_long: 'URL is too long',
   unsupported_media_type: 'Body must be application/json',
   internal_error: 'Internal error',
   body_already_consumed: 'Request body already read by other middleware',

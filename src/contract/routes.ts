@@ -12,6 +12,28 @@ export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object
   createRun: 'POST',
 })
 
+/**
+ * The methods a route answers, for its `Allow` header: a `GET` route also answers `HEAD`
+ * (like `GET`, without a body; RFC 9110 §9.3.2).
+ *
+ * @example
+ * ```ts
+ * import { allowedMethods } from 'pipeline-status-sdk'
+ * allowedMethods('status') // ['GET', 'HEAD']
+ * ```
+ */
+export function allowedMethods(route: RouteName): readonly string[] {
+  return ROUTE_METHODS[route] === 'GET' ? ['GET', 'HEAD'] : [ROUTE_METHODS[route]]
+}
+
+/**
+ * The longest request target (path and query, as sent) the handlers take, in characters:
+ * 8 KiB, the least RFC 9110 §4.1 asks servers to support. A longer one is answered with 414
+ * `uri_too_long`. (On a Node server, a request line over Node's header limit, 16 KiB by
+ * default, gets Node's own 431 first.)
+ */
+export const MAX_REQUEST_TARGET_LENGTH = 8192
+
 /** Removes trailing slashes and makes sure the base path starts with one. */
 export function normalizeBasePath(basePath: string): string {
   const trimmed = basePath.replace(/\/+$/, '')

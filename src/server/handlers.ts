@@ -3,7 +3,15 @@ import { CompleteRun, CreateRun } from '../contract/complete.js'
 import { HEADERS } from '../contract/headers.js'
 import { toFieldErrors } from '../contract/parse.js'
 import type { CompleteRunResponse, CreateRunResponse, StageUpdateResponse } from '../contract/records.js'
-import { DEFAULT_BASE_PATH, matchRoute, normalizeBasePath, ROUTE_METHODS, type RouteName } from '../contract/routes.js'
+import {
+  allowedMethods,
+  DEFAULT_BASE_PATH,
+  MAX_REQUEST_TARGET_LENGTH,
+  matchRoute,
+  normalizeBasePath,
+  type RouteName,
+} from '../contract/routes.js'
+import { isRunId } from '../contract/run-id.js'
 import { stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
 import {
@@ -24,7 +32,7 @@ import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-stor
 import { HttpProblemError, isHttpProblemError, jsonResponse, problemResponse } from './problem-response.js'
 import { bodyAlreadyConsumed, readBodyLimited } from './read-body.js'
 import { positiveInteger, resolveStore } from './store-option.js'
-import { isStorableText, unstorableFields } from './storable-text.js'
+import { unstorableFields } from './storable-text.js'
 import { createWebhookAuthenticator, type WebhookSigningOptions } from './webhook-auth.js'
 import { hasRebuiltBody } from './rebuilt-body.js'
 import { webhookRoute } from '../core/webhook-signature.js'
@@ -268,11 +276,14 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     work: (exchange: Exchange) => Promise<Response>,
   ): Promise<Response> {
     const exchange: Exchange = { request, native: native ?? request }
+    let response: Response
     try {
-      return await work(exchange)
+      assertTargetLength(request)
+      response = await work(exchange)
     } catch (error) {
-      return errorResponse(error, exchange)
+      response = errorResponse(error, exchange)
     }
+    return forMethod(request, response)
   }
 
   let bodyConsumedLogged = false
@@ -311,9 +322,10 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   }
 
   function requireMethod(request: Request, route: RouteName): void {
-    const method = ROUTE_METHODS[route]
-    if (request.method !== method) {
-      throw new HttpProblemError('method_not_allowed', { detail: `This route accepts ${method} only` }, { Allow: method })
+    const allowed = allowedMethods(route)
+    if (!allowed.includes(request.method)) {
+      const allow = allowed.join(', ')
+      throw new HttpProblemError('method_not_allowed', { detail: `This route accepts ${allow} only` }, { Allow: allow })
     }
   }
 
@@ -328,8 +340,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       id = match.runId
     }
     exchange.runId = id
-    // No store can hold such an id, so no run has it.
-    if (!isStorableText(id)) throw runNotFound()
+    // POST /runs creates no run with such an id, so none has it.
+    if (!isRunId(id)) throw runNotFound()
     return id
   }
 
@@ -457,7 +469,11 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
 
   const handle = (request: Request, pathname: string, native?: unknown): Promise<Response> => {
     const match = matchRoute(pathname, basePath)
-    if (!match) return routeNotFound(request, 'No pipeline-status route at this path')
+    if (!match) {
+      return respond(request, native, () =>
+        Promise.reject(new HttpProblemError('route_not_found', { detail: 'No pipeline-status route at this path' })),
+      )
+    }
     switch (match.route) {
       case 'createRun':
         return createRunHandler(request, native)
@@ -481,6 +497,25 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   }
 
   return { stageUpdate, status, complete, createRun: createRunHandler, fetch, handle, basePath }
+}
+
+/** Refuses a request target (path and query) longer than the contract's limit with 414. */
+function assertTargetLength(request: Request): void {
+  const url = new URL(request.url)
+  const length = url.pathname.length + url.search.length
+  if (length > MAX_REQUEST_TARGET_LENGTH) {
+    throw new HttpProblemError('uri_too_long', {
+      detail: `The URL's path and query are ${length} characters long; the limit is ${MAX_REQUEST_TARGET_LENGTH}`,
+      maxLength: MAX_REQUEST_TARGET_LENGTH,
+    })
+  }
+}
+
+/** A `HEAD` is answered like the `GET` it stands for, without the body (RFC 9110 §9.3.2). */
+function forMethod(request: Request, response: Response): Response {
+  if (request.method !== 'HEAD' || response.body === null) return response
+  void response.body.cancel().catch(() => undefined)
+  return new Response(null, { status: response.status, statusText: response.statusText, headers: response.headers })
 }
 
 function validate<T>(schema: z.ZodType<T>, input: unknown): T {

@@ -40,9 +40,10 @@ export function toWebRequest(req: IncomingMessage, origin: string, options: ToWe
     }
   }
   const method = req.method ?? 'GET'
-  const init: RequestInit & { duplex?: 'half' } = { method, headers }
+  const carried = FETCH_FORBIDDEN_METHODS.has(method.toUpperCase()) ? 'GET' : method
+  const init: RequestInit & { duplex?: 'half' } = { method: carried, headers }
   if (options.signal) init.signal = options.signal
-  if (method !== 'GET' && method !== 'HEAD') {
+  if (carried !== 'GET' && carried !== 'HEAD') {
     if (options.body) {
       headers.delete('content-length')
       headers.delete('transfer-encoding')
@@ -53,12 +54,28 @@ export function toWebRequest(req: IncomingMessage, origin: string, options: ToWe
       init.duplex = 'half'
     }
   }
-  return new Request(requestUrl(origin, options.path ?? req.url ?? '/'), init)
+  const url = requestUrl(origin, options.path ?? req.url ?? '/')
+  if (carried === method) return new Request(url, init)
+  // Fetch refuses to build a TRACE or TRACK request (a TypeError), yet the handlers must see the
+  // method to refuse it with 405: the request is built bodiless and reports the method it came with.
+  return new (class extends Request {
+    override get method(): string {
+      return method
+    }
+  })(url, init)
 }
+
+/** Methods the Fetch standard forbids in a `Request` (CONNECT never reaches a request handler). */
+const FETCH_FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
 
 /**
  * Writes a `Response` to a Node response: status, headers (each `Set-Cookie` apart) and the
  * body, streamed with backpressure. No body for `HEAD`.
+ *
+ * When the request's body has not been read to its end (an early 413, or a 401 that never
+ * read it), the response says `Connection: close` and the connection closes after it: the rest of
+ * the upload is discarded instead of being taken for the next request on a keep-alive connection,
+ * which would otherwise wait for a body nobody reads.
  */
 export async function writeWebResponse(res: ServerResponse, response: Response): Promise<void> {
   res.statusCode = response.status
@@ -67,11 +84,39 @@ export async function writeWebResponse(res: ServerResponse, response: Response):
   })
   const cookies = response.headers.getSetCookie()
   if (cookies.length > 0) res.setHeader('set-cookie', cookies)
+  const req = res.req as IncomingMessage | undefined
+  const body = req && bodies.get(req)
+  if (req && (!req.complete || (body && !body.ended))) closeAfter(req, res)
   if (response.body === null || res.req?.method === 'HEAD') {
     res.end()
     return
   }
   await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res)
+}
+
+/** How long a closing connection keeps discarding an upload before it is cut, in milliseconds. */
+const LINGER_MS = 2000
+
+function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('Connection', 'close')
+  bodies.get(req)?.detach()
+  // Read and drop what is still coming.
+  req.on('data', () => {})
+  req.resume()
+  const socket = req.socket as IncomingMessage['socket'] | null
+  if (typeof socket?.destroySoon !== 'function') return
+  // Node ends a `Connection: close` answer with socket.destroySoon(), which destroys the socket
+  // once the answer is written: a client still uploading (Python's requests sends the whole body
+  // before it reads) then gets a reset that can hide the answer. A lingering close instead: send
+  // FIN after the answer, keep dropping the upload until the client closes, and cut it off after
+  // LINGER_MS at the latest.
+  socket.destroySoon = function lingeringClose(this: typeof socket) {
+    this.end()
+    const timer = setTimeout(() => this.destroy(), LINGER_MS)
+    timer.unref()
+    this.once('close', () => clearTimeout(timer))
+    this.once('end', () => this.destroy())
+  }
 }
 
 function requestUrl(origin: string, path: string): string {
@@ -82,6 +127,12 @@ function requestUrl(origin: string, path: string): string {
     return new URL(path.replace(/^\/*/, '/'), 'http://localhost').toString()
   }
 }
+
+/**
+ * The Web body stream of a request: whether Node delivered it to its end, and how to stop feeding
+ * it once nobody will read it any more.
+ */
+const bodies = new WeakMap<IncomingMessage, { ended: boolean; detach(): void }>()
 
 function nodeStreamToWeb(req: IncomingMessage): ReadableStream<Uint8Array> {
   let cleanup = (): void => {}
@@ -94,6 +145,7 @@ function nodeStreamToWeb(req: IncomingMessage): ReadableStream<Uint8Array> {
       const onEnd = () => {
         cleanup()
         controller.close()
+        body.ended = true
       }
       const onError = (error: Error) => {
         cleanup()
@@ -106,6 +158,18 @@ function nodeStreamToWeb(req: IncomingMessage): ReadableStream<Uint8Array> {
         req.off('error', onError)
         req.off('aborted', onAborted)
       }
+      const body = {
+        ended: false,
+        detach() {
+          cleanup()
+          try {
+            controller.error(new Error('The response was sent before the body was read'))
+          } catch {
+            // Already closed or cancelled.
+          }
+        },
+      }
+      bodies.set(req, body)
       req.on('data', onData)
       req.once('end', onEnd)
       req.once('error', onError)

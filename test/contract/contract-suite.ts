@@ -19,6 +19,9 @@ import {
   webhookMessageId,
   type WebhookSigningOptions,
 } from 'pipeline-status-sdk/server'
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { connect } from 'node:net'
+import { deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
 
@@ -72,6 +75,8 @@ export interface RequestSpec {
 export interface TargetClient {
   send(spec: RequestSpec): Promise<Response>
   close(): Promise<void>
+  /** On a socket target: the URL of the base path on the real port, for raw `node:http` requests. */
+  readonly baseUrl?: string
 }
 
 /** Where the scenarios run. */
@@ -79,6 +84,13 @@ export interface ContractTarget {
   start(options: TargetOptions): Promise<TargetClient>
   /** An Express app over a socket, which can mount a body parser before the router. */
   readonly expressApp?: boolean
+  /**
+   * How requests reach the handlers: `'fetch'` hands any `Request` to them; `'next'` is a
+   * Next.js route, where Next.js itself answers methods the route file does not export; `'socket'`
+   * is a real port (keep-alive, methods Fetch cannot carry, Node's own limits).
+   * @default 'fetch'
+   */
+  readonly transport?: 'fetch' | 'next' | 'socket'
 }
 
 let counter = 0
@@ -125,6 +137,36 @@ export function streamOf(size: number, fill = 0x20): ReadableStream<Uint8Array> 
       sent += chunk.length
       controller.enqueue(chunk)
     },
+  })
+}
+
+/** What {@link rawRequest} sends: a method Fetch may refuse, chunks written one by one (chunked without a length). */
+export interface RawRequestSpec {
+  method?: string
+  headers?: Record<string, string>
+  body?: Uint8Array
+  chunks?: Uint8Array[]
+  agent?: Agent
+}
+
+/**
+ * A request over `node:http`, for what `fetch` cannot send (TRACE) or hides (the connection):
+ * resolves the status, headers and body text once the response has ended.
+ */
+export function rawRequest(url: string, spec: RawRequestSpec = {}): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method: spec.method ?? 'GET', headers: spec.headers, agent: spec.agent ?? false }, (response) => {
+      const chunks: Buffer[] = []
+      response.on('data', (chunk: Buffer) => chunks.push(chunk))
+      response.once('end', () =>
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString('utf8') }),
+      )
+      response.once('error', reject)
+    })
+    // The server may answer (and close) before the upload is written: that is what is tested.
+    request.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? undefined : reject(error)))
+    for (const chunk of spec.chunks ?? []) request.write(chunk)
+    request.end(spec.body)
   })
 }
 
@@ -393,7 +435,7 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       expect(wrongGet.headers.get('allow')).toBe('POST')
       await expectProblem(wrongGet, 405, 'method_not_allowed')
       const wrongPost = await api.send({ path: `/${id}/status`, json: {} })
-      expect(wrongPost.headers.get('allow')).toBe('GET')
+      expect(wrongPost.headers.get('allow')).toBe('GET, HEAD')
       await expectProblem(wrongPost, 405, 'method_not_allowed')
       for (const method of ['PUT', 'DELETE', 'PATCH']) {
         const response = await api.send({ path: '/runs', method, json: {} })
@@ -605,6 +647,312 @@ export function describeContract(name: string, target: () => ContractTarget): vo
         },
       )
     })
+  })
+
+  const transport = target().transport ?? 'fetch'
+  /** A scenario that needs a real port; registered on the socket targets only. */
+  const socketScenario = (title: string, fn: (api: Api, baseUrl: string) => Promise<void>, options: TargetOptions = {}) => {
+    if (transport !== 'socket') return
+    scenario(title, (api) => fn(api, api.client.baseUrl ?? expect.unreachable('a socket target has a baseUrl')), options)
+  }
+
+  describe(`${name}: input rules`, () => {
+    // [sent, what the contract stores: the instant it names, to the millisecond, in UTC]
+    const ACCEPTED_TIMESTAMPS: Array<[string, string]> = [
+      ['2025-10-25T14:03:11', '2025-10-25T14:03:11.000Z'], // Python's isoformat() of a naive datetime: UTC
+      ['2025-10-25T14:03:11.123456', '2025-10-25T14:03:11.123Z'],
+      ['2025-10-25T14:03:11.987654321+05:30', '2025-10-25T08:33:11.987Z'], // cut, never rounded
+      ['2025-10-25T14:03:11.5-08:00', '2025-10-25T22:03:11.500Z'],
+      ['2024-02-29T23:59:59Z', '2024-02-29T23:59:59.000Z'],
+      ['0099-06-15T12:00:00Z', '0099-06-15T12:00:00.000Z'], // not read as 1999
+      ['0001-01-01T00:00:00Z', '0001-01-01T00:00:00.000Z'],
+      ['0001-01-01T05:00:00+05:00', '0001-01-01T00:00:00.000Z'],
+      ['0000-12-31T23:00:00-01:00', '0001-01-01T00:00:00.000Z'],
+      ['9999-12-31T23:59:59.9999999Z', '9999-12-31T23:59:59.999Z'],
+      ['9999-12-31T23:59:59+01:00', '9999-12-31T22:59:59.000Z'],
+    ]
+    const REFUSED_TIMESTAMPS = [
+      '0001-01-01T00:00:00+01:00', // 0000-12-31T23:00Z, before year 1
+      '9999-12-31T23:59:59-01:00', // a runner west of UTC: year 10000 in UTC
+      '2025-10-25T14:03', // minutes only, with or without an offset
+      '2025-10-25T14:03Z',
+      '2025-10-25T14:03+02:00',
+      '2025-10-25',
+      '2025-10-25T14:03:11.Z',
+      '2025-10-25T14:03:11.1234567890Z', // ten fraction digits
+      '2025-10-25 14:03:11Z',
+      '2025-10-25t14:03:11z',
+      '2025-10-25T14:03:11+0200',
+      '2025-10-25T14:03:11+02',
+      '2025-10-25T14:03:11+24:00',
+      '2025-02-29T00:00:00Z',
+      '2025-04-31T00:00:00Z',
+      '2025-13-01T00:00:00Z',
+      '2025-10-25T24:00:00Z',
+      '2016-12-31T23:59:60Z',
+      '+010000-01-01T00:00:00Z',
+      '-000001-01-01T00:00:00Z',
+      '20251025T140311Z',
+      ' 2025-10-25T14:03:11Z',
+      'yesterday',
+      '',
+    ]
+
+    scenario('a completedAt outside the grammar or years 1-9999 answers 400 naming completedAt, for stages and /complete', async (api) => {
+      const id = await api.createRun()
+      for (const completedAt of REFUSED_TIMESTAMPS) {
+        const stage = await expectProblem(await api.stage(id, makeStageUpdate({ status: 'COMPLETED', completedAt })), 400, 'validation_failed')
+        expect(stage.errors?.map((e) => e.field), completedAt).toEqual(['completedAt'])
+        const complete = await expectProblem(await api.complete(id, makeCompleteRun({ completedAt })), 400, 'validation_failed')
+        expect(complete.errors?.map((e) => e.field), completedAt).toEqual(['completedAt'])
+      }
+      // Nothing was stored, and the run still answers.
+      expect(await api.status(id)).toMatchObject({ run: { status: 'PENDING', completedAt: null }, stages: [] })
+    })
+
+    scenario('every accepted completedAt is stored and read back as the millisecond instant it names', async (api) => {
+      for (const [completedAt, stored] of ACCEPTED_TIMESTAMPS) {
+        const staged = await api.createRun()
+        const update = await api.stageOk(staged, makeStageUpdate({ status: 'COMPLETED', completedAt }))
+        expect(update.stage?.completedAt, completedAt).toBe(stored)
+        expect((await api.status(staged)).stages[0]?.completedAt, completedAt).toBe(stored)
+
+        const completed = await api.createRun()
+        expect((await api.completeOk(completed, makeCompleteRun({ status: 'FAILED', completedAt }))).run.completedAt, completedAt).toBe(stored)
+        expect((await api.status(completed)).run.completedAt, completedAt).toBe(stored)
+      }
+    })
+
+    scenario('run ids follow one rule: POST /runs refuses others with 400 naming id, other routes answer 404', async (api) => {
+      const refused = ['.', '..', '...', 'a b', 'a/b', 'a?b', 'a#b', 'a%41', 'é', 'tab\t', 'x'.repeat(129), '']
+      for (const id of refused) {
+        const problem = await expectProblem(await api.send({ path: '/runs', json: { id } }), 400, 'validation_failed')
+        expect(problem.errors?.map((e) => e.field), id).toEqual(['id'])
+      }
+      for (const id of [`${uniqueRunId()}.a`, `.${uniqueRunId()}`, `..${uniqueRunId()}`, `A-Z_0.9~:${uniqueRunId()}`, 'x'.repeat(121) + uniqueRunId().slice(-7)]) {
+        expect(await api.createRun(id)).toBe(id)
+        expect((await api.status(id)).run.id).toBe(id)
+      }
+      // Elsewhere an id outside the rule is simply an unknown run.
+      for (const id of ['a b', 'é', 'a%41', 'x'.repeat(129), 'tab\t']) {
+        await expectProblem(await api.stage(id, makeStageUpdate()), 404, 'run_not_found')
+        await expectProblem(await api.complete(id, makeCompleteRun()), 404, 'run_not_found')
+        await expectProblem(await api.getStatus(id), 404, 'run_not_found')
+      }
+      // A dot segment never carries an id: URL normalization removes it, and no route is left.
+      for (const segment of ['.', '%2E']) await expectProblem(await api.send({ path: `/${segment}/status` }), 404, 'route_not_found')
+    })
+
+    scenario('a URL whose path and query pass 8 KiB answers 414; one of exactly 8 KiB is served', async (api) => {
+      const id = await api.createRun()
+      // Every target serves the routes under /api/pipeline.
+      const padded = (length: number, route = 'status') => {
+        const prefix = `/${id}/${route}?pad=`
+        return prefix + 'x'.repeat(length - '/api/pipeline'.length - prefix.length)
+      }
+      expect((await api.send({ path: padded(8192) })).status).toBe(200)
+      const long = await expectProblem(await api.send({ path: padded(8193) }), 414, 'uri_too_long')
+      expect(long.detail).toContain('8192')
+      await expectProblem(await api.send({ path: padded(8193, 'stage-update'), json: makeStageUpdate() }), 414, 'uri_too_long')
+      await expectProblem(await api.send({ path: `/${'r'.repeat(9000)}/complete`, json: makeCompleteRun() }), 414, 'uri_too_long')
+      await expectProblem(await api.send({ path: `/${'r'.repeat(9000)}/nope` }), 414, 'uri_too_long')
+      expect((await api.status(id)).stages).toEqual([])
+    })
+
+    socketScenario('over a socket, a URL past Node\'s header limit gets Node\'s 431 or the contract\'s 414, never a dropped connection', async (api, baseUrl) => {
+      const id = await api.createRun()
+      const response = await rawRequest(`${baseUrl}/${id}/status?pad=${'x'.repeat(20 * 1024)}`, { headers: { 'X-Webhook-Secret': SECRET } })
+      expect([414, 431]).toContain(response.status)
+      const near = await rawRequest(`${baseUrl}/${id}/status?pad=${'x'.repeat(9 * 1024)}`, { headers: { 'X-Webhook-Secret': SECRET } })
+      expect(near.status).toBe(414)
+      expect(near.headers['content-type']).toBe(PROBLEM_CONTENT_TYPE)
+      expect(Problem.parse(JSON.parse(near.text)).code).toBe('uri_too_long')
+    })
+  })
+
+  describe(`${name}: HTTP semantics`, () => {
+    scenario('HEAD on the status route answers like GET without a body; Allow names GET, HEAD', async (api) => {
+      const id = await api.createRun()
+      await api.stageOk(id, makeStageUpdate())
+      const get = await api.getStatus(id)
+      const head = await api.send({ path: `/${id}/status`, method: 'HEAD' })
+      expect(head.status).toBe(200)
+      expect(head.headers.get('content-type')).toBe(get.headers.get('content-type'))
+      expect(head.headers.get('cache-control')).toBe('no-store')
+      expect(await head.text()).toBe('')
+      await get.text()
+
+      for (const [spec, status] of [
+        [{ path: `/${uniqueRunId('missing')}/status`, method: 'HEAD' }, 404],
+        [{ path: `/${id}/status`, method: 'HEAD', secret: 'wrong' }, 401],
+        [{ path: `/${id}/nope`, method: 'HEAD' }, 404],
+      ] as const) {
+        const response = await api.send(spec)
+        expect(response.status, spec.path).toBe(status)
+        expect(response.headers.get('content-type')).toBe(PROBLEM_CONTENT_TYPE)
+        expect(await response.text()).toBe('')
+      }
+      const headWrite = await api.send({ path: `/${id}/stage-update`, method: 'HEAD' })
+      expect([headWrite.status, headWrite.headers.get('allow'), await headWrite.text()]).toEqual([405, 'POST', ''])
+      const postRead = await api.send({ path: `/${id}/status`, json: {} })
+      expect(postRead.headers.get('allow')).toBe('GET, HEAD')
+      await expectProblem(postRead, 405, 'method_not_allowed')
+    })
+
+    if (transport !== 'next') {
+      // A Next.js route answers the methods its file does not export itself.
+      scenario('other methods answer 405 with Allow on every route', async (api) => {
+        const id = await api.createRun()
+        for (const method of ['OPTIONS', 'PROPFIND', 'PURGE']) {
+          for (const [path, allow] of [
+            [`/${id}/status`, 'GET, HEAD'],
+            [`/${id}/stage-update`, 'POST'],
+            [`/${id}/complete`, 'POST'],
+            ['/runs', 'POST'],
+          ] as const) {
+            const response = await api.send({ path, method })
+            expect(response.headers.get('allow'), `${method} ${path}`).toBe(allow)
+            await expectProblem(response, 405, 'method_not_allowed')
+          }
+        }
+      })
+    }
+
+    socketScenario('TRACE answers 405 with Allow (or 404 off the routes), as problem+json', async (api, baseUrl) => {
+      const id = await api.createRun()
+      for (const [path, status, allow] of [
+        [`/${id}/status`, 405, 'GET, HEAD'],
+        [`/${id}/stage-update`, 405, 'POST'],
+        ['/runs', 405, 'POST'],
+        [`/${id}/nope`, 404, undefined],
+      ] as const) {
+        const response = await rawRequest(`${baseUrl}${path}`, { method: 'TRACE', headers: { 'X-Webhook-Secret': SECRET } })
+        expect([response.status, response.headers['allow']], path).toEqual([status, allow])
+        expect(response.headers['content-type']).toBe(PROBLEM_CONTENT_TYPE)
+        expect(Problem.parse(JSON.parse(response.text)).status).toBe(status)
+      }
+      expect((await api.status(id)).run.status).toBe('PENDING')
+    })
+
+    scenario('gzip and deflate bodies are inflated; any other Content-Encoding answers 415', async (api) => {
+      const id = await api.createRun()
+      const body = (n: number, output: string) => JSON.stringify(makeStageUpdate({ stageNumber: n, status: 'COMPLETED', output }))
+      const encoded: Array<[string, Uint8Array | string, number, string]> = [
+        ['gzip', gzipSync(body(1, 'gzip')), 1, 'gzip'],
+        ['deflate', deflateSync(body(2, 'deflate')), 2, 'deflate'],
+        ['X-GZIP', gzipSync(body(3, 'x-gzip')), 3, 'x-gzip'],
+        ['deflate, gzip', gzipSync(deflateSync(body(4, 'twice'))), 4, 'twice'],
+        ['identity', body(5, 'identity'), 5, 'identity'],
+      ]
+      for (const [coding, bytes, stageNumber, output] of encoded) {
+        const response = await api.stage(id, undefined, { body: bytes, headers: { 'Content-Encoding': coding } })
+        const text = await response.text()
+        expect({ coding, status: response.status, text }).toMatchObject({ status: 200 })
+        expect(StageUpdateResponse.parse(JSON.parse(text)).stage).toMatchObject({ stageNumber, output })
+      }
+      const completion = await api.complete(id, undefined, { body: gzipSync(JSON.stringify(makeCompleteRun())), headers: { 'Content-Encoding': 'gzip' } })
+      expect(completion.status).toBe(200)
+      await completion.text()
+
+      const other = await api.createRun()
+      const plain = body(1, 'labelled')
+      for (const coding of ['br', 'compress', 'zstd', 'made-up', 'gzip, br']) {
+        const response = await api.stage(other, undefined, { body: coding === 'gzip, br' ? gzipSync(plain) : plain, headers: { 'Content-Encoding': coding } })
+        expect(response.headers.get('accept-encoding'), coding).toBe('gzip, deflate')
+        const problem = await expectProblem(response, 415, 'unsupported_media_type')
+        expect(problem.detail).toContain(coding.split(', ').at(-1))
+      }
+      await expectProblem(await api.send({ path: '/runs', json: {}, headers: { 'Content-Encoding': 'br' } }), 415, 'unsupported_media_type')
+      await expectProblem(await api.stage(other, undefined, { body: plain, headers: { 'Content-Encoding': 'gzip' } }), 400, 'invalid_json')
+      await expectProblem(await api.stage(other, undefined, { body: gzipSync(plain).subarray(0, 20), headers: { 'Content-Encoding': 'gzip' } }), 400, 'invalid_json')
+      expect((await api.status(other)).stages).toEqual([])
+    })
+
+    scenario(
+      'maxBodyBytes counts the inflated bytes: a gzip bomb answers 413',
+      async (api) => {
+        const id = await api.createRun()
+        const padded = (size: number) => {
+          const json = JSON.stringify(makeStageUpdate())
+          return json + ' '.repeat(size - json.length)
+        }
+        const fits = await api.stage(id, undefined, { body: gzipSync(padded(4096)), headers: { 'Content-Encoding': 'gzip' } })
+        expect(fits.status).toBe(200)
+        await fits.text()
+        const over = gzipSync(padded(4097))
+        expect(over.byteLength).toBeLessThan(4096)
+        await expectProblem(await api.stage(id, undefined, { body: over, headers: { 'Content-Encoding': 'gzip' } }), 413, 'payload_too_large')
+        const bomb = gzipSync(JSON.stringify(makeStageUpdate({ output: ' '.repeat(2 * 1024 * 1024) })))
+        expect(bomb.byteLength).toBeLessThan(4096)
+        const problem = await expectProblem(await api.stage(id, undefined, { body: bomb, headers: { 'Content-Encoding': 'gzip' } }), 413, 'payload_too_large')
+        expect(problem['maxBytes']).toBe(4096)
+        await expectProblem(await api.stage(id, undefined, { body: deflateSync(padded(64 * 1024)), headers: { 'Content-Encoding': 'deflate' } }), 413, 'payload_too_large')
+      },
+      { maxBodyBytes: 4096 },
+    )
+
+    socketScenario(
+      'after an early 413 the server closes the connection, so the next request on a keep-alive connection is answered',
+      async (api, baseUrl) => {
+        const id = await api.createRun()
+        const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+        const write = { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' }
+        const read = () => rawRequest(`${baseUrl}/${id}/status`, { headers: { 'X-Webhook-Secret': SECRET }, agent })
+        try {
+          const kept = await rawRequest(`${baseUrl}/${id}/stage-update`, { method: 'POST', headers: write, body: Buffer.from(JSON.stringify(makeStageUpdate())), agent })
+          expect([kept.status, kept.headers['connection']]).toEqual([200, 'keep-alive'])
+
+          // Refused by its Content-Length, before the body is read.
+          const declared = await rawRequest(`${baseUrl}/${id}/stage-update`, { method: 'POST', headers: write, body: new Uint8Array(256 * 1024).fill(0x20), agent })
+          expect([declared.status, declared.headers['connection']]).toEqual([413, 'close'])
+          expect((await read()).status).toBe(200)
+
+          // Chunked, with no length: refused once the count passes the limit.
+          const chunks = Array.from({ length: 16 }, () => new Uint8Array(16 * 1024).fill(0x20))
+          const streamed = await rawRequest(`${baseUrl}/${id}/stage-update`, { method: 'POST', headers: write, chunks, agent })
+          expect([streamed.status, streamed.headers['connection']]).toEqual([413, 'close'])
+          expect((await read()).status).toBe(200)
+
+          // Refused before the body is read at all.
+          const unread = await rawRequest(`${baseUrl}/${id}/stage-update`, { method: 'POST', headers: { ...write, 'X-Webhook-Secret': 'wrong' }, chunks, agent })
+          expect(unread.status).toBe(401)
+          expect((await read()).status).toBe(200)
+        } finally {
+          agent.destroy()
+        }
+      },
+      { maxBodyBytes: 1024 },
+    )
+  })
+
+  // Only a real port has connections to close; other targets get no such block (an empty one fails).
+  if (transport === 'socket') describe(`${name}: HTTP semantics, socket`, () => {
+    socketScenario(
+      'a client that writes its whole upload before reading (as Python requests does) reads the 413, then a clean close',
+      async (api, baseUrl) => {
+        const id = await api.createRun()
+        const url = new URL(`${baseUrl}/${id}/stage-update`)
+        const body = Buffer.alloc(16 * 1024 * 1024, 0x20)
+        const { text, error } = await new Promise<{ text: string; error: string | undefined }>((resolve) => {
+          const socket = connect(Number(url.port), url.hostname)
+          let text = ''
+          socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')))
+          socket.on('end', () => socket.end())
+          socket.once('error', (error: NodeJS.ErrnoException) => resolve({ text, error: error.code }))
+          socket.once('close', () => resolve({ text, error: undefined }))
+          socket.write(
+            `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nX-Webhook-Secret: ${SECRET}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+          )
+          socket.write(body)
+        })
+        expect(error).toBeUndefined()
+        expect(text).toMatch(/^HTTP\/1\.1 413 /)
+        expect(text).toMatch(/\r\nconnection: close\r\n/i)
+        expect(text).toContain('"code":"payload_too_large"')
+        expect((await api.status(id)).stages).toEqual([])
+      },
+      { maxBodyBytes: 1024 },
+    )
   })
 
   describe(`${name}: Standard Webhooks signatures`, () => {

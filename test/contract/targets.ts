@@ -55,6 +55,7 @@ export const memoryTarget: ContractTarget = {
 
 /** The Next.js catch-all route: `export const { GET, POST } = createNextRouteHandlers(...)`. */
 export const nextCatchAllTarget: ContractTarget = {
+  transport: 'next',
   async start(options) {
     // As a route file would export them; Next.js calls the export named like the method.
     const route: Record<string, (request: Request) => Promise<Response>> = createNextRouteHandlers(
@@ -65,7 +66,8 @@ export const nextCatchAllTarget: ContractTarget = {
     return {
       send: (spec) => {
         const request = buildRequest(BASE_URL, spec)
-        const handler = exported[request.method]
+        // Next.js answers HEAD with the GET export when there is no HEAD one.
+        const handler = exported[request.method] ?? (request.method === 'HEAD' ? GET : undefined)
         if (!handler) throw new Error(`The catch-all exports no ${request.method}`)
         return handler(request)
       },
@@ -80,6 +82,7 @@ export const nextCatchAllTarget: ContractTarget = {
  * have no such file fall back to the catch-all, as a Next.js app with both would.
  */
 export const nextPerRouteTarget: ContractTarget = {
+  transport: 'next',
   async start(options) {
     const next = createNextRouteHandlers(handlerOptions(options, new MemoryStore()))
     const files = {
@@ -93,11 +96,13 @@ export const nextPerRouteTarget: ContractTarget = {
         const match = matchRoute(new URL(request.url).pathname)
         if (match?.route === 'createRun' && request.method === 'POST') return next.createRun(request)
         if (match && match.route !== 'createRun') {
-          const handler = (files[match.route] as Record<string, typeof next.status | undefined>)[request.method]
+          const exports = files[match.route] as Record<string, typeof next.status | undefined>
+          // Next.js answers HEAD with the GET export when there is no HEAD one.
+          const handler = exports[request.method] ?? (request.method === 'HEAD' ? exports['GET'] : undefined)
           // Next.js decodes the segment before passing it.
           if (handler) return handler(request, { params: Promise.resolve({ runId: match.runId }) })
         }
-        return request.method === 'GET' ? next.GET(request) : next.POST(request)
+        return request.method === 'GET' || request.method === 'HEAD' ? next.GET(request) : next.POST(request)
       },
       close: async () => {},
     }
@@ -122,6 +127,7 @@ export const mswTarget: ContractTarget = {
 
 /** The mock served over real HTTP by `startMockServer`, the same server `pipeline-status mock` runs. */
 export const mockServerTarget: ContractTarget = {
+  transport: 'socket',
   async start(options) {
     const server = await startMockServer({ port: 0, ...handlerOptions(options, new MemoryStore()) })
     return httpClient(`${server.url}/api/pipeline`, () => server.close())
@@ -130,7 +136,7 @@ export const mockServerTarget: ContractTarget = {
 
 /** A client that sends the scenario requests over HTTP to `base` (ending in the mount path). */
 export function httpClient(base: string, close: () => Promise<void>): TargetClient {
-  return { send: (spec) => fetch(buildRequest(base, spec)), close }
+  return { send: (spec) => fetch(buildRequest(base, spec)), close, baseUrl: base }
 }
 
 /** Serves an app on a free port of 127.0.0.1. */
@@ -156,6 +162,7 @@ export async function listen(app: express.Express): Promise<{ url: string; close
 export function expressTarget(stores: { store: () => Store<unknown>; unavailable: () => Store<unknown> }): ContractTarget {
   return {
     expressApp: true,
+    transport: 'socket',
     async start(options) {
       const { store: kind, bodyParser, ...rest } = options
       const store = kind === 'unavailable' ? stores.unavailable() : kind === 'throwing' ? failingStore(kind) : stores.store()

@@ -12,11 +12,13 @@
  */
 import fc from 'fast-check'
 import {
+  allowedMethods,
   CompleteRun,
   CreateRun,
   DEFAULT_STAGES,
+  isRunId,
+  MAX_REQUEST_TARGET_LENGTH,
   matchRoute,
-  ROUTE_METHODS,
   stageUpdateSchemaFor,
 } from 'pipeline-status-sdk'
 import {
@@ -102,7 +104,14 @@ const timestamp = weighted<unknown>(
       '2025-10-25T14:03:11.123456Z',
       '2025-10-25T14:03:11',
       '2025-10-25T14:03:11+02:00',
+      '2025-10-25T14:03:11.123456789-08:00',
       '0001-01-01T00:00:00Z',
+      '0001-01-01T00:00:00+01:00',
+      '9999-12-31T23:59:59.999999Z',
+      '9999-12-31T23:59:59-01:00',
+      '2025-10-25T14:03',
+      '2025-10-25T14:03Z',
+      '2016-12-31T23:59:60Z',
       'yesterday',
       '2025-13-01T00:00:00Z',
       '2025-02-30T00:00:00Z',
@@ -146,7 +155,7 @@ const createBody = (poolIds: fc.Arbitrary<string>) =>
   weighted<unknown>(
     [6, poolIds.map((id) => ({ id }))],
     [1, fc.constant({})],
-    [1, fc.record({ id: weighted<unknown>([3, fc.string({ maxLength: 12 })], [1, fc.integer()], [1, nasty]) })],
+    [1, fc.record({ id: weighted<unknown>([3, fc.string({ maxLength: 12 })], [1, fc.integer()], [1, nasty], [1, fc.constantFrom('.', '..', '...', 'a/b')]) })],
   )
 
 const rawPath = fc.oneof(
@@ -162,6 +171,12 @@ const rawPath = fc.oneof(
     '/other',
     `${BASE}x/runs`,
     `${BASE}/runs?x=1`,
+    `${BASE}/a%20b/status`,
+    `${BASE}/..a/status`,
+    `${BASE}/${'x'.repeat(129)}/complete`,
+    `${BASE}/${'x'.repeat(8200)}/status`,
+    `${BASE}/runs?pad=${'x'.repeat(8200)}`,
+    `/other/${'x'.repeat(8200)}`,
   ),
   fc.webPath().map((path) => `${BASE}${path}`),
 )
@@ -175,7 +190,7 @@ const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc
       [1, fc.constant({ kind: 'unknown' as const })],
       [1, rawPath.map((path) => ({ kind: 'raw' as const, path }))],
     ),
-    method: weighted<string | undefined>([12, fc.constant(undefined)], [1, fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')]),
+    method: weighted<string | undefined>([12, fc.constant(undefined)], [1, fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'PROPFIND')]),
     auth: weighted<Auth>([12, fc.constant('secret')], [1, fc.constantFrom<Auth>('wrong', 'none', 'badSignature', 'staleSignature')], [3, fc.constant('signed')]),
     contentType: weighted<string | null>(
       [12, fc.constant('application/json')],
@@ -195,10 +210,17 @@ const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc
     anyText: fc.string({ unit: 'binary', maxLength: 30 }),
     bytes: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 20 }),
     bigSize: fc.integer({ min: MAX_BODY_BYTES - 200, max: MAX_BODY_BYTES + 2000 }),
-    extraHeaders: fc.dictionary(
-      fc.constantFrom('Idempotency-Key', 'X-Forwarded-For', 'User-Agent', 'Accept', 'X-Request-Id'),
-      fc.string({ unit: 'grapheme-ascii', maxLength: 20 }),
-      { maxKeys: 2 },
+    extraHeaders: weighted<Record<string, string>>(
+      [
+        12,
+        fc.dictionary(
+          fc.constantFrom('Idempotency-Key', 'X-Forwarded-For', 'User-Agent', 'Accept', 'X-Request-Id'),
+          fc.string({ unit: 'grapheme-ascii', maxLength: 20 }),
+          { maxKeys: 2 },
+        ),
+      ],
+      // A plain body labelled with a coding: identity changes nothing, the others are refused.
+      [1, fc.constantFrom('identity', 'br', 'compress', 'zstd').map((coding) => ({ 'Content-Encoding': coding }))],
     ),
   })
   .map((r): FuzzRequest => {
@@ -239,6 +261,7 @@ interface Built {
   headers: Headers
   bytes: Uint8Array
   declaredTooLarge: boolean
+  hasBody: boolean
   signed: boolean
   signatureValid: boolean
   secretValid: boolean
@@ -303,6 +326,7 @@ async function build(spec: FuzzRequest, poolIds: string[]): Promise<Built> {
     headers: request.headers,
     bytes: hasBody ? bytes : new Uint8Array(0),
     declaredTooLarge: spec.contentLength === 'huge',
+    hasBody,
     signed,
     signatureValid: spec.auth === 'signed' && idNamesRoute,
     secretValid: spec.auth === 'secret',
@@ -330,6 +354,12 @@ function storable(value: unknown): boolean {
   }
 }
 
+/** Whether a `Content-Encoding` names a coding other than identity, gzip or deflate. */
+function codingRefused(headers: Headers): boolean {
+  const coding = headers.get('content-encoding')?.trim().toLowerCase()
+  return coding !== undefined && !['', 'identity', 'gzip', 'x-gzip', 'deflate'].includes(coding)
+}
+
 function isJsonType(contentType: string | null): boolean {
   const essence = contentType?.split(';')[0]?.trim().toLowerCase()
   return essence !== undefined && /^application\/([^/+]+\+)?json$/.test(essence)
@@ -340,15 +370,18 @@ function isJsonType(contentType: string | null): boolean {
  * The order of the checks is the handlers' documented precedence.
  */
 async function expected(model: MemoryStore, built: Built): Promise<number> {
+  const url = new URL(built.request.url)
+  if (url.pathname.length + url.search.length > MAX_REQUEST_TARGET_LENGTH) return 414
   const match = matchRoute(built.pathname, BASE)
   if (!match) return 404
-  if (built.method !== ROUTE_METHODS[match.route]) return 405
-  if (match.route !== 'createRun' && !storable(match.runId)) return 404
+  if (!allowedMethods(match.route).includes(built.method)) return 405
+  if (match.route !== 'createRun' && !isRunId(match.runId)) return 404
 
   if (match.route === 'status') {
     if (!built.secretValid) {
       if (!built.signed) return 401
       if (built.declaredTooLarge) return 413
+      if (built.hasBody && codingRefused(built.headers)) return 415
       if (!built.signatureValid) return 401
     }
     return (await getRunSnapshot(model, match.runId)) ? 200 : 404
@@ -358,7 +391,10 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
   const contentType = built.headers.get('content-type')
   const typeless = contentType === null && match.route === 'createRun'
   if (!typeless && !isJsonType(contentType)) return 415
-  if (built.declaredTooLarge || built.bytes.length > MAX_BODY_BYTES) return 413
+  if (built.declaredTooLarge) return 413
+  // Only a body is decoded; a request without one ignores the label.
+  if (built.hasBody && codingRefused(built.headers)) return 415
+  if (built.bytes.length > MAX_BODY_BYTES) return 413
   if (built.signed && !built.signatureValid) return 401
   if (typeless && built.bytes.length > 0) return 415
 
@@ -434,6 +470,6 @@ describe('fuzzing the handlers on PostgreSQL', () => {
     console.info(`[fuzz] seed ${SEED}: ${sent} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`)
     expect(sent).toBeGreaterThanOrEqual(5000)
     // The mix really exercised both accepted and refused requests.
-    expect([...statuses.keys()]).toEqual(expect.arrayContaining([200, 201, 400, 401, 404, 405, 409, 413, 415]))
+    expect([...statuses.keys()]).toEqual(expect.arrayContaining([200, 201, 400, 401, 404, 405, 409, 413, 414, 415]))
   }, 300_000)
 })
