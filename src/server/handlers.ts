@@ -115,7 +115,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   authorize?: AuthorizeHook<Native> | undefined
   /**
-   * Accept run read tokens ({@link createRunReadToken}) as `Authorization: Bearer psrt1.…` for
+   * Accept run read tokens (`createRunReadToken` from `pipeline-status-sdk/server`) as `Authorization: Bearer psrt1.…` for
    * reads of the one run each was made for. `secret` is the read-token secret (or a rotation
    * list: tokens signed with any of them are accepted); it must be at least 32 characters and
    * differ from every webhook and signing secret, or creating the handlers throws
