@@ -138,7 +138,8 @@ function isFatalStatus(status: number): boolean {
  * - A dropped connection is resumed with `Last-Event-ID` (the last run version seen) after the
  *   server's `retry:` delay; failed attempts back off exponentially with jitter. 401, 403 and an
  *   unknown run stop with state `error`.
- * - A server without the stream route (404 `route_not_found` or 405 on the events path) is
+ * - A server without the stream route (404 `route_not_found`, a 404 that is no problem+json,
+ *   or 405 on the events path) is
  *   polled instead: `GET {url}/{runId}/status` every `pollIntervalMs`, with `If-None-Match` when
  *   the server sends an `ETag`, until the run is finished.
  *
@@ -290,8 +291,11 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
       return true
     }
     if (response.status !== 404) return false
+    // The handlers answer an unknown run with a problem (`run_not_found`); a 404 that is not a
+    // problem comes from the app's router (a Next.js app with one file per route and none for
+    // `events`), so it too means "no stream route here".
     const problem = await readProblem(response.clone())
-    if (problem?.code === 'route_not_found') {
+    if (problem === undefined || problem.code === 'route_not_found') {
       await response.body?.cancel()
       return true
     }

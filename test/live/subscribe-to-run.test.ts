@@ -204,6 +204,25 @@ describe('subscribeToRun without a stream route: polling GET /status', () => {
     expect(polls.map((request) => request.headers['if-none-match'])).toEqual([undefined, '"7"', '"7"'])
   })
 
+  it("falls back on a router's plain 404 (no route file for events), and stops with error when the run is unknown", async () => {
+    fixture = await startSseFixture({
+      events: (_request, response) => {
+        response.writeHead(404, { 'content-type': 'text/html' })
+        response.end('<h1>404: This page could not be found.</h1>')
+      },
+      status: (_request, response) => {
+        response.writeHead(404, { 'content-type': 'application/problem+json' })
+        response.end(JSON.stringify({ type: 'urn:x', title: 'Unknown pipeline run', status: 404, code: 'run_not_found', detail: 'No pipeline run has this id' }))
+      },
+    })
+    const subscription = subscribeToRun('nobody', { url: fixture.url, pollIntervalMs: 5 })
+    await subscription.done
+    expect(subscription.transport).toBe('polling')
+    expect(subscription.state).toBe('error')
+    expect(subscription.error?.message).toBe('GET /status answered 404 run_not_found: No pipeline run has this id')
+    expect(fixture.requests.map((request) => request.path)).toEqual(['/api/pipeline/nobody/events', '/api/pipeline/nobody/status'])
+  })
+
   it('polls the real handlers (the mock server over HTTP) with a run read token until the run completes', async () => {
     const secret = 'webhook-secret-subscribe-test'
     const readSecret = 'read-token-secret-subscribe-test-0001'
