@@ -115,8 +115,8 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   authorize?: AuthorizeHook<Native> | undefined
   /**
-   * Accept run read tokens (`createRunReadToken` from `pipeline-status-sdk/server`) as `Authorization: Bearer psrt1.…` for
-   * reads of the one run each was made for. `secret` is the read-token secret (or a rotation
+   * Accept run read tokens (`createRunReadToken` from `pipeline-status-sdk/server`) as
+   * `Authorization: Bearer psrt1.…` for reads of the one run each was made for. `secret` is the read-token secret (or a rotation
    * list: tokens signed with any of them are accepted); it must be at least 32 characters and
    * differ from every webhook and signing secret, or creating the handlers throws
    * {@link HandlerConfigurationError}: a read token must never be worth anything for writes.
