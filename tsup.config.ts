@@ -8,6 +8,7 @@ export default defineConfig({
     'next/index': 'src/next/index.ts',
     'express/index': 'src/express/index.ts',
     'msw/index': 'mock-server/index.ts',
+    'react/index': 'src/react/index.ts',
     // The `pipeline-status` bin; not an export.
     cli: 'mock-server/bin.ts',
   },

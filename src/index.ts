@@ -1,7 +1,8 @@
 /**
  * The contract shared by runners and web apps: zod schemas and types of every payload,
  * the status enums, the default stage catalogue, route paths, header names and error codes.
- * It has no dependency on Prisma, ky or msw.
+ * It has no dependency on Prisma, ky or msw, and no Node built-ins: it also runs in browsers and
+ * on edge runtimes. It holds the live status subscriber, {@link subscribeToRun}, too.
  *
  * @example
  * ```ts
@@ -12,3 +13,17 @@
  * @module pipeline-status-sdk
  */
 export * from './contract/index.js'
+export {
+  DEFAULT_MAX_RECONNECT_DELAY_MS,
+  DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_RECONNECT_DELAY_MS,
+  isRunSubscriptionError,
+  RunSubscriptionError,
+  subscribeToRun,
+} from './live/subscribe-to-run.js'
+export type {
+  RunConnectionState,
+  RunSubscription,
+  RunTransport,
+  SubscribeToRunOptions,
+} from './live/subscribe-to-run.js'

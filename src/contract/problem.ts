@@ -22,6 +22,11 @@ export const PROBLEM_CODES = Object.freeze({
   invalid_signature: 401,
   /** The app's `authorize` hook asks the caller to sign in (no session); nothing to do with the webhook secret. */
   authentication_required: 401,
+  /**
+   * The `Authorization: Bearer` run read token is malformed, expired, or not valid for this run
+   * (another run's, or signed with another secret); `detail` says which.
+   */
+  invalid_read_token: 401,
   /** The app's `authorize` hook refused a read. */
   forbidden: 403,
   /** No run has this id. */
@@ -74,6 +79,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   unauthorized: 'Missing or wrong webhook secret',
   invalid_signature: 'Missing, wrong or expired webhook signature',
   authentication_required: 'Authentication required',
+  invalid_read_token: 'Invalid or expired run read token',
   forbidden: 'Not allowed to read this run',
   run_not_found: 'Unknown pipeline run',
   route_not_found: 'No such route',

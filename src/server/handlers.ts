@@ -33,8 +33,9 @@ import { HttpProblemError, isHttpProblemError, jsonResponse, problemResponse } f
 import { bodyAlreadyConsumed, readBodyLimited } from './read-body.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { unstorableFields } from './storable-text.js'
-import { createWebhookAuthenticator, type WebhookSigningOptions } from './webhook-auth.js'
+import { createWebhookAuthenticator, resolveWebhookSecrets, type WebhookSigningOptions } from './webhook-auth.js'
 import { hasRebuiltBody } from './rebuilt-body.js'
+import { assertReadTokenSecret, looksLikeRunReadToken, verifyRunReadToken } from './run-read-token.js'
 import { webhookRoute } from '../core/webhook-signature.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
@@ -121,6 +122,17 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * @default none
    */
   authorize?: AuthorizeHook<Native> | undefined
+  /**
+   * Accept run read tokens (`createRunReadToken` from `pipeline-status-sdk/server`) as
+   * `Authorization: Bearer psrt1.…` for reads of the one run each was made for. `secret` is the read-token secret (or a rotation
+   * list: tokens signed with any of them are accepted); it must be at least 32 characters and
+   * differ from every webhook and signing secret, or creating the handlers throws
+   * {@link HandlerConfigurationError}: a read token must never be worth anything for writes.
+   * A bearer token that is not a read token (no `psrt1.` prefix) goes on to `authorize`; one
+   * that is, but is malformed, expired or for another run, is answered 401 `invalid_read_token`.
+   * @default none: read tokens are refused like any missing secret
+   */
+  readTokens?: { secret: string | readonly string[] } | undefined
   /**
    * The app's hook that stores the run's results (the `/complete` payload's app-specific fields).
    * It runs inside the transaction of the first accepted `POST /complete`, exactly once per run,
@@ -258,6 +270,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const logger = safeLogger(options.logger ?? consoleLogger)
   const auth = createWebhookAuthenticator({ secret: options.secret, signing: options.signing, clock })
   const stageUpdateSchema = stageUpdateSchemaFor(stages)
+  const readTokenSecrets = resolveReadTokenSecrets(options)
   // Each adapter types `native` as its framework's request; here it is opaque.
   const authorize = options.authorize as AuthorizeHook<unknown> | undefined
   // Each overload ties the hook's transaction type to its store; here the store is opaque.
@@ -363,9 +376,29 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     return { signed: false }
   }
 
+  /**
+   * `true` for a valid read token of `runId`; `false` when the request carries none (or read
+   * tokens are off); throws 401 `invalid_read_token` for a bad one. Reads and, later, the stream.
+   */
+  async function readTokenAllows(request: Request, runId: string): Promise<boolean> {
+    if (readTokenSecrets.length === 0) return false
+    const token = /^Bearer +(\S+) *$/i.exec(request.headers.get('authorization') ?? '')?.[1]
+    if (token === undefined || !looksLikeRunReadToken(token)) return false
+    const result = await verifyRunReadToken(token, { runId, secret: readTokenSecrets, now: clock() })
+    if (result.valid) return true
+    const detail =
+      result.reason === 'expired'
+        ? `The read token expired on ${result.expiresAt?.toISOString()}; get a new one`
+        : result.reason === 'malformed'
+          ? 'The read token is malformed'
+          : 'The read token is not valid for this run'
+    throw new HttpProblemError('invalid_read_token', { detail })
+  }
+
   async function authenticateRead(exchange: Exchange, route: RouteName, runId: string): Promise<void> {
     const { request } = exchange
     if (await auth.secretMatches(request)) return
+    if (await readTokenAllows(request, runId)) return
     if (auth.isSigned(request)) {
       await verifySignature(request, await readBodyLimited(request, maxBodyBytes), route, runId)
       return
@@ -576,6 +609,28 @@ function unsupportedMediaType(): HttpProblemError {
   return new HttpProblemError('unsupported_media_type', {
     detail: 'Send the body as JSON with Content-Type: application/json',
   })
+}
+
+function resolveReadTokenSecrets(options: Pick<PipelineStatusHandlersSettings, 'readTokens' | 'secret' | 'signing'>): string[] {
+  if (options.readTokens === undefined) return []
+  const secrets = typeof options.readTokens.secret === 'string' ? [options.readTokens.secret] : [...options.readTokens.secret]
+  if (secrets.length === 0) throw new HandlerConfigurationError('readTokens.secret is empty')
+  const writeSecrets = new Set<string>(resolveWebhookSecrets(options.secret))
+  const signing = options.signing?.secret
+  for (const secret of typeof signing === 'string' ? [signing] : (signing ?? [])) writeSecrets.add(secret)
+  for (const secret of secrets) {
+    try {
+      assertReadTokenSecret(secret)
+    } catch (error) {
+      throw new HandlerConfigurationError(`readTokens.secret: ${(error as Error).message}`)
+    }
+    if (writeSecrets.has(secret)) {
+      throw new HandlerConfigurationError(
+        'readTokens.secret must differ from the webhook and signing secrets: a read token must not be worth anything for writes',
+      )
+    }
+  }
+  return secrets
 }
 
 function resolveStages(stages: StageCatalogue | undefined): StageCatalogue {

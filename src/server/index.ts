@@ -24,6 +24,13 @@ export type { HandlerLogger } from './logger.js'
 export { HttpProblemError, isHttpProblemError, problemResponse } from './problem-response.js'
 export type { ProblemExtras } from './problem-response.js'
 export { createMemoryReplayStore, createPostgresReplayStore } from './replay-store.js'
+export {
+  createRunReadToken,
+  DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS,
+  MIN_READ_TOKEN_SECRET_LENGTH,
+  verifyRunReadToken,
+} from './run-read-token.js'
+export type { CreateRunReadTokenOptions, RunReadTokenVerification, VerifyRunReadTokenOptions } from './run-read-token.js'
 export { createStaleRunSweeper } from './stale-run-sweeper.js'
 export type { StaleRunSweeper, StaleRunSweeperOptions, StaleRunSweeperSettings } from './stale-run-sweeper.js'
 export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './replay-store.js'

@@ -13,6 +13,7 @@ import {
 } from 'pipeline-status-sdk'
 import {
   type AuthorizeInput,
+  createRunReadToken,
   createWebhookSignatureHeaders,
   HttpProblemError,
   type RunState,
@@ -29,6 +30,10 @@ import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../sup
 export const SECRET = 'test-secret-7f3a9c2e'
 /** A second secret, for rotation. */
 export const OLD_SECRET = 'test-secret-old-41d8'
+/** The run-read-token secret of the read-token scenarios (its own, never the webhook secret). */
+export const READ_TOKEN_SECRET = 'read-token-secret-0123456789abcdef'
+/** A retired read-token secret, for rotation. */
+export const OLD_READ_TOKEN_SECRET = 'read-token-secret-old-fedcba9876543'
 /** A Standard Webhooks signing secret. */
 export const SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 
@@ -46,6 +51,7 @@ export interface TargetOptions {
   authorize?: (input: AuthorizeInput<unknown>) => boolean | Promise<boolean>
   onRunCompleted?: (tx: unknown, run: RunState, payload: Record<string, unknown>) => Promise<void> | void
   maxBodyBytes?: number
+  readTokens?: { secret: string | readonly string[] }
   /** A store that cannot reach its database (503), or one that fails with a secret-bearing error (500). */
   store?: 'unavailable' | 'throwing'
   logger?: { warn: (...args: unknown[]) => void; error: (...args: unknown[]) => void }
@@ -1164,6 +1170,84 @@ export function describeContract(name: string, target: () => ContractTarget): vo
         { bodyParser: 'json' },
       )
     }
+  })
+
+  describe(`${name}: read tokens`, () => {
+    const bearer = (token: string) => ({ secret: null, headers: { Authorization: `Bearer ${token}` } })
+    const readTokens = { secret: [READ_TOKEN_SECRET, OLD_READ_TOKEN_SECRET] }
+
+    scenario(
+      "a run's token reads that run, and nothing else: not another run, not a write",
+      async (api) => {
+        const mine = await api.createRun()
+        const other = await api.createRun()
+        await api.stageOk(mine, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'one' }))
+        const token = await createRunReadToken({ runId: mine, secret: READ_TOKEN_SECRET, expiresIn: 600 })
+
+        const before = await api.status(mine)
+        expect(before.stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([[1, 'COMPLETED']])
+        const read = await api.getStatus(mine, bearer(token))
+        expect(read.status).toBe(200)
+        expect(RunStatusResponse.parse(await read.json())).toEqual(before)
+
+        const problem = await expectProblem(await api.getStatus(other, bearer(token)), 401, 'invalid_read_token')
+        expect(problem.detail).toBe('The read token is not valid for this run')
+        await expectProblem(await api.stage(mine, makeStageUpdate({ stageNumber: 2 }), bearer(token)), 401, 'unauthorized')
+        await expectProblem(await api.complete(mine, makeCompleteRun(), bearer(token)), 401, 'unauthorized')
+        await expectProblem(await api.send({ path: '/runs', json: {}, ...bearer(token) }), 401, 'unauthorized')
+        // Nothing the refused writes carried was stored.
+        expect(await api.status(mine)).toEqual(before)
+      },
+      { readTokens },
+    )
+
+    scenario(
+      'expired, forged, malformed and unknown-secret tokens answer 401 invalid_read_token saying why',
+      async (api) => {
+        const id = await api.createRun()
+        const issued = new Date(Date.now() - 2 * 60 * 60 * 1000)
+        const expired = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresIn: 60, now: issued })
+        const problem = await expectProblem(await api.getStatus(id, bearer(expired)), 401, 'invalid_read_token')
+        const expiresAt = new Date((Math.floor(issued.getTime() / 1000) + 60) * 1000).toISOString()
+        expect(problem.detail).toBe(`The read token expired on ${expiresAt}; get a new one`)
+
+        const foreign = await createRunReadToken({ runId: id, secret: 'another-apps-read-token-secret-000000', expiresIn: 600 })
+        const forged = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresIn: 600 })
+        // The same signature with a later expiry: the expiry is signed.
+        const [prefix, expires, signature] = forged.split('.')
+        const extended = `${prefix}.${Number(expires) + 86_400}.${signature}`
+        for (const token of [foreign, extended]) {
+          const refused = await expectProblem(await api.getStatus(id, bearer(token)), 401, 'invalid_read_token')
+          expect(refused.detail).toBe('The read token is not valid for this run')
+        }
+        const malformed = await expectProblem(await api.getStatus(id, bearer('psrt1.not-a-token')), 401, 'invalid_read_token')
+        expect(malformed.detail).toBe('The read token is malformed')
+        // The webhook secret still reads; so does a token signed with the retired secret.
+        expect((await api.getStatus(id)).status).toBe(200)
+        const old = await createRunReadToken({ runId: id, secret: OLD_READ_TOKEN_SECRET, expiresIn: 600 })
+        expect((await api.getStatus(id, bearer(old))).status).toBe(200)
+      },
+      { readTokens },
+    )
+
+    scenario(
+      "other bearer credentials go on to the app's authorize hook",
+      async (api) => {
+        const id = await api.createRun()
+        expect((await api.getStatus(id, bearer('app-session-alice'))).status).toBe(200)
+        await expectProblem(await api.getStatus(id, bearer('app-session-bob')), 403, 'forbidden')
+      },
+      {
+        readTokens,
+        authorize: ({ request, action }) => action === 'read' && request.headers.get('authorization') === 'Bearer app-session-alice',
+      },
+    )
+
+    scenario('without readTokens, a valid token reads nothing', async (api) => {
+      const id = await api.createRun()
+      const token = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresIn: 600 })
+      await expectProblem(await api.getStatus(id, bearer(token)), 401, 'unauthorized')
+    })
   })
 
   describe(`${name}: authentication`, () => {

@@ -311,15 +311,19 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
 
     // The token the page hands its polling component, as any visitor of the page sees it.
     const html = await (await fetch(`${origin}/runs/${shown}`)).text()
-    const token = /v1\.\d+\.[\w-]{43}/.exec(html)?.[0]
+    const token = /psrt1\.\d+\.[\w-]{43}/.exec(html)?.[0]
     expect(token).toBeDefined()
-    const read = (runId: string, headers: Record<string, string> = {}) =>
-      fetch(`${origin}/api/pipeline/${runId}/status`, { headers }).then((response) => response.status)
+    // The answer's status and, for a problem, its code.
+    const read = async (runId: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${origin}/api/pipeline/${runId}/status`, { headers })
+      const body = (await response.json()) as { code?: string }
+      return `${response.status} ${body.code ?? 'ok'}`
+    }
 
-    expect(await read(shown, { authorization: `Bearer ${token}` })).toBe(200)
-    expect(await read(other, { authorization: `Bearer ${token}` })).toBe(403)
-    expect(await read(shown)).toBe(403)
-    const forged = `v1.${Math.floor(Date.now() / 1000) + 60}.${randomBytes(32).toString('base64url')}`
-    expect(await read(shown, { authorization: `Bearer ${forged}` })).toBe(403)
+    expect(await read(shown, { authorization: `Bearer ${token}` })).toBe('200 ok')
+    expect(await read(other, { authorization: `Bearer ${token}` })).toBe('401 invalid_read_token')
+    expect(await read(shown)).toBe('401 unauthorized')
+    const forged = `psrt1.${Math.floor(Date.now() / 1000) + 60}.${randomBytes(32).toString('base64url')}`
+    expect(await read(shown, { authorization: `Bearer ${forged}` })).toBe('401 invalid_read_token')
   })
 })

@@ -53,7 +53,7 @@ async function node(code: string, type: 'module' | 'commonjs') {
 }
 
 describe('the built package', () => {
-  it('lists six entry points', () => {
+  it('lists seven entry points', () => {
     expect(subpaths).toEqual([
       'pipeline-status-sdk',
       'pipeline-status-sdk/client',
@@ -61,6 +61,7 @@ describe('the built package', () => {
       'pipeline-status-sdk/next',
       'pipeline-status-sdk/express',
       'pipeline-status-sdk/msw',
+      'pipeline-status-sdk/react',
     ])
   })
 
@@ -96,6 +97,24 @@ describe('the built package', () => {
     // Markers that exist only in server-side code.
     for (const marker of ['FOR UPDATE', '$transaction', 'createPipelineStatusHandlers', 'MemoryStore']) {
       expect(code).not.toContain(marker)
+    }
+  })
+
+  it('bundles the root and React entries for browsers and edge runtimes: no Node built-ins', async () => {
+    for (const entry of ['dist/index.js', 'dist/react/index.js']) {
+      const result = await build({
+        entryPoints: [join(root, entry)],
+        bundle: true,
+        write: false,
+        metafile: true,
+        platform: 'browser',
+        format: 'esm',
+        external: ['react'],
+        logLevel: 'silent',
+      })
+      const inputs = Object.keys(result.metafile.inputs)
+      expect(inputs.filter((file) => /node_modules\/(@prisma|prisma|pg|express|msw|ky)\//.test(file))).toEqual([])
+      expect(inputs.some((file) => file.includes('node_modules/eventsource-parser/'))).toBe(true)
     }
   })
 

@@ -1,7 +1,7 @@
 import 'server-only'
 import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
 import { prisma } from '@/lib/prisma'
-import { authorizeRunRead } from '@/lib/run-read-token'
+import { readTokenSecret } from '@/lib/run-read-token'
 import { stages } from '@/lib/stages'
 
 /**
@@ -11,6 +11,12 @@ import { stages } from '@/lib/stages'
  *
  * The webhook secret comes from WEBHOOK_SECRET (comma-separated to rotate it); `next build`
  * does not need it, the running server does (without it, every route answers a problem+json
- * 500 `configuration_error` and the log says so once).
+ * 500 `configuration_error` and the log says so once). Browsers read with a per-run read token
+ * (lib/run-read-token.ts), which `readTokens` accepts for that run's reads only.
  */
-export const pipelineRoutes = createNextRouteHandlers({ prisma, stages, authorize: authorizeRunRead })
+const readSecret = readTokenSecret()
+export const pipelineRoutes = createNextRouteHandlers({
+  prisma,
+  stages,
+  ...(readSecret === undefined ? {} : { readTokens: { secret: readSecret } }),
+})

@@ -21,7 +21,7 @@ export async function generateMetadata({ params }: RunPageProps): Promise<Metada
 export default async function RunPage({ params }: RunPageProps) {
   const { runId } = await params
   // A real app checks here that the signed-in user may see this run (see lib/run-read-token.ts).
-  const readToken = mintRunReadToken(runId)
+  const readToken = await mintRunReadToken(runId)
   const statusUrl = routePath('status', runId)
 
   // The run as stored, read through the same status handler the page polls (in-process, with

@@ -1,0 +1,83 @@
+import { z } from 'zod'
+import { PipelineRunRecord, RunStatusResponse, StageOutputRecord } from './records.js'
+import { DEFAULT_BASE_PATH, normalizeBasePath } from './routes.js'
+
+/**
+ * The event names of the live status stream (`GET {basePath}/{runId}/events`,
+ * `text/event-stream`). Each event's `id:` is the run's version.
+ */
+export const LIVE_EVENTS = Object.freeze({
+  /** First event of every connection: the status document ({@link RunSnapshotEvent}). */
+  snapshot: 'snapshot',
+  /** A change: the run after it and the stages changed since the previous event ({@link RunUpdateEvent}). */
+  update: 'update',
+  /** The run is finished; the server closes the stream and the subscriber does not reconnect ({@link RunEndEvent}). */
+  end: 'end',
+} as const)
+
+/** The `data:` of a `snapshot` event: the status document, exactly as `GET /status` returns it. */
+export const RunSnapshotEvent = RunStatusResponse
+/**
+ * The `data:` of a `snapshot` event.
+ * @interface
+ */
+export type RunSnapshotEvent = z.infer<typeof RunSnapshotEvent>
+
+/**
+ * The `data:` of an `update` event: the run after the change and every stage changed since the
+ * previous event, as stored. Changes a few milliseconds apart may share one event; events are
+ * never reordered. A subscriber replaces its run and merges the stages by `stageNumber`.
+ */
+export const RunUpdateEvent = z.object({
+  /** The run as stored after the change. */
+  run: PipelineRunRecord,
+  /** The stages changed since the previous event, ordered by stage number. */
+  stages: z.array(StageOutputRecord),
+})
+/**
+ * The `data:` of an `update` event.
+ * @interface
+ */
+export type RunUpdateEvent = z.infer<typeof RunUpdateEvent>
+
+/** The `data:` of the `end` event: the finished run as stored. */
+export const RunEndEvent = z.object({
+  /** The run as stored, in a final status. */
+  run: PipelineRunRecord,
+})
+/**
+ * The `data:` of the `end` event.
+ * @interface
+ */
+export type RunEndEvent = z.infer<typeof RunEndEvent>
+
+/**
+ * Builds the path of a run's live status stream, URL-encoding the run id.
+ *
+ * @example
+ * ```ts
+ * import { runEventsPath } from 'pipeline-status-sdk'
+ * runEventsPath('run_1') // '/api/pipeline/run_1/events'
+ * ```
+ */
+export function runEventsPath(runId: string, basePath: string = DEFAULT_BASE_PATH): string {
+  if (runId === '') throw new TypeError('The events route needs a run id')
+  return `${normalizeBasePath(basePath)}/${encodeURIComponent(runId)}/events`
+}
+
+/**
+ * Applies an `update` event to a status document: the run is replaced, each changed stage
+ * replaces the stage of its number (or is added), and stages stay ordered by number. Pure: the
+ * inputs are not changed.
+ *
+ * @example
+ * ```ts
+ * import { mergeRunUpdate } from 'pipeline-status-sdk'
+ * const next = mergeRunUpdate(current, { run, stages: [stage2] })
+ * ```
+ */
+export function mergeRunUpdate(current: RunStatusResponse | undefined, update: RunUpdateEvent): RunStatusResponse {
+  const stages = new Map((current?.stages ?? []).map((stage) => [stage.stageNumber, stage]))
+  for (const stage of update.stages) stages.set(stage.stageNumber, stage)
+  return { run: update.run, stages: [...stages.values()].sort((a, b) => a.stageNumber - b.stageNumber) }
+}

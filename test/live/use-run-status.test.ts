@@ -1,0 +1,110 @@
+/**
+ * The React hook without a DOM (no jsdom or happy-dom in this repository): server rendering
+ * with `react-dom/server` shows `initial` and opens nothing; the live part is the store that
+ * the hook hands to React's `useSyncExternalStore` (subscribe, getSnapshot, getServerSnapshot),
+ * driven here exactly as React drives it, against the SSE test server.
+ */
+import { createElement } from 'react'
+import { renderToString } from 'react-dom/server'
+import type { RunStatusResponse } from 'pipeline-status-sdk'
+import { createRunStatusStore, type RunStatusState, useRunStatus, type UseRunStatusOptions } from 'pipeline-status-sdk/react'
+import { afterEach, describe, expect, it } from 'vitest'
+import { openStream, runRecord, type SseFixture, stageRecord, startSseFixture, statusDocument, type StreamConnection } from './sse-fixture.js'
+
+let fixture: SseFixture | undefined
+afterEach(async () => {
+  await fixture?.close()
+  fixture = undefined
+})
+
+function RunView({ runId, options }: { runId: string; options: UseRunStatusOptions }) {
+  const { run, stages, state } = useRunStatus(runId, options)
+  return createElement('p', null, `${run?.status ?? 'unknown'} ${state} ${stages.map((stage) => `${stage.stageNumber}:${stage.status}`).join(',')}`)
+}
+
+/** Waits until the store's state satisfies `condition`, as a React render would see it. */
+function waitForState(store: ReturnType<typeof createRunStatusStore>, condition: (state: RunStatusState) => boolean): Promise<RunStatusState> {
+  return new Promise((resolve) => {
+    if (condition(store.getSnapshot())) return resolve(store.getSnapshot())
+    const unsubscribe = store.subscribe(() => {
+      if (condition(store.getSnapshot())) {
+        unsubscribe()
+        resolve(store.getSnapshot())
+      }
+    })
+  })
+}
+
+describe('useRunStatus', () => {
+  it('renders the run it was given on the server, and opens no connection there', async () => {
+    fixture = await startSseFixture({})
+    const initial = statusDocument(runRecord('run-ssr', 'PROCESSING'), [stageRecord(1, 'COMPLETED', 'x'), stageRecord(2, 'PROCESSING')])
+    const html = renderToString(createElement(RunView, { runId: 'run-ssr', options: { url: fixture.url, initial } }))
+    expect(html).toBe('<p>PROCESSING connecting 1:COMPLETED,2:PROCESSING</p>')
+    // `initial` of another run is not shown.
+    const other = renderToString(createElement(RunView, { runId: 'run-other', options: { url: fixture.url, initial } }))
+    expect(other).toBe('<p>unknown connecting </p>')
+    const finished = statusDocument(runRecord('run-done', 'COMPLETED'), [stageRecord(1, 'COMPLETED')])
+    expect(renderToString(createElement(RunView, { runId: 'run-done', options: { url: fixture.url, initial: finished } }))).toBe(
+      '<p>COMPLETED finished 1:COMPLETED</p>',
+    )
+    expect(fixture.requests).toEqual([])
+  })
+
+  it('its store goes live with the first listener, merges updates, and finishes at end', async () => {
+    const runId = 'run-store'
+    fixture = await startSseFixture({
+      events: (request, response) => {
+        const stream = openStream(request, response)
+        stream.event('snapshot', 2, statusDocument(runRecord(runId, 'PROCESSING'), [stageRecord(1, 'PROCESSING')]))
+        stream.event('update', 3, { run: runRecord(runId, 'COMPLETED'), stages: [stageRecord(1, 'COMPLETED', 'done')] })
+        stream.event('end', 3, { run: runRecord(runId, 'COMPLETED') })
+        stream.end()
+      },
+    })
+    const initial: RunStatusResponse = statusDocument(runRecord(runId, 'PENDING'), [])
+    const store = createRunStatusStore(runId, { url: fixture.url, token: 'psrt1.t', initial })
+    expect(store.getSnapshot()).toEqual({ run: initial.run, stages: [], state: 'connecting', error: undefined })
+    expect(fixture.requests).toEqual([])
+    const seen: RunStatusState[] = []
+    const unsubscribe = store.subscribe(() => seen.push(store.getSnapshot()))
+    const final = await waitForState(store, (state) => state.state === 'finished')
+    unsubscribe()
+    expect(final).toEqual({ run: runRecord(runId, 'COMPLETED'), stages: [stageRecord(1, 'COMPLETED', 'done')], state: 'finished', error: undefined })
+    expect(seen.map((state) => `${state.run?.status} ${state.state}`)).toEqual([
+      'PENDING live',
+      'PROCESSING live',
+      'COMPLETED live',
+      'COMPLETED finished',
+    ])
+    // Each change is a new object; unchanged reads are the same one (what useSyncExternalStore needs).
+    expect(new Set(seen).size).toBe(seen.length)
+    expect(store.getSnapshot()).toBe(store.getSnapshot())
+    expect(store.getServerSnapshot().run).toEqual(initial.run)
+    expect(fixture.requests.map((request) => request.headers.authorization)).toEqual(['Bearer psrt1.t'])
+  })
+
+  it('closes the connection when the last listener leaves, and never subscribes for a finished initial run', async () => {
+    const runId = 'run-leave'
+    let connection: StreamConnection | undefined
+    fixture = await startSseFixture({
+      events: (request, response) => {
+        connection = openStream(request, response)
+        connection.event('snapshot', 1, statusDocument(runRecord(runId, 'PROCESSING'), []))
+      },
+    })
+    const store = createRunStatusStore(runId, { url: fixture.url })
+    const unsubscribe = store.subscribe(() => {})
+    await waitForState(store, (state) => state.run?.status === 'PROCESSING')
+    unsubscribe()
+    await connection?.closed
+    expect(store.getSnapshot().state).toBe('live')
+
+    const done = createRunStatusStore('run-finished', {
+      url: fixture.url,
+      initial: statusDocument(runRecord('run-finished', 'FAILED'), []),
+    })
+    done.subscribe(() => {})()
+    expect(fixture.requests.map((request) => request.path)).toEqual([`/api/pipeline/${runId}/events`])
+  })
+})
