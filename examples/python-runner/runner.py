@@ -1,8 +1,10 @@
-"""A pipeline runner in plain Python that speaks the pipeline-status contract with `requests`.
+"""A pipeline runner in Python that reports with `pipeline_status_client.PrismaAPIClient`.
 
-It sends exactly the payloads the original Python runner sent, so any server that implements
-the contract (the package's handlers in a Next.js or Express app, or `pipeline-status mock`)
-stores them. Run it against the mock server:
+The calls are the original Python runner's (`initialize_pipeline_stages`, `mark_stage_processing`,
+`mark_stage_complete`, `mark_stage_failed`, each returning True/False): an existing runner
+changes its import line and gets retries with one idempotency key, Standard Webhooks signing
+(`WEBHOOK_SIGNING_SECRET`) and, with `PIPELINE_STATUS_OUTBOX_DIR`, a durable outbox that keeps
+updates while the web app is down. Run it against the mock server:
 
     npx pipeline-status mock --port 4010 --secret dev-secret &
     FRONTEND_WEBHOOK_URL=http://127.0.0.1:4010 WEBHOOK_SECRET=dev-secret python3 runner.py [run_id]
@@ -10,16 +12,17 @@ stores them. Run it against the mock server:
 It exits 0 when the run ends COMPLETED, as read back from GET /status.
 """
 
-import json
 import os
 import sys
 import time
-import uuid
-from datetime import datetime, timezone
+from pathlib import Path
 
-import requests
+try:
+    from pipeline_status_client import PrismaAPIClient
+except ImportError:  # run from a checkout without `pip install ./clients/python`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python"))
+    from pipeline_status_client import PrismaAPIClient
 
-BASE_PATH = "/api/pipeline"
 STAGES = [
     "Input Processing",
     "Signal Amplification",
@@ -27,86 +30,6 @@ STAGES = [
     "Brand Contextualization",
     "Opportunity Generation",
 ]
-RETRYABLE = {408, 429, 500, 502, 503, 504}
-
-
-class PipelineStatusClient:
-    """Reports stage status; like the original client, mark_* return True/False and never raise."""
-
-    def __init__(self, base_url=None, secret=None, timeout=10.0, attempts=4):
-        self.base_url = (base_url or os.environ.get("FRONTEND_WEBHOOK_URL", "")).rstrip("/")
-        self.secret = secret or os.environ.get("WEBHOOK_SECRET", "")
-        if not self.base_url or not self.secret:
-            raise SystemExit("Set FRONTEND_WEBHOOK_URL and WEBHOOK_SECRET")
-        self.timeout = timeout
-        self.attempts = attempts
-        self.session = requests.Session()
-
-    def _request(self, method, path, body=None):
-        headers = {"X-Webhook-Secret": self.secret, "Idempotency-Key": str(uuid.uuid4())}
-        for attempt in range(1, self.attempts + 1):
-            try:
-                response = self.session.request(
-                    method, f"{self.base_url}{BASE_PATH}{path}", json=body, headers=headers, timeout=self.timeout
-                )
-            except requests.RequestException as error:
-                if attempt == self.attempts:
-                    raise
-                print(f"  retrying after {error.__class__.__name__}", file=sys.stderr)
-            else:
-                if response.status_code not in RETRYABLE or attempt == self.attempts:
-                    return response
-                time.sleep(float(response.headers.get("Retry-After", "0") or 0))
-            time.sleep(min(2.0, 0.2 * 2**attempt))
-        raise RuntimeError("unreachable")
-
-    def create_run(self, run_id=None):
-        response = self._request("POST", "/runs", {"id": run_id} if run_id else {})
-        response.raise_for_status()
-        return response.json()["run"]["id"]
-
-    def _update(self, run_id, stage_number, status, output="", completed=False):
-        body = {
-            "stageNumber": stage_number,
-            "stageName": STAGES[stage_number - 1],
-            "status": status,
-            "output": output,
-        }
-        if completed:
-            body["completedAt"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        try:
-            response = self._request("POST", f"/{run_id}/stage-update", body)
-        except requests.RequestException as error:
-            print(f"  stage {stage_number} {status} not delivered: {error}", file=sys.stderr)
-            return False
-        if response.status_code != 200:
-            problem = response.json() if response.headers.get("Content-Type", "").startswith("application/problem+json") else {}
-            print(f"  stage {stage_number} {status} refused: {response.status_code} {problem.get('code')} {problem.get('detail', '')}", file=sys.stderr)
-            return False
-        return True
-
-    def initialize_pipeline_stages(self, run_id):
-        return self._update(run_id, 1, "PROCESSING")
-
-    def mark_stage_processing(self, run_id, stage_number):
-        return self._update(run_id, stage_number, "PROCESSING")
-
-    def mark_stage_complete(self, run_id, stage_number, output):
-        text = output if isinstance(output, str) else json.dumps(output)
-        return self._update(run_id, stage_number, "COMPLETED", text, completed=True)
-
-    def mark_stage_failed(self, run_id, stage_number, error_message):
-        return self._update(run_id, stage_number, "FAILED", error_message, completed=True)
-
-    def complete_run(self, run_id, status, **results):
-        body = {"status": status, "completedAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **results}
-        response = self._request("POST", f"/{run_id}/complete", body)
-        return response.status_code == 200
-
-    def get_status(self, run_id):
-        response = self._request("GET", f"/{run_id}/status")
-        response.raise_for_status()
-        return response.json()
 
 
 def run_stage(number):
@@ -119,8 +42,9 @@ def run_stage(number):
 
 
 def main():
-    client = PipelineStatusClient()
-    run_id = client.create_run(sys.argv[1] if len(sys.argv) > 1 else None)
+    client = PrismaAPIClient()  # FRONTEND_WEBHOOK_URL, WEBHOOK_SECRET (and PIPELINE_STATUS_OUTBOX_DIR)
+    # The web app usually creates the run and passes its id; the example creates it itself.
+    run_id = client.create_run(sys.argv[1] if len(sys.argv) > 1 else None)["id"]
     started = time.monotonic()
     client.initialize_pipeline_stages(run_id)
     outputs = []
@@ -142,6 +66,10 @@ def main():
             run_id, "COMPLETED", duration=round(time.monotonic() - started, 3), fullReportMarkdown=outputs[-1]
         )
 
+    # With an outbox, what the web app did not take yet is still on disk: try it once more.
+    if not client.close(flush_timeout=30):
+        print(f"  {client.pending_count(run_id)} update(s) still queued in {client.outbox.directory}", file=sys.stderr)
+        return 1
     status = client.get_status(run_id)
     print(f"GET /status: run {run_id} is {status['run']['status']}")
     for stage in status["stages"]:
