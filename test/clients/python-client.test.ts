@@ -1,8 +1,9 @@
 /**
  * The Python client (clients/python) through its own `unittest` suite, run by Python 3 in a
  * child process: unit tests (signing vectors, storable output), and the client against the mock
- * server and the Express example on this run's database (a throwaway PostgreSQL database with
- * DATABASE_URL, else PGlite), each behind a recording, fault-injecting proxy. Fails when any
+ * server, the Express example, and the Express adapter with signing only, on this run's database
+ * (a throwaway PostgreSQL database with DATABASE_URL, else PGlite), each behind a recording,
+ * fault-injecting proxy. Fails when any
  * Python test fails or errors. Without Python 3.9+ it is skipped (test/support/optional-tools.ts),
  * unless PIPELINE_STATUS_REQUIRE_ALL is set.
  */
@@ -50,7 +51,7 @@ describe.skipIf(!python)('the Python client (clients/python)', () => {
     // unittest prints "Ran N tests" and "OK" only when every test passed; show its output otherwise.
     expect({ code, ok: /\nOK\b/.test(output) && !/FAILED \(/.test(output) }, output).toEqual({ code: 0, ok: true })
     const ran = Number(/Ran (\d+) tests?/.exec(output)?.[1] ?? 0)
-    expect(ran).toBeGreaterThanOrEqual(23)
+    expect(ran).toBeGreaterThanOrEqual(27)
     expect(output).not.toMatch(/skipped=/)
   }, 600_000)
 })

@@ -185,9 +185,15 @@ class Outbox:
             db.execute("UPDATE pending SET next_attempt_at = 0")
 
     def next_due(self) -> Optional[float]:
-        """When the earliest run head is due (Unix seconds), or ``None`` when nothing is queued."""
-        heads = self.heads()
-        return min((max(h.next_attempt_at, 0.0) for h in heads), default=None)
+        """When the earliest run head may be tried (Unix seconds: its next attempt, or the end of
+        another process's lease on it), or ``None`` when nothing is queued."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT count(*), min(max(p.next_attempt_at, p.lease_until)) FROM pending p"
+                " WHERE p.seq = (SELECT min(q.seq) FROM pending q WHERE q.run_id = p.run_id)"
+            ).fetchone()
+        # A head leased by another process is due when its lease ends, not before.
+        return None if row[0] == 0 else float(row[1])
 
     def dead_letter(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:
         """Moves a queued update to the dead letters (removing it from the queue)."""

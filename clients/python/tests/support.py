@@ -106,9 +106,11 @@ class ExpressDatabase:
             self._folder.cleanup()
 
 
-def start_express(database: ExpressDatabase, port: int = 0) -> ServerProcess:
-    """The Express example on PostgreSQL (or PGlite) accepting :data:`SECRET`."""
-    return ServerProcess(["test/clients/serve-express.ts"], {**database.env(), "PORT": str(port), "WEBHOOK_SECRET": SECRET})
+def start_express(database: ExpressDatabase, port: int = 0, signing_secret: str = "") -> ServerProcess:
+    """The Express example on PostgreSQL (or PGlite) accepting :data:`SECRET`; with
+    ``signing_secret``, the Express adapter accepting only requests signed with it."""
+    return ServerProcess(["test/clients/serve-express.ts"],
+                         {**database.env(), "PORT": str(port), "WEBHOOK_SECRET": SECRET, "SIGNING_SECRET": signing_secret})
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Recorded:
 
     method: str
     path: str
-    headers: Dict[str, str]
+    headers: Dict[str, str]  # names in lower case
     body: bytes
     status: int
 
@@ -158,7 +160,7 @@ class Proxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                headers = {k: v for k, v in self.headers.items()}
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 with lock:
                     fault = next((f for f in proxy.faults if self.path.endswith(f.path_suffix) and f.times > 0), None)
                     if fault:

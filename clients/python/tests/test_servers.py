@@ -12,7 +12,7 @@ import uuid
 from original_runner import OUTPUTS, report
 from support import SECRET, ExpressDatabase, Fault, Proxy, free_port, run_python, start_express, start_mock
 
-from pipeline_status_client import TRUNCATION_MARKER, PrismaAPIClient, RetryPolicy
+from pipeline_status_client import TRUNCATION_MARKER, PrismaAPIClient, RetryPolicy, StatusHttpError
 
 FAST = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2)
 STAGE_NAMES = ["Input Processing", "Signal Amplification", "General Translation", "Brand Contextualization", "Opportunity Generation"]
@@ -60,7 +60,7 @@ class ServerTests:
         self.assertEqual(json.loads(first_complete["output"]), OUTPUTS[1])
         self.assertRegex(first_complete["completedAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
         self.assertEqual(sorted(sent[0][1]), ["stageName", "stageNumber", "status"])
-        self.assertEqual(len({r.headers["Idempotency-Key"] for r in self.proxy.updates(run_id)}), 11)
+        self.assertEqual(len({r.headers["idempotency-key"] for r in self.proxy.updates(run_id)}), 11)
         status = client.get_status(run_id)
         self.assertEqual(status["run"]["status"], "COMPLETED")
         self.assertIsNotNone(status["run"]["completionReceivedAt"])
@@ -81,7 +81,7 @@ class ServerTests:
         self.assertGreaterEqual(time.monotonic() - started, 1.0)  # Retry-After: 1 was honoured
         attempts = [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/stage-update")]
         self.assertEqual([r.status for r in attempts], [503, 0, 429, 200])
-        self.assertEqual(len({r.headers["Idempotency-Key"] for r in attempts}), 1)
+        self.assertEqual(len({r.headers["idempotency-key"] for r in attempts}), 1)
         self.assertEqual(len({r.body for r in attempts}), 1)
         self.assertEqual(client.get_status(run_id)["stages"][0]["status"], "PROCESSING")
 
@@ -101,7 +101,7 @@ class ServerTests:
         self.assertTrue(stages[1]["output"].endswith(TRUNCATION_MARKER))
         attempts = [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/stage-update")][1:]
         self.assertEqual([r.status for r in attempts], [413, 200])
-        self.assertNotEqual(attempts[0].headers["Idempotency-Key"], attempts[1].headers["Idempotency-Key"])
+        self.assertNotEqual(attempts[0].headers["idempotency-key"], attempts[1].headers["idempotency-key"])
 
     def test_a_refused_update_in_the_outbox_is_dead_lettered_and_the_run_flows(self) -> None:
         run_id = self.created_run()
@@ -140,6 +140,21 @@ class ServerTests:
             self.assertTrue(fixed.flush(timeout=30))
             self.assertEqual([s["stageNumber"] for s in fixed.get_status(run_id)["stages"]], [1, 2])
 
+    def test_an_update_older_than_max_age_is_dead_lettered(self) -> None:
+        run_id = self.created_run()
+        with tempfile.TemporaryDirectory() as outbox:
+            self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 503, times=100))
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1), max_age=0.3)
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertTrue(client.initialize_pipeline_stages(run_id))
+                self.assertTrue(client.mark_stage_processing(run_id, 2))
+            time.sleep(0.4)
+            self.proxy.faults.clear()
+            with self.assertLogs("pipeline_status_client", logging.ERROR):
+                self.assertTrue(client.flush(timeout=30))
+            self.assertEqual([d.reason.split(":")[0] for d in client.dead_letters(run_id)], ["expired", "expired"])
+            self.assertEqual(client.get_status(run_id)["stages"], [])
+
     def test_receiver_down_then_a_new_process_delivers_everything_once_in_order(self) -> None:
         run_id = self.created_run()
         port = free_port()  # nothing listens here while the run is reported
@@ -159,7 +174,7 @@ class ServerTests:
             finally:
                 proxy.close()
         self.assertEqual([r.status for r in sent], [200] * 11)
-        self.assertEqual(len({r.headers["Idempotency-Key"] for r in sent}), 11)  # each once
+        self.assertEqual(len({r.headers["idempotency-key"] for r in sent}), 11)  # each once
         order = [(b.get("stageNumber"), b["status"]) for b in (r.json() for r in sent)]
         self.assertEqual(order, [(1, "PROCESSING"), (1, "COMPLETED"), (2, "PROCESSING"), (2, "COMPLETED"), (3, "PROCESSING"),
                                  (3, "COMPLETED"), (4, "PROCESSING"), (4, "COMPLETED"), (5, "PROCESSING"), (5, "COMPLETED"),
@@ -218,6 +233,58 @@ class ExpressExampleTest(ServerTests, unittest.TestCase):
         cls.server.stop()
         cls.server = start_express(cls.database, port=cls.server.port)
         cls.origin = cls.server.origin
+
+
+class SignedExpressTest(unittest.TestCase):
+    """Against the Express adapter configured with a signing secret only (docs/security.md):
+    every request, the status read included, must carry a valid route-bound signature."""
+
+    SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.database = ExpressDatabase()
+        cls.server = start_express(cls.database, signing_secret=cls.SIGNING_SECRET)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+        cls.database.cleanup()
+
+    def setUp(self) -> None:
+        self.proxy = Proxy(self.server.origin)
+
+    def tearDown(self) -> None:
+        self.proxy.close()
+
+    def test_a_signing_only_runner_reports_and_reads_a_run(self) -> None:
+        client = PrismaAPIClient(self.proxy.origin, "", signing_secret=self.SIGNING_SECRET, retry=FAST)
+        run_id = f"run:{uuid.uuid4().hex[:8]}"  # a ':' is signed as it is, whatever the URL says
+        self.assertEqual(client.create_run(run_id)["id"], run_id)
+        self.proxy.faults.append(Fault("/stage-update", 503, times=1))
+        self.assertEqual(report(client, run_id), [True] * 11)
+        self.assertEqual(client.get_status(run_id)["run"]["status"], "COMPLETED")
+        writes = [r for r in self.proxy.records if r.method == "POST"]
+        for record in writes:
+            self.assertNotIn("x-webhook-secret", record.headers)
+            route = record.path.split("/api/pipeline/", 1)[1]
+            self.assertEqual(record.headers["webhook-id"], f"POST {urllib_unquote(route)} {record.headers['idempotency-key']}")
+            self.assertRegex(record.headers["webhook-signature"], r"^v1,[A-Za-z0-9+/]+=*$")
+        retried = [r for r in writes if r.path.endswith("/stage-update")][:2]
+        self.assertEqual([r.status for r in retried], [503, 200])
+        self.assertEqual(retried[0].headers["webhook-id"], retried[1].headers["webhook-id"])
+        read = [r for r in self.proxy.records if r.method == "GET"][-1]
+        self.assertTrue(read.headers["webhook-id"].startswith(f"GET {run_id}/status "))
+        # The plain secret alone is not enough for this server, reads included.
+        with self.assertRaises(StatusHttpError) as refused:
+            PrismaAPIClient(self.server.origin, SECRET).get_status(run_id)
+        self.assertEqual(refused.exception.status, 401)
+
+
+def urllib_unquote(text: str) -> str:
+    import urllib.parse
+
+    return urllib.parse.unquote(text)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 docs/security.md), storable output, truncation, the retry rule, the outbox's order."""
 import json
 import tempfile
+import time
 import unittest
 
 from pipeline_status_client import (
@@ -139,6 +140,15 @@ class OutboxTest(unittest.TestCase):
             outbox.dead_letter(entry, 400, "validation_failed", "refused")
             letters = outbox.dead_letters("a")
             self.assertEqual([(d.id, d.status, d.code, json.loads(d.body or b"")) for d in letters], [("3", 400, "validation_failed", {})])
+
+    def test_a_head_leased_by_another_process_is_due_when_the_lease_ends(self) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            outbox = Outbox(directory)
+            self.assertIsNone(outbox.next_due())
+            outbox.append("1", "a", "POST", "a/stage-update", b"{}", "x", 0.0, 0.0)
+            self.assertEqual(outbox.next_due(), 0.0)
+            self.assertTrue(Outbox(directory).claim(outbox.heads()[0].seq, 30))
+            self.assertGreater(outbox.next_due() or 0, time.time() + 29)
 
 
 if __name__ == "__main__":
