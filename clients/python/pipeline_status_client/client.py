@@ -153,8 +153,9 @@ class PrismaAPIClient:
 
     def mark_stage_processing(self, run_id: str, stage_number: int, output: Optional[Any] = None) -> bool:
         """Marks stage ``stage_number`` PROCESSING, with an optional ``output`` (a dict is
-        JSON-encoded, a string sent as it is)."""
-        return self._stage_update(run_id, stage_number, "PROCESSING", output, completed=False)
+        JSON-encoded, a string sent as it is); without one it sends ``"output": ""``, exactly the
+        payload of the original runner."""
+        return self._stage_update(run_id, stage_number, "PROCESSING", "" if output is None else output, completed=False)
 
     def mark_stage_complete(self, run_id: str, stage_number: int, output_data: Optional[Any] = None) -> bool:
         """Marks stage ``stage_number`` COMPLETED with its output and ``completedAt`` now.

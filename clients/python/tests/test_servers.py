@@ -59,7 +59,8 @@ class ServerTests:
         self.assertEqual(sorted(first_complete), ["completedAt", "output", "stageName", "stageNumber", "status"])
         self.assertEqual(json.loads(first_complete["output"]), OUTPUTS[1])
         self.assertRegex(first_complete["completedAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-        self.assertEqual(sorted(sent[0][1]), ["stageName", "stageNumber", "status"])
+        # The original runner's exact payloads (test/support/fixtures.ts PYTHON_RUNNER_PAYLOADS).
+        self.assertEqual(sent[0][1], {"stageNumber": 1, "stageName": "Input Processing", "status": "PROCESSING", "output": ""})
         self.assertEqual(len({r.headers["idempotency-key"] for r in self.proxy.updates(run_id)}), 11)
         status = client.get_status(run_id)
         self.assertEqual(status["run"]["status"], "COMPLETED")
