@@ -366,7 +366,9 @@ class PrismaAPIClient:
         assert self.outbox is not None
         self.outbox.append(update.unique, update.run_id, update.method, update.route, update.body, update.what,
                            first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why)
-        self.log.warning("Run %s: %s queued in the outbox (%s); it will be delivered in order", update.run_id, update.what, why)
+        # Behind earlier updates is the expected path during an outage: info, not one warning per update.
+        level = logging.INFO if next_attempt_at == 0.0 else logging.WARNING
+        self.log.log(level, "Run %s: %s queued in the outbox (%s); it will be delivered in order", update.run_id, update.what, why)
         self._wake.set()
 
     def _fit(self, update: _Update, error: StatusHttpError) -> bool:
