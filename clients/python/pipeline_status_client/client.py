@@ -263,7 +263,8 @@ class PrismaAPIClient:
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Delivers the outbox now, waiting out backoff, until it is empty or ``timeout``
         seconds have passed (``None``: no limit). Updates refused with 401/403 are tried once per
-        flush then every ``slow_retry_interval``. Returns whether the outbox is empty."""
+        flush: when every run waits on such a refusal, waiting cannot help (the secret must be
+        fixed), so it returns at once. Returns whether the outbox is empty."""
         if self.outbox is None:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -273,6 +274,8 @@ class PrismaAPIClient:
             next_due = self.outbox.next_due()
             if next_due is None:
                 return True
+            if all(head.refused for head in self.outbox.heads()):
+                return False
             wait = max(0.0, next_due - time.time())
             if deadline is not None:
                 left = deadline - time.monotonic()
@@ -349,7 +352,7 @@ class PrismaAPIClient:
             self._enqueue(update, started, str(error), next_attempt_at=time.time() + self.retry.delay(1, getattr(error, "retry_after", None)))
             return True
         if self.outbox is not None and is_auth_refusal(error):
-            self._enqueue(update, started, str(error), next_attempt_at=time.time() + self.slow_retry_interval)
+            self._enqueue(update, started, str(error), next_attempt_at=time.time() + self.slow_retry_interval, refused=True)
             self.log.error("Run %s: %s refused (%s); check that the runner's secret matches the web app's. Queued in the outbox "
                            "and retried every %g s, so it is delivered once the secret is fixed", update.run_id, update.what, error,
                            self.slow_retry_interval)
@@ -362,10 +365,10 @@ class PrismaAPIClient:
         self.log.error("Run %s: %s was not delivered: %s", update.run_id, update.what, error)
         return False
 
-    def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float) -> None:
+    def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float, refused: bool = False) -> None:
         assert self.outbox is not None
         self.outbox.append(update.unique, update.run_id, update.method, update.route, update.body, update.what,
-                           first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why)
+                           first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why, refused)
         # Behind earlier updates is the expected path during an outage: info, not one warning per update.
         level = logging.INFO if next_attempt_at == 0.0 else logging.WARNING
         self.log.log(level, "Run %s: %s queued in the outbox (%s); it will be delivered in order", update.run_id, update.what, why)
@@ -448,7 +451,7 @@ class PrismaAPIClient:
                     self.outbox.replace(entry.seq, update.unique, update.body or b"")
                     return True
             if is_auth_refusal(error):
-                self.outbox.reschedule(entry.seq, time.time() + self.slow_retry_interval, str(error))
+                self.outbox.reschedule(entry.seq, time.time() + self.slow_retry_interval, str(error), refused=True)
                 self.log.error("Run %s: %s (from the outbox) refused (%s); check that the runner's secret matches the web app's. "
                                "Kept queued, retried in %g s", entry.run_id, entry.what, error, self.slow_retry_interval)
                 return False

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS pending (
   attempts INTEGER NOT NULL DEFAULT 0,
   next_attempt_at REAL NOT NULL,
   lease_until REAL NOT NULL DEFAULT 0,
-  last_error TEXT
+  last_error TEXT,
+  refused INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS pending_by_run ON pending (run_id, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -63,6 +64,8 @@ class OutboxEntry:
     attempts: int
     next_attempt_at: float
     last_error: Optional[str]
+    #: Whether its last attempt was refused with 401/403 (waiting for the secret to be fixed).
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,14 +120,15 @@ class Outbox:
             db.execute("COMMIT")
 
     def append(self, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
-               first_attempt_at: float, next_attempt_at: float, last_error: Optional[str] = None) -> None:
-        """Queues an update behind the run's earlier ones."""
+               first_attempt_at: float, next_attempt_at: float, last_error: Optional[str] = None, refused: bool = False) -> None:
+        """Queues an update behind the run's earlier ones; ``refused``: its attempt got 401/403."""
         now = time.time()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO pending (id, run_id, method, route, body, what, queued_at, first_attempt_at, attempts,"
-                " next_attempt_at, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (id, run_id, method, route, body, what, now, first_attempt_at, 1 if last_error else 0, next_attempt_at, last_error),
+                " next_attempt_at, last_error, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (id, run_id, method, route, body, what, now, first_attempt_at, 1 if last_error else 0, next_attempt_at, last_error,
+                 int(refused)),
             )
 
     def pending_count(self, run_id: Optional[str] = None) -> int:
@@ -139,20 +143,20 @@ class Outbox:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT seq, id, run_id, method, route, body, what, queued_at, first_attempt_at, attempts, next_attempt_at,"
-                " last_error FROM pending" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY seq",
+                " last_error, refused FROM pending" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY seq",
                 (run_id,) if run_id is not None else (),
             ).fetchall()
-        return [OutboxEntry(*row) for row in rows]
+        return [OutboxEntry(*row[:-1], refused=bool(row[-1])) for row in rows]
 
     def heads(self) -> List[OutboxEntry]:
         """The first queued update of every run: only these may be delivered now."""
         with self._connect() as db:
             rows = db.execute(
                 "SELECT p.seq, p.id, p.run_id, p.method, p.route, p.body, p.what, p.queued_at, p.first_attempt_at, p.attempts,"
-                " p.next_attempt_at, p.last_error FROM pending p"
+                " p.next_attempt_at, p.last_error, p.refused FROM pending p"
                 " WHERE p.seq = (SELECT min(q.seq) FROM pending q WHERE q.run_id = p.run_id) ORDER BY p.seq"
             ).fetchall()
-        return [OutboxEntry(*row) for row in rows]
+        return [OutboxEntry(*row[:-1], refused=bool(row[-1])) for row in rows]
 
     def claim(self, seq: int, lease_seconds: float) -> bool:
         """Leases an update for one delivery attempt; ``False`` when another process holds it."""
@@ -166,12 +170,13 @@ class Outbox:
         with self._transaction() as db:
             db.execute("DELETE FROM pending WHERE seq = ?", (seq,))
 
-    def reschedule(self, seq: int, next_attempt_at: float, error: str) -> None:
-        """Counts a failed attempt and sets when to try again (Unix seconds)."""
+    def reschedule(self, seq: int, next_attempt_at: float, error: str, refused: bool = False) -> None:
+        """Counts a failed attempt and sets when to try again (Unix seconds); ``refused``: 401/403."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE pending SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = 0 WHERE seq = ?",
-                (next_attempt_at, error, seq),
+                "UPDATE pending SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, refused = ?, lease_until = 0"
+                " WHERE seq = ?",
+                (next_attempt_at, error, int(refused), seq),
             )
 
     def replace(self, seq: int, new_id: str, body: bytes) -> None:

@@ -130,9 +130,9 @@ class Recorded:
 @dataclass
 class Fault:
     """Answer ``status`` (with ``Retry-After: retry_after``) or drop the connection (``status`` 0)
-    instead of forwarding, for the next ``times`` requests whose path ends with ``path_suffix``."""
+    instead of forwarding, for the next ``times`` requests whose path contains ``path_part``."""
 
-    path_suffix: str
+    path_part: str
     status: int
     times: int = 1
     retry_after: Optional[str] = None
@@ -162,7 +162,7 @@ class Proxy:
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with lock:
-                    fault = next((f for f in proxy.faults if self.path.endswith(f.path_suffix) and f.times > 0), None)
+                    fault = next((f for f in proxy.faults if f.path_part in self.path and f.times > 0), None)
                     if fault:
                         fault.times -= 1
                 if fault and fault.status == 0:

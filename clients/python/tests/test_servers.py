@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -137,9 +138,32 @@ class ServerTests:
             self.assertEqual(wrong.dead_letters(), [])
             self.assertGreater(wrong.outbox.pending(run_id)[0].next_attempt_at, time.time() + 3000)  # type: ignore[union-attr]
             self.assertEqual([r.status for r in self.proxy.updates(run_id)], [401])  # tried once, not hammered
+            # A flush tries once more, then returns: only a fixed secret can deliver them.
+            with self.assertLogs("pipeline_status_client", logging.ERROR) as again:
+                self.assertFalse(wrong.flush(timeout=600))
+            self.assertIn("Kept queued, retried in 3600 s", again.output[0])
+            self.assertEqual([r.status for r in self.proxy.updates(run_id)], [401, 401])
             fixed = self.client(outbox_dir=outbox, background=False)
             self.assertTrue(fixed.flush(timeout=30))
             self.assertEqual([s["stageNumber"] for s in fixed.get_status(run_id)["stages"]], [1, 2])
+
+    def test_two_processes_flushing_one_outbox_deliver_each_update_once(self) -> None:
+        run_id = self.created_run()
+        with tempfile.TemporaryDirectory() as outbox:
+            self.proxy.faults.append(Fault(f"/{run_id}/", 503, times=100))
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertEqual(report(self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1)), run_id), [True] * 11)
+            self.proxy.faults.clear()
+            flushers = [self.client(outbox_dir=outbox, background=False) for _ in range(2)]
+            threads = [threading.Thread(target=client.flush, args=(60,)) for client in flushers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            delivered = [r for r in self.proxy.updates(run_id) if r.status == 200]
+            self.assertEqual(len(delivered), 11)
+            self.assertEqual(len({r.headers["idempotency-key"] for r in delivered}), 11)
+            self.assertEqual(flushers[0].get_status(run_id)["run"]["status"], "COMPLETED")
 
     def test_an_update_older_than_max_age_is_dead_lettered(self) -> None:
         run_id = self.created_run()

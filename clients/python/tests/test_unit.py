@@ -1,6 +1,7 @@
 """Unit tests of the parts that need no server: signing (the known-answer vectors of
 docs/security.md), storable output, truncation, the retry rule, the outbox's order."""
 import json
+import socket
 import tempfile
 import time
 import unittest
@@ -10,6 +11,7 @@ from pipeline_status_client import (
     ConfigurationError,
     PrismaAPIClient,
     RetryPolicy,
+    StatusNetworkError,
     decode_signing_secret,
     fit_stage_update,
     is_valid_run_id,
@@ -112,6 +114,18 @@ class ConfigurationTest(unittest.TestCase):
         with mock.patch.dict("os.environ", {"FRONTEND_WEBHOOK_URL": "http://127.0.0.1:9"}, clear=True):
             with self.assertRaisesRegex(ConfigurationError, "WEBHOOK_SECRET"):
                 PrismaAPIClient()
+
+    def test_without_an_outbox_an_unreachable_server_gives_false_never_an_exception(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]  # closed again: nothing listens there
+        client = PrismaAPIClient(f"http://127.0.0.1:{port}", "s", retry=RetryPolicy(attempts=2, base_delay=0.01))
+        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+            self.assertFalse(client.initialize_pipeline_stages("run_1"))
+            self.assertFalse(client.complete_run("run_1"))
+        self.assertIn("stage 1 PROCESSING was not delivered", logs.output[0])
+        with self.assertRaises(StatusNetworkError):
+            client.get_status("run_1")
 
     def test_bad_arguments_return_false_without_sending(self) -> None:
         client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
