@@ -1,8 +1,8 @@
 /**
  * The example runners as people run them, each a child process against `pipeline-status mock`
  * (the built bin) over HTTP: the TypeScript runner (runPipeline + PrismaAPIClient + outbox) and
- * the plain-`requests` Python runner. Both must end with the run COMPLETED. Without Python 3 and
- * `requests` the Python test is skipped (test/support/optional-tools.ts).
+ * the Python runner (pipeline_status_client). Both must end with the run COMPLETED. Without
+ * Python 3.9+ the Python test is skipped (test/support/optional-tools.ts).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -46,8 +46,7 @@ async function statusOf(runId: string) {
   return RunStatusResponse.parse(await response.json())
 }
 
-// Python 3 with `requests` (.ci/run installs python3-requests); skipped without it unless
-// PIPELINE_STATUS_REQUIRE_ALL is set.
+// Python 3.9+; skipped without it unless PIPELINE_STATUS_REQUIRE_ALL is set.
 const python = toolForTests(pythonTool())
 
 describe('example runners against pipeline-status mock', () => {

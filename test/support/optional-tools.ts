@@ -1,6 +1,6 @@
 /**
  * Tests that need a program a fresh machine may not have: the Next.js end-to-end test drives
- * Chromium, and the Python runner test needs Python 3 with `requests`. Without the program they
+ * Chromium, and the Python runner and client tests need Python 3.9+. Without the program they
  * are skipped, and `npm test` ends with one line saying what was skipped and how to enable it
  * (test/setup/skipped-tools-reporter.ts). CI sets {@link REQUIRE_ALL_VARIABLE}, which makes a
  * missing program fail those tests instead, so CI never skips them.
@@ -43,18 +43,23 @@ export function chromiumTool(): OptionalTool {
   }
 }
 
-/** The first Python 3 with `requests` (pyenv's or Debian's) for the Python example runner. */
-export function pythonTool(): OptionalTool {
+/** The first Python 3.9+ (pyenv's or Debian's): the Python example runner and client need nothing else. */
+export function pythonTool(file = 'test/examples/runners.test.ts', tests = 'the Python example runner'): OptionalTool {
   const found = ['python3', '/usr/bin/python3'].find(
-    (candidate) => spawnSync(candidate, ['-c', 'import requests'], { stdio: 'ignore' }).status === 0,
+    (candidate) => spawnSync(candidate, ['-c', 'import sys; sys.exit(sys.version_info < (3, 9))'], { stdio: 'ignore' }).status === 0,
   )
   return {
-    tests: 'the Python example runner',
-    file: 'test/examples/runners.test.ts',
+    tests,
+    file,
     path: found,
-    missing: 'no python3 with the requests module',
-    enable: 'apt-get install -y python3-requests',
+    missing: 'no python3 (3.9 or later)',
+    enable: 'apt-get install -y python3',
   }
+}
+
+/** Python 3.9+ for the Python client's unittest suite (clients/python). */
+export function pythonClientTool(): OptionalTool {
+  return pythonTool('test/clients/python-client.test.ts', 'the Python client (clients/python)')
 }
 
 /**

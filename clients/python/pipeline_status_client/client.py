@@ -1,0 +1,494 @@
+"""``PrismaAPIClient``: the original Python runner's client, with the same constructor, method
+names, arguments and ``bool`` results, upgraded with retries, signing and a durable outbox."""
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+
+from .contract import (
+    BASE_PATH,
+    DEFAULT_STAGES,
+    ENV_OUTBOX_DIR,
+    ENV_SIGNING_SECRET,
+    ENV_WEBHOOK_SECRET,
+    ENV_WEBHOOK_URL,
+    RUN_END_STATUSES,
+    encode_json,
+    fit_stage_update,
+    is_valid_run_id,
+    route_path,
+    to_storable_text,
+    utc_timestamp,
+)
+from .errors import ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError
+from .outbox import DeadLetter, Outbox, OutboxEntry
+from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriable
+from .signing import decode_signing_secret
+from .transport import Request, Transport
+
+#: The default maximum age of a queued update: 72 hours from its first attempt, in seconds.
+DEFAULT_MAX_AGE = 72 * 60 * 60
+#: The default wait between attempts of an update refused with 401/403, in seconds.
+DEFAULT_SLOW_RETRY_INTERVAL = 60.0
+
+_log = logging.getLogger("pipeline_status_client")
+
+
+@dataclass
+class _Update:
+    run_id: str
+    method: str
+    route: str
+    unique: str
+    body: Optional[bytes]
+    what: str
+    stage_number: Optional[int] = None
+
+
+class PrismaAPIClient:
+    """Reports a pipeline run's stages to the web app (the pipeline-status contract).
+
+    A drop-in for the original runner's client: ``PrismaAPIClient()`` reads
+    ``FRONTEND_WEBHOOK_URL`` (the web app's origin, without ``/api/pipeline``) and
+    ``WEBHOOK_SECRET``, and ``mark_*`` return ``True`` or ``False`` and never raise.
+
+    ``True`` means the server stored the update, or, with an outbox, that the update is queued
+    on disk and will be delivered in order. Each update has one ``Idempotency-Key`` (a UUID) kept
+    across its retries and redeliveries; failures that may pass (no answer, 408, 429, 5xx) are
+    retried with backoff and jitter, honouring ``Retry-After``.
+
+    With an outbox (``outbox_dir=``, else ``PIPELINE_STATUS_OUTBOX_DIR``), an update that could
+    not be delivered is kept in SQLite and delivered by a background thread, by :meth:`flush`,
+    or by the next process using the same directory; while a run has queued updates, its new
+    ones queue behind them. An update refused for good (400, 404, 409, 415, 422, or 413 after its
+    output was cut) becomes a dead letter (kept, logged, read with :meth:`dead_letters`) and the
+    run's later updates flow; one refused with 401/403 stays queued and is retried every
+    ``slow_retry_interval`` seconds with an error logged each time, so fixing the secret
+    delivers it; any update older than ``max_age`` seconds is dead-lettered.
+
+    Args:
+        base_url: the web app's origin. Default: ``FRONTEND_WEBHOOK_URL``.
+        secret: the shared ``X-Webhook-Secret``. Default: ``WEBHOOK_SECRET``.
+        signing_secret: a Standard Webhooks secret (``whsec_<base64>`` or plain); every request is
+            then signed (docs/security.md). Default: ``WEBHOOK_SIGNING_SECRET``.
+        base_path: the routes' base path. Default ``/api/pipeline``.
+        stages: stage names by number. Default: the original five stages.
+        timeout: seconds per attempt. Default 30.
+        retry: the :class:`RetryPolicy` of one request. Default ``RetryPolicy()``.
+        outbox_dir: the outbox directory. Default: ``PIPELINE_STATUS_OUTBOX_DIR``; none when unset.
+        max_age: seconds after an update's first attempt after which it is dead-lettered. Default 72 h.
+        slow_retry_interval: seconds between attempts of an update refused with 401/403. Default 60.
+        background: deliver queued updates from a daemon thread. Default ``True``.
+        logger: where the client logs. Default ``logging.getLogger("pipeline_status_client")``.
+
+    Raises:
+        ConfigurationError: no base URL, neither a secret nor a signing secret, or a bad option.
+
+    Example::
+
+        from pipeline_status_client import PrismaAPIClient
+        client = PrismaAPIClient(outbox_dir=".pipeline-outbox")
+        client.initialize_pipeline_stages(run_id)
+        client.mark_stage_complete(run_id, 1, {"rows": 1280})
+    """
+
+    def __init__(
+        self,
+        base_url: Optional[str] = None,
+        secret: Optional[str] = None,
+        *,
+        signing_secret: Optional[str] = None,
+        base_path: str = BASE_PATH,
+        stages: Optional[Mapping[int, str]] = None,
+        timeout: float = 30.0,
+        retry: Optional[RetryPolicy] = None,
+        outbox_dir: Optional[str] = None,
+        max_age: float = DEFAULT_MAX_AGE,
+        slow_retry_interval: float = DEFAULT_SLOW_RETRY_INTERVAL,
+        background: bool = True,
+        logger: Optional[logging.Logger] = None,
+    ) -> None:
+        base_url = base_url or os.environ.get(ENV_WEBHOOK_URL, "")
+        secret = secret if secret is not None else os.environ.get(ENV_WEBHOOK_SECRET, "")
+        signing_secret = signing_secret if signing_secret is not None else os.environ.get(ENV_SIGNING_SECRET, "")
+        if not base_url:
+            raise ConfigurationError(f"Set {ENV_WEBHOOK_URL} (the web app's origin, e.g. https://app.example.com) or pass base_url")
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"{ENV_WEBHOOK_URL} must be an http(s) URL, got {base_url!r}")
+        if not secret and not signing_secret:
+            raise ConfigurationError(f"Set {ENV_WEBHOOK_SECRET} (or {ENV_SIGNING_SECRET}) or pass secret")
+        if not timeout > 0 or not max_age > 0 or not slow_retry_interval > 0:
+            raise ConfigurationError("timeout, max_age and slow_retry_interval must be positive numbers of seconds")
+        try:
+            signing_key = decode_signing_secret(signing_secret) if signing_secret else None
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+        self.stages: Dict[int, str] = dict(stages or DEFAULT_STAGES)
+        self.retry = retry or RetryPolicy()
+        self.max_age = float(max_age)
+        self.slow_retry_interval = float(slow_retry_interval)
+        self.log = logger or _log
+        self._transport = Transport(base_url, base_path, secret or None, signing_key, timeout)
+        self._lock = threading.RLock()  # one delivery path at a time keeps every run's order
+        self._runs: Dict[str, Dict[str, Any]] = {}
+        self._run_listeners: List[Callable[[str, Dict[str, Any]], None]] = []
+        directory = outbox_dir or os.environ.get(ENV_OUTBOX_DIR) or None
+        self.outbox: Optional[Outbox] = Outbox(directory) if directory else None
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        if self.outbox is not None and background:
+            self._thread = threading.Thread(target=self._background, name="pipeline-status-outbox", daemon=True)
+            self._thread.start()
+
+    # -- the original client's methods ---------------------------------------------------------
+
+    def initialize_pipeline_stages(self, run_id: str) -> bool:
+        """Starts a run's reporting: stage 1 PROCESSING (the server then marks the run PROCESSING)."""
+        return self.mark_stage_processing(run_id, 1)
+
+    def mark_stage_processing(self, run_id: str, stage_number: int, output: Optional[Any] = None) -> bool:
+        """Marks stage ``stage_number`` PROCESSING, with an optional ``output`` (a dict is
+        JSON-encoded, a string sent as it is); without one it sends ``"output": ""``, exactly the
+        payload of the original runner."""
+        return self._stage_update(run_id, stage_number, "PROCESSING", "" if output is None else output, completed=False)
+
+    def mark_stage_complete(self, run_id: str, stage_number: int, output_data: Optional[Any] = None) -> bool:
+        """Marks stage ``stage_number`` COMPLETED with its output and ``completedAt`` now.
+
+        ``output_data``: a string is sent as it is (JSON or markdown), anything else as
+        ``json.dumps(output_data)``. The status is never lost because of the output: NUL and lone
+        surrogates (which PostgreSQL cannot store) are replaced with U+FFFD, and an output the
+        server refuses as too large (413) is cut to the limit it states and ended with
+        :data:`TRUNCATION_MARKER`, then sent as a new update (a new Idempotency-Key). Both are
+        logged as warnings."""
+        return self._stage_update(run_id, stage_number, "COMPLETED", output_data, completed=True)
+
+    def mark_stage_failed(self, run_id: str, stage_number: int, error: Any) -> bool:
+        """Marks stage ``stage_number`` FAILED; ``error`` (a message or an exception) is sent as its
+        output and becomes the run's error."""
+        return self._stage_update(run_id, stage_number, "FAILED", str(error), completed=True)
+
+    def mark_stage_cancelled(self, run_id: str, stage_number: int) -> bool:
+        """Marks stage ``stage_number`` CANCELLED (the server then marks the run CANCELLED)."""
+        return self._stage_update(run_id, stage_number, "CANCELLED", None, completed=True)
+
+    # -- the rest of the contract ----------------------------------------------------------------
+
+    def create_run(self, run_id: Optional[str] = None) -> Dict[str, Any]:
+        """Creates a run (``POST /runs``), or returns the existing run with that id; the server
+        picks a UUID when ``run_id`` is ``None`` (then a resend may create a second run, so choose
+        the id when it matters). Returns the run as stored (``id``, ``status``, timestamps...).
+
+        Raises:
+            InvalidRunIdError: ``run_id`` is outside the contract's rule.
+            StatusHttpError, StatusNetworkError: after the retries, when it could not be created.
+        """
+        if run_id is not None and not is_valid_run_id(run_id):
+            raise InvalidRunIdError(f"invalid run id {run_id!r}: 1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only")
+        key = str(uuid.uuid4())
+        body = encode_json({"id": run_id} if run_id is not None else {})
+        answer = self._send_with_retries(Request("POST", route_path("runs"), key, body))
+        run = answer.get("run") or {}
+        self._observe_run(str(run.get("id", run_id)), answer)
+        return run
+
+    def complete_run(
+        self,
+        run_id: str,
+        status: str = "COMPLETED",
+        *,
+        completed_at: Optional[str] = None,
+        duration: Optional[float] = None,
+        error: Optional[str] = None,
+        **results: Any,
+    ) -> bool:
+        """Ends a run explicitly (``POST /complete``) and hands its results to the app's
+        ``onRunCompleted`` hook. ``status``: COMPLETED, FAILED or CANCELLED; ``completed_at``: an
+        ISO 8601 timestamp, default now; ``duration``: seconds; ``error``: the run's error;
+        ``results``: any JSON fields of the app's own (``opportunities``, ``fullReportMarkdown``).
+        Delivered in order after the run's stage updates (queued behind them when they are).
+        Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises."""
+        if status not in RUN_END_STATUSES:
+            self.log.error("Run %s: complete_run status must be one of %s, got %r", run_id, ", ".join(RUN_END_STATUSES), status)
+            return False
+        body: Dict[str, Any] = {**results, "status": status, "completedAt": completed_at or utc_timestamp()}
+        if duration is not None:
+            body["duration"] = duration
+        if error is not None:
+            body["error"] = to_storable_text(str(error))[0]
+        try:
+            encoded = encode_json(body)
+        except (TypeError, ValueError) as problem:
+            self.log.error("Run %s: the completion is not JSON: %s", run_id, problem)
+            return False
+        return self._submit(run_id, "complete", encoded, f"completion {status}")
+
+    def get_status(self, run_id: str) -> Dict[str, Any]:
+        """The run and its stored stages (``GET /status``): ``{"run": {...}, "stages": [...]}``,
+        stages ordered by number; a stage that never reported is absent (PENDING).
+
+        Raises:
+            InvalidRunIdError: ``run_id`` is outside the contract's rule.
+            StatusHttpError, StatusNetworkError: after the retries.
+        """
+        if not is_valid_run_id(run_id):
+            raise InvalidRunIdError(f"invalid run id {run_id!r}")
+        answer = self._send_with_retries(Request("GET", route_path("status", run_id), str(uuid.uuid4())))
+        self._observe_run(run_id, answer)
+        return answer
+
+    def last_known_run(self, run_id: str) -> Optional[Dict[str, Any]]:
+        """The run as the server last answered it to this client (every stage update, completion
+        and status read carries it), or ``None``. Its ``status`` tells the runner that the run
+        was finished elsewhere (cancelled, failed by the stale-run sweeper)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            return dict(run) if run is not None else None
+
+    # -- the outbox ------------------------------------------------------------------------------
+
+    def pending_count(self, run_id: Optional[str] = None) -> int:
+        """How many updates wait in the outbox, of one run or of all (0 without an outbox)."""
+        return self.outbox.pending_count(run_id) if self.outbox is not None else 0
+
+    def dead_letters(self, run_id: Optional[str] = None) -> List[DeadLetter]:
+        """The updates no retry can deliver, kept in the outbox (empty without an outbox)."""
+        return self.outbox.dead_letters(run_id) if self.outbox is not None else []
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Delivers the outbox now, waiting out backoff, until it is empty or ``timeout``
+        seconds have passed (``None``: no limit). Updates refused with 401/403 are tried once per
+        flush: when every run waits on such a refusal, waiting cannot help (the secret must be
+        fixed), so it returns at once. Returns whether the outbox is empty."""
+        if self.outbox is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.outbox.make_due()
+        while True:
+            self._deliver_due()
+            next_due = self.outbox.next_due()
+            if next_due is None:
+                return True
+            if all(head.refused for head in self.outbox.heads()):
+                return False
+            wait = max(0.0, next_due - time.time())
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                wait = min(wait, left)
+            if wait > 0:
+                time.sleep(min(wait, 0.5))
+
+    def close(self, flush_timeout: Optional[float] = 0.0) -> bool:
+        """Stops the background thread after one last flush of at most ``flush_timeout``
+        seconds (0: none). What is still queued stays on disk for the next process. Returns
+        whether the outbox is empty."""
+        empty = self.flush(flush_timeout) if flush_timeout else self.pending_count() == 0
+        self._closed.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        return empty
+
+    def __enter__(self) -> "PrismaAPIClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _stage_update(self, run_id: str, stage_number: int, status: str, output: Any, completed: bool) -> bool:
+        name = self.stages.get(stage_number) if isinstance(stage_number, int) and not isinstance(stage_number, bool) else None
+        if name is None:
+            self.log.error("Run %s: stage %r is not in the catalogue (%s); not sent", run_id, stage_number, ", ".join(map(str, self.stages)))
+            return False
+        body: Dict[str, Any] = {"stageNumber": stage_number, "stageName": name, "status": status}
+        if output is not None:
+            text = output if isinstance(output, str) else _json_text(output)
+            if text is None:
+                self.log.error("Run %s: stage %d output is not JSON-serialisable; sent without it", run_id, stage_number)
+            else:
+                storable, replaced = to_storable_text(text)
+                if replaced:
+                    self.log.warning(
+                        "Run %s: stage %d %s: replaced %d character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) "
+                        "in the output with U+FFFD", run_id, stage_number, status, replaced)
+                body["output"] = storable
+        if completed:
+            body["completedAt"] = utc_timestamp()
+        return self._submit(run_id, "stage-update", encode_json(body), f"stage {stage_number} {status}", stage_number)
+
+    def _submit(self, run_id: str, route: str, body: bytes, what: str, stage_number: Optional[int] = None) -> bool:
+        """Delivers one update (or queues it); the one path of every write of a run."""
+        if not is_valid_run_id(run_id):
+            self.log.error("Run %r: %s not sent: the run id is outside the contract's rule "
+                           "(1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only)", run_id, what)
+            return False
+        update = _Update(run_id, "POST", route_path(route, run_id), str(uuid.uuid4()), body, what, stage_number)
+        started = time.time()
+        with self._lock:
+            if self.outbox is not None and self.outbox.pending_count(run_id) > 0:
+                self._enqueue(update, started, "the run's earlier updates are still queued", next_attempt_at=0.0)
+                return True
+            while True:
+                try:
+                    answer = self._send_with_retries(Request(update.method, update.route, update.unique, update.body))
+                except PipelineStatusError as error:
+                    if isinstance(error, StatusHttpError) and error.status == 413 and self._fit(update, error):
+                        continue
+                    return self._after_failure(update, error, started)
+                self._observe_run(run_id, answer)
+                return True
+
+    def _after_failure(self, update: _Update, error: PipelineStatusError, started: float) -> bool:
+        if self.outbox is not None and is_retriable(error):
+            self._enqueue(update, started, str(error), next_attempt_at=time.time() + self.retry.delay(1, getattr(error, "retry_after", None)))
+            return True
+        if self.outbox is not None and is_auth_refusal(error):
+            self._enqueue(update, started, str(error), next_attempt_at=time.time() + self.slow_retry_interval, refused=True)
+            self.log.error("Run %s: %s refused (%s); check that the runner's secret matches the web app's. Queued in the outbox "
+                           "and retried every %g s, so it is delivered once the secret is fixed", update.run_id, update.what, error,
+                           self.slow_retry_interval)
+            return True
+        if self.outbox is not None and isinstance(error, StatusHttpError):
+            self.outbox.add_dead_letter(update.unique, update.run_id, update.method, update.route, update.body, update.what,
+                                        started, error.status, error.code, str(error))
+            self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", update.run_id, update.what, error, self.outbox.path)
+            return False
+        self.log.error("Run %s: %s was not delivered: %s", update.run_id, update.what, error)
+        return False
+
+    def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float, refused: bool = False) -> None:
+        assert self.outbox is not None
+        self.outbox.append(update.unique, update.run_id, update.method, update.route, update.body, update.what,
+                           first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why, refused)
+        # Behind earlier updates is the expected path during an outage: info, not one warning per update.
+        level = logging.INFO if next_attempt_at == 0.0 else logging.WARNING
+        self.log.log(level, "Run %s: %s queued in the outbox (%s); it will be delivered in order", update.run_id, update.what, why)
+        self._wake.set()
+
+    def _fit(self, update: _Update, error: StatusHttpError) -> bool:
+        """Cuts a refused stage update's output to the limit the 413 states; a new update (new key)."""
+        if not update.route.endswith("/stage-update") or update.body is None:
+            return False
+        body = json.loads(update.body.decode("utf-8"))
+        problem = error.problem or {}
+        stated = next((v for v in (problem.get("maxBytes"), problem.get("maxBodyBytes")) if isinstance(v, int) and v > 0), None)
+        limit = stated if stated is not None else len(update.body) // 2
+        fitted = fit_stage_update(body, limit)
+        if fitted is None:
+            return False
+        new_body, before, after = fitted
+        self.log.warning("Run %s: %s: the server refused the body as too large (413%s); sending it again with the output cut "
+                         "from %d to %d bytes, ending with the truncation marker", update.run_id, update.what,
+                         f", limit {stated} bytes" if stated is not None else "", before, after)
+        update.body = encode_json(new_body)
+        update.unique = str(uuid.uuid4())
+        return True
+
+    def _send_with_retries(self, request: Request) -> Dict[str, Any]:
+        """One request, retried with the same key while it may pass, up to ``retry.attempts``."""
+        attempt = 1
+        while True:
+            try:
+                return self._transport.send(request)
+            except PipelineStatusError as error:
+                if not is_retriable(error) or attempt >= self.retry.attempts or self._closed.is_set():
+                    raise
+                wait = self.retry.delay(attempt, getattr(error, "retry_after", None))
+                self.log.info("%s %s failed (%s); retry %d of %d in %.2f s", request.method, request.route, error,
+                              attempt, self.retry.attempts - 1, wait)
+                attempt += 1
+                time.sleep(wait)
+
+    def _observe_run(self, run_id: str, answer: Mapping[str, Any]) -> None:
+        """The one place that reads the run out of an answer (stage update, completion, status),
+        so that later features (heartbeats, cancellation awareness) learn the run's status here."""
+        run = answer.get("run")
+        if not isinstance(run, dict):
+            return
+        with self._lock:
+            self._runs[run_id] = dict(run)
+
+    def _deliver_due(self) -> None:
+        """Tries the due head of every run's queue once, in order, until none is due."""
+        assert self.outbox is not None
+        progressed = True
+        while progressed and not self._closed.is_set():
+            progressed = False
+            now = time.time()
+            for head in self.outbox.heads():
+                if head.next_attempt_at > now:
+                    continue
+                with self._lock:
+                    if not self.outbox.claim(head.seq, self._transport.timeout + 5):
+                        continue
+                    if self._redeliver(head):
+                        progressed = True
+
+    def _redeliver(self, entry: OutboxEntry) -> bool:
+        """One attempt of a queued update; whether the run's queue moved on."""
+        assert self.outbox is not None
+        now = time.time()
+        if now - entry.first_attempt_at > self.max_age:
+            reason = f"expired: undelivered {round(now - entry.first_attempt_at)} s after its first attempt (max_age {self.max_age:g} s)"
+            self.outbox.dead_letter(entry, None, None, reason)
+            self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, reason, self.outbox.path)
+            return True
+        try:
+            answer = self._transport.send(Request(entry.method, entry.route, entry.id, entry.body))
+        except PipelineStatusError as error:
+            if isinstance(error, StatusHttpError) and error.status == 413:
+                update = _Update(entry.run_id, entry.method, entry.route, entry.id, entry.body, entry.what)
+                if self._fit(update, error):
+                    self.outbox.replace(entry.seq, update.unique, update.body or b"")
+                    return True
+            if is_auth_refusal(error):
+                self.outbox.reschedule(entry.seq, time.time() + self.slow_retry_interval, str(error), refused=True)
+                self.log.error("Run %s: %s (from the outbox) refused (%s); check that the runner's secret matches the web app's. "
+                               "Kept queued, retried in %g s", entry.run_id, entry.what, error, self.slow_retry_interval)
+                return False
+            if is_retriable(error):
+                wait = self.retry.delay(entry.attempts + 1, getattr(error, "retry_after", None))
+                self.outbox.reschedule(entry.seq, time.time() + wait, str(error))
+                self.log.info("Run %s: %s (from the outbox) not delivered (%s); next attempt in %.2f s", entry.run_id, entry.what, error, wait)
+                return False
+            status = error.status if isinstance(error, StatusHttpError) else None
+            code = error.code if isinstance(error, StatusHttpError) else None
+            self.outbox.dead_letter(entry, status, code, str(error))
+            self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
+            return True
+        self.outbox.ack(entry.seq)
+        self._observe_run(entry.run_id, answer)
+        self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
+        return True
+
+    def _background(self) -> None:
+        assert self.outbox is not None
+        while not self._closed.is_set():
+            try:
+                self._deliver_due()
+                next_due = self.outbox.next_due()
+            except Exception:  # a background thread must not die of one bad moment
+                self.log.exception("the outbox's background delivery failed; trying again")
+                next_due = time.time() + 5
+            wait = 60.0 if next_due is None else max(0.05, min(60.0, next_due - time.time()))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+
+def _json_text(value: Any) -> Optional[str]:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "PrismaAPIClient"]

@@ -1,0 +1,116 @@
+"""The parts of the pipeline-status wire contract a runner needs (docs/contract.md).
+
+Mirrors ``src/contract`` of the TypeScript package: route paths, header names, the default
+stage catalogue, the run-id rule, and how a stage's output is made storable and cut to fit.
+"""
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+#: Base path of the routes on the web app. ``FRONTEND_WEBHOOK_URL`` is the origin in front of it.
+BASE_PATH = "/api/pipeline"
+
+#: Environment variable holding the web app's origin, e.g. ``https://app.example.com``.
+ENV_WEBHOOK_URL = "FRONTEND_WEBHOOK_URL"
+#: Environment variable holding the shared ``X-Webhook-Secret``.
+ENV_WEBHOOK_SECRET = "WEBHOOK_SECRET"
+#: Environment variable holding a Standard Webhooks signing secret (``whsec_<base64>`` or plain).
+ENV_SIGNING_SECRET = "WEBHOOK_SIGNING_SECRET"
+#: Environment variable naming the outbox directory when ``outbox_dir=`` is not given.
+ENV_OUTBOX_DIR = "PIPELINE_STATUS_OUTBOX_DIR"
+
+HEADER_SECRET = "X-Webhook-Secret"
+HEADER_IDEMPOTENCY_KEY = "Idempotency-Key"
+HEADER_RETRY_AFTER = "Retry-After"
+
+#: The original five-stage pipeline, by stage number (the server's default catalogue).
+DEFAULT_STAGES: Dict[int, str] = {
+    1: "Input Processing",
+    2: "Signal Amplification",
+    3: "General Translation",
+    4: "Brand Contextualization",
+    5: "Opportunity Generation",
+}
+
+STAGE_STATUSES = ("PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
+RUN_END_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
+#: Run statuses after which a run never changes its own status again.
+FINAL_RUN_STATUSES = frozenset(RUN_END_STATUSES)
+
+#: Ends an output the client cut to fit the server's body limit (the same marker as the
+#: TypeScript client's ``TRUNCATION_MARKER``); it appears once, at the very end.
+TRUNCATION_MARKER = "\n\u2026[truncated by pipeline-status-sdk]"
+#: What replaces each character PostgreSQL cannot store (NUL, a lone UTF-16 surrogate).
+REPLACEMENT_CHARACTER = "\ufffd"
+
+_RUN_ID = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_valid_run_id(run_id: object) -> bool:
+    """Whether ``run_id`` follows the contract's rule: 1 to 128 characters of
+    ``A-Z a-z 0-9 . _ ~ : -``, not made of dots only (a URL path segment carries it unchanged)."""
+    return isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) is not None and set(run_id) != {"."}
+
+
+def route_path(route: str, run_id: Optional[str] = None) -> str:
+    """The route after the base path, without the leading slash, the run id unencoded:
+    ``runs``, ``run_1/stage-update``, ``run_1/complete``, ``run_1/status``. This is also the
+    ``<route>`` part of a signed ``webhook-id`` (docs/security.md)."""
+    return "runs" if route == "runs" else f"{run_id}/{route}"
+
+
+def utc_timestamp(moment: Optional[datetime] = None) -> str:
+    """An ISO 8601 UTC timestamp with microseconds, as the original runner sends
+    (``2025-10-25T14:03:11.123456Z``); ``moment`` defaults to now. Naive datetimes are taken as UTC."""
+    moment = moment or datetime.now(timezone.utc)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_storable_text(text: str) -> Tuple[str, int]:
+    """``text`` with every character PostgreSQL cannot store replaced by U+FFFD, and how many
+    were replaced. NUL and lone surrogates are replaced; a surrogate *pair* (two code points that
+    JavaScript would read as one character, e.g. ``"\\ud83d\\ude00"``) is joined into that
+    character first, as the TypeScript client sees it."""
+    if not _UNSTORABLE.search(text):
+        return text, 0
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    count = len(_UNSTORABLE.findall(joined))
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, joined), count
+
+
+def encode_json(body: Mapping[str, Any]) -> bytes:
+    """The exact bytes the client sends (and signs): compact JSON in UTF-8."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def fit_stage_update(body: Mapping[str, Any], max_bytes: int) -> Optional[Tuple[Dict[str, Any], int, int]]:
+    """A copy of the stage-update ``body`` whose ``output`` is cut so that the whole encoded body
+    is at most ``max_bytes`` bytes, ending with :data:`TRUNCATION_MARKER` once; with the output's
+    UTF-8 size before and after, in bytes. ``None`` when it cannot fit (no output, or the rest of
+    the body alone is too large) or would not get smaller."""
+    output = body.get("output")
+    if not isinstance(output, str):
+        return None
+    original = output[: -len(TRUNCATION_MARKER)] if output.endswith(TRUNCATION_MARKER) else output
+
+    def size(text: str) -> int:
+        return len(encode_json({**body, "output": text}))
+
+    before = size(output)
+    if size(TRUNCATION_MARKER) > max_bytes:
+        return None
+    low, high = 0, len(original)
+    while low < high:  # the largest prefix that fits; the size grows with the prefix
+        middle = (low + high + 1) // 2
+        if size(original[:middle] + TRUNCATION_MARKER) <= max_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    cut = original[:low] + TRUNCATION_MARKER
+    if size(cut) >= before:
+        return None
+    return {**body, "output": cut}, len(original.encode("utf-8", "surrogatepass")), len(cut.encode("utf-8"))

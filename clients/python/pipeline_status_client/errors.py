@@ -1,0 +1,41 @@
+"""Errors of the client. Every one derives from :class:`PipelineStatusError`."""
+from typing import Any, Dict, Optional
+
+
+class PipelineStatusError(Exception):
+    """Base class of the client's errors."""
+
+
+class ConfigurationError(PipelineStatusError, ValueError):
+    """The client is misconfigured: no ``FRONTEND_WEBHOOK_URL``, no secret, a bad option."""
+
+
+class InvalidRunIdError(PipelineStatusError, ValueError):
+    """A run id outside the contract's rule (1-128 of ``A-Z a-z 0-9 . _ ~ : -``, not dots only)."""
+
+
+class StatusHttpError(PipelineStatusError):
+    """The server answered with a status that is not 2xx.
+
+    ``status`` is the HTTP status, ``problem`` the RFC 9457 body when there was one (its
+    ``code`` is stable), ``retry_after`` the ``Retry-After`` in seconds when sent."""
+
+    def __init__(self, message: str, status: int, problem: Optional[Dict[str, Any]] = None, retry_after: Optional[float] = None):
+        super().__init__(message)
+        self.status = status
+        self.problem = problem
+        self.retry_after = retry_after
+
+    @property
+    def code(self) -> Optional[str]:
+        """The problem's ``code`` (``run_not_found``, ``unauthorized``...), if any."""
+        code = (self.problem or {}).get("code")
+        return code if isinstance(code, str) else None
+
+
+class StatusNetworkError(PipelineStatusError):
+    """The request got no answer: connection refused or reset, DNS, timeout (``timed_out``)."""
+
+    def __init__(self, message: str, timed_out: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out

@@ -1,0 +1,233 @@
+"""The durable outbox: updates the server did not take yet, kept in SQLite across a receiver
+outage and a process restart, delivered in order per run; and the dead letters.
+
+One file, ``outbox.sqlite3``, in the outbox directory. Several processes may share a directory:
+each update being delivered is leased, so two processes do not send it at once.
+"""
+import os
+import sqlite3
+import time
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from typing import Iterator, List, Optional
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  run_id TEXT NOT NULL,
+  method TEXT NOT NULL,
+  route TEXT NOT NULL,
+  body BLOB,
+  what TEXT NOT NULL,
+  queued_at REAL NOT NULL,
+  first_attempt_at REAL NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at REAL NOT NULL,
+  lease_until REAL NOT NULL DEFAULT 0,
+  last_error TEXT,
+  refused INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS pending_by_run ON pending (run_id, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  method TEXT NOT NULL,
+  route TEXT NOT NULL,
+  body BLOB,
+  what TEXT NOT NULL,
+  queued_at REAL NOT NULL,
+  first_attempt_at REAL NOT NULL,
+  dead_at REAL NOT NULL,
+  status INTEGER,
+  code TEXT,
+  reason TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One queued update. Times are Unix seconds. ``id`` is its Idempotency-Key (and the unique
+    part of its ``webhook-id``), ``route`` the path after the base path, ``body`` the exact bytes."""
+
+    seq: int
+    id: str
+    run_id: str
+    method: str
+    route: str
+    body: Optional[bytes]
+    what: str
+    queued_at: float
+    first_attempt_at: float
+    attempts: int
+    next_attempt_at: float
+    last_error: Optional[str]
+    #: Whether its last attempt was refused with 401/403 (waiting for the secret to be fixed).
+    refused: bool = False
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An update taken out of the queue because no retry can deliver it: refused with 400, 404,
+    409, 415, 422 (or 413 after truncation), or older than the outbox's maximum age. Kept on disk
+    for a person to look at; ``status`` and ``code`` are the server's last answer when there was
+    one, ``reason`` says why in words. Times are Unix seconds."""
+
+    id: str
+    run_id: str
+    method: str
+    route: str
+    body: Optional[bytes]
+    what: str
+    queued_at: float
+    first_attempt_at: float
+    dead_at: float
+    status: Optional[int]
+    code: Optional[str]
+    reason: str
+
+
+class Outbox:
+    """The SQLite outbox in ``directory`` (created if missing). Every change is one committed
+    transaction (``synchronous=FULL``), so an update the client reported as queued survives a
+    crash of the process."""
+
+    def __init__(self, directory: str):
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+        self.path = os.path.join(directory, "outbox.sqlite3")
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30.0, isolation_level=None)) as db:
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def append(self, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
+               first_attempt_at: float, next_attempt_at: float, last_error: Optional[str] = None, refused: bool = False) -> None:
+        """Queues an update behind the run's earlier ones; ``refused``: its attempt got 401/403."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO pending (id, run_id, method, route, body, what, queued_at, first_attempt_at, attempts,"
+                " next_attempt_at, last_error, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (id, run_id, method, route, body, what, now, first_attempt_at, 1 if last_error else 0, next_attempt_at, last_error,
+                 int(refused)),
+            )
+
+    def pending_count(self, run_id: Optional[str] = None) -> int:
+        """How many updates are queued, of one run or of all."""
+        with self._connect() as db:
+            if run_id is None:
+                return int(db.execute("SELECT count(*) FROM pending").fetchone()[0])
+            return int(db.execute("SELECT count(*) FROM pending WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+    def pending(self, run_id: Optional[str] = None) -> List[OutboxEntry]:
+        """The queued updates in delivery order (per run: the order they were reported)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT seq, id, run_id, method, route, body, what, queued_at, first_attempt_at, attempts, next_attempt_at,"
+                " last_error, refused FROM pending" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY seq",
+                (run_id,) if run_id is not None else (),
+            ).fetchall()
+        return [OutboxEntry(*row[:-1], refused=bool(row[-1])) for row in rows]
+
+    def heads(self) -> List[OutboxEntry]:
+        """The first queued update of every run: only these may be delivered now."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT p.seq, p.id, p.run_id, p.method, p.route, p.body, p.what, p.queued_at, p.first_attempt_at, p.attempts,"
+                " p.next_attempt_at, p.last_error, p.refused FROM pending p"
+                " WHERE p.seq = (SELECT min(q.seq) FROM pending q WHERE q.run_id = p.run_id) ORDER BY p.seq"
+            ).fetchall()
+        return [OutboxEntry(*row[:-1], refused=bool(row[-1])) for row in rows]
+
+    def claim(self, seq: int, lease_seconds: float) -> bool:
+        """Leases an update for one delivery attempt; ``False`` when another process holds it."""
+        now = time.time()
+        with self._transaction() as db:
+            cursor = db.execute("UPDATE pending SET lease_until = ? WHERE seq = ? AND lease_until <= ?", (now + lease_seconds, seq, now))
+            return cursor.rowcount == 1
+
+    def ack(self, seq: int) -> None:
+        """Removes a delivered update."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM pending WHERE seq = ?", (seq,))
+
+    def reschedule(self, seq: int, next_attempt_at: float, error: str, refused: bool = False) -> None:
+        """Counts a failed attempt and sets when to try again (Unix seconds); ``refused``: 401/403."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE pending SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, refused = ?, lease_until = 0"
+                " WHERE seq = ?",
+                (next_attempt_at, error, int(refused), seq),
+            )
+
+    def replace(self, seq: int, new_id: str, body: bytes) -> None:
+        """Replaces a queued update's body in place, as a new update (new key), keeping its position."""
+        with self._transaction() as db:
+            db.execute("UPDATE pending SET id = ?, body = ?, next_attempt_at = 0, lease_until = 0 WHERE seq = ?", (new_id, body, seq))
+
+    def make_due(self) -> None:
+        """Makes every queued update due now (a flush, or a new process, tries them at once)."""
+        with self._transaction() as db:
+            db.execute("UPDATE pending SET next_attempt_at = 0")
+
+    def next_due(self) -> Optional[float]:
+        """When the earliest run head may be tried (Unix seconds: its next attempt, or the end of
+        another process's lease on it), or ``None`` when nothing is queued."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT count(*), min(max(p.next_attempt_at, p.lease_until)) FROM pending p"
+                " WHERE p.seq = (SELECT min(q.seq) FROM pending q WHERE q.run_id = p.run_id)"
+            ).fetchone()
+        # A head leased by another process is due when its lease ends, not before.
+        return None if row[0] == 0 else float(row[1])
+
+    def dead_letter(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:
+        """Moves a queued update to the dead letters (removing it from the queue)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM pending WHERE seq = ?", (entry.seq,))
+            self._insert_dead(db, entry.id, entry.run_id, entry.method, entry.route, entry.body, entry.what,
+                              entry.queued_at, entry.first_attempt_at, status, code, reason)
+
+    def add_dead_letter(self, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
+                        first_attempt_at: float, status: Optional[int], code: Optional[str], reason: str) -> None:
+        """Keeps an update that was refused before it was ever queued."""
+        with self._transaction() as db:
+            self._insert_dead(db, id, run_id, method, route, body, what, first_attempt_at, first_attempt_at, status, code, reason)
+
+    @staticmethod
+    def _insert_dead(db: sqlite3.Connection, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
+                     queued_at: float, first_attempt_at: float, status: Optional[int], code: Optional[str], reason: str) -> None:
+        db.execute(
+            "INSERT INTO dead_letters (id, run_id, method, route, body, what, queued_at, first_attempt_at, dead_at, status, code, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (id, run_id, method, route, body, what, queued_at, first_attempt_at, time.time(), status, code, reason),
+        )
+
+    def dead_letters(self, run_id: Optional[str] = None) -> List[DeadLetter]:
+        """The dead letters, oldest first, of one run or of all."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, run_id, method, route, body, what, queued_at, first_attempt_at, dead_at, status, code, reason"
+                " FROM dead_letters" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY seq",
+                (run_id,) if run_id is not None else (),
+            ).fetchall()
+        return [DeadLetter(*row) for row in rows]

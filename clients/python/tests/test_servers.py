@@ -1,0 +1,316 @@
+"""The client against real servers over HTTP: the package's mock server, and the Express
+example on PostgreSQL (PGlite without PSC_TEST_DATABASE_URL), each behind a recording,
+fault-injecting proxy (support.Proxy) so that the tests assert on the wire."""
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+from original_runner import OUTPUTS, report
+from support import SECRET, ExpressDatabase, Fault, Proxy, free_port, run_python, start_express, start_mock
+
+from pipeline_status_client import TRUNCATION_MARKER, PrismaAPIClient, RetryPolicy, StatusHttpError
+
+FAST = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2)
+STAGE_NAMES = ["Input Processing", "Signal Amplification", "General Translation", "Brand Contextualization", "Opportunity Generation"]
+
+
+def new_run_id() -> str:
+    return f"py-{uuid.uuid4().hex[:12]}"
+
+
+class ServerTests:
+    """Cases run against each server; ``server`` and ``proxy`` come from the subclass."""
+
+    proxy: Proxy
+    origin: str
+
+    def client(self, **options: object) -> PrismaAPIClient:
+        options.setdefault("retry", FAST)
+        return PrismaAPIClient(self.proxy.origin, SECRET, **options)  # type: ignore[arg-type]
+
+    def created_run(self) -> str:
+        run_id = new_run_id()
+        run = PrismaAPIClient(self.origin, SECRET).create_run(run_id)
+        self.assertEqual((run["id"], run["status"]), (run_id, "PENDING"))  # type: ignore[attr-defined]
+        return run_id
+
+    def test_the_original_runner_call_sequence(self) -> None:
+        run_id = self.created_run()
+        env = {"FRONTEND_WEBHOOK_URL": self.proxy.origin, "WEBHOOK_SECRET": SECRET}
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, env):
+            client = PrismaAPIClient()  # no arguments, as the original
+        self.assertEqual(report(client, run_id), [True] * 11)
+        sent = [(r.path.rsplit("/", 1)[1], r.json()) for r in self.proxy.updates(run_id)]
+        expected = [("stage-update", (1, "PROCESSING"))]
+        for n in range(1, 6):
+            if n > 1:
+                expected.append(("stage-update", (n, "PROCESSING")))
+            expected.append(("stage-update", (n, "COMPLETED")))
+        expected.append(("complete", "COMPLETED"))
+        self.assertEqual(
+            [(route, (b["stageNumber"], b["status"]) if route == "stage-update" else b["status"]) for route, b in sent], expected)
+        first_complete = sent[1][1]
+        self.assertEqual(sorted(first_complete), ["completedAt", "output", "stageName", "stageNumber", "status"])
+        self.assertEqual(json.loads(first_complete["output"]), OUTPUTS[1])
+        self.assertRegex(first_complete["completedAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+        # The original runner's exact payloads (test/support/fixtures.ts PYTHON_RUNNER_PAYLOADS).
+        self.assertEqual(sent[0][1], {"stageNumber": 1, "stageName": "Input Processing", "status": "PROCESSING", "output": ""})
+        self.assertEqual(len({r.headers["idempotency-key"] for r in self.proxy.updates(run_id)}), 11)
+        status = client.get_status(run_id)
+        self.assertEqual(status["run"]["status"], "COMPLETED")
+        self.assertIsNotNone(status["run"]["completionReceivedAt"])
+        self.assertEqual([(s["stageNumber"], s["stageName"], s["status"]) for s in status["stages"]],
+                         [(n, STAGE_NAMES[n - 1], "COMPLETED") for n in range(1, 6)])
+        self.assertEqual(status["stages"][3]["output"], OUTPUTS[4])
+        self.assertEqual(json.loads(status["stages"][1]["output"]), OUTPUTS[2])
+        self.assertEqual(client.last_known_run(run_id)["status"], "COMPLETED")  # type: ignore[index]
+
+    def test_retries_keep_one_idempotency_key_and_honour_retry_after(self) -> None:
+        run_id = self.created_run()
+        self.proxy.faults.append(Fault("/stage-update", 503, times=1, retry_after="1"))
+        self.proxy.faults.append(Fault("/stage-update", 0, times=1))  # connection dropped
+        self.proxy.faults.append(Fault("/stage-update", 429, times=1))
+        client = self.client()
+        started = time.monotonic()
+        self.assertTrue(client.initialize_pipeline_stages(run_id))
+        self.assertGreaterEqual(time.monotonic() - started, 1.0)  # Retry-After: 1 was honoured
+        attempts = [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/stage-update")]
+        self.assertEqual([r.status for r in attempts], [503, 0, 429, 200])
+        self.assertEqual(len({r.headers["idempotency-key"] for r in attempts}), 1)
+        self.assertEqual(len({r.body for r in attempts}), 1)
+        self.assertEqual(client.get_status(run_id)["stages"][0]["status"], "PROCESSING")
+
+    def test_unstorable_and_oversized_outputs_never_lose_the_status(self) -> None:
+        run_id = self.created_run()
+        with tempfile.TemporaryDirectory() as outbox, self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+            client = self.client(outbox_dir=outbox, background=False)
+            self.assertTrue(client.mark_stage_complete(run_id, 1, "nul\x00 and lone \ud800 surrogate"))
+            big = "x" * (1024 * 1024 + 10)
+            self.assertTrue(client.mark_stage_complete(run_id, 2, big))
+            self.assertEqual(client.dead_letters(run_id), [])
+        self.assertTrue(any("U+FFFD" in line for line in logs.output))
+        self.assertTrue(any("too large (413, limit" in line for line in logs.output))
+        stages = client.get_status(run_id)["stages"]
+        self.assertEqual(stages[0]["output"], "nul\ufffd and lone \ufffd surrogate")
+        self.assertEqual(stages[1]["status"], "COMPLETED")
+        self.assertTrue(stages[1]["output"].endswith(TRUNCATION_MARKER))
+        attempts = [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/stage-update")][1:]
+        self.assertEqual([r.status for r in attempts], [413, 200])
+        self.assertNotEqual(attempts[0].headers["idempotency-key"], attempts[1].headers["idempotency-key"])
+
+    def test_a_refused_update_in_the_outbox_is_dead_lettered_and_the_run_flows(self) -> None:
+        run_id = self.created_run()
+        with tempfile.TemporaryDirectory() as outbox:
+            self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 503, times=100))
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1))
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertEqual(report(client, run_id), [True] * 11)
+            self.assertEqual(client.pending_count(run_id), 11)
+            self.proxy.faults.clear()
+            # Stage 1 PROCESSING is refused for good once the server is back; the rest flows.
+            self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 400, times=1))
+            with self.assertLogs("pipeline_status_client", logging.ERROR) as logs:
+                self.assertTrue(client.flush(timeout=60))
+            self.assertIn("dead-lettered", logs.output[0])
+            letters = client.dead_letters(run_id)
+            self.assertEqual([(d.status, json.loads(d.body or b"")["status"]) for d in letters], [(400, "PROCESSING")])
+            delivered = [r for r in self.proxy.updates(run_id) if r.status == 200]
+            self.assertEqual([r.json().get("stageNumber", "complete") for r in delivered], [1, 2, 2, 3, 3, 4, 4, 5, 5, "complete"])
+            self.assertEqual(client.get_status(run_id)["run"]["status"], "COMPLETED")
+
+    def test_a_secret_mismatch_is_kept_and_retried_slowly_until_fixed(self) -> None:
+        run_id = self.created_run()
+        with tempfile.TemporaryDirectory() as outbox:
+            wrong = PrismaAPIClient(self.proxy.origin, "not-the-secret", outbox_dir=outbox, background=False, retry=FAST,
+                                    slow_retry_interval=3600)
+            with self.assertLogs("pipeline_status_client", logging.ERROR) as logs:
+                self.assertTrue(wrong.initialize_pipeline_stages(run_id))
+                self.assertTrue(wrong.mark_stage_processing(run_id, 2))
+            self.assertIn("check that the runner's secret matches", logs.output[0])
+            self.assertEqual(wrong.pending_count(run_id), 2)
+            self.assertEqual(wrong.dead_letters(), [])
+            self.assertGreater(wrong.outbox.pending(run_id)[0].next_attempt_at, time.time() + 3000)  # type: ignore[union-attr]
+            self.assertEqual([r.status for r in self.proxy.updates(run_id)], [401])  # tried once, not hammered
+            # A flush tries once more, then returns: only a fixed secret can deliver them.
+            with self.assertLogs("pipeline_status_client", logging.ERROR) as again:
+                self.assertFalse(wrong.flush(timeout=600))
+            self.assertIn("Kept queued, retried in 3600 s", again.output[0])
+            self.assertEqual([r.status for r in self.proxy.updates(run_id)], [401, 401])
+            fixed = self.client(outbox_dir=outbox, background=False)
+            self.assertTrue(fixed.flush(timeout=30))
+            self.assertEqual([s["stageNumber"] for s in fixed.get_status(run_id)["stages"]], [1, 2])
+
+    def test_two_processes_flushing_one_outbox_deliver_each_update_once(self) -> None:
+        run_id = self.created_run()
+        with tempfile.TemporaryDirectory() as outbox:
+            self.proxy.faults.append(Fault(f"/{run_id}/", 503, times=100))
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertEqual(report(self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1)), run_id), [True] * 11)
+            self.proxy.faults.clear()
+            flushers = [self.client(outbox_dir=outbox, background=False) for _ in range(2)]
+            threads = [threading.Thread(target=client.flush, args=(60,)) for client in flushers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            delivered = [r for r in self.proxy.updates(run_id) if r.status == 200]
+            self.assertEqual(len(delivered), 11)
+            self.assertEqual(len({r.headers["idempotency-key"] for r in delivered}), 11)
+            self.assertEqual(flushers[0].get_status(run_id)["run"]["status"], "COMPLETED")
+
+    def test_an_update_older_than_max_age_is_dead_lettered(self) -> None:
+        run_id = self.created_run()
+        with tempfile.TemporaryDirectory() as outbox:
+            self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 503, times=100))
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1), max_age=0.3)
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertTrue(client.initialize_pipeline_stages(run_id))
+                self.assertTrue(client.mark_stage_processing(run_id, 2))
+            time.sleep(0.4)
+            self.proxy.faults.clear()
+            with self.assertLogs("pipeline_status_client", logging.ERROR):
+                self.assertTrue(client.flush(timeout=30))
+            self.assertEqual([d.reason.split(":")[0] for d in client.dead_letters(run_id)], ["expired", "expired"])
+            self.assertEqual(client.get_status(run_id)["stages"], [])
+
+    def test_receiver_down_then_a_new_process_delivers_everything_once_in_order(self) -> None:
+        run_id = self.created_run()
+        port = free_port()  # nothing listens here while the run is reported
+        with tempfile.TemporaryDirectory() as outbox:
+            env = {"FRONTEND_WEBHOOK_URL": f"http://127.0.0.1:{port}", "WEBHOOK_SECRET": SECRET,
+                   "PIPELINE_STATUS_OUTBOX_DIR": outbox, "PSC_RUN_ID": run_id}
+            first = run_python("original_runner.py", {**env, "PSC_MODE": "report"})
+            self.assertEqual(first.returncode, 0, first.stderr)
+            self.assertEqual(json.loads(first.stdout), {"results": [True] * 11, "pending": 11})
+            self.restart_receiver()
+            proxy = Proxy(self.origin, port=port)
+            try:
+                second = run_python("original_runner.py", {**env, "PSC_MODE": "flush"})
+                self.assertEqual(second.returncode, 0, second.stderr)
+                self.assertEqual(json.loads(second.stdout), {"empty": True, "pending": 0})
+                sent = proxy.updates(run_id)
+            finally:
+                proxy.close()
+        self.assertEqual([r.status for r in sent], [200] * 11)
+        self.assertEqual(len({r.headers["idempotency-key"] for r in sent}), 11)  # each once
+        order = [(b.get("stageNumber"), b["status"]) for b in (r.json() for r in sent)]
+        self.assertEqual(order, [(1, "PROCESSING"), (1, "COMPLETED"), (2, "PROCESSING"), (2, "COMPLETED"), (3, "PROCESSING"),
+                                 (3, "COMPLETED"), (4, "PROCESSING"), (4, "COMPLETED"), (5, "PROCESSING"), (5, "COMPLETED"),
+                                 (None, "COMPLETED")])
+        status = PrismaAPIClient(self.origin, SECRET).get_status(run_id)
+        self.assertEqual(status["run"]["status"], "COMPLETED")
+        self.assertIsNotNone(status["run"]["completionReceivedAt"])
+        self.assertEqual([s["status"] for s in status["stages"]], ["COMPLETED"] * 5)
+
+    def restart_receiver(self) -> None:
+        """Nothing to restart for a server whose state is in memory."""
+
+
+class MockServerTest(ServerTests, unittest.TestCase):
+    """Against ``pipeline-status mock`` (mock-server/), in memory."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.server = start_mock()
+        cls.origin = cls.server.origin
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+
+    def setUp(self) -> None:
+        self.proxy = Proxy(self.origin)
+
+    def tearDown(self) -> None:
+        self.proxy.close()
+
+
+class ExpressExampleTest(ServerTests, unittest.TestCase):
+    """Against examples/express on PostgreSQL (PSC_TEST_DATABASE_URL) or PGlite; the restart
+    test stops the example and starts it again on the same database."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.database = ExpressDatabase()
+        cls.server = start_express(cls.database)
+        cls.origin = cls.server.origin
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+        cls.database.cleanup()
+
+    def setUp(self) -> None:
+        self.proxy = Proxy(self.origin)
+
+    def tearDown(self) -> None:
+        self.proxy.close()
+
+    def restart_receiver(self) -> None:
+        cls = type(self)
+        cls.server.stop()
+        cls.server = start_express(cls.database, port=cls.server.port)
+        cls.origin = cls.server.origin
+
+
+class SignedExpressTest(unittest.TestCase):
+    """Against the Express adapter configured with a signing secret only (docs/security.md):
+    every request, the status read included, must carry a valid route-bound signature."""
+
+    SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.database = ExpressDatabase()
+        cls.server = start_express(cls.database, signing_secret=cls.SIGNING_SECRET)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+        cls.database.cleanup()
+
+    def setUp(self) -> None:
+        self.proxy = Proxy(self.server.origin)
+
+    def tearDown(self) -> None:
+        self.proxy.close()
+
+    def test_a_signing_only_runner_reports_and_reads_a_run(self) -> None:
+        client = PrismaAPIClient(self.proxy.origin, "", signing_secret=self.SIGNING_SECRET, retry=FAST)
+        run_id = f"run:{uuid.uuid4().hex[:8]}"  # a ':' is signed as it is, whatever the URL says
+        self.assertEqual(client.create_run(run_id)["id"], run_id)
+        self.proxy.faults.append(Fault("/stage-update", 503, times=1))
+        self.assertEqual(report(client, run_id), [True] * 11)
+        self.assertEqual(client.get_status(run_id)["run"]["status"], "COMPLETED")
+        writes = [r for r in self.proxy.records if r.method == "POST"]
+        for record in writes:
+            self.assertNotIn("x-webhook-secret", record.headers)
+            route = record.path.split("/api/pipeline/", 1)[1]
+            self.assertEqual(record.headers["webhook-id"], f"POST {urllib_unquote(route)} {record.headers['idempotency-key']}")
+            self.assertRegex(record.headers["webhook-signature"], r"^v1,[A-Za-z0-9+/]+=*$")
+        retried = [r for r in writes if r.path.endswith("/stage-update")][:2]
+        self.assertEqual([r.status for r in retried], [503, 200])
+        self.assertEqual(retried[0].headers["webhook-id"], retried[1].headers["webhook-id"])
+        read = [r for r in self.proxy.records if r.method == "GET"][-1]
+        self.assertTrue(read.headers["webhook-id"].startswith(f"GET {run_id}/status "))
+        # The plain secret alone is not enough for this server, reads included.
+        with self.assertRaises(StatusHttpError) as refused:
+            PrismaAPIClient(self.server.origin, SECRET).get_status(run_id)
+        self.assertEqual(refused.exception.status, 401)
+
+
+def urllib_unquote(text: str) -> str:
+    import urllib.parse
+
+    return urllib.parse.unquote(text)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,169 @@
+"""Unit tests of the parts that need no server: signing (the known-answer vectors of
+docs/security.md), storable output, truncation, the retry rule, the outbox's order."""
+import json
+import socket
+import tempfile
+import time
+import unittest
+
+from pipeline_status_client import (
+    TRUNCATION_MARKER,
+    ConfigurationError,
+    PrismaAPIClient,
+    RetryPolicy,
+    StatusNetworkError,
+    decode_signing_secret,
+    fit_stage_update,
+    is_valid_run_id,
+    sign_webhook,
+    signature_headers,
+    to_storable_text,
+    webhook_message_id,
+)
+from pipeline_status_client.contract import encode_json
+from pipeline_status_client.outbox import Outbox
+from pipeline_status_client.retry import parse_retry_after
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class SigningTest(unittest.TestCase):
+    def test_known_answer_stage_update(self) -> None:
+        body = '{"stageNumber":1,"stageName":"Input Processing","status":"COMPLETED","output":"café"}'.encode("utf-8")
+        message_id = webhook_message_id("POST", "run_1/stage-update", "5f0e8a43-8c1d-4b6a-9d2e-7a1c3b9e4f20")
+        self.assertEqual(message_id, "POST run_1/stage-update 5f0e8a43-8c1d-4b6a-9d2e-7a1c3b9e4f20")
+        signature = sign_webhook(decode_signing_secret(SECRET), message_id, 1761400991, body)
+        self.assertEqual(signature, "v1,osrKrL8goNVTONY+V4qcSr7u0wkrXskYy3BaByktCrk=")
+
+    def test_known_answer_status_read(self) -> None:
+        message_id = webhook_message_id("get", "run_1/status", "0b9d6c1e-3f2a-4e5b-8c7d-6a5f4e3d2c1b")
+        headers = signature_headers(decode_signing_secret(SECRET), message_id, b"", timestamp=1761400991)
+        self.assertEqual(headers, {
+            "webhook-id": "GET run_1/status 0b9d6c1e-3f2a-4e5b-8c7d-6a5f4e3d2c1b",
+            "webhook-timestamp": "1761400991",
+            "webhook-signature": "v1,WrV8ytNC7/pL1S6s/9qJZkk3xk/6Mliwl23wM7fGtlI=",
+        })
+
+    def test_secrets(self) -> None:
+        self.assertEqual(decode_signing_secret("plain"), b"plain")
+        with self.assertRaises(ValueError):
+            decode_signing_secret("whsec_not base64!")
+        with self.assertRaises(ValueError):
+            webhook_message_id("POST", "runs", "")
+
+
+class StorableOutputTest(unittest.TestCase):
+    def test_nul_and_lone_surrogates_become_replacement_characters(self) -> None:
+        self.assertEqual(to_storable_text("a\x00b\ud800c\udfffd"), ("a\ufffdb\ufffdc\ufffdd", 3))
+        # A surrogate pair written as two code points is the character JavaScript reads.
+        self.assertEqual(to_storable_text("x\ud83d\ude00\x00"), ("x\U0001F600\ufffd", 1))
+        self.assertEqual(to_storable_text("café ✓"), ("café ✓", 0))
+
+    def test_truncation_fits_the_limit_and_ends_with_one_marker(self) -> None:
+        self.assertEqual(TRUNCATION_MARKER, "\n\u2026[truncated by pipeline-status-sdk]")
+        body = {"stageNumber": 2, "stageName": "Signal Amplification", "status": "COMPLETED", "output": "é" * 5000}
+        fitted = fit_stage_update(body, 1000)
+        assert fitted is not None
+        cut, before, after = fitted
+        self.assertLessEqual(len(encode_json(cut)), 1000)
+        self.assertGreater(len(encode_json(cut)), 990)  # the largest prefix, not just any
+        self.assertTrue(cut["output"].endswith(TRUNCATION_MARKER))
+        self.assertEqual(cut["output"].count(TRUNCATION_MARKER), 1)
+        self.assertEqual((before, after), (10000, len(cut["output"].encode("utf-8"))))
+        again = fit_stage_update(cut, 500)
+        assert again is not None
+        self.assertEqual(again[0]["output"].count(TRUNCATION_MARKER), 1)
+        self.assertIsNone(fit_stage_update(body, 20))
+        self.assertIsNone(fit_stage_update({**body, "output": None}, 1000))
+
+    def test_run_ids(self) -> None:
+        for good in ["run_1", "a.b:c~d-e", "x" * 128]:
+            self.assertTrue(is_valid_run_id(good), good)
+        for bad in ["", ".", "..", "a/b", "x" * 129, "é", None]:
+            self.assertFalse(is_valid_run_id(bad), bad)
+
+
+class RetryTest(unittest.TestCase):
+    def test_backoff_with_full_jitter_is_capped(self) -> None:
+        policy = RetryPolicy(base_delay=1.0, max_delay=3.0)
+        for retry in range(1, 8):
+            delay = policy.delay(retry)
+            self.assertGreaterEqual(delay, 0)
+            self.assertLessEqual(delay, min(3.0, 2 ** (retry - 1)))
+        self.assertEqual(policy.delay(1, retry_after=7), 7)
+        self.assertEqual(policy.delay(1, retry_after=600), 60)
+
+    def test_retry_after_header(self) -> None:
+        self.assertEqual(parse_retry_after("5"), 5.0)
+        self.assertEqual(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), 0.0)
+        self.assertIsNone(parse_retry_after("soon"))
+        with self.assertRaises(ValueError):
+            RetryPolicy(attempts=0)
+
+
+class ConfigurationTest(unittest.TestCase):
+    def test_reads_the_environment_and_refuses_what_is_missing(self) -> None:
+        from unittest import mock
+
+        with mock.patch.dict("os.environ", {"FRONTEND_WEBHOOK_URL": "http://127.0.0.1:9", "WEBHOOK_SECRET": "s"}, clear=True):
+            client = PrismaAPIClient()
+            self.assertIsNone(client.outbox)
+        with mock.patch.dict("os.environ", {"WEBHOOK_SECRET": "s"}, clear=True):
+            with self.assertRaisesRegex(ConfigurationError, "FRONTEND_WEBHOOK_URL"):
+                PrismaAPIClient()
+        with mock.patch.dict("os.environ", {"FRONTEND_WEBHOOK_URL": "http://127.0.0.1:9"}, clear=True):
+            with self.assertRaisesRegex(ConfigurationError, "WEBHOOK_SECRET"):
+                PrismaAPIClient()
+
+    def test_without_an_outbox_an_unreachable_server_gives_false_never_an_exception(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]  # closed again: nothing listens there
+        client = PrismaAPIClient(f"http://127.0.0.1:{port}", "s", retry=RetryPolicy(attempts=2, base_delay=0.01))
+        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+            self.assertFalse(client.initialize_pipeline_stages("run_1"))
+            self.assertFalse(client.complete_run("run_1"))
+        self.assertIn("stage 1 PROCESSING was not delivered", logs.output[0])
+        with self.assertRaises(StatusNetworkError):
+            client.get_status("run_1")
+
+    def test_bad_arguments_return_false_without_sending(self) -> None:
+        client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
+        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+            self.assertFalse(client.mark_stage_processing("run_1", 6))
+            self.assertFalse(client.mark_stage_processing("..", 1))
+            self.assertFalse(client.complete_run("run_1", "DONE"))
+        self.assertIn("not in the catalogue", logs.output[0])
+        self.assertIn("outside the contract's rule", logs.output[1])
+
+
+class OutboxTest(unittest.TestCase):
+    def test_heads_are_the_first_update_of_each_run_in_order(self) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            outbox = Outbox(directory)
+            for run_id, key in [("a", "1"), ("b", "2"), ("a", "3")]:
+                outbox.append(key, run_id, "POST", f"{run_id}/stage-update", b"{}", "x", 0.0, 0.0)
+            self.assertEqual([h.id for h in outbox.heads()], ["1", "2"])
+            self.assertTrue(outbox.claim(outbox.heads()[0].seq, 30))
+            self.assertFalse(outbox.claim(outbox.heads()[0].seq, 30))  # leased
+            outbox.ack(outbox.heads()[0].seq)
+            self.assertEqual([h.id for h in outbox.heads()], ["2", "3"])
+            # A second handle on the same directory (another process) sees the same queue.
+            self.assertEqual(Outbox(directory).pending_count("a"), 1)
+            entry = outbox.pending("a")[0]
+            outbox.dead_letter(entry, 400, "validation_failed", "refused")
+            letters = outbox.dead_letters("a")
+            self.assertEqual([(d.id, d.status, d.code, json.loads(d.body or b"")) for d in letters], [("3", 400, "validation_failed", {})])
+
+    def test_a_head_leased_by_another_process_is_due_when_the_lease_ends(self) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            outbox = Outbox(directory)
+            self.assertIsNone(outbox.next_due())
+            outbox.append("1", "a", "POST", "a/stage-update", b"{}", "x", 0.0, 0.0)
+            self.assertEqual(outbox.next_due(), 0.0)
+            self.assertTrue(Outbox(directory).claim(outbox.heads()[0].seq, 30))
+            self.assertGreater(outbox.next_due() or 0, time.time() + 29)
+
+
+if __name__ == "__main__":
+    unittest.main()
