@@ -38,8 +38,13 @@ export const PROBLEM_CODES = Object.freeze({
   unsupported_media_type: 415,
   /** An unexpected error; the details are in the server's log, never in the response. */
   internal_error: 500,
-  /** The database cannot be reached; retry after `Retry-After` seconds. */
+  /** The database cannot be reached, or did not answer in time; retry after `Retry-After` seconds. */
   database_unavailable: 503,
+  /**
+   * The database, or a table or column the SDK needs, does not exist: its migrations were not
+   * deployed (`prisma migrate deploy`). `detail` names what is missing; retry after `Retry-After`.
+   */
+  database_not_migrated: 503,
 } as const)
 
 /** A stable error code of the contract. */
@@ -68,6 +73,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   unsupported_media_type: 'Body must be application/json',
   internal_error: 'Internal error',
   database_unavailable: 'Database unavailable',
+  database_not_migrated: 'Database migrations not deployed',
 })
 
 /** The `type` URI of a problem code. */

@@ -1,6 +1,8 @@
 /**
- * The store-independent steps of every write: lock the run, read the stage, ask the state
- * machine, persist exactly what it decided, run the app's hook, all in one transaction.
+ * The store-independent steps of every write: read the run (and the stage), ask the state
+ * machine, persist exactly what it decided. Stage updates take the store's optimistic hot path
+ * when it has one (read, decide, write if the run's version is unchanged, else again); every
+ * other write locks the run in one transaction, which also holds the app's hook.
  */
 import type { CompleteRun } from '../contract/complete.js'
 import type { StageUpdate } from '../contract/stage-update.js'
@@ -13,6 +15,7 @@ import {
   decideStageUpdate,
   staleRunCutoff,
 } from './state-machine.js'
+import { nextRunVersion } from './run-version.js'
 import { newRun, type RunSnapshot, type RunState, type StageState } from './state.js'
 import type { Store } from './store.js'
 
@@ -46,13 +49,40 @@ export type CompletionResult =
   | Extract<CompletionDecision, { outcome: 'conflict' }>
   | { outcome: 'not_found' }
 
-/** Applies one stage update in one transaction. */
+/**
+ * How many times a stage update reads, decides and tries its conditional write before it takes
+ * the run's lock instead: each lost race means another write to the same run succeeded, so this
+ * only bounds the work under heavy contention on one run.
+ */
+export const OPTIMISTIC_ATTEMPTS = 4
+
+/**
+ * Applies one stage update. On a store with `readRunStage` and `writeRunStage`: reads the run and
+ * the stage, decides, and writes both only if the run's version is still the one read; a lost
+ * race reads and decides again, at most {@link OPTIMISTIC_ATTEMPTS} times, then the update runs
+ * under the run's lock. Other stores run it in one transaction under the run's lock.
+ */
 export async function applyStageUpdate<Tx>(
   store: Store<Tx>,
   runId: string,
   update: StageUpdate,
   options: { stages: StageCatalogue; now: Date },
 ): Promise<StageUpdateResult> {
+  if (store.readRunStage && store.writeRunStage) {
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const read = await store.readRunStage(runId, update.stageNumber)
+      if (!read) return { outcome: 'not_found' }
+      const decision = decideStageUpdate({ run: read.run, stage: read.stage, update, stages: options.stages, now: options.now })
+      if (decision.outcome !== 'applied') return decision
+      const written = await store.writeRunStage({
+        run: decision.run,
+        stage: decision.stage,
+        expectedVersion: read.version,
+        version: nextRunVersion(read.version),
+      })
+      if (written) return { outcome: 'applied', stage: decision.stage, run: decision.run }
+    }
+  }
   return store.transaction(async (tx) => {
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }

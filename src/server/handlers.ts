@@ -14,6 +14,7 @@ import {
   type OnRunCompleted,
 } from '../core/operations.js'
 import { toRunRecord, toStageRecord, toStatusResponse } from '../core/records.js'
+import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import type { ConflictCode } from '../core/state-machine.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
@@ -210,6 +211,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const { authorize } = options
   // Each overload ties the hook's transaction type to its store; here the store is opaque.
   const onRunCompleted = options.onRunCompleted as OnRunCompleted<unknown> | undefined
+  // A database without migrations fails every request alike: its error is logged once.
+  const loggedSchemaProblems = new Set<string>()
 
   /** Per-request state the error path needs. */
   interface Exchange {
@@ -240,12 +243,17 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return error.getResponse()
     }
     if (isStoreUnavailableError(error)) {
-      logger.warn(`pipeline-status: database unavailable during ${route}`, { error })
-      return problemResponse(
-        'database_unavailable',
-        { detail: 'The database cannot be reached right now; retry later' },
-        { [HEADERS.retryAfter]: retryAfter },
-      )
+      const retry = { [HEADERS.retryAfter]: retryAfter }
+      if (error.code === 'database_not_migrated') {
+        // The message names the missing table or column and the command; no secrets, no SQL.
+        if (!loggedSchemaProblems.has(error.message)) {
+          loggedSchemaProblems.add(error.message)
+          logger.error(`pipeline-status: ${error.message}`)
+        }
+        return problemResponse('database_not_migrated', { detail: error.message }, retry)
+      }
+      logger.warn(`pipeline-status: database unavailable during ${route}: ${error.message}`, { error })
+      return problemResponse('database_unavailable', { detail: 'The database cannot be reached right now; retry later' }, retry)
     }
     logger.error(`pipeline-status: unexpected error during ${route}`, { error })
     // Never the error's message: it may hold SQL, connection strings or secrets.
@@ -367,7 +375,14 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       await authenticateRead(exchange, id)
       const snapshot = await getRunSnapshot(store, id)
       if (!snapshot) throw runNotFound()
-      return jsonResponse(toStatusResponse(snapshot))
+      if (snapshot.version === undefined) return jsonResponse(toStatusResponse(snapshot))
+      // The version is the ETag: a poller that sends it back gets 304 until the run changes.
+      const etag = statusETag({ version: snapshot.version })
+      const headers = { ETag: etag, 'Cache-Control': 'private, no-cache' }
+      if (ifNoneMatchMatches(request.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
+      const response = jsonResponse(toStatusResponse(snapshot))
+      for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
+      return response
     })
 
   const handle = (request: Request, pathname: string): Promise<Response> => {
