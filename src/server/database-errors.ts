@@ -79,18 +79,27 @@ const GENERIC_MISSING = 'A table or column of pipeline-status-sdk does not exist
 const DEPLOY =
   ': the database lacks pipeline-status-sdk migrations. Run `prisma migrate deploy` with the migrations of prisma/migrations (copy any new ones from the package after an upgrade)'
 
-/** `table "x"`, `column "y"`, `database "z"`, … from an error's fields or its PostgreSQL message. */
+/** `table "x"`, `column "y"`, `database "z"`, … from an error's PostgreSQL message or its fields. */
 function missingObject(node: Record<string, unknown>): string | undefined {
   const { kind, table, column, db, originalMessage, message } = node
-  if (kind === 'TableDoesNotExist' && typeof table === 'string') return `table "${table}"`
-  if (kind === 'ColumnNotFound' && typeof column === 'string') return `column "${column}"`
-  if (kind === 'DatabaseDoesNotExist' && typeof db === 'string') return `database "${db}"`
   const text = typeof originalMessage === 'string' ? originalMessage : typeof message === 'string' ? message : ''
-  const match = /\b(relation|column|database|schema|type) ("[^"]+"|\S+)(?: of relation "([^"]+)")? does not exist/.exec(text)
-  if (!match) return undefined
-  const noun = match[1] === 'relation' ? 'table' : match[1]
-  const name = (match[2] as string).replace(/^"|"$/g, '')
-  return `${noun} "${name}"${match[3] ? ` of table "${match[3]}"` : ''}`
+  // The same missing column reads `column r.version` in a SELECT and `column "version" of relation
+  // "PipelineRun"` in an UPDATE: both name only the column, so that it is logged once.
+  const match = /\b(relation|column|database|schema|type) ("[^"]+"|\S+)(?: of relation "[^"]+")? does not exist/.exec(text)
+  if (match) {
+    const noun = match[1] === 'relation' ? 'table' : (match[1] as string)
+    const quoted = (match[2] as string).replace(/^"|"$/g, '')
+    return `${noun} "${noun === 'column' ? withoutAlias(quoted) : quoted}"`
+  }
+  if (kind === 'TableDoesNotExist' && typeof table === 'string') return `table "${table}"`
+  if (kind === 'ColumnNotFound' && typeof column === 'string') return `column "${withoutAlias(column.replace(/ of relation .*$/, ''))}"`
+  if (kind === 'DatabaseDoesNotExist' && typeof db === 'string') return `database "${db}"`
+  return undefined
+}
+
+/** A column as PostgreSQL names it in an error may carry the statement's table alias (`r.version`). */
+function withoutAlias(column: string): string {
+  return column.replace(/^[a-z]\./, '')
 }
 
 /** The first object in an error's `cause` chain (and Prisma's `meta.driverAdapterError`) that `test` accepts. */
