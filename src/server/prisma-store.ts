@@ -113,8 +113,11 @@ export type StageOutputField = keyof StageState | 'id' | 'runId'
  * `pg.Pool` an app already hands to `new PrismaPg(pool)`.
  */
 export interface PrismaStorePool {
-  /** Runs one statement with bound parameters (`$1`, `$2`, …). */
-  query(text: string, values: unknown[]): PromiseLike<{ rows: unknown[] }>
+  /**
+   * Runs one statement with bound parameters (`$1`, `$2`, …). `name` makes it a prepared
+   * statement, parsed once per connection (`pg`'s `QueryConfig`).
+   */
+  query(config: { name: string; text: string; values: unknown[] }): PromiseLike<{ rows: unknown[] }>
 }
 
 /**
@@ -413,7 +416,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async #query<Row>(sql: string, values: unknown[]): Promise<Row[]> {
     const pool = this.#pool
     const pending = pool
-      ? Promise.resolve(pool.query(sql, values)).then((result) => result.rows as Row[])
+      ? Promise.resolve(pool.query({ name: statementName(sql), text: sql, values })).then((result) => result.rows as Row[])
       : this.#prisma.$queryRawUnsafe<Row[]>(sql, ...values)
     return this.#bounded(pending)
   }
@@ -464,6 +467,23 @@ function bounded<T>(pending: PromiseLike<T>, ms: number): Promise<T> {
       },
     )
   })
+}
+
+const statementNames = new Map<string, string>()
+
+/**
+ * A prepared statement's name derived from its text (FNV-1a), so that stores with different
+ * table names sharing one pool never reuse a name for another statement.
+ */
+function statementName(sql: string): string {
+  let name = statementNames.get(sql)
+  if (name === undefined) {
+    let hash = 0x811c9dc5
+    for (let i = 0; i < sql.length; i++) hash = Math.imul(hash ^ sql.charCodeAt(i), 0x01000193) >>> 0
+    name = `pss_${hash.toString(36)}_${sql.length.toString(36)}`
+    statementNames.set(sql, name)
+  }
+  return name
 }
 
 function errorCode(error: unknown): unknown {
