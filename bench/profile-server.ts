@@ -25,6 +25,7 @@ const kind = process.argv[2] === 'status' ? 'status' : 'update'
 const mode = process.argv[3] === 'pool' ? 'pool' : 'prisma'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const RUNS = 20_000
+const MEASURE_SECONDS = 6
 
 const name = `pss_prof_${randomBytes(5).toString('hex')}`
 const admin = async (sql: string) => {
@@ -79,7 +80,7 @@ const run = (seconds: number) =>
     ],
   })
 await run(2)
-const measured = await run(6)
+const measured = await run(MEASURE_SECONDS)
 child.disconnect()
 await new Promise((resolve) => child.once('exit', resolve))
 await admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
@@ -90,10 +91,13 @@ interface Node {
   hitCount: number
 }
 const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) as string
-const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as { nodes: Node[]; startTime: number; endTime: number; samples: number[] }
-const total = profile.nodes.reduce((sum, n) => sum + n.hitCount, 0)
-const durationUs = profile.endTime - profile.startTime
-const perHit = durationUs / total
+const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as {
+  nodes: Node[]
+  startTime: number
+  endTime: number
+  samples: number[]
+  timeDeltas: number[]
+}
 function bucket(node: Node): string {
   const { url: u, functionName } = node.callFrame
   if (functionName === '(garbage collector)') return 'garbage collection'
@@ -105,13 +109,25 @@ function bucket(node: Node): string {
   const local = /\/(dist|src)\/(.*)$/.exec(u)
   return local ? `sdk ${local[2]}` : u
 }
+// Only the samples of the measured seconds (the last ones before the server was told to stop).
+const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+const hits = new Map<number, number>()
+let at = profile.startTime
+const from = profile.endTime - MEASURE_SECONDS * 1e6 - 200_000
+for (const [index, id] of profile.samples.entries()) {
+  at += profile.timeDeltas[index] ?? 0
+  if (at >= from) hits.set(id, (hits.get(id) ?? 0) + 1)
+}
+const windowUs = profile.endTime - from
+const perSample = windowUs / [...hits.values()].reduce((sum, n) => sum + n, 0)
 const buckets = new Map<string, number>()
-for (const node of profile.nodes) buckets.set(bucket(node), (buckets.get(bucket(node)) ?? 0) + node.hitCount)
-const requests = measured['2xx'] + 0
-// The profile covers warm-up and measurement; spread the busy time over every answered request.
-const answered = requests + Math.round((requests * 2) / 6)
-console.log(`${kind} (${mode}), 8 concurrent: ${(requests / 6).toFixed(0)}/s measured; self time per request (µs), busy buckets:`)
+for (const [id, count] of hits) {
+  const key = bucket(byId.get(id) as Node)
+  buckets.set(key, (buckets.get(key) ?? 0) + count)
+}
+const answered = measured['2xx']
+console.log(`${kind} (${mode}), 8 concurrent: ${(answered / MEASURE_SECONDS).toFixed(0)}/s; self time per request (µs) in the measured seconds:`)
 const rows = [...buckets.entries()].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1])
-const busy = rows.reduce((sum, [, hits]) => sum + hits, 0)
-for (const [key, hits] of rows.slice(0, 25)) console.log(`  ${((hits * perHit) / answered).toFixed(1).padStart(7)}  ${key}`)
-console.log(`  ${((busy * perHit) / answered).toFixed(1).padStart(7)}  total busy`)
+const busy = rows.reduce((sum, [, count]) => sum + count, 0)
+for (const [key, count] of rows.slice(0, 25)) console.log(`  ${((count * perSample) / answered).toFixed(1).padStart(7)}  ${key}`)
+console.log(`  ${((busy * perSample) / answered).toFixed(1).padStart(7)}  total busy`)

@@ -4,21 +4,23 @@
  * Servers, each in its own child process (so that `process.cpuUsage()` measures one server):
  * - `sdk`: the Express adapter with PrismaStore, every statement through the Prisma client (the default);
  * - `sdk+pool`: the same with the opt-in fast path (`PrismaStore({ pool })`, the app's `pg` pool);
- * - `baseline`: `node:http` + `pg`, the minimal correct transaction (bench/servers/baseline-server.ts).
+ * - `baseline`: `node:http` + `pg`, the minimal correct transaction (bench/servers/baseline-server.ts);
+ * - `original`: the route the package replaces, Prisma without a transaction (stage updates only).
  * All use a pool of 10 connections on one throwaway database seeded with 100,000 runs.
  *
  * Load: autocannon, in this process, every stage update a distinct (run, stage) with a 2 KB
  * output, so every one is applied. Per concurrency the variants run in interleaved blocks
  * (A B C A B C …), so drift and the machine's other load hit them alike; each cell is the median
  * over the rounds. Then `GET /status` the same way, and PrismaStore on a table of 1,000 runs
- * against the one of 100,000 (cost must not grow with table size).
+ * against the one of 100,000, with the same requests (1,000 runs × later stages) on both, so
+ * that only the table's size differs (cost must not grow with it).
  *
  * Prints a table with updates/s, p50/p99 latency, server CPU per update and the ratios to the
  * baseline, and writes everything to bench/results/server.json.
  *
  * Needs DATABASE_URL (a PostgreSQL server where it may create and drop a database); without it,
  * it says so and skips. Run: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
- * Knobs: BENCH_SECONDS (per block, default 3), BENCH_ROUNDS (default 3), BENCH_CONCURRENCY (default 1,8,32,64).
+ * Knobs: BENCH_SECONDS (per block, default 3), BENCH_ROUNDS (default 4), BENCH_CONCURRENCY (default 1,8,32,64).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -39,7 +41,7 @@ if (!serverUrl) {
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3)
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3)
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 4)
 const CONCURRENCY = (process.env['BENCH_CONCURRENCY'] ?? '1,8,32,64').split(',').map(Number)
 const BIG = 100_000
 const SMALL = 1_000
@@ -112,12 +114,15 @@ async function startServer(name: string, file: string, env: Record<string, strin
 }
 
 // ---- load ------------------------------------------------------------------------------------
-/** Hands out distinct (run, stage) pairs of one database: stage 1 of every run, then stage 2, … */
-function pairs(runs: number) {
+/**
+ * Hands out distinct (run, stage) pairs over runs 1..`runs`: stage `firstStage` of every run, then
+ * the next stage, …
+ */
+function pairs(runs: number, firstStage = 1) {
   let next = 0
   return () => {
     const i = next++
-    const stage = 1 + Math.floor(i / runs)
+    const stage = firstStage + Math.floor(i / runs)
     if (stage > STAGES_USED) throw new Error('the benchmark ran out of distinct (run, stage) pairs')
     return { runId: `bench-${1 + (i % runs)}`, stageNumber: stage }
   }
@@ -218,20 +223,20 @@ try {
   const sdk = await startServer('sdk', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'prisma' })
   const sdkPool = await startServer('sdk+pool', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'pool' })
   const baseline = await startServer('baseline', 'baseline-server.ts', { BENCH_DATABASE_URL: bigUrl })
+  const original = await startServer('original', 'original-route.ts', { BENCH_DATABASE_URL: bigUrl })
   const sdkSmall = await startServer('sdk@1k', 'sdk-server.ts', { BENCH_DATABASE_URL: smallUrl, BENCH_MODE: 'prisma' })
-  children.push(sdk.child, sdkPool.child, baseline.child, sdkSmall.child)
+  children.push(sdk.child, sdkPool.child, baseline.child, original.child, sdkSmall.child)
   const servers = [sdk, sdkPool, baseline]
   const bigPairs = pairs(BIG)
-  const smallPairs = pairs(SMALL)
-  const pairsFor = (server: BenchServer) => (server === sdkSmall ? smallPairs : bigPairs)
+  const pairsFor = () => bigPairs
 
   console.log('warming up …')
-  for (const server of [...servers, sdkSmall]) await block(server, 'update', 8, pairsFor(server), 2)
+  for (const server of [...servers, original, sdkSmall]) await block(server, 'update', 8, server === sdkSmall ? pairs(SMALL, 40) : bigPairs, 2)
 
   const updates: Record<number, Record<string, Cell>> = {}
   const allBlocks: Block[] = []
   for (const concurrency of CONCURRENCY) {
-    const { blocks, cells } = await interleaved(servers, 'update', concurrency, pairsFor)
+    const { blocks, cells } = await interleaved([...servers, original], 'update', concurrency, pairsFor)
     updates[concurrency] = cells
     allBlocks.push(...blocks)
     printRow('stage update', concurrency, cells)
@@ -248,7 +253,9 @@ try {
     printRow('GET /status', concurrency, cells)
   }
 
-  const { blocks: sizeBlocks, cells: size } = await interleaved([sdk, sdkSmall], 'update', 8, pairsFor)
+  // The same 1,000 runs and the same later stages on both tables: only the table's size differs.
+  const sizePairs = new Map([[sdk, pairs(SMALL, 50)], [sdkSmall, pairs(SMALL, 50)]])
+  const { blocks: sizeBlocks, cells: size } = await interleaved([sdk, sdkSmall], 'update', 8, (server) => sizePairs.get(server) as () => { runId: string; stageNumber: number })
   allBlocks.push(...sizeBlocks)
   const sizeRatio = (size['sdk']?.cpuPerRequestUs ?? 0) / (size['sdk@1k']?.cpuPerRequestUs ?? 1)
   const sizeThroughput = (size['sdk']?.perSecond ?? 0) / (size['sdk@1k']?.perSecond ?? 1)
@@ -271,7 +278,9 @@ function printRow(what: string, concurrency: number, cells: Record<string, Cell>
   const base = cells['baseline'] as Cell
   const line = (name: string) => {
     const cell = cells[name] as Cell
-    const ratio = name === 'baseline' ? '' : ` (×${(cell.perSecond / base.perSecond).toFixed(2)} rate, ×${(cell.p99 / base.p99).toFixed(2)} p99, ×${(cell.cpuPerRequestUs / base.cpuPerRequestUs).toFixed(2)} CPU)`
+    const original = cells['original']
+    const versus = original && name.startsWith('sdk') ? `; ×${(cell.perSecond / original.perSecond).toFixed(2)} rate of original` : ''
+    const ratio = name === 'baseline' ? '' : ` (×${(cell.perSecond / base.perSecond).toFixed(2)} rate, ×${(cell.p99 / base.p99).toFixed(2)} p99, ×${(cell.cpuPerRequestUs / base.cpuPerRequestUs).toFixed(2)} CPU${versus})`
     return `  ${name.padEnd(9)} ${cell.perSecond.toFixed(0).padStart(6)}/s  p50 ${cell.p50.toFixed(1).padStart(5)} ms  p99 ${cell.p99.toFixed(1).padStart(6)} ms  CPU ${cell.cpuPerRequestUs.toFixed(0).padStart(5)} µs${cell.errors ? `  ${cell.errors} errors` : ''}${ratio}`
   }
   console.log(`\n${what}, ${concurrency} concurrent:`)
