@@ -20,7 +20,8 @@
  *
  * Needs DATABASE_URL (a PostgreSQL server where it may create and drop a database); without it,
  * it says so and skips. Run: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
- * Knobs: BENCH_SECONDS (per block, default 3), BENCH_ROUNDS (default 4), BENCH_CONCURRENCY (default 1,8,32,64).
+ * Knobs: BENCH_SECONDS (per block, default 3), BENCH_ROUNDS (default 4), BENCH_CONCURRENCY (default
+ * 1,8,32,64), BENCH_PARTS (default update,status,size).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -43,6 +44,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3)
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 4)
 const CONCURRENCY = (process.env['BENCH_CONCURRENCY'] ?? '1,8,32,64').split(',').map(Number)
+const PARTS = (process.env['BENCH_PARTS'] ?? 'update,status,size').split(',')
 const BIG = 100_000
 const SMALL = 1_000
 const STAGES_USED = 99
@@ -198,12 +200,19 @@ function summarize(blocks: Block[]): Cell {
   }
 }
 
-async function interleaved(servers: BenchServer[], kind: 'update' | 'status', concurrency: number, nextFor: (server: BenchServer) => () => { runId: string; stageNumber: number }) {
+async function interleaved(
+  servers: BenchServer[],
+  kind: 'update' | 'status',
+  concurrency: number,
+  nextFor: (server: BenchServer) => () => { runId: string; stageNumber: number },
+  rounds = ROUNDS,
+  seconds = SECONDS,
+) {
   const blocks: Block[] = []
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < rounds; round++) {
     // Alternate the order too, so that no server always runs right after the same other one.
     const order = round % 2 === 0 ? servers : [...servers].reverse()
-    for (const server of order) blocks.push(await block(server, kind, concurrency, nextFor(server)))
+    for (const server of order) blocks.push(await block(server, kind, concurrency, nextFor(server), seconds))
   }
   const cells: Record<string, Cell> = {}
   for (const server of servers) cells[server.name] = summarize(blocks.filter((b) => b.server === server.name))
@@ -224,18 +233,23 @@ try {
   const sdkPool = await startServer('sdk+pool', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'pool' })
   const baseline = await startServer('baseline', 'baseline-server.ts', { BENCH_DATABASE_URL: bigUrl })
   const original = await startServer('original', 'original-route.ts', { BENCH_DATABASE_URL: bigUrl })
+  // Two more processes of the same server, started and warmed alike, one per table size: a
+  // process that served the whole benchmark before would differ by more than its table.
+  const sdkLarge = await startServer('sdk@100k', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'prisma' })
   const sdkSmall = await startServer('sdk@1k', 'sdk-server.ts', { BENCH_DATABASE_URL: smallUrl, BENCH_MODE: 'prisma' })
-  children.push(sdk.child, sdkPool.child, baseline.child, original.child, sdkSmall.child)
+  children.push(sdk.child, sdkPool.child, baseline.child, original.child, sdkLarge.child, sdkSmall.child)
   const servers = [sdk, sdkPool, baseline]
   const bigPairs = pairs(BIG)
   const pairsFor = () => bigPairs
 
   console.log('warming up …')
-  for (const server of [...servers, original, sdkSmall]) await block(server, 'update', 8, server === sdkSmall ? pairs(SMALL, 40) : bigPairs, 2)
-
+  for (const server of [...servers, original]) await block(server, 'update', 8, bigPairs, 2)
+  for (const server of [sdkLarge, sdkSmall]) await block(server, 'update', 8, pairs(SMALL, 40), 2)
   const updates: Record<number, Record<string, Cell>> = {}
+  const statuses: Record<number, Record<string, Cell>> = {}
   const allBlocks: Block[] = []
-  for (const concurrency of CONCURRENCY) {
+
+  for (const concurrency of PARTS.includes('update') ? CONCURRENCY : []) {
     const { blocks, cells } = await interleaved([...servers, original], 'update', concurrency, pairsFor)
     updates[concurrency] = cells
     allBlocks.push(...blocks)
@@ -245,8 +259,7 @@ try {
   // Status reads of runs that have stages (the first runs got theirs above).
   let read = 0
   const readPairs = () => () => ({ runId: `bench-${1 + (read++ % 5_000)}`, stageNumber: 0 })
-  const statuses: Record<number, Record<string, Cell>> = {}
-  for (const concurrency of [8, 32]) {
+  for (const concurrency of PARTS.includes('status') ? [8, 32] : []) {
     const { blocks, cells } = await interleaved(servers, 'status', concurrency, readPairs)
     statuses[concurrency] = cells
     allBlocks.push(...blocks)
@@ -254,13 +267,20 @@ try {
   }
 
   // The same 1,000 runs and the same later stages on both tables: only the table's size differs.
-  const sizePairs = new Map([[sdk, pairs(SMALL, 50)], [sdkSmall, pairs(SMALL, 50)]])
-  const { blocks: sizeBlocks, cells: size } = await interleaved([sdk, sdkSmall], 'update', 8, (server) => sizePairs.get(server) as () => { runId: string; stageNumber: number })
+  const sizePairs = new Map([[sdkLarge, pairs(SMALL, 50)], [sdkSmall, pairs(SMALL, 50)]])
+  const { blocks: sizeBlocks, cells: size } = await interleaved(
+    [sdkLarge, sdkSmall],
+    'update',
+    8, (server) => sizePairs.get(server) as () => { runId: string; stageNumber: number },
+    // Many short rounds: a difference of 10% must stand out of this machine's noise.
+    3 * ROUNDS,
+    2,
+  )
   allBlocks.push(...sizeBlocks)
-  const sizeRatio = (size['sdk']?.cpuPerRequestUs ?? 0) / (size['sdk@1k']?.cpuPerRequestUs ?? 1)
-  const sizeThroughput = (size['sdk']?.perSecond ?? 0) / (size['sdk@1k']?.perSecond ?? 1)
+  const sizeRatio = (size['sdk@100k']?.cpuPerRequestUs ?? 0) / (size['sdk@1k']?.cpuPerRequestUs ?? 1)
+  const sizeThroughput = (size['sdk@100k']?.perSecond ?? 0) / (size['sdk@1k']?.perSecond ?? 1)
   console.log(
-    `\ntable size (PrismaStore, c=8): ${BIG.toLocaleString('en')} runs vs ${SMALL.toLocaleString('en')}: ` +
+    `\ntable size (PrismaStore, c=8, two fresh processes alike): ${BIG.toLocaleString('en')} runs vs ${SMALL.toLocaleString('en')}: ` +
       `updates/s ×${sizeThroughput.toFixed(2)}, server CPU per update ×${sizeRatio.toFixed(2)}`,
   )
 
