@@ -85,8 +85,10 @@ export interface PipelineStatusHandlersSettings<Tx = unknown> {
    */
   onRunCompleted?: OnRunCompleted<Tx> | undefined
   /**
-   * Receives unexpected errors (behind a 500, with the error), an unreachable database (503) and
-   * refused credentials (401, never the secret itself).
+   * Receives unexpected errors (behind a 500, with the error), an unreachable database (503, a
+   * warning), a database without the package's tables or columns (503 `database_not_migrated`,
+   * one error per distinct problem, not per request) and refused credentials (401, never the
+   * secret itself).
    * @default warnings to `console.warn`, errors to `console.error`
    */
   logger?: HandlerLogger | undefined
