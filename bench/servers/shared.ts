@@ -7,7 +7,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /** A catalogue long enough that every request can be a distinct (run, stage) that never finishes the run. */
-export const BENCH_STAGES = Array.from({ length: 100 }, (_, i) => ({ number: i + 1, name: `Stage ${i + 1}` }))
+export const BENCH_STAGES = Array.from({ length: 200 }, (_, i) => ({ number: i + 1, name: `Stage ${i + 1}` }))
 export const BENCH_SECRET = 'bench-secret-3c9e1f'
 /** Connections in every server's pool. */
 export const POOL_SIZE = 10
