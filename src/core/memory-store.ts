@@ -1,6 +1,6 @@
 import { isFinalStatus } from '../contract/status.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
-import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, StageState } from './state.js'
+import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
 
 /**
@@ -57,6 +57,21 @@ export class MemoryStore implements Store<MemoryStore> {
       this.#runs.set(run.id, run)
       this.#versions.set(run.id, write.version)
       this.#stagesOf(run.id).set(stage.stageNumber, stage)
+      return true
+    })
+  }
+
+  async readRun(runId: string): Promise<VersionedRun | null> {
+    const run = this.#runs.get(runId)
+    return run ? { run, version: this.#versionOf(runId) } : null
+  }
+
+  async writeRun(write: RunWrite): Promise<boolean> {
+    return this.#serialized(async () => {
+      const { run } = write
+      if (!this.#runs.has(run.id) || this.#versionOf(run.id) !== write.expectedVersion) return false
+      this.#runs.set(run.id, run)
+      this.#versions.set(run.id, write.version)
       return true
     })
   }

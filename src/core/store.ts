@@ -1,4 +1,4 @@
-import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, StageState } from './state.js'
+import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
 
 /**
  * What a store offers inside one transaction. The operations in `operations.ts` call these in
@@ -62,6 +62,17 @@ export interface Store<Tx = unknown> {
    * it wrote; `false` (another write came first) changes nothing.
    */
   writeRunStage?(write: RunStageWrite): Promise<boolean>
+  /**
+   * Reads a run and its version, without a lock; `null` for an unknown run. Optional, together
+   * with {@link Store.writeRun}: with them, completions without an `onRunCompleted` hook and the
+   * stale-run sweep need no transaction.
+   */
+  readRun?(runId: string): Promise<VersionedRun | null>
+  /**
+   * Writes a run only if its version is still `write.expectedVersion`, storing `write.version`.
+   * Returns whether it wrote; `false` (another write came first) changes nothing.
+   */
+  writeRun?(write: RunWrite): Promise<boolean>
 }
 
 /**

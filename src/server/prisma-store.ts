@@ -1,6 +1,6 @@
 import { isFinalStatus, RunStatus } from '../contract/status.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../core/run-version.js'
-import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, StageState } from '../core/state.js'
+import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
 
@@ -84,7 +84,7 @@ export interface PrismaStoreTransactionClient {
 export interface PrismaStoreClient {
   /** One SQL statement with bound parameters; the hot path's reads and writes. */
   $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): PromiseLike<T>
-  /** An interactive transaction; every write of the store runs in one. */
+  /** An interactive transaction: `/complete` with the app's hook, and writes that lost the race too often. */
   $transaction<R>(
     fn: (tx: PrismaStoreTransactionClient) => Promise<R>,
     options?: { maxWait?: number; timeout?: number },
@@ -195,8 +195,9 @@ const TRANSACTION_GRACE_MS = 1_000
  * version and the stage; the pure state machine decides; one statement writes the stage and the
  * run only if the run's version is still the one read (a lost race reads again). Stage rows are
  * written with `INSERT … ON CONFLICT ("runId", "stageNumber") DO UPDATE`, so concurrent first
- * updates merge. `/complete` and the stale-run sweep lock the run's row (`SELECT … FOR UPDATE`)
- * in one interactive transaction, which also holds the app's `onRunCompleted` hook.
+ * updates merge. The stale-run sweep and a `/complete` without a hook write the run the same
+ * conditional way; a `/complete` with the app's `onRunCompleted` hook locks the run's row
+ * (`SELECT … FOR UPDATE`) in one interactive transaction, which also holds the hook.
  *
  * Table and column names come from the client's data model, so models renamed with `@@map` /
  * `@map` or living in another `@@schema` work; see {@link PrismaStoreOptions.names} otherwise.
@@ -352,6 +353,27 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       stage.completedAt,
       stage.createdAt,
       stage.updatedAt,
+    ])
+    return rows.length > 0
+  }
+
+  async readRun(runId: string): Promise<VersionedRun | null> {
+    const rows = await this.#query<VersionedRunRow>(this.#sql.readRun, [runId])
+    const row = rows[0]
+    return row ? { run: toRunState(row), version: Number(row.version) } : null
+  }
+
+  async writeRun(write: RunWrite): Promise<boolean> {
+    const { run } = write
+    const rows = await this.#query<unknown>(this.#sql.writeRun, [
+      run.id,
+      write.expectedVersion,
+      run.status,
+      run.error,
+      run.completedAt,
+      run.completionReceivedAt,
+      run.updatedAt,
+      write.version,
     ])
     return rows.length > 0
   }
@@ -560,6 +582,7 @@ function resolveNames(prisma: object, options: { schema?: string | undefined; na
 /** The store's own SQL, built once from quoted names; every value is a bound parameter. */
 interface StoreSql {
   lockRun: string
+  writeRun: string
   readRun: string
   readRunStage: string
   readRunStages: string
@@ -584,6 +607,10 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames): St
     readRunStages:
       `SELECT ${runColumns('r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns} FROM ${runTable} r ` +
       `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`,
+    writeRun:
+      `UPDATE ${runTable} SET ${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
+      `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8 ` +
+      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING 1 AS "written"`,
     // One statement, one implicit transaction: the run row's update holds its lock while the stage
     // is written, and writes nothing at all when another write changed the version first.
     writeRunStage:
