@@ -26,7 +26,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import pg from 'pg'
@@ -221,6 +221,10 @@ async function interleaved(
 
 // ---- run ---------------------------------------------------------------------------------------
 const children: ChildProcess[] = []
+process.once('uncaughtException', (error) => {
+  console.error(error)
+  void cleanUp().finally(() => process.exit(1))
+})
 const results: Record<string, unknown> = {
   machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
   settings: { seconds: SECONDS, rounds: ROUNDS, concurrency: CONCURRENCY, runs: BIG, poolSize: 10, outputBytes: OUTPUT.length },
@@ -288,13 +292,18 @@ try {
   )
 
   Object.assign(results, { updates, statuses, tableSize: { cells: size, throughputRatio: sizeThroughput, cpuRatio: sizeRatio }, blocks: allBlocks })
-  const output = join(root, process.env['BENCH_OUTPUT'] ?? 'bench/results/server.json')
+  const output = resolve(root, process.env['BENCH_OUTPUT'] ?? 'bench/results/server.json')
   mkdirSync(dirname(output), { recursive: true })
   writeFileSync(output, `${JSON.stringify(results, null, 2)}\n`)
   console.log(`\nwrote ${output}`)
 } finally {
-  for (const child of children) child.kill()
-  for (const name of created) await admin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).catch(() => undefined)
+  await cleanUp()
+}
+
+/** Stops the servers and drops the databases; also after a crash inside the load generator. */
+async function cleanUp(): Promise<void> {
+  for (const child of children.splice(0)) child.kill()
+  for (const name of created.splice(0)) await admin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).catch(() => undefined)
 }
 
 function printRow(what: string, concurrency: number, cells: Record<string, Cell>): void {
