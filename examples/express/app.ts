@@ -6,7 +6,13 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
+import { PrismaStore } from 'pipeline-status-sdk/server'
 import { openDatabase } from '../shared/database.js'
+
+/** How long a client may take to send its request headers, in milliseconds (Node's default is 60 s). */
+export const HEADERS_TIMEOUT_MS = 10_000
+/** How long a client may take to send its whole request, in milliseconds (Node's default is 300 s). */
+export const REQUEST_TIMEOUT_MS = 30_000
 
 /** Options of {@link startExpressExample}. */
 export interface ExpressExampleOptions {
@@ -54,7 +60,8 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   app.use(
     '/api/pipeline',
     createExpressRouter({
-      prisma: db.prisma,
+      // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
+      store: new PrismaStore(db.prisma, { queryTimeout: 5_000, maxWait: 5_000, timeout: 15_000 }),
       secret: options.secret,
       logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
       // Where an app stores the run's results; here the example only reports them.
@@ -76,6 +83,9 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
     await db.close()
     throw error
   }
+  // A client that sends its headers or body slowly (slowloris) is cut off: 408 after these.
+  server.headersTimeout = HEADERS_TIMEOUT_MS
+  server.requestTimeout = REQUEST_TIMEOUT_MS
   const { port } = server.address() as AddressInfo
   let closing: Promise<void> | undefined
   return {

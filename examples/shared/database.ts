@@ -25,6 +25,13 @@ import { PrismaClient } from '../../src/generated/prisma/client.js'
 /** The folder holding `<timestamp>_<name>/migration.sql`, as `prisma migrate` lays it out. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations/', import.meta.url))
 
+/** How long a request waits for a pooled connection, in milliseconds. */
+export const POOL_CONNECTION_TIMEOUT_MS = 5_000
+/** How long PostgreSQL lets one statement run before it cancels it, in milliseconds. */
+export const STATEMENT_TIMEOUT_MS = 10_000
+/** How long PostgreSQL keeps a transaction that sends nothing, in milliseconds. */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 20_000
+
 /** Prisma Migrate's advisory lock key, so this and `prisma migrate deploy` never run at once. */
 const MIGRATION_LOCK_KEY = 72707369
 
@@ -82,7 +89,16 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
       await client.end()
     }
     const prisma = new PrismaClient({
-      adapter: new PrismaPg({ connectionString: options.url, max: options.poolSize ?? 10 }),
+      adapter: new PrismaPg({
+        connectionString: options.url,
+        max: options.poolSize ?? 10,
+        // Bounds on the database side too (docs/operations.md): a request never waits forever for
+        // a pooled connection, and the server cancels a statement (a lock that is never released)
+        // or a transaction left idle, freeing the connection the store has already given up on.
+        connectionTimeoutMillis: POOL_CONNECTION_TIMEOUT_MS,
+        statement_timeout: STATEMENT_TIMEOUT_MS,
+        idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      }),
     })
     return { prisma, kind: 'postgres', close: () => prisma.$disconnect() }
   }

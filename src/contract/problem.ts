@@ -58,8 +58,13 @@ export const PROBLEM_CODES = Object.freeze({
    * are loaded per request rather than started.
    */
   configuration_error: 500,
-  /** The database cannot be reached; retry after `Retry-After` seconds. */
+  /** The database cannot be reached, or did not answer in time; retry after `Retry-After` seconds. */
   database_unavailable: 503,
+  /**
+   * The database, or a table or column the SDK needs, does not exist: its migrations were not
+   * deployed (`prisma migrate deploy`). `detail` names what is missing; retry after `Retry-After`.
+   */
+  database_not_migrated: 503,
 } as const)
 
 /** A stable error code of the contract. */
@@ -93,6 +98,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   body_already_consumed: 'Request body already read by other middleware',
   configuration_error: 'Server misconfigured',
   database_unavailable: 'Database unavailable',
+  database_not_migrated: 'Database migrations not deployed',
 })
 
 /** The `type` URI of a problem code. */

@@ -196,3 +196,48 @@ describe('stale runs in a MemoryStore', () => {
     expect((await getRunSnapshot(store, 'r'))?.run.updatedAt).toEqual(at(5))
   })
 })
+
+describe('the optimistic write path', () => {
+  const MINUTE = 60_000
+  const at = (minutes: number) => new Date(now.getTime() + minutes * MINUTE)
+
+  /** The store, except that `race` runs once between a run's read and its conditional write. */
+  function racing(store: MemoryStore, race: () => Promise<unknown>): Store<MemoryStore> {
+    let raced = false
+    return {
+      transaction: (fn) => store.transaction(fn),
+      insertRun: (run) => store.insertRun(run),
+      getRun: (runId) => store.getRun(runId),
+      listStaleRuns: (before, limit) => store.listStaleRuns(before, limit),
+      readRunStage: (runId, stageNumber) => store.readRunStage(runId, stageNumber),
+      writeRunStage: (write) => store.writeRunStage(write),
+      readRun: async (runId) => {
+        const read = await store.readRun(runId)
+        if (!raced) {
+          raced = true
+          await race()
+        }
+        return read
+      },
+      writeRun: (write) => store.writeRun(write),
+    }
+  }
+
+  it('re-reads after a lost race: a run updated between the sweep’s read and write is not failed', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'r', now: at(0) })
+    await applyStageUpdate(store, 'r', update(1, 'PROCESSING'), { stages: DEFAULT_STAGES, now: at(1) })
+    const swept = racing(store, () => applyStageUpdate(store, 'r', update(1, 'COMPLETED'), { stages: DEFAULT_STAGES, now: at(20) }))
+    expect(await failStaleRuns(swept, { staleAfterMs: 15 * MINUTE, now: at(20), limit: 10 })).toEqual([])
+    expect(await getRunSnapshot(store, 'r')).toMatchObject({ run: { status: 'PROCESSING', updatedAt: at(20) }, version: 2 })
+  })
+
+  it('a /complete without a hook that lost the race decides again on the run as it is now', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'r', now: at(0) })
+    const completing = racing(store, () => applyStageUpdate(store, 'r', update(2, 'FAILED', 'boom'), { stages: DEFAULT_STAGES, now: at(1) }))
+    const result = await completeRun(completing, 'r', { status: 'COMPLETED' }, { now: at(2) })
+    expect(result).toMatchObject({ outcome: 'conflict', code: 'run_finished' })
+    expect(await getRunSnapshot(store, 'r')).toMatchObject({ run: { status: 'FAILED', completionReceivedAt: null }, version: 1 })
+  })
+})

@@ -1,10 +1,12 @@
 import { isFinalStatus } from '../contract/status.js'
-import type { RunSnapshot, RunState, StageState } from './state.js'
+import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
+import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
 
 /**
  * A `Store` in process memory, for the MSW mock, the mock server and tests. Transactions run
  * one at a time and their writes become visible only when they succeed, like a database's.
+ * Run versions follow the same rule as in PostgreSQL (`nextRunVersion`), so `ETag`s match.
  *
  * @example
  * ```ts
@@ -14,11 +16,12 @@ import type { Store, StoreTransaction } from './store.js'
  */
 export class MemoryStore implements Store<MemoryStore> {
   readonly #runs = new Map<string, RunState>()
+  readonly #versions = new Map<string, number>()
   readonly #stages = new Map<string, Map<number, StageState>>()
   #queue: Promise<unknown> = Promise.resolve()
 
   async transaction<T>(fn: (tx: StoreTransaction<MemoryStore>) => Promise<T>): Promise<T> {
-    const run = async (): Promise<T> => {
+    return this.#serialized(async () => {
       const runs = new Map<string, RunState>()
       const stages: Array<[string, StageState]> = []
       const tx: StoreTransaction<MemoryStore> = {
@@ -32,20 +35,53 @@ export class MemoryStore implements Store<MemoryStore> {
         saveRun: async (next) => void runs.set(next.id, next),
       }
       const result = await fn(tx)
-      for (const [id, next] of runs) this.#runs.set(id, next)
+      for (const [id, next] of runs) {
+        this.#runs.set(id, next)
+        this.#versions.set(id, nextRunVersion(this.#versionOf(id)))
+      }
       for (const [runId, stage] of stages) this.#stagesOf(runId).set(stage.stageNumber, stage)
       return result
-    }
-    const result = this.#queue.then(run, run)
-    this.#queue = result.catch(() => undefined)
-    return result
+    })
+  }
+
+  async readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
+    const run = this.#runs.get(runId)
+    if (!run) return null
+    return { run, version: this.#versionOf(runId), stage: this.#stages.get(runId)?.get(stageNumber) }
+  }
+
+  async writeRunStage(write: RunStageWrite): Promise<boolean> {
+    return this.#serialized(async () => {
+      const { run, stage } = write
+      if (!this.#runs.has(run.id) || this.#versionOf(run.id) !== write.expectedVersion) return false
+      this.#runs.set(run.id, run)
+      this.#versions.set(run.id, write.version)
+      this.#stagesOf(run.id).set(stage.stageNumber, stage)
+      return true
+    })
+  }
+
+  async readRun(runId: string): Promise<VersionedRun | null> {
+    const run = this.#runs.get(runId)
+    return run ? { run, version: this.#versionOf(runId) } : null
+  }
+
+  async writeRun(write: RunWrite): Promise<boolean> {
+    return this.#serialized(async () => {
+      const { run } = write
+      if (!this.#runs.has(run.id) || this.#versionOf(run.id) !== write.expectedVersion) return false
+      this.#runs.set(run.id, run)
+      this.#versions.set(run.id, write.version)
+      return true
+    })
   }
 
   async insertRun(run: RunState): Promise<{ created: boolean; run: RunState }> {
-    return this.transaction(async () => {
+    return this.#serialized(async () => {
       const existing = this.#runs.get(run.id)
       if (existing) return { created: false, run: existing }
       this.#runs.set(run.id, run)
+      this.#versions.set(run.id, INITIAL_RUN_VERSION)
       return { created: true, run }
     })
   }
@@ -54,7 +90,7 @@ export class MemoryStore implements Store<MemoryStore> {
     const run = this.#runs.get(runId)
     if (!run) return null
     const stages = [...(this.#stages.get(runId)?.values() ?? [])].sort((a, b) => a.stageNumber - b.stageNumber)
-    return { run, stages }
+    return { run, stages, version: this.#versionOf(runId) }
   }
 
   async listStaleRuns(updatedBefore: Date, limit: number): Promise<RunState[]> {
@@ -67,12 +103,24 @@ export class MemoryStore implements Store<MemoryStore> {
   /** Removes every run and stage. */
   reset(): void {
     this.#runs.clear()
+    this.#versions.clear()
     this.#stages.clear()
   }
 
   /** The ids of all stored runs, in insertion order. */
   runIds(): string[] {
     return [...this.#runs.keys()]
+  }
+
+  /** Runs `fn` after every write queued before it, like transactions taking turns. */
+  #serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(fn, fn)
+    this.#queue = result.catch(() => undefined)
+    return result
+  }
+
+  #versionOf(runId: string): number {
+    return this.#versions.get(runId) ?? INITIAL_RUN_VERSION
   }
 
   #stagesOf(runId: string): Map<number, StageState> {

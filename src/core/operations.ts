@@ -1,6 +1,9 @@
 /**
- * The store-independent steps of every write: lock the run, read the stage, ask the state
- * machine, persist exactly what it decided, run the app's hook, all in one transaction.
+ * The store-independent steps of every write: read the run (and the stage), ask the state
+ * machine, persist exactly what it decided. Writes take the store's optimistic path when it has
+ * one (read, decide, write if the run's version is unchanged, else again); a completion with the
+ * app's `onRunCompleted` hook, a store without that path, and a write that lost the race too
+ * often lock the run in one transaction instead.
  */
 import type { CompleteRun } from '../contract/complete.js'
 import type { StageUpdate } from '../contract/stage-update.js'
@@ -13,6 +16,7 @@ import {
   decideStageUpdate,
   staleRunCutoff,
 } from './state-machine.js'
+import { nextRunVersion } from './run-version.js'
 import { newRun, type RunSnapshot, type RunState, type StageState } from './state.js'
 import type { Store } from './store.js'
 
@@ -46,13 +50,40 @@ export type CompletionResult =
   | Extract<CompletionDecision, { outcome: 'conflict' }>
   | { outcome: 'not_found' }
 
-/** Applies one stage update in one transaction. */
+/**
+ * How many times a stage update reads, decides and tries its conditional write before it takes
+ * the run's lock instead: each lost race means another write to the same run succeeded, so this
+ * only bounds the work under heavy contention on one run.
+ */
+export const OPTIMISTIC_ATTEMPTS = 4
+
+/**
+ * Applies one stage update. On a store with `readRunStage` and `writeRunStage`: reads the run and
+ * the stage, decides, and writes both only if the run's version is still the one read; a lost
+ * race reads and decides again, at most {@link OPTIMISTIC_ATTEMPTS} times, then the update runs
+ * under the run's lock. Other stores run it in one transaction under the run's lock.
+ */
 export async function applyStageUpdate<Tx>(
   store: Store<Tx>,
   runId: string,
   update: StageUpdate,
   options: { stages: StageCatalogue; now: Date },
 ): Promise<StageUpdateResult> {
+  if (store.readRunStage && store.writeRunStage) {
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const read = await store.readRunStage(runId, update.stageNumber)
+      if (!read) return { outcome: 'not_found' }
+      const decision = decideStageUpdate({ run: read.run, stage: read.stage, update, stages: options.stages, now: options.now })
+      if (decision.outcome !== 'applied') return decision
+      const written = await store.writeRunStage({
+        run: decision.run,
+        stage: decision.stage,
+        expectedVersion: read.version,
+        version: nextRunVersion(read.version),
+      })
+      if (written) return { outcome: 'applied', stage: decision.stage, run: decision.run }
+    }
+  }
   return store.transaction(async (tx) => {
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }
@@ -65,13 +96,55 @@ export async function applyStageUpdate<Tx>(
   })
 }
 
-/** Applies one explicit completion in one transaction, running `onRunCompleted` inside it when applied. */
+/**
+ * Reads a run, decides on it and writes the decided run only if its version is unchanged, again
+ * after a lost race, at most {@link OPTIMISTIC_ATTEMPTS} times. `undefined` when the store has no
+ * such path or every attempt lost: the caller then decides under the run's lock.
+ */
+async function decideOnRun<Tx, D>(
+  store: Store<Tx>,
+  runId: string,
+  decide: (run: RunState) => D,
+  toWrite: (decision: D) => RunState | undefined,
+): Promise<{ found: false } | { found: true; decision: D } | undefined> {
+  if (!store.readRun || !store.writeRun) return undefined
+  for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+    const read = await store.readRun(runId)
+    if (!read) return { found: false }
+    const decision = decide(read.run)
+    const run = toWrite(decision)
+    if (run === undefined) return { found: true, decision }
+    if (await store.writeRun({ run, expectedVersion: read.version, version: nextRunVersion(read.version) })) {
+      return { found: true, decision }
+    }
+  }
+  return undefined
+}
+
+/**
+ * Applies one explicit completion. With `onRunCompleted`, in one transaction under the run's
+ * lock, the hook inside it when applied; without a hook, like a stage update: decided on the run
+ * as read and written only if its version is unchanged.
+ */
 export async function completeRun<Tx>(
   store: Store<Tx>,
   runId: string,
   body: CompleteRun,
   options: { now: Date; onRunCompleted?: OnRunCompleted<Tx> | undefined },
 ): Promise<CompletionResult> {
+  if (!options.onRunCompleted) {
+    const attempt = await decideOnRun(
+      store,
+      runId,
+      (run) => decideCompletion({ run, body, now: options.now }),
+      (decision) => (decision.outcome === 'applied' ? decision.run : undefined),
+    )
+    if (attempt && !attempt.found) return { outcome: 'not_found' }
+    if (attempt?.found) {
+      const { decision } = attempt
+      return decision.outcome === 'applied' ? { outcome: 'applied', run: decision.run } : decision
+    }
+  }
   return store.transaction(async (tx) => {
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }
@@ -114,8 +187,9 @@ export interface FailStaleRunsOptions {
 
 /**
  * Fails the runs that stopped reporting: lists unfinished runs last updated before
- * `now - staleAfterMs`, then, one transaction per run, locks it and decides again, since it may
- * have been updated or finished since the listing. Concurrent calls (one per web instance) never
+ * `now - staleAfterMs`, then reads each again and decides again, since it may have been updated
+ * or finished since the listing, and writes it only if its version is unchanged (or, on a store
+ * without that path, locks it in one transaction). Concurrent calls (one per web instance) never
  * fail a run twice, and never fail one whose update committed first. Returns the runs it failed.
  * Throws a `TypeError` for a store without `listStaleRuns`, a `RangeError` for a `staleAfterMs`
  * or `limit` that is not positive.
@@ -127,17 +201,32 @@ export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRuns
   const candidates = await store.listStaleRuns(staleRunCutoff(now, staleAfterMs), limit)
   const failed: RunState[] = []
   for (const candidate of candidates) {
-    const run = await store.transaction(async (tx) => {
-      const current = await tx.lockRun(candidate.id)
-      if (!current) return undefined
-      const decision = decideStaleRun({ run: current, now, staleAfterMs })
-      if (decision.outcome !== 'failed') return undefined
-      await tx.saveRun(decision.run)
-      return decision.run
-    })
+    const attempt = await decideOnRun(
+      store,
+      candidate.id,
+      (current) => decideStaleRun({ run: current, now, staleAfterMs }),
+      (decision) => (decision.outcome === 'failed' ? decision.run : undefined),
+    )
+    const run = attempt
+      ? attempt.found && attempt.decision.outcome === 'failed'
+        ? attempt.decision.run
+        : undefined
+      : await failUnderLock(store, candidate.id, now, staleAfterMs)
     if (!run) continue
     failed.push(run)
     await onFailed?.(run)
   }
   return failed
+}
+
+/** The stale-run decision under the run's lock, in one transaction. */
+function failUnderLock<Tx>(store: Store<Tx>, runId: string, now: Date, staleAfterMs: number): Promise<RunState | undefined> {
+  return store.transaction(async (tx) => {
+    const current = await tx.lockRun(runId)
+    if (!current) return undefined
+    const decision = decideStaleRun({ run: current, now, staleAfterMs })
+    if (decision.outcome !== 'failed') return undefined
+    await tx.saveRun(decision.run)
+    return decision.run
+  })
 }

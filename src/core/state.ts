@@ -42,6 +42,42 @@ export interface RunSnapshot {
   run: RunState
   /** Its stored stages; stages without a row (`PENDING`) are absent. */
   stages: StageState[]
+  /**
+   * The run's version (see `nextRunVersion`): raised by one with every applied change to the
+   * run or its stages. The handlers send it as the `ETag` of `GET /status`. A store of your own
+   * that leaves it out gets no `ETag`.
+   */
+  version?: number
+}
+
+/** A run as stored, with its version. */
+export interface VersionedRun {
+  /** The run as stored. */
+  run: RunState
+  /** The run's version when it was read. */
+  version: number
+}
+
+/** A run read together with one of its stages, for the stage-update hot path. */
+export interface RunStageRead extends VersionedRun {
+  /** The stored row of the requested stage, or `undefined` when it has none (PENDING). */
+  stage: StageState | undefined
+}
+
+/** A run to write only if its version is still `expectedVersion`. */
+export interface RunWrite {
+  /** The run to store. */
+  run: RunState
+  /** The version the run was read at; the write changes nothing if the run has moved on since. */
+  expectedVersion: number
+  /** The version to store: `nextRunVersion(expectedVersion)`. */
+  version: number
+}
+
+/** A stage and its run to write together, only if the run's version is still `expectedVersion`. */
+export interface RunStageWrite extends RunWrite {
+  /** The stage to store (insert or update, keyed by the run and `stageNumber`). */
+  stage: StageState
 }
 
 /** A new run in its initial state. */

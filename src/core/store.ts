@@ -1,4 +1,4 @@
-import type { RunSnapshot, RunState, StageState } from './state.js'
+import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
 
 /**
  * What a store offers inside one transaction. The operations in `operations.ts` call these in
@@ -17,7 +17,10 @@ export interface StoreTransaction<Tx = unknown> {
   getStage(runId: string, stageNumber: number): Promise<StageState | undefined>
   /** Inserts or updates one stage (unique per run and stage number). */
   saveStage(runId: string, stage: StageState): Promise<void>
-  /** Updates a run's status fields. */
+  /**
+   * Updates a run's status fields: one applied change, so the store also raises the run's
+   * version to `nextRunVersion` of the version it had.
+   */
   saveRun(run: RunState): Promise<void>
 }
 
@@ -47,11 +50,55 @@ export interface Store<Tx = unknown> {
    * `PrismaStore` implement it.
    */
   listStaleRuns?(updatedBefore: Date, limit: number): Promise<RunState[]>
+  /**
+   * The stage-update hot path, part 1: reads a run, its version and one of its stages in one
+   * consistent read, without a lock; `null` for an unknown run. Optional, together with
+   * {@link Store.writeRunStage}; without them stage updates run in {@link Store.transaction}.
+   */
+  readRunStage?(runId: string, stageNumber: number): Promise<RunStageRead | null>
+  /**
+   * The stage-update hot path, part 2: writes the stage and the run atomically, only if the
+   * run's version is still `write.expectedVersion`, and stores `write.version`. Returns whether
+   * it wrote; `false` (another write came first) changes nothing.
+   */
+  writeRunStage?(write: RunStageWrite): Promise<boolean>
+  /**
+   * Reads a run and its version, without a lock; `null` for an unknown run. Optional, together
+   * with {@link Store.writeRun}: with them, completions without an `onRunCompleted` hook and the
+   * stale-run sweep need no transaction.
+   */
+  readRun?(runId: string): Promise<VersionedRun | null>
+  /**
+   * Writes a run only if its version is still `write.expectedVersion`, storing `write.version`.
+   * Returns whether it wrote; `false` (another write came first) changes nothing.
+   */
+  writeRun?(write: RunWrite): Promise<boolean>
 }
 
 /**
- * Thrown by a store when its database cannot be reached; the handlers answer 503 with
- * `Retry-After`. `PrismaStore` throws it for connection errors; a store of your own should too.
+ * Why a store is unavailable, as the problem `code` of the handlers' 503:
+ * `database_unavailable` (unreachable, or no answer in time) or `database_not_migrated`
+ * (the database, a table or a column is missing: migrations were not deployed).
+ */
+export type StoreUnavailableCode = 'database_unavailable' | 'database_not_migrated'
+
+/** Options of {@link StoreUnavailableError}. */
+export interface StoreUnavailableErrorOptions {
+  /** The underlying error. */
+  cause?: unknown
+  /**
+   * Why the store is unavailable.
+   * @default 'database_unavailable'
+   */
+  code?: StoreUnavailableCode | undefined
+}
+
+/**
+ * Thrown by a store when its database cannot be used right now; the handlers answer 503 with
+ * `Retry-After` and `code` as the problem's code. `PrismaStore` throws it for connection errors,
+ * calls that take longer than their bound, and a database without the SDK's tables or columns
+ * (`database_not_migrated`, whose message names what is missing and is sent as the problem's
+ * `detail`); a store of your own should too.
  *
  * @example
  * ```ts
@@ -62,8 +109,11 @@ export interface Store<Tx = unknown> {
 export class StoreUnavailableError extends Error {
   /** Always `'StoreUnavailableError'`; check it with {@link isStoreUnavailableError}. */
   override readonly name = 'StoreUnavailableError' as const
-  constructor(message = 'The database is unreachable', options?: { cause?: unknown }) {
-    super(message, options)
+  /** Why the store is unavailable. */
+  readonly code: StoreUnavailableCode
+  constructor(message = 'The database is unreachable', options: StoreUnavailableErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = options.code ?? 'database_unavailable'
   }
 }
 

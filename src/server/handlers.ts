@@ -22,6 +22,7 @@ import {
   type OnRunCompleted,
 } from '../core/operations.js'
 import { toRunRecord, toStageRecord, toStatusResponse } from '../core/records.js'
+import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import type { ConflictCode } from '../core/state-machine.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
@@ -142,8 +143,10 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   onRunCompleted?: OnRunCompleted<Tx> | undefined
   /**
-   * Receives unexpected errors (behind a 500, with the error), an unreachable database (503) and
-   * refused credentials (401, never the secret itself).
+   * Receives unexpected errors (behind a 500, with the error), an unreachable database (503, a
+   * warning), a database without the package's tables or columns (503 `database_not_migrated`,
+   * one error per distinct problem, not per request) and refused credentials (401, never the
+   * secret itself).
    * @default warnings to `console.warn`, errors to `console.error`
    */
   logger?: HandlerLogger | undefined
@@ -275,6 +278,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const authorize = options.authorize as AuthorizeHook<unknown> | undefined
   // Each overload ties the hook's transaction type to its store; here the store is opaque.
   const onRunCompleted = options.onRunCompleted as OnRunCompleted<unknown> | undefined
+  // A database without migrations fails every request alike: its error is logged once.
+  const loggedSchemaProblems = new Set<string>()
 
   /** Per-request state the error path needs. */
   interface Exchange {
@@ -320,14 +325,20 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return response
     }
     if (isStoreUnavailableError(error)) {
+      const retry = { [HEADERS.retryAfter]: retryAfter }
+      if (error.code === 'database_not_migrated') {
+        // The message names the missing table or column and the command; no secrets, no SQL.
+        // Logged once per distinct problem: every request says the same until it is fixed.
+        if (!loggedSchemaProblems.has(error.message)) {
+          loggedSchemaProblems.add(error.message)
+          logger.error(`pipeline-status: ${error.message}`, { ...fields, status: 503, code: 'database_not_migrated' })
+        }
+        return problemResponse('database_not_migrated', { detail: error.message }, retry)
+      }
       // The cause in one line: a stack per request says nothing more while the database is down.
       const cause = oneLine(error.message)
       logger.warn(`pipeline-status: ${where}: 503 database_unavailable: ${cause}`, { ...fields, status: 503, code: 'database_unavailable', cause })
-      return problemResponse(
-        'database_unavailable',
-        { detail: 'The database cannot be reached right now; retry later' },
-        { [HEADERS.retryAfter]: retryAfter },
-      )
+      return problemResponse('database_unavailable', { detail: 'The database cannot be reached right now; retry later' }, retry)
     }
     logger.error(`pipeline-status: ${where}: 500 internal_error`, { ...fields, status: 500, code: 'internal_error', error })
     // Never the error's message: it may hold SQL, connection strings or secrets.
@@ -494,7 +505,14 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       await authenticateRead(exchange, 'status', id)
       const snapshot = await getRunSnapshot(store, id)
       if (!snapshot) throw runNotFound()
-      return jsonResponse(toStatusResponse(snapshot))
+      if (snapshot.version === undefined) return jsonResponse(toStatusResponse(snapshot))
+      // The version is the ETag: a poller that sends it back gets 304 until the run changes.
+      const etag = statusETag({ version: snapshot.version })
+      const headers = { ETag: etag, 'Cache-Control': 'private, no-cache' }
+      if (ifNoneMatchMatches(request.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
+      const response = jsonResponse(toStatusResponse(snapshot))
+      for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
+      return response
     })
 
   const routeNotFound = (request: Request, detail: string): Promise<Response> =>

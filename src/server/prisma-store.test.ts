@@ -17,6 +17,7 @@ function failingClient(error: unknown, options: { enterCallback?: boolean } = {}
   }
   return {
     ...delegates,
+    $queryRawUnsafe: fail,
     $transaction: async (fn) => {
       if (options.enterCallback) return fn({ ...delegates, $queryRawUnsafe: fail })
       throw error
@@ -77,12 +78,14 @@ describe('PrismaStore errors', () => {
     await expect(store.transaction((tx) => tx.lockRun('r'))).rejects.toBe(cause)
   })
 
-  it('treats a transaction that could not start in maxWait as unavailable, a timed-out one as an error', async () => {
+  it('treats a transaction that could not start in maxWait, or ran out of its timeout, as unavailable', async () => {
     const timeout = prismaError('P2028')
-    await expect(new PrismaStore(failingClient(timeout)).transaction(async () => 1)).rejects.toBeInstanceOf(
-      StoreUnavailableError,
-    )
+    const notStarted = await new PrismaStore(failingClient(timeout)).transaction(async () => 1).catch((e: unknown) => e)
+    expect(notStarted).toBeInstanceOf(StoreUnavailableError)
+    expect((notStarted as Error).message).toBe('No connection within 5000 ms')
     const started = new PrismaStore(failingClient(timeout, { enterCallback: true }))
-    await expect(started.transaction((tx) => tx.lockRun('r'))).rejects.toBe(timeout)
+    const expired = await started.transaction((tx) => tx.lockRun('r')).catch((e: unknown) => e)
+    expect(expired).toBeInstanceOf(StoreUnavailableError)
+    expect((expired as Error).cause).toBe(timeout)
   })
 })

@@ -1,6 +1,10 @@
 import { isFinalStatus, RunStatus } from '../contract/status.js'
-import type { RunSnapshot, RunState, StageState } from '../core/state.js'
+import { INITIAL_RUN_VERSION, nextRunVersion } from '../core/run-version.js'
+import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
+import { toStoreError } from './database-errors.js'
+
+export { isDatabaseUnreachableError } from './database-errors.js'
 
 // Typed structurally so that this module never imports `@prisma/client` or a generated client:
 // any client generated from a schema holding our models fits, also one whose models have extra
@@ -32,17 +36,6 @@ const STAGE_SELECT: { [K in keyof StageState]: true } = {
 
 /** The part of a Prisma model delegate (`prisma.pipelineRun`) that {@link PrismaStore} uses. */
 export interface PrismaStorePipelineRunDelegate {
-  /** Reads a run with its stages (`GET /status`). */
-  findUnique(args: {
-    where: { id: string }
-    select: { [K in keyof RunState]: true } & {
-      stages: { select: { [K in keyof StageState]: true }; orderBy: { stageNumber: 'asc' } }
-    }
-  }): PromiseLike<(RunState & { stages: StageState[] }) | null>
-  /** Reads the existing run after a creation found its id taken. */
-  findUniqueOrThrow(args: { where: { id: string }; select: { [K in keyof RunState]: true } }): PromiseLike<RunState>
-  /** Creates a run unless its id exists (`INSERT … ON CONFLICT DO NOTHING`). */
-  createMany(args: { data: RunState[]; skipDuplicates: true }): PromiseLike<{ count: number }>
   /** Lists unfinished runs not updated since a moment (the stale-run sweep). */
   findMany(args: {
     where: { status: { in: RunStatus[] }; updatedAt: { lt: Date } }
@@ -50,10 +43,10 @@ export interface PrismaStorePipelineRunDelegate {
     take: number
     select: { [K in keyof RunState]: true }
   }): PromiseLike<RunState[]>
-  /** Writes a run's status fields. */
+  /** Writes a run's status fields and its version. */
   update(args: {
     where: { id: string }
-    data: Omit<RunState, 'id' | 'createdAt'>
+    data: Omit<RunState, 'id' | 'createdAt'> & { version: number | { increment: number } }
     select: { id: true }
   }): PromiseLike<{ id: string }>
 }
@@ -85,11 +78,13 @@ export interface PrismaStoreTransactionClient {
 }
 
 /**
- * What {@link PrismaStore} needs of a `PrismaClient`: interactive transactions and the
- * `pipelineRun` / `stageOutput` delegates generated from the SDK's models.
+ * What {@link PrismaStore} needs of a `PrismaClient`: raw queries (the hot path), interactive
+ * transactions and the `pipelineRun` / `stageOutput` delegates generated from the SDK's models.
  */
 export interface PrismaStoreClient {
-  /** An interactive transaction; every write of the store runs in one. */
+  /** One SQL statement with bound parameters; the hot path's reads and writes. */
+  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): PromiseLike<T>
+  /** An interactive transaction: `/complete` with the app's hook, and writes that lost the race too often. */
   $transaction<R>(
     fn: (tx: PrismaStoreTransactionClient) => Promise<R>,
     options?: { maxWait?: number; timeout?: number },
@@ -107,45 +102,111 @@ export interface PrismaStoreClient {
 export type PrismaTransactionClientOf<Client extends PrismaStoreClient> =
   Parameters<Client['$transaction']>[0] extends (tx: infer Tx) => unknown ? Tx : PrismaStoreTransactionClient
 
+/** The columns of `PipelineRun` that the store reads and writes, by Prisma field name. */
+export type PipelineRunField = keyof RunState | 'version'
+
+/** The columns of `StageOutput` that the store reads and writes, by Prisma field name. */
+export type StageOutputField = keyof StageState | 'id' | 'runId'
+
+/**
+ * A `pg` pool (or anything with its `query`), for {@link PrismaStoreOptions.pool}: e.g. the
+ * `pg.Pool` an app already hands to `new PrismaPg(pool)`.
+ */
+export interface PrismaStorePool {
+  /**
+   * Runs one statement with bound parameters (`$1`, `$2`, …). `name` makes it a prepared
+   * statement, parsed once per connection (`pg`'s `QueryConfig`).
+   */
+  query(config: { name: string; text: string; values: unknown[] }): PromiseLike<{ rows: unknown[] }>
+}
+
+/**
+ * Table and column names for {@link PrismaStoreOptions.names}, by Prisma model and field name.
+ * Each missing entry is read from the client's data model, else taken as the Prisma name.
+ */
+export interface PrismaStoreNames {
+  /** The `PipelineRun` model: its table (as in `@@map`) and its columns (as in `@map`). */
+  PipelineRun?: { table?: string | undefined; columns?: Partial<Record<PipelineRunField, string>> | undefined } | undefined
+  /** The `StageOutput` model: its table (as in `@@map`) and its columns (as in `@map`). */
+  StageOutput?: { table?: string | undefined; columns?: Partial<Record<StageOutputField, string>> | undefined } | undefined
+}
+
 /** Options of {@link createPrismaStore} and {@link PrismaStore}. */
 export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaStoreClient> {
   /** The app's own `PrismaClient`, generated from a schema that holds the SDK's models. */
   prisma: Client
   /**
-   * How long a write may wait for a connection before it gives up, in milliseconds. A write that
-   * cannot start in time fails with `StoreUnavailableError` (the handlers answer 503).
+   * How long a transaction (`/complete`, the stale-run sweep, a stage update under heavy
+   * contention) may wait for a connection before it gives up, in milliseconds. It then fails
+   * with `StoreUnavailableError` (the handlers answer 503 with `Retry-After`).
    * @default 5000
    */
   maxWait?: number | undefined
   /**
-   * How long one write transaction may run, in milliseconds, including the app's
-   * `onRunCompleted` hook, which runs inside it. Waiting for another write to the same run
-   * counts towards it.
+   * How long one transaction may run, in milliseconds, including the app's `onRunCompleted`
+   * hook, which runs inside it. Waiting for another write to the same run counts towards it.
+   * Past it the transaction is rolled back and fails with `StoreUnavailableError` (503).
    * @default 15000
    */
   timeout?: number | undefined
   /**
-   * The PostgreSQL schema holding the tables, when it is not the connection's `search_path`
-   * (e.g. when the adapter was created with `new PrismaPg(url, { schema })`). Prisma itself has
-   * no row lock, so the store locks runs with one SQL statement that needs the table's schema.
-   * @default the connection's search_path (normally `public`)
+   * How long one statement outside a transaction may take, in milliseconds, waiting for a
+   * pooled connection included: the status read, run creation, the stale-run listing and each
+   * statement of a stage update. Past it the call fails with `StoreUnavailableError` (503); the
+   * statement itself is left to the pool, so also set the pool's `connectionTimeoutMillis` and
+   * PostgreSQL's `statement_timeout` (see docs/operations.md).
+   * @default 5000
+   */
+  queryTimeout?: number | undefined
+  /**
+   * The PostgreSQL schema holding the tables, when neither the models (`@@schema`) nor the
+   * connection's `search_path` say it (e.g. when the adapter was created with
+   * `new PrismaPg(url, { schema })`): the store writes its hot-path SQL itself.
+   * @default the models' `@@schema`, else the connection's search_path (normally `public`)
    */
   schema?: string | undefined
+  /**
+   * Table and column names, for a client that does not expose its data model. A `PrismaClient`
+   * generated by Prisma 7 does, so models renamed with `@@map` / `@map` need nothing here.
+   * @default read from the client's data model, else the Prisma names
+   */
+  names?: PrismaStoreNames | undefined
+  /**
+   * Opt-in: a `pg` pool on the same database on which the store runs its own SQL statements
+   * (the stage-update hot path, status reads, run creation), skipping the Prisma client's
+   * per-statement cost. Transactions (`/complete` and the app's `onRunCompleted` hook) still go
+   * through Prisma. Apps on `@prisma/adapter-pg` can pass the pool they give the adapter.
+   * @default none: every statement goes through the Prisma client
+   */
+  pool?: PrismaStorePool | undefined
 }
 
 /** @default values of {@link PrismaStoreOptions}, in milliseconds. */
 const DEFAULT_MAX_WAIT = 5_000
 const DEFAULT_TIMEOUT = 15_000
+const DEFAULT_QUERY_TIMEOUT = 5_000
+/** How much longer than Prisma's own transaction bounds the store waits before it gives up itself. */
+const TRANSACTION_GRACE_MS = 1_000
 
 /**
- * The {@link Store} for PostgreSQL through the app's own `PrismaClient`. Every write is one
- * interactive transaction that first locks the run's row (`SELECT … FOR UPDATE`), so concurrent
- * updates of one run take turns while different runs proceed in parallel, and a run can never
- * be finished twice. Stage rows are written with an upsert on `(runId, stageNumber)`, so
- * repeated or concurrent first updates merge instead of failing with a unique violation.
+ * The {@link Store} for PostgreSQL through the app's own `PrismaClient`.
  *
- * A database that cannot be reached surfaces as `StoreUnavailableError` (the handlers answer
- * 503 with `Retry-After`); every other error propagates unchanged.
+ * A stage update (the hot path) is two statements and no transaction: one reads the run, its
+ * version and the stage; the pure state machine decides; one statement writes the stage and the
+ * run only if the run's version is still the one read (a lost race reads again). Stage rows are
+ * written with `INSERT … ON CONFLICT ("runId", "stageNumber") DO UPDATE`, so concurrent first
+ * updates merge. The stale-run sweep and a `/complete` without a hook write the run the same
+ * conditional way; a `/complete` with the app's `onRunCompleted` hook locks the run's row
+ * (`SELECT … FOR UPDATE`) in one interactive transaction, which also holds the hook.
+ *
+ * Table and column names come from the client's data model, so models renamed with `@@map` /
+ * `@map` or living in another `@@schema` work; see {@link PrismaStoreOptions.names} otherwise.
+ *
+ * Every call is bounded ({@link PrismaStoreOptions.queryTimeout}, `maxWait`, `timeout`). A
+ * database that cannot be reached or does not answer in time surfaces as
+ * `StoreUnavailableError` (503 `database_unavailable` with `Retry-After`), one without the SDK's
+ * tables or columns as `StoreUnavailableError` with code `database_not_migrated`; every other
+ * error propagates unchanged.
  *
  * @typeParam Client - the app's client type; `onRunCompleted` receives its transaction client.
  *
@@ -163,118 +224,228 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   implements Store<PrismaTransactionClientOf<Client>>
 {
   readonly #prisma: Client
+  readonly #pool: PrismaStorePool | undefined
   readonly #maxWait: number
   readonly #timeout: number
-  readonly #lockRunSql: string
+  readonly #queryTimeout: number
+  readonly #sql: StoreSql
 
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
+    this.#pool = options.pool
     this.#maxWait = options.maxWait ?? DEFAULT_MAX_WAIT
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
-    const table = options.schema ? `${quoteIdentifier(options.schema)}."PipelineRun"` : '"PipelineRun"'
-    // Built once from quoted identifiers; the run id is always a bound parameter.
-    this.#lockRunSql =
-      'SELECT "id", "status"::text AS "status", "error", "completedAt", "completionReceivedAt", "createdAt", "updatedAt" ' +
-      `FROM ${table} WHERE "id" = $1 FOR UPDATE`
+    this.#queryTimeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
+    this.#sql = buildSql(resolveNames(prisma, options))
   }
 
   async transaction<T>(fn: (tx: StoreTransaction<PrismaTransactionClientOf<Client>>) => Promise<T>): Promise<T> {
     let started = false
+    const work = this.#prisma.$transaction(
+      async (client) => {
+        started = true
+        // The version each locked run had, so that saveRun stores the next one.
+        const versions = new Map<string, number>()
+        return fn({
+          client: client as PrismaTransactionClientOf<Client>,
+          lockRun: async (runId) => {
+            const rows = await client.$queryRawUnsafe<VersionedRunRow[]>(this.#sql.lockRun, runId)
+            const row = rows[0]
+            if (!row) return null
+            versions.set(runId, Number(row.version))
+            return toRunState(row)
+          },
+          getStage: async (runId, stageNumber) => {
+            const row = await client.stageOutput.findUnique({
+              where: { runId_stageNumber: { runId, stageNumber } },
+              select: STAGE_SELECT,
+            })
+            return row ? toStageState(row) : undefined
+          },
+          saveStage: async (runId, stage) => {
+            // Prisma turns this into one INSERT … ON CONFLICT DO UPDATE, which cannot raise P2002
+            // even without the run lock.
+            await client.stageOutput.upsert({
+              where: { runId_stageNumber: { runId, stageNumber: stage.stageNumber } },
+              create: { runId, ...stage },
+              update: {
+                stageName: stage.stageName,
+                status: stage.status,
+                output: stage.output,
+                completedAt: stage.completedAt,
+                updatedAt: stage.updatedAt,
+              },
+              select: { stageNumber: true },
+            })
+          },
+          saveRun: async (run) => {
+            const locked = versions.get(run.id)
+            await client.pipelineRun.update({
+              where: { id: run.id },
+              data: {
+                status: run.status,
+                error: run.error,
+                completedAt: run.completedAt,
+                completionReceivedAt: run.completionReceivedAt,
+                updatedAt: run.updatedAt,
+                // Saved under the lock: the next version of the one read. Without a lock, the same rule in SQL.
+                version: locked === undefined ? { increment: 1 } : nextRunVersion(locked),
+              },
+              select: { id: true },
+            })
+            if (locked !== undefined) versions.set(run.id, nextRunVersion(locked))
+          },
+        })
+      },
+      { maxWait: this.#maxWait, timeout: this.#timeout },
+    )
     try {
-      return await this.#prisma.$transaction(
-        async (client) => {
-          started = true
-          return fn({
-            client: client as PrismaTransactionClientOf<Client>,
-            lockRun: async (runId) => {
-              const rows = await client.$queryRawUnsafe<RunState[]>(this.#lockRunSql, runId)
-              const row = rows[0]
-              return row ? toRunState(row) : null
-            },
-            getStage: async (runId, stageNumber) => {
-              const row = await client.stageOutput.findUnique({
-                where: { runId_stageNumber: { runId, stageNumber } },
-                select: STAGE_SELECT,
-              })
-              return row ? toStageState(row) : undefined
-            },
-            saveStage: async (runId, stage) => {
-              // Prisma turns this into one INSERT … ON CONFLICT DO UPDATE, which cannot raise P2002
-              // even without the run lock.
-              await client.stageOutput.upsert({
-                where: { runId_stageNumber: { runId, stageNumber: stage.stageNumber } },
-                create: { runId, ...stage },
-                update: {
-                  stageName: stage.stageName,
-                  status: stage.status,
-                  output: stage.output,
-                  completedAt: stage.completedAt,
-                  updatedAt: stage.updatedAt,
-                },
-                select: { stageNumber: true },
-              })
-            },
-            saveRun: async (run) => {
-              await client.pipelineRun.update({
-                where: { id: run.id },
-                data: {
-                  status: run.status,
-                  error: run.error,
-                  completedAt: run.completedAt,
-                  completionReceivedAt: run.completionReceivedAt,
-                  updatedAt: run.updatedAt,
-                },
-                select: { id: true },
-              })
-            },
-          })
-        },
-        { maxWait: this.#maxWait, timeout: this.#timeout },
-      )
+      // Prisma's own bounds normally end it first; this also bounds a driver that never answers.
+      return await bounded(work, this.#maxWait + this.#timeout + TRANSACTION_GRACE_MS)
     } catch (error) {
-      // P2028 before the callback ran: no connection freed up within maxWait.
-      if (!started && errorCode(error) === 'P2028') throw unavailable(error)
+      // P2028: no connection freed up within maxWait, or the transaction ran out of its timeout.
+      if (errorCode(error) === 'P2028') {
+        throw new StoreUnavailableError(
+          started ? `The transaction did not finish within ${this.#timeout} ms` : `No connection within ${this.#maxWait} ms`,
+          { cause: error },
+        )
+      }
       throw toStoreError(error)
     }
+  }
+
+  async readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
+    const rows = await this.#query<RunStageRow>(this.#sql.readRunStage, [runId, stageNumber])
+    const row = rows[0]
+    if (!row) return null
+    const stage =
+      row.s_status === null
+        ? undefined
+        : toStageState({
+            stageNumber,
+            stageName: row.s_stageName as string,
+            status: row.s_status,
+            output: row.s_output,
+            completedAt: row.s_completedAt,
+            createdAt: row.s_createdAt as Date,
+            updatedAt: row.s_updatedAt as Date,
+          })
+    return { run: toRunState(row), version: Number(row.version), stage }
+  }
+
+  async writeRunStage(write: RunStageWrite): Promise<boolean> {
+    const { run, stage } = write
+    const rows = await this.#query<unknown>(this.#sql.writeRunStage, [
+      run.id,
+      write.expectedVersion,
+      run.status,
+      run.error,
+      run.completedAt,
+      run.completionReceivedAt,
+      run.updatedAt,
+      write.version,
+      // What Prisma's @default(uuid()) would have filled in; kept by an existing row.
+      crypto.randomUUID(),
+      stage.stageNumber,
+      stage.stageName,
+      stage.status,
+      stage.output,
+      stage.completedAt,
+      stage.createdAt,
+      stage.updatedAt,
+    ])
+    return rows.length > 0
+  }
+
+  async readRun(runId: string): Promise<VersionedRun | null> {
+    const rows = await this.#query<VersionedRunRow>(this.#sql.readRun, [runId])
+    const row = rows[0]
+    return row ? { run: toRunState(row), version: Number(row.version) } : null
+  }
+
+  async writeRun(write: RunWrite): Promise<boolean> {
+    const { run } = write
+    const rows = await this.#query<unknown>(this.#sql.writeRun, [
+      run.id,
+      write.expectedVersion,
+      run.status,
+      run.error,
+      run.completedAt,
+      run.completionReceivedAt,
+      run.updatedAt,
+      write.version,
+    ])
+    return rows.length > 0
   }
 
   async insertRun(run: RunState): Promise<{ created: boolean; run: RunState }> {
-    try {
-      // INSERT … ON CONFLICT DO NOTHING: a concurrent create of the same id waits for the other
-      // to commit and then inserts nothing, so neither caller sees a unique violation.
-      const { count } = await this.#prisma.pipelineRun.createMany({ data: [run], skipDuplicates: true })
-      if (count === 1) return { created: true, run }
-      const existing = await this.#prisma.pipelineRun.findUniqueOrThrow({ where: { id: run.id }, select: RUN_SELECT })
-      return { created: false, run: toRunState(existing) }
-    } catch (error) {
-      throw toStoreError(error)
-    }
+    // INSERT … ON CONFLICT DO NOTHING: a concurrent create of the same id waits for the other
+    // to commit and then inserts nothing, so neither caller sees a unique violation.
+    const inserted = await this.#query<unknown>(this.#sql.insertRun, [
+      run.id,
+      run.status,
+      run.error,
+      run.completedAt,
+      run.completionReceivedAt,
+      run.createdAt,
+      run.updatedAt,
+      INITIAL_RUN_VERSION,
+    ])
+    if (inserted.length > 0) return { created: true, run }
+    const existing = await this.#query<VersionedRunRow>(this.#sql.readRun, [run.id])
+    const row = existing[0]
+    if (!row) throw new Error(`Run ${run.id} was neither inserted nor found`)
+    return { created: false, run: toRunState(row) }
   }
 
   async listStaleRuns(updatedBefore: Date, limit: number): Promise<RunState[]> {
-    try {
-      // Served by the (status, updatedAt) index of PipelineRun.
-      const rows = await this.#prisma.pipelineRun.findMany({
+    // Served by the (status, updatedAt) index of PipelineRun.
+    const rows = await this.#bounded(
+      this.#prisma.pipelineRun.findMany({
         where: { status: { in: UNFINISHED_STATUSES }, updatedAt: { lt: updatedBefore } },
         orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
         take: limit,
         select: RUN_SELECT,
-      })
-      return rows.map(toRunState)
-    } catch (error) {
-      throw toStoreError(error)
-    }
+      }),
+    )
+    return rows.map(toRunState)
   }
 
   async getRun(runId: string): Promise<RunSnapshot | null> {
+    // One statement: the run joined with its stages, one row per stage (or one without).
+    const rows = await this.#query<RunStagesRow>(this.#sql.readRunStages, [runId])
+    const first = rows[0]
+    if (!first) return null
+    const stages: StageState[] = []
+    for (const row of rows) {
+      if (row.s_stageNumber === null) continue
+      stages.push(
+        toStageState({
+          stageNumber: Number(row.s_stageNumber),
+          stageName: row.s_stageName as string,
+          status: row.s_status as StageState['status'],
+          output: row.s_output,
+          completedAt: row.s_completedAt,
+          createdAt: row.s_createdAt as Date,
+          updatedAt: row.s_updatedAt as Date,
+        }),
+      )
+    }
+    return { run: toRunState(first), stages, version: Number(first.version) }
+  }
+
+  /** One statement on the pool when there is one, else through Prisma; bounded either way. */
+  async #query<Row>(sql: string, values: unknown[]): Promise<Row[]> {
+    const pool = this.#pool
+    const pending = pool
+      ? Promise.resolve(pool.query({ name: statementName(sql), text: sql, values })).then((result) => result.rows as Row[])
+      : this.#prisma.$queryRawUnsafe<Row[]>(sql, ...values)
+    return this.#bounded(pending)
+  }
+
+  async #bounded<T>(pending: PromiseLike<T>): Promise<T> {
     try {
-      const row = await this.#prisma.pipelineRun.findUnique({
-        where: { id: runId },
-        select: { ...RUN_SELECT, stages: { select: STAGE_SELECT, orderBy: { stageNumber: 'asc' } } },
-      })
-      if (!row) return null
-      const { stages, ...run } = row
-      return { run: toRunState(run), stages: stages.map(toStageState) }
+      return await bounded(pending, this.#queryTimeout)
     } catch (error) {
       throw toStoreError(error)
     }
@@ -298,56 +469,43 @@ export function createPrismaStore<Client extends PrismaStoreClient>(options: Pri
 }
 
 /**
- * Whether an error means the database could not be reached (as opposed to a query that
- * failed): Prisma's connection error codes, a driver adapter's connection error kinds,
- * PostgreSQL's connection and shutdown states, and Node's socket errors, anywhere in the
- * error's `cause` chain.
- *
- * @example
- * ```ts
- * import { isDatabaseUnreachableError } from 'pipeline-status-sdk/server'
- * isDatabaseUnreachableError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })) // true
- * ```
+ * Settles like `pending`, or rejects with `StoreUnavailableError` after `ms` milliseconds. The
+ * abandoned call keeps running until the driver gives up; its late failure is ignored.
  */
-export function isDatabaseUnreachableError(error: unknown): boolean {
-  return isUnreachable(error, 0)
+function bounded<T>(pending: PromiseLike<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new StoreUnavailableError(`The database did not answer within ${ms} ms`)),
+      ms,
+    )
+    Promise.resolve(pending).then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
 }
 
-// P1001 can't reach server, P1002 server timed out, P1008 operation timed out, P1017 server
-// closed the connection, P2024 timed out waiting for a pooled connection, P2037 too many connections.
-const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2037'])
-const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections'])
-const NODE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-])
-// Class 08 connection exceptions; 57P01..57P03 the server shutting down or starting; 53300 too many connections.
-const SQLSTATE_UNREACHABLE = /^(08[0-9A-Z]{3}|57P0[123]|53300)$/
+const statementNames = new Map<string, string>()
 
-function isUnreachable(error: unknown, depth: number): boolean {
-  if (depth > 5 || typeof error !== 'object' || error === null) return false
-  const { code, errorCode, kind, originalCode, cause, meta } = error as Record<string, unknown>
-  for (const value of [code, errorCode, originalCode]) {
-    if (typeof value !== 'string') continue
-    if (PRISMA_CODES.has(value) || NODE_CODES.has(value) || SQLSTATE_UNREACHABLE.test(value)) return true
+/**
+ * A prepared statement's name derived from its text (FNV-1a), so that stores with different
+ * table names sharing one pool never reuse a name for another statement.
+ */
+function statementName(sql: string): string {
+  let name = statementNames.get(sql)
+  if (name === undefined) {
+    let hash = 0x811c9dc5
+    for (let i = 0; i < sql.length; i++) hash = Math.imul(hash ^ sql.charCodeAt(i), 0x01000193) >>> 0
+    name = `pss_${hash.toString(36)}_${sql.length.toString(36)}`
+    statementNames.set(sql, name)
   }
-  if (typeof kind === 'string' && ADAPTER_KINDS.has(kind)) return true
-  const adapterError = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>)['driverAdapterError'] : undefined
-  return isUnreachable(cause, depth + 1) || isUnreachable(adapterError, depth + 1)
-}
-
-function toStoreError(error: unknown): unknown {
-  return isDatabaseUnreachableError(error) ? unavailable(error) : error
-}
-
-function unavailable(cause: unknown): StoreUnavailableError {
-  return new StoreUnavailableError(undefined, { cause })
+  return name
 }
 
 function errorCode(error: unknown): unknown {
@@ -358,7 +516,146 @@ function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`
 }
 
-function toRunState(row: RunState): RunState {
+/** Quoted table and column names of both models. */
+interface ResolvedNames {
+  runTable: string
+  stageTable: string
+  run: Record<PipelineRunField, string>
+  stage: Record<StageOutputField, string>
+}
+
+const RUN_FIELDS: readonly PipelineRunField[] = [
+  'id',
+  'status',
+  'error',
+  'completedAt',
+  'completionReceivedAt',
+  'createdAt',
+  'updatedAt',
+  'version',
+]
+const STAGE_FIELDS: readonly StageOutputField[] = [
+  'id',
+  'runId',
+  'stageNumber',
+  'stageName',
+  'status',
+  'output',
+  'completedAt',
+  'createdAt',
+  'updatedAt',
+]
+
+/** The part of a Prisma 7 client's runtime data model that holds `@@map`, `@map` and `@@schema`. */
+interface RuntimeModel {
+  dbName?: string | null
+  schema?: string | null
+  fields?: Array<{ name: string; dbName?: string | null }>
+}
+
+function resolveNames(prisma: object, options: { schema?: string | undefined; names?: PrismaStoreNames | undefined }): ResolvedNames {
+  // Not part of Prisma's typed API, so read defensively: a client without it gets the Prisma names.
+  const models = (prisma as { _runtimeDataModel?: { models?: Record<string, RuntimeModel | undefined> } })._runtimeDataModel?.models
+  const table = (model: 'PipelineRun' | 'StageOutput'): string => {
+    const runtime = models?.[model]
+    const name = options.names?.[model]?.table ?? runtime?.dbName ?? model
+    const schema = runtime?.schema ?? options.schema
+    return schema ? `${quoteIdentifier(schema)}.${quoteIdentifier(name)}` : quoteIdentifier(name)
+  }
+  const columns = <F extends string>(model: 'PipelineRun' | 'StageOutput', fields: readonly F[], explicit: Partial<Record<F, string>> | undefined) => {
+    const runtimeFields = models?.[model]?.fields ?? []
+    const result = {} as Record<F, string>
+    for (const field of fields) {
+      const mapped = explicit?.[field] ?? runtimeFields.find((candidate) => candidate.name === field)?.dbName ?? field
+      result[field] = quoteIdentifier(mapped)
+    }
+    return result
+  }
+  return {
+    runTable: table('PipelineRun'),
+    stageTable: table('StageOutput'),
+    run: columns('PipelineRun', RUN_FIELDS, options.names?.PipelineRun?.columns),
+    stage: columns('StageOutput', STAGE_FIELDS, options.names?.StageOutput?.columns),
+  }
+}
+
+/** The store's own SQL, built once from quoted names; every value is a bound parameter. */
+interface StoreSql {
+  lockRun: string
+  writeRun: string
+  readRun: string
+  readRunStage: string
+  readRunStages: string
+  writeRunStage: string
+  insertRun: string
+}
+
+function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames): StoreSql {
+  const runColumns = (alias: string) =>
+    `${alias}.${r.id} AS "id", ${alias}.${r.status}::text AS "status", ${alias}.${r.error} AS "error", ` +
+    `${alias}.${r.completedAt} AS "completedAt", ${alias}.${r.completionReceivedAt} AS "completionReceivedAt", ` +
+    `${alias}.${r.createdAt} AS "createdAt", ${alias}.${r.updatedAt} AS "updatedAt", ${alias}.${r.version} AS "version"`
+  const stageColumns =
+    `s.${s.stageName} AS "s_stageName", s.${s.status}::text AS "s_status", s.${s.output} AS "s_output", ` +
+    `s.${s.completedAt} AS "s_completedAt", s.${s.createdAt} AS "s_createdAt", s.${s.updatedAt} AS "s_updatedAt"`
+  return {
+    lockRun: `SELECT ${runColumns('r')} FROM ${runTable} r WHERE r.${r.id} = $1 FOR UPDATE`,
+    readRun: `SELECT ${runColumns('r')} FROM ${runTable} r WHERE r.${r.id} = $1`,
+    readRunStage:
+      `SELECT ${runColumns('r')}, ${stageColumns} FROM ${runTable} r ` +
+      `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} AND s.${s.stageNumber} = $2 WHERE r.${r.id} = $1`,
+    readRunStages:
+      `SELECT ${runColumns('r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns} FROM ${runTable} r ` +
+      `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`,
+    writeRun:
+      `UPDATE ${runTable} SET ${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
+      `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8 ` +
+      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING 1 AS "written"`,
+    // One statement, one implicit transaction: the run row's update holds its lock while the stage
+    // is written, and writes nothing at all when another write changed the version first.
+    writeRunStage:
+      `WITH run AS (UPDATE ${runTable} SET ${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
+      `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8 ` +
+      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id) ` +
+      `INSERT INTO ${stageTable} (${s.id}, ${s.runId}, ${s.stageNumber}, ${s.stageName}, ${s.status}, ${s.output}, ` +
+      `${s.completedAt}, ${s.createdAt}, ${s.updatedAt}) ` +
+      `SELECT $9, run.id, $10, $11, $12, $13, $14, $15, $16 FROM run ` +
+      `ON CONFLICT (${s.runId}, ${s.stageNumber}) DO UPDATE SET ${s.stageName} = EXCLUDED.${s.stageName}, ` +
+      `${s.status} = EXCLUDED.${s.status}, ${s.output} = EXCLUDED.${s.output}, ` +
+      `${s.completedAt} = EXCLUDED.${s.completedAt}, ${s.updatedAt} = EXCLUDED.${s.updatedAt} RETURNING 1 AS "written"`,
+    insertRun:
+      `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
+      `${r.createdAt}, ${r.updatedAt}, ${r.version}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ` +
+      `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`,
+  }
+}
+
+/** A run row with its version, as the store's SQL returns it (dates as `Date`, or strings from some adapters). */
+type VersionedRunRow = RunRow & { version: number | string }
+
+interface RunRow {
+  id: string
+  status: RunStatus
+  error: string | null
+  completedAt: Date | string | null
+  completionReceivedAt: Date | string | null
+  createdAt: Date | string
+  updatedAt: Date | string
+}
+
+type StageColumns = {
+  s_stageName: string | null
+  s_status: StageState['status'] | null
+  s_output: string | null
+  s_completedAt: Date | string | null
+  s_createdAt: Date | string | null
+  s_updatedAt: Date | string | null
+}
+
+type RunStageRow = VersionedRunRow & StageColumns
+type RunStagesRow = VersionedRunRow & StageColumns & { s_stageNumber: number | null }
+
+function toRunState(row: RunRow): RunState {
   return {
     id: row.id,
     status: row.status,
@@ -370,7 +667,15 @@ function toRunState(row: RunState): RunState {
   }
 }
 
-function toStageState(row: StageState): StageState {
+function toStageState(row: {
+  stageNumber: number
+  stageName: string
+  status: StageState['status']
+  output: string | null
+  completedAt: Date | string | null
+  createdAt: Date | string
+  updatedAt: Date | string
+}): StageState {
   return {
     stageNumber: row.stageNumber,
     stageName: row.stageName,
@@ -382,7 +687,7 @@ function toStageState(row: StageState): StageState {
   }
 }
 
-// Raw queries return dates as `Date` with the bundled adapters; a string from another adapter is parsed.
+// Raw queries return dates as `Date` with the bundled adapters and `pg`; a string is parsed.
 function toDate(value: Date | string): Date
 function toDate(value: Date | string | null): Date | null
 function toDate(value: Date | string | null): Date | null {

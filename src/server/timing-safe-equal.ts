@@ -1,13 +1,12 @@
-import { timingSafeEqualBytes } from '../core/webhook-signature.js'
-
 const encoder = new TextEncoder()
-let processKey: Promise<CryptoKey> | undefined
 
 /**
- * Compares a received secret with an expected one in constant time, on Web Crypto alone (so it
- * runs on Node, Bun, Deno and edge runtimes). Both sides are first reduced to an HMAC-SHA256
- * under a random per-process key: the compared values then always have the same length and
- * reveal nothing about the secret, not even its length.
+ * Compares a received secret with an expected one in constant time, in plain JavaScript (so it
+ * runs on Node, Bun, Deno and edge runtimes, with no per-call crypto). The loop always runs over
+ * every byte of the received value and reads the expected one cyclically, so the time taken
+ * depends only on the received length, which the sender knows anyway: it reveals nothing about
+ * the expected secret, neither its content nor its length. Async for compatibility with the
+ * earlier HMAC-based version.
  *
  * @example
  * ```ts
@@ -16,12 +15,17 @@ let processKey: Promise<CryptoKey> | undefined
  * ```
  */
 export async function timingSafeEqual(received: string, expected: string): Promise<boolean> {
-  // Created on first use: some edge runtimes forbid generating keys at module scope.
-  processKey ??= crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
-  const key = await processKey
-  const [a, b] = await Promise.all([
-    crypto.subtle.sign('HMAC', key, encoder.encode(received)),
-    crypto.subtle.sign('HMAC', key, encoder.encode(expected)),
-  ])
-  return timingSafeEqualBytes(new Uint8Array(a), new Uint8Array(b))
+  return timingSafeEqualText(received, expected)
+}
+
+/** The synchronous core of {@link timingSafeEqual}. Internal. */
+export function timingSafeEqualText(received: string, expected: string): boolean {
+  const a = encoder.encode(received)
+  const b = encoder.encode(expected)
+  // Differing lengths are folded into the result instead of returning early.
+  let difference = a.length ^ b.length
+  const n = b.length
+  if (n === 0) return a.length === 0
+  for (let i = 0; i < a.length; i++) difference |= (a[i] as number) ^ (b[i % n] as number)
+  return difference === 0
 }

@@ -335,6 +335,35 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   })
 
   describe(`${name}: semantics over HTTP`, () => {
+    scenario('GET /status sends the run version as ETag; If-None-Match answers 304 until the run changes', async (api) => {
+      const id = await api.createRun()
+      const statusOf = async (ifNoneMatch?: string, secret?: string | null) => {
+        const response = await api.getStatus(id, {
+          ...(ifNoneMatch === undefined ? {} : { headers: { 'If-None-Match': ifNoneMatch } }),
+          ...(secret === undefined ? {} : { secret }),
+        })
+        return { status: response.status, etag: response.headers.get('etag'), body: await response.text() }
+      }
+      const created = await statusOf()
+      expect([created.status, created.etag]).toEqual([200, '"0"'])
+      expect(await statusOf('"0"')).toEqual({ status: 304, etag: '"0"', body: '' })
+      // Authentication comes first: a matching tag without the secret is still refused.
+      expect((await statusOf('"0"', null)).status).toBe(401)
+
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', output: 'working' }))
+      const changed = await statusOf('"0"')
+      expect([changed.status, changed.etag]).toEqual([200, '"1"'])
+      expect(RunStatusResponse.parse(JSON.parse(changed.body)).stages).toHaveLength(1)
+      // A duplicate or a refused update changes nothing, so the tag stays.
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', output: 'working' }))
+      for (const tag of ['"1"', 'W/"1"', '"7", "1"', '*']) expect(await statusOf(tag)).toEqual({ status: 304, etag: '"1"', body: '' })
+
+      await api.completeOk(id, makeCompleteRun({ status: 'FAILED', error: 'stopped' }))
+      expect((await statusOf('"1"')).etag).toBe('"2"')
+      expect((await api.stage(id, makeStageUpdate({ stageNumber: 2, status: 'CANCELLED' }))).status).toBe(409)
+      expect((await statusOf('"2"')).status).toBe(304)
+    })
+
     scenario('a late PROCESSING never wipes a COMPLETED stage', async (api) => {
       const id = await api.createRun()
       await api.stageOk(id, makeStageUpdate({ status: 'PROCESSING', output: 'working' }))

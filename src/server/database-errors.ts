@@ -1,0 +1,127 @@
+/**
+ * How the Prisma store classifies database errors: unreachable (503 `database_unavailable`),
+ * missing schema objects (503 `database_not_migrated`), or anything else (propagated).
+ * Internal, apart from {@link isDatabaseUnreachableError}, which `pipeline-status-sdk/server` exports.
+ */
+import { StoreUnavailableError } from '../core/store.js'
+
+/**
+ * Whether an error means the database could not be reached (as opposed to a query that
+ * failed): Prisma's connection error codes, a driver adapter's connection error kinds,
+ * PostgreSQL's connection and shutdown states, and Node's socket errors, anywhere in the
+ * error's `cause` chain.
+ *
+ * @example
+ * ```ts
+ * import { isDatabaseUnreachableError } from 'pipeline-status-sdk/server'
+ * isDatabaseUnreachableError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })) // true
+ * ```
+ */
+export function isDatabaseUnreachableError(error: unknown): boolean {
+  return findInChain(error, isUnreachableNode) !== undefined
+}
+
+// P1001 can't reach server, P1002 server timed out, P1008 operation timed out, P1017 server
+// closed the connection, P2024 timed out waiting for a pooled connection, P2037 too many connections.
+const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2037'])
+const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections'])
+const NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+])
+// Class 08 connection exceptions; 57P01..57P03 the server shutting down or starting; 53300 too
+// many connections; 57014 a statement cancelled by the server's statement_timeout.
+const SQLSTATE_UNREACHABLE = /^(08[0-9A-Z]{3}|57P0[123]|53300|57014)$/
+
+function isUnreachableNode(node: Record<string, unknown>): boolean {
+  const { code, errorCode, kind, originalCode } = node
+  for (const value of [code, errorCode, originalCode]) {
+    if (typeof value !== 'string') continue
+    if (PRISMA_CODES.has(value) || NODE_CODES.has(value) || SQLSTATE_UNREACHABLE.test(value)) return true
+  }
+  return typeof kind === 'string' && ADAPTER_KINDS.has(kind)
+}
+
+// 3D000 no such database, 3F000 no such schema, 42P01 no such table, 42703 no such column,
+// 42704 no such type (the status enum); with Prisma's own codes and the driver adapters' kinds.
+const MISSING_SQLSTATES = new Set(['3D000', '3F000', '42P01', '42703', '42704'])
+const MISSING_PRISMA_CODES = new Set(['P1003', 'P2021', 'P2022'])
+const MISSING_KINDS = new Set(['DatabaseDoesNotExist', 'TableDoesNotExist', 'ColumnNotFound'])
+
+function isMissingNode(node: Record<string, unknown>): boolean {
+  const { code, originalCode, kind } = node
+  for (const value of [code, originalCode]) {
+    if (typeof value === 'string' && (MISSING_SQLSTATES.has(value) || MISSING_PRISMA_CODES.has(value))) return true
+  }
+  return typeof kind === 'string' && MISSING_KINDS.has(kind)
+}
+
+/**
+ * For an error that says the database, a schema, a table, a column or the status type is
+ * missing (the SDK's migrations were not deployed, or a later one is missing after an upgrade),
+ * a message naming what is missing and what to run; `undefined` for any other error.
+ */
+export function describeMissingSchema(error: unknown): string | undefined {
+  const node = findInChain(error, (candidate) => isMissingNode(candidate) && missingObject(candidate) !== undefined)
+  if (!node) return findInChain(error, isMissingNode) ? `${GENERIC_MISSING}${DEPLOY}` : undefined
+  const what = missingObject(node) as string
+  if (what.startsWith('database ')) return `The ${what} does not exist: create it, then run \`prisma migrate deploy\` with the pipeline-status-sdk migrations in prisma/migrations`
+  return `The ${what} does not exist${DEPLOY}`
+}
+
+const GENERIC_MISSING = 'A table or column of pipeline-status-sdk does not exist'
+const DEPLOY =
+  ': the database lacks pipeline-status-sdk migrations. Run `prisma migrate deploy` with the migrations of prisma/migrations (copy any new ones from the package after an upgrade)'
+
+/** `table "x"`, `column "y"`, `database "z"`, … from an error's PostgreSQL message or its fields. */
+function missingObject(node: Record<string, unknown>): string | undefined {
+  const { kind, table, column, db, originalMessage, message } = node
+  const text = typeof originalMessage === 'string' ? originalMessage : typeof message === 'string' ? message : ''
+  // The same missing column reads `column r.version` in a SELECT and `column "version" of relation
+  // "PipelineRun"` in an UPDATE: both name only the column, so that it is logged once.
+  const match = /\b(relation|column|database|schema|type) ("[^"]+"|\S+)(?: of relation "[^"]+")? does not exist/.exec(text)
+  if (match) {
+    const noun = match[1] === 'relation' ? 'table' : (match[1] as string)
+    const quoted = (match[2] as string).replace(/^"|"$/g, '')
+    return `${noun} "${noun === 'column' ? withoutAlias(quoted) : quoted}"`
+  }
+  if (kind === 'TableDoesNotExist' && typeof table === 'string') return `table "${table}"`
+  if (kind === 'ColumnNotFound' && typeof column === 'string') return `column "${withoutAlias(column.replace(/ of relation .*$/, ''))}"`
+  if (kind === 'DatabaseDoesNotExist' && typeof db === 'string') return `database "${db}"`
+  return undefined
+}
+
+/** A column as PostgreSQL names it in an error may carry the statement's table alias (`r.version`). */
+function withoutAlias(column: string): string {
+  return column.replace(/^[a-z]\./, '')
+}
+
+/** The first object in an error's `cause` chain (and Prisma's `meta.driverAdapterError`) that `test` accepts. */
+function findInChain(
+  error: unknown,
+  test: (node: Record<string, unknown>) => boolean,
+  depth = 0,
+): Record<string, unknown> | undefined {
+  if (depth > 5 || typeof error !== 'object' || error === null) return undefined
+  const node = error as Record<string, unknown>
+  if (test(node)) return node
+  const { cause, meta } = node
+  const adapterError = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>)['driverAdapterError'] : undefined
+  return findInChain(cause, test, depth + 1) ?? findInChain(adapterError, test, depth + 1)
+}
+
+/**
+ * The error a store throws for a database error: `StoreUnavailableError` when the database is
+ * unreachable or lacks the SDK's schema, the error itself otherwise.
+ */
+export function toStoreError(error: unknown): unknown {
+  const missing = describeMissingSchema(error)
+  if (missing !== undefined) return new StoreUnavailableError(missing, { cause: error, code: 'database_not_migrated' })
+  return isDatabaseUnreachableError(error) ? new StoreUnavailableError(undefined, { cause: error }) : error
+}

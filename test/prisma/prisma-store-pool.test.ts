@@ -1,0 +1,89 @@
+/**
+ * The opt-in fast path: PrismaStore running its own statements on the app's `pg` pool. It must
+ * store exactly what the default path (every statement through Prisma) stores. On PostgreSQL the
+ * pool connects to the test database; on PGlite, through a socket server over the same PGlite.
+ */
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
+import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
+import { applyStageUpdate, completeRun, createRun, getRunSnapshot, PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { PrismaClient } from '../../src/generated/prisma/client.js'
+import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
+import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
+
+let db: TestDatabase
+let pool: pg.Pool
+let socketServer: PGLiteSocketServer | undefined
+let viaPrisma: PrismaStore<PrismaClient>
+let viaPool: PrismaStore<PrismaClient>
+
+beforeAll(async () => {
+  db = await createTestDatabase({ poolSize: 10 })
+  let url = db.url
+  if (!url) {
+    socketServer = new PGLiteSocketServer({ db: db.pglite as never, host: '127.0.0.1', port: 0, maxConnections: 4 })
+    await socketServer.start()
+    url = `postgresql://postgres:postgres@${socketServer.getServerConn()}/postgres?sslmode=disable`
+  }
+  pool = new pg.Pool({ connectionString: url, max: db.url ? 10 : 1 })
+  // Dropping the test database ends idle connections from the server's side.
+  pool.on('error', () => undefined)
+  viaPrisma = new PrismaStore(db.prisma)
+  viaPool = new PrismaStore(db.prisma, { pool })
+})
+afterAll(async () => {
+  await pool?.end()
+  await socketServer?.stop()
+  await db?.close()
+})
+
+const stages = DEFAULT_STAGES
+const at = (second: number) => new Date(Date.UTC(2025, 9, 25, 14, 0, second))
+
+const SEQUENCE: Array<Partial<StageUpdate>> = [
+  { stageNumber: 1, status: 'PROCESSING', output: 'reading' },
+  { stageNumber: 1, status: 'COMPLETED', output: '{"rows": 12}', completedAt: '2025-10-25T14:03:11.123Z' },
+  { stageNumber: 1, status: 'PROCESSING', output: null },
+  { stageNumber: 2, status: 'COMPLETED' },
+  { stageNumber: 3, status: 'FAILED', output: 'model timed out' },
+  { stageNumber: 4, status: 'COMPLETED', output: 'late but agrees' },
+  { stageNumber: 5, status: 'CANCELLED' },
+]
+
+async function replay(store: PrismaStore<PrismaClient>, runId: string): Promise<{ outcomes: string[]; snapshot: RunSnapshot | null }> {
+  await createRun(store, { id: runId, now: at(0) })
+  const outcomes: string[] = []
+  for (const [i, fields] of SEQUENCE.entries()) {
+    outcomes.push((await applyStageUpdate(store, runId, makeStageUpdate(fields), { stages, now: at(i + 1) })).outcome)
+  }
+  outcomes.push((await completeRun(store, runId, makeCompleteRun({ status: 'FAILED' }), { now: at(30) })).outcome)
+  return { outcomes, snapshot: await getRunSnapshot(store, runId) }
+}
+
+describe('PrismaStore with the opt-in pg pool', () => {
+  it('stores exactly what the Prisma path stores, versions included', async () => {
+    const expected = await replay(viaPrisma, 'pool-a')
+    const actual = await replay(viaPool, 'pool-b')
+    expect(expected.outcomes).toEqual(['applied', 'applied', 'stale', 'applied', 'applied', 'applied', 'conflict', 'applied'])
+    expect(actual.outcomes).toEqual(expected.outcomes)
+    expect({ ...actual.snapshot, run: { ...actual.snapshot?.run, id: 'pool-a' } }).toEqual(expected.snapshot)
+    expect(actual.snapshot?.version).toBe(6)
+    // Each path reads what the other wrote.
+    expect(await getRunSnapshot(viaPrisma, 'pool-b')).toEqual(actual.snapshot)
+    expect(await getRunSnapshot(viaPool, 'pool-a')).toEqual(expected.snapshot)
+  })
+
+  it('applies concurrent updates of one run exactly once each, mixed with the Prisma path', async () => {
+    const runId = 'pool-race'
+    await createRun(viaPool, { id: runId, now: new Date() })
+    const updates = [1, 2, 3, 4].flatMap((n) => [viaPool, viaPrisma].map((store) => ({ store, n })))
+    const results = await Promise.all(
+      updates.map(({ store, n }) => applyStageUpdate(store, runId, makeStageUpdate({ stageNumber: n, status: 'COMPLETED', output: `out ${n}` }), { stages, now: new Date() })),
+    )
+    expect(results.filter((r) => r.outcome === 'applied')).toHaveLength(4)
+    expect(results.filter((r) => r.outcome === 'duplicate')).toHaveLength(4)
+    const snapshot = await getRunSnapshot(viaPool, runId)
+    expect([snapshot?.version, snapshot?.stages.length, snapshot?.run.status]).toEqual([4, 4, 'PROCESSING'])
+  })
+})
