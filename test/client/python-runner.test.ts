@@ -11,12 +11,14 @@ import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { PrismaAPIClient, TRUNCATION_MARKER, createProblem } from 'pipeline-status-sdk/client'
+import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { pythonHandlersTool, toolForTests } from '../support/optional-tools.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const LIMIT = 4096
 const clientDir = fileURLToPath(new URL('../../clients/python/', import.meta.url))
+const runnerPath = fileURLToPath(new URL('../../examples/python-runner/runner.py', import.meta.url))
 const python = toolForTests(pythonHandlersTool())
 
 /** Runs `code` with `pipeline_status_client` importable and warnings logged to stderr as `LEVEL message`,
@@ -158,5 +160,38 @@ print(json.dumps({"delivered": delivered, "all_delivered": undelivered.all_deliv
       expect.stringMatching(/^ERROR Run py_retry: stage 1 PROCESSING was not delivered: POST \/api\/pipeline\/py_retry\/stage-update got no answer: .*refused/i),
     ])
     expect(server.requestsTo('runs')).toHaveLength(3)
+  })
+
+  it('the example runner prints the altered outputs and exits 1 when an update was not delivered', async () => {
+    // The real handlers, except that stage 2 PROCESSING is refused for good (400) and stage 5
+    // COMPLETED is refused as too large once (413 stating a 170-byte limit: the body is 173 bytes).
+    const handlers = createPipelineStatusHandlers({ store: server.store, secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+    server.setHandler(async (request) => {
+      if (request.url.endsWith('/stage-update')) {
+        const text = await request.clone().text()
+        const update = JSON.parse(text) as { stageNumber: number; status: string }
+        const problem = (code: 'validation_failed' | 'payload_too_large', status: number, extra = {}) =>
+          new Response(JSON.stringify(createProblem(code, extra)), { status, headers: { 'content-type': 'application/problem+json' } })
+        if (update.stageNumber === 2 && update.status === 'PROCESSING') return problem('validation_failed', 400)
+        const size = Buffer.byteLength(text)
+        if (update.stageNumber === 5 && update.status === 'COMPLETED' && size > 170) return problem('payload_too_large', 413, { maxBytes: 170 })
+      }
+      return handlers.fetch(request)
+    })
+    const result = await promisify(execFile)(python!, [runnerPath, 'py_runner'], {
+      env: { ...process.env, FRONTEND_WEBHOOK_URL: `${server.origin}/api/pipeline`, WEBHOOK_SECRET: TEST_SECRET, STAGE_DELAY_MS: '0', PYTHONDONTWRITEBYTECODE: '1' },
+    }).then(
+      () => ({ code: 0, stdout: '', stderr: '' }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    )
+    expect(result.code).toBe(1)
+    expect(result.stdout).toMatch(/\n {2}stage 5 output altered: output truncated from \d+ to \d+ bytes to fit the server's body limit \(170 bytes\)\n/)
+    expect(result.stderr).toMatch(/\n {2}not delivered: Run py_runner: stage 2 PROCESSING: POST \/api\/pipeline\/py_runner\/stage-update answered 400 validation_failed/)
+    expect(result.stderr.trimEnd().endsWith('Not every update was delivered')).toBe(true)
+    // The run itself completed: the lost update was a PROCESSING one, and stage 5 was cut, not lost.
+    const { run, stages } = await new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET }).getStatus('py_runner')
+    expect(run.status).toBe('COMPLETED')
+    expect(stages.map((s) => s.status)).toEqual(Array(5).fill('COMPLETED'))
+    expect(stages[4]?.output?.endsWith(TRUNCATION_MARKER)).toBe(true)
   })
 })
