@@ -34,6 +34,6 @@ export type { CreateRunReadTokenOptions, RunReadTokenVerification, VerifyRunRead
 export { createStaleRunSweeper } from './stale-run-sweeper.js'
 export type { StaleRunSweeper, StaleRunSweeperOptions, StaleRunSweeperSettings } from './stale-run-sweeper.js'
 export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './replay-store.js'
-export { timingSafeEqual } from './timing-safe-equal.js'
+export { timingSafeEqual } from '../internal/timing-safe-equal.js'
 export { resolveWebhookSecrets } from './webhook-auth.js'
 export type { WebhookSigningOptions } from './webhook-auth.js'

@@ -9,7 +9,7 @@
  * in the token: it is what the request's path names, so a token for run A can never read run B.
  */
 
-import { timingSafeEqual } from './timing-safe-equal.js'
+import { timingSafeEqual } from '../internal/timing-safe-equal.js'
 
 const PREFIX = 'psrt1'
 /** Domain separation: the HMAC key is never the configured secret itself. */

@@ -8,7 +8,7 @@ import {
 import { HandlerConfigurationError } from './configuration-error.js'
 import { HttpProblemError } from './problem-response.js'
 import { createMemoryReplayStore, type ReplayStore } from './replay-store.js'
-import { timingSafeEqual } from './timing-safe-equal.js'
+import { timingSafeEqual } from '../internal/timing-safe-equal.js'
 
 /**
  * Standard Webhooks verification of the runner's requests.

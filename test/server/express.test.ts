@@ -29,7 +29,7 @@ import {
 } from '../contract/contract-suite.js'
 import { expressTarget, httpClient, listen } from '../contract/targets.js'
 
-vi.mock('../../src/server/timing-safe-equal.ts', { spy: true })
+vi.mock('../../src/internal/timing-safe-equal.ts', { spy: true })
 
 let db: TestDatabase
 let store: PrismaStore<PrismaClient>

@@ -18,7 +18,7 @@ import { Api, buildRequest, describeContract, expectProblem, SECRET, streamOf, u
 import { BASE_URL, failingStore, memoryTarget } from '../contract/targets.js'
 
 // Spy on the real module: the handlers must call this export, not their own comparison.
-vi.mock('../../src/server/timing-safe-equal.ts', { spy: true })
+vi.mock('../../src/internal/timing-safe-equal.ts', { spy: true })
 
 const quiet = { warn: () => {}, error: () => {} }
 
