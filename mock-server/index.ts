@@ -13,6 +13,8 @@
  *
  * @module pipeline-status-sdk/msw
  */
-export * from './pipeline-mock.js'
-export * from './faults.js'
-export * from './mock-http-server.js'
+export { createPipelineMock, MOCK_DEFAULT_SECRET } from './pipeline-mock.js'
+export type { PipelineMock, PipelineMockOptions, RecordedRequest } from './pipeline-mock.js'
+export type { Fault, FaultAction } from './faults.js'
+export { startMockServer } from './mock-http-server.js'
+export type { MockServer, MockServerOptions, MockServerRequestEntry } from './mock-http-server.js'

@@ -15,7 +15,54 @@
  *
  * @module pipeline-status-sdk/client
  */
-export * from '../contract/index.js'
+export { CompleteRun, CreateRun } from '../contract/complete.js'
+export { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL, HEADERS, PROBLEM_CONTENT_TYPE } from '../contract/headers.js'
+export {
+  LIVE_EVENTS,
+  mergeRunUpdate,
+  RunEndEvent,
+  runEventsPath,
+  RunSnapshotEvent,
+  RunUpdateEvent,
+} from '../contract/live-status.js'
+export {
+  isPayloadValidationError,
+  parseCompleteRun,
+  parseCreateRun,
+  parseRunId,
+  parseStageUpdate,
+  PayloadValidationError,
+  safeParseCompleteRun,
+  safeParseCreateRun,
+  safeParseStageUpdate,
+  toFieldErrors,
+} from '../contract/parse.js'
+export { createProblem, FieldError, Problem, PROBLEM_CODES, PROBLEM_TITLES, ProblemCode, problemType } from '../contract/problem.js'
+export {
+  CompleteRunResponse,
+  CreateRunResponse,
+  PipelineRunRecord,
+  RunStatusResponse,
+  StageOutputRecord,
+  StageUpdateResponse,
+  UpdateOutcome,
+} from '../contract/records.js'
+export {
+  allowedMethods,
+  DEFAULT_BASE_PATH,
+  matchRoute,
+  MAX_REQUEST_TARGET_LENGTH,
+  normalizeBasePath,
+  ROUTE_METHODS,
+  routePath,
+} from '../contract/routes.js'
+export type { RouteMatch, RouteName } from '../contract/routes.js'
+export { isRunId, RunId } from '../contract/run-id.js'
+export { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
+export { assertStageCatalogue, DEFAULT_STAGES, defineStages, lastStageNumber, StageDefinition } from '../contract/stages.js'
+export type { StageCatalogue } from '../contract/stages.js'
+export { FinalStatus, isFinalStatus, RunStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
+export { isTimestamp, Timestamp, TIMESTAMP_FORMAT, timestampToDate } from '../contract/timestamp.js'
 export {
   PrismaAPIClient,
   isQueuedDelivery,

@@ -9,7 +9,13 @@ import type { RunSnapshot } from './state.js'
 /** The version of a run that was just created (and of runs stored before versions existed). */
 export const INITIAL_RUN_VERSION = 0
 
-/** The version a run has after one more applied change. */
+/**
+ * The version a run has after one more applied change; a store of your own stores it with
+ * every applied change ({@link StoreTransaction.saveRun}, `RunWrite.version`).
+ *
+ * @experimental Part of the custom-store API, which may change in a minor release until the
+ *   `Store` interface settles.
+ */
 export function nextRunVersion(version: number): number {
   return version + 1
 }

@@ -50,7 +50,12 @@ export interface RunSnapshot {
   version?: number
 }
 
-/** A run as stored, with its version. */
+/**
+ * A run as stored, with its version.
+ *
+ * @experimental Part of the custom-store API, which may change in a minor release until the
+ *   `Store` interface settles.
+ */
 export interface VersionedRun {
   /** The run as stored. */
   run: RunState
@@ -58,13 +63,23 @@ export interface VersionedRun {
   version: number
 }
 
-/** A run read together with one of its stages, for the stage-update hot path. */
+/**
+ * A run read together with one of its stages, for the stage-update hot path.
+ *
+ * @experimental Part of the custom-store API, which may change in a minor release until the
+ *   `Store` interface settles.
+ */
 export interface RunStageRead extends VersionedRun {
   /** The stored row of the requested stage, or `undefined` when it has none (PENDING). */
   stage: StageState | undefined
 }
 
-/** A run to write only if its version is still `expectedVersion`. */
+/**
+ * A run to write only if its version is still `expectedVersion`.
+ *
+ * @experimental Part of the custom-store API, which may change in a minor release until the
+ *   `Store` interface settles.
+ */
 export interface RunWrite {
   /** The run to store. */
   run: RunState
@@ -74,7 +89,12 @@ export interface RunWrite {
   version: number
 }
 
-/** A stage and its run to write together, only if the run's version is still `expectedVersion`. */
+/**
+ * A stage and its run to write together, only if the run's version is still `expectedVersion`.
+ *
+ * @experimental Part of the custom-store API, which may change in a minor release until the
+ *   `Store` interface settles.
+ */
 export interface RunStageWrite extends RunWrite {
   /** The stage to store (insert or update, keyed by the run and `stageNumber`). */
   stage: StageState

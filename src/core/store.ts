@@ -34,6 +34,9 @@ export interface StoreTransaction<Tx = unknown> {
  * const store: Store<MemoryStore> = new MemoryStore()
  * const handlers = createPipelineStatusHandlers({ store, secret: 'dev-secret' })
  * ```
+ *
+ * @experimental Part of the custom-store API, which may change in a minor release until the
+ *   `Store` interface settles.
  */
 export interface Store<Tx = unknown> {
   /** Runs `fn` in one atomic transaction; a throw rolls every write back. */

@@ -24,12 +24,6 @@ const encoder = new TextEncoder()
  * The key bytes of a signing secret: `whsec_<base64>` is decoded as Standard Webhooks defines
  * it; any other string is used as its UTF-8 bytes, so a plain shared secret also works.
  * Throws a `TypeError` for an empty secret or a `whsec_` secret that is not base64.
- *
- * @example
- * ```ts
- * import { decodeWebhookSecret } from 'pipeline-status-sdk/server'
- * decodeWebhookSecret('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw').length // 24
- * ```
  */
 export function decodeWebhookSecret(secret: string): Uint8Array<ArrayBuffer> {
   if (typeof secret !== 'string' || secret === '') throw new TypeError('A webhook signing secret must be a non-empty string')
@@ -98,7 +92,10 @@ export function webhookMessageIdPrefix(method: string, route: string): string {
 
 /** Options of {@link signWebhook}. */
 export interface SignWebhookOptions {
-  /** The signing secret, `whsec_<base64>` or a plain string (see {@link decodeWebhookSecret}). */
+  /**
+   * The signing secret: `whsec_<base64>` (Standard Webhooks; the key is the decoded bytes) or a
+   * plain string (the key is its UTF-8 bytes).
+   */
   secret: string
   /** The message id (`webhook-id`), equal across retries of one message. */
   id: string
@@ -175,7 +172,10 @@ export async function createWebhookSignatureHeaders(
 
 /** Options of {@link verifyWebhookSignature}. */
 export interface VerifyWebhookSignatureOptions {
-  /** Accepted signing secrets; several during a rotation. Strings are decoded with {@link decodeWebhookSecret}. */
+  /**
+   * Accepted signing secrets; several during a rotation. A `whsec_<base64>` string is decoded to
+   * its key bytes, any other string is used as its UTF-8 bytes.
+   */
   secrets: string | readonly (string | Uint8Array)[]
   /** The request's headers; only the three `webhook-*` headers are read. */
   headers: Headers | WebhookSignatureHeaders | Readonly<Record<string, string | null | undefined>>
@@ -260,12 +260,6 @@ export async function verifyWebhookSignature(options: VerifyWebhookSignatureOpti
 
 /**
  * Compares two byte arrays in time that depends only on their lengths, not on where they differ.
- *
- * @example
- * ```ts
- * import { timingSafeEqualBytes } from 'pipeline-status-sdk/server'
- * timingSafeEqualBytes(new Uint8Array([1, 2]), new Uint8Array([1, 2])) // true
- * ```
  */
 export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false

@@ -7,12 +7,6 @@ const encoder = new TextEncoder()
  * depends only on the received length, which the sender knows anyway: it reveals nothing about
  * the expected secret, neither its content nor its length. Async for compatibility with the
  * earlier HMAC-based version.
- *
- * @example
- * ```ts
- * import { timingSafeEqual } from 'pipeline-status-sdk/server'
- * await timingSafeEqual(request.headers.get('X-Webhook-Secret') ?? '', process.env.WEBHOOK_SECRET!)
- * ```
  */
 export async function timingSafeEqual(received: string, expected: string): Promise<boolean> {
   return timingSafeEqualText(received, expected)

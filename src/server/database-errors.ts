@@ -1,7 +1,7 @@
 /**
  * How the Prisma store classifies database errors: unreachable (503 `database_unavailable`),
  * missing schema objects (503 `database_not_migrated`), or anything else (propagated).
- * Internal, apart from {@link isDatabaseUnreachableError}, which `pipeline-status-sdk/server` exports.
+ * Internal: no entry point exports it.
  */
 import { StoreUnavailableError } from '../core/store.js'
 
@@ -10,12 +10,6 @@ import { StoreUnavailableError } from '../core/store.js'
  * failed): Prisma's connection error codes, a driver adapter's connection error kinds,
  * PostgreSQL's connection and shutdown states, and Node's socket errors, anywhere in the
  * error's `cause` chain.
- *
- * @example
- * ```ts
- * import { isDatabaseUnreachableError } from 'pipeline-status-sdk/server'
- * isDatabaseUnreachableError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })) // true
- * ```
  */
 export function isDatabaseUnreachableError(error: unknown): boolean {
   return findInChain(error, isUnreachableNode) !== undefined

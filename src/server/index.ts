@@ -15,15 +15,83 @@
  *
  * @module pipeline-status-sdk/server
  */
-export * from '../core/index.js'
-export * from './prisma-store.js'
-export * from '../core/webhook-signature.js'
-export * from './handlers.js'
-export { HandlerConfigurationError, isHandlerConfigurationError } from './configuration-error.js'
+// Handlers
+export {
+  createPipelineStatusHandlers,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_RETRY_AFTER_SECONDS,
+} from './handlers.js'
+export type {
+  AuthorizeAction,
+  AuthorizeHook,
+  AuthorizeInput,
+  PipelineStatusHandlers,
+  PipelineStatusHandlersOptions,
+  PipelineStatusHandlersSettings,
+  PrismaHandlersOptions,
+  RunRouteHandler,
+  StoreHandlersOptions,
+} from './handlers.js'
+export type { OnRunCompleted } from '../core/operations.js'
 export type { HandlerLogger } from './logger.js'
+
+// Stores
+export { MemoryStore } from '../core/memory-store.js'
+export { createPrismaStore, PrismaStore } from './prisma-store.js'
+export type {
+  PipelineRunField,
+  PrismaStoreClient,
+  PrismaStoreNames,
+  PrismaStoreOptions,
+  PrismaStorePipelineRunDelegate,
+  PrismaStorePool,
+  PrismaStoreStageOutputDelegate,
+  PrismaStoreTransactionClient,
+  PrismaTransactionClientOf,
+  StageOutputField,
+} from './prisma-store.js'
+export { createMemoryReplayStore, createPostgresReplayStore } from './replay-store.js'
+export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './replay-store.js'
+
+// Writing a store of your own (experimental until the Store interface settles)
+export { nextRunVersion } from '../core/run-version.js'
+export type { Store, StoreTransaction } from '../core/store.js'
+export type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from '../core/state.js'
+
+// Stale runs
+export { createStaleRunSweeper } from './stale-run-sweeper.js'
+export type { StaleRunSweeper, StaleRunSweeperOptions, StaleRunSweeperSettings } from './stale-run-sweeper.js'
+
+// Errors
+export { HandlerConfigurationError, isHandlerConfigurationError } from './configuration-error.js'
 export { HttpProblemError, isHttpProblemError, problemResponse } from './problem-response.js'
 export type { ProblemExtras } from './problem-response.js'
-export { createMemoryReplayStore, createPostgresReplayStore } from './replay-store.js'
+export { isStoreUnavailableError, StoreUnavailableError } from '../core/store.js'
+export type { StoreUnavailableCode, StoreUnavailableErrorOptions } from '../core/store.js'
+
+// Signing (Standard Webhooks)
+export {
+  createWebhookSignatureHeaders,
+  DEFAULT_WEBHOOK_TOLERANCE_SECONDS,
+  signWebhook,
+  verifyWebhookSignature,
+  WEBHOOK_SECRET_PREFIX,
+  webhookMessageId,
+  webhookRoute,
+} from '../core/webhook-signature.js'
+export type {
+  SignWebhookOptions,
+  VerifyWebhookSignatureOptions,
+  WebhookMessageIdParts,
+  WebhookSignatureHeaders,
+  WebhookSignatureHeadersOptions,
+  WebhookVerification,
+  WebhookVerificationFailure,
+} from '../core/webhook-signature.js'
+export { resolveWebhookSecrets } from './webhook-auth.js'
+export type { WebhookSigningOptions } from './webhook-auth.js'
+
+// Run read tokens
 export {
   createRunReadToken,
   DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS,
@@ -31,9 +99,3 @@ export {
   verifyRunReadToken,
 } from './run-read-token.js'
 export type { CreateRunReadTokenOptions, RunReadTokenVerification, VerifyRunReadTokenOptions } from './run-read-token.js'
-export { createStaleRunSweeper } from './stale-run-sweeper.js'
-export type { StaleRunSweeper, StaleRunSweeperOptions, StaleRunSweeperSettings } from './stale-run-sweeper.js'
-export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './replay-store.js'
-export { timingSafeEqual } from '../internal/timing-safe-equal.js'
-export { resolveWebhookSecrets } from './webhook-auth.js'
-export type { WebhookSigningOptions } from './webhook-auth.js'

@@ -21,6 +21,70 @@ const subpaths = Object.keys(pkg.exports)
   .filter((key) => key !== './package.json')
   .map((key) => (key === '.' ? 'pipeline-status-sdk' : `pipeline-status-sdk/${key.slice(2)}`))
 
+/**
+ * Every entry point's runtime exports, sorted. Each name is a promise to users: a change here is
+ * a deliberate change of the public API (types are pinned by the entries' explicit `export type`
+ * lists and typedoc). Internal helpers live under src/internal or src/core, never in these lists.
+ */
+const PUBLIC_EXPORTS: Record<string, string[]> = {
+  'pipeline-status-sdk': [
+    'CompleteRun', 'CompleteRunResponse', 'CreateRun', 'CreateRunResponse', 'DEFAULT_BASE_PATH',
+    'DEFAULT_MAX_RECONNECT_DELAY_MS', 'DEFAULT_POLL_INTERVAL_MS', 'DEFAULT_RECONNECT_DELAY_MS',
+    'DEFAULT_STAGES', 'ENV_WEBHOOK_SECRET', 'ENV_WEBHOOK_URL', 'FieldError', 'FinalStatus', 'HEADERS',
+    'LIVE_EVENTS', 'MAX_REQUEST_TARGET_LENGTH', 'PROBLEM_CODES', 'PROBLEM_CONTENT_TYPE', 'PROBLEM_TITLES',
+    'PayloadValidationError', 'PipelineRunRecord', 'Problem', 'ProblemCode', 'ROUTE_METHODS', 'RunEndEvent',
+    'RunId', 'RunSnapshotEvent', 'RunStatus', 'RunStatusResponse', 'RunSubscriptionError', 'RunUpdateEvent',
+    'StageDefinition', 'StageOutputRecord', 'StageStatus', 'StageUpdate', 'StageUpdateResponse',
+    'StageUpdateStatus', 'TIMESTAMP_FORMAT', 'Timestamp', 'UpdateOutcome', 'allowedMethods',
+    'assertStageCatalogue', 'createProblem', 'defineStages', 'isFinalStatus', 'isPayloadValidationError',
+    'isRunId', 'isRunSubscriptionError', 'isTimestamp', 'lastStageNumber', 'matchRoute', 'mergeRunUpdate',
+    'normalizeBasePath', 'parseCompleteRun', 'parseCreateRun', 'parseRunId', 'parseStageUpdate',
+    'problemType', 'routePath', 'runEventsPath', 'safeParseCompleteRun', 'safeParseCreateRun',
+    'safeParseStageUpdate', 'stageUpdateSchemaFor', 'subscribeToRun', 'timestampToDate', 'toFieldErrors',
+  ],
+  'pipeline-status-sdk/client': [
+    'ClientClosedError', 'CompleteRun', 'CompleteRunResponse', 'ConfigurationError', 'CreateRun',
+    'CreateRunResponse', 'DEFAULT_BASE_PATH', 'DEFAULT_RETRY_POLICY', 'DEFAULT_STAGES', 'ENV_WEBHOOK_SECRET',
+    'ENV_WEBHOOK_URL', 'FieldError', 'FinalStatus', 'HEADERS', 'LIVE_EVENTS', 'MAX_REQUEST_TARGET_LENGTH',
+    'OutboxLockedError', 'PROBLEM_CODES', 'PROBLEM_CONTENT_TYPE', 'PROBLEM_TITLES', 'PayloadValidationError',
+    'PipelineRunRecord', 'PipelineStatusError', 'PrismaAPIClient', 'Problem', 'ProblemCode', 'ROUTE_METHODS',
+    'RunEndEvent', 'RunId', 'RunSnapshotEvent', 'RunStatus', 'RunStatusResponse', 'RunUpdateEvent',
+    'StageDefinition', 'StageOutputRecord', 'StageStatus', 'StageUpdate', 'StageUpdateResponse',
+    'StageUpdateStatus', 'StatusHttpError', 'StatusNetworkError', 'StatusTimeoutError', 'TIMESTAMP_FORMAT',
+    'TRUNCATION_MARKER', 'Timestamp', 'UpdateOutcome', 'allowedMethods', 'assertStageCatalogue',
+    'consoleLogger', 'createProblem', 'defineStages', 'isClientClosedError', 'isConfigurationError',
+    'isFinalStatus', 'isOutboxLockedError', 'isPayloadValidationError', 'isPipelineStatusError',
+    'isQueuedDelivery', 'isRetriableStatus', 'isRunId', 'isStatusHttpError', 'isStatusNetworkError',
+    'isStatusTimeoutError', 'isTimestamp', 'lastStageNumber', 'matchRoute', 'mergeRunUpdate',
+    'normalizeBasePath', 'parseCompleteRun', 'parseCreateRun', 'parseRetryAfter', 'parseRunId',
+    'parseStageUpdate', 'problemType', 'routePath', 'runEventsPath', 'runPipeline', 'safeParseCompleteRun',
+    'safeParseCreateRun', 'safeParseStageUpdate', 'silentLogger', 'stageUpdateSchemaFor', 'timestampToDate',
+    'toFieldErrors',
+  ],
+  'pipeline-status-sdk/server': [
+    'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS', 'DEFAULT_RETRY_AFTER_SECONDS',
+    'DEFAULT_WEBHOOK_TOLERANCE_SECONDS', 'HandlerConfigurationError', 'HttpProblemError',
+    'MIN_READ_TOKEN_SECRET_LENGTH', 'MemoryStore', 'PrismaStore', 'StoreUnavailableError',
+    'WEBHOOK_SECRET_PREFIX', 'createMemoryReplayStore', 'createPipelineStatusHandlers',
+    'createPostgresReplayStore', 'createPrismaStore', 'createRunReadToken', 'createStaleRunSweeper',
+    'createWebhookSignatureHeaders', 'isHandlerConfigurationError', 'isHttpProblemError',
+    'isStoreUnavailableError', 'nextRunVersion', 'problemResponse', 'resolveWebhookSecrets', 'signWebhook',
+    'verifyRunReadToken', 'verifyWebhookSignature', 'webhookMessageId', 'webhookRoute',
+  ],
+  'pipeline-status-sdk/next': [
+    'createNextRouteHandlers',
+  ],
+  'pipeline-status-sdk/express': [
+    'createExpressRouter',
+  ],
+  'pipeline-status-sdk/msw': [
+    'MOCK_DEFAULT_SECRET', 'createPipelineMock', 'startMockServer',
+  ],
+  'pipeline-status-sdk/react': [
+    'createRunStatusStore', 'useRunStatus',
+  ],
+}
+
 let consumer: string
 
 // test/setup/global-setup.ts has built dist/ before any test runs.
@@ -52,6 +116,31 @@ async function node(code: string, type: 'module' | 'commonjs') {
   return JSON.parse(stdout) as Record<string, string[]>
 }
 
+describe('the entry points (source)', () => {
+  it('export exactly the pinned names', async () => {
+    const entries: Record<string, () => Promise<object>> = {
+      'pipeline-status-sdk': () => import('pipeline-status-sdk'),
+      'pipeline-status-sdk/client': () => import('pipeline-status-sdk/client'),
+      'pipeline-status-sdk/server': () => import('pipeline-status-sdk/server'),
+      'pipeline-status-sdk/next': () => import('pipeline-status-sdk/next'),
+      'pipeline-status-sdk/express': () => import('pipeline-status-sdk/express'),
+      'pipeline-status-sdk/msw': () => import('pipeline-status-sdk/msw'),
+      'pipeline-status-sdk/react': () => import('pipeline-status-sdk/react'),
+    }
+    expect(Object.keys(entries)).toEqual(subpaths)
+    for (const [subpath, load] of Object.entries(entries)) {
+      expect(Object.keys(await load()).sort(), subpath).toEqual(PUBLIC_EXPORTS[subpath])
+    }
+  })
+
+  it('name every export: no `export *` in an entry point', async () => {
+    const entries = ['src/index.ts', 'src/client/index.ts', 'src/server/index.ts', 'src/next/index.ts', 'src/express/index.ts']
+    for (const entry of [...entries, 'mock-server/index.ts', 'src/react/index.ts']) {
+      expect(await readFile(join(root, entry), 'utf8'), entry).not.toMatch(/^export \*/m)
+    }
+  })
+})
+
 describe('the built package', () => {
   it('lists seven entry points', () => {
     expect(subpaths).toEqual([
@@ -76,8 +165,7 @@ describe('the built package', () => {
       'commonjs',
     )
     expect(cjs).toEqual(esm)
-    expect(esm['pipeline-status-sdk']).toContain('parseStageUpdate')
-    expect(esm['pipeline-status-sdk/server']).toContain('MemoryStore')
+    expect(esm).toEqual(PUBLIC_EXPORTS)
   })
 
   it('shares one copy of the contract between entries', async () => {

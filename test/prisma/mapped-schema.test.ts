@@ -10,16 +10,8 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
-import {
-  applyStageUpdate,
-  completeRun,
-  createPipelineStatusHandlers,
-  createRun,
-  failStaleRuns,
-  getRunSnapshot,
-  PrismaStore,
-  type PrismaStoreClient,
-} from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, PrismaStore, type PrismaStoreClient } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, failStaleRuns, getRunSnapshot } from '../../src/core/operations.js'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'

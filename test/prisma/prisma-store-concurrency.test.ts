@@ -5,15 +5,8 @@
  * results under interleaving but not real parallelism.
  */
 import { DEFAULT_STAGES, type CompleteRun, type StageUpdate } from 'pipeline-status-sdk'
-import {
-  applyStageUpdate,
-  completeRun,
-  createRun,
-  getRunSnapshot,
-  type CompletionResult,
-  PrismaStore,
-  type StageUpdateResult,
-} from 'pipeline-status-sdk/server'
+import { PrismaStore } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, getRunSnapshot, type CompletionResult, type StageUpdateResult } from '../../src/core/operations.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'

@@ -5,7 +5,8 @@
  */
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot, PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import { PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/core/operations.js'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'

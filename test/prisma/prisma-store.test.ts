@@ -2,10 +2,6 @@ import { createServer } from 'node:net'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
 import {
-  applyStageUpdate,
-  completeRun,
-  createRun,
-  getRunSnapshot,
   isStoreUnavailableError,
   PrismaStore,
   createPrismaStore,
@@ -13,6 +9,7 @@ import {
   type RunSnapshot,
   StoreUnavailableError,
 } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/core/operations.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'

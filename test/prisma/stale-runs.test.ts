@@ -8,18 +8,8 @@
 import express from 'express'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import {
-  applyStageUpdate,
-  completeRun,
-  createRun,
-  createStaleRunSweeper,
-  failStaleRuns,
-  getRunSnapshot,
-  PrismaStore,
-  type RunState,
-  type Store,
-  type StoreTransaction,
-} from 'pipeline-status-sdk/server'
+import { createStaleRunSweeper, PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, failStaleRuns, getRunSnapshot } from '../../src/core/operations.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { listen } from '../contract/targets.js'

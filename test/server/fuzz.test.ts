@@ -22,19 +22,16 @@ import {
   stageUpdateSchemaFor,
 } from 'pipeline-status-sdk'
 import {
-  applyStageUpdate,
-  completeRun,
   createPipelineStatusHandlers,
-  createRun,
-  getRunSnapshot,
   MemoryStore,
   type PipelineStatusHandlers,
   PrismaStore,
   type RunSnapshot,
   signWebhook,
-  webhookMessageIdPrefix,
   webhookRoute,
 } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/core/operations.js'
+import { webhookMessageIdPrefix } from '../../src/core/webhook-signature.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 

@@ -10,8 +10,8 @@ import {
   HttpProblemError,
   isHandlerConfigurationError,
   MemoryStore,
-  timingSafeEqual,
 } from 'pipeline-status-sdk/server'
+import { timingSafeEqual } from '../../src/internal/timing-safe-equal.js'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { Api, buildRequest, describeContract, expectProblem, SECRET, streamOf, uniqueRunId } from '../contract/contract-suite.js'
