@@ -207,7 +207,10 @@ export interface CompleteRunInput {
 }
 
 /**
- * The runner's client: reports stage changes of a pipeline run to the web app's handlers.
+ * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
+ * The runner uses it to report stage changes of a pipeline run to the web app's handlers, which
+ * store them. The name is the one the original Python runner's class has, so users of that
+ * system recognise it.
  *
  * - `initializePipelineStages`, `markStage*` and `sendStageUpdate` never throw by default:
  *   they resolve `true` when the update was delivered (or durably queued in the outbox) and
