@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, trunc
 import { type FileHandle, open } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
-/** What {@link openJournal} found on disk. */
+/** What {@link JsonlJournal.openSync} found on disk. */
 export interface JournalContents {
   /** Every intact record, in file order. */
   records: unknown[]
@@ -27,11 +27,6 @@ export class JsonlJournal {
   private constructor(path: string, size: number) {
     this.path = path
     this.#size = size
-  }
-
-  /** Whether the file holds any record. */
-  get isEmpty(): boolean {
-    return this.#size === 0
   }
 
   /**
@@ -121,7 +116,7 @@ export class JsonlJournal {
 }
 
 /** Makes a file's creation or rename durable; a no-op where directories cannot be opened. */
-export function syncDirectory(dir: string): void {
+function syncDirectory(dir: string): void {
   let fd: number | undefined
   try {
     fd = openSync(dir, 'r')

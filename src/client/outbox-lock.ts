@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { OutboxLockedError } from './errors.js'
 
 /** The lock file's name inside the outbox directory. */
-export const LOCK_FILE = 'outbox.lock'
+const LOCK_FILE = 'outbox.lock'
 
 /** Directories locked by this process, so two clients in one process cannot share one either. */
 const held = new Set<string>()
