@@ -1,5 +1,5 @@
 /**
- * The run version (DESIGN.md "The run version and the hot path"): an integer on each run that
+ * The run version (docs/design.md, "The run version and the hot path"): an integer on each run that
  * grows by one with every applied change to the run or to any of its stages, in the same write.
  * It is the `ETag` of `GET /status` and the optimistic-concurrency token of the stage-update
  * write. Pure: both stores take the rule from here.

@@ -1,5 +1,5 @@
 /**
- * The one place where the semantics of DESIGN.md live. Pure: no I/O, no clock (callers pass
+ * The one place where the semantics of docs/design.md ("Semantics") live. Pure: no I/O, no clock (callers pass
  * `now`), no randomness. The Prisma store and the in-memory store both call these functions
  * inside their own transaction and persist exactly what they return.
  */
