@@ -5,9 +5,15 @@ import { type PipelineMock, type PipelineMockOptions, createPipelineMock } from 
 
 /** Options of {@link startMockServer}: the mock's options plus where to listen. */
 export interface MockServerOptions extends Omit<PipelineMockOptions, 'baseUrl'> {
-  /** The TCP port; `0` picks a free one. @default 0 */
+  /**
+   * The TCP port; `0` picks a free one.
+   * @default 0
+   */
   port?: number | undefined
-  /** The interface to listen on. @default '127.0.0.1' */
+  /**
+   * The interface to listen on.
+   * @default '127.0.0.1'
+   */
   host?: string | undefined
   /**
    * Called once per request after it was answered (or dropped), e.g. to log it:

@@ -196,7 +196,10 @@ export interface CloseOptions {
 export interface CompleteRunInput {
   /** How the run ended. */
   status: CompleteRun['status']
-  /** When it ended, as a `Date` or ISO 8601 string. @default now */
+  /**
+   * When it ended, as a `Date` or ISO 8601 string.
+   * @default now
+   */
   completedAt?: string | Date | null | undefined
   /** How long the run took, in seconds. */
   duration?: number | null | undefined

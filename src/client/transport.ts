@@ -59,7 +59,10 @@ export interface OutgoingRequest {
   /** The JSON body, already serialised, sent byte for byte on every attempt. */
   body?: string | undefined
   idempotencyKey?: string | undefined
-  /** What the request is, for the logs, e.g. `Run run_1: stage 2 COMPLETED`. @default method and URL */
+  /**
+   * What the request is, for the logs, e.g. `Run run_1: stage 2 COMPLETED`.
+   * @default method and URL
+   */
   what?: string | undefined
 }
 

@@ -62,18 +62,18 @@ export interface SubscribeToRunOptions {
    * Consecutive failures double it up to {@link SubscribeToRunOptions.maxReconnectDelayMs}; each
    * wait is drawn at random between half and all of it (jitter), so clients do not return in step.
    * A `Retry-After` on a 429 or 503 wins when longer.
-   * @default 1000
+   * @default 1_000
    */
   reconnectDelayMs?: number | undefined
   /**
    * The longest wait between two attempts, in milliseconds.
-   * @default 30000
+   * @default 30_000
    */
   maxReconnectDelayMs?: number | undefined
   /**
    * Time between two `GET /status` requests in the polling fallback, in milliseconds, counted
    * from the end of one answer.
-   * @default 1000
+   * @default 1_000
    */
   pollIntervalMs?: number | undefined
   /**

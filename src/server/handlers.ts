@@ -153,7 +153,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
   /**
    * The largest body accepted, in bytes. Checked against `Content-Length` first and counted
    * while the body streams, so a larger body is never buffered; it is answered with 413.
-   * @default 1048576 (1 MiB)
+   * @default 1_048_576 (1 MiB)
    */
   maxBodyBytes?: number | undefined
   /**

@@ -139,14 +139,14 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * How long a transaction (`/complete`, the stale-run sweep, a stage update under heavy
    * contention) may wait for a connection before it gives up, in milliseconds. It then fails
    * with `StoreUnavailableError` (the handlers answer 503 with `Retry-After`).
-   * @default 5000
+   * @default 5_000
    */
   maxWait?: number | undefined
   /**
    * How long one transaction may run, in milliseconds, including the app's `onRunCompleted`
    * hook, which runs inside it. Waiting for another write to the same run counts towards it.
    * Past it the transaction is rolled back and fails with `StoreUnavailableError` (503).
-   * @default 15000
+   * @default 15_000
    */
   timeout?: number | undefined
   /**
@@ -155,7 +155,7 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * statement of a stage update. Past it the call fails with `StoreUnavailableError` (503); the
    * statement itself is left to the pool, so also set the pool's `connectionTimeoutMillis` and
    * PostgreSQL's `statement_timeout` (see docs/operations.md).
-   * @default 5000
+   * @default 5_000
    */
   queryTimeout?: number | undefined
   /**
@@ -181,7 +181,7 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
   pool?: PrismaStorePool | undefined
 }
 
-/** @default values of {@link PrismaStoreOptions}, in milliseconds. */
+/** The defaults of {@link PrismaStoreOptions}, in milliseconds. */
 const DEFAULT_MAX_WAIT = 5_000
 const DEFAULT_TIMEOUT = 15_000
 const DEFAULT_QUERY_TIMEOUT = 5_000

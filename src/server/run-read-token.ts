@@ -34,7 +34,7 @@ export interface CreateRunReadTokenOptions {
   secret: string
   /**
    * How long the token is valid, in seconds.
-   * @default 3600 (one hour)
+   * @default 3_600 (one hour)
    */
   expiresIn?: number | undefined
   /**

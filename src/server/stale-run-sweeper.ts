@@ -26,7 +26,7 @@ export interface StaleRunSweeperSettings {
    * The pause between the end of one timed sweep and the start of the next, in milliseconds.
    * Used by {@link StaleRunSweeper.start} only. A run is therefore failed at most about
    * `staleAfterMs + intervalMs` after its last update.
-   * @default 60000 (one minute)
+   * @default 60_000 (one minute)
    */
   intervalMs?: number | undefined
   /**
