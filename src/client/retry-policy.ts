@@ -1,6 +1,9 @@
 import type { RetryOptions } from 'ky'
 import { type PipelineStatusError, isStatusHttpError, isStatusNetworkError, isStatusTimeoutError } from './errors.js'
 
+// The one parser, shared with the live status subscriber; the client's entry exports it from here.
+export { parseRetryAfter } from '../contract/retry-after.js'
+
 /**
  * How one request is retried: exponential backoff with full jitter, capped, honouring the
  * server's `Retry-After`. Network errors, per-attempt timeouts, 408, 429 and 5xx are retried;
@@ -112,16 +115,4 @@ export function toKyRetryOptions(
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
-}
-
-/**
- * A `Retry-After` header value as milliseconds from `now`: delay-seconds or an HTTP date.
- * `undefined` when absent or unreadable.
- */
-export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
-  if (value === null || value === undefined) return undefined
-  const trimmed = value.trim()
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
-  const date = Date.parse(trimmed)
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }

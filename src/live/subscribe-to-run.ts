@@ -3,6 +3,7 @@ import { HEADERS } from '../contract/headers.js'
 import { LIVE_EVENTS, mergeRunUpdate, RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from '../contract/live-status.js'
 import { Problem } from '../contract/problem.js'
 import { RunStatusResponse } from '../contract/records.js'
+import { parseRetryAfter } from '../contract/retry-after.js'
 import { DEFAULT_BASE_PATH } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
 
@@ -402,8 +403,8 @@ async function httpError(response: Response, what: string): Promise<RunSubscript
     `${what} answered ${response.status}${problem ? ` ${problem.code}${problem.detail ? `: ${problem.detail}` : ''}` : ''}`,
     { status: response.status, problem },
   )
-  const retryAfter = Number(response.headers.get(HEADERS.retryAfter))
-  if (Number.isFinite(retryAfter) && retryAfter > 0) retryAfterByError.set(error, retryAfter * 1000)
+  const retryAfter = parseRetryAfter(response.headers.get(HEADERS.retryAfter))
+  if (retryAfter !== undefined && retryAfter > 0) retryAfterByError.set(error, retryAfter)
   return error
 }
 
