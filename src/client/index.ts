@@ -1,6 +1,7 @@
 /**
  * The runner side: `PrismaAPIClient` and `runPipeline`. Imports no Prisma, pg or server code.
- * Also re-exports the contract (`pipeline-status-sdk`), so a runner needs one import.
+ * Also re-exports the contract names a runner handles (the stage catalogue, `PayloadValidationError`,
+ * the answers' types); the whole contract is `pipeline-status-sdk`.
  *
  * @example
  * ```ts
@@ -15,30 +16,16 @@
  *
  * @module pipeline-status-sdk/client
  */
-export { CompleteRun, CreateRun } from '../contract/complete.js'
-export { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL, HEADERS, PROBLEM_CONTENT_TYPE } from '../contract/headers.js'
-export {
-  LIVE_EVENTS,
-  mergeRunUpdate,
-  RunEndEvent,
-  runEventsPath,
-  RunSnapshotEvent,
-  RunUpdateEvent,
-} from '../contract/live-status.js'
-export {
-  isPayloadValidationError,
-  parseCompleteRun,
-  parseCreateRun,
-  parseRunId,
-  parseStageUpdate,
-  PayloadValidationError,
-  safeParseCompleteRun,
-  safeParseCreateRun,
-  safeParseStageUpdate,
-  toFieldErrors,
-} from '../contract/parse.js'
-export { createProblem, FieldError, Problem, PROBLEM_CODES, PROBLEM_TITLES, ProblemCode, problemType } from '../contract/problem.js'
-export {
+// The contract names a runner handles: the stage catalogue it runs, the error its input checks
+// throw, and the shapes of what the server answers. The whole contract is `pipeline-status-sdk`.
+export { DEFAULT_STAGES, defineStages } from '../contract/stages.js'
+export { isPayloadValidationError, PayloadValidationError } from '../contract/parse.js'
+export type { StageCatalogue, StageDefinition } from '../contract/stages.js'
+export type { CompleteRun } from '../contract/complete.js'
+export type { StageUpdate } from '../contract/stage-update.js'
+export type { RunStatus, StageStatus } from '../contract/status.js'
+export type { Problem, ProblemCode } from '../contract/problem.js'
+export type {
   CompleteRunResponse,
   CreateRunResponse,
   PipelineRunRecord,
@@ -47,22 +34,6 @@ export {
   StageUpdateResponse,
   UpdateOutcome,
 } from '../contract/records.js'
-export {
-  allowedMethods,
-  DEFAULT_BASE_PATH,
-  matchRoute,
-  MAX_REQUEST_TARGET_LENGTH,
-  normalizeBasePath,
-  ROUTE_METHODS,
-  routePath,
-} from '../contract/routes.js'
-export type { RouteMatch, RouteName } from '../contract/routes.js'
-export { isRunId, RunId } from '../contract/run-id.js'
-export { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
-export { assertStageCatalogue, DEFAULT_STAGES, defineStages, lastStageNumber, StageDefinition } from '../contract/stages.js'
-export type { StageCatalogue } from '../contract/stages.js'
-export { FinalStatus, isFinalStatus, RunStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
-export { isTimestamp, Timestamp, TIMESTAMP_FORMAT, timestampToDate } from '../contract/timestamp.js'
 export {
   PrismaAPIClient,
   isQueuedDelivery,

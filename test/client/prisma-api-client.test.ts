@@ -10,7 +10,6 @@ import {
   StatusHttpError,
   StatusNetworkError,
   StatusTimeoutError,
-  createProblem,
   isClientClosedError,
   isConfigurationError,
   isPipelineStatusError,
@@ -19,6 +18,7 @@ import {
   isStatusTimeoutError,
   silentLogger,
 } from 'pipeline-status-sdk/client'
+import { createProblem } from 'pipeline-status-sdk'
 import { verifyWebhookSignature } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { recordingLogger } from './support/recording-logger.js'
