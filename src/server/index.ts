@@ -33,7 +33,7 @@ export type {
   StoreHandlersOptions,
 } from './handlers.js'
 export type { OnRunCompleted } from '../core/operations.js'
-export type { HandlerLogger } from './logger.js'
+export type { Logger } from '../internal/logger.js'
 
 // Stores
 export { MemoryStore } from '../core/memory-store.js'
