@@ -1,4 +1,5 @@
 import { Problem } from '../contract/problem.js'
+import { isErrorNamed } from '../internal/is-error-named.js'
 
 /** The `name` of every error the client throws; switch on it to tell them apart. */
 export type PipelineStatusErrorName =
@@ -176,8 +177,7 @@ export class ClientClosedError extends PipelineStatusError {
   }
 }
 
-const hasName = (error: unknown, name: PipelineStatusErrorName): boolean =>
-  error instanceof Error && error.name === name
+const hasName = (error: unknown, name: PipelineStatusErrorName): boolean => isErrorNamed(error, name)
 
 /** Whether a value is any error of this client, also across realms and dual builds. */
 export function isPipelineStatusError(error: unknown): error is PipelineStatusError {

@@ -21,6 +21,7 @@ import ky, {
 } from 'ky'
 import { HEADERS } from '../contract/headers.js'
 import { Problem } from '../contract/problem.js'
+import { isErrorNamed } from '../internal/is-error-named.js'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
 import type { Logger } from './logger.js'
 import {
@@ -310,7 +311,7 @@ export class Transport {
       return new StatusTimeoutError({ request: shown, timeout: this.#config.timeout, attempts, cause: error })
     }
     if (isNetworkError(error)) return new StatusNetworkError({ request: shown, attempts, cause: error })
-    const aborted = error instanceof Error && error.name === 'AbortError'
+    const aborted = isErrorNamed(error, 'AbortError')
     return new PipelineStatusError(
       `${request.method} ${request.url} ${aborted ? 'was aborted' : `failed: ${error instanceof Error ? error.message : String(error)}`}`,
       { cause: error },

@@ -4,6 +4,7 @@ import { type FieldError } from './problem.js'
 import { RunId } from './run-id.js'
 import { StageUpdate, stageUpdateSchemaFor } from './stage-update.js'
 import type { StageCatalogue } from './stages.js'
+import { isErrorNamed } from '../internal/is-error-named.js'
 
 /**
  * Thrown by the `parseX` helpers when a payload does not match the contract.
@@ -38,7 +39,7 @@ export class PayloadValidationError extends Error {
 
 /** Whether a value is a {@link PayloadValidationError}, also across realms and dual builds. */
 export function isPayloadValidationError(error: unknown): error is PayloadValidationError {
-  return error instanceof Error && error.name === 'PayloadValidationError'
+  return isErrorNamed(error, 'PayloadValidationError')
 }
 
 /** Converts zod issues to `{ field, message }` pairs with dotted field paths. */

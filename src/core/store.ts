@@ -1,4 +1,5 @@
 import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
+import { isErrorNamed } from '../internal/is-error-named.js'
 
 /**
  * What a store offers inside one transaction. The operations in `operations.ts` call these in
@@ -122,5 +123,5 @@ export class StoreUnavailableError extends Error {
 
 /** Whether a value is a {@link StoreUnavailableError}, also across realms and dual builds. */
 export function isStoreUnavailableError(error: unknown): error is StoreUnavailableError {
-  return error instanceof Error && error.name === 'StoreUnavailableError'
+  return isErrorNamed(error, 'StoreUnavailableError')
 }

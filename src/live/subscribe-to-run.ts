@@ -6,6 +6,7 @@ import { RunStatusResponse } from '../contract/records.js'
 import { parseRetryAfter } from '../contract/retry-after.js'
 import { DEFAULT_BASE_PATH } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
+import { isErrorNamed } from '../internal/is-error-named.js'
 
 /**
  * The connection state of a run subscription:
@@ -121,7 +122,7 @@ export class RunSubscriptionError extends Error {
 
 /** Whether a value is a {@link RunSubscriptionError}, also across realms and dual builds. */
 export function isRunSubscriptionError(error: unknown): error is RunSubscriptionError {
-  return error instanceof Error && error.name === 'RunSubscriptionError'
+  return isErrorNamed(error, 'RunSubscriptionError')
 }
 
 /** Whether retrying cannot fix an answer: a 4xx other than 408 and 429. */

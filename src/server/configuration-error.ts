@@ -1,3 +1,5 @@
+import { isErrorNamed } from '../internal/is-error-named.js'
+
 /**
  * Thrown when the handlers are created with options that cannot work (no webhook secret, an
  * invalid stage catalogue, a bad limit), so a misconfigured app fails at start-up instead of
@@ -20,5 +22,5 @@ export class HandlerConfigurationError extends Error {
 
 /** Whether a value is a {@link HandlerConfigurationError}, also across realms and dual builds. */
 export function isHandlerConfigurationError(error: unknown): error is HandlerConfigurationError {
-  return error instanceof Error && error.name === 'HandlerConfigurationError'
+  return isErrorNamed(error, 'HandlerConfigurationError')
 }

@@ -1,5 +1,6 @@
 import { PROBLEM_CONTENT_TYPE } from '../contract/headers.js'
 import { createProblem, type FieldError, type ProblemCode } from '../contract/problem.js'
+import { isErrorNamed } from '../internal/is-error-named.js'
 
 /** Extra members of a problem body. */
 export interface ProblemExtras {
@@ -79,5 +80,5 @@ export class HttpProblemError extends Error {
 
 /** Whether a value is an {@link HttpProblemError}, also across realms and dual builds. */
 export function isHttpProblemError(error: unknown): error is HttpProblemError {
-  return error instanceof Error && error.name === 'HttpProblemError' && typeof (error as HttpProblemError).getResponse === 'function'
+  return isErrorNamed(error, 'HttpProblemError') && typeof (error as HttpProblemError).getResponse === 'function'
 }
