@@ -30,7 +30,7 @@ export class PayloadValidationError extends Error {
   constructor(what: string, issues: z.core.$ZodIssue[]) {
     const fieldErrors = toFieldErrors(issues)
     super(
-      `Invalid ${what}: ${fieldErrors.map((e) => `${e.field || '(body)'}: ${e.message}`).join('; ')}`,
+      `Invalid ${what}: ${describeFieldErrors(fieldErrors)}`,
     )
     this.issues = issues
     this.fieldErrors = fieldErrors
@@ -48,6 +48,14 @@ export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[]
     field: issue.path.map(String).join('.'),
     message: issue.message,
   }))
+}
+
+/**
+ * Field errors as one line, `field: message; field: message` (`(body)` for the body itself): the
+ * message of a {@link PayloadValidationError} and the `detail` of a 400 problem. Internal.
+ */
+export function describeFieldErrors(errors: readonly FieldError[]): string {
+  return errors.map((error) => `${error.field || '(body)'}: ${error.message}`).join('; ')
 }
 
 function parser<T>(what: string, schema: z.ZodType<T>) {

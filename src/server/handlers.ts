@@ -1,7 +1,7 @@
 import type { z } from 'zod'
 import { CompleteRun, CreateRun } from '../contract/complete.js'
 import { HEADERS } from '../contract/headers.js'
-import { toFieldErrors } from '../contract/parse.js'
+import { describeFieldErrors, toFieldErrors } from '../contract/parse.js'
 import type { CompleteRunResponse, CreateRunResponse, StageUpdateResponse } from '../contract/records.js'
 import {
   allowedMethods,
@@ -34,7 +34,7 @@ import { HttpProblemError, isHttpProblemError, jsonResponse, problemResponse } f
 import { bodyAlreadyConsumed, readBodyLimited } from './read-body.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { unstorableFields } from './storable-text.js'
-import { createWebhookAuthenticator, resolveWebhookSecrets, type WebhookSigningOptions } from './webhook-auth.js'
+import { createWebhookAuthenticator, resolveWebhookSecrets, secretRefused, type WebhookSigningOptions } from './webhook-auth.js'
 import { hasRebuiltBody } from './rebuilt-body.js'
 import { assertReadTokenSecret, looksLikeRunReadToken, verifyRunReadToken } from './run-read-token.js'
 import { webhookRoute } from '../core/webhook-signature.js'
@@ -377,13 +377,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
         detail: 'Writes must be signed (webhook-id, webhook-timestamp, webhook-signature)',
       })
     }
-    if (!(await auth.secretMatches(request))) {
-      throw new HttpProblemError('unauthorized', {
-        detail: request.headers.has(HEADERS.webhookSecret)
-          ? `${HEADERS.webhookSecret} does not match`
-          : `${HEADERS.webhookSecret} is missing`,
-      })
-    }
+    if (!(await auth.secretMatches(request))) throw secretRefused(request)
     return { signed: false }
   }
 
@@ -428,11 +422,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       if (allowed) return
       throw new HttpProblemError('forbidden', { detail: 'Not allowed to read this run' })
     }
-    throw new HttpProblemError('unauthorized', {
-      detail: request.headers.has(HEADERS.webhookSecret)
-        ? `${HEADERS.webhookSecret} does not match`
-        : `${HEADERS.webhookSecret} is missing`,
-    })
+    throw secretRefused(request)
   }
 
   /** Checks a signature over the body as sent, bound to this method, route and run. */
@@ -574,7 +564,7 @@ function validate<T>(schema: z.ZodType<T>, input: unknown): T {
   if (result.success) return result.data
   const errors = toFieldErrors(result.error.issues)
   throw new HttpProblemError('validation_failed', {
-    detail: errors.map((error) => `${error.field || '(body)'}: ${error.message}`).join('; '),
+    detail: describeFieldErrors(errors),
     errors,
   })
 }
@@ -583,7 +573,7 @@ function assertStorable(values: Record<string, string | null | undefined>): void
   const errors = unstorableFields(values)
   if (errors.length > 0) {
     throw new HttpProblemError('validation_failed', {
-      detail: errors.map((error) => `${error.field}: ${error.message}`).join('; '),
+      detail: describeFieldErrors(errors),
       errors,
     })
   }

@@ -183,3 +183,12 @@ function readEnv(name: string): string | undefined {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
   return env?.[name]
 }
+
+/** The 401 for a write or read whose `X-Webhook-Secret` is missing or matches no secret. */
+export function secretRefused(request: Request): HttpProblemError {
+  return new HttpProblemError('unauthorized', {
+    detail: request.headers.has(HEADERS.webhookSecret)
+      ? `${HEADERS.webhookSecret} does not match`
+      : `${HEADERS.webhookSecret} is missing`,
+  })
+}
