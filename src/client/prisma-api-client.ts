@@ -11,7 +11,7 @@ import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { DEFAULT_STAGES, type StageCatalogue, assertStageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
-import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../core/webhook-signature.js'
+import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../signing/webhook-signature.js'
 import {
   ClientClosedError,
   ConfigurationError,

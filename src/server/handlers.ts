@@ -37,7 +37,7 @@ import { unstorableFields } from './storable-text.js'
 import { createWebhookAuthenticator, resolveWebhookSecrets, secretRefused, type WebhookSigningOptions } from './webhook-auth.js'
 import { hasRebuiltBody } from './rebuilt-body.js'
 import { assertReadTokenSecret, looksLikeRunReadToken, verifyRunReadToken } from './run-read-token.js'
-import { webhookRoute } from '../core/webhook-signature.js'
+import { webhookRoute } from '../signing/webhook-signature.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024

@@ -78,7 +78,7 @@ export {
   WEBHOOK_SECRET_PREFIX,
   webhookMessageId,
   webhookRoute,
-} from '../core/webhook-signature.js'
+} from '../signing/webhook-signature.js'
 export type {
   SignWebhookOptions,
   VerifyWebhookSignatureOptions,
@@ -87,7 +87,7 @@ export type {
   WebhookSignatureHeadersOptions,
   WebhookVerification,
   WebhookVerificationFailure,
-} from '../core/webhook-signature.js'
+} from '../signing/webhook-signature.js'
 export { resolveWebhookSecrets } from './webhook-auth.js'
 export type { WebhookSigningOptions } from './webhook-auth.js'
 

@@ -4,7 +4,7 @@ import {
   decodeWebhookSecret,
   verifyWebhookSignature,
   webhookMessageIdPrefix,
-} from '../core/webhook-signature.js'
+} from '../signing/webhook-signature.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { HttpProblemError } from './problem-response.js'
 import { createMemoryReplayStore, type ReplayStore } from './replay-store.js'

@@ -31,7 +31,7 @@ import {
   webhookRoute,
 } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/core/operations.js'
-import { webhookMessageIdPrefix } from '../../src/core/webhook-signature.js'
+import { webhookMessageIdPrefix } from '../../src/signing/webhook-signature.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 
