@@ -9,7 +9,7 @@ import {
 import { createRun, failStaleRuns, getRunSnapshot } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
-import { toRunRecord, toStatusResponse } from '../src/core/records.js'
+import { toRunRecord, toStatusResponse } from '../src/core/state-to-records.js'
 import {
   DEFAULT_MAX_BODY_BYTES,
   type PipelineStatusHandlers,

@@ -21,7 +21,7 @@ import {
   getRunSnapshot,
   type OnRunCompleted,
 } from '../core/operations.js'
-import { toRunRecord, toStageRecord, toStatusResponse } from '../core/records.js'
+import { toRunRecord, toStageRecord, toStatusResponse } from '../core/state-to-records.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import type { ConflictCode } from '../core/state-machine.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
