@@ -1,7 +1,0 @@
-export * from './state.js'
-export * from './state-machine.js'
-export * from './store.js'
-export * from './operations.js'
-export * from './memory-store.js'
-export * from './state-to-records.js'
-export * from './run-version.js'
