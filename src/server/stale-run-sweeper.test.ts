@@ -5,8 +5,8 @@ import { applyStageUpdate, createRun, getRunSnapshot } from '../core/operations.
 import type { RunState } from '../core/state.js'
 import { type Store, StoreUnavailableError } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
-import type { HandlerLogger } from './logger.js'
 import { createStaleRunSweeper, type StaleRunSweeperOptions } from './stale-run-sweeper.js'
+import { quiet, recordingLogger } from '../../test/support/loggers.js'
 
 const MINUTE = 60_000
 const T0 = new Date('2026-01-01T00:00:00.000Z')
@@ -20,17 +20,6 @@ function manualClock() {
   }
 }
 
-/** A logger that records what it was given. */
-function recordingLogger() {
-  const lines: Array<{ level: 'warn' | 'error'; message: string; details: Record<string, unknown> | undefined }> = []
-  const logger: HandlerLogger = {
-    warn: (message, details) => void lines.push({ level: 'warn', message, details }),
-    error: (message, details) => void lines.push({ level: 'error', message, details }),
-  }
-  return { logger, lines }
-}
-
-const quiet: HandlerLogger = { warn: () => {}, error: () => {} }
 
 /** Starts a run whose stage 1 is PROCESSING at the clock's current time. */
 async function startRun(store: MemoryStore, id: string, now: Date): Promise<void> {
@@ -102,7 +91,8 @@ describe('sweep()', () => {
   it('fails the runs without an update for staleAfterMs, with the reason, and leaves the others', async () => {
     const store = new MemoryStore()
     const clock = manualClock()
-    const { logger, lines } = recordingLogger()
+    const logger = recordingLogger()
+    const { lines } = logger
     const stale: string[] = []
     await startRun(store, 'silent', clock.now())
     clock.advance(10 * MINUTE)
@@ -155,7 +145,8 @@ describe('sweep()', () => {
   it('logs a throwing onRunStale and goes on with the next run', async () => {
     const store = new MemoryStore()
     const clock = manualClock()
-    const { logger, lines } = recordingLogger()
+    const logger = recordingLogger()
+    const { lines } = logger
     await startRun(store, 'a', clock.now())
     await startRun(store, 'b', clock.now())
     clock.advance(MINUTE + 1)
@@ -233,7 +224,8 @@ describe('start() and stop()', () => {
     vi.useFakeTimers()
     const inner = new MemoryStore()
     const clock = manualClock()
-    const { logger, lines } = recordingLogger()
+    const logger = recordingLogger()
+    const { lines } = logger
     const failures: unknown[] = [new StoreUnavailableError(), new Error('syntax error at or near "FROM"')]
     const store = interceptedStore(inner, async (updatedBefore, limit) => {
       const failure = failures.shift()

@@ -10,7 +10,7 @@ import { DEFAULT_STAGES, PrismaAPIClient, type PrismaAPIClientOptions, silentLog
 import { createProblem } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { recordingLogger } from './support/recording-logger.js'
+import { recordingLogger } from '../support/loggers.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }

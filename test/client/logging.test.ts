@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { PrismaAPIClient, type PrismaAPIClientOptions } from 'pipeline-status-sdk/client'
 import { createProblem } from 'pipeline-status-sdk'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { recordingLogger } from './support/recording-logger.js'
+import { recordingLogger } from '../support/loggers.js'
 import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }

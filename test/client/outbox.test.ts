@@ -16,7 +16,7 @@ import {
   silentLogger,
 } from 'pipeline-status-sdk/client'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { recordingLogger } from './support/recording-logger.js'
+import { recordingLogger } from '../support/loggers.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 let server: TestServer

@@ -21,7 +21,7 @@ import {
 import { createProblem } from 'pipeline-status-sdk'
 import { verifyWebhookSignature } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { recordingLogger } from './support/recording-logger.js'
+import { recordingLogger } from '../support/loggers.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/

@@ -8,7 +8,8 @@ import { PrismaAPIClient, TRUNCATION_MARKER, runPipeline } from 'pipeline-status
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { type ExpressExample, startExpressExample } from '../../examples/express/app.js'
 import { type TestDatabase, createTestDatabase } from '../setup/test-database.js'
-import { recordingLogger } from './support/recording-logger.js'
+import { recordingLogger } from '../support/loggers.js'
+import { quiet } from '../support/loggers.js'
 
 const SECRET = 'express-example-secret'
 const MAX_BODY_BYTES = 1024 * 1024
@@ -17,7 +18,6 @@ let db: TestDatabase
 let example: ExpressExample
 beforeAll(async () => {
   db = await createTestDatabase()
-  const quiet = { info: () => {}, warn: () => {}, error: () => {} }
   example = await startExpressExample({ port: 0, secret: SECRET, databaseUrl: db.url, log: quiet })
 })
 afterAll(async () => {

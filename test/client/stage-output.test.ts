@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { fitStageUpdate } from '../../src/client/stage-output.js'
 import { isStorableText, toStorableText } from '../../src/contract/storable-text.js'
 import { makeStageUpdate } from '../support/fixtures.js'
-import { recordingLogger } from './support/recording-logger.js'
+import { recordingLogger } from '../support/loggers.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const LIMIT = 4096

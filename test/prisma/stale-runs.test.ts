@@ -16,6 +16,7 @@ import { listen } from '../contract/targets.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { runStaleRunScenario, STALE_AFTER_MS, STALE_SECRET } from '../support/stale-run-scenario.js'
+import { quiet } from '../support/loggers.js'
 
 const MINUTE = 60_000
 const T0 = Date.parse('2026-02-01T12:00:00.000Z')
@@ -209,7 +210,6 @@ describe('createStaleRunSweeper on a PrismaClient', () => {
     let time = T0
     const clock = () => new Date(time)
     const completions: RunState[] = []
-    const quiet = { warn: () => {}, error: () => {} }
     const app = express()
     app.use(
       '/api/pipeline',

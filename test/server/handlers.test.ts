@@ -16,11 +16,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { Api, buildRequest, describeContract, expectProblem, SECRET, streamOf, uniqueRunId } from '../contract/contract-suite.js'
 import { BASE_URL, failingStore, memoryTarget } from '../contract/targets.js'
+import { quiet } from '../support/loggers.js'
 
 // Spy on the real module: the handlers must call this export, not their own comparison.
 vi.mock('../../src/internal/timing-safe-equal.ts', { spy: true })
 
-const quiet = { warn: () => {}, error: () => {} }
 
 describeContract('web handlers in memory', () => memoryTarget)
 

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { buildRequest, describeContract, expectProblem, SECRET } from '../contract/contract-suite.js'
 import { BASE_URL, nextCatchAllTarget, nextPerRouteTarget } from '../contract/targets.js'
+import { recordingLogger } from '../support/loggers.js'
 
 describeContract('next catch-all route', () => nextCatchAllTarget)
 describeContract('next route per file', () => nextPerRouteTarget)
@@ -29,15 +30,6 @@ describe('next route handlers', () => {
         if (value === undefined) delete process.env[key]
         else process.env[key] = value
       }
-    }
-  }
-
-  function recordingLogger() {
-    const lines: Array<{ level: 'warn' | 'error'; message: string }> = []
-    return {
-      lines,
-      warn: (message: string) => void lines.push({ level: 'warn', message }),
-      error: (message: string) => void lines.push({ level: 'error', message }),
     }
   }
 

@@ -7,8 +7,8 @@ import { createPipelineMock } from 'pipeline-status-sdk/msw'
 import { createPipelineStatusHandlers, createStaleRunSweeper, MemoryStore, type RunState } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { runStaleRunScenario, STALE_AFTER_MS, STALE_SECRET } from '../support/stale-run-scenario.js'
+import { quiet } from '../support/loggers.js'
 
-const quiet = { warn: () => {}, error: () => {} }
 
 function sharedClock() {
   let time = Date.parse('2026-03-01T08:00:00.000Z')
