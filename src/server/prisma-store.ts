@@ -334,16 +334,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
-    const { run, stage } = write
+    const { stage } = write
     const rows = await this.#query<unknown>(this.#sql.writeRunStage, [
-      run.id,
-      write.expectedVersion,
-      run.status,
-      run.error,
-      run.completedAt,
-      run.completionReceivedAt,
-      run.updatedAt,
-      write.version,
+      ...runWriteParameters(write),
       // What Prisma's @default(uuid()) would have filled in; kept by an existing row.
       crypto.randomUUID(),
       stage.stageNumber,
@@ -364,17 +357,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async writeRun(write: RunWrite): Promise<boolean> {
-    const { run } = write
-    const rows = await this.#query<unknown>(this.#sql.writeRun, [
-      run.id,
-      write.expectedVersion,
-      run.status,
-      run.error,
-      run.completedAt,
-      run.completionReceivedAt,
-      run.updatedAt,
-      write.version,
-    ])
+    const rows = await this.#query<unknown>(this.#sql.writeRun, runWriteParameters(write))
     return rows.length > 0
   }
 
@@ -450,6 +433,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       throw toStoreError(error)
     }
   }
+}
+
+/** The run's parameters of a conditional write, in the order of both statements that take them. */
+function runWriteParameters(write: RunWrite): unknown[] {
+  const { run } = write
+  return [run.id, write.expectedVersion, run.status, run.error, run.completedAt, run.completionReceivedAt, run.updatedAt, write.version]
 }
 
 /**
