@@ -25,15 +25,9 @@ export type { CompleteRun } from '../contract/complete.js'
 export type { StageUpdate } from '../contract/stage-update.js'
 export type { RunStatus, StageStatus } from '../contract/status.js'
 export type { Problem, ProblemCode } from '../contract/problem.js'
-export type {
-  CompleteRunResponse,
-  CreateRunResponse,
-  PipelineRunRecord,
-  RunStatusResponse,
-  StageOutputRecord,
-  StageUpdateResponse,
-  UpdateOutcome,
-} from '../contract/records.js'
+// What the server answers, and the run and stage records inside those answers.
+export type { CompleteRunResponse, CreateRunResponse, RunStatusResponse, StageUpdateResponse } from '../contract/records.js'
+export type { PipelineRunRecord, StageOutputRecord, UpdateOutcome } from '../contract/records.js'
 export {
   PrismaAPIClient,
   isQueuedDelivery,
