@@ -239,24 +239,19 @@ export class Transport {
     number: number,
     unique: string,
   ): Promise<Response> {
+    const debug = this.#config.logger.debug !== undefined
+    const started = debug ? performance.now() : 0
+    const sent = this.#fetch(request.url, request.method, headers, request.body, signal, unique)
     // No extra async frame when nobody listens: this is every update's path.
-    if (!this.#config.logger.debug) return this.#fetch(request.url, request.method, headers, request.body, signal, unique)
-    return this.#attemptLogged(request, headers, signal, number, unique)
+    return debug ? this.#logAttempt(sent, request, number, started) : sent
   }
 
-  async #attemptLogged(
-    request: OutgoingRequest,
-    headers: Record<string, string>,
-    signal: AbortSignal,
-    number: number,
-    unique: string,
-  ): Promise<Response> {
+  async #logAttempt(sent: Promise<Response>, request: OutgoingRequest, number: number, started: number): Promise<Response> {
     const logger = this.#config.logger as Required<Logger>
-    const started = performance.now()
     const line = `${request.method} ${request.url}`
     const details = { idempotencyKey: request.idempotencyKey, attempt: number, bytes: request.body?.length ?? 0 }
     try {
-      const response = await this.#fetch(request.url, request.method, headers, request.body, signal, unique)
+      const response = await sent
       logger.debug(`${line} → ${response.status} in ${Math.round(performance.now() - started)} ms (attempt ${number})`, {
         ...details,
         status: response.status,
