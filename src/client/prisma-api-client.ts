@@ -21,6 +21,7 @@ import {
   isStatusNetworkError,
 } from './errors.js'
 import { type Logger, consoleLogger } from './logger.js'
+import { isPositive } from '../internal/is-positive.js'
 import {
   type DeadLetter,
   type DeliveryResult,
@@ -295,7 +296,7 @@ export class PrismaAPIClient {
       )
     }
     const timeout = options.timeout ?? 30_000
-    if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 2_147_483_647) {
+    if (!isPositive(timeout, { max: 2_147_483_647 })) {
       throw new ConfigurationError('timeout must be a positive number of milliseconds')
     }
     let stages: StageCatalogue

@@ -7,6 +7,7 @@ import { parseRetryAfter } from '../contract/retry-after.js'
 import { DEFAULT_BASE_PATH } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
+import { isPositive } from '../internal/is-positive.js'
 
 /**
  * The connection state of a run subscription:
@@ -385,7 +386,7 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
 
 function positive(value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`Expected a positive number of milliseconds, got ${String(value)}`)
+  if (!isPositive(value)) throw new TypeError(`Expected a positive number of milliseconds, got ${String(value)}`)
   return value
 }
 

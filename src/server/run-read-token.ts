@@ -10,6 +10,7 @@
  */
 
 import { timingSafeEqual } from '../internal/timing-safe-equal.js'
+import { isPositive } from '../internal/is-positive.js'
 
 const PREFIX = 'psrt1'
 /** Domain separation: the HMAC key is never the configured secret itself. */
@@ -83,7 +84,7 @@ export type RunReadTokenVerification =
 export async function createRunReadToken(options: CreateRunReadTokenOptions): Promise<string> {
   const { runId, secret } = options
   const expiresIn = options.expiresIn ?? DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS
-  if (!Number.isSafeInteger(expiresIn) || expiresIn <= 0) {
+  if (!isPositive(expiresIn, { integer: true })) {
     throw new TypeError(`expiresIn must be a positive whole number of seconds, got ${String(expiresIn)}`)
   }
   if (runId === '') throw new TypeError('runId must not be empty')

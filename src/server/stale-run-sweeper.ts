@@ -5,6 +5,7 @@ import { HandlerConfigurationError } from './configuration-error.js'
 import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
 import type { PrismaStoreClient } from './prisma-store.js'
 import { positiveInteger, resolveStore } from './store-option.js'
+import { isPositive } from '../internal/is-positive.js'
 
 /** The default of {@link StaleRunSweeperSettings.intervalMs}: one minute. */
 const DEFAULT_INTERVAL_MS = 60_000
@@ -213,7 +214,7 @@ function resolveSweepableStore(options: StaleRunSweeperOptions): Store<unknown> 
 }
 
 function positiveNumber(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+  if (!isPositive(value)) {
     throw new HandlerConfigurationError(
       `${name} must be a positive number of milliseconds (e.g. 15 * 60_000 for 15 minutes), got ${String(value)}`,
     )

@@ -1,4 +1,5 @@
 import type { Store } from '../core/store.js'
+import { isPositive } from '../internal/is-positive.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { PrismaStore, type PrismaStoreClient } from './prisma-store.js'
 
@@ -17,7 +18,7 @@ export function resolveStore(options: object, owner = ''): Store<unknown> {
 
 /** Checks a count option (a limit, a size, milliseconds of a timer). Internal. */
 export function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
+  if (!isPositive(value, { integer: true })) {
     throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${String(value)}`)
   }
   return value

@@ -9,6 +9,7 @@ import { HandlerConfigurationError } from './configuration-error.js'
 import { HttpProblemError } from './problem-response.js'
 import { createMemoryReplayStore, type ReplayStore } from './replay-store.js'
 import { timingSafeEqual } from '../internal/timing-safe-equal.js'
+import { isPositive } from '../internal/is-positive.js'
 
 /**
  * Standard Webhooks verification of the runner's requests.
@@ -108,7 +109,7 @@ export function createWebhookAuthenticator(options: {
     )
   }
   const tolerance = signing?.toleranceSeconds ?? DEFAULT_WEBHOOK_TOLERANCE_SECONDS
-  if (!Number.isFinite(tolerance) || tolerance <= 0) {
+  if (!isPositive(tolerance)) {
     throw new HandlerConfigurationError('signing.toleranceSeconds must be a positive number of seconds')
   }
   const replayStore = signing?.replayStore ?? createMemoryReplayStore({ now: () => options.clock().getTime() })
