@@ -1,5 +1,4 @@
 import { CompleteRun } from '../contract/complete.js'
-import { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL } from '../contract/headers.js'
 import { PayloadValidationError, parseRunId } from '../contract/parse.js'
 import {
   CompleteRunResponse,
@@ -8,10 +7,10 @@ import {
 } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, type RouteName, normalizeBasePath, routePath } from '../contract/routes.js'
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
-import { DEFAULT_STAGES, type StageCatalogue, assertStageCatalogue } from '../contract/stages.js'
+import type { StageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
-import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../signing/webhook-signature.js'
+import { createWebhookSignatureHeaders, webhookMessageId } from '../signing/webhook-signature.js'
 import {
   ClientClosedError,
   ConfigurationError,
@@ -21,7 +20,7 @@ import {
   isStatusNetworkError,
 } from './errors.js'
 import { type Logger, consoleLogger } from './logger.js'
-import { isPositive } from '../internal/is-positive.js'
+import { resolveClientOptions } from './client-options.js'
 import {
   type DeadLetter,
   type DeliveryResult,
@@ -32,7 +31,7 @@ import {
   type OutboxRoute,
   describeEntry,
 } from './outbox.js'
-import { type RetryPolicy, isRetriableError, parseRetryAfter, resolveRetryPolicy } from './retry-policy.js'
+import { type RetryPolicy, isRetriableError, parseRetryAfter } from './retry-policy.js'
 import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
 import { type AttemptSigner, Transport, networkCause } from './transport.js'
 
@@ -270,55 +269,9 @@ export class PrismaAPIClient {
   #abortedInFlight = false
 
   constructor(options: PrismaAPIClientOptions = {}) {
-    const env = globalThis.process?.env ?? {}
-    const baseUrl = options.baseUrl ?? env[ENV_WEBHOOK_URL]
-    const secret = options.secret ?? env[ENV_WEBHOOK_SECRET]
-    if (baseUrl === undefined || baseUrl.trim() === '') {
-      throw new ConfigurationError(
-        `No base URL: pass { baseUrl: 'https://your-app.example.com' } or set ${ENV_WEBHOOK_URL}`,
-      )
-    }
-    let url: URL
-    try {
-      url = new URL(baseUrl.trim())
-    } catch {
-      throw new ConfigurationError(`The base URL ${JSON.stringify(baseUrl)} is not an absolute URL`)
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new ConfigurationError(`The base URL must be http or https, not ${url.protocol}`)
-    }
-    if (url.search !== '' || url.hash !== '') {
-      throw new ConfigurationError('The base URL must not have a query or a fragment')
-    }
-    if ((secret === undefined || secret === '') && !options.signing) {
-      throw new ConfigurationError(
-        `No webhook secret: pass { secret } or set ${ENV_WEBHOOK_SECRET} (the same value as the web app's)`,
-      )
-    }
-    const timeout = options.timeout ?? 30_000
-    if (!isPositive(timeout, { max: 2_147_483_647 })) {
-      throw new ConfigurationError('timeout must be a positive number of milliseconds')
-    }
-    let stages: StageCatalogue
-    let retry: ReturnType<typeof resolveRetryPolicy>
-    try {
-      stages = assertStageCatalogue(options.stages ?? DEFAULT_STAGES)
-      retry = resolveRetryPolicy(options.retry)
-    } catch (error) {
-      throw new ConfigurationError((error as Error).message, { cause: error })
-    }
+    const { url, secret, timeout, stages, retry, signingSecret } = resolveClientOptions(options)
     let signer: AttemptSigner | undefined
-    if (options.signing) {
-      const signingSecret = options.signing.secret
-      if (typeof signingSecret !== 'string' || signingSecret === '') {
-        throw new ConfigurationError('signing.secret must be a non-empty string')
-      }
-      try {
-        // A malformed whsec_ secret fails here, not on the first request.
-        decodeWebhookSecret(signingSecret)
-      } catch (error) {
-        throw new ConfigurationError((error as Error).message, { cause: error })
-      }
+    if (signingSecret !== undefined) {
       signer = async ({ method, url: target, body, unique }) => {
         // The path after the base path, with the run id decoded: what the server compares.
         const routesAt = `${this.baseUrl}${this.basePath}/`

@@ -1,0 +1,81 @@
+/**
+ * The checks of `PrismaAPIClient`'s options, run once by its constructor: every option that
+ * cannot work throws a `ConfigurationError` naming the option and the fix. Internal.
+ */
+import { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL } from '../contract/headers.js'
+import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
+import { isPositive } from '../internal/is-positive.js'
+import { decodeWebhookSecret } from '../signing/webhook-signature.js'
+import { ConfigurationError } from './errors.js'
+import type { PrismaAPIClientOptions } from './prisma-api-client.js'
+import { type ResolvedRetryPolicy, resolveRetryPolicy } from './retry-policy.js'
+
+/** The options after their checks, with the environment's fallbacks applied. */
+export interface ResolvedClientOptions {
+  /** The base URL as given (the base path is still on it). */
+  url: URL
+  /** The shared secret, `undefined` or `''` when only signing is used. */
+  secret: string | undefined
+  /** Per-attempt timeout, in milliseconds. */
+  timeout: number
+  stages: StageCatalogue
+  retry: ResolvedRetryPolicy
+  /** The Standard Webhooks signing secret, when requests are signed. */
+  signingSecret: string | undefined
+}
+
+/** Checks the options and applies `FRONTEND_WEBHOOK_URL` and `WEBHOOK_SECRET`; throws {@link ConfigurationError}. */
+export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedClientOptions {
+  const env = globalThis.process?.env ?? {}
+  const baseUrl = options.baseUrl ?? env[ENV_WEBHOOK_URL]
+  const secret = options.secret ?? env[ENV_WEBHOOK_SECRET]
+  if (baseUrl === undefined || baseUrl.trim() === '') {
+    throw new ConfigurationError(
+      `No base URL: pass { baseUrl: 'https://your-app.example.com' } or set ${ENV_WEBHOOK_URL}`,
+    )
+  }
+  let url: URL
+  try {
+    url = new URL(baseUrl.trim())
+  } catch {
+    throw new ConfigurationError(`The base URL ${JSON.stringify(baseUrl)} is not an absolute URL`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigurationError(`The base URL must be http or https, not ${url.protocol}`)
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new ConfigurationError('The base URL must not have a query or a fragment')
+  }
+  if ((secret === undefined || secret === '') && !options.signing) {
+    throw new ConfigurationError(
+      `No webhook secret: pass { secret } or set ${ENV_WEBHOOK_SECRET} (the same value as the web app's)`,
+    )
+  }
+  const timeout = options.timeout ?? 30_000
+  if (!isPositive(timeout, { max: 2_147_483_647 })) {
+    throw new ConfigurationError('timeout must be a positive number of milliseconds')
+  }
+  let stages: StageCatalogue
+  let retry: ReturnType<typeof resolveRetryPolicy>
+  try {
+    stages = assertStageCatalogue(options.stages ?? DEFAULT_STAGES)
+    retry = resolveRetryPolicy(options.retry)
+  } catch (error) {
+    throw new ConfigurationError((error as Error).message, { cause: error })
+  }
+  let signingSecret: string | undefined
+  if (options.signing) {
+    const given = options.signing.secret
+    if (typeof given !== 'string' || given === '') {
+      throw new ConfigurationError('signing.secret must be a non-empty string')
+    }
+    try {
+      // A malformed whsec_ secret fails here, not on the first request.
+      decodeWebhookSecret(given)
+    } catch (error) {
+      throw new ConfigurationError((error as Error).message, { cause: error })
+    }
+    signingSecret = given
+  }
+  return { url, secret, timeout, stages, retry, signingSecret }
+}
