@@ -11,36 +11,30 @@ import { createProblem } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
+import { clientFactory } from './support/client-factory.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
 let server: TestServer
 let dir: string
-const clients: PrismaAPIClient[] = []
 
 beforeEach(async () => {
   server = await startTestServer()
   dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
 })
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close({ timeout: 100 })))
   await server.stop()
   rmSync(dir, { recursive: true, force: true })
 })
 
-function makeClient(overrides: PrismaAPIClientOptions = {}): PrismaAPIClient {
-  const client = new PrismaAPIClient({
-    baseUrl: server.origin,
-    secret: TEST_SECRET,
-    logger: silentLogger,
-    retry: { limit: 1, baseDelay: 5, maxDelay: 5 },
-    outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 },
-    ...overrides,
-  })
-  clients.push(client)
-  return client
-}
+const { make: makeClient } = clientFactory(() => ({
+  baseUrl: server.origin,
+  secret: TEST_SECRET,
+  logger: silentLogger,
+  retry: { limit: 1, baseDelay: 5, maxDelay: 5 },
+  outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 },
+}))
 
 async function createRun(id = 'run_1'): Promise<string> {
   await new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET }).createRun(id)

@@ -9,35 +9,28 @@ import { PrismaAPIClient, type PrismaAPIClientOptions } from 'pipeline-status-sd
 import { createProblem } from 'pipeline-status-sdk'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
+import { clientFactory } from './support/client-factory.js'
 import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
 let server: TestServer
 let dir: string
-const clients: PrismaAPIClient[] = []
 
 beforeEach(async () => {
   server = await startTestServer()
   dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
 })
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close({ timeout: 100 })))
   await server.stop()
   rmSync(dir, { recursive: true, force: true })
 })
 
+const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 3, baseDelay: 10, maxDelay: 40 } }))
+
 function makeClient(overrides: PrismaAPIClientOptions = {}) {
   const logger = recordingLogger()
-  const client = new PrismaAPIClient({
-    baseUrl: server.origin,
-    secret: TEST_SECRET,
-    logger,
-    retry: { limit: 3, baseDelay: 10, maxDelay: 40 },
-    ...overrides,
-  })
-  clients.push(client)
-  return { client, logger }
+  return { client: clients.make({ logger, ...overrides }), logger }
 }
 
 async function createRun(id = 'run_1'): Promise<string> {

@@ -17,35 +17,29 @@ import {
 } from 'pipeline-status-sdk/client'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
+import { clientFactory } from './support/client-factory.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 let server: TestServer
 let dir: string
-const clients: PrismaAPIClient[] = []
 
 beforeEach(async () => {
   server = await startTestServer()
   dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
 })
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close({ timeout: 100 })))
   await server.stop()
   rmSync(dir, { recursive: true, force: true })
 })
 
-function makeClient(overrides: PrismaAPIClientOptions = {}): PrismaAPIClient {
-  const client = new PrismaAPIClient({
-    baseUrl: server.origin,
-    secret: TEST_SECRET,
-    logger: silentLogger,
-    retry: { limit: 1, baseDelay: 5, maxDelay: 5 },
-    // Long background delays: these tests flush explicitly unless they test the timer.
-    outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 },
-    ...overrides,
-  })
-  clients.push(client)
-  return client
-}
+const { make: makeClient } = clientFactory(() => ({
+  baseUrl: server.origin,
+  secret: TEST_SECRET,
+  logger: silentLogger,
+  retry: { limit: 1, baseDelay: 5, maxDelay: 5 },
+  // Long background delays: these tests flush explicitly unless they test the timer.
+  outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 },
+}))
 
 async function createRun(id = 'run_1'): Promise<string> {
   await new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET }).createRun(id)

@@ -22,6 +22,7 @@ import { createProblem } from 'pipeline-status-sdk'
 import { verifyWebhookSignature } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
+import { clientFactory } from './support/client-factory.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -29,27 +30,20 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
 let server: TestServer
-const clients: PrismaAPIClient[] = []
 
 beforeEach(async () => {
   server = await startTestServer()
 })
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close({ timeout: 100 })))
   await server.stop()
 })
 
-function makeClient(overrides: PrismaAPIClientOptions = {}): PrismaAPIClient {
-  const client = new PrismaAPIClient({
-    baseUrl: server.origin,
-    secret: TEST_SECRET,
-    logger: silentLogger,
-    retry: { limit: 3, baseDelay: 10, maxDelay: 50 },
-    ...overrides,
-  })
-  clients.push(client)
-  return client
-}
+const { make: makeClient, track } = clientFactory(() => ({
+  baseUrl: server.origin,
+  secret: TEST_SECRET,
+  logger: silentLogger,
+  retry: { limit: 3, baseDelay: 10, maxDelay: 50 },
+}))
 
 async function createRun(id = 'run_1'): Promise<string> {
   await makeClient().createRun(id)
@@ -408,8 +402,7 @@ describe('configuration', () => {
     process.env.WEBHOOK_SECRET = TEST_SECRET
     try {
       const runId = await createRun()
-      const client = new PrismaAPIClient({ baseUrl: server.origin, logger: silentLogger })
-      clients.push(client)
+      const client = track(new PrismaAPIClient({ baseUrl: server.origin, logger: silentLogger }))
       expect(await client.markStageProcessing(runId, 1)).toBe(true)
       expect(server.requests[0]?.headers['x-webhook-secret']).toBe(TEST_SECRET)
     } finally {

@@ -14,6 +14,7 @@ import { fitStageUpdate } from '../../src/client/stage-output.js'
 import { isStorableText, toStorableText } from '../../src/contract/storable-text.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { recordingLogger } from '../support/loggers.js'
+import { clientFactory } from './support/client-factory.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const LIMIT = 4096
@@ -21,25 +22,23 @@ const SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 
 let server: TestServer
 let dir: string | undefined
-const clients: PrismaAPIClient[] = []
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close({ timeout: 100 })))
   await server.stop()
   if (dir) rmSync(dir, { recursive: true, force: true })
   dir = undefined
 })
 
+const { make: makeClient, track } = clientFactory(() => ({
+  baseUrl: server.origin,
+  secret: TEST_SECRET,
+  logger: silentLogger,
+  retry: { limit: 1, baseDelay: 5, maxDelay: 5 },
+}))
+
 async function setup(overrides: PrismaAPIClientOptions = {}, server_: { signingSecret?: string } = {}) {
   server = await startTestServer({ maxBodyBytes: LIMIT, ...server_ })
-  const client = new PrismaAPIClient({
-    baseUrl: server.origin,
-    secret: TEST_SECRET,
-    logger: silentLogger,
-    retry: { limit: 1, baseDelay: 5, maxDelay: 5 },
-    ...overrides,
-  })
-  clients.push(client)
+  const client = makeClient(overrides)
   await client.createRun('run_1')
   server.requests.length = 0
   return client
@@ -162,8 +161,7 @@ describe('an output over the server body limit', () => {
     server.setFault(undefined)
     server.requests.length = 0
 
-    const second = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 } })
-    clients.push(second)
+    const second = track(new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 } }))
     expect(await second.flush()).toEqual({ delivered: 2, rejected: 0, pending: 0 })
     expect(server.requests.map((r) => `${body(r).stageNumber} ${body(r).status}`)).toEqual(['1 COMPLETED', '2 PROCESSING'])
     expect(bytes(server.requests[0]?.body ?? '')).toBeLessThanOrEqual(LIMIT)
@@ -182,8 +180,7 @@ describe('an output over the server body limit', () => {
     const later = { ...original, id: crypto.randomUUID(), body: stage('PROCESSING') }
     const replacement = { ...original, id: crypto.randomUUID(), body: stage('COMPLETED', `zz${TRUNCATION_MARKER}`), replaces: original.id }
     writeFileSync(join(dir, 'journal.jsonl'), [original, later, replacement].map((e) => `${JSON.stringify(e)}\n`).join(''))
-    const client = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 } })
-    clients.push(client)
+    const client = track(new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 } }))
     expect(client.pendingCount()).toBe(2)
     expect(await client.flush()).toEqual({ delivered: 2, rejected: 0, pending: 0 })
     expect(server.requests.map((r) => r.headers['idempotency-key'])).toEqual([replacement.id, later.id])
