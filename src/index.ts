@@ -27,3 +27,5 @@ export type {
   RunTransport,
   SubscribeToRunOptions,
 } from './live/subscribe-to-run.js'
+export { createOpenApiDocument, OPENAPI_VERSION } from './contract/openapi.js'
+export type { OpenApiDocument, OpenApiDocumentOptions } from './contract/openapi.js'

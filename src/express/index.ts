@@ -21,6 +21,7 @@
  */
 import { type NextFunction, type Request as ExpressRequest, type Response as ExpressResponse, Router } from 'express'
 import { matchRoute } from '../contract/routes.js'
+import { isOpenApiDocumentPath } from '../contract/route-registry.js'
 import {
   createPipelineStatusHandlers,
   type PipelineStatusHandlers,
@@ -99,7 +100,7 @@ export function createExpressRouter(options: ExpressRouterOptions<unknown>): Rou
   const handlers = createPipelineStatusHandlers({ ...rest, basePath: '' } as unknown as PipelineStatusHandlersOptions<unknown>)
   const router = Router()
   router.use((req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
-    if (passUnmatched && !matchRoute(req.path, '')) {
+    if (passUnmatched && !matchRoute(req.path, '') && !isOpenApiDocumentPath(req.path, '')) {
       next()
       return
     }

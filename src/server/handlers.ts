@@ -38,6 +38,8 @@ import { createWebhookAuthenticator, resolveWebhookSecrets, type WebhookSigningO
 import { hasRebuiltBody } from './rebuilt-body.js'
 import { assertReadTokenSecret, looksLikeRunReadToken, verifyRunReadToken } from './run-read-token.js'
 import { webhookRoute } from '../core/webhook-signature.js'
+import { isOpenApiDocumentPath } from '../contract/route-registry.js'
+import { openApiDocumentResponse } from './openapi-route.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -519,6 +521,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     Promise.resolve(errorResponse(new HttpProblemError('route_not_found', { detail }), { request }))
 
   const handle = (request: Request, pathname: string, native?: unknown): Promise<Response> => {
+    if (isOpenApiDocumentPath(pathname, basePath)) return respond(request, native, async () => openApiDocumentResponse(request, basePath))
     const match = matchRoute(pathname, basePath)
     if (!match) {
       return respond(request, native, () =>

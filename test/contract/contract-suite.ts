@@ -3,8 +3,10 @@
  * target: the Web handlers in memory, the Next.js route handlers, the Express router on a real
  * port over PostgreSQL. Every target runs the same scenarios, so they cannot drift apart.
  */
+import { Validator } from '@seriousme/openapi-schema-validator'
 import {
   CompleteRunResponse,
+  createOpenApiDocument,
   CreateRunResponse,
   PROBLEM_CONTENT_TYPE,
   Problem,
@@ -25,6 +27,7 @@ import { connect } from 'node:net'
 import { deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
+import { OpenApiAnswerValidator } from './openapi-answers.js'
 
 /** The secret every default client is configured with. */
 export const SECRET = 'test-secret-7f3a9c2e'
@@ -106,6 +109,23 @@ export function uniqueRunId(prefix = 'run'): string {
   return `${prefix}-${counter}-${crypto.randomUUID().slice(0, 8)}`
 }
 
+/** The method a spec is sent with: its own, else `POST` with a body and `GET` without. */
+export function methodOf(spec: RequestSpec): string {
+  return spec.method ?? (spec.json === undefined && spec.body === undefined ? 'GET' : 'POST')
+}
+
+/** One validator for every answer of every target of this test module (see openapi-answers.ts). */
+const answers = new OpenApiAnswerValidator()
+
+/** A client whose answers are checked against the OpenAPI document before the scenario sees them. */
+export function checkingAnswers(client: TargetClient): TargetClient {
+  return {
+    ...client,
+    close: () => client.close(),
+    send: async (spec) => answers.check({ method: methodOf(spec), url: `http://validator.invalid/api/pipeline${spec.path}` }, await client.send(spec)),
+  }
+}
+
 /** Builds the `Request` of a spec against a base URL ending in the base path. */
 export function buildRequest(base: string, spec: RequestSpec): Request {
   const headers = new Headers(spec.headers)
@@ -114,7 +134,7 @@ export function buildRequest(base: string, spec: RequestSpec): Request {
   const body = spec.json !== undefined ? JSON.stringify(spec.json) : spec.body
   const contentType = spec.contentType === undefined ? (body === undefined ? null : 'application/json') : spec.contentType
   if (contentType !== null) headers.set('Content-Type', contentType)
-  const init: RequestInit & { duplex?: 'half' } = { method: spec.method ?? (body === undefined ? 'GET' : 'POST'), headers }
+  const init: RequestInit & { duplex?: 'half' } = { method: methodOf(spec), headers }
   if (body !== undefined) {
     init.body = body as BodyInit
     if (body instanceof ReadableStream) init.duplex = 'half'
@@ -237,7 +257,7 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   const completionsOf = (runId: string) => completions.filter((c) => c.runId === runId)
 
   async function withApi<T>(options: TargetOptions, fn: (api: Api) => Promise<T>): Promise<T> {
-    const client = await target().start({ onRunCompleted: recorder, ...options })
+    const client = checkingAnswers(await target().start({ onRunCompleted: recorder, ...options }))
     try {
       return await fn(new Api(client))
     } finally {
@@ -248,6 +268,26 @@ export function describeContract(name: string, target: () => ContractTarget): vo
     it(title, () => withApi(options, fn))
 
   describe(`${name}: routes`, () => {
+    scenario('GET /openapi.json serves the OpenAPI 3.1 document without a secret; HEAD too; other methods 405', async (api) => {
+      const response = await api.send({ path: '/openapi.json', secret: null })
+      expect(response.status).toBe(200)
+      expect(response.headers.get('content-type')).toMatch(/^application\/json/)
+      const document = (await response.json()) as Record<string, unknown>
+      const validator = new Validator()
+      expect(await validator.validate(document)).toEqual({ valid: true })
+      expect(validator.version).toBe('3.1')
+      // The server URL is the base path the document was read under.
+      expect(document).toEqual(createOpenApiDocument({ basePath: '/api/pipeline' }))
+      expect(document['servers']).toEqual([expect.objectContaining({ url: '/api/pipeline' })])
+
+      const head = await api.send({ path: '/openapi.json', method: 'HEAD', secret: null })
+      expect(head.status).toBe(200)
+      expect(await head.text()).toBe('')
+      const post = await api.send({ path: '/openapi.json', json: {} })
+      expect(post.headers.get('allow')).toBe('GET, HEAD')
+      await expectProblem(post, 405, 'method_not_allowed')
+    })
+
     scenario('creates runs: 201 new (with or without an id), 200 for an existing id', async (api) => {
       const id = uniqueRunId()
       const created = await api.send({ path: '/runs', json: { id } })
