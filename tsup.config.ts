@@ -22,4 +22,6 @@ export default defineConfig({
   target: 'node22',
   platform: 'node',
   treeshake: true,
+  // dist/openapi.json (the `./openapi.json` export), generated from the built contract.
+  onSuccess: 'node scripts/write-openapi.mjs',
 })

@@ -18,7 +18,7 @@ const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
   exports: Record<string, unknown>
 }
 const subpaths = Object.keys(pkg.exports)
-  .filter((key) => key !== './package.json')
+  .filter((key) => key !== './package.json' && !key.endsWith('.json'))
   .map((key) => (key === '.' ? 'pipeline-status-sdk' : `pipeline-status-sdk/${key.slice(2)}`))
 
 let consumer: string
@@ -78,6 +78,20 @@ describe('the built package', () => {
     expect(cjs).toEqual(esm)
     expect(esm['pipeline-status-sdk']).toContain('parseStageUpdate')
     expect(esm['pipeline-status-sdk/server']).toContain('MemoryStore')
+  })
+
+  it('exports the OpenAPI document as pipeline-status-sdk/openapi.json, the one createOpenApiDocument() builds', async () => {
+    const loaded = await node(
+      `const { createOpenApiDocument } = await import('pipeline-status-sdk');
+       const { default: file } = await import('pipeline-status-sdk/openapi.json', { with: { type: 'json' } });
+       const required = require('pipeline-status-sdk/openapi.json');
+       console.log(JSON.stringify({ same: [String(JSON.stringify(file) === JSON.stringify(createOpenApiDocument()) && JSON.stringify(required) === JSON.stringify(file))], version: [file.openapi] }))`.replace(
+        'const required',
+        "const { createRequire } = await import('node:module'); const require = createRequire(process.cwd() + '/'); const required",
+      ),
+      'module',
+    )
+    expect(loaded).toEqual({ same: ['true'], version: ['3.1.1'] })
   })
 
   it('shares one copy of the contract between entries', async () => {
