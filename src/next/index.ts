@@ -84,6 +84,15 @@ export interface NextRouteHandlers {
   status: NextRunRouteHandler
   /** `export const POST = handlers.complete` in `app/api/pipeline/[runId]/complete/route.ts`. */
   complete: NextRunRouteHandler
+  /**
+   * `export const GET = handlers.events` in `app/api/pipeline/[runId]/events/route.ts`: the live
+   * status stream, a streaming `Response`. Add `export const dynamic = 'force-dynamic'` and run it
+   * on the Node.js runtime (docs/live-status.md); at a serverless time limit the stream is cut
+   * and the client resumes with `Last-Event-ID`.
+   */
+  events: NextRunRouteHandler
+  /** Ends open live streams and stops the run watcher ({@link PipelineStatusHandlers.close}). */
+  close: () => Promise<void>
   /** `export const POST = handlers.createRun` in `app/api/pipeline/runs/route.ts`. */
   createRun: (request: Request) => Promise<Response>
   /**
@@ -176,6 +185,10 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     stageUpdate: byParam((h) => h.stageUpdate),
     status: byParam((h) => h.status),
     complete: byParam((h) => h.complete),
+    events: byParam((h) => h.events),
+    close: async () => {
+      if (state && 'handlers' in state) await state.handlers.close()
+    },
     createRun: (request) => answer((handlers) => handlers.createRun(request)),
     get handlers() {
       const loaded = load()

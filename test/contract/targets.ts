@@ -89,6 +89,7 @@ export const nextPerRouteTarget: ContractTarget = {
       stageUpdate: { POST: next.stageUpdate },
       status: { GET: next.status },
       complete: { POST: next.complete },
+      events: { GET: next.events },
     } as const
     return {
       send: async (spec) => {
