@@ -78,6 +78,11 @@ export interface NextRouteHandlers {
   PATCH: (request: Request) => Promise<Response>
   /** See {@link NextRouteHandlers.PUT}. */
   DELETE: (request: Request) => Promise<Response>
+  /**
+   * For the `cors` option: the preflight of `GET /status` and `GET /events` from an allowed
+   * origin (without `cors`, a 405 like the other methods a route does not take).
+   */
+  OPTIONS: (request: Request) => Promise<Response>
   /** `export const POST = handlers.stageUpdate` in `app/api/pipeline/[runId]/stage-update/route.ts`. */
   stageUpdate: NextRunRouteHandler
   /** `export const GET = handlers.status` in `app/api/pipeline/[runId]/status/route.ts`. */
@@ -182,6 +187,7 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     PUT: fetch,
     PATCH: fetch,
     DELETE: fetch,
+    OPTIONS: fetch,
     stageUpdate: byParam((h) => h.stageUpdate),
     status: byParam((h) => h.status),
     complete: byParam((h) => h.complete),

@@ -592,7 +592,16 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return jsonResponse(body, result.created ? 201 : 200)
     })
 
-  const status: RunRouteHandler = (request, runId, native) =>
+  /** The read routes answer the preflight and carry the grant when `cors` allows the origin. */
+  const withCors =
+    (route: 'status' | 'events', handler: RunRouteHandler): RunRouteHandler =>
+    async (request, runId, native) => {
+      if (!cors) return handler(request, runId, native)
+      if (request.method === 'OPTIONS') return cors.preflight(request, allowedMethods(route))
+      return cors.apply(request, await handler(request, runId, native))
+    }
+
+  const status: RunRouteHandler = withCors('status', (request, runId, native) =>
     respond(request, native, async (exchange) => {
       requireMethod(request, 'status')
       const id = resolveRunId(exchange, 'status', runId)
@@ -607,9 +616,10 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const response = jsonResponse(toStatusResponse(snapshot))
       for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
       return response
-    })
+    }),
+  )
 
-  const events: RunRouteHandler = (request, runId, native) =>
+  const events: RunRouteHandler = withCors('events', (request, runId, native) =>
     respond(request, native, async (exchange) => {
       requireMethod(request, 'events')
       const id = resolveRunId(exchange, 'events', runId)
@@ -632,7 +642,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
           'X-Accel-Buffering': 'no',
         },
       })
-    })
+    }),
+  )
 
   function streamsUnavailable(detail: string): HttpProblemError {
     return new HttpProblemError('too_many_streams', { detail }, { [HEADERS.retryAfter]: retryAfter })
@@ -647,15 +658,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const routeNotFound = (request: Request, detail: string): Promise<Response> =>
     Promise.resolve(errorResponse(new HttpProblemError('route_not_found', { detail }), { request }))
 
-  const handle = async (request: Request, pathname: string, native?: unknown): Promise<Response> => {
+  const handle = (request: Request, pathname: string, native?: unknown): Promise<Response> => {
     const match = matchRoute(pathname, basePath)
-    const reads = match?.route === 'status' || match?.route === 'events'
-    if (!cors || !reads) return route(request, pathname, native, match)
-    if (request.method === 'OPTIONS') return cors.preflight(request, allowedMethods(match.route))
-    return cors.apply(request, await route(request, pathname, native, match))
-  }
-
-  const route = (request: Request, pathname: string, native: unknown, match: ReturnType<typeof matchRoute>): Promise<Response> => {
     if (!match) {
       return respond(request, native, () =>
         Promise.reject(new HttpProblemError('route_not_found', { detail: 'No pipeline-status route at this path' })),
