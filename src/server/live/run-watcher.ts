@@ -160,10 +160,12 @@ export class RunWatcher {
           try {
             snapshot = await this.#store.getRun(runId)
           } catch (error) {
-            // The next poll tick (or notification) tries again; streams keep their last state.
+            // Tried again after a poll interval, also in LISTEN mode (no poll tick then); streams
+            // keep their last state meanwhile.
             this.#logger.warn(`pipeline-status: reading run ${runId} for its live streams failed`, { error })
             run.version = -1
-            this.#schedule()
+            const retry = setTimeout(() => this.#refresh(runId), this.#pollIntervalMs)
+            ;(retry as { unref?: () => void }).unref?.()
             return
           }
           if (!snapshot) return
