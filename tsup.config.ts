@@ -9,6 +9,7 @@ export default defineConfig({
     'express/index': 'src/express/index.ts',
     'msw/index': 'mock-server/index.ts',
     'react/index': 'src/react/index.ts',
+    'pg/index': 'src/pg/index.ts',
     // The `pipeline-status` bin; not an export.
     cli: 'mock-server/bin.ts',
   },

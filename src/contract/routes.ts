@@ -1,8 +1,8 @@
 /** The base path all routes live under unless configured otherwise. */
 export const DEFAULT_BASE_PATH = '/api/pipeline'
 
-/** The routes of the contract, by name. */
-export type RouteName = 'stageUpdate' | 'status' | 'complete' | 'createRun'
+/** The routes of the contract, by name; `events` is the live status stream (`text/event-stream`). */
+export type RouteName = 'stageUpdate' | 'status' | 'complete' | 'createRun' | 'events'
 
 /** HTTP method of each route. */
 export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object.freeze({
@@ -10,6 +10,7 @@ export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object
   status: 'GET',
   complete: 'POST',
   createRun: 'POST',
+  events: 'GET',
 })
 
 /**
@@ -68,13 +69,15 @@ export function routePath(
       return `${base}/${id}/status`
     case 'complete':
       return `${base}/${id}/complete`
+    case 'events':
+      return `${base}/${id}/events`
   }
 }
 
 /** A path matched against the contract's routes. */
 export type RouteMatch =
   | { route: 'createRun' }
-  | { route: 'stageUpdate' | 'status' | 'complete'; runId: string }
+  | { route: 'stageUpdate' | 'status' | 'complete' | 'events'; runId: string }
 
 /**
  * Matches a request path against the contract's routes under `basePath`.
@@ -113,6 +116,8 @@ export function matchRoute(
       return { route: 'status', runId }
     case 'complete':
       return { route: 'complete', runId }
+    case 'events':
+      return { route: 'events', runId }
     default:
       return undefined
   }

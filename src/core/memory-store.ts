@@ -1,4 +1,5 @@
 import { isFinalStatus } from '../contract/status.js'
+import { type RunChangeListener, RunChangeEmitter } from './run-changes.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
 import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
@@ -19,6 +20,7 @@ export class MemoryStore implements Store<MemoryStore> {
   readonly #versions = new Map<string, number>()
   readonly #stages = new Map<string, Map<number, StageState>>()
   #queue: Promise<unknown> = Promise.resolve()
+  readonly #changes = new RunChangeEmitter()
 
   async transaction<T>(fn: (tx: StoreTransaction<MemoryStore>) => Promise<T>): Promise<T> {
     return this.#serialized(async () => {
@@ -40,6 +42,7 @@ export class MemoryStore implements Store<MemoryStore> {
         this.#versions.set(id, nextRunVersion(this.#versionOf(id)))
       }
       for (const [runId, stage] of stages) this.#stagesOf(runId).set(stage.stageNumber, stage)
+      for (const id of runs.keys()) this.#changes.emit({ runId: id, version: this.#versionOf(id) })
       return result
     })
   }
@@ -57,6 +60,7 @@ export class MemoryStore implements Store<MemoryStore> {
       this.#runs.set(run.id, run)
       this.#versions.set(run.id, write.version)
       this.#stagesOf(run.id).set(stage.stageNumber, stage)
+      this.#changes.emit({ runId: run.id, version: write.version })
       return true
     })
   }
@@ -72,8 +76,19 @@ export class MemoryStore implements Store<MemoryStore> {
       if (!this.#runs.has(run.id) || this.#versionOf(run.id) !== write.expectedVersion) return false
       this.#runs.set(run.id, run)
       this.#versions.set(run.id, write.version)
+      this.#changes.emit({ runId: run.id, version: write.version })
       return true
     })
+  }
+
+  async getRunVersions(runIds: readonly string[]): Promise<Map<string, number>> {
+    const versions = new Map<string, number>()
+    for (const id of runIds) if (this.#runs.has(id)) versions.set(id, this.#versionOf(id))
+    return versions
+  }
+
+  onRunChange(listener: RunChangeListener): () => void {
+    return this.#changes.subscribe(listener)
   }
 
   async insertRun(run: RunState): Promise<{ created: boolean; run: RunState }> {

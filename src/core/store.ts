@@ -1,3 +1,4 @@
+import type { RunChangeListener } from './run-changes.js'
 import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
 
 /**
@@ -73,6 +74,20 @@ export interface Store<Tx = unknown> {
    * Returns whether it wrote; `false` (another write came first) changes nothing.
    */
   writeRun?(write: RunWrite): Promise<boolean>
+  /**
+   * The versions of the given runs, in one query (unknown runs are absent from the map). The
+   * live streams' run watcher calls it once per tick for every run the process streams, which is
+   * how changes made by other instances reach this one. Optional: without it, streams learn only
+   * of changes made through this store in this process (and of LISTEN notifications).
+   */
+  getRunVersions?(runIds: readonly string[]): Promise<Map<string, number>>
+  /**
+   * Calls `listener` after every successful write of a run or one of its stages, with the run's
+   * new version (in-process only: a change reaches this process's own live streams at once).
+   * Returns a function that removes the listener. Optional: `MemoryStore` and `PrismaStore`
+   * implement it.
+   */
+  onRunChange?(listener: RunChangeListener): () => void
 }
 
 /**

@@ -76,6 +76,11 @@ interface MaybeParsedRequest extends ExpressRequest {
  * `req.rawBody`. Such a parser also applies its own limit (100 kB by default) and answers its
  * own errors.
  *
+ * The live status stream (`GET {runId}/events`) is piped to the response event by event, with
+ * no buffering in the router; keep compression middleware off that path (the stream says
+ * `Cache-Control: no-transform`). Call the router's `close()` before `server.close()` so open
+ * streams end and the server can stop.
+ *
  * @example
  * ```ts
  * import express from 'express'
@@ -89,12 +94,12 @@ interface MaybeParsedRequest extends ExpressRequest {
  */
 export function createExpressRouter<Client extends PrismaStoreClient>(
   options: WithoutBasePath<PrismaHandlersOptions<Client, ExpressRequest>> & ExpressRouterSettings,
-): Router
+): PipelineStatusRouter
 export function createExpressRouter<Tx>(
   options: WithoutBasePath<StoreHandlersOptions<Tx, ExpressRequest>> & ExpressRouterSettings,
-): Router
-export function createExpressRouter(options: ExpressRouterOptions<unknown>): Router
-export function createExpressRouter(options: ExpressRouterOptions<unknown>): Router {
+): PipelineStatusRouter
+export function createExpressRouter(options: ExpressRouterOptions<unknown>): PipelineStatusRouter
+export function createExpressRouter(options: ExpressRouterOptions<unknown>): PipelineStatusRouter {
   const { passUnmatched = false, ...rest } = options as ExpressRouterOptions<unknown> & { basePath?: unknown }
   // Routes are matched relative to the mount point, so the handlers' own base is the root.
   const handlers = createPipelineStatusHandlers({ ...rest, basePath: '' } as unknown as PipelineStatusHandlersOptions<unknown>)
@@ -106,7 +111,16 @@ export function createExpressRouter(options: ExpressRouterOptions<unknown>): Rou
     }
     void serve(handlers, req, res)
   })
-  return router
+  return Object.assign(router, { close: handlers.close })
+}
+
+/** The router of {@link createExpressRouter}: an Express `Router` that can end its live streams. */
+export type PipelineStatusRouter = Router & {
+  /**
+   * Ends every open live stream cleanly and stops the run watcher (and its LISTEN connection);
+   * call it before `server.close()`, which otherwise waits for the streams.
+   */
+  close(): Promise<void>
 }
 
 async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, res: ExpressResponse): Promise<void> {

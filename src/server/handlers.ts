@@ -40,6 +40,9 @@ import { assertReadTokenSecret, looksLikeRunReadToken, verifyRunReadToken } from
 import { webhookRoute } from '../core/webhook-signature.js'
 import { isOpenApiDocumentPath } from '../contract/route-registry.js'
 import { openApiDocumentResponse } from './openapi-route.js'
+import { Cors, type CorsOptions } from './cors.js'
+import { EventStreams } from './live/event-stream.js'
+import { type RunChangeSource, RunWatcher } from './live/run-watcher.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -48,11 +51,59 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 export const DEFAULT_RETRY_AFTER_SECONDS = 5
 
 /**
- * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`.
- * Later releases add `'stream'` (live events) and `'cancel'`; a hook that switches on it should
- * refuse what it does not know.
+ * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`,
+ * `'stream'` the live status stream (`GET /events`). Later releases add `'cancel'`; a hook that
+ * switches on it should refuse what it does not know.
  */
-export type AuthorizeAction = 'read'
+export type AuthorizeAction = 'read' | 'stream'
+
+/** The default of {@link LiveStatusOptions.pollIntervalMs}: 250 ms. */
+export const DEFAULT_LIVE_POLL_INTERVAL_MS = 250
+/** The default of {@link LiveStatusOptions.keepAliveMs}: 15 s. */
+export const DEFAULT_LIVE_KEEP_ALIVE_MS = 15_000
+/** The default of {@link LiveStatusOptions.retryMs}: 2 s. */
+export const DEFAULT_LIVE_RETRY_MS = 2_000
+/** The default of {@link LiveStatusOptions.maxStreams}: 10,000 open streams per handlers instance. */
+export const DEFAULT_LIVE_MAX_STREAMS = 10_000
+
+/**
+ * Settings of the live status stream, `GET {basePath}/{runId}/events` (docs/live-status.md).
+ */
+export interface LiveStatusOptions {
+  /**
+   * How often the process reads the versions of every run it streams (one batched query,
+   * `Store.getRunVersions`, whatever the number of streams), in milliseconds. This is how a
+   * change written by another instance reaches this one when no `listen` connection is up.
+   * @default 250
+   */
+  pollIntervalMs?: number | undefined
+  /**
+   * Opt-in LISTEN mode: a source of change notifications, `createPgRunListener({ connectionString })`
+   * from `pipeline-status-sdk/pg` (Node only; the store needs `notifyChannel` on the same channel).
+   * While it is connected the process does not poll; while it is down it polls; after it
+   * reconnects every streamed run is read again.
+   * @default none: version polling
+   */
+  listen?: RunChangeSource | undefined
+  /**
+   * Milliseconds between keep-alive comment lines (`: keep-alive`), which keep proxies from
+   * closing an idle stream.
+   * @default 15000
+   */
+  keepAliveMs?: number | undefined
+  /**
+   * The `retry:` field sent first on every stream: how long a client waits before it reconnects
+   * after a drop, in milliseconds.
+   * @default 2000
+   */
+  retryMs?: number | undefined
+  /**
+   * The most streams this handlers instance keeps open at once; one more is answered 503
+   * `too_many_streams` with `Retry-After` (the client retries, possibly on another instance).
+   * @default 10000
+   */
+  maxStreams?: number | undefined
+}
 
 /**
  * The one argument of the `authorize` hook; later releases may add members, never remove them.
@@ -168,6 +219,18 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * @default () => new Date()
    */
   clock?: (() => Date) | undefined
+  /**
+   * Settings of the live status stream, `GET {basePath}/{runId}/events`.
+   * @default version polling every 250 ms, keep-alive every 15 s, at most 10,000 streams
+   */
+  live?: LiveStatusOptions | undefined
+  /**
+   * Lets pages on other origins read status and stream runs: the allowed origins, and the
+   * preflight `OPTIONS` of `GET /status` and `GET /events` answered for them. Writes never get
+   * CORS headers (runners are not browsers).
+   * @default none: same-origin only, no CORS headers
+   */
+  cors?: CorsOptions | undefined
 }
 
 /** Handlers on any {@link Store}, e.g. `MemoryStore` or a `PrismaStore` with options. */
@@ -232,6 +295,16 @@ export interface PipelineStatusHandlers {
    * URL, for adapters that strip a mount prefix themselves (the Express router does).
    */
   handle: (request: Request, pathname: string, native?: unknown) => Promise<Response>
+  /**
+   * `GET {basePath}/{runId}/events`: the live status stream (`text/event-stream`).
+   */
+  events: RunRouteHandler
+  /**
+   * Ends every open live stream cleanly (clients reconnect, elsewhere once this server is gone)
+   * and stops the run watcher and its LISTEN connection. Call it before closing the HTTP server,
+   * which otherwise waits for the streams. Later stream requests are answered 503.
+   */
+  close: () => Promise<void>
   /** The normalized base path. */
   readonly basePath: string
 }
@@ -282,6 +355,27 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const onRunCompleted = options.onRunCompleted as OnRunCompleted<unknown> | undefined
   // A database without migrations fails every request alike: its error is logged once.
   const loggedSchemaProblems = new Set<string>()
+  const live = options.live ?? {}
+  const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? DEFAULT_LIVE_MAX_STREAMS)
+  const cors = options.cors ? new Cors(options.cors) : undefined
+  // Created on the first stream, so handlers that never stream poll nothing and hold no connection.
+  let streams: EventStreams | undefined
+  let watcher: RunWatcher | undefined
+  let closed = false
+  const openStreams = (): EventStreams => {
+    if (streams) return streams
+    watcher = new RunWatcher({
+      store,
+      pollIntervalMs: positiveInteger('live.pollIntervalMs', live.pollIntervalMs ?? DEFAULT_LIVE_POLL_INTERVAL_MS),
+      source: live.listen,
+      logger,
+    })
+    streams = new EventStreams(watcher, {
+      keepAliveMs: positiveInteger('live.keepAliveMs', live.keepAliveMs ?? DEFAULT_LIVE_KEEP_ALIVE_MS),
+      retryMs: positiveInteger('live.retryMs', live.retryMs ?? DEFAULT_LIVE_RETRY_MS),
+    })
+    return streams
+  }
 
   /** Per-request state the error path needs. */
   interface Exchange {
@@ -408,7 +502,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     throw new HttpProblemError('invalid_read_token', { detail })
   }
 
-  async function authenticateRead(exchange: Exchange, route: RouteName, runId: string): Promise<void> {
+  async function authenticateRead(exchange: Exchange, route: RouteName, runId: string, action: AuthorizeAction = 'read'): Promise<void> {
     const { request } = exchange
     if (await auth.secretMatches(request)) return
     if (await readTokenAllows(request, runId)) return
@@ -419,7 +513,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     if (authorize) {
       let allowed: boolean
       try {
-        allowed = (await authorize({ request, runId, action: 'read', native: exchange.native })) === true
+        allowed = (await authorize({ request, runId, action, native: exchange.native })) === true
       } catch (error) {
         // The hook's 401 is about the app's session, never the webhook secret.
         if (isHttpProblemError(error) && error.code === 'unauthorized') {
@@ -500,7 +594,16 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return jsonResponse(body, result.created ? 201 : 200)
     })
 
-  const status: RunRouteHandler = (request, runId, native) =>
+  /** The read routes answer the preflight and carry the grant when `cors` allows the origin. */
+  const withCors =
+    (route: 'status' | 'events', handler: RunRouteHandler): RunRouteHandler =>
+    async (request, runId, native) => {
+      if (!cors) return handler(request, runId, native)
+      if (request.method === 'OPTIONS') return cors.preflight(request, allowedMethods(route))
+      return cors.apply(request, await handler(request, runId, native))
+    }
+
+  const status: RunRouteHandler = withCors('status', (request, runId, native) =>
     respond(request, native, async (exchange) => {
       requireMethod(request, 'status')
       const id = resolveRunId(exchange, 'status', runId)
@@ -515,7 +618,44 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const response = jsonResponse(toStatusResponse(snapshot))
       for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
       return response
-    })
+    }),
+  )
+
+  const events: RunRouteHandler = withCors('events', (request, runId, native) =>
+    respond(request, native, async (exchange) => {
+      requireMethod(request, 'events')
+      const id = resolveRunId(exchange, 'events', runId)
+      await authenticateRead(exchange, 'events', id, 'stream')
+      if (closed) throw streamsUnavailable('The server is shutting down; reconnect shortly')
+      const registry = openStreams()
+      if (registry.size >= maxStreams) {
+        throw streamsUnavailable(`This server holds its limit of ${maxStreams} open streams; retry later`)
+      }
+      // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
+      const body = await registry.open(id, () => getRunSnapshot(store, id), request.signal)
+      if (!body) throw runNotFound()
+      return new Response(body, {
+        status: 200,
+        headers: {
+          'Content-Type': 'text/event-stream; charset=utf-8',
+          // no-transform: a compressing proxy or middleware must not buffer the events.
+          'Cache-Control': 'no-cache, no-transform',
+          // nginx buffers proxied responses unless told otherwise.
+          'X-Accel-Buffering': 'no',
+        },
+      })
+    }),
+  )
+
+  function streamsUnavailable(detail: string): HttpProblemError {
+    return new HttpProblemError('too_many_streams', { detail }, { [HEADERS.retryAfter]: retryAfter })
+  }
+
+  const close = async (): Promise<void> => {
+    closed = true
+    streams?.close()
+    await watcher?.close()
+  }
 
   const routeNotFound = (request: Request, detail: string): Promise<Response> =>
     Promise.resolve(errorResponse(new HttpProblemError('route_not_found', { detail }), { request }))
@@ -537,6 +677,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
         return status(request, match.runId, native)
       case 'complete':
         return complete(request, match.runId, native)
+      case 'events':
+        return events(request, match.runId, native)
     }
   }
 
@@ -550,7 +692,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     return handle(request, pathname, native)
   }
 
-  return { stageUpdate, status, complete, createRun: createRunHandler, fetch, handle, basePath }
+  return { stageUpdate, status, complete, createRun: createRunHandler, events, close, fetch, handle, basePath }
 }
 
 /** Refuses a request target (path and query) longer than the contract's limit with 414. */

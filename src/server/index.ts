@@ -37,3 +37,5 @@ export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore,
 export { timingSafeEqual } from './timing-safe-equal.js'
 export { resolveWebhookSecrets } from './webhook-auth.js'
 export type { WebhookSigningOptions } from './webhook-auth.js'
+export type { CorsOptions } from './cors.js'
+export type { RunChangeSink, RunChangeSource } from './live/run-watcher.js'

@@ -1,6 +1,7 @@
 import { isFinalStatus, RunStatus } from '../contract/status.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../core/run-version.js'
 import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from '../core/state.js'
+import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../core/run-changes.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
 
@@ -179,6 +180,15 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * @default none: every statement goes through the Prisma client
    */
   pool?: PrismaStorePool | undefined
+  /**
+   * Opt-in for live streams in LISTEN mode: every write of a run also sends
+   * `pg_notify(channel, '<runId>:<version>')` in the same statement (or transaction), so the
+   * instances listening on `channel` (`createPgRunListener` from `pipeline-status-sdk/pg`) learn
+   * of it when it commits. NOTIFY serializes commits in PostgreSQL; bench/README.md measures
+   * what it costs the write path. Same-process streams are told in-process either way.
+   * @default none: writes send no notification (streams on other instances poll versions)
+   */
+  notifyChannel?: string | undefined
 }
 
 /** @default values of {@link PrismaStoreOptions}, in milliseconds. */
@@ -229,6 +239,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #timeout: number
   readonly #queryTimeout: number
   readonly #sql: StoreSql
+  readonly #notifyChannel: string | undefined
+  readonly #changes = new RunChangeEmitter()
 
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
@@ -236,11 +248,26 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     this.#maxWait = options.maxWait ?? DEFAULT_MAX_WAIT
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
     this.#queryTimeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
-    this.#sql = buildSql(resolveNames(prisma, options))
+    this.#notifyChannel = options.notifyChannel
+    this.#sql = buildSql(resolveNames(prisma, options), options.notifyChannel !== undefined)
+  }
+
+  onRunChange(listener: RunChangeListener): () => void {
+    return this.#changes.subscribe(listener)
+  }
+
+  async getRunVersions(runIds: readonly string[]): Promise<Map<string, number>> {
+    const versions = new Map<string, number>()
+    if (runIds.length === 0) return versions
+    const rows = await this.#query<{ id: string; version: number | string }>(this.#sql.readVersions, [[...runIds]])
+    for (const row of rows) versions.set(row.id, Number(row.version))
+    return versions
   }
 
   async transaction<T>(fn: (tx: StoreTransaction<PrismaTransactionClientOf<Client>>) => Promise<T>): Promise<T> {
     let started = false
+    // Told to same-process streams only once the transaction has committed.
+    const changes: RunChange[] = []
     const work = this.#prisma.$transaction(
       async (client) => {
         started = true
@@ -294,6 +321,13 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
               select: { id: true },
             })
             if (locked !== undefined) versions.set(run.id, nextRunVersion(locked))
+            const version = versions.get(run.id)
+            if (version !== undefined) changes.push({ runId: run.id, version })
+            if (this.#notifyChannel !== undefined) {
+              // Delivered by PostgreSQL at commit, and dropped with a rollback.
+              const payload = version === undefined ? run.id : `${run.id}:${version}`
+              await client.$queryRawUnsafe(this.#sql.notify, this.#notifyChannel, payload)
+            }
           },
         })
       },
@@ -301,7 +335,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     )
     try {
       // Prisma's own bounds normally end it first; this also bounds a driver that never answers.
-      return await bounded(work, this.#maxWait + this.#timeout + TRANSACTION_GRACE_MS)
+      const result = await bounded(work, this.#maxWait + this.#timeout + TRANSACTION_GRACE_MS)
+      for (const change of changes) this.#changes.emit(change)
+      return result
     } catch (error) {
       // P2028: no connection freed up within maxWait, or the transaction ran out of its timeout.
       if (errorCode(error) === 'P2028') {
@@ -353,8 +389,15 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       stage.completedAt,
       stage.createdAt,
       stage.updatedAt,
+      ...this.#notifyValues(),
     ])
-    return rows.length > 0
+    if (rows.length === 0) return false
+    this.#changes.emit({ runId: run.id, version: write.version })
+    return true
+  }
+
+  #notifyValues(): string[] {
+    return this.#notifyChannel === undefined ? [] : [this.#notifyChannel]
   }
 
   async readRun(runId: string): Promise<VersionedRun | null> {
@@ -374,8 +417,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       run.completionReceivedAt,
       run.updatedAt,
       write.version,
+      ...this.#notifyValues(),
     ])
-    return rows.length > 0
+    if (rows.length === 0) return false
+    this.#changes.emit({ runId: run.id, version: write.version })
+    return true
   }
 
   async insertRun(run: RunState): Promise<{ created: boolean; run: RunState }> {
@@ -588,9 +634,16 @@ interface StoreSql {
   readRunStages: string
   writeRunStage: string
   insertRun: string
+  readVersions: string
+  notify: string
 }
 
-function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames): StoreSql {
+function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames, notify: boolean): StoreSql {
+  // With a notify channel (the last parameter), the written run's `id:version` goes to pg_notify
+  // in the same statement. An unreferenced SELECT in WITH would never run, hence the EXISTS.
+  const notified = (channel: string) =>
+    notify ? `, notified AS (SELECT pg_notify(${channel}, run.id || ':' || run.version) FROM run)` : ''
+  const whenNotified = notify ? ' WHERE EXISTS (SELECT 1 FROM notified)' : ''
   const runColumns = (alias: string) =>
     `${alias}.${r.id} AS "id", ${alias}.${r.status}::text AS "status", ${alias}.${r.error} AS "error", ` +
     `${alias}.${r.completedAt} AS "completedAt", ${alias}.${r.completionReceivedAt} AS "completionReceivedAt", ` +
@@ -608,18 +661,19 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames): St
       `SELECT ${runColumns('r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns} FROM ${runTable} r ` +
       `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`,
     writeRun:
-      `UPDATE ${runTable} SET ${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
+      `WITH run AS (UPDATE ${runTable} SET ${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
       `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8 ` +
-      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING 1 AS "written"`,
+      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified('$9')} ` +
+      `SELECT 1 AS "written" FROM run${whenNotified}`,
     // One statement, one implicit transaction: the run row's update holds its lock while the stage
     // is written, and writes nothing at all when another write changed the version first.
     writeRunStage:
       `WITH run AS (UPDATE ${runTable} SET ${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
       `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8 ` +
-      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id) ` +
+      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified('$17')} ` +
       `INSERT INTO ${stageTable} (${s.id}, ${s.runId}, ${s.stageNumber}, ${s.stageName}, ${s.status}, ${s.output}, ` +
       `${s.completedAt}, ${s.createdAt}, ${s.updatedAt}) ` +
-      `SELECT $9, run.id, $10, $11, $12, $13, $14, $15, $16 FROM run ` +
+      `SELECT $9, run.id, $10, $11, $12, $13, $14, $15, $16 FROM run${whenNotified} ` +
       `ON CONFLICT (${s.runId}, ${s.stageNumber}) DO UPDATE SET ${s.stageName} = EXCLUDED.${s.stageName}, ` +
       `${s.status} = EXCLUDED.${s.status}, ${s.output} = EXCLUDED.${s.output}, ` +
       `${s.completedAt} = EXCLUDED.${s.completedAt}, ${s.updatedAt} = EXCLUDED.${s.updatedAt} RETURNING 1 AS "written"`,
@@ -627,6 +681,8 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames): St
       `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
       `${r.createdAt}, ${r.updatedAt}, ${r.version}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ` +
       `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`,
+    readVersions: `SELECT r.${r.id} AS "id", r.${r.version} AS "version" FROM ${runTable} r WHERE r.${r.id} = ANY($1::text[])`,
+    notify: `SELECT 1 AS "notified" FROM (SELECT pg_notify($1, $2)) n`,
   }
 }
 

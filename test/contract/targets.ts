@@ -61,8 +61,8 @@ export const nextCatchAllTarget: ContractTarget = {
     const route: Record<string, (request: Request) => Promise<Response>> = createNextRouteHandlers(
       handlerOptions(options, new MemoryStore()),
     ) as never
-    const { GET, POST, PUT, PATCH, DELETE } = route
-    const exported: Record<string, ((request: Request) => Promise<Response>) | undefined> = { GET, POST, PUT, PATCH, DELETE }
+    const { GET, POST, PUT, PATCH, DELETE, OPTIONS } = route
+    const exported: Record<string, ((request: Request) => Promise<Response>) | undefined> = { GET, POST, PUT, PATCH, DELETE, OPTIONS }
     return {
       send: (spec) => {
         const request = buildRequest(BASE_URL, spec)
@@ -89,6 +89,7 @@ export const nextPerRouteTarget: ContractTarget = {
       stageUpdate: { POST: next.stageUpdate },
       status: { GET: next.status },
       complete: { POST: next.complete },
+      events: { GET: next.events },
     } as const
     return {
       send: async (spec) => {

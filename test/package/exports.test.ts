@@ -53,7 +53,7 @@ async function node(code: string, type: 'module' | 'commonjs') {
 }
 
 describe('the built package', () => {
-  it('lists seven entry points', () => {
+  it('lists eight entry points', () => {
     expect(subpaths).toEqual([
       'pipeline-status-sdk',
       'pipeline-status-sdk/client',
@@ -62,6 +62,7 @@ describe('the built package', () => {
       'pipeline-status-sdk/express',
       'pipeline-status-sdk/msw',
       'pipeline-status-sdk/react',
+      'pipeline-status-sdk/pg',
     ])
   })
 

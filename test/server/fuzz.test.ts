@@ -412,6 +412,9 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
   }
 
   switch (match.route) {
+    case 'events':
+      // The generator never builds events requests (an open stream is no single answer).
+      throw new Error('events requests are not generated')
     case 'createRun': {
       const parsed = CreateRun.safeParse(json)
       if (!parsed.success) return 400
