@@ -47,7 +47,9 @@ describe('the OpenAPI document', () => {
     }
     const document = createOpenApiDocument()
     expect(Object.keys(document.paths).sort()).toEqual(['/openapi.json', '/runs', '/{runId}/complete', '/{runId}/events', '/{runId}/stage-update', '/{runId}/status'])
-    expect(Object.keys(document.paths['/{runId}/status']!)).toEqual(['get', 'head'])
+    // The read routes also answer a CORS preflight when the handlers have the `cors` option.
+    expect(Object.keys(document.paths['/{runId}/status']!)).toEqual(['get', 'head', 'options'])
+    expect(Object.keys(document.paths['/{runId}/events']!)).toEqual(['get', 'head', 'options'])
     expect(Object.keys(document.paths['/openapi.json']!)).toEqual(['get', 'head'])
   })
 

@@ -175,6 +175,7 @@ export function createOpenApiDocument(options: OpenApiDocumentOptions = {}): Ope
     item[route.method.toLowerCase()] = operation(name, route, false)
     // A GET route answers HEAD like GET, without the body (RFC 9110 §9.3.2).
     if (route.method === 'GET') item['head'] = operation(name, route, true)
+    if ('preflight' in route && route.preflight) item['options'] = preflightOperation(name)
   }
 
   return {
@@ -305,6 +306,31 @@ function operation(name: string, route: ContractRoute, head: boolean): JsonObjec
         }
       : {}),
     responses,
+  }
+}
+
+/** The CORS preflight of a read route (the Fetch standard's CORS protocol). */
+function preflightOperation(name: string): JsonObject {
+  const grant = (description: string) => ({ description, schema: { type: 'string' } })
+  return {
+    operationId: `${name}Preflight`,
+    summary: 'CORS preflight',
+    description:
+      "Answered only when the handlers' `cors` option is set: 204, with the grant (`Access-Control-Allow-*`) when the `Origin` is one of the allowed origins and without it otherwise. Without the option, `OPTIONS` is 405 like any other method.",
+    security: [],
+    responses: {
+      '204': {
+        description: 'The preflight answer; the grant headers only for an allowed origin.',
+        headers: {
+          'Access-Control-Allow-Origin': grant('The allowed origin, echoed.'),
+          'Access-Control-Allow-Methods': grant('`GET, HEAD`.'),
+          'Access-Control-Allow-Headers': grant('The request headers a subscriber may send.'),
+          'Access-Control-Max-Age': grant('How long, in seconds, a browser may cache this answer.'),
+          Vary: grant('`Origin`, and the preflight request headers.'),
+        },
+      },
+      '405': ref('responses', 'MethodNotAllowed'),
+    },
   }
 }
 

@@ -74,6 +74,11 @@ export interface ContractRoute {
   readonly problems: readonly ProblemCode[]
   /** Request headers it reads or that clients send, beyond authentication. */
   readonly requestHeaders?: readonly RequestHeaderName[]
+  /**
+   * Answers a CORS preflight `OPTIONS` (204) when the handlers' `cors` option is set; without it
+   * `OPTIONS` is a 405 like any other method.
+   */
+  readonly preflight?: true
 }
 
 /** Every route can answer these: a too long URL, an unexpected error, a misconfigured Next.js route. */
@@ -163,6 +168,7 @@ export const CONTRACT_ROUTES = {
     },
     problems: READ,
     requestHeaders: ['If-None-Match'],
+    preflight: true,
   },
   complete: {
     method: ROUTE_METHODS.complete,
@@ -195,8 +201,9 @@ export const CONTRACT_ROUTES = {
         },
       },
     },
-    problems: READ,
+    problems: [...READ, 'too_many_streams'],
     requestHeaders: ['Last-Event-ID'],
+    preflight: true,
   },
   openApi: {
     method: 'GET',
