@@ -1,3 +1,4 @@
+import type { StageProgress } from '../contract/runner-control.js'
 import type { RunStatus, StageStatus } from '../contract/status.js'
 
 /** A run as the state machine and the stores see it. */
@@ -16,6 +17,13 @@ export interface RunState {
   createdAt: Date
   /** When the run last changed. */
   updatedAt: Date
+  /**
+   * When the runner was last heard from (a heartbeat or an applied write); `null` or absent when
+   * never. Written alone by a heartbeat, without a new run version.
+   */
+  lastActivityAt?: Date | null
+  /** The heartbeat interval the runner announced, in milliseconds; `null` or absent when never. */
+  heartbeatIntervalMs?: number | null
 }
 
 /** A stored stage as the state machine and the stores see it. */
@@ -30,6 +38,8 @@ export interface StageState {
   output: string | null
   /** When the stage finished; `null` while it is `PROCESSING`. */
   completedAt: Date | null
+  /** The stage's progress with the highest `seq` so far; `null` or absent when none. */
+  progress?: StageProgress | null
   /** When the first update of the stage was stored. */
   createdAt: Date
   /** When the stage last changed. */

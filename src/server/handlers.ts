@@ -46,11 +46,12 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 export const DEFAULT_RETRY_AFTER_SECONDS = 5
 
 /**
- * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`.
- * Later releases add `'stream'` (live events) and `'cancel'`; a hook that switches on it should
+ * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`, `'cancel'` is
+ * `POST /cancel`.
+ * Later releases add `'stream'` (live events); a hook that switches on it should
  * refuse what it does not know.
  */
-export type AuthorizeAction = 'read'
+export type AuthorizeAction = 'read' | 'cancel'
 
 /**
  * The one argument of the `authorize` hook; later releases may add members, never remove them.
@@ -534,6 +535,9 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
         return status(request, match.runId, native)
       case 'complete':
         return complete(request, match.runId, native)
+      case 'heartbeat':
+      case 'cancel':
+        return routeNotFound(request, 'No pipeline-status route at this path')
     }
   }
 

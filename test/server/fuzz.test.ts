@@ -429,6 +429,9 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       const result = await completeRun(model, match.runId, parsed.data, { now: NOW })
       return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
     }
+    case 'heartbeat':
+    case 'cancel':
+      return 404
   }
 }
 
