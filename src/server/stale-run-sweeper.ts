@@ -122,9 +122,12 @@ export interface StaleRunSweeper {
 /**
  * Creates a sweeper that fails runs which stopped reporting: a runner that crashed, was killed
  * or lost its machine mid-stage would otherwise leave its run `PROCESSING` forever. Each sweep
- * lists unfinished runs whose last applied update is older than `staleAfterMs`, then, one
- * transaction per run, locks the run, checks it again and stores it `FAILED` with an `error`
- * such as `No update for more than 15 minutes: the runner stopped reporting`.
+ * lists unfinished runs silent for too long (no applied update or heartbeat for `staleAfterMs`, or
+ * for 3 of the heartbeat intervals a run announced), then reads each again, decides again and
+ * stores it `FAILED` only if nothing changed since (its version and last heartbeat), with an
+ * `error` such as `No heartbeat for 45 s (the runner announced one every 10 seconds): the runner
+ * stopped reporting` or `No update for more than 15 minutes: the runner stopped reporting`.
+ * With `retention`, each timed sweep also deletes expired finished runs (see {@link StaleRunSweeper.purge}).
  *
  * Every web instance may run a sweeper: the run's lock and the second check make sure a run is
  * failed once, and never right after an update committed. A runner that was only slow is not
