@@ -8,8 +8,16 @@ import type { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
 import { LIVE_EVENTS, RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from './live-status.js'
 import type { ProblemCode } from './problem.js'
-import { CompleteRunResponse, CreateRunResponse, RunStatusResponse, StageUpdateResponse } from './records.js'
+import {
+  CancelRunResponse,
+  CompleteRunResponse,
+  CreateRunResponse,
+  HeartbeatResponse,
+  RunStatusResponse,
+  StageUpdateResponse,
+} from './records.js'
 import { normalizeBasePath, ROUTE_METHODS } from './routes.js'
+import { CancelRun, Heartbeat } from './runner-control.js'
 import { StageUpdate } from './stage-update.js'
 
 /** A zod schema with the name it has under `components.schemas`. */
@@ -182,6 +190,34 @@ export const CONTRACT_ROUTES = {
       200: { description: 'Completed (`applied`) or already completed (`duplicate`).', json: named('CompleteRunResponse', CompleteRunResponse), headers: [NO_STORE] },
     },
     problems: [...WRITE, 'run_not_found', 'run_finished'],
+    requestHeaders: ['Idempotency-Key'],
+  },
+  heartbeat: {
+    method: ROUTE_METHODS.heartbeat,
+    path: '/{runId}/heartbeat',
+    summary: 'Say the runner is alive',
+    description:
+      "Records the run's last activity (and the announced heartbeat interval) without changing its status or version; with `progress` (and `stageNumber`) it also stores the running stage's progress, the highest `seq` winning. The answer carries the run as stored, so a runner learns here that its run was cancelled, failed by the stale-run sweeper or completed elsewhere. The body may be absent.",
+    access: 'write',
+    body: { schema: named('Heartbeat', Heartbeat), required: false },
+    answers: {
+      200: { description: 'Recorded; `run` is the run as stored.', json: named('HeartbeatResponse', HeartbeatResponse), headers: [NO_STORE] },
+    },
+    problems: [...WRITE, 'run_not_found'],
+    requestHeaders: ['Idempotency-Key'],
+  },
+  cancel: {
+    method: ROUTE_METHODS.cancel,
+    path: '/{runId}/cancel',
+    summary: 'Cancel a run',
+    description:
+      "Cancels the run and its `PROCESSING` stage in one write (the web app's call). Idempotent: a second cancel answers 200 `duplicate`; a run already COMPLETED or FAILED is 409 and changes nothing. JSON only, so no cross-site form can send it. Authorized by the webhook secret or signature, or by the app's `authorize` hook with `action: 'cancel'`.",
+    access: 'write',
+    body: { schema: named('CancelRun', CancelRun), required: true },
+    answers: {
+      200: { description: 'Cancelled (`applied`) or already cancelled (`duplicate`).', json: named('CancelRunResponse', CancelRunResponse), headers: [NO_STORE] },
+    },
+    problems: [...WRITE, 'run_not_found', 'run_finished', 'authentication_required', 'forbidden'],
     requestHeaders: ['Idempotency-Key'],
   },
   events: {

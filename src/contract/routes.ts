@@ -2,7 +2,7 @@
 export const DEFAULT_BASE_PATH = '/api/pipeline'
 
 /** The routes of the contract, by name; `events` is the live status stream (`text/event-stream`). */
-export type RouteName = 'stageUpdate' | 'status' | 'complete' | 'createRun' | 'events'
+export type RouteName = 'stageUpdate' | 'status' | 'complete' | 'createRun' | 'heartbeat' | 'cancel' | 'events'
 
 /** HTTP method of each route. */
 export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object.freeze({
@@ -10,6 +10,8 @@ export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object
   status: 'GET',
   complete: 'POST',
   createRun: 'POST',
+  heartbeat: 'POST',
+  cancel: 'POST',
   events: 'GET',
 })
 
@@ -69,6 +71,10 @@ export function routePath(
       return `${base}/${id}/status`
     case 'complete':
       return `${base}/${id}/complete`
+    case 'heartbeat':
+      return `${base}/${id}/heartbeat`
+    case 'cancel':
+      return `${base}/${id}/cancel`
     case 'events':
       return `${base}/${id}/events`
   }
@@ -77,7 +83,7 @@ export function routePath(
 /** A path matched against the contract's routes. */
 export type RouteMatch =
   | { route: 'createRun' }
-  | { route: 'stageUpdate' | 'status' | 'complete' | 'events'; runId: string }
+  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events'; runId: string }
 
 /**
  * Matches a request path against the contract's routes under `basePath`.
@@ -116,6 +122,10 @@ export function matchRoute(
       return { route: 'status', runId }
     case 'complete':
       return { route: 'complete', runId }
+    case 'heartbeat':
+      return { route: 'heartbeat', runId }
+    case 'cancel':
+      return { route: 'cancel', runId }
     case 'events':
       return { route: 'events', runId }
     default:

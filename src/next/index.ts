@@ -98,6 +98,10 @@ export interface NextRouteHandlers {
   events: NextRunRouteHandler
   /** Ends open live streams and stops the run watcher ({@link PipelineStatusHandlers.close}). */
   close: () => Promise<void>
+  /** `export const POST = handlers.heartbeat` in `app/api/pipeline/[runId]/heartbeat/route.ts`. */
+  heartbeat: NextRunRouteHandler
+  /** `export const POST = handlers.cancel` in `app/api/pipeline/[runId]/cancel/route.ts`. */
+  cancel: NextRunRouteHandler
   /** `export const POST = handlers.createRun` in `app/api/pipeline/runs/route.ts`. */
   createRun: (request: Request) => Promise<Response>
   /**
@@ -195,6 +199,8 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     close: async () => {
       if (state && 'handlers' in state) await state.handlers.close()
     },
+    heartbeat: byParam((h) => h.heartbeat),
+    cancel: byParam((h) => h.cancel),
     createRun: (request) => answer((handlers) => handlers.createRun(request)),
     get handlers() {
       const loaded = load()
