@@ -9,6 +9,7 @@ import {
   type CompleteRunResponse,
   type CreateRunResponse,
   type HeartbeatResponse,
+  type RunStatusResponse,
   type StageUpdateResponse,
 } from '../contract/records.js'
 import { CancelRun, heartbeatSchemaFor } from '../contract/runner-control.js'
@@ -34,6 +35,7 @@ import {
   recordHeartbeat,
 } from '../core/operations.js'
 import { toRunRecord, toStageRecord, toStatusResponse } from '../core/records.js'
+import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import type { ConflictCode } from '../core/state-machine.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
@@ -382,6 +384,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const onRunEnded = options.onRunEnded as OnRunEnded<unknown> | undefined
   const heartbeatSchema = heartbeatSchemaFor(stages)
   const catalogue: CatalogueEntry[] = catalogueOf(stages)
+  /** The status document, as `GET /status` answers it and the stream's `snapshot` sends it. */
+  const statusDocument = (snapshot: RunSnapshot): RunStatusResponse => ({ ...toStatusResponse(snapshot), catalogue })
   // A database without migrations fails every request alike: its error is logged once.
   const loggedSchemaProblems = new Set<string>()
   const live = options.live ?? {}
@@ -402,6 +406,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     streams = new EventStreams(watcher, {
       keepAliveMs: positiveInteger('live.keepAliveMs', live.keepAliveMs ?? DEFAULT_LIVE_KEEP_ALIVE_MS),
       retryMs: positiveInteger('live.retryMs', live.retryMs ?? DEFAULT_LIVE_RETRY_MS),
+      statusDocument,
     })
     return streams
   }
@@ -685,7 +690,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       await authenticateRead(exchange, 'status', id)
       const snapshot = await getRunSnapshot(store, id)
       if (!snapshot) throw runNotFound()
-      const document = { ...toStatusResponse(snapshot), catalogue }
+      const document = statusDocument(snapshot)
       if (snapshot.version === undefined) return jsonResponse(document)
       // The version is the ETag: a poller that sends it back gets 304 until the run changes.
       const etag = statusETag({ version: snapshot.version })

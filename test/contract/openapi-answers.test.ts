@@ -16,6 +16,8 @@ const run = {
   completionReceivedAt: null,
   createdAt: '2025-10-25T14:03:00.000Z',
   updatedAt: '2025-10-25T14:03:00.000Z',
+  lastActivityAt: null,
+  heartbeatIntervalMs: null,
 }
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers } })

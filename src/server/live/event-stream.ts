@@ -17,6 +17,8 @@ export interface EventStreamSettings {
   keepAliveMs: number
   /** The `retry:` sent to clients, in milliseconds. */
   retryMs: number
+  /** The status document of a snapshot, exactly as `GET /status` answers it (with the catalogue). */
+  statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
 }
 
 /** The open streams of one handlers instance. */
@@ -48,7 +50,7 @@ export class EventStreams {
    * for an unknown run (nothing stays open).
    */
   async open(runId: string, read: () => Promise<RunSnapshot | null>, signal: AbortSignal): Promise<ReadableStream<Uint8Array> | null> {
-    const stream = new OpenStream(this.#settings.retryMs, () => this.#forget(stream))
+    const stream = new OpenStream(this.#settings, () => this.#forget(stream))
     // Subscribe before the first read, so nothing falls between them.
     stream.watch = this.#watcher.watch(runId, (snapshot) => stream.deliver(snapshot))
     this.#streams.add(stream)
@@ -113,10 +115,12 @@ class OpenStream {
   #pending: RunSnapshot | undefined
   #closed = false
   readonly #retryMs: number
+  readonly #statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
   readonly #onClose: () => void
 
-  constructor(retryMs: number, onClose: () => void) {
-    this.#retryMs = retryMs
+  constructor(settings: EventStreamSettings, onClose: () => void) {
+    this.#retryMs = settings.retryMs
+    this.#statusDocument = settings.statusDocument
     this.#onClose = onClose
     this.body = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -132,7 +136,7 @@ class OpenStream {
     if (this.#closed) return
     this.#started = true
     this.#write(`retry: ${this.#retryMs}\n\n`)
-    const document: RunSnapshotEvent = toStatusResponse(snapshot)
+    const document = this.#statusDocument(snapshot)
     this.#remember(snapshot.version ?? 0, document.stages)
     this.watch?.seen(this.#version)
     this.#event(LIVE_EVENTS.snapshot, document)
