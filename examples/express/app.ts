@@ -6,7 +6,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { PrismaStore } from 'pipeline-status-sdk/server'
+import { PrismaStore, type RunState, type StaleRunSweeperSettings, createStaleRunSweeper } from 'pipeline-status-sdk/server'
 import { openDatabase } from '../shared/database.js'
 
 /** How long a client may take to send its request headers, in milliseconds (Node's default is 60 s). */
@@ -28,6 +28,12 @@ export interface ExpressExampleOptions {
   secret: string | string[]
   /** Where the example reports what it does. @default console */
   log?: Pick<Console, 'info' | 'warn' | 'error'> | undefined
+  /**
+   * Fails runs that stopped reporting (`createStaleRunSweeper` on the example's store): swept
+   * every `intervalMs`, and on demand with {@link ExpressExample.sweepStaleRuns}.
+   * @default none
+   */
+  staleRunSweeper?: StaleRunSweeperSettings | undefined
 }
 
 /** A running example. */
@@ -37,6 +43,8 @@ export interface ExpressExample {
   port: number
   /** Which database it uses. */
   database: 'postgres' | 'pglite'
+  /** Sweeps stale runs now; resolves the runs it failed (`[]` without `staleRunSweeper`). */
+  sweepStaleRuns(): Promise<RunState[]>
   /** Stops accepting requests, waits for open ones, closes the database. */
   close(): Promise<void>
 }
@@ -57,11 +65,15 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   const db = await openDatabase({ url: options.databaseUrl, dataDir: options.dataDir })
   const app = express()
   app.disable('x-powered-by')
+  // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
+  const store = new PrismaStore(db.prisma, { queryTimeout: 5_000, maxWait: 5_000, timeout: 15_000 })
+  const sweeper = options.staleRunSweeper
+    ? createStaleRunSweeper({ logger: { warn: (message) => log.warn(message), error: (message) => log.error(message) }, ...options.staleRunSweeper, store })
+    : undefined
   app.use(
     '/api/pipeline',
     createExpressRouter({
-      // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
-      store: new PrismaStore(db.prisma, { queryTimeout: 5_000, maxWait: 5_000, timeout: 15_000 }),
+      store,
       secret: options.secret,
       logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
       // Where an app stores the run's results; here the example only reports them.
@@ -87,13 +99,16 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   server.headersTimeout = HEADERS_TIMEOUT_MS
   server.requestTimeout = REQUEST_TIMEOUT_MS
   const { port } = server.address() as AddressInfo
+  sweeper?.start()
   let closing: Promise<void> | undefined
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/api/pipeline`,
     port,
     database: db.kind,
+    sweepStaleRuns: () => sweeper?.sweep() ?? Promise.resolve([]),
     close: () =>
       (closing ??= (async () => {
+        await sweeper?.stop()
         await new Promise<void>((resolve) => {
           server.close(() => resolve())
           server.closeIdleConnections()

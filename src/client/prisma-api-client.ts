@@ -849,11 +849,15 @@ export class PrismaAPIClient {
   }
 
   /**
-   * A 409 `run_finished`: the run as the problem carries it, or else as `GET /status` reads it.
+   * A 409 `run_finished` or `stage_finished`: the run as the problem carries it, or else as
+   * `GET /status` reads it.
    * Resolves the event when the run was finished by someone else.
    */
   async #learnFromRefusal(runId: string, error: unknown, self: boolean): Promise<RunFinishedEvent | undefined> {
-    if (!isStatusHttpError(error) || error.status !== 409 || error.problem?.code !== 'run_finished') return undefined
+    // `stage_finished` too: a stage the runner still runs was finished by a cancel or the sweeper.
+    if (!isStatusHttpError(error) || error.status !== 409 || (error.problem?.code !== 'run_finished' && error.problem?.code !== 'stage_finished')) {
+      return undefined
+    }
     const known = this.#finished.get(runId)
     if (known !== undefined) return known === 'self' ? undefined : known
     const carried = PipelineRunRecord.safeParse((error.problem as { run?: unknown }).run)

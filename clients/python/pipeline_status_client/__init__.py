@@ -21,6 +21,7 @@ from .contract import (
     to_storable_text,
 )
 from .errors import (
+    CatalogueMismatchError,
     ConfigurationError,
     InvalidRunIdError,
     PipelineStatusError,
@@ -45,6 +46,7 @@ __all__ = [
     "FINAL_RUN_STATUSES",
     "REPLACEMENT_CHARACTER",
     "TRUNCATION_MARKER",
+    "CatalogueMismatchError",
     "ConfigurationError",
     "DeadLetter",
     "InvalidRunIdError",

@@ -120,10 +120,24 @@ class Outbox:
             db.execute("COMMIT")
 
     def append(self, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
-               first_attempt_at: float, next_attempt_at: float, last_error: Optional[str] = None, refused: bool = False) -> None:
-        """Queues an update behind the run's earlier ones; ``refused``: its attempt got 401/403."""
+               first_attempt_at: float, next_attempt_at: float, last_error: Optional[str] = None, refused: bool = False,
+               coalesce: bool = False) -> None:
+        """Queues an update behind the run's earlier ones; ``refused``: its attempt got 401/403.
+
+        ``coalesce`` (progress reports only): the update takes the place of the run's newest
+        pending update with the same ``what`` (``stage 2 progress``) when one waits and is not
+        being delivered, so only the newest progress per stage is kept; status changes are never
+        coalesced."""
         now = time.time()
         with self._transaction() as db:
+            if coalesce:
+                replaced = db.execute(
+                    "UPDATE pending SET id = ?, body = ? WHERE seq = (SELECT max(seq) FROM pending WHERE run_id = ? AND what = ?)"
+                    " AND lease_until <= ?",
+                    (id, body, run_id, what, now),
+                ).rowcount
+                if replaced == 1:
+                    return
             db.execute(
                 "INSERT INTO pending (id, run_id, method, route, body, what, queued_at, first_attempt_at, attempts,"
                 " next_attempt_at, last_error, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
