@@ -5,7 +5,7 @@
  * learning that its run was finished elsewhere (`onRunFinished`, `RunFinishedError`, `false`
  * from the `mark*` methods), `runPipeline` aborting the stage, and the catalogue handshake.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -143,7 +143,8 @@ describe('heartbeats', () => {
     // One attempt per heartbeat (no retry with `retry.limit: 3`), nothing queued.
     expect(refused).toBeGreaterThanOrEqual(2)
     expect(client.pendingCount()).toBe(0)
-    expect(readFileSync(join(dir, 'journal.jsonl'), 'utf8')).not.toContain('heartbeat')
+    const journal = join(dir, 'journal.jsonl')
+    expect(existsSync(journal) ? readFileSync(journal, 'utf8') : '').not.toContain('heartbeat')
   })
 
   it('stops on close(), and close() leaves no heartbeat behind', async () => {
@@ -296,7 +297,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
     const client = makeClient({ onRunFinished: (event) => events.push(event) })
     await client.createRun('learn_self')
     expect(await client.markStageFailed('learn_self', 1, 'boom')).toBe(true)
-    expect(await client.markStageComplete('learn_self', 5, 'x')).toBe(false) // 409: contradicts FAILED
+    expect(await client.markStageCancelled('learn_self', 2)).toBe(false) // 409 run_finished: contradicts FAILED
     expect(events).toEqual([])
     expect(client.runFinished('learn_self')).toBeUndefined()
   })
