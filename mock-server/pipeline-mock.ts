@@ -160,7 +160,7 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
       record(action.status)
       return faultResponse(action)
     }
-    if (autoCreateRuns && runId !== undefined && (route === 'stageUpdate' || route === 'complete')) {
+    if (autoCreateRuns && runId !== undefined && (route === 'stageUpdate' || route === 'complete' || route === 'heartbeat')) {
       await createRun(store, { id: runId, now: clock() })
     }
     const response = await server.fetch(request)

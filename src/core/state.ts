@@ -1,5 +1,5 @@
 import type { StageProgress } from '../contract/runner-control.js'
-import type { RunStatus, StageStatus } from '../contract/status.js'
+import type { FinalStatus, RunStatus, StageStatus } from '../contract/status.js'
 
 /** A run as the state machine and the stores see it. */
 export interface RunState {
@@ -82,6 +82,34 @@ export interface RunWrite {
   expectedVersion: number
   /** The version to store: `nextRunVersion(expectedVersion)`. */
   version: number
+  /**
+   * When set, the write also requires the run's `lastActivityAt` to still be this (the stale-run
+   * sweep: a heartbeat that arrived after its read must keep the run alive, and a heartbeat
+   * writes no new version).
+   */
+  expectedLastActivityAt?: Date | null | undefined
+}
+
+/** A heartbeat's write: only the run's last activity (and announced interval), never its version. */
+export interface RunTouch {
+  /** The run heard from. */
+  runId: string
+  /** When it was heard from: stored as `lastActivityAt`. */
+  at: Date
+  /** The interval the runner announced, stored as `heartbeatIntervalMs`; `undefined` keeps the stored one. */
+  heartbeatIntervalMs?: number | undefined
+  /** A stage to read back with the run (the heartbeat's `stageNumber`), if any. */
+  stageNumber?: number | undefined
+}
+
+/** Finished runs to delete, for the retention sweep. */
+export interface FinishedRunsDeletion {
+  /** The final status of the runs to delete. */
+  status: FinalStatus
+  /** Only runs whose last change (`updatedAt`) is before this moment. */
+  updatedBefore: Date
+  /** The most runs to delete in this call. */
+  limit: number
 }
 
 /** A stage and its run to write together, only if the run's version is still `expectedVersion`. */
@@ -100,5 +128,7 @@ export function newRun(id: string, now: Date): RunState {
     completionReceivedAt: null,
     createdAt: now,
     updatedAt: now,
+    lastActivityAt: null,
+    heartbeatIntervalMs: null,
   }
 }

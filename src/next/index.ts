@@ -84,6 +84,10 @@ export interface NextRouteHandlers {
   status: NextRunRouteHandler
   /** `export const POST = handlers.complete` in `app/api/pipeline/[runId]/complete/route.ts`. */
   complete: NextRunRouteHandler
+  /** `export const POST = handlers.heartbeat` in `app/api/pipeline/[runId]/heartbeat/route.ts`. */
+  heartbeat: NextRunRouteHandler
+  /** `export const POST = handlers.cancel` in `app/api/pipeline/[runId]/cancel/route.ts`. */
+  cancel: NextRunRouteHandler
   /** `export const POST = handlers.createRun` in `app/api/pipeline/runs/route.ts`. */
   createRun: (request: Request) => Promise<Response>
   /**
@@ -176,6 +180,8 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     stageUpdate: byParam((h) => h.stageUpdate),
     status: byParam((h) => h.status),
     complete: byParam((h) => h.complete),
+    heartbeat: byParam((h) => h.heartbeat),
+    cancel: byParam((h) => h.cancel),
     createRun: (request) => answer((handlers) => handlers.createRun(request)),
     get handlers() {
       const loaded = load()

@@ -2,7 +2,15 @@ import type { z } from 'zod'
 import { CompleteRun, CreateRun } from '../contract/complete.js'
 import { HEADERS } from '../contract/headers.js'
 import { toFieldErrors } from '../contract/parse.js'
-import type { CompleteRunResponse, CreateRunResponse, StageUpdateResponse } from '../contract/records.js'
+import type {
+  CancelRunResponse,
+  CatalogueEntry,
+  CompleteRunResponse,
+  CreateRunResponse,
+  HeartbeatResponse,
+  StageUpdateResponse,
+} from '../contract/records.js'
+import { CancelRun, heartbeatSchemaFor } from '../contract/runner-control.js'
 import {
   allowedMethods,
   DEFAULT_BASE_PATH,
@@ -16,10 +24,13 @@ import { stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
 import {
   applyStageUpdate,
+  cancelRun,
   completeRun,
   createRun,
   getRunSnapshot,
   type OnRunCompleted,
+  type OnRunEnded,
+  recordHeartbeat,
 } from '../core/operations.js'
 import { toRunRecord, toStageRecord, toStatusResponse } from '../core/records.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
@@ -144,6 +155,16 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   onRunCompleted?: OnRunCompleted<Tx> | undefined
   /**
+   * The app's hook for the end of a run, however it ended: `({ tx, run, how })` with `how` one of
+   * `last_stage_completed`, `stage_failed`, `stage_cancelled`, `cancelled` (`POST /cancel`),
+   * `completed_explicitly` (`POST /complete`); the stale-run sweeper takes the same hook for
+   * `swept_as_stale`. It runs exactly once per run, inside the transaction of the write that ended
+   * it (such a write then takes the locking transaction instead of the hot path's conditional
+   * write). When it throws, that write is rolled back and answered with 500, so it can be retried.
+   * @default none
+   */
+  onRunEnded?: OnRunEnded<Tx> | undefined
+  /**
    * Receives unexpected errors (behind a 500, with the error), an unreachable database (503, a
    * warning), a database without the package's tables or columns (503 `database_not_migrated`,
    * one error per distinct problem, not per request) and refused credentials (401, never the
@@ -220,6 +241,10 @@ export interface PipelineStatusHandlers {
   complete: RunRouteHandler
   /** `POST {basePath}/runs`. */
   createRun: (request: Request, native?: unknown) => Promise<Response>
+  /** `POST {basePath}/{runId}/heartbeat`. */
+  heartbeat: RunRouteHandler
+  /** `POST {basePath}/{runId}/cancel`. */
+  cancel: RunRouteHandler
   /**
    * Routes a request by its URL to the four routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
@@ -279,6 +304,9 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const authorize = options.authorize as AuthorizeHook<unknown> | undefined
   // Each overload ties the hook's transaction type to its store; here the store is opaque.
   const onRunCompleted = options.onRunCompleted as OnRunCompleted<unknown> | undefined
+  const onRunEnded = options.onRunEnded as OnRunEnded<unknown> | undefined
+  const heartbeatSchema = heartbeatSchemaFor(stages)
+  const catalogue: CatalogueEntry[] = stages.map((stage) => ({ stageNumber: stage.number, stageName: stage.name }))
   // A database without migrations fails every request alike: its error is logged once.
   const loggedSchemaProblems = new Set<string>()
 
@@ -415,25 +443,28 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       await verifySignature(request, await readBodyLimited(request, maxBodyBytes), route, runId)
       return
     }
-    if (authorize) {
-      let allowed: boolean
-      try {
-        allowed = (await authorize({ request, runId, action: 'read', native: exchange.native })) === true
-      } catch (error) {
-        // The hook's 401 is about the app's session, never the webhook secret.
-        if (isHttpProblemError(error) && error.code === 'unauthorized') {
-          throw new HttpProblemError('authentication_required', error.extras, error.headers)
-        }
-        throw error
-      }
-      if (allowed) return
-      throw new HttpProblemError('forbidden', { detail: 'Not allowed to read this run' })
-    }
+    if (authorize) return askAuthorize(authorize, exchange, runId, 'read')
     throw new HttpProblemError('unauthorized', {
       detail: request.headers.has(HEADERS.webhookSecret)
         ? `${HEADERS.webhookSecret} does not match`
         : `${HEADERS.webhookSecret} is missing`,
     })
+  }
+
+  /** Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. */
+  async function askAuthorize(hook: AuthorizeHook<unknown>, exchange: Exchange, runId: string, action: AuthorizeAction): Promise<void> {
+    let allowed: boolean
+    try {
+      allowed = (await hook({ request: exchange.request, runId, action, native: exchange.native })) === true
+    } catch (error) {
+      // The hook's 401 is about the app's session, never the webhook secret.
+      if (isHttpProblemError(error) && error.code === 'unauthorized') {
+        throw new HttpProblemError('authentication_required', error.extras, error.headers)
+      }
+      throw error
+    }
+    if (allowed) return
+    throw new HttpProblemError('forbidden', { detail: `Not allowed to ${action} this run` })
   }
 
   /** Checks a signature over the body as sent, bound to this method, route and run. */
@@ -467,8 +498,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       requireMethod(request, 'stageUpdate')
       const id = resolveRunId(exchange, 'stageUpdate', runId)
       const update = validate(stageUpdateSchema, await readWrite(exchange, 'stageUpdate', { allowEmpty: false }))
-      assertStorable({ stageName: update.stageName, output: update.output })
-      const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock() }))
+      assertStorable({ stageName: update.stageName, output: update.output, 'progress.message': update.progress?.message })
+      const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock(), onRunEnded }))
       const body: StageUpdateResponse = {
         outcome: result.outcome,
         stage: result.stage ? toStageRecord(result.stage) : null,
@@ -483,7 +514,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const id = resolveRunId(exchange, 'complete', runId)
       const payload = validate(CompleteRun, await readWrite(exchange, 'complete', { allowEmpty: false }))
       assertStorable({ error: payload.error })
-      const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted }))
+      const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted, onRunEnded }))
       const body: CompleteRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
       return jsonResponse(body)
     })
@@ -495,9 +526,52 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const json = await readWrite(exchange, 'createRun', { allowEmpty: true })
       const input = validate(CreateRun, json === undefined ? {} : json)
       const result = await createRun(store, { id: input.id, now: clock() })
-      const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run) }
+      const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run), catalogue }
       return jsonResponse(body, result.created ? 201 : 200)
     })
+
+  const heartbeat: RunRouteHandler = (request, runId, native) =>
+    respond(request, native, async (exchange) => {
+      requireMethod(request, 'heartbeat')
+      const id = resolveRunId(exchange, 'heartbeat', runId)
+      // The body is optional: an empty one (with or without Content-Type) is a bare "still alive".
+      const json = await readWrite(exchange, 'heartbeat', { allowEmpty: true })
+      const input = validate(heartbeatSchema, json === undefined ? {} : json)
+      assertStorable({ 'progress.message': input.progress?.message })
+      const result = accepted(await recordHeartbeat(store, id, input, { now: clock() }))
+      const body: HeartbeatResponse = {
+        outcome: result.outcome,
+        stage: result.stage ? toStageRecord(result.stage) : null,
+        run: toRunRecord(result.run),
+      }
+      return jsonResponse(body)
+    })
+
+  const cancel: RunRouteHandler = (request, runId, native) =>
+    respond(request, native, async (exchange) => {
+      requireMethod(request, 'cancel')
+      const id = resolveRunId(exchange, 'cancel', runId)
+      const input = validate(CancelRun, await readCancel(exchange, id))
+      assertStorable({ reason: input.reason })
+      const result = accepted(await cancelRun(store, id, input, { now: clock(), stages, onRunEnded }))
+      const body: CancelRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
+      return jsonResponse(body)
+    })
+
+  /**
+   * A cancel's body, authorized by the webhook secret or signature, else by the app's `authorize`
+   * hook (`action: 'cancel'`). JSON only, checked before the hook: a cross-site form can send
+   * the app's session cookie, but never `application/json` without a CORS preflight.
+   */
+  async function readCancel(exchange: Exchange, runId: string): Promise<unknown> {
+    const { request } = exchange
+    if (!authorize || auth.isSigned(request) || (await auth.secretMatches(request))) {
+      return readWrite(exchange, 'cancel', { allowEmpty: false })
+    }
+    if (!isJsonMediaType(request.headers.get('content-type'))) throw unsupportedMediaType()
+    await askAuthorize(authorize, exchange, runId, 'cancel')
+    return parseJsonBody(await readBodyLimited(request, maxBodyBytes), { allowEmpty: false })
+  }
 
   const status: RunRouteHandler = (request, runId, native) =>
     respond(request, native, async (exchange) => {
@@ -506,12 +580,13 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       await authenticateRead(exchange, 'status', id)
       const snapshot = await getRunSnapshot(store, id)
       if (!snapshot) throw runNotFound()
-      if (snapshot.version === undefined) return jsonResponse(toStatusResponse(snapshot))
+      const document = { ...toStatusResponse(snapshot), catalogue }
+      if (snapshot.version === undefined) return jsonResponse(document)
       // The version is the ETag: a poller that sends it back gets 304 until the run changes.
       const etag = statusETag({ version: snapshot.version })
       const headers = { ETag: etag, 'Cache-Control': 'private, no-cache' }
       if (ifNoneMatchMatches(request.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
-      const response = jsonResponse(toStatusResponse(snapshot))
+      const response = jsonResponse(document)
       for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
       return response
     })
@@ -536,8 +611,9 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       case 'complete':
         return complete(request, match.runId, native)
       case 'heartbeat':
+        return heartbeat(request, match.runId, native)
       case 'cancel':
-        return routeNotFound(request, 'No pipeline-status route at this path')
+        return cancel(request, match.runId, native)
     }
   }
 
@@ -551,7 +627,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     return handle(request, pathname, native)
   }
 
-  return { stageUpdate, status, complete, createRun: createRunHandler, fetch, handle, basePath }
+  return { stageUpdate, status, complete, createRun: createRunHandler, heartbeat, cancel, fetch, handle, basePath }
 }
 
 /** Refuses a request target (path and query) longer than the contract's limit with 414. */

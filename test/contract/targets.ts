@@ -89,6 +89,8 @@ export const nextPerRouteTarget: ContractTarget = {
       stageUpdate: { POST: next.stageUpdate },
       status: { GET: next.status },
       complete: { POST: next.complete },
+      heartbeat: { POST: next.heartbeat },
+      cancel: { POST: next.cancel },
     }
     return {
       send: async (spec) => {

@@ -88,6 +88,8 @@ const variants = [
               createdAt: 'created_at',
               updatedAt: 'updated_at',
               version: 'row_version',
+              lastActivityAt: 'last_activity_at',
+              heartbeatIntervalMs: 'heartbeat_interval_ms',
             },
           },
           StageOutput: {
@@ -99,6 +101,7 @@ const variants = [
               status: 'stage_status',
               output: 'body',
               completedAt: 'completed_at',
+              progress: 'progress_json',
               createdAt: 'created_at',
               updatedAt: 'updated_at',
             },
