@@ -132,11 +132,14 @@ describe('runPipeline', () => {
         () => {
           ranAfter = true
         },
+        // As many stages as the server's catalogue: runPipeline checks it at start.
+        () => 'four',
+        () => 'five',
       ],
     })
     expect(ranAfter).toBe(false)
     expect(summary.status).toBe('CANCELLED')
-    expect(summary.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED', 'PENDING'])
+    expect(summary.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED', 'PENDING', 'PENDING', 'PENDING'])
     expect(updates()).toEqual(['1 PROCESSING', '1 COMPLETED', '2 PROCESSING', '2 CANCELLED'])
     expect(summary.completion).toMatchObject({ ok: true, response: { outcome: 'applied', run: { status: 'CANCELLED' } } })
     expect((await client.getStatus('run_cancel')).run.status).toBe('CANCELLED')
@@ -144,7 +147,7 @@ describe('runPipeline', () => {
 
   it('cancels before the first stage when the signal is already aborted', async () => {
     await client.createRun('run_pre')
-    const summary = await runPipeline({ runId: 'run_pre', client, signal: AbortSignal.abort(), stages: [() => 'x'] })
+    const summary = await runPipeline({ runId: 'run_pre', client, signal: AbortSignal.abort(), stages: Array(5).fill(() => 'x') })
     expect(summary.status).toBe('CANCELLED')
     expect(updates()).toEqual(['1 CANCELLED'])
   })
@@ -196,7 +199,11 @@ describe('runPipeline', () => {
 
   it('lists outputs it had to change in the summary and its warnings', async () => {
     await client.createRun('run_altered')
-    const summary = await runPipeline({ runId: 'run_altered', client, stages: [() => 'a\u0000b', () => ({ fine: '\uD800' })] })
+    const summary = await runPipeline({
+      runId: 'run_altered',
+      client,
+      stages: [() => 'a\u0000b', () => ({ fine: '\uD800' }), () => 3, () => 4, () => 5],
+    })
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
     // An object's lone surrogate is escaped by JSON.stringify, so only the string needed replacing.
     expect(summary.alteredOutputs).toEqual([{ runId: 'run_altered', stageNumber: 1, kind: 'replaced', replacedCharacters: 1 }])

@@ -66,6 +66,7 @@ function wire(runId: string): string[] {
       if (r.url.endsWith('/heartbeat')) return `heartbeat ${body.stageNumber}`
       if (r.url.endsWith('/complete')) return 'complete'
       if (r.url.endsWith('/status')) return 'status'
+      if (r.url.endsWith('/cancel')) return 'cancel'
       if (body.progress) return `${body.stageNumber} progress ${body.progress.message}`
       return `${body.stageNumber} ${body.status}`
     })
@@ -336,7 +337,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
     expect(summary.completion).toBeUndefined()
     expect(events).toContain('elsewhere CANCELLED')
     // Nothing was sent for the run after the cancel: no CANCELLED update, no completion.
-    expect(wire(run.id).filter((w) => !w.startsWith('heartbeat')).slice(-1)).toEqual(['2 PROCESSING'])
+    expect(wire(run.id).filter((w) => !w.startsWith('heartbeat') && w !== 'cancel').slice(-1)).toEqual(['2 PROCESSING'])
     const status = await client.getStatus(run.id)
     expect(status.run).toMatchObject({ status: 'CANCELLED', error: 'stop it' })
     expect(status.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED'])
