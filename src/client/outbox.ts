@@ -246,16 +246,17 @@ export class Outbox {
    * Queues an update durably (written and fsynced before this resolves) behind the run's
    * earlier ones, and schedules a background redelivery (after the longest delay when `slow`).
    * A progress report (a `PROCESSING` stage update with `progress`) takes the place of the
-   * run's pending progress report of the same stage, if one waits and is not being delivered:
-   * only the newest progress per stage is kept. Status changes are never replaced.
+   * stage's newest pending update when that is a progress report not being delivered: only the
+   * newest progress per stage is kept. Status changes are never replaced, and no report moves
+   * across one.
    */
   async append(entry: OutboxEntry, options: { slow?: boolean } = {}): Promise<void> {
     if (this.#closed) throw new Error('The outbox is closed')
     const stage = progressStageOf(entry)
-    const older =
-      stage === undefined
-        ? undefined
-        : this.#queues.get(entry.runId)?.findLast((queued) => !this.#inFlight.has(queued) && progressStageOf(queued.entry) === stage)
+    // The stage's newest pending update, whatever it is: only a progress report that no status
+    // change follows may be replaced, so that no report moves across a status change.
+    const newest = stage === undefined ? undefined : this.#queues.get(entry.runId)?.findLast((queued) => stageOf(queued.entry) === stage)
+    const older = newest && !this.#inFlight.has(newest) && progressStageOf(newest.entry) === stage ? newest : undefined
     if (older) {
       await this.#supersede(older, entry)
       return
@@ -610,6 +611,13 @@ export class Outbox {
     process.removeListener('exit', this.#releaseOnExit)
     this.#lock.release()
   }
+}
+
+/** The stage a stage update is about; `undefined` for a completion. */
+function stageOf(entry: Pick<OutboxEntry, 'route' | 'body'>): number | undefined {
+  if (entry.route !== 'stageUpdate') return undefined
+  const match = /"stageNumber":(\d+)/.exec(entry.body)
+  return match ? Number(match[1]) : undefined
 }
 
 /** The stage of a progress report (a `PROCESSING` stage update with `progress`); `undefined` for any other update. */

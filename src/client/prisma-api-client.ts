@@ -797,9 +797,11 @@ export class PrismaAPIClient {
         if (this.#progressWaiting.get(key)?.update === update) this.#progressWaiting.delete(key)
       },
     }
-    const result = this.#deliver(update).then((outcome) => this.#settle(runId, outcome, []))
-    this.#progressWaiting.set(key, { update, result })
-    return result
+    // In the map before #deliver: with an idle lane it starts at once and takes it out again.
+    const waitingEntry: { update: PendingUpdate; result: Promise<UpdateOutcome> } = { update, result: Promise.resolve({ state: 'failed', alterations: [] }) }
+    this.#progressWaiting.set(key, waitingEntry)
+    waitingEntry.result = this.#deliver(update).then((outcome) => this.#settle(runId, outcome, []))
+    return waitingEntry.result
   }
 
   /**
@@ -818,11 +820,9 @@ export class PrismaAPIClient {
     const event: RunFinishedEvent = { runId, status, reason: run.error, run, learnedFrom }
     this.#finished.set(runId, event)
     this.#heartbeats.get(runId)?.stop()
-    this.#logger.warn(`Run ${runId} was finished by someone else: ${status}${run.error ? ` (${run.error})` : ''}`, {
-      runId,
-      status,
-      reason: run.error,
-    })
+    // A status read is how a reader learns anything: no warning for it.
+    const log = learnedFrom === 'status' ? this.#logger.info?.bind(this.#logger) : this.#logger.warn.bind(this.#logger)
+    log?.(`Run ${runId} was finished by someone else: ${status}${run.error ? ` (${run.error})` : ''}`, { runId, status, reason: run.error })
     const listeners = [this.#onRunFinished, ...(this.#finishListeners.get(runId) ?? [])]
     for (const listener of listeners) {
       try {

@@ -239,19 +239,21 @@ describe('reportProgress', () => {
     expect(await client.markStageProcessing('progress_outbox', 1)).toBe(true)
     for (let i = 1; i <= 3; i++) expect(await client.reportProgress('progress_outbox', 1, { percent: i * 10, message: `s1 ${i}` })).toBe(true)
     expect(await client.markStageComplete('progress_outbox', 1, 'one')).toBe(true)
+    // A late report of stage 1: it stays behind the status change, never replaces the one before it.
+    expect(await client.reportProgress('progress_outbox', 1, { message: 's1 late' })).toBe(true)
     expect(await client.markStageProcessing('progress_outbox', 2)).toBe(true)
     for (let i = 1; i <= 2; i++) expect(await client.reportProgress('progress_outbox', 2, { percent: i * 40, message: `s2 ${i}` })).toBe(true)
-    // Stage 1: PROCESSING, one progress, COMPLETED; stage 2: PROCESSING, one progress.
-    expect(client.pendingCount('progress_outbox')).toBe(5)
+    // Stage 1: PROCESSING, one progress, COMPLETED, the late one; stage 2: PROCESSING, one progress.
+    expect(client.pendingCount('progress_outbox')).toBe(6)
     server.setFault(undefined)
     const sentBefore = server.requests.length
-    expect(await client.flush()).toEqual({ delivered: 5, rejected: 0, pending: 0 })
+    expect(await client.flush()).toEqual({ delivered: 6, rejected: 0, pending: 0 })
     const delivered = server.requests.slice(sentBefore).map((r) => {
       const body = JSON.parse(r.body) as { stageNumber: number; status: string; progress?: { message: string } }
       return body.progress ? `${body.stageNumber} progress ${body.progress.message}` : `${body.stageNumber} ${body.status}`
     })
     // The replacement took the older report's place in the queue.
-    expect(delivered).toEqual(['1 PROCESSING', '1 progress s1 3', '1 COMPLETED', '2 PROCESSING', '2 progress s2 2'])
+    expect(delivered).toEqual(['1 PROCESSING', '1 progress s1 3', '1 COMPLETED', '1 progress s1 late', '2 PROCESSING', '2 progress s2 2'])
     const stages = (await client.getStatus('progress_outbox')).stages
     expect(stages[1]?.progress).toMatchObject({ percent: 80, message: 's2 2' })
   })

@@ -225,7 +225,7 @@ class PrismaAPIClient:
         run = answer.get("run") or {}
         if isinstance(answer.get("catalogue"), list):
             self._catalogues[str(run.get("id", run_id))] = answer["catalogue"]
-        self._observe_run(str(run.get("id", run_id)), answer)
+        self._observe_run(str(run.get("id", run_id)), answer, read=True)
         return run
 
     def complete_run(
@@ -272,7 +272,7 @@ class PrismaAPIClient:
         answer = self._send_with_retries(Request("GET", route_path("status", run_id), str(uuid.uuid4())))
         if isinstance(answer.get("catalogue"), list):
             self._catalogues[run_id] = answer["catalogue"]
-        self._observe_run(run_id, answer)
+        self._observe_run(run_id, answer, read=True)
         return answer
 
     # -- runner control (docs/other-languages.md) ------------------------------------------------
@@ -564,7 +564,7 @@ class PrismaAPIClient:
                 attempt += 1
                 time.sleep(wait)
 
-    def _observe_run(self, run_id: str, answer: Mapping[str, Any], self_finishing: bool = False) -> bool:
+    def _observe_run(self, run_id: str, answer: Mapping[str, Any], self_finishing: bool = False, read: bool = False) -> bool:
         """The one place that reads the run out of an answer (stage update, completion,
         heartbeat, status). Returns whether the run is known to be finished by someone else;
         the first time, stops its heartbeats and calls ``on_run_finished``. ``self_finishing``:
@@ -584,8 +584,9 @@ class PrismaAPIClient:
                 return False
             self._finished[run_id] = dict(run)
         self.stop_heartbeats(run_id)
-        self.log.warning("Run %s was finished by someone else: %s%s", run_id, run.get("status"),
-                         f" ({run['error']})" if run.get("error") else "")
+        # A status read is how a reader learns anything: no warning for it.
+        self.log.log(logging.INFO if read else logging.WARNING, "Run %s was finished by someone else: %s%s", run_id, run.get("status"),
+                     f" ({run['error']})" if run.get("error") else "")
         if self.on_run_finished is not None:
             try:
                 self.on_run_finished(run_id, dict(run))
