@@ -12,8 +12,10 @@ against the mock server:
     npx pipeline-status mock --port 4010 --secret dev-secret &
     FRONTEND_WEBHOOK_URL=http://127.0.0.1:4010 WEBHOOK_SECRET=dev-secret python3 runner.py [run_id]
 
-It exits 0 when the run ends COMPLETED, as read back from GET /status; 1 otherwise, and 2 when the
-run was finished elsewhere (cancelled).
+It prints the outputs the client altered so that their stage's status is stored, and whether
+every update was delivered; it exits 0 when every update was delivered and the run ends
+COMPLETED, as read back from GET /status; 1 otherwise, and 2 when the run was finished elsewhere
+(cancelled by the web app).
 """
 
 import os
@@ -78,9 +80,21 @@ def main():
         )
 
     # With an outbox, what the web app did not take yet is still on disk: try it once more.
-    if not client.close(flush_timeout=30):
-        print(f"  {client.pending_count(run_id)} update(s) still queued in {client.outbox.directory}", file=sys.stderr)
+    client.close(flush_timeout=30)
+    # The run summary: outputs changed so that their status is stored, and what was not delivered.
+    for altered in client.altered_outputs:
+        print(f"  stage {altered.stage_number} output altered: {altered.description}")
+    undelivered = client.undelivered(run_id)
+    if not undelivered.all_delivered:
+        if undelivered.queued:
+            print(f"  {undelivered.queued} update(s) still queued in {client.outbox.directory}", file=sys.stderr)
+        for letter in undelivered.dead_letters:
+            print(f"  dead letter: {letter.what}: {letter.reason}", file=sys.stderr)
+        for line in undelivered.failed:
+            print(f"  not delivered: {line}", file=sys.stderr)
+        print("Not every update was delivered", file=sys.stderr)
         return 1
+    print("Every update was delivered")
     status = client.get_status(run_id)
     print(f"GET /status: run {run_id} is {status['run']['status']}")
     for stage in status["stages"]:

@@ -842,7 +842,10 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       const head = await api.send({ path: `/${id}/status`, method: 'HEAD' })
       expect(head.status).toBe(200)
       expect(head.headers.get('content-type')).toBe(get.headers.get('content-type'))
-      expect(head.headers.get('cache-control')).toBe('no-store')
+      // The same validators and caching as the GET it stands for (RFC 9110 §9.3.2).
+      expect(head.headers.get('cache-control')).toBe('private, no-cache')
+      expect(head.headers.get('etag')).toBe(get.headers.get('etag'))
+      expect(head.headers.get('etag')).toMatch(/^"\d+"$/)
       expect(await head.text()).toBe('')
       await get.text()
 

@@ -67,6 +67,7 @@ describe('example runners against pipeline-status mock', () => {
 
   it.skipIf(!python)('the Python runner completes a run with the original payloads', async () => {
     const { stdout } = await promisify(execFile)(python!, [join(root, 'examples/python-runner/runner.py'), 'py-example-run'], { env: env() })
+    expect(stdout).toContain('Every update was delivered')
     expect(stdout).toContain('GET /status: run py-example-run is COMPLETED')
     const { run, stages } = await statusOf('py-example-run')
     expect(run.status).toBe('COMPLETED')

@@ -4,13 +4,13 @@
  * how to enable them. Silent when nothing was skipped for that reason.
  */
 import type { Reporter, TestModule } from 'vitest/node'
-import { chromiumTool, pythonClientTool, pythonTool, REQUIRE_ALL_VARIABLE, requireAllTools } from '../support/optional-tools.js'
+import { chromiumTool, pythonClientTool, pythonHandlersTool, pythonTool, REQUIRE_ALL_VARIABLE, requireAllTools } from '../support/optional-tools.js'
 
 export default class SkippedToolsReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     if (requireAllTools()) return
     const ran = testModules.map((module) => module.moduleId.replaceAll('\\', '/'))
-    const skipped = [chromiumTool(), pythonTool(), pythonClientTool()].filter(
+    const skipped = [chromiumTool(), pythonTool(), pythonClientTool(), pythonHandlersTool()].filter(
       (tool) => tool.path === undefined && ran.some((id) => id.endsWith(`/${tool.file}`)),
     )
     if (skipped.length === 0) return

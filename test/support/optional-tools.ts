@@ -1,8 +1,8 @@
 /**
  * Tests that need a program a fresh machine may not have: the Next.js end-to-end test drives
- * Chromium, and the Python runner and client tests need Python 3.9+. Without the program they
- * are skipped, and `npm test` ends with one line saying what was skipped and how to enable it
- * (test/setup/skipped-tools-reporter.ts). CI sets {@link REQUIRE_ALL_VARIABLE}, which makes a
+ * Chromium, and the Python runner and client tests need Python 3.9+ (nothing else: the client is
+ * standard library only). Without the program they are skipped, and `npm test` ends with one
+ * line saying what was skipped and how to enable it (test/setup/skipped-tools-reporter.ts). CI sets {@link REQUIRE_ALL_VARIABLE}, which makes a
  * missing program fail those tests instead, so CI never skips them.
  */
 import { existsSync } from 'node:fs'
@@ -60,6 +60,11 @@ export function pythonTool(file = 'test/examples/runners.test.ts', tests = 'the 
 /** Python 3.9+ for the Python client's unittest suite (clients/python). */
 export function pythonClientTool(): OptionalTool {
   return pythonTool('test/clients/python-client.test.ts', 'the Python client (clients/python)')
+}
+
+/** Python 3.9+ for the Python client's tests against the real handlers (test/client/python-runner.test.ts). */
+export function pythonHandlersTool(): OptionalTool {
+  return pythonTool('test/client/python-runner.test.ts', 'the Python client against the real handlers')
 }
 
 /**

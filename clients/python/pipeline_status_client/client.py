@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .contract import (
     BASE_PATH,
@@ -39,6 +39,48 @@ DEFAULT_SLOW_RETRY_INTERVAL = 60.0
 _log = logging.getLogger("pipeline_status_client")
 
 
+@dataclass(frozen=True)
+class AlteredOutput:
+    """A stage output the client changed so that the stage's status is stored (issue 9 item 3).
+
+    ``kind`` is ``"replaced"`` (characters PostgreSQL cannot store, NUL and lone UTF-16
+    surrogates, replaced with U+FFFD; ``replaced_characters`` says how many) or ``"truncated"``
+    (the server refused the body as too large, 413, and the output was cut to fit and ended with
+    :data:`TRUNCATION_MARKER`; ``bytes_before`` and ``bytes_after`` are the output's UTF-8 sizes,
+    ``limit`` the body limit in bytes the server stated, ``None`` when it stated none).
+    ``description`` says it in one line for people.
+    """
+
+    run_id: str
+    stage_number: Optional[int]
+    kind: str
+    description: str
+    replaced_characters: int = 0
+    bytes_before: Optional[int] = None
+    bytes_after: Optional[int] = None
+    limit: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """What this client has not delivered (:meth:`PrismaAPIClient.undelivered`).
+
+    ``queued``: updates waiting in the outbox (delivered later, by this process or the next one
+    using the directory). ``dead_letters``: updates no retry can deliver, kept in the outbox.
+    ``failed``: one line per update that is lost (no outbox, or not sendable: a stage outside the
+    catalogue, a bad run id, a completion that is not JSON), since this client was made.
+    """
+
+    queued: int
+    dead_letters: List[DeadLetter]
+    failed: List[str]
+
+    @property
+    def all_delivered(self) -> bool:
+        """Whether every update was delivered: nothing queued, dead-lettered or lost."""
+        return self.queued == 0 and not self.dead_letters and not self.failed
+
+
 @dataclass
 class _Update:
     run_id: str
@@ -58,7 +100,8 @@ class PrismaAPIClient:
     """Reports a pipeline run's stages to the web app (the pipeline-status contract).
 
     A drop-in for the original runner's client: ``PrismaAPIClient()`` reads
-    ``FRONTEND_WEBHOOK_URL`` (the web app's origin, without ``/api/pipeline``) and
+    ``FRONTEND_WEBHOOK_URL`` (the web app's origin; a URL already ending with ``/api/pipeline``
+    is accepted, not doubled) and
     ``WEBHOOK_SECRET``, and ``mark_*`` return ``True`` or ``False`` and never raise.
 
     ``True`` means the server stored the update, or, with an outbox, that the update is queued
@@ -74,6 +117,10 @@ class PrismaAPIClient:
     run's later updates flow; one refused with 401/403 stays queued and is retried every
     ``slow_retry_interval`` seconds with an error logged each time, so fixing the secret
     delivers it; any update older than ``max_age`` seconds is dead-lettered.
+
+    Each retry is logged as a warning with its cause and wait. The run summary: outputs changed
+    so that their status is stored are in :attr:`altered_outputs`, and :meth:`undelivered` says
+    what was not delivered (queued, dead-lettered, lost).
 
     Args:
         base_url: the web app's origin. Default: ``FRONTEND_WEBHOOK_URL``.
@@ -164,6 +211,8 @@ class PrismaAPIClient:
         self._transport = Transport(base_url, base_path, secret or None, signing_key, timeout)
         self._lock = threading.RLock()  # one delivery path at a time keeps every run's order
         self._runs: Dict[str, Dict[str, Any]] = {}
+        self._altered: List[AlteredOutput] = []
+        self._failed: List[Tuple[str, str]] = []
         self._run_listeners: List[Callable[[str, Dict[str, Any]], None]] = []
         directory = outbox_dir or os.environ.get(ENV_OUTBOX_DIR) or None
         self.outbox: Optional[Outbox] = Outbox(directory) if directory else None
@@ -246,7 +295,7 @@ class PrismaAPIClient:
         Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises."""
         if status not in RUN_END_STATUSES:
             self.log.error("Run %s: complete_run status must be one of %s, got %r", run_id, ", ".join(RUN_END_STATUSES), status)
-            return False
+            return self._lost(run_id, f"completion {status!r}", "not a run end status")
         body: Dict[str, Any] = {**results, "status": status, "completedAt": completed_at or utc_timestamp()}
         if duration is not None:
             body["duration"] = duration
@@ -256,7 +305,7 @@ class PrismaAPIClient:
             encoded = encode_json(body)
         except (TypeError, ValueError) as problem:
             self.log.error("Run %s: the completion is not JSON: %s", run_id, problem)
-            return False
+            return self._lost(run_id, f"completion {status}", f"not JSON: {problem}")
         return self._submit(run_id, "complete", encoded, f"completion {status}", finishing=True)
 
     def get_status(self, run_id: str) -> Dict[str, Any]:
@@ -398,6 +447,21 @@ class PrismaAPIClient:
         """The updates no retry can deliver, kept in the outbox (empty without an outbox)."""
         return self.outbox.dead_letters(run_id) if self.outbox is not None else []
 
+    @property
+    def altered_outputs(self) -> List[AlteredOutput]:
+        """Every stage output this client changed so that its status is stored, in order: a copy
+        (the run summary of issue 9 item 3). Each change is also logged as a warning."""
+        with self._lock:
+            return list(self._altered)
+
+    def undelivered(self, run_id: Optional[str] = None) -> Undelivered:
+        """What is not delivered, of one run or of all: updates still queued in the outbox, dead
+        letters, and updates lost by this client (see :class:`Undelivered`);
+        ``client.undelivered().all_delivered`` says whether every update was delivered."""
+        with self._lock:
+            failed = [line for run, line in self._failed if run_id is None or run == run_id]
+        return Undelivered(self.pending_count(run_id), self.dead_letters(run_id), failed)
+
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Delivers the outbox now, waiting out backoff, until it is empty or ``timeout``
         seconds have passed (``None``: no limit). Updates refused with 401/403 are tried once per
@@ -444,11 +508,21 @@ class PrismaAPIClient:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _record_altered(self, altered: AlteredOutput) -> None:
+        with self._lock:
+            self._altered.append(altered)
+
+    def _lost(self, run_id: str, what: str, reason: str) -> bool:
+        """Remembers an update that will never be delivered, for :meth:`undelivered`; ``False``."""
+        with self._lock:
+            self._failed.append((run_id, f"Run {run_id}: {what}: {reason}"))
+        return False
+
     def _stage_update(self, run_id: str, stage_number: int, status: str, output: Any, completed: bool) -> bool:
         name = self.stages.get(stage_number) if isinstance(stage_number, int) and not isinstance(stage_number, bool) else None
         if name is None:
             self.log.error("Run %s: stage %r is not in the catalogue (%s); not sent", run_id, stage_number, ", ".join(map(str, self.stages)))
-            return False
+            return self._lost(run_id, f"stage {stage_number!r} {status}", "not in the catalogue")
         body: Dict[str, Any] = {"stageNumber": stage_number, "stageName": name, "status": status}
         if output is not None:
             text = output if isinstance(output, str) else _json_text(output)
@@ -460,6 +534,9 @@ class PrismaAPIClient:
                     self.log.warning(
                         "Run %s: stage %d %s: replaced %d character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) "
                         "in the output with U+FFFD", run_id, stage_number, status, replaced)
+                    self._record_altered(AlteredOutput(
+                        run_id, stage_number, "replaced",
+                        f"{replaced} character(s) PostgreSQL cannot store replaced with U+FFFD", replaced_characters=replaced))
                 body["output"] = storable
         if completed:
             body["completedAt"] = utc_timestamp()
@@ -476,7 +553,7 @@ class PrismaAPIClient:
         if not is_valid_run_id(run_id):
             self.log.error("Run %r: %s not sent: the run id is outside the contract's rule "
                            "(1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only)", run_id, what)
-            return False
+            return self._lost(str(run_id), what, "invalid run id")
         finished = self.run_finished(run_id)
         if finished is not None:
             self.log.warning("Run %s: %s not sent: the run was finished elsewhere (%s%s)", run_id, what, finished.get("status"),
@@ -490,7 +567,8 @@ class PrismaAPIClient:
                 return True
             while True:
                 try:
-                    answer = self._send_with_retries(Request(update.method, update.route, update.unique, update.body))
+                    answer = self._send_with_retries(Request(update.method, update.route, update.unique, update.body),
+                                                     f"Run {run_id}: {update.what}")
                 except PipelineStatusError as error:
                     if isinstance(error, StatusHttpError) and error.status == 413 and self._fit(update, error):
                         continue
@@ -518,7 +596,7 @@ class PrismaAPIClient:
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", update.run_id, update.what, error, self.outbox.path)
             return False
         self.log.error("Run %s: %s was not delivered: %s", update.run_id, update.what, error)
-        return False
+        return self._lost(update.run_id, update.what, str(error))
 
     def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float, refused: bool = False) -> None:
         assert self.outbox is not None
@@ -542,6 +620,12 @@ class PrismaAPIClient:
         if fitted is None:
             return False
         new_body, before, after = fitted
+        stage_number = body.get("stageNumber") if isinstance(body.get("stageNumber"), int) else update.stage_number
+        limit_text = f" ({stated} bytes)" if stated is not None else ""
+        self._record_altered(AlteredOutput(
+            update.run_id, stage_number, "truncated",
+            f"output truncated from {before} to {after} bytes to fit the server's body limit{limit_text}",
+            bytes_before=before, bytes_after=after, limit=stated))
         self.log.warning("Run %s: %s: the server refused the body as too large (413%s); sending it again with the output cut "
                          "from %d to %d bytes, ending with the truncation marker", update.run_id, update.what,
                          f", limit {stated} bytes" if stated is not None else "", before, after)
@@ -549,8 +633,12 @@ class PrismaAPIClient:
         update.unique = str(uuid.uuid4())
         return True
 
-    def _send_with_retries(self, request: Request) -> Dict[str, Any]:
-        """One request, retried with the same key while it may pass, up to ``retry.attempts``."""
+    def _send_with_retries(self, request: Request, what: Optional[str] = None) -> Dict[str, Any]:
+        """One request, retried with the same key while it may pass, up to ``retry.attempts``.
+        Each retry is a warning with its cause and wait (issue 10 item 7), as the TypeScript
+        client logs it: ``Run r1: stage 1 PROCESSING failed (HTTP 503 database_unavailable);
+        retry 1 of 4 in 0.30 s``; ``what`` defaults to the method and path."""
+        label = what or f"{request.method} {self._transport.base_path}/{request.route}"
         attempt = 1
         while True:
             try:
@@ -559,8 +647,8 @@ class PrismaAPIClient:
                 if not is_retriable(error) or attempt >= self.retry.attempts or self._closed.is_set():
                     raise
                 wait = self.retry.delay(attempt, getattr(error, "retry_after", None))
-                self.log.info("%s %s failed (%s); retry %d of %d in %.2f s", request.method, request.route, error,
-                              attempt, self.retry.attempts - 1, wait)
+                self.log.warning("%s failed (%s); retry %d of %d in %.2f s", label, _cause(error),
+                                 attempt, self.retry.attempts - 1, wait)
                 attempt += 1
                 time.sleep(wait)
 
@@ -662,7 +750,8 @@ class PrismaAPIClient:
             if is_retriable(error):
                 wait = self.retry.delay(entry.attempts + 1, getattr(error, "retry_after", None))
                 self.outbox.reschedule(entry.seq, time.time() + wait, str(error))
-                self.log.info("Run %s: %s (from the outbox) not delivered (%s); next attempt in %.2f s", entry.run_id, entry.what, error, wait)
+                self.log.warning("Run %s: %s (from the outbox) failed (%s); next attempt in %.2f s", entry.run_id, entry.what,
+                                 _cause(error), wait)
                 return False
             self._learn_from_refusal(entry.run_id, error, _finishing(entry.route, entry.body, max(self.stages)))
             status = error.status if isinstance(error, StatusHttpError) else None
@@ -701,6 +790,12 @@ def _finishing(route: str, body: Optional[bytes], last_stage: int) -> bool:
     return status in ("FAILED", "CANCELLED") or (status == "COMPLETED" and update.get("stageNumber") == last_stage)
 
 
+def _cause(error: PipelineStatusError) -> str:
+    """The short cause of a failed attempt: ``HTTP 503 database_unavailable``, ``connection refused (ECONNREFUSED)``."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, str) else str(error)
+
+
 def _json_text(value: Any) -> Optional[str]:
     try:
         return json.dumps(value)
@@ -708,4 +803,4 @@ def _json_text(value: Any) -> Optional[str]:
         return None
 
 
-__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "PrismaAPIClient"]
+__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "AlteredOutput", "PrismaAPIClient", "Undelivered"]

@@ -32,13 +32,27 @@ class StatusHttpError(PipelineStatusError):
         code = (self.problem or {}).get("code")
         return code if isinstance(code, str) else None
 
+    @property
+    def cause(self) -> str:
+        """The short cause a retry is logged with: ``HTTP 503 database_unavailable``, ``HTTP 429``."""
+        return f"HTTP {self.status} {self.code}" if self.code else f"HTTP {self.status}"
+
 
 class StatusNetworkError(PipelineStatusError):
-    """The request got no answer: connection refused or reset, DNS, timeout (``timed_out``)."""
+    """The request got no answer: connection refused or reset, DNS, timeout (``timed_out``).
 
-    def __init__(self, message: str, timed_out: bool = False):
+    ``reason`` is the short cause a retry is logged with (``connection refused (ECONNREFUSED)``,
+    ``timed out after 30 s``); the message defaults to it."""
+
+    def __init__(self, message: str, timed_out: bool = False, reason: Optional[str] = None):
         super().__init__(message)
         self.timed_out = timed_out
+        self.reason = reason or message
+
+    @property
+    def cause(self) -> str:
+        """The short cause a retry is logged with; see ``reason``."""
+        return self.reason
 
 
 class CatalogueMismatchError(PipelineStatusError, ValueError):

@@ -33,8 +33,13 @@ class Transport:
     """
 
     def __init__(self, base_url: str, base_path: str, secret: Optional[str], signing_key: Optional[bytes], timeout: float):
-        self.base_url = base_url.rstrip("/")
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        base_url = base_url.rstrip("/")
+        # The demo and the Express example print the URL with the base path (issue 10 item 6):
+        # accept it instead of doubling the path.
+        if self.base_path and base_url.endswith(self.base_path):
+            base_url = base_url[: -len(self.base_path)]
+        self.base_url = base_url
         self.secret = secret
         self.signing_key = signing_key
         self.timeout = timeout
@@ -74,14 +79,27 @@ class Transport:
                 parse_retry_after(error.headers.get(HEADER_RETRY_AFTER) if error.headers else None),
             ) from None
         except (socket.timeout, TimeoutError) as error:
-            raise StatusNetworkError(f"{what} timed out after {self.timeout} s", timed_out=True) from error
+            raise StatusNetworkError(f"{what} timed out after {self.timeout:g} s", True, f"timed out after {self.timeout:g} s") from error
         except urllib.error.URLError as error:
             timed_out = isinstance(error.reason, (socket.timeout, TimeoutError))
-            raise StatusNetworkError(f"{what} got no answer: {error.reason}", timed_out=timed_out) from error
+            raise StatusNetworkError(f"{what} got no answer: {error.reason}", timed_out, _network_cause(error.reason, self.timeout)) from error
         except (ConnectionError, OSError) as error:
-            raise StatusNetworkError(f"{what} got no answer: {error}") from error
+            raise StatusNetworkError(f"{what} got no answer: {error}", False, _network_cause(error, self.timeout)) from error
         decoded = _decode(raw)
         return decoded if isinstance(decoded, dict) else {}
+
+
+def _network_cause(reason: object, timeout: float) -> str:
+    """The short cause of a request without an answer, named as Node names it where it can."""
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return f"timed out after {timeout:g} s"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (ECONNREFUSED)"
+    if isinstance(reason, ConnectionResetError):
+        return "connection reset (ECONNRESET)"
+    if isinstance(reason, socket.gaierror):
+        return f"host not found ({reason})"
+    return str(reason) or type(reason).__name__
 
 
 def _decode(raw: bytes) -> Any:

@@ -120,12 +120,26 @@ class ConfigurationTest(unittest.TestCase):
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]  # closed again: nothing listens there
         client = PrismaAPIClient(f"http://127.0.0.1:{port}", "s", retry=RetryPolicy(attempts=2, base_delay=0.01))
-        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+        with self.assertLogs("pipeline_status_client", "WARNING") as logs:
             self.assertFalse(client.initialize_pipeline_stages("run_1"))
             self.assertFalse(client.complete_run("run_1"))
-        self.assertIn("stage 1 PROCESSING was not delivered", logs.output[0])
+        # Each retry is a warning with its cause and wait (issue 10 item 7), then the loss an error.
+        self.assertRegex(logs.output[0], r"^WARNING:pipeline_status_client:Run run_1: stage 1 PROCESSING failed "
+                                         r"\(connection refused \(ECONNREFUSED\)\); retry 1 of 1 in \d+\.\d\d s$")
+        self.assertIn("ERROR:pipeline_status_client:Run run_1: stage 1 PROCESSING was not delivered", logs.output[1])
+        undelivered = client.undelivered("run_1")
+        self.assertFalse(undelivered.all_delivered)
+        self.assertEqual((undelivered.queued, undelivered.dead_letters, len(undelivered.failed)), (0, [], 2))
+        self.assertTrue(undelivered.failed[0].startswith("Run run_1: stage 1 PROCESSING: "))
+        self.assertTrue(client.undelivered("run_2").all_delivered)
         with self.assertRaises(StatusNetworkError):
             client.get_status("run_1")
+
+    def test_a_url_ending_with_the_base_path_is_not_doubled(self) -> None:
+        for url in ("https://app.example.com", "https://app.example.com/", "https://app.example.com/api/pipeline",
+                    "https://app.example.com/api/pipeline/"):
+            client = PrismaAPIClient(url, "s")
+            self.assertEqual(client._transport.url("run_1/status"), "https://app.example.com/api/pipeline/run_1/status")
 
     def test_bad_arguments_return_false_without_sending(self) -> None:
         client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
@@ -135,6 +149,8 @@ class ConfigurationTest(unittest.TestCase):
             self.assertFalse(client.complete_run("run_1", "DONE"))
         self.assertIn("not in the catalogue", logs.output[0])
         self.assertIn("outside the contract's rule", logs.output[1])
+        self.assertEqual(len(client.undelivered().failed), 3)
+        self.assertEqual(client.altered_outputs, [])
 
 
 class OutboxTest(unittest.TestCase):
