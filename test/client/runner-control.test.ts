@@ -245,16 +245,20 @@ describe('reportProgress', () => {
     for (let i = 1; i <= 2; i++) expect(await client.reportProgress('progress_outbox', 2, { percent: i * 40, message: `s2 ${i}` })).toBe(true)
     // Stage 1: PROCESSING, one progress, COMPLETED, the late one; stage 2: PROCESSING, one progress.
     expect(client.pendingCount('progress_outbox')).toBe(6)
+    // The process ends during the outage; the next one reads the same queue from the journal.
+    await client.close({ timeout: 100 })
     server.setFault(undefined)
+    const next = makeClient({ outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 }, retry: { limit: 0 } })
+    expect(next.pendingCount('progress_outbox')).toBe(6)
     const sentBefore = server.requests.length
-    expect(await client.flush()).toEqual({ delivered: 6, rejected: 0, pending: 0 })
+    expect(await next.flush()).toEqual({ delivered: 6, rejected: 0, pending: 0 })
     const delivered = server.requests.slice(sentBefore).map((r) => {
       const body = JSON.parse(r.body) as { stageNumber: number; status: string; progress?: { message: string } }
       return body.progress ? `${body.stageNumber} progress ${body.progress.message}` : `${body.stageNumber} ${body.status}`
     })
     // The replacement took the older report's place in the queue.
     expect(delivered).toEqual(['1 PROCESSING', '1 progress s1 3', '1 COMPLETED', '1 progress s1 late', '2 PROCESSING', '2 progress s2 2'])
-    const stages = (await client.getStatus('progress_outbox')).stages
+    const stages = (await next.getStatus('progress_outbox')).stages
     expect(stages[1]?.progress).toMatchObject({ percent: 80, message: 's2 2' })
   })
 
@@ -343,6 +347,60 @@ describe('the runner learns that its run was finished elsewhere', () => {
     const status = await client.getStatus(run.id)
     expect(status.run).toMatchObject({ status: 'CANCELLED', error: 'stop it' })
     expect(status.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED'])
+  })
+})
+
+describe('runPipeline starts no stage of a run finished elsewhere', () => {
+  it('when the stage that was cancelled returns anyway: its refused COMPLETED tells the runner, stage 2 never starts', async () => {
+    const client = makeClient()
+    const { run } = await client.createRun('learn_refusal')
+    const ran: number[] = []
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      stages: [
+        async () => {
+          ran.push(1)
+          await cancel(run.id, 'cancelled during stage 1')
+          return 'one' // a stage that does not watch its signal, and finishes before the next heartbeat
+        },
+        () => ran.push(2),
+        () => ran.push(3),
+        () => ran.push(4),
+        () => ran.push(5),
+      ],
+    })
+    expect(ran).toEqual([1])
+    expect(summary).toMatchObject({ status: 'CANCELLED', error: 'cancelled during stage 1', finishedElsewhere: { status: 'CANCELLED' } })
+    // The stage's own COMPLETED was refused (the cancel had finished it): not reported.
+    expect(summary.stages.map((s) => [s.status, s.reported])).toEqual([
+      ['COMPLETED', false],
+      ['PENDING', true],
+      ['PENDING', true],
+      ['PENDING', true],
+      ['PENDING', true],
+    ])
+    expect(summary.finishedElsewhere?.learnedFrom).toMatch(/^(refusal|heartbeat)$/)
+    expect(summary.completion).toBeUndefined()
+  })
+
+  it('when the run was cancelled before it started: no stage runs; stage 1 PROCESSING, answered stale, is all it sent', async () => {
+    const client = makeClient()
+    const { run } = await client.createRun('learn_before')
+    expect((await cancel(run.id, 'not needed after all')).status).toBe(200)
+    const ran: number[] = []
+    const summary = await runPipeline({ runId: run.id, client, stages: [1, 2, 3, 4, 5].map((n) => () => ran.push(n)) })
+    expect(ran).toEqual([])
+    // The catalogue came with createRun's answer; the PROCESSING that starts the run tells it.
+    expect(summary).toMatchObject({ status: 'CANCELLED', error: 'not needed after all', finishedElsewhere: { learnedFrom: 'stage-update' } })
+    expect(summary.stages.every((s) => s.status === 'PENDING')).toBe(true)
+    expect(wire(run.id)).toEqual(['cancel', '1 PROCESSING'])
+    // A runner that did not create the run reads the status at start, and sends nothing at all.
+    const other = makeClient()
+    const again = await runPipeline({ runId: run.id, client: other, stages: [1, 2, 3, 4, 5].map((n) => () => ran.push(n)) })
+    expect(ran).toEqual([])
+    expect(again.finishedElsewhere).toMatchObject({ status: 'CANCELLED', learnedFrom: 'status' })
+    expect(wire(run.id)).toEqual(['cancel', '1 PROCESSING', 'status'])
   })
 })
 
