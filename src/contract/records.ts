@@ -22,9 +22,9 @@ export const PipelineRunRecord = z.object({
   /** When the run last changed. */
   updatedAt: z.string(),
   /**
-   * When the runner was last heard from (a heartbeat or any applied write); `null` for a run
-   * with neither yet. A heartbeat without progress does not raise the run version, so this is
-   * the one field a `304 Not Modified` may show older than stored.
+   * When the last heartbeat arrived; `null` before the first (applied updates are activity too,
+   * see `updatedAt`). A heartbeat does not raise the run version, so this (with
+   * `heartbeatIntervalMs`) is the one field a `304 Not Modified` may show older than stored.
    */
   lastActivityAt: z.string().nullable(),
   /** The heartbeat interval the runner announced, in milliseconds; `null` when it never did. */

@@ -18,8 +18,8 @@ export interface RunState {
   /** When the run last changed. */
   updatedAt: Date
   /**
-   * When the runner was last heard from (a heartbeat or an applied write); `null` or absent when
-   * never. Written alone by a heartbeat, without a new run version.
+   * When the last heartbeat arrived; `null` or absent before the first. Written only by a
+   * heartbeat (`Store.touchRun`), without a new run version; other writes leave it alone.
    */
   lastActivityAt?: Date | null
   /** The heartbeat interval the runner announced, in milliseconds; `null` or absent when never. */

@@ -114,7 +114,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   signing?: WebhookSigningOptions | undefined
   /**
-   * The path the four routes live under; `fetch` answers 404 for anything else.
+   * The path the six routes live under; `fetch` answers 404 for anything else.
    * @default '/api/pipeline'
    */
   basePath?: string | undefined
@@ -246,7 +246,7 @@ export interface PipelineStatusHandlers {
   /** `POST {basePath}/{runId}/cancel`. */
   cancel: RunRouteHandler
   /**
-   * Routes a request by its URL to the four routes under `basePath`: 404 `route_not_found` for
+   * Routes a request by its URL to the six routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
    * (Hono, Bun, Deno, Cloudflare Workers) can use it as it is.
    */
@@ -261,7 +261,7 @@ export interface PipelineStatusHandlers {
 }
 
 /**
- * Creates the Web-standard handlers of the four routes. Every framework adapter wraps these;
+ * Creates the Web-standard handlers of the six routes. Every framework adapter wraps these;
  * anything that serves `fetch(request)` uses `handlers.fetch` directly.
  *
  * Creation throws {@link HandlerConfigurationError} when no secret is configured (or another
