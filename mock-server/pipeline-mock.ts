@@ -1,5 +1,7 @@
 import { http, type HttpHandler, HttpResponse } from 'msw'
 import {
+  catalogueOf,
+  DEFAULT_STAGES,
   ENV_WEBHOOK_SECRET,
   type PipelineRunRecord,
   type RouteName,
@@ -183,7 +185,7 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
     },
     async getRun(runId) {
       const snapshot = await getRunSnapshot(store, runId)
-      return snapshot ? toStatusResponse(snapshot) : undefined
+      return snapshot ? { ...toStatusResponse(snapshot), catalogue: catalogueOf(settings.stages ?? DEFAULT_STAGES) } : undefined
     },
     async sweepStaleRuns(staleAfterMs) {
       const failed = await failStaleRuns(store, {

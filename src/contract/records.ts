@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { HeartbeatOutcome, StageProgress } from './runner-control.js'
+import type { StageCatalogue } from './stages.js'
 import { RunStatus, StageStatus } from './status.js'
 
 /** A run as stored and returned by the server. Timestamps are ISO 8601 strings. */
@@ -86,6 +87,19 @@ export const CatalogueEntry = z.object({
  * @interface
  */
 export type CatalogueEntry = z.infer<typeof CatalogueEntry>
+
+/**
+ * A stage catalogue as the status and create-run answers send it.
+ *
+ * @example
+ * ```ts
+ * import { catalogueOf, defineStages } from 'pipeline-status-sdk'
+ * catalogueOf(defineStages(['Fetch', 'Load'])) // [{ stageNumber: 1, stageName: 'Fetch' }, { stageNumber: 2, stageName: 'Load' }]
+ * ```
+ */
+export function catalogueOf(stages: StageCatalogue): CatalogueEntry[] {
+  return stages.map((stage) => ({ stageNumber: stage.number, stageName: stage.name }))
+}
 
 /**
  * The server's stage catalogue, numbered 1..N. A runner checks at start that its own number of

@@ -2,13 +2,14 @@ import type { z } from 'zod'
 import { CompleteRun, CreateRun } from '../contract/complete.js'
 import { HEADERS } from '../contract/headers.js'
 import { toFieldErrors } from '../contract/parse.js'
-import type {
-  CancelRunResponse,
-  CatalogueEntry,
-  CompleteRunResponse,
-  CreateRunResponse,
-  HeartbeatResponse,
-  StageUpdateResponse,
+import {
+  type CancelRunResponse,
+  type CatalogueEntry,
+  catalogueOf,
+  type CompleteRunResponse,
+  type CreateRunResponse,
+  type HeartbeatResponse,
+  type StageUpdateResponse,
 } from '../contract/records.js'
 import { CancelRun, heartbeatSchemaFor } from '../contract/runner-control.js'
 import {
@@ -306,7 +307,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const onRunCompleted = options.onRunCompleted as OnRunCompleted<unknown> | undefined
   const onRunEnded = options.onRunEnded as OnRunEnded<unknown> | undefined
   const heartbeatSchema = heartbeatSchemaFor(stages)
-  const catalogue: CatalogueEntry[] = stages.map((stage) => ({ stageNumber: stage.number, stageName: stage.name }))
+  const catalogue: CatalogueEntry[] = catalogueOf(stages)
   // A database without migrations fails every request alike: its error is logged once.
   const loggedSchemaProblems = new Set<string>()
 
