@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
 import { createPgRunListener } from 'pipeline-status-sdk/pg'
-import { PrismaStore } from 'pipeline-status-sdk/server'
+import { PrismaStore, type RunState, type StaleRunSweeperSettings, createStaleRunSweeper } from 'pipeline-status-sdk/server'
 import { openDatabase } from '../shared/database.js'
 
 /** How long a client may take to send its request headers, in milliseconds (Node's default is 60 s). */
@@ -38,6 +38,12 @@ export interface ExpressExampleOptions {
   pollIntervalMs?: number | undefined
   /** Where the example reports what it does. @default console */
   log?: Pick<Console, 'info' | 'warn' | 'error'> | undefined
+  /**
+   * Fails runs that stopped reporting (`createStaleRunSweeper` on the example's store): swept
+   * every `intervalMs`, and on demand with {@link ExpressExample.sweepStaleRuns}.
+   * @default none
+   */
+  staleRunSweeper?: StaleRunSweeperSettings | undefined
 }
 
 /** A running example. */
@@ -47,6 +53,8 @@ export interface ExpressExample {
   port: number
   /** Which database it uses. */
   database: 'postgres' | 'pglite'
+  /** Sweeps stale runs now; resolves the runs it failed (`[]` without `staleRunSweeper`). */
+  sweepStaleRuns(): Promise<RunState[]>
   /** Stops accepting requests, waits for open ones, closes the database. */
   close(): Promise<void>
 }
@@ -70,14 +78,18 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   const listen = options.liveMode === 'listen'
   if (listen && !options.databaseUrl) throw new Error("liveMode 'listen' needs a PostgreSQL databaseUrl")
   const channel = 'pipeline_status'
+  // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
+  const store = new PrismaStore(db.prisma, {
+    queryTimeout: 5_000,
+    maxWait: 5_000,
+    timeout: 15_000,
+    ...(listen ? { notifyChannel: channel } : {}),
+  })
+  const sweeper = options.staleRunSweeper
+    ? createStaleRunSweeper({ logger: { warn: (message) => log.warn(message), error: (message) => log.error(message) }, ...options.staleRunSweeper, store })
+    : undefined
   const router = createExpressRouter({
-    // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
-    store: new PrismaStore(db.prisma, {
-      queryTimeout: 5_000,
-      maxWait: 5_000,
-      timeout: 15_000,
-      ...(listen ? { notifyChannel: channel } : {}),
-    }),
+    store,
     live: {
       pollIntervalMs: options.pollIntervalMs,
       listen: listen ? createPgRunListener({ connectionString: options.databaseUrl as string, channel }) : undefined,
@@ -107,13 +119,16 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   server.headersTimeout = HEADERS_TIMEOUT_MS
   server.requestTimeout = REQUEST_TIMEOUT_MS
   const { port } = server.address() as AddressInfo
+  sweeper?.start()
   let closing: Promise<void> | undefined
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/api/pipeline`,
     port,
     database: db.kind,
+    sweepStaleRuns: () => sweeper?.sweep() ?? Promise.resolve([]),
     close: () =>
       (closing ??= (async () => {
+        await sweeper?.stop()
         // Open live streams end first (their clients reconnect elsewhere), or close() would wait for them.
         await router.close()
         await new Promise<void>((resolve) => {

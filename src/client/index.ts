@@ -26,6 +26,8 @@ export {
   type CloseResult,
   type UndeliveredUpdates,
   type CompleteRunInput,
+  type RunFinishedEvent,
+  type ProgressReport,
 } from './prisma-api-client.js'
 export { TRUNCATION_MARKER, type OutputAlteration } from './stage-output.js'
 export {
@@ -45,6 +47,8 @@ export {
   StatusTimeoutError,
   OutboxLockedError,
   ClientClosedError,
+  RunFinishedError,
+  CatalogueMismatchError,
   isPipelineStatusError,
   isConfigurationError,
   isStatusHttpError,
@@ -52,6 +56,8 @@ export {
   isStatusTimeoutError,
   isOutboxLockedError,
   isClientClosedError,
+  isRunFinishedError,
+  isCatalogueMismatchError,
   type PipelineStatusErrorName,
 } from './errors.js'
 export { type Logger, consoleLogger, silentLogger } from './logger.js'

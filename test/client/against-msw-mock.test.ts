@@ -32,6 +32,7 @@ describe('PrismaAPIClient against the MSW mock', () => {
     expect(status.run.status).toBe('COMPLETED')
     expect(status.stages.map((s) => s.output)).toEqual([1, 2, 3, 4, 5].map((n) => JSON.stringify({ n })))
     expect(await mock.getRun(run.id)).toEqual(status)
+    expect(status.catalogue?.map((c) => c.stageNumber)).toEqual([1, 2, 3, 4, 5])
 
     const first = mock.requests.find((r) => r.route === 'stageUpdate')
     expect(first).toMatchObject({

@@ -21,6 +21,7 @@ from .contract import (
     to_storable_text,
 )
 from .errors import (
+    CatalogueMismatchError,
     ConfigurationError,
     InvalidRunIdError,
     PipelineStatusError,
@@ -46,6 +47,7 @@ __all__ = [
     "REPLACEMENT_CHARACTER",
     "TRUNCATION_MARKER",
     "AlteredOutput",
+    "CatalogueMismatchError",
     "ConfigurationError",
     "DeadLetter",
     "InvalidRunIdError",
