@@ -27,7 +27,7 @@ export {
   type UndeliveredUpdates,
   type CompleteRunInput,
 } from './prisma-api-client.js'
-export { TRUNCATION_MARKER, type OutputAlteration } from './stage-output.js'
+export { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, outputJsonReplacer, type OutputAlteration } from './stage-output.js'
 export {
   runPipeline,
   type RunPipelineOptions,

@@ -32,7 +32,7 @@ import {
   describeEntry,
 } from './outbox.js'
 import { type RetryPolicy, isRetriableError, parseRetryAfter, resolveRetryPolicy } from './retry-policy.js'
-import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
+import { type OutputAlteration, fitStageUpdate, serialiseOutput, statedBodyLimit, utf8Bytes } from './stage-output.js'
 import { type AttemptSigner, Transport, networkCause } from './transport.js'
 
 /**
@@ -369,10 +369,13 @@ export class PrismaAPIClient {
 
   /**
    * Marks stage `stageNumber` COMPLETED with its output: a string is sent as it is (JSON or
-   * markdown), anything else as `JSON.stringify(output)`; `undefined` sends no output (the
-   * server keeps what PROCESSING stored). `completedAt` is now.
+   * markdown), anything else as `JSON.stringify(output, outputJsonReplacer)` (a `BigInt`
+   * becomes its decimal string); `undefined` sends no output (the server keeps what
+   * PROCESSING stored). `completedAt` is now.
    *
-   * The status is never lost because of the output: NUL characters and lone UTF-16 surrogates
+   * The status is never lost because of the output: an output that cannot become JSON (a
+   * circular object, a throwing `toJSON`) is sent as the placeholder
+   * `[output not serialisable as JSON: <reason>]` (`UNSERIALISABLE_OUTPUT_PREFIX`); NUL characters and lone UTF-16 surrogates
    * (which PostgreSQL cannot store) are replaced with U+FFFD before sending, and an output the
    * server refuses as too large (413) is cut to the limit its problem states and ended with
    * {@link TRUNCATION_MARKER}, then sent as a new update (new `Idempotency-Key`). Both are
@@ -558,22 +561,27 @@ export class PrismaAPIClient {
         new RangeError(`Stage ${stageNumber} is not in the catalogue (1..${this.stages.length})`),
       )
     }
-    let text: string | undefined
-    try {
-      text = output === undefined || typeof output === 'string' ? output : JSON.stringify(output)
-    } catch (error) {
-      return this.#refuse(runId, new TypeError(`The output of stage ${stageNumber} cannot be serialised as JSON`, { cause: error }))
+    // An output JSON cannot hold must not cost the stage its status: send a placeholder instead.
+    const { text, unserialisable } = serialiseOutput(output)
+    const alterations: OutputAlteration[] = []
+    if (unserialisable !== undefined) {
+      alterations.push({ runId, stageNumber, kind: 'unserialisable', reason: unserialisable })
+      this.#logger.warn(`Run ${runId}: stage ${stageNumber} ${status}: the output cannot be serialised as JSON (${unserialisable}); a placeholder was sent instead`, {
+        runId,
+        stageNumber,
+        reason: unserialisable,
+      })
     }
     // Built field by field in the contract's order; completedAt is fixed now, so a redelivery
     // from the outbox tells the server when the stage really finished.
     const body: StageUpdate = { stageNumber, stageName: stage.name, status }
     if (text !== undefined) body.output = text
     if (status !== 'PROCESSING') body.completedAt = new Date().toISOString()
-    return this.#submitStageUpdate(runId, body)
+    return this.#submitStageUpdate(runId, body, alterations)
   }
 
   /** Makes the output storable, then delivers the update; see `markStageComplete`. */
-  async #submitStageUpdate(runId: string, body: StageUpdate): Promise<UpdateOutcome> {
+  async #submitStageUpdate(runId: string, body: StageUpdate, alterations: OutputAlteration[] = []): Promise<UpdateOutcome> {
     try {
       assertRunId(runId)
     } catch (error) {
@@ -581,7 +589,6 @@ export class PrismaAPIClient {
     }
     if (this.#closed) return this.#refuse(runId, new ClientClosedError())
     const what = `stage ${body.stageNumber} ${body.status}`
-    const alterations: OutputAlteration[] = []
     if (typeof body.output === 'string') {
       const storable = toStorableText(body.output)
       if (storable.replaced > 0) {
