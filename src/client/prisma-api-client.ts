@@ -10,6 +10,7 @@ import { DEFAULT_BASE_PATH, type RouteName, normalizeBasePath, routePath } from 
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { DEFAULT_STAGES, type StageCatalogue, assertStageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
+import { parseSecretList } from '../contract/secrets.js'
 import { toStorableText } from '../contract/storable-text.js'
 import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../core/webhook-signature.js'
 import {
@@ -83,6 +84,11 @@ export interface PrismaAPIClientOptions {
    * The shared secret sent as `X-Webhook-Secret` with every request. Required unless `signing`
    * is set; with `signing` and no secret (none given, `WEBHOOK_SECRET` unset), requests are
    * only signed.
+   *
+   * Read the way the server reads `WEBHOOK_SECRET`: a comma-separated list whose entries are
+   * trimmed, so one `.env` serves both during a rotation. The client sends the first entry:
+   * with `WEBHOOK_SECRET='new,old'` it sends `new`, which the server (accepting both) takes. A
+   * secret that holds a comma cannot be written this way (the server needs it as an array).
    * @default process.env.WEBHOOK_SECRET
    */
   secret?: string | undefined
@@ -265,7 +271,8 @@ export class PrismaAPIClient {
   constructor(options: PrismaAPIClientOptions = {}) {
     const env = globalThis.process?.env ?? {}
     const baseUrl = options.baseUrl ?? env[ENV_WEBHOOK_URL]
-    const secret = options.secret ?? env[ENV_WEBHOOK_SECRET]
+    // Read like the server reads it: during a rotation (`new,old`) the first entry is current.
+    const secret = parseSecretList(options.secret ?? env[ENV_WEBHOOK_SECRET])[0]
     if (baseUrl === undefined || baseUrl.trim() === '') {
       throw new ConfigurationError(
         `No base URL: pass { baseUrl: 'https://your-app.example.com' } or set ${ENV_WEBHOOK_URL}`,
@@ -283,7 +290,7 @@ export class PrismaAPIClient {
     if (url.search !== '' || url.hash !== '') {
       throw new ConfigurationError('The base URL must not have a query or a fragment')
     }
-    if ((secret === undefined || secret === '') && !options.signing) {
+    if (secret === undefined && !options.signing) {
       throw new ConfigurationError(
         `No webhook secret: pass { secret } or set ${ENV_WEBHOOK_SECRET} (the same value as the web app's)`,
       )
@@ -328,7 +335,7 @@ export class PrismaAPIClient {
     this.#logger = options.logger ?? consoleLogger
     this.#throwOnError = options.throwOnError ?? false
     this.#transport = new Transport({
-      secret: secret === '' ? undefined : secret,
+      secret,
       timeout,
       retry,
       userAgent: options.userAgent ?? 'pipeline-status-sdk',

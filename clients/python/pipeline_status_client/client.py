@@ -20,6 +20,7 @@ from .contract import (
     encode_json,
     fit_stage_update,
     is_valid_run_id,
+    parse_secret_list,
     route_path,
     to_storable_text,
     utc_timestamp,
@@ -123,7 +124,9 @@ class PrismaAPIClient:
 
     Args:
         base_url: the web app's origin. Default: ``FRONTEND_WEBHOOK_URL``.
-        secret: the shared ``X-Webhook-Secret``. Default: ``WEBHOOK_SECRET``.
+        secret: the shared ``X-Webhook-Secret``. Default: ``WEBHOOK_SECRET``. Read as the server
+            reads ``WEBHOOK_SECRET``: a comma-separated list (entries stripped); the first entry is
+            sent, so ``WEBHOOK_SECRET='new,old'`` during a rotation sends ``new``.
         signing_secret: a Standard Webhooks secret (``whsec_<base64>`` or plain); every request is
             then signed (docs/security.md). Default: ``WEBHOOK_SIGNING_SECRET``.
         base_path: the routes' base path. Default ``/api/pipeline``.
@@ -164,7 +167,8 @@ class PrismaAPIClient:
         logger: Optional[logging.Logger] = None,
     ) -> None:
         base_url = base_url or os.environ.get(ENV_WEBHOOK_URL, "")
-        secret = secret if secret is not None else os.environ.get(ENV_WEBHOOK_SECRET, "")
+        # Read like the server reads it: during a rotation (``new,old``) the first entry is current.
+        secret = next(iter(parse_secret_list(secret if secret is not None else os.environ.get(ENV_WEBHOOK_SECRET, ""))), "")
         signing_secret = signing_secret if signing_secret is not None else os.environ.get(ENV_SIGNING_SECRET, "")
         if not base_url:
             raise ConfigurationError(f"Set {ENV_WEBHOOK_URL} (the web app's origin, e.g. https://app.example.com) or pass base_url")

@@ -128,6 +128,16 @@ class ServerTests:
             (4, "unserialisable", "ValueError: Circular reference detected"),
         ])
 
+    def test_a_rotation_list_in_webhook_secret_sends_its_first_entry(self) -> None:
+        run_id = self.created_run()
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"WEBHOOK_SECRET": f" {SECRET} , old-secret "}):
+            client = PrismaAPIClient(self.proxy.origin, retry=FAST)  # the secret from the environment
+        self.assertTrue(client.mark_stage_complete(run_id, 1, "done"))
+        sent = [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/stage-update")]
+        self.assertEqual([(r.status, r.headers["x-webhook-secret"]) for r in sent], [(200, SECRET)])
+
     def test_a_refused_update_in_the_outbox_is_dead_lettered_and_the_run_flows(self) -> None:
         run_id = self.created_run()
         with tempfile.TemporaryDirectory() as outbox:
