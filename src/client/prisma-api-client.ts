@@ -177,6 +177,13 @@ export interface UndeliveredUpdates {
 /** What {@link PrismaAPIClient.close} did, and what stays undelivered. */
 export interface CloseResult extends FlushResult {
   /**
+   * Updates delivered from the outbox by the final flush that `close` runs; `0` without an
+   * outbox or with an empty one. It does not count the updates delivered before `close` (most
+   * updates are delivered when they are sent), so it is not a measure of success: check
+   * `pending` and `undelivered` (`{}` when every update of this client arrived).
+   */
+  delivered: number
+  /**
    * Per run, the updates this client did not deliver over its life; runs whose every update
    * was delivered are absent, so `{}` means everything arrived.
    */
