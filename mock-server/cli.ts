@@ -152,8 +152,8 @@ async function run(argv: string[]): Promise<number> {
     autoCreateRuns: values['auto-create-runs'],
     ...(values['base-path'] ? { basePath: values['base-path'] } : {}),
     // Each request's line already names a refusal's code and detail; the handlers' own warnings
-    // would say it twice. With --quiet they are the only trace of a refused request.
-    ...(quiet ? {} : { logger: { warn: () => {}, error: (message: string, details?: unknown) => console.error(message, details ?? '') } }),
+    // would say it twice, and --quiet prints nothing per request. Errors print in both modes.
+    logger: { warn: () => {}, error: (message: string, details?: unknown) => console.error(message, details ?? '') },
     ...(quiet ? {} : { onRequest: (entry: MockServerRequestEntry) => process.stdout.write(`${requestLine(entry)}\n`) }),
   })
   // The origin is what a runner's FRONTEND_WEBHOOK_URL takes; the client adds the base path.

@@ -29,7 +29,7 @@ export {
   type RunFinishedEvent,
   type ProgressReport,
 } from './prisma-api-client.js'
-export { TRUNCATION_MARKER, type OutputAlteration } from './stage-output.js'
+export { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, outputJsonReplacer, type OutputAlteration } from './stage-output.js'
 export {
   runPipeline,
   type RunPipelineOptions,

@@ -15,6 +15,7 @@ import { DEFAULT_BASE_PATH, type RouteName, normalizeBasePath, routePath } from 
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { DEFAULT_STAGES, type StageCatalogue, assertStageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { type FinalStatus, type StageUpdateStatus, isFinalStatus } from '../contract/status.js'
+import { parseSecretList } from '../contract/secrets.js'
 import { toStorableText } from '../contract/storable-text.js'
 import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../core/webhook-signature.js'
 import {
@@ -38,7 +39,7 @@ import {
   describeEntry,
 } from './outbox.js'
 import { type RetryPolicy, isRetriableError, parseRetryAfter, resolveRetryPolicy } from './retry-policy.js'
-import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
+import { type OutputAlteration, fitStageUpdate, serialiseOutput, statedBodyLimit, utf8Bytes } from './stage-output.js'
 import { type AttemptSigner, Transport, networkCause } from './transport.js'
 
 /**
@@ -89,6 +90,11 @@ export interface PrismaAPIClientOptions {
    * The shared secret sent as `X-Webhook-Secret` with every request. Required unless `signing`
    * is set; with `signing` and no secret (none given, `WEBHOOK_SECRET` unset), requests are
    * only signed.
+   *
+   * Read the way the server reads `WEBHOOK_SECRET`: a comma-separated list whose entries are
+   * trimmed, so one `.env` serves both during a rotation. The client sends the first entry:
+   * with `WEBHOOK_SECRET='new,old'` it sends `new`, which the server (accepting both) takes. A
+   * secret that holds a comma cannot be written this way (the server needs it as an array).
    * @default process.env.WEBHOOK_SECRET
    */
   secret?: string | undefined
@@ -226,6 +232,13 @@ export interface UndeliveredUpdates {
 /** What {@link PrismaAPIClient.close} did, and what stays undelivered. */
 export interface CloseResult extends FlushResult {
   /**
+   * Updates delivered from the outbox by the final flush that `close` runs; `0` without an
+   * outbox or with an empty one. It does not count the updates delivered before `close` (most
+   * updates are delivered when they are sent), so it is not a measure of success: check
+   * `pending` and `undelivered` (`{}` when every update of this client arrived).
+   */
+  delivered: number
+  /**
    * Per run, the updates this client did not deliver over its life; runs whose every update
    * was delivered are absent, so `{}` means everything arrived.
    */
@@ -334,7 +347,8 @@ export class PrismaAPIClient {
   constructor(options: PrismaAPIClientOptions = {}) {
     const env = globalThis.process?.env ?? {}
     const baseUrl = options.baseUrl ?? env[ENV_WEBHOOK_URL]
-    const secret = options.secret ?? env[ENV_WEBHOOK_SECRET]
+    // Read like the server reads it: during a rotation (`new,old`) the first entry is current.
+    const secret = parseSecretList(options.secret ?? env[ENV_WEBHOOK_SECRET])[0]
     if (baseUrl === undefined || baseUrl.trim() === '') {
       throw new ConfigurationError(
         `No base URL: pass { baseUrl: 'https://your-app.example.com' } or set ${ENV_WEBHOOK_URL}`,
@@ -352,7 +366,7 @@ export class PrismaAPIClient {
     if (url.search !== '' || url.hash !== '') {
       throw new ConfigurationError('The base URL must not have a query or a fragment')
     }
-    if ((secret === undefined || secret === '') && !options.signing) {
+    if (secret === undefined && !options.signing) {
       throw new ConfigurationError(
         `No webhook secret: pass { secret } or set ${ENV_WEBHOOK_SECRET} (the same value as the web app's)`,
       )
@@ -405,7 +419,7 @@ export class PrismaAPIClient {
     this.#logger = options.logger ?? consoleLogger
     this.#throwOnError = options.throwOnError ?? false
     this.#transport = new Transport({
-      secret: secret === '' ? undefined : secret,
+      secret,
       timeout,
       retry,
       userAgent: options.userAgent ?? 'pipeline-status-sdk',
@@ -462,10 +476,13 @@ export class PrismaAPIClient {
 
   /**
    * Marks stage `stageNumber` COMPLETED with its output: a string is sent as it is (JSON or
-   * markdown), anything else as `JSON.stringify(output)`; `undefined` sends no output (the
-   * server keeps what PROCESSING stored). `completedAt` is now.
+   * markdown), anything else as `JSON.stringify(output, outputJsonReplacer)` (a `BigInt`
+   * becomes its decimal string); `undefined` sends no output (the server keeps what
+   * PROCESSING stored). `completedAt` is now.
    *
-   * The status is never lost because of the output: NUL characters and lone UTF-16 surrogates
+   * The status is never lost because of the output: an output that cannot become JSON (a
+   * circular object, a throwing `toJSON`) is sent as the placeholder
+   * `[output not serialisable as JSON: <reason>]` (`UNSERIALISABLE_OUTPUT_PREFIX`); NUL characters and lone UTF-16 surrogates
    * (which PostgreSQL cannot store) are replaced with U+FFFD before sending, and an output the
    * server refuses as too large (413) is cut to the limit its problem states and ended with
    * {@link TRUNCATION_MARKER}, then sent as a new update (new `Idempotency-Key`). Both are
@@ -709,22 +726,27 @@ export class PrismaAPIClient {
         new RangeError(`Stage ${stageNumber} is not in the catalogue (1..${this.stages.length})`),
       )
     }
-    let text: string | undefined
-    try {
-      text = output === undefined || typeof output === 'string' ? output : JSON.stringify(output)
-    } catch (error) {
-      return this.#refuse(runId, new TypeError(`The output of stage ${stageNumber} cannot be serialised as JSON`, { cause: error }))
+    // An output JSON cannot hold must not cost the stage its status: send a placeholder instead.
+    const { text, unserialisable } = serialiseOutput(output)
+    const alterations: OutputAlteration[] = []
+    if (unserialisable !== undefined) {
+      alterations.push({ runId, stageNumber, kind: 'unserialisable', reason: unserialisable })
+      this.#logger.warn(`Run ${runId}: stage ${stageNumber} ${status}: the output cannot be serialised as JSON (${unserialisable}); a placeholder was sent instead`, {
+        runId,
+        stageNumber,
+        reason: unserialisable,
+      })
     }
     // Built field by field in the contract's order; completedAt is fixed now, so a redelivery
     // from the outbox tells the server when the stage really finished.
     const body: StageUpdate = { stageNumber, stageName: stage.name, status }
     if (text !== undefined) body.output = text
     if (status !== 'PROCESSING') body.completedAt = new Date().toISOString()
-    return this.#submitStageUpdate(runId, body)
+    return this.#submitStageUpdate(runId, body, alterations)
   }
 
   /** Makes the output storable, then delivers the update; see `markStageComplete`. */
-  async #submitStageUpdate(runId: string, body: StageUpdate): Promise<UpdateOutcome> {
+  async #submitStageUpdate(runId: string, body: StageUpdate, alterations: OutputAlteration[] = []): Promise<UpdateOutcome> {
     try {
       assertRunId(runId)
     } catch (error) {
@@ -732,7 +754,6 @@ export class PrismaAPIClient {
     }
     if (this.#closed) return this.#refuse(runId, new ClientClosedError())
     const what = `stage ${body.stageNumber} ${body.status}`
-    const alterations: OutputAlteration[] = []
     if (typeof body.output === 'string') {
       const storable = toStorableText(body.output)
       if (storable.replaced > 0) {

@@ -12,7 +12,7 @@ import {
   clientInternals,
   isQueuedDelivery,
 } from './prisma-api-client.js'
-import type { OutputAlteration } from './stage-output.js'
+import { type OutputAlteration, outputJsonReplacer, serialiseOutput } from './stage-output.js'
 
 /** What a stage function gets. */
 export interface StageContext {
@@ -146,8 +146,9 @@ export interface PipelineSummary {
    */
   delivered: boolean
   /**
-   * The stage outputs the client changed so that the stages' status could be stored: unstorable
-   * characters replaced, or an output cut to the server's body limit. Empty when none was.
+   * The stage outputs the client changed so that the stages' status could be stored: an output
+   * JSON cannot hold replaced by a placeholder, unstorable characters replaced, or an output cut
+   * to the server's body limit. Empty when none was.
    */
   alteredOutputs: OutputAlteration[]
   /** The `/complete` answer, the queued delivery, or the error it failed with; absent with `complete: false`. */
@@ -368,6 +369,9 @@ function forwardAbort(signal: AbortSignal | undefined, controller: AbortControll
 }
 
 function describeAlteration(alteration: OutputAlteration): string {
+  if (alteration.kind === 'unserialisable') {
+    return `Stage ${alteration.stageNumber} output cannot be serialised as JSON (${alteration.reason ?? 'unknown reason'}); a placeholder was sent instead`
+  }
   if (alteration.kind === 'replaced') {
     return `Stage ${alteration.stageNumber} output: ${alteration.replacedCharacters ?? 0} character(s) PostgreSQL cannot store (NUL, lone surrogates) replaced with U+FFFD`
   }
@@ -391,11 +395,21 @@ function abortMessage(signal: AbortSignal): string {
   return reason instanceof Error && reason.name !== 'AbortError' ? `Cancelled: ${reason.message}` : 'Cancelled'
 }
 
+/** The debug file's JSON: like the sent output (a BigInt as its decimal string, the placeholder when it cannot be JSON). */
+function debugJson(output: unknown): string {
+  try {
+    return JSON.stringify(output, outputJsonReplacer, 2) ?? 'null'
+  } catch {
+    return JSON.stringify(serialiseOutput(output).text ?? null)
+  }
+}
+
 async function saveOutput(debugDir: string, runId: string, stageNumber: number, output: unknown): Promise<void> {
   // A run id is URL-safe but may still be '..' or hold a separator; keep it inside debugDir.
   const safe = /^[A-Za-z0-9_:~-][A-Za-z0-9._:~-]*$/.test(runId) ? runId : encodeURIComponent(runId).replaceAll('.', '%2E')
   const dir = join(debugDir, safe)
   await mkdir(dir, { recursive: true })
   // Like the original's json.dump(output, indent=2); a string is saved as a JSON string.
-  await writeFile(join(dir, `stage_${stageNumber}_output.json`), `${JSON.stringify(output ?? null, null, 2)}\n`, 'utf8')
+  const text = output === undefined || typeof output === 'string' ? JSON.stringify(output ?? null, null, 2) : debugJson(output)
+  await writeFile(join(dir, `stage_${stageNumber}_output.json`), `${text}\n`, 'utf8')
 }

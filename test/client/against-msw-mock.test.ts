@@ -69,6 +69,26 @@ describe('PrismaAPIClient against the MSW mock', () => {
     }
   })
 
+  it('one WEBHOOK_SECRET rotation list for both sides: the client sends its first entry, which the server accepts', async () => {
+    const saved = process.env.WEBHOOK_SECRET
+    process.env.WEBHOOK_SECRET = ' new-secret , old-secret '
+    try {
+      const rotating = createPipelineMock({ baseUrl: 'http://rotating.test' }) // reads WEBHOOK_SECRET
+      server.use(...rotating.handlers)
+      const api = new PrismaAPIClient({ baseUrl: 'http://rotating.test', throwOnError: true })
+      const { run } = await api.createRun('rotating-run')
+      expect(await api.markStageComplete(run.id, 1, 'done')).toBe(true)
+      expect(rotating.requests.map((r) => [r.route, r.status, r.headers['x-webhook-secret']])).toEqual([
+        ['createRun', 201, 'new-secret'],
+        ['stageUpdate', 200, 'new-secret'],
+      ])
+    } finally {
+      if (saved === undefined) delete process.env.WEBHOOK_SECRET
+      else process.env.WEBHOOK_SECRET = saved
+      server.resetHandlers()
+    }
+  })
+
   it('retries 503s with one Idempotency-Key and lands the update once', async () => {
     await mock.createRun('retry-run')
     mock.fail('stageUpdate', { status: 503, retryAfter: 0, times: 2 })

@@ -211,6 +211,36 @@ describe('runPipeline', () => {
     expect((await client.getStatus('run_altered')).stages[0]?.output).toBe('a\uFFFDb')
   })
 
+  it('sends a BigInt as its decimal string and an output JSON cannot hold as the placeholder, never losing the status', async () => {
+    await client.createRun('run_unjson')
+    const circular: Record<string, unknown> = { name: 'loop' }
+    circular.self = circular
+    const summary = await runPipeline({
+      runId: 'run_unjson',
+      client,
+      debugDir,
+      stages: [() => ({ count: 12345678901234567890n }), () => circular, () => ({ toJSON: () => { throw new Error('no JSON here') } })],
+    })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    const circularReason = 'TypeError: Converting circular structure to JSON'
+    expect(summary.alteredOutputs).toEqual([
+      { runId: 'run_unjson', stageNumber: 2, kind: 'unserialisable', reason: circularReason },
+      { runId: 'run_unjson', stageNumber: 3, kind: 'unserialisable', reason: 'Error: no JSON here' },
+    ])
+    expect(summary.warnings).toEqual([
+      `Stage 2 output cannot be serialised as JSON (${circularReason}); a placeholder was sent instead`,
+      'Stage 3 output cannot be serialised as JSON (Error: no JSON here); a placeholder was sent instead',
+    ])
+    const stages = (await client.getStatus('run_unjson')).stages
+    expect(stages.slice(0, 3).map((stage) => [stage.status, stage.output])).toEqual([
+      ['COMPLETED', '{"count":"12345678901234567890"}'],
+      ['COMPLETED', `[output not serialisable as JSON: ${circularReason}]`],
+      ['COMPLETED', '[output not serialisable as JSON: Error: no JSON here]'],
+    ])
+    expect(JSON.parse(readFileSync(join(debugDir, 'run_unjson', 'stage_1_output.json'), 'utf8'))).toEqual({ count: '12345678901234567890' })
+    expect(JSON.parse(readFileSync(join(debugDir, 'run_unjson', 'stage_2_output.json'), 'utf8'))).toBe(`[output not serialisable as JSON: ${circularReason}]`)
+  })
+
   it('says when updates still wait in the outbox at the end', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
     try {

@@ -187,6 +187,8 @@ export interface RawRequestSpec {
   body?: Uint8Array
   chunks?: Uint8Array[]
   agent?: Agent
+  /** The request target sent as it is (like curl --path-as-is), instead of `url`'s normalized path. */
+  path?: string
 }
 
 /**
@@ -195,7 +197,8 @@ export interface RawRequestSpec {
  */
 export function rawRequest(url: string, spec: RawRequestSpec = {}): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { method: spec.method ?? 'GET', headers: spec.headers, agent: spec.agent ?? false }, (response) => {
+    const options = { method: spec.method ?? 'GET', headers: spec.headers, agent: spec.agent ?? false, ...(spec.path === undefined ? {} : { path: spec.path }) }
+    const request = httpRequest(url, options, (response) => {
       const chunks: Buffer[] = []
       response.on('data', (chunk: Buffer) => chunks.push(chunk))
       response.once('end', () =>
@@ -930,6 +933,25 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       for (const segment of ['.', '%2E']) await expectProblem(await api.send({ path: `/${segment}/status` }), 404, 'route_not_found')
     })
 
+    socketScenario('a dot segment sent as it is (curl --path-as-is) gets 404: run_not_found from Express, route_not_found where the URL is normalized', async (api, baseUrl) => {
+      // Express routes on the raw path, so `..` arrives as a run id; the mock server (and Next.js)
+      // normalize the URL first, so no route is left. Either way nothing is found or stored.
+      const code = target().expressApp ? 'run_not_found' : 'route_not_found'
+      const seen: string[] = []
+      for (const segment of ['.', '..']) {
+        for (const route of ['status', 'stage-update', 'complete']) {
+          const response = await rawRequest(baseUrl, {
+            path: `${new URL(baseUrl).pathname}/${segment}/${route}`,
+            method: route === 'status' ? 'GET' : 'POST',
+            headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' },
+            ...(route === 'status' ? {} : { body: Buffer.from(JSON.stringify(route === 'complete' ? makeCompleteRun() : makeStageUpdate())) }),
+          })
+          seen.push(`${segment}/${route} ${response.status} ${(JSON.parse(response.text) as { code?: string }).code}`)
+        }
+      }
+      expect(seen).toEqual(['./status', './stage-update', './complete', '../status', '../stage-update', '../complete'].map((sent) => `${sent} 404 ${code}`))
+    })
+
     scenario('a URL whose path and query pass 8 KiB answers 414; one of exactly 8 KiB is served', async (api) => {
       const id = await api.createRun()
       // Every target serves the routes under /api/pipeline.
@@ -969,6 +991,8 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       expect(head.headers.get('cache-control')).toBe('private, no-cache')
       expect(head.headers.get('etag')).toBe(get.headers.get('etag'))
       expect(head.headers.get('etag')).toMatch(/^"\d+"$/)
+      // What docs/contract.md says: every header of the GET except Content-Length.
+      expect(head.headers.get('content-length')).toBeNull()
       expect(await head.text()).toBe('')
       await get.text()
 

@@ -106,9 +106,15 @@ describe('pipeline-status mock', () => {
 
     const quiet = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--quiet'])
     expect((await fetch(`${quiet.url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret' } })).status).toBe(201)
+    // Refusals print nothing either: no request line, no handler warning.
+    expect((await fetch(`${quiet.url}/api/pipeline/some-run/status`, { headers: { 'X-Webhook-Secret': 'wrong' } })).status).toBe(401)
+    expect((await fetch(`${quiet.url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret', 'Content-Type': 'application/json' }, body: '{' })).status).toBe(400)
     quiet.child.kill('SIGTERM')
     await once(quiet.child, 'exit')
-    expect(quiet.output()).not.toContain('/api/pipeline/runs 201')
+    expect(quiet.output().split('\n').filter((line) => line !== '')).toEqual([
+      `pipeline-status mock listening on ${quiet.url} (routes under /api/pipeline)`,
+      'pipeline-status mock stopped',
+    ])
   })
 
   it('prints its version and lists its commands', async () => {

@@ -21,6 +21,7 @@ from .contract import (
     encode_json,
     fit_stage_update,
     is_valid_run_id,
+    parse_secret_list,
     route_path,
     to_storable_text,
     utc_timestamp,
@@ -43,7 +44,10 @@ _log = logging.getLogger("pipeline_status_client")
 class AlteredOutput:
     """A stage output the client changed so that the stage's status is stored (issue 9 item 3).
 
-    ``kind`` is ``"replaced"`` (characters PostgreSQL cannot store, NUL and lone UTF-16
+    ``kind`` is ``"unserialisable"`` (the output could not become JSON, e.g. ``bytes``, an
+    object or a circular list; :data:`UNSERIALISABLE_OUTPUT_PREFIX` placeholder
+    ``[output not serialisable as JSON: <reason>]`` was sent instead; ``reason`` says why),
+    ``"replaced"`` (characters PostgreSQL cannot store, NUL and lone UTF-16
     surrogates, replaced with U+FFFD; ``replaced_characters`` says how many) or ``"truncated"``
     (the server refused the body as too large, 413, and the output was cut to fit and ended with
     :data:`TRUNCATION_MARKER`; ``bytes_before`` and ``bytes_after`` are the output's UTF-8 sizes,
@@ -59,6 +63,7 @@ class AlteredOutput:
     bytes_before: Optional[int] = None
     bytes_after: Optional[int] = None
     limit: Optional[int] = None
+    reason: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,9 @@ class PrismaAPIClient:
 
     Args:
         base_url: the web app's origin. Default: ``FRONTEND_WEBHOOK_URL``.
-        secret: the shared ``X-Webhook-Secret``. Default: ``WEBHOOK_SECRET``.
+        secret: the shared ``X-Webhook-Secret``. Default: ``WEBHOOK_SECRET``. Read as the server
+            reads ``WEBHOOK_SECRET``: a comma-separated list (entries stripped); the first entry is
+            sent, so ``WEBHOOK_SECRET='new,old'`` during a rotation sends ``new``.
         signing_secret: a Standard Webhooks secret (``whsec_<base64>`` or plain); every request is
             then signed (docs/security.md). Default: ``WEBHOOK_SIGNING_SECRET``.
         base_path: the routes' base path. Default ``/api/pipeline``.
@@ -177,7 +184,8 @@ class PrismaAPIClient:
         on_run_finished: Optional[Callable[[str, Dict[str, Any]], None]] = None,
     ) -> None:
         base_url = base_url or os.environ.get(ENV_WEBHOOK_URL, "")
-        secret = secret if secret is not None else os.environ.get(ENV_WEBHOOK_SECRET, "")
+        # Read like the server reads it: during a rotation (``new,old``) the first entry is current.
+        secret = next(iter(parse_secret_list(secret if secret is not None else os.environ.get(ENV_WEBHOOK_SECRET, ""))), "")
         signing_secret = signing_secret if signing_secret is not None else os.environ.get(ENV_SIGNING_SECRET, "")
         if not base_url:
             raise ConfigurationError(f"Set {ENV_WEBHOOK_URL} (the web app's origin, e.g. https://app.example.com) or pass base_url")
@@ -239,7 +247,12 @@ class PrismaAPIClient:
         """Marks stage ``stage_number`` COMPLETED with its output and ``completedAt`` now.
 
         ``output_data``: a string is sent as it is (JSON or markdown), anything else as
-        ``json.dumps(output_data)``. The status is never lost because of the output: NUL and lone
+        ``json.dumps(output_data)`` with NaN and ±Infinity written ``null`` (as ``JSON.stringify``
+        writes them in the TypeScript client; ``json.dumps`` alone writes ``NaN``, which is not
+        JSON). The status is never lost because of the output: an output that cannot become JSON
+        (``bytes``, an object, a circular list) is sent as the placeholder
+        ``[output not serialisable as JSON: <reason>]`` and recorded in :attr:`altered_outputs`
+        like the TypeScript client's; NUL and lone
         surrogates (which PostgreSQL cannot store) are replaced with U+FFFD, and an output the
         server refuses as too large (413) is cut to the limit it states and ended with
         :data:`TRUNCATION_MARKER`, then sent as a new update (a new Idempotency-Key). Both are
@@ -526,18 +539,23 @@ class PrismaAPIClient:
         body: Dict[str, Any] = {"stageNumber": stage_number, "stageName": name, "status": status}
         if output is not None:
             text = output if isinstance(output, str) else _json_text(output)
-            if text is None:
-                self.log.error("Run %s: stage %d output is not JSON-serialisable; sent without it", run_id, stage_number)
-            else:
-                storable, replaced = to_storable_text(text)
-                if replaced:
-                    self.log.warning(
-                        "Run %s: stage %d %s: replaced %d character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) "
-                        "in the output with U+FFFD", run_id, stage_number, status, replaced)
-                    self._record_altered(AlteredOutput(
-                        run_id, stage_number, "replaced",
-                        f"{replaced} character(s) PostgreSQL cannot store replaced with U+FFFD", replaced_characters=replaced))
-                body["output"] = storable
+            if isinstance(text, Exception):
+                reason = f"{type(text).__name__}: {text}".split("\n")[0][:200]
+                text = f"{UNSERIALISABLE_OUTPUT_PREFIX}{reason}]"
+                self.log.warning("Run %s: stage %d %s: the output cannot be serialised as JSON (%s); a placeholder was sent instead",
+                                 run_id, stage_number, status, reason)
+                self._record_altered(AlteredOutput(
+                    run_id, stage_number, "unserialisable",
+                    f"output cannot be serialised as JSON ({reason}); a placeholder was sent instead", reason=reason))
+            storable, replaced = to_storable_text(text)
+            if replaced:
+                self.log.warning(
+                    "Run %s: stage %d %s: replaced %d character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) "
+                    "in the output with U+FFFD", run_id, stage_number, status, replaced)
+                self._record_altered(AlteredOutput(
+                    run_id, stage_number, "replaced",
+                    f"{replaced} character(s) PostgreSQL cannot store replaced with U+FFFD", replaced_characters=replaced))
+            body["output"] = storable
         if completed:
             body["completedAt"] = utc_timestamp()
             self.stop_heartbeats(run_id)
@@ -796,11 +814,38 @@ def _cause(error: PipelineStatusError) -> str:
     return cause if isinstance(cause, str) else str(error)
 
 
-def _json_text(value: Any) -> Optional[str]:
+UNSERIALISABLE_OUTPUT_PREFIX = "[output not serialisable as JSON: "
+"""What starts the placeholder sent instead of an output that cannot become JSON:
+``[output not serialisable as JSON: <reason>]``, the reason being the error's first line (at most
+200 characters), e.g. ``TypeError: Object of type bytes is not JSON serializable``. The same
+placeholder as the TypeScript client's ``UNSERIALISABLE_OUTPUT_PREFIX``."""
+
+
+def _json_text(value: Any) -> Union[str, Exception]:
+    """The output's JSON text as the TypeScript client writes it for the same value (NaN and
+    ±Infinity as ``null``), or the error that says why it cannot be JSON."""
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return None
+        return json.dumps(_finite(value, set()), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        return error
 
 
-__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "AlteredOutput", "PrismaAPIClient", "Undelivered"]
+def _finite(value: Any, active: set) -> Any:
+    """``value`` with every NaN/±Infinity float made ``None``; a circular container raises
+    ValueError like ``json.dumps`` does."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in active:
+            raise ValueError("Circular reference detected")
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {key: _finite(item, active) for key, item in value.items()}
+            return [_finite(item, active) for item in value]
+        finally:
+            active.discard(id(value))
+    return value
+
+
+__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "UNSERIALISABLE_OUTPUT_PREFIX", "AlteredOutput", "PrismaAPIClient", "Undelivered"]

@@ -105,6 +105,39 @@ class ServerTests:
         self.assertEqual([r.status for r in attempts], [413, 200])
         self.assertNotEqual(attempts[0].headers["idempotency-key"], attempts[1].headers["idempotency-key"])
 
+    def test_outputs_json_cannot_hold_never_lose_the_status(self) -> None:
+        run_id = self.created_run()
+        client = self.client()
+        circular: list = []
+        circular.append(circular)
+        with self.assertLogs("pipeline_status_client", logging.WARNING):
+            self.assertTrue(client.mark_stage_complete(run_id, 1, {"nan": float("nan"), "inf": [float("inf"), -float("inf")], "n": 1.5}))
+            self.assertTrue(client.mark_stage_complete(run_id, 2, b"raw bytes"))
+            self.assertTrue(client.mark_stage_complete(run_id, 3, object()))
+            self.assertTrue(client.mark_stage_complete(run_id, 4, circular))
+        stages = client.get_status(run_id)["stages"]
+        # What JSON.stringify writes for NaN and Infinity: null.
+        self.assertEqual(json.loads(stages[0]["output"]), {"nan": None, "inf": [None, None], "n": 1.5})
+        self.assertEqual([stage["status"] for stage in stages[:4]], ["COMPLETED"] * 4)
+        self.assertEqual(stages[1]["output"], "[output not serialisable as JSON: TypeError: Object of type bytes is not JSON serializable]")
+        self.assertEqual(stages[2]["output"], "[output not serialisable as JSON: TypeError: Object of type object is not JSON serializable]")
+        self.assertEqual(stages[3]["output"], "[output not serialisable as JSON: ValueError: Circular reference detected]")
+        self.assertEqual([(a.stage_number, a.kind, a.reason) for a in client.altered_outputs], [
+            (2, "unserialisable", "TypeError: Object of type bytes is not JSON serializable"),
+            (3, "unserialisable", "TypeError: Object of type object is not JSON serializable"),
+            (4, "unserialisable", "ValueError: Circular reference detected"),
+        ])
+
+    def test_a_rotation_list_in_webhook_secret_sends_its_first_entry(self) -> None:
+        run_id = self.created_run()
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"WEBHOOK_SECRET": f" {SECRET} , old-secret "}):
+            client = PrismaAPIClient(self.proxy.origin, retry=FAST)  # the secret from the environment
+        self.assertTrue(client.mark_stage_complete(run_id, 1, "done"))
+        sent = [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/stage-update")]
+        self.assertEqual([(r.status, r.headers["x-webhook-secret"]) for r in sent], [(200, SECRET)])
+
     def test_a_refused_update_in_the_outbox_is_dead_lettered_and_the_run_flows(self) -> None:
         run_id = self.created_run()
         with tempfile.TemporaryDirectory() as outbox:
