@@ -219,7 +219,14 @@ describe('runPipeline', () => {
       runId: 'run_unjson',
       client,
       debugDir,
-      stages: [() => ({ count: 12345678901234567890n }), () => circular, () => ({ toJSON: () => { throw new Error('no JSON here') } })],
+      // Five stages, as the server's catalogue has: the handshake refuses any other number.
+      stages: [
+        () => ({ count: 12345678901234567890n }),
+        () => circular,
+        () => ({ toJSON: () => { throw new Error('no JSON here') } }),
+        () => 'four',
+        () => 'five',
+      ],
     })
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
     const circularReason = 'TypeError: Converting circular structure to JSON'
