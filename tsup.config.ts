@@ -9,6 +9,7 @@ export default defineConfig({
     'express/index': 'src/express/index.ts',
     'msw/index': 'mock-server/index.ts',
     'react/index': 'src/react/index.ts',
+    'pg/index': 'src/pg/index.ts',
     // The `pipeline-status` bin; not an export.
     cli: 'mock-server/bin.ts',
   },
@@ -22,4 +23,6 @@ export default defineConfig({
   target: 'node22',
   platform: 'node',
   treeshake: true,
+  // dist/openapi.json (the `./openapi.json` export), generated from the built contract.
+  onSuccess: 'node scripts/write-openapi.mjs',
 })

@@ -13,6 +13,7 @@ export default defineConfig({
       { find: /^pipeline-status-sdk\/express$/, replacement: src('./src/express/index.ts') },
       { find: /^pipeline-status-sdk\/msw$/, replacement: src('./mock-server/index.ts') },
       { find: /^pipeline-status-sdk\/react$/, replacement: src('./src/react/index.ts') },
+      { find: /^pipeline-status-sdk\/pg$/, replacement: src('./src/pg/index.ts') },
       { find: /^pipeline-status-sdk$/, replacement: src('./src/index.ts') },
     ],
   },

@@ -6,6 +6,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
 import pkg from '../package.json' with { type: 'json' }
 import { ENV_WEBHOOK_SECRET } from '../src/contract/index.js'
+import { createOpenApiDocument } from '../src/contract/openapi.js'
 import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
 import type { MockServerRequestEntry } from './mock-http-server.js'
 
@@ -14,9 +15,10 @@ const HELP = `Usage: pipeline-status <command> [options]
 Commands:
   mock              serve the pipeline status contract over HTTP from memory, exactly as the
                     real handlers behave (needs msw installed)
+  openapi           print the contract's OpenAPI 3.1 document (JSON) on stdout
 
 Options:
-  -h, --help        show this help; \`pipeline-status mock --help\` shows the mock's options
+  -h, --help        show this help; \`pipeline-status <command> --help\` shows a command's options
   -v, --version     print the version of pipeline-status-sdk
 `
 
@@ -37,6 +39,22 @@ Options:
   -h, --help            show this help
 `
 
+const OPENAPI_HELP = `Usage: pipeline-status openapi [options]
+
+Prints the OpenAPI 3.1 document of the contract (JSON) on stdout: every route, body, answer,
+problem code and header, generated from the package's zod schemas. The same document is served
+at GET {base-path}/openapi.json and shipped as pipeline-status-sdk/openapi.json.
+
+Options:
+  --base-path <path>    base path of the routes, the document's server URL (default /api/pipeline)
+  -h, --help            show this help
+`
+
+const OPENAPI_OPTIONS = {
+  'base-path': { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} satisfies ParseArgsOptionsConfig
+
 const GLOBAL_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -53,7 +71,7 @@ const MOCK_OPTIONS = {
   version: { type: 'boolean', short: 'v', default: false },
 } satisfies ParseArgsOptionsConfig
 
-const COMMANDS = ['mock']
+const COMMANDS = ['mock', 'openapi']
 
 /** A usage error: printed with a pointer to `--help`, exit code 2. */
 class UsageError extends Error {
@@ -69,7 +87,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await run([...argv])
   } catch (error) {
     if (error instanceof UsageError) {
-      const help = argv.includes('mock') ? 'pipeline-status mock --help' : 'pipeline-status --help'
+      const command = COMMANDS.find((name) => argv.includes(name))
+      const help = command ? `pipeline-status ${command} --help` : 'pipeline-status --help'
       process.stderr.write(`pipeline-status: ${error.message}\nRun \`${help}\` for the commands and options.\n`)
       return 2
     }
@@ -95,6 +114,7 @@ async function run(argv: string[]): Promise<number> {
     process.stderr.write(HELP)
     return 2
   }
+  if (command === 'openapi') return printOpenApi(argv)
   if (command !== 'mock') {
     throw new UsageError(`unknown command '${command}'${suggestion(command, COMMANDS)}`)
   }
@@ -132,8 +152,8 @@ async function run(argv: string[]): Promise<number> {
     autoCreateRuns: values['auto-create-runs'],
     ...(values['base-path'] ? { basePath: values['base-path'] } : {}),
     // Each request's line already names a refusal's code and detail; the handlers' own warnings
-    // would say it twice. With --quiet they are the only trace of a refused request.
-    ...(quiet ? {} : { logger: { warn: () => {}, error: (message: string, details?: unknown) => console.error(message, details ?? '') } }),
+    // would say it twice, and --quiet prints nothing per request. Errors print in both modes.
+    logger: { warn: () => {}, error: (message: string, details?: unknown) => console.error(message, details ?? '') },
     ...(quiet ? {} : { onRequest: (entry: MockServerRequestEntry) => process.stdout.write(`${requestLine(entry)}\n`) }),
   })
   // The origin is what a runner's FRONTEND_WEBHOOK_URL takes; the client adds the base path.
@@ -146,6 +166,19 @@ async function run(argv: string[]): Promise<number> {
   })
   await server.close()
   process.stdout.write('pipeline-status mock stopped\n')
+  return 0
+}
+
+/** `pipeline-status openapi`: the document on stdout. */
+function printOpenApi(argv: string[]): number {
+  const { values, positionals } = parse(argv, OPENAPI_OPTIONS, true)
+  if (values.help) {
+    process.stdout.write(OPENAPI_HELP)
+    return 0
+  }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}' after 'openapi'`)
+  const document = createOpenApiDocument(values['base-path'] === undefined ? {} : { basePath: values['base-path'] })
+  process.stdout.write(`${JSON.stringify(document, null, 2)}\n`)
   return 0
 }
 

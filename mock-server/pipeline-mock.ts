@@ -1,12 +1,14 @@
 import { http, type HttpHandler, HttpResponse } from 'msw'
 import {
+  catalogueOf,
+  DEFAULT_STAGES,
   ENV_WEBHOOK_SECRET,
   type PipelineRunRecord,
   type RouteName,
   type RunStatusResponse,
   matchRoute,
 } from '../src/contract/index.js'
-import { createRun, failStaleRuns, getRunSnapshot } from '../src/core/operations.js'
+import { createRun, failStaleRuns, getRunSnapshot, type OnRunEnded } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
 import { toRunRecord, toStatusResponse } from '../src/core/state-to-records.js'
@@ -85,9 +87,11 @@ export interface PipelineMock {
   /** Reads a run with its stages as `GET /status` would, or `undefined` for an unknown run. */
   getRun(runId: string): Promise<RunStatusResponse | undefined>
   /**
-   * Fails every unfinished run without an update for more than `staleAfterMs` milliseconds (on
-   * the mock's `clock`), as a stale-run sweeper on the real server would, and returns them as
-   * the server would send them. For tests of how an app or a runner deals with such runs.
+   * Fails every unfinished run silent for too long (on the mock's `clock`): no update or
+   * heartbeat for more than `staleAfterMs` milliseconds, or 3 missed intervals for a run that
+   * announced a heartbeat interval, as a stale-run sweeper on the real server would (with the
+   * mock's `onRunEnded`), and returns them as the server would send them. For tests of how an app
+   * or a runner deals with such runs.
    */
   sweepStaleRuns(staleAfterMs: number): Promise<PipelineRunRecord[]>
   /** Makes calls of a route (or `'*'`, every route) fail; see {@link Fault}. */
@@ -160,7 +164,7 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
       record(action.status)
       return faultResponse(action)
     }
-    if (autoCreateRuns && runId !== undefined && (route === 'stageUpdate' || route === 'complete')) {
+    if (autoCreateRuns && runId !== undefined && (route === 'stageUpdate' || route === 'complete' || route === 'heartbeat')) {
       await createRun(store, { id: runId, now: clock() })
     }
     const response = await server.fetch(request)
@@ -181,10 +185,15 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
     },
     async getRun(runId) {
       const snapshot = await getRunSnapshot(store, runId)
-      return snapshot ? toStatusResponse(snapshot) : undefined
+      return snapshot ? { ...toStatusResponse(snapshot), catalogue: catalogueOf(settings.stages ?? DEFAULT_STAGES) } : undefined
     },
     async sweepStaleRuns(staleAfterMs) {
-      const failed = await failStaleRuns(store, { staleAfterMs, now: clock(), limit: Number.MAX_SAFE_INTEGER })
+      const failed = await failStaleRuns(store, {
+        staleAfterMs,
+        now: clock(),
+        limit: Number.MAX_SAFE_INTEGER,
+        onRunEnded: settings.onRunEnded as OnRunEnded<unknown> | undefined,
+      })
       return failed.map(toRunRecord)
     },
     fail: (route, fault) => faults.set(route, fault),

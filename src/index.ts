@@ -24,20 +24,27 @@ export {
 } from './contract/live-status.js'
 export {
   isPayloadValidationError,
+  parseCancelRun,
   parseCompleteRun,
   parseCreateRun,
+  parseHeartbeat,
   parseRunId,
   parseStageUpdate,
   PayloadValidationError,
+  safeParseCancelRun,
   safeParseCompleteRun,
   safeParseCreateRun,
+  safeParseHeartbeat,
   safeParseStageUpdate,
   toFieldErrors,
 } from './contract/parse.js'
 export { createProblem, FieldError, Problem, PROBLEM_CODES, PROBLEM_TITLES, ProblemCode, problemType } from './contract/problem.js'
 export {
+  CancelRunResponse,
+  CatalogueEntry,
   CompleteRunResponse,
   CreateRunResponse,
+  HeartbeatResponse,
   PipelineRunRecord,
   RunStatusResponse,
   StageOutputRecord,
@@ -55,6 +62,18 @@ export {
 } from './contract/routes.js'
 export type { RouteMatch, RouteName } from './contract/routes.js'
 export { isRunId, RunId } from './contract/run-id.js'
+export {
+  CancelRun,
+  Heartbeat,
+  HeartbeatOutcome,
+  heartbeatSchemaFor,
+  MAX_CANCEL_REASON_LENGTH,
+  MAX_HEARTBEAT_INTERVAL_MS,
+  MAX_PROGRESS_MESSAGE_LENGTH,
+  MIN_HEARTBEAT_INTERVAL_MS,
+  RunEndReason,
+  StageProgress,
+} from './contract/runner-control.js'
 export { StageUpdate, stageUpdateSchemaFor } from './contract/stage-update.js'
 export { assertStageCatalogue, DEFAULT_STAGES, defineStages, lastStageNumber, StageDefinition } from './contract/stages.js'
 export type { StageCatalogue } from './contract/stages.js'
@@ -74,3 +93,5 @@ export type {
   RunTransport,
   SubscribeToRunOptions,
 } from './live/subscribe-to-run.js'
+export { createOpenApiDocument, OPENAPI_VERSION } from './contract/openapi.js'
+export type { OpenApiDocument, OpenApiDocumentOptions } from './contract/openapi.js'

@@ -6,7 +6,8 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { PrismaStore } from 'pipeline-status-sdk/server'
+import { createPgRunListener } from 'pipeline-status-sdk/pg'
+import { PrismaStore, type RunState, type StaleRunSweeperSettings, createStaleRunSweeper } from 'pipeline-status-sdk/server'
 import { openDatabase } from '../shared/database.js'
 
 /** How long a client may take to send its request headers, in milliseconds (Node's default is 60 s). */
@@ -26,8 +27,23 @@ export interface ExpressExampleOptions {
   dataDir?: string | undefined
   /** The webhook secret(s) the runner sends in `X-Webhook-Secret`. */
   secret: string | string[]
+  /**
+   * How live streams learn of changes written by other instances: `'poll'` reads the versions of
+   * the streamed runs every `pollIntervalMs`; `'listen'` holds a LISTEN connection (PostgreSQL
+   * only, from `databaseUrl`) and every write sends pg_notify.
+   * @default 'poll'
+   */
+  liveMode?: 'poll' | 'listen' | undefined
+  /** The version-polling interval in milliseconds. @default 250 */
+  pollIntervalMs?: number | undefined
   /** Where the example reports what it does. @default console */
   log?: Pick<Console, 'info' | 'warn' | 'error'> | undefined
+  /**
+   * Fails runs that stopped reporting (`createStaleRunSweeper` on the example's store): swept
+   * every `intervalMs`, and on demand with {@link ExpressExample.sweepStaleRuns}.
+   * @default none
+   */
+  staleRunSweeper?: StaleRunSweeperSettings | undefined
 }
 
 /** A running example. */
@@ -37,6 +53,8 @@ export interface ExpressExample {
   port: number
   /** Which database it uses. */
   database: 'postgres' | 'pglite'
+  /** Sweeps stale runs now; resolves the runs it failed (`[]` without `staleRunSweeper`). */
+  sweepStaleRuns(): Promise<RunState[]>
   /** Stops accepting requests, waits for open ones, closes the database. */
   close(): Promise<void>
 }
@@ -57,20 +75,34 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   const db = await openDatabase({ url: options.databaseUrl, dataDir: options.dataDir })
   const app = express()
   app.disable('x-powered-by')
-  app.use(
-    '/api/pipeline',
-    createExpressRouter({
-      // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
-      store: new PrismaStore(db.prisma, { queryTimeout: 5_000, maxWait: 5_000, timeout: 15_000 }),
-      secret: options.secret,
-      logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
-      // Where an app stores the run's results; here the example only reports them.
-      onRunCompleted: (_tx, run, payload) => {
-        const extra = Object.keys(payload).filter((key) => !['status', 'completedAt', 'duration', 'error'].includes(key))
-        log.info(`[express-example] run ${run.id} ${run.status}${extra.length ? ` with ${extra.join(', ')}` : ''}`)
-      },
-    }),
-  )
+  const listen = options.liveMode === 'listen'
+  if (listen && !options.databaseUrl) throw new Error("liveMode 'listen' needs a PostgreSQL databaseUrl")
+  const channel = 'pipeline_status'
+  // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
+  const store = new PrismaStore(db.prisma, {
+    queryTimeout: 5_000,
+    maxWait: 5_000,
+    timeout: 15_000,
+    ...(listen ? { notifyChannel: channel } : {}),
+  })
+  const sweeper = options.staleRunSweeper
+    ? createStaleRunSweeper({ logger: { warn: (message) => log.warn(message), error: (message) => log.error(message) }, ...options.staleRunSweeper, store })
+    : undefined
+  const router = createExpressRouter({
+    store,
+    live: {
+      pollIntervalMs: options.pollIntervalMs,
+      listen: listen ? createPgRunListener({ connectionString: options.databaseUrl as string, channel }) : undefined,
+    },
+    secret: options.secret,
+    logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
+    // Where an app stores the run's results; here the example only reports them.
+    onRunCompleted: (_tx, run, payload) => {
+      const extra = Object.keys(payload).filter((key) => !['status', 'completedAt', 'duration', 'error'].includes(key))
+      log.info(`[express-example] run ${run.id} ${run.status}${extra.length ? ` with ${extra.join(', ')}` : ''}`)
+    },
+  })
+  app.use('/api/pipeline', router)
   app.get('/healthz', (_req, res) => void res.json({ ok: true, database: db.kind }))
 
   const host = options.host ?? '127.0.0.1'
@@ -87,13 +119,18 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   server.headersTimeout = HEADERS_TIMEOUT_MS
   server.requestTimeout = REQUEST_TIMEOUT_MS
   const { port } = server.address() as AddressInfo
+  sweeper?.start()
   let closing: Promise<void> | undefined
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/api/pipeline`,
     port,
     database: db.kind,
+    sweepStaleRuns: () => sweeper?.sweep() ?? Promise.resolve([]),
     close: () =>
       (closing ??= (async () => {
+        await sweeper?.stop()
+        // Open live streams end first (their clients reconnect elsewhere), or close() would wait for them.
+        await router.close()
         await new Promise<void>((resolve) => {
           server.close(() => resolve())
           server.closeIdleConnections()

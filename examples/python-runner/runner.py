@@ -4,14 +4,18 @@ The calls are the original Python runner's (`initialize_pipeline_stages`, `mark_
 `mark_stage_complete`, `mark_stage_failed`, each returning True/False): an existing runner
 changes its import line and gets retries with one idempotency key, Standard Webhooks signing
 (`WEBHOOK_SIGNING_SECRET`) and, with `PIPELINE_STATUS_OUTBOX_DIR`, a durable outbox that keeps
-updates while the web app is down. Run it against the mock server:
+updates while the web app is down. It also uses runner control: it checks the server's stage
+catalogue before starting, sends heartbeats while a stage runs (`HEARTBEAT_INTERVAL_S`, default
+10), and stops when the web app cancels the run (or the stale-run sweeper fails it). Run it
+against the mock server:
 
     npx pipeline-status mock --port 4010 --secret dev-secret &
     FRONTEND_WEBHOOK_URL=http://127.0.0.1:4010 WEBHOOK_SECRET=dev-secret python3 runner.py [run_id]
 
 It prints the outputs the client altered so that their stage's status is stored, and whether
 every update was delivered; it exits 0 when every update was delivered and the run ends
-COMPLETED, as read back from GET /status.
+COMPLETED, as read back from GET /status; 1 otherwise, and 2 when the run was finished elsewhere
+(cancelled by the web app).
 """
 
 import os
@@ -44,13 +48,20 @@ def run_stage(number):
 
 
 def main():
-    client = PrismaAPIClient()  # FRONTEND_WEBHOOK_URL, WEBHOOK_SECRET (and PIPELINE_STATUS_OUTBOX_DIR)
+    # FRONTEND_WEBHOOK_URL, WEBHOOK_SECRET (and PIPELINE_STATUS_OUTBOX_DIR)
+    client = PrismaAPIClient(heartbeat_interval=float(os.environ.get("HEARTBEAT_INTERVAL_S", "10")))
     # The web app usually creates the run and passes its id; the example creates it itself.
     run_id = client.create_run(sys.argv[1] if len(sys.argv) > 1 else None)["id"]
+    client.check_catalogue(run_id, len(STAGES))  # CatalogueMismatchError when the server has other stages
     started = time.monotonic()
     client.initialize_pipeline_stages(run_id)
     outputs = []
     for number, name in enumerate(STAGES, start=1):
+        finished = client.run_finished(run_id)
+        if finished:  # the web app cancelled the run, or the sweeper failed it: stop, report nothing more
+            print(f"  run {run_id} was {finished['status']} elsewhere ({finished.get('error')}); stopping", flush=True)
+            client.close()
+            return 2
         if number > 1:
             client.mark_stage_processing(run_id, number)
         print(f"  stage {number} {name}: PROCESSING", flush=True)
@@ -89,6 +100,7 @@ def main():
     for stage in status["stages"]:
         print(f"  {stage['stageNumber']}. {stage['stageName']}: {stage['status']}")
     return 0 if status["run"]["status"] == "COMPLETED" else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -124,6 +124,8 @@ export function formatProgress(event: PipelineProgressEvent): string {
       return `  stage ${event.stageNumber} ${event.stageName}: ${event.status} (${Math.round(event.durationMs)} ms)${event.error ? ` ${event.error}` : ''}`
     case 'run-finished':
       return `run ${event.runId}: ${event.status} in ${Math.round(event.durationMs)} ms${event.error ? ` (${event.error})` : ''}`
+    case 'run-finished-elsewhere':
+      return `run ${event.runId} was ${event.status} by the web app${event.reason ? ` (${event.reason})` : ''}; stopping`
   }
 }
 

@@ -3,6 +3,8 @@
  * cannot work throws a `ConfigurationError` naming the option and the fix. Internal.
  */
 import { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL } from '../contract/headers.js'
+import { MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS } from '../contract/runner-control.js'
+import { parseSecretList } from '../contract/secrets.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
 import { isPositive } from '../internal/is-positive.js'
 import { decodeWebhookSecret } from '../signing/webhook-signature.js'
@@ -14,10 +16,12 @@ import { type ResolvedRetryPolicy, resolveRetryPolicy } from './retry-policy.js'
 export interface ResolvedClientOptions {
   /** The base URL as given (the base path is still on it). */
   url: URL
-  /** The shared secret, `undefined` or `''` when only signing is used. */
+  /** The shared secret (the first entry of a `new,old` list), `undefined` when only signing is used. */
   secret: string | undefined
   /** Per-attempt timeout, in milliseconds. */
   timeout: number
+  /** Milliseconds between heartbeats while `runPipeline` runs a stage. */
+  heartbeatInterval: number
   stages: StageCatalogue
   retry: ResolvedRetryPolicy
   /** The Standard Webhooks signing secret, when requests are signed. */
@@ -28,7 +32,8 @@ export interface ResolvedClientOptions {
 export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedClientOptions {
   const env = globalThis.process?.env ?? {}
   const baseUrl = options.baseUrl ?? env[ENV_WEBHOOK_URL]
-  const secret = options.secret ?? env[ENV_WEBHOOK_SECRET]
+  // Read like the server reads it: during a rotation (`new,old`) the first entry is current.
+  const secret = parseSecretList(options.secret ?? env[ENV_WEBHOOK_SECRET])[0]
   if (baseUrl === undefined || baseUrl.trim() === '') {
     throw new ConfigurationError(
       `No base URL: pass { baseUrl: 'https://your-app.example.com' } or set ${ENV_WEBHOOK_URL}`,
@@ -46,7 +51,7 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
   if (url.search !== '' || url.hash !== '') {
     throw new ConfigurationError('The base URL must not have a query or a fragment')
   }
-  if ((secret === undefined || secret === '') && !options.signing) {
+  if (secret === undefined && !options.signing) {
     throw new ConfigurationError(
       `No webhook secret: pass { secret } or set ${ENV_WEBHOOK_SECRET} (the same value as the web app's)`,
     )
@@ -54,6 +59,12 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
   const timeout = options.timeout ?? 30_000
   if (!isPositive(timeout, { max: 2_147_483_647 })) {
     throw new ConfigurationError('timeout must be a positive number of milliseconds')
+  }
+  const heartbeatInterval = options.heartbeatInterval ?? 10_000
+  if (!Number.isInteger(heartbeatInterval) || heartbeatInterval < MIN_HEARTBEAT_INTERVAL_MS || heartbeatInterval > MAX_HEARTBEAT_INTERVAL_MS) {
+    throw new ConfigurationError(
+      `heartbeatInterval must be a whole number of milliseconds from ${MIN_HEARTBEAT_INTERVAL_MS} to ${MAX_HEARTBEAT_INTERVAL_MS}, got ${String(heartbeatInterval)}`,
+    )
   }
   let stages: StageCatalogue
   let retry: ReturnType<typeof resolveRetryPolicy>
@@ -77,5 +88,5 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
     }
     signingSecret = given
   }
-  return { url, secret, timeout, stages, retry, signingSecret }
+  return { url, secret, timeout, heartbeatInterval, stages, retry, signingSecret }
 }

@@ -10,6 +10,8 @@ export type PipelineStatusErrorName =
   | 'StatusTimeoutError'
   | 'OutboxLockedError'
   | 'ClientClosedError'
+  | 'RunFinishedError'
+  | 'CatalogueMismatchError'
 
 const NAMES: ReadonlySet<string> = new Set<PipelineStatusErrorName>([
   'PipelineStatusError',
@@ -19,6 +21,8 @@ const NAMES: ReadonlySet<string> = new Set<PipelineStatusErrorName>([
   'StatusTimeoutError',
   'OutboxLockedError',
   'ClientClosedError',
+  'RunFinishedError',
+  'CatalogueMismatchError',
 ])
 
 /**
@@ -177,6 +181,64 @@ export class ClientClosedError extends PipelineStatusError {
   }
 }
 
+/**
+ * The run was finished by someone else (cancelled by the web app, failed by the stale-run
+ * sweeper, completed by `/complete`) and the server refused an update of it (409
+ * `run_finished`) or stored nothing (`stale`). Thrown by the `mark*` methods and
+ * `sendStageUpdate` only with `throwOnError: true`; by default they resolve `false` and the
+ * client's `onRunFinished` callback tells the runner.
+ *
+ * @example
+ * ```ts
+ * import { isRunFinishedError } from 'pipeline-status-sdk/client'
+ * try {
+ *   await client.markStageComplete('run_1', 2, output)
+ * } catch (error) {
+ *   if (isRunFinishedError(error)) console.warn(`run ${error.runId} is ${error.status}: ${error.reason ?? 'no reason'}`)
+ * }
+ * ```
+ */
+export class RunFinishedError extends PipelineStatusError {
+  /** Always `'RunFinishedError'`. */
+  override readonly name = 'RunFinishedError' as const
+  /** The run. */
+  readonly runId: string
+  /** How the run ended as stored: `COMPLETED`, `FAILED` or `CANCELLED`. */
+  readonly status: 'COMPLETED' | 'FAILED' | 'CANCELLED'
+  /** The run's stored `error` (the cancel reason, "no heartbeat for 45 s", ...); `null` when none. */
+  readonly reason: string | null
+
+  constructor(runId: string, status: 'COMPLETED' | 'FAILED' | 'CANCELLED', reason: string | null, options?: ErrorOptions) {
+    super(`Run ${runId} is already ${status}${reason ? ` (${reason})` : ''}; the update was not stored`, options)
+    this.runId = runId
+    this.status = status
+    this.reason = reason
+  }
+}
+
+/**
+ * `runPipeline` refused to start: its number of stage functions differs from the server's stage
+ * catalogue (a 5-stage runner against a 3-stage server would report COMPLETED after stage 3; one
+ * with fewer stages would never complete the run by itself).
+ */
+export class CatalogueMismatchError extends PipelineStatusError {
+  /** Always `'CatalogueMismatchError'`. */
+  override readonly name = 'CatalogueMismatchError' as const
+  /** How many stages the runner has. */
+  readonly runnerStages: number
+  /** How many stages the server's catalogue has. */
+  readonly serverStages: number
+
+  constructor(runId: string, runnerStages: number, serverStages: number) {
+    super(
+      `Run ${runId}: the runner has ${runnerStages} stage(s) but the server's catalogue has ${serverStages}; ` +
+        'configure the same stages on both sides (the client\'s `stages` option and the handlers\' catalogue)',
+    )
+    this.runnerStages = runnerStages
+    this.serverStages = serverStages
+  }
+}
+
 const hasName = (error: unknown, name: PipelineStatusErrorName): boolean => isErrorNamed(error, name)
 
 /** Whether a value is any error of this client, also across realms and dual builds. */
@@ -224,4 +286,14 @@ export function isOutboxLockedError(error: unknown): error is OutboxLockedError 
 /** Whether a value is a {@link ClientClosedError}, also across realms and dual builds. */
 export function isClientClosedError(error: unknown): error is ClientClosedError {
   return hasName(error, 'ClientClosedError')
+}
+
+/** Whether a value is a {@link RunFinishedError}, also across realms and dual builds. */
+export function isRunFinishedError(error: unknown): error is RunFinishedError {
+  return hasName(error, 'RunFinishedError')
+}
+
+/** Whether a value is a {@link CatalogueMismatchError}, also across realms and dual builds. */
+export function isCatalogueMismatchError(error: unknown): error is CatalogueMismatchError {
+  return hasName(error, 'CatalogueMismatchError')
 }

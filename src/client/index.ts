@@ -38,8 +38,10 @@ export {
   type CloseResult,
   type UndeliveredUpdates,
   type CompleteRunInput,
+  type RunFinishedEvent,
+  type ProgressReport,
 } from './prisma-api-client.js'
-export { TRUNCATION_MARKER, type OutputAlteration } from './stage-output.js'
+export { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, outputJsonReplacer, type OutputAlteration } from './stage-output.js'
 export {
   runPipeline,
   type RunPipelineOptions,
@@ -57,6 +59,8 @@ export {
   StatusTimeoutError,
   OutboxLockedError,
   ClientClosedError,
+  RunFinishedError,
+  CatalogueMismatchError,
   isPipelineStatusError,
   isConfigurationError,
   isStatusHttpError,
@@ -64,6 +68,8 @@ export {
   isStatusTimeoutError,
   isOutboxLockedError,
   isClientClosedError,
+  isRunFinishedError,
+  isCatalogueMismatchError,
   type PipelineStatusErrorName,
 } from './errors.js'
 export { type Logger, consoleLogger, silentLogger } from './logger.js'

@@ -188,6 +188,8 @@ export class Outbox {
   #io: Promise<unknown> = Promise.resolve()
   /** Flush passes, one at a time. */
   #passes: Promise<unknown> = Promise.resolve()
+  /** The entries being delivered right now; a newer progress report must not replace them. */
+  readonly #inFlight = new Set<QueuedEntry>()
   #timer: NodeJS.Timeout | undefined
   #timerDue = 0
   #failures = 0
@@ -243,9 +245,22 @@ export class Outbox {
   /**
    * Queues an update durably (written and fsynced before this resolves) behind the run's
    * earlier ones, and schedules a background redelivery (after the longest delay when `slow`).
+   * A progress report (a `PROCESSING` stage update with `progress`) takes the place of the
+   * stage's newest pending update when that is a progress report not being delivered: only the
+   * newest progress per stage is kept. Status changes are never replaced, and no report moves
+   * across one.
    */
   async append(entry: OutboxEntry, options: { slow?: boolean } = {}): Promise<void> {
     if (this.#closed) throw new Error('The outbox is closed')
+    const stage = progressStageOf(entry)
+    // The stage's newest pending update, whatever it is: only a progress report that no status
+    // change follows may be replaced, so that no report moves across a status change.
+    const newest = stage === undefined ? undefined : this.#queues.get(entry.runId)?.findLast((queued) => stageOf(queued.entry) === stage)
+    const older = newest && !this.#inFlight.has(newest) && progressStageOf(newest.entry) === stage ? newest : undefined
+    if (older) {
+      await this.#supersede(older, entry)
+      return
+    }
     // In memory first, synchronously: a later update of the run sees it and queues behind it.
     const queued: QueuedEntry = { entry, seq: this.#seq++ }
     const queue = this.#queues.get(entry.runId) ?? []
@@ -452,10 +467,16 @@ export class Outbox {
       if (!head) return { delivered, rejected }
       if (signal.aborted) return { delivered, rejected, retry: { entry: head.entry, reason: 'the outbox is closing', slow: false } }
       const age = Date.now() - Date.parse(head.entry.firstAttemptAt ?? head.entry.queuedAt)
-      const outcome: DeliveryResult =
-        age > this.#maxAge
-          ? { result: 'rejected', reason: `expired: undelivered ${Math.round(age / 1000)} s after its first attempt (maxAge ${this.#maxAge} ms)` }
-          : await this.#deliver(head.entry, signal)
+      let outcome: DeliveryResult
+      this.#inFlight.add(head)
+      try {
+        outcome =
+          age > this.#maxAge
+            ? { result: 'rejected', reason: `expired: undelivered ${Math.round(age / 1000)} s after its first attempt (maxAge ${this.#maxAge} ms)` }
+            : await this.#deliver(head.entry, signal)
+      } finally {
+        this.#inFlight.delete(head)
+      }
       if (outcome.result === 'retry') {
         return { delivered, rejected, retry: { entry: head.entry, reason: outcome.reason, retryAfterMs: outcome.retryAfterMs, slow: outcome.slow ?? false } }
       }
@@ -487,6 +508,25 @@ export class Outbox {
     await this.#file(() => this.#journal.append(replacement))
     await this.#file(() => this.#acks.append({ id: head.entry.id, result: 'replaced', at: new Date().toISOString() }))
     head.entry = replacement
+    this.#ackedInJournal++
+  }
+
+  /**
+   * A newer progress report takes the place of `older` (same run and stage): in memory at once,
+   * then journal first and the ack second, like {@link #replace}, so a crash loses neither.
+   */
+  async #supersede(older: QueuedEntry, entry: OutboxEntry): Promise<void> {
+    const previous = older.entry
+    const replacement: OutboxEntry = { ...entry, replaces: previous.id, queuedAt: previous.queuedAt }
+    if (previous.firstAttemptAt !== undefined) replacement.firstAttemptAt = previous.firstAttemptAt
+    older.entry = replacement
+    try {
+      await this.#file(() => this.#journal.append(replacement))
+    } catch (error) {
+      if (older.entry === replacement) older.entry = previous
+      throw error
+    }
+    await this.#file(() => this.#acks.append({ id: previous.id, result: 'replaced', at: new Date().toISOString() }))
     this.#ackedInJournal++
   }
 
@@ -573,12 +613,32 @@ export class Outbox {
   }
 }
 
+/** The stage a stage update is about; `undefined` for a completion. */
+function stageOf(entry: Pick<OutboxEntry, 'route' | 'body'>): number | undefined {
+  if (entry.route !== 'stageUpdate') return undefined
+  const match = /"stageNumber":(\d+)/.exec(entry.body)
+  return match ? Number(match[1]) : undefined
+}
+
+/** The stage of a progress report (a `PROCESSING` stage update with `progress`); `undefined` for any other update. */
+function progressStageOf(entry: Pick<OutboxEntry, 'route' | 'body'>): number | undefined {
+  if (entry.route !== 'stageUpdate' || !entry.body.includes('"progress"')) return undefined
+  try {
+    const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
+    return body.status === 'PROCESSING' && typeof body.progress === 'object' && body.progress !== null && typeof body.stageNumber === 'number'
+      ? body.stageNumber
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** An update as a person reads it: `stage 2 COMPLETED` or `completion`. */
 export function describeEntry(entry: Pick<OutboxEntry, 'route' | 'body'>): string {
   if (entry.route === 'complete') return 'completion'
   try {
-    const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown }
-    return `stage ${String(body.stageNumber)} ${String(body.status)}`
+    const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
+    return `stage ${String(body.stageNumber)} ${body.progress ? 'progress' : String(body.status)}`
   } catch {
     return 'stage update'
   }

@@ -3,18 +3,24 @@ import { PayloadValidationError, parseRunId } from '../contract/parse.js'
 import {
   CompleteRunResponse,
   CreateRunResponse,
+  type CatalogueEntry,
+  HeartbeatResponse,
+  PipelineRunRecord,
   RunStatusResponse,
+  StageUpdateResponse,
 } from '../contract/records.js'
+import { MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, StageProgress } from '../contract/runner-control.js'
 import { DEFAULT_BASE_PATH, type RouteName, normalizeBasePath, routePath } from '../contract/routes.js'
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
-import type { StageCatalogue } from '../contract/stages.js'
-import type { StageUpdateStatus } from '../contract/status.js'
+import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
+import { type FinalStatus, type StageUpdateStatus, isFinalStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
 import { createWebhookSignatureHeaders, webhookMessageId } from '../signing/webhook-signature.js'
 import {
   ClientClosedError,
   ConfigurationError,
   PipelineStatusError,
+  RunFinishedError,
   type StatusHttpError,
   isStatusHttpError,
   isStatusNetworkError,
@@ -32,7 +38,7 @@ import {
   describeEntry,
 } from './outbox.js'
 import { type RetryPolicy, isRetriableError, parseRetryAfter } from './retry-policy.js'
-import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
+import { type OutputAlteration, fitStageUpdate, serialiseOutput, statedBodyLimit, utf8Bytes } from './stage-output.js'
 import { type AttemptSigner, Transport, networkCause } from './transport.js'
 
 /**
@@ -83,6 +89,11 @@ export interface PrismaAPIClientOptions {
    * The shared secret sent as `X-Webhook-Secret` with every request. Required unless `signing`
    * is set; with `signing` and no secret (none given, `WEBHOOK_SECRET` unset), requests are
    * only signed.
+   *
+   * Read the way the server reads `WEBHOOK_SECRET`: a comma-separated list whose entries are
+   * trimmed, so one `.env` serves both during a rotation. The client sends the first entry:
+   * with `WEBHOOK_SECRET='new,old'` it sends `new`, which the server (accepting both) takes. A
+   * secret that holds a comma cannot be written this way (the server needs it as an array).
    * @default process.env.WEBHOOK_SECRET
    */
   secret?: string | undefined
@@ -129,6 +140,55 @@ export interface PrismaAPIClientOptions {
    * @default 'pipeline-status-sdk'
    */
   userAgent?: string | undefined
+  /**
+   * How often, in milliseconds, the client sends `POST {base}/{runId}/heartbeat` while
+   * `runPipeline` runs a stage (one at the stage's start, then one per interval), announced to
+   * the server as `intervalMs` so that the stale-run sweeper judges the run by it. Between
+   * 1 000 and 3 600 000 (the contract's `MIN_HEARTBEAT_INTERVAL_MS`..`MAX_HEARTBEAT_INTERVAL_MS`).
+   * Heartbeats are never queued in the outbox nor retried: a missed one is not worth replaying,
+   * the next one follows an interval later. The runner learns that its run was finished
+   * elsewhere within one interval.
+   * @default 10_000
+   */
+  heartbeatInterval?: number | undefined
+  /**
+   * Called once per run when an answer of the server (a stage update, a heartbeat, a
+   * completion, a status read, or a 409 `run_finished` refusal) shows that the run was finished
+   * by someone else: cancelled by the web app, failed by the stale-run sweeper, completed by a
+   * `/complete` call not made by this client. Not called when this client's own update
+   * finished the run. Exceptions it throws are logged and ignored. `runPipeline` listens too and
+   * aborts the running stage.
+   */
+  onRunFinished?: ((event: RunFinishedEvent) => void) | undefined
+}
+
+/** What {@link PrismaAPIClientOptions.onRunFinished} gets: the run was finished by someone else. */
+export interface RunFinishedEvent {
+  /** The run. */
+  runId: string
+  /** How it ended, as stored. */
+  status: FinalStatus
+  /** The run's stored `error`: the cancel reason, the sweeper's "no heartbeat for 45 s", ...; `null` when none. */
+  reason: string | null
+  /** The run as the server answered it. */
+  run: PipelineRunRecord
+  /** Which answer told the client. */
+  learnedFrom: 'stage-update' | 'heartbeat' | 'completion' | 'status' | 'refusal'
+}
+
+/**
+ * Progress within a running stage, for {@link PrismaAPIClient.reportProgress}: the contract's
+ * `StageProgress` without `seq`, which the client assigns.
+ */
+export interface ProgressReport {
+  /** Units done so far (a non-negative number, at most `total`). */
+  current?: number | undefined
+  /** Units in all (a non-negative number). */
+  total?: number | undefined
+  /** Percent done, 0 to 100. */
+  percent?: number | undefined
+  /** A short status line (at most 500 characters). */
+  message?: string | undefined
 }
 
 /**
@@ -170,6 +230,13 @@ export interface UndeliveredUpdates {
 
 /** What {@link PrismaAPIClient.close} did, and what stays undelivered. */
 export interface CloseResult extends FlushResult {
+  /**
+   * Updates delivered from the outbox by the final flush that `close` runs; `0` without an
+   * outbox or with an empty one. It does not count the updates delivered before `close` (most
+   * updates are delivered when they are sent), so it is not a measure of success: check
+   * `pending` and `undelivered` (`{}` when every update of this client arrived).
+   */
+  delivered: number
   /**
    * Per run, the updates this client did not deliver over its life; runs whose every update
    * was delivered are absent, so `{}` means everything arrived.
@@ -267,9 +334,25 @@ export class PrismaAPIClient {
   #closed = false
   /** Set when `close` aborted the requests still in flight at its deadline. */
   #abortedInFlight = false
+  readonly #heartbeatInterval: number
+  readonly #onRunFinished: ((event: RunFinishedEvent) => void) | undefined
+  /** Per run: finished by this client's own update (no event), or the event that was emitted. */
+  readonly #finished = new Map<string, RunFinishedEvent | 'self'>()
+  /** Per run, who waits to hear that it was finished elsewhere (`runPipeline`). */
+  readonly #finishListeners = new Map<string, Set<(event: RunFinishedEvent) => void>>()
+  /** The heartbeat of each run whose stage `runPipeline` is running. */
+  readonly #heartbeats = new Map<string, HeartbeatLoop>()
+  /** Per run and stage, the last progress `seq` assigned. */
+  readonly #progressSeq = new Map<string, number>()
+  /** Per run and stage, a progress report waiting in the run's lane (not yet sent): newer reports replace its body. */
+  readonly #progressWaiting = new Map<string, { update: PendingUpdate; result: Promise<UpdateOutcome> }>()
+  /** The server's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
+  readonly #catalogues = new Map<string, CatalogueEntry[]>()
 
   constructor(options: PrismaAPIClientOptions = {}) {
-    const { url, secret, timeout, stages, retry, signingSecret } = resolveClientOptions(options)
+    const { url, secret, timeout, heartbeatInterval, stages, retry, signingSecret } = resolveClientOptions(options)
+    this.#heartbeatInterval = heartbeatInterval
+    this.#onRunFinished = options.onRunFinished
     let signer: AttemptSigner | undefined
     if (signingSecret !== undefined) {
       signer = async ({ method, url: target, body, unique }) => {
@@ -288,7 +371,7 @@ export class PrismaAPIClient {
     this.#logger = options.logger ?? consoleLogger
     this.#throwOnError = options.throwOnError ?? false
     this.#transport = new Transport({
-      secret: secret === '' ? undefined : secret,
+      secret,
       timeout,
       retry,
       userAgent: options.userAgent ?? 'pipeline-status-sdk',
@@ -311,6 +394,22 @@ export class PrismaAPIClient {
     }
     internals.set(this, {
       stageUpdate: (runId, stageNumber, status, output) => this.#stageUpdate(runId, stageNumber, status, output),
+      startHeartbeat: (runId, stageNumber) => this.#startHeartbeat(runId, stageNumber),
+      onRunFinished: (runId, listener) => {
+        const listeners = this.#finishListeners.get(runId) ?? new Set()
+        listeners.add(listener)
+        this.#finishListeners.set(runId, listeners)
+        return () => {
+          listeners.delete(listener)
+          if (listeners.size === 0 && this.#finishListeners.get(runId) === listeners) this.#finishListeners.delete(runId)
+        }
+      },
+      runFinished: (runId) => this.runFinished(runId),
+      serverCatalogue: async (runId) => {
+        const known = this.#catalogues.get(runId)
+        this.#catalogues.delete(runId)
+        return known ?? (await this.getStatus(runId)).catalogue
+      },
     })
   }
 
@@ -329,10 +428,13 @@ export class PrismaAPIClient {
 
   /**
    * Marks stage `stageNumber` COMPLETED with its output: a string is sent as it is (JSON or
-   * markdown), anything else as `JSON.stringify(output)`; `undefined` sends no output (the
-   * server keeps what PROCESSING stored). `completedAt` is now.
+   * markdown), anything else as `JSON.stringify(output, outputJsonReplacer)` (a `BigInt`
+   * becomes its decimal string); `undefined` sends no output (the server keeps what
+   * PROCESSING stored). `completedAt` is now.
    *
-   * The status is never lost because of the output: NUL characters and lone UTF-16 surrogates
+   * The status is never lost because of the output: an output that cannot become JSON (a
+   * circular object, a throwing `toJSON`) is sent as the placeholder
+   * `[output not serialisable as JSON: <reason>]` (`UNSERIALISABLE_OUTPUT_PREFIX`); NUL characters and lone UTF-16 surrogates
    * (which PostgreSQL cannot store) are replaced with U+FFFD before sending, and an output the
    * server refuses as too large (413) is cut to the limit its problem states and ended with
    * {@link TRUNCATION_MARKER}, then sent as a new update (new `Idempotency-Key`). Both are
@@ -387,10 +489,12 @@ export class PrismaAPIClient {
     // The run's error is stored like an output: make it storable rather than lose the completion.
     if (typeof data.error === 'string') data.error = toStorableText(data.error).text
     const idempotencyKey = crypto.randomUUID()
-    const outcome = await this.#deliver({ runId, route: 'complete', json: JSON.stringify(data), id: idempotencyKey, what: 'completion' })
+    const outcome = await this.#deliver({ runId, route: 'complete', json: JSON.stringify(data), id: idempotencyKey, what: 'completion', finishing: true })
     switch (outcome.state) {
       case 'delivered':
         return parseResponse(CompleteRunResponse, outcome.text, 'completion')
+      case 'run-finished':
+        throw outcome.error
       case 'queued':
         return { queued: true, runId, idempotencyKey: outcome.id }
       default:
@@ -406,7 +510,9 @@ export class PrismaAPIClient {
     assertRunId(runId)
     if (this.#closed) throw new ClientClosedError()
     const response = await this.#transport.send({ method: 'GET', url: this.#url('status', runId) }, { retry: true })
-    return parseResponse(RunStatusResponse, response.text, 'status')
+    const status = parseResponse(RunStatusResponse, response.text, 'status')
+    this.#observe(runId, status.run, 'status', false)
+    return status
   }
 
   /**
@@ -423,7 +529,60 @@ export class PrismaAPIClient {
       { method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() },
       { retry: true },
     )
-    return parseResponse(CreateRunResponse, response.text, 'run creation')
+    const created = parseResponse(CreateRunResponse, response.text, 'run creation')
+    if (created.catalogue !== undefined) this.#catalogues.set(created.run.id, created.catalogue)
+    return created
+  }
+
+  /**
+   * Reports progress within a running stage (`PROCESSING`): sent as a `PROCESSING` stage update
+   * with `progress`, in order with the run's other updates, and kept in the outbox like them
+   * when the server cannot be reached. The client assigns `progress.seq`: per run and stage,
+   * increasing, never below the current time in milliseconds, so a report delayed by retries
+   * or redelivered from the outbox (also by a later process) never overwrites a newer one on the
+   * server, which keeps the highest `seq`.
+   *
+   * Reports are coalesced, never their status changes: while one report of a stage waits
+   * behind the update in flight, a newer report replaces it (both calls resolve with its
+   * result), and the outbox keeps only the newest pending report per stage. Resolves like the
+   * `mark*` methods (`true` when delivered or queued); a report the contract refuses (`percent`
+   * over 100, `current` over `total`, a message over 500 characters) is not sent: `false`, or
+   * `PayloadValidationError` with `throwOnError`.
+   *
+   * @example
+   * ```ts
+   * await client.markStageProcessing('run_1', 2)
+   * for (const [i, batch] of batches.entries()) {
+   *   await translate(batch)
+   *   void client.reportProgress('run_1', 2, { current: i + 1, total: batches.length, message: `batch ${i + 1}` })
+   * }
+   * ```
+   */
+  reportProgress(runId: string, stageNumber: number, progress: ProgressReport): Promise<boolean> {
+    return reported(this.#reportProgress(runId, stageNumber, progress))
+  }
+
+  /**
+   * Sends one heartbeat now (`POST {base}/{runId}/heartbeat` with `stageNumber` and the
+   * client's `intervalMs`): one attempt, no retry, never queued. `runPipeline` sends them by
+   * itself while a stage runs; call this from a runner of your own. Resolves the server's
+   * answer (whose `run` shows whether the run was finished elsewhere; `onRunFinished` is called
+   * then), or `undefined` when it got none (logged at debug level).
+   */
+  async heartbeat(runId: string, stageNumber?: number): Promise<HeartbeatResponse | undefined> {
+    assertRunId(runId)
+    if (this.#closed) throw new ClientClosedError()
+    return this.#sendHeartbeat(runId, stageNumber, undefined)
+  }
+
+  /**
+   * How the run was finished by someone else, when this client learned it (see
+   * {@link PrismaAPIClientOptions.onRunFinished}); `undefined` while it has not, or when this
+   * client's own update finished the run.
+   */
+  runFinished(runId: string): RunFinishedEvent | undefined {
+    const finished = this.#finished.get(runId)
+    return finished === 'self' ? undefined : finished
   }
 
   /**
@@ -470,6 +629,7 @@ export class PrismaAPIClient {
   async close(options: CloseOptions = {}): Promise<CloseResult> {
     if (this.#closed) return { delivered: 0, rejected: 0, pending: this.pendingCount(), undelivered: this.#undeliveredReport() }
     this.#closed = true
+    for (const loop of [...this.#heartbeats.values()]) loop.stop()
     const deadline = Date.now() + (options.timeout ?? 10_000)
     await settleWithin([...this.#lanes.values()], deadline - Date.now())
     // Abort what is still in flight; each lane then moves its update to the outbox.
@@ -518,22 +678,27 @@ export class PrismaAPIClient {
         new RangeError(`Stage ${stageNumber} is not in the catalogue (1..${this.stages.length})`),
       )
     }
-    let text: string | undefined
-    try {
-      text = output === undefined || typeof output === 'string' ? output : JSON.stringify(output)
-    } catch (error) {
-      return this.#refuse(runId, new TypeError(`The output of stage ${stageNumber} cannot be serialised as JSON`, { cause: error }))
+    // An output JSON cannot hold must not cost the stage its status: send a placeholder instead.
+    const { text, unserialisable } = serialiseOutput(output)
+    const alterations: OutputAlteration[] = []
+    if (unserialisable !== undefined) {
+      alterations.push({ runId, stageNumber, kind: 'unserialisable', reason: unserialisable })
+      this.#logger.warn(`Run ${runId}: stage ${stageNumber} ${status}: the output cannot be serialised as JSON (${unserialisable}); a placeholder was sent instead`, {
+        runId,
+        stageNumber,
+        reason: unserialisable,
+      })
     }
     // Built field by field in the contract's order; completedAt is fixed now, so a redelivery
     // from the outbox tells the server when the stage really finished.
     const body: StageUpdate = { stageNumber, stageName: stage.name, status }
     if (text !== undefined) body.output = text
     if (status !== 'PROCESSING') body.completedAt = new Date().toISOString()
-    return this.#submitStageUpdate(runId, body)
+    return this.#submitStageUpdate(runId, body, alterations)
   }
 
   /** Makes the output storable, then delivers the update; see `markStageComplete`. */
-  async #submitStageUpdate(runId: string, body: StageUpdate): Promise<UpdateOutcome> {
+  async #submitStageUpdate(runId: string, body: StageUpdate, alterations: OutputAlteration[] = []): Promise<UpdateOutcome> {
     try {
       assertRunId(runId)
     } catch (error) {
@@ -541,7 +706,6 @@ export class PrismaAPIClient {
     }
     if (this.#closed) return this.#refuse(runId, new ClientClosedError())
     const what = `stage ${body.stageNumber} ${body.status}`
-    const alterations: OutputAlteration[] = []
     if (typeof body.output === 'string') {
       const storable = toStorableText(body.output)
       if (storable.replaced > 0) {
@@ -553,13 +717,183 @@ export class PrismaAPIClient {
         )
       }
     }
-    const outcome = await this.#deliver({ runId, route: 'stageUpdate', json: JSON.stringify(body), id: crypto.randomUUID(), what })
+    const finishing = body.status !== 'PROCESSING' && (body.status !== 'COMPLETED' || body.stageNumber === lastStageNumber(this.stages))
+    const outcome = await this.#deliver({ runId, route: 'stageUpdate', json: JSON.stringify(body), id: crypto.randomUUID(), what, finishing })
+    return this.#settle(runId, outcome, alterations)
+  }
+
+  /** What a stage update came to, for the `mark*` methods: throws with `throwOnError`. */
+  #settle(runId: string, outcome: Delivery, alterations: OutputAlteration[]): UpdateOutcome {
     const all = [...alterations, ...outcome.alterations]
-    if (outcome.state === 'failed' || outcome.state === 'dead-lettered') {
+    if (outcome.state === 'failed' || outcome.state === 'dead-lettered' || outcome.state === 'run-finished') {
       if (this.#throwOnError) throw outcome.error
       return { state: outcome.state, reason: describe(outcome.error), alterations: all }
     }
     return { state: outcome.state, alterations: all }
+  }
+
+  /** Builds, coalesces and delivers a progress report; see `reportProgress`. */
+  #reportProgress(runId: string, stageNumber: number, report: ProgressReport): Promise<UpdateOutcome> {
+    try {
+      assertRunId(runId)
+    } catch (error) {
+      return this.#refuse(runId, error as Error)
+    }
+    if (this.#closed) return this.#refuse(runId, new ClientClosedError())
+    const stage = this.stages[stageNumber - 1]
+    if (!stage || stage.number !== stageNumber) {
+      return this.#refuse(runId, new RangeError(`Stage ${stageNumber} is not in the catalogue (1..${this.stages.length})`))
+    }
+    const key = `${runId}\u0000${stageNumber}`
+    // Never below now: a later process redelivering or reporting the same stage still wins.
+    const seq = Math.max((this.#progressSeq.get(key) ?? -1) + 1, Date.now())
+    const parsed = StageProgress.safeParse({ ...withoutUndefined(report), seq })
+    if (!parsed.success) return this.#refuse(runId, new PayloadValidationError('progress', parsed.error.issues))
+    this.#progressSeq.set(key, seq)
+    const body: StageUpdate = { stageNumber, stageName: stage.name, status: 'PROCESSING', progress: parsed.data }
+    const json = JSON.stringify(body)
+    const waiting = this.#progressWaiting.get(key)
+    if (waiting) {
+      // Not sent yet: the newer report takes its place, with the same idempotency key.
+      waiting.update.json = json
+      return waiting.result
+    }
+    const update: PendingUpdate = {
+      runId,
+      route: 'stageUpdate',
+      json,
+      id: crypto.randomUUID(),
+      what: `stage ${stageNumber} progress`,
+      finishing: false,
+      progressStage: stageNumber,
+      onStart: () => {
+        if (this.#progressWaiting.get(key)?.update === update) this.#progressWaiting.delete(key)
+      },
+    }
+    // In the map before #deliver: with an idle lane it starts at once and takes it out again.
+    const waitingEntry: { update: PendingUpdate; result: Promise<UpdateOutcome> } = { update, result: Promise.resolve({ state: 'failed', alterations: [] }) }
+    this.#progressWaiting.set(key, waitingEntry)
+    waitingEntry.result = this.#deliver(update).then((outcome) => this.#settle(runId, outcome, []))
+    return waitingEntry.result
+  }
+
+  /**
+   * Reads the run out of an answer; emits `onRunFinished` the first time an answer shows it
+   * finished by someone else. `self`: the answer is to this client's own finishing update.
+   */
+  #observe(runId: string, run: PipelineRunRecord, learnedFrom: RunFinishedEvent['learnedFrom'], self: boolean): RunFinishedEvent | undefined {
+    const status = run.status
+    if (!isFinalStatus(status)) return undefined
+    const known = this.#finished.get(runId)
+    if (known !== undefined) return known === 'self' ? undefined : known
+    if (self) {
+      this.#finished.set(runId, 'self')
+      return undefined
+    }
+    const event: RunFinishedEvent = { runId, status, reason: run.error, run, learnedFrom }
+    this.#finished.set(runId, event)
+    this.#heartbeats.get(runId)?.stop()
+    // A status read is how a reader learns anything: no warning for it.
+    const log = learnedFrom === 'status' ? this.#logger.info?.bind(this.#logger) : this.#logger.warn.bind(this.#logger)
+    log?.(`Run ${runId} was finished by someone else: ${status}${run.error ? ` (${run.error})` : ''}`, { runId, status, reason: run.error })
+    const listeners = [this.#onRunFinished, ...(this.#finishListeners.get(runId) ?? [])]
+    for (const listener of listeners) {
+      try {
+        listener?.(event)
+      } catch (error) {
+        this.#logger.error(`Run ${runId}: an onRunFinished listener threw: ${describe(error)}`, { runId })
+      }
+    }
+    return event
+  }
+
+  /** Learns from a delivered update's answer; a `stale` one to a run finished elsewhere is refused. */
+  #learnFromAnswer(update: PendingUpdate, text: string): RunFinishedEvent | undefined {
+    if (update.route === 'complete') {
+      const parsed = CompleteRunResponse.safeParse(safeJson(text))
+      if (parsed.success) this.#observe(update.runId, parsed.data.run, 'completion', true)
+      return undefined
+    }
+    const parsed = StageUpdateResponse.safeParse(safeJson(text))
+    if (!parsed.success) return undefined
+    const { outcome, run } = parsed.data
+    const event = this.#observe(update.runId, run, 'stage-update', update.finishing && outcome !== 'stale')
+    return outcome === 'stale' ? event : undefined
+  }
+
+  /**
+   * A 409 `run_finished` or `stage_finished`: the run as the problem carries it, or else as
+   * `GET /status` reads it.
+   * Resolves the event when the run was finished by someone else.
+   */
+  async #learnFromRefusal(runId: string, error: unknown, self: boolean): Promise<RunFinishedEvent | undefined> {
+    // `stage_finished` too: a stage the runner still runs was finished by a cancel or the sweeper.
+    if (!isStatusHttpError(error) || error.status !== 409 || (error.problem?.code !== 'run_finished' && error.problem?.code !== 'stage_finished')) {
+      return undefined
+    }
+    const known = this.#finished.get(runId)
+    if (known !== undefined) return known === 'self' ? undefined : known
+    const carried = PipelineRunRecord.safeParse((error.problem as { run?: unknown }).run)
+    if (carried.success) return this.#observe(runId, carried.data, 'refusal', self)
+    try {
+      const response = await this.#transport.send({ method: 'GET', url: this.#url('status', runId) }, { retry: false })
+      const status = RunStatusResponse.safeParse(safeJson(response.text))
+      return status.success ? this.#observe(runId, status.data.run, 'refusal', self) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Starts the heartbeat of a run's running stage: one now, then one per interval. */
+  #startHeartbeat(runId: string, stageNumber: number): () => void {
+    this.#heartbeats.get(runId)?.stop()
+    if (this.#closed || this.runFinished(runId)) return noop
+    let inFlight: AbortController | undefined
+    const beat = () => {
+      if (inFlight) return // the previous one has not answered: one at a time
+      const controller = new AbortController()
+      inFlight = controller
+      // No heartbeat may outlive its interval: the next one replaces it.
+      const deadline = setTimeout(() => controller.abort(new Error('heartbeat interval elapsed')), this.#heartbeatInterval)
+      void this.#sendHeartbeat(runId, stageNumber, controller.signal).finally(() => {
+        clearTimeout(deadline)
+        if (inFlight === controller) inFlight = undefined
+      })
+    }
+    const timer = setInterval(beat, this.#heartbeatInterval)
+    // A heartbeat must never keep a finished runner's process alive.
+    timer.unref()
+    const loop: HeartbeatLoop = {
+      stop: () => {
+        clearInterval(timer)
+        inFlight?.abort(new Error('heartbeat stopped'))
+        inFlight = undefined
+        if (this.#heartbeats.get(runId) === loop) this.#heartbeats.delete(runId)
+      },
+    }
+    this.#heartbeats.set(runId, loop)
+    beat()
+    return loop.stop
+  }
+
+  /** One heartbeat, one attempt; `undefined` when it got no usable answer (logged at debug). */
+  async #sendHeartbeat(runId: string, stageNumber: number | undefined, signal: AbortSignal | undefined): Promise<HeartbeatResponse | undefined> {
+    const body = JSON.stringify({ ...(stageNumber === undefined ? {} : { stageNumber }), intervalMs: this.#heartbeatInterval })
+    try {
+      const response = await this.#transport.send(
+        { method: 'POST', url: this.#url('heartbeat', runId), body, idempotencyKey: crypto.randomUUID(), what: `Run ${runId}: heartbeat` },
+        { retry: false, signal },
+      )
+      const parsed = HeartbeatResponse.safeParse(safeJson(response.text))
+      if (!parsed.success) return undefined
+      this.#observe(runId, parsed.data.run, 'heartbeat', false)
+      return parsed.data
+    } catch (error) {
+      if (await this.#learnFromRefusal(runId, error, false)) return undefined
+      // A missed heartbeat is not worth replaying: the next one follows an interval later.
+      this.#logger.debug?.(`Run ${runId}: heartbeat not delivered: ${describe(error)}`, { runId })
+      return undefined
+    }
   }
 
   /**
@@ -571,6 +905,7 @@ export class PrismaAPIClient {
   #deliver(update: PendingUpdate): Promise<Delivery> {
     const { runId } = update
     return this.#inLane(runId, async (): Promise<Delivery> => {
+      update.onStart?.()
       const outbox = this.#outbox
       const alterations: OutputAlteration[] = []
       let current = update
@@ -588,8 +923,20 @@ export class PrismaAPIClient {
               { retry: true },
             )
             outbox?.nudge()
+            const finished = this.#learnFromAnswer(current, response.text)
+            if (finished) {
+              const error = new RunFinishedError(runId, finished.status, finished.reason)
+              this.#logger.warn(`Run ${runId}: ${current.what} was not stored: ${error.message}`, { runId, idempotencyKey: current.id })
+              return { state: 'run-finished', id: current.id, error, alterations }
+            }
             return { state: 'delivered', id: current.id, text: response.text, alterations }
           } catch (error) {
+            const finished = await this.#learnFromRefusal(runId, error, current.finishing)
+            if (finished && current.route === 'stageUpdate') {
+              const refused = new RunFinishedError(runId, finished.status, finished.reason, { cause: error })
+              this.#logger.warn(`Run ${runId}: ${current.what} was refused: ${refused.message}`, { runId, idempotencyKey: current.id })
+              return { state: 'run-finished', id: current.id, error: refused, alterations }
+            }
             const fitted = current.route === 'stageUpdate' && isPayloadTooLarge(error) ? this.#fit(runId, current.json, error) : undefined
             if (fitted) {
               alterations.push(fitted.alteration)
@@ -685,7 +1032,7 @@ export class PrismaAPIClient {
   /** The outbox's delivery of one queued update: one attempt; the outbox does the backoff. */
   async #redeliver(entry: OutboxEntry, signal: AbortSignal): Promise<DeliveryResult> {
     try {
-      await this.#transport.send(
+      const response = await this.#transport.send(
         {
           method: 'POST',
           url: this.#url(entry.route, entry.runId),
@@ -695,8 +1042,13 @@ export class PrismaAPIClient {
         },
         { retry: false, signal },
       )
+      this.#learnFromAnswer(
+        { runId: entry.runId, route: entry.route, json: entry.body, id: entry.id, what: '', finishing: isFinishing(entry, this.stages) },
+        response.text,
+      )
       return { result: 'delivered' }
     } catch (error) {
+      await this.#learnFromRefusal(entry.runId, error, isFinishing(entry, this.stages))
       if (isStatusHttpError(error)) {
         const refusal = { status: error.status, code: error.problem?.code, reason: describe(error) }
         if (isPayloadTooLarge(error)) {
@@ -775,8 +1127,11 @@ async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<v
 
 /** How one update went; what `runPipeline` reads beyond `true`/`false`. Internal. */
 export interface UpdateOutcome {
-  /** `queued`: waits in the outbox; `dead-lettered`: refused for good, kept on disk; `failed`: lost. */
-  state: 'delivered' | 'queued' | 'dead-lettered' | 'failed'
+  /**
+   * `queued`: waits in the outbox; `dead-lettered`: refused for good, kept on disk; `failed`:
+   * lost; `run-finished`: not stored because the run was finished by someone else.
+   */
+  state: 'delivered' | 'queued' | 'dead-lettered' | 'failed' | 'run-finished'
   /** Why it was not delivered, for `dead-lettered` and `failed`. */
   reason?: string
   /** What was changed in its output to make it deliverable. */
@@ -786,6 +1141,13 @@ export interface UpdateOutcome {
 /** What the package's own modules (`runPipeline`) may call beyond the public API. Internal. */
 export interface ClientInternals {
   stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome>
+  /** Starts the stage's heartbeat; returns its stop. */
+  startHeartbeat(runId: string, stageNumber: number): () => void
+  /** Listens for the run being finished elsewhere; returns the unsubscribe. */
+  onRunFinished(runId: string, listener: (event: RunFinishedEvent) => void): () => void
+  runFinished(runId: string): RunFinishedEvent | undefined
+  /** The server's catalogue (from `createRun`'s answer, else `GET /status`); `undefined` from an older server. */
+  serverCatalogue(runId: string): Promise<CatalogueEntry[] | undefined>
 }
 
 const internals = new WeakMap<PrismaAPIClient, ClientInternals>()
@@ -809,6 +1171,10 @@ export function clientInternals(client: PrismaAPIClient): ClientInternals {
                 : client.markStageCancelled(runId, stageNumber)
         return (await sent) ? { state: 'delivered', alterations: [] } : { state: 'failed', reason: 'see the client log', alterations: [] }
       },
+      startHeartbeat: () => noop,
+      onRunFinished: () => noop,
+      runFinished: (runId) => client.runFinished(runId),
+      serverCatalogue: async (runId) => (await client.getStatus(runId)).catalogue,
     }
   )
 }
@@ -821,6 +1187,37 @@ interface PendingUpdate {
   id: string
   /** `stage 2 COMPLETED` or `completion`, for the logs. */
   what: string
+  /** Whether it may finish the run (a FAILED or CANCELLED stage, the last stage COMPLETED, `/complete`). */
+  finishing: boolean
+  /** For a progress report: its stage (the outbox keeps only the newest pending one per stage). */
+  progressStage?: number
+  /** Called when the lane starts on it: a waiting progress report is replaced no more. */
+  onStart?: () => void
+}
+
+/** A running heartbeat. */
+interface HeartbeatLoop {
+  stop(): void
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/** Whether a queued update may finish its run; see {@link PendingUpdate.finishing}. */
+function isFinishing(entry: Pick<OutboxEntry, 'route' | 'body'>, stages: StageCatalogue): boolean {
+  if (entry.route === 'complete') return true
+  const body = safeJson(entry.body) as { status?: unknown; stageNumber?: unknown } | undefined
+  if (body?.status === 'FAILED' || body?.status === 'CANCELLED') return true
+  return body?.status === 'COMPLETED' && body.stageNumber === lastStageNumber(stages)
 }
 
 /** How the lane body ended for one update. */
@@ -828,6 +1225,7 @@ type Delivery =
   | { state: 'delivered'; id: string; text: string; alterations: OutputAlteration[] }
   | { state: 'queued'; id: string; alterations: OutputAlteration[] }
   | { state: 'dead-lettered' | 'failed'; id: string; error: unknown; alterations: OutputAlteration[] }
+  | { state: 'run-finished'; id: string; error: RunFinishedError; alterations: OutputAlteration[] }
 
 /** `true` when delivered or kept in the outbox, as the `mark*` methods resolve. */
 async function reported(outcome: Promise<UpdateOutcome>): Promise<boolean> {

@@ -2,8 +2,17 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
-import { isQueuedDelivery, type PrismaAPIClient, type QueuedDelivery, type UpdateOutcome, clientInternals } from './prisma-api-client.js'
-import type { OutputAlteration } from './stage-output.js'
+import { CatalogueMismatchError, RunFinishedError } from './errors.js'
+import {
+  type ProgressReport,
+  type PrismaAPIClient,
+  type QueuedDelivery,
+  type RunFinishedEvent,
+  type UpdateOutcome,
+  clientInternals,
+  isQueuedDelivery,
+} from './prisma-api-client.js'
+import { type OutputAlteration, outputJsonReplacer, serialiseOutput } from './stage-output.js'
 
 /** What a stage function gets. */
 export interface StageContext {
@@ -15,8 +24,19 @@ export interface StageContext {
   readonly stageName: string
   /** The outputs of the stages before this one, in order (`previousOutputs[0]` is stage 1's). */
   readonly previousOutputs: readonly unknown[]
-  /** Aborted when the pipeline is cancelled; pass it on to long work (fetch, child processes). */
+  /**
+   * Aborted when the pipeline is cancelled (`options.signal`) or when the client learns that the
+   * run was finished by someone else (cancelled by the web app, failed by the stale-run sweeper,
+   * completed elsewhere), within one heartbeat interval; its `reason` is then a
+   * `RunFinishedError`. Pass it on to long work (fetch, child processes).
+   */
   readonly signal: AbortSignal
+  /**
+   * Reports progress within this stage (`{ current?, total?, percent?, message? }`); see
+   * {@link PrismaAPIClient.reportProgress}. Never throws nor rejects: resolves `false` when the
+   * report was refused or not delivered. Need not be awaited.
+   */
+  reportProgress(progress: ProgressReport): Promise<boolean>
 }
 
 /** One stage: does its work and returns its output (sent as the stage's output). */
@@ -27,6 +47,8 @@ export type PipelineProgressEvent =
   | { type: 'stage-started'; runId: string; stageNumber: number; stageName: string }
   | { type: 'stage-finished'; runId: string; stageNumber: number; stageName: string; status: FinalStatus; durationMs: number; error?: string }
   | { type: 'run-finished'; runId: string; status: FinalStatus; durationMs: number; error?: string }
+  /** The client learned that the run was finished by someone else; the running stage is aborted. */
+  | { type: 'run-finished-elsewhere'; runId: string; status: FinalStatus; reason: string | null }
 
 /**
  * Options of {@link runPipeline}.
@@ -48,7 +70,10 @@ export interface RunPipelineOptions {
   runId: string
   /** Reports every stage change. Its `stages` catalogue names the stages. */
   client: PrismaAPIClient
-  /** The stage functions in order: stage 1 first. At most as many as the catalogue has. */
+  /**
+   * The stage functions in order: stage 1 first. At most as many as the client's catalogue has,
+   * and exactly as many as the server's (checked at start, see {@link runPipeline}).
+   */
   stages: readonly StageFunction[]
   /** Cancels the run: the current stage is marked CANCELLED and the rest are not started. */
   signal?: AbortSignal | undefined
@@ -87,7 +112,11 @@ export interface StageSummary {
 export interface PipelineSummary {
   /** The run that was executed. */
   runId: string
-  /** How the run ended: `COMPLETED`, `FAILED` (a stage threw) or `CANCELLED` (the signal aborted). */
+  /**
+   * How the run ended: `COMPLETED`, `FAILED` (a stage threw) or `CANCELLED` (the signal
+   * aborted), or, when the run was finished by someone else, its status as stored (see
+   * `finishedElsewhere`).
+   */
   status: FinalStatus
   /** One entry per stage function, in order, also for stages that never started. */
   stages: StageSummary[]
@@ -95,8 +124,14 @@ export interface PipelineSummary {
   outputs: unknown[]
   /** Wall time of the whole run in milliseconds. */
   durationMs: number
-  /** Why the run failed or was cancelled. */
+  /** Why the run failed or was cancelled (the stored reason when it was finished elsewhere). */
   error?: string
+  /**
+   * Set when the run was finished by someone else while it ran (cancelled by the web app,
+   * failed by the stale-run sweeper, completed by `/complete`): the running stage's signal was
+   * aborted, no further stage started, no stage update nor completion was sent after it.
+   */
+  finishedElsewhere?: RunFinishedEvent
   /**
    * Problems that did not stop the run: an output the client had to change, an update that
    * was not delivered, a debug output that could not be saved. One line each.
@@ -111,8 +146,9 @@ export interface PipelineSummary {
    */
   delivered: boolean
   /**
-   * The stage outputs the client changed so that the stages' status could be stored: unstorable
-   * characters replaced, or an output cut to the server's body limit. Empty when none was.
+   * The stage outputs the client changed so that the stages' status could be stored: an output
+   * JSON cannot hold replaced by a placeholder, unstorable characters replaced, or an output cut
+   * to the server's body limit. Empty when none was.
    */
   alteredOutputs: OutputAlteration[]
   /** The `/complete` answer, the queued delivery, or the error it failed with; absent with `complete: false`. */
@@ -126,7 +162,20 @@ export interface PipelineSummary {
  * that throws is marked FAILED and the run stops; an abort marks the current stage CANCELLED and
  * stops. Finally `POST /complete` with the outcome (unless `complete: false`).
  *
- * It never throws for a failed stage or a failed report: the outcome is in the summary.
+ * Runner control (docs/contract.md "Runner control"):
+ * - At start it reads the server's stage catalogue (from the client's `createRun` answer for
+ *   this run, else `GET /status`) and refuses to start with a {@link CatalogueMismatchError}
+ *   when the number of stage functions differs from it. When the server cannot be read (or is
+ *   older and sends no catalogue), it starts anyway and says so in `warnings`.
+ * - While a stage runs, the client sends heartbeats (its `heartbeatInterval`) and the stage may
+ *   call `reportProgress`.
+ * - When an answer shows the run finished by someone else (cancelled, failed by the stale-run
+ *   sweeper, completed elsewhere), the running stage's `signal` is aborted, no further stage
+ *   starts, nothing more is sent for the run, and the summary carries the run's stored status
+ *   and reason (`finishedElsewhere`). With heartbeats this is learned within one interval.
+ *
+ * It never throws for a failed stage or a failed report: the outcome is in the summary. It
+ * throws `RangeError` for a wrong number of stage functions and {@link CatalogueMismatchError}.
  *
  * @example
  * ```ts
@@ -140,6 +189,17 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   const catalogue = client.stages
   if (stages.length === 0 || stages.length > catalogue.length) {
     throw new RangeError(`runPipeline needs 1..${catalogue.length} stage functions (the catalogue's size), got ${stages.length}`)
+  }
+  const internals = clientInternals(client)
+  const warnings: string[] = []
+  let serverCatalogue: readonly unknown[] | undefined
+  try {
+    serverCatalogue = await internals.serverCatalogue(runId)
+  } catch (thrown) {
+    warnings.push(`The server's stage catalogue could not be read, so the number of stages was not checked: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+  }
+  if (serverCatalogue !== undefined && serverCatalogue.length !== stages.length) {
+    throw new CatalogueMismatchError(runId, stages.length, serverCatalogue.length)
   }
   const progress = (event: PipelineProgressEvent) => {
     try {
@@ -157,12 +217,18 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     reported: true,
   }))
   const outputs: unknown[] = []
-  const warnings: string[] = []
   const alteredOutputs: OutputAlteration[] = []
   let delivered = true
   let status: FinalStatus = 'COMPLETED'
   let error: string | undefined
-  const internals = clientInternals(client)
+  // The run finished by someone else: set by the client's answers, at any moment.
+  let elsewhere: RunFinishedEvent | undefined = internals.runFinished(runId)
+  let stageController: AbortController | undefined
+  const unsubscribe = internals.onRunFinished(runId, (event) => {
+    elsewhere = event
+    progress({ type: 'run-finished-elsewhere', runId, status: event.status, reason: event.reason })
+    stageController?.abort(new RunFinishedError(runId, event.status, event.reason))
+  })
   /** Sends one stage update; true when delivered or queued; notes what went wrong. */
   const report = async (stageNumber: number, stageStatus: StageUpdateStatus, output?: unknown): Promise<boolean> => {
     const outcome: UpdateOutcome = await internals.stageUpdate(runId, stageNumber, stageStatus, output)
@@ -177,65 +243,101 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     return outcome.state === 'delivered' || outcome.state === 'queued'
   }
 
-  for (const [index, stageFunction] of stages.entries()) {
-    const summary = summaries[index] as StageSummary
-    const { stageNumber, stageName } = summary
-    if (signal?.aborted) {
-      summary.status = 'CANCELLED'
-      summary.reported = await report(stageNumber, 'CANCELLED')
-      status = 'CANCELLED'
-      error = abortMessage(signal)
-      break
-    }
-    // Stage 1 PROCESSING is the run's initialisation.
-    summary.reported = await report(stageNumber, 'PROCESSING')
-    progress({ type: 'stage-started', runId, stageNumber, stageName })
-    const stageStarted = performance.now()
-    let output: unknown
-    try {
-      const context: StageContext = {
-        runId,
-        stageNumber,
-        stageName,
-        previousOutputs: outputs.slice(),
-        signal: signal ?? new AbortController().signal,
-      }
-      output = await untilAborted(Promise.resolve().then(() => stageFunction(context)), signal)
-    } catch (thrown) {
-      summary.durationMs = performance.now() - stageStarted
+  try {
+    for (const [index, stageFunction] of stages.entries()) {
+      const summary = summaries[index] as StageSummary
+      const { stageNumber, stageName } = summary
+      if (elsewhere) break
       if (signal?.aborted) {
         summary.status = 'CANCELLED'
+        summary.reported = await report(stageNumber, 'CANCELLED')
         status = 'CANCELLED'
         error = abortMessage(signal)
-        summary.reported = (await report(stageNumber, 'CANCELLED')) && summary.reported
-      } else {
-        summary.status = 'FAILED'
-        status = 'FAILED'
-        error = thrown instanceof Error ? thrown.message : String(thrown)
-        summary.error = error
-        summary.reported = (await report(stageNumber, 'FAILED', error)) && summary.reported
+        break
       }
-      progress({ type: 'stage-finished', runId, stageNumber, stageName, status: summary.status, durationMs: summary.durationMs, error })
-      break
-    }
-    summary.durationMs = performance.now() - stageStarted
-    outputs.push(output)
-    if (options.debugDir !== undefined) {
+      // Stage 1 PROCESSING is the run's initialisation.
+      summary.reported = await report(stageNumber, 'PROCESSING')
+      // Its answer may be the first to show the run finished elsewhere: then the stage never starts.
+      if (elsewhere) break
+      progress({ type: 'stage-started', runId, stageNumber, stageName })
+      const stageStarted = performance.now()
+      const controller = new AbortController()
+      stageController = controller
+      const stopHeartbeat = internals.startHeartbeat(runId, stageNumber)
+      const stopForwarding = forwardAbort(signal, controller)
+      let output: unknown
       try {
-        await saveOutput(options.debugDir, runId, stageNumber, output)
+        const context: StageContext = {
+          runId,
+          stageNumber,
+          stageName,
+          previousOutputs: outputs.slice(),
+          signal: controller.signal,
+          reportProgress: (report) => client.reportProgress(runId, stageNumber, report).catch(() => false),
+        }
+        output = await untilAborted(Promise.resolve().then(() => stageFunction(context)), controller.signal)
       } catch (thrown) {
-        warnings.push(`Stage ${stageNumber} output not saved: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+        summary.durationMs = performance.now() - stageStarted
+        stopHeartbeat()
+        stopForwarding()
+        if (elsewhere) {
+          // The server already finished the run (and its PROCESSING stage): nothing to report.
+          summary.status = 'CANCELLED'
+        } else if (signal?.aborted) {
+          summary.status = 'CANCELLED'
+          status = 'CANCELLED'
+          error = abortMessage(signal)
+          summary.reported = (await report(stageNumber, 'CANCELLED')) && summary.reported
+        } else {
+          summary.status = 'FAILED'
+          status = 'FAILED'
+          error = thrown instanceof Error ? thrown.message : String(thrown)
+          summary.error = error
+          summary.reported = (await report(stageNumber, 'FAILED', error)) && summary.reported
+        }
+        progress({
+          type: 'stage-finished',
+          runId,
+          stageNumber,
+          stageName,
+          status: summary.status,
+          durationMs: summary.durationMs,
+          ...(summary.error === undefined ? {} : { error: summary.error }),
+        })
+        break
+      } finally {
+        stageController = undefined
       }
+      stopHeartbeat()
+      stopForwarding()
+      summary.durationMs = performance.now() - stageStarted
+      outputs.push(output)
+      if (options.debugDir !== undefined) {
+        try {
+          await saveOutput(options.debugDir, runId, stageNumber, output)
+        } catch (thrown) {
+          warnings.push(`Stage ${stageNumber} output not saved: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+        }
+      }
+      summary.status = 'COMPLETED'
+      summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
+      progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
     }
-    summary.status = 'COMPLETED'
-    summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
-    progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
+  } finally {
+    unsubscribe()
   }
 
+  const finishedElsewhere = elsewhere as RunFinishedEvent | undefined
+  if (finishedElsewhere) {
+    status = finishedElsewhere.status
+    error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} by someone else`
+  }
   const durationMs = performance.now() - started
   const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered, alteredOutputs }
   if (error !== undefined) result.error = error
-  if (options.complete ?? true) {
+  if (finishedElsewhere) result.finishedElsewhere = finishedElsewhere
+  // A run finished elsewhere is not completed again: its status is the server's.
+  if ((options.complete ?? true) && !finishedElsewhere) {
     try {
       const response = await client.completeRun(runId, {
         ...options.results?.(outputs, status),
@@ -257,7 +359,19 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   return result
 }
 
+/** Aborts `controller` when `signal` does; returns the unhooking. */
+function forwardAbort(signal: AbortSignal | undefined, controller: AbortController): () => void {
+  if (!signal) return () => {}
+  const onAbort = () => controller.abort(signal.reason)
+  if (signal.aborted) onAbort()
+  else signal.addEventListener('abort', onAbort, { once: true })
+  return () => signal.removeEventListener('abort', onAbort)
+}
+
 function describeAlteration(alteration: OutputAlteration): string {
+  if (alteration.kind === 'unserialisable') {
+    return `Stage ${alteration.stageNumber} output cannot be serialised as JSON (${alteration.reason ?? 'unknown reason'}); a placeholder was sent instead`
+  }
   if (alteration.kind === 'replaced') {
     return `Stage ${alteration.stageNumber} output: ${alteration.replacedCharacters ?? 0} character(s) PostgreSQL cannot store (NUL, lone surrogates) replaced with U+FFFD`
   }
@@ -281,11 +395,21 @@ function abortMessage(signal: AbortSignal): string {
   return reason instanceof Error && reason.name !== 'AbortError' ? `Cancelled: ${reason.message}` : 'Cancelled'
 }
 
+/** The debug file's JSON: like the sent output (a BigInt as its decimal string, the placeholder when it cannot be JSON). */
+function debugJson(output: unknown): string {
+  try {
+    return JSON.stringify(output, outputJsonReplacer, 2) ?? 'null'
+  } catch {
+    return JSON.stringify(serialiseOutput(output).text ?? null)
+  }
+}
+
 async function saveOutput(debugDir: string, runId: string, stageNumber: number, output: unknown): Promise<void> {
   // A run id is URL-safe but may still be '..' or hold a separator; keep it inside debugDir.
   const safe = /^[A-Za-z0-9_:~-][A-Za-z0-9._:~-]*$/.test(runId) ? runId : encodeURIComponent(runId).replaceAll('.', '%2E')
   const dir = join(debugDir, safe)
   await mkdir(dir, { recursive: true })
   // Like the original's json.dump(output, indent=2); a string is saved as a JSON string.
-  await writeFile(join(dir, `stage_${stageNumber}_output.json`), `${JSON.stringify(output ?? null, null, 2)}\n`, 'utf8')
+  const text = output === undefined || typeof output === 'string' ? JSON.stringify(output ?? null, null, 2) : debugJson(output)
+  await writeFile(join(dir, `stage_${stageNumber}_output.json`), `${text}\n`, 'utf8')
 }

@@ -1,7 +1,8 @@
 /**
  * Making a stage's output storable and small enough, so that its status always reaches the
- * server: characters PostgreSQL cannot store are replaced before sending, and an output the
- * server refuses as too large (413) is cut to fit and sent again as a new update.
+ * server: an output JSON cannot hold is replaced by a placeholder, characters PostgreSQL cannot
+ * store are replaced before sending, and an output the server refuses as too large (413) is cut
+ * to fit and sent again as a new update.
  */
 import type { StageUpdate } from '../contract/stage-update.js'
 import type { StatusHttpError } from './errors.js'
@@ -21,7 +22,44 @@ import type { StatusHttpError } from './errors.js'
 export const TRUNCATION_MARKER = '\n…[truncated by pipeline-status-sdk]'
 
 /**
+ * How a stage's output that is not a string becomes its text: `JSON.stringify(output,
+ * outputJsonReplacer)`. The replacer turns a `BigInt` (e.g. a raw-SQL `count(*)`) into its
+ * decimal string (`12n` → `"12"`), which `JSON.stringify` alone refuses with a TypeError.
+ */
+export function outputJsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value
+}
+
+/**
+ * What starts the placeholder sent instead of an output that cannot become JSON even with
+ * {@link outputJsonReplacer} (a circular object, a `toJSON` that throws): the placeholder is
+ * `[output not serialisable as JSON: <reason>]`, the reason being the first line of the error
+ * (at most 200 characters), e.g. `[output not serialisable as JSON: TypeError: Converting
+ * circular structure to JSON]`. The stage's status is sent with it (see {@link OutputAlteration}).
+ */
+export const UNSERIALISABLE_OUTPUT_PREFIX = '[output not serialisable as JSON: '
+
+/**
+ * A stage's output as the text sent: a string as it is, `undefined` as no output, anything else
+ * as JSON (see {@link outputJsonReplacer}); when that throws, the placeholder described at
+ * {@link UNSERIALISABLE_OUTPUT_PREFIX} and the reason.
+ */
+export function serialiseOutput(output: unknown): { text: string | undefined; unserialisable?: string } {
+  if (output === undefined || typeof output === 'string') return { text: output }
+  try {
+    return { text: JSON.stringify(output, outputJsonReplacer) }
+  } catch (error) {
+    const described = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+    const reason = (described.split('\n')[0] ?? '').slice(0, 200)
+    return { text: `${UNSERIALISABLE_OUTPUT_PREFIX}${reason}]`, unserialisable: reason }
+  }
+}
+
+/**
  * How the client changed a stage's output so that the stage's status could be stored:
+ * - `unserialisable`: the output could not become JSON (a circular object, a throwing `toJSON`);
+ *   the placeholder `[output not serialisable as JSON: <reason>]` (see
+ *   {@link UNSERIALISABLE_OUTPUT_PREFIX}) was sent instead;
  * - `replaced`: NUL characters and lone UTF-16 surrogates (which PostgreSQL cannot store, so the
  *   server refuses them with 400) were each replaced with U+FFFD before sending;
  * - `truncated`: the server refused the update as too large (413); the output was cut to fit
@@ -34,7 +72,9 @@ export interface OutputAlteration {
   /** The stage whose output was changed. */
   stageNumber: number
   /** What was done; see the interface notes. */
-  kind: 'replaced' | 'truncated'
+  kind: 'unserialisable' | 'replaced' | 'truncated'
+  /** For `unserialisable`: why the output could not become JSON (the error's first line). */
+  reason?: string
   /** For `replaced`: how many characters were replaced with U+FFFD. */
   replacedCharacters?: number
   /** For `truncated`: UTF-8 bytes of the output before it was cut. */

@@ -194,3 +194,34 @@ describe('input rules', () => {
     expect(allowedMethods('stageUpdate')).toEqual(['POST'])
   })
 })
+
+describe('runner control contract', () => {
+  it('builds and matches the heartbeat and cancel routes', async () => {
+    const { routePath, matchRoute, allowedMethods } = await import('./index.js')
+    expect(routePath('heartbeat', 'run:1')).toBe('/api/pipeline/run%3A1/heartbeat')
+    expect(routePath('cancel', 'run_1', '/x')).toBe('/x/run_1/cancel')
+    expect(matchRoute('/api/pipeline/run_1/heartbeat')).toEqual({ route: 'heartbeat', runId: 'run_1' })
+    expect(matchRoute('/api/pipeline/run_1/cancel/')).toEqual({ route: 'cancel', runId: 'run_1' })
+    expect(allowedMethods('cancel')).toEqual(['POST'])
+  })
+
+  it('parses heartbeats (an empty body is a bare one) and names the failing field', async () => {
+    const { parseHeartbeat, safeParseHeartbeat, parseCancelRun, DEFAULT_STAGES: stages } = await import('./index.js')
+    expect(parseHeartbeat(undefined)).toEqual({})
+    expect(parseHeartbeat({ stageNumber: 2, intervalMs: 10_000, progress: { seq: 0, message: 'go' }, extra: 1 })).toEqual({
+      stageNumber: 2,
+      intervalMs: 10_000,
+      progress: { seq: 0, message: 'go' },
+    })
+    const fields = (input: unknown) => {
+      const result = safeParseHeartbeat(input, stages)
+      return result.success ? [] : result.error.issues.map((issue) => issue.path.join('.'))
+    }
+    expect(fields({ stageNumber: 6 })).toEqual(['stageNumber'])
+    expect(fields({ intervalMs: 999 })).toEqual(['intervalMs'])
+    expect(fields({ progress: { seq: 1 } })).toEqual(['stageNumber'])
+    expect(fields({ stageNumber: 1, progress: { seq: 1.5, percent: -1 } })).toEqual(['progress.seq', 'progress.percent'])
+    expect(parseCancelRun({ reason: 'user' })).toEqual({ reason: 'user' })
+    expect(() => parseCancelRun({ reason: 'x'.repeat(2001) })).toThrow(/reason/)
+  })
+})

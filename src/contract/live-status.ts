@@ -79,5 +79,6 @@ export function runEventsPath(runId: string, basePath: string = DEFAULT_BASE_PAT
 export function mergeRunUpdate(current: RunStatusResponse | undefined, update: RunUpdateEvent): RunStatusResponse {
   const stages = new Map((current?.stages ?? []).map((stage) => [stage.stageNumber, stage]))
   for (const stage of update.stages) stages.set(stage.stageNumber, stage)
-  return { run: update.run, stages: [...stages.values()].sort((a, b) => a.stageNumber - b.stageNumber) }
+  // Whatever else the document carries (the server's catalogue) stays as the snapshot sent it.
+  return { ...current, run: update.run, stages: [...stages.values()].sort((a, b) => a.stageNumber - b.stageNumber) }
 }

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
 import { type FieldError } from './problem.js'
 import { RunId } from './run-id.js'
+import { CancelRun, Heartbeat, heartbeatSchemaFor } from './runner-control.js'
 import { StageUpdate, stageUpdateSchemaFor } from './stage-update.js'
 import type { StageCatalogue } from './stages.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
@@ -125,4 +126,31 @@ export function parseRunId(value: unknown): RunId {
   const result = z.object({ runId: RunId }).safeParse({ runId: value })
   if (!result.success) throw new PayloadValidationError('run id', result.error.issues)
   return result.data.runId
+}
+
+/**
+ * Parses a heartbeat body (`undefined` for an empty body is `{}`); with `stages`, also checks
+ * `stageNumber` against the catalogue. Throws {@link PayloadValidationError}.
+ *
+ * @example
+ * ```ts
+ * import { parseHeartbeat } from 'pipeline-status-sdk'
+ * parseHeartbeat({ stageNumber: 2, progress: { seq: 1, percent: 40 } })
+ * ```
+ */
+export function parseHeartbeat(input: unknown, stages?: StageCatalogue): Heartbeat {
+  return parser('heartbeat', stages ? heartbeatSchemaFor(stages) : Heartbeat)(input ?? {})
+}
+
+/** Like {@link parseHeartbeat}, returning zod's `{ success, data | error }`. */
+export function safeParseHeartbeat(input: unknown, stages?: StageCatalogue) {
+  return (stages ? heartbeatSchemaFor(stages) : Heartbeat).safeParse(input ?? {})
+}
+
+/** Parses a cancellation body. Throws {@link PayloadValidationError}. */
+export const parseCancelRun: (input: unknown) => CancelRun = parser('cancellation', CancelRun)
+
+/** Like {@link parseCancelRun}, returning zod's `{ success, data | error }`. */
+export function safeParseCancelRun(input: unknown) {
+  return CancelRun.safeParse(input)
 }

@@ -65,6 +65,11 @@ export const PROBLEM_CODES = Object.freeze({
    * deployed (`prisma migrate deploy`). `detail` names what is missing; retry after `Retry-After`.
    */
   database_not_migrated: 503,
+  /**
+   * The server holds as many live streams as it allows (or is shutting down); retry after
+   * `Retry-After` seconds, possibly on another instance.
+   */
+  too_many_streams: 503,
 } as const)
 
 /** A stable error code of the contract. */
@@ -99,6 +104,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   configuration_error: 'Server misconfigured',
   database_unavailable: 'Database unavailable',
   database_not_migrated: 'Database migrations not deployed',
+  too_many_streams: 'Too many open streams',
 })
 
 /** The `type` URI of a problem code. */

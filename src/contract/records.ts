@@ -1,4 +1,6 @@
 import { z } from 'zod'
+import { HeartbeatOutcome, StageProgress } from './runner-control.js'
+import type { StageCatalogue } from './stages.js'
 import { RunStatus, StageStatus } from './status.js'
 
 /** A run as stored and returned by the server. Timestamps are ISO 8601 strings. */
@@ -7,7 +9,10 @@ export const PipelineRunRecord = z.object({
   id: z.string(),
   /** The run's status, derived from its stages or set by `/complete`. */
   status: RunStatus,
-  /** Why the run failed or was cancelled: the failed stage's output or the `/complete` error; `null` otherwise. */
+  /**
+   * Why the run failed or was cancelled: the failed stage's output, the `/complete` error, the
+   * `/cancel` reason, or the stale-run sweeper's reason ("no heartbeat for 45 s"); `null` otherwise.
+   */
   error: z.string().nullable(),
   /** When the run finished; `null` while it is not finished. */
   completedAt: z.string().nullable(),
@@ -17,6 +22,14 @@ export const PipelineRunRecord = z.object({
   createdAt: z.string(),
   /** When the run last changed. */
   updatedAt: z.string(),
+  /**
+   * When the last heartbeat arrived; `null` before the first (applied updates are activity too,
+   * see `updatedAt`). A heartbeat does not raise the run version, so this (with
+   * `heartbeatIntervalMs`) is the one field a `304 Not Modified` may show older than stored.
+   */
+  lastActivityAt: z.string().nullable(),
+  /** The heartbeat interval the runner announced, in milliseconds; `null` when it never did. */
+  heartbeatIntervalMs: z.number().int().nullable(),
 })
 /**
  * A run as stored and returned by the server.
@@ -36,6 +49,12 @@ export const StageOutputRecord = z.object({
   output: z.string().nullable(),
   /** When the stage finished; `null` while it is `PROCESSING`. */
   completedAt: z.string().nullable(),
+  /**
+   * The stage's progress with the highest `seq` so far; `null` when none was sent. A final
+   * status keeps it as it was (the last progress seen), so a page can still show "37 of 40" for
+   * a stage that failed there.
+   */
+  progress: StageProgress.nullable(),
   /** When the first update of the stage was stored. */
   createdAt: z.string(),
   /** When the stage last changed. */
@@ -56,6 +75,34 @@ export const UpdateOutcome = z.enum(['applied', 'duplicate', 'stale'])
  */
 export type UpdateOutcome = z.infer<typeof UpdateOutcome>
 
+/** One stage of the server's catalogue, as sent in the status and create-run answers. */
+export const CatalogueEntry = z.object({
+  /** 1-based number of the stage. */
+  stageNumber: z.number().int().min(1),
+  /** The stage's configured name. */
+  stageName: z.string(),
+})
+/**
+ * One stage of the server's catalogue.
+ * @interface
+ */
+export type CatalogueEntry = z.infer<typeof CatalogueEntry>
+
+/**
+ * A stage catalogue as the status and create-run answers send it, e.g. `defineStages(['Fetch',
+ * 'Load'])` → `[{ stageNumber: 1, stageName: 'Fetch' }, { stageNumber: 2, stageName: 'Load' }]`.
+ * Internal: the handlers and the mock build the answers' `catalogue` with it.
+ */
+export function catalogueOf(stages: StageCatalogue): CatalogueEntry[] {
+  return stages.map((stage) => ({ stageNumber: stage.number, stageName: stage.name }))
+}
+
+/**
+ * The server's stage catalogue, numbered 1..N. A runner checks at start that its own number of
+ * stages is N. Always sent by this package's handlers; absent only from older servers.
+ */
+export const CatalogueField = z.array(CatalogueEntry).optional()
+
 /**
  * Response of `GET {basePath}/{runId}/status`: the run and its stored stages in order.
  *
@@ -71,6 +118,8 @@ export const RunStatusResponse = z.object({
   run: PipelineRunRecord,
   /** The stages that have a row, ordered by stage number; stages never reported are absent (`PENDING`). */
   stages: z.array(StageOutputRecord),
+  /** The server's stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent only from older servers. */
+  catalogue: CatalogueField,
 })
 /**
  * Response of `GET {basePath}/{runId}/status`.
@@ -115,9 +164,43 @@ export const CreateRunResponse = z.object({
   created: z.boolean(),
   /** The run as stored. */
   run: PipelineRunRecord,
+  /** The server's stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent only from older servers. */
+  catalogue: CatalogueField,
 })
 /**
  * Response of `POST {basePath}/runs`.
  * @interface
  */
 export type CreateRunResponse = z.infer<typeof CreateRunResponse>
+
+/**
+ * Response of `POST {basePath}/{runId}/heartbeat`: what it did, the stage as stored (when the
+ * heartbeat named one that has a row) and the run as stored, whose `status` and `error` tell the
+ * runner whether the run was finished elsewhere (cancelled, swept, completed).
+ */
+export const HeartbeatResponse = z.object({
+  /** What the heartbeat did. */
+  outcome: HeartbeatOutcome,
+  /** The named stage as stored; `null` without `stageNumber` or for a stage without a row. */
+  stage: StageOutputRecord.nullable(),
+  /** The run as stored. */
+  run: PipelineRunRecord,
+})
+/**
+ * Response of a heartbeat.
+ * @interface
+ */
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>
+
+/** Response of `POST {basePath}/{runId}/cancel`: `applied` for the cancel that ended the run, `duplicate` for a run already `CANCELLED`. */
+export const CancelRunResponse = z.object({
+  /** `applied` when this call cancelled the run, `duplicate` when it already was. */
+  outcome: z.enum(['applied', 'duplicate']),
+  /** The run as stored, `CANCELLED`. */
+  run: PipelineRunRecord,
+})
+/**
+ * Response of a cancellation.
+ * @interface
+ */
+export type CancelRunResponse = z.infer<typeof CancelRunResponse>

@@ -1,8 +1,8 @@
 /** The base path all routes live under unless configured otherwise. */
 export const DEFAULT_BASE_PATH = '/api/pipeline'
 
-/** The routes of the contract, by name. */
-export type RouteName = 'stageUpdate' | 'status' | 'complete' | 'createRun'
+/** The routes of the contract, by name; `events` is the live status stream (`text/event-stream`). */
+export type RouteName = 'stageUpdate' | 'status' | 'complete' | 'createRun' | 'heartbeat' | 'cancel' | 'events'
 
 /** HTTP method of each route. */
 export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object.freeze({
@@ -10,6 +10,9 @@ export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object
   status: 'GET',
   complete: 'POST',
   createRun: 'POST',
+  heartbeat: 'POST',
+  cancel: 'POST',
+  events: 'GET',
 })
 
 /**
@@ -68,13 +71,19 @@ export function routePath(
       return `${base}/${id}/status`
     case 'complete':
       return `${base}/${id}/complete`
+    case 'heartbeat':
+      return `${base}/${id}/heartbeat`
+    case 'cancel':
+      return `${base}/${id}/cancel`
+    case 'events':
+      return `${base}/${id}/events`
   }
 }
 
 /** A path matched against the contract's routes. */
 export type RouteMatch =
   | { route: 'createRun' }
-  | { route: 'stageUpdate' | 'status' | 'complete'; runId: string }
+  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events'; runId: string }
 
 /**
  * Matches a request path against the contract's routes under `basePath`.
@@ -113,6 +122,12 @@ export function matchRoute(
       return { route: 'status', runId }
     case 'complete':
       return { route: 'complete', runId }
+    case 'heartbeat':
+      return { route: 'heartbeat', runId }
+    case 'cancel':
+      return { route: 'cancel', runId }
+    case 'events':
+      return { route: 'events', runId }
     default:
       return undefined
   }

@@ -24,7 +24,8 @@ export const RunId = z.string().check((ctx) => {
     input: ctx.value,
     message: 'must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ : - and not only dots',
   })
-})
+  // The same rule in the JSON Schema and OpenAPI output (ECMA-262 regex, as JSON Schema reads it).
+}).meta({ pattern: RUN_ID.source })
 /** A run id; see {@link RunId}. */
 export type RunId = z.infer<typeof RunId>
 

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { StageProgress } from './runner-control.js'
 import { StageUpdateStatus } from './status.js'
 import { type StageCatalogue, lastStageNumber } from './stages.js'
 import { Timestamp } from './timestamp.js'
@@ -8,7 +9,7 @@ import { Timestamp } from './timestamp.js'
  * runner sends. `output` is a JSON string or markdown, stored as text; `null` means none.
  * Unknown fields are accepted and ignored so newer runners keep working against older servers.
  */
-export const StageUpdate = z.object({
+const StageUpdateFields = z.object({
   /** 1-based number of the stage in the catalogue; the server refuses numbers outside 1..N. */
   stageNumber: z.number().int().min(1),
   /** Display name of the stage (1 to 200 characters), stored as sent. */
@@ -19,7 +20,29 @@ export const StageUpdate = z.object({
   output: z.string().nullish(),
   /** When the stage finished (ISO 8601), for a final status; the server uses its own clock when absent. Ignored for `PROCESSING`. */
   completedAt: Timestamp.nullish(),
+  /**
+   * Progress within the stage (see {@link StageProgress}); only with `PROCESSING` (400 naming
+   * `progress` otherwise). An update that changes only the progress is applied, not a duplicate.
+   */
+  progress: StageProgress.optional(),
 })
+
+function progressOnlyWhileProcessing(ctx: z.core.ParsePayload<{ status: string; progress?: unknown }>): void {
+  if (ctx.value.progress !== undefined && ctx.value.status !== 'PROCESSING') {
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value.progress,
+      path: ['progress'],
+      message: 'progress is sent only with status PROCESSING',
+    })
+  }
+}
+
+/**
+ * Body of `POST {basePath}/{runId}/stage-update`: exactly the fields the original Python
+ * runner sends, plus the optional `progress`. Unknown fields are accepted and ignored.
+ */
+export const StageUpdate = StageUpdateFields.check(progressOnlyWhileProcessing)
 /**
  * Body of a stage update, as the runner sends it.
  * @interface
@@ -37,11 +60,11 @@ export type StageUpdate = z.infer<typeof StageUpdate>
  */
 export function stageUpdateSchemaFor(stages: StageCatalogue) {
   const last = lastStageNumber(stages)
-  return StageUpdate.extend({
+  return StageUpdateFields.extend({
     stageNumber: z
       .number()
       .int()
       .min(1)
       .max(last, { message: `stageNumber must be between 1 and ${last}` }),
-  })
+  }).check(progressOnlyWhileProcessing)
 }

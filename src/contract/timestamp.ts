@@ -78,7 +78,8 @@ export const Timestamp = z.string().check((ctx) => {
         ? `must be a date-time written ${TIMESTAMP_FORMAT}, with a real date and time`
         : 'must name an instant in the years 0001 to 9999 UTC',
   })
-})
+  // The grammar in the JSON Schema and OpenAPI output; the calendar and range checks have no pattern.
+}).meta({ pattern: GRAMMAR.source })
 /** A contract timestamp string; see {@link Timestamp}. */
 export type Timestamp = z.infer<typeof Timestamp>
 

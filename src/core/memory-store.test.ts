@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_STAGES } from '../contract/index.js'
 import { MemoryStore } from './memory-store.js'
-import { applyStageUpdate, completeRun, createRun, failStaleRuns, getRunSnapshot } from './operations.js'
+import {
+  applyStageUpdate,
+  cancelRun,
+  completeRun,
+  createRun,
+  deleteExpiredRuns,
+  failStaleRuns,
+  getRunSnapshot,
+  recordHeartbeat,
+} from './operations.js'
 import type { RunState } from './state.js'
 import type { Store } from './store.js'
 
@@ -239,5 +248,52 @@ describe('the optimistic write path', () => {
     const result = await completeRun(completing, 'r', { status: 'COMPLETED' }, { now: at(2) })
     expect(result).toMatchObject({ outcome: 'conflict', code: 'run_finished' })
     expect(await getRunSnapshot(store, 'r')).toMatchObject({ run: { status: 'FAILED', completionReceivedAt: null }, version: 1 })
+  })
+})
+
+describe('MemoryStore runner control', () => {
+  const at = (seconds: number) => new Date(now.getTime() + seconds * 1000)
+
+  it('a heartbeat writes the last activity without a new version, and no later write undoes it', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'hb', now })
+    await applyStageUpdate(store, 'hb', update(1, 'PROCESSING'), options)
+    const before = await getRunSnapshot(store, 'hb')
+    const touched = await recordHeartbeat(store, 'hb', { stageNumber: 1, intervalMs: 5_000 }, { now: at(3) })
+    expect(touched).toMatchObject({ outcome: 'recorded', run: { lastActivityAt: at(3), heartbeatIntervalMs: 5_000 }, stage: { stageNumber: 1 } })
+    expect((await getRunSnapshot(store, 'hb'))?.version).toBe(before?.version)
+    await applyStageUpdate(store, 'hb', update(1, 'COMPLETED'), { ...options, now: at(4) })
+    expect((await getRunSnapshot(store, 'hb'))?.run).toMatchObject({ lastActivityAt: at(3), heartbeatIntervalMs: 5_000 })
+    expect(await recordHeartbeat(store, 'nope', {}, { now })).toEqual({ outcome: 'not_found' })
+  })
+
+  it('the sweep write is refused when a heartbeat came after its read', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'raced', now })
+    const read = await store.readRun('raced')
+    await recordHeartbeat(store, 'raced', {}, { now: at(1) })
+    const write = { run: { ...read!.run, status: 'FAILED' as const }, expectedVersion: read!.version, version: read!.version + 1 }
+    expect(await store.writeRun({ ...write, expectedLastActivityAt: read!.run.lastActivityAt ?? null })).toBe(false)
+    expect(await store.writeRun(write)).toBe(true)
+  })
+
+  it('lists heartbeating runs by 3 missed intervals and deletes expired finished runs in bounded batches', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'beating', now })
+    await recordHeartbeat(store, 'beating', { intervalMs: 10_000 }, { now })
+    await createRun(store, { id: 'quiet', now })
+    expect((await store.listStaleRuns(at(-60), 10, at(31))).map((run) => run.id)).toEqual(['beating'])
+    expect(await store.listStaleRuns(at(-60), 10, at(29))).toEqual([])
+    expect((await store.listStaleRuns(at(1), 10, at(29))).map((run) => run.id)).toEqual(['quiet'])
+
+    for (const id of ['a', 'b', 'c']) {
+      await createRun(store, { id, now })
+      await cancelRun(store, id, {}, { stages: DEFAULT_STAGES, now })
+    }
+    const deleted = await deleteExpiredRuns(store, { keep: { CANCELLED: 1000 }, now: at(2), limit: 2 })
+    expect(deleted).toEqual({ CANCELLED: 2 })
+    expect(await deleteExpiredRuns(store, { keep: { CANCELLED: 1000, COMPLETED: 1000 }, now: at(2), limit: 2 })).toEqual({ CANCELLED: 1, COMPLETED: 0 })
+    expect(store.runIds()).toEqual(['beating', 'quiet'])
+    await expect(deleteExpiredRuns(store, { keep: { FAILED: 0 }, now, limit: 1 })).rejects.toThrow(RangeError)
   })
 })

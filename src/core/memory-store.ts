@@ -1,6 +1,18 @@
 import { isFinalStatus } from '../contract/status.js'
+import { type RunChangeListener, RunChangeEmitter } from './run-changes.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
-import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
+import { lastSeenAt, silenceLimitMs } from './state-machine.js'
+import type {
+  FinishedRunsDeletion,
+  RunSnapshot,
+  RunStageRead,
+  RunStageWrite,
+  RunState,
+  RunTouch,
+  RunWrite,
+  StageState,
+  VersionedRun,
+} from './state.js'
 import type { Store, StoreTransaction } from './store.js'
 
 /**
@@ -19,6 +31,7 @@ export class MemoryStore implements Store<MemoryStore> {
   readonly #versions = new Map<string, number>()
   readonly #stages = new Map<string, Map<number, StageState>>()
   #queue: Promise<unknown> = Promise.resolve()
+  readonly #changes = new RunChangeEmitter()
 
   async transaction<T>(fn: (tx: StoreTransaction<MemoryStore>) => Promise<T>): Promise<T> {
     return this.#serialized(async () => {
@@ -31,15 +44,21 @@ export class MemoryStore implements Store<MemoryStore> {
           const staged = stages.findLast(([id, s]) => id === runId && s.stageNumber === stageNumber)
           return staged?.[1] ?? this.#stages.get(runId)?.get(stageNumber)
         },
+        getStages: async (runId) => {
+          const merged = new Map(this.#stages.get(runId))
+          for (const [id, stage] of stages) if (id === runId) merged.set(stage.stageNumber, stage)
+          return [...merged.values()].sort((a, b) => a.stageNumber - b.stageNumber)
+        },
         saveStage: async (runId, stage) => void stages.push([runId, stage]),
         saveRun: async (next) => void runs.set(next.id, next),
       }
       const result = await fn(tx)
       for (const [id, next] of runs) {
-        this.#runs.set(id, next)
+        this.#storeRun(next)
         this.#versions.set(id, nextRunVersion(this.#versionOf(id)))
       }
       for (const [runId, stage] of stages) this.#stagesOf(runId).set(stage.stageNumber, stage)
+      for (const id of runs.keys()) this.#changes.emit({ runId: id, version: this.#versionOf(id) })
       return result
     })
   }
@@ -54,9 +73,10 @@ export class MemoryStore implements Store<MemoryStore> {
     return this.#serialized(async () => {
       const { run, stage } = write
       if (!this.#runs.has(run.id) || this.#versionOf(run.id) !== write.expectedVersion) return false
-      this.#runs.set(run.id, run)
+      this.#storeRun(run)
       this.#versions.set(run.id, write.version)
       this.#stagesOf(run.id).set(stage.stageNumber, stage)
+      this.#changes.emit({ runId: run.id, version: write.version })
       return true
     })
   }
@@ -69,10 +89,58 @@ export class MemoryStore implements Store<MemoryStore> {
   async writeRun(write: RunWrite): Promise<boolean> {
     return this.#serialized(async () => {
       const { run } = write
-      if (!this.#runs.has(run.id) || this.#versionOf(run.id) !== write.expectedVersion) return false
-      this.#runs.set(run.id, run)
+      const stored = this.#runs.get(run.id)
+      if (!stored || this.#versionOf(run.id) !== write.expectedVersion) return false
+      if (
+        write.expectedLastActivityAt !== undefined &&
+        (stored.lastActivityAt ?? null)?.getTime() !== (write.expectedLastActivityAt ?? null)?.getTime()
+      ) {
+        return false
+      }
+      this.#storeRun(run)
       this.#versions.set(run.id, write.version)
+      this.#changes.emit({ runId: run.id, version: write.version })
       return true
+    })
+  }
+
+  async getRunVersions(runIds: readonly string[]): Promise<Map<string, number>> {
+    const versions = new Map<string, number>()
+    for (const id of runIds) if (this.#runs.has(id)) versions.set(id, this.#versionOf(id))
+    return versions
+  }
+
+  onRunChange(listener: RunChangeListener): () => void {
+    return this.#changes.subscribe(listener)
+  }
+
+  async touchRun(touch: RunTouch): Promise<RunStageRead | null> {
+    return this.#serialized(async () => {
+      const stored = this.#runs.get(touch.runId)
+      if (!stored) return null
+      const run: RunState = {
+        ...stored,
+        lastActivityAt: touch.at,
+        heartbeatIntervalMs: touch.heartbeatIntervalMs ?? stored.heartbeatIntervalMs ?? null,
+      }
+      this.#runs.set(run.id, run)
+      const stage = touch.stageNumber === undefined ? undefined : this.#stages.get(run.id)?.get(touch.stageNumber)
+      return { run, version: this.#versionOf(run.id), stage }
+    })
+  }
+
+  async deleteFinishedRuns(deletion: FinishedRunsDeletion): Promise<number> {
+    return this.#serialized(async () => {
+      const doomed = [...this.#runs.values()]
+        .filter((run) => run.status === deletion.status && run.updatedAt.getTime() < deletion.updatedBefore.getTime())
+        .sort((a, b) => a.updatedAt.getTime() - b.updatedAt.getTime())
+        .slice(0, deletion.limit)
+      for (const run of doomed) {
+        this.#runs.delete(run.id)
+        this.#versions.delete(run.id)
+        this.#stages.delete(run.id)
+      }
+      return doomed.length
     })
   }
 
@@ -93,9 +161,14 @@ export class MemoryStore implements Store<MemoryStore> {
     return { run, stages, version: this.#versionOf(runId) }
   }
 
-  async listStaleRuns(updatedBefore: Date, limit: number): Promise<RunState[]> {
+  async listStaleRuns(updatedBefore: Date, limit: number, now?: Date): Promise<RunState[]> {
     return [...this.#runs.values()]
-      .filter((run) => !isFinalStatus(run.status) && run.updatedAt.getTime() < updatedBefore.getTime())
+      .filter((run) => {
+        if (isFinalStatus(run.status)) return false
+        const cutoff =
+          now && run.heartbeatIntervalMs ? now.getTime() - silenceLimitMs(run, 0) : updatedBefore.getTime()
+        return lastSeenAt(run).getTime() < cutoff
+      })
       .sort((a, b) => a.updatedAt.getTime() - b.updatedAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       .slice(0, limit)
   }
@@ -117,6 +190,20 @@ export class MemoryStore implements Store<MemoryStore> {
     const result = this.#queue.then(fn, fn)
     this.#queue = result.catch(() => undefined)
     return result
+  }
+
+  /**
+   * Stores a run decided by the state machine. The last activity and the announced interval are
+   * the heartbeat's alone (as in PostgreSQL, where other writes leave those columns alone), so a
+   * heartbeat between a read and its write is never undone.
+   */
+  #storeRun(run: RunState): void {
+    const stored = this.#runs.get(run.id)
+    this.#runs.set(run.id, {
+      ...run,
+      lastActivityAt: stored?.lastActivityAt ?? null,
+      heartbeatIntervalMs: stored?.heartbeatIntervalMs ?? null,
+    })
   }
 
   #versionOf(runId: string): number {

@@ -6,19 +6,24 @@
  * often lock the run in one transaction instead.
  */
 import type { CompleteRun } from '../contract/complete.js'
+import type { CancelRun, Heartbeat, HeartbeatOutcome, RunEndReason } from '../contract/runner-control.js'
 import type { StageUpdate } from '../contract/stage-update.js'
-import type { StageCatalogue } from '../contract/stages.js'
+import { lastStageNumber, type StageCatalogue } from '../contract/stages.js'
+import type { FinalStatus } from '../contract/status.js'
 import {
   type CompletionDecision,
   type StageDecision,
+  decideCancel,
   decideCompletion,
+  decideProgress,
   decideStaleRun,
   decideStageUpdate,
+  runEndReason,
   staleRunCutoff,
 } from './state-machine.js'
 import { nextRunVersion } from './run-version.js'
-import { newRun, type RunSnapshot, type RunState, type StageState } from './state.js'
-import type { Store } from './store.js'
+import { newRun, type RunSnapshot, type RunStageRead, type RunState, type StageState } from './state.js'
+import type { Store, StoreTransaction } from './store.js'
 
 /**
  * The app's hook that stores a run's results; runs inside the completing transaction, once per run.
@@ -37,6 +42,39 @@ import type { Store } from './store.js'
  * ```
  */
 export type OnRunCompleted<Tx = unknown> = (tx: Tx, run: RunState, payload: CompleteRun) => Promise<void> | void
+
+/** What {@link OnRunEnded} receives. */
+export interface RunEndedInput<Tx = unknown> {
+  /**
+   * The store's transaction handle (your Prisma transaction client with `prisma`): the hook runs
+   * inside the transaction of the write that ended the run, so its own writes commit or roll
+   * back with it.
+   */
+  tx: Tx
+  /** The run as it ended (`COMPLETED`, `FAILED` or `CANCELLED`). */
+  run: RunState
+  /** How it ended. */
+  how: RunEndReason
+}
+
+/**
+ * The app's hook for the end of a run, however it ended (last stage completed, a stage failed or
+ * was cancelled, `POST /cancel`, the stale-run sweep, `POST /complete`): it runs exactly once per
+ * run, inside the transaction of the write that ended it. When it throws, that write is rolled
+ * back (the request answers 500 and can be retried; the sweep tries again next time).
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+ * const handlers = createPipelineStatusHandlers({
+ *   prisma,
+ *   onRunEnded: async ({ tx, run, how }) => {
+ *     await tx.notification.create({ data: { runId: run.id, text: `Run ${run.status} (${how})` } })
+ *   },
+ * })
+ * ```
+ */
+export type OnRunEnded<Tx = unknown> = (input: RunEndedInput<Tx>) => Promise<void> | void
 
 /** Result of a stage update: the state machine's decision, or `not_found` for an unknown run. */
 export type StageUpdateResult =
@@ -67,14 +105,17 @@ export async function applyStageUpdate<Tx>(
   store: Store<Tx>,
   runId: string,
   update: StageUpdate,
-  options: { stages: StageCatalogue; now: Date },
+  options: { stages: StageCatalogue; now: Date; onRunEnded?: OnRunEnded<Tx> | undefined },
 ): Promise<StageUpdateResult> {
-  if (store.readRunStage && store.writeRunStage) {
+  const { onRunEnded } = options
+  optimistic: if (store.readRunStage && store.writeRunStage) {
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
       const read = await store.readRunStage(runId, update.stageNumber)
       if (!read) return { outcome: 'not_found' }
       const decision = decideStageUpdate({ run: read.run, stage: read.stage, update, stages: options.stages, now: options.now })
       if (decision.outcome !== 'applied') return decision
+      // The write that ends the run holds the app's hook, so it needs the transaction.
+      if (onRunEnded && runEndReason(read.run, decision.run, 'stage')) break optimistic
       const written = await store.writeRunStage({
         run: decision.run,
         stage: decision.stage,
@@ -92,6 +133,7 @@ export async function applyStageUpdate<Tx>(
     if (decision.outcome !== 'applied') return decision
     await tx.saveStage(runId, decision.stage)
     await tx.saveRun(decision.run)
+    await runEnded(tx.client, run, decision.run, 'stage', onRunEnded)
     return { outcome: 'applied', stage: decision.stage, run: decision.run }
   })
 }
@@ -106,6 +148,7 @@ async function decideOnRun<Tx, D>(
   runId: string,
   decide: (run: RunState) => D,
   toWrite: (decision: D) => RunState | undefined,
+  options: { endsRun?: ((before: RunState, after: RunState) => boolean) | undefined; guardActivity?: boolean } = {},
 ): Promise<{ found: false } | { found: true; decision: D } | undefined> {
   if (!store.readRun || !store.writeRun) return undefined
   for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
@@ -114,11 +157,25 @@ async function decideOnRun<Tx, D>(
     const decision = decide(read.run)
     const run = toWrite(decision)
     if (run === undefined) return { found: true, decision }
-    if (await store.writeRun({ run, expectedVersion: read.version, version: nextRunVersion(read.version) })) {
-      return { found: true, decision }
-    }
+    // A write that ends the run while the app's hook is configured goes under the lock instead.
+    if (options.endsRun?.(read.run, run)) return undefined
+    const write = { run, expectedVersion: read.version, version: nextRunVersion(read.version) }
+    const guarded = options.guardActivity ? { ...write, expectedLastActivityAt: read.run.lastActivityAt ?? null } : write
+    if (await store.writeRun(guarded)) return { found: true, decision }
   }
   return undefined
+}
+
+/** Runs the app's `onRunEnded` hook when the write from `before` to `after` ended the run. */
+async function runEnded<Tx>(
+  tx: Tx,
+  before: RunState,
+  after: RunState,
+  cause: Parameters<typeof runEndReason>[2],
+  hook: OnRunEnded<Tx> | undefined,
+): Promise<void> {
+  const how = hook ? runEndReason(before, after, cause) : undefined
+  if (how) await hook?.({ tx, run: after, how })
 }
 
 /**
@@ -130,14 +187,16 @@ export async function completeRun<Tx>(
   store: Store<Tx>,
   runId: string,
   body: CompleteRun,
-  options: { now: Date; onRunCompleted?: OnRunCompleted<Tx> | undefined },
+  options: { now: Date; onRunCompleted?: OnRunCompleted<Tx> | undefined; onRunEnded?: OnRunEnded<Tx> | undefined },
 ): Promise<CompletionResult> {
+  const { onRunEnded } = options
   if (!options.onRunCompleted) {
     const attempt = await decideOnRun(
       store,
       runId,
       (run) => decideCompletion({ run, body, now: options.now }),
       (decision) => (decision.outcome === 'applied' ? decision.run : undefined),
+      { endsRun: onRunEnded && ((before, after) => runEndReason(before, after, 'complete') !== undefined) },
     )
     if (attempt && !attempt.found) return { outcome: 'not_found' }
     if (attempt?.found) {
@@ -151,6 +210,7 @@ export async function completeRun<Tx>(
     const decision = decideCompletion({ run, body, now: options.now })
     if (decision.outcome !== 'applied') return decision
     await tx.saveRun(decision.run)
+    await runEnded(tx.client, run, decision.run, 'complete', onRunEnded)
     // Inside the transaction: if the hook throws, the completion is rolled back and can be retried.
     await options.onRunCompleted?.(tx.client, decision.run, body)
     return { outcome: 'applied', run: decision.run }
@@ -171,7 +231,7 @@ export function getRunSnapshot<Tx>(store: Store<Tx>, runId: string): Promise<Run
 }
 
 /** Options of {@link failStaleRuns}. */
-export interface FailStaleRunsOptions {
+export interface FailStaleRunsOptions<Tx = unknown> {
   /** How long an unfinished run may go without an applied update, in milliseconds. */
   staleAfterMs: number
   /** The current time. */
@@ -183,6 +243,8 @@ export interface FailStaleRunsOptions {
    * the call (the runs failed so far stay failed).
    */
   onFailed?: ((run: RunState) => Promise<void> | void) | undefined
+  /** The app's {@link OnRunEnded} hook, run inside the transaction that fails each run (`how: 'swept_as_stale'`). */
+  onRunEnded?: OnRunEnded<Tx> | undefined
 }
 
 /**
@@ -194,11 +256,11 @@ export interface FailStaleRunsOptions {
  * Throws a `TypeError` for a store without `listStaleRuns`, a `RangeError` for a `staleAfterMs`
  * or `limit` that is not positive.
  */
-export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRunsOptions): Promise<RunState[]> {
+export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRunsOptions<Tx>): Promise<RunState[]> {
   if (!store.listStaleRuns) throw new TypeError('This store cannot list stale runs: it has no listStaleRuns method')
-  const { staleAfterMs, now, limit, onFailed } = options
+  const { staleAfterMs, now, limit, onFailed, onRunEnded } = options
   if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`limit must be a positive whole number, got ${String(limit)}`)
-  const candidates = await store.listStaleRuns(staleRunCutoff(now, staleAfterMs), limit)
+  const candidates = await store.listStaleRuns(staleRunCutoff(now, staleAfterMs), limit, now)
   const failed: RunState[] = []
   for (const candidate of candidates) {
     const attempt = await decideOnRun(
@@ -206,12 +268,14 @@ export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRuns
       candidate.id,
       (current) => decideStaleRun({ run: current, now, staleAfterMs }),
       (decision) => (decision.outcome === 'failed' ? decision.run : undefined),
+      // A heartbeat writes no new version: the write also checks that none came since the read.
+      { guardActivity: true, endsRun: onRunEnded && (() => true) },
     )
     const run = attempt
       ? attempt.found && attempt.decision.outcome === 'failed'
         ? attempt.decision.run
         : undefined
-      : await failUnderLock(store, candidate.id, now, staleAfterMs)
+      : await failUnderLock(store, candidate.id, now, staleAfterMs, onRunEnded)
     if (!run) continue
     failed.push(run)
     await onFailed?.(run)
@@ -220,13 +284,151 @@ export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRuns
 }
 
 /** The stale-run decision under the run's lock, in one transaction. */
-function failUnderLock<Tx>(store: Store<Tx>, runId: string, now: Date, staleAfterMs: number): Promise<RunState | undefined> {
+function failUnderLock<Tx>(
+  store: Store<Tx>,
+  runId: string,
+  now: Date,
+  staleAfterMs: number,
+  onRunEnded: OnRunEnded<Tx> | undefined,
+): Promise<RunState | undefined> {
   return store.transaction(async (tx) => {
     const current = await tx.lockRun(runId)
     if (!current) return undefined
     const decision = decideStaleRun({ run: current, now, staleAfterMs })
     if (decision.outcome !== 'failed') return undefined
     await tx.saveRun(decision.run)
+    await runEnded(tx.client, current, decision.run, 'sweep', onRunEnded)
     return decision.run
   })
+}
+
+/** Result of a heartbeat, or `not_found` for an unknown run. */
+export type HeartbeatResult =
+  | { outcome: HeartbeatOutcome; run: RunState; stage: StageState | null }
+  | { outcome: 'not_found' }
+
+/**
+ * Records a heartbeat: stores the run's last activity (and announced interval) without a new
+ * version; with `progress`, also stores it on the stage when the state machine says so
+ * ({@link decideProgress}), as a change with a new version, written like a stage update (only if
+ * the version is unchanged, else read and decide again, then under the run's lock).
+ */
+export async function recordHeartbeat<Tx>(
+  store: Store<Tx>,
+  runId: string,
+  heartbeat: Heartbeat,
+  options: { now: Date },
+): Promise<HeartbeatResult> {
+  const { now } = options
+  const touched = store.touchRun
+    ? await store.touchRun({ runId, at: now, heartbeatIntervalMs: heartbeat.intervalMs, stageNumber: heartbeat.stageNumber })
+    : await readWithoutTouch(store, runId, heartbeat.stageNumber)
+  if (!touched) return { outcome: 'not_found' }
+  const { progress, stageNumber } = heartbeat
+  if (progress === undefined || stageNumber === undefined) {
+    return { outcome: 'recorded', run: touched.run, stage: touched.stage ?? null }
+  }
+  if (store.readRunStage && store.writeRunStage) {
+    let read: RunStageRead | null = touched
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      if (attempt > 0) read = await store.readRunStage(runId, stageNumber)
+      if (!read) return { outcome: 'not_found' }
+      const decision = decideProgress({ run: read.run, stage: read.stage, progress, now })
+      if (decision.outcome !== 'applied') return decision
+      const write = { run: decision.run, stage: decision.stage, expectedVersion: read.version, version: nextRunVersion(read.version) }
+      if (await store.writeRunStage(write)) return decision
+    }
+  }
+  return store.transaction(async (tx) => {
+    const run = await tx.lockRun(runId)
+    if (!run) return { outcome: 'not_found' }
+    const decision = decideProgress({ run, stage: await tx.getStage(runId, stageNumber), progress, now })
+    if (decision.outcome !== 'applied') return decision
+    await tx.saveStage(runId, decision.stage)
+    await tx.saveRun(decision.run)
+    return decision
+  })
+}
+
+/** A store without `touchRun`: the heartbeat is answered from a read and records nothing. */
+async function readWithoutTouch<Tx>(store: Store<Tx>, runId: string, stageNumber: number | undefined): Promise<RunStageRead | null> {
+  const snapshot = await store.getRun(runId)
+  if (!snapshot) return null
+  const stage = snapshot.stages.find((candidate) => candidate.stageNumber === stageNumber)
+  return { run: snapshot.run, version: snapshot.version ?? 0, stage }
+}
+
+/** Result of a cancellation, or `not_found` for an unknown run. */
+export type CancelResult =
+  | { outcome: 'applied' | 'duplicate'; run: RunState }
+  | { outcome: 'conflict'; code: 'run_finished'; detail: string }
+  | { outcome: 'not_found' }
+
+/**
+ * Cancels a run: in one transaction under the run's lock, the run and its `PROCESSING` stages
+ * become `CANCELLED` ({@link decideCancel}), and the app's `onRunEnded` hook runs inside it.
+ */
+export function cancelRun<Tx>(
+  store: Store<Tx>,
+  runId: string,
+  body: CancelRun,
+  options: { now: Date; stages: StageCatalogue; onRunEnded?: OnRunEnded<Tx> | undefined },
+): Promise<CancelResult> {
+  return store.transaction(async (tx) => {
+    const run = await tx.lockRun(runId)
+    if (!run) return { outcome: 'not_found' }
+    const stages = tx.getStages
+      ? await tx.getStages(runId)
+      : await storedStagesOf(tx, runId, lastStageNumber(options.stages))
+    const decision = decideCancel({ run, stages, reason: body.reason, now: options.now })
+    if (decision.outcome !== 'applied') return decision
+    for (const stage of decision.stages) await tx.saveStage(runId, stage)
+    await tx.saveRun(decision.run)
+    await runEnded(tx.client, run, decision.run, 'cancel', options.onRunEnded)
+    return { outcome: 'applied', run: decision.run }
+  })
+}
+
+async function storedStagesOf<Tx>(tx: StoreTransaction<Tx>, runId: string, count: number): Promise<StageState[]> {
+  const stages: StageState[] = []
+  for (let number = 1; number <= count; number++) {
+    const stage = await tx.getStage(runId, number)
+    if (stage) stages.push(stage)
+  }
+  return stages
+}
+
+/** How long to keep finished runs, per final status, in milliseconds; a status left out is kept forever. */
+export type RetentionPolicy = Partial<Record<FinalStatus, number>>
+
+/** Options of {@link deleteExpiredRuns}. */
+export interface DeleteExpiredRunsOptions {
+  /** How long to keep finished runs of each final status after their last change, in milliseconds. */
+  keep: RetentionPolicy
+  /** The current time. */
+  now: Date
+  /** The most runs to delete per status in this call (one bounded statement each). */
+  limit: number
+}
+
+/**
+ * The retention sweep: deletes, for each final status in `keep`, up to `limit` runs of that status
+ * last changed more than its time ago, with their stages. Returns how many runs it deleted per
+ * status. Throws a `TypeError` for a store without `deleteFinishedRuns`, a `RangeError` for a
+ * `limit` or a keep time that is not positive.
+ */
+export async function deleteExpiredRuns<Tx>(
+  store: Store<Tx>,
+  options: DeleteExpiredRunsOptions,
+): Promise<Partial<Record<FinalStatus, number>>> {
+  if (!store.deleteFinishedRuns) throw new TypeError('This store cannot delete runs: it has no deleteFinishedRuns method')
+  const { keep, now, limit } = options
+  if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`limit must be a positive whole number, got ${String(limit)}`)
+  const deleted: Partial<Record<FinalStatus, number>> = {}
+  for (const [status, keepMs] of Object.entries(keep) as Array<[FinalStatus, number | undefined]>) {
+    if (keepMs === undefined) continue
+    if (!Number.isFinite(keepMs) || keepMs <= 0) throw new RangeError(`keep.${status} must be a positive number of milliseconds`)
+    deleted[status] = await store.deleteFinishedRuns({ status, updatedBefore: new Date(now.getTime() - keepMs), limit })
+  }
+  return deleted
 }

@@ -2,7 +2,16 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { CompleteRun, StageUpdate } from '../contract/index.js'
 import { DEFAULT_STAGES, defineStages, type StageCatalogue, isFinalStatus } from '../contract/index.js'
-import { decideCompletion, decideStaleRun, decideStageUpdate, staleRunCutoff } from './state-machine.js'
+import {
+  decideCancel,
+  decideCompletion,
+  decideProgress,
+  decideStaleRun,
+  decideStageUpdate,
+  MISSED_HEARTBEATS_LIMIT,
+  runEndReason,
+  staleRunCutoff,
+} from './state-machine.js'
 import { newRun, type RunState, type StageState } from './state.js'
 
 const NOW = new Date('2026-01-01T00:00:00.000Z')
@@ -460,3 +469,91 @@ describe('decideStaleRun', () => {
 function stage1(status: StageUpdate['status']): Event {
   return { kind: 'stage', update: { stageNumber: 1, stageName: 's1', status } }
 }
+
+describe('runner control', () => {
+  const processing = (progress: StageState['progress'] = null): StageState => ({
+    stageNumber: 1,
+    stageName: 'Input Processing',
+    status: 'PROCESSING',
+    output: null,
+    completedAt: null,
+    progress,
+    createdAt: NOW,
+    updatedAt: NOW,
+  })
+  const running: RunState = { ...newRun('r', NOW), status: 'PROCESSING' }
+
+  it('keeps the progress with the highest seq, whatever order reports arrive in', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: 20 }), { minLength: 1, maxLength: 12 }), (seqs) => {
+        let stage = processing()
+        for (const seq of seqs) {
+          const decision = decideProgress({ run: running, stage, progress: { seq, percent: seq }, now: LATER })
+          if (decision.outcome === 'applied') stage = decision.stage
+        }
+        expect(stage.progress).toEqual({ seq: Math.max(...seqs), percent: Math.max(...seqs) })
+      }),
+    )
+  })
+
+  it('stores progress only on a PROCESSING stage of an unfinished run', () => {
+    const progress = { seq: 1 }
+    expect(decideProgress({ run: running, stage: undefined, progress, now: LATER }).outcome).toBe('stale')
+    expect(decideProgress({ run: running, stage: { ...processing(), status: 'COMPLETED' }, progress, now: LATER }).outcome).toBe('stale')
+    expect(decideProgress({ run: { ...running, status: 'CANCELLED' }, stage: processing(), progress, now: LATER }).outcome).toBe('stale')
+    expect(decideProgress({ run: running, stage: processing({ seq: 1 }), progress, now: LATER }).outcome).toBe('duplicate')
+    const applied = decideProgress({ run: running, stage: processing(), progress, now: LATER })
+    expect(applied).toMatchObject({ outcome: 'applied', stage: { progress, updatedAt: LATER }, run: { updatedAt: LATER } })
+  })
+
+  it('a PROCESSING update with newer progress is applied; a final status keeps the progress', () => {
+    const update = (fields: Partial<StageUpdate>): StageUpdate => ({ stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING', ...fields })
+    const newer = decideStageUpdate({ run: running, stage: processing({ seq: 1 }), update: update({ progress: { seq: 2 } }), stages: DEFAULT_STAGES, now: LATER })
+    expect(newer).toMatchObject({ outcome: 'applied', statusChanged: false, stage: { progress: { seq: 2 } } })
+    const older = decideStageUpdate({ run: running, stage: processing({ seq: 3 }), update: update({ progress: { seq: 2 } }), stages: DEFAULT_STAGES, now: LATER })
+    expect(older.outcome).toBe('duplicate')
+    const done = decideStageUpdate({ run: running, stage: processing({ seq: 3 }), update: update({ status: 'COMPLETED' }), stages: DEFAULT_STAGES, now: LATER })
+    expect(done).toMatchObject({ outcome: 'applied', stage: { status: 'COMPLETED', progress: { seq: 3 } } })
+  })
+
+  it('cancels an unfinished run with its PROCESSING stages; CANCELLED is a duplicate; COMPLETED and FAILED conflict', () => {
+    const done: StageState = { ...processing(), stageNumber: 2, status: 'COMPLETED', completedAt: NOW }
+    const decision = decideCancel({ run: running, stages: [processing({ seq: 1 }), done], reason: 'user', now: LATER })
+    expect(decision).toMatchObject({
+      outcome: 'applied',
+      run: { status: 'CANCELLED', error: 'user', completedAt: LATER },
+      stages: [{ stageNumber: 1, status: 'CANCELLED', completedAt: LATER, progress: { seq: 1 } }],
+    })
+    expect(decideCancel({ run: { ...running, status: 'CANCELLED' }, stages: [], reason: undefined, now: LATER }).outcome).toBe('duplicate')
+    for (const status of ['COMPLETED', 'FAILED'] as const) {
+      expect(decideCancel({ run: { ...running, status }, stages: [], reason: undefined, now: LATER })).toMatchObject({ outcome: 'conflict', code: 'run_finished' })
+    }
+  })
+
+  it('names how a run ended only for the write that took it from unfinished to final', () => {
+    const finished = (status: RunState['status']): RunState => ({ ...running, status })
+    expect(runEndReason(running, finished('COMPLETED'), 'stage')).toBe('last_stage_completed')
+    expect(runEndReason(running, finished('FAILED'), 'stage')).toBe('stage_failed')
+    expect(runEndReason(running, finished('CANCELLED'), 'stage')).toBe('stage_cancelled')
+    expect(runEndReason(running, finished('CANCELLED'), 'cancel')).toBe('cancelled')
+    expect(runEndReason(running, finished('FAILED'), 'sweep')).toBe('swept_as_stale')
+    expect(runEndReason(running, finished('COMPLETED'), 'complete')).toBe('completed_explicitly')
+    expect(runEndReason(finished('COMPLETED'), finished('COMPLETED'), 'complete')).toBeUndefined()
+    expect(runEndReason(running, running, 'stage')).toBeUndefined()
+  })
+
+  it(`judges a run that announced an interval by ${MISSED_HEARTBEATS_LIMIT} of them, from its last heartbeat or update`, () => {
+    const beating: RunState = { ...running, heartbeatIntervalMs: 10_000, lastActivityAt: new Date(NOW.getTime() + 60 * 60_000) }
+    const at = (ms: number) => new Date(beating.lastActivityAt!.getTime() + ms)
+    expect(decideStaleRun({ run: beating, now: at(30_000), staleAfterMs: 60 * 60_000 * 24 }).outcome).toBe('active')
+    const failed = decideStaleRun({ run: beating, now: at(45_000), staleAfterMs: 60 * 60_000 * 24 })
+    expect(failed).toMatchObject({
+      outcome: 'failed',
+      run: { status: 'FAILED', error: 'No heartbeat for 45 s (the runner announced one every 10 seconds): the runner stopped reporting' },
+    })
+    // Bare heartbeats (no interval) are activity too, judged by staleAfterMs.
+    const bare: RunState = { ...running, lastActivityAt: at(0) }
+    expect(decideStaleRun({ run: bare, now: at(59_000), staleAfterMs: 60_000 }).outcome).toBe('active')
+    expect(decideStaleRun({ run: bare, now: at(61_000), staleAfterMs: 60_000 }).outcome).toBe('failed')
+  })
+})

@@ -4,6 +4,7 @@
  * inside their own transaction and persist exactly what they return.
  */
 import type { CompleteRun } from '../contract/complete.js'
+import type { RunEndReason, StageProgress } from '../contract/runner-control.js'
 import type { StageUpdate } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
@@ -89,7 +90,14 @@ export function decideStageUpdate({ run, stage, update, stages, now }: StageUpda
   const current: StageStatus = stage?.status ?? 'PENDING'
   const incoming = update.status
 
-  if (incoming === current) return { outcome: 'duplicate', stage: stage ?? null, run }
+  if (incoming === current) {
+    // A PROCESSING update that carries newer progress is a change, not a retry.
+    if (stage && incoming === 'PROCESSING' && update.progress !== undefined) {
+      const progress = decideProgress({ run, stage, progress: update.progress, now })
+      if (progress.outcome === 'applied') return { ...progress, statusChanged: false }
+    }
+    return { outcome: 'duplicate', stage: stage ?? null, run }
+  }
   // A stage never moves backwards: PROCESSING after a final status is a late arrival.
   if (RANK[incoming] < RANK[current]) return { outcome: 'stale', stage: stage ?? null, run }
   if (isFinalStatus(current)) {
@@ -120,6 +128,8 @@ export function decideStageUpdate({ run, stage, update, stages, now }: StageUpda
     // A final update without output keeps what PROCESSING stored; PROCESSING stores its own.
     output: update.output ?? (finalStage ? (stage?.output ?? null) : null),
     completedAt,
+    // A final status keeps the last progress, so a page can still show where the stage ended.
+    progress: finalStage ? (stage?.progress ?? null) : (update.progress ?? stage?.progress ?? null),
     createdAt: stage?.createdAt ?? now,
     updatedAt: now,
   }
@@ -248,26 +258,23 @@ export function staleRunCutoff(now: Date, staleAfterMs: number): Date {
 }
 
 /**
- * Decides whether a run stopped reporting. An unfinished run (`PENDING` or `PROCESSING`) whose
- * last applied update (`updatedAt`) is older than `now - staleAfterMs` becomes `FAILED`, with an
- * `error` that says why. `completionReceivedAt` stays `null`: the runner's own `/complete`
+ * Decides whether a run stopped reporting. An unfinished run (`PENDING` or `PROCESSING`) not
+ * heard from (see {@link lastSeenAt}: its last applied update or heartbeat) for longer than its
+ * silence limit (see {@link silenceLimitMs}: 3 announced heartbeat intervals, else `staleAfterMs`)
+ * becomes `FAILED`, with an `error` that says why ("No heartbeat for 45 s ..."). `completionReceivedAt` stays `null`: the runner's own `/complete`
  * `FAILED`, should it still arrive, is accepted once and runs the app's `onRunCompleted` hook,
  * while a `/complete` `COMPLETED` is refused like for any failed run.
  */
 export function decideStaleRun({ run, now, staleAfterMs }: StaleRunInput): StaleRunDecision {
-  const cutoff = staleRunCutoff(now, staleAfterMs)
+  staleRunCutoff(now, staleAfterMs)
   if (isFinalStatus(run.status)) return { outcome: 'finished', run }
-  if (run.updatedAt.getTime() >= cutoff.getTime()) return { outcome: 'active', run }
-  return {
-    outcome: 'failed',
-    run: {
-      ...run,
-      status: 'FAILED',
-      error: `No update for more than ${describeDuration(staleAfterMs)}: the runner stopped reporting`,
-      completedAt: now,
-      updatedAt: now,
-    },
-  }
+  const limit = silenceLimitMs(run, staleAfterMs)
+  const silentMs = now.getTime() - lastSeenAt(run).getTime()
+  if (silentMs <= limit) return { outcome: 'active', run }
+  const error = run.heartbeatIntervalMs
+    ? `No heartbeat for ${Math.floor(silentMs / 1000)} s (the runner announced one every ${describeDuration(run.heartbeatIntervalMs)}): the runner stopped reporting`
+    : `No update for more than ${describeDuration(staleAfterMs)}: the runner stopped reporting`
+  return { outcome: 'failed', run: { ...run, status: 'FAILED', error, completedAt: now, updatedAt: now } }
 }
 
 const DURATION_UNITS: ReadonlyArray<readonly [ms: number, unit: string]> = [
@@ -286,4 +293,150 @@ function describeDuration(ms: number): string {
     }
   }
   return `${ms} ms`
+}
+
+/**
+ * Which of two progress reports of one stage is kept: the one with the higher `seq`, whatever
+ * the order they arrived in. `newer`: `incoming` replaces `stored`; `same`: equal `seq` (a retry,
+ * nothing changes); `older`: `stored` is kept.
+ */
+export function compareProgress(stored: StageProgress | null | undefined, incoming: StageProgress): 'newer' | 'same' | 'older' {
+  if (stored === null || stored === undefined || incoming.seq > stored.seq) return 'newer'
+  return incoming.seq === stored.seq ? 'same' : 'older'
+}
+
+/** The decision for progress sent on a heartbeat (or on a `PROCESSING` update of a `PROCESSING` stage). */
+export type ProgressDecision =
+  | {
+      outcome: 'applied'
+      /** The stage with the new progress. */
+      stage: StageState
+      /** The run with `updatedAt` set to now: a new run version. */
+      run: RunState
+    }
+  | {
+      /**
+       * `duplicate`: this `seq` is already stored. `stale`: a higher `seq` is stored, the stage is
+       * not `PROCESSING` (no row yet, or finished), or the run is finished.
+       */
+      outcome: 'duplicate' | 'stale'
+      stage: StageState | null
+      run: RunState
+    }
+
+/** Inputs of {@link decideProgress}. */
+export interface ProgressInput {
+  /** The run as stored. */
+  run: RunState
+  /** The stage as stored, or `undefined` when it has no row. */
+  stage: StageState | undefined
+  /** The validated progress. */
+  progress: StageProgress
+  /** The current time. */
+  now: Date
+}
+
+/**
+ * Decides what progress does to a stage: stored only on a `PROCESSING` stage of an unfinished
+ * run, and only when its `seq` is higher than the stored one (see {@link compareProgress}).
+ */
+export function decideProgress({ run, stage, progress, now }: ProgressInput): ProgressDecision {
+  if (!stage || stage.status !== 'PROCESSING' || isFinalStatus(run.status)) {
+    return { outcome: 'stale', stage: stage ?? null, run }
+  }
+  const order = compareProgress(stage.progress, progress)
+  if (order !== 'newer') return { outcome: order === 'same' ? 'duplicate' : 'stale', stage, run }
+  return {
+    outcome: 'applied',
+    stage: { ...stage, progress, updatedAt: now },
+    run: { ...run, updatedAt: now },
+  }
+}
+
+/** The decision for one `POST /cancel`. */
+export type CancelDecision =
+  | {
+      outcome: 'applied'
+      /** The run, `CANCELLED`, with the reason as `error` and `completedAt` now. */
+      run: RunState
+      /** The stages that were `PROCESSING`, now `CANCELLED` (output and progress kept). */
+      stages: StageState[]
+    }
+  | { outcome: 'duplicate'; run: RunState }
+  | { outcome: 'conflict'; code: 'run_finished'; detail: string }
+
+/** Inputs of {@link decideCancel}. */
+export interface CancelInput {
+  /** The run as stored. */
+  run: RunState
+  /** Its stored stages (only the `PROCESSING` ones matter). */
+  stages: readonly StageState[]
+  /** The reason sent, stored as the run's `error`. */
+  reason: string | undefined
+  /** The current time. */
+  now: Date
+}
+
+/**
+ * Decides what a cancellation does: an unfinished run becomes `CANCELLED` with its `PROCESSING`
+ * stages; a run already `CANCELLED` is a duplicate (idempotent); a `COMPLETED` or `FAILED` run is a
+ * conflict and nothing changes.
+ */
+export function decideCancel({ run, stages, reason, now }: CancelInput): CancelDecision {
+  if (run.status === 'CANCELLED') return { outcome: 'duplicate', run }
+  if (isFinalStatus(run.status)) {
+    return { outcome: 'conflict', code: 'run_finished', detail: `Run ${run.id} is ${run.status} and cannot be cancelled` }
+  }
+  return {
+    outcome: 'applied',
+    run: { ...run, status: 'CANCELLED', error: reason ?? null, completedAt: now, updatedAt: now },
+    stages: stages
+      .filter((stage) => stage.status === 'PROCESSING')
+      .map((stage) => ({ ...stage, status: 'CANCELLED' as const, completedAt: now, updatedAt: now })),
+  }
+}
+
+/**
+ * How a write that moved `before` to `after` ended the run, or `undefined` when it did not end it
+ * (the run was already finished, or is not finished now). The one rule behind `onRunEnded`
+ * running exactly once: only the write that takes a run from unfinished to final ends it.
+ */
+export function runEndReason(
+  before: RunState,
+  after: RunState,
+  cause: 'stage' | 'complete' | 'cancel' | 'sweep',
+): RunEndReason | undefined {
+  if (isFinalStatus(before.status) || !isFinalStatus(after.status)) return undefined
+  switch (cause) {
+    case 'complete':
+      return 'completed_explicitly'
+    case 'cancel':
+      return 'cancelled'
+    case 'sweep':
+      return 'swept_as_stale'
+    case 'stage':
+      return after.status === 'COMPLETED' ? 'last_stage_completed' : after.status === 'FAILED' ? 'stage_failed' : 'stage_cancelled'
+  }
+}
+
+/**
+ * How many announced heartbeat intervals a run may miss before the stale-run sweep fails it: 3,
+ * so one lost or late heartbeat (a slow request, a retry) never fails a healthy run, and a killed
+ * runner is noticed within about three intervals plus the sweep interval.
+ */
+export const MISSED_HEARTBEATS_LIMIT = 3
+
+/** When the runner was last heard from: the later of the run's last change and its last heartbeat. */
+export function lastSeenAt(run: RunState): Date {
+  const activity = run.lastActivityAt
+  return activity && activity.getTime() > run.updatedAt.getTime() ? activity : run.updatedAt
+}
+
+/**
+ * How long a run may stay silent before it counts as stopped, in milliseconds:
+ * {@link MISSED_HEARTBEATS_LIMIT} × its announced heartbeat interval, or `staleAfterMs` for a run
+ * that never announced one.
+ */
+export function silenceLimitMs(run: RunState, staleAfterMs: number): number {
+  return run.heartbeatIntervalMs ? MISSED_HEARTBEATS_LIMIT * run.heartbeatIntervalMs : staleAfterMs
 }

@@ -13,6 +13,8 @@ export function toRunRecord(run: RunState): PipelineRunRecord {
     completionReceivedAt: iso(run.completionReceivedAt),
     createdAt: run.createdAt.toISOString(),
     updatedAt: run.updatedAt.toISOString(),
+    lastActivityAt: iso(run.lastActivityAt ?? null),
+    heartbeatIntervalMs: run.heartbeatIntervalMs ?? null,
   }
 }
 
@@ -24,6 +26,7 @@ export function toStageRecord(stage: StageState): StageOutputRecord {
     status: stage.status,
     output: stage.output,
     completedAt: iso(stage.completedAt),
+    progress: stage.progress ?? null,
     createdAt: stage.createdAt.toISOString(),
     updatedAt: stage.updatedAt.toISOString(),
   }

@@ -1,4 +1,5 @@
-import type { RunStatus, StageStatus } from '../contract/status.js'
+import type { StageProgress } from '../contract/runner-control.js'
+import type { FinalStatus, RunStatus, StageStatus } from '../contract/status.js'
 
 /** A run as the state machine and the stores see it. */
 export interface RunState {
@@ -16,6 +17,13 @@ export interface RunState {
   createdAt: Date
   /** When the run last changed. */
   updatedAt: Date
+  /**
+   * When the last heartbeat arrived; `null` or absent before the first. Written only by a
+   * heartbeat (`Store.touchRun`), without a new run version; other writes leave it alone.
+   */
+  lastActivityAt?: Date | null
+  /** The heartbeat interval the runner announced, in milliseconds; `null` or absent when never. */
+  heartbeatIntervalMs?: number | null
 }
 
 /** A stored stage as the state machine and the stores see it. */
@@ -30,6 +38,8 @@ export interface StageState {
   output: string | null
   /** When the stage finished; `null` while it is `PROCESSING`. */
   completedAt: Date | null
+  /** The stage's progress with the highest `seq` so far; `null` or absent when none. */
+  progress?: StageProgress | null
   /** When the first update of the stage was stored. */
   createdAt: Date
   /** When the stage last changed. */
@@ -87,6 +97,34 @@ export interface RunWrite {
   expectedVersion: number
   /** The version to store: `nextRunVersion(expectedVersion)`. */
   version: number
+  /**
+   * When set, the write also requires the run's `lastActivityAt` to still be this (the stale-run
+   * sweep: a heartbeat that arrived after its read must keep the run alive, and a heartbeat
+   * writes no new version).
+   */
+  expectedLastActivityAt?: Date | null | undefined
+}
+
+/** A heartbeat's write: only the run's last activity (and announced interval), never its version. */
+export interface RunTouch {
+  /** The run heard from. */
+  runId: string
+  /** When it was heard from: stored as `lastActivityAt`. */
+  at: Date
+  /** The interval the runner announced, stored as `heartbeatIntervalMs`; `undefined` keeps the stored one. */
+  heartbeatIntervalMs?: number | undefined
+  /** A stage to read back with the run (the heartbeat's `stageNumber`), if any. */
+  stageNumber?: number | undefined
+}
+
+/** Finished runs to delete, for the retention sweep. */
+export interface FinishedRunsDeletion {
+  /** The final status of the runs to delete. */
+  status: FinalStatus
+  /** Only runs whose last change (`updatedAt`) is before this moment. */
+  updatedBefore: Date
+  /** The most runs to delete in this call. */
+  limit: number
 }
 
 /**
@@ -110,5 +148,7 @@ export function newRun(id: string, now: Date): RunState {
     completionReceivedAt: null,
     createdAt: now,
     updatedAt: now,
+    lastActivityAt: null,
+    heartbeatIntervalMs: null,
   }
 }

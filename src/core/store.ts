@@ -1,4 +1,15 @@
-import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from './state.js'
+import type { RunChangeListener } from './run-changes.js'
+import type {
+  FinishedRunsDeletion,
+  RunSnapshot,
+  RunStageRead,
+  RunStageWrite,
+  RunState,
+  RunTouch,
+  RunWrite,
+  StageState,
+  VersionedRun,
+} from './state.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
 
 /**
@@ -16,6 +27,11 @@ export interface StoreTransaction<Tx = unknown> {
   lockRun(runId: string): Promise<RunState | null>
   /** Reads one stored stage of a run, or `undefined` when it has no row. */
   getStage(runId: string, stageNumber: number): Promise<StageState | undefined>
+  /**
+   * Reads every stored stage of a run, ordered by stage number. Optional: without it,
+   * `POST /cancel` reads the catalogue's stages one by one with {@link StoreTransaction.getStage}.
+   */
+  getStages?(runId: string): Promise<StageState[]>
   /** Inserts or updates one stage (unique per run and stage number). */
   saveStage(runId: string, stage: StageState): Promise<void>
   /**
@@ -47,13 +63,30 @@ export interface Store<Tx = unknown> {
   /** Reads a run with its stored stages ordered by stage number; `null` if unknown. */
   getRun(runId: string): Promise<RunSnapshot | null>
   /**
-   * Lists unfinished runs (`PENDING` or `PROCESSING`) whose `updatedAt` is before `updatedBefore`,
-   * oldest first, at most `limit` of them. Only a listing, outside any transaction: the
+   * Lists unfinished runs (`PENDING` or `PROCESSING`) that may have stopped reporting, oldest
+   * first, at most `limit` of them: those whose last activity (the later of `updatedAt` and
+   * `lastActivityAt`) is before `updatedBefore`, and, when `now` is given, those that announced a
+   * heartbeat interval and were silent for more than `MISSED_HEARTBEATS_LIMIT` of them (judged by
+   * that instead of `updatedBefore`). The sweep decides again on each with `decideStaleRun`. Only a listing, outside any transaction: the
    * stale-run sweep then locks and re-checks each run before failing it. Optional; without it,
-   * `failStaleRuns` and the stale-run sweeper cannot work on the store. `MemoryStore` and
+   * the stale-run sweeper cannot work on the store. `MemoryStore` and
    * `PrismaStore` implement it.
    */
-  listStaleRuns?(updatedBefore: Date, limit: number): Promise<RunState[]>
+  listStaleRuns?(updatedBefore: Date, limit: number, now?: Date): Promise<RunState[]>
+  /**
+   * A heartbeat: stores `at` as the run's `lastActivityAt` (and the announced interval) without
+   * a new version, and returns the run, its version and the stage `touch.stageNumber` (when
+   * given) as stored; `null` for an unknown run. Optional: without it heartbeats record nothing
+   * and the sweep judges runs by their updates alone. `MemoryStore` and `PrismaStore` implement it.
+   */
+  touchRun?(touch: RunTouch): Promise<RunStageRead | null>
+  /**
+   * The retention sweep: deletes up to `limit` runs in `status` last changed before
+   * `updatedBefore`, with their stages, and returns how many runs it deleted. Safe when several
+   * instances call it at once (each run is deleted once; `PrismaStore` skips rows another
+   * instance holds). Optional; `MemoryStore` and `PrismaStore` implement it.
+   */
+  deleteFinishedRuns?(deletion: FinishedRunsDeletion): Promise<number>
   /**
    * The stage-update hot path, part 1: reads a run, its version and one of its stages in one
    * consistent read, without a lock; `null` for an unknown run. Optional, together with
@@ -77,6 +110,20 @@ export interface Store<Tx = unknown> {
    * Returns whether it wrote; `false` (another write came first) changes nothing.
    */
   writeRun?(write: RunWrite): Promise<boolean>
+  /**
+   * The versions of the given runs, in one query (unknown runs are absent from the map). The
+   * live streams' run watcher calls it once per tick for every run the process streams, which is
+   * how changes made by other instances reach this one. Optional: without it, streams learn only
+   * of changes made through this store in this process (and of LISTEN notifications).
+   */
+  getRunVersions?(runIds: readonly string[]): Promise<Map<string, number>>
+  /**
+   * Calls `listener` after every successful write of a run or one of its stages, with the run's
+   * new version (in-process only: a change reaches this process's own live streams at once).
+   * Returns a function that removes the listener. Optional: `MemoryStore` and `PrismaStore`
+   * implement it.
+   */
+  onRunChange?(listener: RunChangeListener): () => void
 }
 
 /**

@@ -21,6 +21,7 @@
  */
 import { type NextFunction, type Request as ExpressRequest, type Response as ExpressResponse, Router } from 'express'
 import { matchRoute } from '../contract/routes.js'
+import { isOpenApiDocumentPath } from '../contract/route-registry.js'
 import {
   createPipelineStatusHandlers,
   type PipelineStatusHandlers,
@@ -36,7 +37,7 @@ import type { PrismaStoreClient } from '../server/prisma-store.js'
 /** Options of {@link createExpressRouter}, beyond those of the server handlers. */
 export interface ExpressRouterSettings {
   /**
-   * What to do with a path under the mount point that is none of the four routes: answer 404
+   * What to do with a path under the mount point that is none of the six routes: answer 404
    * `route_not_found` as problem+json (`false`), or pass it on to the app's next handlers (`true`),
    * e.g. when the app serves its own routes under the same prefix.
    * @default false
@@ -62,7 +63,7 @@ interface MaybeParsedRequest extends ExpressRequest {
 }
 
 /**
- * Creates an Express 5 router serving the four routes relative to where it is mounted:
+ * Creates an Express 5 router serving the six routes relative to where it is mounted:
  * `app.use('/api/pipeline', createExpressRouter(options))` serves
  * `POST /api/pipeline/{runId}/stage-update` and the rest.
  *
@@ -74,6 +75,11 @@ interface MaybeParsedRequest extends ExpressRequest {
  * runner retries), and the fix is logged once: mount the router before the parser, or keep
  * `req.rawBody`. Such a parser also applies its own limit (100 kB by default) and answers its
  * own errors.
+ *
+ * The live status stream (`GET {runId}/events`) is piped to the response event by event, with
+ * no buffering in the router; keep compression middleware off that path (the stream says
+ * `Cache-Control: no-transform`). Call the router's `close()` before `server.close()` so open
+ * streams end and the server can stop.
  *
  * @example
  * ```ts
@@ -88,24 +94,33 @@ interface MaybeParsedRequest extends ExpressRequest {
  */
 export function createExpressRouter<Client extends PrismaStoreClient>(
   options: WithoutBasePath<PrismaHandlersOptions<Client, ExpressRequest>> & ExpressRouterSettings,
-): Router
+): PipelineStatusRouter
 export function createExpressRouter<Tx>(
   options: WithoutBasePath<StoreHandlersOptions<Tx, ExpressRequest>> & ExpressRouterSettings,
-): Router
-export function createExpressRouter(options: ExpressRouterOptions<unknown>): Router
-export function createExpressRouter(options: ExpressRouterOptions<unknown>): Router {
+): PipelineStatusRouter
+export function createExpressRouter(options: ExpressRouterOptions<unknown>): PipelineStatusRouter
+export function createExpressRouter(options: ExpressRouterOptions<unknown>): PipelineStatusRouter {
   const { passUnmatched = false, ...rest } = options as ExpressRouterOptions<unknown> & { basePath?: unknown }
   // Routes are matched relative to the mount point, so the handlers' own base is the root.
   const handlers = createPipelineStatusHandlers({ ...rest, basePath: '' } as unknown as PipelineStatusHandlersOptions<unknown>)
   const router = Router()
   router.use((req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
-    if (passUnmatched && !matchRoute(req.path, '')) {
+    if (passUnmatched && !matchRoute(req.path, '') && !isOpenApiDocumentPath(req.path, '')) {
       next()
       return
     }
     void serve(handlers, req, res)
   })
-  return router
+  return Object.assign(router, { close: handlers.close })
+}
+
+/** The router of {@link createExpressRouter}: an Express `Router` that can end its live streams. */
+export type PipelineStatusRouter = Router & {
+  /**
+   * Ends every open live stream cleanly and stops the run watcher (and its LISTEN connection);
+   * call it before `server.close()`, which otherwise waits for the streams.
+   */
+  close(): Promise<void>
 }
 
 async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, res: ExpressResponse): Promise<void> {

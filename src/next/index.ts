@@ -78,12 +78,30 @@ export interface NextRouteHandlers {
   PATCH: (request: Request) => Promise<Response>
   /** See {@link NextRouteHandlers.PUT}. */
   DELETE: (request: Request) => Promise<Response>
+  /**
+   * For the `cors` option: the preflight of `GET /status` and `GET /events` from an allowed
+   * origin (without `cors`, a 405 like the other methods a route does not take).
+   */
+  OPTIONS: (request: Request) => Promise<Response>
   /** `export const POST = handlers.stageUpdate` in `app/api/pipeline/[runId]/stage-update/route.ts`. */
   stageUpdate: NextRunRouteHandler
   /** `export const GET = handlers.status` in `app/api/pipeline/[runId]/status/route.ts`. */
   status: NextRunRouteHandler
   /** `export const POST = handlers.complete` in `app/api/pipeline/[runId]/complete/route.ts`. */
   complete: NextRunRouteHandler
+  /**
+   * `export const GET = handlers.events` in `app/api/pipeline/[runId]/events/route.ts`: the live
+   * status stream, a streaming `Response`. Add `export const dynamic = 'force-dynamic'` and run it
+   * on the Node.js runtime (docs/live-status.md); at a serverless time limit the stream is cut
+   * and the client resumes with `Last-Event-ID`.
+   */
+  events: NextRunRouteHandler
+  /** Ends open live streams and stops the run watcher ({@link PipelineStatusHandlers.close}). */
+  close: () => Promise<void>
+  /** `export const POST = handlers.heartbeat` in `app/api/pipeline/[runId]/heartbeat/route.ts`. */
+  heartbeat: NextRunRouteHandler
+  /** `export const POST = handlers.cancel` in `app/api/pipeline/[runId]/cancel/route.ts`. */
+  cancel: NextRunRouteHandler
   /** `export const POST = handlers.createRun` in `app/api/pipeline/runs/route.ts`. */
   createRun: (request: Request) => Promise<Response>
   /**
@@ -173,9 +191,16 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     PUT: fetch,
     PATCH: fetch,
     DELETE: fetch,
+    OPTIONS: fetch,
     stageUpdate: byParam((h) => h.stageUpdate),
     status: byParam((h) => h.status),
     complete: byParam((h) => h.complete),
+    events: byParam((h) => h.events),
+    close: async () => {
+      if (state && 'handlers' in state) await state.handlers.close()
+    },
+    heartbeat: byParam((h) => h.heartbeat),
+    cancel: byParam((h) => h.cancel),
     createRun: (request) => answer((handlers) => handlers.createRun(request)),
     get handlers() {
       const loaded = load()

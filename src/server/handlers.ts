@@ -2,7 +2,17 @@ import type { z } from 'zod'
 import { CompleteRun, CreateRun } from '../contract/complete.js'
 import { HEADERS } from '../contract/headers.js'
 import { describeFieldErrors, toFieldErrors } from '../contract/parse.js'
-import type { CompleteRunResponse, CreateRunResponse, StageUpdateResponse } from '../contract/records.js'
+import {
+  type CancelRunResponse,
+  type CatalogueEntry,
+  catalogueOf,
+  type CompleteRunResponse,
+  type CreateRunResponse,
+  type HeartbeatResponse,
+  type RunStatusResponse,
+  type StageUpdateResponse,
+} from '../contract/records.js'
+import { CancelRun, heartbeatSchemaFor } from '../contract/runner-control.js'
 import {
   allowedMethods,
   DEFAULT_BASE_PATH,
@@ -16,12 +26,16 @@ import { stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
 import {
   applyStageUpdate,
+  cancelRun,
   completeRun,
   createRun,
   getRunSnapshot,
   type OnRunCompleted,
+  type OnRunEnded,
+  recordHeartbeat,
 } from '../core/operations.js'
 import { toRunRecord, toStageRecord, toStatusResponse } from '../core/state-to-records.js'
+import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import type { ConflictCode } from '../core/state-machine.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
@@ -38,6 +52,11 @@ import { createWebhookAuthenticator, resolveWebhookSecrets, secretRefused, type 
 import { hasRebuiltBody } from './rebuilt-body.js'
 import { assertReadTokenSecret, looksLikeRunReadToken, verifyRunReadToken } from './run-read-token.js'
 import { webhookRoute } from '../signing/webhook-signature.js'
+import { isOpenApiDocumentPath } from '../contract/route-registry.js'
+import { openApiDocumentResponse } from './openapi-route.js'
+import { Cors, type CorsOptions } from './cors.js'
+import { EventStreams } from './live/event-stream.js'
+import { type RunChangeSource, RunWatcher } from './live/run-watcher.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -46,11 +65,59 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 export const DEFAULT_RETRY_AFTER_SECONDS = 5
 
 /**
- * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`.
- * Later releases add `'stream'` (live events) and `'cancel'`; a hook that switches on it should
- * refuse what it does not know.
+ * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`,
+ * `'stream'` the live status stream (`GET /events`), `'cancel'` is `POST /cancel`. Later
+ * releases may add more; a hook that switches on it should refuse what it does not know.
  */
-export type AuthorizeAction = 'read'
+export type AuthorizeAction = 'read' | 'stream' | 'cancel'
+
+/** The default of {@link LiveStatusOptions.pollIntervalMs}: 250 ms. */
+export const DEFAULT_LIVE_POLL_INTERVAL_MS = 250
+/** The default of {@link LiveStatusOptions.keepAliveMs}: 15 s. */
+export const DEFAULT_LIVE_KEEP_ALIVE_MS = 15_000
+/** The default of {@link LiveStatusOptions.retryMs}: 2 s. */
+export const DEFAULT_LIVE_RETRY_MS = 2_000
+/** The default of {@link LiveStatusOptions.maxStreams}: 10,000 open streams per handlers instance. */
+export const DEFAULT_LIVE_MAX_STREAMS = 10_000
+
+/**
+ * Settings of the live status stream, `GET {basePath}/{runId}/events` (docs/live-status.md).
+ */
+export interface LiveStatusOptions {
+  /**
+   * How often the process reads the versions of every run it streams (one batched query,
+   * `Store.getRunVersions`, whatever the number of streams), in milliseconds. This is how a
+   * change written by another instance reaches this one when no `listen` connection is up.
+   * @default 250
+   */
+  pollIntervalMs?: number | undefined
+  /**
+   * Opt-in LISTEN mode: a source of change notifications, `createPgRunListener({ connectionString })`
+   * from `pipeline-status-sdk/pg` (Node only; the store needs `notifyChannel` on the same channel).
+   * While it is connected the process does not poll; while it is down it polls; after it
+   * reconnects every streamed run is read again.
+   * @default none: version polling
+   */
+  listen?: RunChangeSource | undefined
+  /**
+   * Milliseconds between keep-alive comment lines (`: keep-alive`), which keep proxies from
+   * closing an idle stream.
+   * @default 15000
+   */
+  keepAliveMs?: number | undefined
+  /**
+   * The `retry:` field sent first on every stream: how long a client waits before it reconnects
+   * after a drop, in milliseconds.
+   * @default 2000
+   */
+  retryMs?: number | undefined
+  /**
+   * The most streams this handlers instance keeps open at once; one more is answered 503
+   * `too_many_streams` with `Retry-After` (the client retries, possibly on another instance).
+   * @default 10000
+   */
+  maxStreams?: number | undefined
+}
 
 /**
  * The one argument of the `authorize` hook; later releases may add members, never remove them.
@@ -102,7 +169,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   signing?: WebhookSigningOptions | undefined
   /**
-   * The path the four routes live under; `fetch` answers 404 for anything else.
+   * The path the six routes live under; `fetch` answers 404 for anything else.
    * @default '/api/pipeline'
    */
   basePath?: string | undefined
@@ -143,6 +210,16 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   onRunCompleted?: OnRunCompleted<Tx> | undefined
   /**
+   * The app's hook for the end of a run, however it ended: `({ tx, run, how })` with `how` one of
+   * `last_stage_completed`, `stage_failed`, `stage_cancelled`, `cancelled` (`POST /cancel`),
+   * `completed_explicitly` (`POST /complete`); the stale-run sweeper takes the same hook for
+   * `swept_as_stale`. It runs exactly once per run, inside the transaction of the write that ended
+   * it (such a write then takes the locking transaction instead of the hot path's conditional
+   * write). When it throws, that write is rolled back and answered with 500, so it can be retried.
+   * @default none
+   */
+  onRunEnded?: OnRunEnded<Tx> | undefined
+  /**
    * Receives unexpected errors (behind a 500, with the error), an unreachable database (503, a
    * warning), a database without the package's tables or columns (503 `database_not_migrated`,
    * one error per distinct problem, not per request) and refused credentials (401, never the
@@ -166,6 +243,18 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * @default () => new Date()
    */
   clock?: (() => Date) | undefined
+  /**
+   * Settings of the live status stream, `GET {basePath}/{runId}/events`.
+   * @default version polling every 250 ms, keep-alive every 15 s, at most 10,000 streams
+   */
+  live?: LiveStatusOptions | undefined
+  /**
+   * Lets pages on other origins read status and stream runs: the allowed origins, and the
+   * preflight `OPTIONS` of `GET /status` and `GET /events` answered for them. Writes never get
+   * CORS headers (runners are not browsers).
+   * @default none: same-origin only, no CORS headers
+   */
+  cors?: CorsOptions | undefined
 }
 
 /** Handlers on any {@link Store}, e.g. `MemoryStore` or a `PrismaStore` with options. */
@@ -219,8 +308,12 @@ export interface PipelineStatusHandlers {
   complete: RunRouteHandler
   /** `POST {basePath}/runs`. */
   createRun: (request: Request, native?: unknown) => Promise<Response>
+  /** `POST {basePath}/{runId}/heartbeat`. */
+  heartbeat: RunRouteHandler
+  /** `POST {basePath}/{runId}/cancel`. */
+  cancel: RunRouteHandler
   /**
-   * Routes a request by its URL to the four routes under `basePath`: 404 `route_not_found` for
+   * Routes a request by its URL to the six routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
    * (Hono, Bun, Deno, Cloudflare Workers) can use it as it is.
    */
@@ -230,12 +323,22 @@ export interface PipelineStatusHandlers {
    * URL, for adapters that strip a mount prefix themselves (the Express router does).
    */
   handle: (request: Request, pathname: string, native?: unknown) => Promise<Response>
+  /**
+   * `GET {basePath}/{runId}/events`: the live status stream (`text/event-stream`).
+   */
+  events: RunRouteHandler
+  /**
+   * Ends every open live stream cleanly (clients reconnect, elsewhere once this server is gone)
+   * and stops the run watcher and its LISTEN connection. Call it before closing the HTTP server,
+   * which otherwise waits for the streams. Later stream requests are answered 503.
+   */
+  close: () => Promise<void>
   /** The normalized base path. */
   readonly basePath: string
 }
 
 /**
- * Creates the Web-standard handlers of the four routes. Every framework adapter wraps these;
+ * Creates the Web-standard handlers of the six routes. Every framework adapter wraps these;
  * anything that serves `fetch(request)` uses `handlers.fetch` directly.
  *
  * Creation throws {@link HandlerConfigurationError} when no secret is configured (or another
@@ -278,8 +381,35 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const authorize = options.authorize as AuthorizeHook<unknown> | undefined
   // Each overload ties the hook's transaction type to its store; here the store is opaque.
   const onRunCompleted = options.onRunCompleted as OnRunCompleted<unknown> | undefined
+  const onRunEnded = options.onRunEnded as OnRunEnded<unknown> | undefined
+  const heartbeatSchema = heartbeatSchemaFor(stages)
+  const catalogue: CatalogueEntry[] = catalogueOf(stages)
+  /** The status document, as `GET /status` answers it and the stream's `snapshot` sends it. */
+  const statusDocument = (snapshot: RunSnapshot): RunStatusResponse => ({ ...toStatusResponse(snapshot), catalogue })
   // A database without migrations fails every request alike: its error is logged once.
   const loggedSchemaProblems = new Set<string>()
+  const live = options.live ?? {}
+  const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? DEFAULT_LIVE_MAX_STREAMS)
+  const cors = options.cors ? new Cors(options.cors) : undefined
+  // Created on the first stream, so handlers that never stream poll nothing and hold no connection.
+  let streams: EventStreams | undefined
+  let watcher: RunWatcher | undefined
+  let closed = false
+  const openStreams = (): EventStreams => {
+    if (streams) return streams
+    watcher = new RunWatcher({
+      store,
+      pollIntervalMs: positiveInteger('live.pollIntervalMs', live.pollIntervalMs ?? DEFAULT_LIVE_POLL_INTERVAL_MS),
+      source: live.listen,
+      logger,
+    })
+    streams = new EventStreams(watcher, {
+      keepAliveMs: positiveInteger('live.keepAliveMs', live.keepAliveMs ?? DEFAULT_LIVE_KEEP_ALIVE_MS),
+      retryMs: positiveInteger('live.retryMs', live.retryMs ?? DEFAULT_LIVE_RETRY_MS),
+      statusDocument,
+    })
+    return streams
+  }
 
   /** Per-request state the error path needs. */
   interface Exchange {
@@ -400,7 +530,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     throw new HttpProblemError('invalid_read_token', { detail })
   }
 
-  async function authenticateRead(exchange: Exchange, route: RouteName, runId: string): Promise<void> {
+  async function authenticateRead(exchange: Exchange, route: RouteName, runId: string, action: AuthorizeAction = 'read'): Promise<void> {
     const { request } = exchange
     if (await auth.secretMatches(request)) return
     if (await readTokenAllows(request, runId)) return
@@ -408,21 +538,24 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       await verifySignature(request, await readBodyLimited(request, maxBodyBytes), route, runId)
       return
     }
-    if (authorize) {
-      let allowed: boolean
-      try {
-        allowed = (await authorize({ request, runId, action: 'read', native: exchange.native })) === true
-      } catch (error) {
-        // The hook's 401 is about the app's session, never the webhook secret.
-        if (isHttpProblemError(error) && error.code === 'unauthorized') {
-          throw new HttpProblemError('authentication_required', error.extras, error.headers)
-        }
-        throw error
-      }
-      if (allowed) return
-      throw new HttpProblemError('forbidden', { detail: 'Not allowed to read this run' })
-    }
+    if (authorize) return askAuthorize(authorize, exchange, runId, action)
     throw secretRefused(request)
+  }
+
+  /** Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. */
+  async function askAuthorize(hook: AuthorizeHook<unknown>, exchange: Exchange, runId: string, action: AuthorizeAction): Promise<void> {
+    let allowed: boolean
+    try {
+      allowed = (await hook({ request: exchange.request, runId, action, native: exchange.native })) === true
+    } catch (error) {
+      // The hook's 401 is about the app's session, never the webhook secret.
+      if (isHttpProblemError(error) && error.code === 'unauthorized') {
+        throw new HttpProblemError('authentication_required', error.extras, error.headers)
+      }
+      throw error
+    }
+    if (allowed) return
+    throw new HttpProblemError('forbidden', { detail: `Not allowed to ${action} this run` })
   }
 
   /** Checks a signature over the body as sent, bound to this method, route and run. */
@@ -456,8 +589,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       requireMethod(request, 'stageUpdate')
       const id = resolveRunId(exchange, 'stageUpdate', runId)
       const update = validate(stageUpdateSchema, await readWrite(exchange, 'stageUpdate', { allowEmpty: false }))
-      assertStorable({ stageName: update.stageName, output: update.output })
-      const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock() }))
+      assertStorable({ stageName: update.stageName, output: update.output, 'progress.message': update.progress?.message })
+      const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock(), onRunEnded }))
       const body: StageUpdateResponse = {
         outcome: result.outcome,
         stage: result.stage ? toStageRecord(result.stage) : null,
@@ -472,7 +605,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const id = resolveRunId(exchange, 'complete', runId)
       const payload = validate(CompleteRun, await readWrite(exchange, 'complete', { allowEmpty: false }))
       assertStorable({ error: payload.error })
-      const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted }))
+      const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted, onRunEnded }))
       const body: CompleteRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
       return jsonResponse(body)
     })
@@ -484,31 +617,122 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const json = await readWrite(exchange, 'createRun', { allowEmpty: true })
       const input = validate(CreateRun, json === undefined ? {} : json)
       const result = await createRun(store, { id: input.id, now: clock() })
-      const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run) }
+      const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run), catalogue }
       return jsonResponse(body, result.created ? 201 : 200)
     })
 
-  const status: RunRouteHandler = (request, runId, native) =>
+  /** The read routes answer the preflight and carry the grant when `cors` allows the origin. */
+  const withCors =
+    (route: 'status' | 'events', handler: RunRouteHandler): RunRouteHandler =>
+    async (request, runId, native) => {
+      if (!cors) return handler(request, runId, native)
+      if (request.method === 'OPTIONS') return cors.preflight(request, allowedMethods(route))
+      return cors.apply(request, await handler(request, runId, native))
+    }
+
+  const heartbeat: RunRouteHandler = (request, runId, native) =>
+    respond(request, native, async (exchange) => {
+      requireMethod(request, 'heartbeat')
+      const id = resolveRunId(exchange, 'heartbeat', runId)
+      // The body is optional: an empty one (with or without Content-Type) is a bare "still alive".
+      const json = await readWrite(exchange, 'heartbeat', { allowEmpty: true })
+      const input = validate(heartbeatSchema, json === undefined ? {} : json)
+      assertStorable({ 'progress.message': input.progress?.message })
+      const result = accepted(await recordHeartbeat(store, id, input, { now: clock() }))
+      const body: HeartbeatResponse = {
+        outcome: result.outcome,
+        stage: result.stage ? toStageRecord(result.stage) : null,
+        run: toRunRecord(result.run),
+      }
+      return jsonResponse(body)
+    })
+
+  const cancel: RunRouteHandler = (request, runId, native) =>
+    respond(request, native, async (exchange) => {
+      requireMethod(request, 'cancel')
+      const id = resolveRunId(exchange, 'cancel', runId)
+      const input = validate(CancelRun, await readCancel(exchange, id))
+      assertStorable({ reason: input.reason })
+      const result = accepted(await cancelRun(store, id, input, { now: clock(), stages, onRunEnded }))
+      const body: CancelRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
+      return jsonResponse(body)
+    })
+
+  /**
+   * A cancel's body, authorized by the webhook secret or signature, else by the app's `authorize`
+   * hook (`action: 'cancel'`). JSON only, checked before the hook: a cross-site form can send
+   * the app's session cookie, but never `application/json` without a CORS preflight.
+   */
+  async function readCancel(exchange: Exchange, runId: string): Promise<unknown> {
+    const { request } = exchange
+    if (!authorize || auth.isSigned(request) || (await auth.secretMatches(request))) {
+      return readWrite(exchange, 'cancel', { allowEmpty: false })
+    }
+    if (!isJsonMediaType(request.headers.get('content-type'))) throw unsupportedMediaType()
+    await askAuthorize(authorize, exchange, runId, 'cancel')
+    return parseJsonBody(await readBodyLimited(request, maxBodyBytes), { allowEmpty: false })
+  }
+
+  const status: RunRouteHandler = withCors('status', (request, runId, native) =>
     respond(request, native, async (exchange) => {
       requireMethod(request, 'status')
       const id = resolveRunId(exchange, 'status', runId)
       await authenticateRead(exchange, 'status', id)
       const snapshot = await getRunSnapshot(store, id)
       if (!snapshot) throw runNotFound()
-      if (snapshot.version === undefined) return jsonResponse(toStatusResponse(snapshot))
+      const document = statusDocument(snapshot)
+      if (snapshot.version === undefined) return jsonResponse(document)
       // The version is the ETag: a poller that sends it back gets 304 until the run changes.
       const etag = statusETag({ version: snapshot.version })
       const headers = { ETag: etag, 'Cache-Control': 'private, no-cache' }
       if (ifNoneMatchMatches(request.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
-      const response = jsonResponse(toStatusResponse(snapshot))
+      const response = jsonResponse(document)
       for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
       return response
-    })
+    }),
+  )
+
+  const events: RunRouteHandler = withCors('events', (request, runId, native) =>
+    respond(request, native, async (exchange) => {
+      requireMethod(request, 'events')
+      const id = resolveRunId(exchange, 'events', runId)
+      await authenticateRead(exchange, 'events', id, 'stream')
+      if (closed) throw streamsUnavailable('The server is shutting down; reconnect shortly')
+      const registry = openStreams()
+      if (registry.size >= maxStreams) {
+        throw streamsUnavailable(`This server holds its limit of ${maxStreams} open streams; retry later`)
+      }
+      // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
+      const body = await registry.open(id, () => getRunSnapshot(store, id), request.signal)
+      if (!body) throw runNotFound()
+      return new Response(body, {
+        status: 200,
+        headers: {
+          'Content-Type': 'text/event-stream; charset=utf-8',
+          // no-transform: a compressing proxy or middleware must not buffer the events.
+          'Cache-Control': 'no-cache, no-transform',
+          // nginx buffers proxied responses unless told otherwise.
+          'X-Accel-Buffering': 'no',
+        },
+      })
+    }),
+  )
+
+  function streamsUnavailable(detail: string): HttpProblemError {
+    return new HttpProblemError('too_many_streams', { detail }, { [HEADERS.retryAfter]: retryAfter })
+  }
+
+  const close = async (): Promise<void> => {
+    closed = true
+    streams?.close()
+    await watcher?.close()
+  }
 
   const routeNotFound = (request: Request, detail: string): Promise<Response> =>
     Promise.resolve(errorResponse(new HttpProblemError('route_not_found', { detail }), { request }))
 
   const handle = (request: Request, pathname: string, native?: unknown): Promise<Response> => {
+    if (isOpenApiDocumentPath(pathname, basePath)) return respond(request, native, async () => openApiDocumentResponse(request, basePath))
     const match = matchRoute(pathname, basePath)
     if (!match) {
       return respond(request, native, () =>
@@ -524,6 +748,12 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
         return status(request, match.runId, native)
       case 'complete':
         return complete(request, match.runId, native)
+      case 'events':
+        return events(request, match.runId, native)
+      case 'heartbeat':
+        return heartbeat(request, match.runId, native)
+      case 'cancel':
+        return cancel(request, match.runId, native)
     }
   }
 
@@ -537,7 +767,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     return handle(request, pathname, native)
   }
 
-  return { stageUpdate, status, complete, createRun: createRunHandler, fetch, handle, basePath }
+  return { stageUpdate, status, complete, createRun: createRunHandler, heartbeat, cancel, events, close, fetch, handle, basePath }
 }
 
 /** Refuses a request target (path and query) longer than the contract's limit with 414. */

@@ -8,7 +8,7 @@
  * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
  * import { prisma } from './db.js'
  *
- * // The four routes under /api/pipeline; the secret comes from WEBHOOK_SECRET.
+ * // The six routes under /api/pipeline; the secret comes from WEBHOOK_SECRET.
  * const handlers = createPipelineStatusHandlers({ prisma })
  * export default { fetch: handlers.fetch } // Bun, Deno, Cloudflare Workers
  * ```
@@ -25,6 +25,7 @@ export type {
   AuthorizeAction,
   AuthorizeHook,
   AuthorizeInput,
+  LiveStatusOptions,
   PipelineStatusHandlers,
   PipelineStatusHandlersOptions,
   PipelineStatusHandlersSettings,
@@ -32,7 +33,8 @@ export type {
   RunRouteHandler,
   StoreHandlersOptions,
 } from './handlers.js'
-export type { OnRunCompleted } from '../core/operations.js'
+export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/operations.js'
+export type { CorsOptions } from './cors.js'
 export type { Logger } from '../internal/logger.js'
 
 // Stores
@@ -45,7 +47,6 @@ export type {
   PrismaStoreOptions,
   PrismaStorePipelineRunDelegate,
   PrismaStorePool,
-  PrismaStoreStageOutputDelegate,
   PrismaStoreTransactionClient,
   PrismaTransactionClientOf,
   StageOutputField,
@@ -56,11 +57,26 @@ export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore,
 // Writing a store of your own (experimental until the Store interface settles)
 export { nextRunVersion } from '../core/run-version.js'
 export type { Store, StoreTransaction } from '../core/store.js'
-export type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from '../core/state.js'
+export type {
+  FinishedRunsDeletion,
+  RunSnapshot,
+  RunStageRead,
+  RunStageWrite,
+  RunState,
+  RunTouch,
+  RunWrite,
+  StageState,
+  VersionedRun,
+} from '../core/state.js'
+export type { RunChange, RunChangeListener } from '../core/run-changes.js'
+
+// Live status streams: a source of change notifications from other instances (`pipeline-status-sdk/pg` has one)
+export type { RunChangeSink, RunChangeSource } from './live/run-watcher.js'
 
 // Stale runs
 export { createStaleRunSweeper } from './stale-run-sweeper.js'
 export type { StaleRunSweeper, StaleRunSweeperOptions, StaleRunSweeperSettings } from './stale-run-sweeper.js'
+export type { RetentionPolicy } from '../core/operations.js'
 
 // Errors
 export { HandlerConfigurationError, isHandlerConfigurationError } from './configuration-error.js'

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createMemoryReplayStore } from './replay-store.js'
+import { isStoreUnavailableError } from '../core/store.js'
+import { createMemoryReplayStore, createPostgresReplayStore } from './replay-store.js'
 
 describe('createMemoryReplayStore', () => {
   it('accepts an id again with the same fingerprint, refuses another until the id expires', () => {
@@ -28,5 +29,18 @@ describe('createMemoryReplayStore', () => {
     expect(store.claim('c', 'y', 10_000)).toBe(false)
     expect(store.claim('b', 'y', 10_000)).toBe(false)
     expect(store.claim('a', 'y', 10_000)).toBe(true)
+  })
+})
+
+describe('createPostgresReplayStore errors', () => {
+  it('an unreachable database rejects with StoreUnavailableError (503 database_unavailable), any other error as it is', async () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+    const unreachable = createPostgresReplayStore({ $queryRawUnsafe: () => Promise.reject(refused) })
+    const error: unknown = await Promise.resolve(unreachable.claim('a', 'x', Date.now() + 1_000)).catch((caught: unknown) => caught)
+    expect(isStoreUnavailableError(error) && error.code).toBe('database_unavailable')
+    expect((error as Error).cause).toBe(refused)
+    const broken = new Error('syntax error')
+    const other = createPostgresReplayStore({ $queryRawUnsafe: () => Promise.reject(broken) })
+    await expect(other.claim('a', 'x', Date.now() + 1_000)).rejects.toBe(broken)
   })
 })

@@ -1,6 +1,19 @@
+import type { StageProgress } from '../contract/runner-control.js'
 import { isFinalStatus, RunStatus } from '../contract/status.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../core/run-version.js'
-import type { RunSnapshot, RunStageRead, RunStageWrite, RunState, RunWrite, StageState, VersionedRun } from '../core/state.js'
+import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../core/run-changes.js'
+import { MISSED_HEARTBEATS_LIMIT } from '../core/state-machine.js'
+import type {
+  FinishedRunsDeletion,
+  RunSnapshot,
+  RunStageRead,
+  RunStageWrite,
+  RunState,
+  RunTouch,
+  RunWrite,
+  StageState,
+  VersionedRun,
+} from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
 
@@ -10,71 +23,27 @@ export { isDatabaseUnreachableError } from './database-errors.js'
 // any client generated from a schema holding our models fits, also one whose models have extra
 // fields (they need a default or must be optional, as the store never sets them).
 
-/** Selects every column the store reads, and nothing an app may have added. */
-const RUN_SELECT: { [K in keyof RunState]: true } = {
-  id: true,
-  status: true,
-  error: true,
-  completedAt: true,
-  completionReceivedAt: true,
-  createdAt: true,
-  updatedAt: true,
-}
-
 /** `PENDING` and `PROCESSING`: the statuses the `(status, updatedAt)` index narrows stale-run listings to. */
 const UNFINISHED_STATUSES: RunStatus[] = RunStatus.options.filter((status) => !isFinalStatus(status))
 
-const STAGE_SELECT: { [K in keyof StageState]: true } = {
-  stageNumber: true,
-  stageName: true,
-  status: true,
-  output: true,
-  completedAt: true,
-  createdAt: true,
-  updatedAt: true,
-}
-
 /** The part of a Prisma model delegate (`prisma.pipelineRun`) that {@link PrismaStore} uses. */
 export interface PrismaStorePipelineRunDelegate {
-  /** Lists unfinished runs not updated since a moment (the stale-run sweep). */
-  findMany(args: {
-    where: { status: { in: RunStatus[] }; updatedAt: { lt: Date } }
-    orderBy: Array<{ updatedAt: 'asc' } | { id: 'asc' }>
-    take: number
-    select: { [K in keyof RunState]: true }
-  }): PromiseLike<RunState[]>
   /** Writes a run's status fields and its version. */
   update(args: {
     where: { id: string }
-    data: Omit<RunState, 'id' | 'createdAt'> & { version: number | { increment: number } }
+    data: Pick<RunState, 'status' | 'error' | 'completedAt' | 'completionReceivedAt' | 'updatedAt'> & {
+      version: number | { increment: number }
+    }
     select: { id: true }
   }): PromiseLike<{ id: string }>
 }
 
-/** The part of a Prisma model delegate (`prisma.stageOutput`) that {@link PrismaStore} uses. */
-export interface PrismaStoreStageOutputDelegate {
-  /** Reads one stage of a run. */
-  findUnique(args: {
-    where: { runId_stageNumber: { runId: string; stageNumber: number } }
-    select: { [K in keyof StageState]: true }
-  }): PromiseLike<StageState | null>
-  /** Inserts or updates one stage, keyed by `(runId, stageNumber)`. */
-  upsert(args: {
-    where: { runId_stageNumber: { runId: string; stageNumber: number } }
-    create: StageState & { runId: string }
-    update: Omit<StageState, 'stageNumber' | 'createdAt'>
-    select: { stageNumber: true }
-  }): PromiseLike<{ stageNumber: number }>
-}
-
 /** What {@link PrismaStore} needs of an interactive transaction's client. */
 export interface PrismaStoreTransactionClient {
-  /** Locks the run's row (`SELECT … FOR UPDATE`, the run id always a bound parameter). */
+  /** Locks the run's row (`SELECT … FOR UPDATE`) and reads and writes stages; values always bound parameters. */
   $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): PromiseLike<T>
   /** The `PipelineRun` model. */
   readonly pipelineRun: PrismaStorePipelineRunDelegate
-  /** The `StageOutput` model. */
-  readonly stageOutput: PrismaStoreStageOutputDelegate
 }
 
 /**
@@ -91,8 +60,6 @@ export interface PrismaStoreClient {
   ): PromiseLike<R>
   /** The `PipelineRun` model. */
   readonly pipelineRun: PrismaStorePipelineRunDelegate
-  /** The `StageOutput` model. */
-  readonly stageOutput: PrismaStoreStageOutputDelegate
 }
 
 /**
@@ -179,6 +146,15 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * @default none: every statement goes through the Prisma client
    */
   pool?: PrismaStorePool | undefined
+  /**
+   * Opt-in for live streams in LISTEN mode: every write of a run also sends
+   * `pg_notify(channel, '<runId>:<version>')` in the same statement (or transaction), so the
+   * instances listening on `channel` (`createPgRunListener` from `pipeline-status-sdk/pg`) learn
+   * of it when it commits. NOTIFY serializes commits in PostgreSQL; bench/README.md measures
+   * what it costs the write path. Same-process streams are told in-process either way.
+   * @default none: writes send no notification (streams on other instances poll versions)
+   */
+  notifyChannel?: string | undefined
 }
 
 /** The defaults of {@link PrismaStoreOptions}, in milliseconds. */
@@ -229,6 +205,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #timeout: number
   readonly #queryTimeout: number
   readonly #sql: StoreSql
+  readonly #notifyChannel: string | undefined
+  readonly #changes = new RunChangeEmitter()
 
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
@@ -236,11 +214,26 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     this.#maxWait = options.maxWait ?? DEFAULT_MAX_WAIT
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
     this.#queryTimeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
-    this.#sql = buildSql(resolveNames(prisma, options))
+    this.#notifyChannel = options.notifyChannel
+    this.#sql = buildSql(resolveNames(prisma, options), options.notifyChannel !== undefined)
+  }
+
+  onRunChange(listener: RunChangeListener): () => void {
+    return this.#changes.subscribe(listener)
+  }
+
+  async getRunVersions(runIds: readonly string[]): Promise<Map<string, number>> {
+    const versions = new Map<string, number>()
+    if (runIds.length === 0) return versions
+    const rows = await this.#query<{ id: string; version: number | string }>(this.#sql.readVersions, [[...runIds]])
+    for (const row of rows) versions.set(row.id, Number(row.version))
+    return versions
   }
 
   async transaction<T>(fn: (tx: StoreTransaction<PrismaTransactionClientOf<Client>>) => Promise<T>): Promise<T> {
     let started = false
+    // Told to same-process streams only once the transaction has committed.
+    const changes: RunChange[] = []
     const work = this.#prisma.$transaction(
       async (client) => {
         started = true
@@ -256,27 +249,16 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
             return toRunState(row)
           },
           getStage: async (runId, stageNumber) => {
-            const row = await client.stageOutput.findUnique({
-              where: { runId_stageNumber: { runId, stageNumber } },
-              select: STAGE_SELECT,
-            })
-            return row ? toStageState(row) : undefined
+            const rows = await client.$queryRawUnsafe<StageRow[]>(this.#sql.readStage, runId, stageNumber)
+            return rows[0] ? stageFromRow(rows[0]) : undefined
+          },
+          getStages: async (runId) => {
+            const rows = await client.$queryRawUnsafe<StageRow[]>(this.#sql.readStages, runId)
+            return rows.map(stageFromRow)
           },
           saveStage: async (runId, stage) => {
-            // Prisma turns this into one INSERT … ON CONFLICT DO UPDATE, which cannot raise P2002
-            // even without the run lock.
-            await client.stageOutput.upsert({
-              where: { runId_stageNumber: { runId, stageNumber: stage.stageNumber } },
-              create: { runId, ...stage },
-              update: {
-                stageName: stage.stageName,
-                status: stage.status,
-                output: stage.output,
-                completedAt: stage.completedAt,
-                updatedAt: stage.updatedAt,
-              },
-              select: { stageNumber: true },
-            })
+            // One INSERT … ON CONFLICT DO UPDATE, which cannot raise P2002 even without the run lock.
+            await client.$queryRawUnsafe(this.#sql.saveStage, runId, ...stageValues(stage))
           },
           saveRun: async (run) => {
             const locked = versions.get(run.id)
@@ -294,6 +276,13 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
               select: { id: true },
             })
             if (locked !== undefined) versions.set(run.id, nextRunVersion(locked))
+            const version = versions.get(run.id)
+            if (version !== undefined) changes.push({ runId: run.id, version })
+            if (this.#notifyChannel !== undefined) {
+              // Delivered by PostgreSQL at commit, and dropped with a rollback.
+              const payload = version === undefined ? run.id : `${run.id}:${version}`
+              await client.$queryRawUnsafe(this.#sql.notify, this.#notifyChannel, payload)
+            }
           },
         })
       },
@@ -301,7 +290,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     )
     try {
       // Prisma's own bounds normally end it first; this also bounds a driver that never answers.
-      return await bounded(work, this.#maxWait + this.#timeout + TRANSACTION_GRACE_MS)
+      const result = await bounded(work, this.#maxWait + this.#timeout + TRANSACTION_GRACE_MS)
+      for (const change of changes) this.#changes.emit(change)
+      return result
     } catch (error) {
       // P2028: no connection freed up within maxWait, or the transaction ran out of its timeout.
       if (errorCode(error) === 'P2028') {
@@ -318,36 +309,23 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     const rows = await this.#query<RunStageRow>(this.#sql.readRunStage, [runId, stageNumber])
     const row = rows[0]
     if (!row) return null
-    const stage =
-      row.s_status === null
-        ? undefined
-        : toStageState({
-            stageNumber,
-            stageName: row.s_stageName as string,
-            status: row.s_status,
-            output: row.s_output,
-            completedAt: row.s_completedAt,
-            createdAt: row.s_createdAt as Date,
-            updatedAt: row.s_updatedAt as Date,
-          })
-    return { run: toRunState(row), version: Number(row.version), stage }
+    return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
   }
 
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
-    const { stage } = write
+    const { run, stage } = write
     const rows = await this.#query<unknown>(this.#sql.writeRunStage, [
       ...runWriteParameters(write),
-      // What Prisma's @default(uuid()) would have filled in; kept by an existing row.
-      crypto.randomUUID(),
-      stage.stageNumber,
-      stage.stageName,
-      stage.status,
-      stage.output,
-      stage.completedAt,
-      stage.createdAt,
-      stage.updatedAt,
+      ...stageValues(stage),
+      ...this.#notifyValues(),
     ])
-    return rows.length > 0
+    if (rows.length === 0) return false
+    this.#changes.emit({ runId: run.id, version: write.version })
+    return true
+  }
+
+  #notifyValues(): string[] {
+    return this.#notifyChannel === undefined ? [] : [this.#notifyChannel]
   }
 
   async readRun(runId: string): Promise<VersionedRun | null> {
@@ -357,8 +335,37 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async writeRun(write: RunWrite): Promise<boolean> {
-    const rows = await this.#query<unknown>(this.#sql.writeRun, runWriteParameters(write))
-    return rows.length > 0
+    const { run } = write
+    const guarded = write.expectedLastActivityAt !== undefined
+    const rows = await this.#query<unknown>(guarded ? this.#sql.writeRunIfSilent : this.#sql.writeRun, [
+      ...runWriteParameters(write),
+      ...(guarded ? [write.expectedLastActivityAt] : []),
+      ...this.#notifyValues(),
+    ])
+    if (rows.length === 0) return false
+    this.#changes.emit({ runId: run.id, version: write.version })
+    return true
+  }
+
+  async touchRun(touch: RunTouch): Promise<RunStageRead | null> {
+    const rows = await this.#query<RunStageRow>(this.#sql.touchRun, [
+      touch.runId,
+      touch.at,
+      touch.heartbeatIntervalMs ?? null,
+      touch.stageNumber ?? null,
+    ])
+    const row = rows[0]
+    if (!row) return null
+    return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, touch.stageNumber ?? 0) }
+  }
+
+  async deleteFinishedRuns(deletion: FinishedRunsDeletion): Promise<number> {
+    const rows = await this.#query<{ deleted: number | string }>(this.#sql.deleteFinishedRuns, [
+      deletion.status,
+      deletion.updatedBefore,
+      deletion.limit,
+    ])
+    return Number(rows[0]?.deleted ?? 0)
   }
 
   async insertRun(run: RunState): Promise<{ created: boolean; run: RunState }> {
@@ -381,16 +388,15 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     return { created: false, run: toRunState(row) }
   }
 
-  async listStaleRuns(updatedBefore: Date, limit: number): Promise<RunState[]> {
-    // Served by the (status, updatedAt) index of PipelineRun.
-    const rows = await this.#bounded(
-      this.#prisma.pipelineRun.findMany({
-        where: { status: { in: UNFINISHED_STATUSES }, updatedAt: { lt: updatedBefore } },
-        orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
-        take: limit,
-        select: RUN_SELECT,
-      }),
-    )
+  async listStaleRuns(updatedBefore: Date, limit: number, now?: Date): Promise<RunState[]> {
+    // The (status, updatedAt) index narrows it to unfinished runs.
+    const rows = await this.#query<VersionedRunRow>(this.#sql.listStaleRuns, [
+      UNFINISHED_STATUSES,
+      updatedBefore,
+      limit,
+      now ?? null,
+      MISSED_HEARTBEATS_LIMIT,
+    ])
     return rows.map(toRunState)
   }
 
@@ -402,17 +408,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     const stages: StageState[] = []
     for (const row of rows) {
       if (row.s_stageNumber === null) continue
-      stages.push(
-        toStageState({
-          stageNumber: Number(row.s_stageNumber),
-          stageName: row.s_stageName as string,
-          status: row.s_status as StageState['status'],
-          output: row.s_output,
-          completedAt: row.s_completedAt,
-          createdAt: row.s_createdAt as Date,
-          updatedAt: row.s_updatedAt as Date,
-        }),
-      )
+      const stage = stageOf(row, Number(row.s_stageNumber))
+      if (stage) stages.push(stage)
     }
     return { run: toRunState(first), stages, version: Number(first.version) }
   }
@@ -522,6 +519,8 @@ const RUN_FIELDS: readonly PipelineRunField[] = [
   'createdAt',
   'updatedAt',
   'version',
+  'lastActivityAt',
+  'heartbeatIntervalMs',
 ]
 const STAGE_FIELDS: readonly StageOutputField[] = [
   'id',
@@ -531,6 +530,7 @@ const STAGE_FIELDS: readonly StageOutputField[] = [
   'status',
   'output',
   'completedAt',
+  'progress',
   'createdAt',
   'updatedAt',
 ]
@@ -571,24 +571,84 @@ function resolveNames(prisma: object, options: { schema?: string | undefined; na
 /** The store's own SQL, built once from quoted names; every value is a bound parameter. */
 interface StoreSql {
   lockRun: string
+  readStage: string
+  readStages: string
+  saveStage: string
+  touchRun: string
+  listStaleRuns: string
+  deleteFinishedRuns: string
+  writeRunIfSilent: string
   writeRun: string
   readRun: string
   readRunStage: string
   readRunStages: string
   writeRunStage: string
   insertRun: string
+  readVersions: string
+  notify: string
 }
 
-function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames): StoreSql {
+function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames, notify: boolean): StoreSql {
+  // With a notify channel (the last parameter), the written run's `id:version` goes to pg_notify
+  // in the same statement. An unreferenced SELECT in WITH would never run, hence the EXISTS.
+  const notified = (channel: string) =>
+    notify ? `, notified AS (SELECT pg_notify(${channel}, run.id || ':' || run.version) FROM run)` : ''
+  const whenNotified = notify ? ' WHERE EXISTS (SELECT 1 FROM notified)' : ''
   const runColumns = (alias: string) =>
     `${alias}.${r.id} AS "id", ${alias}.${r.status}::text AS "status", ${alias}.${r.error} AS "error", ` +
     `${alias}.${r.completedAt} AS "completedAt", ${alias}.${r.completionReceivedAt} AS "completionReceivedAt", ` +
-    `${alias}.${r.createdAt} AS "createdAt", ${alias}.${r.updatedAt} AS "updatedAt", ${alias}.${r.version} AS "version"`
+    `${alias}.${r.createdAt} AS "createdAt", ${alias}.${r.updatedAt} AS "updatedAt", ${alias}.${r.version} AS "version", ` +
+    `${alias}.${r.lastActivityAt} AS "lastActivityAt", ${alias}.${r.heartbeatIntervalMs} AS "heartbeatIntervalMs"`
+  // Progress as text, parsed by the store: drivers differ in how they return jsonb.
   const stageColumns =
     `s.${s.stageName} AS "s_stageName", s.${s.status}::text AS "s_status", s.${s.output} AS "s_output", ` +
-    `s.${s.completedAt} AS "s_completedAt", s.${s.createdAt} AS "s_createdAt", s.${s.updatedAt} AS "s_updatedAt"`
+    `s.${s.completedAt} AS "s_completedAt", s.${s.progress}::text AS "s_progress", s.${s.createdAt} AS "s_createdAt", ` +
+    `s.${s.updatedAt} AS "s_updatedAt"`
+  const runUpdate =
+    `${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
+    `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8`
+  // The stage values of stageValues(), from parameter p(0): id, stageNumber, stageName, status, output, completedAt, progress, createdAt, updatedAt.
+  const stageInsert = (p: (i: number) => string, runId: string) =>
+    `INSERT INTO ${stageTable} (${s.id}, ${s.runId}, ${s.stageNumber}, ${s.stageName}, ${s.status}, ${s.output}, ` +
+    `${s.completedAt}, ${s.progress}, ${s.createdAt}, ${s.updatedAt}) ` +
+    `SELECT ${p(0)}, ${runId}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}::text::jsonb, ${p(7)}, ${p(8)}`
+  const stageConflict =
+    `ON CONFLICT (${s.runId}, ${s.stageNumber}) DO UPDATE SET ${s.stageName} = EXCLUDED.${s.stageName}, ` +
+    `${s.status} = EXCLUDED.${s.status}, ${s.output} = EXCLUDED.${s.output}, ` +
+    `${s.completedAt} = EXCLUDED.${s.completedAt}, ${s.progress} = EXCLUDED.${s.progress}, ${s.updatedAt} = EXCLUDED.${s.updatedAt}`
+  const lastSeen = `GREATEST(r.${r.updatedAt}, COALESCE(r.${r.lastActivityAt}, r.${r.updatedAt}))`
   return {
     lockRun: `SELECT ${runColumns('r')} FROM ${runTable} r WHERE r.${r.id} = $1 FOR UPDATE`,
+    readStage:
+      `SELECT s.${s.stageNumber} AS "s_stageNumber", ${stageColumns} FROM ${stageTable} s ` +
+      `WHERE s.${s.runId} = $1 AND s.${s.stageNumber} = $2`,
+    readStages:
+      `SELECT s.${s.stageNumber} AS "s_stageNumber", ${stageColumns} FROM ${stageTable} s ` +
+      `WHERE s.${s.runId} = $1 ORDER BY s.${s.stageNumber}`,
+    saveStage: `${stageInsert((i) => `$${i + 2}`, '$1')} ${stageConflict}`,
+    // The heartbeat: only lastActivityAt (and the interval), never the version, so no new ETag or event.
+    touchRun:
+      `WITH r AS (UPDATE ${runTable} SET ${r.lastActivityAt} = $2, ` +
+      `${r.heartbeatIntervalMs} = COALESCE($3::integer, ${r.heartbeatIntervalMs}) WHERE ${r.id} = $1 RETURNING *) ` +
+      `SELECT ${runColumns('r')}, ${stageColumns} FROM r ` +
+      `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} AND s.${s.stageNumber} = $4::integer`,
+    listStaleRuns:
+      `SELECT ${runColumns('r')} FROM ${runTable} r WHERE r.${r.status}::text = ANY($1::text[]) AND ` +
+      `CASE WHEN r.${r.heartbeatIntervalMs} IS NULL OR $4::timestamptz IS NULL THEN ${lastSeen} < $2 ` +
+      `ELSE ${lastSeen} < $4::timestamptz - make_interval(secs => $5::integer * r.${r.heartbeatIntervalMs} / 1000.0) END ` +
+      `ORDER BY r.${r.updatedAt}, r.${r.id} LIMIT $3`,
+    // Bounded and safe with several instances: rows another sweep holds are skipped, not waited for.
+    deleteFinishedRuns:
+      `WITH doomed AS (SELECT r.${r.id} AS id FROM ${runTable} r WHERE r.${r.status}::text = $1 AND r.${r.updatedAt} < $2 ` +
+      `ORDER BY r.${r.updatedAt} LIMIT $3 FOR UPDATE SKIP LOCKED), ` +
+      `gone_stages AS (DELETE FROM ${stageTable} s USING doomed WHERE s.${s.runId} = doomed.id), ` +
+      `gone AS (DELETE FROM ${runTable} r USING doomed WHERE r.${r.id} = doomed.id RETURNING 1) ` +
+      `SELECT count(*)::integer AS "deleted" FROM gone`,
+    // The sweeper's write: only if no heartbeat came since it read the run (a heartbeat changes no version).
+    writeRunIfSilent:
+      `WITH run AS (UPDATE ${runTable} SET ${runUpdate} WHERE ${r.id} = $1 AND ${r.version} = $2 ` +
+      `AND ${r.lastActivityAt} IS NOT DISTINCT FROM $9::timestamptz RETURNING ${r.id} AS id, ${r.version} AS version)${notified('$10')} ` +
+      `SELECT 1 AS "written" FROM run${whenNotified}`,
     readRun: `SELECT ${runColumns('r')} FROM ${runTable} r WHERE r.${r.id} = $1`,
     readRunStage:
       `SELECT ${runColumns('r')}, ${stageColumns} FROM ${runTable} r ` +
@@ -597,25 +657,21 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames): St
       `SELECT ${runColumns('r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns} FROM ${runTable} r ` +
       `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`,
     writeRun:
-      `UPDATE ${runTable} SET ${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
-      `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8 ` +
-      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING 1 AS "written"`,
+      `WITH run AS (UPDATE ${runTable} SET ${runUpdate} ` +
+      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified('$9')} ` +
+      `SELECT 1 AS "written" FROM run${whenNotified}`,
     // One statement, one implicit transaction: the run row's update holds its lock while the stage
     // is written, and writes nothing at all when another write changed the version first.
     writeRunStage:
-      `WITH run AS (UPDATE ${runTable} SET ${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
-      `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8 ` +
-      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id) ` +
-      `INSERT INTO ${stageTable} (${s.id}, ${s.runId}, ${s.stageNumber}, ${s.stageName}, ${s.status}, ${s.output}, ` +
-      `${s.completedAt}, ${s.createdAt}, ${s.updatedAt}) ` +
-      `SELECT $9, run.id, $10, $11, $12, $13, $14, $15, $16 FROM run ` +
-      `ON CONFLICT (${s.runId}, ${s.stageNumber}) DO UPDATE SET ${s.stageName} = EXCLUDED.${s.stageName}, ` +
-      `${s.status} = EXCLUDED.${s.status}, ${s.output} = EXCLUDED.${s.output}, ` +
-      `${s.completedAt} = EXCLUDED.${s.completedAt}, ${s.updatedAt} = EXCLUDED.${s.updatedAt} RETURNING 1 AS "written"`,
+      `WITH run AS (UPDATE ${runTable} SET ${runUpdate} ` +
+      `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified('$18')} ` +
+      `${stageInsert((i) => `$${i + 9}`, 'run.id')} FROM run${whenNotified} ${stageConflict} RETURNING 1 AS "written"`,
     insertRun:
       `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
       `${r.createdAt}, ${r.updatedAt}, ${r.version}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ` +
       `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`,
+    readVersions: `SELECT r.${r.id} AS "id", r.${r.version} AS "version" FROM ${runTable} r WHERE r.${r.id} = ANY($1::text[])`,
+    notify: `SELECT 1 AS "notified" FROM (SELECT pg_notify($1, $2)) n`,
   }
 }
 
@@ -630,6 +686,8 @@ interface RunRow {
   completionReceivedAt: Date | string | null
   createdAt: Date | string
   updatedAt: Date | string
+  lastActivityAt: Date | string | null
+  heartbeatIntervalMs: number | string | null
 }
 
 type StageColumns = {
@@ -637,12 +695,48 @@ type StageColumns = {
   s_status: StageState['status'] | null
   s_output: string | null
   s_completedAt: Date | string | null
+  s_progress: string | null
   s_createdAt: Date | string | null
   s_updatedAt: Date | string | null
 }
 
 type RunStageRow = VersionedRunRow & StageColumns
 type RunStagesRow = VersionedRunRow & StageColumns & { s_stageNumber: number | null }
+type StageRow = StageColumns & { s_stageNumber: number | string }
+
+/** The stage values in the order the stage SQL binds them; `id` is what Prisma's @default(uuid()) would fill in. */
+function stageValues(stage: StageState): unknown[] {
+  return [
+    crypto.randomUUID(),
+    stage.stageNumber,
+    stage.stageName,
+    stage.status,
+    stage.output,
+    stage.completedAt,
+    stage.progress ? JSON.stringify(stage.progress) : null,
+    stage.createdAt,
+    stage.updatedAt,
+  ]
+}
+
+/** The stage in a joined row, or `undefined` when the join found none. */
+function stageOf(row: StageColumns, stageNumber: number): StageState | undefined {
+  if (row.s_status === null) return undefined
+  return {
+    stageNumber,
+    stageName: row.s_stageName as string,
+    status: row.s_status,
+    output: row.s_output,
+    completedAt: toDate(row.s_completedAt),
+    progress: row.s_progress === null ? null : (JSON.parse(row.s_progress) as StageProgress),
+    createdAt: toDate(row.s_createdAt as Date | string),
+    updatedAt: toDate(row.s_updatedAt as Date | string),
+  }
+}
+
+function stageFromRow(row: StageRow): StageState {
+  return stageOf(row, Number(row.s_stageNumber)) as StageState
+}
 
 function toRunState(row: RunRow): RunState {
   return {
@@ -653,26 +747,8 @@ function toRunState(row: RunRow): RunState {
     completionReceivedAt: toDate(row.completionReceivedAt),
     createdAt: toDate(row.createdAt),
     updatedAt: toDate(row.updatedAt),
-  }
-}
-
-function toStageState(row: {
-  stageNumber: number
-  stageName: string
-  status: StageState['status']
-  output: string | null
-  completedAt: Date | string | null
-  createdAt: Date | string
-  updatedAt: Date | string
-}): StageState {
-  return {
-    stageNumber: row.stageNumber,
-    stageName: row.stageName,
-    status: row.status,
-    output: row.output,
-    completedAt: toDate(row.completedAt),
-    createdAt: toDate(row.createdAt),
-    updatedAt: toDate(row.updatedAt),
+    lastActivityAt: toDate(row.lastActivityAt),
+    heartbeatIntervalMs: row.heartbeatIntervalMs === null ? null : Number(row.heartbeatIntervalMs),
   }
 }
 

@@ -1,3 +1,5 @@
+import { toStoreError } from './database-errors.js'
+
 /**
  * Remembers the signed messages that were accepted, by `webhook-id`, with a fingerprint of the
  * body. A message id seen again with the same body is a redelivery (the sender lost the answer
@@ -121,6 +123,10 @@ export interface PostgresReplayStoreOptions {
  * table with the package's migrations (`prisma migrate deploy`), or copy the `WebhookMessage`
  * model into your schema.
  *
+ * A database error of a claim is classified like `PrismaStore`'s: an unreachable
+ * database answers 503 `database_unavailable`, a missing `WebhookMessage` table 503
+ * `database_not_migrated` naming the table and `prisma migrate deploy` (logged once).
+ *
  * @example
  * ```ts
  * import { createPipelineStatusHandlers, createPostgresReplayStore } from 'pipeline-status-sdk/server'
@@ -153,8 +159,14 @@ export function createPostgresReplayStore(client: ReplayStoreSqlClient, options:
         cleanupAt = time + cleanupIntervalMs
         void Promise.resolve(client.$queryRawUnsafe(cleanupSql, new Date(time))).catch(() => undefined)
       }
-      const rows = await client.$queryRawUnsafe<unknown[]>(claimSql, messageId, fingerprint, new Date(expiresAt), new Date(time))
-      return rows.length > 0
+      try {
+        const rows = await client.$queryRawUnsafe<unknown[]>(claimSql, messageId, fingerprint, new Date(expiresAt), new Date(time))
+        return rows.length > 0
+      } catch (error) {
+        // Classified like the Prisma store's errors: the handlers answer 503 database_unavailable
+        // or database_not_migrated (naming the missing table, logged once), not 500 per request.
+        throw toStoreError(error)
+      }
     },
   }
 }

@@ -294,3 +294,44 @@ describe('start() and stop()', () => {
     await sweeper.stop()
   })
 })
+
+describe('the stale-run sweeper: retention and onRunEnded', () => {
+  it('refuses a retention it cannot apply, at creation', () => {
+    const store = new MemoryStore()
+    expect(() => createStaleRunSweeper({ store, staleAfterMs: MINUTE, retention: { COMPLETED: 0 } })).toThrow(HandlerConfigurationError)
+    expect(() =>
+      createStaleRunSweeper({ store, staleAfterMs: MINUTE, retention: { DONE: MINUTE } as unknown as { COMPLETED: number } }),
+    ).toThrow(/unknown status DONE/)
+    const withoutDelete: Store<MemoryStore> = {
+      transaction: (fn) => store.transaction(fn),
+      insertRun: (run) => store.insertRun(run),
+      getRun: (runId) => store.getRun(runId),
+      listStaleRuns: (before, limit) => store.listStaleRuns(before, limit),
+    }
+    expect(() => createStaleRunSweeper({ store: withoutDelete, staleAfterMs: MINUTE, retention: { FAILED: MINUTE } })).toThrow(
+      /deleteFinishedRuns/,
+    )
+  })
+
+  it('a timed sweep fails stale runs with onRunEnded, then deletes expired ones', async () => {
+    const store = new MemoryStore()
+    const clock = manualClock()
+    const ended: string[] = []
+    await startRun(store, 'stale', clock.now())
+    const sweeper = createStaleRunSweeper({
+      store,
+      staleAfterMs: MINUTE,
+      clock: clock.now,
+      logger: quiet,
+      retention: { FAILED: MINUTE },
+      onRunEnded: ({ run, how }) => void ended.push(`${run.id}:${how}`),
+    })
+    clock.advance(2 * MINUTE)
+    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(['stale'])
+    expect(ended).toEqual(['stale:swept_as_stale'])
+    expect(await sweeper.purge()).toEqual({ FAILED: 0 })
+    clock.advance(2 * MINUTE)
+    expect(await sweeper.purge()).toEqual({ FAILED: 1 })
+    expect(await getRunSnapshot(store, 'stale')).toBeNull()
+  })
+})

@@ -1,4 +1,5 @@
-import { failStaleRuns } from '../core/operations.js'
+import type { FinalStatus } from '../contract/status.js'
+import { deleteExpiredRuns, failStaleRuns, type OnRunEnded, type RetentionPolicy } from '../core/operations.js'
 import type { RunState } from '../core/state.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
@@ -17,10 +18,13 @@ const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
 /** Options of {@link createStaleRunSweeper} other than the store. */
 export interface StaleRunSweeperSettings {
   /**
-   * How long an unfinished run (`PENDING` or `PROCESSING`) may go without an applied update
-   * before the sweeper fails it, in milliseconds. Required. Choose more than your longest stage
-   * (a runner reports a stage when it starts and when it ends, nothing in between) and, since
-   * `PENDING` runs count too, more than a run may wait in your queue before a runner starts it.
+   * How long an unfinished run (`PENDING` or `PROCESSING`) may go without an applied update or a
+   * heartbeat before the sweeper fails it, in milliseconds, unless it announced a heartbeat
+   * interval: such a run is failed after 3 missed intervals (`MISSED_HEARTBEATS_LIMIT` ×
+   * `intervalMs` it announced) instead, however long its stages take. Required. For runners
+   * that never heartbeat, choose more than your longest stage (they report a stage when it starts
+   * and when it ends, nothing in between) and, since `PENDING` runs count too, more than a run
+   * may wait in your queue before a runner starts it.
    */
   staleAfterMs: number
   /**
@@ -56,6 +60,22 @@ export interface StaleRunSweeperSettings {
    * @default none
    */
   onRunStale?: ((run: RunState) => Promise<void> | void) | undefined
+  /**
+   * The app's hook for the end of a run (the same one the handlers take): called with
+   * `how: 'swept_as_stale'` inside the transaction that fails the run, exactly once per run. When
+   * it throws, that run is not failed this time (the sweep logs it and tries again next time).
+   * @default none
+   */
+  onRunEnded?: OnRunEnded<unknown> | undefined
+  /**
+   * The retention sweep: how long to keep finished runs of each final status after their last
+   * change, in milliseconds (`{ COMPLETED: 30 * DAY, FAILED: 90 * DAY }`); a status left out is
+   * kept forever. Each timed sweep, and each {@link StaleRunSweeper.purge}, deletes up to
+   * `batchSize` expired runs per status with their stages, in one bounded statement per status that
+   * skips rows another instance is deleting (`FOR UPDATE SKIP LOCKED`), so every instance may run it.
+   * @default none: finished runs are kept forever
+   */
+  retention?: RetentionPolicy | undefined
 }
 
 /**
@@ -85,6 +105,12 @@ export interface StaleRunSweeper {
    */
   sweep(): Promise<RunState[]>
   /**
+   * Runs the retention sweep once, now (see {@link StaleRunSweeperSettings.retention}), and
+   * resolves with how many runs it deleted per status; `{}` without `retention`. Throws what the
+   * store throws.
+   */
+  purge(): Promise<Partial<Record<FinalStatus, number>>>
+  /**
    * Sweeps at once, then again `intervalMs` after each sweep ends, until {@link StaleRunSweeper.stop}.
    * Errors of these sweeps are logged, never thrown; the next one retries. The timer does not
    * keep a Node.js process alive. Calling `start` again while started does nothing.
@@ -97,9 +123,12 @@ export interface StaleRunSweeper {
 /**
  * Creates a sweeper that fails runs which stopped reporting: a runner that crashed, was killed
  * or lost its machine mid-stage would otherwise leave its run `PROCESSING` forever. Each sweep
- * lists unfinished runs whose last applied update is older than `staleAfterMs`, then, one
- * transaction per run, locks the run, checks it again and stores it `FAILED` with an `error`
- * such as `No update for more than 15 minutes: the runner stopped reporting`.
+ * lists unfinished runs silent for too long (no applied update or heartbeat for `staleAfterMs`, or
+ * for 3 of the heartbeat intervals a run announced), then reads each again, decides again and
+ * stores it `FAILED` only if nothing changed since (its version and last heartbeat), with an
+ * `error` such as `No heartbeat for 45 s (the runner announced one every 10 seconds): the runner
+ * stopped reporting` or `No update for more than 15 minutes: the runner stopped reporting`.
+ * With `retention`, each timed sweep also deletes expired finished runs (see {@link StaleRunSweeper.purge}).
  *
  * Every web instance may run a sweeper: the run's lock and the second check make sure a run is
  * failed once, and never right after an update committed. A runner that was only slow is not
@@ -144,7 +173,8 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   const batchSize = positiveInteger('batchSize', options.batchSize ?? DEFAULT_BATCH_SIZE)
   const clock = options.clock ?? (() => new Date())
   const logger = safeLogger(options.logger ?? consoleLogger)
-  const { onRunStale } = options
+  const { onRunStale, onRunEnded } = options
+  const retention = resolveRetention(store, options.retention)
 
   let inFlight: Promise<RunState[]> | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -161,10 +191,18 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
 
   function sweep(): Promise<RunState[]> {
-    inFlight ??= failStaleRuns(store, { staleAfterMs, now: clock(), limit: batchSize, onFailed }).finally(() => {
+    inFlight ??= failStaleRuns(store, { staleAfterMs, now: clock(), limit: batchSize, onFailed, onRunEnded }).finally(() => {
       inFlight = undefined
     })
     return inFlight
+  }
+
+  async function purge(): Promise<Partial<Record<FinalStatus, number>>> {
+    if (!retention) return {}
+    const deleted = await deleteExpiredRuns(store, { keep: retention, now: clock(), limit: batchSize })
+    const total = Object.values(deleted).reduce((sum, count) => sum + count, 0)
+    if (total > 0) logger.warn(`pipeline-status: deleted ${total} finished runs past their retention`, { deleted })
+    return deleted
   }
 
   function schedule(delayMs: number): void {
@@ -184,12 +222,18 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
         logger.error('pipeline-status: the stale-run sweep failed', { error })
       }
     }
+    try {
+      await purge()
+    } catch (error) {
+      logger.error('pipeline-status: the retention sweep failed', { error })
+    }
     // A stop() and start() during the sweep may already have scheduled the next one.
     if (started && timer === undefined) schedule(intervalMs)
   }
 
   return {
     sweep,
+    purge,
     start() {
       if (started) return
       started = true
@@ -211,6 +255,20 @@ function resolveSweepableStore(options: StaleRunSweeperOptions): Store<unknown> 
     throw new HandlerConfigurationError('The store cannot list stale runs (it has no listStaleRuns method), so the sweeper cannot find them')
   }
   return resolved
+}
+
+function resolveRetention(store: Store<unknown>, retention: RetentionPolicy | undefined): RetentionPolicy | undefined {
+  if (retention === undefined) return undefined
+  if (typeof store.deleteFinishedRuns !== 'function') {
+    throw new HandlerConfigurationError('The store cannot delete runs (it has no deleteFinishedRuns method), so retention cannot work')
+  }
+  for (const [status, keepMs] of Object.entries(retention)) {
+    if (!['COMPLETED', 'FAILED', 'CANCELLED'].includes(status)) {
+      throw new HandlerConfigurationError(`retention has an unknown status ${status}; use COMPLETED, FAILED or CANCELLED`)
+    }
+    if (keepMs !== undefined) positiveNumber(`retention.${status}`, keepMs)
+  }
+  return retention
 }
 
 function positiveNumber(name: string, value: unknown): number {

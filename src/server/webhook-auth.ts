@@ -1,4 +1,5 @@
 import { ENV_WEBHOOK_SECRET, HEADERS } from '../contract/headers.js'
+import { parseSecretList } from '../contract/secrets.js'
 import {
   DEFAULT_WEBHOOK_TOLERANCE_SECONDS,
   decodeWebhookSecret,
@@ -84,13 +85,6 @@ export interface WebhookAuthenticator {
  */
 export function resolveWebhookSecrets(secret: string | readonly string[] | undefined): string[] {
   return parseSecretList(secret === undefined ? readEnv(ENV_WEBHOOK_SECRET) : secret)
-}
-
-/** A secret list as {@link resolveWebhookSecrets} reads it, without the environment fallback. */
-function parseSecretList(value: string | readonly string[] | undefined): string[] {
-  if (typeof value === 'string') return value.split(',').map((part) => part.trim()).filter((part) => part !== '')
-  const list: readonly unknown[] = Array.isArray(value) ? value : []
-  return list.filter((entry): entry is string => typeof entry === 'string' && entry.trim() !== '')
 }
 
 /** Builds the authenticator; throws {@link HandlerConfigurationError} when no request could ever be authenticated. */

@@ -32,6 +32,7 @@ describe('PrismaAPIClient against the MSW mock', () => {
     expect(status.run.status).toBe('COMPLETED')
     expect(status.stages.map((s) => s.output)).toEqual([1, 2, 3, 4, 5].map((n) => JSON.stringify({ n })))
     expect(await mock.getRun(run.id)).toEqual(status)
+    expect(status.catalogue?.map((c) => c.stageNumber)).toEqual([1, 2, 3, 4, 5])
 
     const first = mock.requests.find((r) => r.route === 'stageUpdate')
     expect(first).toMatchObject({
@@ -64,6 +65,26 @@ describe('PrismaAPIClient against the MSW mock', () => {
       }
     } finally {
       if (saved !== undefined) process.env.WEBHOOK_SECRET = saved
+      server.resetHandlers()
+    }
+  })
+
+  it('one WEBHOOK_SECRET rotation list for both sides: the client sends its first entry, which the server accepts', async () => {
+    const saved = process.env.WEBHOOK_SECRET
+    process.env.WEBHOOK_SECRET = ' new-secret , old-secret '
+    try {
+      const rotating = createPipelineMock({ baseUrl: 'http://rotating.test' }) // reads WEBHOOK_SECRET
+      server.use(...rotating.handlers)
+      const api = new PrismaAPIClient({ baseUrl: 'http://rotating.test', throwOnError: true })
+      const { run } = await api.createRun('rotating-run')
+      expect(await api.markStageComplete(run.id, 1, 'done')).toBe(true)
+      expect(rotating.requests.map((r) => [r.route, r.status, r.headers['x-webhook-secret']])).toEqual([
+        ['createRun', 201, 'new-secret'],
+        ['stageUpdate', 200, 'new-secret'],
+      ])
+    } finally {
+      if (saved === undefined) delete process.env.WEBHOOK_SECRET
+      else process.env.WEBHOOK_SECRET = saved
       server.resetHandlers()
     }
   })

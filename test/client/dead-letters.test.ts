@@ -148,7 +148,10 @@ describe('401 and 403 stay queued', () => {
     for (let i = 1; i < 3; i++) expect((times[i] ?? 0) - (times[i - 1] ?? 0)).toBeGreaterThanOrEqual(slow - 5)
     // Only the run's head is tried: the later update waits behind it.
     expect(new Set(server.requests.slice(0, 3).map(update))).toEqual(new Set(['1 PROCESSING']))
-    const errors = logger.lines.filter((l) => l.level === 'error').map((l) => l.message)
+    // The server sees the third request before the client has read its 401 and logged it.
+    const errorLines = () => logger.lines.filter((l) => l.level === 'error').map((l) => l.message)
+    await vi.waitFor(() => expect(errorLines().length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 20 })
+    const errors = errorLines()
     expect(errors[0]).toMatch(/^Run run_1: stage 1 PROCESSING refused \(HTTP 401 unauthorized.*\); check that the runner's secret matches the web app's\. Queued in the outbox and retried slowly/)
     // One error per refused redelivery, each with when the next attempt is.
     expect(errors.slice(1, 3)).toEqual([

@@ -82,6 +82,7 @@ print(json.dumps({
       bytes_before: null,
       bytes_after: null,
       limit: null,
+      reason: null,
     })
     expect(result.altered).toEqual([
       replaced(1),
@@ -95,6 +96,7 @@ print(json.dumps({
         bytes_before: 9000,
         bytes_after: expect.any(Number),
         limit: LIMIT,
+        reason: null,
       },
     ])
     const lines = stderr.split('\n').filter(Boolean)

@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DEFAULT_STAGES, PrismaAPIClient, type PipelineProgressEvent, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
+import { CatalogueMismatchError, DEFAULT_STAGES, PrismaAPIClient, type PipelineProgressEvent, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
@@ -132,11 +132,14 @@ describe('runPipeline', () => {
         () => {
           ranAfter = true
         },
+        // As many stages as the server's catalogue: runPipeline checks it at start.
+        () => 'four',
+        () => 'five',
       ],
     })
     expect(ranAfter).toBe(false)
     expect(summary.status).toBe('CANCELLED')
-    expect(summary.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED', 'PENDING'])
+    expect(summary.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED', 'PENDING', 'PENDING', 'PENDING'])
     expect(updates()).toEqual(['1 PROCESSING', '1 COMPLETED', '2 PROCESSING', '2 CANCELLED'])
     expect(summary.completion).toMatchObject({ ok: true, response: { outcome: 'applied', run: { status: 'CANCELLED' } } })
     expect((await client.getStatus('run_cancel')).run.status).toBe('CANCELLED')
@@ -144,7 +147,7 @@ describe('runPipeline', () => {
 
   it('cancels before the first stage when the signal is already aborted', async () => {
     await client.createRun('run_pre')
-    const summary = await runPipeline({ runId: 'run_pre', client, signal: AbortSignal.abort(), stages: [() => 'x'] })
+    const summary = await runPipeline({ runId: 'run_pre', client, signal: AbortSignal.abort(), stages: Array(5).fill(() => 'x') })
     expect(summary.status).toBe('CANCELLED')
     expect(updates()).toEqual(['1 CANCELLED'])
   })
@@ -160,6 +163,7 @@ describe('runPipeline', () => {
     expect(summary.completion).toMatchObject({ ok: false, error: { name: 'StatusHttpError', status: 404 } })
     expect(summary.delivered).toBe(false)
     expect(summary.warnings).toEqual([
+      expect.stringMatching(/^The server's stage catalogue could not be read, so the number of stages was not checked: .*404 \(run_not_found/),
       expect.stringMatching(/^Stage 1 PROCESSING was not delivered \(failed\): HTTP 404 run_not_found/),
       expect.stringMatching(/^Stage 1 COMPLETED was not delivered \(failed\): HTTP 404 run_not_found/),
       expect.stringMatching(/^Stage 2 PROCESSING was not delivered/),
@@ -168,7 +172,7 @@ describe('runPipeline', () => {
     ])
   })
 
-  it('does not report a run whose updates the server refused as if all went well (5 stages, server catalogues 3)', async () => {
+  it('refuses to start a 5-stage runner against a server that catalogues 3, and sends nothing', async () => {
     await server.stop()
     const { MemoryStore, createPipelineStatusHandlers } = await import('pipeline-status-sdk/server')
     const three = DEFAULT_STAGES.slice(0, 3)
@@ -177,24 +181,71 @@ describe('runPipeline', () => {
     })
     const local = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 } })
     await local.createRun('run_short')
-    const summary = await runPipeline({ runId: 'run_short', client: local, stages: [1, 2, 3, 4, 5].map((n) => () => n) })
-    // The runner's stages all ran, but the server finished the run at stage 3 and refused the rest.
-    expect(summary.status).toBe('COMPLETED')
-    expect(summary.delivered).toBe(false)
-    expect(summary.stages.map((s) => s.reported)).toEqual([true, true, true, false, false])
-    expect(summary.warnings.filter((w) => /^Stage [45] /.test(w))).toHaveLength(4)
-    expect(summary.warnings[0]).toMatch(/^Stage 4 PROCESSING was not delivered \(failed\): HTTP (400|409) /)
+    const ran: number[] = []
+    const attempt = runPipeline({ runId: 'run_short', client: local, stages: [1, 2, 3, 4, 5].map((n) => () => ran.push(n)) })
+    await expect(attempt).rejects.toThrow(CatalogueMismatchError)
+    await expect(attempt).rejects.toMatchObject({
+      name: 'CatalogueMismatchError',
+      runnerStages: 5,
+      serverStages: 3,
+      message: expect.stringMatching(/^Run run_short: the runner has 5 stage\(s\) but the server's catalogue has 3;/),
+    })
+    expect(ran).toEqual([])
+    // Only the run's creation reached the server: its answer carried the catalogue.
+    expect(server.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /api/pipeline/runs'])
+    expect((await local.getStatus('run_short')).run.status).toBe('PENDING')
     await local.close()
   })
 
   it('lists outputs it had to change in the summary and its warnings', async () => {
     await client.createRun('run_altered')
-    const summary = await runPipeline({ runId: 'run_altered', client, stages: [() => 'a\u0000b', () => ({ fine: '\uD800' })] })
+    const summary = await runPipeline({
+      runId: 'run_altered',
+      client,
+      stages: [() => 'a\u0000b', () => ({ fine: '\uD800' }), () => 3, () => 4, () => 5],
+    })
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
     // An object's lone surrogate is escaped by JSON.stringify, so only the string needed replacing.
     expect(summary.alteredOutputs).toEqual([{ runId: 'run_altered', stageNumber: 1, kind: 'replaced', replacedCharacters: 1 }])
     expect(summary.warnings).toEqual(['Stage 1 output: 1 character(s) PostgreSQL cannot store (NUL, lone surrogates) replaced with U+FFFD'])
     expect((await client.getStatus('run_altered')).stages[0]?.output).toBe('a\uFFFDb')
+  })
+
+  it('sends a BigInt as its decimal string and an output JSON cannot hold as the placeholder, never losing the status', async () => {
+    await client.createRun('run_unjson')
+    const circular: Record<string, unknown> = { name: 'loop' }
+    circular.self = circular
+    const summary = await runPipeline({
+      runId: 'run_unjson',
+      client,
+      debugDir,
+      // Five stages, as the server's catalogue has: the handshake refuses any other number.
+      stages: [
+        () => ({ count: 12345678901234567890n }),
+        () => circular,
+        () => ({ toJSON: () => { throw new Error('no JSON here') } }),
+        () => 'four',
+        () => 'five',
+      ],
+    })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    const circularReason = 'TypeError: Converting circular structure to JSON'
+    expect(summary.alteredOutputs).toEqual([
+      { runId: 'run_unjson', stageNumber: 2, kind: 'unserialisable', reason: circularReason },
+      { runId: 'run_unjson', stageNumber: 3, kind: 'unserialisable', reason: 'Error: no JSON here' },
+    ])
+    expect(summary.warnings).toEqual([
+      `Stage 2 output cannot be serialised as JSON (${circularReason}); a placeholder was sent instead`,
+      'Stage 3 output cannot be serialised as JSON (Error: no JSON here); a placeholder was sent instead',
+    ])
+    const stages = (await client.getStatus('run_unjson')).stages
+    expect(stages.slice(0, 3).map((stage) => [stage.status, stage.output])).toEqual([
+      ['COMPLETED', '{"count":"12345678901234567890"}'],
+      ['COMPLETED', `[output not serialisable as JSON: ${circularReason}]`],
+      ['COMPLETED', '[output not serialisable as JSON: Error: no JSON here]'],
+    ])
+    expect(JSON.parse(readFileSync(join(debugDir, 'run_unjson', 'stage_1_output.json'), 'utf8'))).toEqual({ count: '12345678901234567890' })
+    expect(JSON.parse(readFileSync(join(debugDir, 'run_unjson', 'stage_2_output.json'), 'utf8'))).toBe(`[output not serialisable as JSON: ${circularReason}]`)
   })
 
   it('says when updates still wait in the outbox at the end', async () => {
@@ -208,7 +259,10 @@ describe('runPipeline', () => {
       expect(summary.stages[0]?.reported).toBe(true)
       expect(summary.delivered).toBe(false)
       expect(summary.completion).toMatchObject({ ok: true, response: { queued: true } })
-      expect(summary.warnings).toEqual(['3 update(s) of this run wait in the outbox; they are delivered in order once the server takes them'])
+      expect(summary.warnings).toEqual([
+        expect.stringMatching(/^The server's stage catalogue could not be read, so the number of stages was not checked: .*503/),
+        '3 update(s) of this run wait in the outbox; they are delivered in order once the server takes them',
+      ])
       server.setFault(undefined)
       expect(await queuing.close()).toMatchObject({ delivered: 3, pending: 0, undelivered: {} })
     } finally {

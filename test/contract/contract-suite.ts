@@ -3,9 +3,19 @@
  * target: the Web handlers in memory, the Next.js route handlers, the Express router on a real
  * port over PostgreSQL. Every target runs the same scenarios, so they cannot drift apart.
  */
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import {
+  CancelRunResponse,
   CompleteRunResponse,
+  createOpenApiDocument,
+  RunEndEvent,
+  RunSnapshotEvent,
+  RunUpdateEvent,
   CreateRunResponse,
+  DEFAULT_STAGES,
+  HeartbeatResponse,
+  MAX_PROGRESS_MESSAGE_LENGTH,
   PROBLEM_CONTENT_TYPE,
   Problem,
   RunStatusResponse,
@@ -14,6 +24,7 @@ import {
 import {
   type AuthorizeInput,
   createRunReadToken,
+  type RunEndedInput,
   createWebhookSignatureHeaders,
   HttpProblemError,
   type RunState,
@@ -25,6 +36,7 @@ import { connect } from 'node:net'
 import { deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
+import { OpenApiAnswerValidator } from './openapi-answers.js'
 
 /** The secret every default client is configured with. */
 export const SECRET = 'test-secret-7f3a9c2e'
@@ -50,8 +62,13 @@ export interface TargetOptions {
   signing?: WebhookSigningOptions
   authorize?: (input: AuthorizeInput<unknown>) => boolean | Promise<boolean>
   onRunCompleted?: (tx: unknown, run: RunState, payload: Record<string, unknown>) => Promise<void> | void
+  onRunEnded?: (input: RunEndedInput<unknown>) => Promise<void> | void
   maxBodyBytes?: number
   readTokens?: { secret: string | readonly string[] }
+  /** Live stream settings (keep-alive interval, stream cap). */
+  live?: { keepAliveMs?: number; maxStreams?: number; retryMs?: number }
+  /** Cross-origin reads. */
+  cors?: { origins: string[] }
   /** A store that cannot reach its database (503), or one that fails with a secret-bearing error (500). */
   store?: 'unavailable' | 'throwing'
   logger?: { warn: (...args: unknown[]) => void; error: (...args: unknown[]) => void }
@@ -106,6 +123,23 @@ export function uniqueRunId(prefix = 'run'): string {
   return `${prefix}-${counter}-${crypto.randomUUID().slice(0, 8)}`
 }
 
+/** The method a spec is sent with: its own, else `POST` with a body and `GET` without. */
+export function methodOf(spec: RequestSpec): string {
+  return spec.method ?? (spec.json === undefined && spec.body === undefined ? 'GET' : 'POST')
+}
+
+/** One validator for every answer of every target of this test module (see openapi-answers.ts). */
+const answers = new OpenApiAnswerValidator()
+
+/** A client whose answers are checked against the OpenAPI document before the scenario sees them. */
+export function checkingAnswers(client: TargetClient): TargetClient {
+  return {
+    ...client,
+    close: () => client.close(),
+    send: async (spec) => answers.check({ method: methodOf(spec), url: `http://validator.invalid/api/pipeline${spec.path}` }, await client.send(spec)),
+  }
+}
+
 /** Builds the `Request` of a spec against a base URL ending in the base path. */
 export function buildRequest(base: string, spec: RequestSpec): Request {
   const headers = new Headers(spec.headers)
@@ -114,7 +148,7 @@ export function buildRequest(base: string, spec: RequestSpec): Request {
   const body = spec.json !== undefined ? JSON.stringify(spec.json) : spec.body
   const contentType = spec.contentType === undefined ? (body === undefined ? null : 'application/json') : spec.contentType
   if (contentType !== null) headers.set('Content-Type', contentType)
-  const init: RequestInit & { duplex?: 'half' } = { method: spec.method ?? (body === undefined ? 'GET' : 'POST'), headers }
+  const init: RequestInit & { duplex?: 'half' } = { method: methodOf(spec), headers }
   if (body !== undefined) {
     init.body = body as BodyInit
     if (body instanceof ReadableStream) init.duplex = 'half'
@@ -153,6 +187,8 @@ export interface RawRequestSpec {
   body?: Uint8Array
   chunks?: Uint8Array[]
   agent?: Agent
+  /** The request target sent as it is (like curl --path-as-is), instead of `url`'s normalized path. */
+  path?: string
 }
 
 /**
@@ -161,7 +197,8 @@ export interface RawRequestSpec {
  */
 export function rawRequest(url: string, spec: RawRequestSpec = {}): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { method: spec.method ?? 'GET', headers: spec.headers, agent: spec.agent ?? false }, (response) => {
+    const options = { method: spec.method ?? 'GET', headers: spec.headers, agent: spec.agent ?? false, ...(spec.path === undefined ? {} : { path: spec.path }) }
+    const request = httpRequest(url, options, (response) => {
       const chunks: Buffer[] = []
       response.on('data', (chunk: Buffer) => chunks.push(chunk))
       response.once('end', () =>
@@ -221,6 +258,104 @@ export class Api {
     expect(response.status).toBe(200)
     return RunStatusResponse.parse(await response.json())
   }
+
+  heartbeat(runId: string, body?: unknown, spec: Partial<RequestSpec> = {}): Promise<Response> {
+    const path = `/${encodeURIComponent(runId)}/heartbeat`
+    return this.send(body === undefined ? { path, method: 'POST', contentType: null, ...spec } : { path, json: body, ...spec })
+  }
+
+  async heartbeatOk(runId: string, body?: unknown): Promise<HeartbeatResponse> {
+    const response = await this.heartbeat(runId, body)
+    const text = await response.text()
+    expect({ status: response.status, text }).toMatchObject({ status: 200 })
+    return HeartbeatResponse.parse(JSON.parse(text))
+  }
+
+  cancel(runId: string, body: unknown = {}, spec: Partial<RequestSpec> = {}): Promise<Response> {
+    return this.send({ path: `/${encodeURIComponent(runId)}/cancel`, json: body, ...spec })
+  }
+
+  async cancelOk(runId: string, body: unknown = {}, spec: Partial<RequestSpec> = {}): Promise<CancelRunResponse> {
+    const response = await this.cancel(runId, body, spec)
+    const text = await response.text()
+    expect({ status: response.status, text }).toMatchObject({ status: 200 })
+    return CancelRunResponse.parse(JSON.parse(text))
+  }
+}
+
+/** A live status stream being read: events arrive in `events`; `next()` waits for the next one. */
+export interface EventReader {
+  response: Response
+  events: EventSourceMessage[]
+  comments: string[]
+  retries: number[]
+  /** The next event not yet returned by `next`; rejects when the stream ends first or after 5 s. */
+  next(): Promise<EventSourceMessage>
+  /** Resolves when the server closed the stream. */
+  closed: Promise<void>
+  /** Stops reading (the client goes away). */
+  cancel(): Promise<void>
+}
+
+/** Reads a `text/event-stream` response in the background. */
+export function readEvents(response: Response): EventReader {
+  const events: EventSourceMessage[] = []
+  const comments: string[] = []
+  const retries: number[] = []
+  let wake: (() => void) | undefined
+  let done = false
+  let taken = 0
+  const parser = createParser({
+    onEvent: (event) => void (events.push(event), wake?.()),
+    onComment: (comment) => void (comments.push(comment), wake?.()),
+    onRetry: (retry) => void retries.push(retry),
+  })
+  const reader = response.body?.getReader()
+  const closed = (async () => {
+    const decoder = new TextDecoder()
+    try {
+      for (;;) {
+        const chunk = await reader?.read()
+        if (!chunk || chunk.done) break
+        parser.feed(decoder.decode(chunk.value, { stream: true }))
+      }
+    } catch {
+      // Cancelled by the test.
+    } finally {
+      done = true
+      wake?.()
+    }
+  })()
+  return {
+    response,
+    events,
+    comments,
+    retries,
+    closed,
+    cancel: async () => {
+      await reader?.cancel().catch(() => undefined)
+      await closed
+    },
+    next: () =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`No event within 5 s; got ${events.map((e) => e.event).join(', ')}`)), 5_000)
+        const check = () => {
+          const event = events[taken]
+          if (event) {
+            taken += 1
+            clearTimeout(timer)
+            wake = undefined
+            resolve(event)
+          } else if (done) {
+            clearTimeout(timer)
+            reject(new Error(`The stream ended; got ${events.map((e) => e.event).join(', ')}`))
+          } else {
+            wake = check
+          }
+        }
+        check()
+      }),
+  }
 }
 
 const ALL_STAGES_TO_4 = [1, 2, 3, 4].map((n) => makeStageUpdate({ stageNumber: n, status: 'COMPLETED', output: `out ${n}` }))
@@ -237,7 +372,7 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   const completionsOf = (runId: string) => completions.filter((c) => c.runId === runId)
 
   async function withApi<T>(options: TargetOptions, fn: (api: Api) => Promise<T>): Promise<T> {
-    const client = await target().start({ onRunCompleted: recorder, ...options })
+    const client = checkingAnswers(await target().start({ onRunCompleted: recorder, ...options }))
     try {
       return await fn(new Api(client))
     } finally {
@@ -248,6 +383,26 @@ export function describeContract(name: string, target: () => ContractTarget): vo
     it(title, () => withApi(options, fn))
 
   describe(`${name}: routes`, () => {
+    scenario('GET /openapi.json serves the OpenAPI 3.1 document without a secret; HEAD too; other methods 405', async (api) => {
+      const response = await api.send({ path: '/openapi.json', secret: null })
+      expect(response.status).toBe(200)
+      expect(response.headers.get('content-type')).toMatch(/^application\/json/)
+      const document = (await response.json()) as Record<string, unknown>
+      const validator = new Validator()
+      expect(await validator.validate(document)).toEqual({ valid: true })
+      expect(validator.version).toBe('3.1')
+      // The server URL is the base path the document was read under.
+      expect(document).toEqual(createOpenApiDocument({ basePath: '/api/pipeline' }))
+      expect(document['servers']).toEqual([expect.objectContaining({ url: '/api/pipeline' })])
+
+      const head = await api.send({ path: '/openapi.json', method: 'HEAD', secret: null })
+      expect(head.status).toBe(200)
+      expect(await head.text()).toBe('')
+      const post = await api.send({ path: '/openapi.json', json: {} })
+      expect(post.headers.get('allow')).toBe('GET, HEAD')
+      await expectProblem(post, 405, 'method_not_allowed')
+    })
+
     scenario('creates runs: 201 new (with or without an id), 200 for an existing id', async (api) => {
       const id = uniqueRunId()
       const created = await api.send({ path: '/runs', json: { id } })
@@ -778,6 +933,25 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       for (const segment of ['.', '%2E']) await expectProblem(await api.send({ path: `/${segment}/status` }), 404, 'route_not_found')
     })
 
+    socketScenario('a dot segment sent as it is (curl --path-as-is) gets 404: run_not_found from Express, route_not_found where the URL is normalized', async (api, baseUrl) => {
+      // Express routes on the raw path, so `..` arrives as a run id; the mock server (and Next.js)
+      // normalize the URL first, so no route is left. Either way nothing is found or stored.
+      const code = target().expressApp ? 'run_not_found' : 'route_not_found'
+      const seen: string[] = []
+      for (const segment of ['.', '..']) {
+        for (const route of ['status', 'stage-update', 'complete']) {
+          const response = await rawRequest(baseUrl, {
+            path: `${new URL(baseUrl).pathname}/${segment}/${route}`,
+            method: route === 'status' ? 'GET' : 'POST',
+            headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' },
+            ...(route === 'status' ? {} : { body: Buffer.from(JSON.stringify(route === 'complete' ? makeCompleteRun() : makeStageUpdate())) }),
+          })
+          seen.push(`${segment}/${route} ${response.status} ${(JSON.parse(response.text) as { code?: string }).code}`)
+        }
+      }
+      expect(seen).toEqual(['./status', './stage-update', './complete', '../status', '../stage-update', '../complete'].map((sent) => `${sent} 404 ${code}`))
+    })
+
     scenario('a URL whose path and query pass 8 KiB answers 414; one of exactly 8 KiB is served', async (api) => {
       const id = await api.createRun()
       // Every target serves the routes under /api/pipeline.
@@ -817,6 +991,8 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       expect(head.headers.get('cache-control')).toBe('private, no-cache')
       expect(head.headers.get('etag')).toBe(get.headers.get('etag'))
       expect(head.headers.get('etag')).toMatch(/^"\d+"$/)
+      // What docs/contract.md says: every header of the GET except Content-Length.
+      expect(head.headers.get('content-length')).toBeNull()
       expect(await head.text()).toBe('')
       await get.text()
 
@@ -1204,6 +1380,217 @@ export function describeContract(name: string, target: () => ContractTarget): vo
     }
   })
 
+  describe(`${name}: live status`, () => {
+    const eventsPath = (runId: string) => `/${encodeURIComponent(runId)}/events`
+    const open = async (api: Api, runId: string, spec: Partial<RequestSpec> = {}) => {
+      const response = await api.send({ path: eventsPath(runId), ...spec })
+      expect(response.status).toBe(200)
+      expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8')
+      expect(response.headers.get('cache-control')).toBe('no-cache, no-transform')
+      return readEvents(response)
+    }
+
+    scenario('streams a snapshot, then each change as an update, then end, and closes', async (api) => {
+      const id = await api.createRun()
+      const stream = await open(api, id)
+      const snapshot = await stream.next()
+      expect(snapshot.event).toBe('snapshot')
+      expect(snapshot.id).toBe('0')
+      expect(RunSnapshotEvent.parse(JSON.parse(snapshot.data))).toEqual(await api.status(id))
+      expect(stream.retries).toEqual([2000])
+
+      const first = await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', output: '' }))
+      const update = await stream.next()
+      expect({ event: update.event, id: update.id }).toEqual({ event: 'update', id: '1' })
+      expect(RunUpdateEvent.parse(JSON.parse(update.data))).toEqual({ run: first.run, stages: [first.stage] })
+
+      const done = await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'one' }))
+      const second = await stream.next()
+      expect(second.id).toBe('2')
+      expect(RunUpdateEvent.parse(JSON.parse(second.data))).toEqual({ run: done.run, stages: [done.stage] })
+
+      for (const update of ALL_STAGES_TO_4.slice(1)) await api.stageOk(id, update)
+      const last = await api.stageOk(id, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED', output: 'five' }))
+      expect(last.run.status).toBe('COMPLETED')
+      // Changes a few milliseconds apart may share an event; the final state always arrives, then end.
+      let event = await stream.next()
+      const ids = [Number(second.id)]
+      while (event.event === 'update') {
+        ids.push(Number(event.id))
+        event = await stream.next()
+      }
+      expect(event.event).toBe('end')
+      expect(event.id).toBe('6')
+      expect(RunEndEvent.parse(JSON.parse(event.data))).toEqual({ run: last.run })
+      for (let i = 1; i < ids.length; i++) expect(ids[i]).toBeGreaterThan(ids[i - 1] as number)
+      expect(ids.at(-1)).toBe(6)
+      await stream.closed
+      const merged = stream.events
+        .filter((e) => e.event === 'update')
+        .flatMap((e) => RunUpdateEvent.parse(JSON.parse(e.data)).stages)
+        .filter((stage) => stage.stageNumber === 5)
+      expect(merged.at(-1)?.status).toBe('COMPLETED')
+    })
+
+    scenario('a reconnect with Last-Event-ID gets a fresh snapshot of the current state', async (api) => {
+      const id = await api.createRun()
+      const stream = await open(api, id)
+      await stream.next()
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'one' }))
+      const seen = await stream.next()
+      await stream.cancel()
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'COMPLETED', output: 'two' }))
+      const resumed = await open(api, id, { headers: { 'Last-Event-ID': String(seen.id) } })
+      const snapshot = await resumed.next()
+      expect({ event: snapshot.event, id: snapshot.id }).toEqual({ event: 'snapshot', id: '2' })
+      expect(RunSnapshotEvent.parse(JSON.parse(snapshot.data))).toEqual(await api.status(id))
+      await resumed.cancel()
+    })
+
+    scenario('a finished run gets its final state and end at once, and the stream closes', async (api) => {
+      const id = await api.createRun()
+      for (const update of ALL_STAGES_TO_4) await api.stageOk(id, update)
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED', output: 'five' }))
+      const stream = await open(api, id)
+      await stream.closed
+      expect(stream.events.map((event) => [event.event, event.id])).toEqual([
+        ['snapshot', '5'],
+        ['end', '5'],
+      ])
+      const status = await api.status(id)
+      expect(RunSnapshotEvent.parse(JSON.parse(stream.events[0]?.data ?? ''))).toEqual(status)
+      expect(RunEndEvent.parse(JSON.parse(stream.events[1]?.data ?? ''))).toEqual({ run: status.run })
+    })
+
+    scenario(
+      'sends a keep-alive comment while idle',
+      async (api) => {
+        const id = await api.createRun()
+        const stream = await open(api, id)
+        await stream.next()
+        const deadline = Date.now() + 5_000
+        while (stream.comments.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+        expect(stream.comments[0]).toBe('keep-alive')
+        await stream.cancel()
+      },
+      { live: { keepAliveMs: 20 } },
+    )
+
+    scenario('an unknown run is 404 and a missing or wrong secret 401', async (api) => {
+      await expectProblem(await api.send({ path: eventsPath(uniqueRunId('absent')) }), 404, 'run_not_found')
+      const id = await api.createRun()
+      await expectProblem(await api.send({ path: eventsPath(id), secret: null }), 401, 'unauthorized')
+      await expectProblem(await api.send({ path: eventsPath(id), secret: 'wrong' }), 401, 'unauthorized')
+      await expectProblem(await api.send({ path: eventsPath(id), method: 'POST', json: {} }), 405, 'method_not_allowed')
+    })
+
+    scenario(
+      "a run read token streams its own run only",
+      async (api) => {
+        const mine = await api.createRun()
+        const other = await api.createRun()
+        const token = await createRunReadToken({ runId: mine, secret: READ_TOKEN_SECRET, expiresIn: 600 })
+        const headers = { Authorization: `Bearer ${token}` }
+        const stream = await open(api, mine, { secret: null, headers })
+        expect((await stream.next()).event).toBe('snapshot')
+        await stream.cancel()
+        await expectProblem(await api.send({ path: eventsPath(other), secret: null, headers }), 401, 'invalid_read_token')
+      },
+      { readTokens: { secret: READ_TOKEN_SECRET } },
+    )
+
+    {
+      const asked: AuthorizeInput<unknown>[] = []
+      scenario(
+        "the authorize hook is asked with action 'stream' and its false is 403",
+        async (api) => {
+          const allowed = await api.createRun('stream-allowed-' + crypto.randomUUID().slice(0, 8))
+          const refused = await api.createRun()
+          const stream = await open(api, allowed, { secret: null })
+          expect((await stream.next()).event).toBe('snapshot')
+          await stream.cancel()
+          await expectProblem(await api.send({ path: eventsPath(refused), secret: null }), 403, 'forbidden')
+          expect(asked.map((input) => [input.runId, input.action])).toEqual([
+            [allowed, 'stream'],
+            [refused, 'stream'],
+          ])
+        },
+        {
+          authorize: (input) => {
+            asked.push(input)
+            return input.runId.startsWith('stream-allowed-')
+          },
+        },
+      )
+    }
+
+    scenario('sends no CORS headers by default (same-origin only)', async (api) => {
+      const id = await api.createRun()
+      const stream = await open(api, id, { headers: { Origin: 'https://elsewhere.example' } })
+      expect(stream.response.headers.get('access-control-allow-origin')).toBeNull()
+      await stream.cancel()
+      const status = await api.getStatus(id, { headers: { Origin: 'https://elsewhere.example' } })
+      expect(status.headers.get('access-control-allow-origin')).toBeNull()
+    })
+
+    scenario(
+      'with cors, an allowed origin gets the preflight and the grant on status and events; others get none',
+      async (api) => {
+        const id = await api.createRun()
+        const origin = 'https://dashboard.example'
+        for (const path of [eventsPath(id), `/${encodeURIComponent(id)}/status`]) {
+          const preflight = await api.send({
+            path,
+            method: 'OPTIONS',
+            secret: null,
+            headers: { Origin: origin, 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization, last-event-id' },
+          })
+          expect(preflight.status).toBe(204)
+          expect(preflight.headers.get('access-control-allow-origin')).toBe(origin)
+          expect(preflight.headers.get('access-control-allow-methods')).toBe('GET, HEAD')
+          expect(preflight.headers.get('access-control-allow-headers')).toBe('Authorization, Last-Event-ID, If-None-Match, Cache-Control')
+          expect(preflight.headers.get('vary')).toContain('Origin')
+          const stranger = await api.send({ path, method: 'OPTIONS', secret: null, headers: { Origin: 'https://evil.example' } })
+          expect(stranger.status).toBe(204)
+          expect(stranger.headers.get('access-control-allow-origin')).toBeNull()
+        }
+        const stream = await open(api, id, { headers: { Origin: origin } })
+        expect(stream.response.headers.get('access-control-allow-origin')).toBe(origin)
+        await stream.cancel()
+        const status = await api.getStatus(id, { headers: { Origin: origin } })
+        expect(status.headers.get('access-control-allow-origin')).toBe(origin)
+        expect(status.headers.get('access-control-expose-headers')).toBe('ETag, Retry-After')
+        const write = await api.stage(id, makeStageUpdate({ stageNumber: 1 }), { headers: { Origin: origin } })
+        expect(write.status).toBe(200)
+        expect(write.headers.get('access-control-allow-origin')).toBeNull()
+      },
+      { cors: { origins: ['https://dashboard.example'] } },
+    )
+
+    scenario(
+      'past the cap of open streams, 503 too_many_streams with Retry-After; a closed stream frees its place',
+      async (api) => {
+        const id = await api.createRun()
+        const first = await open(api, id)
+        await first.next()
+        const refused = await api.send({ path: eventsPath(id) })
+        await expectProblem(refused, 503, 'too_many_streams')
+        expect(refused.headers.get('retry-after')).toBe('5')
+        await first.cancel()
+        const deadline = Date.now() + 5_000
+        let again = await api.send({ path: eventsPath(id) })
+        while (again.status === 503 && Date.now() < deadline) {
+          await again.body?.cancel()
+          await new Promise((resolve) => setTimeout(resolve, 20))
+          again = await api.send({ path: eventsPath(id) })
+        }
+        expect(again.status).toBe(200)
+        await again.body?.cancel()
+      },
+      { live: { maxStreams: 1 } },
+    )
+  })
+
   describe(`${name}: read tokens`, () => {
     const bearer = (token: string) => ({ secret: null, headers: { Authorization: `Bearer ${token}` } })
     const readTokens = { secret: [READ_TOKEN_SECRET, OLD_READ_TOKEN_SECRET] }
@@ -1348,4 +1735,216 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       },
     )
   })
+
+  describe(`${name}: runner control`, () => {
+    const CATALOGUE = DEFAULT_STAGES.map((stage) => ({ stageNumber: stage.number, stageName: stage.name }))
+    const etagOf = async (api: Api, id: string) => (await api.getStatus(id)).headers.get('etag')
+
+    scenario('a heartbeat records activity only: no status change, no new version; unknown run 404, no secret 401', async (api) => {
+      const id = await api.createRun()
+      await api.stageOk(id, makeStageUpdate())
+      const before = await api.status(id)
+      const etag = await etagOf(api, id)
+
+      const bare = await api.heartbeatOk(id)
+      expect(bare).toMatchObject({ outcome: 'recorded', stage: null, run: { id, status: 'PROCESSING', error: null } })
+      expect(bare.run.lastActivityAt).not.toBeNull()
+      const named = await api.heartbeatOk(id, { stageNumber: 1, intervalMs: 10_000 })
+      expect(named).toMatchObject({ outcome: 'recorded', stage: { stageNumber: 1, status: 'PROCESSING' }, run: { heartbeatIntervalMs: 10_000 } })
+      expect((await api.heartbeatOk(id, {})).run.heartbeatIntervalMs).toBe(10_000)
+
+      const after = await api.status(id)
+      expect(after.run).toMatchObject({ status: 'PROCESSING', updatedAt: before.run.updatedAt, heartbeatIntervalMs: 10_000 })
+      expect(after.stages).toEqual(before.stages)
+      expect(await etagOf(api, id)).toBe(etag)
+
+      await expectProblem(await api.heartbeat('no-such-run'), 404, 'run_not_found')
+      await expectProblem(await api.heartbeat(id, {}, { secret: null }), 401, 'unauthorized')
+      await expectProblem(await api.heartbeat(id, { intervalMs: 10 }), 400, 'validation_failed')
+    })
+
+    scenario('progress is stored on the stage; the highest seq wins, not the last to arrive; a final status keeps it', async (api) => {
+      const id = await api.createRun()
+      await api.stageOk(id, makeStageUpdate())
+      const etag = await etagOf(api, id)
+
+      const stored = await api.heartbeatOk(id, { stageNumber: 1, progress: { seq: 2, current: 20, total: 80, message: 'batch 2' } })
+      expect(stored).toMatchObject({ outcome: 'applied', stage: { progress: { seq: 2, current: 20, total: 80, message: 'batch 2' } } })
+      expect(await etagOf(api, id)).not.toBe(etag)
+      expect((await api.status(id)).stages[0]?.progress).toEqual({ seq: 2, current: 20, total: 80, message: 'batch 2' })
+
+      const older = await api.heartbeatOk(id, { stageNumber: 1, progress: { seq: 1, percent: 10 } })
+      expect(older).toMatchObject({ outcome: 'stale', stage: { progress: { seq: 2 } } })
+      expect((await api.heartbeatOk(id, { stageNumber: 1, progress: { seq: 2, percent: 99 } })).outcome).toBe('duplicate')
+
+      // A PROCESSING update that only changes the progress is applied, not a duplicate.
+      const viaUpdate = await api.stageOk(id, makeStageUpdate({ progress: { seq: 3, percent: 75 } }))
+      expect(viaUpdate).toMatchObject({ outcome: 'applied', stage: { status: 'PROCESSING', progress: { seq: 3, percent: 75 } } })
+      const late = await api.stageOk(id, makeStageUpdate({ progress: { seq: 1, percent: 5 } }))
+      expect(late).toMatchObject({ outcome: 'duplicate', stage: { progress: { seq: 3, percent: 75 } } })
+
+      const done = await api.stageOk(id, makeStageUpdate({ status: 'COMPLETED', output: 'ok' }))
+      expect(done.stage?.progress).toEqual({ seq: 3, percent: 75 })
+      expect((await api.heartbeatOk(id, { stageNumber: 1, progress: { seq: 9, percent: 100 } })).outcome).toBe('stale')
+      expect((await api.status(id)).stages[0]?.progress).toEqual({ seq: 3, percent: 75 })
+    })
+
+    scenario('refuses invalid progress with 400 naming the field, and stores nothing', async (api) => {
+      const id = await api.createRun()
+      await api.stageOk(id, makeStageUpdate())
+      const before = await api.status(id)
+      const cases: Array<[unknown, string]> = [
+        [{ stageNumber: 1, progress: { seq: 1, percent: 150 } }, 'progress.percent'],
+        [{ stageNumber: 1, progress: { seq: -1 } }, 'progress.seq'],
+        [{ stageNumber: 1, progress: { percent: 5 } }, 'progress.seq'],
+        [{ stageNumber: 1, progress: { seq: 1, current: 5, total: 4 } }, 'progress.current'],
+        [{ stageNumber: 1, progress: { seq: 1, message: 'x'.repeat(MAX_PROGRESS_MESSAGE_LENGTH + 1) } }, 'progress.message'],
+        [{ stageNumber: 1, progress: { seq: 1, message: 'nul \u0000' } }, 'progress.message'],
+        [{ progress: { seq: 1 } }, 'stageNumber'],
+        [{ stageNumber: 6 }, 'stageNumber'],
+      ]
+      for (const [body, field] of cases) {
+        const problem = await expectProblem(await api.heartbeat(id, body), 400, 'validation_failed')
+        expect(problem.errors?.map((error) => error.field)).toContain(field)
+      }
+      const onFinal = await expectProblem(
+        await api.stage(id, makeStageUpdate({ status: 'COMPLETED', progress: { seq: 1 } })),
+        400,
+        'validation_failed',
+      )
+      expect(onFinal.errors?.map((error) => error.field)).toEqual(['progress'])
+      expect(await api.status(id)).toEqual(before)
+    })
+
+    scenario('cancels a running run and its PROCESSING stage in one write; a second cancel is a duplicate', async (api) => {
+      const id = await api.createRun()
+      await api.stageOk(id, makeStageUpdate({ status: 'COMPLETED' }))
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 2, output: 'working' }))
+      const cancelled = await api.cancelOk(id, { reason: 'stopped by the user' })
+      expect(cancelled).toMatchObject({ outcome: 'applied', run: { id, status: 'CANCELLED', error: 'stopped by the user' } })
+      expect(cancelled.run.completedAt).not.toBeNull()
+      const status = await api.status(id)
+      expect(status.run).toEqual(cancelled.run)
+      expect(status.stages.map((stage) => [stage.stageNumber, stage.status, stage.output])).toEqual([
+        [1, 'COMPLETED', null],
+        [2, 'CANCELLED', 'working'],
+      ])
+
+      const again = await api.cancelOk(id, { reason: 'twice' })
+      expect(again).toMatchObject({ outcome: 'duplicate', run: { status: 'CANCELLED', error: 'stopped by the user' } })
+      // The runner learns at its next report: every answer carries the run's status and reason.
+      const heartbeat = await api.heartbeatOk(id, { stageNumber: 2 })
+      expect(heartbeat.run).toMatchObject({ status: 'CANCELLED', error: 'stopped by the user' })
+      const update = await api.stageOk(id, makeStageUpdate({ stageNumber: 3 }))
+      expect(update).toMatchObject({ outcome: 'stale', run: { status: 'CANCELLED', error: 'stopped by the user' } })
+    })
+
+    scenario('refuses to cancel a COMPLETED or FAILED run (409, nothing changes) and an unknown run (404)', async (api) => {
+      const completed = await api.createRun()
+      for (const update of ALL_STAGES_TO_4) await api.stageOk(completed, update)
+      await api.stageOk(completed, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED' }))
+      const failed = await api.createRun()
+      await api.stageOk(failed, makeStageUpdate({ status: 'FAILED', output: 'boom' }))
+      for (const id of [completed, failed]) {
+        const before = await api.status(id)
+        await expectProblem(await api.cancel(id, { reason: 'too late' }), 409, 'run_finished')
+        expect(await api.status(id)).toEqual(before)
+      }
+      await expectProblem(await api.cancel('no-such-run'), 404, 'run_not_found')
+    })
+
+    scenario('a cancel is JSON only (415 otherwise), needs the secret without authorize (401), and validates its reason', async (api) => {
+      const id = await api.createRun()
+      await api.stageOk(id, makeStageUpdate())
+      await expectProblem(
+        await api.send({ path: `/${id}/cancel`, body: 'reason=forged', contentType: 'application/x-www-form-urlencoded' }),
+        415,
+        'unsupported_media_type',
+      )
+      await expectProblem(await api.send({ path: `/${id}/cancel`, body: '{}', contentType: 'text/plain' }), 415, 'unsupported_media_type')
+      await expectProblem(await api.send({ path: `/${id}/cancel`, method: 'POST', contentType: null }), 415, 'unsupported_media_type')
+      await expectProblem(await api.cancel(id, {}, { secret: null }), 401, 'unauthorized')
+      const problem = await expectProblem(await api.cancel(id, { reason: 42 }), 400, 'validation_failed')
+      expect(problem.errors?.map((error) => error.field)).toEqual(['reason'])
+      expect((await api.status(id)).run.status).toBe('PROCESSING')
+      const allowed = await api.send({ path: `/${id}/cancel`, method: 'GET' })
+      expect(allowed.status).toBe(405)
+    })
+
+    const authorized: AuthorizeInput<unknown>[] = []
+    scenario(
+      "a cancel from the web app is authorized by authorize with action 'cancel'; a form post never reaches it",
+      async (api) => {
+        authorized.length = 0
+        const mine = await api.createRun(`${uniqueRunId()}-mine`)
+        await api.stageOk(mine, makeStageUpdate())
+        const session = { secret: null, headers: { Cookie: 'session=alice' } }
+        await expectProblem(
+          await api.send({ path: `/${mine}/cancel`, body: 'reason=x', contentType: 'application/x-www-form-urlencoded', ...session }),
+          415,
+          'unsupported_media_type',
+        )
+        expect(authorized).toEqual([])
+        const cancelled = await api.cancelOk(mine, { reason: 'from the page' }, session)
+        expect(cancelled.run).toMatchObject({ status: 'CANCELLED', error: 'from the page' })
+        expect(authorized.map((input) => [input.runId, input.action])).toEqual([[mine, 'cancel']])
+
+        const other = await api.createRun(`${uniqueRunId()}-theirs`)
+        await expectProblem(await api.cancel(other, {}, session), 403, 'forbidden')
+        await expectProblem(await api.cancel(other, {}, { secret: null }), 401, 'authentication_required')
+        expect((await api.status(other)).run.status).toBe('PENDING')
+        // The webhook secret still works without asking the hook.
+        authorized.length = 0
+        expect((await api.cancelOk(other)).outcome).toBe('applied')
+        expect(authorized).toEqual([])
+      },
+      {
+        authorize: (input) => {
+          authorized.push(input)
+          if (input.request.headers.get('cookie') !== 'session=alice') throw new HttpProblemError('unauthorized', { detail: 'Sign in first' })
+          return input.action === 'cancel' && input.runId.endsWith('-mine')
+        },
+      },
+    )
+
+    scenario('the create-run and status answers carry the stage catalogue', async (api) => {
+      const created = await api.send({ path: '/runs', json: { id: uniqueRunId() } })
+      const body = CreateRunResponse.parse(await created.json())
+      expect(body.catalogue).toEqual(CATALOGUE)
+      expect((await api.status(body.run.id)).catalogue).toEqual(CATALOGUE)
+    })
+
+    const ended: Array<{ runId: string; how: string; status: string }> = []
+    const endedOf = (runId: string) => ended.filter((entry) => entry.runId === runId).map((entry) => [entry.how, entry.status])
+    scenario(
+      'onRunEnded runs once per run, however it ended: last stage, a failed stage, cancel, /complete',
+      async (api) => {
+        const last = await api.createRun()
+        for (const update of ALL_STAGES_TO_4) await api.stageOk(last, update)
+        await api.stageOk(last, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED' }))
+        await api.stageOk(last, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED' }))
+        await api.completeOk(last, makeCompleteRun())
+        expect(endedOf(last)).toEqual([['last_stage_completed', 'COMPLETED']])
+
+        const failed = await api.createRun()
+        await api.stageOk(failed, makeStageUpdate({ status: 'FAILED', output: 'boom' }))
+        await api.completeOk(failed, makeCompleteRun({ status: 'FAILED' }))
+        expect(endedOf(failed)).toEqual([['stage_failed', 'FAILED']])
+
+        const cancelled = await api.createRun()
+        await api.stageOk(cancelled, makeStageUpdate())
+        await api.cancelOk(cancelled)
+        await api.cancelOk(cancelled)
+        expect(endedOf(cancelled)).toEqual([['cancelled', 'CANCELLED']])
+
+        const explicit = await api.createRun()
+        await api.stageOk(explicit, makeStageUpdate())
+        await api.completeOk(explicit, makeCompleteRun({ status: 'FAILED', error: 'gave up' }))
+        await api.stageOk(explicit, makeStageUpdate({ status: 'FAILED' }))
+        expect(endedOf(explicit)).toEqual([['completed_explicitly', 'FAILED']])
+      },
+      { onRunEnded: ({ run, how }) => void ended.push({ runId: run.id, how, status: run.status }) },
+    )
+  })
+
 }

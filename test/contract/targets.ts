@@ -8,7 +8,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { setupServer } from 'msw/node'
-import { matchRoute } from 'pipeline-status-sdk'
+import { matchRoute, type RouteName } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
 import { createPipelineMock, startMockServer } from 'pipeline-status-sdk/msw'
 import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
@@ -61,8 +61,8 @@ export const nextCatchAllTarget: ContractTarget = {
     const route: Record<string, (request: Request) => Promise<Response>> = createNextRouteHandlers(
       handlerOptions(options, new MemoryStore()),
     ) as never
-    const { GET, POST, PUT, PATCH, DELETE } = route
-    const exported: Record<string, ((request: Request) => Promise<Response>) | undefined> = { GET, POST, PUT, PATCH, DELETE }
+    const { GET, POST, PUT, PATCH, DELETE, OPTIONS } = route
+    const exported: Record<string, ((request: Request) => Promise<Response>) | undefined> = { GET, POST, PUT, PATCH, DELETE, OPTIONS }
     return {
       send: (spec) => {
         const request = buildRequest(BASE_URL, spec)
@@ -85,10 +85,13 @@ export const nextPerRouteTarget: ContractTarget = {
   transport: 'next',
   async start(options) {
     const next = createNextRouteHandlers(handlerOptions(options, new MemoryStore()))
-    const files = {
+    const files: Partial<Record<RouteName, Record<string, typeof next.status | undefined>>> = {
       stageUpdate: { POST: next.stageUpdate },
       status: { GET: next.status },
       complete: { POST: next.complete },
+      heartbeat: { POST: next.heartbeat },
+      cancel: { POST: next.cancel },
+      events: { GET: next.events },
     } as const
     return {
       send: async (spec) => {
@@ -96,7 +99,7 @@ export const nextPerRouteTarget: ContractTarget = {
         const match = matchRoute(new URL(request.url).pathname)
         if (match?.route === 'createRun' && request.method === 'POST') return next.createRun(request)
         if (match && match.route !== 'createRun') {
-          const exports = files[match.route] as Record<string, typeof next.status | undefined>
+          const exports = files[match.route] ?? {}
           // Next.js answers HEAD with the GET export when there is no HEAD one.
           const handler = exports[request.method] ?? (request.method === 'HEAD' ? exports['GET'] : undefined)
           // Next.js decodes the segment before passing it.

@@ -2,8 +2,8 @@
  * The Next.js example end to end, as a person would run it: builds the package into the app,
  * builds the app (`next build`), starts it (`next start`, through the example's own start
  * script) on a database, lets a runner report a five-stage run to it, and watches
- * `/runs/<id>` in headless Chromium until the page shows every stage COMPLETED and has stopped
- * polling. Screenshots are kept in test/.artifacts: nextjs-run-midway.png while the runner
+ * `/runs/<id>` in headless Chromium until the page shows every stage COMPLETED: it goes live on
+ * the events stream (useRunStatus) and never polls `GET /status`. Screenshots are kept in test/.artifacts: nextjs-run-midway.png while the runner
  * works, nextjs-run.png once the run is finished.
  *
  * Database: a throwaway database on the server in DATABASE_URL, or else an embedded PGlite that
@@ -52,9 +52,9 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ]
 
-/** How long each of the runner's stages works, in milliseconds: long enough for the page to poll in between. */
+/** How long each of the runner's stages works, in milliseconds: long enough to see the page mid-run. */
 const STAGE_WORK_MS = 1500
-/** How long the page is watched after the run finished, to see that it stopped polling. */
+/** How long the page is watched after the run finished, to see that it sends nothing more. */
 const QUIET_PERIOD_MS = 3000
 
 const secret = randomBytes(18).toString('base64url')
@@ -127,7 +127,7 @@ async function stopServer(child: ChildProcess): Promise<void> {
 async function readPage(page: Page) {
   return page.evaluate(() => ({
     run: document.querySelector('[data-testid="run-status"]')?.getAttribute('data-status') ?? null,
-    polling: document.querySelector('[data-testid="run-view"]')?.getAttribute('data-polling') ?? null,
+    live: document.querySelector('[data-testid="run-view"]')?.getAttribute('data-live') ?? null,
     stages: [...document.querySelectorAll('[data-testid="stage"]')].map((element) => ({
       status: element.getAttribute('data-status'),
       text: element.textContent ?? '',
@@ -175,7 +175,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await database?.close().catch(() => {})
   }, 60_000)
 
-  it('shows a run live while a runner reports it, then stops polling', async () => {
+  it('goes live on the events stream while a runner reports it, without polling, and shows all five stages COMPLETED', async () => {
     // The run exists before the runner starts, so the page can be open from its first update.
     const runId = `e2e-${randomBytes(6).toString('hex')}`
     const client = new PrismaAPIClient({ baseUrl: origin, secret })
@@ -189,12 +189,17 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
       if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
     })
     const statusRequests: number[] = []
+    const eventsRequests: number[] = []
     page.on('request', (request) => {
-      if (new URL(request.url()).pathname === `/api/pipeline/${runId}/status`) statusRequests.push(Date.now())
+      const path = new URL(request.url()).pathname
+      if (path === `/api/pipeline/${runId}/status`) statusRequests.push(Date.now())
+      if (path === `/api/pipeline/${runId}/events`) eventsRequests.push(Date.now())
     })
 
     await page.goto(`${origin}/runs/${runId}`)
     await expect.poll(async () => (await readPage(page)).stages.map((stage) => stage.text)).toHaveLength(5)
+    // Live before the runner starts: the snapshot arrived on the stream.
+    await expect.poll(async () => (await readPage(page)).live, { timeout: 15_000 }).toBe('live')
 
     // The TypeScript example runner (examples/runner), with its outbox in a folder of its own.
     const outbox = await mkdtemp(join(tmpdir(), 'pss-nextjs-outbox-'))
@@ -215,7 +220,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
       { timeout: 30_000, polling: 100 },
     )
     const midRun = await readPage(page)
-    expect(midRun.polling).toBe('on')
+    expect(midRun.live).toBe('live')
     await mkdir(artifacts, { recursive: true })
     await page.screenshot({ path: midRunScreenshot, fullPage: true })
 
@@ -229,22 +234,21 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
       undefined,
       { timeout: 30_000, polling: 100 },
     )
-    const requestsAtCompletion = statusRequests.length
     const finished = await readPage(page)
     expect(finished.run).toBe('COMPLETED')
-    expect(finished.polling).toBe('off')
+    await expect.poll(async () => (await readPage(page)).live).toBe('finished')
     expect(finished.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
     DEFAULT_STAGES.forEach((stage, index) => {
       expect(finished.stages[index]?.text).toContain(stage.name)
       // Each stage shows a preview of the output the runner sent.
       expect(finished.stages[index]?.output.trim()).not.toBe('')
     })
-    // It polled while the run went on (one request a second for several seconds)…
-    expect(requestsAtCompletion).toBeGreaterThanOrEqual(3)
-
-    // …and not once after the run finished.
+    // Every change came over one stream: not a single status poll, and no request after `end`.
+    const streamsAtCompletion = eventsRequests.length
+    expect(streamsAtCompletion).toBeGreaterThanOrEqual(1)
     await page.waitForTimeout(QUIET_PERIOD_MS)
-    expect(statusRequests.length).toBe(requestsAtCompletion)
+    expect(eventsRequests.length).toBe(streamsAtCompletion)
+    expect(statusRequests).toEqual([])
 
     await page.screenshot({ path: screenshot, fullPage: true })
 
@@ -254,7 +258,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await page.close()
   })
 
-  it('renders a finished run as stored in the server HTML, and never polls it', async () => {
+  it('renders a finished run as stored in the server HTML, and opens no stream for it', async () => {
     const runId = `e2e-${randomBytes(6).toString('hex')}`
     const outbox = await mkdtemp(join(tmpdir(), 'pss-nextjs-outbox-'))
     try {
@@ -275,7 +279,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const html = (await response.text()).replaceAll('<!-- -->', '')
     expect(html).toMatch(/data-testid="run-status" data-status="COMPLETED"/)
     expect(html.match(/data-testid="stage" data-stage-number="\d" data-status="COMPLETED"/g)).toHaveLength(5)
-    expect(html).toContain('data-polling="off"')
+    expect(html).toContain('data-live="finished"')
     expect(html).toContain('5 of 5 stages completed')
     expect(html).not.toContain('LOADING')
     expect(html).not.toContain('PENDING')
@@ -289,12 +293,13 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     })
     const statusRequests: string[] = []
     page.on('request', (request) => {
-      if (new URL(request.url()).pathname.endsWith('/status')) statusRequests.push(request.url())
+      const path = new URL(request.url()).pathname
+      if (path.endsWith('/status') || path.endsWith('/events')) statusRequests.push(request.url())
     })
     await page.goto(`${origin}/runs/${runId}`, { waitUntil: 'networkidle' })
     const shown = await readPage(page)
     expect(shown.run).toBe('COMPLETED')
-    expect(shown.polling).toBe('off')
+    expect(shown.live).toBe('finished')
     expect(shown.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
     await page.waitForTimeout(1500)
     expect(statusRequests).toEqual([])
@@ -309,7 +314,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await client.createRun(other)
     await client.close()
 
-    // The token the page hands its polling component, as any visitor of the page sees it.
+    // The token the page hands its live component, as any visitor of the page sees it.
     const html = await (await fetch(`${origin}/runs/${shown}`)).text()
     const token = /psrt1\.\d+\.[\w-]{43}/.exec(html)?.[0]
     expect(token).toBeDefined()

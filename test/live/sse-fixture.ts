@@ -96,6 +96,8 @@ export function runRecord(id: string, status: PipelineRunRecord['status'], at = 
     completionReceivedAt: null,
     createdAt: T0,
     updatedAt: at,
+    lastActivityAt: null,
+    heartbeatIntervalMs: null,
   }
 }
 
@@ -107,6 +109,7 @@ export function stageRecord(stageNumber: number, status: StageOutputRecord['stat
     status,
     output,
     completedAt: status === 'COMPLETED' ? T0 : null,
+    progress: null,
     createdAt: T0,
     updatedAt: T0,
   }

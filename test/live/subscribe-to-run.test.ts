@@ -222,8 +222,10 @@ describe('subscribeToRun without a stream route: polling GET /status', () => {
     expect(subscription.error?.message).toBe('GET /status answered 404 run_not_found: No pipeline run has this id')
     expect(fixture.requests.map((request) => request.path)).toEqual(['/api/pipeline/nobody/events', '/api/pipeline/nobody/status'])
   })
+})
 
-  it('polls the real handlers (the mock server over HTTP) with a run read token until the run completes', async () => {
+describe('subscribeToRun against the real handlers', () => {
+  it('follows the real handlers (the mock server over HTTP) over their stream with a run read token until the run completes', async () => {
     const secret = 'webhook-secret-subscribe-test'
     const readSecret = 'read-token-secret-subscribe-test-0001'
     const server = await startMockServer({ secret, readTokens: { secret: readSecret }, logger: { warn: () => {}, error: () => {} } })
@@ -251,7 +253,7 @@ describe('subscribeToRun without a stream route: polling GET /status', () => {
       }
       await subscription.done
       expect(subscription.state).toBe('finished')
-      expect(subscription.transport).toBe('polling')
+      expect(subscription.transport).toBe('stream')
       const stored = await fetch(`${server.url}/api/pipeline/${run.id}/status`, { headers: { 'x-webhook-secret': secret } })
       expect(subscription.status).toEqual(RunStatusSchema.parse(await stored.json()))
       expect(subscription.status?.run.status).toBe('COMPLETED')

@@ -9,7 +9,8 @@ import { cp, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { RunStatusResponse } from 'pipeline-status-sdk'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { createOpenApiDocument, RunStatusResponse } from 'pipeline-status-sdk'
 import { afterEach, describe, expect, it } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
 
@@ -105,9 +106,15 @@ describe('pipeline-status mock', () => {
 
     const quiet = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--quiet'])
     expect((await fetch(`${quiet.url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret' } })).status).toBe(201)
+    // Refusals print nothing either: no request line, no handler warning.
+    expect((await fetch(`${quiet.url}/api/pipeline/some-run/status`, { headers: { 'X-Webhook-Secret': 'wrong' } })).status).toBe(401)
+    expect((await fetch(`${quiet.url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret', 'Content-Type': 'application/json' }, body: '{' })).status).toBe(400)
     quiet.child.kill('SIGTERM')
     await once(quiet.child, 'exit')
-    expect(quiet.output()).not.toContain('/api/pipeline/runs 201')
+    expect(quiet.output().split('\n').filter((line) => line !== '')).toEqual([
+      `pipeline-status mock listening on ${quiet.url} (routes under /api/pipeline)`,
+      'pipeline-status mock stopped',
+    ])
   })
 
   it('prints its version and lists its commands', async () => {
@@ -120,6 +127,33 @@ describe('pipeline-status mock', () => {
     const mockHelp = await run(['mock', '--help'])
     expect(mockHelp).toMatchObject({ code: 0, output: expect.stringContaining('Usage: pipeline-status mock [options]') })
     expect(mockHelp.output).toContain('--quiet')
+  })
+
+  it('prints the OpenAPI 3.1 document with `openapi`, and the mock serves the same at GET {base}/openapi.json', async () => {
+    const help = await run(['--help'])
+    expect(help.output).toMatch(/\n\s+openapi\s+print the contract's OpenAPI 3.1 document/)
+    expect(await run(['openapi', '--help'])).toMatchObject({ code: 0, output: expect.stringContaining('Usage: pipeline-status openapi [options]') })
+
+    const printed = await run(['openapi'])
+    expect(printed.code).toBe(0)
+    const document = JSON.parse(printed.output) as Record<string, unknown>
+    const validator = new Validator()
+    expect(await validator.validate(document)).toEqual({ valid: true })
+    expect(validator.version).toBe('3.1')
+    expect(document).toEqual(createOpenApiDocument())
+    const mounted = JSON.parse((await run(['openapi', '--base-path', '/hooks'])).output) as { servers: { url: string }[] }
+    expect(mounted.servers[0]?.url).toBe('/hooks')
+    expect(await run(['openapi', 'extra'])).toMatchObject({ code: 2, output: expect.stringContaining("unexpected argument 'extra' after 'openapi'") })
+
+    // The mock started by the CLI serves it without a secret, under its own base path.
+    const { child, url } = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--base-path', '/hooks', '--quiet'])
+    const served = await fetch(`${url}/hooks/openapi.json`)
+    expect(served.status).toBe(200)
+    const servedDocument = (await served.json()) as Record<string, unknown>
+    expect(await new Validator().validate(servedDocument)).toEqual({ valid: true })
+    expect(servedDocument).toEqual(mounted)
+    child.kill('SIGTERM')
+    await once(child, 'exit')
   })
 
   it('explains what is wrong with its arguments, and exits 2', async () => {

@@ -18,7 +18,7 @@ const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
   exports: Record<string, unknown>
 }
 const subpaths = Object.keys(pkg.exports)
-  .filter((key) => key !== './package.json')
+  .filter((key) => key !== './package.json' && !key.endsWith('.json'))
   .map((key) => (key === '.' ? 'pipeline-status-sdk' : `pipeline-status-sdk/${key.slice(2)}`))
 
 /**
@@ -28,27 +28,33 @@ const subpaths = Object.keys(pkg.exports)
  */
 const PUBLIC_EXPORTS: Record<string, string[]> = {
   'pipeline-status-sdk': [
-    'CompleteRun', 'CompleteRunResponse', 'CreateRun', 'CreateRunResponse', 'DEFAULT_BASE_PATH',
-    'DEFAULT_MAX_RECONNECT_DELAY_MS', 'DEFAULT_POLL_INTERVAL_MS', 'DEFAULT_RECONNECT_DELAY_MS',
-    'DEFAULT_STAGES', 'ENV_WEBHOOK_SECRET', 'ENV_WEBHOOK_URL', 'FieldError', 'FinalStatus', 'HEADERS',
-    'LIVE_EVENTS', 'MAX_REQUEST_TARGET_LENGTH', 'PROBLEM_CODES', 'PROBLEM_CONTENT_TYPE', 'PROBLEM_TITLES',
-    'PayloadValidationError', 'PipelineRunRecord', 'Problem', 'ProblemCode', 'ROUTE_METHODS', 'RunEndEvent',
-    'RunId', 'RunSnapshotEvent', 'RunStatus', 'RunStatusResponse', 'RunSubscriptionError', 'RunUpdateEvent',
-    'StageDefinition', 'StageOutputRecord', 'StageStatus', 'StageUpdate', 'StageUpdateResponse',
-    'StageUpdateStatus', 'TIMESTAMP_FORMAT', 'Timestamp', 'UpdateOutcome', 'allowedMethods',
-    'assertStageCatalogue', 'createProblem', 'defineStages', 'isFinalStatus', 'isPayloadValidationError',
-    'isRunId', 'isRunSubscriptionError', 'isTimestamp', 'lastStageNumber', 'matchRoute', 'mergeRunUpdate',
-    'normalizeBasePath', 'parseCompleteRun', 'parseCreateRun', 'parseRunId', 'parseStageUpdate',
-    'problemType', 'routePath', 'runEventsPath', 'safeParseCompleteRun', 'safeParseCreateRun',
+    'CancelRun', 'CancelRunResponse', 'CatalogueEntry', 'CompleteRun', 'CompleteRunResponse', 'CreateRun',
+    'CreateRunResponse', 'DEFAULT_BASE_PATH', 'DEFAULT_MAX_RECONNECT_DELAY_MS', 'DEFAULT_POLL_INTERVAL_MS',
+    'DEFAULT_RECONNECT_DELAY_MS', 'DEFAULT_STAGES', 'ENV_WEBHOOK_SECRET', 'ENV_WEBHOOK_URL', 'FieldError',
+    'FinalStatus', 'HEADERS', 'Heartbeat', 'HeartbeatOutcome', 'HeartbeatResponse', 'LIVE_EVENTS',
+    'MAX_CANCEL_REASON_LENGTH', 'MAX_HEARTBEAT_INTERVAL_MS', 'MAX_PROGRESS_MESSAGE_LENGTH',
+    'MAX_REQUEST_TARGET_LENGTH', 'MIN_HEARTBEAT_INTERVAL_MS', 'OPENAPI_VERSION', 'PROBLEM_CODES',
+    'PROBLEM_CONTENT_TYPE', 'PROBLEM_TITLES', 'PayloadValidationError', 'PipelineRunRecord', 'Problem',
+    'ProblemCode', 'ROUTE_METHODS', 'RunEndEvent', 'RunEndReason', 'RunId', 'RunSnapshotEvent', 'RunStatus',
+    'RunStatusResponse', 'RunSubscriptionError', 'RunUpdateEvent', 'StageDefinition', 'StageOutputRecord',
+    'StageProgress', 'StageStatus', 'StageUpdate', 'StageUpdateResponse', 'StageUpdateStatus',
+    'TIMESTAMP_FORMAT', 'Timestamp', 'UpdateOutcome', 'allowedMethods', 'assertStageCatalogue',
+    'createOpenApiDocument', 'createProblem', 'defineStages', 'heartbeatSchemaFor', 'isFinalStatus',
+    'isPayloadValidationError', 'isRunId', 'isRunSubscriptionError', 'isTimestamp', 'lastStageNumber',
+    'matchRoute', 'mergeRunUpdate', 'normalizeBasePath', 'parseCancelRun', 'parseCompleteRun',
+    'parseCreateRun', 'parseHeartbeat', 'parseRunId', 'parseStageUpdate', 'problemType', 'routePath',
+    'runEventsPath', 'safeParseCancelRun', 'safeParseCompleteRun', 'safeParseCreateRun', 'safeParseHeartbeat',
     'safeParseStageUpdate', 'stageUpdateSchemaFor', 'subscribeToRun', 'timestampToDate', 'toFieldErrors',
   ],
   'pipeline-status-sdk/client': [
-    'ClientClosedError', 'ConfigurationError', 'DEFAULT_RETRY_POLICY', 'DEFAULT_STAGES', 'OutboxLockedError',
-    'PayloadValidationError', 'PipelineStatusError', 'PrismaAPIClient', 'StatusHttpError',
-    'StatusNetworkError', 'StatusTimeoutError', 'TRUNCATION_MARKER', 'consoleLogger', 'defineStages',
+    'CatalogueMismatchError', 'ClientClosedError', 'ConfigurationError', 'DEFAULT_RETRY_POLICY',
+    'DEFAULT_STAGES', 'OutboxLockedError', 'PayloadValidationError', 'PipelineStatusError', 'PrismaAPIClient',
+    'RunFinishedError', 'StatusHttpError', 'StatusNetworkError', 'StatusTimeoutError', 'TRUNCATION_MARKER',
+    'UNSERIALISABLE_OUTPUT_PREFIX', 'consoleLogger', 'defineStages', 'isCatalogueMismatchError',
     'isClientClosedError', 'isConfigurationError', 'isOutboxLockedError', 'isPayloadValidationError',
-    'isPipelineStatusError', 'isQueuedDelivery', 'isRetriableStatus', 'isStatusHttpError',
-    'isStatusNetworkError', 'isStatusTimeoutError', 'parseRetryAfter', 'runPipeline', 'silentLogger',
+    'isPipelineStatusError', 'isQueuedDelivery', 'isRetriableStatus', 'isRunFinishedError',
+    'isStatusHttpError', 'isStatusNetworkError', 'isStatusTimeoutError', 'outputJsonReplacer',
+    'parseRetryAfter', 'runPipeline', 'silentLogger',
   ],
   'pipeline-status-sdk/server': [
     'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS', 'DEFAULT_RETRY_AFTER_SECONDS',
@@ -71,6 +77,9 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   ],
   'pipeline-status-sdk/react': [
     'createRunStatusStore', 'useRunStatus',
+  ],
+  'pipeline-status-sdk/pg': [
+    'DEFAULT_NOTIFY_CHANNEL', 'createPgRunListener',
   ],
 }
 
@@ -115,6 +124,7 @@ describe('the entry points (source)', () => {
       'pipeline-status-sdk/express': () => import('pipeline-status-sdk/express'),
       'pipeline-status-sdk/msw': () => import('pipeline-status-sdk/msw'),
       'pipeline-status-sdk/react': () => import('pipeline-status-sdk/react'),
+      'pipeline-status-sdk/pg': () => import('pipeline-status-sdk/pg'),
     }
     expect(Object.keys(entries)).toEqual(subpaths)
     for (const [subpath, load] of Object.entries(entries)) {
@@ -124,14 +134,14 @@ describe('the entry points (source)', () => {
 
   it('name every export: no `export *` in an entry point', async () => {
     const entries = ['src/index.ts', 'src/client/index.ts', 'src/server/index.ts', 'src/next/index.ts', 'src/express/index.ts']
-    for (const entry of [...entries, 'mock-server/index.ts', 'src/react/index.ts']) {
+    for (const entry of [...entries, 'mock-server/index.ts', 'src/react/index.ts', 'src/pg/index.ts']) {
       expect(await readFile(join(root, entry), 'utf8'), entry).not.toMatch(/^export \*/m)
     }
   })
 })
 
 describe('the built package', () => {
-  it('lists seven entry points', () => {
+  it('lists eight entry points', () => {
     expect(subpaths).toEqual([
       'pipeline-status-sdk',
       'pipeline-status-sdk/client',
@@ -140,6 +150,7 @@ describe('the built package', () => {
       'pipeline-status-sdk/express',
       'pipeline-status-sdk/msw',
       'pipeline-status-sdk/react',
+      'pipeline-status-sdk/pg',
     ])
   })
 
@@ -155,6 +166,20 @@ describe('the built package', () => {
     )
     expect(cjs).toEqual(esm)
     expect(esm).toEqual(PUBLIC_EXPORTS)
+  })
+
+  it('exports the OpenAPI document as pipeline-status-sdk/openapi.json, the one createOpenApiDocument() builds', async () => {
+    const loaded = await node(
+      `const { createOpenApiDocument } = await import('pipeline-status-sdk');
+       const { default: file } = await import('pipeline-status-sdk/openapi.json', { with: { type: 'json' } });
+       const required = require('pipeline-status-sdk/openapi.json');
+       console.log(JSON.stringify({ same: [String(JSON.stringify(file) === JSON.stringify(createOpenApiDocument()) && JSON.stringify(required) === JSON.stringify(file))], version: [file.openapi] }))`.replace(
+        'const required',
+        "const { createRequire } = await import('node:module'); const require = createRequire(process.cwd() + '/'); const required",
+      ),
+      'module',
+    )
+    expect(loaded).toEqual({ same: ['true'], version: ['3.1.1'] })
   })
 
   it('shares one copy of the contract between entries', async () => {

@@ -80,6 +80,8 @@ const variants = [
               createdAt: 'created_at',
               updatedAt: 'updated_at',
               version: 'row_version',
+              lastActivityAt: 'last_activity_at',
+              heartbeatIntervalMs: 'heartbeat_interval_ms',
             },
           },
           StageOutput: {
@@ -91,6 +93,7 @@ const variants = [
               status: 'stage_status',
               output: 'body',
               completedAt: 'completed_at',
+              progress: 'progress_json',
               createdAt: 'created_at',
               updatedAt: 'updated_at',
             },

@@ -104,4 +104,31 @@ describe('createPostgresReplayStore across two handler instances', () => {
       .poll(async () => (await db.prisma.$queryRawUnsafe<unknown[]>('SELECT 1 FROM "WebhookMessage" WHERE "id" = $1', stale)).length)
       .toBe(0)
   })
+
+  it('on a database without the WebhookMessage table: 503 database_not_migrated naming it and the command, logged once', async () => {
+    const older = await createTestDatabase()
+    try {
+      // The package's schema before the replay migration: only its table is missing here.
+      await older.prisma.$executeRawUnsafe('DROP TABLE "WebhookMessage"')
+      const errors: string[] = []
+      const handlers = createPipelineStatusHandlers({
+        store: new PrismaStore(older.prisma),
+        secret: [],
+        signing: { secret: SIGNING_SECRET, replayStore: createPostgresReplayStore(older.prisma) },
+        logger: { warn: () => {}, error: (message) => errors.push(message) },
+      })
+      for (let round = 0; round < 3; round++) {
+        const body = JSON.stringify(makeStageUpdate({ status: 'COMPLETED', output: 'x' }))
+        const id = webhookMessageId({ method: 'POST', route: 'run_1/stage-update', unique: crypto.randomUUID() })
+        const response = await handlers.fetch(await signedStage('run_1', body, id))
+        const problem = await expectProblem(response, 503, 'database_not_migrated')
+        expect(response.headers.get('retry-after')).not.toBeNull()
+        expect(problem.detail).toMatch(/^The table "(public\.)?WebhookMessage" does not exist: .*`prisma migrate deploy`/)
+      }
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toMatch(/table "(public\.)?WebhookMessage" does not exist/)
+    } finally {
+      await older.close()
+    }
+  })
 })

@@ -6,7 +6,7 @@
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
 import { PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/core/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/core/operations.js'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -86,5 +86,37 @@ describe('PrismaStore with the opt-in pg pool', () => {
     expect(results.filter((r) => r.outcome === 'duplicate')).toHaveLength(4)
     const snapshot = await getRunSnapshot(viaPool, runId)
     expect([snapshot?.version, snapshot?.stages.length, snapshot?.run.status]).toEqual([4, 4, 'PROCESSING'])
+  })
+
+  it('stores heartbeats, progress and cancellation exactly as the Prisma path does, and lists and deletes alike', async () => {
+    async function control(store: PrismaStore<PrismaClient>, runId: string) {
+      await createRun(store, { id: runId, now: at(0) })
+      const outcomes: string[] = []
+      outcomes.push((await applyStageUpdate(store, runId, makeStageUpdate(), { stages, now: at(1) })).outcome)
+      outcomes.push((await recordHeartbeat(store, runId, { stageNumber: 1, intervalMs: 5_000 }, { now: at(2) })).outcome)
+      outcomes.push((await recordHeartbeat(store, runId, { stageNumber: 1, progress: { seq: 2, percent: 40, message: 'half' } }, { now: at(3) })).outcome)
+      outcomes.push((await recordHeartbeat(store, runId, { stageNumber: 1, progress: { seq: 1, percent: 10 } }, { now: at(4) })).outcome)
+      outcomes.push((await applyStageUpdate(store, runId, makeStageUpdate({ progress: { seq: 3, current: 3, total: 4 } }), { stages, now: at(5) })).outcome)
+      outcomes.push((await cancelRun(store, runId, { reason: 'stop' }, { stages, now: at(6) })).outcome)
+      outcomes.push((await cancelRun(store, runId, {}, { stages, now: at(7) })).outcome)
+      return { outcomes, snapshot: await getRunSnapshot(store, runId) }
+    }
+    const expected = await control(viaPrisma, 'ctl-a')
+    const actual = await control(viaPool, 'ctl-b')
+    expect(expected.outcomes).toEqual(['applied', 'recorded', 'applied', 'stale', 'applied', 'applied', 'duplicate'])
+    expect(actual.outcomes).toEqual(expected.outcomes)
+    expect({ ...actual.snapshot, run: { ...actual.snapshot?.run, id: 'ctl-a' } }).toEqual(expected.snapshot)
+    expect(expected.snapshot?.run).toMatchObject({ status: 'CANCELLED', error: 'stop', heartbeatIntervalMs: 5_000, lastActivityAt: at(4) })
+    expect(expected.snapshot?.stages[0]).toMatchObject({ status: 'CANCELLED', progress: { seq: 3, current: 3, total: 4 } })
+
+    await createRun(viaPool, { id: 'ctl-quiet', now: at(0) })
+    await recordHeartbeat(viaPool, 'ctl-quiet', { intervalMs: 5_000 }, { now: at(0) })
+    for (const store of [viaPrisma, viaPool]) {
+      expect((await store.listStaleRuns(at(0), 10, at(16))).map((run) => run.id)).toEqual(['ctl-quiet'])
+      expect(await store.listStaleRuns(at(0), 10, at(14))).toEqual([])
+    }
+    expect(await viaPool.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(60), limit: 1 })).toBe(1)
+    expect(await viaPrisma.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(60), limit: 5 })).toBe(1)
+    expect(await getRunSnapshot(viaPool, 'ctl-a')).toBeNull()
   })
 })

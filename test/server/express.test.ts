@@ -240,12 +240,18 @@ describe('express router: raw bodies and mounting', () => {
     const app = express()
     app.use('/api/pipeline', createExpressRouter({ store, secret: SECRET, passUnmatched: true }))
     app.get('/api/pipeline/health', (_req, res) => void res.json({ ok: true }))
+    app.use('/v2/pipeline', createExpressRouter({ store, secret: SECRET }))
     const server = await listen(app)
     try {
       expect(await (await fetch(`${server.url}/api/pipeline/health`)).json()).toEqual({ ok: true })
       const api = new Api(httpClient(`${server.url}/api/pipeline`, server.close))
       const id = await api.createRun()
       expect((await api.status(id)).run.id).toBe(id)
+      // The OpenAPI document is the router's too, with its mount point as the server URL.
+      for (const mount of ['/api/pipeline', '/v2/pipeline']) {
+        const document = (await (await fetch(`${server.url}${mount}/openapi.json`)).json()) as { servers: { url: string }[] }
+        expect(document.servers[0]?.url).toBe(mount)
+      }
     } finally {
       await server.close()
     }

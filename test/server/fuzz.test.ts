@@ -13,8 +13,10 @@
 import fc from 'fast-check'
 import {
   allowedMethods,
+  CancelRun,
   CompleteRun,
   CreateRun,
+  heartbeatSchemaFor,
   DEFAULT_STAGES,
   isRunId,
   MAX_REQUEST_TARGET_LENGTH,
@@ -30,7 +32,7 @@ import {
   signWebhook,
   webhookRoute,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/core/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/core/operations.js'
 import { webhookMessageIdPrefix } from '../../src/signing/webhook-signature.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -68,7 +70,7 @@ afterAll(() => db?.close())
 // ---- what is generated ------------------------------------------------------------------
 
 type Target = { kind: 'pool'; index: number } | { kind: 'unknown' } | { kind: 'raw'; path: string }
-type Route = 'stage-update' | 'status' | 'complete' | 'runs'
+type Route = 'stage-update' | 'status' | 'complete' | 'runs' | 'heartbeat' | 'cancel'
 type Auth = 'secret' | 'wrong' | 'none' | 'signed' | 'badSignature' | 'staleSignature'
 type Body =
   | { kind: 'none' }
@@ -125,10 +127,42 @@ const stageBody = fc.record(
     status: weighted<unknown>([10, fc.constantFrom('PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED')], [1, fc.constantFrom('PENDING', 'done', 1, null)]),
     output: weighted<unknown>([8, text], [4, fc.json({ maxDepth: 2 })], [2, fc.constant(null)], [1, fc.integer()]),
     completedAt: timestamp,
+    progress: weighted<unknown>([6, fc.constant(undefined)], [3, progress()], [1, fc.jsonValue({ maxDepth: 1 })]),
     extra: fc.jsonValue({ maxDepth: 1 }),
   },
   { requiredKeys: ['stageNumber', 'stageName', 'status'] },
 )
+
+/** Progress, mostly valid; seq from a small range so that older, equal and newer ones meet. */
+function progress(): fc.Arbitrary<unknown> {
+  return fc.record(
+    {
+      seq: weighted<unknown>([10, fc.nat(6)], [1, fc.constantFrom(-1, 1.5, '2', null)]),
+      current: weighted<unknown>([4, fc.nat(10)], [1, fc.constantFrom(-1, 'x')]),
+      total: weighted<unknown>([4, fc.nat(10)], [1, fc.constant(Number.MAX_VALUE)]),
+      percent: weighted<unknown>([4, fc.double({ min: 0, max: 100, noNaN: true })], [1, fc.constantFrom(-0.5, 100.5, 'half')]),
+      message: weighted<unknown>([4, text], [1, fc.constant('m'.repeat(501))]),
+    },
+    { requiredKeys: [] },
+  )
+}
+
+const heartbeatBody = weighted<unknown>(
+  [2, fc.constant(undefined)],
+  [
+    8,
+    fc.record(
+      {
+        stageNumber: weighted<unknown>([10, fc.integer({ min: 1, max: 5 })], [1, fc.constantFrom(0, 6, '1', null)]),
+        progress: progress(),
+        intervalMs: weighted<unknown>([6, fc.integer({ min: 1000, max: 60_000 })], [1, fc.constantFrom(999, 3_600_001, 1.5)]),
+      },
+      { requiredKeys: [] },
+    ),
+  ],
+)
+
+const cancelBody = weighted<unknown>([6, fc.record({ reason: text }, { requiredKeys: [] })], [1, fc.constantFrom({ reason: 1 }, [], 'stop')])
 
 const completeBody = fc.record(
   {
@@ -181,7 +215,7 @@ const rawPath = fc.oneof(
 /** One request; `slot` picks the pool run, so the same few runs are hit again and again. */
 const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc
   .record({
-    route: fc.constantFrom<Route>('stage-update', 'stage-update', 'stage-update', 'complete', 'status', 'runs'),
+    route: fc.constantFrom<Route>('stage-update', 'stage-update', 'stage-update', 'complete', 'status', 'runs', 'heartbeat', 'heartbeat', 'cancel'),
     target: weighted<Target>(
       [12, fc.nat(POOL - 1).map((index) => ({ kind: 'pool' as const, index }))],
       [1, fc.constant({ kind: 'unknown' as const })],
@@ -202,6 +236,8 @@ const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc
       dropOne(stageBody, ['stageNumber', 'stageName', 'status']),
       dropOne(completeBody, ['status']),
       createBody(fc.nat(POOL - 1).map(String)),
+      heartbeatBody,
+      cancelBody,
     ),
     anyJson: fc.jsonValue({ maxDepth: 2 }),
     anyText: fc.string({ unit: 'binary', maxLength: 30 }),
@@ -221,8 +257,8 @@ const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc
     ),
   })
   .map((r): FuzzRequest => {
-    const [stage, complete, create] = r.typed
-    const typedValue = r.route === 'stage-update' ? stage : r.route === 'complete' ? complete : r.route === 'runs' ? create : undefined
+    const [stage, complete, create, heartbeat, cancel] = r.typed
+    const typedValue = { 'stage-update': stage, complete, runs: create, heartbeat, cancel, status: undefined }[r.route]
     const body: Body =
       r.bodyVariant === 'typed'
         ? typedValue === undefined
@@ -338,6 +374,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 // ---- the model ----------------------------------------------------------------------------
 
 const stageSchema = stageUpdateSchemaFor(DEFAULT_STAGES)
+const heartbeatSchema = heartbeatSchemaFor(DEFAULT_STAGES)
 
 /** Text PostgreSQL stores unchanged: no NUL, well-formed UTF-16 (encodeURIComponent throws on lone surrogates). */
 function storable(value: unknown): boolean {
@@ -386,7 +423,9 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
 
   if (!built.signed && !built.secretValid) return 401
   const contentType = built.headers.get('content-type')
-  const typeless = contentType === null && match.route === 'createRun'
+  // Run creation and heartbeats may come without a body, and then without a Content-Type.
+  const bodyOptional = match.route === 'createRun' || match.route === 'heartbeat'
+  const typeless = contentType === null && bodyOptional
   if (!typeless && !isJsonType(contentType)) return 415
   if (built.declaredTooLarge) return 413
   // Only a body is decoded; a request without one ignores the label.
@@ -399,7 +438,7 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(built.bytes)
     if (/^[ \t\r\n]*$/.test(text)) {
-      if (match.route !== 'createRun') return 400
+      if (!bodyOptional) return 400
       json = {}
     } else {
       json = JSON.parse(text)
@@ -409,6 +448,9 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
   }
 
   switch (match.route) {
+    case 'events':
+      // The generator never builds events requests (an open stream is no single answer).
+      throw new Error('events requests are not generated')
     case 'createRun': {
       const parsed = CreateRun.safeParse(json)
       if (!parsed.success) return 400
@@ -416,7 +458,7 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
     }
     case 'stageUpdate': {
       const parsed = stageSchema.safeParse(json)
-      if (!parsed.success || !storable(parsed.data.stageName) || !storable(parsed.data.output)) return 400
+      if (!parsed.success || !storable(parsed.data.stageName) || !storable(parsed.data.output) || !storable(parsed.data.progress?.message)) return 400
       const result = await applyStageUpdate(model, match.runId, parsed.data, { stages: DEFAULT_STAGES, now: NOW })
       return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
     }
@@ -424,6 +466,18 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       const parsed = CompleteRun.safeParse(json)
       if (!parsed.success || !storable(parsed.data.error)) return 400
       const result = await completeRun(model, match.runId, parsed.data, { now: NOW })
+      return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
+    }
+    case 'heartbeat': {
+      const parsed = heartbeatSchema.safeParse(json)
+      if (!parsed.success || !storable(parsed.data.progress?.message)) return 400
+      const result = await recordHeartbeat(model, match.runId, parsed.data, { now: NOW })
+      return result.outcome === 'not_found' ? 404 : 200
+    }
+    case 'cancel': {
+      const parsed = CancelRun.safeParse(json)
+      if (!parsed.success || !storable(parsed.data.reason)) return 400
+      const result = await cancelRun(model, match.runId, parsed.data, { now: NOW, stages: DEFAULT_STAGES })
       return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
     }
   }
@@ -446,6 +500,8 @@ describe('fuzzing the handlers on PostgreSQL', () => {
       fc.asyncProperty(fc.array(fuzzRequest, { minLength: REQUESTS_PER_RUN, maxLength: REQUESTS_PER_RUN }), async (requests) => {
         iteration += 1
         const poolIds = Array.from({ length: POOL }, (_, k) => `fz-${SEED}-${iteration}-${k}`)
+        // The model starts empty, so must the database: a generated id ("A") may recur in a later iteration.
+        await db.prisma.pipelineRun.deleteMany()
         const model = new MemoryStore()
         for (const spec of requests) {
           const built = await build(spec, poolIds)

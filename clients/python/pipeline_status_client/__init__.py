@@ -5,7 +5,7 @@ method names, arguments and ``bool`` results); change the import line and a runn
 retries with one idempotency key, Standard Webhooks signing and a durable SQLite outbox.
 Standard library only; Python 3.9+.
 """
-from .client import DEFAULT_MAX_AGE, DEFAULT_SLOW_RETRY_INTERVAL, AlteredOutput, PrismaAPIClient, Undelivered
+from .client import DEFAULT_MAX_AGE, DEFAULT_SLOW_RETRY_INTERVAL, UNSERIALISABLE_OUTPUT_PREFIX, AlteredOutput, PrismaAPIClient, Undelivered
 from .contract import (
     BASE_PATH,
     DEFAULT_STAGES,
@@ -21,6 +21,7 @@ from .contract import (
     to_storable_text,
 )
 from .errors import (
+    CatalogueMismatchError,
     ConfigurationError,
     InvalidRunIdError,
     PipelineStatusError,
@@ -46,6 +47,8 @@ __all__ = [
     "REPLACEMENT_CHARACTER",
     "TRUNCATION_MARKER",
     "AlteredOutput",
+    "CatalogueMismatchError",
+    "UNSERIALISABLE_OUTPUT_PREFIX",
     "ConfigurationError",
     "DeadLetter",
     "InvalidRunIdError",

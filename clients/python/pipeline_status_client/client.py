@@ -16,15 +16,17 @@ from .contract import (
     ENV_SIGNING_SECRET,
     ENV_WEBHOOK_SECRET,
     ENV_WEBHOOK_URL,
+    FINAL_RUN_STATUSES,
     RUN_END_STATUSES,
     encode_json,
     fit_stage_update,
     is_valid_run_id,
+    parse_secret_list,
     route_path,
     to_storable_text,
     utc_timestamp,
 )
-from .errors import ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError
+from .errors import CatalogueMismatchError, ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError
 from .outbox import DeadLetter, Outbox, OutboxEntry
 from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriable
 from .signing import decode_signing_secret
@@ -42,7 +44,10 @@ _log = logging.getLogger("pipeline_status_client")
 class AlteredOutput:
     """A stage output the client changed so that the stage's status is stored (issue 9 item 3).
 
-    ``kind`` is ``"replaced"`` (characters PostgreSQL cannot store, NUL and lone UTF-16
+    ``kind`` is ``"unserialisable"`` (the output could not become JSON, e.g. ``bytes``, an
+    object or a circular list; :data:`UNSERIALISABLE_OUTPUT_PREFIX` placeholder
+    ``[output not serialisable as JSON: <reason>]`` was sent instead; ``reason`` says why),
+    ``"replaced"`` (characters PostgreSQL cannot store, NUL and lone UTF-16
     surrogates, replaced with U+FFFD; ``replaced_characters`` says how many) or ``"truncated"``
     (the server refused the body as too large, 413, and the output was cut to fit and ended with
     :data:`TRUNCATION_MARKER`; ``bytes_before`` and ``bytes_after`` are the output's UTF-8 sizes,
@@ -58,6 +63,7 @@ class AlteredOutput:
     bytes_before: Optional[int] = None
     bytes_after: Optional[int] = None
     limit: Optional[int] = None
+    reason: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ class _Update:
     body: Optional[bytes]
     what: str
     stage_number: Optional[int] = None
+    #: Whether it may finish the run (a FAILED or CANCELLED stage, the last stage COMPLETED, ``/complete``).
+    finishing: bool = False
+    #: A progress report: the outbox keeps only the newest pending one per stage.
+    progress: bool = False
 
 
 class PrismaAPIClient:
@@ -119,7 +129,9 @@ class PrismaAPIClient:
 
     Args:
         base_url: the web app's origin. Default: ``FRONTEND_WEBHOOK_URL``.
-        secret: the shared ``X-Webhook-Secret``. Default: ``WEBHOOK_SECRET``.
+        secret: the shared ``X-Webhook-Secret``. Default: ``WEBHOOK_SECRET``. Read as the server
+            reads ``WEBHOOK_SECRET``: a comma-separated list (entries stripped); the first entry is
+            sent, so ``WEBHOOK_SECRET='new,old'`` during a rotation sends ``new``.
         signing_secret: a Standard Webhooks secret (``whsec_<base64>`` or plain); every request is
             then signed (docs/security.md). Default: ``WEBHOOK_SIGNING_SECRET``.
         base_path: the routes' base path. Default ``/api/pipeline``.
@@ -131,6 +143,16 @@ class PrismaAPIClient:
         slow_retry_interval: seconds between attempts of an update refused with 401/403. Default 60.
         background: deliver queued updates from a daemon thread. Default ``True``.
         logger: where the client logs. Default ``logging.getLogger("pipeline_status_client")``.
+        heartbeat_interval: seconds between heartbeats (1 to 3600). When set, a daemon thread
+            sends ``POST {base}/{run_id}/heartbeat`` (announcing ``intervalMs``) from
+            ``mark_stage_processing`` until the stage's final ``mark_*``, so the stale-run sweeper
+            judges the run by this interval and the client learns within one interval that the
+            run was finished elsewhere. Heartbeats are never queued nor retried. Default ``None``:
+            no automatic heartbeats (the original runner's behaviour); :meth:`heartbeat` sends one.
+        on_run_finished: called as ``on_run_finished(run_id, run)`` once per run when an answer
+            shows the run finished by someone else (cancelled by the web app, failed by the
+            stale-run sweeper, completed elsewhere); ``run`` is the run as stored (``status``,
+            ``error``). Exceptions it raises are logged. See also :meth:`run_finished`.
 
     Raises:
         ConfigurationError: no base URL, neither a secret nor a signing secret, or a bad option.
@@ -158,9 +180,12 @@ class PrismaAPIClient:
         slow_retry_interval: float = DEFAULT_SLOW_RETRY_INTERVAL,
         background: bool = True,
         logger: Optional[logging.Logger] = None,
+        heartbeat_interval: Optional[float] = None,
+        on_run_finished: Optional[Callable[[str, Dict[str, Any]], None]] = None,
     ) -> None:
         base_url = base_url or os.environ.get(ENV_WEBHOOK_URL, "")
-        secret = secret if secret is not None else os.environ.get(ENV_WEBHOOK_SECRET, "")
+        # Read like the server reads it: during a rotation (``new,old``) the first entry is current.
+        secret = next(iter(parse_secret_list(secret if secret is not None else os.environ.get(ENV_WEBHOOK_SECRET, ""))), "")
         signing_secret = signing_secret if signing_secret is not None else os.environ.get(ENV_SIGNING_SECRET, "")
         if not base_url:
             raise ConfigurationError(f"Set {ENV_WEBHOOK_URL} (the web app's origin, e.g. https://app.example.com) or pass base_url")
@@ -170,6 +195,18 @@ class PrismaAPIClient:
             raise ConfigurationError(f"Set {ENV_WEBHOOK_SECRET} (or {ENV_SIGNING_SECRET}) or pass secret")
         if not timeout > 0 or not max_age > 0 or not slow_retry_interval > 0:
             raise ConfigurationError("timeout, max_age and slow_retry_interval must be positive numbers of seconds")
+        if heartbeat_interval is not None and not 1 <= heartbeat_interval <= 3600:
+            raise ConfigurationError(f"heartbeat_interval must be 1 to 3600 seconds, got {heartbeat_interval!r}")
+        self.heartbeat_interval = heartbeat_interval
+        self.on_run_finished = on_run_finished
+        #: Per run: "self" when this client's own update finished it, else the run as stored when finished elsewhere.
+        self._finished: Dict[str, Union[str, Dict[str, Any]]] = {}
+        self._progress_seq: Dict[Any, int] = {}
+        self._catalogues: Dict[str, List[Dict[str, Any]]] = {}
+        self._heartbeats: Dict[str, Any] = {}
+        # What answers taught the client (runs, finishes, seqs): its own lock, so a heartbeat
+        # thread never waits behind a delivery that is retrying under the delivery lock.
+        self._state = threading.Lock()
         try:
             signing_key = decode_signing_secret(signing_secret) if signing_secret else None
         except ValueError as error:
@@ -210,7 +247,12 @@ class PrismaAPIClient:
         """Marks stage ``stage_number`` COMPLETED with its output and ``completedAt`` now.
 
         ``output_data``: a string is sent as it is (JSON or markdown), anything else as
-        ``json.dumps(output_data)``. The status is never lost because of the output: NUL and lone
+        ``json.dumps(output_data)`` with NaN and ±Infinity written ``null`` (as ``JSON.stringify``
+        writes them in the TypeScript client; ``json.dumps`` alone writes ``NaN``, which is not
+        JSON). The status is never lost because of the output: an output that cannot become JSON
+        (``bytes``, an object, a circular list) is sent as the placeholder
+        ``[output not serialisable as JSON: <reason>]`` and recorded in :attr:`altered_outputs`
+        like the TypeScript client's; NUL and lone
         surrogates (which PostgreSQL cannot store) are replaced with U+FFFD, and an output the
         server refuses as too large (413) is cut to the limit it states and ended with
         :data:`TRUNCATION_MARKER`, then sent as a new update (a new Idempotency-Key). Both are
@@ -243,7 +285,9 @@ class PrismaAPIClient:
         body = encode_json({"id": run_id} if run_id is not None else {})
         answer = self._send_with_retries(Request("POST", route_path("runs"), key, body))
         run = answer.get("run") or {}
-        self._observe_run(str(run.get("id", run_id)), answer)
+        if isinstance(answer.get("catalogue"), list):
+            self._catalogues[str(run.get("id", run_id))] = answer["catalogue"]
+        self._observe_run(str(run.get("id", run_id)), answer, read=True)
         return run
 
     def complete_run(
@@ -275,7 +319,7 @@ class PrismaAPIClient:
         except (TypeError, ValueError) as problem:
             self.log.error("Run %s: the completion is not JSON: %s", run_id, problem)
             return self._lost(run_id, f"completion {status}", f"not JSON: {problem}")
-        return self._submit(run_id, "complete", encoded, f"completion {status}")
+        return self._submit(run_id, "complete", encoded, f"completion {status}", finishing=True)
 
     def get_status(self, run_id: str) -> Dict[str, Any]:
         """The run and its stored stages (``GET /status``): ``{"run": {...}, "stages": [...]}``,
@@ -288,14 +332,121 @@ class PrismaAPIClient:
         if not is_valid_run_id(run_id):
             raise InvalidRunIdError(f"invalid run id {run_id!r}")
         answer = self._send_with_retries(Request("GET", route_path("status", run_id), str(uuid.uuid4())))
-        self._observe_run(run_id, answer)
+        if isinstance(answer.get("catalogue"), list):
+            self._catalogues[run_id] = answer["catalogue"]
+        self._observe_run(run_id, answer, read=True)
         return answer
+
+    # -- runner control (docs/other-languages.md) ------------------------------------------------
+
+    def check_catalogue(self, run_id: str, stage_count: Optional[int] = None) -> Optional[List[Dict[str, Any]]]:
+        """Checks, before a run starts, that the runner has as many stages as the server's
+        catalogue (``stage_count``, default: this client's ``stages``), from :meth:`create_run`'s
+        answer or else ``GET /status``. Returns the catalogue (``[{"stageNumber", "stageName"}]``),
+        or ``None`` from an older server that sends none.
+
+        Raises:
+            CatalogueMismatchError: the numbers differ (a 5-stage runner against a 3-stage server
+                would otherwise see the run COMPLETED after stage 3).
+            StatusHttpError, StatusNetworkError: the status could not be read.
+        """
+        catalogue = self._catalogues.get(run_id)
+        if catalogue is None:
+            catalogue = self.get_status(run_id).get("catalogue")
+        if not isinstance(catalogue, list):
+            return None
+        expected = len(self.stages) if stage_count is None else stage_count
+        if len(catalogue) != expected:
+            raise CatalogueMismatchError(run_id, expected, len(catalogue))
+        return catalogue
+
+    def heartbeat(self, run_id: str, stage_number: Optional[int] = None, progress: Optional[Mapping[str, Any]] = None) -> bool:
+        """Sends one heartbeat now (``POST {base}/{run_id}/heartbeat``): one attempt, never
+        retried nor queued (a missed heartbeat is not worth replaying). ``progress``
+        (``current``, ``total``, ``percent``, ``message``; needs ``stage_number``) gets its ``seq``
+        from the client. Returns whether the server answered 2xx; its answer tells the client
+        whether the run was finished elsewhere (see :meth:`run_finished`). Never raises."""
+        if not is_valid_run_id(run_id):
+            self.log.error("Run %r: heartbeat not sent: invalid run id", run_id)
+            return False
+        body: Dict[str, Any] = {}
+        if stage_number is not None:
+            body["stageNumber"] = stage_number
+        if progress is not None:
+            body["progress"] = self._with_seq(run_id, stage_number, progress)
+        if self.heartbeat_interval is not None:
+            body["intervalMs"] = int(round(self.heartbeat_interval * 1000))
+        try:
+            answer = self._transport.send(Request("POST", route_path("heartbeat", run_id), str(uuid.uuid4()), encode_json(body)))
+        except PipelineStatusError as error:
+            self._learn_from_refusal(run_id, error, False)
+            self.log.debug("Run %s: heartbeat not delivered: %s", run_id, error)
+            return False
+        self._observe_run(run_id, answer)
+        return True
+
+    def report_progress(self, run_id: str, stage_number: int, *, current: Optional[float] = None, total: Optional[float] = None,
+                        percent: Optional[float] = None, message: Optional[str] = None) -> bool:
+        """Reports progress within a PROCESSING stage: a PROCESSING stage update with
+        ``progress`` (``current``, ``total``, ``percent`` 0-100, ``message``), in order with the
+        run's other updates and queued in the outbox like them. The client assigns
+        ``progress.seq`` per run and stage, increasing and never below the current time in
+        milliseconds, so a delayed or redelivered report (also from a later process) never
+        overwrites a newer one; the outbox keeps only the newest pending report per stage.
+        Returns ``True``/``False`` like the ``mark_*`` methods."""
+        name = self.stages.get(stage_number) if isinstance(stage_number, int) and not isinstance(stage_number, bool) else None
+        if name is None:
+            self.log.error("Run %s: stage %r is not in the catalogue; progress not sent", run_id, stage_number)
+            return False
+        progress = {k: v for k, v in (("current", current), ("total", total), ("percent", percent), ("message", message)) if v is not None}
+        body = {"stageNumber": stage_number, "stageName": name, "status": "PROCESSING",
+                "progress": self._with_seq(run_id, stage_number, progress)}
+        return self._submit(run_id, "stage-update", encode_json(body), f"stage {stage_number} progress", stage_number, progress=True)
+
+    def run_finished(self, run_id: str) -> Optional[Dict[str, Any]]:
+        """The run as stored, when this client learned that it was finished by someone else
+        (cancelled by the web app, failed by the stale-run sweeper, completed elsewhere);
+        ``None`` otherwise (also when this client's own update finished it). After that, the
+        ``mark_*`` methods and :meth:`report_progress` of the run send nothing and return
+        ``False``; stop the pipeline."""
+        with self._state:
+            finished = self._finished.get(run_id)
+            return dict(finished) if isinstance(finished, dict) else None
+
+    def start_heartbeats(self, run_id: str, stage_number: int) -> None:
+        """Sends a heartbeat now and then every ``heartbeat_interval`` seconds from a daemon
+        thread until :meth:`stop_heartbeats`, the stage's final ``mark_*``, the run being finished
+        elsewhere, or :meth:`close`. ``mark_stage_processing`` calls it when
+        ``heartbeat_interval`` is set."""
+        if self.heartbeat_interval is None:
+            raise ConfigurationError("start_heartbeats needs heartbeat_interval")
+        self.stop_heartbeats(run_id)
+        stop = threading.Event()
+        interval = self.heartbeat_interval
+
+        def beat() -> None:
+            while not stop.is_set() and not self._closed.is_set() and self.run_finished(run_id) is None:
+                self.heartbeat(run_id, stage_number)
+                stop.wait(interval)
+
+        thread = threading.Thread(target=beat, name=f"pipeline-status-heartbeat-{run_id}", daemon=True)
+        with self._state:
+            self._heartbeats[run_id] = (stop, thread)
+        thread.start()
+
+    def stop_heartbeats(self, run_id: str) -> None:
+        """Stops the run's heartbeat thread, if any (returns at once; the thread ends after
+        its heartbeat in flight)."""
+        with self._state:
+            running = self._heartbeats.pop(run_id, None)
+        if running is not None:
+            running[0].set()
 
     def last_known_run(self, run_id: str) -> Optional[Dict[str, Any]]:
         """The run as the server last answered it to this client (every stage update, completion
         and status read carries it), or ``None``. Its ``status`` tells the runner that the run
         was finished elsewhere (cancelled, failed by the stale-run sweeper)."""
-        with self._lock:
+        with self._state:
             run = self._runs.get(run_id)
             return dict(run) if run is not None else None
 
@@ -353,6 +504,8 @@ class PrismaAPIClient:
         """Stops the background thread after one last flush of at most ``flush_timeout``
         seconds (0: none). What is still queued stays on disk for the next process. Returns
         whether the outbox is empty."""
+        for run_id in list(self._heartbeats):
+            self.stop_heartbeats(run_id)
         empty = self.flush(flush_timeout) if flush_timeout else self.pending_count() == 0
         self._closed.set()
         self._wake.set()
@@ -386,29 +539,45 @@ class PrismaAPIClient:
         body: Dict[str, Any] = {"stageNumber": stage_number, "stageName": name, "status": status}
         if output is not None:
             text = output if isinstance(output, str) else _json_text(output)
-            if text is None:
-                self.log.error("Run %s: stage %d output is not JSON-serialisable; sent without it", run_id, stage_number)
-            else:
-                storable, replaced = to_storable_text(text)
-                if replaced:
-                    self.log.warning(
-                        "Run %s: stage %d %s: replaced %d character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) "
-                        "in the output with U+FFFD", run_id, stage_number, status, replaced)
-                    self._record_altered(AlteredOutput(
-                        run_id, stage_number, "replaced",
-                        f"{replaced} character(s) PostgreSQL cannot store replaced with U+FFFD", replaced_characters=replaced))
-                body["output"] = storable
+            if isinstance(text, Exception):
+                reason = f"{type(text).__name__}: {text}".split("\n")[0][:200]
+                text = f"{UNSERIALISABLE_OUTPUT_PREFIX}{reason}]"
+                self.log.warning("Run %s: stage %d %s: the output cannot be serialised as JSON (%s); a placeholder was sent instead",
+                                 run_id, stage_number, status, reason)
+                self._record_altered(AlteredOutput(
+                    run_id, stage_number, "unserialisable",
+                    f"output cannot be serialised as JSON ({reason}); a placeholder was sent instead", reason=reason))
+            storable, replaced = to_storable_text(text)
+            if replaced:
+                self.log.warning(
+                    "Run %s: stage %d %s: replaced %d character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) "
+                    "in the output with U+FFFD", run_id, stage_number, status, replaced)
+                self._record_altered(AlteredOutput(
+                    run_id, stage_number, "replaced",
+                    f"{replaced} character(s) PostgreSQL cannot store replaced with U+FFFD", replaced_characters=replaced))
+            body["output"] = storable
         if completed:
             body["completedAt"] = utc_timestamp()
-        return self._submit(run_id, "stage-update", encode_json(body), f"stage {stage_number} {status}", stage_number)
+            self.stop_heartbeats(run_id)
+        finishing = status in ("FAILED", "CANCELLED") or (status == "COMPLETED" and stage_number == max(self.stages))
+        sent = self._submit(run_id, "stage-update", encode_json(body), f"stage {stage_number} {status}", stage_number, finishing=finishing)
+        if status == "PROCESSING" and self.heartbeat_interval is not None and self.run_finished(run_id) is None:
+            self.start_heartbeats(run_id, stage_number)
+        return sent
 
-    def _submit(self, run_id: str, route: str, body: bytes, what: str, stage_number: Optional[int] = None) -> bool:
+    def _submit(self, run_id: str, route: str, body: bytes, what: str, stage_number: Optional[int] = None,
+                finishing: bool = False, progress: bool = False) -> bool:
         """Delivers one update (or queues it); the one path of every write of a run."""
         if not is_valid_run_id(run_id):
             self.log.error("Run %r: %s not sent: the run id is outside the contract's rule "
                            "(1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only)", run_id, what)
             return self._lost(str(run_id), what, "invalid run id")
-        update = _Update(run_id, "POST", route_path(route, run_id), str(uuid.uuid4()), body, what, stage_number)
+        finished = self.run_finished(run_id)
+        if finished is not None:
+            self.log.warning("Run %s: %s not sent: the run was finished elsewhere (%s%s)", run_id, what, finished.get("status"),
+                             f": {finished['error']}" if finished.get("error") else "")
+            return False
+        update = _Update(run_id, "POST", route_path(route, run_id), str(uuid.uuid4()), body, what, stage_number, finishing, progress)
         started = time.time()
         with self._lock:
             if self.outbox is not None and self.outbox.pending_count(run_id) > 0:
@@ -421,9 +590,13 @@ class PrismaAPIClient:
                 except PipelineStatusError as error:
                     if isinstance(error, StatusHttpError) and error.status == 413 and self._fit(update, error):
                         continue
+                    if self._learn_from_refusal(run_id, error, update.finishing):
+                        self.log.warning("Run %s: %s refused: the run was finished elsewhere", run_id, update.what)
+                        return False
                     return self._after_failure(update, error, started)
-                self._observe_run(run_id, answer)
-                return True
+                elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
+                # A stale answer stored nothing: the run was finished before this update arrived.
+                return not (elsewhere and answer.get("outcome") == "stale")
 
     def _after_failure(self, update: _Update, error: PipelineStatusError, started: float) -> bool:
         if self.outbox is not None and is_retriable(error):
@@ -446,7 +619,8 @@ class PrismaAPIClient:
     def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float, refused: bool = False) -> None:
         assert self.outbox is not None
         self.outbox.append(update.unique, update.run_id, update.method, update.route, update.body, update.what,
-                           first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why, refused)
+                           first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why, refused,
+                           coalesce=update.progress)
         # Behind earlier updates is the expected path during an outage: info, not one warning per update.
         level = logging.INFO if next_attempt_at == 0.0 else logging.WARNING
         self.log.log(level, "Run %s: %s queued in the outbox (%s); it will be delivered in order", update.run_id, update.what, why)
@@ -496,14 +670,62 @@ class PrismaAPIClient:
                 attempt += 1
                 time.sleep(wait)
 
-    def _observe_run(self, run_id: str, answer: Mapping[str, Any]) -> None:
-        """The one place that reads the run out of an answer (stage update, completion, status),
-        so that later features (heartbeats, cancellation awareness) learn the run's status here."""
+    def _observe_run(self, run_id: str, answer: Mapping[str, Any], self_finishing: bool = False, read: bool = False) -> bool:
+        """The one place that reads the run out of an answer (stage update, completion,
+        heartbeat, status). Returns whether the run is known to be finished by someone else;
+        the first time, stops its heartbeats and calls ``on_run_finished``. ``self_finishing``:
+        the answer is to this client's own update that finished the run."""
         run = answer.get("run")
         if not isinstance(run, dict):
-            return
-        with self._lock:
+            return False
+        with self._state:
             self._runs[run_id] = dict(run)
+            if run.get("status") not in FINAL_RUN_STATUSES:
+                return False
+            known = self._finished.get(run_id)
+            if known is not None:
+                return known != "self"
+            if self_finishing:
+                self._finished[run_id] = "self"
+                return False
+            self._finished[run_id] = dict(run)
+        self.stop_heartbeats(run_id)
+        # A status read is how a reader learns anything: no warning for it.
+        self.log.log(logging.INFO if read else logging.WARNING, "Run %s was finished by someone else: %s%s", run_id, run.get("status"),
+                     f" ({run['error']})" if run.get("error") else "")
+        if self.on_run_finished is not None:
+            try:
+                self.on_run_finished(run_id, dict(run))
+            except Exception:  # a broken callback must not break reporting
+                self.log.exception("Run %s: on_run_finished raised", run_id)
+        return True
+
+    def _learn_from_refusal(self, run_id: str, error: PipelineStatusError, self_finishing: bool) -> bool:
+        """A 409 ``run_finished``: learns the run from the problem, or else from ``GET /status``
+        (one attempt). Returns whether the run was finished by someone else."""
+        # stage_finished too: a stage the runner still runs was finished by a cancel or the sweeper.
+        if not (isinstance(error, StatusHttpError) and error.status == 409 and error.code in ("run_finished", "stage_finished")):
+            return False
+        with self._state:
+            known = self._finished.get(run_id)
+        if known is not None:
+            return known != "self"
+        carried = (error.problem or {}).get("run")
+        if isinstance(carried, dict):
+            return self._observe_run(run_id, {"run": carried}, self_finishing)
+        try:
+            answer = self._transport.send(Request("GET", route_path("status", run_id), str(uuid.uuid4())))
+        except PipelineStatusError:
+            return False
+        return self._observe_run(run_id, answer, self_finishing)
+
+    def _with_seq(self, run_id: str, stage_number: Optional[int], progress: Mapping[str, Any]) -> Dict[str, Any]:
+        """``progress`` with its ``seq``: per run and stage, increasing, never below now in ms."""
+        key = (run_id, stage_number)
+        with self._state:
+            seq = max(self._progress_seq.get(key, -1) + 1, int(time.time() * 1000))
+            self._progress_seq[key] = seq
+        return {**progress, "seq": seq}
 
     def _deliver_due(self) -> None:
         """Tries the due head of every run's queue once, in order, until none is due."""
@@ -549,13 +771,14 @@ class PrismaAPIClient:
                 self.log.warning("Run %s: %s (from the outbox) failed (%s); next attempt in %.2f s", entry.run_id, entry.what,
                                  _cause(error), wait)
                 return False
+            self._learn_from_refusal(entry.run_id, error, _finishing(entry.route, entry.body, max(self.stages)))
             status = error.status if isinstance(error, StatusHttpError) else None
             code = error.code if isinstance(error, StatusHttpError) else None
             self.outbox.dead_letter(entry, status, code, str(error))
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
             return True
         self.outbox.ack(entry.seq)
-        self._observe_run(entry.run_id, answer)
+        self._observe_run(entry.run_id, answer, _finishing(entry.route, entry.body, max(self.stages)) and answer.get("outcome") != "stale")
         self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
         return True
 
@@ -573,17 +796,56 @@ class PrismaAPIClient:
             self._wake.clear()
 
 
+def _finishing(route: str, body: Optional[bytes], last_stage: int) -> bool:
+    """Whether a queued update may finish its run (see ``_Update.finishing``)."""
+    if route.endswith("/complete"):
+        return True
+    try:
+        update = json.loads((body or b"{}").decode("utf-8"))
+    except ValueError:
+        return False
+    status = update.get("status") if isinstance(update, dict) else None
+    return status in ("FAILED", "CANCELLED") or (status == "COMPLETED" and update.get("stageNumber") == last_stage)
+
+
 def _cause(error: PipelineStatusError) -> str:
     """The short cause of a failed attempt: ``HTTP 503 database_unavailable``, ``connection refused (ECONNREFUSED)``."""
     cause = getattr(error, "cause", None)
     return cause if isinstance(cause, str) else str(error)
 
 
-def _json_text(value: Any) -> Optional[str]:
+UNSERIALISABLE_OUTPUT_PREFIX = "[output not serialisable as JSON: "
+"""What starts the placeholder sent instead of an output that cannot become JSON:
+``[output not serialisable as JSON: <reason>]``, the reason being the error's first line (at most
+200 characters), e.g. ``TypeError: Object of type bytes is not JSON serializable``. The same
+placeholder as the TypeScript client's ``UNSERIALISABLE_OUTPUT_PREFIX``."""
+
+
+def _json_text(value: Any) -> Union[str, Exception]:
+    """The output's JSON text as the TypeScript client writes it for the same value (NaN and
+    ±Infinity as ``null``), or the error that says why it cannot be JSON."""
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return None
+        return json.dumps(_finite(value, set()), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        return error
 
 
-__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "AlteredOutput", "PrismaAPIClient", "Undelivered"]
+def _finite(value: Any, active: set) -> Any:
+    """``value`` with every NaN/±Infinity float made ``None``; a circular container raises
+    ValueError like ``json.dumps`` does."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in active:
+            raise ValueError("Circular reference detected")
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {key: _finite(item, active) for key, item in value.items()}
+            return [_finite(item, active) for item in value]
+        finally:
+            active.discard(id(value))
+    return value
+
+
+__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "UNSERIALISABLE_OUTPUT_PREFIX", "AlteredOutput", "PrismaAPIClient", "Undelivered"]

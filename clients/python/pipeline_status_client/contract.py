@@ -6,7 +6,7 @@ stage catalogue, the run-id rule, and how a stage's output is made storable and 
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 #: Base path of the routes on the web app. ``FRONTEND_WEBHOOK_URL`` is the origin in front of it.
 BASE_PATH = "/api/pipeline"
@@ -46,6 +46,12 @@ REPLACEMENT_CHARACTER = "\ufffd"
 
 _RUN_ID = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def parse_secret_list(value: Optional[str]) -> List[str]:
+    """``WEBHOOK_SECRET`` read as the server reads it: a comma-separated list (``new,old`` while a
+    secret is rotated), each entry stripped, empty entries dropped. The runner sends the first."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def is_valid_run_id(run_id: object) -> bool:

@@ -53,3 +53,15 @@ class StatusNetworkError(PipelineStatusError):
     def cause(self) -> str:
         """The short cause a retry is logged with; see ``reason``."""
         return self.reason
+
+
+class CatalogueMismatchError(PipelineStatusError, ValueError):
+    """The runner's number of stages differs from the server's stage catalogue
+    (:meth:`PrismaAPIClient.check_catalogue`); ``runner_stages`` and ``server_stages`` say by how much."""
+
+    def __init__(self, run_id: str, runner_stages: int, server_stages: int):
+        super().__init__(
+            f"Run {run_id}: the runner has {runner_stages} stage(s) but the server's catalogue has {server_stages}; "
+            "configure the same stages on both sides")
+        self.runner_stages = runner_stages
+        self.server_stages = server_stages

@@ -120,10 +120,27 @@ class Outbox:
             db.execute("COMMIT")
 
     def append(self, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
-               first_attempt_at: float, next_attempt_at: float, last_error: Optional[str] = None, refused: bool = False) -> None:
-        """Queues an update behind the run's earlier ones; ``refused``: its attempt got 401/403."""
+               first_attempt_at: float, next_attempt_at: float, last_error: Optional[str] = None, refused: bool = False,
+               coalesce: bool = False) -> None:
+        """Queues an update behind the run's earlier ones; ``refused``: its attempt got 401/403.
+
+        ``coalesce`` (progress reports only, ``what`` = ``stage 2 progress``): the update takes
+        the place of the stage's newest pending update when that is a progress report not being
+        delivered, so only the newest progress per stage is kept; status changes are never
+        coalesced, and no report moves across one."""
         now = time.time()
         with self._transaction() as db:
+            if coalesce:
+                # The stage's newest pending update, whatever it is: only a progress report that
+                # no status change follows may be replaced, so none moves across a status change.
+                stage = what.rsplit(" ", 1)[0] + " "
+                replaced = db.execute(
+                    "UPDATE pending SET id = ?, body = ? WHERE seq = (SELECT max(seq) FROM pending WHERE run_id = ?"
+                    " AND substr(what, 1, ?) = ?) AND what = ? AND lease_until <= ?",
+                    (id, body, run_id, len(stage), stage, what, now),
+                ).rowcount
+                if replaced == 1:
+                    return
             db.execute(
                 "INSERT INTO pending (id, run_id, method, route, body, what, queued_at, first_attempt_at, attempts,"
                 " next_attempt_at, last_error, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -13,7 +13,7 @@ import uuid
 from original_runner import OUTPUTS, report
 from support import SECRET, ExpressDatabase, Fault, Proxy, free_port, run_python, start_express, start_mock
 
-from pipeline_status_client import TRUNCATION_MARKER, PrismaAPIClient, RetryPolicy, StatusHttpError
+from pipeline_status_client import TRUNCATION_MARKER, CatalogueMismatchError, PrismaAPIClient, RetryPolicy, StatusHttpError
 
 FAST = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2)
 STAGE_NAMES = ["Input Processing", "Signal Amplification", "General Translation", "Brand Contextualization", "Opportunity Generation"]
@@ -104,6 +104,39 @@ class ServerTests:
         attempts = [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/stage-update")][1:]
         self.assertEqual([r.status for r in attempts], [413, 200])
         self.assertNotEqual(attempts[0].headers["idempotency-key"], attempts[1].headers["idempotency-key"])
+
+    def test_outputs_json_cannot_hold_never_lose_the_status(self) -> None:
+        run_id = self.created_run()
+        client = self.client()
+        circular: list = []
+        circular.append(circular)
+        with self.assertLogs("pipeline_status_client", logging.WARNING):
+            self.assertTrue(client.mark_stage_complete(run_id, 1, {"nan": float("nan"), "inf": [float("inf"), -float("inf")], "n": 1.5}))
+            self.assertTrue(client.mark_stage_complete(run_id, 2, b"raw bytes"))
+            self.assertTrue(client.mark_stage_complete(run_id, 3, object()))
+            self.assertTrue(client.mark_stage_complete(run_id, 4, circular))
+        stages = client.get_status(run_id)["stages"]
+        # What JSON.stringify writes for NaN and Infinity: null.
+        self.assertEqual(json.loads(stages[0]["output"]), {"nan": None, "inf": [None, None], "n": 1.5})
+        self.assertEqual([stage["status"] for stage in stages[:4]], ["COMPLETED"] * 4)
+        self.assertEqual(stages[1]["output"], "[output not serialisable as JSON: TypeError: Object of type bytes is not JSON serializable]")
+        self.assertEqual(stages[2]["output"], "[output not serialisable as JSON: TypeError: Object of type object is not JSON serializable]")
+        self.assertEqual(stages[3]["output"], "[output not serialisable as JSON: ValueError: Circular reference detected]")
+        self.assertEqual([(a.stage_number, a.kind, a.reason) for a in client.altered_outputs], [
+            (2, "unserialisable", "TypeError: Object of type bytes is not JSON serializable"),
+            (3, "unserialisable", "TypeError: Object of type object is not JSON serializable"),
+            (4, "unserialisable", "ValueError: Circular reference detected"),
+        ])
+
+    def test_a_rotation_list_in_webhook_secret_sends_its_first_entry(self) -> None:
+        run_id = self.created_run()
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"WEBHOOK_SECRET": f" {SECRET} , old-secret "}):
+            client = PrismaAPIClient(self.proxy.origin, retry=FAST)  # the secret from the environment
+        self.assertTrue(client.mark_stage_complete(run_id, 1, "done"))
+        sent = [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/stage-update")]
+        self.assertEqual([(r.status, r.headers["x-webhook-secret"]) for r in sent], [(200, SECRET)])
 
     def test_a_refused_update_in_the_outbox_is_dead_lettered_and_the_run_flows(self) -> None:
         run_id = self.created_run()
@@ -208,6 +241,104 @@ class ServerTests:
         self.assertEqual(status["run"]["status"], "COMPLETED")
         self.assertIsNotNone(status["run"]["completionReceivedAt"])
         self.assertEqual([s["status"] for s in status["stages"]], ["COMPLETED"] * 5)
+
+    def cancel(self, run_id: str, reason: str) -> int:
+        """What the web app's "Stop" button does: ``POST /cancel``; returns the HTTP status."""
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.origin}/api/pipeline/{run_id}/cancel", data=json.dumps({"reason": reason}).encode(), method="POST",
+            headers={"Content-Type": "application/json", "X-Webhook-Secret": SECRET})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+
+    def wait_for(self, condition: "object", timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():  # type: ignore[operator]
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not met in time")
+            time.sleep(0.05)
+
+    def test_heartbeats_while_a_stage_runs_and_the_runner_learns_of_a_cancel(self) -> None:
+        run_id = self.created_run()
+        finished: list = []
+        client = self.client(heartbeat_interval=1, on_run_finished=lambda rid, run: finished.append((rid, run["status"], run["error"])))
+        try:
+            self.assertTrue(client.initialize_pipeline_stages(run_id))
+            beats = lambda: [r for r in self.proxy.records if r.path.endswith(f"/{run_id}/heartbeat")]  # noqa: E731
+            self.wait_for(lambda: len(beats()) >= 2)
+            self.assertEqual(beats()[0].json(), {"stageNumber": 1, "intervalMs": 1000})
+            self.assertEqual(self.cancel(run_id, "stopped by the user"), 200)
+            # The next heartbeat's answer tells the client, within one interval.
+            self.wait_for(lambda: finished)
+            self.assertEqual(finished, [(run_id, "CANCELLED", "stopped by the user")])
+            self.assertEqual(client.run_finished(run_id)["status"], "CANCELLED")  # type: ignore[index]
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertFalse(client.mark_stage_complete(run_id, 1, {"late": True}))
+                self.assertFalse(client.mark_stage_processing(run_id, 2))
+            sent_after = [r for r in self.proxy.updates(run_id) if r.path.endswith("/stage-update")]
+            self.assertEqual([r.json()["status"] for r in sent_after], ["PROCESSING"])  # nothing sent after the cancel
+            count = len(beats())
+            time.sleep(1.5)
+            self.assertEqual(len(beats()), count)  # the heartbeat thread stopped
+        finally:
+            client.close()
+
+    def test_a_refused_update_after_a_cancel_returns_false_and_tells_the_runner(self) -> None:
+        run_id = self.created_run()
+        finished: list = []
+        client = self.client(on_run_finished=lambda rid, run: finished.append(run["status"]))
+        self.assertTrue(client.initialize_pipeline_stages(run_id))
+        self.assertEqual(self.cancel(run_id, "no longer needed"), 200)
+        with self.assertLogs("pipeline_status_client", logging.WARNING):
+            self.assertFalse(client.mark_stage_complete(run_id, 1, "late"))  # 409: the stage was cancelled
+        self.assertEqual(finished, ["CANCELLED"])
+        self.assertEqual(client.run_finished(run_id)["error"], "no longer needed")  # type: ignore[index]
+
+    def test_progress_gets_increasing_seqs_and_the_newest_is_stored(self) -> None:
+        run_id = self.created_run()
+        client = self.client()
+        self.assertTrue(client.mark_stage_processing(run_id, 1))
+        for i in (1, 2, 3):
+            self.assertTrue(client.report_progress(run_id, 1, current=i, total=3, message=f"batch {i}"))
+        sent = [r.json()["progress"] for r in self.proxy.updates(run_id) if "progress" in r.json()]  # type: ignore[operator]
+        seqs = [p["seq"] for p in sent]
+        self.assertEqual(seqs, sorted(set(seqs)))
+        self.assertEqual(len(seqs), 3)
+        stage = client.get_status(run_id)["stages"][0]
+        self.assertEqual(stage["progress"], {"seq": seqs[-1], "current": 3, "total": 3, "message": "batch 3"})
+        self.assertTrue(client.heartbeat(run_id, 1, {"percent": 100.0}))
+        self.assertEqual(client.get_status(run_id)["stages"][0]["progress"]["percent"], 100)
+
+    def test_the_outbox_keeps_only_the_newest_pending_progress_per_stage(self) -> None:
+        run_id = self.created_run()
+        with tempfile.TemporaryDirectory() as outbox:
+            self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 503, times=100))
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1))
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertTrue(client.mark_stage_processing(run_id, 1))
+                for i in (1, 2, 3):
+                    self.assertTrue(client.report_progress(run_id, 1, percent=i * 10.0, message=f"s1 {i}"))
+                self.assertTrue(client.mark_stage_complete(run_id, 1, "one"))
+                self.assertTrue(client.report_progress(run_id, 1, message="after the status change"))
+            # PROCESSING, the newest progress, COMPLETED, then a report the status change keeps apart.
+            self.assertEqual(client.pending_count(run_id), 4)
+            self.proxy.faults.clear()
+            self.assertTrue(client.flush(timeout=60))
+            delivered = [r.json() for r in self.proxy.updates(run_id) if r.status == 200]
+            self.assertEqual([(b["status"], b.get("progress", {}).get("message")) for b in delivered],  # type: ignore[union-attr]
+                             [("PROCESSING", None), ("PROCESSING", "s1 3"), ("COMPLETED", None), ("PROCESSING", "after the status change")])
+
+    def test_the_catalogue_check(self) -> None:
+        run_id = new_run_id()
+        client = self.client()
+        client.create_run(run_id)
+        self.assertEqual([s["stageNumber"] for s in client.check_catalogue(run_id) or []], [1, 2, 3, 4, 5])
+        with self.assertRaises(CatalogueMismatchError) as refused:
+            client.check_catalogue(run_id, 3)
+        self.assertEqual((refused.exception.runner_stages, refused.exception.server_stages), (3, 5))
+        # A client that did not create the run reads it from GET /status.
+        self.assertEqual(len(self.client().check_catalogue(run_id) or []), 5)
 
     def restart_receiver(self) -> None:
         """Nothing to restart for a server whose state is in memory."""

@@ -153,6 +153,35 @@ class ConfigurationTest(unittest.TestCase):
         self.assertEqual(client.altered_outputs, [])
 
 
+class RunnerControlTest(unittest.TestCase):
+    def test_heartbeat_interval_within_the_contract(self) -> None:
+        for interval in (0.5, 3601):
+            with self.assertRaises(ConfigurationError):
+                PrismaAPIClient("http://127.0.0.1:9", "s", heartbeat_interval=interval)
+        with self.assertRaises(ConfigurationError):
+            PrismaAPIClient("http://127.0.0.1:9", "s").start_heartbeats("run_1", 1)
+
+    def test_progress_seqs_increase_and_never_fall_below_the_clock(self) -> None:
+        client = PrismaAPIClient("http://127.0.0.1:9", "s")
+        seqs = [client._with_seq("run_1", 2, {"percent": 10})["seq"] for _ in range(3)]
+        self.assertEqual(seqs, sorted(set(seqs)))
+        self.assertGreaterEqual(seqs[0], int(time.time() * 1000) - 1000)
+        self.assertFalse(client.report_progress("run_1", 9, percent=1))  # not in the catalogue: not sent
+
+    def test_the_outbox_coalesces_progress_only_behind_no_status_change(self) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            outbox = Outbox(directory)
+            add = lambda id, what: outbox.append(id, "run_1", "POST", "run_1/stage-update", id.encode(), what, 0.0, 0.0,  # noqa: E731
+                                                coalesce=what.endswith("progress"))
+            add("a", "stage 1 PROCESSING")
+            add("b", "stage 1 progress")
+            add("c", "stage 1 progress")  # replaces b in its place
+            add("d", "stage 1 COMPLETED")
+            add("e", "stage 1 progress")  # behind a status change: kept apart
+            add("f", "stage 1 progress")  # replaces e
+            self.assertEqual([(e.id, e.body) for e in outbox.pending("run_1")], [("a", b"a"), ("c", b"c"), ("d", b"d"), ("f", b"f")])
+
+
 class OutboxTest(unittest.TestCase):
     def test_heads_are_the_first_update_of_each_run_in_order(self) -> None:
         with tempfile.TemporaryDirectory() as directory:

@@ -1,6 +1,6 @@
 import type { Metadata } from 'next'
 import { notFound } from 'next/navigation'
-import { routePath, type RunStatusResponse } from 'pipeline-status-sdk'
+import { DEFAULT_BASE_PATH, routePath, type RunStatusResponse } from 'pipeline-status-sdk'
 import { pipelineRoutes } from '@/lib/pipeline-routes'
 import { mintRunReadToken } from '@/lib/run-read-token'
 import { stages } from '@/lib/stages'
@@ -24,9 +24,9 @@ export default async function RunPage({ params }: RunPageProps) {
   const readToken = await mintRunReadToken(runId)
   const statusUrl = routePath('status', runId)
 
-  // The run as stored, read through the same status handler the page polls (in-process, with
-  // the page's own token), so the first HTML already shows it: a finished run is rendered
-  // finished, and its page never polls.
+  // The run as stored, read through the same status handler (in-process, with the page's own
+  // token), so the first HTML already shows it: a finished run is rendered finished, and its
+  // page opens no stream. An unfinished one then goes live with useRunStatus.
   const response = await pipelineRoutes.status(
     new Request(new URL(statusUrl, 'http://localhost'), { headers: { authorization: `Bearer ${readToken}` } }),
     { params: { runId } },
@@ -38,7 +38,7 @@ export default async function RunPage({ params }: RunPageProps) {
   return (
     <RunStatusView
       runId={runId}
-      statusUrl={statusUrl}
+      url={DEFAULT_BASE_PATH}
       readToken={readToken}
       initial={initial}
       // Plain objects: props that cross into a client component are serialized.

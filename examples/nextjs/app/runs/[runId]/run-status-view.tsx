@@ -8,23 +8,17 @@ import {
   type StageOutputRecord,
   type StageStatus,
 } from 'pipeline-status-sdk'
-import { useEffect, useState } from 'react'
-
-/** Time between the end of one status request and the start of the next, in milliseconds. */
-const POLL_INTERVAL_MS = 1000
+import { useRunStatus } from 'pipeline-status-sdk/react'
 
 /** Characters and lines of a stage's output shown on the page. */
 const OUTPUT_PREVIEW_CHARS = 320
 const OUTPUT_PREVIEW_LINES = 6
 
-/** Answers after which polling again cannot help: the token is wrong or expired, or the run is gone. */
-const FATAL_STATUSES = new Set([401, 403, 404])
-
 /** Props of {@link RunStatusView}. */
 export interface RunStatusViewProps {
   runId: string
-  /** The status route of this run, e.g. `/api/pipeline/run_1/status`. */
-  statusUrl: string
+  /** The routes' base path, e.g. `/api/pipeline`: the stream is `{url}/{runId}/events`. */
+  url: string
   /** This run's read token (see lib/run-read-token.ts), sent as a bearer token. */
   readToken: string
   /** The run as stored when the page was rendered on the server. */
@@ -33,69 +27,29 @@ export interface RunStatusViewProps {
   stages: readonly StageDefinition[]
 }
 
-interface ViewState {
-  snapshot: RunStatusResponse
-  /** Whether another status request will follow. */
-  polling: boolean
-  problem: string | undefined
-}
-
 /**
- * Renders the run as the server read it, then polls the run's status route every second; stops
- * for good once the run is finished (COMPLETED, FAILED or CANCELLED), since a finished run never
- * changes its status again. A run that was already finished when the page was rendered is never
- * polled.
+ * Renders the run as the server read it, then follows it live over the events stream
+ * (`useRunStatus`: Server-Sent Events read with fetch, resumed with Last-Event-ID after a drop)
+ * until the run is finished. No polling: each change arrives as it is stored. A run that was
+ * already finished when the page was rendered opens no stream at all.
  */
-export function RunStatusView({ runId, statusUrl, readToken, initial, stages }: RunStatusViewProps) {
-  const finishedWhenRendered = isFinalStatus(initial.run.status)
-  const [state, setState] = useState<ViewState>({ snapshot: initial, polling: !finishedWhenRendered, problem: undefined })
+export function RunStatusView({ runId, url, readToken, initial, stages }: RunStatusViewProps) {
+  const live = useRunStatus(runId, { url, token: readToken, initial })
+  const snapshot: RunStatusResponse = { run: live.run ?? initial.run, stages: live.stages }
+  const following = live.state === 'connecting' || live.state === 'live' || live.state === 'reconnecting'
+  const problem =
+    live.state === 'error'
+      ? `${live.error?.message ?? 'The live connection failed'}. Reload the page to try again.`
+      : live.state === 'reconnecting'
+        ? 'The live connection dropped. Reconnecting…'
+        : undefined
 
-  useEffect(() => {
-    if (finishedWhenRendered) return
-    const controller = new AbortController()
-    let timer: ReturnType<typeof setTimeout> | undefined
-
-    // The next request is scheduled when this one has been answered, so a slow server never
-    // gets overlapping requests from one page.
-    const poll = async (): Promise<void> => {
-      let next = true
-      try {
-        const response = await fetch(statusUrl, {
-          headers: { accept: 'application/json', authorization: `Bearer ${readToken}` },
-          cache: 'no-store',
-          signal: controller.signal,
-        })
-        if (response.ok) {
-          const snapshot = (await response.json()) as RunStatusResponse
-          next = !isFinalStatus(snapshot.run.status)
-          setState({ snapshot, polling: next, problem: undefined })
-        } else {
-          next = !FATAL_STATUSES.has(response.status)
-          const detail = await problemDetail(response)
-          const problem = next ? `${detail} Retrying…` : `${detail} Reload the page to try again.`
-          setState((previous) => ({ ...previous, polling: next, problem }))
-        }
-      } catch {
-        if (controller.signal.aborted) return
-        setState((previous) => ({ ...previous, problem: 'The server cannot be reached. Retrying…' }))
-      }
-      if (next && !controller.signal.aborted) timer = setTimeout(() => void poll(), POLL_INTERVAL_MS)
-    }
-    void poll()
-
-    return () => {
-      controller.abort()
-      clearTimeout(timer)
-    }
-  }, [statusUrl, readToken, finishedWhenRendered])
-
-  const { snapshot, polling, problem } = state
   const stored = new Map<number, StageOutputRecord>(snapshot.stages.map((stage) => [stage.stageNumber, stage]))
   const completed = stages.filter((stage) => stored.get(stage.number)?.status === 'COMPLETED').length
   const runStatus: RunStatus = snapshot.run.status
 
   return (
-    <div data-testid="run-view" data-polling={polling ? 'on' : 'off'}>
+    <div data-testid="run-view" data-live={live.state}>
       <div className="run-header">
         <div>
           <h1>Pipeline run</h1>
@@ -158,25 +112,13 @@ export function RunStatusView({ runId, statusUrl, readToken, initial, stages }: 
         })}
       </ol>
 
-      <div className={`live ${polling ? 'live-on' : ''}`} data-testid="live-indicator">
+      <div className={`live ${live.state === 'live' ? 'live-on' : ''}`} data-testid="live-indicator">
         <span className="live-dot" />
-        {polling ? 'Live: checking for updates every second' : 'Updates stopped'}
-        {!polling && isFinalStatus(runStatus) ? ' (the run is finished)' : null}
+        {following ? (live.state === 'live' ? 'Live: updates appear as they are stored' : 'Connecting…') : 'Updates stopped'}
+        {!following && isFinalStatus(runStatus) ? ' (the run is finished)' : null}
       </div>
     </div>
   )
-}
-
-async function problemDetail(response: Response): Promise<string> {
-  try {
-    // Errors are application/problem+json (RFC 9457) with a human-readable detail.
-    const problem = (await response.json()) as { detail?: unknown; title?: unknown }
-    const text = typeof problem.detail === 'string' ? problem.detail : problem.title
-    if (typeof text === 'string') return `${text} (HTTP ${response.status}).`
-  } catch {
-    // Not JSON (a proxy's error page, say): the status code is all there is.
-  }
-  return `The status request failed with HTTP ${response.status}.`
 }
 
 /** Stage outputs are JSON strings or markdown; JSON is shown indented, both are cut short. */

@@ -1,0 +1,302 @@
+/**
+ * Live status across instances (issue 14), on real PostgreSQL. Four app instances, each in its
+ * own child process (bench/servers/live-server.ts, the Express adapter with PrismaStore on its
+ * `pg` pool): a subscriber side and a writer side in each mode, `poll` (version polling every
+ * 250 ms, writes send nothing) and `listen` (a LISTEN connection, every write sends pg_notify).
+ *
+ * 1. Latency: 100 streams open on the subscriber instance; the writer sends 100 stage updates a
+ *    second to the other instance (open loop, round robin over the runs, each a distinct
+ *    (run, stage)); per update, the time from the writer's 200 to the `update` event carrying
+ *    that stage at the subscriber. Rounds interleave the modes (poll, listen, listen, poll).
+ * 2. Write throughput with NOTIFY on vs off: autocannon, distinct stage updates at 32
+ *    concurrent, against the two writer instances in interleaved blocks.
+ * 3. Memory per idle subscriber: 1,000 open streams on one instance (poll mode), the instance's
+ *    heap and RSS after a full GC before and after, divided by 1,000.
+ *
+ * Needs DATABASE_URL; without it, it says so and skips. Knobs: BENCH_LIVE_SECONDS (per latency
+ * round, default 8), BENCH_SECONDS (per throughput block, default 3), BENCH_ROUNDS (default 4),
+ * BENCH_LIVE_OUTPUT (default bench/results/live.json).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { createParser } from 'eventsource-parser'
+import pg from 'pg'
+import { openDatabase } from '../examples/shared/database.js'
+import { BENCH_SECRET } from './servers/shared.js'
+
+const serverUrl = process.env['DATABASE_URL']
+if (!serverUrl) {
+  console.log('live benchmark: DATABASE_URL is not set, so it is skipped.')
+  console.log('  Run it with: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench')
+  process.exit(0)
+}
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const LIVE_SECONDS = Number(process.env['BENCH_LIVE_SECONDS'] ?? 8)
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3)
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 4)
+const RATE = 100
+const STREAMS = 100
+const IDLE_STREAMS = 1_000
+const RUNS = 4_000
+const OUTPUT_FILE = resolve(root, process.env['BENCH_LIVE_OUTPUT'] ?? 'bench/results/live.json')
+
+if (!existsSync(join(root, 'src/generated/prisma/client.ts'))) {
+  spawnSync(process.execPath, ['scripts/prisma-generate.mjs'], { cwd: root, stdio: 'inherit' })
+}
+
+// ---- database --------------------------------------------------------------------------------
+const dbName = `pss_bench_live_${randomBytes(5).toString('hex')}`
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: serverUrl })
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end()
+  }
+}
+await admin((client) => client.query(`CREATE DATABASE "${dbName}"`))
+const url = new URL(serverUrl)
+url.pathname = `/${dbName}`
+const databaseUrl = url.toString()
+
+// ---- servers ---------------------------------------------------------------------------------
+interface Instance {
+  name: string
+  base: string
+  child: ChildProcess
+  ask<T>(question: string, key: string): Promise<T>
+}
+async function startInstance(name: string, live: 'poll' | 'listen'): Promise<Instance> {
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(root, 'bench/servers/live-server.ts')], {
+    cwd: root,
+    env: { ...process.env, BENCH_DATABASE_URL: databaseUrl, BENCH_LIVE: live, NODE_ENV: 'production' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const port = await new Promise<number>((resolvePort, reject) => {
+    child.once('error', reject)
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)))
+    child.on('message', (message: { port?: number }) => {
+      if (message.port) resolvePort(message.port)
+    })
+  })
+  const ask = <T>(question: string, key: string) =>
+    new Promise<T>((resolveAnswer) => {
+      const onMessage = (message: Record<string, unknown>) => {
+        if (!(key in message)) return
+        child.off('message', onMessage)
+        resolveAnswer(message[key] as T)
+      }
+      child.on('message', onMessage)
+      child.send(question)
+    })
+  return { name, base: `http://127.0.0.1:${port}/api/pipeline`, child, ask }
+}
+
+const instances: Instance[] = []
+async function cleanUp(): Promise<void> {
+  for (const instance of instances) instance.child.kill('SIGTERM')
+  await new Promise((r) => setTimeout(r, 500))
+  await admin((client) => client.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)).catch(() => undefined)
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+const headers = { 'X-Webhook-Secret': BENCH_SECRET, 'Content-Type': 'application/json' }
+const OUTPUT = JSON.stringify({ summary: 'x'.repeat(200) })
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
+}
+const median = (values: number[]) => percentile(values, 50)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Opens a stream and calls `onStage` with each stage of each update event, at arrival. */
+async function subscribe(base: string, runId: string, onStage: (key: string, at: number) => void, signal: AbortSignal): Promise<void> {
+  const response = await fetch(`${base}/${runId}/events`, { headers: { 'X-Webhook-Secret': BENCH_SECRET }, signal })
+  if (response.status !== 200) throw new Error(`events answered ${response.status}`)
+  let snapshot: () => void = () => {}
+  const ready = new Promise<void>((r) => (snapshot = r))
+  const parser = createParser({
+    onEvent: (event) => {
+      const at = performance.now()
+      if (event.event === 'snapshot') return snapshot()
+      if (event.event !== 'update') return
+      const data = JSON.parse(event.data) as { stages: Array<{ stageNumber: number }> }
+      for (const stage of data.stages) onStage(`${runId}:${stage.stageNumber}`, at)
+    },
+  })
+  void (async () => {
+    const decoder = new TextDecoder()
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }))
+    } catch {
+      // Aborted at the end of the round.
+    }
+  })()
+  await ready
+}
+
+let nextStage = 1
+/** One latency round: returns the milliseconds from each 200 to its event. */
+async function latencyRound(mode: string, subscriber: Instance, writer: Instance, runOffset: number): Promise<number[]> {
+  const runs = Array.from({ length: STREAMS }, (_, i) => `bench-${runOffset + i + 1}`)
+  const controller = new AbortController()
+  const ok = new Map<string, number>()
+  const arrived = new Map<string, number>()
+  await Promise.all(runs.map((runId) => subscribe(subscriber.base, runId, (key, at) => void (arrived.has(key) || arrived.set(key, at)), controller.signal)))
+  const total = RATE * LIVE_SECONDS
+  const stageBase = nextStage
+  nextStage += Math.ceil(total / STREAMS) + 1
+  const start = performance.now()
+  const sends: Promise<void>[] = []
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / RATE
+    const wait = due - performance.now()
+    if (wait > 0) await sleep(wait)
+    const runId = runs[i % STREAMS] as string
+    const stageNumber = stageBase + Math.floor(i / STREAMS)
+    const body = JSON.stringify({ stageNumber, stageName: `Stage ${stageNumber}`, status: 'COMPLETED', output: OUTPUT })
+    sends.push(
+      fetch(`${writer.base}/${runId}/stage-update`, { method: 'POST', headers, body }).then(async (response) => {
+        const at = performance.now()
+        await response.arrayBuffer()
+        if (response.status !== 200) throw new Error(`stage-update answered ${response.status}`)
+        ok.set(`${runId}:${stageNumber}`, at)
+      }),
+    )
+  }
+  await Promise.all(sends)
+  await sleep(1500)
+  controller.abort()
+  const latencies: number[] = []
+  let missing = 0
+  for (const [key, at] of ok) {
+    const event = arrived.get(key)
+    if (event === undefined) missing++
+    else latencies.push(event - at)
+  }
+  if (missing > 0) throw new Error(`${mode}: ${missing} of ${ok.size} updates never reached the subscriber`)
+  return latencies
+}
+
+// ---- run ---------------------------------------------------------------------------------------
+const results: Record<string, unknown> = { date: new Date().toISOString(), liveSeconds: LIVE_SECONDS, rate: RATE, streams: STREAMS }
+try {
+  const db = await openDatabase({ url: databaseUrl })
+  await db.close()
+  const seed = new pg.Client({ connectionString: databaseUrl })
+  await seed.connect()
+  await seed.query(
+    `INSERT INTO "PipelineRun" ("id", "status", "updatedAt") SELECT 'bench-' || g, 'PENDING', now() FROM generate_series(1, $1::int) g`,
+    [RUNS],
+  )
+  await seed.query('ANALYZE')
+  await seed.end()
+
+  const subscriberPoll = await startInstance('subscriber (poll)', 'poll')
+  const writerPoll = await startInstance('writer (poll)', 'poll')
+  const subscriberListen = await startInstance('subscriber (listen)', 'listen')
+  const writerListen = await startInstance('writer (listen)', 'listen')
+  instances.push(subscriberPoll, writerPoll, subscriberListen, writerListen)
+  await sleep(500)
+
+  // 1. Latency, interleaved: poll, listen, listen, poll.
+  const samples: Record<'poll' | 'listen', number[]> = { poll: [], listen: [] }
+  let offset = 0
+  for (const mode of ['poll', 'listen', 'listen', 'poll'] as const) {
+    const [subscriber, writer] = mode === 'poll' ? [subscriberPoll, writerPoll] : [subscriberListen, writerListen]
+    samples[mode].push(...(await latencyRound(mode, subscriber, writer, offset)))
+    offset += STREAMS
+    console.log(`latency round ${mode}: ${samples[mode].length} samples so far`)
+  }
+  const latency = Object.fromEntries(
+    (['poll', 'listen'] as const).map((mode) => [
+      mode,
+      { samples: samples[mode].length, p50: percentile(samples[mode], 50), p99: percentile(samples[mode], 99), max: percentile(samples[mode], 100) },
+    ]),
+  )
+  results['latencyMs'] = latency
+
+  // 2. Write throughput, NOTIFY off (poll writer) vs on (listen writer), interleaved blocks.
+  let counter = 0
+  const firstRun = 2 * STREAMS * 2 + 1
+  const pool = RUNS - firstRun
+  const throughput: Record<'off' | 'on', { rps: number[]; p99: number[] }> = { off: { rps: [], p99: [] }, on: { rps: [], p99: [] } }
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)
+    for (const notify of order) {
+      const writer = notify === 'on' ? writerListen : writerPoll
+      const result = await autocannon({
+        url: writer.base,
+        connections: 32,
+        duration: SECONDS,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (request) => {
+              const k = counter++
+              const runId = `bench-${firstRun + (k % pool)}`
+              const stageNumber = 1 + (Math.floor(k / pool) % 199)
+              return {
+                ...request,
+                path: `/api/pipeline/${runId}/stage-update`,
+                headers,
+                body: JSON.stringify({ stageNumber, stageName: `Stage ${stageNumber}`, status: 'PROCESSING', output: OUTPUT }),
+              }
+            },
+          },
+        ],
+      })
+      if (result.non2xx > 0) throw new Error(`${result.non2xx} writes failed`)
+      throughput[notify].rps.push(result.requests.average)
+      throughput[notify].p99.push(result.latency.p99)
+    }
+  }
+  const writes = {
+    notifyOff: { updatesPerSecond: median(throughput.off.rps), p99Ms: median(throughput.off.p99) },
+    notifyOn: { updatesPerSecond: median(throughput.on.rps), p99Ms: median(throughput.on.p99) },
+  }
+  results['writesAt32'] = { ...writes, rounds: throughput }
+
+  // 3. Memory per idle subscriber: 1,000 streams on the poll subscriber.
+  const before = await subscriberPoll.ask<NodeJS.MemoryUsage>('memory', 'memory')
+  const idle = new AbortController()
+  const idleRuns = Array.from({ length: IDLE_STREAMS }, (_, i) => `bench-${firstRun + i}`)
+  for (let i = 0; i < idleRuns.length; i += 100) {
+    await Promise.all(idleRuns.slice(i, i + 100).map((runId) => subscribe(subscriberPoll.base, runId, () => {}, idle.signal)))
+  }
+  await sleep(1000)
+  const after = await subscriberPoll.ask<NodeJS.MemoryUsage>('memory', 'memory')
+  idle.abort()
+  const memory = {
+    streams: IDLE_STREAMS,
+    heapPerStreamBytes: Math.round((after.heapUsed - before.heapUsed) / IDLE_STREAMS),
+    rssPerStreamBytes: Math.round((after.rss - before.rss) / IDLE_STREAMS),
+    externalPerStreamBytes: Math.round((after.external + after.arrayBuffers - before.external - before.arrayBuffers) / IDLE_STREAMS),
+  }
+  results['memory'] = memory
+
+  console.log('\nLatency from the writer\'s 200 to the event at a subscriber on another instance (100 updates/s, 100 streams):')
+  console.log('| mode | samples | p50 | p99 | max |')
+  console.log('| --- | --- | --- | --- | --- |')
+  for (const mode of ['poll', 'listen'] as const) {
+    const l = latency[mode] as { samples: number; p50: number; p99: number; max: number }
+    console.log(`| ${mode} | ${l.samples} | ${l.p50.toFixed(1)} ms | ${l.p99.toFixed(1)} ms | ${l.max.toFixed(1)} ms |`)
+  }
+  console.log('\nWrite path, 32 concurrent distinct stage updates (median of rounds):')
+  console.log(`| NOTIFY off | ${writes.notifyOff.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOff.p99Ms} ms |`)
+  console.log(`| NOTIFY on  | ${writes.notifyOn.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOn.p99Ms} ms |`)
+  console.log(`  on / off: ${(writes.notifyOn.updatesPerSecond / writes.notifyOff.updatesPerSecond).toFixed(2)}×`)
+  console.log(`\nMemory per idle subscriber (${IDLE_STREAMS} open streams): heap ${memory.heapPerStreamBytes} B, RSS ${memory.rssPerStreamBytes} B, external ${memory.externalPerStreamBytes} B`)
+
+  mkdirSync(dirname(OUTPUT_FILE), { recursive: true })
+  writeFileSync(OUTPUT_FILE, `${JSON.stringify(results, null, 2)}\n`)
+  console.log(`\nwritten to ${OUTPUT_FILE}`)
+} finally {
+  await cleanUp()
+}

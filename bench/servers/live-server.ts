@@ -1,0 +1,42 @@
+/**
+ * One instance of the app for the live benchmark: the Express adapter with PrismaStore (on the
+ * `pg` pool fast path) on real PostgreSQL, streams in `BENCH_LIVE=poll` (version polling every
+ * 250 ms) or `BENCH_LIVE=listen` (LISTEN connection, every write sends pg_notify). Answers `cpu`
+ * and `memory` (after a full GC; run with --expose-gc) over IPC.
+ */
+import { createServer } from 'node:http'
+import { PrismaPg } from '@prisma/adapter-pg'
+import express from 'express'
+import pg from 'pg'
+import { createExpressRouter } from 'pipeline-status-sdk/express'
+import { createPgRunListener } from 'pipeline-status-sdk/pg'
+import { PrismaStore } from 'pipeline-status-sdk/server'
+import { PrismaClient } from '../../src/generated/prisma/client.js'
+import { BENCH_SECRET, BENCH_STAGES, databaseUrl, POOL_SIZE, reportToParent } from './shared.js'
+
+const listen = process.env['BENCH_LIVE'] === 'listen'
+const channel = 'pipeline_status_bench'
+const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL_SIZE })
+const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
+const store = new PrismaStore(prisma, { pool, ...(listen ? { notifyChannel: channel } : {}) })
+const silent = { warn: () => {}, error: (message: string) => console.error(message) }
+
+const app = express()
+app.use(
+  '/api/pipeline',
+  createExpressRouter({
+    store,
+    secret: BENCH_SECRET,
+    stages: BENCH_STAGES,
+    logger: silent,
+    live: { maxStreams: 5_000, listen: listen ? createPgRunListener({ connectionString: databaseUrl(), channel }) : undefined },
+  }),
+)
+reportToParent(createServer(app))
+process.on('message', (message) => {
+  if (message !== 'memory') return
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  gc?.()
+  process.send?.({ memory: process.memoryUsage() })
+})

@@ -1,0 +1,219 @@
+/**
+ * The per-process run watcher behind the live streams (DESIGN.md "Live status"): it learns that a
+ * streamed run changed, reads the run once, and hands the stored state to every stream of that
+ * run. Changes reach it three ways:
+ * - in-process, from the store's own successful writes (`Store.onRunChange`), at once;
+ * - from a LISTEN connection (a {@link RunChangeSource}, e.g. `createPgRunListener`), when given;
+ * - by polling the versions of every streamed run with ONE batched query per tick
+ *   (`Store.getRunVersions`), whenever no LISTEN connection is up.
+ * Edge-safe: timers and the store only, no Node built-ins.
+ */
+import type { RunSnapshot } from '../../core/state.js'
+import type { Store } from '../../core/store.js'
+import type { HandlerLogger } from '../logger.js'
+
+/** What a LISTEN connection reports to the watcher. */
+export interface RunChangeSink {
+  /** A run changed; `version` is its new version when the notification carried one. */
+  change(runId: string, version: number | undefined): void
+  /**
+   * The connection is (again) listening: the watcher re-reads every streamed run, since
+   * notifications sent while it was down are lost, and stops polling.
+   */
+  connected(): void
+  /** The connection dropped: the watcher polls versions until `connected` is called again. */
+  disconnected(error?: unknown): void
+}
+
+/**
+ * A source of cross-instance change notifications, such as a PostgreSQL `LISTEN` connection
+ * (`createPgRunListener` from `pipeline-status-sdk/pg`). The watcher calls `start` once, when it
+ * is created, and `close` when the handlers shut down.
+ */
+export interface RunChangeSource {
+  /** Starts listening; reports to `sink` until closed. */
+  start(sink: RunChangeSink): void
+  /** Stops listening and releases the connection. */
+  close(): Promise<void>
+}
+
+/** Receives the stored state of a watched run each time the watcher read a newer version. */
+export type RunSnapshotListener = (snapshot: RunSnapshot) => void
+
+/** A stream's registration with the watcher. */
+export interface RunWatch {
+  /** Tells the watcher the version the stream read itself, so it does not read it again. */
+  seen(version: number): void
+  /** Stops watching. */
+  stop(): void
+}
+
+/** Options of {@link RunWatcher}. */
+export interface RunWatcherOptions {
+  store: Store<unknown>
+  /** Polling interval in milliseconds. */
+  pollIntervalMs: number
+  source?: RunChangeSource | undefined
+  logger: HandlerLogger
+}
+
+interface WatchedRun {
+  listeners: Set<RunSnapshotListener>
+  /** The newest version read (by the watcher or a stream); -1 before any. */
+  version: number
+  refreshing: boolean
+  again: boolean
+}
+
+/** One per handlers instance; see the module comment. Not importable outside this package. */
+export class RunWatcher {
+  readonly #store: Store<unknown>
+  readonly #pollIntervalMs: number
+  readonly #source: RunChangeSource | undefined
+  readonly #logger: HandlerLogger
+  readonly #runs = new Map<string, WatchedRun>()
+  readonly #unsubscribe: (() => void) | undefined
+  #listening = false
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #polling = false
+  #closed = false
+  #pollFailureLogged = false
+
+  constructor(options: RunWatcherOptions) {
+    this.#store = options.store
+    this.#pollIntervalMs = options.pollIntervalMs
+    this.#source = options.source
+    this.#logger = options.logger
+    this.#unsubscribe = this.#store.onRunChange?.((change) => this.#changed(change.runId, change.version))
+    this.#source?.start({
+      change: (runId, version) => this.#changed(runId, version),
+      connected: () => {
+        this.#listening = true
+        // Notifications sent while the connection was down are lost: read every streamed run.
+        for (const runId of this.#runs.keys()) this.#refresh(runId)
+      },
+      disconnected: (error) => {
+        if (this.#closed) return
+        this.#listening = false
+        this.#logger.warn('pipeline-status: the LISTEN connection dropped; live streams poll run versions until it is back', { error })
+        this.#schedule()
+      },
+    })
+  }
+
+  /** How many runs are watched. */
+  get size(): number {
+    return this.#runs.size
+  }
+
+  /** Watches a run; `listener` gets each newer stored state. */
+  watch(runId: string, listener: RunSnapshotListener): RunWatch {
+    let run = this.#runs.get(runId)
+    if (!run) {
+      run = { listeners: new Set(), version: -1, refreshing: false, again: false }
+      this.#runs.set(runId, run)
+    }
+    run.listeners.add(listener)
+    this.#schedule()
+    const watched = run
+    return {
+      seen: (version) => {
+        if (version > watched.version) watched.version = version
+      },
+      stop: () => {
+        watched.listeners.delete(listener)
+        if (watched.listeners.size === 0 && this.#runs.get(runId) === watched) this.#runs.delete(runId)
+      },
+    }
+  }
+
+  /** Stops polling and listening; watches end with their streams. */
+  async close(): Promise<void> {
+    this.#closed = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#unsubscribe?.()
+    this.#runs.clear()
+    await this.#source?.close()
+  }
+
+  #changed(runId: string, version: number | undefined): void {
+    const run = this.#runs.get(runId)
+    if (!run) return
+    if (version === undefined || version > run.version) this.#refresh(runId)
+  }
+
+  /** Reads the run and hands it to its streams; one read at a time per run, so never reordered. */
+  #refresh(runId: string): void {
+    const run = this.#runs.get(runId)
+    if (!run || this.#closed) return
+    if (run.refreshing) {
+      run.again = true
+      return
+    }
+    run.refreshing = true
+    void (async () => {
+      try {
+        do {
+          run.again = false
+          let snapshot: RunSnapshot | null
+          try {
+            snapshot = await this.#store.getRun(runId)
+          } catch (error) {
+            // Tried again after a poll interval, also in LISTEN mode (no poll tick then); streams
+            // keep their last state meanwhile.
+            this.#logger.warn(`pipeline-status: reading run ${runId} for its live streams failed`, { error })
+            run.version = -1
+            const retry = setTimeout(() => this.#refresh(runId), this.#pollIntervalMs)
+            ;(retry as { unref?: () => void }).unref?.()
+            return
+          }
+          if (!snapshot) return
+          if (snapshot.version !== undefined && snapshot.version > run.version) run.version = snapshot.version
+          for (const listener of [...run.listeners]) {
+            try {
+              listener(snapshot)
+            } catch (error) {
+              this.#logger.error('pipeline-status: a live stream failed to send an event', { error })
+            }
+          }
+        } while (run.again && !this.#closed)
+      } finally {
+        run.refreshing = false
+      }
+    })()
+  }
+
+  /** Arms the next poll tick when polling is due: runs are watched and no LISTEN connection is up. */
+  #schedule(): void {
+    if (this.#closed || this.#timer !== undefined || this.#runs.size === 0) return
+    if (this.#listening || !this.#store.getRunVersions) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      void this.#poll()
+    }, this.#pollIntervalMs)
+    // An idle watcher must never keep a Node process alive.
+    ;(this.#timer as { unref?: () => void }).unref?.()
+  }
+
+  /** One batched query for the versions of every watched run, whatever their number. */
+  async #poll(): Promise<void> {
+    if (this.#polling || this.#closed || this.#listening || !this.#store.getRunVersions) return
+    this.#polling = true
+    try {
+      const ids = [...this.#runs.keys()]
+      if (ids.length === 0) return
+      const versions = await this.#store.getRunVersions(ids)
+      this.#pollFailureLogged = false
+      for (const [runId, version] of versions) this.#changed(runId, version)
+    } catch (error) {
+      if (!this.#pollFailureLogged) {
+        this.#pollFailureLogged = true
+        this.#logger.warn('pipeline-status: polling run versions for live streams failed; retrying', { error })
+      }
+    } finally {
+      this.#polling = false
+      this.#schedule()
+    }
+  }
+}
