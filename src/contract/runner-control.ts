@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { type StageCatalogue, lastStageNumber } from './stages.js'
+import { type StageCatalogue, stageNumberIn } from './stages.js'
 
 /** The longest `progress.message`, in UTF-16 code units: a status line, not a log. */
 export const MAX_PROGRESS_MESSAGE_LENGTH = 500
@@ -112,15 +112,7 @@ export type Heartbeat = z.infer<typeof Heartbeat>
  * ```
  */
 export function heartbeatSchemaFor(stages: StageCatalogue) {
-  const last = lastStageNumber(stages)
-  return HeartbeatFields.extend({
-    stageNumber: z
-      .number()
-      .int()
-      .min(1)
-      .max(last, { message: `stageNumber must be between 1 and ${last}` })
-      .optional(),
-  }).check(stageNumberWithProgress)
+  return HeartbeatFields.extend({ stageNumber: stageNumberIn(stages).optional() }).check(stageNumberWithProgress)
 }
 
 /**

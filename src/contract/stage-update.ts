@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { StageProgress } from './runner-control.js'
 import { StageUpdateStatus } from './status.js'
-import { type StageCatalogue, lastStageNumber } from './stages.js'
+import { type StageCatalogue, stageNumberIn } from './stages.js'
 import { Timestamp } from './timestamp.js'
 
 /**
@@ -59,12 +59,5 @@ export type StageUpdate = z.infer<typeof StageUpdate>
  * ```
  */
 export function stageUpdateSchemaFor(stages: StageCatalogue) {
-  const last = lastStageNumber(stages)
-  return StageUpdateFields.extend({
-    stageNumber: z
-      .number()
-      .int()
-      .min(1)
-      .max(last, { message: `stageNumber must be between 1 and ${last}` }),
-  }).check(progressOnlyWhileProcessing)
+  return StageUpdateFields.extend({ stageNumber: stageNumberIn(stages) }).check(progressOnlyWhileProcessing)
 }

@@ -77,3 +77,16 @@ export function assertStageCatalogue(stages: StageCatalogue): StageCatalogue {
 export function lastStageNumber(stages: StageCatalogue): number {
   return stages.length
 }
+
+/**
+ * The `stageNumber` field of a body checked against a catalogue: a whole number from 1 to the
+ * last stage, with one message for both the stage-update and the heartbeat schemas. Internal.
+ */
+export function stageNumberIn(stages: StageCatalogue) {
+  const last = lastStageNumber(stages)
+  return z
+    .number()
+    .int()
+    .min(1)
+    .max(last, { message: `stageNumber must be between 1 and ${last}` })
+}

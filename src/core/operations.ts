@@ -24,6 +24,7 @@ import {
 import { nextRunVersion } from './run-version.js'
 import { newRun, type RunSnapshot, type RunStageRead, type RunState, type StageState } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
+import { isPositive } from '../internal/is-positive.js'
 
 /**
  * The app's hook that stores a run's results; runs inside the completing transaction, once per run.
@@ -259,7 +260,7 @@ export interface FailStaleRunsOptions<Tx = unknown> {
 export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRunsOptions<Tx>): Promise<RunState[]> {
   if (!store.listStaleRuns) throw new TypeError('This store cannot list stale runs: it has no listStaleRuns method')
   const { staleAfterMs, now, limit, onFailed, onRunEnded } = options
-  if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`limit must be a positive whole number, got ${String(limit)}`)
+  assertLimit(limit)
   const candidates = await store.listStaleRuns(staleRunCutoff(now, staleAfterMs), limit, now)
   const failed: RunState[] = []
   for (const candidate of candidates) {
@@ -423,12 +424,17 @@ export async function deleteExpiredRuns<Tx>(
 ): Promise<Partial<Record<FinalStatus, number>>> {
   if (!store.deleteFinishedRuns) throw new TypeError('This store cannot delete runs: it has no deleteFinishedRuns method')
   const { keep, now, limit } = options
-  if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`limit must be a positive whole number, got ${String(limit)}`)
+  assertLimit(limit)
   const deleted: Partial<Record<FinalStatus, number>> = {}
   for (const [status, keepMs] of Object.entries(keep) as Array<[FinalStatus, number | undefined]>) {
     if (keepMs === undefined) continue
-    if (!Number.isFinite(keepMs) || keepMs <= 0) throw new RangeError(`keep.${status} must be a positive number of milliseconds`)
+    if (!isPositive(keepMs)) throw new RangeError(`keep.${status} must be a positive number of milliseconds`)
     deleted[status] = await store.deleteFinishedRuns({ status, updatedBefore: new Date(now.getTime() - keepMs), limit })
   }
   return deleted
+}
+
+/** The batch size of a sweep: a positive whole number, or a `RangeError`. */
+function assertLimit(limit: number): void {
+  if (!isPositive(limit, { integer: true })) throw new RangeError(`limit must be a positive whole number, got ${String(limit)}`)
 }

@@ -10,6 +10,7 @@ import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
 import { timestampToDate } from '../contract/timestamp.js'
 import type { RunState, StageState } from './state.js'
+import { isPositive } from '../internal/is-positive.js'
 
 /** Why an update was refused; maps to a 409 problem. */
 export type ConflictCode = 'run_finished' | 'stage_finished'
@@ -251,7 +252,7 @@ export interface StaleRunInput {
  * Throws a `RangeError` unless `staleAfterMs` is a positive, finite number.
  */
 export function staleRunCutoff(now: Date, staleAfterMs: number): Date {
-  if (!Number.isFinite(staleAfterMs) || staleAfterMs <= 0) {
+  if (!isPositive(staleAfterMs)) {
     throw new RangeError(`staleAfterMs must be a positive number of milliseconds, got ${String(staleAfterMs)}`)
   }
   return new Date(now.getTime() - staleAfterMs)
