@@ -36,3 +36,15 @@ export function toStageRecord(stage: StageState): StageOutputRecord {
 export function toStatusResponse(snapshot: RunSnapshot): RunStatusResponse {
   return { run: toRunRecord(snapshot.run), stages: snapshot.stages.map(toStageRecord) }
 }
+
+/**
+ * The answer of a write that touched one stage (a stage update, a heartbeat): what it did, the
+ * stage as stored (`null` when there is none) and the run as stored.
+ */
+export function toStageWriteResponse<Outcome>(result: {
+  outcome: Outcome
+  stage?: StageState | null | undefined
+  run: RunState
+}): { outcome: Outcome; stage: StageOutputRecord | null; run: PipelineRunRecord } {
+  return { outcome: result.outcome, stage: result.stage ? toStageRecord(result.stage) : null, run: toRunRecord(result.run) }
+}

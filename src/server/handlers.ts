@@ -34,7 +34,7 @@ import {
   type OnRunEnded,
   recordHeartbeat,
 } from '../core/operations.js'
-import { toRunRecord, toStageRecord, toStatusResponse } from '../core/state-to-records.js'
+import { toRunRecord, toStageWriteResponse, toStatusResponse } from '../core/state-to-records.js'
 import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import type { ConflictCode } from '../core/state-machine.js'
@@ -591,11 +591,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const update = validate(stageUpdateSchema, await readWrite(exchange, 'stageUpdate', { allowEmpty: false }))
       assertStorable({ stageName: update.stageName, output: update.output, 'progress.message': update.progress?.message })
       const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock(), onRunEnded }))
-      const body: StageUpdateResponse = {
-        outcome: result.outcome,
-        stage: result.stage ? toStageRecord(result.stage) : null,
-        run: toRunRecord(result.run),
-      }
+      const body: StageUpdateResponse = toStageWriteResponse(result)
       return jsonResponse(body)
     })
 
@@ -639,11 +635,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       const input = validate(heartbeatSchema, json === undefined ? {} : json)
       assertStorable({ 'progress.message': input.progress?.message })
       const result = accepted(await recordHeartbeat(store, id, input, { now: clock() }))
-      const body: HeartbeatResponse = {
-        outcome: result.outcome,
-        stage: result.stage ? toStageRecord(result.stage) : null,
-        run: toRunRecord(result.run),
-      }
+      const body: HeartbeatResponse = toStageWriteResponse(result)
       return jsonResponse(body)
     })
 
