@@ -58,6 +58,19 @@ export type StageUpdate = z.infer<typeof StageUpdate>
  * stageUpdateSchemaFor(DEFAULT_STAGES).safeParse({ stageNumber: 6, stageName: 'x', status: 'PROCESSING' }).success // false
  * ```
  */
-export function stageUpdateSchemaFor(stages: StageCatalogue) {
+export function stageUpdateSchemaFor(stages: StageCatalogue): StageUpdateSchema {
+  // One schema per catalogue: zod compiles an object schema on its first parse, so a schema
+  // built per call would pay that on every update.
+  let schema = stageUpdateSchemas.get(stages)
+  if (!schema) {
+    schema = buildStageUpdateSchema(stages)
+    stageUpdateSchemas.set(stages, schema)
+  }
+  return schema
+}
+
+function buildStageUpdateSchema(stages: StageCatalogue) {
   return StageUpdateFields.extend({ stageNumber: stageNumberIn(stages) }).check(progressOnlyWhileProcessing)
 }
+type StageUpdateSchema = ReturnType<typeof buildStageUpdateSchema>
+const stageUpdateSchemas = new WeakMap<StageCatalogue, StageUpdateSchema>()
