@@ -549,18 +549,7 @@ export class Outbox {
 
   /** Appends a dead letter and logs it; runs inside the file queue. */
   async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
-    const letter: DeadLetter = {
-      id: entry.id,
-      runId: entry.runId,
-      route: entry.route,
-      body: entry.body,
-      queuedAt: entry.queuedAt,
-      ...(entry.firstAttemptAt === undefined ? {} : { firstAttemptAt: entry.firstAttemptAt }),
-      deadLetteredAt: new Date().toISOString(),
-      ...(refusal.status === undefined ? {} : { status: refusal.status }),
-      ...(refusal.code === undefined ? {} : { code: refusal.code }),
-      reason: refusal.reason,
-    }
+    const letter = toDeadLetter(entry, refusal)
     await this.#deadLetters.append(letter)
     this.#logger.error(
       `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
@@ -575,20 +564,7 @@ export class Outbox {
    * client), not as an error; no `onDeadLetter`. Runs inside the file queue.
    */
   async #writeSuperseded(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
-    const letter: DeadLetter = {
-      id: entry.id,
-      runId: entry.runId,
-      route: entry.route,
-      body: entry.body,
-      queuedAt: entry.queuedAt,
-      ...(entry.firstAttemptAt === undefined ? {} : { firstAttemptAt: entry.firstAttemptAt }),
-      deadLetteredAt: new Date().toISOString(),
-      ...(refusal.status === undefined ? {} : { status: refusal.status }),
-      ...(refusal.code === undefined ? {} : { code: refusal.code }),
-      reason: refusal.reason,
-      kind: 'superseded',
-    }
-    await this.#deadLetters.append(letter)
+    await this.#deadLetters.append(toDeadLetter(entry, refusal, 'superseded'))
     if (this.#supersededRuns.has(entry.runId)) return
     this.#supersededRuns.add(entry.runId)
     this.#logger.warn(
@@ -656,6 +632,27 @@ export class Outbox {
   #release(): void {
     process.removeListener('exit', this.#releaseOnExit)
     this.#lock.release()
+  }
+}
+
+/** The record kept in `dead-letters.jsonl` for an update that left the queue undelivered. */
+function toDeadLetter(
+  entry: OutboxEntry,
+  refusal: { status?: number | undefined; code?: string | undefined; reason: string },
+  kind?: 'superseded',
+): DeadLetter {
+  return {
+    id: entry.id,
+    runId: entry.runId,
+    route: entry.route,
+    body: entry.body,
+    queuedAt: entry.queuedAt,
+    ...(entry.firstAttemptAt === undefined ? {} : { firstAttemptAt: entry.firstAttemptAt }),
+    deadLetteredAt: new Date().toISOString(),
+    ...(refusal.status === undefined ? {} : { status: refusal.status }),
+    ...(refusal.code === undefined ? {} : { code: refusal.code }),
+    reason: refusal.reason,
+    ...(kind === undefined ? {} : { kind }),
   }
 }
 

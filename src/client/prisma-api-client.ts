@@ -222,7 +222,10 @@ export function isQueuedDelivery(value: unknown): value is QueuedDelivery {
 export interface UndeliveredUpdates {
   /** Still waiting in the outbox (delivered later, by a flush or the next process). */
   queued: number
-  /** Refused for good or expired, kept as dead letters (see {@link PrismaAPIClient.deadLetters}). */
+  /**
+   * Refused for good or expired, kept as dead letters (see {@link PrismaAPIClient.deadLetters});
+   * not those superseded because the run ended elsewhere.
+   */
   deadLettered: number
   /** Neither delivered nor kept: no outbox, refused before sending, or the outbox could not be written. */
   failed: number
@@ -305,6 +308,10 @@ export interface CompleteRunInput {
  *   logged each time, so fixing the secret delivers it. An update no retry can fix (400, 404,
  *   409, 413 after truncation, 415, 422, ...) or older than `outbox.maxAge` becomes a dead
  *   letter: kept on disk, logged, readable with {@link deadLetters}; the run's later updates go on.
+ *   One refused because its run ended elsewhere while it waited (409 `run_finished` or
+ *   `stage_finished`, or answered `stale`) is superseded instead: `onRunFinished` once, kept with
+ *   `kind: 'superseded'`, one warning per run, not counted as undelivered. The run's other
+ *   queued updates are still sent (a late `COMPLETED` is stored).
  * - `close()` resolves and logs what stays undelivered, per run.
  *
  * @example
@@ -611,6 +618,9 @@ export class PrismaAPIClient {
    * 400, 404, 409, 413 after truncation, 415, 422, ..., or older than `outbox.maxAge`), oldest
    * first, also those of earlier processes on the same directory: for one run or all. They are
    * kept in `dead-letters.jsonl` in the outbox directory. Resolves `[]` without an outbox.
+   * Updates refused because their run ended elsewhere while they waited (cancelled, swept,
+   * completed elsewhere) are kept there too with `kind: 'superseded'`; they are not undelivered
+   * and `close()` does not count them.
    *
    * @example
    * ```ts
