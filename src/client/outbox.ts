@@ -86,7 +86,7 @@ export const OutboxEntry = z.object({
 /** One queued update, exactly as it will be sent again. */
 export type OutboxEntry = z.infer<typeof OutboxEntry>
 
-const Ack = z.object({ id: z.string(), result: z.enum(['delivered', 'rejected', 'replaced']), at: z.string() })
+const Ack = z.object({ id: z.string(), result: z.enum(['delivered', 'rejected', 'replaced', 'superseded']), at: z.string() })
 
 /**
  * An update that left the outbox's queue undelivered, because no retry could fix it: the
@@ -115,6 +115,14 @@ export interface DeadLetter {
   code?: string | undefined
   /** Why, for people. */
   reason: string
+  /**
+   * `superseded`: not an undelivery but the end of the run elsewhere: the server refused the
+   * update (409 `run_finished`/`stage_finished`) because the run was cancelled, failed by the
+   * stale-run sweeper or completed by someone else while it waited in the outbox. Kept for
+   * inspection, not counted as undelivered (see `PrismaAPIClient.close`). Absent for a dead
+   * letter proper (refused for good or expired).
+   */
+  kind?: 'superseded' | undefined
 }
 
 /** What one redelivery attempt came to. */
@@ -122,6 +130,11 @@ export type DeliveryResult =
   | { result: 'delivered' }
   /** No retry can fix it (a 4xx other than 401/403): it leaves the queue as a dead letter. */
   | { result: 'rejected'; status?: number | undefined; code?: string | undefined; reason: string }
+  /**
+   * The server refused it because the run ended elsewhere (409 `run_finished`/`stage_finished`):
+   * it leaves the queue and is kept with `kind: 'superseded'`, not counted as undelivered.
+   */
+  | { result: 'superseded'; status?: number | undefined; code?: string | undefined; reason: string }
   /** The server refused this body but takes `entry` instead (same place in the queue). */
   | { result: 'replace'; entry: OutboxEntry; reason: string }
   /**
@@ -195,6 +208,8 @@ export class Outbox {
   #failures = 0
   #closed = false
   readonly #stop = new AbortController()
+  /** Runs whose superseded updates were logged: one line per run. */
+  readonly #supersededRuns = new Set<string>()
 
   constructor(options: OutboxOptions & { deliver: Deliver; logger: Logger; onDeadLetter?: ((letter: DeadLetter) => void) | undefined }) {
     this.dir = resolve(options.dir)
@@ -488,6 +503,8 @@ export class Outbox {
         if (outcome.result === 'rejected') {
           await this.#file(() => this.#writeDeadLetter(head.entry, outcome))
           rejected++
+        } else if (outcome.result === 'superseded') {
+          await this.#file(() => this.#writeSuperseded(head.entry, outcome))
         } else {
           delivered++
         }
@@ -532,24 +549,29 @@ export class Outbox {
 
   /** Appends a dead letter and logs it; runs inside the file queue. */
   async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
-    const letter: DeadLetter = {
-      id: entry.id,
-      runId: entry.runId,
-      route: entry.route,
-      body: entry.body,
-      queuedAt: entry.queuedAt,
-      ...(entry.firstAttemptAt === undefined ? {} : { firstAttemptAt: entry.firstAttemptAt }),
-      deadLetteredAt: new Date().toISOString(),
-      ...(refusal.status === undefined ? {} : { status: refusal.status }),
-      ...(refusal.code === undefined ? {} : { code: refusal.code }),
-      reason: refusal.reason,
-    }
+    const letter = toDeadLetter(entry, refusal)
     await this.#deadLetters.append(letter)
     this.#logger.error(
       `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
       { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
     )
     this.#onDeadLetter?.(letter)
+  }
+
+  /**
+   * Keeps an update refused because its run ended elsewhere, with `kind: 'superseded'`, beside
+   * the dead letters; logged once per run as a warning (the run's end was already logged by the
+   * client), not as an error; no `onDeadLetter`. Runs inside the file queue.
+   */
+  async #writeSuperseded(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
+    await this.#deadLetters.append(toDeadLetter(entry, refusal, 'superseded'))
+    if (this.#supersededRuns.has(entry.runId)) return
+    this.#supersededRuns.add(entry.runId)
+    this.#logger.warn(
+      `Outbox: run ${entry.runId} ended elsewhere while its updates waited (${refusal.reason}); the updates the server refuses for it are superseded, ` +
+        `not undelivered: kept in ${join(this.dir, 'dead-letters.jsonl')} with kind "superseded"`,
+      { runId: entry.runId, status: refusal.status, code: refusal.code },
+    )
   }
 
   /** Empties the files when nothing is pending; rewrites the journal when acks pile up. */
@@ -610,6 +632,27 @@ export class Outbox {
   #release(): void {
     process.removeListener('exit', this.#releaseOnExit)
     this.#lock.release()
+  }
+}
+
+/** The record kept in `dead-letters.jsonl` for an update that left the queue undelivered. */
+function toDeadLetter(
+  entry: OutboxEntry,
+  refusal: { status?: number | undefined; code?: string | undefined; reason: string },
+  kind?: 'superseded',
+): DeadLetter {
+  return {
+    id: entry.id,
+    runId: entry.runId,
+    route: entry.route,
+    body: entry.body,
+    queuedAt: entry.queuedAt,
+    ...(entry.firstAttemptAt === undefined ? {} : { firstAttemptAt: entry.firstAttemptAt }),
+    deadLetteredAt: new Date().toISOString(),
+    ...(refusal.status === undefined ? {} : { status: refusal.status }),
+    ...(refusal.code === undefined ? {} : { code: refusal.code }),
+    reason: refusal.reason,
+    ...(kind === undefined ? {} : { kind }),
   }
 }
 

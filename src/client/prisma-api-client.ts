@@ -222,7 +222,10 @@ export function isQueuedDelivery(value: unknown): value is QueuedDelivery {
 export interface UndeliveredUpdates {
   /** Still waiting in the outbox (delivered later, by a flush or the next process). */
   queued: number
-  /** Refused for good or expired, kept as dead letters (see {@link PrismaAPIClient.deadLetters}). */
+  /**
+   * Refused for good or expired, kept as dead letters (see {@link PrismaAPIClient.deadLetters});
+   * not those superseded because the run ended elsewhere.
+   */
   deadLettered: number
   /** Neither delivered nor kept: no outbox, refused before sending, or the outbox could not be written. */
   failed: number
@@ -305,6 +308,10 @@ export interface CompleteRunInput {
  *   logged each time, so fixing the secret delivers it. An update no retry can fix (400, 404,
  *   409, 413 after truncation, 415, 422, ...) or older than `outbox.maxAge` becomes a dead
  *   letter: kept on disk, logged, readable with {@link deadLetters}; the run's later updates go on.
+ *   One refused because its run ended elsewhere while it waited (409 `run_finished` or
+ *   `stage_finished`, or answered `stale`) is superseded instead: `onRunFinished` once, kept with
+ *   `kind: 'superseded'`, one warning per run, not counted as undelivered. The run's other
+ *   queued updates are still sent (a late `COMPLETED` is stored).
  * - `close()` resolves and logs what stays undelivered, per run.
  *
  * @example
@@ -394,6 +401,14 @@ export class PrismaAPIClient {
     }
     internals.set(this, {
       stageUpdate: (runId, stageNumber, status, output) => this.#stageUpdate(runId, stageNumber, status, output),
+      reportProgress: (runId, stageNumber, progress) =>
+        this.#reportProgress(runId, stageNumber, progress).catch(
+          (error: unknown): UpdateOutcome => ({
+            state: error instanceof PayloadValidationError ? 'invalid' : 'failed',
+            reason: describe(error),
+            alterations: [],
+          }),
+        ),
       startHeartbeat: (runId, stageNumber) => this.#startHeartbeat(runId, stageNumber),
       onRunFinished: (runId, listener) => {
         const listeners = this.#finishListeners.get(runId) ?? new Set()
@@ -603,6 +618,9 @@ export class PrismaAPIClient {
    * 400, 404, 409, 413 after truncation, 415, 422, ..., or older than `outbox.maxAge`), oldest
    * first, also those of earlier processes on the same directory: for one run or all. They are
    * kept in `dead-letters.jsonl` in the outbox directory. Resolves `[]` without an outbox.
+   * Updates refused because their run ended elsewhere while they waited (cancelled, swept,
+   * completed elsewhere) are kept there too with `kind: 'superseded'`; they are not undelivered
+   * and `close()` does not count them.
    *
    * @example
    * ```ts
@@ -748,7 +766,8 @@ export class PrismaAPIClient {
     // Never below now: a later process redelivering or reporting the same stage still wins.
     const seq = Math.max((this.#progressSeq.get(key) ?? -1) + 1, Date.now())
     const parsed = StageProgress.safeParse({ ...withoutUndefined(report), seq })
-    if (!parsed.success) return this.#refuse(runId, new PayloadValidationError('progress', parsed.error.issues))
+    // The caller's mistake, not an undelivered update: not counted by `close()`.
+    if (!parsed.success) return this.#refuse(runId, new PayloadValidationError('progress', parsed.error.issues), 'invalid')
     this.#progressSeq.set(key, seq)
     const body: StageUpdate = { stageNumber, stageName: stage.name, status: 'PROCESSING', progress: parsed.data }
     const json = JSON.stringify(body)
@@ -828,9 +847,7 @@ export class PrismaAPIClient {
    */
   async #learnFromRefusal(runId: string, error: unknown, self: boolean): Promise<RunFinishedEvent | undefined> {
     // `stage_finished` too: a stage the runner still runs was finished by a cancel or the sweeper.
-    if (!isStatusHttpError(error) || error.status !== 409 || (error.problem?.code !== 'run_finished' && error.problem?.code !== 'stage_finished')) {
-      return undefined
-    }
+    if (!isRunEndedRefusal(error)) return undefined
     const known = this.#finished.get(runId)
     if (known !== undefined) return known === 'self' ? undefined : known
     const carried = PipelineRunRecord.safeParse((error.problem as { run?: unknown }).run)
@@ -931,7 +948,8 @@ export class PrismaAPIClient {
             }
             return { state: 'delivered', id: current.id, text: response.text, alterations }
           } catch (error) {
-            const finished = await this.#learnFromRefusal(runId, error, current.finishing)
+            // A refusal is never this update finishing the run: the run ended elsewhere.
+            const finished = await this.#learnFromRefusal(runId, error, false)
             if (finished && current.route === 'stageUpdate') {
               const refused = new RunFinishedError(runId, finished.status, finished.reason, { cause: error })
               this.#logger.warn(`Run ${runId}: ${current.what} was refused: ${refused.message}`, { runId, idempotencyKey: current.id })
@@ -1042,15 +1060,21 @@ export class PrismaAPIClient {
         },
         { retry: false, signal },
       )
-      this.#learnFromAnswer(
+      const stale = this.#learnFromAnswer(
         { runId: entry.runId, route: entry.route, json: entry.body, id: entry.id, what: '', finishing: isFinishing(entry, this.stages) },
         response.text,
       )
+      // Answered but not stored: the run had ended elsewhere.
+      if (stale) return { result: 'superseded', reason: `not stored: the run ended elsewhere (${stale.status})` }
       return { result: 'delivered' }
     } catch (error) {
-      await this.#learnFromRefusal(entry.runId, error, isFinishing(entry, this.stages))
+      // A refusal never comes from the update itself finishing the run (an idempotent replay
+      // answers as the first time): the run ended elsewhere, even for a finishing update.
+      const finished = await this.#learnFromRefusal(entry.runId, error, false)
       if (isStatusHttpError(error)) {
         const refusal = { status: error.status, code: error.problem?.code, reason: describe(error) }
+        // Only a run ended elsewhere: a runner contradicting its own finished run is a dead letter.
+        if (finished) return { result: 'superseded', ...refusal, reason: `${refusal.reason}; the run ended elsewhere (${finished.status})` }
         if (isPayloadTooLarge(error)) {
           const fitted = entry.route === 'stageUpdate' ? this.#fit(entry.runId, entry.body, error) : undefined
           if (fitted) return { result: 'replace', entry: { ...entry, id: crypto.randomUUID(), body: fitted.json }, reason: refusal.reason }
@@ -1067,10 +1091,11 @@ export class PrismaAPIClient {
     }
   }
 
-  #refuse(runId: string, error: Error): Promise<UpdateOutcome> {
-    if (typeof runId === 'string' && runId !== '') this.#count(runId, 'failed')
+  /** Refuses an update before sending it; `invalid`: the caller's input, not counted as undelivered. */
+  #refuse(runId: string, error: Error, state: 'failed' | 'invalid' = 'failed'): Promise<UpdateOutcome> {
+    if (state === 'failed' && typeof runId === 'string' && runId !== '') this.#count(runId, 'failed')
     this.#logger.error(`Run ${String(runId)}: update not sent: ${error.message}`, { runId })
-    return this.#throwOnError ? Promise.reject(error) : Promise.resolve({ state: 'failed', reason: error.message, alterations: [] })
+    return this.#throwOnError ? Promise.reject(error) : Promise.resolve({ state, reason: error.message, alterations: [] })
   }
   #inLane<T>(runId: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#lanes.get(runId)
@@ -1129,9 +1154,10 @@ async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<v
 export interface UpdateOutcome {
   /**
    * `queued`: waits in the outbox; `dead-lettered`: refused for good, kept on disk; `failed`:
-   * lost; `run-finished`: not stored because the run was finished by someone else.
+   * lost; `run-finished`: not stored because the run was finished by someone else; `invalid`:
+   * refused before sending because the caller's input breaks the contract (not undelivered).
    */
-  state: 'delivered' | 'queued' | 'dead-lettered' | 'failed' | 'run-finished'
+  state: 'delivered' | 'queued' | 'dead-lettered' | 'failed' | 'run-finished' | 'invalid'
   /** Why it was not delivered, for `dead-lettered` and `failed`. */
   reason?: string
   /** What was changed in its output to make it deliverable. */
@@ -1141,6 +1167,8 @@ export interface UpdateOutcome {
 /** What the package's own modules (`runPipeline`) may call beyond the public API. Internal. */
 export interface ClientInternals {
   stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome>
+  /** `reportProgress`, telling an invalid report from an undelivered one. Never rejects. */
+  reportProgress(runId: string, stageNumber: number, progress: ProgressReport): Promise<UpdateOutcome>
   /** Starts the stage's heartbeat; returns its stop. */
   startHeartbeat(runId: string, stageNumber: number): () => void
   /** Listens for the run being finished elsewhere; returns the unsubscribe. */
@@ -1171,6 +1199,10 @@ export function clientInternals(client: PrismaAPIClient): ClientInternals {
                 : client.markStageCancelled(runId, stageNumber)
         return (await sent) ? { state: 'delivered', alterations: [] } : { state: 'failed', reason: 'see the client log', alterations: [] }
       },
+      reportProgress: async (runId, stageNumber, progress) =>
+        (await client.reportProgress(runId, stageNumber, progress).catch(() => false))
+          ? { state: 'delivered', alterations: [] }
+          : { state: 'failed', reason: 'see the client log', alterations: [] },
       startHeartbeat: () => noop,
       onRunFinished: () => noop,
       runFinished: (runId) => client.runFinished(runId),
@@ -1236,6 +1268,11 @@ async function reported(outcome: Promise<UpdateOutcome>): Promise<boolean> {
 /** 401 or 403: the secret (or the app's authorization) is wrong, which a person can fix. */
 function isAuthRefusal(error: unknown): error is StatusHttpError {
   return isStatusHttpError(error) && (error.status === 401 || error.status === 403)
+}
+
+/** A 409 `run_finished` or `stage_finished`: the run (or the stage) was finished, by a cancel, the sweeper or a completion. */
+function isRunEndedRefusal(error: unknown): error is StatusHttpError {
+  return isStatusHttpError(error) && error.status === 409 && (error.problem?.code === 'run_finished' || error.problem?.code === 'stage_finished')
 }
 
 function isPayloadTooLarge(error: unknown): error is StatusHttpError {

@@ -173,6 +173,15 @@ export interface PipelineSummary {
  *   sweeper, completed elsewhere), the running stage's `signal` is aborted, no further stage
  *   starts, nothing more is sent for the run, and the summary carries the run's stored status
  *   and reason (`finishedElsewhere`). With heartbeats this is learned within one interval.
+ *   Updates already waiting in the outbox are still delivered in order; those the server refuses
+ *   because the run ended are settled as superseded, not undelivered (docs/operations.md).
+ * - It does not wait for a stage that ignores its `signal`: once the run ended elsewhere (or
+ *   `options.signal` aborted), it resolves the summary at once, while such a stage function keeps
+ *   running in the background and its result is ignored. Make long stages cooperative: pass
+ *   `signal` on to `fetch` and child processes, call `signal.throwIfAborted()` between batches,
+ *   or stop a worker from `signal.addEventListener('abort', ...)`.
+ * - A progress report the contract refuses (`percent` over 100, ...) is the stage's mistake, not
+ *   an undelivered update: it is listed in `warnings` and leaves `delivered` unchanged.
  *
  * It never throws for a failed stage or a failed report: the outcome is in the summary. It
  * throws `RangeError` for a wrong number of stage functions and {@link CatalogueMismatchError}.
@@ -273,7 +282,14 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           stageName,
           previousOutputs: outputs.slice(),
           signal: controller.signal,
-          reportProgress: (report) => client.reportProgress(runId, stageNumber, report).catch(() => false),
+          reportProgress: async (report) => {
+            const outcome = await internals.reportProgress(runId, stageNumber, report)
+            // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
+            if (outcome.state === 'invalid' || outcome.state === 'failed' || outcome.state === 'dead-lettered') {
+              warnings.push(`Stage ${stageNumber} progress report ${outcome.state === 'invalid' ? 'refused as invalid' : `not delivered (${outcome.state})`}: ${outcome.reason ?? 'unknown reason'}`)
+            }
+            return outcome.state === 'delivered' || outcome.state === 'queued'
+          },
         }
         output = await untilAborted(Promise.resolve().then(() => stageFunction(context)), controller.signal)
       } catch (thrown) {

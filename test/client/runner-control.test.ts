@@ -72,6 +72,12 @@ function wire(runId: string): string[] {
     })
 }
 
+/** A stage-update body as `wire` words it. */
+function describeBody(body: string): string {
+  const parsed = JSON.parse(body) as { stageNumber: number; status: string; progress?: { message?: string } }
+  return parsed.progress ? `${parsed.stageNumber} progress ${parsed.progress.message}` : `${parsed.stageNumber} ${parsed.status}`
+}
+
 async function cancel(runId: string, reason: string): Promise<Response> {
   return fetch(`${server.origin}/api/pipeline/${runId}/cancel`, {
     method: 'POST',
@@ -307,6 +313,75 @@ describe('the runner learns that its run was finished elsewhere', () => {
     expect(await client.markStageCancelled('learn_self', 2)).toBe(false) // 409 run_finished: contradicts FAILED
     expect(events).toEqual([])
     expect(client.runFinished('learn_self')).toBeUndefined()
+  })
+
+  it('settles the queued updates of a run cancelled while the server was unreachable as superseded, not undelivered', async () => {
+    const events: RunFinishedEvent[] = []
+    const logged: { level: string; message: string }[] = []
+    const logger = {
+      warn: (message: string) => logged.push({ level: 'warn', message }),
+      error: (message: string) => logged.push({ level: 'error', message }),
+    }
+    const dir = outboxDir()
+    const client = makeClient({ outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 }, retry: { limit: 0 }, logger, onRunFinished: (event) => events.push(event) })
+    await client.createRun('offline_cancel')
+    expect(await client.markStageProcessing('offline_cancel', 1)).toBe(true)
+    expect(await client.markStageComplete('offline_cancel', 1, 'one')).toBe(true)
+    expect(await client.markStageProcessing('offline_cancel', 2)).toBe(true)
+    // The runner loses the server; the web app's user cancels the run meanwhile.
+    server.setFault({ status: 503 })
+    expect(await client.markStageComplete('offline_cancel', 2, 'two')).toBe(true)
+    expect(await client.markStageProcessing('offline_cancel', 3)).toBe(true)
+    expect(await client.reportProgress('offline_cancel', 3, { percent: 50, message: 'half' })).toBe(true)
+    expect(await client.markStageComplete('offline_cancel', 3, 'three')).toBe(true)
+    expect(await client.markStageProcessing('offline_cancel', 4)).toBe(true)
+    expect(await client.markStageFailed('offline_cancel', 4, 'boom')).toBe(true)
+    expect(client.pendingCount('offline_cancel')).toBe(6)
+    server.setFault(undefined)
+    expect((await cancel('offline_cancel', 'the user pressed stop')).status).toBe(200)
+    logged.length = 0
+
+    // Redelivered from the outbox: the late COMPLETED of stage 3 (no row yet) is stored; the rest is refused.
+    expect(await client.flush()).toEqual({ delivered: 1, rejected: 0, pending: 0 })
+    expect(events).toEqual([expect.objectContaining({ runId: 'offline_cancel', status: 'CANCELLED', reason: 'the user pressed stop' })])
+    const kept = await client.deadLetters('offline_cancel')
+    expect(kept.map((letter) => [describeBody(letter.body), letter.kind, letter.code])).toEqual([
+      ['2 COMPLETED', 'superseded', 'stage_finished'],
+      ['3 PROCESSING', 'superseded', undefined],
+      ['3 progress half', 'superseded', undefined],
+      ['4 PROCESSING', 'superseded', undefined],
+      ['4 FAILED', 'superseded', 'run_finished'],
+    ])
+    const { stages, run } = await client.getStatus('offline_cancel')
+    expect(run.status).toBe('CANCELLED')
+    // Stages 4 and 5 have no row: the server refused all of stage 4.
+    expect(stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([
+      [1, 'COMPLETED'],
+      [2, 'CANCELLED'],
+      [3, 'COMPLETED'],
+    ])
+    // Not a delivery failure: nothing undelivered, no error logged, one line for the run's end and one for its superseded updates.
+    expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
+    expect(logged.filter((line) => line.level === 'error')).toEqual([])
+    expect(logged.filter((line) => /superseded/.test(line.message))).toHaveLength(1)
+  })
+
+  it('counts an invalid progress report as the caller\'s error: a warning in the summary, not undelivered at close', async () => {
+    const client = makeClient()
+    const { run } = await client.createRun('progress_invalid')
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      stages: five(async ({ reportProgress }) => {
+        expect(await reportProgress({ percent: 150 })).toBe(false)
+        return 'two'
+      }),
+    })
+    expect(summary.status).toBe('COMPLETED')
+    expect(summary.delivered).toBe(true)
+    expect(summary.warnings).toEqual([expect.stringMatching(/^Stage 2 progress report refused as invalid: .*percent/s)])
+    expect(wire(run.id).filter((w) => w.includes('progress'))).toEqual([])
+    expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
   })
 
   it('runPipeline aborts the stage signal when a heartbeat shows the run cancelled, starts no further stage, reports CANCELLED', async () => {

@@ -6,8 +6,8 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from .contract import (
     BASE_PATH,
@@ -74,11 +74,15 @@ class Undelivered:
     using the directory). ``dead_letters``: updates no retry can deliver, kept in the outbox.
     ``failed``: one line per update that is lost (no outbox, or not sendable: a stage outside the
     catalogue, a bad run id, a completion that is not JSON), since this client was made.
+    ``superseded``: updates the server refused because their run ended elsewhere (cancelled,
+    swept, completed by someone else) while they waited in the outbox; kept for inspection, not
+    undelivered (:attr:`all_delivered` ignores them).
     """
 
     queued: int
     dead_letters: List[DeadLetter]
     failed: List[str]
+    superseded: List[DeadLetter] = field(default_factory=list)
 
     @property
     def all_delivered(self) -> bool:
@@ -201,6 +205,8 @@ class PrismaAPIClient:
         self.on_run_finished = on_run_finished
         #: Per run: "self" when this client's own update finished it, else the run as stored when finished elsewhere.
         self._finished: Dict[str, Union[str, Dict[str, Any]]] = {}
+        #: Runs whose superseded updates were logged: one warning per run.
+        self._superseded_runs: Set[str] = set()
         self._progress_seq: Dict[Any, int] = {}
         self._catalogues: Dict[str, List[Dict[str, Any]]] = {}
         self._heartbeats: Dict[str, Any] = {}
@@ -457,7 +463,8 @@ class PrismaAPIClient:
         return self.outbox.pending_count(run_id) if self.outbox is not None else 0
 
     def dead_letters(self, run_id: Optional[str] = None) -> List[DeadLetter]:
-        """The updates no retry can deliver, kept in the outbox (empty without an outbox)."""
+        """The updates no retry can deliver, kept in the outbox (empty without an outbox), and
+        those superseded because their run ended elsewhere (``kind == "superseded"``)."""
         return self.outbox.dead_letters(run_id) if self.outbox is not None else []
 
     @property
@@ -473,7 +480,9 @@ class PrismaAPIClient:
         ``client.undelivered().all_delivered`` says whether every update was delivered."""
         with self._lock:
             failed = [line for run, line in self._failed if run_id is None or run == run_id]
-        return Undelivered(self.pending_count(run_id), self.dead_letters(run_id), failed)
+        kept = self.dead_letters(run_id)
+        return Undelivered(self.pending_count(run_id), [letter for letter in kept if letter.kind is None], failed,
+                           [letter for letter in kept if letter.kind == "superseded"])
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Delivers the outbox now, waiting out backoff, until it is empty or ``timeout``
@@ -590,7 +599,8 @@ class PrismaAPIClient:
                 except PipelineStatusError as error:
                     if isinstance(error, StatusHttpError) and error.status == 413 and self._fit(update, error):
                         continue
-                    if self._learn_from_refusal(run_id, error, update.finishing):
+                    # A refusal never comes from the update itself finishing the run: the run ended elsewhere.
+                    if self._learn_from_refusal(run_id, error, False):
                         self.log.warning("Run %s: %s refused: the run was finished elsewhere", run_id, update.what)
                         return False
                     return self._after_failure(update, error, started)
@@ -771,16 +781,40 @@ class PrismaAPIClient:
                 self.log.warning("Run %s: %s (from the outbox) failed (%s); next attempt in %.2f s", entry.run_id, entry.what,
                                  _cause(error), wait)
                 return False
-            self._learn_from_refusal(entry.run_id, error, _finishing(entry.route, entry.body, max(self.stages)))
+            # A refusal never comes from the update itself finishing the run: the run ended elsewhere.
+            elsewhere = self._learn_from_refusal(entry.run_id, error, False)
             status = error.status if isinstance(error, StatusHttpError) else None
             code = error.code if isinstance(error, StatusHttpError) else None
+            # Only a run ended elsewhere: a runner contradicting its own finished run is a dead letter.
+            if elsewhere:
+                self._supersede(entry, status, code, f"{error}; the run ended elsewhere")
+                return True
             self.outbox.dead_letter(entry, status, code, str(error))
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
             return True
+        stale = answer.get("outcome") == "stale"
+        elsewhere = self._observe_run(entry.run_id, answer, _finishing(entry.route, entry.body, max(self.stages)) and not stale)
+        if elsewhere and stale:
+            # Answered but not stored: the run had ended elsewhere.
+            self._supersede(entry, None, None, "not stored: the run ended elsewhere")
+            return True
         self.outbox.ack(entry.seq)
-        self._observe_run(entry.run_id, answer, _finishing(entry.route, entry.body, max(self.stages)) and answer.get("outcome") != "stale")
         self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
         return True
+
+    def _supersede(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:
+        """Keeps a queued update of a run that ended elsewhere as ``superseded`` (not a dead
+        letter); one warning per run, not an error."""
+        assert self.outbox is not None
+        self.outbox.dead_letter(entry, status, code, reason, kind="superseded")
+        with self._state:
+            first = entry.run_id not in self._superseded_runs
+            self._superseded_runs.add(entry.run_id)
+        if first:
+            self.log.warning("Run %s ended elsewhere while its updates waited in the outbox; the ones the server refuses are "
+                             "superseded, not undelivered (kept in %s with kind 'superseded')", entry.run_id, self.outbox.path)
+        else:
+            self.log.debug("Run %s: %s superseded: %s", entry.run_id, entry.what, reason)
 
     def _background(self) -> None:
         assert self.outbox is not None

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   dead_at REAL NOT NULL,
   status INTEGER,
   code TEXT,
-  reason TEXT NOT NULL
+  reason TEXT NOT NULL,
+  kind TEXT
 );
 """
 
@@ -87,6 +88,11 @@ class DeadLetter:
     status: Optional[int]
     code: Optional[str]
     reason: str
+    #: ``"superseded"``: not an undelivery but the run's end elsewhere: refused (409
+    #: ``run_finished``/``stage_finished``, or answered ``stale``) because the run was cancelled,
+    #: failed by the stale-run sweeper or completed elsewhere while the update waited; not counted
+    #: by :meth:`PrismaAPIClient.undelivered`. ``None`` for a dead letter proper.
+    kind: Optional[str] = None
 
 
 class Outbox:
@@ -101,6 +107,13 @@ class Outbox:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            # A directory of an older version: its dead letters get the column, as dead letters proper.
+            if "kind" not in [row[1] for row in db.execute("PRAGMA table_info(dead_letters)")]:
+                try:
+                    db.execute("ALTER TABLE dead_letters ADD COLUMN kind TEXT")
+                except sqlite3.OperationalError as error:  # another process added it meanwhile
+                    if "duplicate column" not in str(error):
+                        raise
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -217,12 +230,14 @@ class Outbox:
         # A head leased by another process is due when its lease ends, not before.
         return None if row[0] == 0 else float(row[1])
 
-    def dead_letter(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:
-        """Moves a queued update to the dead letters (removing it from the queue)."""
+    def dead_letter(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str,
+                    kind: Optional[str] = None) -> None:
+        """Moves a queued update to the dead letters (removing it from the queue); ``kind``
+        ``"superseded"`` when the run ended elsewhere (see :class:`DeadLetter`)."""
         with self._transaction() as db:
             db.execute("DELETE FROM pending WHERE seq = ?", (entry.seq,))
             self._insert_dead(db, entry.id, entry.run_id, entry.method, entry.route, entry.body, entry.what,
-                              entry.queued_at, entry.first_attempt_at, status, code, reason)
+                              entry.queued_at, entry.first_attempt_at, status, code, reason, kind)
 
     def add_dead_letter(self, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
                         first_attempt_at: float, status: Optional[int], code: Optional[str], reason: str) -> None:
@@ -232,18 +247,19 @@ class Outbox:
 
     @staticmethod
     def _insert_dead(db: sqlite3.Connection, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
-                     queued_at: float, first_attempt_at: float, status: Optional[int], code: Optional[str], reason: str) -> None:
+                     queued_at: float, first_attempt_at: float, status: Optional[int], code: Optional[str], reason: str,
+                     kind: Optional[str] = None) -> None:
         db.execute(
-            "INSERT INTO dead_letters (id, run_id, method, route, body, what, queued_at, first_attempt_at, dead_at, status, code, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (id, run_id, method, route, body, what, queued_at, first_attempt_at, time.time(), status, code, reason),
+            "INSERT INTO dead_letters (id, run_id, method, route, body, what, queued_at, first_attempt_at, dead_at, status, code, reason, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (id, run_id, method, route, body, what, queued_at, first_attempt_at, time.time(), status, code, reason, kind),
         )
 
     def dead_letters(self, run_id: Optional[str] = None) -> List[DeadLetter]:
-        """The dead letters, oldest first, of one run or of all."""
+        """The dead letters (``kind`` ``None``) and superseded updates, oldest first, of one run or of all."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, run_id, method, route, body, what, queued_at, first_attempt_at, dead_at, status, code, reason"
+                "SELECT id, run_id, method, route, body, what, queued_at, first_attempt_at, dead_at, status, code, reason, kind"
                 " FROM dead_letters" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY seq",
                 (run_id,) if run_id is not None else (),
             ).fetchall()

@@ -295,6 +295,47 @@ class ServerTests:
         self.assertEqual(finished, ["CANCELLED"])
         self.assertEqual(client.run_finished(run_id)["error"], "no longer needed")  # type: ignore[index]
 
+    def test_queued_updates_of_a_run_cancelled_while_unreachable_are_superseded_not_undelivered(self) -> None:
+        run_id = self.created_run()
+        finished: list = []
+        with tempfile.TemporaryDirectory() as outbox:
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1),
+                                 on_run_finished=lambda rid, run: finished.append((run["status"], run["error"])))
+            try:
+                self.assertTrue(client.mark_stage_processing(run_id, 1))
+                self.assertTrue(client.mark_stage_complete(run_id, 1, "one"))
+                self.assertTrue(client.mark_stage_processing(run_id, 2))
+                # The runner loses the server; the web app's user cancels the run meanwhile.
+                self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 503, times=100))
+                with self.assertLogs("pipeline_status_client", logging.WARNING):
+                    self.assertTrue(client.mark_stage_complete(run_id, 2, "two"))
+                self.assertTrue(client.mark_stage_processing(run_id, 3))
+                self.assertTrue(client.mark_stage_complete(run_id, 3, "three"))
+                self.assertTrue(client.mark_stage_processing(run_id, 4))
+                self.assertTrue(client.mark_stage_failed(run_id, 4, "boom"))
+                self.assertEqual(client.pending_count(run_id), 5)
+                self.proxy.faults.clear()
+                self.assertEqual(self.cancel(run_id, "stopped by the user"), 200)
+                with self.assertLogs("pipeline_status_client", logging.DEBUG) as logs:
+                    self.assertTrue(client.flush(10))
+                self.assertEqual([r.levelno for r in logs.records if r.levelno >= logging.ERROR], [])
+                self.assertEqual(len([r for r in logs.records if "superseded, not undelivered" in r.getMessage()]), 1)
+                self.assertEqual(finished, [("CANCELLED", "stopped by the user")])
+                undelivered = client.undelivered(run_id)
+                self.assertTrue(undelivered.all_delivered)
+                self.assertEqual(undelivered.dead_letters, [])
+                # The late COMPLETED of stage 3 (no row yet) was stored; the others were refused.
+                self.assertEqual([(letter.what, letter.kind, letter.code) for letter in undelivered.superseded], [
+                    ("stage 2 COMPLETED", "superseded", "stage_finished"),
+                    ("stage 3 PROCESSING", "superseded", None),
+                    ("stage 4 PROCESSING", "superseded", None),
+                    ("stage 4 FAILED", "superseded", "run_finished"),
+                ])
+                stages = client.get_status(run_id)["stages"]
+                self.assertEqual([(s["stageNumber"], s["status"]) for s in stages], [(1, "COMPLETED"), (2, "CANCELLED"), (3, "COMPLETED")])
+            finally:
+                client.close()
+
     def test_progress_gets_increasing_seqs_and_the_newest_is_stored(self) -> None:
         run_id = self.created_run()
         client = self.client()

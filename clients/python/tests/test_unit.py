@@ -200,6 +200,25 @@ class OutboxTest(unittest.TestCase):
             letters = outbox.dead_letters("a")
             self.assertEqual([(d.id, d.status, d.code, json.loads(d.body or b"")) for d in letters], [("3", 400, "validation_failed", {})])
 
+    def test_an_outbox_of_an_older_version_gets_the_kind_column_and_keeps_its_dead_letters(self) -> None:
+        import os
+        import sqlite3
+        from contextlib import closing
+
+        with tempfile.TemporaryDirectory() as directory:
+            # The dead-letter table as the version before `kind` made it, with one letter in it.
+            with closing(sqlite3.connect(os.path.join(directory, "outbox.sqlite3"), isolation_level=None)) as db:
+                db.execute("CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, run_id TEXT NOT NULL,"
+                           " method TEXT NOT NULL, route TEXT NOT NULL, body BLOB, what TEXT NOT NULL, queued_at REAL NOT NULL,"
+                           " first_attempt_at REAL NOT NULL, dead_at REAL NOT NULL, status INTEGER, code TEXT, reason TEXT NOT NULL)")
+                db.execute("INSERT INTO dead_letters (id, run_id, method, route, body, what, queued_at, first_attempt_at, dead_at,"
+                           " status, code, reason) VALUES ('old', 'a', 'POST', 'a/stage-update', x'7b7d', 'x', 0, 0, 0, 400, 'bad', 'refused')")
+            outbox = Outbox(directory)
+            outbox.append("new", "a", "POST", "a/stage-update", b"{}", "x", 0.0, 0.0)
+            outbox.dead_letter(outbox.pending("a")[0], 409, "run_finished", "the run ended elsewhere", kind="superseded")
+            self.assertEqual([(d.id, d.code, d.kind) for d in Outbox(directory).dead_letters("a")],
+                             [("old", "bad", None), ("new", "run_finished", "superseded")])
+
     def test_a_head_leased_by_another_process_is_due_when_the_lease_ends(self) -> None:
         with tempfile.TemporaryDirectory() as directory:
             outbox = Outbox(directory)
