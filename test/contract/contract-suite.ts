@@ -1780,8 +1780,13 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       // A PROCESSING update that only changes the progress is applied, not a duplicate.
       const viaUpdate = await api.stageOk(id, makeStageUpdate({ progress: { seq: 3, percent: 75 } }))
       expect(viaUpdate).toMatchObject({ outcome: 'applied', stage: { status: 'PROCESSING', progress: { seq: 3, percent: 75 } } })
+      // One rule on both routes: older progress (a lower seq) is stale, the same seq again a duplicate.
       const late = await api.stageOk(id, makeStageUpdate({ progress: { seq: 1, percent: 5 } }))
-      expect(late).toMatchObject({ outcome: 'duplicate', stage: { progress: { seq: 3, percent: 75 } } })
+      expect(late).toMatchObject({ outcome: 'stale', stage: { progress: { seq: 3, percent: 75 } } })
+      const again = await api.stageOk(id, makeStageUpdate({ progress: { seq: 3, percent: 75 } }))
+      expect(again).toMatchObject({ outcome: 'duplicate', stage: { progress: { seq: 3, percent: 75 } } })
+      const lateBeat = await api.heartbeatOk(id, { stageNumber: 1, progress: { seq: 2, percent: 50 } })
+      expect(lateBeat).toMatchObject({ outcome: 'stale', stage: { progress: { seq: 3, percent: 75 } } })
 
       const done = await api.stageOk(id, makeStageUpdate({ status: 'COMPLETED', output: 'ok' }))
       expect(done.stage?.progress).toEqual({ seq: 3, percent: 75 })
@@ -1835,6 +1840,12 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       // The runner learns at its next report: every answer carries the run's status and reason.
       const heartbeat = await api.heartbeatOk(id, { stageNumber: 2 })
       expect(heartbeat.run).toMatchObject({ status: 'CANCELLED', error: 'stopped by the user' })
+      const beforeBeat = await api.status(id)
+      // A finished run never changes: a late heartbeat writes nothing and answers stale with the run as stored.
+      const lateBeat = await api.heartbeatOk(id, { stageNumber: 2, intervalMs: 1000 })
+      expect(lateBeat).toEqual({ outcome: 'stale', run: beforeBeat.run, stage: beforeBeat.stages[1] })
+      expect(lateBeat.run.heartbeatIntervalMs ?? null).toBeNull()
+      expect(await api.status(id)).toEqual(beforeBeat)
       const update = await api.stageOk(id, makeStageUpdate({ stageNumber: 3 }))
       expect(update).toMatchObject({ outcome: 'stale', run: { status: 'CANCELLED', error: 'stopped by the user' } })
     })
