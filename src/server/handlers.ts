@@ -539,7 +539,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return
     }
     if (authorize) return askAuthorize(authorize, exchange, runId, action)
-    throw secretRefused(request)
+    throw secretRefused(request, readTokenSecrets.length > 0)
   }
 
   /** Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. */

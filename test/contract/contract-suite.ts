@@ -1665,8 +1665,27 @@ export function describeContract(name: string, target: () => ContractTarget): vo
     scenario('without readTokens, a valid token reads nothing', async (api) => {
       const id = await api.createRun()
       const token = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresIn: 600 })
-      await expectProblem(await api.getStatus(id, bearer(token)), 401, 'unauthorized')
+      const problem = await expectProblem(await api.getStatus(id, bearer(token)), 401, 'unauthorized')
+      expect(problem.detail).toBe('Authorization: Bearer is not accepted here; send X-Webhook-Secret or a signature')
     })
+
+    scenario(
+      'another bearer credential without an authorize hook: the 401 names what was sent and what is accepted',
+      async (api) => {
+        const id = await api.createRun()
+        const read = await expectProblem(await api.getStatus(id, bearer('app-session-alice')), 401, 'unauthorized')
+        expect(read.detail).toBe(
+          'Authorization: Bearer is not a run read token (psrt1.…); send X-Webhook-Secret, a signature or a run read token',
+        )
+        // Writes never take a read token.
+        const write = await expectProblem(await api.stage(id, makeStageUpdate(), bearer('app-session-alice')), 401, 'unauthorized')
+        expect(write.detail).toBe('Authorization: Bearer is not accepted here; send X-Webhook-Secret or a signature')
+        // Without any credential the detail still names the secret.
+        const none = await expectProblem(await api.getStatus(id, { secret: null }), 401, 'unauthorized')
+        expect(none.detail).toBe('X-Webhook-Secret is missing')
+      },
+      { readTokens },
+    )
   })
 
   describe(`${name}: authentication`, () => {
