@@ -1867,6 +1867,18 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       expect(await api.status(id)).toEqual(beforeBeat)
       const update = await api.stageOk(id, makeStageUpdate({ stageNumber: 3 }))
       expect(update).toMatchObject({ outcome: 'stale', run: { status: 'CANCELLED', error: 'stopped by the user' } })
+      // The cancelled stage keeps CANCELLED; a stage without a row is stored as reported when it
+      // agrees with the cancel (COMPLETED or CANCELLED), and the run stays CANCELLED.
+      await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber: 2, status: 'COMPLETED' })), 409, 'stage_finished')
+      expect((await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'CANCELLED' }))).outcome).toBe('duplicate')
+      const late = await api.stageOk(id, makeStageUpdate({ stageNumber: 3, status: 'COMPLETED', output: 'late' }))
+      expect(late).toMatchObject({ outcome: 'applied', stage: { stageNumber: 3, status: 'COMPLETED', output: 'late' }, run: { status: 'CANCELLED' } })
+      await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber: 4, status: 'FAILED' })), 409, 'run_finished')
+      expect((await api.status(id)).stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([
+        [1, 'COMPLETED'],
+        [2, 'CANCELLED'],
+        [3, 'COMPLETED'],
+      ])
     })
 
     scenario('refuses to cancel a COMPLETED or FAILED run (409, nothing changes) and an unknown run (404)', async (api) => {
