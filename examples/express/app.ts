@@ -60,7 +60,9 @@ export interface ExpressExample {
 }
 
 /**
- * Starts the example: an Express app serving the four routes under `/api/pipeline`, on
+ * Starts the example: an Express app serving the contract's routes under `/api/pipeline`
+ * (`POST runs`, `{id}/stage-update`, `{id}/heartbeat`, `{id}/complete`, `{id}/cancel`;
+ * `GET {id}/status`, `{id}/events`, `openapi.json`), on
  * PostgreSQL or embedded PGlite with the migrations applied.
  *
  * @example

@@ -7,6 +7,7 @@
  * - `DATABASE_URL` (unset: embedded PGlite with its data in `./.data/express-example`,
  *   or in `DATA_DIR` when set)
  */
+import { MigrationHistoryError } from '../shared/database.js'
 import { startExpressExample } from './app.js'
 
 const DEMO_SECRET = 'demo-secret-do-not-use-in-production'
@@ -37,7 +38,12 @@ if (secret.length === 0) {
 const databaseUrl = process.env['DATABASE_URL'] || undefined
 const dataDir = databaseUrl ? undefined : (process.env['DATA_DIR'] ?? '.data/express-example')
 
-const example = await startExpressExample({ port, databaseUrl, dataDir, secret })
+const example = await startExpressExample({ port, databaseUrl, dataDir, secret }).catch((error: unknown) => {
+  // A database the example cannot migrate is the user's to fix: one line that says how, no stack.
+  if (!(error instanceof MigrationHistoryError)) throw error
+  console.error(`[express-example] ${error.message}`)
+  process.exit(1)
+})
 console.info(
   `[express-example] listening on ${example.url} (${example.database === 'postgres' ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`})`,
 )

@@ -35,6 +35,36 @@ export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 20_000
 /** Prisma Migrate's advisory lock key, so this and `prisma migrate deploy` never run at once. */
 const MIGRATION_LOCK_KEY = 72707369
 
+/** PostgreSQL's `duplicate_table` and `duplicate_object` (type, constraint, index) errors. */
+const ALREADY_EXISTS_CODES = new Set(['42P07', '42710'])
+
+/**
+ * Thrown by {@link openDatabase} when the database already has what a pending migration creates
+ * but `_prisma_migrations` does not record that migration: the migrations were applied another
+ * way (with `psql`, say), so neither this nor `prisma migrate deploy` can tell what is applied.
+ * Its message is one line saying what to do.
+ */
+export class MigrationHistoryError extends Error {
+  /** The migration that found its objects already there. */
+  readonly migration: string
+  /** Every migration `_prisma_migrations` does not record, oldest first. */
+  readonly unrecorded: readonly string[]
+
+  constructor(migration: string, unrecorded: readonly string[], cause: unknown) {
+    super(
+      `The database already has the tables of migration ${migration} (${(cause as Error).message}) but no Prisma ` +
+        `migration history for it in "_prisma_migrations" (were the migrations applied with psql?). This example ` +
+        `migrates its database itself, as prisma migrate deploy does: use an empty database, or record each ` +
+        `migration already applied with \`npx prisma migrate resolve --applied <name>\` ` +
+        `(not recorded: ${unrecorded.join(', ')}) and start again.`,
+      { cause },
+    )
+    this.name = 'MigrationHistoryError'
+    this.migration = migration
+    this.unrecorded = unrecorded
+  }
+}
+
 /** Options of {@link openDatabase}. */
 export interface OpenDatabaseOptions {
   /** A PostgreSQL connection URL. Without it, PGlite is used. */
@@ -66,7 +96,8 @@ interface SqlSession {
 }
 
 /**
- * Opens a database and applies pending migrations.
+ * Opens a database and applies pending migrations. Throws {@link MigrationHistoryError} when the
+ * database has the tables but `_prisma_migrations` does not record their migrations.
  *
  * @example
  * ```ts
@@ -152,8 +183,8 @@ async function applyMigrations(session: SqlSession): Promise<void> {
       'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
     )
     const done = new Set(applied.map((row) => row.migration_name))
-    for (const migration of listMigrations()) {
-      if (done.has(migration.name)) continue
+    const pending = listMigrations().filter((migration) => !done.has(migration.name))
+    for (const migration of pending) {
       // One transaction per migration: a failing script leaves no half-applied schema behind.
       await session.exec('BEGIN')
       try {
@@ -166,6 +197,9 @@ async function applyMigrations(session: SqlSession): Promise<void> {
         await session.exec('COMMIT')
       } catch (error) {
         await session.exec('ROLLBACK')
+        if (ALREADY_EXISTS_CODES.has(String((error as { code?: unknown }).code))) {
+          throw new MigrationHistoryError(migration.name, pending.map((unrecorded) => unrecorded.name), error)
+        }
         throw new Error(`Migration ${migration.name} failed`, { cause: error })
       }
     }

@@ -132,7 +132,8 @@ export type CancelRun = z.infer<typeof CancelRun>
 /**
  * What a heartbeat did: recorded the run's activity only (`recorded`, no progress sent), also
  * stored the progress (`applied`), found that progress already stored (`duplicate`, same `seq`),
- * or kept a newer one (`stale`: a lower `seq`, a stage that is not `PROCESSING`, or a finished run).
+ * or kept a newer one (`stale`: a lower `seq`, a stage that is not `PROCESSING`, or a finished run,
+ * which a heartbeat never changes: not even its last activity or interval).
  */
 export const HeartbeatOutcome = z.enum(['recorded', 'applied', 'duplicate', 'stale'])
 /**

@@ -267,6 +267,16 @@ describe('MemoryStore runner control', () => {
     expect(await recordHeartbeat(store, 'nope', {}, { now })).toEqual({ outcome: 'not_found' })
   })
 
+  it('a heartbeat on a finished run writes nothing and answers stale with the run as stored', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'ended', now })
+    await cancelRun(store, 'ended', {}, { now: at(1), stages: DEFAULT_STAGES })
+    const ended = await getRunSnapshot(store, 'ended')
+    const late = await recordHeartbeat(store, 'ended', { stageNumber: 2, intervalMs: 1_000 }, { now: at(5) })
+    expect(late).toEqual({ outcome: 'stale', run: ended?.run, stage: null })
+    expect(await getRunSnapshot(store, 'ended')).toEqual(ended)
+  })
+
   it('the sweep write is refused when a heartbeat came after its read', async () => {
     const store = new MemoryStore()
     await createRun(store, { id: 'raced', now })

@@ -1,7 +1,7 @@
 import { isFinalStatus } from '../contract/status.js'
 import { type RunChangeListener, RunChangeEmitter } from './run-changes.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
-import { lastSeenAt, silenceLimitMs } from './state-machine.js'
+import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './state-machine.js'
 import type {
   FinishedRunsDeletion,
   RunSnapshot,
@@ -118,14 +118,15 @@ export class MemoryStore implements Store<MemoryStore> {
     return this.#serialized(async () => {
       const stored = this.#runs.get(touch.runId)
       if (!stored) return null
+      const stageOf = (run: RunState) => (touch.stageNumber === undefined ? undefined : this.#stages.get(run.id)?.get(touch.stageNumber))
+      if (decideHeartbeat(stored) === 'stale') return { run: stored, version: this.#versionOf(stored.id), stage: stageOf(stored) }
       const run: RunState = {
         ...stored,
         lastActivityAt: touch.at,
         heartbeatIntervalMs: touch.heartbeatIntervalMs ?? stored.heartbeatIntervalMs ?? null,
       }
       this.#runs.set(run.id, run)
-      const stage = touch.stageNumber === undefined ? undefined : this.#stages.get(run.id)?.get(touch.stageNumber)
-      return { run, version: this.#versionOf(run.id), stage }
+      return { run, version: this.#versionOf(run.id), stage: stageOf(run) }
     })
   }
 

@@ -15,6 +15,7 @@ import {
   type StageDecision,
   decideCancel,
   decideCompletion,
+  decideHeartbeat,
   decideProgress,
   decideStaleRun,
   decideStageUpdate,
@@ -327,7 +328,7 @@ export async function recordHeartbeat<Tx>(
   if (!touched) return { outcome: 'not_found' }
   const { progress, stageNumber } = heartbeat
   if (progress === undefined || stageNumber === undefined) {
-    return { outcome: 'recorded', run: touched.run, stage: touched.stage ?? null }
+    return { outcome: decideHeartbeat(touched.run), run: touched.run, stage: touched.stage ?? null }
   }
   if (store.readRunStage && store.writeRunStage) {
     let read: RunStageRead | null = touched

@@ -5,6 +5,7 @@ import { DEFAULT_STAGES, defineStages, type StageCatalogue, isFinalStatus } from
 import {
   decideCancel,
   decideCompletion,
+  decideHeartbeat,
   decideProgress,
   decideStaleRun,
   decideStageUpdate,
@@ -511,9 +512,18 @@ describe('runner control', () => {
     const newer = decideStageUpdate({ run: running, stage: processing({ seq: 1 }), update: update({ progress: { seq: 2 } }), stages: DEFAULT_STAGES, now: LATER })
     expect(newer).toMatchObject({ outcome: 'applied', statusChanged: false, stage: { progress: { seq: 2 } } })
     const older = decideStageUpdate({ run: running, stage: processing({ seq: 3 }), update: update({ progress: { seq: 2 } }), stages: DEFAULT_STAGES, now: LATER })
-    expect(older.outcome).toBe('duplicate')
+    // The same rule as on a heartbeat: a lower seq is stale, the same seq a duplicate.
+    expect(older).toEqual({ outcome: 'stale', stage: processing({ seq: 3 }), run: running })
+    const same = decideStageUpdate({ run: running, stage: processing({ seq: 3 }), update: update({ progress: { seq: 3 } }), stages: DEFAULT_STAGES, now: LATER })
+    expect(same).toEqual({ outcome: 'duplicate', stage: processing({ seq: 3 }), run: running })
     const done = decideStageUpdate({ run: running, stage: processing({ seq: 3 }), update: update({ status: 'COMPLETED' }), stages: DEFAULT_STAGES, now: LATER })
     expect(done).toMatchObject({ outcome: 'applied', stage: { status: 'COMPLETED', progress: { seq: 3 } } })
+  })
+
+  it('records a heartbeat on an unfinished run only; on a finished run it is stale', () => {
+    expect(decideHeartbeat(running)).toBe('recorded')
+    expect(decideHeartbeat({ ...running, status: 'PENDING' })).toBe('recorded')
+    for (const status of ['COMPLETED', 'FAILED', 'CANCELLED'] as const) expect(decideHeartbeat({ ...running, status })).toBe('stale')
   })
 
   it('cancels an unfinished run with its PROCESSING stages; CANCELLED is a duplicate; COMPLETED and FAILED conflict', () => {

@@ -96,6 +96,8 @@ export function decideStageUpdate({ run, stage, update, stages, now }: StageUpda
     if (stage && incoming === 'PROCESSING' && update.progress !== undefined) {
       const progress = decideProgress({ run, stage, progress: update.progress, now })
       if (progress.outcome === 'applied') return { ...progress, statusChanged: false }
+      // Older progress (a lower seq) is a late arrival on this route as on a heartbeat.
+      if (progress.outcome === 'stale') return progress
     }
     return { outcome: 'duplicate', stage: stage ?? null, run }
   }
@@ -352,6 +354,16 @@ export function decideProgress({ run, stage, progress, now }: ProgressInput): Pr
     stage: { ...stage, progress, updatedAt: now },
     run: { ...run, updatedAt: now },
   }
+}
+
+/**
+ * What a heartbeat's activity (its `lastActivityAt` and announced interval) does to a run:
+ * `recorded` on an unfinished run; `stale` on a finished one, which never changes again (a
+ * heartbeat that arrives after the run finished is a late arrival, answered with the run as
+ * stored so that the runner learns how it ended).
+ */
+export function decideHeartbeat(run: RunState): 'recorded' | 'stale' {
+  return isFinalStatus(run.status) ? 'stale' : 'recorded'
 }
 
 /** The decision for one `POST /cancel`. */

@@ -75,7 +75,8 @@ export interface Store<Tx = unknown> {
   listStaleRuns?(updatedBefore: Date, limit: number, now?: Date): Promise<RunState[]>
   /**
    * A heartbeat: stores `at` as the run's `lastActivityAt` (and the announced interval) without
-   * a new version, and returns the run, its version and the stage `touch.stageNumber` (when
+   * a new version, only on an unfinished run (see `decideHeartbeat`; a finished run is left as it
+   * is, checked atomically with the write), and returns the run, its version and the stage `touch.stageNumber` (when
    * given) as stored; `null` for an unknown run. Optional: without it heartbeats record nothing
    * and the sweep judges runs by their updates alone. `MemoryStore` and `PrismaStore` implement it.
    */

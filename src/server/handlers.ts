@@ -169,7 +169,8 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   signing?: WebhookSigningOptions | undefined
   /**
-   * The path the six routes live under; `fetch` answers 404 for anything else.
+   * The path the contract's routes (stage-update, heartbeat, complete, cancel, status, events,
+   * runs, openapi.json) live under; `fetch` answers 404 for anything else.
    * @default '/api/pipeline'
    */
   basePath?: string | undefined
@@ -313,7 +314,7 @@ export interface PipelineStatusHandlers {
   /** `POST {basePath}/{runId}/cancel`. */
   cancel: RunRouteHandler
   /**
-   * Routes a request by its URL to the six routes under `basePath`: 404 `route_not_found` for
+   * Routes a request by its URL to the contract's routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
    * (Hono, Bun, Deno, Cloudflare Workers) can use it as it is.
    */
@@ -338,7 +339,8 @@ export interface PipelineStatusHandlers {
 }
 
 /**
- * Creates the Web-standard handlers of the six routes. Every framework adapter wraps these;
+ * Creates the Web-standard handlers of the contract's routes (stage-update, heartbeat, complete,
+ * cancel, status, events, runs, openapi.json). Every framework adapter wraps these;
  * anything that serves `fetch(request)` uses `handlers.fetch` directly.
  *
  * Creation throws {@link HandlerConfigurationError} when no secret is configured (or another
@@ -539,7 +541,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return
     }
     if (authorize) return askAuthorize(authorize, exchange, runId, action)
-    throw secretRefused(request)
+    throw secretRefused(request, readTokenSecrets.length > 0)
   }
 
   /** Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. */

@@ -8,7 +8,7 @@
  * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
  * import { prisma } from './db.js'
  *
- * // The six routes under /api/pipeline; the secret comes from WEBHOOK_SECRET.
+ * // The contract's routes under /api/pipeline; the secret comes from WEBHOOK_SECRET.
  * const handlers = createPipelineStatusHandlers({ prisma })
  * export default { fetch: handlers.fetch } // Bun, Deno, Cloudflare Workers
  * ```

@@ -353,9 +353,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       touch.at,
       touch.heartbeatIntervalMs ?? null,
       touch.stageNumber ?? null,
+      UNFINISHED_STATUSES,
     ])
     const row = rows[0]
-    if (!row) return null
+    // No row touched: the run is unknown or finished (finished runs never change). A new statement
+    // reads it as stored, so a run that finished while the touch waited for its lock reads finished.
+    if (!row) return this.readRunStage(touch.runId, touch.stageNumber ?? 0)
     return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, touch.stageNumber ?? 0) }
   }
 
@@ -627,9 +630,12 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames, not
       `WHERE s.${s.runId} = $1 ORDER BY s.${s.stageNumber}`,
     saveStage: `${stageInsert((i) => `$${i + 2}`, '$1')} ${stageConflict}`,
     // The heartbeat: only lastActivityAt (and the interval), never the version, so no new ETag or event.
+    // Only an unfinished run, checked in the same statement: a heartbeat that waited for the lock of
+    // a run being finished re-checks the committed status and writes nothing after it.
     touchRun:
       `WITH r AS (UPDATE ${runTable} SET ${r.lastActivityAt} = $2, ` +
-      `${r.heartbeatIntervalMs} = COALESCE($3::integer, ${r.heartbeatIntervalMs}) WHERE ${r.id} = $1 RETURNING *) ` +
+      `${r.heartbeatIntervalMs} = COALESCE($3::integer, ${r.heartbeatIntervalMs}) ` +
+      `WHERE ${r.id} = $1 AND ${r.status}::text = ANY($5::text[]) RETURNING *) ` +
       `SELECT ${runColumns('r')}, ${stageColumns} FROM r ` +
       `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} AND s.${s.stageNumber} = $4::integer`,
     listStaleRuns:

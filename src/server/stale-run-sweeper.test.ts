@@ -167,22 +167,30 @@ describe('sweep()', () => {
     expect((errors[0]?.details?.['error'] as Error).message).toBe('pager is down')
   })
 
-  it('shares one sweep between overlapping calls and throws store errors to the caller', async () => {
+  it('throws store errors to the caller; an overlapping call still sweeps after a failed one', async () => {
     const inner = new MemoryStore()
     let listings = 0
     let fail = true
+    let failNext = false
     const store = interceptedStore(inner, async (updatedBefore, limit) => {
       listings++
       if (fail) throw new StoreUnavailableError()
+      if (failNext) {
+        failNext = false
+        throw new StoreUnavailableError()
+      }
       return inner.listStaleRuns(updatedBefore, limit)
     })
     const sweeper = createStaleRunSweeper({ store, staleAfterMs: MINUTE })
     await expect(sweeper.sweep()).rejects.toBeInstanceOf(StoreUnavailableError)
+    // The database is back by the time the waiting call sweeps: only the next listing fails.
     fail = false
-    const [first, second] = [sweeper.sweep(), sweeper.sweep()]
-    expect(second).toBe(first)
-    await first
-    expect(listings).toBe(2)
+    failNext = true
+    const failing = sweeper.sweep()
+    const after = sweeper.sweep()
+    await expect(failing).rejects.toBeInstanceOf(StoreUnavailableError)
+    expect(await after).toEqual([])
+    expect(listings).toBe(3)
   })
 })
 
@@ -256,6 +264,45 @@ describe('start() and stop()', () => {
       process.off('unhandledRejection', unhandled)
     }
     expect(unhandled).not.toHaveBeenCalled()
+  })
+
+  it('is single-flight: a sweep() during another waits for it, then sweeps, so no run is reported twice', async () => {
+    const inner = new MemoryStore()
+    const clock = manualClock()
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let lists = 0
+    let concurrent = 0
+    let maxConcurrent = 0
+    const store = interceptedStore(inner, async (updatedBefore, limit) => {
+      lists += 1
+      concurrent += 1
+      maxConcurrent = Math.max(maxConcurrent, concurrent)
+      await gate
+      concurrent -= 1
+      return inner.listStaleRuns(updatedBefore, limit)
+    })
+    await startRun(inner, 'a', clock.now())
+    await startRun(inner, 'b', clock.now())
+    clock.advance(16 * MINUTE)
+    const ended: string[] = []
+    const sweeper = createStaleRunSweeper({
+      store,
+      staleAfterMs: 15 * MINUTE,
+      clock: clock.now,
+      logger: quiet,
+      onRunEnded: ({ run }) => void ended.push(run.id),
+    })
+    const first = sweeper.sweep()
+    const second = sweeper.sweep()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(lists).toBe(1)
+    release()
+    const [firstFailed, secondFailed] = await Promise.all([first, second])
+    expect(firstFailed.map((run) => run.id).sort()).toEqual(['a', 'b'])
+    expect(secondFailed).toEqual([])
+    expect([lists, maxConcurrent]).toEqual([2, 1])
+    expect(ended.sort()).toEqual(['a', 'b'])
   })
 
   it('stop() waits for the sweep in progress', async () => {

@@ -100,8 +100,10 @@ export type StaleRunSweeperOptions = StaleRunSweeperSettings &
 export interface StaleRunSweeper {
   /**
    * Sweeps once, now, and resolves with the runs it failed (at most `batchSize`). Throws what the
-   * store throws, e.g. `StoreUnavailableError`. A call while a sweep is running waits for that
-   * sweep and resolves with its result, so sweeps of one sweeper never overlap.
+   * store throws, e.g. `StoreUnavailableError`. Calls are single-flight: a call while a sweep is
+   * running waits for it to end and then sweeps itself (reading the clock then), so sweeps of one
+   * sweeper never overlap and each failed run is returned by exactly one call (two concurrent
+   * calls never both report the same run; the later one finds it already `FAILED`).
    */
   sweep(): Promise<RunState[]>
   /**
@@ -176,6 +178,7 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   const { onRunStale, onRunEnded } = options
   const retention = resolveRetention(store, options.retention)
 
+  /** The last sweep asked for; each waits for the one before it. */
   let inFlight: Promise<RunState[]> | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
   let started = false
@@ -191,10 +194,14 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
 
   function sweep(): Promise<RunState[]> {
-    inFlight ??= failStaleRuns(store, { staleAfterMs, now: clock(), limit: batchSize, onFailed, onRunEnded }).finally(() => {
-      inFlight = undefined
-    })
-    return inFlight
+    const previous = inFlight?.catch(() => undefined) ?? Promise.resolve()
+    const mine = previous.then(() => failStaleRuns(store, { staleAfterMs, now: clock(), limit: batchSize, onFailed, onRunEnded }))
+    inFlight = mine
+    const settled = () => {
+      if (inFlight === mine) inFlight = undefined
+    }
+    mine.then(settled, settled)
+    return mine
   }
 
   async function purge(): Promise<Partial<Record<FinalStatus, number>>> {

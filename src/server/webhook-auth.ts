@@ -179,11 +179,22 @@ function readEnv(name: string): string | undefined {
   return env?.[name]
 }
 
-/** The 401 for a write or read whose `X-Webhook-Secret` is missing or matches no secret. */
-export function secretRefused(request: Request): HttpProblemError {
+/**
+ * The 401 for a write or read whose `X-Webhook-Secret` is missing or matches no secret. Its
+ * detail names what was sent and what is accepted: a caller that sent only an `Authorization`
+ * header (a browser with its app's session, say) learns that it is not a credential here.
+ * `readTokens`: whether this request would accept a run read token (a read, with read tokens on).
+ */
+export function secretRefused(request: Request, readTokens = false): HttpProblemError {
+  if (request.headers.has(HEADERS.webhookSecret)) {
+    return new HttpProblemError('unauthorized', { detail: `${HEADERS.webhookSecret} does not match` })
+  }
+  const scheme = /^\s*(\S+)/.exec(request.headers.get('authorization') ?? '')?.[1]
+  if (scheme === undefined) return new HttpProblemError('unauthorized', { detail: `${HEADERS.webhookSecret} is missing` })
+  const sent = `Authorization: ${scheme}`
   return new HttpProblemError('unauthorized', {
-    detail: request.headers.has(HEADERS.webhookSecret)
-      ? `${HEADERS.webhookSecret} does not match`
-      : `${HEADERS.webhookSecret} is missing`,
+    detail: readTokens
+      ? `${sent} is not a run read token (psrt1.…); send ${HEADERS.webhookSecret}, a signature or a run read token`
+      : `${sent} is not accepted here; send ${HEADERS.webhookSecret} or a signature`,
   })
 }

@@ -1665,8 +1665,27 @@ export function describeContract(name: string, target: () => ContractTarget): vo
     scenario('without readTokens, a valid token reads nothing', async (api) => {
       const id = await api.createRun()
       const token = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresIn: 600 })
-      await expectProblem(await api.getStatus(id, bearer(token)), 401, 'unauthorized')
+      const problem = await expectProblem(await api.getStatus(id, bearer(token)), 401, 'unauthorized')
+      expect(problem.detail).toBe('Authorization: Bearer is not accepted here; send X-Webhook-Secret or a signature')
     })
+
+    scenario(
+      'another bearer credential without an authorize hook: the 401 names what was sent and what is accepted',
+      async (api) => {
+        const id = await api.createRun()
+        const read = await expectProblem(await api.getStatus(id, bearer('app-session-alice')), 401, 'unauthorized')
+        expect(read.detail).toBe(
+          'Authorization: Bearer is not a run read token (psrt1.…); send X-Webhook-Secret, a signature or a run read token',
+        )
+        // Writes never take a read token.
+        const write = await expectProblem(await api.stage(id, makeStageUpdate(), bearer('app-session-alice')), 401, 'unauthorized')
+        expect(write.detail).toBe('Authorization: Bearer is not accepted here; send X-Webhook-Secret or a signature')
+        // Without any credential the detail still names the secret.
+        const none = await expectProblem(await api.getStatus(id, { secret: null }), 401, 'unauthorized')
+        expect(none.detail).toBe('X-Webhook-Secret is missing')
+      },
+      { readTokens },
+    )
   })
 
   describe(`${name}: authentication`, () => {
@@ -1780,8 +1799,13 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       // A PROCESSING update that only changes the progress is applied, not a duplicate.
       const viaUpdate = await api.stageOk(id, makeStageUpdate({ progress: { seq: 3, percent: 75 } }))
       expect(viaUpdate).toMatchObject({ outcome: 'applied', stage: { status: 'PROCESSING', progress: { seq: 3, percent: 75 } } })
+      // One rule on both routes: older progress (a lower seq) is stale, the same seq again a duplicate.
       const late = await api.stageOk(id, makeStageUpdate({ progress: { seq: 1, percent: 5 } }))
-      expect(late).toMatchObject({ outcome: 'duplicate', stage: { progress: { seq: 3, percent: 75 } } })
+      expect(late).toMatchObject({ outcome: 'stale', stage: { progress: { seq: 3, percent: 75 } } })
+      const again = await api.stageOk(id, makeStageUpdate({ progress: { seq: 3, percent: 75 } }))
+      expect(again).toMatchObject({ outcome: 'duplicate', stage: { progress: { seq: 3, percent: 75 } } })
+      const lateBeat = await api.heartbeatOk(id, { stageNumber: 1, progress: { seq: 2, percent: 50 } })
+      expect(lateBeat).toMatchObject({ outcome: 'stale', stage: { progress: { seq: 3, percent: 75 } } })
 
       const done = await api.stageOk(id, makeStageUpdate({ status: 'COMPLETED', output: 'ok' }))
       expect(done.stage?.progress).toEqual({ seq: 3, percent: 75 })
@@ -1835,8 +1859,26 @@ export function describeContract(name: string, target: () => ContractTarget): vo
       // The runner learns at its next report: every answer carries the run's status and reason.
       const heartbeat = await api.heartbeatOk(id, { stageNumber: 2 })
       expect(heartbeat.run).toMatchObject({ status: 'CANCELLED', error: 'stopped by the user' })
+      const beforeBeat = await api.status(id)
+      // A finished run never changes: a late heartbeat writes nothing and answers stale with the run as stored.
+      const lateBeat = await api.heartbeatOk(id, { stageNumber: 2, intervalMs: 1000 })
+      expect(lateBeat).toEqual({ outcome: 'stale', run: beforeBeat.run, stage: beforeBeat.stages[1] })
+      expect(lateBeat.run.heartbeatIntervalMs ?? null).toBeNull()
+      expect(await api.status(id)).toEqual(beforeBeat)
       const update = await api.stageOk(id, makeStageUpdate({ stageNumber: 3 }))
       expect(update).toMatchObject({ outcome: 'stale', run: { status: 'CANCELLED', error: 'stopped by the user' } })
+      // The cancelled stage keeps CANCELLED; a stage without a row is stored as reported when it
+      // agrees with the cancel (COMPLETED or CANCELLED), and the run stays CANCELLED.
+      await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber: 2, status: 'COMPLETED' })), 409, 'stage_finished')
+      expect((await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'CANCELLED' }))).outcome).toBe('duplicate')
+      const late = await api.stageOk(id, makeStageUpdate({ stageNumber: 3, status: 'COMPLETED', output: 'late' }))
+      expect(late).toMatchObject({ outcome: 'applied', stage: { stageNumber: 3, status: 'COMPLETED', output: 'late' }, run: { status: 'CANCELLED' } })
+      await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber: 4, status: 'FAILED' })), 409, 'run_finished')
+      expect((await api.status(id)).stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([
+        [1, 'COMPLETED'],
+        [2, 'CANCELLED'],
+        [3, 'COMPLETED'],
+      ])
     })
 
     scenario('refuses to cancel a COMPLETED or FAILED run (409, nothing changes) and an unknown run (404)', async (api) => {

@@ -99,11 +99,13 @@ describe('PrismaStore with the opt-in pg pool', () => {
       outcomes.push((await applyStageUpdate(store, runId, makeStageUpdate({ progress: { seq: 3, current: 3, total: 4 } }), { stages, now: at(5) })).outcome)
       outcomes.push((await cancelRun(store, runId, { reason: 'stop' }, { stages, now: at(6) })).outcome)
       outcomes.push((await cancelRun(store, runId, {}, { stages, now: at(7) })).outcome)
+      // A finished run never changes: this heartbeat writes neither its time nor its interval.
+      outcomes.push((await recordHeartbeat(store, runId, { stageNumber: 1, intervalMs: 1_000 }, { now: at(8) })).outcome)
       return { outcomes, snapshot: await getRunSnapshot(store, runId) }
     }
     const expected = await control(viaPrisma, 'ctl-a')
     const actual = await control(viaPool, 'ctl-b')
-    expect(expected.outcomes).toEqual(['applied', 'recorded', 'applied', 'stale', 'applied', 'applied', 'duplicate'])
+    expect(expected.outcomes).toEqual(['applied', 'recorded', 'applied', 'stale', 'applied', 'applied', 'duplicate', 'stale'])
     expect(actual.outcomes).toEqual(expected.outcomes)
     expect({ ...actual.snapshot, run: { ...actual.snapshot?.run, id: 'ctl-a' } }).toEqual(expected.snapshot)
     expect(expected.snapshot?.run).toMatchObject({ status: 'CANCELLED', error: 'stop', heartbeatIntervalMs: 5_000, lastActivityAt: at(4) })
@@ -118,5 +120,31 @@ describe('PrismaStore with the opt-in pg pool', () => {
     expect(await viaPool.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(60), limit: 1 })).toBe(1)
     expect(await viaPrisma.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(60), limit: 5 })).toBe(1)
     expect(await getRunSnapshot(viaPool, 'ctl-a')).toBeNull()
+  })
+
+  it('a heartbeat that waits for the lock of a run being finished writes nothing after it', async () => {
+    // PGlite runs one statement at a time (a single connection): no heartbeat can wait for a lock
+    // there, so the PostgreSQL race below becomes a heartbeat right after the finishing commit.
+    const pause = db.url ? 200 : 0
+    for (const [runId, store] of [['fin-race-prisma', viaPrisma], ['fin-race-pool', viaPool]] as const) {
+      await createRun(store, { id: runId, now: at(0) })
+      await applyStageUpdate(store, runId, makeStageUpdate(), { stages, now: at(1) })
+      const finisher = await pool.connect()
+      try {
+        await finisher.query('BEGIN')
+        await finisher.query(`UPDATE "PipelineRun" SET status = 'CANCELLED', version = version + 1 WHERE id = $1`, [runId])
+        // The heartbeat's UPDATE blocks on the finisher's row lock until it commits.
+        const heartbeat = db.url ? recordHeartbeat(store, runId, { intervalMs: 1_000 }, { now: at(9) }) : undefined
+        await new Promise((resolve) => setTimeout(resolve, pause))
+        await finisher.query('COMMIT')
+        finisher.release()
+        const answer = await (heartbeat ?? recordHeartbeat(store, runId, { intervalMs: 1_000 }, { now: at(9) }))
+        expect(answer).toMatchObject({ outcome: 'stale', run: { status: 'CANCELLED', lastActivityAt: null, heartbeatIntervalMs: null } })
+      } catch (error) {
+        finisher.release()
+        throw error
+      }
+      expect((await getRunSnapshot(store, runId))?.run).toMatchObject({ status: 'CANCELLED', lastActivityAt: null, heartbeatIntervalMs: null })
+    }
   })
 })

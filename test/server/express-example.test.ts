@@ -11,6 +11,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ExpressExample, startExpressExample } from '../../examples/express/app.js'
+import { listMigrations, MigrationHistoryError, openDatabase } from '../../examples/shared/database.js'
+import { PGlite } from '@electric-sql/pglite'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
 import { Api, buildRequest, expectProblem } from '../contract/contract-suite.js'
@@ -32,7 +34,7 @@ describe('examples/express in-process', () => {
     await db?.close()
   })
 
-  it('serves the four routes under /api/pipeline and reports completed runs', async () => {
+  it('serves the contract routes under /api/pipeline and reports completed runs', async () => {
     const api = new Api({ send: (spec) => fetch(buildRequest(example.url, { secret: 'example-secret', ...spec })), close: async () => {} })
     const id = await api.createRun()
     await api.stageOk(id, PYTHON_RUNNER_PAYLOADS.processing)
@@ -97,5 +99,55 @@ describe('npm run example:express', () => {
     const [code] = (await once(started, 'exit')) as [number | null]
     expect(code).toBe(0)
     expect(output).toContain('SIGTERM: stopping')
+  }, 120_000)
+})
+
+describe('a database whose migrations were applied with psql (no _prisma_migrations)', () => {
+  let dataDir: string
+  const names = listMigrations().map((migration) => migration.name)
+  const first = names[0] as string
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'pss-psql-migrated-'))
+    // What `psql -f migration.sql` leaves: the tables, and no migration history.
+    const pglite = new PGlite(dataDir)
+    for (const migration of listMigrations()) await pglite.exec(migration.sql)
+    await pglite.close()
+  })
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true })
+  })
+
+  it('openDatabase refuses it with one line that says what is wrong and what to do', async () => {
+    const error = await openDatabase({ dataDir }).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    )
+    expect(error).toBeInstanceOf(MigrationHistoryError)
+    const { message, migration, unrecorded } = error as MigrationHistoryError
+    expect([migration, unrecorded]).toEqual([first, names])
+    expect(message).not.toContain('\n')
+    expect(message).toContain(`The database already has the tables of migration ${first} (`)
+    expect(message).toContain('no Prisma migration history for it in "_prisma_migrations"')
+    expect(message).toContain('use an empty database, or record each migration already applied with `npx prisma migrate resolve --applied <name>`')
+    expect(message).toContain(`(not recorded: ${names.join(', ')})`)
+  })
+
+  it('npm run example:express prints that line, no stack, and exits 1', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: dataDir, WEBHOOK_SECRET: 'example-secret' }
+    delete env['DATABASE_URL']
+    const started = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/express/server.ts'], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stderr = ''
+    started.stderr?.on('data', (chunk: Buffer) => void (stderr += chunk.toString()))
+    const [code] = (await once(started, 'exit')) as [number | null]
+    expect(code).toBe(1)
+    const lines = stderr.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^\[express-example\] The database already has the tables of migration /)
+    expect(stderr).not.toContain('    at ')
   }, 120_000)
 })
