@@ -37,7 +37,7 @@ import type { PrismaStoreClient } from '../server/prisma-store.js'
 /** Options of {@link createExpressRouter}, beyond those of the server handlers. */
 export interface ExpressRouterSettings {
   /**
-   * What to do with a path under the mount point that is none of the six routes: answer 404
+   * What to do with a path under the mount point that is none of the contract's routes: answer 404
    * `route_not_found` as problem+json (`false`), or pass it on to the app's next handlers (`true`),
    * e.g. when the app serves its own routes under the same prefix.
    * @default false
@@ -63,7 +63,7 @@ interface MaybeParsedRequest extends ExpressRequest {
 }
 
 /**
- * Creates an Express 5 router serving the six routes relative to where it is mounted:
+ * Creates an Express 5 router serving the contract's routes relative to where it is mounted:
  * `app.use('/api/pipeline', createExpressRouter(options))` serves
  * `POST /api/pipeline/{runId}/stage-update` and the rest.
  *

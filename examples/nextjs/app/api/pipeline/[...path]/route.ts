@@ -1,6 +1,6 @@
 import { pipelineRoutes } from '@/lib/pipeline-routes'
 
-// The four routes of the contract under /api/pipeline (this folder), on the app's own
+// Every route of the contract under /api/pipeline (this folder), on the app's own
 // PrismaClient (see lib/pipeline-routes.ts):
 //   POST /api/pipeline/runs                  create a run (runner or app; webhook secret)
 //   POST /api/pipeline/{runId}/stage-update  the runner reports a stage (webhook secret)
