@@ -12,12 +12,8 @@ import { createRun, failStaleRuns, getRunSnapshot, type OnRunEnded } from '../sr
 import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
 import { toRunRecord, toStatusResponse } from '../src/core/state-to-records.js'
-import {
-  DEFAULT_MAX_BODY_BYTES,
-  type PipelineStatusHandlers,
-  type PipelineStatusHandlersSettings,
-  createPipelineStatusHandlers,
-} from '../src/server/handlers.js'
+import { type PipelineStatusHandlers, createPipelineStatusHandlers } from '../src/server/handlers.js'
+import { DEFAULT_MAX_BODY_BYTES, type PipelineStatusHandlersSettings } from '../src/server/handler-options.js'
 import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
 import { type Fault, FaultRegistry, faultResponse } from './faults.js'
 

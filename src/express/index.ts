@@ -22,13 +22,8 @@
 import { type NextFunction, type Request as ExpressRequest, type Response as ExpressResponse, Router } from 'express'
 import { matchRoute } from '../contract/routes.js'
 import { isOpenApiDocumentPath } from '../contract/route-registry.js'
-import {
-  createPipelineStatusHandlers,
-  type PipelineStatusHandlers,
-  type PipelineStatusHandlersOptions,
-  type PrismaHandlersOptions,
-  type StoreHandlersOptions,
-} from '../server/handlers.js'
+import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
+import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
 import { toWebRequest, writeWebResponse } from '../server/node-bridge.js'
 import { markRebuiltBody } from '../server/rebuilt-body.js'
 import { problemResponse } from '../server/problem-response.js'

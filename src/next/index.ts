@@ -14,13 +14,8 @@
  *
  * @module pipeline-status-sdk/next
  */
-import {
-  createPipelineStatusHandlers,
-  type PipelineStatusHandlers,
-  type PipelineStatusHandlersOptions,
-  type PrismaHandlersOptions,
-  type StoreHandlersOptions,
-} from '../server/handlers.js'
+import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
+import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
 import { type HandlerConfigurationError, isHandlerConfigurationError } from '../server/configuration-error.js'
 import { consoleLogger, safeLogger } from '../server/logger.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'

@@ -16,23 +16,19 @@
  * @module pipeline-status-sdk/server
  */
 // Handlers
-export {
-  createPipelineStatusHandlers,
-  DEFAULT_MAX_BODY_BYTES,
-  DEFAULT_RETRY_AFTER_SECONDS,
-} from './handlers.js'
+export { createPipelineStatusHandlers } from './handlers.js'
+export { DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER_SECONDS } from './handler-options.js'
+export type { PipelineStatusHandlers, RunRouteHandler } from './handlers.js'
 export type {
   AuthorizeAction,
   AuthorizeHook,
   AuthorizeInput,
   LiveStatusOptions,
-  PipelineStatusHandlers,
   PipelineStatusHandlersOptions,
   PipelineStatusHandlersSettings,
   PrismaHandlersOptions,
-  RunRouteHandler,
   StoreHandlersOptions,
-} from './handlers.js'
+} from './handler-options.js'
 export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/operations.js'
 export type { CorsOptions } from './cors.js'
 export type { Logger } from '../internal/logger.js'

@@ -1,0 +1,234 @@
+import type { OnRunCompleted, OnRunEnded } from '../core/operations.js'
+import type { StageCatalogue } from '../contract/stages.js'
+import type { Store } from '../core/store.js'
+import type { HandlerConfigurationError } from './configuration-error.js'
+import type { CorsOptions } from './cors.js'
+import type { createPipelineStatusHandlers } from './handlers.js'
+import type { RunChangeSource } from './live/run-watcher.js'
+import type { HandlerLogger } from './logger.js'
+import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
+import type { HttpProblemError } from './problem-response.js'
+import type { WebhookSigningOptions } from './webhook-auth.js'
+
+/** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+/** The default of {@link PipelineStatusHandlersSettings.retryAfterSeconds}. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 5
+
+/**
+ * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`,
+ * `'stream'` the live status stream (`GET /events`), `'cancel'` is `POST /cancel`. Later
+ * releases may add more; a hook that switches on it should refuse what it does not know.
+ */
+export type AuthorizeAction = 'read' | 'stream' | 'cancel'
+
+/** The default of {@link LiveStatusOptions.pollIntervalMs}: 250 ms. */
+export const DEFAULT_LIVE_POLL_INTERVAL_MS = 250
+/** The default of {@link LiveStatusOptions.keepAliveMs}: 15 s. */
+export const DEFAULT_LIVE_KEEP_ALIVE_MS = 15_000
+/** The default of {@link LiveStatusOptions.retryMs}: 2 s. */
+export const DEFAULT_LIVE_RETRY_MS = 2_000
+/** The default of {@link LiveStatusOptions.maxStreams}: 10,000 open streams per handlers instance. */
+export const DEFAULT_LIVE_MAX_STREAMS = 10_000
+
+/**
+ * Settings of the live status stream, `GET {basePath}/{runId}/events` (docs/live-status.md).
+ */
+export interface LiveStatusOptions {
+  /**
+   * How often the process reads the versions of every run it streams (one batched query,
+   * `Store.getRunVersions`, whatever the number of streams), in milliseconds. This is how a
+   * change written by another instance reaches this one when no `listen` connection is up.
+   * @default 250
+   */
+  pollIntervalMs?: number | undefined
+  /**
+   * Opt-in LISTEN mode: a source of change notifications, `createPgRunListener({ connectionString })`
+   * from `pipeline-status-sdk/pg` (Node only; the store needs `notifyChannel` on the same channel).
+   * While it is connected the process does not poll; while it is down it polls; after it
+   * reconnects every streamed run is read again.
+   * @default none: version polling
+   */
+  listen?: RunChangeSource | undefined
+  /**
+   * Milliseconds between keep-alive comment lines (`: keep-alive`), which keep proxies from
+   * closing an idle stream.
+   * @default 15000
+   */
+  keepAliveMs?: number | undefined
+  /**
+   * The `retry:` field sent first on every stream: how long a client waits before it reconnects
+   * after a drop, in milliseconds.
+   * @default 2000
+   */
+  retryMs?: number | undefined
+  /**
+   * The most streams this handlers instance keeps open at once; one more is answered 503
+   * `too_many_streams` with `Retry-After` (the client retries, possibly on another instance).
+   * @default 10000
+   */
+  maxStreams?: number | undefined
+}
+
+/**
+ * The one argument of the `authorize` hook; later releases may add members, never remove them.
+ *
+ * @typeParam Native - the framework's own request: Express's `Request` in the Express router,
+ * the `NextRequest` (a `Request`) in the Next.js handlers, the Fetch `Request` itself otherwise.
+ */
+export interface AuthorizeInput<Native = Request> {
+  /** The request as a Fetch `Request` (headers, cookies, URL). */
+  request: Request
+  /** The run asked for, as decoded from the path. */
+  runId: string
+  /** What is asked; see {@link AuthorizeAction}. */
+  action: AuthorizeAction
+  /** The framework's own request, e.g. Express's `req` with `req.session` and `req.user`. */
+  native: Native
+}
+
+/**
+ * Decides whether a caller without the webhook secret may do `action` on `runId`: `true`
+ * allows it, `false` answers 403 `forbidden`. Throw `HttpProblemError('authentication_required')`
+ * for a caller that is not signed in (401); any other throw is a 500.
+ */
+export type AuthorizeHook<Native = Request> = (input: AuthorizeInput<Native>) => boolean | Promise<boolean>
+
+/**
+ * Options of {@link createPipelineStatusHandlers} other than the store.
+ *
+ * @typeParam Tx - the store's transaction handle, handed to `onRunCompleted`.
+ * @typeParam Native - the framework's request handed to `authorize` as `native`.
+ */
+export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> {
+  /**
+   * The shared secret the runner sends in `X-Webhook-Secret`; a list accepts each of them, so a
+   * secret can be rotated without downtime (add the new one, move the runners, drop the old one).
+   * A string is read as a comma-separated list, like the environment variable; pass an array for
+   * a secret that holds a comma.
+   * Compared in constant time. Writes are never accepted without a secret: when neither this, the
+   * environment variable nor `signing.secret` gives one, creating the handlers throws
+   * {@link HandlerConfigurationError}. Runtimes without `process.env` (Cloudflare Workers) must
+   * pass it here, e.g. from their `env` bindings.
+   * @default the `WEBHOOK_SECRET` environment variable, split at commas
+   */
+  secret?: string | readonly string[] | undefined
+  /**
+   * Standard Webhooks verification (`webhook-id`, `webhook-timestamp`, `webhook-signature`,
+   * HMAC-SHA256 over the raw body). Works beside `secret`; see {@link WebhookSigningOptions.required}.
+   * @default no signature verification
+   */
+  signing?: WebhookSigningOptions | undefined
+  /**
+   * The path the contract's routes (stage-update, heartbeat, complete, cancel, status, events,
+   * runs, openapi.json) live under; `fetch` answers 404 for anything else.
+   * @default '/api/pipeline'
+   */
+  basePath?: string | undefined
+  /**
+   * The stage catalogue: stage numbers outside 1..N are refused with 400, and completing stage N
+   * completes the run.
+   * @default DEFAULT_STAGES, the original five stages
+   */
+  stages?: StageCatalogue | undefined
+  /**
+   * Decides whether a request without the webhook secret may read a run (`GET /status`), e.g.
+   * with the app's session and run ownership: called with one object,
+   * `{ request, runId, action, native }` ({@link AuthorizeInput}). `false` answers 403
+   * `forbidden`. Without this hook, reads need the webhook secret (or a valid signature): status
+   * is never public by default. Writes always need the secret. For a caller that is not signed
+   * in, throw `new HttpProblemError('authentication_required')` (401); another
+   * {@link HttpProblemError} answers its own problem, any other throw is a 500.
+   * @default none
+   */
+  authorize?: AuthorizeHook<Native> | undefined
+  /**
+   * Accept run read tokens (`createRunReadToken` from `pipeline-status-sdk/server`) as
+   * `Authorization: Bearer psrt1.…` for reads of the one run each was made for. `secret` is the read-token secret (or a rotation
+   * list: tokens signed with any of them are accepted); it must be at least 32 characters and
+   * differ from every webhook and signing secret, or creating the handlers throws
+   * {@link HandlerConfigurationError}: a read token must never be worth anything for writes.
+   * A bearer token that is not a read token (no `psrt1.` prefix) goes on to `authorize`; one
+   * that is, but is malformed, expired or for another run, is answered 401 `invalid_read_token`.
+   * @default none: read tokens are refused like any missing secret
+   */
+  readTokens?: { secret: string | readonly string[] } | undefined
+  /**
+   * The app's hook that stores the run's results (the `/complete` payload's app-specific fields).
+   * It runs inside the transaction of the first accepted `POST /complete`, exactly once per run,
+   * also when the last stage had already completed the run. When it throws, the completion is
+   * rolled back and answered with 500, so the runner can retry it.
+   * @default none
+   */
+  onRunCompleted?: OnRunCompleted<Tx> | undefined
+  /**
+   * The app's hook for the end of a run, however it ended: `({ tx, run, how })` with `how` one of
+   * `last_stage_completed`, `stage_failed`, `stage_cancelled`, `cancelled` (`POST /cancel`),
+   * `completed_explicitly` (`POST /complete`); the stale-run sweeper takes the same hook for
+   * `swept_as_stale`. It runs exactly once per run, inside the transaction of the write that ended
+   * it (such a write then takes the locking transaction instead of the hot path's conditional
+   * write). When it throws, that write is rolled back and answered with 500, so it can be retried.
+   * @default none
+   */
+  onRunEnded?: OnRunEnded<Tx> | undefined
+  /**
+   * Receives unexpected errors (behind a 500, with the error), an unreachable database (503, a
+   * warning), a database without the package's tables or columns (503 `database_not_migrated`,
+   * one error per distinct problem, not per request) and refused credentials (401, never the
+   * secret itself).
+   * @default warnings to `console.warn`, errors to `console.error`
+   */
+  logger?: HandlerLogger | undefined
+  /**
+   * The largest body accepted, in bytes. Checked against `Content-Length` first and counted
+   * while the body streams, so a larger body is never buffered; it is answered with 413.
+   * @default 1_048_576 (1 MiB)
+   */
+  maxBodyBytes?: number | undefined
+  /**
+   * The `Retry-After` of a 503 when the database is unreachable, in seconds.
+   * @default 5
+   */
+  retryAfterSeconds?: number | undefined
+  /**
+   * The current time, for tests.
+   * @default () => new Date()
+   */
+  clock?: (() => Date) | undefined
+  /**
+   * Settings of the live status stream, `GET {basePath}/{runId}/events`.
+   * @default version polling every 250 ms, keep-alive every 15 s, at most 10,000 streams
+   */
+  live?: LiveStatusOptions | undefined
+  /**
+   * Lets pages on other origins read status and stream runs: the allowed origins, and the
+   * preflight `OPTIONS` of `GET /status` and `GET /events` answered for them. Writes never get
+   * CORS headers (runners are not browsers).
+   * @default none: same-origin only, no CORS headers
+   */
+  cors?: CorsOptions | undefined
+}
+
+/** Handlers on any {@link Store}, e.g. `MemoryStore` or a `PrismaStore` with options. */
+export type StoreHandlersOptions<Tx = unknown, Native = Request> = PipelineStatusHandlersSettings<Tx, Native> & {
+  /** Where runs and stages are kept. */
+  store: Store<Tx>
+  prisma?: undefined
+}
+
+/** Handlers on the app's own `PrismaClient`, through a `PrismaStore` with default options. */
+export type PrismaHandlersOptions<Client extends PrismaStoreClient = PrismaStoreClient, Native = Request> =
+  PipelineStatusHandlersSettings<PrismaTransactionClientOf<Client>, Native> & {
+    /** The app's `PrismaClient`, generated from a schema holding the SDK's models. */
+    prisma: Client
+    store?: undefined
+  }
+
+/**
+ * Options of {@link createPipelineStatusHandlers}: a `store` or a `prisma` client, plus
+ * {@link PipelineStatusHandlersSettings}.
+ */
+export type PipelineStatusHandlersOptions<Tx = unknown, Native = Request> =
+  | StoreHandlersOptions<Tx, Native>
+  | PrismaHandlersOptions<PrismaStoreClient, Native>
