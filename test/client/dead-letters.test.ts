@@ -3,16 +3,16 @@
  * can fix leaves the outbox as a dead letter (on disk, logged, readable), 401/403 stay queued
  * and are retried slowly until the secret is fixed, and every update has a maximum age.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { DEFAULT_STAGES, PrismaAPIClient, type PrismaAPIClientOptions, silentLogger } from 'pipeline-status-sdk/client'
+import { DEFAULT_STAGES, silentLogger } from 'pipeline-status-sdk/client'
 import { createProblem } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
 import { clientFactory } from './support/client-factory.js'
-import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { createRunOn, startServerAndOutbox, stopServerAndOutbox } from './support/outbox-fixture.js'
+import { type RecordedRequest, TEST_SECRET, type TestServer } from './support/test-server.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
@@ -20,13 +20,9 @@ let server: TestServer
 let dir: string
 
 beforeEach(async () => {
-  server = await startTestServer()
-  dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
+  ;({ server, dir } = await startServerAndOutbox())
 })
-afterEach(async () => {
-  await server.stop()
-  rmSync(dir, { recursive: true, force: true })
-})
+afterEach(() => stopServerAndOutbox(server, dir))
 
 const { make: makeClient } = clientFactory(() => ({
   baseUrl: server.origin,
@@ -36,11 +32,7 @@ const { make: makeClient } = clientFactory(() => ({
   outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 },
 }))
 
-async function createRun(id = 'run_1'): Promise<string> {
-  await new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET }).createRun(id)
-  server.requests.length = 0
-  return id
-}
+const createRun = (id?: string): Promise<string> => createRunOn(server, id)
 
 const update = (request: RecordedRequest) => {
   const body = JSON.parse(request.body) as { stageNumber?: number; status: string }

@@ -2,15 +2,13 @@
  * The runner is never silent while it retries: each retry is a warning with its cause and its
  * wait, `debug` gets one line per attempt, and `close()` reports what stays undelivered.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { PrismaAPIClient, type PrismaAPIClientOptions } from 'pipeline-status-sdk/client'
+import { type PrismaAPIClientOptions } from 'pipeline-status-sdk/client'
 import { createProblem } from 'pipeline-status-sdk'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
 import { clientFactory } from './support/client-factory.js'
-import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { createRunOn, startServerAndOutbox, stopServerAndOutbox } from './support/outbox-fixture.js'
+import { TEST_SECRET, type TestServer } from './support/test-server.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
@@ -18,13 +16,9 @@ let server: TestServer
 let dir: string
 
 beforeEach(async () => {
-  server = await startTestServer()
-  dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
+  ;({ server, dir } = await startServerAndOutbox())
 })
-afterEach(async () => {
-  await server.stop()
-  rmSync(dir, { recursive: true, force: true })
-})
+afterEach(() => stopServerAndOutbox(server, dir))
 
 const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 3, baseDelay: 10, maxDelay: 40 } }))
 
@@ -33,11 +27,7 @@ function makeClient(overrides: PrismaAPIClientOptions = {}) {
   return { client: clients.make({ logger, ...overrides }), logger }
 }
 
-async function createRun(id = 'run_1'): Promise<string> {
-  await new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET }).createRun(id)
-  server.requests.length = 0
-  return id
-}
+const createRun = (id?: string): Promise<string> => createRunOn(server, id)
 
 describe('retry warnings', () => {
   it('logs each retry of a refused connection with ECONNREFUSED and the wait', async () => {

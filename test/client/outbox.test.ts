@@ -3,14 +3,11 @@
  * order per run is kept; a crash mid-write loses nothing that was written before.
  */
 import { spawn } from 'node:child_process'
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   OutboxLockedError,
-  PrismaAPIClient,
-  type PrismaAPIClientOptions,
   isOutboxLockedError,
   isQueuedDelivery,
   silentLogger,
@@ -18,19 +15,16 @@ import {
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
 import { clientFactory } from './support/client-factory.js'
-import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { createRunOn, startServerAndOutbox, stopServerAndOutbox } from './support/outbox-fixture.js'
+import { type RecordedRequest, TEST_SECRET, type TestServer } from './support/test-server.js'
 
 let server: TestServer
 let dir: string
 
 beforeEach(async () => {
-  server = await startTestServer()
-  dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
+  ;({ server, dir } = await startServerAndOutbox())
 })
-afterEach(async () => {
-  await server.stop()
-  rmSync(dir, { recursive: true, force: true })
-})
+afterEach(() => stopServerAndOutbox(server, dir))
 
 const { make: makeClient } = clientFactory(() => ({
   baseUrl: server.origin,
@@ -41,11 +35,7 @@ const { make: makeClient } = clientFactory(() => ({
   outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 },
 }))
 
-async function createRun(id = 'run_1'): Promise<string> {
-  await new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET }).createRun(id)
-  server.requests.length = 0
-  return id
-}
+const createRun = (id?: string): Promise<string> => createRunOn(server, id)
 
 const body = (request: RecordedRequest) => JSON.parse(request.body) as { stageNumber: number; status: string; completedAt?: string }
 const lines = (file: string) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean) : [])
