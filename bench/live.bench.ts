@@ -26,14 +26,10 @@ import autocannon from 'autocannon'
 import { createParser } from 'eventsource-parser'
 import pg from 'pg'
 import { openDatabase } from '../examples/shared/database.js'
+import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
 
-const serverUrl = process.env['DATABASE_URL']
-if (!serverUrl) {
-  console.log('live benchmark: DATABASE_URL is not set, so it is skipped.')
-  console.log('  Run it with: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench')
-  process.exit(0)
-}
+const serverUrl = requireDatabaseUrl('live benchmark')
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const LIVE_SECONDS = Number(process.env['BENCH_LIVE_SECONDS'] ?? 8)
@@ -51,15 +47,7 @@ if (!existsSync(join(root, 'src/generated/prisma/client.ts'))) {
 
 // ---- database --------------------------------------------------------------------------------
 const dbName = `pss_bench_live_${randomBytes(5).toString('hex')}`
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: serverUrl })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
-}
+const admin = <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => withAdmin(serverUrl, fn)
 await admin((client) => client.query(`CREATE DATABASE "${dbName}"`))
 const url = new URL(serverUrl)
 url.pathname = `/${dbName}`

@@ -31,14 +31,10 @@ import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { openDatabase } from '../examples/shared/database.js'
+import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
 
-const serverUrl = process.env['DATABASE_URL']
-if (!serverUrl) {
-  console.log('server benchmark: DATABASE_URL is not set, so the server part is skipped.')
-  console.log('  Run it with: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench')
-  process.exit(0)
-}
+const serverUrl = requireDatabaseUrl('server benchmark (the server part)')
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3)
@@ -54,20 +50,12 @@ ensureBuilt()
 
 // ---- databases -------------------------------------------------------------------------------
 const created: string[] = []
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: serverUrl })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
-}
+const admin = <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => withAdmin(serverUrl, fn)
 async function createDatabase(runs: number): Promise<string> {
   const name = `pss_bench_${randomBytes(5).toString('hex')}`
   await admin((client) => client.query(`CREATE DATABASE "${name}"`))
   created.push(name)
-  const url = new URL(serverUrl as string)
+  const url = new URL(serverUrl)
   url.pathname = `/${name}`
   const db = await openDatabase({ url: url.toString() })
   await db.close()
