@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { toWebRequest, writeWebResponse } from '../src/server/node-bridge.js'
+import { readSmallBody, toWebRequest, writeWebResponse } from '../src/server/node-bridge.js'
 import { type PipelineMock, type PipelineMockOptions, createPipelineMock } from './pipeline-mock.js'
 
 /** Options of {@link startMockServer}: the mock's options plus where to listen. */
@@ -81,7 +81,7 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
     void (async () => {
       if (!mock) return void res.destroy()
       // The mock matches by origin: requests get the one it was created for, whatever Host said.
-      const local = toWebRequest(req, origin)
+      const local = toWebRequest(req, origin, { received: await readSmallBody(req) })
       // The entry point the msw handlers call, without msw's own copy of the request (msw reads a
       // clone of every body to its end, which would drain an upload the handlers refused early).
       // Outside the base path the real handlers answer route_not_found.

@@ -24,7 +24,7 @@ import { matchRoute } from '../contract/routes.js'
 import { isOpenApiDocumentPath } from '../contract/route-registry.js'
 import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
-import { toWebRequest, writeWebResponse } from '../server/node-bridge.js'
+import { readSmallBody, toWebRequest, writeWebResponse } from '../server/node-bridge.js'
 import { markRebuiltBody } from '../server/rebuilt-body.js'
 import { problemResponse } from '../server/problem-response.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
@@ -120,16 +120,13 @@ export type PipelineStatusRouter = Router & {
 
 async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, res: ExpressResponse): Promise<void> {
   try {
-    const controller = new AbortController()
-    res.once('close', () => {
-      if (!res.writableFinished) controller.abort()
-    })
     const read = alreadyReadBody(req)
     const request = toWebRequest(req, `${req.protocol}://${req.get('host') ?? 'localhost'}`, {
       // The full URL, as the app sees it (for `authorize`); routing uses the mount-relative path.
       path: req.originalUrl,
       body: read?.bytes,
-      signal: controller.signal,
+      received: read ? undefined : await readSmallBody(req),
+      signal: clientGoneSignal(req, res),
     })
     if (read?.rebuilt) markRebuiltBody(request)
     await writeWebResponse(res, await handlers.handle(request, req.path, req))
@@ -140,6 +137,22 @@ async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, 
       res.destroy(),
     )
   }
+}
+
+/**
+ * A signal that aborts when the client goes away before the answer is written, for a `GET` (the
+ * live stream's route reads it to stop streaming); `undefined` for other methods, whose answers are
+ * written whole. A `Request` built with a signal registers it with a `FinalizationRegistry` and a
+ * `WeakRef` (undici), which keeps every such request alive until a full garbage collection: on the
+ * stage-update path that doubled the server's p99 latency (bench/README.md, "The p99 tail").
+ */
+function clientGoneSignal(req: ExpressRequest, res: ExpressResponse): AbortSignal | undefined {
+  if (req.method !== 'GET') return undefined
+  const controller = new AbortController()
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort()
+  })
+  return controller.signal
 }
 
 /**

@@ -23,6 +23,42 @@ export interface ToWebRequestOptions {
   body?: Uint8Array | undefined
   /** Aborts the `Request` (e.g. when the client went away). */
   signal?: AbortSignal | undefined
+  /**
+   * The request's own body, already read whole by {@link readSmallBody}: sent as it came, with
+   * its Content-Length and Content-Encoding kept.
+   */
+  received?: Uint8Array | undefined
+}
+
+/**
+ * Bodies that declare a Content-Length up to this many bytes are read whole before the handlers
+ * run (stage updates are a few KiB); longer or chunked ones stream to the handlers, which stop
+ * reading at their limit.
+ */
+export const SMALL_BODY_BYTES = 64 * 1024
+
+/**
+ * The whole body of a request that declares a Content-Length of at most {@link SMALL_BODY_BYTES}
+ * (Node's parser never delivers more than declared), or `undefined` for any other request, whose
+ * body then streams. A body read whole gives the handlers a plain byte array instead of a Web
+ * stream bridged from a Node stream, which costs less CPU and leaves less to the garbage
+ * collector (bench/README.md, "The p99 tail"); a refused request's body is then read to its end,
+ * so its connection stays usable.
+ *
+ * @throws when the client aborts the upload.
+ */
+export async function readSmallBody(req: IncomingMessage): Promise<Uint8Array | undefined> {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.headers['transfer-encoding'] !== undefined) return undefined
+  const declared = req.headers['content-length']
+  if (declared === undefined || !/^\d{1,9}$/.test(declared) || Number(declared) > SMALL_BODY_BYTES) return undefined
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
+    chunks.push(bytes)
+    size += bytes.byteLength
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)
 }
 
 /**
@@ -44,7 +80,9 @@ export function toWebRequest(req: IncomingMessage, origin: string, options: ToWe
   const init: RequestInit & { duplex?: 'half' } = { method: carried, headers }
   if (options.signal) init.signal = options.signal
   if (carried !== 'GET' && carried !== 'HEAD') {
-    if (options.body) {
+    if (options.received) {
+      init.body = options.received
+    } else if (options.body) {
       headers.delete('content-length')
       headers.delete('transfer-encoding')
       headers.delete('content-encoding')
@@ -144,9 +182,23 @@ function requestUrl(origin: string, path: string): string {
 
 /**
  * The Web body stream of a request: whether Node delivered it to its end, and how to stop feeding
- * it once nobody will read it any more.
+ * it once nobody will read it any more. Kept on the request under a symbol, not in a `WeakMap`:
+ * V8's minor garbage collections treat a `WeakMap` entry of a young key as live, so every
+ * request (and its body) would survive into the old generation and make each collection longer,
+ * which showed as the stage-update path's p99 latency (bench/README.md, "The p99 tail").
  */
-const bodies = new WeakMap<IncomingMessage, { ended: boolean; detach(): void }>()
+interface BodyState {
+  ended: boolean
+  detach(): void
+}
+const BODY_STATE = Symbol('pipeline-status-sdk.body')
+type WithBodyState = IncomingMessage & { [BODY_STATE]?: BodyState }
+const bodies = {
+  get: (req: IncomingMessage): BodyState | undefined => (req as WithBodyState)[BODY_STATE],
+  set: (req: IncomingMessage, state: BodyState): void => {
+    ;(req as WithBodyState)[BODY_STATE] = state
+  },
+}
 
 function nodeStreamToWeb(req: IncomingMessage): ReadableStream<Uint8Array> {
   let cleanup = (): void => {}

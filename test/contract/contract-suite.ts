@@ -1106,7 +1106,7 @@ export function describeContract(name: string, target: () => ContractTarget): vo
     )
 
     socketScenario(
-      'after an early 413 the server closes the connection, so the next request on a keep-alive connection is answered',
+      'after an early 413 the server closes the connection, so the next request on a keep-alive connection is answered; a small refused body keeps it',
       async (api, baseUrl) => {
         const id = await api.createRun()
         const agent = new Agent({ keepAlive: true, maxSockets: 1 })
@@ -1130,6 +1130,17 @@ export function describeContract(name: string, target: () => ContractTarget): vo
           // Refused before the body is read at all.
           const unread = await rawRequest(`${baseUrl}/${id}/stage-update`, { method: 'POST', headers: { ...write, 'X-Webhook-Secret': 'wrong' }, chunks, agent })
           expect(unread.status).toBe(401)
+          expect((await read()).status).toBe(200)
+
+          // A body that declares a small length is read whole before the handlers run, so a
+          // refused one leaves nothing unread and the connection stays open.
+          const small = await rawRequest(`${baseUrl}/${id}/stage-update`, {
+            method: 'POST',
+            headers: { ...write, 'X-Webhook-Secret': 'wrong' },
+            body: Buffer.from(JSON.stringify(makeStageUpdate())),
+            agent,
+          })
+          expect([small.status, small.headers['connection']]).toEqual([401, 'keep-alive'])
           expect((await read()).status).toBe(200)
         } finally {
           agent.destroy()
