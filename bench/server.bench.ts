@@ -259,27 +259,31 @@ try {
     printRow('GET /status', concurrency, cells)
   }
 
-  // The same 1,000 runs and the same later stages on both tables: only the table's size differs.
-  // Both processes are warmed alike right before (these blocks are discarded).
-  const sizePairs = new Map([[sdkLarge, pairs(SMALL, 10)], [sdkSmall, pairs(SMALL, 10)]])
-  await interleaved([sdkLarge, sdkSmall], 'update', 8, (server) => sizePairs.get(server) as () => { runId: string; stageNumber: number }, 3, 2)
-  const { blocks: sizeBlocks, cells: size } = await interleaved(
-    [sdkLarge, sdkSmall],
-    'update',
-    8, (server) => sizePairs.get(server) as () => { runId: string; stageNumber: number },
-    // Many short rounds: a difference of 10% must stand out of this machine's noise.
-    4 * ROUNDS,
-    2,
-  )
-  allBlocks.push(...sizeBlocks)
-  const sizeRatio = (size['sdk@100k']?.cpuPerRequestUs ?? 0) / (size['sdk@1k']?.cpuPerRequestUs ?? 1)
-  const sizeThroughput = (size['sdk@100k']?.perSecond ?? 0) / (size['sdk@1k']?.perSecond ?? 1)
-  console.log(
-    `\ntable size (PrismaStore, c=8, two fresh processes alike): ${BIG.toLocaleString('en')} runs vs ${SMALL.toLocaleString('en')}: ` +
-      `updates/s ×${sizeThroughput.toFixed(2)}, server CPU per update ×${sizeRatio.toFixed(2)}`,
-  )
+  let tableSize: { cells: Record<string, Cell>; throughputRatio: number; cpuRatio: number } | undefined
+  if (PARTS.includes('size')) {
+    // The same 1,000 runs and the same later stages on both tables: only the table's size differs.
+    // Both processes are warmed alike right before (these blocks are discarded).
+    const sizePairs = new Map([[sdkLarge, pairs(SMALL, 10)], [sdkSmall, pairs(SMALL, 10)]])
+    await interleaved([sdkLarge, sdkSmall], 'update', 8, (server) => sizePairs.get(server) as () => { runId: string; stageNumber: number }, 3, 2)
+    const { blocks: sizeBlocks, cells: size } = await interleaved(
+      [sdkLarge, sdkSmall],
+      'update',
+      8, (server) => sizePairs.get(server) as () => { runId: string; stageNumber: number },
+      // Many short rounds: a difference of 10% must stand out of this machine's noise.
+      4 * ROUNDS,
+      2,
+    )
+    allBlocks.push(...sizeBlocks)
+    const sizeRatio = (size['sdk@100k']?.cpuPerRequestUs ?? 0) / (size['sdk@1k']?.cpuPerRequestUs ?? 1)
+    const sizeThroughput = (size['sdk@100k']?.perSecond ?? 0) / (size['sdk@1k']?.perSecond ?? 1)
+    console.log(
+      `\ntable size (PrismaStore, c=8, two fresh processes alike): ${BIG.toLocaleString('en')} runs vs ${SMALL.toLocaleString('en')}: ` +
+        `updates/s ×${sizeThroughput.toFixed(2)}, server CPU per update ×${sizeRatio.toFixed(2)}`,
+    )
+    tableSize = { cells: size, throughputRatio: sizeThroughput, cpuRatio: sizeRatio }
+  }
 
-  Object.assign(results, { updates, statuses, tableSize: { cells: size, throughputRatio: sizeThroughput, cpuRatio: sizeRatio }, blocks: allBlocks })
+  Object.assign(results, { updates, statuses, tableSize, blocks: allBlocks })
   const output = resolve(root, process.env['BENCH_OUTPUT'] ?? 'bench/results/server.json')
   mkdirSync(dirname(output), { recursive: true })
   writeFileSync(output, `${JSON.stringify(results, null, 2)}\n`)

@@ -140,14 +140,15 @@ async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, 
 }
 
 /**
- * A signal that aborts when the client goes away before the answer is written, for a `GET` (the
- * live stream's route reads it to stop streaming); `undefined` for other methods, whose answers are
- * written whole. A `Request` built with a signal registers it with a `FinalizationRegistry` and a
- * `WeakRef` (undici), which keeps every such request alive until a full garbage collection: on the
- * stage-update path that doubled the server's p99 latency (bench/README.md, "The p99 tail").
+ * A signal that aborts when the client goes away before the answer is written, for the live
+ * stream's route (`GET …/events`, which reads it to stop streaming); `undefined` for every other
+ * route, whose answers are written whole. A `Request` built with a signal registers it with a
+ * `FinalizationRegistry` and a `WeakRef` (undici), which keeps the request alive until a full
+ * garbage collection: on the stage-update and status paths that raised the server's CPU and p99
+ * latency (bench/README.md, "The p99 tail").
  */
 function clientGoneSignal(req: ExpressRequest, res: ExpressResponse): AbortSignal | undefined {
-  if (req.method !== 'GET') return undefined
+  if (req.method !== 'GET' || matchRoute(req.path, '')?.route !== 'events') return undefined
   const controller = new AbortController()
   res.once('close', () => {
     if (!res.writableFinished) controller.abort()

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web'
+import { documentTextOf } from './problem-response.js'
 
 /** Options of {@link toWebRequest}. */
 export interface ToWebRequestOptions {
@@ -47,18 +48,41 @@ export const SMALL_BODY_BYTES = 64 * 1024
  *
  * @throws when the client aborts the upload.
  */
-export async function readSmallBody(req: IncomingMessage): Promise<Uint8Array | undefined> {
+export function readSmallBody(req: IncomingMessage): Promise<Uint8Array | undefined> | undefined {
   if (req.method === 'GET' || req.method === 'HEAD' || req.headers['transfer-encoding'] !== undefined) return undefined
   const declared = req.headers['content-length']
   if (declared === undefined || !/^\d{1,9}$/.test(declared) || Number(declared) > SMALL_BODY_BYTES) return undefined
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
-    chunks.push(bytes)
-    size += bytes.byteLength
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)
+  // Listeners, not `for await`: an async iterator per request costs more than the read itself.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer | string) => {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      chunks.push(bytes)
+      size += bytes.byteLength
+    }
+    const onEnd = () => {
+      done()
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size))
+    }
+    const onError = (error: unknown) => {
+      done()
+      reject(error instanceof Error ? error : new Error('The request was aborted'))
+    }
+    const onClose = () => {
+      if (!req.complete) onError(new Error('The request was aborted'))
+    }
+    const done = () => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('close', onClose)
+    }
+    req.on('data', onData)
+    req.once('end', onEnd)
+    req.once('error', onError)
+    req.once('close', onClose)
+  })
 }
 
 /**
@@ -81,7 +105,7 @@ export function toWebRequest(req: IncomingMessage, origin: string, options: ToWe
   if (options.signal) init.signal = options.signal
   if (carried !== 'GET' && carried !== 'HEAD') {
     if (options.received) {
-      init.body = options.received
+      init.body = options.received as Uint8Array<ArrayBuffer>
     } else if (options.body) {
       headers.delete('content-length')
       headers.delete('transfer-encoding')
@@ -127,6 +151,13 @@ export async function writeWebResponse(res: ServerResponse, response: Response):
   if (req && (!req.complete || (body && !body.ended))) closeAfter(req, res)
   if (response.body === null || res.req?.method === 'HEAD') {
     res.end()
+    return
+  }
+  const text = documentTextOf(response)
+  if (text !== undefined) {
+    // A document the handlers built from text: written as that text, its stream never read.
+    res.setHeader('content-length', Buffer.byteLength(text))
+    res.end(text)
     return
   }
   if (isDocument(response)) {
