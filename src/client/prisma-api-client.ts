@@ -13,7 +13,7 @@ import { MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, StageProgress } f
 import { DEFAULT_BASE_PATH, type RouteName, normalizeBasePath, routePath } from '../contract/routes.js'
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
-import { type FinalStatus, type StageUpdateStatus, isFinalStatus } from '../contract/status.js'
+import { type FinalStatus, type RunStatus, type StageUpdateStatus, isFinalStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
 import { createWebhookSignatureHeaders, webhookMessageId } from '../signing/webhook-signature.js'
 import {
@@ -828,12 +828,17 @@ export class PrismaAPIClient {
 
   /** Learns from a delivered update's answer; a `stale` one to a run finished elsewhere is refused. */
   #learnFromAnswer(update: PendingUpdate, text: string): RunFinishedEvent | undefined {
+    const answer = safeJson(text)
+    // Only a finished run teaches anything, so the answers to a running run's updates (almost
+    // every answer) are not validated: that would cost more than the rest of the client's work.
+    const status = runStatusOf(answer)
+    if (status === undefined || !isFinalStatus(status as RunStatus)) return undefined
     if (update.route === 'complete') {
-      const parsed = CompleteRunResponse.safeParse(safeJson(text))
+      const parsed = CompleteRunResponse.safeParse(answer)
       if (parsed.success) this.#observe(update.runId, parsed.data.run, 'completion', true)
       return undefined
     }
-    const parsed = StageUpdateResponse.safeParse(safeJson(text))
+    const parsed = StageUpdateResponse.safeParse(answer)
     if (!parsed.success) return undefined
     const { outcome, run } = parsed.data
     const event = this.#observe(update.runId, run, 'stage-update', update.finishing && outcome !== 'stale')
@@ -1238,6 +1243,15 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined
   }
+}
+
+/** `answer.run.status` when the answer has one, without validating the rest of it. */
+function runStatusOf(answer: unknown): string | undefined {
+  if (typeof answer !== 'object' || answer === null) return undefined
+  const run = (answer as { run?: unknown }).run
+  if (typeof run !== 'object' || run === null) return undefined
+  const status = (run as { status?: unknown }).status
+  return typeof status === 'string' ? status : undefined
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {
