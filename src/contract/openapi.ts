@@ -63,20 +63,20 @@ export interface OpenApiDocumentOptions {
  * Schemas that get their own component even though no route names them directly, so that
  * every answer refers to them instead of repeating them.
  */
-const SHARED_SCHEMAS: readonly NamedSchema[] = [
-  { name: 'RunId', schema: RunId },
-  { name: 'Timestamp', schema: Timestamp },
-  { name: 'RunStatus', schema: RunStatus },
-  { name: 'StageStatus', schema: StageStatus },
-  { name: 'StageUpdateStatus', schema: StageUpdateStatus },
-  { name: 'FinalStatus', schema: FinalStatus },
-  { name: 'UpdateOutcome', schema: UpdateOutcome },
-  { name: 'PipelineRunRecord', schema: PipelineRunRecord },
-  { name: 'StageOutputRecord', schema: StageOutputRecord },
-  { name: 'ProblemCode', schema: ProblemCode },
-  { name: 'FieldError', schema: FieldError },
-  { name: 'Problem', schema: Problem },
-]
+const SHARED_SCHEMAS: readonly NamedSchema[] = Object.entries({
+  RunId,
+  Timestamp,
+  RunStatus,
+  StageStatus,
+  StageUpdateStatus,
+  FinalStatus,
+  UpdateOutcome,
+  PipelineRunRecord,
+  StageOutputRecord,
+  ProblemCode,
+  FieldError,
+  Problem,
+}).map(([name, schema]) => ({ name, schema }))
 
 const schemaRef = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const ref = (kind: string, name: string) => ({ $ref: `#/components/${kind}/${name}` })

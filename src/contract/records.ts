@@ -103,6 +103,18 @@ export function catalogueOf(stages: StageCatalogue): CatalogueEntry[] {
  */
 export const CatalogueField = z.array(CatalogueEntry).optional()
 
+/** The member every answer about one run carries, so that a runner learns when the run ended elsewhere. */
+const runMember = {
+  /** The run as stored after the call: its `status` and `error` say whether and how it ended. */
+  run: PipelineRunRecord,
+}
+
+/** The member of the answers a runner reads at its start (status, create run). */
+const catalogueMember = {
+  /** The server's stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent only from older servers. */
+  catalogue: CatalogueField,
+}
+
 /**
  * Response of `GET {basePath}/{runId}/status`: the run and its stored stages in order.
  *
@@ -114,12 +126,10 @@ export const CatalogueField = z.array(CatalogueEntry).optional()
  * ```
  */
 export const RunStatusResponse = z.object({
-  /** The run as stored. */
-  run: PipelineRunRecord,
+  ...runMember,
   /** The stages that have a row, ordered by stage number; stages never reported are absent (`PENDING`). */
   stages: z.array(StageOutputRecord),
-  /** The server's stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent only from older servers. */
-  catalogue: CatalogueField,
+  ...catalogueMember,
 })
 /**
  * Response of `GET {basePath}/{runId}/status`.
@@ -136,8 +146,7 @@ export const StageUpdateResponse = z.object({
   outcome: UpdateOutcome,
   /** The stage as stored after the update; `null` only for a stale update of a stage that has no row. */
   stage: StageOutputRecord.nullable(),
-  /** The run as stored after the update. */
-  run: PipelineRunRecord,
+  ...runMember,
 })
 /**
  * Response of a stage update.
@@ -149,8 +158,7 @@ export type StageUpdateResponse = z.infer<typeof StageUpdateResponse>
 export const CompleteRunResponse = z.object({
   /** `applied` for the first accepted completion (the one that ran `onRunCompleted`), `duplicate` after it. */
   outcome: UpdateOutcome,
-  /** The run as stored after the completion. */
-  run: PipelineRunRecord,
+  ...runMember,
 })
 /**
  * Response of `POST /complete`.
@@ -162,10 +170,8 @@ export type CompleteRunResponse = z.infer<typeof CompleteRunResponse>
 export const CreateRunResponse = z.object({
   /** `true` when this call created the run (201), `false` when the id already existed (200). */
   created: z.boolean(),
-  /** The run as stored. */
-  run: PipelineRunRecord,
-  /** The server's stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent only from older servers. */
-  catalogue: CatalogueField,
+  ...runMember,
+  ...catalogueMember,
 })
 /**
  * Response of `POST {basePath}/runs`.
@@ -183,8 +189,7 @@ export const HeartbeatResponse = z.object({
   outcome: HeartbeatOutcome,
   /** The named stage as stored; `null` without `stageNumber` or for a stage without a row. */
   stage: StageOutputRecord.nullable(),
-  /** The run as stored. */
-  run: PipelineRunRecord,
+  ...runMember,
 })
 /**
  * Response of a heartbeat.
@@ -192,12 +197,14 @@ export const HeartbeatResponse = z.object({
  */
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>
 
-/** Response of `POST {basePath}/{runId}/cancel`: `applied` for the cancel that ended the run, `duplicate` for a run already `CANCELLED`. */
+/**
+ * Response of `POST {basePath}/{runId}/cancel`: `applied` for the cancel that ended the run,
+ * `duplicate` for a run already `CANCELLED`; the run as stored, `CANCELLED`.
+ */
 export const CancelRunResponse = z.object({
   /** `applied` when this call cancelled the run, `duplicate` when it already was. */
   outcome: z.enum(['applied', 'duplicate']),
-  /** The run as stored, `CANCELLED`. */
-  run: PipelineRunRecord,
+  ...runMember,
 })
 /**
  * Response of a cancellation.

@@ -137,18 +137,3 @@ export interface RunStageWrite extends RunWrite {
   /** The stage to store (insert or update, keyed by the run and `stageNumber`). */
   stage: StageState
 }
-
-/** A new run in its initial state. */
-export function newRun(id: string, now: Date): RunState {
-  return {
-    id,
-    status: 'PENDING',
-    error: null,
-    completedAt: null,
-    completionReceivedAt: null,
-    createdAt: now,
-    updatedAt: now,
-    lastActivityAt: null,
-    heartbeatIntervalMs: null,
-  }
-}

@@ -1,15 +1,5 @@
 import type { RunChangeListener } from './run-changes.js'
-import type {
-  FinishedRunsDeletion,
-  RunSnapshot,
-  RunStageRead,
-  RunStageWrite,
-  RunState,
-  RunTouch,
-  RunWrite,
-  StageState,
-  VersionedRun,
-} from './state.js'
+import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
 
 /**

@@ -1,4 +1,4 @@
-import type { OnRunCompleted, OnRunEnded } from '../core/operations.js'
+import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { StageCatalogue } from '../contract/stages.js'
 import type { Store } from '../core/store.js'
 import type { HandlerConfigurationError } from './configuration-error.js'
@@ -23,14 +23,17 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 5
  */
 export type AuthorizeAction = 'read' | 'stream' | 'cancel'
 
-/** The default of {@link LiveStatusOptions.pollIntervalMs}: 250 ms. */
-export const DEFAULT_LIVE_POLL_INTERVAL_MS = 250
-/** The default of {@link LiveStatusOptions.keepAliveMs}: 15 s. */
-export const DEFAULT_LIVE_KEEP_ALIVE_MS = 15_000
-/** The default of {@link LiveStatusOptions.retryMs}: 2 s. */
-export const DEFAULT_LIVE_RETRY_MS = 2_000
-/** The default of {@link LiveStatusOptions.maxStreams}: 10,000 open streams per handlers instance. */
-export const DEFAULT_LIVE_MAX_STREAMS = 10_000
+/** The defaults of {@link LiveStatusOptions}, one place for all four (internal: no entry exports them). */
+export const LIVE_DEFAULTS = {
+  /** 250 ms between version reads. */
+  pollIntervalMs: 250,
+  /** 15 s between keep-alive comments. */
+  keepAliveMs: 15_000,
+  /** 2 s: the `retry:` a stream tells the browser. */
+  retryMs: 2_000,
+  /** 10,000 open streams per handlers instance. */
+  maxStreams: 10_000,
+} as const satisfies Required<Pick<LiveStatusOptions, 'pollIntervalMs' | 'keepAliveMs' | 'retryMs' | 'maxStreams'>>
 
 /**
  * Settings of the live status stream, `GET {basePath}/{runId}/events` (docs/live-status.md).

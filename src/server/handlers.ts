@@ -24,27 +24,19 @@ import {
 import { isRunId } from '../contract/run-id.js'
 import { stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
-import {
-  applyStageUpdate,
-  cancelRun,
-  completeRun,
-  createRun,
-  getRunSnapshot,
-  type OnRunCompleted,
-  type OnRunEnded,
-  recordHeartbeat,
-} from '../core/operations.js'
-import { toRunRecord, toStageWriteResponse, toStatusResponse } from '../core/state-to-records.js'
+import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../internal/operations.js'
+import { toRunRecord, toStageWriteResponse, toStatusResponse } from '../internal/state-to-records.js'
 import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
-import type { ConflictCode } from '../core/state-machine.js'
+import type { ConflictCode } from '../internal/state-machine.js'
 import { isStoreUnavailableError } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
 import { consoleLogger, oneLine, safeLogger } from './logger.js'
 import { isJsonMediaType } from './media-type.js'
 import type { PrismaStoreClient } from './prisma-store.js'
-import { HttpProblemError, isHttpProblemError, jsonResponse, problemResponse } from './problem-response.js'
+import { HttpProblemError, isHttpProblemError, jsonResponse, jsonTextResponse, problemResponse } from './problem-response.js'
 import { readBodyLimited } from './read-body.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { unstorableFields } from './storable-text.js'
@@ -52,10 +44,7 @@ import { createWebhookAuthenticator, secretRefused } from './webhook-auth.js'
 import {
   type AuthorizeAction,
   type AuthorizeHook,
-  DEFAULT_LIVE_KEEP_ALIVE_MS,
-  DEFAULT_LIVE_MAX_STREAMS,
-  DEFAULT_LIVE_POLL_INTERVAL_MS,
-  DEFAULT_LIVE_RETRY_MS,
+  LIVE_DEFAULTS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_RETRY_AFTER_SECONDS,
   type PipelineStatusHandlersOptions,
@@ -176,10 +165,15 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const catalogue: CatalogueEntry[] = catalogueOf(stages)
   /** The status document, as `GET /status` answers it and the stream's `snapshot` sends it. */
   const statusDocument = (snapshot: RunSnapshot): RunStatusResponse => ({ ...toStatusResponse(snapshot), catalogue })
+  // The catalogue is the same in every status answer: serialised once, not per read.
+  const catalogueJson = JSON.stringify(catalogue)
+  /** `statusDocument(snapshot)` as JSON text, members in the same order. */
+  const statusJson = (snapshot: RunSnapshot): string =>
+    `${JSON.stringify(toStatusResponse(snapshot)).slice(0, -1)},"catalogue":${catalogueJson}}`
   // A database without migrations fails every request alike: its error is logged once.
   const loggedSchemaProblems = new Set<string>()
   const live = options.live ?? {}
-  const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? DEFAULT_LIVE_MAX_STREAMS)
+  const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? LIVE_DEFAULTS.maxStreams)
   const cors = options.cors ? new Cors(options.cors) : undefined
   // Created on the first stream, so handlers that never stream poll nothing and hold no connection.
   let streams: EventStreams | undefined
@@ -189,13 +183,13 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     if (streams) return streams
     watcher = new RunWatcher({
       store,
-      pollIntervalMs: positiveInteger('live.pollIntervalMs', live.pollIntervalMs ?? DEFAULT_LIVE_POLL_INTERVAL_MS),
+      pollIntervalMs: positiveInteger('live.pollIntervalMs', live.pollIntervalMs ?? LIVE_DEFAULTS.pollIntervalMs),
       source: live.listen,
       logger,
     })
     streams = new EventStreams(watcher, {
-      keepAliveMs: positiveInteger('live.keepAliveMs', live.keepAliveMs ?? DEFAULT_LIVE_KEEP_ALIVE_MS),
-      retryMs: positiveInteger('live.retryMs', live.retryMs ?? DEFAULT_LIVE_RETRY_MS),
+      keepAliveMs: positiveInteger('live.keepAliveMs', live.keepAliveMs ?? LIVE_DEFAULTS.keepAliveMs),
+      retryMs: positiveInteger('live.retryMs', live.retryMs ?? LIVE_DEFAULTS.retryMs),
       statusDocument,
     })
     return streams
@@ -319,27 +313,46 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     return parseJsonBody(body, options)
   }
 
-  const stageUpdate: RunRouteHandler = (request, runId, native) =>
-    respond(request, native, async (exchange) => {
-      requireMethod(request, 'stageUpdate')
-      const id = resolveRunId(exchange, 'stageUpdate', runId)
+  /**
+   * A write route of one run: the method, the run id, the body read (authenticated, parsed,
+   * validated, its text checked storable) by `read`, then the operation `act`, answered as JSON.
+   */
+  const runWrite =
+    <Input>(
+      route: 'stageUpdate' | 'complete' | 'heartbeat' | 'cancel',
+      read: (exchange: Exchange, runId: string) => Promise<Input>,
+      act: (runId: string, input: Input) => Promise<object>,
+    ): RunRouteHandler =>
+    (request, runId, native) =>
+      respond(request, native, async (exchange) => {
+        requireMethod(request, route)
+        const id = resolveRunId(exchange, route, runId)
+        return jsonResponse(await act(id, await read(exchange, id)))
+      })
+
+  const stageUpdate = runWrite(
+    'stageUpdate',
+    async (exchange) => {
       const update = validate(stageUpdateSchema, await readWrite(exchange, 'stageUpdate', { allowEmpty: false }))
       assertStorable({ stageName: update.stageName, output: update.output, 'progress.message': update.progress?.message })
-      const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock(), onRunEnded }))
-      const body: StageUpdateResponse = toStageWriteResponse(result)
-      return jsonResponse(body)
-    })
+      return update
+    },
+    async (id, update): Promise<StageUpdateResponse> =>
+      toStageWriteResponse(accepted(await applyStageUpdate(store, id, update, { stages, now: clock(), onRunEnded }))),
+  )
 
-  const complete: RunRouteHandler = (request, runId, native) =>
-    respond(request, native, async (exchange) => {
-      requireMethod(request, 'complete')
-      const id = resolveRunId(exchange, 'complete', runId)
+  const complete = runWrite(
+    'complete',
+    async (exchange) => {
       const payload = validate(CompleteRun, await readWrite(exchange, 'complete', { allowEmpty: false }))
       assertStorable({ error: payload.error })
+      return payload
+    },
+    async (id, payload): Promise<CompleteRunResponse> => {
       const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted, onRunEnded }))
-      const body: CompleteRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
-      return jsonResponse(body)
-    })
+      return { outcome: result.outcome, run: toRunRecord(result.run) }
+    },
+  )
 
   const createRunHandler = (request: Request, native?: unknown): Promise<Response> =>
     respond(request, native, async (exchange) => {
@@ -361,29 +374,30 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return cors.apply(request, await handler(request, runId, native))
     }
 
-  const heartbeat: RunRouteHandler = (request, runId, native) =>
-    respond(request, native, async (exchange) => {
-      requireMethod(request, 'heartbeat')
-      const id = resolveRunId(exchange, 'heartbeat', runId)
+  const heartbeat = runWrite(
+    'heartbeat',
+    async (exchange) => {
       // The body is optional: an empty one (with or without Content-Type) is a bare "still alive".
       const json = await readWrite(exchange, 'heartbeat', { allowEmpty: true })
       const input = validate(heartbeatSchema, json === undefined ? {} : json)
       assertStorable({ 'progress.message': input.progress?.message })
-      const result = accepted(await recordHeartbeat(store, id, input, { now: clock() }))
-      const body: HeartbeatResponse = toStageWriteResponse(result)
-      return jsonResponse(body)
-    })
+      return input
+    },
+    async (id, input): Promise<HeartbeatResponse> => toStageWriteResponse(accepted(await recordHeartbeat(store, id, input, { now: clock() }))),
+  )
 
-  const cancel: RunRouteHandler = (request, runId, native) =>
-    respond(request, native, async (exchange) => {
-      requireMethod(request, 'cancel')
-      const id = resolveRunId(exchange, 'cancel', runId)
+  const cancel = runWrite(
+    'cancel',
+    async (exchange, id) => {
       const input = validate(CancelRun, await readCancel(exchange, id))
       assertStorable({ reason: input.reason })
+      return input
+    },
+    async (id, input): Promise<CancelRunResponse> => {
       const result = accepted(await cancelRun(store, id, input, { now: clock(), stages, onRunEnded }))
-      const body: CancelRunResponse = { outcome: result.outcome, run: toRunRecord(result.run) }
-      return jsonResponse(body)
-    })
+      return { outcome: result.outcome, run: toRunRecord(result.run) }
+    },
+  )
 
   /**
    * A cancel's body, authorized by the webhook secret or signature, else by the app's `authorize`
@@ -407,15 +421,15 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       await authenticateRead(exchange, 'status', id)
       const snapshot = await getRunSnapshot(store, id)
       if (!snapshot) throw runNotFound()
-      const document = statusDocument(snapshot)
-      if (snapshot.version === undefined) return jsonResponse(document)
+      if (snapshot.version === undefined) {
+        return jsonTextResponse(statusJson(snapshot), { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
+      }
       // The version is the ETag: a poller that sends it back gets 304 until the run changes.
       const etag = statusETag({ version: snapshot.version })
-      const headers = { ETag: etag, 'Cache-Control': 'private, no-cache' }
-      if (ifNoneMatchMatches(request.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
-      const response = jsonResponse(document)
-      for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
-      return response
+      if (ifNoneMatchMatches(request.headers.get('if-none-match'), etag)) {
+        return new Response(null, { status: 304, headers: { ETag: etag, 'Cache-Control': 'private, no-cache' } })
+      }
+      return jsonTextResponse(statusJson(snapshot), { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache', ETag: etag })
     }),
   )
 

@@ -29,7 +29,7 @@ export type {
   PrismaHandlersOptions,
   StoreHandlersOptions,
 } from './handler-options.js'
-export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/operations.js'
+export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/hooks.js'
 export type { CorsOptions } from './cors.js'
 export type { Logger } from '../internal/logger.js'
 
@@ -53,17 +53,7 @@ export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore,
 // Writing a store of your own (experimental until the Store interface settles)
 export { nextRunVersion } from '../core/run-version.js'
 export type { Store, StoreTransaction } from '../core/store.js'
-export type {
-  FinishedRunsDeletion,
-  RunSnapshot,
-  RunStageRead,
-  RunStageWrite,
-  RunState,
-  RunTouch,
-  RunWrite,
-  StageState,
-  VersionedRun,
-} from '../core/state.js'
+export type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
 export type { RunChange, RunChangeListener } from '../core/run-changes.js'
 
 // Live status streams: a source of change notifications from other instances (`pipeline-status-sdk/pg` has one)
@@ -72,7 +62,7 @@ export type { RunChangeSink, RunChangeSource } from './live/run-watcher.js'
 // Stale runs
 export { createStaleRunSweeper } from './stale-run-sweeper.js'
 export type { StaleRunSweeper, StaleRunSweeperOptions, StaleRunSweeperSettings } from './stale-run-sweeper.js'
-export type { RetentionPolicy } from '../core/operations.js'
+export type { RetentionPolicy } from '../core/hooks.js'
 
 // Errors
 export { HandlerConfigurationError, isHandlerConfigurationError } from './configuration-error.js'

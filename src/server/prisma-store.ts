@@ -2,18 +2,8 @@ import type { StageProgress } from '../contract/runner-control.js'
 import { isFinalStatus, RunStatus } from '../contract/status.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../core/run-changes.js'
-import { MISSED_HEARTBEATS_LIMIT } from '../core/state-machine.js'
-import type {
-  FinishedRunsDeletion,
-  RunSnapshot,
-  RunStageRead,
-  RunStageWrite,
-  RunState,
-  RunTouch,
-  RunWrite,
-  StageState,
-  VersionedRun,
-} from '../core/state.js'
+import { MISSED_HEARTBEATS_LIMIT } from '../internal/state-machine.js'
+import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
 

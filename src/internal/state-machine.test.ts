@@ -10,10 +10,11 @@ import {
   decideStaleRun,
   decideStageUpdate,
   MISSED_HEARTBEATS_LIMIT,
+  newRun,
   runEndReason,
   staleRunCutoff,
 } from './state-machine.js'
-import { newRun, type RunState, type StageState } from './state.js'
+import type { RunState, StageState } from '../core/state.js'
 
 const NOW = new Date('2026-01-01T00:00:00.000Z')
 const LATER = new Date('2026-01-01T00:00:05.000Z')

@@ -10,73 +10,12 @@ import type { CancelRun, Heartbeat, HeartbeatOutcome, RunEndReason } from '../co
 import type { StageUpdate } from '../contract/stage-update.js'
 import { lastStageNumber, type StageCatalogue } from '../contract/stages.js'
 import type { FinalStatus } from '../contract/status.js'
-import {
-  type CompletionDecision,
-  type StageDecision,
-  decideCancel,
-  decideCompletion,
-  decideHeartbeat,
-  decideProgress,
-  decideStaleRun,
-  decideStageUpdate,
-  runEndReason,
-  staleRunCutoff,
-} from './state-machine.js'
-import { nextRunVersion } from './run-version.js'
-import { newRun, type RunSnapshot, type RunStageRead, type RunState, type StageState } from './state.js'
-import type { Store, StoreTransaction } from './store.js'
-import { isPositive } from '../internal/is-positive.js'
-
-/**
- * The app's hook that stores a run's results; runs inside the completing transaction, once per run.
- * `tx` is the store's transaction handle (your Prisma transaction client with `prisma`), `run`
- * the run as completed, `payload` the whole `/complete` body, your own fields included.
- *
- * @example
- * ```ts
- * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
- * const handlers = createPipelineStatusHandlers({
- *   prisma,
- *   onRunCompleted: async (tx, run, payload) => {
- *     if (run.status === 'COMPLETED') await tx.report.create({ data: { runId: run.id, markdown: String(payload.fullReportMarkdown) } })
- *   },
- * })
- * ```
- */
-export type OnRunCompleted<Tx = unknown> = (tx: Tx, run: RunState, payload: CompleteRun) => Promise<void> | void
-
-/** What {@link OnRunEnded} receives. */
-export interface RunEndedInput<Tx = unknown> {
-  /**
-   * The store's transaction handle (your Prisma transaction client with `prisma`): the hook runs
-   * inside the transaction of the write that ended the run, so its own writes commit or roll
-   * back with it.
-   */
-  tx: Tx
-  /** The run as it ended (`COMPLETED`, `FAILED` or `CANCELLED`). */
-  run: RunState
-  /** How it ended. */
-  how: RunEndReason
-}
-
-/**
- * The app's hook for the end of a run, however it ended (last stage completed, a stage failed or
- * was cancelled, `POST /cancel`, the stale-run sweep, `POST /complete`): it runs exactly once per
- * run, inside the transaction of the write that ended it. When it throws, that write is rolled
- * back (the request answers 500 and can be retried; the sweep tries again next time).
- *
- * @example
- * ```ts
- * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
- * const handlers = createPipelineStatusHandlers({
- *   prisma,
- *   onRunEnded: async ({ tx, run, how }) => {
- *     await tx.notification.create({ data: { runId: run.id, text: `Run ${run.status} (${how})` } })
- *   },
- * })
- * ```
- */
-export type OnRunEnded<Tx = unknown> = (input: RunEndedInput<Tx>) => Promise<void> | void
+import { type CompletionDecision, type StageDecision, decideCancel, decideCompletion, decideHeartbeat, decideProgress, decideStaleRun, decideStageUpdate, newRun, runEndReason, staleRunCutoff } from './state-machine.js'
+import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from '../core/hooks.js'
+import { nextRunVersion } from '../core/run-version.js'
+import type { RunSnapshot, RunStageRead, RunState, StageState } from '../core/state.js'
+import type { Store, StoreTransaction } from '../core/store.js'
+import { isPositive } from './is-positive.js'
 
 /** Result of a stage update: the state machine's decision, or `not_found` for an unknown run. */
 export type StageUpdateResult =
@@ -399,9 +338,6 @@ async function storedStagesOf<Tx>(tx: StoreTransaction<Tx>, runId: string, count
   }
   return stages
 }
-
-/** How long to keep finished runs, per final status, in milliseconds; a status left out is kept forever. */
-export type RetentionPolicy = Partial<Record<FinalStatus, number>>
 
 /** Options of {@link deleteExpiredRuns}. */
 export interface DeleteExpiredRunsOptions {

@@ -9,8 +9,8 @@ import type { StageUpdate } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
 import { timestampToDate } from '../contract/timestamp.js'
-import type { RunState, StageState } from './state.js'
-import { isPositive } from '../internal/is-positive.js'
+import type { RunState, StageState } from '../core/state.js'
+import { isPositive } from './is-positive.js'
 
 /** Why an update was refused; maps to a 409 problem. */
 export type ConflictCode = 'run_finished' | 'stage_finished'
@@ -452,4 +452,19 @@ export function lastSeenAt(run: RunState): Date {
  */
 export function silenceLimitMs(run: RunState, staleAfterMs: number): number {
   return run.heartbeatIntervalMs ? MISSED_HEARTBEATS_LIMIT * run.heartbeatIntervalMs : staleAfterMs
+}
+
+/** A new run in its initial state. */
+export function newRun(id: string, now: Date): RunState {
+  return {
+    id,
+    status: 'PENDING',
+    error: null,
+    completedAt: null,
+    completionReceivedAt: null,
+    createdAt: now,
+    updatedAt: now,
+    lastActivityAt: null,
+    heartbeatIntervalMs: null,
+  }
 }
