@@ -133,70 +133,83 @@ export class Transport {
     const unique = request.idempotencyKey ?? crypto.randomUUID()
     if (request.body !== undefined) headers['Content-Type'] = 'application/json'
     if (request.idempotencyKey !== undefined) headers[HEADERS.idempotencyKey] = request.idempotencyKey
-    // A fresh controller per request, never one long-lived signal: every request would hang a
-    // dependent signal on it (AbortSignal.any), which gets slower the more there are.
+    // One controller per request, never one long-lived signal (every request would hang a
+    // listener on it): `abortInFlight` and the caller's signal abort it, and so does the first
+    // attempt's timeout, with its own reason. Signals are not free (undici registers each
+    // request's with a FinalizationRegistry), so the plain path makes only this one.
     const controller = new AbortController()
     this.#inflight.add(controller)
-    const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal
+    let unlink = follow(options.signal, controller)
     let attempts = 1
     try {
-      const first = await this.#firstAttempt(request, headers, signal, unique)
+      const first = await this.#firstAttempt(request, headers, controller, unique)
       if (!('kind' in first)) return { status: first.status, text: await first.text(), attempts }
       const retriable =
         first.kind === 'timeout' || first.kind === 'network' || (first.kind === 'http' && isRetriableStatus(first.response.status))
       if (!options.retry || this.#config.retry.limit === 0 || !retriable) throw this.#firstFailureError(first, request)
 
+      // The retries' own controller: the first attempt's has fired when it timed out.
+      const retries = new AbortController()
+      this.#inflight.add(retries)
+      unlink()
+      unlink = follow(options.signal, retries)
+      const signal = retries.signal
       const retryAfter = first.kind === 'http' ? parseRetryAfter(first.response.headers.get(HEADERS.retryAfter)) : undefined
       const wait = retryDelay(this.#config.retry, 1, retryAfter)
       this.#logRetry(request, firstFailureCause(first, this.#config.timeout), 1, wait)
-      await abortableDelay(wait, signal)
-      const attempt: Attempt = { body: request.body, unique, headers, count: 0, request }
-      const init: KyOptions & { [ATTEMPT]: Attempt } = {
-        method: request.method,
-        timeout: this.#config.timeout,
-        retry: toKyRetryOptions(this.#config.retry, (error, retry) => this.#planRetry(request, error, retry)),
-        fetch: this.#kyFetch as NonNullable<KyOptions['fetch']>,
-        signal,
-        [ATTEMPT]: attempt,
-      }
       try {
-        const response = await ky(request.url, init)
-        return { status: response.status, text: await response.text(), attempts: attempts + attempt.count }
+        await abortableDelay(wait, signal)
+        const attempt: Attempt = { body: request.body, unique, headers, count: 0, request }
+        const init: KyOptions & { [ATTEMPT]: Attempt } = {
+          method: request.method,
+          timeout: this.#config.timeout,
+          retry: toKyRetryOptions(this.#config.retry, (error, retry) => this.#planRetry(request, error, retry)),
+          fetch: this.#kyFetch as NonNullable<KyOptions['fetch']>,
+          signal,
+          [ATTEMPT]: attempt,
+        }
+        try {
+          const response = await ky(request.url, init)
+          return { status: response.status, text: await response.text(), attempts: attempts + attempt.count }
+        } finally {
+          attempts += attempt.count
+        }
       } finally {
-        attempts += attempt.count
+        this.#inflight.delete(retries)
       }
     } catch (error) {
       throw this.#toStatusError(error, request, attempts)
     } finally {
+      unlink()
       this.#inflight.delete(controller)
     }
   }
 
+  /**
+   * The first attempt, on the request's own controller: its timeout aborts it with
+   * `TIMED_OUT`, so a timeout is told apart from an abort of the whole request.
+   */
   async #firstAttempt(
     request: OutgoingRequest,
     headers: Record<string, string>,
-    signal: AbortSignal,
+    controller: AbortController,
     unique: string,
   ): Promise<Response | FirstFailure> {
-    // Its own controller, so the timeout is told apart from an abort of the whole request.
-    const attempt = new AbortController()
-    const onAbort = () => attempt.abort(signal.reason)
-    if (signal.aborted) attempt.abort(signal.reason)
-    else signal.addEventListener('abort', onAbort, { once: true })
-    const timer = setTimeout(() => attempt.abort(TIMED_OUT), this.#config.timeout)
+    const { signal } = controller
+    if (signal.aborted) return { kind: 'other', cause: signal.reason }
+    const timer = setTimeout(() => controller.abort(TIMED_OUT), this.#config.timeout)
     try {
-      const response = await this.#attempt(request, headers, attempt.signal, 1, unique)
+      const response = await this.#attempt(request, headers, signal, 1, unique)
       if (response.ok) return response
       return { kind: 'http', response, data: await readErrorData(response) }
     } catch (error) {
-      if (attempt.signal.reason === TIMED_OUT) return { kind: 'timeout' }
+      if (signal.reason === TIMED_OUT) return { kind: 'timeout' }
       if (signal.aborted) return { kind: 'other', cause: signal.reason }
       // fetch rejects with a TypeError when no response arrived (refused, reset, DNS).
       if (error instanceof TypeError) return { kind: 'network', cause: error }
       return { kind: 'other', cause: error }
     } finally {
       clearTimeout(timer)
-      signal.removeEventListener('abort', onAbort)
     }
   }
 
@@ -384,6 +397,20 @@ async function readErrorData(response: Response): Promise<unknown> {
     return text
   }
 }
+
+/** Aborts `controller` when `signal` aborts, with its reason; returns what stops following it. */
+function follow(signal: AbortSignal | undefined, controller: AbortController): () => void {
+  if (signal === undefined) return noop
+  if (signal.aborted) {
+    controller.abort(signal.reason)
+    return noop
+  }
+  const onAbort = () => controller.abort(signal.reason)
+  signal.addEventListener('abort', onAbort, { once: true })
+  return () => signal.removeEventListener('abort', onAbort)
+}
+
+function noop(): void {}
 
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
