@@ -15,17 +15,17 @@
  *
  * Needs DATABASE_URL; without it, it says so and skips. Knobs: BENCH_LIVE_SECONDS (per latency
  * round, default 8), BENCH_SECONDS (per throughput block, default 3), BENCH_ROUNDS (default 4),
- * BENCH_LIVE_OUTPUT (default bench/results/live.json).
+ * BENCH_LIVE_OUTPUT (default bench/results/latest/live.json; bench/results/live.json is the run behind bench/README.md).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { createParser } from 'eventsource-parser'
 import pg from 'pg'
-import { openDatabase } from '../examples/shared/database.js'
+import { defaultOutput, prepareBench } from './prepare.js'
 import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
 
@@ -39,11 +39,11 @@ const RATE = 100
 const STREAMS = 100
 const IDLE_STREAMS = 1_000
 const RUNS = 4_000
-const OUTPUT_FILE = resolve(root, process.env['BENCH_LIVE_OUTPUT'] ?? 'bench/results/live.json')
+const OUTPUT_FILE = resolve(root, process.env['BENCH_LIVE_OUTPUT'] ?? defaultOutput('live.json'))
 
-if (!existsSync(join(root, 'src/generated/prisma/client.ts'))) {
-  spawnSync(process.execPath, ['scripts/prisma-generate.mjs'], { cwd: root, stdio: 'inherit' })
-}
+prepareBench()
+// Loaded only now: it imports the Prisma client that prepareBench() generates.
+const { openDatabase } = await import('../examples/shared/database.js')
 
 // ---- database --------------------------------------------------------------------------------
 const dbName = `pss_bench_live_${randomBytes(5).toString('hex')}`

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import pg from 'pg'
-import { openDatabase } from '../examples/shared/database.js'
+import { prepareBench } from './prepare.js'
 import { BENCH_SECRET } from './servers/shared.js'
 
 const serverUrl = process.env['DATABASE_URL']
@@ -21,6 +21,9 @@ if (!serverUrl) {
   console.log('profile: DATABASE_URL is not set; skipping')
   process.exit(0)
 }
+prepareBench()
+// Loaded only now: it imports the Prisma client that prepareBench() generates.
+const { openDatabase } = await import('../examples/shared/database.js')
 const kind = process.argv[2] === 'status' ? 'status' : 'update'
 const mode = process.argv[3] === 'pool' ? 'pool' : 'prisma'
 const root = fileURLToPath(new URL('..', import.meta.url))

@@ -21,16 +21,16 @@
  * Needs DATABASE_URL (a PostgreSQL server where it may create and drop a database); without it,
  * it says so and skips. Run: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
  * Knobs: BENCH_SECONDS (per block, default 3), BENCH_ROUNDS (default 4), BENCH_CONCURRENCY (default
- * 1,8,32,64), BENCH_PARTS (default update,status,size), BENCH_OUTPUT (default bench/results/server.json).
+ * 1,8,32,64), BENCH_PARTS (default update,status,size), BENCH_OUTPUT (default bench/results/latest/server.json; bench/results/server.json is the run behind bench/README.md).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import pg from 'pg'
-import { openDatabase } from '../examples/shared/database.js'
+import { defaultOutput, prepareBench } from './prepare.js'
 import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
 
@@ -46,7 +46,9 @@ const SMALL = 1_000
 const STAGES_USED = 199
 const OUTPUT = JSON.stringify({ summary: 'x'.repeat(2_000) })
 
-ensureBuilt()
+prepareBench()
+// Loaded only now: it imports the Prisma client that prepareBench() generates.
+const { openDatabase } = await import('../examples/shared/database.js')
 
 // ---- databases -------------------------------------------------------------------------------
 const created: string[] = []
@@ -284,7 +286,7 @@ try {
   }
 
   Object.assign(results, { updates, statuses, tableSize, blocks: allBlocks })
-  const output = resolve(root, process.env['BENCH_OUTPUT'] ?? 'bench/results/server.json')
+  const output = resolve(root, process.env['BENCH_OUTPUT'] ?? defaultOutput('server.json'))
   mkdirSync(dirname(output), { recursive: true })
   writeFileSync(output, `${JSON.stringify(results, null, 2)}\n`)
   console.log(`\nwrote ${output}`)
@@ -312,18 +314,3 @@ function printRow(what: string, concurrency: number, cells: Record<string, Cell>
 }
 
 /** Builds dist/ when it is missing or older than src/ (the servers import the package by name). */
-function ensureBuilt(): void {
-  const newest = (path: string): number => {
-    const stat = statSync(path)
-    if (!stat.isDirectory()) return stat.mtimeMs
-    let max = stat.mtimeMs
-    for (const entry of readdirSync(path)) if (entry !== 'generated') max = Math.max(max, newest(join(path, entry)))
-    return max
-  }
-  const stamp = join(root, 'dist/.build-stamp')
-  if (existsSync(stamp) && statSync(stamp).mtimeMs >= newest(join(root, 'src'))) return
-  console.log('building the package (dist/) …')
-  const built = spawnSync(process.execPath, [join(root, 'node_modules/tsup/dist/cli-default.js')], { cwd: root, stdio: 'inherit' })
-  if (built.status !== 0) throw new Error('npm run build failed')
-  writeFileSync(stamp, new Date().toISOString())
-}

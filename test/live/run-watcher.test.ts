@@ -107,4 +107,33 @@ describe('the run watcher', () => {
     // Status reads still work while the server drains.
     expect((await handlers.fetch(get('/closing/status'))).status).toBe(200)
   })
+
+  it('warns once, when the first stream opens, that a store with no way to learn of changes streams no updates', async () => {
+    const memory = new MemoryStore()
+    const silent: Store<unknown> = {
+      transaction: (fn) => memory.transaction(fn as never),
+      insertRun: (run) => memory.insertRun(run),
+      getRun: (runId) => memory.getRun(runId),
+    }
+    const warnings: string[] = []
+    const recording = (store: Store<unknown>) => {
+      const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger: { warn: (message) => warnings.push(message), error: () => {} } })
+      open.push(handlers.close)
+      return handlers
+    }
+    const handlers = recording(silent)
+    await handlers.fetch(post('/runs', { id: 'unwatched' }))
+    expect(warnings).toEqual([])
+    const first = readEvents(await handlers.fetch(get('/unwatched/events')))
+    const second = readEvents(await handlers.fetch(get('/unwatched/events')))
+    expect([(await first.next()).event, (await second.next()).event]).toEqual(['snapshot', 'snapshot'])
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/neither onRunChange nor getRunVersions.*no updates/)
+    // MemoryStore has both: no warning.
+    const watched = recording(new MemoryStore())
+    await watched.fetch(post('/runs', { id: 'watched' }))
+    const third = readEvents(await watched.fetch(get('/watched/events')))
+    expect((await third.next()).event).toBe('snapshot')
+    expect(warnings).toHaveLength(1)
+  })
 })

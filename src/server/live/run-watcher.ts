@@ -85,6 +85,13 @@ export class RunWatcher {
     this.#source = options.source
     this.#logger = options.logger
     this.#unsubscribe = this.#store.onRunChange?.((change) => this.#changed(change.runId, change.version))
+    if (!this.#store.onRunChange && !this.#store.getRunVersions && !this.#source) {
+      // Nothing would ever tell a stream of a change: say so once, when the first stream opens.
+      this.#logger.warn(
+        'pipeline-status: the store has neither onRunChange nor getRunVersions, and no listen source is set, ' +
+          'so live streams send their snapshot and then no updates; implement one of them (docs/live-status.md)',
+      )
+    }
     this.#source?.start({
       change: (runId, version) => this.#changed(runId, version),
       connected: () => {
