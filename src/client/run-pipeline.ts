@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
+import { forwardAbort } from './forward-abort.js'
 import { CatalogueMismatchError, RunFinishedError } from './errors.js'
 import {
   type ProgressReport,
@@ -373,15 +374,6 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     delivered && queued === 0 && (result.completion === undefined || (result.completion.ok && !isQueuedDelivery(result.completion.response)))
   progress({ type: 'run-finished', runId, status, durationMs, ...(error !== undefined ? { error } : {}) })
   return result
-}
-
-/** Aborts `controller` when `signal` does; returns the unhooking. */
-function forwardAbort(signal: AbortSignal | undefined, controller: AbortController): () => void {
-  if (!signal) return () => {}
-  const onAbort = () => controller.abort(signal.reason)
-  if (signal.aborted) onAbort()
-  else signal.addEventListener('abort', onAbort, { once: true })
-  return () => signal.removeEventListener('abort', onAbort)
 }
 
 function describeAlteration(alteration: OutputAlteration): string {

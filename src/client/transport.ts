@@ -22,6 +22,7 @@ import ky, {
 import { HEADERS } from '../contract/headers.js'
 import { Problem } from '../contract/problem.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
+import { forwardAbort } from './forward-abort.js'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
 import type { Logger } from './logger.js'
 import {
@@ -139,7 +140,7 @@ export class Transport {
     // request's with a FinalizationRegistry), so the plain path makes only this one.
     const controller = new AbortController()
     this.#inflight.add(controller)
-    let unlink = follow(options.signal, controller)
+    let unlink = forwardAbort(options.signal, controller)
     let attempts = 1
     try {
       const first = await this.#firstAttempt(request, headers, controller, unique)
@@ -152,7 +153,7 @@ export class Transport {
       const retries = new AbortController()
       this.#inflight.add(retries)
       unlink()
-      unlink = follow(options.signal, retries)
+      unlink = forwardAbort(options.signal, retries)
       const signal = retries.signal
       const retryAfter = first.kind === 'http' ? parseRetryAfter(first.response.headers.get(HEADERS.retryAfter)) : undefined
       const wait = retryDelay(this.#config.retry, 1, retryAfter)
@@ -397,20 +398,6 @@ async function readErrorData(response: Response): Promise<unknown> {
     return text
   }
 }
-
-/** Aborts `controller` when `signal` aborts, with its reason; returns what stops following it. */
-function follow(signal: AbortSignal | undefined, controller: AbortController): () => void {
-  if (signal === undefined) return noop
-  if (signal.aborted) {
-    controller.abort(signal.reason)
-    return noop
-  }
-  const onAbort = () => controller.abort(signal.reason)
-  signal.addEventListener('abort', onAbort, { once: true })
-  return () => signal.removeEventListener('abort', onAbort)
-}
-
-function noop(): void {}
 
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
