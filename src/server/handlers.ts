@@ -421,15 +421,12 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       await authenticateRead(exchange, 'status', id)
       const snapshot = await getRunSnapshot(store, id)
       if (!snapshot) throw runNotFound()
-      if (snapshot.version === undefined) {
-        return jsonTextResponse(statusJson(snapshot), { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
-      }
+      if (snapshot.version === undefined) return jsonTextResponse(statusJson(snapshot), { 'Cache-Control': 'no-store' })
       // The version is the ETag: a poller that sends it back gets 304 until the run changes.
       const etag = statusETag({ version: snapshot.version })
-      if (ifNoneMatchMatches(request.headers.get('if-none-match'), etag)) {
-        return new Response(null, { status: 304, headers: { ETag: etag, 'Cache-Control': 'private, no-cache' } })
-      }
-      return jsonTextResponse(statusJson(snapshot), { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache', ETag: etag })
+      const headers = { ETag: etag, 'Cache-Control': 'private, no-cache' }
+      if (ifNoneMatchMatches(request.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
+      return jsonTextResponse(statusJson(snapshot), headers)
     }),
   )
 

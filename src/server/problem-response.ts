@@ -31,19 +31,19 @@ export function problemResponse(code: ProblemCode, extras: ProblemExtras = {}, h
 
 /** A `200`/`201` JSON response that no cache keeps (run status changes all the time). */
 export function jsonResponse(body: unknown, status = 200): Response {
-  return jsonTextResponse(JSON.stringify(body), { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, status)
+  return jsonTextResponse(JSON.stringify(body), { 'Cache-Control': 'no-store' }, status)
 }
 
 const DOCUMENT_TEXT = Symbol('pipeline-status-sdk.document-text')
 type WithDocumentText = Response & { [DOCUMENT_TEXT]?: string }
 
 /**
- * A JSON response whose text a Node bridge can write as it is, instead of reading the
- * `Response`'s Web stream back ({@link documentTextOf}); to every other reader it is an ordinary
- * `Response`.
+ * An `application/json` response of `text` with `headers`, whose text a Node bridge can write as
+ * it is, instead of reading the `Response`'s Web stream back ({@link documentTextOf}); to every
+ * other reader it is an ordinary `Response`.
  */
 export function jsonTextResponse(text: string, headers: Record<string, string>, status = 200): Response {
-  const response: WithDocumentText = new Response(text, { status, headers })
+  const response: WithDocumentText = new Response(text, { status, headers: { 'Content-Type': 'application/json', ...headers } })
   response[DOCUMENT_TEXT] = text
   return response
 }
