@@ -12,15 +12,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import pg from 'pg'
 import { prepareBench } from './prepare.js'
+import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
 
-const serverUrl = process.env['DATABASE_URL']
-if (!serverUrl) {
-  console.log('profile: DATABASE_URL is not set; skipping')
-  process.exit(0)
-}
+const serverUrl = requireDatabaseUrl('profile', 'npx tsx bench/profile-server.ts [update|status] [prisma|pool]')
 prepareBench()
 // Loaded only now: it imports the Prisma client that prepareBench() generates.
 const { openDatabase } = await import('../examples/shared/database.js')
@@ -31,12 +27,7 @@ const RUNS = 20_000
 const MEASURE_SECONDS = 6
 
 const name = `pss_prof_${randomBytes(5).toString('hex')}`
-const admin = async (sql: string) => {
-  const client = new pg.Client({ connectionString: serverUrl })
-  await client.connect()
-  await client.query(sql)
-  await client.end()
-}
+const admin = (sql: string) => withAdmin(serverUrl, (client) => client.query(sql))
 await admin(`CREATE DATABASE "${name}"`)
 const url = new URL(serverUrl)
 url.pathname = `/${name}`

@@ -5,12 +5,12 @@
  */
 import pg from 'pg'
 
-/** `DATABASE_URL`; without it, prints that `what` is skipped and how to run it, and exits 0. */
-export function requireDatabaseUrl(what: string): string {
+/** `DATABASE_URL`; without it, prints that `what` is skipped and how to run it (`command`), and exits 0. */
+export function requireDatabaseUrl(what: string, command = 'npm run bench'): string {
   const url = process.env['DATABASE_URL']
   if (url) return url
   console.log(`${what}: DATABASE_URL is not set, so it is skipped.`)
-  console.log('  Run it with: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench')
+  console.log(`  Run it with: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres ${command}`)
   process.exit(0)
 }
 
