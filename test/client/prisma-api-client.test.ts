@@ -253,10 +253,12 @@ describe('retries', () => {
   it('retries a hanging response after the per-attempt timeout', async () => {
     const runId = await createRun()
     server.inject({ hang: true })
-    expect(await makeClient({ timeout: 200 }).markStageProcessing(runId, 1)).toBe(true)
+    // The second attempt must be answered within the timeout, so the timeout is 5× what a loaded
+    // machine needs for one answer: at 200 ms a busy machine could time the second attempt out too.
+    expect(await makeClient({ timeout: 2_000 }).markStageProcessing(runId, 1)).toBe(true)
     expect(server.requests).toHaveLength(2)
-    // The retry waited for the timeout (200 ms from sending, less the connect time), not for a response.
-    expect(server.requests[1]?.arrivedAt).toBeGreaterThanOrEqual((server.requests[0]?.arrivedAt ?? 0) + 100)
+    // The retry waited for the timeout (2 s from sending, less the connect time), not for a response.
+    expect(server.requests[1]?.arrivedAt).toBeGreaterThanOrEqual((server.requests[0]?.arrivedAt ?? 0) + 1_000)
     expect(new Set(server.requests.map((r) => r.headers['idempotency-key'])).size).toBe(1)
   })
 

@@ -68,6 +68,35 @@ export function pythonHandlersTool(): OptionalTool {
 }
 
 /**
+ * Real PostgreSQL for tests that PGlite cannot stand in for (two sessions, LISTEN/NOTIFY across
+ * connections, a pooler in front): its "path" is `DATABASE_URL`. Without it those tests are
+ * skipped on every machine, CI's PGlite pass included, and named in the closing SKIPPED line.
+ */
+export function postgresTool(file: string, tests: string): OptionalTool {
+  return {
+    tests,
+    file,
+    path: process.env['DATABASE_URL'] || undefined,
+    missing: 'no DATABASE_URL (they need a PostgreSQL server; PGlite has a single session)',
+    enable: 'set DATABASE_URL=postgresql://USER@HOST:5432/DATABASE',
+  }
+}
+
+/**
+ * Every requirement a test file may skip for, so the closing SKIPPED line can say why each
+ * skipped group was skipped. A file that skips for a reason listed nowhere is still named there.
+ */
+export function knownRequirements(): OptionalTool[] {
+  return [
+    chromiumTool(),
+    pythonTool(),
+    pythonClientTool(),
+    pythonHandlersTool(),
+    postgresTool('test/live/across-instances.test.ts', 'live status across two instances'),
+  ]
+}
+
+/**
  * The program's path for a test file: `undefined` when it is missing (skip the tests), or
  * throws when it is missing and {@link REQUIRE_ALL_VARIABLE} is set.
  */
