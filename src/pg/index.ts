@@ -259,6 +259,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
           work,
           new Promise<never>((_, reject) => {
             deadline = setTimeout(() => reject(timeout()), ms)
+            deadline.unref()
           }),
         ])
       } finally {
