@@ -20,12 +20,12 @@ import { makeStageUpdate } from '../support/fixtures.js'
 import { type FreezeProxy, startFreezeProxy } from '../support/freeze-proxy.js'
 import { recordingLogger } from '../support/loggers.js'
 import { toolForTests } from '../support/optional-tools.js'
-import { type PgBouncer, pgbouncerTool, startPgBouncer } from '../support/pgbouncer.js'
+import { listenThroughPgBouncerTool, type PgBouncer, startPgBouncer } from '../support/pgbouncer.js'
 
 const SECRET = 'listen-liveness-secret'
 const BASE = 'http://app.test/api/pipeline'
 const CHANNEL = 'pipeline_status'
-const PGBOUNCER = toolForTests(pgbouncerTool('test/live/listen-liveness.test.ts', 'LISTEN through PgBouncer'))
+const PGBOUNCER = toolForTests(listenThroughPgBouncerTool())
 
 const get = (path: string) => new Request(`${BASE}${path}`, { headers: { 'X-Webhook-Secret': SECRET } })
 const post = (path: string, json: unknown) =>

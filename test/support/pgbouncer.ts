@@ -28,6 +28,11 @@ export function pgbouncerTool(file = 'test/prisma/pgbouncer.test.ts', tests = 't
   }
 }
 
+/** PgBouncer for the LISTEN-through-a-pooler test (test/live/listen-liveness.test.ts). */
+export function listenThroughPgBouncerTool(): OptionalTool {
+  return pgbouncerTool('test/live/listen-liveness.test.ts', 'LISTEN through PgBouncer in transaction mode')
+}
+
 /** Options of {@link startPgBouncer}. */
 export interface PgBouncerOptions {
   /** The PostgreSQL server to pool, as a URL; its database name is what clients get. */
