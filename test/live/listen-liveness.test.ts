@@ -12,13 +12,14 @@
  */
 import { createPgRunListener, type PgRunListener, type PgRunListenerState } from 'pipeline-status-sdk/pg'
 import { RunUpdateEvent } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, PrismaStore } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, MemoryStore, PrismaStore, type Store } from 'pipeline-status-sdk/server'
+import type { RunChangeSink, RunChangeSource } from 'pipeline-status-sdk/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readEvents } from '../contract/contract-suite.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { type FreezeProxy, startFreezeProxy } from '../support/freeze-proxy.js'
-import { recordingLogger } from '../support/loggers.js'
+import { quiet, recordingLogger } from '../support/loggers.js'
 import { toolForTests } from '../support/optional-tools.js'
 import { listenThroughPgBouncerTool, type PgBouncer, startPgBouncer } from '../support/pgbouncer.js'
 
@@ -216,6 +217,51 @@ describe.skipIf(!usesPostgres())('a LISTEN connection on a direct URL', () => {
       await db.close()
     }
   }, 60_000)
+})
+
+describe('the run watcher with a LISTEN source', () => {
+  it('warns once when the source stops delivering, and re-reads every streamed run when it is back', async () => {
+    let sink: RunChangeSink | undefined
+    const source: RunChangeSource = { start: (target) => void (sink = target), close: async () => {} }
+    const memory = new MemoryStore()
+    const reads: string[] = []
+    // Another instance's view: no onRunChange and no getRunVersions, so nothing but the source
+    // (and the re-read when it is back) can bring a change to these streams.
+    const store: Store<unknown> = {
+      transaction: (fn) => memory.transaction(fn as never),
+      insertRun: (run) => memory.insertRun(run),
+      getRun: async (runId) => {
+        reads.push(runId)
+        return memory.getRun(runId)
+      },
+    }
+    const logger = recordingLogger()
+    const reader = createPipelineStatusHandlers({ store, secret: SECRET, logger, live: { pollIntervalMs: 20, listen: source } })
+    const writer = createPipelineStatusHandlers({ store: memory, secret: SECRET, logger: quiet })
+    try {
+      for (const id of ['back-1', 'back-2']) expect((await writer.fetch(post('/runs', { id }))).status).toBe(201)
+      const streams = await Promise.all(['back-1', 'back-2'].map(async (id) => readEvents(await reader.fetch(get(`/${id}/events`)))))
+      for (const stream of streams) expect((await stream.next()).event).toBe('snapshot')
+      sink?.connected()
+      sink?.disconnected(new Error('the LISTEN connection did not answer its liveness probe'))
+      // Missed while the source is down: no notification comes for these.
+      for (const id of ['back-1', 'back-2']) {
+        await writer.fetch(post(`/${id}/stage-update`, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', output: '' })))
+      }
+      const before = reads.length
+      sink?.connected()
+      for (const stream of streams) expect(stagesOf(await stream.next())).toEqual([[1, 'PROCESSING']])
+      expect(reads.slice(before).sort()).toEqual(['back-1', 'back-2'])
+      const warnings = logger.lines.filter((line) => line.level === 'warn')
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]?.message).toMatch(/LISTEN is not delivering notifications; live streams poll run versions/)
+      expect((warnings[0]?.details?.['error'] as Error).message).toMatch(/liveness probe/)
+      for (const stream of streams) await stream.cancel()
+    } finally {
+      await reader.close()
+      await writer.close()
+    }
+  })
 })
 
 it('refuses a channel too long for the check channel and durations that are not positive', () => {
