@@ -61,7 +61,7 @@ function instance(db: TestDatabase, listen: PgRunListener | undefined, logger = 
 }
 
 /** The stages of an `update` event as `[number, status]` pairs. */
-function stagesOf(event: { event: string; data: string }): Array<[number, string]> {
+function stagesOf(event: { event?: string | undefined; data: string }): Array<[number, string]> {
   expect(event.event).toBe('update')
   return RunUpdateEvent.parse(JSON.parse(event.data)).stages.map((stage) => [stage.stageNumber, stage.status])
 }
