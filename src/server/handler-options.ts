@@ -49,8 +49,9 @@ export interface LiveStatusOptions {
   /**
    * Opt-in LISTEN mode: a source of change notifications, `createPgRunListener({ connectionString })`
    * from `pipeline-status-sdk/pg` (Node only; the store needs `notifyChannel` on the same channel).
-   * While it is connected the process does not poll; while it is down it polls; after it
-   * reconnects every streamed run is read again.
+   * While it delivers (for `createPgRunListener`: connected, passing its liveness probes, and
+   * shown to receive other sessions' notifications) the process does not poll; otherwise it
+   * polls and logs one warning with the cause; when it delivers again every streamed run is read again.
    * @default none: version polling
    */
   listen?: RunChangeSource | undefined

@@ -49,7 +49,7 @@ async function killListeners(url: string): Promise<number> {
   await admin.connect()
   try {
     const result = await admin.query<{ pid: number }>(
-      `SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`,
+      `SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pipeline-status-listener'`,
     )
     return result.rowCount ?? 0
   } finally {

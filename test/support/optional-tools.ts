@@ -67,6 +67,23 @@ export function pythonHandlersTool(): OptionalTool {
   return pythonTool('test/client/python-runner.test.ts', 'the Python client against the real handlers')
 }
 
+/** Debian's PgBouncer binary for the pooler tests: `PGBOUNCER_PATH`, else `/usr/sbin/pgbouncer`. */
+export function pgbouncerTool(file = 'test/prisma/pgbouncer.test.ts', tests = 'the tests behind PgBouncer'): OptionalTool {
+  const path = process.env['PGBOUNCER_PATH'] || '/usr/sbin/pgbouncer'
+  return {
+    tests,
+    file,
+    path: existsSync(path) ? path : undefined,
+    missing: `no PgBouncer at ${path}`,
+    enable: 'apt-get install -y pgbouncer, or set PGBOUNCER_PATH',
+  }
+}
+
+/** PgBouncer for the LISTEN-through-a-pooler test (test/live/listen-liveness.test.ts). */
+export function listenThroughPgBouncerTool(): OptionalTool {
+  return pgbouncerTool('test/live/listen-liveness.test.ts', 'LISTEN through PgBouncer in transaction mode')
+}
+
 /**
  * Real PostgreSQL for tests that PGlite cannot stand in for (two sessions, LISTEN/NOTIFY across
  * connections, a pooler in front): its "path" is `DATABASE_URL`. Without it those tests are
@@ -93,6 +110,7 @@ export function knownRequirements(): OptionalTool[] {
     pythonClientTool(),
     pythonHandlersTool(),
     postgresTool('test/live/across-instances.test.ts', 'live status across two instances'),
+    listenThroughPgBouncerTool(),
   ]
 }
 

@@ -14,19 +14,10 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import type { OptionalTool } from './optional-tools.js'
+import { pgbouncerTool } from './optional-tools.js'
 
-/** Debian's PgBouncer binary for the pooler tests: `PGBOUNCER_PATH`, else `/usr/sbin/pgbouncer`. */
-export function pgbouncerTool(file = 'test/prisma/pgbouncer.test.ts', tests = 'the tests behind PgBouncer'): OptionalTool {
-  const path = process.env['PGBOUNCER_PATH'] || '/usr/sbin/pgbouncer'
-  return {
-    tests,
-    file,
-    path: existsSync(path) ? path : undefined,
-    missing: `no PgBouncer at ${path}`,
-    enable: 'apt-get install -y pgbouncer, or set PGBOUNCER_PATH',
-  }
-}
+// The requirements live beside the others (the closing SKIPPED line reads them there).
+export { listenThroughPgBouncerTool, pgbouncerTool } from './optional-tools.js'
 
 /** Options of {@link startPgBouncer}. */
 export interface PgBouncerOptions {

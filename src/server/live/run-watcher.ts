@@ -21,7 +21,12 @@ export interface RunChangeSink {
    * notifications sent while it was down are lost, and stops polling.
    */
   connected(): void
-  /** The connection dropped: the watcher polls versions until `connected` is called again. */
+  /**
+   * Notifications are not arriving (the connection failed, missed a liveness probe, or cannot
+   * receive other sessions' notifications): the watcher polls versions until `connected` is
+   * called again, and logs one warning with `error`, whose message should name the cause and the
+   * fix. A source calls it once per degradation, not once per failed attempt.
+   */
   disconnected(error?: unknown): void
 }
 
@@ -102,7 +107,7 @@ export class RunWatcher {
       disconnected: (error) => {
         if (this.#closed) return
         this.#listening = false
-        this.#logger.warn('pipeline-status: the LISTEN connection dropped; live streams poll run versions until it is back', { error })
+        this.#logger.warn('pipeline-status: LISTEN is not delivering notifications; live streams poll run versions until it does again', { error })
         this.#schedule()
       },
     })
