@@ -710,7 +710,7 @@ describe('a final status repeated with another output: conflict, nothing changes
     decideStageUpdate({
       run,
       stage,
-      update: { stageNumber: stage.stageNumber, stageName: stage.stageName, status: stage.status, ...update },
+      update: { stageNumber: stage.stageNumber, stageName: stage.stageName, status: stage.status as StageUpdate['status'], ...update },
       stages: DEFAULT_STAGES,
       now: LATER,
     })
