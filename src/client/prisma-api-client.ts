@@ -837,7 +837,7 @@ export class PrismaAPIClient {
     const conflict = update.route === 'stageUpdate' ? conflictOf(answer) : undefined
     if (conflict) {
       this.#logger.warn(
-        `Run ${update.runId}: ${update.what || describeStageBody(update.json)}: the server already had stage ${conflict.stageNumber} ${conflict.status} ` +
+        `Run ${update.runId}: ${update.what}: the server already had stage ${conflict.stageNumber} ${conflict.status} ` +
           'with another output and kept it (outcome "conflict"); this output was not stored. Cause: the stage was reported final twice ' +
           'with different outputs (another runner on the same run id, or the stage run again); fix: give each execution its own run id',
         { runId: update.runId, stageNumber: conflict.stageNumber, status: conflict.status, outcome: 'conflict', idempotencyKey: update.id },
@@ -1083,7 +1083,7 @@ export class PrismaAPIClient {
         { retry: false, signal },
       )
       const { finished: stale } = this.#learnFromAnswer(
-        { runId: entry.runId, route: entry.route, json: entry.body, id: entry.id, what: '', finishing: isFinishing(entry, this.stages) },
+        { runId: entry.runId, route: entry.route, json: entry.body, id: entry.id, what: `${describeEntry(entry)} (from the outbox)`, finishing: isFinishing(entry, this.stages) },
         response.text,
       )
       // Answered but not stored: the run had ended elsewhere.
@@ -1204,12 +1204,6 @@ function conflictOf(answer: unknown): StageConflictAnswer | undefined {
   const stage = (answer as { stage?: { stageNumber?: unknown; status?: unknown } | null }).stage
   if (typeof stage?.stageNumber !== 'number' || typeof stage.status !== 'string' || !isFinalStatus(stage.status as RunStatus)) return undefined
   return { stageNumber: stage.stageNumber, status: stage.status as FinalStatus }
-}
-
-/** `stage 2 COMPLETED` from a stage update's body, for a redelivery's log line. */
-function describeStageBody(json: string): string {
-  const body = safeJson(json) as { stageNumber?: unknown; status?: unknown } | undefined
-  return `stage ${String(body?.stageNumber)} ${String(body?.status)}`
 }
 
 /** What the package's own modules (`runPipeline`) may call beyond the public API. Internal. */

@@ -109,6 +109,21 @@ describe('a stage final again with another output: outcome conflict', () => {
     expect((await client.getStatus('conflict_pipeline')).stages[0]?.output).toBe('theirs')
   })
 
+  it('a conflicting update redelivered from the outbox is logged the same way and leaves the queue', async () => {
+    const other = makeClient()
+    const { client, logged } = makeClient({ outbox: { dir: outboxDir(), retryDelay: 60_000, maxRetryDelay: 60_000 } })
+    await client.createRun('conflict_outbox')
+    server.setFault({ status: 503 })
+    expect(await client.markStageComplete('conflict_outbox', 1, 'queued')).toBe(true)
+    server.setFault(undefined)
+    expect(await other.client.markStageComplete('conflict_outbox', 1, 'first to arrive')).toBe(true)
+    expect(await client.flush()).toEqual({ delivered: 1, rejected: 0, pending: 0 })
+    expect(logged.filter((line) => line.details?.['outcome'] === 'conflict').map((line) => line.message)).toEqual([
+      expect.stringMatching(/^Run conflict_outbox: stage 1 COMPLETED \(from the outbox\): the server already had stage 1 COMPLETED with another output and kept it/),
+    ])
+    expect((await client.getStatus('conflict_outbox')).stages[0]?.output).toBe('first to arrive')
+  })
+
   it('a run without conflicts has conflicts: []', async () => {
     const { client } = makeClient()
     await client.createRun('conflict_none')
