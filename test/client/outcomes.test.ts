@@ -14,6 +14,7 @@ import {
   type RunFinishedEvent,
   runPipeline,
 } from 'pipeline-status-sdk/client'
+import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
@@ -167,6 +168,32 @@ describe('a /complete refused because the run ended elsewhere is superseded on i
     expect(await client.flush()).toEqual({ delivered: 0, rejected: 0, pending: 0 })
     expect((await client.deadLetters('complete_elsewhere_redelivered')).map((letter) => [letter.kind, letter.code])).toEqual([['superseded', 'run_finished']])
     expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
+  })
+
+  it("runPipeline: a completion refused because the run was cancelled first is superseded: finishedElsewhere, the run's status, delivered", async () => {
+    const { client } = makeClient()
+    await makeClient().client.createRun('complete_elsewhere_pipeline')
+    // The server's catalogue cannot be read at start, so a four-stage pipeline runs against five stages
+    // and its last update leaves the run PROCESSING; the web app cancels it just before /complete arrives.
+    server.inject({ status: 503 })
+    const real = createPipelineStatusHandlers({ store: server.store, secret: TEST_SECRET, logger: { warn: () => {}, error: () => {} } }).fetch
+    server.setHandler(async (request) => {
+      if (request.url.endsWith('/complete')) await cancel('complete_elsewhere_pipeline', 'the user pressed stop')
+      return real(request)
+    })
+    const summary = await runPipeline({ runId: 'complete_elsewhere_pipeline', client, stages: [() => 1, () => 2, () => 3, () => 4] })
+    expect(summary).toMatchObject({
+      status: 'CANCELLED',
+      error: 'the user pressed stop',
+      delivered: true,
+      finishedElsewhere: { status: 'CANCELLED', reason: 'the user pressed stop' },
+      completion: { ok: false, error: expect.any(RunFinishedError) },
+    })
+    expect(summary.warnings).toEqual([
+      expect.stringMatching(/^The server's stage catalogue could not be read/),
+      expect.stringMatching(/^The completion was superseded: Run complete_elsewhere_pipeline is already CANCELLED/),
+    ])
+    expect((await client.close({ timeout: 1000 })).undelivered).toEqual({})
   })
 
   it('a completion that contradicts the run this client itself finished stays a refusal (counted undelivered), not superseded', async () => {
