@@ -144,7 +144,9 @@ export interface PipelineSummary {
   /**
    * Set when the run was finished by someone else while it ran (cancelled by the web app,
    * failed by the stale-run sweeper, completed by `/complete`): the running stage's signal was
-   * aborted, no further stage started, no stage update nor completion was sent after it.
+   * aborted, no further stage started, no stage update nor completion was sent after it. Also
+   * set when the `/complete` itself was refused because the run had just ended elsewhere (its
+   * completion is then superseded, not undelivered).
    */
   finishedElsewhere?: RunFinishedEvent
   /**
