@@ -50,6 +50,7 @@ export {
   type PipelineProgressEvent,
   type PipelineSummary,
   type StageSummary,
+  type StageConflict,
 } from './run-pipeline.js'
 export {
   PipelineStatusError,

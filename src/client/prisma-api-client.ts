@@ -747,6 +747,7 @@ export class PrismaAPIClient {
       if (this.#throwOnError) throw outcome.error
       return { state: outcome.state, reason: describe(outcome.error), alterations: all }
     }
+    if (outcome.state === 'delivered' && outcome.conflict) return { state: outcome.state, alterations: all, conflict: outcome.conflict }
     return { state: outcome.state, alterations: all }
   }
 
@@ -826,23 +827,37 @@ export class PrismaAPIClient {
     return event
   }
 
-  /** Learns from a delivered update's answer; a `stale` one to a run finished elsewhere is refused. */
-  #learnFromAnswer(update: PendingUpdate, text: string): RunFinishedEvent | undefined {
+  /**
+   * Learns from a delivered update's answer: `finished` when it is `stale` to a run finished
+   * elsewhere (refused); `conflict` when the stage was already final with another output (logged
+   * as a warning here, for a first send and a redelivery alike).
+   */
+  #learnFromAnswer(update: PendingUpdate, text: string): { finished?: RunFinishedEvent; conflict?: StageConflictAnswer } {
     const answer = safeJson(text)
+    const conflict = update.route === 'stageUpdate' ? conflictOf(answer) : undefined
+    if (conflict) {
+      this.#logger.warn(
+        `Run ${update.runId}: ${update.what}: the server already had stage ${conflict.stageNumber} ${conflict.status} ` +
+          'with another output and kept it (outcome "conflict"); this output was not stored. Cause: the stage was reported final twice ' +
+          'with different outputs (another runner on the same run id, or the stage run again); fix: give each execution its own run id',
+        { runId: update.runId, stageNumber: conflict.stageNumber, status: conflict.status, outcome: 'conflict', idempotencyKey: update.id },
+      )
+    }
+    const learned = conflict ? { conflict } : {}
     // Only a finished run teaches anything, so the answers to a running run's updates (almost
     // every answer) are not validated: that would cost more than the rest of the client's work.
     const status = runStatusOf(answer)
-    if (status === undefined || !isFinalStatus(status as RunStatus)) return undefined
+    if (status === undefined || !isFinalStatus(status as RunStatus)) return learned
     if (update.route === 'complete') {
       const parsed = CompleteRunResponse.safeParse(answer)
       if (parsed.success) this.#observe(update.runId, parsed.data.run, 'completion', true)
-      return undefined
+      return learned
     }
     const parsed = StageUpdateResponse.safeParse(answer)
-    if (!parsed.success) return undefined
+    if (!parsed.success) return learned
     const { outcome, run } = parsed.data
     const event = this.#observe(update.runId, run, 'stage-update', update.finishing && outcome !== 'stale')
-    return outcome === 'stale' ? event : undefined
+    return outcome === 'stale' && event ? { ...learned, finished: event } : learned
   }
 
   /**
@@ -945,17 +960,19 @@ export class PrismaAPIClient {
               { retry: true },
             )
             outbox?.nudge()
-            const finished = this.#learnFromAnswer(current, response.text)
+            const { finished, conflict } = this.#learnFromAnswer(current, response.text)
             if (finished) {
               const error = new RunFinishedError(runId, finished.status, finished.reason)
               this.#logger.warn(`Run ${runId}: ${current.what} was not stored: ${error.message}`, { runId, idempotencyKey: current.id })
               return { state: 'run-finished', id: current.id, error, alterations }
             }
-            return { state: 'delivered', id: current.id, text: response.text, alterations }
+            return { state: 'delivered', id: current.id, text: response.text, alterations, ...(conflict ? { conflict } : {}) }
           } catch (error) {
-            // A refusal is never this update finishing the run: the run ended elsewhere.
+            // A refusal is never this update finishing the run: the run ended elsewhere. The one
+            // classification of every route: superseded, not undelivered, on the first send as on
+            // a redelivery from the outbox (a /complete included).
             const finished = await this.#learnFromRefusal(runId, error, false)
-            if (finished && current.route === 'stageUpdate') {
+            if (finished) {
               const refused = new RunFinishedError(runId, finished.status, finished.reason, { cause: error })
               this.#logger.warn(`Run ${runId}: ${current.what} was refused: ${refused.message}`, { runId, idempotencyKey: current.id })
               return { state: 'run-finished', id: current.id, error: refused, alterations }
@@ -1065,8 +1082,8 @@ export class PrismaAPIClient {
         },
         { retry: false, signal },
       )
-      const stale = this.#learnFromAnswer(
-        { runId: entry.runId, route: entry.route, json: entry.body, id: entry.id, what: '', finishing: isFinishing(entry, this.stages) },
+      const { finished: stale } = this.#learnFromAnswer(
+        { runId: entry.runId, route: entry.route, json: entry.body, id: entry.id, what: `${describeEntry(entry)} (from the outbox)`, finishing: isFinishing(entry, this.stages) },
         response.text,
       )
       // Answered but not stored: the run had ended elsewhere.
@@ -1167,6 +1184,26 @@ export interface UpdateOutcome {
   reason?: string
   /** What was changed in its output to make it deliverable. */
   alterations: OutputAlteration[]
+  /**
+   * Set when the server answered `conflict`: the stage was already final with another output,
+   * which it kept; this update's output was not stored.
+   */
+  conflict?: StageConflictAnswer
+}
+
+/** The stage as a `conflict` answer carries it: already final, with another output. Internal. */
+export interface StageConflictAnswer {
+  stageNumber: number
+  /** The stage's stored final status. */
+  status: FinalStatus
+}
+
+/** The stored stage of a `conflict` answer, without validating the rest of it. */
+function conflictOf(answer: unknown): StageConflictAnswer | undefined {
+  if (typeof answer !== 'object' || answer === null || (answer as { outcome?: unknown }).outcome !== 'conflict') return undefined
+  const stage = (answer as { stage?: { stageNumber?: unknown; status?: unknown } | null }).stage
+  if (typeof stage?.stageNumber !== 'number' || typeof stage.status !== 'string' || !isFinalStatus(stage.status as RunStatus)) return undefined
+  return { stageNumber: stage.stageNumber, status: stage.status as FinalStatus }
 }
 
 /** What the package's own modules (`runPipeline`) may call beyond the public API. Internal. */
@@ -1268,7 +1305,7 @@ function isFinishing(entry: Pick<OutboxEntry, 'route' | 'body'>, stages: StageCa
 
 /** How the lane body ended for one update. */
 type Delivery =
-  | { state: 'delivered'; id: string; text: string; alterations: OutputAlteration[] }
+  | { state: 'delivered'; id: string; text: string; alterations: OutputAlteration[]; conflict?: StageConflictAnswer }
   | { state: 'queued'; id: string; alterations: OutputAlteration[] }
   | { state: 'dead-lettered' | 'failed'; id: string; error: unknown; alterations: OutputAlteration[] }
   | { state: 'run-finished'; id: string; error: RunFinishedError; alterations: OutputAlteration[] }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
 import { forwardAbort } from './forward-abort.js'
-import { CatalogueMismatchError, RunFinishedError } from './errors.js'
+import { CatalogueMismatchError, RunFinishedError, isRunFinishedError } from './errors.js'
 import {
   type ProgressReport,
   type PrismaAPIClient,
@@ -109,6 +109,20 @@ export interface StageSummary {
   reported: boolean
 }
 
+/**
+ * A stage update the server answered `conflict`: the stage was already final, with another
+ * output, which the server kept; this run's output for it was not stored. It happens when a stage
+ * is reported final twice with different outputs (another runner on the same run id, a rerun).
+ */
+export interface StageConflict {
+  /** The stage. */
+  stageNumber: number
+  /** The status this run sent. */
+  sent: StageUpdateStatus
+  /** The stage's final status as the server keeps it. */
+  stored: FinalStatus
+}
+
 /** What {@link runPipeline} resolves. */
 export interface PipelineSummary {
   /** The run that was executed. */
@@ -130,7 +144,9 @@ export interface PipelineSummary {
   /**
    * Set when the run was finished by someone else while it ran (cancelled by the web app,
    * failed by the stale-run sweeper, completed by `/complete`): the running stage's signal was
-   * aborted, no further stage started, no stage update nor completion was sent after it.
+   * aborted, no further stage started, no stage update nor completion was sent after it. Also
+   * set when the `/complete` itself was refused because the run had just ended elsewhere (its
+   * completion is then superseded, not undelivered).
    */
   finishedElsewhere?: RunFinishedEvent
   /**
@@ -152,6 +168,12 @@ export interface PipelineSummary {
    * to the server's body limit. Empty when none was.
    */
   alteredOutputs: OutputAlteration[]
+  /**
+   * The stage updates the server answered `conflict` (also listed in `warnings`): the stage was
+   * already final with another output, which stays; the output sent here was not stored. Empty
+   * when none was. Such updates count as delivered.
+   */
+  conflicts: StageConflict[]
   /** The `/complete` answer, the queued delivery, or the error it failed with; absent with `complete: false`. */
   completion?: { ok: true; response: CompleteRunResponse | QueuedDelivery } | { ok: false; error: unknown }
 }
@@ -228,6 +250,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   }))
   const outputs: unknown[] = []
   const alteredOutputs: OutputAlteration[] = []
+  const conflicts: StageConflict[] = []
   let delivered = true
   let status: FinalStatus = 'COMPLETED'
   let error: string | undefined
@@ -245,6 +268,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     for (const alteration of outcome.alterations) {
       alteredOutputs.push(alteration)
       warnings.push(describeAlteration(alteration))
+    }
+    if (outcome.conflict) {
+      conflicts.push({ stageNumber, sent: stageStatus, stored: outcome.conflict.status })
+      warnings.push(
+        `Stage ${stageNumber} ${stageStatus}: the server already had it ${outcome.conflict.status} with another output and kept that one (outcome "conflict"); this output was not stored`,
+      )
     }
     if (outcome.state !== 'delivered') {
       delivered = false
@@ -350,7 +379,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} by someone else`
   }
   const durationMs = performance.now() - started
-  const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered, alteredOutputs }
+  const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered, alteredOutputs, conflicts }
   if (error !== undefined) result.error = error
   if (finishedElsewhere) result.finishedElsewhere = finishedElsewhere
   // A run finished elsewhere is not completed again: its status is the server's.
@@ -365,14 +394,25 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       result.completion = { ok: true, response }
     } catch (thrown) {
       result.completion = { ok: false, error: thrown }
-      warnings.push(`The completion was not delivered: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+      const elsewhereNow = isRunFinishedError(thrown) ? client.runFinished(runId) : undefined
+      if (elsewhereNow) {
+        // Refused because the run ended elsewhere first: superseded, not undelivered.
+        result.finishedElsewhere = elsewhereNow
+        result.status = elsewhereNow.status
+        result.error = elsewhereNow.reason ?? `The run was ${elsewhereNow.status} by someone else`
+        warnings.push(`The completion was superseded: ${(thrown as Error).message}`)
+      } else {
+        warnings.push(`The completion was not delivered: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+      }
     }
   }
   const queued = client.pendingCount(runId)
   if (queued > 0) warnings.push(`${queued} update(s) of this run wait in the outbox; they are delivered in order once the server takes them`)
-  result.delivered =
-    delivered && queued === 0 && (result.completion === undefined || (result.completion.ok && !isQueuedDelivery(result.completion.response)))
-  progress({ type: 'run-finished', runId, status, durationMs, ...(error !== undefined ? { error } : {}) })
+  const completionDelivered =
+    result.completion === undefined ||
+    (result.completion.ok ? !isQueuedDelivery(result.completion.response) : result.finishedElsewhere !== undefined && isRunFinishedError(result.completion.error))
+  result.delivered = delivered && queued === 0 && completionDelivered
+  progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
   return result
 }
 

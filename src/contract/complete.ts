@@ -11,7 +11,10 @@ import { Timestamp } from './timestamp.js'
 export const CompleteRun = z.looseObject({
   /** How the run ended. */
   status: FinalStatus,
-  /** When the run ended (ISO 8601); the server uses its own clock when absent. */
+  /**
+   * When the run ended (ISO 8601); the server uses its own clock when absent. Stored clamped to
+   * [the run's creation, the server's now + its clock-skew tolerance], never refused.
+   */
   completedAt: Timestamp.nullish(),
   /** Duration of the run in seconds. */
   duration: z.number().nonnegative().finite().nullish(),

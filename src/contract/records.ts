@@ -66,11 +66,12 @@ export const StageOutputRecord = z.object({
  */
 export type StageOutputRecord = z.infer<typeof StageOutputRecord>
 
-/** What an update did: stored it, or recognised it as a retry or a late arrival. */
-export const UpdateOutcome = z.enum(['applied', 'duplicate', 'stale'])
+/** What an update did: stored it, or recognised it as a retry, a late arrival or a conflicting repeat. */
+export const UpdateOutcome = z.enum(['applied', 'duplicate', 'stale', 'conflict'])
 /**
- * What an update did: stored it (`applied`), or recognised it as a retry (`duplicate`) or a
- * late arrival (`stale`); the last two change nothing.
+ * What an update did: stored it (`applied`), or recognised it as a retry (`duplicate`), a
+ * late arrival (`stale`) or, for a stage update, a final status repeated with a different output
+ * (`conflict`: the stored output stays); the last three change nothing.
  * @useDeclaredType
  */
 export type UpdateOutcome = z.infer<typeof UpdateOutcome>

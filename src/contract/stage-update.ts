@@ -18,7 +18,11 @@ const StageUpdateFields = z.object({
   status: StageUpdateStatus,
   /** The stage's output: a JSON string or markdown, stored as text; `null` or absent means none. */
   output: z.string().nullish(),
-  /** When the stage finished (ISO 8601), for a final status; the server uses its own clock when absent. Ignored for `PROCESSING`. */
+  /**
+   * When the stage finished (ISO 8601), for a final status; the server uses its own clock when
+   * absent. Ignored for `PROCESSING`. Stored clamped to [the run's creation, the server's now +
+   * its clock-skew tolerance] (5 minutes by default), never refused.
+   */
   completedAt: Timestamp.nullish(),
   /**
    * Progress within the stage (see {@link StageProgress}); only with `PROCESSING` (400 naming

@@ -10,7 +10,7 @@ import type { CancelRun, Heartbeat, HeartbeatOutcome, RunEndReason } from '../co
 import type { StageUpdate } from '../contract/stage-update.js'
 import { lastStageNumber, type StageCatalogue } from '../contract/stages.js'
 import type { FinalStatus } from '../contract/status.js'
-import { type CompletionDecision, type StageDecision, decideCancel, decideCompletion, decideHeartbeat, decideProgress, decideStaleRun, decideStageUpdate, newRun, runEndReason, staleRunCutoff } from './state-machine.js'
+import { type ClampedInstant, type CompletionDecision, type StageDecision, decideCancel, decideCompletion, decideHeartbeat, decideProgress, decideStaleRun, decideStageUpdate, newRun, runEndReason, staleRunCutoff } from './state-machine.js'
 import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from '../core/hooks.js'
 import { nextRunVersion } from '../core/run-version.js'
 import type { RunSnapshot, RunStageRead, RunState, StageState } from '../core/state.js'
@@ -19,13 +19,14 @@ import { isPositive } from './is-positive.js'
 
 /** Result of a stage update: the state machine's decision, or `not_found` for an unknown run. */
 export type StageUpdateResult =
-  | { outcome: 'applied'; stage: StageState; run: RunState }
+  | { outcome: 'applied'; stage: StageState; run: RunState; clamped?: ClampedInstant }
   | Exclude<StageDecision, { outcome: 'applied' }>
   | { outcome: 'not_found' }
 
 /** Result of a completion: the decision, or `not_found` for an unknown run. */
 export type CompletionResult =
-  | { outcome: 'applied' | 'duplicate'; run: RunState }
+  | { outcome: 'applied'; run: RunState; clamped?: ClampedInstant }
+  | { outcome: 'duplicate'; run: RunState }
   | Extract<CompletionDecision, { outcome: 'conflict' }>
   | { outcome: 'not_found' }
 
@@ -46,14 +47,14 @@ export async function applyStageUpdate<Tx>(
   store: Store<Tx>,
   runId: string,
   update: StageUpdate,
-  options: { stages: StageCatalogue; now: Date; onRunEnded?: OnRunEnded<Tx> | undefined },
+  options: { stages: StageCatalogue; now: Date; onRunEnded?: OnRunEnded<Tx> | undefined; clockSkewToleranceMs?: number | undefined },
 ): Promise<StageUpdateResult> {
-  const { onRunEnded } = options
+  const { onRunEnded, clockSkewToleranceMs } = options
   optimistic: if (store.readRunStage && store.writeRunStage) {
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
       const read = await store.readRunStage(runId, update.stageNumber)
       if (!read) return { outcome: 'not_found' }
-      const decision = decideStageUpdate({ run: read.run, stage: read.stage, update, stages: options.stages, now: options.now })
+      const decision = decideStageUpdate({ run: read.run, stage: read.stage, update, stages: options.stages, now: options.now, clockSkewToleranceMs })
       if (decision.outcome !== 'applied') return decision
       // The write that ends the run holds the app's hook, so it needs the transaction.
       if (onRunEnded && runEndReason(read.run, decision.run, 'stage')) break optimistic
@@ -63,20 +64,26 @@ export async function applyStageUpdate<Tx>(
         expectedVersion: read.version,
         version: nextRunVersion(read.version),
       })
-      if (written) return { outcome: 'applied', stage: decision.stage, run: decision.run }
+      if (written) return applied(decision)
     }
   }
   return store.transaction(async (tx) => {
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }
     const stage = await tx.getStage(runId, update.stageNumber)
-    const decision = decideStageUpdate({ run, stage, update, stages: options.stages, now: options.now })
+    const decision = decideStageUpdate({ run, stage, update, stages: options.stages, now: options.now, clockSkewToleranceMs })
     if (decision.outcome !== 'applied') return decision
     await tx.saveStage(runId, decision.stage)
     await tx.saveRun(decision.run)
     await runEnded(tx.client, run, decision.run, 'stage', onRunEnded)
-    return { outcome: 'applied', stage: decision.stage, run: decision.run }
+    return applied(decision)
   })
+}
+
+/** An applied stage decision as the result, with its clamped instant when there was one. */
+function applied(decision: Extract<StageDecision, { outcome: 'applied' }>): StageUpdateResult {
+  const { stage, run, clamped } = decision
+  return clamped ? { outcome: 'applied', stage, run, clamped } : { outcome: 'applied', stage, run }
 }
 
 /**
@@ -128,34 +135,44 @@ export async function completeRun<Tx>(
   store: Store<Tx>,
   runId: string,
   body: CompleteRun,
-  options: { now: Date; onRunCompleted?: OnRunCompleted<Tx> | undefined; onRunEnded?: OnRunEnded<Tx> | undefined },
+  options: {
+    now: Date
+    onRunCompleted?: OnRunCompleted<Tx> | undefined
+    onRunEnded?: OnRunEnded<Tx> | undefined
+    clockSkewToleranceMs?: number | undefined
+  },
 ): Promise<CompletionResult> {
-  const { onRunEnded } = options
+  const { onRunEnded, clockSkewToleranceMs } = options
   if (!options.onRunCompleted) {
     const attempt = await decideOnRun(
       store,
       runId,
-      (run) => decideCompletion({ run, body, now: options.now }),
+      (run) => decideCompletion({ run, body, now: options.now, clockSkewToleranceMs }),
       (decision) => (decision.outcome === 'applied' ? decision.run : undefined),
       { endsRun: onRunEnded && ((before, after) => runEndReason(before, after, 'complete') !== undefined) },
     )
     if (attempt && !attempt.found) return { outcome: 'not_found' }
     if (attempt?.found) {
       const { decision } = attempt
-      return decision.outcome === 'applied' ? { outcome: 'applied', run: decision.run } : decision
+      return decision.outcome === 'applied' ? completed(decision) : decision
     }
   }
   return store.transaction(async (tx) => {
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }
-    const decision = decideCompletion({ run, body, now: options.now })
+    const decision = decideCompletion({ run, body, now: options.now, clockSkewToleranceMs })
     if (decision.outcome !== 'applied') return decision
     await tx.saveRun(decision.run)
     await runEnded(tx.client, run, decision.run, 'complete', onRunEnded)
     // Inside the transaction: if the hook throws, the completion is rolled back and can be retried.
     await options.onRunCompleted?.(tx.client, decision.run, body)
-    return { outcome: 'applied', run: decision.run }
+    return completed(decision)
   })
+}
+
+/** An applied completion as the result, with its clamped instant when there was one. */
+function completed(decision: Extract<CompletionDecision, { outcome: 'applied' }>): CompletionResult {
+  return decision.clamped ? { outcome: 'applied', run: decision.run, clamped: decision.clamped } : { outcome: 'applied', run: decision.run }
 }
 
 /** Creates a run, or returns the existing one with the same id (creation is idempotent). */

@@ -3,12 +3,15 @@ import { describe, expect, it } from 'vitest'
 import type { CompleteRun, StageUpdate } from '../contract/index.js'
 import { DEFAULT_STAGES, defineStages, type StageCatalogue, isFinalStatus } from '../contract/index.js'
 import {
+  clampRunnerInstant,
+  DEFAULT_CLOCK_SKEW_TOLERANCE_MS,
   decideCancel,
   decideCompletion,
   decideHeartbeat,
   decideProgress,
   decideStaleRun,
   decideStageUpdate,
+  describeClampedInstant,
   MISSED_HEARTBEATS_LIMIT,
   newRun,
   runEndReason,
@@ -301,11 +304,11 @@ describe('state machine examples (the original handlers’ defects)', () => {
     expect(w.stages.get(2)?.status).toBe('COMPLETED')
   })
 
-  it('uses the runner’s completedAt when it sends one', () => {
+  it('uses the runner’s completedAt when it sends one (inside the run’s window)', () => {
     const w = world()
-    apply(w, { kind: 'stage', update: { stageNumber: 5, stageName: 'x', status: 'COMPLETED', completedAt: '2025-10-25T14:03:11.123456Z' } })
-    expect(w.stages.get(5)?.completedAt?.toISOString()).toBe('2025-10-25T14:03:11.123Z')
-    expect(w.run.completedAt?.toISOString()).toBe('2025-10-25T14:03:11.123Z')
+    apply(w, { kind: 'stage', update: { stageNumber: 5, stageName: 'x', status: 'COMPLETED', completedAt: '2026-01-01T00:00:03.123456Z' } }, DEFAULT_STAGES, LATER)
+    expect(w.stages.get(5)?.completedAt?.toISOString()).toBe('2026-01-01T00:00:03.123Z')
+    expect(w.run.completedAt?.toISOString()).toBe('2026-01-01T00:00:03.123Z')
   })
 
   it('refuses a stage number outside the catalogue', () => {
@@ -566,5 +569,172 @@ describe('runner control', () => {
     const bare: RunState = { ...running, lastActivityAt: at(0) }
     expect(decideStaleRun({ run: bare, now: at(59_000), staleAfterMs: 60_000 }).outcome).toBe('active')
     expect(decideStaleRun({ run: bare, now: at(61_000), staleAfterMs: 60_000 }).outcome).toBe('failed')
+  })
+})
+
+describe('runner clock skew: one window for every runner-sent instant', () => {
+  // The run was created at NOW; the server's clock reads SERVER_NOW when the update arrives.
+  const SERVER_NOW = new Date('2026-01-01T01:00:00.000Z')
+  const HOUR = 3_600_000
+  const iso = (ms: number) => new Date(ms).toISOString()
+  const finalUpdate = (completedAt: string, stageNumber = 1): StageUpdate => ({
+    stageNumber,
+    stageName: `Stage ${stageNumber}`,
+    status: 'COMPLETED',
+    output: 'out',
+    completedAt,
+  })
+
+  it('stores an instant inside [the run\'s creation, now + 5 min] as sent, without a clamp', () => {
+    const completedAt = iso(SERVER_NOW.getTime() + 299_000)
+    const d = decideStageUpdate({ run: newRun('r', NOW), stage: undefined, update: finalUpdate(completedAt), stages: DEFAULT_STAGES, now: SERVER_NOW })
+    expect(d).toMatchObject({ outcome: 'applied', stage: { completedAt: new Date(completedAt) } })
+    expect(d).not.toHaveProperty('clamped')
+    expect(DEFAULT_CLOCK_SKEW_TOLERANCE_MS).toBe(300_000)
+  })
+
+  it('a runner clock 9 h ahead: the stage\'s and the run\'s completedAt are now + 5 min, named as 9 h ahead', () => {
+    const sent = iso(SERVER_NOW.getTime() + 9 * HOUR)
+    const d = decideStageUpdate({ run: newRun('r', NOW), stage: undefined, update: finalUpdate(sent, 5), stages: DEFAULT_STAGES, now: SERVER_NOW })
+    const stored = new Date('2026-01-01T01:05:00.000Z')
+    expect(d).toMatchObject({
+      outcome: 'applied',
+      stage: { completedAt: stored },
+      run: { status: 'COMPLETED', completedAt: stored },
+      clamped: { field: 'completedAt', sent: new Date(sent), stored, bound: 'ahead', skewMs: 9 * HOUR, toleranceMs: 300_000 },
+    })
+    if (d.outcome !== 'applied' || !d.clamped) throw new Error('expected a clamp')
+    expect(describeClampedInstant('r', d.clamped)).toBe(
+      "run r: the runner sent completedAt 2026-01-01T10:00:00.000Z, 9 hours ahead of the server's clock (tolerance 5 minutes); " +
+        "stored clamped to 2026-01-01T01:05:00.000Z. The runner's clock is ahead: sync it (NTP), or raise clockSkewToleranceMs if such skew is expected",
+    )
+  })
+
+  it('a naive local time read as UTC (9 h before the run was created): stored as the run\'s creation', () => {
+    // A runner in UTC+9 sending datetime.now().isoformat() without an offset.
+    const sent = '2025-12-31T15:00:00'
+    const d = decideStageUpdate({ run: newRun('r', NOW), stage: undefined, update: finalUpdate(sent), stages: DEFAULT_STAGES, now: SERVER_NOW })
+    expect(d).toMatchObject({
+      outcome: 'applied',
+      stage: { completedAt: NOW },
+      clamped: { sent: new Date('2025-12-31T15:00:00.000Z'), stored: NOW, bound: 'before_creation', skewMs: 9 * HOUR },
+    })
+    if (d.outcome !== 'applied' || !d.clamped) throw new Error('expected a clamp')
+    expect(describeClampedInstant('r', d.clamped)).toContain('9 hours before the run was created (2026-01-01T00:00:00.000Z)')
+    expect(describeClampedInstant('r', d.clamped)).toContain("send UTC instants with 'Z'")
+  })
+
+  it('the same rule for /complete, with a configurable tolerance', () => {
+    const run = newRun('r', NOW)
+    const ahead = decideCompletion({ run, body: { status: 'COMPLETED', completedAt: iso(SERVER_NOW.getTime() + HOUR) }, now: SERVER_NOW, clockSkewToleranceMs: 60_000 })
+    expect(ahead).toMatchObject({ outcome: 'applied', run: { completedAt: new Date(SERVER_NOW.getTime() + 60_000) }, clamped: { bound: 'ahead', skewMs: HOUR, toleranceMs: 60_000 } })
+    const before = decideCompletion({ run, body: { status: 'FAILED', completedAt: '2025-01-01T00:00:00Z' }, now: SERVER_NOW })
+    expect(before).toMatchObject({ outcome: 'applied', run: { status: 'FAILED', completedAt: NOW }, clamped: { bound: 'before_creation' } })
+    const inside = decideCompletion({ run, body: { status: 'COMPLETED', completedAt: iso(NOW.getTime() + 1) }, now: SERVER_NOW })
+    expect(inside).toMatchObject({ outcome: 'applied', run: { completedAt: new Date(NOW.getTime() + 1) } })
+    expect(inside).not.toHaveProperty('clamped')
+    // A run already finished keeps its completedAt: the body's instant is not stored, so not clamped.
+    const finished: RunState = { ...run, status: 'COMPLETED', completedAt: LATER }
+    const late = decideCompletion({ run: finished, body: { status: 'COMPLETED', completedAt: iso(SERVER_NOW.getTime() + 9 * HOUR) }, now: SERVER_NOW })
+    expect(late).toMatchObject({ outcome: 'applied', run: { completedAt: LATER } })
+    expect(late).not.toHaveProperty('clamped')
+  })
+
+  it('names the skew rounded for people: 9 h less 5 ms is 9 hours; 91 min is 1 hour 31 minutes; 42 s; 250 ms', () => {
+    const clamped = (skewMs: number) => ({
+      field: 'completedAt' as const,
+      sent: new Date(SERVER_NOW.getTime() + skewMs),
+      stored: new Date(SERVER_NOW.getTime() + 300_000),
+      bound: 'ahead' as const,
+      skewMs,
+      toleranceMs: 300_000,
+    })
+    expect(describeClampedInstant('r', clamped(9 * HOUR - 5))).toContain(', 9 hours ahead of')
+    expect(describeClampedInstant('r', clamped(91 * 60_000 + 20_000))).toContain(', 1 hour 31 minutes ahead of')
+    expect(describeClampedInstant('r', clamped(26 * HOUR))).toContain(', 1 day 2 hours ahead of')
+    expect(describeClampedInstant('r', clamped(42_400))).toContain(', 42 seconds ahead of')
+    expect(describeClampedInstant('r', clamped(250))).toContain(', 250 ms ahead of')
+  })
+
+  it('a tolerance of 0 clamps anything past now; an empty window (row created after now + tolerance) keeps the creation', () => {
+    expect(clampRunnerInstant(new Date(SERVER_NOW.getTime() + 1), { notBefore: NOW, now: SERVER_NOW, toleranceMs: 0 }).at).toEqual(SERVER_NOW)
+    const created = new Date(SERVER_NOW.getTime() + 10 * 60_000)
+    const sent = new Date(SERVER_NOW.getTime() + HOUR)
+    expect(clampRunnerInstant(sent, { notBefore: created, now: SERVER_NOW, toleranceMs: 300_000 })).toEqual({
+      at: created,
+      clamped: { field: 'completedAt', sent, stored: created, bound: 'ahead', skewMs: HOUR, toleranceMs: 300_000 },
+    })
+  })
+
+  it('property: whatever instant a runner sends, the stored one is inside [createdAt, now + tolerance] and equals it when inside', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: Date.UTC(1, 0, 1) , max: Date.UTC(9999, 11, 31) }),
+        fc.integer({ min: 0, max: 48 * HOUR }),
+        fc.integer({ min: 0, max: HOUR }),
+        fc.boolean(),
+        (sentMs, sinceCreation, toleranceMs, viaComplete) => {
+          const run = newRun('r', NOW)
+          const now = new Date(NOW.getTime() + sinceCreation)
+          const completedAt = iso(sentMs)
+          const d = viaComplete
+            ? decideCompletion({ run, body: { status: 'COMPLETED', completedAt }, now, clockSkewToleranceMs: toleranceMs })
+            : decideStageUpdate({ run, stage: undefined, update: finalUpdate(completedAt, 5), stages: DEFAULT_STAGES, now, clockSkewToleranceMs: toleranceMs })
+          if (d.outcome !== 'applied') throw new Error(`expected applied, got ${d.outcome}`)
+          const stored = d.run.completedAt!.getTime()
+          expect(stored).toBeGreaterThanOrEqual(NOW.getTime())
+          expect(stored).toBeLessThanOrEqual(now.getTime() + toleranceMs)
+          const inside = sentMs >= NOW.getTime() && sentMs <= now.getTime() + toleranceMs
+          expect(stored === sentMs).toBe(inside)
+          expect('clamped' in d).toBe(!inside)
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+})
+
+describe('a final status repeated with another output: conflict, nothing changes', () => {
+  const completed: StageState = {
+    stageNumber: 2,
+    stageName: 'Stage 2',
+    status: 'COMPLETED',
+    output: 'first',
+    completedAt: NOW,
+    progress: null,
+    createdAt: NOW,
+    updatedAt: NOW,
+  }
+  const run: RunState = { ...newRun('r', NOW), status: 'PROCESSING' }
+  const decide = (update: Partial<StageUpdate>, stage: StageState = completed) =>
+    decideStageUpdate({
+      run,
+      stage,
+      update: { stageNumber: stage.stageNumber, stageName: stage.stageName, status: stage.status as StageUpdate['status'], ...update },
+      stages: DEFAULT_STAGES,
+      now: LATER,
+    })
+
+  it('a different output: conflict with the stored stage and run, unchanged', () => {
+    expect(decide({ output: 'second' })).toEqual({ outcome: 'conflict', stage: completed, run })
+  })
+
+  it('the same output, no output, or a null output: duplicate', () => {
+    expect(decide({ output: 'first' })).toMatchObject({ outcome: 'duplicate' })
+    expect(decide({})).toMatchObject({ outcome: 'duplicate' })
+    expect(decide({ output: null })).toMatchObject({ outcome: 'duplicate' })
+  })
+
+  it('FAILED and CANCELLED alike; a stage stored without output conflicts with any output', () => {
+    const failed: StageState = { ...completed, status: 'FAILED', output: 'boom' }
+    expect(decide({ output: 'other error' }, failed)).toMatchObject({ outcome: 'conflict', stage: failed })
+    const cancelled: StageState = { ...completed, status: 'CANCELLED', output: null }
+    expect(decide({ output: 'late' }, cancelled)).toMatchObject({ outcome: 'conflict', stage: cancelled })
+  })
+
+  it('a PROCESSING repeat with another output stays duplicate; another final status stays a 409 refusal', () => {
+    const processing: StageState = { ...completed, status: 'PROCESSING', completedAt: null }
+    expect(decide({ output: 'other' }, processing)).toMatchObject({ outcome: 'duplicate' })
+    expect(decide({ status: 'FAILED', output: 'x' })).toMatchObject({ outcome: 'conflict', code: 'stage_finished' })
   })
 })

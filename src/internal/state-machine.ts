@@ -15,6 +15,105 @@ import { isPositive } from './is-positive.js'
 /** Why an update was refused; maps to a 409 problem. */
 export type ConflictCode = 'run_finished' | 'stage_finished'
 
+/**
+ * How far a runner-sent instant may be ahead of the server's clock before it is clamped, in
+ * milliseconds: 5 minutes (see {@link clampRunnerInstant}).
+ */
+export const DEFAULT_CLOCK_SKEW_TOLERANCE_MS = 300_000
+
+/** A runner-sent instant that was outside its window and was stored clamped to it. */
+export interface ClampedInstant {
+  /** The body field that carried it. */
+  field: 'completedAt'
+  /** The instant the runner sent. */
+  sent: Date
+  /** The instant stored: the nearer end of the window. */
+  stored: Date
+  /**
+   * Which end: `ahead` (after the server's now + tolerance: a runner clock ahead) or `before_creation`
+   * (before the run's row was created: a clock behind, or a naive local time read as UTC).
+   */
+  bound: 'ahead' | 'before_creation'
+  /**
+   * The skew, in milliseconds, a positive number: for `ahead`, how far the instant was past the
+   * server's now; for `before_creation`, how far before the run's creation.
+   */
+  skewMs: number
+  /** The tolerance the window was built with, in milliseconds. */
+  toleranceMs: number
+}
+
+/**
+ * The one rule for an instant a runner sends (a stage's or a run's `completedAt`): it is stored as
+ * sent inside [`notBefore`, `now + toleranceMs`], clamped to the nearer end outside it, never
+ * refused (a status must not be lost for a clock). `notBefore` is the run's `createdAt`: nothing
+ * of a run happened before its row existed. When the window is empty (a web instance's clock
+ * behind the one that created the row by more than the tolerance), `notBefore` wins.
+ * `clamped` is set only when the instant was moved.
+ */
+export function clampRunnerInstant(
+  sent: Date,
+  window: { notBefore: Date; now: Date; toleranceMs: number; field?: ClampedInstant['field'] },
+): { at: Date; clamped?: ClampedInstant } {
+  const { notBefore, now, toleranceMs, field = 'completedAt' } = window
+  const latest = now.getTime() + toleranceMs
+  const at = sent.getTime()
+  if (at < notBefore.getTime()) {
+    return { at: notBefore, clamped: { field, sent, stored: notBefore, bound: 'before_creation', skewMs: notBefore.getTime() - at, toleranceMs } }
+  }
+  if (at > latest) {
+    const stored = new Date(Math.max(latest, notBefore.getTime()))
+    return { at: stored, clamped: { field, sent, stored, bound: 'ahead', skewMs: at - now.getTime(), toleranceMs } }
+  }
+  return { at: sent }
+}
+
+/**
+ * The warning for a clamped instant, with its cause and its fix, e.g. `run r1: the runner sent
+ * completedAt 2026-01-01T18:00:00.000Z, 9 hours ahead of the server's clock (tolerance 5 minutes);
+ * stored clamped to 2026-01-01T09:05:00.000Z. The runner's clock is ahead: ...`.
+ */
+export function describeClampedInstant(runId: string, clamped: ClampedInstant): string {
+  const sent = clamped.sent.toISOString()
+  const stored = clamped.stored.toISOString()
+  const off = approximateDuration(clamped.skewMs)
+  if (clamped.bound === 'ahead') {
+    return (
+      `run ${runId}: the runner sent ${clamped.field} ${sent}, ${off} ahead of the server's clock (tolerance ` +
+      `${describeDuration(clamped.toleranceMs)}); stored clamped to ${stored}. The runner's clock is ahead: sync it (NTP), ` +
+      'or raise clockSkewToleranceMs if such skew is expected'
+    )
+  }
+  return (
+    `run ${runId}: the runner sent ${clamped.field} ${sent}, ${off} before the run was created (${stored}); ` +
+    'stored clamped to its creation. The runner\'s clock is behind, or it sent a local time without an offset, ' +
+    "which is read as UTC: send UTC instants with 'Z' (Python: datetime.now(timezone.utc).isoformat())"
+  )
+}
+
+/**
+ * A skew for people: rounded to the unit below its largest, then at most two units, e.g.
+ * `32399995` → `9 hours`, `5430000` → `1 hour 31 minutes`, `42000` → `42 seconds`, `250` → `250 ms`.
+ */
+function approximateDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.round(ms)} ms`
+  const index = DURATION_UNITS.findIndex(([size]) => ms >= size)
+  const granularity = DURATION_UNITS[index + 1]?.[0] ?? 1_000
+  let rest = Math.round(ms / granularity) * granularity
+  const parts: string[] = []
+  for (const [size, unit] of DURATION_UNITS) {
+    if (rest < size) {
+      if (parts.length > 0) break
+      continue
+    }
+    const count = Math.floor(rest / size)
+    parts.push(`${count} ${unit}${count === 1 ? '' : 's'}`)
+    rest -= count * size
+    if (parts.length === 2 || rest === 0) break
+  }
+  return parts.join(' ')
+}
+
 /** The decision for one stage update. */
 export type StageDecision =
   | {
@@ -28,12 +127,25 @@ export type StageDecision =
       run: RunState
       /** Whether the run's status changed (and with it `error` or `completedAt`). */
       statusChanged: boolean
+      /** Set when the update's `completedAt` was outside its window and was stored clamped. */
+      clamped?: ClampedInstant
     }
   | {
       /** `duplicate`: the stage already has this status. `stale`: the update is older than what is stored. */
       outcome: 'duplicate' | 'stale'
       /** The stored stage, or `null` when the stage has no row. */
       stage: StageState | null
+      run: RunState
+    }
+  | {
+      /**
+       * Answered 200 and nothing changes: the stage is already final with this status and the
+       * update carries a different output (the stored one stays). It has no `code`, unlike the
+       * refusal (409) below.
+       */
+      outcome: 'conflict'
+      /** The stored stage. */
+      stage: StageState
       run: RunState
     }
   | { outcome: 'conflict'; code: ConflictCode; detail: string }
@@ -45,6 +157,8 @@ export type CompletionDecision =
       run: RunState
       /** The app's `onRunCompleted` hook runs in this transaction: this is the first accepted `/complete`. */
       runCompletionHook: true
+      /** Set when the body's `completedAt` was outside its window and was stored clamped. */
+      clamped?: ClampedInstant
     }
   | { outcome: 'duplicate'; run: RunState }
   | { outcome: 'conflict'; code: 'run_finished'; detail: string }
@@ -61,6 +175,11 @@ export interface StageUpdateInput {
   stages: StageCatalogue
   /** The current time, used for timestamps the update does not carry. */
   now: Date
+  /**
+   * How far the update's `completedAt` may be ahead of `now`, in milliseconds (see
+   * {@link clampRunnerInstant}). @default DEFAULT_CLOCK_SKEW_TOLERANCE_MS
+   */
+  clockSkewToleranceMs?: number | undefined
 }
 
 const RANK: Readonly<Record<StageStatus, number>> = {
@@ -83,7 +202,7 @@ function agreesWithOutcome(stageStatus: FinalStatus, runStatus: FinalStatus): bo
  * Decides what one stage update does to a run. The update must already be validated
  * against the catalogue (`stageNumber` in 1..N).
  */
-export function decideStageUpdate({ run, stage, update, stages, now }: StageUpdateInput): StageDecision {
+export function decideStageUpdate({ run, stage, update, stages, now, clockSkewToleranceMs }: StageUpdateInput): StageDecision {
   const n = update.stageNumber
   if (!Number.isInteger(n) || n < 1 || n > lastStageNumber(stages)) {
     throw new RangeError(`stageNumber ${n} is outside the catalogue 1..${lastStageNumber(stages)}`)
@@ -98,6 +217,10 @@ export function decideStageUpdate({ run, stage, update, stages, now }: StageUpda
       if (progress.outcome === 'applied') return { ...progress, statusChanged: false }
       // Older progress (a lower seq) is a late arrival on this route as on a heartbeat.
       if (progress.outcome === 'stale') return progress
+    }
+    // A final status again with another output: the first one stays, and the sender is told.
+    if (stage && isFinalStatus(incoming) && update.output != null && update.output !== stage.output) {
+      return { outcome: 'conflict', stage, run }
     }
     return { outcome: 'duplicate', stage: stage ?? null, run }
   }
@@ -123,7 +246,12 @@ export function decideStageUpdate({ run, stage, update, stages, now }: StageUpda
   }
 
   const finalStage = isFinalStatus(incoming)
-  const completedAt = finalStage ? (update.completedAt ? timestampToDate(update.completedAt) : now) : null
+  const sent = finalStage && update.completedAt ? clampRunnerInstant(timestampToDate(update.completedAt), {
+    notBefore: run.createdAt,
+    now,
+    toleranceMs: clockSkewToleranceMs ?? DEFAULT_CLOCK_SKEW_TOLERANCE_MS,
+  }) : undefined
+  const completedAt = finalStage ? (sent?.at ?? now) : null
   const nextStage: StageState = {
     stageNumber: n,
     stageName: update.stageName,
@@ -145,6 +273,7 @@ export function decideStageUpdate({ run, stage, update, stages, now }: StageUpda
     stage: nextStage,
     run: nextRun ?? { ...run, updatedAt: now },
     statusChanged: nextRun !== undefined,
+    ...(sent?.clamped ? { clamped: sent.clamped } : {}),
   }
 }
 
@@ -183,6 +312,11 @@ export interface CompletionInput {
   body: CompleteRun
   /** The current time, stored as `completionReceivedAt` (and `completedAt` when the body has none). */
   now: Date
+  /**
+   * How far the body's `completedAt` may be ahead of `now`, in milliseconds (see
+   * {@link clampRunnerInstant}). @default DEFAULT_CLOCK_SKEW_TOLERANCE_MS
+   */
+  clockSkewToleranceMs?: number | undefined
 }
 
 /**
@@ -190,7 +324,7 @@ export interface CompletionInput {
  * `applied` (and runs the app's hook), also when the stages already finished the run with
  * the same status: "already COMPLETED" never means "results already saved".
  */
-export function decideCompletion({ run, body, now }: CompletionInput): CompletionDecision {
+export function decideCompletion({ run, body, now, clockSkewToleranceMs }: CompletionInput): CompletionDecision {
   if (isFinalStatus(run.status)) {
     if (run.status !== body.status) {
       return {
@@ -206,17 +340,25 @@ export function decideCompletion({ run, body, now }: CompletionInput): Completio
       runCompletionHook: true,
     }
   }
+  const sent = body.completedAt
+    ? clampRunnerInstant(timestampToDate(body.completedAt), {
+        notBefore: run.createdAt,
+        now,
+        toleranceMs: clockSkewToleranceMs ?? DEFAULT_CLOCK_SKEW_TOLERANCE_MS,
+      })
+    : undefined
   return {
     outcome: 'applied',
     run: {
       ...run,
       status: body.status,
       error: body.error ?? null,
-      completedAt: body.completedAt ? timestampToDate(body.completedAt) : now,
+      completedAt: sent?.at ?? now,
       completionReceivedAt: now,
       updatedAt: now,
     },
     runCompletionHook: true,
+    ...(sent?.clamped ? { clamped: sent.clamped } : {}),
   }
 }
 

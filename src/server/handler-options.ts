@@ -196,6 +196,15 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   retryAfterSeconds?: number | undefined
   /**
+   * How far ahead of the server's clock a runner-sent instant (a stage's `completedAt`, the
+   * `completedAt` of `/complete`) may be, in milliseconds. An instant later than the server's now
+   * plus this, or earlier than the run's creation, is stored clamped to that window, never
+   * refused, and logged as one warning per run naming the skew and its fix. A whole number of 0 or
+   * more; anything else throws {@link HandlerConfigurationError} at creation.
+   * @default 300_000 (5 minutes)
+   */
+  clockSkewToleranceMs?: number | undefined
+  /**
    * The current time, for tests.
    * @default () => new Date()
    */

@@ -29,7 +29,8 @@ import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, re
 import { toRunRecord, toStageWriteResponse, toStatusResponse } from '../internal/state-to-records.js'
 import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
-import type { ConflictCode } from '../internal/state-machine.js'
+import { type ClampedInstant, type ConflictCode, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, describeClampedInstant } from '../internal/state-machine.js'
+import { OncePerKey } from '../internal/once-per-key.js'
 import { isStoreUnavailableError } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
@@ -152,7 +153,11 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
   const clock = options.clock ?? (() => new Date())
+  const clockSkewToleranceMs = resolveClockSkewTolerance(options.clockSkewToleranceMs)
   const logger = safeLogger(options.logger ?? consoleLogger)
+  // One warning per run for each kind of degradation, whatever the number of updates; bounded.
+  const warnedSkew = new OncePerKey()
+  const warnedConflict = new OncePerKey()
   const auth = createWebhookAuthenticator({ secret: options.secret, signing: options.signing, clock })
   const stageUpdateSchema = stageUpdateSchemaFor(stages)
   const readTokenSecrets = resolveReadTokenSecrets(options)
@@ -337,9 +342,35 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       assertStorable({ stageName: update.stageName, output: update.output, 'progress.message': update.progress?.message })
       return update
     },
-    async (id, update): Promise<StageUpdateResponse> =>
-      toStageWriteResponse(accepted(await applyStageUpdate(store, id, update, { stages, now: clock(), onRunEnded }))),
+    async (id, update): Promise<StageUpdateResponse> => {
+      const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock(), onRunEnded, clockSkewToleranceMs }))
+      if (result.outcome === 'applied' && result.clamped) warnClamped(id, result.clamped, `stage ${update.stageNumber}`)
+      if (result.outcome === 'conflict' && warnedConflict.first(id)) {
+        logger.warn(
+          `pipeline-status: run ${escapeControls(id)}: stage ${update.stageNumber} is already ${result.stage.status} with another output; ` +
+            'the stored output stays and the update was answered 200 outcome "conflict" (logged once per run). Cause: the stage ' +
+            'was reported final twice with different outputs (two runners on one run id, or a stage run again). Fix: give each ' +
+            'execution its own run id',
+          { runId: id, stageNumber: update.stageNumber, status: result.stage.status, outcome: 'conflict' },
+        )
+      }
+      return toStageWriteResponse(result)
+    },
   )
+
+  /** Logs a runner-sent instant stored clamped, once per run. */
+  function warnClamped(runId: string, clamped: ClampedInstant, where: string): void {
+    if (!warnedSkew.first(runId)) return
+    logger.warn(`pipeline-status: ${describeClampedInstant(escapeControls(runId), clamped)} (${where}; logged once per run)`, {
+      runId,
+      field: clamped.field,
+      sent: clamped.sent.toISOString(),
+      stored: clamped.stored.toISOString(),
+      bound: clamped.bound,
+      skewMs: clamped.skewMs,
+      toleranceMs: clamped.toleranceMs,
+    })
+  }
 
   const complete = runWrite(
     'complete',
@@ -349,7 +380,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return payload
     },
     async (id, payload): Promise<CompleteRunResponse> => {
-      const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted, onRunEnded }))
+      const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted, onRunEnded, clockSkewToleranceMs }))
+      if (result.outcome === 'applied' && result.clamped) warnClamped(id, result.clamped, 'completion')
       return { outcome: result.outcome, run: toRunRecord(result.run) }
     },
   )
@@ -547,13 +579,17 @@ function assertStorable(values: Record<string, string | null | undefined>): void
   }
 }
 
-/** A store result that was not refused: an unknown run is a 404, a conflict a 409 with its reason. */
+/**
+ * A store result that was not refused: an unknown run is a 404, a refusal (`conflict` with a
+ * `code`) a 409 with its reason. A `conflict` without a code (a final stage repeated with another
+ * output) is an answer, 200.
+ */
 function accepted<R extends { outcome: string }>(
   result: R | { outcome: 'not_found' } | { outcome: 'conflict'; code: ConflictCode; detail: string },
-): Exclude<R, { outcome: 'not_found' | 'conflict' }> {
+): Exclude<R, { outcome: 'not_found' } | { code: ConflictCode }> {
   if (result.outcome === 'not_found') throw runNotFound()
   if (result.outcome === 'conflict' && 'code' in result) throw new HttpProblemError(result.code, { detail: result.detail })
-  return result as Exclude<R, { outcome: 'not_found' | 'conflict' }>
+  return result as Exclude<R, { outcome: 'not_found' } | { code: ConflictCode }>
 }
 
 function runNotFound(): HttpProblemError {
@@ -585,6 +621,14 @@ function unsupportedMediaType(): HttpProblemError {
   return new HttpProblemError('unsupported_media_type', {
     detail: 'Send the body as JSON with Content-Type: application/json',
   })
+}
+
+function resolveClockSkewTolerance(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_CLOCK_SKEW_TOLERANCE_MS
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new HandlerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${String(value)}`)
+  }
+  return value
 }
 
 function resolveStages(stages: StageCatalogue | undefined): StageCatalogue {

@@ -45,10 +45,14 @@ const at = (second: number) => new Date(Date.UTC(2025, 9, 25, 14, 0, second))
 const SEQUENCE: Array<Partial<StageUpdate>> = [
   { stageNumber: 1, status: 'PROCESSING', output: 'reading' },
   { stageNumber: 1, status: 'COMPLETED', output: '{"rows": 12}', completedAt: '2025-10-25T14:03:11.123Z' },
+  // A final status again with another output: 200 conflict, nothing written.
+  { stageNumber: 1, status: 'COMPLETED', output: '{"rows": 13}' },
   { stageNumber: 1, status: 'PROCESSING', output: null },
-  { stageNumber: 2, status: 'COMPLETED' },
+  // A runner clock 9 h ahead: stored at now + 5 min (now is 14:00:05).
+  { stageNumber: 2, status: 'COMPLETED', completedAt: '2025-10-25T23:00:05.000Z' },
   { stageNumber: 3, status: 'FAILED', output: 'model timed out' },
-  { stageNumber: 4, status: 'COMPLETED', output: 'late but agrees' },
+  // A naive local time 9 h before the run was created: stored as its creation.
+  { stageNumber: 4, status: 'COMPLETED', output: 'late but agrees', completedAt: '2025-10-25T05:00:00' },
   { stageNumber: 5, status: 'CANCELLED' },
 ]
 
@@ -66,7 +70,13 @@ describe('PrismaStore with the opt-in pg pool', () => {
   it('stores exactly what the Prisma path stores, versions included', async () => {
     const expected = await replay(viaPrisma, 'pool-a')
     const actual = await replay(viaPool, 'pool-b')
-    expect(expected.outcomes).toEqual(['applied', 'applied', 'stale', 'applied', 'applied', 'applied', 'conflict', 'applied'])
+    expect(expected.outcomes).toEqual(['applied', 'applied', 'conflict', 'stale', 'applied', 'applied', 'applied', 'conflict', 'applied'])
+    expect(expected.snapshot?.stages.map((stage) => [stage.stageNumber, stage.output, stage.completedAt?.toISOString()])).toEqual([
+      [1, '{"rows": 12}', '2025-10-25T14:03:11.123Z'],
+      [2, null, '2025-10-25T14:05:05.000Z'],
+      [3, 'model timed out', '2025-10-25T14:00:06.000Z'],
+      [4, 'late but agrees', '2025-10-25T14:00:00.000Z'],
+    ])
     expect(actual.outcomes).toEqual(expected.outcomes)
     expect({ ...actual.snapshot, run: { ...actual.snapshot?.run, id: 'pool-a' } }).toEqual(expected.snapshot)
     expect(actual.snapshot?.version).toBe(6)

@@ -92,11 +92,15 @@ describe('PrismaStore', () => {
   })
 
   it('stores the Python runner payloads as sent, timestamps to the millisecond', async () => {
-    const runId = await newRunId()
+    // The run those payloads come from: created at 14:00, its instants inside [creation, now + 5 min].
+    const runId = `run-${++runCounter}-${Date.now()}`
+    await createRun(store, { id: runId, now: new Date('2025-10-25T14:00:00.000Z') })
+    const at = (update: Partial<StageUpdate>) =>
+      applyStageUpdate(store, runId, makeStageUpdate(update), { stages, now: new Date('2025-10-25T14:06:00.000Z') })
     const { processing, completedJson, completedMarkdown } = PYTHON_RUNNER_PAYLOADS
-    expect((await update(runId, processing)).outcome).toBe('applied')
-    expect((await update(runId, completedJson)).outcome).toBe('applied')
-    expect((await update(runId, completedMarkdown)).outcome).toBe('applied')
+    expect((await at(processing)).outcome).toBe('applied')
+    expect((await at(completedJson)).outcome).toBe('applied')
+    expect((await at(completedMarkdown)).outcome).toBe('applied')
     const { run, stages: stored } = await snapshot(runId)
     expect(stored.map((s) => [s.stageNumber, s.output, s.completedAt?.toISOString()])).toEqual([
       [1, completedJson.output, '2025-10-25T14:03:11.123Z'],

@@ -460,7 +460,8 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       const parsed = stageSchema.safeParse(json)
       if (!parsed.success || !storable(parsed.data.stageName) || !storable(parsed.data.output) || !storable(parsed.data.progress?.message)) return 400
       const result = await applyStageUpdate(model, match.runId, parsed.data, { stages: DEFAULT_STAGES, now: NOW })
-      return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
+      // A refusal carries a code (409); a final status repeated with another output is a 200 `conflict`.
+      return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' && 'code' in result ? 409 : 200
     }
     case 'complete': {
       const parsed = CompleteRun.safeParse(json)

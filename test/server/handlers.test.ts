@@ -110,6 +110,9 @@ describe('web handlers: authentication', () => {
       ['bad whsec', () => createPipelineStatusHandlers({ secret: 's', store, signing: { secret: 'whsec_%%%' } })],
       ['no signing key', () => createPipelineStatusHandlers({ secret: 's', store, signing: { secret: [] } })],
       ['bad tolerance', () => createPipelineStatusHandlers({ secret: 's', store, signing: { secret: 'k', toleranceSeconds: 0 } })],
+      ['negative clock-skew tolerance', () => createPipelineStatusHandlers({ secret: 's', store, clockSkewToleranceMs: -1 })],
+      ['fractional clock-skew tolerance', () => createPipelineStatusHandlers({ secret: 's', store, clockSkewToleranceMs: 0.5 })],
+      ['infinite clock-skew tolerance', () => createPipelineStatusHandlers({ secret: 's', store, clockSkewToleranceMs: Infinity })],
     ]
     for (const [name, create] of cases) {
       let caught: unknown

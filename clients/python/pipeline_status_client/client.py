@@ -604,6 +604,7 @@ class PrismaAPIClient:
                         self.log.warning("Run %s: %s refused: the run was finished elsewhere", run_id, update.what)
                         return False
                     return self._after_failure(update, error, started)
+                self._note_conflict(run_id, update.what, answer)
                 elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
                 # A stale answer stored nothing: the run was finished before this update arrived.
                 return not (elsewhere and answer.get("outcome") == "stale")
@@ -793,6 +794,7 @@ class PrismaAPIClient:
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
             return True
         stale = answer.get("outcome") == "stale"
+        self._note_conflict(entry.run_id, f"{entry.what} (from the outbox)", answer)
         elsewhere = self._observe_run(entry.run_id, answer, _finishing(entry.route, entry.body, max(self.stages)) and not stale)
         if elsewhere and stale:
             # Answered but not stored: the run had ended elsewhere.
@@ -801,6 +803,19 @@ class PrismaAPIClient:
         self.outbox.ack(entry.seq)
         self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
         return True
+
+    def _note_conflict(self, run_id: str, what: str, answer: Mapping[str, Any]) -> None:
+        """An answer ``conflict``: the stage was already final with another output, which the server
+        kept; this update's output was not stored. A warning with its cause and fix (the update is
+        delivered: the mark methods return ``True``), as the TypeScript client logs it."""
+        if answer.get("outcome") != "conflict":
+            return
+        stage = answer.get("stage") if isinstance(answer.get("stage"), dict) else {}
+        self.log.warning(
+            "Run %s: %s: the server already had stage %s %s with another output and kept it (outcome \"conflict\"); "
+            "this output was not stored. Cause: the stage was reported final twice with different outputs (another runner "
+            "on the same run id, or the stage run again); fix: give each execution its own run id",
+            run_id, what, stage.get("stageNumber"), stage.get("status"))
 
     def _supersede(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:
         """Keeps a queued update of a run that ended elsewhere as ``superseded`` (not a dead

@@ -336,6 +336,23 @@ class ServerTests:
             finally:
                 client.close()
 
+    def test_a_final_status_again_with_another_output_is_a_conflict_warning(self) -> None:
+        run_id = self.created_run()
+        first, second = self.client(), self.client()
+        self.assertTrue(first.mark_stage_complete(run_id, 1, {"rows": 12}))
+        with self.assertLogs(second.log, logging.WARNING) as logged:  # type: ignore[attr-defined]
+            self.assertTrue(second.mark_stage_complete(run_id, 1, {"rows": 13}))
+            # The same output again is a duplicate: no warning.
+            self.assertTrue(second.mark_stage_complete(run_id, 1, {"rows": 12}))
+        self.assertEqual(len(logged.records), 1)  # type: ignore[attr-defined]
+        self.assertEqual(
+            logged.records[0].getMessage(),  # type: ignore[attr-defined]
+            f'Run {run_id}: stage 1 COMPLETED: the server already had stage 1 COMPLETED with another output and kept it '
+            '(outcome "conflict"); this output was not stored. Cause: the stage was reported final twice with different '
+            'outputs (another runner on the same run id, or the stage run again); fix: give each execution its own run id')
+        stored = first.get_status(run_id)["stages"][0]
+        self.assertEqual((stored["status"], json.loads(stored["output"])), ("COMPLETED", {"rows": 12}))  # type: ignore[attr-defined]
+
     def test_progress_gets_increasing_seqs_and_the_newest_is_stored(self) -> None:
         run_id = self.created_run()
         client = self.client()

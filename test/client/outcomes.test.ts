@@ -1,0 +1,206 @@
+/**
+ * Two answers the client classifies in one place (src/client/prisma-api-client.ts), against the
+ * real handlers over HTTP: a stage final again with another output (`conflict`: a warning, and
+ * `runPipeline`'s summary lists it), and a `/complete` refused because the run ended elsewhere
+ * (superseded on its first send as on a redelivery: never dead-lettered nor counted undelivered).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  PrismaAPIClient,
+  type PrismaAPIClientOptions,
+  RunFinishedError,
+  type RunFinishedEvent,
+  runPipeline,
+} from 'pipeline-status-sdk/client'
+import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+
+let server: TestServer
+const clients: PrismaAPIClient[] = []
+const dirs: string[] = []
+
+beforeEach(async () => {
+  server = await startTestServer()
+})
+afterEach(async () => {
+  for (const client of clients.splice(0)) await client.close({ timeout: 100 })
+  await server.stop()
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+interface Line {
+  level: 'warn' | 'error'
+  message: string
+  details: Record<string, unknown> | undefined
+}
+
+function makeClient(options: PrismaAPIClientOptions = {}): { client: PrismaAPIClient; logged: Line[] } {
+  const logged: Line[] = []
+  const client = new PrismaAPIClient({
+    baseUrl: server.origin,
+    secret: TEST_SECRET,
+    logger: {
+      warn: (message, details) => logged.push({ level: 'warn', message, details }),
+      error: (message, details) => logged.push({ level: 'error', message, details }),
+    },
+    retry: { limit: 0 },
+    ...options,
+  })
+  clients.push(client)
+  return { client, logged }
+}
+
+function outboxDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'outcomes-outbox-'))
+  dirs.push(dir)
+  return dir
+}
+
+async function cancel(runId: string, reason: string): Promise<void> {
+  const response = await fetch(`${server.origin}/api/pipeline/${runId}/cancel`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-webhook-secret': TEST_SECRET },
+    body: JSON.stringify({ reason }),
+  })
+  expect(response.status).toBe(200)
+}
+
+describe('a stage final again with another output: outcome conflict', () => {
+  it('the mark* method resolves true, the stored output stays, and the client logs one warning with cause and fix', async () => {
+    const first = makeClient()
+    const second = makeClient()
+    await first.client.createRun('conflict_mark')
+    expect(await first.client.markStageComplete('conflict_mark', 1, { rows: 12 })).toBe(true)
+    expect(await second.client.markStageComplete('conflict_mark', 1, { rows: 13 })).toBe(true)
+    // The same output again is a duplicate: no warning.
+    expect(await second.client.markStageComplete('conflict_mark', 1, { rows: 12 })).toBe(true)
+
+    const { stages } = await first.client.getStatus('conflict_mark')
+    expect(stages[0]).toMatchObject({ stageNumber: 1, status: 'COMPLETED', output: '{"rows":12}' })
+    expect(first.logged).toEqual([])
+    expect(second.logged).toEqual([
+      {
+        level: 'warn',
+        message:
+          'Run conflict_mark: stage 1 COMPLETED: the server already had stage 1 COMPLETED with another output and kept it (outcome "conflict"); ' +
+          'this output was not stored. Cause: the stage was reported final twice with different outputs (another runner on the same run id, ' +
+          'or the stage run again); fix: give each execution its own run id',
+        details: expect.objectContaining({ runId: 'conflict_mark', stageNumber: 1, status: 'COMPLETED', outcome: 'conflict' }),
+      },
+    ])
+    expect(await second.client.close({ timeout: 1000 })).toMatchObject({ undelivered: {} })
+  })
+
+  it("runPipeline's summary lists the conflict and its warning; the update counts as delivered", async () => {
+    const other = makeClient()
+    await other.client.createRun('conflict_pipeline')
+    // Another runner already reported stage 1 of this run with its own output.
+    expect(await other.client.markStageComplete('conflict_pipeline', 1, 'theirs')).toBe(true)
+
+    const { client, logged } = makeClient()
+    const summary = await runPipeline({ runId: 'conflict_pipeline', client, stages: [() => 'ours', () => 2, () => 3, () => 4, () => 5] })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, conflicts: [{ stageNumber: 1, sent: 'COMPLETED', stored: 'COMPLETED' }] })
+    expect(summary.warnings).toEqual([
+      'Stage 1 COMPLETED: the server already had it COMPLETED with another output and kept that one (outcome "conflict"); this output was not stored',
+    ])
+    expect(logged.filter((line) => line.details?.['outcome'] === 'conflict')).toHaveLength(1)
+    expect((await client.getStatus('conflict_pipeline')).stages[0]?.output).toBe('theirs')
+  })
+
+  it('a conflicting update redelivered from the outbox is logged the same way and leaves the queue', async () => {
+    const other = makeClient()
+    const { client, logged } = makeClient({ outbox: { dir: outboxDir(), retryDelay: 60_000, maxRetryDelay: 60_000 } })
+    await client.createRun('conflict_outbox')
+    server.setFault({ status: 503 })
+    expect(await client.markStageComplete('conflict_outbox', 1, 'queued')).toBe(true)
+    server.setFault(undefined)
+    expect(await other.client.markStageComplete('conflict_outbox', 1, 'first to arrive')).toBe(true)
+    expect(await client.flush()).toEqual({ delivered: 1, rejected: 0, pending: 0 })
+    expect(logged.filter((line) => line.details?.['outcome'] === 'conflict').map((line) => line.message)).toEqual([
+      expect.stringMatching(/^Run conflict_outbox: stage 1 COMPLETED \(from the outbox\): the server already had stage 1 COMPLETED with another output and kept it/),
+    ])
+    expect((await client.getStatus('conflict_outbox')).stages[0]?.output).toBe('first to arrive')
+  })
+
+  it('a run without conflicts has conflicts: []', async () => {
+    const { client } = makeClient()
+    await client.createRun('conflict_none')
+    const summary = await runPipeline({ runId: 'conflict_none', client, stages: [() => 1, () => 2, () => 3, () => 4, () => 5] })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, conflicts: [], warnings: [] })
+  })
+})
+
+describe('a /complete refused because the run ended elsewhere is superseded on its first send', () => {
+  for (const withOutbox of [false, true]) {
+    it(`${withOutbox ? 'with' : 'without'} an outbox: RunFinishedError, onRunFinished once, no dead letter, nothing undelivered, no error logged`, async () => {
+      const events: RunFinishedEvent[] = []
+      const runId = `complete_elsewhere_${withOutbox ? 'outbox' : 'plain'}`
+      const { client, logged } = makeClient({ onRunFinished: (event) => events.push(event), ...(withOutbox ? { outbox: { dir: outboxDir() } } : {}) })
+      await client.createRun(runId)
+      expect(await client.markStageProcessing(runId, 1)).toBe(true)
+      await cancel(runId, 'the user pressed stop')
+
+      const refused = client.completeRun(runId, { status: 'COMPLETED', fullReportMarkdown: '# Report' })
+      await expect(refused).rejects.toBeInstanceOf(RunFinishedError)
+      await expect(refused).rejects.toMatchObject({ runId, status: 'CANCELLED', reason: 'the user pressed stop' })
+      expect(events).toEqual([expect.objectContaining({ runId, status: 'CANCELLED', learnedFrom: 'refusal' })])
+      expect(await client.deadLetters(runId)).toEqual([])
+      expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
+      expect(logged.filter((line) => line.level === 'error')).toEqual([])
+      expect(logged.map((line) => [line.level, line.message])).toEqual([
+        ['warn', `Run ${runId} was finished by someone else: CANCELLED (the user pressed stop)`],
+        ['warn', `Run ${runId}: completion was refused: Run ${runId} is already CANCELLED (the user pressed stop); the update was not stored`],
+      ])
+    })
+  }
+
+  it('the same completion redelivered from the outbox is superseded the same way: not undelivered', async () => {
+    const { client } = makeClient({ outbox: { dir: outboxDir(), retryDelay: 60_000, maxRetryDelay: 60_000 } })
+    await client.createRun('complete_elsewhere_redelivered')
+    expect(await client.markStageProcessing('complete_elsewhere_redelivered', 1)).toBe(true)
+    server.setFault({ status: 503 })
+    expect(await client.completeRun('complete_elsewhere_redelivered', { status: 'COMPLETED' })).toMatchObject({ queued: true })
+    server.setFault(undefined)
+    await cancel('complete_elsewhere_redelivered', 'the user pressed stop')
+    expect(await client.flush()).toEqual({ delivered: 0, rejected: 0, pending: 0 })
+    expect((await client.deadLetters('complete_elsewhere_redelivered')).map((letter) => [letter.kind, letter.code])).toEqual([['superseded', 'run_finished']])
+    expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
+  })
+
+  it("runPipeline: a completion refused because the run was cancelled first is superseded: finishedElsewhere, the run's status, delivered", async () => {
+    const { client } = makeClient()
+    await makeClient().client.createRun('complete_elsewhere_pipeline')
+    // The server's catalogue cannot be read at start, so a four-stage pipeline runs against five stages
+    // and its last update leaves the run PROCESSING; the web app cancels it just before /complete arrives.
+    server.inject({ status: 503 })
+    const real = createPipelineStatusHandlers({ store: server.store, secret: TEST_SECRET, logger: { warn: () => {}, error: () => {} } }).fetch
+    server.setHandler(async (request) => {
+      if (request.url.endsWith('/complete')) await cancel('complete_elsewhere_pipeline', 'the user pressed stop')
+      return real(request)
+    })
+    const summary = await runPipeline({ runId: 'complete_elsewhere_pipeline', client, stages: [() => 1, () => 2, () => 3, () => 4] })
+    expect(summary).toMatchObject({
+      status: 'CANCELLED',
+      error: 'the user pressed stop',
+      delivered: true,
+      finishedElsewhere: { status: 'CANCELLED', reason: 'the user pressed stop' },
+      completion: { ok: false, error: expect.any(RunFinishedError) },
+    })
+    expect(summary.warnings).toEqual([
+      expect.stringMatching(/^The server's stage catalogue could not be read/),
+      expect.stringMatching(/^The completion was superseded: Run complete_elsewhere_pipeline is already CANCELLED/),
+    ])
+    expect((await client.close({ timeout: 1000 })).undelivered).toEqual({})
+  })
+
+  it('a completion that contradicts the run this client itself finished stays a refusal (counted undelivered), not superseded', async () => {
+    const { client } = makeClient()
+    await client.createRun('complete_self')
+    expect(await client.markStageFailed('complete_self', 1, 'boom')).toBe(true)
+    await expect(client.completeRun('complete_self', { status: 'COMPLETED' })).rejects.toMatchObject({ name: 'StatusHttpError', status: 409 })
+    expect((await client.close({ timeout: 1000 })).undelivered).toEqual({ complete_self: { queued: 0, deadLettered: 0, failed: 1 } })
+  })
+})
