@@ -26,6 +26,13 @@ export type Fault =
   | { hang: true }
   /** Close the connection without answering. */
   | { drop: true }
+  /**
+   * The handler answers (the request is processed), but only the headers go out (with the
+   * body's `content-length`); the body never comes, until the server stops.
+   */
+  | { stallBody: true }
+  /** The handler answers; its headers go out at once, then its body one byte every `trickleBodyMs`. */
+  | { trickleBodyMs: number }
 
 /** What the server hands a request to when no fault is scripted. */
 export type TestHandler = (request: Request) => Response | Promise<Response>
@@ -93,7 +100,7 @@ export async function startTestServer(
       req.socket.destroy()
       return
     }
-    if (fault) {
+    if (fault && 'status' in fault) {
       res.writeHead(fault.status, fault.headers ?? {})
       res.end(fault.body ?? '')
       return
@@ -105,8 +112,24 @@ export async function startTestServer(
       ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body }),
     })
     const response = await handler(request)
+    const bytes = Buffer.from(await response.arrayBuffer())
+    if (fault && ('stallBody' in fault || 'trickleBodyMs' in fault)) {
+      res.writeHead(response.status, { ...Object.fromEntries(response.headers), 'content-length': String(bytes.length) })
+      res.flushHeaders()
+      if ('stallBody' in fault) return
+      let sent = 0
+      const timer = setInterval(() => {
+        if (sent < bytes.length) res.write(bytes.subarray(sent, ++sent))
+        if (sent >= bytes.length) {
+          clearInterval(timer)
+          res.end()
+        }
+      }, fault.trickleBodyMs)
+      res.socket?.once('close', () => clearInterval(timer))
+      return
+    }
     res.writeHead(response.status, Object.fromEntries(response.headers))
-    res.end(Buffer.from(await response.arrayBuffer()))
+    res.end(bytes)
   }
 
   const start = async () => {
