@@ -33,6 +33,8 @@ export type Fault =
   | { stallBody: true }
   /** The handler answers; its headers go out at once, then its body one byte every `trickleBodyMs`. */
   | { trickleBodyMs: number }
+  /** Answered by the handler as usual: a place holder in a script of faults. */
+  | { pass: true }
 
 /** What the server hands a request to when no fault is scripted. */
 export type TestHandler = (request: Request) => Response | Promise<Response>
@@ -94,7 +96,8 @@ export async function startTestServer(
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value
     }
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers, body, arrivedAt })
-    const fault = faults.shift() ?? standing
+    const scripted = faults.shift() ?? standing
+    const fault = scripted && 'pass' in scripted ? undefined : scripted
     if (fault && 'hang' in fault) return
     if (fault && 'drop' in fault) {
       req.socket.destroy()
