@@ -30,8 +30,11 @@ import { HEADERS } from '../contract/headers.js'
 import { Problem } from '../contract/problem.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
 import { forwardAbort } from './forward-abort.js'
+import { networkCause } from './network-cause.js'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
 import type { Logger } from './logger.js'
+
+export { networkCause } from './network-cause.js'
 import {
   type ResolvedRetryPolicy,
   isRetriableStatus,
@@ -395,20 +398,6 @@ function kyErrorCause(error: Error, timeout: number): FailureCause {
   if (isHTTPError(error)) return httpCause(error.response.status, error.data)
   if (isTimeoutError(error)) return { text: `timed out after ${timeout} ms` }
   return { text: networkCause(error) }
-}
-
-/**
- * The system error code behind a failed fetch (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`),
- * found along the `cause` chain (ky's NetworkError → fetch's TypeError → the socket error).
- */
-export function networkCause(error: unknown): string {
-  let current: unknown = error
-  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    const code = (current as { code?: unknown }).code
-    if (typeof code === 'string' && code !== '') return code
-    current = current.cause
-  }
-  return error instanceof Error ? error.message : String(error)
 }
 
 /** What an error shows of its request: method, URL and idempotency key, never the secret. */

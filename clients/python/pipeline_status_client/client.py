@@ -3,6 +3,7 @@ names, arguments and ``bool`` results, upgraded with retries, signing and a dura
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -194,7 +195,11 @@ class PrismaAPIClient:
         if not base_url:
             raise ConfigurationError(f"Set {ENV_WEBHOOK_URL} (the web app's origin, e.g. https://app.example.com) or pass base_url")
         if not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"{ENV_WEBHOOK_URL} must be an http(s) URL, got {base_url!r}")
+            hint = ""
+            if re.fullmatch(r"(?:[\w.-]+|\[[\d:a-fA-F]+\])(?::\d+)?(?:[/?#]\S*)?", base_url):
+                local = re.match(r"(localhost|127\.|0\.0\.0\.0|\[::1\])", base_url)
+                hint = f"; did you mean {'http' if local else 'https'}://{base_url}?"
+            raise ConfigurationError(f"{ENV_WEBHOOK_URL} must be an http(s) URL, got {base_url!r}{hint}")
         if not secret and not signing_secret:
             raise ConfigurationError(f"Set {ENV_WEBHOOK_SECRET} (or {ENV_SIGNING_SECRET}) or pass secret")
         if not timeout > 0 or not max_age > 0 or not slow_retry_interval > 0:

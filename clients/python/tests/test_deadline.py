@@ -119,5 +119,14 @@ class DeadlineTest(unittest.TestCase):
         self.assertLess(took, 5 * 3 * 0.3)
 
 
+class MessagesTest(unittest.TestCase):
+    def test_a_url_without_a_scheme_is_refused_with_the_likely_fix(self) -> None:
+        from pipeline_status_client import ConfigurationError
+        with self.assertRaisesRegex(ConfigurationError, r"^FRONTEND_WEBHOOK_URL must be an http\(s\) URL, got 'localhost:5120'; did you mean http://localhost:5120\?$"):
+            PrismaAPIClient("localhost:5120", secret="s", background=False)
+        with self.assertRaisesRegex(ConfigurationError, r"did you mean https://app\.example\.com/hooks\?$"):
+            PrismaAPIClient("app.example.com/hooks", secret="s", background=False)
+
+
 if __name__ == "__main__":
     unittest.main()
