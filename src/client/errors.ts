@@ -137,7 +137,10 @@ export class StatusNetworkError extends PipelineStatusError {
   }
 }
 
-/** Every attempt took longer than the `timeout` option (per attempt, in milliseconds). */
+/**
+ * Every attempt took longer than the `timeout` option (per attempt, in milliseconds, from sending
+ * to the answer's last byte: a stalled or trickled body counts).
+ */
 export class StatusTimeoutError extends PipelineStatusError {
   /** Always `'StatusTimeoutError'`. */
   override readonly name = 'StatusTimeoutError' as const

@@ -98,8 +98,12 @@ export interface PrismaAPIClientOptions {
    */
   secret?: string | undefined
   /**
-   * Milliseconds one attempt may take to get a response. Applies per attempt: with retries,
-   * one call can take up to `(retry.limit + 1) * timeout` plus the backoff waits.
+   * Milliseconds one attempt may take, from sending to the last byte of the answer: one
+   * deadline over connecting, the headers and the body, so a server that sends the headers and
+   * then stalls, or trickles the body, ends the attempt as a timeout (retried, same
+   * `Idempotency-Key`; {@link StatusTimeoutError} once the retries are spent). Applies per
+   * attempt: with retries, one call can take up to `(retry.limit + 1) * timeout` plus the
+   * backoff waits.
    * @default 30_000
    */
   timeout?: number | undefined

@@ -141,7 +141,8 @@ class PrismaAPIClient:
             then signed (docs/security.md). Default: ``WEBHOOK_SIGNING_SECRET``.
         base_path: the routes' base path. Default ``/api/pipeline``.
         stages: stage names by number. Default: the original five stages.
-        timeout: seconds per attempt. Default 30.
+        timeout: seconds per attempt, one deadline from resolving the host to the answer's last
+            byte (a stalled or trickled body ends the attempt as a timeout). Default 30.
         retry: the :class:`RetryPolicy` of one request. Default ``RetryPolicy()``.
         outbox_dir: the outbox directory. Default: ``PIPELINE_STATUS_OUTBOX_DIR``; none when unset.
         max_age: seconds after an update's first attempt after which it is dead-lettered. Default 72 h.

@@ -40,7 +40,8 @@ class Request:
 class Transport:
     """Sends one :class:`Request` to ``{base_url}{base_path}/{route}`` and returns the JSON answer.
 
-    ``timeout`` is in seconds, per attempt. Sends ``X-Webhook-Secret`` when ``secret`` is set and
+    ``timeout`` is in seconds, per attempt: one deadline over resolving, connecting, sending, the
+    headers and the whole body. Sends ``X-Webhook-Secret`` when ``secret`` is set and
     signs every attempt with a fresh timestamp when ``signing_key`` is set.
     """
 
