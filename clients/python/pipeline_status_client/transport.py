@@ -9,6 +9,7 @@ the deadline.
 """
 import http.client
 import io
+import ipaddress
 import json
 import socket
 import threading
@@ -118,6 +119,12 @@ def _remaining(deadline: float) -> float:
 def _resolve(host: str, port: int, deadline: float) -> List[Tuple[Any, ...]]:
     """``getaddrinfo`` bounded by the deadline: it cannot be interrupted, so it runs in a daemon
     thread that is left behind when the deadline passes."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:  # an address needs no lookup, so no thread
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     result: Dict[str, Any] = {}
 
     def lookup() -> None:
