@@ -40,10 +40,19 @@ describe('the error thrown after the network retries', () => {
   })
 
   it('names ENOTFOUND and the host', async () => {
-    const client = clients.make({ baseUrl: 'http://no-such-host.invalid', retry: { limit: 0 }, logger: recordingLogger() })
+    // The error undici's fetch rejects with for a name that does not resolve (measured on Node
+    // 24), injected so that the test does not depend on the machine's resolver.
+    const notFound: typeof fetch = () =>
+      Promise.reject(
+        new TypeError('fetch failed', {
+          cause: Object.assign(new Error('getaddrinfo ENOTFOUND no-such-host.invalid'), { code: 'ENOTFOUND', hostname: 'no-such-host.invalid' }),
+        }),
+      )
+    const client = clients.make({ baseUrl: 'http://no-such-host.invalid', retry: { limit: 1, baseDelay: 1 }, fetch: notFound, logger: recordingLogger() })
     const error = await client.createRun('run_1').catch((thrown: unknown) => thrown)
+    expect(error).toBeInstanceOf(StatusNetworkError)
     expect((error as Error).message).toBe(
-      'POST http://no-such-host.invalid/api/pipeline/runs failed: network error (ENOTFOUND no-such-host.invalid) after 1 attempt(s)',
+      'POST http://no-such-host.invalid/api/pipeline/runs failed: network error (ENOTFOUND no-such-host.invalid) after 2 attempt(s)',
     )
   })
 })
