@@ -238,7 +238,9 @@ _HTTPSConnection = _with_deadline(http.client.HTTPSConnection)
 def _connection_class(base: type, request: urllib.request.Request) -> Callable[..., Any]:
     deadline = getattr(request, _DEADLINE, None)
     if deadline is None:
-        return base.__bases__[0]
+        # A redirect's new request: a deadline of its own, as long as the attempt's timeout.
+        timeout = request.timeout if isinstance(request.timeout, (int, float)) else 30.0  # type: ignore[attr-defined]
+        deadline = time.monotonic() + timeout
     return lambda host, **kwargs: base(host, deadline=deadline, **kwargs)
 
 
