@@ -28,6 +28,13 @@ export interface ResolvedClientOptions {
   signingSecret: string | undefined
 }
 
+/** `http://` for a host on this machine (where TLS is rare), `https://` for any other. */
+function withScheme(hostAndPath: string): string {
+  const host = hostAndPath.split(/[/:?#]/, 1)[0]?.toLowerCase() ?? ''
+  const local = host === 'localhost' || host.endsWith('.localhost') || host.startsWith('127.') || host === '0.0.0.0' || hostAndPath.startsWith('[::1]')
+  return `${local ? 'http' : 'https'}://${hostAndPath}`
+}
+
 /** Checks the options and applies `FRONTEND_WEBHOOK_URL` and `WEBHOOK_SECRET`; throws {@link ConfigurationError}. */
 export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedClientOptions {
   const env = globalThis.process?.env ?? {}
@@ -39,11 +46,16 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
       `No base URL: pass { baseUrl: 'https://your-app.example.com' } or set ${ENV_WEBHOOK_URL}`,
     )
   }
+  const named = options.baseUrl === undefined ? `${ENV_WEBHOOK_URL}=${baseUrl.trim()}` : `The base URL ${JSON.stringify(baseUrl)}`
+  // `localhost:5120` parses as a URL whose scheme is `localhost:`: say what was meant instead.
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl.trim()) && /^(?:[\w.-]+|\[[\d:a-f]+\])(?::\d+)?(?:[/?#]\S*)?$/i.test(baseUrl.trim())) {
+    throw new ConfigurationError(`${named} has no http:// or https://; did you mean ${withScheme(baseUrl.trim())}?`)
+  }
   let url: URL
   try {
     url = new URL(baseUrl.trim())
   } catch {
-    throw new ConfigurationError(`The base URL ${JSON.stringify(baseUrl)} is not an absolute URL`)
+    throw new ConfigurationError(`${named} is not an absolute URL`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConfigurationError(`The base URL must be http or https, not ${url.protocol}`)

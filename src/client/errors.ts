@@ -1,5 +1,6 @@
 import { Problem } from '../contract/problem.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
+import { networkCauseWithAddress } from './network-cause.js'
 
 /** The `name` of every error the client throws; switch on it to tell them apart. */
 export type PipelineStatusErrorName =
@@ -113,7 +114,11 @@ export class StatusHttpError extends PipelineStatusError {
   }
 }
 
-/** No response arrived: connection refused or reset, DNS failure, and the like (after the retries). */
+/**
+ * No response arrived: connection refused or reset, DNS failure, and the like (after the retries).
+ * The message names the cause and where, e.g. `GET <url> failed: network error (ECONNREFUSED
+ * 127.0.0.1:5199) after 6 attempt(s)`; `cause` is ky's error.
+ */
 export class StatusNetworkError extends PipelineStatusError {
   /** Always `'StatusNetworkError'`. */
   override readonly name = 'StatusNetworkError' as const
@@ -123,7 +128,8 @@ export class StatusNetworkError extends PipelineStatusError {
   readonly attempts: number
 
   constructor(init: { request: Request; attempts: number; cause?: unknown }) {
-    super(`${init.request.method} ${init.request.url} failed: network error after ${init.attempts} attempt(s)`, {
+    const why = networkCauseWithAddress(init.cause)
+    super(`${init.request.method} ${init.request.url} failed: network error${why ? ` (${why})` : ''} after ${init.attempts} attempt(s)`, {
       cause: init.cause,
     })
     this.request = init.request
@@ -131,7 +137,10 @@ export class StatusNetworkError extends PipelineStatusError {
   }
 }
 
-/** Every attempt took longer than the `timeout` option (per attempt, in milliseconds). */
+/**
+ * Every attempt took longer than the `timeout` option (per attempt, in milliseconds, from sending
+ * to the answer's last byte: a stalled or trickled body counts).
+ */
 export class StatusTimeoutError extends PipelineStatusError {
   /** Always `'StatusTimeoutError'`. */
   override readonly name = 'StatusTimeoutError' as const

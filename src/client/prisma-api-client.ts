@@ -23,7 +23,6 @@ import {
   RunFinishedError,
   type StatusHttpError,
   isStatusHttpError,
-  isStatusNetworkError,
 } from './errors.js'
 import { type Logger, consoleLogger } from './logger.js'
 import { resolveClientOptions } from './client-options.js'
@@ -39,7 +38,8 @@ import {
 } from './outbox.js'
 import { type RetryPolicy, isRetriableError, parseRetryAfter } from './retry-policy.js'
 import { type OutputAlteration, fitStageUpdate, serialiseOutput, statedBodyLimit, utf8Bytes } from './stage-output.js'
-import { type AttemptSigner, Transport, networkCause } from './transport.js'
+import { failureReason } from './failure-reason.js'
+import { type AttemptSigner, Transport } from './transport.js'
 
 /**
  * Standard Webhooks signing of every request, status reads included (optional; with it the
@@ -98,8 +98,12 @@ export interface PrismaAPIClientOptions {
    */
   secret?: string | undefined
   /**
-   * Milliseconds one attempt may take to get a response. Applies per attempt: with retries,
-   * one call can take up to `(retry.limit + 1) * timeout` plus the backoff waits.
+   * Milliseconds one attempt may take, from sending to the last byte of the answer: one
+   * deadline over connecting, the headers and the body, so a server that sends the headers and
+   * then stalls, or trickles the body, ends the attempt as a timeout (retried, same
+   * `Idempotency-Key`; {@link StatusTimeoutError} once the retries are spent). Applies per
+   * attempt: with retries, one call can take up to `(retry.limit + 1) * timeout` plus the
+   * backoff waits.
    * @default 30_000
    */
   timeout?: number | undefined
@@ -355,6 +359,8 @@ export class PrismaAPIClient {
   readonly #progressWaiting = new Map<string, { update: PendingUpdate; result: Promise<UpdateOutcome> }>()
   /** The server's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
   readonly #catalogues = new Map<string, CatalogueEntry[]>()
+  /** Per run, the causes of lost updates already logged as errors (at most LOGGED_CAUSE_RUNS runs). */
+  readonly #loggedCauses = new Map<string, Set<string>>()
 
   constructor(options: PrismaAPIClientOptions = {}) {
     const { url, secret, timeout, heartbeatInterval, stages, retry, signingSecret } = resolveClientOptions(options)
@@ -1000,14 +1006,42 @@ export class PrismaAPIClient {
         }
       } catch (error) {
         this.#count(runId, 'failed')
-        this.#logger.error(`Run ${runId}: ${current.what} was not delivered: ${describe(error)}`, {
-          runId,
-          idempotencyKey: current.id,
-          ...(isStatusHttpError(error) ? { status: error.status, code: error.problem?.code } : {}),
-        })
+        this.#logUndelivered(runId, current, error)
         return { state: 'failed', id: current.id, error, alterations }
       }
     })
+  }
+
+  /**
+   * An update lost for good (no outbox): one error line per run and cause, so a wrong secret
+   * reads as one line, not one per update; the same cause again in that run is a debug line.
+   * `close()` counts every one of them.
+   */
+  #logUndelivered(runId: string, update: PendingUpdate, error: unknown): void {
+    const reason = describe(error)
+    const details = {
+      runId,
+      idempotencyKey: update.id,
+      ...(isStatusHttpError(error) ? { status: error.status, code: error.problem?.code } : {}),
+    }
+    const logged = this.#loggedCauses.get(runId) ?? new Set<string>()
+    if (logged.has(reason)) {
+      this.#logger.debug?.(`Run ${runId}: ${update.what} was not delivered either: ${reason}`, details)
+      return
+    }
+    logged.add(reason)
+    this.#loggedCauses.delete(runId)
+    this.#loggedCauses.set(runId, logged)
+    // Bounded: the runs most recently failing keep their record.
+    for (const oldest of this.#loggedCauses.keys()) {
+      if (this.#loggedCauses.size <= LOGGED_CAUSE_RUNS) break
+      this.#loggedCauses.delete(oldest)
+    }
+    const fix = isAuthRefusal(error) ? "; check that the runner's secret (WEBHOOK_SECRET) matches the web app's" : ''
+    this.#logger.error(
+      `Run ${runId}: ${update.what} was not delivered: ${reason}${fix}. Later updates of this run failing the same way are logged at debug level`,
+      details,
+    )
   }
 
   /** The update's body with its output cut to the limit a 413 states; logged. `undefined` when it cannot fit. */
@@ -1137,15 +1171,16 @@ export class PrismaAPIClient {
 
 function noop(): void {}
 
+/** How many runs' logged causes of lost updates the client remembers. */
+const LOGGED_CAUSE_RUNS = 1000
+
 /** The contract's run-id rule, checked before anything is sent: throws `PayloadValidationError`. */
 function assertRunId(runId: string): void {
   parseRunId(runId)
 }
 
 function describe(error: unknown): string {
-  if (isStatusNetworkError(error)) return `${networkCause(error.cause)}: ${error.message}`
-  if (isStatusHttpError(error)) return `HTTP ${error.status}${error.problem ? ` ${error.problem.code}` : ''}${error.problem?.detail ? `: ${error.problem.detail}` : ''}`
-  return error instanceof Error ? error.message : String(error)
+  return failureReason(error)
 }
 
 function parseResponse<T>(schema: { safeParse(input: unknown): { success: true; data: T } | { success: false } }, text: string, what: string): T {

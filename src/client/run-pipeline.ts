@@ -4,6 +4,7 @@ import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
 import { forwardAbort } from './forward-abort.js'
 import { CatalogueMismatchError, RunFinishedError, isRunFinishedError } from './errors.js'
+import { failureReason } from './failure-reason.js'
 import {
   type ProgressReport,
   type PrismaAPIClient,
@@ -228,7 +229,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   try {
     serverCatalogue = await internals.serverCatalogue(runId)
   } catch (thrown) {
-    warnings.push(`The server's stage catalogue could not be read, so the number of stages was not checked: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+    warnings.push(`The server's stage catalogue could not be read, so the number of stages was not checked: ${failureReason(thrown)}`)
   }
   if (serverCatalogue !== undefined && serverCatalogue.length !== stages.length) {
     throw new CatalogueMismatchError(runId, stages.length, serverCatalogue.length)
@@ -255,6 +256,8 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   let status: FinalStatus = 'COMPLETED'
   let error: string | undefined
   // The run finished by someone else: set by the client's answers, at any moment.
+  /** Updates not delivered, in order; one warning per cause at the end. */
+  const undelivered: Undelivered[] = []
   let elsewhere: RunFinishedEvent | undefined = internals.runFinished(runId)
   let stageController: AbortController | undefined
   const unsubscribe = internals.onRunFinished(runId, (event) => {
@@ -277,7 +280,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     }
     if (outcome.state !== 'delivered') {
       delivered = false
-      if (outcome.state !== 'queued') warnings.push(`Stage ${stageNumber} ${stageStatus} was not delivered (${outcome.state}): ${outcome.reason ?? 'unknown reason'}`)
+      if (outcome.state !== 'queued') undelivered.push({ what: `Stage ${stageNumber} ${stageStatus}`, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
     }
     return outcome.state === 'delivered' || outcome.state === 'queued'
   }
@@ -402,10 +405,11 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         result.error = elsewhereNow.reason ?? `The run was ${elsewhereNow.status} by someone else`
         warnings.push(`The completion was superseded: ${(thrown as Error).message}`)
       } else {
-        warnings.push(`The completion was not delivered: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+        undelivered.push({ what: 'The completion', state: 'failed', reason: failureReason(thrown) })
       }
     }
   }
+  warnings.push(...undeliveredWarnings(undelivered))
   const queued = client.pendingCount(runId)
   if (queued > 0) warnings.push(`${queued} update(s) of this run wait in the outbox; they are delivered in order once the server takes them`)
   const completionDelivered =
@@ -414,6 +418,33 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   result.delivered = delivered && queued === 0 && completionDelivered
   progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
   return result
+}
+
+/** An update of the run that was not delivered, for the summary's warnings. */
+interface Undelivered {
+  /** `Stage 2 COMPLETED`, `The completion`. */
+  what: string
+  state: UpdateOutcome['state']
+  reason: string
+}
+
+/**
+ * One warning per cause: `Stage 1 PROCESSING was not delivered (failed): HTTP 404 run_not_found`
+ * for a single update, `11 updates were not delivered (failed): HTTP 401 unauthorized: ...
+ * (stage 1 PROCESSING, ..., the completion)` when several failed the same way.
+ */
+function undeliveredWarnings(undelivered: readonly Undelivered[]): string[] {
+  const byCause = new Map<string, Undelivered[]>()
+  for (const update of undelivered) {
+    const key = `${update.state}\u0000${update.reason}`
+    byCause.set(key, [...(byCause.get(key) ?? []), update])
+  }
+  return [...byCause.values()].map((updates) => {
+    const [first] = updates as [Undelivered, ...Undelivered[]]
+    if (updates.length === 1) return `${first.what} was not delivered (${first.state}): ${first.reason}`
+    const which = updates.map((u) => u.what.replace(/^The /, 'the ').replace(/^Stage /, 'stage ')).join(', ')
+    return `${updates.length} updates were not delivered (${first.state}): ${first.reason} (${which})`
+  })
 }
 
 function describeAlteration(alteration: OutputAlteration): string {

@@ -3,6 +3,13 @@
  * idempotency headers, and the mapping of failures to the client's typed errors.
  * Internal: not exported from the package.
  *
+ * An attempt is the whole exchange: it ends when the answer's last byte has arrived, and its
+ * deadline (`timeout`) covers connecting, the headers and the body alike. A server or proxy that
+ * sends the headers and then stalls, or trickles the body, ends the attempt as a timeout of
+ * ours, retried like any other. `#attempt` is the one place that rule lives: ky's own `timeout`
+ * stops at the headers and its body timeout is never retried, so ky runs with `timeout: false`
+ * and gets answers already read to the end.
+ *
  * The first attempt of a request is one plain `fetch`; only when it fails in a way worth
  * retrying (network error, timeout, 408, 429, 5xx) does ky take over for the retries, after the
  * first backoff wait. Almost every update succeeds at once, and ky's per-call machinery (a
@@ -23,8 +30,11 @@ import { HEADERS } from '../contract/headers.js'
 import { Problem } from '../contract/problem.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
 import { forwardAbort } from './forward-abort.js'
+import { networkCause } from './network-cause.js'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
 import type { Logger } from './logger.js'
+
+export { networkCause } from './network-cause.js'
 import {
   type ResolvedRetryPolicy,
   isRetriableStatus,
@@ -66,6 +76,12 @@ export interface OutgoingRequest {
    * @default method and URL
    */
   what?: string | undefined
+}
+
+/** An answer read to its last byte within its attempt's deadline; `response`'s body is consumed. */
+interface Answer {
+  response: Response
+  text: string
 }
 
 /** A 2xx answer. */
@@ -111,7 +127,22 @@ export class Transport {
     this.#kyFetch = async (request, init) => {
       const attempt = init[ATTEMPT]
       attempt.count++
-      return this.#attempt(attempt.request, attempt.headers, request.signal, attempt.count + 1, attempt.unique)
+      // The attempt's own controller: its deadline aborts it with TIMED_OUT, ky's signal (the
+      // caller's abort) with ky's reason.
+      const controller = new AbortController()
+      const unlink = forwardAbort(request.signal, controller)
+      try {
+        const { response, text } = await this.#attempt(attempt.request, attempt.headers, controller, attempt.count + 1, attempt.unique)
+        // ky reads the body again: hand it the text already read (no body for 204, 205, 304).
+        const body = text === '' && NULL_BODY_STATUSES.has(response.status) ? null : text
+        return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
+      } catch (error) {
+        // ky retries its own TimeoutError as a timeout.
+        if (controller.signal.reason === TIMED_OUT) throw new TimeoutError(request)
+        throw error
+      } finally {
+        unlink()
+      }
     }
   }
 
@@ -144,7 +175,7 @@ export class Transport {
     let attempts = 1
     try {
       const first = await this.#firstAttempt(request, headers, controller, unique)
-      if (!('kind' in first)) return { status: first.status, text: await first.text(), attempts }
+      if (!('kind' in first)) return { status: first.response.status, text: first.text, attempts }
       const retriable =
         first.kind === 'timeout' || first.kind === 'network' || (first.kind === 'http' && isRetriableStatus(first.response.status))
       if (!options.retry || this.#config.retry.limit === 0 || !retriable) throw this.#firstFailureError(first, request)
@@ -163,7 +194,8 @@ export class Transport {
         const attempt: Attempt = { body: request.body, unique, headers, count: 0, request }
         const init: KyOptions & { [ATTEMPT]: Attempt } = {
           method: request.method,
-          timeout: this.#config.timeout,
+          // The deadline is #attempt's, over the whole exchange; ky's would stop at the headers.
+          timeout: false,
           retry: toKyRetryOptions(this.#config.retry, (error, retry) => this.#planRetry(request, error, retry)),
           fetch: this.#kyFetch as NonNullable<KyOptions['fetch']>,
           signal,
@@ -187,7 +219,7 @@ export class Transport {
   }
 
   /**
-   * The first attempt, on the request's own controller: its timeout aborts it with
+   * The first attempt, on the request's own controller: its deadline aborts it with
    * `TIMED_OUT`, so a timeout is told apart from an abort of the whole request.
    */
   async #firstAttempt(
@@ -195,22 +227,20 @@ export class Transport {
     headers: Record<string, string>,
     controller: AbortController,
     unique: string,
-  ): Promise<Response | FirstFailure> {
+  ): Promise<Answer | FirstFailure> {
     const { signal } = controller
     if (signal.aborted) return { kind: 'other', cause: signal.reason }
-    const timer = setTimeout(() => controller.abort(TIMED_OUT), this.#config.timeout)
     try {
-      const response = await this.#attempt(request, headers, signal, 1, unique)
-      if (response.ok) return response
-      return { kind: 'http', response, data: await readErrorData(response) }
+      const answer = await this.#attempt(request, headers, controller, 1, unique)
+      if (answer.response.ok) return answer
+      return { kind: 'http', response: answer.response, data: parseErrorData(answer.response, answer.text) }
     } catch (error) {
       if (signal.reason === TIMED_OUT) return { kind: 'timeout' }
       if (signal.aborted) return { kind: 'other', cause: signal.reason }
-      // fetch rejects with a TypeError when no response arrived (refused, reset, DNS).
+      // fetch rejects with a TypeError when no response arrived (refused, reset, DNS) or the
+      // connection broke during the body (undici's `terminated`).
       if (error instanceof TypeError) return { kind: 'network', cause: error }
       return { kind: 'other', cause: error }
-    } finally {
-      clearTimeout(timer)
     }
   }
 
@@ -245,34 +275,45 @@ export class Transport {
     )
   }
 
-  /** One attempt; at debug level, one line with its outcome and duration. */
+  /**
+   * One attempt, the whole exchange: the request, the headers and the body read to its end,
+   * all within one deadline of `timeout` ms, which aborts `controller` with `TIMED_OUT` (a
+   * stalled or trickled body included). The wait is bounded even with a custom `fetch` that
+   * ignores the signal. At debug level, one line with its outcome and duration.
+   */
   #attempt(
     request: OutgoingRequest,
     headers: Record<string, string>,
-    signal: AbortSignal,
+    controller: AbortController,
     number: number,
     unique: string,
-  ): Promise<Response> {
+  ): Promise<Answer> {
     const debug = this.#config.logger.debug !== undefined
     const started = debug ? performance.now() : 0
-    const sent = this.#fetch(request.url, request.method, headers, request.body, signal, unique)
+    const timer = setTimeout(() => controller.abort(TIMED_OUT), this.#config.timeout)
+    const { signal } = controller
+    const exchange = this.#fetch(request.url, request.method, headers, request.body, signal, unique)
+      .then(async (response) => ({ response, text: await response.text() }))
+    const answer = untilAborted(exchange, signal).finally(() => clearTimeout(timer))
     // No extra async frame when nobody listens: this is every update's path.
-    return debug ? this.#logAttempt(sent, request, number, started) : sent
+    return debug ? this.#logAttempt(answer, request, number, started, signal) : answer
   }
 
-  async #logAttempt(sent: Promise<Response>, request: OutgoingRequest, number: number, started: number): Promise<Response> {
+  async #logAttempt(answer: Promise<Answer>, request: OutgoingRequest, number: number, started: number, signal: AbortSignal): Promise<Answer> {
     const logger = this.#config.logger as Required<Logger>
     const line = `${request.method} ${request.url}`
     const details = { idempotencyKey: request.idempotencyKey, attempt: number, bytes: request.body?.length ?? 0 }
     try {
-      const response = await sent
-      logger.debug(`${line} → ${response.status} in ${Math.round(performance.now() - started)} ms (attempt ${number})`, {
+      const done = await answer
+      logger.debug(`${line} → ${done.response.status} in ${Math.round(performance.now() - started)} ms (attempt ${number})`, {
         ...details,
-        status: response.status,
+        status: done.response.status,
       })
-      return response
+      return done
     } catch (error) {
-      logger.debug(`${line} → no response (${networkCause(error)}) after ${Math.round(performance.now() - started)} ms (attempt ${number})`, details)
+      const elapsed = Math.round(performance.now() - started)
+      const cause = signal.reason === TIMED_OUT ? `timed out after ${this.#config.timeout} ms` : networkCause(error)
+      logger.debug(`${line} → no response (${cause}) after ${elapsed} ms (attempt ${number})`, { ...details, durationMs: elapsed })
       throw error
     }
   }
@@ -359,20 +400,6 @@ function kyErrorCause(error: Error, timeout: number): FailureCause {
   return { text: networkCause(error) }
 }
 
-/**
- * The system error code behind a failed fetch (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`),
- * found along the `cause` chain (ky's NetworkError → fetch's TypeError → the socket error).
- */
-export function networkCause(error: unknown): string {
-  let current: unknown = error
-  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    const code = (current as { code?: unknown }).code
-    if (typeof code === 'string' && code !== '') return code
-    current = current.cause
-  }
-  return error instanceof Error ? error.message : String(error)
-}
-
 /** What an error shows of its request: method, URL and idempotency key, never the secret. */
 function shownRequest(request: OutgoingRequest): Request {
   return new Request(request.url, {
@@ -381,14 +408,11 @@ function shownRequest(request: OutgoingRequest): Request {
   })
 }
 
+/** Statuses whose response has no body. */
+const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 204, 205, 304])
+
 /** An error body as ky reads it: parsed JSON for a JSON media type, else text. */
-async function readErrorData(response: Response): Promise<unknown> {
-  let text: string
-  try {
-    text = await response.text()
-  } catch {
-    return undefined
-  }
+function parseErrorData(response: Response, text: string): unknown {
   if (text === '') return undefined
   const type = (response.headers.get('content-type') ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''
   if (!/\/(?:.*[.+-])?json$/.test(type)) return text
@@ -397,6 +421,35 @@ async function readErrorData(response: Response): Promise<unknown> {
   } catch {
     return text
   }
+}
+
+/**
+ * `work`, or a rejection with the signal's reason as soon as `signal` aborts: an attempt's
+ * deadline holds even when the `fetch` in use ignores its signal while reading a body.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined)
+    return Promise.reject(signal.reason as Error)
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      // The exchange settles later (rejected by the abort); nobody waits for it any more.
+      work.catch(() => undefined)
+      reject(signal.reason as Error)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error as Error)
+      },
+    )
+  })
 }
 
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {

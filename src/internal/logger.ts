@@ -27,8 +27,10 @@
 export interface Logger {
   /**
    * Every attempt of every client request, when it ends; noisy. One line each:
-   * `POST <url> → 200 in 4 ms (attempt 1)`, or `→ no response (ECONNREFUSED) after 2 ms (attempt 2)`,
-   * with `details` `{ idempotencyKey, attempt, bytes, status }`. Without this method nothing is
+   * `POST <url> → 200 in 4 ms (attempt 1)` (when the whole body has arrived), or
+   * `→ no response (ECONNREFUSED) after 2 ms (attempt 2)` / `(timed out after 30000 ms)`, with
+   * `details` `{ idempotencyKey, attempt, bytes, status }` (`durationMs` instead of `status`
+   * when there was no response). Without this method nothing is
    * formatted for it.
    */
   debug?(message: string, details?: Record<string, unknown>): void

@@ -46,7 +46,9 @@ describe('retry warnings', () => {
     }
     expect(logger.lines.at(-1)).toMatchObject({
       level: 'error',
-      message: expect.stringMatching(/^Run run_1: stage 1 PROCESSING was not delivered: ECONNREFUSED: POST .* failed: network error after 3 attempt\(s\)$/),
+      message: expect.stringMatching(
+        /^Run run_1: stage 1 PROCESSING was not delivered: POST .* failed: network error \(ECONNREFUSED 127\.0\.0\.1:\d+\) after 3 attempt\(s\)\. Later updates of this run failing the same way are logged at debug level$/,
+      ),
     })
   })
 

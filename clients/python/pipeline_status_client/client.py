@@ -3,6 +3,7 @@ names, arguments and ``bool`` results, upgraded with retries, signing and a dura
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -140,7 +141,8 @@ class PrismaAPIClient:
             then signed (docs/security.md). Default: ``WEBHOOK_SIGNING_SECRET``.
         base_path: the routes' base path. Default ``/api/pipeline``.
         stages: stage names by number. Default: the original five stages.
-        timeout: seconds per attempt. Default 30.
+        timeout: seconds per attempt, one deadline from resolving the host to the answer's last
+            byte (a stalled or trickled body ends the attempt as a timeout). Default 30.
         retry: the :class:`RetryPolicy` of one request. Default ``RetryPolicy()``.
         outbox_dir: the outbox directory. Default: ``PIPELINE_STATUS_OUTBOX_DIR``; none when unset.
         max_age: seconds after an update's first attempt after which it is dead-lettered. Default 72 h.
@@ -194,7 +196,11 @@ class PrismaAPIClient:
         if not base_url:
             raise ConfigurationError(f"Set {ENV_WEBHOOK_URL} (the web app's origin, e.g. https://app.example.com) or pass base_url")
         if not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"{ENV_WEBHOOK_URL} must be an http(s) URL, got {base_url!r}")
+            hint = ""
+            if re.fullmatch(r"(?:[\w.-]+|\[[\d:a-fA-F]+\])(?::\d+)?(?:[/?#]\S*)?", base_url):
+                local = re.match(r"(localhost|127\.|0\.0\.0\.0|\[::1\])", base_url)
+                hint = f"; did you mean {'http' if local else 'https'}://{base_url}?"
+            raise ConfigurationError(f"{ENV_WEBHOOK_URL} must be an http(s) URL, got {base_url!r}{hint}")
         if not secret and not signing_secret:
             raise ConfigurationError(f"Set {ENV_WEBHOOK_SECRET} (or {ENV_SIGNING_SECRET}) or pass secret")
         if not timeout > 0 or not max_age > 0 or not slow_retry_interval > 0:

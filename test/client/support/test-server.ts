@@ -26,6 +26,15 @@ export type Fault =
   | { hang: true }
   /** Close the connection without answering. */
   | { drop: true }
+  /**
+   * The handler answers (the request is processed), but only the headers go out (with the
+   * body's `content-length`); the body never comes, until the server stops.
+   */
+  | { stallBody: true }
+  /** The handler answers; its headers go out at once, then its body one byte every `trickleBodyMs`. */
+  | { trickleBodyMs: number }
+  /** Answered by the handler as usual: a place holder in a script of faults. */
+  | { pass: true }
 
 /** What the server hands a request to when no fault is scripted. */
 export type TestHandler = (request: Request) => Response | Promise<Response>
@@ -87,13 +96,14 @@ export async function startTestServer(
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value
     }
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers, body, arrivedAt })
-    const fault = faults.shift() ?? standing
+    const scripted = faults.shift() ?? standing
+    const fault = scripted && 'pass' in scripted ? undefined : scripted
     if (fault && 'hang' in fault) return
     if (fault && 'drop' in fault) {
       req.socket.destroy()
       return
     }
-    if (fault) {
+    if (fault && 'status' in fault) {
       res.writeHead(fault.status, fault.headers ?? {})
       res.end(fault.body ?? '')
       return
@@ -105,8 +115,24 @@ export async function startTestServer(
       ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body }),
     })
     const response = await handler(request)
+    const bytes = Buffer.from(await response.arrayBuffer())
+    if (fault && ('stallBody' in fault || 'trickleBodyMs' in fault)) {
+      res.writeHead(response.status, { ...Object.fromEntries(response.headers), 'content-length': String(bytes.length) })
+      res.flushHeaders()
+      if ('stallBody' in fault) return
+      let sent = 0
+      const timer = setInterval(() => {
+        if (sent < bytes.length) res.write(bytes.subarray(sent, ++sent))
+        if (sent >= bytes.length) {
+          clearInterval(timer)
+          res.end()
+        }
+      }, fault.trickleBodyMs)
+      res.socket?.once('close', () => clearInterval(timer))
+      return
+    }
     res.writeHead(response.status, Object.fromEntries(response.headers))
-    res.end(Buffer.from(await response.arrayBuffer()))
+    res.end(bytes)
   }
 
   const start = async () => {
