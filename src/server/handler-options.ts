@@ -23,7 +23,7 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 5
  */
 export type AuthorizeAction = 'read' | 'stream' | 'cancel'
 
-/** The defaults of {@link LiveStatusOptions}, one place for all four (internal: no entry exports them). */
+/** The defaults of {@link LiveStatusOptions}, one place for all of them (internal: no entry exports them). */
 export const LIVE_DEFAULTS = {
   /** 250 ms between version reads. */
   pollIntervalMs: 250,
