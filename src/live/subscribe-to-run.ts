@@ -13,7 +13,8 @@ import { isPositive } from '../internal/is-positive.js'
  * The connection state of a run subscription:
  * - `connecting`: the first connection is being opened;
  * - `live`: connected and up to date (stream open, or the last poll succeeded);
- * - `reconnecting`: the connection dropped or a request failed; the next attempt is waiting;
+ * - `reconnecting`: the connection dropped, went silent for three keep-alive intervals
+ *   ({@link RunStreamSilentError}), or a request failed; the next attempt is waiting;
  * - `finished`: the run is finished (the stream sent `end`, or a poll read a final status); no more requests;
  * - `error`: a failure that retrying cannot fix (401, 403, 404 unknown run, a malformed answer); no more requests.
  *
@@ -271,13 +272,17 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
         attempt.abort(silentError)
       }, silentMs)
     }
+    // Closing the subscription aborts the attempt too (by hand: AbortSignal.any is too recent for some browsers).
+    const forward = () => attempt.abort(signal.reason)
+    signal.addEventListener('abort', forward, { once: true })
     watch()
     try {
-      return await readStream(headers, AbortSignal.any([signal, attempt.signal]), watch)
+      return await readStream(headers, attempt.signal, watch)
     } catch (error) {
       throw silentError ?? error
     } finally {
       clearTimeout(silence)
+      signal.removeEventListener('abort', forward)
     }
   }
 
