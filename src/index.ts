@@ -21,6 +21,7 @@ export {
   runEventsPath,
   RunSnapshotEvent,
   RunUpdateEvent,
+  RunUpdateStage,
 } from './contract/live-status.js'
 export {
   isPayloadValidationError,
@@ -83,8 +84,12 @@ export {
   DEFAULT_MAX_RECONNECT_DELAY_MS,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_RECONNECT_DELAY_MS,
+  DEFAULT_SERVER_KEEP_ALIVE_MS,
+  isRunStreamSilentError,
   isRunSubscriptionError,
+  RunStreamSilentError,
   RunSubscriptionError,
+  SILENT_KEEP_ALIVES,
   subscribeToRun,
 } from './live/subscribe-to-run.js'
 export type {

@@ -24,15 +24,31 @@ export const RunSnapshotEvent = RunStatusResponse
 export type RunSnapshotEvent = z.infer<typeof RunSnapshotEvent>
 
 /**
+ * A stage in an `update` event: as stored, except that `output` is absent when it is unchanged
+ * since this stream last sent it (only on streams opened with `?outputs=changed`, which
+ * `subscribeToRun` asks for); the subscriber keeps the output it has.
+ */
+export const RunUpdateStage = StageOutputRecord.extend({
+  /** The stage's output; absent when unchanged since this stream sent it (keep the one you have). */
+  output: StageOutputRecord.shape.output.optional(),
+})
+/**
+ * A stage in an `update` event.
+ * @interface
+ */
+export type RunUpdateStage = z.infer<typeof RunUpdateStage>
+
+/**
  * The `data:` of an `update` event: the run after the change and every stage changed since the
  * previous event, as stored. Changes a few milliseconds apart may share one event; events are
- * never reordered. A subscriber replaces its run and merges the stages by `stageNumber`.
+ * never reordered. A subscriber replaces its run and merges the stages by `stageNumber`; a
+ * stage without `output` keeps the output the subscriber has ({@link mergeRunUpdate}).
  */
 export const RunUpdateEvent = z.object({
   /** The run as stored after the change. */
   run: PipelineRunRecord,
   /** The stages changed since the previous event, ordered by stage number. */
-  stages: z.array(StageOutputRecord),
+  stages: z.array(RunUpdateStage),
 })
 /**
  * The `data:` of an `update` event.
@@ -67,8 +83,9 @@ export function runEventsPath(runId: string, basePath: string = DEFAULT_BASE_PAT
 
 /**
  * Applies an `update` event to a status document: the run is replaced, each changed stage
- * replaces the stage of its number (or is added), and stages stay ordered by number. Pure: the
- * inputs are not changed.
+ * replaces the stage of its number (or is added), and stages stay ordered by number. A stage sent
+ * without `output` (unchanged) keeps the output it had (`null` for a stage not seen before). Pure:
+ * the inputs are not changed.
  *
  * @example
  * ```ts
@@ -78,7 +95,10 @@ export function runEventsPath(runId: string, basePath: string = DEFAULT_BASE_PAT
  */
 export function mergeRunUpdate(current: RunStatusResponse | undefined, update: RunUpdateEvent): RunStatusResponse {
   const stages = new Map((current?.stages ?? []).map((stage) => [stage.stageNumber, stage]))
-  for (const stage of update.stages) stages.set(stage.stageNumber, stage)
+  for (const stage of update.stages) {
+    const { output, ...rest } = stage
+    stages.set(stage.stageNumber, { ...rest, output: output === undefined ? (stages.get(stage.stageNumber)?.output ?? null) : output })
+  }
   // Whatever else the document carries (the server's catalogue) stays as the snapshot sent it.
   return { ...current, run: update.run, stages: [...stages.values()].sort((a, b) => a.stageNumber - b.stageNumber) }
 }

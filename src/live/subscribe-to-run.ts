@@ -13,7 +13,8 @@ import { isPositive } from '../internal/is-positive.js'
  * The connection state of a run subscription:
  * - `connecting`: the first connection is being opened;
  * - `live`: connected and up to date (stream open, or the last poll succeeded);
- * - `reconnecting`: the connection dropped or a request failed; the next attempt is waiting;
+ * - `reconnecting`: the connection dropped, went silent for three keep-alive intervals
+ *   ({@link RunStreamSilentError}), or a request failed; the next attempt is waiting;
  * - `finished`: the run is finished (the stream sent `end`, or a poll read a final status); no more requests;
  * - `error`: a failure that retrying cannot fix (401, 403, 404 unknown run, a malformed answer); no more requests.
  *
@@ -30,6 +31,16 @@ export const DEFAULT_RECONNECT_DELAY_MS = 1000
 export const DEFAULT_MAX_RECONNECT_DELAY_MS = 30_000
 /** The default of {@link SubscribeToRunOptions.pollIntervalMs}: 1 s. */
 export const DEFAULT_POLL_INTERVAL_MS = 1000
+/**
+ * The keep-alive interval assumed until the server announces its own (`: keep-alive-ms N`, sent
+ * first on every stream; docs/contract.md): 15 s, the handlers' default.
+ */
+export const DEFAULT_SERVER_KEEP_ALIVE_MS = 15_000
+/** How many keep-alive intervals without a byte make a stream count as lost: 3. */
+export const SILENT_KEEP_ALIVES = 3
+
+/** The comment that announces the server's keep-alive interval, e.g. `: keep-alive-ms 15000`. */
+const KEEP_ALIVE_ANNOUNCEMENT = /^\s*keep-alive-ms\s+(\d+)\s*$/
 
 /** Options of {@link subscribeToRun}. */
 export interface SubscribeToRunOptions {
@@ -121,6 +132,34 @@ export class RunSubscriptionError extends Error {
   }
 }
 
+/**
+ * The live stream said nothing, not even a keep-alive, for {@link SILENT_KEEP_ALIVES} of the
+ * server's keep-alive intervals (or the answer's headers took that long): the path is taken as
+ * dead (a NAT entry or proxy dropped it without a FIN), and the subscriber reconnects with
+ * `Last-Event-ID`. Reported as the cause of the `reconnecting` state; never fatal.
+ */
+export class RunStreamSilentError extends Error {
+  /** Always `'RunStreamSilentError'`; check it with {@link isRunStreamSilentError}. */
+  override readonly name = 'RunStreamSilentError' as const
+  /** How long nothing arrived, in milliseconds. */
+  readonly silentMs: number
+  /** The keep-alive interval the deadline was derived from, in milliseconds (announced by the server, or the default). */
+  readonly keepAliveMs: number
+
+  constructor(silentMs: number, keepAliveMs: number) {
+    super(
+      `The live status stream sent nothing for ${silentMs} ms (${SILENT_KEEP_ALIVES} keep-alive intervals of ${keepAliveMs} ms); taking the connection as lost and reconnecting`,
+    )
+    this.silentMs = silentMs
+    this.keepAliveMs = keepAliveMs
+  }
+}
+
+/** Whether a value is a {@link RunStreamSilentError}, also across realms and dual builds. */
+export function isRunStreamSilentError(error: unknown): error is RunStreamSilentError {
+  return isErrorNamed(error, 'RunStreamSilentError')
+}
+
 /** Whether a value is a {@link RunSubscriptionError}, also across realms and dual builds. */
 export function isRunSubscriptionError(error: unknown): error is RunSubscriptionError {
   return isErrorNamed(error, 'RunSubscriptionError')
@@ -141,6 +180,11 @@ function isFatalStatus(status: number): boolean {
  * - A dropped connection is resumed with `Last-Event-ID` (the last run version seen) after the
  *   server's `retry:` delay; failed attempts back off exponentially with jitter. 401, 403 and an
  *   unknown run stop with state `error`.
+ * - A silent connection counts as dropped: no byte for {@link SILENT_KEEP_ALIVES} times the
+ *   keep-alive interval the server announces (`: keep-alive-ms N`; 15 s assumed until then),
+ *   answer headers included, is state `reconnecting` with a {@link RunStreamSilentError}.
+ * - The stream is opened with `?outputs=changed`: an `update` leaves out a stage's output
+ *   when it did not change, and the output already held is kept.
  * - A server without the stream route (404 `route_not_found`, a 404 that is no problem+json,
  *   or 405 on the events path) is
  *   polled instead: `GET {url}/{runId}/status` every `pollIntervalMs`, with `If-None-Match` when
@@ -163,7 +207,7 @@ function isFatalStatus(status: number): boolean {
 export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {}): RunSubscription {
   const base = (options.url ?? DEFAULT_BASE_PATH).replace(/\/+$/, '')
   const id = encodeURIComponent(runId)
-  const eventsUrl = `${base}/${id}/events`
+  const eventsUrl = `${base}/${id}/events?outputs=changed`
   const statusUrl = `${base}/${id}/status`
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const maxDelay = positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS)
@@ -182,6 +226,7 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
   let lastError: Error | undefined
   let lastEventId: string | undefined
   let failures = 0
+  let serverKeepAliveMs = DEFAULT_SERVER_KEEP_ALIVE_MS
 
   function setState(next: RunConnectionState, error?: Error): void {
     if (signal.aborted && next !== 'finished' && next !== 'error') return
@@ -213,7 +258,37 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
   async function streamOnce(): Promise<'ended' | 'dropped' | 'no-stream'> {
     const headers = requestHeaders('text/event-stream')
     if (lastEventId !== undefined) headers.set('Last-Event-ID', lastEventId)
-    const response = await doFetch(eventsUrl, { headers, signal, cache: 'no-store' })
+    // One deadline, pushed back by every byte: a connection that goes quiet for longer than
+    // SILENT_KEEP_ALIVES keep-alives (headers included) is aborted and counted as dropped.
+    const attempt = new AbortController()
+    let silence: ReturnType<typeof setTimeout> | undefined
+    let silentError: RunStreamSilentError | undefined
+    const watch = () => {
+      if (silence !== undefined) clearTimeout(silence)
+      const keepAliveMs = serverKeepAliveMs
+      const silentMs = SILENT_KEEP_ALIVES * keepAliveMs
+      silence = setTimeout(() => {
+        silentError = new RunStreamSilentError(silentMs, keepAliveMs)
+        attempt.abort(silentError)
+      }, silentMs)
+    }
+    // Closing the subscription aborts the attempt too (by hand: AbortSignal.any is too recent for some browsers).
+    const forward = () => attempt.abort(signal.reason)
+    signal.addEventListener('abort', forward, { once: true })
+    watch()
+    try {
+      return await readStream(headers, attempt.signal, watch)
+    } catch (error) {
+      throw silentError ?? error
+    } finally {
+      clearTimeout(silence)
+      signal.removeEventListener('abort', forward)
+    }
+  }
+
+  async function readStream(headers: Headers, attemptSignal: AbortSignal, heard: () => void): Promise<'ended' | 'dropped' | 'no-stream'> {
+    const response = await doFetch(eventsUrl, { headers, signal: attemptSignal, cache: 'no-store' })
+    heard()
     if (await hasNoStreamRoute(response)) return 'no-stream'
     if (!response.ok) throw await httpError(response, 'The live status stream')
     const type = response.headers.get('content-type') ?? ''
@@ -244,12 +319,21 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
       onRetry: (value) => {
         if (value > 0) retryDelay = value
       },
+      onComment: (comment) => {
+        const announced = KEEP_ALIVE_ANNOUNCEMENT.exec(comment)
+        const value = announced ? Number(announced[1]) : 0
+        if (value > 0) {
+          serverKeepAliveMs = value
+          heard()
+        }
+      },
     })
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
     try {
       for (;;) {
         const { done, value } = await reader.read()
         if (done) break
+        heard()
         parser.feed(value)
         if (malformed) throw malformed
         if (ended) break

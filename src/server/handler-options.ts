@@ -23,7 +23,7 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 5
  */
 export type AuthorizeAction = 'read' | 'stream' | 'cancel'
 
-/** The defaults of {@link LiveStatusOptions}, one place for all four (internal: no entry exports them). */
+/** The defaults of {@link LiveStatusOptions}, one place for all of them (internal: no entry exports them). */
 export const LIVE_DEFAULTS = {
   /** 250 ms between version reads. */
   pollIntervalMs: 250,
@@ -33,7 +33,9 @@ export const LIVE_DEFAULTS = {
   retryMs: 2_000,
   /** 10,000 open streams per handlers instance. */
   maxStreams: 10_000,
-} as const satisfies Required<Pick<LiveStatusOptions, 'pollIntervalMs' | 'keepAliveMs' | 'retryMs' | 'maxStreams'>>
+  /** 1 MiB unsent per stream, beyond its snapshot. */
+  maxBufferedBytes: 1024 * 1024,
+} as const satisfies Required<Pick<LiveStatusOptions, 'pollIntervalMs' | 'keepAliveMs' | 'retryMs' | 'maxStreams' | 'maxBufferedBytes'>>
 
 /**
  * Settings of the live status stream, `GET {basePath}/{runId}/events` (docs/live-status.md).
@@ -57,7 +59,8 @@ export interface LiveStatusOptions {
   listen?: RunChangeSource | undefined
   /**
    * Milliseconds between keep-alive comment lines (`: keep-alive`), which keep proxies from
-   * closing an idle stream.
+   * closing an idle stream. Each stream announces it first (`: keep-alive-ms 15000`), and
+   * `subscribeToRun` takes about three intervals without a byte as a lost connection.
    * @default 15000
    */
   keepAliveMs?: number | undefined
@@ -73,6 +76,16 @@ export interface LiveStatusOptions {
    * @default 10000
    */
   maxStreams?: number | undefined
+  /**
+   * The bound of each stream's send buffer, in bytes: what its reader has not taken yet, beyond
+   * the snapshot it started with. A subscriber that falls further behind (it stopped reading, or
+   * its link is slower than the run's changes) is closed when the next event or keep-alive is
+   * due, logged once (a warning) and counted in `liveStats().slowStreamsClosed`; it reconnects
+   * and starts again from a fresh snapshot. A stream thus holds at most this plus its snapshot
+   * plus one event (and what the adapter and the kernel's socket buffer hold).
+   * @default 1048576 (1 MiB)
+   */
+  maxBufferedBytes?: number | undefined
 }
 
 /**

@@ -56,7 +56,7 @@ import { askAuthorize, authenticateWrite, readTokenAllows, resolveReadTokenSecre
 import { isOpenApiDocumentPath } from '../contract/route-registry.js'
 import { openApiDocumentResponse } from './openapi-route.js'
 import { Cors } from './cors.js'
-import { EventStreams } from './live/event-stream.js'
+import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER } from './live/event-stream.js'
 import { RunWatcher } from './live/run-watcher.js'
 
 /**
@@ -112,6 +112,12 @@ export interface PipelineStatusHandlers {
    * which otherwise waits for the streams. Later stream requests are answered 503.
    */
   close: () => Promise<void>
+  /**
+   * What the live streams have done so far: `openStreams` now, and `slowStreamsClosed`, the
+   * streams closed because their reader fell behind by more than `live.maxBufferedBytes`
+   * (each is also logged once). Zeros before the first stream.
+   */
+  liveStats: () => LiveStreamStats
   /** The normalized base path. */
   readonly basePath: string
 }
@@ -179,6 +185,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
   const loggedSchemaProblems = new Set<string>()
   const live = options.live ?? {}
   const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? LIVE_DEFAULTS.maxStreams)
+  const maxBufferedBytes = positiveInteger('live.maxBufferedBytes', live.maxBufferedBytes ?? LIVE_DEFAULTS.maxBufferedBytes)
   const cors = options.cors ? new Cors(options.cors) : undefined
   // Created on the first stream, so handlers that never stream poll nothing and hold no connection.
   let streams: EventStreams | undefined
@@ -195,6 +202,12 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     streams = new EventStreams(watcher, {
       keepAliveMs: positiveInteger('live.keepAliveMs', live.keepAliveMs ?? LIVE_DEFAULTS.keepAliveMs),
       retryMs: positiveInteger('live.retryMs', live.retryMs ?? LIVE_DEFAULTS.retryMs),
+      maxBufferedBytes,
+      onSlowStream: ({ runId, bufferedBytes }) =>
+        logger.warn(
+          `pipeline-status: closed a live stream of run ${runId} whose reader fell ${bufferedBytes} bytes behind (limit live.maxBufferedBytes = ${maxBufferedBytes} beyond its snapshot); it reconnects with a fresh snapshot. A client that stops reading, or a link slower than the run's changes, does this; raise live.maxBufferedBytes if the link is just slow`,
+          { runId, bufferedBytes, maxBufferedBytes },
+        ),
       statusDocument,
     })
     return streams
@@ -473,7 +486,8 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
         throw streamsUnavailable(`This server holds its limit of ${maxStreams} open streams; retry later`)
       }
       // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
-      const body = await registry.open(id, () => getRunSnapshot(store, id), request.signal)
+      const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
+      const body = await registry.open(id, () => getRunSnapshot(store, id), request.signal, omitUnchangedOutputs)
       if (!body) throw runNotFound()
       return new Response(body, {
         status: 200,
@@ -537,7 +551,9 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     return handle(request, pathname, native)
   }
 
-  return { stageUpdate, status, complete, createRun: createRunHandler, heartbeat, cancel, events, close, fetch, handle, basePath }
+  const liveStats = (): LiveStreamStats => streams?.stats() ?? { openStreams: 0, slowStreamsClosed: 0 }
+
+  return { stageUpdate, status, complete, createRun: createRunHandler, heartbeat, cancel, events, close, liveStats, fetch, handle, basePath }
 }
 
 /** Refuses a request target (path and query) longer than the contract's limit with 414. */

@@ -58,6 +58,7 @@ export type { RunChange, RunChangeListener } from '../core/run-changes.js'
 
 // Live status streams: a source of change notifications from other instances (`pipeline-status-sdk/pg` has one)
 export type { RunChangeSink, RunChangeSource } from './live/run-watcher.js'
+export type { LiveStreamStats } from './live/event-stream.js'
 
 // Stale runs
 export { createStaleRunSweeper } from './stale-run-sweeper.js'

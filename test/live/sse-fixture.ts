@@ -33,7 +33,7 @@ export interface SseFixture {
   /** Base URL of the routes, e.g. `http://127.0.0.1:1234/api/pipeline`. */
   url: string
   /** Requests received, by path, in order. */
-  requests: { method: string; path: string; headers: IncomingMessage['headers'] }[]
+  requests: { method: string; path: string; search: string; headers: IncomingMessage['headers'] }[]
   close(): Promise<void>
 }
 
@@ -42,8 +42,8 @@ export async function startSseFixture(scripts: Partial<Record<'events' | 'status
   const counts = new Map<string, number>()
   const requests: SseFixture['requests'] = []
   const server = createServer((request, response) => {
-    const path = request.url ?? '/'
-    requests.push({ method: request.method ?? 'GET', path, headers: request.headers })
+    const [path = '/', query] = (request.url ?? '/').split('?', 2)
+    requests.push({ method: request.method ?? 'GET', path, search: query === undefined ? '' : `?${query}`, headers: request.headers })
     const action = /^\/api\/pipeline\/[^/]+\/(events|status)$/.exec(path)?.[1] as 'events' | 'status' | undefined
     const script = action ? scripts[action] : undefined
     if (!script) {
