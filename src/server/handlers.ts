@@ -310,7 +310,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return
     }
     if (authorize) return askAuthorize(authorize, exchange, runId, action)
-    throw secretRefused(request, readTokenSecrets.length > 0)
+    throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   }
 
   /** Authenticates a write, then reads and parses its JSON body within the limits. */
