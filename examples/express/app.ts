@@ -14,6 +14,8 @@ import { openDatabase } from '../shared/database.js'
 export const HEADERS_TIMEOUT_MS = 10_000
 /** How long a client may take to send its whole request, in milliseconds (Node's default is 300 s). */
 export const REQUEST_TIMEOUT_MS = 30_000
+/** How long `close()` lets requests in flight finish before it cuts their connections, in milliseconds. */
+export const CLOSE_GRACE_MS = 10_000
 
 /** Options of {@link startExpressExample}. */
 export interface ExpressExampleOptions {
@@ -136,6 +138,13 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
         await new Promise<void>((resolve) => {
           server.close(() => resolve())
           server.closeIdleConnections()
+          // A deadline for requests still in flight (a slow upload, a client that stopped reading).
+          const cut = setTimeout(() => {
+            log.warn(`[express-example] connections still open ${CLOSE_GRACE_MS} ms after close(): cutting them`)
+            server.closeAllConnections()
+          }, CLOSE_GRACE_MS)
+          cut.unref()
+          server.once('close', () => clearTimeout(cut))
         })
         await db.close()
       })()),

@@ -53,9 +53,11 @@ export const PROBLEM_CODES = Object.freeze({
    */
   body_already_consumed: 500,
   /**
-   * The server cannot answer any request until its configuration is fixed (no webhook secret,
-   * say); the server's log names what is missing. Sent by the Next.js route handlers, which
-   * are loaded per request rather than started.
+   * The server cannot answer any request until its configuration is fixed; the server's log
+   * names what is missing. Sent by the Next.js route handlers for options that cannot work (no
+   * webhook secret, say), which are loaded per request rather than started, and by every
+   * handler when the database refuses the connection's configuration (no user name because
+   * `DATABASE_URL` is unset, a wrong password, an unknown role).
    */
   configuration_error: 500,
   /** The database cannot be reached, or did not answer in time; retry after `Retry-After` seconds. */

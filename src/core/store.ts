@@ -118,11 +118,13 @@ export interface Store<Tx = unknown> {
 }
 
 /**
- * Why a store is unavailable, as the problem `code` of the handlers' 503:
- * `database_unavailable` (unreachable, or no answer in time) or `database_not_migrated`
- * (the database, a table or a column is missing: migrations were not deployed).
+ * Why a store is unavailable, as the problem `code` of the handlers' answer:
+ * `database_unavailable` (503: unreachable, or no answer in time), `database_not_migrated`
+ * (503: the database, a table or a column is missing: migrations were not deployed) or
+ * `configuration_error` (500: the database refuses the connection's configuration, such as no
+ * user name when `DATABASE_URL` is unset, or a wrong password; the message names the fix).
  */
-export type StoreUnavailableCode = 'database_unavailable' | 'database_not_migrated'
+export type StoreUnavailableCode = 'database_unavailable' | 'database_not_migrated' | 'configuration_error'
 
 /** Options of {@link StoreUnavailableError}. */
 export interface StoreUnavailableErrorOptions {

@@ -24,7 +24,7 @@ import { matchRoute } from '../contract/routes.js'
 import { isOpenApiDocumentPath } from '../contract/route-registry.js'
 import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
-import { readSmallBody, toWebRequest, writeWebResponse } from '../server/node-bridge.js'
+import { ConnectionDrain, readSmallBody, toWebRequest, writeWebResponse } from '../server/node-bridge.js'
 import { markRebuiltBody } from '../server/rebuilt-body.js'
 import { problemResponse } from '../server/problem-response.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
@@ -99,26 +99,54 @@ export function createExpressRouter(options: ExpressRouterOptions<unknown>): Pip
   // Routes are matched relative to the mount point, so the handlers' own base is the root.
   const handlers = createPipelineStatusHandlers({ ...rest, basePath: '' } as unknown as PipelineStatusHandlersOptions<unknown>)
   const router = Router()
+  const connections = new ConnectionDrain()
   router.use((req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
     if (passUnmatched && !matchRoute(req.path, '') && !isOpenApiDocumentPath(req.path, '')) {
       next()
       return
     }
-    void serve(handlers, req, res)
+    void serve(handlers, connections, req, res)
   })
-  return Object.assign(router, { close: handlers.close })
+  const close = async (): Promise<void> => {
+    // First, so that the reconnects of the streams ended below are answered Connection: close.
+    connections.drain()
+    await handlers.close()
+  }
+  return Object.assign(router, { close })
 }
 
 /** The router of {@link createExpressRouter}: an Express `Router` that can end its live streams. */
 export type PipelineStatusRouter = Router & {
   /**
    * Ends every open live stream cleanly and stops the run watcher (and its LISTEN connection);
-   * call it before `server.close()`, which otherwise waits for the streams.
+   * call it before `server.close()`, which otherwise waits for the streams. From then on the
+   * router answers with `Connection: close` and ends the connections it served once their
+   * answers are written (idle ones at once), so `server.close()` is not held up by clients that
+   * reconnect on kept-alive sockets; new stream requests get `503 too_many_streams`.
    */
   close(): Promise<void>
 }
 
-async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, res: ExpressResponse): Promise<void> {
+async function serve(
+  handlers: PipelineStatusHandlers,
+  connections: ConnectionDrain,
+  req: MaybeParsedRequest,
+  res: ExpressResponse,
+): Promise<void> {
+  connections.begin(req)
+  try {
+    await answer(handlers, connections, req, res)
+  } finally {
+    connections.end(req)
+  }
+}
+
+async function answer(
+  handlers: PipelineStatusHandlers,
+  connections: ConnectionDrain,
+  req: MaybeParsedRequest,
+  res: ExpressResponse,
+): Promise<void> {
   try {
     const read = alreadyReadBody(req)
     const request = toWebRequest(req, `${req.protocol}://${req.get('host') ?? 'localhost'}`, {
@@ -129,7 +157,9 @@ async function serve(handlers: PipelineStatusHandlers, req: MaybeParsedRequest, 
       signal: clientGoneSignal(req, res),
     })
     if (read?.rebuilt) markRebuiltBody(request)
-    await writeWebResponse(res, await handlers.handle(request, req.path, req))
+    const response = await handlers.handle(request, req.path, req)
+    connections.prepare(res)
+    await writeWebResponse(res, response)
   } catch {
     // Only the adapter itself can get here (the handlers never throw): answer if still possible.
     if (res.headersSent) return void res.destroy()

@@ -3,12 +3,16 @@
  * (Fetch standard, "CORS protocol"). Off by default: without the option no CORS header is sent,
  * so browsers allow same-origin reads only.
  */
+import { HandlerConfigurationError } from './configuration-error.js'
 
 /** The `cors` option of the handlers. */
 export interface CorsOptions {
   /**
    * The origins allowed to read status and stream runs, e.g. `['https://app.example.com']`
-   * (scheme, host and port, as browsers send them in `Origin`). Compared exactly.
+   * (scheme, host and port, as browsers send them in `Origin`). Compared exactly. There is no
+   * wildcard: `'*'`, or an entry that is not an origin as browsers send it (a trailing `/`, a
+   * path), throws `HandlerConfigurationError` when the handlers are created, since it would
+   * allow nothing. List each origin.
    */
   origins: readonly string[]
   /**
@@ -35,7 +39,12 @@ export class Cors {
   readonly #credentials: boolean
   readonly #maxAge: string
 
+  /** @throws HandlerConfigurationError for an entry of `origins` that is not an origin. */
   constructor(options: CorsOptions) {
+    for (const entry of options.origins) {
+      const problem = originProblem(entry)
+      if (problem !== undefined) throw new HandlerConfigurationError(`cors.origins: ${problem}`)
+    }
     this.#origins = new Set(options.origins)
     this.#credentials = options.credentials === true
     this.#maxAge = String(options.maxAgeSeconds ?? 600)
@@ -68,4 +77,24 @@ export class Cors {
     headers.set('Access-Control-Allow-Origin', origin)
     if (this.#credentials) headers.set('Access-Control-Allow-Credentials', 'true')
   }
+}
+
+/**
+ * Why an entry of `cors.origins` can never equal a browser's `Origin` header, naming the fix;
+ * `undefined` for an origin (`https://app.example.com`, `http://localhost:3000`).
+ */
+function originProblem(entry: unknown): string | undefined {
+  if (entry === '*') {
+    return "'*' is not supported: a wildcard would let any site read runs with its visitors' credentials. List each origin that may read, e.g. origins: ['https://app.example.com']"
+  }
+  let origin: string | undefined
+  try {
+    origin = typeof entry === 'string' ? new URL(entry).origin : undefined
+  } catch {
+    origin = undefined
+  }
+  if (origin === entry) return undefined
+  const shown = JSON.stringify(entry)
+  const fix = origin !== undefined && origin !== 'null' ? `write ${JSON.stringify(origin)}` : "write scheme, host and port, e.g. 'https://app.example.com'"
+  return `${shown} is not an origin as browsers send it in Origin (scheme://host[:port], no path or trailing slash), so it would match nothing: ${fix}`
 }

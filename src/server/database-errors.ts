@@ -1,6 +1,8 @@
 /**
  * How the Prisma store classifies database errors: unreachable (503 `database_unavailable`),
- * missing schema objects (503 `database_not_migrated`), or anything else (propagated).
+ * missing schema objects (503 `database_not_migrated`), a connection the configuration cannot
+ * make (500 `configuration_error`: no user name, a wrong password, an unknown role), or anything
+ * else (propagated).
  * Internal: no entry point exports it.
  */
 import { StoreUnavailableError } from '../core/store.js'
@@ -111,11 +113,120 @@ function findInChain(
 }
 
 /**
+ * The driver's cause of a database error in one line: its code, the host and port it tried, and
+ * its message, from the most specific error in the `cause` chain (Node's socket error, the
+ * driver adapter's error kind, PostgreSQL's SQLSTATE), e.g. `connect ECONNREFUSED 127.0.0.1:5432`
+ * or `DatabaseNotReachable 127.0.0.1:5432: Can't reach database server at 127.0.0.1:5432`.
+ * Never the connection string. Falls back to the error's own message.
+ */
+export function describeDatabaseCause(error: unknown): string {
+  const chain = causeChain(error)
+  // Node's socket error says it all: `connect ECONNREFUSED 127.0.0.1:5432`.
+  const socket = chain.find((node) => typeof node['syscall'] === 'string' && typeof node['code'] === 'string')
+  if (socket) return withWhere(oneLine(String(socket['message'] ?? socket['code'])), String(socket['code']), socket)
+  const adapter = chain.find((node) => typeof node['kind'] === 'string' && node['kind'] !== 'postgres')
+  if (adapter) {
+    const kind = String(adapter['kind'])
+    const text = adapter['originalMessage'] ?? adapter['cause'] ?? adapter['reason'] ?? prismaMessage(chain)
+    const code = typeof adapter['originalCode'] === 'string' ? ` ${adapter['originalCode']}` : ''
+    return withWhere(typeof text === 'string' ? `${kind}${code}: ${oneLine(text)}` : `${kind}${code}`, kind, adapter)
+  }
+  // Prisma's own errors carry `clientVersion`; their `P2010` codes are not SQLSTATEs.
+  const sqlState = chain.find(
+    (node) => typeof node['code'] === 'string' && /^[0-9A-Z]{5}$/.test(node['code']) && typeof node['message'] === 'string' && !('clientVersion' in node),
+  )
+  if (sqlState) return `${String(sqlState['code'])}: ${oneLine(String(sqlState['message']))}`
+  const prisma = chain.find((node) => typeof node['code'] === 'string' && /^P\d{4}$/.test(node['code']))
+  if (prisma) return `${String(prisma['code'])}: ${prismaMessage(chain) ?? oneLine(String(prisma['message'] ?? ''))}`
+  const first = chain[0]
+  return first && typeof first['message'] === 'string' ? oneLine(first['message']) : String(error)
+}
+
+/** `text`, with ` (host:port)` when the node names where it connected and the text does not. */
+function withWhere(text: string, code: string, node: Record<string, unknown>): string {
+  const host = node['address'] ?? node['host'] ?? node['hostname']
+  if (typeof host !== 'string') return text
+  const where = typeof node['port'] === 'number' || typeof node['port'] === 'string' ? `${host}:${String(node['port'])}` : host
+  const line = text.includes(where) ? text : `${text} (${where})`
+  return line.includes(code) ? line : `${code} ${line}`
+}
+
+/** The driver's words inside a Prisma message (`… Message: \`Can't reach database server at …\``). */
+function prismaMessage(chain: ReadonlyArray<Record<string, unknown>>): string | undefined {
+  for (const node of chain) {
+    const message = node['message']
+    if (typeof message !== 'string') continue
+    const match = /Message: `([^`]+)`/.exec(message)
+    if (match) return oneLine(match[1] as string)
+  }
+  return undefined
+}
+
+/** Every object of an error's `cause` chain and Prisma's `meta.driverAdapterError`, outermost first. */
+function causeChain(error: unknown): Array<Record<string, unknown>> {
+  const nodes: Array<Record<string, unknown>> = []
+  findInChain(error, (node) => {
+    nodes.push(node)
+    return false
+  })
+  return nodes
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim()
+}
+
+// 28000 no user name, an unknown role, no pg_hba.conf entry; 28P01 a wrong password; with
+// Prisma's codes (P1000 authentication failed, P1010 access denied, P1013 an invalid database
+// string) and the driver adapters' kinds.
+const CONFIGURATION_SQLSTATE = /^28(000|P01)$/
+const CONFIGURATION_PRISMA_CODES = new Set(['P1000', 'P1010', 'P1013'])
+const CONFIGURATION_KINDS = new Set(['AuthenticationFailed', 'DatabaseAccessDenied'])
+// `pg` refuses to start SCRAM without a password: the connection string has none.
+const NO_PASSWORD = /client password must be a string/
+
+function isConfigurationNode(node: Record<string, unknown>): boolean {
+  const { code, originalCode, kind, message } = node
+  for (const value of [code, originalCode]) {
+    if (typeof value === 'string' && (CONFIGURATION_SQLSTATE.test(value) || CONFIGURATION_PRISMA_CODES.has(value))) return true
+  }
+  if (typeof kind === 'string' && CONFIGURATION_KINDS.has(kind)) return true
+  return typeof message === 'string' && NO_PASSWORD.test(message)
+}
+
+/**
+ * For an error that says the database connection's configuration cannot work (no user name, a
+ * wrong password, a role or database the server refuses), one line naming the cause and the fix;
+ * `undefined` for any other error. Never the connection string or the password.
+ */
+export function describeConfigurationProblem(error: unknown): string | undefined {
+  const node = findInChain(error, isConfigurationNode)
+  if (!node) return undefined
+  const cause = describeDatabaseCause(error)
+  const text = `${String(node['originalMessage'] ?? '')} ${String(node['message'] ?? '')} ${cause}`
+  let hint: string
+  if (/no PostgreSQL user name/i.test(text)) {
+    hint = 'the connection names no user: is DATABASE_URL set where the app runs? It must look like postgresql://USER:PASSWORD@HOST:5432/DATABASE'
+  } else if (NO_PASSWORD.test(text)) {
+    hint = 'the server asks for a password and the connection string has none: add it (postgresql://USER:PASSWORD@HOST:5432/DATABASE)'
+  } else if (/password authentication failed|AuthenticationFailed|28P01|P1000/.test(text)) {
+    hint = 'check the user name and password of the connection string (DATABASE_URL)'
+  } else {
+    hint = 'check the user name and database of the connection string (DATABASE_URL) and that the server lets that user connect (roles, pg_hba.conf)'
+  }
+  return `The database refused the connection's configuration (${cause}): ${hint}`
+}
+
+/**
  * The error a store throws for a database error: `StoreUnavailableError` when the database is
- * unreachable or lacks the SDK's schema, the error itself otherwise.
+ * unreachable (its message carries the driver's cause), lacks the SDK's schema, or refuses the
+ * connection's configuration (`configuration_error`); the error itself otherwise.
  */
 export function toStoreError(error: unknown): unknown {
   const missing = describeMissingSchema(error)
   if (missing !== undefined) return new StoreUnavailableError(missing, { cause: error, code: 'database_not_migrated' })
-  return isDatabaseUnreachableError(error) ? new StoreUnavailableError(undefined, { cause: error }) : error
+  const misconfigured = describeConfigurationProblem(error)
+  if (misconfigured !== undefined) return new StoreUnavailableError(misconfigured, { cause: error, code: 'configuration_error' })
+  if (!isDatabaseUnreachableError(error)) return error
+  return new StoreUnavailableError(`The database is unreachable: ${describeDatabaseCause(error)}`, { cause: error })
 }

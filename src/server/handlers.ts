@@ -32,6 +32,7 @@ import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import { type ClampedInstant, type ConflictCode, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, describeClampedInstant } from '../internal/state-machine.js'
 import { OncePerKey } from '../internal/once-per-key.js'
 import { isStoreUnavailableError } from '../core/store.js'
+import { describeDatabaseCause } from './database-errors.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
 import { consoleLogger, oneLine, safeLogger } from './logger.js'
@@ -267,14 +268,31 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
         }
         return problemResponse('database_not_migrated', { detail: error.message }, retry)
       }
-      // The cause in one line: a stack per request says nothing more while the database is down.
-      const cause = oneLine(error.message)
+      if (error.code === 'configuration_error') {
+        // Not a 500 with a stack: the message names the cause and the fix (a missing
+        // DATABASE_URL, a wrong password). Logged once per distinct problem, like the above.
+        if (!loggedSchemaProblems.has(error.message)) {
+          loggedSchemaProblems.add(error.message)
+          logger.error(`pipeline-status: ${oneLine(error.message)}`, { ...fields, status: 500, code: 'configuration_error' })
+        }
+        return problemResponse('configuration_error', { detail: 'The server cannot connect to its database as configured; the server log says why' })
+      }
+      // The driver's cause in one line (code, host and port, message): a stack per request says
+      // nothing more while the database is down.
+      const cause = unavailableCause(error)
       logger.warn(`pipeline-status: ${where}: 503 database_unavailable: ${cause}`, { ...fields, status: 503, code: 'database_unavailable', cause })
       return problemResponse('database_unavailable', { detail: 'The database cannot be reached right now; retry later' }, retry)
     }
     logger.error(`pipeline-status: ${where}: 500 internal_error`, { ...fields, status: 500, code: 'internal_error', error })
     // Never the error's message: it may hold SQL, connection strings or secrets.
     return problemResponse('internal_error', { detail: 'The request could not be processed' })
+  }
+
+  /** `connect ECONNREFUSED 127.0.0.1:5432`; a bound's own words first (`No connection within 2000 ms: P2028 …`). */
+  function unavailableCause(error: Error): string {
+    if (error.cause === undefined) return oneLine(error.message)
+    const driver = describeDatabaseCause(error.cause)
+    return error.message.startsWith('The database is unreachable') ? driver : `${oneLine(error.message)}: ${driver}`
   }
 
   function requireMethod(request: Request, route: RouteName): void {
@@ -310,7 +328,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       return
     }
     if (authorize) return askAuthorize(authorize, exchange, runId, action)
-    throw secretRefused(request, readTokenSecrets.length > 0)
+    throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   }
 
   /** Authenticates a write, then reads and parses its JSON body within the limits. */

@@ -171,6 +171,76 @@ export async function writeWebResponse(res: ServerResponse, response: Response):
   await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res)
 }
 
+type NodeSocket = IncomingMessage['socket']
+/**
+ * How long a kept-alive connection whose answer ended during a drain waits for its client's
+ * next request (answered with `Connection: close`) before it is ended, in milliseconds.
+ */
+export const DRAIN_IDLE_MS = 500
+const IN_FLIGHT = Symbol('pipeline-status-sdk.inFlight')
+type CountedSocket = NodeSocket & { [IN_FLIGHT]?: number }
+
+/**
+ * Lets a server stop promptly while clients keep their connections alive. Once {@link drain}
+ * is called, every answer says `Connection: close` (so a client that reconnects on a kept-alive
+ * socket, say a live subscriber whose stream was ended, gets its 503 and the socket closes after
+ * it), a connection whose last answer is written is ended, and the connections that are idle at
+ * that moment are ended at once. Without it a server's `close()` waits for each kept-alive socket
+ * to time out (Node's `keepAliveTimeout`, 5 s, renewed by every reconnect).
+ *
+ * Costs one counter on the socket per request. Not importable outside this package.
+ */
+export class ConnectionDrain {
+  #draining = false
+  readonly #sockets = new Set<CountedSocket>()
+
+  /** Whether {@link drain} was called. */
+  get draining(): boolean {
+    return this.#draining
+  }
+
+  /** A request starts on `req`'s connection. */
+  begin(req: IncomingMessage): void {
+    const socket = req.socket as CountedSocket | null
+    if (!socket) return
+    const count = socket[IN_FLIGHT]
+    if (count === undefined) {
+      this.#sockets.add(socket)
+      socket.once('close', () => this.#sockets.delete(socket))
+    }
+    socket[IN_FLIGHT] = (count ?? 0) + 1
+  }
+
+  /** Before an answer is written: `Connection: close` while draining. */
+  prepare(res: ServerResponse): void {
+    if (this.#draining && !res.headersSent) res.setHeader('Connection', 'close')
+  }
+
+  /** The answer to a request of `req`'s connection is written (or abandoned). */
+  end(req: IncomingMessage): void {
+    const socket = req.socket as CountedSocket | null
+    if (!socket) return
+    const count = Math.max((socket[IN_FLIGHT] ?? 1) - 1, 0)
+    socket[IN_FLIGHT] = count
+    if (!this.#draining || count !== 0 || socket.destroyed) return
+    // An answer whose headers promised keep-alive before the drain began (a live stream that
+    // close() ended). Its client may reconnect on this socket at once: that request gets its
+    // answer with `Connection: close`. Ending the socket now would race it into a hang-up; a
+    // client that does not come back is let go after a short wait.
+    const timer = setTimeout(() => {
+      if ((socket[IN_FLIGHT] ?? 0) === 0) socket.end()
+    }, DRAIN_IDLE_MS)
+    timer.unref()
+    socket.once('close', () => clearTimeout(timer))
+  }
+
+  /** From now on, close connections as soon as their answers are written; idle ones now. */
+  drain(): void {
+    this.#draining = true
+    for (const socket of this.#sockets) if ((socket[IN_FLIGHT] ?? 0) === 0) socket.end()
+  }
+}
+
 /** How long a closing connection keeps discarding an upload before it is cut, in milliseconds. */
 const LINGER_MS = 2000
 

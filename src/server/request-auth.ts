@@ -6,7 +6,7 @@ import { HttpProblemError, isHttpProblemError } from './problem-response.js'
 import { bodyAlreadyConsumed } from './read-body.js'
 import { hasRebuiltBody } from './rebuilt-body.js'
 import { assertReadTokenSecret, looksLikeRunReadToken, verifyRunReadToken } from './run-read-token.js'
-import { resolveWebhookSecrets, secretRefused, type WebhookAuthenticator } from './webhook-auth.js'
+import { resolveWebhookSecrets, secretRefused, signedOnly, type WebhookAuthenticator } from './webhook-auth.js'
 
 // How the handlers authenticate and authorize a request: the webhook secret or signature for
 // writes; for reads also a run read token or the app's `authorize` hook. Not exported from any
@@ -54,16 +54,13 @@ export async function askAuthorize(
     throw error
   }
   if (allowed) return
-  throw new HttpProblemError('forbidden', { detail: `Not allowed to ${action} this run` })
+  // The title names what was refused: a refused cancel is not "Not allowed to read this run".
+  throw new HttpProblemError('forbidden', { title: `Not allowed to ${action} this run`, detail: `The app's authorize hook refused to let this request ${action} the run` })
 }
 
 export async function authenticateWrite(auth: WebhookAuthenticator, request: Request): Promise<{ signed: boolean }> {
   if (auth.isSigned(request)) return { signed: true }
-  if (auth.signatureRequired) {
-    throw new HttpProblemError('invalid_signature', {
-      detail: 'Writes must be signed (webhook-id, webhook-timestamp, webhook-signature)',
-    })
-  }
+  if (auth.signatureRequired) throw signedOnly(request, auth.plainSecrets ? 'writes' : 'requests')
   if (!(await auth.secretMatches(request))) throw secretRefused(request)
   return { signed: false }
 }

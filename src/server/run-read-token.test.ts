@@ -26,6 +26,45 @@ describe('run read tokens', () => {
     expect(await verifyRunReadToken(`${token}x`, { runId: 'run_1', secret: SECRET, now: NOW })).toEqual({ valid: false, reason: 'malformed' })
   })
 
+  it('has one canonical form: an expiry with a leading zero or a signature with stray bits is malformed', async () => {
+    const token = await createRunReadToken({ runId: 'run_1', secret: SECRET, expiresIn: 60, now: NOW })
+    const [prefix, expires, signature] = token.split('.') as [string, string, string]
+    // The same expiry and the same signature, spelled differently.
+    for (const variant of [`${prefix}.0${expires}.${signature}`, `${prefix}.00${expires}.${signature}`, `${prefix}.+${expires}.${signature}`]) {
+      expect(await verifyRunReadToken(variant, { runId: 'run_1', secret: SECRET, now: NOW })).toEqual({ valid: false, reason: 'malformed' })
+    }
+    // base64url of 32 bytes: the last character's two low bits are padding and must be zero.
+    const last = signature.at(-1) as string
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const strayBits = alphabet[alphabet.indexOf(last) + 1] as string
+    const stray = `${prefix}.${expires}.${signature.slice(0, -1)}${strayBits}`
+    expect(await verifyRunReadToken(stray, { runId: 'run_1', secret: SECRET, now: NOW })).toEqual({ valid: false, reason: 'malformed' })
+    expect(await verifyRunReadToken(token, { runId: 'run_1', secret: SECRET, now: NOW })).toMatchObject({ valid: true })
+
+    // Through the handlers: 401 invalid_read_token saying malformed, not a read.
+    const handlers = createPipelineStatusHandlers({
+      store: new MemoryStore(),
+      secret: 'webhook-secret-long-enough-0123456789',
+      readTokens: { secret: SECRET },
+      logger: { warn: () => undefined, error: () => undefined },
+    })
+    await handlers.fetch(
+      new Request('https://app.example/api/pipeline/runs', {
+        method: 'POST',
+        headers: { 'X-Webhook-Secret': 'webhook-secret-long-enough-0123456789', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id: 'run_1' }),
+      }),
+    )
+    const fresh = await createRunReadToken({ runId: 'run_1', secret: SECRET, expiresIn: 600 })
+    const [, freshExpires, freshSignature] = fresh.split('.') as [string, string, string]
+    const read = (credential: string) =>
+      handlers.fetch(new Request('https://app.example/api/pipeline/run_1/status', { headers: { Authorization: `Bearer ${credential}` } }))
+    expect((await read(fresh)).status).toBe(200)
+    const refused = await read(`psrt1.0${freshExpires}.${freshSignature}`)
+    expect(refused.status).toBe(401)
+    expect(await refused.json()).toMatchObject({ code: 'invalid_read_token', detail: 'The read token is malformed' })
+  })
+
   it('defaults to one hour and refuses bad options', async () => {
     const token = await createRunReadToken({ runId: 'r', secret: SECRET, now: NOW })
     expect(token.split('.')[1]).toBe(String(NOW.getTime() / 1000 + 3600))

@@ -3,7 +3,8 @@
  * HMAC-SHA256 through Web Crypto (`crypto.subtle`), so they work on Node, edge runtimes and
  * Cloudflare Workers alike.
  *
- * Format: `psrt1.<expires>.<signature>`, where `expires` is Unix time in seconds and
+ * Format: `psrt1.<expires>.<signature>`, where `expires` is Unix time in seconds (written
+ * without leading zeros: a token has exactly one spelling, any other is malformed) and
  * `signature` the base64url HMAC-SHA256 of `psrt1\n<expires>\n<runId>` under a key derived
  * from the read-token secret (HMAC-SHA256 of the secret over a fixed label). The run id is not
  * in the token: it is what the request's path names, so a token for run A can never read run B.
@@ -15,7 +16,13 @@ import { isPositive } from '../internal/is-positive.js'
 const PREFIX = 'psrt1'
 /** Domain separation: the HMAC key is never the configured secret itself. */
 const KEY_LABEL = 'pipeline-status-sdk run read token key v1'
-const TOKEN_PATTERN = /^psrt1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/
+/**
+ * The one canonical form: the expiry as `String(seconds)` (no leading zero, no sign), the
+ * signature as unpadded base64url whose last character carries no stray bits (32 bytes end in
+ * one of `AEIMQUYcgkosw048`). Any other spelling of the same values is malformed, so a token is
+ * a single string that logs, caches and revocation lists can compare.
+ */
+const TOKEN_PATTERN = /^psrt1\.([1-9]\d{0,11})\.([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/
 
 /** One hour, the default of {@link CreateRunReadTokenOptions.expiresIn}. */
 export const DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS = 60 * 60

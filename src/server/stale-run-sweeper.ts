@@ -4,7 +4,7 @@ import { deleteExpiredRuns, failStaleRuns } from '../internal/operations.js'
 import type { RunState } from '../core/state.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
-import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
+import { consoleLogger, type HandlerLogger, oneLine, safeLogger } from './logger.js'
 import type { PrismaStoreClient } from './prisma-store.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { isPositive } from '../internal/is-positive.js'
@@ -225,7 +225,8 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
       await sweep()
     } catch (error) {
       if (isStoreUnavailableError(error)) {
-        logger.warn(`pipeline-status: database unavailable during the stale-run sweep; retrying in ${intervalMs} ms`, { error })
+        // The store's message carries the driver's cause (`connect ECONNREFUSED 127.0.0.1:5432`).
+        logger.warn(`pipeline-status: database unavailable during the stale-run sweep (${oneLine(error.message)}); retrying in ${intervalMs} ms`, { error })
       } else {
         logger.error('pipeline-status: the stale-run sweep failed', { error })
       }

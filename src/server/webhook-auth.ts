@@ -57,6 +57,8 @@ export interface WebhookSigningOptions {
 export interface WebhookAuthenticator {
   /** Whether writes need a signature (configured as required, or no plain secret exists). */
   readonly signatureRequired: boolean
+  /** Whether any `X-Webhook-Secret` is accepted at all (false on a signing-only server). */
+  readonly plainSecrets: boolean
   /** Whether `X-Webhook-Secret` matches one configured secret, compared in constant time. */
   secretMatches(request: Request): Promise<boolean>
   /** Whether the request carries any Standard Webhooks header and signing is configured. */
@@ -110,6 +112,7 @@ export function createWebhookAuthenticator(options: {
 
   return {
     signatureRequired: signingKeys.length > 0 && (signing?.required === true || secrets.length === 0),
+    plainSecrets: secrets.length > 0,
 
     async secretMatches(request) {
       const received = request.headers.get(HEADERS.webhookSecret)
@@ -185,7 +188,9 @@ function readEnv(name: string): string | undefined {
  * header (a browser with its app's session, say) learns that it is not a credential here.
  * `readTokens`: whether this request would accept a run read token (a read, with read tokens on).
  */
-export function secretRefused(request: Request, readTokens = false): HttpProblemError {
+export function secretRefused(request: Request, readTokens = false, plainSecrets = true): HttpProblemError {
+  // A signing-only server: a plain secret can never match, whatever its value.
+  if (!plainSecrets && request.headers.has(HEADERS.webhookSecret)) return signedOnly(request, 'requests', readTokens)
   if (request.headers.has(HEADERS.webhookSecret)) {
     return new HttpProblemError('unauthorized', { detail: `${HEADERS.webhookSecret} does not match` })
   }
@@ -197,4 +202,23 @@ export function secretRefused(request: Request, readTokens = false): HttpProblem
       ? `${sent} is not a run read token (psrt1.…); send ${HEADERS.webhookSecret}, a signature or a run read token`
       : `${sent} is not accepted here; send ${HEADERS.webhookSecret} or a signature`,
   })
+}
+
+/**
+ * The 401 `invalid_signature` for an unsigned request where only signed ones are accepted:
+ * `what` is `'requests'` on a signing-only server (no plain secret configured) and `'writes'`
+ * when `signing.required` makes writes alone need a signature. A plain `X-Webhook-Secret` sent
+ * along is named, since it is the usual cause (a runner configured with `WEBHOOK_SECRET` only).
+ */
+export function signedOnly(request: Request, what: 'requests' | 'writes', readTokens = false): HttpProblemError {
+  const headers = 'Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature'
+  const alternative = readTokens ? ' (or, for a read, a run read token)' : ''
+  let detail = `This server accepts only signed ${what} (${headers})${alternative}`
+  if (request.headers.has(HEADERS.webhookSecret)) {
+    detail +=
+      what === 'requests'
+        ? `; ${HEADERS.webhookSecret} is not accepted here: sign with the signing secret (WEBHOOK_SIGNING_SECRET)`
+        : `; ${HEADERS.webhookSecret} is accepted for reads only: sign writes with the signing secret (WEBHOOK_SIGNING_SECRET)`
+  }
+  return new HttpProblemError('invalid_signature', { detail })
 }

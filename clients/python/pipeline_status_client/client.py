@@ -22,6 +22,8 @@ from .contract import (
     encode_json,
     fit_stage_update,
     is_valid_run_id,
+    json_safe,
+    progress_problem,
     parse_secret_list,
     route_path,
     to_storable_text,
@@ -376,8 +378,19 @@ class PrismaAPIClient:
         """Sends one heartbeat now (``POST {base}/{run_id}/heartbeat``): one attempt, never
         retried nor queued (a missed heartbeat is not worth replaying). ``progress``
         (``current``, ``total``, ``percent``, ``message``; needs ``stage_number``) gets its ``seq``
-        from the client. Returns whether the server answered 2xx; its answer tells the client
-        whether the run was finished elsewhere (see :meth:`run_finished`). Never raises."""
+        from the client; NaN and ±Infinity in it are left out (the contract's progress fields take
+        numbers, not ``null``), and progress that still breaks the contract's rules (a negative
+        ``current``, ``percent`` over 100, a message that is not text) is dropped with a warning
+        while the heartbeat itself is sent. Returns whether the server answered 2xx; its answer
+        tells the client whether the run was finished elsewhere (see :meth:`run_finished`).
+        Never raises: anything that goes wrong is logged and returns ``False``."""
+        try:
+            return self._heartbeat(run_id, stage_number, progress)
+        except Exception as error:  # documented never to raise: a heartbeat must not end a stage
+            self.log.warning("Run %s: heartbeat not sent: %s: %s", run_id, type(error).__name__, error)
+            return False
+
+    def _heartbeat(self, run_id: str, stage_number: Optional[int], progress: Optional[Mapping[str, Any]]) -> bool:
         if not is_valid_run_id(run_id):
             self.log.error("Run %r: heartbeat not sent: invalid run id", run_id)
             return False
@@ -385,7 +398,12 @@ class PrismaAPIClient:
         if stage_number is not None:
             body["stageNumber"] = stage_number
         if progress is not None:
-            body["progress"] = self._with_seq(run_id, stage_number, progress)
+            fields = _progress_fields(progress)
+            problem = "progress needs stage_number" if stage_number is None else progress_problem(fields)
+            if problem is None:
+                body["progress"] = self._with_seq(run_id, stage_number, fields)
+            else:
+                self.log.warning("Run %s: heartbeat progress dropped (%s); the heartbeat is sent without it", run_id, problem)
         if self.heartbeat_interval is not None:
             body["intervalMs"] = int(round(self.heartbeat_interval * 1000))
         try:
@@ -405,12 +423,21 @@ class PrismaAPIClient:
         ``progress.seq`` per run and stage, increasing and never below the current time in
         milliseconds, so a delayed or redelivered report (also from a later process) never
         overwrites a newer one; the outbox keeps only the newest pending report per stage.
-        Returns ``True``/``False`` like the ``mark_*`` methods."""
+        NaN and ±Infinity are left out of the report (the contract's progress fields take
+        numbers, not ``null``). A report that cannot be sent (a negative ``current``, ``percent``
+        over 100, ``current`` above ``total``, a ``message`` that is not text or is over 500
+        characters) is dropped with a warning and returns ``False``; it is the caller's mistake,
+        not an undelivered update, so :meth:`undelivered` does not list it. Otherwise returns
+        ``True``/``False`` like the ``mark_*`` methods. Never raises."""
         name = self.stages.get(stage_number) if isinstance(stage_number, int) and not isinstance(stage_number, bool) else None
         if name is None:
             self.log.error("Run %s: stage %r is not in the catalogue; progress not sent", run_id, stage_number)
             return False
-        progress = {k: v for k, v in (("current", current), ("total", total), ("percent", percent), ("message", message)) if v is not None}
+        progress = _progress_fields({"current": current, "total": total, "percent": percent, "message": message})
+        problem = progress_problem(progress)
+        if problem is not None:
+            self.log.warning("Run %s: stage %d progress dropped: %s", run_id, stage_number, problem)
+            return False
         body = {"stageNumber": stage_number, "stageName": name, "status": "PROCESSING",
                 "progress": self._with_seq(run_id, stage_number, progress)}
         return self._submit(run_id, "stage-update", encode_json(body), f"stage {stage_number} progress", stage_number, progress=True)
@@ -878,29 +905,17 @@ placeholder as the TypeScript client's ``UNSERIALISABLE_OUTPUT_PREFIX``."""
 
 def _json_text(value: Any) -> Union[str, Exception]:
     """The output's JSON text as the TypeScript client writes it for the same value (NaN and
-    ±Infinity as ``null``), or the error that says why it cannot be JSON."""
+    ±Infinity as ``null``, :func:`json_safe`), or the error that says why it cannot be JSON."""
     try:
-        return json.dumps(_finite(value, set()), allow_nan=False)
+        return json.dumps(json_safe(value), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as error:
         return error
 
 
-def _finite(value: Any, active: set) -> Any:
-    """``value`` with every NaN/±Infinity float made ``None``; a circular container raises
-    ValueError like ``json.dumps`` does."""
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, (dict, list, tuple)):
-        if id(value) in active:
-            raise ValueError("Circular reference detected")
-        active.add(id(value))
-        try:
-            if isinstance(value, dict):
-                return {key: _finite(item, active) for key, item in value.items()}
-            return [_finite(item, active) for item in value]
-        finally:
-            active.discard(id(value))
-    return value
+def _progress_fields(progress: Mapping[str, Any]) -> Dict[str, Any]:
+    """The progress fields to send: NaN and ±Infinity made ``None`` by :func:`json_safe`, then
+    every ``None`` left out, since the contract's progress fields are optional, not nullable."""
+    return {key: value for key, value in json_safe(dict(progress)).items() if value is not None}
 
 
 __all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "UNSERIALISABLE_OUTPUT_PREFIX", "AlteredOutput", "PrismaAPIClient", "Undelivered"]

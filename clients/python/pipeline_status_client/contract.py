@@ -4,6 +4,7 @@ Mirrors ``src/contract`` of the TypeScript package: route paths, header names, t
 stage catalogue, the run-id rule, and how a stage's output is made storable and cut to fit.
 """
 import json
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -88,9 +89,64 @@ def to_storable_text(text: str) -> Tuple[str, int]:
     return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, joined), count
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON can carry it, the way ``JSON.stringify`` writes it in the TypeScript
+    client: every NaN and ±Infinity float (in dicts, lists and tuples, at any depth) becomes
+    ``None`` (``null``); ``json.dumps`` alone would write ``NaN``, which is not JSON and which the
+    server refuses. Other values are returned as they are. Raises ``ValueError`` for a circular
+    container, as ``json.dumps`` does. The one rule for every body the client sends (outputs,
+    completion results, progress, heartbeats)."""
+    return _json_safe(value, set())
+
+
+def _json_safe(value: Any, active: set) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in active:
+            raise ValueError("Circular reference detected")
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {key: _json_safe(item, active) for key, item in value.items()}
+            return [_json_safe(item, active) for item in value]
+        finally:
+            active.discard(id(value))
+    return value
+
+
 def encode_json(body: Mapping[str, Any]) -> bytes:
-    """The exact bytes the client sends (and signs): compact JSON in UTF-8."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    """The exact bytes the client sends (and signs): compact JSON in UTF-8, NaN and ±Infinity
+    written ``null`` (:func:`json_safe`). Raises ``TypeError`` for a value JSON cannot hold
+    (``bytes``, an object) and ``ValueError`` for a circular container."""
+    return json.dumps(json_safe(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+#: The longest ``progress.message``, in UTF-16 code units (the server's ``MAX_PROGRESS_MESSAGE_LENGTH``).
+MAX_PROGRESS_MESSAGE_LENGTH = 500
+
+
+def progress_problem(progress: Mapping[str, Any]) -> Optional[str]:
+    """Why ``progress`` (``current``, ``total``, ``percent``, ``message``, after :func:`json_safe`)
+    breaks the contract's progress rules (the server would refuse it with 400), or ``None``."""
+    for key in ("current", "total", "percent"):
+        value = progress.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"progress.{key} must be a number, got {type(value).__name__}"
+        if value < 0 or (key == "percent" and value > 100):
+            return f"progress.{key} must be {'0 to 100' if key == 'percent' else 'non-negative'}, got {value!r}"
+    current, total = progress.get("current"), progress.get("total")
+    if isinstance(current, (int, float)) and isinstance(total, (int, float)) and current > total:
+        return f"progress.current ({current!r}) must not exceed progress.total ({total!r})"
+    message = progress.get("message")
+    if message is not None:
+        if not isinstance(message, str):
+            return f"progress.message must be a string, got {type(message).__name__}"
+        if len(message.encode("utf-16-le", "surrogatepass")) // 2 > MAX_PROGRESS_MESSAGE_LENGTH:
+            return f"progress.message must be at most {MAX_PROGRESS_MESSAGE_LENGTH} characters"
+    return None
 
 
 def fit_stage_update(body: Mapping[str, Any], max_bytes: int) -> Optional[Tuple[Dict[str, Any], int, int]]:

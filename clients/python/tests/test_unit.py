@@ -20,7 +20,7 @@ from pipeline_status_client import (
     to_storable_text,
     webhook_message_id,
 )
-from pipeline_status_client.contract import encode_json
+from pipeline_status_client.contract import encode_json, json_safe, progress_problem
 from pipeline_status_client.outbox import Outbox
 from pipeline_status_client.retry import parse_retry_after
 
@@ -180,6 +180,107 @@ class RunnerControlTest(unittest.TestCase):
             add("e", "stage 1 progress")  # behind a status change: kept apart
             add("f", "stage 1 progress")  # replaces e
             self.assertEqual([(e.id, e.body) for e in outbox.pending("run_1")], [("a", b"a"), ("c", b"c"), ("d", b"d"), ("f", b"f")])
+
+
+class NonJsonNumbersTest(unittest.TestCase):
+    """NaN and ±Infinity are written null everywhere, as JSON.stringify writes them in the
+    TypeScript client (issue 20 item 5); progress that cannot be sent is dropped with a warning;
+    heartbeat never raises."""
+
+    NAN, INF = float("nan"), float("inf")
+
+    def recording_client(self) -> "tuple[PrismaAPIClient, list]":
+        from unittest import mock
+
+        client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
+        sent: list = []
+
+        def send(request, *args, **kwargs):  # type: ignore[no-untyped-def]
+            sent.append((request.route, json.loads(request.body.decode("utf-8")) if request.body else None))
+            return {"run": {"id": "run_1", "status": "PROCESSING"}}
+
+        patcher = mock.patch.object(client._transport, "send", side_effect=send)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        return client, sent
+
+    def test_one_rule_for_every_body(self) -> None:
+        value = {"a": self.NAN, "b": [self.INF, -self.INF, 1.5], "c": (2, self.NAN), "d": {"e": -self.INF}, "f": "NaN", "g": 0}
+        self.assertEqual(json_safe(value), {"a": None, "b": [None, None, 1.5], "c": [2, None], "d": {"e": None}, "f": "NaN", "g": 0})
+        self.assertEqual(encode_json({"x": self.NAN, "y": [self.INF]}), b'{"x":null,"y":[null]}')
+        circular: list = []
+        circular.append(circular)
+        with self.assertRaisesRegex(ValueError, "Circular"):
+            json_safe(circular)
+        with self.assertRaises(TypeError):
+            encode_json({"x": b"bytes"})
+
+    def test_completion_results_with_nan_are_sent_with_null(self) -> None:
+        client, sent = self.recording_client()
+        self.assertTrue(client.complete_run("run_1", opportunities=[{"score": self.NAN}, {"score": 0.5}], ratio=self.INF, duration=self.NAN))
+        route, body = sent[-1]
+        self.assertEqual(route, "run_1/complete")
+        self.assertEqual(body["opportunities"], [{"score": None}, {"score": 0.5}])
+        self.assertIsNone(body["ratio"])
+        self.assertIsNone(body["duration"])
+        self.assertEqual(body["status"], "COMPLETED")
+        self.assertTrue(client.undelivered("run_1").all_delivered)
+
+    def test_progress_with_nan_leaves_those_fields_out(self) -> None:
+        client, sent = self.recording_client()
+        self.assertTrue(client.report_progress("run_1", 2, current=self.NAN, total=40, percent=-self.INF, message="batch 37"))
+        route, body = sent[-1]
+        self.assertEqual(route, "run_1/stage-update")
+        self.assertEqual(set(body["progress"]), {"seq", "total", "message"})
+        self.assertEqual((body["progress"]["total"], body["progress"]["message"]), (40, "batch 37"))
+
+    def test_progress_that_cannot_be_sent_is_dropped_with_a_warning(self) -> None:
+        client, sent = self.recording_client()
+        cases = [
+            (dict(current=41, total=40), "progress.current (41) must not exceed progress.total (40)"),
+            (dict(percent=150), "progress.percent must be 0 to 100, got 150"),
+            (dict(current=-1), "progress.current must be non-negative, got -1"),
+            (dict(current="3"), "progress.current must be a number, got str"),
+            (dict(message=object()), "progress.message must be a string, got object"),
+            (dict(message="x" * 501), "progress.message must be at most 500 characters"),
+        ]
+        for arguments, reason in cases:
+            with self.assertLogs("pipeline_status_client", "WARNING") as logs:
+                self.assertFalse(client.report_progress("run_1", 2, **arguments))  # type: ignore[arg-type]
+            self.assertEqual(logs.output, [f"WARNING:pipeline_status_client:Run run_1: stage 2 progress dropped: {reason}"])
+        self.assertEqual(sent, [])
+        # The caller's mistake, not an undelivered update.
+        self.assertTrue(client.undelivered("run_1").all_delivered)
+
+    def test_heartbeat_with_nan_progress_sends_what_it_can(self) -> None:
+        client, sent = self.recording_client()
+        self.assertTrue(client.heartbeat("run_1", 2, {"current": self.NAN, "total": self.INF, "percent": 37.5}))
+        route, body = sent[-1]
+        self.assertEqual(route, "run_1/heartbeat")
+        self.assertEqual(body["stageNumber"], 2)
+        self.assertEqual(set(body["progress"]), {"seq", "percent"})
+        self.assertEqual(body["progress"]["percent"], 37.5)
+
+    def test_heartbeat_never_raises(self) -> None:
+        from unittest import mock
+
+        client, sent = self.recording_client()
+        # Progress the contract refuses: dropped with a warning, the heartbeat still sent.
+        with self.assertLogs("pipeline_status_client", "WARNING") as logs:
+            self.assertTrue(client.heartbeat("run_1", 2, {"percent": 101, "current": object()}))
+        self.assertEqual(logs.output, ["WARNING:pipeline_status_client:Run run_1: heartbeat progress dropped "
+                                       "(progress.current must be a number, got object); the heartbeat is sent without it"])
+        self.assertEqual(sent[-1][1], {"stageNumber": 2})
+        with self.assertLogs("pipeline_status_client", "WARNING") as logs:
+            self.assertTrue(client.heartbeat("run_1", None, {"percent": 5}))
+        self.assertIn("progress needs stage_number", logs.output[0])
+        # Anything unexpected on the way (here a transport that fails in a way it never should).
+        with mock.patch.object(client._transport, "send", side_effect=RuntimeError("boom")):
+            with self.assertLogs("pipeline_status_client", "WARNING") as logs:
+                self.assertFalse(client.heartbeat("run_1", 2, {"percent": self.NAN}))
+        self.assertEqual(logs.output, ["WARNING:pipeline_status_client:Run run_1: heartbeat not sent: RuntimeError: boom"])
+        with self.assertLogs("pipeline_status_client", "WARNING"):
+            self.assertFalse(client.heartbeat("run_1", 2, 42))  # type: ignore[arg-type]
 
 
 class OutboxTest(unittest.TestCase):

@@ -8,6 +8,14 @@ const globalForPrisma = globalThis as typeof globalThis & { pipelineStatusPrisma
 
 function createPrismaClient(): PrismaClient {
   const poolSize = Number(process.env['DATABASE_POOL_SIZE'] ?? 10)
+  if (!process.env['DATABASE_URL'] && process.env['NEXT_PHASE'] !== 'phase-production-build') {
+    // Without it `pg` falls back to localhost:5432 as the OS user: every request would then fail
+    // with a cause far from the fix. One line that names it (the handlers add their own).
+    console.error(
+      '[nextjs-example] DATABASE_URL is not set: set it to postgresql://USER:PASSWORD@HOST:5432/DATABASE, ' +
+        'or start the example with `npm run example:nextjs`, which starts a database and sets it',
+    )
+  }
   // The pool connects on first use, so `next build` (which loads this module) needs no database.
   const adapter = new PrismaPg({ connectionString: process.env['DATABASE_URL'], max: poolSize })
   return new PrismaClient({ adapter })
