@@ -25,6 +25,12 @@ import { usesPostgres } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import fixture from './fixtures/prisma7-migrations-table.json' with { type: 'json' }
 
+/**
+ * Per test: a fresh in-memory PGlite runs initdb, measured at 21-31 s on this loaded 2-core machine
+ * (about 1 s when idle); 180 s keeps a margin of 5x or more.
+ */
+const TIMEOUT_MS = 180_000
+
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
 /** An empty database on one engine: what to hand applyMigrations, SQL on the side, and Prisma on it. */
@@ -162,7 +168,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     }
 
     await exerciseHandlers(db.prisma())
-  })
+  }, TIMEOUT_MS)
 
   it('changes nothing on a second run', async () => {
     const db = await empty()
@@ -172,7 +178,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     expect(again).toMatchObject({ applied: [], alreadyApplied: PACKAGE_MIGRATIONS })
     expect(again.summary).toBe('nothing to apply: all 5 migrations of pipeline-status-sdk are applied to schema "public"')
     expect(await history(db)).toEqual(rows)
-  })
+  }, TIMEOUT_MS)
 
   it("refuses a database whose history holds an app's own migrations, naming --into, and changes nothing", async () => {
     const db = await empty()
@@ -190,7 +196,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     expect((error as Error).message).toContain('pipeline-status migrate --into prisma/migrations')
     expect(await db.sql(`SELECT to_regclass('"PipelineRun"') AS t`)).toEqual([{ t: null }])
     expect(await history(db)).toHaveLength(1)
-  })
+  }, TIMEOUT_MS)
 
   it('refuses tables without a history, as Prisma does (P3005)', async () => {
     const db = await empty()
@@ -199,7 +205,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
       code: 'schema-not-empty',
       message: expect.stringContaining('Schema "public" has tables (User) but no migration history'),
     })
-  })
+  }, TIMEOUT_MS)
 
   it('refuses a recorded package migration with another checksum, and accepts one that differs only in line endings', async () => {
     const db = await empty()
@@ -219,7 +225,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
       migration: '20261124204841_init',
       message: expect.stringContaining(`Migration 20261124204841_init was applied with checksum ${other}, but the package's migration.sql now has ${init!.checksum}`),
     })
-  })
+  }, TIMEOUT_MS)
 
   it('migrates the schema it is given, creating it, and leaves public alone', async () => {
     const db = await empty()
@@ -234,7 +240,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     // The search_path of a client passed in is put back.
     if (typeof db.target !== 'string') expect(await db.sql(`SELECT current_schema() AS s`)).toEqual([{ s: 'public' }])
     expect((await applyMigrations(db.target, { schema: 'pipeline status' })).applied).toEqual([])
-  })
+  }, TIMEOUT_MS)
 
   it('runs a file holding only CREATE INDEX CONCURRENTLY outside a transaction, and a failing file of several statements not at all', async () => {
     const db = await empty()
@@ -266,7 +272,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
-  })
+  }, TIMEOUT_MS)
 })
 
 describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
@@ -289,7 +295,7 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
       await example.close()
     }
     expect(await history(other)).toEqual(rows)
-  })
+  }, TIMEOUT_MS)
 
   it("waits for Prisma's advisory lock and gives up after lockTimeoutMs, naming the holder", async () => {
     const db = await emptyPostgres()
@@ -306,7 +312,7 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
     } finally {
       await holder.end()
     }
-  })
+  }, TIMEOUT_MS)
 
   it('uses one connection of a pg.Pool and releases it', async () => {
     const db = await emptyPostgres()
@@ -318,5 +324,5 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
     } finally {
       await pool.end()
     }
-  })
+  }, TIMEOUT_MS)
 })
