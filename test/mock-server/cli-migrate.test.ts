@@ -5,7 +5,7 @@
  * app's migrations that then deploys after the app's own tables; `--print` and usage errors.
  */
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,9 +27,9 @@ const PACKAGE_MIGRATIONS = (await readdir(join(root, 'prisma/migrations'), { wit
   .sort()
 
 /** Runs the bin to its end (killed after 30 s, so a hang fails the test with exit code null). */
-function run(args: string[], env: NodeJS.ProcessEnv = {}, cwd = root) {
+function run(args: string[], env: NodeJS.ProcessEnv = {}, cwd = root, script = bin) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], {
+    const child = spawn(process.execPath, [script, ...args], {
       cwd,
       env: { ...process.env, DATABASE_URL: '', DIRECT_DATABASE_URL: '', ...env },
     })
@@ -158,6 +158,30 @@ describe('pipeline-status migrate --into and --print', () => {
     for (const way of ['pipeline-status migrate\n', 'pipeline-status migrate --into prisma/migrations', 'pipeline-status migrate --print']) {
       expect(help.stdout).toContain(way)
     }
+  })
+})
+
+describe('pipeline-status migrate in an app without pg', () => {
+  it('finds the installed package\'s migrations for --print and --into, and says to install pg to migrate a database', async () => {
+    // The package as installed in an app: its dist, prisma/, package.json and its two
+    // dependencies, and nothing else (no pg).
+    const app = join(scratch, 'app-no-pg')
+    const installed = join(app, 'node_modules/pipeline-status-sdk')
+    await mkdir(installed, { recursive: true })
+    for (const part of ['dist', 'prisma', 'package.json']) await cp(join(root, part), join(installed, part), { recursive: true })
+    for (const dependency of ['zod', 'ky']) await symlink(join(root, 'node_modules', dependency), join(app, 'node_modules', dependency), 'dir')
+    const installedBin = join(installed, pkg.bin['pipeline-status']!)
+
+    const printed = await run(['migrate', '--print'], {}, app, installedBin)
+    expect(printed).toMatchObject({ code: 0, stderr: '' })
+    expect([...printed.stdout.matchAll(/^-- pipeline-status-sdk migration: (\S+)$/gm)].map((match) => match[1])).toEqual(PACKAGE_MIGRATIONS)
+    const into = await run(['migrate', '--into', 'prisma/migrations'], {}, app, installedBin)
+    expect(into).toMatchObject({ code: 0, stderr: '' })
+    expect((await readdir(join(app, 'prisma/migrations'))).filter((name) => name.endsWith('_pipeline_status'))).toHaveLength(1)
+
+    const applied = await run(['migrate', '--database-url', 'postgresql://127.0.0.1:1/none'], {}, app, installedBin)
+    expect(applied.code).toBe(1)
+    expect(applied.stderr).toBe('pipeline-status: `pipeline-status migrate` needs pg, an optional peer dependency: npm install pg (or use --into / --print)\n')
   })
 })
 
