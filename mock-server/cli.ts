@@ -1,12 +1,14 @@
 /**
  * The `pipeline-status` command line: `pipeline-status mock` serves the mock over HTTP for
- * runners in any language. `mock-server/bin.ts` runs {@link main}; importing this module runs
+ * runners in any language; `pipeline-status migrate` creates the package's tables without the
+ * Prisma CLI's schema engine. `mock-server/bin.ts` runs {@link main}; importing this module runs
  * nothing.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
 import pkg from '../package.json' with { type: 'json' }
 import { ENV_WEBHOOK_SECRET } from '../src/contract/index.js'
 import { createOpenApiDocument } from '../src/contract/openapi.js'
+import { listMigrationFiles, packageMigrationsDir, renderMigrationScript, writeMigrationsInto } from '../src/pg/migration-files.js'
 import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
 import type { MockServerRequestEntry } from './mock-http-server.js'
 
@@ -16,6 +18,8 @@ Commands:
   mock              serve the pipeline status contract over HTTP from memory, exactly as the
                     real handlers behave (needs msw installed)
   openapi           print the contract's OpenAPI 3.1 document (JSON) on stdout
+  migrate           create the package's tables without the Prisma CLI: apply its migrations to
+                    a database that serves only this, or write them into your own migrations
 
 Options:
   -h, --help        show this help; \`pipeline-status <command> --help\` shows a command's options
@@ -50,6 +54,41 @@ Options:
   -h, --help            show this help
 `
 
+const MIGRATE_HELP = `Usage: pipeline-status migrate [options]
+
+Creates pipeline-status-sdk's tables without the Prisma CLI's schema engine, in one of three ways:
+
+  pipeline-status migrate
+      applies the package's migrations (node_modules/pipeline-status-sdk/prisma/migrations) to a
+      database that serves only this package, recording each in "_prisma_migrations" as
+      \`prisma migrate deploy\` does. Refuses a database whose history holds other migrations.
+      A second run changes nothing.
+  pipeline-status migrate --into prisma/migrations
+      for an app with its own migrations: writes the package's schema as one new migration folder
+      <YYYYMMDDHHMMSS>_pipeline_status there, deployed with the app's own migrations; run again
+      after an upgrade to add only what is new
+  pipeline-status migrate --print > pipeline-status.sql
+      writes the SQL on stdout, for a DBA to review and run
+
+Options:
+  --database-url <url>  the database (default: $DIRECT_DATABASE_URL, else $DATABASE_URL). It needs
+                        a session connection, not a transaction pooler (PgBouncer in transaction
+                        mode): the run holds Prisma's advisory lock 72707369 across statements
+  --schema <name>       the PostgreSQL schema, as Prisma's ?schema= (which the URL may also carry;
+                        default public); created when missing. With --print: the script selects it
+  --into <dir>          write into your app's migrations folder instead of migrating a database
+  --print               print the SQL instead of migrating a database
+  -h, --help            show this help
+`
+
+const MIGRATE_OPTIONS = {
+  'database-url': { type: 'string' },
+  schema: { type: 'string' },
+  into: { type: 'string' },
+  print: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} satisfies ParseArgsOptionsConfig
+
 const OPENAPI_OPTIONS = {
   'base-path': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -71,7 +110,7 @@ const MOCK_OPTIONS = {
   version: { type: 'boolean', short: 'v', default: false },
 } satisfies ParseArgsOptionsConfig
 
-const COMMANDS = ['mock', 'openapi']
+const COMMANDS = ['mock', 'openapi', 'migrate']
 
 /** A usage error: printed with a pointer to `--help`, exit code 2. */
 class UsageError extends Error {
@@ -115,6 +154,7 @@ async function run(argv: string[]): Promise<number> {
     return 2
   }
   if (command === 'openapi') return printOpenApi(argv)
+  if (command === 'migrate') return migrate(argv)
   if (command !== 'mock') {
     throw new UsageError(`unknown command '${command}'${suggestion(command, COMMANDS)}`)
   }
@@ -180,6 +220,70 @@ function printOpenApi(argv: string[]): number {
   const document = createOpenApiDocument(values['base-path'] === undefined ? {} : { basePath: values['base-path'] })
   process.stdout.write(`${JSON.stringify(document, null, 2)}\n`)
   return 0
+}
+
+/** `pipeline-status migrate`: apply, `--into` or `--print`. */
+async function migrate(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, MIGRATE_OPTIONS, true)
+  if (values.help) {
+    process.stdout.write(MIGRATE_HELP)
+    return 0
+  }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}' after 'migrate'`)
+  if (values.into !== undefined && values.print) throw new UsageError('give --into or --print, not both')
+  const offline = values.into !== undefined ? '--into' : values.print ? '--print' : undefined
+  if (offline && values['database-url'] !== undefined) {
+    throw new UsageError(`${offline} touches no database: drop --database-url`)
+  }
+  if (values.schema !== undefined && values.schema.trim() === '') throw new UsageError('--schema needs a schema name')
+  if (values.into !== undefined && values.schema !== undefined) {
+    throw new UsageError("--into writes unqualified SQL that your app's own migrations apply in the schema of its connection: drop --schema")
+  }
+  const migrations = listMigrationFiles(packageMigrationsDir())
+
+  if (values.print) {
+    process.stdout.write(renderMigrationScript(migrations, { version: pkg.version, schema: values.schema }))
+    return 0
+  }
+  if (values.into !== undefined) {
+    if (values.into.trim() === '') throw new UsageError('--into needs a folder, e.g. --into prisma/migrations')
+    const result = writeMigrationsInto(values.into, migrations, { version: pkg.version })
+    if (result.written.length === 0) {
+      process.stdout.write(`pipeline-status migrate: nothing to write: ${values.into} holds all ${migrations.length} migrations of pipeline-status-sdk\n`)
+    } else {
+      process.stdout.write(
+        `pipeline-status migrate: wrote ${result.written.map((folder) => `${values.into}/${folder}`).join(', ')} ` +
+          `(${result.migrations.join(', ')}); deploy it with your migrations (npx prisma migrate deploy)\n`,
+      )
+    }
+    return 0
+  }
+
+  const from = values['database-url'] !== undefined ? '--database-url' : process.env['DIRECT_DATABASE_URL'] ? 'DIRECT_DATABASE_URL' : 'DATABASE_URL'
+  const url = values['database-url'] ?? (process.env['DIRECT_DATABASE_URL'] || process.env['DATABASE_URL'])
+  if (!url) {
+    throw new UsageError('give the database with --database-url or DIRECT_DATABASE_URL (or DATABASE_URL): a session connection, not a transaction pooler')
+  }
+  if (!/^postgres(ql)?:\/\//.test(url)) {
+    throw new UsageError(`${from} must be a postgresql:// URL, got '${url.split(':')[0]}:…'`)
+  }
+  const { applyMigrations } = await loadMigrate()
+  const result = await applyMigrations(url, { schema: values.schema })
+  process.stdout.write(`pipeline-status migrate: ${result.summary}\n`)
+  return 0
+}
+
+/** `applyMigrations`, or a clear error when its optional peer dependency pg is not installed. */
+async function loadMigrate(): Promise<typeof import('../src/pg/migrate.js')> {
+  try {
+    return await import('../src/pg/migrate.js')
+  } catch (error) {
+    const { code, message } = error as { code?: unknown; message?: unknown }
+    if (code === 'ERR_MODULE_NOT_FOUND' && typeof message === 'string' && /['"]pg['"]/.test(message)) {
+      throw new Error('`pipeline-status migrate` needs pg, an optional peer dependency: npm install pg (or use --into / --print)', { cause: error })
+    }
+    throw error
+  }
 }
 
 /** `POST /api/pipeline/run_1/stage-update 401 unauthorized (X-Webhook-Secret …) 3ms` */

@@ -22,6 +22,10 @@
  * })
  * ```
  *
+ * It also holds {@link applyMigrations}: the package's migrations applied and recorded as
+ * `prisma migrate deploy` does, for code that starts the app on a database that serves only
+ * this package (the `pipeline-status migrate` command runs the same function).
+ *
  * @module pipeline-status-sdk/pg
  */
 import { randomUUID } from 'node:crypto'
@@ -29,6 +33,14 @@ import pg from 'pg'
 import type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
 
 export type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
+export { applyMigrations, MigrationError } from './migrate.js'
+export type {
+  ApplyMigrationsOptions,
+  ApplyMigrationsResult,
+  MigrationErrorCode,
+  PGliteLike,
+  PgQueryable,
+} from './migrate.js'
 
 /** The default notification channel of {@link createPgRunListener} (and the name to give the store's `notifyChannel`). */
 export const DEFAULT_NOTIFY_CHANNEL = 'pipeline_status'

@@ -50,4 +50,18 @@ describe('the packed package', () => {
     const unwanted = /^docs\/api\/|(^|\/)(node_modules|\.next|generated|__pycache__)\/|\.(pyc|tsbuildinfo)$/
     expect(packed.filter((path) => unwanted.test(path))).toEqual([])
   })
+
+  it('ships prisma/ with its migrations, and the schema points only at files that ship', () => {
+    expect(packed).toEqual(expect.arrayContaining(['prisma/schema.prisma', 'prisma/migrations/migration_lock.toml', 'prisma/migrations/20261124204841_init/migration.sql']))
+    const comments = readFileSync(`${root}/prisma/schema.prisma`, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim().startsWith('//'))
+      .join('\n')
+    // Paths named in its comments, e.g. `docs/operations.md` or `./migrations`.
+    const named = [...comments.matchAll(/(?:\.\/)?\b((?:docs|scripts|test|src|examples|migrations)\/[\w./-]*|migrations)\b/g)].map((match) =>
+      posix.normalize(match[1]!.startsWith('migrations') ? `prisma/${match[1]}` : match[1]!).replace(/\/$/, ''),
+    )
+    expect(named.length).toBeGreaterThan(0)
+    for (const path of named) expect(packed.some((file) => file === path || file.startsWith(`${path}/`)), path).toBe(true)
+  })
 })
