@@ -86,9 +86,11 @@ export interface NextRouteHandlers {
   complete: NextRunRouteHandler
   /**
    * `export const GET = handlers.events` in `app/api/pipeline/[runId]/events/route.ts`: the live
-   * status stream, a streaming `Response`. Add `export const dynamic = 'force-dynamic'` and run it
-   * on the Node.js runtime (docs/live-status.md); at a serverless time limit the stream is cut
-   * and the client resumes with `Last-Event-ID`.
+   * status stream, a streaming `Response` on the Node.js runtime. With `cacheComponents` (the
+   * `create-next-app` default since Next.js 16) export nothing else: Next.js refuses `dynamic`
+   * and `runtime` then. Without it, add `export const dynamic = 'force-dynamic'`
+   * (docs/nextjs.md). At a serverless time limit the stream is cut and the client resumes with
+   * `Last-Event-ID`.
    */
   events: NextRunRouteHandler
   /** Ends open live streams and stops the run watcher ({@link PipelineStatusHandlers.close}). */
