@@ -14,7 +14,8 @@ import type { StatusHttpError } from './errors.js'
  *
  * @example
  * ```ts
- * import { TRUNCATION_MARKER } from 'pipeline-status-sdk/client'
+ * import { PrismaAPIClient, TRUNCATION_MARKER } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient()
  * const status = await client.getStatus('run_1')
  * const cut = status.stages.filter((stage) => stage.output?.endsWith(TRUNCATION_MARKER))
  * ```

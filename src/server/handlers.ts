@@ -70,10 +70,19 @@ export type RunRouteHandler = (request: Request, runId?: string, native?: unknow
  *
  * @example
  * ```ts
+ * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+ * import { prisma } from './prisma.js'
+ *
+ * const handlers = createPipelineStatusHandlers({ prisma })
  * const response = await handlers.fetch(new Request('https://app.example.com/api/pipeline/run_1/status', {
  *   headers: { 'X-Webhook-Secret': process.env.WEBHOOK_SECRET! },
  * }))
  * // Or one route, with the run id from your own router:
+ * const request = new Request('https://app.example.com/api/pipeline/run_1/stage-update', {
+ *   method: 'POST',
+ *   headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': process.env.WEBHOOK_SECRET! },
+ *   body: JSON.stringify({ stageNumber: 1, stageName: 'Extraction', status: 'PROCESSING' }),
+ * })
  * await handlers.stageUpdate(request, 'run_1')
  * ```
  */
@@ -126,13 +135,16 @@ export interface PipelineStatusHandlers {
  * @example
  * ```ts
  * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
- * import { prisma } from './db.js'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
  *
  * const handlers = createPipelineStatusHandlers({
  *   prisma,
  *   secret: process.env.WEBHOOK_SECRET?.split(','),
+ *   // In the completion's transaction; `tx` is your app's transaction client, so your own
+ *   // models are there too (tx.report.create(...) with a Report model in your schema).
  *   onRunCompleted: async (tx, run, payload) => {
- *     await tx.report.create({ data: { runId: run.id, markdown: String(payload.fullReportMarkdown ?? '') } })
+ *     const stages = await tx.stageOutput.count({ where: { runId: run.id } })
+ *     console.log(`run ${run.id} ${run.status} after ${stages} stages`, payload.fullReportMarkdown ?? '(no report)')
  *   },
  * })
  *

@@ -194,3 +194,36 @@ export function formatBlockDiagnostics(diagnostics: readonly BlockDiagnostic[]):
 function formatHost(cwd: string): ts.FormatDiagnosticsHost {
   return { getCanonicalFileName: (name) => name, getCurrentDirectory: () => cwd, getNewLine: () => '\n' }
 }
+
+/**
+ * The fenced code blocks of the `@example` tags in a TypeScript source: what the API reference
+ * shows under "Example". Lines are the source file's (the block's first code line), so a
+ * diagnostic points at the doc comment to fix.
+ */
+export function extractExampleBlocks(source: string, file: string): CodeBlock[] {
+  const blocks: CodeBlock[] = []
+  for (const comment of source.matchAll(/\/\*\*[\s\S]*?\*\//g)) {
+    const firstLine = source.slice(0, comment.index).split('\n').length
+    // The comment's text without its `/**`, `*/` and leading ` * `, line for line.
+    const lines = comment[0]
+      .replace(/^\/\*\*/, '')
+      .replace(/\*\/$/, '')
+      .split('\n')
+      .map((line) => line.replace(/^\s*\* ?/, ''))
+    // Which lines belong to an @example tag: from the tag to the next block tag outside a fence.
+    const inExample: boolean[] = []
+    let example = false
+    let fenced = false
+    for (const line of lines) {
+      if (/^\s*(`{3,}|~{3,})/.test(line)) fenced = !fenced
+      else if (!fenced && /^@\w+/.test(line)) example = line.startsWith('@example')
+      inExample.push(example)
+    }
+    for (const block of extractCodeBlocks(lines.join('\n'), file)) {
+      // extractCodeBlocks counts from 1 and points past the fence: block.line - 2 is the fence.
+      if (!inExample[block.line - 2]) continue
+      blocks.push({ ...block, line: firstLine + block.line - 1 })
+    }
+  }
+  return blocks
+}
