@@ -11,6 +11,8 @@
  * that cannot compile on its own (another runtime's globals, a fragment). The ambient
  * {@link PRELUDE} stands in for what an app already has.
  */
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -226,4 +228,26 @@ export function extractExampleBlocks(source: string, file: string): CodeBlock[] 
     }
   }
   return blocks
+}
+
+/**
+ * Every documented code block of the repository at `root`: the fenced blocks of README.md and
+ * docs/*.md, then the `@example` blocks of the sources (src/ and mock-server/, not the generated
+ * Prisma client, whose examples are Prisma's), as the API reference shows them.
+ */
+export function collectDocumentedBlocks(root: string): CodeBlock[] {
+  const markdownFiles = [
+    'README.md',
+    ...readdirSync(join(root, 'docs'))
+      .filter((name) => name.endsWith('.md'))
+      .sort()
+      .map((name) => `docs/${name}`),
+  ]
+  const sourceFiles = execFileSync('git', ['ls-files', '--', 'src/**.ts', 'mock-server/**.ts'], { cwd: root, encoding: 'utf8' })
+    .split('\n')
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts') && !file.startsWith('src/generated/'))
+  return [
+    ...markdownFiles.flatMap((file) => extractCodeBlocks(readFileSync(join(root, file), 'utf8'), file)),
+    ...sourceFiles.flatMap((file) => extractExampleBlocks(readFileSync(join(root, file), 'utf8'), file)),
+  ]
 }
