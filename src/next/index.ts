@@ -132,9 +132,36 @@ export interface NextRouteHandlers {
 export function createNextRouteHandlers<Client extends PrismaStoreClient, Native extends Request = Request>(
   options: PrismaHandlersOptions<Client, Native> & NextRouteHandlersSettings,
 ): NextRouteHandlers
+/**
+ * The same route handlers on a `Store` of your own instead of a PrismaClient (a `MemoryStore`
+ * for demos, any other `Store`).
+ *
+ * @example
+ * ```ts
+ * // app/api/pipeline/[...path]/route.ts
+ * import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ *
+ * export const { GET, POST } = createNextRouteHandlers({ store: new MemoryStore() })
+ * ```
+ */
 export function createNextRouteHandlers<Tx, Native extends Request = Request>(
   options: StoreHandlersOptions<Tx, Native> & NextRouteHandlersSettings,
 ): NextRouteHandlers
+/**
+ * For options typed as either form (`prisma` or `store`), such as options chosen at run time.
+ *
+ * @example
+ * ```ts
+ * // app/api/pipeline/[...path]/route.ts
+ * import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ * import { prisma } from '@/lib/prisma'
+ *
+ * const options: NextRouteHandlersOptions = process.env.DATABASE_URL ? { prisma } : { store: new MemoryStore() }
+ * export const { GET, POST } = createNextRouteHandlers(options)
+ * ```
+ */
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers {
   const { runIdParam = 'runId', ...rest } = options

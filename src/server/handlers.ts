@@ -155,7 +155,35 @@ export interface PipelineStatusHandlers {
 export function createPipelineStatusHandlers<Client extends PrismaStoreClient>(
   options: PrismaHandlersOptions<Client>,
 ): PipelineStatusHandlers
+/**
+ * The same handlers on a {@link Store} of your own instead of a PrismaClient: a
+ * {@link MemoryStore} (tests, demos) or any other `Store`. Everything else is as with `prisma`,
+ * including the {@link HandlerConfigurationError} thrown at creation.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
+ *
+ * const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: ['dev-secret'] })
+ * const response = await handlers.fetch(
+ *   new Request('http://localhost/api/pipeline/runs', { method: 'POST', headers: { 'X-Webhook-Secret': 'dev-secret' } }),
+ * )
+ * console.log(response.status, await response.json())
+ * ```
+ */
 export function createPipelineStatusHandlers<Tx>(options: StoreHandlersOptions<Tx>): PipelineStatusHandlers
+/**
+ * For options typed as either form (`prisma` or `store`), such as options chosen at run time.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers, MemoryStore, type PipelineStatusHandlersOptions } from 'pipeline-status-sdk/server'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
+ *
+ * const options: PipelineStatusHandlersOptions = process.env.DATABASE_URL ? { prisma } : { store: new MemoryStore() }
+ * const handlers = createPipelineStatusHandlers(options)
+ * ```
+ */
 export function createPipelineStatusHandlers(options: PipelineStatusHandlersOptions<unknown>): PipelineStatusHandlers
 export function createPipelineStatusHandlers(options: PipelineStatusHandlersOptions<unknown>): PipelineStatusHandlers {
   const store = resolveStore(options)
