@@ -7,6 +7,7 @@
  * @example
  * ```ts
  * import { parseStageUpdate, DEFAULT_STAGES } from 'pipeline-status-sdk'
+ * const body = '{"stageNumber":2,"stageName":"Translation","status":"PROCESSING"}' // a request's text
  * const update = parseStageUpdate(JSON.parse(body), DEFAULT_STAGES)
  * ```
  *

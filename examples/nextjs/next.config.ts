@@ -8,6 +8,9 @@ import type { NextConfig } from 'next'
 const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url))
 
 const nextConfig: NextConfig = {
+  // As `create-next-app` sets it since Next.js 16: no route exports `dynamic` or `runtime` then
+  // (Next.js refuses both); request-time work sits in <Suspense> after `await connection()`.
+  cacheComponents: true,
   turbopack: { root: repositoryRoot },
   outputFileTracingRoot: repositoryRoot,
 }

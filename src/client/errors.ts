@@ -32,7 +32,8 @@ const NAMES: ReadonlySet<string> = new Set<PipelineStatusErrorName>([
  *
  * @example
  * ```ts
- * import { isPipelineStatusError } from 'pipeline-status-sdk/client'
+ * import { isPipelineStatusError, PrismaAPIClient } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient({ throwOnError: true })
  * try { await client.getStatus('run_1') } catch (error) { if (isPipelineStatusError(error)) console.error(error.name) }
  * ```
  */
@@ -199,9 +200,10 @@ export class ClientClosedError extends PipelineStatusError {
  *
  * @example
  * ```ts
- * import { isRunFinishedError } from 'pipeline-status-sdk/client'
+ * import { isRunFinishedError, PrismaAPIClient } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient({ throwOnError: true })
  * try {
- *   await client.markStageComplete('run_1', 2, output)
+ *   await client.markStageComplete('run_1', 2, { pages: 12 })
  * } catch (error) {
  *   if (isRunFinishedError(error)) console.warn(`run ${error.runId} is ${error.status}: ${error.reason ?? 'no reason'}`)
  * }
@@ -265,7 +267,8 @@ export function isConfigurationError(error: unknown): error is ConfigurationErro
  *
  * @example
  * ```ts
- * import { isStatusHttpError } from 'pipeline-status-sdk/client'
+ * import { isStatusHttpError, PrismaAPIClient } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient({ throwOnError: true })
  * try {
  *   await client.getStatus('run_1')
  * } catch (error) {

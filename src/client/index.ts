@@ -10,7 +10,14 @@
  * // FRONTEND_WEBHOOK_URL and WEBHOOK_SECRET; undeliverable updates wait on disk.
  * const client = new PrismaAPIClient({ outbox: { dir: '.pipeline-outbox' } })
  * await client.createRun('run_1')
- * const summary = await runPipeline({ runId: 'run_1', client, stages: [async () => ({ rows: 12 })] })
+ * // One function per stage of the server's catalogue (five by default), in order.
+ * const stage = (name: string) => async () => ({ stage: name, rows: 12 })
+ * const summary = await runPipeline({
+ *   runId: 'run_1',
+ *   client,
+ *   stages: [stage('extract'), stage('translate'), stage('analyse'), stage('report'), stage('publish')],
+ * })
+ * console.log(summary.status) // 'COMPLETED'
  * await client.close()
  * ```
  *

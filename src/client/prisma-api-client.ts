@@ -213,7 +213,8 @@ export interface QueuedDelivery {
  *
  * @example
  * ```ts
- * import { isQueuedDelivery } from 'pipeline-status-sdk/client'
+ * import { isQueuedDelivery, PrismaAPIClient } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient({ outbox: { dir: '.pipeline-outbox' } })
  * const result = await client.completeRun('run_1', { status: 'COMPLETED' })
  * if (isQueuedDelivery(result)) console.log('the completion waits in the outbox')
  * ```
@@ -496,6 +497,8 @@ export class PrismaAPIClient {
    *
    * @example
    * ```ts
+   * import { isQueuedDelivery, PrismaAPIClient } from 'pipeline-status-sdk/client'
+   * const client = new PrismaAPIClient()
    * const result = await client.completeRun('run_1', { status: 'COMPLETED', duration: 409.5, fullReportMarkdown: '# Report' })
    * if (!isQueuedDelivery(result)) console.log(result.outcome) // 'applied' the first time, then 'duplicate'
    * ```
@@ -572,6 +575,10 @@ export class PrismaAPIClient {
    *
    * @example
    * ```ts
+   * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+   * const client = new PrismaAPIClient()
+   * const batches = [['Guten Tag'], ['Danke'], ['Tschüss']]
+   * const translate = async (lines: string[]) => lines.map((line) => line.toUpperCase()) // your own work
    * await client.markStageProcessing('run_1', 2)
    * for (const [i, batch] of batches.entries()) {
    *   await translate(batch)
@@ -630,6 +637,8 @@ export class PrismaAPIClient {
    *
    * @example
    * ```ts
+   * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+   * const client = new PrismaAPIClient({ outbox: { dir: '.pipeline-outbox' } })
    * for (const letter of await client.deadLetters('run_1')) console.warn(letter.status, letter.code, letter.reason)
    * ```
    */
@@ -646,6 +655,9 @@ export class PrismaAPIClient {
    *
    * @example
    * ```ts
+   * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+   * const client = new PrismaAPIClient({ outbox: { dir: '.pipeline-outbox' } })
+   * await client.markStageComplete('run_1', 1, { pages: 12 })
    * const { pending, undelivered } = await client.close({ timeout: 5_000 })
    * if (pending > 0) console.warn(`${pending} update(s) wait in the outbox for the next run`, undelivered)
    * ```

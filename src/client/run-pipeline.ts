@@ -62,7 +62,14 @@ export type PipelineProgressEvent =
  * const summary = await runPipeline({
  *   runId: 'run_1',
  *   client,
- *   stages: [async () => ({ signals: 3 }), async ({ previousOutputs }) => previousOutputs[0]],
+ *   // One function per stage of the catalogue (DEFAULT_STAGES: five), in order.
+ *   stages: [
+ *     async () => ({ signals: 3 }),
+ *     async ({ previousOutputs }) => previousOutputs[0],
+ *     async () => ({ themes: ['pricing'] }),
+ *     async () => '## Findings',
+ *     async ({ previousOutputs }) => ({ stagesBefore: previousOutputs.length }),
+ *   ],
  *   debugDir: './debug',
  * })
  * ```
@@ -213,7 +220,11 @@ export interface PipelineSummary {
  * @example
  * ```ts
  * import { PrismaAPIClient, runPipeline } from 'pipeline-status-sdk/client'
- * const summary = await runPipeline({ runId: 'run_1', client: new PrismaAPIClient(), stages: [() => 'done'] })
+ * const client = new PrismaAPIClient()
+ * await client.createRun('run_1')
+ * // Exactly as many functions as the server's catalogue has stages (five by default).
+ * const stages = [1, 2, 3, 4, 5].map((n) => () => `stage ${n} done`)
+ * const summary = await runPipeline({ runId: 'run_1', client, stages })
  * console.log(summary.status) // 'COMPLETED'
  * ```
  */

@@ -14,9 +14,13 @@ import type { StatusHttpError } from './errors.js'
  *
  * @example
  * ```ts
- * import { TRUNCATION_MARKER } from 'pipeline-status-sdk/client'
+ * import { PrismaAPIClient, TRUNCATION_MARKER } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient()
+ * await client.createRun('run_1')
+ * await client.markStageComplete('run_1', 1, 'x'.repeat(2_000_000)) // over the 1 MiB limit: cut
  * const status = await client.getStatus('run_1')
  * const cut = status.stages.filter((stage) => stage.output?.endsWith(TRUNCATION_MARKER))
+ * console.log(cut.map((stage) => stage.stageNumber)) // [1]
  * ```
  */
 export const TRUNCATION_MARKER = '\n…[truncated by pipeline-status-sdk]'

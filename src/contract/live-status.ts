@@ -89,8 +89,10 @@ export function runEventsPath(runId: string, basePath: string = DEFAULT_BASE_PAT
  *
  * @example
  * ```ts
- * import { mergeRunUpdate } from 'pipeline-status-sdk'
- * const next = mergeRunUpdate(current, { run, stages: [stage2] })
+ * import { mergeRunUpdate, type RunStatusResponse, type RunUpdateEvent } from 'pipeline-status-sdk'
+ * declare const current: RunStatusResponse // what the page shows
+ * declare const update: RunUpdateEvent // an `update` event's data: the run and the stages that changed
+ * const next = mergeRunUpdate(current, update)
  * ```
  */
 export function mergeRunUpdate(current: RunStatusResponse | undefined, update: RunUpdateEvent): RunStatusResponse {

@@ -87,6 +87,7 @@ export function parseStageUpdate(input: unknown, stages?: StageCatalogue): Stage
  * @example
  * ```ts
  * import { DEFAULT_STAGES, safeParseStageUpdate } from 'pipeline-status-sdk'
+ * const body = '{"stageNumber":2,"stageName":"Translation","status":"PROCESSING"}' // a request's text
  * const result = safeParseStageUpdate(JSON.parse(body), DEFAULT_STAGES)
  * if (!result.success) console.error(result.error.issues)
  * ```

@@ -7,6 +7,7 @@ import { z } from 'zod'
  * @example
  * ```ts
  * import { PROBLEM_CODES, Problem } from 'pipeline-status-sdk'
+ * const response = await fetch('http://localhost:3000/api/pipeline/run_1/complete', { method: 'POST', body: '{}' })
  * const problem = Problem.parse(await response.json())
  * if (problem.code === 'run_finished') console.warn(problem.detail, PROBLEM_CODES.run_finished) // 409
  * ```

@@ -122,7 +122,8 @@ const catalogueMember = {
  * @example
  * ```ts
  * import { RunStatusResponse, routePath } from 'pipeline-status-sdk'
- * const response = await fetch(routePath('status', 'run_1'), { headers: { authorization: `Bearer ${token}` } })
+ * const token = process.env.RUN_READ_TOKEN // a run read token, or send X-Webhook-Secret
+ * const response = await fetch(new URL(routePath('status', 'run_1'), 'http://localhost:3000'), { headers: { authorization: `Bearer ${token}` } })
  * const { run, stages } = RunStatusResponse.parse(await response.json())
  * ```
  */

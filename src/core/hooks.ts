@@ -17,8 +17,10 @@ import type { RunState } from './state.js'
  * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
  * const handlers = createPipelineStatusHandlers({
  *   prisma,
+ *   // In the completion's transaction: write your own tables with `tx` (your models, e.g. tx.report).
  *   onRunCompleted: async (tx, run, payload) => {
- *     if (run.status === 'COMPLETED') await tx.report.create({ data: { runId: run.id, markdown: String(payload.fullReportMarkdown) } })
+ *     const done = await tx.stageOutput.count({ where: { runId: run.id, status: 'COMPLETED' } })
+ *     console.log(`run ${run.id} ${run.status}: ${done} stages, report of ${String(payload.fullReportMarkdown ?? '').length} characters`)
  *   },
  * })
  * ```
@@ -50,8 +52,10 @@ export interface RunEndedInput<Tx = unknown> {
  * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
  * const handlers = createPipelineStatusHandlers({
  *   prisma,
+ *   // In the same transaction as the write that ended the run; `tx` writes your own tables too.
  *   onRunEnded: async ({ tx, run, how }) => {
- *     await tx.notification.create({ data: { runId: run.id, text: `Run ${run.status} (${how})` } })
+ *     const stages = await tx.stageOutput.findMany({ where: { runId: run.id }, select: { stageNumber: true, status: true } })
+ *     console.log(`Run ${run.id} ${run.status} (${how})`, stages)
  *   },
  * })
  * ```

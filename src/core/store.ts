@@ -147,7 +147,14 @@ export interface StoreUnavailableErrorOptions {
  * @example
  * ```ts
  * import { StoreUnavailableError } from 'pipeline-status-sdk/server'
- * throw new StoreUnavailableError('Redis is unreachable', { cause: error })
+ * // In a Store of your own: the database is down, so the handlers answer 503 with Retry-After.
+ * async function readRun(load: () => Promise<unknown>) {
+ *   try {
+ *     return await load()
+ *   } catch (error) {
+ *     throw new StoreUnavailableError('Redis is unreachable', { cause: error })
+ *   }
+ * }
  * ```
  */
 export class StoreUnavailableError extends Error {

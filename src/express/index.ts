@@ -80,19 +80,47 @@ interface MaybeParsedRequest extends ExpressRequest {
  * ```ts
  * import express from 'express'
  * import { createExpressRouter } from 'pipeline-status-sdk/express'
- * import { PrismaStore } from 'pipeline-status-sdk/server'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
  *
  * const app = express()
- * app.use('/api/pipeline', createExpressRouter({ store: new PrismaStore(prisma), secret: ['new', 'old'] }))
+ * app.use('/api/pipeline', createExpressRouter({ prisma, secret: ['new', 'old'] }))
  * app.use(express.json()) // after the router, or with `verify` keeping req.rawBody
  * ```
  */
 export function createExpressRouter<Client extends PrismaStoreClient>(
   options: WithoutBasePath<PrismaHandlersOptions<Client, ExpressRequest>> & ExpressRouterSettings,
 ): PipelineStatusRouter
+/**
+ * The same router on a `Store` of your own instead of a PrismaClient (a `MemoryStore` for tests
+ * and demos, a `PrismaStore` you configured, any other `Store`).
+ *
+ * @example
+ * ```ts
+ * import express from 'express'
+ * import { createExpressRouter } from 'pipeline-status-sdk/express'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ *
+ * const app = express()
+ * app.use('/api/pipeline', createExpressRouter({ store: new MemoryStore(), secret: ['dev-secret'] }))
+ * ```
+ */
 export function createExpressRouter<Tx>(
   options: WithoutBasePath<StoreHandlersOptions<Tx, ExpressRequest>> & ExpressRouterSettings,
 ): PipelineStatusRouter
+/**
+ * For options typed as either form (`prisma` or `store`), such as options chosen at run time.
+ *
+ * @example
+ * ```ts
+ * import express from 'express'
+ * import { createExpressRouter, type ExpressRouterOptions } from 'pipeline-status-sdk/express'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
+ *
+ * const options: ExpressRouterOptions = process.env.DATABASE_URL ? { prisma } : { store: new MemoryStore() }
+ * express().use('/api/pipeline', createExpressRouter(options))
+ * ```
+ */
 export function createExpressRouter(options: ExpressRouterOptions<unknown>): PipelineStatusRouter
 export function createExpressRouter(options: ExpressRouterOptions<unknown>): PipelineStatusRouter {
   const { passUnmatched = false, ...rest } = options as ExpressRouterOptions<unknown> & { basePath?: unknown }

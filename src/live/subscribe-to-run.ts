@@ -192,7 +192,9 @@ function isFatalStatus(status: number): boolean {
  *
  * @example
  * ```ts
- * import { subscribeToRun } from 'pipeline-status-sdk'
+ * import { subscribeToRun, type PipelineRunRecord, type StageOutputRecord } from 'pipeline-status-sdk'
+ * const readToken = process.env.RUN_READ_TOKEN // minted by your server for this run (createRunReadToken)
+ * const render = (run: PipelineRunRecord, stages: StageOutputRecord[]) => console.log(run.status, stages.length)
  * const controller = new AbortController()
  * const subscription = subscribeToRun('run_1', {
  *   url: '/api/pipeline',

@@ -86,9 +86,11 @@ export interface NextRouteHandlers {
   complete: NextRunRouteHandler
   /**
    * `export const GET = handlers.events` in `app/api/pipeline/[runId]/events/route.ts`: the live
-   * status stream, a streaming `Response`. Add `export const dynamic = 'force-dynamic'` and run it
-   * on the Node.js runtime (docs/live-status.md); at a serverless time limit the stream is cut
-   * and the client resumes with `Last-Event-ID`.
+   * status stream, a streaming `Response` on the Node.js runtime. With `cacheComponents` (the
+   * `create-next-app` default since Next.js 16) export nothing else: Next.js refuses `dynamic`
+   * and `runtime` then. Without it, add `export const dynamic = 'force-dynamic'`
+   * (docs/nextjs.md). At a serverless time limit the stream is cut and the client resumes with
+   * `Last-Event-ID`.
    */
   events: NextRunRouteHandler
   /** Ends open live streams and stops the run watcher ({@link PipelineStatusHandlers.close}). */
@@ -130,9 +132,36 @@ export interface NextRouteHandlers {
 export function createNextRouteHandlers<Client extends PrismaStoreClient, Native extends Request = Request>(
   options: PrismaHandlersOptions<Client, Native> & NextRouteHandlersSettings,
 ): NextRouteHandlers
+/**
+ * The same route handlers on a `Store` of your own instead of a PrismaClient (a `MemoryStore`
+ * for demos, any other `Store`).
+ *
+ * @example
+ * ```ts
+ * // app/api/pipeline/[...path]/route.ts
+ * import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ *
+ * export const { GET, POST } = createNextRouteHandlers({ store: new MemoryStore() })
+ * ```
+ */
 export function createNextRouteHandlers<Tx, Native extends Request = Request>(
   options: StoreHandlersOptions<Tx, Native> & NextRouteHandlersSettings,
 ): NextRouteHandlers
+/**
+ * For options typed as either form (`prisma` or `store`), such as options chosen at run time.
+ *
+ * @example
+ * ```ts
+ * // app/api/pipeline/[...path]/route.ts
+ * import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ * import { prisma } from '@/lib/prisma'
+ *
+ * const options: NextRouteHandlersOptions = process.env.DATABASE_URL ? { prisma } : { store: new MemoryStore() }
+ * export const { GET, POST } = createNextRouteHandlers(options)
+ * ```
+ */
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers {
   const { runIdParam = 'runId', ...rest } = options

@@ -6,9 +6,10 @@
  * @example
  * ```tsx
  * 'use client'
+ * import type { RunStatusResponse } from 'pipeline-status-sdk'
  * import { useRunStatus } from 'pipeline-status-sdk/react'
  *
- * export function RunView({ runId, token, initial }) {
+ * export function RunView({ runId, token, initial }: { runId: string; token: string; initial?: RunStatusResponse }) {
  *   const { run, stages, state } = useRunStatus(runId, { url: '/api/pipeline', token, initial })
  *   return <p>{run?.status} ({state}), {stages.length} stages reported</p>
  * }
@@ -70,6 +71,7 @@ export interface RunStatusStore {
  * @example
  * ```ts
  * import { createRunStatusStore } from 'pipeline-status-sdk/react'
+ * const token = process.env.RUN_READ_TOKEN // a read token for run_1
  * const store = createRunStatusStore('run_1', { url: 'https://app.example.com/api/pipeline', token })
  * const unsubscribe = store.subscribe(() => console.log(store.getSnapshot().state))
  * ```
@@ -128,9 +130,14 @@ export function createRunStatusStore(runId: string, options: UseRunStatusOptions
  *
  * @example
  * ```tsx
+ * import type { RunStatusResponse } from 'pipeline-status-sdk'
  * import { useRunStatus } from 'pipeline-status-sdk/react'
- * const { run, stages, state, error } = useRunStatus(runId, { token: readToken, initial })
- * if (state === 'error') return <p>Cannot follow this run: {error?.message}</p>
+ *
+ * export function RunView({ runId, readToken, initial }: { runId: string; readToken: string; initial: RunStatusResponse }) {
+ *   const { run, stages, state, error } = useRunStatus(runId, { token: readToken, initial })
+ *   if (state === 'error') return <p>Cannot follow this run: {error?.message}</p>
+ *   return <p>{run?.status}: {stages.length} stages reported</p>
+ * }
  * ```
  */
 export function useRunStatus(runId: string, options: UseRunStatusOptions = {}): RunStatusState {

@@ -7,9 +7,9 @@ import { isErrorNamed } from '../internal/is-error-named.js'
  *
  * @example
  * ```ts
- * import { createPipelineStatusHandlers, isHandlerConfigurationError } from 'pipeline-status-sdk/server'
+ * import { createPipelineStatusHandlers, isHandlerConfigurationError, MemoryStore } from 'pipeline-status-sdk/server'
  * try {
- *   createPipelineStatusHandlers({ store, secret: [] })
+ *   createPipelineStatusHandlers({ store: new MemoryStore(), secret: [] })
  * } catch (error) {
  *   if (isHandlerConfigurationError(error)) console.error(error.message)
  * }

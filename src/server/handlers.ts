@@ -72,10 +72,19 @@ export type RunRouteHandler = (request: Request, runId?: string, native?: unknow
  *
  * @example
  * ```ts
+ * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+ * import { prisma } from './prisma.js'
+ *
+ * const handlers = createPipelineStatusHandlers({ prisma })
  * const response = await handlers.fetch(new Request('https://app.example.com/api/pipeline/run_1/status', {
  *   headers: { 'X-Webhook-Secret': process.env.WEBHOOK_SECRET! },
  * }))
  * // Or one route, with the run id from your own router:
+ * const request = new Request('https://app.example.com/api/pipeline/run_1/stage-update', {
+ *   method: 'POST',
+ *   headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': process.env.WEBHOOK_SECRET! },
+ *   body: JSON.stringify({ stageNumber: 1, stageName: 'Extraction', status: 'PROCESSING' }),
+ * })
  * await handlers.stageUpdate(request, 'run_1')
  * ```
  */
@@ -134,13 +143,16 @@ export interface PipelineStatusHandlers {
  * @example
  * ```ts
  * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
- * import { prisma } from './db.js'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
  *
  * const handlers = createPipelineStatusHandlers({
  *   prisma,
  *   secret: process.env.WEBHOOK_SECRET?.split(','),
+ *   // In the completion's transaction; `tx` is your app's transaction client, so your own
+ *   // models are there too (tx.report.create(...) with a Report model in your schema).
  *   onRunCompleted: async (tx, run, payload) => {
- *     await tx.report.create({ data: { runId: run.id, markdown: String(payload.fullReportMarkdown ?? '') } })
+ *     const stages = await tx.stageOutput.count({ where: { runId: run.id } })
+ *     console.log(`run ${run.id} ${run.status} after ${stages} stages`, payload.fullReportMarkdown ?? '(no report)')
  *   },
  * })
  *
@@ -151,7 +163,35 @@ export interface PipelineStatusHandlers {
 export function createPipelineStatusHandlers<Client extends PrismaStoreClient>(
   options: PrismaHandlersOptions<Client>,
 ): PipelineStatusHandlers
+/**
+ * The same handlers on a {@link Store} of your own instead of a PrismaClient: a
+ * {@link MemoryStore} (tests, demos) or any other `Store`. Everything else is as with `prisma`,
+ * including the {@link HandlerConfigurationError} thrown at creation.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
+ *
+ * const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: ['dev-secret'] })
+ * const response = await handlers.fetch(
+ *   new Request('http://localhost/api/pipeline/runs', { method: 'POST', headers: { 'X-Webhook-Secret': 'dev-secret' } }),
+ * )
+ * console.log(response.status, await response.json())
+ * ```
+ */
 export function createPipelineStatusHandlers<Tx>(options: StoreHandlersOptions<Tx>): PipelineStatusHandlers
+/**
+ * For options typed as either form (`prisma` or `store`), such as options chosen at run time.
+ *
+ * @example
+ * ```ts
+ * import { createPipelineStatusHandlers, MemoryStore, type PipelineStatusHandlersOptions } from 'pipeline-status-sdk/server'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
+ *
+ * const options: PipelineStatusHandlersOptions = process.env.DATABASE_URL ? { prisma } : { store: new MemoryStore() }
+ * const handlers = createPipelineStatusHandlers(options)
+ * ```
+ */
 export function createPipelineStatusHandlers(options: PipelineStatusHandlersOptions<unknown>): PipelineStatusHandlers
 export function createPipelineStatusHandlers(options: PipelineStatusHandlersOptions<unknown>): PipelineStatusHandlers {
   const store = resolveStore(options)

@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
- * import { prisma } from './db.js'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
  *
  * // The contract's routes under /api/pipeline; the secret comes from WEBHOOK_SECRET.
  * const handlers = createPipelineStatusHandlers({ prisma })

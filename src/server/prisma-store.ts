@@ -437,7 +437,7 @@ function runWriteParameters(write: RunWrite): unknown[] {
  * @example
  * ```ts
  * import { createPrismaStore } from 'pipeline-status-sdk/server'
- * import { prisma } from './db.js'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
  *
  * const store = createPrismaStore({ prisma, maxWait: 2_000 })
  * ```

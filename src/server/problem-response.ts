@@ -18,7 +18,12 @@ export interface ProblemExtras {
  * @example
  * ```ts
  * import { problemResponse } from 'pipeline-status-sdk/server'
- * return problemResponse('forbidden', { detail: 'You do not own this run' })
+ * // A route of your own that answers in the contract's problem format.
+ * export async function GET(request: Request): Promise<Response> {
+ *   const session = await getSession(request)
+ *   if (!session?.isAdmin) return problemResponse('forbidden', { detail: 'You do not own this run' })
+ *   return Response.json({ ok: true })
+ * }
  * ```
  */
 export function problemResponse(code: ProblemCode, extras: ProblemExtras = {}, headers: HeadersInit = {}): Response {
@@ -63,7 +68,7 @@ export function documentTextOf(response: Response): string | undefined {
  * ```ts
  * import { createPipelineStatusHandlers, HttpProblemError } from 'pipeline-status-sdk/server'
  * const handlers = createPipelineStatusHandlers({
- *   store,
+ *   prisma,
  *   authorize: async ({ request }) => {
  *     const session = await getSession(request)
  *     if (!session) throw new HttpProblemError('authentication_required', { detail: 'Sign in first' })

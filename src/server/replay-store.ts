@@ -13,6 +13,11 @@ import { toStoreError } from './database-errors.js'
  * @example
  * ```ts
  * import type { ReplayStore } from 'pipeline-status-sdk/server'
+ * // Your Redis client (node-redis's shape).
+ * declare const redis: {
+ *   set(key: string, value: string, options: { NX: true; PXAT: number }): Promise<string | null>
+ *   get(key: string): Promise<string | null>
+ * }
  * // Redis: SET NX keeps the first fingerprint; a later claim compares against it.
  * const redisReplayStore: ReplayStore = {
  *   claim: async (messageId, fingerprint, expiresAt) =>

@@ -108,6 +108,7 @@ export async function createRunReadToken(options: CreateRunReadTokenOptions): Pr
  * @example
  * ```ts
  * import { verifyRunReadToken } from 'pipeline-status-sdk/server'
+ * const token = new Headers({ authorization: 'Bearer psrt1.…' }).get('authorization')?.replace(/^Bearer /, '') ?? ''
  * const result = await verifyRunReadToken(token, { runId: 'run_1', secret: process.env.READ_TOKEN_SECRET! })
  * if (!result.valid) console.warn(result.reason) // 'malformed' | 'invalid' | 'expired'
  * ```

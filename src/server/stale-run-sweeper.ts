@@ -149,7 +149,7 @@ export interface StaleRunSweeper {
  * @example
  * ```ts
  * import { createStaleRunSweeper } from 'pipeline-status-sdk/server'
- * import { prisma } from './db.js'
+ * import { prisma } from './prisma.js' // your app's PrismaClient
  *
  * const sweeper = createStaleRunSweeper({
  *   prisma,

@@ -156,6 +156,7 @@ export interface WebhookSignatureHeaders {
  * @example
  * ```ts
  * import { createWebhookSignatureHeaders } from 'pipeline-status-sdk/server'
+ * const url = 'http://localhost:3000/api/pipeline/run_1/complete'
  * const body = JSON.stringify({ status: 'COMPLETED' })
  * const headers = await createWebhookSignatureHeaders({ secret: process.env.WEBHOOK_SIGNING_SECRET!, body, id: 'msg_1' })
  * await fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json', ...headers } })
@@ -215,8 +216,13 @@ export type WebhookVerification =
  * @example
  * ```ts
  * import { verifyWebhookSignature } from 'pipeline-status-sdk/server'
- * const result = await verifyWebhookSignature({ secrets: ['whsec_…'], headers: request.headers, body: rawBody })
- * if (!result.valid) console.warn(result.detail)
+ * // In a route of your own: the body as received, before any JSON parsing.
+ * export async function POST(request: Request): Promise<Response> {
+ *   const rawBody = await request.text()
+ *   const result = await verifyWebhookSignature({ secrets: ['whsec_…'], headers: request.headers, body: rawBody })
+ *   if (!result.valid) console.warn(result.detail)
+ *   return new Response(null, { status: result.valid ? 204 : 401 })
+ * }
  * ```
  */
 export async function verifyWebhookSignature(options: VerifyWebhookSignatureOptions): Promise<WebhookVerification> {

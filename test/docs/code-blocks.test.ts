@@ -1,9 +1,11 @@
 /**
  * The documentation cannot drift from the code: every TypeScript block of README.md and
- * docs/*.md is type-checked against the built package (test/setup/global-setup.ts builds
+ * docs/*.md, and every `@example` of the API reference (the TSDoc of src/ and mock-server/), is
+ * type-checked against the built package (test/setup/global-setup.ts builds
  * `dist/` and generates the Prisma client before any test runs). See test/docs/code-blocks.ts
  * for how, and docs/README.md for the `ts ignore` convention and the prelude.
  */
+import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +14,7 @@ import {
   type CodeBlock,
   type TypeCheckResult,
   extractCodeBlocks,
+  extractExampleBlocks,
   formatBlockDiagnostics,
   isChecked,
   typeCheckBlocks,
@@ -27,7 +30,15 @@ const markdownFiles = [
     .map((name) => `docs/${name}`),
 ]
 const blocks = markdownFiles.flatMap((file) => extractCodeBlocks(readFileSync(join(root, file), 'utf8'), file))
-const checked = blocks.filter(isChecked)
+/**
+ * The `@example` blocks of the API reference: every doc comment of the package's sources (not
+ * the generated Prisma client, whose examples are Prisma's), as TypeDoc shows them.
+ */
+const sourceFiles = execFileSync('git', ['ls-files', '--', 'src/**.ts', 'mock-server/**.ts'], { cwd: root, encoding: 'utf8' })
+  .split('\n')
+  .filter((file) => file.endsWith('.ts') && !file.startsWith('src/generated/'))
+const examples = sourceFiles.flatMap((file) => extractExampleBlocks(readFileSync(join(root, file), 'utf8'), file))
+const checked = [...blocks, ...examples].filter(isChecked)
 
 /**
  * Samples that must fail, compiled in the same program as the docs: they prove that the package
@@ -74,6 +85,13 @@ beforeAll(async () => {
 describe('code blocks in the documentation', () => {
   it('checks as CommonJS the samples the docs say work there', () => {
     expect(checked.filter((block) => block.flags.includes('cjs')).map((block) => block.file)).toContain('docs/quick-start.md')
+  })
+
+  it('finds the examples of the API reference, runPipeline\'s among them', () => {
+    const runPipelineExamples = examples.filter((block) => block.file === 'src/client/run-pipeline.ts')
+    expect(runPipelineExamples).toHaveLength(2)
+    expect(examples.length).toBeGreaterThanOrEqual(80)
+    expect(examples.filter((block) => !isChecked(block))).toEqual([])
   })
 
   it('finds the TypeScript samples of every guide', () => {

@@ -11,6 +11,8 @@
  * that cannot compile on its own (another runtime's globals, a fragment). The ambient
  * {@link PRELUDE} stands in for what an app already has.
  */
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -193,4 +195,59 @@ export function formatBlockDiagnostics(diagnostics: readonly BlockDiagnostic[]):
 
 function formatHost(cwd: string): ts.FormatDiagnosticsHost {
   return { getCanonicalFileName: (name) => name, getCurrentDirectory: () => cwd, getNewLine: () => '\n' }
+}
+
+/**
+ * The fenced code blocks of the `@example` tags in a TypeScript source: what the API reference
+ * shows under "Example". Lines are the source file's (the block's first code line), so a
+ * diagnostic points at the doc comment to fix.
+ */
+export function extractExampleBlocks(source: string, file: string): CodeBlock[] {
+  const blocks: CodeBlock[] = []
+  for (const comment of source.matchAll(/\/\*\*[\s\S]*?\*\//g)) {
+    const firstLine = source.slice(0, comment.index).split('\n').length
+    // The comment's text without its `/**`, `*/` and leading ` * `, line for line.
+    const lines = comment[0]
+      .replace(/^\/\*\*/, '')
+      .replace(/\*\/$/, '')
+      .split('\n')
+      .map((line) => line.replace(/^\s*\* ?/, ''))
+    // Which lines belong to an @example tag: from the tag to the next block tag outside a fence.
+    const inExample: boolean[] = []
+    let example = false
+    let fenced = false
+    for (const line of lines) {
+      if (/^\s*(`{3,}|~{3,})/.test(line)) fenced = !fenced
+      else if (!fenced && /^@\w+/.test(line)) example = line.startsWith('@example')
+      inExample.push(example)
+    }
+    for (const block of extractCodeBlocks(lines.join('\n'), file)) {
+      // extractCodeBlocks counts from 1 and points past the fence: block.line - 2 is the fence.
+      if (!inExample[block.line - 2]) continue
+      blocks.push({ ...block, line: firstLine + block.line - 1 })
+    }
+  }
+  return blocks
+}
+
+/**
+ * Every documented code block of the repository at `root`: the fenced blocks of README.md and
+ * docs/*.md, then the `@example` blocks of the sources (src/ and mock-server/, not the generated
+ * Prisma client, whose examples are Prisma's), as the API reference shows them.
+ */
+export function collectDocumentedBlocks(root: string): CodeBlock[] {
+  const markdownFiles = [
+    'README.md',
+    ...readdirSync(join(root, 'docs'))
+      .filter((name) => name.endsWith('.md'))
+      .sort()
+      .map((name) => `docs/${name}`),
+  ]
+  const sourceFiles = execFileSync('git', ['ls-files', '--', 'src/**.ts', 'mock-server/**.ts'], { cwd: root, encoding: 'utf8' })
+    .split('\n')
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts') && !file.startsWith('src/generated/'))
+  return [
+    ...markdownFiles.flatMap((file) => extractCodeBlocks(readFileSync(join(root, file), 'utf8'), file)),
+    ...sourceFiles.flatMap((file) => extractExampleBlocks(readFileSync(join(root, file), 'utf8'), file)),
+  ]
 }

@@ -34,6 +34,13 @@ const app = join(root, 'examples', 'nextjs')
 const artifacts = join(root, 'test', '.artifacts')
 const screenshot = join(artifacts, 'nextjs-run.png')
 const midRunScreenshot = join(artifacts, 'nextjs-run-midway.png')
+/** Screenshots of a run with progress, then FAILED with a multi-line error, at two widths. */
+const shots = {
+  progress1280: join(artifacts, 'nextjs-run-progress-1280.png'),
+  progress390: join(artifacts, 'nextjs-run-progress-390.png'),
+  failed1280: join(artifacts, 'nextjs-run-failed-1280.png'),
+  failed390: join(artifacts, 'nextjs-run-failed-390.png'),
+}
 const require = createRequire(import.meta.url)
 
 // Chromium: CHROMIUM_PATH, else Debian's. Without it the tests are skipped, unless
@@ -130,10 +137,41 @@ async function readPage(page: Page) {
     live: document.querySelector('[data-testid="run-view"]')?.getAttribute('data-live') ?? null,
     stages: [...document.querySelectorAll('[data-testid="stage"]')].map((element) => ({
       status: element.getAttribute('data-status'),
+      neverRan: element.getAttribute('data-never-ran') === 'true',
       text: element.textContent ?? '',
+      // As rendered: innerText follows the CSS, so it shows what a reader sees.
+      progress: (element.querySelector('[data-testid="stage-progress"]') as HTMLElement | null)?.innerText ?? null,
       output: element.querySelector('.stage-output')?.textContent ?? '',
     })),
+    // innerText keeps a line break only where the page shows one (white-space: pre-wrap).
+    error: (document.querySelector('[data-testid="run-error"]') as HTMLElement | null)?.innerText ?? null,
   }))
+}
+
+/**
+ * How the page lays out at its current width: the page's own width against the viewport's, and
+ * each card's left and right edges (CSS pixels), which all line up when no card runs past the others.
+ */
+async function readLayout(page: Page) {
+  return page.evaluate(() => ({
+    viewport: window.innerWidth,
+    pageWidth: document.documentElement.scrollWidth,
+    cards: [...document.querySelectorAll('.card')].map((card) => {
+      const box = card.getBoundingClientRect()
+      return { left: Math.round(box.left), right: Math.round(box.right), overflows: card.scrollWidth > card.clientWidth + 1 }
+    }),
+  }))
+}
+
+/** Every card within the viewport, with the same left and right edges, and nothing scrolled sideways. */
+function expectCardsAligned(layout: Awaited<ReturnType<typeof readLayout>>): void {
+  expect(layout.pageWidth).toBeLessThanOrEqual(layout.viewport)
+  expect(layout.cards.length).toBeGreaterThanOrEqual(6)
+  const [first] = layout.cards
+  for (const card of layout.cards) {
+    expect(card).toEqual({ left: first!.left, right: first!.right, overflows: false })
+  }
+  expect(first!.right).toBeLessThanOrEqual(layout.viewport)
 }
 
 describe.skipIf(!CHROMIUM)('the Next.js example', () => {
@@ -305,6 +343,90 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     expect(statusRequests).toEqual([])
     expect(problems).toEqual([])
     await page.close()
+  })
+
+  it('shows everything stored: progress on a PROCESSING stage, stages that never ran, the error\'s line breaks, at 1280 and 390 px', async () => {
+    const runId = `e2e-${randomBytes(6).toString('hex')}`
+    const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+    await client.createRun(runId)
+    // A long unbreakable token in the output and the error: what pushes a card wider on a phone.
+    const longToken = `s3://pipeline-artifacts/${'very-long-segment-'.repeat(8)}result.json`
+    await client.markStageComplete(runId, 1, { source: longToken, pages: 40 })
+    await client.markStageProcessing(runId, 2)
+    await client.reportProgress(runId, 2, { current: 37, total: 40, message: 'batch 37 of 40' })
+
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
+    const problems: string[] = []
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
+    })
+    await page.goto(`${origin}/runs/${runId}`)
+    await expect.poll(async () => (await readPage(page)).live, { timeout: 15_000 }).toBe('live')
+    const processing = await readPage(page)
+    expect(processing.stages.map((stage) => stage.status)).toEqual(['COMPLETED', 'PROCESSING', 'PENDING', 'PENDING', 'PENDING'])
+    expect(processing.stages[1]?.progress).toBe('37 of 40 · batch 37 of 40')
+    // Stages still to come on a running run are waiting, not "never ran".
+    expect(processing.stages.slice(2).map((stage) => [stage.neverRan, stage.text.includes('Waiting')])).toEqual(Array(3).fill([false, true]))
+    // Progress that arrives while the page is open shows up live.
+    await client.reportProgress(runId, 2, { current: 38, total: 40, message: 'batch 38 of 40' })
+    await expect.poll(async () => (await readPage(page)).stages[1]?.progress, { timeout: 15_000 }).toBe('38 of 40 · batch 38 of 40')
+    await mkdir(artifacts, { recursive: true })
+    await page.screenshot({ path: shots.progress1280, fullPage: true })
+    expectCardsAligned(await readLayout(page))
+    await page.setViewportSize({ width: 390, height: 844 })
+    expectCardsAligned(await readLayout(page))
+    await page.screenshot({ path: shots.progress390, fullPage: true })
+
+    // The stage fails at 38 of 40 with a multi-line error, which becomes the run's error.
+    const error = `Stage 2 (Translation) failed at batch 38 of 40:\n  TimeoutError: the model did not answer in 120 s\n  while reading ${longToken}`
+    await client.markStageFailed(runId, 2, error)
+    await client.completeRun(runId, { status: 'FAILED', error })
+    await client.close()
+    await expect.poll(async () => (await readPage(page)).run, { timeout: 15_000 }).toBe('FAILED')
+    const failed = await readPage(page)
+    expect(failed.stages.map((stage) => stage.status)).toEqual(['COMPLETED', 'FAILED', 'PENDING', 'PENDING', 'PENDING'])
+    expect(failed.stages.map((stage) => stage.neverRan)).toEqual([false, false, true, true, true])
+    // The failed stage keeps the progress it had reached.
+    expect(failed.stages[1]?.progress).toBe('Stopped at 38 of 40 · batch 38 of 40')
+    for (const stage of failed.stages.slice(2)) {
+      expect(stage.text).toContain('Never ran: the run failed before this stage started')
+      expect(stage.text).toContain('NOT RUN')
+      expect(stage.text).not.toContain('Waiting')
+    }
+    // Three lines, as stored (innerText folds a line break into a space without pre-wrap).
+    expect(failed.error?.split('\n')).toEqual(error.split('\n'))
+    expectCardsAligned(await readLayout(page))
+    await page.screenshot({ path: shots.failed390, fullPage: true })
+    await page.setViewportSize({ width: 1280, height: 900 })
+    expectCardsAligned(await readLayout(page))
+    await page.screenshot({ path: shots.failed1280, fullPage: true })
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it('says so for the stages of a CANCELLED run that never ran, in the server HTML already', async () => {
+    const runId = `e2e-${randomBytes(6).toString('hex')}`
+    const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+    await client.createRun(runId)
+    await client.markStageComplete(runId, 1, { pages: 3 })
+    await client.completeRun(runId, { status: 'CANCELLED', error: 'Cancelled by the operator' })
+    await client.close()
+
+    const html = (await (await fetch(`${origin}/runs/${runId}`)).text()).replaceAll('<!-- -->', '')
+    expect(html).toMatch(/data-testid="run-status" data-status="CANCELLED"/)
+    expect(html.match(/data-never-ran="true"/g)).toHaveLength(4)
+    expect(html.match(/Never ran: the run was cancelled before this stage started/g)).toHaveLength(4)
+    expect(html).not.toContain('Waiting')
+
+    // An unknown run shows Next.js's not-found page. Under cacheComponents the page streams
+    // from a prerendered shell, so the HTTP status is already sent (200) when the read finds
+    // nothing; the API route itself answers 404.
+    const unknown = await fetch(`${origin}/runs/e2e-no-such-run`)
+    const unknownHtml = await unknown.text()
+    expect(unknownHtml).toContain('This page could not be found.')
+    expect(unknownHtml).toContain('<meta name="robots" content="noindex"/>')
+    expect(unknownHtml).not.toContain('data-testid="run-view"')
   })
 
   it('lets a page read only its own run, and never without a credential', async () => {

@@ -7,7 +7,7 @@ import { stages } from '@/lib/stages'
 /**
  * The package's route handlers on the app's PrismaClient: mounted by the catch-all route
  * (app/api/pipeline/[...path]/route.ts), and called in-process by the run page, which renders
- * the run as stored through the same status handler the browser polls.
+ * the run as stored through the same status handler the browser may read.
  *
  * The webhook secret comes from WEBHOOK_SECRET (comma-separated to rotate it); `next build`
  * does not need it, the running server does (without it, every route answers a problem+json

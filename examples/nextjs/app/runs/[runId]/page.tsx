@@ -1,13 +1,16 @@
 import type { Metadata } from 'next'
 import { notFound } from 'next/navigation'
+import { connection } from 'next/server'
+import { Suspense } from 'react'
 import { DEFAULT_BASE_PATH, routePath, type RunStatusResponse } from 'pipeline-status-sdk'
 import { pipelineRoutes } from '@/lib/pipeline-routes'
 import { mintRunReadToken } from '@/lib/run-read-token'
 import { stages } from '@/lib/stages'
 import { RunStatusView } from './run-status-view'
 
-// Every request reads the run as stored and mints a fresh token.
-export const dynamic = 'force-dynamic'
+// Every request reads the run as stored and mints a fresh token. This app builds with
+// `cacheComponents` (next.config.ts), so that work sits in <Suspense> after `await connection()`
+// instead of an `export const dynamic = 'force-dynamic'`, which Next.js then refuses.
 
 interface RunPageProps {
   params: Promise<{ runId: string }>
@@ -18,7 +21,16 @@ export async function generateMetadata({ params }: RunPageProps): Promise<Metada
   return { title: `Run ${runId} · Pipeline status` }
 }
 
-export default async function RunPage({ params }: RunPageProps) {
+export default function RunPage({ params }: RunPageProps) {
+  return (
+    <Suspense fallback={<div className="card muted">Loading the run…</div>}>
+      <Run params={params} />
+    </Suspense>
+  )
+}
+
+async function Run({ params }: RunPageProps) {
+  await connection()
   const { runId } = await params
   // A real app checks here that the signed-in user may see this run (see lib/run-read-token.ts).
   const readToken = await mintRunReadToken(runId)

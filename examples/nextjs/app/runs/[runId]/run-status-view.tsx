@@ -6,6 +6,7 @@ import {
   type RunStatusResponse,
   type StageDefinition,
   type StageOutputRecord,
+  type StageProgress,
   type StageStatus,
 } from 'pipeline-status-sdk'
 import { useRunStatus } from 'pipeline-status-sdk/react'
@@ -79,13 +80,28 @@ export function RunStatusView({ runId, url, readToken, initial, stages }: RunSta
         <div className="progress" aria-hidden="true">
           <div className="progress-bar" style={{ width: `${(completed / stages.length) * 100}%` }} />
         </div>
-        {snapshot.run.error ? <div className="run-error">{snapshot.run.error}</div> : null}
+        {/* pre-wrap in the CSS keeps the error's line breaks (a stack trace, a list of causes). */}
+        {snapshot.run.error ? (
+          <div className="run-error" data-testid="run-error">
+            {snapshot.run.error}
+          </div>
+        ) : null}
       </section>
 
       <ol className="stages">
         {stages.map((definition) => {
           const stage = stored.get(definition.number)
           const status: StageStatus = stage?.status ?? 'PENDING'
+          // A stage without a row on a run that ended FAILED or CANCELLED never ran, and never will.
+          const neverRan = stage === undefined && (runStatus === 'FAILED' || runStatus === 'CANCELLED')
+          // A stage keeps its last progress when it ends: "Stopped at" says where a failed one stood.
+          const described = stage?.progress ? describeProgress(stage.progress) : undefined
+          const progress =
+            described === undefined || stage === undefined || stage.status === 'COMPLETED'
+              ? undefined
+              : stage.status === 'PROCESSING'
+                ? described
+                : `Stopped at ${described}`
           return (
             <li
               key={definition.number}
@@ -93,19 +109,27 @@ export function RunStatusView({ runId, url, readToken, initial, stages }: RunSta
               data-testid="stage"
               data-stage-number={definition.number}
               data-status={status}
+              data-never-ran={neverRan ? 'true' : undefined}
             >
               <span className="stage-number">{definition.number}</span>
-              <div>
+              <div className="stage-body">
                 <div className="stage-name">{definition.name}</div>
                 <div className="stage-meta">
-                  {stage?.completedAt
-                    ? `Finished ${formatTime(stage.completedAt)}`
-                    : stage
-                      ? `Updated ${formatTime(stage.updatedAt)}`
-                      : 'Waiting'}
+                  {neverRan
+                    ? `Never ran: the run ${runStatus === 'FAILED' ? 'failed' : 'was cancelled'} before this stage started`
+                    : stage?.completedAt
+                      ? `Finished ${formatTime(stage.completedAt)}`
+                      : stage
+                        ? `Updated ${formatTime(stage.updatedAt)}`
+                        : 'Waiting'}
                 </div>
+                {progress ? (
+                  <div className="stage-progress" data-testid="stage-progress">
+                    {progress}
+                  </div>
+                ) : null}
               </div>
-              <span className={`badge badge-${status}`}>{status}</span>
+              <span className={`badge badge-${neverRan ? 'NOT_RUN' : status}`}>{neverRan ? 'NOT RUN' : status}</span>
               {stage?.output ? <pre className="stage-output">{previewOutput(stage.output)}</pre> : null}
             </li>
           )
@@ -119,6 +143,19 @@ export function RunStatusView({ runId, url, readToken, initial, stages }: RunSta
       </div>
     </div>
   )
+}
+
+/**
+ * A stage's progress as one line: `37 of 40 · batch 37 of 40` (current of total, then the
+ * runner's message), or the percent when only that was sent (`62% · …`).
+ */
+function describeProgress(progress: StageProgress): string | undefined {
+  const parts: string[] = []
+  if (progress.current !== undefined && progress.total !== undefined) parts.push(`${progress.current} of ${progress.total}`)
+  else if (progress.current !== undefined) parts.push(`${progress.current} done`)
+  if (progress.percent !== undefined && progress.total === undefined) parts.push(`${Math.round(progress.percent)}%`)
+  if (progress.message) parts.push(progress.message)
+  return parts.length > 0 ? parts.join(' · ') : undefined
 }
 
 /** Stage outputs are JSON strings or markdown; JSON is shown indented, both are cut short. */

@@ -10,8 +10,9 @@ import { pipelineRoutes } from '@/lib/pipeline-routes'
 
 export const { GET, POST } = pipelineRoutes
 
-// The live stream is a long-lived streaming Response: never cached or prerendered, and on the
-// Node.js runtime (the store is Prisma on pg). On a serverless host the function's time limit
-// cuts the stream; the page's subscriber then resumes with Last-Event-ID.
-export const dynamic = 'force-dynamic'
-export const runtime = 'nodejs'
+// No `dynamic` or `runtime` export: this app builds with `cacheComponents` (next.config.ts), under
+// which Next.js refuses both, and a route handler that reads its request already runs at request
+// time on the Node.js runtime (the store is Prisma on pg). Without `cacheComponents`, add
+// `export const dynamic = 'force-dynamic'` (see docs/nextjs.md). On a serverless host the
+// function's time limit cuts the live stream; the page's subscriber then resumes with
+// Last-Event-ID.
