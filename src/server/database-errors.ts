@@ -111,11 +111,41 @@ function findInChain(
 }
 
 /**
+ * For a connection a pooler refused because of a startup parameter (PgBouncer answers
+ * `unsupported startup parameter: statement_timeout`, SQLSTATE 08P01, to any parameter it does
+ * not know), a message naming the parameter and the fix; `undefined` for any other error.
+ */
+export function describeRefusedStartupParameter(error: unknown): string | undefined {
+  const node = findInChain(error, (candidate) => refusedParameter(candidate) !== undefined)
+  if (!node) return undefined
+  const parameter = refusedParameter(node) as string
+  return (
+    `The connection pooler refused the startup parameter "${parameter}" (unsupported startup parameter): ` +
+    `remove it from the pool's options and set it on the database instead ` +
+    `(ALTER ROLE <app user> SET ${parameter} = …, or ALTER DATABASE <name> SET ${parameter} = …), ` +
+    `or connect without the pooler; docs/operations.md, "Behind a pooler, a proxy or a load balancer"`
+  )
+}
+
+function refusedParameter(node: Record<string, unknown>): string | undefined {
+  const { originalMessage, message } = node
+  for (const text of [originalMessage, message]) {
+    if (typeof text !== 'string') continue
+    const match = /unsupported startup parameter:? "?([A-Za-z_][\w.]*)/.exec(text)
+    if (match) return match[1]
+  }
+  return undefined
+}
+
+/**
  * The error a store throws for a database error: `StoreUnavailableError` when the database is
- * unreachable or lacks the SDK's schema, the error itself otherwise.
+ * unreachable (a pooler's refused startup parameter named in its message) or lacks the SDK's
+ * schema, the error itself otherwise.
  */
 export function toStoreError(error: unknown): unknown {
   const missing = describeMissingSchema(error)
   if (missing !== undefined) return new StoreUnavailableError(missing, { cause: error, code: 'database_not_migrated' })
+  const refused = describeRefusedStartupParameter(error)
+  if (refused !== undefined) return new StoreUnavailableError(refused, { cause: error })
   return isDatabaseUnreachableError(error) ? new StoreUnavailableError(undefined, { cause: error }) : error
 }
