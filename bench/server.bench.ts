@@ -3,7 +3,8 @@
  *
  * Servers, each in its own child process (so that `process.cpuUsage()` measures one server):
  * - `sdk`: the Express adapter with PrismaStore, every statement through the Prisma client (the default);
- * - `sdk+pool`: the same with the opt-in fast path (`PrismaStore({ pool })`, the app's `pg` pool);
+ * - `sdk+pool`: the same with the opt-in fast path (`PrismaStore({ pool })`, the app's `pg` pool), unnamed statements;
+ * - `sdk+named`: the same with `namedStatements: true` (named prepared statements, not pooler-safe);
  * - `baseline`: `node:http` + `pg`, the minimal correct transaction (bench/servers/baseline-server.ts);
  * - `original`: the route the package replaces, Prisma without a transaction (stage updates only).
  * All use a pool of 10 connections on one throwaway database seeded with 100,000 runs.
@@ -225,14 +226,15 @@ try {
   const smallUrl = await createDatabase(SMALL)
   const sdk = await startServer('sdk', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'prisma' })
   const sdkPool = await startServer('sdk+pool', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'pool' })
+  const sdkNamed = await startServer('sdk+named', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'pool-named' })
   const baseline = await startServer('baseline', 'baseline-server.ts', { BENCH_DATABASE_URL: bigUrl })
   const original = await startServer('original', 'original-route.ts', { BENCH_DATABASE_URL: bigUrl })
   // Two more processes of the same server, started and warmed alike, one per table size: a
   // process that served the whole benchmark before would differ by more than its table.
   const sdkLarge = await startServer('sdk@100k', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'prisma' })
   const sdkSmall = await startServer('sdk@1k', 'sdk-server.ts', { BENCH_DATABASE_URL: smallUrl, BENCH_MODE: 'prisma' })
-  children.push(sdk.child, sdkPool.child, baseline.child, original.child, sdkLarge.child, sdkSmall.child)
-  const servers = [sdk, sdkPool, baseline]
+  children.push(sdk.child, sdkPool.child, sdkNamed.child, baseline.child, original.child, sdkLarge.child, sdkSmall.child)
+  const servers = [sdk, sdkPool, sdkNamed, baseline]
   const bigPairs = pairs(BIG)
   const pairsFor = () => bigPairs
 

@@ -5,12 +5,13 @@
  */
 import type { Reporter, TestModule } from 'vitest/node'
 import { chromiumTool, pythonClientTool, pythonHandlersTool, pythonTool, REQUIRE_ALL_VARIABLE, requireAllTools } from '../support/optional-tools.js'
+import { pgbouncerTool } from '../support/pgbouncer.js'
 
 export default class SkippedToolsReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     if (requireAllTools()) return
     const ran = testModules.map((module) => module.moduleId.replaceAll('\\', '/'))
-    const skipped = [chromiumTool(), pythonTool(), pythonClientTool(), pythonHandlersTool()].filter(
+    const skipped = [chromiumTool(), pythonTool(), pythonClientTool(), pythonHandlersTool(), pgbouncerTool()].filter(
       (tool) => tool.path === undefined && ran.some((id) => id.endsWith(`/${tool.file}`)),
     )
     if (skipped.length === 0) return
