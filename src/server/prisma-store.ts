@@ -6,6 +6,7 @@ import { MISSED_HEARTBEATS_LIMIT } from '../internal/state-machine.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
+import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
 
 export { isDatabaseUnreachableError } from './database-errors.js'
 
@@ -142,16 +143,27 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    */
   pool?: PrismaStorePool | undefined
   /**
-   * With {@link PrismaStoreOptions.pool}: send the store's statements as *named* prepared
-   * statements, parsed once per server connection, instead of unnamed ones, parsed with every
-   * call. Named statements live on one server connection, so a transaction pooler (PgBouncer in
-   * transaction mode before 1.21, Supavisor, Neon's pooler) hands a statement to a connection
-   * that never prepared it and every call fails (`26000`, `42P05`). Turn it on only when `pool`
-   * connects to PostgreSQL directly or through a session-mode pooler (or PgBouncer 1.21+ with
-   * `max_prepared_statements`); bench/README.md measures what it saves. Ignored without `pool`.
-   * @default false: unnamed statements, which work through every pooler
+   * With {@link PrismaStoreOptions.pool}: how the store sends its statements. Named prepared
+   * statements are parsed and planned once per server connection; unnamed ones with every call
+   * (bench/README.md measures the difference). Named statements live on one server connection,
+   * so behind a transaction pooler (PgBouncer in transaction mode before 1.21 or without
+   * `max_prepared_statements`, Supavisor, Neon's pooler) a statement reaches a connection that
+   * never prepared it and fails (SQLSTATE `26000`, or `42P05` for one prepared there by another
+   * client).
+   * - `true`: always named; such failures propagate. For a direct connection only.
+   * - `false`: always unnamed; works through every pooler.
+   * Ignored without `pool`.
+   * @default named until the database refuses a named statement with `26000` or `42P05`: that
+   *   statement is sent again unnamed (it did not run), every later one is unnamed too, and
+   *   `logger.warn` says so once, with the fix (`namedStatements: false`, or a direct URL)
    */
   namedStatements?: boolean | undefined
+  /**
+   * Receives the one warning when the pool path turns to unnamed statements (see
+   * {@link PrismaStoreOptions.namedStatements}).
+   * @default warnings to `console.warn`
+   */
+  logger?: HandlerLogger | undefined
   /**
    * Opt-in for live streams in LISTEN mode: every write of a run also sends
    * `pg_notify(channel, '<runId>:<version>')` in the same statement (or transaction), so the
@@ -207,7 +219,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 {
   readonly #prisma: Client
   readonly #pool: PrismaStorePool | undefined
-  readonly #namedStatements: boolean
+  /** Whether pool statements are named now; see PrismaStoreOptions.namedStatements. */
+  #namedStatements: boolean
+  /** Whether named statements turn to unnamed ones when a pooler refuses them (the default). */
+  readonly #unnamedOnRefusal: boolean
+  readonly #logger: HandlerLogger
   readonly #maxWait: number
   readonly #timeout: number
   readonly #queryTimeout: number
@@ -218,7 +234,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
     this.#pool = options.pool
-    this.#namedStatements = options.namedStatements ?? false
+    this.#namedStatements = options.namedStatements ?? true
+    this.#unnamedOnRefusal = options.namedStatements === undefined
+    this.#logger = safeLogger(options.logger ?? consoleLogger)
     this.#maxWait = options.maxWait ?? DEFAULT_MAX_WAIT
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
     this.#queryTimeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
@@ -429,12 +447,24 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   /** One statement on the pool when there is one, else through Prisma; bounded either way. */
   async #query<Row>(sql: string, values: unknown[]): Promise<Row[]> {
     const pool = this.#pool
-    const pending = pool
-      ? Promise.resolve(pool.query(this.#namedStatements ? { name: statementName(sql), text: sql, values } : { text: sql, values })).then(
-          (result) => result.rows as Row[],
+    if (!pool) return this.#bounded(this.#prisma.$queryRawUnsafe<Row[]>(sql, ...values))
+    if (!this.#namedStatements) return this.#bounded(poolRows<Row>(pool.query({ text: sql, values })))
+    try {
+      return await this.#bounded(poolRows<Row>(pool.query({ name: statementName(sql), text: sql, values })))
+    } catch (error) {
+      if (!this.#unnamedOnRefusal || !REFUSED_NAMED_STATEMENT.has(String(errorCode(error)))) throw error
+      // Refused at Parse or Bind, before anything ran: sending it again unnamed is safe.
+      if (this.#namedStatements) {
+        this.#namedStatements = false
+        this.#logger.warn(
+          `pipeline-status: the database refused a named prepared statement (${String(errorCode(error))}: ${(error as Error).message}), ` +
+            'as a transaction pooler (PgBouncer in transaction mode, Supavisor, Neon) does; the store now sends unnamed statements, ' +
+            'which cost a parse per call. Pass namedStatements: false to PrismaStore to start that way, or give it a pool on a direct URL',
+          { code: errorCode(error) },
         )
-      : this.#prisma.$queryRawUnsafe<Row[]>(sql, ...values)
-    return this.#bounded(pending)
+      }
+      return this.#bounded(poolRows<Row>(pool.query({ text: sql, values })))
+    }
   }
 
   async #bounded<T>(pending: PromiseLike<T>): Promise<T> {
@@ -498,6 +528,17 @@ function bounded<T>(pending: PromiseLike<T>, ms: number): Promise<T> {
       },
     )
   })
+}
+
+/**
+ * SQLSTATEs of a named statement a server connection does not have (`26000`
+ * invalid_sql_statement_name) or already has from another client (`42P05`
+ * duplicate_prepared_statement): what a transaction pooler's named statements fail with.
+ */
+const REFUSED_NAMED_STATEMENT = new Set(['26000', '42P05'])
+
+function poolRows<Row>(pending: PromiseLike<{ rows: unknown[] }>): Promise<Row[]> {
+  return Promise.resolve(pending).then((result) => result.rows as Row[])
 }
 
 const statementNames = new Map<string, string>()

@@ -95,7 +95,8 @@ for (const path of ['prisma', 'pool'] as const) {
       let now = Date.parse('2026-03-01T09:00:00.000Z')
       const clock = () => new Date(now)
       const logger = recordingLogger()
-      const store = new PrismaStore(prisma, pool ? { pool } : {})
+      // The pool path's default: named statements until the pooler refuses one, then unnamed.
+      const store = new PrismaStore(prisma, pool ? { pool, logger } : { logger })
       const handlers = createPipelineStatusHandlers({
         store,
         secret: SECRET,
@@ -178,6 +179,8 @@ for (const path of ['prisma', 'pool'] as const) {
 
       expect(errors).toEqual([])
       expect(logger.lines.filter((line) => line.level === 'error')).toEqual([])
+      // At most one line says the store turned to unnamed statements (PgBouncer refused a named one).
+      expect(logger.lines.filter((line) => /named prepared statement/.test(line.message)).length).toBeLessThanOrEqual(path === 'pool' ? 1 : 0)
 
       // Read back from the database itself, past the pooler: nothing lost.
       const runs = await direct.query<{ id: string; status: string; version: number; stages: string; hook: string | null }>(
@@ -244,20 +247,35 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('connection settings behind a def
     }
   })
 
-  it('named prepared statements do fail through it: why the pool path sends unnamed ones unless namedStatements is set', async () => {
+  it('named statements fail through it; unnamed ones do not; the default turns to unnamed at the first refusal, says so once and loses nothing', async () => {
+    // 6 client connections on 3 server connections: two clients' first Parse of a statement land
+    // on one server connection, so the second is refused (42P05), if not a Bind elsewhere (26000).
     const pool = new pg.Pool({ connectionString: bouncer.url, max: 6 })
     pool.on('error', () => undefined)
     const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
     try {
-      const named = new PrismaStore(prisma, { pool, namedStatements: true })
-      const unnamed = new PrismaStore(prisma, { pool })
       const attempt = async (store: PrismaStore<PrismaClient>) => {
         const results = await Promise.allSettled(Array.from({ length: 60 }, () => store.readRun('none')))
-        return results.filter((result) => result.status === 'rejected').length
+        const refused = results.flatMap((result) => (result.status === 'rejected' ? [String((result.reason as { code?: unknown }).code)] : []))
+        return { refused: refused.length, codes: [...new Set(refused)] }
       }
-      expect(await attempt(unnamed)).toBe(0)
-      expect(await attempt(named)).toBeGreaterThan(0)
-      expect(await attempt(unnamed)).toBe(0)
+      const logger = recordingLogger()
+      const named = await attempt(new PrismaStore(prisma, { pool, namedStatements: true, logger }))
+      expect(named.refused).toBeGreaterThan(0)
+      expect(named.codes.every((code) => code === '26000' || code === '42P05')).toBe(true)
+      expect(await attempt(new PrismaStore(prisma, { pool, namedStatements: false, logger }))).toEqual({ refused: 0, codes: [] })
+      expect(logger.lines).toEqual([])
+
+      const byDefault = new PrismaStore(prisma, { pool, logger })
+      expect(await attempt(byDefault)).toEqual({ refused: 0, codes: [] })
+      expect(await attempt(byDefault)).toEqual({ refused: 0, codes: [] })
+      expect(logger.lines).toEqual([
+        {
+          level: 'warn',
+          message: expect.stringMatching(/^pipeline-status: the database refused a named prepared statement \((26000|42P05): .*Pass namedStatements: false/),
+          details: { code: expect.stringMatching(/^(26000|42P05)$/) },
+        },
+      ])
     } finally {
       await prisma.$disconnect()
       await pool.end()
