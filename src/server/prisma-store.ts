@@ -76,9 +76,9 @@ export type StageOutputField = keyof StageState | 'id' | 'runId'
  */
 export interface PrismaStorePool {
   /**
-   * Runs one statement with bound parameters (`$1`, `$2`, …) (`pg`'s `QueryConfig`). `name` is
-   * set only with {@link PrismaStoreOptions.namedStatements}: it makes the statement a named
-   * prepared statement, parsed once per connection.
+   * Runs one statement with bound parameters (`$1`, `$2`, …) (`pg`'s `QueryConfig`). With
+   * `name`, a named prepared statement, parsed once per connection; without, an unnamed one
+   * (see {@link PrismaStoreOptions.namedStatements}).
    */
   query(config: { name?: string; text: string; values: unknown[] }): PromiseLike<{ rows: unknown[] }>
 }
@@ -195,6 +195,9 @@ const TRANSACTION_GRACE_MS = 1_000
  *
  * Table and column names come from the client's data model, so models renamed with `@@map` /
  * `@map` or living in another `@@schema` work; see {@link PrismaStoreOptions.names} otherwise.
+ *
+ * Instants are sent as ISO 8601 text with `Z` cast to `timestamptz` and read back as epoch
+ * milliseconds, so a database whose `TimeZone` is not UTC changes nothing (docs/operations.md).
  *
  * Every call is bounded ({@link PrismaStoreOptions.queryTimeout}, `maxWait`, `timeout`). A
  * database that cannot be reached or does not answer in time surfaces as
