@@ -369,7 +369,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     const guarded = write.expectedLastActivityAt !== undefined
     const rows = await this.#query<unknown>(guarded ? this.#sql.writeRunIfSilent : this.#sql.writeRun, [
       ...runWriteParameters(write),
-      ...(guarded ? [instant(write.expectedLastActivityAt ?? null)] : []),
+      ...(guarded ? [instant(write.expectedLastActivityAt)] : []),
       ...this.#notifyValues(),
     ])
     if (rows.length === 0) return false
@@ -427,7 +427,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       UNFINISHED_STATUSES,
       instant(updatedBefore),
       limit,
-      instant(now ?? null),
+      instant(now),
       MISSED_HEARTBEATS_LIMIT,
     ])
     return rows.map(toRunState)
@@ -848,6 +848,6 @@ function toDate(value: Instant | null): Date | null {
  * An instant as a bound parameter: ISO 8601 text with `Z`, cast to `timestamptz` by the SQL, so
  * the same instant is stored whatever the session's TimeZone and however a driver sends a `Date`.
  */
-function instant(value: Date | null): string | null {
-  return value === null ? null : value.toISOString()
+function instant(value: Date | null | undefined): string | null {
+  return value == null ? null : value.toISOString()
 }
