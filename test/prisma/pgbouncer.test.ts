@@ -232,7 +232,7 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('connection settings behind a def
     await direct.query(`ALTER DATABASE "${name}" SET statement_timeout = '10s'`)
     await direct.query(`ALTER DATABASE "${name}" SET idle_in_transaction_session_timeout = '20s'`)
     // PgBouncer keeps server connections open; new ones read the database's settings.
-    const fresh = await startPgBouncer({ databaseUrl: db.url as string, binary: PGBOUNCER })
+    const fresh = await startPgBouncer({ databaseUrl: db.url as string, binary: PGBOUNCER as string })
     const pool = new pg.Pool({ connectionString: fresh.url, max: 1 })
     try {
       const { rows } = await pool.query<{ statement: string; idle: string }>(
