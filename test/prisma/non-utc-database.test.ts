@@ -13,7 +13,7 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
-import { PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import { createPostgresReplayStore, PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { applyStageUpdate, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/internal/operations.js'
@@ -153,6 +153,19 @@ for (const zone of ['Asia/Tokyo', 'America/Los_Angeles'] as const) {
         expect(await store.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(30_001), limit: 10 })).toBe(1)
         expect(await getRunSnapshot(store, runId)).toBeNull()
       }
+    })
+
+    it('the signed-request replay store keeps a message id until its expiry instant, to the millisecond (Postgres replay store)', async () => {
+      let now = T0
+      const replays = createPostgresReplayStore(prisma, { now: () => now })
+      expect(await replays.claim('msg-tz', 'fingerprint-a', T0 + 60_000)).toBe(true)
+      const { rows } = await sql.query<{ expires: string }>(`SELECT (extract(epoch FROM "expiresAt") * 1000)::bigint::text AS expires FROM "WebhookMessage" WHERE id = 'msg-tz'`)
+      expect(rows).toEqual([{ expires: String(T0 + 60_000) }])
+      // Another body with the same id is refused until the expiry, and accepted from it on.
+      now = T0 + 59_999
+      expect(await replays.claim('msg-tz', 'fingerprint-b', T0 + 120_000)).toBe(false)
+      now = T0 + 60_000
+      expect(await replays.claim('msg-tz', 'fingerprint-b', T0 + 120_000)).toBe(true)
     })
 
     it("the app's own Prisma model queries on these tables are off by the zone's offset (why docs/operations.md recommends UTC)", async () => {
