@@ -3,7 +3,8 @@
  *
  * Servers, each in its own child process (so that `process.cpuUsage()` measures one server):
  * - `sdk`: the Express adapter with PrismaStore, every statement through the Prisma client (the default);
- * - `sdk+pool`: the same with the opt-in fast path (`PrismaStore({ pool })`, the app's `pg` pool);
+ * - `sdk+pool`: the same with the opt-in fast path (`PrismaStore({ pool })`, the app's `pg` pool), named statements (the default on a direct connection);
+ * - `sdk+unnamed`: the same with `namedStatements: false` (unnamed statements: what the default turns to behind a transaction pooler);
  * - `baseline`: `node:http` + `pg`, the minimal correct transaction (bench/servers/baseline-server.ts);
  * - `original`: the route the package replaces, Prisma without a transaction (stage updates only).
  * All use a pool of 10 connections on one throwaway database seeded with 100,000 runs.
@@ -225,14 +226,15 @@ try {
   const smallUrl = await createDatabase(SMALL)
   const sdk = await startServer('sdk', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'prisma' })
   const sdkPool = await startServer('sdk+pool', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'pool' })
+  const sdkUnnamed = await startServer('sdk+unnamed', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'pool-unnamed' })
   const baseline = await startServer('baseline', 'baseline-server.ts', { BENCH_DATABASE_URL: bigUrl })
   const original = await startServer('original', 'original-route.ts', { BENCH_DATABASE_URL: bigUrl })
   // Two more processes of the same server, started and warmed alike, one per table size: a
   // process that served the whole benchmark before would differ by more than its table.
   const sdkLarge = await startServer('sdk@100k', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'prisma' })
   const sdkSmall = await startServer('sdk@1k', 'sdk-server.ts', { BENCH_DATABASE_URL: smallUrl, BENCH_MODE: 'prisma' })
-  children.push(sdk.child, sdkPool.child, baseline.child, original.child, sdkLarge.child, sdkSmall.child)
-  const servers = [sdk, sdkPool, baseline]
+  children.push(sdk.child, sdkPool.child, sdkUnnamed.child, baseline.child, original.child, sdkLarge.child, sdkSmall.child)
+  const servers = [sdk, sdkPool, sdkUnnamed, baseline]
   const bigPairs = pairs(BIG)
   const pairsFor = () => bigPairs
 
@@ -307,7 +309,7 @@ function printRow(what: string, concurrency: number, cells: Record<string, Cell>
     const original = cells['original']
     const versus = original && name.startsWith('sdk') ? `; ×${(cell.perSecond / original.perSecond).toFixed(2)} rate of original` : ''
     const ratio = name === 'baseline' ? '' : ` (×${(cell.perSecond / base.perSecond).toFixed(2)} rate, ×${(cell.p99 / base.p99).toFixed(2)} p99, ×${(cell.cpuPerRequestUs / base.cpuPerRequestUs).toFixed(2)} CPU${versus})`
-    return `  ${name.padEnd(9)} ${cell.perSecond.toFixed(0).padStart(6)}/s  p50 ${cell.p50.toFixed(1).padStart(5)} ms  p99 ${cell.p99.toFixed(1).padStart(6)} ms  CPU ${cell.cpuPerRequestUs.toFixed(0).padStart(5)} µs${cell.errors ? `  ${cell.errors} errors` : ''}${ratio}`
+    return `  ${name.padEnd(11)} ${cell.perSecond.toFixed(0).padStart(6)}/s  p50 ${cell.p50.toFixed(1).padStart(5)} ms  p99 ${cell.p99.toFixed(1).padStart(6)} ms  CPU ${cell.cpuPerRequestUs.toFixed(0).padStart(5)} µs${cell.errors ? `  ${cell.errors} errors` : ''}${ratio}`
   }
   console.log(`\n${what}, ${concurrency} concurrent:`)
   for (const name of Object.keys(cells)) console.log(line(name))

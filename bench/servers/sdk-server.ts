@@ -1,7 +1,10 @@
 /**
  * The package as an app runs it: the Express adapter with PrismaStore on real PostgreSQL.
- * `BENCH_MODE=prisma` (the default path: every statement through the Prisma client) or
- * `BENCH_MODE=pool` (the opt-in fast path: the store's statements on the app's `pg` pool).
+ * `BENCH_MODE=prisma` (the default path: every statement through the Prisma client),
+ * `BENCH_MODE=pool` (the opt-in fast path: the store's statements on the app's `pg` pool, named
+ * prepared statements until a pooler refuses one, the default) or `BENCH_MODE=pool-unnamed` (the
+ * same with `namedStatements: false`: unnamed statements, what the default turns to behind a
+ * transaction pooler).
  */
 import { createServer } from 'node:http'
 import { PrismaPg } from '@prisma/adapter-pg'
@@ -15,7 +18,7 @@ import { BENCH_SECRET, BENCH_STAGES, databaseUrl, POOL_SIZE, reportToParent } fr
 const mode = process.env['BENCH_MODE'] ?? 'prisma'
 const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL_SIZE })
 const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
-const store = new PrismaStore(prisma, mode === 'pool' ? { pool } : {})
+const store = new PrismaStore(prisma, mode === 'pool' ? { pool } : mode === 'pool-unnamed' ? { pool, namedStatements: false } : {})
 const silent = { warn: () => {}, error: (message: string) => console.error(message) }
 
 const app = express()

@@ -162,6 +162,33 @@ function prismaMessage(chain: ReadonlyArray<Record<string, unknown>>): string | 
   return undefined
 }
 
+/**
+ * For a connection a pooler refused because of a startup parameter (PgBouncer answers
+ * `unsupported startup parameter: statement_timeout`, SQLSTATE 08P01, to any parameter it does
+ * not know), a message naming the parameter and the fix; `undefined` for any other error.
+ */
+export function describeRefusedStartupParameter(error: unknown): string | undefined {
+  const node = findInChain(error, (candidate) => refusedParameter(candidate) !== undefined)
+  if (!node) return undefined
+  const parameter = refusedParameter(node) as string
+  return (
+    `The connection pooler refused the startup parameter "${parameter}" (unsupported startup parameter): ` +
+    `remove it from the pool's options and set it on the database instead ` +
+    `(ALTER ROLE <app user> SET ${parameter} = …, or ALTER DATABASE <name> SET ${parameter} = …), ` +
+    `or connect without the pooler; docs/operations.md, "Behind a pooler, a proxy or a load balancer"`
+  )
+}
+
+function refusedParameter(node: Record<string, unknown>): string | undefined {
+  const { originalMessage, message } = node
+  for (const text of [originalMessage, message]) {
+    if (typeof text !== 'string') continue
+    const match = /unsupported startup parameter:? "?([A-Za-z_][\w.]*)/.exec(text)
+    if (match) return match[1]
+  }
+  return undefined
+}
+
 /** Every object of an error's `cause` chain and Prisma's `meta.driverAdapterError`, outermost first. */
 function causeChain(error: unknown): Array<Record<string, unknown>> {
   const nodes: Array<Record<string, unknown>> = []
@@ -219,12 +246,15 @@ export function describeConfigurationProblem(error: unknown): string | undefined
 
 /**
  * The error a store throws for a database error: `StoreUnavailableError` when the database is
- * unreachable (its message carries the driver's cause), lacks the SDK's schema, or refuses the
- * connection's configuration (`configuration_error`); the error itself otherwise.
+ * unreachable (its message carries the driver's cause, or names the startup parameter a pooler
+ * refused), lacks the SDK's schema, or refuses the connection's configuration
+ * (`configuration_error`); the error itself otherwise.
  */
 export function toStoreError(error: unknown): unknown {
   const missing = describeMissingSchema(error)
   if (missing !== undefined) return new StoreUnavailableError(missing, { cause: error, code: 'database_not_migrated' })
+  const refused = describeRefusedStartupParameter(error)
+  if (refused !== undefined) return new StoreUnavailableError(refused, { cause: error })
   const misconfigured = describeConfigurationProblem(error)
   if (misconfigured !== undefined) return new StoreUnavailableError(misconfigured, { cause: error, code: 'configuration_error' })
   if (!isDatabaseUnreachableError(error)) return error

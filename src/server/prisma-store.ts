@@ -6,6 +6,7 @@ import { MISSED_HEARTBEATS_LIMIT } from '../internal/state-machine.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
+import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
 
 export { isDatabaseUnreachableError } from './database-errors.js'
 
@@ -18,7 +19,11 @@ const UNFINISHED_STATUSES: RunStatus[] = RunStatus.options.filter((status) => !i
 
 /** The part of a Prisma model delegate (`prisma.pipelineRun`) that {@link PrismaStore} uses. */
 export interface PrismaStorePipelineRunDelegate {
-  /** Writes a run's status fields and its version. */
+  /**
+   * Writes a run's status fields and its version. The store itself no longer calls it (it writes
+   * instants with its own SQL, see {@link PrismaStore}); kept so that the type still names the
+   * model a client must have.
+   */
   update(args: {
     where: { id: string }
     data: Pick<RunState, 'status' | 'error' | 'completedAt' | 'completionReceivedAt' | 'updatedAt'> & {
@@ -30,7 +35,7 @@ export interface PrismaStorePipelineRunDelegate {
 
 /** What {@link PrismaStore} needs of an interactive transaction's client. */
 export interface PrismaStoreTransactionClient {
-  /** Locks the run's row (`SELECT … FOR UPDATE`) and reads and writes stages; values always bound parameters. */
+  /** Locks the run's row (`SELECT … FOR UPDATE`), reads and writes the run and its stages; values always bound parameters. */
   $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): PromiseLike<T>
   /** The `PipelineRun` model. */
   readonly pipelineRun: PrismaStorePipelineRunDelegate
@@ -71,10 +76,11 @@ export type StageOutputField = keyof StageState | 'id' | 'runId'
  */
 export interface PrismaStorePool {
   /**
-   * Runs one statement with bound parameters (`$1`, `$2`, …). `name` makes it a prepared
-   * statement, parsed once per connection (`pg`'s `QueryConfig`).
+   * Runs one statement with bound parameters (`$1`, `$2`, …) (`pg`'s `QueryConfig`). With
+   * `name`, a named prepared statement, parsed once per connection; without, an unnamed one
+   * (see {@link PrismaStoreOptions.namedStatements}).
    */
-  query(config: { name: string; text: string; values: unknown[] }): PromiseLike<{ rows: unknown[] }>
+  query(config: { name?: string; text: string; values: unknown[] }): PromiseLike<{ rows: unknown[] }>
 }
 
 /**
@@ -137,6 +143,28 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    */
   pool?: PrismaStorePool | undefined
   /**
+   * With {@link PrismaStoreOptions.pool}: how the store sends its statements. Named prepared
+   * statements are parsed and planned once per server connection; unnamed ones with every call
+   * (bench/README.md measures the difference). Named statements live on one server connection,
+   * so behind a transaction pooler (PgBouncer in transaction mode before 1.21 or without
+   * `max_prepared_statements`, Supavisor, Neon's pooler) a statement reaches a connection that
+   * never prepared it and fails (SQLSTATE `26000`, or `42P05` for one prepared there by another
+   * client).
+   * - `true`: always named; such failures propagate. For a direct connection only.
+   * - `false`: always unnamed; works through every pooler.
+   * Ignored without `pool`.
+   * @default named until the database refuses a named statement with `26000` or `42P05`: that
+   *   statement is sent again unnamed (it did not run), every later one is unnamed too, and
+   *   `logger.warn` says so once, with the fix (`namedStatements: false`, or a direct URL)
+   */
+  namedStatements?: boolean | undefined
+  /**
+   * Receives the one warning when the pool path turns to unnamed statements (see
+   * {@link PrismaStoreOptions.namedStatements}).
+   * @default warnings to `console.warn`
+   */
+  logger?: HandlerLogger | undefined
+  /**
    * Opt-in for live streams in LISTEN mode: every write of a run also sends
    * `pg_notify(channel, '<runId>:<version>')` in the same statement (or transaction), so the
    * instances listening on `channel` (`createPgRunListener` from `pipeline-status-sdk/pg`) learn
@@ -168,6 +196,9 @@ const TRANSACTION_GRACE_MS = 1_000
  * Table and column names come from the client's data model, so models renamed with `@@map` /
  * `@map` or living in another `@@schema` work; see {@link PrismaStoreOptions.names} otherwise.
  *
+ * Instants are sent as ISO 8601 text with `Z` cast to `timestamptz` and read back as epoch
+ * milliseconds, so a database whose `TimeZone` is not UTC changes nothing (docs/operations.md).
+ *
  * Every call is bounded ({@link PrismaStoreOptions.queryTimeout}, `maxWait`, `timeout`). A
  * database that cannot be reached or does not answer in time surfaces as
  * `StoreUnavailableError` (503 `database_unavailable` with `Retry-After`), one without the SDK's
@@ -191,6 +222,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 {
   readonly #prisma: Client
   readonly #pool: PrismaStorePool | undefined
+  /** Whether pool statements are named now; see PrismaStoreOptions.namedStatements. */
+  #namedStatements: boolean
+  /** Whether named statements turn to unnamed ones when a pooler refuses them (the default). */
+  readonly #unnamedOnRefusal: boolean
+  readonly #logger: HandlerLogger
   readonly #maxWait: number
   readonly #timeout: number
   readonly #queryTimeout: number
@@ -201,6 +237,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
     this.#pool = options.pool
+    this.#namedStatements = options.namedStatements ?? true
+    this.#unnamedOnRefusal = options.namedStatements === undefined
+    this.#logger = safeLogger(options.logger ?? consoleLogger)
     this.#maxWait = options.maxWait ?? DEFAULT_MAX_WAIT
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
     this.#queryTimeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
@@ -252,26 +291,27 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
           },
           saveRun: async (run) => {
             const locked = versions.get(run.id)
-            await client.pipelineRun.update({
-              where: { id: run.id },
-              data: {
-                status: run.status,
-                error: run.error,
-                completedAt: run.completedAt,
-                completionReceivedAt: run.completionReceivedAt,
-                updatedAt: run.updatedAt,
-                // Saved under the lock: the next version of the one read. Without a lock, the same rule in SQL.
-                version: locked === undefined ? { increment: 1 } : nextRunVersion(locked),
-              },
-              select: { id: true },
-            })
-            if (locked !== undefined) versions.set(run.id, nextRunVersion(locked))
-            const version = versions.get(run.id)
-            if (version !== undefined) changes.push({ runId: run.id, version })
+            // The store's own SQL, not the model API: Prisma's adapter writes a `Date` as wall-clock
+            // text without a zone, which a session TimeZone other than UTC shifts (docs/operations.md).
+            // Saved under the lock: the next version of the one read. Without a lock, the same rule in SQL.
+            const rows = await client.$queryRawUnsafe<Array<{ version: number | string }>>(
+              this.#sql.saveRun,
+              run.id,
+              run.status,
+              run.error,
+              instant(run.completedAt),
+              instant(run.completionReceivedAt),
+              instant(run.updatedAt),
+              locked === undefined ? null : nextRunVersion(locked),
+            )
+            const saved = rows[0]
+            if (!saved) throw new Error(`Run ${run.id} was not found to save`)
+            const version = Number(saved.version)
+            versions.set(run.id, version)
+            changes.push({ runId: run.id, version })
             if (this.#notifyChannel !== undefined) {
               // Delivered by PostgreSQL at commit, and dropped with a rollback.
-              const payload = version === undefined ? run.id : `${run.id}:${version}`
-              await client.$queryRawUnsafe(this.#sql.notify, this.#notifyChannel, payload)
+              await client.$queryRawUnsafe(this.#sql.notify, this.#notifyChannel, `${run.id}:${version}`)
             }
           },
         })
@@ -329,7 +369,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     const guarded = write.expectedLastActivityAt !== undefined
     const rows = await this.#query<unknown>(guarded ? this.#sql.writeRunIfSilent : this.#sql.writeRun, [
       ...runWriteParameters(write),
-      ...(guarded ? [write.expectedLastActivityAt] : []),
+      ...(guarded ? [instant(write.expectedLastActivityAt)] : []),
       ...this.#notifyValues(),
     ])
     if (rows.length === 0) return false
@@ -340,7 +380,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async touchRun(touch: RunTouch): Promise<RunStageRead | null> {
     const rows = await this.#query<RunStageRow>(this.#sql.touchRun, [
       touch.runId,
-      touch.at,
+      instant(touch.at),
       touch.heartbeatIntervalMs ?? null,
       touch.stageNumber ?? null,
       UNFINISHED_STATUSES,
@@ -355,7 +395,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async deleteFinishedRuns(deletion: FinishedRunsDeletion): Promise<number> {
     const rows = await this.#query<{ deleted: number | string }>(this.#sql.deleteFinishedRuns, [
       deletion.status,
-      deletion.updatedBefore,
+      instant(deletion.updatedBefore),
       deletion.limit,
     ])
     return Number(rows[0]?.deleted ?? 0)
@@ -368,10 +408,10 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       run.id,
       run.status,
       run.error,
-      run.completedAt,
-      run.completionReceivedAt,
-      run.createdAt,
-      run.updatedAt,
+      instant(run.completedAt),
+      instant(run.completionReceivedAt),
+      instant(run.createdAt),
+      instant(run.updatedAt),
       INITIAL_RUN_VERSION,
     ])
     if (inserted.length > 0) return { created: true, run }
@@ -385,9 +425,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     // The (status, updatedAt) index narrows it to unfinished runs.
     const rows = await this.#query<VersionedRunRow>(this.#sql.listStaleRuns, [
       UNFINISHED_STATUSES,
-      updatedBefore,
+      instant(updatedBefore),
       limit,
-      now ?? null,
+      instant(now),
       MISSED_HEARTBEATS_LIMIT,
     ])
     return rows.map(toRunState)
@@ -410,10 +450,24 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   /** One statement on the pool when there is one, else through Prisma; bounded either way. */
   async #query<Row>(sql: string, values: unknown[]): Promise<Row[]> {
     const pool = this.#pool
-    const pending = pool
-      ? Promise.resolve(pool.query({ name: statementName(sql), text: sql, values })).then((result) => result.rows as Row[])
-      : this.#prisma.$queryRawUnsafe<Row[]>(sql, ...values)
-    return this.#bounded(pending)
+    if (!pool) return this.#bounded(this.#prisma.$queryRawUnsafe<Row[]>(sql, ...values))
+    if (!this.#namedStatements) return this.#bounded(poolRows<Row>(pool.query({ text: sql, values })))
+    try {
+      return await this.#bounded(poolRows<Row>(pool.query({ name: statementName(sql), text: sql, values })))
+    } catch (error) {
+      if (!this.#unnamedOnRefusal || !REFUSED_NAMED_STATEMENT.has(String(errorCode(error)))) throw error
+      // Refused at Parse or Bind, before anything ran: sending it again unnamed is safe.
+      if (this.#namedStatements) {
+        this.#namedStatements = false
+        this.#logger.warn(
+          `pipeline-status: the database refused a named prepared statement (${String(errorCode(error))}: ${(error as Error).message}), ` +
+            'as a transaction pooler (PgBouncer in transaction mode, Supavisor, Neon) does; the store now sends unnamed statements, ' +
+            'which cost a parse per call. Pass namedStatements: false to PrismaStore to start that way, or give it a pool on a direct URL',
+          { code: errorCode(error) },
+        )
+      }
+      return this.#bounded(poolRows<Row>(pool.query({ text: sql, values })))
+    }
   }
 
   async #bounded<T>(pending: PromiseLike<T>): Promise<T> {
@@ -428,7 +482,16 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 /** The run's parameters of a conditional write, in the order of both statements that take them. */
 function runWriteParameters(write: RunWrite): unknown[] {
   const { run } = write
-  return [run.id, write.expectedVersion, run.status, run.error, run.completedAt, run.completionReceivedAt, run.updatedAt, write.version]
+  return [
+    run.id,
+    write.expectedVersion,
+    run.status,
+    run.error,
+    instant(run.completedAt),
+    instant(run.completionReceivedAt),
+    instant(run.updatedAt),
+    write.version,
+  ]
 }
 
 /**
@@ -468,6 +531,17 @@ function bounded<T>(pending: PromiseLike<T>, ms: number): Promise<T> {
       },
     )
   })
+}
+
+/**
+ * SQLSTATEs of a named statement a server connection does not have (`26000`
+ * invalid_sql_statement_name) or already has from another client (`42P05`
+ * duplicate_prepared_statement): what a transaction pooler's named statements fail with.
+ */
+const REFUSED_NAMED_STATEMENT = new Set(['26000', '42P05'])
+
+function poolRows<Row>(pending: PromiseLike<{ rows: unknown[] }>): Promise<Row[]> {
+  return Promise.resolve(pending).then((result) => result.rows as Row[])
 }
 
 const statementNames = new Map<string, string>()
@@ -564,6 +638,7 @@ function resolveNames(prisma: object, options: { schema?: string | undefined; na
 /** The store's own SQL, built once from quoted names; every value is a bound parameter. */
 interface StoreSql {
   lockRun: string
+  saveRun: string
   readStage: string
   readStages: string
   saveStage: string
@@ -587,24 +662,29 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames, not
   const notified = (channel: string) =>
     notify ? `, notified AS (SELECT pg_notify(${channel}, run.id || ':' || run.version) FROM run)` : ''
   const whenNotified = notify ? ' WHERE EXISTS (SELECT 1 FROM notified)' : ''
+  // Instants are read as epoch milliseconds (exact for timestamptz(3)) and written as ISO text with
+  // `Z` cast to timestamptz, so that neither a driver's handling of `Date` nor the session's
+  // TimeZone can shift them: Prisma's adapter writes a `Date` as wall-clock text without a zone
+  // and reads a timestamptz's local rendering as if it were UTC (docs/operations.md).
+  const ms = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`
   const runColumns = (alias: string) =>
     `${alias}.${r.id} AS "id", ${alias}.${r.status}::text AS "status", ${alias}.${r.error} AS "error", ` +
-    `${alias}.${r.completedAt} AS "completedAt", ${alias}.${r.completionReceivedAt} AS "completionReceivedAt", ` +
-    `${alias}.${r.createdAt} AS "createdAt", ${alias}.${r.updatedAt} AS "updatedAt", ${alias}.${r.version} AS "version", ` +
-    `${alias}.${r.lastActivityAt} AS "lastActivityAt", ${alias}.${r.heartbeatIntervalMs} AS "heartbeatIntervalMs"`
+    `${ms(`${alias}.${r.completedAt}`)} AS "completedAt", ${ms(`${alias}.${r.completionReceivedAt}`)} AS "completionReceivedAt", ` +
+    `${ms(`${alias}.${r.createdAt}`)} AS "createdAt", ${ms(`${alias}.${r.updatedAt}`)} AS "updatedAt", ${alias}.${r.version} AS "version", ` +
+    `${ms(`${alias}.${r.lastActivityAt}`)} AS "lastActivityAt", ${alias}.${r.heartbeatIntervalMs} AS "heartbeatIntervalMs"`
   // Progress as text, parsed by the store: drivers differ in how they return jsonb.
   const stageColumns =
     `s.${s.stageName} AS "s_stageName", s.${s.status}::text AS "s_status", s.${s.output} AS "s_output", ` +
-    `s.${s.completedAt} AS "s_completedAt", s.${s.progress}::text AS "s_progress", s.${s.createdAt} AS "s_createdAt", ` +
-    `s.${s.updatedAt} AS "s_updatedAt"`
+    `${ms(`s.${s.completedAt}`)} AS "s_completedAt", s.${s.progress}::text AS "s_progress", ${ms(`s.${s.createdAt}`)} AS "s_createdAt", ` +
+    `${ms(`s.${s.updatedAt}`)} AS "s_updatedAt"`
   const runUpdate =
-    `${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5, ` +
-    `${r.completionReceivedAt} = $6, ${r.updatedAt} = $7, ${r.version} = $8`
+    `${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5::timestamptz, ` +
+    `${r.completionReceivedAt} = $6::timestamptz, ${r.updatedAt} = $7::timestamptz, ${r.version} = $8`
   // The stage values of stageValues(), from parameter p(0): id, stageNumber, stageName, status, output, completedAt, progress, createdAt, updatedAt.
   const stageInsert = (p: (i: number) => string, runId: string) =>
     `INSERT INTO ${stageTable} (${s.id}, ${s.runId}, ${s.stageNumber}, ${s.stageName}, ${s.status}, ${s.output}, ` +
     `${s.completedAt}, ${s.progress}, ${s.createdAt}, ${s.updatedAt}) ` +
-    `SELECT ${p(0)}, ${runId}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}::text::jsonb, ${p(7)}, ${p(8)}`
+    `SELECT ${p(0)}, ${runId}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}::timestamptz, ${p(6)}::text::jsonb, ${p(7)}::timestamptz, ${p(8)}::timestamptz`
   const stageConflict =
     `ON CONFLICT (${s.runId}, ${s.stageNumber}) DO UPDATE SET ${s.stageName} = EXCLUDED.${s.stageName}, ` +
     `${s.status} = EXCLUDED.${s.status}, ${s.output} = EXCLUDED.${s.output}, ` +
@@ -612,6 +692,11 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames, not
   const lastSeen = `GREATEST(r.${r.updatedAt}, COALESCE(r.${r.lastActivityAt}, r.${r.updatedAt}))`
   return {
     lockRun: `SELECT ${runColumns('r')} FROM ${runTable} r WHERE r.${r.id} = $1 FOR UPDATE`,
+    // A transaction's run write: the version is $7 (the next of the one locked), else one more than stored.
+    saveRun:
+      `UPDATE ${runTable} SET ${r.status} = $2, ${r.error} = $3, ${r.completedAt} = $4::timestamptz, ` +
+      `${r.completionReceivedAt} = $5::timestamptz, ${r.updatedAt} = $6::timestamptz, ` +
+      `${r.version} = COALESCE($7::integer, ${r.version} + 1) WHERE ${r.id} = $1 RETURNING ${r.version} AS "version"`,
     readStage:
       `SELECT s.${s.stageNumber} AS "s_stageNumber", ${stageColumns} FROM ${stageTable} s ` +
       `WHERE s.${s.runId} = $1 AND s.${s.stageNumber} = $2`,
@@ -623,19 +708,19 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames, not
     // Only an unfinished run, checked in the same statement: a heartbeat that waited for the lock of
     // a run being finished re-checks the committed status and writes nothing after it.
     touchRun:
-      `WITH r AS (UPDATE ${runTable} SET ${r.lastActivityAt} = $2, ` +
+      `WITH r AS (UPDATE ${runTable} SET ${r.lastActivityAt} = $2::timestamptz, ` +
       `${r.heartbeatIntervalMs} = COALESCE($3::integer, ${r.heartbeatIntervalMs}) ` +
       `WHERE ${r.id} = $1 AND ${r.status}::text = ANY($5::text[]) RETURNING *) ` +
       `SELECT ${runColumns('r')}, ${stageColumns} FROM r ` +
       `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} AND s.${s.stageNumber} = $4::integer`,
     listStaleRuns:
       `SELECT ${runColumns('r')} FROM ${runTable} r WHERE r.${r.status}::text = ANY($1::text[]) AND ` +
-      `CASE WHEN r.${r.heartbeatIntervalMs} IS NULL OR $4::timestamptz IS NULL THEN ${lastSeen} < $2 ` +
+      `CASE WHEN r.${r.heartbeatIntervalMs} IS NULL OR $4::timestamptz IS NULL THEN ${lastSeen} < $2::timestamptz ` +
       `ELSE ${lastSeen} < $4::timestamptz - make_interval(secs => $5::integer * r.${r.heartbeatIntervalMs} / 1000.0) END ` +
       `ORDER BY r.${r.updatedAt}, r.${r.id} LIMIT $3`,
     // Bounded and safe with several instances: rows another sweep holds are skipped, not waited for.
     deleteFinishedRuns:
-      `WITH doomed AS (SELECT r.${r.id} AS id FROM ${runTable} r WHERE r.${r.status}::text = $1 AND r.${r.updatedAt} < $2 ` +
+      `WITH doomed AS (SELECT r.${r.id} AS id FROM ${runTable} r WHERE r.${r.status}::text = $1 AND r.${r.updatedAt} < $2::timestamptz ` +
       `ORDER BY r.${r.updatedAt} LIMIT $3 FOR UPDATE SKIP LOCKED), ` +
       `gone_stages AS (DELETE FROM ${stageTable} s USING doomed WHERE s.${s.runId} = doomed.id), ` +
       `gone AS (DELETE FROM ${runTable} r USING doomed WHERE r.${r.id} = doomed.id RETURNING 1) ` +
@@ -664,25 +749,28 @@ function buildSql({ runTable, stageTable, run: r, stage: s }: ResolvedNames, not
       `${stageInsert((i) => `$${i + 9}`, 'run.id')} FROM run${whenNotified} ${stageConflict} RETURNING 1 AS "written"`,
     insertRun:
       `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
-      `${r.createdAt}, ${r.updatedAt}, ${r.version}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ` +
+      `${r.createdAt}, ${r.updatedAt}, ${r.version}) VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8) ` +
       `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`,
     readVersions: `SELECT r.${r.id} AS "id", r.${r.version} AS "version" FROM ${runTable} r WHERE r.${r.id} = ANY($1::text[])`,
     notify: `SELECT 1 AS "notified" FROM (SELECT pg_notify($1, $2)) n`,
   }
 }
 
-/** A run row with its version, as the store's SQL returns it (dates as `Date`, or strings from some adapters). */
+/** A run row with its version, as the store's SQL returns it (instants as epoch milliseconds). */
+/** An instant as the store's SQL returns it: epoch milliseconds (a float8, so a number; a string from a driver that returns text). */
+type Instant = number | string
+
 type VersionedRunRow = RunRow & { version: number | string }
 
 interface RunRow {
   id: string
   status: RunStatus
   error: string | null
-  completedAt: Date | string | null
-  completionReceivedAt: Date | string | null
-  createdAt: Date | string
-  updatedAt: Date | string
-  lastActivityAt: Date | string | null
+  completedAt: Instant | null
+  completionReceivedAt: Instant | null
+  createdAt: Instant
+  updatedAt: Instant
+  lastActivityAt: Instant | null
   heartbeatIntervalMs: number | string | null
 }
 
@@ -690,10 +778,10 @@ type StageColumns = {
   s_stageName: string | null
   s_status: StageState['status'] | null
   s_output: string | null
-  s_completedAt: Date | string | null
+  s_completedAt: Instant | null
   s_progress: string | null
-  s_createdAt: Date | string | null
-  s_updatedAt: Date | string | null
+  s_createdAt: Instant | null
+  s_updatedAt: Instant | null
 }
 
 type RunStageRow = VersionedRunRow & StageColumns
@@ -708,10 +796,10 @@ function stageValues(stage: StageState): unknown[] {
     stage.stageName,
     stage.status,
     stage.output,
-    stage.completedAt,
+    instant(stage.completedAt),
     stage.progress ? JSON.stringify(stage.progress) : null,
-    stage.createdAt,
-    stage.updatedAt,
+    instant(stage.createdAt),
+    instant(stage.updatedAt),
   ]
 }
 
@@ -725,8 +813,8 @@ function stageOf(row: StageColumns, stageNumber: number): StageState | undefined
     output: row.s_output,
     completedAt: toDate(row.s_completedAt),
     progress: row.s_progress === null ? null : (JSON.parse(row.s_progress) as StageProgress),
-    createdAt: toDate(row.s_createdAt as Date | string),
-    updatedAt: toDate(row.s_updatedAt as Date | string),
+    createdAt: toDate(row.s_createdAt as Instant),
+    updatedAt: toDate(row.s_updatedAt as Instant),
   }
 }
 
@@ -748,10 +836,18 @@ function toRunState(row: RunRow): RunState {
   }
 }
 
-// Raw queries return dates as `Date` with the bundled adapters and `pg`; a string is parsed.
-function toDate(value: Date | string): Date
-function toDate(value: Date | string | null): Date | null
-function toDate(value: Date | string | null): Date | null {
-  if (value === null || value instanceof Date) return value
-  return new Date(value)
+/** An instant read as epoch milliseconds (see `ms` in buildSql). */
+function toDate(value: Instant): Date
+function toDate(value: Instant | null): Date | null
+function toDate(value: Instant | null): Date | null {
+  if (value === null) return null
+  return new Date(Number(value))
+}
+
+/**
+ * An instant as a bound parameter: ISO 8601 text with `Z`, cast to `timestamptz` by the SQL, so
+ * the same instant is stored whatever the session's TimeZone and however a driver sends a `Date`.
+ */
+function instant(value: Date | null | undefined): string | null {
+  return value == null ? null : value.toISOString()
 }

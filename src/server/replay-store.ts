@@ -149,12 +149,12 @@ export function createPostgresReplayStore(client: ReplayStoreSqlClient, options:
   // (the expiry only grows for the same message); another fingerprint leaves the row as it is
   // and returns nothing. ON CONFLICT serializes concurrent claims of one id across instances.
   const claimSql =
-    `INSERT INTO ${table} AS t ("id", "fingerprint", "expiresAt") VALUES ($1, $2, $3) ` +
+    `INSERT INTO ${table} AS t ("id", "fingerprint", "expiresAt") VALUES ($1, $2, $3::timestamptz) ` +
     `ON CONFLICT ("id") DO UPDATE SET "fingerprint" = EXCLUDED."fingerprint", "expiresAt" = CASE ` +
-    `WHEN t."fingerprint" = EXCLUDED."fingerprint" AND t."expiresAt" > $4 THEN GREATEST(t."expiresAt", EXCLUDED."expiresAt") ` +
+    `WHEN t."fingerprint" = EXCLUDED."fingerprint" AND t."expiresAt" > $4::timestamptz THEN GREATEST(t."expiresAt", EXCLUDED."expiresAt") ` +
     `ELSE EXCLUDED."expiresAt" END ` +
-    `WHERE t."expiresAt" <= $4 OR t."fingerprint" = EXCLUDED."fingerprint" RETURNING 1 AS "claimed"`
-  const cleanupSql = `DELETE FROM ${table} WHERE "expiresAt" <= $1`
+    `WHERE t."expiresAt" <= $4::timestamptz OR t."fingerprint" = EXCLUDED."fingerprint" RETURNING 1 AS "claimed"`
+  const cleanupSql = `DELETE FROM ${table} WHERE "expiresAt" <= $1::timestamptz`
   let cleanupAt = now() + cleanupIntervalMs
 
   return {
@@ -162,10 +162,17 @@ export function createPostgresReplayStore(client: ReplayStoreSqlClient, options:
       const time = now()
       if (time >= cleanupAt) {
         cleanupAt = time + cleanupIntervalMs
-        void Promise.resolve(client.$queryRawUnsafe(cleanupSql, new Date(time))).catch(() => undefined)
+        void Promise.resolve(client.$queryRawUnsafe(cleanupSql, new Date(time).toISOString())).catch(() => undefined)
       }
       try {
-        const rows = await client.$queryRawUnsafe<unknown[]>(claimSql, messageId, fingerprint, new Date(expiresAt), new Date(time))
+        const rows = await client.$queryRawUnsafe<unknown[]>(
+          claimSql,
+          messageId,
+          fingerprint,
+          // ISO text with `Z`, cast in the SQL: a driver's `Date` handling may shift it by the session's TimeZone.
+          new Date(expiresAt).toISOString(),
+          new Date(time).toISOString(),
+        )
         return rows.length > 0
       } catch (error) {
         // Classified like the Prisma store's errors: the handlers answer 503 database_unavailable
