@@ -62,7 +62,9 @@ export type MigrationErrorCode =
  * `lock-timeout` (another migration held Prisma's lock for longer than `lockTimeoutMs`).
  */
 export class MigrationError extends Error {
+  /** Always `'MigrationError'`, also across module formats. */
   override readonly name = 'MigrationError'
+  /** Why it was refused or failed (see {@link MigrationErrorCode}). */
   readonly code: MigrationErrorCode
   /** The migration concerned, when there is one. */
   readonly migration: string | undefined
@@ -76,12 +78,15 @@ export class MigrationError extends Error {
 
 /** A `pg.Client`, a `pg.PoolClient` or a `pg.Pool` (one of its connections is used for the run). */
 export interface PgQueryable {
+  /** Runs one statement with `$1`-style parameters, as `pg` does. */
   query(text: string, values?: unknown[]): Promise<unknown>
 }
 
 /** A PGlite instance (`@electric-sql/pglite`), or anything with its `query` and `exec`. */
 export interface PGliteLike {
+  /** Runs one statement with `$1`-style parameters and answers its rows. */
   query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>
+  /** Runs a script of statements (a migration file) as one simple query. */
   exec(text: string): Promise<unknown>
 }
 

@@ -26,7 +26,16 @@ let handlers: PipelineStatusHandlers
 
 beforeAll(async () => {
   db = await createTestDatabase()
-  handlers = createPipelineStatusHandlers({ store: new PrismaStore(db.prisma), secret: SECRET, logger: { warn: () => {}, error: () => {} } })
+  // Runs are created at the first instant of year 1 and the tolerance reaches year 9999, so the
+  // runner-clock clamp (docs/contract.md, "Runner clocks") keeps every accepted instant as sent:
+  // this property is about storage, the clamp has its own tests.
+  handlers = createPipelineStatusHandlers({
+    store: new PrismaStore(db.prisma),
+    secret: SECRET,
+    clock: () => new Date('0001-01-01T00:00:00.000Z'),
+    clockSkewToleranceMs: Date.parse('9999-12-31T23:59:59.999Z') - Date.parse('0001-01-01T00:00:00.000Z'),
+    logger: { warn: () => {}, error: () => {} },
+  })
 })
 afterAll(() => db?.close())
 
