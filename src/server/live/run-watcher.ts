@@ -21,7 +21,7 @@ export interface RunChangeSink {
   change(runId: string, version: number | undefined): void
   /**
    * The connection is (again) listening: the watcher re-reads every streamed run, since
-   * notifications sent while it was down are lost, and stops polling.
+   * notifications sent while it was down are lost, and polls only every `safetyPollIntervalMs`.
    */
   connected(): void
   /**
@@ -197,7 +197,7 @@ export class RunWatcher {
           try {
             snapshot = await this.#store.getRun(runId)
           } catch (error) {
-            // Tried again after a poll interval, also in LISTEN mode (no poll tick then); streams
+            // Tried again after a poll interval, also in LISTEN mode (whose safety tick is slower); streams
             // keep their last state meanwhile.
             this.#logger.warn(`pipeline-status: reading run ${runId} for its live streams failed`, { error })
             run.version = -1
