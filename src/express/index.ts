@@ -28,6 +28,7 @@ import { ConnectionDrain, readSmallBody, toWebRequest, writeWebResponse } from '
 import { markRebuiltBody } from '../server/rebuilt-body.js'
 import { problemResponse } from '../server/problem-response.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
+import type { LiveStreamStats } from '../server/live/event-stream.js'
 
 /** Options of {@link createExpressRouter}, beyond those of the server handlers. */
 export interface ExpressRouterSettings {
@@ -140,7 +141,7 @@ export function createExpressRouter(options: ExpressRouterOptions<unknown>): Pip
     connections.drain()
     await handlers.close()
   }
-  return Object.assign(router, { close })
+  return Object.assign(router, { close, liveStats: () => handlers.liveStats() })
 }
 
 /** The router of {@link createExpressRouter}: an Express `Router` that can end its live streams. */
@@ -153,6 +154,11 @@ export type PipelineStatusRouter = Router & {
    * reconnect on kept-alive sockets; new stream requests get `503 too_many_streams`.
    */
   close(): Promise<void>
+  /**
+   * What the router's live streams have done so far ({@link PipelineStatusHandlers.liveStats}):
+   * `{ openStreams, slowStreamsClosed }`, counts; zeros before the first stream. For metrics.
+   */
+  liveStats(): LiveStreamStats
 }
 
 async function serve(

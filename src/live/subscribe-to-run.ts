@@ -155,6 +155,29 @@ export class RunStreamSilentError extends Error {
   }
 }
 
+/**
+ * A poll of the fallback (`GET {url}/{runId}/status`) did not complete, headers and body, within
+ * its deadline: {@link SILENT_KEEP_ALIVES} keep-alive intervals (45 s with the default 15 s, or 3 ×
+ * the interval a stream of this server announced), the same figure that bounds a silent stream.
+ * The request is aborted and retried like any failed request (state `reconnecting`, backoff).
+ */
+export class RunPollTimeoutError extends Error {
+  /** Always `'RunPollTimeoutError'`; check it with {@link isRunPollTimeoutError}. */
+  override readonly name = 'RunPollTimeoutError' as const
+  /** The deadline that passed, in milliseconds. */
+  readonly timeoutMs: number
+
+  constructor(timeoutMs: number) {
+    super(`GET /status did not complete (headers and body) within ${timeoutMs} ms; aborting it and polling again`)
+    this.timeoutMs = timeoutMs
+  }
+}
+
+/** Whether a value is a {@link RunPollTimeoutError}, also across realms and dual builds. */
+export function isRunPollTimeoutError(error: unknown): error is RunPollTimeoutError {
+  return isErrorNamed(error, 'RunPollTimeoutError')
+}
+
 /** Whether a value is a {@link RunStreamSilentError}, also across realms and dual builds. */
 export function isRunStreamSilentError(error: unknown): error is RunStreamSilentError {
   return isErrorNamed(error, 'RunStreamSilentError')
@@ -188,7 +211,9 @@ function isFatalStatus(status: number): boolean {
  * - A server without the stream route (404 `route_not_found`, a 404 that is no problem+json,
  *   or 405 on the events path) is
  *   polled instead: `GET {url}/{runId}/status` every `pollIntervalMs`, with `If-None-Match` when
- *   the server sends an `ETag`, until the run is finished.
+ *   the server sends an `ETag`, until the run is finished. Each poll must complete, headers and
+ *   body, within {@link SILENT_KEEP_ALIVES} keep-alive intervals (45 s by default); one that does
+ *   not is aborted and retried with backoff (state `reconnecting`, a {@link RunPollTimeoutError}).
  *
  * @example
  * ```ts
@@ -391,12 +416,35 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
     return false
   }
 
-  /** One `GET /status`; `true` once the run is finished. */
+  /**
+   * One `GET /status` under one deadline for the whole exchange (a trickled body must not
+   * outlast it, so bytes do not push it back); `true` once the run is finished.
+   */
   let etag: string | undefined
   async function pollOnce(): Promise<boolean> {
+    const attempt = new AbortController()
+    const timeoutMs = SILENT_KEEP_ALIVES * serverKeepAliveMs
+    let timedOut: RunPollTimeoutError | undefined
+    const deadline = setTimeout(() => {
+      timedOut = new RunPollTimeoutError(timeoutMs)
+      attempt.abort(timedOut)
+    }, timeoutMs)
+    const forward = () => attempt.abort(signal.reason)
+    signal.addEventListener('abort', forward, { once: true })
+    try {
+      return await pollExchange(attempt.signal)
+    } catch (error) {
+      throw timedOut ?? error
+    } finally {
+      clearTimeout(deadline)
+      signal.removeEventListener('abort', forward)
+    }
+  }
+
+  async function pollExchange(attemptSignal: AbortSignal): Promise<boolean> {
     const headers = requestHeaders('application/json')
     if (etag !== undefined) headers.set('If-None-Match', etag)
-    const response = await doFetch(statusUrl, { headers, signal, cache: 'no-store' })
+    const response = await doFetch(statusUrl, { headers, signal: attemptSignal, cache: 'no-store' })
     if (response.status === 304) {
       await response.body?.cancel()
     } else if (response.ok) {

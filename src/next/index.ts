@@ -20,6 +20,7 @@ import { type HandlerConfigurationError, isHandlerConfigurationError } from '../
 import { consoleLogger, safeLogger } from '../server/logger.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
 import { problemResponse } from '../server/problem-response.js'
+import type { LiveStreamStats } from '../server/live/event-stream.js'
 
 /** A dynamic segment's value as Next.js passes it. */
 export type NextParamValue = string | string[] | undefined
@@ -95,6 +96,12 @@ export interface NextRouteHandlers {
   events: NextRunRouteHandler
   /** Ends open live streams and stops the run watcher ({@link PipelineStatusHandlers.close}). */
   close: () => Promise<void>
+  /**
+   * What the live streams have done so far ({@link PipelineStatusHandlers.liveStats}):
+   * `{ openStreams, slowStreamsClosed }`, counts; zeros before the first stream, and while the
+   * handlers are not created (during `next build`, or misconfigured). For metrics.
+   */
+  liveStats: () => LiveStreamStats
   /** `export const POST = handlers.heartbeat` in `app/api/pipeline/[runId]/heartbeat/route.ts`. */
   heartbeat: NextRunRouteHandler
   /** `export const POST = handlers.cancel` in `app/api/pipeline/[runId]/cancel/route.ts`. */
@@ -223,6 +230,7 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     close: async () => {
       if (state && 'handlers' in state) await state.handlers.close()
     },
+    liveStats: () => (state && 'handlers' in state ? state.handlers.liveStats() : { openStreams: 0, slowStreamsClosed: 0 }),
     heartbeat: byParam((h) => h.heartbeat),
     cancel: byParam((h) => h.cancel),
     createRun: (request) => answer((handlers) => handlers.createRun(request)),

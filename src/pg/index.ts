@@ -81,7 +81,7 @@ export interface PgRunListenerOptions {
    */
   connectionString: string
   /**
-   * The channel to `LISTEN` on; the same as the store's `notifyChannel`. At most 57 bytes (the
+   * The channel to `LISTEN` on; the same as the store's `notifyChannel`. Not empty, and at most 57 bytes (the
    * delivery check listens on `<channel>:check` too, and PostgreSQL names hold 63 bytes).
    * @default 'pipeline_status'
    */
@@ -177,7 +177,7 @@ class PgRunListenerError extends Error {
  * notifications sent while it was down are lost), and closes with `handlers.close()`. Whenever
  * it is not delivering, the handlers poll run versions and log one warning with the cause.
  *
- * @throws RangeError when `channel` is longer than 57 bytes or a duration is not a positive number.
+ * @throws RangeError when `channel` is empty or longer than 57 bytes, or a duration is not a positive number.
  *
  * @example
  * ```ts
@@ -188,6 +188,9 @@ class PgRunListenerError extends Error {
 export function createPgRunListener(options: PgRunListenerOptions): PgRunListener {
   const channel = options.channel ?? DEFAULT_NOTIFY_CHANNEL
   const checkChannel = channel + CHECK_SUFFIX
+  if (channel.length === 0) {
+    throw new RangeError(`createPgRunListener: channel must not be empty (LISTEN needs a name); leave it unset for '${DEFAULT_NOTIFY_CHANNEL}' or give the store's notifyChannel`)
+  }
   if (Buffer.byteLength(checkChannel) > MAX_CHANNEL_BYTES) {
     throw new RangeError(`createPgRunListener: channel is ${Buffer.byteLength(channel)} bytes; at most ${MAX_CHANNEL_BYTES - CHECK_SUFFIX.length} fit`)
   }

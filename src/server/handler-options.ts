@@ -27,6 +27,8 @@ export type AuthorizeAction = 'read' | 'stream' | 'cancel'
 export const LIVE_DEFAULTS = {
   /** 250 ms between version reads. */
   pollIntervalMs: 250,
+  /** 5 s between safety polls while LISTEN delivers. */
+  safetyPollIntervalMs: 5_000,
   /** 15 s between keep-alive comments. */
   keepAliveMs: 15_000,
   /** 2 s: the `retry:` a stream tells the browser. */
@@ -35,7 +37,7 @@ export const LIVE_DEFAULTS = {
   maxStreams: 10_000,
   /** 1 MiB unsent per stream, beyond its snapshot. */
   maxBufferedBytes: 1024 * 1024,
-} as const satisfies Required<Pick<LiveStatusOptions, 'pollIntervalMs' | 'keepAliveMs' | 'retryMs' | 'maxStreams' | 'maxBufferedBytes'>>
+} as const satisfies Required<Pick<LiveStatusOptions, 'pollIntervalMs' | 'safetyPollIntervalMs' | 'keepAliveMs' | 'retryMs' | 'maxStreams' | 'maxBufferedBytes'>>
 
 /**
  * Settings of the live status stream, `GET {basePath}/{runId}/events` (docs/live-status.md).
@@ -49,10 +51,21 @@ export interface LiveStatusOptions {
    */
   pollIntervalMs?: number | undefined
   /**
+   * While `listen` delivers, how often the process still reads the versions of every run it
+   * streams (the same one batched query; nothing when no stream is open), in milliseconds. It
+   * catches up a change no notification announced: one written by an instance whose store lacks
+   * `notifyChannel`, or whose notification was lost (the writer crashed between commit and
+   * NOTIFY); the first such change is logged once per process (a warning naming both causes).
+   * So a missed notification makes streams at most this late, never stale for good.
+   * @default 5000
+   */
+  safetyPollIntervalMs?: number | undefined
+  /**
    * Opt-in LISTEN mode: a source of change notifications, `createPgRunListener({ connectionString })`
    * from `pipeline-status-sdk/pg` (Node only; the store needs `notifyChannel` on the same channel).
    * While it delivers (for `createPgRunListener`: connected, passing its liveness probes, and
-   * shown to receive other sessions' notifications) the process does not poll; otherwise it
+   * shown to receive other sessions' notifications) the process polls only every
+   * `safetyPollIntervalMs`; otherwise it
    * polls and logs one warning with the cause; when it delivers again every streamed run is read again.
    * @default none: version polling
    */

@@ -237,6 +237,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
     watcher = new RunWatcher({
       store,
       pollIntervalMs: positiveInteger('live.pollIntervalMs', live.pollIntervalMs ?? LIVE_DEFAULTS.pollIntervalMs),
+      safetyPollIntervalMs: positiveInteger('live.safetyPollIntervalMs', live.safetyPollIntervalMs ?? LIVE_DEFAULTS.safetyPollIntervalMs),
       source: live.listen,
       logger,
     })

@@ -264,8 +264,11 @@ describe('the run watcher with a LISTEN source', () => {
   })
 })
 
-it('refuses a channel too long for the check channel and durations that are not positive', () => {
+it('refuses an empty channel, a channel too long for the check channel, and durations that are not positive', () => {
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: 'c'.repeat(58) })).toThrow(RangeError)
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: 'c'.repeat(57) })).not.toThrow()
+  // An empty channel would fail every LISTEN (a zero-length identifier) and reconnect forever.
+  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: '' })).toThrow(RangeError)
+  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: '' })).toThrow(/channel must not be empty/)
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', probeTimeoutMs: 0 })).toThrow(/probeTimeoutMs must be a positive number/)
 })

@@ -5,7 +5,10 @@
  * - in-process, from the store's own successful writes (`Store.onRunChange`), at once;
  * - from a LISTEN connection (a {@link RunChangeSource}, e.g. `createPgRunListener`), when given;
  * - by polling the versions of every streamed run with ONE batched query per tick
- *   (`Store.getRunVersions`), whenever no LISTEN connection is up.
+ *   (`Store.getRunVersions`), whenever no LISTEN connection is up;
+ * - while LISTEN delivers, by a slow safety poll of the same kind (`safetyPollIntervalMs`), which
+ *   catches up a change no notification announced (a writer without `notifyChannel`, or a
+ *   notification lost to a crash between commit and NOTIFY) and logs that once per process.
  * Edge-safe: timers and the store only, no Node built-ins.
  */
 import type { RunSnapshot } from '../../core/state.js'
@@ -18,7 +21,7 @@ export interface RunChangeSink {
   change(runId: string, version: number | undefined): void
   /**
    * The connection is (again) listening: the watcher re-reads every streamed run, since
-   * notifications sent while it was down are lost, and stops polling.
+   * notifications sent while it was down are lost, and polls only every `safetyPollIntervalMs`.
    */
   connected(): void
   /**
@@ -56,8 +59,10 @@ export interface RunWatch {
 /** Options of {@link RunWatcher}. */
 export interface RunWatcherOptions {
   store: Store<unknown>
-  /** Polling interval in milliseconds. */
+  /** Polling interval in milliseconds, while no LISTEN connection delivers. */
   pollIntervalMs: number
+  /** Safety polling interval in milliseconds, while a LISTEN connection delivers. */
+  safetyPollIntervalMs: number
   source?: RunChangeSource | undefined
   logger: HandlerLogger
 }
@@ -74,6 +79,7 @@ interface WatchedRun {
 export class RunWatcher {
   readonly #store: Store<unknown>
   readonly #pollIntervalMs: number
+  readonly #safetyPollIntervalMs: number
   readonly #source: RunChangeSource | undefined
   readonly #logger: HandlerLogger
   readonly #runs = new Map<string, WatchedRun>()
@@ -83,13 +89,21 @@ export class RunWatcher {
   #polling = false
   #closed = false
   #pollFailureLogged = false
+  /**
+   * Versions a safety poll found that no notification had announced yet, by run. One found at a
+   * tick and still unannounced at the next (a whole safety interval later, far beyond the few
+   * milliseconds a notification takes) was never announced.
+   */
+  #unannounced = new Map<string, number>()
+  #unannouncedLogged = false
 
   constructor(options: RunWatcherOptions) {
     this.#store = options.store
     this.#pollIntervalMs = options.pollIntervalMs
+    this.#safetyPollIntervalMs = options.safetyPollIntervalMs
     this.#source = options.source
     this.#logger = options.logger
-    this.#unsubscribe = this.#store.onRunChange?.((change) => this.#changed(change.runId, change.version))
+    this.#unsubscribe = this.#store.onRunChange?.((change) => this.#announced(change.runId, change.version))
     if (!this.#store.onRunChange && !this.#store.getRunVersions && !this.#source) {
       // Nothing would ever tell a stream of a change: say so once, when the first stream opens.
       this.#logger.warn(
@@ -98,17 +112,21 @@ export class RunWatcher {
       )
     }
     this.#source?.start({
-      change: (runId, version) => this.#changed(runId, version),
+      change: (runId, version) => this.#announced(runId, version),
       connected: () => {
         this.#listening = true
+        this.#unannounced.clear()
         // Notifications sent while the connection was down are lost: read every streamed run.
         for (const runId of this.#runs.keys()) this.#refresh(runId)
+        // From now on only the slow safety poll, its first tick a whole interval after these reads.
+        this.#rearm()
       },
       disconnected: (error) => {
         if (this.#closed) return
         this.#listening = false
+        this.#unannounced.clear()
         this.#logger.warn('pipeline-status: LISTEN is not delivering notifications; live streams poll run versions until it does again', { error })
-        this.#schedule()
+        this.#rearm()
       },
     })
   }
@@ -149,6 +167,13 @@ export class RunWatcher {
     await this.#source?.close()
   }
 
+  /** A notification (or this process's own write) announced a change. */
+  #announced(runId: string, version: number | undefined): void {
+    const found = this.#unannounced.get(runId)
+    if (found !== undefined && (version === undefined || version >= found)) this.#unannounced.delete(runId)
+    this.#changed(runId, version)
+  }
+
   #changed(runId: string, version: number | undefined): void {
     const run = this.#runs.get(runId)
     if (!run) return
@@ -172,7 +197,7 @@ export class RunWatcher {
           try {
             snapshot = await this.#store.getRun(runId)
           } catch (error) {
-            // Tried again after a poll interval, also in LISTEN mode (no poll tick then); streams
+            // Tried again after a poll interval, also in LISTEN mode (whose safety tick is slower); streams
             // keep their last state meanwhile.
             this.#logger.warn(`pipeline-status: reading run ${runId} for its live streams failed`, { error })
             run.version = -1
@@ -196,28 +221,50 @@ export class RunWatcher {
     })()
   }
 
-  /** Arms the next poll tick when polling is due: runs are watched and no LISTEN connection is up. */
+  /** Drops the armed tick and arms one at the interval of the current mode (polling or safety polling). */
+  #rearm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#schedule()
+  }
+
+  /**
+   * Arms the next poll tick when runs are watched: every `pollIntervalMs` while no LISTEN
+   * connection delivers, every `safetyPollIntervalMs` while one does.
+   */
   #schedule(): void {
     if (this.#closed || this.#timer !== undefined || this.#runs.size === 0) return
-    if (this.#listening || !this.#store.getRunVersions) return
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      void this.#poll()
-    }, this.#pollIntervalMs)
+    if (!this.#store.getRunVersions) return
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined
+        void this.#poll()
+      },
+      this.#listening ? this.#safetyPollIntervalMs : this.#pollIntervalMs,
+    )
     // An idle watcher must never keep a Node process alive.
     ;(this.#timer as { unref?: () => void }).unref?.()
   }
 
   /** One batched query for the versions of every watched run, whatever their number. */
   async #poll(): Promise<void> {
-    if (this.#polling || this.#closed || this.#listening || !this.#store.getRunVersions) return
+    if (this.#polling || this.#closed || !this.#store.getRunVersions) return
     this.#polling = true
+    const safety = this.#listening
     try {
+      if (safety) this.#reportUnannounced()
       const ids = [...this.#runs.keys()]
       if (ids.length === 0) return
       const versions = await this.#store.getRunVersions(ids)
       this.#pollFailureLogged = false
-      for (const [runId, version] of versions) this.#changed(runId, version)
+      for (const [runId, version] of versions) {
+        const run = this.#runs.get(runId)
+        // A run being read, or whose last read failed, may well be behind: that is no missed notification.
+        if (safety && this.#listening && run && !run.refreshing && run.version >= 0 && version > run.version) {
+          this.#unannounced.set(runId, version)
+        }
+        this.#changed(runId, version)
+      }
     } catch (error) {
       if (!this.#pollFailureLogged) {
         this.#pollFailureLogged = true
@@ -227,5 +274,21 @@ export class RunWatcher {
       this.#polling = false
       this.#schedule()
     }
+  }
+
+  /** Warns (once per process) when a change found by the previous safety tick was never announced since. */
+  #reportUnannounced(): void {
+    for (const [runId, version] of this.#unannounced) {
+      if (!this.#runs.has(runId) || this.#unannouncedLogged) continue
+      this.#unannouncedLogged = true
+      this.#logger.warn(
+        `pipeline-status: the safety poll found version ${version} of run ${runId}, which no LISTEN notification announced, ` +
+          `so its live streams were up to live.safetyPollIntervalMs (${this.#safetyPollIntervalMs} ms) late. ` +
+          "Most likely an instance writes without notifyChannel: give every writing instance's PrismaStore the same notifyChannel as createPgRunListener's channel; " +
+          'otherwise a notification was lost (a writer crashed between commit and NOTIFY). Logged once per process (docs/live-status.md)',
+        { runId, version },
+      )
+    }
+    this.#unannounced.clear()
   }
 }
