@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from .contract import (
@@ -309,14 +310,16 @@ class PrismaAPIClient:
         run_id: str,
         status: str = "COMPLETED",
         *,
-        completed_at: Optional[str] = None,
+        completed_at: Union[str, datetime, None] = None,
         duration: Optional[float] = None,
         error: Optional[str] = None,
         **results: Any,
     ) -> bool:
         """Ends a run explicitly (``POST /complete``) and hands its results to the app's
         ``onRunCompleted`` hook. ``status``: COMPLETED, FAILED or CANCELLED; ``completed_at``: an
-        ISO 8601 timestamp, default now; ``duration``: seconds; ``error``: the run's error;
+        ISO 8601 timestamp string or a ``datetime`` (sent as UTC with milliseconds and ``Z``; a
+        naive datetime is taken as this machine's local time; the server clamps an instant skewed
+        beyond its tolerance), default now; datetimes in ``results`` are sent the same way; ``duration``: seconds; ``error``: the run's error;
         ``results``: any JSON fields of the app's own (``opportunities``, ``fullReportMarkdown``).
         Delivered in order after the run's stage updates (queued behind them when they are).
         Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises."""
