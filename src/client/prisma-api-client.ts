@@ -16,6 +16,7 @@ import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { type FinalStatus, type RunStatus, type StageUpdateStatus, isFinalStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
 import { createWebhookSignatureHeaders, webhookMessageId } from '../signing/webhook-signature.js'
+import { CONFLICT_CAUSE_AND_FIX } from '../internal/conflict-cause.js'
 import {
   ClientClosedError,
   ConfigurationError,
@@ -856,8 +857,7 @@ export class PrismaAPIClient {
     if (conflict) {
       this.#logger.warn(
         `Run ${update.runId}: ${update.what}: the server already had stage ${conflict.stageNumber} ${conflict.status} ` +
-          'with another output and kept it (outcome "conflict"); this output was not stored. Cause: the stage was reported final twice ' +
-          'with different outputs (another runner on the same run id, or the stage run again); fix: give each execution its own run id',
+          `with another output and kept it (outcome "conflict"); this output was not stored. ${CONFLICT_CAUSE_AND_FIX}`,
         { runId: update.runId, stageNumber: conflict.stageNumber, status: conflict.status, outcome: 'conflict', idempotencyKey: update.id },
       )
     }

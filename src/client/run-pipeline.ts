@@ -119,8 +119,9 @@ export interface StageSummary {
 
 /**
  * A stage update the server answered `conflict`: the stage was already final, with another
- * output, which the server kept; this run's output for it was not stored. It happens when a stage
- * is reported final twice with different outputs (another runner on the same run id, a rerun).
+ * output, which the server kept; this run's output for it was not stored. It happens when the
+ * stage was finalized earlier with another output: by a cancel (the app's `POST /cancel` stores
+ * unfinished stages CANCELLED without output), by another runner on the same run id, or by a rerun.
  */
 export interface StageConflict {
   /** The stage. */

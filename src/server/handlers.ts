@@ -31,6 +31,7 @@ import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import { type ClampedInstant, type ConflictCode, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, describeClampedInstant } from '../internal/state-machine.js'
 import { OncePerKey } from '../internal/once-per-key.js'
+import { CONFLICT_CAUSE_AND_FIX } from '../internal/conflict-cause.js'
 import { isStoreUnavailableError } from '../core/store.js'
 import { describeDatabaseCause } from './database-errors.js'
 import { HandlerConfigurationError } from './configuration-error.js'
@@ -419,9 +420,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       if (result.outcome === 'conflict' && warnedConflict.first(id)) {
         logger.warn(
           `pipeline-status: run ${escapeControls(id)}: stage ${update.stageNumber} is already ${result.stage.status} with another output; ` +
-            'the stored output stays and the update was answered 200 outcome "conflict" (logged once per run). Cause: the stage ' +
-            'was reported final twice with different outputs (two runners on one run id, or a stage run again). Fix: give each ' +
-            'execution its own run id',
+            `the stored output stays and the update was answered 200 outcome "conflict" (logged once per run). ${CONFLICT_CAUSE_AND_FIX}`,
           { runId: id, stageNumber: update.stageNumber, status: result.stage.status, outcome: 'conflict' },
         )
       }

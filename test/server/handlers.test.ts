@@ -308,3 +308,30 @@ describe('web handlers: routing options', () => {
 })
 
 afterEach(() => vi.unstubAllEnvs())
+
+describe('web handlers: the conflict warning', () => {
+  it("a runner's CANCELLED with an output after the app's cancel is a conflict, logged without blaming two runners", async () => {
+    const warnings: string[] = []
+    const handlers = createPipelineStatusHandlers({
+      store: new MemoryStore(),
+      secret: SECRET,
+      logger: { warn: (message) => void warnings.push(message), error: () => {} },
+    })
+    const send = async (path: string, json: unknown) => {
+      const response = await handlers.fetch(buildRequest(BASE_URL, { path, json }))
+      expect(response.status).toBe(path === '/runs' ? 201 : 200)
+      return (await response.json()) as Record<string, unknown>
+    }
+    await send('/runs', { id: 'cancelled_by_app' })
+    await send('/cancelled_by_app/stage-update', makeStageUpdate({ stageNumber: 1, status: 'PROCESSING' }))
+    await send('/cancelled_by_app/cancel', { reason: 'the user pressed stop' })
+    const answer = await send('/cancelled_by_app/stage-update', makeStageUpdate({ stageNumber: 1, status: 'CANCELLED', output: 'stopped at row 12' }))
+    expect(answer).toMatchObject({ outcome: 'conflict', stage: { stageNumber: 1, status: 'CANCELLED', output: null } })
+    expect(warnings).toEqual([
+      'pipeline-status: run cancelled_by_app: stage 1 is already CANCELLED with another output; the stored output stays and the ' +
+        'update was answered 200 outcome "conflict" (logged once per run). Cause: the stage was already final with another output, ' +
+        "set earlier by a cancel (the app's POST /cancel stores unfinished stages CANCELLED without output), by another runner on " +
+        'the same run id, or by a run of this stage again. Fix: nothing after a cancel; otherwise give each execution its own run id',
+    ])
+  })
+})

@@ -109,6 +109,15 @@ class _Update:
     progress: bool = False
 
 
+#: The cause and fix of an outcome ``conflict``, word for word the TypeScript client's text: a
+#: cancel (the app's ``POST /cancel``) finalizes unfinished stages CANCELLED without output, so a
+#: conflict does not always mean two runners.
+CONFLICT_CAUSE_AND_FIX = (
+    "Cause: the stage was already final with another output, set earlier by a cancel (the app's POST /cancel stores "
+    "unfinished stages CANCELLED without output), by another runner on the same run id, or by a run of this stage again. "
+    "Fix: nothing after a cancel; otherwise give each execution its own run id")
+
+
 class PrismaAPIClient:
     """Reports a pipeline run's stages to the web app (the pipeline-status contract).
 
@@ -849,8 +858,7 @@ class PrismaAPIClient:
         stage = answer.get("stage") if isinstance(answer.get("stage"), dict) else {}
         self.log.warning(
             "Run %s: %s: the server already had stage %s %s with another output and kept it (outcome \"conflict\"); "
-            "this output was not stored. Cause: the stage was reported final twice with different outputs (another runner "
-            "on the same run id, or the stage run again); fix: give each execution its own run id",
+            "this output was not stored. " + CONFLICT_CAUSE_AND_FIX,
             run_id, what, stage.get("stageNumber"), stage.get("status"))
 
     def _supersede(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:
