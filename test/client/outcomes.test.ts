@@ -119,12 +119,24 @@ describe('a stage final again with another output: outcome conflict', () => {
 
     const { client, logged } = makeClient()
     const summary = await runPipeline({ runId: 'conflict_pipeline', client, stages: [() => 'ours', () => 2, () => 3, () => 4, () => 5] })
-    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, conflicts: [{ stageNumber: 1, sent: 'COMPLETED', stored: 'COMPLETED' }] })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    expect(summary.conflicts).toEqual([{ stageNumber: 1, status: 'COMPLETED', sentOutput: 'ours', storedOutput: 'theirs' }])
     expect(summary.warnings).toEqual([
       'Stage 1 COMPLETED: the server already had it COMPLETED with another output and kept that one (outcome "conflict"); this output was not stored',
     ])
     expect(logged.filter((line) => line.details?.['outcome'] === 'conflict')).toHaveLength(1)
     expect((await client.getStatus('conflict_pipeline')).stages[0]?.output).toBe('theirs')
+  })
+
+  it("runPipeline's conflicts show both outputs, each cut to 200 code units plus …", async () => {
+    const other = makeClient()
+    await other.client.createRun('conflict_long')
+    const theirs = `${'t'.repeat(199)}\u{1F600}tail` // the pair at 199-200 is not split: 199 units, then …
+    expect(await other.client.markStageComplete('conflict_long', 1, theirs)).toBe(true)
+    const { client } = makeClient()
+    const ours = 'o'.repeat(250)
+    const summary = await runPipeline({ runId: 'conflict_long', client, stages: [() => ours, () => 2, () => 3, () => 4, () => 5] })
+    expect(summary.conflicts).toEqual([{ stageNumber: 1, status: 'COMPLETED', sentOutput: `${'o'.repeat(200)}…`, storedOutput: `${'t'.repeat(199)}…` }])
   })
 
   it('a conflicting update redelivered from the outbox is logged the same way and leaves the queue', async () => {
