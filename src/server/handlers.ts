@@ -60,6 +60,7 @@ import { openApiDocumentResponse } from './openapi-route.js'
 import { Cors } from './cors.js'
 import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER } from './live/event-stream.js'
 import { RunWatcher } from './live/run-watcher.js'
+import { describeReceived } from '../internal/received-value.js'
 
 /**
  * A handler for one route; the run id comes from the argument or else from the request's path.
@@ -699,7 +700,7 @@ function unsupportedMediaType(): HttpProblemError {
 function resolveClockSkewTolerance(value: number | undefined): number {
   if (value === undefined) return DEFAULT_CLOCK_SKEW_TOLERANCE_MS
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new HandlerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${String(value)}`)
+    throw new HandlerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${describeReceived(value)}`)
   }
   return value
 }

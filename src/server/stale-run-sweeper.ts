@@ -8,6 +8,7 @@ import { consoleLogger, type HandlerLogger, oneLine, safeLogger } from './logger
 import type { PrismaStoreClient } from './prisma-store.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { isPositive } from '../internal/is-positive.js'
+import { describeReceived } from '../internal/received-value.js'
 
 /** The default of {@link StaleRunSweeperSettings.intervalMs}: one minute. */
 const DEFAULT_INTERVAL_MS = 60_000
@@ -283,7 +284,7 @@ function resolveRetention(store: Store<unknown>, retention: RetentionPolicy | un
 function positiveNumber(name: string, value: unknown): number {
   if (!isPositive(value)) {
     throw new HandlerConfigurationError(
-      `${name} must be a positive number of milliseconds (e.g. 15 * 60_000 for 15 minutes), got ${String(value)}`,
+      `${name} must be a positive number of milliseconds (e.g. 15 * 60_000 for 15 minutes), got ${describeReceived(value)}`,
     )
   }
   return value

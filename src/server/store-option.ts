@@ -2,6 +2,7 @@ import type { Store } from '../core/store.js'
 import { isPositive } from '../internal/is-positive.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { PrismaStore, type PrismaStoreClient } from './prisma-store.js'
+import { describeReceived } from '../internal/received-value.js'
 
 /**
  * The store a factory was given: its `store`, or a `PrismaStore` on its `prisma` client.
@@ -19,7 +20,7 @@ export function resolveStore(options: object, owner = ''): Store<unknown> {
 /** Checks a count option (a limit, a size, milliseconds of a timer). Internal. */
 export function positiveInteger(name: string, value: number): number {
   if (!isPositive(value, { integer: true })) {
-    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${String(value)}`)
+    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${describeReceived(value)}`)
   }
   return value
 }

@@ -125,6 +125,33 @@ describe('web handlers: authentication', () => {
     }
   })
 
+  it('an option of the wrong type is refused with its type shown, e.g. a number read from an environment variable as a string', () => {
+    const store = new MemoryStore()
+    const messageOf = (create: () => unknown): string => {
+      try {
+        create()
+      } catch (error) {
+        expect(isHandlerConfigurationError(error)).toBe(true)
+        return (error as Error).message
+      }
+      throw new Error('expected a HandlerConfigurationError')
+    }
+    const cases: Array<[() => unknown, string]> = [
+      [
+        () => createPipelineStatusHandlers({ secret: 's', store, clockSkewToleranceMs: '600000' as never }),
+        'clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got "600000" (a string)',
+      ],
+      [() => createPipelineStatusHandlers({ secret: 's', store, clockSkewToleranceMs: -1 }), 'clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got -1'],
+      [() => createPipelineStatusHandlers({ secret: 's', store, maxBodyBytes: '1048576' as never }), 'maxBodyBytes must be a positive whole number, got "1048576" (a string)'],
+      [() => createPipelineStatusHandlers({ secret: 's', store, maxBodyBytes: true as never }), 'maxBodyBytes must be a positive whole number, got true (a boolean)'],
+      [
+        () => createPipelineStatusHandlers({ secret: 's', store, signing: { secret: 'k', toleranceSeconds: '300' as never } }),
+        'signing.toleranceSeconds must be a positive number of seconds, got "300" (a string)',
+      ],
+    ]
+    expect(cases.map(([create]) => messageOf(create))).toEqual(cases.map(([, message]) => message))
+  })
+
   it('a secret in the wrong header does not count', async () => {
     const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: quiet })
     const request = buildRequest(BASE_URL, { path: '/runs', json: {}, secret: null, headers: { Authorization: `Bearer ${SECRET}` } })
