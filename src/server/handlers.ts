@@ -196,14 +196,14 @@ export function createPipelineStatusHandlers<Tx>(options: StoreHandlersOptions<T
  */
 export function createPipelineStatusHandlers(options: PipelineStatusHandlersOptions<unknown>): PipelineStatusHandlers
 export function createPipelineStatusHandlers(options: PipelineStatusHandlersOptions<unknown>): PipelineStatusHandlers {
-  const store = resolveStore(options)
+  const logger = safeLogger(options.logger ?? consoleLogger)
+  const store = resolveStore(options, logger)
   const stages = resolveStages(options.stages)
   const basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
   const clock = options.clock ?? (() => new Date())
   const clockSkewToleranceMs = resolveClockSkewTolerance(options.clockSkewToleranceMs)
-  const logger = safeLogger(options.logger ?? consoleLogger)
   // One warning per run for each kind of degradation, whatever the number of updates; bounded.
   const warnedSkew = new OncePerKey()
   const warnedConflict = new OncePerKey()

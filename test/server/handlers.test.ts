@@ -10,6 +10,8 @@ import {
   HttpProblemError,
   isHandlerConfigurationError,
   MemoryStore,
+  PrismaStore,
+  type PrismaStoreClient,
 } from 'pipeline-status-sdk/server'
 import { timingSafeEqual } from '../../src/internal/timing-safe-equal.js'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
@@ -360,5 +362,50 @@ describe('web handlers: the conflict warning', () => {
         "set earlier by a cancel (the app's POST /cancel stores unfinished stages CANCELLED without output), by another runner on " +
         'the same run id, or by a run of this stage again. Fix: nothing after a cancel; otherwise give each execution its own run id',
     ])
+  })
+})
+
+describe("web handlers: a PrismaStore without its own logger warns through the handlers' logger", () => {
+  /** A pool behind a transaction pooler: every named statement is refused with 26000, unnamed ones answer no rows. */
+  const poolerPool = () => ({
+    query: async (config: { name?: string; text: string; values: unknown[] }) => {
+      if (config.name) throw Object.assign(new Error(`prepared statement "${config.name}" does not exist`), { code: '26000' })
+      return { rows: [] }
+    },
+  })
+  const unusedClient = () => {
+    const fail = async () => {
+      throw new Error('not used: the store reads through its pool')
+    }
+    const delegates = {
+      pipelineRun: { findUnique: fail, findUniqueOrThrow: fail, findMany: fail, createMany: fail, update: fail },
+      stageOutput: { findUnique: fail, upsert: fail },
+    }
+    return { ...delegates, $queryRawUnsafe: fail, $transaction: fail } as unknown as PrismaStoreClient
+  }
+  const recorder = () => {
+    const warnings: string[] = []
+    return { warnings, logger: { warn: (message: string) => void warnings.push(message), error: () => {} } }
+  }
+  const statusOfUnknownRun = (handlers: { fetch: (request: Request) => Promise<Response> }) =>
+    handlers.fetch(buildRequest(BASE_URL, { path: '/no_such_run/status' }))
+
+  it('the pool fallback warning of a store passed without a logger goes to the handlers\' logger', async () => {
+    const app = recorder()
+    const handlers = createPipelineStatusHandlers({ store: new PrismaStore(unusedClient(), { pool: poolerPool() }), secret: SECRET, logger: app.logger })
+    await expectProblem(await statusOfUnknownRun(handlers), 404, 'run_not_found')
+    expect(app.warnings.filter((line) => /named prepared statement/.test(line))).toEqual([
+      expect.stringMatching(/^pipeline-status: the database refused a named prepared statement \(26000: prepared statement "\S+" does not exist\)/),
+    ])
+  })
+
+  it('a store with its own logger keeps it', async () => {
+    const app = recorder()
+    const own = recorder()
+    const store = new PrismaStore(unusedClient(), { pool: poolerPool(), logger: own.logger })
+    const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger: app.logger })
+    await expectProblem(await statusOfUnknownRun(handlers), 404, 'run_not_found')
+    const named = (lines: string[]) => lines.filter((line) => /named prepared statement/.test(line)).length
+    expect({ app: named(app.warnings), own: named(own.warnings) }).toEqual({ app: 0, own: 1 })
   })
 })
