@@ -70,7 +70,7 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('openDatabase behind a default Pg
       }
 
       // A default PgBouncer refuses statement_timeout as a startup parameter.
-      const bouncer = await startPgBouncer({ databaseUrl: db.url as string, binary: PGBOUNCER })
+      const bouncer = await startPgBouncer({ databaseUrl: db.url as string, binary: PGBOUNCER as string })
       started.push(bouncer)
       const role = ((await db.prisma.$queryRawUnsafe<Array<{ role: string }>>('SELECT current_user AS role'))[0] as { role: string }).role
       const warnings: string[] = []
@@ -93,7 +93,7 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('openDatabase behind a default Pg
       const name = new URL(db.url as string).pathname.slice(1)
       await db.prisma.$executeRawUnsafe(`ALTER DATABASE "${name}" SET statement_timeout = '10s'`)
       await db.prisma.$executeRawUnsafe(`ALTER DATABASE "${name}" SET idle_in_transaction_session_timeout = '20s'`)
-      const fresh = await startPgBouncer({ databaseUrl: db.url as string, binary: PGBOUNCER })
+      const fresh = await startPgBouncer({ databaseUrl: db.url as string, binary: PGBOUNCER as string })
       started.push(fresh)
       const quiet: string[] = []
       const configured = await openDatabase({ url: fresh.url, logger: { warn: (message) => void quiet.push(message) } })
