@@ -76,12 +76,24 @@ export interface OpenDatabaseOptions {
    * @default 10
    */
   poolSize?: number | undefined
+  /**
+   * Receives the one warning when a connection pooler refuses the bounds as startup parameters
+   * and the database does not set them either (see {@link openDatabase}).
+   * @default `console.warn`
+   */
+  logger?: { warn(message: string): void } | undefined
 }
 
 /** An open database with its Prisma client. */
 export interface Database {
   prisma: PrismaClient
   kind: 'postgres' | 'pglite'
+  /**
+   * Where `statement_timeout` and `idle_in_transaction_session_timeout` come from: `'connection'`
+   * (sent as startup parameters by every pooled connection), `'database'` (a pooler refused
+   * those, so the role's or database's own settings apply: `ALTER ROLE … SET`), or `'none'` (PGlite).
+   */
+  bounds: 'connection' | 'database' | 'none'
   /** The PGlite instance, e.g. to serve it over a socket; only for `kind: 'pglite'`. */
   pglite?: PGlite
   /** Disconnects the client (and closes PGlite). */
@@ -95,9 +107,26 @@ interface SqlSession {
   exec(sql: string): Promise<void>
 }
 
+/** The server-side bounds (docs/operations.md), as `pg` startup parameters. */
+const CONNECTION_BOUNDS = {
+  statement_timeout: STATEMENT_TIMEOUT_MS,
+  idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+} as const
+
+/** PgBouncer's answer to a startup parameter it does not pass on (SQLSTATE 08P01). */
+const REFUSED_STARTUP_PARAMETER = /unsupported startup parameter/i
+
 /**
  * Opens a database and applies pending migrations. Throws {@link MigrationHistoryError} when the
  * database has the tables but `_prisma_migrations` does not record their migrations.
+ *
+ * With a URL, every pooled connection sends `statement_timeout` (10 s) and
+ * `idle_in_transaction_session_timeout` (20 s) as startup parameters. A transaction pooler
+ * (PgBouncer by default, Supavisor, Neon's pooler) refuses those, so when the first connection is
+ * refused for that reason the pool connects without them and the database's own settings apply
+ * (`ALTER ROLE <user> SET statement_timeout = '10s'`, docs/operations.md); a `SET` per connection
+ * would not help there, as each transaction may run on another server connection. When the
+ * database sets neither, `logger.warn` says so once, with that fix.
  *
  * @example
  * ```ts
@@ -109,9 +138,9 @@ interface SqlSession {
  */
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
   if (options.url) {
-    const client = new pg.Client({ connectionString: options.url })
-    await client.connect()
+    const { client, pooled } = await connectForMigrations(options.url)
     try {
+      if (pooled) await warnWithoutDatabaseBounds(client, options.logger ?? console)
       await applyMigrations({
         query: async (sql, params) => (await client.query(sql, params)).rows,
         exec: async (sql) => void (await client.query(sql)),
@@ -126,12 +155,12 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
         // Bounds on the database side too (docs/operations.md): a request never waits forever for
         // a pooled connection, and the server cancels a statement (a lock that is never released)
         // or a transaction left idle, freeing the connection the store has already given up on.
+        // Behind a pooler that refuses them, the database's own settings apply instead.
         connectionTimeoutMillis: POOL_CONNECTION_TIMEOUT_MS,
-        statement_timeout: STATEMENT_TIMEOUT_MS,
-        idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+        ...(pooled ? {} : CONNECTION_BOUNDS),
       }),
     })
-    return { prisma, kind: 'postgres', close: () => prisma.$disconnect() }
+    return { prisma, kind: 'postgres', bounds: pooled ? 'database' : 'connection', close: () => prisma.$disconnect() }
   }
 
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true })
@@ -149,12 +178,47 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
   return {
     prisma,
     kind: 'pglite',
+    bounds: 'none',
     pglite,
     close: async () => {
       await prisma.$disconnect()
       await pglite.close()
     },
   }
+}
+
+/**
+ * A connection with the bounds as startup parameters; when a pooler refuses them, one without
+ * (`pooled: true`). Any other connection error is thrown.
+ */
+async function connectForMigrations(url: string): Promise<{ client: pg.Client; pooled: boolean }> {
+  const bounded = new pg.Client({ connectionString: url, connectionTimeoutMillis: POOL_CONNECTION_TIMEOUT_MS, ...CONNECTION_BOUNDS })
+  try {
+    await bounded.connect()
+    return { client: bounded, pooled: false }
+  } catch (error) {
+    await bounded.end().catch(() => undefined)
+    if (!REFUSED_STARTUP_PARAMETER.test(String((error as Error).message))) throw error
+  }
+  const plain = new pg.Client({ connectionString: url, connectionTimeoutMillis: POOL_CONNECTION_TIMEOUT_MS })
+  await plain.connect()
+  return { client: plain, pooled: true }
+}
+
+/** Warns once when, behind a pooler, the database does not set the bounds the pool could not send. */
+async function warnWithoutDatabaseBounds(client: pg.Client, logger: { warn(message: string): void }): Promise<void> {
+  const { rows } = await client.query<{ statement: string; idle: string; role: string }>(
+    "SELECT current_setting('statement_timeout') AS statement, current_setting('idle_in_transaction_session_timeout') AS idle, current_user AS role",
+  )
+  const row = rows[0]
+  const unset = row ? [['statement_timeout', row.statement, '10s'], ['idle_in_transaction_session_timeout', row.idle, '20s']].filter(([, value]) => value === '0') : []
+  if (!row || unset.length === 0) return
+  logger.warn(
+    `The connection pooler refused statement_timeout and idle_in_transaction_session_timeout as startup parameters, so the ` +
+      `pool connects without them, and the database sets no ${unset.map(([name]) => name).join(' and ')} either: a statement ` +
+      `that never ends holds its server connection. Fix: ${unset.map(([name, , value]) => `ALTER ROLE "${row.role}" SET ${name} = '${value}';`).join(' ')} ` +
+      `(docs/operations.md, "Behind a pooler, a proxy or a load balancer")`,
+  )
 }
 
 /** The migration folders in the order Prisma applies them (their names start with a timestamp). */

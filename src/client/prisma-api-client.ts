@@ -16,6 +16,7 @@ import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { type FinalStatus, type RunStatus, type StageUpdateStatus, isFinalStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
 import { createWebhookSignatureHeaders, webhookMessageId } from '../signing/webhook-signature.js'
+import { CONFLICT_CAUSE_AND_FIX } from '../internal/conflict-cause.js'
 import {
   ClientClosedError,
   ConfigurationError,
@@ -852,12 +853,11 @@ export class PrismaAPIClient {
    */
   #learnFromAnswer(update: PendingUpdate, text: string): { finished?: RunFinishedEvent; conflict?: StageConflictAnswer } {
     const answer = safeJson(text)
-    const conflict = update.route === 'stageUpdate' ? conflictOf(answer) : undefined
+    const conflict = update.route === 'stageUpdate' ? conflictOf(answer, update.json) : undefined
     if (conflict) {
       this.#logger.warn(
         `Run ${update.runId}: ${update.what}: the server already had stage ${conflict.stageNumber} ${conflict.status} ` +
-          'with another output and kept it (outcome "conflict"); this output was not stored. Cause: the stage was reported final twice ' +
-          'with different outputs (another runner on the same run id, or the stage run again); fix: give each execution its own run id',
+          `with another output and kept it (outcome "conflict"); this output was not stored. ${CONFLICT_CAUSE_AND_FIX}`,
         { runId: update.runId, stageNumber: conflict.stageNumber, status: conflict.status, outcome: 'conflict', idempotencyKey: update.id },
       )
     }
@@ -1241,16 +1241,29 @@ export interface UpdateOutcome {
 /** The stage as a `conflict` answer carries it: already final, with another output. Internal. */
 export interface StageConflictAnswer {
   stageNumber: number
-  /** The stage's stored final status. */
+  /** The stage's stored final status (the status sent: a conflict repeats a final status). */
   status: FinalStatus
+  /** The output this update sent (after serialising and fitting), `null` when it sent none. Not truncated. */
+  sentOutput: string | null
+  /** The output the server kept, `null` when it has none. Not truncated. */
+  storedOutput: string | null
 }
 
-/** The stored stage of a `conflict` answer, without validating the rest of it. */
-function conflictOf(answer: unknown): StageConflictAnswer | undefined {
+/**
+ * The stored stage of a `conflict` answer, without validating the rest of it, with the output
+ * the update sent (read back from its JSON body: only on a conflict, which is rare).
+ */
+function conflictOf(answer: unknown, sentJson: string): StageConflictAnswer | undefined {
   if (typeof answer !== 'object' || answer === null || (answer as { outcome?: unknown }).outcome !== 'conflict') return undefined
-  const stage = (answer as { stage?: { stageNumber?: unknown; status?: unknown } | null }).stage
+  const stage = (answer as { stage?: { stageNumber?: unknown; status?: unknown; output?: unknown } | null }).stage
   if (typeof stage?.stageNumber !== 'number' || typeof stage.status !== 'string' || !isFinalStatus(stage.status as RunStatus)) return undefined
-  return { stageNumber: stage.stageNumber, status: stage.status as FinalStatus }
+  const sent = safeJson(sentJson) as { output?: unknown } | undefined
+  return {
+    stageNumber: stage.stageNumber,
+    status: stage.status as FinalStatus,
+    sentOutput: typeof sent?.output === 'string' ? sent.output : null,
+    storedOutput: typeof stage.output === 'string' ? stage.output : null,
+  }
 }
 
 /** What the package's own modules (`runPipeline`) may call beyond the public API. Internal. */

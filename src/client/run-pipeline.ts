@@ -119,16 +119,38 @@ export interface StageSummary {
 
 /**
  * A stage update the server answered `conflict`: the stage was already final, with another
- * output, which the server kept; this run's output for it was not stored. It happens when a stage
- * is reported final twice with different outputs (another runner on the same run id, a rerun).
+ * output, which the server kept; this run's output for it was not stored. It happens when the
+ * stage was finalized earlier with another output: by a cancel (the app's `POST /cancel` stores
+ * unfinished stages CANCELLED without output), by another runner on the same run id, or by a rerun.
  */
 export interface StageConflict {
   /** The stage. */
   stageNumber: number
-  /** The status this run sent. */
-  sent: StageUpdateStatus
-  /** The stage's final status as the server keeps it. */
-  stored: FinalStatus
+  /** The final status this run sent, which is also the one the server keeps (a conflict repeats a final status). */
+  status: FinalStatus
+  /**
+   * The output this run sent (as serialised and fitted for sending), `null` when it sent none;
+   * at most 200 UTF-16 code units, a longer one cut there and ended with `…` (a surrogate pair
+   * is never split).
+   */
+  sentOutput: string | null
+  /**
+   * The output the server kept, `null` when it has none (e.g. a stage the app's cancel
+   * finalized); bounded like `sentOutput`. Read the whole one with `getStatus`.
+   */
+  storedOutput: string | null
+}
+
+/** The longest output in a `StageConflict`, in UTF-16 code units (the `…` comes after). */
+const CONFLICT_OUTPUT_PREVIEW_LENGTH = 200
+
+/** `text` cut to `CONFLICT_OUTPUT_PREVIEW_LENGTH` code units plus `…`, never splitting a surrogate pair. */
+function outputPreview(text: string | null): string | null {
+  if (text === null || text.length <= CONFLICT_OUTPUT_PREVIEW_LENGTH) return text
+  let end = CONFLICT_OUTPUT_PREVIEW_LENGTH
+  const last = text.charCodeAt(end - 1)
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1
+  return `${text.slice(0, end)}…`
 }
 
 /** What {@link runPipeline} resolves. */
@@ -284,7 +306,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       warnings.push(describeAlteration(alteration))
     }
     if (outcome.conflict) {
-      conflicts.push({ stageNumber, sent: stageStatus, stored: outcome.conflict.status })
+      conflicts.push({
+        stageNumber,
+        status: outcome.conflict.status,
+        sentOutput: outputPreview(outcome.conflict.sentOutput),
+        storedOutput: outputPreview(outcome.conflict.storedOutput),
+      })
       warnings.push(
         `Stage ${stageNumber} ${stageStatus}: the server already had it ${outcome.conflict.status} with another output and kept that one (outcome "conflict"); this output was not stored`,
       )

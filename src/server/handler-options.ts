@@ -206,7 +206,9 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * Receives unexpected errors (behind a 500, with the error), an unreachable database (503, a
    * warning), a database without the package's tables or columns (503 `database_not_migrated`,
    * one error per distinct problem, not per request) and refused credentials (401, never the
-   * secret itself).
+   * secret itself). Also the store's warnings when it is a `PrismaStore` without its own
+   * `logger` (the one built from `prisma`, or one passed as `store`): the pool path's turn to
+   * unnamed statements behind a transaction pooler.
    * @default warnings to `console.warn`, errors to `console.error`
    */
   logger?: HandlerLogger | undefined

@@ -31,6 +31,7 @@ import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
 import { type ClampedInstant, type ConflictCode, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, describeClampedInstant } from '../internal/state-machine.js'
 import { OncePerKey } from '../internal/once-per-key.js'
+import { CONFLICT_CAUSE_AND_FIX } from '../internal/conflict-cause.js'
 import { isStoreUnavailableError } from '../core/store.js'
 import { describeDatabaseCause } from './database-errors.js'
 import { HandlerConfigurationError } from './configuration-error.js'
@@ -59,6 +60,7 @@ import { openApiDocumentResponse } from './openapi-route.js'
 import { Cors } from './cors.js'
 import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER } from './live/event-stream.js'
 import { RunWatcher } from './live/run-watcher.js'
+import { describeReceived } from '../internal/received-value.js'
 
 /**
  * A handler for one route; the run id comes from the argument or else from the request's path.
@@ -194,14 +196,14 @@ export function createPipelineStatusHandlers<Tx>(options: StoreHandlersOptions<T
  */
 export function createPipelineStatusHandlers(options: PipelineStatusHandlersOptions<unknown>): PipelineStatusHandlers
 export function createPipelineStatusHandlers(options: PipelineStatusHandlersOptions<unknown>): PipelineStatusHandlers {
-  const store = resolveStore(options)
+  const logger = safeLogger(options.logger ?? consoleLogger)
+  const store = resolveStore(options, logger)
   const stages = resolveStages(options.stages)
   const basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
   const clock = options.clock ?? (() => new Date())
   const clockSkewToleranceMs = resolveClockSkewTolerance(options.clockSkewToleranceMs)
-  const logger = safeLogger(options.logger ?? consoleLogger)
   // One warning per run for each kind of degradation, whatever the number of updates; bounded.
   const warnedSkew = new OncePerKey()
   const warnedConflict = new OncePerKey()
@@ -420,9 +422,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       if (result.outcome === 'conflict' && warnedConflict.first(id)) {
         logger.warn(
           `pipeline-status: run ${escapeControls(id)}: stage ${update.stageNumber} is already ${result.stage.status} with another output; ` +
-            'the stored output stays and the update was answered 200 outcome "conflict" (logged once per run). Cause: the stage ' +
-            'was reported final twice with different outputs (two runners on one run id, or a stage run again). Fix: give each ' +
-            'execution its own run id',
+            `the stored output stays and the update was answered 200 outcome "conflict" (logged once per run). ${CONFLICT_CAUSE_AND_FIX}`,
           { runId: id, stageNumber: update.stageNumber, status: result.stage.status, outcome: 'conflict' },
         )
       }
@@ -701,7 +701,7 @@ function unsupportedMediaType(): HttpProblemError {
 function resolveClockSkewTolerance(value: number | undefined): number {
   if (value === undefined) return DEFAULT_CLOCK_SKEW_TOLERANCE_MS
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new HandlerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${String(value)}`)
+    throw new HandlerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${describeReceived(value)}`)
   }
   return value
 }

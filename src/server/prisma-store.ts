@@ -161,7 +161,8 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
   /**
    * Receives the one warning when the pool path turns to unnamed statements (see
    * {@link PrismaStoreOptions.namedStatements}).
-   * @default warnings to `console.warn`
+   * @default the `logger` of the handlers (or stale-run sweeper) the store is given to, the first
+   *   one it is given to; `console.warn` until then and when it is used on its own
    */
   logger?: HandlerLogger | undefined
   /**
@@ -173,6 +174,23 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * @default none: writes send no notification (streams on other instances poll versions)
    */
   notifyChannel?: string | undefined
+}
+
+/** PrismaStores created without a `logger`, and how each takes a lent one. */
+const borrowers = new WeakMap<object, (logger: HandlerLogger) => void>()
+
+/**
+ * Lends `logger` to `store` when it is a PrismaStore created without its own `logger` (the first
+ * lender wins; a store with its own logger keeps it; any other store is left alone). Called by
+ * `resolveStore`, so the handlers' and the sweeper's `logger` receive the store's warnings.
+ * Internal.
+ */
+export function lendLogger(store: unknown, logger: HandlerLogger): void {
+  if (typeof store !== 'object' || store === null) return
+  const borrow = borrowers.get(store)
+  if (!borrow) return
+  borrowers.delete(store)
+  borrow(logger)
 }
 
 /** The defaults of {@link PrismaStoreOptions}, in milliseconds. */
@@ -226,7 +244,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   #namedStatements: boolean
   /** Whether named statements turn to unnamed ones when a pooler refuses them (the default). */
   readonly #unnamedOnRefusal: boolean
-  readonly #logger: HandlerLogger
+  #logger: HandlerLogger
   readonly #maxWait: number
   readonly #timeout: number
   readonly #queryTimeout: number
@@ -240,6 +258,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     this.#namedStatements = options.namedStatements ?? true
     this.#unnamedOnRefusal = options.namedStatements === undefined
     this.#logger = safeLogger(options.logger ?? consoleLogger)
+    // Without its own logger the store warns through the handlers' (or the sweeper's) one.
+    if (options.logger === undefined) {
+      borrowers.set(this, (logger) => {
+        this.#logger = safeLogger(logger)
+      })
+    }
     this.#maxWait = options.maxWait ?? DEFAULT_MAX_WAIT
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
     this.#queryTimeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT

@@ -12,6 +12,7 @@
 
 import { timingSafeEqual } from '../internal/timing-safe-equal.js'
 import { isPositive } from '../internal/is-positive.js'
+import { describeReceived } from '../internal/received-value.js'
 
 const PREFIX = 'psrt1'
 /** Domain separation: the HMAC key is never the configured secret itself. */
@@ -92,7 +93,7 @@ export async function createRunReadToken(options: CreateRunReadTokenOptions): Pr
   const { runId, secret } = options
   const expiresIn = options.expiresIn ?? DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS
   if (!isPositive(expiresIn, { integer: true })) {
-    throw new TypeError(`expiresIn must be a positive whole number of seconds, got ${String(expiresIn)}`)
+    throw new TypeError(`expiresIn must be a positive whole number of seconds, got ${describeReceived(expiresIn)}`)
   }
   if (runId === '') throw new TypeError('runId must not be empty')
   assertReadTokenSecret(secret)

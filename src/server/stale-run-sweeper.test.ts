@@ -62,7 +62,7 @@ describe('createStaleRunSweeper configuration', () => {
     ['staleAfterMs 0', { store, staleAfterMs: 0 }, /staleAfterMs must be a positive number/],
     ['a negative staleAfterMs', { store, staleAfterMs: -5 }, /staleAfterMs must be a positive number/],
     ['staleAfterMs NaN', { store, staleAfterMs: Number.NaN }, /staleAfterMs must be a positive number/],
-    ['staleAfterMs as a string', { store, staleAfterMs: '15m' } as unknown as StaleRunSweeperOptions, /got 15m/],
+    ['staleAfterMs as a string', { store, staleAfterMs: '15m' } as unknown as StaleRunSweeperOptions, /got "15m" \(a string\)/],
     ['intervalMs 0', { store, staleAfterMs: MINUTE, intervalMs: 0 }, /intervalMs must be a positive whole number/],
     ['a fractional intervalMs', { store, staleAfterMs: MINUTE, intervalMs: 1.5 }, /intervalMs must be a positive whole number/],
     ['an intervalMs beyond setTimeout', { store, staleAfterMs: MINUTE, intervalMs: 2 ** 31 }, /intervalMs must be at most/],

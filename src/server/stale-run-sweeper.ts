@@ -8,6 +8,7 @@ import { consoleLogger, type HandlerLogger, oneLine, safeLogger } from './logger
 import type { PrismaStoreClient } from './prisma-store.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { isPositive } from '../internal/is-positive.js'
+import { describeReceived } from '../internal/received-value.js'
 
 /** The default of {@link StaleRunSweeperSettings.intervalMs}: one minute. */
 const DEFAULT_INTERVAL_MS = 60_000
@@ -43,7 +44,8 @@ export interface StaleRunSweeperSettings {
   batchSize?: number | undefined
   /**
    * Receives each failed run (`warn`), a database that cannot be reached during a timed sweep
-   * (`warn`), and any other error of a timed sweep or of `onRunStale` (`error`).
+   * (`warn`), and any other error of a timed sweep or of `onRunStale` (`error`); also a
+   * `PrismaStore`'s warnings when it has no `logger` of its own and no handlers lent it theirs first.
    * @default warnings to `console.warn`, errors to `console.error`
    */
   logger?: HandlerLogger | undefined
@@ -167,7 +169,8 @@ export interface StaleRunSweeper {
  * ```
  */
 export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRunSweeper {
-  const store = resolveSweepableStore(options)
+  const logger = safeLogger(options.logger ?? consoleLogger)
+  const store = resolveSweepableStore(options, logger)
   const staleAfterMs = positiveNumber('staleAfterMs', options.staleAfterMs)
   const intervalMs = positiveInteger('intervalMs', options.intervalMs ?? DEFAULT_INTERVAL_MS)
   if (intervalMs > MAX_TIMER_DELAY_MS) {
@@ -175,7 +178,6 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
   const batchSize = positiveInteger('batchSize', options.batchSize ?? DEFAULT_BATCH_SIZE)
   const clock = options.clock ?? (() => new Date())
-  const logger = safeLogger(options.logger ?? consoleLogger)
   const { onRunStale, onRunEnded } = options
   const retention = resolveRetention(store, options.retention)
 
@@ -258,8 +260,8 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
 }
 
-function resolveSweepableStore(options: StaleRunSweeperOptions): Store<unknown> {
-  const resolved = resolveStore(options, ' to the stale-run sweeper')
+function resolveSweepableStore(options: StaleRunSweeperOptions, logger: HandlerLogger): Store<unknown> {
+  const resolved = resolveStore(options, logger, ' to the stale-run sweeper')
   if (typeof resolved.listStaleRuns !== 'function') {
     throw new HandlerConfigurationError('The store cannot list stale runs (it has no listStaleRuns method), so the sweeper cannot find them')
   }
@@ -283,7 +285,7 @@ function resolveRetention(store: Store<unknown>, retention: RetentionPolicy | un
 function positiveNumber(name: string, value: unknown): number {
   if (!isPositive(value)) {
     throw new HandlerConfigurationError(
-      `${name} must be a positive number of milliseconds (e.g. 15 * 60_000 for 15 minutes), got ${String(value)}`,
+      `${name} must be a positive number of milliseconds (e.g. 15 * 60_000 for 15 minutes), got ${describeReceived(value)}`,
     )
   }
   return value

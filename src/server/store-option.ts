@@ -1,25 +1,32 @@
 import type { Store } from '../core/store.js'
 import { isPositive } from '../internal/is-positive.js'
 import { HandlerConfigurationError } from './configuration-error.js'
-import { PrismaStore, type PrismaStoreClient } from './prisma-store.js'
+import { lendLogger, PrismaStore, type PrismaStoreClient } from './prisma-store.js'
+import type { HandlerLogger } from './logger.js'
+import { describeReceived } from '../internal/received-value.js'
 
 /**
- * The store a factory was given: its `store`, or a `PrismaStore` on its `prisma` client.
+ * The store a factory was given: its `store`, or a `PrismaStore` on its `prisma` client. A
+ * PrismaStore without its own `logger` (built here, or passed without one) warns through
+ * `logger`, the factory's.
  * `owner` names the factory in the error, e.g. `' to the stale-run sweeper'`.
  * Internal: shared by the handlers and the stale-run sweeper.
  */
-export function resolveStore(options: object, owner = ''): Store<unknown> {
+export function resolveStore(options: object, logger: HandlerLogger, owner = ''): Store<unknown> {
   const { store, prisma } = options as { store?: Store<unknown> | undefined; prisma?: PrismaStoreClient | undefined }
   if (store && prisma) throw new HandlerConfigurationError(`Pass either \`store\` or \`prisma\`${owner}, not both`)
-  if (store) return store
-  if (prisma) return new PrismaStore(prisma)
+  if (store) {
+    lendLogger(store, logger)
+    return store
+  }
+  if (prisma) return new PrismaStore(prisma, { logger })
   throw new HandlerConfigurationError(`Pass \`store\` (e.g. a MemoryStore or PrismaStore) or \`prisma\` (your PrismaClient)${owner}`)
 }
 
 /** Checks a count option (a limit, a size, milliseconds of a timer). Internal. */
 export function positiveInteger(name: string, value: number): number {
   if (!isPositive(value, { integer: true })) {
-    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${String(value)}`)
+    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${describeReceived(value)}`)
   }
   return value
 }

@@ -11,6 +11,7 @@ import { HttpProblemError } from './problem-response.js'
 import { createMemoryReplayStore, type ReplayStore } from './replay-store.js'
 import { timingSafeEqual } from '../internal/timing-safe-equal.js'
 import { isPositive } from '../internal/is-positive.js'
+import { describeReceived } from '../internal/received-value.js'
 
 /**
  * Standard Webhooks verification of the runner's requests.
@@ -106,7 +107,7 @@ export function createWebhookAuthenticator(options: {
   }
   const tolerance = signing?.toleranceSeconds ?? DEFAULT_WEBHOOK_TOLERANCE_SECONDS
   if (!isPositive(tolerance)) {
-    throw new HandlerConfigurationError('signing.toleranceSeconds must be a positive number of seconds')
+    throw new HandlerConfigurationError(`signing.toleranceSeconds must be a positive number of seconds, got ${describeReceived(tolerance)}`)
   }
   const replayStore = signing?.replayStore ?? createMemoryReplayStore({ now: () => options.clock().getTime() })
 

@@ -86,12 +86,29 @@ describe('a stage final again with another output: outcome conflict', () => {
         level: 'warn',
         message:
           'Run conflict_mark: stage 1 COMPLETED: the server already had stage 1 COMPLETED with another output and kept it (outcome "conflict"); ' +
-          'this output was not stored. Cause: the stage was reported final twice with different outputs (another runner on the same run id, ' +
-          'or the stage run again); fix: give each execution its own run id',
+          'this output was not stored. Cause: the stage was already final with another output, set earlier by a cancel (the app\'s ' +
+          'POST /cancel stores unfinished stages CANCELLED without output), by another runner on the same run id, or by a run of this ' +
+          'stage again. Fix: nothing after a cancel; otherwise give each execution its own run id',
         details: expect.objectContaining({ runId: 'conflict_mark', stageNumber: 1, status: 'COMPLETED', outcome: 'conflict' }),
       },
     ])
     expect(await second.client.close({ timeout: 1000 })).toMatchObject({ undelivered: {} })
+  })
+
+  it("a CANCELLED with an output after the app's cancel: the warning names the cancel, not only two runners", async () => {
+    const { client, logged } = makeClient()
+    await client.createRun('conflict_after_cancel')
+    expect(await client.markStageProcessing('conflict_after_cancel', 1)).toBe(true)
+    await cancel('conflict_after_cancel', 'the user pressed stop')
+    const update = { stageNumber: 1, stageName: 'Input Processing', status: 'CANCELLED', output: 'stopped at row 12' } as const
+    expect(await client.sendStageUpdate('conflict_after_cancel', update)).toBe(true)
+    expect(logged.filter((line) => line.details?.['outcome'] === 'conflict').map((line) => line.message)).toEqual([
+      'Run conflict_after_cancel: stage 1 CANCELLED: the server already had stage 1 CANCELLED with another output and kept it ' +
+        '(outcome "conflict"); this output was not stored. Cause: the stage was already final with another output, set earlier by ' +
+        "a cancel (the app's POST /cancel stores unfinished stages CANCELLED without output), by another runner on the same run " +
+        'id, or by a run of this stage again. Fix: nothing after a cancel; otherwise give each execution its own run id',
+    ])
+    expect((await client.getStatus('conflict_after_cancel')).stages[0]).toMatchObject({ status: 'CANCELLED', output: null })
   })
 
   it("runPipeline's summary lists the conflict and its warning; the update counts as delivered", async () => {
@@ -102,12 +119,24 @@ describe('a stage final again with another output: outcome conflict', () => {
 
     const { client, logged } = makeClient()
     const summary = await runPipeline({ runId: 'conflict_pipeline', client, stages: [() => 'ours', () => 2, () => 3, () => 4, () => 5] })
-    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, conflicts: [{ stageNumber: 1, sent: 'COMPLETED', stored: 'COMPLETED' }] })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    expect(summary.conflicts).toEqual([{ stageNumber: 1, status: 'COMPLETED', sentOutput: 'ours', storedOutput: 'theirs' }])
     expect(summary.warnings).toEqual([
       'Stage 1 COMPLETED: the server already had it COMPLETED with another output and kept that one (outcome "conflict"); this output was not stored',
     ])
     expect(logged.filter((line) => line.details?.['outcome'] === 'conflict')).toHaveLength(1)
     expect((await client.getStatus('conflict_pipeline')).stages[0]?.output).toBe('theirs')
+  })
+
+  it("runPipeline's conflicts show both outputs, each cut to 200 code units plus …", async () => {
+    const other = makeClient()
+    await other.client.createRun('conflict_long')
+    const theirs = `${'t'.repeat(199)}\u{1F600}tail` // the pair at 199-200 is not split: 199 units, then …
+    expect(await other.client.markStageComplete('conflict_long', 1, theirs)).toBe(true)
+    const { client } = makeClient()
+    const ours = 'o'.repeat(250)
+    const summary = await runPipeline({ runId: 'conflict_long', client, stages: [() => ours, () => 2, () => 3, () => 4, () => 5] })
+    expect(summary.conflicts).toEqual([{ stageNumber: 1, status: 'COMPLETED', sentOutput: `${'o'.repeat(200)}…`, storedOutput: `${'t'.repeat(199)}…` }])
   })
 
   it('a conflicting update redelivered from the outbox is logged the same way and leaves the queue', async () => {

@@ -10,6 +10,8 @@ import {
   HttpProblemError,
   isHandlerConfigurationError,
   MemoryStore,
+  PrismaStore,
+  type PrismaStoreClient,
 } from 'pipeline-status-sdk/server'
 import { timingSafeEqual } from '../../src/internal/timing-safe-equal.js'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
@@ -123,6 +125,33 @@ describe('web handlers: authentication', () => {
       }
       expect(isHandlerConfigurationError(caught), name).toBe(true)
     }
+  })
+
+  it('an option of the wrong type is refused with its type shown, e.g. a number read from an environment variable as a string', () => {
+    const store = new MemoryStore()
+    const messageOf = (create: () => unknown): string => {
+      try {
+        create()
+      } catch (error) {
+        expect(isHandlerConfigurationError(error)).toBe(true)
+        return (error as Error).message
+      }
+      throw new Error('expected a HandlerConfigurationError')
+    }
+    const cases: Array<[() => unknown, string]> = [
+      [
+        () => createPipelineStatusHandlers({ secret: 's', store, clockSkewToleranceMs: '600000' as never }),
+        'clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got "600000" (a string)',
+      ],
+      [() => createPipelineStatusHandlers({ secret: 's', store, clockSkewToleranceMs: -1 }), 'clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got -1'],
+      [() => createPipelineStatusHandlers({ secret: 's', store, maxBodyBytes: '1048576' as never }), 'maxBodyBytes must be a positive whole number, got "1048576" (a string)'],
+      [() => createPipelineStatusHandlers({ secret: 's', store, maxBodyBytes: true as never }), 'maxBodyBytes must be a positive whole number, got true (a boolean)'],
+      [
+        () => createPipelineStatusHandlers({ secret: 's', store, signing: { secret: 'k', toleranceSeconds: '300' as never } }),
+        'signing.toleranceSeconds must be a positive number of seconds, got "300" (a string)',
+      ],
+    ]
+    expect(cases.map(([create]) => messageOf(create))).toEqual(cases.map(([, message]) => message))
   })
 
   it('a secret in the wrong header does not count', async () => {
@@ -308,3 +337,75 @@ describe('web handlers: routing options', () => {
 })
 
 afterEach(() => vi.unstubAllEnvs())
+
+describe('web handlers: the conflict warning', () => {
+  it("a runner's CANCELLED with an output after the app's cancel is a conflict, logged without blaming two runners", async () => {
+    const warnings: string[] = []
+    const handlers = createPipelineStatusHandlers({
+      store: new MemoryStore(),
+      secret: SECRET,
+      logger: { warn: (message) => void warnings.push(message), error: () => {} },
+    })
+    const send = async (path: string, json: unknown) => {
+      const response = await handlers.fetch(buildRequest(BASE_URL, { path, json }))
+      expect(response.status).toBe(path === '/runs' ? 201 : 200)
+      return (await response.json()) as Record<string, unknown>
+    }
+    await send('/runs', { id: 'cancelled_by_app' })
+    await send('/cancelled_by_app/stage-update', makeStageUpdate({ stageNumber: 1, status: 'PROCESSING' }))
+    await send('/cancelled_by_app/cancel', { reason: 'the user pressed stop' })
+    const answer = await send('/cancelled_by_app/stage-update', makeStageUpdate({ stageNumber: 1, status: 'CANCELLED', output: 'stopped at row 12' }))
+    expect(answer).toMatchObject({ outcome: 'conflict', stage: { stageNumber: 1, status: 'CANCELLED', output: null } })
+    expect(warnings).toEqual([
+      'pipeline-status: run cancelled_by_app: stage 1 is already CANCELLED with another output; the stored output stays and the ' +
+        'update was answered 200 outcome "conflict" (logged once per run). Cause: the stage was already final with another output, ' +
+        "set earlier by a cancel (the app's POST /cancel stores unfinished stages CANCELLED without output), by another runner on " +
+        'the same run id, or by a run of this stage again. Fix: nothing after a cancel; otherwise give each execution its own run id',
+    ])
+  })
+})
+
+describe("web handlers: a PrismaStore without its own logger warns through the handlers' logger", () => {
+  /** A pool behind a transaction pooler: every named statement is refused with 26000, unnamed ones answer no rows. */
+  const poolerPool = () => ({
+    query: async (config: { name?: string; text: string; values: unknown[] }) => {
+      if (config.name) throw Object.assign(new Error(`prepared statement "${config.name}" does not exist`), { code: '26000' })
+      return { rows: [] }
+    },
+  })
+  const unusedClient = () => {
+    const fail = async () => {
+      throw new Error('not used: the store reads through its pool')
+    }
+    const delegates = {
+      pipelineRun: { findUnique: fail, findUniqueOrThrow: fail, findMany: fail, createMany: fail, update: fail },
+      stageOutput: { findUnique: fail, upsert: fail },
+    }
+    return { ...delegates, $queryRawUnsafe: fail, $transaction: fail } as unknown as PrismaStoreClient
+  }
+  const recorder = () => {
+    const warnings: string[] = []
+    return { warnings, logger: { warn: (message: string) => void warnings.push(message), error: () => {} } }
+  }
+  const statusOfUnknownRun = (handlers: { fetch: (request: Request) => Promise<Response> }) =>
+    handlers.fetch(buildRequest(BASE_URL, { path: '/no_such_run/status' }))
+
+  it('the pool fallback warning of a store passed without a logger goes to the handlers\' logger', async () => {
+    const app = recorder()
+    const handlers = createPipelineStatusHandlers({ store: new PrismaStore(unusedClient(), { pool: poolerPool() }), secret: SECRET, logger: app.logger })
+    await expectProblem(await statusOfUnknownRun(handlers), 404, 'run_not_found')
+    expect(app.warnings.filter((line) => /named prepared statement/.test(line))).toEqual([
+      expect.stringMatching(/^pipeline-status: the database refused a named prepared statement \(26000: prepared statement "\S+" does not exist\)/),
+    ])
+  })
+
+  it('a store with its own logger keeps it', async () => {
+    const app = recorder()
+    const own = recorder()
+    const store = new PrismaStore(unusedClient(), { pool: poolerPool(), logger: own.logger })
+    const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger: app.logger })
+    await expectProblem(await statusOfUnknownRun(handlers), 404, 'run_not_found')
+    const named = (lines: string[]) => lines.filter((line) => /named prepared statement/.test(line)).length
+    expect({ app: named(app.warnings), own: named(own.warnings) }).toEqual({ app: 0, own: 1 })
+  })
+})

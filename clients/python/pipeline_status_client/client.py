@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from .contract import (
@@ -106,6 +107,15 @@ class _Update:
     finishing: bool = False
     #: A progress report: the outbox keeps only the newest pending one per stage.
     progress: bool = False
+
+
+#: The cause and fix of an outcome ``conflict``, word for word the TypeScript client's text: a
+#: cancel (the app's ``POST /cancel``) finalizes unfinished stages CANCELLED without output, so a
+#: conflict does not always mean two runners.
+CONFLICT_CAUSE_AND_FIX = (
+    "Cause: the stage was already final with another output, set earlier by a cancel (the app's POST /cancel stores "
+    "unfinished stages CANCELLED without output), by another runner on the same run id, or by a run of this stage again. "
+    "Fix: nothing after a cancel; otherwise give each execution its own run id")
 
 
 class PrismaAPIClient:
@@ -309,14 +319,16 @@ class PrismaAPIClient:
         run_id: str,
         status: str = "COMPLETED",
         *,
-        completed_at: Optional[str] = None,
+        completed_at: Union[str, datetime, None] = None,
         duration: Optional[float] = None,
         error: Optional[str] = None,
         **results: Any,
     ) -> bool:
         """Ends a run explicitly (``POST /complete``) and hands its results to the app's
         ``onRunCompleted`` hook. ``status``: COMPLETED, FAILED or CANCELLED; ``completed_at``: an
-        ISO 8601 timestamp, default now; ``duration``: seconds; ``error``: the run's error;
+        ISO 8601 timestamp string or a ``datetime`` (sent as UTC with milliseconds and ``Z``; a
+        naive datetime is taken as this machine's local time; the server clamps an instant skewed
+        beyond its tolerance), default now; datetimes in ``results`` are sent the same way; ``duration``: seconds; ``error``: the run's error;
         ``results``: any JSON fields of the app's own (``opportunities``, ``fullReportMarkdown``).
         Delivered in order after the run's stage updates (queued behind them when they are).
         Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises."""
@@ -846,8 +858,7 @@ class PrismaAPIClient:
         stage = answer.get("stage") if isinstance(answer.get("stage"), dict) else {}
         self.log.warning(
             "Run %s: %s: the server already had stage %s %s with another output and kept it (outcome \"conflict\"); "
-            "this output was not stored. Cause: the stage was reported final twice with different outputs (another runner "
-            "on the same run id, or the stage run again); fix: give each execution its own run id",
+            "this output was not stored. " + CONFLICT_CAUSE_AND_FIX,
             run_id, what, stage.get("stageNumber"), stage.get("status"))
 
     def _supersede(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:

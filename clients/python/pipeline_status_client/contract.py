@@ -70,11 +70,21 @@ def route_path(route: str, run_id: Optional[str] = None) -> str:
 
 def utc_timestamp(moment: Optional[datetime] = None) -> str:
     """An ISO 8601 UTC timestamp with microseconds, as the original runner sends
-    (``2025-10-25T14:03:11.123456Z``); ``moment`` defaults to now. Naive datetimes are taken as UTC."""
-    moment = moment or datetime.now(timezone.utc)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+    (``2025-10-25T14:03:11.123456Z``); ``moment`` defaults to now. A naive ``moment`` is local
+    time, as in :func:`iso_instant`."""
+    moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_instant(moment: datetime) -> str:
+    """``moment`` as the contract's instant: ISO 8601 in UTC with milliseconds and ``Z``
+    (``2025-10-25T14:03:11.123Z``), the way ``Date.toISOString()`` writes it. An aware datetime is
+    converted to UTC; a *naive* one is taken as this machine's local time (Python's own rule for
+    ``datetime.astimezone()``), so pass an aware datetime when the runner's clock zone is not
+    the zone its datetimes were made in. Microseconds are truncated to milliseconds. The server
+    clamps an instant that is skewed beyond its ``clockSkewToleranceMs`` (docs/operations.md)."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def to_storable_text(text: str) -> Tuple[str, int]:
@@ -93,15 +103,18 @@ def json_safe(value: Any) -> Any:
     """``value`` as JSON can carry it, the way ``JSON.stringify`` writes it in the TypeScript
     client: every NaN and ±Infinity float (in dicts, lists and tuples, at any depth) becomes
     ``None`` (``null``); ``json.dumps`` alone would write ``NaN``, which is not JSON and which the
-    server refuses. Other values are returned as they are. Raises ``ValueError`` for a circular
-    container, as ``json.dumps`` does. The one rule for every body the client sends (outputs,
-    completion results, progress, heartbeats)."""
+    server refuses. Every ``datetime`` becomes its :func:`iso_instant` string (UTC, milliseconds,
+    ``Z``; a naive one is taken as local time). Other values are returned as they are. Raises
+    ``ValueError`` for a circular container, as ``json.dumps`` does. The one rule for every body
+    the client sends (outputs, completion results and ``completedAt``, progress, heartbeats)."""
     return _json_safe(value, set())
 
 
 def _json_safe(value: Any, active: set) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return iso_instant(value)
     if isinstance(value, (dict, list, tuple)):
         if id(value) in active:
             raise ValueError("Circular reference detected")
@@ -117,7 +130,7 @@ def _json_safe(value: Any, active: set) -> Any:
 
 def encode_json(body: Mapping[str, Any]) -> bytes:
     """The exact bytes the client sends (and signs): compact JSON in UTF-8, NaN and ±Infinity
-    written ``null`` (:func:`json_safe`). Raises ``TypeError`` for a value JSON cannot hold
+    written ``null``, datetimes as UTC ISO 8601 instants (:func:`json_safe`). Raises ``TypeError`` for a value JSON cannot hold
     (``bytes``, an object) and ``ValueError`` for a circular container."""
     return json.dumps(json_safe(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 

@@ -348,8 +348,10 @@ class ServerTests:
         self.assertEqual(
             logged.records[0].getMessage(),  # type: ignore[attr-defined]
             f'Run {run_id}: stage 1 COMPLETED: the server already had stage 1 COMPLETED with another output and kept it '
-            '(outcome "conflict"); this output was not stored. Cause: the stage was reported final twice with different '
-            'outputs (another runner on the same run id, or the stage run again); fix: give each execution its own run id')
+            '(outcome "conflict"); this output was not stored. Cause: the stage was already final with another output, set '
+            "earlier by a cancel (the app's POST /cancel stores unfinished stages CANCELLED without output), by another runner "
+            'on the same run id, or by a run of this stage again. Fix: nothing after a cancel; otherwise give each execution '
+            'its own run id')
         stored = first.get_status(run_id)["stages"][0]
         self.assertEqual((stored["status"], json.loads(stored["output"])), ("COMPLETED", {"rows": 12}))  # type: ignore[attr-defined]
 

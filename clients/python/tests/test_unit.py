@@ -226,6 +226,45 @@ class NonJsonNumbersTest(unittest.TestCase):
         self.assertEqual(body["status"], "COMPLETED")
         self.assertTrue(client.undelivered("run_1").all_delivered)
 
+    def test_completion_with_datetime_instants_is_sent_in_utc(self) -> None:
+        # A user trial: complete_run(completed_at=datetime) failed with "Object of type datetime
+        # is not JSON serializable" and the completion was never sent.
+        from datetime import datetime, timedelta, timezone
+
+        client, sent = self.recording_client()
+        plus_two = timezone(timedelta(hours=2))
+        finished = datetime(2025, 10, 25, 16, 3, 11, 123456, tzinfo=plus_two)
+        self.assertTrue(client.complete_run("run_1", completed_at=finished, reportedAt=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)))
+        route, body = sent[-1]
+        self.assertEqual(route, "run_1/complete")
+        self.assertEqual(body["completedAt"], "2025-10-25T14:03:11.123Z")
+        self.assertEqual(body["reportedAt"], "2025-01-02T03:04:05.000Z")
+        self.assertTrue(client.undelivered("run_1").all_delivered)
+
+    def test_naive_datetime_is_local_time(self) -> None:
+        import os
+        from datetime import datetime
+
+        from pipeline_status_client.contract import iso_instant
+
+        if not hasattr(time, "tzset"):
+            self.skipTest("time.tzset is not available on this platform")
+        previous = os.environ.get("TZ")
+
+        def restore() -> None:
+            if previous is None:
+                os.environ.pop("TZ", None)
+            else:
+                os.environ["TZ"] = previous
+            time.tzset()
+
+        self.addCleanup(restore)
+        os.environ["TZ"] = "Asia/Kolkata"  # UTC+05:30, no daylight saving time
+        time.tzset()
+        naive = datetime(2025, 10, 25, 19, 33, 11, 999999)
+        self.assertEqual(iso_instant(naive), "2025-10-25T14:03:11.999Z")
+        self.assertEqual(encode_json({"completedAt": naive}), b'{"completedAt":"2025-10-25T14:03:11.999Z"}')
+
     def test_progress_with_nan_leaves_those_fields_out(self) -> None:
         client, sent = self.recording_client()
         self.assertTrue(client.report_progress("run_1", 2, current=self.NAN, total=40, percent=-self.INF, message="batch 37"))
