@@ -9,10 +9,10 @@ import {
   matchRoute,
 } from '../src/contract/index.js'
 import type { OnRunEnded } from '../src/core/hooks.js'
-import { createRun, failStaleRuns, getRunSnapshot } from '../src/internal/operations.js'
+import { createRun, failStaleRuns, getRunSnapshot } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
-import { toRunRecord, toStatusResponse } from '../src/internal/state-to-records.js'
+import { toRunRecord, toStatusResponse } from '../src/core/state-to-records.js'
 import { type PipelineStatusHandlers, createPipelineStatusHandlers } from '../src/server/handlers.js'
 import { DEFAULT_MAX_BODY_BYTES, type PipelineStatusHandlersSettings } from '../src/server/handler-options.js'
 import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'

@@ -1,6 +1,6 @@
 /**
  * The app's hooks and policies that the handlers and the stale-run sweeper take: public types of
- * `pipeline-status-sdk/server`. The operations that call them live in `src/internal/operations.ts`.
+ * `pipeline-status-sdk/server`. The operations that call them live in `src/core/operations.ts`.
  */
 import type { CompleteRun } from '../contract/complete.js'
 import type { RunEndReason } from '../contract/runner-control.js'

@@ -10,7 +10,7 @@ import {
   failStaleRuns,
   getRunSnapshot,
   recordHeartbeat,
-} from '../internal/operations.js'
+} from './operations.js'
 import type { RunState } from './state.js'
 import type { Store } from './store.js'
 

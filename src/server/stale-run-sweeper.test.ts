@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_STAGES } from '../contract/index.js'
 import { MemoryStore } from '../core/memory-store.js'
-import { applyStageUpdate, createRun, getRunSnapshot } from '../internal/operations.js'
+import { applyStageUpdate, createRun, getRunSnapshot } from '../core/operations.js'
 import type { RunState } from '../core/state.js'
 import { type Store, StoreUnavailableError } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'

@@ -1,6 +1,6 @@
 import type { FinalStatus } from '../contract/status.js'
 import type { OnRunEnded, RetentionPolicy } from '../core/hooks.js'
-import { deleteExpiredRuns, failStaleRuns } from '../internal/operations.js'
+import { deleteExpiredRuns, failStaleRuns } from '../core/operations.js'
 import type { RunState } from '../core/state.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'

@@ -18,7 +18,7 @@ import { createPipelineStatusHandlers, PrismaStore } from 'pipeline-status-sdk/s
 import { afterEach, describe, expect, it } from 'vitest'
 import { openDatabase } from '../../examples/shared/database.js'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
-import { createRun } from '../../src/internal/operations.js'
+import { createRun } from '../../src/core/operations.js'
 import { CREATE_MIGRATIONS_TABLE } from '../../src/pg/migrate.js'
 import { migrationChecksum } from '../../src/pg/migration-files.js'
 import { usesPostgres } from '../setup/test-database.js'

@@ -16,7 +16,7 @@ import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { createPostgresReplayStore, PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/internal/operations.js'
+import { applyStageUpdate, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/core/operations.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 

@@ -6,7 +6,7 @@
  */
 import { DEFAULT_STAGES, type CompleteRun, type StageUpdate } from 'pipeline-status-sdk'
 import { PrismaStore } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot, type CompletionResult, type StageUpdateResult } from '../../src/internal/operations.js'
+import { applyStageUpdate, completeRun, createRun, getRunSnapshot, type CompletionResult, type StageUpdateResult } from '../../src/core/operations.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'

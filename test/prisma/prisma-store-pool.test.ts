@@ -6,7 +6,7 @@
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
 import { PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/internal/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/core/operations.js'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'

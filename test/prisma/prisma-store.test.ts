@@ -9,7 +9,7 @@ import {
   type RunSnapshot,
   StoreUnavailableError,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/internal/operations.js'
+import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/core/operations.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'

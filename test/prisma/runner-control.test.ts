@@ -13,7 +13,7 @@ import {
   PrismaStore,
   type RunEndedInput,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, cancelRun, completeRun, createRun, failStaleRuns, getRunSnapshot } from '../../src/internal/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, failStaleRuns, getRunSnapshot } from '../../src/core/operations.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'

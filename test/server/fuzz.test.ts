@@ -32,7 +32,7 @@ import {
   signWebhook,
   webhookRoute,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/internal/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/core/operations.js'
 import { webhookMessageIdPrefix } from '../../src/signing/webhook-signature.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'

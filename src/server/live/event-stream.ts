@@ -7,7 +7,7 @@ import { LIVE_EVENTS } from '../../contract/live-status.js'
 import type { RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from '../../contract/live-status.js'
 import type { StageOutputRecord } from '../../contract/records.js'
 import { isFinalStatus } from '../../contract/status.js'
-import { toStatusResponse } from '../../internal/state-to-records.js'
+import { toStatusResponse } from '../../core/state-to-records.js'
 import type { RunSnapshot } from '../../core/state.js'
 import type { RunWatcher } from './run-watcher.js'
 

@@ -1,5 +1,5 @@
 import type { PipelineRunRecord, RunStatusResponse, StageOutputRecord } from '../contract/records.js'
-import type { RunSnapshot, RunState, StageState } from '../core/state.js'
+import type { RunSnapshot, RunState, StageState } from './state.js'
 
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null)
 

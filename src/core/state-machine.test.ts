@@ -17,7 +17,7 @@ import {
   runEndReason,
   staleRunCutoff,
 } from './state-machine.js'
-import type { RunState, StageState } from '../core/state.js'
+import type { RunState, StageState } from './state.js'
 
 const NOW = new Date('2026-01-01T00:00:00.000Z')
 const LATER = new Date('2026-01-01T00:00:05.000Z')

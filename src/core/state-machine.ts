@@ -9,8 +9,8 @@ import type { StageUpdate } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
 import { timestampToDate } from '../contract/timestamp.js'
-import type { RunState, StageState } from '../core/state.js'
-import { isPositive } from './is-positive.js'
+import type { RunState, StageState } from './state.js'
+import { isPositive } from '../internal/is-positive.js'
 
 /** Why an update was refused; maps to a 409 problem. */
 export type ConflictCode = 'run_finished' | 'stage_finished'

@@ -11,11 +11,11 @@ import type { StageUpdate } from '../contract/stage-update.js'
 import { lastStageNumber, type StageCatalogue } from '../contract/stages.js'
 import type { FinalStatus } from '../contract/status.js'
 import { type ClampedInstant, type CompletionDecision, type StageDecision, decideCancel, decideCompletion, decideHeartbeat, decideProgress, decideStaleRun, decideStageUpdate, newRun, runEndReason, staleRunCutoff } from './state-machine.js'
-import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from '../core/hooks.js'
-import { nextRunVersion } from '../core/run-version.js'
-import type { RunSnapshot, RunStageRead, RunState, StageState } from '../core/state.js'
-import type { Store, StoreTransaction } from '../core/store.js'
-import { isPositive } from './is-positive.js'
+import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from './hooks.js'
+import { nextRunVersion } from './run-version.js'
+import type { RunSnapshot, RunStageRead, RunState, StageState } from './state.js'
+import type { Store, StoreTransaction } from './store.js'
+import { isPositive } from '../internal/is-positive.js'
 
 /** Result of a stage update: the state machine's decision, or `not_found` for an unknown run. */
 export type StageUpdateResult =
