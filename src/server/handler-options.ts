@@ -3,12 +3,14 @@ import type { StageCatalogue } from '../contract/stages.js'
 import type { Store } from '../core/store.js'
 import type { HandlerConfigurationError } from './configuration-error.js'
 import type { CorsOptions } from './cors.js'
-import type { createPipelineStatusHandlers } from './handlers.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import type { HandlerLogger } from './logger.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
 import type { HttpProblemError } from './problem-response.js'
 import type { WebhookSigningOptions } from './webhook-auth.js'
+// `createPipelineStatusHandlers` is linked below by name, not imported: an import of handlers.ts
+// would close the circle handlers → request-auth → handler-options → handlers. typedoc resolves
+// the name within the server entry.
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
