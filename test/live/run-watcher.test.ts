@@ -6,7 +6,7 @@
 import { RunUpdateEvent } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers, MemoryStore, type Store } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { readEvents } from '../contract/contract-suite.js'
+import { readEvents } from '../contract/suite/read-events.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 
 const SECRET = 'watcher-secret'
