@@ -2,7 +2,7 @@
 import { RunStatusResponse } from 'pipeline-status-sdk'
 import { describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../../support/fixtures.js'
-import { expectProblem, OLD_SECRET, SECRET, streamOf, uniqueRunId } from './harness.js'
+import { expectProblem, OLD_SECRET, paddedStageUpdate, SECRET, streamOf, uniqueRunId } from './harness.js'
 import type { ContractContext } from './use-target.js'
 
 /** Registers this block of the contract suite for one target (see index.ts). */
@@ -152,13 +152,9 @@ export function describeErrors({ name, scenario, withApi }: ContractContext): vo
       'bodies over maxBodyBytes answer 413, by Content-Length or while streaming',
       async (api) => {
         const id = await api.createRun()
-        const padded = (size: number) => {
-          const json = JSON.stringify(makeStageUpdate())
-          return json + ' '.repeat(size - json.length)
-        }
-        expect((await api.stage(id, undefined, { body: padded(1024) })).status).toBe(200)
+        expect((await api.stage(id, undefined, { body: paddedStageUpdate(1024) })).status).toBe(200)
         // The problem states the limit, so a client can cut what it sends to fit.
-        expect(await expectProblem(await api.stage(id, undefined, { body: padded(1025) }), 413, 'payload_too_large')).toMatchObject({ maxBytes: 1024 })
+        expect(await expectProblem(await api.stage(id, undefined, { body: paddedStageUpdate(1025) }), 413, 'payload_too_large')).toMatchObject({ maxBytes: 1024 })
         expect(await expectProblem(await api.stage(id, undefined, { body: streamOf(5 * 1024 * 1024) }), 413, 'payload_too_large')).toMatchObject({ maxBytes: 1024 })
         expect(await expectProblem(await api.complete(id, undefined, { body: streamOf(64 * 1024) }), 413, 'payload_too_large')).toMatchObject({ maxBytes: 1024 })
         expect((await api.status(id)).stages[0]?.status).toBe('PROCESSING')

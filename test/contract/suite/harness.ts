@@ -152,6 +152,12 @@ export async function expectProblem(response: Response, status: number, code: st
   return problem
 }
 
+/** A stage update's JSON padded with spaces to `size` bytes, for the body-limit scenarios. */
+export function paddedStageUpdate(size: number): string {
+  const json = JSON.stringify(makeStageUpdate())
+  return json + ' '.repeat(size - json.length)
+}
+
 /** A streamed body of `size` bytes in 16 KiB chunks, with no length known in advance. */
 export function streamOf(size: number, fill = 0x20): ReadableStream<Uint8Array> {
   let sent = 0

@@ -4,7 +4,7 @@ import { Agent } from 'node:http'
 import { deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../../support/fixtures.js'
-import { expectProblem, rawRequest, SECRET, uniqueRunId } from './harness.js'
+import { expectProblem, paddedStageUpdate, rawRequest, SECRET, uniqueRunId } from './harness.js'
 import type { ContractContext } from './use-target.js'
 
 /** Registers this block of the contract suite for one target (see index.ts). */
@@ -116,21 +116,17 @@ export function describeHttpSemantics({ name, scenario, socketScenario, transpor
       'maxBodyBytes counts the inflated bytes: a gzip bomb answers 413',
       async (api) => {
         const id = await api.createRun()
-        const padded = (size: number) => {
-          const json = JSON.stringify(makeStageUpdate())
-          return json + ' '.repeat(size - json.length)
-        }
-        const fits = await api.stage(id, undefined, { body: gzipSync(padded(4096)), headers: { 'Content-Encoding': 'gzip' } })
+        const fits = await api.stage(id, undefined, { body: gzipSync(paddedStageUpdate(4096)), headers: { 'Content-Encoding': 'gzip' } })
         expect(fits.status).toBe(200)
         await fits.text()
-        const over = gzipSync(padded(4097))
+        const over = gzipSync(paddedStageUpdate(4097))
         expect(over.byteLength).toBeLessThan(4096)
         await expectProblem(await api.stage(id, undefined, { body: over, headers: { 'Content-Encoding': 'gzip' } }), 413, 'payload_too_large')
         const bomb = gzipSync(JSON.stringify(makeStageUpdate({ output: ' '.repeat(2 * 1024 * 1024) })))
         expect(bomb.byteLength).toBeLessThan(4096)
         const problem = await expectProblem(await api.stage(id, undefined, { body: bomb, headers: { 'Content-Encoding': 'gzip' } }), 413, 'payload_too_large')
         expect(problem['maxBytes']).toBe(4096)
-        await expectProblem(await api.stage(id, undefined, { body: deflateSync(padded(64 * 1024)), headers: { 'Content-Encoding': 'deflate' } }), 413, 'payload_too_large')
+        await expectProblem(await api.stage(id, undefined, { body: deflateSync(paddedStageUpdate(64 * 1024)), headers: { 'Content-Encoding': 'deflate' } }), 413, 'payload_too_large')
       },
       { maxBodyBytes: 4096 },
     )
