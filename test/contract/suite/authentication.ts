@@ -1,4 +1,4 @@
-/** Contract scenarios: what the handlers log about refused requests, and the authorize hook's own problems. */
+/** Contract scenarios, authentication: what the handlers log about refused requests, and the authorize hook's own problems. */
 import { HttpProblemError } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { makeStageUpdate } from '../../support/fixtures.js'

@@ -1,4 +1,4 @@
-/** Contract scenarios: problems: unknown routes and methods, bad bodies, secrets and rotation, limits, a failing database or hook. */
+/** Contract scenarios, errors: unknown routes and methods, bad bodies, secrets and rotation, limits, a failing database or hook. */
 import { RunStatusResponse } from 'pipeline-status-sdk'
 import { describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../../support/fixtures.js'

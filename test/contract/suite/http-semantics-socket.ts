@@ -1,4 +1,4 @@
-/** Contract scenarios: what only a real port shows: a client that writes its whole upload before reading the answer. */
+/** Contract scenarios, HTTP on a socket: what only a real port shows, a client that writes its whole upload before reading. */
 import { connect } from 'node:net'
 import { describe, expect } from 'vitest'
 import { SECRET } from './harness.js'

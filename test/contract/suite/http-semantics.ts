@@ -1,4 +1,4 @@
-/** Contract scenarios: hTTP itself: HEAD, 405 with Allow, content codings, body limits on keep-alive connections. */
+/** Contract scenarios, HTTP semantics: HEAD, 405 with Allow, content codings, body limits on keep-alive connections. */
 import { Problem, PROBLEM_CONTENT_TYPE, StageUpdateResponse } from 'pipeline-status-sdk'
 import { Agent } from 'node:http'
 import { deflateSync, gzipSync } from 'node:zlib'

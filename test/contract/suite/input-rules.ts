@@ -1,4 +1,4 @@
-/** Contract scenarios: the input rules of docs/contract.md: timestamps, run ids, URL length. */
+/** Contract scenarios, input rules (docs/contract.md): timestamps, run ids, URL length. */
 import { Problem, PROBLEM_CONTENT_TYPE } from 'pipeline-status-sdk'
 import { describe, expect } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../../support/fixtures.js'

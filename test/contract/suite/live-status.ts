@@ -1,4 +1,4 @@
-/** Contract scenarios: the live status stream: snapshot, updates, end, reconnects, keep-alives, read access, CORS and the stream cap. */
+/** Contract scenarios, live status: snapshot, updates, end, reconnects, keep-alives, read access, CORS and the stream cap. */
 import { RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from 'pipeline-status-sdk'
 import { type AuthorizeInput, createRunReadToken } from 'pipeline-status-sdk/server'
 import { describe, expect } from 'vitest'

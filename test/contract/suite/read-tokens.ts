@@ -1,4 +1,4 @@
-/** Contract scenarios: run read tokens: scope, expiry, forgery, rotation and other bearer credentials. */
+/** Contract scenarios, read tokens: scope, expiry, forgery, rotation and other bearer credentials. */
 import { RunStatusResponse } from 'pipeline-status-sdk'
 import { createRunReadToken } from 'pipeline-status-sdk/server'
 import { describe, expect } from 'vitest'

@@ -1,4 +1,4 @@
-/** Contract scenarios: creating runs, the Python runner payloads, completion and status reads, and the OpenAPI route. */
+/** Contract scenarios, routes: creating runs, the Python runner payloads, completion and status reads, the OpenAPI route. */
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { createOpenApiDocument, CreateRunResponse } from 'pipeline-status-sdk'
 import { describe, expect } from 'vitest'

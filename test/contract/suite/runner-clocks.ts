@@ -1,4 +1,4 @@
-/** Contract scenarios: runner clocks clamped into the tolerance window, and repeats that conflict with the stored outcome. */
+/** Contract scenarios, runner clocks: instants clamped into the tolerance window, and repeats that conflict with the stored outcome. */
 import { describe, expect } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../../support/fixtures.js'
 import type { ContractContext } from './use-target.js'

@@ -1,4 +1,4 @@
-/** Contract scenarios: runner control: heartbeats, progress, cancel, authorize for the web app, the catalogue, onRunEnded. */
+/** Contract scenarios, runner control: heartbeats, progress, cancel, authorize for the web app, the catalogue, onRunEnded. */
 import { CreateRunResponse, DEFAULT_STAGES, MAX_PROGRESS_MESSAGE_LENGTH } from 'pipeline-status-sdk'
 import { type AuthorizeInput, HttpProblemError } from 'pipeline-status-sdk/server'
 import { describe, expect } from 'vitest'

@@ -1,4 +1,4 @@
-/** Contract scenarios: the state machine seen over HTTP: ETags, late and duplicate updates, finished runs and stages. */
+/** Contract scenarios, semantics over HTTP: ETags, late and duplicate updates, finished runs and stages. */
 import { RunStatusResponse, StageUpdateResponse } from 'pipeline-status-sdk'
 import { describe, expect } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../../support/fixtures.js'

@@ -1,4 +1,4 @@
-/** Contract scenarios: standard Webhooks signatures: valid, wrong, expired, replayed, bound to method and route, and Express body parsers. */
+/** Contract scenarios, Standard Webhooks signatures: valid, wrong, expired, replayed, bound to method and route; Express body parsers. */
 import { CreateRunResponse, RunStatusResponse, StageUpdateResponse } from 'pipeline-status-sdk'
 import { createWebhookSignatureHeaders, webhookMessageId } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
