@@ -4,9 +4,6 @@
  * `runPipeline`'s summary lists it), and a `/complete` refused because the run ended elsewhere
  * (superseded on its first send as on a redelivery: never dead-lettered nor counted undelivered).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import {
   PrismaAPIClient,
   type PrismaAPIClientOptions,
@@ -15,21 +12,14 @@ import {
   runPipeline,
 } from 'pipeline-status-sdk/client'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { describe, expect, it } from 'vitest'
+import { useTempDirs } from '../support/temp-dirs.js'
+import { clientFactory } from './support/client-factory.js'
+import { TEST_SECRET, useTestServer } from './support/test-server.js'
 
-let server: TestServer
-const clients: PrismaAPIClient[] = []
-const dirs: string[] = []
-
-beforeEach(async () => {
-  server = await startTestServer()
-})
-afterEach(async () => {
-  for (const client of clients.splice(0)) await client.close({ timeout: 100 })
-  await server.stop()
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
+const outboxDir = useTempDirs('outcomes-outbox-')
+const server = useTestServer()
+const clients = clientFactory(() => ({ baseUrl: server().origin, secret: TEST_SECRET, retry: { limit: 0 } }))
 
 interface Line {
   level: 'warn' | 'error'
@@ -39,28 +29,18 @@ interface Line {
 
 function makeClient(options: PrismaAPIClientOptions = {}): { client: PrismaAPIClient; logged: Line[] } {
   const logged: Line[] = []
-  const client = new PrismaAPIClient({
-    baseUrl: server.origin,
-    secret: TEST_SECRET,
+  const client = clients.make({
     logger: {
       warn: (message, details) => logged.push({ level: 'warn', message, details }),
       error: (message, details) => logged.push({ level: 'error', message, details }),
     },
-    retry: { limit: 0 },
     ...options,
   })
-  clients.push(client)
   return { client, logged }
 }
 
-function outboxDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'outcomes-outbox-'))
-  dirs.push(dir)
-  return dir
-}
-
 async function cancel(runId: string, reason: string): Promise<void> {
-  const response = await fetch(`${server.origin}/api/pipeline/${runId}/cancel`, {
+  const response = await fetch(`${server().origin}/api/pipeline/${runId}/cancel`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-webhook-secret': TEST_SECRET },
     body: JSON.stringify({ reason }),
@@ -143,9 +123,9 @@ describe('a stage final again with another output: outcome conflict', () => {
     const other = makeClient()
     const { client, logged } = makeClient({ outbox: { dir: outboxDir(), retryDelay: 60_000, maxRetryDelay: 60_000 } })
     await client.createRun('conflict_outbox')
-    server.setFault({ status: 503 })
+    server().setFault({ status: 503 })
     expect(await client.markStageComplete('conflict_outbox', 1, 'queued')).toBe(true)
-    server.setFault(undefined)
+    server().setFault(undefined)
     expect(await other.client.markStageComplete('conflict_outbox', 1, 'first to arrive')).toBe(true)
     expect(await client.flush()).toEqual({ delivered: 1, rejected: 0, pending: 0 })
     expect(logged.filter((line) => line.details?.['outcome'] === 'conflict').map((line) => line.message)).toEqual([
@@ -190,9 +170,9 @@ describe('a /complete refused because the run ended elsewhere is superseded on i
     const { client } = makeClient({ outbox: { dir: outboxDir(), retryDelay: 60_000, maxRetryDelay: 60_000 } })
     await client.createRun('complete_elsewhere_redelivered')
     expect(await client.markStageProcessing('complete_elsewhere_redelivered', 1)).toBe(true)
-    server.setFault({ status: 503 })
+    server().setFault({ status: 503 })
     expect(await client.completeRun('complete_elsewhere_redelivered', { status: 'COMPLETED' })).toMatchObject({ queued: true })
-    server.setFault(undefined)
+    server().setFault(undefined)
     await cancel('complete_elsewhere_redelivered', 'the user pressed stop')
     expect(await client.flush()).toEqual({ delivered: 0, rejected: 0, pending: 0 })
     expect((await client.deadLetters('complete_elsewhere_redelivered')).map((letter) => [letter.kind, letter.code])).toEqual([['superseded', 'run_finished']])
@@ -204,9 +184,9 @@ describe('a /complete refused because the run ended elsewhere is superseded on i
     await makeClient().client.createRun('complete_elsewhere_pipeline')
     // The server's catalogue cannot be read at start, so a four-stage pipeline runs against five stages
     // and its last update leaves the run PROCESSING; the web app cancels it just before /complete arrives.
-    server.inject({ status: 503 })
-    const real = createPipelineStatusHandlers({ store: server.store, secret: TEST_SECRET, logger: { warn: () => {}, error: () => {} } }).fetch
-    server.setHandler(async (request) => {
+    server().inject({ status: 503 })
+    const real = createPipelineStatusHandlers({ store: server().store, secret: TEST_SECRET, logger: { warn: () => {}, error: () => {} } }).fetch
+    server().setHandler(async (request) => {
       if (request.url.endsWith('/complete')) await cancel('complete_elsewhere_pipeline', 'the user pressed stop')
       return real(request)
     })

@@ -5,14 +5,12 @@
  * learning that its run was finished elsewhere (`onRunFinished`, `RunFinishedError`, `false`
  * from the `mark*` methods), `runPipeline` aborting the stage, and the catalogue handshake.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   CatalogueMismatchError,
   DEFAULT_STAGES,
   PrismaAPIClient,
-  type PrismaAPIClientOptions,
   RunFinishedError,
   type RunFinishedEvent,
   isRunFinishedError,
@@ -20,46 +18,26 @@ import {
   silentLogger,
 } from 'pipeline-status-sdk/client'
 import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { describe, expect, it, vi } from 'vitest'
+import { useTempDirs } from '../support/temp-dirs.js'
+import { clientFactory } from './support/client-factory.js'
+import { TEST_SECRET, useTestServer } from './support/test-server.js'
 
 const INTERVAL = 1000 // the contract's shortest heartbeat interval
 
-let server: TestServer
-const clients: PrismaAPIClient[] = []
-const dirs: string[] = []
-
-beforeEach(async () => {
-  server = await startTestServer()
-})
-afterEach(async () => {
-  for (const client of clients.splice(0)) await client.close({ timeout: 100 })
-  await server.stop()
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
-
-function makeClient(options: PrismaAPIClientOptions = {}): PrismaAPIClient {
-  const client = new PrismaAPIClient({
-    baseUrl: server.origin,
-    secret: TEST_SECRET,
-    logger: silentLogger,
-    retry: { limit: 1, baseDelay: 5 },
-    heartbeatInterval: INTERVAL,
-    ...options,
-  })
-  clients.push(client)
-  return client
-}
-
-function outboxDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'runner-control-outbox-'))
-  dirs.push(dir)
-  return dir
-}
+const outboxDir = useTempDirs('runner-control-outbox-')
+const server = useTestServer()
+const { make: makeClient } = clientFactory(() => ({
+  baseUrl: server().origin,
+  secret: TEST_SECRET,
+  logger: silentLogger,
+  retry: { limit: 1, baseDelay: 5 },
+  heartbeatInterval: INTERVAL,
+}))
 
 /** What reached the server, one word each: `1 PROCESSING`, `2 progress <message>`, `heartbeat 2`, `complete`. */
 function wire(runId: string): string[] {
-  return server.requests
+  return server().requests
     .filter((r) => r.url.includes(`/${runId}/`))
     .map((r) => {
       const body = r.body === '' ? {} : (JSON.parse(r.body) as { stageNumber?: number; status?: string; progress?: { message?: string } })
@@ -79,7 +57,7 @@ function describeBody(body: string): string {
 }
 
 async function cancel(runId: string, reason: string): Promise<Response> {
-  return fetch(`${server.origin}/api/pipeline/${runId}/cancel`, {
+  return fetch(`${server().origin}/api/pipeline/${runId}/cancel`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-webhook-secret': TEST_SECRET },
     body: JSON.stringify({ reason }),
@@ -97,12 +75,12 @@ describe('heartbeats', () => {
       client,
       stages: five(async () => {
         // Until the server has seen the start's heartbeat and the first interval's.
-        await vi.waitFor(() => expect(server.requestsTo('/heartbeat').length).toBeGreaterThanOrEqual(2), { timeout: 10_000, interval: 20 })
+        await vi.waitFor(() => expect(server().requestsTo('/heartbeat').length).toBeGreaterThanOrEqual(2), { timeout: 10_000, interval: 20 })
         return 'two'
       }),
     })
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
-    const beats = server.requestsTo('/heartbeat')
+    const beats = server().requestsTo('/heartbeat')
     for (const beat of beats) {
       expect(JSON.parse(beat.body)).toMatchObject({ intervalMs: INTERVAL, stageNumber: expect.any(Number) })
       expect(beat.headers['x-webhook-secret']).toBe(TEST_SECRET)
@@ -117,9 +95,9 @@ describe('heartbeats', () => {
     }
     expect(order.filter((w) => w === 'heartbeat 2').length).toBeGreaterThanOrEqual(2)
     // One interval and a half after the run: no heartbeat came after the completion.
-    const count = server.requestsTo('/heartbeat').length
+    const count = server().requestsTo('/heartbeat').length
     await new Promise((resolve) => setTimeout(resolve, INTERVAL * 1.5))
-    expect(server.requestsTo('/heartbeat')).toHaveLength(count)
+    expect(server().requestsTo('/heartbeat')).toHaveLength(count)
     expect(wire(run.id).at(-1)).toBe('complete')
   })
 
@@ -172,12 +150,12 @@ describe('heartbeats', () => {
       signal: AbortSignal.timeout(INTERVAL * 3),
     })
     await started
-    await vi.waitFor(() => expect(server.requestsTo('/heartbeat').length).toBeGreaterThanOrEqual(1), { timeout: 5_000, interval: 20 })
+    await vi.waitFor(() => expect(server().requestsTo('/heartbeat').length).toBeGreaterThanOrEqual(1), { timeout: 5_000, interval: 20 })
     await client.close({ timeout: 100 })
-    const count = server.requestsTo('/heartbeat').length
+    const count = server().requestsTo('/heartbeat').length
     await pipeline
     await new Promise((resolve) => setTimeout(resolve, INTERVAL * 1.5))
-    expect(server.requestsTo('/heartbeat')).toHaveLength(count)
+    expect(server().requestsTo('/heartbeat')).toHaveLength(count)
   })
 
   it('client.heartbeat sends one on demand and answers the run as stored', async () => {
@@ -186,12 +164,12 @@ describe('heartbeats', () => {
     await client.markStageProcessing('hb_once', 1)
     const answer = await client.heartbeat('hb_once', 1)
     expect(answer).toMatchObject({ run: { id: 'hb_once', status: 'PROCESSING', heartbeatIntervalMs: INTERVAL } })
-    expect(JSON.parse(server.requestsTo('/heartbeat')[0]?.body ?? '')).toEqual({ stageNumber: 1, intervalMs: INTERVAL })
+    expect(JSON.parse(server().requestsTo('/heartbeat')[0]?.body ?? '')).toEqual({ stageNumber: 1, intervalMs: INTERVAL })
   })
 
   it('refuses a heartbeat interval outside the contract at construction', () => {
     for (const heartbeatInterval of [999, 3_600_001, 1500.5]) {
-      expect(() => new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, heartbeatInterval })).toThrow(
+      expect(() => new PrismaAPIClient({ baseUrl: server().origin, secret: TEST_SECRET, heartbeatInterval })).toThrow(
         /heartbeatInterval must be a whole number of milliseconds from 1000 to 3600000/,
       )
     }
@@ -209,7 +187,7 @@ describe('reportProgress', () => {
         for (let i = 1; i <= 3; i++) expect(await reportProgress({ current: i, total: 3, message: `batch ${i}` })).toBe(true)
       }),
     })
-    const reports = server
+    const reports = server()
       .requestsTo('/stage-update')
       .map((r) => JSON.parse(r.body) as { status: string; progress?: { seq: number; message: string } })
       .filter((b) => b.progress)
@@ -241,7 +219,7 @@ describe('reportProgress', () => {
     const dir = outboxDir()
     const client = makeClient({ outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 }, retry: { limit: 0 } })
     await client.createRun('progress_outbox')
-    server.setFault({ status: 503 })
+    server().setFault({ status: 503 })
     expect(await client.markStageProcessing('progress_outbox', 1)).toBe(true)
     for (let i = 1; i <= 3; i++) expect(await client.reportProgress('progress_outbox', 1, { percent: i * 10, message: `s1 ${i}` })).toBe(true)
     expect(await client.markStageComplete('progress_outbox', 1, 'one')).toBe(true)
@@ -253,12 +231,12 @@ describe('reportProgress', () => {
     expect(client.pendingCount('progress_outbox')).toBe(6)
     // The process ends during the outage; the next one reads the same queue from the journal.
     await client.close({ timeout: 100 })
-    server.setFault(undefined)
+    server().setFault(undefined)
     const next = makeClient({ outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 }, retry: { limit: 0 } })
     expect(next.pendingCount('progress_outbox')).toBe(6)
-    const sentBefore = server.requests.length
+    const sentBefore = server().requests.length
     expect(await next.flush()).toEqual({ delivered: 6, rejected: 0, pending: 0 })
-    const delivered = server.requests.slice(sentBefore).map((r) => {
+    const delivered = server().requests.slice(sentBefore).map((r) => {
       const body = JSON.parse(r.body) as { stageNumber: number; status: string; progress?: { message: string } }
       return body.progress ? `${body.stageNumber} progress ${body.progress.message}` : `${body.stageNumber} ${body.status}`
     })
@@ -273,7 +251,7 @@ describe('reportProgress', () => {
     await client.createRun('progress_bad')
     await expect(client.reportProgress('progress_bad', 1, { percent: 101 })).rejects.toThrow(/progress.*percent/s)
     await expect(client.reportProgress('progress_bad', 1, { current: 4, total: 3 })).rejects.toThrow(/current must not exceed total/)
-    expect(server.requestsTo('/stage-update')).toEqual([])
+    expect(server().requestsTo('/stage-update')).toEqual([])
   })
 })
 
@@ -329,7 +307,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
     expect(await client.markStageComplete('offline_cancel', 1, 'one')).toBe(true)
     expect(await client.markStageProcessing('offline_cancel', 2)).toBe(true)
     // The runner loses the server; the web app's user cancels the run meanwhile.
-    server.setFault({ status: 503 })
+    server().setFault({ status: 503 })
     expect(await client.markStageComplete('offline_cancel', 2, 'two')).toBe(true)
     expect(await client.markStageProcessing('offline_cancel', 3)).toBe(true)
     expect(await client.reportProgress('offline_cancel', 3, { percent: 50, message: 'half' })).toBe(true)
@@ -337,7 +315,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
     expect(await client.markStageProcessing('offline_cancel', 4)).toBe(true)
     expect(await client.markStageFailed('offline_cancel', 4, 'boom')).toBe(true)
     expect(client.pendingCount('offline_cancel')).toBe(6)
-    server.setFault(undefined)
+    server().setFault(undefined)
     expect((await cancel('offline_cancel', 'the user pressed stop')).status).toBe(200)
     logged.length = 0
 
@@ -490,11 +468,10 @@ describe('the catalogue handshake', () => {
   })
 
   it('starts when the numbers agree (a 3-stage server and runner)', async () => {
-    await server.stop()
     const three = DEFAULT_STAGES.slice(0, 3)
-    server = await startTestServer({
-      handler: createPipelineStatusHandlers({ store: new MemoryStore(), secret: TEST_SECRET, stages: three, logger: { warn: () => {}, error: () => {} } }).fetch,
-    })
+    server().setHandler(
+      createPipelineStatusHandlers({ store: new MemoryStore(), secret: TEST_SECRET, stages: three, logger: { warn: () => {}, error: () => {} } }).fetch,
+    )
     const client = makeClient({ stages: three })
     await client.createRun('shake_ok')
     const summary = await runPipeline({ runId: 'shake_ok', client, stages: [() => 1, () => 2, () => 3] })

@@ -8,7 +8,7 @@ import { PrismaStore } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
-import { describeContract } from './contract-suite.js'
+import { describeContract } from './suite/index.js'
 import { expressTarget } from './targets.js'
 
 let db: TestDatabase

@@ -1,5 +1,5 @@
 /** The contract suite against the MSW mock in-process (`setupServer(...mock.handlers)`). */
-import { describeContract } from './contract-suite.js'
+import { describeContract } from './suite/index.js'
 import { mswTarget } from './targets.js'
 
 describeContract('msw mock in-process', () => mswTarget)

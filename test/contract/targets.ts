@@ -19,7 +19,7 @@ import {
   StoreUnavailableError,
   type StoreHandlersOptions,
 } from 'pipeline-status-sdk/server'
-import { buildRequest, type ContractTarget, SECRET, type TargetClient, type TargetOptions } from './contract-suite.js'
+import { buildRequest, type ContractTarget, SECRET, type TargetClient, type TargetOptions } from './suite/harness.js'
 
 export const BASE_URL = 'http://app.test/api/pipeline'
 

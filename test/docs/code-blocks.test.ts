@@ -5,16 +5,16 @@
  * `dist/` and generates the Prisma client before any test runs). See test/docs/code-blocks.ts
  * for how, and docs/README.md for the `ts ignore` convention and the prelude.
  */
-import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
   type CodeBlock,
   type TypeCheckResult,
+  collectDocumentedBlocks,
+  documentedMarkdownFiles,
   extractCodeBlocks,
-  extractExampleBlocks,
   formatBlockDiagnostics,
   isChecked,
   typeCheckBlocks,
@@ -22,23 +22,10 @@ import {
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
-const markdownFiles = [
-  'README.md',
-  ...readdirSync(join(root, 'docs'))
-    .filter((name) => name.endsWith('.md'))
-    .sort()
-    .map((name) => `docs/${name}`),
-]
-const blocks = markdownFiles.flatMap((file) => extractCodeBlocks(readFileSync(join(root, file), 'utf8'), file))
-/**
- * The `@example` blocks of the API reference: every doc comment of the package's sources (not
- * the generated Prisma client, whose examples are Prisma's), as TypeDoc shows them.
- */
-const sourceFiles = execFileSync('git', ['ls-files', '--', 'src/**.ts', 'mock-server/**.ts'], { cwd: root, encoding: 'utf8' })
-  .split('\n')
-  .filter((file) => file.endsWith('.ts') && !file.startsWith('src/generated/'))
-const examples = sourceFiles.flatMap((file) => extractExampleBlocks(readFileSync(join(root, file), 'utf8'), file))
-const checked = [...blocks, ...examples].filter(isChecked)
+const documented = collectDocumentedBlocks(root)
+/** The `@example` blocks of the API reference (the doc comments of src/ and mock-server/), as TypeDoc shows them. */
+const examples = documented.filter((block) => !block.file.endsWith('.md'))
+const checked = documented.filter(isChecked)
 
 /**
  * Samples that must fail, compiled in the same program as the docs: they prove that the package
@@ -95,7 +82,7 @@ describe('code blocks in the documentation', () => {
   })
 
   it('finds the TypeScript samples of every guide', () => {
-    const guides = markdownFiles.filter((file) => file.startsWith('docs/') && file !== 'docs/README.md')
+    const guides = documentedMarkdownFiles(root).filter((file) => file.startsWith('docs/') && file !== 'docs/README.md')
     const withSamples = new Set(checked.map((block: CodeBlock) => block.file))
     expect(guides.filter((file) => !withSamples.has(file))).toEqual([])
   })

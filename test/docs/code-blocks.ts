@@ -230,24 +230,28 @@ export function extractExampleBlocks(source: string, file: string): CodeBlock[] 
   return blocks
 }
 
-/**
- * Every documented code block of the repository at `root`: the fenced blocks of README.md and
- * docs/*.md, then the `@example` blocks of the sources (src/ and mock-server/, not the generated
- * Prisma client, whose examples are Prisma's), as the API reference shows them.
- */
-export function collectDocumentedBlocks(root: string): CodeBlock[] {
-  const markdownFiles = [
+/** The markdown files whose code blocks are documentation: README.md, then docs/*.md by name. */
+export function documentedMarkdownFiles(root: string): string[] {
+  return [
     'README.md',
     ...readdirSync(join(root, 'docs'))
       .filter((name) => name.endsWith('.md'))
       .sort()
       .map((name) => `docs/${name}`),
   ]
+}
+
+/**
+ * Every documented code block of the repository at `root`: the fenced blocks of README.md and
+ * docs/*.md, then the `@example` blocks of the sources (src/ and mock-server/, not the generated
+ * Prisma client, whose examples are Prisma's), as the API reference shows them.
+ */
+export function collectDocumentedBlocks(root: string): CodeBlock[] {
   const sourceFiles = execFileSync('git', ['ls-files', '--', 'src/**.ts', 'mock-server/**.ts'], { cwd: root, encoding: 'utf8' })
     .split('\n')
     .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts') && !file.startsWith('src/generated/'))
   return [
-    ...markdownFiles.flatMap((file) => extractCodeBlocks(readFileSync(join(root, file), 'utf8'), file)),
+    ...documentedMarkdownFiles(root).flatMap((file) => extractCodeBlocks(readFileSync(join(root, file), 'utf8'), file)),
     ...sourceFiles.flatMap((file) => extractExampleBlocks(readFileSync(join(root, file), 'utf8'), file)),
   ]
 }

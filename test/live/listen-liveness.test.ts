@@ -15,31 +15,21 @@ import { RunUpdateEvent } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers, MemoryStore, PrismaStore, type Store } from 'pipeline-status-sdk/server'
 import type { RunChangeSink, RunChangeSource } from 'pipeline-status-sdk/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readEvents } from '../contract/contract-suite.js'
+import { readEvents } from '../contract/suite/read-events.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { type FreezeProxy, startFreezeProxy } from '../support/freeze-proxy.js'
 import { quiet, recordingLogger } from '../support/loggers.js'
 import { toolForTests } from '../support/optional-tools.js'
 import { listenThroughPgBouncerTool, type PgBouncer, startPgBouncer } from '../support/pgbouncer.js'
+import { handlerRequests } from '../support/handler-requests.js'
+import { until } from '../support/until.js'
 
 const SECRET = 'listen-liveness-secret'
-const BASE = 'http://app.test/api/pipeline'
 const CHANNEL = 'pipeline_status'
 const PGBOUNCER = toolForTests(listenThroughPgBouncerTool())
 
-const get = (path: string) => new Request(`${BASE}${path}`, { headers: { 'X-Webhook-Secret': SECRET } })
-const post = (path: string, json: unknown) =>
-  new Request(`${BASE}${path}`, { method: 'POST', headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' }, body: JSON.stringify(json) })
-
-/** Resolves once `read()` holds, checking every 10 ms; fails past `ceilingMs`. */
-async function until(what: string, read: () => boolean, ceilingMs: number): Promise<void> {
-  const deadline = Date.now() + ceilingMs
-  while (!read()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ceilingMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+const { get, post } = handlerRequests(SECRET)
 
 /** `url` with its host and port replaced. */
 function via(url: string, port: number): string {

@@ -6,11 +6,11 @@
 import { RunUpdateEvent } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers, MemoryStore, type Store } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { readEvents } from '../contract/contract-suite.js'
+import { readEvents } from '../contract/suite/read-events.js'
 import { makeStageUpdate } from '../support/fixtures.js'
+import { handlerRequests } from '../support/handler-requests.js'
 
 const SECRET = 'watcher-secret'
-const BASE = 'http://app.test/api/pipeline'
 const quiet = { warn: () => {}, error: () => {} }
 
 /** The store as another instance sees it: the same data, but none of this process's write notifications. */
@@ -39,9 +39,7 @@ function handlersOn(store: Store<unknown>, pollIntervalMs = 20) {
   open.push(handlers.close)
   return handlers
 }
-const get = (path: string) => new Request(`${BASE}${path}`, { headers: { 'X-Webhook-Secret': SECRET } })
-const post = (path: string, json: unknown) =>
-  new Request(`${BASE}${path}`, { method: 'POST', headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' }, body: JSON.stringify(json) })
+const { get, post } = handlerRequests(SECRET)
 
 describe('the run watcher', () => {
   it('polls the versions of all streamed runs with one query per tick, and delivers what another instance wrote', async () => {

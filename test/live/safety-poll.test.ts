@@ -10,25 +10,16 @@ import { RunUpdateEvent } from 'pipeline-status-sdk'
 import { createPgRunListener } from 'pipeline-status-sdk/pg'
 import { createPipelineStatusHandlers, PrismaStore } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
-import { readEvents } from '../contract/contract-suite.js'
+import { readEvents } from '../contract/suite/read-events.js'
 import { createTestDatabase, usesPostgres } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { quiet, recordingLogger } from '../support/loggers.js'
+import { handlerRequests } from '../support/handler-requests.js'
+import { until } from '../support/until.js'
 
 const SECRET = 'safety-poll-secret'
-const BASE = 'http://app.test/api/pipeline'
 const CHANNEL = 'pipeline_status'
-const get = (path: string) => new Request(`${BASE}${path}`, { headers: { 'X-Webhook-Secret': SECRET } })
-const post = (path: string, json: unknown) =>
-  new Request(`${BASE}${path}`, { method: 'POST', headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' }, body: JSON.stringify(json) })
-
-async function until(what: string, read: () => boolean, ceilingMs: number): Promise<void> {
-  const deadline = Date.now() + ceilingMs
-  while (!read()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ceilingMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+const { get, post } = handlerRequests(SECRET)
 
 function stagesOf(event: { event?: string | undefined; data: string }): Array<[number, string]> {
   expect(event.event).toBe('update')

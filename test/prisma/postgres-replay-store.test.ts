@@ -12,7 +12,7 @@ import {
   webhookMessageId,
 } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildRequest, expectProblem, SIGNING_SECRET, uniqueRunId } from '../contract/contract-suite.js'
+import { buildRequest, expectProblem, SIGNING_SECRET, uniqueRunId } from '../contract/suite/harness.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 

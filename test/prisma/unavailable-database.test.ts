@@ -10,8 +10,6 @@
  * unknown database name (FATAL 3D000), since PGlite has a single database.
  */
 import { randomBytes } from 'node:crypto'
-import { createServer, type Server } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { PGlite } from '@electric-sql/pglite'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { Problem } from 'pipeline-status-sdk'
@@ -22,6 +20,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
 import { createTestDatabase, usesPostgres } from '../setup/test-database.js'
+import { noSuchDatabase, startRefusingPostgres } from '../support/refusing-postgres.js'
 
 const SECRET = 'unavailable-secret'
 /**
@@ -96,23 +95,6 @@ async function emptyDatabase(): Promise<PrismaClient> {
   const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url.toString() }) })
   cleanups.push(() => prisma.$disconnect())
   return prisma
-}
-
-/** Answers every connection as PostgreSQL does for a database that does not exist. */
-async function noSuchDatabaseServer(database: string): Promise<{ port: number; server: Server }> {
-  const server = createServer((socket) => {
-    socket.once('data', () => {
-      const fields = ['SFATAL', 'VFATAL', 'C3D000', `Mdatabase "${database}" does not exist`, 'Fpostinit.c', 'RInitPostgres']
-      const payload = Buffer.concat([...fields.map((field) => Buffer.from(`${field}\0`)), Buffer.from([0])])
-      const header = Buffer.alloc(5)
-      header.write('E', 0)
-      header.writeInt32BE(payload.length + 4, 1)
-      socket.end(Buffer.concat([header, payload]))
-    })
-    socket.on('error', () => undefined)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { port: (server.address() as AddressInfo).port, server }
 }
 
 describe(`a database the handlers cannot use (${usesPostgres() ? 'PostgreSQL' : 'PGlite'})`, () => {
@@ -219,8 +201,9 @@ describe(`a database the handlers cannot use (${usesPostgres() ? 'PostgreSQL' : 
       parsed.pathname = `/${name}`
       url = parsed.toString()
     } else {
-      const { port, server } = await noSuchDatabaseServer(name)
-      cleanups.push(() => new Promise((resolve) => server.close(resolve)))
+      // PGlite has a single database: the refusal comes from a socket that answers as PostgreSQL does.
+      const { port, close } = await startRefusingPostgres(noSuchDatabase(name))
+      cleanups.push(close)
       url = `postgresql://postgres@127.0.0.1:${port}/${name}`
     }
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) })

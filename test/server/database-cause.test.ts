@@ -8,7 +8,7 @@
  * The refusals come from a socket that answers the start-up as PostgreSQL does (FATAL 28000), so
  * they hold on any machine; with DATABASE_URL an unknown role is also asked of the real server.
  */
-import { createServer, type Server } from 'node:net'
+import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { Problem } from 'pipeline-status-sdk'
@@ -17,6 +17,7 @@ import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { usesPostgres } from '../setup/test-database.js'
+import { startRefusingPostgres } from '../support/refusing-postgres.js'
 
 const SECRET = 'cause-secret'
 const cleanups: Array<() => Promise<unknown>> = []
@@ -60,22 +61,11 @@ async function closedPort(): Promise<number> {
   return port
 }
 
-/** Answers every connection's start-up as PostgreSQL does with `FATAL <code> <message>`. */
+/** A server that refuses every connection's start-up as PostgreSQL does with `FATAL <code> <message>`. */
 async function refusingServer(code: string, message: string): Promise<number> {
-  const server: Server = createServer((socket) => {
-    socket.once('data', () => {
-      const fields = ['SFATAL', 'VFATAL', `C${code}`, `M${message}`, 'Fpostmaster.c', 'RProcessStartupPacket']
-      const payload = Buffer.concat([...fields.map((field) => Buffer.from(`${field}\0`)), Buffer.from([0])])
-      const header = Buffer.alloc(5)
-      header.write('E', 0)
-      header.writeInt32BE(payload.length + 4, 1)
-      socket.end(Buffer.concat([header, payload]))
-    })
-    socket.on('error', () => undefined)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  return (server.address() as AddressInfo).port
+  const server = await startRefusingPostgres({ code, message })
+  cleanups.push(() => server.close())
+  return server.port
 }
 
 describe.each(['prisma', 'pool'] as const)('database errors name their cause (%s path)', (path) => {

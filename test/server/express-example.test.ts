@@ -15,7 +15,7 @@ import { listMigrations, MigrationHistoryError, openDatabase } from '../../examp
 import { PGlite } from '@electric-sql/pglite'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
-import { Api, buildRequest, expectProblem } from '../contract/contract-suite.js'
+import { Api, buildRequest, expectProblem } from '../contract/suite/harness.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 

@@ -17,17 +17,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
-import {
-  Api,
-  buildRequest,
-  type ContractTarget,
-  describeContract,
-  expectProblem,
-  SECRET,
-  SIGNING_SECRET,
-  type TargetClient,
-  uniqueRunId,
-} from '../contract/contract-suite.js'
+import { Api, buildRequest, type ContractTarget, expectProblem, SECRET, SIGNING_SECRET, type TargetClient, uniqueRunId } from '../contract/suite/harness.js'
+import { describeContract } from '../contract/suite/index.js'
 import { expressTarget, httpClient, listen } from '../contract/targets.js'
 
 vi.mock('../../src/internal/timing-safe-equal.ts', { spy: true })

@@ -16,7 +16,8 @@ import {
 import { timingSafeEqual } from '../../src/internal/timing-safe-equal.js'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
-import { Api, buildRequest, describeContract, expectProblem, SECRET, streamOf, uniqueRunId } from '../contract/contract-suite.js'
+import { Api, buildRequest, expectProblem, SECRET, streamOf, uniqueRunId } from '../contract/suite/harness.js'
+import { describeContract } from '../contract/suite/index.js'
 import { BASE_URL, failingStore, memoryTarget } from '../contract/targets.js'
 import { quiet } from '../support/loggers.js'
 

@@ -11,6 +11,7 @@ import { createExpressRouter } from 'pipeline-status-sdk/express'
 import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
 import { MemoryStore } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import { until } from '../support/until.js'
 
 const SECRET = 'live-stats-secret'
 const quiet = { warn: () => undefined, error: () => undefined }
@@ -18,14 +19,6 @@ const cleanups: Array<() => unknown> = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
-
-async function until(what: string, condition: () => boolean, ceilingMs = 10_000): Promise<void> {
-  const deadline = Date.now() + ceilingMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ceilingMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 describe('liveStats() on the framework adapters', () => {
   it('the Express router counts its open streams', async () => {

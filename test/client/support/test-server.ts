@@ -6,6 +6,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+import { afterEach, beforeEach } from 'vitest'
 
 /** One request as the server saw it. */
 export interface RecordedRequest {
@@ -65,10 +66,18 @@ export const TEST_SECRET = 'test-secret'
 
 const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive'])
 
+/** How {@link startTestServer} starts a server. */
+export interface TestServerOptions {
+  /** Answers instead of the real handlers on a fresh MemoryStore. */
+  handler?: TestHandler
+  /** @default a free port */
+  port?: number
+  signingSecret?: string
+  maxBodyBytes?: number
+}
+
 /** Starts a server on 127.0.0.1 (a free port unless `port` is given). */
-export async function startTestServer(
-  options: { handler?: TestHandler; port?: number; signingSecret?: string; maxBodyBytes?: number } = {},
-): Promise<TestServer> {
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const store = new MemoryStore()
   let handler: TestHandler =
     options.handler ??
@@ -181,5 +190,26 @@ export async function startTestServer(
       await closed
     },
     start,
+  }
+}
+
+/**
+ * The test server of each test in a file: a fresh one started before each test and stopped after
+ * it. Call it at the top level, before `clientFactory`, so that a test's clients close before its
+ * server stops (vitest runs `afterEach` hooks last-registered first). Returns the current test's
+ * server; read it inside a test or a helper a test calls.
+ */
+export function useTestServer(options: TestServerOptions = {}): () => TestServer {
+  let server: TestServer | undefined
+  beforeEach(async () => {
+    server = await startTestServer(options)
+  })
+  afterEach(async () => {
+    await server?.stop()
+    server = undefined
+  })
+  return () => {
+    if (!server) throw new Error('useTestServer: the server runs only while a test does')
+    return server
   }
 }
