@@ -10,16 +10,6 @@ import { applyRunEvent } from './run-events.js'
 import { streamOnce } from './stream-attempt.js'
 import { isRetriableFailure, isRunSubscriptionError, RunSubscriptionError } from './subscription-errors.js'
 
-export { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from './attempt-deadline.js'
-export {
-  isRunPollTimeoutError,
-  isRunStreamSilentError,
-  isRunSubscriptionError,
-  RunPollTimeoutError,
-  RunStreamSilentError,
-  RunSubscriptionError,
-} from './subscription-errors.js'
-
 /**
  * The connection state of a run subscription:
  * - `connecting`: the first connection is being opened;
