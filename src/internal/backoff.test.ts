@@ -19,21 +19,22 @@ describe('backoffDelay', () => {
     expect(backoffDelay(-3, options)).toBe(100)
   })
 
-  it('full jitter draws in [0, ceiling], the cap applied before the draw', () => {
-    const options = { baseMs: 100, maxMs: 1_000, jitter: 'full' } as const
-    expect(backoffDelay(3, options, sequence(0))).toBe(0)
-    expect(backoffDelay(3, options, sequence(0.5))).toBe(200)
-    expect(backoffDelay(3, options, sequence(0.999))).toBeCloseTo(399.6)
-    // Attempt 10's uncapped ceiling is 51,200 ms: half of the cap, not the cap, at 0.5.
-    expect(backoffDelay(10, options, sequence(0.5))).toBe(500)
-  })
-
-  it('equal jitter draws in [ceiling / 2, ceiling]', () => {
-    const options = { baseMs: 1_000, maxMs: 30_000, jitter: 'equal' } as const
-    expect(backoffDelay(1, options, sequence(0))).toBe(500)
-    expect(backoffDelay(1, options, sequence(0.5))).toBe(750)
-    expect(backoffDelay(2, options, sequence(0.999))).toBeCloseTo(1_999)
-    expect(backoffDelay(20, options, sequence(0))).toBe(15_000)
+  it('full jitter draws in [0, ceiling] and equal jitter in [ceiling / 2, ceiling], the cap applied before the draw', () => {
+    // [jitter, attempt, random, wait] with baseMs 100 and maxMs 1,000.
+    const cases = [
+      ['full', 3, 0, 0],
+      ['full', 3, 0.5, 200],
+      ['full', 3, 0.75, 300],
+      // Attempt 10's uncapped ceiling is 51,200 ms: half of the cap, not the cap, at 0.5.
+      ['full', 10, 0.5, 500],
+      ['equal', 1, 0, 50],
+      ['equal', 1, 0.5, 75],
+      ['equal', 2, 0.75, 175],
+      ['equal', 20, 0, 500],
+    ] as const
+    for (const [jitter, attempt, random, wait] of cases) {
+      expect(backoffDelay(attempt, { baseMs: 100, maxMs: 1_000, jitter }, sequence(random))).toBe(wait)
+    }
   })
 
   it('asks the random source once per jittered wait and never for none', () => {
