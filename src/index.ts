@@ -81,20 +81,21 @@ export { assertStageCatalogue, DEFAULT_STAGES, defineStages, lastStageNumber, St
 export type { StageCatalogue } from './contract/stages.js'
 export { FinalStatus, isFinalStatus, RunStatus, StageStatus, StageUpdateStatus } from './contract/status.js'
 export { isTimestamp, Timestamp, TIMESTAMP_FORMAT, timestampToDate } from './contract/timestamp.js'
+export { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from './live/attempt-deadline.js'
 export {
   DEFAULT_MAX_RECONNECT_DELAY_MS,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_RECONNECT_DELAY_MS,
-  DEFAULT_SERVER_KEEP_ALIVE_MS,
+  subscribeToRun,
+} from './live/subscribe-to-run.js'
+export {
   isRunPollTimeoutError,
   isRunStreamSilentError,
   isRunSubscriptionError,
   RunPollTimeoutError,
   RunStreamSilentError,
   RunSubscriptionError,
-  SILENT_KEEP_ALIVES,
-  subscribeToRun,
-} from './live/subscribe-to-run.js'
+} from './live/subscription-errors.js'
 export type {
   RunConnectionState,
   RunSubscription,

@@ -30,6 +30,17 @@ describe('retry policy', () => {
     }
   })
 
+  it('draws full jitter below the capped ceiling, from the one backoff', () => {
+    const policy = resolveRetryPolicy({ baseDelay: 100, maxDelay: 1_000 })
+    expect(retryDelay(policy, 1, undefined, () => 0.5)).toBe(50)
+    expect(retryDelay(policy, 3, undefined, () => 0.5)).toBe(200)
+    // The cap bounds the ceiling before the draw: retry 10 (51,200 ms uncapped) at 0.5 is 500.
+    expect(retryDelay(policy, 10, undefined, () => 0.5)).toBe(500)
+    expect(retryDelay(policy, 10, undefined, () => 0)).toBe(0)
+    // A Retry-After takes no jitter.
+    expect(retryDelay(policy, 10, 700, () => 0)).toBe(700)
+  })
+
   it('hands ky the retries after the first attempt, POST included, waiting what the plan says', () => {
     const planned: Array<[string, number]> = []
     const ky = toKyRetryOptions(resolveRetryPolicy({ limit: 5, baseDelay: 100 }), (error, retry) => {

@@ -1,4 +1,5 @@
 import type { RetryOptions } from 'ky'
+import { backoffDelay } from '../internal/backoff.js'
 import { type PipelineStatusError, isStatusHttpError, isStatusNetworkError, isStatusTimeoutError } from './errors.js'
 
 // The one parser, shared with the live status subscriber; the client's entry exports it from here.
@@ -56,7 +57,10 @@ export function isRetriableStatus(status: number): boolean {
   return status === 408 || status === 429 || (status >= 500 && status <= 599)
 }
 
-/** Whether a failed request may succeed later (network error, timeout, 408, 429, 5xx). */
+/**
+ * Whether a failed request may succeed later (network error, timeout, 408, 429, 5xx): the
+ * client's one retry rule, used by the first send, its retries and redelivery from the outbox.
+ */
 export function isRetriableError(error: PipelineStatusError): boolean {
   if (isStatusNetworkError(error) || isStatusTimeoutError(error)) return true
   return isStatusHttpError(error) && isRetriableStatus(error.status)
@@ -76,12 +80,20 @@ export function resolveRetryPolicy(policy: RetryPolicy | undefined): ResolvedRet
 
 /**
  * The wait before retry number `retry` (1 for the first retry), in milliseconds: the server's
- * `Retry-After` when it sent one (capped at `maxRetryAfter`, no jitter), else full jitter over
- * `baseDelay * 2^(retry-1)`, capped at `maxDelay`. Every retry wait of a request comes from here.
+ * `Retry-After` when it sent one (capped at `maxRetryAfter`, no jitter), else full jitter below
+ * `min(maxDelay, baseDelay * 2^(retry-1))` (the package's one backoff, `src/internal/backoff.ts`).
+ * Every retry wait of a request and of the outbox comes from here.
+ *
+ * @param random a source of uniform numbers in `[0, 1)`, injected by tests.
  */
-export function retryDelay(policy: ResolvedRetryPolicy, retry: number, retryAfterMs?: number | undefined): number {
+export function retryDelay(
+  policy: ResolvedRetryPolicy,
+  retry: number,
+  retryAfterMs?: number | undefined,
+  random: () => number = Math.random,
+): number {
   if (retryAfterMs !== undefined) return Math.min(policy.maxRetryAfter, retryAfterMs)
-  return Math.min(policy.maxDelay, Math.random() * policy.baseDelay * 2 ** (retry - 1))
+  return backoffDelay(retry, { baseMs: policy.baseDelay, maxMs: policy.maxDelay, jitter: 'full' }, random)
 }
 
 /**

@@ -1,13 +1,14 @@
-import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import { HEADERS } from '../contract/headers.js'
-import { LIVE_EVENTS, mergeRunUpdate, RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from '../contract/live-status.js'
-import { Problem } from '../contract/problem.js'
-import { RunStatusResponse } from '../contract/records.js'
-import { parseRetryAfter } from '../contract/retry-after.js'
+import type { EventSourceMessage } from 'eventsource-parser/stream'
+import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
-import { isErrorNamed } from '../internal/is-error-named.js'
+import { backoffDelay } from '../internal/backoff.js'
 import { isPositive } from '../internal/is-positive.js'
+import { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from './attempt-deadline.js'
+import { pollOnce } from './poll-attempt.js'
+import { applyRunEvent } from './run-events.js'
+import { streamOnce } from './stream-attempt.js'
+import { isRetriableFailure, isRunSubscriptionError, RunSubscriptionError } from './subscription-errors.js'
 
 /**
  * The connection state of a run subscription:
@@ -16,7 +17,8 @@ import { isPositive } from '../internal/is-positive.js'
  * - `reconnecting`: the connection dropped, went silent for three keep-alive intervals
  *   ({@link RunStreamSilentError}), or a request failed; the next attempt is waiting;
  * - `finished`: the run is finished (the stream sent `end`, or a poll read a final status); no more requests;
- * - `error`: a failure that retrying cannot fix (401, 403, 404 unknown run, a malformed answer); no more requests.
+ * - `error`: a failure that retrying cannot fix (401, 403, 404 unknown run, a malformed answer, a
+ *   relative `url` where there is no page to resolve it against); no more requests.
  *
  * Closing the subscription (or aborting its `signal`) stops it in whatever state it was.
  */
@@ -31,23 +33,14 @@ export const DEFAULT_RECONNECT_DELAY_MS = 1000
 export const DEFAULT_MAX_RECONNECT_DELAY_MS = 30_000
 /** The default of {@link SubscribeToRunOptions.pollIntervalMs}: 1 s. */
 export const DEFAULT_POLL_INTERVAL_MS = 1000
-/**
- * The keep-alive interval assumed until the server announces its own (`: keep-alive-ms N`, sent
- * first on every stream; docs/contract.md): 15 s, the handlers' default.
- */
-export const DEFAULT_SERVER_KEEP_ALIVE_MS = 15_000
-/** How many keep-alive intervals without a byte make a stream count as lost: 3. */
-export const SILENT_KEEP_ALIVES = 3
-
-/** The comment that announces the server's keep-alive interval, e.g. `: keep-alive-ms 15000`. */
-const KEEP_ALIVE_ANNOUNCEMENT = /^\s*keep-alive-ms\s+(\d+)\s*$/
-
 /** Options of {@link subscribeToRun}. */
 export interface SubscribeToRunOptions {
   /**
    * Where the routes live: the base path, absolute (`https://app.example.com/api/pipeline`) or,
    * in a browser, relative to the page. The stream is `{url}/{runId}/events`, the polling
-   * fallback `{url}/{runId}/status`.
+   * fallback `{url}/{runId}/status`. Outside a browser (Node, edge runtimes) there is no page to
+   * resolve a relative path against: give the absolute URL there, or the subscription stops at
+   * once in state `error`.
    * @default '/api/pipeline'
    */
   url?: string | undefined
@@ -114,86 +107,6 @@ export interface RunSubscription {
 }
 
 /**
- * Why a subscription failed: an HTTP answer it cannot use, with the server's problem when it
- * sent one, or a malformed event.
- */
-export class RunSubscriptionError extends Error {
-  /** Always `'RunSubscriptionError'`; check it with {@link isRunSubscriptionError}. */
-  override readonly name = 'RunSubscriptionError' as const
-  /** The HTTP status of the refused request; `undefined` for a malformed event. */
-  readonly status: number | undefined
-  /** The server's `application/problem+json` body, when it sent one. */
-  readonly problem: Problem | undefined
-
-  constructor(message: string, details: { status?: number | undefined; problem?: Problem | undefined; cause?: unknown } = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause })
-    this.status = details.status
-    this.problem = details.problem
-  }
-}
-
-/**
- * The live stream said nothing, not even a keep-alive, for {@link SILENT_KEEP_ALIVES} of the
- * server's keep-alive intervals (or the answer's headers took that long): the path is taken as
- * dead (a NAT entry or proxy dropped it without a FIN), and the subscriber reconnects with
- * `Last-Event-ID`. Reported as the cause of the `reconnecting` state; never fatal.
- */
-export class RunStreamSilentError extends Error {
-  /** Always `'RunStreamSilentError'`; check it with {@link isRunStreamSilentError}. */
-  override readonly name = 'RunStreamSilentError' as const
-  /** How long nothing arrived, in milliseconds. */
-  readonly silentMs: number
-  /** The keep-alive interval the deadline was derived from, in milliseconds (announced by the server, or the default). */
-  readonly keepAliveMs: number
-
-  constructor(silentMs: number, keepAliveMs: number) {
-    super(
-      `The live status stream sent nothing for ${silentMs} ms (${SILENT_KEEP_ALIVES} keep-alive intervals of ${keepAliveMs} ms); taking the connection as lost and reconnecting`,
-    )
-    this.silentMs = silentMs
-    this.keepAliveMs = keepAliveMs
-  }
-}
-
-/**
- * A poll of the fallback (`GET {url}/{runId}/status`) did not complete, headers and body, within
- * its deadline: {@link SILENT_KEEP_ALIVES} keep-alive intervals (45 s with the default 15 s, or 3 ×
- * the interval a stream of this server announced), the same figure that bounds a silent stream.
- * The request is aborted and retried like any failed request (state `reconnecting`, backoff).
- */
-export class RunPollTimeoutError extends Error {
-  /** Always `'RunPollTimeoutError'`; check it with {@link isRunPollTimeoutError}. */
-  override readonly name = 'RunPollTimeoutError' as const
-  /** The deadline that passed, in milliseconds. */
-  readonly timeoutMs: number
-
-  constructor(timeoutMs: number) {
-    super(`GET /status did not complete (headers and body) within ${timeoutMs} ms; aborting it and polling again`)
-    this.timeoutMs = timeoutMs
-  }
-}
-
-/** Whether a value is a {@link RunPollTimeoutError}, also across realms and dual builds. */
-export function isRunPollTimeoutError(error: unknown): error is RunPollTimeoutError {
-  return isErrorNamed(error, 'RunPollTimeoutError')
-}
-
-/** Whether a value is a {@link RunStreamSilentError}, also across realms and dual builds. */
-export function isRunStreamSilentError(error: unknown): error is RunStreamSilentError {
-  return isErrorNamed(error, 'RunStreamSilentError')
-}
-
-/** Whether a value is a {@link RunSubscriptionError}, also across realms and dual builds. */
-export function isRunSubscriptionError(error: unknown): error is RunSubscriptionError {
-  return isErrorNamed(error, 'RunSubscriptionError')
-}
-
-/** Whether retrying cannot fix an answer: a 4xx other than 408 and 429. */
-function isFatalStatus(status: number): boolean {
-  return status >= 400 && status < 500 && status !== 408 && status !== 429
-}
-
-/**
  * Subscribes to a run's live status (`GET {url}/{runId}/events`, Server-Sent Events), read
  * with `fetch` so it can send `Authorization`, which `EventSource` cannot. Runs in browsers,
  * Node and edge runtimes (no Node built-ins).
@@ -232,14 +145,12 @@ function isFatalStatus(status: number): boolean {
  * ```
  */
 export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {}): RunSubscription {
-  const base = (options.url ?? DEFAULT_BASE_PATH).replace(/\/+$/, '')
-  const id = encodeURIComponent(runId)
-  const eventsUrl = `${base}/${id}/events?outputs=changed`
-  const statusUrl = `${base}/${id}/status`
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const maxDelay = positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS)
   const pollInterval = positive(options.pollIntervalMs, DEFAULT_POLL_INTERVAL_MS)
   let retryDelay = positive(options.reconnectDelayMs, DEFAULT_RECONNECT_DELAY_MS)
+  // Built once, here: a URL that cannot be built stops the subscription instead of failing every attempt.
+  const urls = buildRunUrls(options.url ?? DEFAULT_BASE_PATH, runId)
 
   const controller = new AbortController()
   const stop = () => controller.abort()
@@ -252,6 +163,7 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
   let transport: RunTransport | undefined
   let lastError: Error | undefined
   let lastEventId: string | undefined
+  let etag: string | undefined
   let failures = 0
   let serverKeepAliveMs = DEFAULT_SERVER_KEEP_ALIVE_MS
 
@@ -275,201 +187,80 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
     return headers
   }
 
-  /** The wait before the next attempt: `retry:` (or its default) doubled per failure, jittered. */
-  function backoff(retryAfterMs = 0): number {
-    const exponential = Math.min(maxDelay, retryDelay * 2 ** Math.max(0, failures - 1))
-    return Math.max(retryAfterMs, exponential / 2 + (Math.random() * exponential) / 2)
+  /** Applies one stream event; `true` for `end`. Its id becomes `Last-Event-ID` once the event is applied. */
+  function onEvent(message: EventSourceMessage): boolean {
+    // A connection that delivers events is healthy again: the next drop waits the base delay.
+    failures = 0
+    const { next, end } = applyRunEvent(status, message)
+    if (next !== undefined) publish(next)
+    if (message.id) lastEventId = message.id
+    return end
   }
 
-  /** Opens the stream once and reads it to its end. Returns what to do next. */
-  async function streamOnce(): Promise<'ended' | 'dropped' | 'no-stream'> {
+  /** One stream attempt: what to do next, or a thrown failure. */
+  function stream(url: string): Promise<'ended' | 'dropped' | 'no-stream'> {
     const headers = requestHeaders('text/event-stream')
     if (lastEventId !== undefined) headers.set('Last-Event-ID', lastEventId)
-    // One deadline, pushed back by every byte: a connection that goes quiet for longer than
-    // SILENT_KEEP_ALIVES keep-alives (headers included) is aborted and counted as dropped.
-    const attempt = new AbortController()
-    let silence: ReturnType<typeof setTimeout> | undefined
-    let silentError: RunStreamSilentError | undefined
-    const watch = () => {
-      if (silence !== undefined) clearTimeout(silence)
-      const keepAliveMs = serverKeepAliveMs
-      const silentMs = SILENT_KEEP_ALIVES * keepAliveMs
-      silence = setTimeout(() => {
-        silentError = new RunStreamSilentError(silentMs, keepAliveMs)
-        attempt.abort(silentError)
-      }, silentMs)
-    }
-    // Closing the subscription aborts the attempt too (by hand: AbortSignal.any is too recent for some browsers).
-    const forward = () => attempt.abort(signal.reason)
-    signal.addEventListener('abort', forward, { once: true })
-    watch()
-    try {
-      return await readStream(headers, attempt.signal, watch)
-    } catch (error) {
-      throw silentError ?? error
-    } finally {
-      clearTimeout(silence)
-      signal.removeEventListener('abort', forward)
-    }
-  }
-
-  async function readStream(headers: Headers, attemptSignal: AbortSignal, heard: () => void): Promise<'ended' | 'dropped' | 'no-stream'> {
-    const response = await doFetch(eventsUrl, { headers, signal: attemptSignal, cache: 'no-store' })
-    heard()
-    if (await hasNoStreamRoute(response)) return 'no-stream'
-    if (!response.ok) throw await httpError(response, 'The live status stream')
-    const type = response.headers.get('content-type') ?? ''
-    if (!/^text\/event-stream\b/i.test(type) || !response.body) {
-      await response.body?.cancel()
-      throw new RunSubscriptionError(`The live status stream answered ${type || 'no content type'}, not text/event-stream`, {
-        status: response.status,
-      })
-    }
-    transport = 'stream'
-    setState('live')
-    let ended = false
-    let malformed: Error | undefined
-    const parser = createParser({
-      onEvent: (message) => {
-        if (ended || malformed) return
-        // A connection that delivers events is healthy again: the next drop waits the base delay.
-        failures = 0
-        try {
-          ended = handleEvent(message)
-        } catch (error) {
-          malformed = error as Error
-        }
+    return streamOnce({
+      url,
+      fetch: doFetch,
+      signal,
+      headers,
+      keepAliveMs: () => serverKeepAliveMs,
+      onKeepAlive: (ms) => {
+        serverKeepAliveMs = ms
       },
-      onId: (value) => {
-        if (value !== '') lastEventId = value
+      onRetry: (ms) => {
+        retryDelay = ms
       },
-      onRetry: (value) => {
-        if (value > 0) retryDelay = value
+      onOpen: () => {
+        transport = 'stream'
+        setState('live')
       },
-      onComment: (comment) => {
-        const announced = KEEP_ALIVE_ANNOUNCEMENT.exec(comment)
-        const value = announced ? Number(announced[1]) : 0
-        if (value > 0) {
-          serverKeepAliveMs = value
-          heard()
-        }
-      },
+      onEvent,
     })
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
-    try {
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        heard()
-        parser.feed(value)
-        if (malformed) throw malformed
-        if (ended) break
-      }
-    } finally {
-      // Frees the connection at once (end, malformed event, abort) instead of waiting for the server.
-      await reader.cancel().catch(() => {})
-    }
-    return ended ? 'ended' : 'dropped'
   }
 
-  /** Applies one event; `true` for `end`. */
-  function handleEvent(message: EventSourceMessage): boolean {
-    const parse = <T>(schema: { parse: (value: unknown) => T }): T => {
-      try {
-        return schema.parse(JSON.parse(message.data))
-      } catch (cause) {
-        throw new RunSubscriptionError(`The stream sent a malformed ${message.event ?? 'message'} event`, { cause })
-      }
-    }
-    switch (message.event) {
-      case LIVE_EVENTS.snapshot:
-        publish(parse(RunSnapshotEvent))
-        return false
-      case LIVE_EVENTS.update:
-        publish(mergeRunUpdate(status, parse(RunUpdateEvent)))
-        return false
-      case LIVE_EVENTS.end: {
-        const { run } = parse(RunEndEvent)
-        if (status && JSON.stringify(status.run) !== JSON.stringify(run)) publish({ run, stages: status.stages })
-        return true
-      }
-      default:
-        // Unknown event names are for later protocol versions.
-        return false
-    }
-  }
-
-  async function hasNoStreamRoute(response: Response): Promise<boolean> {
-    if (response.status === 405) {
-      await response.body?.cancel()
-      return true
-    }
-    if (response.status !== 404) return false
-    // The handlers answer an unknown run with a problem (`run_not_found`); a 404 that is not a
-    // problem comes from the app's router (a Next.js app with one file per route and none for
-    // `events`), so it too means "no stream route here".
-    const problem = await readProblem(response.clone())
-    if (problem === undefined || problem.code === 'route_not_found') {
-      await response.body?.cancel()
-      return true
-    }
-    return false
-  }
-
-  /**
-   * One `GET /status` under one deadline for the whole exchange (a trickled body must not
-   * outlast it, so bytes do not push it back); `true` once the run is finished.
-   */
-  let etag: string | undefined
-  async function pollOnce(): Promise<boolean> {
-    const attempt = new AbortController()
-    const timeoutMs = SILENT_KEEP_ALIVES * serverKeepAliveMs
-    let timedOut: RunPollTimeoutError | undefined
-    const deadline = setTimeout(() => {
-      timedOut = new RunPollTimeoutError(timeoutMs)
-      attempt.abort(timedOut)
-    }, timeoutMs)
-    const forward = () => attempt.abort(signal.reason)
-    signal.addEventListener('abort', forward, { once: true })
-    try {
-      return await pollExchange(attempt.signal)
-    } catch (error) {
-      throw timedOut ?? error
-    } finally {
-      clearTimeout(deadline)
-      signal.removeEventListener('abort', forward)
-    }
-  }
-
-  async function pollExchange(attemptSignal: AbortSignal): Promise<boolean> {
+  /** One poll; `true` once the run is finished, or a thrown failure. */
+  async function poll(url: string): Promise<boolean> {
     const headers = requestHeaders('application/json')
     if (etag !== undefined) headers.set('If-None-Match', etag)
-    const response = await doFetch(statusUrl, { headers, signal: attemptSignal, cache: 'no-store' })
-    if (response.status === 304) {
-      await response.body?.cancel()
-    } else if (response.ok) {
-      let next: RunStatusResponse
-      try {
-        next = RunStatusResponse.parse(await response.json())
-      } catch (cause) {
-        throw new RunSubscriptionError('GET /status answered a body that is not a status document', { status: response.status, cause })
-      }
-      etag = response.headers.get('etag') ?? undefined
-      if (status === undefined || JSON.stringify(status) !== JSON.stringify(next)) publish(next)
-    } else {
-      throw await httpError(response, 'GET /status')
+    const result = await pollOnce({ url, fetch: doFetch, signal, headers, timeoutMs: SILENT_KEEP_ALIVES * serverKeepAliveMs })
+    if (result !== 'not-modified') {
+      etag = result.etag
+      if (status === undefined || JSON.stringify(status) !== JSON.stringify(result.status)) publish(result.status)
     }
     failures = 0
     setState('live')
     return status !== undefined && isFinalStatus(status.run.status)
   }
 
+  /**
+   * The one place that decides what a failed or dropped attempt means (the part `onerror` plays
+   * in fetch-event-source): `undefined` when retrying cannot help ({@link isRetriableFailure}),
+   * else the wait before the next attempt: the server's `retry:` delay (or `reconnectDelayMs`)
+   * doubled per failure in a row up to `maxReconnectDelayMs`, drawn between half and all of it,
+   * or the error's `Retry-After` when that is longer. A clean drop has no error.
+   */
+  function retryWait(failure: Error | undefined): number | undefined {
+    if (failure !== undefined && !isRetriableFailure(failure)) return undefined
+    failures += 1
+    const retryAfterMs = isRunSubscriptionError(failure) ? (failure.retryAfterMs ?? 0) : 0
+    return Math.max(retryAfterMs, backoffDelay(failures, { baseMs: retryDelay, maxMs: maxDelay, jitter: 'equal' }))
+  }
+
   async function run(): Promise<void> {
+    if (urls instanceof Error) {
+      // Every attempt would fail alike; reported once subscribeToRun has returned, like every state change.
+      await Promise.resolve()
+      return setState('error', urls)
+    }
     let mode: RunTransport = 'stream'
     while (!signal.aborted) {
+      let failure: Error | undefined
       try {
         if (mode === 'stream') {
-          const outcome = await streamOnce()
+          const outcome = await stream(urls.events)
           if (outcome === 'ended') return setState('finished')
           if (outcome === 'no-stream') {
             mode = 'polling'
@@ -477,22 +268,19 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
             continue
           }
           // A clean drop: resume after the server's retry delay, with Last-Event-ID.
-          failures += 1
-          setState('reconnecting')
-          await sleep(backoff(), signal)
         } else {
-          if (await pollOnce()) return setState('finished')
+          if (await poll(urls.status)) return setState('finished')
           await sleep(pollInterval, signal)
+          continue
         }
       } catch (error) {
         if (signal.aborted) return
-        if (isRunSubscriptionError(error) && (error.status === undefined || isFatalStatus(error.status))) {
-          return setState('error', error)
-        }
-        failures += 1
-        setState('reconnecting', error as Error)
-        await sleep(backoff(retryAfterMs(error)), signal)
+        failure = error as Error
       }
+      const wait = retryWait(failure)
+      if (wait === undefined) return setState('error', failure)
+      setState('reconnecting', failure)
+      await sleep(wait, signal)
     }
   }
 
@@ -518,36 +306,57 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
   }
 }
 
-function positive(value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!isPositive(value)) throw new TypeError(`Expected a positive number of milliseconds, got ${String(value)}`)
-  return value
+/** The absolute URLs of a run's stream and of the polling fallback. */
+interface RunUrls {
+  readonly events: string
+  readonly status: string
 }
 
-async function readProblem(response: Response): Promise<Problem | undefined> {
+/**
+ * The URLs of one run under the base path `url`: the stream with `?outputs=changed`, and the
+ * polling fallback.
+ */
+function runUrls(url: string, runId: string): RunUrls {
+  const base = url.replace(/\/+$/, '')
+  const id = encodeURIComponent(runId)
+  return { events: `${base}/${id}/events?outputs=changed`, status: `${base}/${id}/status` }
+}
+
+/**
+ * {@link runUrls} made absolute once: a relative URL is resolved against the page
+ * (`document.baseURI`, or `location` in a worker), as `fetch` would. Where there is no page (Node,
+ * edge runtimes) a relative URL cannot be fetched, and every attempt would fail the same way:
+ * the error to stop with is returned instead.
+ */
+function buildRunUrls(url: string, runId: string): RunUrls | RunSubscriptionError {
+  const relative = runUrls(url, runId)
+  const page = pageUrl()
   try {
-    const parsed = Problem.safeParse(await response.json())
-    return parsed.success ? parsed.data : undefined
+    return { events: new URL(relative.events, page).href, status: new URL(relative.status, page).href }
+  } catch (cause) {
+    const message =
+      page === undefined
+        ? `subscribeToRun needs an absolute url here: '${url}' is relative, and this runtime (Node, an edge runtime) has no page to resolve it against. Give the routes' full address, e.g. url: 'https://app.example.com/api/pipeline'`
+        : `subscribeToRun cannot build a URL from url '${url}' (resolved against ${page})`
+    return new RunSubscriptionError(message, { cause })
+  }
+}
+
+/** The page's base URL in a browser (or a worker's location); `undefined` in Node and edge runtimes. */
+function pageUrl(): string | undefined {
+  try {
+    const scope = globalThis as { document?: { baseURI?: string }; location?: { href?: string } }
+    return scope.document?.baseURI ?? scope.location?.href
   } catch {
+    // Deno without --location throws on reading `location`.
     return undefined
   }
 }
 
-async function httpError(response: Response, what: string): Promise<RunSubscriptionError> {
-  const problem = await readProblem(response)
-  const error = new RunSubscriptionError(
-    `${what} answered ${response.status}${problem ? ` ${problem.code}${problem.detail ? `: ${problem.detail}` : ''}` : ''}`,
-    { status: response.status, problem },
-  )
-  const retryAfter = parseRetryAfter(response.headers.get(HEADERS.retryAfter))
-  if (retryAfter !== undefined && retryAfter > 0) retryAfterByError.set(error, retryAfter)
-  return error
-}
-
-const retryAfterByError = new WeakMap<Error, number>()
-
-function retryAfterMs(error: unknown): number {
-  return error instanceof Error ? (retryAfterByError.get(error) ?? 0) : 0
+function positive(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!isPositive(value)) throw new TypeError(`Expected a positive number of milliseconds, got ${String(value)}`)
+  return value
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

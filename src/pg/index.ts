@@ -30,6 +30,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
+import { backoffDelay } from '../internal/backoff.js'
 import type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
 
 export type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
@@ -264,7 +265,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
       report(error)
       failures += 1
       setState('reconnecting', error)
-      arm(() => void connect(), Math.min(MAX_BACKOFF_MS, baseDelay * 2 ** Math.max(0, failures - 1)))
+      arm(() => void connect(), backoffDelay(failures, { baseMs: baseDelay, maxMs: MAX_BACKOFF_MS, jitter: 'none' }))
     }
     /** Resolves `work`, or drops the connection with `timeout()` once `ms` passed. */
     const bounded = async <T>(work: Promise<T>, ms: number, timeout: () => PgRunListenerError): Promise<T> => {
@@ -369,7 +370,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
             await verify()
             if (state === 'unverified') {
               checks += 1
-              recheckAt = Date.now() + Math.min(MAX_RECHECK_MS, probeIntervalMs * 2 ** checks)
+              recheckAt = Date.now() + backoffDelay(checks + 1, { baseMs: probeIntervalMs, maxMs: MAX_RECHECK_MS, jitter: 'none' })
             }
           }
           if (!dropped) probe()

@@ -7,12 +7,13 @@ import {
 } from 'pipeline-status-sdk'
 import { startMockServer } from 'pipeline-status-sdk/msw'
 import { createRunReadToken } from 'pipeline-status-sdk/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { openStream, runRecord, type SseFixture, stageRecord, startSseFixture, statusDocument, type StreamConnection } from './sse-fixture.js'
 
 let fixture: SseFixture | undefined
 afterEach(async () => {
+  vi.useRealTimers()
   await fixture?.close()
   fixture = undefined
 })
@@ -221,6 +222,87 @@ describe('subscribeToRun without a stream route: polling GET /status', () => {
     expect(subscription.state).toBe('error')
     expect(subscription.error?.message).toBe('GET /status answered 404 run_not_found: No pipeline run has this id')
     expect(fixture.requests.map((request) => request.path)).toEqual(['/api/pipeline/nobody/events', '/api/pipeline/nobody/status'])
+  })
+})
+
+describe('subscribeToRun decides once what a failure means', () => {
+  it('with a relative url in Node (no page to resolve it against): state error at once, naming the fix, and no request', async () => {
+    const fetchStub = vi.fn(async () => new Response(null, { status: 500 }))
+    const seen = recorder()
+    const subscription = subscribeToRun('run-relative', {
+      url: '/api/pipeline',
+      fetch: fetchStub as unknown as typeof fetch,
+      onStateChange: seen.onStateChange,
+    })
+    // Reported after subscribeToRun returned, like every state change.
+    expect(subscription.state).toBe('connecting')
+    expect(seen.states).toEqual([])
+    await subscription.done
+    expect(seen.names()).toEqual(['error'])
+    expect(isRunSubscriptionError(subscription.error)).toBe(true)
+    expect(subscription.error?.message).toMatch(/needs an absolute url/)
+    expect(subscription.error?.message).toContain("'/api/pipeline' is relative")
+    expect(subscription.error?.message).toContain("url: 'https://app.example.com/api/pipeline'")
+    expect(fetchStub).not.toHaveBeenCalled()
+    // The default base path is relative too.
+    const byDefault = subscribeToRun('run-relative', { fetch: fetchStub as unknown as typeof fetch })
+    await byDefault.done
+    expect(byDefault.state).toBe('error')
+    expect(fetchStub).not.toHaveBeenCalled()
+  })
+
+  it("with fake timers: a 503's Retry-After is a field of its error and the next attempt waits for it, not the shorter backoff", async () => {
+    vi.useFakeTimers()
+    const runId = 'run-retry-after'
+    const encoder = new TextEncoder()
+    let calls = 0
+    const fetchStub = vi.fn(async () => {
+      calls += 1
+      if (calls === 1) {
+        const problem = { type: 'urn:x', title: 'Busy', status: 503, code: 'database_unavailable' }
+        return new Response(JSON.stringify(problem), { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '2' } })
+      }
+      const done = runRecord(runId, 'COMPLETED')
+      const body = `event: snapshot\nid: 3\ndata: ${JSON.stringify(statusDocument(done, []))}\n\nevent: end\nid: 3\ndata: ${JSON.stringify({ run: done })}\n\n`
+      return new Response(encoder.encode(body), { headers: { 'content-type': 'text/event-stream' } })
+    })
+    const seen = recorder()
+    const subscription = subscribeToRun(runId, {
+      url: 'http://example.test/api/pipeline',
+      fetch: fetchStub as unknown as typeof fetch,
+      reconnectDelayMs: 10,
+      onStateChange: seen.onStateChange,
+    })
+    await vi.advanceTimersByTimeAsync(1_999)
+    expect(calls).toBe(1)
+    expect(subscription.state).toBe('reconnecting')
+    const cause = seen.states[0]?.[1]
+    expect(isRunSubscriptionError(cause) && [cause.status, cause.retryAfterMs]).toEqual([503, 2_000])
+    await vi.advanceTimersByTimeAsync(2)
+    await subscription.done
+    expect(calls).toBe(2)
+    expect(seen.names()).toEqual(['reconnecting', 'live', 'finished'])
+  })
+
+  it('an answer that is not an event stream is retried; a 403 after it stops for good', async () => {
+    fixture = await startSseFixture({
+      events: (_request, response, index) => {
+        if (index === 0) {
+          response.writeHead(200, { 'content-type': 'text/html' })
+          response.end('<p>a proxy login page</p>')
+        } else {
+          response.writeHead(403, { 'content-type': 'application/problem+json' })
+          response.end(JSON.stringify({ type: 'urn:x', title: 'Forbidden', status: 403, code: 'forbidden' }))
+        }
+      },
+    })
+    const seen = recorder()
+    const subscription = subscribeToRun('run-403', { url: fixture.url, reconnectDelayMs: 5, onStateChange: seen.onStateChange })
+    await subscription.done
+    expect(seen.names()).toEqual(['reconnecting', 'error'])
+    expect(seen.states[0]?.[1]?.message).toBe('The live status stream answered text/html, not text/event-stream')
+    expect(isRunSubscriptionError(subscription.error) && subscription.error.status).toBe(403)
+    expect(fixture.requests).toHaveLength(2)
   })
 })
 
