@@ -31,6 +31,7 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
+import { quoteIdentifier } from '../internal/quote-identifier.js'
 
 export type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
 export { applyMigrations, MigrationError } from './migrate.js'
@@ -472,8 +473,4 @@ function parsePayload(payload: string): { runId: string; version: number | undef
   const tail = at < 0 ? '' : payload.slice(at + 1)
   if (/^\d+$/.test(tail)) return { runId: payload.slice(0, at), version: Number(tail) }
   return { runId: payload, version: undefined }
-}
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
 }

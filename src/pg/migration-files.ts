@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { quoteIdentifier } from '../internal/quote-identifier.js'
 
 /** One migration folder: `<name>/migration.sql`. */
 export interface MigrationFile {
@@ -109,10 +110,6 @@ export function isConcurrentIndexOnly(sql: string): boolean {
 
 function stripComments(sql: string): string {
   return sql.replace(/\/\*[\s\S]*?\*\//g, '').replace(/--[^\n]*/g, '')
-}
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
 }
 
 /** The body of a file holding package migrations: each one after its marker line. */

@@ -7,6 +7,7 @@ import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, Ru
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
 import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
+import { quoteIdentifier } from '../internal/quote-identifier.js'
 
 export { isDatabaseUnreachableError } from './database-errors.js'
 
@@ -587,10 +588,6 @@ function statementName(sql: string): string {
 
 function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
-}
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
 }
 
 /** Quoted table and column names of both models. */
