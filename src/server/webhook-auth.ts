@@ -120,7 +120,7 @@ export function createWebhookAuthenticator(options: {
       if (received === null || secrets.length === 0) return false
       let matched = false
       // Every secret is compared, so the time taken does not reveal which one matched.
-      for (const secret of secrets) matched = (await timingSafeEqual(received, secret)) || matched
+      for (const secret of secrets) matched = timingSafeEqual(received, secret) || matched
       return matched
     },
 
