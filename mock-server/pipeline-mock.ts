@@ -9,7 +9,7 @@ import {
   matchRoute,
 } from '../src/contract/index.js'
 import type { OnRunEnded } from '../src/core/hooks.js'
-import { createRun, failStaleRuns, getRunSnapshot } from '../src/internal/operations.js'
+import { createRun, failStaleRuns } from '../src/internal/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
 import { toRunRecord, toStatusResponse } from '../src/internal/state-to-records.js'
@@ -181,7 +181,7 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
       return toRunRecord((await createRun(store, { id, now: clock() })).run)
     },
     async getRun(runId) {
-      const snapshot = await getRunSnapshot(store, runId)
+      const snapshot = await store.getRun(runId)
       return snapshot ? { ...toStatusResponse(snapshot), catalogue: catalogueOf(settings.stages ?? DEFAULT_STAGES) } : undefined
     },
     async sweepStaleRuns(staleAfterMs) {

@@ -25,7 +25,7 @@ import { isRunId } from '../contract/run-id.js'
 import { stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
 import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
-import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../internal/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../internal/operations.js'
 import { toRunRecord, toStageWriteResponse, toStatusResponse } from '../internal/state-to-records.js'
 import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
@@ -523,7 +523,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       requireMethod(request, 'status')
       const id = resolveRunId(exchange, 'status', runId)
       await authenticateRead(exchange, 'status', id)
-      const snapshot = await getRunSnapshot(store, id)
+      const snapshot = await store.getRun(id)
       if (!snapshot) throw runNotFound()
       if (snapshot.version === undefined) return jsonTextResponse(statusJson(snapshot), { 'Cache-Control': 'no-store' })
       // The version is the ETag: a poller that sends it back gets 304 until the run changes.
@@ -546,7 +546,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       }
       // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
       const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
-      const body = await registry.open(id, () => getRunSnapshot(store, id), request.signal, omitUnchangedOutputs)
+      const body = await registry.open(id, () => store.getRun(id), request.signal, omitUnchangedOutputs)
       if (!body) throw runNotFound()
       return new Response(body, {
         status: 200,

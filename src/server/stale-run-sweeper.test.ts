@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_STAGES } from '../contract/index.js'
 import { MemoryStore } from '../core/memory-store.js'
-import { applyStageUpdate, createRun, getRunSnapshot } from '../internal/operations.js'
+import { applyStageUpdate, createRun } from '../internal/operations.js'
 import type { RunState } from '../core/state.js'
 import { type Store, StoreUnavailableError } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
@@ -33,7 +33,7 @@ async function startRun(store: MemoryStore, id: string, now: Date): Promise<void
 }
 
 async function statusOf(store: MemoryStore, id: string) {
-  return (await getRunSnapshot(store, id))?.run.status
+  return (await store.getRun(id))?.run.status
 }
 
 /** A store that wraps a MemoryStore and lets a test intercept `listStaleRuns`. */
@@ -379,6 +379,6 @@ describe('the stale-run sweeper: retention and onRunEnded', () => {
     expect(await sweeper.purge()).toEqual({ FAILED: 0 })
     clock.advance(2 * MINUTE)
     expect(await sweeper.purge()).toEqual({ FAILED: 1 })
-    expect(await getRunSnapshot(store, 'stale')).toBeNull()
+    expect(await store.getRun('stale')).toBeNull()
   })
 })

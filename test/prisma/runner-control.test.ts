@@ -13,7 +13,7 @@ import {
   PrismaStore,
   type RunEndedInput,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, cancelRun, completeRun, createRun, failStaleRuns, getRunSnapshot } from '../../src/internal/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, failStaleRuns } from '../../src/internal/operations.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -121,7 +121,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     expect(await sweeper.sweep()).toEqual([])
     expect(ended).toEqual([{ runId: id, how: 'swept_as_stale', status: 'FAILED' }])
 
-    const stored = await getRunSnapshot(store, id)
+    const stored = await store.getRun(id)
     expect(stored?.run).toMatchObject({ status: 'FAILED', error: swept[0]?.error })
     expect(stored?.stages[0]?.progress).toEqual({ seq: 4, current: 4, total: 10 })
     // A runner that was only paused learns it at its next report.
@@ -144,7 +144,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
       expectedLastActivityAt: read.run.lastActivityAt ?? null,
     })
     expect(written).toBe(false)
-    expect((await getRunSnapshot(store, id))?.run.status).toBe('PROCESSING')
+    expect((await store.getRun(id))?.run.status).toBe('PROCESSING')
   })
 
   it('runs onRunEnded exactly once per run while the last stage, a failed stage, /complete, /cancel and the sweep race', async () => {
@@ -176,7 +176,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     )
     expect(settled.filter((result) => result.status === 'rejected')).toEqual([])
     for (const id of ids) {
-      const run = (await getRunSnapshot(store, id))?.run
+      const run = (await store.getRun(id))?.run
       const hookCalls = calls.get(id) ?? []
       expect(hookCalls, id).toHaveLength(1)
       expect(hookCalls[0]?.endsWith(`:${run?.status}`), `${id}: ${hookCalls[0]} vs ${run?.status}`).toBe(true)
@@ -196,7 +196,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     await expect(cancelRun(store, 'rollback', {}, { stages: DEFAULT_STAGES, now, onRunEnded: failing })).rejects.toThrow(
       'notification service down',
     )
-    const snapshot = await getRunSnapshot(store, 'rollback')
+    const snapshot = await store.getRun('rollback')
     expect(snapshot?.run.status).toBe('PROCESSING')
     expect(snapshot?.stages.map((s) => s.status)).toEqual(['PROCESSING'])
   })

@@ -32,7 +32,7 @@ import {
   signWebhook,
   webhookRoute,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/internal/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../src/internal/operations.js'
 import { webhookMessageIdPrefix } from '../../src/signing/webhook-signature.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -418,7 +418,7 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       if (built.hasBody && codingRefused(built.headers)) return 415
       if (!built.signatureValid) return 401
     }
-    return (await getRunSnapshot(model, match.runId)) ? 200 : 404
+    return (await model.getRun(match.runId)) ? 200 : 404
   }
 
   if (!built.signed && !built.secretValid) return 401
