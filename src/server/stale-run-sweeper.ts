@@ -9,6 +9,7 @@ import type { PrismaStoreClient } from './prisma-store.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { isPositive } from '../internal/is-positive.js'
 import { describeReceived } from '../internal/received-value.js'
+import { unrefTimer } from '../internal/unref-timer.js'
 
 /** The default of {@link StaleRunSweeperSettings.intervalMs}: one minute. */
 const DEFAULT_INTERVAL_MS = 60_000
@@ -216,9 +217,8 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
 
   function schedule(delayMs: number): void {
-    timer = setTimeout(() => void tick(), delayMs)
-    // A number on edge runtimes; a Node.js timer must not keep the process alive.
-    ;(timer as { unref?: () => void }).unref?.()
+    // A Node.js timer must not keep the process alive.
+    timer = unrefTimer(setTimeout(() => void tick(), delayMs))
   }
 
   async function tick(): Promise<void> {
