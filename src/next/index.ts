@@ -17,7 +17,7 @@
 import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
 import { type HandlerConfigurationError, isHandlerConfigurationError } from '../server/configuration-error.js'
-import { consoleLogger, safeLogger } from '../server/logger.js'
+import { consoleLogger, safeLogger } from '../internal/logger.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
 import { problemResponse } from '../server/problem-response.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'

@@ -5,7 +5,7 @@ import type { HandlerConfigurationError } from './configuration-error.js'
 import type { CorsOptions } from './cors.js'
 import type { createPipelineStatusHandlers } from './handlers.js'
 import type { RunChangeSource } from './live/run-watcher.js'
-import type { HandlerLogger } from './logger.js'
+import type { Logger } from '../internal/logger.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
 import type { HttpProblemError } from './problem-response.js'
 import type { WebhookSigningOptions } from './webhook-auth.js'
@@ -211,7 +211,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * unnamed statements behind a transaction pooler.
    * @default warnings to `console.warn`, errors to `console.error`
    */
-  logger?: HandlerLogger | undefined
+  logger?: Logger | undefined
   /**
    * The largest body accepted, in bytes. Checked against `Content-Length` first and counted
    * while the body streams, so a larger body is never buffered; it is answered with 413.

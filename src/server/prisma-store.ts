@@ -6,7 +6,7 @@ import { MISSED_HEARTBEATS_LIMIT } from '../internal/state-machine.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
-import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
+import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
 import { quoteIdentifier } from '../internal/quote-identifier.js'
 
 export { isDatabaseUnreachableError } from './database-errors.js'
@@ -165,7 +165,7 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * @default the `logger` of the handlers (or stale-run sweeper) the store is given to, the first
    *   one it is given to; `console.warn` until then and when it is used on its own
    */
-  logger?: HandlerLogger | undefined
+  logger?: Logger | undefined
   /**
    * Opt-in for live streams in LISTEN mode: every write of a run also sends
    * `pg_notify(channel, '<runId>:<version>')` in the same statement (or transaction), so the
@@ -178,7 +178,7 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
 }
 
 /** PrismaStores created without a `logger`, and how each takes a lent one. */
-const borrowers = new WeakMap<object, (logger: HandlerLogger) => void>()
+const borrowers = new WeakMap<object, (logger: Logger) => void>()
 
 /**
  * Lends `logger` to `store` when it is a PrismaStore created without its own `logger` (the first
@@ -186,7 +186,7 @@ const borrowers = new WeakMap<object, (logger: HandlerLogger) => void>()
  * `resolveStore`, so the handlers' and the sweeper's `logger` receive the store's warnings.
  * Internal.
  */
-export function lendLogger(store: unknown, logger: HandlerLogger): void {
+export function lendLogger(store: unknown, logger: Logger): void {
   if (typeof store !== 'object' || store === null) return
   const borrow = borrowers.get(store)
   if (!borrow) return
@@ -245,7 +245,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   #namedStatements: boolean
   /** Whether named statements turn to unnamed ones when a pooler refuses them (the default). */
   readonly #unnamedOnRefusal: boolean
-  #logger: HandlerLogger
+  #logger: Logger
   readonly #maxWait: number
   readonly #timeout: number
   readonly #queryTimeout: number

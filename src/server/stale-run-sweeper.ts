@@ -4,7 +4,7 @@ import { deleteExpiredRuns, failStaleRuns } from '../internal/operations.js'
 import type { RunState } from '../core/state.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
 import { HandlerConfigurationError } from './configuration-error.js'
-import { consoleLogger, type HandlerLogger, oneLine, safeLogger } from './logger.js'
+import { consoleLogger, type Logger, oneLine, safeLogger } from '../internal/logger.js'
 import type { PrismaStoreClient } from './prisma-store.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { isPositive } from '../internal/is-positive.js'
@@ -49,7 +49,7 @@ export interface StaleRunSweeperSettings {
    * `PrismaStore`'s warnings when it has no `logger` of its own and no handlers lent it theirs first.
    * @default warnings to `console.warn`, errors to `console.error`
    */
-  logger?: HandlerLogger | undefined
+  logger?: Logger | undefined
   /**
    * The current time, for tests.
    * @default () => new Date()
@@ -260,7 +260,7 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
 }
 
-function resolveSweepableStore(options: StaleRunSweeperOptions, logger: HandlerLogger): Store<unknown> {
+function resolveSweepableStore(options: StaleRunSweeperOptions, logger: Logger): Store<unknown> {
   const resolved = resolveStore(options, logger, ' to the stale-run sweeper')
   if (typeof resolved.listStaleRuns !== 'function') {
     throw new HandlerConfigurationError('The store cannot list stale runs (it has no listStaleRuns method), so the sweeper cannot find them')

@@ -2,7 +2,7 @@ import type { Store } from '../core/store.js'
 import { isPositive } from '../internal/is-positive.js'
 import { HandlerConfigurationError } from './configuration-error.js'
 import { lendLogger, PrismaStore, type PrismaStoreClient } from './prisma-store.js'
-import type { HandlerLogger } from './logger.js'
+import type { Logger } from '../internal/logger.js'
 import { describeReceived } from '../internal/received-value.js'
 
 /**
@@ -12,7 +12,7 @@ import { describeReceived } from '../internal/received-value.js'
  * `owner` names the factory in the error, e.g. `' to the stale-run sweeper'`.
  * Internal: shared by the handlers and the stale-run sweeper.
  */
-export function resolveStore(options: object, logger: HandlerLogger, owner = ''): Store<unknown> {
+export function resolveStore(options: object, logger: Logger, owner = ''): Store<unknown> {
   const { store, prisma } = options as { store?: Store<unknown> | undefined; prisma?: PrismaStoreClient | undefined }
   if (store && prisma) throw new HandlerConfigurationError(`Pass either \`store\` or \`prisma\`${owner}, not both`)
   if (store) {

@@ -13,7 +13,7 @@
  */
 import type { RunSnapshot } from '../../core/state.js'
 import type { Store } from '../../core/store.js'
-import type { HandlerLogger } from '../logger.js'
+import type { Logger } from '../../internal/logger.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 
 /** What a LISTEN connection reports to the watcher. */
@@ -65,7 +65,7 @@ export interface RunWatcherOptions {
   /** Safety polling interval in milliseconds, while a LISTEN connection delivers. */
   safetyPollIntervalMs: number
   source?: RunChangeSource | undefined
-  logger: HandlerLogger
+  logger: Logger
 }
 
 interface WatchedRun {
@@ -82,7 +82,7 @@ export class RunWatcher {
   readonly #pollIntervalMs: number
   readonly #safetyPollIntervalMs: number
   readonly #source: RunChangeSource | undefined
-  readonly #logger: HandlerLogger
+  readonly #logger: Logger
   readonly #runs = new Map<string, WatchedRun>()
   readonly #unsubscribe: (() => void) | undefined
   #listening = false
