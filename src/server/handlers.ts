@@ -34,7 +34,7 @@ import { OncePerKey } from '../internal/once-per-key.js'
 import { CONFLICT_CAUSE_AND_FIX } from '../internal/conflict-cause.js'
 import { isStoreUnavailableError } from '../core/store.js'
 import { describeDatabaseCause } from './database-errors.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
 import { consoleLogger, oneLine, safeLogger } from '../internal/logger.js'
 import { isJsonMediaType } from './media-type.js'
@@ -139,7 +139,7 @@ export interface PipelineStatusHandlers {
  * cancel, status, events, runs, openapi.json). Every framework adapter wraps these;
  * anything that serves `fetch(request)` uses `handlers.fetch` directly.
  *
- * Creation throws {@link HandlerConfigurationError} when no secret is configured (or another
+ * Creation throws {@link ServerConfigurationError} when no secret is configured (or another
  * option cannot work), so a misconfigured app fails at start-up, not with a 500 per request.
  *
  * @example
@@ -168,7 +168,7 @@ export function createPipelineStatusHandlers<Client extends PrismaStoreClient>(
 /**
  * The same handlers on a {@link Store} of your own instead of a PrismaClient: a
  * {@link MemoryStore} (tests, demos) or any other `Store`. Everything else is as with `prisma`,
- * including the {@link HandlerConfigurationError} thrown at creation.
+ * including the {@link ServerConfigurationError} thrown at creation.
  *
  * @example
  * ```ts
@@ -701,7 +701,7 @@ function unsupportedMediaType(): HttpProblemError {
 function resolveClockSkewTolerance(value: number | undefined): number {
   if (value === undefined) return DEFAULT_CLOCK_SKEW_TOLERANCE_MS
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new HandlerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${describeReceived(value)}`)
+    throw new ServerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${describeReceived(value)}`)
   }
   return value
 }
@@ -711,7 +711,7 @@ function resolveStages(stages: StageCatalogue | undefined): StageCatalogue {
   try {
     return assertStageCatalogue(stages)
   } catch (error) {
-    throw new HandlerConfigurationError(`Invalid stages: ${(error as Error).message}`)
+    throw new ServerConfigurationError(`Invalid stages: ${(error as Error).message}`)
   }
 }
 

@@ -66,7 +66,7 @@ export type { StaleRunSweeper, StaleRunSweeperOptions, StaleRunSweeperSettings }
 export type { RetentionPolicy } from '../core/hooks.js'
 
 // Errors
-export { HandlerConfigurationError, isHandlerConfigurationError } from './configuration-error.js'
+export { ServerConfigurationError, isServerConfigurationError } from './configuration-error.js'
 export { HttpProblemError, isHttpProblemError, problemResponse } from './problem-response.js'
 export type { ProblemExtras } from './problem-response.js'
 export { isStoreUnavailableError, StoreUnavailableError } from '../core/store.js'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../core/memory-store.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import { createPipelineStatusHandlers } from './handlers.js'
 import { createRunReadToken, verifyRunReadToken } from './run-read-token.js'
 
@@ -75,7 +75,7 @@ describe('run read tokens', () => {
 
   it('handlers refuse a read-token secret that is short or equal to a write secret', () => {
     const base = { store: new MemoryStore(), secret: 'webhook-secret-long-enough-0123456789' }
-    expect(() => createPipelineStatusHandlers({ ...base, readTokens: { secret: 'short' } })).toThrow(HandlerConfigurationError)
+    expect(() => createPipelineStatusHandlers({ ...base, readTokens: { secret: 'short' } })).toThrow(ServerConfigurationError)
     expect(() => createPipelineStatusHandlers({ ...base, readTokens: { secret: base.secret } })).toThrow(
       'readTokens.secret must differ from the webhook and signing secrets',
     )

@@ -4,7 +4,7 @@ import { MemoryStore } from '../core/memory-store.js'
 import { applyStageUpdate, createRun } from '../internal/operations.js'
 import type { RunState } from '../core/state.js'
 import { type Store, StoreUnavailableError } from '../core/store.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import { createStaleRunSweeper, type StaleRunSweeperOptions } from './stale-run-sweeper.js'
 import { quiet, recordingLogger } from '../../test/support/loggers.js'
 
@@ -81,8 +81,8 @@ describe('createStaleRunSweeper configuration', () => {
       },
       /cannot list stale runs/,
     ],
-  ])('throws HandlerConfigurationError for %s', (_, options, message) => {
-    expect(() => createStaleRunSweeper(options)).toThrow(HandlerConfigurationError)
+  ])('throws ServerConfigurationError for %s', (_, options, message) => {
+    expect(() => createStaleRunSweeper(options)).toThrow(ServerConfigurationError)
     expect(() => createStaleRunSweeper(options)).toThrow(message)
   })
 })
@@ -345,7 +345,7 @@ describe('start() and stop()', () => {
 describe('the stale-run sweeper: retention and onRunEnded', () => {
   it('refuses a retention it cannot apply, at creation', () => {
     const store = new MemoryStore()
-    expect(() => createStaleRunSweeper({ store, staleAfterMs: MINUTE, retention: { COMPLETED: 0 } })).toThrow(HandlerConfigurationError)
+    expect(() => createStaleRunSweeper({ store, staleAfterMs: MINUTE, retention: { COMPLETED: 0 } })).toThrow(ServerConfigurationError)
     expect(() =>
       createStaleRunSweeper({ store, staleAfterMs: MINUTE, retention: { DONE: MINUTE } as unknown as { COMPLETED: number } }),
     ).toThrow(/unknown status DONE/)

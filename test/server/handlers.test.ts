@@ -6,9 +6,9 @@
 import { defineStages, Problem } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
-  HandlerConfigurationError,
+  ServerConfigurationError,
   HttpProblemError,
-  isHandlerConfigurationError,
+  isServerConfigurationError,
   MemoryStore,
   PrismaStore,
   type PrismaStoreClient,
@@ -75,12 +75,12 @@ describe('web handlers: authentication', () => {
   it('refuses to start without any secret', () => {
     vi.stubEnv('WEBHOOK_SECRET', '')
     try {
-      expect(() => createPipelineStatusHandlers({ store: new MemoryStore() })).toThrow(HandlerConfigurationError)
+      expect(() => createPipelineStatusHandlers({ store: new MemoryStore() })).toThrow(ServerConfigurationError)
       expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), secret: [] })).toThrow(/No webhook secret configured/)
       expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), secret: '' })).toThrow(/WEBHOOK_SECRET/)
       // An authorize hook does not replace the secret: writes always need one.
       expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), authorize: () => true })).toThrow(
-        HandlerConfigurationError,
+        ServerConfigurationError,
       )
     } finally {
       vi.unstubAllEnvs()
@@ -123,7 +123,7 @@ describe('web handlers: authentication', () => {
       } catch (error) {
         caught = error
       }
-      expect(isHandlerConfigurationError(caught), name).toBe(true)
+      expect(isServerConfigurationError(caught), name).toBe(true)
     }
   })
 
@@ -133,10 +133,10 @@ describe('web handlers: authentication', () => {
       try {
         create()
       } catch (error) {
-        expect(isHandlerConfigurationError(error)).toBe(true)
+        expect(isServerConfigurationError(error)).toBe(true)
         return (error as Error).message
       }
-      throw new Error('expected a HandlerConfigurationError')
+      throw new Error('expected a ServerConfigurationError')
     }
     const cases: Array<[() => unknown, string]> = [
       [
