@@ -12,7 +12,7 @@
  */
 import { createPgRunListener, type PgRunListener, type PgRunListenerState } from 'pipeline-status-sdk/pg'
 import { RunUpdateEvent } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, MemoryStore, PrismaStore, type Store } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, MemoryStore, PrismaStore, ServerConfigurationError, type Store } from 'pipeline-status-sdk/server'
 import type { RunChangeSink, RunChangeSource } from 'pipeline-status-sdk/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readEvents } from '../contract/contract-suite.js'
@@ -265,10 +265,10 @@ describe('the run watcher with a LISTEN source', () => {
 })
 
 it('refuses an empty channel, a channel too long for the check channel, and durations that are not positive', () => {
-  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: 'c'.repeat(58) })).toThrow(RangeError)
+  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: 'c'.repeat(58) })).toThrow(ServerConfigurationError)
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: 'c'.repeat(57) })).not.toThrow()
   // An empty channel would fail every LISTEN (a zero-length identifier) and reconnect forever.
-  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: '' })).toThrow(RangeError)
+  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: '' })).toThrow(ServerConfigurationError)
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: '' })).toThrow(/channel must not be empty/)
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', probeTimeoutMs: 0 })).toThrow(/probeTimeoutMs must be a positive number/)
 })
