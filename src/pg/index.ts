@@ -14,10 +14,10 @@
  * @example
  * ```ts
  * import { createPgRunListener } from 'pipeline-status-sdk/pg'
- * import { createPipelineStatusHandlers, PrismaStore } from 'pipeline-status-sdk/server'
+ * import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
  *
  * const handlers = createPipelineStatusHandlers({
- *   store: new PrismaStore(prisma, { notifyChannel: 'pipeline_status' }),
+ *   store: createPrismaStore({ prisma, notifyChannel: 'pipeline_status' }),
  *   live: { listen: createPgRunListener({ connectionString: process.env.DIRECT_DATABASE_URL!, channel: 'pipeline_status' }) },
  * })
  * ```

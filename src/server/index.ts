@@ -35,9 +35,10 @@ export type { Logger } from '../internal/logger.js'
 
 // Stores
 export { MemoryStore } from '../core/memory-store.js'
-export { createPrismaStore, PrismaStore } from './prisma-store.js'
+export { createPrismaStore } from './prisma-store.js'
 export type {
   PipelineRunField,
+  PrismaStore,
   PrismaStoreClient,
   PrismaStoreNames,
   PrismaStoreOptions,

@@ -228,12 +228,12 @@ const TRANSACTION_GRACE_MS = 1_000
  *
  * @example
  * ```ts
- * import { PrismaStore } from 'pipeline-status-sdk/server'
+ * import { createPrismaStore } from 'pipeline-status-sdk/server'
  * import { PrismaPg } from '@prisma/adapter-pg'
  * import { PrismaClient } from './generated/prisma/client.js'
  *
  * const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) })
- * const store = new PrismaStore(prisma, { timeout: 20_000 })
+ * const store = createPrismaStore({ prisma, timeout: 20_000 })
  * ```
  */
 export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
@@ -253,6 +253,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #notifyChannel: string | undefined
   readonly #changes = new RunChangeEmitter()
 
+  /** Internal: create one with {@link createPrismaStore}. @internal */
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
     this.#pool = options.pool
@@ -487,7 +488,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         this.#logger.warn(
           `pipeline-status: the database refused a named prepared statement (${String(errorCode(error))}: ${(error as Error).message}), ` +
             'as a transaction pooler (PgBouncer in transaction mode, Supavisor, Neon) does; the store now sends unnamed statements, ' +
-            'which cost a parse per call. Pass namedStatements: false to PrismaStore to start that way, or give it a pool on a direct URL',
+            'which cost a parse per call. Pass namedStatements: false to createPrismaStore to start that way, or give it a pool on a direct URL',
           { code: errorCode(error) },
         )
       }

@@ -20,7 +20,7 @@ export function resolveStore(options: object, logger: Logger, owner = ''): Store
     return store
   }
   if (prisma) return new PrismaStore(prisma, { logger })
-  throw new ServerConfigurationError(`Pass \`store\` (e.g. a MemoryStore or PrismaStore) or \`prisma\` (your PrismaClient)${owner}`)
+  throw new ServerConfigurationError(`Pass \`store\` (e.g. a MemoryStore or createPrismaStore({ prisma })) or \`prisma\` (your PrismaClient)${owner}`)
 }
 
 /** Checks a count option (a limit, a size, milliseconds of a timer). Internal. */

@@ -12,7 +12,7 @@
  */
 import { createPgRunListener, type PgRunListener, type PgRunListenerState } from 'pipeline-status-sdk/pg'
 import { RunUpdateEvent } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, MemoryStore, PrismaStore, ServerConfigurationError, type Store } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, MemoryStore, ServerConfigurationError, type Store } from 'pipeline-status-sdk/server'
 import type { RunChangeSink, RunChangeSource } from 'pipeline-status-sdk/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readEvents } from '../contract/contract-suite.js'
@@ -52,7 +52,7 @@ function via(url: string, port: number): string {
 /** One "process": handlers on their own store object (so they hear other instances' writes only through LISTEN or polling). */
 function instance(db: TestDatabase, listen: PgRunListener | undefined, logger = recordingLogger()) {
   const handlers = createPipelineStatusHandlers({
-    store: new PrismaStore(db.prisma, { notifyChannel: CHANNEL }),
+    store: createPrismaStore({ prisma: db.prisma, notifyChannel: CHANNEL }),
     secret: SECRET,
     logger,
     live: { pollIntervalMs: 100, listen },

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, PrismaStore, type PrismaStoreClient } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, type PrismaStore, type PrismaStoreClient } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, completeRun, createRun, failStaleRuns } from '../../src/internal/operations.js'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -64,11 +64,12 @@ function withoutDataModel(client: MappedClient): MappedClient {
 }
 
 const variants = [
-  ['names read from the client’s data model', () => new PrismaStore(mapped)],
+  ['names read from the client’s data model', () => createPrismaStore({ prisma: mapped })],
   [
     'names given as options',
     () =>
-      new PrismaStore(withoutDataModel(mapped), {
+      createPrismaStore({
+        prisma: withoutDataModel(mapped),
         schema: 'pipeline',
         names: {
           PipelineRun: {

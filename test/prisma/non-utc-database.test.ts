@@ -13,7 +13,7 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
-import { createPostgresReplayStore, PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import { createPostgresReplayStore, createPrismaStore, type PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { applyStageUpdate, completeRun, createRun, recordHeartbeat } from '../../src/internal/operations.js'
@@ -45,8 +45,8 @@ for (const zone of ['Asia/Tokyo', 'America/Los_Angeles'] as const) {
       prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url as string, max: 4 }) })
       sql = new pg.Client({ connectionString: db.url })
       await sql.connect()
-      viaPrisma = new PrismaStore(prisma)
-      viaPool = new PrismaStore(prisma, { pool })
+      viaPrisma = createPrismaStore({ prisma })
+      viaPool = createPrismaStore({ prisma, pool })
     }, 60_000)
     afterAll(async () => {
       await sql?.end()

@@ -5,7 +5,7 @@
  * results under interleaving but not real parallelism.
  */
 import { DEFAULT_STAGES, type CompleteRun, type StageUpdate } from 'pipeline-status-sdk'
-import { PrismaStore } from 'pipeline-status-sdk/server'
+import { createPrismaStore, type PrismaStore } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, completeRun, createRun, type CompletionResult, type StageUpdateResult } from '../../src/internal/operations.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -21,7 +21,7 @@ let store: PrismaStore<PrismaClient>
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 20 })
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
 })
 afterAll(() => db?.close())
 

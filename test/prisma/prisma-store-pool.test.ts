@@ -5,7 +5,7 @@
  */
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
-import { PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import { createPrismaStore, type PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../src/internal/operations.js'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -30,8 +30,8 @@ beforeAll(async () => {
   pool = new pg.Pool({ connectionString: url, max: db.url ? 10 : 1 })
   // Dropping the test database ends idle connections from the server's side.
   pool.on('error', () => undefined)
-  viaPrisma = new PrismaStore(db.prisma)
-  viaPool = new PrismaStore(db.prisma, { pool })
+  viaPrisma = createPrismaStore({ prisma: db.prisma })
+  viaPool = createPrismaStore({ prisma: db.prisma, pool })
 })
 afterAll(async () => {
   await pool?.end()

@@ -2,10 +2,10 @@ import { createServer } from 'node:net'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
 import {
-  isStoreUnavailableError,
-  PrismaStore,
   createPrismaStore,
+  isStoreUnavailableError,
   type OnRunCompleted,
+  type PrismaStore,
   type RunSnapshot,
   StoreUnavailableError,
 } from 'pipeline-status-sdk/server'
@@ -23,7 +23,7 @@ let runCounter = 0
 
 beforeAll(async () => {
   db = await createTestDatabase()
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
 })
 afterAll(() => db?.close())
 
@@ -224,7 +224,7 @@ describe('PrismaStore', () => {
     const unreachable = new PrismaClient({
       adapter: new PrismaPg({ connectionString: `postgresql://postgres@127.0.0.1:${port}/none` }),
     })
-    const down = new PrismaStore(unreachable)
+    const down = createPrismaStore({ prisma: unreachable })
     try {
       const results = await Promise.allSettled([
         applyStageUpdate(down, 'run', makeStageUpdate(), { stages, now: new Date() }),

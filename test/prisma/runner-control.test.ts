@@ -8,9 +8,10 @@
 import { DEFAULT_STAGES, HeartbeatResponse, StageUpdateResponse } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
+  createPrismaStore,
   createStaleRunSweeper,
   type OnRunEnded,
-  PrismaStore,
+  type PrismaStore,
   type RunEndedInput,
 } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, cancelRun, completeRun, createRun, failStaleRuns } from '../../src/internal/operations.js'
@@ -28,7 +29,7 @@ let store: PrismaStore<PrismaClient>
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 10 })
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
 })
 // A sweep looks at the whole table: each test sees only its own runs.
 afterEach(async () => {

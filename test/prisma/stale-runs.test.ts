@@ -8,7 +8,7 @@
 import express from 'express'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { createStaleRunSweeper, PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
+import { createPrismaStore, createStaleRunSweeper, type PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, completeRun, createRun, failStaleRuns } from '../../src/internal/operations.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -28,7 +28,7 @@ type Tx = Parameters<Parameters<PrismaStore<PrismaClient>['transaction']>[0]>[0]
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 10 })
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
 })
 // Each test sees only its own runs: a sweep looks at the whole table.
 afterEach(async () => {

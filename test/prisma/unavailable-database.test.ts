@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net'
 import { PGlite } from '@electric-sql/pglite'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { Problem } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, PrismaStore, type PipelineStatusHandlers } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, type PipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import pg from 'pg'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -41,7 +41,7 @@ function handlersOn(prisma: PrismaClient, boundMs?: number) {
   const warnings: string[] = []
   const bounds = boundMs === undefined ? {} : { queryTimeout: boundMs, maxWait: boundMs, timeout: boundMs }
   const handlers = createPipelineStatusHandlers({
-    store: new PrismaStore(prisma, bounds),
+    store: createPrismaStore({ prisma, ...bounds }),
     secret: SECRET,
     retryAfterSeconds: 7,
     logger: { warn: (message) => void warnings.push(message), error: (message) => void errors.push(message) },

@@ -25,9 +25,10 @@ import {
 } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
+  createPrismaStore,
   MemoryStore,
   type PipelineStatusHandlers,
-  PrismaStore,
+  type PrismaStore,
   type RunSnapshot,
   signWebhook,
   webhookRoute,
@@ -55,7 +56,7 @@ let store: PrismaStore
 
 beforeAll(async () => {
   db = await createTestDatabase()
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
   handlers = createPipelineStatusHandlers({
     store,
     secret: SECRET,

@@ -6,12 +6,12 @@
 import { defineStages, Problem } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
-  ServerConfigurationError,
+  createPrismaStore,
   HttpProblemError,
   isServerConfigurationError,
   MemoryStore,
-  PrismaStore,
   type PrismaStoreClient,
+  ServerConfigurationError,
 } from 'pipeline-status-sdk/server'
 import { timingSafeEqual } from '../../src/internal/timing-safe-equal.js'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
@@ -392,7 +392,7 @@ describe("web handlers: a PrismaStore without its own logger warns through the h
 
   it('the pool fallback warning of a store passed without a logger goes to the handlers\' logger', async () => {
     const app = recorder()
-    const handlers = createPipelineStatusHandlers({ store: new PrismaStore(unusedClient(), { pool: poolerPool() }), secret: SECRET, logger: app.logger })
+    const handlers = createPipelineStatusHandlers({ store: createPrismaStore({ prisma: unusedClient(), pool: poolerPool() }), secret: SECRET, logger: app.logger })
     await expectProblem(await statusOfUnknownRun(handlers), 404, 'run_not_found')
     expect(app.warnings.filter((line) => /named prepared statement/.test(line))).toEqual([
       expect.stringMatching(/^pipeline-status: the database refused a named prepared statement \(26000: prepared statement "\S+" does not exist\)/),
@@ -402,7 +402,7 @@ describe("web handlers: a PrismaStore without its own logger warns through the h
   it('a store with its own logger keeps it', async () => {
     const app = recorder()
     const own = recorder()
-    const store = new PrismaStore(unusedClient(), { pool: poolerPool(), logger: own.logger })
+    const store = createPrismaStore({ prisma: unusedClient(), pool: poolerPool(), logger: own.logger })
     const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger: app.logger })
     await expectProblem(await statusOfUnknownRun(handlers), 404, 'run_not_found')
     const named = (lines: string[]) => lines.filter((line) => /named prepared statement/.test(line)).length
