@@ -85,9 +85,9 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
   const store = createPrismaStore({
     prisma: db.prisma,
-    queryTimeout: 5_000,
-    maxWait: 5_000,
-    timeout: 15_000,
+    queryTimeoutMs: 5_000,
+    maxWaitMs: 5_000,
+    timeoutMs: 15_000,
     ...(listen ? { notifyChannel: channel } : {}),
   })
   const sweeper = options.staleRunSweeper

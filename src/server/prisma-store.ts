@@ -105,14 +105,14 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * with `StoreUnavailableError` (the handlers answer 503 with `Retry-After`).
    * @default 5_000
    */
-  maxWait?: number | undefined
+  maxWaitMs?: number | undefined
   /**
    * How long one transaction may run, in milliseconds, including the app's `onRunCompleted`
    * hook, which runs inside it. Waiting for another write to the same run counts towards it.
    * Past it the transaction is rolled back and fails with `StoreUnavailableError` (503).
    * @default 15_000
    */
-  timeout?: number | undefined
+  timeoutMs?: number | undefined
   /**
    * How long one statement outside a transaction may take, in milliseconds, waiting for a
    * pooled connection included: the status read, run creation, the stale-run listing and each
@@ -121,7 +121,7 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * PostgreSQL's `statement_timeout` (see docs/operations.md).
    * @default 5_000
    */
-  queryTimeout?: number | undefined
+  queryTimeoutMs?: number | undefined
   /**
    * The PostgreSQL schema holding the tables, when neither the models (`@@schema`) nor the
    * connection's `search_path` say it (e.g. when the adapter was created with
@@ -218,7 +218,7 @@ const TRANSACTION_GRACE_MS = 1_000
  * Instants are sent as ISO 8601 text with `Z` cast to `timestamptz` and read back as epoch
  * milliseconds, so a database whose `TimeZone` is not UTC changes nothing (docs/operations.md).
  *
- * Every call is bounded ({@link PrismaStoreOptions.queryTimeout}, `maxWait`, `timeout`). A
+ * Every call is bounded ({@link PrismaStoreOptions.queryTimeoutMs}, `maxWaitMs`, `timeoutMs`). A
  * database that cannot be reached or does not answer in time surfaces as
  * `StoreUnavailableError` (503 `database_unavailable` with `Retry-After`), one without the SDK's
  * tables or columns as `StoreUnavailableError` with code `database_not_migrated`; every other
@@ -233,7 +233,7 @@ const TRANSACTION_GRACE_MS = 1_000
  * import { PrismaClient } from './generated/prisma/client.js'
  *
  * const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) })
- * const store = createPrismaStore({ prisma, timeout: 20_000 })
+ * const store = createPrismaStore({ prisma, timeoutMs: 20_000 })
  * ```
  */
 export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
@@ -266,9 +266,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         this.#logger = safeLogger(logger)
       })
     }
-    this.#maxWait = options.maxWait ?? DEFAULT_MAX_WAIT
-    this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
-    this.#queryTimeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
+    this.#maxWait = options.maxWaitMs ?? DEFAULT_MAX_WAIT
+    this.#timeout = options.timeoutMs ?? DEFAULT_TIMEOUT
+    this.#queryTimeout = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT
     this.#notifyChannel = options.notifyChannel
     this.#sql = buildSql(resolveNames(prisma, options), options.notifyChannel !== undefined)
   }
@@ -528,7 +528,7 @@ function runWriteParameters(write: RunWrite): unknown[] {
  * import { createPrismaStore } from 'pipeline-status-sdk/server'
  * import { prisma } from './prisma.js' // your app's PrismaClient
  *
- * const store = createPrismaStore({ prisma, maxWait: 2_000 })
+ * const store = createPrismaStore({ prisma, maxWaitMs: 2_000 })
  * ```
  */
 export function createPrismaStore<Client extends PrismaStoreClient>(options: PrismaStoreOptions<Client>): PrismaStore<Client> {

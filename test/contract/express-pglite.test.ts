@@ -17,7 +17,7 @@ const unreachable = new PrismaClient({ adapter: new PrismaPg({ connectionString:
 
 beforeAll(async () => {
   db = await createTestDatabase({ engine: 'pglite' })
-  store = createPrismaStore({ prisma: db.prisma, maxWait: 20_000, timeout: 30_000 })
+  store = createPrismaStore({ prisma: db.prisma, maxWaitMs: 20_000, timeoutMs: 30_000 })
 })
 afterAll(async () => {
   await unreachable.$disconnect()
@@ -29,6 +29,6 @@ describeContract(
   () =>
     expressTarget({
       store: () => store,
-      unavailable: () => createPrismaStore({ prisma: unreachable, maxWait: 2_000 }),
+      unavailable: () => createPrismaStore({ prisma: unreachable, maxWaitMs: 2_000 }),
     }),
 )

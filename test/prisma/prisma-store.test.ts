@@ -214,7 +214,7 @@ describe('PrismaStore', () => {
   })
 
   it('is built the same way by createPrismaStore', async () => {
-    const other = createPrismaStore({ prisma: db.prisma, timeout: 20_000, maxWait: 2_000 })
+    const other = createPrismaStore({ prisma: db.prisma, timeoutMs: 20_000, maxWaitMs: 2_000 })
     const runId = await newRunId()
     expect(await other.getRun(runId)).toEqual(await snapshot(runId))
   })

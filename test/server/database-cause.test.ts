@@ -39,7 +39,7 @@ function handlersFor(url: string, path: 'prisma' | 'pool') {
     pool.on('error', () => undefined)
     cleanups.push(() => pool.end())
   }
-  const store = createPrismaStore({ prisma, ...(pool ? { pool, queryTimeout: 10_000 } : { queryTimeout: 10_000 }) })
+  const store = createPrismaStore({ prisma, ...(pool ? { pool, queryTimeoutMs: 10_000 } : { queryTimeoutMs: 10_000 }) })
   const lines: Line[] = []
   const logger = {
     warn: (message: string, details?: Record<string, unknown>) => void lines.push({ level: 'warn', message, details }),

@@ -39,7 +39,7 @@ const unreachable = new PrismaClient({ adapter: new PrismaPg({ connectionString:
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 20 })
-  store = createPrismaStore({ prisma: db.prisma, maxWait: 20_000, timeout: 30_000 })
+  store = createPrismaStore({ prisma: db.prisma, maxWaitMs: 20_000, timeoutMs: 30_000 })
 })
 afterAll(async () => {
   await unreachable.$disconnect()
@@ -49,7 +49,7 @@ afterAll(async () => {
 const expressOnDatabase = expressTarget({
   store: () => store,
   // The real thing where it can be real: an unreachable database is a client on a closed port.
-  unavailable: () => createPrismaStore({ prisma: unreachable, maxWait: 2_000 }),
+  unavailable: () => createPrismaStore({ prisma: unreachable, maxWaitMs: 2_000 }),
 })
 
 describeContract(`express router on ${usesPostgres() ? 'PostgreSQL' : 'PGlite (DATABASE_URL unset)'} over a port`, () => expressOnDatabase)
