@@ -113,7 +113,7 @@ export interface PipelineMock {
  * server.listen({ onUnhandledFrame: 'error' })
  *
  * const run = await mock.createRun('run_1')
- * mock.fail('stageUpdate', { status: 503, retryAfter: 1, times: 2 })
+ * mock.fail('stageUpdate', { status: 503, retryAfterSeconds: 1, times: 2 })
  * ```
  */
 export function createPipelineMock(options: PipelineMockOptions = {}): PipelineMock {
