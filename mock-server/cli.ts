@@ -5,9 +5,9 @@
  * nothing.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
-import pkg from '../package.json' with { type: 'json' }
 import { ENV_WEBHOOK_SECRET } from '../src/contract/index.js'
 import { createOpenApiDocument } from '../src/contract/openapi.js'
+import { PACKAGE_VERSION } from '../src/contract/package-info.js'
 import { listMigrationFiles, packageMigrationsDir, renderMigrationScript, writeMigrationsInto } from '../src/pg/migration-files.js'
 import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
 import type { MockServerRequestEntry } from './mock-http-server.js'
@@ -143,7 +143,7 @@ async function run(argv: string[]): Promise<number> {
   if (command === undefined) {
     const { values } = parse(argv, GLOBAL_OPTIONS, false)
     if (values.version) {
-      process.stdout.write(`${pkg.version}\n`)
+      process.stdout.write(`${PACKAGE_VERSION}\n`)
       return 0
     }
     if (values.help) {
@@ -161,7 +161,7 @@ async function run(argv: string[]): Promise<number> {
 
   const { values, positionals } = parse(argv, MOCK_OPTIONS, true)
   if (values.version) {
-    process.stdout.write(`${pkg.version}\n`)
+    process.stdout.write(`${PACKAGE_VERSION}\n`)
     return 0
   }
   if (values.help) {
@@ -242,12 +242,12 @@ async function migrate(argv: string[]): Promise<number> {
   const migrations = listMigrationFiles(packageMigrationsDir())
 
   if (values.print) {
-    process.stdout.write(renderMigrationScript(migrations, { version: pkg.version, schema: values.schema }))
+    process.stdout.write(renderMigrationScript(migrations, { version: PACKAGE_VERSION, schema: values.schema }))
     return 0
   }
   if (values.into !== undefined) {
     if (values.into.trim() === '') throw new UsageError('--into needs a folder, e.g. --into prisma/migrations')
-    const result = writeMigrationsInto(values.into, migrations, { version: pkg.version })
+    const result = writeMigrationsInto(values.into, migrations, { version: PACKAGE_VERSION })
     if (result.written.length === 0) {
       process.stdout.write(`pipeline-status migrate: nothing to write: ${values.into} holds all ${migrations.length} migrations of pipeline-status-sdk\n`)
     } else {

@@ -8,7 +8,7 @@ export interface Fault {
   /** Answer with this HTTP status and a problem+json body instead of handling the request. */
   status?: number
   /** With `status`: the `Retry-After` header, in seconds. */
-  retryAfter?: number
+  retryAfterSeconds?: number
   /** Wait this many milliseconds before answering (or before handling, without `status`). */
   latencyMs?: number
   /** Drop the connection: a network error in-process, a destroyed socket over HTTP. */
@@ -23,7 +23,7 @@ export interface Fault {
 /** What the fault layer decided for one request. */
 export type FaultAction =
   | { kind: 'pass'; latencyMs: number }
-  | { kind: 'respond'; status: number; retryAfter?: number; latencyMs: number }
+  | { kind: 'respond'; status: number; retryAfterSeconds?: number; latencyMs: number }
   | { kind: 'drop'; latencyMs: number }
 
 /** Faults by route (`'*'` for every route), consumed call by call. */
@@ -59,7 +59,7 @@ export class FaultRegistry {
     const latencyMs = fault.latencyMs ?? 0
     if (fault.drop) return { kind: 'drop', latencyMs }
     if (fault.status !== undefined) {
-      return { kind: 'respond', status: fault.status, latencyMs, ...(fault.retryAfter === undefined ? {} : { retryAfter: fault.retryAfter }) }
+      return { kind: 'respond', status: fault.status, latencyMs, ...(fault.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: fault.retryAfterSeconds }) }
     }
     return { kind: 'pass', latencyMs }
   }
@@ -68,7 +68,7 @@ export class FaultRegistry {
 /** The body and headers of an injected error response. */
 export function faultResponse(action: Extract<FaultAction, { kind: 'respond' }>): Response {
   const headers = new Headers({ 'Content-Type': 'application/problem+json' })
-  if (action.retryAfter !== undefined) headers.set(HEADERS.retryAfter, String(action.retryAfter))
+  if (action.retryAfterSeconds !== undefined) headers.set(HEADERS.retryAfter, String(action.retryAfterSeconds))
   if (action.status === 204 || action.status === 304) {
     return new Response(null, { status: action.status, headers })
   }

@@ -50,7 +50,7 @@ describe('createPipelineMock', () => {
 
   it('fails the first N calls of a route with a status and Retry-After, then lets calls through', async () => {
     await mock.createRun('r3')
-    mock.fail('stageUpdate', { status: 503, retryAfter: 2, times: 2 })
+    mock.fail('stageUpdate', { status: 503, retryAfterSeconds: 2, times: 2 })
     for (let i = 0; i < 2; i++) {
       const failed = await post('/r3/stage-update', makeStageUpdate())
       expect(failed.status).toBe(503)
@@ -69,7 +69,7 @@ describe('createPipelineMock', () => {
     expect((await post('/r4/stage-update', makeStageUpdate())).status).toBe(200)
     expect((await post('/r4/complete', { status: 'COMPLETED' })).status).toBe(500)
     mock.clearFaults('complete')
-    mock.fail('*', { status: 429, retryAfter: 1 })
+    mock.fail('*', { status: 429, retryAfterSeconds: 1 })
     const limited = await fetch(`${BASE}/r4/status`, { headers: { 'X-Webhook-Secret': SECRET } })
     expect(limited.status).toBe(429)
     mock.clearFaults()

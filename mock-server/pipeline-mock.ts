@@ -9,7 +9,7 @@ import {
   matchRoute,
 } from '../src/contract/index.js'
 import type { OnRunEnded } from '../src/core/hooks.js'
-import { createRun, failStaleRuns, getRunSnapshot } from '../src/core/operations.js'
+import { createRun, failStaleRuns } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
 import { toRunRecord, toStatusResponse } from '../src/core/state-to-records.js'
@@ -113,7 +113,7 @@ export interface PipelineMock {
  * server.listen({ onUnhandledFrame: 'error' })
  *
  * const run = await mock.createRun('run_1')
- * mock.fail('stageUpdate', { status: 503, retryAfter: 1, times: 2 })
+ * mock.fail('stageUpdate', { status: 503, retryAfterSeconds: 1, times: 2 })
  * ```
  */
 export function createPipelineMock(options: PipelineMockOptions = {}): PipelineMock {
@@ -181,7 +181,7 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
       return toRunRecord((await createRun(store, { id, now: clock() })).run)
     },
     async getRun(runId) {
-      const snapshot = await getRunSnapshot(store, runId)
+      const snapshot = await store.getRun(runId)
       return snapshot ? { ...toStatusResponse(snapshot), catalogue: catalogueOf(settings.stages ?? DEFAULT_STAGES) } : undefined
     },
     async sweepStaleRuns(staleAfterMs) {

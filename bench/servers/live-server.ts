@@ -10,7 +10,7 @@ import express from 'express'
 import pg from 'pg'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
 import { createPgRunListener } from 'pipeline-status-sdk/pg'
-import { PrismaStore } from 'pipeline-status-sdk/server'
+import { createPrismaStore } from 'pipeline-status-sdk/server'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { BENCH_SECRET, BENCH_STAGES, databaseUrl, POOL_SIZE, reportToParent } from './shared.js'
 
@@ -18,7 +18,7 @@ const listen = process.env['BENCH_LIVE'] === 'listen'
 const channel = 'pipeline_status_bench'
 const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL_SIZE })
 const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
-const store = new PrismaStore(prisma, { pool, ...(listen ? { notifyChannel: channel } : {}) })
+const store = createPrismaStore({ prisma, pool, ...(listen ? { notifyChannel: channel } : {}) })
 const silent = { warn: () => {}, error: (message: string) => console.error(message) }
 
 const app = express()

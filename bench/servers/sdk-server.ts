@@ -11,14 +11,14 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import express from 'express'
 import pg from 'pg'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { PrismaStore } from 'pipeline-status-sdk/server'
+import { createPrismaStore } from 'pipeline-status-sdk/server'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { BENCH_SECRET, BENCH_STAGES, databaseUrl, POOL_SIZE, reportToParent } from './shared.js'
 
 const mode = process.env['BENCH_MODE'] ?? 'prisma'
 const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL_SIZE })
 const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
-const store = new PrismaStore(prisma, mode === 'pool' ? { pool } : mode === 'pool-unnamed' ? { pool, namedStatements: false } : {})
+const store = createPrismaStore({ prisma, ...(mode === 'pool' ? { pool } : mode === 'pool-unnamed' ? { pool, namedStatements: false } : {}) })
 const silent = { warn: () => {}, error: (message: string) => console.error(message) }
 
 const app = express()

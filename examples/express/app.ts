@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
 import { createPgRunListener } from 'pipeline-status-sdk/pg'
-import { PrismaStore, type RunState, type StaleRunSweeperSettings, createStaleRunSweeper } from 'pipeline-status-sdk/server'
+import { createPrismaStore, createStaleRunSweeper, type RunState, type StaleRunSweeperSettings } from 'pipeline-status-sdk/server'
 import { openDatabase } from '../shared/database.js'
 
 /** How long a client may take to send its request headers, in milliseconds (Node's default is 60 s). */
@@ -83,10 +83,11 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   if (listen && !options.databaseUrl) throw new Error("liveMode 'listen' needs a PostgreSQL databaseUrl")
   const channel = 'pipeline_status'
   // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
-  const store = new PrismaStore(db.prisma, {
-    queryTimeout: 5_000,
-    maxWait: 5_000,
-    timeout: 15_000,
+  const store = createPrismaStore({
+    prisma: db.prisma,
+    queryTimeoutMs: 5_000,
+    maxWaitMs: 5_000,
+    timeoutMs: 15_000,
     ...(listen ? { notifyChannel: channel } : {}),
   })
   const sweeper = options.staleRunSweeper

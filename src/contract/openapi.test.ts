@@ -1,9 +1,11 @@
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { Ajv2020 } from 'ajv/dist/2020.js'
+import pkg from '../../package.json' with { type: 'json' }
 import { describe, expect, it } from 'vitest'
 import { makeCompleteRun, PYTHON_RUNNER_PAYLOADS } from '../../test/support/fixtures.js'
 import { webhookMessageId, webhookRoute } from '../signing/webhook-signature.js'
 import { createOpenApiDocument } from './openapi.js'
+import { PACKAGE_NAME, PACKAGE_VERSION } from './package-info.js'
 import { PROBLEM_CODES } from './problem.js'
 import { CONTRACT_ROUTES, type ContractRoute } from './route-registry.js'
 import { ROUTE_METHODS, type RouteName, routePath } from './routes.js'
@@ -35,6 +37,12 @@ describe('the OpenAPI document', () => {
     await expectValidOpenApi31(mounted)
     expect(mounted.servers).toEqual([expect.objectContaining({ url: '/hooks/pipeline' })])
     expect(createOpenApiDocument({ basePath: '' }).servers[0]?.url).toBe('/')
+  })
+
+  it("carries the package's version, from the generated package-info module that matches package.json", () => {
+    // scripts/write-package-info.mjs writes the module (npm run build runs it); a stale copy fails here.
+    expect({ name: PACKAGE_NAME, version: PACKAGE_VERSION }).toEqual({ name: pkg.name, version: pkg.version })
+    expect(createOpenApiDocument().info.version).toBe(pkg.version)
   })
 
   it('describes every route the handlers serve, with the same method and path', () => {

@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import pkg from '../../package.json' with { type: 'json' }
 import { HEADERS, PROBLEM_CONTENT_TYPE } from './headers.js'
+import { PACKAGE_VERSION } from './package-info.js'
 import { FieldError, Problem, PROBLEM_CODES, PROBLEM_TITLES, ProblemCode } from './problem.js'
 import { PipelineRunRecord, StageOutputRecord, UpdateOutcome } from './records.js'
 import {
@@ -185,7 +185,7 @@ export function createOpenApiDocument(options: OpenApiDocumentOptions = {}): Ope
       summary: 'A pipeline runner reports stage status over HTTP to a web app that stores it.',
       description:
         'Generated from the zod schemas of pipeline-status-sdk, which its handlers, mock and clients validate with. Errors are `application/problem+json` (RFC 9457) with a stable `code`. A path that is none of these routes is answered `404 route_not_found` (`components.responses.RouteNotFound`); another method on a route `405 method_not_allowed` with `Allow` (`components.responses.MethodNotAllowed`); a request target (path and query) over 8192 characters `414 uri_too_long` (`components.responses.UriTooLong`). The app\'s `authorize` hook may refuse reads with problems of its own.',
-      version: pkg.version,
+      version: PACKAGE_VERSION,
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: basePath === '' ? '/' : basePath, description: 'The base path the routes are served under.' }],

@@ -8,7 +8,6 @@ import {
   createRun,
   deleteExpiredRuns,
   failStaleRuns,
-  getRunSnapshot,
   recordHeartbeat,
 } from './operations.js'
 import type { RunState } from './state.js'
@@ -39,7 +38,7 @@ describe('MemoryStore through the shared operations', () => {
     const store = new MemoryStore()
     expect(await applyStageUpdate(store, 'nope', update(1, 'PROCESSING'), options)).toEqual({ outcome: 'not_found' })
     expect(await completeRun(store, 'nope', { status: 'COMPLETED' }, { now })).toEqual({ outcome: 'not_found' })
-    expect(await getRunSnapshot(store, 'nope')).toBeNull()
+    expect(await store.getRun('nope')).toBeNull()
   })
 
   it('runs a five-stage pipeline to COMPLETED and keeps stages in order', async () => {
@@ -51,7 +50,7 @@ describe('MemoryStore through the shared operations', () => {
     for (const n of [1, 2, 3, 4, 5]) {
       await applyStageUpdate(store, 'r', update(n, 'COMPLETED', `out ${n}`), options)
     }
-    const snapshot = await getRunSnapshot(store, 'r')
+    const snapshot = await store.getRun('r')
     expect(snapshot?.run.status).toBe('COMPLETED')
     expect(snapshot?.stages.map((s) => [s.stageNumber, s.status, s.output])).toEqual(
       [1, 2, 3, 4, 5].map((n) => [n, 'COMPLETED', `out ${n}`]),
@@ -69,7 +68,7 @@ describe('MemoryStore through the shared operations', () => {
         },
       }),
     ).rejects.toThrow('results table is down')
-    expect((await getRunSnapshot(store, 'r'))?.run.status).toBe('PENDING')
+    expect((await store.getRun('r'))?.run.status).toBe('PENDING')
 
     const calls: string[] = []
     const retried = await completeRun(store, 'r', { status: 'COMPLETED' }, {
@@ -143,7 +142,7 @@ describe('stale runs in a MemoryStore', () => {
       limit: 100,
       onFailed: async (run) => {
         // Called after the commit: the store already holds the failed run.
-        expect((await getRunSnapshot(store, run.id))?.run).toEqual(run)
+        expect((await store.getRun(run.id))?.run).toEqual(run)
         seen.push(run.id)
       },
     })
@@ -158,8 +157,8 @@ describe('stale runs in a MemoryStore', () => {
         updatedAt: at(20),
       })
     }
-    expect((await getRunSnapshot(store, 'fresh-30'))?.run.status).toBe('PROCESSING')
-    expect((await getRunSnapshot(store, 'failed-2'))?.run.error).toBe('Stage 2 (Stage 2) failed')
+    expect((await store.getRun('fresh-30'))?.run.status).toBe('PROCESSING')
+    expect((await store.getRun('failed-2'))?.run.error).toBe('Stage 2 (Stage 2) failed')
     expect(await failStaleRuns(store, { staleAfterMs: 15 * MINUTE, now: at(21), limit: 100 })).toEqual([])
   })
 
@@ -180,7 +179,7 @@ describe('stale runs in a MemoryStore', () => {
     }
     const failed = await failStaleRuns(racing, { staleAfterMs: 15 * MINUTE, now: at(20), limit: 10 })
     expect(failed).toEqual([])
-    expect((await getRunSnapshot(store, 'r'))?.run).toMatchObject({ status: 'PROCESSING', updatedAt: at(20) })
+    expect((await store.getRun('r'))?.run).toMatchObject({ status: 'PROCESSING', updatedAt: at(20) })
   })
 
   it('refuses a store without listStaleRuns and a limit that is not positive', async () => {
@@ -200,9 +199,9 @@ describe('stale runs in a MemoryStore', () => {
     await createRun(store, { id: 'r', now: at(0) })
     await applyStageUpdate(store, 'r', update(1, 'PROCESSING'), { stages: DEFAULT_STAGES, now: at(1) })
     await applyStageUpdate(store, 'r', update(1, 'COMPLETED'), { stages: DEFAULT_STAGES, now: at(5) })
-    expect((await getRunSnapshot(store, 'r'))?.run).toMatchObject({ status: 'PROCESSING', updatedAt: at(5) })
+    expect((await store.getRun('r'))?.run).toMatchObject({ status: 'PROCESSING', updatedAt: at(5) })
     await applyStageUpdate(store, 'r', update(1, 'COMPLETED'), { stages: DEFAULT_STAGES, now: at(9) })
-    expect((await getRunSnapshot(store, 'r'))?.run.updatedAt).toEqual(at(5))
+    expect((await store.getRun('r'))?.run.updatedAt).toEqual(at(5))
   })
 })
 
@@ -238,7 +237,7 @@ describe('the optimistic write path', () => {
     await applyStageUpdate(store, 'r', update(1, 'PROCESSING'), { stages: DEFAULT_STAGES, now: at(1) })
     const swept = racing(store, () => applyStageUpdate(store, 'r', update(1, 'COMPLETED'), { stages: DEFAULT_STAGES, now: at(20) }))
     expect(await failStaleRuns(swept, { staleAfterMs: 15 * MINUTE, now: at(20), limit: 10 })).toEqual([])
-    expect(await getRunSnapshot(store, 'r')).toMatchObject({ run: { status: 'PROCESSING', updatedAt: at(20) }, version: 2 })
+    expect(await store.getRun('r')).toMatchObject({ run: { status: 'PROCESSING', updatedAt: at(20) }, version: 2 })
   })
 
   it('a /complete without a hook that lost the race decides again on the run as it is now', async () => {
@@ -247,7 +246,7 @@ describe('the optimistic write path', () => {
     const completing = racing(store, () => applyStageUpdate(store, 'r', update(2, 'FAILED', 'boom'), { stages: DEFAULT_STAGES, now: at(1) }))
     const result = await completeRun(completing, 'r', { status: 'COMPLETED' }, { now: at(2) })
     expect(result).toMatchObject({ outcome: 'conflict', code: 'run_finished' })
-    expect(await getRunSnapshot(store, 'r')).toMatchObject({ run: { status: 'FAILED', completionReceivedAt: null }, version: 1 })
+    expect(await store.getRun('r')).toMatchObject({ run: { status: 'FAILED', completionReceivedAt: null }, version: 1 })
   })
 })
 
@@ -258,12 +257,12 @@ describe('MemoryStore runner control', () => {
     const store = new MemoryStore()
     await createRun(store, { id: 'hb', now })
     await applyStageUpdate(store, 'hb', update(1, 'PROCESSING'), options)
-    const before = await getRunSnapshot(store, 'hb')
+    const before = await store.getRun('hb')
     const touched = await recordHeartbeat(store, 'hb', { stageNumber: 1, intervalMs: 5_000 }, { now: at(3) })
     expect(touched).toMatchObject({ outcome: 'recorded', run: { lastActivityAt: at(3), heartbeatIntervalMs: 5_000 }, stage: { stageNumber: 1 } })
-    expect((await getRunSnapshot(store, 'hb'))?.version).toBe(before?.version)
+    expect((await store.getRun('hb'))?.version).toBe(before?.version)
     await applyStageUpdate(store, 'hb', update(1, 'COMPLETED'), { ...options, now: at(4) })
-    expect((await getRunSnapshot(store, 'hb'))?.run).toMatchObject({ lastActivityAt: at(3), heartbeatIntervalMs: 5_000 })
+    expect((await store.getRun('hb'))?.run).toMatchObject({ lastActivityAt: at(3), heartbeatIntervalMs: 5_000 })
     expect(await recordHeartbeat(store, 'nope', {}, { now })).toEqual({ outcome: 'not_found' })
   })
 
@@ -271,10 +270,10 @@ describe('MemoryStore runner control', () => {
     const store = new MemoryStore()
     await createRun(store, { id: 'ended', now })
     await cancelRun(store, 'ended', {}, { now: at(1), stages: DEFAULT_STAGES })
-    const ended = await getRunSnapshot(store, 'ended')
+    const ended = await store.getRun('ended')
     const late = await recordHeartbeat(store, 'ended', { stageNumber: 2, intervalMs: 1_000 }, { now: at(5) })
     expect(late).toEqual({ outcome: 'stale', run: ended?.run, stage: null })
-    expect(await getRunSnapshot(store, 'ended')).toEqual(ended)
+    expect(await store.getRun('ended')).toEqual(ended)
   })
 
   it('the sweep write is refused when a heartbeat came after its read', async () => {

@@ -1,7 +1,7 @@
 /**
  * The one check of a positive numeric option (a timeout, a limit, an interval, a lifetime):
  * a finite number above zero, a safe whole number with `integer`, at most `max`. Each caller
- * throws its own error (the handlers' `HandlerConfigurationError`, the client's
+ * throws its own error (the handlers' `ServerConfigurationError`, the client's
  * `ConfigurationError`, a `TypeError` for a function argument) with a message naming its option.
  */
 export function isPositive(value: unknown, options: { integer?: boolean; max?: number } = {}): value is number {

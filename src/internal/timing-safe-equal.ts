@@ -5,15 +5,9 @@ const encoder = new TextEncoder()
  * runs on Node, Bun, Deno and edge runtimes, with no per-call crypto). The loop always runs over
  * every byte of the received value and reads the expected one cyclically, so the time taken
  * depends only on the received length, which the sender knows anyway: it reveals nothing about
- * the expected secret, neither its content nor its length. Async for compatibility with the
- * earlier HMAC-based version.
+ * the expected secret, neither its content nor its length.
  */
-export async function timingSafeEqual(received: string, expected: string): Promise<boolean> {
-  return timingSafeEqualText(received, expected)
-}
-
-/** The synchronous core of {@link timingSafeEqual}. Internal. */
-export function timingSafeEqualText(received: string, expected: string): boolean {
+export function timingSafeEqual(received: string, expected: string): boolean {
   const a = encoder.encode(received)
   const b = encoder.encode(expected)
   // Differing lengths are folded into the result instead of returning early.

@@ -16,8 +16,8 @@
  */
 import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
-import { type HandlerConfigurationError, isHandlerConfigurationError } from '../server/configuration-error.js'
-import { consoleLogger, safeLogger } from '../server/logger.js'
+import { type ServerConfigurationError, isServerConfigurationError } from '../server/configuration-error.js'
+import { consoleLogger, safeLogger } from '../internal/logger.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
 import { problemResponse } from '../server/problem-response.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
@@ -109,7 +109,7 @@ export interface NextRouteHandlers {
   /** `export const POST = handlers.createRun` in `app/api/pipeline/runs/route.ts`. */
   createRun: (request: Request) => Promise<Response>
   /**
-   * The underlying Web-standard handlers. Throws the `HandlerConfigurationError` when the
+   * The underlying Web-standard handlers. Throws the `ServerConfigurationError` when the
    * options cannot work (no webhook secret, say), where the route handlers answer 500
    * `configuration_error`.
    */
@@ -179,13 +179,13 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
   // and each request gets a problem+json 500 `configuration_error`. `next build` loads every
   // route module too, usually without the server's secrets: during the build the handlers are
   // not created at all, so the build neither fails nor logs.
-  let state: { handlers: PipelineStatusHandlers } | { error: HandlerConfigurationError } | undefined
+  let state: { handlers: PipelineStatusHandlers } | { error: ServerConfigurationError } | undefined
   const load = () => {
     if (state) return state
     try {
       state = { handlers: createPipelineStatusHandlers(rest as PipelineStatusHandlersOptions<unknown>) }
     } catch (error) {
-      if (!isHandlerConfigurationError(error)) throw error
+      if (!isServerConfigurationError(error)) throw error
       // One line: the message names what is missing; a stack would only bury it.
       logger.error(`pipeline-status: the route handlers are misconfigured and answer 500 configuration_error: ${error.message}`)
       state = { error }

@@ -14,10 +14,10 @@
  * @example
  * ```ts
  * import { createPgRunListener } from 'pipeline-status-sdk/pg'
- * import { createPipelineStatusHandlers, PrismaStore } from 'pipeline-status-sdk/server'
+ * import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
  *
  * const handlers = createPipelineStatusHandlers({
- *   store: new PrismaStore(prisma, { notifyChannel: 'pipeline_status' }),
+ *   store: createPrismaStore({ prisma, notifyChannel: 'pipeline_status' }),
  *   live: { listen: createPgRunListener({ connectionString: process.env.DIRECT_DATABASE_URL!, channel: 'pipeline_status' }) },
  * })
  * ```
@@ -32,6 +32,8 @@ import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { backoffDelay } from '../internal/backoff.js'
 import type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
+import { quoteIdentifier } from '../internal/quote-identifier.js'
+import { ServerConfigurationError } from '../server/configuration-error.js'
 
 export type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
 export { applyMigrations, MigrationError } from './migrate.js'
@@ -178,7 +180,7 @@ class PgRunListenerError extends Error {
  * notifications sent while it was down are lost), and closes with `handlers.close()`. Whenever
  * it is not delivering, the handlers poll run versions and log one warning with the cause.
  *
- * @throws RangeError when `channel` is empty or longer than 57 bytes, or a duration is not a positive number.
+ * @throws ServerConfigurationError (from `pipeline-status-sdk/server`) when `channel` is empty or longer than 57 bytes, or a duration is not a positive number.
  *
  * @example
  * ```ts
@@ -190,10 +192,10 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
   const channel = options.channel ?? DEFAULT_NOTIFY_CHANNEL
   const checkChannel = channel + CHECK_SUFFIX
   if (channel.length === 0) {
-    throw new RangeError(`createPgRunListener: channel must not be empty (LISTEN needs a name); leave it unset for '${DEFAULT_NOTIFY_CHANNEL}' or give the store's notifyChannel`)
+    throw new ServerConfigurationError(`createPgRunListener: channel must not be empty (LISTEN needs a name); leave it unset for '${DEFAULT_NOTIFY_CHANNEL}' or give the store's notifyChannel`)
   }
   if (Buffer.byteLength(checkChannel) > MAX_CHANNEL_BYTES) {
-    throw new RangeError(`createPgRunListener: channel is ${Buffer.byteLength(channel)} bytes; at most ${MAX_CHANNEL_BYTES - CHECK_SUFFIX.length} fit`)
+    throw new ServerConfigurationError(`createPgRunListener: channel is ${Buffer.byteLength(channel)} bytes; at most ${MAX_CHANNEL_BYTES - CHECK_SUFFIX.length} fit`)
   }
   const baseDelay = duration('reconnectDelayMs', options.reconnectDelayMs, 500)
   const connectTimeoutMs = duration('connectTimeoutMs', options.connectTimeoutMs, 10_000)
@@ -463,7 +465,7 @@ function destroy(client: pg.Client): void {
 
 function duration(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`createPgRunListener: ${name} must be a positive number of milliseconds, got ${value}`)
+  if (!Number.isFinite(value) || value <= 0) throw new ServerConfigurationError(`createPgRunListener: ${name} must be a positive number of milliseconds, got ${value}`)
   return value
 }
 
@@ -473,8 +475,4 @@ function parsePayload(payload: string): { runId: string; version: number | undef
   const tail = at < 0 ? '' : payload.slice(at + 1)
   if (/^\d+$/.test(tail)) return { runId: payload.slice(0, at), version: Number(tail) }
   return { runId: payload, version: undefined }
-}
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
 }

@@ -27,6 +27,7 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { listMigrationFiles, type MigrationFile, packageMigrationsDir, scriptMatchesChecksum } from './migration-files.js'
+import { quoteIdentifier } from '../internal/quote-identifier.js'
 
 /** Prisma Migrate's advisory lock key (prisma-engines `flavour/postgres.rs` `acquire_lock`). */
 export const PRISMA_MIGRATE_LOCK_KEY = 72707369
@@ -395,8 +396,4 @@ function describeDatabaseError(error: unknown, sql: string): string {
 
 function firstLine(text: string): string {
   return text.split('\n')[0] ?? ''
-}
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
 }

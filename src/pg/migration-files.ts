@@ -16,6 +16,8 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PACKAGE_NAME } from '../contract/package-info.js'
+import { quoteIdentifier } from '../internal/quote-identifier.js'
 
 /** One migration folder: `<name>/migration.sql`. */
 export interface MigrationFile {
@@ -36,8 +38,6 @@ export const MIGRATION_MARKER = '-- pipeline-status-sdk migration: '
 
 /** The suffix of the folder `--into` writes, after Prisma's `YYYYMMDDHHMMSS_` timestamp. */
 export const INTO_FOLDER_SUFFIX = 'pipeline_status'
-
-const PACKAGE_NAME = 'pipeline-status-sdk'
 
 /** SHA-256 of the bytes, as Prisma's `render_checksum` formats it. */
 export function migrationChecksum(script: string | Uint8Array): string {
@@ -109,10 +109,6 @@ export function isConcurrentIndexOnly(sql: string): boolean {
 
 function stripComments(sql: string): string {
   return sql.replace(/\/\*[\s\S]*?\*\//g, '').replace(/--[^\n]*/g, '')
-}
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
 }
 
 /** The body of a file holding package migrations: each one after its marker line. */

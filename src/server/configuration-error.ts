@@ -1,26 +1,27 @@
 import { isErrorNamed } from '../internal/is-error-named.js'
 
 /**
- * Thrown when the handlers are created with options that cannot work (no webhook secret, an
- * invalid stage catalogue, a bad limit), so a misconfigured app fails at start-up instead of
- * answering 500 to every request.
+ * Thrown when a server-side factory is given options that cannot work: the handlers and their
+ * framework adapters (no webhook secret, an invalid stage catalogue, a bad limit), the stale-run
+ * sweeper, the stores and `createPgRunListener`. A misconfigured app fails at start-up instead of
+ * answering 500 to every request. (The runner's client has its own, `ConfigurationError`.)
  *
  * @example
  * ```ts
- * import { createPipelineStatusHandlers, isHandlerConfigurationError, MemoryStore } from 'pipeline-status-sdk/server'
+ * import { createPipelineStatusHandlers, isServerConfigurationError, MemoryStore } from 'pipeline-status-sdk/server'
  * try {
  *   createPipelineStatusHandlers({ store: new MemoryStore(), secret: [] })
  * } catch (error) {
- *   if (isHandlerConfigurationError(error)) console.error(error.message)
+ *   if (isServerConfigurationError(error)) console.error(error.message)
  * }
  * ```
  */
-export class HandlerConfigurationError extends Error {
-  /** Always `'HandlerConfigurationError'`; check it with {@link isHandlerConfigurationError}. */
-  override readonly name = 'HandlerConfigurationError' as const
+export class ServerConfigurationError extends Error {
+  /** Always `'ServerConfigurationError'`; check it with {@link isServerConfigurationError}. */
+  override readonly name = 'ServerConfigurationError' as const
 }
 
-/** Whether a value is a {@link HandlerConfigurationError}, also across realms and dual builds. */
-export function isHandlerConfigurationError(error: unknown): error is HandlerConfigurationError {
-  return isErrorNamed(error, 'HandlerConfigurationError')
+/** Whether a value is a {@link ServerConfigurationError}, also across realms and dual builds. */
+export function isServerConfigurationError(error: unknown): error is ServerConfigurationError {
+  return isErrorNamed(error, 'ServerConfigurationError')
 }

@@ -4,7 +4,7 @@
  * created, with a message naming the fix (issue 20 item 6).
  */
 import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
-import { createPipelineStatusHandlers, isHandlerConfigurationError, MemoryStore } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, isServerConfigurationError, MemoryStore } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 
 function create(origins: string[]) {
@@ -15,7 +15,7 @@ function refusal(origins: string[]): string {
   try {
     create(origins)()
   } catch (error) {
-    expect(isHandlerConfigurationError(error)).toBe(true)
+    expect(isServerConfigurationError(error)).toBe(true)
     return (error as Error).message
   }
   throw new Error('not refused')

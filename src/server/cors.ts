@@ -3,7 +3,7 @@
  * (Fetch standard, "CORS protocol"). Off by default: without the option no CORS header is sent,
  * so browsers allow same-origin reads only.
  */
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 
 /** The `cors` option of the handlers. */
 export interface CorsOptions {
@@ -11,7 +11,7 @@ export interface CorsOptions {
    * The origins allowed to read status and stream runs, e.g. `['https://app.example.com']`
    * (scheme, host and port, as browsers send them in `Origin`). Compared exactly. There is no
    * wildcard: `'*'`, or an entry that is not an origin as browsers send it (a trailing `/`, a
-   * path), throws `HandlerConfigurationError` when the handlers are created, since it would
+   * path), throws `ServerConfigurationError` when the handlers are created, since it would
    * allow nothing. List each origin.
    */
   origins: readonly string[]
@@ -39,11 +39,11 @@ export class Cors {
   readonly #credentials: boolean
   readonly #maxAge: string
 
-  /** @throws HandlerConfigurationError for an entry of `origins` that is not an origin. */
+  /** @throws ServerConfigurationError for an entry of `origins` that is not an origin. */
   constructor(options: CorsOptions) {
     for (const entry of options.origins) {
       const problem = originProblem(entry)
-      if (problem !== undefined) throw new HandlerConfigurationError(`cors.origins: ${problem}`)
+      if (problem !== undefined) throw new ServerConfigurationError(`cors.origins: ${problem}`)
     }
     this.#origins = new Set(options.origins)
     this.#credentials = options.credentials === true

@@ -1,10 +1,10 @@
 import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { StageCatalogue } from '../contract/stages.js'
 import type { Store } from '../core/store.js'
-import type { HandlerConfigurationError } from './configuration-error.js'
+import type { ServerConfigurationError } from './configuration-error.js'
 import type { CorsOptions } from './cors.js'
 import type { RunChangeSource } from './live/run-watcher.js'
-import type { HandlerLogger } from './logger.js'
+import type { Logger } from '../internal/logger.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
 import type { HttpProblemError } from './problem-response.js'
 import type { WebhookSigningOptions } from './webhook-auth.js'
@@ -141,7 +141,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * a secret that holds a comma.
    * Compared in constant time. Writes are never accepted without a secret: when neither this, the
    * environment variable nor `signing.secret` gives one, creating the handlers throws
-   * {@link HandlerConfigurationError}. Runtimes without `process.env` (Cloudflare Workers) must
+   * {@link ServerConfigurationError}. Runtimes without `process.env` (Cloudflare Workers) must
    * pass it here, e.g. from their `env` bindings.
    * @default the `WEBHOOK_SECRET` environment variable, split at commas
    */
@@ -180,7 +180,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * `Authorization: Bearer psrt1.…` for reads of the one run each was made for. `secret` is the read-token secret (or a rotation
    * list: tokens signed with any of them are accepted); it must be at least 32 characters and
    * differ from every webhook and signing secret, or creating the handlers throws
-   * {@link HandlerConfigurationError}: a read token must never be worth anything for writes.
+   * {@link ServerConfigurationError}: a read token must never be worth anything for writes.
    * A bearer token that is not a read token (no `psrt1.` prefix) goes on to `authorize`; one
    * that is, but is malformed, expired or for another run, is answered 401 `invalid_read_token`.
    * @default none: read tokens are refused like any missing secret
@@ -213,7 +213,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * unnamed statements behind a transaction pooler.
    * @default warnings to `console.warn`, errors to `console.error`
    */
-  logger?: HandlerLogger | undefined
+  logger?: Logger | undefined
   /**
    * The largest body accepted, in bytes. Checked against `Content-Length` first and counted
    * while the body streams, so a larger body is never buffered; it is answered with 413.
@@ -230,7 +230,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * `completedAt` of `/complete`) may be, in milliseconds. An instant later than the server's now
    * plus this, or earlier than the run's creation, is stored clamped to that window, never
    * refused, and logged as one warning per run naming the skew and its fix. A whole number of 0 or
-   * more; anything else throws {@link HandlerConfigurationError} at creation.
+   * more; anything else throws {@link ServerConfigurationError} at creation.
    * @default 300_000 (5 minutes)
    */
   clockSkewToleranceMs?: number | undefined

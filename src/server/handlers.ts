@@ -25,7 +25,7 @@ import { isRunId } from '../contract/run-id.js'
 import { stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
 import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
-import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../core/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../core/operations.js'
 import { toRunRecord, toStageWriteResponse, toStatusResponse } from '../core/state-to-records.js'
 import type { RunSnapshot } from '../core/state.js'
 import { ifNoneMatchMatches, statusETag } from '../core/run-version.js'
@@ -34,9 +34,9 @@ import { OncePerKey } from '../internal/once-per-key.js'
 import { CONFLICT_CAUSE_AND_FIX } from '../internal/conflict-cause.js'
 import { isStoreUnavailableError } from '../core/store.js'
 import { describeDatabaseCause } from './database-errors.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import { parseJsonBody } from './json-body.js'
-import { consoleLogger, oneLine, safeLogger } from './logger.js'
+import { consoleLogger, oneLine, safeLogger } from '../internal/logger.js'
 import { isJsonMediaType } from './media-type.js'
 import type { PrismaStoreClient } from './prisma-store.js'
 import { HttpProblemError, isHttpProblemError, jsonResponse, jsonTextResponse, problemResponse } from './problem-response.js'
@@ -139,7 +139,7 @@ export interface PipelineStatusHandlers {
  * cancel, status, events, runs, openapi.json). Every framework adapter wraps these;
  * anything that serves `fetch(request)` uses `handlers.fetch` directly.
  *
- * Creation throws {@link HandlerConfigurationError} when no secret is configured (or another
+ * Creation throws {@link ServerConfigurationError} when no secret is configured (or another
  * option cannot work), so a misconfigured app fails at start-up, not with a 500 per request.
  *
  * @example
@@ -168,7 +168,7 @@ export function createPipelineStatusHandlers<Client extends PrismaStoreClient>(
 /**
  * The same handlers on a {@link Store} of your own instead of a PrismaClient: a
  * {@link MemoryStore} (tests, demos) or any other `Store`. Everything else is as with `prisma`,
- * including the {@link HandlerConfigurationError} thrown at creation.
+ * including the {@link ServerConfigurationError} thrown at creation.
  *
  * @example
  * ```ts
@@ -523,7 +523,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       requireMethod(request, 'status')
       const id = resolveRunId(exchange, 'status', runId)
       await authenticateRead(exchange, 'status', id)
-      const snapshot = await getRunSnapshot(store, id)
+      const snapshot = await store.getRun(id)
       if (!snapshot) throw runNotFound()
       if (snapshot.version === undefined) return jsonTextResponse(statusJson(snapshot), { 'Cache-Control': 'no-store' })
       // The version is the ETag: a poller that sends it back gets 304 until the run changes.
@@ -546,7 +546,7 @@ export function createPipelineStatusHandlers(options: PipelineStatusHandlersOpti
       }
       // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
       const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
-      const body = await registry.open(id, () => getRunSnapshot(store, id), request.signal, omitUnchangedOutputs)
+      const body = await registry.open(id, () => store.getRun(id), request.signal, omitUnchangedOutputs)
       if (!body) throw runNotFound()
       return new Response(body, {
         status: 200,
@@ -701,7 +701,7 @@ function unsupportedMediaType(): HttpProblemError {
 function resolveClockSkewTolerance(value: number | undefined): number {
   if (value === undefined) return DEFAULT_CLOCK_SKEW_TOLERANCE_MS
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new HandlerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${describeReceived(value)}`)
+    throw new ServerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${describeReceived(value)}`)
   }
   return value
 }
@@ -711,7 +711,7 @@ function resolveStages(stages: StageCatalogue | undefined): StageCatalogue {
   try {
     return assertStageCatalogue(stages)
   } catch (error) {
-    throw new HandlerConfigurationError(`Invalid stages: ${(error as Error).message}`)
+    throw new ServerConfigurationError(`Invalid stages: ${(error as Error).message}`)
   }
 }
 

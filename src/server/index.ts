@@ -35,9 +35,10 @@ export type { Logger } from '../internal/logger.js'
 
 // Stores
 export { MemoryStore } from '../core/memory-store.js'
-export { createPrismaStore, PrismaStore } from './prisma-store.js'
+export { createPrismaStore } from './prisma-store.js'
 export type {
   PipelineRunField,
+  PrismaStore,
   PrismaStoreClient,
   PrismaStoreNames,
   PrismaStoreOptions,
@@ -66,7 +67,7 @@ export type { StaleRunSweeper, StaleRunSweeperOptions, StaleRunSweeperSettings }
 export type { RetentionPolicy } from '../core/hooks.js'
 
 // Errors
-export { HandlerConfigurationError, isHandlerConfigurationError } from './configuration-error.js'
+export { ServerConfigurationError, isServerConfigurationError } from './configuration-error.js'
 export { HttpProblemError, isHttpProblemError, problemResponse } from './problem-response.js'
 export type { ProblemExtras } from './problem-response.js'
 export { isStoreUnavailableError, StoreUnavailableError } from '../core/store.js'

@@ -6,7 +6,8 @@ import { MISSED_HEARTBEATS_LIMIT } from '../core/state-machine.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
 import { toStoreError } from './database-errors.js'
-import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
+import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
+import { quoteIdentifier } from '../internal/quote-identifier.js'
 
 export { isDatabaseUnreachableError } from './database-errors.js'
 
@@ -104,14 +105,14 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * with `StoreUnavailableError` (the handlers answer 503 with `Retry-After`).
    * @default 5_000
    */
-  maxWait?: number | undefined
+  maxWaitMs?: number | undefined
   /**
    * How long one transaction may run, in milliseconds, including the app's `onRunCompleted`
    * hook, which runs inside it. Waiting for another write to the same run counts towards it.
    * Past it the transaction is rolled back and fails with `StoreUnavailableError` (503).
    * @default 15_000
    */
-  timeout?: number | undefined
+  timeoutMs?: number | undefined
   /**
    * How long one statement outside a transaction may take, in milliseconds, waiting for a
    * pooled connection included: the status read, run creation, the stale-run listing and each
@@ -120,7 +121,7 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * PostgreSQL's `statement_timeout` (see docs/operations.md).
    * @default 5_000
    */
-  queryTimeout?: number | undefined
+  queryTimeoutMs?: number | undefined
   /**
    * The PostgreSQL schema holding the tables, when neither the models (`@@schema`) nor the
    * connection's `search_path` say it (e.g. when the adapter was created with
@@ -164,7 +165,7 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * @default the `logger` of the handlers (or stale-run sweeper) the store is given to, the first
    *   one it is given to; `console.warn` until then and when it is used on its own
    */
-  logger?: HandlerLogger | undefined
+  logger?: Logger | undefined
   /**
    * Opt-in for live streams in LISTEN mode: every write of a run also sends
    * `pg_notify(channel, '<runId>:<version>')` in the same statement (or transaction), so the
@@ -177,7 +178,7 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
 }
 
 /** PrismaStores created without a `logger`, and how each takes a lent one. */
-const borrowers = new WeakMap<object, (logger: HandlerLogger) => void>()
+const borrowers = new WeakMap<object, (logger: Logger) => void>()
 
 /**
  * Lends `logger` to `store` when it is a PrismaStore created without its own `logger` (the first
@@ -185,7 +186,7 @@ const borrowers = new WeakMap<object, (logger: HandlerLogger) => void>()
  * `resolveStore`, so the handlers' and the sweeper's `logger` receive the store's warnings.
  * Internal.
  */
-export function lendLogger(store: unknown, logger: HandlerLogger): void {
+export function lendLogger(store: unknown, logger: Logger): void {
   if (typeof store !== 'object' || store === null) return
   const borrow = borrowers.get(store)
   if (!borrow) return
@@ -217,7 +218,7 @@ const TRANSACTION_GRACE_MS = 1_000
  * Instants are sent as ISO 8601 text with `Z` cast to `timestamptz` and read back as epoch
  * milliseconds, so a database whose `TimeZone` is not UTC changes nothing (docs/operations.md).
  *
- * Every call is bounded ({@link PrismaStoreOptions.queryTimeout}, `maxWait`, `timeout`). A
+ * Every call is bounded ({@link PrismaStoreOptions.queryTimeoutMs}, `maxWaitMs`, `timeoutMs`). A
  * database that cannot be reached or does not answer in time surfaces as
  * `StoreUnavailableError` (503 `database_unavailable` with `Retry-After`), one without the SDK's
  * tables or columns as `StoreUnavailableError` with code `database_not_migrated`; every other
@@ -227,12 +228,12 @@ const TRANSACTION_GRACE_MS = 1_000
  *
  * @example
  * ```ts
- * import { PrismaStore } from 'pipeline-status-sdk/server'
+ * import { createPrismaStore } from 'pipeline-status-sdk/server'
  * import { PrismaPg } from '@prisma/adapter-pg'
  * import { PrismaClient } from './generated/prisma/client.js'
  *
  * const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) })
- * const store = new PrismaStore(prisma, { timeout: 20_000 })
+ * const store = createPrismaStore({ prisma, timeoutMs: 20_000 })
  * ```
  */
 export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
@@ -244,7 +245,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   #namedStatements: boolean
   /** Whether named statements turn to unnamed ones when a pooler refuses them (the default). */
   readonly #unnamedOnRefusal: boolean
-  #logger: HandlerLogger
+  #logger: Logger
   readonly #maxWait: number
   readonly #timeout: number
   readonly #queryTimeout: number
@@ -252,6 +253,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #notifyChannel: string | undefined
   readonly #changes = new RunChangeEmitter()
 
+  /** Internal: create one with {@link createPrismaStore}. @internal */
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
     this.#pool = options.pool
@@ -264,9 +266,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         this.#logger = safeLogger(logger)
       })
     }
-    this.#maxWait = options.maxWait ?? DEFAULT_MAX_WAIT
-    this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
-    this.#queryTimeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
+    this.#maxWait = options.maxWaitMs ?? DEFAULT_MAX_WAIT
+    this.#timeout = options.timeoutMs ?? DEFAULT_TIMEOUT
+    this.#queryTimeout = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT
     this.#notifyChannel = options.notifyChannel
     this.#sql = buildSql(resolveNames(prisma, options), options.notifyChannel !== undefined)
   }
@@ -486,7 +488,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         this.#logger.warn(
           `pipeline-status: the database refused a named prepared statement (${String(errorCode(error))}: ${(error as Error).message}), ` +
             'as a transaction pooler (PgBouncer in transaction mode, Supavisor, Neon) does; the store now sends unnamed statements, ' +
-            'which cost a parse per call. Pass namedStatements: false to PrismaStore to start that way, or give it a pool on a direct URL',
+            'which cost a parse per call. Pass namedStatements: false to createPrismaStore to start that way, or give it a pool on a direct URL',
           { code: errorCode(error) },
         )
       }
@@ -526,7 +528,7 @@ function runWriteParameters(write: RunWrite): unknown[] {
  * import { createPrismaStore } from 'pipeline-status-sdk/server'
  * import { prisma } from './prisma.js' // your app's PrismaClient
  *
- * const store = createPrismaStore({ prisma, maxWait: 2_000 })
+ * const store = createPrismaStore({ prisma, maxWaitMs: 2_000 })
  * ```
  */
 export function createPrismaStore<Client extends PrismaStoreClient>(options: PrismaStoreOptions<Client>): PrismaStore<Client> {
@@ -587,10 +589,6 @@ function statementName(sql: string): string {
 
 function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
-}
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
 }
 
 /** Quoted table and column names of both models. */

@@ -1,4 +1,6 @@
 import { toStoreError } from './database-errors.js'
+import { quoteIdentifier } from '../internal/quote-identifier.js'
+import { ServerConfigurationError } from './configuration-error.js'
 
 /**
  * Remembers the signed messages that were accepted, by `webhook-id`, with a fingerprint of the
@@ -185,6 +187,6 @@ export function createPostgresReplayStore(client: ReplayStoreSqlClient, options:
 
 function quoteTable(name: string): string {
   const parts = name.split('.')
-  if (parts.some((part) => part === '')) throw new TypeError(`Invalid replay store table name: ${name}`)
-  return parts.map((part) => `"${part.replaceAll('"', '""')}"`).join('.')
+  if (parts.some((part) => part === '')) throw new ServerConfigurationError(`Invalid replay store table name: ${name}`)
+  return parts.map(quoteIdentifier).join('.')
 }

@@ -1,6 +1,6 @@
 import type { RouteName } from '../contract/routes.js'
 import { webhookRoute } from '../signing/webhook-signature.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import type { AuthorizeAction, AuthorizeHook, PipelineStatusHandlersSettings } from './handler-options.js'
 import { HttpProblemError, isHttpProblemError } from './problem-response.js'
 import { bodyAlreadyConsumed } from './read-body.js'
@@ -82,7 +82,7 @@ export async function verifySignature(
 export function resolveReadTokenSecrets(options: Pick<PipelineStatusHandlersSettings, 'readTokens' | 'secret' | 'signing'>): string[] {
   if (options.readTokens === undefined) return []
   const secrets = typeof options.readTokens.secret === 'string' ? [options.readTokens.secret] : [...options.readTokens.secret]
-  if (secrets.length === 0) throw new HandlerConfigurationError('readTokens.secret is empty')
+  if (secrets.length === 0) throw new ServerConfigurationError('readTokens.secret is empty')
   const writeSecrets = new Set<string>(resolveWebhookSecrets(options.secret))
   const signing = options.signing?.secret
   for (const secret of typeof signing === 'string' ? [signing] : (signing ?? [])) writeSecrets.add(secret)
@@ -90,10 +90,10 @@ export function resolveReadTokenSecrets(options: Pick<PipelineStatusHandlersSett
     try {
       assertReadTokenSecret(secret)
     } catch (error) {
-      throw new HandlerConfigurationError(`readTokens.secret: ${(error as Error).message}`)
+      throw new ServerConfigurationError(`readTokens.secret: ${(error as Error).message}`)
     }
     if (writeSecrets.has(secret)) {
-      throw new HandlerConfigurationError(
+      throw new ServerConfigurationError(
         'readTokens.secret must differ from the webhook and signing secrets: a read token must not be worth anything for writes',
       )
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../core/memory-store.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import { createPipelineStatusHandlers } from './handlers.js'
 import { createRunReadToken, verifyRunReadToken } from './run-read-token.js'
 
@@ -9,7 +9,7 @@ const NOW = new Date('2026-01-01T00:00:00Z')
 
 describe('run read tokens', () => {
   it('is valid for its run until it expires, then says expired', async () => {
-    const token = await createRunReadToken({ runId: 'run_1', secret: SECRET, expiresIn: 60, now: NOW })
+    const token = await createRunReadToken({ runId: 'run_1', secret: SECRET, expiresInSeconds: 60, now: NOW })
     expect(token).toMatch(/^psrt1\.1767225660\.[A-Za-z0-9_-]{43}$/)
     expect(await verifyRunReadToken(token, { runId: 'run_1', secret: SECRET, now: NOW })).toEqual({
       valid: true,
@@ -27,7 +27,7 @@ describe('run read tokens', () => {
   })
 
   it('has one canonical form: an expiry with a leading zero or a signature with stray bits is malformed', async () => {
-    const token = await createRunReadToken({ runId: 'run_1', secret: SECRET, expiresIn: 60, now: NOW })
+    const token = await createRunReadToken({ runId: 'run_1', secret: SECRET, expiresInSeconds: 60, now: NOW })
     const [prefix, expires, signature] = token.split('.') as [string, string, string]
     // The same expiry and the same signature, spelled differently.
     for (const variant of [`${prefix}.0${expires}.${signature}`, `${prefix}.00${expires}.${signature}`, `${prefix}.+${expires}.${signature}`]) {
@@ -55,7 +55,7 @@ describe('run read tokens', () => {
         body: JSON.stringify({ id: 'run_1' }),
       }),
     )
-    const fresh = await createRunReadToken({ runId: 'run_1', secret: SECRET, expiresIn: 600 })
+    const fresh = await createRunReadToken({ runId: 'run_1', secret: SECRET, expiresInSeconds: 600 })
     const [, freshExpires, freshSignature] = fresh.split('.') as [string, string, string]
     const read = (credential: string) =>
       handlers.fetch(new Request('https://app.example/api/pipeline/run_1/status', { headers: { Authorization: `Bearer ${credential}` } }))
@@ -69,13 +69,13 @@ describe('run read tokens', () => {
     const token = await createRunReadToken({ runId: 'r', secret: SECRET, now: NOW })
     expect(token.split('.')[1]).toBe(String(NOW.getTime() / 1000 + 3600))
     await expect(createRunReadToken({ runId: 'r', secret: 'short' })).rejects.toThrow('at least 32 characters')
-    await expect(createRunReadToken({ runId: 'r', secret: SECRET, expiresIn: 0 })).rejects.toThrow('expiresIn must be a positive')
+    await expect(createRunReadToken({ runId: 'r', secret: SECRET, expiresInSeconds: 0 })).rejects.toThrow('expiresInSeconds must be a positive')
     await expect(createRunReadToken({ runId: '', secret: SECRET })).rejects.toThrow('runId must not be empty')
   })
 
   it('handlers refuse a read-token secret that is short or equal to a write secret', () => {
     const base = { store: new MemoryStore(), secret: 'webhook-secret-long-enough-0123456789' }
-    expect(() => createPipelineStatusHandlers({ ...base, readTokens: { secret: 'short' } })).toThrow(HandlerConfigurationError)
+    expect(() => createPipelineStatusHandlers({ ...base, readTokens: { secret: 'short' } })).toThrow(ServerConfigurationError)
     expect(() => createPipelineStatusHandlers({ ...base, readTokens: { secret: base.secret } })).toThrow(
       'readTokens.secret must differ from the webhook and signing secrets',
     )

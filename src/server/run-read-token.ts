@@ -25,7 +25,7 @@ const KEY_LABEL = 'pipeline-status-sdk run read token key v1'
  */
 const TOKEN_PATTERN = /^psrt1\.([1-9]\d{0,11})\.([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/
 
-/** One hour, the default of {@link CreateRunReadTokenOptions.expiresIn}. */
+/** One hour, the default of {@link CreateRunReadTokenOptions.expiresInSeconds}. */
 export const DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS = 60 * 60
 
 /** The shortest read-token secret accepted, in characters. */
@@ -45,7 +45,7 @@ export interface CreateRunReadTokenOptions {
    * How long the token is valid, in seconds.
    * @default 3_600 (one hour)
    */
-  expiresIn?: number | undefined
+  expiresInSeconds?: number | undefined
   /**
    * The current time, for tests.
    * @default new Date()
@@ -81,24 +81,24 @@ export type RunReadTokenVerification =
  * `Authorization: Bearer <token>`.
  *
  * @throws TypeError when the secret is shorter than 32 characters, the run id is empty or
- * `expiresIn` is not a positive whole number of seconds.
+ * `expiresInSeconds` is not a positive whole number of seconds.
  *
  * @example
  * ```ts
  * import { createRunReadToken } from 'pipeline-status-sdk/server'
- * const token = await createRunReadToken({ runId: 'run_1', secret: process.env.READ_TOKEN_SECRET!, expiresIn: 600 })
+ * const token = await createRunReadToken({ runId: 'run_1', secret: process.env.READ_TOKEN_SECRET!, expiresInSeconds: 600 })
  * ```
  */
 export async function createRunReadToken(options: CreateRunReadTokenOptions): Promise<string> {
   const { runId, secret } = options
-  const expiresIn = options.expiresIn ?? DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS
-  if (!isPositive(expiresIn, { integer: true })) {
-    throw new TypeError(`expiresIn must be a positive whole number of seconds, got ${describeReceived(expiresIn)}`)
+  const expiresInSeconds = options.expiresInSeconds ?? DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS
+  if (!isPositive(expiresInSeconds, { integer: true })) {
+    throw new TypeError(`expiresInSeconds must be a positive whole number of seconds, got ${describeReceived(expiresInSeconds)}`)
   }
   if (runId === '') throw new TypeError('runId must not be empty')
   assertReadTokenSecret(secret)
   const nowSeconds = Math.floor((options.now ?? new Date()).getTime() / 1000)
-  const expires = nowSeconds + expiresIn
+  const expires = nowSeconds + expiresInSeconds
   return `${PREFIX}.${expires}.${await sign(secret, runId, expires)}`
 }
 
@@ -124,7 +124,7 @@ export async function verifyRunReadToken(token: string, options: VerifyRunReadTo
   let signed = false
   for (const secret of secrets) {
     // Every secret is tried so the time taken does not tell which one matched.
-    signed = (await timingSafeEqual(given, await sign(secret, options.runId, expires))) || signed
+    signed = timingSafeEqual(given, await sign(secret, options.runId, expires)) || signed
   }
   if (!signed) return { valid: false, reason: 'invalid' }
   // Expiry only after the signature: an expired token says nothing true unless it was ours.

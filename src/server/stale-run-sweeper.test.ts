@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_STAGES } from '../contract/index.js'
 import { MemoryStore } from '../core/memory-store.js'
-import { applyStageUpdate, createRun, getRunSnapshot } from '../core/operations.js'
+import { applyStageUpdate, createRun } from '../core/operations.js'
 import type { RunState } from '../core/state.js'
 import { type Store, StoreUnavailableError } from '../core/store.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import { createStaleRunSweeper, type StaleRunSweeperOptions } from './stale-run-sweeper.js'
 import { quiet, recordingLogger } from '../../test/support/loggers.js'
 
@@ -33,7 +33,7 @@ async function startRun(store: MemoryStore, id: string, now: Date): Promise<void
 }
 
 async function statusOf(store: MemoryStore, id: string) {
-  return (await getRunSnapshot(store, id))?.run.status
+  return (await store.getRun(id))?.run.status
 }
 
 /** A store that wraps a MemoryStore and lets a test intercept `listStaleRuns`. */
@@ -81,8 +81,8 @@ describe('createStaleRunSweeper configuration', () => {
       },
       /cannot list stale runs/,
     ],
-  ])('throws HandlerConfigurationError for %s', (_, options, message) => {
-    expect(() => createStaleRunSweeper(options)).toThrow(HandlerConfigurationError)
+  ])('throws ServerConfigurationError for %s', (_, options, message) => {
+    expect(() => createStaleRunSweeper(options)).toThrow(ServerConfigurationError)
     expect(() => createStaleRunSweeper(options)).toThrow(message)
   })
 })
@@ -345,7 +345,7 @@ describe('start() and stop()', () => {
 describe('the stale-run sweeper: retention and onRunEnded', () => {
   it('refuses a retention it cannot apply, at creation', () => {
     const store = new MemoryStore()
-    expect(() => createStaleRunSweeper({ store, staleAfterMs: MINUTE, retention: { COMPLETED: 0 } })).toThrow(HandlerConfigurationError)
+    expect(() => createStaleRunSweeper({ store, staleAfterMs: MINUTE, retention: { COMPLETED: 0 } })).toThrow(ServerConfigurationError)
     expect(() =>
       createStaleRunSweeper({ store, staleAfterMs: MINUTE, retention: { DONE: MINUTE } as unknown as { COMPLETED: number } }),
     ).toThrow(/unknown status DONE/)
@@ -379,6 +379,6 @@ describe('the stale-run sweeper: retention and onRunEnded', () => {
     expect(await sweeper.purge()).toEqual({ FAILED: 0 })
     clock.advance(2 * MINUTE)
     expect(await sweeper.purge()).toEqual({ FAILED: 1 })
-    expect(await getRunSnapshot(store, 'stale')).toBeNull()
+    expect(await store.getRun('stale')).toBeNull()
   })
 })

@@ -3,12 +3,13 @@ import type { OnRunEnded, RetentionPolicy } from '../core/hooks.js'
 import { deleteExpiredRuns, failStaleRuns } from '../core/operations.js'
 import type { RunState } from '../core/state.js'
 import { isStoreUnavailableError, type Store } from '../core/store.js'
-import { HandlerConfigurationError } from './configuration-error.js'
-import { consoleLogger, type HandlerLogger, oneLine, safeLogger } from './logger.js'
+import { ServerConfigurationError } from './configuration-error.js'
+import { consoleLogger, type Logger, oneLine, safeLogger } from '../internal/logger.js'
 import type { PrismaStoreClient } from './prisma-store.js'
 import { positiveInteger, resolveStore } from './store-option.js'
 import { isPositive } from '../internal/is-positive.js'
 import { describeReceived } from '../internal/received-value.js'
+import { unrefTimer } from '../internal/unref-timer.js'
 
 /** The default of {@link StaleRunSweeperSettings.intervalMs}: one minute. */
 const DEFAULT_INTERVAL_MS = 60_000
@@ -48,7 +49,7 @@ export interface StaleRunSweeperSettings {
    * `PrismaStore`'s warnings when it has no `logger` of its own and no handlers lent it theirs first.
    * @default warnings to `console.warn`, errors to `console.error`
    */
-  logger?: HandlerLogger | undefined
+  logger?: Logger | undefined
   /**
    * The current time, for tests.
    * @default () => new Date()
@@ -144,7 +145,7 @@ export interface StaleRunSweeper {
  * On serverless platforms, where no timer outlives a request, do not `start()` it: call
  * `sweep()` from a scheduled (cron) route instead.
  *
- * Throws {@link HandlerConfigurationError} when `staleAfterMs` is missing or not positive, when
+ * Throws {@link ServerConfigurationError} when `staleAfterMs` is missing or not positive, when
  * `intervalMs` or `batchSize` is not a positive whole number, or when the store cannot list
  * stale runs.
  *
@@ -174,7 +175,7 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   const staleAfterMs = positiveNumber('staleAfterMs', options.staleAfterMs)
   const intervalMs = positiveInteger('intervalMs', options.intervalMs ?? DEFAULT_INTERVAL_MS)
   if (intervalMs > MAX_TIMER_DELAY_MS) {
-    throw new HandlerConfigurationError(`intervalMs must be at most ${MAX_TIMER_DELAY_MS}, got ${intervalMs}`)
+    throw new ServerConfigurationError(`intervalMs must be at most ${MAX_TIMER_DELAY_MS}, got ${intervalMs}`)
   }
   const batchSize = positiveInteger('batchSize', options.batchSize ?? DEFAULT_BATCH_SIZE)
   const clock = options.clock ?? (() => new Date())
@@ -216,9 +217,8 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
 
   function schedule(delayMs: number): void {
-    timer = setTimeout(() => void tick(), delayMs)
-    // A number on edge runtimes; a Node.js timer must not keep the process alive.
-    ;(timer as { unref?: () => void }).unref?.()
+    // A Node.js timer must not keep the process alive.
+    timer = unrefTimer(setTimeout(() => void tick(), delayMs))
   }
 
   async function tick(): Promise<void> {
@@ -260,10 +260,10 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   }
 }
 
-function resolveSweepableStore(options: StaleRunSweeperOptions, logger: HandlerLogger): Store<unknown> {
+function resolveSweepableStore(options: StaleRunSweeperOptions, logger: Logger): Store<unknown> {
   const resolved = resolveStore(options, logger, ' to the stale-run sweeper')
   if (typeof resolved.listStaleRuns !== 'function') {
-    throw new HandlerConfigurationError('The store cannot list stale runs (it has no listStaleRuns method), so the sweeper cannot find them')
+    throw new ServerConfigurationError('The store cannot list stale runs (it has no listStaleRuns method), so the sweeper cannot find them')
   }
   return resolved
 }
@@ -271,11 +271,11 @@ function resolveSweepableStore(options: StaleRunSweeperOptions, logger: HandlerL
 function resolveRetention(store: Store<unknown>, retention: RetentionPolicy | undefined): RetentionPolicy | undefined {
   if (retention === undefined) return undefined
   if (typeof store.deleteFinishedRuns !== 'function') {
-    throw new HandlerConfigurationError('The store cannot delete runs (it has no deleteFinishedRuns method), so retention cannot work')
+    throw new ServerConfigurationError('The store cannot delete runs (it has no deleteFinishedRuns method), so retention cannot work')
   }
   for (const [status, keepMs] of Object.entries(retention)) {
     if (!['COMPLETED', 'FAILED', 'CANCELLED'].includes(status)) {
-      throw new HandlerConfigurationError(`retention has an unknown status ${status}; use COMPLETED, FAILED or CANCELLED`)
+      throw new ServerConfigurationError(`retention has an unknown status ${status}; use COMPLETED, FAILED or CANCELLED`)
     }
     if (keepMs !== undefined) positiveNumber(`retention.${status}`, keepMs)
   }
@@ -284,7 +284,7 @@ function resolveRetention(store: Store<unknown>, retention: RetentionPolicy | un
 
 function positiveNumber(name: string, value: unknown): number {
   if (!isPositive(value)) {
-    throw new HandlerConfigurationError(
+    throw new ServerConfigurationError(
       `${name} must be a positive number of milliseconds (e.g. 15 * 60_000 for 15 minutes), got ${describeReceived(value)}`,
     )
   }

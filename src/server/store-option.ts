@@ -1,8 +1,8 @@
 import type { Store } from '../core/store.js'
 import { isPositive } from '../internal/is-positive.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import { lendLogger, PrismaStore, type PrismaStoreClient } from './prisma-store.js'
-import type { HandlerLogger } from './logger.js'
+import type { Logger } from '../internal/logger.js'
 import { describeReceived } from '../internal/received-value.js'
 
 /**
@@ -12,21 +12,21 @@ import { describeReceived } from '../internal/received-value.js'
  * `owner` names the factory in the error, e.g. `' to the stale-run sweeper'`.
  * Internal: shared by the handlers and the stale-run sweeper.
  */
-export function resolveStore(options: object, logger: HandlerLogger, owner = ''): Store<unknown> {
+export function resolveStore(options: object, logger: Logger, owner = ''): Store<unknown> {
   const { store, prisma } = options as { store?: Store<unknown> | undefined; prisma?: PrismaStoreClient | undefined }
-  if (store && prisma) throw new HandlerConfigurationError(`Pass either \`store\` or \`prisma\`${owner}, not both`)
+  if (store && prisma) throw new ServerConfigurationError(`Pass either \`store\` or \`prisma\`${owner}, not both`)
   if (store) {
     lendLogger(store, logger)
     return store
   }
   if (prisma) return new PrismaStore(prisma, { logger })
-  throw new HandlerConfigurationError(`Pass \`store\` (e.g. a MemoryStore or PrismaStore) or \`prisma\` (your PrismaClient)${owner}`)
+  throw new ServerConfigurationError(`Pass \`store\` (e.g. a MemoryStore or createPrismaStore({ prisma })) or \`prisma\` (your PrismaClient)${owner}`)
 }
 
 /** Checks a count option (a limit, a size, milliseconds of a timer). Internal. */
 export function positiveInteger(name: string, value: number): number {
   if (!isPositive(value, { integer: true })) {
-    throw new HandlerConfigurationError(`${name} must be a positive whole number, got ${describeReceived(value)}`)
+    throw new ServerConfigurationError(`${name} must be a positive whole number, got ${describeReceived(value)}`)
   }
   return value
 }

@@ -6,7 +6,7 @@ import {
   verifyWebhookSignature,
   webhookMessageIdPrefix,
 } from '../signing/webhook-signature.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from './configuration-error.js'
 import { HttpProblemError } from './problem-response.js'
 import { createMemoryReplayStore, type ReplayStore } from './replay-store.js'
 import { timingSafeEqual } from '../internal/timing-safe-equal.js'
@@ -90,7 +90,7 @@ export function resolveWebhookSecrets(secret: string | readonly string[] | undef
   return parseSecretList(secret === undefined ? readEnv(ENV_WEBHOOK_SECRET) : secret)
 }
 
-/** Builds the authenticator; throws {@link HandlerConfigurationError} when no request could ever be authenticated. */
+/** Builds the authenticator; throws {@link ServerConfigurationError} when no request could ever be authenticated. */
 export function createWebhookAuthenticator(options: {
   secret: string | readonly string[] | undefined
   signing: WebhookSigningOptions | undefined
@@ -100,14 +100,14 @@ export function createWebhookAuthenticator(options: {
   const signing = options.signing
   const signingKeys = signing ? decodeSigningSecrets(signing.secret) : []
   if (secrets.length === 0 && signingKeys.length === 0) {
-    throw new HandlerConfigurationError(
+    throw new ServerConfigurationError(
       `No webhook secret configured: pass \`secret\` (or \`signing.secret\`) or set ${ENV_WEBHOOK_SECRET}. ` +
         'Writes are never accepted without one.',
     )
   }
   const tolerance = signing?.toleranceSeconds ?? DEFAULT_WEBHOOK_TOLERANCE_SECONDS
   if (!isPositive(tolerance)) {
-    throw new HandlerConfigurationError(`signing.toleranceSeconds must be a positive number of seconds, got ${describeReceived(tolerance)}`)
+    throw new ServerConfigurationError(`signing.toleranceSeconds must be a positive number of seconds, got ${describeReceived(tolerance)}`)
   }
   const replayStore = signing?.replayStore ?? createMemoryReplayStore({ now: () => options.clock().getTime() })
 
@@ -120,7 +120,7 @@ export function createWebhookAuthenticator(options: {
       if (received === null || secrets.length === 0) return false
       let matched = false
       // Every secret is compared, so the time taken does not reveal which one matched.
-      for (const secret of secrets) matched = (await timingSafeEqual(received, secret)) || matched
+      for (const secret of secrets) matched = timingSafeEqual(received, secret) || matched
       return matched
     },
 
@@ -167,12 +167,12 @@ async function fingerprint(body: Uint8Array): Promise<string> {
 
 function decodeSigningSecrets(secret: string | readonly string[]): Uint8Array[] {
   const keys = parseSecretList(secret)
-  if (keys.length === 0) throw new HandlerConfigurationError('signing.secret needs at least one non-empty secret')
+  if (keys.length === 0) throw new ServerConfigurationError('signing.secret needs at least one non-empty secret')
   return keys.map((entry, index) => {
     try {
       return decodeWebhookSecret(entry)
     } catch (error) {
-      throw new HandlerConfigurationError(`signing.secret[${index}] is invalid: ${(error as Error).message}`)
+      throw new ServerConfigurationError(`signing.secret[${index}] is invalid: ${(error as Error).message}`)
     }
   })
 }

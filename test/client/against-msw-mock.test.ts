@@ -91,7 +91,7 @@ describe('PrismaAPIClient against the MSW mock', () => {
 
   it('retries 503s with one Idempotency-Key and lands the update once', async () => {
     await mock.createRun('retry-run')
-    mock.fail('stageUpdate', { status: 503, retryAfter: 0, times: 2 })
+    mock.fail('stageUpdate', { status: 503, retryAfterSeconds: 0, times: 2 })
     expect(await client().markStageComplete('retry-run', 1, 'done')).toBe(true)
     const attempts = mock.requests.filter((r) => r.route === 'stageUpdate')
     expect(attempts.map((r) => r.status)).toEqual([503, 503, 200])

@@ -4,7 +4,7 @@
  * suite in test/server/express.test.ts.)
  */
 import { PrismaPg } from '@prisma/adapter-pg'
-import { PrismaStore } from 'pipeline-status-sdk/server'
+import { createPrismaStore, type PrismaStore } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -17,7 +17,7 @@ const unreachable = new PrismaClient({ adapter: new PrismaPg({ connectionString:
 
 beforeAll(async () => {
   db = await createTestDatabase({ engine: 'pglite' })
-  store = new PrismaStore(db.prisma, { maxWait: 20_000, timeout: 30_000 })
+  store = createPrismaStore({ prisma: db.prisma, maxWaitMs: 20_000, timeoutMs: 30_000 })
 })
 afterAll(async () => {
   await unreachable.$disconnect()
@@ -29,6 +29,6 @@ describeContract(
   () =>
     expressTarget({
       store: () => store,
-      unavailable: () => new PrismaStore(unreachable, { maxWait: 2_000 }),
+      unavailable: () => createPrismaStore({ prisma: unreachable, maxWaitMs: 2_000 }),
     }),
 )

@@ -12,7 +12,7 @@
  */
 import { createPgRunListener, type PgRunListener, type PgRunListenerState } from 'pipeline-status-sdk/pg'
 import { RunUpdateEvent } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, MemoryStore, PrismaStore, type Store } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, MemoryStore, ServerConfigurationError, type Store } from 'pipeline-status-sdk/server'
 import type { RunChangeSink, RunChangeSource } from 'pipeline-status-sdk/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readEvents } from '../contract/suite/read-events.js'
@@ -42,7 +42,7 @@ function via(url: string, port: number): string {
 /** One "process": handlers on their own store object (so they hear other instances' writes only through LISTEN or polling). */
 function instance(db: TestDatabase, listen: PgRunListener | undefined, logger = recordingLogger()) {
   const handlers = createPipelineStatusHandlers({
-    store: new PrismaStore(db.prisma, { notifyChannel: CHANNEL }),
+    store: createPrismaStore({ prisma: db.prisma, notifyChannel: CHANNEL }),
     secret: SECRET,
     logger,
     live: { pollIntervalMs: 100, listen },
@@ -255,10 +255,10 @@ describe('the run watcher with a LISTEN source', () => {
 })
 
 it('refuses an empty channel, a channel too long for the check channel, and durations that are not positive', () => {
-  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: 'c'.repeat(58) })).toThrow(RangeError)
+  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: 'c'.repeat(58) })).toThrow(ServerConfigurationError)
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: 'c'.repeat(57) })).not.toThrow()
   // An empty channel would fail every LISTEN (a zero-length identifier) and reconnect forever.
-  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: '' })).toThrow(RangeError)
+  expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: '' })).toThrow(ServerConfigurationError)
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', channel: '' })).toThrow(/channel must not be empty/)
   expect(() => createPgRunListener({ connectionString: 'postgresql://x', probeTimeoutMs: 0 })).toThrow(/probeTimeoutMs must be a positive number/)
 })

@@ -8,7 +8,7 @@
  */
 import { RunUpdateEvent } from 'pipeline-status-sdk'
 import { createPgRunListener } from 'pipeline-status-sdk/pg'
-import { createPipelineStatusHandlers, PrismaStore } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { readEvents } from '../contract/suite/read-events.js'
 import { createTestDatabase, usesPostgres } from '../setup/test-database.js'
@@ -31,7 +31,7 @@ describe.skipIf(!usesPostgres())('the safety poll in LISTEN mode', () => {
     const db = await createTestDatabase()
     const listen = createPgRunListener({ connectionString: db.url as string, channel: CHANNEL })
     const versionReads: string[][] = []
-    const store = new PrismaStore(db.prisma, { notifyChannel: CHANNEL })
+    const store = createPrismaStore({ prisma: db.prisma, notifyChannel: CHANNEL })
     // The listener's own store, counting its version reads (so we can tell the safety poll ran).
     const readerStore = new Proxy(store, {
       get(target, key, receiver) {
@@ -48,7 +48,7 @@ describe.skipIf(!usesPostgres())('the safety poll in LISTEN mode', () => {
     const logger = recordingLogger()
     const reader = createPipelineStatusHandlers({ store: readerStore, secret: SECRET, logger, live: { listen, safetyPollIntervalMs: 150 } })
     // The writing instance lacks notifyChannel: it sends no notification at all.
-    const writer = createPipelineStatusHandlers({ store: new PrismaStore(db.prisma), secret: SECRET, logger: quiet })
+    const writer = createPipelineStatusHandlers({ store: createPrismaStore({ prisma: db.prisma }), secret: SECRET, logger: quiet })
     try {
       for (const id of ['quiet-1', 'quiet-2']) expect((await writer.fetch(post('/runs', { id }))).status).toBe(201)
       const streams = await Promise.all(['quiet-1', 'quiet-2'].map(async (id) => readEvents(await reader.fetch(get(`/${id}/events`)))))
@@ -86,7 +86,7 @@ describe.skipIf(!usesPostgres())('the safety poll in LISTEN mode', () => {
     const db = await createTestDatabase()
     const listen = createPgRunListener({ connectionString: db.url as string, channel: CHANNEL })
     let versionReads = 0
-    const store = new PrismaStore(db.prisma, { notifyChannel: CHANNEL })
+    const store = createPrismaStore({ prisma: db.prisma, notifyChannel: CHANNEL })
     const readerStore = new Proxy(store, {
       get(target, key, receiver) {
         if (key === 'getRunVersions') {
@@ -101,7 +101,7 @@ describe.skipIf(!usesPostgres())('the safety poll in LISTEN mode', () => {
     })
     const logger = recordingLogger()
     const reader = createPipelineStatusHandlers({ store: readerStore, secret: SECRET, logger, live: { listen, safetyPollIntervalMs: 100 } })
-    const writer = createPipelineStatusHandlers({ store: new PrismaStore(db.prisma, { notifyChannel: CHANNEL }), secret: SECRET, logger: quiet })
+    const writer = createPipelineStatusHandlers({ store: createPrismaStore({ prisma: db.prisma, notifyChannel: CHANNEL }), secret: SECRET, logger: quiet })
     try {
       expect((await writer.fetch(post('/runs', { id: 'loud' }))).status).toBe(201)
       const stream = readEvents(await reader.fetch(get('/loud/events')))

@@ -314,7 +314,7 @@ describe('subscribeToRun against the real handlers', () => {
     try {
       const run = await server.mock.createRun()
       const other = await server.mock.createRun()
-      const token = await createRunReadToken({ runId: run.id, secret: readSecret, expiresIn: 60 })
+      const token = await createRunReadToken({ runId: run.id, secret: readSecret, expiresInSeconds: 60 })
       const seen = recorder()
       const subscription = subscribeToRun(run.id, {
         url: `${server.url}/api/pipeline`,

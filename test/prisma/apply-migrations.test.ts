@@ -14,7 +14,7 @@ import pg from 'pg'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
 import { HeartbeatResponse, StageUpdateResponse } from 'pipeline-status-sdk'
 import { applyMigrations, MigrationError } from 'pipeline-status-sdk/pg'
-import { createPipelineStatusHandlers, PrismaStore } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openDatabase } from '../../examples/shared/database.js'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -109,7 +109,7 @@ async function history(db: EmptyDatabase, schema = 'public') {
 
 /** A run driven through the real handlers on the Prisma client: every migrated column is used. */
 async function exerciseHandlers(prisma: PrismaClient, schema?: string): Promise<void> {
-  const store = new PrismaStore(prisma, schema ? { schema } : {})
+  const store = createPrismaStore({ prisma, ...(schema ? { schema } : {}) })
   const handlers = createPipelineStatusHandlers({ store, secret: 'migrate-secret', logger: { warn: () => {}, error: () => {} } })
   const post = async (path: string, body: unknown) => {
     const response = await handlers.fetch(

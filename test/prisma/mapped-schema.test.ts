@@ -10,8 +10,8 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, PrismaStore, type PrismaStoreClient } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, failStaleRuns, getRunSnapshot } from '../../src/core/operations.js'
+import { createPipelineStatusHandlers, createPrismaStore, type PrismaStore, type PrismaStoreClient } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, failStaleRuns } from '../../src/core/operations.js'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
@@ -64,11 +64,12 @@ function withoutDataModel(client: MappedClient): MappedClient {
 }
 
 const variants = [
-  ['names read from the client’s data model', () => new PrismaStore(mapped)],
+  ['names read from the client’s data model', () => createPrismaStore({ prisma: mapped })],
   [
     'names given as options',
     () =>
-      new PrismaStore(withoutDataModel(mapped), {
+      createPrismaStore({
+        prisma: withoutDataModel(mapped),
         schema: 'pipeline',
         names: {
           PipelineRun: {
@@ -136,7 +137,7 @@ describe.each(variants)('PrismaStore on @@map/@map models in schema "pipeline", 
     const duplicate = await applyStageUpdate(store, runId, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED' }), { stages, now: new Date() })
     expect(duplicate.outcome).toBe('duplicate')
 
-    const snapshot = await getRunSnapshot(store, runId)
+    const snapshot = await store.getRun(runId)
     expect(snapshot?.run.status).toBe('COMPLETED')
     expect(snapshot?.version).toBe(applied)
     expect(snapshot?.stages.map((s) => [s.stageNumber, s.status, s.output])).toEqual(
@@ -162,7 +163,7 @@ describe.each(variants)('PrismaStore on @@map/@map models in schema "pipeline", 
     const hooked: string[] = []
     const completed = await completeRun(store, runId, makeCompleteRun(), { now: new Date(), onRunCompleted: (_tx, r) => void hooked.push(r.id) })
     expect([completed.outcome, hooked]).toEqual(['applied', [runId]])
-    expect((await getRunSnapshot(store, runId))?.version).toBe(applied + 1)
+    expect((await store.getRun(runId))?.version).toBe(applied + 1)
   })
 
   it('applies concurrent updates of one run exactly once each, the version counting them', async () => {
@@ -175,7 +176,7 @@ describe.each(variants)('PrismaStore on @@map/@map models in schema "pipeline", 
     const results = await Promise.all(updates.map((update) => applyStageUpdate(store, runId, update, { stages, now: new Date() })))
     expect(results.filter((r) => r.outcome === 'applied')).toHaveLength(4)
     expect(results.filter((r) => r.outcome === 'duplicate')).toHaveLength(4)
-    const snapshot = await getRunSnapshot(store, runId)
+    const snapshot = await store.getRun(runId)
     expect(snapshot?.version).toBe(4)
     expect(snapshot?.stages.map((s) => s.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED'])
   })

@@ -13,10 +13,10 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
-import { createPostgresReplayStore, PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import { createPostgresReplayStore, createPrismaStore, type PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/core/operations.js'
+import { applyStageUpdate, completeRun, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 
@@ -45,8 +45,8 @@ for (const zone of ['Asia/Tokyo', 'America/Los_Angeles'] as const) {
       prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url as string, max: 4 }) })
       sql = new pg.Client({ connectionString: db.url })
       await sql.connect()
-      viaPrisma = new PrismaStore(prisma)
-      viaPool = new PrismaStore(prisma, { pool })
+      viaPrisma = createPrismaStore({ prisma })
+      viaPool = createPrismaStore({ prisma, pool })
     }, 60_000)
     afterAll(async () => {
       await sql?.end()
@@ -68,7 +68,7 @@ for (const zone of ['Asia/Tokyo', 'America/Los_Angeles'] as const) {
       await recordHeartbeat(store, runId, { stageNumber: 1, intervalMs: 5_000 }, { now: at(2_000) })
       await applyStageUpdate(store, runId, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', completedAt: at(3_123).toISOString() }), { stages, now: at(4_000) })
       await completeRun(store, runId, { status: 'FAILED', error: 'stopped', completedAt: at(5_456).toISOString() }, { now: at(6_000), onRunCompleted: () => {} })
-      const snapshot = await getRunSnapshot(store, runId)
+      const snapshot = await store.getRun(runId)
       if (!snapshot) throw new Error(`run ${runId} not found`)
       return snapshot
     }
@@ -116,7 +116,7 @@ for (const zone of ['Asia/Tokyo', 'America/Los_Angeles'] as const) {
         const written = await live(writer, runId)
         expect(written.run).toMatchObject({ status: 'FAILED', ...EXPECTED_RUN })
         expect(written.stages[0]).toMatchObject({ status: 'COMPLETED', createdAt: at(1_000), updatedAt: at(4_000), completedAt: at(3_123) })
-        expect(await getRunSnapshot(reader, runId)).toEqual(written)
+        expect(await reader.getRun(runId)).toEqual(written)
         expect(await storedInstants(runId)).toEqual(EXPECTED_SQL)
       }
     })
@@ -151,7 +151,7 @@ for (const zone of ['Asia/Tokyo', 'America/Los_Angeles'] as const) {
         await completeRun(writer, runId, { status: 'CANCELLED' }, { now: at(30_000) })
         expect(await store.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(30_000), limit: 10 })).toBe(0)
         expect(await store.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(30_001), limit: 10 })).toBe(1)
-        expect(await getRunSnapshot(store, runId)).toBeNull()
+        expect(await store.getRun(runId)).toBeNull()
       }
     })
 

@@ -16,7 +16,7 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import pg from 'pg'
 import { type RunStatusResponse } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, createStaleRunSweeper, PrismaStore, isStoreUnavailableError } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, createStaleRunSweeper, isStoreUnavailableError, type PrismaStore } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
@@ -96,7 +96,7 @@ for (const path of ['prisma', 'pool'] as const) {
       const clock = () => new Date(now)
       const logger = recordingLogger()
       // The pool path's default: named statements until the pooler refuses one, then unnamed.
-      const store = new PrismaStore(prisma, pool ? { pool, logger } : { logger })
+      const store = createPrismaStore({ prisma, ...(pool ? { pool, logger } : { logger }) })
       const handlers = createPipelineStatusHandlers({
         store,
         secret: SECRET,
@@ -108,7 +108,7 @@ for (const path of ['prisma', 'pool'] as const) {
       })
       // A second instance on its own store: it hears of the first one's writes only by polling versions.
       const reader = createPipelineStatusHandlers({
-        store: new PrismaStore(readerPrisma),
+        store: createPrismaStore({ prisma: readerPrisma }),
         secret: SECRET,
         clock,
         logger,
@@ -210,13 +210,13 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('connection settings behind a def
     const pool = new pg.Pool({ connectionString: bouncer.url, max: 2, statement_timeout: 10_000, idle_in_transaction_session_timeout: 20_000 })
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: bouncer.url, max: 2, statement_timeout: 10_000 }) })
     try {
-      for (const store of [new PrismaStore(prisma), new PrismaStore(prisma, { pool })]) {
+      for (const store of [createPrismaStore({ prisma }), createPrismaStore({ prisma, pool })]) {
         const error = await store.readRun('any').then(() => undefined, (caught: unknown) => caught)
         expect(isStoreUnavailableError(error)).toBe(true)
         expect((error as Error).message).toMatch(/^The connection pooler refused the startup parameter "statement_timeout" .*ALTER ROLE <app user> SET statement_timeout/)
       }
       const logger = recordingLogger()
-      const handlers = createPipelineStatusHandlers({ store: new PrismaStore(prisma, { pool }), secret: SECRET, logger })
+      const handlers = createPipelineStatusHandlers({ store: createPrismaStore({ prisma, pool }), secret: SECRET, logger })
       const response = await handlers.fetch(new Request(`${BASE}/any/status`, { headers: { 'X-Webhook-Secret': SECRET } }))
       expect(response.status).toBe(503)
       expect(logger.lines.map((line) => line.message)).toEqual([expect.stringContaining('refused the startup parameter "statement_timeout"')])
@@ -239,7 +239,7 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('connection settings behind a def
         `SELECT current_setting('statement_timeout') AS statement, current_setting('idle_in_transaction_session_timeout') AS idle`,
       )
       expect(rows).toEqual([{ statement: '10s', idle: '20s' }])
-      const store = new PrismaStore(new PrismaClient({ adapter: new PrismaPg(pool) }), { pool })
+      const store = createPrismaStore({ prisma: new PrismaClient({ adapter: new PrismaPg(pool) }), pool })
       expect(await store.readRun('none')).toBeNull()
     } finally {
       await pool.end()
@@ -260,13 +260,13 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('connection settings behind a def
         return { refused: refused.length, codes: [...new Set(refused)] }
       }
       const logger = recordingLogger()
-      const named = await attempt(new PrismaStore(prisma, { pool, namedStatements: true, logger }))
+      const named = await attempt(createPrismaStore({ prisma, pool, namedStatements: true, logger }))
       expect(named.refused).toBeGreaterThan(0)
       expect(named.codes.every((code) => code === '26000' || code === '42P05')).toBe(true)
-      expect(await attempt(new PrismaStore(prisma, { pool, namedStatements: false, logger }))).toEqual({ refused: 0, codes: [] })
+      expect(await attempt(createPrismaStore({ prisma, pool, namedStatements: false, logger }))).toEqual({ refused: 0, codes: [] })
       expect(logger.lines).toEqual([])
 
-      const byDefault = new PrismaStore(prisma, { pool, logger })
+      const byDefault = createPrismaStore({ prisma, pool, logger })
       expect(await attempt(byDefault)).toEqual({ refused: 0, codes: [] })
       expect(await attempt(byDefault)).toEqual({ refused: 0, codes: [] })
       expect(logger.lines).toEqual([

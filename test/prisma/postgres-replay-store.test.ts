@@ -6,9 +6,9 @@ import { StageUpdateResponse } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
   createPostgresReplayStore,
+  createPrismaStore,
   createWebhookSignatureHeaders,
   type PipelineStatusHandlers,
-  PrismaStore,
   webhookMessageId,
 } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -25,7 +25,7 @@ beforeAll(async () => {
   // Two instances: each its own handlers, store and replay store object, one database.
   const instance = () =>
     createPipelineStatusHandlers({
-      store: new PrismaStore(db.prisma),
+      store: createPrismaStore({ prisma: db.prisma }),
       secret: [],
       signing: { secret: SIGNING_SECRET, replayStore: createPostgresReplayStore(db.prisma) },
       logger: { warn: () => {}, error: () => {} },
@@ -112,7 +112,7 @@ describe('createPostgresReplayStore across two handler instances', () => {
       await older.prisma.$executeRawUnsafe('DROP TABLE "WebhookMessage"')
       const errors: string[] = []
       const handlers = createPipelineStatusHandlers({
-        store: new PrismaStore(older.prisma),
+        store: createPrismaStore({ prisma: older.prisma }),
         secret: [],
         signing: { secret: SIGNING_SECRET, replayStore: createPostgresReplayStore(older.prisma) },
         logger: { warn: () => {}, error: (message) => errors.push(message) },

@@ -5,8 +5,8 @@
  * results under interleaving but not real parallelism.
  */
 import { DEFAULT_STAGES, type CompleteRun, type StageUpdate } from 'pipeline-status-sdk'
-import { PrismaStore } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot, type CompletionResult, type StageUpdateResult } from '../../src/core/operations.js'
+import { createPrismaStore, type PrismaStore } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, type CompletionResult, type StageUpdateResult } from '../../src/core/operations.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
@@ -21,7 +21,7 @@ let store: PrismaStore<PrismaClient>
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 20 })
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
 })
 afterAll(() => db?.close())
 
@@ -124,7 +124,7 @@ describe('PrismaStore under concurrency', () => {
     expect([...hookCalls].filter(([, count]) => count !== 1)).toEqual([])
 
     for (const runId of runIds) {
-      const snapshot = await getRunSnapshot(store, runId)
+      const snapshot = await store.getRun(runId)
       expect(snapshot?.run).toMatchObject({ status: 'COMPLETED', error: null })
       expect(snapshot?.run.completedAt).toBeInstanceOf(Date)
       expect(snapshot?.run.completionReceivedAt).toBeInstanceOf(Date)
@@ -181,7 +181,7 @@ describe('PrismaStore under concurrency', () => {
     const applied = results.filter((r) => r.status === 'fulfilled' && r.value.outcome === 'applied')
     expect(applied.length).toBeGreaterThanOrEqual(1)
     expect(applied.length).toBeLessThanOrEqual(2)
-    const snapshot = await getRunSnapshot(store, runId)
+    const snapshot = await store.getRun(runId)
     expect(snapshot?.stages).toHaveLength(1)
     expect(snapshot?.stages[0]).toMatchObject({ status: 'COMPLETED', output: 'done' })
   })

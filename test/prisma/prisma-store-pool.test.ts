@@ -5,8 +5,8 @@
  */
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
-import { PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/core/operations.js'
+import { createPrismaStore, type PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -30,8 +30,8 @@ beforeAll(async () => {
   pool = new pg.Pool({ connectionString: url, max: db.url ? 10 : 1 })
   // Dropping the test database ends idle connections from the server's side.
   pool.on('error', () => undefined)
-  viaPrisma = new PrismaStore(db.prisma)
-  viaPool = new PrismaStore(db.prisma, { pool })
+  viaPrisma = createPrismaStore({ prisma: db.prisma })
+  viaPool = createPrismaStore({ prisma: db.prisma, pool })
 })
 afterAll(async () => {
   await pool?.end()
@@ -63,7 +63,7 @@ async function replay(store: PrismaStore<PrismaClient>, runId: string): Promise<
     outcomes.push((await applyStageUpdate(store, runId, makeStageUpdate(fields), { stages, now: at(i + 1) })).outcome)
   }
   outcomes.push((await completeRun(store, runId, makeCompleteRun({ status: 'FAILED' }), { now: at(30) })).outcome)
-  return { outcomes, snapshot: await getRunSnapshot(store, runId) }
+  return { outcomes, snapshot: await store.getRun(runId) }
 }
 
 describe('PrismaStore with the opt-in pg pool', () => {
@@ -81,8 +81,8 @@ describe('PrismaStore with the opt-in pg pool', () => {
     expect({ ...actual.snapshot, run: { ...actual.snapshot?.run, id: 'pool-a' } }).toEqual(expected.snapshot)
     expect(actual.snapshot?.version).toBe(6)
     // Each path reads what the other wrote.
-    expect(await getRunSnapshot(viaPrisma, 'pool-b')).toEqual(actual.snapshot)
-    expect(await getRunSnapshot(viaPool, 'pool-a')).toEqual(expected.snapshot)
+    expect(await viaPrisma.getRun('pool-b')).toEqual(actual.snapshot)
+    expect(await viaPool.getRun('pool-a')).toEqual(expected.snapshot)
   })
 
   it('applies concurrent updates of one run exactly once each, mixed with the Prisma path', async () => {
@@ -94,7 +94,7 @@ describe('PrismaStore with the opt-in pg pool', () => {
     )
     expect(results.filter((r) => r.outcome === 'applied')).toHaveLength(4)
     expect(results.filter((r) => r.outcome === 'duplicate')).toHaveLength(4)
-    const snapshot = await getRunSnapshot(viaPool, runId)
+    const snapshot = await viaPool.getRun(runId)
     expect([snapshot?.version, snapshot?.stages.length, snapshot?.run.status]).toEqual([4, 4, 'PROCESSING'])
   })
 
@@ -111,7 +111,7 @@ describe('PrismaStore with the opt-in pg pool', () => {
       outcomes.push((await cancelRun(store, runId, {}, { stages, now: at(7) })).outcome)
       // A finished run never changes: this heartbeat writes neither its time nor its interval.
       outcomes.push((await recordHeartbeat(store, runId, { stageNumber: 1, intervalMs: 1_000 }, { now: at(8) })).outcome)
-      return { outcomes, snapshot: await getRunSnapshot(store, runId) }
+      return { outcomes, snapshot: await store.getRun(runId) }
     }
     const expected = await control(viaPrisma, 'ctl-a')
     const actual = await control(viaPool, 'ctl-b')
@@ -129,7 +129,7 @@ describe('PrismaStore with the opt-in pg pool', () => {
     }
     expect(await viaPool.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(60), limit: 1 })).toBe(1)
     expect(await viaPrisma.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(60), limit: 5 })).toBe(1)
-    expect(await getRunSnapshot(viaPool, 'ctl-a')).toBeNull()
+    expect(await viaPool.getRun('ctl-a')).toBeNull()
   })
 
   it('a heartbeat that waits for the lock of a run being finished writes nothing after it', async () => {
@@ -154,7 +154,7 @@ describe('PrismaStore with the opt-in pg pool', () => {
         finisher.release()
         throw error
       }
-      expect((await getRunSnapshot(store, runId))?.run).toMatchObject({ status: 'CANCELLED', lastActivityAt: null, heartbeatIntervalMs: null })
+      expect((await store.getRun(runId))?.run).toMatchObject({ status: 'CANCELLED', lastActivityAt: null, heartbeatIntervalMs: null })
     }
   })
 })

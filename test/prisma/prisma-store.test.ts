@@ -2,14 +2,14 @@ import { createServer } from 'node:net'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
 import {
-  isStoreUnavailableError,
-  PrismaStore,
   createPrismaStore,
+  isStoreUnavailableError,
   type OnRunCompleted,
+  type PrismaStore,
   type RunSnapshot,
   StoreUnavailableError,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, getRunSnapshot } from '../../src/core/operations.js'
+import { applyStageUpdate, completeRun, createRun } from '../../src/core/operations.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
@@ -23,7 +23,7 @@ let runCounter = 0
 
 beforeAll(async () => {
   db = await createTestDatabase()
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
 })
 afterAll(() => db?.close())
 
@@ -41,7 +41,7 @@ function update(runId: string, fields: Partial<StageUpdate>) {
 }
 
 async function snapshot(runId: string): Promise<RunSnapshot> {
-  const found = await getRunSnapshot(store, runId)
+  const found = await store.getRun(runId)
   if (!found) throw new Error(`run ${runId} not found`)
   return found
 }
@@ -200,7 +200,7 @@ describe('PrismaStore', () => {
     const missing = 'no-such-run'
     expect(await update(missing, { stageNumber: 1 })).toEqual({ outcome: 'not_found' })
     expect(await completeRun(store, missing, makeCompleteRun(), { now: new Date() })).toEqual({ outcome: 'not_found' })
-    expect(await getRunSnapshot(store, missing)).toBeNull()
+    expect(await store.getRun(missing)).toBeNull()
     expect(await db.prisma.stageOutput.count({ where: { runId: missing } })).toBe(0)
   })
 
@@ -214,9 +214,9 @@ describe('PrismaStore', () => {
   })
 
   it('is built the same way by createPrismaStore', async () => {
-    const other = createPrismaStore({ prisma: db.prisma, timeout: 20_000, maxWait: 2_000 })
+    const other = createPrismaStore({ prisma: db.prisma, timeoutMs: 20_000, maxWaitMs: 2_000 })
     const runId = await newRunId()
-    expect(await getRunSnapshot(other, runId)).toEqual(await snapshot(runId))
+    expect(await other.getRun(runId)).toEqual(await snapshot(runId))
   })
 
   it('turns an unreachable database into StoreUnavailableError', async () => {
@@ -224,13 +224,13 @@ describe('PrismaStore', () => {
     const unreachable = new PrismaClient({
       adapter: new PrismaPg({ connectionString: `postgresql://postgres@127.0.0.1:${port}/none` }),
     })
-    const down = new PrismaStore(unreachable)
+    const down = createPrismaStore({ prisma: unreachable })
     try {
       const results = await Promise.allSettled([
         applyStageUpdate(down, 'run', makeStageUpdate(), { stages, now: new Date() }),
         completeRun(down, 'run', makeCompleteRun(), { now: new Date() }),
         createRun(down, { id: 'run', now: new Date() }),
-        getRunSnapshot(down, 'run'),
+        down.getRun('run'),
       ])
       for (const result of results) {
         expect(result.status).toBe('rejected')

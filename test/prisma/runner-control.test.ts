@@ -8,12 +8,13 @@
 import { DEFAULT_STAGES, HeartbeatResponse, StageUpdateResponse } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
+  createPrismaStore,
   createStaleRunSweeper,
   type OnRunEnded,
-  PrismaStore,
+  type PrismaStore,
   type RunEndedInput,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, cancelRun, completeRun, createRun, failStaleRuns, getRunSnapshot } from '../../src/core/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, failStaleRuns } from '../../src/core/operations.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -28,7 +29,7 @@ let store: PrismaStore<PrismaClient>
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 10 })
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
 })
 // A sweep looks at the whole table: each test sees only its own runs.
 afterEach(async () => {
@@ -121,7 +122,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     expect(await sweeper.sweep()).toEqual([])
     expect(ended).toEqual([{ runId: id, how: 'swept_as_stale', status: 'FAILED' }])
 
-    const stored = await getRunSnapshot(store, id)
+    const stored = await store.getRun(id)
     expect(stored?.run).toMatchObject({ status: 'FAILED', error: swept[0]?.error })
     expect(stored?.stages[0]?.progress).toEqual({ seq: 4, current: 4, total: 10 })
     // A runner that was only paused learns it at its next report.
@@ -144,7 +145,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
       expectedLastActivityAt: read.run.lastActivityAt ?? null,
     })
     expect(written).toBe(false)
-    expect((await getRunSnapshot(store, id))?.run.status).toBe('PROCESSING')
+    expect((await store.getRun(id))?.run.status).toBe('PROCESSING')
   })
 
   it('runs onRunEnded exactly once per run while the last stage, a failed stage, /complete, /cancel and the sweep race', async () => {
@@ -176,7 +177,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     )
     expect(settled.filter((result) => result.status === 'rejected')).toEqual([])
     for (const id of ids) {
-      const run = (await getRunSnapshot(store, id))?.run
+      const run = (await store.getRun(id))?.run
       const hookCalls = calls.get(id) ?? []
       expect(hookCalls, id).toHaveLength(1)
       expect(hookCalls[0]?.endsWith(`:${run?.status}`), `${id}: ${hookCalls[0]} vs ${run?.status}`).toBe(true)
@@ -196,7 +197,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     await expect(cancelRun(store, 'rollback', {}, { stages: DEFAULT_STAGES, now, onRunEnded: failing })).rejects.toThrow(
       'notification service down',
     )
-    const snapshot = await getRunSnapshot(store, 'rollback')
+    const snapshot = await store.getRun('rollback')
     expect(snapshot?.run.status).toBe('PROCESSING')
     expect(snapshot?.stages.map((s) => s.status)).toEqual(['PROCESSING'])
   })

@@ -8,8 +8,8 @@
 import express from 'express'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { createStaleRunSweeper, PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, failStaleRuns, getRunSnapshot } from '../../src/core/operations.js'
+import { createPrismaStore, createStaleRunSweeper, type PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
+import { applyStageUpdate, completeRun, createRun, failStaleRuns } from '../../src/core/operations.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { listen } from '../contract/targets.js'
@@ -28,7 +28,7 @@ type Tx = Parameters<Parameters<PrismaStore<PrismaClient>['transaction']>[0]>[0]
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 10 })
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
 })
 // Each test sees only its own runs: a sweep looks at the whole table.
 afterEach(async () => {
@@ -46,7 +46,7 @@ async function startRun(id: string, minute: number): Promise<void> {
 }
 
 async function runOf(id: string): Promise<RunState> {
-  const snapshot = await getRunSnapshot(store, id)
+  const snapshot = await store.getRun(id)
   if (!snapshot) throw new Error(`run ${id} not found`)
   return snapshot.run
 }
@@ -199,7 +199,7 @@ describe('failStaleRuns on PrismaStore', () => {
     expect((await sweep).map((run) => run.id)).toEqual(['r'])
     expect(await lateCompleted).toMatchObject({ outcome: 'applied', run: { status: 'FAILED' } })
     expect(await lateProcessing).toMatchObject({ outcome: 'stale', stage: null, run: { status: 'FAILED' } })
-    const snapshot = await getRunSnapshot(store, 'r')
+    const snapshot = await store.getRun('r')
     expect(snapshot?.run).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^No update for more than 15 minutes/) })
     expect(snapshot?.stages.map((stage) => [stage.stageNumber, stage.status, stage.output])).toEqual([[1, 'COMPLETED', 'done']])
   })

@@ -11,7 +11,7 @@
  */
 import fc from 'fast-check'
 import { Problem, RunStatusResponse, Timestamp, timestampToDate } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, type PipelineStatusHandlers, PrismaStore } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, type PipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 
@@ -30,7 +30,7 @@ beforeAll(async () => {
   // runner-clock clamp (docs/contract.md, "Runner clocks") keeps every accepted instant as sent:
   // this property is about storage, the clamp has its own tests.
   handlers = createPipelineStatusHandlers({
-    store: new PrismaStore(db.prisma),
+    store: createPrismaStore({ prisma: db.prisma }),
     secret: SECRET,
     clock: () => new Date('0001-01-01T00:00:00.000Z'),
     clockSkewToleranceMs: Date.parse('9999-12-31T23:59:59.999Z') - Date.parse('0001-01-01T00:00:00.000Z'),

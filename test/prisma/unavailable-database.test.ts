@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { PGlite } from '@electric-sql/pglite'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { Problem } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, PrismaStore, type PipelineStatusHandlers } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, type PipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import pg from 'pg'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -38,9 +38,9 @@ afterAll(async () => {
 function handlersOn(prisma: PrismaClient, boundMs?: number) {
   const errors: string[] = []
   const warnings: string[] = []
-  const bounds = boundMs === undefined ? {} : { queryTimeout: boundMs, maxWait: boundMs, timeout: boundMs }
+  const bounds = boundMs === undefined ? {} : { queryTimeoutMs: boundMs, maxWaitMs: boundMs, timeoutMs: boundMs }
   const handlers = createPipelineStatusHandlers({
-    store: new PrismaStore(prisma, bounds),
+    store: createPrismaStore({ prisma, ...bounds }),
     secret: SECRET,
     retryAfterSeconds: 7,
     logger: { warn: (message) => void warnings.push(message), error: (message) => void errors.push(message) },
@@ -141,7 +141,7 @@ describe(`a database the handlers cannot use (${usesPostgres() ? 'PostgreSQL' : 
       for (const response of responses) await expect503(response, 'database_unavailable')
       // The lock is held until `release()` below, so only the store's bounds can end these
       // requests: that they answered at all proves them. The ceiling, 5× the longest bound (the
-      // transaction of /complete: maxWait + timeout + 1 s of grace), only catches a bound ignored.
+      // transaction of /complete: maxWaitMs + timeoutMs + 1 s of grace), only catches a bound ignored.
       expect(elapsed).toBeLessThan(5 * (2 * BOUND_MS + 1_000))
       expect(warnings.length).toBeGreaterThanOrEqual(4)
       expect(errors).toEqual([])

@@ -12,7 +12,7 @@ import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { Problem } from 'pipeline-status-sdk'
-import { createPipelineStatusHandlers, createStaleRunSweeper, PrismaStore } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, createStaleRunSweeper } from 'pipeline-status-sdk/server'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -40,7 +40,7 @@ function handlersFor(url: string, path: 'prisma' | 'pool') {
     pool.on('error', () => undefined)
     cleanups.push(() => pool.end())
   }
-  const store = new PrismaStore(prisma, pool ? { pool, queryTimeout: 10_000 } : { queryTimeout: 10_000 })
+  const store = createPrismaStore({ prisma, ...(pool ? { pool, queryTimeoutMs: 10_000 } : { queryTimeoutMs: 10_000 }) })
   const lines: Line[] = []
   const logger = {
     warn: (message: string, details?: Record<string, unknown>) => void lines.push({ level: 'warn', message, details }),

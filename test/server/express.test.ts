@@ -11,7 +11,7 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import express, { type Express } from 'express'
 import { CompleteRunResponse, CreateRunResponse, StageUpdateResponse } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { createWebhookSignatureHeaders, HttpProblemError, PrismaStore, webhookMessageId } from 'pipeline-status-sdk/server'
+import { createPrismaStore, createWebhookSignatureHeaders, HttpProblemError, type PrismaStore, webhookMessageId } from 'pipeline-status-sdk/server'
 import { timingSafeEqual } from '../../src/internal/timing-safe-equal.js'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -30,7 +30,7 @@ const unreachable = new PrismaClient({ adapter: new PrismaPg({ connectionString:
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 20 })
-  store = new PrismaStore(db.prisma, { maxWait: 20_000, timeout: 30_000 })
+  store = createPrismaStore({ prisma: db.prisma, maxWaitMs: 20_000, timeoutMs: 30_000 })
 })
 afterAll(async () => {
   await unreachable.$disconnect()
@@ -40,7 +40,7 @@ afterAll(async () => {
 const expressOnDatabase = expressTarget({
   store: () => store,
   // The real thing where it can be real: an unreachable database is a client on a closed port.
-  unavailable: () => new PrismaStore(unreachable, { maxWait: 2_000 }),
+  unavailable: () => createPrismaStore({ prisma: unreachable, maxWaitMs: 2_000 }),
 })
 
 describeContract(`express router on ${usesPostgres() ? 'PostgreSQL' : 'PGlite (DATABASE_URL unset)'} over a port`, () => expressOnDatabase)

@@ -25,14 +25,15 @@ import {
 } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
+  createPrismaStore,
   MemoryStore,
   type PipelineStatusHandlers,
-  PrismaStore,
+  type PrismaStore,
   type RunSnapshot,
   signWebhook,
   webhookRoute,
 } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, cancelRun, completeRun, createRun, getRunSnapshot, recordHeartbeat } from '../../src/core/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import { webhookMessageIdPrefix } from '../../src/signing/webhook-signature.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -55,7 +56,7 @@ let store: PrismaStore
 
 beforeAll(async () => {
   db = await createTestDatabase()
-  store = new PrismaStore(db.prisma)
+  store = createPrismaStore({ prisma: db.prisma })
   handlers = createPipelineStatusHandlers({
     store,
     secret: SECRET,
@@ -418,7 +419,7 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       if (built.hasBody && codingRefused(built.headers)) return 415
       if (!built.signatureValid) return 401
     }
-    return (await getRunSnapshot(model, match.runId)) ? 200 : 404
+    return (await model.getRun(match.runId)) ? 200 : 404
   }
 
   if (!built.signed && !built.secretValid) return 401

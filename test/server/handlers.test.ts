@@ -6,12 +6,12 @@
 import { defineStages, Problem } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
-  HandlerConfigurationError,
+  createPrismaStore,
   HttpProblemError,
-  isHandlerConfigurationError,
+  isServerConfigurationError,
   MemoryStore,
-  PrismaStore,
   type PrismaStoreClient,
+  ServerConfigurationError,
 } from 'pipeline-status-sdk/server'
 import { timingSafeEqual } from '../../src/internal/timing-safe-equal.js'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
@@ -35,7 +35,7 @@ describe('web handlers: authentication', () => {
     const response = await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'wrong-secret' }))
     await expectProblem(response, 401, 'unauthorized')
     expect(timingSafeEqual).toHaveBeenCalledWith('wrong-secret', SECRET)
-    expect(await vi.mocked(timingSafeEqual).mock.results[0]?.value).toBe(false)
+    expect(vi.mocked(timingSafeEqual).mock.results[0]?.value).toBe(false)
   })
 
   it('warns on the console by default when a secret is refused, without the secret itself', async () => {
@@ -67,21 +67,21 @@ describe('web handlers: authentication', () => {
   })
 
   it('compares equal and unequal strings of any length correctly', async () => {
-    expect(await timingSafeEqual('abc', 'abc')).toBe(true)
-    expect(await timingSafeEqual('abc', 'abd')).toBe(false)
-    expect(await timingSafeEqual('abc', 'abcd')).toBe(false)
-    expect(await timingSafeEqual('', '')).toBe(true)
+    expect(timingSafeEqual('abc', 'abc')).toBe(true)
+    expect(timingSafeEqual('abc', 'abd')).toBe(false)
+    expect(timingSafeEqual('abc', 'abcd')).toBe(false)
+    expect(timingSafeEqual('', '')).toBe(true)
   })
 
   it('refuses to start without any secret', () => {
     vi.stubEnv('WEBHOOK_SECRET', '')
     try {
-      expect(() => createPipelineStatusHandlers({ store: new MemoryStore() })).toThrow(HandlerConfigurationError)
+      expect(() => createPipelineStatusHandlers({ store: new MemoryStore() })).toThrow(ServerConfigurationError)
       expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), secret: [] })).toThrow(/No webhook secret configured/)
       expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), secret: '' })).toThrow(/WEBHOOK_SECRET/)
       // An authorize hook does not replace the secret: writes always need one.
       expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), authorize: () => true })).toThrow(
-        HandlerConfigurationError,
+        ServerConfigurationError,
       )
     } finally {
       vi.unstubAllEnvs()
@@ -124,7 +124,7 @@ describe('web handlers: authentication', () => {
       } catch (error) {
         caught = error
       }
-      expect(isHandlerConfigurationError(caught), name).toBe(true)
+      expect(isServerConfigurationError(caught), name).toBe(true)
     }
   })
 
@@ -134,10 +134,10 @@ describe('web handlers: authentication', () => {
       try {
         create()
       } catch (error) {
-        expect(isHandlerConfigurationError(error)).toBe(true)
+        expect(isServerConfigurationError(error)).toBe(true)
         return (error as Error).message
       }
-      throw new Error('expected a HandlerConfigurationError')
+      throw new Error('expected a ServerConfigurationError')
     }
     const cases: Array<[() => unknown, string]> = [
       [
@@ -393,7 +393,7 @@ describe("web handlers: a PrismaStore without its own logger warns through the h
 
   it('the pool fallback warning of a store passed without a logger goes to the handlers\' logger', async () => {
     const app = recorder()
-    const handlers = createPipelineStatusHandlers({ store: new PrismaStore(unusedClient(), { pool: poolerPool() }), secret: SECRET, logger: app.logger })
+    const handlers = createPipelineStatusHandlers({ store: createPrismaStore({ prisma: unusedClient(), pool: poolerPool() }), secret: SECRET, logger: app.logger })
     await expectProblem(await statusOfUnknownRun(handlers), 404, 'run_not_found')
     expect(app.warnings.filter((line) => /named prepared statement/.test(line))).toEqual([
       expect.stringMatching(/^pipeline-status: the database refused a named prepared statement \(26000: prepared statement "\S+" does not exist\)/),
@@ -403,7 +403,7 @@ describe("web handlers: a PrismaStore without its own logger warns through the h
   it('a store with its own logger keeps it', async () => {
     const app = recorder()
     const own = recorder()
-    const store = new PrismaStore(unusedClient(), { pool: poolerPool(), logger: own.logger })
+    const store = createPrismaStore({ prisma: unusedClient(), pool: poolerPool(), logger: own.logger })
     const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger: app.logger })
     await expectProblem(await statusOfUnknownRun(handlers), 404, 'run_not_found')
     const named = (lines: string[]) => lines.filter((line) => /named prepared statement/.test(line)).length

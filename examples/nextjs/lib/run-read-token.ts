@@ -41,5 +41,5 @@ export function readTokenSecret(): string | undefined {
 export async function mintRunReadToken(runId: string): Promise<string> {
   const secret = readTokenSecret()
   if (!secret) throw new Error('Set WEBHOOK_SECRET (or READ_TOKEN_SECRET) to sign read tokens')
-  return createRunReadToken({ runId, secret, expiresIn: TOKEN_LIFETIME_SECONDS })
+  return createRunReadToken({ runId, secret, expiresInSeconds: TOKEN_LIFETIME_SECONDS })
 }

@@ -10,6 +10,7 @@ import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import type { RunSnapshot } from '../../core/state.js'
 import type { RunWatcher } from './run-watcher.js'
+import { unrefTimer } from '../../internal/unref-timer.js'
 
 /**
  * The comment a stream sends right after `retry:`, announcing its keep-alive interval in
@@ -130,7 +131,7 @@ export class EventStreams {
     this.#keepAlive = setInterval(() => {
       for (const stream of this.#streams) stream.comment('keep-alive')
     }, this.#settings.keepAliveMs)
-    ;(this.#keepAlive as { unref?: () => void }).unref?.()
+    unrefTimer(this.#keepAlive)
   }
 
   #stopKeepAlive(): void {

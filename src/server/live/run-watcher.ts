@@ -13,7 +13,8 @@
  */
 import type { RunSnapshot } from '../../core/state.js'
 import type { Store } from '../../core/store.js'
-import type { HandlerLogger } from '../logger.js'
+import type { Logger } from '../../internal/logger.js'
+import { unrefTimer } from '../../internal/unref-timer.js'
 
 /** What a LISTEN connection reports to the watcher. */
 export interface RunChangeSink {
@@ -64,7 +65,7 @@ export interface RunWatcherOptions {
   /** Safety polling interval in milliseconds, while a LISTEN connection delivers. */
   safetyPollIntervalMs: number
   source?: RunChangeSource | undefined
-  logger: HandlerLogger
+  logger: Logger
 }
 
 interface WatchedRun {
@@ -81,7 +82,7 @@ export class RunWatcher {
   readonly #pollIntervalMs: number
   readonly #safetyPollIntervalMs: number
   readonly #source: RunChangeSource | undefined
-  readonly #logger: HandlerLogger
+  readonly #logger: Logger
   readonly #runs = new Map<string, WatchedRun>()
   readonly #unsubscribe: (() => void) | undefined
   #listening = false
@@ -201,8 +202,7 @@ export class RunWatcher {
             // keep their last state meanwhile.
             this.#logger.warn(`pipeline-status: reading run ${runId} for its live streams failed`, { error })
             run.version = -1
-            const retry = setTimeout(() => this.#refresh(runId), this.#pollIntervalMs)
-            ;(retry as { unref?: () => void }).unref?.()
+            unrefTimer(setTimeout(() => this.#refresh(runId), this.#pollIntervalMs))
             return
           }
           if (!snapshot) return
@@ -243,7 +243,7 @@ export class RunWatcher {
       this.#listening ? this.#safetyPollIntervalMs : this.#pollIntervalMs,
     )
     // An idle watcher must never keep a Node process alive.
-    ;(this.#timer as { unref?: () => void }).unref?.()
+    unrefTimer(this.#timer)
   }
 
   /** One batched query for the versions of every watched run, whatever their number. */

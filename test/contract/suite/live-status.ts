@@ -119,7 +119,7 @@ export function describeLiveStatus({ name, scenario }: ContractContext): void {
       async (api) => {
         const mine = await api.createRun()
         const other = await api.createRun()
-        const token = await createRunReadToken({ runId: mine, secret: READ_TOKEN_SECRET, expiresIn: 600 })
+        const token = await createRunReadToken({ runId: mine, secret: READ_TOKEN_SECRET, expiresInSeconds: 600 })
         const headers = { Authorization: `Bearer ${token}` }
         const stream = await open(api, mine, { secret: null, headers })
         expect((await stream.next()).event).toBe('snapshot')

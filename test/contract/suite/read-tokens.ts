@@ -18,7 +18,7 @@ export function describeReadTokens({ name, scenario }: ContractContext): void {
         const mine = await api.createRun()
         const other = await api.createRun()
         await api.stageOk(mine, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'one' }))
-        const token = await createRunReadToken({ runId: mine, secret: READ_TOKEN_SECRET, expiresIn: 600 })
+        const token = await createRunReadToken({ runId: mine, secret: READ_TOKEN_SECRET, expiresInSeconds: 600 })
 
         const before = await api.status(mine)
         expect(before.stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([[1, 'COMPLETED']])
@@ -42,13 +42,13 @@ export function describeReadTokens({ name, scenario }: ContractContext): void {
       async (api) => {
         const id = await api.createRun()
         const issued = new Date(Date.now() - 2 * 60 * 60 * 1000)
-        const expired = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresIn: 60, now: issued })
+        const expired = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresInSeconds: 60, now: issued })
         const problem = await expectProblem(await api.getStatus(id, bearer(expired)), 401, 'invalid_read_token')
         const expiresAt = new Date((Math.floor(issued.getTime() / 1000) + 60) * 1000).toISOString()
         expect(problem.detail).toBe(`The read token expired on ${expiresAt}; get a new one`)
 
-        const foreign = await createRunReadToken({ runId: id, secret: 'another-apps-read-token-secret-000000', expiresIn: 600 })
-        const forged = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresIn: 600 })
+        const foreign = await createRunReadToken({ runId: id, secret: 'another-apps-read-token-secret-000000', expiresInSeconds: 600 })
+        const forged = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresInSeconds: 600 })
         // The same signature with a later expiry: the expiry is signed.
         const [prefix, expires, signature] = forged.split('.')
         const extended = `${prefix}.${Number(expires) + 86_400}.${signature}`
@@ -60,7 +60,7 @@ export function describeReadTokens({ name, scenario }: ContractContext): void {
         expect(malformed.detail).toBe('The read token is malformed')
         // The webhook secret still reads; so does a token signed with the retired secret.
         expect((await api.getStatus(id)).status).toBe(200)
-        const old = await createRunReadToken({ runId: id, secret: OLD_READ_TOKEN_SECRET, expiresIn: 600 })
+        const old = await createRunReadToken({ runId: id, secret: OLD_READ_TOKEN_SECRET, expiresInSeconds: 600 })
         expect((await api.getStatus(id, bearer(old))).status).toBe(200)
       },
       { readTokens },
@@ -81,7 +81,7 @@ export function describeReadTokens({ name, scenario }: ContractContext): void {
 
     scenario('without readTokens, a valid token reads nothing', async (api) => {
       const id = await api.createRun()
-      const token = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresIn: 600 })
+      const token = await createRunReadToken({ runId: id, secret: READ_TOKEN_SECRET, expiresInSeconds: 600 })
       const problem = await expectProblem(await api.getStatus(id, bearer(token)), 401, 'unauthorized')
       expect(problem.detail).toBe('Authorization: Bearer is not accepted here; send X-Webhook-Secret or a signature')
     })
