@@ -222,8 +222,9 @@ async function migrate(session: Session, migrations: readonly MigrationFile[], s
         'schema-not-empty',
         `Schema "${schema}" has tables (${tables.map((table) => table.name).join(', ')}) but no migration history ` +
           `("_prisma_migrations"), so it is not a database that serves only pipeline-status-sdk. Add the package's schema ` +
-          'to your own migrations instead (`pipeline-status migrate --into prisma/migrations`, then deploy them), ' +
-          'or migrate an empty database or schema (--schema).',
+          'to your own migrations instead (`pipeline-status migrate --into prisma/migrations`, then `prisma migrate deploy`, ' +
+          "which needs Prisma's schema engine), or give the package a PostgreSQL schema of its own, which needs no engine " +
+          '(`pipeline-status migrate --schema pipeline`).',
       )
     }
   }
@@ -235,9 +236,11 @@ async function migrate(session: Session, migrations: readonly MigrationFile[], s
       'foreign-history',
       `The migration history of schema "${schema}" holds migrations that are not pipeline-status-sdk's ` +
         `(${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? `, and ${foreign.length - 5} more` : ''}): the database ` +
-        'belongs to an app with its own migrations. Write the package schema into that history with ' +
-        '`pipeline-status migrate --into prisma/migrations` and deploy it with the app\'s migrations ' +
-        '(or give a DBA `pipeline-status migrate --print`); `pipeline-status migrate` only migrates a database that serves this package alone.',
+        'belongs to an app with its own migrations. Give the package a PostgreSQL schema of its own, with its own history ' +
+        '(`pipeline-status migrate --schema pipeline`; needs no Prisma engine), or write the package schema into the app\'s ' +
+        'history with `pipeline-status migrate --into prisma/migrations` and deploy it with the app\'s migrations ' +
+        '(`prisma migrate deploy`), or give a DBA `pipeline-status migrate --print`; without --schema, `pipeline-status migrate` ' +
+        'only migrates a database that serves this package alone.',
     )
   }
   const failed = live.filter((row) => row.finished_at === null)
