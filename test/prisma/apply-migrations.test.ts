@@ -300,6 +300,31 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
     expect(await history(other)).toEqual(rows)
   }, TIMEOUT_MS)
 
+  it("answers 503 naming the schema and the adapter's schema option when the app's adapter is given the URL's ?schema=, which it ignores", async () => {
+    const db = await emptyPostgres()
+    const withSchema = new URL(db.url!)
+    withSchema.searchParams.set('schema', 'pipeline')
+    await applyMigrations(withSchema.toString())
+    // What a user writes first: the same URL for the adapter, which does not read ?schema=.
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: withSchema.toString() }) })
+    const pool = new pg.Pool({ connectionString: db.url!, max: 1 })
+    try {
+      for (const store of [new PrismaStore(prisma), new PrismaStore(prisma, { pool })]) {
+        const handlers = createPipelineStatusHandlers({ store, secret: 'migrate-secret', logger: { warn: () => {}, error: () => {} } })
+        const response = await handlers.fetch(new Request('http://app.test/api/pipeline/any-run/status', { headers: { 'x-webhook-secret': 'migrate-secret' } }))
+        expect(response.status).toBe(503)
+        const problem = (await response.json()) as { code: string; detail: string }
+        expect(problem.code).toBe('database_not_migrated')
+        expect(problem.detail).toMatch(/^The table "(PipelineRun|StageOutput)" does not exist in (schema "public"|the schema of the connection's search_path \(normally "public"\))/)
+        expect(problem.detail).toContain('`?schema=NAME` in the URL, which @prisma/adapter-pg ignores')
+        expect(problem.detail).toContain("new PrismaPg({ connectionString }, { schema: 'NAME' }) and new PrismaStore(prisma, { schema: 'NAME' })")
+      }
+    } finally {
+      await pool.end()
+      await prisma.$disconnect()
+    }
+  }, TIMEOUT_MS)
+
   it("waits for Prisma's advisory lock and gives up after lockTimeoutMs, naming the holder", async () => {
     const db = await emptyPostgres()
     const holder = new pg.Client({ connectionString: db.url! })
