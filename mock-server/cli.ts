@@ -56,7 +56,8 @@ Options:
 
 const MIGRATE_HELP = `Usage: pipeline-status migrate [options]
 
-Creates pipeline-status-sdk's tables without the Prisma CLI's schema engine, in one of three ways:
+Creates pipeline-status-sdk's tables; it never runs the Prisma CLI's schema engine (but the
+\`prisma migrate deploy\` that applies what --into writes does). Four ways:
 
   pipeline-status migrate
       applies the package's migrations (node_modules/pipeline-status-sdk/prisma/migrations) to a
@@ -80,7 +81,8 @@ Creates pipeline-status-sdk's tables without the Prisma CLI's schema engine, in 
 Options:
   --database-url <url>  the database (default: $DIRECT_DATABASE_URL, else $DATABASE_URL). It needs
                         a session connection, not a transaction pooler (PgBouncer in transaction
-                        mode): the run holds Prisma's advisory lock 72707369 across statements
+                        mode): the run holds Prisma's advisory lock 72707369 across statements,
+                        and refuses a transaction pooler it detects
   --schema <name>       the PostgreSQL schema, as Prisma's ?schema= (which the URL may also carry;
                         default public); created when missing. With --print: the script selects it
   --into <dir>          write into your app's migrations folder (it must exist) instead of
