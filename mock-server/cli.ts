@@ -56,29 +56,48 @@ Options:
 
 const MIGRATE_HELP = `Usage: pipeline-status migrate [options]
 
-Creates pipeline-status-sdk's tables without the Prisma CLI's schema engine, in one of three ways:
+Creates pipeline-status-sdk's tables; it never runs the Prisma CLI's schema engine (but the
+\`prisma migrate deploy\` that applies what --into writes does). Four ways:
 
   pipeline-status migrate
       applies the package's migrations (node_modules/pipeline-status-sdk/prisma/migrations) to a
       database that serves only this package, recording each in "_prisma_migrations" as
       \`prisma migrate deploy\` does. Refuses a database whose history holds other migrations.
       A second run changes nothing.
+  pipeline-status migrate --schema pipeline
+      the same, into a PostgreSQL schema of its own (created when missing): for an app with its
+      own tables and migrations in "public", the package's tables and their history live beside
+      them. The app's PrismaClient for them: new PrismaPg({ connectionString }, { schema:
+      'pipeline' }), and new PrismaStore(prisma, { schema: 'pipeline' })
   pipeline-status migrate --into prisma/migrations
-      for an app with its own migrations: writes the package's schema as one new migration folder
-      <YYYYMMDDHHMMSS>_pipeline_status there, deployed with the app's own migrations; run again
-      after an upgrade to add only what is new
+      for an app whose migrations Prisma deploys: writes the package's schema as one new migration
+      folder <YYYYMMDDHHMMSS>_pipeline_status into that existing folder; apply it with
+      \`prisma migrate deploy\`, which needs Prisma's schema engine. Run again after an upgrade to
+      add only what is new
   pipeline-status migrate --print > pipeline-status.sql
-      writes the SQL on stdout, for a DBA to review and run
+      writes the SQL on stdout, for a DBA to review and run; after an upgrade,
+      --print --after <the last migration the database has> writes only what is new
 
 Options:
   --database-url <url>  the database (default: $DIRECT_DATABASE_URL, else $DATABASE_URL). It needs
                         a session connection, not a transaction pooler (PgBouncer in transaction
-                        mode): the run holds Prisma's advisory lock 72707369 across statements
+                        mode): the run holds Prisma's advisory lock 72707369 across statements,
+                        and refuses a transaction pooler it detects
   --schema <name>       the PostgreSQL schema, as Prisma's ?schema= (which the URL may also carry;
                         default public); created when missing. With --print: the script selects it
-  --into <dir>          write into your app's migrations folder instead of migrating a database
+  --into <dir>          write into your app's migrations folder (it must exist) instead of
+                        migrating a database
   --print               print the SQL instead of migrating a database
+  --after <migration>   with --print: only the migrations after this one (the last one the
+                        database has; every --print script names its last at the end)
   -h, --help            show this help
+`
+
+/** What `--into` says to run next: the truth about the engine, and the way around it. */
+const INTO_NEXT = `Next: apply it with your app's migrations: npx prisma migrate deploy (npx prisma migrate dev in development).
+Both run Prisma's schema engine, which the Prisma CLI downloads first. Where that download is blocked, delete the
+folder again and keep the package's tables in a PostgreSQL schema of their own, which needs no engine:
+npx pipeline-status migrate --schema pipeline (docs/operations.md, "When the Prisma engine cannot be downloaded").
 `
 
 const MIGRATE_OPTIONS = {
@@ -86,6 +105,7 @@ const MIGRATE_OPTIONS = {
   schema: { type: 'string' },
   into: { type: 'string' },
   print: { type: 'boolean', default: false },
+  after: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } satisfies ParseArgsOptionsConfig
 
@@ -239,10 +259,14 @@ async function migrate(argv: string[]): Promise<number> {
   if (values.into !== undefined && values.schema !== undefined) {
     throw new UsageError("--into writes unqualified SQL that your app's own migrations apply in the schema of its connection: drop --schema")
   }
+  if (values.after !== undefined && !values.print) throw new UsageError('--after goes with --print (the SQL of the migrations after that one)')
   const migrations = listMigrationFiles(packageMigrationsDir())
 
   if (values.print) {
-    process.stdout.write(renderMigrationScript(migrations, { version: PACKAGE_VERSION, schema: values.schema }))
+    if (values.after !== undefined && !migrations.some((migration) => migration.name === values.after)) {
+      throw new UsageError(`--after ${values.after} is not a migration of pipeline-status-sdk ${PACKAGE_VERSION}: give the last one the database has, one of ${migrations.map((migration) => migration.name).join(', ')}`)
+    }
+    process.stdout.write(renderMigrationScript(migrations, { version: PACKAGE_VERSION, schema: values.schema, after: values.after }))
     return 0
   }
   if (values.into !== undefined) {
@@ -253,7 +277,7 @@ async function migrate(argv: string[]): Promise<number> {
     } else {
       process.stdout.write(
         `pipeline-status migrate: wrote ${result.written.map((folder) => `${values.into}/${folder}`).join(', ')} ` +
-          `(${result.migrations.join(', ')}); deploy it with your migrations (npx prisma migrate deploy)\n`,
+          `(${result.migrations.join(', ')}).\n${INTO_NEXT}`,
       )
     }
     return 0

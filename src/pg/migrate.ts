@@ -53,6 +53,7 @@ export type MigrationErrorCode =
   | 'failed-migration'
   | 'migration-failed'
   | 'lock-timeout'
+  | 'transaction-pooler'
 
 /**
  * Thrown by {@link applyMigrations}. Its message says what was found and what to do.
@@ -60,7 +61,9 @@ export type MigrationErrorCode =
  * package's), `schema-not-empty` (tables but no history), `checksum-mismatch` (an applied package
  * migration whose file changed), `failed-migration` (a recorded migration that failed earlier),
  * `migration-failed` (a script failed in this run; `cause` is the database error),
- * `lock-timeout` (another migration held Prisma's lock for longer than `lockTimeoutMs`).
+ * `lock-timeout` (another migration held Prisma's lock for longer than `lockTimeoutMs`),
+ * `transaction-pooler` (the connection goes through a pooler in transaction or statement mode,
+ * where Prisma's session-level advisory lock protects nothing).
  */
 export class MigrationError extends Error {
   /** Always `'MigrationError'`, also across module formats. */
@@ -152,7 +155,9 @@ interface HistoryRow {
  * `prisma migrate deploy` does, so Prisma can take over later and the other way round. Holds
  * Prisma's advisory lock (72707369) throughout, so it needs a session connection: not a
  * transaction pooler (PgBouncer in transaction mode), which may hand the unlock to another
- * server connection. Applies nothing twice: a second call changes nothing. Node only.
+ * server connection. Behind a pooler it first opens a second connection to see whether the two
+ * share a server process, and refuses when they do (`transaction-pooler`); for a `pg` client you
+ * pass it can only see its own server process change. Applies nothing twice: a second call changes nothing. Node only.
  *
  * @param target A connection string (`postgresql://…`, `?schema=` honoured), a `pg` client or
  * pool, or a PGlite instance. A client you pass stays open.
@@ -160,7 +165,9 @@ interface HistoryRow {
  * @throws {@link MigrationError} when the history holds anything but the package's migrations
  * (`foreign-history`, `schema-not-empty`, `checksum-mismatch`, `failed-migration`), when a script
  * fails (`migration-failed`, naming the migration and the database error), or after
- * `lockTimeoutMs` waiting for the lock (`lock-timeout`); connection errors as `pg` throws them.
+ * `lockTimeoutMs` waiting for the lock (`lock-timeout`), or when the connection goes through a
+ * pooler in transaction mode (`transaction-pooler`, before anything is changed: it names
+ * DIRECT_DATABASE_URL); connection errors as `pg` throws them.
  *
  * @example
  * ```ts
@@ -174,8 +181,9 @@ export async function applyMigrations(
   options: ApplyMigrationsOptions = {},
 ): Promise<ApplyMigrationsResult> {
   const migrations = listMigrationFiles(options.migrationsDir ?? packageMigrationsDir())
-  const { session, urlSchema } = await openSession(target, options.connectTimeoutMs ?? 10_000)
+  const { session, urlSchema, probe } = await openSession(target, options.connectTimeoutMs ?? 10_000)
   try {
+    if (probe !== undefined) await refuseTransactionPooler(session, probe)
     await acquireLock(session, options.lockTimeoutMs ?? 10_000)
     try {
       const schema =
@@ -215,8 +223,9 @@ async function migrate(session: Session, migrations: readonly MigrationFile[], s
         'schema-not-empty',
         `Schema "${schema}" has tables (${tables.map((table) => table.name).join(', ')}) but no migration history ` +
           `("_prisma_migrations"), so it is not a database that serves only pipeline-status-sdk. Add the package's schema ` +
-          'to your own migrations instead (`pipeline-status migrate --into prisma/migrations`, then deploy them), ' +
-          'or migrate an empty database or schema (--schema).',
+          'to your own migrations instead (`pipeline-status migrate --into prisma/migrations`, then `prisma migrate deploy`, ' +
+          "which needs Prisma's schema engine), or give the package a PostgreSQL schema of its own, which needs no engine " +
+          '(`pipeline-status migrate --schema pipeline`).',
       )
     }
   }
@@ -228,9 +237,11 @@ async function migrate(session: Session, migrations: readonly MigrationFile[], s
       'foreign-history',
       `The migration history of schema "${schema}" holds migrations that are not pipeline-status-sdk's ` +
         `(${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? `, and ${foreign.length - 5} more` : ''}): the database ` +
-        'belongs to an app with its own migrations. Write the package schema into that history with ' +
-        '`pipeline-status migrate --into prisma/migrations` and deploy it with the app\'s migrations ' +
-        '(or give a DBA `pipeline-status migrate --print`); `pipeline-status migrate` only migrates a database that serves this package alone.',
+        'belongs to an app with its own migrations. Give the package a PostgreSQL schema of its own, with its own history ' +
+        '(`pipeline-status migrate --schema pipeline`; needs no Prisma engine), or write the package schema into the app\'s ' +
+        'history with `pipeline-status migrate --into prisma/migrations` and deploy it with the app\'s migrations ' +
+        '(`prisma migrate deploy`), or give a DBA `pipeline-status migrate --print`; without --schema, `pipeline-status migrate` ' +
+        'only migrates a database that serves this package alone.',
     )
   }
   const failed = live.filter((row) => row.finished_at === null)
@@ -299,12 +310,16 @@ async function migrate(session: Session, migrations: readonly MigrationFile[], s
   return { applied, alreadyApplied, schema, summary }
 }
 
-async function openSession(target: string | PgQueryable | PGliteLike, connectTimeoutMs: number): Promise<{ session: Session; urlSchema: string | undefined }> {
+async function openSession(
+  target: string | PgQueryable | PGliteLike,
+  connectTimeoutMs: number,
+): Promise<{ session: Session; urlSchema: string | undefined; probe: PoolerProbe | undefined }> {
   if (typeof target === 'string') {
     const { connectionString, schema } = splitSchemaParam(target)
-    const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs })
+    const config = { connectionString, connectionTimeoutMillis: connectTimeoutMs }
+    const client = new pg.Client(config)
     await client.connect()
-    return { session: pgSession(client, () => client.end()), urlSchema: schema }
+    return { session: pgSession(client, () => client.end()), urlSchema: schema, probe: { client, config } }
   }
   if (isPGlite(target)) {
     return {
@@ -314,13 +329,67 @@ async function openSession(target: string | PgQueryable | PGliteLike, connectTim
         close: async () => {},
       },
       urlSchema: undefined,
+      probe: undefined,
     }
   }
   if (isPool(target)) {
     const client = await target.connect()
-    return { session: pgSession(client, async () => client.release()), urlSchema: undefined }
+    const { options } = target as { options?: pg.PoolConfig }
+    return {
+      session: pgSession(client, async () => client.release()),
+      urlSchema: undefined,
+      probe: { client, config: options === undefined ? undefined : { ...options, connectionTimeoutMillis: connectTimeoutMs } },
+    }
   }
-  return { session: pgSession(target, async () => {}), urlSchema: undefined }
+  return { session: pgSession(target, async () => {}), urlSchema: undefined, probe: { client: target, config: undefined } }
+}
+
+/** The connection a migration runs on, and how to open a second one to the same place. */
+interface PoolerProbe {
+  client: PgQueryable
+  /** A second connection's configuration; `undefined` for a client passed in. */
+  config: pg.ClientConfig | undefined
+}
+
+/**
+ * Refuses a connection through a pooler in transaction (or statement) mode, where the session
+ * lock Prisma's migrations rely on belongs to a server connection that other clients share.
+ *
+ * A direct connection announces its server process id at start-up (BackendKeyData, `pg`'s
+ * `processID`), and `pg_backend_pid()` answers the same; a pooler announces an id of its own, so
+ * only then is more evidence needed. In session mode every client connection keeps one server
+ * process; in transaction mode the pooler hands the server connection back after each statement.
+ * So while this connection is idle, a second one is opened and asked for its server process: the
+ * same process as this connection's (or this connection's process changing between statements)
+ * proves statement-level sharing. A busy pooler may hand the second connection another process;
+ * then nothing is proven and the migration goes on, as it would without the check.
+ */
+async function refuseTransactionPooler(session: Session, probe: PoolerProbe): Promise<void> {
+  const backend = async () => Number((await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))[0]?.pid)
+  const first = await backend()
+  const announced = (probe.client as { processID?: unknown }).processID
+  if (typeof announced === 'number' && announced === first) return
+  const pids = [first]
+  if (probe.config !== undefined) {
+    const other = new pg.Client(probe.config)
+    await other.connect()
+    try {
+      pids.push(Number((await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid))
+    } finally {
+      await other.end()
+    }
+  }
+  pids.push(await backend())
+  const shared = pids.length === 3 ? pids[1] === first || pids[1] === pids[2] : false
+  if (!shared && pids.at(-1) === first) return
+  throw new MigrationError(
+    'transaction-pooler',
+    `The connection goes through a connection pooler in transaction mode (PgBouncer's pool_mode = transaction, or a ` +
+      `provider's pooled port): ${shared ? `two connections of this migration were served by the same server process (${pids[1]})` : `its server process changed between two statements (${first}, then ${pids.at(-1)})`}, ` +
+      `so Prisma's advisory lock ${PRISMA_MIGRATE_LOCK_KEY}, which belongs to a server session, would not keep two migrations apart. ` +
+      'Nothing was changed. Migrate over a direct connection to PostgreSQL: set DIRECT_DATABASE_URL (or --database-url) ' +
+      "to the database's own host and port, or to a pooler in session mode.",
+  )
 }
 
 function pgSession(client: PgQueryable, close: () => Promise<void>): Session {

@@ -117,14 +117,36 @@ function renderMigrations(migrations: readonly MigrationFile[]): string {
 }
 
 /**
- * `pipeline-status migrate --print`: every package migration in order, for a DBA to run
- * (`psql -v ON_ERROR_STOP=1 -f`). With `schema`, the script first creates and selects that
- * PostgreSQL schema. Records nothing in `_prisma_migrations`.
+ * `pipeline-status migrate --print`: the package migrations in order, for a DBA to run
+ * (`psql -v ON_ERROR_STOP=1 -f`). With `after`, only the migrations that follow that one (an
+ * upgrade of a database that has it and every one before it). With `schema`, the script first
+ * creates and selects that PostgreSQL schema. Records nothing in `_prisma_migrations`; its last
+ * line names the last migration it holds, the `after` of the next upgrade.
+ *
+ * @throws Error when `after` is not one of `migrations`.
  */
-export function renderMigrationScript(migrations: readonly MigrationFile[], options: { version: string; schema?: string | undefined }): string {
+export function renderMigrationScript(
+  migrations: readonly MigrationFile[],
+  options: { version: string; schema?: string | undefined; after?: string | undefined },
+): string {
+  let selected = migrations
+  if (options.after !== undefined) {
+    const index = migrations.findIndex((migration) => migration.name === options.after)
+    if (index === -1) {
+      throw new Error(
+        `${options.after} is not a migration of pipeline-status-sdk ${options.version}; --after takes the last one the ` +
+          `database has, one of: ${migrations.map((migration) => migration.name).join(', ')}`,
+      )
+    }
+    selected = migrations.slice(index + 1)
+  }
+  const last = migrations.at(-1)?.name ?? ''
+  const what = options.after === undefined ? `its ${selected.length} migrations` : `its ${selected.length} migration${selected.length === 1 ? '' : 's'} after ${options.after}`
   const head = [
-    `-- pipeline-status-sdk ${options.version}: the SQL of its ${migrations.length} migrations (prisma/migrations), in order.`,
-    '-- Run it once on an empty schema, e.g. psql -v ON_ERROR_STOP=1 -f pipeline-status.sql',
+    `-- pipeline-status-sdk ${options.version}: the SQL of ${what} (prisma/migrations), in order.`,
+    options.after === undefined
+      ? '-- Run it once on an empty schema, e.g. psql -v ON_ERROR_STOP=1 -f pipeline-status.sql'
+      : `-- Run it once on a schema that has ${options.after} and every migration before it, e.g. psql -v ON_ERROR_STOP=1 -f pipeline-status.sql`,
     '-- It records nothing in "_prisma_migrations": on a database that serves only this package,',
     '-- `pipeline-status migrate` applies the same files and records them as prisma migrate deploy does.',
     '',
@@ -132,8 +154,13 @@ export function renderMigrationScript(migrations: readonly MigrationFile[], opti
   if (options.schema !== undefined) {
     head.push(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(options.schema)};`, `SET search_path TO ${quoteIdentifier(options.schema)};`, '')
   }
-  return `${head.join('\n')}\n${renderMigrations(migrations)}`
+  const body = selected.length === 0 ? `-- Nothing to run: the database has every migration of pipeline-status-sdk ${options.version}.\n` : renderMigrations(selected)
+  const tail = `\n${UPGRADE_LINE}${last}: after upgrading pipeline-status-sdk, print only what is new with\n-- npx pipeline-status migrate --print --after ${last}\n`
+  return `${head.join('\n')}\n${body}${tail}`
 }
+
+/** The start of the line that ends every `--print` script, naming its last migration. */
+export const UPGRADE_LINE = '-- The last migration of pipeline-status-sdk here is '
 
 /** What {@link writeMigrationsInto} did. */
 export interface WriteIntoResult {
@@ -150,18 +177,26 @@ export interface WriteIntoResult {
  * migrations folder does not hold yet as one new folder `<YYYYMMDDHHMMSS>_pipeline_status`
  * (Prisma's naming, UTC), each behind a marker line so a later run writes only what a newer
  * package adds. A `CREATE INDEX CONCURRENTLY`-only migration gets a folder of its own, one second
- * later, since it cannot share the implicit transaction. Creates `dir` and its
- * `migration_lock.toml` when missing.
+ * later, since it cannot share the implicit transaction. Writes `migration_lock.toml` when the
+ * folder has none, but never creates `dir` itself: a path that does not exist is far more often a
+ * typo than a new history.
  *
- * @throws Error when `dir` belongs to another provider, when a folder of that name exists, or when
- * the app's migrations already create `PipelineRun` without the package's markers.
+ * @throws Error when `dir` does not exist or is not a folder, when it belongs to another
+ * provider, when a folder of that name exists, or when the app's migrations already create
+ * `PipelineRun` without the package's markers.
  */
 export function writeMigrationsInto(
   dir: string,
   migrations: readonly MigrationFile[],
   options: { version: string; now?: Date },
 ): WriteIntoResult {
-  mkdirSync(dir, { recursive: true })
+  if (!existsSync(dir)) {
+    throw new Error(
+      `The folder ${dir} does not exist: create it (mkdir -p ${dir}) or check the path. --into writes into your app's ` +
+        'migrations folder (usually prisma/migrations, next to prisma/schema.prisma)',
+    )
+  }
+  if (!statSync(dir).isDirectory()) throw new Error(`${dir} is a file, not a folder: --into takes your app's migrations folder (usually prisma/migrations)`)
   const lock = join(dir, 'migration_lock.toml')
   if (existsSync(lock)) {
     const provider = /^\s*provider\s*=\s*"([^"]*)"/m.exec(readFileSync(lock, 'utf8'))?.[1]

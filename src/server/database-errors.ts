@@ -60,37 +60,77 @@ function isMissingNode(node: Record<string, unknown>): boolean {
 
 /**
  * For an error that says the database, a schema, a table, a column or the status type is
- * missing (the SDK's migrations were not deployed, or a later one is missing after an upgrade),
- * a message naming what is missing and what to run; `undefined` for any other error.
+ * missing (the SDK's migrations were not deployed, a later one is missing after an upgrade, or
+ * they were applied to another PostgreSQL schema than the one the app queries), a message naming
+ * what is missing, in which schema, and what to run or configure; `undefined` for any other error.
  */
 export function describeMissingSchema(error: unknown): string | undefined {
   const node = findInChain(error, (candidate) => isMissingNode(candidate) && missingObject(candidate) !== undefined)
   if (!node) return findInChain(error, isMissingNode) ? `${GENERIC_MISSING}${DEPLOY}` : undefined
-  const what = missingObject(node) as string
-  if (what.startsWith('database ')) return `The ${what} does not exist: create it, then run \`prisma migrate deploy\` with the pipeline-status-sdk migrations in prisma/migrations`
-  return `The ${what} does not exist${DEPLOY}`
+  const what = missingObject(node) as MissingObject
+  if (what.noun === 'database') {
+    return `The database "${what.name}" does not exist: create it, then run \`npx pipeline-status migrate\` (or \`prisma migrate deploy\` with the pipeline-status-sdk migrations in prisma/migrations)`
+  }
+  if (what.noun === 'schema') {
+    return (
+      `The schema "${what.name}" does not exist: the app queries the package's tables there (the adapter's or the store's ` +
+      `\`schema\` option), but no migration created them. Run \`npx pipeline-status migrate --schema ${what.name}\` (or ` +
+      `\`prisma migrate deploy\` with \`?schema=${what.name}\` in its URL), or give the adapter and the store the schema the migrations did create`
+    )
+  }
+  if (what.noun === 'column') return `The column "${what.name}" does not exist${DEPLOY}`
+  const where = what.schema === undefined ? ` in the schema of the connection's search_path (normally "public")` : ` in schema "${what.schema}"`
+  return `The ${what.noun} "${what.name}" does not exist${where}${DEPLOY}${otherSchema(what.schema)}`
 }
 
 const GENERIC_MISSING = 'A table or column of pipeline-status-sdk does not exist'
 const DEPLOY =
-  ': the database lacks pipeline-status-sdk migrations. Run `prisma migrate deploy` with the migrations of prisma/migrations (copy any new ones from the package after an upgrade)'
+  ': the database lacks pipeline-status-sdk migrations. Run `npx pipeline-status migrate` or `prisma migrate deploy` with the migrations of prisma/migrations (copy any new ones from the package after an upgrade)'
+
+/**
+ * The other cause of a missing table: the migrations created it in another PostgreSQL schema
+ * (`pipeline-status migrate --schema`, or `?schema=` in the URL, which `pipeline-status migrate`
+ * and Prisma's CLI read but `@prisma/adapter-pg` does not), and the app queries `searched`.
+ */
+function otherSchema(searched: string | undefined): string {
+  return (
+    `. If the migrations created the tables in another PostgreSQL schema (\`pipeline-status migrate --schema NAME\`, or ` +
+    `\`?schema=NAME\` in the URL, which @prisma/adapter-pg ignores${searched === undefined ? '' : `, so it queries "${searched}"`}), name that ` +
+    "schema in the adapter's `schema` option and the store's: new PrismaPg({ connectionString }, { schema: 'NAME' }) and " +
+    "new PrismaStore(prisma, { schema: 'NAME' })"
+  )
+}
+
+interface MissingObject {
+  noun: 'table' | 'column' | 'database' | 'schema' | 'type'
+  name: string
+  /** The schema PostgreSQL or Prisma named with a table or type (`public.PipelineRun`), if any. */
+  schema?: string | undefined
+}
 
 /** `table "x"`, `column "y"`, `database "z"`, … from an error's PostgreSQL message or its fields. */
-function missingObject(node: Record<string, unknown>): string | undefined {
+function missingObject(node: Record<string, unknown>): MissingObject | undefined {
   const { kind, table, column, db, originalMessage, message } = node
   const text = typeof originalMessage === 'string' ? originalMessage : typeof message === 'string' ? message : ''
   // The same missing column reads `column r.version` in a SELECT and `column "version" of relation
   // "PipelineRun"` in an UPDATE: both name only the column, so that it is logged once.
   const match = /\b(relation|column|database|schema|type) ("[^"]+"|\S+)(?: of relation "[^"]+")? does not exist/.exec(text)
   if (match) {
-    const noun = match[1] === 'relation' ? 'table' : (match[1] as string)
+    const noun = match[1] === 'relation' ? 'table' : (match[1] as MissingObject['noun'])
     const quoted = (match[2] as string).replace(/^"|"$/g, '')
-    return `${noun} "${noun === 'column' ? withoutAlias(quoted) : quoted}"`
+    if (noun === 'column') return { noun, name: withoutAlias(quoted) }
+    return noun === 'table' || noun === 'type' ? qualified(noun, quoted) : { noun, name: quoted }
   }
-  if (kind === 'TableDoesNotExist' && typeof table === 'string') return `table "${table}"`
-  if (kind === 'ColumnNotFound' && typeof column === 'string') return `column "${withoutAlias(column.replace(/ of relation .*$/, ''))}"`
-  if (kind === 'DatabaseDoesNotExist' && typeof db === 'string') return `database "${db}"`
+  if (kind === 'TableDoesNotExist' && typeof table === 'string') return qualified('table', table)
+  if (kind === 'ColumnNotFound' && typeof column === 'string') return { noun: 'column', name: withoutAlias(column.replace(/ of relation .*$/, '')) }
+  if (kind === 'DatabaseDoesNotExist' && typeof db === 'string') return { noun: 'database', name: db }
   return undefined
+}
+
+/** `public.PipelineRun` (as Prisma qualifies every table) into its schema and name. */
+function qualified(noun: 'table' | 'type', name: string): MissingObject {
+  const dot = name.indexOf('.')
+  return dot === -1 ? { noun, name } : { noun, name: name.slice(dot + 1), schema: name.slice(0, dot) }
 }
 
 /** A column as PostgreSQL names it in an error may carry the statement's table alias (`r.version`). */

@@ -2,7 +2,9 @@
  * `pipeline-status migrate` as a user runs it: the built bin (global setup builds it) in a child
  * process. A fresh database migrated by the command serves the examples' database layer and the
  * handlers; a database with an app's own history is refused; `--into` writes one folder into an
- * app's migrations that then deploys after the app's own tables; `--print` and usage errors.
+ * app's migrations that then deploys after the app's own tables, and refuses a folder that does not
+ * exist; `--schema` beside an app's own history, with the handlers on it (the engine-free set-up);
+ * `--print`, `--print --after` and usage errors.
  */
 import { spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
@@ -12,7 +14,9 @@ import { fileURLToPath } from 'node:url'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
+import { PrismaPg } from '@prisma/adapter-pg'
 import { applyMigrations } from 'pipeline-status-sdk/pg'
+import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openDatabase } from '../../examples/shared/database.js'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -77,7 +81,11 @@ describe('pipeline-status migrate --into and --print', () => {
     expect(folders).toEqual(['20250101000000_app_init', written, 'migration_lock.toml'])
     expect(written).toMatch(/^\d{14}_pipeline_status$/)
     expect(first.stdout).toBe(
-      `pipeline-status migrate: wrote prisma/migrations/${written} (${PACKAGE_MIGRATIONS.join(', ')}); deploy it with your migrations (npx prisma migrate deploy)\n`,
+      `pipeline-status migrate: wrote prisma/migrations/${written} (${PACKAGE_MIGRATIONS.join(', ')}).\n` +
+        "Next: apply it with your app's migrations: npx prisma migrate deploy (npx prisma migrate dev in development).\n" +
+        "Both run Prisma's schema engine, which the Prisma CLI downloads first. Where that download is blocked, delete the\n" +
+        "folder again and keep the package's tables in a PostgreSQL schema of their own, which needs no engine:\n" +
+        'npx pipeline-status migrate --schema pipeline (docs/operations.md, "When the Prisma engine cannot be downloaded").\n',
     )
     const sql = await readFile(join(app, 'prisma/migrations', written, 'migration.sql'), 'utf8')
     expect([...sql.matchAll(/^-- pipeline-status-sdk migration: (\S+)$/gm)].map((match) => match[1])).toEqual(PACKAGE_MIGRATIONS)
@@ -103,6 +111,17 @@ describe('pipeline-status migrate --into and --print', () => {
       await pglite.close()
     }
   }, 180_000)
+
+  it('--into refuses a folder that does not exist (a typo), naming it and the fix, and creates nothing', async () => {
+    const app = await appWithOwnMigrations('app-typo')
+    const result = await run(['migrate', '--into', 'prisma/migration'], {}, app)
+    expect(result).toMatchObject({ code: 1, stdout: '' })
+    expect(result.stderr).toBe(
+      'pipeline-status: The folder prisma/migration does not exist: create it (mkdir -p prisma/migration) or check the path. ' +
+        "--into writes into your app's migrations folder (usually prisma/migrations, next to prisma/schema.prisma)\n",
+    )
+    expect((await readdir(join(app, 'prisma'))).sort()).toEqual(['migrations'])
+  })
 
   it('--into refuses a history whose own migration already creates PipelineRun, and writes nothing', async () => {
     const app = await appWithOwnMigrations('app-own-copy')
@@ -139,6 +158,39 @@ describe('pipeline-status migrate --into and --print', () => {
     }
   }, 180_000)
 
+  it('--print --after writes only the later migrations, for a DBA upgrading a database printed before', async () => {
+    const [, second, ...later] = PACKAGE_MIGRATIONS
+    const last = PACKAGE_MIGRATIONS.at(-1)!
+    const full = await run(['migrate', '--print'])
+    // Every script ends naming its last migration and the command for the next upgrade.
+    expect(full.stdout.endsWith(`\n-- The last migration of pipeline-status-sdk here is ${last}: after upgrading pipeline-status-sdk, print only what is new with\n-- npx pipeline-status migrate --print --after ${last}\n`)).toBe(true)
+
+    const upgrade = await run(['migrate', '--print', '--after', second!])
+    expect(upgrade).toMatchObject({ code: 0, stderr: '' })
+    expect([...upgrade.stdout.matchAll(/^-- pipeline-status-sdk migration: (\S+)$/gm)].map((match) => match[1])).toEqual(later)
+    expect(upgrade.stdout).toContain(`the SQL of its ${later.length} migrations after ${second}`)
+
+    // A database that ran the first two migrations, upgraded with the script, equals one that ran all.
+    const upgraded = new PGlite()
+    const fresh = new PGlite()
+    try {
+      for (const name of PACKAGE_MIGRATIONS.slice(0, 2)) await upgraded.exec(await readFile(join(root, 'prisma/migrations', name, 'migration.sql'), 'utf8'))
+      await upgraded.exec(upgrade.stdout)
+      await fresh.exec(full.stdout)
+      const shape = `SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2`
+      expect((await upgraded.query(shape)).rows).toEqual((await fresh.query(shape)).rows)
+      expect((await upgraded.query(shape)).rows.length).toBeGreaterThan(0)
+    } finally {
+      await upgraded.close()
+      await fresh.close()
+    }
+
+    const current = await run(['migrate', '--print', '--after', last])
+    expect(current).toMatchObject({ code: 0, stderr: '' })
+    expect(current.stdout).not.toContain('-- pipeline-status-sdk migration: ')
+    expect(current.stdout).toContain('-- Nothing to run: the database has every migration of pipeline-status-sdk')
+  }, 180_000)
+
   it('answers wrong arguments with exit code 2 and the fix', async () => {
     for (const [args, message] of [
       [['migrate', '--into', 'x', '--print'], 'give --into or --print, not both'],
@@ -147,6 +199,8 @@ describe('pipeline-status migrate --into and --print', () => {
       [['migrate', '--print', '--database-url', 'postgresql://x/y'], '--print touches no database: drop --database-url'],
       [['migrate', '--database-url', 'mysql://x/y'], "--database-url must be a postgresql:// URL, got 'mysql:…'"],
       [['migrate', '--int', 'x'], "unknown option '--int'; did you mean '--into'?"],
+      [['migrate', '--after', PACKAGE_MIGRATIONS[0]!], '--after goes with --print'],
+      [['migrate', '--print', '--after', '20990101000000_nope'], `--after 20990101000000_nope is not a migration of pipeline-status-sdk`],
     ] as const) {
       const result = await run([...args])
       expect(result.code, args.join(' ')).toBe(2)
@@ -175,6 +229,7 @@ describe('pipeline-status migrate in an app without pg', () => {
     const printed = await run(['migrate', '--print'], {}, app, installedBin)
     expect(printed).toMatchObject({ code: 0, stderr: '' })
     expect([...printed.stdout.matchAll(/^-- pipeline-status-sdk migration: (\S+)$/gm)].map((match) => match[1])).toEqual(PACKAGE_MIGRATIONS)
+    await mkdir(join(app, 'prisma/migrations'), { recursive: true })
     const into = await run(['migrate', '--into', 'prisma/migrations'], {}, app, installedBin)
     expect(into).toMatchObject({ code: 0, stderr: '' })
     expect((await readdir(join(app, 'prisma/migrations'))).filter((name) => name.endsWith('_pipeline_status'))).toHaveLength(1)
@@ -233,7 +288,7 @@ describe.runIf(usesPostgres())('pipeline-status migrate on PostgreSQL', () => {
     }
   })
 
-  it("refuses a database with an app's own history, exit code 1, naming --into; --schema migrates a schema of its own there", async () => {
+  it("refuses a database with an app's own history, exit code 1, naming --into; --schema pipeline gives the package a schema of its own there, on which the handlers work with the adapter's and the store's schema option", async () => {
     const url = await emptyDatabase()
     const app = await appWithOwnMigrations('app-db')
     await applyMigrations(url, { migrationsDir: join(app, 'prisma/migrations') })
@@ -243,8 +298,43 @@ describe.runIf(usesPostgres())('pipeline-status migrate on PostgreSQL', () => {
     expect(refused.stderr).toMatch(/^pipeline-status: The migration history of schema "public" holds migrations that are not pipeline-status-sdk's \(20250101000000_app_init\)/)
     expect(refused.stderr).toContain('pipeline-status migrate --into prisma/migrations')
 
-    const own = await run(['migrate', '--database-url', url, '--schema', 'pipeline_status'])
+    const own = await run(['migrate', '--database-url', url, '--schema', 'pipeline'])
     expect(own.stderr).toBe('')
-    expect(own.stdout).toContain(`applied ${PACKAGE_MIGRATIONS.length} migrations to schema "pipeline_status"`)
+    expect(own.stdout).toBe(`pipeline-status migrate: applied ${PACKAGE_MIGRATIONS.length} migrations to schema "pipeline" (${PACKAGE_MIGRATIONS.join(', ')})\n`)
+
+    // The engine-free set-up of docs/operations.md: the app's client on schema "pipeline" (the
+    // adapter's schema option) and the store told the same; the app's own history is untouched.
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }, { schema: 'pipeline' }) })
+    const pool = new pg.Pool({ connectionString: url, max: 2 })
+    try {
+      for (const store of [createPrismaStore({ prisma, schema: 'pipeline' }), createPrismaStore({ prisma, schema: 'pipeline', pool })]) {
+        const handlers = createPipelineStatusHandlers({ store, secret: 'schema-secret', logger: { warn: () => {}, error: () => {} } })
+        const runId = `in-schema-${Math.random().toString(16).slice(2, 10)}`
+        const send = (path: string, body?: unknown) =>
+          handlers.fetch(
+            new Request(`http://app.test/api/pipeline${path}`, {
+              method: body === undefined ? 'GET' : 'POST',
+              headers: { 'x-webhook-secret': 'schema-secret', 'content-type': 'application/json' },
+              ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+            }),
+          )
+        expect((await send('/runs', { id: runId })).status).toBe(201)
+        expect((await send(`/${runId}/stage-update`, { stageNumber: 1, stageName: 'Input Processing', status: 'COMPLETED', output: '{}' })).status).toBe(200)
+        expect(((await (await send(`/${runId}/status`)).json()) as { stages: Array<{ status: string }> }).stages.map((stage) => stage.status)).toEqual(['COMPLETED'])
+        expect(await prisma.pipelineRun.findUnique({ where: { id: runId } })).toMatchObject({ status: 'PROCESSING' })
+      }
+    } finally {
+      await pool.end()
+      await prisma.$disconnect()
+    }
+    const direct = new pg.Client({ connectionString: url })
+    await direct.connect()
+    try {
+      expect((await direct.query(`SELECT migration_name FROM public._prisma_migrations`)).rows).toEqual([{ migration_name: '20250101000000_app_init' }])
+      expect((await direct.query(`SELECT count(*)::int AS n FROM pipeline."PipelineRun"`)).rows).toEqual([{ n: 2 }])
+      expect((await direct.query(`SELECT to_regclass('public."PipelineRun"') AS t`)).rows).toEqual([{ t: null }])
+    } finally {
+      await direct.end()
+    }
   })
 })

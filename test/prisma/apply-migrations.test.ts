@@ -3,7 +3,8 @@
  * databases, real PostgreSQL (when DATABASE_URL is set) and PGlite: what it records is checked
  * against a fixture of what Prisma 7's `migrate deploy` writes (derived from prisma-engines, see
  * the fixture's $comment); then the handlers work on the result; reruns change nothing; foreign
- * or altered history is refused; `schema`; the CONCURRENTLY rule; failures and the lock.
+ * or altered history is refused; `schema`; the CONCURRENTLY rule; failures and the lock; a
+ * transaction pooler (a real PgBouncer) is refused before anything changes, a session pooler is not.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -23,6 +24,8 @@ import { CREATE_MIGRATIONS_TABLE } from '../../src/pg/migrate.js'
 import { migrationChecksum } from '../../src/pg/migration-files.js'
 import { usesPostgres } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
+import { toolForTests } from '../support/optional-tools.js'
+import { pgbouncerTool, startPgBouncer } from '../support/pgbouncer.js'
 import fixture from './fixtures/prisma7-migrations-table.json' with { type: 'json' }
 
 /**
@@ -297,6 +300,31 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
     expect(await history(other)).toEqual(rows)
   }, TIMEOUT_MS)
 
+  it("answers 503 naming the schema and the adapter's schema option when the app's adapter is given the URL's ?schema=, which it ignores", async () => {
+    const db = await emptyPostgres()
+    const withSchema = new URL(db.url!)
+    withSchema.searchParams.set('schema', 'pipeline')
+    await applyMigrations(withSchema.toString())
+    // What a user writes first: the same URL for the adapter, which does not read ?schema=.
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: withSchema.toString() }) })
+    const pool = new pg.Pool({ connectionString: db.url!, max: 1 })
+    try {
+      for (const store of [createPrismaStore({ prisma }), createPrismaStore({ prisma, pool })]) {
+        const handlers = createPipelineStatusHandlers({ store, secret: 'migrate-secret', logger: { warn: () => {}, error: () => {} } })
+        const response = await handlers.fetch(new Request('http://app.test/api/pipeline/any-run/status', { headers: { 'x-webhook-secret': 'migrate-secret' } }))
+        expect(response.status).toBe(503)
+        const problem = (await response.json()) as { code: string; detail: string }
+        expect(problem.code).toBe('database_not_migrated')
+        expect(problem.detail).toMatch(/^The table "(PipelineRun|StageOutput)" does not exist in (schema "public"|the schema of the connection's search_path \(normally "public"\))/)
+        expect(problem.detail).toContain('`?schema=NAME` in the URL, which @prisma/adapter-pg ignores')
+        expect(problem.detail).toContain("new PrismaPg({ connectionString }, { schema: 'NAME' }) and new PrismaStore(prisma, { schema: 'NAME' })")
+      }
+    } finally {
+      await pool.end()
+      await prisma.$disconnect()
+    }
+  }, TIMEOUT_MS)
+
   it("waits for Prisma's advisory lock and gives up after lockTimeoutMs, naming the holder", async () => {
     const db = await emptyPostgres()
     const holder = new pg.Client({ connectionString: db.url! })
@@ -323,6 +351,36 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
       expect((await pool.query(`SELECT count(*)::int AS n FROM "PipelineRun"`)).rows).toEqual([{ n: 0 }])
     } finally {
       await pool.end()
+    }
+  }, TIMEOUT_MS)
+})
+
+const PGBOUNCER = toolForTests(pgbouncerTool('test/prisma/apply-migrations.test.ts', 'applyMigrations behind PgBouncer'))
+
+describe.skipIf(!PGBOUNCER || !usesPostgres())('applyMigrations behind PgBouncer (needs DATABASE_URL)', () => {
+  it('refuses a pooler in transaction mode before changing anything, naming DIRECT_DATABASE_URL; migrates through one in session mode', async () => {
+    const db = await emptyPostgres()
+    const transaction = await startPgBouncer({ databaseUrl: db.url!, poolMode: 'transaction', binary: PGBOUNCER as string })
+    try {
+      const error = await applyMigrations(transaction.url).catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(MigrationError)
+      expect(error).toMatchObject({ code: 'transaction-pooler' })
+      expect((error as Error).message).toMatch(
+        /^The connection goes through a connection pooler in transaction mode \(PgBouncer's pool_mode = transaction, or a provider's pooled port\): two connections of this migration were served by the same server process \(\d+\), so Prisma's advisory lock 72707369/,
+      )
+      expect((error as Error).message).toContain('Nothing was changed. Migrate over a direct connection to PostgreSQL: set DIRECT_DATABASE_URL (or --database-url)')
+      // Refused before the lock and the history: nothing to clean up on a pooled server connection.
+      expect(await db.sql(`SELECT to_regclass('public._prisma_migrations') AS t`)).toEqual([{ t: null }])
+      expect(await db.sql(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369`)).toEqual([{ n: 0 }])
+    } finally {
+      await transaction.stop()
+    }
+
+    const session = await startPgBouncer({ databaseUrl: db.url!, poolMode: 'session', binary: PGBOUNCER as string })
+    try {
+      expect((await applyMigrations(session.url)).applied).toEqual(PACKAGE_MIGRATIONS)
+    } finally {
+      await session.stop()
     }
   }, TIMEOUT_MS)
 })

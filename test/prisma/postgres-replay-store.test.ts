@@ -123,7 +123,7 @@ describe('createPostgresReplayStore across two handler instances', () => {
         const response = await handlers.fetch(await signedStage('run_1', body, id))
         const problem = await expectProblem(response, 503, 'database_not_migrated')
         expect(response.headers.get('retry-after')).not.toBeNull()
-        expect(problem.detail).toMatch(/^The table "(public\.)?WebhookMessage" does not exist: .*`prisma migrate deploy`/)
+        expect(problem.detail).toMatch(/^The table "WebhookMessage" does not exist in (schema "public"|the schema of the connection's search_path \(normally "public"\)): .*`prisma migrate deploy`/)
       }
       expect(errors).toHaveLength(1)
       expect(errors[0]).toMatch(/table "(public\.)?WebhookMessage" does not exist/)

@@ -115,6 +115,7 @@ export function knownRequirements(): OptionalTool[] {
     postgresTool('test/prisma/non-utc-database.test.ts', 'databases in a non-UTC TimeZone'),
     postgresTool('test/prisma/pgbouncer.test.ts', 'PrismaStore behind PgBouncer'),
     listenThroughPgBouncerTool(),
+    pgbouncerTool('test/prisma/apply-migrations.test.ts', 'applyMigrations behind PgBouncer'),
   ]
 }
 
