@@ -4,7 +4,7 @@ import { LIVE_EVENTS, mergeRunUpdate, RunEndEvent, RunSnapshotEvent, RunUpdateEv
 import { Problem } from '../contract/problem.js'
 import { RunStatusResponse } from '../contract/records.js'
 import { parseRetryAfter } from '../contract/retry-after.js'
-import { DEFAULT_BASE_PATH } from '../contract/routes.js'
+import { DEFAULT_BASE_PATH, routeUrl } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
 import { isPositive } from '../internal/is-positive.js'
@@ -232,10 +232,9 @@ function isFatalStatus(status: number): boolean {
  * ```
  */
 export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {}): RunSubscription {
-  const base = (options.url ?? DEFAULT_BASE_PATH).replace(/\/+$/, '')
-  const id = encodeURIComponent(runId)
-  const eventsUrl = `${base}/${id}/events?outputs=changed`
-  const statusUrl = `${base}/${id}/status`
+  const base = options.url ?? DEFAULT_BASE_PATH
+  const eventsUrl = `${routeUrl(base, 'events', { runId })}?outputs=changed`
+  const statusUrl = routeUrl(base, 'status', { runId })
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const maxDelay = positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS)
   const pollInterval = positive(options.pollIntervalMs, DEFAULT_POLL_INTERVAL_MS)

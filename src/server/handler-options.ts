@@ -2,13 +2,13 @@ import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { StageCatalogue } from '../contract/stages.js'
 import type { Store } from '../core/store.js'
 import type { HandlerConfigurationError } from './configuration-error.js'
-import type { CorsOptions } from './cors.js'
+import type { CorsOptions } from './http/cors.js'
 import type { createPipelineStatusHandlers } from './handlers.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import type { HandlerLogger } from './logger.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
-import type { HttpProblemError } from './problem-response.js'
-import type { WebhookSigningOptions } from './webhook-auth.js'
+import type { HttpProblemError } from './http/problem-response.js'
+import type { WebhookSigningOptions } from './auth/webhook-auth.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024

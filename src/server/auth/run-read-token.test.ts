@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { MemoryStore } from '../core/memory-store.js'
-import { HandlerConfigurationError } from './configuration-error.js'
-import { createPipelineStatusHandlers } from './handlers.js'
+import { MemoryStore } from '../../core/memory-store.js'
+import { HandlerConfigurationError } from '../configuration-error.js'
+import { createPipelineStatusHandlers } from '../handlers.js'
 import { createRunReadToken, verifyRunReadToken } from './run-read-token.js'
 
 const SECRET = 'read-token-secret-for-unit-tests-0001'
