@@ -64,7 +64,10 @@ export const ROUTE_TABLE = {
   openApi: { method: 'GET', path: '/openapi.json', access: 'public', caller: 'reader' },
 } as const satisfies Record<string, RouteSpec>
 
-/** Every route the handlers serve, by name: the contract's routes and the OpenAPI document. */
+/**
+ * Every route the handlers serve, by name: the contract's routes and the OpenAPI document.
+ * @inline
+ */
 export type ServedRouteName = keyof typeof ROUTE_TABLE
 
 /** The routes of the contract, by name; `events` is the live status stream (`text/event-stream`). */
