@@ -9,7 +9,7 @@ import { ENV_WEBHOOK_SECRET } from '../src/contract/index.js'
 import { createOpenApiDocument } from '../src/contract/openapi.js'
 import { PACKAGE_VERSION } from '../src/contract/package-info.js'
 import { listMigrationFiles, packageMigrationsDir, renderMigrationScript, writeMigrationsInto } from '../src/pg/migration-files.js'
-import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
+import { resolveWebhookSecrets } from '../src/server/auth/webhook-auth.js'
 import type { MockServerRequestEntry } from './mock-http-server.js'
 
 const HELP = `Usage: pipeline-status <command> [options]

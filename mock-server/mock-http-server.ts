@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { readSmallBody, toWebRequest, writeWebResponse } from '../src/server/node-bridge.js'
+import { readSmallBody, toWebRequest, writeWebResponse } from '../src/server/http/node-bridge.js'
 import { type PipelineMock, type PipelineMockOptions, createPipelineMock } from './pipeline-mock.js'
 
 /** Options of {@link startMockServer}: the mock's options plus where to listen. */

@@ -8,6 +8,7 @@ import {
   type RunStatusResponse,
   matchRoute,
 } from '../src/contract/index.js'
+import { routeSpec } from '../src/contract/routes.js'
 import type { OnRunEnded } from '../src/core/hooks.js'
 import { createRun, failStaleRuns } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
@@ -15,7 +16,7 @@ import type { Store } from '../src/core/store.js'
 import { toRunRecord, toStatusResponse } from '../src/core/state-to-records.js'
 import { type PipelineStatusHandlers, createPipelineStatusHandlers } from '../src/server/handlers.js'
 import { DEFAULT_MAX_BODY_BYTES, type PipelineStatusHandlersSettings } from '../src/server/handler-options.js'
-import { resolveWebhookSecrets } from '../src/server/webhook-auth.js'
+import { resolveWebhookSecrets } from '../src/server/auth/webhook-auth.js'
 import { type Fault, FaultRegistry, faultResponse } from './faults.js'
 
 /** The secret the mock accepts when none is configured and `WEBHOOK_SECRET` is unset. */
@@ -161,7 +162,8 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
       record(action.status)
       return faultResponse(action)
     }
-    if (autoCreateRuns && runId !== undefined && (route === 'stageUpdate' || route === 'complete' || route === 'heartbeat')) {
+    // The runner's routes of one run (the table's `caller: 'runner'`): a runner that never calls POST /runs.
+    if (autoCreateRuns && runId !== undefined && route !== undefined && routeSpec(route).caller === 'runner') {
       await createRun(store, { id: runId, now: clock() })
     }
     const response = await server.fetch(request)

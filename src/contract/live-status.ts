@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { PipelineRunRecord, RunStatusResponse, StageOutputRecord } from './records.js'
-import { DEFAULT_BASE_PATH, normalizeBasePath } from './routes.js'
+import { DEFAULT_BASE_PATH, routePath } from './routes.js'
 
 /**
  * The event names of the live status stream (`GET {basePath}/{runId}/events`,
@@ -78,7 +78,7 @@ export type RunEndEvent = z.infer<typeof RunEndEvent>
  */
 export function runEventsPath(runId: string, basePath: string = DEFAULT_BASE_PATH): string {
   if (runId === '') throw new TypeError('The events route needs a run id')
-  return `${normalizeBasePath(basePath)}/${encodeURIComponent(runId)}/events`
+  return routePath('events', runId, basePath)
 }
 
 /**

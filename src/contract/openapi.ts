@@ -267,7 +267,7 @@ function componentSchemas(named: readonly NamedSchema[], io: 'input' | 'output')
 
 function operation(name: string, route: ContractRoute, head: boolean): JsonObject {
   const parameters: unknown[] = []
-  if (route.path.includes('{runId}')) parameters.push(ref('parameters', 'RunId'))
+  for (const [, param] of route.path.matchAll(/\{([^}]+)\}/g)) parameters.push(ref('parameters', pathParameterName(param as string)))
   if (route.access !== 'public') {
     parameters.push({
       name: HEADERS.webhookId,
@@ -345,16 +345,25 @@ function signedRoute(route: ContractRoute, head: boolean): string {
   return `${head ? 'HEAD' : route.method} ${route.path.slice(1)}`
 }
 
+/** The `components.parameters` name of each path parameter a route template may hold. */
+const PATH_PARAMETERS: Readonly<Record<string, string>> = { runId: 'RunId' }
+
+function pathParameterName(param: string): string {
+  const name = PATH_PARAMETERS[param]
+  if (name === undefined) throw new TypeError(`The path parameter {${param}} has no component in openapi.ts`)
+  return name
+}
+
 function webhookIdExample(route: ContractRoute, head: boolean): string {
-  return `${signedRoute(route, head).replace('{runId}', 'run_1')} <unique>`
+  return `${signedRoute(route, head).replace(/\{([^}]+)\}/g, (_, param: string) => (param === 'runId' ? 'run_1' : '1'))} <unique>`
 }
 
 function webhookIdPattern(route: ContractRoute, head: boolean): string {
-  const [prefix = '', suffix = ''] = signedRoute(route, head)
-    .split('{runId}')
+  const parts = signedRoute(route, head)
+    .split(/\{[^}]+\}/)
     .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-  // A run id has no `/` and no space (RunId), and something unique must follow.
-  return route.path.includes('{runId}') ? `^${prefix}[^/ ]+${suffix} .+$` : `^${prefix} .+$`
+  // A path parameter (a run id: RunId) has no `/` and no space, and something unique must follow.
+  return `^${parts.join('[^/ ]+')} .+$`
 }
 
 function headersOf(headers: RouteAnswer['headers'] = []): JsonObject | undefined {

@@ -1,8 +1,8 @@
 /**
- * The route registry: every route of the contract as data (method, path, request body,
- * answers, problem codes, headers), the one source the OpenAPI document is generated from
- * (`openapi.ts`). A new route is one entry here; `src/contract/openapi.test.ts` fails while a
- * route the handlers serve (`ROUTE_METHODS`) has none.
+ * What the OpenAPI document says about each route of the route table (`routes.ts`): its prose,
+ * request body, answers, problem codes and headers. Keyed by the table's route names and typed
+ * `Record<ServedRouteName, RouteDocs>`, so a route added to the table does not compile until it
+ * is described here; its method, path and access come from the table, never written twice.
  */
 import type { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
@@ -16,7 +16,7 @@ import {
   RunStatusResponse,
   StageUpdateResponse,
 } from './records.js'
-import { normalizeBasePath, ROUTE_METHODS } from './routes.js'
+import { ROUTE_TABLE, type RouteSpec, type ServedRouteName } from './routes.js'
 import { CancelRun, Heartbeat } from './runner-control.js'
 import { StageUpdate } from './stage-update.js'
 
@@ -32,13 +32,6 @@ export interface NamedSchema {
 export function named(name: string, schema: z.ZodType): NamedSchema {
   return { name, schema }
 }
-
-/**
- * Who may call a route: `write` needs `X-Webhook-Secret` or a Standard Webhooks signature;
- * `read` also takes a run read token or whatever the app's `authorize` hook allows; `public`
- * needs nothing.
- */
-export type RouteAccess = 'write' | 'read' | 'public'
 
 /** A successful answer of a route. */
 export interface RouteAnswer {
@@ -62,18 +55,12 @@ export type ResponseHeaderName = 'ETag' | 'Cache-Control' | 'Retry-After' | 'All
 /** The request headers the registry can name beyond authentication. */
 export type RequestHeaderName = 'Idempotency-Key' | 'If-None-Match' | 'Last-Event-ID'
 
-/** One route of the contract. */
-export interface ContractRoute {
-  /** The HTTP method; a `GET` route answers `HEAD` too (RFC 9110 §9.3.2). */
-  readonly method: 'GET' | 'POST'
-  /** The path after the base path, as an OpenAPI template: `/{runId}/stage-update`. */
-  readonly path: string
+/** What the document says about one route, beyond the table's method, path and access. */
+export interface RouteDocs {
   /** One line for people. */
   readonly summary: string
   /** What it does, for people (Markdown). */
   readonly description: string
-  /** Who may call it. */
-  readonly access: RouteAccess
   /** The JSON request body, if any; `required: false` when it may be absent. */
   readonly body?: { readonly schema: NamedSchema; readonly required: boolean }
   /** The successful answers by status code. */
@@ -82,12 +69,10 @@ export interface ContractRoute {
   readonly problems: readonly ProblemCode[]
   /** Request headers it reads or that clients send, beyond authentication. */
   readonly requestHeaders?: readonly RequestHeaderName[]
-  /**
-   * Answers a CORS preflight `OPTIONS` (204) when the handlers' `cors` option is set; without it
-   * `OPTIONS` is a 405 like any other method.
-   */
-  readonly preflight?: true
 }
+
+/** One route of the contract as the document describes it: its table entry and its docs. */
+export type ContractRoute = RouteSpec & RouteDocs
 
 /** Every route can answer these: a too long URL, an unexpected error, a misconfigured Next.js route. */
 const EVERY_ROUTE: readonly ProblemCode[] = ['uri_too_long', 'internal_error', 'configuration_error']
@@ -111,22 +96,16 @@ const READ: readonly ProblemCode[] = [
 ]
 
 /** The file name the document is served under, after the base path: `{basePath}/openapi.json`. */
-export const OPENAPI_DOCUMENT_NAME = 'openapi.json'
+export const OPENAPI_DOCUMENT_NAME = ROUTE_TABLE.openApi.path.slice(1)
 
 const NO_STORE = { name: 'Cache-Control', required: true } as const
 
-/**
- * The routes of the contract, by name (the names of `ROUTE_METHODS` where the handlers route
- * them). Paths are relative to the base path.
- */
-export const CONTRACT_ROUTES = {
+/** The docs of each route of the table, in the order the document lists them. */
+const ROUTE_DOCS = {
   createRun: {
-    method: ROUTE_METHODS.createRun,
-    path: '/runs',
     summary: 'Create a run',
     description:
       'Creates a run, or returns the existing one with that id (idempotent by id). Without an `id` the server picks a random UUID, so a caller that retries should choose the id itself. The body may be absent (then without `Content-Type`).',
-    access: 'write',
     body: { schema: named('CreateRun', CreateRun), required: false },
     answers: {
       201: { description: 'The run was created.', json: named('CreateRunResponse', CreateRunResponse), headers: [NO_STORE] },
@@ -136,12 +115,9 @@ export const CONTRACT_ROUTES = {
     requestHeaders: ['Idempotency-Key'],
   },
   stageUpdate: {
-    method: ROUTE_METHODS.stageUpdate,
-    path: '/{runId}/stage-update',
     summary: 'Report a stage',
     description:
       "Stores one stage's status and derives the run's in the same write. The same update again is a no-op answered 200 (`duplicate`); a final status again with a different `output` is 200 `conflict` (the stored output stays; nothing changes); a late `PROCESSING` is `stale`; an update that contradicts a finished run's outcome is 409 and changes nothing. `stageNumber` must be 1..N, N being the last stage of the server's catalogue (five by default).",
-    access: 'write',
     body: { schema: named('StageUpdate', StageUpdate), required: true },
     answers: {
       200: { description: 'Stored, or recognised as a retry, a late arrival or a conflicting repeat (`outcome`).', json: named('StageUpdateResponse', StageUpdateResponse), headers: [NO_STORE] },
@@ -150,12 +126,9 @@ export const CONTRACT_ROUTES = {
     requestHeaders: ['Idempotency-Key'],
   },
   status: {
-    method: ROUTE_METHODS.status,
-    path: '/{runId}/status',
     summary: "Read a run's status",
     description:
       'The run and its stored stages, ordered by stage number; a stage that never reported is absent (`PENDING`). The `ETag` is the run version: sent back as `If-None-Match`, it answers 304 without a body until the run or one of its stages changes.',
-    access: 'read',
     answers: {
       200: {
         description: 'The run and its stages.',
@@ -176,15 +149,11 @@ export const CONTRACT_ROUTES = {
     },
     problems: READ,
     requestHeaders: ['If-None-Match'],
-    preflight: true,
   },
   complete: {
-    method: ROUTE_METHODS.complete,
-    path: '/{runId}/complete',
     summary: 'End a run',
     description:
       "Ends the run explicitly and hands the body's app-specific fields to the app's `onRunCompleted` hook, exactly once per run (`applied`), also when the last stage had already completed the run. Later calls answer `duplicate`; `COMPLETED` for a run that FAILED or was CANCELLED is 409.",
-    access: 'write',
     body: { schema: named('CompleteRun', CompleteRun), required: true },
     answers: {
       200: { description: 'Completed (`applied`) or already completed (`duplicate`).', json: named('CompleteRunResponse', CompleteRunResponse), headers: [NO_STORE] },
@@ -193,12 +162,9 @@ export const CONTRACT_ROUTES = {
     requestHeaders: ['Idempotency-Key'],
   },
   heartbeat: {
-    method: ROUTE_METHODS.heartbeat,
-    path: '/{runId}/heartbeat',
     summary: 'Say the runner is alive',
     description:
       "Records the run's last activity (and the announced heartbeat interval) without changing its status or version; with `progress` (and `stageNumber`) it also stores the running stage's progress, the highest `seq` winning. The answer carries the run as stored, so a runner learns here that its run was cancelled, failed by the stale-run sweeper or completed elsewhere. The body may be absent.",
-    access: 'write',
     body: { schema: named('Heartbeat', Heartbeat), required: false },
     answers: {
       200: { description: 'Recorded; `run` is the run as stored.', json: named('HeartbeatResponse', HeartbeatResponse), headers: [NO_STORE] },
@@ -207,12 +173,9 @@ export const CONTRACT_ROUTES = {
     requestHeaders: ['Idempotency-Key'],
   },
   cancel: {
-    method: ROUTE_METHODS.cancel,
-    path: '/{runId}/cancel',
     summary: 'Cancel a run',
     description:
       "Cancels the run and its `PROCESSING` stage in one write (the web app's call). Idempotent: a second cancel answers 200 `duplicate`; a run already COMPLETED or FAILED is 409 and changes nothing. JSON only, so no cross-site form can send it. Authorized by the webhook secret or signature, or by the app's `authorize` hook with `action: 'cancel'`.",
-    access: 'write',
     body: { schema: named('CancelRun', CancelRun), required: true },
     answers: {
       200: { description: 'Cancelled (`applied`) or already cancelled (`duplicate`).', json: named('CancelRunResponse', CancelRunResponse), headers: [NO_STORE] },
@@ -221,12 +184,9 @@ export const CONTRACT_ROUTES = {
     requestHeaders: ['Idempotency-Key'],
   },
   events: {
-    method: 'GET',
-    path: '/{runId}/events',
     summary: "Stream a run's status (Server-Sent Events)",
     description:
       "A Server-Sent Events stream of the run: `event: snapshot` first (the status document), then `event: update` (the run and every stage changed since the previous event), then `event: end` once the run is finished, and the server closes. Each event's `id:` is the run version; a reconnect with `Last-Event-ID` is brought up to date. `retry:` comes first, then the comment `: keep-alive-ms <ms>` announcing the keep-alive interval; a `: keep-alive` comment follows every interval (15 s by default), and a subscriber that receives nothing for about three intervals should reconnect. With the query `outputs=changed`, an `update` stage whose output is unchanged since this stream sent it has no `output` member (keep the one you have). The `data:` of each event is JSON, described by the schemas `x-sse-events` names.",
-    access: 'read',
     answers: {
       200: {
         description: 'The event stream.',
@@ -239,26 +199,22 @@ export const CONTRACT_ROUTES = {
     },
     problems: [...READ, 'too_many_streams'],
     requestHeaders: ['Last-Event-ID'],
-    preflight: true,
   },
   openApi: {
-    method: 'GET',
-    path: `/${OPENAPI_DOCUMENT_NAME}`,
     summary: 'This OpenAPI document',
     description: 'The OpenAPI 3.1 document of the contract, with the base path it is served under as its server URL. Needs no secret.',
-    access: 'public',
     answers: { 200: { description: 'The OpenAPI document.', openApiDocument: true, headers: [{ name: 'Cache-Control', required: true }] } },
     problems: EVERY_ROUTE,
   },
-} as const satisfies Record<string, ContractRoute>
-
-/** The name of a route in {@link CONTRACT_ROUTES}. */
-export type ContractRouteName = keyof typeof CONTRACT_ROUTES
+} as const satisfies Record<ServedRouteName, RouteDocs>
 
 /**
- * Whether a request path is the OpenAPI document's, `{basePath}/openapi.json` (trailing slashes
- * ignored, as for every route).
+ * The routes of the contract, by name, as the document describes them: each table entry
+ * (method, path relative to the base path, access) with its docs.
  */
-export function isOpenApiDocumentPath(pathname: string, basePath: string): boolean {
-  return pathname.replace(/\/+$/, '') === `${normalizeBasePath(basePath)}/${OPENAPI_DOCUMENT_NAME}`
-}
+export const CONTRACT_ROUTES = Object.fromEntries(
+  (Object.keys(ROUTE_DOCS) as ServedRouteName[]).map((name) => [name, { ...ROUTE_TABLE[name], ...ROUTE_DOCS[name] }]),
+) as { readonly [R in ServedRouteName]: (typeof ROUTE_TABLE)[R] & (typeof ROUTE_DOCS)[R] }
+
+/** The name of a route in {@link CONTRACT_ROUTES}. */
+export type ContractRouteName = ServedRouteName

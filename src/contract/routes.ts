@@ -1,19 +1,100 @@
+/**
+ * THE route table: every route the handlers serve, as data (its method, its path template, who
+ * may call it, who sends it). Everything else is derived from it: the paths clients build
+ * (`routePath`, the subscriber's URLs), the matching of request paths (`matchRoute`,
+ * `findRoute`), the methods and `Allow` headers, the handlers' dispatch (a record keyed by
+ * route name, so a route without a handler does not compile), the Next.js adapter's exports,
+ * the Express adapter's one match per request, the mock's auto-create rule, and the OpenAPI
+ * document (`route-registry.ts` adds each route's prose and schemas, keyed by the same names).
+ * A new route is one entry here plus its handler; see docs/design.md, "Where things live".
+ */
+
 /** The base path all routes live under unless configured otherwise. */
 export const DEFAULT_BASE_PATH = '/api/pipeline'
 
+/** The methods a route of the table is declared with (a `GET` route answers `HEAD` too). */
+export type RouteMethod = 'GET' | 'POST'
+
+/**
+ * Who may call a route: `write` needs `X-Webhook-Secret` or a Standard Webhooks signature;
+ * `read` also takes a run read token or whatever the app's `authorize` hook allows; `public`
+ * needs nothing.
+ */
+export type RouteAccess = 'write' | 'read' | 'public'
+
+/** Who sends a route's requests: the pipeline runner, the web app, or a reader (a page, the app). */
+export type RouteCaller = 'runner' | 'app' | 'reader'
+
+/** One entry of the route table. */
+export interface RouteSpec {
+  /** The HTTP method; a `GET` route answers `HEAD` too (RFC 9110 §9.3.2). */
+  readonly method: RouteMethod
+  /**
+   * The path after the base path, as a template: literal segments and `{name}` parameters, one
+   * segment each (`/{runId}/stages/{stageNumber}/output`). Parameters are URL-encoded when a path
+   * is built and decoded when one is matched.
+   */
+  readonly path: string
+  /** Who may call it. */
+  readonly access: RouteAccess
+  /** Who sends it. */
+  readonly caller: RouteCaller
+  /**
+   * Answers a CORS preflight `OPTIONS` (204) when the handlers' `cors` option is set; without it
+   * `OPTIONS` is a 405 like any other method.
+   */
+  readonly preflight?: true
+  /** Its answer is a stream that stays open (`text/event-stream`): adapters must not buffer it, and stop it when the client goes. */
+  readonly stream?: true
+}
+
+/**
+ * The route table (internal: entry points export what is derived from it). The key is the route's
+ * name everywhere: in `RouteName`, the handlers, the Next.js exports, the OpenAPI `operationId`.
+ * `openApi` is the document about the routes; it is served like one but is not a `RouteName`.
+ */
+export const ROUTE_TABLE = {
+  stageUpdate: { method: 'POST', path: '/{runId}/stage-update', access: 'write', caller: 'runner' },
+  status: { method: 'GET', path: '/{runId}/status', access: 'read', caller: 'reader', preflight: true },
+  complete: { method: 'POST', path: '/{runId}/complete', access: 'write', caller: 'runner' },
+  createRun: { method: 'POST', path: '/runs', access: 'write', caller: 'app' },
+  heartbeat: { method: 'POST', path: '/{runId}/heartbeat', access: 'write', caller: 'runner' },
+  cancel: { method: 'POST', path: '/{runId}/cancel', access: 'write', caller: 'app' },
+  events: { method: 'GET', path: '/{runId}/events', access: 'read', caller: 'reader', preflight: true, stream: true },
+  openApi: { method: 'GET', path: '/openapi.json', access: 'public', caller: 'reader' },
+} as const satisfies Record<string, RouteSpec>
+
+/**
+ * Every route the handlers serve, by name: the contract's routes and the OpenAPI document.
+ * @inline
+ */
+export type ServedRouteName = keyof typeof ROUTE_TABLE
+
 /** The routes of the contract, by name; `events` is the live status stream (`text/event-stream`). */
-export type RouteName = 'stageUpdate' | 'status' | 'complete' | 'createRun' | 'heartbeat' | 'cancel' | 'events'
+export type RouteName = Exclude<ServedRouteName, 'openApi'>
+
+/** The parameters a route's path template names, e.g. `'runId'`. */
+export type RouteParamName<R extends ServedRouteName> = TemplateParams<(typeof ROUTE_TABLE)[R]['path']>
+type TemplateParams<P extends string> = P extends `${string}{${infer Name}}${infer Rest}` ? Name | TemplateParams<Rest> : never
+
+/** The values of a route's path parameters, decoded. */
+export type RouteParams<R extends ServedRouteName> = { readonly [K in RouteParamName<R>]: string }
+
+const ROUTE_NAMES = Object.keys(ROUTE_TABLE) as ServedRouteName[]
+
+/** The table's entry of a route, typed as the general shape. */
+export function routeSpec(route: ServedRouteName): RouteSpec {
+  return ROUTE_TABLE[route]
+}
 
 /** HTTP method of each route. */
-export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object.freeze({
-  stageUpdate: 'POST',
-  status: 'GET',
-  complete: 'POST',
-  createRun: 'POST',
-  heartbeat: 'POST',
-  cancel: 'POST',
-  events: 'GET',
-})
+export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object.freeze(
+  Object.fromEntries(ROUTE_NAMES.filter(isRouteName).map((name) => [name, ROUTE_TABLE[name].method])) as Record<RouteName, RouteMethod>,
+)
+
+function isRouteName(name: ServedRouteName): name is RouteName {
+  return name !== 'openApi'
+}
 
 /**
  * The methods a route answers, for its `Allow` header: a `GET` route also answers `HEAD`
@@ -26,7 +107,16 @@ export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object
  * ```
  */
 export function allowedMethods(route: RouteName): readonly string[] {
-  return ROUTE_METHODS[route] === 'GET' ? ['GET', 'HEAD'] : [ROUTE_METHODS[route]]
+  return routeMethods(route)
+}
+
+/** The methods one served route answers: its own, and `HEAD` for a `GET` route. */
+export function routeMethods(route: ServedRouteName): readonly string[] {
+  return methodsOf(ROUTE_TABLE[route].method)
+}
+
+function methodsOf(method: RouteMethod): readonly string[] {
+  return method === 'GET' ? ['GET', 'HEAD'] : [method]
 }
 
 /**
@@ -44,6 +134,11 @@ export function normalizeBasePath(basePath: string): string {
   return trimmed.startsWith('/') ? trimmed : `/${trimmed}`
 }
 
+/** A path template's parameters filled in, URL-encoded; never throws (an absent one is empty). */
+export function fillTemplate(template: string, params: Readonly<Record<string, string | undefined>>): string {
+  return template.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ''))
+}
+
 /**
  * Builds the path of a route, URL-encoding the run id.
  *
@@ -58,32 +153,194 @@ export function routePath(
   runId?: string,
   basePath: string = DEFAULT_BASE_PATH,
 ): string {
-  const base = normalizeBasePath(basePath)
-  if (route === 'createRun') return `${base}/runs`
-  if (runId === undefined || runId === '') {
-    throw new TypeError(`Route ${route} needs a run id`)
+  return buildRoutePath(route, runId === undefined ? {} : { runId }, basePath)
+}
+
+/**
+ * Builds the path of any served route from its parameters (two-parameter paths too), URL-encoding
+ * each; throws a `TypeError` when one the template names is missing or empty.
+ */
+export function buildRoutePath<R extends ServedRouteName>(
+  route: R,
+  params: Partial<RouteParams<R>> | Readonly<Record<string, string | undefined>>,
+  basePath: string = DEFAULT_BASE_PATH,
+): string {
+  const values = params as Readonly<Record<string, string | undefined>>
+  const template = ROUTE_TABLE[route].path
+  for (const [, name] of template.matchAll(/\{([^}]+)\}/g)) {
+    const value = values[name as string]
+    if (value === undefined || value === '') {
+      throw new TypeError(name === 'runId' ? `Route ${route} needs a run id` : `Route ${route} needs ${name}`)
+    }
   }
-  const id = encodeURIComponent(runId)
-  switch (route) {
-    case 'stageUpdate':
-      return `${base}/${id}/stage-update`
-    case 'status':
-      return `${base}/${id}/status`
-    case 'complete':
-      return `${base}/${id}/complete`
-    case 'heartbeat':
-      return `${base}/${id}/heartbeat`
-    case 'cancel':
-      return `${base}/${id}/cancel`
-    case 'events':
-      return `${base}/${id}/events`
-  }
+  return normalizeBasePath(basePath) + fillTemplate(template, values)
+}
+
+/**
+ * The URL of a route under a base URL as a caller gives it (absolute, `https://app.example.com/api/pipeline`,
+ * or relative to a page, `/api/pipeline`), trailing slashes dropped, parameters URL-encoded. For
+ * subscribers and clients, which take a URL rather than a base path.
+ */
+export function routeUrl<R extends ServedRouteName>(
+  baseUrl: string,
+  route: R,
+  params: RouteParams<R> | Readonly<Record<string, string>>,
+): string {
+  return baseUrl.replace(/\/+$/, '') + fillTemplate(ROUTE_TABLE[route].path, params)
 }
 
 /** A path matched against the contract's routes. */
 export type RouteMatch =
   | { route: 'createRun' }
   | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events'; runId: string }
+
+/** One path template, split once: literal segments and parameter names. */
+interface CompiledPath<Name extends string> {
+  readonly segments: readonly ({ literal: string } | { param: string })[]
+  /** The routes on this path, in table order. */
+  readonly routes: Name[]
+}
+
+/** A request path matched to a path of a table: the routes on it and its decoded parameters. */
+export interface PathMatch<Name extends string = ServedRouteName> {
+  /** The routes with this path template, in table order (several when methods differ). */
+  readonly routes: readonly Name[]
+  /** The path parameters, URL-decoded. */
+  readonly params: Readonly<Record<string, string>>
+}
+
+/** A request matched to one route: the route and its decoded path parameters. */
+export interface FoundRoute<Name extends string = ServedRouteName> {
+  /** The route that answers: the one for this method, or else the first on the path (which answers 405). */
+  readonly route: Name
+  /** The path parameters, URL-decoded. */
+  readonly params: Readonly<Record<string, string>>
+}
+
+/** Matching over one route table (the contract's, or a test's). */
+export interface RouteMatcher<Name extends string> {
+  /**
+   * Matches a request path to a path template under `basePath`, trailing slashes ignored.
+   * `undefined` when none fits; a parameter that is empty or does not URL-decode is no match.
+   */
+  matchPath(pathname: string, basePath: string): PathMatch<Name> | undefined
+  /**
+   * Matches a request (method and path) to the route that answers it, once: the route on the
+   * path declared with this method (`HEAD` as `GET`), else for `OPTIONS` the one that answers a
+   * preflight, else the path's first route, which refuses the method with 405 and the path's
+   * `Allow`. `undefined` for a path of no route (404).
+   */
+  findRoute(method: string, pathname: string, basePath: string): FoundRoute<Name> | undefined
+  /** The methods answered at a route's path: every route with the same template (for a 405's `Allow`). */
+  pathMethods(route: Name): readonly string[]
+}
+
+/** Compiles a route table into its matcher: templates split once, the more literal ones first. */
+export function createRouteMatcher<Name extends string>(table: Readonly<Record<Name, RouteSpec>>): RouteMatcher<Name> {
+  const names = Object.keys(table) as Name[]
+  const byTemplate = new Map<string, CompiledPath<Name>>()
+  for (const name of names) {
+    const template = table[name].path
+    let compiled = byTemplate.get(template)
+    if (!compiled) {
+      const segments = template
+        .slice(1)
+        .split('/')
+        .map((segment) => {
+          const param = /^\{([^}]+)\}$/.exec(segment)?.[1]
+          return param === undefined ? { literal: segment } : { param }
+        })
+      compiled = { segments, routes: [] }
+      byTemplate.set(template, compiled)
+    }
+    compiled.routes.push(name)
+  }
+  // The leftmost literal segment wins (`/runs/counts` before `/{runId}/status`, `/dashboard/{asset}`
+  // before `/{runId}/status`); the sort is stable, so otherwise table order decides.
+  const compiledPaths = [...byTemplate.values()].sort((a, b) => literalFirst(a.segments, b.segments))
+
+  function matchPath(pathname: string, basePath: string): PathMatch<Name> | undefined {
+    const base = normalizeBasePath(basePath)
+    if (!pathname.startsWith(`${base}/`)) return undefined
+    const parts = pathname.slice(base.length + 1).replace(/\/+$/, '').split('/')
+    for (const compiled of compiledPaths) {
+      const params = matchSegments(compiled.segments, parts)
+      if (params) return { routes: compiled.routes, params }
+    }
+    return undefined
+  }
+
+  return {
+    matchPath,
+    findRoute(method, pathname, basePath) {
+      const match = matchPath(pathname, basePath)
+      if (!match) return undefined
+      const wanted = method === 'HEAD' ? 'GET' : method
+      const route =
+        match.routes.find((name) => table[name].method === wanted) ??
+        (method === 'OPTIONS' ? match.routes.find((name) => table[name].preflight === true) : undefined) ??
+        (match.routes[0] as Name)
+      return { route, params: match.params }
+    },
+    pathMethods(route) {
+      const methods = new Set<string>()
+      for (const name of names) {
+        if (table[name].path === table[route].path) for (const method of methodsOf(table[name].method)) methods.add(method)
+      }
+      return [...methods]
+    },
+  }
+}
+
+function literalFirst(a: CompiledPath<string>['segments'], b: CompiledPath<string>['segments']): number {
+  for (let index = 0; index < Math.min(a.length, b.length); index++) {
+    const aLiteral = 'literal' in (a[index] as object)
+    const bLiteral = 'literal' in (b[index] as object)
+    if (aLiteral !== bLiteral) return aLiteral ? -1 : 1
+  }
+  return 0
+}
+
+function matchSegments(segments: CompiledPath<string>['segments'], parts: readonly string[]): Record<string, string> | undefined {
+  if (parts.length !== segments.length) return undefined
+  const params: Record<string, string> = {}
+  for (const [index, segment] of segments.entries()) {
+    const part = parts[index] as string
+    if ('literal' in segment) {
+      if (part !== segment.literal) return undefined
+      continue
+    }
+    let value: string
+    try {
+      value = decodeURIComponent(part)
+    } catch {
+      return undefined
+    }
+    if (value === '') return undefined
+    params[segment.param] = value
+  }
+  return params
+}
+
+const MATCHER = createRouteMatcher<ServedRouteName>(ROUTE_TABLE)
+
+/** Matches a request path to a path of the route table; see {@link RouteMatcher.matchPath}. */
+export function matchPath(pathname: string, basePath: string = DEFAULT_BASE_PATH): PathMatch | undefined {
+  return MATCHER.matchPath(pathname, basePath)
+}
+
+/** Matches a request to the route of the table that answers it, once; see {@link RouteMatcher.findRoute}. */
+export function findRoute(method: string, pathname: string, basePath: string = DEFAULT_BASE_PATH): FoundRoute | undefined {
+  return MATCHER.findRoute(method, pathname, basePath)
+}
+
+/**
+ * The methods answered at a route's path: its own and those of every other route with the same
+ * path template (a `GET` and a `POST` on one path share it), for the `Allow` of a 405.
+ */
+export function pathMethods(route: ServedRouteName): readonly string[] {
+  return MATCHER.pathMethods(route)
+}
 
 /**
  * Matches a request path against the contract's routes under `basePath`.
@@ -101,34 +358,9 @@ export function matchRoute(
   pathname: string,
   basePath: string = DEFAULT_BASE_PATH,
 ): RouteMatch | undefined {
-  const base = normalizeBasePath(basePath)
-  if (!pathname.startsWith(`${base}/`)) return undefined
-  const rest = pathname.slice(base.length + 1).replace(/\/+$/, '')
-  if (rest === 'runs') return { route: 'createRun' }
-  const parts = rest.split('/')
-  if (parts.length !== 2) return undefined
-  const [rawId, action] = parts as [string, string]
-  let runId: string
-  try {
-    runId = decodeURIComponent(rawId)
-  } catch {
-    return undefined
-  }
-  if (runId === '') return undefined
-  switch (action) {
-    case 'stage-update':
-      return { route: 'stageUpdate', runId }
-    case 'status':
-      return { route: 'status', runId }
-    case 'complete':
-      return { route: 'complete', runId }
-    case 'heartbeat':
-      return { route: 'heartbeat', runId }
-    case 'cancel':
-      return { route: 'cancel', runId }
-    case 'events':
-      return { route: 'events', runId }
-    default:
-      return undefined
-  }
+  const match = matchPath(pathname, basePath)
+  const route = match?.routes[0]
+  if (!match || route === undefined || !isRouteName(route)) return undefined
+  const runId = match.params['runId']
+  return (runId === undefined ? { route } : { route, runId }) as RouteMatch
 }

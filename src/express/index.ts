@@ -20,13 +20,12 @@
  * @module pipeline-status-sdk/express
  */
 import { type NextFunction, type Request as ExpressRequest, type Response as ExpressResponse, Router } from 'express'
-import { matchRoute } from '../contract/routes.js'
-import { isOpenApiDocumentPath } from '../contract/route-registry.js'
-import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
+import { findRoute, type FoundRoute, routeSpec } from '../contract/routes.js'
+import { createHandlerCore, type HandlerCore, type PipelineStatusHandlers } from '../server/handlers.js'
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
-import { ConnectionDrain, readSmallBody, toWebRequest, writeWebResponse } from '../server/node-bridge.js'
-import { markRebuiltBody } from '../server/rebuilt-body.js'
-import { problemResponse } from '../server/problem-response.js'
+import { ConnectionDrain, readSmallBody, toWebRequest, writeWebResponse } from '../server/http/node-bridge.js'
+import { markRebuiltBody } from '../server/http/rebuilt-body.js'
+import { problemResponse } from '../server/http/problem-response.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
 
@@ -126,15 +125,18 @@ export function createExpressRouter(options: ExpressRouterOptions<unknown>): Pip
 export function createExpressRouter(options: ExpressRouterOptions<unknown>): PipelineStatusRouter {
   const { passUnmatched = false, ...rest } = options as ExpressRouterOptions<unknown> & { basePath?: unknown }
   // Routes are matched relative to the mount point, so the handlers' own base is the root.
-  const handlers = createPipelineStatusHandlers({ ...rest, basePath: '' } as unknown as PipelineStatusHandlersOptions<unknown>)
+  const core = createHandlerCore({ ...rest, basePath: '' } as unknown as PipelineStatusHandlersOptions<unknown>)
+  const { handlers } = core
   const router = Router()
   const connections = new ConnectionDrain()
   router.use((req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
-    if (passUnmatched && !matchRoute(req.path, '') && !isOpenApiDocumentPath(req.path, '')) {
+    // Matched once: the same match decides passing on, the stream's signal and the dispatch.
+    const found = findRoute(req.method, req.path, '')
+    if (passUnmatched && !found) {
       next()
       return
     }
-    void serve(handlers, connections, req, res)
+    void serve(core, found, connections, req, res)
   })
   const close = async (): Promise<void> => {
     // First, so that the reconnects of the streams ended below are answered Connection: close.
@@ -162,21 +164,23 @@ export type PipelineStatusRouter = Router & {
 }
 
 async function serve(
-  handlers: PipelineStatusHandlers,
+  core: HandlerCore,
+  found: FoundRoute | undefined,
   connections: ConnectionDrain,
   req: MaybeParsedRequest,
   res: ExpressResponse,
 ): Promise<void> {
   connections.begin(req)
   try {
-    await answer(handlers, connections, req, res)
+    await answer(core, found, connections, req, res)
   } finally {
     connections.end(req)
   }
 }
 
 async function answer(
-  handlers: PipelineStatusHandlers,
+  core: HandlerCore,
+  found: FoundRoute | undefined,
   connections: ConnectionDrain,
   req: MaybeParsedRequest,
   res: ExpressResponse,
@@ -188,10 +192,10 @@ async function answer(
       path: req.originalUrl,
       body: read?.bytes,
       received: read ? undefined : await readSmallBody(req),
-      signal: clientGoneSignal(req, res),
+      signal: clientGoneSignal(found, req, res),
     })
     if (read?.rebuilt) markRebuiltBody(request)
-    const response = await handlers.handle(request, req.path, req)
+    const response = await core.dispatch(request, found, req)
     connections.prepare(res)
     await writeWebResponse(res, response)
   } catch {
@@ -204,15 +208,15 @@ async function answer(
 }
 
 /**
- * A signal that aborts when the client goes away before the answer is written, for the live
- * stream's route (`GET …/events`, which reads it to stop streaming); `undefined` for every other
- * route, whose answers are written whole. A `Request` built with a signal registers it with a
+ * A signal that aborts when the client goes away before the answer is written, for a route whose
+ * answer is a stream (the table's `stream`: `GET …/events`, which reads it to stop streaming);
+ * `undefined` for every other route, whose answers are written whole. A `Request` built with a signal registers it with a
  * `FinalizationRegistry` and a `WeakRef` (undici), which keeps the request alive until a full
  * garbage collection: on the stage-update and status paths that raised the server's CPU and p99
  * latency (bench/README.md, "The p99 tail").
  */
-function clientGoneSignal(req: ExpressRequest, res: ExpressResponse): AbortSignal | undefined {
-  if (req.method !== 'GET' || matchRoute(req.path, '')?.route !== 'events') return undefined
+function clientGoneSignal(found: FoundRoute | undefined, req: ExpressRequest, res: ExpressResponse): AbortSignal | undefined {
+  if (req.method !== 'GET' || found === undefined || routeSpec(found.route).stream !== true) return undefined
   const controller = new AbortController()
   res.once('close', () => {
     if (!res.writableFinished) controller.abort()

@@ -1,6 +1,6 @@
 import type { EventSourceMessage } from 'eventsource-parser/stream'
 import type { RunStatusResponse } from '../contract/records.js'
-import { DEFAULT_BASE_PATH } from '../contract/routes.js'
+import { DEFAULT_BASE_PATH, routeUrl } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
 import { backoffDelay } from '../internal/backoff.js'
 import { isPositive } from '../internal/is-positive.js'
@@ -317,9 +317,7 @@ interface RunUrls {
  * polling fallback.
  */
 function runUrls(url: string, runId: string): RunUrls {
-  const base = url.replace(/\/+$/, '')
-  const id = encodeURIComponent(runId)
-  return { events: `${base}/${id}/events?outputs=changed`, status: `${base}/${id}/status` }
+  return { events: `${routeUrl(url, 'events', { runId })}?outputs=changed`, status: routeUrl(url, 'status', { runId }) }
 }
 
 /**

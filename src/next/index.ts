@@ -14,12 +14,13 @@
  *
  * @module pipeline-status-sdk/next
  */
+import { ROUTE_METHODS, type RouteName, type RouteParamName, routeSpec } from '../contract/routes.js'
 import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
 import { type ServerConfigurationError, isServerConfigurationError } from '../server/configuration-error.js'
 import { consoleLogger, safeLogger } from '../internal/logger.js'
 import type { PrismaStoreClient } from '../server/prisma-store.js'
-import { problemResponse } from '../server/problem-response.js'
+import { problemResponse } from '../server/http/problem-response.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
 
 /** A dynamic segment's value as Next.js passes it. */
@@ -202,8 +203,9 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     )
   }
 
+  /** A per-route handler that takes the run id from the `[runId]` segment (a route of one run). */
   const byParam =
-    (handler: (handlers: PipelineStatusHandlers) => PipelineStatusHandlers['stageUpdate']): NextRunRouteHandler =>
+    (route: RunRouteName): NextRunRouteHandler =>
     async (request, context) => {
       let value: NextParamValue
       try {
@@ -212,8 +214,16 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
         value = undefined
       }
       // Without the segment, the handler falls back to the request path under basePath.
-      return answer((handlers) => handler(handlers)(request, typeof value === 'string' ? value : undefined))
+      return answer((handlers) => handlers[route](request, typeof value === 'string' ? value : undefined))
     }
+  // One per-route handler for each route of the table: a route of one run takes its id from the
+  // segment; a route without parameters takes just the request.
+  const perRoute = Object.fromEntries(
+    (Object.keys(ROUTE_METHODS) as RouteName[]).map((route) => [
+      route,
+      isRunRoute(route) ? byParam(route) : (request: Request) => answer((handlers) => handlers[route](request)),
+    ]),
+  ) as { [R in RouteName]: NextRouteHandlers[R] }
 
   const fetch = (request: Request) => answer((handlers) => handlers.fetch(request))
   return {
@@ -223,21 +233,22 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     PATCH: fetch,
     DELETE: fetch,
     OPTIONS: fetch,
-    stageUpdate: byParam((h) => h.stageUpdate),
-    status: byParam((h) => h.status),
-    complete: byParam((h) => h.complete),
-    events: byParam((h) => h.events),
+    ...perRoute,
     close: async () => {
       if (state && 'handlers' in state) await state.handlers.close()
     },
     liveStats: () => (state && 'handlers' in state ? state.handlers.liveStats() : { openStreams: 0, slowStreamsClosed: 0 }),
-    heartbeat: byParam((h) => h.heartbeat),
-    cancel: byParam((h) => h.cancel),
-    createRun: (request) => answer((handlers) => handlers.createRun(request)),
     get handlers() {
       const loaded = load()
       if ('error' in loaded) throw loaded.error
       return loaded.handlers
     },
   }
+}
+
+/** The routes whose handlers take a run id: every route with `{runId}` in its path. */
+type RunRouteName = { [R in RouteName]: 'runId' extends RouteParamName<R> ? R : never }[RouteName]
+
+function isRunRoute(route: RouteName): route is RunRouteName {
+  return routeSpec(route).path.includes('{runId}')
 }

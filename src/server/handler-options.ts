@@ -2,15 +2,14 @@ import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { StageCatalogue } from '../contract/stages.js'
 import type { Store } from '../core/store.js'
 import type { ServerConfigurationError } from './configuration-error.js'
-import type { CorsOptions } from './cors.js'
+import type { CorsOptions } from './http/cors.js'
+// `createPipelineStatusHandlers` is linked below by name, not imported: an import of handlers.ts
+// would close an import circle. typedoc resolves the name within the server entry.
 import type { RunChangeSource } from './live/run-watcher.js'
 import type { Logger } from '../internal/logger.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
-import type { HttpProblemError } from './problem-response.js'
-import type { WebhookSigningOptions } from './webhook-auth.js'
-// `createPipelineStatusHandlers` is linked below by name, not imported: an import of handlers.ts
-// would close the circle handlers → request-auth → handler-options → handlers. typedoc resolves
-// the name within the server entry.
+import type { HttpProblemError } from './http/problem-response.js'
+import type { WebhookSigningOptions } from './auth/webhook-auth.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024

@@ -30,7 +30,7 @@ export type {
   StoreHandlersOptions,
 } from './handler-options.js'
 export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/hooks.js'
-export type { CorsOptions } from './cors.js'
+export type { CorsOptions } from './http/cors.js'
 export type { Logger } from '../internal/logger.js'
 
 // Stores
@@ -68,8 +68,8 @@ export type { RetentionPolicy } from '../core/hooks.js'
 
 // Errors
 export { ServerConfigurationError, isServerConfigurationError } from './configuration-error.js'
-export { HttpProblemError, isHttpProblemError, problemResponse } from './problem-response.js'
-export type { ProblemExtras } from './problem-response.js'
+export { HttpProblemError, isHttpProblemError, problemResponse } from './http/problem-response.js'
+export type { ProblemExtras } from './http/problem-response.js'
 export { isStoreUnavailableError, StoreUnavailableError } from '../core/store.js'
 export type { StoreUnavailableCode, StoreUnavailableErrorOptions } from '../core/store.js'
 
@@ -92,8 +92,8 @@ export type {
   WebhookVerification,
   WebhookVerificationFailure,
 } from '../signing/webhook-signature.js'
-export { resolveWebhookSecrets } from './webhook-auth.js'
-export type { WebhookSigningOptions } from './webhook-auth.js'
+export { resolveWebhookSecrets } from './auth/webhook-auth.js'
+export type { WebhookSigningOptions } from './auth/webhook-auth.js'
 
 // Run read tokens
 export {
@@ -101,5 +101,5 @@ export {
   DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS,
   MIN_READ_TOKEN_SECRET_LENGTH,
   verifyRunReadToken,
-} from './run-read-token.js'
-export type { CreateRunReadTokenOptions, RunReadTokenVerification, VerifyRunReadTokenOptions } from './run-read-token.js'
+} from './auth/run-read-token.js'
+export type { CreateRunReadTokenOptions, RunReadTokenVerification, VerifyRunReadTokenOptions } from './auth/run-read-token.js'

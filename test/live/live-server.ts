@@ -10,7 +10,7 @@ import { createPipelineStatusHandlers } from '../../src/server/handlers.js'
 import type { LiveStatusOptions } from '../../src/server/handler-options.js'
 import type { PipelineStatusHandlers } from '../../src/server/handlers.js'
 import { MemoryStore } from '../../src/core/memory-store.js'
-import { readSmallBody, toWebRequest, writeWebResponse } from '../../src/server/node-bridge.js'
+import { readSmallBody, toWebRequest, writeWebResponse } from '../../src/server/http/node-bridge.js'
 
 /** The secret of every live test server. */
 export const LIVE_SECRET = 'live-test-secret'

@@ -27,7 +27,7 @@ describe('edge runtimes', () => {
       expect(external.filter((path) => path.startsWith('node:') || ['crypto', 'stream', 'http', 'buffer'].includes(path))).toEqual([])
       expect(inputs.filter((path) => path.includes('node_modules') && !path.includes('node_modules/zod/'))).toEqual([])
       expect(inputs).toContain('src/server/handlers.ts')
-      expect(inputs).not.toContain('src/server/node-bridge.ts')
+      expect(inputs).not.toContain('src/server/http/node-bridge.ts')
     })
   }
 })

@@ -1,5 +1,5 @@
-import type { FieldError } from '../contract/problem.js'
-import { isStorableText } from '../contract/storable-text.js'
+import type { FieldError } from '../../contract/problem.js'
+import { isStorableText } from '../../contract/storable-text.js'
 
 export { isStorableText }
 

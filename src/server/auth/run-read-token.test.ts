@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { MemoryStore } from '../core/memory-store.js'
-import { ServerConfigurationError } from './configuration-error.js'
-import { createPipelineStatusHandlers } from './handlers.js'
+import { MemoryStore } from '../../core/memory-store.js'
+import { ServerConfigurationError } from '../configuration-error.js'
+import { createPipelineStatusHandlers } from '../handlers.js'
 import { createRunReadToken, verifyRunReadToken } from './run-read-token.js'
 
 const SECRET = 'read-token-secret-for-unit-tests-0001'
@@ -69,7 +69,7 @@ describe('run read tokens', () => {
     const token = await createRunReadToken({ runId: 'r', secret: SECRET, now: NOW })
     expect(token.split('.')[1]).toBe(String(NOW.getTime() / 1000 + 3600))
     await expect(createRunReadToken({ runId: 'r', secret: 'short' })).rejects.toThrow('at least 32 characters')
-    await expect(createRunReadToken({ runId: 'r', secret: SECRET, expiresInSeconds: 0 })).rejects.toThrow('expiresInSeconds must be a positive')
+    await expect(createRunReadToken({ runId: 'r', secret: SECRET, expiresInSeconds: 0 })).rejects.toThrow('expiresIn must be a positive')
     await expect(createRunReadToken({ runId: '', secret: SECRET })).rejects.toThrow('runId must not be empty')
   })
 

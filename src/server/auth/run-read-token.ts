@@ -10,9 +10,9 @@
  * in the token: it is what the request's path names, so a token for run A can never read run B.
  */
 
-import { timingSafeEqual } from '../internal/timing-safe-equal.js'
-import { isPositive } from '../internal/is-positive.js'
-import { describeReceived } from '../internal/received-value.js'
+import { timingSafeEqual } from '../../internal/timing-safe-equal.js'
+import { isPositive } from '../../internal/is-positive.js'
+import { describeReceived } from '../../internal/received-value.js'
 
 const PREFIX = 'psrt1'
 /** Domain separation: the HMAC key is never the configured secret itself. */

@@ -1,17 +1,17 @@
-import { ENV_WEBHOOK_SECRET, HEADERS } from '../contract/headers.js'
-import { parseSecretList } from '../contract/secrets.js'
+import { ENV_WEBHOOK_SECRET, HEADERS } from '../../contract/headers.js'
+import { parseSecretList } from '../../contract/secrets.js'
 import {
   DEFAULT_WEBHOOK_TOLERANCE_SECONDS,
   decodeWebhookSecret,
   verifyWebhookSignature,
   webhookMessageIdPrefix,
-} from '../signing/webhook-signature.js'
-import { ServerConfigurationError } from './configuration-error.js'
-import { HttpProblemError } from './problem-response.js'
-import { createMemoryReplayStore, type ReplayStore } from './replay-store.js'
-import { timingSafeEqual } from '../internal/timing-safe-equal.js'
-import { isPositive } from '../internal/is-positive.js'
-import { describeReceived } from '../internal/received-value.js'
+} from '../../signing/webhook-signature.js'
+import { ServerConfigurationError } from '../configuration-error.js'
+import { HttpProblemError } from '../http/problem-response.js'
+import { createMemoryReplayStore, type ReplayStore } from '../replay-store.js'
+import { timingSafeEqual } from '../../internal/timing-safe-equal.js'
+import { isPositive } from '../../internal/is-positive.js'
+import { describeReceived } from '../../internal/received-value.js'
 
 /**
  * Standard Webhooks verification of the runner's requests.
@@ -120,7 +120,7 @@ export function createWebhookAuthenticator(options: {
       if (received === null || secrets.length === 0) return false
       let matched = false
       // Every secret is compared, so the time taken does not reveal which one matched.
-      for (const secret of secrets) matched = timingSafeEqual(received, secret) || matched
+      for (const secret of secrets) matched = (timingSafeEqual(received, secret)) || matched
       return matched
     },
 

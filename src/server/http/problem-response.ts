@@ -1,6 +1,6 @@
-import { PROBLEM_CONTENT_TYPE } from '../contract/headers.js'
-import { createProblem, type FieldError, type ProblemCode } from '../contract/problem.js'
-import { isErrorNamed } from '../internal/is-error-named.js'
+import { PROBLEM_CONTENT_TYPE } from '../../contract/headers.js'
+import { createProblem, type FieldError, type ProblemCode } from '../../contract/problem.js'
+import { isErrorNamed } from '../../internal/is-error-named.js'
 
 /** Extra members of a problem body. */
 export interface ProblemExtras {

@@ -3,7 +3,7 @@
  * (Fetch standard, "CORS protocol"). Off by default: without the option no CORS header is sent,
  * so browsers allow same-origin reads only.
  */
-import { ServerConfigurationError } from './configuration-error.js'
+import { ServerConfigurationError } from '../configuration-error.js'
 
 /** The `cors` option of the handlers. */
 export interface CorsOptions {

@@ -1,0 +1,56 @@
+/**
+ * Turning a request's input into what a route works with, or into the problem that says why not:
+ * schema validation, text a database can store, and the store's refusals. Internal.
+ */
+import type { z } from 'zod'
+import { describeFieldErrors, toFieldErrors } from '../../contract/parse.js'
+import type { ConflictCode } from '../../core/state-machine.js'
+import { HttpProblemError } from './problem-response.js'
+import { unstorableFields } from './storable-text.js'
+
+/** The input as the schema parses it, or 400 `validation_failed` naming each field. */
+export function validate<T>(schema: z.ZodType<T>, input: unknown): T {
+  const result = schema.safeParse(input)
+  if (result.success) return result.data
+  const errors = toFieldErrors(result.error.issues)
+  throw new HttpProblemError('validation_failed', {
+    detail: describeFieldErrors(errors),
+    errors,
+  })
+}
+
+/** 400 `validation_failed` for a text the database cannot store (a NUL, a lone surrogate). */
+export function assertStorable(values: Record<string, string | null | undefined>): void {
+  const errors = unstorableFields(values)
+  if (errors.length > 0) {
+    throw new HttpProblemError('validation_failed', {
+      detail: describeFieldErrors(errors),
+      errors,
+    })
+  }
+}
+
+/**
+ * A store result that was not refused: an unknown run is a 404, a refusal (`conflict` with a
+ * `code`) a 409 with its reason. A `conflict` without a code (a final stage repeated with another
+ * output) is an answer, 200.
+ */
+export function accepted<R extends { outcome: string }>(
+  result: R | { outcome: 'not_found' } | { outcome: 'conflict'; code: ConflictCode; detail: string },
+): Exclude<R, { outcome: 'not_found' } | { code: ConflictCode }> {
+  if (result.outcome === 'not_found') throw runNotFound()
+  if (result.outcome === 'conflict' && 'code' in result) throw new HttpProblemError(result.code, { detail: result.detail })
+  return result as Exclude<R, { outcome: 'not_found' } | { code: ConflictCode }>
+}
+
+/** 404 `run_not_found`. */
+export function runNotFound(): HttpProblemError {
+  return new HttpProblemError('run_not_found', { detail: 'No pipeline run has this id' })
+}
+
+/** 415 for a body that is not JSON. */
+export function unsupportedMediaType(): HttpProblemError {
+  return new HttpProblemError('unsupported_media_type', {
+    detail: 'Send the body as JSON with Content-Type: application/json',
+  })
+}

@@ -1,0 +1,142 @@
+/**
+ * The handlers' options, resolved and checked once, when the handlers are created: a wrong value
+ * throws {@link ServerConfigurationError} at start-up, never per request. Everything the routes,
+ * the authentication and the error mapping read comes from here. Internal.
+ */
+import { catalogueOf, type CatalogueEntry, type RunStatusResponse } from '../contract/records.js'
+import { DEFAULT_BASE_PATH, normalizeBasePath } from '../contract/routes.js'
+import { heartbeatSchemaFor } from '../contract/runner-control.js'
+import { stageUpdateSchemaFor } from '../contract/stage-update.js'
+import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
+import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
+import type { RunSnapshot } from '../core/state.js'
+import type { Store } from '../core/store.js'
+import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from '../core/state-machine.js'
+import { toStatusResponse } from '../core/state-to-records.js'
+import { describeReceived } from '../internal/received-value.js'
+import { resolveReadTokenSecrets } from './auth/authenticate.js'
+import { createWebhookAuthenticator, type WebhookAuthenticator } from './auth/webhook-auth.js'
+import { ServerConfigurationError } from './configuration-error.js'
+import {
+  type AuthorizeHook,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_RETRY_AFTER_SECONDS,
+  LIVE_DEFAULTS,
+  type PipelineStatusHandlersOptions,
+} from './handler-options.js'
+import { Cors } from './http/cors.js'
+import type { RunChangeSource } from './live/run-watcher.js'
+import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
+import { positiveInteger, resolveStore } from './store-option.js'
+
+/** The live stream settings, every one checked. */
+export interface LiveSettings {
+  readonly pollIntervalMs: number
+  readonly safetyPollIntervalMs: number
+  readonly keepAliveMs: number
+  readonly retryMs: number
+  readonly maxStreams: number
+  readonly maxBufferedBytes: number
+  readonly listen: RunChangeSource | undefined
+}
+
+/** What one handlers instance works with. */
+export interface HandlerSettings {
+  readonly logger: Logger
+  readonly store: Store<unknown>
+  readonly stages: StageCatalogue
+  /** The normalized base path. */
+  readonly basePath: string
+  readonly maxBodyBytes: number
+  /** The `Retry-After` header value of a 503. */
+  readonly retryAfter: string
+  readonly clock: () => Date
+  readonly clockSkewToleranceMs: number
+  /** The webhook secret and signature checks. */
+  readonly auth: WebhookAuthenticator
+  /** Accepted read-token secrets; empty when read tokens are off. */
+  readonly readTokenSecrets: readonly string[]
+  /** Each adapter types `native` as its framework's request; here it is opaque. */
+  readonly authorize: AuthorizeHook<unknown> | undefined
+  /** Each overload ties the hooks' transaction type to its store; here the store is opaque. */
+  readonly onRunCompleted: OnRunCompleted<unknown> | undefined
+  readonly onRunEnded: OnRunEnded<unknown> | undefined
+  readonly stageUpdateSchema: ReturnType<typeof stageUpdateSchemaFor>
+  readonly heartbeatSchema: ReturnType<typeof heartbeatSchemaFor>
+  readonly catalogue: CatalogueEntry[]
+  /** The status document, as `GET /status` answers it and the stream's `snapshot` sends it. */
+  readonly statusDocument: (snapshot: RunSnapshot) => RunStatusResponse
+  /** `statusDocument(snapshot)` as JSON text, members in the same order. */
+  readonly statusJson: (snapshot: RunSnapshot) => string
+  readonly live: LiveSettings
+  readonly cors: Cors | undefined
+}
+
+/** Resolves and checks the options; throws {@link ServerConfigurationError} for one that cannot work. */
+export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>): HandlerSettings {
+  const logger = safeLogger(options.logger ?? consoleLogger)
+  const store = resolveStore(options, logger)
+  const stages = resolveStages(options.stages)
+  const basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
+  const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
+  const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
+  const clock = options.clock ?? (() => new Date())
+  const clockSkewToleranceMs = resolveClockSkewTolerance(options.clockSkewToleranceMs)
+  const auth = createWebhookAuthenticator({ secret: options.secret, signing: options.signing, clock })
+  const stageUpdateSchema = stageUpdateSchemaFor(stages)
+  const readTokenSecrets = resolveReadTokenSecrets(options)
+  const catalogue: CatalogueEntry[] = catalogueOf(stages)
+  // The catalogue is the same in every status answer: serialised once, not per read.
+  const catalogueJson = JSON.stringify(catalogue)
+  const live = options.live ?? {}
+  const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? LIVE_DEFAULTS.maxStreams)
+  const maxBufferedBytes = positiveInteger('live.maxBufferedBytes', live.maxBufferedBytes ?? LIVE_DEFAULTS.maxBufferedBytes)
+  const cors = options.cors ? new Cors(options.cors) : undefined
+  return {
+    logger,
+    store,
+    stages,
+    basePath,
+    maxBodyBytes,
+    retryAfter,
+    clock,
+    clockSkewToleranceMs,
+    auth,
+    readTokenSecrets,
+    authorize: options.authorize as AuthorizeHook<unknown> | undefined,
+    onRunCompleted: options.onRunCompleted as OnRunCompleted<unknown> | undefined,
+    onRunEnded: options.onRunEnded as OnRunEnded<unknown> | undefined,
+    stageUpdateSchema,
+    heartbeatSchema: heartbeatSchemaFor(stages),
+    catalogue,
+    statusDocument: (snapshot) => ({ ...toStatusResponse(snapshot), catalogue }),
+    statusJson: (snapshot) => `${JSON.stringify(toStatusResponse(snapshot)).slice(0, -1)},"catalogue":${catalogueJson}}`,
+    live: {
+      pollIntervalMs: positiveInteger('live.pollIntervalMs', live.pollIntervalMs ?? LIVE_DEFAULTS.pollIntervalMs),
+      safetyPollIntervalMs: positiveInteger('live.safetyPollIntervalMs', live.safetyPollIntervalMs ?? LIVE_DEFAULTS.safetyPollIntervalMs),
+      keepAliveMs: positiveInteger('live.keepAliveMs', live.keepAliveMs ?? LIVE_DEFAULTS.keepAliveMs),
+      retryMs: positiveInteger('live.retryMs', live.retryMs ?? LIVE_DEFAULTS.retryMs),
+      maxStreams,
+      maxBufferedBytes,
+      listen: live.listen,
+    },
+    cors,
+  }
+}
+
+function resolveClockSkewTolerance(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_CLOCK_SKEW_TOLERANCE_MS
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new ServerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${describeReceived(value)}`)
+  }
+  return value
+}
+
+function resolveStages(stages: StageCatalogue | undefined): StageCatalogue {
+  if (stages === undefined) return DEFAULT_STAGES
+  try {
+    return assertStageCatalogue(stages)
+  } catch (error) {
+    throw new ServerConfigurationError(`Invalid stages: ${(error as Error).message}`)
+  }
+}
