@@ -35,7 +35,7 @@ export type { Logger } from '../internal/logger.js'
 
 // Stores
 export { MemoryStore } from '../core/memory-store.js'
-export { createPrismaStore, PrismaStore } from './prisma-store.js'
+export { createPrismaStore, PrismaStore } from './storage/prisma-store.js'
 export type {
   PipelineRunField,
   PrismaStoreClient,
@@ -46,9 +46,9 @@ export type {
   PrismaStoreTransactionClient,
   PrismaTransactionClientOf,
   StageOutputField,
-} from './prisma-store.js'
-export { createMemoryReplayStore, createPostgresReplayStore } from './replay-store.js'
-export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './replay-store.js'
+} from './storage/prisma-store.js'
+export { createMemoryReplayStore, createPostgresReplayStore } from './storage/replay-store.js'
+export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './storage/replay-store.js'
 
 // Writing a store of your own (experimental until the Store interface settles)
 export { nextRunVersion } from '../core/run-version.js'

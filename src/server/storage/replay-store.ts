@@ -1,4 +1,4 @@
-import { toStoreError } from './database-errors.js'
+import { toStoreError } from '../database-errors.js'
 
 /**
  * Remembers the signed messages that were accepted, by `webhook-id`, with a fingerprint of the

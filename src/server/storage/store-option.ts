@@ -1,9 +1,9 @@
-import type { Store } from '../core/store.js'
-import { isPositive } from '../internal/is-positive.js'
-import { HandlerConfigurationError } from './configuration-error.js'
+import type { Store } from '../../core/store.js'
+import { isPositive } from '../../internal/is-positive.js'
+import { HandlerConfigurationError } from '../configuration-error.js'
 import { lendLogger, PrismaStore, type PrismaStoreClient } from './prisma-store.js'
-import type { HandlerLogger } from './logger.js'
-import { describeReceived } from '../internal/received-value.js'
+import type { HandlerLogger } from '../logger.js'
+import { describeReceived } from '../../internal/received-value.js'
 
 /**
  * The store a factory was given: its `store`, or a `PrismaStore` on its `prisma` client. A

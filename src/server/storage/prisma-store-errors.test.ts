@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { StoreUnavailableError } from '../core/store.js'
+import { StoreUnavailableError } from '../../core/store.js'
 import { isDatabaseUnreachableError, PrismaStore, type PrismaStoreClient } from './prisma-store.js'
 
 function prismaError(code: string, meta?: Record<string, unknown>) {

@@ -1,14 +1,14 @@
-import type { StageProgress } from '../contract/runner-control.js'
-import { isFinalStatus, RunStatus } from '../contract/status.js'
-import { INITIAL_RUN_VERSION, nextRunVersion } from '../core/run-version.js'
-import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../core/run-changes.js'
-import { MISSED_HEARTBEATS_LIMIT } from '../internal/state-machine.js'
-import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
-import { type Store, type StoreTransaction, StoreUnavailableError } from '../core/store.js'
-import { toStoreError } from './database-errors.js'
-import { consoleLogger, type HandlerLogger, safeLogger } from './logger.js'
+import type { StageProgress } from '../../contract/runner-control.js'
+import { isFinalStatus, RunStatus } from '../../contract/status.js'
+import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
+import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
+import { MISSED_HEARTBEATS_LIMIT } from '../../internal/state-machine.js'
+import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
+import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
+import { toStoreError } from '../database-errors.js'
+import { consoleLogger, type HandlerLogger, safeLogger } from '../logger.js'
 
-export { isDatabaseUnreachableError } from './database-errors.js'
+export { isDatabaseUnreachableError } from '../database-errors.js'
 
 // Typed structurally so that this module never imports `@prisma/client` or a generated client:
 // any client generated from a schema holding our models fits, also one whose models have extra
