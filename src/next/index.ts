@@ -18,7 +18,7 @@ import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../se
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
 import { type HandlerConfigurationError, isHandlerConfigurationError } from '../server/configuration-error.js'
 import { consoleLogger, safeLogger } from '../server/logger.js'
-import type { PrismaStoreClient } from '../server/storage/prisma-store.js'
+import type { PrismaStoreClient } from '../server/storage/prisma-client.js'
 import { problemResponse } from '../server/problem-response.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
 

@@ -6,7 +6,7 @@ import type { CorsOptions } from './cors.js'
 import type { createPipelineStatusHandlers } from './handlers.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import type { HandlerLogger } from './logger.js'
-import type { PrismaStoreClient, PrismaTransactionClientOf } from './storage/prisma-store.js'
+import type { PrismaStoreClient, PrismaTransactionClientOf } from './storage/prisma-client.js'
 import type { HttpProblemError } from './problem-response.js'
 import type { WebhookSigningOptions } from './webhook-auth.js'
 

@@ -36,17 +36,15 @@ export type { Logger } from '../internal/logger.js'
 // Stores
 export { MemoryStore } from '../core/memory-store.js'
 export { createPrismaStore, PrismaStore } from './storage/prisma-store.js'
+export type { PrismaStoreOptions } from './storage/prisma-store.js'
 export type {
-  PipelineRunField,
   PrismaStoreClient,
-  PrismaStoreNames,
-  PrismaStoreOptions,
   PrismaStorePipelineRunDelegate,
-  PrismaStorePool,
   PrismaStoreTransactionClient,
   PrismaTransactionClientOf,
-  StageOutputField,
-} from './storage/prisma-store.js'
+} from './storage/prisma-client.js'
+export type { PipelineRunField, PrismaStoreNames, StageOutputField } from './storage/table-names.js'
+export type { PrismaStorePool } from './storage/adapters/pool-executor.js'
 export { createMemoryReplayStore, createPostgresReplayStore } from './storage/replay-store.js'
 export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './storage/replay-store.js'
 

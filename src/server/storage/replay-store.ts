@@ -1,4 +1,5 @@
 import { toStoreError } from '../database-errors.js'
+import { quoteIdentifier } from './quote-identifier.js'
 
 /**
  * Remembers the signed messages that were accepted, by `webhook-id`, with a fingerprint of the
@@ -186,5 +187,5 @@ export function createPostgresReplayStore(client: ReplayStoreSqlClient, options:
 function quoteTable(name: string): string {
   const parts = name.split('.')
   if (parts.some((part) => part === '')) throw new TypeError(`Invalid replay store table name: ${name}`)
-  return parts.map((part) => `"${part.replaceAll('"', '""')}"`).join('.')
+  return parts.map(quoteIdentifier).join('.')
 }

@@ -1,7 +1,8 @@
 import type { Store } from '../../core/store.js'
 import { isPositive } from '../../internal/is-positive.js'
 import { HandlerConfigurationError } from '../configuration-error.js'
-import { lendLogger, PrismaStore, type PrismaStoreClient } from './prisma-store.js'
+import type { PrismaStoreClient } from './prisma-client.js'
+import { lendLogger, PrismaStore } from './prisma-store.js'
 import type { HandlerLogger } from '../logger.js'
 import { describeReceived } from '../../internal/received-value.js'
 
