@@ -1,4 +1,5 @@
 import type { Store } from '../../core/store.js'
+import { storeWrites } from '../../core/store-writes.js'
 import { isPositive } from '../../internal/is-positive.js'
 import { HandlerConfigurationError } from '../configuration-error.js'
 import type { PrismaStoreClient } from './prisma-client.js'
@@ -7,7 +8,8 @@ import type { HandlerLogger } from '../logger.js'
 import { describeReceived } from '../../internal/received-value.js'
 
 /**
- * The store a factory was given: its `store`, or a `PrismaStore` on its `prisma` client. A
+ * The store a factory was given: its `store`, or a `PrismaStore` on its `prisma` client, with
+ * its write protocol chosen (`core/store-writes.ts`). A
  * PrismaStore without its own `logger` (built here, or passed without one) warns through
  * `logger`, the factory's.
  * `owner` names the factory in the error, e.g. `' to the stale-run sweeper'`.
@@ -18,9 +20,15 @@ export function resolveStore(options: object, logger: HandlerLogger, owner = '')
   if (store && prisma) throw new HandlerConfigurationError(`Pass either \`store\` or \`prisma\`${owner}, not both`)
   if (store) {
     lendLogger(store, logger)
+    // Its write protocol is chosen now, when the handlers (or the sweeper) are created.
+    storeWrites(store)
     return store
   }
-  if (prisma) return new PrismaStore(prisma, { logger })
+  if (prisma) {
+    const created = new PrismaStore(prisma, { logger })
+    storeWrites(created)
+    return created
+  }
   throw new HandlerConfigurationError(`Pass \`store\` (e.g. a MemoryStore or PrismaStore) or \`prisma\` (your PrismaClient)${owner}`)
 }
 
