@@ -1,8 +1,9 @@
 /**
  * The store-independent steps of every write: read the run (and the stage), ask the state
- * machine, persist exactly what it decided. Writes take the store's optimistic path when it has
- * one (read, decide, write if the run's version is unchanged, else again); a completion with the
- * app's `onRunCompleted` hook, a store without that path, and a write that lost the race too
+ * machine, persist exactly what it decided. Writes go through the store's write protocol, chosen
+ * once per store (`core/store-writes.ts`): the optimistic one (read, decide, write if the run's
+ * version is unchanged, else again) or the locking one; a completion with the app's
+ * `onRunCompleted` hook, a store without the optimistic path, and a write that lost the race too
  * often lock the run in one transaction instead.
  */
 import type { CompleteRun } from '../contract/complete.js'
@@ -11,10 +12,10 @@ import type { StageUpdate } from '../contract/stage-update.js'
 import { lastStageNumber, type StageCatalogue } from '../contract/stages.js'
 import type { FinalStatus } from '../contract/status.js'
 import { type ClampedInstant, type CompletionDecision, type StageDecision, decideCancel, decideCompletion, decideHeartbeat, decideProgress, decideStaleRun, decideStageUpdate, newRun, runEndReason, staleRunCutoff } from './state-machine.js'
-import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from './hooks.js'
-import { nextRunVersion } from './run-version.js'
-import type { RunSnapshot, RunStageRead, RunState, StageState } from './state.js'
-import type { Store, StoreTransaction } from './store.js'
+import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from '../core/hooks.js'
+import type { RunSnapshot, RunState, StageState } from '../core/state.js'
+import type { Store } from '../core/store.js'
+import { type Attempt, storedStagesOf, storeWrites, UNDER_LOCK } from '../core/store-writes.js'
 import { isPositive } from '../internal/is-positive.js'
 
 /** Result of a stage update: the state machine's decision, or `not_found` for an unknown run. */
@@ -31,16 +32,9 @@ export type CompletionResult =
   | { outcome: 'not_found' }
 
 /**
- * How many times a stage update reads, decides and tries its conditional write before it takes
- * the run's lock instead: each lost race means another write to the same run succeeded, so this
- * only bounds the work under heavy contention on one run.
- */
-export const OPTIMISTIC_ATTEMPTS = 4
-
-/**
  * Applies one stage update. On a store with `readRunStage` and `writeRunStage`: reads the run and
  * the stage, decides, and writes both only if the run's version is still the one read; a lost
- * race reads and decides again, at most {@link OPTIMISTIC_ATTEMPTS} times, then the update runs
+ * race reads and decides again, at most `OPTIMISTIC_ATTEMPTS` times, then the update runs
  * under the run's lock. Other stores run it in one transaction under the run's lock.
  */
 export async function applyStageUpdate<Tx>(
@@ -50,23 +44,14 @@ export async function applyStageUpdate<Tx>(
   options: { stages: StageCatalogue; now: Date; onRunEnded?: OnRunEnded<Tx> | undefined; clockSkewToleranceMs?: number | undefined },
 ): Promise<StageUpdateResult> {
   const { onRunEnded, clockSkewToleranceMs } = options
-  optimistic: if (store.readRunStage && store.writeRunStage) {
-    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
-      const read = await store.readRunStage(runId, update.stageNumber)
-      if (!read) return { outcome: 'not_found' }
-      const decision = decideStageUpdate({ run: read.run, stage: read.stage, update, stages: options.stages, now: options.now, clockSkewToleranceMs })
-      if (decision.outcome !== 'applied') return decision
-      // The write that ends the run holds the app's hook, so it needs the transaction.
-      if (onRunEnded && runEndReason(read.run, decision.run, 'stage')) break optimistic
-      const written = await store.writeRunStage({
-        run: decision.run,
-        stage: decision.stage,
-        expectedVersion: read.version,
-        version: nextRunVersion(read.version),
-      })
-      if (written) return applied(decision)
-    }
-  }
+  const attempt = await storeWrites(store).onRunStage(runId, update.stageNumber, (read): Attempt<StageUpdateResult, StageDecisionWrite> => {
+    const decision = decideStageUpdate({ run: read.run, stage: read.stage, update, stages: options.stages, now: options.now, clockSkewToleranceMs })
+    if (decision.outcome !== 'applied') return { done: decision }
+    // The write that ends the run holds the app's hook, so it needs the transaction.
+    if (onRunEnded && runEndReason(read.run, decision.run, 'stage')) return UNDER_LOCK
+    return { write: decision, result: applied(decision) }
+  })
+  if (attempt) return attempt.found ? attempt.result : { outcome: 'not_found' }
   return store.transaction(async (tx) => {
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }
@@ -80,6 +65,9 @@ export async function applyStageUpdate<Tx>(
   })
 }
 
+/** What an applied stage decision writes: the run and the stage. */
+type StageDecisionWrite = { run: RunState; stage: StageState }
+
 /** An applied stage decision as the result, with its clamped instant when there was one. */
 function applied(decision: Extract<StageDecision, { outcome: 'applied' }>): StageUpdateResult {
   const { stage, run, clamped } = decision
@@ -87,31 +75,19 @@ function applied(decision: Extract<StageDecision, { outcome: 'applied' }>): Stag
 }
 
 /**
- * Reads a run, decides on it and writes the decided run only if its version is unchanged, again
- * after a lost race, at most {@link OPTIMISTIC_ATTEMPTS} times. `undefined` when the store has no
- * such path or every attempt lost: the caller then decides under the run's lock.
+ * One optimistic step on a run: `decision` as decided, with the run to write (`run`), unless it
+ * writes nothing; a write that ends the run while the app's hook is configured (`endsRun`) goes
+ * under the lock instead.
  */
-async function decideOnRun<Tx, D>(
-  store: Store<Tx>,
-  runId: string,
-  decide: (run: RunState) => D,
-  toWrite: (decision: D) => RunState | undefined,
-  options: { endsRun?: ((before: RunState, after: RunState) => boolean) | undefined; guardActivity?: boolean } = {},
-): Promise<{ found: false } | { found: true; decision: D } | undefined> {
-  if (!store.readRun || !store.writeRun) return undefined
-  for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
-    const read = await store.readRun(runId)
-    if (!read) return { found: false }
-    const decision = decide(read.run)
-    const run = toWrite(decision)
-    if (run === undefined) return { found: true, decision }
-    // A write that ends the run while the app's hook is configured goes under the lock instead.
-    if (options.endsRun?.(read.run, run)) return undefined
-    const write = { run, expectedVersion: read.version, version: nextRunVersion(read.version) }
-    const guarded = options.guardActivity ? { ...write, expectedLastActivityAt: read.run.lastActivityAt ?? null } : write
-    if (await store.writeRun(guarded)) return { found: true, decision }
-  }
-  return undefined
+function runAttempt<D>(
+  before: RunState,
+  decision: D,
+  run: RunState | undefined,
+  endsRun?: ((before: RunState, after: RunState) => boolean) | undefined,
+): Attempt<D, RunState> {
+  if (run === undefined) return { done: decision }
+  if (endsRun?.(before, run)) return UNDER_LOCK
+  return { write: run, result: decision }
 }
 
 /** Runs the app's `onRunEnded` hook when the write from `before` to `after` ended the run. */
@@ -144,16 +120,14 @@ export async function completeRun<Tx>(
 ): Promise<CompletionResult> {
   const { onRunEnded, clockSkewToleranceMs } = options
   if (!options.onRunCompleted) {
-    const attempt = await decideOnRun(
-      store,
-      runId,
-      (run) => decideCompletion({ run, body, now: options.now, clockSkewToleranceMs }),
-      (decision) => (decision.outcome === 'applied' ? decision.run : undefined),
-      { endsRun: onRunEnded && ((before, after) => runEndReason(before, after, 'complete') !== undefined) },
-    )
+    const endsRun = onRunEnded && ((before: RunState, after: RunState) => runEndReason(before, after, 'complete') !== undefined)
+    const attempt = await storeWrites(store).onRun(runId, ({ run }) => {
+      const decision = decideCompletion({ run, body, now: options.now, clockSkewToleranceMs })
+      return runAttempt(run, decision, decision.outcome === 'applied' ? decision.run : undefined, endsRun)
+    })
     if (attempt && !attempt.found) return { outcome: 'not_found' }
     if (attempt?.found) {
-      const { decision } = attempt
+      const decision = attempt.result
       return decision.outcome === 'applied' ? completed(decision) : decision
     }
   }
@@ -181,6 +155,11 @@ export async function createRun<Tx>(
   options: { id?: string | undefined; now: Date },
 ): Promise<{ created: boolean; run: RunState }> {
   return store.insertRun(newRun(options.id ?? crypto.randomUUID(), options.now))
+}
+
+/** Reads a run and its stored stages; `null` for an unknown run. */
+export function getRunSnapshot<Tx>(store: Store<Tx>, runId: string): Promise<RunSnapshot | null> {
+  return store.getRun(runId)
 }
 
 /** Options of {@link failStaleRuns}. */
@@ -215,18 +194,20 @@ export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRuns
   assertLimit(limit)
   const candidates = await store.listStaleRuns(staleRunCutoff(now, staleAfterMs), limit, now)
   const failed: RunState[] = []
+  const writes = storeWrites(store)
   for (const candidate of candidates) {
-    const attempt = await decideOnRun(
-      store,
+    const attempt = await writes.onRun(
       candidate.id,
-      (current) => decideStaleRun({ run: current, now, staleAfterMs }),
-      (decision) => (decision.outcome === 'failed' ? decision.run : undefined),
+      ({ run: current }) => {
+        const decision = decideStaleRun({ run: current, now, staleAfterMs })
+        return runAttempt(current, decision, decision.outcome === 'failed' ? decision.run : undefined, onRunEnded && (() => true))
+      },
       // A heartbeat writes no new version: the write also checks that none came since the read.
-      { guardActivity: true, endsRun: onRunEnded && (() => true) },
+      true,
     )
     const run = attempt
-      ? attempt.found && attempt.decision.outcome === 'failed'
-        ? attempt.decision.run
+      ? attempt.found && attempt.result.outcome === 'failed'
+        ? attempt.result.run
         : undefined
       : await failUnderLock(store, candidate.id, now, staleAfterMs, onRunEnded)
     if (!run) continue
@@ -273,25 +254,23 @@ export async function recordHeartbeat<Tx>(
   options: { now: Date },
 ): Promise<HeartbeatResult> {
   const { now } = options
-  const touched = store.touchRun
-    ? await store.touchRun({ runId, at: now, heartbeatIntervalMs: heartbeat.intervalMs, stageNumber: heartbeat.stageNumber })
-    : await readWithoutTouch(store, runId, heartbeat.stageNumber)
+  const writes = storeWrites(store)
+  const touched = await writes.touchRun({ runId, at: now, heartbeatIntervalMs: heartbeat.intervalMs, stageNumber: heartbeat.stageNumber })
   if (!touched) return { outcome: 'not_found' }
   const { progress, stageNumber } = heartbeat
   if (progress === undefined || stageNumber === undefined) {
     return { outcome: decideHeartbeat(touched.run), run: touched.run, stage: touched.stage ?? null }
   }
-  if (store.readRunStage && store.writeRunStage) {
-    let read: RunStageRead | null = touched
-    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
-      if (attempt > 0) read = await store.readRunStage(runId, stageNumber)
-      if (!read) return { outcome: 'not_found' }
+  const attempt = await writes.onRunStage(
+    runId,
+    stageNumber,
+    (read): Attempt<HeartbeatResult, StageDecisionWrite> => {
       const decision = decideProgress({ run: read.run, stage: read.stage, progress, now })
-      if (decision.outcome !== 'applied') return decision
-      const write = { run: decision.run, stage: decision.stage, expectedVersion: read.version, version: nextRunVersion(read.version) }
-      if (await store.writeRunStage(write)) return decision
-    }
-  }
+      return decision.outcome === 'applied' ? { write: decision, result: decision } : { done: decision }
+    },
+    touched,
+  )
+  if (attempt) return attempt.found ? attempt.result : { outcome: 'not_found' }
   return store.transaction(async (tx) => {
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }
@@ -301,14 +280,6 @@ export async function recordHeartbeat<Tx>(
     await tx.saveRun(decision.run)
     return decision
   })
-}
-
-/** A store without `touchRun`: the heartbeat is answered from a read and records nothing. */
-async function readWithoutTouch<Tx>(store: Store<Tx>, runId: string, stageNumber: number | undefined): Promise<RunStageRead | null> {
-  const snapshot = await store.getRun(runId)
-  if (!snapshot) return null
-  const stage = snapshot.stages.find((candidate) => candidate.stageNumber === stageNumber)
-  return { run: snapshot.run, version: snapshot.version ?? 0, stage }
 }
 
 /** Result of a cancellation, or `not_found` for an unknown run. */
@@ -330,9 +301,7 @@ export function cancelRun<Tx>(
   return store.transaction(async (tx) => {
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }
-    const stages = tx.getStages
-      ? await tx.getStages(runId)
-      : await storedStagesOf(tx, runId, lastStageNumber(options.stages))
+    const stages = await storedStagesOf(tx, runId, lastStageNumber(options.stages))
     const decision = decideCancel({ run, stages, reason: body.reason, now: options.now })
     if (decision.outcome !== 'applied') return decision
     for (const stage of decision.stages) await tx.saveStage(runId, stage)
@@ -340,15 +309,6 @@ export function cancelRun<Tx>(
     await runEnded(tx.client, run, decision.run, 'cancel', options.onRunEnded)
     return { outcome: 'applied', run: decision.run }
   })
-}
-
-async function storedStagesOf<Tx>(tx: StoreTransaction<Tx>, runId: string, count: number): Promise<StageState[]> {
-  const stages: StageState[] = []
-  for (let number = 1; number <= count; number++) {
-    const stage = await tx.getStage(runId, number)
-    if (stage) stages.push(stage)
-  }
-  return stages
 }
 
 /** Options of {@link deleteExpiredRuns}. */

@@ -26,7 +26,7 @@ import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandler
 import { ConnectionDrain, readSmallBody, toWebRequest, writeWebResponse } from '../server/http/node-bridge.js'
 import { markRebuiltBody } from '../server/http/rebuilt-body.js'
 import { problemResponse } from '../server/http/problem-response.js'
-import type { PrismaStoreClient } from '../server/prisma-store.js'
+import type { PrismaStoreClient } from '../server/storage/prisma-client.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
 
 /** Options of {@link createExpressRouter}, beyond those of the server handlers. */

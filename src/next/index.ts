@@ -19,7 +19,7 @@ import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../se
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
 import { type ServerConfigurationError, isServerConfigurationError } from '../server/configuration-error.js'
 import { consoleLogger, safeLogger } from '../internal/logger.js'
-import type { PrismaStoreClient } from '../server/prisma-store.js'
+import type { PrismaStoreClient } from '../server/storage/prisma-client.js'
 import { problemResponse } from '../server/http/problem-response.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
 

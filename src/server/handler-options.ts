@@ -7,7 +7,7 @@ import type { CorsOptions } from './http/cors.js'
 // would close an import circle. typedoc resolves the name within the server entry.
 import type { RunChangeSource } from './live/run-watcher.js'
 import type { Logger } from '../internal/logger.js'
-import type { PrismaStoreClient, PrismaTransactionClientOf } from './prisma-store.js'
+import type { PrismaStoreClient, PrismaTransactionClientOf } from './storage/prisma-client.js'
 import type { HttpProblemError } from './http/problem-response.js'
 import type { WebhookSigningOptions } from './auth/webhook-auth.js'
 

@@ -10,7 +10,7 @@ import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandler
 import { createPlumbing, type RouteHandler } from './http/exchange.js'
 import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
-import type { PrismaStoreClient } from './prisma-store.js'
+import type { PrismaStoreClient } from './storage/prisma-client.js'
 import { createLiveRoutes } from './routes/live.js'
 import { createReadRoutes } from './routes/reads.js'
 import { createWriteRoutes } from './routes/writes.js'

@@ -35,21 +35,18 @@ export type { Logger } from '../internal/logger.js'
 
 // Stores
 export { MemoryStore } from '../core/memory-store.js'
-export { createPrismaStore } from './prisma-store.js'
+export { createPrismaStore } from './storage/prisma-store.js'
+export type { PrismaStore, PrismaStoreOptions } from './storage/prisma-store.js'
 export type {
-  PipelineRunField,
-  PrismaStore,
   PrismaStoreClient,
-  PrismaStoreNames,
-  PrismaStoreOptions,
   PrismaStorePipelineRunDelegate,
-  PrismaStorePool,
   PrismaStoreTransactionClient,
   PrismaTransactionClientOf,
-  StageOutputField,
-} from './prisma-store.js'
-export { createMemoryReplayStore, createPostgresReplayStore } from './replay-store.js'
-export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './replay-store.js'
+} from './storage/prisma-client.js'
+export type { PipelineRunField, PrismaStoreNames, StageOutputField } from './storage/table-names.js'
+export type { PrismaStorePool } from './storage/adapters/pool-executor.js'
+export { createMemoryReplayStore, createPostgresReplayStore } from './storage/replay-store.js'
+export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore, ReplayStoreSqlClient } from './storage/replay-store.js'
 
 // Writing a store of your own (experimental until the Store interface settles)
 export { nextRunVersion } from '../core/run-version.js'

@@ -27,7 +27,7 @@ import {
 import { Cors } from './http/cors.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
-import { positiveInteger, resolveStore } from './store-option.js'
+import { positiveInteger, resolveStore } from './storage/store-option.js'
 
 /** The live stream settings, every one checked. */
 export interface LiveSettings {

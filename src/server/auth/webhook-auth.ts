@@ -8,7 +8,7 @@ import {
 } from '../../signing/webhook-signature.js'
 import { ServerConfigurationError } from '../configuration-error.js'
 import { HttpProblemError } from '../http/problem-response.js'
-import { createMemoryReplayStore, type ReplayStore } from '../replay-store.js'
+import { createMemoryReplayStore, type ReplayStore } from '../storage/replay-store.js'
 import { timingSafeEqual } from '../../internal/timing-safe-equal.js'
 import { isPositive } from '../../internal/is-positive.js'
 import { describeReceived } from '../../internal/received-value.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { isStoreUnavailableError } from '../core/store.js'
+import { isStoreUnavailableError } from '../../core/store.js'
 import { createMemoryReplayStore, createPostgresReplayStore } from './replay-store.js'
 
 describe('createMemoryReplayStore', () => {

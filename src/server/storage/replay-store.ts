@@ -1,6 +1,6 @@
-import { toStoreError } from './database-errors.js'
-import { quoteIdentifier } from '../internal/quote-identifier.js'
-import { ServerConfigurationError } from './configuration-error.js'
+import { toStoreError } from '../database-errors.js'
+import { quoteIdentifier } from '../../internal/quote-identifier.js'
+import { ServerConfigurationError } from '../configuration-error.js'
 
 /**
  * Remembers the signed messages that were accepted, by `webhook-id`, with a fingerprint of the

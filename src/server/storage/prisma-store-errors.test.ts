@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { StoreUnavailableError } from '../core/store.js'
-import { isDatabaseUnreachableError, PrismaStore, type PrismaStoreClient } from './prisma-store.js'
+import { StoreUnavailableError } from '../../core/store.js'
+import { isDatabaseUnreachableError } from '../database-errors.js'
+import type { PrismaStoreClient } from './prisma-client.js'
+import { PrismaStore } from './prisma-store.js'
 
 function prismaError(code: string, meta?: Record<string, unknown>) {
   return Object.assign(new Error(`prisma ${code}`), { name: 'PrismaClientKnownRequestError', code, meta })

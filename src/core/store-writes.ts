@@ -1,0 +1,162 @@
+/**
+ * How the operations write to a store: its write protocol, chosen once per store from the
+ * methods it implements (its declared capabilities), so that the operations never ask a store
+ * which optional methods it has.
+ *
+ * - A store with `readRunStage` + `writeRunStage` (and `readRun` + `writeRun`) gets the
+ *   optimistic protocol: read, decide, write only if the run's version is unchanged, again
+ *   after a lost race, at most {@link OPTIMISTIC_ATTEMPTS} times.
+ * - A store without them gets the locking protocol: every write is decided under the run's lock
+ *   in one {@link Store.transaction}.
+ * - A store with `touchRun` records heartbeats; one without answers them from a read.
+ *
+ * Internal: the operations (`operations.ts`) call {@link storeWrites}; `resolveStore` calls it
+ * when the handlers or the sweeper are created, so the choice is made there.
+ */
+import { nextRunVersion } from './run-version.js'
+import type { RunStageRead, RunState, RunTouch, StageState, VersionedRun } from './state.js'
+import type { Store, StoreTransaction } from './store.js'
+
+/**
+ * How many times an optimistic write reads, decides and tries its conditional write before it
+ * takes the run's lock instead: each lost race means another write to the same run succeeded,
+ * so this only bounds the work under heavy contention on one run.
+ */
+export const OPTIMISTIC_ATTEMPTS = 4
+
+/**
+ * One optimistic decision on a run as read: `done` (nothing to write; the result as decided),
+ * `write` (write this if the run's version is unchanged, then answer `result`), or
+ * {@link UNDER_LOCK} (decide again under the run's lock, e.g. because the app's hook must run
+ * inside the write's transaction).
+ */
+export type Attempt<R, W> = { done: R } | { write: W; result: R } | typeof UNDER_LOCK
+
+/** The verdict of an {@link Attempt} that sends the write under the run's lock. */
+export const UNDER_LOCK = 'under_lock' as const
+
+/**
+ * What an optimistic write came to: the run is unknown, or the result of an attempt that was
+ * done or written. `undefined` when the write must be decided under the run's lock instead (the
+ * locking protocol, an attempt that said {@link UNDER_LOCK}, or every attempt lost its race).
+ */
+export type Optimistic<R> = { found: false } | { found: true; result: R } | undefined
+
+/** A store's write protocol; see the module's description. */
+export interface StoreWrites {
+  /**
+   * Reads a run and one of its stages (`first`, when the caller already has that read), decides
+   * with `decide`, and writes the stage and the run if the version is unchanged.
+   */
+  onRunStage<R>(
+    runId: string,
+    stageNumber: number,
+    decide: (read: RunStageRead) => Attempt<R, { run: RunState; stage: StageState }>,
+    first?: RunStageRead | null,
+  ): Promise<Optimistic<R>>
+  /**
+   * Reads a run, decides with `decide`, and writes the run if the version is unchanged; with
+   * `guardActivity`, also only if no heartbeat came since the read (a heartbeat writes no version).
+   */
+  onRun<R>(runId: string, decide: (read: VersionedRun) => Attempt<R, RunState>, guardActivity?: boolean): Promise<Optimistic<R>>
+  /** Records a heartbeat (`Store.touchRun`), or, on a store without it, reads the run as stored. */
+  touchRun(touch: RunTouch): Promise<RunStageRead | null>
+}
+
+const chosen = new WeakMap<object, StoreWrites>()
+
+/** The write protocol of `store`, chosen on its first use and kept for the store's lifetime. */
+export function storeWrites<Tx>(store: Store<Tx>): StoreWrites {
+  let writes = chosen.get(store)
+  if (writes === undefined) {
+    writes = {
+      onRunStage: hasStageWrites(store) ? optimisticRunStage(store) : underLock,
+      onRun: hasRunWrites(store) ? optimisticRun(store) : underLock,
+      touchRun: hasTouch(store) ? touching(store) : (touch) => readWithoutTouch(store, touch),
+    }
+    chosen.set(store, writes)
+  }
+  return writes
+}
+
+/**
+ * Every stored stage of a run inside a transaction: `getStages` when the store's transaction has
+ * it, else the catalogue's stages `1..count` one by one.
+ */
+export async function storedStagesOf<Tx>(tx: StoreTransaction<Tx>, runId: string, count: number): Promise<StageState[]> {
+  if (tx.getStages) return tx.getStages(runId)
+  const stages: StageState[] = []
+  for (let number = 1; number <= count; number++) {
+    const stage = await tx.getStage(runId, number)
+    if (stage) stages.push(stage)
+  }
+  return stages
+}
+
+type StageWritingStore = Pick<Required<Store<unknown>>, 'readRunStage' | 'writeRunStage'>
+type RunWritingStore = Pick<Required<Store<unknown>>, 'readRun' | 'writeRun'>
+type TouchingStore = Pick<Required<Store<unknown>>, 'touchRun'>
+
+function hasStageWrites(store: object): store is StageWritingStore {
+  const { readRunStage, writeRunStage } = store as Store<unknown>
+  return typeof readRunStage === 'function' && typeof writeRunStage === 'function'
+}
+
+function hasRunWrites(store: object): store is RunWritingStore {
+  const { readRun, writeRun } = store as Store<unknown>
+  return typeof readRun === 'function' && typeof writeRun === 'function'
+}
+
+function hasTouch(store: object): store is TouchingStore {
+  return typeof (store as Store<unknown>).touchRun === 'function'
+}
+
+/** The locking protocol's optimistic step: none, so the caller decides under the run's lock. */
+async function underLock(): Promise<undefined> {
+  return undefined
+}
+
+function optimisticRunStage(store: StageWritingStore): StoreWrites['onRunStage'] {
+  return async (runId, stageNumber, decide, first) => {
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const read = attempt === 0 && first !== undefined ? first : await store.readRunStage(runId, stageNumber)
+      if (!read) return { found: false }
+      const step = decide(read)
+      if (step === UNDER_LOCK) return undefined
+      if ('done' in step) return { found: true, result: step.done }
+      const { run, stage } = step.write
+      if (await store.writeRunStage({ run, stage, expectedVersion: read.version, version: nextRunVersion(read.version) })) {
+        return { found: true, result: step.result }
+      }
+    }
+    return undefined
+  }
+}
+
+function optimisticRun(store: RunWritingStore): StoreWrites['onRun'] {
+  return async (runId, decide, guardActivity) => {
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const read = await store.readRun(runId)
+      if (!read) return { found: false }
+      const step = decide(read)
+      if (step === UNDER_LOCK) return undefined
+      if ('done' in step) return { found: true, result: step.done }
+      const write = { run: step.write, expectedVersion: read.version, version: nextRunVersion(read.version) }
+      const guarded = guardActivity ? { ...write, expectedLastActivityAt: read.run.lastActivityAt ?? null } : write
+      if (await store.writeRun(guarded)) return { found: true, result: step.result }
+    }
+    return undefined
+  }
+}
+
+function touching(store: TouchingStore): StoreWrites['touchRun'] {
+  return (touch) => store.touchRun(touch)
+}
+
+/** A store without `touchRun`: the heartbeat is answered from a read and records nothing. */
+async function readWithoutTouch<Tx>(store: Store<Tx>, touch: RunTouch): Promise<RunStageRead | null> {
+  const snapshot = await store.getRun(touch.runId)
+  if (!snapshot) return null
+  const stage = snapshot.stages.find((candidate) => candidate.stageNumber === touch.stageNumber)
+  return { run: snapshot.run, version: snapshot.version ?? 0, stage }
+}

@@ -1,0 +1,87 @@
+/**
+ * The store's statements on the app's `pg` pool, skipping the Prisma client's per-statement
+ * cost: named prepared statements until the database (or a transaction pooler in front of it)
+ * refuses one, then unnamed ones (`PrismaStoreOptions.namedStatements`).
+ */
+import { type CallGuard, errorCode, type SqlExecutor } from './sql-executor.js'
+
+/**
+ * A `pg` pool (or anything with its `query`), for {@link PrismaStoreOptions.pool}: e.g. the
+ * `pg.Pool` an app already hands to `new PrismaPg(pool)`.
+ */
+export interface PrismaStorePool {
+  /**
+   * Runs one statement with bound parameters (`$1`, `$2`, …) (`pg`'s `QueryConfig`). With
+   * `name`, a named prepared statement, parsed once per connection; without, an unnamed one
+   * (see {@link PrismaStoreOptions.namedStatements}).
+   */
+  query(config: { name?: string; text: string; values: unknown[] }): PromiseLike<{ rows: unknown[] }>
+}
+
+/** How {@link createPoolExecutor} sends statements. */
+export interface PoolExecutorOptions {
+  /** `PrismaStoreOptions.namedStatements`: `true` always named, `false` always unnamed, `undefined` named until refused. */
+  namedStatements: boolean | undefined
+  /** Bounds and classifies each attempt. */
+  guard: CallGuard
+  /** Says once, with the fix, that the pool path turned to unnamed statements. */
+  warn: (message: string, fields: Record<string, unknown>) => void
+}
+
+/**
+ * SQLSTATEs of a named statement a server connection does not have (`26000`
+ * invalid_sql_statement_name) or already has from another client (`42P05`
+ * duplicate_prepared_statement): what a transaction pooler's named statements fail with.
+ */
+const REFUSED_NAMED_STATEMENT = new Set(['26000', '42P05'])
+
+/** An executor on `pool`, named statements chosen by `options.namedStatements`. */
+export function createPoolExecutor(pool: PrismaStorePool, options: PoolExecutorOptions): SqlExecutor {
+  const { guard, warn } = options
+  // Whether statements are named now; the default turns to unnamed ones when a pooler refuses them.
+  let named = options.namedStatements ?? true
+  const unnamedOnRefusal = options.namedStatements === undefined
+  const unnamed = <Row>(text: string, values: unknown[]) => guard(poolRows<Row>(pool.query({ text, values })))
+  return {
+    async query<Row>(text: string, values: unknown[]): Promise<Row[]> {
+      if (!named) return unnamed<Row>(text, values)
+      try {
+        return await guard(poolRows<Row>(pool.query({ name: statementName(text), text, values })))
+      } catch (error) {
+        if (!unnamedOnRefusal || !REFUSED_NAMED_STATEMENT.has(String(errorCode(error)))) throw error
+        // Refused at Parse or Bind, before anything ran: sending it again unnamed is safe.
+        if (named) {
+          named = false
+          warn(
+            `pipeline-status: the database refused a named prepared statement (${String(errorCode(error))}: ${(error as Error).message}), ` +
+              'as a transaction pooler (PgBouncer in transaction mode, Supavisor, Neon) does; the store now sends unnamed statements, ' +
+              'which cost a parse per call. Pass namedStatements: false to createPrismaStore to start that way, or give it a pool on a direct URL',
+            { code: errorCode(error) },
+          )
+        }
+        return unnamed<Row>(text, values)
+      }
+    },
+  }
+}
+
+function poolRows<Row>(pending: PromiseLike<{ rows: unknown[] }>): Promise<Row[]> {
+  return Promise.resolve(pending).then((result) => result.rows as Row[])
+}
+
+const statementNames = new Map<string, string>()
+
+/**
+ * A prepared statement's name derived from its text (FNV-1a), so that stores with different
+ * table names sharing one pool never reuse a name for another statement.
+ */
+function statementName(sql: string): string {
+  let name = statementNames.get(sql)
+  if (name === undefined) {
+    let hash = 0x811c9dc5
+    for (let i = 0; i < sql.length; i++) hash = Math.imul(hash ^ sql.charCodeAt(i), 0x01000193) >>> 0
+    name = `pss_${hash.toString(36)}_${sql.length.toString(36)}`
+    statementNames.set(sql, name)
+  }
+  return name
+}

@@ -1,0 +1,87 @@
+/**
+ * Row mappers: the rows the store's SQL returns (instants as epoch milliseconds, progress as
+ * text, stage columns prefixed `s_`) as the core's state types.
+ */
+import type { StageProgress } from '../../contract/runner-control.js'
+import type { RunStatus } from '../../contract/status.js'
+import type { RunState, StageState } from '../../core/state.js'
+
+/** An instant as the store's SQL returns it: epoch milliseconds (a float8, so a number; a string from a driver that returns text). */
+export type Instant = number | string
+
+/** A run row, as `runColumns` in `sql/columns.ts` selects it. */
+export interface RunRow {
+  id: string
+  status: RunStatus
+  error: string | null
+  completedAt: Instant | null
+  completionReceivedAt: Instant | null
+  createdAt: Instant
+  updatedAt: Instant
+  lastActivityAt: Instant | null
+  heartbeatIntervalMs: number | string | null
+}
+
+/** A run row with its version. */
+export type VersionedRunRow = RunRow & { version: number | string }
+
+/** A stage's columns, as `stageColumns` in `sql/columns.ts` selects them; all `null` when a join found no stage. */
+export interface StageColumns {
+  s_stageName: string | null
+  s_status: StageState['status'] | null
+  s_output: string | null
+  s_completedAt: Instant | null
+  s_progress: string | null
+  s_createdAt: Instant | null
+  s_updatedAt: Instant | null
+}
+
+/** A run joined with one of its stages. */
+export type RunStageRow = VersionedRunRow & StageColumns
+/** A run joined with each of its stages, one row per stage (or one without). */
+export type RunStagesRow = VersionedRunRow & StageColumns & { s_stageNumber: number | null }
+/** A stage on its own. */
+export type StageRow = StageColumns & { s_stageNumber: number | string }
+
+/** The stage in a joined row, or `undefined` when the join found none. */
+export function stageOf(row: StageColumns, stageNumber: number): StageState | undefined {
+  if (row.s_status === null) return undefined
+  return {
+    stageNumber,
+    stageName: row.s_stageName as string,
+    status: row.s_status,
+    output: row.s_output,
+    completedAt: toDate(row.s_completedAt),
+    progress: row.s_progress === null ? null : (JSON.parse(row.s_progress) as StageProgress),
+    createdAt: toDate(row.s_createdAt as Instant),
+    updatedAt: toDate(row.s_updatedAt as Instant),
+  }
+}
+
+/** A stage row as the stage it holds. */
+export function stageFromRow(row: StageRow): StageState {
+  return stageOf(row, Number(row.s_stageNumber)) as StageState
+}
+
+/** A run row as the run it holds. */
+export function toRunState(row: RunRow): RunState {
+  return {
+    id: row.id,
+    status: row.status,
+    error: row.error,
+    completedAt: toDate(row.completedAt),
+    completionReceivedAt: toDate(row.completionReceivedAt),
+    createdAt: toDate(row.createdAt),
+    updatedAt: toDate(row.updatedAt),
+    lastActivityAt: toDate(row.lastActivityAt),
+    heartbeatIntervalMs: row.heartbeatIntervalMs === null ? null : Number(row.heartbeatIntervalMs),
+  }
+}
+
+/** An instant read as epoch milliseconds (see `ms` in `sql/columns.ts`). */
+export function toDate(value: Instant): Date
+export function toDate(value: Instant | null): Date | null
+export function toDate(value: Instant | null): Date | null {
+  if (value === null) return null
+  return new Date(Number(value))
+}

@@ -1,0 +1,81 @@
+/**
+ * The fragments the statements share: the selected columns of a run and of a stage, the run's
+ * update, the stage's upsert and the optional notification. Names come quoted from
+ * `table-names.ts`; every value is a bound parameter.
+ */
+import type { TableNames } from '../table-names.js'
+
+/**
+ * A `timestamptz` column read as epoch milliseconds (exact for timestamptz(3)). Instants are
+ * written as ISO text with `Z` cast to timestamptz (`sql/parameters.ts`), so that neither a
+ * driver's handling of `Date` nor the session's TimeZone can shift them: Prisma's adapter writes
+ * a `Date` as wall-clock text without a zone and reads a timestamptz's local rendering as if it
+ * were UTC (docs/operations.md).
+ */
+export function ms(column: string): string {
+  return `(extract(epoch FROM ${column}) * 1000)::float8`
+}
+
+/** A run's columns under `alias`, as `RunRow` and its `version` in `rows.ts`. */
+export function runColumns({ run: r }: TableNames, alias: string): string {
+  return (
+    `${alias}.${r.id} AS "id", ${alias}.${r.status}::text AS "status", ${alias}.${r.error} AS "error", ` +
+    `${ms(`${alias}.${r.completedAt}`)} AS "completedAt", ${ms(`${alias}.${r.completionReceivedAt}`)} AS "completionReceivedAt", ` +
+    `${ms(`${alias}.${r.createdAt}`)} AS "createdAt", ${ms(`${alias}.${r.updatedAt}`)} AS "updatedAt", ${alias}.${r.version} AS "version", ` +
+    `${ms(`${alias}.${r.lastActivityAt}`)} AS "lastActivityAt", ${alias}.${r.heartbeatIntervalMs} AS "heartbeatIntervalMs"`
+  )
+}
+
+/**
+ * The stage's columns of alias `s`, as `StageColumns` in `rows.ts`. Progress as text, parsed by
+ * the store: drivers differ in how they return jsonb.
+ */
+export function stageColumns({ stage: s }: TableNames): string {
+  return (
+    `s.${s.stageName} AS "s_stageName", s.${s.status}::text AS "s_status", s.${s.output} AS "s_output", ` +
+    `${ms(`s.${s.completedAt}`)} AS "s_completedAt", s.${s.progress}::text AS "s_progress", ${ms(`s.${s.createdAt}`)} AS "s_createdAt", ` +
+    `${ms(`s.${s.updatedAt}`)} AS "s_updatedAt"`
+  )
+}
+
+/** The run's status fields and version from `$3`–`$8`, in the order of `runWriteValues`. */
+export function runUpdate({ run: r }: TableNames): string {
+  return (
+    `${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5::timestamptz, ` +
+    `${r.completionReceivedAt} = $6::timestamptz, ${r.updatedAt} = $7::timestamptz, ${r.version} = $8`
+  )
+}
+
+/**
+ * The stage's insert: the values of `stageValues`, from parameter `p(0)` on (id, stageNumber,
+ * stageName, status, output, completedAt, progress, createdAt, updatedAt), for the run `runId`.
+ */
+export function stageInsert({ stageTable, stage: s }: TableNames, p: (i: number) => string, runId: string): string {
+  return (
+    `INSERT INTO ${stageTable} (${s.id}, ${s.runId}, ${s.stageNumber}, ${s.stageName}, ${s.status}, ${s.output}, ` +
+    `${s.completedAt}, ${s.progress}, ${s.createdAt}, ${s.updatedAt}) ` +
+    `SELECT ${p(0)}, ${runId}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}::timestamptz, ${p(6)}::text::jsonb, ${p(7)}::timestamptz, ${p(8)}::timestamptz`
+  )
+}
+
+/** Turns the stage's insert into an upsert on `(runId, stageNumber)`, so concurrent first updates merge. */
+export function stageConflict({ stage: s }: TableNames): string {
+  return (
+    `ON CONFLICT (${s.runId}, ${s.stageNumber}) DO UPDATE SET ${s.stageName} = EXCLUDED.${s.stageName}, ` +
+    `${s.status} = EXCLUDED.${s.status}, ${s.output} = EXCLUDED.${s.output}, ` +
+    `${s.completedAt} = EXCLUDED.${s.completedAt}, ${s.progress} = EXCLUDED.${s.progress}, ${s.updatedAt} = EXCLUDED.${s.updatedAt}`
+  )
+}
+
+/**
+ * With a notify channel (the parameter `channel`), the CTE that sends the written run's
+ * `id:version` (from the CTE `run`) to pg_notify in the same statement; nothing without one.
+ */
+export function notified(notify: boolean, channel: string): string {
+  return notify ? `, notified AS (SELECT pg_notify(${channel}, run.id || ':' || run.version) FROM run)` : ''
+}
+
+/** The condition that makes {@link notified} run: an unreferenced SELECT in WITH would never run, hence the EXISTS. */
+export function whenNotified(notify: boolean): string {
+  return notify ? ' WHERE EXISTS (SELECT 1 FROM notified)' : ''
+}

@@ -1,0 +1,47 @@
+/**
+ * The bound parameters of the statements: instants as ISO text, a stage's values and a run's
+ * conditional write, in the order the SQL numbers them.
+ */
+import { isFinalStatus, RunStatus } from '../../../contract/status.js'
+import type { RunWrite, StageState } from '../../../core/state.js'
+
+/** `PENDING` and `PROCESSING`: the statuses the `(status, updatedAt)` index narrows stale-run listings to. */
+export const UNFINISHED_STATUSES: RunStatus[] = RunStatus.options.filter((status) => !isFinalStatus(status))
+
+/**
+ * An instant as a bound parameter: ISO 8601 text with `Z`, cast to `timestamptz` by the SQL, so
+ * the same instant is stored whatever the session's TimeZone and however a driver sends a `Date`.
+ */
+export function instant(value: Date | null | undefined): string | null {
+  return value == null ? null : value.toISOString()
+}
+
+/** The stage values in the order `stageInsert` binds them; `id` is what Prisma's @default(uuid()) would fill in. */
+export function stageValues(stage: StageState): unknown[] {
+  return [
+    crypto.randomUUID(),
+    stage.stageNumber,
+    stage.stageName,
+    stage.status,
+    stage.output,
+    instant(stage.completedAt),
+    stage.progress ? JSON.stringify(stage.progress) : null,
+    instant(stage.createdAt),
+    instant(stage.updatedAt),
+  ]
+}
+
+/** The run's parameters of a conditional write (`$1`–`$8`), in the order of every statement that takes them. */
+export function runWriteValues(write: RunWrite): unknown[] {
+  const { run } = write
+  return [
+    run.id,
+    write.expectedVersion,
+    run.status,
+    run.error,
+    instant(run.completedAt),
+    instant(run.completionReceivedAt),
+    instant(run.updatedAt),
+    write.version,
+  ]
+}

@@ -1,0 +1,62 @@
+/** The statements on runs outside a transaction: create, read, write if unchanged, heartbeat. */
+import type { TableNames } from '../table-names.js'
+import { notified, runColumns, runUpdate, stageColumns, whenNotified } from './columns.js'
+
+/** Reads run `$1` and its version. */
+export function readRunSql(names: TableNames): string {
+  return `SELECT ${runColumns(names, 'r')} FROM ${names.runTable} r WHERE r.${names.run.id} = $1`
+}
+
+/** Reads run `$1` joined with every stage it has, one row per stage (or one without), ordered by stage number. */
+export function readRunStagesSql(names: TableNames): string {
+  const { runTable, stageTable, run: r, stage: s } = names
+  return (
+    `SELECT ${runColumns(names, 'r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)} FROM ${runTable} r ` +
+    `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`
+  )
+}
+
+/** The versions of the runs whose ids are in the text array `$1`. */
+export function readVersionsSql({ runTable, run: r }: TableNames): string {
+  return `SELECT r.${r.id} AS "id", r.${r.version} AS "version" FROM ${runTable} r WHERE r.${r.id} = ANY($1::text[])`
+}
+
+/**
+ * Inserts a run (id, status, error, completedAt, completionReceivedAt, createdAt, updatedAt,
+ * version as `$1`–`$8`) unless one with its id exists: `INSERT … ON CONFLICT DO NOTHING`, so a
+ * concurrent create of the same id waits for the other to commit and then inserts nothing.
+ */
+export function insertRunSql({ runTable, run: r }: TableNames): string {
+  return (
+    `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
+    `${r.createdAt}, ${r.updatedAt}, ${r.version}) VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8) ` +
+    `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`
+  )
+}
+
+/** Writes the run (`runWriteValues`, `$1`–`$8`) only if its version is still `$2`; the notify channel is `$9` when `notify`. */
+export function writeRunSql(names: TableNames, notify: boolean): string {
+  const { runTable, run: r } = names
+  return (
+    `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} ` +
+    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$9')} ` +
+    `SELECT 1 AS "written" FROM run${whenNotified(notify)}`
+  )
+}
+
+/**
+ * The heartbeat: stores `$2` as run `$1`'s lastActivityAt (and the interval `$3`, when given),
+ * never the version, so no new ETag or event; returns the run joined with stage `$4`. Only an
+ * unfinished run (status in `$5`), checked in the same statement: a heartbeat that waited for
+ * the lock of a run being finished re-checks the committed status and writes nothing after it.
+ */
+export function touchRunSql(names: TableNames): string {
+  const { runTable, stageTable, run: r, stage: s } = names
+  return (
+    `WITH r AS (UPDATE ${runTable} SET ${r.lastActivityAt} = $2::timestamptz, ` +
+    `${r.heartbeatIntervalMs} = COALESCE($3::integer, ${r.heartbeatIntervalMs}) ` +
+    `WHERE ${r.id} = $1 AND ${r.status}::text = ANY($5::text[]) RETURNING *) ` +
+    `SELECT ${runColumns(names, 'r')}, ${stageColumns(names)} FROM r ` +
+    `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} AND s.${s.stageNumber} = $4::integer`
+  )
+}

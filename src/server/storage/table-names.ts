@@ -1,0 +1,94 @@
+/**
+ * Name resolution: the quoted table and column names of the store's SQL, from the app's Prisma
+ * client's data model (`@@map`, `@map`, `@@schema`), the `names` and `schema` options, else the
+ * Prisma names.
+ */
+import type { RunState, StageState } from '../../core/state.js'
+import { quoteIdentifier } from '../../internal/quote-identifier.js'
+
+/** The columns of `PipelineRun` that the store reads and writes, by Prisma field name. */
+export type PipelineRunField = keyof RunState | 'version'
+
+/** The columns of `StageOutput` that the store reads and writes, by Prisma field name. */
+export type StageOutputField = keyof StageState | 'id' | 'runId'
+
+/**
+ * Table and column names for {@link PrismaStoreOptions.names}, by Prisma model and field name.
+ * Each missing entry is read from the client's data model, else taken as the Prisma name.
+ */
+export interface PrismaStoreNames {
+  /** The `PipelineRun` model: its table (as in `@@map`) and its columns (as in `@map`). */
+  PipelineRun?: { table?: string | undefined; columns?: Partial<Record<PipelineRunField, string>> | undefined } | undefined
+  /** The `StageOutput` model: its table (as in `@@map`) and its columns (as in `@map`). */
+  StageOutput?: { table?: string | undefined; columns?: Partial<Record<StageOutputField, string>> | undefined } | undefined
+}
+
+/** Quoted table and column names of both models, as the statements in `sql/` take them. */
+export interface TableNames {
+  runTable: string
+  stageTable: string
+  run: Record<PipelineRunField, string>
+  stage: Record<StageOutputField, string>
+}
+
+const RUN_FIELDS: readonly PipelineRunField[] = [
+  'id',
+  'status',
+  'error',
+  'completedAt',
+  'completionReceivedAt',
+  'createdAt',
+  'updatedAt',
+  'version',
+  'lastActivityAt',
+  'heartbeatIntervalMs',
+]
+const STAGE_FIELDS: readonly StageOutputField[] = [
+  'id',
+  'runId',
+  'stageNumber',
+  'stageName',
+  'status',
+  'output',
+  'completedAt',
+  'progress',
+  'createdAt',
+  'updatedAt',
+]
+
+/** The part of a Prisma 7 client's runtime data model that holds `@@map`, `@map` and `@@schema`. */
+interface RuntimeModel {
+  dbName?: string | null
+  schema?: string | null
+  fields?: Array<{ name: string; dbName?: string | null }>
+}
+
+/** The quoted names the store's SQL uses, resolved once when the store is created. */
+export function resolveTableNames(
+  prisma: object,
+  options: { schema?: string | undefined; names?: PrismaStoreNames | undefined },
+): TableNames {
+  // Not part of Prisma's typed API, so read defensively: a client without it gets the Prisma names.
+  const models = (prisma as { _runtimeDataModel?: { models?: Record<string, RuntimeModel | undefined> } })._runtimeDataModel?.models
+  const table = (model: 'PipelineRun' | 'StageOutput'): string => {
+    const runtime = models?.[model]
+    const name = options.names?.[model]?.table ?? runtime?.dbName ?? model
+    const schema = runtime?.schema ?? options.schema
+    return schema ? `${quoteIdentifier(schema)}.${quoteIdentifier(name)}` : quoteIdentifier(name)
+  }
+  const columns = <F extends string>(model: 'PipelineRun' | 'StageOutput', fields: readonly F[], explicit: Partial<Record<F, string>> | undefined) => {
+    const runtimeFields = models?.[model]?.fields ?? []
+    const result = {} as Record<F, string>
+    for (const field of fields) {
+      const mapped = explicit?.[field] ?? runtimeFields.find((candidate) => candidate.name === field)?.dbName ?? field
+      result[field] = quoteIdentifier(mapped)
+    }
+    return result
+  }
+  return {
+    runTable: table('PipelineRun'),
+    stageTable: table('StageOutput'),
+    run: columns('PipelineRun', RUN_FIELDS, options.names?.PipelineRun?.columns),
+    stage: columns('StageOutput', STAGE_FIELDS, options.names?.StageOutput?.columns),
+  }
+}
