@@ -157,11 +157,6 @@ export async function createRun<Tx>(
   return store.insertRun(newRun(options.id ?? crypto.randomUUID(), options.now))
 }
 
-/** Reads a run and its stored stages; `null` for an unknown run. */
-export function getRunSnapshot<Tx>(store: Store<Tx>, runId: string): Promise<RunSnapshot | null> {
-  return store.getRun(runId)
-}
-
 /** Options of {@link failStaleRuns}. */
 export interface FailStaleRunsOptions<Tx = unknown> {
   /** How long an unfinished run may go without an applied update, in milliseconds. */
