@@ -1,6 +1,7 @@
 /**
- * The checks of `PrismaAPIClient`'s options, run once by its constructor: every option that
- * cannot work throws a `ConfigurationError` naming the option and the fix. Internal.
+ * `PrismaAPIClient`'s options, and their checks, run once by its constructor: every option that
+ * cannot work throws a `ConfigurationError` naming the option and the fix. The resolver is
+ * internal; the option types are exported from the client's entry.
  */
 import { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL } from '../contract/headers.js'
 import { MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS } from '../contract/runner-control.js'
@@ -9,8 +10,146 @@ import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../co
 import { isPositive } from '../internal/is-positive.js'
 import { decodeWebhookSecret } from '../signing/webhook-signature.js'
 import { ConfigurationError } from './errors.js'
-import type { PrismaAPIClientOptions } from './prisma-api-client.js'
-import { type ResolvedRetryPolicy, resolveRetryPolicy } from './retry-policy.js'
+import type { Logger } from './logger.js'
+import type { OutboxOptions } from './outbox/outbox.js'
+import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy } from './retry-policy.js'
+import type { RunFinishedEvent } from './run-finished.js'
+
+/**
+ * Standard Webhooks signing of every request, status reads included (optional; with it the
+ * plain `secret` may be left out, for a server that only has the signing secret).
+ *
+ * The `webhook-id` is `<METHOD> <route> <unique>` (see docs/security.md): the method, the path
+ * after the base path (`run_1/stage-update`) and the update's `Idempotency-Key` (a random id per
+ * status read), so the signature binds the body to its run and route, and every attempt of one
+ * update has the same id. Each attempt is signed again with a fresh `webhook-timestamp`, so a
+ * redelivery from the outbox hours later is still inside the server's timestamp tolerance.
+ */
+export interface SigningOptions {
+  /** The signing secret: `whsec_<base64>` as Standard Webhooks defines it, or a plain string. */
+  secret: string
+}
+
+/**
+ * Options of {@link PrismaAPIClient}.
+ *
+ * @example
+ * ```ts
+ * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+ * const client = new PrismaAPIClient({
+ *   baseUrl: 'https://app.example.com',
+ *   secret: process.env.WEBHOOK_SECRET,
+ *   timeoutMs: 10_000,
+ *   retry: { limit: 5 },
+ *   outbox: { dir: './.pipeline-outbox' },
+ * })
+ * ```
+ */
+export interface PrismaAPIClientOptions {
+  /**
+   * The web app's origin (scheme, host, port; a path prefix is kept), e.g.
+   * `https://app.example.com`. The routes live under it at `basePath`. A URL that already ends
+   * with `basePath` (`https://app.example.com/api/pipeline`, what the demo and the Express
+   * example print) means the same: the base path is not doubled.
+   * @default process.env.FRONTEND_WEBHOOK_URL
+   */
+  baseUrl?: string | undefined
+  /**
+   * The path the handlers are mounted at, joined to `baseUrl`.
+   * @default '/api/pipeline'
+   */
+  basePath?: string | undefined
+  /**
+   * The shared secret sent as `X-Webhook-Secret` with every request. Required unless `signing`
+   * is set; with `signing` and no secret (none given, `WEBHOOK_SECRET` unset), requests are
+   * only signed.
+   *
+   * Read the way the server reads `WEBHOOK_SECRET`: a comma-separated list whose entries are
+   * trimmed, so one `.env` serves both during a rotation. The client sends the first entry:
+   * with `WEBHOOK_SECRET='new,old'` it sends `new`, which the server (accepting both) takes. A
+   * secret that holds a comma cannot be written this way (the server needs it as an array).
+   * @default process.env.WEBHOOK_SECRET
+   */
+  secret?: string | undefined
+  /**
+   * Milliseconds one attempt may take, from sending to the last byte of the answer: one
+   * deadline over connecting, the headers and the body, so a server that sends the headers and
+   * then stalls, or trickles the body, ends the attempt as a timeout (retried, same
+   * `Idempotency-Key`; {@link StatusTimeoutError} once the retries are spent). Applies per
+   * attempt: with retries, one call can take up to `(retry.limit + 1) * timeoutMs` plus the
+   * backoff waits.
+   * @default 30_000
+   */
+  timeoutMs?: number | undefined
+  /** How failed requests are retried (network errors, timeouts, 408, 429, 5xx). See {@link RetryPolicy}. */
+  retry?: RetryPolicy | undefined
+  /** Standard Webhooks signatures on every request. Off unless set. See {@link SigningOptions}. */
+  signing?: SigningOptions | undefined
+  /**
+   * Where the client reports failed and queued updates.
+   * @default consoleLogger (warnings and errors to the console)
+   */
+  logger?: Logger | undefined
+  /**
+   * The stage catalogue: stage numbers 1..N and the names sent as `stageName`. Must match the
+   * server's, whose last stage completes the run.
+   * @default DEFAULT_STAGES (the original five stages)
+   */
+  stages?: StageCatalogue | undefined
+  /**
+   * The `fetch` used for every attempt, e.g. an instrumented one.
+   * @default globalThis.fetch, looked up per request (so a test's interceptor applies)
+   */
+  fetch?: ((input: string, init: RequestInit) => Promise<Response>) | undefined
+  /**
+   * When `true`, the `mark*` methods, `initializePipelineStages` and `sendStageUpdate` throw
+   * typed errors instead of resolving `false`. An update queued in the outbox still resolves
+   * `true`: it is not lost.
+   * @default false
+   */
+  throwOnError?: boolean | undefined
+  /**
+   * Keep updates that could not be delivered (after their retries) on disk and deliver them
+   * later, in order per run, also after a restart. Off unless set. See {@link OutboxOptions}.
+   */
+  outbox?: OutboxOptions | undefined
+  /**
+   * The `User-Agent` header.
+   * @default 'pipeline-status-sdk'
+   */
+  userAgent?: string | undefined
+  /**
+   * How often, in milliseconds, the client sends `POST {base}/{runId}/heartbeat` while
+   * `runPipeline` runs a stage (one at the stage's start, then one per interval), announced to
+   * the server as `intervalMs` so that the stale-run sweeper judges the run by it. Between
+   * 1 000 and 3 600 000 (the contract's `MIN_HEARTBEAT_INTERVAL_MS`..`MAX_HEARTBEAT_INTERVAL_MS`).
+   * Heartbeats are never queued in the outbox nor retried: a missed one is not worth replaying,
+   * the next one follows an interval later. The runner learns that its run was finished
+   * elsewhere within one interval.
+   * @default 10_000
+   */
+  heartbeatIntervalMs?: number | undefined
+  /**
+   * Called once per run when an answer of the server (a stage update, a heartbeat, a
+   * completion, a status read, or a 409 `run_finished` refusal) shows that the run was finished
+   * by someone else: cancelled by the web app, failed by the stale-run sweeper, completed by a
+   * `/complete` call not made by this client. Not called when this client's own update
+   * finished the run. Exceptions it throws are logged and ignored. `runPipeline` listens too and
+   * aborts the running stage.
+   */
+  onRunFinished?: ((event: RunFinishedEvent) => void) | undefined
+}
+
+/** Options of {@link PrismaAPIClient.close}. */
+export interface CloseOptions {
+  /**
+   * Milliseconds to wait for updates in flight and to flush the outbox before giving up.
+   * What is left stays in the outbox directory for the next process.
+   * @default 10_000
+   */
+  timeoutMs?: number | undefined
+}
+
 
 /** The options after their checks, with the environment's fallbacks applied. */
 export interface ResolvedClientOptions {
@@ -19,9 +158,9 @@ export interface ResolvedClientOptions {
   /** The shared secret (the first entry of a `new,old` list), `undefined` when only signing is used. */
   secret: string | undefined
   /** Per-attempt timeout, in milliseconds. */
-  timeout: number
+  timeoutMs: number
   /** Milliseconds between heartbeats while `runPipeline` runs a stage. */
-  heartbeatInterval: number
+  heartbeatIntervalMs: number
   stages: StageCatalogue
   retry: ResolvedRetryPolicy
   /** The Standard Webhooks signing secret, when requests are signed. */
@@ -68,14 +207,14 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
       `No webhook secret: pass { secret } or set ${ENV_WEBHOOK_SECRET} (the same value as the web app's)`,
     )
   }
-  const timeout = options.timeout ?? 30_000
-  if (!isPositive(timeout, { max: 2_147_483_647 })) {
-    throw new ConfigurationError('timeout must be a positive number of milliseconds')
+  const timeoutMs = options.timeoutMs ?? 30_000
+  if (!isPositive(timeoutMs, { max: 2_147_483_647 })) {
+    throw new ConfigurationError('timeoutMs must be a positive number of milliseconds')
   }
-  const heartbeatInterval = options.heartbeatInterval ?? 10_000
-  if (!Number.isInteger(heartbeatInterval) || heartbeatInterval < MIN_HEARTBEAT_INTERVAL_MS || heartbeatInterval > MAX_HEARTBEAT_INTERVAL_MS) {
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000
+  if (!Number.isInteger(heartbeatIntervalMs) || heartbeatIntervalMs < MIN_HEARTBEAT_INTERVAL_MS || heartbeatIntervalMs > MAX_HEARTBEAT_INTERVAL_MS) {
     throw new ConfigurationError(
-      `heartbeatInterval must be a whole number of milliseconds from ${MIN_HEARTBEAT_INTERVAL_MS} to ${MAX_HEARTBEAT_INTERVAL_MS}, got ${String(heartbeatInterval)}`,
+      `heartbeatIntervalMs must be a whole number of milliseconds from ${MIN_HEARTBEAT_INTERVAL_MS} to ${MAX_HEARTBEAT_INTERVAL_MS}, got ${String(heartbeatIntervalMs)}`,
     )
   }
   let stages: StageCatalogue
@@ -100,5 +239,5 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
     }
     signingSecret = given
   }
-  return { url, secret, timeout, heartbeatInterval, stages, retry, signingSecret }
+  return { url, secret, timeoutMs, heartbeatIntervalMs, stages, retry, signingSecret }
 }

@@ -3,17 +3,13 @@ import { join } from 'node:path'
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
 import { forwardAbort } from './forward-abort.js'
-import { CatalogueMismatchError, RunFinishedError, isRunFinishedError } from './errors.js'
+import { clientInternals } from './client-internals.js'
+import { type QueuedDelivery, type UpdateOutcome, isQueuedDelivery } from './delivery.js'
+import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
 import { failureReason } from './failure-reason.js'
-import {
-  type ProgressReport,
-  type PrismaAPIClient,
-  type QueuedDelivery,
-  type RunFinishedEvent,
-  type UpdateOutcome,
-  clientInternals,
-  isQueuedDelivery,
-} from './prisma-api-client.js'
+import type { PrismaAPIClient } from './prisma-api-client.js'
+import type { ProgressReport } from './progress.js'
+import type { RunFinishedEvent } from './run-finished.js'
 import { type OutputAlteration, outputJsonReplacer, serialiseOutput } from './stage-output.js'
 
 /** What a stage function gets. */
@@ -220,7 +216,7 @@ export interface PipelineSummary {
  *   this run, else `GET /status`) and refuses to start with a {@link CatalogueMismatchError}
  *   when the number of stage functions differs from it. When the server cannot be read (or is
  *   older and sends no catalogue), it starts anyway and says so in `warnings`.
- * - While a stage runs, the client sends heartbeats (its `heartbeatInterval`) and the stage may
+ * - While a stage runs, the client sends heartbeats (its `heartbeatIntervalMs`) and the stage may
  *   call `reportProgress`.
  * - When an answer shows the run finished by someone else (cancelled, failed by the stale-run
  *   sweeper, completed elsewhere), the running stage's `signal` is aborted, no further stage
@@ -237,7 +233,7 @@ export interface PipelineSummary {
  *   an undelivered update: it is listed in `warnings` and leaves `delivered` unchanged.
  *
  * It never throws for a failed stage or a failed report: the outcome is in the summary. It
- * throws `RangeError` for a wrong number of stage functions and {@link CatalogueMismatchError}.
+ * throws {@link ConfigurationError} for a wrong number of stage functions and {@link CatalogueMismatchError}.
  *
  * @example
  * ```ts
@@ -254,7 +250,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   const { runId, client, stages, signal } = options
   const catalogue = client.stages
   if (stages.length === 0 || stages.length > catalogue.length) {
-    throw new RangeError(`runPipeline needs 1..${catalogue.length} stage functions (the catalogue's size), got ${stages.length}`)
+    throw new ConfigurationError(`runPipeline needs 1..${catalogue.length} stage functions (the catalogue's size), got ${stages.length}`)
   }
   const internals = clientInternals(client)
   const warnings: string[] = []

@@ -3,12 +3,12 @@
  * order per run, in the background and on `flush()`, also by a later process on the same
  * directory.
  *
- * On disk (all JSON Lines, see `outbox-journal.ts`):
+ * On disk (all JSON Lines, see `journal.ts`):
  * - `journal.jsonl`: every queued update, in the order it was queued (a replacement, e.g. an
  *   update whose output was cut after a 413, names the entry it `replaces` and takes its place);
  * - `acks.jsonl`: the ids that left the queue (delivered, dead-lettered or replaced);
  * - `dead-letters.jsonl`: updates no retry can fix (refused with 400, 404, 409, 413 after
- *   truncation, 415, 422, ..., or older than `maxAge`), kept for a human to look at;
+ *   truncation, 415, 422, ..., or older than `maxAgeMs`), kept for a human to look at;
  * - `outbox.lock`: the pid of the one process that owns the directory.
  * An update is pending while its id is in the journal and not in the acks. When nothing is
  * pending both files are emptied; when many acks pile up the journal is rewritten atomically.
@@ -17,10 +17,10 @@ import { mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
-import type { Logger } from './logger.js'
-import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy, retryDelay } from './retry-policy.js'
-import { JsonlJournal } from './outbox-journal.js'
-import { type OutboxLock, acquireOutboxLock } from './outbox-lock.js'
+import type { Logger } from '../logger.js'
+import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy, retryDelay } from '../retry-policy.js'
+import { JsonlJournal } from './journal.js'
+import { type OutboxLock, acquireOutboxLock } from './lock.js'
 
 /**
  * Where and how the client keeps updates it could not deliver.
@@ -39,18 +39,18 @@ export interface OutboxOptions {
   dir: string
   /**
    * Backoff base of the background redelivery, in milliseconds: after `n` consecutive failed
-   * passes it waits a random time in `[0, retryDelay * 2^(n-1)]` (full jitter, the client's
-   * {@link RetryPolicy} formula), at most `maxRetryDelay`; a `Retry-After` is waited exactly.
+   * passes it waits a random time in `[0, retryDelayMs * 2^(n-1)]` (full jitter, the client's
+   * {@link RetryPolicy} formula), at most `maxRetryDelayMs`; a `Retry-After` is waited exactly.
    * @default 1_000
    */
-  retryDelay?: number | undefined
+  retryDelayMs?: number | undefined
   /**
    * Longest wait between background redeliveries, in milliseconds; also caps a `Retry-After`.
    * An update refused with 401 or 403 (a secret that does not match the web app's) is retried
    * this slowly from the start, with an error logged each time, until the secret is fixed.
    * @default 60_000
    */
-  maxRetryDelay?: number | undefined
+  maxRetryDelayMs?: number | undefined
   /**
    * How long an update may stay undelivered, in milliseconds, counted from its first attempt
    * (an update queued behind earlier ones without being tried: from when it was queued). Past
@@ -58,11 +58,18 @@ export interface OutboxOptions {
    * go on. Like the retry windows of Svix and Stripe.
    * @default 259_200_000 (72 hours)
    */
-  maxAge?: number | undefined
+  maxAgeMs?: number | undefined
 }
 
-/** The default of {@link OutboxOptions.maxAge}: 72 hours. */
+/** The default of {@link OutboxOptions.maxAgeMs}: 72 hours. */
 const DEFAULT_MAX_AGE = 72 * 60 * 60 * 1000
+
+/** A pending entry as {@link Outbox.append}'s `takesPlaceOf` sees it. */
+export interface PendingEntry {
+  entry: OutboxEntry
+  /** Being delivered right now: it can no longer be replaced. */
+  inFlight: boolean
+}
 
 /** Which route a queued update goes to. */
 export type OutboxRoute = 'stageUpdate' | 'complete'
@@ -91,7 +98,7 @@ const Ack = z.object({ id: z.string(), result: z.enum(['delivered', 'rejected', 
 /**
  * An update that left the outbox's queue undelivered, because no retry could fix it: the
  * server refused it (400, 404, 409, 413 after truncation, 415, 422, ...) or it was older than
- * the outbox's `maxAge`. Kept in `dead-letters.jsonl` in the outbox directory; read them with
+ * the outbox's `maxAgeMs`. Kept in `dead-letters.jsonl` in the outbox directory; read them with
  * `client.deadLetters()`.
  */
 export interface DeadLetter {
@@ -152,7 +159,7 @@ export interface FlushResult {
   delivered: number
   /**
    * Updates dead-lettered by this flush: refused for good (a 4xx other than 401/403) or older
-   * than `maxAge`; kept in `dead-letters.jsonl` (see {@link DeadLetter}).
+   * than `maxAgeMs`; kept in `dead-letters.jsonl` (see {@link DeadLetter}).
    */
   rejected: number
   /** Updates still waiting (for all runs). */
@@ -216,14 +223,14 @@ export class Outbox {
     this.#deliver = options.deliver
     this.#logger = options.logger
     this.#onDeadLetter = options.onDeadLetter
-    const baseDelay = options.retryDelay ?? 1_000
-    this.#maxRetryDelay = options.maxRetryDelay ?? 60_000
-    this.#maxAge = options.maxAge ?? DEFAULT_MAX_AGE
-    if (!(baseDelay >= 0) || !(this.#maxRetryDelay >= baseDelay)) {
-      throw new RangeError('outbox.retryDelay must be >= 0 and outbox.maxRetryDelay >= outbox.retryDelay (milliseconds)')
+    const baseDelayMs = options.retryDelayMs ?? 1_000
+    this.#maxRetryDelay = options.maxRetryDelayMs ?? 60_000
+    this.#maxAge = options.maxAgeMs ?? DEFAULT_MAX_AGE
+    if (!(baseDelayMs >= 0) || !(this.#maxRetryDelay >= baseDelayMs)) {
+      throw new RangeError('outbox.retryDelayMs must be >= 0 and outbox.maxRetryDelayMs >= outbox.retryDelayMs (milliseconds)')
     }
-    this.#policy = resolveRetryPolicy({ limit: 0, baseDelay, maxDelay: this.#maxRetryDelay, maxRetryAfter: this.#maxRetryDelay })
-    if (!(this.#maxAge > 0)) throw new RangeError('outbox.maxAge must be a positive number of milliseconds')
+    this.#policy = resolveRetryPolicy({ limit: 0, baseDelayMs, maxDelayMs: this.#maxRetryDelay, maxRetryAfterMs: this.#maxRetryDelay })
+    if (!(this.#maxAge > 0)) throw new RangeError('outbox.maxAgeMs must be a positive number of milliseconds')
     mkdirSync(this.dir, { recursive: true })
     this.#lock = acquireOutboxLock(this.dir)
     this.#releaseOnExit = () => this.#lock.release()
@@ -260,21 +267,23 @@ export class Outbox {
   /**
    * Queues an update durably (written and fsynced before this resolves) behind the run's
    * earlier ones, and schedules a background redelivery (after the longest delay when `slow`).
-   * A progress report (a `PROCESSING` stage update with `progress`) takes the place of the
-   * stage's newest pending update when that is a progress report not being delivered: only the
-   * newest progress per stage is kept. Status changes are never replaced, and no report moves
-   * across one.
+   * With `takesPlaceOf`, the entry may replace one of the run's pending entries instead (the
+   * caller's rule, e.g. a newer progress report over an older one): it is given them oldest
+   * first, each marked when it is being delivered right now, and returns the one to replace.
    */
-  async append(entry: OutboxEntry, options: { slow?: boolean } = {}): Promise<void> {
+  async append(
+    entry: OutboxEntry,
+    options: { slow?: boolean; takesPlaceOf?: ((pending: readonly PendingEntry[]) => OutboxEntry | undefined) | undefined } = {},
+  ): Promise<void> {
     if (this.#closed) throw new Error('The outbox is closed')
-    const stage = progressStageOf(entry)
-    // The stage's newest pending update, whatever it is: only a progress report that no status
-    // change follows may be replaced, so that no report moves across a status change.
-    const newest = stage === undefined ? undefined : this.#queues.get(entry.runId)?.findLast((queued) => stageOf(queued.entry) === stage)
-    const older = newest && !this.#inFlight.has(newest) && progressStageOf(newest.entry) === stage ? newest : undefined
-    if (older) {
-      await this.#supersede(older, entry)
-      return
+    if (options.takesPlaceOf) {
+      const queue = this.#queues.get(entry.runId) ?? []
+      const chosen = options.takesPlaceOf(queue.map((queued) => ({ entry: queued.entry, inFlight: this.#inFlight.has(queued) })))
+      const older = chosen && queue.find((queued) => queued.entry === chosen && !this.#inFlight.has(queued))
+      if (older) {
+        await this.#supersede(older, entry)
+        return
+      }
     }
     // In memory first, synchronously: a later update of the run sees it and queues behind it.
     const queued: QueuedEntry = { entry, seq: this.#seq++ }
@@ -487,7 +496,7 @@ export class Outbox {
       try {
         outcome =
           age > this.#maxAge
-            ? { result: 'rejected', reason: `expired: undelivered ${Math.round(age / 1000)} s after its first attempt (maxAge ${this.#maxAge} ms)` }
+            ? { result: 'rejected', reason: `expired: undelivered ${Math.round(age / 1000)} s after its first attempt (maxAgeMs ${this.#maxAge})` }
             : await this.#deliver(head.entry, signal)
       } finally {
         this.#inFlight.delete(head)
@@ -653,26 +662,6 @@ function toDeadLetter(
     ...(refusal.code === undefined ? {} : { code: refusal.code }),
     reason: refusal.reason,
     ...(kind === undefined ? {} : { kind }),
-  }
-}
-
-/** The stage a stage update is about; `undefined` for a completion. */
-function stageOf(entry: Pick<OutboxEntry, 'route' | 'body'>): number | undefined {
-  if (entry.route !== 'stageUpdate') return undefined
-  const match = /"stageNumber":(\d+)/.exec(entry.body)
-  return match ? Number(match[1]) : undefined
-}
-
-/** The stage of a progress report (a `PROCESSING` stage update with `progress`); `undefined` for any other update. */
-function progressStageOf(entry: Pick<OutboxEntry, 'route' | 'body'>): number | undefined {
-  if (entry.route !== 'stageUpdate' || !entry.body.includes('"progress"')) return undefined
-  try {
-    const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
-    return body.status === 'PROCESSING' && typeof body.progress === 'object' && body.progress !== null && typeof body.stageNumber === 'number'
-      ? body.stageNumber
-      : undefined
-  } catch {
-    return undefined
   }
 }
 
