@@ -8,11 +8,15 @@ import { MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS } from '../contrac
 import { parseSecretList } from '../contract/secrets.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
 import { isPositive } from '../internal/is-positive.js'
-import { decodeWebhookSecret } from '../signing/webhook-signature.js'
+import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../signing/webhook-signature.js'
+import { DEFAULT_BASE_PATH, normalizeBasePath } from '../contract/routes.js'
+import type { CompleteRun } from '../contract/complete.js'
+import type { UndeliveredUpdates } from './delivery.js'
 import { ConfigurationError } from './errors.js'
 import type { Logger } from './logger.js'
-import type { OutboxOptions } from './outbox/outbox.js'
+import type { FlushResult, OutboxOptions } from './outbox/entry.js'
 import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy } from './retry-policy.js'
+import type { AttemptSigner } from './transport.js'
 import type { RunFinishedEvent } from './run-finished.js'
 
 /**
@@ -151,10 +155,50 @@ export interface CloseOptions {
 }
 
 
+/** What {@link PrismaAPIClient.close} did, and what stays undelivered. */
+export interface CloseResult extends FlushResult {
+  /**
+   * Updates delivered from the outbox by the final flush that `close` runs; `0` without an
+   * outbox or with an empty one. It does not count the updates delivered before `close` (most
+   * updates are delivered when they are sent), so it is not a measure of success: check
+   * `pending` and `undelivered` (`{}` when every update of this client arrived).
+   */
+  delivered: number
+  /**
+   * Per run, the updates this client did not deliver over its life; runs whose every update
+   * was delivered are absent, so `{}` means everything arrived.
+   */
+  undelivered: Record<string, UndeliveredUpdates>
+}
+
+/**
+ * The body of a `/complete` call; `completedAt` defaults to now. App-specific fields (the
+ * original sends `opportunities`, `fullReportMarkdown`, `stageOutputs`) are sent as they are.
+ * The named fields are typed as the contract's `CompleteRun` (spelled out because `Omit` over
+ * its index signature would erase them).
+ */
+export interface CompleteRunInput {
+  /** How the run ended. */
+  status: CompleteRun['status']
+  /**
+   * When it ended, as a `Date` or ISO 8601 string.
+   * @default now
+   */
+  completedAt?: string | Date | null | undefined
+  /** How long the run took, in seconds. */
+  duration?: number | null | undefined
+  /** Why it failed, for `FAILED`. */
+  error?: string | null | undefined
+  /** App-specific results, handed to the web app's `onRunCompleted` hook. */
+  [field: string]: unknown
+}
+
 /** The options after their checks, with the environment's fallbacks applied. */
 export interface ResolvedClientOptions {
-  /** The base URL as given (the base path is still on it). */
-  url: URL
+  /** The origin (a path prefix kept), without a trailing slash nor the base path. */
+  baseUrl: string
+  /** The routes' base path, normalised. */
+  basePath: string
   /** The shared secret (the first entry of a `new,old` list), `undefined` when only signing is used. */
   secret: string | undefined
   /** Per-attempt timeout, in milliseconds. */
@@ -163,8 +207,8 @@ export interface ResolvedClientOptions {
   heartbeatIntervalMs: number
   stages: StageCatalogue
   retry: ResolvedRetryPolicy
-  /** The Standard Webhooks signing secret, when requests are signed. */
-  signingSecret: string | undefined
+  /** Signs each attempt (Standard Webhooks), when `signing` is set. */
+  signer: AttemptSigner | undefined
 }
 
 /** `http://` for a host on this machine (where TLS is rare), `https://` for any other. */
@@ -239,5 +283,28 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
     }
     signingSecret = given
   }
-  return { url, secret, timeoutMs, heartbeatIntervalMs, stages, retry, signingSecret }
+  const basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
+  const origin = withoutBasePath(url, basePath)
+  const signer = signingSecret === undefined ? undefined : signerFor(signingSecret, `${origin}${basePath}/`)
+  return { baseUrl: origin, basePath, secret, timeoutMs, heartbeatIntervalMs, stages, retry, signer }
+}
+
+/** Signs an attempt: the webhook-id names the path after the base path, with the run id decoded (what the server compares). */
+function signerFor(signingSecret: string, routesAt: string): AttemptSigner {
+  return async ({ method, url, body, unique }) => {
+    if (!url.startsWith(routesAt)) throw new TypeError(`Cannot sign ${url}: it is not under ${routesAt}`)
+    const id = webhookMessageId({ method, route: decodeURIComponent(url.slice(routesAt.length)), unique })
+    return { ...(await createWebhookSignatureHeaders({ secret: signingSecret, body, id })) }
+  }
+}
+
+/**
+ * The base URL without a trailing slash, and without the routes' base path when it already
+ * ends with it: `FRONTEND_WEBHOOK_URL=http://host:3000/api/pipeline` (what the demo and the
+ * Express example print) means the same as `http://host:3000`.
+ */
+function withoutBasePath(url: URL, basePath: string): string {
+  const path = url.pathname.replace(/\/+$/, '')
+  if (basePath !== '' && path.endsWith(basePath)) url.pathname = path.slice(0, -basePath.length) || '/'
+  return url.href.replace(/\/+$/, '')
 }

@@ -8,8 +8,9 @@ import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { PipelineStatusError, RunFinishedError, type StatusHttpError, isStatusHttpError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import type { Logger } from './logger.js'
-import type { DeliveryResult, Outbox, OutboxEntry, OutboxRoute, PendingEntry } from './outbox/outbox.js'
-import { describeEntry } from './outbox/outbox.js'
+import type { DeliveryResult, FlushResult, OutboxEntry, OutboxRoute, PendingEntry } from './outbox/entry.js'
+import type { Outbox } from './outbox/outbox.js'
+import { describeEntry } from './outbox/entry.js'
 import { parseRetryAfter } from './retry-policy.js'
 import { type RunFinishedEvent, type RunFinishedObserver, type StageConflictAnswer, safeJson } from './run-finished.js'
 import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
@@ -146,15 +147,33 @@ export class Delivery {
     this.#outbox = outbox
   }
 
-  /** Every lane's tail, for `close` to wait on. */
-  lanes(): Promise<unknown>[] {
-    return [...this.#lanes.values()]
-  }
-
-  /** Aborts what is in flight; each lane then moves its update to the outbox. */
-  abortInFlight(): void {
+  /**
+   * The end of `close`: waits (up to `timeoutMs`) for the updates in flight, aborts what is
+   * left (each lane then moves its update to the outbox), flushes and closes the outbox, and
+   * logs what stays undelivered, per run.
+   */
+  async close(timeoutMs: number): Promise<FlushResult & { undelivered: Record<string, UndeliveredUpdates> }> {
+    const deadline = Date.now() + timeoutMs
+    await settleWithin([...this.#lanes.values()], deadline - Date.now())
     this.#closing = true
     this.#transport.abortInFlight(new Error('The client was closed before this request finished'))
+    await Promise.allSettled([...this.#lanes.values()])
+    const outbox = this.#outbox
+    const pendingByRun = outbox?.pendingByRun() ?? {}
+    const flushed = outbox ? await outbox.close(Math.max(0, deadline - Date.now())) : { delivered: 0, rejected: 0, pending: 0 }
+    // What is still queued after the last flush (it may have delivered some of them).
+    for (const runId of Object.keys(pendingByRun)) pendingByRun[runId] = outbox?.pendingCount(runId) ?? 0
+    const undelivered = this.undeliveredReport(pendingByRun)
+    const runs = Object.entries(undelivered)
+    if (runs.length > 0) {
+      const total = runs.reduce((sum, [, u]) => sum + u.queued + u.deadLettered + u.failed, 0)
+      const where = outbox ? ` (outbox ${outbox.dir})` : ''
+      this.#logger.warn(
+        `Closed with ${total} update(s) undelivered${where}: ${runs.map(([runId, u]) => `run ${runId}: ${describeUndelivered(u)}`).join('; ')}`,
+        { undelivered },
+      )
+    }
+    return { ...flushed, undelivered }
   }
 
   /**
@@ -447,4 +466,24 @@ function progressStageOf(entry: Pick<OutboxEntry, 'route' | 'body'>): number | u
   } catch {
     return undefined
   }
+}
+
+async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  if (promises.length === 0) return
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    Promise.allSettled(promises),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, ms))
+    }),
+  ])
+  clearTimeout(timer)
+}
+
+function describeUndelivered(u: UndeliveredUpdates): string {
+  const parts: string[] = []
+  if (u.queued > 0) parts.push(`${u.queued} queued in the outbox`)
+  if (u.deadLettered > 0) parts.push(`${u.deadLettered} dead-lettered`)
+  if (u.failed > 0) parts.push(`${u.failed} failed`)
+  return parts.join(', ')
 }

@@ -35,8 +35,8 @@ export type { Problem, ProblemCode } from '../contract/problem.js'
 // What the server answers, and the run and stage records inside those answers.
 export type { CompleteRunResponse, CreateRunResponse, RunStatusResponse, StageUpdateResponse } from '../contract/records.js'
 export type { PipelineRunRecord, StageOutputRecord, UpdateOutcome } from '../contract/records.js'
-export { PrismaAPIClient, type CloseResult, type CompleteRunInput } from './prisma-api-client.js'
-export type { PrismaAPIClientOptions, SigningOptions, CloseOptions } from './client-options.js'
+export { PrismaAPIClient } from './prisma-api-client.js'
+export type { PrismaAPIClientOptions, SigningOptions, CloseOptions, CloseResult, CompleteRunInput } from './client-options.js'
 export { isQueuedDelivery, type QueuedDelivery, type UndeliveredUpdates } from './delivery.js'
 export type { RunFinishedEvent } from './run-finished.js'
 export type { ProgressReport } from './progress.js'
@@ -80,4 +80,4 @@ export {
   isRetriableStatus,
   parseRetryAfter,
 } from './retry-policy.js'
-export type { OutboxOptions, FlushResult, DeadLetter, OutboxRoute } from './outbox/outbox.js'
+export type { OutboxOptions, FlushResult, DeadLetter, OutboxRoute } from './outbox/entry.js'

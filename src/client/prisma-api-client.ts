@@ -7,62 +7,24 @@
 import { CompleteRun } from '../contract/complete.js'
 import { PayloadValidationError, parseRunId } from '../contract/parse.js'
 import { type CatalogueEntry, CompleteRunResponse, CreateRunResponse, type HeartbeatResponse, RunStatusResponse } from '../contract/records.js'
-import { DEFAULT_BASE_PATH, type RouteName, normalizeBasePath, routePath } from '../contract/routes.js'
+import { type RouteName, routePath } from '../contract/routes.js'
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
-import { createWebhookSignatureHeaders, webhookMessageId } from '../signing/webhook-signature.js'
 import { CLIENT_INTERNALS, type ClientInternals } from './client-internals.js'
-import { type CloseOptions, type PrismaAPIClientOptions, resolveClientOptions } from './client-options.js'
-import { type Delivered, Delivery, type QueuedDelivery, type UndeliveredUpdates, type UpdateOutcome } from './delivery.js'
+import { type CloseOptions, type CloseResult, type CompleteRunInput, type PrismaAPIClientOptions, resolveClientOptions } from './client-options.js'
+import { type Delivered, Delivery, type QueuedDelivery, type UpdateOutcome } from './delivery.js'
 import { ClientClosedError, ConfigurationError, PipelineStatusError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import { Heartbeats } from './heartbeat.js'
 import { type Logger, consoleLogger } from './logger.js'
-import { type DeadLetter, type FlushResult, Outbox } from './outbox/outbox.js'
+import type { DeadLetter, FlushResult } from './outbox/entry.js'
+import { Outbox } from './outbox/outbox.js'
 import { type ProgressReport, ProgressReports } from './progress.js'
 import { type RunFinishedEvent, RunFinishedObserver } from './run-finished.js'
-import { type OutputAlteration, serialiseOutput } from './stage-output.js'
-import { type AttemptSigner, Transport } from './transport.js'
-
-/** What {@link PrismaAPIClient.close} did, and what stays undelivered. */
-export interface CloseResult extends FlushResult {
-  /**
-   * Updates delivered from the outbox by the final flush that `close` runs; `0` without an
-   * outbox or with an empty one. It does not count the updates delivered before `close` (most
-   * updates are delivered when they are sent), so it is not a measure of success: check
-   * `pending` and `undelivered` (`{}` when every update of this client arrived).
-   */
-  delivered: number
-  /**
-   * Per run, the updates this client did not deliver over its life; runs whose every update
-   * was delivered are absent, so `{}` means everything arrived.
-   */
-  undelivered: Record<string, UndeliveredUpdates>
-}
-
-/**
- * The body of a `/complete` call; `completedAt` defaults to now. App-specific fields (the
- * original sends `opportunities`, `fullReportMarkdown`, `stageOutputs`) are sent as they are.
- * The named fields are typed as the contract's `CompleteRun` (spelled out because `Omit` over
- * its index signature would erase them).
- */
-export interface CompleteRunInput {
-  /** How the run ended. */
-  status: CompleteRun['status']
-  /**
-   * When it ended, as a `Date` or ISO 8601 string.
-   * @default now
-   */
-  completedAt?: string | Date | null | undefined
-  /** How long the run took, in seconds. */
-  duration?: number | null | undefined
-  /** Why it failed, for `FAILED`. */
-  error?: string | null | undefined
-  /** App-specific results, handed to the web app's `onRunCompleted` hook. */
-  [field: string]: unknown
-}
+import { type OutputAlteration, buildStageUpdate, storableStageUpdate } from './stage-output.js'
+import { Transport } from './transport.js'
 
 /**
  * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
@@ -128,21 +90,9 @@ export class PrismaAPIClient {
   readonly #catalogues = new Map<string, CatalogueEntry[]>()
 
   constructor(options: PrismaAPIClientOptions = {}) {
-    const { url, secret, timeoutMs, heartbeatIntervalMs, stages, retry, signingSecret } = resolveClientOptions(options)
-    let signer: AttemptSigner | undefined
-    if (signingSecret !== undefined) {
-      signer = async ({ method, url: target, body, unique }) => {
-        // The path after the base path, with the run id decoded: what the server compares.
-        const routesAt = `${this.baseUrl}${this.basePath}/`
-        if (!target.startsWith(routesAt)) throw new TypeError(`Cannot sign ${target}: it is not under ${routesAt}`)
-        const route = decodeURIComponent(target.slice(routesAt.length))
-        const id = webhookMessageId({ method, route, unique })
-        return { ...(await createWebhookSignatureHeaders({ secret: signingSecret, body, id })) }
-      }
-    }
-
-    this.basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
-    this.baseUrl = withoutBasePath(url, this.basePath)
+    const { baseUrl, basePath, secret, timeoutMs, heartbeatIntervalMs, stages, retry, signer } = resolveClientOptions(options)
+    this.basePath = basePath
+    this.baseUrl = baseUrl
     this.stages = stages
     const logger = options.logger ?? consoleLogger
     this.#logger = logger
@@ -425,47 +375,15 @@ export class PrismaAPIClient {
     if (this.#closed) return { delivered: 0, rejected: 0, pending: this.pendingCount(), undelivered: this.#delivery.undeliveredReport() }
     this.#closed = true
     this.#heartbeats.stopAll()
-    const deadline = Date.now() + (options.timeoutMs ?? 10_000)
-    await settleWithin(this.#delivery.lanes(), deadline - Date.now())
-    // Abort what is still in flight; each lane then moves its update to the outbox.
-    this.#delivery.abortInFlight()
-    await Promise.allSettled(this.#delivery.lanes())
-    const pendingByRun = this.#outbox?.pendingByRun() ?? {}
-    const flushed = this.#outbox ? await this.#outbox.close(Math.max(0, deadline - Date.now())) : { delivered: 0, rejected: 0, pending: 0 }
-    // What is still queued after the last flush (it may have delivered some of them).
-    for (const runId of Object.keys(pendingByRun)) pendingByRun[runId] = this.#outbox?.pendingCount(runId) ?? 0
-    const undelivered = this.#delivery.undeliveredReport(pendingByRun)
-    const runs = Object.entries(undelivered)
-    if (runs.length > 0) {
-      const total = runs.reduce((sum, [, u]) => sum + u.queued + u.deadLettered + u.failed, 0)
-      const where = this.#outbox ? ` (outbox ${this.#outbox.dir})` : ''
-      this.#logger.warn(
-        `Closed with ${total} update(s) undelivered${where}: ${runs.map(([runId, u]) => `run ${runId}: ${describeUndelivered(u)}`).join('; ')}`,
-        { undelivered },
-      )
-    }
-    return { ...flushed, undelivered }
+    return this.#delivery.close(options.timeoutMs ?? 10_000)
   }
+
 
   #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome> {
     const stage = this.stages[stageNumber - 1]
     if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, this.stages))
-    // An output JSON cannot hold must not cost the stage its status: send a placeholder instead.
-    const { text, unserialisable } = serialiseOutput(output)
-    const alterations: OutputAlteration[] = []
-    if (unserialisable !== undefined) {
-      alterations.push({ runId, stageNumber, kind: 'unserialisable', reason: unserialisable })
-      this.#logger.warn(`Run ${runId}: stage ${stageNumber} ${status}: the output cannot be serialised as JSON (${unserialisable}); a placeholder was sent instead`, {
-        runId,
-        stageNumber,
-        reason: unserialisable,
-      })
-    }
-    // Built field by field in the contract's order; completedAt is fixed now, so a redelivery
-    // from the outbox tells the server when the stage really finished.
-    const body: StageUpdate = { stageNumber, stageName: stage.name, status }
-    if (text !== undefined) body.output = text
-    if (status !== 'PROCESSING') body.completedAt = new Date().toISOString()
+    // An output JSON cannot hold must not cost the stage its status: a placeholder is sent.
+    const { body, alterations } = buildStageUpdate(runId, stage, status, output, this.#logger)
     return this.#submitStageUpdate(runId, body, alterations)
   }
 
@@ -473,21 +391,11 @@ export class PrismaAPIClient {
   async #submitStageUpdate(runId: string, body: StageUpdate, alterations: OutputAlteration[] = []): Promise<UpdateOutcome> {
     const refused = this.#refusedBeforeSending(runId)
     if (refused) return this.#refuse(runId, refused)
-    const what = `stage ${body.stageNumber} ${body.status}`
-    if (typeof body.output === 'string') {
-      const storable = toStorableText(body.output)
-      if (storable.replaced > 0) {
-        body = { ...body, output: storable.text }
-        alterations.push({ runId, stageNumber: body.stageNumber, kind: 'replaced', replacedCharacters: storable.replaced })
-        this.#logger.warn(
-          `Run ${runId}: ${what}: replaced ${storable.replaced} character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) in the output with U+FFFD`,
-          { runId, stageNumber: body.stageNumber, replacedCharacters: storable.replaced },
-        )
-      }
-    }
+    const storable = storableStageUpdate(runId, body, this.#logger)
     const finishing = body.status !== 'PROCESSING' && (body.status !== 'COMPLETED' || body.stageNumber === lastStageNumber(this.stages))
-    const outcome = await this.#delivery.deliver({ runId, route: 'stageUpdate', json: JSON.stringify(body), id: crypto.randomUUID(), what, finishing })
-    return this.#settle(outcome, alterations)
+    const what = `stage ${body.stageNumber} ${body.status}`
+    const outcome = await this.#delivery.deliver({ runId, route: 'stageUpdate', json: JSON.stringify(storable.body), id: crypto.randomUUID(), what, finishing })
+    return this.#settle(outcome, [...alterations, ...storable.alterations])
   }
 
   /** Builds, coalesces and delivers a progress report; see `reportProgress`. */
@@ -563,17 +471,6 @@ function parseResponse<T>(schema: { safeParse(input: unknown): { success: true; 
   return parsed.data
 }
 
-async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
-  if (promises.length === 0) return
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([
-    Promise.allSettled(promises),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, ms))
-    }),
-  ])
-  clearTimeout(timer)
-}
 
 /** `true` when delivered or kept in the outbox, as the `mark*` methods resolve. */
 async function reported(outcome: Promise<UpdateOutcome>): Promise<boolean> {
@@ -581,21 +478,4 @@ async function reported(outcome: Promise<UpdateOutcome>): Promise<boolean> {
   return state === 'delivered' || state === 'queued'
 }
 
-/**
- * The base URL without a trailing slash, and without the routes' base path when it already
- * ends with it: `FRONTEND_WEBHOOK_URL=http://host:3000/api/pipeline` (what the demo and the
- * Express example print) means the same as `http://host:3000`.
- */
-function withoutBasePath(url: URL, basePath: string): string {
-  const path = url.pathname.replace(/\/+$/, '')
-  if (basePath !== '' && path.endsWith(basePath)) url.pathname = path.slice(0, -basePath.length) || '/'
-  return url.href.replace(/\/+$/, '')
-}
 
-function describeUndelivered(u: UndeliveredUpdates): string {
-  const parts: string[] = []
-  if (u.queued > 0) parts.push(`${u.queued} queued in the outbox`)
-  if (u.deadLettered > 0) parts.push(`${u.deadLettered} dead-lettered`)
-  if (u.failed > 0) parts.push(`${u.failed} failed`)
-  return parts.join(', ')
-}

@@ -10,11 +10,12 @@
  * trickles the body, ends the attempt as a timeout, retried like any other. ky's errors are its
  * own (`HTTPError` with the problem read, `NetworkError`), carried as the typed errors' `cause`.
  *
- * What ky costs per call (bench/client-overhead.bench.ts): it merges the options and builds a
- * `Request` per call, and clones it when it may retry. So the call passes ky only the method and
- * the signal (ky's `Request` is then body-less and cheap, and never cloned with `retry: 0`), and
- * the attempt's `fetch` sends the body string and the headers itself, byte for byte the same on
- * every attempt; errors thus never carry the secret.
+ * What ky costs per call (bench/client-overhead.bench.ts): it merges the options, builds a
+ * `Request`, clones it when it may retry, and joins a given signal with its own through
+ * `AbortSignal.any`. So the call passes ky only the method (ky's `Request` is then body-less and
+ * cheap, never cloned with `retry: 0`, its signal its own), and the attempt's `fetch` sends the
+ * body string, the headers and the attempt's signal itself, byte for byte the same on every
+ * attempt; errors thus never carry the secret.
  */
 import ky, { type Options as KyOptions, isHTTPError, isNetworkError } from 'ky'
 import { HEADERS } from '../contract/headers.js'
@@ -74,13 +75,11 @@ export interface TransportResponse {
  * `AbortSignal.timeout` gives), one per attempt, told apart from the caller's abort by identity.
  */
 function timedOut(timeoutMs: number): DOMException {
-  const reason = new DOMException(`The attempt took longer than its deadline of ${timeoutMs} ms (headers and body)`, 'TimeoutError')
-  deadlines.add(reason)
-  return reason
+  return new DOMException(`The attempt took longer than its deadline of ${timeoutMs} ms (headers and body)`, 'TimeoutError')
 }
 
-/** The reasons our deadlines abort with, so a caller's own timeout is not taken for one. */
-const deadlines = new WeakSet<object>()
+/** The attempts' signals their deadline aborted, so a caller's own timeout is not taken for one. */
+const deadlines = new WeakSet<AbortSignal>()
 
 /**
  * The one retry rule of the client: whether a failed attempt may succeed if sent again (network
@@ -170,12 +169,17 @@ export class Transport {
     const debug = this.#config.logger.debug !== undefined
     const started = debug ? performance.now() : 0
     const { signal } = controller
-    const deadline = timedOut(this.#config.timeoutMs)
-    const timer = setTimeout(() => controller.abort(deadline), this.#config.timeoutMs)
-    // The body and the headers travel in this closure, not in ky's Request: that Request stays
-    // body-less (cheap to build) and never holds the secret that errors would show.
+    // The error is made only when the deadline passes: it is rare, and an error costs a stack.
+    const timer = setTimeout(() => {
+      deadlines.add(signal)
+      controller.abort(timedOut(this.#config.timeoutMs))
+    }, this.#config.timeoutMs)
+    // The body, the headers and the signal travel in this closure, not in ky's Request: that
+    // Request stays body-less (cheap to build), never holds the secret that errors would show,
+    // and ky makes no `AbortSignal.any` per call (the costliest part of a ky call given a
+    // signal); the attempt's own signal aborts the fetch, and `untilAborted` the wait.
     const fetch = (): Promise<Response> => this.#fetch(request, headers, unique, signal)
-    const exchange = ky(request.url, { ...this.#kyDefaults, method: request.method, signal, fetch }).then(async (response) => ({
+    const exchange = ky(request.url, { ...this.#kyDefaults, method: request.method, fetch }).then(async (response) => ({
       status: response.status,
       text: await response.text(),
     }))
@@ -185,7 +189,7 @@ export class Transport {
       return answer
     } catch (error) {
       if (debug) {
-        const status = isHTTPError(error) ? String(error.response.status) : `no response (${signal.reason === deadline ? `timed out after ${this.#config.timeoutMs} ms` : networkCause(error)})`
+        const status = isHTTPError(error) ? String(error.response.status) : `no response (${deadlines.has(signal) ? `timed out after ${this.#config.timeoutMs} ms` : networkCause(error)})`
         this.#logAttempt(request, attempt, started, status)
       }
       throw error
@@ -232,7 +236,7 @@ export class Transport {
   #toStatusError(error: unknown, signal: AbortSignal, request: OutgoingRequest, attempts: number): PipelineStatusError {
     if (error instanceof PipelineStatusError) return error
     const shown = shownRequest(request)
-    if (isTimeout(signal.reason)) return new StatusTimeoutError({ request: shown, timeoutMs: this.#config.timeoutMs, attempts, cause: signal.reason })
+    if (deadlines.has(signal)) return new StatusTimeoutError({ request: shown, timeoutMs: this.#config.timeoutMs, attempts, cause: signal.reason })
     if (signal.aborted) return aborted(request, signal.reason)
     if (isHTTPError(error)) return new StatusHttpError({ request: shown, response: error.response, body: error.data, attempts, cause: error })
     if (isNetworkError(error)) return new StatusNetworkError({ request: shown, attempts, cause: error })
@@ -241,11 +245,6 @@ export class Transport {
     if (error instanceof TypeError) return new StatusNetworkError({ request: shown, attempts, cause: error })
     return new PipelineStatusError(`${request.method} ${request.url} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
   }
-}
-
-/** Whether an abort reason is an attempt's deadline (see {@link timedOut}). */
-function isTimeout(reason: unknown): boolean {
-  return typeof reason === 'object' && reason !== null && deadlines.has(reason)
 }
 
 /** The request aborted by the caller or by `close`, before an answer. */
