@@ -90,19 +90,21 @@ export interface PrismaAPIClientOptions {
   /** Standard Webhooks signatures on every request. Off unless set. See {@link SigningOptions}. */
   signing?: SigningOptions | undefined
   /**
-   * Where the client reports failed and queued updates.
-   * @default consoleLogger (warnings and errors to the console)
+   * Where the client reports failed and queued updates; the default writes warnings and errors
+   * to the console.
+   * @default consoleLogger
    */
   logger?: Logger | undefined
   /**
    * The stage catalogue: stage numbers 1..N and the names sent as `stageName`. Must match the
-   * server's, whose last stage completes the run.
-   * @default DEFAULT_STAGES (the original five stages)
+   * server's, whose last stage completes the run. The default is the original five stages.
+   * @default DEFAULT_STAGES
    */
   stages?: StageCatalogue | undefined
   /**
-   * The `fetch` used for every attempt, e.g. an instrumented one.
-   * @default globalThis.fetch, looked up per request (so a test's interceptor applies)
+   * The `fetch` used for every attempt, e.g. an instrumented one. The default is looked up per
+   * request, so a test's interceptor applies.
+   * @default globalThis.fetch
    */
   fetch?: ((input: string, init: RequestInit) => Promise<Response>) | undefined
   /**
@@ -181,8 +183,8 @@ export interface CompleteRunInput {
   /** How the run ended. */
   status: CompleteRun['status']
   /**
-   * When it ended, as a `Date` or ISO 8601 string.
-   * @default now
+   * When it ended, as a `Date` or ISO 8601 string; the default is the time of the call.
+   * @default new Date()
    */
   completedAt?: string | Date | null | undefined
   /** How long the run took, in seconds. */

@@ -58,7 +58,7 @@ export interface OutgoingRequest {
   idempotencyKey?: string | undefined
   /**
    * What the request is, for the logs, e.g. `Run run_1: stage 2 COMPLETED`.
-   * @default method and URL
+   * @default `${method} ${url}`
    */
   what?: string | undefined
 }
@@ -185,12 +185,12 @@ export class Transport {
     }))
     try {
       const answer = await untilAborted(exchange, signal)
-      if (debug) this.#logAttempt(request, attempt, started, String(answer.status))
+      if (debug) this.#logAttempt(request, attempt, started, { status: answer.status })
       return answer
     } catch (error) {
       if (debug) {
-        const status = isHTTPError(error) ? String(error.response.status) : `no response (${deadlines.has(signal) ? `timed out after ${this.#config.timeoutMs} ms` : networkCause(error)})`
-        this.#logAttempt(request, attempt, started, status)
+        const cause = deadlines.has(signal) ? `timed out after ${this.#config.timeoutMs} ms` : networkCause(error)
+        this.#logAttempt(request, attempt, started, isHTTPError(error) ? { status: error.response.status } : { cause })
       }
       throw error
     } finally {
@@ -198,14 +198,16 @@ export class Transport {
     }
   }
 
-  #logAttempt(request: OutgoingRequest, attempt: number, started: number, outcome: string): void {
+  /** At debug level, one line per attempt: its status, or why no response came, and its duration. */
+  #logAttempt(request: OutgoingRequest, attempt: number, started: number, outcome: { status: number } | { cause: string }): void {
     const elapsed = Math.round(performance.now() - started)
-    this.#config.logger.debug?.(`${request.method} ${request.url} → ${outcome} in ${elapsed} ms (attempt ${attempt})`, {
-      idempotencyKey: request.idempotencyKey,
-      attempt,
-      bytes: request.body?.length ?? 0,
-      durationMs: elapsed,
-    })
+    const line = `${request.method} ${request.url}`
+    const details = { idempotencyKey: request.idempotencyKey, attempt, bytes: request.body?.length ?? 0 }
+    if ('status' in outcome) {
+      this.#config.logger.debug?.(`${line} → ${outcome.status} in ${elapsed} ms (attempt ${attempt})`, { ...details, status: outcome.status })
+    } else {
+      this.#config.logger.debug?.(`${line} → no response (${outcome.cause}) after ${elapsed} ms (attempt ${attempt})`, { ...details, durationMs: elapsed })
+    }
   }
 
   async #fetch(request: OutgoingRequest, headers: Record<string, string>, unique: string, signal: AbortSignal): Promise<Response> {

@@ -47,8 +47,8 @@ export interface OutboxOptions {
    * How long an update may stay undelivered, in milliseconds, counted from its first attempt
    * (an update queued behind earlier ones without being tried: from when it was queued). Past
    * it, the update is dead-lettered like one the server refused, and the run's later updates
-   * go on. Like the retry windows of Svix and Stripe.
-   * @default 259_200_000 (72 hours)
+   * go on. Like the retry windows of Svix and Stripe. The default is 72 hours.
+   * @default 259_200_000
    */
   maxAgeMs?: number | undefined
 }
