@@ -269,6 +269,21 @@ describe('runPipeline', () => {
     }
   })
 
+  it('refuses a client that is not a PrismaAPIClient, instead of driving it without heartbeats', async () => {
+    const notAClient = { stages: DEFAULT_STAGES } as unknown as PrismaAPIClient
+    await expect(runPipeline({ runId: 'r', client: notAClient, stages: [() => 1] })).rejects.toThrow(
+      new ConfigurationError('runPipeline needs a PrismaAPIClient of pipeline-status-sdk/client as its `client`'),
+    )
+  })
+
+  it('reaches a client through its registered internals key, the same from either module format', () => {
+    const internals = (client as unknown as Record<symbol, unknown>)[Symbol.for('pipeline-status-sdk.client-internals')]
+    expect(internals).toMatchObject({ stageUpdate: expect.any(Function), startHeartbeat: expect.any(Function), onRunFinished: expect.any(Function) })
+    // Not enumerable: not part of what a user sees of the client.
+    expect(Object.keys(client)).not.toContain(Symbol.for('pipeline-status-sdk.client-internals'))
+    expect(Object.getOwnPropertySymbols(client).length).toBe(1)
+  })
+
   it('refuses more stage functions than the catalogue has', async () => {
     await expect(runPipeline({ runId: 'r', client, stages: Array(6).fill(() => 1) })).rejects.toThrow(ConfigurationError)
   })
