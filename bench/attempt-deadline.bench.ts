@@ -48,9 +48,9 @@ async function typescriptClient(mode: Mode, timeout: number): Promise<number[]> 
   return withFaultServer(mode, async (origin) => {
     const times: number[] = []
     const logger = { warn: () => {}, error: () => {}, debug: (_: string, details?: Record<string, unknown>) => void times.push(details?.['durationMs'] as number) }
-    const client = new PrismaAPIClient({ baseUrl: origin, secret: 's', timeout, retry: { limit: 2, baseDelay: 0, maxDelay: 0 }, logger })
+    const client = new PrismaAPIClient({ baseUrl: origin, secret: 's', timeoutMs: timeout, retry: { limit: 2, baseDelayMs: 0, maxDelayMs: 0 }, logger })
     await client.markStageProcessing('run_1', 1)
-    await client.close({ timeout: 100 })
+    await client.close({ timeoutMs: 100 })
     return times.filter((t) => t !== undefined)
   })
 }

@@ -109,7 +109,7 @@ export async function runExamplePipeline(options: ExampleRunOptions = {}): Promi
     const status = await client.getStatus(run.id)
     result = { summary, status }
   } finally {
-    closed = await client.close({ timeout: 5_000 })
+    closed = await client.close({ timeoutMs: 5_000 })
   }
   // An update still queued at the end of the run may have been delivered by the flush since.
   return { ...result, delivered: closed.undelivered[result.status.run.id] === undefined }

@@ -28,7 +28,8 @@ const NAMES: ReadonlySet<string> = new Set<PipelineStatusErrorName>([
 
 /**
  * Base class of every error `PrismaAPIClient` throws. Transport errors (`StatusHttpError`,
- * `StatusNetworkError`, `StatusTimeoutError`) carry ky's error as `cause`.
+ * `StatusNetworkError`) carry ky's error as `cause`; a `StatusTimeoutError` is the client's own
+ * per-attempt deadline, with the platform's `TimeoutError` (a `DOMException`) as `cause`.
  *
  * @example
  * ```ts
@@ -139,7 +140,7 @@ export class StatusNetworkError extends PipelineStatusError {
 }
 
 /**
- * Every attempt took longer than the `timeout` option (per attempt, in milliseconds, from sending
+ * Every attempt took longer than the `timeoutMs` option (per attempt, in milliseconds, from sending
  * to the answer's last byte: a stalled or trickled body counts).
  */
 export class StatusTimeoutError extends PipelineStatusError {
@@ -148,17 +149,17 @@ export class StatusTimeoutError extends PipelineStatusError {
   /** The failed request: method, URL and `Idempotency-Key` (never the secret). */
   readonly request: Request
   /** The per-attempt timeout that expired, in milliseconds. */
-  readonly timeout: number
+  readonly timeoutMs: number
   /** How many attempts were made, the first one included. */
   readonly attempts: number
 
-  constructor(init: { request: Request; timeout: number; attempts: number; cause?: unknown }) {
+  constructor(init: { request: Request; timeoutMs: number; attempts: number; cause?: unknown }) {
     super(
-      `${init.request.method} ${init.request.url} timed out after ${init.timeout} ms per attempt, ${init.attempts} attempt(s)`,
+      `${init.request.method} ${init.request.url} timed out after ${init.timeoutMs} ms per attempt, ${init.attempts} attempt(s)`,
       { cause: init.cause },
     )
     this.request = init.request
-    this.timeout = init.timeout
+    this.timeoutMs = init.timeoutMs
     this.attempts = init.attempts
   }
 }

@@ -35,19 +35,11 @@ export type { Problem, ProblemCode } from '../contract/problem.js'
 // What the server answers, and the run and stage records inside those answers.
 export type { CompleteRunResponse, CreateRunResponse, RunStatusResponse, StageUpdateResponse } from '../contract/records.js'
 export type { PipelineRunRecord, StageOutputRecord, UpdateOutcome } from '../contract/records.js'
-export {
-  PrismaAPIClient,
-  isQueuedDelivery,
-  type PrismaAPIClientOptions,
-  type SigningOptions,
-  type QueuedDelivery,
-  type CloseOptions,
-  type CloseResult,
-  type UndeliveredUpdates,
-  type CompleteRunInput,
-  type RunFinishedEvent,
-  type ProgressReport,
-} from './prisma-api-client.js'
+export { PrismaAPIClient } from './prisma-api-client.js'
+export type { PrismaAPIClientOptions, SigningOptions, CloseOptions, CloseResult, CompleteRunInput } from './client-options.js'
+export { isQueuedDelivery, type QueuedDelivery, type UndeliveredUpdates } from './delivery.js'
+export type { RunFinishedEvent } from './run-finished.js'
+export type { ProgressReport } from './progress.js'
 export { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, outputJsonReplacer, type OutputAlteration } from './stage-output.js'
 export {
   runPipeline,
@@ -88,4 +80,4 @@ export {
   isRetriableStatus,
   parseRetryAfter,
 } from './retry-policy.js'
-export type { OutboxOptions, FlushResult, DeadLetter, OutboxRoute } from './outbox.js'
+export type { OutboxOptions, FlushResult, DeadLetter, OutboxRoute } from './outbox/entry.js'

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_RETRY_POLICY, isRetriableStatus, parseRetryAfter, resolveRetryPolicy, retryDelay, toKyRetryOptions } from './retry-policy.js'
+import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
+import { DEFAULT_RETRY_POLICY, isRetriableStatus, parseRetryAfter, resolveRetryPolicy, retryDelay } from './retry-policy.js'
+import { shouldRetry } from './transport.js'
 
 describe('retry policy', () => {
   it('retries 408, 429 and every 5xx, never other 4xx', () => {
@@ -17,8 +19,8 @@ describe('retry policy', () => {
     expect(parseRetryAfter(null, now)).toBeUndefined()
   })
 
-  it('waits Retry-After up to maxRetryAfter, else full jitter up to maxDelay', () => {
-    const policy = resolveRetryPolicy({ baseDelay: 100, maxDelay: 1_000, maxRetryAfter: 5_000 })
+  it('waits Retry-After up to maxRetryAfterMs, else full jitter up to maxDelayMs', () => {
+    const policy = resolveRetryPolicy({ baseDelayMs: 100, maxDelayMs: 1_000, maxRetryAfterMs: 5_000 })
     expect(retryDelay(policy, 1, 2_000)).toBe(2_000)
     expect(retryDelay(policy, 1, 60_000)).toBe(5_000)
     for (let i = 0; i < 200; i++) {
@@ -31,7 +33,7 @@ describe('retry policy', () => {
   })
 
   it('draws full jitter below the capped ceiling, from the one backoff', () => {
-    const policy = resolveRetryPolicy({ baseDelay: 100, maxDelay: 1_000 })
+    const policy = resolveRetryPolicy({ baseDelayMs: 100, maxDelayMs: 1_000 })
     expect(retryDelay(policy, 1, undefined, () => 0.5)).toBe(50)
     expect(retryDelay(policy, 3, undefined, () => 0.5)).toBe(200)
     // The cap bounds the ceiling before the draw: retry 10 (51,200 ms uncapped) at 0.5 is 500.
@@ -41,30 +43,22 @@ describe('retry policy', () => {
     expect(retryDelay(policy, 10, 700, () => 0)).toBe(700)
   })
 
-  it('hands ky the retries after the first attempt, POST included, waiting what the plan says', () => {
-    const planned: Array<[string, number]> = []
-    const ky = toKyRetryOptions(resolveRetryPolicy({ limit: 5, baseDelay: 100 }), (error, retry) => {
-      planned.push([error.name, retry])
-      return error.name === 'NetworkError' ? 250 : undefined
-    })
-    expect(ky.limit).toBe(4)
-    expect(ky.methods).toContain('post')
-    expect(ky.retryOnTimeout).toBe(true)
-    expect(ky.jitter).toBe(false)
-    const network = Object.assign(new Error('x'), { name: 'NetworkError' })
-    // ky's first retry is the policy's second.
-    expect(ky.shouldRetry?.({ error: network, retryCount: 1 })).toBe(true)
-    expect(ky.delay?.(1)).toBe(250)
-    expect(ky.shouldRetry?.({ error: new Error('bug'), retryCount: 2 })).toBe(false)
-    expect(planned).toEqual([['NetworkError', 2], ['Error', 3]])
-    expect(toKyRetryOptions(resolveRetryPolicy({ limit: 0 }), () => 0).limit).toBe(0)
+  it('has one retry rule: network errors, timeouts, 408, 429 and 5xx, never other 4xx or other errors', () => {
+    const request = new Request('http://127.0.0.1/x', { method: 'POST' })
+    const http = (status: number) => new StatusHttpError({ request, response: new Response(null, { status }), body: undefined, attempts: 1 })
+    expect(shouldRetry(new StatusNetworkError({ request, attempts: 1 }))).toBe(true)
+    expect(shouldRetry(new StatusTimeoutError({ request, timeoutMs: 10, attempts: 1 }))).toBe(true)
+    for (const status of [408, 429, 500, 503]) expect(shouldRetry(http(status))).toBe(true)
+    for (const status of [400, 401, 403, 404, 409, 413, 422]) expect(shouldRetry(http(status))).toBe(false)
+    expect(shouldRetry(new PipelineStatusError('aborted'))).toBe(false)
+    expect(shouldRetry(new TypeError('fetch failed'))).toBe(false)
   })
 
   it('fills defaults and rejects nonsense', () => {
     expect(resolveRetryPolicy(undefined)).toEqual(DEFAULT_RETRY_POLICY)
-    expect(resolveRetryPolicy({ limit: undefined, baseDelay: 50 })).toEqual({ ...DEFAULT_RETRY_POLICY, baseDelay: 50 })
+    expect(resolveRetryPolicy({ limit: undefined, baseDelayMs: 50 })).toEqual({ ...DEFAULT_RETRY_POLICY, baseDelayMs: 50 })
     expect(() => resolveRetryPolicy({ limit: 1.5 })).toThrow(/retry.limit/)
-    expect(() => resolveRetryPolicy({ maxDelay: -1 })).toThrow(/retry.maxDelay/)
-    expect(() => resolveRetryPolicy({ baseDelay: Number.NaN })).toThrow(/retry.baseDelay/)
+    expect(() => resolveRetryPolicy({ maxDelayMs: -1 })).toThrow(/retry.maxDelayMs/)
+    expect(() => resolveRetryPolicy({ baseDelayMs: Number.NaN })).toThrow(/retry.baseDelayMs/)
   })
 })

@@ -1,4 +1,3 @@
-import type { RetryOptions } from 'ky'
 import { backoffDelay } from '../internal/backoff.js'
 import { type PipelineStatusError, isStatusHttpError, isStatusNetworkError, isStatusTimeoutError } from './errors.js'
 
@@ -13,7 +12,7 @@ export { parseRetryAfter } from '../contract/retry-after.js'
  * @example
  * ```ts
  * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
- * const client = new PrismaAPIClient({ retry: { limit: 3, baseDelay: 200, maxDelay: 2_000 } })
+ * const client = new PrismaAPIClient({ retry: { limit: 3, baseDelayMs: 200, maxDelayMs: 2_000 } })
  * ```
  */
 export interface RetryPolicy {
@@ -23,22 +22,22 @@ export interface RetryPolicy {
    */
   limit?: number | undefined
   /**
-   * Backoff base in milliseconds: retry `n` waits a random time in `[0, baseDelay * 2^(n-1)]`
-   * (full jitter), at most `maxDelay`.
+   * Backoff base in milliseconds: retry `n` waits a random time in `[0, baseDelayMs * 2^(n-1)]`
+   * (full jitter), at most `maxDelayMs`.
    * @default 300
    */
-  baseDelay?: number | undefined
+  baseDelayMs?: number | undefined
   /**
    * Upper bound of one backoff wait, in milliseconds.
    * @default 10_000
    */
-  maxDelay?: number | undefined
+  maxDelayMs?: number | undefined
   /**
    * Upper bound of a wait the server asks for with `Retry-After` (seconds or an HTTP date),
    * in milliseconds. A `Retry-After` is honoured exactly, without jitter, up to this bound.
    * @default 60_000
    */
-  maxRetryAfter?: number | undefined
+  maxRetryAfterMs?: number | undefined
 }
 
 /** The retry policy with every default filled in. */
@@ -47,9 +46,9 @@ export type ResolvedRetryPolicy = { readonly [K in keyof RetryPolicy]-?: number 
 /** The defaults of {@link RetryPolicy}. */
 export const DEFAULT_RETRY_POLICY: ResolvedRetryPolicy = Object.freeze({
   limit: 5,
-  baseDelay: 300,
-  maxDelay: 10_000,
-  maxRetryAfter: 60_000,
+  baseDelayMs: 300,
+  maxDelayMs: 10_000,
+  maxRetryAfterMs: 60_000,
 })
 
 /** Whether an HTTP status is worth retrying: 408, 429 and every 5xx. */
@@ -72,7 +71,7 @@ export function resolveRetryPolicy(policy: RetryPolicy | undefined): ResolvedRet
   if (!Number.isInteger(resolved.limit) || resolved.limit < 0) {
     throw new RangeError('retry.limit must be a non-negative integer')
   }
-  for (const key of ['baseDelay', 'maxDelay', 'maxRetryAfter'] as const) {
+  for (const key of ['baseDelayMs', 'maxDelayMs', 'maxRetryAfterMs'] as const) {
     if (!(resolved[key] >= 0)) throw new RangeError(`retry.${key} must be a non-negative number of milliseconds`)
   }
   return Object.freeze(resolved)
@@ -80,8 +79,8 @@ export function resolveRetryPolicy(policy: RetryPolicy | undefined): ResolvedRet
 
 /**
  * The wait before retry number `retry` (1 for the first retry), in milliseconds: the server's
- * `Retry-After` when it sent one (capped at `maxRetryAfter`, no jitter), else full jitter below
- * `min(maxDelay, baseDelay * 2^(retry-1))` (the package's one backoff, `src/internal/backoff.ts`).
+ * `Retry-After` when it sent one (capped at `maxRetryAfterMs`, no jitter), else full jitter below
+ * `min(maxDelayMs, baseDelayMs * 2^(retry-1))` (the package's one backoff, `src/internal/backoff.ts`).
  * Every retry wait of a request and of the outbox comes from here.
  *
  * @param random a source of uniform numbers in `[0, 1)`, injected by tests.
@@ -92,37 +91,8 @@ export function retryDelay(
   retryAfterMs?: number | undefined,
   random: () => number = Math.random,
 ): number {
-  if (retryAfterMs !== undefined) return Math.min(policy.maxRetryAfter, retryAfterMs)
-  return backoffDelay(retry, { baseMs: policy.baseDelay, maxMs: policy.maxDelay, jitter: 'full' }, random)
-}
-
-/**
- * The policy as ky's retry options for the attempts after the first (which the transport sends
- * itself): `limit - 1` retries, POST included (the server is idempotent), timeouts retried.
- * Whether and how long to wait is decided by `plan(error, retry)` (retry numbered from 2, as the
- * policy counts them), which returns the wait in milliseconds or `undefined` for no retry; ky
- * then waits exactly that, so the wait can be logged before it starts.
- */
-export function toKyRetryOptions(
-  policy: ResolvedRetryPolicy,
-  plan: (error: Error, retry: number) => number | undefined,
-): RetryOptions {
-  let planned = 0
-  return {
-    limit: Math.max(0, policy.limit - 1),
-    methods: ['get', 'post'],
-    retryOnTimeout: true,
-    jitter: false,
-    backoffLimit: Math.max(policy.maxDelay, policy.maxRetryAfter),
-    delay: () => planned,
-    shouldRetry: ({ error, retryCount }) => {
-      // ky's retry k is the policy's retry k + 1.
-      const wait = plan(error, retryCount + 1)
-      if (wait === undefined) return false
-      planned = wait
-      return true
-    },
-  }
+  if (retryAfterMs !== undefined) return Math.min(policy.maxRetryAfterMs, retryAfterMs)
+  return backoffDelay(retry, { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs, jitter: 'full' }, random)
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -5,7 +5,11 @@
  * to fit and sent again as a new update.
  */
 import type { StageUpdate } from '../contract/stage-update.js'
+import type { StageDefinition } from '../contract/stages.js'
+import type { StageUpdateStatus } from '../contract/status.js'
+import { toStorableText } from '../contract/storable-text.js'
 import type { StatusHttpError } from './errors.js'
+import type { Logger } from './logger.js'
 
 /**
  * What ends an output the client cut to fit the server's body limit (see
@@ -168,4 +172,44 @@ function jsonCost(code: number): number {
   if (code < 0x800) return 2
   if (code >= 0xd800 && code <= 0xdfff) return 2
   return 3
+}
+
+/**
+ * A stage update's body, built field by field in the contract's order, with its output
+ * serialised (a placeholder for one JSON cannot hold, logged). `completedAt` is fixed now, so a
+ * redelivery from the outbox tells the server when the stage really finished.
+ */
+export function buildStageUpdate(
+  runId: string,
+  stage: Pick<StageDefinition, 'number' | 'name'>,
+  status: StageUpdateStatus,
+  output: unknown,
+  logger: Logger,
+): { body: StageUpdate; alterations: OutputAlteration[] } {
+  const { text, unserialisable } = serialiseOutput(output)
+  const alterations: OutputAlteration[] = []
+  if (unserialisable !== undefined) {
+    alterations.push({ runId, stageNumber: stage.number, kind: 'unserialisable', reason: unserialisable })
+    logger.warn(`Run ${runId}: stage ${stage.number} ${status}: the output cannot be serialised as JSON (${unserialisable}); a placeholder was sent instead`, {
+      runId,
+      stageNumber: stage.number,
+      reason: unserialisable,
+    })
+  }
+  const body: StageUpdate = { stageNumber: stage.number, stageName: stage.name, status }
+  if (text !== undefined) body.output = text
+  if (status !== 'PROCESSING') body.completedAt = new Date().toISOString()
+  return { body, alterations }
+}
+
+/** The body with characters PostgreSQL cannot store (NUL, lone surrogates) in its output replaced, logged. */
+export function storableStageUpdate(runId: string, body: StageUpdate, logger: Logger): { body: StageUpdate; alterations: OutputAlteration[] } {
+  if (typeof body.output !== 'string') return { body, alterations: [] }
+  const storable = toStorableText(body.output)
+  if (storable.replaced === 0) return { body, alterations: [] }
+  logger.warn(
+    `Run ${runId}: stage ${body.stageNumber} ${body.status}: replaced ${storable.replaced} character(s) PostgreSQL cannot store (NUL, lone UTF-16 surrogates) in the output with U+FFFD`,
+    { runId, stageNumber: body.stageNumber, replacedCharacters: storable.replaced },
+  )
+  return { body: { ...body, output: storable.text }, alterations: [{ runId, stageNumber: body.stageNumber, kind: 'replaced', replacedCharacters: storable.replaced }] }
 }

@@ -17,7 +17,7 @@ afterEach(() => mock.reset())
 afterAll(() => server.close())
 
 const client = (options: Partial<ConstructorParameters<typeof PrismaAPIClient>[0]> = {}) =>
-  new PrismaAPIClient({ baseUrl: ORIGIN, secret: SECRET, retry: { baseDelay: 1, maxDelay: 5 }, ...options })
+  new PrismaAPIClient({ baseUrl: ORIGIN, secret: SECRET, retry: { baseDelayMs: 1, maxDelayMs: 5 }, ...options })
 
 describe('PrismaAPIClient against the MSW mock', () => {
   it('reports a whole run; the mock stores what the real server would', async () => {

@@ -25,7 +25,7 @@ beforeEach(async () => {
 })
 afterEach(() => server.stop())
 
-const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 2, baseDelay: 5, maxDelay: 10 } }))
+const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 2, baseDelayMs: 5, maxDelayMs: 10 } }))
 
 function makeClient(overrides: PrismaAPIClientOptions = {}) {
   const logger = recordingLogger()
@@ -53,7 +53,7 @@ describe.each(faults)('a server that %s', (_, fault, timeout) => {
 
   it('ends each attempt of a stage update, a completion, createRun, getStatus and a heartbeat by the timeout; retries keep the Idempotency-Key', async () => {
     const runId = await createRunOn(server)
-    const { client, logger } = makeClient({ timeout })
+    const { client, logger } = makeClient({ timeoutMs: timeout })
 
     server.inject(fault, fault)
     expect(await client.markStageProcessing(runId, 1)).toBe(true)
@@ -104,7 +104,7 @@ describe.each(faults)('a server that %s', (_, fault, timeout) => {
 
   it('lets runPipeline complete once the server recovers: the catalogue read and a stage update time out first', async () => {
     const runId = await createRunOn(server)
-    const { client, logger } = makeClient({ timeout, retry: { limit: 3, baseDelay: 5, maxDelay: 10 } })
+    const { client, logger } = makeClient({ timeoutMs: timeout, retry: { limit: 3, baseDelayMs: 5, maxDelayMs: 10 } })
     // The first two attempts of the catalogue read (GET /status) stall.
     server.inject(fault, fault)
     const secondStage = async ({ signal }: StageContext) => {
@@ -139,7 +139,7 @@ describe('a custom fetch that ignores the signal', () => {
     const runId = await createRunOn(server)
     // A body that never ends and a fetch that never aborts it.
     const stuck: typeof fetch = async () => new Response(new ReadableStream({ start: () => undefined }), { status: 200 })
-    const { client } = makeClient({ timeout: 100, fetch: stuck, throwOnError: true, retry: { limit: 1, baseDelay: 5 } })
+    const { client } = makeClient({ timeoutMs: 100, fetch: stuck, throwOnError: true, retry: { limit: 1, baseDelayMs: 5 } })
     const started = performance.now()
     const error = await client.markStageProcessing(runId, 1).catch((thrown: unknown) => thrown)
     expect(isStatusTimeoutError(error) && error.attempts).toBe(2)

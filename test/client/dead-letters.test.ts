@@ -28,8 +28,8 @@ const { make: makeClient } = clientFactory(() => ({
   baseUrl: server.origin,
   secret: TEST_SECRET,
   logger: silentLogger,
-  retry: { limit: 1, baseDelay: 5, maxDelay: 5 },
-  outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 },
+  retry: { limit: 1, baseDelayMs: 5, maxDelayMs: 5 },
+  outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 },
 }))
 
 const createRun = (id?: string): Promise<string> => createRunOn(server, id)
@@ -44,7 +44,7 @@ describe('dead letters', () => {
   it('dead-letters an update refused with 400 while in the outbox; the run\'s next updates arrive in order', async () => {
     const runId = await createRun()
     const logger = recordingLogger()
-    const client = makeClient({ logger, outbox: { dir, retryDelay: 20, maxRetryDelay: 50 } })
+    const client = makeClient({ logger, outbox: { dir, retryDelayMs: 20, maxRetryDelayMs: 50 } })
     await server.stop()
     for (const send of [
       () => client.initializePipelineStages(runId),
@@ -95,7 +95,7 @@ describe('dead letters', () => {
       expect.stringMatching(/^Outbox: run run_1: stage 1 COMPLETED dead-lettered \(HTTP 400 validation_failed: output: too long\); kept in .*dead-letters\.jsonl, the run's later updates go on$/),
     ])
     // A new client on the same directory reads them too.
-    await client.close({ timeout: 100 })
+    await client.close({ timeoutMs: 100 })
     expect(await makeClient().deadLetters()).toEqual(letters)
   })
 
@@ -127,7 +127,7 @@ describe('401 and 403 stay queued', () => {
     server.setHandler(createPipelineStatusHandlers({ store: server.store, secret: 'new-secret', logger: { warn: () => {}, error: () => {} } }).fetch)
     const logger = recordingLogger()
     const slow = 300
-    const client = makeClient({ logger, outbox: { dir, retryDelay: 5, maxRetryDelay: slow } })
+    const client = makeClient({ logger, outbox: { dir, retryDelayMs: 5, maxRetryDelayMs: slow } })
     expect(await client.initializePipelineStages(runId)).toBe(true)
     expect(await client.markStageComplete(runId, 1, 'one')).toBe(true)
     // 401 is not retried in place (no retry can fix it at once): one request, then the outbox.
@@ -177,10 +177,10 @@ describe('401 and 403 stay queued', () => {
 })
 
 describe('maximum age', () => {
-  it('dead-letters updates older than outbox.maxAge and lets the run\'s new ones through', async () => {
+  it('dead-letters updates older than outbox.maxAgeMs and lets the run\'s new ones through', async () => {
     const runId = await createRun()
     const logger = recordingLogger()
-    const client = makeClient({ logger, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000, maxAge: 150 } })
+    const client = makeClient({ logger, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, maxAgeMs: 150 } })
     await server.stop()
     await client.initializePipelineStages(runId)
     await client.markStageComplete(runId, 1, 'one')
@@ -190,7 +190,7 @@ describe('maximum age', () => {
     expect(server.requests).toHaveLength(0)
     const letters = await client.deadLetters(runId)
     expect(letters.map((l) => [l.status, l.reason])).toEqual([
-      [undefined, expect.stringMatching(/^expired: undelivered \d+ s after its first attempt \(maxAge 150 ms\)$/)],
+      [undefined, expect.stringMatching(/^expired: undelivered \d+ s after its first attempt \(maxAgeMs 150\)$/)],
       [undefined, expect.stringMatching(/^expired:/)],
     ])
     expect(logger.lines.filter((l) => l.level === 'error' && /dead-lettered \(expired/.test(l.message))).toHaveLength(2)
@@ -217,7 +217,7 @@ describe('maximum age', () => {
     expect((await client.deadLetters()).map((l) => JSON.parse(l.body).stageNumber)).toEqual([1])
   })
 
-  it('refuses a maxAge that is not positive', () => {
-    expect(() => makeClient({ outbox: { dir, maxAge: 0 } })).toThrow(/outbox.maxAge/)
+  it('refuses a maxAgeMs that is not positive', () => {
+    expect(() => makeClient({ outbox: { dir, maxAgeMs: 0 } })).toThrow(/outbox.maxAgeMs/)
   })
 })

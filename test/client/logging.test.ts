@@ -20,7 +20,7 @@ beforeEach(async () => {
 })
 afterEach(() => stopServerAndOutbox(server, dir))
 
-const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 3, baseDelay: 10, maxDelay: 40 } }))
+const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 3, baseDelayMs: 10, maxDelayMs: 40 } }))
 
 function makeClient(overrides: PrismaAPIClientOptions = {}) {
   const logger = recordingLogger()
@@ -32,7 +32,7 @@ const createRun = (id?: string): Promise<string> => createRunOn(server, id)
 describe('retry warnings', () => {
   it('logs each retry of a refused connection with ECONNREFUSED and the wait', async () => {
     await server.stop()
-    const { client, logger } = makeClient({ retry: { limit: 2, baseDelay: 10, maxDelay: 40 } })
+    const { client, logger } = makeClient({ retry: { limit: 2, baseDelayMs: 10, maxDelayMs: 40 } })
     expect(await client.markStageProcessing('run_1', 1)).toBe(false)
     const warnings = logger.lines.filter((l) => l.level === 'warn')
     expect(warnings.map((l) => l.message)).toEqual([
@@ -41,7 +41,7 @@ describe('retry warnings', () => {
     ])
     for (const [index, warning] of warnings.entries()) {
       expect(warning.details).toMatchObject({ cause: 'ECONNREFUSED', retry: index + 1, idempotencyKey: expect.any(String) })
-      // Full jitter over baseDelay * 2^(retry-1).
+      // Full jitter over baseDelayMs * 2^(retry-1).
       expect(warning.details?.delayMs).toBeLessThanOrEqual(10 * 2 ** index)
     }
     expect(logger.lines.at(-1)).toMatchObject({
@@ -87,7 +87,7 @@ describe('retry warnings', () => {
   it('logs a timeout as the cause', async () => {
     const runId = await createRun()
     server.inject({ hang: true }, { hang: true })
-    const { client, logger } = makeClient({ timeout: 100 })
+    const { client, logger } = makeClient({ timeoutMs: 100 })
     expect(await client.markStageProcessing(runId, 1)).toBe(true)
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
       expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(timed out after 100 ms\); retry 1 of 3 in \d+ ms$/),
@@ -131,12 +131,12 @@ describe('debug', () => {
 describe('close()', () => {
   it('reports and logs what stays undelivered, per run', async () => {
     const runA = await createRun('run_a')
-    const { client, logger } = makeClient({ retry: { limit: 0 }, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 } })
+    const { client, logger } = makeClient({ retry: { limit: 0 }, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
     expect(await client.markStageProcessing('run_b', 1)).toBe(false) // unknown run: 404, dead-lettered
     await server.stop()
     await client.initializePipelineStages(runA)
     await client.markStageComplete(runA, 1, 'one')
-    const result = await client.close({ timeout: 200 })
+    const result = await client.close({ timeoutMs: 200 })
     expect(result).toEqual({
       delivered: 0,
       rejected: 0,

@@ -26,7 +26,7 @@ afterEach(async () => {
   await server.stop()
 })
 
-const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 1, baseDelay: 5, maxDelay: 10 } }))
+const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 1, baseDelayMs: 5, maxDelayMs: 10 } }))
 
 describe('the error thrown after the network retries', () => {
   it('names ECONNREFUSED and the address', async () => {
@@ -48,7 +48,7 @@ describe('the error thrown after the network retries', () => {
           cause: Object.assign(new Error('getaddrinfo ENOTFOUND no-such-host.invalid'), { code: 'ENOTFOUND', hostname: 'no-such-host.invalid' }),
         }),
       )
-    const client = clients.make({ baseUrl: 'http://no-such-host.invalid', retry: { limit: 1, baseDelay: 1 }, fetch: notFound, logger: recordingLogger() })
+    const client = clients.make({ baseUrl: 'http://no-such-host.invalid', retry: { limit: 1, baseDelayMs: 1 }, fetch: notFound, logger: recordingLogger() })
     const error = await client.createRun('run_1').catch((thrown: unknown) => thrown)
     expect(error).toBeInstanceOf(StatusNetworkError)
     expect((error as Error).message).toBe(

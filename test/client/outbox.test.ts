@@ -30,9 +30,9 @@ const { make: makeClient } = clientFactory(() => ({
   baseUrl: server.origin,
   secret: TEST_SECRET,
   logger: silentLogger,
-  retry: { limit: 1, baseDelay: 5, maxDelay: 5 },
+  retry: { limit: 1, baseDelayMs: 5, maxDelayMs: 5 },
   // Long background delays: these tests flush explicitly unless they test the timer.
-  outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 },
+  outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 },
 }))
 
 const createRun = (id?: string): Promise<string> => createRunOn(server, id)
@@ -200,7 +200,7 @@ describe('receiver down', () => {
   it('redelivers in the background once the server is back, without flush()', async () => {
     const runId = await createRun()
     await server.stop()
-    const client = makeClient({ outbox: { dir, retryDelay: 20, maxRetryDelay: 50 } })
+    const client = makeClient({ outbox: { dir, retryDelayMs: 20, maxRetryDelayMs: 50 } })
     for (let stage = 1; stage <= 3; stage++) await client.markStageProcessing(runId, stage)
     expect(client.pendingCount()).toBe(3)
     await server.start()
@@ -211,10 +211,10 @@ describe('receiver down', () => {
   it('moves an update still in flight at the close deadline to the outbox', async () => {
     const runId = await createRun()
     server.setFault({ hang: true })
-    const client = makeClient({ timeout: 30_000 })
+    const client = makeClient({ timeoutMs: 30_000 })
     const pending = client.markStageProcessing(runId, 1)
     await vi.waitFor(() => expect(server.requests).toHaveLength(1))
-    expect(await client.close({ timeout: 100 })).toMatchObject({ pending: 1 })
+    expect(await client.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
     expect(await pending).toBe(true)
 
     server.setFault(undefined)
@@ -230,13 +230,13 @@ describe('receiver down', () => {
     const first = makeClient()
     await first.initializePipelineStages(runId)
     await first.markStageComplete(runId, 1, 'x')
-    expect(await first.close({ timeout: 200 })).toMatchObject({ pending: 2 })
+    expect(await first.close({ timeoutMs: 200 })).toMatchObject({ pending: 2 })
     expect(existsSync(join(dir, 'outbox.lock'))).toBe(false)
 
     await server.start()
     const second = makeClient()
     expect(second.pendingCount(runId)).toBe(2)
-    expect(await second.close({ timeout: 5_000 })).toEqual({ delivered: 2, rejected: 0, pending: 0, undelivered: {} })
+    expect(await second.close({ timeoutMs: 5_000 })).toEqual({ delivered: 2, rejected: 0, pending: 0, undelivered: {} })
     expect(server.requests.map((r) => body(r).status)).toEqual(['PROCESSING', 'COMPLETED'])
   })
 })

@@ -1,5 +1,5 @@
 /**
- * Two answers the client classifies in one place (src/client/prisma-api-client.ts), against the
+ * Two answers the client classifies in one place (src/client/delivery.ts, src/client/run-finished.ts), against the
  * real handlers over HTTP: a stage final again with another output (`conflict`: a warning, and
  * `runPipeline`'s summary lists it), and a `/complete` refused because the run ended elsewhere
  * (superseded on its first send as on a redelivery: never dead-lettered nor counted undelivered).
@@ -72,7 +72,7 @@ describe('a stage final again with another output: outcome conflict', () => {
         details: expect.objectContaining({ runId: 'conflict_mark', stageNumber: 1, status: 'COMPLETED', outcome: 'conflict' }),
       },
     ])
-    expect(await second.client.close({ timeout: 1000 })).toMatchObject({ undelivered: {} })
+    expect(await second.client.close({ timeoutMs: 1000 })).toMatchObject({ undelivered: {} })
   })
 
   it("a CANCELLED with an output after the app's cancel: the warning names the cancel, not only two runners", async () => {
@@ -121,7 +121,7 @@ describe('a stage final again with another output: outcome conflict', () => {
 
   it('a conflicting update redelivered from the outbox is logged the same way and leaves the queue', async () => {
     const other = makeClient()
-    const { client, logged } = makeClient({ outbox: { dir: outboxDir(), retryDelay: 60_000, maxRetryDelay: 60_000 } })
+    const { client, logged } = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
     await client.createRun('conflict_outbox')
     server().setFault({ status: 503 })
     expect(await client.markStageComplete('conflict_outbox', 1, 'queued')).toBe(true)
@@ -142,6 +142,27 @@ describe('a stage final again with another output: outcome conflict', () => {
   })
 })
 
+describe('a run finished before this client first reported it (a reused run id)', () => {
+  it('says what happened and the likely cause: the run id was reused, with the status the server holds', async () => {
+    const runId = 'reused_run_id'
+    const first = makeClient()
+    await first.client.createRun(runId)
+    expect(await first.client.markStageProcessing(runId, 1)).toBe(true)
+    await cancel(runId, 'an earlier run with this id was stopped')
+    await first.client.close({ timeoutMs: 1000 })
+
+    const events: RunFinishedEvent[] = []
+    const { client, logged } = makeClient({ onRunFinished: (event) => events.push(event) })
+    expect(await client.markStageProcessing(runId, 1)).toBe(false)
+    // Answered `stale`: the server keeps the run as it ended.
+    expect(events).toEqual([expect.objectContaining({ runId, status: 'CANCELLED', learnedFrom: 'stage-update' })])
+    const warning = logged.find((line) => line.level === 'warn')?.message
+    expect(warning).toMatch(new RegExp(`^Run ${runId} was CANCELLED \\(error: "an earlier run with this id was stopped"\\) on the server at \\S+, not by this client: `))
+    expect(warning).toContain("it finished before this client's first update for it: the run id was most likely reused")
+    await client.close({ timeoutMs: 1000 })
+  })
+})
+
 describe('a /complete refused because the run ended elsewhere is superseded on its first send', () => {
   for (const withOutbox of [false, true]) {
     it(`${withOutbox ? 'with' : 'without'} an outbox: RunFinishedError, onRunFinished once, no dead letter, nothing undelivered, no error logged`, async () => {
@@ -157,17 +178,17 @@ describe('a /complete refused because the run ended elsewhere is superseded on i
       await expect(refused).rejects.toMatchObject({ runId, status: 'CANCELLED', reason: 'the user pressed stop' })
       expect(events).toEqual([expect.objectContaining({ runId, status: 'CANCELLED', learnedFrom: 'refusal' })])
       expect(await client.deadLetters(runId)).toEqual([])
-      expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
+      expect(await client.close({ timeoutMs: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
       expect(logged.filter((line) => line.level === 'error')).toEqual([])
       expect(logged.map((line) => [line.level, line.message])).toEqual([
-        ['warn', `Run ${runId} was finished by someone else: CANCELLED (the user pressed stop)`],
+        ['warn', expect.stringMatching(new RegExp(`^Run ${runId} was CANCELLED \\(error: "the user pressed stop"\\) on the server at \\S+, not by this client: the web app cancelled it \\(POST /cancel\\)`))],
         ['warn', `Run ${runId}: completion was refused: Run ${runId} is already CANCELLED (the user pressed stop); the update was not stored`],
       ])
     })
   }
 
   it('the same completion redelivered from the outbox is superseded the same way: not undelivered', async () => {
-    const { client } = makeClient({ outbox: { dir: outboxDir(), retryDelay: 60_000, maxRetryDelay: 60_000 } })
+    const { client } = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
     await client.createRun('complete_elsewhere_redelivered')
     expect(await client.markStageProcessing('complete_elsewhere_redelivered', 1)).toBe(true)
     server().setFault({ status: 503 })
@@ -176,7 +197,7 @@ describe('a /complete refused because the run ended elsewhere is superseded on i
     await cancel('complete_elsewhere_redelivered', 'the user pressed stop')
     expect(await client.flush()).toEqual({ delivered: 0, rejected: 0, pending: 0 })
     expect((await client.deadLetters('complete_elsewhere_redelivered')).map((letter) => [letter.kind, letter.code])).toEqual([['superseded', 'run_finished']])
-    expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
+    expect(await client.close({ timeoutMs: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
   })
 
   it("runPipeline: a completion refused because the run was cancelled first is superseded: finishedElsewhere, the run's status, delivered", async () => {
@@ -202,7 +223,7 @@ describe('a /complete refused because the run ended elsewhere is superseded on i
       expect.stringMatching(/^The server's stage catalogue could not be read/),
       expect.stringMatching(/^The completion was superseded: Run complete_elsewhere_pipeline is already CANCELLED/),
     ])
-    expect((await client.close({ timeout: 1000 })).undelivered).toEqual({})
+    expect((await client.close({ timeoutMs: 1000 })).undelivered).toEqual({})
   })
 
   it('a completion that contradicts the run this client itself finished stays a refusal (counted undelivered), not superseded', async () => {
@@ -210,6 +231,6 @@ describe('a /complete refused because the run ended elsewhere is superseded on i
     await client.createRun('complete_self')
     expect(await client.markStageFailed('complete_self', 1, 'boom')).toBe(true)
     await expect(client.completeRun('complete_self', { status: 'COMPLETED' })).rejects.toMatchObject({ name: 'StatusHttpError', status: 409 })
-    expect((await client.close({ timeout: 1000 })).undelivered).toEqual({ complete_self: { queued: 0, deadLettered: 0, failed: 1 } })
+    expect((await client.close({ timeoutMs: 1000 })).undelivered).toEqual({ complete_self: { queued: 0, deadLettered: 0, failed: 1 } })
   })
 })

@@ -42,7 +42,7 @@ const { make: makeClient, track } = clientFactory(() => ({
   baseUrl: server.origin,
   secret: TEST_SECRET,
   logger: silentLogger,
-  retry: { limit: 3, baseDelay: 10, maxDelay: 50 },
+  retry: { limit: 3, baseDelayMs: 10, maxDelayMs: 50 },
 }))
 
 async function createRun(id = 'run_1'): Promise<string> {
@@ -185,7 +185,7 @@ describe('requests on the wire', () => {
     expect(await client.markStageProcessing('run_1', 0)).toBe(false)
     expect(server.requests).toHaveLength(0)
     expect(logger.lines[0]?.message).toMatch(/Stage 6 is not in the catalogue \(1\.\.5\)/)
-    await expect(makeClient({ throwOnError: true }).markStageProcessing('run_1', 9)).rejects.toThrow(RangeError)
+    await expect(makeClient({ throwOnError: true }).markStageProcessing('run_1', 9)).rejects.toThrow(ConfigurationError)
   })
 
   it('signs every attempt with Standard Webhooks when configured', async () => {
@@ -241,10 +241,10 @@ describe('retries', () => {
     expect(second.headers['idempotency-key']).toBe(first.headers['idempotency-key'])
   })
 
-  it('honours Retry-After as an HTTP date, capped by maxRetryAfter', async () => {
+  it('honours Retry-After as an HTTP date, capped by maxRetryAfterMs', async () => {
     const runId = await createRun()
     server.inject({ status: 503, headers: { 'retry-after': new Date(Date.now() + 3_600_000).toUTCString() } })
-    const client = makeClient({ retry: { limit: 2, baseDelay: 10, maxDelay: 50, maxRetryAfter: 300 } })
+    const client = makeClient({ retry: { limit: 2, baseDelayMs: 10, maxDelayMs: 50, maxRetryAfterMs: 300 } })
     expect(await client.markStageProcessing(runId, 1)).toBe(true)
     const [first, second] = server.requests as [RecordedRequest, RecordedRequest]
     expect(second.arrivedAt - first.arrivedAt).toBeGreaterThanOrEqual(300 - 1)
@@ -255,7 +255,7 @@ describe('retries', () => {
     server.inject({ hang: true })
     // The second attempt must be answered within the timeout, so the timeout is 5× what a loaded
     // machine needs for one answer: at 200 ms a busy machine could time the second attempt out too.
-    expect(await makeClient({ timeout: 2_000 }).markStageProcessing(runId, 1)).toBe(true)
+    expect(await makeClient({ timeoutMs: 2_000 }).markStageProcessing(runId, 1)).toBe(true)
     expect(server.requests).toHaveLength(2)
     // The retry waited for the timeout (2 s from sending, less the connect time), not for a response.
     expect(server.requests[1]?.arrivedAt).toBeGreaterThanOrEqual((server.requests[0]?.arrivedAt ?? 0) + 1_000)
@@ -266,7 +266,7 @@ describe('retries', () => {
     const runId = await createRun()
     server.inject({ hang: true }, { hang: true }, { hang: true }, { hang: true }, { hang: true }, { hang: true })
     const logger = recordingLogger()
-    const options = { timeout: 100, retry: { limit: 2, baseDelay: 5, maxDelay: 5 } }
+    const options = { timeoutMs: 100, retry: { limit: 2, baseDelayMs: 5, maxDelayMs: 5 } }
     expect(await makeClient({ ...options, logger }).markStageProcessing(runId, 1)).toBe(false)
     expect(server.requests).toHaveLength(3)
     expect(logger.lines.find((l) => l.level === 'error')?.message).toMatch(/stage 1 PROCESSING was not delivered: .*timed out/)
@@ -274,7 +274,7 @@ describe('retries', () => {
     const error = await makeClient({ ...options, throwOnError: true }).markStageProcessing(runId, 1).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(StatusTimeoutError)
     expect(isStatusTimeoutError(error)).toBe(true)
-    expect(error).toMatchObject({ name: 'StatusTimeoutError', timeout: 100, attempts: 3 })
+    expect(error).toMatchObject({ name: 'StatusTimeoutError', timeoutMs: 100, attempts: 3 })
     expect((error as StatusTimeoutError).cause).toMatchObject({ name: 'TimeoutError' })
     expect(server.requests).toHaveLength(6)
   })
@@ -367,7 +367,7 @@ describe('configuration', () => {
       expect(() => new PrismaAPIClient({ baseUrl: 'http://x' })).toThrow(/WEBHOOK_SECRET/)
       expect(() => new PrismaAPIClient({ baseUrl: 'not a url', secret: 's' })).toThrow(ConfigurationError)
       expect(() => new PrismaAPIClient({ baseUrl: 'ftp://x', secret: 's' })).toThrow(/http or https/)
-      expect(() => new PrismaAPIClient({ baseUrl: 'http://x', secret: 's', timeout: 0 })).toThrow(/timeout/)
+      expect(() => new PrismaAPIClient({ baseUrl: 'http://x', secret: 's', timeoutMs: 0 })).toThrow(/timeout/)
       expect(() => new PrismaAPIClient({ baseUrl: 'http://x', secret: 's', retry: { limit: -1 } })).toThrow(/retry.limit/)
       expect(() => new PrismaAPIClient({ baseUrl: 'http://x', secret: 's', stages: [{ number: 2, name: 'x' }] })).toThrow(
         ConfigurationError,

@@ -20,7 +20,7 @@ afterAll(() => server.close())
 const INVALID = ['.', '..', 'a b', 'a/b', 'é', 'x'.repeat(129), '']
 
 const client = (throwOnError: boolean) =>
-  new PrismaAPIClient({ baseUrl: ORIGIN, secret: SECRET, throwOnError, logger: silentLogger, retry: { baseDelay: 1, maxDelay: 5 } })
+  new PrismaAPIClient({ baseUrl: ORIGIN, secret: SECRET, throwOnError, logger: silentLogger, retry: { baseDelayMs: 1, maxDelayMs: 5 } })
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(

@@ -43,8 +43,8 @@ function makeClient(fetchImpl?: (url: string, init: RequestInit) => Promise<Resp
     baseUrl: example.url,
     secret: SECRET,
     logger: quiet,
-    retry: { limit: 2, baseDelay: 10 },
-    heartbeatInterval: HEARTBEAT_MS,
+    retry: { limit: 2, baseDelayMs: 10 },
+    heartbeatIntervalMs: HEARTBEAT_MS,
     ...(fetchImpl ? { fetch: fetchImpl } : {}),
   })
 }

@@ -28,7 +28,7 @@ afterAll(async () => {
 it('completes every stage and the run although three outputs cannot be stored as they are', async () => {
   const logger = recordingLogger()
   // The URL as the example prints it, base path included.
-  const client = new PrismaAPIClient({ baseUrl: example.url, secret: SECRET, logger, retry: { limit: 2, baseDelay: 10 } })
+  const client = new PrismaAPIClient({ baseUrl: example.url, secret: SECRET, logger, retry: { limit: 2, baseDelayMs: 10 } })
   try {
     const { run } = await client.createRun()
     const huge = `# Report\n\n${'Signal: pastry demand is rising. '.repeat(40_000)}`

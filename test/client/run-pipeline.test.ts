@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CatalogueMismatchError, DEFAULT_STAGES, PrismaAPIClient, type PipelineProgressEvent, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
+import { CatalogueMismatchError, ConfigurationError, DEFAULT_STAGES, PrismaAPIClient, type PipelineProgressEvent, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
@@ -12,11 +12,11 @@ let debugDir: string
 
 beforeEach(async () => {
   server = await startTestServer()
-  client = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 1, baseDelay: 5 } })
+  client = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 1, baseDelayMs: 5 } })
   debugDir = mkdtempSync(join(tmpdir(), 'pipeline-debug-'))
 })
 afterEach(async () => {
-  await client.close({ timeout: 100 })
+  await client.close({ timeoutMs: 100 })
   await server.stop()
   rmSync(debugDir, { recursive: true, force: true })
 })
@@ -251,7 +251,7 @@ describe('runPipeline', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
     try {
       await client.createRun('run_queued')
-      const queuing = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 }, outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 } })
+      const queuing = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 }, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
       server.setFault({ status: 503 })
       const summary = await runPipeline({ runId: 'run_queued', client: queuing, stages: [() => 1] })
       expect(summary.status).toBe('COMPLETED')
@@ -269,7 +269,22 @@ describe('runPipeline', () => {
     }
   })
 
+  it('refuses a client that is not a PrismaAPIClient, instead of driving it without heartbeats', async () => {
+    const notAClient = { stages: DEFAULT_STAGES } as unknown as PrismaAPIClient
+    await expect(runPipeline({ runId: 'r', client: notAClient, stages: [() => 1] })).rejects.toThrow(
+      new ConfigurationError('runPipeline needs a PrismaAPIClient of pipeline-status-sdk/client as its `client`'),
+    )
+  })
+
+  it('reaches a client through its registered internals key, the same from either module format', () => {
+    const internals = (client as unknown as Record<symbol, unknown>)[Symbol.for('pipeline-status-sdk.client-internals')]
+    expect(internals).toMatchObject({ stageUpdate: expect.any(Function), startHeartbeat: expect.any(Function), onRunFinished: expect.any(Function) })
+    // Not enumerable: not part of what a user sees of the client.
+    expect(Object.keys(client)).not.toContain(Symbol.for('pipeline-status-sdk.client-internals'))
+    expect(Object.getOwnPropertySymbols(client).length).toBe(1)
+  })
+
   it('refuses more stage functions than the catalogue has', async () => {
-    await expect(runPipeline({ runId: 'r', client, stages: Array(6).fill(() => 1) })).rejects.toThrow(RangeError)
+    await expect(runPipeline({ runId: 'r', client, stages: Array(6).fill(() => 1) })).rejects.toThrow(ConfigurationError)
   })
 })

@@ -31,8 +31,8 @@ const { make: makeClient } = clientFactory(() => ({
   baseUrl: server().origin,
   secret: TEST_SECRET,
   logger: silentLogger,
-  retry: { limit: 1, baseDelay: 5 },
-  heartbeatInterval: INTERVAL,
+  retry: { limit: 1, baseDelayMs: 5 },
+  heartbeatIntervalMs: INTERVAL,
 }))
 
 /** What reached the server, one word each: `1 PROCESSING`, `2 progress <message>`, `heartbeat 2`, `complete`. */
@@ -106,7 +106,7 @@ describe('heartbeats', () => {
     let refused = 0
     const client = makeClient({
       outbox: { dir },
-      retry: { limit: 3, baseDelay: 5 },
+      retry: { limit: 3, baseDelayMs: 5 },
       // Heartbeats hit a network error; everything else goes through.
       fetch: (url, init) => {
         if (url.endsWith('/heartbeat')) {
@@ -151,7 +151,7 @@ describe('heartbeats', () => {
     })
     await started
     await vi.waitFor(() => expect(server().requestsTo('/heartbeat').length).toBeGreaterThanOrEqual(1), { timeout: 5_000, interval: 20 })
-    await client.close({ timeout: 100 })
+    await client.close({ timeoutMs: 100 })
     const count = server().requestsTo('/heartbeat').length
     await pipeline
     await new Promise((resolve) => setTimeout(resolve, INTERVAL * 1.5))
@@ -168,9 +168,9 @@ describe('heartbeats', () => {
   })
 
   it('refuses a heartbeat interval outside the contract at construction', () => {
-    for (const heartbeatInterval of [999, 3_600_001, 1500.5]) {
-      expect(() => new PrismaAPIClient({ baseUrl: server().origin, secret: TEST_SECRET, heartbeatInterval })).toThrow(
-        /heartbeatInterval must be a whole number of milliseconds from 1000 to 3600000/,
+    for (const heartbeatIntervalMs of [999, 3_600_001, 1500.5]) {
+      expect(() => new PrismaAPIClient({ baseUrl: server().origin, secret: TEST_SECRET, heartbeatIntervalMs })).toThrow(
+        /heartbeatIntervalMs must be a whole number of milliseconds from 1000 to 3600000/,
       )
     }
   })
@@ -217,7 +217,7 @@ describe('reportProgress', () => {
 
   it('keeps only the newest pending progress per stage in the outbox, never merging status changes', async () => {
     const dir = outboxDir()
-    const client = makeClient({ outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 }, retry: { limit: 0 } })
+    const client = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 } })
     await client.createRun('progress_outbox')
     server().setFault({ status: 503 })
     expect(await client.markStageProcessing('progress_outbox', 1)).toBe(true)
@@ -230,9 +230,9 @@ describe('reportProgress', () => {
     // Stage 1: PROCESSING, one progress, COMPLETED, the late one; stage 2: PROCESSING, one progress.
     expect(client.pendingCount('progress_outbox')).toBe(6)
     // The process ends during the outage; the next one reads the same queue from the journal.
-    await client.close({ timeout: 100 })
+    await client.close({ timeoutMs: 100 })
     server().setFault(undefined)
-    const next = makeClient({ outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 }, retry: { limit: 0 } })
+    const next = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 } })
     expect(next.pendingCount('progress_outbox')).toBe(6)
     const sentBefore = server().requests.length
     expect(await next.flush()).toEqual({ delivered: 6, rejected: 0, pending: 0 })
@@ -301,7 +301,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
       error: (message: string) => logged.push({ level: 'error', message }),
     }
     const dir = outboxDir()
-    const client = makeClient({ outbox: { dir, retryDelay: 60_000, maxRetryDelay: 60_000 }, retry: { limit: 0 }, logger, onRunFinished: (event) => events.push(event) })
+    const client = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 }, logger, onRunFinished: (event) => events.push(event) })
     await client.createRun('offline_cancel')
     expect(await client.markStageProcessing('offline_cancel', 1)).toBe(true)
     expect(await client.markStageComplete('offline_cancel', 1, 'one')).toBe(true)
@@ -339,7 +339,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
       [3, 'COMPLETED'],
     ])
     // Not a delivery failure: nothing undelivered, no error logged, one line for the run's end and one for its superseded updates.
-    expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
+    expect(await client.close({ timeoutMs: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
     expect(logged.filter((line) => line.level === 'error')).toEqual([])
     expect(logged.filter((line) => /superseded/.test(line.message))).toHaveLength(1)
   })
@@ -359,7 +359,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
     expect(summary.delivered).toBe(true)
     expect(summary.warnings).toEqual([expect.stringMatching(/^Stage 2 progress report refused as invalid: .*percent/s)])
     expect(wire(run.id).filter((w) => w.includes('progress'))).toEqual([])
-    expect(await client.close({ timeout: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
+    expect(await client.close({ timeoutMs: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
   })
 
   it('runPipeline aborts the stage signal when a heartbeat shows the run cancelled, starts no further stage, reports CANCELLED', async () => {

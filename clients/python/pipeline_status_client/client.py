@@ -153,7 +153,8 @@ class PrismaAPIClient:
             then signed (docs/security.md). Default: ``WEBHOOK_SIGNING_SECRET``.
         base_path: the routes' base path. Default ``/api/pipeline``.
         stages: stage names by number. Default: the original five stages.
-        timeout: seconds per attempt, one deadline from resolving the host to the answer's last
+        timeout: seconds (a float, Python's idiom; the TypeScript client's ``timeoutMs`` is
+            milliseconds) per attempt, one deadline from resolving the host to the answer's last
             byte (a stalled or trickled body ends the attempt as a timeout). Default 30.
         retry: the :class:`RetryPolicy` of one request. Default ``RetryPolicy()``.
         outbox_dir: the outbox directory. Default: ``PIPELINE_STATUS_OUTBOX_DIR``; none when unset.
@@ -161,7 +162,8 @@ class PrismaAPIClient:
         slow_retry_interval: seconds between attempts of an update refused with 401/403. Default 60.
         background: deliver queued updates from a daemon thread. Default ``True``.
         logger: where the client logs. Default ``logging.getLogger("pipeline_status_client")``.
-        heartbeat_interval: seconds between heartbeats (1 to 3600). When set, a daemon thread
+        heartbeat_interval: seconds between heartbeats (1 to 3600; the TypeScript client's
+            ``heartbeatIntervalMs`` is milliseconds). When set, a daemon thread
             sends ``POST {base}/{run_id}/heartbeat`` (announcing ``intervalMs``) from
             ``mark_stage_processing`` until the stage's final ``mark_*``, so the stale-run sweeper
             judges the run by this interval and the client learns within one interval that the
@@ -226,6 +228,8 @@ class PrismaAPIClient:
         #: Runs whose superseded updates were logged: one warning per run.
         self._superseded_runs: Set[str] = set()
         self._progress_seq: Dict[Any, int] = {}
+        #: Per run, when this client first sent an update for it (a reused run id finished before).
+        self._first_sent: Dict[str, float] = {}
         self._catalogues: Dict[str, List[Dict[str, Any]]] = {}
         self._heartbeats: Dict[str, Any] = {}
         # What answers taught the client (runs, finishes, seqs): its own lock, so a heartbeat
@@ -390,8 +394,7 @@ class PrismaAPIClient:
         """Sends one heartbeat now (``POST {base}/{run_id}/heartbeat``): one attempt, never
         retried nor queued (a missed heartbeat is not worth replaying). ``progress``
         (``current``, ``total``, ``percent``, ``message``; needs ``stage_number``) gets its ``seq``
-        from the client; NaN and ±Infinity in it are left out (the contract's progress fields take
-        numbers, not ``null``), and progress that still breaks the contract's rules (a negative
+        from the client; progress that breaks the contract's rules (NaN or ±Infinity, a negative
         ``current``, ``percent`` over 100, a message that is not text) is dropped with a warning
         while the heartbeat itself is sent. Returns whether the server answered 2xx; its answer
         tells the client whether the run was finished elsewhere (see :meth:`run_finished`).
@@ -435,9 +438,8 @@ class PrismaAPIClient:
         ``progress.seq`` per run and stage, increasing and never below the current time in
         milliseconds, so a delayed or redelivered report (also from a later process) never
         overwrites a newer one; the outbox keeps only the newest pending report per stage.
-        NaN and ±Infinity are left out of the report (the contract's progress fields take
-        numbers, not ``null``). A report that cannot be sent (a negative ``current``, ``percent``
-        over 100, ``current`` above ``total``, a ``message`` that is not text or is over 500
+        A report that cannot be sent (NaN or ±Infinity, as the TypeScript client refuses them; a
+        negative ``current``, ``percent`` over 100, ``current`` above ``total``, a ``message`` that is not text or is over 500
         characters) is dropped with a warning and returns ``False``; it is the caller's mistake,
         not an undelivered update, so :meth:`undelivered` does not list it. Otherwise returns
         ``True``/``False`` like the ``mark_*`` methods. Never raises."""
@@ -633,6 +635,8 @@ class PrismaAPIClient:
             return False
         update = _Update(run_id, "POST", route_path(route, run_id), str(uuid.uuid4()), body, what, stage_number, finishing, progress)
         started = time.time()
+        with self._state:
+            self._first_sent.setdefault(run_id, started)
         with self._lock:
             if self.outbox is not None and self.outbox.pending_count(run_id) > 0:
                 self._enqueue(update, started, "the run's earlier updates are still queued", next_attempt_at=0.0)
@@ -642,29 +646,46 @@ class PrismaAPIClient:
                     answer = self._send_with_retries(Request(update.method, update.route, update.unique, update.body),
                                                      f"Run {run_id}: {update.what}")
                 except PipelineStatusError as error:
-                    if isinstance(error, StatusHttpError) and error.status == 413 and self._fit(update, error):
+                    kind = self._classify_failure(update, error)
+                    if kind == "cut":
                         continue
-                    # A refusal never comes from the update itself finishing the run: the run ended elsewhere.
-                    if self._learn_from_refusal(run_id, error, False):
+                    if kind == "superseded":
                         self.log.warning("Run %s: %s refused: the run was finished elsewhere", run_id, update.what)
                         return False
-                    return self._after_failure(update, error, started)
+                    return self._after_failure(update, error, started, kind)
                 self._note_conflict(run_id, update.what, answer)
                 elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
                 # A stale answer stored nothing: the run was finished before this update arrived.
                 return not (elsewhere and answer.get("outcome") == "stale")
 
-    def _after_failure(self, update: _Update, error: PipelineStatusError, started: float) -> bool:
-        if self.outbox is not None and is_retriable(error):
+    def _classify_failure(self, update: _Update, error: PipelineStatusError) -> str:
+        """The one failure table of the client, for the first send and for a redelivery alike (as
+        the TypeScript client's ``classifyFailure``): the run finished elsewhere → ``superseded``
+        (a refusal never comes from the update itself finishing the run); 413 → ``cut`` (the
+        output cut to fit, ``update`` changed, a new key) or ``dead-letter`` when it cannot be cut;
+        401/403 → ``slow-queue``; retriable → ``queue``; any other 4xx → ``dead-letter``; anything
+        else → ``other``."""
+        if self._learn_from_refusal(update.run_id, error, False):
+            return "superseded"
+        if isinstance(error, StatusHttpError) and error.status == 413:
+            return "cut" if self._fit(update, error) else "dead-letter"
+        if is_auth_refusal(error):
+            return "slow-queue"
+        if is_retriable(error):
+            return "queue"
+        return "dead-letter" if isinstance(error, StatusHttpError) else "other"
+
+    def _after_failure(self, update: _Update, error: PipelineStatusError, started: float, kind: str) -> bool:
+        if self.outbox is not None and kind == "queue":
             self._enqueue(update, started, str(error), next_attempt_at=time.time() + self.retry.delay(1, getattr(error, "retry_after", None)))
             return True
-        if self.outbox is not None and is_auth_refusal(error):
+        if self.outbox is not None and kind == "slow-queue":
             self._enqueue(update, started, str(error), next_attempt_at=time.time() + self.slow_retry_interval, refused=True)
             self.log.error("Run %s: %s refused (%s); check that the runner's secret matches the web app's. Queued in the outbox "
                            "and retried every %g s, so it is delivered once the secret is fixed", update.run_id, update.what, error,
                            self.slow_retry_interval)
             return True
-        if self.outbox is not None and isinstance(error, StatusHttpError):
+        if self.outbox is not None and kind == "dead-letter" and isinstance(error, StatusHttpError):
             self.outbox.add_dead_letter(update.unique, update.run_id, update.method, update.route, update.body, update.what,
                                         started, error.status, error.code, str(error))
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", update.run_id, update.what, error, self.outbox.path)
@@ -747,8 +768,7 @@ class PrismaAPIClient:
             self._finished[run_id] = dict(run)
         self.stop_heartbeats(run_id)
         # A status read is how a reader learns anything: no warning for it.
-        self.log.log(logging.INFO if read else logging.WARNING, "Run %s was finished by someone else: %s%s", run_id, run.get("status"),
-                     f" ({run['error']})" if run.get("error") else "")
+        self.log.log(logging.INFO if read else logging.WARNING, "%s", describe_run_finished(run, self._first_sent.get(run_id)))
         if self.on_run_finished is not None:
             try:
                 self.on_run_finished(run_id, dict(run))
@@ -811,28 +831,26 @@ class PrismaAPIClient:
         try:
             answer = self._transport.send(Request(entry.method, entry.route, entry.id, entry.body))
         except PipelineStatusError as error:
-            if isinstance(error, StatusHttpError) and error.status == 413:
-                update = _Update(entry.run_id, entry.method, entry.route, entry.id, entry.body, entry.what)
-                if self._fit(update, error):
-                    self.outbox.replace(entry.seq, update.unique, update.body or b"")
-                    return True
-            if is_auth_refusal(error):
+            update = _Update(entry.run_id, entry.method, entry.route, entry.id, entry.body, entry.what)
+            kind = self._classify_failure(update, error)
+            if kind == "cut":
+                self.outbox.replace(entry.seq, update.unique, update.body or b"")
+                return True
+            if kind == "slow-queue":
                 self.outbox.reschedule(entry.seq, time.time() + self.slow_retry_interval, str(error), refused=True)
                 self.log.error("Run %s: %s (from the outbox) refused (%s); check that the runner's secret matches the web app's. "
                                "Kept queued, retried in %g s", entry.run_id, entry.what, error, self.slow_retry_interval)
                 return False
-            if is_retriable(error):
+            if kind == "queue":
                 wait = self.retry.delay(entry.attempts + 1, getattr(error, "retry_after", None))
                 self.outbox.reschedule(entry.seq, time.time() + wait, str(error))
                 self.log.warning("Run %s: %s (from the outbox) failed (%s); next attempt in %.2f s", entry.run_id, entry.what,
                                  _cause(error), wait)
                 return False
-            # A refusal never comes from the update itself finishing the run: the run ended elsewhere.
-            elsewhere = self._learn_from_refusal(entry.run_id, error, False)
             status = error.status if isinstance(error, StatusHttpError) else None
             code = error.code if isinstance(error, StatusHttpError) else None
             # Only a run ended elsewhere: a runner contradicting its own finished run is a dead letter.
-            if elsewhere:
+            if kind == "superseded":
                 self._supersede(entry, status, code, f"{error}; the run ended elsewhere")
                 return True
             self.outbox.dead_letter(entry, status, code, str(error))
@@ -889,6 +907,34 @@ class PrismaAPIClient:
             self._wake.clear()
 
 
+def describe_run_finished(run: Mapping[str, Any], since: Optional[float]) -> str:
+    """What happened to a run finished by someone else, and the likely cause, from the run as
+    stored (the same text as the TypeScript client's): a finish before this client's first update
+    (``since``, seconds since the epoch) means a reused run id; else the sweeper's reason, a
+    cancel, or another party's completion or failure."""
+    status, error, completed = run.get("status"), run.get("error"), run.get("completedAt")
+    reason = f" (error: {json.dumps(error, ensure_ascii=False)})" if error else ""
+    finished_at = None
+    if isinstance(completed, str):
+        try:
+            finished_at = datetime.fromisoformat(completed.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            finished_at = None
+    if since is not None and finished_at is not None and finished_at < since:
+        cause = (f"it finished before this client's first update for it: the run id was most likely reused (an earlier run, "
+                 f"or another runner, used \"{run.get('id')}\"); give each run a new id")
+    elif status == "FAILED" and isinstance(error, str) and re.match(r"No (?:heartbeat|update) for ", error):
+        cause = ("the stale-run sweeper failed it because the runner was silent too long (a blocked event loop, the web app "
+                 "unreachable, or a heartbeat interval the server's staleAfterMs does not allow)")
+    elif status == "CANCELLED":
+        cause = "the web app cancelled it (POST /cancel), or another runner reporting under the same run id cancelled a stage"
+    else:
+        cause = (f"another party {'completed' if status == 'COMPLETED' else 'failed'} it: a /complete call or a stage update not "
+                 "sent by this client (another runner using the same run id, or an earlier run with it)")
+    at = f" at {completed}" if isinstance(completed, str) else ""
+    return f"Run {run.get('id')} was {status}{reason} on the server{at}, not by this client: {cause}"
+
+
 def _finishing(route: str, body: Optional[bytes], last_stage: int) -> bool:
     """Whether a queued update may finish its run (see ``_Update.finishing``)."""
     if route.endswith("/complete"):
@@ -924,9 +970,9 @@ def _json_text(value: Any) -> Union[str, Exception]:
 
 
 def _progress_fields(progress: Mapping[str, Any]) -> Dict[str, Any]:
-    """The progress fields to send: NaN and ±Infinity made ``None`` by :func:`json_safe`, then
-    every ``None`` left out, since the contract's progress fields are optional, not nullable."""
-    return {key: value for key, value in json_safe(dict(progress)).items() if value is not None}
+    """The progress fields to send: every ``None`` left out, since the contract's progress fields
+    are optional, not nullable. NaN and ±Infinity stay, for :func:`progress_problem` to refuse."""
+    return {key: value for key, value in dict(progress).items() if value is not None}
 
 
 __all__ = ["DEFAULT_MAX_AGE", "DEFAULT_SLOW_RETRY_INTERVAL", "UNSERIALISABLE_OUTPUT_PREFIX", "AlteredOutput", "PrismaAPIClient", "Undelivered"]

@@ -140,14 +140,17 @@ MAX_PROGRESS_MESSAGE_LENGTH = 500
 
 
 def progress_problem(progress: Mapping[str, Any]) -> Optional[str]:
-    """Why ``progress`` (``current``, ``total``, ``percent``, ``message``, after :func:`json_safe`)
-    breaks the contract's progress rules (the server would refuse it with 400), or ``None``."""
+    """Why ``progress`` (``current``, ``total``, ``percent``, ``message``) breaks the contract's
+    progress rules (the server would refuse it with 400), or ``None``. NaN and ±Infinity are
+    refused, as the TypeScript client refuses them: never sent, never silently left out."""
     for key in ("current", "total", "percent"):
         value = progress.get(key)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"progress.{key} must be a number, got {type(value).__name__}"
+        if not math.isfinite(value):
+            return f"progress.{key} must be a finite number, got {value!r}"
         if value < 0 or (key == "percent" and value > 100):
             return f"progress.{key} must be {'0 to 100' if key == 'percent' else 'non-negative'}, got {value!r}"
     current, total = progress.get("current"), progress.get("total")

@@ -370,13 +370,15 @@ class ServerTests:
         self.assertTrue(client.heartbeat(run_id, 1, {"percent": 100.0}))
         self.assertEqual(client.get_status(run_id)["stages"][0]["progress"]["percent"], 100)
 
-    def test_nan_and_infinity_reach_the_server_as_null_or_left_out(self) -> None:
+    def test_nan_and_infinity_reach_the_server_as_null_or_are_refused_in_progress(self) -> None:
         # Issue 20 item 5: one NaN in the results used to send nothing, so onRunCompleted never ran.
         run_id = self.created_run()
         client = self.client()
         self.assertTrue(client.mark_stage_processing(run_id, 1))
-        self.assertTrue(client.report_progress(run_id, 1, current=float("nan"), total=40, message="batch 37 of 40"))
+        # Progress with NaN is refused (as the TypeScript client refuses it); a heartbeat still goes.
+        self.assertFalse(client.report_progress(run_id, 1, current=float("nan"), total=40, message="batch 37 of 40"))
         self.assertTrue(client.heartbeat(run_id, 1, {"current": 37, "total": 40, "percent": float("inf")}))
+        self.assertTrue(client.report_progress(run_id, 1, current=37, total=40))
         stage = client.get_status(run_id)["stages"][0]
         self.assertEqual({k: v for k, v in stage["progress"].items() if k != "seq"}, {"current": 37, "total": 40})
         self.assertTrue(client.complete_run(run_id, opportunities=[{"score": float("nan")}, {"score": 0.5}], duration=float("-inf")))

@@ -265,13 +265,18 @@ class NonJsonNumbersTest(unittest.TestCase):
         self.assertEqual(iso_instant(naive), "2025-10-25T14:03:11.999Z")
         self.assertEqual(encode_json({"completedAt": naive}), b'{"completedAt":"2025-10-25T14:03:11.999Z"}')
 
-    def test_progress_with_nan_leaves_those_fields_out(self) -> None:
+    def test_progress_with_nan_is_refused_as_the_typescript_client_refuses_it(self) -> None:
         client, sent = self.recording_client()
-        self.assertTrue(client.report_progress("run_1", 2, current=self.NAN, total=40, percent=-self.INF, message="batch 37"))
-        route, body = sent[-1]
-        self.assertEqual(route, "run_1/stage-update")
-        self.assertEqual(set(body["progress"]), {"seq", "total", "message"})
-        self.assertEqual((body["progress"]["total"], body["progress"]["message"]), (40, "batch 37"))
+        with self.assertLogs("pipeline_status_client", "WARNING") as logs:
+            self.assertFalse(client.report_progress("run_1", 2, current=self.NAN, total=40, message="batch 37"))
+            self.assertFalse(client.report_progress("run_1", 2, percent=-self.INF))
+        self.assertEqual(logs.output, [
+            "WARNING:pipeline_status_client:Run run_1: stage 2 progress dropped: progress.current must be a finite number, got nan",
+            "WARNING:pipeline_status_client:Run run_1: stage 2 progress dropped: progress.percent must be a finite number, got -inf",
+        ])
+        self.assertEqual(sent, [])
+        # The caller's mistake, not an undelivered update.
+        self.assertTrue(client.undelivered("run_1").all_delivered)
 
     def test_progress_that_cannot_be_sent_is_dropped_with_a_warning(self) -> None:
         client, sent = self.recording_client()
@@ -291,14 +296,33 @@ class NonJsonNumbersTest(unittest.TestCase):
         # The caller's mistake, not an undelivered update.
         self.assertTrue(client.undelivered("run_1").all_delivered)
 
-    def test_heartbeat_with_nan_progress_sends_what_it_can(self) -> None:
+    def test_heartbeat_with_nan_progress_drops_the_progress_and_sends_the_heartbeat(self) -> None:
         client, sent = self.recording_client()
-        self.assertTrue(client.heartbeat("run_1", 2, {"current": self.NAN, "total": self.INF, "percent": 37.5}))
+        with self.assertLogs("pipeline_status_client", "WARNING") as logs:
+            self.assertTrue(client.heartbeat("run_1", 2, {"current": self.NAN, "total": 40, "percent": 37.5}))
+        self.assertEqual(logs.output, ["WARNING:pipeline_status_client:Run run_1: heartbeat progress dropped "
+                                       "(progress.current must be a finite number, got nan); the heartbeat is sent without it"])
         route, body = sent[-1]
         self.assertEqual(route, "run_1/heartbeat")
-        self.assertEqual(body["stageNumber"], 2)
-        self.assertEqual(set(body["progress"]), {"seq", "percent"})
-        self.assertEqual(body["progress"]["percent"], 37.5)
+        self.assertEqual(body, {"stageNumber": 2})
+
+    def test_a_run_finished_before_this_client_reported_it_names_a_reused_run_id(self) -> None:
+        from datetime import datetime, timezone
+
+        from pipeline_status_client.client import describe_run_finished
+
+        run = {"id": "run_1", "status": "CANCELLED", "error": "stopped by a user", "completedAt": "2025-10-25T14:00:00.000Z"}
+        reused = describe_run_finished(run, since=datetime(2025, 10, 25, 15, 0, tzinfo=timezone.utc).timestamp())
+        self.assertTrue(reused.startswith('Run run_1 was CANCELLED (error: "stopped by a user") on the server at 2025-10-25T14:00:00.000Z, '
+                                          "not by this client: it finished before this client's first update for it: "
+                                          "the run id was most likely reused"), reused)
+        cancelled = describe_run_finished(run, since=datetime(2025, 10, 25, 13, 0, tzinfo=timezone.utc).timestamp())
+        self.assertIn("the web app cancelled it (POST /cancel)", cancelled)
+        swept = describe_run_finished({**run, "status": "FAILED", "error": "No heartbeat for 45 s (the runner announced one every 10 seconds): "
+                                       "the runner stopped reporting"}, since=None)
+        self.assertIn("the stale-run sweeper failed it because the runner was silent too long", swept)
+        completed = describe_run_finished({**run, "status": "COMPLETED", "error": None}, since=None)
+        self.assertIn("another party completed it", completed)
 
     def test_heartbeat_never_raises(self) -> None:
         from unittest import mock
@@ -316,7 +340,7 @@ class NonJsonNumbersTest(unittest.TestCase):
         # Anything unexpected on the way (here a transport that fails in a way it never should).
         with mock.patch.object(client._transport, "send", side_effect=RuntimeError("boom")):
             with self.assertLogs("pipeline_status_client", "WARNING") as logs:
-                self.assertFalse(client.heartbeat("run_1", 2, {"percent": self.NAN}))
+                self.assertFalse(client.heartbeat("run_1", 2, {"percent": 5}))
         self.assertEqual(logs.output, ["WARNING:pipeline_status_client:Run run_1: heartbeat not sent: RuntimeError: boom"])
         with self.assertLogs("pipeline_status_client", "WARNING"):
             self.assertFalse(client.heartbeat("run_1", 2, 42))  # type: ignore[arg-type]

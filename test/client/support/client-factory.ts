@@ -14,7 +14,7 @@ export function clientFactory(defaults: () => PrismaAPIClientOptions): {
 } {
   const clients: PrismaAPIClient[] = []
   afterEach(async () => {
-    await Promise.all(clients.splice(0).map((client) => client.close({ timeout: 100 })))
+    await Promise.all(clients.splice(0).map((client) => client.close({ timeoutMs: 100 })))
   })
   const track = (client: PrismaAPIClient) => {
     clients.push(client)

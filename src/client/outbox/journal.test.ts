@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { JsonlJournal } from './outbox-journal.js'
+import { JsonlJournal } from './journal.js'
 
 let dir: string
 beforeEach(() => {

@@ -1,164 +1,21 @@
 /**
- * The durable outbox: updates that could not be delivered wait on disk and are redelivered in
- * order per run, in the background and on `flush()`, also by a later process on the same
- * directory.
- *
- * On disk (all JSON Lines, see `outbox-journal.ts`):
- * - `journal.jsonl`: every queued update, in the order it was queued (a replacement, e.g. an
- *   update whose output was cut after a 413, names the entry it `replaces` and takes its place);
- * - `acks.jsonl`: the ids that left the queue (delivered, dead-lettered or replaced);
- * - `dead-letters.jsonl`: updates no retry can fix (refused with 400, 404, 409, 413 after
- *   truncation, 415, 422, ..., or older than `maxAge`), kept for a human to look at;
- * - `outbox.lock`: the pid of the one process that owns the directory.
- * An update is pending while its id is in the journal and not in the acks. When nothing is
- * pending both files are emptied; when many acks pile up the journal is rewritten atomically.
+ * The durable outbox: updates that could not be delivered wait on disk (the files: see
+ * `entry.ts`) and are redelivered in order per run, in the background and on `flush()`, also by
+ * a later process on the same directory.
  */
 import { mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { z } from 'zod'
-import type { Logger } from './logger.js'
-import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy, retryDelay } from './retry-policy.js'
-import { JsonlJournal } from './outbox-journal.js'
-import { type OutboxLock, acquireOutboxLock } from './outbox-lock.js'
+import type { Logger } from '../logger.js'
+import { type ResolvedRetryPolicy, resolveRetryPolicy, retryDelay } from '../retry-policy.js'
+import { Ack, type DeadLetter, type Deliver, type DeliveryResult, type FlushResult, OutboxEntry, type OutboxOptions, type PendingEntry, describeEntry, toDeadLetter } from './entry.js'
+import { JsonlJournal } from './journal.js'
+import { type OutboxLock, acquireOutboxLock } from './lock.js'
 
-/**
- * Where and how the client keeps updates it could not deliver.
- *
- * @example
- * ```ts
- * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
- * const client = new PrismaAPIClient({ outbox: { dir: './.pipeline-outbox' } })
- * ```
- */
-export interface OutboxOptions {
-  /**
-   * Directory of the outbox files, created if missing. One process per directory: a second
-   * live process gets an `OutboxLockedError`; a lock left by a dead process is taken over.
-   */
-  dir: string
-  /**
-   * Backoff base of the background redelivery, in milliseconds: after `n` consecutive failed
-   * passes it waits a random time in `[0, retryDelay * 2^(n-1)]` (full jitter, the client's
-   * {@link RetryPolicy} formula), at most `maxRetryDelay`; a `Retry-After` is waited exactly.
-   * @default 1_000
-   */
-  retryDelay?: number | undefined
-  /**
-   * Longest wait between background redeliveries, in milliseconds; also caps a `Retry-After`.
-   * An update refused with 401 or 403 (a secret that does not match the web app's) is retried
-   * this slowly from the start, with an error logged each time, until the secret is fixed.
-   * @default 60_000
-   */
-  maxRetryDelay?: number | undefined
-  /**
-   * How long an update may stay undelivered, in milliseconds, counted from its first attempt
-   * (an update queued behind earlier ones without being tried: from when it was queued). Past
-   * it, the update is dead-lettered like one the server refused, and the run's later updates
-   * go on. Like the retry windows of Svix and Stripe.
-   * @default 259_200_000 (72 hours)
-   */
-  maxAge?: number | undefined
-}
-
-/** The default of {@link OutboxOptions.maxAge}: 72 hours. */
+/** The default of {@link OutboxOptions.maxAgeMs}: 72 hours. */
 const DEFAULT_MAX_AGE = 72 * 60 * 60 * 1000
 
-/** Which route a queued update goes to. */
-export type OutboxRoute = 'stageUpdate' | 'complete'
-
-/** One queued update, exactly as it will be sent again. */
-export const OutboxEntry = z.object({
-  v: z.literal(1),
-  /** The update's idempotency key, sent unchanged on every delivery. */
-  id: z.string().min(1),
-  runId: z.string().min(1),
-  route: z.enum(['stageUpdate', 'complete']),
-  /** The JSON body as first sent, byte for byte (its `completedAt` included). */
-  body: z.string(),
-  /** When the update entered the outbox (ISO 8601). */
-  queuedAt: z.string(),
-  /** When it was first attempted (ISO 8601); absent for one queued behind earlier updates. */
-  firstAttemptAt: z.string().optional(),
-  /** The id of the entry this one replaces and whose place in the queue it takes. */
-  replaces: z.string().optional(),
-})
-/** One queued update, exactly as it will be sent again. */
-export type OutboxEntry = z.infer<typeof OutboxEntry>
-
-const Ack = z.object({ id: z.string(), result: z.enum(['delivered', 'rejected', 'replaced', 'superseded']), at: z.string() })
-
-/**
- * An update that left the outbox's queue undelivered, because no retry could fix it: the
- * server refused it (400, 404, 409, 413 after truncation, 415, 422, ...) or it was older than
- * the outbox's `maxAge`. Kept in `dead-letters.jsonl` in the outbox directory; read them with
- * `client.deadLetters()`.
- */
-export interface DeadLetter {
-  /** The update's idempotency key. */
-  id: string
-  /** The run it belongs to. */
-  runId: string
-  /** The route it was sent to. */
-  route: OutboxRoute
-  /** The JSON body, byte for byte as it was sent. */
-  body: string
-  /** When it was queued (ISO 8601), or first attempted when it never was queued. */
-  queuedAt: string
-  /** When it was first attempted (ISO 8601), when known. */
-  firstAttemptAt?: string | undefined
-  /** When it was dead-lettered (ISO 8601). */
-  deadLetteredAt: string
-  /** The HTTP status of the refusal; absent for an expired update. */
-  status?: number | undefined
-  /** The problem `code` of the refusal, when the server sent one. */
-  code?: string | undefined
-  /** Why, for people. */
-  reason: string
-  /**
-   * `superseded`: not an undelivery but the end of the run elsewhere: the server refused the
-   * update (409 `run_finished`/`stage_finished`) because the run was cancelled, failed by the
-   * stale-run sweeper or completed by someone else while it waited in the outbox. Kept for
-   * inspection, not counted as undelivered (see `PrismaAPIClient.close`). Absent for a dead
-   * letter proper (refused for good or expired).
-   */
-  kind?: 'superseded' | undefined
-}
-
-/** What one redelivery attempt came to. */
-export type DeliveryResult =
-  | { result: 'delivered' }
-  /** No retry can fix it (a 4xx other than 401/403): it leaves the queue as a dead letter. */
-  | { result: 'rejected'; status?: number | undefined; code?: string | undefined; reason: string }
-  /**
-   * The server refused it because the run ended elsewhere (409 `run_finished`/`stage_finished`):
-   * it leaves the queue and is kept with `kind: 'superseded'`, not counted as undelivered.
-   */
-  | { result: 'superseded'; status?: number | undefined; code?: string | undefined; reason: string }
-  /** The server refused this body but takes `entry` instead (same place in the queue). */
-  | { result: 'replace'; entry: OutboxEntry; reason: string }
-  /**
-   * Try again later; `retryAfterMs` is the server's `Retry-After`. `slow` (401, 403) waits the
-   * longest delay and logs an error each time.
-   */
-  | { result: 'retry'; reason: string; retryAfterMs?: number | undefined; slow?: boolean | undefined }
-
-/** Sends one queued update once. Must not throw. */
-export type Deliver = (entry: OutboxEntry, signal: AbortSignal) => Promise<DeliveryResult>
-
-/** What a flush did, and what is left. */
-export interface FlushResult {
-  /** Updates delivered by this flush. */
-  delivered: number
-  /**
-   * Updates dead-lettered by this flush: refused for good (a 4xx other than 401/403) or older
-   * than `maxAge`; kept in `dead-letters.jsonl` (see {@link DeadLetter}).
-   */
-  rejected: number
-  /** Updates still waiting (for all runs). */
-  pending: number
-}
-
+/** One pending update in memory. */
 interface QueuedEntry {
   entry: OutboxEntry
   /** Position in the journal across runs, to rewrite it in the original order. */
@@ -216,14 +73,14 @@ export class Outbox {
     this.#deliver = options.deliver
     this.#logger = options.logger
     this.#onDeadLetter = options.onDeadLetter
-    const baseDelay = options.retryDelay ?? 1_000
-    this.#maxRetryDelay = options.maxRetryDelay ?? 60_000
-    this.#maxAge = options.maxAge ?? DEFAULT_MAX_AGE
-    if (!(baseDelay >= 0) || !(this.#maxRetryDelay >= baseDelay)) {
-      throw new RangeError('outbox.retryDelay must be >= 0 and outbox.maxRetryDelay >= outbox.retryDelay (milliseconds)')
+    const baseDelayMs = options.retryDelayMs ?? 1_000
+    this.#maxRetryDelay = options.maxRetryDelayMs ?? 60_000
+    this.#maxAge = options.maxAgeMs ?? DEFAULT_MAX_AGE
+    if (!(baseDelayMs >= 0) || !(this.#maxRetryDelay >= baseDelayMs)) {
+      throw new RangeError('outbox.retryDelayMs must be >= 0 and outbox.maxRetryDelayMs >= outbox.retryDelayMs (milliseconds)')
     }
-    this.#policy = resolveRetryPolicy({ limit: 0, baseDelay, maxDelay: this.#maxRetryDelay, maxRetryAfter: this.#maxRetryDelay })
-    if (!(this.#maxAge > 0)) throw new RangeError('outbox.maxAge must be a positive number of milliseconds')
+    this.#policy = resolveRetryPolicy({ limit: 0, baseDelayMs, maxDelayMs: this.#maxRetryDelay, maxRetryAfterMs: this.#maxRetryDelay })
+    if (!(this.#maxAge > 0)) throw new RangeError('outbox.maxAgeMs must be a positive number of milliseconds')
     mkdirSync(this.dir, { recursive: true })
     this.#lock = acquireOutboxLock(this.dir)
     this.#releaseOnExit = () => this.#lock.release()
@@ -260,21 +117,23 @@ export class Outbox {
   /**
    * Queues an update durably (written and fsynced before this resolves) behind the run's
    * earlier ones, and schedules a background redelivery (after the longest delay when `slow`).
-   * A progress report (a `PROCESSING` stage update with `progress`) takes the place of the
-   * stage's newest pending update when that is a progress report not being delivered: only the
-   * newest progress per stage is kept. Status changes are never replaced, and no report moves
-   * across one.
+   * With `takesPlaceOf`, the entry may replace one of the run's pending entries instead (the
+   * caller's rule, e.g. a newer progress report over an older one): it is given them oldest
+   * first, each marked when it is being delivered right now, and returns the one to replace.
    */
-  async append(entry: OutboxEntry, options: { slow?: boolean } = {}): Promise<void> {
+  async append(
+    entry: OutboxEntry,
+    options: { slow?: boolean; takesPlaceOf?: ((pending: readonly PendingEntry[]) => OutboxEntry | undefined) | undefined } = {},
+  ): Promise<void> {
     if (this.#closed) throw new Error('The outbox is closed')
-    const stage = progressStageOf(entry)
-    // The stage's newest pending update, whatever it is: only a progress report that no status
-    // change follows may be replaced, so that no report moves across a status change.
-    const newest = stage === undefined ? undefined : this.#queues.get(entry.runId)?.findLast((queued) => stageOf(queued.entry) === stage)
-    const older = newest && !this.#inFlight.has(newest) && progressStageOf(newest.entry) === stage ? newest : undefined
-    if (older) {
-      await this.#supersede(older, entry)
-      return
+    if (options.takesPlaceOf) {
+      const queue = this.#queues.get(entry.runId) ?? []
+      const chosen = options.takesPlaceOf(queue.map((queued) => ({ entry: queued.entry, inFlight: this.#inFlight.has(queued) })))
+      const older = chosen && queue.find((queued) => queued.entry === chosen && !this.#inFlight.has(queued))
+      if (older) {
+        await this.#supersede(older, entry)
+        return
+      }
     }
     // In memory first, synchronously: a later update of the run sees it and queues behind it.
     const queued: QueuedEntry = { entry, seq: this.#seq++ }
@@ -487,7 +346,7 @@ export class Outbox {
       try {
         outcome =
           age > this.#maxAge
-            ? { result: 'rejected', reason: `expired: undelivered ${Math.round(age / 1000)} s after its first attempt (maxAge ${this.#maxAge} ms)` }
+            ? { result: 'rejected', reason: `expired: undelivered ${Math.round(age / 1000)} s after its first attempt (maxAgeMs ${this.#maxAge})` }
             : await this.#deliver(head.entry, signal)
       } finally {
         this.#inFlight.delete(head)
@@ -632,57 +491,5 @@ export class Outbox {
   #release(): void {
     process.removeListener('exit', this.#releaseOnExit)
     this.#lock.release()
-  }
-}
-
-/** The record kept in `dead-letters.jsonl` for an update that left the queue undelivered. */
-function toDeadLetter(
-  entry: OutboxEntry,
-  refusal: { status?: number | undefined; code?: string | undefined; reason: string },
-  kind?: 'superseded',
-): DeadLetter {
-  return {
-    id: entry.id,
-    runId: entry.runId,
-    route: entry.route,
-    body: entry.body,
-    queuedAt: entry.queuedAt,
-    ...(entry.firstAttemptAt === undefined ? {} : { firstAttemptAt: entry.firstAttemptAt }),
-    deadLetteredAt: new Date().toISOString(),
-    ...(refusal.status === undefined ? {} : { status: refusal.status }),
-    ...(refusal.code === undefined ? {} : { code: refusal.code }),
-    reason: refusal.reason,
-    ...(kind === undefined ? {} : { kind }),
-  }
-}
-
-/** The stage a stage update is about; `undefined` for a completion. */
-function stageOf(entry: Pick<OutboxEntry, 'route' | 'body'>): number | undefined {
-  if (entry.route !== 'stageUpdate') return undefined
-  const match = /"stageNumber":(\d+)/.exec(entry.body)
-  return match ? Number(match[1]) : undefined
-}
-
-/** The stage of a progress report (a `PROCESSING` stage update with `progress`); `undefined` for any other update. */
-function progressStageOf(entry: Pick<OutboxEntry, 'route' | 'body'>): number | undefined {
-  if (entry.route !== 'stageUpdate' || !entry.body.includes('"progress"')) return undefined
-  try {
-    const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
-    return body.status === 'PROCESSING' && typeof body.progress === 'object' && body.progress !== null && typeof body.stageNumber === 'number'
-      ? body.stageNumber
-      : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** An update as a person reads it: `stage 2 COMPLETED` or `completion`. */
-export function describeEntry(entry: Pick<OutboxEntry, 'route' | 'body'>): string {
-  if (entry.route === 'complete') return 'completion'
-  try {
-    const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
-    return `stage ${String(body.stageNumber)} ${body.progress ? 'progress' : String(body.status)}`
-  } catch {
-    return 'stage update'
   }
 }

@@ -5,7 +5,7 @@
 import { closeSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { OutboxLockedError } from './errors.js'
+import { OutboxLockedError } from '../errors.js'
 
 /** The lock file's name inside the outbox directory. */
 const LOCK_FILE = 'outbox.lock'

@@ -1,0 +1,37 @@
+/**
+ * What the package's own modules (`runPipeline`) reach a client through beyond its public API,
+ * like the Anthropic SDK's resources reach `_client`. Internal: not exported from the package.
+ *
+ * The key is a registered symbol, so a client made by the package's other module format (the
+ * CommonJS and the ES module build side by side) is reached the same way: nothing is dropped.
+ */
+import type { CatalogueEntry } from '../contract/records.js'
+import type { StageUpdateStatus } from '../contract/status.js'
+import type { UpdateOutcome } from './delivery.js'
+import { ConfigurationError } from './errors.js'
+import type { ProgressReport } from './progress.js'
+import type { RunFinishedEvent } from './run-finished.js'
+
+/** The property of a `PrismaAPIClient` that holds its {@link ClientInternals}. */
+export const CLIENT_INTERNALS: unique symbol = Symbol.for('pipeline-status-sdk.client-internals') as never
+
+/** What `runPipeline` may call beyond the public API. Internal. */
+export interface ClientInternals {
+  stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome>
+  /** `reportProgress`, telling an invalid report from an undelivered one. Never rejects. */
+  reportProgress(runId: string, stageNumber: number, progress: ProgressReport): Promise<UpdateOutcome>
+  /** Starts the stage's heartbeat; returns its stop. */
+  startHeartbeat(runId: string, stageNumber: number): () => void
+  /** Listens for the run being finished elsewhere; returns the unsubscribe. */
+  onRunFinished(runId: string, listener: (event: RunFinishedEvent) => void): () => void
+  runFinished(runId: string): RunFinishedEvent | undefined
+  /** The server's catalogue (from `createRun`'s answer, else `GET /status`); `undefined` from an older server. */
+  serverCatalogue(runId: string): Promise<CatalogueEntry[] | undefined>
+}
+
+/** The internals of a client; throws {@link ConfigurationError} for an object that is not one. */
+export function clientInternals(client: object): ClientInternals {
+  const internals = (client as { [CLIENT_INTERNALS]?: ClientInternals })[CLIENT_INTERNALS]
+  if (internals === undefined) throw new ConfigurationError('runPipeline needs a PrismaAPIClient of pipeline-status-sdk/client as its `client`')
+  return internals
+}
