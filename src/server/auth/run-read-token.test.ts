@@ -69,7 +69,7 @@ describe('run read tokens', () => {
     const token = await createRunReadToken({ runId: 'r', secret: SECRET, now: NOW })
     expect(token.split('.')[1]).toBe(String(NOW.getTime() / 1000 + 3600))
     await expect(createRunReadToken({ runId: 'r', secret: 'short' })).rejects.toThrow('at least 32 characters')
-    await expect(createRunReadToken({ runId: 'r', secret: SECRET, expiresInSeconds: 0 })).rejects.toThrow('expiresIn must be a positive')
+    await expect(createRunReadToken({ runId: 'r', secret: SECRET, expiresInSeconds: 0 })).rejects.toThrow('expiresInSeconds must be a positive')
     await expect(createRunReadToken({ runId: '', secret: SECRET })).rejects.toThrow('runId must not be empty')
   })
 
