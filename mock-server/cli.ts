@@ -5,7 +5,7 @@
  * nothing.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
-import { ENV_WEBHOOK_SECRET } from '../src/contract/index.js'
+import { ENV_WEBHOOK_SECRET } from '../src/contract/headers.js'
 import { createOpenApiDocument } from '../src/contract/openapi.js'
 import { PACKAGE_VERSION } from '../src/contract/package-info.js'
 import { listMigrationFiles, packageMigrationsDir, renderMigrationScript, writeMigrationsInto } from '../src/pg/migration-files.js'

@@ -1,4 +1,6 @@
-import { HEADERS, PROBLEM_CODES, type ProblemCode, type RouteName, createProblem } from '../src/contract/index.js'
+import { HEADERS } from '../src/contract/headers.js'
+import { PROBLEM_CODES, type ProblemCode, createProblem } from '../src/contract/problem.js'
+import type { RouteName } from '../src/contract/routes.js'
 
 /**
  * A failure the mock injects on one route, to test how a runner copes with a web app that is

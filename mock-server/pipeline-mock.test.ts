@@ -1,6 +1,6 @@
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { RunStatusResponse, StageUpdateResponse } from '../src/contract/index.js'
+import { RunStatusResponse, StageUpdateResponse } from '../src/contract/records.js'
 import { makeStageUpdate } from '../test/support/fixtures.js'
 import { MemoryStore } from '../src/core/memory-store.js'
 import { createPipelineStatusHandlers } from '../src/server/handlers.js'

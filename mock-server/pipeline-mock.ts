@@ -1,14 +1,8 @@
 import { http, type HttpHandler, HttpResponse } from 'msw'
-import {
-  catalogueOf,
-  DEFAULT_STAGES,
-  ENV_WEBHOOK_SECRET,
-  type PipelineRunRecord,
-  type RouteName,
-  type RunStatusResponse,
-  matchRoute,
-} from '../src/contract/index.js'
-import { routeSpec } from '../src/contract/routes.js'
+import { ENV_WEBHOOK_SECRET } from '../src/contract/headers.js'
+import { catalogueOf, type PipelineRunRecord, type RunStatusResponse } from '../src/contract/records.js'
+import { matchRoute, type RouteName, routeSpec } from '../src/contract/routes.js'
+import { DEFAULT_STAGES } from '../src/contract/stages.js'
 import type { OnRunEnded } from '../src/core/hooks.js'
 import { createRun, failStaleRuns } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'

@@ -197,7 +197,7 @@ describe('input rules', () => {
 
 describe('runner control contract', () => {
   it('builds and matches the heartbeat and cancel routes', async () => {
-    const { routePath, matchRoute, allowedMethods } = await import('./index.js')
+    const { routePath, matchRoute, allowedMethods } = await import('./routes.js')
     expect(routePath('heartbeat', 'run:1')).toBe('/api/pipeline/run%3A1/heartbeat')
     expect(routePath('cancel', 'run_1', '/x')).toBe('/x/run_1/cancel')
     expect(matchRoute('/api/pipeline/run_1/heartbeat')).toEqual({ route: 'heartbeat', runId: 'run_1' })
@@ -206,7 +206,8 @@ describe('runner control contract', () => {
   })
 
   it('parses heartbeats (an empty body is a bare one) and names the failing field', async () => {
-    const { parseHeartbeat, safeParseHeartbeat, parseCancelRun, DEFAULT_STAGES: stages } = await import('./index.js')
+    const { parseHeartbeat, safeParseHeartbeat, parseCancelRun } = await import('./parse.js')
+    const { DEFAULT_STAGES: stages } = await import('./stages.js')
     expect(parseHeartbeat(undefined)).toEqual({})
     expect(parseHeartbeat({ stageNumber: 2, intervalMs: 10_000, progress: { seq: 0, message: 'go' }, extra: 1 })).toEqual({
       stageNumber: 2,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_STAGES } from '../contract/index.js'
+import { DEFAULT_STAGES } from '../contract/stages.js'
 import { MemoryStore } from './memory-store.js'
 import {
   applyStageUpdate,

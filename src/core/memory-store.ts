@@ -1,7 +1,7 @@
 import { isFinalStatus } from '../contract/status.js'
 import { type RunChangeListener, RunChangeEmitter } from './run-changes.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
-import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './state-machine.js'
+import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './run-liveness.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
 

@@ -1,22 +1,13 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { CompleteRun, StageUpdate } from '../contract/index.js'
-import { DEFAULT_STAGES, defineStages, type StageCatalogue, isFinalStatus } from '../contract/index.js'
-import {
-  clampRunnerInstant,
-  DEFAULT_CLOCK_SKEW_TOLERANCE_MS,
-  decideCancel,
-  decideCompletion,
-  decideHeartbeat,
-  decideProgress,
-  decideStaleRun,
-  decideStageUpdate,
-  describeClampedInstant,
-  MISSED_HEARTBEATS_LIMIT,
-  newRun,
-  runEndReason,
-  staleRunCutoff,
-} from './state-machine.js'
+import type { CompleteRun } from '../contract/complete.js'
+import type { StageUpdate } from '../contract/stage-update.js'
+import { DEFAULT_STAGES, defineStages, type StageCatalogue } from '../contract/stages.js'
+import { isFinalStatus } from '../contract/status.js'
+import { decideHeartbeat, decideStaleRun, MISSED_HEARTBEATS_LIMIT, staleRunCutoff } from './run-liveness.js'
+import { clampRunnerInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, describeClampedInstant } from './runner-instants.js'
+import { decideProgress } from './stage-progress.js'
+import { decideCancel, decideCompletion, decideStageUpdate, newRun, runEndReason } from './state-machine.js'
 import type { RunState, StageState } from './state.js'
 
 const NOW = new Date('2026-01-01T00:00:00.000Z')

@@ -1,118 +1,23 @@
 /**
  * The one place where the semantics of docs/design.md ("Semantics") live. Pure: no I/O, no clock (callers pass
  * `now`), no randomness. The Prisma store and the in-memory store both call these functions
- * inside their own transaction and persist exactly what they return.
+ * inside their own transaction and persist exactly what they return. This module decides the
+ * writes that move a run (stage updates, completion, cancellation); its siblings hold the rules
+ * they share: `runner-instants.ts` (a runner's clock), `stage-progress.ts` (progress) and
+ * `run-liveness.ts` (heartbeats and stale runs).
  */
 import type { CompleteRun } from '../contract/complete.js'
-import type { RunEndReason, StageProgress } from '../contract/runner-control.js'
+import type { RunEndReason } from '../contract/runner-control.js'
 import type { StageUpdate } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
 import { timestampToDate } from '../contract/timestamp.js'
+import { type ClampedInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, clampRunnerInstant } from './runner-instants.js'
+import { decideProgress } from './stage-progress.js'
 import type { RunState, StageState } from './state.js'
-import { isPositive } from '../internal/is-positive.js'
 
 /** Why an update was refused; maps to a 409 problem. */
 export type ConflictCode = 'run_finished' | 'stage_finished'
-
-/**
- * How far a runner-sent instant may be ahead of the server's clock before it is clamped, in
- * milliseconds: 5 minutes (see {@link clampRunnerInstant}).
- */
-export const DEFAULT_CLOCK_SKEW_TOLERANCE_MS = 300_000
-
-/** A runner-sent instant that was outside its window and was stored clamped to it. */
-export interface ClampedInstant {
-  /** The body field that carried it. */
-  field: 'completedAt'
-  /** The instant the runner sent. */
-  sent: Date
-  /** The instant stored: the nearer end of the window. */
-  stored: Date
-  /**
-   * Which end: `ahead` (after the server's now + tolerance: a runner clock ahead) or `before_creation`
-   * (before the run's row was created: a clock behind, or a naive local time read as UTC).
-   */
-  bound: 'ahead' | 'before_creation'
-  /**
-   * The skew, in milliseconds, a positive number: for `ahead`, how far the instant was past the
-   * server's now; for `before_creation`, how far before the run's creation.
-   */
-  skewMs: number
-  /** The tolerance the window was built with, in milliseconds. */
-  toleranceMs: number
-}
-
-/**
- * The one rule for an instant a runner sends (a stage's or a run's `completedAt`): it is stored as
- * sent inside [`notBefore`, `now + toleranceMs`], clamped to the nearer end outside it, never
- * refused (a status must not be lost for a clock). `notBefore` is the run's `createdAt`: nothing
- * of a run happened before its row existed. When the window is empty (a web instance's clock
- * behind the one that created the row by more than the tolerance), `notBefore` wins.
- * `clamped` is set only when the instant was moved.
- */
-export function clampRunnerInstant(
-  sent: Date,
-  window: { notBefore: Date; now: Date; toleranceMs: number; field?: ClampedInstant['field'] },
-): { at: Date; clamped?: ClampedInstant } {
-  const { notBefore, now, toleranceMs, field = 'completedAt' } = window
-  const latest = now.getTime() + toleranceMs
-  const at = sent.getTime()
-  if (at < notBefore.getTime()) {
-    return { at: notBefore, clamped: { field, sent, stored: notBefore, bound: 'before_creation', skewMs: notBefore.getTime() - at, toleranceMs } }
-  }
-  if (at > latest) {
-    const stored = new Date(Math.max(latest, notBefore.getTime()))
-    return { at: stored, clamped: { field, sent, stored, bound: 'ahead', skewMs: at - now.getTime(), toleranceMs } }
-  }
-  return { at: sent }
-}
-
-/**
- * The warning for a clamped instant, with its cause and its fix, e.g. `run r1: the runner sent
- * completedAt 2026-01-01T18:00:00.000Z, 9 hours ahead of the server's clock (tolerance 5 minutes);
- * stored clamped to 2026-01-01T09:05:00.000Z. The runner's clock is ahead: ...`.
- */
-export function describeClampedInstant(runId: string, clamped: ClampedInstant): string {
-  const sent = clamped.sent.toISOString()
-  const stored = clamped.stored.toISOString()
-  const off = approximateDuration(clamped.skewMs)
-  if (clamped.bound === 'ahead') {
-    return (
-      `run ${runId}: the runner sent ${clamped.field} ${sent}, ${off} ahead of the server's clock (tolerance ` +
-      `${describeDuration(clamped.toleranceMs)}); stored clamped to ${stored}. The runner's clock is ahead: sync it (NTP), ` +
-      'or raise clockSkewToleranceMs if such skew is expected'
-    )
-  }
-  return (
-    `run ${runId}: the runner sent ${clamped.field} ${sent}, ${off} before the run was created (${stored}); ` +
-    'stored clamped to its creation. The runner\'s clock is behind, or it sent a local time without an offset, ' +
-    "which is read as UTC: send UTC instants with 'Z' (Python: datetime.now(timezone.utc).isoformat())"
-  )
-}
-
-/**
- * A skew for people: rounded to the unit below its largest, then at most two units, e.g.
- * `32399995` → `9 hours`, `5430000` → `1 hour 31 minutes`, `42000` → `42 seconds`, `250` → `250 ms`.
- */
-function approximateDuration(ms: number): string {
-  if (ms < 1_000) return `${Math.round(ms)} ms`
-  const index = DURATION_UNITS.findIndex(([size]) => ms >= size)
-  const granularity = DURATION_UNITS[index + 1]?.[0] ?? 1_000
-  let rest = Math.round(ms / granularity) * granularity
-  const parts: string[] = []
-  for (const [size, unit] of DURATION_UNITS) {
-    if (rest < size) {
-      if (parts.length > 0) break
-      continue
-    }
-    const count = Math.floor(rest / size)
-    parts.push(`${count} ${unit}${count === 1 ? '' : 's'}`)
-    rest -= count * size
-    if (parts.length === 2 || rest === 0) break
-  }
-  return parts.join(' ')
-}
 
 /** The decision for one stage update. */
 export type StageDecision =
@@ -362,152 +267,6 @@ export function decideCompletion({ run, body, now, clockSkewToleranceMs }: Compl
   }
 }
 
-/** The decision for a run that may have stopped reporting. */
-export type StaleRunDecision =
-  | {
-      /** The run had no update for longer than allowed: it is failed. */
-      outcome: 'failed'
-      /** The run to store: `FAILED`, with `error`, `completedAt` and `updatedAt` set to now. */
-      run: RunState
-    }
-  | {
-      /** `finished`: the run already has a final status. `active`: it was updated recently enough. */
-      outcome: 'finished' | 'active'
-      /** The run, unchanged. */
-      run: RunState
-    }
-
-/** Inputs of {@link decideStaleRun}. */
-export interface StaleRunInput {
-  /** The run as stored, read under the run's lock. */
-  run: RunState
-  /** The current time. */
-  now: Date
-  /**
-   * How long an unfinished run may go without an applied update before it counts as stopped, in
-   * milliseconds. A positive number.
-   */
-  staleAfterMs: number
-}
-
-/**
- * The moment before which an unfinished run's last activity (`updatedAt`) makes it stale:
- * `now - staleAfterMs`. Stores list candidates with it; {@link decideStaleRun} decides with it.
- * Throws a `RangeError` unless `staleAfterMs` is a positive, finite number.
- */
-export function staleRunCutoff(now: Date, staleAfterMs: number): Date {
-  if (!isPositive(staleAfterMs)) {
-    throw new RangeError(`staleAfterMs must be a positive number of milliseconds, got ${String(staleAfterMs)}`)
-  }
-  return new Date(now.getTime() - staleAfterMs)
-}
-
-/**
- * Decides whether a run stopped reporting. An unfinished run (`PENDING` or `PROCESSING`) not
- * heard from (see {@link lastSeenAt}: its last applied update or heartbeat) for longer than its
- * silence limit (see {@link silenceLimitMs}: 3 announced heartbeat intervals, else `staleAfterMs`)
- * becomes `FAILED`, with an `error` that says why ("No heartbeat for 45 s ..."). `completionReceivedAt` stays `null`: the runner's own `/complete`
- * `FAILED`, should it still arrive, is accepted once and runs the app's `onRunCompleted` hook,
- * while a `/complete` `COMPLETED` is refused like for any failed run.
- */
-export function decideStaleRun({ run, now, staleAfterMs }: StaleRunInput): StaleRunDecision {
-  staleRunCutoff(now, staleAfterMs)
-  if (isFinalStatus(run.status)) return { outcome: 'finished', run }
-  const limit = silenceLimitMs(run, staleAfterMs)
-  const silentMs = now.getTime() - lastSeenAt(run).getTime()
-  if (silentMs <= limit) return { outcome: 'active', run }
-  const error = run.heartbeatIntervalMs
-    ? `No heartbeat for ${Math.floor(silentMs / 1000)} s (the runner announced one every ${describeDuration(run.heartbeatIntervalMs)}): the runner stopped reporting`
-    : `No update for more than ${describeDuration(staleAfterMs)}: the runner stopped reporting`
-  return { outcome: 'failed', run: { ...run, status: 'FAILED', error, completedAt: now, updatedAt: now } }
-}
-
-const DURATION_UNITS: ReadonlyArray<readonly [ms: number, unit: string]> = [
-  [86_400_000, 'day'],
-  [3_600_000, 'hour'],
-  [60_000, 'minute'],
-  [1_000, 'second'],
-]
-
-/** `900000` → `15 minutes`; the largest unit that divides the duration exactly. */
-function describeDuration(ms: number): string {
-  for (const [size, unit] of DURATION_UNITS) {
-    if (ms >= size && ms % size === 0) {
-      const count = ms / size
-      return `${count} ${unit}${count === 1 ? '' : 's'}`
-    }
-  }
-  return `${ms} ms`
-}
-
-/**
- * Which of two progress reports of one stage is kept: the one with the higher `seq`, whatever
- * the order they arrived in. `newer`: `incoming` replaces `stored`; `same`: equal `seq` (a retry,
- * nothing changes); `older`: `stored` is kept.
- */
-export function compareProgress(stored: StageProgress | null | undefined, incoming: StageProgress): 'newer' | 'same' | 'older' {
-  if (stored === null || stored === undefined || incoming.seq > stored.seq) return 'newer'
-  return incoming.seq === stored.seq ? 'same' : 'older'
-}
-
-/** The decision for progress sent on a heartbeat (or on a `PROCESSING` update of a `PROCESSING` stage). */
-export type ProgressDecision =
-  | {
-      outcome: 'applied'
-      /** The stage with the new progress. */
-      stage: StageState
-      /** The run with `updatedAt` set to now: a new run version. */
-      run: RunState
-    }
-  | {
-      /**
-       * `duplicate`: this `seq` is already stored. `stale`: a higher `seq` is stored, the stage is
-       * not `PROCESSING` (no row yet, or finished), or the run is finished.
-       */
-      outcome: 'duplicate' | 'stale'
-      stage: StageState | null
-      run: RunState
-    }
-
-/** Inputs of {@link decideProgress}. */
-export interface ProgressInput {
-  /** The run as stored. */
-  run: RunState
-  /** The stage as stored, or `undefined` when it has no row. */
-  stage: StageState | undefined
-  /** The validated progress. */
-  progress: StageProgress
-  /** The current time. */
-  now: Date
-}
-
-/**
- * Decides what progress does to a stage: stored only on a `PROCESSING` stage of an unfinished
- * run, and only when its `seq` is higher than the stored one (see {@link compareProgress}).
- */
-export function decideProgress({ run, stage, progress, now }: ProgressInput): ProgressDecision {
-  if (!stage || stage.status !== 'PROCESSING' || isFinalStatus(run.status)) {
-    return { outcome: 'stale', stage: stage ?? null, run }
-  }
-  const order = compareProgress(stage.progress, progress)
-  if (order !== 'newer') return { outcome: order === 'same' ? 'duplicate' : 'stale', stage, run }
-  return {
-    outcome: 'applied',
-    stage: { ...stage, progress, updatedAt: now },
-    run: { ...run, updatedAt: now },
-  }
-}
-
-/**
- * What a heartbeat's activity (its `lastActivityAt` and announced interval) does to a run:
- * `recorded` on an unfinished run; `stale` on a finished one, which never changes again (a
- * heartbeat that arrives after the run finished is a late arrival, answered with the run as
- * stored so that the runner learns how it ended).
- */
-export function decideHeartbeat(run: RunState): 'recorded' | 'stale' {
-  return isFinalStatus(run.status) ? 'stale' : 'recorded'
-}
-
 /** The decision for one `POST /cancel`. */
 export type CancelDecision =
   | {
@@ -572,28 +331,6 @@ export function runEndReason(
     case 'stage':
       return after.status === 'COMPLETED' ? 'last_stage_completed' : after.status === 'FAILED' ? 'stage_failed' : 'stage_cancelled'
   }
-}
-
-/**
- * How many announced heartbeat intervals a run may miss before the stale-run sweep fails it: 3,
- * so one lost or late heartbeat (a slow request, a retry) never fails a healthy run, and a killed
- * runner is noticed within about three intervals plus the sweep interval.
- */
-export const MISSED_HEARTBEATS_LIMIT = 3
-
-/** When the runner was last heard from: the later of the run's last change and its last heartbeat. */
-export function lastSeenAt(run: RunState): Date {
-  const activity = run.lastActivityAt
-  return activity && activity.getTime() > run.updatedAt.getTime() ? activity : run.updatedAt
-}
-
-/**
- * How long a run may stay silent before it counts as stopped, in milliseconds:
- * {@link MISSED_HEARTBEATS_LIMIT} × its announced heartbeat interval, or `staleAfterMs` for a run
- * that never announced one.
- */
-export function silenceLimitMs(run: RunState, staleAfterMs: number): number {
-  return run.heartbeatIntervalMs ? MISSED_HEARTBEATS_LIMIT * run.heartbeatIntervalMs : staleAfterMs
 }
 
 /** A new run in its initial state. */

@@ -163,6 +163,10 @@ export type PipelineStatusRouter = Router & {
   liveStats(): LiveStreamStats
 }
 
+/**
+ * Answers one request the router matched (or, without `passUnmatched`, did not): the handlers'
+ * Response written to `res`, the connection counted open until then so that `close()` can drain it.
+ */
 async function serve(
   core: HandlerCore,
   found: FoundRoute | undefined,
@@ -171,20 +175,6 @@ async function serve(
   res: ExpressResponse,
 ): Promise<void> {
   connections.begin(req)
-  try {
-    await answer(core, found, connections, req, res)
-  } finally {
-    connections.end(req)
-  }
-}
-
-async function answer(
-  core: HandlerCore,
-  found: FoundRoute | undefined,
-  connections: ConnectionDrain,
-  req: MaybeParsedRequest,
-  res: ExpressResponse,
-): Promise<void> {
   try {
     const read = alreadyReadBody(req)
     const request = toWebRequest(req, `${req.protocol}://${req.get('host') ?? 'localhost'}`, {
@@ -204,6 +194,8 @@ async function answer(
     await writeWebResponse(res, problemResponse('internal_error', { detail: 'The request could not be processed' })).catch(() =>
       res.destroy(),
     )
+  } finally {
+    connections.end(req)
   }
 }
 

@@ -11,7 +11,7 @@ import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../co
 import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { RunSnapshot } from '../core/state.js'
 import type { Store } from '../core/store.js'
-import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from '../core/state-machine.js'
+import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from '../core/runner-instants.js'
 import { toStatusResponse } from '../core/state-to-records.js'
 import { describeReceived } from '../internal/received-value.js'
 import { resolveReadTokenSecrets } from './auth/authenticate.js'

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { DEFAULT_STAGES } from '../contract/index.js'
+import { DEFAULT_STAGES } from '../contract/stages.js'
 import { MemoryStore } from '../core/memory-store.js'
 import { applyStageUpdate, createRun } from '../core/operations.js'
 import type { RunState } from '../core/state.js'

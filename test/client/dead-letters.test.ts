@@ -5,47 +5,31 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { DEFAULT_STAGES, silentLogger } from 'pipeline-status-sdk/client'
+import { DEFAULT_STAGES } from 'pipeline-status-sdk/client'
 import { createProblem } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
-import { clientFactory } from './support/client-factory.js'
-import { createRunOn, startServerAndOutbox, stopServerAndOutbox } from './support/outbox-fixture.js'
-import { type RecordedRequest, TEST_SECRET, type TestServer } from './support/test-server.js'
+import { useServerAndOutbox } from './support/outbox-fixture.js'
+import { type RecordedRequest, TEST_SECRET } from './support/test-server.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
-let server: TestServer
-let dir: string
-
-beforeEach(async () => {
-  ;({ server, dir } = await startServerAndOutbox())
-})
-afterEach(() => stopServerAndOutbox(server, dir))
-
-const { make: makeClient } = clientFactory(() => ({
-  baseUrl: server.origin,
-  secret: TEST_SECRET,
-  logger: silentLogger,
-  retry: { limit: 1, baseDelayMs: 5, maxDelayMs: 5 },
-  outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 },
-}))
-
-const createRun = (id?: string): Promise<string> => createRunOn(server, id)
+const env = useServerAndOutbox()
+const { makeClient, createRun } = env
 
 const update = (request: RecordedRequest) => {
   const body = JSON.parse(request.body) as { stageNumber?: number; status: string }
   return request.url.endsWith('/complete') ? `complete ${body.status}` : `${body.stageNumber} ${body.status}`
 }
-const lines = (file: string) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean) : [])
+const lines = (file: string) => (existsSync(join(env.dir, file)) ? readFileSync(join(env.dir, file), 'utf8').split('\n').filter(Boolean) : [])
 
 describe('dead letters', () => {
   it('dead-letters an update refused with 400 while in the outbox; the run\'s next updates arrive in order', async () => {
     const runId = await createRun()
     const logger = recordingLogger()
-    const client = makeClient({ logger, outbox: { dir, retryDelayMs: 20, maxRetryDelayMs: 50 } })
-    await server.stop()
+    const client = makeClient({ logger, outbox: { dir: env.dir, retryDelayMs: 20, maxRetryDelayMs: 50 } })
+    await env.server.stop()
     for (const send of [
       () => client.initializePipelineStages(runId),
       () => client.markStageComplete(runId, 1, 'one'),
@@ -57,10 +41,10 @@ describe('dead letters', () => {
     expect(client.pendingCount(runId)).toBe(4)
     const poison = JSON.parse(lines('journal.jsonl')[1] ?? '{}') as { id: string; body: string }
 
-    await server.start()
+    await env.server.start()
     // The second queued update (stage 1 COMPLETED) is refused for good; nothing else is.
     const problem = createProblem('validation_failed', { detail: 'output: too long', errors: [{ field: 'output', message: 'too long' }] })
-    server.inject(
+    env.server.inject(
       { status: 503 }, // the first background pass still finds the server unready
     )
     const refuseOnce = (request: Request) => {
@@ -71,15 +55,15 @@ describe('dead letters', () => {
       return handler(request)
     }
     let refused = false
-    const handler = createPipelineStatusHandlers({ store: server.store, secret: TEST_SECRET, logger: { warn: () => {}, error: () => {} } }).fetch
-    server.setHandler(refuseOnce)
+    const handler = createPipelineStatusHandlers({ store: env.server.store, secret: TEST_SECRET, logger: { warn: () => {}, error: () => {} } }).fetch
+    env.server.setHandler(refuseOnce)
 
     // No flush(): the background redelivery gets past the poison update by itself.
     await vi.waitFor(() => expect(client.pendingCount(runId)).toBe(0), { timeout: 10_000, interval: 20 })
     expect(await client.markStageProcessing(runId, 3)).toBe(true)
 
     // Every update but the poison one arrived, in the order it was sent, the poison one once.
-    const arrived = server.requests.slice(1).map(update)
+    const arrived = env.server.requests.slice(1).map(update)
     expect(arrived).toEqual(['1 PROCESSING', '1 COMPLETED', '2 PROCESSING', '2 COMPLETED', '3 PROCESSING'])
     const stages = (await client.getStatus(runId)).stages
     expect(stages.map((s) => `${s.stageNumber} ${s.status}`)).toEqual(['1 PROCESSING', '2 COMPLETED', '3 PROCESSING'])
@@ -103,10 +87,10 @@ describe('dead letters', () => {
     const runId = await createRun()
     const client = makeClient()
     await client.markStageComplete(runId, 5, 'done') // the run is COMPLETED
-    await server.stop()
+    await env.server.stop()
     await client.markStageFailed(runId, 4, 'too late') // contradicts the outcome: 409 once delivered
     await client.completeRun(runId, { status: 'COMPLETED', fullReportMarkdown: '# R' })
-    await server.start()
+    await env.server.start()
     expect(await client.flush()).toEqual({ delivered: 1, rejected: 1, pending: 0 })
     expect(await client.deadLetters(runId)).toEqual([expect.objectContaining({ status: 409, code: 'run_finished' })])
     expect((await client.getStatus(runId)).run.completionReceivedAt).not.toBeNull()
@@ -124,22 +108,22 @@ describe('401 and 403 stay queued', () => {
   it('retries a 401 slowly with an error each time, and delivers once the secret is fixed, in order', async () => {
     const runId = await createRun()
     // The web app was deployed with a new secret; the runner still has the old one.
-    server.setHandler(createPipelineStatusHandlers({ store: server.store, secret: 'new-secret', logger: { warn: () => {}, error: () => {} } }).fetch)
+    env.server.setHandler(createPipelineStatusHandlers({ store: env.server.store, secret: 'new-secret', logger: { warn: () => {}, error: () => {} } }).fetch)
     const logger = recordingLogger()
     const slow = 300
-    const client = makeClient({ logger, outbox: { dir, retryDelayMs: 5, maxRetryDelayMs: slow } })
+    const client = makeClient({ logger, outbox: { dir: env.dir, retryDelayMs: 5, maxRetryDelayMs: slow } })
     expect(await client.initializePipelineStages(runId)).toBe(true)
     expect(await client.markStageComplete(runId, 1, 'one')).toBe(true)
     // 401 is not retried in place (no retry can fix it at once): one request, then the outbox.
-    expect(server.requests).toHaveLength(1)
+    expect(env.server.requests).toHaveLength(1)
     expect(client.pendingCount(runId)).toBe(2)
 
-    await vi.waitFor(() => expect(server.requests.length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 20 })
-    const times = server.requests.map((r) => r.arrivedAt)
+    await vi.waitFor(() => expect(env.server.requests.length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 20 })
+    const times = env.server.requests.map((r) => r.arrivedAt)
     // Slowly: every redelivery waits the longest delay, not the short backoff.
     for (let i = 1; i < 3; i++) expect((times[i] ?? 0) - (times[i - 1] ?? 0)).toBeGreaterThanOrEqual(slow - 5)
     // Only the run's head is tried: the later update waits behind it.
-    expect(new Set(server.requests.slice(0, 3).map(update))).toEqual(new Set(['1 PROCESSING']))
+    expect(new Set(env.server.requests.slice(0, 3).map(update))).toEqual(new Set(['1 PROCESSING']))
     // The server sees the third request before the client has read its 401 and logged it.
     const errorLines = () => logger.lines.filter((l) => l.level === 'error').map((l) => l.message)
     await vi.waitFor(() => expect(errorLines().length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 20 })
@@ -153,16 +137,16 @@ describe('401 and 403 stay queued', () => {
     expect(await client.deadLetters()).toEqual([])
 
     // Fixing the secret (the web app accepts the runner's during a rotation) delivers them.
-    server.setHandler(createPipelineStatusHandlers({ store: server.store, secret: ['new-secret', TEST_SECRET], logger: { warn: () => {}, error: () => {} } }).fetch)
+    env.server.setHandler(createPipelineStatusHandlers({ store: env.server.store, secret: ['new-secret', TEST_SECRET], logger: { warn: () => {}, error: () => {} } }).fetch)
     await vi.waitFor(() => expect(client.pendingCount()).toBe(0), { timeout: 10_000, interval: 20 })
     const stages = (await client.getStatus(runId)).stages
     expect(stages.map((s) => [s.stageNumber, s.status, s.output])).toEqual([[1, 'COMPLETED', 'one']])
-    expect(server.requests.filter((r) => r.method === 'POST').slice(-2).map(update)).toEqual(['1 PROCESSING', '1 COMPLETED'])
+    expect(env.server.requests.filter((r) => r.method === 'POST').slice(-2).map(update)).toEqual(['1 PROCESSING', '1 COMPLETED'])
   })
 
   it('queues a 403 the same way', async () => {
     const runId = await createRun()
-    server.inject({ status: 403, headers: PROBLEM_JSON, body: JSON.stringify(createProblem('forbidden')) })
+    env.server.inject({ status: 403, headers: PROBLEM_JSON, body: JSON.stringify(createProblem('forbidden')) })
     const client = makeClient()
     expect(await client.markStageProcessing(runId, 1)).toBe(true)
     expect(client.pendingCount(runId)).toBe(1)
@@ -180,14 +164,14 @@ describe('maximum age', () => {
   it('dead-letters updates older than outbox.maxAgeMs and lets the run\'s new ones through', async () => {
     const runId = await createRun()
     const logger = recordingLogger()
-    const client = makeClient({ logger, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, maxAgeMs: 150 } })
-    await server.stop()
+    const client = makeClient({ logger, outbox: { dir: env.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, maxAgeMs: 150 } })
+    await env.server.stop()
     await client.initializePipelineStages(runId)
     await client.markStageComplete(runId, 1, 'one')
     await new Promise((resolve) => setTimeout(resolve, 200))
-    await server.start()
+    await env.server.start()
     expect(await client.flush()).toEqual({ delivered: 0, rejected: 2, pending: 0 })
-    expect(server.requests).toHaveLength(0)
+    expect(env.server.requests).toHaveLength(0)
     const letters = await client.deadLetters(runId)
     expect(letters.map((l) => [l.status, l.reason])).toEqual([
       [undefined, expect.stringMatching(/^expired: undelivered \d+ s after its first attempt \(maxAgeMs 150\)$/)],
@@ -195,7 +179,7 @@ describe('maximum age', () => {
     ])
     expect(logger.lines.filter((l) => l.level === 'error' && /dead-lettered \(expired/.test(l.message))).toHaveLength(2)
     expect(await client.markStageProcessing(runId, 2)).toBe(true)
-    expect(server.requests.map(update)).toEqual(['2 PROCESSING'])
+    expect(env.server.requests.map(update)).toEqual(['2 PROCESSING'])
   })
 
   it('counts 72 hours from the first attempt by default', async () => {
@@ -210,14 +194,14 @@ describe('maximum age', () => {
       queuedAt: firstAttemptAt,
       firstAttemptAt,
     })
-    writeFileSync(join(dir, 'journal.jsonl'), `${JSON.stringify(entry(1, hours(72.1)))}\n${JSON.stringify(entry(2, hours(71.9)))}\n`)
+    writeFileSync(join(env.dir, 'journal.jsonl'), `${JSON.stringify(entry(1, hours(72.1)))}\n${JSON.stringify(entry(2, hours(71.9)))}\n`)
     const client = makeClient()
     expect(await client.flush()).toEqual({ delivered: 1, rejected: 1, pending: 0 })
-    expect(server.requests.map(update)).toEqual(['2 PROCESSING'])
+    expect(env.server.requests.map(update)).toEqual(['2 PROCESSING'])
     expect((await client.deadLetters()).map((l) => JSON.parse(l.body).stageNumber)).toEqual([1])
   })
 
   it('refuses a maxAgeMs that is not positive', () => {
-    expect(() => makeClient({ outbox: { dir, maxAgeMs: 0 } })).toThrow(/outbox.maxAgeMs/)
+    expect(() => makeClient({ outbox: { dir: env.dir, maxAgeMs: 0 } })).toThrow(/outbox.maxAgeMs/)
   })
 })

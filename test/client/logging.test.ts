@@ -4,34 +4,24 @@
  */
 import { type PrismaAPIClientOptions } from 'pipeline-status-sdk/client'
 import { createProblem } from 'pipeline-status-sdk'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
-import { clientFactory } from './support/client-factory.js'
-import { createRunOn, startServerAndOutbox, stopServerAndOutbox } from './support/outbox-fixture.js'
-import { TEST_SECRET, type TestServer } from './support/test-server.js'
+import { useServerAndOutbox } from './support/outbox-fixture.js'
+import { TEST_SECRET } from './support/test-server.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
-let server: TestServer
-let dir: string
-
-beforeEach(async () => {
-  ;({ server, dir } = await startServerAndOutbox())
-})
-afterEach(() => stopServerAndOutbox(server, dir))
-
-const clients = clientFactory(() => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 3, baseDelayMs: 10, maxDelayMs: 40 } }))
+const env = useServerAndOutbox(({ server }) => ({ baseUrl: server.origin, secret: TEST_SECRET, retry: { limit: 3, baseDelayMs: 10, maxDelayMs: 40 } }))
+const { createRun } = env
 
 function makeClient(overrides: PrismaAPIClientOptions = {}) {
   const logger = recordingLogger()
-  return { client: clients.make({ logger, ...overrides }), logger }
+  return { client: env.makeClient({ logger, ...overrides }), logger }
 }
-
-const createRun = (id?: string): Promise<string> => createRunOn(server, id)
 
 describe('retry warnings', () => {
   it('logs each retry of a refused connection with ECONNREFUSED and the wait', async () => {
-    await server.stop()
+    await env.server.stop()
     const { client, logger } = makeClient({ retry: { limit: 2, baseDelayMs: 10, maxDelayMs: 40 } })
     expect(await client.markStageProcessing('run_1', 1)).toBe(false)
     const warnings = logger.lines.filter((l) => l.level === 'warn')
@@ -54,14 +44,14 @@ describe('retry warnings', () => {
 
   it('logs the status, the problem code and the wait, Retry-After included, on every retry', async () => {
     const runId = await createRun()
-    server.inject(
+    env.server.inject(
       { status: 503, headers: PROBLEM_JSON, body: JSON.stringify(createProblem('database_unavailable')) },
       { status: 429, headers: { 'retry-after': '1' } },
       { status: 502 },
     )
     const { client, logger } = makeClient()
     expect(await client.markStageComplete(runId, 1, 'x')).toBe(true)
-    expect(server.requests).toHaveLength(4)
+    expect(env.server.requests).toHaveLength(4)
     expect(logger.lines.filter((l) => l.level === 'warn')).toEqual([
       {
         level: 'warn',
@@ -80,13 +70,13 @@ describe('retry warnings', () => {
       },
     ])
     // The waits the warnings announced are the waits that happened.
-    const [, second, third] = server.requests
+    const [, second, third] = env.server.requests
     expect((third?.arrivedAt ?? 0) - (second?.arrivedAt ?? 0)).toBeGreaterThanOrEqual(1000 - 1)
   })
 
   it('logs a timeout as the cause', async () => {
     const runId = await createRun()
-    server.inject({ hang: true }, { hang: true })
+    env.server.inject({ hang: true }, { hang: true })
     const { client, logger } = makeClient({ timeoutMs: 100 })
     expect(await client.markStageProcessing(runId, 1)).toBe(true)
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
@@ -96,21 +86,21 @@ describe('retry warnings', () => {
   })
 
   it('logs reads and run creation by method and URL', async () => {
-    server.inject({ status: 500 })
+    env.server.inject({ status: 500 })
     const { client, logger } = makeClient()
     await client.createRun('run_r')
-    expect(logger.lines.find((l) => l.level === 'warn')?.message).toMatch(new RegExp(`^POST ${server.origin}/api/pipeline/runs failed \\(HTTP 500\\); retry 1 of 3 in \\d+ ms$`))
+    expect(logger.lines.find((l) => l.level === 'warn')?.message).toMatch(new RegExp(`^POST ${env.server.origin}/api/pipeline/runs failed \\(HTTP 500\\); retry 1 of 3 in \\d+ ms$`))
   })
 })
 
 describe('debug', () => {
   it('logs each attempt with its status and duration when the logger has debug', async () => {
     const runId = await createRun()
-    server.inject({ status: 503 })
+    env.server.inject({ status: 503 })
     const { client, logger } = makeClient()
     await client.markStageProcessing(runId, 1)
     await client.getStatus(runId)
-    const url = `${server.origin}/api/pipeline/run_1`
+    const url = `${env.server.origin}/api/pipeline/run_1`
     expect(logger.lines.filter((l) => l.level === 'debug')).toEqual([
       { level: 'debug', message: expect.stringMatching(new RegExp(`^POST ${url}/stage-update → 503 in \\d+ ms \\(attempt 1\\)$`)), details: expect.objectContaining({ status: 503, attempt: 1 }) },
       { level: 'debug', message: expect.stringMatching(new RegExp(`^POST ${url}/stage-update → 200 in \\d+ ms \\(attempt 2\\)$`)), details: expect.objectContaining({ status: 200, attempt: 2 }) },
@@ -121,7 +111,7 @@ describe('debug', () => {
   })
 
   it('logs an attempt that got no response', async () => {
-    await server.stop()
+    await env.server.stop()
     const { client, logger } = makeClient({ retry: { limit: 0 } })
     await client.markStageProcessing('run_1', 1)
     expect(logger.lines[0]).toMatchObject({ level: 'debug', message: expect.stringMatching(/→ no response \(ECONNREFUSED\) after \d+ ms \(attempt 1\)$/) })
@@ -131,9 +121,9 @@ describe('debug', () => {
 describe('close()', () => {
   it('reports and logs what stays undelivered, per run', async () => {
     const runA = await createRun('run_a')
-    const { client, logger } = makeClient({ retry: { limit: 0 }, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const { client, logger } = makeClient({ retry: { limit: 0 }, outbox: { dir: env.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
     expect(await client.markStageProcessing('run_b', 1)).toBe(false) // unknown run: 404, dead-lettered
-    await server.stop()
+    await env.server.stop()
     await client.initializePipelineStages(runA)
     await client.markStageComplete(runA, 1, 'one')
     const result = await client.close({ timeoutMs: 200 })
@@ -148,7 +138,7 @@ describe('close()', () => {
     })
     expect(logger.lines.at(-1)).toMatchObject({
       level: 'warn',
-      message: `Closed with 3 update(s) undelivered (outbox ${dir}): run run_a: 2 queued in the outbox; run run_b: 1 dead-lettered`,
+      message: `Closed with 3 update(s) undelivered (outbox ${env.dir}): run run_a: 2 queued in the outbox; run run_b: 1 dead-lettered`,
     })
   })
 

@@ -6,36 +6,18 @@
  * the retention sweep deletes expired runs with their stages, once, with several sweeps at once.
  */
 import { DEFAULT_STAGES, HeartbeatResponse, StageUpdateResponse } from 'pipeline-status-sdk'
-import {
-  createPipelineStatusHandlers,
-  createPrismaStore,
-  createStaleRunSweeper,
-  type OnRunEnded,
-  type PrismaStore,
-  type RunEndedInput,
-} from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createStaleRunSweeper, type OnRunEnded, type RunEndedInput } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, cancelRun, completeRun, createRun, failStaleRuns } from '../../src/core/operations.js'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
-import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
+import { useTestDatabase } from '../support/use-test-database.js'
 
 const SECRET = 'runner-control-secret'
 const STALE_AFTER_MS = 60_000
 const T0 = Date.parse('2026-03-01T08:00:00.000Z')
 
-let db: TestDatabase
-let store: PrismaStore<PrismaClient>
-
-beforeAll(async () => {
-  db = await createTestDatabase({ poolSize: 10 })
-  store = createPrismaStore({ prisma: db.prisma })
-})
-// A sweep looks at the whole table: each test sees only its own runs.
-afterEach(async () => {
-  await db.prisma.pipelineRun.deleteMany()
-})
-afterAll(() => db?.close())
+const fixture = useTestDatabase({ poolSize: 10 })
 
 /** A clock the test moves by hand. */
 function manualClock() {
@@ -49,14 +31,14 @@ function setup() {
   const ended: Array<Pick<RunEndedInput, 'how'> & { runId: string; status: string }> = []
   const onRunEnded: OnRunEnded<unknown> = ({ run, how }) => void ended.push({ runId: run.id, how, status: run.status })
   const handlers = createPipelineStatusHandlers({
-    store,
+    store: fixture.store,
     secret: SECRET,
     clock: clock.now,
     onRunEnded,
     logger: { warn: () => {}, error: () => {} },
   })
   const sweeper = createStaleRunSweeper({
-    store,
+    store: fixture.store,
     staleAfterMs: STALE_AFTER_MS,
     clock: clock.now,
     onRunEnded,
@@ -86,7 +68,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     it(`never sweeps a run whose stage takes 10 × staleAfterMs while it heartbeats every 20 s, ${label}`, async () => {
       const { clock, ended, sweeper, heartbeat, stage } = setup()
       const id = 'long-stage'
-      await createRun(store, { id, now: clock.now() })
+      await createRun(fixture.store, { id, now: clock.now() })
       await stage(id, makeStageUpdate())
       for (let elapsed = 0; elapsed < 10 * STALE_AFTER_MS; elapsed += 20_000) {
         clock.advance(20_000)
@@ -103,7 +85,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
   it('sweeps a run whose runner was killed once, after 3 missed intervals, storing the reason; the runner learns it', async () => {
     const { clock, ended, sweeper, heartbeat, stage } = setup()
     const id = 'killed-runner'
-    await createRun(store, { id, now: clock.now() })
+    await createRun(fixture.store, { id, now: clock.now() })
     await stage(id, makeStageUpdate())
     for (let beat = 0; beat < 5; beat++) {
       clock.advance(10_000)
@@ -122,7 +104,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     expect(await sweeper.sweep()).toEqual([])
     expect(ended).toEqual([{ runId: id, how: 'swept_as_stale', status: 'FAILED' }])
 
-    const stored = await store.getRun(id)
+    const stored = await fixture.store.getRun(id)
     expect(stored?.run).toMatchObject({ status: 'FAILED', error: swept[0]?.error })
     expect(stored?.stages[0]?.progress).toEqual({ seq: 4, current: 4, total: 10 })
     // A runner that was only paused learns it at its next report.
@@ -132,20 +114,20 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
   it('a heartbeat between the sweep’s read and its write keeps the run alive (no new version, so the write checks the activity)', async () => {
     const { clock, heartbeat, stage } = setup()
     const id = 'raced-heartbeat'
-    await createRun(store, { id, now: clock.now() })
+    await createRun(fixture.store, { id, now: clock.now() })
     await stage(id, makeStageUpdate())
     clock.advance(2 * STALE_AFTER_MS)
-    const read = await store.readRun(id)
+    const read = await fixture.store.readRun(id)
     if (!read) throw new Error('run not found')
     await heartbeat(id)
-    const written = await store.writeRun({
+    const written = await fixture.store.writeRun({
       run: { ...read.run, status: 'FAILED', error: 'stale', completedAt: clock.now(), updatedAt: clock.now() },
       expectedVersion: read.version,
       version: read.version + 1,
       expectedLastActivityAt: read.run.lastActivityAt ?? null,
     })
     expect(written).toBe(false)
-    expect((await store.getRun(id))?.run.status).toBe('PROCESSING')
+    expect((await fixture.store.getRun(id))?.run.status).toBe('PROCESSING')
   })
 
   it('runs onRunEnded exactly once per run while the last stage, a failed stage, /complete, /cancel and the sweep race', async () => {
@@ -159,25 +141,25 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     const later = new Date(T0 + 10 * STALE_AFTER_MS)
     const ids = Array.from({ length: 24 }, (_, index) => `race-${index}`)
     for (const id of ids) {
-      await createRun(store, { id, now })
+      await createRun(fixture.store, { id, now })
       for (const n of [1, 2, 3, 4]) {
-        await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: n, status: 'COMPLETED' }), { stages: DEFAULT_STAGES, now })
+        await applyStageUpdate(fixture.store, id, makeStageUpdate({ stageNumber: n, status: 'COMPLETED' }), { stages: DEFAULT_STAGES, now })
       }
-      await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 5 }), { stages: DEFAULT_STAGES, now })
+      await applyStageUpdate(fixture.store, id, makeStageUpdate({ stageNumber: 5 }), { stages: DEFAULT_STAGES, now })
     }
     const options = { stages: DEFAULT_STAGES, now: later, onRunEnded }
     const settled = await Promise.allSettled(
       ids.flatMap((id) => [
-        applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED' }), options),
-        applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 5, status: 'FAILED', output: 'boom' }), options),
-        completeRun(store, id, makeCompleteRun({ status: 'FAILED', error: 'gave up' }), { now: later, onRunEnded }),
-        cancelRun(store, id, { reason: 'user' }, options),
-        failStaleRuns(store, { staleAfterMs: STALE_AFTER_MS, now: later, limit: 100, onRunEnded }),
+        applyStageUpdate(fixture.store, id, makeStageUpdate({ stageNumber: 5, status: 'COMPLETED' }), options),
+        applyStageUpdate(fixture.store, id, makeStageUpdate({ stageNumber: 5, status: 'FAILED', output: 'boom' }), options),
+        completeRun(fixture.store, id, makeCompleteRun({ status: 'FAILED', error: 'gave up' }), { now: later, onRunEnded }),
+        cancelRun(fixture.store, id, { reason: 'user' }, options),
+        failStaleRuns(fixture.store, { staleAfterMs: STALE_AFTER_MS, now: later, limit: 100, onRunEnded }),
       ]),
     )
     expect(settled.filter((result) => result.status === 'rejected')).toEqual([])
     for (const id of ids) {
-      const run = (await store.getRun(id))?.run
+      const run = (await fixture.store.getRun(id))?.run
       const hookCalls = calls.get(id) ?? []
       expect(hookCalls, id).toHaveLength(1)
       expect(hookCalls[0]?.endsWith(`:${run?.status}`), `${id}: ${hookCalls[0]} vs ${run?.status}`).toBe(true)
@@ -189,15 +171,15 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     const failing: OnRunEnded<unknown> = () => {
       throw new Error('notification service down')
     }
-    await createRun(store, { id: 'rollback', now })
-    await applyStageUpdate(store, 'rollback', makeStageUpdate(), { stages: DEFAULT_STAGES, now })
+    await createRun(fixture.store, { id: 'rollback', now })
+    await applyStageUpdate(fixture.store, 'rollback', makeStageUpdate(), { stages: DEFAULT_STAGES, now })
     await expect(
-      applyStageUpdate(store, 'rollback', makeStageUpdate({ status: 'FAILED' }), { stages: DEFAULT_STAGES, now, onRunEnded: failing }),
+      applyStageUpdate(fixture.store, 'rollback', makeStageUpdate({ status: 'FAILED' }), { stages: DEFAULT_STAGES, now, onRunEnded: failing }),
     ).rejects.toThrow('notification service down')
-    await expect(cancelRun(store, 'rollback', {}, { stages: DEFAULT_STAGES, now, onRunEnded: failing })).rejects.toThrow(
+    await expect(cancelRun(fixture.store, 'rollback', {}, { stages: DEFAULT_STAGES, now, onRunEnded: failing })).rejects.toThrow(
       'notification service down',
     )
-    const snapshot = await store.getRun('rollback')
+    const snapshot = await fixture.store.getRun('rollback')
     expect(snapshot?.run.status).toBe('PROCESSING')
     expect(snapshot?.stages.map((s) => s.status)).toEqual(['PROCESSING'])
   })
@@ -206,11 +188,11 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     const clock = manualClock()
     const DAY = 86_400_000
     const make = async (id: string, status: 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'PROCESSING') => {
-      await createRun(store, { id, now: clock.now() })
-      await applyStageUpdate(store, id, makeStageUpdate(), { stages: DEFAULT_STAGES, now: clock.now() })
-      if (status === 'COMPLETED') await completeRun(store, id, makeCompleteRun(), { now: clock.now() })
-      if (status === 'FAILED') await applyStageUpdate(store, id, makeStageUpdate({ status: 'FAILED' }), { stages: DEFAULT_STAGES, now: clock.now() })
-      if (status === 'CANCELLED') await cancelRun(store, id, {}, { stages: DEFAULT_STAGES, now: clock.now() })
+      await createRun(fixture.store, { id, now: clock.now() })
+      await applyStageUpdate(fixture.store, id, makeStageUpdate(), { stages: DEFAULT_STAGES, now: clock.now() })
+      if (status === 'COMPLETED') await completeRun(fixture.store, id, makeCompleteRun(), { now: clock.now() })
+      if (status === 'FAILED') await applyStageUpdate(fixture.store, id, makeStageUpdate({ status: 'FAILED' }), { stages: DEFAULT_STAGES, now: clock.now() })
+      if (status === 'CANCELLED') await cancelRun(fixture.store, id, {}, { stages: DEFAULT_STAGES, now: clock.now() })
     }
     for (let i = 0; i < 12; i++) await make(`old-done-${i}`, 'COMPLETED')
     await make('old-failed', 'FAILED')
@@ -222,7 +204,7 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
 
     const sweepers = Array.from({ length: 3 }, () =>
       createStaleRunSweeper({
-        store,
+        store: fixture.store,
         staleAfterMs: 365 * DAY,
         clock: clock.now,
         batchSize: 5,
@@ -236,9 +218,9 @@ describe('runner control on PostgreSQL, driven by raw requests', () => {
     for (const deleted of first) expect(deleted.COMPLETED ?? 0).toBeLessThanOrEqual(5)
     expect(await sweepers[0]?.purge()).toEqual({ COMPLETED: 0, FAILED: 0 })
 
-    const left = await db.prisma.pipelineRun.findMany({ select: { id: true }, orderBy: { id: 'asc' } })
+    const left = await fixture.db.prisma.pipelineRun.findMany({ select: { id: true }, orderBy: { id: 'asc' } })
     expect(left.map((run) => run.id)).toEqual(['new-done', 'old-cancelled', 'old-failed', 'old-running'])
-    const orphanStages = await db.prisma.stageOutput.count({ where: { runId: { startsWith: 'old-done' } } })
+    const orphanStages = await fixture.db.prisma.stageOutput.count({ where: { runId: { startsWith: 'old-done' } } })
     expect(orphanStages).toBe(0)
   })
 })

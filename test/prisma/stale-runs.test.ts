@@ -8,37 +8,26 @@
 import express from 'express'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { createPrismaStore, createStaleRunSweeper, type PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
+import { createStaleRunSweeper, type PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, completeRun, createRun, failStaleRuns } from '../../src/core/operations.js'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { listen } from '../contract/targets.js'
-import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { runStaleRunScenario, STALE_AFTER_MS, STALE_SECRET } from '../support/stale-run-scenario.js'
 import { quiet } from '../support/loggers.js'
+import { useTestDatabase } from '../support/use-test-database.js'
 
 const MINUTE = 60_000
 const T0 = Date.parse('2026-02-01T12:00:00.000Z')
 const at = (minutes: number) => new Date(T0 + minutes * MINUTE)
 
-let db: TestDatabase
-let store: PrismaStore<PrismaClient>
+const fixture = useTestDatabase({ poolSize: 10 })
 type Tx = Parameters<Parameters<PrismaStore<PrismaClient>['transaction']>[0]>[0]['client']
 
-beforeAll(async () => {
-  db = await createTestDatabase({ poolSize: 10 })
-  store = createPrismaStore({ prisma: db.prisma })
-})
-// Each test sees only its own runs: a sweep looks at the whole table.
-afterEach(async () => {
-  await db.prisma.pipelineRun.deleteMany()
-})
-afterAll(() => db?.close())
-
 async function startRun(id: string, minute: number): Promise<void> {
-  await createRun(store, { id, now: at(minute) })
-  const result = await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING' }), {
+  await createRun(fixture.store, { id, now: at(minute) })
+  const result = await applyStageUpdate(fixture.store, id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING' }), {
     stages: DEFAULT_STAGES,
     now: at(minute),
   })
@@ -46,7 +35,7 @@ async function startRun(id: string, minute: number): Promise<void> {
 }
 
 async function runOf(id: string): Promise<RunState> {
-  const snapshot = await store.getRun(id)
+  const snapshot = await fixture.store.getRun(id)
   if (!snapshot) throw new Error(`run ${id} not found`)
   return snapshot.run
 }
@@ -88,13 +77,13 @@ function holdingLocks(inner: PrismaStore<PrismaClient>, locked: () => void, rele
 
 /** On PostgreSQL: waits until `count` sessions of this database wait for a lock. */
 async function lockWaiters(count: number): Promise<void> {
-  if (db.kind !== 'postgres') {
+  if (fixture.db.kind !== 'postgres') {
     // One connection: the other side waits for it, not for a lock; let it get that far.
     await new Promise((resolve) => setTimeout(resolve, 0))
     return
   }
   for (let attempt = 0; attempt < 1_000; attempt++) {
-    const [row] = await db.prisma.$queryRawUnsafe<Array<{ waiting: number }>>(
+    const [row] = await fixture.db.prisma.$queryRawUnsafe<Array<{ waiting: number }>>(
       `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
     )
     if ((row?.waiting ?? 0) >= count) return
@@ -105,34 +94,34 @@ async function lockWaiters(count: number): Promise<void> {
 
 describe('PrismaStore.listStaleRuns', () => {
   it('lists unfinished runs updated before the cutoff, oldest first, at most limit', async () => {
-    await createRun(store, { id: 'pending-0', now: at(0) })
+    await createRun(fixture.store, { id: 'pending-0', now: at(0) })
     await startRun('processing-2', 2)
     await startRun('processing-1', 1)
     await startRun('fresh-30', 30)
     await startRun('failed-1', 1)
-    await applyStageUpdate(store, 'failed-1', makeStageUpdate({ stageNumber: 1, status: 'FAILED', output: 'boom' }), {
+    await applyStageUpdate(fixture.store, 'failed-1', makeStageUpdate({ stageNumber: 1, status: 'FAILED', output: 'boom' }), {
       stages: DEFAULT_STAGES,
       now: at(1),
     })
-    await createRun(store, { id: 'completed-0', now: at(0) })
-    await completeRun(store, 'completed-0', { status: 'COMPLETED' }, { now: at(0) })
+    await createRun(fixture.store, { id: 'completed-0', now: at(0) })
+    await completeRun(fixture.store, 'completed-0', { status: 'COMPLETED' }, { now: at(0) })
 
-    const listed = await store.listStaleRuns(at(20), 10)
+    const listed = await fixture.store.listStaleRuns(at(20), 10)
     expect(listed.map((run) => run.id)).toEqual(['pending-0', 'processing-1', 'processing-2'])
     expect(listed[1]).toMatchObject({ status: 'PROCESSING', error: null, completedAt: null, updatedAt: at(1) })
     expect(listed[1]?.createdAt).toEqual(at(1))
-    expect((await store.listStaleRuns(at(20), 1)).map((run) => run.id)).toEqual(['pending-0'])
+    expect((await fixture.store.listStaleRuns(at(20), 1)).map((run) => run.id)).toEqual(['pending-0'])
     // Strictly before the cutoff.
-    expect((await store.listStaleRuns(at(1), 10)).map((run) => run.id)).toEqual(['pending-0'])
+    expect((await fixture.store.listStaleRuns(at(1), 10)).map((run) => run.id)).toEqual(['pending-0'])
   })
 
   it('sees every applied stage update as activity, even one that leaves the run PROCESSING', async () => {
     await startRun('r', 0)
-    await applyStageUpdate(store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }), { stages: DEFAULT_STAGES, now: at(10) })
+    await applyStageUpdate(fixture.store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }), { stages: DEFAULT_STAGES, now: at(10) })
     expect(await runOf('r')).toMatchObject({ status: 'PROCESSING', updatedAt: at(10) })
-    expect(await store.listStaleRuns(at(10), 10)).toEqual([])
+    expect(await fixture.store.listStaleRuns(at(10), 10)).toEqual([])
     // A duplicate is no activity.
-    await applyStageUpdate(store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }), { stages: DEFAULT_STAGES, now: at(20) })
+    await applyStageUpdate(fixture.store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }), { stages: DEFAULT_STAGES, now: at(20) })
     expect((await runOf('r')).updatedAt).toEqual(at(10))
   })
 })
@@ -143,7 +132,7 @@ describe('failStaleRuns on PrismaStore', () => {
     for (const [i, id] of ids.entries()) await startRun(id, i % 5)
     await startRun('fresh', 40)
 
-    const sweep = (minute: number) => failStaleRuns(store, { staleAfterMs: 15 * MINUTE, now: at(minute), limit: 100 })
+    const sweep = (minute: number) => failStaleRuns(fixture.store, { staleAfterMs: 15 * MINUTE, now: at(minute), limit: 100 })
     const [first, second] = await Promise.all([sweep(45), sweep(46)])
 
     const firstIds = first.map((run) => run.id)
@@ -164,14 +153,14 @@ describe('failStaleRuns on PrismaStore', () => {
     const locked = gate()
     const release = gate()
     const update = applyStageUpdate(
-      holdingLocks(store, locked.open, release.opened),
+      holdingLocks(fixture.store, locked.open, release.opened),
       'r',
       makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'done' }),
       { stages: DEFAULT_STAGES, now: at(20) },
     )
     await locked.opened
     // The sweeper lists the run as stale (the update is not committed), then waits for the lock.
-    const sweep = failStaleRuns(store, { staleAfterMs: 15 * MINUTE, now: at(20), limit: 10 })
+    const sweep = failStaleRuns(fixture.store, { staleAfterMs: 15 * MINUTE, now: at(20), limit: 10 })
     await lockWaiters(1)
     release.open()
 
@@ -184,22 +173,22 @@ describe('failStaleRuns on PrismaStore', () => {
     await startRun('r', 0)
     const locked = gate()
     const release = gate()
-    const sweep = failStaleRuns(holdingLocks(store, locked.open, release.opened), {
+    const sweep = failStaleRuns(holdingLocks(fixture.store, locked.open, release.opened), {
       staleAfterMs: 15 * MINUTE,
       now: at(20),
       limit: 10,
     })
     await locked.opened
     const options = { stages: DEFAULT_STAGES, now: at(20) }
-    const lateCompleted = applyStageUpdate(store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'done' }), options)
-    const lateProcessing = applyStageUpdate(store, 'r', makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }), options)
+    const lateCompleted = applyStageUpdate(fixture.store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'done' }), options)
+    const lateProcessing = applyStageUpdate(fixture.store, 'r', makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }), options)
     await lockWaiters(2)
     release.open()
 
     expect((await sweep).map((run) => run.id)).toEqual(['r'])
     expect(await lateCompleted).toMatchObject({ outcome: 'applied', run: { status: 'FAILED' } })
     expect(await lateProcessing).toMatchObject({ outcome: 'stale', stage: null, run: { status: 'FAILED' } })
-    const snapshot = await store.getRun('r')
+    const snapshot = await fixture.store.getRun('r')
     expect(snapshot?.run).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^No update for more than 15 minutes/) })
     expect(snapshot?.stages.map((stage) => [stage.stageNumber, stage.status, stage.output])).toEqual([[1, 'COMPLETED', 'done']])
   })
@@ -214,7 +203,7 @@ describe('createStaleRunSweeper on a PrismaClient', () => {
     app.use(
       '/api/pipeline',
       createExpressRouter({
-        prisma: db.prisma,
+        prisma: fixture.db.prisma,
         secret: STALE_SECRET,
         clock,
         logger: quiet,
@@ -223,7 +212,7 @@ describe('createStaleRunSweeper on a PrismaClient', () => {
     )
     const server = await listen(app)
     try {
-      const sweeper = createStaleRunSweeper({ prisma: db.prisma, staleAfterMs: STALE_AFTER_MS, clock, logger: quiet })
+      const sweeper = createStaleRunSweeper({ prisma: fixture.db.prisma, staleAfterMs: STALE_AFTER_MS, clock, logger: quiet })
       await runStaleRunScenario(
         {
           fetch: (request) => fetch(request),

@@ -5,7 +5,7 @@
  */
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
-import { MISSED_HEARTBEATS_LIMIT } from '../../core/state-machine.js'
+import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
 import { toStoreError } from '../database-errors.js'
