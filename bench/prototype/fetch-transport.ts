@@ -1,0 +1,311 @@
+/**
+ * A prototype, for the benchmark only (bench/client-overhead-3way.bench.ts): the client's one
+ * attempt path of src/client/transport.ts with plain `fetch` in place of ky. The same loop, the
+ * same `shouldRetry` rule, the same per-attempt deadline over the headers and the body; only
+ * the exchange differs: `fetch` is called directly, a 2xx answer's text is read, and a non-2xx
+ * answer becomes `StatusHttpError` from its own body (what ky's `HTTPError.data` gave), with no
+ * ky error in between. Not shipped; not imported by src.
+ */
+import { HEADERS } from '../../src/contract/headers.js'
+import { isErrorNamed } from '../../src/internal/is-error-named.js'
+import { forwardAbort } from '../../src/client/forward-abort.js'
+import { networkCause } from '../../src/client/network-cause.js'
+import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError, isStatusHttpError } from '../../src/client/errors.js'
+import type { Logger } from '../../src/client/logger.js'
+import { type ResolvedRetryPolicy, isRetriableError, parseRetryAfter, retryDelay } from '../../src/client/retry-policy.js'
+
+
+/**
+ * Headers that sign one attempt (Standard Webhooks), computed per attempt. `unique` is the same
+ * for every attempt of one request (its idempotency key, else a random id per request); `body`
+ * is `''` for a request without one.
+ */
+type AttemptSigner = (message: { method: string; url: string; body: string; unique: string }) => Promise<Record<string, string>>
+
+/** Everything the transport needs, resolved by the client's constructor. */
+interface TransportConfig {
+  /** Sent as `X-Webhook-Secret`; absent when the client only signs. */
+  secret: string | undefined
+  /** The deadline of one attempt, in milliseconds. */
+  timeoutMs: number
+  retry: ResolvedRetryPolicy
+  userAgent: string
+  fetch: ((input: string, init: RequestInit) => Promise<Response>) | undefined
+  signer: AttemptSigner | undefined
+  /** Gets a warning per retry (cause and wait) and, at debug, a line per attempt. */
+  logger: Logger
+}
+
+/** One logical request; its retries share `idempotencyKey`. */
+interface OutgoingRequest {
+  method: 'GET' | 'POST'
+  url: string
+  /** The JSON body, already serialised, sent byte for byte on every attempt. */
+  body?: string | undefined
+  idempotencyKey?: string | undefined
+  /**
+   * What the request is, for the logs, e.g. `Run run_1: stage 2 COMPLETED`.
+   * @default `${method} ${url}`
+   */
+  what?: string | undefined
+}
+
+/** A 2xx answer. */
+interface TransportResponse {
+  status: number
+  text: string
+  attempts: number
+}
+
+/**
+ * The reason an attempt's deadline aborts it with: the platform's own timeout error (what
+ * `AbortSignal.timeout` gives), one per attempt, told apart from the caller's abort by identity.
+ */
+function timedOut(timeoutMs: number): DOMException {
+  return new DOMException(`The attempt took longer than its deadline of ${timeoutMs} ms (headers and body)`, 'TimeoutError')
+}
+
+/** The attempts' signals their deadline aborted, so a caller's own timeout is not taken for one. */
+const deadlines = new WeakSet<AbortSignal>()
+
+/**
+ * The one retry rule of the client: whether a failed attempt may succeed if sent again (network
+ * error, timeout, 408, 429, 5xx). The outbox's classification of a failed send uses it too.
+ */
+export function shouldRetry(error: unknown): boolean {
+  return error instanceof PipelineStatusError && isRetriableError(error)
+}
+
+/** Sends requests; throws only {@link PipelineStatusError}s. */
+export class FetchTransport {
+  readonly #config: TransportConfig
+  /** One controller per request in flight, so `abortInFlight` can stop them. */
+  readonly #inflight = new Set<AbortController>()
+
+  constructor(config: TransportConfig) {
+    this.#config = config
+  }
+
+  /** Aborts every request in flight, and its retry waits; later requests are not affected. */
+  abortInFlight(reason: unknown): void {
+    for (const controller of this.#inflight) controller.abort(reason)
+  }
+
+  /**
+   * Sends one logical request: with `retry`, what {@link shouldRetry} allows is sent again per
+   * the policy, every attempt carrying the same idempotency key and body.
+   */
+  async send(request: OutgoingRequest, options: { retry: boolean; signal?: AbortSignal | undefined }): Promise<TransportResponse> {
+    const headers: Record<string, string> = { 'User-Agent': this.#config.userAgent, Accept: 'application/json' }
+    if (this.#config.secret !== undefined) headers[HEADERS.webhookSecret] = this.#config.secret
+    if (request.body !== undefined) headers['Content-Type'] = 'application/json'
+    if (request.idempotencyKey !== undefined) headers[HEADERS.idempotencyKey] = request.idempotencyKey
+    // What the signature's webhook-id names this request by, equal across its attempts.
+    const unique = request.idempotencyKey ?? crypto.randomUUID()
+    const limit = options.retry ? this.#config.retry.limit : 0
+    // One controller per attempt, never one long-lived signal (every request would hang a
+    // listener on it): its deadline, `abortInFlight` and the caller's signal abort it.
+    for (let attempt = 1; ; attempt++) {
+      const controller = new AbortController()
+      this.#inflight.add(controller)
+      const unlink = forwardAbort(options.signal, controller)
+      let failure: PipelineStatusError
+      try {
+        if (controller.signal.aborted) throw controller.signal.reason
+        const { status, text } = await this.#attempt(request, headers, unique, controller, attempt)
+        return { status, text, attempts: attempt }
+      } catch (error) {
+        failure = this.#toStatusError(error, controller.signal, request, attempt)
+      } finally {
+        unlink()
+        this.#inflight.delete(controller)
+      }
+      if (attempt > limit || !shouldRetry(failure)) throw failure
+      const retryAfter = isStatusHttpError(failure) ? parseRetryAfter(failure.response.headers.get(HEADERS.retryAfter)) : undefined
+      const wait = retryDelay(this.#config.retry, attempt, retryAfter)
+      this.#logRetry(request, failure, attempt, wait)
+      await this.#wait(wait, options.signal, request)
+    }
+  }
+
+  /** A backoff wait that `abortInFlight` and the caller's signal end early. */
+  async #wait(ms: number, signal: AbortSignal | undefined, request: OutgoingRequest): Promise<void> {
+    const controller = new AbortController()
+    this.#inflight.add(controller)
+    const unlink = forwardAbort(signal, controller)
+    try {
+      await abortableDelay(ms, controller.signal)
+    } catch (error) {
+      throw aborted(request, error)
+    } finally {
+      unlink()
+      this.#inflight.delete(controller)
+    }
+  }
+
+  /**
+   * One attempt, the whole exchange through `fetch`: the request, the headers and the body read to
+   * its end, all within one deadline of `timeoutMs`, which aborts `controller` with
+   * its timeout error (a stalled or trickled body included). The wait is bounded even with a custom
+   * `fetch` that ignores the signal. Resolves the 2xx answer's text; throws `StatusHttpError` for
+   * another status, and what `fetch` throws.
+   */
+  async #attempt(request: OutgoingRequest, headers: Record<string, string>, unique: string, controller: AbortController, attempt: number): Promise<{ status: number; text: string }> {
+    const debug = this.#config.logger.debug !== undefined
+    const started = debug ? performance.now() : 0
+    const { signal } = controller
+    // The error is made only when the deadline passes: it is rare, and an error costs a stack.
+    const timer = setTimeout(() => {
+      deadlines.add(signal)
+      controller.abort(timedOut(this.#config.timeoutMs))
+    }, this.#config.timeoutMs)
+    // The attempt's own signal aborts the fetch, and `untilAborted` the wait (a custom fetch
+    // may ignore its signal while reading a body).
+    const exchange = this.#fetch(request, headers, unique, signal).then(async (response) => {
+      const text = await response.text()
+      if (response.ok) return { status: response.status, text }
+      // A non-2xx answer: the typed error straight from its body, no fabricated error.
+      throw new StatusHttpError({ request: shownRequest(request), response, body: errorBody(response, text), attempts: attempt })
+    })
+    try {
+      const answer = await untilAborted(exchange, signal)
+      if (debug) this.#logAttempt(request, attempt, started, { status: answer.status })
+      return answer
+    } catch (error) {
+      if (debug) {
+        const cause = deadlines.has(signal) ? `timed out after ${this.#config.timeoutMs} ms` : networkCause(error)
+        this.#logAttempt(request, attempt, started, isStatusHttpError(error) ? { status: error.status } : { cause })
+      }
+      throw error
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** At debug level, one line per attempt: its status, or why no response came, and its duration. */
+  #logAttempt(request: OutgoingRequest, attempt: number, started: number, outcome: { status: number } | { cause: string }): void {
+    const elapsed = Math.round(performance.now() - started)
+    const line = `${request.method} ${request.url}`
+    const details = { idempotencyKey: request.idempotencyKey, attempt, bytes: request.body?.length ?? 0 }
+    if ('status' in outcome) {
+      this.#config.logger.debug?.(`${line} → ${outcome.status} in ${elapsed} ms (attempt ${attempt})`, { ...details, status: outcome.status })
+    } else {
+      this.#config.logger.debug?.(`${line} → no response (${outcome.cause}) after ${elapsed} ms (attempt ${attempt})`, { ...details, durationMs: elapsed })
+    }
+  }
+
+  async #fetch(request: OutgoingRequest, headers: Record<string, string>, unique: string, signal: AbortSignal): Promise<Response> {
+    const { method, url, body } = request
+    const signer = this.#config.signer
+    // Every request is signed, reads too: a body-less one signs the empty body.
+    const sent = signer ? { ...headers, ...(await signer({ method, url, body: body ?? '', unique })) } : headers
+    const send = this.#config.fetch ?? globalThis.fetch
+    return send(url, { method, headers: sent, body: body ?? null, signal })
+  }
+
+  /** One warning per retry: what failed, why, which retry this is and how long it waits. */
+  #logRetry(request: OutgoingRequest, failure: PipelineStatusError, retry: number, wait: number): void {
+    const what = request.what ?? `${request.method} ${request.url}`
+    const cause = failureCause(failure, this.#config.timeoutMs)
+    this.#config.logger.warn(`${what} failed (${cause.text}); retry ${retry} of ${this.#config.retry.limit} in ${Math.round(wait)} ms`, {
+      url: request.url,
+      idempotencyKey: request.idempotencyKey,
+      retry,
+      delayMs: Math.round(wait),
+      cause: cause.text,
+      ...(cause.status === undefined ? {} : { status: cause.status }),
+      ...(cause.code === undefined ? {} : { code: cause.code }),
+    })
+  }
+
+  /** A failed attempt as the client's typed error, `attempts` counting this one. */
+  #toStatusError(error: unknown, signal: AbortSignal, request: OutgoingRequest, attempts: number): PipelineStatusError {
+    if (error instanceof PipelineStatusError) return error
+    const shown = shownRequest(request)
+    if (deadlines.has(signal)) return new StatusTimeoutError({ request: shown, timeoutMs: this.#config.timeoutMs, attempts, cause: signal.reason })
+    if (signal.aborted) return aborted(request, signal.reason)
+    // fetch's network failures are TypeErrors (undici's `fetch failed`, `terminated` mid-body).
+    if (error instanceof TypeError) return new StatusNetworkError({ request: shown, attempts, cause: error })
+    return new PipelineStatusError(`${request.method} ${request.url} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+  }
+}
+
+/** An error answer's body as ky's `HTTPError.data` gave it: parsed JSON, else the text, else `undefined`. */
+function errorBody(response: Response, text: string): unknown {
+  if (text === '') return undefined
+  if (!/json/i.test(response.headers.get('content-type') ?? '')) return text
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
+  }
+}
+
+/** The request aborted by the caller or by `close`, before an answer. */
+function aborted(request: OutgoingRequest, reason: unknown): PipelineStatusError {
+  if (reason instanceof PipelineStatusError) return reason
+  const detail = isErrorNamed(reason, 'AbortError') || reason === undefined ? '' : `: ${reason instanceof Error ? reason.message : String(reason)}`
+  return new PipelineStatusError(`${request.method} ${request.url} was aborted${detail}`, { cause: reason })
+}
+
+/** Why an attempt failed, for the retry warnings. */
+function failureCause(error: PipelineStatusError, timeoutMs: number): { text: string; status?: number | undefined; code?: string | undefined } {
+  if (isStatusHttpError(error)) {
+    const code = error.problem?.code
+    return { text: `HTTP ${error.status}${code ? ` ${code}` : ''}`, status: error.status, code }
+  }
+  if (error.name === 'StatusTimeoutError') return { text: `timed out after ${timeoutMs} ms` }
+  return { text: networkCause(error.cause) }
+}
+
+/** What an error shows of its request: method, URL and idempotency key, never the secret. */
+function shownRequest(request: OutgoingRequest): Request {
+  return new Request(request.url, {
+    method: request.method,
+    headers: request.idempotencyKey === undefined ? {} : { [HEADERS.idempotencyKey]: request.idempotencyKey },
+  })
+}
+
+/**
+ * `work`, or a rejection with the signal's reason as soon as `signal` aborts: an attempt's
+ * deadline holds even when the `fetch` in use ignores its signal while reading a body.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined)
+    return Promise.reject(signal.reason as Error)
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      // The exchange settles later (rejected by the abort); nobody waits for it any more.
+      work.catch(() => undefined)
+      reject(signal.reason as Error)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error as Error)
+      },
+    )
+  })
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
