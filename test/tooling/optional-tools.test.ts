@@ -49,12 +49,12 @@ describe('tests that need a program this machine lacks', () => {
         /^"the Next.js example" \(test\/e2e\/nextjs\.test\.ts, \d+ tests: no Chromium at \/nonexistent\/chromium; apt-get install -y chromium, or set CHROMIUM_PATH to a Chromium or Chrome binary\)$/,
       ),
     ])
-  }, 120_000)
+  }, 300_000) // a child vitest run: its start-up alone took over 120 s at a load average of 20
 
   it('fail instead with PIPELINE_STATUS_REQUIRE_ALL=1', async () => {
     const { code, output } = await runVitest({ PIPELINE_STATUS_REQUIRE_ALL: '1' })
     expect(code).toBe(1)
     expect(output).toContain('the Next.js example in Chromium cannot run: no Chromium at /nonexistent/chromium.')
     expect(output).not.toContain('SKIPPED ')
-  }, 120_000)
+  }, 300_000) // a child vitest run: its start-up alone took over 120 s at a load average of 20
 })
