@@ -139,6 +139,7 @@ describe('heartbeats', () => {
     const started = new Promise<void>((resolve) => {
       markStarted = resolve
     })
+    const stop = new AbortController()
     const pipeline = runPipeline({
       runId: run.id,
       client,
@@ -147,12 +148,15 @@ describe('heartbeats', () => {
         markStarted()
         await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
       }),
-      signal: AbortSignal.timeout(INTERVAL * 3),
+      // Ended by the test once the client is closed, not by a timer: a 3 s one raced the first
+      // heartbeat on a loaded machine.
+      signal: stop.signal,
     })
     await started
-    await vi.waitFor(() => expect(server().requestsTo('/heartbeat').length).toBeGreaterThanOrEqual(1), { timeout: 5_000, interval: 20 })
+    await vi.waitFor(() => expect(server().requestsTo('/heartbeat').length).toBeGreaterThanOrEqual(1), { timeout: 30_000, interval: 20 })
     await client.close({ timeoutMs: 100 })
     const count = server().requestsTo('/heartbeat').length
+    stop.abort()
     await pipeline
     await new Promise((resolve) => setTimeout(resolve, INTERVAL * 1.5))
     expect(server().requestsTo('/heartbeat')).toHaveLength(count)

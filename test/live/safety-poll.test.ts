@@ -65,7 +65,7 @@ describe.skipIf(!usesPostgres())('the safety poll in LISTEN mode', () => {
       expect(stagesOf(await (streams[0] as (typeof streams)[number]).next())).toEqual([[1, 'COMPLETED']])
       // Let the next safety ticks judge the last change too: still one warning for the process.
       const reads = versionReads.length
-      await until('two more safety ticks', () => versionReads.length >= reads + 2, 5_000)
+      await until('two more safety ticks', () => versionReads.length >= reads + 2, 30_000)
 
       // Each safety tick is one batched query for every streamed run.
       for (const batch of versionReads) expect([...batch].sort()).toEqual(['quiet-1', 'quiet-2'])
@@ -112,7 +112,7 @@ describe.skipIf(!usesPostgres())('the safety poll in LISTEN mode', () => {
         expect(stagesOf(await stream.next())).toEqual([[1, status]])
       }
       const reads = versionReads
-      await until('three more safety ticks', () => versionReads >= reads + 3, 5_000)
+      await until('three more safety ticks', () => versionReads >= reads + 3, 30_000)
       await stream.cancel()
       // The stream is gone: no query after the tick already armed (which finds nothing to read).
       const after = versionReads

@@ -10,8 +10,13 @@ import { createServer, connect, type Server, type Socket } from 'node:net'
 export interface FreezeProxy {
   /** The proxy's port on 127.0.0.1. */
   port: number
-  /** Connections accepted so far. */
+  /** Connections accepted so far (an HTTP client's pool may open spare ones that carry nothing). */
   accepted(): number
+  /**
+   * The request line (`GET /path HTTP/1.1`) of each HTTP/1.1 request relayed to the target so far,
+   * in order: what clients actually sent through the proxy, whatever connections carried it.
+   */
+  requests(): string[]
   /** Connections currently open (client side). */
   open(): number
   /**
@@ -30,13 +35,27 @@ export async function startFreezeProxy(target: { host?: string; port: number }):
   const pairs = new Set<{ client: Socket; upstream: Socket; frozen: boolean }>()
   let hangNew = false
   let accepted = 0
+  const requestLines: string[] = []
   const server: Server = createServer((client) => {
     accepted += 1
     const upstream = connect({ host: target.host ?? '127.0.0.1', port: target.port })
     const pair = { client, upstream, frozen: hangNew }
     pairs.add(pair)
-    client.on('data', (chunk) => {
-      if (!pair.frozen) upstream.write(chunk)
+    // Reads request lines from what the client sends: a line starting with an HTTP method and
+    // ending in HTTP/1.x after a blank line (or at the connection's start) begins a request.
+    // Bodies are not parsed; the tests that count requests send none.
+    let pending = ''
+    let atMessageStart = true
+    client.on('data', (chunk: Buffer) => {
+      if (pair.frozen) return
+      upstream.write(chunk)
+      pending += chunk.toString('latin1')
+      for (let end = pending.indexOf('\r\n'); end !== -1; end = pending.indexOf('\r\n')) {
+        const line = pending.slice(0, end)
+        pending = pending.slice(end + 2)
+        if (atMessageStart && /^[A-Z]+ \S+ HTTP\/1\.[01]$/.test(line)) requestLines.push(line)
+        atMessageStart = line === ''
+      }
     })
     upstream.on('data', (chunk) => {
       if (!pair.frozen) client.write(chunk)
@@ -63,6 +82,7 @@ export async function startFreezeProxy(target: { host?: string; port: number }):
   return {
     port: address.port,
     accepted: () => accepted,
+    requests: () => [...requestLines],
     open: () => pairs.size,
     freeze(options = {}) {
       for (const pair of pairs) pair.frozen = true
