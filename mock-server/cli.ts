@@ -68,7 +68,7 @@ Creates pipeline-status-sdk's tables; it never runs the Prisma CLI's schema engi
       the same, into a PostgreSQL schema of its own (created when missing): for an app with its
       own tables and migrations in "public", the package's tables and their history live beside
       them. The app's PrismaClient for them: new PrismaPg({ connectionString }, { schema:
-      'pipeline' }), and new PrismaStore(prisma, { schema: 'pipeline' })
+      'pipeline' }), and createPrismaStore({ prisma, schema: 'pipeline' })
   pipeline-status migrate --into prisma/migrations
       for an app whose migrations Prisma deploys: writes the package's schema as one new migration
       folder <YYYYMMDDHHMMSS>_pipeline_status into that existing folder; apply it with

@@ -4,6 +4,7 @@
  * internal; the option types are exported from the client's entry.
  */
 import { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL } from '../contract/headers.js'
+import { suggestScheme } from '../internal/missing-scheme.js'
 import { MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS } from '../contract/runner-control.js'
 import { parseSecretList } from '../contract/secrets.js'
 import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
@@ -213,13 +214,6 @@ export interface ResolvedClientOptions {
   signer: AttemptSigner | undefined
 }
 
-/** `http://` for a host on this machine (where TLS is rare), `https://` for any other. */
-function withScheme(hostAndPath: string): string {
-  const host = hostAndPath.split(/[/:?#]/, 1)[0]?.toLowerCase() ?? ''
-  const local = host === 'localhost' || host.endsWith('.localhost') || host.startsWith('127.') || host === '0.0.0.0' || hostAndPath.startsWith('[::1]')
-  return `${local ? 'http' : 'https'}://${hostAndPath}`
-}
-
 /** Checks the options and applies `FRONTEND_WEBHOOK_URL` and `WEBHOOK_SECRET`; throws {@link ConfigurationError}. */
 export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedClientOptions {
   const env = globalThis.process?.env ?? {}
@@ -233,9 +227,8 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
   }
   const named = options.baseUrl === undefined ? `${ENV_WEBHOOK_URL}=${baseUrl.trim()}` : `The base URL ${JSON.stringify(baseUrl)}`
   // `localhost:5120` parses as a URL whose scheme is `localhost:`: say what was meant instead.
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl.trim()) && /^(?:[\w.-]+|\[[\d:a-f]+\])(?::\d+)?(?:[/?#]\S*)?$/i.test(baseUrl.trim())) {
-    throw new ConfigurationError(`${named} has no http:// or https://; did you mean ${withScheme(baseUrl.trim())}?`)
-  }
+  const meant = suggestScheme(baseUrl)
+  if (meant !== undefined) throw new ConfigurationError(`${named} has no http:// or https://; did you mean ${meant}?`)
   let url: URL
   try {
     url = new URL(baseUrl.trim())

@@ -3,6 +3,7 @@ import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, routeUrl } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
 import { backoffDelay } from '../internal/backoff.js'
+import { suggestScheme } from '../internal/missing-scheme.js'
 import { isPositive } from '../internal/is-positive.js'
 import { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from './attempt-deadline.js'
 import { pollOnce } from './poll-attempt.js'
@@ -327,6 +328,9 @@ function runUrls(url: string, runId: string): RunUrls {
  * the error to stop with is returned instead.
  */
 function buildRunUrls(url: string, runId: string): RunUrls | RunSubscriptionError {
+  // `localhost:3000/api/pipeline` is a URL whose scheme is `localhost:`: every fetch would fail.
+  const meant = suggestScheme(url)
+  if (meant !== undefined) return new RunSubscriptionError(`subscribeToRun: url '${url}' has no http:// or https://; did you mean ${meant}?`)
   const relative = runUrls(url, runId)
   const page = pageUrl()
   try {

@@ -55,7 +55,7 @@ describe('describeMissingSchema', () => {
         'Run `npx pipeline-status migrate` or `prisma migrate deploy` with the migrations of prisma/migrations (copy any new ones from the package after an upgrade). ' +
         'If the migrations created the tables in another PostgreSQL schema (`pipeline-status migrate --schema NAME`, or `?schema=NAME` in the URL, ' +
         'which @prisma/adapter-pg ignores, so it queries "public"), name that schema in the adapter\'s `schema` option and the store\'s: ' +
-        "new PrismaPg({ connectionString }, { schema: 'NAME' }) and new PrismaStore(prisma, { schema: 'NAME' })",
+        "new PrismaPg({ connectionString }, { schema: 'NAME' }) and createPrismaStore({ prisma, schema: 'NAME' })",
     )
     // The store's own SQL names no schema: PostgreSQL looked in the search_path.
     expect(describeMissingSchema({ code: '42P01', message: 'relation "PipelineRun" does not exist' })).toMatch(

@@ -97,7 +97,7 @@ function otherSchema(searched: string | undefined): string {
     `. If the migrations created the tables in another PostgreSQL schema (\`pipeline-status migrate --schema NAME\`, or ` +
     `\`?schema=NAME\` in the URL, which @prisma/adapter-pg ignores${searched === undefined ? '' : `, so it queries "${searched}"`}), name that ` +
     "schema in the adapter's `schema` option and the store's: new PrismaPg({ connectionString }, { schema: 'NAME' }) and " +
-    "new PrismaStore(prisma, { schema: 'NAME' })"
+    "createPrismaStore({ prisma, schema: 'NAME' })"
   )
 }
 

@@ -226,6 +226,21 @@ describe('subscribeToRun without a stream route: polling GET /status', () => {
 })
 
 describe('subscribeToRun decides once what a failure means', () => {
+  it('with a url missing its scheme: state error at once, saying what was meant, and no request', async () => {
+    const fetchStub = vi.fn(async () => new Response(null, { status: 500 }))
+    for (const [url, meant] of [
+      ['localhost:3000/api/pipeline', 'http://localhost:3000/api/pipeline'],
+      ['app.example.com/api/pipeline', 'https://app.example.com/api/pipeline'],
+    ] as const) {
+      const subscription = subscribeToRun('run-no-scheme', { url, fetch: fetchStub as unknown as typeof fetch })
+      await subscription.done
+      expect(subscription.state).toBe('error')
+      expect(isRunSubscriptionError(subscription.error)).toBe(true)
+      expect(subscription.error?.message).toBe(`subscribeToRun: url '${url}' has no http:// or https://; did you mean ${meant}?`)
+    }
+    expect(fetchStub).not.toHaveBeenCalled()
+  })
+
   it('with a relative url in Node (no page to resolve it against): state error at once, naming the fix, and no request', async () => {
     const fetchStub = vi.fn(async () => new Response(null, { status: 500 }))
     const seen = recorder()
