@@ -225,7 +225,9 @@ async function migrate(session: Session, migrations: readonly MigrationFile[], s
           `("_prisma_migrations"), so it is not a database that serves only pipeline-status-sdk. Add the package's schema ` +
           'to your own migrations instead (`pipeline-status migrate --into prisma/migrations`, then `prisma migrate deploy`, ' +
           "which needs Prisma's schema engine), or give the package a PostgreSQL schema of its own, which needs no engine " +
-          '(`pipeline-status migrate --schema pipeline`).',
+          '(`pipeline-status migrate --schema pipeline`). If these are the package\'s own tables, applied from ' +
+          '`pipeline-status migrate --print` (which records no history), keep upgrading that way: ' +
+          '`pipeline-status migrate --print --after <the last migration applied>`.',
       )
     }
   }

@@ -141,7 +141,7 @@ export function renderMigrationScript(
     selected = migrations.slice(index + 1)
   }
   const last = migrations.at(-1)?.name ?? ''
-  const what = options.after === undefined ? `its ${selected.length} migrations` : `its ${selected.length} migration${selected.length === 1 ? '' : 's'} after ${options.after}`
+  const what = selected.length === 0 ? `none of its migrations (nothing is newer than ${options.after ?? 'the last'})` : options.after === undefined ? `its ${selected.length} migrations` : `its ${selected.length} migration${selected.length === 1 ? '' : 's'} after ${options.after}`
   const head = [
     `-- pipeline-status-sdk ${options.version}: the SQL of ${what} (prisma/migrations), in order.`,
     options.after === undefined

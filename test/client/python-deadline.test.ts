@@ -75,8 +75,8 @@ describe.skipIf(!python)('the Python client', () => {
       // next attempt's (the attempt, then a backoff of at most 10 ms and a new connection).
       const gaps = [statusReads[1]!.arrivedAt - statusReads[0]!.arrivedAt, statusReads[2]!.arrivedAt - statusReads[1]!.arrivedAt, firstUpdates[1]!.arrivedAt - firstUpdates[0]!.arrivedAt]
       for (const gap of gaps) {
-        // Not exact: an attempt starts before it arrives, by a connect that varies with the load.
-        expect(gap).toBeGreaterThanOrEqual(timeout * 1000 * 0.5)
+        // Only an upper bound: each attempt ended by the deadline (the log lines above say "timed
+        // out after"), and a connect delayed by a loaded machine can shorten or lengthen a gap.
         expect(gap).toBeLessThan(5 * timeout * 1000)
       }
       expect((await (await fetch(`${server.origin}/api/pipeline/${runId}/status`, { headers: { 'x-webhook-secret': TEST_SECRET } })).json()) as unknown).toMatchObject({
