@@ -317,7 +317,7 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
         expect(problem.code).toBe('database_not_migrated')
         expect(problem.detail).toMatch(/^The table "(PipelineRun|StageOutput)" does not exist in (schema "public"|the schema of the connection's search_path \(normally "public"\))/)
         expect(problem.detail).toContain('`?schema=NAME` in the URL, which @prisma/adapter-pg ignores')
-        expect(problem.detail).toContain("new PrismaPg({ connectionString }, { schema: 'NAME' }) and new PrismaStore(prisma, { schema: 'NAME' })")
+        expect(problem.detail).toContain("new PrismaPg({ connectionString }, { schema: 'NAME' }) and createPrismaStore({ prisma, schema: 'NAME' })")
       }
     } finally {
       await pool.end()
