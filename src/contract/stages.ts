@@ -17,6 +17,12 @@ export type StageDefinition = z.infer<typeof StageDefinition>
 export type StageCatalogue = readonly StageDefinition[]
 
 /**
+ * The name of the pipeline of the handlers' single `stages` option, and of every run created
+ * without a pipeline (docs/design.md, "Runs as a collection").
+ */
+export const DEFAULT_PIPELINE = 'default'
+
+/**
  * The original five-stage pipeline, used when no catalogue is configured.
  *
  * @example

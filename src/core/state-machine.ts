@@ -9,7 +9,7 @@
 import type { CompleteRun } from '../contract/complete.js'
 import type { RunEndReason } from '../contract/runner-control.js'
 import type { StageUpdate } from '../contract/stage-update.js'
-import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
+import { DEFAULT_PIPELINE, type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
 import { timestampToDate } from '../contract/timestamp.js'
 import { type ClampedInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, clampRunnerInstant } from './runner-instants.js'
@@ -345,5 +345,10 @@ export function newRun(id: string, now: Date): RunState {
     updatedAt: now,
     lastActivityAt: null,
     heartbeatIntervalMs: null,
+    pipeline: DEFAULT_PIPELINE,
+    catalogue: null,
+    tags: [],
+    metadata: {},
+    startedAt: null,
   }
 }

@@ -1,4 +1,5 @@
 import type { StageProgress } from '../contract/runner-control.js'
+import type { StageCatalogue } from '../contract/stages.js'
 import type { FinalStatus, RunStatus, StageStatus } from '../contract/status.js'
 
 /** A run as the state machine and the stores see it. */
@@ -24,6 +25,19 @@ export interface RunState {
   lastActivityAt?: Date | null
   /** The heartbeat interval the runner announced, in milliseconds; `null` or absent when never. */
   heartbeatIntervalMs?: number | null
+  /** The pipeline the run belongs to; absent = `'default'` (see `runPipelineName`). */
+  pipeline?: string
+  /**
+   * The run's own stage catalogue, snapshotted when it was created; `null` or absent = the
+   * current catalogue of its pipeline, written into the run by its first applied update.
+   */
+  catalogue?: StageCatalogue | null
+  /** The run's tags (at most 20, each 1–128 characters); absent = none. */
+  tags?: readonly string[]
+  /** The app's JSON object for the run (at most 16 KiB); absent = `{}`. */
+  metadata?: Readonly<Record<string, unknown>>
+  /** When the run's first stage started (its first applied update); `null` or absent before. */
+  startedAt?: Date | null
 }
 
 /** A stored stage as the state machine and the stores see it. */

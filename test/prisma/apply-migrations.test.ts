@@ -143,7 +143,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     const before = Date.now()
     const result = await applyMigrations(db.target)
     expect(result).toMatchObject({ applied: PACKAGE_MIGRATIONS, alreadyApplied: [], schema: 'public' })
-    expect(result.summary).toBe(`applied 5 migrations to schema "public" (${PACKAGE_MIGRATIONS.join(', ')})`)
+    expect(result.summary).toBe(`applied ${PACKAGE_MIGRATIONS.length} migrations to schema "public" (${PACKAGE_MIGRATIONS.join(', ')})`)
 
     const columns = await db.sql(
       `SELECT column_name AS name, data_type AS type, character_maximum_length AS length,
@@ -179,7 +179,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     const rows = await history(db)
     const again = await applyMigrations(db.target)
     expect(again).toMatchObject({ applied: [], alreadyApplied: PACKAGE_MIGRATIONS })
-    expect(again.summary).toBe('nothing to apply: all 5 migrations of pipeline-status-sdk are applied to schema "public"')
+    expect(again.summary).toBe(`nothing to apply: all ${PACKAGE_MIGRATIONS.length} migrations of pipeline-status-sdk are applied to schema "public"`)
     expect(await history(db)).toEqual(rows)
   }, TIMEOUT_MS)
 

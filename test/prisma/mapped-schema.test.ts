@@ -83,6 +83,11 @@ const variants = [
               version: 'row_version',
               lastActivityAt: 'last_activity_at',
               heartbeatIntervalMs: 'heartbeat_interval_ms',
+              pipeline: 'pipeline_name',
+              catalogue: 'stage_catalogue',
+              tags: 'run_tags',
+              metadata: 'run_metadata',
+              startedAt: 'started_at',
             },
           },
           StageOutput: {

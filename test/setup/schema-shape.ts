@@ -188,6 +188,8 @@ function columnDefault(field: DmmfField, enums: Map<string, string>): string | n
         throw new Error(`Unmapped default ${fn.name}() on ${field.name}`)
     }
   }
+  if (Array.isArray(value) && value.length === 0) return `ARRAY[]::${columnType(field, enums)}[]`
+  if (field.type === 'Json' && typeof value === 'string') return `'${value.replaceAll("'", "''")}'::jsonb`
   if (field.kind === 'enum') return `'${String(value)}'::${quoteType(enums.get(field.type) ?? field.type)}`
   if (typeof value === 'string') return `'${value.replaceAll("'", "''")}'::text`
   if (typeof value === 'number' || typeof value === 'boolean') return String(value)

@@ -3,6 +3,7 @@
  * options. Its SQL is in `sql/` (one named function per statement), the two executors it runs
  * the SQL on in `adapters/`, the row mappers in `rows.ts`, name resolution in `table-names.ts`.
  */
+import { DEFAULT_PIPELINE } from '../../contract/stages.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
 import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
@@ -366,6 +367,10 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       instant(run.createdAt),
       instant(run.updatedAt),
       INITIAL_RUN_VERSION,
+      run.pipeline ?? DEFAULT_PIPELINE,
+      run.catalogue ? JSON.stringify(run.catalogue) : null,
+      [...(run.tags ?? [])],
+      JSON.stringify(run.metadata ?? {}),
     ])
     if (inserted.length > 0) return { created: true, run }
     const existing = await this.#sql.query<VersionedRunRow>(this.#statements.readRun, [run.id])

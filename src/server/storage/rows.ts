@@ -3,6 +3,7 @@
  * text, stage columns prefixed `s_`) as the core's state types.
  */
 import type { StageProgress } from '../../contract/runner-control.js'
+import type { StageCatalogue } from '../../contract/stages.js'
 import type { RunStatus } from '../../contract/status.js'
 import type { RunState, StageState } from '../../core/state.js'
 
@@ -20,6 +21,14 @@ export interface RunRow {
   updatedAt: Instant
   lastActivityAt: Instant | null
   heartbeatIntervalMs: number | string | null
+  pipeline: string
+  /** jsonb as text (drivers differ in how they return jsonb). */
+  catalogue: string | null
+  /** text[]: an array from `pg`; PostgreSQL's array literal (`{a,b}`) from a driver that returns text. */
+  tags: string[] | string
+  /** jsonb as text. */
+  metadata: string
+  startedAt: Instant | null
 }
 
 /** A run row with its version. */
@@ -75,7 +84,38 @@ export function toRunState(row: RunRow): RunState {
     updatedAt: toDate(row.updatedAt),
     lastActivityAt: toDate(row.lastActivityAt),
     heartbeatIntervalMs: row.heartbeatIntervalMs === null ? null : Number(row.heartbeatIntervalMs),
+    pipeline: row.pipeline,
+    catalogue: row.catalogue === null ? null : (JSON.parse(row.catalogue) as StageCatalogue),
+    tags: typeof row.tags === 'string' ? parseTextArray(row.tags) : row.tags,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    startedAt: toDate(row.startedAt),
   }
+}
+
+/**
+ * A PostgreSQL `text[]` in its text form (`{a,"b c","d\\"e"}`), for drivers that return arrays
+ * as text: elements are unquoted words or double-quoted strings with backslash escapes.
+ */
+export function parseTextArray(literal: string): string[] {
+  const body = literal.slice(1, -1)
+  const items: string[] = []
+  let i = 0
+  while (i < body.length) {
+    let item = ''
+    if (body[i] === '"') {
+      i++
+      while (i < body.length && body[i] !== '"') {
+        if (body[i] === '\\') i++
+        item += body[i++]
+      }
+      i++
+    } else {
+      while (i < body.length && body[i] !== ',') item += body[i++]
+    }
+    items.push(item)
+    i++ // the comma
+  }
+  return items
 }
 
 /** An instant read as epoch milliseconds (see `ms` in `sql/columns.ts`). */

@@ -42,6 +42,11 @@ const RUN_FIELDS: readonly PipelineRunField[] = [
   'version',
   'lastActivityAt',
   'heartbeatIntervalMs',
+  'pipeline',
+  'catalogue',
+  'tags',
+  'metadata',
+  'startedAt',
 ]
 const STAGE_FIELDS: readonly StageOutputField[] = [
   'id',

@@ -22,7 +22,9 @@ export function runColumns({ run: r }: TableNames, alias: string): string {
     `${alias}.${r.id} AS "id", ${alias}.${r.status}::text AS "status", ${alias}.${r.error} AS "error", ` +
     `${ms(`${alias}.${r.completedAt}`)} AS "completedAt", ${ms(`${alias}.${r.completionReceivedAt}`)} AS "completionReceivedAt", ` +
     `${ms(`${alias}.${r.createdAt}`)} AS "createdAt", ${ms(`${alias}.${r.updatedAt}`)} AS "updatedAt", ${alias}.${r.version} AS "version", ` +
-    `${ms(`${alias}.${r.lastActivityAt}`)} AS "lastActivityAt", ${alias}.${r.heartbeatIntervalMs} AS "heartbeatIntervalMs"`
+    `${ms(`${alias}.${r.lastActivityAt}`)} AS "lastActivityAt", ${alias}.${r.heartbeatIntervalMs} AS "heartbeatIntervalMs", ` +
+    `${alias}.${r.pipeline} AS "pipeline", ${alias}.${r.catalogue}::text AS "catalogue", ${alias}.${r.tags} AS "tags", ` +
+    `${alias}.${r.metadata}::text AS "metadata", ${ms(`${alias}.${r.startedAt}`)} AS "startedAt"`
   )
 }
 
