@@ -30,6 +30,16 @@ export const PipelineRunRecord = z.object({
   lastActivityAt: z.string().nullable(),
   /** The heartbeat interval the runner announced, in milliseconds; `null` when it never did. */
   heartbeatIntervalMs: z.number().int().nullable(),
+  // The four below are always sent by this package's handlers; the defaults are what a client
+  // reads from a server older than them (0.1), so that it keeps working against one.
+  /** The pipeline the run belongs to (a key of the handlers' `pipelines`; `default` for the single `stages` option). */
+  pipeline: z.string().default('default'),
+  /** The run's tags (at most 20, each 1–128 characters), in the order they were added. */
+  tags: z.array(z.string()).default([]),
+  /** The app's JSON object for the run (at most 16 KiB as JSON; `{}` when none). */
+  metadata: z.record(z.string(), z.unknown()).default({}),
+  /** When the run's first stage started (the server's receipt of its first applied update); `null` before. */
+  startedAt: z.string().nullable().default(null),
 })
 /**
  * A run as stored and returned by the server.

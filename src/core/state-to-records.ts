@@ -1,4 +1,5 @@
 import type { PipelineRunRecord, RunStatusResponse, StageOutputRecord } from '../contract/records.js'
+import { DEFAULT_PIPELINE } from '../contract/stages.js'
 import type { RunSnapshot, RunState, StageState } from './state.js'
 
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null)
@@ -15,6 +16,10 @@ export function toRunRecord(run: RunState): PipelineRunRecord {
     updatedAt: run.updatedAt.toISOString(),
     lastActivityAt: iso(run.lastActivityAt ?? null),
     heartbeatIntervalMs: run.heartbeatIntervalMs ?? null,
+    pipeline: run.pipeline ?? DEFAULT_PIPELINE,
+    tags: [...(run.tags ?? [])],
+    metadata: { ...run.metadata },
+    startedAt: iso(run.startedAt ?? null),
   }
 }
 

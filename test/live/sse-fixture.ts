@@ -98,6 +98,10 @@ export function runRecord(id: string, status: PipelineRunRecord['status'], at = 
     updatedAt: at,
     lastActivityAt: null,
     heartbeatIntervalMs: null,
+    pipeline: 'default',
+    tags: [],
+    metadata: {},
+    startedAt: null,
   }
 }
 
