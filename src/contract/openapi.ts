@@ -279,6 +279,9 @@ function operation(name: string, route: ContractRoute, head: boolean): JsonObjec
     parameters.push(ref('parameters', 'WebhookTimestamp'))
   }
   for (const header of route.requestHeaders ?? []) parameters.push(ref('parameters', PARAMETER_NAMES[header]))
+  for (const query of route.query ?? []) {
+    parameters.push({ name: query.name, in: 'query', required: query.required ?? false, description: query.description, schema: query.schema, ...(query.repeated && { explode: true, style: 'form' }) })
+  }
 
   const responses: Record<string, unknown> = {}
   for (const [status, answer] of Object.entries(route.answers)) responses[status] = successResponse(answer, head)

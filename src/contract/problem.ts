@@ -17,6 +17,10 @@ export const PROBLEM_CODES = Object.freeze({
   invalid_json: 400,
   /** The body is JSON but a field is wrong; `errors` lists each field and why. */
   validation_failed: 400,
+  /** A query parameter of a list or count is wrong (`limit` out of range, an unknown `status`, no `groupBy`); `errors` names it. */
+  invalid_query: 400,
+  /** A list's `cursor` is malformed, or was made for other filters or another caller; start the list again without it. */
+  invalid_cursor: 400,
   /** `X-Webhook-Secret` is missing or matches no configured secret. */
   unauthorized: 401,
   /** A Standard Webhooks signature is missing (when required), wrong, expired or replayed. */
@@ -61,6 +65,8 @@ export const PROBLEM_CODES = Object.freeze({
    * `DATABASE_URL` is unset, a wrong password, an unknown role).
    */
   configuration_error: 500,
+  /** The server's store does not implement what the route needs (a custom `Store` without `listRuns`, say); `detail` names the method. */
+  not_implemented: 501,
   /** The database cannot be reached, or did not answer in time; retry after `Retry-After` seconds. */
   database_unavailable: 503,
   /**
@@ -89,6 +95,8 @@ export type ProblemCode = z.infer<typeof ProblemCode>
 export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.freeze({
   invalid_json: 'Body is not valid JSON',
   validation_failed: 'Body failed validation',
+  invalid_query: 'Query parameter failed validation',
+  invalid_cursor: 'Invalid list cursor',
   unauthorized: 'Missing or wrong webhook secret',
   invalid_signature: 'Missing, wrong or expired webhook signature',
   authentication_required: 'Authentication required',
@@ -105,6 +113,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   internal_error: 'Internal error',
   body_already_consumed: 'Request body already read by other middleware',
   configuration_error: 'Server misconfigured',
+  not_implemented: 'Not implemented by this server',
   database_unavailable: 'Database unavailable',
   database_not_migrated: 'Database migrations not deployed',
   too_many_streams: 'Too many open streams',

@@ -17,6 +17,7 @@ import {
   StageUpdateResponse,
 } from './records.js'
 import { ROUTE_TABLE, type RouteSpec, type ServedRouteName } from './routes.js'
+import { RunCounts, RunListPage } from './run-list.js'
 import { CancelRun, Heartbeat } from './runner-control.js'
 import { StageUpdate } from './stage-update.js'
 
@@ -55,6 +56,20 @@ export type ResponseHeaderName = 'ETag' | 'Cache-Control' | 'Retry-After' | 'All
 /** The request headers the registry can name beyond authentication. */
 export type RequestHeaderName = 'Idempotency-Key' | 'If-None-Match' | 'Last-Event-ID'
 
+/** A query parameter of a route, as the document describes it. */
+export interface QueryParameterDoc {
+  /** Its name, e.g. `limit`. */
+  readonly name: string
+  /** What it does, for people. */
+  readonly description: string
+  /** The JSON Schema of one value. */
+  readonly schema: Readonly<Record<string, unknown>>
+  /** It must be given. */
+  readonly required?: true
+  /** It may be repeated (`?status=FAILED&status=CANCELLED`); the schema is then an array's. */
+  readonly repeated?: true
+}
+
 /** What the document says about one route, beyond the table's method, path and access. */
 export interface RouteDocs {
   /** One line for people. */
@@ -69,6 +84,8 @@ export interface RouteDocs {
   readonly problems: readonly ProblemCode[]
   /** Request headers it reads or that clients send, beyond authentication. */
   readonly requestHeaders?: readonly RequestHeaderName[]
+  /** Its query parameters. */
+  readonly query?: readonly QueryParameterDoc[]
 }
 
 /** One route of the contract as the document describes it: its table entry and its docs. */
@@ -93,6 +110,19 @@ const READ: readonly ProblemCode[] = [
   'authentication_required',
   'forbidden',
   'run_not_found',
+]
+
+/** A list, count or set stream: the secret (for now), the query, the store's methods. */
+const SET_READ: readonly ProblemCode[] = [...EVERY_ROUTE, ...STORE, 'unauthorized', 'invalid_query', 'not_implemented']
+
+const STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED']
+/** The filters lists, counts and set streams share. */
+const LIST_FILTERS: readonly QueryParameterDoc[] = [
+  { name: 'status', repeated: true, description: 'Runs in any of these statuses (repeat the parameter). An unknown status is 400 `invalid_query` naming `status`.', schema: { type: 'array', items: { type: 'string', enum: STATUSES } } },
+  { name: 'pipeline', description: 'Runs of this pipeline; a pipeline no longer configured is allowed (old runs keep their name).', schema: { type: 'string', minLength: 1 } },
+  { name: 'tag', repeated: true, description: 'Runs carrying every one of these tags (repeat the parameter).', schema: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 } } },
+  { name: 'createdAfter', description: 'Runs created at or after this instant (inclusive; ISO 8601, no offset = UTC).', schema: { type: 'string' } },
+  { name: 'createdBefore', description: 'Runs created before this instant (exclusive; ISO 8601, no offset = UTC).', schema: { type: 'string' } },
 ]
 
 /** The file name the document is served under, after the base path: `{basePath}/openapi.json`. */
@@ -160,6 +190,26 @@ const ROUTE_DOCS = {
     },
     problems: [...WRITE, 'run_not_found', 'run_finished'],
     requestHeaders: ['Idempotency-Key'],
+  },
+  listRuns: {
+    summary: 'List runs',
+    description:
+      'A page of runs, newest first (`createdAt` descending, ties by `id` descending in code-unit order, `COLLATE "C"`), each a `RunSummary`: the run without stage outputs, `currentStage` (the highest-numbered `PROCESSING` stage, else `null`) and `stageCounts` (all five statuses; `PENDING` = catalogue length − stored stages). A list item\'s `error` is cut to 1,000 characters with `errorTruncated: true`. `nextCursor` (opaque, `null` on the last page) continues the list; it is bound to the filters and the caller it was made for, and is 400 `invalid_cursor` with any other. Runs created meanwhile never shift a page: the cursor is a position (keyset), not an offset. Authorized by the webhook secret, which sees every run.',
+    answers: { 200: { description: 'A page of runs.', json: named('RunListPage', RunListPage), headers: [NO_STORE] } },
+    problems: [...SET_READ, 'invalid_cursor'],
+    query: [
+      ...LIST_FILTERS,
+      { name: 'limit', description: 'The page size, 1..200 (default 50); anything else is 400 `invalid_query` naming `limit`.', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+      { name: 'cursor', description: 'The `nextCursor` of the previous page, with the same filters.', schema: { type: 'string' } },
+    ],
+  },
+  runCounts: {
+    summary: 'Count runs',
+    description:
+      'How many runs match the filters, per status or per pipeline (`groupBy`, required: without it, or with another value, 400 `invalid_query` naming `groupBy`). Keys without a run are absent. Authorized like the list.',
+    answers: { 200: { description: 'Runs per key.', json: named('RunCounts', RunCounts), headers: [NO_STORE] } },
+    problems: SET_READ,
+    query: [{ name: 'groupBy', required: true, description: 'What to count by: `status` or `pipeline`.', schema: { type: 'string', enum: ['status', 'pipeline'] } }, ...LIST_FILTERS],
   },
   heartbeat: {
     summary: 'Say the runner is alive',

@@ -58,6 +58,8 @@ export const ROUTE_TABLE = {
   status: { method: 'GET', path: '/{runId}/status', access: 'read', caller: 'reader', preflight: true },
   complete: { method: 'POST', path: '/{runId}/complete', access: 'write', caller: 'runner' },
   createRun: { method: 'POST', path: '/runs', access: 'write', caller: 'app' },
+  listRuns: { method: 'GET', path: '/runs', access: 'read', caller: 'reader', preflight: true },
+  runCounts: { method: 'GET', path: '/runs/counts', access: 'read', caller: 'reader', preflight: true },
   heartbeat: { method: 'POST', path: '/{runId}/heartbeat', access: 'write', caller: 'runner' },
   cancel: { method: 'POST', path: '/{runId}/cancel', access: 'write', caller: 'app' },
   events: { method: 'GET', path: '/{runId}/events', access: 'read', caller: 'reader', preflight: true, stream: true },
@@ -191,7 +193,7 @@ export function routeUrl<R extends ServedRouteName>(
 
 /** A path matched against the contract's routes. */
 export type RouteMatch =
-  | { route: 'createRun' }
+  | { route: 'createRun' | 'runCounts' }
   | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events'; runId: string }
 
 /** One path template, split once: literal segments and parameter names. */
@@ -351,7 +353,7 @@ export function pathMethods(route: ServedRouteName): readonly string[] {
  * ```ts
  * import { matchRoute } from 'pipeline-status-sdk'
  * matchRoute('/api/pipeline/run%3A1/status') // { route: 'status', runId: 'run:1' }
- * matchRoute('/api/pipeline/runs') // { route: 'createRun' }
+ * matchRoute('/api/pipeline/runs') // { route: 'createRun' } (the first route on the path; `listRuns` is its GET)
  * ```
  */
 export function matchRoute(

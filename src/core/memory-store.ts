@@ -4,6 +4,7 @@ import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
 import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './run-liveness.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
+import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, toRunListItem } from './run-list.js'
 
 /**
  * A `Store` in process memory, for the MSW mock, the mock server and tests. Transactions run
@@ -162,6 +163,27 @@ export class MemoryStore implements Store<MemoryStore> {
       })
       .sort((a, b) => a.updatedAt.getTime() - b.updatedAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       .slice(0, limit)
+  }
+
+  async listRuns(request: RunListRequest): Promise<RunListItem[]> {
+    const { filter, after, limit } = request
+    if (matchesNothing(filter)) return []
+    return [...this.#runs.values()]
+      .filter((run) => matchesRunFilter(run, filter) && (after === undefined || isAfterPosition(run, after)))
+      .sort(compareRunsForList)
+      .slice(0, limit)
+      .map((run) => toRunListItem(run, this.#versionOf(run.id), [...(this.#stages.get(run.id)?.values() ?? [])]))
+  }
+
+  async countRuns(request: RunCountRequest): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {}
+    if (matchesNothing(request.filter)) return counts
+    for (const run of this.#runs.values()) {
+      if (!matchesRunFilter(run, request.filter)) continue
+      const key = countKey(run, request.groupBy)
+      counts[key] = (counts[key] ?? 0) + 1
+    }
+    return counts
   }
 
   /** Removes every run and stage. */

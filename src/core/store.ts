@@ -1,6 +1,7 @@
 import type { RunChangeListener } from './run-changes.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
+import type { RunCountRequest, RunListItem, RunListRequest } from './run-list.js'
 
 /**
  * What a store offers inside one transaction. The operations in `operations.ts` call these in
@@ -115,6 +116,20 @@ export interface Store<Tx = unknown> {
    * implement it.
    */
   onRunChange?(listener: RunChangeListener): () => void
+  /**
+   * Lists runs for `GET {base}/runs`: those matching `request.filter` (the caller's scope is
+   * already ANDed in; see `applyScope`), newest first (`createdAt` desc, then id desc in
+   * code-unit order, `COLLATE "C"`), after `request.after` when given, at most `request.limit`,
+   * each with its version and what its stored stages add up to (`toRunListItem`). A filter with
+   * an empty `statuses` matches nothing. Optional: without it the route answers 501
+   * `not_implemented`. `MemoryStore` and `PrismaStore` implement it.
+   */
+  listRuns?(request: RunListRequest): Promise<RunListItem[]>
+  /**
+   * Counts the runs matching `request.filter` per status or per pipeline, for
+   * `GET {base}/runs/counts`; keys without a run are absent. Optional, like {@link Store.listRuns}.
+   */
+  countRuns?(request: RunCountRequest): Promise<Record<string, number>>
 }
 
 /**

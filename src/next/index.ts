@@ -109,6 +109,10 @@ export interface NextRouteHandlers {
   cancel: NextRunRouteHandler
   /** `export const POST = handlers.createRun` in `app/api/pipeline/runs/route.ts`. */
   createRun: (request: Request) => Promise<Response>
+  /** `export const GET = handlers.listRuns` in `app/api/pipeline/runs/route.ts` (beside `POST = handlers.createRun`). */
+  listRuns: (request: Request) => Promise<Response>
+  /** `export const GET = handlers.runCounts` in `app/api/pipeline/runs/counts/route.ts`. */
+  runCounts: (request: Request) => Promise<Response>
   /**
    * The underlying Web-standard handlers. Throws the `ServerConfigurationError` when the
    * options cannot work (no webhook secret, say), where the route handlers answer 500

@@ -12,6 +12,7 @@ import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
 import type { PrismaStoreClient } from './storage/prisma-client.js'
 import { createLiveRoutes } from './routes/live.js'
+import { createListRoutes } from './routes/lists.js'
 import { createReadRoutes } from './routes/reads.js'
 import { createWriteRoutes } from './routes/writes.js'
 import { resolveSettings } from './settings.js'
@@ -53,6 +54,13 @@ export interface PipelineStatusHandlers {
   complete: RunRouteHandler
   /** `POST {basePath}/runs`. */
   createRun: (request: Request, native?: unknown) => Promise<Response>
+  /**
+   * `GET {basePath}/runs`: a page of runs, newest first, filtered (docs/listing-runs.md);
+   * `native` is the framework's request, for the authorization of the list.
+   */
+  listRuns: (request: Request, native?: unknown) => Promise<Response>
+  /** `GET {basePath}/runs/counts`: runs per status or per pipeline, filtered like the list. */
+  runCounts: (request: Request, native?: unknown) => Promise<Response>
   /** `POST {basePath}/{runId}/heartbeat`. */
   heartbeat: RunRouteHandler
   /** `POST {basePath}/{runId}/cancel`. */
@@ -90,7 +98,7 @@ export interface PipelineStatusHandlers {
 
 /**
  * Creates the Web-standard handlers of the contract's routes (stage-update, heartbeat, complete,
- * cancel, status, events, runs, openapi.json). Every framework adapter wraps these;
+ * cancel, status, events, runs, runs/counts, openapi.json). Every framework adapter wraps these;
  * anything that serves `fetch(request)` uses `handlers.fetch` directly.
  *
  * Creation throws {@link ServerConfigurationError} when no secret is configured (or another
@@ -170,6 +178,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
   const routes: { readonly [R in ServedRouteName]: RouteHandler } = {
     ...createWriteRoutes(settings, plumbing, auth),
     ...createReadRoutes(settings, plumbing, auth),
+    ...createListRoutes(settings, plumbing),
     events: live.events,
   }
   const { basePath } = settings
@@ -203,6 +212,8 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     status: runRoute('status'),
     complete: runRoute('complete'),
     createRun: (request, native) => routes.createRun(request, {}, native),
+    listRuns: (request, native) => routes.listRuns(request, {}, native),
+    runCounts: (request, native) => routes.runCounts(request, {}, native),
     heartbeat: runRoute('heartbeat'),
     cancel: runRoute('cancel'),
     events: runRoute('events'),

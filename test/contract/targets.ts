@@ -98,7 +98,7 @@ export const nextPerRouteTarget: ContractTarget = {
         const request = buildRequest(BASE_URL, spec)
         const match = matchRoute(new URL(request.url).pathname)
         if (match?.route === 'createRun' && request.method === 'POST') return next.createRun(request)
-        if (match && match.route !== 'createRun') {
+        if (match && 'runId' in match) {
           const exports = files[match.route] ?? {}
           // Next.js answers HEAD with the GET export when there is no HEAD one.
           const handler = exports[request.method] ?? (request.method === 'HEAD' ? exports['GET'] : undefined)

@@ -21,6 +21,7 @@ import {
   isRunId,
   MAX_REQUEST_TARGET_LENGTH,
   matchRoute,
+  type RouteName,
   stageUpdateSchemaFor,
 } from 'pipeline-status-sdk'
 import {
@@ -336,7 +337,7 @@ async function build(spec: FuzzRequest, poolIds: string[]): Promise<Built> {
   if (signed) {
     // Route-bound, as the scheme asks (docs/security.md), for whatever route the path names.
     const match = matchRoute(new URL(`http://fuzz.test${path}`).pathname, BASE)
-    const named = match ? webhookRoute(match.route, match.route === 'createRun' ? undefined : match.runId) : 'unknown'
+    const named = match ? webhookRoute(match.route, 'runId' in match ? match.runId : undefined) : 'unknown'
     // A header carries printable ASCII only; the contract's run ids always are (raw paths may not be).
     const route = /^[\x21-\x7e]+$/.test(named) ? named : 'unknown'
     idNamesRoute = route === named
@@ -409,8 +410,11 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
   if (url.pathname.length + url.search.length > MAX_REQUEST_TARGET_LENGTH) return 414
   const match = matchRoute(built.pathname, BASE)
   if (!match) return 404
-  if (!allowedMethods(match.route).includes(built.method)) return 405
-  if (match.route !== 'createRun' && !isRunId(match.runId)) return 404
+  // POST /runs and GET /runs (the list) share the path; the list takes the secret only.
+  const methods = match.route === 'createRun' ? ['POST', ...allowedMethods('listRuns')] : allowedMethods(match.route as RouteName)
+  if (!methods.includes(built.method)) return 405
+  if (match.route === 'createRun' && built.method !== 'POST') return built.secretValid ? 200 : 401
+  if ('runId' in match && !isRunId(match.runId)) return 404
 
   if (match.route === 'status') {
     if (!built.secretValid) {
@@ -449,6 +453,9 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
   }
 
   switch (match.route) {
+    case 'runCounts':
+      // The generator never builds count requests (GET /runs/counts has no body to fuzz).
+      throw new Error('count requests are not generated')
     case 'events':
       // The generator never builds events requests (an open stream is no single answer).
       throw new Error('events requests are not generated')

@@ -1,0 +1,217 @@
+/**
+ * The query of `GET {base}/runs` and `GET {base}/runs/counts`, parsed in this one place for every
+ * target (docs/design.md, "Runs as a collection"), and the list's opaque keyset cursor, bound to
+ * the filters and the caller's scope it was made with.
+ */
+import {
+  DEFAULT_LIST_LIMIT,
+  MAX_LIST_LIMIT,
+  MAX_TAG_LENGTH,
+  type RunListFilter,
+  type RunScope,
+} from './run-list.js'
+import { RunStatus } from './status.js'
+import { isTimestamp, TIMESTAMP_FORMAT, timestampToDate } from './timestamp.js'
+
+/** What `GET {base}/runs/counts` groups by (query: `groupBy`, required). */
+export const RUN_COUNTS_GROUP_BY = ['status', 'pipeline'] as const
+/** What `GET {base}/runs/counts` groups by. */
+export type RunCountsGroupBy = (typeof RUN_COUNTS_GROUP_BY)[number]
+
+/** A refused query: the parameter at fault and why; `invalid_cursor` for the cursor, else `invalid_query`. */
+export interface RunQueryError {
+  /** `false`: the query was refused. */
+  readonly ok: false
+  /** The problem code the handlers answer with (400). */
+  readonly code: 'invalid_query' | 'invalid_cursor'
+  /** The query parameter at fault, e.g. `limit`. */
+  readonly parameter: string
+  /** Why, for people. */
+  readonly message: string
+}
+
+/** A parsed `GET {base}/runs` query. */
+export interface RunListQuery {
+  /** The filters. */
+  readonly filter: RunListFilter
+  /** The page size, 1..200 (default 50). */
+  readonly limit: number
+  /** The cursor as sent, decoded later with the caller's scope ({@link decodeRunListCursor}). */
+  readonly cursor: string | undefined
+}
+
+/** A parsed `GET {base}/runs/counts` query. */
+export interface RunCountsQuery {
+  /** The filters. */
+  readonly filter: RunListFilter
+  /** The grouping key. */
+  readonly groupBy: RunCountsGroupBy
+}
+
+/** Where a page starts: after the run with this `createdAt` and `id` in the list's order. */
+export interface RunListPosition {
+  /** The last listed run's `createdAt`. */
+  readonly createdAt: Date
+  /** The last listed run's id. */
+  readonly id: string
+}
+
+type Parsed<T> = { readonly ok: true; readonly value: T } | RunQueryError
+
+function refuse(parameter: string, message: string, code: RunQueryError['code'] = 'invalid_query'): RunQueryError {
+  return { ok: false, code, parameter, message }
+}
+
+/** One value of a single-valued parameter; a repeated one is refused. */
+function single(params: URLSearchParams, name: string): Parsed<string | undefined> {
+  const values = params.getAll(name)
+  if (values.length > 1) return refuse(name, `\`${name}\` may be given once`)
+  return { ok: true, value: values[0] }
+}
+
+function instant(params: URLSearchParams, name: string): Parsed<Date | undefined> {
+  const value = single(params, name)
+  if (!value.ok || value.value === undefined) return value as Parsed<undefined>
+  if (!isTimestamp(value.value)) return refuse(name, `\`${name}\` must be a timestamp ${TIMESTAMP_FORMAT}`)
+  return { ok: true, value: timestampToDate(value.value) }
+}
+
+/**
+ * The filters of a list, count or set stream query: repeated `status` (any of them), `pipeline`,
+ * repeated `tag` (all of them), `createdAfter` (inclusive) and `createdBefore` (exclusive).
+ */
+export function parseRunListFilter(params: URLSearchParams): Parsed<RunListFilter> {
+  const statuses = params.getAll('status')
+  for (const status of statuses) {
+    if (!RunStatus.safeParse(status).success) {
+      return refuse('status', `\`status\` must be one of ${RunStatus.options.join(', ')}; got ${JSON.stringify(status.slice(0, 64))}`)
+    }
+  }
+  const tags = params.getAll('tag')
+  for (const tag of tags) {
+    if (tag.length < 1 || tag.length > MAX_TAG_LENGTH) return refuse('tag', `\`tag\` must be 1–${MAX_TAG_LENGTH} characters`)
+  }
+  const pipeline = single(params, 'pipeline')
+  if (!pipeline.ok) return pipeline
+  if (pipeline.value === '') return refuse('pipeline', '`pipeline` must not be empty')
+  const createdAfter = instant(params, 'createdAfter')
+  if (!createdAfter.ok) return createdAfter
+  const createdBefore = instant(params, 'createdBefore')
+  if (!createdBefore.ok) return createdBefore
+  const filter: RunListFilter = {
+    ...(statuses.length > 0 && { statuses: [...new Set(statuses)] as RunStatus[] }),
+    ...(tags.length > 0 && { tags: [...new Set(tags)] }),
+    ...(pipeline.value !== undefined && { pipeline: pipeline.value }),
+    ...(createdAfter.value && { createdAfter: createdAfter.value }),
+    ...(createdBefore.value && { createdBefore: createdBefore.value }),
+  }
+  return { ok: true, value: filter }
+}
+
+/** Parses the query of `GET {base}/runs`: the filters, `limit` (1..200, default 50) and `cursor`. */
+export function parseRunListQuery(params: URLSearchParams): Parsed<RunListQuery> {
+  const filter = parseRunListFilter(params)
+  if (!filter.ok) return filter
+  const limitText = single(params, 'limit')
+  if (!limitText.ok) return limitText
+  let limit = DEFAULT_LIST_LIMIT
+  if (limitText.value !== undefined) {
+    if (!/^\d{1,4}$/.test(limitText.value) || Number(limitText.value) < 1 || Number(limitText.value) > MAX_LIST_LIMIT) {
+      return refuse('limit', `\`limit\` must be an integer from 1 to ${MAX_LIST_LIMIT}`)
+    }
+    limit = Number(limitText.value)
+  }
+  const cursor = single(params, 'cursor')
+  if (!cursor.ok) return refuse('cursor', cursor.message, 'invalid_cursor')
+  return { ok: true, value: { filter: filter.value, limit, cursor: cursor.value } }
+}
+
+/** Parses the query of `GET {base}/runs/counts`: `groupBy` (required) and the filters. */
+export function parseRunCountsQuery(params: URLSearchParams): Parsed<RunCountsQuery> {
+  const groupBy = single(params, 'groupBy')
+  if (!groupBy.ok) return groupBy
+  if (!RUN_COUNTS_GROUP_BY.includes(groupBy.value as RunCountsGroupBy)) {
+    return refuse('groupBy', `\`groupBy\` is required: one of ${RUN_COUNTS_GROUP_BY.join(', ')}`)
+  }
+  const filter = parseRunListFilter(params)
+  if (!filter.ok) return filter
+  return { ok: true, value: { filter: filter.value, groupBy: groupBy.value as RunCountsGroupBy } }
+}
+
+/** The filters and scope in one canonical text: sets sorted, instants as milliseconds. */
+function bindingText(filter: RunListFilter, scope: RunScope): string {
+  const sorted = (values: readonly string[] | undefined) => (values ? [...new Set(values)].sort() : null)
+  return JSON.stringify([
+    sorted(filter.statuses),
+    filter.pipeline ?? null,
+    sorted(filter.tags),
+    filter.createdAfter?.getTime() ?? null,
+    filter.createdBefore?.getTime() ?? null,
+    sorted(scope.tags),
+    scope.pipeline ?? null,
+  ])
+}
+
+/**
+ * A 53-bit hash (cyrb53) of the cursor's binding, as base 36. Not a secret: a cursor is only a
+ * position, and the caller's scope is ANDed into every query whatever the cursor says; the
+ * binding only tells a cursor used with other filters or another scope from a good one.
+ */
+function bindingHash(text: string): string {
+  let h1 = 0xdeadbeef
+  let h2 = 0x41c6ce57
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    h1 = Math.imul(h1 ^ code, 2654435761)
+    h2 = Math.imul(h2 ^ code, 1597334677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36)
+}
+
+function toBase64Url(text: string): string {
+  return btoa(text).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '')
+}
+
+function fromBase64Url(text: string): string | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined
+  try {
+    return atob(text.replaceAll('-', '+').replaceAll('_', '/'))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The opaque cursor of the page after `position`: base64url JSON of the position (createdAt in
+ * epoch milliseconds, id) and a hash of the filters and the scope it is bound to. Run ids are
+ * ASCII, so the JSON is too.
+ */
+export function encodeRunListCursor(position: RunListPosition, filter: RunListFilter, scope: RunScope): string {
+  return toBase64Url(JSON.stringify({ t: position.createdAt.getTime(), i: position.id, h: bindingHash(bindingText(filter, scope)) }))
+}
+
+/**
+ * The position a cursor names, if it was made for these filters and this scope; otherwise a
+ * refusal `invalid_cursor` naming `cursor` (malformed, or made for another query or caller).
+ */
+export function decodeRunListCursor(cursor: string, filter: RunListFilter, scope: RunScope): Parsed<RunListPosition> {
+  const malformed = refuse('cursor', 'The cursor is malformed; use the `nextCursor` of a list as it was sent', 'invalid_cursor')
+  const text = fromBase64Url(cursor)
+  if (text === undefined) return malformed
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return malformed
+  }
+  const { t, i, h } = (value ?? {}) as { t?: unknown; i?: unknown; h?: unknown }
+  if (typeof t !== 'number' || !Number.isSafeInteger(t) || typeof i !== 'string' || typeof h !== 'string') return malformed
+  const createdAt = new Date(t)
+  if (Number.isNaN(createdAt.getTime())) return malformed
+  if (h !== bindingHash(bindingText(filter, scope))) {
+    return refuse('cursor', 'The cursor belongs to a list with other filters (or another caller); start again without it', 'invalid_cursor')
+  }
+  return { ok: true, value: { createdAt, id: i } }
+}

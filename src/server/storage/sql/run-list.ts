@@ -1,0 +1,67 @@
+/**
+ * The statements of runs as a collection: a page of runs with what their stages add up to, and
+ * counts per status or pipeline. The text depends on which filters are given (a condition per
+ * given filter, none for the others), so every shape gets a plan of its own instead of one
+ * generic plan full of `$n IS NULL OR …`; the values are always bound parameters. Ids compare and
+ * sort `COLLATE "C"` (JS code-unit order), served by the `(createdAt DESC, id COLLATE "C" DESC)`
+ * index of the migration `run_list_indexes`; tags by `@>`, served by the GIN index.
+ */
+import type { RunListFilter } from '../../../contract/run-list.js'
+import type { RunListPosition } from '../../../contract/run-list-query.js'
+import type { RunCountRequest } from '../../../core/run-list.js'
+import type { TableNames } from '../table-names.js'
+import { runColumns } from './columns.js'
+import { instant } from './parameters.js'
+
+/** A statement and its parameters. */
+export interface BoundStatement {
+  readonly text: string
+  readonly values: unknown[]
+}
+
+/** The WHERE conditions of a filter (and a keyset position) on alias `r`, with their values. */
+function whereOf({ run: r }: TableNames, filter: RunListFilter, after: RunListPosition | undefined): BoundStatement {
+  const conditions: string[] = []
+  const values: unknown[] = []
+  const bind = (value: unknown) => {
+    values.push(value)
+    return `$${values.length}`
+  }
+  if (filter.statuses !== undefined) conditions.push(`r.${r.status}::text = ANY(${bind([...filter.statuses])}::text[])`)
+  if (filter.pipeline !== undefined) conditions.push(`r.${r.pipeline} = ${bind(filter.pipeline)}`)
+  if (filter.tags !== undefined && filter.tags.length > 0) conditions.push(`r.${r.tags} @> ${bind([...filter.tags])}::text[]`)
+  if (filter.createdAfter !== undefined) conditions.push(`r.${r.createdAt} >= ${bind(instant(filter.createdAfter))}::timestamptz`)
+  if (filter.createdBefore !== undefined) conditions.push(`r.${r.createdAt} < ${bind(instant(filter.createdBefore))}::timestamptz`)
+  if (after !== undefined) {
+    // A row comparison in the index's order: what comes after the position, newest first.
+    conditions.push(`(r.${r.createdAt}, r.${r.id} COLLATE "C") < (${bind(instant(after.createdAt))}::timestamptz, ${bind(after.id)}::text COLLATE "C")`)
+  }
+  return { text: conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`, values }
+}
+
+/**
+ * A page of runs: the run's columns (as `runColumns`), its stored stage rows per status and its
+ * highest-numbered PROCESSING stage, from a LATERAL aggregate over the run's stages (one index
+ * range of `(runId, stageNumber)` per listed run, only for the rows of the page).
+ */
+export function listRunsStatement(names: TableNames, filter: RunListFilter, after: RunListPosition | undefined, limit: number): BoundStatement {
+  const { runTable, stageTable, run: r, stage: s } = names
+  const where = whereOf(names, filter, after)
+  const count = (status: string) => `count(*) FILTER (WHERE s.${s.status}::text = '${status}')::int AS "n_${status}"`
+  const text =
+    `SELECT ${runColumns(names, 'page')}, sc.* FROM (SELECT r.* FROM ${runTable} r${where.text} ` +
+    `ORDER BY r.${r.createdAt} DESC, r.${r.id} COLLATE "C" DESC LIMIT $${where.values.length + 1}) page ` +
+    `CROSS JOIN LATERAL (SELECT ${['PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED'].map(count).join(', ')}, ` +
+    `max(s.${s.stageNumber}) FILTER (WHERE s.${s.status}::text = 'PROCESSING') AS "currentStage" ` +
+    `FROM ${stageTable} s WHERE s.${s.runId} = page.${r.id}) sc ` +
+    `ORDER BY page.${r.createdAt} DESC, page.${r.id} COLLATE "C" DESC`
+  return { text, values: [...where.values, limit] }
+}
+
+/** Runs per status or per pipeline among those matching the filter. */
+export function countRunsStatement(names: TableNames, request: RunCountRequest): BoundStatement {
+  const { runTable, run: r } = names
+  const where = whereOf(names, request.filter, undefined)
+  const key = request.groupBy === 'status' ? `r.${r.status}::text` : `r.${r.pipeline}`
+  return { text: `SELECT ${key} AS "key", count(*)::int AS "count" FROM ${runTable} r${where.text} GROUP BY 1`, values: where.values }
+}
