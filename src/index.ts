@@ -65,6 +65,20 @@ export {
 export type { RouteMatch, RouteName } from './contract/routes.js'
 export { isRunId, RunId } from './contract/run-id.js'
 export {
+  DEFAULT_LIST_LIMIT,
+  MAX_LIST_LIMIT,
+  MAX_METADATA_BYTES,
+  MAX_SUMMARY_ERROR_LENGTH,
+  MAX_TAG_LENGTH,
+  MAX_TAGS,
+  RunCounts,
+  RunListPage,
+  RunSummary,
+} from './contract/run-list.js'
+export type { RunListFilter, RunScope } from './contract/run-list.js'
+export { RUN_COUNTS_GROUP_BY } from './contract/run-list-query.js'
+export type { RunCountsGroupBy } from './contract/run-list-query.js'
+export {
   CancelRun,
   Heartbeat,
   HeartbeatOutcome,

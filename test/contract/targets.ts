@@ -33,9 +33,15 @@ export function failingStore(kind: 'unavailable' | 'throwing'): Store<unknown> {
   return { transaction: fail, insertRun: fail, getRun: fail }
 }
 
+/** Puts the scenario's runs (`options.runs`) into the store, then gives the handler options on it. */
+export async function seededOptions(options: TargetOptions, store: Store<unknown>): Promise<StoreHandlersOptions<unknown, unknown>> {
+  for (const run of options.runs ?? []) await store.insertRun(run)
+  return handlerOptions(options, store)
+}
+
 /** Handler options for a scenario on a given store. */
 export function handlerOptions(options: TargetOptions, store: Store<unknown>): StoreHandlersOptions<unknown, unknown> {
-  const { store: kind, bodyParser: _bodyParser, ...rest } = options
+  const { store: kind, bodyParser: _bodyParser, runs: _runs, ...rest } = options
   return {
     ...rest,
     store: kind ? failingStore(kind) : store,
@@ -48,7 +54,7 @@ export function handlerOptions(options: TargetOptions, store: Store<unknown>): S
 /** The Web handlers called in memory with `handlers.fetch`. */
 export const memoryTarget: ContractTarget = {
   async start(options) {
-    const handlers = createPipelineStatusHandlers(handlerOptions(options, new MemoryStore()))
+    const handlers = createPipelineStatusHandlers(await seededOptions(options, new MemoryStore()))
     return { send: (spec) => handlers.fetch(buildRequest(BASE_URL, spec)), close: async () => {} }
   },
 }
@@ -59,7 +65,7 @@ export const nextCatchAllTarget: ContractTarget = {
   async start(options) {
     // As a route file would export them; Next.js calls the export named like the method.
     const route: Record<string, (request: Request) => Promise<Response>> = createNextRouteHandlers(
-      handlerOptions(options, new MemoryStore()),
+      await seededOptions(options, new MemoryStore()),
     ) as never
     const { GET, POST, PUT, PATCH, DELETE, OPTIONS } = route
     const exported: Record<string, ((request: Request) => Promise<Response>) | undefined> = { GET, POST, PUT, PATCH, DELETE, OPTIONS }
@@ -84,7 +90,7 @@ export const nextCatchAllTarget: ContractTarget = {
 export const nextPerRouteTarget: ContractTarget = {
   transport: 'next',
   async start(options) {
-    const next = createNextRouteHandlers(handlerOptions(options, new MemoryStore()))
+    const next = createNextRouteHandlers(await seededOptions(options, new MemoryStore()))
     const files: Partial<Record<RouteName, Record<string, typeof next.status | undefined>>> = {
       stageUpdate: { POST: next.stageUpdate },
       status: { GET: next.status },
@@ -118,7 +124,7 @@ export const nextPerRouteTarget: ContractTarget = {
  */
 export const mswTarget: ContractTarget = {
   async start(options) {
-    const mock = createPipelineMock({ baseUrl: new URL(BASE_URL).origin, ...handlerOptions(options, new MemoryStore()) })
+    const mock = createPipelineMock({ baseUrl: new URL(BASE_URL).origin, ...(await seededOptions(options, new MemoryStore())) })
     const server = setupServer(...mock.handlers)
     server.listen({ onUnhandledFrame: 'error' })
     return {
@@ -132,7 +138,7 @@ export const mswTarget: ContractTarget = {
 export const mockServerTarget: ContractTarget = {
   transport: 'socket',
   async start(options) {
-    const server = await startMockServer({ port: 0, ...handlerOptions(options, new MemoryStore()) })
+    const server = await startMockServer({ port: 0, ...(await seededOptions(options, new MemoryStore())) })
     return httpClient(`${server.url}/api/pipeline`, () => server.close())
   },
 }
@@ -174,7 +180,7 @@ export function expressTarget(stores: { store: () => Store<unknown>; unavailable
       if (bodyParser === 'json-keeping-raw') {
         app.use(express.json({ verify: (req, _res, buf) => void ((req as { rawBody?: Buffer }).rawBody = buf) }))
       }
-      app.use('/api/pipeline', createExpressRouter(handlerOptions(rest, store)))
+      app.use('/api/pipeline', createExpressRouter(await seededOptions(rest, store)))
       const server = await listen(app)
       return httpClient(`${server.url}/api/pipeline`, server.close)
     },

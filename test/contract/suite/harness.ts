@@ -62,6 +62,12 @@ export interface TargetOptions {
    * bytes in `req.rawBody` with its `verify` hook.
    */
   bodyParser?: 'json' | 'json-keeping-raw'
+  /**
+   * Runs put into the target's store through the server API (`Store.insertRun`) before the
+   * handlers start: runs with tags, pipelines, statuses and creation instants of the scenario's
+   * choosing, which `POST /runs` cannot create yet.
+   */
+  runs?: readonly RunState[]
 }
 
 /** A request, relative to the base path. */

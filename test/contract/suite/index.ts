@@ -11,6 +11,7 @@ import type { ContractTarget } from './harness.js'
 import { describeHttpSemanticsSocket } from './http-semantics-socket.js'
 import { describeHttpSemantics } from './http-semantics.js'
 import { describeInputRules } from './input-rules.js'
+import { describeListRuns } from './lists.js'
 import { describeLiveStatus } from './live-status.js'
 import { describeReadTokens } from './read-tokens.js'
 import { describeRoutes } from './routes.js'
@@ -38,4 +39,5 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   describeAuthentication(context)
   describeRunnerControl(context)
   describeRunnerClocks(context)
+  describeListRuns(context)
 }
