@@ -49,7 +49,7 @@ describe('OpenApiAnswerValidator', () => {
     await expect(validator.check(at('GET', '/run_1/status'), new Response(null, { status: 304, headers: { 'Cache-Control': 'no-store' } }))).rejects.toThrow(
       /required header ETag is missing/,
     )
-    await expect(validator.check(at('GET', '/runs'), problem('route_not_found'))).rejects.toThrow(/must be 405/)
+    await expect(validator.check(at('DELETE', '/runs'), problem('route_not_found'))).rejects.toThrow(/must be 405/)
     await expect(validator.check(at('DELETE', '/runs'), problem('method_not_allowed', { Allow: 'GET, POST' }))).rejects.toThrow(/Allow is GET, POST/)
     await expect(validator.check(at('GET', '/run_1/nope'), json({ run, stages: [] }))).rejects.toThrow(/must answer 404/)
   })
