@@ -6,7 +6,7 @@
  *
  * Data: one throwaway database, migrated, filled by one `INSERT … SELECT generate_series`: runs
  * one second apart with three runs per instant (ties), statuses 70 % COMPLETED, 10 % FAILED,
- * 5 % CANCELLED, 10 % PROCESSING, 5 % PENDING, pipelines 80 % `default` and 20 % `ingest`, every
+ * 5 % CANCELLED, 10 % PROCESSING, 5 % PENDING (by a hash of the number, so independent of the tag), pipelines 80 % `default` and 20 % `ingest`, every
  * tenth run tagged `team-a` and every run one of `shard-0`…`shard-6`; the newest 100,000 runs
  * have three stage rows each. Then VACUUM ANALYZE, as autovacuum would do on a table this size.
  *
@@ -55,12 +55,12 @@ try {
   await direct.query(
     `INSERT INTO "PipelineRun" ("id", "status", "updatedAt", "createdAt", "pipeline", "tags")
      SELECT 'run-' || lpad(g::text, 8, '0'),
-       (CASE WHEN g % 20 < 14 THEN 'COMPLETED' WHEN g % 20 < 16 THEN 'FAILED' WHEN g % 20 = 16 THEN 'CANCELLED'
-             WHEN g % 20 < 19 THEN 'PROCESSING' ELSE 'PENDING' END)::"RunStatus",
+       (CASE WHEN h < 14 THEN 'COMPLETED' WHEN h < 16 THEN 'FAILED' WHEN h = 16 THEN 'CANCELLED'
+             WHEN h < 19 THEN 'PROCESSING' ELSE 'PENDING' END)::"RunStatus",
        now(), timestamptz '2026-12-01T00:00:00Z' - (g / 3) * interval '1 second',
        CASE WHEN g % 5 = 0 THEN 'ingest' ELSE 'default' END,
        CASE WHEN g % 10 = 0 THEN ARRAY['team-a', 'shard-' || (g % 7)] ELSE ARRAY['shard-' || (g % 7)] END
-     FROM generate_series(1, $1::int) g`,
+     FROM generate_series(1, $1::int) g, LATERAL (SELECT abs(hashint4(g)) % 20 AS h) s`,
     [RUNS],
   )
   await direct.query(
@@ -88,11 +88,14 @@ try {
     'list, tag=team-a&status=FAILED': { filter: { tags: ['team-a'], statuses: ['FAILED' as const] }, after: undefined },
     'list, pipeline=ingest': { filter: { pipeline: 'ingest' }, after: undefined },
     'list, tag=team-a&tag=shard-3': { filter: { tags: ['team-a', 'shard-3'] }, after: undefined },
+    'list, tag=team-a&status=PENDING&pipeline=ingest': { filter: { tags: ['team-a'], statuses: ['PENDING' as const], pipeline: 'ingest' }, after: undefined },
+    'list, a combination no run has (tag=team-a&tag=absent)': { filter: { tags: ['team-a', 'absent'] }, after: undefined },
   }
   const counts = {
     'counts by status': { filter: {}, groupBy: 'status' as const },
     'counts by status, tag=team-a': { filter: { tags: ['team-a'] }, groupBy: 'status' as const },
     'counts by pipeline': { filter: {}, groupBy: 'pipeline' as const },
+    'counts by status, createdAfter (the last day)': { filter: { createdAfter: new Date('2026-11-30T00:00:00Z') }, groupBy: 'status' as const },
   }
   const http = {
     'HTTP list, tag=team-a, first page': '/runs?tag=team-a',

@@ -7,6 +7,7 @@
  * index of the migration `run_list_indexes`; tags by `@>`, served by the GIN index.
  */
 import type { RunListFilter } from '../../../contract/run-list.js'
+import { RunStatus } from '../../../contract/status.js'
 import type { RunListPosition } from '../../../contract/run-list-query.js'
 import type { RunCountRequest } from '../../../core/run-list.js'
 import type { TableNames } from '../table-names.js'
@@ -19,6 +20,11 @@ export interface BoundStatement {
   readonly values: unknown[]
 }
 
+function statusLiteral(status: string): string {
+  if (!RunStatus.safeParse(status).success) throw new TypeError(`Not a run status: ${JSON.stringify(status)}`)
+  return `'${status}'`
+}
+
 /** The WHERE conditions of a filter (and a keyset position) on alias `r`, with their values. */
 function whereOf({ run: r }: TableNames, filter: RunListFilter, after: RunListPosition | undefined): BoundStatement {
   const conditions: string[] = []
@@ -27,7 +33,9 @@ function whereOf({ run: r }: TableNames, filter: RunListFilter, after: RunListPo
     values.push(value)
     return `$${values.length}`
   }
-  if (filter.statuses !== undefined) conditions.push(`r.${r.status}::text = ANY(${bind([...filter.statuses])}::text[])`)
+  // Statuses as literals of the column's own enum (whatever its mapped type is called), so the
+  // planner compares enums and can use the (status, …) index; they are RunStatus values, checked.
+  if (filter.statuses !== undefined) conditions.push(`r.${r.status} IN (${filter.statuses.map(statusLiteral).join(', ')})`)
   if (filter.pipeline !== undefined) conditions.push(`r.${r.pipeline} = ${bind(filter.pipeline)}`)
   if (filter.tags !== undefined && filter.tags.length > 0) conditions.push(`r.${r.tags} @> ${bind([...filter.tags])}::text[]`)
   if (filter.createdAfter !== undefined) conditions.push(`r.${r.createdAt} >= ${bind(instant(filter.createdAfter))}::timestamptz`)
@@ -62,6 +70,7 @@ export function listRunsStatement(names: TableNames, filter: RunListFilter, afte
 export function countRunsStatement(names: TableNames, request: RunCountRequest): BoundStatement {
   const { runTable, run: r } = names
   const where = whereOf(names, request.filter, undefined)
-  const key = request.groupBy === 'status' ? `r.${r.status}::text` : `r.${r.pipeline}`
-  return { text: `SELECT ${key} AS "key", count(*)::int AS "count" FROM ${runTable} r${where.text} GROUP BY 1`, values: where.values }
+  // Grouped by the column itself (the enum, not its text: no cast per row), cast once per group.
+  const key = request.groupBy === 'status' ? `r.${r.status}` : `r.${r.pipeline}`
+  return { text: `SELECT ${key}::text AS "key", count(*)::int AS "count" FROM ${runTable} r${where.text} GROUP BY ${key}`, values: where.values }
 }
