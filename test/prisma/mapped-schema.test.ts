@@ -202,4 +202,20 @@ describe.each(variants)('PrismaStore on @@map/@map models in schema "pipeline", 
     const again = await handlers.fetch(new Request(url, { headers: { 'X-Webhook-Secret': 's', 'If-None-Match': '"2"' } }))
     expect([again.status, again.headers.get('etag'), await again.text()]).toEqual([304, '"2"', ''])
   })
+
+  it('lists and counts runs in the mapped tables: tags, the mapped enum, stage counts, keyset order', async () => {
+    const store = makeStore()
+    const tag = `${prefix}-listed`
+    const at = new Date('2400-01-01T00:00:00.000Z')
+    for (const id of ['b', 'B', 'a']) {
+      await store.insertRun({ id: `${prefix}-list-${id}`, status: 'FAILED', error: 'e', completedAt: at, completionReceivedAt: null, createdAt: at, updatedAt: at, tags: [tag] })
+    }
+    const listed = await store.listRuns({ filter: { tags: [tag], statuses: ['FAILED', 'CANCELLED'] }, limit: 2 })
+    expect(listed.map((item) => item.run.id)).toEqual([`${prefix}-list-b`, `${prefix}-list-a`])
+    expect(listed[0]).toMatchObject({ version: 0, currentStage: null, stageRows: { PROCESSING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0 } })
+    const rest = await store.listRuns({ filter: { tags: [tag] }, after: { createdAt: at, id: `${prefix}-list-a` }, limit: 5 })
+    expect(rest.map((item) => item.run.id)).toEqual([`${prefix}-list-B`])
+    expect(await store.countRuns({ filter: { tags: [tag] }, groupBy: 'status' })).toEqual({ FAILED: 3 })
+    expect(await store.countRuns({ filter: { tags: [tag], pipeline: 'default' }, groupBy: 'pipeline' })).toEqual({ default: 3 })
+  })
 })
