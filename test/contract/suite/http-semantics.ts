@@ -52,7 +52,7 @@ export function describeHttpSemantics({ name, scenario, socketScenario, transpor
             [`/${id}/status`, 'GET, HEAD'],
             [`/${id}/stage-update`, 'POST'],
             [`/${id}/complete`, 'POST'],
-            ['/runs', 'POST'],
+            ['/runs', 'POST, GET, HEAD'],
           ] as const) {
             const response = await api.send({ path, method })
             expect(response.headers.get('allow'), `${method} ${path}`).toBe(allow)
@@ -67,7 +67,7 @@ export function describeHttpSemantics({ name, scenario, socketScenario, transpor
       for (const [path, status, allow] of [
         [`/${id}/status`, 405, 'GET, HEAD'],
         [`/${id}/stage-update`, 405, 'POST'],
-        ['/runs', 405, 'POST'],
+        ['/runs', 405, 'POST, GET, HEAD'],
         [`/${id}/nope`, 404, undefined],
       ] as const) {
         const response = await rawRequest(`${baseUrl}${path}`, { method: 'TRACE', headers: { 'X-Webhook-Secret': SECRET } })
