@@ -76,6 +76,21 @@ describe('createPipelineMock', () => {
     expect(RunStatusResponse.parse(await (await fetch(`${BASE}/r4/status`, { headers: { 'X-Webhook-Secret': SECRET } })).json()).run.status).toBe('PROCESSING')
   })
 
+  it('tells GET /runs (listRuns) from POST /runs (createRun): a fault on one leaves the other alone', async () => {
+    mock.fail('listRuns', { status: 503, times: 1 })
+    expect((await post('/runs', { id: 'listed' })).status).toBe(201)
+    const list = () => fetch(`${BASE}/runs`, { headers: { 'X-Webhook-Secret': SECRET } })
+    expect((await list()).status).toBe(503)
+    const page = await list()
+    expect(page.status).toBe(200)
+    expect(((await page.json()) as { runs: Array<{ id: string }> }).runs.map((run) => run.id)).toEqual(['listed'])
+    expect(mock.requests.map((request) => [request.method, request.route, request.status])).toEqual([
+      ['POST', 'createRun', 201],
+      ['GET', 'listRuns', 503],
+      ['GET', 'listRuns', 200],
+    ])
+  })
+
   it('drops the connection: fetch rejects with a network error', async () => {
     await mock.createRun('r5')
     mock.fail('stageUpdate', { drop: true, times: 1 })

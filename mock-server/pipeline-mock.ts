@@ -1,7 +1,7 @@
 import { http, type HttpHandler, HttpResponse } from 'msw'
 import { ENV_WEBHOOK_SECRET } from '../src/contract/headers.js'
 import { catalogueOf, type PipelineRunRecord, type RunStatusResponse } from '../src/contract/records.js'
-import { matchRoute, type RouteName, routeSpec } from '../src/contract/routes.js'
+import { findRoute, type RouteName, routeSpec } from '../src/contract/routes.js'
 import { DEFAULT_STAGES } from '../src/contract/stages.js'
 import type { OnRunEnded } from '../src/core/hooks.js'
 import { createRun, failStaleRuns } from '../src/core/operations.js'
@@ -131,9 +131,10 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
   async function respond(request: Request): Promise<Response | undefined> {
     if (!isMockRequest(request.url)) return undefined
     const url = new URL(request.url)
-    const match = matchRoute(url.pathname, basePath)
-    const route = match?.route
-    const runId = match && 'runId' in match ? match.runId : undefined
+    // By method and path: GET /runs (the list) and POST /runs (create) are two routes on one path.
+    const found = findRoute(request.method, url.pathname, basePath)
+    const route: RouteName | undefined = found && found.route !== 'openApi' ? found.route : undefined
+    const runId = route === undefined ? undefined : found?.params['runId']
     const body = await recordedBody(request, settings.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
     const record = (status: number) =>
       void requests.push({
