@@ -268,6 +268,8 @@ export function describeListRuns({ name, scenario }: ContractContext): void {
       await expectProblem(await api.send({ path: '/runs', secret: null }), 401, 'unauthorized')
       await expectProblem(await api.send({ path: '/runs/counts?groupBy=status', secret: 'wrong' }), 401, 'unauthorized')
       expect((await api.send({ path: '/runs', json: { id: uniqueRunId('still') } })).status).toBe(201)
+      const head = await api.send({ method: 'HEAD', path: '/runs?limit=1' })
+      expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, 'application/json', ''])
       const put = await api.send({ method: 'DELETE', path: '/runs' })
       await expectProblem(put.clone(), 405, 'method_not_allowed')
       expect(put.headers.get('allow')?.split(/, */).sort()).toEqual(['GET', 'HEAD', 'POST'])
