@@ -7,7 +7,7 @@ import { DEFAULT_PIPELINE } from '../../contract/stages.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
 import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
-import { matchesNothing, type RunCountRequest, type RunListItem, type RunListRequest } from '../../core/run-list.js'
+import type { RunCountRequest, RunListItem, RunListRequest } from '../../core/run-list.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
 import { toStoreError } from '../database-errors.js'
@@ -16,11 +16,11 @@ import { createPoolExecutor, type PrismaStorePool } from './adapters/pool-execut
 import { createPrismaExecutor } from './adapters/prisma-executor.js'
 import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
 import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransactionClientOf } from './prisma-client.js'
-import { type RunListRow, type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunListItemFromRow, toRunState, type VersionedRunRow } from './rows.js'
+import { type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, type VersionedRunRow } from './rows.js'
 import { instant, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
-import { type PrismaStoreNames, resolveTableNames, type TableNames } from './table-names.js'
-import { countRunsStatement, listRunsStatement } from './sql/run-list.js'
+import { type PrismaStoreNames, resolveTableNames } from './table-names.js'
+import { createRunListQueries, type RunListQueries } from './run-list-queries.js'
 
 /** Options of {@link createPrismaStore} and {@link PrismaStore}. */
 export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaStoreClient> {
@@ -173,7 +173,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #maxWait: number
   readonly #timeout: number
   readonly #statements: StoreStatements
-  readonly #names: TableNames
+  readonly #lists: RunListQueries
   /** The notify channel as the last parameter of every write, or none. */
   readonly #notifyValues: string[]
   readonly #notifyChannel: string | undefined
@@ -201,8 +201,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       : createPrismaExecutor(prisma, guard)
     this.#notifyChannel = options.notifyChannel
     this.#notifyValues = options.notifyChannel === undefined ? [] : [options.notifyChannel]
-    this.#names = resolveTableNames(prisma, options)
-    this.#statements = buildStatements(this.#names, options.notifyChannel !== undefined)
+    const names = resolveTableNames(prisma, options)
+    this.#statements = buildStatements(names, options.notifyChannel !== undefined)
+    this.#lists = createRunListQueries(this.#sql, names)
   }
 
   onRunChange(listener: RunChangeListener): () => void {
@@ -395,17 +396,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     return rows.map(toRunState)
   }
 
-  async listRuns(request: RunListRequest): Promise<RunListItem[]> {
-    if (matchesNothing(request.filter)) return []
-    const statement = listRunsStatement(this.#names, request.filter, request.after, request.limit)
-    return (await this.#sql.query<RunListRow>(statement.text, statement.values)).map(toRunListItemFromRow)
+  listRuns(request: RunListRequest): Promise<RunListItem[]> {
+    return this.#lists.listRuns(request)
   }
 
-  async countRuns(request: RunCountRequest): Promise<Record<string, number>> {
-    if (matchesNothing(request.filter)) return {}
-    const statement = countRunsStatement(this.#names, request)
-    const rows = await this.#sql.query<{ key: string; count: number | string }>(statement.text, statement.values)
-    return Object.fromEntries(rows.map((row) => [row.key, Number(row.count)]))
+  countRuns(request: RunCountRequest): Promise<Record<string, number>> {
+    return this.#lists.countRuns(request)
   }
 
   async getRun(runId: string): Promise<RunSnapshot | null> {

@@ -5,7 +5,6 @@
 import type { StageProgress } from '../../contract/runner-control.js'
 import type { StageCatalogue } from '../../contract/stages.js'
 import type { RunStatus } from '../../contract/status.js'
-import type { RunListItem } from '../../core/run-list.js'
 import type { RunState, StageState } from '../../core/state.js'
 
 /** An instant as the store's SQL returns it: epoch milliseconds (a float8, so a number; a string from a driver that returns text). */
@@ -50,25 +49,6 @@ export interface StageColumns {
 export type RunStageRow = VersionedRunRow & StageColumns
 /** A run joined with each of its stages, one row per stage (or one without). */
 export type RunStagesRow = VersionedRunRow & StageColumns & { s_stageNumber: number | null }
-/** A run of a list with its stage rows per status and its current stage (`listRunsStatement`). */
-export type RunListRow = VersionedRunRow & {
-  n_PROCESSING: number | string
-  n_COMPLETED: number | string
-  n_FAILED: number | string
-  n_CANCELLED: number | string
-  currentStage: number | string | null
-}
-
-/** A list row as the core's list item. */
-export function toRunListItemFromRow(row: RunListRow): RunListItem {
-  return {
-    run: toRunState(row),
-    version: Number(row.version),
-    stageRows: { PROCESSING: Number(row.n_PROCESSING), COMPLETED: Number(row.n_COMPLETED), FAILED: Number(row.n_FAILED), CANCELLED: Number(row.n_CANCELLED) },
-    currentStage: row.currentStage === null ? null : Number(row.currentStage),
-  }
-}
-
 /** A stage on its own. */
 export type StageRow = StageColumns & { s_stageNumber: number | string }
 
