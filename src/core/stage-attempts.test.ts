@@ -56,6 +56,7 @@ interface Case {
   /** The stage as stored after the update (a subset); absent for a decision that changes nothing. */
   stored?: Partial<StageState>
   runStartedAt?: Date | null
+  runCompletedAt?: Date
 }
 
 const cases: Case[] = [
@@ -183,11 +184,12 @@ const cases: Case[] = [
     stored: { startedAt: STARTED, completedAt: STARTED },
   },
   {
-    rule: "a first final report before the run's start is stored at the run's start",
+    rule: "a first final report before the run's start stays (its creation bounds it); the run it fails ends at its start",
     run: run('PROCESSING', STARTED),
     update: update({ status: 'FAILED', completedAt: CREATED.toISOString() }),
     outcome: 'applied',
-    stored: { startedAt: STARTED, completedAt: STARTED },
+    stored: { startedAt: CREATED, completedAt: CREATED },
+    runCompletedAt: STARTED,
   },
   {
     rule: 'a completedAt far in the future is stored as now + tolerance',
@@ -206,7 +208,7 @@ const cases: Case[] = [
 ]
 
 describe('stage timing and attempts', () => {
-  it.each(cases)('$rule', ({ stage, run: stored = run(), update: sent, outcome, stored: expected, runStartedAt }) => {
+  it.each(cases)('$rule', ({ stage, run: stored = run(), update: sent, outcome, stored: expected, runStartedAt, runCompletedAt }) => {
     const decision = decideStageUpdate({ run: stored, stage, update: sent, stages: DEFAULT_STAGES, now: NOW })
     expect(decision.outcome).toBe(outcome)
     if (decision.outcome !== 'applied') {
@@ -216,8 +218,11 @@ describe('stage timing and attempts', () => {
     }
     expect(decision.stage).toMatchObject(expected ?? {})
     expect(decision.run.startedAt).toEqual(runStartedAt === undefined ? stored.startedAt : runStartedAt)
-    const { startedAt, completedAt } = decision.stage
-    if (completedAt) expect(completedAt.getTime()).toBeGreaterThanOrEqual((startedAt ?? CREATED).getTime())
+    if (runCompletedAt) expect(decision.run.completedAt).toEqual(runCompletedAt)
+    // No duration is negative: the stage's, and the run's once it ended.
+    for (const { startedAt, completedAt } of [decision.stage, decision.run]) {
+      if (completedAt) expect(completedAt.getTime()).toBeGreaterThanOrEqual((startedAt ?? CREATED).getTime())
+    }
   })
 
   it("clamps the run's completedAt to its start, so its duration is never negative", () => {

@@ -227,17 +227,22 @@ function stageStartedAt(stage: StageState): Date {
 }
 
 /**
- * The earliest `completedAt` a stage may store: its start, else (no row yet) the run's start,
- * else the run's creation, so that no duration of a stage or of its run is negative.
+ * The earliest `completedAt` a stage may store: its start, so that its duration is never
+ * negative; a stage without a row (its first report is final, and it starts then) the run's creation.
  */
 function completedAtFloor(run: RunState, stage: StageState | undefined): { notBefore: Date; notBeforeIs: 'start' | 'creation' } {
-  if (stage) return { notBefore: stageStartedAt(stage), notBeforeIs: 'start' }
-  return run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
+  return stage ? { notBefore: stageStartedAt(stage), notBeforeIs: 'start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
 }
 
-/** The run with its `startedAt`: the one stored, else that of its first applied stage update. */
+/**
+ * The run with its `startedAt`: the one stored, else that of its first applied stage update. A
+ * run a stage finished before the run's start (a later stage first reported final with an
+ * instant before the first stage's receipt) ends at its start: its duration is never negative.
+ */
 function started(run: RunState, stage: StageState): RunState {
-  return run.startedAt ? run : { ...run, startedAt: stage.startedAt ?? stage.createdAt }
+  const startedAt = run.startedAt ?? stage.startedAt ?? stage.createdAt
+  const completedAt = run.completedAt && run.completedAt < startedAt ? startedAt : run.completedAt
+  return run.startedAt === startedAt && completedAt === run.completedAt ? run : { ...run, startedAt, completedAt }
 }
 
 /** The run after a stage change, or `undefined` when the run does not change. */
