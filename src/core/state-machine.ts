@@ -15,6 +15,7 @@ import { timestampToDate } from '../contract/timestamp.js'
 import { type ClampedInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, clampRunnerInstant } from './runner-instants.js'
 import { attemptFieldsDiffer, compareAttempt, nextAttemptFields, storedAttemptFields } from './stage-attempts.js'
 import { compareProgress, decideProgress } from './stage-progress.js'
+import { completedAtFloor, stageStartedAt, started } from './stage-timing.js'
 import type { RunState, StageState } from './state.js'
 
 /** Why an update was refused; maps to a 409 problem. */
@@ -219,30 +220,6 @@ function decideAttemptChange({ run, stage, update, now }: { run: RunState; stage
     ...fields,
   }
   return { outcome: 'applied', stage: next, run: started({ ...run, updatedAt: now }, next), statusChanged: false }
-}
-
-/** When a stored stage started: its `startedAt`, else (a row stored before the column) its creation. */
-function stageStartedAt(stage: StageState): Date {
-  return stage.startedAt ?? stage.createdAt
-}
-
-/**
- * The earliest `completedAt` a stage may store: its start, so that its duration is never
- * negative; a stage without a row (its first report is final, and it starts then) the run's creation.
- */
-function completedAtFloor(run: RunState, stage: StageState | undefined): { notBefore: Date; notBeforeIs: 'start' | 'creation' } {
-  return stage ? { notBefore: stageStartedAt(stage), notBeforeIs: 'start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
-}
-
-/**
- * The run with its `startedAt`: the one stored, else that of its first applied stage update. A
- * run a stage finished before the run's start (a later stage first reported final with an
- * instant before the first stage's receipt) ends at its start: its duration is never negative.
- */
-function started(run: RunState, stage: StageState): RunState {
-  const startedAt = run.startedAt ?? stage.startedAt ?? stage.createdAt
-  const completedAt = run.completedAt && run.completedAt < startedAt ? startedAt : run.completedAt
-  return run.startedAt === startedAt && completedAt === run.completedAt ? run : { ...run, startedAt, completedAt }
 }
 
 /** The run after a stage change, or `undefined` when the run does not change. */
