@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import type { StageUpdate } from '../contract/stage-update.js'
 import { DEFAULT_STAGES } from '../contract/stages.js'
 import type { RunStatus } from '../contract/status.js'
+import { describeClampedInstant } from './runner-instants.js'
 import { clampNextRetryAt, MAX_RETRY_DELAY_MS } from './stage-attempts.js'
 import { decideCompletion, decideStageUpdate, newRun } from './state-machine.js'
 import type { RunState, StageState } from './state.js'
@@ -229,5 +230,9 @@ describe('stage timing and attempts', () => {
     const decision = decideCompletion({ run: run(), body: { status: 'COMPLETED', completedAt: CREATED.toISOString() }, now: NOW })
     expect(decision).toMatchObject({ outcome: 'applied', run: { completedAt: STARTED }, clamped: { bound: 'before_start', stored: STARTED } })
     expect(clampNextRetryAt(at(-1), NOW)).toEqual(NOW)
+    if (decision.outcome !== 'applied' || !decision.clamped) return expect.unreachable('clamped')
+    expect(describeClampedInstant('r', decision.clamped)).toContain(
+      `the runner sent completedAt ${CREATED.toISOString()}, 1 minute before it started (${STARTED.toISOString()}); stored clamped to its start.`,
+    )
   })
 })

@@ -3,9 +3,11 @@
  * output"): each rule of the attempt fields, and the clamps of `startedAt`, `completedAt` and
  * `nextRetryAt`. The handlers run on a clock the scenario moves, so every instant is exact.
  */
+import { RunUpdateEvent } from 'pipeline-status-sdk'
 import { describe, expect } from 'vitest'
 import { makeStageUpdate } from '../../support/fixtures.js'
 import { expectProblem } from './harness.js'
+import { readEvents } from './read-events.js'
 import type { ContractContext } from './use-target.js'
 
 const T0 = Date.parse('2026-04-01T09:00:00.000Z')
@@ -40,6 +42,8 @@ export function describeTimingAttempts({ name, scenario }: ContractContext): voi
       async (api) => {
         const id = await runOnAttempt1(api)
         const etag = (await api.getStatus(id)).headers.get('etag')
+        const events = readEvents(await api.send({ path: `/${encodeURIComponent(id)}/events` }))
+        expect((await events.next()).event).toBe('snapshot')
         at(T0 + 2 * MINUTE)
         const retry = await api.stageOk(id, retrying(2, { lastError: 'model timed out', nextRetryAt: iso(T0 + 2 * MINUTE + 30_000) }))
         const expected = {
@@ -55,6 +59,10 @@ export function describeTimingAttempts({ name, scenario }: ContractContext): voi
         expect(retry).toMatchObject({ outcome: 'applied', stage: expected })
         expect((await api.status(id)).stages[1]).toMatchObject(expected)
         expect((await api.getStatus(id)).headers.get('etag')).not.toBe(etag)
+        // The live update event carries them too.
+        const update = await events.next()
+        expect(RunUpdateEvent.parse(JSON.parse(update.data)).stages).toEqual([expect.objectContaining(expected)])
+        await events.cancel()
 
         // The attempt starts: the same attempt with nextRetryAt null is a change; again, a duplicate.
         at(T0 + 3 * MINUTE)
