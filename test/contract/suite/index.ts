@@ -19,6 +19,7 @@ import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
 import { describeSemantics } from './semantics.js'
 import { describeSignatures } from './signatures.js'
+import { describeTimingAttempts } from './timing-attempts.js'
 import { useTarget } from './use-target.js'
 
 /**
@@ -40,4 +41,5 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   describeRunnerControl(context)
   describeRunnerClocks(context)
   describeListRuns(context)
+  describeTimingAttempts(context)
 }
