@@ -21,6 +21,12 @@ export type RunSetAccessSettings = Pick<
   'auth' | 'readTokenSecrets' | 'authorize' | 'listScope' | 'clock' | 'maxBodyBytes' | 'basePath' | 'logger'
 >
 
+/** What a caller may see of the collection: its scope, ANDed into every list, count and set stream. */
+export interface RunSetAccess {
+  /** `{}` sees every run. */
+  readonly scope: RunScope
+}
+
 /** The whole collection: the secret's scope. */
 const EVERYTHING: RunScope = {}
 
@@ -32,7 +38,7 @@ const EVERYTHING: RunScope = {}
  * is not a scope, is thrown on to the route's error mapping: 500 `internal_error`, logged,
  * without its message.
  */
-export async function authorizeRunSet(exchange: Exchange, settings: RunSetAccessSettings): Promise<{ scope: RunScope } | Response> {
+export async function authorizeRunSet(exchange: Exchange, settings: RunSetAccessSettings): Promise<RunSetAccess | Response> {
   try {
     return { scope: await runSetScope(exchange, settings) }
   } catch (error) {
