@@ -4,6 +4,7 @@
  * tags hold it, on every request (a tag removed later takes the run out of reach). A run it
  * does not cover is refused like a run token on another run's path, whether or not it exists.
  * Tags are set in the store directly: the `/tags` route is not part of this file's concern.
+ * An open stream ends when its run loses the tag; the reconnect is refused.
  */
 import { MemoryStore } from 'pipeline-status-sdk/server'
 import { createPipelineStatusHandlers, createRunReadToken, type Store } from 'pipeline-status-sdk/server'
@@ -39,7 +40,8 @@ const targets: Target[] = [
     name: 'PrismaStore on PostgreSQL',
     store: () => fixture.store as Store<unknown>,
     async setTags(_store, runId, tags) {
-      await fixture.db.prisma.pipelineRun.update({ where: { id: runId }, data: { tags } })
+      // A new version, as the /tags route makes: a change other instances' streams notice.
+      await fixture.db.prisma.pipelineRun.update({ where: { id: runId }, data: { tags, version: { increment: 1 } } })
     },
   },
 ]
@@ -89,6 +91,33 @@ describe.each(targets)('tag read tokens on $name', (target) => {
     }
   }
 
+  /** Reads a stream as text: `until(marker)` waits for it, `toEnd()` for the end of the stream. */
+  function streamReader(response: Response) {
+    expect(response.status).toBe(200)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let text = ''
+    let consumed = 0
+    return {
+      async until(marker: string): Promise<void> {
+        while (!text.includes(marker, consumed)) {
+          const { value, done } = await reader.read()
+          if (done) throw new Error(`the stream ended before ${marker}: ${text}`)
+          text += decoder.decode(value, { stream: true })
+        }
+        consumed = text.indexOf(marker, consumed) + marker.length
+      },
+      async toEnd(): Promise<string> {
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) return text.slice(consumed)
+          text += decoder.decode(value, { stream: true })
+        }
+      },
+      cancel: () => reader.cancel(),
+    }
+  }
+
   it("reads the status of exactly the runs carrying its tag; another run, known or not, is refused alike", async () => {
     const { createRun, status, handlers } = await setup()
     const tagged = await createRun('tag-run-a', ['team:a', 'nightly'])
@@ -135,6 +164,25 @@ describe.each(targets)('tag read tokens on $name', (target) => {
     // A tag added later brings a run within reach.
     await setTags(other, ['team:b', 'team:a'])
     expect((await status(other, token)).status).toBe(200)
+  })
+
+  it("an open stream ends when its run loses the tag, while the secret's stream of the run goes on", async () => {
+    const { createRun, handlers, events, setTags } = await setup()
+    const runId = await createRun('stream-loses-tag', ['team:a'])
+    const token = await createRunReadToken({ tag: 'team:a', secret: READ_SECRET, expiresInSeconds: 600 })
+    const tagged = streamReader(await events(runId, token))
+    const bySecret = streamReader(await handlers.fetch(secretRequests.get(`/${runId}/events`)))
+    await tagged.until('event: snapshot')
+    await bySecret.until('event: snapshot')
+
+    await setTags(runId, ['nightly'])
+    // The secret's stream sees the change; the tag token's stream ends without it.
+    await bySecret.until('event: update')
+    const rest = await tagged.toEnd()
+    expect(rest).not.toContain('event: update')
+    expect(rest).not.toContain('nightly')
+    await bySecret.cancel()
+    expect((await events(runId, token)).status).toBe(401)
   })
 
   it('expired, forged and re-tagged tokens are refused before any run is read; a tag token is no run token', async () => {

@@ -164,18 +164,22 @@ export interface RunReadAccess {
    * with 401 `invalid_read_token` (see `notCovered`). Every other credential was judged already.
    */
   load(load: () => Promise<RunSnapshot | null>): Promise<RunSnapshot | null>
+  /** Whether the credential still covers the run as it now is (a stream checks each change). */
+  admits(snapshot: RunSnapshot): boolean
 }
 
-const judged: RunReadAccess = { load: (load) => load() }
+const judged: RunReadAccess = { load: (load) => load(), admits: () => true }
 
-/** The grant of a tag token: the run's stored tags decide, on every load. */
+/** The grant of a tag token: the run's stored tags decide, on every load and every change streamed. */
 function tagAccess(tag: string): RunReadAccess {
+  const admits = (snapshot: RunSnapshot | null): snapshot is RunSnapshot => snapshot?.run.tags?.includes(tag) === true
   return {
     async load(load) {
       const snapshot = await load()
-      if (!snapshot?.run.tags?.includes(tag)) throw notCovered()
+      if (!admits(snapshot)) throw notCovered()
       return snapshot
     },
+    admits,
   }
 }
 
