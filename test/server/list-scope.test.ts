@@ -4,7 +4,8 @@
  * `listScope` try every way to see another user's runs (query parameters naming the other's tag
  * or pipeline, a cursor from the other's list, a run by id) and are refused or filtered; the
  * webhook secret sees every run; a tag read token sees exactly its tag's runs and ignores
- * `listScope`. Needs `GET /runs` and `GET /runs/counts` (issue 24, the lists work).
+ * `listScope`. Needs `GET /runs` and `GET /runs/counts` (issue 24, the lists work) and
+ * `POST /{runId}/tags` (the pipelines work): it passes once both are merged.
  */
 import { createPipelineStatusHandlers, createRunReadToken, HttpProblemError, MemoryStore, type RunState, type Store } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -93,6 +94,14 @@ describe.each(targets)('list scope on $name', (target) => {
     open.push(handlers)
     const get = (path: string, headers: Record<string, string>) => handlers.fetch(new Request(`${HANDLER_BASE_URL}${path}`, { headers }))
     const as = (user: string) => ({ Cookie: `session=${user}` })
+    const post = (path: string, json: unknown) =>
+      handlers.fetch(
+        new Request(`${HANDLER_BASE_URL}${path}`, {
+          method: 'POST',
+          headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' },
+          body: JSON.stringify(json),
+        }),
+      )
     const list = async (query: string, headers: Record<string, string>) => {
       const response = await get(`/runs?${query}`, headers)
       const text = await response.text()
@@ -106,7 +115,7 @@ describe.each(targets)('list scope on $name', (target) => {
       expect({ status: response.status, text }).toMatchObject({ status: 200 })
       return (JSON.parse(text) as { counts: Record<string, number> }).counts
     }
-    return { get, as, list, listed, counts, authorize, listScope }
+    return { get, post, as, list, listed, counts, authorize, listScope }
   }
 
   it("each user lists and counts exactly the runs of their scope; query parameters only narrow it", async () => {
@@ -191,6 +200,18 @@ describe.each(targets)('list scope on $name', (target) => {
     const refused = await get('/runs', { Authorization: `Bearer ${runToken}` })
     expect(refused.status).toBe(401)
     expect(await refused.json()).toMatchObject({ code: 'invalid_read_token' })
+  })
+
+  it('a run whose tag is removed through POST /{runId}/tags leaves the tag token\'s lists and reads at once', async () => {
+    const { get, listed, post } = await setup()
+    const token = await createRunReadToken({ tag: 'team:b', secret: READ_SECRET, expiresInSeconds: 600 })
+    const headers = { Authorization: `Bearer ${token}` }
+    expect((await get('/b1/status', headers)).status).toBe(200)
+    const untagged = await post('/b1/tags', { remove: ['team:b'] })
+    expect(untagged.status).toBe(200)
+    expect(await listed('', headers)).toEqual(['b2', 'b3'])
+    expect((await get('/b1/status', headers)).status).toBe(401)
+    expect((await get('/b1/events', headers)).status).toBe(401)
   })
 
   it("authorize is asked with action 'list' and no run; a caller not signed in is 401", async () => {
