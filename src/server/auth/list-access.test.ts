@@ -6,6 +6,7 @@ import { HttpProblemError } from '../http/problem-response.js'
 import { resolveSettings } from '../settings.js'
 import { authorizeRunSet } from './list-access.js'
 import { createRunReadToken } from './run-read-token.js'
+import { createWebhookSignatureHeaders, webhookMessageId } from '../../signing/webhook-signature.js'
 
 const SECRET = 'webhook-secret-for-list-access-tests-1'
 const READ_SECRET = 'read-token-secret-for-list-access-0001'
@@ -38,6 +39,19 @@ describe('authorizeRunSet: who sees what of the collection, in order', () => {
     expect(await answer.json()).toEqual({ scope: {} })
     expect(authorize).not.toHaveBeenCalled()
     expect(listScope).not.toHaveBeenCalled()
+  })
+
+  it('a valid signature sees every run too; one bound to another route is refused', async () => {
+    const signing = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+    const listScope = vi.fn(() => ({ tags: ['team:a'] }))
+    const { ask } = setup({ signing: { secret: signing }, authorize: () => true, listScope })
+    const signed = (route: string) =>
+      createWebhookSignatureHeaders({ secret: signing, body: '', id: webhookMessageId({ method: 'GET', route, unique: crypto.randomUUID() }) })
+    expect(await (await ask({ ...(await signed('runs')) })).json()).toEqual({ scope: {} })
+    expect(listScope).not.toHaveBeenCalled()
+    const elsewhere = await ask({ ...(await signed('run_1/status')) })
+    expect(elsewhere.status).toBe(401)
+    expect(await elsewhere.json()).toMatchObject({ code: 'invalid_signature' })
   })
 
   it("a tag read token sees its tag's runs, whatever authorize and listScope would say", async () => {

@@ -18,7 +18,7 @@ import { secretRefused } from './webhook-auth.js'
 /** What {@link authorizeRunSet} reads of the handlers' settings. */
 export type RunSetAccessSettings = Pick<
   HandlerSettings,
-  'auth' | 'readTokenSecrets' | 'authorize' | 'listScope' | 'clock' | 'maxBodyBytes' | 'basePath' | 'logger'
+  'auth' | 'readTokenSecrets' | 'authorize' | 'listScope' | 'clock' | 'maxBodyBytes' | 'logger'
 >
 
 /** What a caller may see of the collection: its scope, ANDed into every list, count and set stream. */
@@ -71,7 +71,7 @@ async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): 
     return { tags: [result.tag as string] }
   }
   if (auth.isSigned(request)) {
-    await verifySignature(auth, request, await readBodyLimited(request, settings.maxBodyBytes), { path: routeOf(request, settings.basePath) }, undefined)
+    await verifySignature(auth, request, await readBodyLimited(request, settings.maxBodyBytes), { path: routeOf(request) }, undefined)
     return EVERYTHING
   }
   if (!authorize) throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
@@ -83,14 +83,14 @@ async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): 
   return scope
 }
 
-/** The route part a signature is bound to: the path after the base path (`runs`, `runs/counts`). */
-function routeOf(request: Request, basePath: string): string {
-  const raw = new URL(request.url).pathname
-  let path: string
-  try {
-    path = decodeURIComponent(raw)
-  } catch {
-    path = raw
-  }
-  return path.slice(basePath.length).replace(/^\/+/, '').replace(/\/+$/, '')
+/** The collection's routes, as a signature names them (`webhookRoute`): the path after the base path. */
+const SET_ROUTES = ['runs/counts', 'runs', 'events'] as const
+
+/**
+ * The route part a signature is bound to, from the end of the path, so that it holds wherever
+ * the handlers are mounted (an Express router strips its mount point from the routing path).
+ */
+function routeOf(request: Request): string {
+  const path = new URL(request.url).pathname.replace(/\/+$/, '')
+  return SET_ROUTES.find((route) => path.endsWith(`/${route}`)) ?? path
 }
