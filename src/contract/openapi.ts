@@ -227,9 +227,9 @@ export function createOpenApiDocument(options: OpenApiDocumentOptions = {}): Ope
         runReadToken: {
           type: 'http',
           scheme: 'bearer',
-          bearerFormat: 'psrt1.<expires>.<signature>',
+          bearerFormat: 'psrt1.<expires>.<signature> or psrt1.tag.<tag>.<expires>.<signature>',
           description:
-            "A run read token (`createRunReadToken`): reads ONE run until it expires, when the handlers are configured with `readTokens`. A bearer token without the `psrt1.` prefix goes to the app's `authorize` hook instead.",
+            "A read token (`createRunReadToken`), when the handlers are configured with `readTokens`, until it expires: a run token reads ONE run; a tag token reads each run whose stored tags hold its tag and lists exactly those runs (a run it does not cover answers 401 `invalid_read_token`, as an unknown run does). A bearer token without the `psrt1.` prefix goes to the app's `authorize` hook instead.",
         },
       },
     },

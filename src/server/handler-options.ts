@@ -1,5 +1,6 @@
 import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { StageCatalogue } from '../contract/stages.js'
+import type { RunScope } from '../contract/run-list.js'
 import type { Store } from '../core/store.js'
 import type { ServerConfigurationError } from './configuration-error.js'
 import type { CorsOptions } from './http/cors.js'
@@ -18,11 +19,16 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 export const DEFAULT_RETRY_AFTER_SECONDS = 5
 
 /**
- * What a caller asks of a run, as the `authorize` hook sees it: `'read'` is `GET /status`,
- * `'stream'` the live status stream (`GET /events`), `'cancel'` is `POST /cancel`. Later
- * releases may add more; a hook that switches on it should refuse what it does not know.
+ * What a caller asks, as the `authorize` hook sees it: of one run, `'read'` is `GET /status`,
+ * `'stream'` the live status stream (`GET /events`), `'cancel'` is `POST /cancel`; of the
+ * collection, `'list'` is `GET /runs`, `GET /runs/counts` and the set streams (then `runId` is
+ * `undefined` and `listScope` narrows what the caller sees). Later releases may add more; a
+ * hook that switches on it should refuse what it does not know.
  */
-export type AuthorizeAction = 'read' | 'stream' | 'cancel'
+export type AuthorizeAction = 'read' | 'stream' | 'cancel' | 'list'
+
+/** The actions on one run: those whose {@link AuthorizeInput} names a `runId`. */
+export type RunAuthorizeAction = Exclude<AuthorizeAction, 'list'>
 
 /** The defaults of {@link LiveStatusOptions}, one place for all of them (internal: no entry exports them). */
 export const LIVE_DEFAULTS = {
@@ -104,20 +110,48 @@ export interface LiveStatusOptions {
 
 /**
  * The one argument of the `authorize` hook; later releases may add members, never remove them.
+ * For `action: 'list'` (the collection, no one run) `runId` is `undefined`: check `action`
+ * before using it.
  *
  * @typeParam Native - the framework's own request: Express's `Request` in the Express router,
  * the `NextRequest` (a `Request`) in the Next.js handlers, the Fetch `Request` itself otherwise.
  */
-export interface AuthorizeInput<Native = Request> {
+export type AuthorizeInput<Native = Request> =
+  | {
+      /** The request as a Fetch `Request` (headers, cookies, URL). */
+      request: Request
+      /** The run asked for, as decoded from the path. */
+      runId: string
+      /** What is asked of the run; see {@link AuthorizeAction}. */
+      action: RunAuthorizeAction
+      /** The framework's own request, e.g. Express's `req` with `req.session` and `req.user`. */
+      native: Native
+    }
+  | {
+      /** The request as a Fetch `Request` (headers, cookies, URL). */
+      request: Request
+      /** No one run: the request is about the collection. */
+      runId: undefined
+      /** A list, a count or a set stream; what it may show is `listScope`'s answer. */
+      action: 'list'
+      /** The framework's own request. */
+      native: Native
+    }
+
+/** The one argument of the `listScope` hook; later releases may add members, never remove them. */
+export interface ListScopeInput<Native = Request> {
   /** The request as a Fetch `Request` (headers, cookies, URL). */
   request: Request
-  /** The run asked for, as decoded from the path. */
-  runId: string
-  /** What is asked; see {@link AuthorizeAction}. */
-  action: AuthorizeAction
   /** The framework's own request, e.g. Express's `req` with `req.session` and `req.user`. */
   native: Native
 }
+
+/**
+ * The app's rule for what a caller sees of the collection (see
+ * {@link PipelineStatusHandlersSettings.listScope}): a {@link RunScope} (`{ tags?, pipeline? }`,
+ * runs carrying all of `tags` and of `pipeline`) or `undefined` for no restriction.
+ */
+export type ListScopeHook<Native = Request> = (input: ListScopeInput<Native>) => RunScope | undefined | Promise<RunScope | undefined>
 
 /**
  * Decides whether a caller without the webhook secret may do `action` on `runId`: `true`
@@ -170,7 +204,8 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * `forbidden`. Without this hook, reads need the webhook secret (or a valid signature): status
    * is never public by default. Writes always need the secret. For a caller that is not signed
    * in, throw `new HttpProblemError('authentication_required')` (401); another
-   * {@link HttpProblemError} answers its own problem, any other throw is a 500.
+   * {@link HttpProblemError} answers its own problem, any other throw is a 500. Lists and counts
+   * ask it with `action: 'list'` and no `runId`, then ask `listScope` what the caller sees.
    * @default none
    */
   authorize?: AuthorizeHook<Native> | undefined
@@ -182,9 +217,28 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * {@link ServerConfigurationError}: a read token must never be worth anything for writes.
    * A bearer token that is not a read token (no `psrt1.` prefix) goes on to `authorize`; one
    * that is, but is malformed, expired or for another run, is answered 401 `invalid_read_token`.
+   * A tag token (`createRunReadToken({ tag })`) reads each run carrying its tag when asked and
+   * lists exactly those runs; for a run without the tag, or no such run, it is answered 401
+   * `invalid_read_token` like a run token used on another run's path.
    * @default none: read tokens are refused like any missing secret
    */
   readTokens?: { secret: string | readonly string[] } | undefined
+  /**
+   * What a caller authorized by the app (not by the webhook secret, not by a read token) sees
+   * of the collection: called after `authorize` allowed `action: 'list'`, once per `GET /runs`,
+   * `GET /runs/counts` and set stream, with `{ request, native }` ({@link ListScopeInput}). It
+   * returns a {@link RunScope} `{ tags?, pipeline? }` (runs carrying every one of `tags`, of
+   * `pipeline` when given), ANDed into the request's own filters: a query parameter or cursor
+   * can narrow it, never widen it (a `pipeline=` other than the scope's answers an empty list).
+   * `undefined` (or `{}`) means no restriction, so a rule that computes tags must not return
+   * `{ tags: [] }` for a user with none: refuse in `authorize` instead.
+   * The precedence (docs/security.md): the webhook secret sees every run and never calls this;
+   * a tag read token sees its tag's runs and never calls this; otherwise `authorize`, then this.
+   * A throw answers 500 `internal_error` without its message (logged), as does a value that is
+   * not a scope; throw an {@link HttpProblemError} to answer that problem instead.
+   * @default none: whoever `authorize` lets list sees every run
+   */
+  listScope?: ListScopeHook<Native> | undefined
   /**
    * The app's hook that stores the run's results (the `/complete` payload's app-specific fields).
    * It runs inside the transaction of the first accepted `POST /complete`, exactly once per run,

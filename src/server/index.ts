@@ -23,12 +23,16 @@ export type {
   AuthorizeAction,
   AuthorizeHook,
   AuthorizeInput,
+  ListScopeHook,
+  ListScopeInput,
   LiveStatusOptions,
   PipelineStatusHandlersOptions,
   PipelineStatusHandlersSettings,
   PrismaHandlersOptions,
+  RunAuthorizeAction,
   StoreHandlersOptions,
 } from './handler-options.js'
+export type { RunScope } from '../contract/run-list.js'
 export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/hooks.js'
 export type { CorsOptions } from './http/cors.js'
 export type { Logger } from '../internal/logger.js'

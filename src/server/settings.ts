@@ -20,6 +20,7 @@ import { ServerConfigurationError } from './configuration-error.js'
 import {
   type AuthorizeHook,
   DEFAULT_MAX_BODY_BYTES,
+  type ListScopeHook,
   DEFAULT_RETRY_AFTER_SECONDS,
   LIVE_DEFAULTS,
   type PipelineStatusHandlersOptions,
@@ -58,6 +59,8 @@ export interface HandlerSettings {
   readonly readTokenSecrets: readonly string[]
   /** Each adapter types `native` as its framework's request; here it is opaque. */
   readonly authorize: AuthorizeHook<unknown> | undefined
+  /** The app's scope of lists, counts and set streams (after `authorize` with `action: 'list'`). */
+  readonly listScope: ListScopeHook<unknown> | undefined
   /** Each overload ties the hooks' transaction type to its store; here the store is opaque. */
   readonly onRunCompleted: OnRunCompleted<unknown> | undefined
   readonly onRunEnded: OnRunEnded<unknown> | undefined
@@ -104,6 +107,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
     auth,
     readTokenSecrets,
     authorize: options.authorize as AuthorizeHook<unknown> | undefined,
+    listScope: options.listScope as ListScopeHook<unknown> | undefined,
     onRunCompleted: options.onRunCompleted as OnRunCompleted<unknown> | undefined,
     onRunEnded: options.onRunEnded as OnRunEnded<unknown> | undefined,
     stageUpdateSchema,

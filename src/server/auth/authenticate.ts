@@ -1,14 +1,16 @@
 /**
- * Who may do what, decided in this one module: a write needs the webhook secret or a valid
- * signature (over the body as sent, bound to the method, route and run); a read (`GET /status`,
- * the live stream) also takes a run read token or whatever the app's `authorize` hook allows;
+ * Who may do what, decided in this one module (and list-access.ts for the collection): a write
+ * needs the webhook secret or a valid signature (over the body as sent, bound to the method,
+ * route and run); a read (`GET /status`, the live stream) also takes a run read token, a tag read
+ * token for a run carrying its tag, or whatever the app's `authorize` hook allows;
  * a cancel takes the secret or signature, else the hook with `action: 'cancel'`. The routes ask
  * `writeBody`, `read` or `cancelBody` and never look at credentials themselves. Internal.
  */
 import type { RouteName } from '../../contract/routes.js'
+import type { RunSnapshot } from '../../core/state.js'
 import { webhookRoute } from '../../signing/webhook-signature.js'
 import { ServerConfigurationError } from '../configuration-error.js'
-import type { AuthorizeAction, AuthorizeHook, PipelineStatusHandlersSettings } from '../handler-options.js'
+import type { AuthorizeHook, AuthorizeInput, PipelineStatusHandlersSettings, RunAuthorizeAction } from '../handler-options.js'
 import type { Exchange } from '../http/exchange.js'
 import { parseJsonBody } from '../http/json-body.js'
 import { isJsonMediaType } from '../http/media-type.js'
@@ -16,43 +18,57 @@ import { HttpProblemError, isHttpProblemError } from '../http/problem-response.j
 import { bodyAlreadyConsumed, readBodyLimited } from '../http/read-body.js'
 import { hasRebuiltBody } from '../http/rebuilt-body.js'
 import { unsupportedMediaType } from '../http/validate.js'
-import { assertReadTokenSecret, looksLikeRunReadToken, verifyRunReadToken } from './run-read-token.js'
+import { assertReadTokenSecret, checkReadToken, looksLikeRunReadToken, type RunReadTokenVerification } from './run-read-token.js'
 import { resolveWebhookSecrets, secretRefused, signedOnly, type WebhookAuthenticator } from './webhook-auth.js'
 
+/** The read token a request carries (`Authorization: Bearer psrt1.…`), when read tokens are on. */
+export function bearerReadToken(request: Request, readTokenSecrets: readonly string[]): string | undefined {
+  if (readTokenSecrets.length === 0) return undefined
+  const token = /^Bearer +(\S+) *$/i.exec(request.headers.get('authorization') ?? '')?.[1]
+  return token !== undefined && looksLikeRunReadToken(token) ? token : undefined
+}
+
+/** The 401 `invalid_read_token` for a refused token; `scope` names what it was refused for. */
+export function invalidReadToken(result: RunReadTokenVerification & { valid: false }, scope: string): HttpProblemError {
+  const detail =
+    result.reason === 'expired'
+      ? `The read token expired on ${result.expiresAt?.toISOString()}; get a new one`
+      : result.reason === 'malformed'
+        ? 'The read token is malformed'
+        : `The read token is not valid for ${scope}`
+  return new HttpProblemError('invalid_read_token', { detail })
+}
+
 /**
- * `true` for a valid read token of `runId`; `false` when the request carries none (or read
- * tokens are off); throws 401 `invalid_read_token` for a bad one. Reads and, later, the stream.
+ * A tag token used on a run it does not cover. The same answer whether the run exists without
+ * the tag or does not exist at all (and the same as a run token on another run's path), so a
+ * token tells its holder nothing about runs outside its scope.
+ */
+const notCovered = (): HttpProblemError => invalidReadToken({ valid: false, reason: 'invalid' }, 'this run')
+
+/**
+ * What a valid read token of `runId` covers: `{}` for a run token, `{ tag }` for a tag token
+ * (checked against the run once it is loaded); `undefined` when the request carries none (or
+ * read tokens are off); throws 401 `invalid_read_token` for a bad one.
  */
 async function readTokenAllows(
   request: Request,
   runId: string,
   readTokenSecrets: readonly string[],
   clock: () => Date,
-): Promise<boolean> {
-  if (readTokenSecrets.length === 0) return false
-  const token = /^Bearer +(\S+) *$/i.exec(request.headers.get('authorization') ?? '')?.[1]
-  if (token === undefined || !looksLikeRunReadToken(token)) return false
-  const result = await verifyRunReadToken(token, { runId, secret: readTokenSecrets, now: clock() })
-  if (result.valid) return true
-  const detail =
-    result.reason === 'expired'
-      ? `The read token expired on ${result.expiresAt?.toISOString()}; get a new one`
-      : result.reason === 'malformed'
-        ? 'The read token is malformed'
-        : 'The read token is not valid for this run'
-  throw new HttpProblemError('invalid_read_token', { detail })
+): Promise<{ tag?: string } | undefined> {
+  const token = bearerReadToken(request, readTokenSecrets)
+  if (token === undefined) return undefined
+  const result = await checkReadToken(token, { runId, secret: readTokenSecrets, now: clock() })
+  if (!result.valid) throw invalidReadToken(result, 'this run')
+  return result.tag === undefined ? {} : { tag: result.tag }
 }
 
 /** Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. */
-async function askAuthorize(
-  hook: AuthorizeHook<unknown>,
-  exchange: { request: Request; native: unknown },
-  runId: string,
-  action: AuthorizeAction,
-): Promise<void> {
+export async function askAuthorize(hook: AuthorizeHook<unknown>, input: AuthorizeInput<unknown>): Promise<void> {
   let allowed: boolean
   try {
-    allowed = (await hook({ request: exchange.request, runId, action, native: exchange.native })) === true
+    allowed = (await hook(input)) === true
   } catch (error) {
     // The hook's 401 is about the app's session, never the webhook secret.
     if (isHttpProblemError(error) && error.code === 'unauthorized') {
@@ -61,8 +77,11 @@ async function askAuthorize(
     throw error
   }
   if (allowed) return
+  const { action } = input
   // The title names what was refused: a refused cancel is not "Not allowed to read this run".
-  throw new HttpProblemError('forbidden', { title: `Not allowed to ${action} this run`, detail: `The app's authorize hook refused to let this request ${action} the run` })
+  const what = action === 'list' ? 'list runs' : `${action} this run`
+  const detail = action === 'list' ? "The app's authorize hook refused to let this request list runs" : `The app's authorize hook refused to let this request ${action} the run`
+  throw new HttpProblemError('forbidden', { title: `Not allowed to ${what}`, detail })
 }
 
 /** Whether a write is signed (its signature is checked with the body); refuses one without a credential. */
@@ -74,17 +93,17 @@ async function authenticateWrite(auth: WebhookAuthenticator, request: Request): 
 }
 
 /** Checks a signature over the body as sent, bound to this method, route and run. */
-async function verifySignature(
+export async function verifySignature(
   auth: WebhookAuthenticator,
   request: Request,
   body: Uint8Array,
-  route: RouteName,
+  route: RouteName | { path: string },
   runId: string | undefined,
 ): Promise<void> {
   // Bytes rebuilt from a parsed body differ from what was signed as soon as the content is
   // not plain ASCII in compact form: refuse whatever the content, as a server fault.
   if (hasRebuiltBody(request)) throw bodyAlreadyConsumed()
-  await auth.verify(request, body, webhookRoute(route, runId))
+  await auth.verify(request, body, typeof route === 'string' ? webhookRoute(route, runId) : route.path)
 }
 
 /** The accepted read-token secrets; throws when one is too short or is also a write secret. */
@@ -123,14 +142,45 @@ export interface AuthSettings {
 export interface RequestAuth {
   /** Authenticates a write, then reads and parses its JSON body within the limits (`undefined` for an allowed empty one). */
   writeBody(exchange: Exchange, route: RouteName, options: { allowEmpty: boolean }): Promise<unknown>
-  /** Authenticates a read of `runId`: the secret, a read token, a signature, else `authorize` with `action`. */
-  read(exchange: Exchange, route: RouteName, runId: string, action?: AuthorizeAction): Promise<void>
+  /**
+   * Authenticates a read of `runId`: the secret, a read token, a signature, else `authorize` with
+   * `action`. What it answers must load the run through the returned access, which refuses a
+   * tag token whose tag the stored run does not carry.
+   */
+  read(exchange: Exchange, route: RouteName, runId: string, action?: RunAuthorizeAction): Promise<RunReadAccess>
   /**
    * A cancel's body, authorized by the webhook secret or signature, else by the app's `authorize`
    * hook (`action: 'cancel'`). JSON only, checked before the hook: a cross-site form can send
    * the app's session cookie, but never `application/json` without a CORS preflight.
    */
   cancelBody(exchange: Exchange, runId: string): Promise<unknown>
+}
+
+/** A read's grant, held until the run is loaded. */
+export interface RunReadAccess {
+  /**
+   * Loads the run with `load` and returns it (`null`: no such run, for the route's 404). For a
+   * tag read token, a run that does not carry the tag as stored, or no run at all, is refused
+   * with 401 `invalid_read_token` (see `notCovered`). Every other credential was judged already.
+   */
+  load(load: () => Promise<RunSnapshot | null>): Promise<RunSnapshot | null>
+  /** Whether the credential still covers the run as it now is (a stream checks each change). */
+  admits(snapshot: RunSnapshot): boolean
+}
+
+const judged: RunReadAccess = { load: (load) => load(), admits: () => true }
+
+/** The grant of a tag token: the run's stored tags decide, on every load and every change streamed. */
+function tagAccess(tag: string): RunReadAccess {
+  const admits = (snapshot: RunSnapshot | null): snapshot is RunSnapshot => snapshot?.run.tags?.includes(tag) === true
+  return {
+    async load(load) {
+      const snapshot = await load()
+      if (!admits(snapshot)) throw notCovered()
+      return snapshot
+    },
+    admits,
+  }
 }
 
 /** Builds the authentication of one handlers instance. */
@@ -150,15 +200,19 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
     return parseJsonBody(body, options)
   }
 
-  async function read(exchange: Exchange, route: RouteName, runId: string, action: AuthorizeAction = 'read'): Promise<void> {
-    const { request } = exchange
-    if (await auth.secretMatches(request)) return
-    if (await readTokenAllows(request, runId, readTokenSecrets, clock)) return
+  async function read(exchange: Exchange, route: RouteName, runId: string, action: RunAuthorizeAction = 'read'): Promise<RunReadAccess> {
+    const { request, native } = exchange
+    if (await auth.secretMatches(request)) return judged
+    const token = await readTokenAllows(request, runId, readTokenSecrets, clock)
+    if (token) return token.tag === undefined ? judged : tagAccess(token.tag)
     if (auth.isSigned(request)) {
       await verifySignature(auth, request, await readBodyLimited(request, maxBodyBytes), route, runId)
-      return
+      return judged
     }
-    if (authorize) return askAuthorize(authorize, exchange, runId, action)
+    if (authorize) {
+      await askAuthorize(authorize, { request, runId, action, native })
+      return judged
+    }
     throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   }
 
@@ -168,7 +222,7 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
       return writeBody(exchange, 'cancel', { allowEmpty: false })
     }
     if (!isJsonMediaType(request.headers.get('content-type'))) throw unsupportedMediaType()
-    await askAuthorize(authorize, exchange, runId, 'cancel')
+    await askAuthorize(authorize, { request, runId, action: 'cancel', native: exchange.native })
     return parseJsonBody(await readBodyLimited(request, maxBodyBytes), { allowEmpty: false })
   }
 

@@ -86,4 +86,35 @@ describe('run read tokens', () => {
     expect(() => createPipelineStatusHandlers({ ...base, readTokens: { secret: [] } })).toThrow('readTokens.secret is empty')
     expect(() => createPipelineStatusHandlers({ ...base, readTokens: { secret: SECRET } })).not.toThrow()
   })
+
+  it('a tag token: one canonical form, the tag readable, valid only where the run carries the tag', async () => {
+    const token = await createRunReadToken({ tag: 'équipe:42', secret: SECRET, expiresInSeconds: 60, now: NOW })
+    const [prefix, kind, encodedTag, expires] = token.split('.')
+    expect([prefix, kind, expires]).toEqual(['psrt1', 'tag', '1767225660'])
+    expect(new TextDecoder().decode(Uint8Array.from(atob((encodedTag as string).replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0)))).toBe('équipe:42')
+    const options = { runId: 'run_1', secret: SECRET, now: NOW }
+    expect(await verifyRunReadToken(token, { ...options, tags: ['x', 'équipe:42'] })).toEqual({
+      valid: true,
+      expiresAt: new Date('2026-01-01T00:01:00Z'),
+      tag: 'équipe:42',
+    })
+    // Without the run's tags, or with tags that lack it, a tag token admits nothing.
+    expect(await verifyRunReadToken(token, options)).toEqual({ valid: false, reason: 'invalid' })
+    expect(await verifyRunReadToken(token, { ...options, tags: ['équipe:43'] })).toEqual({ valid: false, reason: 'invalid' })
+    expect(await verifyRunReadToken(token, { ...options, tags: ['équipe:42'], now: new Date('2026-01-01T00:01:00Z') })).toMatchObject({
+      valid: false,
+      reason: 'expired',
+    })
+  })
+
+  it('a token is for a run or a tag, never both, never neither; the tag is 1–128 characters', async () => {
+    await expect(createRunReadToken({ runId: 'r', tag: 't', secret: SECRET })).rejects.toThrow(
+      new TypeError('A read token is for one run (runId) or one tag (tag), never both; create two tokens'),
+    )
+    await expect(createRunReadToken({ secret: SECRET })).rejects.toThrow(new TypeError('A read token needs runId (one run) or tag (the runs carrying it)'))
+    await expect(createRunReadToken({ tag: '', secret: SECRET })).rejects.toThrow('tag must be 1–128 characters')
+    await expect(createRunReadToken({ tag: 'x'.repeat(129), secret: SECRET })).rejects.toThrow('tag must be 1–128 characters')
+    const longest = await createRunReadToken({ tag: '字'.repeat(128), secret: SECRET, now: NOW })
+    expect(await verifyRunReadToken(longest, { runId: 'r', tags: ['字'.repeat(128)], secret: SECRET, now: NOW })).toMatchObject({ valid: true })
+  })
 })

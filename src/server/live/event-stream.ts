@@ -78,19 +78,23 @@ export class EventStreams {
    * between the two is never missed. Resolves with the body once the snapshot is known; `null`
    * for an unknown run (nothing stays open). `omitUnchangedOutputs`: `update` events leave out a
    * stage's `output` when this stream already sent that output (the subscriber asked for it).
+   * `admits`: whether the caller's credential still covers the run as it now is (a tag read
+   * token, the run's tags); a change it does not admit ends the stream, and the reconnect is
+   * judged afresh.
    */
   async open(
     runId: string,
     read: () => Promise<RunSnapshot | null>,
     signal: AbortSignal,
     omitUnchangedOutputs = false,
+    admits: (snapshot: RunSnapshot) => boolean = () => true,
   ): Promise<ReadableStream<Uint8Array> | null> {
     const stream = new OpenStream(this.#settings, omitUnchangedOutputs, () => this.#forget(stream), (bufferedBytes) => {
       this.#slowStreamsClosed += 1
       this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
     })
     // Subscribe before the first read, so nothing falls between them.
-    stream.watch = this.#watcher.watch(runId, (snapshot) => stream.deliver(snapshot))
+    stream.watch = this.#watcher.watch(runId, (snapshot) => (admits(snapshot) ? stream.deliver(snapshot) : stream.close()))
     this.#streams.add(stream)
     let snapshot: RunSnapshot | null
     try {

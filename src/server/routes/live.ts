@@ -56,7 +56,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     new HttpProblemError('too_many_streams', { detail }, { [HEADERS.retryAfter]: settings.retryAfter })
 
   const events = plumbing.route('events', async (exchange, { runId }) => {
-    await auth.read(exchange, 'events', runId, 'stream')
+    const access = await auth.read(exchange, 'events', runId, 'stream')
     if (closed) throw streamsUnavailable('The server is shutting down; reconnect shortly')
     const registry = openStreams()
     if (registry.size >= live.maxStreams) {
@@ -65,7 +65,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     const { request } = exchange
     // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
     const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
-    const body = await registry.open(runId, () => store.getRun(runId), request.signal, omitUnchangedOutputs)
+    const body = await registry.open(runId, () => access.load(() => store.getRun(runId)), request.signal, omitUnchangedOutputs, access.admits)
     if (!body) throw runNotFound()
     return new Response(body, {
       status: 200,

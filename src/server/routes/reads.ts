@@ -22,8 +22,8 @@ export function createReadRoutes(settings: HandlerSettings, plumbing: Plumbing, 
   const { store, statusJson, basePath } = settings
 
   const status = plumbing.route('status', async (exchange, { runId }) => {
-    await auth.read(exchange, 'status', runId)
-    const snapshot = await store.getRun(runId)
+    const access = await auth.read(exchange, 'status', runId)
+    const snapshot = await access.load(() => store.getRun(runId))
     if (!snapshot) throw runNotFound()
     if (snapshot.version === undefined) return jsonTextResponse(statusJson(snapshot), { 'Cache-Control': 'no-store' })
     // The version is the ETag: a poller that sends it back gets 304 until the run changes.

@@ -68,7 +68,7 @@ export function describeAuthentication({ name, scenario, withApi }: ContractCont
           expect(action).toBe('read')
           expect(native).toBeDefined()
           if (request.headers.get('cookie') !== 'session=alice') throw new HttpProblemError('unauthorized', { detail: 'Sign in first' })
-          return runId.endsWith('-mine')
+          return runId?.endsWith('-mine') === true
         },
       },
     )

@@ -148,7 +148,7 @@ export function describeLiveStatus({ name, scenario }: ContractContext): void {
         {
           authorize: (input) => {
             asked.push(input)
-            return input.runId.startsWith('stream-allowed-')
+            return input.runId?.startsWith('stream-allowed-') === true
           },
         },
       )
