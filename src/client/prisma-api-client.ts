@@ -231,7 +231,7 @@ export class PrismaAPIClient {
     const completedAt = body.completedAt instanceof Date ? body.completedAt.toISOString() : (body.completedAt ?? new Date().toISOString())
     const parsed = CompleteRun.safeParse({ ...body, completedAt })
     if (!parsed.success) throw new PayloadValidationError('completion', parsed.error.issues)
-    assertRunId(runId)
+    parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
     const data = parsed.data
     // The run's error is stored like an output: make it storable rather than lose the completion.
@@ -255,7 +255,7 @@ export class PrismaAPIClient {
    * errors; a 404 is a {@link StatusHttpError} with `problem.code === 'run_not_found'`.
    */
   async getStatus(runId: string): Promise<RunStatusResponse> {
-    assertRunId(runId)
+    parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
     const response = await this.#transport.send({ method: 'GET', url: this.#url('status', runId) }, { retry: true })
     const status = parseResponse(RunStatusResponse, response.text, 'status')
@@ -283,8 +283,8 @@ export class PrismaAPIClient {
   async createRun(idOrOptions?: string | CreateRunOptions): Promise<CreateRunResponse> {
     if (this.#closed) throw new ClientClosedError()
     const body = createRunBody(idOrOptions)
-    const request = { method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() } as const
-    const created = parseResponse(CreateRunResponse, (await this.#transport.send(request, { retry: true })).text, 'run creation')
+    const response = await this.#transport.send({ method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() }, { retry: true })
+    const created = parseResponse(CreateRunResponse, response.text, 'run creation')
     if (created.catalogue !== undefined) this.#catalogues.set(created.run.id, { catalogue: created.catalogue, pipeline: created.run.pipeline })
     return created
   }
@@ -310,11 +310,7 @@ export class PrismaAPIClient {
     return listRunPages(this.#reads, options)
   }
 
-  /**
-   * Counts runs per status or pipeline (`GET {base}/runs/counts`, {@link CountRunsOptions}), with
-   * the filters of {@link listRuns}: `{ counts: { FAILED: 3 } }`, keys with no run absent. Throws
-   * like {@link listRuns}.
-   */
+  /** Counts runs per status or pipeline (`GET {base}/runs/counts`): `{ counts: { FAILED: 3 } }`, zero keys absent; see {@link CountRunsOptions}. Throws like {@link listRuns}. */
   countRuns(options: CountRunsOptions): Promise<RunCounts> {
     return countRuns(this.#reads, options)
   }
@@ -359,7 +355,7 @@ export class PrismaAPIClient {
    * then), or `undefined` when it got none (logged at debug level).
    */
   async heartbeat(runId: string, stageNumber?: number): Promise<HeartbeatResponse | undefined> {
-    assertRunId(runId)
+    parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
     return this.#heartbeats.send(runId, stageNumber, undefined)
   }
@@ -428,7 +424,6 @@ export class PrismaAPIClient {
     this.#heartbeats.stopAll()
     return this.#delivery.close(options.timeoutMs ?? 10_000)
   }
-
 
   /** `catalogue`: the run's own (`runPipeline` of a pipeline), else the client's `stages`. */
   #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, catalogue = this.stages): Promise<UpdateOutcome> {
@@ -506,15 +501,9 @@ function notInCatalogue(stageNumber: number, stages: StageCatalogue): PipelineSt
   return new ConfigurationError(`Stage ${stageNumber} is not in the catalogue (1..${stages.length})`)
 }
 
-/** The contract's run-id rule, checked before anything is sent: throws `PayloadValidationError`. */
-function assertRunId(runId: string): void {
-  parseRunId(runId)
-}
-
 /** `true` when delivered or kept in the outbox, as the `mark*` methods resolve. */
 async function reported(outcome: Promise<UpdateOutcome>): Promise<boolean> {
   const { state } = await outcome
   return state === 'delivered' || state === 'queued'
 }
-
 

@@ -3,10 +3,13 @@
  * server (the client's `fetch` option): `createRun({ id, pipeline, tags, metadata })` and its old
  * call forms, `listRuns` following `nextCursor` with the same filters, `limit` and `maxRuns`,
  * the abort signal and the timeout, reads authenticated like status reads (the secret, or a
- * signature whose webhook-id names the path without the query), and `countRuns`.
+ * signature whose webhook-id names the path without the query), and `countRuns`. The last block
+ * runs against the MSW mock and needs the server side of lists and tags (issue 24).
  */
+import { setupServer } from 'msw/node'
 import { PrismaAPIClient, type PrismaAPIClientOptions, type RunListPage, type RunSummary, isPayloadValidationError } from 'pipeline-status-sdk/client'
-import { describe, expect, it } from 'vitest'
+import { createPipelineMock } from 'pipeline-status-sdk/msw'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const ORIGIN = 'http://runs.test'
 const SECRET = 'run-list-secret'
@@ -187,5 +190,32 @@ describe('countRuns', () => {
     expect(await client.countRuns({ groupBy: 'status', tag: 'x', pipeline: 'report' })).toEqual({ counts: { COMPLETED: 7 } })
     expect(`${sent[0]?.url.pathname}${sent[0]?.url.search}`).toBe('/api/pipeline/runs/counts?pipeline=report&tag=x&groupBy=status')
     await expect(client.countRuns({ groupBy: 'tag' as never })).rejects.toMatchObject({ name: 'PayloadValidationError', fieldErrors: [{ field: 'groupBy' }] })
+  })
+})
+
+// Needs the server side of issue 24 (tags on POST /runs, GET /runs, GET /runs/counts).
+describe('listRuns and countRuns against the MSW mock', () => {
+  const MOCK_ORIGIN = 'http://list-mock.test'
+  const mock = createPipelineMock({ baseUrl: MOCK_ORIGIN, secret: SECRET })
+  const server = setupServer(...mock.handlers)
+  beforeAll(() => server.listen({ onUnhandledFrame: 'error' }))
+  afterAll(() => server.close())
+
+  it('lists the runs carrying a tag, newest first across pages, and counts them by status', async () => {
+    const client = new PrismaAPIClient({ baseUrl: MOCK_ORIGIN, secret: SECRET })
+    const ids = ['m_1', 'm_2', 'm_3', 'm_4', 'm_5']
+    for (const id of ids) await client.createRun({ id, tags: ['listed'], metadata: { id } })
+    await client.createRun({ id: 'm_other', tags: ['other'] })
+    await client.markStageProcessing('m_5', 1)
+
+    const pages = await collect(client.listRuns({ tag: 'listed', limit: 2 }))
+    expect(pages.map((page) => page.runs.length)).toEqual([2, 2, 1])
+    const listed = pages.flatMap((page) => page.runs)
+    // Newest first (created one after another; within one millisecond the id, descending, also puts m_5 first).
+    expect(listed.map((run) => run.id)).toEqual(['m_5', 'm_4', 'm_3', 'm_2', 'm_1'])
+    expect(listed.find((run) => run.id === 'm_5')).toMatchObject({ status: 'PROCESSING', pipeline: 'default', tags: ['listed'], metadata: { id: 'm_5' }, currentStage: 1 })
+    expect((await collect(client.listRuns({ tag: 'listed', status: 'PROCESSING' }))).flatMap((page) => page.runs.map((run) => run.id))).toEqual(['m_5'])
+    expect(await client.countRuns({ groupBy: 'status', tag: 'listed' })).toEqual({ counts: { PENDING: 4, PROCESSING: 1 } })
+    await client.close()
   })
 })
