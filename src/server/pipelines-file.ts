@@ -49,9 +49,10 @@ export function parsePipelines(value: unknown, source: string): PipelineCatalogu
  *
  * @example
  * ```ts
- * import { createExpressRouter, loadPipelinesFile } from 'pipeline-status-sdk/express'
- * const pipelines = loadPipelinesFile('pipelines.json') // { "report": ["Fetch", "Summarise"] }
- * const router = createExpressRouter({ prisma, pipelines })
+ * import { loadPipelinesFile } from 'pipeline-status-sdk/express'
+ * // pipelines.json: { "report": ["Fetch", "Summarise"] }; pass the result as the handlers' `pipelines`
+ * const pipelines = loadPipelinesFile('pipelines.json')
+ * console.log(pipelines['report']?.map((stage) => stage.name)) // ['Fetch', 'Summarise']
  * ```
  */
 export function loadPipelinesFile(path: string): PipelineCatalogues {
