@@ -3,14 +3,14 @@ import { join } from 'node:path'
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
 import { forwardAbort } from './forward-abort.js'
-import { DEFAULT_PIPELINE, type StageCatalogue } from '../contract/stages.js'
-import { type ClientInternals, type RunCatalogue, clientInternals } from './client-internals.js'
+import { clientInternals } from './client-internals.js'
 import { type QueuedDelivery, type UpdateOutcome, isQueuedDelivery } from './delivery.js'
 import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import type { PrismaAPIClient } from './prisma-api-client.js'
 import type { ProgressReport } from './progress.js'
 import type { RunFinishedEvent } from './run-finished.js'
+import { startingCatalogue } from './starting-catalogue.js'
 import { type PipelineSummary, type StageConflict, type StageSummary, type Undelivered, describeAlteration, outputPreview, undeliveredWarnings } from './pipeline-summary.js'
 import { type OutputAlteration, outputJsonReplacer, serialiseOutput } from './stage-output.js'
 
@@ -168,7 +168,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   const { client, stages, signal } = options
   if (stages.length === 0) throw new ConfigurationError('runPipeline needs at least one stage function')
   const internals = clientInternals(client)
-  const { runId, runCatalogue, warnings } = await startingCatalogue(options, internals)
+  const { runId, runCatalogue, warnings } = await startingCatalogue(internals, {
+    runId: options.runId,
+    pipeline: options.pipeline,
+    stageCount: stages.length,
+    create: (pipeline) => client.createRun({ id: options.runId, pipeline, tags: options.tags, metadata: options.metadata }),
+  })
   // The run's own catalogue names the stages of a pipeline; the client's names those of `default`.
   const catalogue = runCatalogue ?? client.stages
   if (stages.length > catalogue.length) {
@@ -365,39 +370,6 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   return result
 }
 
-
-/**
- * The run to execute and the catalogue its stages are checked against: with `pipeline` the run
- * is created (or taken) in it; the run's own catalogue comes from that answer or `GET /status`.
- * `runCatalogue` is set when that catalogue, not the client's, names the stages (a run of a
- * pipeline other than `default`). Throws {@link CatalogueMismatchError} for a run of another
- * pipeline or another number of stages.
- */
-async function startingCatalogue(options: RunPipelineOptions, internals: ClientInternals): Promise<{ runId: string; runCatalogue: StageCatalogue | undefined; warnings: string[] }> {
-  const { pipeline, stages } = options
-  let runId = options.runId
-  if (pipeline !== undefined) {
-    const { run } = await options.client.createRun({ id: runId, pipeline, tags: options.tags, metadata: options.metadata })
-    runId = run.id
-    if (run.pipeline !== pipeline) throw new CatalogueMismatchError(runId, stages.length, undefined, { pipeline: run.pipeline, expectedPipeline: pipeline })
-  }
-  if (runId === undefined) throw new ConfigurationError('runPipeline needs a `runId` (or a `pipeline` to create the run in)')
-  const warnings: string[] = []
-  let known: RunCatalogue | undefined
-  try {
-    known = await internals.serverCatalogue(runId)
-  } catch (thrown) {
-    warnings.push(`The server's stage catalogue could not be read, so the number of stages was not checked: ${failureReason(thrown)}`)
-  }
-  const entries = known?.catalogue
-  // A pipeline is named when one was asked for or the run is not in `default`.
-  const named = known !== undefined && (pipeline !== undefined || known.pipeline !== DEFAULT_PIPELINE) ? known.pipeline : undefined
-  if (entries !== undefined && entries.length !== stages.length) {
-    throw new CatalogueMismatchError(runId, stages.length, entries.length, { pipeline: named })
-  }
-  const own = entries !== undefined && entries.length > 0 && named !== undefined
-  return { runId, runCatalogue: own ? entries.map((entry) => ({ number: entry.stageNumber, name: entry.stageName })) : undefined, warnings }
-}
 
 /** Rejects as soon as `signal` aborts, even if the stage ignores its signal. */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
