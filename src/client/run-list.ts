@@ -5,7 +5,7 @@
  */
 import { z } from 'zod'
 import { PayloadValidationError } from '../contract/parse.js'
-import { MAX_LIST_LIMIT, RunCounts, RunListPage } from '../contract/run-list.js'
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, RunCounts, RunListPage } from '../contract/run-list.js'
 import { RunStatus } from '../contract/status.js'
 import { isTimestamp } from '../contract/timestamp.js'
 import { parseResponse } from './parse-response.js'
@@ -132,7 +132,8 @@ export async function* listRunPages(transport: RunListTransport, options: ListRu
     signal?.throwIfAborted()
     const query = new URLSearchParams(base)
     const left = maxRuns === undefined ? undefined : maxRuns - read
-    const pageSize = left === undefined ? limit : Math.min(left, limit ?? left)
+    // Never over the page size asked for (else the server's default), whatever `maxRuns` is.
+    const pageSize = left === undefined ? limit : Math.min(left, limit ?? DEFAULT_LIST_LIMIT)
     if (pageSize !== undefined) query.set('limit', String(pageSize))
     // The cursor is bound to the filters: the same query goes with it on every page.
     if (cursor !== undefined) query.set('cursor', cursor)

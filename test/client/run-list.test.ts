@@ -136,6 +136,10 @@ describe('listRuns', () => {
     sent.length = 0
     expect((await collect(client.listRuns({ maxRuns: 4 }))).flatMap((page) => page.runs)).toHaveLength(4)
     expect(sent.map((request) => request.url.search)).toEqual(['?limit=4'])
+    sent.length = 0
+    // More than a page: pages of the server's default size, never a limit over 200.
+    expect((await collect(client.listRuns({ maxRuns: 500 }))).flatMap((page) => page.runs)).toHaveLength(7)
+    expect(sent.map((request) => request.url.search)).toEqual(['?limit=50'])
   })
 
   it('stops reading when the caller breaks out: no page is asked for that is not wanted', async () => {
