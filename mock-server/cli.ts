@@ -10,7 +10,12 @@ import { createOpenApiDocument } from '../src/contract/openapi.js'
 import { PACKAGE_VERSION } from '../src/contract/package-info.js'
 import { listMigrationFiles, packageMigrationsDir, renderMigrationScript, writeMigrationsInto } from '../src/pg/migration-files.js'
 import { resolveWebhookSecrets } from '../src/server/auth/webhook-auth.js'
+import { type PipelineCatalogues, loadPipelinesFile } from '../src/server/pipelines-file.js'
+import { parseSecretList } from '../src/contract/secrets.js'
 import type { MockServerRequestEntry } from './mock-http-server.js'
+
+/** The read-token secret's variable, as the Next.js and Express examples read it. */
+const ENV_READ_TOKEN_SECRET = 'READ_TOKEN_SECRET'
 
 const HELP = `Usage: pipeline-status <command> [options]
 
@@ -39,6 +44,13 @@ Options:
                         (default: $${ENV_WEBHOOK_SECRET})
   --base-path <path>    base path of the routes (default /api/pipeline)
   --auto-create-runs    create a run on its first update instead of answering 404
+  --pipelines <file>    named stage catalogues from a JSON file, e.g.
+                        { "report": ["Fetch", "Summarise"], "ingest": ["Load"] };
+                        runs created without a pipeline stay in 'default' (the five stages)
+  --read-token-secret <s>
+                        accept read tokens signed with this secret (at least 32 characters,
+                        not a webhook secret); comma-separated for several
+                        (default: $READ_TOKEN_SECRET)
   -q, --quiet           do not log each request
   -h, --help            show this help
 `
@@ -125,6 +137,8 @@ const MOCK_OPTIONS = {
   secret: { type: 'string' },
   'base-path': { type: 'string' },
   'auto-create-runs': { type: 'boolean', default: false },
+  pipelines: { type: 'string' },
+  'read-token-secret': { type: 'string' },
   quiet: { type: 'boolean', short: 'q', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', short: 'v', default: false },
@@ -203,6 +217,8 @@ async function run(argv: string[]): Promise<number> {
     throw new UsageError(`${from} holds no secret: give one or more non-empty secrets, comma-separated`)
   }
 
+  const collection = collectionOptions(values.pipelines, values['read-token-secret'])
+
   const { startMockServer } = await loadMockServer()
   const quiet = values.quiet
   const server = await startMockServer({
@@ -210,6 +226,7 @@ async function run(argv: string[]): Promise<number> {
     host: values.host,
     secret,
     autoCreateRuns: values['auto-create-runs'],
+    ...collection,
     ...(values['base-path'] ? { basePath: values['base-path'] } : {}),
     // Each request's line already names a refusal's code and detail; the handlers' own warnings
     // would say it twice, and --quiet prints nothing per request. Errors print in both modes.
@@ -227,6 +244,25 @@ async function run(argv: string[]): Promise<number> {
   await server.close()
   process.stdout.write('pipeline-status mock stopped\n')
   return 0
+}
+
+/**
+ * The handlers' `pipelines` (from `--pipelines FILE`) and `readTokens` (from
+ * `--read-token-secret`, else READ_TOKEN_SECRET). A bad file is a usage error naming the file and
+ * the key; the handlers themselves refuse a read-token secret that is short or a webhook secret.
+ */
+function collectionOptions(file: string | undefined, readTokenSecret: string | undefined): { pipelines?: PipelineCatalogues; readTokens?: { secret: string[] } } {
+  if (file !== undefined && file.trim() === '') throw new UsageError('--pipelines needs a file, e.g. --pipelines pipelines.json')
+  let pipelines: PipelineCatalogues | undefined
+  try {
+    pipelines = file === undefined ? undefined : loadPipelinesFile(file)
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+  const given = readTokenSecret ?? process.env[ENV_READ_TOKEN_SECRET]
+  if (readTokenSecret !== undefined && readTokenSecret.trim() === '') throw new UsageError('--read-token-secret needs a secret')
+  const readSecrets = parseSecretList(given)
+  return { ...(pipelines ? { pipelines } : {}), ...(readSecrets.length > 0 ? { readTokens: { secret: readSecrets } } : {}) }
 }
 
 /** `pipeline-status openapi`: the document on stdout. */

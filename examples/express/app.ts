@@ -5,7 +5,7 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
-import { createExpressRouter } from 'pipeline-status-sdk/express'
+import { createExpressRouter, loadPipelinesFile, type PipelineCatalogues } from 'pipeline-status-sdk/express'
 import { createPgRunListener } from 'pipeline-status-sdk/pg'
 import { createPrismaStore, createStaleRunSweeper, type RunState, type StaleRunSweeperSettings } from 'pipeline-status-sdk/server'
 import { openDatabase } from '../shared/database.js'
@@ -46,6 +46,33 @@ export interface ExpressExampleOptions {
    * @default none
    */
   staleRunSweeper?: StaleRunSweeperSettings | undefined
+  /**
+   * Named stage catalogues (the handlers' `pipelines`), e.g. from {@link collectionFromEnv}.
+   * Runs created without a pipeline stay in `default` (the five stages).
+   * @default none: only `default`
+   */
+  pipelines?: PipelineCatalogues | undefined
+  /**
+   * The read-token secret(s) (the handlers' `readTokens.secret`): at least 32 characters, not a
+   * webhook secret.
+   * @default none: read tokens are refused
+   */
+  readTokenSecret?: string | string[] | undefined
+}
+
+/**
+ * The example's collection settings from the environment, as `npm run example:express` reads
+ * them: `PIPELINES_FILE` (a JSON file `{ "report": ["Fetch", "Summarise"] }`, read by the same
+ * `loadPipelinesFile` as `pipeline-status mock --pipelines`) and `READ_TOKEN_SECRET`
+ * (comma-separated for several). Throws the file's `ServerConfigurationError`, naming it.
+ */
+export function collectionFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<ExpressExampleOptions, 'pipelines' | 'readTokenSecret'> {
+  const file = env['PIPELINES_FILE']?.trim()
+  const readTokenSecret = (env['READ_TOKEN_SECRET'] ?? '').split(',').map((part) => part.trim()).filter((part) => part !== '')
+  return {
+    ...(file ? { pipelines: loadPipelinesFile(file) } : {}),
+    ...(readTokenSecret.length > 0 ? { readTokenSecret } : {}),
+  }
 }
 
 /** A running example. */
@@ -100,6 +127,7 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
       listen: listen ? createPgRunListener({ connectionString: options.databaseUrl as string, channel }) : undefined,
     },
     secret: options.secret,
+    ...collectionSettings(options),
     logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
     // Where an app stores the run's results; here the example only reports them.
     onRunCompleted: (_tx, run, payload) => {
@@ -149,5 +177,13 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
         })
         await db.close()
       })()),
+  }
+}
+
+/** The handlers' `pipelines` and `readTokens` from the example's options (only those given). */
+function collectionSettings(options: ExpressExampleOptions): { pipelines?: PipelineCatalogues; readTokens?: { secret: string | string[] } } {
+  return {
+    ...(options.pipelines ? { pipelines: options.pipelines } : {}),
+    ...(options.readTokenSecret ? { readTokens: { secret: options.readTokenSecret } } : {}),
   }
 }

@@ -6,9 +6,14 @@
  * - `WEBHOOK_SECRET`, comma-separated for rotation (unset: a demo secret, loudly logged)
  * - `DATABASE_URL` (unset: embedded PGlite with its data in `./.data/express-example`,
  *   or in `DATA_DIR` when set)
+ * - `PIPELINES_FILE`: named stage catalogues, a JSON file `{ "report": ["Fetch", "Summarise"] }`
+ *   (the same format as `pipeline-status mock --pipelines`); runs created without a pipeline
+ *   stay in `default`
+ * - `READ_TOKEN_SECRET`: accept run read tokens signed with it (at least 32 characters, not the
+ *   webhook secret); comma-separated for several
  */
 import { MigrationHistoryError } from '../shared/database.js'
-import { startExpressExample } from './app.js'
+import { collectionFromEnv, startExpressExample } from './app.js'
 
 const DEMO_SECRET = 'demo-secret-do-not-use-in-production'
 
@@ -38,7 +43,16 @@ if (secret.length === 0) {
 const databaseUrl = process.env['DATABASE_URL'] || undefined
 const dataDir = databaseUrl ? undefined : (process.env['DATA_DIR'] ?? '.data/express-example')
 
-const example = await startExpressExample({ port, databaseUrl, dataDir, secret }).catch((error: unknown) => {
+let collection: ReturnType<typeof collectionFromEnv>
+try {
+  collection = collectionFromEnv()
+} catch (error) {
+  // A pipelines file the example cannot use: one line naming the file and the key, no stack.
+  console.error(`[express-example] PIPELINES_FILE: ${(error as Error).message}`)
+  process.exit(1)
+}
+
+const example = await startExpressExample({ port, databaseUrl, dataDir, secret, ...collection }).catch((error: unknown) => {
   // A database the example cannot migrate is the user's to fix: one line that says how, no stack.
   if (!(error instanceof MigrationHistoryError)) throw error
   console.error(`[express-example] ${error.message}`)
@@ -47,6 +61,7 @@ const example = await startExpressExample({ port, databaseUrl, dataDir, secret }
 console.info(
   `[express-example] listening on ${example.url} (${example.database === 'postgres' ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`})`,
 )
+if (collection.pipelines) console.info(`[express-example] pipelines: default, ${Object.keys(collection.pipelines).join(', ')}`)
 console.info(`[express-example] try: curl -X POST ${example.url}/runs -H 'X-Webhook-Secret: …' -H 'Content-Type: application/json' -d '{}'`)
 
 let stopping = false

@@ -6,6 +6,7 @@
  * CommonJS and the ES module build side by side) is reached the same way: nothing is dropped.
  */
 import type { CatalogueEntry } from '../contract/records.js'
+import type { StageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import type { UpdateOutcome } from './delivery.js'
 import { ConfigurationError } from './errors.js'
@@ -17,16 +18,25 @@ export const CLIENT_INTERNALS: unique symbol = Symbol.for('pipeline-status-sdk.c
 
 /** What `runPipeline` may call beyond the public API. Internal. */
 export interface ClientInternals {
-  stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome>
+  /** A stage update; `catalogue` (the run's own) names the stages instead of the client's `stages`. */
+  stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, catalogue?: StageCatalogue): Promise<UpdateOutcome>
   /** `reportProgress`, telling an invalid report from an undelivered one. Never rejects. */
-  reportProgress(runId: string, stageNumber: number, progress: ProgressReport): Promise<UpdateOutcome>
+  reportProgress(runId: string, stageNumber: number, progress: ProgressReport, catalogue?: StageCatalogue): Promise<UpdateOutcome>
   /** Starts the stage's heartbeat; returns its stop. */
   startHeartbeat(runId: string, stageNumber: number): () => void
   /** Listens for the run being finished elsewhere; returns the unsubscribe. */
   onRunFinished(runId: string, listener: (event: RunFinishedEvent) => void): () => void
   runFinished(runId: string): RunFinishedEvent | undefined
-  /** The server's catalogue (from `createRun`'s answer, else `GET /status`); `undefined` from an older server. */
-  serverCatalogue(runId: string): Promise<CatalogueEntry[] | undefined>
+  /** The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`). */
+  serverCatalogue(runId: string): Promise<RunCatalogue>
+}
+
+/** A run's own stage catalogue as the server answered it, and its pipeline. */
+export interface RunCatalogue {
+  /** `undefined` from an older server that sends none. */
+  catalogue: CatalogueEntry[] | undefined
+  /** `'default'` from an older server. */
+  pipeline: string
 }
 
 /** The internals of a client; throws {@link ConfigurationError} for an object that is not one. */

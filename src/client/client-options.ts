@@ -288,7 +288,9 @@ export function resolveClientOptions(options: PrismaAPIClientOptions): ResolvedC
 function signerFor(signingSecret: string, routesAt: string): AttemptSigner {
   return async ({ method, url, body, unique }) => {
     if (!url.startsWith(routesAt)) throw new TypeError(`Cannot sign ${url}: it is not under ${routesAt}`)
-    const id = webhookMessageId({ method, route: decodeURIComponent(url.slice(routesAt.length)), unique })
+    // The route is the path alone: a list's query string is not part of it.
+    const route = decodeURIComponent(url.slice(routesAt.length).split('?', 1)[0] ?? '')
+    const id = webhookMessageId({ method, route, unique })
     return { ...(await createWebhookSignatureHeaders({ secret: signingSecret, body, id })) }
   }
 }

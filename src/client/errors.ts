@@ -229,25 +229,37 @@ export class RunFinishedError extends PipelineStatusError {
 }
 
 /**
- * `runPipeline` refused to start: its number of stage functions differs from the server's stage
+ * `runPipeline` refused to start: its number of stage functions differs from the run's stage
  * catalogue (a 5-stage runner against a 3-stage server would report COMPLETED after stage 3; one
- * with fewer stages would never complete the run by itself).
+ * with fewer stages would never complete the run by itself), or, with `runPipeline({ pipeline })`,
+ * the run exists in another pipeline.
  */
 export class CatalogueMismatchError extends PipelineStatusError {
   /** Always `'CatalogueMismatchError'`. */
   override readonly name = 'CatalogueMismatchError' as const
   /** How many stages the runner has. */
   readonly runnerStages: number
-  /** How many stages the server's catalogue has. */
-  readonly serverStages: number
+  /** How many stages the run's catalogue has; `undefined` when the run is in another pipeline. */
+  readonly serverStages: number | undefined
+  /** The run's pipeline, when the server said it. */
+  readonly pipeline: string | undefined
+  /** The pipeline `runPipeline` was asked to run, when it differs from the run's. */
+  readonly expectedPipeline: string | undefined
 
-  constructor(runId: string, runnerStages: number, serverStages: number) {
+  constructor(runId: string, runnerStages: number, serverStages: number | undefined, pipelines: { pipeline?: string | undefined; expectedPipeline?: string | undefined } = {}) {
+    const { pipeline, expectedPipeline } = pipelines
+    const named = pipeline === undefined ? "the server's catalogue" : `the catalogue of its pipeline '${pipeline}'`
     super(
-      `Run ${runId}: the runner has ${runnerStages} stage(s) but the server's catalogue has ${serverStages}; ` +
-        'configure the same stages on both sides (the client\'s `stages` option and the handlers\' catalogue)',
+      expectedPipeline !== undefined
+        ? `Run ${runId} is in the pipeline '${pipeline}', not '${expectedPipeline}'; give runPipeline a new run id, or the run's own pipeline`
+        : `Run ${runId}: the runner has ${runnerStages} stage(s) but ${named} has ${serverStages}; ` +
+            "configure the same stages on both sides (the runner's stage functions and the handlers' " +
+            (pipeline === undefined ? 'catalogue)' : `pipelines['${pipeline}'])`),
     )
     this.runnerStages = runnerStages
     this.serverStages = serverStages
+    this.pipeline = pipeline
+    this.expectedPipeline = expectedPipeline
   }
 }
 

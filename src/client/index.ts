@@ -35,11 +35,14 @@ export type { Problem, ProblemCode } from '../contract/problem.js'
 // What the server answers, and the run and stage records inside those answers.
 export type { CompleteRunResponse, CreateRunResponse, RunStatusResponse, StageUpdateResponse } from '../contract/records.js'
 export type { PipelineRunRecord, StageOutputRecord, UpdateOutcome } from '../contract/records.js'
+export type { RunCounts, RunListPage, RunSummary } from '../contract/run-list.js'
 export { PrismaAPIClient } from './prisma-api-client.js'
 export type { PrismaAPIClientOptions, SigningOptions, CloseOptions, CloseResult, CompleteRunInput } from './client-options.js'
 export { isQueuedDelivery, type QueuedDelivery, type UndeliveredUpdates } from './delivery.js'
 export type { RunFinishedEvent } from './run-finished.js'
 export type { ProgressReport } from './progress.js'
+export type { CreateRunOptions } from './create-run.js'
+export type { CountRunsOptions, ListRunsOptions, RunFilter } from './run-list.js'
 export { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, outputJsonReplacer, type OutputAlteration } from './stage-output.js'
 export {
   runPipeline,

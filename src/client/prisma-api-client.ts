@@ -6,23 +6,27 @@
  */
 import { CompleteRun } from '../contract/complete.js'
 import { PayloadValidationError, parseRunId } from '../contract/parse.js'
-import { type CatalogueEntry, CompleteRunResponse, CreateRunResponse, type HeartbeatResponse, RunStatusResponse } from '../contract/records.js'
+import { CompleteRunResponse, CreateRunResponse, type HeartbeatResponse, RunStatusResponse } from '../contract/records.js'
+import type { RunCounts, RunListPage } from '../contract/run-list.js'
 import { type RouteName, routePath } from '../contract/routes.js'
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
-import { CLIENT_INTERNALS, type ClientInternals } from './client-internals.js'
+import { CLIENT_INTERNALS, type ClientInternals, type RunCatalogue } from './client-internals.js'
 import { type CloseOptions, type CloseResult, type CompleteRunInput, type PrismaAPIClientOptions, resolveClientOptions } from './client-options.js'
+import { type CreateRunOptions, createRunBody } from './create-run.js'
 import { type Delivered, Delivery, type QueuedDelivery, type UpdateOutcome } from './delivery.js'
 import { ClientClosedError, ConfigurationError, PipelineStatusError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import { Heartbeats } from './heartbeat.js'
 import { type Logger, consoleLogger } from './logger.js'
+import { parseResponse } from './parse-response.js'
 import type { DeadLetter, FlushResult } from './outbox/entry.js'
 import { Outbox } from './outbox/outbox.js'
 import { type ProgressReport, ProgressReports } from './progress.js'
 import { type RunFinishedEvent, RunFinishedObserver } from './run-finished.js'
+import { type CountRunsOptions, type ListRunsOptions, type RunListTransport, countRuns, listRunPages, withQuery } from './run-list.js'
 import { type OutputAlteration, buildStageUpdate, storableStageUpdate } from './stage-output.js'
 import { Transport } from './transport.js'
 
@@ -86,8 +90,16 @@ export class PrismaAPIClient {
   readonly #heartbeats: Heartbeats
   readonly #progress: ProgressReports
   #closed = false
-  /** The server's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
-  readonly #catalogues = new Map<string, CatalogueEntry[]>()
+  /** The run's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
+  readonly #catalogues = new Map<string, RunCatalogue>()
+  /** The list and count reads: a GET like `getStatus`, retried, refused once the client is closed. */
+  readonly #reads: RunListTransport = {
+    url: (route, query) => withQuery(this.#url(route), query),
+    get: async (url, signal) => {
+      if (this.#closed) throw new ClientClosedError()
+      return (await this.#transport.send({ method: 'GET', url }, { retry: true, signal })).text
+    },
+  }
 
   constructor(options: PrismaAPIClientOptions = {}) {
     const { baseUrl, basePath, secret, timeoutMs, heartbeatIntervalMs, stages, retry, signer } = resolveClientOptions(options)
@@ -123,9 +135,9 @@ export class PrismaAPIClient {
     }
     this.#delivery.attach(this.#outbox)
     const internals: ClientInternals = {
-      stageUpdate: (runId, stageNumber, status, output) => this.#stageUpdate(runId, stageNumber, status, output),
-      reportProgress: (runId, stageNumber, progress) =>
-        this.#reportProgress(runId, stageNumber, progress).catch(
+      stageUpdate: (runId, stageNumber, status, output, catalogue) => this.#stageUpdate(runId, stageNumber, status, output, catalogue),
+      reportProgress: (runId, stageNumber, progress, catalogue) =>
+        this.#reportProgress(runId, stageNumber, progress, catalogue).catch(
           (error: unknown): UpdateOutcome => ({
             state: error instanceof PayloadValidationError ? 'invalid' : 'failed',
             reason: failureReason(error),
@@ -138,7 +150,9 @@ export class PrismaAPIClient {
       serverCatalogue: async (runId) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
-        return known ?? (await this.getStatus(runId)).catalogue
+        if (known) return known
+        const { catalogue, run } = await this.getStatus(runId)
+        return { catalogue, pipeline: run.pipeline }
       },
     }
     // Not enumerable, not in the types: `runPipeline` reaches it through `clientInternals`.
@@ -217,7 +231,7 @@ export class PrismaAPIClient {
     const completedAt = body.completedAt instanceof Date ? body.completedAt.toISOString() : (body.completedAt ?? new Date().toISOString())
     const parsed = CompleteRun.safeParse({ ...body, completedAt })
     if (!parsed.success) throw new PayloadValidationError('completion', parsed.error.issues)
-    assertRunId(runId)
+    parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
     const data = parsed.data
     // The run's error is stored like an output: make it storable rather than lose the completion.
@@ -241,7 +255,7 @@ export class PrismaAPIClient {
    * errors; a 404 is a {@link StatusHttpError} with `problem.code === 'run_not_found'`.
    */
   async getStatus(runId: string): Promise<RunStatusResponse> {
-    assertRunId(runId)
+    parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
     const response = await this.#transport.send({ method: 'GET', url: this.#url('status', runId) }, { retry: true })
     const status = parseResponse(RunStatusResponse, response.text, 'status')
@@ -250,22 +264,55 @@ export class PrismaAPIClient {
   }
 
   /**
-   * Creates a run (`POST /runs`). Idempotent: an existing id answers `created: false` with the
-   * stored run. Without `id` the client picks a random UUID before the first attempt, so a retry
-   * after a lost response finds the same run instead of creating a second one. Throws the typed
-   * errors.
+   * Creates a run (`POST /runs`) with {@link CreateRunOptions} `{ id?, pipeline?, tags?, metadata? }`
+   * (a string is the id alone, as in 0.1). Idempotent: an existing id answers `created: false`
+   * with the stored run. Without `id` the client picks a random UUID before the first attempt,
+   * so a retry after a lost response finds the same run. The answer's `catalogue` is the run's
+   * own (its pipeline's stages), which `runPipeline` checks against. Throws
+   * {@link PayloadValidationError} before sending for input the contract refuses (the run id,
+   * over 20 tags, a tag over 128 characters, metadata over 16 KiB), and the typed errors (an
+   * unknown pipeline is a 400 {@link StatusHttpError}).
+   *
+   * @example
+   * ```ts
+   * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+   * const client = new PrismaAPIClient()
+   * const { run } = await client.createRun({ pipeline: 'report', tags: ['nightly'], metadata: { customer: 'acme' } })
+   * ```
    */
-  async createRun(id: string = crypto.randomUUID()): Promise<CreateRunResponse> {
+  async createRun(idOrOptions?: string | CreateRunOptions): Promise<CreateRunResponse> {
     if (this.#closed) throw new ClientClosedError()
-    assertRunId(id)
-    const body = JSON.stringify({ id })
-    const response = await this.#transport.send(
-      { method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() },
-      { retry: true },
-    )
+    const body = createRunBody(idOrOptions)
+    const response = await this.#transport.send({ method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() }, { retry: true })
     const created = parseResponse(CreateRunResponse, response.text, 'run creation')
-    if (created.catalogue !== undefined) this.#catalogues.set(created.run.id, created.catalogue)
+    if (created.catalogue !== undefined) this.#catalogues.set(created.run.id, { catalogue: created.catalogue, pipeline: created.run.pipeline })
     return created
+  }
+
+  /**
+   * Lists runs (`GET {base}/runs`), newest first, one {@link RunListPage} `{ runs, nextCursor }`
+   * per iteration, following `nextCursor` with the same filters until it is `null` or `maxRuns`
+   * runs were read ({@link ListRunsOptions}). Authenticated, retried and timed like
+   * {@link getStatus}; `signal` aborts the page in flight. Throws
+   * {@link PayloadValidationError} for options the contract refuses (checked when iteration
+   * starts), and the typed errors (a refused cursor is a 400 `invalid_cursor`).
+   *
+   * @example
+   * ```ts
+   * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+   * const client = new PrismaAPIClient()
+   * for await (const page of client.listRuns({ tag: 'x', status: ['FAILED'] })) {
+   *   for (const run of page.runs) console.log(run.id, run.pipeline, run.stageCounts.COMPLETED)
+   * }
+   * ```
+   */
+  listRuns(options: ListRunsOptions = {}): AsyncGenerator<RunListPage, void, undefined> {
+    return listRunPages(this.#reads, options)
+  }
+
+  /** Counts runs per status or pipeline (`GET {base}/runs/counts`): `{ counts: { FAILED: 3 } }`, zero keys absent; see {@link CountRunsOptions}. Throws like {@link listRuns}. */
+  countRuns(options: CountRunsOptions): Promise<RunCounts> {
+    return countRuns(this.#reads, options)
   }
 
   /**
@@ -308,7 +355,7 @@ export class PrismaAPIClient {
    * then), or `undefined` when it got none (logged at debug level).
    */
   async heartbeat(runId: string, stageNumber?: number): Promise<HeartbeatResponse | undefined> {
-    assertRunId(runId)
+    parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
     return this.#heartbeats.send(runId, stageNumber, undefined)
   }
@@ -378,32 +425,32 @@ export class PrismaAPIClient {
     return this.#delivery.close(options.timeoutMs ?? 10_000)
   }
 
-
-  #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome> {
-    const stage = this.stages[stageNumber - 1]
-    if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, this.stages))
+  /** `catalogue`: the run's own (`runPipeline` of a pipeline), else the client's `stages`. */
+  #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, catalogue = this.stages): Promise<UpdateOutcome> {
+    const stage = catalogue[stageNumber - 1]
+    if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, catalogue))
     // An output JSON cannot hold must not cost the stage its status: a placeholder is sent.
     const { body, alterations } = buildStageUpdate(runId, stage, status, output, this.#logger)
-    return this.#submitStageUpdate(runId, body, alterations)
+    return this.#submitStageUpdate(runId, body, alterations, catalogue)
   }
 
   /** Makes the output storable, then delivers the update; see `markStageComplete`. */
-  async #submitStageUpdate(runId: string, body: StageUpdate, alterations: OutputAlteration[] = []): Promise<UpdateOutcome> {
+  async #submitStageUpdate(runId: string, body: StageUpdate, alterations: OutputAlteration[] = [], catalogue = this.stages): Promise<UpdateOutcome> {
     const refused = this.#refusedBeforeSending(runId)
     if (refused) return this.#refuse(runId, refused)
     const storable = storableStageUpdate(runId, body, this.#logger)
-    const finishing = body.status !== 'PROCESSING' && (body.status !== 'COMPLETED' || body.stageNumber === lastStageNumber(this.stages))
+    const finishing = body.status !== 'PROCESSING' && (body.status !== 'COMPLETED' || body.stageNumber === lastStageNumber(catalogue))
     const what = `stage ${body.stageNumber} ${body.status}`
     const outcome = await this.#delivery.deliver({ runId, route: 'stageUpdate', json: JSON.stringify(storable.body), id: crypto.randomUUID(), what, finishing })
     return this.#settle(outcome, [...alterations, ...storable.alterations])
   }
 
   /** Builds, coalesces and delivers a progress report; see `reportProgress`. */
-  async #reportProgress(runId: string, stageNumber: number, report: ProgressReport): Promise<UpdateOutcome> {
+  async #reportProgress(runId: string, stageNumber: number, report: ProgressReport, catalogue = this.stages): Promise<UpdateOutcome> {
     const refused = this.#refusedBeforeSending(runId)
     if (refused) return this.#refuse(runId, refused)
-    const stage = this.stages[stageNumber - 1]
-    if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, this.stages))
+    const stage = catalogue[stageNumber - 1]
+    if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, catalogue))
     let delivered: Promise<Delivered>
     try {
       delivered = this.#progress.report(runId, stageNumber, stage.name, report)
@@ -454,28 +501,9 @@ function notInCatalogue(stageNumber: number, stages: StageCatalogue): PipelineSt
   return new ConfigurationError(`Stage ${stageNumber} is not in the catalogue (1..${stages.length})`)
 }
 
-/** The contract's run-id rule, checked before anything is sent: throws `PayloadValidationError`. */
-function assertRunId(runId: string): void {
-  parseRunId(runId)
-}
-
-function parseResponse<T>(schema: { safeParse(input: unknown): { success: true; data: T } | { success: false } }, text: string, what: string): T {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    throw new PipelineStatusError(`The ${what} response is not JSON`)
-  }
-  const parsed = schema.safeParse(json)
-  if (!parsed.success) throw new PipelineStatusError(`The ${what} response does not match the contract`)
-  return parsed.data
-}
-
-
 /** `true` when delivered or kept in the outbox, as the `mark*` methods resolve. */
 async function reported(outcome: Promise<UpdateOutcome>): Promise<boolean> {
   const { state } = await outcome
   return state === 'delivered' || state === 'queued'
 }
-
 

@@ -10,6 +10,7 @@ import { failureReason } from './failure-reason.js'
 import type { PrismaAPIClient } from './prisma-api-client.js'
 import type { ProgressReport } from './progress.js'
 import type { RunFinishedEvent } from './run-finished.js'
+import { startingCatalogue } from './starting-catalogue.js'
 import { type PipelineSummary, type StageConflict, type StageSummary, type Undelivered, describeAlteration, outputPreview, undeliveredWarnings } from './pipeline-summary.js'
 import { type OutputAlteration, outputJsonReplacer, serialiseOutput } from './stage-output.js'
 
@@ -74,8 +75,24 @@ export type PipelineProgressEvent =
  * ```
  */
 export interface RunPipelineOptions {
-  /** The `PipelineRun.id`, created beforehand by the web app (or `client.createRun`). */
-  runId: string
+  /**
+   * The `PipelineRun.id`, created beforehand by the web app (or `client.createRun`). With
+   * `pipeline`, the run is created here (idempotent: an existing run is taken as it is), and a
+   * random UUID is its id when this is absent; without `pipeline` it is required.
+   */
+  runId?: string | undefined
+  /**
+   * Creates (or takes) the run in this pipeline first (`client.createRun({ id: runId, pipeline,
+   * tags, metadata })`), then checks the stage functions against that run's own catalogue and
+   * names the stages from it. A run that exists in another pipeline, or whose catalogue has
+   * another number of stages, is a {@link CatalogueMismatchError} naming the pipeline.
+   * @default none: the run must exist; it is checked against its own catalogue all the same
+   */
+  pipeline?: string | undefined
+  /** With `pipeline`: the new run's tags (see `CreateRunOptions`). */
+  tags?: readonly string[] | undefined
+  /** With `pipeline`: the new run's metadata (see `CreateRunOptions`). */
+  metadata?: Readonly<Record<string, unknown>> | undefined
   /** Reports every stage change. Its `stages` catalogue names the stages. */
   client: PrismaAPIClient
   /**
@@ -109,9 +126,13 @@ export interface RunPipelineOptions {
  * stops. Finally `POST /complete` with the outcome (unless `complete: false`).
  *
  * Runner control (docs/contract.md "Runner control"):
- * - At start it reads the server's stage catalogue (from the client's `createRun` answer for
+ * - With `pipeline`, it first creates the run in that pipeline (`client.createRun`, idempotent;
+ *   a failure to create it throws the client's typed errors).
+ * - At start it reads the run's own stage catalogue (from the client's `createRun` answer for
  *   this run, else `GET /status`) and refuses to start with a {@link CatalogueMismatchError}
- *   when the number of stage functions differs from it. When the server cannot be read (or is
+ *   (naming the pipeline) when the number of stage functions differs from it, or when the run
+ *   is in another pipeline than `pipeline`. A run of a pipeline other than `default` names its
+ *   stages from that catalogue, not from the client's `stages`. When the server cannot be read (or is
  *   older and sends no catalogue), it starts anyway and says so in `warnings`.
  * - While a stage runs, the client sends heartbeats (its `heartbeatIntervalMs`) and the stage may
  *   call `reportProgress`.
@@ -144,21 +165,19 @@ export interface RunPipelineOptions {
  * ```
  */
 export async function runPipeline(options: RunPipelineOptions): Promise<PipelineSummary> {
-  const { runId, client, stages, signal } = options
-  const catalogue = client.stages
-  if (stages.length === 0 || stages.length > catalogue.length) {
-    throw new ConfigurationError(`runPipeline needs 1..${catalogue.length} stage functions (the catalogue's size), got ${stages.length}`)
-  }
+  const { client, stages, signal } = options
+  if (stages.length === 0) throw new ConfigurationError('runPipeline needs at least one stage function')
   const internals = clientInternals(client)
-  const warnings: string[] = []
-  let serverCatalogue: readonly unknown[] | undefined
-  try {
-    serverCatalogue = await internals.serverCatalogue(runId)
-  } catch (thrown) {
-    warnings.push(`The server's stage catalogue could not be read, so the number of stages was not checked: ${failureReason(thrown)}`)
-  }
-  if (serverCatalogue !== undefined && serverCatalogue.length !== stages.length) {
-    throw new CatalogueMismatchError(runId, stages.length, serverCatalogue.length)
+  const { runId, runCatalogue, warnings } = await startingCatalogue(internals, {
+    runId: options.runId,
+    pipeline: options.pipeline,
+    stageCount: stages.length,
+    create: (pipeline) => client.createRun({ id: options.runId, pipeline, tags: options.tags, metadata: options.metadata }),
+  })
+  // The run's own catalogue names the stages of a pipeline; the client's names those of `default`.
+  const catalogue = runCatalogue ?? client.stages
+  if (stages.length > catalogue.length) {
+    throw new ConfigurationError(`runPipeline needs 1..${catalogue.length} stage functions (the catalogue's size), got ${stages.length}`)
   }
   const progress = (event: PipelineProgressEvent) => {
     try {
@@ -193,7 +212,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   })
   /** Sends one stage update; true when delivered or queued; notes what went wrong. */
   const report = async (stageNumber: number, stageStatus: StageUpdateStatus, output?: unknown): Promise<boolean> => {
-    const outcome: UpdateOutcome = await internals.stageUpdate(runId, stageNumber, stageStatus, output)
+    const outcome: UpdateOutcome = await internals.stageUpdate(runId, stageNumber, stageStatus, output, catalogue)
     for (const alteration of outcome.alterations) {
       alteredOutputs.push(alteration)
       warnings.push(describeAlteration(alteration))
@@ -247,7 +266,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           previousOutputs: outputs.slice(),
           signal: controller.signal,
           reportProgress: async (report) => {
-            const outcome = await internals.reportProgress(runId, stageNumber, report)
+            const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
             // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
             if (outcome.state === 'invalid' || outcome.state === 'failed' || outcome.state === 'dead-lettered') {
               warnings.push(`Stage ${stageNumber} progress report ${outcome.state === 'invalid' ? 'refused as invalid' : `not delivered (${outcome.state})`}: ${outcome.reason ?? 'unknown reason'}`)

@@ -29,6 +29,9 @@ import { problemResponse } from '../server/http/problem-response.js'
 import type { PrismaStoreClient } from '../server/storage/prisma-client.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
 
+// The pipelines file of the mock CLI and the Express example (Node only, so here, not in /server).
+export { loadPipelinesFile, parsePipelines, type PipelineCatalogues } from '../server/pipelines-file.js'
+
 /** Options of {@link createExpressRouter}, beyond those of the server handlers. */
 export interface ExpressRouterSettings {
   /**

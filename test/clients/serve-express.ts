@@ -3,14 +3,15 @@
  * starts and stops it), on `DATABASE_URL` (PostgreSQL) or else embedded PGlite in `DATA_DIR`,
  * on `PORT` (0 picks one). Prints `listening on <origin>` once ready; stops on SIGTERM.
  *
- * - Without `SIGNING_SECRET`: the Express example (`startExpressExample`) accepting `WEBHOOK_SECRET`.
+ * - Without `SIGNING_SECRET`: the Express example (`startExpressExample`) accepting `WEBHOOK_SECRET`,
+ *   with `PIPELINES_FILE` and `READ_TOKEN_SECRET` as `npm run example:express` reads them.
  * - With `SIGNING_SECRET`: the Express adapter as docs/security.md configures a signing-only app
  *   (`secret: []`, `signing: { secret }`): every request, reads included, must be signed.
  */
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { startExpressExample } from '../../examples/express/app.js'
+import { collectionFromEnv, startExpressExample } from '../../examples/express/app.js'
 import { openDatabase } from '../../examples/shared/database.js'
 
 const quiet = { info: () => {}, warn: (message: string) => console.error(message), error: (message: string) => console.error(message) }
@@ -35,7 +36,7 @@ if (signingSecret) {
     await db.close()
   }
 } else {
-  const example = await startExpressExample({ port, databaseUrl, dataDir, secret: process.env['WEBHOOK_SECRET'] ?? '', log: quiet })
+  const example = await startExpressExample({ port, databaseUrl, dataDir, secret: process.env['WEBHOOK_SECRET'] ?? '', log: quiet, ...collectionFromEnv() })
   process.stdout.write(`express example listening on http://127.0.0.1:${example.port} (${example.database})\n`)
   close = () => example.close()
 }

@@ -3,7 +3,7 @@
  * docs and every `@example` of the API reference that creates a `PrismaAPIClient` and sends with
  * it (a runner program) runs, as a user would run it with `npx tsx`, against the mock server
  * (`startMockServer`: the real handlers on an in-memory store, the default five-stage
- * catalogue), with `FRONTEND_WEBHOOK_URL` and `WEBHOOK_SECRET` set as the guides say. Each runs
+ * catalogue and a two-stage pipeline `report`), with `FRONTEND_WEBHOOK_URL` and `WEBHOOK_SECRET` set as the guides say. Each runs
  * in a folder of its own (outbox directories land there) and must exit 0 with every request it
  * sent answered; a runPipeline sample must leave its run COMPLETED. Type-checking them is
  * code-blocks.test.ts's job. Not run here: samples that only construct a client (nothing is
@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { defineStages } from 'pipeline-status-sdk'
 import { startMockServer, type MockServerRequestEntry } from 'pipeline-status-sdk/msw'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CodeBlock, collectDocumentedBlocks, isChecked } from './code-blocks.js'
@@ -35,6 +36,9 @@ const runners = collectDocumentedBlocks(root)
   .filter(isChecked)
   .filter((block) => /new PrismaAPIClient\(/.test(block.code))
   .filter((block) => SENDS.test(block.code) && !/from 'vitest'/.test(block.code))
+
+/** The pipeline the samples of "Runs as a collection" name (docs/listing-runs-from-clients.md), beside `default`. */
+const SAMPLE_PIPELINES = { pipelines: { report: defineStages(['Fetch', 'Summarise']) } }
 
 let base = ''
 
@@ -64,7 +68,7 @@ describe('samples that talk to a server, run against the mock', () => {
   it.each(runners.map((block) => [label(block), block] as const))('%s', async (_name, block) => {
     const requests: MockServerRequestEntry[] = []
     const secret = 'docs-sample-secret'
-    const server = await startMockServer({ secret, autoCreateRuns: true, onRequest: (entry) => requests.push(entry) })
+    const server = await startMockServer({ secret, autoCreateRuns: true, ...SAMPLE_PIPELINES, onRequest: (entry) => requests.push(entry) })
     const folder = await mkdtemp(join(base, 'sample-'))
     try {
       const file = join(folder, `sample.${block.lang === 'tsx' ? 'tsx' : 'mts'}`)

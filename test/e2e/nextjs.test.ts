@@ -453,4 +453,41 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const forged = `psrt1.${Math.floor(Date.now() / 1000) + 60}.${randomBytes(32).toString('base64url')}`
     expect(await read(shown, { authorization: `Bearer ${forged}` })).toBe('401 invalid_read_token')
   })
+
+  // Needs the server side of issue 24 (tags on POST /runs, GET /runs).
+  it('lists the newest runs on the home page through GET /runs: in the server HTML, then in Chromium with a link to each run', async () => {
+    const client = new PrismaAPIClient({ baseUrl: origin, secret })
+    const tag = `home-${randomBytes(4).toString('hex')}`
+    const listed = `e2e-${randomBytes(6).toString('hex')}`
+    await client.createRun({ id: listed, tags: [tag, '<b>not html</b>'], metadata: { by: 'e2e' } })
+    await client.close()
+
+    // The list as the server renders it, before any client JavaScript runs.
+    const html = (await (await fetch(`${origin}/`)).text()).replaceAll('<!-- -->', '')
+    expect(html).toContain(`data-testid="run-row" data-run-id="${listed}" data-status="PENDING"`)
+    expect(html).not.toContain('data-testid="runs-error"')
+    // Stored text is text: a tag that looks like HTML is escaped, never rendered.
+    expect(html).toContain('&lt;b&gt;not html&lt;/b&gt;')
+
+    const page = await browser!.newPage()
+    const problems: string[] = []
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    await page.goto(`${origin}/`, { waitUntil: 'networkidle' })
+    const rows = await page.evaluate(() =>
+      [...document.querySelectorAll('[data-testid="run-row"]')].map((row) => ({
+        id: row.getAttribute('data-run-id'),
+        status: row.querySelector('.badge')?.textContent,
+        pipeline: row.querySelector('[data-testid="run-pipeline"]')?.textContent,
+        tags: [...row.querySelectorAll('.tag')].map((tag) => tag.textContent),
+        href: row.querySelector('a')?.getAttribute('href'),
+      })),
+    )
+    // Newest first: the run just created heads the list.
+    expect(rows[0]).toEqual({ id: listed, status: 'PENDING', pipeline: 'default', tags: [tag, '<b>not html</b>'], href: `/runs/${listed}` })
+    expect(rows.length).toBeLessThanOrEqual(20)
+    await page.click(`a[href="/runs/${listed}"]`)
+    await page.waitForURL(`${origin}/runs/${listed}`)
+    expect(problems).toEqual([])
+    await page.close()
+  })
 })

@@ -1,11 +1,12 @@
 /**
  * The example runners as people run them, each a child process against `pipeline-status mock`
  * (the built bin) over HTTP: the TypeScript runner (runPipeline + PrismaAPIClient + outbox) and
- * the Python runner (pipeline_status_client). Both must end with the run COMPLETED. Without
+ * the Python runner (pipeline_status_client). Both must end with the run COMPLETED, unchanged,
+ * although the mock serves two more pipelines (`--pipelines`): their runs are in `default`. Without
  * Python 3.9+ the Python test is skipped (test/support/optional-tools.ts).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,7 +23,10 @@ let work: string
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'pss-runners-'))
-  mock = spawn(process.execPath, [join(root, 'dist/cli.js'), 'mock', '--port', '0', '--secret', SECRET], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const pipelines = join(work, 'pipelines.json')
+  await writeFile(pipelines, JSON.stringify({ report: ['Fetch', 'Summarise'], ingest: ['Load'] }))
+  const args = ['mock', '--port', '0', '--secret', SECRET, '--pipelines', pipelines]
+  mock = spawn(process.execPath, [join(root, 'dist/cli.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   url = await new Promise<string>((resolve, reject) => {
     let out = ''
     mock.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -58,7 +62,7 @@ describe('example runners against pipeline-status mock', () => {
     )
     expect(stdout).toContain('GET /status: run ts-example-run is COMPLETED')
     const { run, stages } = await statusOf('ts-example-run')
-    expect(run).toMatchObject({ status: 'COMPLETED' })
+    expect(run).toMatchObject({ status: 'COMPLETED', pipeline: 'default' })
     expect(run.completionReceivedAt).not.toBeNull()
     expect(stages.map((s) => s.status)).toEqual(Array(5).fill('COMPLETED'))
     const saved = JSON.parse(await readFile(join(work, 'debug/ts-example-run/stage_1_output.json'), 'utf8'))
@@ -70,7 +74,7 @@ describe('example runners against pipeline-status mock', () => {
     expect(stdout).toContain('Every update was delivered')
     expect(stdout).toContain('GET /status: run py-example-run is COMPLETED')
     const { run, stages } = await statusOf('py-example-run')
-    expect(run.status).toBe('COMPLETED')
+    expect(run).toMatchObject({ status: 'COMPLETED', pipeline: 'default' })
     expect(stages.map((s) => [s.stageNumber, s.status])).toEqual([1, 2, 3, 4, 5].map((n) => [n, 'COMPLETED']))
     // Python's microsecond timestamps were accepted and stored.
     expect(stages[0]?.completedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)

@@ -5,12 +5,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { cp, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import { createOpenApiDocument, RunStatusResponse } from 'pipeline-status-sdk'
+import { createOpenApiDocument, CreateRunResponse, RunStatusResponse } from 'pipeline-status-sdk'
+import { createRunReadToken } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { makeStageUpdate } from '../support/fixtures.js'
 
@@ -127,6 +128,8 @@ describe('pipeline-status mock', () => {
     const mockHelp = await run(['mock', '--help'])
     expect(mockHelp).toMatchObject({ code: 0, output: expect.stringContaining('Usage: pipeline-status mock [options]') })
     expect(mockHelp.output).toContain('--quiet')
+    expect(mockHelp.output).toMatch(/--pipelines <file>\s+named stage catalogues from a JSON file/)
+    expect(mockHelp.output).toContain('--read-token-secret <s>')
   })
 
   it('prints the OpenAPI 3.1 document with `openapi`, and the mock serves the same at GET {base}/openapi.json', async () => {
@@ -199,5 +202,71 @@ describe('pipeline-status mock', () => {
     } finally {
       await rm(app, { recursive: true, force: true })
     }
+  })
+
+  describe('--pipelines and --read-token-secret', () => {
+    const READ_SECRET = 'cli-read-token-secret-of-32-characters-or-more'
+    let dir: string
+    afterEach(async () => {
+      if (dir) await rm(dir, { recursive: true, force: true })
+    })
+    async function pipelinesFile(text: string): Promise<string> {
+      dir = await mkdtemp(join(tmpdir(), 'pss-pipelines-'))
+      const file = join(dir, 'pipelines.json')
+      await writeFile(file, text)
+      return file
+    }
+
+    it('refuses a pipelines file it cannot use, naming the file and the bad key, and exits 2', async () => {
+      const file = await pipelinesFile('{ "report": ["Fetch", "Summarise"], "ingest": [] }')
+      expect(await run(['mock', '--secret', 's', '--pipelines', file])).toEqual({
+        code: 2,
+        output: expect.stringContaining(`pipeline-status: pipelines file ${file}: "ingest" must be a non-empty list of stage names, e.g. ["Fetch", "Summarise"], got []\n`),
+      })
+      await writeFile(file, '{ "report": ["Fetch", 3] }')
+      expect((await run(['mock', '--secret', 's', '--pipelines', file])).output).toContain(`pipelines file ${file}: "report" stage 2 must be a name of 1 to 200 characters, got 3`)
+      await writeFile(file, '["Fetch"]')
+      expect((await run(['mock', '--secret', 's', '--pipelines', file])).output).toContain(`pipelines file ${file}: a pipelines file is one JSON object of pipeline names to stage names`)
+      await writeFile(file, '{ "report": ')
+      expect(await run(['mock', '--secret', 's', '--pipelines', file])).toMatchObject({ code: 2, output: expect.stringContaining(`pipelines file ${file} is not JSON`) })
+      expect(await run(['mock', '--secret', 's', '--pipelines', join(dir, 'missing.json')])).toMatchObject({
+        code: 2,
+        output: expect.stringContaining(`pipelines file ${join(dir, 'missing.json')} cannot be read (ENOENT)`),
+      })
+    })
+
+    it('accepts read tokens signed with --read-token-secret (or READ_TOKEN_SECRET) for their run', async () => {
+      for (const [args, env] of [[['--read-token-secret', READ_SECRET], {}], [[], { READ_TOKEN_SECRET: READ_SECRET }]] as const) {
+        const { child, url } = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--quiet', ...args], env)
+        await fetch(`${url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret', 'Content-Type': 'application/json' }, body: '{"id":"tok-run"}' })
+        const token = await createRunReadToken({ runId: 'tok-run', secret: READ_SECRET })
+        expect((await fetch(`${url}/api/pipeline/tok-run/status`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
+        child.kill('SIGTERM')
+        await once(child, 'exit')
+      }
+      const { child, url } = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--quiet'], { READ_TOKEN_SECRET: '' })
+      const token = await createRunReadToken({ runId: 'tok-run', secret: READ_SECRET })
+      expect((await fetch(`${url}/api/pipeline/tok-run/status`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401)
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    })
+
+    // Needs the handlers' `pipelines` option (the server side of issue 24).
+    it('serves the pipelines of the file; a run created without one is in default', async () => {
+      const file = await pipelinesFile('{ "report": ["Fetch", "Summarise"], "ingest": ["Load"] }')
+      const { child, url } = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--quiet', '--pipelines', file])
+      const create = async (body: object) => {
+        const response = await fetch(`${url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret', 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+        return CreateRunResponse.parse(await response.json())
+      }
+      const report = await create({ id: 'in-report', pipeline: 'report' })
+      expect(report.run.pipeline).toBe('report')
+      expect(report.catalogue).toEqual([{ stageNumber: 1, stageName: 'Fetch' }, { stageNumber: 2, stageName: 'Summarise' }])
+      const plain = await create({ id: 'in-default' })
+      expect(plain.run.pipeline).toBe('default')
+      expect(plain.catalogue).toHaveLength(5)
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    })
   })
 })

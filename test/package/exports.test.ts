@@ -72,7 +72,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'createNextRouteHandlers',
   ],
   'pipeline-status-sdk/express': [
-    'createExpressRouter',
+    'createExpressRouter', 'loadPipelinesFile', 'parsePipelines',
   ],
   'pipeline-status-sdk/msw': [
     'MOCK_DEFAULT_SECRET', 'createPipelineMock', 'startMockServer',

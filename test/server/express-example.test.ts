@@ -5,12 +5,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ExpressExample, startExpressExample } from '../../examples/express/app.js'
+import { collectionFromEnv, type ExpressExample, startExpressExample } from '../../examples/express/app.js'
+import { createRunReadToken } from 'pipeline-status-sdk/server'
 import { listMigrations, MigrationHistoryError, openDatabase } from '../../examples/shared/database.js'
 import { PGlite } from '@electric-sql/pglite'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -45,6 +46,66 @@ describe('examples/express in-process', () => {
     expect(logs).toContain(`[express-example] run ${id} COMPLETED with opportunities, fullReportMarkdown, stageOutputs`)
     await expectProblem(await api.complete(id, makeCompleteRun(), { secret: 'nope' }), 401, 'unauthorized')
     expect(example.database).toBe(db.kind)
+  })
+})
+
+describe('the Express example with PIPELINES_FILE and READ_TOKEN_SECRET', () => {
+  const READ_SECRET = 'express-example-read-token-secret-0123456789'
+  let db: TestDatabase
+  let dir: string
+  let example: ExpressExample | undefined
+  const quiet = { info: () => {}, warn: () => {}, error: () => {} }
+
+  beforeAll(async () => {
+    db = await createTestDatabase()
+    dir = await mkdtemp(join(tmpdir(), 'pss-express-pipelines-'))
+    await writeFile(join(dir, 'pipelines.json'), JSON.stringify({ report: ['Fetch', 'Summarise'], ingest: ['Load'] }))
+    await writeFile(join(dir, 'bad.json'), JSON.stringify({ report: 'Fetch' }))
+    example = await startExpressExample({
+      port: 0,
+      secret: 'example-secret',
+      databaseUrl: db.url,
+      log: quiet,
+      ...collectionFromEnv({ PIPELINES_FILE: join(dir, 'pipelines.json'), READ_TOKEN_SECRET: READ_SECRET }),
+    })
+  })
+  afterAll(async () => {
+    await example?.close()
+    await db?.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('reads both from the environment with the shared loadPipelinesFile, naming the file and the bad key', () => {
+    expect(collectionFromEnv({ PIPELINES_FILE: join(dir, 'pipelines.json'), READ_TOKEN_SECRET: 'a,b' })).toEqual({
+      pipelines: {
+        report: [{ number: 1, name: 'Fetch' }, { number: 2, name: 'Summarise' }],
+        ingest: [{ number: 1, name: 'Load' }],
+      },
+      readTokenSecret: ['a', 'b'],
+    })
+    expect(collectionFromEnv({})).toEqual({})
+    expect(() => collectionFromEnv({ PIPELINES_FILE: join(dir, 'bad.json') })).toThrow(
+      `pipelines file ${join(dir, 'bad.json')}: "report" must be a non-empty list of stage names, e.g. ["Fetch", "Summarise"], got "Fetch"`,
+    )
+  })
+
+  it('accepts read tokens signed with READ_TOKEN_SECRET for their run', async () => {
+    const api = new Api({ send: (spec) => fetch(buildRequest(example!.url, { secret: 'example-secret', ...spec })), close: async () => {} })
+    const id = await api.createRun()
+    const token = await createRunReadToken({ runId: id, secret: READ_SECRET })
+    expect((await fetch(`${example!.url}/${id}/status`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
+  })
+
+  // Needs the handlers' `pipelines` option (the server side of issue 24).
+  it('creates runs in the pipelines of the file; runs created without one are in default', async () => {
+    const create = async (body: object) => {
+      const response = await fetch(`${example!.url}/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'example-secret', 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+      return (await response.json()) as { run: { pipeline: string }; catalogue: unknown[] }
+    }
+    const report = await create({ pipeline: 'report' })
+    expect(report.run.pipeline).toBe('report')
+    expect(report.catalogue).toHaveLength(2)
+    expect((await create({})).run.pipeline).toBe('default')
   })
 })
 
@@ -100,6 +161,19 @@ describe('npm run example:express', () => {
     expect(code).toBe(0)
     expect(output).toContain('SIGTERM: stopping')
   }, 120_000)
+
+  it('stops with one line naming PIPELINES_FILE and the file when it cannot use it, and exits 1', async () => {
+    const missing = join(dataDir, 'missing.json')
+    const started = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/express/server.ts'], {
+      cwd: root,
+      env: { ...process.env, PORT: '0', DATA_DIR: dataDir, WEBHOOK_SECRET: 's', PIPELINES_FILE: missing },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stderr = ''
+    started.stderr?.on('data', (chunk: Buffer) => void (stderr += chunk.toString()))
+    const [code] = (await once(started, 'exit')) as [number | null]
+    expect({ code, stderr }).toEqual({ code: 1, stderr: `[express-example] PIPELINES_FILE: pipelines file ${missing} cannot be read (ENOENT)\n` })
+  }, 60_000)
 })
 
 describe('a database whose migrations were applied with psql (no _prisma_migrations)', () => {

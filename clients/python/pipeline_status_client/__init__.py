@@ -30,6 +30,7 @@ from .errors import (
 )
 from .outbox import DeadLetter, OutboxEntry
 from .retry import RetryPolicy
+from .runs import MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_TAGS, RUN_STATUSES
 from .signing import decode_signing_secret, sign_webhook, signature_headers, webhook_message_id
 
 __version__ = "0.1.0"
@@ -44,7 +45,11 @@ __all__ = [
     "ENV_WEBHOOK_SECRET",
     "ENV_WEBHOOK_URL",
     "FINAL_RUN_STATUSES",
+    "MAX_LIST_LIMIT",
+    "MAX_METADATA_BYTES",
+    "MAX_TAGS",
     "REPLACEMENT_CHARACTER",
+    "RUN_STATUSES",
     "TRUNCATION_MARKER",
     "AlteredOutput",
     "CatalogueMismatchError",

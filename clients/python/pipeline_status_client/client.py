@@ -6,10 +6,11 @@ import os
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from .contract import (
     BASE_PATH,
@@ -32,6 +33,7 @@ from .contract import (
 )
 from .errors import CatalogueMismatchError, ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError
 from .outbox import DeadLetter, Outbox, OutboxEntry
+from .runs import check_limit, create_run_body, iterate_runs, list_query
 from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriable
 from .signing import decode_signing_secret
 from .transport import Request, Transport
@@ -298,25 +300,75 @@ class PrismaAPIClient:
 
     # -- the rest of the contract ----------------------------------------------------------------
 
-    def create_run(self, run_id: Optional[str] = None) -> Dict[str, Any]:
+    def create_run(self, run_id: Optional[str] = None, pipeline: Optional[str] = None,
+                   tags: Optional[Sequence[str]] = None, metadata: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         """Creates a run (``POST /runs``), or returns the existing run with that id; the server
         picks a UUID when ``run_id`` is ``None`` (then a resend may create a second run, so choose
-        the id when it matters). Returns the run as stored (``id``, ``status``, timestamps...).
+        the id when it matters). ``pipeline``: the handlers' pipeline whose stages the run keeps
+        (default ``default``; an unknown name is a 400); ``tags``: at most 20 strings of 1 to 128
+        characters; ``metadata``: a JSON object of at most 16 KiB. Only the arguments given are
+        sent. Returns the run as stored (``id``, ``status``, ``pipeline``, ``tags``, ``metadata``,
+        timestamps...); its catalogue is kept for :meth:`check_catalogue`.
 
         Raises:
             InvalidRunIdError: ``run_id`` is outside the contract's rule.
+            ValueError: ``pipeline``, ``tags`` or ``metadata`` the server would refuse (named).
             StatusHttpError, StatusNetworkError: after the retries, when it could not be created.
         """
         if run_id is not None and not is_valid_run_id(run_id):
             raise InvalidRunIdError(f"invalid run id {run_id!r}: 1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only")
         key = str(uuid.uuid4())
-        body = encode_json({"id": run_id} if run_id is not None else {})
+        body = encode_json(create_run_body(run_id, pipeline, tags, metadata))
         answer = self._send_with_retries(Request("POST", route_path("runs"), key, body))
         run = answer.get("run") or {}
         if isinstance(answer.get("catalogue"), list):
             self._catalogues[str(run.get("id", run_id))] = answer["catalogue"]
         self._observe_run(str(run.get("id", run_id)), answer, read=True)
         return run
+
+    def list_runs(self, status: Union[None, str, Sequence[str]] = None, pipeline: Optional[str] = None,
+                  tag: Union[None, str, Sequence[str]] = None, created_after: Union[None, str, datetime] = None,
+                  created_before: Union[None, str, datetime] = None, limit: Optional[int] = None) -> Iterator[Dict[str, Any]]:
+        """Yields the runs of ``GET /runs``, newest first, across pages: a generator that asks for
+        the next page (``nextCursor``, same filters) only when the runs of the last one were
+        taken. Each run is a summary without stage outputs (``id``, ``status``, ``pipeline``,
+        ``tags``, ``metadata``, ``createdAt``, ``currentStage``, ``stageCounts``...).
+
+        Filters (every given one must hold): ``status`` one or a list (any of them), ``pipeline``,
+        ``tag`` one or a list (all of them), ``created_after`` (inclusive) and ``created_before``
+        (exclusive) as ISO 8601 strings or datetimes (a naive one is local time). ``limit``: runs
+        per page, 1 to 200 (the server's default is 50). Reads are authenticated like
+        :meth:`get_status` and retried like it; ``timeout`` applies per attempt.
+
+        Raises:
+            ValueError: at the call, for a filter or ``limit`` the server would refuse (named).
+            StatusHttpError, StatusNetworkError: while iterating, after the retries (a refused
+                cursor is a 400 ``invalid_cursor``).
+        """
+        filters = list_query(status, pipeline, tag, created_after, created_before)
+        check_limit(limit)
+
+        def read(route: str) -> Dict[str, Any]:
+            return self._send_with_retries(Request("GET", route, str(uuid.uuid4())))
+
+        return iterate_runs(read, filters, limit)
+
+    def count_runs(self, group_by: str, status: Union[None, str, Sequence[str]] = None, pipeline: Optional[str] = None,
+                   tag: Union[None, str, Sequence[str]] = None, created_after: Union[None, str, datetime] = None,
+                   created_before: Union[None, str, datetime] = None) -> Dict[str, int]:
+        """The number of runs per ``group_by`` (``"status"`` or ``"pipeline"``) with the filters of
+        :meth:`list_runs` (``GET /runs/counts``): ``{"FAILED": 3, ...}``, keys with no run absent.
+
+        Raises:
+            ValueError: a filter or ``group_by`` the server would refuse (named).
+            StatusHttpError, StatusNetworkError: after the retries.
+        """
+        if group_by not in ("status", "pipeline"):
+            raise ValueError(f"group_by must be 'status' or 'pipeline', got {group_by!r}")
+        pairs = list_query(status, pipeline, tag, created_after, created_before) + [("groupBy", group_by)]
+        answer = self._send_with_retries(Request("GET", f"runs/counts?{urllib.parse.urlencode(pairs)}", str(uuid.uuid4())))
+        counts = answer.get("counts")
+        return dict(counts) if isinstance(counts, dict) else {}
 
     def complete_run(
         self,

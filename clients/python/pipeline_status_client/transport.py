@@ -59,8 +59,10 @@ class Transport:
         self.timeout = timeout
 
     def url(self, route: str) -> str:
-        """The absolute URL of a route; the run id is percent-encoded where it must be."""
-        return f"{self.base_url}{self.base_path}/{urllib.request.quote(route, safe='/:~.-_')}"
+        """The absolute URL of a route; the run id is percent-encoded where it must be, and a
+        query (``runs?tag=x``, already encoded) is kept as it is."""
+        path, mark, query = route.partition("?")
+        return f"{self.base_url}{self.base_path}/{urllib.request.quote(path, safe='/:~.-_')}{mark}{query}"
 
     def send(self, request: Request) -> Dict[str, Any]:
         """The decoded JSON of a 2xx answer. Raises :class:`StatusHttpError` for any other
@@ -73,7 +75,8 @@ class Transport:
         if self.secret:
             headers[HEADER_SECRET] = self.secret
         if self.signing_key is not None:
-            message_id = webhook_message_id(request.method, request.route, request.unique)
+            # The signed route is the path alone, without a list's query.
+            message_id = webhook_message_id(request.method, request.route.partition("?")[0], request.unique)
             headers.update(signature_headers(self.signing_key, message_id, request.body or b""))
         what = f"{request.method} {self.base_path}/{request.route}"
         http_request = urllib.request.Request(self.url(request.route), data=request.body, headers=headers, method=request.method)

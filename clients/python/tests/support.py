@@ -79,9 +79,16 @@ class ServerProcess:
             self.process.stdout.close()
 
 
+#: Two pipelines beside ``default``, as ``--pipelines`` and ``PIPELINES_FILE`` read them: the
+#: servers of these tests always have them, so the original runner is shown to work unchanged
+#: against a server with several pipelines (its runs are in ``default``).
+PIPELINES_FILE = os.path.join(os.path.dirname(__file__), "pipelines.json")
+
+
 def start_mock(port: int = 0) -> ServerProcess:
-    """``pipeline-status mock`` (mock-server/bin.ts) accepting :data:`SECRET`."""
-    return ServerProcess(["mock-server/bin.ts", "mock", "--port", str(port), "--secret", SECRET, "--quiet"])
+    """``pipeline-status mock`` (mock-server/bin.ts) accepting :data:`SECRET`, with :data:`PIPELINES_FILE`."""
+    return ServerProcess(["mock-server/bin.ts", "mock", "--port", str(port), "--secret", SECRET, "--quiet",
+                          "--pipelines", PIPELINES_FILE])
 
 
 class ExpressDatabase:
@@ -107,10 +114,12 @@ class ExpressDatabase:
 
 
 def start_express(database: ExpressDatabase, port: int = 0, signing_secret: str = "") -> ServerProcess:
-    """The Express example on PostgreSQL (or PGlite) accepting :data:`SECRET`; with
-    ``signing_secret``, the Express adapter accepting only requests signed with it."""
+    """The Express example on PostgreSQL (or PGlite) accepting :data:`SECRET`, with
+    :data:`PIPELINES_FILE`; with ``signing_secret``, the Express adapter accepting only requests
+    signed with it."""
     return ServerProcess(["test/clients/serve-express.ts"],
-                         {**database.env(), "PORT": str(port), "WEBHOOK_SECRET": SECRET, "SIGNING_SECRET": signing_secret})
+                         {**database.env(), "PORT": str(port), "WEBHOOK_SECRET": SECRET, "SIGNING_SECRET": signing_secret,
+                          "PIPELINES_FILE": PIPELINES_FILE})
 
 
 @dataclass

@@ -65,6 +65,8 @@ class ServerTests:
         self.assertEqual(len({r.headers["idempotency-key"] for r in self.proxy.updates(run_id)}), 11)
         status = client.get_status(run_id)
         self.assertEqual(status["run"]["status"], "COMPLETED")
+        # The server has two more pipelines (support.PIPELINES_FILE); a run created without one is in default.
+        self.assertEqual(status["run"]["pipeline"], "default")
         self.assertIsNotNone(status["run"]["completionReceivedAt"])
         self.assertEqual([(s["stageNumber"], s["stageName"], s["status"]) for s in status["stages"]],
                          [(n, STAGE_NAMES[n - 1], "COMPLETED") for n in range(1, 6)])
@@ -419,6 +421,24 @@ class ServerTests:
         self.assertEqual((refused.exception.runner_stages, refused.exception.server_stages), (3, 5))
         # A client that did not create the run reads it from GET /status.
         self.assertEqual(len(self.client().check_catalogue(run_id) or []), 5)
+
+    def test_runs_in_a_pipeline_with_tags_are_listed_and_counted(self) -> None:
+        # Needs the server side of issue 24 (pipelines, tags, GET /runs).
+        client = self.client()
+        tag = f"batch-{uuid.uuid4().hex[:8]}"
+        made = [client.create_run(new_run_id(), pipeline="report", tags=[tag], metadata={"n": n}) for n in range(3)]
+        self.assertEqual([(run["pipeline"], run["tags"]) for run in made], [("report", [tag])] * 3)
+        self.assertEqual(len(client.check_catalogue(made[0]["id"], 2) or []), 2)
+        listed = list(client.list_runs(tag=tag, pipeline="report", limit=2))
+        # Newest first; runs created in the same millisecond by id, descending.
+        newest_first = sorted(made, key=lambda run: (run["createdAt"], run["id"]), reverse=True)
+        self.assertEqual([run["id"] for run in listed], [run["id"] for run in newest_first])
+        self.assertEqual([run["metadata"] for run in listed], [run["metadata"] for run in newest_first])
+        self.assertEqual(len([r for r in self.proxy.records if r.path.startswith("/api/pipeline/runs?")]), 2)
+        self.assertEqual(client.count_runs("status", tag=tag), {"PENDING": 3})
+        with self.assertRaises(StatusHttpError) as refused:
+            client.create_run(new_run_id(), pipeline="no-such-pipeline")
+        self.assertEqual(refused.exception.status, 400)
 
     def restart_receiver(self) -> None:
         """Nothing to restart for a server whose state is in memory."""
