@@ -191,6 +191,16 @@ export const CreateRunResponse = z.object({
  */
 export type CreateRunResponse = z.infer<typeof CreateRunResponse>
 
+/** Response of `POST {basePath}/{runId}/tags` and `POST {basePath}/{runId}/metadata`: the run as stored afterwards. */
+export const RunLabelsResponse = z.object({
+  ...runMember,
+})
+/**
+ * Response of a tag or metadata change.
+ * @interface
+ */
+export type RunLabelsResponse = z.infer<typeof RunLabelsResponse>
+
 /**
  * Response of `POST {basePath}/{runId}/heartbeat`: what it did, the stage as stored (when the
  * heartbeat named one that has a row) and the run as stored, whose `status` and `error` tell the

@@ -16,8 +16,11 @@ import { type ClampedInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, clampRunnerInstan
 import { decideProgress } from './stage-progress.js'
 import type { RunState, StageState } from './state.js'
 
-/** Why an update was refused; maps to a 409 problem. */
-export type ConflictCode = 'run_finished' | 'stage_finished'
+/**
+ * Why an update was refused; maps to a 409 problem. `unknown_pipeline`: the run has no catalogue
+ * of its own and its pipeline is no longer configured (see `catalogueOfRun`).
+ */
+export type ConflictCode = 'run_finished' | 'stage_finished' | 'unknown_pipeline'
 
 /** The decision for one stage update. */
 export type StageDecision =

@@ -109,6 +109,10 @@ export interface NextRouteHandlers {
   cancel: NextRunRouteHandler
   /** `export const POST = handlers.createRun` in `app/api/pipeline/runs/route.ts`. */
   createRun: (request: Request) => Promise<Response>
+  /** `export const POST = handlers.runTags` in `app/api/pipeline/[runId]/tags/route.ts`. */
+  runTags: NextRunRouteHandler
+  /** `export const POST = handlers.runMetadata` in `app/api/pipeline/[runId]/metadata/route.ts`. */
+  runMetadata: NextRunRouteHandler
   /**
    * The underlying Web-standard handlers. Throws the `ServerConfigurationError` when the
    * options cannot work (no webhook secret, say), where the route handlers answer 500

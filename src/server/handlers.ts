@@ -11,6 +11,7 @@ import { createPlumbing, type RouteHandler } from './http/exchange.js'
 import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
 import type { PrismaStoreClient } from './storage/prisma-client.js'
+import { createLabelRoutes } from './routes/labels.js'
 import { createLiveRoutes } from './routes/live.js'
 import { createReadRoutes } from './routes/reads.js'
 import { createWriteRoutes } from './routes/writes.js'
@@ -57,6 +58,10 @@ export interface PipelineStatusHandlers {
   heartbeat: RunRouteHandler
   /** `POST {basePath}/{runId}/cancel`. */
   cancel: RunRouteHandler
+  /** `POST {basePath}/{runId}/tags`: change a run's tags. */
+  runTags: RunRouteHandler
+  /** `POST {basePath}/{runId}/metadata`: merge a JSON Merge Patch into a run's metadata. */
+  runMetadata: RunRouteHandler
   /**
    * Routes a request by its URL to the contract's routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
@@ -170,6 +175,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
   const routes: { readonly [R in ServedRouteName]: RouteHandler } = {
     ...createWriteRoutes(settings, plumbing, auth),
     ...createReadRoutes(settings, plumbing, auth),
+    ...createLabelRoutes(settings, plumbing, auth),
     events: live.events,
   }
   const { basePath } = settings
@@ -205,6 +211,8 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     createRun: (request, native) => routes.createRun(request, {}, native),
     heartbeat: runRoute('heartbeat'),
     cancel: runRoute('cancel'),
+    runTags: runRoute('runTags'),
+    runMetadata: runRoute('runMetadata'),
     events: runRoute('events'),
     close: live.close,
     liveStats: live.liveStats,

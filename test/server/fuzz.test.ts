@@ -16,12 +16,12 @@ import {
   CancelRun,
   CompleteRun,
   CreateRun,
-  heartbeatSchemaFor,
+  Heartbeat,
   DEFAULT_STAGES,
   isRunId,
   MAX_REQUEST_TARGET_LENGTH,
   matchRoute,
-  stageUpdateSchemaFor,
+  StageUpdate,
 } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
@@ -374,8 +374,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 // ---- the model ----------------------------------------------------------------------------
 
-const stageSchema = stageUpdateSchemaFor(DEFAULT_STAGES)
-const heartbeatSchema = heartbeatSchemaFor(DEFAULT_STAGES)
+// `stageNumber` is checked against the run's own catalogue once the run is read (a 400 after the 404).
+const stageSchema = StageUpdate
+const heartbeatSchema = Heartbeat
 
 /** Text PostgreSQL stores unchanged: no NUL, well-formed UTF-16 (encodeURIComponent throws on lone surrogates). */
 function storable(value: unknown): boolean {
@@ -462,6 +463,7 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       if (!parsed.success || !storable(parsed.data.stageName) || !storable(parsed.data.output) || !storable(parsed.data.progress?.message)) return 400
       const result = await applyStageUpdate(model, match.runId, parsed.data, { stages: DEFAULT_STAGES, now: NOW })
       // A refusal carries a code (409); a final status repeated with another output is a 200 `conflict`.
+      if (result.outcome === 'invalid') return 400
       return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' && 'code' in result ? 409 : 200
     }
     case 'complete': {
@@ -474,7 +476,7 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       const parsed = heartbeatSchema.safeParse(json)
       if (!parsed.success || !storable(parsed.data.progress?.message)) return 400
       const result = await recordHeartbeat(model, match.runId, parsed.data, { now: NOW })
-      return result.outcome === 'not_found' ? 404 : 200
+      return result.outcome === 'not_found' ? 404 : result.outcome === 'invalid' ? 400 : 200
     }
     case 'cancel': {
       const parsed = CancelRun.safeParse(json)
@@ -482,6 +484,10 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       const result = await cancelRun(model, match.runId, parsed.data, { now: NOW, stages: DEFAULT_STAGES })
       return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
     }
+    case 'runTags':
+    case 'runMetadata':
+      // The generator never builds label requests (test/contract/suite/tags-metadata.ts covers them).
+      throw new Error('label requests are not generated')
   }
 }
 

@@ -62,7 +62,8 @@ async function askAuthorize(
   }
   if (allowed) return
   // The title names what was refused: a refused cancel is not "Not allowed to read this run".
-  throw new HttpProblemError('forbidden', { title: `Not allowed to ${action} this run`, detail: `The app's authorize hook refused to let this request ${action} the run` })
+  const verb = action === 'metadata' ? 'change the metadata of' : action
+  throw new HttpProblemError('forbidden', { title: `Not allowed to ${verb} this run`, detail: `The app's authorize hook refused to let this request ${verb} the run` })
 }
 
 /** Whether a write is signed (its signature is checked with the body); refuses one without a credential. */
@@ -131,7 +132,15 @@ export interface RequestAuth {
    * the app's session cookie, but never `application/json` without a CORS preflight.
    */
   cancelBody(exchange: Exchange, runId: string): Promise<unknown>
+  /**
+   * The body of one of the app's writes of a run (`cancel`, `runTags`, `runMetadata`), authorized
+   * like {@link RequestAuth.cancelBody}, the hook asked with `action`.
+   */
+  appWriteBody(exchange: Exchange, route: AppWriteRoute, runId: string, action: AuthorizeAction): Promise<unknown>
 }
+
+/** The app's writes of one run that the `authorize` hook may allow. */
+export type AppWriteRoute = 'cancel' | 'runTags' | 'runMetadata'
 
 /** Builds the authentication of one handlers instance. */
 export function createRequestAuth(settings: AuthSettings): RequestAuth {
@@ -162,15 +171,17 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
     throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   }
 
-  async function cancelBody(exchange: Exchange, runId: string): Promise<unknown> {
+  async function appWriteBody(exchange: Exchange, route: AppWriteRoute, runId: string, action: AuthorizeAction): Promise<unknown> {
     const { request } = exchange
     if (!authorize || auth.isSigned(request) || (await auth.secretMatches(request))) {
-      return writeBody(exchange, 'cancel', { allowEmpty: false })
+      return writeBody(exchange, route, { allowEmpty: false })
     }
     if (!isJsonMediaType(request.headers.get('content-type'))) throw unsupportedMediaType()
-    await askAuthorize(authorize, exchange, runId, 'cancel')
+    await askAuthorize(authorize, exchange, runId, action)
     return parseJsonBody(await readBodyLimited(request, maxBodyBytes), { allowEmpty: false })
   }
 
-  return { writeBody, read, cancelBody }
+  const cancelBody = (exchange: Exchange, runId: string): Promise<unknown> => appWriteBody(exchange, 'cancel', runId, 'cancel')
+
+  return { writeBody, read, cancelBody, appWriteBody }
 }

@@ -15,8 +15,8 @@ export function readRunStageSql(names: TableNames): string {
 }
 
 /**
- * Writes the run (`runWriteValues`, `$1`–`$8`) and upserts its stage (`stageValues`, `$9`–`$17`),
- * then the notify channel `$18` when `notify`. One statement, one implicit transaction: the run
+ * Writes the run (`runWriteValues`, `$1`–`$11`) and upserts its stage (`stageValues`, `$12`–`$20`),
+ * then the notify channel `$21` when `notify`. One statement, one implicit transaction: the run
  * row's update holds its lock while the stage is written, and writes nothing at all when another
  * write changed the version first (no row returned).
  */
@@ -24,7 +24,7 @@ export function writeRunStageSql(names: TableNames, notify: boolean): string {
   const { runTable, run: r } = names
   return (
     `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} ` +
-    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$18')} ` +
-    `${stageInsert(names, (i) => `$${i + 9}`, 'run.id')} FROM run${whenNotified(notify)} ${stageConflict(names)} RETURNING 1 AS "written"`
+    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$21')} ` +
+    `${stageInsert(names, (i) => `$${i + 12}`, 'run.id')} FROM run${whenNotified(notify)} ${stageConflict(names)} RETURNING 1 AS "written"`
   )
 }
