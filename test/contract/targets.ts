@@ -33,9 +33,29 @@ export function failingStore(kind: 'unavailable' | 'throwing'): Store<unknown> {
   return { transaction: fail, insertRun: fail, getRun: fail }
 }
 
+/** The in-memory stores of scenarios that restart their handlers (`storeKey`), by key. */
+const sharedStores = new Map<string, MemoryStore>()
+
+/** The in-memory store of a scenario: its shared one when it names a key, else a new one. */
+export function memoryStoreFor(options: TargetOptions): MemoryStore {
+  if (options.storeKey === undefined) return new MemoryStore()
+  let store = sharedStores.get(options.storeKey)
+  if (!store) {
+    store = new MemoryStore()
+    sharedStores.set(options.storeKey, store)
+  }
+  return store
+}
+
+/** {@link handlerOptions} on a store the scenario's `seed` has written to first. */
+export async function seededOptions(options: TargetOptions, store: Store<unknown>): Promise<StoreHandlersOptions<unknown, unknown>> {
+  await options.seed?.(store)
+  return handlerOptions(options, store)
+}
+
 /** Handler options for a scenario on a given store. */
 export function handlerOptions(options: TargetOptions, store: Store<unknown>): StoreHandlersOptions<unknown, unknown> {
-  const { store: kind, bodyParser: _bodyParser, ...rest } = options
+  const { store: kind, bodyParser: _bodyParser, storeKey: _storeKey, seed: _seed, ...rest } = options
   return {
     ...rest,
     store: kind ? failingStore(kind) : store,
@@ -48,7 +68,7 @@ export function handlerOptions(options: TargetOptions, store: Store<unknown>): S
 /** The Web handlers called in memory with `handlers.fetch`. */
 export const memoryTarget: ContractTarget = {
   async start(options) {
-    const handlers = createPipelineStatusHandlers(handlerOptions(options, new MemoryStore()))
+    const handlers = createPipelineStatusHandlers(await seededOptions(options, memoryStoreFor(options)))
     return { send: (spec) => handlers.fetch(buildRequest(BASE_URL, spec)), close: async () => {} }
   },
 }
@@ -59,7 +79,7 @@ export const nextCatchAllTarget: ContractTarget = {
   async start(options) {
     // As a route file would export them; Next.js calls the export named like the method.
     const route: Record<string, (request: Request) => Promise<Response>> = createNextRouteHandlers(
-      handlerOptions(options, new MemoryStore()),
+      await seededOptions(options, memoryStoreFor(options)),
     ) as never
     const { GET, POST, PUT, PATCH, DELETE, OPTIONS } = route
     const exported: Record<string, ((request: Request) => Promise<Response>) | undefined> = { GET, POST, PUT, PATCH, DELETE, OPTIONS }
@@ -84,7 +104,7 @@ export const nextCatchAllTarget: ContractTarget = {
 export const nextPerRouteTarget: ContractTarget = {
   transport: 'next',
   async start(options) {
-    const next = createNextRouteHandlers(handlerOptions(options, new MemoryStore()))
+    const next = createNextRouteHandlers(await seededOptions(options, memoryStoreFor(options)))
     const files: Partial<Record<RouteName, Record<string, typeof next.status | undefined>>> = {
       stageUpdate: { POST: next.stageUpdate },
       status: { GET: next.status },
@@ -92,6 +112,8 @@ export const nextPerRouteTarget: ContractTarget = {
       heartbeat: { POST: next.heartbeat },
       cancel: { POST: next.cancel },
       events: { GET: next.events },
+      runTags: { POST: next.runTags },
+      runMetadata: { POST: next.runMetadata },
     } as const
     return {
       send: async (spec) => {
@@ -118,7 +140,7 @@ export const nextPerRouteTarget: ContractTarget = {
  */
 export const mswTarget: ContractTarget = {
   async start(options) {
-    const mock = createPipelineMock({ baseUrl: new URL(BASE_URL).origin, ...handlerOptions(options, new MemoryStore()) })
+    const mock = createPipelineMock({ baseUrl: new URL(BASE_URL).origin, ...(await seededOptions(options, memoryStoreFor(options))) })
     const server = setupServer(...mock.handlers)
     server.listen({ onUnhandledFrame: 'error' })
     return {
@@ -132,7 +154,7 @@ export const mswTarget: ContractTarget = {
 export const mockServerTarget: ContractTarget = {
   transport: 'socket',
   async start(options) {
-    const server = await startMockServer({ port: 0, ...handlerOptions(options, new MemoryStore()) })
+    const server = await startMockServer({ port: 0, ...(await seededOptions(options, memoryStoreFor(options))) })
     return httpClient(`${server.url}/api/pipeline`, () => server.close())
   },
 }
@@ -174,7 +196,7 @@ export function expressTarget(stores: { store: () => Store<unknown>; unavailable
       if (bodyParser === 'json-keeping-raw') {
         app.use(express.json({ verify: (req, _res, buf) => void ((req as { rawBody?: Buffer }).rawBody = buf) }))
       }
-      app.use('/api/pipeline', createExpressRouter(handlerOptions(rest, store)))
+      app.use('/api/pipeline', createExpressRouter(await seededOptions(rest, store)))
       const server = await listen(app)
       return httpClient(`${server.url}/api/pipeline`, server.close)
     },

@@ -12,12 +12,14 @@ import { describeHttpSemanticsSocket } from './http-semantics-socket.js'
 import { describeHttpSemantics } from './http-semantics.js'
 import { describeInputRules } from './input-rules.js'
 import { describeLiveStatus } from './live-status.js'
+import { describePipelines } from './pipelines.js'
 import { describeReadTokens } from './read-tokens.js'
 import { describeRoutes } from './routes.js'
 import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
 import { describeSemantics } from './semantics.js'
 import { describeSignatures } from './signatures.js'
+import { describeTagsAndMetadata } from './tags-metadata.js'
 import { useTarget } from './use-target.js'
 
 /**
@@ -38,4 +40,7 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   describeAuthentication(context)
   describeRunnerControl(context)
   describeRunnerClocks(context)
+  // Runs as a collection (issue 24).
+  describePipelines(context)
+  describeTagsAndMetadata(context)
 }
