@@ -306,15 +306,19 @@ export async function recordHeartbeat<Tx>(
   options: { now: Date; pipelines?: Pipelines | undefined; stages?: StageCatalogue | undefined },
 ): Promise<HeartbeatResult> {
   const { now } = options
-  const writes = storeWrites(store)
-  const touched = await writes.touchRun({ runId, at: now, heartbeatIntervalMs: heartbeat.intervalMs, stageNumber: heartbeat.stageNumber })
-  if (!touched) return { outcome: 'not_found' }
   const { progress, stageNumber } = heartbeat
-  // Checked once the run is read, against its own catalogue (the runner is alive either way, so
-  // the touch stands); a run whose catalogue is unknown takes any stage number here.
-  const catalogue = catalogueOfRun(touched.run, pipelinesOf(options))
-  const outside = stageNumber === undefined || !catalogue ? undefined : stageNumberOutside(stageNumber, catalogue)
-  if (outside) return { outcome: 'invalid', field: 'stageNumber', message: outside }
+  if (stageNumber !== undefined) {
+    // Checked against the run's own catalogue before anything is written, so a refused heartbeat
+    // stores nothing (one read by primary key; a run whose catalogue is unknown takes any number).
+    const run = store.readRun ? (await store.readRun(runId))?.run : (await store.getRun(runId))?.run
+    if (!run) return { outcome: 'not_found' }
+    const catalogue = catalogueOfRun(run, pipelinesOf(options))
+    const outside = catalogue && stageNumberOutside(stageNumber, catalogue)
+    if (outside) return { outcome: 'invalid', field: 'stageNumber', message: outside }
+  }
+  const writes = storeWrites(store)
+  const touched = await writes.touchRun({ runId, at: now, heartbeatIntervalMs: heartbeat.intervalMs, stageNumber })
+  if (!touched) return { outcome: 'not_found' }
   if (progress === undefined || stageNumber === undefined) {
     return { outcome: decideHeartbeat(touched.run), run: touched.run, stage: touched.stage ?? null }
   }
