@@ -18,6 +18,10 @@ const run = {
   updatedAt: '2025-10-25T14:03:00.000Z',
   lastActivityAt: null,
   heartbeatIntervalMs: null,
+  pipeline: 'default',
+  tags: [],
+  metadata: {},
+  startedAt: null,
 }
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers } })
