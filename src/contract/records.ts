@@ -109,8 +109,10 @@ export function catalogueOf(stages: StageCatalogue): CatalogueEntry[] {
 }
 
 /**
- * The server's stage catalogue, numbered 1..N. A runner checks at start that its own number of
- * stages is N. Always sent by this package's handlers; absent only from older servers.
+ * The run's own stage catalogue (the snapshot of its pipeline's taken when it was created),
+ * numbered 1..N. A runner checks at start that its own number of stages is N. Always sent by
+ * this package's handlers, except for a run without a snapshot whose pipeline is no longer
+ * configured; absent from older servers.
  */
 export const CatalogueField = z.array(CatalogueEntry).optional()
 
@@ -122,7 +124,7 @@ const runMember = {
 
 /** The member of the answers a runner reads at its start (status, create run). */
 const catalogueMember = {
-  /** The server's stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent only from older servers. */
+  /** The run's own stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent from older servers. */
   catalogue: CatalogueField,
 }
 
