@@ -4,9 +4,9 @@
  * `POST /{runId}/tags` and `POST /{runId}/metadata`, on the same {@link Store}.
  */
 import { CreateRun } from '../contract/complete.js'
-import { PayloadValidationError } from '../contract/parse.js'
+import { describeFieldErrors, PayloadValidationError } from '../contract/parse.js'
 import type { FieldError } from '../contract/problem.js'
-import type { CatalogueEntry, PipelineRunRecord } from '../contract/records.js'
+import { type CatalogueEntry, catalogueOf, type PipelineRunRecord } from '../contract/records.js'
 import { RunMetadataPatch, RunTagsChange } from '../contract/run-labels.js'
 import { DEFAULT_PIPELINE, type StageCatalogue } from '../contract/stages.js'
 import { changeRunTags, type LabelResult, patchRunMetadata } from '../core/label-operations.js'
@@ -14,10 +14,8 @@ import { createRun as insertRun, type NewRunOptions } from '../core/operations.j
 import type { Pipelines } from '../core/run-catalogue.js'
 import type { Store } from '../core/store.js'
 import { toRunRecord } from '../core/state-to-records.js'
-import { catalogueOf } from '../contract/records.js'
 import { resolvePipelines } from './pipelines.js'
 import { HttpProblemError } from './http/problem-response.js'
-import { describeFieldErrors } from '../contract/parse.js'
 import type { z } from 'zod'
 
 /** Options of {@link createRun}: the body of `POST /runs`, the pipelines it may name, and the time. */

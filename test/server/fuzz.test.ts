@@ -456,7 +456,8 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
     case 'createRun': {
       const parsed = CreateRun.safeParse(json)
       if (!parsed.success) return 400
-      return (await createRun(model, { id: parsed.data.id, now: NOW })).created ? 201 : 200
+      // A run of the pipeline `default`, with its catalogue snapshot, as POST /runs makes it.
+      return (await createRun(model, { id: parsed.data.id, pipeline: 'default', catalogue: DEFAULT_STAGES, now: NOW })).created ? 201 : 200
     }
     case 'stageUpdate': {
       const parsed = stageSchema.safeParse(json)
