@@ -154,7 +154,7 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
   signing?: WebhookSigningOptions | undefined
   /**
    * The path the contract's routes (stage-update, heartbeat, complete, cancel, status, events,
-   * runs, openapi.json) live under; `fetch` answers 404 for anything else.
+   * runs, tags, metadata, openapi.json) live under; `fetch` answers 404 for anything else.
    * @default '/api/pipeline'
    */
   basePath?: string | undefined

@@ -95,7 +95,7 @@ export interface PipelineStatusHandlers {
 
 /**
  * Creates the Web-standard handlers of the contract's routes (stage-update, heartbeat, complete,
- * cancel, status, events, runs, openapi.json). Every framework adapter wraps these;
+ * cancel, status, events, runs, tags, metadata, openapi.json). Every framework adapter wraps these;
  * anything that serves `fetch(request)` uses `handlers.fetch` directly.
  *
  * Creation throws {@link ServerConfigurationError} when no secret is configured (or another
