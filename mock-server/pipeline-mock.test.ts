@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { RunStatusResponse, StageUpdateResponse } from '../src/contract/records.js'
 import { makeStageUpdate } from '../test/support/fixtures.js'
 import { MemoryStore } from '../src/core/memory-store.js'
+import { defineStages } from '../src/contract/stages.js'
 import { createPipelineStatusHandlers } from '../src/server/handlers.js'
 import { FaultRegistry } from './faults.js'
 import { createPipelineMock } from './pipeline-mock.js'
@@ -31,6 +32,25 @@ describe('createPipelineMock', () => {
     expect((await post('/r1/stage-update', makeStageUpdate())).status).toBe(200)
     expect(await mock.getRun('r1')).toMatchObject({ run: { status: 'PROCESSING' }, stages: [{ stageNumber: 1 }] })
     expect(await mock.getRun('nope')).toBeUndefined()
+  })
+
+  it("takes pipelines: runs created directly or auto-created follow their own pipeline's stages", async () => {
+    const piped = createPipelineMock({ baseUrl: ORIGIN, secret: SECRET, autoCreateRuns: true, pipelines: { report: defineStages(['Fetch', 'Publish']) } })
+    const run = await piped.createRun({ id: 'p1', pipeline: 'report', tags: ['a', 'a'], metadata: { by: 'test' } })
+    expect(run).toMatchObject({ id: 'p1', pipeline: 'report', tags: ['a'], metadata: { by: 'test' } })
+    expect((await piped.getRun('p1'))?.catalogue).toEqual([
+      { stageNumber: 1, stageName: 'Fetch' },
+      { stageNumber: 2, stageName: 'Publish' },
+    ])
+    await expect(piped.createRun({ pipeline: 'nope' })).rejects.toThrow(/pipeline/)
+    const stage2 = new Request(`${BASE}/auto/stage-update`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': SECRET },
+      body: JSON.stringify(makeStageUpdate({ stageNumber: 2, status: 'COMPLETED' })),
+    })
+    expect((await piped.fetch(stage2))?.status).toBe(200)
+    expect((await piped.getRun('auto'))?.run).toMatchObject({ pipeline: 'default', status: 'PROCESSING' })
+    expect((await piped.getRun('auto'))?.catalogue).toHaveLength(5)
   })
 
   it('records every request with its route, run, headers, body and answer', async () => {

@@ -1,13 +1,15 @@
 import { http, type HttpHandler, HttpResponse } from 'msw'
 import { ENV_WEBHOOK_SECRET } from '../src/contract/headers.js'
-import { catalogueOf, type PipelineRunRecord, type RunStatusResponse } from '../src/contract/records.js'
+import type { PipelineRunRecord, RunStatusResponse } from '../src/contract/records.js'
 import { findRoute, type RouteName, routeSpec } from '../src/contract/routes.js'
-import { DEFAULT_STAGES } from '../src/contract/stages.js'
+import { DEFAULT_PIPELINE } from '../src/contract/stages.js'
 import type { OnRunEnded } from '../src/core/hooks.js'
 import { createRun, failStaleRuns } from '../src/core/operations.js'
 import { MemoryStore } from '../src/core/memory-store.js'
 import type { Store } from '../src/core/store.js'
-import { toRunRecord, toStatusResponse } from '../src/core/state-to-records.js'
+import { toRunRecord } from '../src/core/state-to-records.js'
+import { resolvePipelines, runCatalogues } from '../src/server/pipelines.js'
+import { type CreateRunOptions, createRun as createRunWithRules } from '../src/server/run-api.js'
 import { type PipelineStatusHandlers, createPipelineStatusHandlers } from '../src/server/handlers.js'
 import { DEFAULT_MAX_BODY_BYTES, type PipelineStatusHandlersSettings } from '../src/server/handler-options.js'
 import { resolveWebhookSecrets } from '../src/server/auth/webhook-auth.js'
@@ -74,8 +76,12 @@ export interface PipelineMock {
   readonly requests: RecordedRequest[]
   /** Handles one request like the msw handlers do (faults included); `undefined` for another origin or path. */
   fetch(request: Request): Promise<Response | undefined>
-  /** Creates a run (idempotent by id) and returns it as the server would. */
-  createRun(id?: string): Promise<PipelineRunRecord>
+  /**
+   * Creates a run (idempotent by id) and returns it as the server would: an id, or the body of
+   * `POST /runs` (`{ id?, pipeline?, tags?, metadata? }`, checked by the same rules: a
+   * `PayloadValidationError` naming the field for a wrong one).
+   */
+  createRun(run?: string | Omit<CreateRunOptions, 'stages' | 'pipelines' | 'now'>): Promise<PipelineRunRecord>
   /** Reads a run with its stages as `GET /status` would, or `undefined` for an unknown run. */
   getRun(runId: string): Promise<RunStatusResponse | undefined>
   /**
@@ -118,6 +124,9 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
   const configured = settings.secret !== undefined || process.env[ENV_WEBHOOK_SECRET] !== undefined
   const secret = configured ? resolveWebhookSecrets(settings.secret) : [MOCK_DEFAULT_SECRET]
   const server = createPipelineStatusHandlers({ ...settings, secret, store })
+  // The handlers' own resolution (they threw above for pipelines that cannot work).
+  const pipelines = resolvePipelines(settings)
+  const catalogues = runCatalogues(pipelines)
   const basePath = server.basePath
   const clock = settings.clock ?? (() => new Date())
   const faults = new FaultRegistry()
@@ -159,7 +168,8 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
     }
     // The runner's routes of one run (the table's `caller: 'runner'`): a runner that never calls POST /runs.
     if (autoCreateRuns && runId !== undefined && route !== undefined && routeSpec(route).caller === 'runner') {
-      await createRun(store, { id: runId, now: clock() })
+      // Of the pipeline `default`, as a run created without a pipeline is.
+      await createRun(store, { id: runId, pipeline: DEFAULT_PIPELINE, catalogue: pipelines.get(DEFAULT_PIPELINE), now: clock() })
     }
     const response = await server.fetch(request)
     record(response.status)
@@ -174,12 +184,13 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
     server,
     requests,
     fetch: respond,
-    async createRun(id) {
-      return toRunRecord((await createRun(store, { id, now: clock() })).run)
+    async createRun(run) {
+      const body = typeof run === 'string' ? { id: run } : (run ?? {})
+      return (await createRunWithRules(store, { ...body, stages: settings.stages, pipelines: settings.pipelines, now: clock() })).run
     },
     async getRun(runId) {
       const snapshot = await store.getRun(runId)
-      return snapshot ? { ...toStatusResponse(snapshot), catalogue: catalogueOf(settings.stages ?? DEFAULT_STAGES) } : undefined
+      return snapshot ? catalogues.statusDocument(snapshot) : undefined
     },
     async sweepStaleRuns(staleAfterMs) {
       const failed = await failStaleRuns(store, {

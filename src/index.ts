@@ -116,5 +116,9 @@ export type {
   RunTransport,
   SubscribeToRunOptions,
 } from './live/subscribe-to-run.js'
+// Runs as a collection: a run's pipeline, tags and metadata (one place for their rules).
+export { metadataBytes, PipelineName, RunMetadata, RunMetadataPatch, RunTagsChange, Tag, Tags } from './contract/run-labels.js'
+export { RunLabelsResponse } from './contract/records.js'
+export { DEFAULT_PIPELINE } from './contract/stages.js'
 export { createOpenApiDocument, OPENAPI_VERSION } from './contract/openapi.js'
 export type { OpenApiDocument, OpenApiDocumentOptions } from './contract/openapi.js'

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { RunId } from './run-id.js'
+import { PipelineName, RunMetadata, Tags } from './run-labels.js'
 import { FinalStatus } from './status.js'
 import { Timestamp } from './timestamp.js'
 
@@ -27,10 +28,20 @@ export const CompleteRun = z.looseObject({
  */
 export type CompleteRun = z.infer<typeof CompleteRun>
 
-/** Body of `POST {basePath}/runs`. Without `id` the server picks one. */
+/**
+ * Body of `POST {basePath}/runs`. Without `id` the server picks one; without `pipeline` the run
+ * belongs to `default`; a `pipeline` the handlers are not configured with is a 400 naming it.
+ * The rules of tags and metadata are in `run-labels.ts`.
+ */
 export const CreateRun = z.object({
   /** The run's id (see {@link RunId}: 1 to 128 of `A–Z a–z 0–9 . _ ~ : -`, not only dots); a random UUID when absent. */
   id: RunId.optional(),
+  /** The pipeline the run belongs to: a key of the handlers' `pipelines` (`default` for the single `stages` option). @default 'default' */
+  pipeline: PipelineName.optional(),
+  /** The run's tags: at most 20 distinct, each 1 to 128 characters; repeats are stored once. @default [] */
+  tags: Tags.optional(),
+  /** The app's JSON object for the run, at most 16 KiB as UTF-8 JSON. @default {} */
+  metadata: RunMetadata.optional(),
 })
 /**
  * Body of a run creation.

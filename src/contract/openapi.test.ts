@@ -54,7 +54,7 @@ describe('the OpenAPI document', () => {
       expect(route?.path.replace('{runId}', 'run_1')).toBe(routePath(name as RouteName, 'run_1', ''))
     }
     const document = createOpenApiDocument()
-    expect(Object.keys(document.paths).sort()).toEqual(['/openapi.json', '/runs', '/runs/counts', '/{runId}/cancel', '/{runId}/complete', '/{runId}/events', '/{runId}/heartbeat', '/{runId}/stage-update', '/{runId}/status'])
+    expect(Object.keys(document.paths).sort()).toEqual(['/openapi.json', '/runs', '/runs/counts', '/{runId}/cancel', '/{runId}/complete', '/{runId}/events', '/{runId}/heartbeat', '/{runId}/metadata', '/{runId}/stage-update', '/{runId}/status', '/{runId}/tags'])
     // The read routes also answer a CORS preflight when the handlers have the `cors` option.
     expect(Object.keys(document.paths['/{runId}/status']!)).toEqual(['get', 'head', 'options'])
     expect(Object.keys(document.paths['/{runId}/events']!)).toEqual(['get', 'head', 'options'])
@@ -80,7 +80,7 @@ describe('the OpenAPI document', () => {
     const document = createOpenApiDocument() as Json
     const codesOf = (response: Json) => response.content['application/problem+json'].schema.allOf[1].properties.code.enum as string[]
     const post = document.paths['/{runId}/stage-update'].post
-    expect(codesOf(post.responses['409'])).toEqual(['run_finished', 'stage_finished'])
+    expect(codesOf(post.responses['409'])).toEqual(['run_finished', 'stage_finished', 'unknown_pipeline'])
     expect(codesOf(post.responses['401'])).toEqual(['unauthorized', 'invalid_signature'])
     expect(post.responses['503'].headers['Retry-After'].required).toBe(true)
     expect(document.paths['/runs'].post.responses['409']).toBeUndefined()

@@ -44,6 +44,11 @@ export const PROBLEM_CODES = Object.freeze({
   run_finished: 409,
   /** The stage is finished with another final status; nothing changed. */
   stage_finished: 409,
+  /**
+   * The run has no stage catalogue of its own (a row from before pipelines, or one made with
+   * Prisma directly) and its pipeline is not configured on this server; nothing changed.
+   */
+  unknown_pipeline: 409,
   /** The body is larger than the server's `maxBodyBytes`. */
   payload_too_large: 413,
   /** The request target (path and query) is longer than 8192 characters (8 KiB). */
@@ -107,6 +112,7 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   method_not_allowed: 'Method not allowed on this route',
   run_finished: 'The run is finished and cannot take this update',
   stage_finished: 'The stage is finished and cannot take this update',
+  unknown_pipeline: "The run's pipeline is not configured",
   payload_too_large: 'Body is too large',
   uri_too_long: 'URL is too long',
   unsupported_media_type: 'Body must be application/json',

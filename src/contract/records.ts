@@ -129,8 +129,10 @@ export function catalogueOf(stages: StageCatalogue): CatalogueEntry[] {
 }
 
 /**
- * The server's stage catalogue, numbered 1..N. A runner checks at start that its own number of
- * stages is N. Always sent by this package's handlers; absent only from older servers.
+ * The run's own stage catalogue (the snapshot of its pipeline's taken when it was created),
+ * numbered 1..N. A runner checks at start that its own number of stages is N. Always sent by
+ * this package's handlers, except for a run without a snapshot whose pipeline is no longer
+ * configured; absent from older servers.
  */
 export const CatalogueField = z.array(CatalogueEntry).optional()
 
@@ -142,7 +144,7 @@ const runMember = {
 
 /** The member of the answers a runner reads at its start (status, create run). */
 const catalogueMember = {
-  /** The server's stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent only from older servers. */
+  /** The run's own stage catalogue, numbered 1..N (a runner checks at start that it has N stages); absent from older servers. */
   catalogue: CatalogueField,
 }
 
@@ -210,6 +212,16 @@ export const CreateRunResponse = z.object({
  * @interface
  */
 export type CreateRunResponse = z.infer<typeof CreateRunResponse>
+
+/** Response of `POST {basePath}/{runId}/tags` and `POST {basePath}/{runId}/metadata`: the run as stored afterwards. */
+export const RunLabelsResponse = z.object({
+  ...runMember,
+})
+/**
+ * Response of a tag or metadata change.
+ * @interface
+ */
+export type RunLabelsResponse = z.infer<typeof RunLabelsResponse>
 
 /**
  * Response of `POST {basePath}/{runId}/heartbeat`: what it did, the stage as stored (when the

@@ -13,11 +13,13 @@ import {
   CompleteRunResponse,
   CreateRunResponse,
   HeartbeatResponse,
+  RunLabelsResponse,
   RunStatusResponse,
   StageUpdateResponse,
 } from './records.js'
 import { ROUTE_TABLE, type RouteSpec, type ServedRouteName } from './routes.js'
 import { RunCounts, RunListPage } from './run-list.js'
+import { RunMetadataPatch, RunTagsChange } from './run-labels.js'
 import { CancelRun, Heartbeat } from './runner-control.js'
 import { StageUpdate } from './stage-update.js'
 
@@ -135,7 +137,7 @@ const ROUTE_DOCS = {
   createRun: {
     summary: 'Create a run',
     description:
-      'Creates a run, or returns the existing one with that id (idempotent by id). Without an `id` the server picks a random UUID, so a caller that retries should choose the id itself. The body may be absent (then without `Content-Type`).',
+      'Creates a run, or returns the existing one with that id (idempotent by id). Without an `id` the server picks a random UUID, so a caller that retries should choose the id itself. The body may be absent (then without `Content-Type`). `pipeline` names one of the server\'s pipelines (`default` when absent; another name is 400 naming `pipeline` and listing those configured); the run keeps a snapshot of that pipeline\'s catalogue, which the answer\'s `catalogue` is. `tags` (at most 20, each 1 to 128 characters, repeats stored once) and `metadata` (a JSON object, at most 16 KiB as UTF-8 JSON) label the run.',
     body: { schema: named('CreateRun', CreateRun), required: false },
     answers: {
       201: { description: 'The run was created.', json: named('CreateRunResponse', CreateRunResponse), headers: [NO_STORE] },
@@ -147,12 +149,12 @@ const ROUTE_DOCS = {
   stageUpdate: {
     summary: 'Report a stage',
     description:
-      "Stores one stage's status and derives the run's in the same write. The same update again is a no-op answered 200 (`duplicate`); a final status again with a different `output` is 200 `conflict` (the stored output stays; nothing changes); a late `PROCESSING` is `stale`; an update that contradicts a finished run's outcome is 409 and changes nothing. `stageNumber` must be 1..N, N being the last stage of the server's catalogue (five by default). A `PROCESSING` update may carry the attempt fields: a higher `attempt` than stored is applied and resets the stage's progress, a lower one is `stale`, one without `attempt` leaves the stored one; the stage's first applied update sets its `startedAt` (and the run's, for its first stage).",
+      "Stores one stage's status and derives the run's in the same write. The same update again is a no-op answered 200 (`duplicate`); a final status again with a different `output` is 200 `conflict` (the stored output stays; nothing changes); a late `PROCESSING` is `stale`; an update that contradicts a finished run's outcome is 409 and changes nothing. `stageNumber` must be 1..N, N being the last stage of the run's own catalogue (the snapshot of its pipeline taken when it was created; five stages by default), else 400 naming `stageNumber`. A run without a catalogue of its own follows its pipeline's current one and stores it with this update; if its pipeline is not configured, 409 `unknown_pipeline`. A `PROCESSING` update may carry the attempt fields: a higher `attempt` than stored is applied and resets the stage's progress, a lower one is `stale`, one without `attempt` leaves the stored one; the stage's first applied update sets its `startedAt` (and the run's, for its first stage).",
     body: { schema: named('StageUpdate', StageUpdate), required: true },
     answers: {
       200: { description: 'Stored, or recognised as a retry, a late arrival or a conflicting repeat (`outcome`).', json: named('StageUpdateResponse', StageUpdateResponse), headers: [NO_STORE] },
     },
-    problems: [...WRITE, 'run_not_found', 'run_finished', 'stage_finished'],
+    problems: [...WRITE, 'run_not_found', 'run_finished', 'stage_finished', 'unknown_pipeline'],
     requestHeaders: ['Idempotency-Key'],
   },
   status: {
@@ -255,6 +257,29 @@ const ROUTE_DOCS = {
     description: 'The OpenAPI 3.1 document of the contract, with the base path it is served under as its server URL. Needs no secret.',
     answers: { 200: { description: 'The OpenAPI document.', openApiDocument: true, headers: [{ name: 'Cache-Control', required: true }] } },
     problems: EVERY_ROUTE,
+  },
+  // Runs as a collection: a run's tags and metadata.
+  runTags: {
+    summary: "Change a run's tags",
+    description:
+      "Removes the tags in `remove`, then adds those in `add` (a tag already there is not added twice; removing one that is not there is no error). A run carries at most 20 tags, each 1 to 128 characters: more afterwards is 400 `validation_failed` naming `tags`, and nothing changes. Applies to finished runs too. A change raises the run's version (a new `ETag`, an `update` event on its stream) without touching `updatedAt`; one that changes nothing writes nothing. JSON only. Authorized by the webhook secret or signature, or by the app's `authorize` hook with `action: 'tag'`.",
+    body: { schema: named('RunTagsChange', RunTagsChange), required: true },
+    answers: {
+      200: { description: 'The run as stored afterwards.', json: named('RunLabelsResponse', RunLabelsResponse), headers: [NO_STORE] },
+    },
+    problems: [...WRITE, 'run_not_found', 'authentication_required', 'forbidden'],
+    requestHeaders: ['Idempotency-Key'],
+  },
+  runMetadata: {
+    summary: "Change a run's metadata",
+    description:
+      "Merges the body, a JSON Merge Patch (RFC 7396), into the run's metadata: a member `null` deletes that key, an object merges into the object there, anything else replaces it. The merged metadata must stay within 16 KiB as UTF-8 JSON, else 400 `validation_failed` naming `metadata` (a field's rule; 413 stays the body-size limit), and nothing changes. Applies to finished runs too. A change raises the run's version (a new `ETag`, an `update` event on its stream) without touching `updatedAt`; one that changes nothing writes nothing. JSON only. Authorized by the webhook secret or signature, or by the app's `authorize` hook with `action: 'metadata'`.",
+    body: { schema: named('RunMetadataPatch', RunMetadataPatch), required: true },
+    answers: {
+      200: { description: 'The run as stored afterwards.', json: named('RunLabelsResponse', RunLabelsResponse), headers: [NO_STORE] },
+    },
+    problems: [...WRITE, 'run_not_found', 'authentication_required', 'forbidden'],
+    requestHeaders: ['Idempotency-Key'],
   },
 } as const satisfies Record<ServedRouteName, RouteDocs>
 

@@ -64,6 +64,9 @@ export const ROUTE_TABLE = {
   cancel: { method: 'POST', path: '/{runId}/cancel', access: 'write', caller: 'app' },
   events: { method: 'GET', path: '/{runId}/events', access: 'read', caller: 'reader', preflight: true, stream: true },
   openApi: { method: 'GET', path: '/openapi.json', access: 'public', caller: 'reader' },
+  // Runs as a collection: a run's tags and metadata (the app's; the secret or `authorize`).
+  runTags: { method: 'POST', path: '/{runId}/tags', access: 'write', caller: 'app' },
+  runMetadata: { method: 'POST', path: '/{runId}/metadata', access: 'write', caller: 'app' },
 } as const satisfies Record<string, RouteSpec>
 
 /**
@@ -194,7 +197,7 @@ export function routeUrl<R extends ServedRouteName>(
 /** A path matched against the contract's routes. */
 export type RouteMatch =
   | { route: 'createRun' | 'runCounts' }
-  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events'; runId: string }
+  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata'; runId: string }
 
 /** One path template, split once: literal segments and parameter names. */
 interface CompiledPath<Name extends string> {

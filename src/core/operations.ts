@@ -9,8 +9,10 @@
 import type { CompleteRun } from '../contract/complete.js'
 import type { CancelRun, Heartbeat, HeartbeatOutcome, RunEndReason } from '../contract/runner-control.js'
 import type { StageUpdate } from '../contract/stage-update.js'
-import { lastStageNumber, type StageCatalogue } from '../contract/stages.js'
+import { DEFAULT_PIPELINE, type StageCatalogue } from '../contract/stages.js'
 import type { FinalStatus } from '../contract/status.js'
+import { catalogueOfRun, type Pipelines, pipelinesOf, stageNumberOutside, unknownPipeline, withCatalogue } from './run-catalogue.js'
+import { distinctTags } from './run-labels.js'
 import { decideHeartbeat, decideStaleRun, staleRunCutoff } from './run-liveness.js'
 import type { ClampedInstant } from './runner-instants.js'
 import { decideProgress } from './stage-progress.js'
@@ -21,10 +23,18 @@ import type { Store } from '../core/store.js'
 import { type Attempt, storedStagesOf, storeWrites, UNDER_LOCK } from '../core/store-writes.js'
 import { isPositive } from '../internal/is-positive.js'
 
-/** Result of a stage update: the state machine's decision, or `not_found` for an unknown run. */
+/**
+ * A stage update refused before the state machine decides: the run has no catalogue of its own
+ * and its pipeline is not configured (409 `unknown_pipeline`), or `stageNumber` is outside the
+ * run's catalogue (400 naming `stageNumber`).
+ */
+export type StageRefusal = ReturnType<typeof unknownPipeline> | { outcome: 'invalid'; field: 'stageNumber'; message: string }
+
+/** Result of a stage update: the state machine's decision, a refusal, or `not_found` for an unknown run. */
 export type StageUpdateResult =
   | { outcome: 'applied'; stage: StageState; run: RunState; clamped?: ClampedInstant }
   | Exclude<StageDecision, { outcome: 'applied' }>
+  | StageRefusal
   | { outcome: 'not_found' }
 
 /** Result of a completion: the decision, or `not_found` for an unknown run. */
@@ -34,21 +44,29 @@ export type CompletionResult =
   | Extract<CompletionDecision, { outcome: 'conflict' }>
   | { outcome: 'not_found' }
 
+/** Options of {@link applyStageUpdate}. */
+interface StageUpdateOptions<Tx> {
+  /** The configured pipelines, for a run without a catalogue of its own (see `catalogueOfRun`). @default `stages` as `default` */
+  pipelines?: Pipelines | undefined
+  /** Without `pipelines`: the catalogue of the one pipeline `default`. @default DEFAULT_STAGES */
+  stages?: StageCatalogue | undefined
+  now: Date
+  onRunEnded?: OnRunEnded<Tx> | undefined
+  clockSkewToleranceMs?: number | undefined
+}
+
 /**
  * Applies one stage update. On a store with `readRunStage` and `writeRunStage`: reads the run and
  * the stage, decides, and writes both only if the run's version is still the one read; a lost
  * race reads and decides again, at most `OPTIMISTIC_ATTEMPTS` times, then the update runs
- * under the run's lock. Other stores run it in one transaction under the run's lock.
+ * under the run's lock. Other stores run it in one transaction under the run's lock. Every rule
+ * uses the run's own catalogue ({@link catalogueOfRun}); a run without one gets the current one
+ * of its pipeline, stored by this write when it applies.
  */
-export async function applyStageUpdate<Tx>(
-  store: Store<Tx>,
-  runId: string,
-  update: StageUpdate,
-  options: { stages: StageCatalogue; now: Date; onRunEnded?: OnRunEnded<Tx> | undefined; clockSkewToleranceMs?: number | undefined },
-): Promise<StageUpdateResult> {
-  const { onRunEnded, clockSkewToleranceMs } = options
+export async function applyStageUpdate<Tx>(store: Store<Tx>, runId: string, update: StageUpdate, options: StageUpdateOptions<Tx>): Promise<StageUpdateResult> {
+  const { onRunEnded } = options
   const attempt = await storeWrites(store).onRunStage(runId, update.stageNumber, (read): Attempt<StageUpdateResult, StageDecisionWrite> => {
-    const decision = decideStageUpdate({ run: read.run, stage: read.stage, update, stages: options.stages, now: options.now, clockSkewToleranceMs })
+    const decision = decideOnRunCatalogue(read.run, read.stage, update, options)
     if (decision.outcome !== 'applied') return { done: decision }
     // The write that ends the run holds the app's hook, so it needs the transaction.
     if (onRunEnded && runEndReason(read.run, decision.run, 'stage')) return UNDER_LOCK
@@ -59,13 +77,29 @@ export async function applyStageUpdate<Tx>(
     const run = await tx.lockRun(runId)
     if (!run) return { outcome: 'not_found' }
     const stage = await tx.getStage(runId, update.stageNumber)
-    const decision = decideStageUpdate({ run, stage, update, stages: options.stages, now: options.now, clockSkewToleranceMs })
+    const decision = decideOnRunCatalogue(run, stage, update, options)
     if (decision.outcome !== 'applied') return decision
     await tx.saveStage(runId, decision.stage)
     await tx.saveRun(decision.run)
     await runEnded(tx.client, run, decision.run, 'stage', onRunEnded)
     return applied(decision)
   })
+}
+
+/** The state machine's decision on the run's own catalogue, or the refusal when it has none or the stage is outside it. */
+function decideOnRunCatalogue<Tx>(
+  run: RunState,
+  stage: StageState | undefined,
+  update: StageUpdate,
+  options: StageUpdateOptions<Tx>,
+): StageDecision | StageRefusal {
+  const pipelines = pipelinesOf(options)
+  const stages = catalogueOfRun(run, pipelines)
+  if (!stages) return unknownPipeline(run, pipelines)
+  const outside = stageNumberOutside(update.stageNumber, stages)
+  if (outside) return { outcome: 'invalid', field: 'stageNumber', message: outside }
+  const { now, clockSkewToleranceMs } = options
+  return decideStageUpdate({ run: withCatalogue(run, stages), stage, update, stages, now, clockSkewToleranceMs })
 }
 
 /** What an applied stage decision writes: the run and the stage. */
@@ -152,12 +186,31 @@ function completed(decision: Extract<CompletionDecision, { outcome: 'applied' }>
   return decision.clamped ? { outcome: 'applied', run: decision.run, clamped: decision.clamped } : { outcome: 'applied', run: decision.run }
 }
 
-/** Creates a run, or returns the existing one with the same id (creation is idempotent). */
-export async function createRun<Tx>(
-  store: Store<Tx>,
-  options: { id?: string | undefined; now: Date },
-): Promise<{ created: boolean; run: RunState }> {
-  return store.insertRun(newRun(options.id ?? crypto.randomUUID(), options.now))
+/** Options of {@link createRun}: what the run is created with, already checked against the contract's rules. */
+export interface NewRunOptions {
+  /** The run's id; a random UUID when absent. */
+  id?: string | undefined
+  /** Its pipeline. @default 'default' */
+  pipeline?: string | undefined
+  /** Its catalogue snapshot; absent or `null`: its first applied update stores its pipeline's then. */
+  catalogue?: StageCatalogue | null | undefined
+  /** Its tags; repeats are stored once. */
+  tags?: readonly string[] | undefined
+  /** Its metadata. */
+  metadata?: Readonly<Record<string, unknown>> | undefined
+  now: Date
+}
+
+/** Creates a run, or returns the existing one with the same id as stored (creation is idempotent). */
+export async function createRun<Tx>(store: Store<Tx>, options: NewRunOptions): Promise<{ created: boolean; run: RunState }> {
+  const run = newRun(options.id ?? crypto.randomUUID(), options.now)
+  return store.insertRun({
+    ...run,
+    pipeline: options.pipeline ?? DEFAULT_PIPELINE,
+    catalogue: options.catalogue ?? null,
+    tags: distinctTags(options.tags ?? []),
+    metadata: options.metadata ?? {},
+  })
 }
 
 /** Options of {@link failStaleRuns}. */
@@ -234,9 +287,10 @@ function failUnderLock<Tx>(
   })
 }
 
-/** Result of a heartbeat, or `not_found` for an unknown run. */
+/** Result of a heartbeat, `invalid` for a `stageNumber` outside the run's catalogue, or `not_found` for an unknown run. */
 export type HeartbeatResult =
   | { outcome: HeartbeatOutcome; run: RunState; stage: StageState | null }
+  | { outcome: 'invalid'; field: 'stageNumber'; message: string }
   | { outcome: 'not_found' }
 
 /**
@@ -249,13 +303,22 @@ export async function recordHeartbeat<Tx>(
   store: Store<Tx>,
   runId: string,
   heartbeat: Heartbeat,
-  options: { now: Date },
+  options: { now: Date; pipelines?: Pipelines | undefined; stages?: StageCatalogue | undefined },
 ): Promise<HeartbeatResult> {
   const { now } = options
-  const writes = storeWrites(store)
-  const touched = await writes.touchRun({ runId, at: now, heartbeatIntervalMs: heartbeat.intervalMs, stageNumber: heartbeat.stageNumber })
-  if (!touched) return { outcome: 'not_found' }
   const { progress, stageNumber } = heartbeat
+  if (stageNumber !== undefined) {
+    // Checked against the run's own catalogue before anything is written, so a refused heartbeat
+    // stores nothing (one read by primary key; a run whose catalogue is unknown takes any number).
+    const run = store.readRun ? (await store.readRun(runId))?.run : (await store.getRun(runId))?.run
+    if (!run) return { outcome: 'not_found' }
+    const catalogue = catalogueOfRun(run, pipelinesOf(options))
+    const outside = catalogue && stageNumberOutside(stageNumber, catalogue)
+    if (outside) return { outcome: 'invalid', field: 'stageNumber', message: outside }
+  }
+  const writes = storeWrites(store)
+  const touched = await writes.touchRun({ runId, at: now, heartbeatIntervalMs: heartbeat.intervalMs, stageNumber })
+  if (!touched) return { outcome: 'not_found' }
   if (progress === undefined || stageNumber === undefined) {
     return { outcome: decideHeartbeat(touched.run), run: touched.run, stage: touched.stage ?? null }
   }
@@ -294,17 +357,20 @@ export function cancelRun<Tx>(
   store: Store<Tx>,
   runId: string,
   body: CancelRun,
-  options: { now: Date; stages: StageCatalogue; onRunEnded?: OnRunEnded<Tx> | undefined },
+  options: { now: Date; pipelines?: Pipelines | undefined; stages?: StageCatalogue | undefined; onRunEnded?: OnRunEnded<Tx> | undefined },
 ): Promise<CancelResult> {
   return store.transaction(async (tx) => {
-    const run = await tx.lockRun(runId)
-    if (!run) return { outcome: 'not_found' }
-    const stages = await storedStagesOf(tx, runId, lastStageNumber(options.stages))
+    const locked = await tx.lockRun(runId)
+    if (!locked) return { outcome: 'not_found' }
+    const catalogue = catalogueOfRun(locked, pipelinesOf(options))
+    // A run whose catalogue is unknown can still be cancelled: its stored stages are all there is.
+    const run = catalogue ? withCatalogue(locked, catalogue) : locked
+    const stages = await storedStagesOf(tx, runId, catalogue?.length ?? 0)
     const decision = decideCancel({ run, stages, reason: body.reason, now: options.now })
     if (decision.outcome !== 'applied') return decision
     for (const stage of decision.stages) await tx.saveStage(runId, stage)
     await tx.saveRun(decision.run)
-    await runEnded(tx.client, run, decision.run, 'cancel', options.onRunEnded)
+    await runEnded(tx.client, locked, decision.run, 'cancel', options.onRunEnded)
     return { outcome: 'applied', run: decision.run }
   })
 }

@@ -20,11 +20,16 @@ export function completedAtFloor(run: RunState, stage: StageState | undefined): 
 
 /**
  * The run with its `startedAt`: the one stored, else that of its first applied stage update. A
- * run a stage finished before the run's start (a later stage first reported final with an
- * instant before the first stage's receipt) ends at its start: its duration is never negative.
+ * run this update finishes before the run's start (a later stage first reported final with an
+ * instant before the first stage's receipt) ends at its start. A run that had finished already
+ * (`stored.completedAt`, e.g. by `/complete` before any stage reported) keeps its `completedAt`,
+ * which is set once, and starts no later than it ended: no duration is ever negative.
  */
-export function started(run: RunState, stage: StageState): RunState {
-  const startedAt = run.startedAt ?? stage.startedAt ?? stage.createdAt
-  const completedAt = run.completedAt && run.completedAt < startedAt ? startedAt : run.completedAt
+export function started(run: RunState, stage: StageState, stored: RunState): RunState {
+  const stageStart = run.startedAt ?? stage.startedAt ?? stage.createdAt
+  const endedBefore = stored.completedAt
+  const startedAt = !run.startedAt && endedBefore && stageStart > endedBefore ? endedBefore : stageStart
+  const finishesNow = run.completedAt !== null && endedBefore === null
+  const completedAt = finishesNow && run.completedAt && run.completedAt < startedAt ? startedAt : run.completedAt
   return run.startedAt === startedAt && completedAt === run.completedAt ? run : { ...run, startedAt, completedAt }
 }

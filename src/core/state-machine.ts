@@ -18,8 +18,11 @@ import { compareProgress, decideProgress } from './stage-progress.js'
 import { completedAtFloor, stageStartedAt, started } from './stage-timing.js'
 import type { RunState, StageState } from './state.js'
 
-/** Why an update was refused; maps to a 409 problem. */
-export type ConflictCode = 'run_finished' | 'stage_finished'
+/**
+ * Why an update was refused; maps to a 409 problem. `unknown_pipeline`: the run has no catalogue
+ * of its own and its pipeline is no longer configured (see `catalogueOfRun`).
+ */
+export type ConflictCode = 'run_finished' | 'stage_finished' | 'unknown_pipeline'
 
 /** The decision for one stage update. */
 export type StageDecision =
@@ -127,7 +130,7 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
       // A PROCESSING update that carries newer progress is a change, not a retry.
       if (update.progress !== undefined) {
         const progress = decideProgress({ run, stage, progress: update.progress, now })
-        if (progress.outcome === 'applied') return { ...progress, run: started(progress.run, progress.stage), statusChanged: false }
+        if (progress.outcome === 'applied') return { ...progress, run: started(progress.run, progress.stage, run), statusChanged: false }
         // Older progress (a lower seq) is a late arrival on this route as on a heartbeat.
         if (progress.outcome === 'stale') return progress
       }
@@ -189,7 +192,7 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
   return {
     outcome: 'applied',
     stage: nextStage,
-    run: started(nextRun ?? { ...run, updatedAt: now }, nextStage),
+    run: started(nextRun ?? { ...run, updatedAt: now }, nextStage, run),
     statusChanged: nextRun !== undefined,
     ...(sent?.clamped ? { clamped: sent.clamped } : {}),
   }
@@ -219,7 +222,7 @@ function decideAttemptChange({ run, stage, update, now }: { run: RunState; stage
     updatedAt: now,
     ...fields,
   }
-  return { outcome: 'applied', stage: next, run: started({ ...run, updatedAt: now }, next), statusChanged: false }
+  return { outcome: 'applied', stage: next, run: started({ ...run, updatedAt: now }, next, run), statusChanged: false }
 }
 
 /** The run after a stage change, or `undefined` when the run does not change. */

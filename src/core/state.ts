@@ -131,6 +131,15 @@ export interface RunWrite {
    * writes no new version).
    */
   expectedLastActivityAt?: Date | null | undefined
+  /**
+   * Set when the write also fills the run's catalogue (it had none when read: its first applied
+   * update); a store keeps a catalogue already stored. Absent: the catalogue is left alone.
+   */
+  catalogue?: StageCatalogue | undefined
+  /** Set when the write also stores the run's tags (a tag change); absent: left alone. */
+  tags?: readonly string[] | undefined
+  /** Set when the write also stores the run's metadata (a metadata change); absent: left alone. */
+  metadata?: Readonly<Record<string, unknown>> | undefined
 }
 
 /** A heartbeat's write: only the run's last activity (and announced interval), never its version. */

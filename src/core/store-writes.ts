@@ -14,7 +14,7 @@
  * when the handlers or the sweeper are created, so the choice is made there.
  */
 import { nextRunVersion } from './run-version.js'
-import type { RunStageRead, RunState, RunTouch, StageState, VersionedRun } from './state.js'
+import type { RunStageRead, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
 
 /**
@@ -125,7 +125,7 @@ function optimisticRunStage(store: StageWritingStore): StoreWrites['onRunStage']
       if (step === UNDER_LOCK) return undefined
       if ('done' in step) return { found: true, result: step.done }
       const { run, stage } = step.write
-      if (await store.writeRunStage({ run, stage, expectedVersion: read.version, version: nextRunVersion(read.version) })) {
+      if (await store.writeRunStage({ run, stage, expectedVersion: read.version, version: nextRunVersion(read.version), ...columnsChanged(read.run, run) })) {
         return { found: true, result: step.result }
       }
     }
@@ -141,12 +141,25 @@ function optimisticRun(store: RunWritingStore): StoreWrites['onRun'] {
       const step = decide(read)
       if (step === UNDER_LOCK) return undefined
       if ('done' in step) return { found: true, result: step.done }
-      const write = { run: step.write, expectedVersion: read.version, version: nextRunVersion(read.version) }
+      const write = { run: step.write, expectedVersion: read.version, version: nextRunVersion(read.version), ...columnsChanged(read.run, step.write) }
       const guarded = guardActivity ? { ...write, expectedLastActivityAt: read.run.lastActivityAt ?? null } : write
       if (await store.writeRun(guarded)) return { found: true, result: step.result }
     }
     return undefined
   }
+}
+
+/**
+ * The run's columns beyond its status fields that a write from `before` to `after` must store
+ * (see {@link RunWrite}): the catalogue it gained, the tags or metadata a decision replaced.
+ * Decisions keep the objects they do not change, so an unchanged column costs the write nothing.
+ */
+export function columnsChanged(before: RunState, after: RunState): Pick<RunWrite, 'catalogue' | 'tags' | 'metadata'> {
+  const changed: Pick<RunWrite, 'catalogue' | 'tags' | 'metadata'> = {}
+  if (!before.catalogue && after.catalogue) changed.catalogue = after.catalogue
+  if (after.tags !== undefined && after.tags !== before.tags) changed.tags = after.tags
+  if (after.metadata !== undefined && after.metadata !== before.metadata) changed.metadata = after.metadata
+  return changed
 }
 
 function touching(store: TouchingStore): StoreWrites['touchRun'] {

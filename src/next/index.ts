@@ -113,6 +113,10 @@ export interface NextRouteHandlers {
   listRuns: (request: Request) => Promise<Response>
   /** `export const GET = handlers.runCounts` in `app/api/pipeline/runs/counts/route.ts`. */
   runCounts: (request: Request) => Promise<Response>
+  /** `export const POST = handlers.runTags` in `app/api/pipeline/[runId]/tags/route.ts`. */
+  runTags: NextRunRouteHandler
+  /** `export const POST = handlers.runMetadata` in `app/api/pipeline/[runId]/metadata/route.ts`. */
+  runMetadata: NextRunRouteHandler
   /**
    * The underlying Web-standard handlers. Throws the `ServerConfigurationError` when the
    * options cannot work (no webhook secret, say), where the route handlers answer 500

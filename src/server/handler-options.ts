@@ -20,12 +20,13 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 5
 
 /**
  * What a caller asks, as the `authorize` hook sees it: of one run, `'read'` is `GET /status`,
- * `'stream'` the live status stream (`GET /events`), `'cancel'` is `POST /cancel`; of the
- * collection, `'list'` is `GET /runs`, `GET /runs/counts` and the set streams (then `runId` is
- * `undefined` and `listScope` narrows what the caller sees). Later releases may add more; a
- * hook that switches on it should refuse what it does not know.
+ * `'stream'` the live status stream (`GET /events`), `'cancel'` is `POST /cancel`, `'tag'` is
+ * `POST /tags` and `'metadata'` is `POST /metadata`; of the collection, `'list'` is `GET /runs`,
+ * `GET /runs/counts` and the set streams (then `runId` is `undefined` and `listScope` narrows what
+ * the caller sees). Later releases may add more; a hook that switches on it should refuse what it
+ * does not know.
  */
-export type AuthorizeAction = 'read' | 'stream' | 'cancel' | 'list'
+export type AuthorizeAction = 'read' | 'stream' | 'cancel' | 'tag' | 'metadata' | 'list'
 
 /** The actions on one run: those whose {@link AuthorizeInput} names a `runId`. */
 export type RunAuthorizeAction = Exclude<AuthorizeAction, 'list'>
@@ -187,16 +188,41 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
   signing?: WebhookSigningOptions | undefined
   /**
    * The path the contract's routes (stage-update, heartbeat, complete, cancel, status, events,
-   * runs, openapi.json) live under; `fetch` answers 404 for anything else.
+   * runs, tags, metadata, openapi.json) live under; `fetch` answers 404 for anything else.
    * @default '/api/pipeline'
    */
   basePath?: string | undefined
   /**
-   * The stage catalogue: stage numbers outside 1..N are refused with 400, and completing stage N
-   * completes the run.
+   * The stage catalogue of the pipeline `default`, the one of every run created without a
+   * `pipeline` (the original Python runner's): stage numbers outside 1..N are refused with 400,
+   * and completing stage N completes the run. Giving it together with `pipelines.default` throws
+   * {@link ServerConfigurationError}.
    * @default DEFAULT_STAGES, the original five stages
    */
   stages?: StageCatalogue | undefined
+  /**
+   * Several named pipelines, each a stage catalogue: `POST /runs` with `{ "pipeline": "report" }`
+   * creates a run of `report`, and the run keeps a snapshot of that catalogue, so every later rule
+   * (stage numbers, which stage completes the run, the status document's `catalogue`) uses the
+   * run's own stages, and changing a pipeline here never rewrites old runs. A run without a
+   * snapshot (an old row, one made with Prisma directly) follows its pipeline's catalogue here
+   * and stores it with its first applied update; if its pipeline is not here, its stage updates
+   * are refused with 409 `unknown_pipeline`. `default` is always configured (from `stages`, else
+   * `pipelines.default`, else the original five stages). Names are 1 to 128 characters; an invalid
+   * catalogue throws {@link ServerConfigurationError}.
+   * @default `{ default: stages }`
+   * @example
+   * ```ts
+   * import { createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
+   * import { defineStages } from 'pipeline-status-sdk'
+   * const handlers = createPipelineStatusHandlers({
+   *   store: new MemoryStore(),
+   *   secret: 'dev-secret',
+   *   pipelines: { report: defineStages(['Fetch', 'Summarise', 'Publish']), ingest: defineStages(['Download', 'Load']) },
+   * })
+   * ```
+   */
+  pipelines?: Readonly<Record<string, StageCatalogue>> | undefined
   /**
    * Decides whether a request without the webhook secret may read a run (`GET /status`), e.g.
    * with the app's session and run ownership: called with one object,

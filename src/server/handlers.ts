@@ -11,6 +11,7 @@ import { createPlumbing, type RouteHandler } from './http/exchange.js'
 import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
 import type { PrismaStoreClient } from './storage/prisma-client.js'
+import { createLabelRoutes } from './routes/labels.js'
 import { createLiveRoutes } from './routes/live.js'
 import { createListRoutes } from './routes/lists.js'
 import { createReadRoutes } from './routes/reads.js'
@@ -65,6 +66,10 @@ export interface PipelineStatusHandlers {
   heartbeat: RunRouteHandler
   /** `POST {basePath}/{runId}/cancel`. */
   cancel: RunRouteHandler
+  /** `POST {basePath}/{runId}/tags`: change a run's tags. */
+  runTags: RunRouteHandler
+  /** `POST {basePath}/{runId}/metadata`: merge a JSON Merge Patch into a run's metadata. */
+  runMetadata: RunRouteHandler
   /**
    * Routes a request by its URL to the contract's routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
@@ -98,7 +103,7 @@ export interface PipelineStatusHandlers {
 
 /**
  * Creates the Web-standard handlers of the contract's routes (stage-update, heartbeat, complete,
- * cancel, status, events, runs, runs/counts, openapi.json). Every framework adapter wraps these;
+ * cancel, status, events, runs, runs/counts, tags, metadata, openapi.json). Every framework adapter wraps these;
  * anything that serves `fetch(request)` uses `handlers.fetch` directly.
  *
  * Creation throws {@link ServerConfigurationError} when no secret is configured (or another
@@ -179,6 +184,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     ...createWriteRoutes(settings, plumbing, auth),
     ...createReadRoutes(settings, plumbing, auth),
     ...createListRoutes(settings, plumbing),
+    ...createLabelRoutes(settings, plumbing, auth),
     events: live.events,
   }
   const { basePath } = settings
@@ -216,6 +222,8 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     runCounts: (request, native) => routes.runCounts(request, {}, native),
     heartbeat: runRoute('heartbeat'),
     cancel: runRoute('cancel'),
+    runTags: runRoute('runTags'),
+    runMetadata: runRoute('runMetadata'),
     events: runRoute('events'),
     close: live.close,
     liveStats: live.liveStats,

@@ -37,6 +37,10 @@ export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/hooks.js
 export type { CorsOptions } from './http/cors.js'
 export type { Logger } from '../internal/logger.js'
 
+// Runs as a collection: creating and labelling runs in the app's own code, with the routes' rules
+export { createRun, updateRunMetadata, updateRunTags } from './run-api.js'
+export type { CreatedRun, CreateRunOptions } from './run-api.js'
+
 // Stores
 export { MemoryStore } from '../core/memory-store.js'
 export { createPrismaStore } from './storage/prisma-store.js'

@@ -3,16 +3,16 @@
  * throws {@link ServerConfigurationError} at start-up, never per request. Everything the routes,
  * the authentication and the error mapping read comes from here. Internal.
  */
-import { catalogueOf, type CatalogueEntry, type RunStatusResponse } from '../contract/records.js'
+import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, normalizeBasePath } from '../contract/routes.js'
-import { heartbeatSchemaFor } from '../contract/runner-control.js'
-import { stageUpdateSchemaFor } from '../contract/stage-update.js'
-import { assertStageCatalogue, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
+import { Heartbeat } from '../contract/runner-control.js'
+import { StageUpdate } from '../contract/stage-update.js'
+import { DEFAULT_PIPELINE, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
+import type { Pipelines } from '../core/run-catalogue.js'
 import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { RunSnapshot } from '../core/state.js'
 import type { Store } from '../core/store.js'
 import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from '../core/runner-instants.js'
-import { toStatusResponse } from '../core/state-to-records.js'
 import { describeReceived } from '../internal/received-value.js'
 import { resolveReadTokenSecrets } from './auth/authenticate.js'
 import { createWebhookAuthenticator, type WebhookAuthenticator } from './auth/webhook-auth.js'
@@ -26,6 +26,7 @@ import {
   type PipelineStatusHandlersOptions,
 } from './handler-options.js'
 import { Cors } from './http/cors.js'
+import { type RunCatalogues, resolvePipelines, runCatalogues } from './pipelines.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
 import { positiveInteger, resolveStore } from './storage/store-option.js'
@@ -45,7 +46,12 @@ export interface LiveSettings {
 export interface HandlerSettings {
   readonly logger: Logger
   readonly store: Store<unknown>
+  /** The catalogue of the pipeline `default` (the `stages` option). */
   readonly stages: StageCatalogue
+  /** The configured pipelines by name, `default` included; every rule about a run uses `catalogueOfRun(run, pipelines)`. */
+  readonly pipelines: Pipelines
+  /** The answers' views of a run's own catalogue. */
+  readonly catalogues: RunCatalogues
   /** The normalized base path. */
   readonly basePath: string
   readonly maxBodyBytes: number
@@ -64,9 +70,9 @@ export interface HandlerSettings {
   /** Each overload ties the hooks' transaction type to its store; here the store is opaque. */
   readonly onRunCompleted: OnRunCompleted<unknown> | undefined
   readonly onRunEnded: OnRunEnded<unknown> | undefined
-  readonly stageUpdateSchema: ReturnType<typeof stageUpdateSchemaFor>
-  readonly heartbeatSchema: ReturnType<typeof heartbeatSchemaFor>
-  readonly catalogue: CatalogueEntry[]
+  /** The body schemas; `stageNumber` is checked against the run's own catalogue once the run is read. */
+  readonly stageUpdateSchema: typeof StageUpdate
+  readonly heartbeatSchema: typeof Heartbeat
   /** The status document, as `GET /status` answers it and the stream's `snapshot` sends it. */
   readonly statusDocument: (snapshot: RunSnapshot) => RunStatusResponse
   /** `statusDocument(snapshot)` as JSON text, members in the same order. */
@@ -79,18 +85,16 @@ export interface HandlerSettings {
 export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>): HandlerSettings {
   const logger = safeLogger(options.logger ?? consoleLogger)
   const store = resolveStore(options, logger)
-  const stages = resolveStages(options.stages)
+  const pipelines = resolvePipelines(options)
+  const stages = pipelines.get(DEFAULT_PIPELINE) ?? DEFAULT_STAGES
+  const catalogues = runCatalogues(pipelines)
   const basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
   const clock = options.clock ?? (() => new Date())
   const clockSkewToleranceMs = resolveClockSkewTolerance(options.clockSkewToleranceMs)
   const auth = createWebhookAuthenticator({ secret: options.secret, signing: options.signing, clock })
-  const stageUpdateSchema = stageUpdateSchemaFor(stages)
   const readTokenSecrets = resolveReadTokenSecrets(options)
-  const catalogue: CatalogueEntry[] = catalogueOf(stages)
-  // The catalogue is the same in every status answer: serialised once, not per read.
-  const catalogueJson = JSON.stringify(catalogue)
   const live = options.live ?? {}
   const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? LIVE_DEFAULTS.maxStreams)
   const maxBufferedBytes = positiveInteger('live.maxBufferedBytes', live.maxBufferedBytes ?? LIVE_DEFAULTS.maxBufferedBytes)
@@ -99,6 +103,8 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
     logger,
     store,
     stages,
+    pipelines,
+    catalogues,
     basePath,
     maxBodyBytes,
     retryAfter,
@@ -110,11 +116,10 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
     listScope: options.listScope as ListScopeHook<unknown> | undefined,
     onRunCompleted: options.onRunCompleted as OnRunCompleted<unknown> | undefined,
     onRunEnded: options.onRunEnded as OnRunEnded<unknown> | undefined,
-    stageUpdateSchema,
-    heartbeatSchema: heartbeatSchemaFor(stages),
-    catalogue,
-    statusDocument: (snapshot) => ({ ...toStatusResponse(snapshot), catalogue }),
-    statusJson: (snapshot) => `${JSON.stringify(toStatusResponse(snapshot)).slice(0, -1)},"catalogue":${catalogueJson}}`,
+    stageUpdateSchema: StageUpdate,
+    heartbeatSchema: Heartbeat,
+    statusDocument: catalogues.statusDocument,
+    statusJson: catalogues.statusJson,
     live: {
       pollIntervalMs: positiveInteger('live.pollIntervalMs', live.pollIntervalMs ?? LIVE_DEFAULTS.pollIntervalMs),
       safetyPollIntervalMs: positiveInteger('live.safetyPollIntervalMs', live.safetyPollIntervalMs ?? LIVE_DEFAULTS.safetyPollIntervalMs),
@@ -134,13 +139,4 @@ function resolveClockSkewTolerance(value: number | undefined): number {
     throw new ServerConfigurationError(`clockSkewToleranceMs must be a whole number of milliseconds, 0 or more, got ${describeReceived(value)}`)
   }
   return value
-}
-
-function resolveStages(stages: StageCatalogue | undefined): StageCatalogue {
-  if (stages === undefined) return DEFAULT_STAGES
-  try {
-    return assertStageCatalogue(stages)
-  } catch (error) {
-    throw new ServerConfigurationError(`Invalid stages: ${(error as Error).message}`)
-  }
 }

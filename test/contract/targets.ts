@@ -33,15 +33,30 @@ export function failingStore(kind: 'unavailable' | 'throwing'): Store<unknown> {
   return { transaction: fail, insertRun: fail, getRun: fail }
 }
 
-/** Puts the scenario's runs (`options.runs`) into the store, then gives the handler options on it. */
+/** The in-memory stores of scenarios that restart their handlers (`storeKey`), by key. */
+const sharedStores = new Map<string, MemoryStore>()
+
+/** The in-memory store of a scenario: its shared one when it names a key, else a new one. */
+export function memoryStoreFor(options: TargetOptions): MemoryStore {
+  if (options.storeKey === undefined) return new MemoryStore()
+  let store = sharedStores.get(options.storeKey)
+  if (!store) {
+    store = new MemoryStore()
+    sharedStores.set(options.storeKey, store)
+  }
+  return store
+}
+
+/** {@link handlerOptions} on a store the scenario's `seed` has written to first. */
 export async function seededOptions(options: TargetOptions, store: Store<unknown>): Promise<StoreHandlersOptions<unknown, unknown>> {
   for (const run of options.runs ?? []) await store.insertRun(run)
+  await options.seed?.(store)
   return handlerOptions(options, store)
 }
 
 /** Handler options for a scenario on a given store. */
 export function handlerOptions(options: TargetOptions, store: Store<unknown>): StoreHandlersOptions<unknown, unknown> {
-  const { store: kind, bodyParser: _bodyParser, runs: _runs, ...rest } = options
+  const { store: kind, bodyParser: _bodyParser, runs: _runs, storeKey: _storeKey, seed: _seed, ...rest } = options
   return {
     ...rest,
     store: kind ? failingStore(kind) : store,
@@ -54,7 +69,7 @@ export function handlerOptions(options: TargetOptions, store: Store<unknown>): S
 /** The Web handlers called in memory with `handlers.fetch`. */
 export const memoryTarget: ContractTarget = {
   async start(options) {
-    const handlers = createPipelineStatusHandlers(await seededOptions(options, new MemoryStore()))
+    const handlers = createPipelineStatusHandlers(await seededOptions(options, memoryStoreFor(options)))
     return { send: (spec) => handlers.fetch(buildRequest(BASE_URL, spec)), close: async () => {} }
   },
 }
@@ -65,7 +80,7 @@ export const nextCatchAllTarget: ContractTarget = {
   async start(options) {
     // As a route file would export them; Next.js calls the export named like the method.
     const route: Record<string, (request: Request) => Promise<Response>> = createNextRouteHandlers(
-      await seededOptions(options, new MemoryStore()),
+      await seededOptions(options, memoryStoreFor(options)),
     ) as never
     const { GET, POST, PUT, PATCH, DELETE, OPTIONS } = route
     const exported: Record<string, ((request: Request) => Promise<Response>) | undefined> = { GET, POST, PUT, PATCH, DELETE, OPTIONS }
@@ -90,7 +105,7 @@ export const nextCatchAllTarget: ContractTarget = {
 export const nextPerRouteTarget: ContractTarget = {
   transport: 'next',
   async start(options) {
-    const next = createNextRouteHandlers(await seededOptions(options, new MemoryStore()))
+    const next = createNextRouteHandlers(await seededOptions(options, memoryStoreFor(options)))
     const files: Partial<Record<RouteName, Record<string, typeof next.status | undefined>>> = {
       stageUpdate: { POST: next.stageUpdate },
       status: { GET: next.status },
@@ -98,6 +113,8 @@ export const nextPerRouteTarget: ContractTarget = {
       heartbeat: { POST: next.heartbeat },
       cancel: { POST: next.cancel },
       events: { GET: next.events },
+      runTags: { POST: next.runTags },
+      runMetadata: { POST: next.runMetadata },
     } as const
     return {
       send: async (spec) => {
@@ -124,7 +141,7 @@ export const nextPerRouteTarget: ContractTarget = {
  */
 export const mswTarget: ContractTarget = {
   async start(options) {
-    const mock = createPipelineMock({ baseUrl: new URL(BASE_URL).origin, ...(await seededOptions(options, new MemoryStore())) })
+    const mock = createPipelineMock({ baseUrl: new URL(BASE_URL).origin, ...(await seededOptions(options, memoryStoreFor(options))) })
     const server = setupServer(...mock.handlers)
     server.listen({ onUnhandledFrame: 'error' })
     return {
@@ -138,7 +155,7 @@ export const mswTarget: ContractTarget = {
 export const mockServerTarget: ContractTarget = {
   transport: 'socket',
   async start(options) {
-    const server = await startMockServer({ port: 0, ...(await seededOptions(options, new MemoryStore())) })
+    const server = await startMockServer({ port: 0, ...(await seededOptions(options, memoryStoreFor(options))) })
     return httpClient(`${server.url}/api/pipeline`, () => server.close())
   },
 }

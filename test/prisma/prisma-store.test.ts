@@ -247,7 +247,8 @@ describe('PrismaStore', () => {
   it('lets errors other than connectivity propagate unchanged', async () => {
     const runId = await newRunId()
     const invalid = makeStageUpdate({ stageNumber: 9 })
-    await expect(applyStageUpdate(store, runId, invalid, { stages, now: new Date() })).rejects.toBeInstanceOf(RangeError)
+    // A stage outside the run's catalogue is refused by the operation, naming the field (a 400).
+    await expect(applyStageUpdate(store, runId, invalid, { stages, now: new Date() })).resolves.toMatchObject({ outcome: 'invalid', field: 'stageNumber' })
     // A database error that is not about connectivity (here: a value too large for INTEGER).
     const error = await store
       .transaction((tx) => tx.saveStage(runId, { ...makeStored(), stageNumber: 2 ** 40 }))

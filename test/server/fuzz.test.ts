@@ -16,13 +16,14 @@ import {
   CancelRun,
   CompleteRun,
   CreateRun,
-  heartbeatSchemaFor,
+  Heartbeat,
   DEFAULT_STAGES,
   isRunId,
   MAX_REQUEST_TARGET_LENGTH,
   matchRoute,
   type RouteName,
   stageUpdateSchemaFor,
+  StageUpdate,
 } from 'pipeline-status-sdk'
 import {
   createPipelineStatusHandlers,
@@ -375,8 +376,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 // ---- the model ----------------------------------------------------------------------------
 
-const stageSchema = stageUpdateSchemaFor(DEFAULT_STAGES)
-const heartbeatSchema = heartbeatSchemaFor(DEFAULT_STAGES)
+// `stageNumber` is checked against the run's own catalogue once the run is read (a 400 after the 404).
+const stageSchema = StageUpdate
+const heartbeatSchema = Heartbeat
 
 /** Text PostgreSQL stores unchanged: no NUL, well-formed UTF-16 (encodeURIComponent throws on lone surrogates). */
 function storable(value: unknown): boolean {
@@ -401,6 +403,15 @@ function isJsonType(contentType: string | null): boolean {
   return essence !== undefined && /^application\/([^/+]+\+)?json$/.test(essence)
 }
 
+/** A read's refusal (`GET /status`, `GET /runs`): the secret, or a valid signature; `undefined` when allowed. */
+function readRefusal(built: Built): number | undefined {
+  if (built.secretValid) return undefined
+  if (!built.signed) return 401
+  if (built.declaredTooLarge) return 413
+  if (built.hasBody && codingRefused(built.headers)) return 415
+  return built.signatureValid ? undefined : 401
+}
+
 /**
  * The status code the contract gives a request, applying it to the model when it is valid.
  * The order of the checks is the handlers' documented precedence.
@@ -410,21 +421,13 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
   if (url.pathname.length + url.search.length > MAX_REQUEST_TARGET_LENGTH) return 414
   const match = matchRoute(built.pathname, BASE)
   if (!match) return 404
-  // POST /runs and GET /runs (the list) share the path; the list takes the secret only.
+  // POST /runs and GET /runs (the list) share the path; the list is a read, authorized as one.
   const methods = match.route === 'createRun' ? ['POST', ...allowedMethods('listRuns')] : allowedMethods(match.route as RouteName)
   if (!methods.includes(built.method)) return 405
-  if (match.route === 'createRun' && built.method !== 'POST') return built.secretValid ? 200 : 401
+  if (match.route === 'createRun' && built.method !== 'POST') return readRefusal(built) ?? 200
   if ('runId' in match && !isRunId(match.runId)) return 404
 
-  if (match.route === 'status') {
-    if (!built.secretValid) {
-      if (!built.signed) return 401
-      if (built.declaredTooLarge) return 413
-      if (built.hasBody && codingRefused(built.headers)) return 415
-      if (!built.signatureValid) return 401
-    }
-    return (await model.getRun(match.runId)) ? 200 : 404
-  }
+  if (match.route === 'status') return readRefusal(built) ?? ((await model.getRun(match.runId)) ? 200 : 404)
 
   if (!built.signed && !built.secretValid) return 401
   const contentType = built.headers.get('content-type')
@@ -462,13 +465,15 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
     case 'createRun': {
       const parsed = CreateRun.safeParse(json)
       if (!parsed.success) return 400
-      return (await createRun(model, { id: parsed.data.id, now: NOW })).created ? 201 : 200
+      // A run of the pipeline `default`, with its catalogue snapshot, as POST /runs makes it.
+      return (await createRun(model, { id: parsed.data.id, pipeline: 'default', catalogue: DEFAULT_STAGES, now: NOW })).created ? 201 : 200
     }
     case 'stageUpdate': {
       const parsed = stageSchema.safeParse(json)
       if (!parsed.success || !storable(parsed.data.stageName) || !storable(parsed.data.output) || !storable(parsed.data.progress?.message)) return 400
       const result = await applyStageUpdate(model, match.runId, parsed.data, { stages: DEFAULT_STAGES, now: NOW })
       // A refusal carries a code (409); a final status repeated with another output is a 200 `conflict`.
+      if (result.outcome === 'invalid') return 400
       return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' && 'code' in result ? 409 : 200
     }
     case 'complete': {
@@ -481,7 +486,7 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       const parsed = heartbeatSchema.safeParse(json)
       if (!parsed.success || !storable(parsed.data.progress?.message)) return 400
       const result = await recordHeartbeat(model, match.runId, parsed.data, { now: NOW })
-      return result.outcome === 'not_found' ? 404 : 200
+      return result.outcome === 'not_found' ? 404 : result.outcome === 'invalid' ? 400 : 200
     }
     case 'cancel': {
       const parsed = CancelRun.safeParse(json)
@@ -489,6 +494,10 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
       const result = await cancelRun(model, match.runId, parsed.data, { now: NOW, stages: DEFAULT_STAGES })
       return result.outcome === 'not_found' ? 404 : result.outcome === 'conflict' ? 409 : 200
     }
+    case 'runTags':
+    case 'runMetadata':
+      // The generator never builds label requests (test/contract/suite/tags-metadata.ts covers them).
+      throw new Error('label requests are not generated')
   }
 }
 

@@ -79,8 +79,9 @@ export async function askAuthorize(hook: AuthorizeHook<unknown>, input: Authoriz
   if (allowed) return
   const { action } = input
   // The title names what was refused: a refused cancel is not "Not allowed to read this run".
-  const what = action === 'list' ? 'list runs' : `${action} this run`
-  const detail = action === 'list' ? "The app's authorize hook refused to let this request list runs" : `The app's authorize hook refused to let this request ${action} the run`
+  const verb = action === 'metadata' ? 'change the metadata of' : action
+  const what = action === 'list' ? 'list runs' : `${verb} this run`
+  const detail = action === 'list' ? "The app's authorize hook refused to let this request list runs" : `The app's authorize hook refused to let this request ${verb} the run`
   throw new HttpProblemError('forbidden', { title: `Not allowed to ${what}`, detail })
 }
 
@@ -154,6 +155,11 @@ export interface RequestAuth {
    * the app's session cookie, but never `application/json` without a CORS preflight.
    */
   cancelBody(exchange: Exchange, runId: string): Promise<unknown>
+  /**
+   * The body of one of the app's writes of a run (`cancel`, `runTags`, `runMetadata`), authorized
+   * like {@link RequestAuth.cancelBody}, the hook asked with `action`.
+   */
+  appWriteBody(exchange: Exchange, route: AppWriteRoute, runId: string, action: RunAuthorizeAction): Promise<unknown>
 }
 
 /** A read's grant, held until the run is loaded. */
@@ -182,6 +188,9 @@ function tagAccess(tag: string): RunReadAccess {
     admits,
   }
 }
+
+/** The app's writes of one run that the `authorize` hook may allow. */
+export type AppWriteRoute = 'cancel' | 'runTags' | 'runMetadata'
 
 /** Builds the authentication of one handlers instance. */
 export function createRequestAuth(settings: AuthSettings): RequestAuth {
@@ -216,15 +225,17 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
     throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   }
 
-  async function cancelBody(exchange: Exchange, runId: string): Promise<unknown> {
+  async function appWriteBody(exchange: Exchange, route: AppWriteRoute, runId: string, action: RunAuthorizeAction): Promise<unknown> {
     const { request } = exchange
     if (!authorize || auth.isSigned(request) || (await auth.secretMatches(request))) {
-      return writeBody(exchange, 'cancel', { allowEmpty: false })
+      return writeBody(exchange, route, { allowEmpty: false })
     }
     if (!isJsonMediaType(request.headers.get('content-type'))) throw unsupportedMediaType()
-    await askAuthorize(authorize, { request, runId, action: 'cancel', native: exchange.native })
+    await askAuthorize(authorize, { request, runId, action, native: exchange.native })
     return parseJsonBody(await readBodyLimited(request, maxBodyBytes), { allowEmpty: false })
   }
 
-  return { writeBody, read, cancelBody }
+  const cancelBody = (exchange: Exchange, runId: string): Promise<unknown> => appWriteBody(exchange, 'cancel', runId, 'cancel')
+
+  return { writeBody, read, cancelBody, appWriteBody }
 }

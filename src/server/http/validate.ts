@@ -36,11 +36,22 @@ export function assertStorable(values: Record<string, string | null | undefined>
  * output) is an answer, 200.
  */
 export function accepted<R extends { outcome: string }>(
-  result: R | { outcome: 'not_found' } | { outcome: 'conflict'; code: ConflictCode; detail: string },
-): Exclude<R, { outcome: 'not_found' } | { code: ConflictCode }> {
+  result: R | { outcome: 'not_found' } | { outcome: 'conflict'; code: ConflictCode; detail: string } | InvalidResult,
+): Exclude<R, { outcome: 'not_found' } | { code: ConflictCode } | InvalidResult> {
   if (result.outcome === 'not_found') throw runNotFound()
   if (result.outcome === 'conflict' && 'code' in result) throw new HttpProblemError(result.code, { detail: result.detail })
-  return result as Exclude<R, { outcome: 'not_found' } | { code: ConflictCode }>
+  if (result.outcome === 'invalid' && 'field' in result) {
+    const errors = [{ field: result.field, message: result.message }]
+    throw new HttpProblemError('validation_failed', { detail: describeFieldErrors(errors), errors })
+  }
+  return result as Exclude<R, { outcome: 'not_found' } | { code: ConflictCode } | InvalidResult>
+}
+
+/** A store result refused by a rule only the stored run can check (a stage outside its catalogue, too many tags): 400 naming `field`. */
+export interface InvalidResult {
+  readonly outcome: 'invalid'
+  readonly field: string
+  readonly message: string
 }
 
 /** 404 `run_not_found`. */

@@ -4,6 +4,7 @@
  * the caller's scope comes from `authorizeRunSet` and is ANDed into the filters (`applyScope`),
  * the store lists or counts, and the summaries are built by the core. Internal.
  */
+import { catalogueOfRun } from '../../core/run-catalogue.js'
 import { decodeRunListCursor, encodeRunListCursor, parseRunCountsQuery, parseRunListQuery, type RunQueryError } from '../../contract/run-list-query.js'
 import type { RunCounts, RunListPage } from '../../contract/run-list.js'
 import { applyScope, type RunListItem, summarizeRun } from '../../core/run-list.js'
@@ -34,7 +35,9 @@ export function createListRoutes(settings: HandlerSettings, plumbing: Plumbing):
   const store: Store<unknown> = settings.store
 
   // A run without its own catalogue counts its pipeline's current one (docs/design.md).
-  const catalogueLength = (item: RunListItem): number => item.run.catalogue?.length ?? settings.stages.length
+  // The run's own catalogue, else its pipeline's current one; a run of a pipeline no longer
+  // configured without its own counts no PENDING stages (its length is unknown).
+  const catalogueLength = (item: RunListItem): number => catalogueOfRun(item.run, settings.pipelines)?.length ?? 0
 
   const listRuns = plumbing.route('listRuns', async (exchange) => {
     const query = parseRunListQuery(new URL(exchange.request.url).searchParams)

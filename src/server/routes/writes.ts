@@ -17,6 +17,7 @@ import { OncePerKey } from '../../internal/once-per-key.js'
 import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../core/operations.js'
 import { type ClampedInstant, describeClampedInstant } from '../../core/runner-instants.js'
 import { toRunRecord, toStageWriteResponse } from '../../core/state-to-records.js'
+import { newRunOf } from '../run-api.js'
 import type { RequestAuth } from '../auth/authenticate.js'
 import { escapeControls, type Exchange, type Plumbing, type RouteHandler } from '../http/exchange.js'
 import { jsonResponse } from '../http/problem-response.js'
@@ -34,7 +35,7 @@ export interface WriteRoutes {
 
 /** Builds the write routes of one handlers instance. */
 export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing, auth: RequestAuth): WriteRoutes {
-  const { store, stages, clock, clockSkewToleranceMs, onRunCompleted, onRunEnded, logger, catalogue } = settings
+  const { store, pipelines, clock, clockSkewToleranceMs, onRunCompleted, onRunEnded, logger } = settings
   // One warning per run for each kind of degradation, whatever the number of updates; bounded.
   const warnedSkew = new OncePerKey()
   const warnedConflict = new OncePerKey()
@@ -71,7 +72,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
       return update
     },
     async (id, update): Promise<StageUpdateResponse> => {
-      const result = accepted(await applyStageUpdate(store, id, update, { stages, now: clock(), onRunEnded, clockSkewToleranceMs }))
+      const result = accepted(await applyStageUpdate(store, id, update, { pipelines, now: clock(), onRunEnded, clockSkewToleranceMs }))
       if (result.outcome === 'applied' && result.clamped) warnClamped(id, result.clamped, `stage ${update.stageNumber}`)
       if (result.outcome === 'conflict' && warnedConflict.first(id)) {
         logger.warn(
@@ -107,7 +108,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
       assertStorable({ 'progress.message': input.progress?.message })
       return input
     },
-    async (id, input): Promise<HeartbeatResponse> => toStageWriteResponse(accepted(await recordHeartbeat(store, id, input, { now: clock() }))),
+    async (id, input): Promise<HeartbeatResponse> => toStageWriteResponse(accepted(await recordHeartbeat(store, id, input, { now: clock(), pipelines }))),
   )
 
   const cancel = runWrite(
@@ -118,7 +119,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
       return input
     },
     async (id, input): Promise<CancelRunResponse> => {
-      const result = accepted(await cancelRun(store, id, input, { now: clock(), stages, onRunEnded }))
+      const result = accepted(await cancelRun(store, id, input, { now: clock(), pipelines, onRunEnded }))
       return { outcome: result.outcome, run: toRunRecord(result.run) }
     },
   )
@@ -127,8 +128,9 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     // Only an empty body means "no options"; a JSON `null` is a body, and not an object.
     const json = await auth.writeBody(exchange, 'createRun', { allowEmpty: true })
     const input = validate(CreateRun, json === undefined ? {} : json)
-    const result = await createRun(store, { id: input.id, now: clock() })
-    const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run), catalogue }
+    const result = await createRun(store, { ...newRunOf(input, pipelines), now: clock() })
+    const catalogue = settings.catalogues.entriesOf(result.run)
+    const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run), ...(catalogue ? { catalogue } : {}) }
     return jsonResponse(body, result.created ? 201 : 200)
   })
 

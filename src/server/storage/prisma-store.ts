@@ -17,7 +17,7 @@ import { createPrismaExecutor } from './adapters/prisma-executor.js'
 import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
 import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransactionClientOf } from './prisma-client.js'
 import { type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, type VersionedRunRow } from './rows.js'
-import { instant, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
+import { instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
 import { type PrismaStoreNames, resolveTableNames } from './table-names.js'
 import { createRunListQueries, type RunListQueries } from './run-list-queries.js'
@@ -286,6 +286,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
           instant(run.completionReceivedAt),
           instant(run.updatedAt),
           locked === undefined ? null : nextRunVersion(locked),
+          // Under the lock the run as decided is the run as stored: its columns are written as they are.
+          ...runColumnValues({ catalogue: run.catalogue ?? undefined, tags: run.tags, metadata: run.metadata }),
           instant(run.startedAt),
         ])
         const saved = rows[0]

@@ -95,11 +95,31 @@ export function toRunState(row: RunRow): RunState {
     lastActivityAt: toDate(row.lastActivityAt),
     heartbeatIntervalMs: row.heartbeatIntervalMs === null ? null : Number(row.heartbeatIntervalMs),
     pipeline: row.pipeline,
-    catalogue: row.catalogue === null ? null : (JSON.parse(row.catalogue) as StageCatalogue),
+    catalogue: row.catalogue === null ? null : catalogueOfText(row.catalogue),
     tags: typeof row.tags === 'string' ? parseTextArray(row.tags) : row.tags,
     metadata: JSON.parse(row.metadata) as Record<string, unknown>,
     startedAt: toDate(row.startedAt),
   }
+}
+
+/** Catalogues by their stored text: a handful per app (one per pipeline version). */
+const catalogues = new Map<string, StageCatalogue>()
+const MAX_CATALOGUES = 256
+
+/**
+ * A run's stored catalogue, parsed once per distinct text and then the same frozen object for
+ * every run that has it, so that what is derived from a catalogue (its status JSON, its schemas)
+ * is cached by object, not rebuilt per read.
+ */
+function catalogueOfText(text: string): StageCatalogue {
+  let catalogue = catalogues.get(text)
+  if (catalogue === undefined) {
+    const parsed = JSON.parse(text) as StageCatalogue
+    catalogue = Object.freeze(parsed.map((stage) => Object.freeze({ number: stage.number, name: stage.name })))
+    if (catalogues.size >= MAX_CATALOGUES) catalogues.clear()
+    catalogues.set(text, catalogue)
+  }
+  return catalogue
 }
 
 /**

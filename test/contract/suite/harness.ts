@@ -13,7 +13,8 @@ import {
   RunStatusResponse,
   StageUpdateResponse,
 } from 'pipeline-status-sdk'
-import type { AuthorizeInput, RunEndedInput, RunState, WebhookSigningOptions } from 'pipeline-status-sdk/server'
+import type { StageCatalogue } from 'pipeline-status-sdk'
+import type { AuthorizeInput, RunEndedInput, RunState, Store, WebhookSigningOptions } from 'pipeline-status-sdk/server'
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { expect } from 'vitest'
 import { makeStageUpdate } from '../../support/fixtures.js'
@@ -68,6 +69,17 @@ export interface TargetOptions {
    * choosing, which `POST /runs` cannot create yet.
    */
   runs?: readonly RunState[]
+  /** The catalogue of the pipeline `default`. */
+  stages?: StageCatalogue
+  /** Several named pipelines. */
+  pipelines?: Record<string, StageCatalogue>
+  /**
+   * Handlers started with the same key share their store (their runs), so a scenario can restart
+   * the server with another configuration. The database targets always share theirs.
+   */
+  storeKey?: string
+  /** Writes to the target's store before the handlers start, as an app with its own Prisma client would. */
+  seed?: (store: Store<unknown>) => Promise<void>
 }
 
 /** A request, relative to the base path. */

@@ -13,6 +13,7 @@ import { describeHttpSemantics } from './http-semantics.js'
 import { describeInputRules } from './input-rules.js'
 import { describeListRuns } from './lists.js'
 import { describeLiveStatus } from './live-status.js'
+import { describePipelines } from './pipelines.js'
 import { describeReadTokens } from './read-tokens.js'
 import { describeRoutes } from './routes.js'
 import { describeRunnerClocks } from './runner-clocks.js'
@@ -20,6 +21,7 @@ import { describeRunnerControl } from './runner-control.js'
 import { describeSemantics } from './semantics.js'
 import { describeSignatures } from './signatures.js'
 import { describeTimingAttempts } from './timing-attempts.js'
+import { describeTagsAndMetadata } from './tags-metadata.js'
 import { useTarget } from './use-target.js'
 
 /**
@@ -42,4 +44,7 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   describeRunnerClocks(context)
   describeListRuns(context)
   describeTimingAttempts(context)
+  // Runs as a collection (issue 24).
+  describePipelines(context)
+  describeTagsAndMetadata(context)
 }

@@ -41,13 +41,33 @@ export function stageColumns({ stage: s }: TableNames): string {
   )
 }
 
-/** The run's status fields and version from `$3`–`$8`, in the order of `runWriteValues`. */
-export function runUpdate({ run: r }: TableNames): string {
+/**
+ * The run's status fields and version from `$3`–`$8`, then the catalogue (`$9`, stored only when
+ * the run has none), tags (`$10`) and metadata (`$11`), each left alone when `NULL`: in the order
+ * of `runWriteValues`.
+ */
+export function runUpdate(names: TableNames): string {
+  const { run: r } = names
   return (
     `${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5::timestamptz, ` +
-    `${r.completionReceivedAt} = $6::timestamptz, ${r.updatedAt} = $7::timestamptz, ${r.version} = $8`
+    `${r.completionReceivedAt} = $6::timestamptz, ${r.updatedAt} = $7::timestamptz, ${r.version} = $8, ` +
+    runLabelsUpdate(names, (i) => `$${i + 9}`)
   )
 }
+
+/**
+ * The catalogue (filled only when the run has none), tags and metadata from the parameters
+ * `p(0)`–`p(2)`, each left alone when `NULL`: the values of `runColumnValues`.
+ */
+export function runLabelsUpdate({ run: r }: TableNames, p: (i: number) => string): string {
+  return (
+    `${r.catalogue} = COALESCE(${r.catalogue}, ${p(0)}::text::jsonb), ${r.tags} = COALESCE(${p(1)}::text[], ${r.tags}), ` +
+    `${r.metadata} = COALESCE(${p(2)}::text::jsonb, ${r.metadata})`
+  )
+}
+
+/** How many values `runWriteValues` binds (`$1`–`$11`): the status fields and versions, then the catalogue, tags and metadata. */
+export const RUN_WRITE_VALUE_COUNT = 11
 
 /** How many values `stageValues` binds (the stage's insert takes them from `p(0)` to `p(STAGE_VALUE_COUNT - 1)`). */
 export const STAGE_VALUE_COUNT = 14

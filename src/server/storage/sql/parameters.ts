@@ -37,7 +37,10 @@ export function stageValues(stage: StageState): unknown[] {
   ]
 }
 
-/** The run's parameters of a conditional write (`$1`–`$8`), in the order of every statement that takes them. */
+/**
+ * The run's parameters of a conditional write (`$1`–`$11`), in the order of every statement that
+ * takes them: the status fields and versions, then `runColumnValues` of the write's own columns.
+ */
 export function runWriteValues(write: RunWrite): unknown[] {
   const { run } = write
   return [
@@ -49,5 +52,15 @@ export function runWriteValues(write: RunWrite): unknown[] {
     instant(run.completionReceivedAt),
     instant(run.updatedAt),
     write.version,
+    ...runColumnValues(write),
+  ]
+}
+
+/** The catalogue, tags and metadata of `runLabelsUpdate`: each `null` (left alone) unless given. */
+export function runColumnValues(columns: Pick<RunWrite, 'catalogue' | 'tags' | 'metadata'>): unknown[] {
+  return [
+    columns.catalogue ? JSON.stringify(columns.catalogue) : null,
+    columns.tags === undefined ? null : [...columns.tags],
+    columns.metadata === undefined ? null : JSON.stringify(columns.metadata),
   ]
 }

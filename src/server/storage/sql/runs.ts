@@ -36,12 +36,12 @@ export function insertRunSql({ runTable, run: r }: TableNames): string {
   )
 }
 
-/** Writes the run (`runWriteValues`, `$1`–`$8`) only if its version is still `$2`; the notify channel is `$9` when `notify`. */
+/** Writes the run (`runWriteValues`, `$1`–`$11`) only if its version is still `$2`; the notify channel is `$12` when `notify`. */
 export function writeRunSql(names: TableNames, notify: boolean): string {
   const { runTable, run: r } = names
   return (
     `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} ` +
-    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$9')} ` +
+    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$12')} ` +
     `SELECT 1 AS "written" FROM run${whenNotified(notify)}`
   )
 }

@@ -8,6 +8,7 @@ import {
   runColumns,
   runUpdate,
   STAGE_STARTED_AT_VALUE,
+  RUN_WRITE_VALUE_COUNT,
   STAGE_VALUE_COUNT,
   stageColumns,
   stageConflict,
@@ -25,15 +26,15 @@ export function readRunStageSql(names: TableNames): string {
 }
 
 /**
- * Writes the run (`runWriteValues`, `$1`–`$8`) and upserts its stage (`stageValues`, `$9`–`$22`),
- * then the notify channel `$23` when `notify`. One statement, one implicit transaction: the run
+ * Writes the run (`runWriteValues`, `$1`–`$11`) and upserts its stage (`stageValues`, `$12`–`$25`),
+ * then the notify channel `$26` when `notify`. One statement, one implicit transaction: the run
  * row's update holds its lock while the stage is written, and writes nothing at all when another
  * write changed the version first (no row returned). The run's `startedAt` is kept once set, else
  * becomes the stage's (the state machine's rule: the run starts with its first applied stage update).
  */
 export function writeRunStageSql(names: TableNames, notify: boolean): string {
   const { runTable, run: r } = names
-  const stageParameter = (i: number): string => `$${i + 9}`
+  const stageParameter = (i: number): string => `$${i + RUN_WRITE_VALUE_COUNT + 1}`
   const startedAt = `${r.startedAt} = COALESCE(${r.startedAt}, ${stageParameter(STAGE_STARTED_AT_VALUE)}::timestamptz)`
   return (
     `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)}, ${startedAt} ` +

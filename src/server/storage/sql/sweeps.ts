@@ -19,13 +19,13 @@ export function listStaleRunsSql(names: TableNames): string {
 
 /**
  * The sweeper's write: like `writeRunSql`, and only if no heartbeat came since it read the run
- * (a heartbeat changes no version): lastActivityAt is still `$9`. The notify channel is `$10`.
+ * (a heartbeat changes no version): lastActivityAt is still `$12`. The notify channel is `$13`.
  */
 export function writeRunIfSilentSql(names: TableNames, notify: boolean): string {
   const { runTable, run: r } = names
   return (
     `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} WHERE ${r.id} = $1 AND ${r.version} = $2 ` +
-    `AND ${r.lastActivityAt} IS NOT DISTINCT FROM $9::timestamptz RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$10')} ` +
+    `AND ${r.lastActivityAt} IS NOT DISTINCT FROM $12::timestamptz RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$13')} ` +
     `SELECT 1 AS "written" FROM run${whenNotified(notify)}`
   )
 }

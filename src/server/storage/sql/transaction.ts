@@ -1,6 +1,6 @@
 /** The statements inside an interactive transaction: lock the run, read and write it and its stages. */
 import type { TableNames } from '../table-names.js'
-import { runColumns, stageColumns, stageConflict, stageInsert } from './columns.js'
+import { runColumns, runLabelsUpdate, stageColumns, stageConflict, stageInsert } from './columns.js'
 
 /** Reads run `$1` and its version and locks its row until the transaction ends. */
 export function lockRunSql(names: TableNames): string {
@@ -9,15 +9,18 @@ export function lockRunSql(names: TableNames): string {
 
 /**
  * A transaction's run write (id, status, error, completedAt, completionReceivedAt, updatedAt as
- * `$1`–`$6`): the version is `$7` (the next of the one locked), else one more than stored;
- * `startedAt` `$8` only when none is stored (a run starts once).
+ * `$1`–`$6`): the version is `$7` (the next of the one locked), else one more than stored; then
+ * the catalogue, tags and metadata as `$8`–`$10` (`runColumnValues`, each left alone when `NULL`);
+ * `startedAt` `$11` only when none is stored (a run starts once).
  */
-export function saveRunSql({ runTable, run: r }: TableNames): string {
+export function saveRunSql(names: TableNames): string {
+  const { runTable, run: r } = names
   return (
     `UPDATE ${runTable} SET ${r.status} = $2, ${r.error} = $3, ${r.completedAt} = $4::timestamptz, ` +
     `${r.completionReceivedAt} = $5::timestamptz, ${r.updatedAt} = $6::timestamptz, ` +
-    `${r.startedAt} = COALESCE(${r.startedAt}, $8::timestamptz), ` +
-    `${r.version} = COALESCE($7::integer, ${r.version} + 1) WHERE ${r.id} = $1 RETURNING ${r.version} AS "version"`
+    `${r.version} = COALESCE($7::integer, ${r.version} + 1), ${runLabelsUpdate(names, (i) => `$${i + 8}`)}, ` +
+    `${r.startedAt} = COALESCE(${r.startedAt}, $11::timestamptz) ` +
+    `WHERE ${r.id} = $1 RETURNING ${r.version} AS "version"`
   )
 }
 

@@ -1,0 +1,112 @@
+/**
+ * The rules of a run's pipeline name, tags and metadata, in one place (docs/design.md, "Runs as
+ * a collection"): `POST {base}/runs`, `POST {base}/{runId}/tags`, `POST {base}/{runId}/metadata`
+ * and the server API (`createRun`, `updateRunTags`, `patchRunMetadata`) all check them here, and
+ * the core's decisions (`core/run-labels.ts`) check the results with the same functions.
+ */
+import { z } from 'zod'
+import { MAX_METADATA_BYTES, MAX_TAG_LENGTH, MAX_TAGS } from './run-list.js'
+import { isStorableText } from './storable-text.js'
+
+const encoder = new TextEncoder()
+
+/** The size of a metadata object as the limit counts it: the bytes of its UTF-8 JSON (`JSON.stringify`, compact). */
+export function metadataBytes(metadata: unknown): number {
+  return encoder.encode(JSON.stringify(metadata) ?? '').byteLength
+}
+
+/** Why a run's metadata cannot be stored (`undefined` when it can): larger than 16 KiB as UTF-8 JSON. */
+export function metadataTooLarge(metadata: unknown): string | undefined {
+  const bytes = metadataBytes(metadata)
+  return bytes > MAX_METADATA_BYTES ? `must be at most ${MAX_METADATA_BYTES} bytes as UTF-8 JSON, got ${bytes}` : undefined
+}
+
+/** Why a run's tags cannot be stored (`undefined` when they can): more than 20 distinct tags. */
+export function tooManyTags(tags: readonly string[]): string | undefined {
+  const count = new Set(tags).size
+  return count > MAX_TAGS ? `a run carries at most ${MAX_TAGS} tags, this would make ${count}` : undefined
+}
+
+/** The first text in a JSON value (keys included) PostgreSQL cannot store, as a dotted path, or `undefined`. */
+function unstorablePath(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return isStorableText(value) ? undefined : path
+  if (typeof value !== 'object' || value === null) return undefined
+  for (const [key, item] of Object.entries(value)) {
+    const at = path === '' ? key : `${path}.${key}`
+    if (!isStorableText(key)) return at
+    const found = unstorablePath(item, at)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
+/**
+ * A tag: 1 to 128 characters (UTF-16 code units) of text PostgreSQL can store (no NUL, no lone
+ * surrogate). Tags are case-sensitive and stored as sent.
+ */
+export const Tag = z
+  .string()
+  .min(1, { message: 'a tag is 1 to 128 characters' })
+  .max(MAX_TAG_LENGTH, { message: `a tag is 1 to ${MAX_TAG_LENGTH} characters` })
+  .refine(isStorableText, { message: 'must not contain NUL or a lone surrogate' })
+/** A tag; see {@link Tag}. */
+export type Tag = z.infer<typeof Tag>
+
+/** A run's tags as sent at creation: at most 20 distinct {@link Tag}s; repeats are stored once. */
+export const Tags = z.array(Tag).check((ctx) => {
+  const problem = tooManyTags(ctx.value)
+  if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem })
+})
+
+/**
+ * A JSON object checked for storing: every string and key storable, the whole at most 16 KiB as
+ * UTF-8 JSON when `limited`.
+ */
+function jsonObject(limited: boolean) {
+  return z.record(z.string(), z.unknown()).check((ctx) => {
+    const at = unstorablePath(ctx.value, '')
+    if (at !== undefined) {
+      ctx.issues.push({ code: 'custom', input: ctx.value, path: at.split('.'), message: 'must not contain NUL or a lone surrogate' })
+    }
+    const problem = limited ? metadataTooLarge(ctx.value) : undefined
+    if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem })
+  })
+}
+
+/** A run's metadata: a JSON object (not an array or `null`) of at most 16 KiB as UTF-8 JSON. */
+export const RunMetadata = jsonObject(true)
+/** A run's metadata; see {@link RunMetadata}. */
+export type RunMetadata = z.infer<typeof RunMetadata>
+
+/**
+ * Body of `POST {basePath}/{runId}/tags`: `remove` applies first, then `add`; a tag the run
+ * already carries is not added twice, one it does not carry is not an error to remove. More
+ * than 20 tags afterwards is a 400 naming `tags`.
+ */
+export const RunTagsChange = z.object({
+  /** Tags to add (after `remove`), each 1 to 128 characters. */
+  add: z.array(Tag).optional(),
+  /** Tags to remove (before `add`). */
+  remove: z.array(Tag).optional(),
+})
+/**
+ * Body of a tag change.
+ * @interface
+ */
+export type RunTagsChange = z.infer<typeof RunTagsChange>
+
+/**
+ * Body of `POST {basePath}/{runId}/metadata`: a JSON Merge Patch (RFC 7396) of the run's
+ * metadata, itself a JSON object: a member `null` deletes that key, an object merges into the
+ * object there, anything else replaces it. The merged metadata must stay within 16 KiB as UTF-8
+ * JSON, else 400 `validation_failed` naming `metadata` (nothing changes).
+ */
+export const RunMetadataPatch = jsonObject(false)
+/**
+ * Body of a metadata change (a JSON Merge Patch).
+ * @interface
+ */
+export type RunMetadataPatch = z.infer<typeof RunMetadataPatch>
+
+/** A pipeline's name as a request names it: 1 to 128 characters (whether it is configured is the handlers' check). */
+export const PipelineName = z.string().min(1).max(MAX_TAG_LENGTH, { message: `a pipeline name is 1 to ${MAX_TAG_LENGTH} characters` })
