@@ -1,6 +1,7 @@
 /**
  * The fragments the statements share: the selected columns of a run and of a stage, the run's
- * update, the stage's upsert and the optional notification. Names come quoted from
+ * update and the stage's upsert (LISTEN-mode notifications are sent after commit, in batches:
+ * `notify-batcher.ts`). Names come quoted from
  * `table-names.ts`; every value is a bound parameter.
  */
 import type { TableNames } from '../table-names.js'
@@ -67,17 +68,4 @@ export function stageConflict({ stage: s }: TableNames): string {
     `${s.status} = EXCLUDED.${s.status}, ${s.output} = EXCLUDED.${s.output}, ` +
     `${s.completedAt} = EXCLUDED.${s.completedAt}, ${s.progress} = EXCLUDED.${s.progress}, ${s.updatedAt} = EXCLUDED.${s.updatedAt}`
   )
-}
-
-/**
- * With a notify channel (the parameter `channel`), the CTE that sends the written run's
- * `id:version` (from the CTE `run`) to pg_notify in the same statement; nothing without one.
- */
-export function notified(notify: boolean, channel: string): string {
-  return notify ? `, notified AS (SELECT pg_notify(${channel}, run.id || ':' || run.version) FROM run)` : ''
-}
-
-/** The condition that makes {@link notified} run: an unreferenced SELECT in WITH would never run, hence the EXISTS. */
-export function whenNotified(notify: boolean): string {
-  return notify ? ' WHERE EXISTS (SELECT 1 FROM notified)' : ''
 }

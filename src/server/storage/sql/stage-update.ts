@@ -3,7 +3,7 @@
  * only if the run's version is still the one read.
  */
 import type { TableNames } from '../table-names.js'
-import { notified, runColumns, runUpdate, stageColumns, stageConflict, stageInsert, whenNotified } from './columns.js'
+import { runColumns, runUpdate, stageColumns, stageConflict, stageInsert } from './columns.js'
 
 /** Reads a run, its version and stage `$2` (when it has a row) of run `$1`, in one consistent read. */
 export function readRunStageSql(names: TableNames): string {
@@ -16,15 +16,15 @@ export function readRunStageSql(names: TableNames): string {
 
 /**
  * Writes the run (`runWriteValues`, `$1`–`$8`) and upserts its stage (`stageValues`, `$9`–`$17`),
- * then the notify channel `$18` when `notify`. One statement, one implicit transaction: the run
+ * in one statement, one implicit transaction: the run
  * row's update holds its lock while the stage is written, and writes nothing at all when another
  * write changed the version first (no row returned).
  */
-export function writeRunStageSql(names: TableNames, notify: boolean): string {
+export function writeRunStageSql(names: TableNames): string {
   const { runTable, run: r } = names
   return (
     `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} ` +
-    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$18')} ` +
-    `${stageInsert(names, (i) => `$${i + 9}`, 'run.id')} FROM run${whenNotified(notify)} ${stageConflict(names)} RETURNING 1 AS "written"`
+    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version) ` +
+    `${stageInsert(names, (i) => `$${i + 9}`, 'run.id')} FROM run ${stageConflict(names)} RETURNING 1 AS "written"`
   )
 }
