@@ -17,7 +17,7 @@ import { readEvents } from '../contract/suite/read-events.js'
 import { createTestDatabase, usesPostgres } from '../setup/test-database.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
 import { handlerRequests } from '../support/handler-requests.js'
-import { quiet } from '../support/loggers.js'
+import { quiet, recordingLogger } from '../support/loggers.js'
 import { until } from '../support/until.js'
 
 const SECRET = 'notify-crash-secret'
@@ -134,6 +134,66 @@ describe.skipIf(!usesPostgres())('LISTEN notifications sent after commit, in bat
       }
     }, 60_000)
   }
+
+  it('writes never wait for a blocked batch; a run is queued once with its newest version; overflow and a failed batch are logged once and counted', async () => {
+    const db = await createTestDatabase()
+    const pool = new pg.Pool({ connectionString: db.url as string, max: 4 })
+    // The batcher's statements wait here until released; the first one released then fails.
+    const held: Array<{ payloads: string[]; release: () => void }> = []
+    const sentBatches: string[][] = []
+    let failNext = true
+    const logger = recordingLogger()
+    const store = createPrismaStore({
+      prisma: db.prisma,
+      notifyChannel: CHANNEL,
+      notifyMaxQueue: 2,
+      pool: {
+        query: async (config: { name?: string; text: string; values: unknown[] }) => {
+          if (!/pg_notify/.test(config.text)) return pool.query(config)
+          const payloads = config.values[1] as string[]
+          await new Promise<void>((release) => held.push({ payloads, release }))
+          if (failNext) {
+            failNext = false
+            throw new Error('the batch connection broke')
+          }
+          sentBatches.push(payloads)
+          return pool.query(config)
+        },
+      },
+    })
+    const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger })
+    const update = (id: string, stageNumber: number) =>
+      handlers.fetch(post(`/${id}/stage-update`, makeStageUpdate({ stageNumber, status: 'PROCESSING', output: '' })))
+    try {
+      for (const id of ['a', 'b', 'c']) expect((await handlers.fetch(post('/runs', { id }))).status).toBe(201)
+      expect((await update('a', 1)).status).toBe(200)
+      await until('the first batch to be held', () => held.length === 1)
+      // Every write answers while the batch is stuck.
+      for (const [id, stageNumber] of [['a', 2], ['a', 3], ['b', 1], ['c', 1]] as const) expect((await update(id, stageNumber)).status).toBe(200)
+      // Queue: a (once, its newest version) and b; c found it full.
+      expect(store.notifyCounts).toMatchObject({ dropped: 1, batches: 0 })
+      const versions = new Map<string, number>()
+      for (const id of ['a', 'b']) versions.set(id, Number((await handlers.fetch(get(`/${id}/status`))).headers.get('etag')?.replace(/\D/g, '')))
+
+      held[0]?.release()
+      await until('the retry to be held', () => held.length === 2)
+      expect(store.notifyCounts).toMatchObject({ failedBatches: 1 })
+      held[1]?.release()
+      await until('the retry to be sent', () => store.notifyCounts?.batches === 1)
+      // The failed batch (a's first version) merged into the queue: one notification per run, the newest version.
+      expect([...(sentBatches[0] ?? [])].sort()).toEqual([`a:${versions.get('a')}`, `b:${versions.get('b')}`])
+      const warnings = logger.lines.filter((line) => line.level === 'warn').map((line) => line.message)
+      expect(warnings.filter((message) => /notification queue is full \(2 runs waiting\)/.test(message))).toHaveLength(1)
+      expect(warnings.filter((message) => /sending a batch of 1 LISTEN notifications failed/.test(message))).toHaveLength(1)
+      expect(warnings.every((message) => /safety poll/.test(message))).toBe(true)
+    } finally {
+      for (const entry of held) entry.release()
+      await handlers.close()
+      await store.close()
+      await pool.end()
+      await db.close()
+    }
+  }, 60_000)
 
   it('a writer killed (SIGKILL) right after its write, before its batch went out: the other instance catches up by its safety poll', async () => {
     const db = await createTestDatabase()
