@@ -2,24 +2,30 @@
  * Live status across instances (issue 14), on real PostgreSQL. Four app instances, each in its
  * own child process (bench/servers/live-server.ts, the Express adapter with PrismaStore on its
  * `pg` pool): a subscriber side and a writer side in each mode, `poll` (version polling every
- * 250 ms, writes send nothing) and `listen` (a LISTEN connection, every write sends pg_notify).
+ * 250 ms, writes send nothing) and `listen` (a LISTEN connection; the store sends each committed
+ * change's notification after commit, in batches every 5 ms, outside the write).
  *
- * 1. Latency: 100 streams open on the subscriber instance; the writer sends 100 stage updates a
- *    second to the other instance (open loop, round robin over the runs, each a distinct
- *    (run, stage)); per update, the time from the writer's 200 to the `update` event carrying
- *    that stage at the subscriber. Rounds interleave the modes (poll, listen, listen, poll).
- * 2. Write throughput with NOTIFY on vs off: autocannon, distinct stage updates at 32
+ * 1. Latency: 100 streams open on the subscriber instance; the writer sends 100 (and, LISTEN
+ *    only, 1,000) stage updates a second to the other instance (open loop, round robin over the
+ *    runs, each a distinct (run, stage)); per update, the time from the writer's 200 to the
+ *    `update` event carrying that stage at the subscriber. Rounds interleave the modes and rates.
+ * 2. Write throughput, LISTEN mode vs polling mode: autocannon, distinct stage updates at 32
  *    concurrent, against the two writer instances in interleaved blocks.
- * 3. Memory per idle subscriber: 1,000 open streams on one instance (poll mode), the instance's
+ * 3. Heartbeats beside the stage-update load: 10,000 runs heartbeating every 10 s (1,000 a
+ *    second, autocannon at a fixed overall rate) against the writer, while autocannon sends 32
+ *    concurrent stage updates to it; blocks with and without heartbeats interleaved; the stage
+ *    updates' rate and p99 with and without, and how many of the run table's updates were
+ *    heap-only (pg_stat_user_tables).
+ * 4. Memory per idle subscriber: 1,000 open streams on one instance (poll mode), the instance's
  *    heap and RSS after a full GC before and after, divided by 1,000.
  *
  * Needs DATABASE_URL; without it, it says so and skips. Knobs: BENCH_LIVE_SECONDS (per latency
- * round, default 8), BENCH_SECONDS (per throughput block, default 3), BENCH_ROUNDS (default 4),
+ * round, default 8, at most 20 for the 1,000/s rounds), BENCH_SECONDS (per throughput block, default 3), BENCH_ROUNDS (default 4),
  * BENCH_LIVE_OUTPUT (default bench/results/latest/live.json; bench/results/live.json is the run behind bench/README.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -36,7 +42,20 @@ const LIVE_SECONDS = Number(process.env['BENCH_LIVE_SECONDS'] ?? 8)
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3)
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 4)
 const RATE = 100
+const HIGH_RATE = 1_000
 const STREAMS = 100
+const HEARTBEAT_RUNS = 10_000
+const HEARTBEAT_RATE = 1_000
+/** The latency rounds, interleaved: mode and updates per second. */
+const LATENCY_ROUNDS = [
+  ['poll', RATE],
+  ['listen', RATE],
+  ['listen', HIGH_RATE],
+  ['listen', RATE],
+  ['poll', RATE],
+  ['listen', HIGH_RATE],
+] as const
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim()
 const IDLE_STREAMS = 1_000
 const RUNS = 4_000
 const OUTPUT_FILE = resolve(root, process.env['BENCH_LIVE_OUTPUT'] ?? defaultOutput('live.json'))
@@ -129,21 +148,24 @@ async function subscribe(base: string, runId: string, onStage: (key: string, at:
   await ready
 }
 
-let nextStage = 1
-/** One latency round: returns the milliseconds from each 200 to its event. */
-async function latencyRound(mode: string, subscriber: Instance, writer: Instance, runOffset: number): Promise<number[]> {
+/** Stage updates the writer refused (503, or a reset connection: it could not keep up) per `mode@rate`; not latency samples. */
+const refusals: Record<string, number> = {}
+
+/** One latency round at `rate` updates a second: returns the milliseconds from each 200 to its event. */
+async function latencyRound(mode: string, subscriber: Instance, writer: Instance, runOffset: number, rate: number): Promise<number[]> {
   const runs = Array.from({ length: STREAMS }, (_, i) => `bench-${runOffset + i + 1}`)
   const controller = new AbortController()
   const ok = new Map<string, number>()
   const arrived = new Map<string, number>()
   await Promise.all(runs.map((runId) => subscribe(subscriber.base, runId, (key, at) => void (arrived.has(key) || arrived.set(key, at)), controller.signal)))
-  const total = RATE * LIVE_SECONDS
-  const stageBase = nextStage
-  nextStage += Math.ceil(total / STREAMS) + 1
+  const total = rate * LIVE_SECONDS
+  // Each round has runs of its own, so stage numbers start at 1 (the catalogue holds 200).
+  const stageBase = 1
+  if (Math.ceil(total / STREAMS) > 200) throw new Error(`BENCH_LIVE_SECONDS too long for ${rate}/s: more than 200 stages per run`)
   const start = performance.now()
   const sends: Promise<void>[] = []
   for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / RATE
+    const due = start + (i * 1000) / rate
     const wait = due - performance.now()
     if (wait > 0) await sleep(wait)
     const runId = runs[i % STREAMS] as string
@@ -153,8 +175,16 @@ async function latencyRound(mode: string, subscriber: Instance, writer: Instance
       fetch(`${writer.base}/${runId}/stage-update`, { method: 'POST', headers, body }).then(async (response) => {
         const at = performance.now()
         await response.arrayBuffer()
+        if (response.status === 503) {
+          refusals[`${mode}@${rate}`] = (refusals[`${mode}@${rate}`] ?? 0) + 1
+          return
+        }
         if (response.status !== 200) throw new Error(`stage-update answered ${response.status}`)
         ok.set(`${runId}:${stageNumber}`, at)
+      }, (error: unknown) => {
+        // A connection the overloaded writer reset: refused too, not a latency sample.
+        if (!(error instanceof TypeError)) throw error
+        refusals[`${mode}@${rate}`] = (refusals[`${mode}@${rate}`] ?? 0) + 1
       }),
     )
   }
@@ -173,7 +203,8 @@ async function latencyRound(mode: string, subscriber: Instance, writer: Instance
 }
 
 // ---- run ---------------------------------------------------------------------------------------
-const results: Record<string, unknown> = { date: new Date().toISOString(), liveSeconds: LIVE_SECONDS, rate: RATE, streams: STREAMS }
+const results: Record<string, unknown> = { date: new Date().toISOString(), liveSeconds: LIVE_SECONDS, rate: RATE, streams: STREAMS, loadBefore: loadavg() }
+console.log(`load average before: ${loadavg()}`)
 try {
   const db = await openDatabase({ url: databaseUrl })
   await db.close()
@@ -182,6 +213,10 @@ try {
   await seed.query(
     `INSERT INTO "PipelineRun" ("id", "status", "updatedAt") SELECT 'bench-' || g, 'PENDING', now() FROM generate_series(1, $1::int) g`,
     [RUNS],
+  )
+  await seed.query(
+    `INSERT INTO "PipelineRun" ("id", "status", "updatedAt") SELECT 'hb-' || g, 'PROCESSING', now() FROM generate_series(1, $1::int) g`,
+    [HEARTBEAT_RUNS],
   )
   await seed.query('ANALYZE')
   await seed.end()
@@ -193,54 +228,65 @@ try {
   instances.push(subscriberPoll, writerPoll, subscriberListen, writerListen)
   await sleep(500)
 
-  // 1. Latency, interleaved: poll, listen, listen, poll.
-  const samples: Record<'poll' | 'listen', number[]> = { poll: [], listen: [] }
+  // 1. Latency, interleaved modes and rates.
+  const samples: Record<string, number[]> = {}
+  const roundP99: Record<string, number[]> = {}
   let offset = 0
-  for (const mode of ['poll', 'listen', 'listen', 'poll'] as const) {
+  for (const [mode, rate] of LATENCY_ROUNDS) {
     const [subscriber, writer] = mode === 'poll' ? [subscriberPoll, writerPoll] : [subscriberListen, writerListen]
-    samples[mode].push(...(await latencyRound(mode, subscriber, writer, offset)))
+    const key = `${mode}@${rate}`
+    const round = await latencyRound(mode, subscriber, writer, offset, rate)
+    ;(samples[key] ??= []).push(...round)
+    ;(roundP99[key] ??= []).push(percentile(round, 99))
     offset += STREAMS
-    console.log(`latency round ${mode}: ${samples[mode].length} samples so far`)
+    console.log(`latency round ${key}: p99 ${percentile(round, 99).toFixed(1)} ms, load ${loadavg()}`)
   }
   const latency = Object.fromEntries(
-    (['poll', 'listen'] as const).map((mode) => [
-      mode,
-      { samples: samples[mode].length, p50: percentile(samples[mode], 50), p99: percentile(samples[mode], 99), max: percentile(samples[mode], 100) },
+    Object.entries(samples).map(([key, values]) => [
+      key,
+      { samples: values.length, refused: refusals[key] ?? 0, p50: percentile(values, 50), p99: percentile(values, 99), max: percentile(values, 100), roundP99: roundP99[key] },
     ]),
   )
   results['latencyMs'] = latency
 
   // 2. Write throughput, NOTIFY off (poll writer) vs on (listen writer), interleaved blocks.
   let counter = 0
-  const firstRun = 2 * STREAMS * 2 + 1
+  const firstRun = LATENCY_ROUNDS.length * STREAMS + 1
   const pool = RUNS - firstRun
   const throughput: Record<'off' | 'on', { rps: number[]; p99: number[] }> = { off: { rps: [], p99: [] }, on: { rps: [], p99: [] } }
+  /** 32 concurrent distinct stage updates against `writer` for SECONDS. */
+  const stageUpdates = async (writer: Instance) => {
+    const result = await autocannon({
+      url: writer.base,
+      connections: 32,
+      duration: SECONDS,
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (request) => {
+            const k = counter++
+            const runId = `bench-${firstRun + (k % pool)}`
+            const stageNumber = 1 + (Math.floor(k / pool) % 199)
+            return {
+              ...request,
+              path: `/api/pipeline/${runId}/stage-update`,
+              headers,
+              body: JSON.stringify({ stageNumber, stageName: `Stage ${stageNumber}`, status: 'PROCESSING', output: OUTPUT }),
+            }
+          },
+        },
+      ],
+    })
+    if (result.non2xx > 0) throw new Error(`${result.non2xx} writes failed`)
+    return result
+  }
+  // Warm-up, not measured: the LISTEN writer took 16,000 more writes in the latency rounds, and a
+  // cold process (JIT, heap) would make the comparison favour it.
+  for (const writer of [writerPoll, writerListen]) await stageUpdates(writer)
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)
     for (const notify of order) {
-      const writer = notify === 'on' ? writerListen : writerPoll
-      const result = await autocannon({
-        url: writer.base,
-        connections: 32,
-        duration: SECONDS,
-        requests: [
-          {
-            method: 'POST',
-            setupRequest: (request) => {
-              const k = counter++
-              const runId = `bench-${firstRun + (k % pool)}`
-              const stageNumber = 1 + (Math.floor(k / pool) % 199)
-              return {
-                ...request,
-                path: `/api/pipeline/${runId}/stage-update`,
-                headers,
-                body: JSON.stringify({ stageNumber, stageName: `Stage ${stageNumber}`, status: 'PROCESSING', output: OUTPUT }),
-              }
-            },
-          },
-        ],
-      })
-      if (result.non2xx > 0) throw new Error(`${result.non2xx} writes failed`)
+      const result = await stageUpdates(notify === 'on' ? writerListen : writerPoll)
       throughput[notify].rps.push(result.requests.average)
       throughput[notify].p99.push(result.latency.p99)
     }
@@ -250,6 +296,67 @@ try {
     notifyOn: { updatesPerSecond: median(throughput.on.rps), p99Ms: median(throughput.on.p99) },
   }
   results['writesAt32'] = { ...writes, rounds: throughput }
+
+  // 3. Heartbeats (10,000 runs every 10 s = 1,000/s) beside the stage-update load, interleaved.
+  const runStats = async () => {
+    const client = new pg.Client({ connectionString: databaseUrl })
+    await client.connect()
+    const { rows } = await client.query<{ upd: string; hot: string }>(
+      `SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = 'PipelineRun'`,
+    )
+    await client.end()
+    return { upd: Number(rows[0]?.upd), hot: Number(rows[0]?.hot) }
+  }
+  let beat = 0
+  const heartbeats = (writer: Instance) =>
+    autocannon({
+      url: writer.base,
+      connections: 16,
+      overallRate: HEARTBEAT_RATE,
+      duration: SECONDS,
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (request) => ({
+            ...request,
+            // Scattered, as independent runners are: neighbours on a page rarely beat at once.
+            path: `/api/pipeline/hb-${1 + ((beat++ * 7_919) % HEARTBEAT_RUNS)}/heartbeat`,
+            headers,
+            body: JSON.stringify({ intervalMs: 10_000 }),
+          }),
+        },
+      ],
+    })
+  const beside: Record<'without' | 'with', { rps: number[]; p99: number[] }> = { without: { rps: [], p99: [] }, with: { rps: [], p99: [] } }
+  const beats = { sent: 0, rps: [] as number[], p99: [] as number[], non2xx: 0 }
+  await sleep(1500)
+  const statsBefore = await runStats()
+  let stageWrites = 0
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const)
+    for (const load of order) {
+      const [result, beaten] = await Promise.all([stageUpdates(writerPoll), load === 'with' ? heartbeats(writerPoll) : undefined])
+      beside[load].rps.push(result.requests.average)
+      beside[load].p99.push(result.latency.p99)
+      stageWrites += result.requests.total
+      if (beaten) {
+        beats.sent += beaten.requests.total
+        beats.non2xx += beaten.non2xx
+        beats.rps.push(beaten.requests.average)
+        beats.p99.push(beaten.latency.p99)
+      }
+    }
+  }
+  await sleep(2000)
+  const statsAfter = await runStats()
+  const heartbeatLoad = {
+    without: { updatesPerSecond: median(beside.without.rps), p99Ms: median(beside.without.p99) },
+    with: { updatesPerSecond: median(beside.with.rps), p99Ms: median(beside.with.p99) },
+    heartbeats: { perSecond: median(beats.rps), p99Ms: median(beats.p99), sent: beats.sent, non2xx: beats.non2xx },
+    runTable: { updates: statsAfter.upd - statsBefore.upd, hotUpdates: statsAfter.hot - statsBefore.hot, stageWrites },
+    rounds: beside,
+  }
+  results['heartbeatsBeside'] = heartbeatLoad
 
   // 3. Memory per idle subscriber: 1,000 streams on the poll subscriber.
   const before = await subscriberPoll.ask<NodeJS.MemoryUsage>('memory', 'memory')
@@ -269,17 +376,27 @@ try {
   }
   results['memory'] = memory
 
-  console.log('\nLatency from the writer\'s 200 to the event at a subscriber on another instance (100 updates/s, 100 streams):')
-  console.log('| mode | samples | p50 | p99 | max |')
-  console.log('| --- | --- | --- | --- | --- |')
-  for (const mode of ['poll', 'listen'] as const) {
-    const l = latency[mode] as { samples: number; p50: number; p99: number; max: number }
-    console.log(`| ${mode} | ${l.samples} | ${l.p50.toFixed(1)} ms | ${l.p99.toFixed(1)} ms | ${l.max.toFixed(1)} ms |`)
+  results['loadAfter'] = loadavg()
+  console.log(`\nload average after: ${loadavg()}`)
+  console.log('\nLatency from the writer\'s 200 to the event at a subscriber on another instance (100 streams):')
+  console.log('| mode @ updates/s | samples | refused (503 or reset) | p50 | p99 | max | p99 per round |')
+  console.log('| --- | --- | --- | --- | --- | --- | --- |')
+  for (const [key, value] of Object.entries(latency)) {
+    const l = value as { samples: number; refused: number; p50: number; p99: number; max: number; roundP99: number[] }
+    console.log(`| ${key} | ${l.samples} | ${l.refused} | ${l.p50.toFixed(1)} ms | ${l.p99.toFixed(1)} ms | ${l.max.toFixed(1)} ms | ${l.roundP99.map((v) => v.toFixed(1)).join(', ')} |`)
   }
+  const pairs = (a: number[], b: number[]) => a.map((value, i) => (value / (b[i] ?? NaN)).toFixed(2))
   console.log('\nWrite path, 32 concurrent distinct stage updates (median of rounds):')
-  console.log(`| NOTIFY off | ${writes.notifyOff.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOff.p99Ms} ms |`)
-  console.log(`| NOTIFY on  | ${writes.notifyOn.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOn.p99Ms} ms |`)
-  console.log(`  on / off: ${(writes.notifyOn.updatesPerSecond / writes.notifyOff.updatesPerSecond).toFixed(2)}×`)
+  console.log(`| polling mode | ${writes.notifyOff.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOff.p99Ms} ms |`)
+  console.log(`| LISTEN mode  | ${writes.notifyOn.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOn.p99Ms} ms |`)
+  console.log(`  LISTEN / polling: ${(writes.notifyOn.updatesPerSecond / writes.notifyOff.updatesPerSecond).toFixed(2)}× (per pair: ${pairs(throughput.on.rps, throughput.off.rps).join(', ')})`)
+  const h = heartbeatLoad
+  console.log(`\nStage updates at 32 concurrent, without and with ${HEARTBEAT_RATE} heartbeats/s (${HEARTBEAT_RUNS} runs every 10 s), median of rounds:`)
+  console.log(`| without | ${h.without.updatesPerSecond.toFixed(0)}/s | p99 ${h.without.p99Ms} ms |`)
+  console.log(`| with    | ${h.with.updatesPerSecond.toFixed(0)}/s | p99 ${h.with.p99Ms} ms |`)
+  console.log(`  with / without: ${(h.with.updatesPerSecond / h.without.updatesPerSecond).toFixed(2)}× (per pair: ${pairs(beside.with.rps, beside.without.rps).join(', ')})`)
+  console.log(`  heartbeats: ${h.heartbeats.perSecond.toFixed(0)}/s, p99 ${h.heartbeats.p99Ms} ms, ${h.heartbeats.sent} sent, ${h.heartbeats.non2xx} not 2xx`)
+  console.log(`  run table: ${h.runTable.updates} updates, ${h.runTable.hotUpdates} heap-only (stage writes ${h.runTable.stageWrites}, which change the indexed updatedAt)`)
   console.log(`\nMemory per idle subscriber (${IDLE_STREAMS} open streams): heap ${memory.heapPerStreamBytes} B, RSS ${memory.rssPerStreamBytes} B, external ${memory.externalPerStreamBytes} B`)
 
   mkdirSync(dirname(OUTPUT_FILE), { recursive: true })

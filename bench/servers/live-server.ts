@@ -1,7 +1,7 @@
 /**
  * One instance of the app for the live benchmark: the Express adapter with PrismaStore (on the
  * `pg` pool fast path) on real PostgreSQL, streams in `BENCH_LIVE=poll` (version polling every
- * 250 ms) or `BENCH_LIVE=listen` (LISTEN connection, every write sends pg_notify). Answers `cpu`
+ * 250 ms) or `BENCH_LIVE=listen` (LISTEN connection; the store notifies after commit, in batches). Answers `cpu`
  * and `memory` (after a full GC; run with --expose-gc) over IPC.
  */
 import { createServer } from 'node:http'

@@ -32,7 +32,7 @@ export interface ExpressExampleOptions {
   /**
    * How live streams learn of changes written by other instances: `'poll'` reads the versions of
    * the streamed runs every `pollIntervalMs`; `'listen'` holds a LISTEN connection (PostgreSQL
-   * only, from `databaseUrl`) and every write sends pg_notify.
+   * only, from `databaseUrl`) and the store sends each write's notification after commit, in batches.
    * @default 'poll'
    */
   liveMode?: 'poll' | 'listen' | undefined
@@ -175,6 +175,8 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
           cut.unref()
           server.once('close', () => clearTimeout(cut))
         })
+        // Sends the LISTEN notifications still queued (bounded: 2 s), before the database closes.
+        await store.close()
         await db.close()
       })()),
   }

@@ -2,9 +2,12 @@
  * LISTEN mode for the live status streams, on Node with `pg` (an optional peer dependency that
  * only this entry imports, so `pipeline-status-sdk/server` stays usable on edge runtimes).
  *
- * One `LISTEN` connection per process: the store sends `pg_notify(channel, '<runId>:<version>')`
- * with every write (`notifyChannel` on the `PrismaStore`), PostgreSQL delivers it at commit to
- * every listening instance, and each one reads the runs it streams that changed. Notifications
+ * One `LISTEN` connection per process: after each write commits, the store queues
+ * `'<runId>:<version>'` and sends the queue every few milliseconds as one `pg_notify` statement
+ * outside the write (`notifyChannel`, `notifyIntervalMs` on the `PrismaStore`); PostgreSQL delivers
+ * it to every listening instance, and each one reads the runs it streams that changed. A
+ * notification lost to a writer's crash is caught up by the handlers' safety poll
+ * (`live.safetyPollIntervalMs`). Notifications
  * need a direct session connection: not a transaction pooler (PgBouncer in transaction mode,
  * most serverless poolers), which never delivers another session's notifications. The listener
  * proves both that its connection is alive (TCP keep-alive and a bounded `SELECT 1` probe) and

@@ -62,8 +62,8 @@ export interface LiveStatusOptions {
    * While `listen` delivers, how often the process still reads the versions of every run it
    * streams (the same one batched query; nothing when no stream is open), in milliseconds. It
    * catches up a change no notification announced: one written by an instance whose store lacks
-   * `notifyChannel`, or whose notification was lost (the writer crashed between commit and
-   * NOTIFY); the first such change is logged once per process (a warning naming both causes).
+   * `notifyChannel`, or whose notification was lost (the writer crashed between commit and its
+   * notification batch, its batch failed, or its queue was full); the first such change is logged once per process (a warning naming both causes).
    * So a missed notification makes streams at most this late, never stale for good.
    * @default 5000
    */

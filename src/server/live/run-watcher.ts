@@ -8,7 +8,8 @@
  *   (`Store.getRunVersions`), whenever no LISTEN connection is up;
  * - while LISTEN delivers, by a slow safety poll of the same kind (`safetyPollIntervalMs`), which
  *   catches up a change no notification announced (a writer without `notifyChannel`, or a
- *   notification lost to a crash between commit and NOTIFY) and logs that once per process.
+ *   notification lost to a writer's crash between commit and its notification batch) and logs
+ *   that once per process.
  * Edge-safe: timers and the store only, no Node built-ins.
  */
 import type { RunSnapshot } from '../../core/state.js'
@@ -285,7 +286,7 @@ export class RunWatcher {
         `pipeline-status: the safety poll found version ${version} of run ${runId}, which no LISTEN notification announced, ` +
           `so its live streams were up to live.safetyPollIntervalMs (${this.#safetyPollIntervalMs} ms) late. ` +
           "Most likely an instance writes without notifyChannel: give every writing instance's PrismaStore the same notifyChannel as createPgRunListener's channel; " +
-          'otherwise a notification was lost (a writer crashed between commit and NOTIFY). Logged once per process (docs/live-status.md)',
+          'otherwise a notification was lost (a writer crashed between commit and its notification batch, or its batch failed). Logged once per process (docs/live-status.md)',
         { runId, version },
       )
     }

@@ -11,6 +11,7 @@ import type { RunCountRequest, RunListItem, RunListRequest } from '../../core/ru
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
 import { toStoreError } from '../database-errors.js'
+import { ServerConfigurationError } from '../configuration-error.js'
 import { consoleLogger, type Logger, safeLogger } from '../../internal/logger.js'
 import { createPoolExecutor, type PrismaStorePool } from './adapters/pool-executor.js'
 import { createPrismaExecutor } from './adapters/prisma-executor.js'
@@ -19,6 +20,7 @@ import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransaction
 import { type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, type VersionedRunRow } from './rows.js'
 import { instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
+import { NOTIFY_BATCH_DEFAULTS, NOTIFY_BATCH_SQL, NotifyBatcher, type NotifyCounts } from './notify-batcher.js'
 import { type PrismaStoreNames, resolveTableNames } from './table-names.js'
 import { createRunListQueries, type RunListQueries } from './run-list-queries.js'
 
@@ -94,14 +96,31 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    */
   logger?: Logger | undefined
   /**
-   * Opt-in for live streams in LISTEN mode: every write of a run also sends
-   * `pg_notify(channel, '<runId>:<version>')` in the same statement (or transaction), so the
-   * instances listening on `channel` (`createPgRunListener` from `pipeline-status-sdk/pg`) learn
-   * of it when it commits. NOTIFY serializes commits in PostgreSQL; bench/README.md measures
-   * what it costs the write path. Same-process streams are told in-process either way.
+   * Opt-in for live streams in LISTEN mode: after each write of a run commits, the store queues
+   * `'<runId>:<version>'` and sends the queue every {@link PrismaStoreOptions.notifyIntervalMs}
+   * as one statement (`SELECT pg_notify(channel, x) FROM unnest(…) x`), outside the write, so
+   * the instances listening on `channel` (`createPgRunListener` from `pipeline-status-sdk/pg`)
+   * learn of it. Writes never wait for it and never fail because of it; a notification lost to a
+   * crash, a full queue or a failed batch is caught up by the listeners' safety poll
+   * (`live.safetyPollIntervalMs`). Same-process streams are told in-process, at once, either way.
+   * Call {@link PrismaStore.close} on shutdown to send what is queued.
    * @default none: writes send no notification (streams on other instances poll versions)
    */
   notifyChannel?: string | undefined
+  /**
+   * With {@link PrismaStoreOptions.notifyChannel}: how long a committed change waits for the
+   * next notification batch, in milliseconds. Changes to the same run within one interval are sent
+   * once, with the highest version. Shorter means lower cross-instance latency and more statements.
+   * @default 5
+   */
+  notifyIntervalMs?: number | undefined
+  /**
+   * With {@link PrismaStoreOptions.notifyChannel}: how many runs' changes may wait for a batch.
+   * Past it (the database does not take the batches) further changes are dropped, counted in
+   * {@link PrismaStore.notifyCounts} and logged once; listeners catch them up with their safety poll.
+   * @default 10_000
+   */
+  notifyMaxQueue?: number | undefined
 }
 
 /** PrismaStores created without a `logger`, and how each takes a lent one. */
@@ -174,9 +193,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #timeout: number
   readonly #statements: StoreStatements
   readonly #lists: RunListQueries
-  /** The notify channel as the last parameter of every write, or none. */
-  readonly #notifyValues: string[]
-  readonly #notifyChannel: string | undefined
+  /** Sends the committed changes' notifications in batches, with a notify channel. */
+  readonly #notifier: NotifyBatcher | undefined
   readonly #changes = new RunChangeEmitter()
 
   /** Internal: create one with {@link createPrismaStore}. @internal */
@@ -199,11 +217,41 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
           warn: (message, fields) => this.#logger.warn(message, fields),
         })
       : createPrismaExecutor(prisma, guard)
-    this.#notifyChannel = options.notifyChannel
-    this.#notifyValues = options.notifyChannel === undefined ? [] : [options.notifyChannel]
     const names = resolveTableNames(prisma, options)
-    this.#statements = buildStatements(names, options.notifyChannel !== undefined)
+    this.#statements = buildStatements(names)
     this.#lists = createRunListQueries(this.#sql, names)
+    if (options.notifyChannel !== undefined) {
+      const notifier = new NotifyBatcher({
+        channel: options.notifyChannel,
+        intervalMs: positive('notifyIntervalMs', options.notifyIntervalMs, NOTIFY_BATCH_DEFAULTS.intervalMs),
+        maxQueue: positive('notifyMaxQueue', options.notifyMaxQueue, NOTIFY_BATCH_DEFAULTS.maxQueue),
+        send: async (channel, payloads) => void (await this.#sql.query(NOTIFY_BATCH_SQL, [channel, payloads])),
+        logger: () => this.#logger,
+      })
+      this.#notifier = notifier
+      // Every change the store emits has committed: the batch goes out after it, outside the write.
+      this.#changes.subscribe((change) => notifier.add(change))
+    }
+  }
+
+  /**
+   * With `notifyChannel`: what the notification batches did since the store was created (sent,
+   * batches, failed batches, changes dropped from a full queue). Without: `undefined`.
+   */
+  get notifyCounts(): Readonly<NotifyCounts> | undefined {
+    return this.#notifier ? { ...this.#notifier.counts } : undefined
+  }
+
+  /**
+   * Sends the queued LISTEN notifications now and stops batching (later changes are still told
+   * to same-process streams, but not notified); for shutdown, after the handlers closed. Waits at
+   * most `deadlineMs` milliseconds; what is not sent by then is caught up by the other
+   * instances' safety poll. Does not disconnect the app's `PrismaClient` or pool. Without
+   * `notifyChannel` it does nothing.
+   * @param deadlineMs - the longest wait, in milliseconds (default 2_000)
+   */
+  async close(deadlineMs = 2_000): Promise<void> {
+    await this.#notifier?.close(deadlineMs)
   }
 
   onRunChange(listener: RunChangeListener): () => void {
@@ -294,11 +342,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         if (!saved) throw new Error(`Run ${run.id} was not found to save`)
         const version = Number(saved.version)
         versions.set(run.id, version)
+        // Emitted (and so notified) once the transaction has committed.
         changes.push({ runId: run.id, version })
-        if (this.#notifyChannel !== undefined) {
-          // Delivered by PostgreSQL at commit, and dropped with a rollback.
-          await sql.query(statements.notify, [this.#notifyChannel, `${run.id}:${version}`])
-        }
       },
     }
   }
@@ -314,7 +359,6 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     const rows = await this.#sql.query<unknown>(this.#statements.writeRunStage, [
       ...runWriteValues(write),
       ...stageValues(write.stage),
-      ...this.#notifyValues,
     ])
     if (rows.length === 0) return false
     this.#changes.emit({ runId: write.run.id, version: write.version })
@@ -332,7 +376,6 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     const rows = await this.#sql.query<unknown>(guarded ? this.#statements.writeRunIfSilent : this.#statements.writeRun, [
       ...runWriteValues(write),
       ...(guarded ? [instant(write.expectedLastActivityAt)] : []),
-      ...this.#notifyValues,
     ])
     if (rows.length === 0) return false
     this.#changes.emit({ runId: write.run.id, version: write.version })
@@ -420,6 +463,13 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     }
     return { run: toRunState(first), stages, version: Number(first.version) }
   }
+}
+
+/** `value` when it is a positive integer, `fallback` when undefined; else a configuration error naming `name`. */
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value <= 0) throw new ServerConfigurationError(`createPrismaStore: ${name} must be a positive integer, got ${value}`)
+  return value
 }
 
 /**

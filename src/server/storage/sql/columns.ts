@@ -1,6 +1,7 @@
 /**
  * The fragments the statements share: the selected columns of a run and of a stage, the run's
- * update, the stage's upsert and the optional notification. Names come quoted from
+ * update and the stage's upsert (LISTEN-mode notifications are sent after commit, in batches:
+ * `notify-batcher.ts`). Names come quoted from
  * `table-names.ts`; every value is a bound parameter.
  */
 import type { TableNames } from '../table-names.js'
@@ -43,15 +44,16 @@ export function stageColumns({ stage: s }: TableNames): string {
 
 /**
  * The run's status fields and version from `$3`–`$8`, then the catalogue (`$9`, stored only when
- * the run has none), tags (`$10`) and metadata (`$11`), each left alone when `NULL`: in the order
- * of `runWriteValues`.
+ * the run has none), tags (`$10`) and metadata (`$11`), each left alone when `NULL`, and its
+ * `startedAt` (`$12`, stored only when the run has none: a run starts once): in the order of
+ * `runWriteValues`.
  */
 export function runUpdate(names: TableNames): string {
   const { run: r } = names
   return (
     `${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5::timestamptz, ` +
     `${r.completionReceivedAt} = $6::timestamptz, ${r.updatedAt} = $7::timestamptz, ${r.version} = $8, ` +
-    runLabelsUpdate(names, (i) => `$${i + 9}`)
+    `${runLabelsUpdate(names, (i) => `$${i + 9}`)}, ${r.startedAt} = COALESCE(${r.startedAt}, $12::timestamptz)`
   )
 }
 
@@ -66,14 +68,12 @@ export function runLabelsUpdate({ run: r }: TableNames, p: (i: number) => string
   )
 }
 
-/** How many values `runWriteValues` binds (`$1`–`$11`): the status fields and versions, then the catalogue, tags and metadata. */
-export const RUN_WRITE_VALUE_COUNT = 11
+/** How many values `runWriteValues` binds (`$1`–`$12`): the status fields and versions, the catalogue, tags and metadata, the start. */
+export const RUN_WRITE_VALUE_COUNT = 12
 
 /** How many values `stageValues` binds (the stage's insert takes them from `p(0)` to `p(STAGE_VALUE_COUNT - 1)`). */
 export const STAGE_VALUE_COUNT = 14
 
-/** The index of the stage's `startedAt` among the values of `stageValues`. */
-export const STAGE_STARTED_AT_VALUE = 9
 
 /**
  * The stage's insert: the values of `stageValues`, from parameter `p(0)` on (id, stageNumber,
@@ -99,17 +99,4 @@ export function stageConflict({ stage: s }: TableNames): string {
     `${s.startedAt} = EXCLUDED.${s.startedAt}, ${s.attempt} = EXCLUDED.${s.attempt}, ${s.maxAttempts} = EXCLUDED.${s.maxAttempts}, ` +
     `${s.lastError} = EXCLUDED.${s.lastError}, ${s.nextRetryAt} = EXCLUDED.${s.nextRetryAt}`
   )
-}
-
-/**
- * With a notify channel (the parameter `channel`), the CTE that sends the written run's
- * `id:version` (from the CTE `run`) to pg_notify in the same statement; nothing without one.
- */
-export function notified(notify: boolean, channel: string): string {
-  return notify ? `, notified AS (SELECT pg_notify(${channel}, run.id || ':' || run.version) FROM run)` : ''
-}
-
-/** The condition that makes {@link notified} run: an unreferenced SELECT in WITH would never run, hence the EXISTS. */
-export function whenNotified(notify: boolean): string {
-  return notify ? ' WHERE EXISTS (SELECT 1 FROM notified)' : ''
 }

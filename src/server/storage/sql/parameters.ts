@@ -38,8 +38,8 @@ export function stageValues(stage: StageState): unknown[] {
 }
 
 /**
- * The run's parameters of a conditional write (`$1`–`$11`), in the order of every statement that
- * takes them: the status fields and versions, then `runColumnValues` of the write's own columns.
+ * The run's parameters of a conditional write (`$1`–`$12`), in the order of every statement that
+ * takes them: the status fields and versions, then `runColumnValues` of the write's own columns, then its `startedAt`.
  */
 export function runWriteValues(write: RunWrite): unknown[] {
   const { run } = write
@@ -53,6 +53,7 @@ export function runWriteValues(write: RunWrite): unknown[] {
     instant(run.updatedAt),
     write.version,
     ...runColumnValues(write),
+    instant(run.startedAt),
   ]
 }
 

@@ -1,6 +1,6 @@
 /** The statements on runs outside a transaction: create, read, write if unchanged, heartbeat. */
 import type { TableNames } from '../table-names.js'
-import { notified, runColumns, runUpdate, stageColumns, whenNotified } from './columns.js'
+import { runColumns, runUpdate, stageColumns } from './columns.js'
 
 /** Reads run `$1` and its version. */
 export function readRunSql(names: TableNames): string {
@@ -36,13 +36,13 @@ export function insertRunSql({ runTable, run: r }: TableNames): string {
   )
 }
 
-/** Writes the run (`runWriteValues`, `$1`–`$11`) only if its version is still `$2`; the notify channel is `$12` when `notify`. */
-export function writeRunSql(names: TableNames, notify: boolean): string {
+/** Writes the run (`runWriteValues`, `$1`–`$12`) only if its version is still `$2`. */
+export function writeRunSql(names: TableNames): string {
   const { runTable, run: r } = names
   return (
     `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} ` +
-    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$12')} ` +
-    `SELECT 1 AS "written" FROM run${whenNotified(notify)}`
+    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version) ` +
+    `SELECT 1 AS "written" FROM run`
   )
 }
 

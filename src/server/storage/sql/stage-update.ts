@@ -3,18 +3,7 @@
  * only if the run's version is still the one read.
  */
 import type { TableNames } from '../table-names.js'
-import {
-  notified,
-  runColumns,
-  runUpdate,
-  STAGE_STARTED_AT_VALUE,
-  RUN_WRITE_VALUE_COUNT,
-  STAGE_VALUE_COUNT,
-  stageColumns,
-  stageConflict,
-  stageInsert,
-  whenNotified,
-} from './columns.js'
+import { RUN_WRITE_VALUE_COUNT, runColumns, runUpdate, stageColumns, stageConflict, stageInsert } from './columns.js'
 
 /** Reads a run, its version and stage `$2` (when it has a row) of run `$1`, in one consistent read. */
 export function readRunStageSql(names: TableNames): string {
@@ -26,20 +15,17 @@ export function readRunStageSql(names: TableNames): string {
 }
 
 /**
- * Writes the run (`runWriteValues`, `$1`–`$11`) and upserts its stage (`stageValues`, `$12`–`$25`),
- * then the notify channel `$26` when `notify`. One statement, one implicit transaction: the run
+ * Writes the run (`runWriteValues`, `$1`–`$12`, its `startedAt` kept once set) and upserts its
+ * stage (`stageValues`, `$13`–`$26`) in one statement, one implicit transaction: the run
  * row's update holds its lock while the stage is written, and writes nothing at all when another
  * write changed the version first (no row returned). The run's `startedAt` is kept once set, else
  * becomes the stage's (the state machine's rule: the run starts with its first applied stage update).
  */
-export function writeRunStageSql(names: TableNames, notify: boolean): string {
+export function writeRunStageSql(names: TableNames): string {
   const { runTable, run: r } = names
-  const stageParameter = (i: number): string => `$${i + RUN_WRITE_VALUE_COUNT + 1}`
-  const startedAt = `${r.startedAt} = COALESCE(${r.startedAt}, ${stageParameter(STAGE_STARTED_AT_VALUE)}::timestamptz)`
   return (
-    `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)}, ${startedAt} ` +
-    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)` +
-    `${notified(notify, stageParameter(STAGE_VALUE_COUNT))} ` +
-    `${stageInsert(names, stageParameter, 'run.id')} FROM run${whenNotified(notify)} ${stageConflict(names)} RETURNING 1 AS "written"`
+    `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} ` +
+    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version) ` +
+    `${stageInsert(names, (i) => `$${i + RUN_WRITE_VALUE_COUNT + 1}`, 'run.id')} FROM run ${stageConflict(names)} RETURNING 1 AS "written"`
   )
 }

@@ -6,7 +6,7 @@ import type { TableNames } from '../table-names.js'
 import { readRunStageSql, writeRunStageSql } from './stage-update.js'
 import { insertRunSql, readRunSql, readRunStagesSql, readVersionsSql, touchRunSql, writeRunSql } from './runs.js'
 import { deleteFinishedRunsSql, listStaleRunsSql, writeRunIfSilentSql } from './sweeps.js'
-import { lockRunSql, notifySql, readStageSql, readStagesSql, saveRunSql, saveStageSql } from './transaction.js'
+import { lockRunSql, readStageSql, readStagesSql, saveRunSql, saveStageSql } from './transaction.js'
 
 /** The SQL text of every statement of one store. */
 export interface StoreStatements {
@@ -26,28 +26,26 @@ export interface StoreStatements {
   readonly readStage: string
   readonly readStages: string
   readonly saveStage: string
-  readonly notify: string
 }
 
-/** Every statement for `names`; with `notify`, the writes also send `pg_notify` in the same statement. */
-export function buildStatements(names: TableNames, notify: boolean): StoreStatements {
+/** Every statement for `names`. None notifies: LISTEN mode's notifications go after commit, in batches (`notify-batcher.ts`). */
+export function buildStatements(names: TableNames): StoreStatements {
   return {
     readRunStage: readRunStageSql(names),
-    writeRunStage: writeRunStageSql(names, notify),
+    writeRunStage: writeRunStageSql(names),
     readRun: readRunSql(names),
     readRunStages: readRunStagesSql(names),
     readVersions: readVersionsSql(names),
     insertRun: insertRunSql(names),
-    writeRun: writeRunSql(names, notify),
+    writeRun: writeRunSql(names),
     touchRun: touchRunSql(names),
     listStaleRuns: listStaleRunsSql(names),
-    writeRunIfSilent: writeRunIfSilentSql(names, notify),
+    writeRunIfSilent: writeRunIfSilentSql(names),
     deleteFinishedRuns: deleteFinishedRunsSql(names),
     lockRun: lockRunSql(names),
     saveRun: saveRunSql(names),
     readStage: readStageSql(names),
     readStages: readStagesSql(names),
     saveStage: saveStageSql(names),
-    notify: notifySql(),
   }
 }

@@ -1,6 +1,6 @@
 /** The sweeps' statements: list stale runs, fail one unless a heartbeat came, delete expired runs. */
 import type { TableNames } from '../table-names.js'
-import { notified, runColumns, runUpdate, whenNotified } from './columns.js'
+import { RUN_WRITE_VALUE_COUNT, runColumns, runUpdate } from './columns.js'
 
 /**
  * Lists runs with a status in `$1` last seen before `$2` (or, with `$4` as now and an announced
@@ -19,14 +19,14 @@ export function listStaleRunsSql(names: TableNames): string {
 
 /**
  * The sweeper's write: like `writeRunSql`, and only if no heartbeat came since it read the run
- * (a heartbeat changes no version): lastActivityAt is still `$12`. The notify channel is `$13`.
+ * (a heartbeat changes no version): lastActivityAt is still `$13` (after `runWriteValues`).
  */
-export function writeRunIfSilentSql(names: TableNames, notify: boolean): string {
+export function writeRunIfSilentSql(names: TableNames): string {
   const { runTable, run: r } = names
   return (
     `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} WHERE ${r.id} = $1 AND ${r.version} = $2 ` +
-    `AND ${r.lastActivityAt} IS NOT DISTINCT FROM $12::timestamptz RETURNING ${r.id} AS id, ${r.version} AS version)${notified(notify, '$13')} ` +
-    `SELECT 1 AS "written" FROM run${whenNotified(notify)}`
+    `AND ${r.lastActivityAt} IS NOT DISTINCT FROM $${RUN_WRITE_VALUE_COUNT + 1}::timestamptz RETURNING ${r.id} AS id, ${r.version} AS version) ` +
+    `SELECT 1 AS "written" FROM run`
   )
 }
 

@@ -49,8 +49,3 @@ export function readStagesSql(names: TableNames): string {
 export function saveStageSql(names: TableNames): string {
   return `${stageInsert(names, (i) => `$${i + 2}`, '$1')} ${stageConflict(names)}`
 }
-
-/** Sends `$2` on channel `$1`; PostgreSQL delivers it at commit and drops it with a rollback. */
-export function notifySql(): string {
-  return `SELECT 1 AS "notified" FROM (SELECT pg_notify($1, $2)) n`
-}
