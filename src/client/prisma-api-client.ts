@@ -23,7 +23,8 @@ import type { DeadLetter, FlushResult } from './outbox/entry.js'
 import { Outbox } from './outbox/outbox.js'
 import { type ProgressReport, ProgressReports } from './progress.js'
 import { type RunFinishedEvent, RunFinishedObserver } from './run-finished.js'
-import { type OutputAlteration, buildStageUpdate, storableStageUpdate } from './stage-output.js'
+import { RunEndWatches, type RunStreamHold } from './run-end-watch.js'
+import { type OutputAlteration, type StageAttemptFields, buildStageUpdate, storableStageUpdate } from './stage-output.js'
 import { Transport } from './transport.js'
 
 /**
@@ -84,6 +85,8 @@ export class PrismaAPIClient {
   readonly #delivery: Delivery
   readonly #observer: RunFinishedObserver
   readonly #heartbeats: Heartbeats
+  /** The run-end watch's streams; `undefined` with `followRunStream: false`. */
+  readonly #watches: RunEndWatches | undefined
   readonly #progress: ProgressReports
   #closed = false
   /** The server's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
@@ -103,9 +106,16 @@ export class PrismaAPIClient {
       logger,
       onRunFinished: options.onRunFinished,
       readStatus: async (runId) => (await transport.send({ method: 'GET', url: this.#url('status', runId) }, { retry: false })).text,
-      onFinished: (runId) => this.#heartbeats.stop(runId),
+      onFinished: (runId) => {
+        this.#heartbeats.stop(runId)
+        this.#watches?.stop(runId)
+      },
     })
     this.#heartbeats = new Heartbeats({ intervalMs: heartbeatIntervalMs, transport, observer: this.#observer, logger, url: (runId) => this.#url('heartbeat', runId) })
+    this.#watches =
+      options.followRunStream === false
+        ? undefined
+        : new RunEndWatches({ transport, observer: this.#observer, logger, url: (runId) => this.#url('events', runId), connectMs: timeoutMs, heartbeatIntervalMs })
     this.#delivery = new Delivery({ transport, observer: this.#observer, logger, stages, url: (route, runId) => this.#url(route, runId) })
     this.#progress = new ProgressReports(this.#delivery)
     try {
@@ -123,7 +133,7 @@ export class PrismaAPIClient {
     }
     this.#delivery.attach(this.#outbox)
     const internals: ClientInternals = {
-      stageUpdate: (runId, stageNumber, status, output) => this.#stageUpdate(runId, stageNumber, status, output),
+      stageUpdate: (runId, stageNumber, status, output, attempt) => this.#stageUpdate(runId, stageNumber, status, output, attempt),
       reportProgress: (runId, stageNumber, progress) =>
         this.#reportProgress(runId, stageNumber, progress).catch(
           (error: unknown): UpdateOutcome => ({
@@ -133,6 +143,7 @@ export class PrismaAPIClient {
           }),
         ),
       startHeartbeat: (runId, stageNumber) => (this.#closed || this.runFinished(runId) ? noop : this.#heartbeats.start(runId, stageNumber)),
+      holdRunStream: (runId) => (this.#closed || this.runFinished(runId) || this.#watches === undefined ? NO_HOLD : this.#watches.hold(runId)),
       onRunFinished: (runId, listener) => this.#observer.listen(runId, listener),
       runFinished: (runId) => this.runFinished(runId),
       serverCatalogue: async (runId) => {
@@ -375,15 +386,16 @@ export class PrismaAPIClient {
     if (this.#closed) return { delivered: 0, rejected: 0, pending: this.pendingCount(), undelivered: this.#delivery.undeliveredReport() }
     this.#closed = true
     this.#heartbeats.stopAll()
+    this.#watches?.stopAll()
     return this.#delivery.close(options.timeoutMs ?? 10_000)
   }
 
 
-  #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown): Promise<UpdateOutcome> {
+  #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, attempt?: StageAttemptFields): Promise<UpdateOutcome> {
     const stage = this.stages[stageNumber - 1]
     if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, this.stages))
     // An output JSON cannot hold must not cost the stage its status: a placeholder is sent.
-    const { body, alterations } = buildStageUpdate(runId, stage, status, output, this.#logger)
+    const { body, alterations } = buildStageUpdate(runId, stage, status, output, this.#logger, attempt)
     return this.#submitStageUpdate(runId, body, alterations)
   }
 
@@ -448,6 +460,9 @@ export class PrismaAPIClient {
 }
 
 function noop(): void {}
+
+/** The hold of a run whose stream is not followed. */
+const NO_HOLD: RunStreamHold = { arm: noop, disarm: noop, release: noop }
 
 /** A stage number outside the catalogue: the caller's mistake, refused before sending. */
 function notInCatalogue(stageNumber: number, stages: StageCatalogue): PipelineStatusError {

@@ -20,8 +20,11 @@ export interface RunFinishedEvent {
   reason: string | null
   /** The run as the server answered it. */
   run: PipelineRunRecord
-  /** Which answer told the client. */
-  learnedFrom: 'stage-update' | 'heartbeat' | 'completion' | 'status' | 'refusal'
+  /**
+   * Which answer told the client: `stream` is the run's live stream, which `runPipeline` follows
+   * while a stage runs (see {@link PrismaAPIClientOptions.followRunStream}).
+   */
+  learnedFrom: 'stage-update' | 'heartbeat' | 'completion' | 'status' | 'refusal' | 'stream'
 }
 
 /** The stage as a `conflict` answer carries it: already final, with another output. Internal. */

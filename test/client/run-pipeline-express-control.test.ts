@@ -95,7 +95,8 @@ it('the web app cancels the run while stage 2 waits: its signal aborts, stage 3 
     expect(summary).toMatchObject({
       status: 'CANCELLED',
       error: 'stopped by the user',
-      finishedElsewhere: { runId: run.id, status: 'CANCELLED', reason: 'stopped by the user', learnedFrom: 'heartbeat' },
+      // The run's live stream told the runner (the heartbeats are its fallback).
+      finishedElsewhere: { runId: run.id, status: 'CANCELLED', reason: 'stopped by the user', learnedFrom: 'stream' },
     })
     expect(summary.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED', 'PENDING', 'PENDING', 'PENDING'])
     expect(summary.completion).toBeUndefined()
@@ -116,10 +117,11 @@ it('the web app cancels the run while stage 2 waits: its signal aborts, stage 3 
 })
 
 it('the stale-run sweeper fails the run while stage 2 lost its heartbeats: the runner learns at the next one, stage 3 never starts', async () => {
-  // The runner's heartbeats are lost (a network partition) until the sweeper has failed the run.
+  // The runner's heartbeats are lost (a network partition) until the sweeper has failed the run;
+  // its live stream never gets through, so the heartbeat is what tells it.
   let partitioned = false
   const client = makeClient((url, init) =>
-    partitioned && url.endsWith('/heartbeat') ? Promise.reject(new TypeError('fetch failed')) : fetch(url, init),
+    (partitioned && url.endsWith('/heartbeat')) || url.endsWith('/events') ? Promise.reject(new TypeError('fetch failed')) : fetch(url, init),
   )
   try {
     const { run } = await client.createRun()
