@@ -86,6 +86,28 @@ describe('stage update', () => {
   it('rejects a body that is not an object', () => {
     for (const body of [null, [], 'x', 3]) expect(safeParseStageUpdate(body).success).toBe(false)
   })
+
+  it('takes the attempt fields only with PROCESSING, the last three only with attempt, and names the field', () => {
+    const processing = { stageNumber: 2, stageName: 'x', status: 'PROCESSING' }
+    const retrying = { ...processing, attempt: 2, maxAttempts: 3, lastError: 'model timed out', nextRetryAt: '2026-01-01T00:00:30Z' }
+    expect(parseStageUpdate(retrying, DEFAULT_STAGES)).toEqual(retrying)
+    expect(parseStageUpdate({ ...processing, attempt: 2, nextRetryAt: null, lastError: null })).toMatchObject({ attempt: 2, nextRetryAt: null })
+    const cases: Array<[Record<string, unknown>, string[]]> = [
+      [{ ...retrying, status: 'COMPLETED' }, ['attempt', 'lastError', 'maxAttempts', 'nextRetryAt']],
+      [{ ...processing, status: 'FAILED', attempt: 1 }, ['attempt']],
+      [{ ...processing, maxAttempts: 3, lastError: 'x', nextRetryAt: null }, ['lastError', 'maxAttempts', 'nextRetryAt']],
+      [{ ...processing, attempt: 0 }, ['attempt']],
+      [{ ...processing, attempt: 1.5 }, ['attempt']],
+      [{ ...processing, attempt: 2 ** 31 }, ['attempt']],
+      [{ ...processing, attempt: 3, maxAttempts: 2 }, ['maxAttempts']],
+      [{ ...processing, attempt: 2, lastError: 'x'.repeat(2001) }, ['lastError']],
+      [{ ...processing, attempt: 2, nextRetryAt: 'soon' }, ['nextRetryAt']],
+    ]
+    for (const [body, fields] of cases) {
+      const result = safeParseStageUpdate(body, DEFAULT_STAGES)
+      expect(result.error?.issues.map((issue) => issue.path.join('.')).sort(), JSON.stringify(body)).toEqual(fields)
+    }
+  })
 })
 
 describe('completion and creation', () => {

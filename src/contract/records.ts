@@ -69,6 +69,26 @@ export const StageOutputRecord = z.object({
   createdAt: z.string(),
   /** When the stage last changed. */
   updatedAt: z.string(),
+  // The five below are always sent by this package's handlers; the defaults are what a client
+  // reads from a server older than them (0.1), so that it keeps working against one.
+  /**
+   * When the stage started: the server's receipt of its first applied update, or its
+   * `completedAt` when that first update was final. Never moved by a retry, so
+   * `completedAt - startedAt` is the stage's whole time, all attempts included, never negative.
+   * `null` only from an older server.
+   */
+  startedAt: z.string().nullable().default(null),
+  /** The number of the attempt running or about to run (1 for the first); `null` when the runner never sent one. */
+  attempt: z.number().int().nullable().default(null),
+  /** How many attempts the runner will make in all; `null` when it never said. */
+  maxAttempts: z.number().int().nullable().default(null),
+  /** Why the previous attempt failed (at most 2,000 characters); `null` when none. */
+  lastError: z.string().nullable().default(null),
+  /**
+   * When the next attempt (`attempt`) will start, within 24 hours of the report; `null` while an
+   * attempt runs or when none is planned. A final status keeps all five attempt fields as they were.
+   */
+  nextRetryAt: z.string().nullable().default(null),
 })
 /**
  * A stage as stored and returned by the server.

@@ -4,6 +4,11 @@ import { StageUpdateStatus } from './status.js'
 import { type StageCatalogue, stageNumberIn } from './stages.js'
 import { Timestamp } from './timestamp.js'
 
+/** The largest `attempt` and `maxAttempts`: the INTEGER column's maximum. */
+const MAX_ATTEMPT = 2_147_483_647
+/** The longest `lastError`, in characters (UTF-16 code units, as JavaScript's `length`). */
+const MAX_LAST_ERROR_LENGTH = 2_000
+
 /**
  * Body of `POST {basePath}/{runId}/stage-update`: exactly the fields the original Python
  * runner sends. `output` is a JSON string or markdown, stored as text; `null` means none.
@@ -29,24 +34,66 @@ const StageUpdateFields = z.object({
    * `progress` otherwise). An update that changes only the progress is applied, not a duplicate.
    */
   progress: StageProgress.optional(),
+  /**
+   * The number of the attempt running or about to run (1 for the first; at most 2,147,483,647);
+   * only with `PROCESSING`. A higher one than stored wins and resets the stage's progress; a
+   * lower one is stale (200, nothing changes); absent leaves the stored attempt as it is. See
+   * docs/contract.md "Attempts".
+   */
+  attempt: z.number().int().min(1).max(MAX_ATTEMPT).optional(),
+  /** How many attempts the runner will make in all (≥ `attempt`); only with `attempt`. */
+  maxAttempts: z.number().int().min(1).max(MAX_ATTEMPT).optional(),
+  /**
+   * Why the previous attempt failed (at most 2,000 characters), sent with the `attempt` that
+   * retries it; only with `attempt`. `null` clears it; absent keeps the stored one.
+   */
+  lastError: z.string().max(MAX_LAST_ERROR_LENGTH).nullish(),
+  /**
+   * When the attempt `attempt` will start (ISO 8601), stored clamped to [the server's now, now +
+   * 24 hours]; `null` when it has started. Only with `attempt`; absent keeps the stored one.
+   */
+  nextRetryAt: Timestamp.nullish(),
 })
 
-function progressOnlyWhileProcessing(ctx: z.core.ParsePayload<{ status: string; progress?: unknown }>): void {
-  if (ctx.value.progress !== undefined && ctx.value.status !== 'PROCESSING') {
-    ctx.issues.push({
-      code: 'custom',
-      input: ctx.value.progress,
-      path: ['progress'],
-      message: 'progress is sent only with status PROCESSING',
-    })
+/** The attempt fields of a stage update; valid only with `PROCESSING`, the last three only with `attempt`. */
+const ATTEMPT_FIELDS = ['attempt', 'maxAttempts', 'lastError', 'nextRetryAt'] as const
+
+type CheckedFields = {
+  status: string
+  progress?: unknown
+  attempt?: number | undefined
+  maxAttempts?: number | undefined
+  lastError?: unknown
+  nextRetryAt?: unknown
+}
+
+function processingOnlyFields(ctx: z.core.ParsePayload<CheckedFields>): void {
+  const value = ctx.value
+  const issue = (field: string, message: string): void => {
+    ctx.issues.push({ code: 'custom', input: value[field as keyof CheckedFields], path: [field], message })
+  }
+  if (value.status !== 'PROCESSING') {
+    for (const field of ['progress', ...ATTEMPT_FIELDS] as const) {
+      if (value[field] !== undefined) issue(field, `${field} is sent only with status PROCESSING`)
+    }
+    return
+  }
+  if (value.attempt === undefined) {
+    for (const field of ATTEMPT_FIELDS.slice(1)) {
+      if (value[field] !== undefined) issue(field, `${field} is sent only with attempt`)
+    }
+  } else if (value.maxAttempts !== undefined && value.maxAttempts < value.attempt) {
+    issue('maxAttempts', `maxAttempts (${value.maxAttempts}) must be at least attempt (${value.attempt})`)
   }
 }
 
 /**
  * Body of `POST {basePath}/{runId}/stage-update`: exactly the fields the original Python
- * runner sends, plus the optional `progress`. Unknown fields are accepted and ignored.
+ * runner sends, plus the optional `progress` and attempt fields (`attempt`, `maxAttempts`,
+ * `lastError`, `nextRetryAt`), all only with `PROCESSING` (400 naming the field otherwise).
+ * Unknown fields are accepted and ignored.
  */
-export const StageUpdate = StageUpdateFields.check(progressOnlyWhileProcessing)
+export const StageUpdate = StageUpdateFields.check(processingOnlyFields)
 /**
  * Body of a stage update, as the runner sends it.
  * @interface
@@ -74,7 +121,7 @@ export function stageUpdateSchemaFor(stages: StageCatalogue): StageUpdateSchema 
 }
 
 function buildStageUpdateSchema(stages: StageCatalogue) {
-  return StageUpdateFields.extend({ stageNumber: stageNumberIn(stages) }).check(progressOnlyWhileProcessing)
+  return StageUpdateFields.extend({ stageNumber: stageNumberIn(stages) }).check(processingOnlyFields)
 }
 type StageUpdateSchema = ReturnType<typeof buildStageUpdateSchema>
 const stageUpdateSchemas = new WeakMap<StageCatalogue, StageUpdateSchema>()

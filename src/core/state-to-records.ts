@@ -34,6 +34,11 @@ export function toStageRecord(stage: StageState): StageOutputRecord {
     progress: stage.progress ?? null,
     createdAt: stage.createdAt.toISOString(),
     updatedAt: stage.updatedAt.toISOString(),
+    startedAt: (stage.startedAt ?? stage.createdAt).toISOString(),
+    attempt: stage.attempt ?? null,
+    maxAttempts: stage.maxAttempts ?? null,
+    lastError: stage.lastError ?? null,
+    nextRetryAt: iso(stage.nextRetryAt ?? null),
   }
 }
 

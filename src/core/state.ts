@@ -58,6 +58,20 @@ export interface StageState {
   createdAt: Date
   /** When the stage last changed. */
   updatedAt: Date
+  /**
+   * When the stage started (see `StageOutputRecord.startedAt`): the receipt of its first applied
+   * update, or that update's `completedAt` when it was final; never moved afterwards, not by a
+   * retry either. Absent (a store of your own that does not keep it) reads as `createdAt`.
+   */
+  startedAt?: Date | null
+  /** The attempt running or about to run (1 for the first); `null` or absent when never sent. */
+  attempt?: number | null
+  /** How many attempts the runner will make in all; `null` or absent when never sent. */
+  maxAttempts?: number | null
+  /** Why the previous attempt failed (at most 2,000 characters); `null` or absent when none. */
+  lastError?: string | null
+  /** When the next attempt starts; `null` or absent while an attempt runs or none is planned. */
+  nextRetryAt?: Date | null
 }
 
 /** A run with its stored stages, ordered by stage number. */

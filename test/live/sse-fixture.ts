@@ -116,6 +116,11 @@ export function stageRecord(stageNumber: number, status: StageOutputRecord['stat
     progress: null,
     createdAt: T0,
     updatedAt: T0,
+    startedAt: T0,
+    attempt: null,
+    maxAttempts: null,
+    lastError: null,
+    nextRetryAt: null,
   }
 }
 
