@@ -20,13 +20,14 @@ export interface ClampedInstant {
   /** The instant stored: the nearer end of the window. */
   stored: Date
   /**
-   * Which end: `ahead` (after the server's now + tolerance: a runner clock ahead) or `before_creation`
-   * (before the run's row was created: a clock behind, or a naive local time read as UTC).
+   * Which end: `ahead` (after the server's now + tolerance: a runner clock ahead), `before_creation`
+   * (before the run's row was created: a clock behind, or a naive local time read as UTC) or
+   * `before_start` (before the stage, or the run, started: the same causes).
    */
-  bound: 'ahead' | 'before_creation'
+  bound: 'ahead' | 'before_creation' | 'before_start'
   /**
    * The skew, in milliseconds, a positive number: for `ahead`, how far the instant was past the
-   * server's now; for `before_creation`, how far before the run's creation.
+   * server's now; for the other two, how far before the run's creation or the start.
    */
   skewMs: number
   /** The tolerance the window was built with, in milliseconds. */
@@ -36,20 +37,22 @@ export interface ClampedInstant {
 /**
  * The one rule for an instant a runner sends (a stage's or a run's `completedAt`): it is stored as
  * sent inside [`notBefore`, `now + toleranceMs`], clamped to the nearer end outside it, never
- * refused (a status must not be lost for a clock). `notBefore` is the run's `createdAt`: nothing
- * of a run happened before its row existed. When the window is empty (a web instance's clock
- * behind the one that created the row by more than the tolerance), `notBefore` wins.
+ * refused (a status must not be lost for a clock). `notBefore` is the run's `createdAt` (nothing
+ * of a run happened before its row existed) or, with `notBeforeIs: 'start'`, the stage's or the
+ * run's `startedAt` (so that no duration is negative). When the window is empty (a web instance's
+ * clock behind the one that created the row by more than the tolerance), `notBefore` wins.
  * `clamped` is set only when the instant was moved.
  */
 export function clampRunnerInstant(
   sent: Date,
-  window: { notBefore: Date; now: Date; toleranceMs: number; field?: ClampedInstant['field'] },
+  window: { notBefore: Date; notBeforeIs?: 'creation' | 'start'; now: Date; toleranceMs: number; field?: ClampedInstant['field'] },
 ): { at: Date; clamped?: ClampedInstant } {
   const { notBefore, now, toleranceMs, field = 'completedAt' } = window
+  const early = window.notBeforeIs === 'start' ? 'before_start' : 'before_creation'
   const latest = now.getTime() + toleranceMs
   const at = sent.getTime()
   if (at < notBefore.getTime()) {
-    return { at: notBefore, clamped: { field, sent, stored: notBefore, bound: 'before_creation', skewMs: notBefore.getTime() - at, toleranceMs } }
+    return { at: notBefore, clamped: { field, sent, stored: notBefore, bound: early, skewMs: notBefore.getTime() - at, toleranceMs } }
   }
   if (at > latest) {
     const stored = new Date(Math.max(latest, notBefore.getTime()))
@@ -74,9 +77,10 @@ export function describeClampedInstant(runId: string, clamped: ClampedInstant): 
       'or raise clockSkewToleranceMs if such skew is expected'
     )
   }
+  const what = clamped.bound === 'before_start' ? ['it started', 'its start'] : ['the run was created', 'its creation']
   return (
-    `run ${runId}: the runner sent ${clamped.field} ${sent}, ${off} before the run was created (${stored}); ` +
-    'stored clamped to its creation. The runner\'s clock is behind, or it sent a local time without an offset, ' +
+    `run ${runId}: the runner sent ${clamped.field} ${sent}, ${off} before ${what[0]} (${stored}); ` +
+    `stored clamped to ${what[1]}. The runner's clock is behind, or it sent a local time without an offset, ` +
     "which is read as UTC: send UTC instants with 'Z' (Python: datetime.now(timezone.utc).isoformat())"
   )
 }

@@ -13,7 +13,8 @@ import { DEFAULT_PIPELINE, type StageCatalogue, lastStageNumber } from '../contr
 import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
 import { timestampToDate } from '../contract/timestamp.js'
 import { type ClampedInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, clampRunnerInstant } from './runner-instants.js'
-import { decideProgress } from './stage-progress.js'
+import { attemptFieldsDiffer, compareAttempt, nextAttemptFields, storedAttemptFields } from './stage-attempts.js'
+import { compareProgress, decideProgress } from './stage-progress.js'
 import type { RunState, StageState } from './state.js'
 
 /** Why an update was refused; maps to a 409 problem. */
@@ -114,14 +115,21 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
   }
   const current: StageStatus = stage?.status ?? 'PENDING'
   const incoming = update.status
+  const attemptOrder = compareAttempt(stage?.attempt, update.attempt)
+  // A report of an earlier attempt is late, whatever else it carries.
+  if (attemptOrder === 'lower') return { outcome: 'stale', stage: stage ?? null, run }
 
   if (incoming === current) {
-    // A PROCESSING update that carries newer progress is a change, not a retry.
-    if (stage && incoming === 'PROCESSING' && update.progress !== undefined) {
-      const progress = decideProgress({ run, stage, progress: update.progress, now })
-      if (progress.outcome === 'applied') return { ...progress, statusChanged: false }
-      // Older progress (a lower seq) is a late arrival on this route as on a heartbeat.
-      if (progress.outcome === 'stale') return progress
+    if (stage && incoming === 'PROCESSING') {
+      const attempts = decideAttemptChange({ run, stage, update, now })
+      if (attempts) return attempts
+      // A PROCESSING update that carries newer progress is a change, not a retry.
+      if (update.progress !== undefined) {
+        const progress = decideProgress({ run, stage, progress: update.progress, now })
+        if (progress.outcome === 'applied') return { ...progress, run: started(progress.run, progress.stage), statusChanged: false }
+        // Older progress (a lower seq) is a late arrival on this route as on a heartbeat.
+        if (progress.outcome === 'stale') return progress
+      }
     }
     // A final status again with another output: the first one stays, and the sender is told.
     if (stage && isFinalStatus(incoming) && update.output != null && update.output !== stage.output) {
@@ -152,7 +160,7 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
 
   const finalStage = isFinalStatus(incoming)
   const sent = finalStage && update.completedAt ? clampRunnerInstant(timestampToDate(update.completedAt), {
-    notBefore: run.createdAt,
+    ...completedAtFloor(run, stage),
     now,
     toleranceMs: clockSkewToleranceMs ?? DEFAULT_CLOCK_SKEW_TOLERANCE_MS,
   }) : undefined
@@ -168,6 +176,10 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
     progress: finalStage ? (stage?.progress ?? null) : (update.progress ?? stage?.progress ?? null),
     createdAt: stage?.createdAt ?? now,
     updatedAt: now,
+    // The row's creation, or the finish of a stage first reported final (so startedAt ≤ completedAt).
+    startedAt: stage ? stageStartedAt(stage) : (completedAt ?? now),
+    // Final statuses carry no attempt fields (the contract refuses them) and keep the stored ones.
+    ...nextAttemptFields(stage, update, now),
   }
 
   const nextRun = deriveRun(run, nextStage, stages, now)
@@ -176,10 +188,56 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
   return {
     outcome: 'applied',
     stage: nextStage,
-    run: nextRun ?? { ...run, updatedAt: now },
+    run: started(nextRun ?? { ...run, updatedAt: now }, nextStage),
     statusChanged: nextRun !== undefined,
     ...(sent?.clamped ? { clamped: sent.clamped } : {}),
   }
+}
+
+/**
+ * A same-status `PROCESSING` update that changes the stage's attempt fields: a higher attempt
+ * (which resets the stage's progress and output) or new fields of the same one (`nextRetryAt:
+ * null` when it starts). `undefined` when the attempt fields stay as stored. On a finished run
+ * such an update is a late `PROCESSING`: stale.
+ */
+function decideAttemptChange({ run, stage, update, now }: { run: RunState; stage: StageState; update: StageUpdate; now: Date }): StageDecision | undefined {
+  const fields = nextAttemptFields(stage, update, now)
+  if (!attemptFieldsDiffer(fields, storedAttemptFields(stage))) return undefined
+  if (isFinalStatus(run.status)) return { outcome: 'stale', stage, run }
+  const higher = compareAttempt(stage.attempt, update.attempt) === 'higher'
+  const progress = higher
+    ? (update.progress ?? null)
+    : update.progress !== undefined && compareProgress(stage.progress, update.progress) === 'newer'
+      ? update.progress
+      : (stage.progress ?? null)
+  const next: StageState = {
+    ...stage,
+    stageName: update.stageName,
+    output: higher ? (update.output ?? null) : stage.output,
+    progress,
+    updatedAt: now,
+    ...fields,
+  }
+  return { outcome: 'applied', stage: next, run: started({ ...run, updatedAt: now }, next), statusChanged: false }
+}
+
+/** When a stored stage started: its `startedAt`, else (a row stored before the column) its creation. */
+function stageStartedAt(stage: StageState): Date {
+  return stage.startedAt ?? stage.createdAt
+}
+
+/**
+ * The earliest `completedAt` a stage may store: its start, else (no row yet) the run's start,
+ * else the run's creation, so that no duration of a stage or of its run is negative.
+ */
+function completedAtFloor(run: RunState, stage: StageState | undefined): { notBefore: Date; notBeforeIs: 'start' | 'creation' } {
+  if (stage) return { notBefore: stageStartedAt(stage), notBeforeIs: 'start' }
+  return run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
+}
+
+/** The run with its `startedAt`: the one stored, else that of its first applied stage update. */
+function started(run: RunState, stage: StageState): RunState {
+  return run.startedAt ? run : { ...run, startedAt: stage.startedAt ?? stage.createdAt }
 }
 
 /** The run after a stage change, or `undefined` when the run does not change. */
@@ -247,7 +305,7 @@ export function decideCompletion({ run, body, now, clockSkewToleranceMs }: Compl
   }
   const sent = body.completedAt
     ? clampRunnerInstant(timestampToDate(body.completedAt), {
-        notBefore: run.createdAt,
+        ...(run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'start' as const } : { notBefore: run.createdAt }),
         now,
         toleranceMs: clockSkewToleranceMs ?? DEFAULT_CLOCK_SKEW_TOLERANCE_MS,
       })

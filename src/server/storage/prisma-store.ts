@@ -281,6 +281,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
           instant(run.completionReceivedAt),
           instant(run.updatedAt),
           locked === undefined ? null : nextRunVersion(locked),
+          instant(run.startedAt),
         ])
         const saved = rows[0]
         if (!saved) throw new Error(`Run ${run.id} was not found to save`)

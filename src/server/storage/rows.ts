@@ -43,6 +43,11 @@ export interface StageColumns {
   s_progress: string | null
   s_createdAt: Instant | null
   s_updatedAt: Instant | null
+  s_startedAt: Instant | null
+  s_attempt: number | string | null
+  s_maxAttempts: number | string | null
+  s_lastError: string | null
+  s_nextRetryAt: Instant | null
 }
 
 /** A run joined with one of its stages. */
@@ -64,6 +69,11 @@ export function stageOf(row: StageColumns, stageNumber: number): StageState | un
     progress: row.s_progress === null ? null : (JSON.parse(row.s_progress) as StageProgress),
     createdAt: toDate(row.s_createdAt as Instant),
     updatedAt: toDate(row.s_updatedAt as Instant),
+    startedAt: toDate(row.s_startedAt),
+    attempt: row.s_attempt === null ? null : Number(row.s_attempt),
+    maxAttempts: row.s_maxAttempts === null ? null : Number(row.s_maxAttempts),
+    lastError: row.s_lastError,
+    nextRetryAt: toDate(row.s_nextRetryAt),
   }
 }
 

@@ -59,6 +59,11 @@ const STAGE_FIELDS: readonly StageOutputField[] = [
   'progress',
   'createdAt',
   'updatedAt',
+  'startedAt',
+  'attempt',
+  'maxAttempts',
+  'lastError',
+  'nextRetryAt',
 ]
 
 /** The part of a Prisma 7 client's runtime data model that holds `@@map`, `@map` and `@@schema`. */

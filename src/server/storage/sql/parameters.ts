@@ -28,6 +28,12 @@ export function stageValues(stage: StageState): unknown[] {
     stage.progress ? JSON.stringify(stage.progress) : null,
     instant(stage.createdAt),
     instant(stage.updatedAt),
+    // The state machine always sets it; a stage of a custom caller without it starts at its creation.
+    instant(stage.startedAt ?? stage.createdAt),
+    stage.attempt ?? null,
+    stage.maxAttempts ?? null,
+    stage.lastError ?? null,
+    instant(stage.nextRetryAt),
   ]
 }
 

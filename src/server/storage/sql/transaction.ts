@@ -9,12 +9,14 @@ export function lockRunSql(names: TableNames): string {
 
 /**
  * A transaction's run write (id, status, error, completedAt, completionReceivedAt, updatedAt as
- * `$1`–`$6`): the version is `$7` (the next of the one locked), else one more than stored.
+ * `$1`–`$6`): the version is `$7` (the next of the one locked), else one more than stored;
+ * `startedAt` `$8` only when none is stored (a run starts once).
  */
 export function saveRunSql({ runTable, run: r }: TableNames): string {
   return (
     `UPDATE ${runTable} SET ${r.status} = $2, ${r.error} = $3, ${r.completedAt} = $4::timestamptz, ` +
     `${r.completionReceivedAt} = $5::timestamptz, ${r.updatedAt} = $6::timestamptz, ` +
+    `${r.startedAt} = COALESCE(${r.startedAt}, $8::timestamptz), ` +
     `${r.version} = COALESCE($7::integer, ${r.version} + 1) WHERE ${r.id} = $1 RETURNING ${r.version} AS "version"`
   )
 }
