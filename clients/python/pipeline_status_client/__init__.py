@@ -30,6 +30,7 @@ from .errors import (
 )
 from .outbox import DeadLetter, OutboxEntry
 from .retry import RetryPolicy
+from .stage_retry import RunFinishedElsewhereError
 from .signing import decode_signing_secret, sign_webhook, signature_headers, webhook_message_id
 
 __version__ = "0.1.0"
@@ -56,6 +57,7 @@ __all__ = [
     "PipelineStatusError",
     "PrismaAPIClient",
     "RetryPolicy",
+    "RunFinishedElsewhereError",
     "StatusHttpError",
     "StatusNetworkError",
     "Undelivered",

@@ -62,10 +62,10 @@ class Transport:
         """The absolute URL of a route; the run id is percent-encoded where it must be."""
         return f"{self.base_url}{self.base_path}/{urllib.request.quote(route, safe='/:~.-_')}"
 
-    def send(self, request: Request) -> Dict[str, Any]:
-        """The decoded JSON of a 2xx answer. Raises :class:`StatusHttpError` for any other
-        status and :class:`StatusNetworkError` when there was no answer."""
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    def headers(self, request: Request, accept: str = "application/json") -> Dict[str, str]:
+        """The headers of one attempt: ``User-Agent``, ``Accept``, the secret, the idempotency key
+        of a write, and a fresh signature when the client signs (also used by the run watch's stream)."""
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
         if request.body is not None:
             headers["Content-Type"] = "application/json"
         if request.method != "GET":
@@ -75,6 +75,12 @@ class Transport:
         if self.signing_key is not None:
             message_id = webhook_message_id(request.method, request.route, request.unique)
             headers.update(signature_headers(self.signing_key, message_id, request.body or b""))
+        return headers
+
+    def send(self, request: Request) -> Dict[str, Any]:
+        """The decoded JSON of a 2xx answer. Raises :class:`StatusHttpError` for any other
+        status and :class:`StatusNetworkError` when there was no answer."""
+        headers = self.headers(request)
         what = f"{request.method} {self.base_path}/{request.route}"
         http_request = urllib.request.Request(self.url(request.route), data=request.body, headers=headers, method=request.method)
         # The attempt's deadline; the connection classes below read it from the request.
