@@ -106,6 +106,44 @@ describe('a cancel from the web app reaches a busy stage through the run stream'
   })
 })
 
+describe('retries under the run stream', () => {
+  it('a cancel during the wait before the next attempt ends the wait at once (an hour-long backoff): no further attempt', async () => {
+    const client = makeClient()
+    const { run } = await client.createRun('watch_retry_wait')
+    const attempts: number[] = []
+    const retrying: number[] = []
+    const pipeline = runPipeline({
+      runId: run.id,
+      client,
+      retry: { attempts: 3, backoffMs: HOUR },
+      onProgress: (event) => {
+        if (event.type === 'stage-retrying') retrying.push(event.attempt)
+      },
+      stages: [
+        async ({ attempt }) => {
+          attempts.push(attempt)
+          // The stream is open before the attempt fails, so the cancel below reaches the wait.
+          await until('the run stream to be open', () => server().openStreams === 1)
+          throw new Error('model timed out')
+        },
+        () => 2,
+        () => 3,
+        () => 4,
+        () => 5,
+      ],
+    })
+    await until('the retry to be reported', () => server().requestsTo(`/${run.id}/stage-update`).some((r) => r.body.includes('"nextRetryAt":"')))
+    await cancel(run.id, 'stopped while waiting')
+    const summary = await pipeline
+    expect(attempts).toEqual([1])
+    expect(retrying).toEqual([2])
+    expect(summary).toMatchObject({ status: 'CANCELLED', finishedElsewhere: { learnedFrom: 'stream' } })
+    expect(summary.stages[0]).toMatchObject({ status: 'CANCELLED', attempts: 2 })
+    const stage = (await client.getStatus(run.id)).stages[0]
+    expect(stage).toMatchObject({ status: 'CANCELLED', attempt: 2, maxAttempts: 3, lastError: 'model timed out' })
+  })
+})
+
 describe('falls back to heartbeats when the stream is unavailable', () => {
   it('a server whose events route answers 404 (an older server): one attempt, one warning with cause and fix, the heartbeat tells', async () => {
     const real = createPipelineStatusHandlers({ store: server().store, secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
