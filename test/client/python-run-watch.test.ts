@@ -111,11 +111,17 @@ def flaky():
         raise TimeoutError(f"model timed out (attempt {len(calls)})")
     return {"found": True}
 client.mark_stage_complete(run, 1, "one")
-print(json.dumps(client.run_stage_with_retries(run, 2, flaky, attempts=3, backoff=0)), flush=True)
+result = client.run_stage_with_retries(run, 2, flaky, attempts=3, backoff=0)
+for number in (3, 4, 5):
+    client.run_stage_with_retries(run, number, lambda: number, attempts=1)
+# The client's own last stage finished the run: the stream ends with it (the watch's thread
+# returns on "end"), and that is not "elsewhere".
+client._watches[run].thread.join(30)
+print(json.dumps({"result": result, "cancelled": client.cancelled(run).is_set(), "elsewhere": client.run_finished(run)}), flush=True)
 `,
     )
     expect(await python.done, python.stderr()).toBe(0)
-    expect(JSON.parse(python.lines.at(-1) ?? 'null')).toEqual({ found: true })
+    expect(JSON.parse(python.lines.at(-1) ?? 'null')).toEqual({ result: { found: true }, cancelled: false, elsewhere: null })
     const bodies = server
       .requestsTo('/py_retry/stage-update')
       .map((r) => JSON.parse(r.body) as Record<string, unknown>)
@@ -132,7 +138,7 @@ print(json.dumps(client.run_stage_with_retries(run, 2, flaky, attempts=3, backof
       run: { status: string }
       stages: Array<Record<string, unknown>>
     }
-    expect(status.run.status).toBe('PROCESSING')
+    expect(status.run.status).toBe('COMPLETED')
     expect(status.stages[1]).toMatchObject({ status: 'COMPLETED', attempt: 3, maxAttempts: 3, lastError: 'model timed out (attempt 2)', nextRetryAt: null })
   })
 
