@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import type { StageUpdate } from '../contract/stage-update.js'
 import { DEFAULT_STAGES } from '../contract/stages.js'
 import type { RunStatus } from '../contract/status.js'
+import { describeClampedInstant } from './runner-instants.js'
 import { clampNextRetryAt, MAX_RETRY_DELAY_MS } from './stage-attempts.js'
 import { decideCompletion, decideStageUpdate, newRun } from './state-machine.js'
 import type { RunState, StageState } from './state.js'
@@ -56,6 +57,7 @@ interface Case {
   /** The stage as stored after the update (a subset); absent for a decision that changes nothing. */
   stored?: Partial<StageState>
   runStartedAt?: Date | null
+  runCompletedAt?: Date
 }
 
 const cases: Case[] = [
@@ -183,11 +185,12 @@ const cases: Case[] = [
     stored: { startedAt: STARTED, completedAt: STARTED },
   },
   {
-    rule: "a first final report before the run's start is stored at the run's start",
+    rule: "a first final report before the run's start stays (its creation bounds it); the run it fails ends at its start",
     run: run('PROCESSING', STARTED),
     update: update({ status: 'FAILED', completedAt: CREATED.toISOString() }),
     outcome: 'applied',
-    stored: { startedAt: STARTED, completedAt: STARTED },
+    stored: { startedAt: CREATED, completedAt: CREATED },
+    runCompletedAt: STARTED,
   },
   {
     rule: 'a completedAt far in the future is stored as now + tolerance',
@@ -206,7 +209,7 @@ const cases: Case[] = [
 ]
 
 describe('stage timing and attempts', () => {
-  it.each(cases)('$rule', ({ stage, run: stored = run(), update: sent, outcome, stored: expected, runStartedAt }) => {
+  it.each(cases)('$rule', ({ stage, run: stored = run(), update: sent, outcome, stored: expected, runStartedAt, runCompletedAt }) => {
     const decision = decideStageUpdate({ run: stored, stage, update: sent, stages: DEFAULT_STAGES, now: NOW })
     expect(decision.outcome).toBe(outcome)
     if (decision.outcome !== 'applied') {
@@ -216,13 +219,20 @@ describe('stage timing and attempts', () => {
     }
     expect(decision.stage).toMatchObject(expected ?? {})
     expect(decision.run.startedAt).toEqual(runStartedAt === undefined ? stored.startedAt : runStartedAt)
-    const { startedAt, completedAt } = decision.stage
-    if (completedAt) expect(completedAt.getTime()).toBeGreaterThanOrEqual((startedAt ?? CREATED).getTime())
+    if (runCompletedAt) expect(decision.run.completedAt).toEqual(runCompletedAt)
+    // No duration is negative: the stage's, and the run's once it ended.
+    for (const { startedAt, completedAt } of [decision.stage, decision.run]) {
+      if (completedAt) expect(completedAt.getTime()).toBeGreaterThanOrEqual((startedAt ?? CREATED).getTime())
+    }
   })
 
   it("clamps the run's completedAt to its start, so its duration is never negative", () => {
     const decision = decideCompletion({ run: run(), body: { status: 'COMPLETED', completedAt: CREATED.toISOString() }, now: NOW })
     expect(decision).toMatchObject({ outcome: 'applied', run: { completedAt: STARTED }, clamped: { bound: 'before_start', stored: STARTED } })
     expect(clampNextRetryAt(at(-1), NOW)).toEqual(NOW)
+    if (decision.outcome !== 'applied' || !decision.clamped) return expect.unreachable('clamped')
+    expect(describeClampedInstant('r', decision.clamped)).toContain(
+      `the runner sent completedAt ${CREATED.toISOString()}, 1 minute before it started (${STARTED.toISOString()}); stored clamped to its start.`,
+    )
   })
 })

@@ -15,6 +15,7 @@ import { timestampToDate } from '../contract/timestamp.js'
 import { type ClampedInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, clampRunnerInstant } from './runner-instants.js'
 import { attemptFieldsDiffer, compareAttempt, nextAttemptFields, storedAttemptFields } from './stage-attempts.js'
 import { compareProgress, decideProgress } from './stage-progress.js'
+import { completedAtFloor, stageStartedAt, started } from './stage-timing.js'
 import type { RunState, StageState } from './state.js'
 
 /** Why an update was refused; maps to a 409 problem. */
@@ -219,25 +220,6 @@ function decideAttemptChange({ run, stage, update, now }: { run: RunState; stage
     ...fields,
   }
   return { outcome: 'applied', stage: next, run: started({ ...run, updatedAt: now }, next), statusChanged: false }
-}
-
-/** When a stored stage started: its `startedAt`, else (a row stored before the column) its creation. */
-function stageStartedAt(stage: StageState): Date {
-  return stage.startedAt ?? stage.createdAt
-}
-
-/**
- * The earliest `completedAt` a stage may store: its start, else (no row yet) the run's start,
- * else the run's creation, so that no duration of a stage or of its run is negative.
- */
-function completedAtFloor(run: RunState, stage: StageState | undefined): { notBefore: Date; notBeforeIs: 'start' | 'creation' } {
-  if (stage) return { notBefore: stageStartedAt(stage), notBeforeIs: 'start' }
-  return run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
-}
-
-/** The run with its `startedAt`: the one stored, else that of its first applied stage update. */
-function started(run: RunState, stage: StageState): RunState {
-  return run.startedAt ? run : { ...run, startedAt: stage.startedAt ?? stage.createdAt }
 }
 
 /** The run after a stage change, or `undefined` when the run does not change. */

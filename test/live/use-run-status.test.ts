@@ -107,4 +107,33 @@ describe('useRunStatus', () => {
     done.subscribe(() => {})()
     expect(fixture.requests.map((request) => request.path)).toEqual([`/api/pipeline/${runId}/events`])
   })
+
+  it("exposes a stage's startedAt and attempt fields as sent, and null for them from a server older than them", async () => {
+    const runId = 'run-attempts'
+    const retrying = {
+      ...stageRecord(2, 'PROCESSING'),
+      startedAt: '2026-01-01T00:01:00.000Z',
+      attempt: 2,
+      maxAttempts: 3,
+      lastError: 'model timed out',
+      nextRetryAt: '2026-01-01T00:02:30.000Z',
+    }
+    // An older server's stage: no startedAt and no attempt fields at all.
+    const { startedAt: _s, attempt: _a, maxAttempts: _m, lastError: _l, nextRetryAt: _n, ...older } = stageRecord(1, 'COMPLETED')
+    fixture = await startSseFixture({
+      events: (request, response) => {
+        const stream = openStream(request, response)
+        stream.event('snapshot', 1, { run: runRecord(runId, 'PROCESSING'), stages: [older] })
+        stream.event('update', 2, { run: runRecord(runId, 'PROCESSING'), stages: [retrying] })
+      },
+    })
+    const store = createRunStatusStore(runId, { url: fixture.url })
+    const unsubscribe = store.subscribe(() => {})
+    const state = await waitForState(store, (next) => next.stages.length === 2)
+    unsubscribe()
+    expect(state.stages).toEqual([
+      { ...older, startedAt: null, attempt: null, maxAttempts: null, lastError: null, nextRetryAt: null },
+      retrying,
+    ])
+  })
 })

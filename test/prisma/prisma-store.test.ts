@@ -95,10 +95,11 @@ describe('PrismaStore', () => {
     // The run those payloads come from: created at 14:00, its instants inside [creation, now + 5 min].
     const runId = `run-${++runCounter}-${Date.now()}`
     await createRun(store, { id: runId, now: new Date('2025-10-25T14:00:00.000Z') })
-    const at = (update: Partial<StageUpdate>) =>
-      applyStageUpdate(store, runId, makeStageUpdate(update), { stages, now: new Date('2025-10-25T14:06:00.000Z') })
+    const at = (update: Partial<StageUpdate>, now = '2025-10-25T14:06:00.000Z') =>
+      applyStageUpdate(store, runId, makeStageUpdate(update), { stages, now: new Date(now) })
     const { processing, completedJson, completedMarkdown } = PYTHON_RUNNER_PAYLOADS
-    expect((await at(processing)).outcome).toBe('applied')
+    // Received when stage 1 started: a stage's completedAt is stored no earlier than its start.
+    expect((await at(processing, '2025-10-25T14:00:01.000Z')).outcome).toBe('applied')
     expect((await at(completedJson)).outcome).toBe('applied')
     expect((await at(completedMarkdown)).outcome).toBe('applied')
     const { run, stages: stored } = await snapshot(runId)

@@ -18,6 +18,7 @@ import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
 import { describeSemantics } from './semantics.js'
 import { describeSignatures } from './signatures.js'
+import { describeTimingAttempts } from './timing-attempts.js'
 import { useTarget } from './use-target.js'
 
 /**
@@ -38,4 +39,5 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   describeAuthentication(context)
   describeRunnerControl(context)
   describeRunnerClocks(context)
+  describeTimingAttempts(context)
 }
