@@ -1,6 +1,7 @@
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
 import { forwardAbort } from './forward-abort.js'
+import { abortMessage, untilAborted } from './stage-abort.js'
 import { clientInternals } from './client-internals.js'
 import { type QueuedDelivery, type UpdateOutcome, isQueuedDelivery } from './delivery.js'
 import type { StageAttemptFields } from './stage-output.js'
@@ -401,21 +402,4 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   result.delivered = delivered && queued === 0 && completionDelivered
   progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
   return result
-}
-
-
-/** Rejects as soon as `signal` aborts, even if the stage ignores its signal. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
-}
-
-function abortMessage(signal: AbortSignal): string {
-  const reason: unknown = signal.reason
-  return reason instanceof Error && reason.name !== 'AbortError' ? `Cancelled: ${reason.message}` : 'Cancelled'
 }
