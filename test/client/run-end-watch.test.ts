@@ -21,7 +21,7 @@ const HOUR = 3_600_000
 const server = useTestServer()
 const warnings: string[] = []
 const logger = { info: () => {}, warn: (message: string) => void warnings.push(message), error: () => {} }
-const { make: makeClient } = clientFactory(() => ({
+const { make: makeClient, track } = clientFactory(() => ({
   baseUrl: server().origin,
   secret: TEST_SECRET,
   logger,
@@ -106,6 +106,23 @@ describe('a cancel from the web app reaches a busy stage through the run stream'
     await until('the run stream to be closed', () => server().openStreams === 0)
     expect(warnings).toEqual([])
   })
+})
+
+it('a client that only signs (Standard Webhooks, no secret) signs its stream request too, and learns from it', async () => {
+  const signingSecret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+  const signedOnly = createPipelineStatusHandlers({ store: server().store, secret: [], signing: { secret: signingSecret }, logger: { error: () => undefined, warn: () => undefined } })
+  server().setHandler(signedOnly.fetch)
+  const client = track(new PrismaAPIClient({ baseUrl: server().origin, secret: '', signing: { secret: signingSecret }, logger, heartbeatIntervalMs: HOUR }))
+  const { run } = await client.createRun('watch_signed')
+  const seen: { reason?: unknown } = {}
+  const pipeline = runPipeline({ runId: run.id, client, stages: [sixtySeconds(seen), () => 2, () => 3, () => 4, () => 5] })
+  await until('the run stream to be open', () => server().openStreams === 1)
+  expect(eventsOf(run.id)[0]?.headers['webhook-id']).toMatch(new RegExp(`^GET ${run.id}/events [0-9a-f-]{36}$`))
+  // Another runner ends the run, signed like any request to these handlers.
+  const other = track(new PrismaAPIClient({ baseUrl: server().origin, secret: '', signing: { secret: signingSecret }, logger, throwOnError: true }))
+  await other.completeRun(run.id, { status: 'CANCELLED', error: 'ended by another runner' })
+  const summary = await pipeline
+  expect(summary.finishedElsewhere).toMatchObject({ status: 'CANCELLED', learnedFrom: 'stream' })
 })
 
 describe('retries under the run stream', () => {
