@@ -171,8 +171,10 @@ export class RunEndWatches {
       if (!end && message.event !== LIVE_EVENTS.snapshot && message.event !== LIVE_EVENTS.update) return false
       const run = finishedRun(message.data)
       if (run === undefined) return end
-      // Seen while no stage runs, a finished run is the runner's own final status (or is learned from the next report's answer).
-      if (watch.armed > 0) this.#observer.observe(runId, run, 'stream', false)
+      // Seen while no stage runs, a finished run is the runner's own final status (or is learned
+      // from the next report's answer); while this client's own finishing update is delivered,
+      // that update's answer says who finished the run.
+      if (watch.armed > 0 && !this.#observer.ownFinishPending(runId)) this.#observer.observe(runId, run, 'stream', false)
       return true
     }
     while (!signal.aborted) {
