@@ -6,8 +6,11 @@ import { Timestamp } from './timestamp.js'
 
 /** The largest `attempt` and `maxAttempts`: the INTEGER column's maximum. */
 const MAX_ATTEMPT = 2_147_483_647
-/** The longest `lastError`, in characters (UTF-16 code units, as JavaScript's `length`). */
-const MAX_LAST_ERROR_LENGTH = 2_000
+/**
+ * The longest `lastError`, in characters (UTF-16 code units, as JavaScript's `length`); a runner
+ * cuts a longer error to it before sending (a longer one is 400).
+ */
+export const MAX_LAST_ERROR_LENGTH = 2_000
 
 /**
  * Body of `POST {basePath}/{runId}/stage-update`: exactly the fields the original Python
