@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ConfigurationError } from './errors.js'
-import { MAX_LAST_ERROR_LENGTH, lastErrorOf, resolveStageRetry, runStageAttempts } from './stage-retry.js'
+import { MAX_LAST_ERROR_LENGTH } from '../contract/stage-update.js'
+import { lastErrorOf, resolveStageRetry, runStageAttempts } from './stage-retry.js'
 
 const quiet = { retrying: async () => {}, starting: async () => {} }
 
@@ -77,6 +78,7 @@ describe('runStageAttempts', () => {
 
 it('lastErrorOf cuts at 2,000 code units with …, never splitting a surrogate pair', () => {
   expect(lastErrorOf(new Error('short'))).toBe('short')
+  expect(lastErrorOf(new Error('nul \u0000 here'))).toBe('nul \ufffd here')
   const long = lastErrorOf(new Error('x'.repeat(1998) + '😀'.repeat(10)))
   expect(long.length).toBeLessThanOrEqual(MAX_LAST_ERROR_LENGTH)
   expect(long.endsWith('…')).toBe(true)

@@ -3,6 +3,8 @@
  * options, their defaults, and the one loop that runs a stage's attempts, reports each retry
  * and each attempt's start, and waits between them until the stage's signal aborts.
  */
+import { MAX_LAST_ERROR_LENGTH } from '../contract/stage-update.js'
+import { toStorableText } from '../contract/storable-text.js'
 import { backoffDelay } from '../internal/backoff.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
 import { ConfigurationError } from './errors.js'
@@ -11,8 +13,6 @@ import { ConfigurationError } from './errors.js'
 export const DEFAULT_STAGE_RETRY_BASE_MS = 1000
 /** The default highest ceiling of a wait between attempts: 30 s. */
 export const DEFAULT_STAGE_RETRY_MAX_MS = 30_000
-/** The longest `lastError` sent, in UTF-16 code units (the contract's limit); a longer one is cut and ended with `…`. */
-export const MAX_LAST_ERROR_LENGTH = 2000
 
 /**
  * How a stage is retried (`runPipeline`'s `retry`, or a stage's own `{ run, retry }`, which
@@ -123,7 +123,8 @@ export async function runStageAttempts<T>(policy: ResolvedStageRetry, signal: Ab
 
 /** The error's message for `lastError`: cut to {@link MAX_LAST_ERROR_LENGTH} code units with `…`, a surrogate pair never split. */
 export function lastErrorOf(error: unknown): string {
-  const message = error instanceof Error ? error.message || error.name : String(error)
+  // Stored like an output: characters PostgreSQL cannot store (NUL, lone surrogates) are replaced first.
+  const message = toStorableText(error instanceof Error ? error.message || error.name : String(error)).text
   if (message.length <= MAX_LAST_ERROR_LENGTH) return message
   let end = MAX_LAST_ERROR_LENGTH - 1
   const last = message.charCodeAt(end - 1)

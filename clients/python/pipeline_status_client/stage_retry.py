@@ -8,6 +8,7 @@ between attempts ends at once when the run ends elsewhere (``client.cancelled(ru
 import random
 from typing import Any, Callable, Optional, Union
 
+from .contract import to_storable_text
 from .errors import PipelineStatusError
 
 #: The default first and highest ceiling of the wait between attempts, in seconds (full jitter, doubling).
@@ -39,7 +40,8 @@ def default_backoff(attempt: int) -> float:
 
 def last_error_of(error: BaseException) -> str:
     """The error's message for ``lastError``, at most :data:`MAX_LAST_ERROR_LENGTH` characters."""
-    message = str(error) or type(error).__name__
+    # Stored like an output: characters PostgreSQL cannot store (NUL, lone surrogates) are replaced first.
+    message, _ = to_storable_text(str(error) or type(error).__name__)
     if len(message) <= MAX_LAST_ERROR_LENGTH:
         return message
     return message[: MAX_LAST_ERROR_LENGTH - 1] + "\u2026"

@@ -403,6 +403,7 @@ class StageRetryTest(unittest.TestCase):
 
         self.assertEqual(last_error_of(TimeoutError("model timed out")), "model timed out")
         self.assertEqual(last_error_of(ValueError()), "ValueError")
+        self.assertEqual(last_error_of(RuntimeError("nul \x00 here")), "nul \ufffd here")
         cut = last_error_of(RuntimeError("x" * 5000))
         self.assertEqual(len(cut), MAX_LAST_ERROR_LENGTH)
         self.assertTrue(cut.endswith("\u2026"))
