@@ -191,6 +191,20 @@ describe('falls back to heartbeats when the stream is unavailable', () => {
     expect(warnings.filter((w) => w.includes('live stream'))).toEqual([expect.stringMatching(/answered 404 or 405: the server has no live stream route; .*next heartbeat \(every 1000 ms\).*Fix: /)])
   })
 
+  it('a stream whose headers never come is given up at the connect deadline (the client timeoutMs) and tried again', async () => {
+    const real = createPipelineStatusHandlers({ store: server().store, secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+    server().setHandler((request) => (new URL(request.url).pathname.endsWith('/events') ? new Promise<Response>(() => {}) : real.fetch(request)))
+    warnings.length = 0
+    const client = makeClient({ timeoutMs: 200 })
+    const { run } = await client.createRun('watch_connect')
+    const controller = new AbortController()
+    const pipeline = runPipeline({ runId: run.id, client, signal: controller.signal, stages: [sixtySeconds({}), () => 2, () => 3, () => 4, () => 5] })
+    await until('a second stream attempt', () => eventsOf(run.id).length >= 2)
+    expect(warnings.filter((w) => w.includes('live stream'))).toEqual([expect.stringMatching(/failed \(no answer headers within 200 ms\); retrying with backoff/)])
+    controller.abort()
+    expect((await pipeline).status).toBe('CANCELLED')
+  })
+
   it('network errors: retried with backoff while the heartbeats go on; followRunStream: false opens none', async () => {
     let refused = 0
     const client = makeClient({
