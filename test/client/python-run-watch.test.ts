@@ -142,6 +142,27 @@ print(json.dumps({"result": result, "cancelled": client.cancelled(run).is_set(),
     expect(status.stages[1]).toMatchObject({ status: 'COMPLETED', attempt: 3, maxAttempts: 3, lastError: 'model timed out (attempt 2)', nextRetryAt: null })
   })
 
+  it('a stream whose headers never come: given up at the client timeout, tried again, the run polled meanwhile', async () => {
+    const real = createPipelineStatusHandlers({ store: server.store, secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+    server.setHandler((request) => (new URL(request.url).pathname.endsWith('/events') ? new Promise<Response>(() => {}) : real.fetch(request)))
+    const python = startPython(
+      server,
+      `
+client = PrismaAPIClient(timeout=0.3)
+client.poll_interval = 0.05
+run = client.create_run("py_hang")["id"]
+client.initialize_pipeline_stages(run)
+cancelled = client.cancelled(run)
+print(json.dumps({"set": cancelled.wait(60)}), flush=True)
+`,
+    )
+    await until('a poll after a stream attempt', () => server.requestsTo('/py_hang/events').length >= 1 && server.requestsTo('/py_hang/status').length >= 1, 30_000)
+    await cancel(server, 'py_hang')
+    expect(await python.done).toBe(0)
+    expect(JSON.parse(python.lines.at(-1) ?? 'null')).toEqual({ set: true })
+    expect(python.stderr().match(/live stream: GET \S+ failed \(\w+: timed out\); retrying with backoff, polling GET \/status meanwhile/g)).toHaveLength(1)
+  })
+
   it('polls GET /status when the events route answers 404, and says so once', async () => {
     const real = createPipelineStatusHandlers({ store: server.store, secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
     server.setHandler((request) => (new URL(request.url).pathname.endsWith('/events') ? new Response('Not Found', { status: 404 }) : real.fetch(request)))

@@ -530,7 +530,8 @@ class PrismaAPIClient:
         the web app, failed by the stale-run sweeper, completed by someone else); never set by
         this client's own final update. The first call starts a daemon thread that follows the
         run's live stream (``GET {base}/{run_id}/events`` with the client's secret; a deadline of
-        ``timeout`` on connect, a keep-alive watchdog, reconnects with backoff 1 s to 30 s); on a
+        ``timeout`` on connect, a keep-alive watchdog, reconnects with backoff 1 s to 30 s, polling
+        ``GET /status`` meanwhile); on a
         server without the stream route (404, 405) it polls ``GET /status`` every
         ``poll_interval`` seconds (2) instead; each degradation is logged once with its cause and
         fix. Later calls return the same event; the thread ends when the run is finished, on

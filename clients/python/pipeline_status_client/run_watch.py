@@ -6,7 +6,8 @@ elsewhere (a cancel from the web app, the stale-run sweeper, another runner).
 Like the TypeScript client's run-end watch (src/client/run-end-watch.ts): a deadline on connect
 (the client's ``timeout``), a keep-alive watchdog (the server says its interval with
 ``: keep-alive-ms N``; three silent intervals, 45 s until it says, count as a lost connection),
-reconnects with full-jitter backoff (1 s to 30 s), and a server without the stream route (404 or
+reconnects with full-jitter backoff (1 s to 30 s) while polling ``GET /status`` every
+``poll_interval`` seconds, and a server without the stream route (404 or
 405) is polled instead (``GET /status`` every ``poll_interval`` seconds). Each degradation is
 logged once with its cause and fix.
 """
@@ -15,6 +16,7 @@ import json
 import random
 import socket
 import threading
+import time
 import uuid
 from typing import Any, Callable, Dict, Mapping, Optional
 from urllib.parse import urlsplit
@@ -96,17 +98,24 @@ class RunWatch:
                 self._warn_once("no-stream", f"Run {self.run_id}: live stream: {error}: the server has no live stream route; "
                                 "polling GET /status every %g s instead. Fix: serve the events route (upgrade the web app's "
                                 "pipeline-status-sdk; a Next.js app needs the [runId]/events route file)." % self._poll_interval)
-                return self._poll()
+                self._poll()
+                return
             except _Refused as error:
                 self._warn_once("refused", f"Run {self.run_id}: live stream refused ({error}); polling GET /status instead. "
                                 "Fix: let the webhook secret read the run (an authorize hook that refuses the runner's reads).")
-                return self._poll()
+                self._poll()
+                return
             except (OSError, http.client.HTTPException, ValueError) as error:
                 if self._done():
                     return
                 self._warn_once("failing", f"Run {self.run_id}: live stream: GET {self._url()} failed ({type(error).__name__}: "
-                                f"{error}); retrying with backoff. Fix: let the runner hold a long GET to the web app open "
+                                f"{error}); retrying with backoff, polling GET /status meanwhile. Fix: let the runner hold a long GET to the web app open "
                                 "(a proxy that buffers text/event-stream or cuts long requests).")
+                failures += 1
+                # While the stream fails, the run is polled until the next attempt.
+                if self._poll(until=time.monotonic() + random.random() * min(RECONNECT_MAX, RECONNECT_BASE * 2 ** (failures - 1))):
+                    return
+                continue
             failures += 1
             self._stop.wait(random.random() * min(RECONNECT_MAX, RECONNECT_BASE * 2 ** (failures - 1)))
 
@@ -180,16 +189,21 @@ class RunWatch:
                 data.append(value)
         return True
 
-    def _poll(self) -> None:
-        """The fallback: ``GET /status`` every ``poll_interval`` seconds until the run is finished."""
+    def _poll(self, until: Optional[float] = None) -> bool:
+        """The fallback: ``GET /status`` every ``poll_interval`` seconds until the run is
+        finished (``True``), or until ``until`` (``time.monotonic()``) passes (``False``)."""
         while not self._done():
             try:
                 answer = self._transport.send(Request("GET", route_path("status", self.run_id), str(uuid.uuid4())))
                 if self._saw(answer.get("run")):
-                    return
+                    return True
             except PipelineStatusError as error:
                 self._log.debug("Run %s: status poll failed: %s", self.run_id, error)
-            self._stop.wait(self._poll_interval)
+            wait = self._poll_interval if until is None else min(self._poll_interval, until - time.monotonic())
+            if wait <= 0:
+                return False
+            self._stop.wait(wait)
+        return True
 
 
 def _problem_code(body: bytes) -> Optional[str]:
