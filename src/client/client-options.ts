@@ -151,7 +151,8 @@ export interface PrismaAPIClientOptions {
   followRunStream?: boolean | undefined
   /**
    * Called once per run when an answer of the server (a stage update, a heartbeat, a
-   * completion, a status read, or a 409 `run_finished` refusal) shows that the run was finished
+   * completion, a status read, or a 409 `run_finished` refusal), or the run's live stream that
+   * `runPipeline` follows while a stage runs ({@link followRunStream}), shows that the run was finished
    * by someone else: cancelled by the web app, failed by the stale-run sweeper, completed by a
    * `/complete` call not made by this client. Not called when this client's own update
    * finished the run. Exceptions it throws are logged and ignored. `runPipeline` listens too and
