@@ -95,7 +95,7 @@ export { assertStageCatalogue, DEFAULT_STAGES, defineStages, lastStageNumber, St
 export type { StageCatalogue } from './contract/stages.js'
 export { FinalStatus, isFinalStatus, RunStatus, StageStatus, StageUpdateStatus } from './contract/status.js'
 export { isTimestamp, Timestamp, TIMESTAMP_FORMAT, timestampToDate } from './contract/timestamp.js'
-export { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from './live/attempt-deadline.js'
+export { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from './internal/attempt-deadline.js'
 export {
   DEFAULT_MAX_RECONNECT_DELAY_MS,
   DEFAULT_POLL_INTERVAL_MS,

@@ -122,6 +122,8 @@ export function formatProgress(event: PipelineProgressEvent): string {
       return `  stage ${event.stageNumber} ${event.stageName}: PROCESSING`
     case 'stage-finished':
       return `  stage ${event.stageNumber} ${event.stageName}: ${event.status} (${Math.round(event.durationMs)} ms)${event.error ? ` ${event.error}` : ''}`
+    case 'stage-retrying':
+      return `  stage ${event.stageNumber} ${event.stageName}: attempt ${event.attempt - 1} failed (${event.error}); attempt ${event.attempt} of ${event.maxAttempts} at ${event.nextRetryAt}`
     case 'run-finished':
       return `run ${event.runId}: ${event.status} in ${Math.round(event.durationMs)} ms${event.error ? ` (${event.error})` : ''}`
     case 'run-finished-elsewhere':

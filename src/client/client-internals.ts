@@ -11,19 +11,26 @@ import type { StageUpdateStatus } from '../contract/status.js'
 import type { UpdateOutcome } from './delivery.js'
 import { ConfigurationError } from './errors.js'
 import type { ProgressReport } from './progress.js'
+import type { StageAttemptFields } from './stage-output.js'
 import type { RunFinishedEvent } from './run-finished.js'
+import type { RunStreamHold } from './run-end-watch.js'
 
 /** The property of a `PrismaAPIClient` that holds its {@link ClientInternals}. */
 export const CLIENT_INTERNALS: unique symbol = Symbol.for('pipeline-status-sdk.client-internals') as never
 
 /** What `runPipeline` may call beyond the public API. Internal. */
 export interface ClientInternals {
-  /** A stage update; `catalogue` (the run's own) names the stages instead of the client's `stages`. */
-  stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, catalogue?: StageCatalogue): Promise<UpdateOutcome>
+  /**
+   * A stage update; `catalogue` (the run's own) names the stages instead of the client's `stages`;
+   * `attempt`: the attempt fields of a PROCESSING update of a stage that retries.
+   */
+  stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, catalogue?: StageCatalogue, attempt?: StageAttemptFields): Promise<UpdateOutcome>
   /** `reportProgress`, telling an invalid report from an undelivered one. Never rejects. */
   reportProgress(runId: string, stageNumber: number, progress: ProgressReport, catalogue?: StageCatalogue): Promise<UpdateOutcome>
   /** Starts the stage's heartbeat; returns its stop. */
   startHeartbeat(runId: string, stageNumber: number): () => void
+  /** Follows the run's live stream (one per run, shared) until released; see `run-end-watch.ts`. */
+  holdRunStream(runId: string): RunStreamHold
   /** Listens for the run being finished elsewhere; returns the unsubscribe. */
   onRunFinished(runId: string, listener: (event: RunFinishedEvent) => void): () => void
   runFinished(runId: string): RunFinishedEvent | undefined

@@ -137,8 +137,22 @@ export interface PrismaAPIClientOptions {
    */
   heartbeatIntervalMs?: number | undefined
   /**
+   * Whether `runPipeline` follows its run's live stream (`GET {base}/{runId}/events`, an
+   * outbound connection with the webhook secret, one per run, shared by its stages, closed when
+   * the pipeline ends) so that a running stage's `signal` aborts within a second of the run
+   * ending elsewhere (a cancel from the web app, the stale-run sweeper, another runner).
+   * Heartbeats go on either way: with `false`, or while the stream is unavailable (a server
+   * without the route answers 404 or 405; network errors are retried with backoff, 1 s to 30 s;
+   * each logged once with its cause and fix), the stage learns at its next heartbeat. The stream
+   * waits `timeoutMs` for its answer's headers, then takes three of the server's keep-alive
+   * intervals (15 s until it announces its own) of silence as a lost connection.
+   * @default true
+   */
+  followRunStream?: boolean | undefined
+  /**
    * Called once per run when an answer of the server (a stage update, a heartbeat, a
-   * completion, a status read, or a 409 `run_finished` refusal) shows that the run was finished
+   * completion, a status read, or a 409 `run_finished` refusal), or the run's live stream that
+   * `runPipeline` follows while a stage runs ({@link followRunStream}), shows that the run was finished
    * by someone else: cancelled by the web app, failed by the stale-run sweeper, completed by a
    * `/complete` call not made by this client. Not called when this client's own update
    * finished the run. Exceptions it throws are logged and ignored. `runPipeline` listens too and

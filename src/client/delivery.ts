@@ -183,6 +183,13 @@ export class Delivery {
   deliver(update: PendingUpdate): Promise<Delivered> {
     const { runId } = update
     this.#observer.sending(runId)
+    if (!update.finishing) return this.#deliverInLane(update)
+    const ended = this.#observer.finishingUpdate(runId)
+    return this.#deliverInLane(update).finally(ended)
+  }
+
+  #deliverInLane(update: PendingUpdate): Promise<Delivered> {
+    const { runId } = update
     return this.#inLane(runId, async (): Promise<Delivered> => {
       update.onStart?.()
       const outbox = this.#outbox

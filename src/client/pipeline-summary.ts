@@ -18,8 +18,10 @@ export interface StageSummary {
   status: StageStatus
   /** Wall time of the stage function in milliseconds; `undefined` if it never started. */
   durationMs: number | undefined
-  /** The thrown error's message, for a FAILED stage. */
+  /** The thrown error's message, for a FAILED stage (its last attempt's). */
   error?: string
+  /** How many attempts the stage ran (or was about to run), when it was retried; absent after one. */
+  attempts?: number
   /** Whether every update of this stage was delivered or queued in the outbox. */
   reported: boolean
 }

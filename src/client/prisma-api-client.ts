@@ -27,7 +27,8 @@ import { Outbox } from './outbox/outbox.js'
 import { type ProgressReport, ProgressReports } from './progress.js'
 import { type RunFinishedEvent, RunFinishedObserver } from './run-finished.js'
 import { type CountRunsOptions, type ListRunsOptions, type RunListTransport, countRuns, listRunPages, withQuery } from './run-list.js'
-import { type OutputAlteration, buildStageUpdate, storableStageUpdate } from './stage-output.js'
+import { RunEndWatches, type RunStreamHold } from './run-end-watch.js'
+import { type OutputAlteration, type StageAttemptFields, buildStageUpdate, storableStageUpdate } from './stage-output.js'
 import { Transport } from './transport.js'
 
 /**
@@ -88,6 +89,8 @@ export class PrismaAPIClient {
   readonly #delivery: Delivery
   readonly #observer: RunFinishedObserver
   readonly #heartbeats: Heartbeats
+  /** The run-end watch's streams; `undefined` with `followRunStream: false`. */
+  readonly #watches: RunEndWatches | undefined
   readonly #progress: ProgressReports
   #closed = false
   /** The run's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
@@ -115,9 +118,16 @@ export class PrismaAPIClient {
       logger,
       onRunFinished: options.onRunFinished,
       readStatus: async (runId) => (await transport.send({ method: 'GET', url: this.#url('status', runId) }, { retry: false })).text,
-      onFinished: (runId) => this.#heartbeats.stop(runId),
+      onFinished: (runId) => {
+        this.#heartbeats.stop(runId)
+        this.#watches?.stop(runId)
+      },
     })
     this.#heartbeats = new Heartbeats({ intervalMs: heartbeatIntervalMs, transport, observer: this.#observer, logger, url: (runId) => this.#url('heartbeat', runId) })
+    this.#watches =
+      options.followRunStream === false
+        ? undefined
+        : new RunEndWatches({ transport, observer: this.#observer, logger, url: (runId) => this.#url('events', runId), connectMs: timeoutMs, heartbeatIntervalMs })
     this.#delivery = new Delivery({ transport, observer: this.#observer, logger, stages, url: (route, runId) => this.#url(route, runId) })
     this.#progress = new ProgressReports(this.#delivery)
     try {
@@ -135,7 +145,7 @@ export class PrismaAPIClient {
     }
     this.#delivery.attach(this.#outbox)
     const internals: ClientInternals = {
-      stageUpdate: (runId, stageNumber, status, output, catalogue) => this.#stageUpdate(runId, stageNumber, status, output, catalogue),
+      stageUpdate: (runId, stageNumber, status, output, catalogue, attempt) => this.#stageUpdate(runId, stageNumber, status, output, catalogue, attempt),
       reportProgress: (runId, stageNumber, progress, catalogue) =>
         this.#reportProgress(runId, stageNumber, progress, catalogue).catch(
           (error: unknown): UpdateOutcome => ({
@@ -145,6 +155,7 @@ export class PrismaAPIClient {
           }),
         ),
       startHeartbeat: (runId, stageNumber) => (this.#closed || this.runFinished(runId) ? noop : this.#heartbeats.start(runId, stageNumber)),
+      holdRunStream: (runId) => (this.#closed || this.runFinished(runId) || this.#watches === undefined ? NO_HOLD : this.#watches.hold(runId)),
       onRunFinished: (runId, listener) => this.#observer.listen(runId, listener),
       runFinished: (runId) => this.runFinished(runId),
       serverCatalogue: async (runId) => {
@@ -422,15 +433,16 @@ export class PrismaAPIClient {
     if (this.#closed) return { delivered: 0, rejected: 0, pending: this.pendingCount(), undelivered: this.#delivery.undeliveredReport() }
     this.#closed = true
     this.#heartbeats.stopAll()
+    this.#watches?.stopAll()
     return this.#delivery.close(options.timeoutMs ?? 10_000)
   }
 
-  /** `catalogue`: the run's own (`runPipeline` of a pipeline), else the client's `stages`. */
-  #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, catalogue = this.stages): Promise<UpdateOutcome> {
+  /** `catalogue`: the run's own (`runPipeline` of a pipeline), else the client's `stages`; `attempt`: a retrying stage's attempt fields. */
+  #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, catalogue = this.stages, attempt?: StageAttemptFields): Promise<UpdateOutcome> {
     const stage = catalogue[stageNumber - 1]
     if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, catalogue))
     // An output JSON cannot hold must not cost the stage its status: a placeholder is sent.
-    const { body, alterations } = buildStageUpdate(runId, stage, status, output, this.#logger)
+    const { body, alterations } = buildStageUpdate(runId, stage, status, output, this.#logger, attempt)
     return this.#submitStageUpdate(runId, body, alterations, catalogue)
   }
 
@@ -495,6 +507,9 @@ export class PrismaAPIClient {
 }
 
 function noop(): void {}
+
+/** The hold of a run whose stream is not followed. */
+const NO_HOLD: RunStreamHold = { arm: noop, disarm: noop, release: noop }
 
 /** A stage number outside the catalogue: the caller's mistake, refused before sending. */
 function notInCatalogue(stageNumber: number, stages: StageCatalogue): PipelineStatusError {

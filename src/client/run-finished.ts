@@ -20,8 +20,11 @@ export interface RunFinishedEvent {
   reason: string | null
   /** The run as the server answered it. */
   run: PipelineRunRecord
-  /** Which answer told the client. */
-  learnedFrom: 'stage-update' | 'heartbeat' | 'completion' | 'status' | 'refusal'
+  /**
+   * Which answer told the client: `stream` is the run's live stream, which `runPipeline` follows
+   * while a stage runs (see {@link PrismaAPIClientOptions.followRunStream}).
+   */
+  learnedFrom: 'stage-update' | 'heartbeat' | 'completion' | 'status' | 'refusal' | 'stream'
 }
 
 /** The stage as a `conflict` answer carries it: already final, with another output. Internal. */
@@ -82,6 +85,8 @@ export class RunFinishedObserver {
   readonly #listeners = new Map<string, Set<(event: RunFinishedEvent) => void>>()
   /** Per run, when this client first sent an update for it (a reused run id finished before). */
   readonly #since = new Map<string, number>()
+  /** Per run, how many of this client's own updates that may finish it are being delivered. */
+  readonly #finishing = new Map<string, number>()
 
   constructor(options: {
     logger: Logger
@@ -98,6 +103,28 @@ export class RunFinishedObserver {
   /** Notes that this client sends for the run (the first time counts). */
   sending(runId: string): void {
     if (!this.#since.has(runId)) this.#since.set(runId, Date.now())
+  }
+
+  /**
+   * Notes one of this client's updates that may finish the run while it is delivered; returns
+   * its end. Meanwhile a finished run seen on the run stream may be that update's doing: its
+   * answer decides instead ({@link ownFinishPending}).
+   */
+  finishingUpdate(runId: string): () => void {
+    this.#finishing.set(runId, (this.#finishing.get(runId) ?? 0) + 1)
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      const left = (this.#finishing.get(runId) ?? 1) - 1
+      if (left > 0) this.#finishing.set(runId, left)
+      else this.#finishing.delete(runId)
+    }
+  }
+
+  /** Whether one of this client's own updates that may finish the run is being delivered. */
+  ownFinishPending(runId: string): boolean {
+    return this.#finishing.has(runId)
   }
 
   /** The event, when the run was finished by someone else and this client learned it. */

@@ -1,10 +1,10 @@
-import { mkdir, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/status.js'
 import { forwardAbort } from './forward-abort.js'
+import { abortMessage, untilAborted } from './stage-abort.js'
 import { clientInternals } from './client-internals.js'
 import { type QueuedDelivery, type UpdateOutcome, isQueuedDelivery } from './delivery.js'
+import type { StageAttemptFields } from './stage-output.js'
 import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import type { PrismaAPIClient } from './prisma-api-client.js'
@@ -12,9 +12,12 @@ import type { ProgressReport } from './progress.js'
 import type { RunFinishedEvent } from './run-finished.js'
 import { startingCatalogue } from './starting-catalogue.js'
 import { type PipelineSummary, type StageConflict, type StageSummary, type Undelivered, describeAlteration, outputPreview, undeliveredWarnings } from './pipeline-summary.js'
-import { type OutputAlteration, outputJsonReplacer, serialiseOutput } from './stage-output.js'
+import type { OutputAlteration } from './stage-output.js'
+import { saveOutput } from './debug-output.js'
+import { type ResolvedStageRetry, type StageRetryOptions, resolveStageRetry, runStageAttempts } from './stage-retry.js'
 
 export type { PipelineSummary, StageConflict, StageSummary } from './pipeline-summary.js'
+export type { StageRetryOptions } from './stage-retry.js'
 
 /** What a stage function gets. */
 export interface StageContext {
@@ -24,13 +27,16 @@ export interface StageContext {
   readonly stageNumber: number
   /** The name from the client's catalogue. */
   readonly stageName: string
+  /** The attempt running: 1 for the first, 2 for the first retry, ... (see {@link StageRetryOptions}). */
+  readonly attempt: number
   /** The outputs of the stages before this one, in order (`previousOutputs[0]` is stage 1's). */
   readonly previousOutputs: readonly unknown[]
   /**
    * Aborted when the pipeline is cancelled (`options.signal`) or when the client learns that the
    * run was finished by someone else (cancelled by the web app, failed by the stale-run sweeper,
-   * completed elsewhere), within one heartbeat interval; its `reason` is then a
-   * `RunFinishedError`. Pass it on to long work (fetch, child processes).
+   * completed elsewhere), within a second while the client follows the run's live stream
+   * (`followRunStream`, the default; else within one heartbeat interval); its `reason` is then a
+   * `RunFinishedError`. Shared by the stage's attempts. Pass it on to long work (fetch, child processes).
    */
   readonly signal: AbortSignal
   /**
@@ -44,9 +50,22 @@ export interface StageContext {
 /** One stage: does its work and returns its output (sent as the stage's output). */
 export type StageFunction = (context: StageContext) => unknown
 
+/** A stage with its own retry options, which replace the pipeline's `retry` field by field. */
+export interface StageWithRetry {
+  /** The stage's work. */
+  run: StageFunction
+  /** How this stage is retried; see {@link StageRetryOptions}. */
+  retry?: StageRetryOptions | undefined
+}
+
+/** A stage of {@link RunPipelineOptions.stages}: its function, or `{ run, retry }`. */
+export type StageEntry = StageFunction | StageWithRetry
+
 /** A step of the pipeline, for progress displays. */
 export type PipelineProgressEvent =
   | { type: 'stage-started'; runId: string; stageNumber: number; stageName: string }
+  /** Attempt `attempt - 1` failed and attempt `attempt` follows at `nextRetryAt` (reported to the server too). */
+  | { type: 'stage-retrying'; runId: string; stageNumber: number; stageName: string; attempt: number; maxAttempts: number; error: string; nextRetryAt: string }
   | { type: 'stage-finished'; runId: string; stageNumber: number; stageName: string; status: FinalStatus; durationMs: number; error?: string }
   | { type: 'run-finished'; runId: string; status: FinalStatus; durationMs: number; error?: string }
   /** The client learned that the run was finished by someone else; the running stage is aborted. */
@@ -96,10 +115,22 @@ export interface RunPipelineOptions {
   /** Reports every stage change. Its `stages` catalogue names the stages. */
   client: PrismaAPIClient
   /**
-   * The stage functions in order: stage 1 first. At most as many as the client's catalogue has,
-   * and exactly as many as the server's (checked at start, see {@link runPipeline}).
+   * The stages in order, stage 1 first: each a function, or `{ run, retry }` with its own retry
+   * options. At most as many as the client's catalogue has, and exactly as many as the server's
+   * (checked at start, see {@link runPipeline}).
    */
-  stages: readonly StageFunction[]
+  stages: readonly StageEntry[]
+  /**
+   * How stages are retried, for every stage without its own `retry`: `attempts` in all (default
+   * 1: no retry), the wait `backoffMs` between them (default: full-jitter exponential backoff,
+   * 1 s to 30 s), and `retryIf` (default: everything but an abort). After attempt k fails and
+   * will be retried, the stage is reported PROCESSING with `attempt: k + 1`, `maxAttempts`,
+   * `lastError` (attempt k's message, at most 2,000 characters) and `nextRetryAt`; when attempt
+   * k + 1 starts, PROCESSING with `attempt: k + 1` and `nextRetryAt: null`. The wait ends at once
+   * when the stage's `signal` aborts. Only the last failure fails the stage (and the run).
+   * @default { attempts: 1 }
+   */
+  retry?: StageRetryOptions | undefined
   /** Cancels the run: the current stage is marked CANCELLED and the rest are not started. */
   signal?: AbortSignal | undefined
   /** When set, each stage's output is saved as `<debugDir>/<runId>/stage_<N>_output.json`. */
@@ -179,6 +210,8 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   if (stages.length > catalogue.length) {
     throw new ConfigurationError(`runPipeline needs 1..${catalogue.length} stage functions (the catalogue's size), got ${stages.length}`)
   }
+  // Checked before anything runs: a wrong option is the caller's mistake, not a failed stage.
+  const retries = stages.map((entry, index) => resolveStageRetry(options.retry, typeof entry === 'function' ? undefined : entry.retry, index + 1))
   const progress = (event: PipelineProgressEvent) => {
     try {
       options.onProgress?.(event)
@@ -211,8 +244,8 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     stageController?.abort(new RunFinishedError(runId, event.status, event.reason))
   })
   /** Sends one stage update; true when delivered or queued; notes what went wrong. */
-  const report = async (stageNumber: number, stageStatus: StageUpdateStatus, output?: unknown): Promise<boolean> => {
-    const outcome: UpdateOutcome = await internals.stageUpdate(runId, stageNumber, stageStatus, output, catalogue)
+  const report = async (stageNumber: number, stageStatus: StageUpdateStatus, output?: unknown, attempt?: StageAttemptFields): Promise<boolean> => {
+    const outcome: UpdateOutcome = await internals.stageUpdate(runId, stageNumber, stageStatus, output, catalogue, attempt)
     for (const alteration of outcome.alterations) {
       alteredOutputs.push(alteration)
       warnings.push(describeAlteration(alteration))
@@ -235,8 +268,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     return outcome.state === 'delivered' || outcome.state === 'queued'
   }
 
+  // One stream per run, shared by its stages: a run ending elsewhere aborts the running stage within a second.
+  const stream = internals.holdRunStream(runId)
   try {
-    for (const [index, stageFunction] of stages.entries()) {
+    for (const [index, entry] of stages.entries()) {
+      const stageFunction = typeof entry === 'function' ? entry : entry.run
+      const retry = retries[index] as ResolvedStageRetry
       const summary = summaries[index] as StageSummary
       const { stageNumber, stageName } = summary
       if (elsewhere) break
@@ -247,8 +284,8 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         error = abortMessage(signal)
         break
       }
-      // Stage 1 PROCESSING is the run's initialisation.
-      summary.reported = await report(stageNumber, 'PROCESSING')
+      // Stage 1 PROCESSING is the run's initialisation. A stage that may retry says so from its first attempt.
+      summary.reported = await report(stageNumber, 'PROCESSING', undefined, retry.attempts > 1 ? { attempt: 1, maxAttempts: retry.attempts, nextRetryAt: null } : undefined)
       // Its answer may be the first to show the run finished elsewhere: then the stage never starts.
       if (elsewhere) break
       progress({ type: 'stage-started', runId, stageNumber, stageName })
@@ -257,12 +294,14 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       stageController = controller
       const stopHeartbeat = internals.startHeartbeat(runId, stageNumber)
       const stopForwarding = forwardAbort(signal, controller)
+      stream.arm()
       let output: unknown
       try {
-        const context: StageContext = {
+        const context = (attempt: number): StageContext => ({
           runId,
           stageNumber,
           stageName,
+          attempt,
           previousOutputs: outputs.slice(),
           signal: controller.signal,
           reportProgress: async (report) => {
@@ -273,9 +312,20 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
             }
             return outcome.state === 'delivered' || outcome.state === 'queued'
           },
-        }
-        output = await untilAborted(Promise.resolve().then(() => stageFunction(context)), controller.signal)
+        })
+        output = await runStageAttempts(retry, controller.signal, {
+          run: (attempt) => untilAborted(Promise.resolve().then(() => stageFunction(context(attempt))), controller.signal),
+          retrying: async ({ attempt, maxAttempts, lastError, nextRetryAt }) => {
+            summary.attempts = attempt
+            progress({ type: 'stage-retrying', runId, stageNumber, stageName, attempt, maxAttempts, error: lastError, nextRetryAt: nextRetryAt.toISOString() })
+            summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt, maxAttempts, lastError, nextRetryAt: nextRetryAt.toISOString() })) && summary.reported
+          },
+          starting: async (attempt) => {
+            summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt, maxAttempts: retry.attempts, nextRetryAt: null })) && summary.reported
+          },
+        })
       } catch (thrown) {
+        stream.disarm()
         summary.durationMs = performance.now() - stageStarted
         stopHeartbeat()
         stopForwarding()
@@ -306,6 +356,8 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         break
       } finally {
         stageController = undefined
+        // The runner's own final status follows: a finished run on the stream is no longer news.
+        stream.disarm()
       }
       stopHeartbeat()
       stopForwarding()
@@ -323,6 +375,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
     }
   } finally {
+    stream.release()
     unsubscribe()
   }
 
@@ -368,40 +421,4 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   result.delivered = delivered && queued === 0 && completionDelivered
   progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
   return result
-}
-
-
-/** Rejects as soon as `signal` aborts, even if the stage ignores its signal. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
-}
-
-function abortMessage(signal: AbortSignal): string {
-  const reason: unknown = signal.reason
-  return reason instanceof Error && reason.name !== 'AbortError' ? `Cancelled: ${reason.message}` : 'Cancelled'
-}
-
-/** The debug file's JSON: like the sent output (a BigInt as its decimal string, the placeholder when it cannot be JSON). */
-function debugJson(output: unknown): string {
-  try {
-    return JSON.stringify(output, outputJsonReplacer, 2) ?? 'null'
-  } catch {
-    return JSON.stringify(serialiseOutput(output).text ?? null)
-  }
-}
-
-async function saveOutput(debugDir: string, runId: string, stageNumber: number, output: unknown): Promise<void> {
-  // A run id is URL-safe but may still be '..' or hold a separator; keep it inside debugDir.
-  const safe = /^[A-Za-z0-9_:~-][A-Za-z0-9._:~-]*$/.test(runId) ? runId : encodeURIComponent(runId).replaceAll('.', '%2E')
-  const dir = join(debugDir, safe)
-  await mkdir(dir, { recursive: true })
-  // Like the original's json.dump(output, indent=2); a string is saved as a JSON string.
-  const text = output === undefined || typeof output === 'string' ? JSON.stringify(output ?? null, null, 2) : debugJson(output)
-  await writeFile(join(dir, `stage_${stageNumber}_output.json`), `${text}\n`, 'utf8')
 }

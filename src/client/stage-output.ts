@@ -179,12 +179,25 @@ function jsonCost(code: number): number {
  * serialised (a placeholder for one JSON cannot hold, logged). `completedAt` is fixed now, so a
  * redelivery from the outbox tells the server when the stage really finished.
  */
+/**
+ * The attempt fields of a PROCESSING update of a stage that retries (docs/contract.md "Timing,
+ * attempts and streamed output"): the attempt running or about to run, of how many, the last
+ * attempt's error (at most 2,000 characters) and when the next starts (`null`: it runs now).
+ */
+export interface StageAttemptFields {
+  attempt: number
+  maxAttempts: number
+  lastError?: string
+  nextRetryAt: string | null
+}
+
 export function buildStageUpdate(
   runId: string,
   stage: Pick<StageDefinition, 'number' | 'name'>,
   status: StageUpdateStatus,
   output: unknown,
   logger: Logger,
+  attempt?: StageAttemptFields,
 ): { body: StageUpdate; alterations: OutputAlteration[] } {
   const { text, unserialisable } = serialiseOutput(output)
   const alterations: OutputAlteration[] = []
@@ -199,6 +212,8 @@ export function buildStageUpdate(
   const body: StageUpdate = { stageNumber: stage.number, stageName: stage.name, status }
   if (text !== undefined) body.output = text
   if (status !== 'PROCESSING') body.completedAt = new Date().toISOString()
+  // Attempt fields go only with PROCESSING (the contract refuses them otherwise).
+  if (attempt !== undefined && status === 'PROCESSING') Object.assign(body, attempt)
   return { body, alterations }
 }
 

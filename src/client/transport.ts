@@ -144,6 +144,19 @@ export class Transport {
     }
   }
 
+  /**
+   * What a request the caller reads itself (the run-end watch's event stream) needs: the
+   * client's `fetch`, and the headers of every request of the client (`User-Agent`, the secret,
+   * the signature when the client signs) with `accept`. No deadline, no retry: the caller's.
+   */
+  async openRequest(url: string, accept: string): Promise<{ headers: Record<string, string>; fetch: (input: string, init: RequestInit) => Promise<Response> }> {
+    const headers: Record<string, string> = { 'User-Agent': this.#config.userAgent, Accept: accept }
+    if (this.#config.secret !== undefined) headers[HEADERS.webhookSecret] = this.#config.secret
+    const signer = this.#config.signer
+    const signed = signer ? { ...headers, ...(await signer({ method: 'GET', url, body: '', unique: crypto.randomUUID() })) } : headers
+    return { headers: signed, fetch: this.#config.fetch ?? globalThis.fetch.bind(globalThis) }
+  }
+
   /** A backoff wait that `abortInFlight` and the caller's signal end early. */
   async #wait(ms: number, signal: AbortSignal | undefined, request: OutgoingRequest): Promise<void> {
     const controller = new AbortController()

@@ -3,7 +3,7 @@
  * Every failure is thrown; what to do about it is decided by the subscription, in one place.
  */
 import { RunStatusResponse } from '../contract/records.js'
-import { AttemptDeadline } from './attempt-deadline.js'
+import { AttemptDeadline } from '../internal/attempt-deadline.js'
 import { refusal, RunPollTimeoutError, RunSubscriptionError } from './subscription-errors.js'
 
 /** What one poll needs from its subscription. */

@@ -3,9 +3,10 @@ import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, routeUrl } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
 import { backoffDelay } from '../internal/backoff.js'
+import { sleep } from '../internal/sleep.js'
 import { suggestScheme } from '../internal/missing-scheme.js'
 import { isPositive } from '../internal/is-positive.js'
-import { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from './attempt-deadline.js'
+import { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from '../internal/attempt-deadline.js'
 import { pollOnce } from './poll-attempt.js'
 import { applyRunEvent } from './run-events.js'
 import { streamOnce } from './stream-attempt.js'
@@ -359,17 +360,4 @@ function positive(value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
   if (!isPositive(value)) throw new TypeError(`Expected a positive number of milliseconds, got ${String(value)}`)
   return value
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
 }

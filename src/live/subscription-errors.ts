@@ -3,10 +3,11 @@
  * worth another attempt.
  */
 import { HEADERS } from '../contract/headers.js'
-import { Problem } from '../contract/problem.js'
+import { readProblem } from '../contract/event-stream.js'
+import type { Problem } from '../contract/problem.js'
 import { parseRetryAfter } from '../contract/retry-after.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
-import { SILENT_KEEP_ALIVES } from './attempt-deadline.js'
+import { SILENT_KEEP_ALIVES } from '../internal/attempt-deadline.js'
 
 /**
  * Why a subscription failed: an HTTP answer it cannot use, with the server's problem when it
@@ -105,16 +106,6 @@ export function isRetriableFailure(error: unknown): boolean {
   const { status } = error
   if (status === undefined) return false
   return !(status >= 400 && status < 500 && status !== 408 && status !== 429)
-}
-
-/** The server's `application/problem+json` body, or `undefined` when the body is anything else. */
-export async function readProblem(response: Response): Promise<Problem | undefined> {
-  try {
-    const parsed = Problem.safeParse(await response.json())
-    return parsed.success ? parsed.data : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /** A refused answer as an error: its status, the server's problem and its `Retry-After`. */

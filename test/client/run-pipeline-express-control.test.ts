@@ -6,9 +6,12 @@
  * `staleAfterMs` while heartbeating is never swept. Assertions are on events and stored
  * state, never on how long something took.
  */
+import { setTimeout as delay } from 'node:timers/promises'
+import { type StageOutputRecord, subscribeToRun } from 'pipeline-status-sdk'
 import { PrismaAPIClient, type PipelineProgressEvent, isRunFinishedError, runPipeline } from 'pipeline-status-sdk/client'
 import { afterAll, beforeAll, expect, it, vi } from 'vitest'
 import { type ExpressExample, startExpressExample } from '../../examples/express/app.js'
+import { until } from '../support/until.js'
 import { type TestDatabase, createTestDatabase, usesPostgres } from '../setup/test-database.js'
 
 const SECRET = 'express-control-secret'
@@ -37,14 +40,14 @@ afterAll(async () => {
   await db?.close()
 })
 
-function makeClient(fetchImpl?: (url: string, init: RequestInit) => Promise<Response>): PrismaAPIClient {
+function makeClient(fetchImpl?: (url: string, init: RequestInit) => Promise<Response>, heartbeatIntervalMs = HEARTBEAT_MS): PrismaAPIClient {
   const quiet = { info: () => {}, warn: () => {}, error: () => {} }
   return new PrismaAPIClient({
     baseUrl: example.url,
     secret: SECRET,
     logger: quiet,
     retry: { limit: 2, baseDelayMs: 10 },
-    heartbeatIntervalMs: HEARTBEAT_MS,
+    heartbeatIntervalMs,
     ...(fetchImpl ? { fetch: fetchImpl } : {}),
   })
 }
@@ -95,7 +98,8 @@ it('the web app cancels the run while stage 2 waits: its signal aborts, stage 3 
     expect(summary).toMatchObject({
       status: 'CANCELLED',
       error: 'stopped by the user',
-      finishedElsewhere: { runId: run.id, status: 'CANCELLED', reason: 'stopped by the user', learnedFrom: 'heartbeat' },
+      // The run's live stream told the runner (the heartbeats are its fallback).
+      finishedElsewhere: { runId: run.id, status: 'CANCELLED', reason: 'stopped by the user', learnedFrom: 'stream' },
     })
     expect(summary.stages.map((s) => s.status)).toEqual(['COMPLETED', 'CANCELLED', 'PENDING', 'PENDING', 'PENDING'])
     expect(summary.completion).toBeUndefined()
@@ -116,10 +120,11 @@ it('the web app cancels the run while stage 2 waits: its signal aborts, stage 3 
 })
 
 it('the stale-run sweeper fails the run while stage 2 lost its heartbeats: the runner learns at the next one, stage 3 never starts', async () => {
-  // The runner's heartbeats are lost (a network partition) until the sweeper has failed the run.
+  // The runner's heartbeats are lost (a network partition) until the sweeper has failed the run;
+  // its live stream never gets through, so the heartbeat is what tells it.
   let partitioned = false
   const client = makeClient((url, init) =>
-    partitioned && url.endsWith('/heartbeat') ? Promise.reject(new TypeError('fetch failed')) : fetch(url, init),
+    (partitioned && url.endsWith('/heartbeat')) || url.endsWith('/events') ? Promise.reject(new TypeError('fetch failed')) : fetch(url, init),
   )
   try {
     const { run } = await client.createRun()
@@ -187,6 +192,110 @@ it('a stage that takes ten times staleAfterMs while heartbeating is never swept'
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [] })
     expect(summary.finishedElsewhere).toBeUndefined()
     expect((await client.getStatus(run.id)).run).toMatchObject({ status: 'COMPLETED', error: null, heartbeatIntervalMs: HEARTBEAT_MS })
+  } finally {
+    await client.close()
+  }
+})
+
+it('a cancel from the web app aborts a running 60 s stage through the run stream, not a heartbeat', async () => {
+  // The contract's longest interval: after the one at the stage's start, no heartbeat within the test.
+  const beats: string[] = []
+  const client = makeClient((url, init) => {
+    if (url.endsWith('/heartbeat')) beats.push(url)
+    return fetch(url, init)
+  }, 3_600_000)
+  try {
+    const { run } = await client.createRun()
+    let reason: unknown
+    let running = false
+    const pipeline = runPipeline({
+      runId: run.id,
+      client,
+      stages: [
+        async ({ signal }) => {
+          running = true
+          try {
+            await delay(60_000, undefined, { signal })
+          } catch (error) {
+            reason = signal.reason
+            throw error
+          }
+        },
+        () => 2,
+        () => 3,
+        () => 4,
+        () => 5,
+      ],
+    })
+    await until('stage 1 to run', () => running && beats.length === 1)
+    const response = await fetch(`${example.url}/${run.id}/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-webhook-secret': SECRET },
+      body: JSON.stringify({ reason: 'stopped by the user' }),
+    })
+    expect(response.status).toBe(200)
+    const summary = await pipeline
+    await until('the stage to see its abort', () => reason !== undefined)
+    expect(isRunFinishedError(reason)).toBe(true)
+    expect(summary.finishedElsewhere).toMatchObject({ status: 'CANCELLED', reason: 'stopped by the user', learnedFrom: 'stream' })
+    expect(beats).toHaveLength(1)
+  } finally {
+    await client.close()
+  }
+})
+
+it('a stage that fails twice, then succeeds under retry: { attempts: 3 }: stored attempt 3, run COMPLETED, the retries in the events', async () => {
+  const client = makeClient()
+  try {
+    const { run } = await client.createRun()
+    // What a page sees of stage 2: every version of it the live stream sent.
+    const seen: Array<Pick<StageOutputRecord, 'status' | 'attempt' | 'maxAttempts' | 'lastError' | 'nextRetryAt'>> = []
+    const subscription = subscribeToRun(run.id, {
+      url: example.url,
+      headers: { 'x-webhook-secret': SECRET },
+      onUpdate: ({ stages }) => {
+        const stage = stages.find((s) => s.stageNumber === 2)
+        if (stage) seen.push({ status: stage.status, attempt: stage.attempt, maxAttempts: stage.maxAttempts, lastError: stage.lastError, nextRetryAt: stage.nextRetryAt })
+      },
+    })
+    const retrying: PipelineProgressEvent[] = []
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      retry: { attempts: 3, backoffMs: 0 },
+      onProgress: (event) => {
+        if (event.type === 'stage-retrying') retrying.push(event)
+      },
+      stages: [
+        () => 1,
+        async ({ attempt }) => {
+          // Each attempt runs once the page has seen it, so no two attempts share one event.
+          await until(`attempt ${attempt} in the events`, () => seen.some((s) => s.attempt === attempt))
+          if (attempt < 3) throw new Error(`model timed out (attempt ${attempt})`)
+          return 'found it'
+        },
+        () => 3,
+        () => 4,
+        () => 5,
+      ],
+    })
+    await subscription.done
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    expect(summary.stages[1]).toMatchObject({ status: 'COMPLETED', attempts: 3 })
+    expect(retrying).toMatchObject([
+      { stageNumber: 2, attempt: 2, maxAttempts: 3, error: 'model timed out (attempt 1)' },
+      { stageNumber: 2, attempt: 3, maxAttempts: 3, error: 'model timed out (attempt 2)' },
+    ])
+    const status = await client.getStatus(run.id)
+    expect(status.run.status).toBe('COMPLETED')
+    expect(status.stages[1]).toMatchObject({ status: 'COMPLETED', attempt: 3, maxAttempts: 3, lastError: 'model timed out (attempt 2)', nextRetryAt: null, output: 'found it' })
+    expect(seen).toContainEqual({ status: 'PROCESSING', attempt: 1, maxAttempts: 3, lastError: null, nextRetryAt: null })
+    expect(seen).toContainEqual(expect.objectContaining({ status: 'PROCESSING', attempt: 2, lastError: 'model timed out (attempt 1)' }))
+    expect(seen).toContainEqual(expect.objectContaining({ status: 'PROCESSING', attempt: 3, lastError: 'model timed out (attempt 2)' }))
+    expect(seen.at(-1)).toMatchObject({ status: 'COMPLETED', attempt: 3 })
+    // Attempts only go up in the events.
+    const attempts = seen.map((s) => s.attempt ?? 0)
+    expect(attempts).toEqual([...attempts].sort((a, b) => a - b))
   } finally {
     await client.close()
   }

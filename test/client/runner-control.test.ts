@@ -367,7 +367,8 @@ describe('the runner learns that its run was finished elsewhere', () => {
   })
 
   it('runPipeline aborts the stage signal when a heartbeat shows the run cancelled, starts no further stage, reports CANCELLED', async () => {
-    const client = makeClient()
+    // Heartbeats only: the live stream would tell first (test/client/run-end-watch.test.ts).
+    const client = makeClient({ followRunStream: false })
     const { run } = await client.createRun('learn_pipeline')
     const ran: number[] = []
     const events: string[] = []
@@ -409,7 +410,8 @@ describe('the runner learns that its run was finished elsewhere', () => {
 
 describe('runPipeline starts no stage of a run finished elsewhere', () => {
   it('when the stage that was cancelled returns anyway: its refused COMPLETED tells the runner, stage 2 never starts', async () => {
-    const client = makeClient()
+    // Without the live stream, which would abort the stage before it returns.
+    const client = makeClient({ followRunStream: false })
     const { run } = await client.createRun('learn_refusal')
     const ran: number[] = []
     const summary = await runPipeline({

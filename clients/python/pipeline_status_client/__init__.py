@@ -31,6 +31,7 @@ from .errors import (
 from .outbox import DeadLetter, OutboxEntry
 from .retry import RetryPolicy
 from .runs import MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_TAGS, RUN_STATUSES
+from .stage_retry import RunFinishedElsewhereError
 from .signing import decode_signing_secret, sign_webhook, signature_headers, webhook_message_id
 
 __version__ = "0.1.0"
@@ -61,6 +62,7 @@ __all__ = [
     "PipelineStatusError",
     "PrismaAPIClient",
     "RetryPolicy",
+    "RunFinishedElsewhereError",
     "StatusHttpError",
     "StatusNetworkError",
     "Undelivered",

@@ -9,7 +9,7 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from .contract import (
@@ -35,6 +35,8 @@ from .errors import CatalogueMismatchError, ConfigurationError, InvalidRunIdErro
 from .outbox import DeadLetter, Outbox, OutboxEntry
 from .runs import check_limit, create_run_body, iterate_runs, list_query
 from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriable
+from .run_watch import DEFAULT_POLL_INTERVAL, RunWatch
+from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait_seconds
 from .signing import decode_signing_secret
 from .transport import Request, Transport
 
@@ -234,6 +236,11 @@ class PrismaAPIClient:
         self._first_sent: Dict[str, float] = {}
         self._catalogues: Dict[str, List[Dict[str, Any]]] = {}
         self._heartbeats: Dict[str, Any] = {}
+        #: Per run, the watch behind :meth:`cancelled`; runs whose own finishing update is in flight.
+        self._watches: Dict[str, RunWatch] = {}
+        self._finishing: Set[str] = set()
+        self._warned: Set[str] = set()
+        self.poll_interval = DEFAULT_POLL_INTERVAL
         # What answers taught the client (runs, finishes, seqs): its own lock, so a heartbeat
         # thread never waits behind a delivery that is retrying under the delivery lock.
         self._state = threading.Lock()
@@ -547,6 +554,118 @@ class PrismaAPIClient:
         if running is not None:
             running[0].set()
 
+    def mark_stage_retrying(self, run_id: str, stage_number: int, stage_name: Optional[str], attempt: int, max_attempts: int,
+                            last_error: Any, next_retry_at: Union[datetime, str, float]) -> bool:
+        """Reports that attempt ``attempt - 1`` of stage ``stage_number`` failed and attempt
+        ``attempt`` (2 or more) of ``max_attempts`` will start at ``next_retry_at`` (a datetime, an
+        ISO 8601 string, or seconds since the epoch, as ``time.time()``): a PROCESSING update with
+        ``attempt``, ``maxAttempts``, ``lastError`` (the failure, an exception or a message, cut
+        to 2,000 characters) and ``nextRetryAt`` (stored clamped to [now, now + 24 h]).
+        ``stage_name``: ``None`` for the catalogue's. Returns like the ``mark_*`` methods."""
+        when = next_retry_at
+        if isinstance(when, (int, float)):
+            when = datetime.fromtimestamp(float(when), timezone.utc)
+        fields = {"attempt": attempt, "maxAttempts": max_attempts, "lastError": last_error_of(last_error if isinstance(last_error, BaseException) else Exception(str(last_error))),
+                  "nextRetryAt": utc_timestamp(when) if isinstance(when, datetime) else str(when)}
+        return self._stage_update(run_id, stage_number, "PROCESSING", None, completed=False, attempt=fields, stage_name=stage_name)
+
+    def mark_stage_attempt_started(self, run_id: str, stage_number: int, attempt: int, max_attempts: int,
+                                   stage_name: Optional[str] = None) -> bool:
+        """Reports that attempt ``attempt`` of ``max_attempts`` of stage ``stage_number`` starts
+        now: a PROCESSING update with ``attempt``, ``maxAttempts`` and ``nextRetryAt`` null (the
+        server keeps ``lastError``). Returns like the ``mark_*`` methods."""
+        fields = {"attempt": attempt, "maxAttempts": max_attempts, "nextRetryAt": None}
+        return self._stage_update(run_id, stage_number, "PROCESSING", None, completed=False, attempt=fields, stage_name=stage_name)
+
+    def cancelled(self, run_id: str) -> threading.Event:
+        """A ``threading.Event`` set within a second of the run ending elsewhere (cancelled by
+        the web app, failed by the stale-run sweeper, completed by someone else); never set by
+        this client's own final update. The first call starts a daemon thread that follows the
+        run's live stream (``GET {base}/{run_id}/events`` with the client's secret; a deadline of
+        ``timeout`` on connect, a keep-alive watchdog, reconnects with backoff 1 s to 30 s, polling
+        ``GET /status`` meanwhile); on a
+        server without the stream route (404, 405) it polls ``GET /status`` every
+        ``poll_interval`` seconds (2) instead; each degradation is logged once with its cause and
+        fix. Later calls return the same event; the thread ends when the run is finished, on
+        :meth:`stop_watching` or :meth:`close`. Any other way the client learns that the run
+        ended elsewhere (a heartbeat, a refused update) sets it too.
+
+        Example::
+
+            cancelled = client.cancelled(run_id)
+            for chunk in chunks:
+                if cancelled.is_set():
+                    break
+                work(chunk)
+        """
+        with self._state:
+            watch = self._watches.get(run_id)
+            if watch is not None:
+                return watch.event
+            watch = RunWatch(run_id, self._transport, lambda run: self._watched_run(run_id, run), self.log, self._warn_once,
+                             self.poll_interval)
+            self._watches[run_id] = watch
+            finished = isinstance(self._finished.get(run_id), dict)
+        if finished:
+            watch.event.set()
+        elif not self._closed.is_set():
+            watch.start()
+        return watch.event
+
+    def stop_watching(self, run_id: str) -> None:
+        """Stops the run's watch (see :meth:`cancelled`), closing its stream; its event stays as it is."""
+        with self._state:
+            watch = self._watches.get(run_id)
+        if watch is not None:
+            watch.stop()
+
+    def run_stage_with_retries(self, run_id: str, stage: int, fn: Callable[[], Any], attempts: int = 3,
+                               backoff: Backoff = None, retry_if: Optional[Callable[[BaseException, int], bool]] = None) -> Any:
+        """Runs one stage of the original runner's loop with retries and reports it: PROCESSING,
+        then ``fn()`` up to ``attempts`` times in all, then COMPLETED with its result (returned).
+        After a failed attempt that will be retried it calls :meth:`mark_stage_retrying`, waits
+        ``backoff`` (seconds: a number, a function of the failed attempt's number, or by default
+        full jitter up to 1 s, 2 s, 4 s, ... capped at 30 s), then :meth:`mark_stage_attempt_started`.
+        ``retry_if(error, attempt)`` decides whether a failure is retried (default: every
+        ``Exception``). The last failure is reported FAILED and raised. :meth:`cancelled` is read
+        between attempts and ends the wait at once: then :class:`RunFinishedElsewhereError` is
+        raised and nothing more is sent (``fn`` itself is never interrupted; read
+        ``client.cancelled(run_id)`` inside it to stop early).
+
+        Example::
+
+            for number, step in enumerate(steps, start=1):
+                data = client.run_stage_with_retries(run_id, number, lambda: step(data), attempts=3)
+        """
+        if not isinstance(attempts, int) or attempts < 1:
+            raise ConfigurationError(f"attempts must be a whole number, at least 1, got {attempts!r}")
+        cancelled = self.cancelled(run_id)
+        first = {"attempt": 1, "maxAttempts": attempts, "nextRetryAt": None} if attempts > 1 else None
+        self._stage_update(run_id, stage, "PROCESSING", "", completed=False, attempt=first)
+        attempt = 1
+        while True:
+            if cancelled.is_set():
+                raise RunFinishedElsewhereError(run_id, self.run_finished(run_id))
+            try:
+                output = fn()
+            except Exception as error:
+                if cancelled.is_set():
+                    raise RunFinishedElsewhereError(run_id, self.run_finished(run_id)) from error
+                if attempt >= attempts or (retry_if is not None and not retry_if(error, attempt)):
+                    self.mark_stage_failed(run_id, stage, error)
+                    raise
+                wait = wait_seconds(backoff, attempt)
+                self.mark_stage_retrying(run_id, stage, None, attempt + 1, attempts, error, time.time() + wait)
+                if cancelled.wait(wait):
+                    raise RunFinishedElsewhereError(run_id, self.run_finished(run_id)) from error
+                attempt += 1
+                self.mark_stage_attempt_started(run_id, stage, attempt, attempts)
+                continue
+            if cancelled.is_set():
+                raise RunFinishedElsewhereError(run_id, self.run_finished(run_id))
+            self.mark_stage_complete(run_id, stage, output)
+            return output
+
     def last_known_run(self, run_id: str) -> Optional[Dict[str, Any]]:
         """The run as the server last answered it to this client (every stage update, completion
         and status read carries it), or ``None``. Its ``status`` tells the runner that the run
@@ -614,6 +733,8 @@ class PrismaAPIClient:
         whether the outbox is empty."""
         for run_id in list(self._heartbeats):
             self.stop_heartbeats(run_id)
+        for run_id in list(self._watches):
+            self.stop_watching(run_id)
         empty = self.flush(flush_timeout) if flush_timeout else self.pending_count() == 0
         self._closed.set()
         self._wake.set()
@@ -629,6 +750,21 @@ class PrismaAPIClient:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _watched_run(self, run_id: str, run: Dict[str, Any]) -> bool:
+        """A finished run seen by the run watch: whether it ended elsewhere. While this client's
+        own finishing update is in flight, its answer decides instead."""
+        with self._state:
+            if run_id in self._finishing:
+                return False
+        return self._observe_run(run_id, {"run": run})
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        """A degradation of the run watch: a warning the first time per kind, then debug."""
+        with self._state:
+            first = kind not in self._warned
+            self._warned.add(kind)
+        self.log.log(logging.WARNING if first else logging.DEBUG, "%s", message)
+
     def _record_altered(self, altered: AlteredOutput) -> None:
         with self._lock:
             self._altered.append(altered)
@@ -639,12 +775,17 @@ class PrismaAPIClient:
             self._failed.append((run_id, f"Run {run_id}: {what}: {reason}"))
         return False
 
-    def _stage_update(self, run_id: str, stage_number: int, status: str, output: Any, completed: bool) -> bool:
+    def _stage_update(self, run_id: str, stage_number: int, status: str, output: Any, completed: bool,
+                      attempt: Optional[Mapping[str, Any]] = None, stage_name: Optional[str] = None) -> bool:
         name = self.stages.get(stage_number) if isinstance(stage_number, int) and not isinstance(stage_number, bool) else None
+        if name is not None and stage_name:
+            name = stage_name
         if name is None:
             self.log.error("Run %s: stage %r is not in the catalogue (%s); not sent", run_id, stage_number, ", ".join(map(str, self.stages)))
             return self._lost(run_id, f"stage {stage_number!r} {status}", "not in the catalogue")
         body: Dict[str, Any] = {"stageNumber": stage_number, "stageName": name, "status": status}
+        if attempt is not None:
+            body.update(attempt)
         if output is not None:
             text = output if isinstance(output, str) else _json_text(output)
             if isinstance(text, Exception):
@@ -689,6 +830,19 @@ class PrismaAPIClient:
         started = time.time()
         with self._state:
             self._first_sent.setdefault(run_id, started)
+        if finishing:
+            # Its answer says whether this client finished the run: the run watch waits for it.
+            with self._state:
+                self._finishing.add(run_id)
+        try:
+            return self._deliver(update, started)
+        finally:
+            if finishing:
+                with self._state:
+                    self._finishing.discard(run_id)
+
+    def _deliver(self, update: "_Update", started: float) -> bool:
+        run_id = update.run_id
         with self._lock:
             if self.outbox is not None and self.outbox.pending_count(run_id) > 0:
                 self._enqueue(update, started, "the run's earlier updates are still queued", next_attempt_at=0.0)
@@ -818,6 +972,10 @@ class PrismaAPIClient:
                 self._finished[run_id] = "self"
                 return False
             self._finished[run_id] = dict(run)
+            watch = self._watches.get(run_id)
+        if watch is not None:
+            watch.event.set()
+            watch.stop()
         self.stop_heartbeats(run_id)
         # A status read is how a reader learns anything: no warning for it.
         self.log.log(logging.INFO if read else logging.WARNING, "%s", describe_run_finished(run, self._first_sent.get(run_id)))

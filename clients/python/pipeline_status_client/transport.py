@@ -64,10 +64,10 @@ class Transport:
         path, mark, query = route.partition("?")
         return f"{self.base_url}{self.base_path}/{urllib.request.quote(path, safe='/:~.-_')}{mark}{query}"
 
-    def send(self, request: Request) -> Dict[str, Any]:
-        """The decoded JSON of a 2xx answer. Raises :class:`StatusHttpError` for any other
-        status and :class:`StatusNetworkError` when there was no answer."""
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    def headers(self, request: Request, accept: str = "application/json") -> Dict[str, str]:
+        """The headers of one attempt: ``User-Agent``, ``Accept``, the secret, the idempotency key
+        of a write, and a fresh signature when the client signs (also used by the run watch's stream)."""
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
         if request.body is not None:
             headers["Content-Type"] = "application/json"
         if request.method != "GET":
@@ -78,6 +78,12 @@ class Transport:
             # The signed route is the path alone, without a list's query.
             message_id = webhook_message_id(request.method, request.route.partition("?")[0], request.unique)
             headers.update(signature_headers(self.signing_key, message_id, request.body or b""))
+        return headers
+
+    def send(self, request: Request) -> Dict[str, Any]:
+        """The decoded JSON of a 2xx answer. Raises :class:`StatusHttpError` for any other
+        status and :class:`StatusNetworkError` when there was no answer."""
+        headers = self.headers(request)
         what = f"{request.method} {self.base_path}/{request.route}"
         http_request = urllib.request.Request(self.url(request.route), data=request.body, headers=headers, method=request.method)
         # The attempt's deadline; the connection classes below read it from the request.

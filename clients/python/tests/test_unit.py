@@ -395,3 +395,29 @@ class OutboxTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StageRetryTest(unittest.TestCase):
+    def test_last_error_is_cut_to_the_contracts_limit(self) -> None:
+        from pipeline_status_client.stage_retry import MAX_LAST_ERROR_LENGTH, last_error_of
+
+        self.assertEqual(last_error_of(TimeoutError("model timed out")), "model timed out")
+        self.assertEqual(last_error_of(ValueError()), "ValueError")
+        self.assertEqual(last_error_of(RuntimeError("nul \x00 here")), "nul \ufffd here")
+        cut = last_error_of(RuntimeError("x" * 5000))
+        self.assertEqual(len(cut), MAX_LAST_ERROR_LENGTH)
+        self.assertTrue(cut.endswith("\u2026"))
+
+    def test_the_wait_is_a_number_a_function_or_full_jitter_capped_at_30_s(self) -> None:
+        from pipeline_status_client.stage_retry import wait_seconds
+
+        self.assertEqual(wait_seconds(2.5, 1), 2.5)
+        self.assertEqual(wait_seconds(lambda attempt: attempt * 10.0, 3), 30.0)
+        self.assertEqual(wait_seconds(-1, 1), 0.0)
+        for attempt, ceiling in ((1, 1.0), (2, 2.0), (9, 30.0)):
+            self.assertTrue(0 <= wait_seconds(None, attempt) <= ceiling)
+
+    def test_attempts_below_one_are_refused(self) -> None:
+        client = PrismaAPIClient("http://127.0.0.1:9", "s", background=False)
+        with self.assertRaises(ConfigurationError):
+            client.run_stage_with_retries("run_1", 1, lambda: None, attempts=0)

@@ -48,6 +48,8 @@ export interface TestServer {
   readonly requests: RecordedRequest[]
   /** The store behind the default handler. */
   readonly store: MemoryStore
+  /** Live streams (`text/event-stream` answers) open now: sent as they come, not buffered. */
+  readonly openStreams: number
   /** Answers the next requests with these, in order, before delegating again. */
   inject(...faults: Fault[]): void
   /** Answers every request with this fault (after the injected ones) until cleared with `undefined`. */
@@ -94,6 +96,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const sockets = new Set<Socket>()
   let server: Server | undefined
   let port = options.port ?? 0
+  let openStreams = 0
 
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     const arrivedAt = performance.now()
@@ -124,6 +127,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body }),
     })
     const response = await handler(request)
+    if (!fault && response.body && /^text\/event-stream/.test(response.headers.get('content-type') ?? '')) return pipeStream(response, res)
     const bytes = Buffer.from(await response.arrayBuffer())
     if (fault && ('stallBody' in fault || 'trickleBodyMs' in fault)) {
       res.writeHead(response.status, { ...Object.fromEntries(response.headers), 'content-length': String(bytes.length) })
@@ -142,6 +146,31 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     }
     res.writeHead(response.status, Object.fromEntries(response.headers))
     res.end(bytes)
+  }
+
+  /** A live stream goes out as it comes, counted in `openStreams` until either side closes it. */
+  const pipeStream = async (response: Response, res: ServerResponse) => {
+    res.writeHead(response.status, Object.fromEntries(response.headers))
+    res.flushHeaders()
+    openStreams += 1
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    let closed = false
+    res.once('close', () => {
+      closed = true
+      void reader.cancel().catch(() => undefined)
+    })
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done || closed) break
+        res.write(value)
+      }
+    } catch {
+      // The client went away.
+    } finally {
+      openStreams -= 1
+      res.end()
+    }
   }
 
   const start = async () => {
@@ -172,6 +201,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     },
     requests,
     store,
+    get openStreams() {
+      return openStreams
+    },
     inject: (...more) => void faults.push(...more),
     setFault: (fault) => {
       standing = fault

@@ -1,6 +1,7 @@
 /**
- * The keep-alive figures every request of a subscription is bounded by, and the abort controller
- * that carries one request's deadline.
+ * The keep-alive figures every request of a live stream subscriber is bounded by (the browser's
+ * `subscribeToRun` and the runner's run-end watch alike), and the abort controller that carries
+ * one request's deadline.
  */
 
 /**
