@@ -40,6 +40,8 @@ const shots = {
   progress390: join(artifacts, 'nextjs-run-progress-390.png'),
   failed1280: join(artifacts, 'nextjs-run-failed-1280.png'),
   failed390: join(artifacts, 'nextjs-run-failed-390.png'),
+  retry1280: join(artifacts, 'nextjs-run-retry-1280.png'),
+  retry390: join(artifacts, 'nextjs-run-retry-390.png'),
 }
 const require = createRequire(import.meta.url)
 
@@ -142,6 +144,12 @@ async function readPage(page: Page) {
       // As rendered: innerText follows the CSS, so it shows what a reader sees.
       progress: (element.querySelector('[data-testid="stage-progress"]') as HTMLElement | null)?.innerText ?? null,
       output: element.querySelector('.stage-output')?.textContent ?? '',
+      // The start and duration line, the clock as it reads, the attempt line and the last error as rendered.
+      meta: (element.querySelector('.stage-meta') as HTMLElement | null)?.innerText ?? null,
+      clock: element.querySelector('[data-testid="stage-duration"]')?.textContent ?? null,
+      attempt: element.querySelector('[data-testid="stage-attempt"]')?.textContent ?? null,
+      lastError: (element.querySelector('[data-testid="stage-last-error"]') as HTMLElement | null)?.innerText ?? null,
+      elements: element.querySelectorAll('img, b, script').length,
     })),
     // innerText keeps a line break only where the page shows one (white-space: pre-wrap).
     error: (document.querySelector('[data-testid="run-error"]') as HTMLElement | null)?.innerText ?? null,
@@ -172,6 +180,19 @@ function expectCardsAligned(layout: Awaited<ReturnType<typeof readLayout>>): voi
     expect(card).toEqual({ left: first!.left, right: first!.right, overflows: false })
   }
   expect(first!.right).toBeLessThanOrEqual(layout.viewport)
+}
+
+/** `/runs/<runId>` at 1280 px, once it is live on the stream, with the page's errors and console errors collected. */
+async function openLiveRunPage(runId: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
+  const problems: string[] = []
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
+  })
+  await page.goto(`${origin}/runs/${runId}`)
+  await expect.poll(async () => (await readPage(page)).live, { timeout: 15_000 }).toBe('live')
+  return { page, problems }
 }
 
 describe.skipIf(!CHROMIUM)('the Next.js example', () => {
@@ -355,14 +376,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await client.markStageProcessing(runId, 2)
     await client.reportProgress(runId, 2, { current: 37, total: 40, message: 'batch 37 of 40' })
 
-    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
-    const problems: string[] = []
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
-    })
-    await page.goto(`${origin}/runs/${runId}`)
-    await expect.poll(async () => (await readPage(page)).live, { timeout: 15_000 }).toBe('live')
+    const { page, problems } = await openLiveRunPage(runId)
     const processing = await readPage(page)
     expect(processing.stages.map((stage) => stage.status)).toEqual(['COMPLETED', 'PROCESSING', 'PENDING', 'PENDING', 'PENDING'])
     expect(processing.stages[1]?.progress).toBe('37 of 40 · batch 37 of 40')
@@ -401,6 +415,81 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await page.setViewportSize({ width: 1280, height: 900 })
     expectCardsAligned(await readLayout(page))
     await page.screenshot({ path: shots.failed1280, fullPage: true })
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it("ticks the running stage's clock, and shows a retry live: the attempt, the countdown and the last error as text", async () => {
+    const runId = `e2e-${randomBytes(6).toString('hex')}`
+    const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+    await client.createRun(runId)
+    await client.markStageComplete(runId, 1, { pages: 3 })
+    await client.close()
+    // Attempt fields through the handlers, as a runner's retry sends them.
+    const stageName = DEFAULT_STAGES[1]!.name
+    const update = async (fields: Record<string, unknown>) => {
+      const response = await fetch(`${origin}/api/pipeline/${runId}/stage-update`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'X-Webhook-Secret': secret },
+        body: JSON.stringify({ stageNumber: 2, stageName, status: 'PROCESSING', ...fields }),
+      })
+      expect(((await response.json()) as { outcome?: string }).outcome).toBe('applied')
+    }
+    await update({ attempt: 1, maxAttempts: 3 })
+
+    const { page, problems } = await openLiveRunPage(runId)
+    const first = await readPage(page)
+    // The finished stage: its start and how long it took; the running one: a clock, no attempt line on attempt 1.
+    expect(first.stages[0]?.meta).toMatch(/^Started \d\d:\d\d:\d\d UTC · took \d+ s$/)
+    expect(first.stages[1]?.meta).toMatch(/^Started \d\d:\d\d:\d\d UTC · running \d+ s$/)
+    expect(first.stages[1]?.attempt).toBeNull()
+    // The clock ticks on its own: no new event, no reload.
+    const clockSelector = '[data-stage-number="2"] [data-testid="stage-duration"]'
+    await page.waitForFunction(
+      ([selector, shown]) => document.querySelector(selector!)?.textContent !== shown,
+      [clockSelector, first.stages[1]?.clock ?? ''],
+      { timeout: 15_000, polling: 100 },
+    )
+    expect((await readPage(page)).stages[1]?.clock).toMatch(/^\d+ s$/)
+
+    // Attempt 1 failed: the runner announces attempt 2 in 30 s, with attempt 1's error. Stored
+    // text is hostile: markup in it is shown as text, its line break kept.
+    const lastError = 'model timed out\n  after 120 s: <img src=x onerror="document.title=1"><b>no answer</b>'
+    await update({ attempt: 2, maxAttempts: 3, lastError, nextRetryAt: new Date(Date.now() + 30_000).toISOString() })
+    await expect.poll(async () => (await readPage(page)).stages[1]?.attempt, { timeout: 15_000 }).toMatch(/^attempt 2 of 3 · retrying in \d+ s$/)
+    const retrying = await readPage(page)
+    expect(retrying.stages[1]?.attempt).toContain('attempt 2 of 3 · retrying in')
+    // Measured against the present, never a stale tick: at most the 30 s the runner announced.
+    expect(Number(/in (\d+) s$/.exec(retrying.stages[1]?.attempt ?? '')?.[1])).toBeLessThanOrEqual(30)
+    expect(retrying.stages[1]?.lastError?.split('\n')).toEqual(`Last error: ${lastError}`.split('\n'))
+    expect(retrying.stages[1]?.elements).toBe(0)
+    // The countdown runs down by itself too.
+    await page.waitForFunction(
+      ([selector, shown]) => document.querySelector(selector!)?.textContent !== shown,
+      ['[data-stage-number="2"] [data-testid="stage-attempt"]', retrying.stages[1]?.attempt ?? ''],
+      { timeout: 15_000, polling: 100 },
+    )
+    // The first HTML of a fresh load already shows the retry (server-rendered, escaped).
+    const html = (await (await fetch(`${origin}/runs/${runId}`)).text()).replaceAll('<!-- -->', '')
+    expect(html).toMatch(/attempt 2 of 3 · retrying in \d+ s/)
+    expect(html).toContain('model timed out')
+    expect(html).toContain('&lt;b&gt;no answer&lt;/b&gt;')
+    await mkdir(artifacts, { recursive: true })
+    expectCardsAligned(await readLayout(page))
+    await page.screenshot({ path: shots.retry1280, fullPage: true })
+    await page.setViewportSize({ width: 390, height: 844 })
+    expectCardsAligned(await readLayout(page))
+    await page.screenshot({ path: shots.retry390, fullPage: true })
+
+    // Attempt 2 starts: the attempt, no countdown; then it succeeds, and the clock stops at its duration.
+    await update({ attempt: 2, nextRetryAt: null })
+    await expect.poll(async () => (await readPage(page)).stages[1]?.attempt, { timeout: 15_000 }).toBe('attempt 2 of 3')
+    const done = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+    await done.markStageComplete(runId, 2, { translated: true })
+    await done.close()
+    await expect.poll(async () => (await readPage(page)).stages[1]?.meta, { timeout: 15_000 }).toMatch(/^Started \d\d:\d\d:\d\d UTC · took \d+ s$/)
+    expect((await readPage(page)).stages[1]?.attempt).toBeNull()
+    expect(await page.title()).not.toBe('1')
     expect(problems).toEqual([])
     await page.close()
   })

@@ -108,8 +108,11 @@ describe('useRunStatus', () => {
     expect(fixture.requests.map((request) => request.path)).toEqual([`/api/pipeline/${runId}/events`])
   })
 
-  it("exposes a stage's startedAt and attempt fields as sent, and null for them from a server older than them", async () => {
+  it("exposes the run's and a stage's startedAt and the attempt fields as sent, and null for them from a server older than them", async () => {
     const runId = 'run-attempts'
+    const started = { ...runRecord(runId, 'PROCESSING'), startedAt: '2026-01-01T00:00:30.000Z' }
+    // An older server's run: no startedAt.
+    const { startedAt: _r, ...olderRun } = runRecord(runId, 'PROCESSING')
     const retrying = {
       ...stageRecord(2, 'PROCESSING'),
       startedAt: '2026-01-01T00:01:00.000Z',
@@ -123,14 +126,17 @@ describe('useRunStatus', () => {
     fixture = await startSseFixture({
       events: (request, response) => {
         const stream = openStream(request, response)
-        stream.event('snapshot', 1, { run: runRecord(runId, 'PROCESSING'), stages: [older] })
-        stream.event('update', 2, { run: runRecord(runId, 'PROCESSING'), stages: [retrying] })
+        stream.event('snapshot', 1, { run: olderRun, stages: [older] })
+        stream.event('update', 2, { run: started, stages: [retrying] })
       },
     })
     const store = createRunStatusStore(runId, { url: fixture.url })
-    const unsubscribe = store.subscribe(() => {})
+    const seen: RunStatusState[] = []
+    const unsubscribe = store.subscribe(() => seen.push(store.getSnapshot()))
     const state = await waitForState(store, (next) => next.stages.length === 2)
     unsubscribe()
+    expect(seen.find((next) => next.stages.length === 1)?.run?.startedAt).toBeNull()
+    expect(state.run?.startedAt).toBe('2026-01-01T00:00:30.000Z')
     expect(state.stages).toEqual([
       { ...older, startedAt: null, attempt: null, maxAttempts: null, lastError: null, nextRetryAt: null },
       retrying,

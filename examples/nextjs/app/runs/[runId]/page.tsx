@@ -46,6 +46,8 @@ async function Run({ params }: RunPageProps) {
   if (response.status === 404) notFound()
   if (!response.ok) throw new Error(`Reading run ${runId} failed with HTTP ${response.status}: ${await response.text()}`)
   const initial = (await response.json()) as RunStatusResponse
+  // The clocks of the first HTML read the server's time; the browser's takes over after hydration.
+  const renderedAt = Date.now()
 
   return (
     <RunStatusView
@@ -53,6 +55,7 @@ async function Run({ params }: RunPageProps) {
       url={DEFAULT_BASE_PATH}
       readToken={readToken}
       initial={initial}
+      renderedAt={renderedAt}
       // Plain objects: props that cross into a client component are serialized.
       stages={stages.map(({ number, name }) => ({ number, name }))}
     />
