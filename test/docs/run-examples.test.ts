@@ -37,7 +37,7 @@ const runners = collectDocumentedBlocks(root)
   .filter((block) => /new PrismaAPIClient\(/.test(block.code))
   .filter((block) => SENDS.test(block.code) && !/from 'vitest'/.test(block.code))
 
-/** The pipeline the samples of "Runs as a collection" name (docs/listing-runs-from-clients.md), beside `default`. */
+/** The pipeline the samples of "Runs as a collection" name (docs/listing-runs.md), beside `default`. */
 const SAMPLE_PIPELINES = { pipelines: { report: defineStages(['Fetch', 'Summarise']) } }
 
 let base = ''
@@ -84,7 +84,9 @@ describe('samples that talk to a server, run against the mock', () => {
       }
       // It reached the server, and each request got an answer (no dropped connection).
       expect(requests.length, output.stderr).toBeGreaterThan(0)
-      expect(requests.filter((entry) => entry.status === undefined)).toEqual([])
+      // Every request was answered; a run's live stream (the runner follows its own run while a
+      // stage runs) stays open until the runner closes it, so it has no final status.
+      expect(requests.filter((entry) => entry.status === undefined && !(entry.method === 'GET' && entry.path.endsWith('/events')))).toEqual([])
       if (/\brunPipeline\(/.test(block.code)) {
         // Every run it reported ended COMPLETED: the stage functions match the server's catalogue.
         const runIds = [...new Set(server.mock.requests.map((request) => request.runId).filter((id) => id !== undefined))]
