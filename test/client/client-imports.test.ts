@@ -30,9 +30,9 @@ function importGraph(entry: string): { files: string[]; packages: Set<string> } 
   return { files: files.map((f) => relative(root, f)), packages }
 }
 
-it('imports only the contract, the signature primitives, the shared logger, error guard, conflict text, backoff and missing-scheme rule, ky, zod and node built-ins', () => {
+it("imports only the contract, the signature primitives, the shared logger, error guard, conflict text, backoff, missing-scheme rule, sleep and keep-alive figures, ky, zod, eventsource-parser (the run-end watch reads its run's stream) and node built-ins", () => {
   const { files, packages } = importGraph(resolve(root, 'src/client/index.ts'))
   expect(files.length).toBeGreaterThan(5)
-  for (const file of files) expect(file).toMatch(/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme)\.ts$/)
-  expect([...packages].filter((name) => !name.startsWith('node:')).sort()).toEqual(['ky', 'zod'])
+  for (const file of files) expect(file).toMatch(/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme|sleep|attempt-deadline)\.ts$/)
+  expect([...packages].filter((name) => !name.startsWith('node:')).sort()).toEqual(['eventsource-parser', 'ky', 'zod'])
 })
