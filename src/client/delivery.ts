@@ -182,7 +182,6 @@ export class Delivery {
    */
   deliver(update: PendingUpdate): Promise<Delivered> {
     const { runId } = update
-    this.#observer.sending(runId)
     if (!update.finishing) return this.#deliverInLane(update)
     const ended = this.#observer.finishingUpdate(runId)
     return this.#deliverInLane(update).finally(ended)

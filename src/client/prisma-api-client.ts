@@ -293,8 +293,6 @@ export class PrismaAPIClient {
    */
   async createRun(idOrOptions?: string | CreateRunOptions): Promise<CreateRunResponse> {
     if (this.#closed) throw new ClientClosedError()
-    // A run id given alone is the run-id rule's, named `runId` as every other method names it.
-    if (typeof idOrOptions === 'string') parseRunId(idOrOptions)
     const body = createRunBody(idOrOptions)
     const response = await this.#transport.send({ method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() }, { retry: true })
     const created = parseResponse(CreateRunResponse, response.text, 'run creation')

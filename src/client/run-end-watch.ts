@@ -42,9 +42,19 @@ class StreamRefusedError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    /** The problem's `code`, when the answer was one. */
+    readonly code?: string,
   ) {
     super(message)
   }
+}
+
+/**
+ * A refusal of the runner's credential itself (a wrong secret or signature): every update of the
+ * run is refused the same way, and delivery logs that cause once, as an error with its fix.
+ */
+function isCredentialRefusal(error: unknown): boolean {
+  return error instanceof StreamRefusedError && error.status === 401 && (error.code === 'unauthorized' || error.code === 'invalid_signature')
 }
 
 /** The run-end watch's errors: plain messages for its log lines, a status on refusals. */
@@ -53,7 +63,7 @@ const WATCH_ERRORS: StreamErrors = {
   connect: (connectMs) => new Error(`no answer headers within ${connectMs} ms`),
   refused: async (response) => {
     const problem = await readProblem(response)
-    return new StreamRefusedError(`HTTP ${response.status}${problem ? ` ${problem.code}${problem.detail ? `: ${problem.detail}` : ''}` : ''}`, response.status)
+    return new StreamRefusedError(`HTTP ${response.status}${problem ? ` ${problem.code}${problem.detail ? `: ${problem.detail}` : ''}` : ''}`, response.status, problem?.code)
   },
   notEventStream: (type, status) => new StreamRefusedError(`HTTP ${status} answered ${type || 'no content type'}, not text/event-stream (a proxy's page?)`, status),
 }
@@ -202,6 +212,11 @@ export class RunEndWatches {
         // A clean drop (a proxy's idle timeout, a server restart): reconnect after a short wait.
       } catch (error) {
         if (signal.aborted) return
+        if (isCredentialRefusal(error)) {
+          // One cause, one line: the updates' error already says it; the heartbeat stays the fallback.
+          this.#logger.debug?.(`Run ${runId}: live stream: GET ${url} was refused (${failureReason(error)}), as are the run's updates`, { runId })
+          return
+        }
         if (!isRetriable(error)) return this.#degraded(runId, 'refused', `GET ${url} was refused (${failureReason(error)})`)
         failure = error
       }

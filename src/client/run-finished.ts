@@ -52,14 +52,16 @@ export interface AnsweredUpdate {
 /**
  * What happened to a run finished by someone else, and the likely cause, from the run as stored:
  * the sweeper's reason, a cancel, or a finish before this client's first update (a reused run id).
- * `since`: when this client first sent anything for the run (ms since the epoch), if it did.
+ * `finishedBeforeFirstUpdate`: the server's first answer to this client's requests for the run
+ * already showed it finished (see {@link RunFinishedObserver}). That order is the server's: the
+ * run's `completedAt` (the server's clock) is never compared with this client's clock, which may
+ * be off, and whose millisecond may be the cancel's.
  */
-export function describeRunFinished(run: PipelineRunRecord, since: number | undefined): string {
+export function describeRunFinished(run: PipelineRunRecord, finishedBeforeFirstUpdate: boolean): string {
   const reason = run.error ? ` (error: ${JSON.stringify(run.error)})` : ''
   const at = run.completedAt ? ` at ${run.completedAt}` : ''
-  const finishedAt = run.completedAt ? Date.parse(run.completedAt) : Number.NaN
   let cause: string
-  if (since !== undefined && finishedAt < since) {
+  if (finishedBeforeFirstUpdate) {
     cause = `it finished before this client's first update for it: the run id was most likely reused (an earlier run, or another runner, used "${run.id}"); give each run a new id`
   } else if (run.status === 'FAILED' && run.error !== null && /^No (?:heartbeat|update) for /.test(run.error)) {
     cause = "the stale-run sweeper failed it because the runner was silent too long (a blocked event loop, the web app unreachable, or a heartbeat interval the server's staleAfterMs does not allow)"
@@ -83,8 +85,13 @@ export class RunFinishedObserver {
   readonly #finished = new Map<string, RunFinishedEvent | 'self'>()
   /** Per run, who waits to hear that it was finished elsewhere (`runPipeline`). */
   readonly #listeners = new Map<string, Set<(event: RunFinishedEvent) => void>>()
-  /** Per run, when this client first sent an update for it (a reused run id finished before). */
-  readonly #since = new Map<string, number>()
+  /**
+   * The runs the server has shown this client unfinished, in an answer to one of its requests or
+   * a read. A run first learned finished from an answer to this client's own update or heartbeat,
+   * and never shown unfinished before, had finished before this client's first update reached the
+   * server (a client's updates for a run reach the server in the order sent): a reused run id.
+   */
+  readonly #seenOpen = new Set<string>()
   /** Per run, how many of this client's own updates that may finish it are being delivered. */
   readonly #finishing = new Map<string, number>()
 
@@ -98,11 +105,6 @@ export class RunFinishedObserver {
     this.#onRunFinished = options.onRunFinished
     this.#readStatus = options.readStatus
     this.#onFinished = options.onFinished
-  }
-
-  /** Notes that this client sends for the run (the first time counts). */
-  sending(runId: string): void {
-    if (!this.#since.has(runId)) this.#since.set(runId, Date.now())
   }
 
   /**
@@ -150,7 +152,10 @@ export class RunFinishedObserver {
    */
   observe(runId: string, run: PipelineRunRecord, learnedFrom: RunFinishedEvent['learnedFrom'], self: boolean): RunFinishedEvent | undefined {
     const status = run.status
-    if (!isFinalStatus(status)) return undefined
+    if (!isFinalStatus(status)) {
+      this.#seenOpen.add(runId)
+      return undefined
+    }
     const known = this.#finished.get(runId)
     if (known !== undefined) return known === 'self' ? undefined : known
     if (self) {
@@ -162,7 +167,8 @@ export class RunFinishedObserver {
     this.#onFinished(runId)
     // A status read is how a reader learns anything: no warning for it.
     const log = learnedFrom === 'status' ? this.#logger.info?.bind(this.#logger) : this.#logger.warn.bind(this.#logger)
-    log?.(describeRunFinished(run, this.#since.get(runId)), { runId, status, reason: run.error })
+    const ownRequest = learnedFrom !== 'status' && learnedFrom !== 'stream'
+    log?.(describeRunFinished(run, ownRequest && !this.#seenOpen.has(runId)), { runId, status, reason: run.error })
     for (const listener of [this.#onRunFinished, ...(this.#listeners.get(runId) ?? [])]) {
       try {
         listener?.(event)
@@ -192,7 +198,11 @@ export class RunFinishedObserver {
     // Only a finished run teaches anything, so the answers to a running run's updates (almost
     // every answer) are not validated: that would cost more than the rest of the client's work.
     const status = runStatusOf(answer)
-    if (status === undefined || !isFinalStatus(status as RunStatus)) return learned
+    if (status === undefined) return learned
+    if (!isFinalStatus(status as RunStatus)) {
+      this.#seenOpen.add(update.runId)
+      return learned
+    }
     if (update.route === 'complete') {
       const parsed = CompleteRunResponse.safeParse(answer)
       if (parsed.success) this.observe(update.runId, parsed.data.run, 'completion', true)

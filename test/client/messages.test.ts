@@ -81,11 +81,6 @@ describe('a wrong secret without an outbox', () => {
     expect(logger.lines.filter((l) => l.level !== 'debug').map((l) => `${l.level} ${l.message}`)).toEqual([
       `error Run ${runId}: stage 1 PROCESSING was not delivered: ${refused}; check that the runner's secret (WEBHOOK_SECRET) matches the web app's. ` +
         'Later updates of this run failing the same way are logged at debug level',
-      // The run's live stream is refused for the same cause: once, with what it costs (a cancel
-      // is learned at a heartbeat instead) and its fix.
-      `warn Run ${runId}: live stream: GET ${server.origin}/api/pipeline/${runId}/events was refused (${refused}); a cancel (or the stale-run sweeper) ` +
-        'reaches a running stage at its next heartbeat (every 10000 ms) instead of within a second. Fix: let the webhook secret read the run ' +
-        "(an authorize hook that refuses the runner's reads), or turn the stream off with followRunStream: false.",
       `warn Closed with 11 update(s) undelivered: run ${runId}: 11 failed`,
     ])
     // The other ten are still there, at debug level.

@@ -12,7 +12,7 @@ import {
   runPipeline,
 } from 'pipeline-status-sdk/client'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { useTempDirs } from '../support/temp-dirs.js'
 import { clientFactory } from './support/client-factory.js'
 import { TEST_SECRET, useTestServer } from './support/test-server.js'
@@ -160,6 +160,31 @@ describe('a run finished before this client first reported it (a reused run id)'
     expect(warning).toMatch(new RegExp(`^Run ${runId} was CANCELLED \\(error: "an earlier run with this id was stopped"\\) on the server at \\S+, not by this client: `))
     expect(warning).toContain("it finished before this client's first update for it: the run id was most likely reused")
     await client.close({ timeoutMs: 1000 })
+  })
+
+  // The order comes from the server's answers, never from comparing the run's completedAt with
+  // this client's clock: a frozen clock gives the cancel and every send one and the same instant.
+  it('tells a reused run id from a cancel during the run by the server\'s answers, not by the clocks', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2026-01-01T09:00:00.000Z') })
+    try {
+      const first = makeClient()
+      await first.client.createRun('reused_same_instant')
+      expect(await first.client.markStageProcessing('reused_same_instant', 1)).toBe(true)
+      await cancel('reused_same_instant', 'stopped')
+      // This client's update was answered with the run open, then the cancel came: not a reuse.
+      expect(await first.client.markStageComplete('reused_same_instant', 1, 'done')).toBe(false)
+      const reused = makeClient()
+      expect(await reused.client.markStageProcessing('reused_same_instant', 1)).toBe(false)
+
+      const causes = [first, reused].map(({ logged }) => logged.filter((line) => line.level === 'warn')[0]?.message.replace(/^.*, not by this client: /, ''))
+      expect(causes).toEqual([
+        'the web app cancelled it (POST /cancel), or another runner reporting under the same run id cancelled a stage',
+        'it finished before this client\'s first update for it: the run id was most likely reused (an earlier run, or another runner, ' +
+          'used "reused_same_instant"); give each run a new id',
+      ])
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
 

@@ -205,6 +205,27 @@ describe('falls back to heartbeats when the stream is unavailable', () => {
     expect((await pipeline).status).toBe('CANCELLED')
   })
 
+  it('a stream refused to the runner (403) is one warning with its fix; a wrong secret is left to the updates\' error (test/client/messages.test.ts)', async () => {
+    const real = createPipelineStatusHandlers({ store: server().store, secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+    const forbidden = { type: 'urn:pipeline-status-sdk:problem:forbidden', title: 'Not allowed to stream this run', status: 403, code: 'forbidden' }
+    server().setHandler((request) =>
+      new URL(request.url).pathname.endsWith('/events')
+        ? Response.json(forbidden, { status: 403, headers: { 'content-type': 'application/problem+json' } })
+        : real.fetch(request),
+    )
+    warnings.length = 0
+    const client = makeClient()
+    const { run } = await client.createRun('watch_forbidden')
+    const summary = await runPipeline({ runId: run.id, client, stages: [1, 2, 3, 4, 5].map((n) => () => n) })
+    expect(summary.status).toBe('COMPLETED')
+    expect(eventsOf(run.id)).toHaveLength(1)
+    expect(warnings).toEqual([
+      `Run ${run.id}: live stream: GET ${server().origin}/api/pipeline/${run.id}/events was refused (HTTP 403 forbidden); a cancel (or the stale-run ` +
+        'sweeper) reaches a running stage at its next heartbeat (every 3600000 ms) instead of within a second. Fix: let the webhook secret read ' +
+        "the run (an authorize hook that refuses the runner's reads), or turn the stream off with followRunStream: false.",
+    ])
+  })
+
   it('network errors: retried with backoff while the heartbeats go on; followRunStream: false opens none', async () => {
     let refused = 0
     const client = makeClient({

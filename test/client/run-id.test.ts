@@ -30,18 +30,20 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 }
 
 describe('the client and the run-id rule', () => {
-  it('refuses an invalid id with PayloadValidationError naming runId, before any request', async () => {
+  it('refuses an invalid id with PayloadValidationError naming runId (createRun: its option id), before any request', async () => {
     const api = client(true)
     for (const id of INVALID) {
-      for (const call of [
-        () => api.createRun(id),
-        () => api.getStatus(id),
-        () => api.completeRun(id, { status: 'COMPLETED' }),
-        () => api.markStageProcessing(id, 1),
-      ]) {
+      // createRun(id) is createRun({ id }): the field is the option's (and POST /runs body's) `id`.
+      for (const [field, call] of [
+        ['id', () => api.createRun(id)],
+        ['id', () => api.createRun({ id })],
+        ['runId', () => api.getStatus(id)],
+        ['runId', () => api.completeRun(id, { status: 'COMPLETED' })],
+        ['runId', () => api.markStageProcessing(id, 1)],
+      ] as const) {
         const error = await rejection(call())
         expect(isPayloadValidationError(error), id).toBe(true)
-        expect((error as { fieldErrors: Array<{ field: string }> }).fieldErrors.map((e) => e.field)).toEqual(['runId'])
+        expect((error as { fieldErrors: Array<{ field: string }> }).fieldErrors.map((e) => e.field)).toEqual([field])
       }
     }
     expect(mock.requests).toEqual([])

@@ -232,8 +232,10 @@ class PrismaAPIClient:
         #: Runs whose superseded updates were logged: one warning per run.
         self._superseded_runs: Set[str] = set()
         self._progress_seq: Dict[Any, int] = {}
-        #: Per run, when this client first sent an update for it (a reused run id finished before).
-        self._first_sent: Dict[str, float] = {}
+        #: Runs the server has shown this client unfinished (in any answer). A run first learned
+        #: finished from an answer to this client's own update or heartbeat, never shown unfinished
+        #: before, had finished before this client's first update reached the server: a reused id.
+        self._seen_open: Set[str] = set()
         self._catalogues: Dict[str, List[Dict[str, Any]]] = {}
         self._heartbeats: Dict[str, Any] = {}
         #: Per run, the watch behind :meth:`cancelled`; runs whose own finishing update is in flight.
@@ -756,7 +758,7 @@ class PrismaAPIClient:
         with self._state:
             if run_id in self._finishing:
                 return False
-        return self._observe_run(run_id, {"run": run})
+        return self._observe_run(run_id, {"run": run}, watched=True)
 
     def _warn_once(self, kind: str, message: str) -> None:
         """A degradation of the run watch: a warning the first time per kind, then debug."""
@@ -828,8 +830,6 @@ class PrismaAPIClient:
             return False
         update = _Update(run_id, "POST", route_path(route, run_id), str(uuid.uuid4()), body, what, stage_number, finishing, progress)
         started = time.time()
-        with self._state:
-            self._first_sent.setdefault(run_id, started)
         if finishing:
             # Its answer says whether this client finished the run: the run watch waits for it.
             with self._state:
@@ -953,17 +953,20 @@ class PrismaAPIClient:
                 attempt += 1
                 time.sleep(wait)
 
-    def _observe_run(self, run_id: str, answer: Mapping[str, Any], self_finishing: bool = False, read: bool = False) -> bool:
+    def _observe_run(self, run_id: str, answer: Mapping[str, Any], self_finishing: bool = False, read: bool = False,
+                     watched: bool = False) -> bool:
         """The one place that reads the run out of an answer (stage update, completion,
-        heartbeat, status). Returns whether the run is known to be finished by someone else;
-        the first time, stops its heartbeats and calls ``on_run_finished``. ``self_finishing``:
-        the answer is to this client's own update that finished the run."""
+        heartbeat, status, the run watch). Returns whether the run is known to be finished by
+        someone else; the first time, stops its heartbeats and calls ``on_run_finished``.
+        ``self_finishing``: the answer is to this client's own update that finished the run;
+        ``read``, ``watched``: it is no answer to this client's own update or heartbeat."""
         run = answer.get("run")
         if not isinstance(run, dict):
             return False
         with self._state:
             self._runs[run_id] = dict(run)
             if run.get("status") not in FINAL_RUN_STATUSES:
+                self._seen_open.add(run_id)
                 return False
             known = self._finished.get(run_id)
             if known is not None:
@@ -972,13 +975,14 @@ class PrismaAPIClient:
                 self._finished[run_id] = "self"
                 return False
             self._finished[run_id] = dict(run)
+            before_first_update = not read and not watched and run_id not in self._seen_open
             watch = self._watches.get(run_id)
         if watch is not None:
             watch.event.set()
             watch.stop()
         self.stop_heartbeats(run_id)
         # A status read is how a reader learns anything: no warning for it.
-        self.log.log(logging.INFO if read else logging.WARNING, "%s", describe_run_finished(run, self._first_sent.get(run_id)))
+        self.log.log(logging.INFO if read else logging.WARNING, "%s", describe_run_finished(run, before_first_update))
         if self.on_run_finished is not None:
             try:
                 self.on_run_finished(run_id, dict(run))
@@ -1117,20 +1121,16 @@ class PrismaAPIClient:
             self._wake.clear()
 
 
-def describe_run_finished(run: Mapping[str, Any], since: Optional[float]) -> str:
+def describe_run_finished(run: Mapping[str, Any], finished_before_first_update: bool) -> str:
     """What happened to a run finished by someone else, and the likely cause, from the run as
     stored (the same text as the TypeScript client's): a finish before this client's first update
-    (``since``, seconds since the epoch) means a reused run id; else the sweeper's reason, a
-    cancel, or another party's completion or failure."""
+    reached the server (``finished_before_first_update``: the server's first answer to this
+    client's requests for the run showed it finished) means a reused run id; else the sweeper's
+    reason, a cancel, or another party's completion or failure. The order is the server's: the
+    run's ``completedAt`` is never compared with this client's clock, which may be off."""
     status, error, completed = run.get("status"), run.get("error"), run.get("completedAt")
     reason = f" (error: {json.dumps(error, ensure_ascii=False)})" if error else ""
-    finished_at = None
-    if isinstance(completed, str):
-        try:
-            finished_at = datetime.fromisoformat(completed.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            finished_at = None
-    if since is not None and finished_at is not None and finished_at < since:
+    if finished_before_first_update:
         cause = (f"it finished before this client's first update for it: the run id was most likely reused (an earlier run, "
                  f"or another runner, used \"{run.get('id')}\"); give each run a new id")
     elif status == "FAILED" and isinstance(error, str) and re.match(r"No (?:heartbeat|update) for ", error):

@@ -307,22 +307,44 @@ class NonJsonNumbersTest(unittest.TestCase):
         self.assertEqual(body, {"stageNumber": 2})
 
     def test_a_run_finished_before_this_client_reported_it_names_a_reused_run_id(self) -> None:
-        from datetime import datetime, timezone
-
         from pipeline_status_client.client import describe_run_finished
 
+        # Whether it finished before this client's first update is the server's order (its first
+        # answer to this client), never the run's completedAt against this machine's clock.
         run = {"id": "run_1", "status": "CANCELLED", "error": "stopped by a user", "completedAt": "2025-10-25T14:00:00.000Z"}
-        reused = describe_run_finished(run, since=datetime(2025, 10, 25, 15, 0, tzinfo=timezone.utc).timestamp())
+        reused = describe_run_finished(run, True)
         self.assertTrue(reused.startswith('Run run_1 was CANCELLED (error: "stopped by a user") on the server at 2025-10-25T14:00:00.000Z, '
                                           "not by this client: it finished before this client's first update for it: "
                                           "the run id was most likely reused"), reused)
-        cancelled = describe_run_finished(run, since=datetime(2025, 10, 25, 13, 0, tzinfo=timezone.utc).timestamp())
+        cancelled = describe_run_finished(run, False)
         self.assertIn("the web app cancelled it (POST /cancel)", cancelled)
         swept = describe_run_finished({**run, "status": "FAILED", "error": "No heartbeat for 45 s (the runner announced one every 10 seconds): "
-                                       "the runner stopped reporting"}, since=None)
+                                       "the runner stopped reporting"}, False)
         self.assertIn("the stale-run sweeper failed it because the runner was silent too long", swept)
-        completed = describe_run_finished({**run, "status": "COMPLETED", "error": None}, since=None)
+        completed = describe_run_finished({**run, "status": "COMPLETED", "error": None}, False)
         self.assertIn("another party completed it", completed)
+
+    def test_a_reused_run_id_is_told_from_a_cancel_by_the_servers_answers_not_by_the_clocks(self) -> None:
+        from unittest import mock
+
+        cancelled = {"id": "run_1", "status": "CANCELLED", "error": "stopped", "completedAt": "2999-01-01T00:00:00.000Z"}
+        causes = []
+        for answers in ([{"outcome": "applied", "run": {"id": "run_1", "status": "PROCESSING"}}, {"outcome": "stale", "run": cancelled}],
+                        [{"outcome": "stale", "run": cancelled}]):
+            client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
+            patcher = mock.patch.object(client._transport, "send", side_effect=list(answers))
+            patcher.start()
+            self.addCleanup(patcher.stop)
+            with self.assertLogs("pipeline_status_client", "WARNING") as logs:
+                for stage in range(1, len(answers) + 1):
+                    client.mark_stage_processing("run_1", stage)
+            causes.append(logs.output[0].split(", not by this client: ", 1)[1])
+        # A completedAt far after this machine's now: the old clock comparison called both a cancel.
+        self.assertEqual(causes, [
+            "the web app cancelled it (POST /cancel), or another runner reporting under the same run id cancelled a stage",
+            "it finished before this client's first update for it: the run id was most likely reused (an earlier run, "
+            "or another runner, used \"run_1\"); give each run a new id",
+        ])
 
     def test_heartbeat_never_raises(self) -> None:
         from unittest import mock
