@@ -116,6 +116,8 @@ export function knownRequirements(): OptionalTool[] {
     postgresTool('test/prisma/pgbouncer.test.ts', 'PrismaStore behind PgBouncer'),
     listenThroughPgBouncerTool(),
     pgbouncerTool('test/prisma/apply-migrations.test.ts', 'applyMigrations behind PgBouncer'),
+    pgbouncerTool('test/server/express-example-two-urls.test.ts', 'the Express example with a pooled and a direct URL'),
+    postgresTool('test/server/express-example-two-urls.test.ts', 'the Express example with a pooled and a direct URL'),
   ]
 }
 
