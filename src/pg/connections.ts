@@ -34,7 +34,12 @@ export interface PgConnectionsOptions {
    * Receives the one warning of {@link PgConnections.listener} when only a pooled URL is given.
    * @default `console`
    */
-  logger?: { warn(message: string): void } | undefined
+  logger?:
+    | {
+        /** Gets each warning as one line. */
+        warn(message: string): void
+      }
+    | undefined
 }
 
 /** What {@link createPgConnections} returns: the request pool and the direct URL's users. */
