@@ -117,6 +117,8 @@ export function knownRequirements(): OptionalTool[] {
     listenThroughPgBouncerTool(),
     pgbouncerTool('test/prisma/apply-migrations.test.ts', 'applyMigrations behind PgBouncer'),
     pgbouncerTool('test/server/express-example-two-urls.test.ts', 'the Express example with a pooled and a direct URL'),
+    pgbouncerTool('test/live/pg-connections.test.ts', 'createPgConnections behind PgBouncer'),
+    postgresTool('test/live/pg-connections.test.ts', 'createPgConnections behind PgBouncer'),
     postgresTool('test/server/express-example-two-urls.test.ts', 'the Express example with a pooled and a direct URL'),
   ]
 }
