@@ -5,6 +5,10 @@
  * PostgreSQL; the LISTEN connection must be the direct one (a transaction pooler never delivers
  * another session's notifications, so its delivery check would never pass).
  */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ExpressExample, liveFromEnv, startExpressExample } from '../../examples/express/app.js'
@@ -16,6 +20,20 @@ import { openSse } from '../live/sse-reader.js'
 
 const PGBOUNCER = toolForTests(pgbouncerTool('test/server/express-example-two-urls.test.ts', 'the Express example with a pooled and a direct URL'))
 const SECRET = 'two-urls-secret'
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/** `npm run example:express` with `env`, until it exits by itself: its exit code and stderr. */
+async function runExample(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const started = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/express/server.ts'], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', WEBHOOK_SECRET: 's', DATABASE_URL: '', DIRECT_DATABASE_URL: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  started.stderr?.on('data', (chunk: Buffer) => void (stderr += chunk.toString()))
+  const [code] = (await once(started, 'exit')) as [number | null]
+  return { code, stderr }
+}
 
 describe('LIVE_MODE and DIRECT_DATABASE_URL from the environment', () => {
   it('defaults to poll, reads listen and the direct URL, and refuses any other mode naming LIVE_MODE', () => {
@@ -26,6 +44,14 @@ describe('LIVE_MODE and DIRECT_DATABASE_URL from the environment', () => {
     })
     expect(() => liveFromEnv({ LIVE_MODE: 'notify' })).toThrow('LIVE_MODE must be poll or listen, got "notify"')
   })
+
+  it('npm run example:express stops with one line for an unknown LIVE_MODE, and for listen without PostgreSQL', async () => {
+    expect(await runExample({ LIVE_MODE: 'notify' })).toEqual({ code: 1, stderr: '[express-example] LIVE_MODE must be poll or listen, got "notify"\n' })
+    expect(await runExample({ LIVE_MODE: 'listen' })).toEqual({
+      code: 1,
+      stderr: '[express-example] LIVE_MODE=listen needs PostgreSQL: set DATABASE_URL (and DIRECT_DATABASE_URL when it is a pooler)\n',
+    })
+  }, 60_000)
 })
 
 describe.skipIf(!PGBOUNCER || !usesPostgres())('the Express example on a pooled DATABASE_URL and a direct DIRECT_DATABASE_URL (needs DATABASE_URL)', () => {
