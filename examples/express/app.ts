@@ -6,9 +6,9 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { createExpressRouter, loadPipelinesFile, type PipelineCatalogues } from 'pipeline-status-sdk/express'
-import { createPgRunListener } from 'pipeline-status-sdk/pg'
+import type { PgRunListener } from 'pipeline-status-sdk/pg'
 import { createPrismaStore, createStaleRunSweeper, type RunState, type StaleRunSweeperSettings } from 'pipeline-status-sdk/server'
-import { openDatabase } from '../shared/database.js'
+import { type Database, openDatabase } from '../shared/database.js'
 
 /** How long a client may take to send its request headers, in milliseconds (Node's default is 60 s). */
 export const HEADERS_TIMEOUT_MS = 10_000
@@ -23,8 +23,14 @@ export interface ExpressExampleOptions {
   port: number
   /** The host to bind. @default '127.0.0.1' */
   host?: string | undefined
-  /** A PostgreSQL URL. Without it, embedded PGlite is used. */
+  /** A PostgreSQL URL for requests (`DATABASE_URL`; a transaction pooler's is fine). Without it, embedded PGlite is used. */
   databaseUrl?: string | undefined
+  /**
+   * A direct session URL (`DIRECT_DATABASE_URL`) for the migrations and the LISTEN connection,
+   * when `databaseUrl` is a transaction pooler's. Ignored without `databaseUrl`.
+   * @default `databaseUrl`
+   */
+  directDatabaseUrl?: string | undefined
   /** PGlite's data folder when there is no `databaseUrl`; without it PGlite keeps data in memory. */
   dataDir?: string | undefined
   /** The webhook secret(s) the runner sends in `X-Webhook-Secret`. */
@@ -32,7 +38,9 @@ export interface ExpressExampleOptions {
   /**
    * How live streams learn of changes written by other instances: `'poll'` reads the versions of
    * the streamed runs every `pollIntervalMs`; `'listen'` holds a LISTEN connection (PostgreSQL
-   * only, from `databaseUrl`) and the store sends each write's notification after commit, in batches.
+   * only) on `directDatabaseUrl`, else on `databaseUrl` when that is direct, and the store sends
+   * each write's notification after commit, in batches. With only a pooled `databaseUrl` (a
+   * pooler that refuses startup parameters) it logs one line with the cause and the fix and polls.
    * @default 'poll'
    */
   liveMode?: 'poll' | 'listen' | undefined
@@ -75,6 +83,18 @@ export function collectionFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<Ex
   }
 }
 
+/**
+ * The example's live settings from the environment, as `npm run example:express` reads them:
+ * `LIVE_MODE` (`poll`, the default, or `listen`) and `DIRECT_DATABASE_URL`. Throws an `Error`
+ * naming `LIVE_MODE` and the accepted values for any other value.
+ */
+export function liveFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<ExpressExampleOptions, 'liveMode' | 'directDatabaseUrl'> {
+  const mode = env['LIVE_MODE']?.trim() || 'poll'
+  if (mode !== 'poll' && mode !== 'listen') throw new Error(`LIVE_MODE must be poll or listen, got ${JSON.stringify(mode)}`)
+  const direct = env['DIRECT_DATABASE_URL']?.trim()
+  return { liveMode: mode, ...(direct ? { directDatabaseUrl: direct } : {}) }
+}
+
 /** A running example. */
 export interface ExpressExample {
   /** The routes' base URL, e.g. `http://127.0.0.1:3000/api/pipeline`. */
@@ -82,6 +102,11 @@ export interface ExpressExample {
   port: number
   /** Which database it uses. */
   database: 'postgres' | 'pglite'
+  /**
+   * How its streams learn of other instances' writes: `'listen'` only when LISTEN mode was asked
+   * for and a direct connection is at hand (`listener` is then its LISTEN connection).
+   */
+  live: { mode: 'poll' | 'listen'; listener: PgRunListener | undefined }
   /** Sweeps stale runs now; resolves the runs it failed (`[]` without `staleRunSweeper`). */
   sweepStaleRuns(): Promise<RunState[]>
   /** Stops accepting requests, waits for open ones, closes the database. */
@@ -103,15 +128,18 @@ export interface ExpressExample {
  */
 export async function startExpressExample(options: ExpressExampleOptions): Promise<ExpressExample> {
   const log = options.log ?? console
-  const db = await openDatabase({ url: options.databaseUrl, dataDir: options.dataDir })
+  if (options.liveMode === 'listen' && !options.databaseUrl) throw new Error("liveMode 'listen' needs a PostgreSQL databaseUrl")
+  const db = await openDatabase({ url: options.databaseUrl, directUrl: options.directDatabaseUrl, dataDir: options.dataDir, logger: log })
   const app = express()
   app.disable('x-powered-by')
-  const listen = options.liveMode === 'listen'
-  if (listen && !options.databaseUrl) throw new Error("liveMode 'listen' needs a PostgreSQL databaseUrl")
+  const listen = options.liveMode === 'listen' && directConnectionAtHand(db, log)
   const channel = 'pipeline_status'
   // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
+  // The store's own statements run on the pool under Prisma's adapter (the fast path); behind a
+  // transaction pooler it turns to unnamed prepared statements by itself.
   const store = createPrismaStore({
     prisma: db.prisma,
+    ...(db.connections ? { pool: db.connections.pool } : {}),
     queryTimeoutMs: 5_000,
     maxWaitMs: 5_000,
     timeoutMs: 15_000,
@@ -120,12 +148,11 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
   const sweeper = options.staleRunSweeper
     ? createStaleRunSweeper({ logger: { warn: (message) => log.warn(message), error: (message) => log.error(message) }, ...options.staleRunSweeper, store })
     : undefined
+  // LISTEN always on the direct URL (DIRECT_DATABASE_URL, else DATABASE_URL when that is direct).
+  const listener = listen ? db.connections?.listener({ channel }) : undefined
   const router = createExpressRouter({
     store,
-    live: {
-      pollIntervalMs: options.pollIntervalMs,
-      listen: listen ? createPgRunListener({ connectionString: options.databaseUrl as string, channel }) : undefined,
-    },
+    live: { pollIntervalMs: options.pollIntervalMs, listen: listener },
     secret: options.secret,
     ...collectionSettings(options),
     logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
@@ -158,6 +185,7 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/api/pipeline`,
     port,
     database: db.kind,
+    live: { mode: listener ? 'listen' : 'poll', listener },
     sweepStaleRuns: () => sweeper?.sweep() ?? Promise.resolve([]),
     close: () =>
       (closing ??= (async () => {
@@ -180,6 +208,22 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
         await db.close()
       })()),
   }
+}
+
+/**
+ * Whether LISTEN mode has a direct connection: `DIRECT_DATABASE_URL`, or `DATABASE_URL` when no
+ * pooler refused the bounds on it. Otherwise one line says why the example polls, and the fix.
+ */
+function directConnectionAtHand(db: Database, log: Pick<Console, 'warn'>): boolean {
+  if (!db.connections) return false
+  if (db.connections.hasDirectUrl || db.bounds !== 'database') return true
+  log.warn(
+    '[express-example] LIVE_MODE=listen needs a direct connection, but DATABASE_URL goes through a connection pooler ' +
+      '(it refused the startup parameters) and DIRECT_DATABASE_URL is not set: a transaction pooler never delivers ' +
+      "another session's notifications, so live streams poll run versions instead. Fix: set DIRECT_DATABASE_URL to the " +
+      "database's own host and port.",
+  )
+  return false
 }
 
 /** The handlers' `pipelines` and `readTokens` from the example's options (only those given). */

@@ -5,7 +5,12 @@
  * - `PORT` (default 3000)
  * - `WEBHOOK_SECRET`, comma-separated for rotation (unset: a demo secret, loudly logged)
  * - `DATABASE_URL` (unset: embedded PGlite with its data in `./.data/express-example`,
- *   or in `DATA_DIR` when set)
+ *   or in `DATA_DIR` when set): the URL requests use; a transaction pooler's is fine
+ * - `DIRECT_DATABASE_URL`: a direct session URL for the migrations and LISTEN, when
+ *   `DATABASE_URL` is a pooler's (unset: `DATABASE_URL`)
+ * - `LIVE_MODE`: `poll` (default: each instance polls the versions of the runs it streams) or
+ *   `listen` (one LISTEN connection per instance on the direct URL; with only a pooled
+ *   `DATABASE_URL` it says so once and polls)
  * - `PIPELINES_FILE`: named stage catalogues, a JSON file `{ "report": ["Fetch", "Summarise"] }`
  *   (the same format as `pipeline-status mock --pipelines`); runs created without a pipeline
  *   stay in `default`
@@ -13,7 +18,7 @@
  *   webhook secret); comma-separated for several
  */
 import { MigrationHistoryError } from '../shared/database.js'
-import { collectionFromEnv, startExpressExample } from './app.js'
+import { collectionFromEnv, liveFromEnv, startExpressExample } from './app.js'
 
 const DEMO_SECRET = 'demo-secret-do-not-use-in-production'
 
@@ -52,14 +57,26 @@ try {
   process.exit(1)
 }
 
-const example = await startExpressExample({ port, databaseUrl, dataDir, secret, ...collection }).catch((error: unknown) => {
+let live: ReturnType<typeof liveFromEnv>
+try {
+  live = liveFromEnv()
+} catch (error) {
+  console.error(`[express-example] ${(error as Error).message}`)
+  process.exit(1)
+}
+if (live.liveMode === 'listen' && !databaseUrl) {
+  console.error('[express-example] LIVE_MODE=listen needs PostgreSQL: set DATABASE_URL (and DIRECT_DATABASE_URL when it is a pooler)')
+  process.exit(1)
+}
+
+const example = await startExpressExample({ port, databaseUrl, dataDir, secret, ...live, ...collection }).catch((error: unknown) => {
   // A database the example cannot migrate is the user's to fix: one line that says how, no stack.
   if (!(error instanceof MigrationHistoryError)) throw error
   console.error(`[express-example] ${error.message}`)
   process.exit(1)
 })
 console.info(
-  `[express-example] listening on ${example.url} (${example.database === 'postgres' ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`})`,
+  `[express-example] listening on ${example.url} (${example.database === 'postgres' ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`}, live mode: ${example.live.mode})`,
 )
 if (collection.pipelines) console.info(`[express-example] pipelines: default, ${Object.keys(collection.pipelines).join(', ')}`)
 console.info(`[express-example] try: curl -X POST ${example.url}/runs -H 'X-Webhook-Secret: …' -H 'Content-Type: application/json' -d '{}'`)

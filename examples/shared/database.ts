@@ -20,6 +20,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
+import { createPgConnections, type PgConnections } from 'pipeline-status-sdk/pg'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 
 /** The folder holding `<timestamp>_<name>/migration.sql`, as `prisma migrate` lays it out. */
@@ -67,8 +68,13 @@ export class MigrationHistoryError extends Error {
 
 /** Options of {@link openDatabase}. */
 export interface OpenDatabaseOptions {
-  /** A PostgreSQL connection URL. Without it, PGlite is used. */
+  /** A PostgreSQL connection URL for requests (`DATABASE_URL`; a pooler's is fine). Without it, PGlite is used. */
   url?: string | undefined
+  /**
+   * A direct session URL (`DIRECT_DATABASE_URL`) for the migrations and `LISTEN`. Ignored without `url`.
+   * @default `url`
+   */
+  directUrl?: string | undefined
   /** PGlite's data folder (created if missing, kept between runs). Without it, PGlite runs in memory. Ignored with `url`. */
   dataDir?: string | undefined
   /**
@@ -96,6 +102,11 @@ export interface Database {
   bounds: 'connection' | 'database' | 'none'
   /** The PGlite instance, e.g. to serve it over a socket; only for `kind: 'pglite'`. */
   pglite?: PGlite
+  /**
+   * The two URLs (`kind: 'postgres'` only): `connections.pool` is the `pg` pool under the Prisma
+   * client, for the store's `pool` option; `connections.listener()` opens LISTEN on the direct URL.
+   */
+  connections?: PgConnections
   /** Disconnects the client (and closes PGlite). */
   close(): Promise<void>
 }
@@ -138,19 +149,25 @@ const REFUSED_STARTUP_PARAMETER = /unsupported startup parameter/i
  */
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
   if (options.url) {
+    const directUrl = options.directUrl || options.url
     const { client, pooled } = await connectForMigrations(options.url)
+    // Migrations hold a session's advisory lock: on the direct URL when there is one.
+    const migrating = directUrl === options.url ? client : (await connectForMigrations(directUrl)).client
     try {
       if (pooled) await warnWithoutDatabaseBounds(client, options.logger ?? console)
       await applyMigrations({
-        query: async (sql, params) => (await client.query(sql, params)).rows,
-        exec: async (sql) => void (await client.query(sql)),
+        query: async (sql, params) => (await migrating.query(sql, params)).rows,
+        exec: async (sql) => void (await migrating.query(sql)),
       })
     } finally {
       await client.end()
+      if (migrating !== client) await migrating.end()
     }
-    const prisma = new PrismaClient({
-      adapter: new PrismaPg({
-        connectionString: options.url,
+    const connections = createPgConnections({
+      connectionString: options.url,
+      directConnectionString: options.directUrl,
+      ...(options.logger ? { logger: options.logger } : {}),
+      pool: {
         max: options.poolSize ?? 10,
         // Bounds on the database side too (docs/operations.md): a request never waits forever for
         // a pooled connection, and the server cancels a statement (a lock that is never released)
@@ -158,9 +175,20 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
         // Behind a pooler that refuses them, the database's own settings apply instead.
         connectionTimeoutMillis: POOL_CONNECTION_TIMEOUT_MS,
         ...(pooled ? {} : CONNECTION_BOUNDS),
-      }),
+      },
     })
-    return { prisma, kind: 'postgres', bounds: pooled ? 'database' : 'connection', close: () => prisma.$disconnect() }
+    // One pool under both Prisma's adapter and the store's own statements (createPrismaStore's `pool`).
+    const prisma = new PrismaClient({ adapter: new PrismaPg(connections.pool) })
+    return {
+      prisma,
+      kind: 'postgres',
+      bounds: pooled ? 'database' : 'connection',
+      connections,
+      close: async () => {
+        await prisma.$disconnect()
+        await connections.close()
+      },
+    }
   }
 
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true })

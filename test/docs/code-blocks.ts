@@ -93,11 +93,14 @@ export {}
 `
 
 /**
- * The app's own module exporting its client, as samples import it: `@/lib/prisma` (a Next.js
- * alias) or `./prisma.js`.
+ * The app's own module exporting its client and the `pg` pool under it, as samples import them:
+ * `@/lib/prisma` (a Next.js alias) or `./prisma.js`.
  */
 const APP_PRISMA_MODULE = `import type { PrismaClient } from '../generated/prisma/client.js'
+import type pg from 'pg'
 export declare const prisma: PrismaClient
+/** The \`pg\` pool under the client's adapter (\`new PrismaPg(pool)\`), for the store's \`pool\`. */
+export declare const pool: pg.Pool
 `
 
 const COMPILER_OPTIONS = {

@@ -85,7 +85,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'createRunStatusStore', 'useRunStatus',
   ],
   'pipeline-status-sdk/pg': [
-    'DEFAULT_NOTIFY_CHANNEL', 'MigrationError', 'applyMigrations', 'createPgRunListener',
+    'DEFAULT_NOTIFY_CHANNEL', 'MigrationError', 'applyMigrations', 'createPgConnections', 'createPgRunListener',
   ],
 }
 

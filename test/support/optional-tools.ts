@@ -116,6 +116,10 @@ export function knownRequirements(): OptionalTool[] {
     postgresTool('test/prisma/pgbouncer.test.ts', 'PrismaStore behind PgBouncer'),
     listenThroughPgBouncerTool(),
     pgbouncerTool('test/prisma/apply-migrations.test.ts', 'applyMigrations behind PgBouncer'),
+    pgbouncerTool('test/server/express-example-two-urls.test.ts', 'the Express example with a pooled and a direct URL'),
+    pgbouncerTool('test/live/pg-connections.test.ts', 'createPgConnections behind PgBouncer'),
+    postgresTool('test/live/pg-connections.test.ts', 'createPgConnections behind PgBouncer'),
+    postgresTool('test/server/express-example-two-urls.test.ts', 'the Express example with a pooled and a direct URL'),
   ]
 }
 

@@ -1,11 +1,14 @@
 import 'server-only'
 import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
-import { prisma } from '@/lib/prisma'
+import { createPrismaStore } from 'pipeline-status-sdk/server'
+import { pool, prisma } from '@/lib/prisma'
 import { readTokenSecret } from '@/lib/run-read-token'
 import { stages } from '@/lib/stages'
 
 /**
- * The package's route handlers on the app's PrismaClient: mounted by the catch-all route
+ * The package's route handlers on the app's PrismaClient, the store's own statements on the
+ * `pg` pool under it (the fast path; behind a transaction pooler the store turns to unnamed
+ * prepared statements by itself): mounted by the catch-all route
  * (app/api/pipeline/[...path]/route.ts), and called in-process by the run page, which renders
  * the run as stored through the same status handler the browser may read.
  *
@@ -16,7 +19,7 @@ import { stages } from '@/lib/stages'
  */
 const readSecret = readTokenSecret()
 export const pipelineRoutes = createNextRouteHandlers({
-  prisma,
+  store: createPrismaStore({ prisma, pool }),
   stages,
   ...(readSecret === undefined ? {} : { readTokens: { secret: readSecret } }),
 })

@@ -1,12 +1,13 @@
 import 'server-only'
 import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
 import { PrismaClient } from '@/generated/prisma/client'
 
-// `next dev` re-evaluates modules on every edit, so the client is kept on `globalThis` there;
-// otherwise each reload would open another connection pool.
-const globalForPrisma = globalThis as typeof globalThis & { pipelineStatusPrisma?: PrismaClient }
+// `next dev` re-evaluates modules on every edit, so the pool and the client are kept on
+// `globalThis` there; otherwise each reload would open another connection pool.
+const globalForPrisma = globalThis as typeof globalThis & { pipelineStatusPool?: pg.Pool; pipelineStatusPrisma?: PrismaClient }
 
-function createPrismaClient(): PrismaClient {
+function createPool(): pg.Pool {
   const poolSize = Number(process.env['DATABASE_POOL_SIZE'] ?? 10)
   if (!process.env['DATABASE_URL'] && process.env['NEXT_PHASE'] !== 'phase-production-build') {
     // Without it `pg` falls back to localhost:5432 as the OS user: every request would then fail
@@ -17,14 +18,17 @@ function createPrismaClient(): PrismaClient {
     )
   }
   // The pool connects on first use, so `next build` (which loads this module) needs no database.
-  const adapter = new PrismaPg({ connectionString: process.env['DATABASE_URL'], max: poolSize })
-  return new PrismaClient({ adapter })
+  return new pg.Pool({ connectionString: process.env['DATABASE_URL'], max: poolSize })
 }
 
 /**
- * The app's one PrismaClient, on DATABASE_URL. DATABASE_POOL_SIZE caps its pool (10): the
- * embedded demo database (PGlite served over a socket) runs every statement on one session, so
- * its start script sets 1, since two pooled connections would interleave their transactions.
+ * The app's one `pg` pool, on DATABASE_URL: under the PrismaClient's adapter and under the
+ * store's own statements (lib/pipeline-routes.ts, `createPrismaStore({ prisma, pool })`).
+ * DATABASE_POOL_SIZE caps it (10): the embedded demo database (PGlite served over a socket) runs
+ * every statement on one session, so its start script sets 1, since two pooled connections would
+ * interleave their transactions.
  */
-export const prisma: PrismaClient = globalForPrisma.pipelineStatusPrisma ?? createPrismaClient()
-if (process.env.NODE_ENV !== 'production') globalForPrisma.pipelineStatusPrisma = prisma
+export const pool: pg.Pool = globalForPrisma.pipelineStatusPool ?? createPool()
+/** The app's one PrismaClient, on {@link pool}. */
+export const prisma: PrismaClient = globalForPrisma.pipelineStatusPrisma ?? new PrismaClient({ adapter: new PrismaPg(pool) })
+if (process.env.NODE_ENV !== 'production') Object.assign(globalForPrisma, { pipelineStatusPool: pool, pipelineStatusPrisma: prisma })
