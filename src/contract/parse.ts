@@ -45,10 +45,12 @@ export function isPayloadValidationError(error: unknown): error is PayloadValida
 
 /** Converts zod issues to `{ field, message }` pairs with dotted field paths. */
 export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
-  return issues.map((issue) => ({
-    field: issue.path.map(String).join('.'),
-    message: issue.message,
-  }))
+  return issues.flatMap((issue) =>
+    // An unknown key of a strict object is named itself, not the object around it.
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ field: [...issue.path, key].map(String).join('.'), message: issue.message }))
+      : [{ field: issue.path.map(String).join('.'), message: issue.message }],
+  )
 }
 
 /**

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { jsonObjectSchema } from './json-object.js'
 import { HeartbeatOutcome, StageProgress } from './runner-control.js'
 import type { StageCatalogue } from './stages.js'
 import { RunStatus, StageStatus } from './status.js'
@@ -37,7 +38,7 @@ export const PipelineRunRecord = z.object({
   /** The run's tags (at most 20, each 1–128 characters), in the order they were added. */
   tags: z.array(z.string()).default([]),
   /** The app's JSON object for the run (at most 16 KiB as JSON; `{}` when none). */
-  metadata: z.record(z.string(), z.unknown()).default({}),
+  metadata: jsonObjectSchema().default({}),
   /** When the run's first stage started (the server's receipt of its first applied update); `null` before. */
   startedAt: z.string().nullable().default(null),
 })

@@ -122,9 +122,9 @@ const STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED']
 const LIST_FILTERS: readonly QueryParameterDoc[] = [
   { name: 'status', repeated: true, description: 'Runs in any of these statuses (repeat the parameter). An unknown status is 400 `invalid_query` naming `status`.', schema: { type: 'array', items: { type: 'string', enum: STATUSES } } },
   { name: 'pipeline', description: 'Runs of this pipeline; a pipeline no longer configured is allowed (old runs keep their name).', schema: { type: 'string', minLength: 1 } },
-  { name: 'tag', repeated: true, description: 'Runs carrying every one of these tags (repeat the parameter).', schema: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 } } },
-  { name: 'createdAfter', description: 'Runs created at or after this instant (inclusive; ISO 8601, no offset = UTC).', schema: { type: 'string' } },
-  { name: 'createdBefore', description: 'Runs created before this instant (exclusive; ISO 8601, no offset = UTC).', schema: { type: 'string' } },
+  { name: 'tag', repeated: true, description: 'Runs carrying every one of these tags (repeat the parameter); each 1 to 128 UTF-16 code units, the rule of `POST /runs`.', schema: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 } } },
+  { name: 'createdAfter', description: 'Runs created at or after this instant (inclusive; ISO 8601, no offset = UTC; a fraction finer than a millisecond rounds up; an offset\'s `+` written `%2B`).', schema: { type: 'string' } },
+  { name: 'createdBefore', description: 'Runs created before this instant (exclusive; ISO 8601, no offset = UTC; a fraction finer than a millisecond rounds up; an offset\'s `+` written `%2B`).', schema: { type: 'string' } },
 ]
 
 /** The file name the document is served under, after the base path: `{basePath}/openapi.json`. */
@@ -196,7 +196,7 @@ const ROUTE_DOCS = {
   listRuns: {
     summary: 'List runs',
     description:
-      'A page of runs, newest first (`createdAt` descending, ties by `id` descending in code-unit order, `COLLATE "C"`), each a `RunSummary`: the run without stage outputs, `currentStage` (the highest-numbered `PROCESSING` stage, else `null`) and `stageCounts` (all five statuses; `PENDING` = catalogue length − stored stages). A list item\'s `error` is cut to 1,000 characters with `errorTruncated: true`. `nextCursor` (opaque, `null` on the last page) continues the list; it is bound to the filters and the caller it was made for, and is 400 `invalid_cursor` with any other. Runs created meanwhile never shift a page: the cursor is a position (keyset), not an offset. Authorized by the webhook secret, which sees every run.',
+      'A page of runs, newest first (`createdAt` descending, ties by `id` descending in code-unit order, `COLLATE "C"`), each a `RunSummary`: the run without stage outputs, `currentStage` (the highest-numbered `PROCESSING` stage, else `null`) and `stageCounts` (all five statuses; `PENDING` = catalogue length − stored stages). A list item\'s `error` is cut to 1,000 characters with `errorTruncated: true`. `nextCursor` (opaque, `null` on the last page) continues the list; it is bound to the filters and the caller it was made for, and is 400 `invalid_cursor` with any other. Runs created meanwhile never shift a page: the cursor is a position (keyset), not an offset. A query parameter not listed here is 400 `invalid_query` naming it. Authorized by the webhook secret, which sees every run.',
     answers: { 200: { description: 'A page of runs.', json: named('RunListPage', RunListPage), headers: [NO_STORE] } },
     problems: [...SET_READ, 'invalid_cursor'],
     query: [
@@ -208,7 +208,7 @@ const ROUTE_DOCS = {
   runCounts: {
     summary: 'Count runs',
     description:
-      'How many runs match the filters, per status or per pipeline (`groupBy`, required: without it, or with another value, 400 `invalid_query` naming `groupBy`). Keys without a run are absent. Authorized like the list.',
+      'How many runs match the filters, per status or per pipeline (`groupBy`, required: without it, or with another value, 400 `invalid_query` naming `groupBy`). Keys without a run are absent. A query parameter not listed here is 400 `invalid_query` naming it. Authorized like the list.',
     answers: { 200: { description: 'Runs per key.', json: named('RunCounts', RunCounts), headers: [NO_STORE] } },
     problems: SET_READ,
     query: [{ name: 'groupBy', required: true, description: 'What to count by: `status` or `pipeline`.', schema: { type: 'string', enum: ['status', 'pipeline'] } }, ...LIST_FILTERS],

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { CONTRACT_ROUTES } from './route-registry.js'
+import { RUN_COUNTS_PARAMETERS, RUN_LIST_PARAMETERS } from './run-list-query.js'
 import {
   buildRoutePath,
   createRouteMatcher,
@@ -94,5 +95,13 @@ describe('the route table', () => {
     expect(buildRoutePath('openApi', {}, '')).toBe('/openapi.json')
     expect(routeUrl('https://app.example.com/api/pipeline/', 'status', { runId: 'run:1' })).toBe('https://app.example.com/api/pipeline/run%3A1/status')
     expect(routeUrl('/api/pipeline', 'events', { runId: 'r' })).toBe('/api/pipeline/r/events')
+  })
+})
+
+describe('the query parameters the list routes know', () => {
+  it('are the ones the OpenAPI document lists, so a parameter it shows is never refused as unknown', () => {
+    const names = (route: 'listRuns' | 'runCounts') => (CONTRACT_ROUTES[route].query ?? []).map((parameter) => parameter.name)
+    expect(names('listRuns')).toEqual([...RUN_LIST_PARAMETERS])
+    expect(names('runCounts')).toEqual([...RUN_COUNTS_PARAMETERS])
   })
 })

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod'
 import { MAX_METADATA_BYTES, MAX_TAG_LENGTH, MAX_TAGS } from './run-list.js'
+import { jsonObjectSchema } from './json-object.js'
 import { isStorableText } from './storable-text.js'
 
 const encoder = new TextEncoder()
@@ -41,14 +42,30 @@ function unstorablePath(value: unknown, path: string): string | undefined {
 }
 
 /**
- * A tag: 1 to 128 characters (UTF-16 code units) of text PostgreSQL can store (no NUL, no lone
- * surrogate). Tags are case-sensitive and stored as sent.
+ * Why a text is not a tag (`undefined` when it is): not 1 to 128 UTF-16 code units (JS string
+ * length; an emoji counts 2), or not storable. The one tag rule, used by {@link Tag}, the list
+ * query's `tag` and read tokens alike.
+ */
+export function tagProblem(tag: unknown): string | undefined {
+  if (typeof tag !== 'string') return 'a tag is a string'
+  if (tag.length < 1 || tag.length > MAX_TAG_LENGTH) {
+    return `a tag is 1 to ${MAX_TAG_LENGTH} characters (UTF-16 code units), got ${tag.length}`
+  }
+  return isStorableText(tag) ? undefined : 'must not contain NUL or a lone surrogate'
+}
+
+/**
+ * A tag: 1 to 128 characters (UTF-16 code units, JS string length: an emoji counts 2) of text
+ * PostgreSQL can store (no NUL, no lone surrogate). Tags are case-sensitive and stored as sent.
  */
 export const Tag = z
   .string()
-  .min(1, { message: 'a tag is 1 to 128 characters' })
-  .max(MAX_TAG_LENGTH, { message: `a tag is 1 to ${MAX_TAG_LENGTH} characters` })
-  .refine(isStorableText, { message: 'must not contain NUL or a lone surrogate' })
+  .check((ctx) => {
+    const problem = tagProblem(ctx.value)
+    if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem })
+  })
+  // For the OpenAPI document (JSON Schema counts code points, so this is a looser bound there).
+  .meta({ minLength: 1, maxLength: MAX_TAG_LENGTH })
 /** A tag; see {@link Tag}. */
 export type Tag = z.infer<typeof Tag>
 
@@ -60,10 +77,10 @@ export const Tags = z.array(Tag).check((ctx) => {
 
 /**
  * A JSON object checked for storing: every string and key storable, the whole at most 16 KiB as
- * UTF-8 JSON when `limited`.
+ * UTF-8 JSON when `limited`. Passed on as sent, so a member `__proto__` stays a member.
  */
-function jsonObject(limited: boolean) {
-  return z.record(z.string(), z.unknown()).check((ctx) => {
+function jsonObject(limited: boolean): z.ZodType<Record<string, unknown>> {
+  return jsonObjectSchema().check((ctx) => {
     const at = unstorablePath(ctx.value, '')
     if (at !== undefined) {
       ctx.issues.push({ code: 'custom', input: ctx.value, path: at.split('.'), message: 'must not contain NUL or a lone surrogate' })
@@ -81,14 +98,18 @@ export type RunMetadata = z.infer<typeof RunMetadata>
 /**
  * Body of `POST {basePath}/{runId}/tags`: `remove` applies first, then `add`; a tag the run
  * already carries is not added twice, one it does not carry is not an error to remove. More
- * than 20 tags afterwards is a 400 naming `tags`.
+ * than 20 tags afterwards is a 400 naming `tags`; any other key is a 400 naming it.
  */
-export const RunTagsChange = z.object({
-  /** Tags to add (after `remove`), each 1 to 128 characters. */
-  add: z.array(Tag).optional(),
-  /** Tags to remove (before `add`). */
-  remove: z.array(Tag).optional(),
-})
+export const RunTagsChange = z.strictObject(
+  {
+    /** Tags to add (after `remove`), each 1 to 128 characters. */
+    add: z.array(Tag).optional(),
+    /** Tags to remove (before `add`). */
+    remove: z.array(Tag).optional(),
+  },
+  // A misspelt key (`tags`) would otherwise change nothing and answer 200.
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? 'unknown field: a tag change has only `add` and `remove`' : undefined) },
+)
 /**
  * Body of a tag change.
  * @interface

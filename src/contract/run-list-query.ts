@@ -6,10 +6,10 @@
 import {
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
-  MAX_TAG_LENGTH,
   type RunListFilter,
   type RunScope,
 } from './run-list.js'
+import { tagProblem } from './run-labels.js'
 import { RunStatus } from './status.js'
 import { isTimestamp, TIMESTAMP_FORMAT, timestampToDate } from './timestamp.js'
 
@@ -69,16 +69,52 @@ function single(params: URLSearchParams, name: string): Parsed<string | undefine
   return { ok: true, value: values[0] }
 }
 
+/** The filters' parameters, shared by lists, counts and set streams. */
+export const RUN_FILTER_PARAMETERS = ['status', 'pipeline', 'tag', 'createdAfter', 'createdBefore'] as const
+/** Every parameter `GET {base}/runs` knows; any other is 400 naming it. */
+export const RUN_LIST_PARAMETERS = [...RUN_FILTER_PARAMETERS, 'limit', 'cursor'] as const
+/** Every parameter `GET {base}/runs/counts` knows; any other is 400 naming it. */
+export const RUN_COUNTS_PARAMETERS = ['groupBy', ...RUN_FILTER_PARAMETERS] as const
+
+/**
+ * The first parameter the route does not know, refused: a misspelt filter (`tags=x`) must not
+ * answer the whole unfiltered set.
+ */
+function unknownParameter(params: URLSearchParams, known: readonly string[]): RunQueryError | undefined {
+  for (const name of params.keys()) {
+    if (!known.includes(name)) {
+      return refuse(name, `Unknown query parameter ${JSON.stringify(name.slice(0, 64))}; this route knows ${known.join(', ')}`)
+    }
+  }
+  return undefined
+}
+
+/** A time before an offset whose `+` arrived as a space (`+` unencoded in a query is a space). */
+const PLUS_AS_SPACE = /T[\d:.]+ \d{2}:\d{2}$/
+
+/**
+ * The instant of a query bound, rounded UP to the millisecond: instants are stored to the
+ * millisecond, so `createdAt >= X` and `createdAt < X` for an X between two milliseconds are
+ * `createdAt >= ceil(X)` and `createdAt < ceil(X)`. One rule for both stores.
+ */
 function instant(params: URLSearchParams, name: string): Parsed<Date | undefined> {
   const value = single(params, name)
   if (!value.ok || value.value === undefined) return value as Parsed<undefined>
-  if (!isTimestamp(value.value)) return refuse(name, `\`${name}\` must be a timestamp ${TIMESTAMP_FORMAT}`)
-  return { ok: true, value: timestampToDate(value.value) }
+  const text = value.value
+  if (!isTimestamp(text)) {
+    const hint = PLUS_AS_SPACE.test(text) ? '; a `+` in a query string arrives as a space: URL-encode it as `%2B`' : ''
+    return refuse(name, `\`${name}\` must be a timestamp ${TIMESTAMP_FORMAT}, got ${JSON.stringify(text.slice(0, 64))}${hint}`)
+  }
+  const floor = timestampToDate(text)
+  // The fraction's digits after the millisecond (the only `.` of a timestamp is the fraction's).
+  const beyondMillis = /\.\d{3}(\d+)/.exec(text)?.[1] ?? ''
+  return { ok: true, value: /[1-9]/.test(beyondMillis) ? new Date(floor.getTime() + 1) : floor }
 }
 
 /**
  * The filters of a list, count or set stream query: repeated `status` (any of them), `pipeline`,
- * repeated `tag` (all of them), `createdAfter` (inclusive) and `createdBefore` (exclusive).
+ * repeated `tag` (all of them), `createdAfter` (inclusive) and `createdBefore` (exclusive), both
+ * rounded up to the millisecond. Parameters other than these are not checked here.
  */
 export function parseRunListFilter(params: URLSearchParams): Parsed<RunListFilter> {
   const statuses = params.getAll('status')
@@ -89,7 +125,8 @@ export function parseRunListFilter(params: URLSearchParams): Parsed<RunListFilte
   }
   const tags = params.getAll('tag')
   for (const tag of tags) {
-    if (tag.length < 1 || tag.length > MAX_TAG_LENGTH) return refuse('tag', `\`tag\` must be 1–${MAX_TAG_LENGTH} characters`)
+    const problem = tagProblem(tag)
+    if (problem) return refuse('tag', `\`tag\`: ${problem}`)
   }
   const pipeline = single(params, 'pipeline')
   if (!pipeline.ok) return pipeline
@@ -108,8 +145,13 @@ export function parseRunListFilter(params: URLSearchParams): Parsed<RunListFilte
   return { ok: true, value: filter }
 }
 
-/** Parses the query of `GET {base}/runs`: the filters, `limit` (1..200, default 50) and `cursor`. */
+/**
+ * Parses the query of `GET {base}/runs`: the filters, `limit` (1..200, default 50) and `cursor`;
+ * any other parameter is refused naming it.
+ */
 export function parseRunListQuery(params: URLSearchParams): Parsed<RunListQuery> {
+  const unknown = unknownParameter(params, RUN_LIST_PARAMETERS)
+  if (unknown) return unknown
   const filter = parseRunListFilter(params)
   if (!filter.ok) return filter
   const limitText = single(params, 'limit')
@@ -126,12 +168,18 @@ export function parseRunListQuery(params: URLSearchParams): Parsed<RunListQuery>
   return { ok: true, value: { filter: filter.value, limit, cursor: cursor.value } }
 }
 
-/** Parses the query of `GET {base}/runs/counts`: `groupBy` (required) and the filters. */
+/**
+ * Parses the query of `GET {base}/runs/counts`: `groupBy` (required) and the filters; any other
+ * parameter is refused naming it.
+ */
 export function parseRunCountsQuery(params: URLSearchParams): Parsed<RunCountsQuery> {
+  const unknown = unknownParameter(params, RUN_COUNTS_PARAMETERS)
+  if (unknown) return unknown
   const groupBy = single(params, 'groupBy')
   if (!groupBy.ok) return groupBy
+  if (groupBy.value === undefined) return refuse('groupBy', `\`groupBy\` is required: one of ${RUN_COUNTS_GROUP_BY.join(', ')}`)
   if (!RUN_COUNTS_GROUP_BY.includes(groupBy.value as RunCountsGroupBy)) {
-    return refuse('groupBy', `\`groupBy\` is required: one of ${RUN_COUNTS_GROUP_BY.join(', ')}`)
+    return refuse('groupBy', `\`groupBy\` must be one of ${RUN_COUNTS_GROUP_BY.join(', ')}; got ${JSON.stringify(groupBy.value.slice(0, 64))}`)
   }
   const filter = parseRunListFilter(params)
   if (!filter.ok) return filter
@@ -170,23 +218,31 @@ function bindingHash(text: string): string {
   return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36)
 }
 
+const utf8 = new TextEncoder()
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** base64url (no padding) of the text's UTF-8 bytes: any run id, whatever its characters. */
 function toBase64Url(text: string): string {
-  return btoa(text).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '')
+  let binary = ''
+  for (const byte of utf8.encode(text)) binary += String.fromCharCode(byte)
+  return btoa(binary).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '')
 }
 
+/** The text whose UTF-8 bytes `text` is the base64url of, or `undefined` (not base64url, not UTF-8). */
 function fromBase64Url(text: string): string | undefined {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined
   try {
-    return atob(text.replaceAll('-', '+').replaceAll('_', '/'))
+    const binary = atob(text.replaceAll('-', '+').replaceAll('_', '/'))
+    return strictUtf8.decode(Uint8Array.from(binary, (char) => char.charCodeAt(0)))
   } catch {
     return undefined
   }
 }
 
 /**
- * The opaque cursor of the page after `position`: base64url JSON of the position (createdAt in
- * epoch milliseconds, id) and a hash of the filters and the scope it is bound to. Run ids are
- * ASCII, so the JSON is too.
+ * The opaque cursor of the page after `position`: base64url of the UTF-8 JSON of the position
+ * (createdAt in epoch milliseconds, id) and a hash of the filters and the scope it is bound to.
+ * UTF-8, because a run inserted by an app's own code may have any id.
  */
 export function encodeRunListCursor(position: RunListPosition, filter: RunListFilter, scope: RunScope): string {
   return toBase64Url(JSON.stringify({ t: position.createdAt.getTime(), i: position.id, h: bindingHash(bindingText(filter, scope)) }))

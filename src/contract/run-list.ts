@@ -4,11 +4,12 @@
  * filters both take, and the limits of tags and metadata.
  */
 import { z } from 'zod'
+import { jsonObjectSchema } from './json-object.js'
 import { RunStatus, StageStatus } from './status.js'
 
 /** The most tags a run carries. */
 export const MAX_TAGS = 20
-/** The longest tag, in characters (the shortest is 1). */
+/** The longest tag, in UTF-16 code units (JS string length; the shortest is 1). */
 export const MAX_TAG_LENGTH = 128
 /** The largest metadata object, in bytes of its UTF-8 JSON. */
 export const MAX_METADATA_BYTES = 16 * 1024
@@ -34,7 +35,7 @@ export const RunSummary = z.object({
   /** The run's tags. */
   tags: z.array(z.string()),
   /** The app's metadata object. */
-  metadata: z.record(z.string(), z.unknown()),
+  metadata: jsonObjectSchema(),
   /** When the run was created (ISO 8601). */
   createdAt: z.string(),
   /** When its first stage started; `null` before. */

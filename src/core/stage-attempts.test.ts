@@ -185,12 +185,20 @@ const cases: Case[] = [
     stored: { startedAt: STARTED, completedAt: STARTED },
   },
   {
-    rule: "a first final report before the run's start stays (its creation bounds it); the run it fails ends at its start",
+    rule: "a first final report before the run's start is stored as the run's start (no stage starts before its run)",
     run: run('PROCESSING', STARTED),
     update: update({ status: 'FAILED', completedAt: CREATED.toISOString() }),
     outcome: 'applied',
-    stored: { startedAt: CREATED, completedAt: CREATED },
+    stored: { startedAt: STARTED, completedAt: STARTED },
     runCompletedAt: STARTED,
+  },
+  {
+    rule: "a first final report before the creation of a run not started yet is stored as its creation, and starts the run there",
+    run: run('PROCESSING', null),
+    update: update({ status: 'COMPLETED', completedAt: at(-HOUR).toISOString() }),
+    outcome: 'applied',
+    stored: { startedAt: CREATED, completedAt: CREATED },
+    runStartedAt: CREATED,
   },
   {
     rule: 'a completedAt far in the future is stored as now + tolerance',
@@ -220,10 +228,12 @@ describe('stage timing and attempts', () => {
     expect(decision.stage).toMatchObject(expected ?? {})
     expect(decision.run.startedAt).toEqual(runStartedAt === undefined ? stored.startedAt : runStartedAt)
     if (runCompletedAt) expect(decision.run.completedAt).toEqual(runCompletedAt)
-    // No duration is negative: the stage's, and the run's once it ended.
+    // No duration is negative: the stage's, and the run's once it ended; no stage starts before its run.
     for (const { startedAt, completedAt } of [decision.stage, decision.run]) {
       if (completedAt) expect(completedAt.getTime()).toBeGreaterThanOrEqual((startedAt ?? CREATED).getTime())
     }
+    const runStart = decision.run.startedAt
+    if (runStart && decision.stage.startedAt) expect(decision.stage.startedAt.getTime()).toBeGreaterThanOrEqual(runStart.getTime())
   })
 
   it("clamps the run's completedAt to its start, so its duration is never negative", () => {

@@ -11,11 +11,14 @@ export function stageStartedAt(stage: StageState): Date {
 }
 
 /**
- * The earliest `completedAt` a stage may store: its start, so that its duration is never
- * negative; a stage without a row (its first report is final, and it starts then) the run's creation.
+ * The earliest `completedAt` a stage may store, so that no duration is negative: a stage's own
+ * start; for a stage without a row (its first report is final, and it starts then) the run's
+ * `startedAt` when the run has one (the run starts with its first stage, so no stage starts
+ * before it), else the run's creation.
  */
 export function completedAtFloor(run: RunState, stage: StageState | undefined): { notBefore: Date; notBeforeIs: 'start' | 'creation' } {
-  return stage ? { notBefore: stageStartedAt(stage), notBeforeIs: 'start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
+  if (stage) return { notBefore: stageStartedAt(stage), notBeforeIs: 'start' }
+  return run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
 }
 
 /**

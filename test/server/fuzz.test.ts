@@ -35,6 +35,7 @@ import {
   signWebhook,
   webhookRoute,
 } from 'pipeline-status-sdk/server'
+import { parseRunListQuery } from '../../src/contract/run-list-query.js'
 import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import { webhookMessageIdPrefix } from '../../src/signing/webhook-signature.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -424,7 +425,8 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
   // POST /runs and GET /runs (the list) share the path; the list is a read, authorized as one.
   const methods = match.route === 'createRun' ? ['POST', ...allowedMethods('listRuns')] : allowedMethods(match.route as RouteName)
   if (!methods.includes(built.method)) return 405
-  if (match.route === 'createRun' && built.method !== 'POST') return readRefusal(built) ?? 200
+  // The list's query is parsed before it is authorized: a parameter it does not know is 400.
+  if (match.route === 'createRun' && built.method !== 'POST') return parseRunListQuery(url.searchParams).ok ? (readRefusal(built) ?? 200) : 400
   if ('runId' in match && !isRunId(match.runId)) return 404
 
   if (match.route === 'status') return readRefusal(built) ?? ((await model.getRun(match.runId)) ? 200 : 404)

@@ -19,7 +19,7 @@
 import { timingSafeEqual } from '../../internal/timing-safe-equal.js'
 import { isPositive } from '../../internal/is-positive.js'
 import { describeReceived } from '../../internal/received-value.js'
-import { MAX_TAG_LENGTH } from '../../contract/run-list.js'
+import { tagProblem } from '../../contract/run-labels.js'
 
 const PREFIX = 'psrt1'
 /** Domain separation: the HMAC key is never the configured secret itself. */
@@ -50,7 +50,7 @@ export interface CreateRunReadTokenOptions {
   /** The run the token may read. Give this or `tag`, not both. */
   runId?: string | undefined
   /**
-   * The tag (1–128 characters) whose runs the token may read: `GET /status` and `GET /events` of
+   * The tag (1–128 UTF-16 code units, as `POST /runs` counts them) whose runs the token may read: `GET /status` and `GET /events` of
    * any run that carries it when the request is made, and lists and counts scoped to it. Give
    * this or `runId`, not both. The tag is readable from the token by its holder.
    */
@@ -110,7 +110,8 @@ export type RunReadTokenVerification =
  * tag token rather than a run token each (docs/security.md).
  *
  * @throws TypeError when the secret is shorter than 32 characters, both or neither of `runId`
- * and `tag` are given, the run id is empty, the tag is not 1–128 characters, or
+ * and `tag` are given, the run id is empty, the tag breaks the tag rule of `POST /runs` (1–128
+ * UTF-16 code units of storable text), or
  * `expiresInSeconds` is not a positive whole number of seconds.
  *
  * @example
@@ -131,9 +132,8 @@ export async function createRunReadToken(options: CreateRunReadTokenOptions): Pr
   }
   if (runId === undefined && tag === undefined) throw new TypeError('A read token needs runId (one run) or tag (the runs carrying it)')
   if (runId === '') throw new TypeError('runId must not be empty')
-  if (tag !== undefined && (typeof tag !== 'string' || tag.length < 1 || tag.length > MAX_TAG_LENGTH)) {
-    throw new TypeError(`tag must be 1–${MAX_TAG_LENGTH} characters, got ${describeReceived(tag)}`)
-  }
+  const tagRefused = tag === undefined ? undefined : tagProblem(tag)
+  if (tagRefused) throw new TypeError(`tag: ${tagRefused}`)
   assertReadTokenSecret(secret)
   const nowSeconds = Math.floor((options.now ?? new Date()).getTime() / 1000)
   const expires = nowSeconds + expiresInSeconds
@@ -205,7 +205,7 @@ function parseReadToken(token: string): ParsedReadToken | undefined {
   const encoded = tagged[1] as string
   const tag = decodeTag(encoded)
   // One spelling only: the tag must re-encode to the very characters sent.
-  if (tag === undefined || tag.length < 1 || tag.length > MAX_TAG_LENGTH || base64url(encoder.encode(tag)) !== encoded) return undefined
+  if (tag === undefined || tagProblem(tag) !== undefined || base64url(encoder.encode(tag)) !== encoded) return undefined
   return { kind: 'tag', tag, expires: Number(tagged[2]), signature: tagged[3] as string }
 }
 

@@ -55,9 +55,10 @@ async function allPages(api: Api, query: string, between: (page: number) => Prom
   throw new Error('The list did not end within 50 pages')
 }
 
-async function expectRefused(api: Api, path: string, code: string, parameter: string): Promise<void> {
+async function expectRefused(api: Api, path: string, code: string, parameter: string): Promise<string> {
   const problem = await expectProblem(await api.send({ path }), 400, code)
   expect(problem.errors?.map((error) => error.field)).toEqual([parameter])
+  return problem.detail ?? ''
 }
 
 /** Registers this block of the contract suite for one target (see index.ts). */
@@ -174,6 +175,16 @@ export function describeListRuns({ name, scenario }: ContractContext): void {
           expect(await inWindow(`createdAfter=${plusTwo(1000)}&createdBefore=${plusTwo(2001)}`)).toEqual([`${prefix}-2000`, `${prefix}-1000`])
           await expectRefused(api, `/runs?createdAfter=yesterday`, 'invalid_query', 'createdAfter')
           await expectRefused(api, `/runs?createdBefore=2026-02-30T00:00:00Z`, 'invalid_query', 'createdBefore')
+          // Instants are stored to the millisecond: a bound between two milliseconds is rounded up
+          // (createdAfter X ⇔ createdAt ≥ ceil(X), createdBefore X ⇔ createdAt < ceil(X)).
+          const sub = (offset: number, digits: string) => w.iso(offset).replace('Z', `${digits}Z`)
+          expect(await inWindow(`createdAfter=${sub(1000, '1')}&createdBefore=${w.iso(3000)}`)).toEqual([`${prefix}-2000`])
+          expect(await inWindow(`createdAfter=${sub(999, '9')}&createdBefore=${sub(2000, '000001')}`)).toEqual([`${prefix}-2000`, `${prefix}-1000`])
+          expect(await inWindow(`createdAfter=${sub(1000, '000')}&createdBefore=${sub(2000, '000')}`)).toEqual([`${prefix}-1000`])
+          // An offset's `+` sent unencoded arrives as a space: the answer says to encode it.
+          const plain = `createdAfter=${w.iso(1000).replace('Z', '+01:00')}`
+          expect(await expectRefused(api, `/runs?${plain}`, 'invalid_query', 'createdAfter')).toContain('URL-encode it as `%2B`')
+          expect(await expectRefused(api, `/runs?createdBefore=2026-01-01T00:00:00%20x`, 'invalid_query', 'createdBefore')).not.toContain('%2B')
         },
         { runs },
       )
@@ -257,8 +268,42 @@ export function describeListRuns({ name, scenario }: ContractContext): void {
           expect(await countsOk(api, `groupBy=status&${w.query}&status=FAILED&status=COMPLETED`)).toEqual({ FAILED: 1 })
           expect(await countsOk(api, `groupBy=status&${w.query}&pipeline=nothing-here`)).toEqual({})
           await expectRefused(api, `/runs/counts?${w.query}`, 'invalid_query', 'groupBy')
-          await expectRefused(api, `/runs/counts?groupBy=tag`, 'invalid_query', 'groupBy')
+          expect(await expectRefused(api, `/runs/counts?groupBy=tag`, 'invalid_query', 'groupBy')).toBe('`groupBy` must be one of status, pipeline; got "tag"')
+          expect(await expectRefused(api, `/runs/counts?${w.query}`, 'invalid_query', 'groupBy')).toBe('`groupBy` is required: one of status, pipeline')
+          // An unknown parameter is refused, naming it, not ignored (which would count everything).
+          expect(await expectRefused(api, `/runs/counts?groupBy=status&tags=x`, 'invalid_query', 'tags')).toContain(
+            'groupBy, status, pipeline, tag, createdAfter, createdBefore',
+          )
           await expectRefused(api, `/runs/counts?groupBy=status&status=NOPE`, 'invalid_query', 'status')
+        },
+        { runs },
+      )
+    }
+
+    {
+      const w = freshWindow()
+      const prefix = uniqueRunId('wide')
+      // 128 UTF-16 code units of which 80 are 40 emoji: within the rule POST /runs applies.
+      const emoji = `${prefix}-`.padEnd(48, 'x') + '😀'.repeat(40)
+      const runs = [
+        // Run ids outside Latin-1, as an app's own Prisma code may insert them.
+        seedRun(`${prefix}-字-2`, w.start + 2, { tags: [emoji] }),
+        seedRun(`${prefix}-😀-1`, w.start + 1, { tags: [emoji] }),
+        seedRun(`${prefix}-0`, w.start),
+      ]
+      scenario(
+        'any run id pages (the cursor is base64url of UTF-8); a tag filter counts UTF-16 code units like POST /runs; unknown parameters are 400',
+        async (api) => {
+          expect(await allPages(api, `${w.query}&limit=1`)).toEqual(runs.map((run) => run.id))
+          expect(await allPages(api, `${w.query}&limit=2`)).toEqual(runs.map((run) => run.id))
+          expect(emoji.length).toBe(128)
+          expect((await listOk(api, `tag=${encodeURIComponent(emoji)}`)).runs.map((run) => run.id)).toEqual(runs.slice(0, 2).map((run) => run.id))
+          const tooLong = await expectRefused(api, `/runs?tag=${encodeURIComponent('😀'.repeat(65))}`, 'invalid_query', 'tag')
+          expect(tooLong).toBe('`tag`: a tag is 1 to 128 characters (UTF-16 code units), got 130')
+          // A misspelt filter must not answer the whole unfiltered list.
+          const unknown = await expectRefused(api, `/runs?${w.query}&tags=x`, 'invalid_query', 'tags')
+          expect(unknown).toBe('Unknown query parameter "tags"; this route knows status, pipeline, tag, createdAfter, createdBefore, limit, cursor')
+          await expectRefused(api, `/runs?${w.query}&groupBy=status`, 'invalid_query', 'groupBy')
         },
         { runs },
       )

@@ -53,7 +53,11 @@ export function describeTagsAndMetadata({ name, scenario }: ContractContext): vo
       const twenty = [...many.slice(0, 20), 't0']
       expect((await api.send({ path: '/runs', json: { tags: twenty } })).status).toBe(201)
       expect(await refusedFields(await api.send({ path: '/runs', json: { tags: [''] } }))).toEqual(['tags.0'])
-      expect(await refusedFields(await api.send({ path: '/runs', json: { tags: ['ok', 'x'.repeat(129)] } }))).toEqual(['tags.1'])
+      const long = await expectProblem(await api.send({ path: '/runs', json: { tags: ['ok', 'x'.repeat(129)] } }), 400, 'validation_failed')
+      expect(long.errors).toEqual([{ field: 'tags.1', message: 'a tag is 1 to 128 characters (UTF-16 code units), got 129' }])
+      // Characters are UTF-16 code units (JS string length): 64 emoji are 128, 65 are 130.
+      expect((await api.send({ path: '/runs', json: { tags: ['😀'.repeat(64)] } })).status).toBe(201)
+      expect(await refusedFields(await api.send({ path: '/runs', json: { tags: ['😀'.repeat(65)] } }))).toEqual(['tags.0'])
       expect(await refusedFields(await api.send({ path: '/runs', json: { tags: 'one' } }))).toEqual(['tags'])
       expect(await refusedFields(await api.send({ path: '/runs', json: { metadata: [1] } }))).toEqual(['metadata'])
       expect(await refusedFields(await api.send({ path: '/runs', json: { metadata: null } }))).toEqual(['metadata'])
@@ -81,6 +85,11 @@ export function describeTagsAndMetadata({ name, scenario }: ContractContext): vo
       expect(await refusedFields(await api.send(tags(id, { add: [''] })))).toEqual(['add.0'])
       expect(await refusedFields(await api.send(tags(id, { remove: 'a' })))).toEqual(['remove'])
       expect(await refusedFields(await api.send(tags(id, [])))).toEqual([''])
+      // A key other than add and remove (a misspelt `tags`) is refused, naming it; nothing changes.
+      const misspelt = await expectProblem(await api.send(tags(id, { tags: ['z'] })), 400, 'validation_failed')
+      expect(misspelt.errors?.map((error) => error.field)).toEqual(['tags'])
+      expect(misspelt.detail).toContain('`add` and `remove`')
+      expect((await api.status(id)).run.tags).toHaveLength(20)
       await expectProblem(await api.send(tags(uniqueRunId('missing'), { add: ['a'] })), 404, 'run_not_found')
       await expectProblem(await api.send(tags(id, undefined, { body: 'add=a', contentType: 'application/x-www-form-urlencoded' })), 415, 'unsupported_media_type')
       await expectProblem(await api.send(tags(id, { add: ['a'] }, { secret: null })), 401, 'unauthorized')
@@ -108,6 +117,32 @@ export function describeTagsAndMetadata({ name, scenario }: ContractContext): vo
       expect(await versionOf(api, id)).toBe(versionBefore)
       expect((await labelOk(api, metadata(id, { p: half }))).metadata).toMatchObject({ p: half })
       await expectProblem(await api.send(metadata(uniqueRunId('missing'), { a: 1 })), 404, 'run_not_found')
+    })
+
+    scenario('a metadata key __proto__ is an own member like any other, at creation and in a merge patch', async (api) => {
+      const id = uniqueRunId()
+      const created = await api.send({ path: '/runs', body: '{"id":"' + id + '","metadata":{"__proto__":{"a":1},"constructor":"c"}}' })
+      expect(created.status).toBe(201)
+      // As the wire has it, and as the contract's response schema parses it.
+      const members = async () => {
+        const text = await (await api.getStatus(id)).text()
+        expect(Object.entries((await api.status(id)).run.metadata)).toEqual(Object.entries(JSON.parse(text).run.metadata))
+        // Sorted: PostgreSQL's jsonb keeps its own key order.
+        return Object.entries(JSON.parse(text).run.metadata as object).sort(([a], [b]) => (a < b ? -1 : 1))
+      }
+      expect(await members()).toEqual([['__proto__', { a: 1 }], ['constructor', 'c']])
+      const patched = await api.send(metadata(id, undefined, { body: '{"__proto__":{"b":2},"x":{"__proto__":3}}' }))
+      expect(patched.status).toBe(200)
+      expect(await members()).toEqual([['__proto__', { a: 1, b: 2 }], ['constructor', 'c'], ['x', JSON.parse('{"__proto__":3}')]])
+      await api.send(metadata(id, undefined, { body: '{"__proto__":null}' }))
+      expect(await members()).toEqual([['constructor', 'c'], ['x', JSON.parse('{"__proto__":3}')]])
+    })
+
+    scenario('POST /runs ignores unknown body fields (extensions are optional fields), so older servers take newer callers', async (api) => {
+      const id = uniqueRunId()
+      const response = await api.send({ path: '/runs', json: { id, tag: 'nightly', label: 'x' } })
+      expect(response.status).toBe(201)
+      expect((await api.status(id)).run).toMatchObject({ tags: [], metadata: {} })
     })
 
     scenario('finished runs take tags and metadata; each change is a new version and an update event', async (api) => {

@@ -189,12 +189,21 @@ export function describeTimingAttempts({ name, scenario }: ContractContext): voi
         const direct = await api.stageOk(id, makeStageUpdate({ stageNumber: 3, status: 'COMPLETED', completedAt: iso(T0 + 38 * MINUTE) }))
         expect(direct.stage).toMatchObject({ startedAt: iso(T0 + 38 * MINUTE), completedAt: iso(T0 + 38 * MINUTE) })
 
+        // One whose first report is final with an instant before the run started: no stage starts
+        // before its run, so it is stored as the run's start (not merely its creation).
+        const beforeRun = await api.stageOk(id, makeStageUpdate({ stageNumber: 4, status: 'COMPLETED', completedAt: iso(T0 + 2 * MINUTE) }))
+        expect(beforeRun).toMatchObject({
+          stage: { startedAt: iso(T0 + 10 * MINUTE), completedAt: iso(T0 + 10 * MINUTE) },
+          run: { startedAt: iso(T0 + 10 * MINUTE) },
+        })
+
         const status = await api.status(id)
         expect(status.run.startedAt).toBe(iso(T0 + 10 * MINUTE))
         expect(status.stages.map((stage) => [stage.startedAt, stage.completedAt])).toEqual([
           [iso(T0 + 10 * MINUTE), iso(T0 + 10 * MINUTE)],
           [iso(T0 + 30 * MINUTE), iso(T0 + 35 * MINUTE)],
           [iso(T0 + 38 * MINUTE), iso(T0 + 38 * MINUTE)],
+          [iso(T0 + 10 * MINUTE), iso(T0 + 10 * MINUTE)],
         ])
       },
       clock,
