@@ -102,6 +102,8 @@ export function resolveStageEntries<F extends (...args: never[]) => unknown>(
   warn: (message: string) => void,
 ): ResolvedStageEntry<F>[] {
   const shared = checkRetryOptions(pipeline, 'runPipeline')
+  // The pipeline's own values are named as the pipeline's, not as the first stage's.
+  if (shared !== undefined) resolveStageRetry(shared, undefined, 'runPipeline')
   return entries.map((entry, index) => {
     const where = entryName(index)
     if (typeof entry === 'function') return { run: entry as F, retry: resolveStageRetry(shared, undefined, where, warn) }

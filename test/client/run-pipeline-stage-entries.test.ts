@@ -19,6 +19,13 @@ describe('runPipeline checks its stage entries before anything is sent', () => {
     ['bad attempts', [() => 1, { run: () => 2, retry: { attempts: 0 } }], 'stages[1] (stage 2): retry.attempts must be a whole number from 1 to 100, got 0'],
     ['a negative backoffMs', [() => 1, { run: () => 2, retry: { backoffMs: -5 } }], 'stages[1] (stage 2): retry.backoffMs must be a number of milliseconds ≥ 0, got -5'],
   ]
+  it("names the pipeline's own retry options as the pipeline's", async () => {
+    const { client, bodies } = fakePipelineServer('report')
+    const attempt = runPipeline({ client, pipeline: 'report', runId: 'rp_entries', retry: { attempts: 101 }, stages: [() => 1, () => 2] })
+    await expect(attempt).rejects.toThrow('runPipeline: retry.attempts must be a whole number from 1 to 100, got 101')
+    expect(bodies).toEqual([])
+  })
+
   for (const [what, stages, message] of cases) {
     it(`refuses ${what}`, async () => {
       const { client, bodies } = fakePipelineServer('report')
