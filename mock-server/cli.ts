@@ -46,7 +46,8 @@ Options:
   --auto-create-runs    create a run on its first update instead of answering 404
   --pipelines <file>    named stage catalogues from a JSON file, e.g.
                         { "report": ["Fetch", "Summarise"], "ingest": ["Load"] };
-                        runs created without a pipeline stay in 'default' (the five stages)
+                        runs created without a pipeline stay in 'default' (the five stages;
+                        a "default" key in the file replaces them)
   --read-token-secret <s>
                         accept read tokens signed with this secret (at least 32 characters,
                         not a webhook secret); comma-separated for several

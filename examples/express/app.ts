@@ -56,7 +56,8 @@ export interface ExpressExampleOptions {
   staleRunSweeper?: StaleRunSweeperSettings | undefined
   /**
    * Named stage catalogues (the handlers' `pipelines`), e.g. from {@link collectionFromEnv}.
-   * Runs created without a pipeline stay in `default` (the five stages).
+   * Runs created without a pipeline stay in `default` (the five stages; a `"default"` key in the
+   * file replaces them).
    * @default none: only `default`
    */
   pipelines?: PipelineCatalogues | undefined

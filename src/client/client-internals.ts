@@ -10,6 +10,7 @@ import type { StageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import type { UpdateOutcome } from './delivery.js'
 import { ConfigurationError } from './errors.js'
+import type { Logger } from './logger.js'
 import type { ProgressReport } from './progress.js'
 import type { StageAttemptFields } from './stage-output.js'
 import type { RunFinishedEvent } from './run-finished.js'
@@ -36,6 +37,8 @@ export interface ClientInternals {
   runFinished(runId: string): RunFinishedEvent | undefined
   /** The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`). */
   serverCatalogue(runId: string): Promise<RunCatalogue>
+  /** The client's logger, for `runPipeline`'s own warnings. */
+  readonly logger: Logger
 }
 
 /** A run's own stage catalogue as the server answered it, and its pipeline. */

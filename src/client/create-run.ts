@@ -36,7 +36,7 @@ const CreateRunInput = z.object({
   id: RunId.optional(),
   pipeline: z.string().min(1, 'a pipeline name is 1 or more characters').optional(),
   tags: z
-    .array(z.string().min(1).max(MAX_TAG_LENGTH, `a tag is at most ${MAX_TAG_LENGTH} characters`))
+    .array(z.string().min(1, 'a tag is 1 or more characters').max(MAX_TAG_LENGTH, `a tag is at most ${MAX_TAG_LENGTH} characters (UTF-16 code units)`))
     .max(MAX_TAGS, `at most ${MAX_TAGS} tags per run`)
     .optional(),
   metadata: z

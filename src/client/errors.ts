@@ -229,32 +229,48 @@ export class RunFinishedError extends PipelineStatusError {
 }
 
 /**
- * `runPipeline` refused to start: its number of stage functions differs from the run's stage
- * catalogue (a 5-stage runner against a 3-stage server would report COMPLETED after stage 3; one
+ * `runPipeline` refused to start: its number of stage functions differs from the run's own stage
+ * catalogue (a 5-stage runner against a 3-stage run would report COMPLETED after stage 3; one
  * with fewer stages would never complete the run by itself), or, with `runPipeline({ pipeline })`,
- * the run exists in another pipeline.
+ * the run exists in another pipeline. A run keeps the catalogue snapshotted when it was created
+ * (docs/design.md, "Runs as a collection"): a run created before its pipeline changed keeps the
+ * old stages, so the message says to create a new run for the new ones.
  */
 export class CatalogueMismatchError extends PipelineStatusError {
   /** Always `'CatalogueMismatchError'`. */
   override readonly name = 'CatalogueMismatchError' as const
   /** How many stages the runner has. */
   readonly runnerStages: number
-  /** How many stages the run's catalogue has; `undefined` when the run is in another pipeline. */
+  /** How many stages the run's own catalogue has; `undefined` when the run is in another pipeline. */
   readonly serverStages: number | undefined
   /** The run's pipeline, when the server said it. */
   readonly pipeline: string | undefined
   /** The pipeline `runPipeline` was asked to run, when it differs from the run's. */
   readonly expectedPipeline: string | undefined
 
-  constructor(runId: string, runnerStages: number, serverStages: number | undefined, pipelines: { pipeline?: string | undefined; expectedPipeline?: string | undefined } = {}) {
-    const { pipeline, expectedPipeline } = pipelines
-    const named = pipeline === undefined ? "the server's catalogue" : `the catalogue of its pipeline '${pipeline}'`
+  /**
+   * `context.created`: the run was created by this `runPipeline` call, so its catalogue is the
+   * handlers' configuration as it is now (the fix is to configure the same stages on both sides);
+   * otherwise the run may predate a change of its pipeline (the fix may be a new run).
+   */
+  constructor(
+    runId: string,
+    runnerStages: number,
+    serverStages: number | undefined,
+    context: { pipeline?: string | undefined; expectedPipeline?: string | undefined; created?: boolean | undefined } = {},
+  ) {
+    const { pipeline, expectedPipeline, created = false } = context
+    const configured = pipeline === undefined ? "the handlers' catalogue" : `the handlers' pipelines['${pipeline}']`
+    const own = `the run's own catalogue${pipeline === undefined ? '' : ` (pipeline '${pipeline}')`} has ${serverStages}`
     super(
       expectedPipeline !== undefined
         ? `Run ${runId} is in the pipeline '${pipeline}', not '${expectedPipeline}'; give runPipeline a new run id, or the run's own pipeline`
-        : `Run ${runId}: the runner has ${runnerStages} stage(s) but ${named} has ${serverStages}; ` +
-            "configure the same stages on both sides (the runner's stage functions and the handlers' " +
-            (pipeline === undefined ? 'catalogue)' : `pipelines['${pipeline}'])`),
+        : created
+          ? `Run ${runId}: the runner has ${runnerStages} stage(s) but ${own}, as ${configured} has now; ` +
+            `configure the same stages on both sides (the runner's stage functions and ${configured})`
+          : `Run ${runId}: the runner has ${runnerStages} stage(s) but ${own}, snapshotted when the run was created ` +
+            `(the run keeps it even if ${configured} changed since); to run other stages, create a new run, ` +
+            `which takes ${configured} as it is now; to run this one, give runPipeline ${serverStages} stage function(s)`,
     )
     this.runnerStages = runnerStages
     this.serverStages = serverStages

@@ -158,6 +158,7 @@ export class PrismaAPIClient {
       holdRunStream: (runId) => (this.#closed || this.runFinished(runId) || this.#watches === undefined ? NO_HOLD : this.#watches.hold(runId)),
       onRunFinished: (runId, listener) => this.#observer.listen(runId, listener),
       runFinished: (runId) => this.runFinished(runId),
+      logger: this.#logger,
       serverCatalogue: async (runId) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)

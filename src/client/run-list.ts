@@ -5,9 +5,9 @@
  */
 import { z } from 'zod'
 import { PayloadValidationError } from '../contract/parse.js'
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, RunCounts, RunListPage } from '../contract/run-list.js'
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_TAG_LENGTH, RunCounts, RunListPage } from '../contract/run-list.js'
 import { RunStatus } from '../contract/status.js'
-import { isTimestamp } from '../contract/timestamp.js'
+import { isTimestamp, TIMESTAMP_FORMAT } from '../contract/timestamp.js'
 import { parseResponse } from './parse-response.js'
 
 /**
@@ -75,22 +75,61 @@ export interface RunListTransport {
   get(url: string, signal: AbortSignal | undefined): Promise<string>
 }
 
-const Instant = z.union([
-  z.date().refine((date) => !Number.isNaN(date.getTime()), 'an invalid Date'),
-  z.string().refine(isTimestamp, 'an ISO 8601 timestamp (YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM])'),
-])
-const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item)])
+/** A value in a message: a string as JSON (cut to 64 characters), anything else by kind. */
+function got(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value)
+  if (value instanceof Date) return 'a Date'
+  return value === null || typeof value === 'number' || typeof value === 'boolean' || value === undefined ? String(value) : `a value of type ${typeof value}`
+}
+
+/** A field checked by `problem` (why the value is refused, or `undefined`), the issue on the field itself. */
+function checked<T>(problem: (value: unknown) => string | undefined) {
+  return z.custom<T>().superRefine((value, context) => {
+    const reason = problem(value)
+    if (reason !== undefined) context.addIssue({ code: 'custom', message: reason })
+  })
+}
+
+/** One value or a list: the first refused value says why. */
+function oneOrMany<T>(problem: (value: unknown) => string | undefined) {
+  return checked<T | T[]>((value) => {
+    for (const item of Array.isArray(value) ? value : [value]) {
+      const reason = problem(item)
+      if (reason !== undefined) return reason
+    }
+    return undefined
+  })
+}
+
+const STATUSES: readonly string[] = RunStatus.options
+const statusProblem = (value: unknown) => (typeof value === 'string' && STATUSES.includes(value) ? undefined : `must be one of ${STATUSES.join(', ')}; got ${got(value)}`)
+// The server counts a tag's characters as UTF-16 code units, as `length` does.
+const tagProblem = (value: unknown) =>
+  typeof value === 'string' && value.length >= 1 && value.length <= MAX_TAG_LENGTH
+    ? undefined
+    : `must be a tag of 1–${MAX_TAG_LENGTH} characters${typeof value === 'string' ? `; got ${value.length} characters` : `; got ${got(value)}`}`
+const instantProblem = (value: unknown) => {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'is an invalid Date (its time is NaN); give a valid Date or an ISO 8601 timestamp' : undefined
+  if (typeof value === 'string') {
+    return isTimestamp(value) ? undefined : `is not an ISO 8601 timestamp ${TIMESTAMP_FORMAT} with an offset (e.g. 2026-12-01T00:00:00Z; without one it is UTC); got ${got(value)}`
+  }
+  return `must be a Date or an ISO 8601 timestamp string; got ${got(value)}`
+}
+const wholeNumber = (min: number, max: number | undefined, what: string) => (value: unknown) =>
+  typeof value === 'number' && Number.isInteger(value) && value >= min && (max === undefined || value <= max)
+    ? undefined
+    : `must be a whole number ${max === undefined ? `of ${min} or more` : `from ${min} to ${max}`} (${what}); got ${got(value)}`
 
 const Filter = z.object({
-  status: oneOrMany(RunStatus).optional(),
-  pipeline: z.string().min(1).optional(),
-  tag: oneOrMany(z.string().min(1)).optional(),
-  createdAfter: Instant.optional(),
-  createdBefore: Instant.optional(),
+  status: oneOrMany<RunStatus>(statusProblem).optional(),
+  pipeline: checked<string>((value) => (typeof value === 'string' && value !== '' ? undefined : `must be a non-empty pipeline name; got ${got(value)}`)).optional(),
+  tag: oneOrMany<string>(tagProblem).optional(),
+  createdAfter: checked<Date | string>(instantProblem).optional(),
+  createdBefore: checked<Date | string>(instantProblem).optional(),
 })
 const ListOptions = Filter.extend({
-  limit: z.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
-  maxRuns: z.number().int().min(1).optional(),
+  limit: checked<number>(wholeNumber(1, MAX_LIST_LIMIT, 'runs per page')).optional(),
+  maxRuns: checked<number>(wholeNumber(1, undefined, 'runs in all')).optional(),
 })
 const CountOptions = Filter.extend({ groupBy: z.enum(['status', 'pipeline']) })
 

@@ -14,7 +14,7 @@ import { startingCatalogue } from './starting-catalogue.js'
 import { type PipelineSummary, type StageConflict, type StageSummary, type Undelivered, describeAlteration, outputPreview, undeliveredWarnings } from './pipeline-summary.js'
 import type { OutputAlteration } from './stage-output.js'
 import { saveOutput } from './debug-output.js'
-import { type ResolvedStageRetry, type StageRetryOptions, resolveStageRetry, runStageAttempts } from './stage-retry.js'
+import { type StageRetryOptions, resolveStageEntries, runStageAttempts } from './stage-retry.js'
 
 export type { PipelineSummary, StageConflict, StageSummary } from './pipeline-summary.js'
 export type { StageRetryOptions } from './stage-retry.js'
@@ -182,7 +182,10 @@ export interface RunPipelineOptions {
  *   an undelivered update: it is listed in `warnings` and leaves `delivered` unchanged.
  *
  * It never throws for a failed stage or a failed report: the outcome is in the summary. It
- * throws {@link ConfigurationError} for a wrong number of stage functions and {@link CatalogueMismatchError}.
+ * throws {@link ConfigurationError} for a wrong number of stage functions and, before anything is
+ * sent, for a stage entry that is not a function or `{ run, retry }` with `run` a function and
+ * valid retry options (the message names the entry, `stages[1] (stage 2)`, and what is wrong);
+ * and {@link CatalogueMismatchError}.
  *
  * @example
  * ```ts
@@ -197,8 +200,11 @@ export interface RunPipelineOptions {
  */
 export async function runPipeline(options: RunPipelineOptions): Promise<PipelineSummary> {
   const { client, stages, signal } = options
-  if (stages.length === 0) throw new ConfigurationError('runPipeline needs at least one stage function')
+  if (!Array.isArray(stages) || stages.length === 0) throw new ConfigurationError('runPipeline needs `stages`: an array of at least one stage function or { run, retry }')
   const internals = clientInternals(client)
+  // Checked before anything is sent: a wrong entry or option is the caller's mistake, not a failed stage.
+  let backoffWarning = (_message: string): void => {}
+  const entries = resolveStageEntries<StageFunction>(stages, options.retry, (message) => backoffWarning(message))
   const { runId, runCatalogue, warnings } = await startingCatalogue(internals, {
     runId: options.runId,
     pipeline: options.pipeline,
@@ -210,8 +216,10 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   if (stages.length > catalogue.length) {
     throw new ConfigurationError(`runPipeline needs 1..${catalogue.length} stage functions (the catalogue's size), got ${stages.length}`)
   }
-  // Checked before anything runs: a wrong option is the caller's mistake, not a failed stage.
-  const retries = stages.map((entry, index) => resolveStageRetry(options.retry, typeof entry === 'function' ? undefined : entry.retry, index + 1))
+  backoffWarning = (message) => {
+    warnings.push(message)
+    internals.logger.warn(`Run ${runId}: ${message}`, { runId })
+  }
   const progress = (event: PipelineProgressEvent) => {
     try {
       options.onProgress?.(event)
@@ -271,9 +279,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   // One stream per run, shared by its stages: a run ending elsewhere aborts the running stage within a second.
   const stream = internals.holdRunStream(runId)
   try {
-    for (const [index, entry] of stages.entries()) {
-      const stageFunction = typeof entry === 'function' ? entry : entry.run
-      const retry = retries[index] as ResolvedStageRetry
+    for (const [index, { run: stageFunction, retry }] of entries.entries()) {
       const summary = summaries[index] as StageSummary
       const { stageNumber, stageName } = summary
       if (elsewhere) break

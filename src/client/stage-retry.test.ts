@@ -7,14 +7,14 @@ const quiet = { retrying: async () => {}, starting: async () => {} }
 
 describe('resolveStageRetry', () => {
   it('defaults to one attempt; a stage option replaces the pipeline one field by field', () => {
-    expect(resolveStageRetry(undefined, undefined, 1).attempts).toBe(1)
-    const merged = resolveStageRetry({ attempts: 3, backoffMs: 5 }, { attempts: 2 }, 1)
+    expect(resolveStageRetry(undefined, undefined, 'Stage 1').attempts).toBe(1)
+    const merged = resolveStageRetry({ attempts: 3, backoffMs: 5 }, { attempts: 2 }, 'Stage 1')
     expect([merged.attempts, merged.delay(1)]).toEqual([2, 5])
-    expect(resolveStageRetry({ backoffMs: (attempt) => attempt * 10 }, undefined, 1).delay(3)).toBe(30)
+    expect(resolveStageRetry({ backoffMs: (attempt) => attempt * 10 }, undefined, 'Stage 1').delay(3)).toBe(30)
   })
 
   it('the default wait is full jitter below 1 s, 2 s, 4 s, ... capped at 30 s', () => {
-    const { delay } = resolveStageRetry({ attempts: 9 }, undefined, 1)
+    const { delay } = resolveStageRetry({ attempts: 9 }, undefined, 'Stage 1')
     for (const [attempt, ceiling] of [[1, 1000], [2, 2000], [3, 4000], [9, 30_000]] as const) {
       const wait = delay(attempt)
       expect(wait).toBeGreaterThanOrEqual(0)
@@ -23,24 +23,24 @@ describe('resolveStageRetry', () => {
   })
 
   it('never retries an abort; retries everything else unless retryIf says no', () => {
-    const policy = resolveStageRetry({ attempts: 3 }, undefined, 1)
+    const policy = resolveStageRetry({ attempts: 3 }, undefined, 'Stage 1')
     expect(policy.retryIf(new Error('model timed out'), 1)).toBe(true)
     expect(policy.retryIf(new DOMException('stop', 'AbortError'), 1)).toBe(false)
-    const picky = resolveStageRetry({ attempts: 3, retryIf: (error) => !(error instanceof TypeError) }, undefined, 1)
+    const picky = resolveStageRetry({ attempts: 3, retryIf: (error) => !(error instanceof TypeError) }, undefined, 'Stage 1')
     expect(picky.retryIf(new TypeError('bug'), 1)).toBe(false)
   })
 
   it('refuses attempts outside 1..100 and a negative backoff, naming the stage', () => {
-    expect(() => resolveStageRetry({ attempts: 0 }, undefined, 2)).toThrow(ConfigurationError)
-    expect(() => resolveStageRetry(undefined, { attempts: 1.5 }, 2)).toThrow(/Stage 2: retry.attempts/)
-    expect(() => resolveStageRetry({ backoffMs: -1 }, undefined, 3)).toThrow(/Stage 3: retry.backoffMs/)
+    expect(() => resolveStageRetry({ attempts: 0 }, undefined, 'Stage 2')).toThrow(ConfigurationError)
+    expect(() => resolveStageRetry(undefined, { attempts: 1.5 }, 'Stage 2')).toThrow(/Stage 2: retry.attempts/)
+    expect(() => resolveStageRetry({ backoffMs: -1 }, undefined, 'Stage 3')).toThrow(/Stage 3: retry.backoffMs/)
   })
 })
 
 describe('runStageAttempts', () => {
   it('reports each retry and each attempt start, then resolves the attempt that succeeded', async () => {
     const seen: string[] = []
-    const result = await runStageAttempts(resolveStageRetry({ attempts: 3, backoffMs: 0 }, undefined, 1), new AbortController().signal, {
+    const result = await runStageAttempts(resolveStageRetry({ attempts: 3, backoffMs: 0 }, undefined, 'Stage 1'), new AbortController().signal, {
       run: async (attempt) => {
         seen.push(`run ${attempt}`)
         if (attempt < 3) throw new Error(`failure ${attempt}`)
@@ -54,7 +54,7 @@ describe('runStageAttempts', () => {
   })
 
   it('rejects with the last failure once the attempts are used up', async () => {
-    const attempt = runStageAttempts(resolveStageRetry({ attempts: 2, backoffMs: 0 }, undefined, 1), new AbortController().signal, {
+    const attempt = runStageAttempts(resolveStageRetry({ attempts: 2, backoffMs: 0 }, undefined, 'Stage 1'), new AbortController().signal, {
       ...quiet,
       run: async (n) => {
         throw new Error(`failure ${n}`)
@@ -65,7 +65,7 @@ describe('runStageAttempts', () => {
 
   it('ends the wait at once when the signal aborts, with its reason', async () => {
     const controller = new AbortController()
-    const attempt = runStageAttempts(resolveStageRetry({ attempts: 2, backoffMs: 3_600_000 }, undefined, 1), controller.signal, {
+    const attempt = runStageAttempts(resolveStageRetry({ attempts: 2, backoffMs: 3_600_000 }, undefined, 'Stage 1'), controller.signal, {
       ...quiet,
       run: async () => {
         throw new Error('transient')

@@ -34,7 +34,10 @@ export interface StageRetryOptions {
   /**
    * The wait after attempt `attempt` failed (1 for the first failure), before the next one, in
    * milliseconds: a number, or a function of the attempt that failed. Ends at once when the
-   * stage's `signal` aborts (a cancel, the run finished elsewhere), which ends the stage.
+   * stage's `signal` aborts (a cancel, the run finished elsewhere), which ends the stage. A
+   * function's answer that is not a finite number ≥ 0 (NaN, negative, a string) is clamped to no
+   * wait, with one warning per stage (the client's logger and the summary's `warnings`); a
+   * number given here that is not one is a `ConfigurationError` before anything is sent.
    * @default full-jitter exponential backoff: a random wait up to 1 s, 2 s, 4 s, ... capped at 30 s
    */
   backoffMs?: number | ((attempt: number) => number) | undefined
@@ -54,23 +57,96 @@ export interface ResolvedStageRetry {
   retryIf(error: unknown, attempt: number): boolean
 }
 
-/** The stage's retry: its own options over the pipeline's, over the defaults. Throws {@link ConfigurationError}. */
-export function resolveStageRetry(pipeline: StageRetryOptions | undefined, stage: StageRetryOptions | undefined, stageNumber: number): ResolvedStageRetry {
+/** How a stage entry is named in messages: its index in `stages` and its stage number. */
+const entryName = (index: number) => `stages[${index}] (stage ${index + 1})`
+
+/** A value in a message: functions and objects by kind, the rest as JSON. */
+function shown(value: unknown): string {
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object' && value !== null) return `an object with ${Object.keys(value).length === 0 ? 'no keys' : `the keys ${Object.keys(value).join(', ')}`}`
+  return typeof value === 'string' ? JSON.stringify(value) : String(value)
+}
+
+/** Checks retry options given as an object: the field types the resolution does not check. */
+function checkRetryOptions(retry: unknown, where: string): StageRetryOptions | undefined {
+  if (retry === undefined) return undefined
+  if (typeof retry !== 'object' || retry === null || Array.isArray(retry)) {
+    throw new ConfigurationError(`${where}: retry must be an object { attempts?, backoffMs?, retryIf? }, got ${shown(retry)}`)
+  }
+  const { backoffMs, retryIf } = retry as StageRetryOptions
+  if (backoffMs !== undefined && typeof backoffMs !== 'number' && typeof backoffMs !== 'function') {
+    throw new ConfigurationError(`${where}: retry.backoffMs must be a number of milliseconds or a function of the failed attempt, got ${shown(backoffMs)}`)
+  }
+  if (retryIf !== undefined && typeof retryIf !== 'function') {
+    throw new ConfigurationError(`${where}: retry.retryIf must be a function, got ${shown(retryIf)}`)
+  }
+  return retry as StageRetryOptions
+}
+
+/** A checked stage entry: its function and its resolved retry. */
+export interface ResolvedStageEntry<F> {
+  readonly run: F
+  readonly retry: ResolvedStageRetry
+}
+
+/**
+ * Checks every stage entry of `runPipeline` before anything is sent: each is a function, or an
+ * object `{ run, retry? }` whose `run` is a function and whose `retry` holds valid options (the
+ * pipeline's `retry` too). Throws {@link ConfigurationError} naming the entry's index and what is
+ * wrong. `warn` gets the one warning per stage of a `backoffMs` function's unusable answer.
+ */
+export function resolveStageEntries<F extends (...args: never[]) => unknown>(
+  entries: readonly unknown[],
+  pipeline: StageRetryOptions | undefined,
+  warn: (message: string) => void,
+): ResolvedStageEntry<F>[] {
+  const shared = checkRetryOptions(pipeline, 'runPipeline')
+  // The pipeline's own values are named as the pipeline's, not as the first stage's.
+  if (shared !== undefined) resolveStageRetry(shared, undefined, 'runPipeline')
+  return entries.map((entry, index) => {
+    const where = entryName(index)
+    if (typeof entry === 'function') return { run: entry as F, retry: resolveStageRetry(shared, undefined, where, warn) }
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      throw new ConfigurationError(`${where} must be a stage function or { run, retry }, got ${shown(entry)}`)
+    }
+    const { run, retry } = entry as { run?: unknown; retry?: unknown }
+    if (typeof run !== 'function') {
+      throw new ConfigurationError(`${where}: { run, retry } needs \`run\`, the stage's function, got ${run === undefined ? 'no run' : shown(run)}`)
+    }
+    return { run: run as F, retry: resolveStageRetry(shared, checkRetryOptions(retry, where), where, warn) }
+  })
+}
+
+/**
+ * The stage's retry: its own options over the pipeline's, over the defaults. Throws
+ * {@link ConfigurationError} naming `where` (the stage entry). A `backoffMs` function's answer
+ * that is not a finite number ≥ 0 (NaN, negative, not a number) waits nothing: the stage goes on,
+ * and `warn` gets one warning per stage saying so.
+ */
+export function resolveStageRetry(pipeline: StageRetryOptions | undefined, stage: StageRetryOptions | undefined, where: string, warn: (message: string) => void = () => {}): ResolvedStageRetry {
   const attempts = stage?.attempts ?? pipeline?.attempts ?? 1
   if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100) {
-    throw new ConfigurationError(`Stage ${stageNumber}: retry.attempts must be a whole number from 1 to 100, got ${String(attempts)}`)
+    throw new ConfigurationError(`${where}: retry.attempts must be a whole number from 1 to 100, got ${shown(attempts)}`)
   }
   const backoff = stage?.backoffMs ?? pipeline?.backoffMs
   if (typeof backoff === 'number' && !(Number.isFinite(backoff) && backoff >= 0)) {
-    throw new ConfigurationError(`Stage ${stageNumber}: retry.backoffMs must be a number of milliseconds ≥ 0, got ${String(backoff)}`)
+    throw new ConfigurationError(`${where}: retry.backoffMs must be a number of milliseconds ≥ 0, got ${String(backoff)}`)
   }
   const retryIf = stage?.retryIf ?? pipeline?.retryIf
+  let warned = false
   return {
     attempts,
     delay: (attempt) => {
-      const wait = typeof backoff === 'function' ? backoff(attempt) : (backoff ?? backoffDelay(attempt, { baseMs: DEFAULT_STAGE_RETRY_BASE_MS, maxMs: DEFAULT_STAGE_RETRY_MAX_MS, jitter: 'full' }))
-      // A function's odd answer (negative, NaN) waits nothing rather than forever.
-      return Number.isFinite(wait) && wait > 0 ? wait : 0
+      if (typeof backoff !== 'function') return backoff ?? backoffDelay(attempt, { baseMs: DEFAULT_STAGE_RETRY_BASE_MS, maxMs: DEFAULT_STAGE_RETRY_MAX_MS, jitter: 'full' })
+      const wait: unknown = backoff(attempt)
+      if (typeof wait === 'number' && Number.isFinite(wait) && wait >= 0) return wait
+      // Mid-run, a bad answer is clamped, not thrown: throwing would fail a stage that could still succeed.
+      if (!warned) {
+        warned = true
+        warn(`${where}: retry.backoffMs(${attempt}) returned ${shown(wait)}, not a number of milliseconds ≥ 0; retrying without a wait`)
+      }
+      return 0
     },
     retryIf: (error, attempt) => !isErrorNamed(error, 'AbortError') && (retryIf === undefined || retryIf(error, attempt)),
   }

@@ -25,14 +25,19 @@ export interface RunStart {
  * is created (or taken) in it; the run's own catalogue comes from that answer or `GET /status`.
  * `runCatalogue` is set when that catalogue, not the client's, names the stages (a run of a
  * pipeline other than `default`). Throws {@link CatalogueMismatchError} for a run of another
- * pipeline or another number of stages.
+ * pipeline or another number of stages (saying whether the run's catalogue is the handlers' as
+ * configured now, or a snapshot from when it was created earlier).
  */
 export async function startingCatalogue(internals: ClientInternals, start: RunStart): Promise<{ runId: string; runCatalogue: StageCatalogue | undefined; warnings: string[] }> {
   const { pipeline, stageCount } = start
   let runId = start.runId
+  // Created by this call: its catalogue is the handlers' as configured now, not an older snapshot.
+  let created = false
   if (pipeline !== undefined) {
-    const { run } = await start.create(pipeline)
+    const answer = await start.create(pipeline)
+    const { run } = answer
     runId = run.id
+    created = answer.created
     if (run.pipeline !== pipeline) throw new CatalogueMismatchError(runId, stageCount, undefined, { pipeline: run.pipeline, expectedPipeline: pipeline })
   }
   if (runId === undefined) throw new ConfigurationError('runPipeline needs a `runId` (or a `pipeline` to create the run in)')
@@ -47,7 +52,7 @@ export async function startingCatalogue(internals: ClientInternals, start: RunSt
   // A pipeline is named when one was asked for or the run is not in `default`.
   const named = known !== undefined && (pipeline !== undefined || known.pipeline !== DEFAULT_PIPELINE) ? known.pipeline : undefined
   if (entries !== undefined && entries.length !== stageCount) {
-    throw new CatalogueMismatchError(runId, stageCount, entries.length, { pipeline: named })
+    throw new CatalogueMismatchError(runId, stageCount, entries.length, { pipeline: named, created })
   }
   const own = entries !== undefined && entries.length > 0 && named !== undefined
   return { runId, runCatalogue: own ? entries.map((entry) => ({ number: entry.stageNumber, name: entry.stageName })) : undefined, warnings }

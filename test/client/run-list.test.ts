@@ -161,6 +161,25 @@ describe('listRuns', () => {
     expect(sent).toHaveLength(0)
   })
 
+  it('says what the option must be and what it got, like the server does', async () => {
+    const { client, sent } = fakeServer()
+    const cases: [Parameters<typeof client.listRuns>[0], string][] = [
+      [{ status: ['BOGUS' as never] }, 'Invalid run list options: status: must be one of PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED; got "BOGUS"'],
+      [{ createdAfter: new Date('nope') }, 'Invalid run list options: createdAfter: is an invalid Date (its time is NaN); give a valid Date or an ISO 8601 timestamp'],
+      [
+        { createdBefore: '2026-12-01' },
+        'Invalid run list options: createdBefore: is not an ISO 8601 timestamp YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|±HH:MM] with an offset (e.g. 2026-12-01T00:00:00Z; without one it is UTC); got "2026-12-01"',
+      ],
+      [{ tag: ['ok', 'x'.repeat(129)] }, 'Invalid run list options: tag: must be a tag of 1–128 characters; got 129 characters'],
+      [{ limit: 201 }, 'Invalid run list options: limit: must be a whole number from 1 to 200 (runs per page); got 201'],
+      [{ pipeline: '' }, 'Invalid run list options: pipeline: must be a non-empty pipeline name; got ""'],
+    ]
+    for (const [options, message] of cases) {
+      await expect(collect(client.listRuns(options))).rejects.toThrow(message)
+    }
+    expect(sent).toHaveLength(0)
+  })
+
   it('ends with an abort error when the signal aborts the page in flight, and with a timeout past timeoutMs', async () => {
     const hanging = (_: string, init: RequestInit) =>
       new Promise<Response>((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(init.signal?.reason as Error), { once: true }))

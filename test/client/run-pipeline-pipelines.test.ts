@@ -9,36 +9,10 @@ import { setupServer } from 'msw/node'
 import { CatalogueMismatchError, PrismaAPIClient, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
 import { createPipelineMock } from 'pipeline-status-sdk/msw'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fakePipelineServer as fakeServer } from './support/fake-pipeline-server.js'
 
 const ORIGIN = 'http://pipelines.test'
 const SECRET = 'pipelines-secret'
-const NOW = '2026-01-08T00:00:00.000Z'
-
-const runRecord = (id: string, pipeline: string, status = 'PROCESSING') => ({
-  id, status, error: null, completedAt: null, completionReceivedAt: null, createdAt: NOW, updatedAt: NOW,
-  lastActivityAt: null, heartbeatIntervalMs: null, pipeline, tags: [], metadata: {}, startedAt: null,
-})
-
-/** A fake server whose runs all live in `pipeline` with a two-stage catalogue, `Fetch` and `Summarise`. */
-function fakeServer(pipeline: string) {
-  const bodies: { path: string; body: Record<string, unknown> }[] = []
-  const fetch = async (input: string, init: RequestInit): Promise<Response> => {
-    const { pathname } = new URL(input)
-    const body = JSON.parse(String(init.body ?? '{}')) as Record<string, unknown>
-    bodies.push({ path: pathname, body })
-    const json = (value: unknown, status = 200) => new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json' } })
-    if (pathname.endsWith('/runs')) {
-      const catalogue = [{ stageNumber: 1, stageName: 'Fetch' }, { stageNumber: 2, stageName: 'Summarise' }]
-      return json({ created: true, run: runRecord(String(body['id']), pipeline, 'PENDING'), catalogue }, 201)
-    }
-    const runId = decodeURIComponent(pathname.split('/')[3] ?? '')
-    if (pathname.endsWith('/complete')) return json({ outcome: 'applied', run: runRecord(runId, pipeline, 'COMPLETED') })
-    const stage = { stageNumber: body['stageNumber'], stageName: body['stageName'], status: body['status'], output: null, completedAt: null, progress: null, createdAt: NOW, updatedAt: NOW }
-    return json({ outcome: 'applied', stage, run: runRecord(runId, pipeline) })
-  }
-  const client = new PrismaAPIClient({ baseUrl: ORIGIN, secret: SECRET, fetch, logger: silentLogger, heartbeatIntervalMs: 60_000 })
-  return { client, bodies }
-}
 
 describe('runPipeline({ pipeline }) on the wire', () => {
   it('creates the run in the pipeline and names the stages from its catalogue, not the client\'s', async () => {
@@ -67,7 +41,25 @@ describe('runPipeline({ pipeline }) on the wire', () => {
       runnerStages: 3,
       serverStages: 2,
       pipeline: 'report',
-      message: "Run rp_3: the runner has 3 stage(s) but the catalogue of its pipeline 'report' has 2; configure the same stages on both sides (the runner's stage functions and the handlers' pipelines['report'])",
+      message:
+        "Run rp_3: the runner has 3 stage(s) but the run's own catalogue (pipeline 'report') has 2, as the handlers' pipelines['report'] has now; " +
+        "configure the same stages on both sides (the runner's stage functions and the handlers' pipelines['report'])",
+    })
+    expect(bodies.map((entry) => entry.path)).toEqual(['/api/pipeline/runs'])
+  })
+
+  it('says a run created before its pipeline changed keeps its own catalogue, and to create a new run for the new stages', async () => {
+    // `old-report` exists (created: false) with the 2 stages snapshotted then; the pipeline now has 3.
+    const { client, bodies } = fakeServer('report', { created: false })
+    const attempt = runPipeline({ client, pipeline: 'report', runId: 'old-report', stages: [() => 1, () => 2, () => 3] })
+    await expect(attempt).rejects.toMatchObject({
+      name: 'CatalogueMismatchError',
+      runnerStages: 3,
+      serverStages: 2,
+      message:
+        "Run old-report: the runner has 3 stage(s) but the run's own catalogue (pipeline 'report') has 2, snapshotted when the run was created " +
+        "(the run keeps it even if the handlers' pipelines['report'] changed since); to run other stages, create a new run, " +
+        "which takes the handlers' pipelines['report'] as it is now; to run this one, give runPipeline 2 stage function(s)",
     })
     expect(bodies.map((entry) => entry.path)).toEqual(['/api/pipeline/runs'])
   })

@@ -268,5 +268,27 @@ describe('pipeline-status mock', () => {
       child.kill('SIGTERM')
       await once(child, 'exit')
     })
+
+    it('takes a "default" key of the file as the default stages, replacing the five; an existing id answers created: false unchanged', async () => {
+      const file = await pipelinesFile('{ "default": ["Only"], "report": ["Fetch", "Summarise"] }')
+      const { child, url } = await start(['mock', '--port', '0', '--secret', 'cli-secret', '--quiet', '--pipelines', file])
+      const create = async (body: object) => {
+        const response = await fetch(`${url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret', 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+        return { status: response.status, answer: CreateRunResponse.parse(await response.json()) }
+      }
+      const plain = await create({ id: 'in-default', tags: ['a'] })
+      expect(plain.answer.catalogue).toEqual([{ stageNumber: 1, stageName: 'Only' }])
+      // The same id again: 200, created false, the stored run with its own pipeline and tags.
+      const again = await create({ id: 'in-default', pipeline: 'report', tags: ['b'], metadata: { n: 1 } })
+      expect({ status: again.status, created: again.answer.created, pipeline: again.answer.run.pipeline, tags: again.answer.run.tags, metadata: again.answer.run.metadata }).toEqual({
+        status: 200,
+        created: false,
+        pipeline: 'default',
+        tags: ['a'],
+        metadata: {},
+      })
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    })
   })
 })

@@ -563,7 +563,23 @@ class PrismaAPIClient:
         ISO 8601 string, or seconds since the epoch, as ``time.time()``): a PROCESSING update with
         ``attempt``, ``maxAttempts``, ``lastError`` (the failure, an exception or a message, cut
         to 2,000 characters) and ``nextRetryAt`` (stored clamped to [now, now + 24 h]).
-        ``stage_name``: ``None`` for the catalogue's. Returns like the ``mark_*`` methods."""
+        ``stage_name``: ``None`` for the catalogue's.
+
+        Returns like the ``mark_*`` methods: ``True`` when delivered or queued, ``False`` when not
+        (logged). ``True`` also when the server already had a higher attempt of the stage and kept
+        it (outcome ``stale``, nothing stored: a late report of an earlier retry); that is logged
+        once at INFO.
+
+        Raises:
+            ValueError: ``attempt`` is not a whole number of 2 or more (attempt 1 is the first run,
+                not a retry; report it with :meth:`mark_stage_processing`) or is above
+                ``max_attempts``.
+        """
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 2:
+            raise ValueError(f"attempt must be a whole number of 2 or more (the attempt about to start; 1 is the first run, "
+                             f"not a retry), got {attempt!r}")
+        if isinstance(max_attempts, int) and not isinstance(max_attempts, bool) and attempt > max_attempts:
+            raise ValueError(f"attempt must be at most max_attempts ({max_attempts}), got {attempt!r}")
         when = next_retry_at
         if isinstance(when, (int, float)):
             when = datetime.fromtimestamp(float(when), timezone.utc)
@@ -862,7 +878,10 @@ class PrismaAPIClient:
                 self._note_conflict(run_id, update.what, answer)
                 elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
                 # A stale answer stored nothing: the run was finished before this update arrived.
-                return not (elsewhere and answer.get("outcome") == "stale")
+                if elsewhere and answer.get("outcome") == "stale":
+                    return False
+                self._note_stale_attempt(run_id, update.what, update.body, answer)
+                return True
 
     def _classify_failure(self, update: _Update, error: PipelineStatusError) -> str:
         """The one failure table of the client, for the first send and for a redelivery alike (as
@@ -1080,6 +1099,22 @@ class PrismaAPIClient:
         self.outbox.ack(entry.seq)
         self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
         return True
+
+    def _note_stale_attempt(self, run_id: str, what: str, body: bytes, answer: Mapping[str, Any]) -> None:
+        """Logs once at INFO that a stage update with an attempt was answered ``stale`` for a run
+        still running: the server kept a higher attempt and stored nothing of this one."""
+        if answer.get("outcome") != "stale":
+            return
+        try:
+            sent = json.loads(body).get("attempt")
+        except (ValueError, AttributeError):
+            sent = None
+        if sent is None:
+            return
+        stage = answer.get("stage")
+        kept = stage.get("attempt") if isinstance(stage, dict) else None
+        self.log.info("Run %s: %s attempt %s not stored: the server kept a higher attempt%s (outcome stale)",
+                      run_id, what, sent, f" ({kept})" if kept is not None else "")
 
     def _note_conflict(self, run_id: str, what: str, answer: Mapping[str, Any]) -> None:
         """An answer ``conflict``: the stage was already final with another output, which the server

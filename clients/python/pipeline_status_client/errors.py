@@ -56,12 +56,16 @@ class StatusNetworkError(PipelineStatusError):
 
 
 class CatalogueMismatchError(PipelineStatusError, ValueError):
-    """The runner's number of stages differs from the server's stage catalogue
-    (:meth:`PrismaAPIClient.check_catalogue`); ``runner_stages`` and ``server_stages`` say by how much."""
+    """The runner's number of stages differs from the run's own stage catalogue
+    (:meth:`PrismaAPIClient.check_catalogue`); ``runner_stages`` and ``server_stages`` say by how
+    much. A run keeps the catalogue snapshotted when it was created, even after the handlers'
+    stages change: the message says to create a new run for the new stages."""
 
     def __init__(self, run_id: str, runner_stages: int, server_stages: int):
         super().__init__(
-            f"Run {run_id}: the runner has {runner_stages} stage(s) but the server's catalogue has {server_stages}; "
-            "configure the same stages on both sides")
+            f"Run {run_id}: the runner has {runner_stages} stage(s) but the run's own catalogue has {server_stages}, "
+            "snapshotted when the run was created (the run keeps it even if the handlers' stages changed since); "
+            "to run other stages, create a new run, which takes the handlers' stages as they are now; "
+            f"to run this one, give it {server_stages} stage(s)")
         self.runner_stages = runner_stages
         self.server_stages = server_stages

@@ -4,13 +4,14 @@ metadata, and the pages of ``GET /runs`` followed by their ``nextCursor``. Stand
 Mirrors ``src/client/create-run.ts`` and ``src/client/run-list.ts`` of the TypeScript client.
 """
 import json
+import re
 import urllib.parse
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from .contract import iso_instant
 
-#: The most tags a run carries, and the longest tag (characters).
+#: The most tags a run carries, and the longest tag (characters counted as UTF-16 code units, as the server counts them).
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 128
 #: The largest metadata object, in bytes of its UTF-8 JSON.
@@ -21,6 +22,42 @@ MAX_LIST_LIMIT = 200
 RUN_STATUSES = ("PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
 
 Instant = Union[str, datetime]
+
+#: The server's timestamp grammar (``src/contract/timestamp.ts``): RFC 3339 with the offset optional (none: UTC).
+TIMESTAMP_FORMAT = "YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|±HH:MM]"
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(Z|([+-])(\d{2}):(\d{2}))?")
+
+
+def tag_length(tag: str) -> int:
+    """A tag's length as the server counts it: UTF-16 code units (an emoji counts 2)."""
+    return len(tag.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _tag_problem(tag: object) -> Optional[str]:
+    if not isinstance(tag, str) or not 1 <= tag_length(tag) <= MAX_TAG_LENGTH:
+        got = f"{tag_length(tag)} characters" if isinstance(tag, str) else repr(tag)
+        return f"each tag is a string of 1 to {MAX_TAG_LENGTH} characters (UTF-16 code units), got {got}"
+    return None
+
+
+def is_timestamp(text: str) -> bool:
+    """Whether ``text`` is a timestamp the server takes: :data:`TIMESTAMP_FORMAT`, a real date and
+    time (no ``:60``, no ``24:00``) whose UTC instant falls in years 1 to 9999."""
+    match = _TIMESTAMP.fullmatch(text)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    sign, offset_hours, offset_minutes = match.group(8), match.group(9), match.group(10)
+    try:
+        moment = datetime(year, month, day, hour, minute, second)
+        if sign is not None:
+            if int(offset_hours) > 23 or int(offset_minutes) > 59:
+                return False
+            offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+            moment = moment - offset if sign == "+" else moment + offset
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def create_run_body(run_id: Optional[str], pipeline: Optional[str], tags: Optional[Sequence[str]],
@@ -37,8 +74,9 @@ def create_run_body(run_id: Optional[str], pipeline: Optional[str], tags: Option
         if len(tags) > MAX_TAGS:
             raise ValueError(f"tags: at most {MAX_TAGS} tags per run, got {len(tags)}")
         for tag in tags:
-            if not isinstance(tag, str) or not 1 <= len(tag) <= MAX_TAG_LENGTH:
-                raise ValueError(f"tags: each tag is a string of 1 to {MAX_TAG_LENGTH} characters, got {tag!r}")
+            problem = _tag_problem(tag)
+            if problem is not None:
+                raise ValueError(f"tags: {problem}")
         body["tags"] = tags
     if metadata is not None:
         if not isinstance(metadata, Mapping):
@@ -61,7 +99,12 @@ def _many(name: str, value: Union[None, str, Sequence[str]]) -> List[str]:
 
 
 def _instant(name: str, value: Optional[Instant]) -> Optional[str]:
-    if value is None or isinstance(value, str):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not is_timestamp(value):
+            raise ValueError(f"{name} must be an ISO 8601 timestamp {TIMESTAMP_FORMAT} with an offset "
+                             f"(e.g. 2026-12-01T00:00:00Z; without one it is UTC), got {value!r}")
         return value
     if isinstance(value, datetime):
         return iso_instant(value)
@@ -73,7 +116,9 @@ def list_query(status: Union[None, str, Sequence[str]] = None, pipeline: Optiona
                created_before: Optional[Instant] = None) -> List[tuple]:
     """The filters as query pairs of ``GET /runs`` and ``/runs/counts``: repeated ``status`` (any
     of them) and ``tag`` (all of them), ``createdAfter`` inclusive, ``createdBefore`` exclusive.
-    A naive ``datetime`` is this machine's local time (see :func:`iso_instant`)."""
+    A naive ``datetime`` is this machine's local time (see :func:`iso_instant`). Raises
+    ``ValueError`` naming the argument for what the server would refuse, with its rules: a known
+    status, a tag of 1 to 128 UTF-16 code units, a string instant in :data:`TIMESTAMP_FORMAT`."""
     statuses = _many("status", status)
     for value in statuses:
         if value not in RUN_STATUSES:
@@ -81,7 +126,12 @@ def list_query(status: Union[None, str, Sequence[str]] = None, pipeline: Optiona
     pairs: List[tuple] = [("status", value) for value in statuses]
     if pipeline is not None:
         pairs.append(("pipeline", _many("pipeline", pipeline)[0]))
-    pairs += [("tag", value) for value in _many("tag", tag)]
+    tags = _many("tag", tag)
+    for value in tags:
+        problem = _tag_problem(value)
+        if problem is not None:
+            raise ValueError(f"tag: {problem}")
+    pairs += [("tag", value) for value in tags]
     for name, value in (("createdAfter", _instant("created_after", created_after)),
                         ("createdBefore", _instant("created_before", created_before))):
         if value is not None:

@@ -1,5 +1,5 @@
 """``create_run`` with a pipeline, tags and metadata, ``list_runs`` across pages and
-``count_runs``, on the wire against a small fake server (standard library): the bodies and
+``count_runs``, ``mark_stage_retrying``'s checks and its stale answer, on the wire against a small fake server (standard library): the bodies and
 queries sent, ``nextCursor`` followed with the same filters, reads authenticated and signed
 like status reads, and the arguments the server would refuse named before anything is sent."""
 import http.server
@@ -50,6 +50,11 @@ class FakeServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 server.requests.append({"method": "POST", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                if self.path.endswith("/stage-update"):
+                    # The stage already holds attempt 3: a lower attempt is answered stale, nothing stored.
+                    run = {"id": "py_stale", "status": "PROCESSING", "pipeline": "default", "tags": [], "metadata": {}}
+                    stage = {"stageNumber": body["stageNumber"], "status": "PROCESSING", "attempt": 3, "maxAttempts": 3}
+                    return self._answer(200, {"outcome": "stale", "run": run, "stage": stage})
                 run = {"id": body.get("id", "picked"), "status": "PENDING", "pipeline": body.get("pipeline", "default"),
                        "tags": body.get("tags", []), "metadata": body.get("metadata", {})}
                 self._answer(201, {"created": True, "run": run, "catalogue": [{"stageNumber": 1, "stageName": "Fetch"}]})
@@ -130,6 +135,36 @@ class RunsTest(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, f"^{named}"):
                 self.client.list_runs(**arguments)
         self.assertEqual(self.server.requests, [])
+
+    def test_list_runs_refuses_at_the_call_what_the_server_refuses_with_its_rules(self) -> None:
+        cases = [
+            ({"tag": "x" * 129}, "tag: each tag is a string of 1 to 128 characters (UTF-16 code units), got 129 characters"),
+            # 65 emoji are 130 UTF-16 code units, as the server counts them.
+            ({"tag": ["ok", "\U0001F600" * 65]}, "tag: each tag is a string of 1 to 128 characters (UTF-16 code units), got 130 characters"),
+            ({"created_after": "2026-12-01"}, "created_after must be an ISO 8601 timestamp YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits]"
+                                              "[Z|\u00b1HH:MM] with an offset (e.g. 2026-12-01T00:00:00Z; without one it is UTC), got '2026-12-01'"),
+            ({"created_before": "2026-02-30T00:00:00Z"}, "created_before must be an ISO 8601 timestamp"),
+            ({"status": ["FAILED", "BOGUS"]}, "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED, got 'BOGUS'"),
+            ({"limit": 500}, "limit must be a whole number from 1 to 200 (runs per page), got 500"),
+        ]
+        for arguments, message in cases:
+            with self.assertRaises(ValueError) as raised:
+                self.client.list_runs(**arguments)
+            self.assertTrue(str(raised.exception).startswith(message), str(raised.exception))
+        # 64 emoji (128 code units) and instants with and without an offset are taken.
+        list(self.client.list_runs(tag="\U0001F600" * 64, created_after="2026-12-01T01:00:00+01:00", created_before="2026-12-02T00:00:00"))
+        self.assertEqual(len(self.server.requests), 1)
+
+    def test_mark_stage_retrying_refuses_attempt_1_and_logs_a_stale_attempt_once(self) -> None:
+        for attempt, message in ((1, "attempt must be a whole number of 2 or more"), (4, "attempt must be at most max_attempts (3), got 4")):
+            with self.assertRaises(ValueError) as raised:
+                self.client.mark_stage_retrying("py_stale", 1, None, attempt, 3, "boom", 0)
+            self.assertTrue(str(raised.exception).startswith(message), str(raised.exception))
+        self.assertEqual(self.server.requests, [])
+        with self.assertLogs("pipeline_status_client", "DEBUG") as logs:
+            self.assertTrue(self.client.mark_stage_retrying("py_stale", 1, None, 2, 3, "boom", 0))
+        self.assertEqual(logs.output, ["INFO:pipeline_status_client:Run py_stale: stage 1 PROCESSING attempt 2 not stored: "
+                                       "the server kept a higher attempt (3) (outcome stale)"])
 
     def test_count_runs(self) -> None:
         self.assertEqual(self.client.count_runs("status", tag="x"), {"COMPLETED": 7})
