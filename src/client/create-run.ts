@@ -5,7 +5,8 @@
 import { z } from 'zod'
 import { PayloadValidationError } from '../contract/parse.js'
 import { RunId } from '../contract/run-id.js'
-import { MAX_METADATA_BYTES, MAX_TAG_LENGTH, MAX_TAGS } from '../contract/run-list.js'
+import { Tag } from '../contract/run-labels.js'
+import { MAX_METADATA_BYTES, MAX_TAGS } from '../contract/run-list.js'
 
 /**
  * What `createRun` creates. Every field is optional; `{}` creates a run with a random id in the
@@ -36,7 +37,8 @@ const CreateRunInput = z.object({
   id: RunId.optional(),
   pipeline: z.string().min(1, 'a pipeline name is 1 or more characters').optional(),
   tags: z
-    .array(z.string().min(1, 'a tag is 1 or more characters').max(MAX_TAG_LENGTH, `a tag is at most ${MAX_TAG_LENGTH} characters (UTF-16 code units)`))
+    // The contract's one tag rule (UTF-16 code units; zod's max() would count code points).
+    .array(Tag)
     .max(MAX_TAGS, `at most ${MAX_TAGS} tags per run`)
     .optional(),
   metadata: z

@@ -5,7 +5,8 @@
  */
 import { z } from 'zod'
 import { PayloadValidationError } from '../contract/parse.js'
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_TAG_LENGTH, RunCounts, RunListPage } from '../contract/run-list.js'
+import { tagProblem as contractTagProblem } from '../contract/run-labels.js'
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, RunCounts, RunListPage } from '../contract/run-list.js'
 import { RunStatus } from '../contract/status.js'
 import { isTimestamp, TIMESTAMP_FORMAT } from '../contract/timestamp.js'
 import { parseResponse } from './parse-response.js'
@@ -103,11 +104,11 @@ function oneOrMany<T>(problem: (value: unknown) => string | undefined) {
 
 const STATUSES: readonly string[] = RunStatus.options
 const statusProblem = (value: unknown) => (typeof value === 'string' && STATUSES.includes(value) ? undefined : `must be one of ${STATUSES.join(', ')}; got ${got(value)}`)
-// The server counts a tag's characters as UTF-16 code units, as `length` does.
-const tagProblem = (value: unknown) =>
-  typeof value === 'string' && value.length >= 1 && value.length <= MAX_TAG_LENGTH
-    ? undefined
-    : `must be a tag of 1–${MAX_TAG_LENGTH} characters${typeof value === 'string' ? `; got ${value.length} characters` : `; got ${got(value)}`}`
+// The contract's one tag rule (UTF-16 code units, storable text), as the server applies it.
+const tagProblem = (value: unknown) => {
+  const problem = contractTagProblem(value)
+  return problem === undefined ? undefined : `${problem}${typeof value === 'string' ? '' : `; got ${got(value)}`}`
+}
 const instantProblem = (value: unknown) => {
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'is an invalid Date (its time is NaN); give a valid Date or an ISO 8601 timestamp' : undefined
   if (typeof value === 'string') {

@@ -170,7 +170,7 @@ describe('listRuns', () => {
         { createdBefore: '2026-12-01' },
         'Invalid run list options: createdBefore: is not an ISO 8601 timestamp YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|±HH:MM] with an offset (e.g. 2026-12-01T00:00:00Z; without one it is UTC); got "2026-12-01"',
       ],
-      [{ tag: ['ok', 'x'.repeat(129)] }, 'Invalid run list options: tag: must be a tag of 1–128 characters; got 129 characters'],
+      [{ tag: ['ok', 'x'.repeat(129)] }, 'Invalid run list options: tag: a tag is 1 to 128 characters (UTF-16 code units), got 129'],
       [{ limit: 201 }, 'Invalid run list options: limit: must be a whole number from 1 to 200 (runs per page); got 201'],
       [{ pipeline: '' }, 'Invalid run list options: pipeline: must be a non-empty pipeline name; got ""'],
     ]
