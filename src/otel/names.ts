@@ -10,6 +10,10 @@ export const ATTRIBUTES = Object.freeze({
   stageStatus: 'pipeline_status.stage.status',
   runStatus: 'pipeline_status.run.status',
   updateOutcome: 'pipeline_status.update.outcome',
+  /** The route of a client's dead letter: `stageUpdate` or `complete`. */
+  route: 'pipeline_status.route',
+  /** A client's dead letter's kind: `dead_letter` (refused for good or expired) or `superseded` (its run ended elsewhere). */
+  deadLetterKind: 'pipeline_status.dead_letter.kind',
 } as const)
 
 /** The metrics' names. */
@@ -22,4 +26,8 @@ export const METRICS = Object.freeze({
   updates: 'pipeline_status.updates',
   /** UpDownCounter: live status streams open. */
   streams: 'pipeline_status.streams',
+  /** Counter, in the runner: updates the client's outbox kept as dead letters, by route and kind. */
+  clientDeadLetters: 'pipeline_status.client.dead_letters',
+  /** Gauge, in the runner: updates waiting in the process's outboxes. */
+  clientOutboxDepth: 'pipeline_status.client.outbox.depth',
 } as const)

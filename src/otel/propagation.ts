@@ -1,8 +1,11 @@
 /**
  * The client side of `pipeline-status-sdk/otel`: the trace headers of every report.
  */
-import { type TextMapPropagator, context, propagation } from '@opentelemetry/api'
+import { type MeterProvider, type TextMapPropagator, context, metrics, propagation } from '@opentelemetry/api'
+import { PACKAGE_NAME, PACKAGE_VERSION } from '../contract/package-info.js'
+import { clientTelemetry } from '../internal/client-telemetry.js'
 import { setTraceHeaders } from '../internal/trace-propagation.js'
+import { ATTRIBUTES, METRICS } from './names.js'
 
 /** Options of {@link registerPipelineStatusTracing}. */
 export interface RegisterPipelineStatusTracingOptions {
@@ -12,6 +15,13 @@ export interface RegisterPipelineStatusTracingOptions {
    * @default the global propagator (`propagation`: the OpenTelemetry Node SDK sets W3C Trace Context and Baggage)
    */
   propagator?: TextMapPropagator | undefined
+  /**
+   * Where the client's metrics go: `pipeline_status.client.dead_letters` (a counter, by route and
+   * kind) and `pipeline_status.client.outbox.depth` (a gauge: the updates waiting in the
+   * process's outboxes).
+   * @default the global one (`metrics.getMeterProvider()`)
+   */
+  meterProvider?: MeterProvider | undefined
 }
 
 /**
@@ -20,8 +30,9 @@ export interface RegisterPipelineStatusTracingOptions {
  * active when it was made: a call inside a span continues that span's trace on the server
  * (`pipelineStatusInstrumentation`). Every attempt of one request carries the same headers; an
  * update the outbox sends later carries the context of its send. Call it once, after the
- * OpenTelemetry SDK has started; calling it again replaces the earlier registration. Returns a
- * function that removes it.
+ * OpenTelemetry SDK has started; calling it again replaces the earlier registration. Also
+ * records the client's metrics (see {@link RegisterPipelineStatusTracingOptions.meterProvider}).
+ * Returns a function that removes the headers and stops the metrics.
  *
  * @example
  * ```ts
@@ -46,5 +57,20 @@ export function registerPipelineStatusTracing(options: RegisterPipelineStatusTra
     return carrier
   }
   setTraceHeaders(headers)
-  return () => setTraceHeaders(undefined)
+  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(PACKAGE_NAME, PACKAGE_VERSION)
+  const deadLetters = meter.createCounter(METRICS.clientDeadLetters, { unit: '{update}', description: 'Updates the outbox kept as dead letters' })
+  const depth = meter.createObservableGauge(METRICS.clientOutboxDepth, { unit: '{update}', description: 'Updates waiting in the outboxes' })
+  const telemetry = clientTelemetry()
+  const observe = (result: { observe(value: number): void }) => {
+    let waiting = 0
+    for (const read of telemetry.outboxes) waiting += read()
+    result.observe(waiting)
+  }
+  depth.addCallback(observe)
+  telemetry.deadLettered = ({ route, kind }) => deadLetters.add(1, { [ATTRIBUTES.route]: route, [ATTRIBUTES.deadLetterKind]: kind })
+  return () => {
+    setTraceHeaders(undefined)
+    telemetry.deadLettered = undefined
+    depth.removeCallback(observe)
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * The OpenTelemetry SDK set up for a test file: spans into an in-memory exporter, metrics read on
  * demand, the async-hooks context manager (so a runner's active span reaches its client calls)
- * and the client's trace headers registered with the W3C propagator.
+ * and the client's trace headers (W3C propagator) and metrics registered.
  */
 import { context, type Span } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
@@ -22,7 +22,7 @@ export interface Telemetry {
   readonly exporter: InMemorySpanExporter
   readonly tracerProvider: BasicTracerProvider
   readonly meterProvider: MeterProvider
-  /** The spans ended so far with `kind` CONSUMER: the server's stage spans. */
+  /** The spans of the package's own tracer ended so far: the server's stage spans. */
   stageSpans(): ReadableSpan[]
   /** Collects the metrics now; `points` reads this collection. */
   collect(): Promise<void>
@@ -44,7 +44,7 @@ export function useTelemetry(): Telemetry {
 
   beforeAll(() => {
     context.setGlobalContextManager(contextManager.enable())
-    unregister = registerPipelineStatusTracing({ propagator: new W3CTraceContextPropagator() })
+    unregister = registerPipelineStatusTracing({ propagator: new W3CTraceContextPropagator(), meterProvider })
   })
   afterEach(() => exporter.reset())
   afterAll(async () => {

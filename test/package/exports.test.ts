@@ -236,7 +236,7 @@ describe('the built package', () => {
     const inputs = Object.keys(result.metafile.inputs)
     const local = inputs.filter((file) => !file.includes('node_modules'))
     expect(local.length).toBeGreaterThan(0)
-    expect(local.filter((file) => !/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme|attempt-deadline|sleep|trace-propagation)\.ts$/.test(file))).toEqual([])
+    expect(local.filter((file) => !/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme|attempt-deadline|sleep|trace-propagation|client-telemetry)\.ts$/.test(file))).toEqual([])
     expect(dirname(local[0]!)).toMatch(/^src\//)
   })
 })
