@@ -43,9 +43,11 @@ export interface RegisterPipelineStatusTracingOptions {
  * registerPipelineStatusTracing()
  * const client = new PrismaAPIClient()
  * await trace.getTracer('runner').startActiveSpan('nightly-import', async (span) => {
+ *   const runId = (await client.createRun()).run.id
  *   await client.markStageProcessing(runId, 1)
  *   span.end()
  * })
+ * await client.close()
  * ```
  */
 export function registerPipelineStatusTracing(options: RegisterPipelineStatusTracingOptions = {}): () => void {
