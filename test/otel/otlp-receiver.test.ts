@@ -7,12 +7,12 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { trace } from '@opentelemetry/api'
-import { PrismaAPIClient } from 'pipeline-status-sdk/client'
 import { registerPipelineStatusTracing } from 'pipeline-status-sdk/otel'
 import { createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTelemetry } from '../../examples/express/telemetry.js'
 import { quiet } from '../support/loggers.js'
+import { inProcessClient } from './support.js'
 
 const SECRET = 'otlp-secret'
 
@@ -67,14 +67,7 @@ describe('the Express example’s telemetry', () => {
     const unregister = registerPipelineStatusTracing()
     try {
       const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: quiet, instrumentation: telemetry.instrumentation })
-      const client = new PrismaAPIClient({
-        baseUrl: 'https://app.test',
-        secret: SECRET,
-        throwOnError: true,
-        followRunStream: false,
-        logger: quiet,
-        fetch: (input, init) => handlers.fetch(new Request(input, init)),
-      })
+      const client = inProcessClient(SECRET, handlers.fetch)
       const runner = await trace.getTracer('runner').startActiveSpan('runner job', async (span) => {
         await client.createRun('otlp_run')
         await client.markStageProcessing('otlp_run', 1)

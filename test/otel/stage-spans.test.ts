@@ -8,14 +8,13 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import type { Histogram } from '@opentelemetry/sdk-metrics'
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import type { RunStatusResponse } from 'pipeline-status-sdk'
-import { PrismaAPIClient } from 'pipeline-status-sdk/client'
 import { ATTRIBUTES, METRICS, pipelineStatusInstrumentation } from 'pipeline-status-sdk/otel'
 import { createPipelineStatusHandlers, createStaleRunSweeper, MemoryStore, type Store } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { quiet } from '../support/loggers.js'
 import { until } from '../support/until.js'
 import { useTestDatabase } from '../support/use-test-database.js'
-import { useTelemetry } from './support.js'
+import { inProcessClient, useTelemetry } from './support.js'
 
 const SECRET = 'otel-secret'
 const BASE = 'https://app.test/api/pipeline'
@@ -28,14 +27,7 @@ function setUp(store: Store<unknown>) {
   const clock = () => new Date(time)
   const instrumentation = pipelineStatusInstrumentation({ tracerProvider: telemetry.tracerProvider, meterProvider: telemetry.meterProvider })
   const handlers = createPipelineStatusHandlers({ store, secret: SECRET, clock, logger: quiet, instrumentation })
-  const client = new PrismaAPIClient({
-    baseUrl: 'https://app.test',
-    secret: SECRET,
-    throwOnError: true,
-    followRunStream: false,
-    logger: quiet,
-    fetch: (input, init) => handlers.fetch(new Request(input, init)),
-  })
+  const client = inProcessClient(SECRET, handlers.fetch)
   const send = (path: string, body: unknown) =>
     handlers.fetch(new Request(`${BASE}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-webhook-secret': SECRET }, body: JSON.stringify(body) }))
   const status = async (runId: string) =>
@@ -183,17 +175,9 @@ describe('on the in-memory store', () => {
   it('sends no trace headers outside a span, and records nothing without the instrumentation', async () => {
     const seen: Array<string | null> = []
     const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: quiet })
-    const client = new PrismaAPIClient({
-      baseUrl: 'https://app.test',
-      secret: SECRET,
-      throwOnError: true,
-      followRunStream: false,
-      logger: quiet,
-      fetch: (input, init) => {
-        const request = new Request(input, init)
-        seen.push(request.headers.get('traceparent'))
-        return handlers.fetch(request)
-      },
+    const client = inProcessClient(SECRET, (request) => {
+      seen.push(request.headers.get('traceparent'))
+      return handlers.fetch(request)
     })
     await client.createRun('memory_plain')
     await client.markStageProcessing('memory_plain', 1)

@@ -8,8 +8,10 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { PrismaAPIClient } from 'pipeline-status-sdk/client'
 import { registerPipelineStatusTracing } from 'pipeline-status-sdk/otel'
 import { afterAll, afterEach, beforeAll } from 'vitest'
+import { quiet } from '../support/loggers.js'
 
 /** A reader that exports nothing: the test collects when it asserts. */
 class TestMetricReader extends MetricReader {
@@ -77,4 +79,19 @@ export function useTelemetry(): Telemetry {
       })
     },
   }
+}
+
+/**
+ * A runner's client that sends to `fetch` (the handlers' own, in process) with `secret`: it
+ * throws on errors and opens no run stream.
+ */
+export function inProcessClient(secret: string, fetch: (request: Request) => Promise<Response>): PrismaAPIClient {
+  return new PrismaAPIClient({
+    baseUrl: 'https://app.test',
+    secret,
+    throwOnError: true,
+    followRunStream: false,
+    logger: quiet,
+    fetch: (input, init) => fetch(new Request(input, init)),
+  })
 }
