@@ -72,9 +72,9 @@ export function pipelineOf(run: RunState): string {
   return run.pipeline ?? DEFAULT_PIPELINE
 }
 
-/** Reports the run's transition when a write moved it from `before` (`undefined`: created) to `after`. */
-export function reportRunTransition(calls: InstrumentationCalls, before: RunStatus | undefined, after: RunState): void {
-  if (before !== after.status) calls.runTransition({ runId: after.id, pipeline: pipelineOf(after), status: after.status })
+/** Reports that a write moved `run` to its status (created: `PENDING`). */
+export function reportRunTransition(calls: InstrumentationCalls, run: RunState): void {
+  calls.runTransition({ runId: run.id, pipeline: pipelineOf(run), status: run.status })
 }
 
 /** Reports each stage of `stages` that is final as ended, with its run. */

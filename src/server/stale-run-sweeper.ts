@@ -273,7 +273,7 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
 
 /** Reports a swept run's transition and, read back, its stages that were still running as ended `FAILED` with it. */
 async function reportSwept(store: Store<unknown>, calls: InstrumentationCalls, run: RunState, logger: Logger): Promise<void> {
-  reportRunTransition(calls, undefined, run)
+  reportRunTransition(calls, run)
   try {
     const snapshot = await store.getRun(run.id)
     const running = (snapshot?.stages ?? []).filter((stage) => stage.status === 'PROCESSING')

@@ -63,7 +63,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     instrumentation.stageUpdate({ pipeline: pipelineOf(result.run), outcome: result.outcome })
     if (result.outcome !== 'applied') return
     reportStagesEnded(instrumentation, result.run, [result.stage])
-    if (result.statusChanged) reportRunTransition(instrumentation, undefined, result.run)
+    if (result.statusChanged) reportRunTransition(instrumentation, result.run)
   }
 
   /**
@@ -84,8 +84,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
       return { update, traceparent: parseTraceparent(exchange.request.headers.get('traceparent')) }
     },
     async (id, { update, traceparent }): Promise<StageUpdateResponse> => {
-      const now = clock()
-      const result = accepted(await applyStageUpdate(store, id, update, { pipelines, now, onRunEnded, clockSkewToleranceMs, traceparent }))
+      const result = accepted(await applyStageUpdate(store, id, update, { pipelines, now: clock(), onRunEnded, clockSkewToleranceMs, traceparent }))
       reportStageUpdate(result)
       if (result.outcome === 'applied' && result.clamped) warnClamped(id, result.clamped, `stage ${update.stageNumber}`)
       if (result.outcome === 'conflict' && warnedConflict.first(id)) {
@@ -109,7 +108,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     async (id, payload): Promise<CompleteRunResponse> => {
       const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted, onRunEnded, clockSkewToleranceMs }))
       if (result.outcome === 'applied' && result.clamped) warnClamped(id, result.clamped, 'completion')
-      if (result.outcome === 'applied' && result.statusChanged) reportRunTransition(instrumentation, undefined, result.run)
+      if (result.outcome === 'applied' && result.statusChanged) reportRunTransition(instrumentation, result.run)
       return { outcome: result.outcome, run: toRunRecord(result.run) }
     },
   )
@@ -137,7 +136,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
       const result = accepted(await cancelRun(store, id, input, { now: clock(), pipelines, onRunEnded }))
       if (result.outcome === 'applied') {
         reportStagesEnded(instrumentation, result.run, result.stages)
-        reportRunTransition(instrumentation, undefined, result.run)
+        reportRunTransition(instrumentation, result.run)
       }
       return { outcome: result.outcome, run: toRunRecord(result.run) }
     },
@@ -148,7 +147,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     const json = await auth.writeBody(exchange, 'createRun', { allowEmpty: true })
     const input = validate(CreateRun, json === undefined ? {} : json)
     const result = await createRun(store, { ...newRunOf(input, pipelines), now: clock() })
-    if (result.created) reportRunTransition(instrumentation, undefined, result.run)
+    if (result.created) reportRunTransition(instrumentation, result.run)
     const catalogue = settings.catalogues.entriesOf(result.run)
     const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run), ...(catalogue ? { catalogue } : {}) }
     return jsonResponse(body, result.created ? 201 : 200)
