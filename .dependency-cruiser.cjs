@@ -4,7 +4,7 @@
 // Lowest first; an import only ever points down:
 //   internal < contract < core < signing < {server, client, live} < entry points
 // `server`, `client` and `live` are peers: none imports another (what two of them need goes
-// down to `internal` or `contract`). The entry points (next, express, react, pg, the files at the
+// down to `internal` or `contract`). The entry points (next, express, react, pg, otel, the files at the
 // root of src, mock-server) may import every layer and each other, never round a circle.
 //
 // Type-only imports count, for the ranks and for circles alike (`tsPreCompilationDeps: true`): a
@@ -25,7 +25,7 @@ const LAYERS = [
   { name: 'server', rank: 4, path: '^src/server/' },
   { name: 'client', rank: 4, path: '^src/client/' },
   { name: 'live', rank: 4, path: '^src/live/' },
-  { name: 'entry', rank: 5, path: '^(src/(next|express|react|pg)/|src/[^/]+$|mock-server/)' },
+  { name: 'entry', rank: 5, path: '^(src/(next|express|react|pg|otel)/|src/[^/]+$|mock-server/)' },
 ]
 
 const TESTS = '\\.test\\.tsx?$'
@@ -76,6 +76,13 @@ module.exports = {
       comment: 'Production code imports a test, test support, a bench or an example.',
       from: { path: '^(src|mock-server)/', pathNot: TESTS },
       to: { path: ['^(test|bench|examples)/', TESTS] },
+    },
+    {
+      name: 'opentelemetry-outside-its-entry',
+      severity: 'error',
+      comment: '@opentelemetry/* (an optional peer) is imported only by the pipeline-status-sdk/otel entry (src/otel): the server and the client reach it through their instrumentation seams, so nothing changes without it.',
+      from: { path: '^(src|mock-server)/', pathNot: ['^src/otel/', TESTS] },
+      to: { path: '@opentelemetry/' },
     },
     {
       name: 'not-to-unresolvable',

@@ -10,6 +10,7 @@ export default defineConfig({
     'msw/index': 'mock-server/index.ts',
     'react/index': 'src/react/index.ts',
     'pg/index': 'src/pg/index.ts',
+    'otel/index': 'src/otel/index.ts',
     // The `pipeline-status` bin; not an export.
     cli: 'mock-server/bin.ts',
   },

@@ -14,6 +14,7 @@ export default defineConfig({
       { find: /^pipeline-status-sdk\/msw$/, replacement: src('./mock-server/index.ts') },
       { find: /^pipeline-status-sdk\/react$/, replacement: src('./src/react/index.ts') },
       { find: /^pipeline-status-sdk\/pg$/, replacement: src('./src/pg/index.ts') },
+      { find: /^pipeline-status-sdk\/otel$/, replacement: src('./src/otel/index.ts') },
       { find: /^pipeline-status-sdk$/, replacement: src('./src/index.ts') },
     ],
   },

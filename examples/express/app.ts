@@ -8,6 +8,7 @@ import express from 'express'
 import { createExpressRouter, loadPipelinesFile, type PipelineCatalogues } from 'pipeline-status-sdk/express'
 import type { PgRunListener } from 'pipeline-status-sdk/pg'
 import { createPrismaStore, createStaleRunSweeper, type RunState, type StaleRunSweeperSettings } from 'pipeline-status-sdk/server'
+import type { PipelineStatusInstrumentation } from 'pipeline-status-sdk/server'
 import { type Database, openDatabase } from '../shared/database.js'
 
 /** How long a client may take to send its request headers, in milliseconds (Node's default is 60 s). */
@@ -67,6 +68,10 @@ export interface ExpressExampleOptions {
    * @default none: read tokens are refused
    */
   readTokenSecret?: string | string[] | undefined
+
+  // Observability (docs/tracing.md; `startTelemetry` in telemetry.ts).
+  /** Stage spans and metrics of the handlers and the sweeper. @default none */
+  instrumentation?: PipelineStatusInstrumentation | undefined
 }
 
 /**
@@ -147,7 +152,12 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
     ...(listen ? { notifyChannel: channel } : {}),
   })
   const sweeper = options.staleRunSweeper
-    ? createStaleRunSweeper({ logger: { warn: (message) => log.warn(message), error: (message) => log.error(message) }, ...options.staleRunSweeper, store })
+    ? createStaleRunSweeper({
+        logger: { warn: (message) => log.warn(message), error: (message) => log.error(message) },
+        ...options.staleRunSweeper,
+        store,
+        instrumentation: options.instrumentation,
+      })
     : undefined
   // LISTEN always on the direct URL (DIRECT_DATABASE_URL, else DATABASE_URL when that is direct).
   const listener = listen ? db.connections?.listener({ channel }) : undefined
@@ -157,6 +167,7 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
     secret: options.secret,
     ...collectionSettings(options),
     logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
+    instrumentation: options.instrumentation,
     // Where an app stores the run's results; here the example only reports them.
     onRunCompleted: (_tx, run, payload) => {
       const extra = Object.keys(payload).filter((key) => !['status', 'completedAt', 'duration', 'error'].includes(key))

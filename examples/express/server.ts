@@ -16,9 +16,13 @@
  *   stay in `default`
  * - `READ_TOKEN_SECRET`: accept run read tokens signed with it (at least 32 characters, not the
  *   webhook secret); comma-separated for several
+ * - `OTEL_EXPORTER_OTLP_ENDPOINT`: start the OpenTelemetry Node SDK and export stage spans and
+ *   metrics over OTLP (`OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` by default, `http/json`,
+ *   `grpc`); see docs/tracing.md
  */
 import { MigrationHistoryError } from '../shared/database.js'
 import { collectionFromEnv, liveFromEnv, startExpressExample } from './app.js'
+import { startTelemetry } from './telemetry.js'
 
 const DEMO_SECRET = 'demo-secret-do-not-use-in-production'
 
@@ -69,7 +73,11 @@ if (live.liveMode === 'listen' && !databaseUrl) {
   process.exit(1)
 }
 
-const example = await startExpressExample({ port, databaseUrl, dataDir, secret, ...live, ...collection }).catch((error: unknown) => {
+// Started first, so its instrumentation is there before the first request.
+const telemetry = await startTelemetry()
+if (telemetry) console.info(`[express-example] OpenTelemetry: exporting to ${process.env['OTEL_EXPORTER_OTLP_ENDPOINT']} (${process.env['OTEL_EXPORTER_OTLP_PROTOCOL'] ?? 'http/protobuf'})`)
+
+const example = await startExpressExample({ port, databaseUrl, dataDir, secret, ...live, ...collection, instrumentation: telemetry?.instrumentation }).catch((error: unknown) => {
   // A database the example cannot migrate is the user's to fix: one line that says how, no stack.
   if (!(error instanceof MigrationHistoryError)) throw error
   console.error(`[express-example] ${error.message}`)
@@ -86,7 +94,10 @@ const stop = (signal: string) => {
   if (stopping) return
   stopping = true
   console.info(`[express-example] ${signal}: stopping`)
-  example.close().then(
+  example
+    .close()
+    .then(() => telemetry?.shutdown())
+    .then(
     () => process.exit(0),
     (error: unknown) => {
       console.error('[express-example] failed to stop cleanly', error)

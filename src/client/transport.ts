@@ -20,6 +20,7 @@
 import ky, { type Options as KyOptions, isHTTPError, isNetworkError } from 'ky'
 import { HEADERS } from '../contract/headers.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
+import { addTraceHeaders } from '../internal/trace-propagation.js'
 import { forwardAbort } from './forward-abort.js'
 import { networkCause } from './network-cause.js'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError, isStatusHttpError } from './errors.js'
@@ -116,6 +117,9 @@ export class Transport {
     if (this.#config.secret !== undefined) headers[HEADERS.webhookSecret] = this.#config.secret
     if (request.body !== undefined) headers['Content-Type'] = 'application/json'
     if (request.idempotencyKey !== undefined) headers[HEADERS.idempotencyKey] = request.idempotencyKey
+    // The caller's trace context, read here, before the first await, while it is still active
+    // (`pipeline-status-sdk/otel`); the same on every attempt of the request.
+    addTraceHeaders(headers)
     // What the signature's webhook-id names this request by, equal across its attempts.
     const unique = request.idempotencyKey ?? crypto.randomUUID()
     const limit = options.retry ? this.#config.retry.limit : 0
@@ -152,6 +156,7 @@ export class Transport {
   async openRequest(url: string, accept: string): Promise<{ headers: Record<string, string>; fetch: (input: string, init: RequestInit) => Promise<Response> }> {
     const headers: Record<string, string> = { 'User-Agent': this.#config.userAgent, Accept: accept }
     if (this.#config.secret !== undefined) headers[HEADERS.webhookSecret] = this.#config.secret
+    addTraceHeaders(headers)
     const signer = this.#config.signer
     const signed = signer ? { ...headers, ...(await signer({ method: 'GET', url, body: '', unique: crypto.randomUUID() })) } : headers
     return { headers: signed, fetch: this.#config.fetch ?? globalThis.fetch.bind(globalThis) }

@@ -32,14 +32,14 @@ export type StageRefusal = ReturnType<typeof unknownPipeline> | { outcome: 'inva
 
 /** Result of a stage update: the state machine's decision, a refusal, or `not_found` for an unknown run. */
 export type StageUpdateResult =
-  | { outcome: 'applied'; stage: StageState; run: RunState; clamped?: ClampedInstant }
+  | { outcome: 'applied'; stage: StageState; run: RunState; statusChanged: boolean; clamped?: ClampedInstant }
   | Exclude<StageDecision, { outcome: 'applied' }>
   | StageRefusal
   | { outcome: 'not_found' }
 
 /** Result of a completion: the decision, or `not_found` for an unknown run. */
 export type CompletionResult =
-  | { outcome: 'applied'; run: RunState; clamped?: ClampedInstant }
+  | { outcome: 'applied'; run: RunState; statusChanged: boolean; clamped?: ClampedInstant }
   | { outcome: 'duplicate'; run: RunState }
   | Extract<CompletionDecision, { outcome: 'conflict' }>
   | { outcome: 'not_found' }
@@ -53,6 +53,8 @@ interface StageUpdateOptions<Tx> {
   now: Date
   onRunEnded?: OnRunEnded<Tx> | undefined
   clockSkewToleranceMs?: number | undefined
+  /** The report's `traceparent`, checked (`parseTraceparent`); see `StageUpdateInput.traceparent`. */
+  traceparent?: string | undefined
 }
 
 /**
@@ -98,8 +100,8 @@ function decideOnRunCatalogue<Tx>(
   if (!stages) return unknownPipeline(run, pipelines)
   const outside = stageNumberOutside(update.stageNumber, stages)
   if (outside) return { outcome: 'invalid', field: 'stageNumber', message: outside }
-  const { now, clockSkewToleranceMs } = options
-  return decideStageUpdate({ run: withCatalogue(run, stages), stage, update, stages, now, clockSkewToleranceMs })
+  const { now, clockSkewToleranceMs, traceparent } = options
+  return decideStageUpdate({ run: withCatalogue(run, stages), stage, update, stages, now, clockSkewToleranceMs, traceparent })
 }
 
 /** What an applied stage decision writes: the run and the stage. */
@@ -107,8 +109,8 @@ type StageDecisionWrite = { run: RunState; stage: StageState }
 
 /** An applied stage decision as the result, with its clamped instant when there was one. */
 function applied(decision: Extract<StageDecision, { outcome: 'applied' }>): StageUpdateResult {
-  const { stage, run, clamped } = decision
-  return clamped ? { outcome: 'applied', stage, run, clamped } : { outcome: 'applied', stage, run }
+  const { stage, run, statusChanged, clamped } = decision
+  return clamped ? { outcome: 'applied', stage, run, statusChanged, clamped } : { outcome: 'applied', stage, run, statusChanged }
 }
 
 /**
@@ -183,7 +185,8 @@ export async function completeRun<Tx>(
 
 /** An applied completion as the result, with its clamped instant when there was one. */
 function completed(decision: Extract<CompletionDecision, { outcome: 'applied' }>): CompletionResult {
-  return decision.clamped ? { outcome: 'applied', run: decision.run, clamped: decision.clamped } : { outcome: 'applied', run: decision.run }
+  const { run, statusChanged, clamped } = decision
+  return clamped ? { outcome: 'applied', run, statusChanged, clamped } : { outcome: 'applied', run, statusChanged }
 }
 
 /** Options of {@link createRun}: what the run is created with, already checked against the contract's rules. */
@@ -345,13 +348,15 @@ export async function recordHeartbeat<Tx>(
 
 /** Result of a cancellation, or `not_found` for an unknown run. */
 export type CancelResult =
-  | { outcome: 'applied' | 'duplicate'; run: RunState }
+  | { outcome: 'applied'; run: RunState; stages: StageState[] }
+  | { outcome: 'duplicate'; run: RunState }
   | { outcome: 'conflict'; code: 'run_finished'; detail: string }
   | { outcome: 'not_found' }
 
 /**
  * Cancels a run: in one transaction under the run's lock, the run and its `PROCESSING` stages
  * become `CANCELLED` ({@link decideCancel}), and the app's `onRunEnded` hook runs inside it.
+ * Applied, it returns the stages it cancelled.
  */
 export function cancelRun<Tx>(
   store: Store<Tx>,
@@ -371,7 +376,7 @@ export function cancelRun<Tx>(
     for (const stage of decision.stages) await tx.saveStage(runId, stage)
     await tx.saveRun(decision.run)
     await runEnded(tx.client, locked, decision.run, 'cancel', options.onRunEnded)
-    return { outcome: 'applied', run: decision.run }
+    return { outcome: 'applied', run: decision.run, stages: decision.stages }
   })
 }
 

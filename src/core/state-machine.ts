@@ -16,6 +16,7 @@ import { type ClampedInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, clampRunnerInstan
 import { attemptFieldsDiffer, compareAttempt, nextAttemptFields, storedAttemptFields } from './stage-attempts.js'
 import { compareProgress, decideProgress } from './stage-progress.js'
 import { completedAtFloor, stageStartedAt, started } from './stage-timing.js'
+import { nextTraceFields } from './stage-trace.js'
 import type { RunState, StageState } from './state.js'
 
 /**
@@ -67,6 +68,8 @@ export type CompletionDecision =
       run: RunState
       /** The app's `onRunCompleted` hook runs in this transaction: this is the first accepted `/complete`. */
       runCompletionHook: true
+      /** Whether the run's status changed (`false`: its stages had already finished it with this status). */
+      statusChanged: boolean
       /** Set when the body's `completedAt` was outside its window and was stored clamped. */
       clamped?: ClampedInstant
     }
@@ -90,6 +93,11 @@ export interface StageUpdateInput {
    * {@link clampRunnerInstant}). @default DEFAULT_CLOCK_SKEW_TOLERANCE_MS
    */
   clockSkewToleranceMs?: number | undefined
+  /**
+   * The W3C `traceparent` the report came with, already checked (`parseTraceparent`); kept as the
+   * stage's parent or, starting a higher attempt, as a link (`nextTraceFields`).
+   */
+  traceparent?: string | undefined
 }
 
 const RANK: Readonly<Record<StageStatus, number>> = {
@@ -112,7 +120,7 @@ function agreesWithOutcome(stageStatus: FinalStatus, runStatus: FinalStatus): bo
  * Decides what one stage update does to a run. The update must already be validated
  * against the catalogue (`stageNumber` in 1..N).
  */
-export function decideStageUpdate({ run, stage, update, stages, now, clockSkewToleranceMs }: StageUpdateInput): StageDecision {
+export function decideStageUpdate({ run, stage, update, stages, now, clockSkewToleranceMs, traceparent }: StageUpdateInput): StageDecision {
   const n = update.stageNumber
   if (!Number.isInteger(n) || n < 1 || n > lastStageNumber(stages)) {
     throw new RangeError(`stageNumber ${n} is outside the catalogue 1..${lastStageNumber(stages)}`)
@@ -125,7 +133,7 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
 
   if (incoming === current) {
     if (stage && incoming === 'PROCESSING') {
-      const attempts = decideAttemptChange({ run, stage, update, now })
+      const attempts = decideAttemptChange({ run, stage, update, now, traceparent })
       if (attempts) return attempts
       // A PROCESSING update that carries newer progress is a change, not a retry.
       if (update.progress !== undefined) {
@@ -184,6 +192,7 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
     startedAt: stage ? stageStartedAt(stage) : (completedAt ?? now),
     // Final statuses carry no attempt fields (the contract refuses them) and keep the stored ones.
     ...nextAttemptFields(stage, update, now),
+    ...nextTraceFields(stage, traceparent, attemptOrder === 'higher'),
   }
 
   const nextRun = deriveRun(run, nextStage, stages, now)
@@ -204,7 +213,7 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
  * null` when it starts). `undefined` when the attempt fields stay as stored. On a finished run
  * such an update is a late `PROCESSING`: stale.
  */
-function decideAttemptChange({ run, stage, update, now }: { run: RunState; stage: StageState; update: StageUpdate; now: Date }): StageDecision | undefined {
+function decideAttemptChange({ run, stage, update, now, traceparent }: Pick<StageUpdateInput, 'run' | 'update' | 'now' | 'traceparent'> & { stage: StageState }): StageDecision | undefined {
   const fields = nextAttemptFields(stage, update, now)
   if (!attemptFieldsDiffer(fields, storedAttemptFields(stage))) return undefined
   if (isFinalStatus(run.status)) return { outcome: 'stale', stage, run }
@@ -221,6 +230,7 @@ function decideAttemptChange({ run, stage, update, now }: { run: RunState; stage
     progress,
     updatedAt: now,
     ...fields,
+    ...nextTraceFields(stage, traceparent, higher),
   }
   return { outcome: 'applied', stage: next, run: started({ ...run, updatedAt: now }, next, run), statusChanged: false }
 }
@@ -286,6 +296,7 @@ export function decideCompletion({ run, body, now, clockSkewToleranceMs }: Compl
       outcome: 'applied',
       run: { ...run, error: run.error ?? body.error ?? null, completionReceivedAt: now, updatedAt: now },
       runCompletionHook: true,
+      statusChanged: false,
     }
   }
   const sent = body.completedAt
@@ -306,6 +317,7 @@ export function decideCompletion({ run, body, now, clockSkewToleranceMs }: Compl
       updatedAt: now,
     },
     runCompletionHook: true,
+    statusChanged: true,
     ...(sent?.clamped ? { clamped: sent.clamped } : {}),
   }
 }

@@ -72,6 +72,13 @@ export interface StageState {
   lastError?: string | null
   /** When the next attempt starts; `null` or absent while an attempt runs or none is planned. */
   nextRetryAt?: Date | null
+  /**
+   * The W3C `traceparent` of the stage's first report that carried one: the parent of the
+   * stage's span (DESIGN.md "Observability"); `null` or absent when none did.
+   */
+  traceparent?: string | null
+  /** The `traceparent`s of the reports that started a later attempt: the span's links; absent = none. */
+  traceLinks?: readonly string[] | null
 }
 
 /** A run with its stored stages, ordered by stage number. */

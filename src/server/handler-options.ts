@@ -11,6 +11,7 @@ import type { Logger } from '../internal/logger.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from './storage/prisma-client.js'
 import type { HttpProblemError } from './http/problem-response.js'
 import type { WebhookSigningOptions } from './auth/webhook-auth.js'
+import type { PipelineStatusInstrumentation } from './instrumentation.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -330,6 +331,15 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * @default none: same-origin only, no CORS headers
    */
   cors?: CorsOptions | undefined
+
+  // Observability (DESIGN.md "Observability").
+  /**
+   * Where the handlers report stage spans and metrics: `pipelineStatusInstrumentation()` of
+   * `pipeline-status-sdk/otel` for OpenTelemetry, or an object of your own. Called after each
+   * write committed; a throw is logged as a warning and never fails the request.
+   * @default none: nothing is recorded
+   */
+  instrumentation?: PipelineStatusInstrumentation | undefined
 }
 
 /** Handlers on any {@link Store}, e.g. `MemoryStore` or a `PrismaStore` with options. */

@@ -112,3 +112,6 @@ export {
   verifyRunReadToken,
 } from './auth/run-read-token.js'
 export type { CreateRunReadTokenOptions, RunReadTokenVerification, VerifyRunReadTokenOptions } from './auth/run-read-token.js'
+
+// Observability (`pipeline-status-sdk/otel` implements it)
+export type { EndedStage, PipelineStatusInstrumentation, StageUpdateOutcomeName } from './instrumentation.js'

@@ -29,6 +29,7 @@ import { Cors } from './http/cors.js'
 import { type RunCatalogues, resolvePipelines, runCatalogues } from './pipelines.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
+import { type InstrumentationCalls, resolveInstrumentation } from './instrumentation.js'
 import { positiveInteger, resolveStore } from './storage/store-option.js'
 
 /** The live stream settings, every one checked. */
@@ -79,6 +80,8 @@ export interface HandlerSettings {
   readonly statusJson: (snapshot: RunSnapshot) => string
   readonly live: LiveSettings
   readonly cors: Cors | undefined
+  /** The `instrumentation` option, every method present and none throwing. */
+  readonly instrumentation: InstrumentationCalls
 }
 
 /** Resolves and checks the options; throws {@link ServerConfigurationError} for one that cannot work. */
@@ -130,6 +133,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
       listen: live.listen,
     },
     cors,
+    instrumentation: resolveInstrumentation(options.instrumentation, logger),
   }
 }
 

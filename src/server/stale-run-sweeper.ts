@@ -10,6 +10,7 @@ import { positiveInteger, resolveStore } from './storage/store-option.js'
 import { isPositive } from '../internal/is-positive.js'
 import { describeReceived } from '../internal/received-value.js'
 import { unrefTimer } from '../internal/unref-timer.js'
+import { type InstrumentationCalls, type PipelineStatusInstrumentation, reportRunTransition, reportStagesEnded, resolveInstrumentation } from './instrumentation.js'
 
 /** The default of {@link StaleRunSweeperSettings.intervalMs}: one minute. */
 const DEFAULT_INTERVAL_MS = 60_000
@@ -80,6 +81,14 @@ export interface StaleRunSweeperSettings {
    * @default none: finished runs are kept forever
    */
   retention?: RetentionPolicy | undefined
+  /**
+   * Where the sweeper reports what it fails (DESIGN.md "Observability"): each run's transition to
+   * `FAILED`, and, for each of its stages still `PROCESSING`, the stage ended as `FAILED` at the
+   * sweep (the stored stage stays as it was; its span ends with the run). `pipelineStatusInstrumentation()`
+   * of `pipeline-status-sdk/otel`, or an object of your own.
+   * @default none: nothing is recorded
+   */
+  instrumentation?: PipelineStatusInstrumentation | undefined
 }
 
 /**
@@ -181,6 +190,7 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
   const clock = options.clock ?? (() => new Date())
   const { onRunStale, onRunEnded } = options
   const retention = resolveRetention(store, options.retention)
+  const instrumentation = options.instrumentation ? resolveInstrumentation(options.instrumentation, logger) : undefined
 
   /** The last sweep asked for; each waits for the one before it. */
   let inFlight: Promise<RunState[]> | undefined
@@ -189,6 +199,7 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
 
   async function onFailed(run: RunState): Promise<void> {
     logger.warn(`pipeline-status: failed stale run ${run.id}: ${run.error ?? ''}`, { runId: run.id })
+    if (instrumentation) await reportSwept(store, instrumentation, run, logger)
     if (!onRunStale) return
     try {
       await onRunStale(run)
@@ -257,6 +268,18 @@ export function createStaleRunSweeper(options: StaleRunSweeperOptions): StaleRun
       // The sweep's own errors were already logged by its tick, or thrown to sweep()'s caller.
       await inFlight?.catch(() => undefined)
     },
+  }
+}
+
+/** Reports a swept run's transition and, read back, its stages that were still running as ended `FAILED` with it. */
+async function reportSwept(store: Store<unknown>, calls: InstrumentationCalls, run: RunState, logger: Logger): Promise<void> {
+  reportRunTransition(calls, run)
+  try {
+    const snapshot = await store.getRun(run.id)
+    const running = (snapshot?.stages ?? []).filter((stage) => stage.status === 'PROCESSING')
+    reportStagesEnded(calls, run, running.map((stage) => ({ ...stage, status: 'FAILED' as const, completedAt: run.completedAt })))
+  } catch (error) {
+    logger.warn(`pipeline-status: could not read the stages of swept run ${run.id} for their spans`, { error, runId: run.id })
   }
 }
 

@@ -48,6 +48,9 @@ beforeAll(async () => {
   // The package as users install it: resolved through its exports map to dist/.
   await mkdir(join(base, 'node_modules'))
   await symlink(root, join(base, 'node_modules/pipeline-status-sdk'), 'dir')
+  // The optional peer a tracing sample imports (docs/tracing.md), installed beside it as users do.
+  await mkdir(join(base, 'node_modules/@opentelemetry'))
+  await symlink(join(root, 'node_modules/@opentelemetry/api'), join(base, 'node_modules/@opentelemetry/api'), 'dir')
   await writeFile(join(base, 'package.json'), JSON.stringify({ name: 'run-samples', private: true, type: 'module' }))
 })
 

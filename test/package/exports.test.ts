@@ -87,6 +87,9 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'pipeline-status-sdk/pg': [
     'DEFAULT_NOTIFY_CHANNEL', 'MigrationError', 'applyMigrations', 'createPgConnections', 'createPgRunListener',
   ],
+  'pipeline-status-sdk/otel': [
+    'ATTRIBUTES', 'METRICS', 'pipelineStatusInstrumentation', 'registerPipelineStatusTracing',
+  ],
 }
 
 let consumer: string
@@ -131,6 +134,7 @@ describe('the entry points (source)', () => {
       'pipeline-status-sdk/msw': () => import('pipeline-status-sdk/msw'),
       'pipeline-status-sdk/react': () => import('pipeline-status-sdk/react'),
       'pipeline-status-sdk/pg': () => import('pipeline-status-sdk/pg'),
+      'pipeline-status-sdk/otel': () => import('pipeline-status-sdk/otel'),
     }
     expect(Object.keys(entries)).toEqual(subpaths)
     for (const [subpath, load] of Object.entries(entries)) {
@@ -140,14 +144,14 @@ describe('the entry points (source)', () => {
 
   it('name every export: no `export *` in an entry point', async () => {
     const entries = ['src/index.ts', 'src/client/index.ts', 'src/server/index.ts', 'src/next/index.ts', 'src/express/index.ts']
-    for (const entry of [...entries, 'mock-server/index.ts', 'src/react/index.ts', 'src/pg/index.ts']) {
+    for (const entry of [...entries, 'mock-server/index.ts', 'src/react/index.ts', 'src/pg/index.ts', 'src/otel/index.ts']) {
       expect(await readFile(join(root, entry), 'utf8'), entry).not.toMatch(/^export \*/m)
     }
   })
 })
 
 describe('the built package', () => {
-  it('lists eight entry points', () => {
+  it('lists nine entry points', () => {
     expect(subpaths).toEqual([
       'pipeline-status-sdk',
       'pipeline-status-sdk/client',
@@ -157,6 +161,7 @@ describe('the built package', () => {
       'pipeline-status-sdk/msw',
       'pipeline-status-sdk/react',
       'pipeline-status-sdk/pg',
+      'pipeline-status-sdk/otel',
     ])
   })
 
@@ -200,7 +205,7 @@ describe('the built package', () => {
   it('keeps Prisma, pg, frameworks and server code out of the runner bundle', async () => {
     const result = await bundle('dist/client/index.js')
     const inputs = Object.keys(result.metafile.inputs).map((file) => relative(root, join(root, file)))
-    expect(inputs.filter((file) => /node_modules\/(@prisma|prisma|pg|express|msw|@electric-sql)\//.test(file))).toEqual([])
+    expect(inputs.filter((file) => /node_modules\/(@prisma|prisma|pg|express|msw|@electric-sql|@opentelemetry)\//.test(file))).toEqual([])
     const code = result.outputFiles.map((file) => file.text).join('\n')
     // Markers that exist only in server-side code.
     for (const marker of ['FOR UPDATE', '$transaction', 'createPipelineStatusHandlers', 'MemoryStore']) {
@@ -231,7 +236,7 @@ describe('the built package', () => {
     const inputs = Object.keys(result.metafile.inputs)
     const local = inputs.filter((file) => !file.includes('node_modules'))
     expect(local.length).toBeGreaterThan(0)
-    expect(local.filter((file) => !/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme|attempt-deadline|sleep)\.ts$/.test(file))).toEqual([])
+    expect(local.filter((file) => !/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme|attempt-deadline|sleep|trace-propagation|client-telemetry)\.ts$/.test(file))).toEqual([])
     expect(dirname(local[0]!)).toMatch(/^src\//)
   })
 })

@@ -107,6 +107,8 @@ const variants = [
               maxAttempts: 'max_attempts',
               lastError: 'last_error',
               nextRetryAt: 'next_retry_at',
+              traceparent: 'trace_parent',
+              traceLinks: 'trace_links',
             },
           },
         },

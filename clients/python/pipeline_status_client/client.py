@@ -38,6 +38,7 @@ from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriabl
 from .run_watch import DEFAULT_POLL_INTERVAL, RunWatch
 from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait_seconds
 from .signing import decode_signing_secret
+from .trace_context import TraceHeaders, resolve_trace_headers
 from .transport import Request, Transport
 
 #: The default maximum age of a queued update: 72 hours from its first attempt, in seconds.
@@ -177,6 +178,14 @@ class PrismaAPIClient:
             shows the run finished by someone else (cancelled by the web app, failed by the
             stale-run sweeper, completed elsewhere); ``run`` is the run as stored (``status``,
             ``error``). Exceptions it raises are logged. See also :meth:`run_finished`.
+        traceparent: a W3C ``traceparent`` sent on every request, so the web app's stage spans
+            continue the runner's trace (docs/tracing.md). Default: the ``TRACEPARENT``
+            environment variable, if set (an invalid one is ignored with a warning; an invalid
+            ``traceparent`` raises).
+        tracestate: the W3C ``tracestate`` sent with it. Default: ``TRACESTATE``, if set.
+        trace_headers: called before every request for its trace headers (``traceparent``,
+            ``tracestate``, ``baggage``; others are dropped), e.g. from OpenTelemetry's
+            ``inject``; wins over ``traceparent``. Default ``None``.
 
     Raises:
         ConfigurationError: no base URL, neither a secret nor a signing secret, or a bad option.
@@ -206,6 +215,9 @@ class PrismaAPIClient:
         logger: Optional[logging.Logger] = None,
         heartbeat_interval: Optional[float] = None,
         on_run_finished: Optional[Callable[[str, Dict[str, Any]], None]] = None,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
+        trace_headers: Optional[TraceHeaders] = None,
     ) -> None:
         base_url = base_url or os.environ.get(ENV_WEBHOOK_URL, "")
         # Read like the server reads it: during a rotation (``new,old``) the first entry is current.
@@ -255,7 +267,8 @@ class PrismaAPIClient:
         self.max_age = float(max_age)
         self.slow_retry_interval = float(slow_retry_interval)
         self.log = logger or _log
-        self._transport = Transport(base_url, base_path, secret or None, signing_key, timeout)
+        traced = resolve_trace_headers(traceparent, tracestate, trace_headers, self.log.warning)
+        self._transport = Transport(base_url, base_path, secret or None, signing_key, timeout, traced)
         self._lock = threading.RLock()  # one delivery path at a time keeps every run's order
         self._runs: Dict[str, Dict[str, Any]] = {}
         self._altered: List[AlteredOutput] = []

@@ -43,10 +43,19 @@ class Transport:
 
     ``timeout`` is in seconds, per attempt: one deadline over resolving, connecting, sending, the
     headers and the whole body. Sends ``X-Webhook-Secret`` when ``secret`` is set and
-    signs every attempt with a fresh timestamp when ``signing_key`` is set.
+    signs every attempt with a fresh timestamp when ``signing_key`` is set. Adds what
+    ``trace_headers`` returns (W3C Trace Context: ``trace_context.py``) to every request.
     """
 
-    def __init__(self, base_url: str, base_path: str, secret: Optional[str], signing_key: Optional[bytes], timeout: float):
+    def __init__(
+        self,
+        base_url: str,
+        base_path: str,
+        secret: Optional[str],
+        signing_key: Optional[bytes],
+        timeout: float,
+        trace_headers: Optional[Callable[[], Dict[str, str]]] = None,
+    ):
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         base_url = base_url.rstrip("/")
         # The demo and the Express example print the URL with the base path (issue 10 item 6):
@@ -57,6 +66,7 @@ class Transport:
         self.secret = secret
         self.signing_key = signing_key
         self.timeout = timeout
+        self.trace_headers = trace_headers
 
     def url(self, route: str) -> str:
         """The absolute URL of a route; the run id is percent-encoded where it must be, and a
@@ -74,6 +84,8 @@ class Transport:
             headers[HEADER_IDEMPOTENCY_KEY] = request.unique
         if self.secret:
             headers[HEADER_SECRET] = self.secret
+        if self.trace_headers is not None:
+            headers.update(self.trace_headers())
         if self.signing_key is not None:
             # The signed route is the path alone, without a list's query.
             message_id = webhook_message_id(request.method, request.route.partition("?")[0], request.unique)

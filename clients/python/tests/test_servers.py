@@ -13,7 +13,7 @@ import uuid
 from original_runner import OUTPUTS, report
 from support import SECRET, ExpressDatabase, Fault, Proxy, free_port, run_python, start_express, start_mock
 
-from pipeline_status_client import TRUNCATION_MARKER, CatalogueMismatchError, PrismaAPIClient, RetryPolicy, StatusHttpError
+from pipeline_status_client import TRUNCATION_MARKER, CatalogueMismatchError, ConfigurationError, PrismaAPIClient, RetryPolicy, StatusHttpError
 
 FAST = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2)
 STAGE_NAMES = ["Input Processing", "Signal Amplification", "General Translation", "Brand Contextualization", "Opportunity Generation"]
@@ -410,6 +410,37 @@ class ServerTests:
             delivered = [r.json() for r in self.proxy.updates(run_id) if r.status == 200]
             self.assertEqual([(b["status"], b.get("progress", {}).get("message")) for b in delivered],  # type: ignore[union-attr]
                              [("PROCESSING", None), ("PROCESSING", "s1 3"), ("COMPLETED", None), ("PROCESSING", "after the status change")])
+
+    def test_every_request_carries_the_trace_context_of_a_parameter_or_the_environment(self) -> None:
+        from unittest import mock
+
+        parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        run_id = self.created_run()
+        client = self.client(traceparent=parent, tracestate="vendor=1")
+        self.assertTrue(client.mark_stage_processing(run_id, 1))
+        self.assertTrue(client.mark_stage_complete(run_id, 1, {"rows": 1}))
+        client.get_status(run_id)
+        sent = [r for r in self.proxy.records if run_id in r.path]
+        self.assertGreaterEqual(len(sent), 3)
+        self.assertEqual({(r.headers.get("traceparent"), r.headers.get("tracestate")) for r in sent}, {(parent, "vendor=1")})
+        # From TRACEPARENT, when no parameter is given; an invalid one is ignored.
+        other = "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00"
+        with mock.patch.dict(os.environ, {"TRACEPARENT": other}):
+            self.assertTrue(self.client().mark_stage_processing(run_id, 2))
+        with mock.patch.dict(os.environ, {"TRACEPARENT": "not-a-traceparent"}):
+            self.assertTrue(self.client().mark_stage_complete(run_id, 2))
+        updates = self.proxy.updates(run_id)
+        self.assertEqual([r.headers.get("traceparent") for r in updates[-2:]], [other, None])
+        # Per request, from a callable (OpenTelemetry's inject).
+        calls = iter(["00-2af7651916cd43dd8448eb211c80319c-d7ad6b7169203331-01", "00-3af7651916cd43dd8448eb211c80319c-e7ad6b7169203331-01"])
+        traced = self.client(trace_headers=lambda: {"traceparent": next(calls), "x-other": "dropped"})
+        self.assertTrue(traced.mark_stage_processing(run_id, 3))
+        self.assertTrue(traced.mark_stage_complete(run_id, 3))
+        last = self.proxy.updates(run_id)[-2:]
+        self.assertEqual([r.headers.get("traceparent")[3:7] for r in last], ["2af7", "3af7"])
+        self.assertNotIn("x-other", last[0].headers)
+        with self.assertRaises(ConfigurationError):
+            self.client(traceparent="00-zz")
 
     def test_the_catalogue_check(self) -> None:
         run_id = new_run_id()

@@ -11,6 +11,7 @@ import { type ResolvedRetryPolicy, resolveRetryPolicy, retryDelay } from '../ret
 import { Ack, type DeadLetter, type Deliver, type DeliveryResult, type FlushResult, OutboxEntry, type OutboxOptions, type PendingEntry, describeEntry, toDeadLetter } from './entry.js'
 import { JsonlJournal } from './journal.js'
 import { type OutboxLock, acquireOutboxLock } from './lock.js'
+import { reportDeadLetter, trackOutbox } from '../../internal/client-telemetry.js'
 
 /** The default of {@link OutboxOptions.maxAgeMs}: 72 hours. */
 const DEFAULT_MAX_AGE = 72 * 60 * 60 * 1000
@@ -48,6 +49,8 @@ export class Outbox {
   readonly #deadLetters: JsonlJournal
   readonly #lock: OutboxLock
   readonly #releaseOnExit: () => void
+  /** Stops the depth metric's reading of this outbox (`pipeline-status-sdk/otel`). */
+  #untrack: () => void = () => {}
   /** Pending updates per run, oldest first. */
   readonly #queues = new Map<string, QueuedEntry[]>()
   #pending = 0
@@ -96,6 +99,7 @@ export class Outbox {
       this.#release()
       throw error
     }
+    this.#untrack = trackOutbox(() => this.#pending)
     if (this.#pending > 0) {
       this.#logger.info?.(`Outbox ${this.dir}: ${this.#pending} update(s) left by an earlier process, redelivering`, {
         pending: this.#pending,
@@ -415,6 +419,7 @@ export class Outbox {
       { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
     )
     this.#onDeadLetter?.(letter)
+    reportDeadLetter(entry.route, 'dead_letter')
   }
 
   /**
@@ -424,6 +429,7 @@ export class Outbox {
    */
   async #writeSuperseded(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
     await this.#deadLetters.append(toDeadLetter(entry, refusal, 'superseded'))
+    reportDeadLetter(entry.route, 'superseded')
     if (this.#supersededRuns.has(entry.runId)) return
     this.#supersededRuns.add(entry.runId)
     this.#logger.warn(
@@ -489,6 +495,7 @@ export class Outbox {
   }
 
   #release(): void {
+    this.#untrack()
     process.removeListener('exit', this.#releaseOnExit)
     this.#lock.release()
   }

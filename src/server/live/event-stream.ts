@@ -42,6 +42,8 @@ export interface EventStreamSettings {
   retryMs: number
   /** The status document of a snapshot, exactly as `GET /status` answers it (with the catalogue). */
   statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
+  /** Told when a stream opens (`1`) and when it closes (`-1`), for the open-streams metric. */
+  onStreamsChanged?: ((delta: 1 | -1) => void) | undefined
 }
 
 /** The open streams of one handlers instance. */
@@ -96,6 +98,7 @@ export class EventStreams {
     // Subscribe before the first read, so nothing falls between them.
     stream.watch = this.#watcher.watch(runId, (snapshot) => (admits(snapshot) ? stream.deliver(snapshot) : stream.close()))
     this.#streams.add(stream)
+    this.#settings.onStreamsChanged?.(1)
     let snapshot: RunSnapshot | null
     try {
       snapshot = await read()
@@ -125,7 +128,8 @@ export class EventStreams {
   }
 
   #forget(stream: OpenStream): void {
-    this.#streams.delete(stream)
+    if (!this.#streams.delete(stream)) return
+    this.#settings.onStreamsChanged?.(-1)
     if (this.#streams.size === 0) this.#stopKeepAlive()
   }
 

@@ -48,6 +48,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
           { runId, bufferedBytes, maxBufferedBytes: live.maxBufferedBytes },
         ),
       statusDocument: settings.statusDocument,
+      onStreamsChanged: settings.instrumentation.streamsChanged,
     })
     return streams
   }

@@ -23,6 +23,8 @@ import { escapeControls, type Exchange, type Plumbing, type RouteHandler } from 
 import { jsonResponse } from '../http/problem-response.js'
 import { accepted, assertStorable, validate } from '../http/validate.js'
 import type { HandlerSettings } from '../settings.js'
+import { parseTraceparent } from '../../core/stage-trace.js'
+import { pipelineOf, reportRunTransition, reportStagesEnded } from '../instrumentation.js'
 
 /** The write routes' handlers, by route name. */
 export interface WriteRoutes {
@@ -35,7 +37,7 @@ export interface WriteRoutes {
 
 /** Builds the write routes of one handlers instance. */
 export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing, auth: RequestAuth): WriteRoutes {
-  const { store, pipelines, clock, clockSkewToleranceMs, onRunCompleted, onRunEnded, logger } = settings
+  const { store, pipelines, clock, clockSkewToleranceMs, onRunCompleted, onRunEnded, logger, instrumentation } = settings
   // One warning per run for each kind of degradation, whatever the number of updates; bounded.
   const warnedSkew = new OncePerKey()
   const warnedConflict = new OncePerKey()
@@ -54,6 +56,16 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     })
   }
 
+  /** Reports a stage update's outcome, the stage it ended and the run's transition, if any. */
+  function reportStageUpdate(result: Awaited<ReturnType<typeof applyStageUpdate>>): void {
+    if (result.outcome !== 'applied' && result.outcome !== 'duplicate' && result.outcome !== 'stale' && result.outcome !== 'conflict') return
+    if (!('run' in result)) return
+    instrumentation.stageUpdate({ pipeline: pipelineOf(result.run), outcome: result.outcome })
+    if (result.outcome !== 'applied') return
+    reportStagesEnded(instrumentation, result.run, [result.stage])
+    if (result.statusChanged) reportRunTransition(instrumentation, result.run)
+  }
+
   /**
    * A write route of one run: the body read (authenticated, parsed, validated, its text checked
    * storable) by `read`, then the operation `act`, answered as JSON.
@@ -69,10 +81,11 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     async (exchange) => {
       const update = validate(settings.stageUpdateSchema, await auth.writeBody(exchange, 'stageUpdate', { allowEmpty: false }))
       assertStorable({ stageName: update.stageName, output: update.output, 'progress.message': update.progress?.message })
-      return update
+      return { update, traceparent: parseTraceparent(exchange.request.headers.get('traceparent')) }
     },
-    async (id, update): Promise<StageUpdateResponse> => {
-      const result = accepted(await applyStageUpdate(store, id, update, { pipelines, now: clock(), onRunEnded, clockSkewToleranceMs }))
+    async (id, { update, traceparent }): Promise<StageUpdateResponse> => {
+      const result = accepted(await applyStageUpdate(store, id, update, { pipelines, now: clock(), onRunEnded, clockSkewToleranceMs, traceparent }))
+      reportStageUpdate(result)
       if (result.outcome === 'applied' && result.clamped) warnClamped(id, result.clamped, `stage ${update.stageNumber}`)
       if (result.outcome === 'conflict' && warnedConflict.first(id)) {
         logger.warn(
@@ -95,6 +108,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     async (id, payload): Promise<CompleteRunResponse> => {
       const result = accepted(await completeRun(store, id, payload, { now: clock(), onRunCompleted, onRunEnded, clockSkewToleranceMs }))
       if (result.outcome === 'applied' && result.clamped) warnClamped(id, result.clamped, 'completion')
+      if (result.outcome === 'applied' && result.statusChanged) reportRunTransition(instrumentation, result.run)
       return { outcome: result.outcome, run: toRunRecord(result.run) }
     },
   )
@@ -120,6 +134,10 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     },
     async (id, input): Promise<CancelRunResponse> => {
       const result = accepted(await cancelRun(store, id, input, { now: clock(), pipelines, onRunEnded }))
+      if (result.outcome === 'applied') {
+        reportStagesEnded(instrumentation, result.run, result.stages)
+        reportRunTransition(instrumentation, result.run)
+      }
       return { outcome: result.outcome, run: toRunRecord(result.run) }
     },
   )
@@ -129,6 +147,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     const json = await auth.writeBody(exchange, 'createRun', { allowEmpty: true })
     const input = validate(CreateRun, json === undefined ? {} : json)
     const result = await createRun(store, { ...newRunOf(input, pipelines), now: clock() })
+    if (result.created) reportRunTransition(instrumentation, result.run)
     const catalogue = settings.catalogues.entriesOf(result.run)
     const body: CreateRunResponse = { created: result.created, run: toRunRecord(result.run), ...(catalogue ? { catalogue } : {}) }
     return jsonResponse(body, result.created ? 201 : 200)

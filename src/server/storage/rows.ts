@@ -48,6 +48,9 @@ export interface StageColumns {
   s_maxAttempts: number | string | null
   s_lastError: string | null
   s_nextRetryAt: Instant | null
+  s_traceparent: string | null
+  /** A `text[]`: an array, or its text form from a driver that does not parse arrays. */
+  s_traceLinks: string[] | string | null
 }
 
 /** A run joined with one of its stages. */
@@ -74,6 +77,8 @@ export function stageOf(row: StageColumns, stageNumber: number): StageState | un
     maxAttempts: row.s_maxAttempts === null ? null : Number(row.s_maxAttempts),
     lastError: row.s_lastError,
     nextRetryAt: toDate(row.s_nextRetryAt),
+    traceparent: row.s_traceparent,
+    traceLinks: typeof row.s_traceLinks === 'string' ? parseTextArray(row.s_traceLinks) : (row.s_traceLinks ?? []),
   }
 }
 

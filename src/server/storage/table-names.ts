@@ -64,6 +64,8 @@ const STAGE_FIELDS: readonly StageOutputField[] = [
   'maxAttempts',
   'lastError',
   'nextRetryAt',
+  'traceparent',
+  'traceLinks',
 ]
 
 /** The part of a Prisma 7 client's runtime data model that holds `@@map`, `@map` and `@@schema`. */

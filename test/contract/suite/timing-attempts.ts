@@ -221,5 +221,22 @@ export function describeTimingAttempts({ name, scenario }: ContractContext): voi
       },
       { ...clock, onRunEnded: () => {} },
     )
+
+    scenario('W3C trace context headers change no answer, valid or not (docs/contract.md "Headers")', async (api) => {
+      at(T0)
+      const id = await api.createRun()
+      const traced = (traceparent: string) => ({ headers: { traceparent, tracestate: 'vendor=1' } })
+      const first = await api.stage(id, retrying(1), traced('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'))
+      expect(first.status).toBe(200)
+      expect(await first.json()).toMatchObject({ outcome: 'applied', stage: { attempt: 1 } })
+      const second = await api.stage(id, retrying(2), traced('not a traceparent'))
+      expect(second.status).toBe(200)
+      expect(await second.json()).toMatchObject({ outcome: 'applied', stage: { attempt: 2 } })
+      const again = await api.stage(id, retrying(2), traced('00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01'))
+      expect(await again.json()).toMatchObject({ outcome: 'duplicate' })
+      const stage = (await api.status(id)).stages.find((candidate) => candidate.stageNumber === 2)
+      // The stored trace context is not part of the status document.
+      expect(Object.keys(stage ?? {})).not.toContain('traceparent')
+    }, clock)
   })
 }

@@ -38,7 +38,8 @@ export function stageColumns({ stage: s }: TableNames): string {
     `s.${s.stageName} AS "s_stageName", s.${s.status}::text AS "s_status", s.${s.output} AS "s_output", ` +
     `${ms(`s.${s.completedAt}`)} AS "s_completedAt", s.${s.progress}::text AS "s_progress", ${ms(`s.${s.createdAt}`)} AS "s_createdAt", ` +
     `${ms(`s.${s.updatedAt}`)} AS "s_updatedAt", ${ms(`s.${s.startedAt}`)} AS "s_startedAt", s.${s.attempt} AS "s_attempt", ` +
-    `s.${s.maxAttempts} AS "s_maxAttempts", s.${s.lastError} AS "s_lastError", ${ms(`s.${s.nextRetryAt}`)} AS "s_nextRetryAt"`
+    `s.${s.maxAttempts} AS "s_maxAttempts", s.${s.lastError} AS "s_lastError", ${ms(`s.${s.nextRetryAt}`)} AS "s_nextRetryAt", ` +
+    `s.${s.traceparent} AS "s_traceparent", s.${s.traceLinks} AS "s_traceLinks"`
   )
 }
 
@@ -72,21 +73,21 @@ export function runLabelsUpdate({ run: r }: TableNames, p: (i: number) => string
 export const RUN_WRITE_VALUE_COUNT = 12
 
 /** How many values `stageValues` binds (the stage's insert takes them from `p(0)` to `p(STAGE_VALUE_COUNT - 1)`). */
-export const STAGE_VALUE_COUNT = 14
+export const STAGE_VALUE_COUNT = 16
 
 
 /**
  * The stage's insert: the values of `stageValues`, from parameter `p(0)` on (id, stageNumber,
  * stageName, status, output, completedAt, progress, createdAt, updatedAt, startedAt, attempt,
- * maxAttempts, lastError, nextRetryAt), for the run `runId`.
+ * maxAttempts, lastError, nextRetryAt, traceparent, traceLinks), for the run `runId`.
  */
 export function stageInsert({ stageTable, stage: s }: TableNames, p: (i: number) => string, runId: string): string {
   return (
     `INSERT INTO ${stageTable} (${s.id}, ${s.runId}, ${s.stageNumber}, ${s.stageName}, ${s.status}, ${s.output}, ` +
     `${s.completedAt}, ${s.progress}, ${s.createdAt}, ${s.updatedAt}, ${s.startedAt}, ${s.attempt}, ${s.maxAttempts}, ` +
-    `${s.lastError}, ${s.nextRetryAt}) ` +
+    `${s.lastError}, ${s.nextRetryAt}, ${s.traceparent}, ${s.traceLinks}) ` +
     `SELECT ${p(0)}, ${runId}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}::timestamptz, ${p(6)}::text::jsonb, ${p(7)}::timestamptz, ` +
-    `${p(8)}::timestamptz, ${p(9)}::timestamptz, ${p(10)}::integer, ${p(11)}::integer, ${p(12)}, ${p(13)}::timestamptz`
+    `${p(8)}::timestamptz, ${p(9)}::timestamptz, ${p(10)}::integer, ${p(11)}::integer, ${p(12)}, ${p(13)}::timestamptz, ${p(14)}, ${p(15)}::text[]`
   )
 }
 
@@ -97,6 +98,7 @@ export function stageConflict({ stage: s }: TableNames): string {
     `${s.status} = EXCLUDED.${s.status}, ${s.output} = EXCLUDED.${s.output}, ` +
     `${s.completedAt} = EXCLUDED.${s.completedAt}, ${s.progress} = EXCLUDED.${s.progress}, ${s.updatedAt} = EXCLUDED.${s.updatedAt}, ` +
     `${s.startedAt} = EXCLUDED.${s.startedAt}, ${s.attempt} = EXCLUDED.${s.attempt}, ${s.maxAttempts} = EXCLUDED.${s.maxAttempts}, ` +
-    `${s.lastError} = EXCLUDED.${s.lastError}, ${s.nextRetryAt} = EXCLUDED.${s.nextRetryAt}`
+    `${s.lastError} = EXCLUDED.${s.lastError}, ${s.nextRetryAt} = EXCLUDED.${s.nextRetryAt}, ` +
+    `${s.traceparent} = EXCLUDED.${s.traceparent}, ${s.traceLinks} = EXCLUDED.${s.traceLinks}`
   )
 }

@@ -34,6 +34,8 @@ export function stageValues(stage: StageState): unknown[] {
     stage.maxAttempts ?? null,
     stage.lastError ?? null,
     instant(stage.nextRetryAt),
+    stage.traceparent ?? null,
+    [...(stage.traceLinks ?? [])],
   ]
 }
 

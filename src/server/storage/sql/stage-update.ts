@@ -16,7 +16,7 @@ export function readRunStageSql(names: TableNames): string {
 
 /**
  * Writes the run (`runWriteValues`, `$1`–`$12`, its `startedAt` kept once set) and upserts its
- * stage (`stageValues`, `$13`–`$26`) in one statement, one implicit transaction: the run
+ * stage (`stageValues`, `$13`–`$28`) in one statement, one implicit transaction: the run
  * row's update holds its lock while the stage is written, and writes nothing at all when another
  * write changed the version first (no row returned). The run's `startedAt` is kept once set, else
  * becomes the stage's (the state machine's rule: the run starts with its first applied stage update).

@@ -1,0 +1,33 @@
+/** The attribute and metric names of DESIGN.md "Observability", in one place. */
+
+/** The attributes of the stage spans and the metrics. */
+export const ATTRIBUTES = Object.freeze({
+  runId: 'pipeline_status.run.id',
+  pipeline: 'pipeline_status.pipeline',
+  stageNumber: 'pipeline_status.stage.number',
+  stageName: 'pipeline_status.stage.name',
+  stageAttempt: 'pipeline_status.stage.attempt',
+  stageStatus: 'pipeline_status.stage.status',
+  runStatus: 'pipeline_status.run.status',
+  updateOutcome: 'pipeline_status.update.outcome',
+  /** The route of a client's dead letter: `stageUpdate` or `complete`. */
+  route: 'pipeline_status.route',
+  /** A client's dead letter's kind: `dead_letter` (refused for good or expired) or `superseded` (its run ended elsewhere). */
+  deadLetterKind: 'pipeline_status.dead_letter.kind',
+} as const)
+
+/** The metrics' names. */
+export const METRICS = Object.freeze({
+  /** Histogram, seconds: a stage's `completedAt - startedAt`, by pipeline, stage name and status. */
+  stageDuration: 'pipeline_status.stage.duration',
+  /** Counter: run transitions, by pipeline and the status moved to. */
+  runs: 'pipeline_status.runs',
+  /** Counter: stage updates answered, by pipeline and outcome (applied, duplicate, stale, conflict). */
+  updates: 'pipeline_status.updates',
+  /** UpDownCounter: live status streams open. */
+  streams: 'pipeline_status.streams',
+  /** Counter, in the runner: updates the client's outbox kept as dead letters, by route and kind. */
+  clientDeadLetters: 'pipeline_status.client.dead_letters',
+  /** Gauge, in the runner: updates waiting in the process's outboxes. */
+  clientOutboxDepth: 'pipeline_status.client.outbox.depth',
+} as const)
