@@ -33,6 +33,6 @@ function importGraph(entry: string): { files: string[]; packages: Set<string> } 
 it('imports only the contract, the signature primitives, the shared logger, error guard, conflict text, backoff and missing-scheme rule, the keep-alive deadline and sleep, ky, zod, the SSE parser and node built-ins', () => {
   const { files, packages } = importGraph(resolve(root, 'src/client/index.ts'))
   expect(files.length).toBeGreaterThan(5)
-  for (const file of files) expect(file).toMatch(/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme|attempt-deadline|sleep)\.ts$/)
+  for (const file of files) expect(file).toMatch(/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme|attempt-deadline|sleep|trace-propagation|client-telemetry)\.ts$/)
   expect([...packages].filter((name) => !name.startsWith('node:')).sort()).toEqual(['eventsource-parser', 'ky', 'zod'])
 })

@@ -75,7 +75,8 @@ describe('PrismaStore with the opt-in pg pool', () => {
       [1, '{"rows": 12}', '2025-10-25T14:03:11.123Z'],
       [2, null, '2025-10-25T14:05:05.000Z'],
       [3, 'model timed out', '2025-10-25T14:00:06.000Z'],
-      [4, 'late but agrees', '2025-10-25T14:00:00.000Z'],
+      // Its first report is final and earlier than the run's start: it finishes when the run started.
+      [4, 'late but agrees', '2025-10-25T14:00:01.000Z'],
     ])
     expect(actual.outcomes).toEqual(expected.outcomes)
     expect({ ...actual.snapshot, run: { ...actual.snapshot?.run, id: 'pool-a' } }).toEqual(expected.snapshot)

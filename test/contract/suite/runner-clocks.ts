@@ -22,6 +22,9 @@ export function describeRunnerClocks({ name, scenario }: ContractContext): void 
         const id = await api.createRun()
         const createdAt = (await api.status(id)).run.createdAt
         await api.stageOk(id, makeStageUpdate())
+        // The run started with its first stage (docs/contract.md "Timing").
+        const startedAt = (await api.status(id)).run.startedAt
+        expect(startedAt).not.toBeNull()
 
         // Stage 1 from a runner whose clock is 9 h ahead: stored at the server's now + 5 min.
         const sentAt = Date.now()
@@ -32,16 +35,17 @@ export function describeRunnerClocks({ name, scenario }: ContractContext): void 
         expect(ms(ahead.stage?.completedAt)).toBeLessThanOrEqual(answeredAt + TOLERANCE)
 
         // Stage 2 from a runner in UTC+9 that sent a naive local time, read as UTC: 9 h before the
-        // run was created. Stored as the run's creation.
+        // run was created. Its first report is final, so it can finish no earlier than the run
+        // started: stored as the run's startedAt.
         const naive = new Date(ms(createdAt) - 9 * HOUR).toISOString().slice(0, -1)
         const before = await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'COMPLETED', output: 'two', completedAt: naive }))
-        expect(before).toMatchObject({ outcome: 'applied', stage: { completedAt: createdAt } })
+        expect(before).toMatchObject({ outcome: 'applied', stage: { completedAt: startedAt, startedAt } })
 
         // Read back as stored.
         const status = await api.status(id)
         expect(status.stages.map((stage) => [stage.stageNumber, stage.completedAt])).toEqual([
           [1, ahead.stage?.completedAt],
-          [2, createdAt],
+          [2, startedAt],
         ])
 
         // /complete the same way: 9 h ahead is clamped to now + 5 min, the run's completedAt too.
