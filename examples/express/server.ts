@@ -78,9 +78,10 @@ const telemetry = await startTelemetry()
 if (telemetry) console.info(`[express-example] OpenTelemetry: exporting to ${process.env['OTEL_EXPORTER_OTLP_ENDPOINT']} (${process.env['OTEL_EXPORTER_OTLP_PROTOCOL'] ?? 'http/protobuf'})`)
 
 const example = await startExpressExample({ port, databaseUrl, dataDir, secret, ...live, ...collection, instrumentation: telemetry?.instrumentation }).catch((error: unknown) => {
-  // A database the example cannot migrate is the user's to fix: one line that says how, no stack.
-  if (!(error instanceof MigrationHistoryError)) throw error
-  console.error(`[express-example] ${error.message}`)
+  // A database the example cannot migrate, reach or open is the user's to fix: one line that says how, no stack.
+  const problem = databaseProblem(error)
+  if (problem === undefined) throw error
+  console.error(`[express-example] ${problem}`)
   process.exit(1)
 })
 console.info(
@@ -107,3 +108,18 @@ const stop = (signal: string) => {
 }
 process.once('SIGINT', () => stop('SIGINT'))
 process.once('SIGTERM', () => stop('SIGTERM'))
+
+/**
+ * What the user must fix when the example cannot start on its database: a migration history it
+ * cannot take, or a database it cannot reach or open (a system error code such as ECONNREFUSED,
+ * or PostgreSQL's SQLSTATE such as 3D000, "database does not exist"); `undefined` for anything
+ * else, which is a bug and keeps its stack.
+ */
+function databaseProblem(error: unknown): string | undefined {
+  if (error instanceof MigrationHistoryError) return error.message
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code !== 'string') return undefined
+  const inner = error instanceof AggregateError ? (error.errors[0] as Error | undefined) : undefined
+  const message = (error as Error).message || inner?.message || code
+  return `cannot open the database (${code}: ${message}); check DATABASE_URL and DIRECT_DATABASE_URL: is PostgreSQL running there, and does the database exist?`
+}

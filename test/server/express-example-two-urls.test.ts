@@ -52,6 +52,16 @@ describe('LIVE_MODE and DIRECT_DATABASE_URL from the environment', () => {
       stderr: '[express-example] LIVE_MODE=listen needs PostgreSQL: set DATABASE_URL (and DIRECT_DATABASE_URL when it is a pooler)\n',
     })
   }, 60_000)
+
+  it('npm run example:express stops with one line, no stack, for a database it cannot reach', async () => {
+    // A port nothing listens on: 1 is reserved (tcpmux) and refused on loopback.
+    expect(await runExample({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/app' })).toEqual({
+      code: 1,
+      stderr:
+        '[express-example] cannot open the database (ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:1); check DATABASE_URL and ' +
+        'DIRECT_DATABASE_URL: is PostgreSQL running there, and does the database exist?\n',
+    })
+  }, 60_000)
 })
 
 describe.skipIf(!PGBOUNCER || !usesPostgres())('the Express example on a pooled DATABASE_URL and a direct DIRECT_DATABASE_URL (needs DATABASE_URL)', () => {
