@@ -22,7 +22,7 @@
  */
 import { MigrationHistoryError } from '../shared/database.js'
 import { collectionFromEnv, liveFromEnv, startExpressExample } from './app.js'
-import { startTelemetry } from './telemetry.js'
+import { startTelemetry, TelemetryConfigurationError } from './telemetry.js'
 
 const DEMO_SECRET = 'demo-secret-do-not-use-in-production'
 
@@ -74,7 +74,12 @@ if (live.liveMode === 'listen' && !databaseUrl) {
 }
 
 // Started first, so its instrumentation is there before the first request.
-const telemetry = await startTelemetry()
+const telemetry = await startTelemetry().catch((error: unknown) => {
+  // A protocol the SDK does not support is the user's to fix: one line that names the variable.
+  if (!(error instanceof TelemetryConfigurationError)) throw error
+  console.error(`[express-example] ${error.message}`)
+  process.exit(1)
+})
 if (telemetry) console.info(`[express-example] OpenTelemetry: exporting to ${process.env['OTEL_EXPORTER_OTLP_ENDPOINT']} (${process.env['OTEL_EXPORTER_OTLP_PROTOCOL'] ?? 'http/protobuf'})`)
 
 const example = await startExpressExample({ port, databaseUrl, dataDir, secret, ...live, ...collection, instrumentation: telemetry?.instrumentation }).catch((error: unknown) => {

@@ -10,13 +10,36 @@ const B = '00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01'
 const now = new Date('2026-12-06T08:00:00.000Z')
 
 describe('parseTraceparent', () => {
-  it('keeps a valid version-00 value, trimmed and lower-cased, and ignores anything else', () => {
-    expect(parseTraceparent(` ${A.toUpperCase()} `)).toBe(A)
+  // The examples of https://www.w3.org/TR/trace-context/#examples-of-http-traceparent-headers
+  const W3C = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const W3C_NOT_SAMPLED = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00'
+
+  it('keeps a valid version-00 value, trimmed, and ignores anything else', () => {
+    expect(parseTraceparent(W3C)).toBe(W3C)
+    expect(parseTraceparent(W3C_NOT_SAMPLED)).toBe(W3C_NOT_SAMPLED)
+    expect(parseTraceparent(` ${A} `)).toBe(A)
     expect(parseTraceparent(null)).toBeUndefined()
-    expect(parseTraceparent('01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')).toBeUndefined()
     expect(parseTraceparent('00-00000000000000000000000000000000-b7ad6b7169203331-01')).toBeUndefined()
     expect(parseTraceparent('00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01')).toBeUndefined()
     expect(parseTraceparent('00-0af7651916cd43dd-b7ad6b7169203331-01')).toBeUndefined()
+    // Version 00 has exactly four fields; version ff is invalid.
+    expect(parseTraceparent(`${W3C}-extra`)).toBeUndefined()
+    expect(parseTraceparent('ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')).toBeUndefined()
+  })
+
+  it('refuses uppercase hex (W3C: the fields are lowercase hex)', () => {
+    expect(parseTraceparent(W3C.toUpperCase())).toBeUndefined()
+    expect(parseTraceparent('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01')).toBeUndefined()
+    expect(parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01')).toBeUndefined()
+    expect(parseTraceparent('0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')).toBeUndefined()
+  })
+
+  it('reads a later version by its first 55 characters, further fields allowed, and keeps it as version 00', () => {
+    expect(parseTraceparent('cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')).toBe(W3C)
+    expect(parseTraceparent('cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-will-be-like')).toBe(W3C)
+    expect(parseTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x')).toBe(W3C_NOT_SAMPLED)
+    expect(parseTraceparent('cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.what')).toBeUndefined()
+    expect(parseTraceparent('cc-00000000000000000000000000000000-00f067aa0ba902b7-01')).toBeUndefined()
   })
 })
 

@@ -11,17 +11,27 @@ import type { StageState } from './state.js'
  */
 export const MAX_TRACE_LINKS = 32
 
-/** A W3C Trace Context `traceparent` of version 00 (https://www.w3.org/TR/trace-context/#traceparent-header). */
-const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/
+/**
+ * A W3C Trace Context `traceparent` (https://www.w3.org/TR/trace-context/#traceparent-header):
+ * version, trace id, parent id and flags in lowercase hex; version `ff` is invalid; a later version
+ * than `00` is read by its first 55 characters and may carry further `-…` fields (W3C "Versioning
+ * of traceparent"); all-zero ids are invalid.
+ */
+const TRACEPARENT = /^(?!ff)([0-9a-f]{2})-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-([0-9a-f]{2})(-[\x20-\x7e]*)?$/
 
 /**
- * A `traceparent` header as kept: trimmed and lower-cased when it is a valid version-00 value,
- * else `undefined` (an invalid one is ignored, as the W3C recommendation says a receiver does).
+ * A `traceparent` header as kept, or `undefined` for an invalid one (the W3C recommendation says a
+ * receiver ignores it; uppercase hex is invalid). Trimmed; a later version is kept as the version-00
+ * value of its first 55 characters (`00-<trace id>-<parent id>-<flags>`), the version this
+ * implementation knows and continues the trace with.
  */
 export function parseTraceparent(header: string | null | undefined): string | undefined {
   if (header == null) return undefined
-  const value = header.trim().toLowerCase()
-  return TRACEPARENT.test(value) ? value : undefined
+  const match = TRACEPARENT.exec(header.trim())
+  if (!match) return undefined
+  const [, version, traceId, parentId, flags, rest] = match
+  if (version === '00' && rest !== undefined) return undefined
+  return `00-${traceId}-${parentId}-${flags}`
 }
 
 /** The trace fields of a stage. */

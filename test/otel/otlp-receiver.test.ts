@@ -6,12 +6,13 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { trace } from '@opentelemetry/api'
+import { context, diag, metrics, propagation, trace } from '@opentelemetry/api'
 import { registerPipelineStatusTracing } from 'pipeline-status-sdk/otel'
 import { createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTelemetry } from '../../examples/express/telemetry.js'
+import { startTelemetry, TelemetryConfigurationError } from '../../examples/express/telemetry.js'
 import { quiet } from '../support/loggers.js'
+import { until } from '../support/until.js'
 import { inProcessClient } from './support.js'
 
 const SECRET = 'otlp-secret'
@@ -52,6 +53,15 @@ afterAll(async () => {
 describe('the Express example’s telemetry', () => {
   it('starts nothing without OTEL_EXPORTER_OTLP_ENDPOINT', async () => {
     expect(await startTelemetry({})).toBeUndefined()
+  })
+
+  it('refuses an OTLP protocol the SDK does not support, naming the variable', async () => {
+    const refused = startTelemetry({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http' })
+    await expect(refused).rejects.toThrow(TelemetryConfigurationError)
+    await expect(refused).rejects.toThrow('OTEL_EXPORTER_OTLP_PROTOCOL="http" is not an OTLP protocol: set http/protobuf, http/json, grpc or leave it unset')
+    await expect(startTelemetry({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'json' })).rejects.toThrow(
+      'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="json"',
+    )
   })
 
   it('exports a runner’s trace continued by the stage spans, and the metrics, as OTLP JSON', async () => {
@@ -101,6 +111,38 @@ describe('the Express example’s telemetry', () => {
       expect(metricNames).toEqual(expect.arrayContaining(['pipeline_status.stage.duration', 'pipeline_status.runs', 'pipeline_status.updates']))
     } finally {
       unregister()
+    }
+  })
+
+  it('prints an export failure: OpenTelemetry’s diagnostic logger at WARN', async () => {
+    const refusing = createServer((_request, response) => response.writeHead(404).end())
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve))
+    const printed: Array<{ level: string; message: string }> = []
+    const record = (level: string) => (message: string) => printed.push({ level, message })
+    const logger = { error: record('error'), warn: record('warn'), info: record('info'), debug: record('debug'), verbose: record('verbose') }
+    // The previous case's SDK stays the global one; a fresh start needs the globals free.
+    for (const api of [trace, context, propagation, metrics, diag]) api.disable()
+    try {
+      Object.assign(process.env, {
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(refusing.address() as AddressInfo).port}`,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_METRICS_EXPORTER: 'none',
+        OTEL_BSP_SCHEDULE_DELAY: '10',
+      })
+      const telemetry = await startTelemetry(process.env, { diagLogger: logger })
+      if (!telemetry) throw new Error('the SDK did not start')
+      trace.getTracer('runner').startSpan('lost').end()
+      // The batch's scheduled export fails: the SDK's error handler reports it through diag.error.
+      await until('the export failure is printed', () => printed.some((line) => line.level === 'error' && /404|Not Found/i.test(line.message)))
+      // Shutting down exports nothing more and rejects nothing the test needs.
+      await telemetry.shutdown().catch(() => undefined)
+      expect(printed.filter((line) => ['info', 'debug', 'verbose'].includes(line.level))).toEqual([])
+    } finally {
+      diag.disable()
+      trace.disable()
+      process.env = { ...saved }
+      await new Promise((resolve) => refusing.close(resolve))
     }
   })
 })

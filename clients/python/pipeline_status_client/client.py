@@ -185,7 +185,9 @@ class PrismaAPIClient:
         tracestate: the W3C ``tracestate`` sent with it. Default: ``TRACESTATE``, if set.
         trace_headers: called before every request for its trace headers (``traceparent``,
             ``tracestate``, ``baggage``; others are dropped), e.g. from OpenTelemetry's
-            ``inject``; wins over ``traceparent``. Default ``None``.
+            ``inject``; wins over ``traceparent``. Never fails a request: when it raises,
+            returns no mapping, or returns a value with CR/LF/NUL or an invalid ``traceparent``,
+            that request goes out without trace headers, with one warning per cause. Default ``None``.
 
     Raises:
         ConfigurationError: no base URL, neither a secret nor a signing secret, or a bad option.
