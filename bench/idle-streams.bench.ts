@@ -71,11 +71,16 @@ function open(port: number, runId: string): Promise<() => void> {
   })
 }
 
+/** Issue 31 item 5: an idle stream costs at most this much RSS. */
+const TARGET_KB = 30
 const rows: string[] = []
+const targets: string[] = []
 for (const count of counts) {
   for (const target of order) {
     const loadBefore = loadavg()
     const child = await start(target, count)
+    const snapshots = process.env['IDLE_SNAPSHOTS']
+    if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${count}-before.heapsnapshot`), 'snapshot')
     const before = await child.ask<NodeJS.MemoryUsage>('memory', 'memory')
     const closers: Array<() => void> = []
     for (let i = 0; i < count; i += 200) {
@@ -85,16 +90,21 @@ for (const count of counts) {
     await new Promise((r) => setTimeout(r, 1000))
     const after = await child.ask<NodeJS.MemoryUsage>('memory', 'memory')
     const stats = await child.ask<{ openStreams: number }>('stats', 'stats')
+    if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${count}-after.heapsnapshot`), 'snapshot')
     for (const close of closers) close()
     child.stop()
     const per = (a: number, b: number) => ((a - b) / count / 1024).toFixed(1)
     const row = `| ${target} | ${count} | ${stats.openStreams} | ${per(after.rss, before.rss)} KB | ${per(after.heapUsed, before.heapUsed)} KB | ${per(after.heapTotal, before.heapTotal)} KB | ${per(after.external + after.arrayBuffers, before.external + before.arrayBuffers)} KB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
     console.log(row)
     rows.push(row)
+    const rssPerStream = (after.rss - before.rss) / count / 1024
+    if (target !== 'raw') targets.push(`${target} at ${count}: ${rssPerStream.toFixed(1)} KB RSS per idle stream, target ≤ ${TARGET_KB} KB ${rssPerStream <= TARGET_KB ? 'met' : 'NOT met'}`)
     await new Promise((r) => setTimeout(r, 500))
   }
 }
 console.log('\n| target | streams | open | RSS per stream | heap per stream | heap total per stream | external per stream | load before → after |')
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(row)
+console.log('')
+for (const line of targets) console.log(line)
 agent.destroy()

@@ -5,6 +5,7 @@
  * full GC; run with --expose-gc) and `stats` over IPC.
  */
 import { createServer } from 'node:http'
+import { writeHeapSnapshot } from 'node:v8'
 import express from 'express'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
 import { createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
@@ -50,6 +51,10 @@ if (target === 'express') {
   )
 }
 process.on('message', (message) => {
+  if (typeof message === 'string' && message.startsWith('snapshot:')) {
+    ;(globalThis as { gc?: () => void }).gc?.()
+    process.send?.({ snapshot: writeHeapSnapshot(message.slice('snapshot:'.length)) })
+  }
   if (message === 'stats') process.send?.({ stats: stats() })
   if (message !== 'memory') return
   const gc = (globalThis as { gc?: () => void }).gc
