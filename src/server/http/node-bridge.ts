@@ -4,9 +4,6 @@
  * `pipeline-status-sdk/server`, which must stay free of Node imports for edge runtimes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web'
 import { documentTextOf } from './problem-response.js'
 
 /** Options of {@link toWebRequest}. */
@@ -168,7 +165,54 @@ export async function writeWebResponse(res: ServerResponse, response: Response):
     res.end(body)
     return
   }
-  await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res)
+  await pump(response.body, res)
+}
+
+/**
+ * Writes a streamed body (a live status stream) to `res` chunk by chunk, waiting for `drain`
+ * when the socket is behind, so the unsent bytes stay in the Web stream's queue, where the
+ * stream's own bound sees them. A reader and one pending read per stream, not
+ * `pipeline(Readable.fromWeb(body), res)`, which costs a Node `Readable`, its buffer and the
+ * pipeline's listeners per open stream (bench/README.md, "Idle streams"). The client going away
+ * cancels the body; a body that errors destroys the response and rejects.
+ */
+function pump(body: ReadableStream<Uint8Array>, res: ServerResponse): Promise<void> {
+  // Callbacks, not an async loop: a suspended async function keeps its last chunk (a snapshot of
+  // kilobytes) alive in its saved registers for as long as the stream stays idle.
+  const reader = body.getReader()
+  const onClose = (): void => {
+    if (!res.writableFinished) reader.cancel().catch(() => {})
+  }
+  res.once('close', onClose)
+  return new Promise<void>((resolve, reject) => {
+    const next = (): void => void reader.read().then(onRead, onError)
+    const onRead = (result: ReadableStreamReadResult<Uint8Array>): void => {
+      if (result.done) {
+        res.off('close', onClose)
+        res.end()
+        return resolve()
+      }
+      if (res.write(result.value)) next()
+      else drained(res, next)
+    }
+    const onError = (error: unknown): void => {
+      res.off('close', onClose)
+      res.destroy()
+      reject(error instanceof Error ? error : new Error(String(error)))
+    }
+    next()
+  })
+}
+
+/** Calls `then` once `res` can take more (`drain`) or is gone (`close`, after which reads end). */
+function drained(res: ServerResponse, then: () => void): void {
+  const done = (): void => {
+    res.off('drain', done)
+    res.off('close', done)
+    then()
+  }
+  res.once('drain', done)
+  res.once('close', done)
 }
 
 type NodeSocket = IncomingMessage['socket']
