@@ -19,7 +19,8 @@
  * 4. Memory per idle subscriber: 1,000 open streams on one instance (poll mode), the instance's
  *    heap and RSS after a full GC before and after, divided by 1,000.
  *
- * Needs DATABASE_URL; without it, it says so and skips. Knobs: BENCH_LIVE_SECONDS (per latency
+ * Needs DATABASE_URL; without it, it says so and skips. Knobs: BENCH_LIVE_NOTIFY=1 (only part 1,
+ * LISTEN writers batching on their request pool vs on `notifyPool`, rates interleaved), BENCH_LIVE_SECONDS (per latency
  * round, default 8, at most 20 for the 1,000/s rounds), BENCH_SECONDS (per throughput block, default 3), BENCH_ROUNDS (default 4),
  * BENCH_LIVE_OUTPUT (default bench/results/latest/live.json; bench/results/live.json is the run behind bench/README.md).
  */
@@ -46,15 +47,28 @@ const HIGH_RATE = 1_000
 const STREAMS = 100
 const HEARTBEAT_RUNS = 10_000
 const HEARTBEAT_RATE = 1_000
+/** `BENCH_LIVE_NOTIFY=1`: only the latency part, LISTEN writers batching on their request pool vs on `notifyPool` (`direct`). */
+const NOTIFY_ONLY = process.env['BENCH_LIVE_NOTIFY'] === '1'
 /** The latency rounds, interleaved: mode and updates per second. */
-const LATENCY_ROUNDS = [
-  ['poll', RATE],
-  ['listen', RATE],
-  ['listen', HIGH_RATE],
-  ['listen', RATE],
-  ['poll', RATE],
-  ['listen', HIGH_RATE],
-] as const
+const LATENCY_ROUNDS: ReadonlyArray<readonly ['poll' | 'listen' | 'direct', number]> = NOTIFY_ONLY
+  ? [
+      ['listen', RATE],
+      ['direct', RATE],
+      ['listen', HIGH_RATE],
+      ['direct', HIGH_RATE],
+      ['direct', RATE],
+      ['listen', RATE],
+      ['direct', HIGH_RATE],
+      ['listen', HIGH_RATE],
+    ]
+  : [
+      ['poll', RATE],
+      ['listen', RATE],
+      ['listen', HIGH_RATE],
+      ['listen', RATE],
+      ['poll', RATE],
+      ['listen', HIGH_RATE],
+    ]
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim()
 const IDLE_STREAMS = 1_000
 const RUNS = 4_000
@@ -79,7 +93,7 @@ interface Instance {
   child: ChildProcess
   ask<T>(question: string, key: string): Promise<T>
 }
-async function startInstance(name: string, live: 'poll' | 'listen'): Promise<Instance> {
+async function startInstance(name: string, live: 'poll' | 'listen' | 'direct'): Promise<Instance> {
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(root, 'bench/servers/live-server.ts')], {
     cwd: root,
     env: { ...process.env, BENCH_DATABASE_URL: databaseUrl, BENCH_LIVE: live, NODE_ENV: 'production' },
@@ -226,6 +240,8 @@ try {
   const subscriberListen = await startInstance('subscriber (listen)', 'listen')
   const writerListen = await startInstance('writer (listen)', 'listen')
   instances.push(subscriberPoll, writerPoll, subscriberListen, writerListen)
+  const writerDirect = NOTIFY_ONLY ? await startInstance('writer (direct)', 'direct') : writerListen
+  if (NOTIFY_ONLY) instances.push(writerDirect)
   await sleep(500)
 
   // 1. Latency, interleaved modes and rates.
@@ -233,7 +249,7 @@ try {
   const roundP99: Record<string, number[]> = {}
   let offset = 0
   for (const [mode, rate] of LATENCY_ROUNDS) {
-    const [subscriber, writer] = mode === 'poll' ? [subscriberPoll, writerPoll] : [subscriberListen, writerListen]
+    const [subscriber, writer] = mode === 'poll' ? [subscriberPoll, writerPoll] : [subscriberListen, mode === 'direct' ? writerDirect : writerListen]
     const key = `${mode}@${rate}`
     const round = await latencyRound(mode, subscriber, writer, offset, rate)
     ;(samples[key] ??= []).push(...round)
@@ -248,6 +264,15 @@ try {
     ]),
   )
   results['latencyMs'] = latency
+  if (NOTIFY_ONLY) {
+    results['loadAfter'] = loadavg()
+    console.log(`\nload average after: ${loadavg()}`)
+    for (const [key, value] of Object.entries(latency)) console.log(`| ${key} | ${JSON.stringify(value)} |`)
+    mkdirSync(dirname(OUTPUT_FILE), { recursive: true })
+    writeFileSync(OUTPUT_FILE, `${JSON.stringify(results, null, 2)}\n`)
+    await cleanUp()
+    process.exit(0)
+  }
 
   // 2. Write throughput, NOTIFY off (poll writer) vs on (listen writer), interleaved blocks.
   let counter = 0

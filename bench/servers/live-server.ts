@@ -1,7 +1,8 @@
 /**
  * One instance of the app for the live benchmark: the Express adapter with PrismaStore (on the
  * `pg` pool fast path) on real PostgreSQL, streams in `BENCH_LIVE=poll` (version polling every
- * 250 ms) or `BENCH_LIVE=listen` (LISTEN connection; the store notifies after commit, in batches). Answers `cpu`
+ * 250 ms) or `BENCH_LIVE=listen` (LISTEN connection; the store notifies after commit, in batches; on the
+ * request pool, or with `BENCH_LIVE=direct` on a connection of their own, `notifyPool`). Answers `cpu`
  * and `memory` (after a full GC; run with --expose-gc) over IPC.
  */
 import { createServer } from 'node:http'
@@ -9,16 +10,19 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import express from 'express'
 import pg from 'pg'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { createPgRunListener } from 'pipeline-status-sdk/pg'
+import { createPgConnections, createPgRunListener } from 'pipeline-status-sdk/pg'
 import { createPrismaStore } from 'pipeline-status-sdk/server'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { BENCH_SECRET, BENCH_STAGES, databaseUrl, POOL_SIZE, reportToParent } from './shared.js'
 
-const listen = process.env['BENCH_LIVE'] === 'listen'
+// `direct`: LISTEN mode with the notification batches on a connection of their own (notifyPool).
+const direct = process.env['BENCH_LIVE'] === 'direct'
+const listen = process.env['BENCH_LIVE'] === 'listen' || direct
 const channel = 'pipeline_status_bench'
 const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL_SIZE })
 const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
-const store = createPrismaStore({ prisma, pool, ...(listen ? { notifyChannel: channel } : {}) })
+const notifyPool = direct ? createPgConnections({ connectionString: databaseUrl() }).notifyPool : undefined
+const store = createPrismaStore({ prisma, pool, ...(listen ? { notifyChannel: channel, notifyPool } : {}) })
 const silent = { warn: () => {}, error: (message: string) => console.error(message) }
 
 const app = express()

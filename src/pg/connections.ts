@@ -51,6 +51,16 @@ export interface PgConnections {
    * prepared statements by itself (`namedStatements`).
    */
   readonly pool: pg.Pool
+  /**
+   * One connection on {@link PgConnections.directConnectionString} for the store's LISTEN-mode
+   * notification batches (`createPrismaStore({ …, notifyChannel, notifyPool: db.notifyPool })`),
+   * so a batch never queues behind the writes on {@link PgConnections.pool}. A `pg.Pool` with
+   * `max: 1`: it connects on first use within 5 s (`connectionTimeoutMillis`), keeps TCP
+   * keep-alive on, and opens a fresh connection after one fails (the store retries a failed
+   * batch with backoff and logs once; other instances' safety poll covers the gap). Nothing
+   * connects until the first batch.
+   */
+  readonly notifyPool: pg.Pool
   /** The URL requests use: `connectionString`. */
   readonly connectionString: string
   /** The URL of `LISTEN` and migrations: `directConnectionString`, else `connectionString`. */
@@ -70,7 +80,10 @@ export interface PgConnections {
   listener(options?: Omit<PgRunListenerOptions, 'connectionString'>): PgRunListener
   /** {@link applyMigrations} on {@link PgConnections.directConnectionString}. */
   migrate(options?: ApplyMigrationsOptions): Promise<ApplyMigrationsResult>
-  /** Ends the request pool (`pool.end()`); the listener closes with the handlers. */
+  /**
+   * Ends the request pool and the notify connection (`pool.end()`, `notifyPool.end()`); the
+   * listener closes with the handlers. Close the store first, so its queued batch goes out.
+   */
   close(): Promise<void>
 }
 
@@ -107,9 +120,17 @@ export function createPgConnections(options: PgConnectionsOptions): PgConnection
   // An idle pooled connection that fails (a database restart) emits 'error' on the pool, which
   // would end the process without a listener; the next checkout opens a fresh connection.
   pool.on('error', (error) => logger.warn(`pipeline-status: an idle connection of the request pool failed: ${error.message}`))
+  const notifyPool = new pg.Pool({ connectionString: directConnectionString, max: 1, connectionTimeoutMillis: NOTIFY_CONNECT_TIMEOUT_MS, keepAlive: true })
+  notifyPool.on('error', (error) =>
+    logger.warn(
+      `pipeline-status: the notify connection (notifyPool, on ${describeUrl(directConnectionString)}) failed: ${error.message}. ` +
+        'The next batch opens a new one; until then other instances catch up with their safety poll. Check DIRECT_DATABASE_URL.',
+    ),
+  )
   let warned = false
   return {
     pool,
+    notifyPool,
     connectionString,
     directConnectionString,
     hasDirectUrl: direct !== undefined,
@@ -126,9 +147,14 @@ export function createPgConnections(options: PgConnectionsOptions): PgConnection
       return createPgRunListener({ ...listenerOptions, connectionString: directConnectionString })
     },
     migrate: (migrateOptions) => applyMigrations(directConnectionString, migrateOptions),
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), notifyPool.end()])
+    },
   }
 }
+
+/** How long the notify connection may take to connect, in milliseconds. */
+const NOTIFY_CONNECT_TIMEOUT_MS = 5_000
 
 /** Hosts, ports and parameters the well-known transaction poolers use. */
 export function looksPooled(url: string): boolean {

@@ -45,6 +45,8 @@ export interface NotifyBatcherOptions {
   /** Sends one batch: the channel and the payloads. */
   send: (channel: string, payloads: string[]) => Promise<void>
   logger: () => Logger
+  /** The option naming the batches' own connection, when they have one (for the failure's fix). */
+  connection?: string | undefined
 }
 
 /** See the module comment. */
@@ -134,7 +136,10 @@ export class NotifyBatcher {
           this.#failureLogged = true
           this.#options.logger().warn(
             `pipeline-status: sending a batch of ${payloads.length} LISTEN notifications failed; it is tried again with backoff, and other instances' ` +
-              'streams catch up meanwhile with their safety poll (live.safetyPollIntervalMs). Check that the store\'s database is reachable; ' +
+              'streams catch up meanwhile with their safety poll (live.safetyPollIntervalMs). ' +
+              (this.#options.connection === undefined
+                ? 'Check that the store\'s database is reachable; '
+                : `Check that the database behind ${this.#options.connection} (the direct URL, DIRECT_DATABASE_URL) is reachable and accepts one more connection; `) +
               'writes are not affected. Logged once per store (docs/live-status.md)',
             { error },
           )

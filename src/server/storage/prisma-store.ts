@@ -121,6 +121,16 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * @default 10_000
    */
   notifyMaxQueue?: number | undefined
+  /**
+   * With {@link PrismaStoreOptions.notifyChannel}: where the notification batches are sent, a
+   * connection no write waits for (`createPgConnections(…).notifyPool` from
+   * `pipeline-status-sdk/pg`: one connection on the direct URL). On the writer's own pool a batch
+   * queues behind the writes once they hold every connection, so under load cross-instance
+   * latency grows with the queue (bench/README.md "Issue 31"). Batches are sent unnamed; each is
+   * bounded by `queryTimeoutMs`; a failed one is retried with backoff and logged once.
+   * @default the store's own statements' path (`pool`, else the Prisma client)
+   */
+  notifyPool?: PrismaStorePool | undefined
 }
 
 /** PrismaStores created without a `logger`, and how each takes a lent one. */
@@ -221,11 +231,15 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     this.#statements = buildStatements(names)
     this.#lists = createRunListQueries(this.#sql, names)
     if (options.notifyChannel !== undefined) {
+      const notifySql = options.notifyPool
+        ? createPoolExecutor(options.notifyPool, { namedStatements: false, guard, warn: (message, fields) => this.#logger.warn(message, fields) })
+        : this.#sql
       const notifier = new NotifyBatcher({
         channel: options.notifyChannel,
         intervalMs: positive('notifyIntervalMs', options.notifyIntervalMs, NOTIFY_BATCH_DEFAULTS.intervalMs),
         maxQueue: positive('notifyMaxQueue', options.notifyMaxQueue, NOTIFY_BATCH_DEFAULTS.maxQueue),
-        send: async (channel, payloads) => void (await this.#sql.query(NOTIFY_BATCH_SQL, [channel, payloads])),
+        send: async (channel, payloads) => void (await notifySql.query(NOTIFY_BATCH_SQL, [channel, payloads])),
+        connection: options.notifyPool ? 'notifyPool' : undefined,
         logger: () => this.#logger,
       })
       this.#notifier = notifier
