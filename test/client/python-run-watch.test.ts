@@ -46,12 +46,7 @@ function startPython(server: TestServer, code: string): { lines: string[]; stder
 }
 
 async function cancel(server: TestServer, runId: string): Promise<void> {
-  const response = await fetch(`${server.origin}/api/pipeline/${runId}/cancel`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-webhook-secret': TEST_SECRET },
-    body: JSON.stringify({ reason: 'stopped from the web app' }),
-  })
-  expect(response.status).toBe(200)
+  expect((await server.cancel(runId, 'stopped from the web app')).status).toBe(200)
 }
 
 describe.skipIf(!python)('the Python client: retries and cancelled(run_id)', () => {

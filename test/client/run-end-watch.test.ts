@@ -30,12 +30,7 @@ const { make: makeClient, track } = clientFactory(() => ({
 }))
 
 async function cancel(runId: string, reason: string): Promise<void> {
-  const response = await fetch(`${server().origin}/api/pipeline/${runId}/cancel`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-webhook-secret': TEST_SECRET },
-    body: JSON.stringify({ reason }),
-  })
-  expect(response.status).toBe(200)
+  expect((await server().cancel(runId, reason)).status).toBe(200)
 }
 
 /** A 60 s stage that stops when its signal aborts, and records why. */

@@ -57,11 +57,7 @@ function describeBody(body: string): string {
 }
 
 async function cancel(runId: string, reason: string): Promise<Response> {
-  return fetch(`${server().origin}/api/pipeline/${runId}/cancel`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-webhook-secret': TEST_SECRET },
-    body: JSON.stringify({ reason }),
-  })
+  return server().cancel(runId, reason)
 }
 
 const five = (stage2: Parameters<typeof runPipeline>[0]['stages'][number]) => [() => 1, stage2, () => 3, () => 4, () => 5]

@@ -58,6 +58,8 @@ export interface TestServer {
   setHandler(handler: TestHandler): void
   /** Requests to one route kind, e.g. `stage-update`. */
   requestsTo(suffix: string): RecordedRequest[]
+  /** `POST /{runId}/cancel` with `reason`, as the web app sends it (the secret); the answer. */
+  cancel(runId: string, reason: string): Promise<Response>
   /** Stops listening and cuts every connection (hanging ones included); the port is kept. */
   stop(): Promise<void>
   /** Listens again on the same port. */
@@ -212,6 +214,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       handler = next
     },
     requestsTo: (suffix) => requests.filter((r) => r.url.endsWith(suffix)),
+    cancel: (runId, reason) =>
+      fetch(`http://127.0.0.1:${port}/api/pipeline/${encodeURIComponent(runId)}/cancel`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-webhook-secret': TEST_SECRET },
+        body: JSON.stringify({ reason }),
+      }),
     stop: async () => {
       const current = server
       server = undefined
