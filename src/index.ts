@@ -16,14 +16,28 @@
 export { CompleteRun, CreateRun } from './contract/complete.js'
 export { ENV_WEBHOOK_SECRET, ENV_WEBHOOK_URL, HEADERS, PROBLEM_CONTENT_TYPE } from './contract/headers.js'
 export {
+  applyOutputChunk,
   LIVE_EVENTS,
+  MAX_SET_STREAM_RUNS,
   mergeRunUpdate,
   RunEndEvent,
   runEventsPath,
+  RunLeaveEvent,
   RunSnapshotEvent,
   RunUpdateEvent,
   RunUpdateStage,
+  SET_STREAM_VIEWS,
+  SetStreamReadyEvent,
+  type SetStreamView,
+  StageOutputEvent,
 } from './contract/live-status.js'
+export {
+  DEFAULT_MAX_STREAMED_OUTPUT_BYTES,
+  MAX_OUTPUT_CHUNK_BYTES,
+  StageOutputChunk,
+  StageOutputChunkResponse,
+} from './contract/output-chunks.js'
+export { DEFAULT_STATS_DAYS, MAX_STATS_DAYS, RunStatsResponse, StageStats } from './contract/run-stats.js'
 export {
   isPayloadValidationError,
   parseCancelRun,

@@ -11,9 +11,73 @@ export const LIVE_EVENTS = Object.freeze({
   snapshot: 'snapshot',
   /** A change: the run after it and the stages changed since the previous event ({@link RunUpdateEvent}). */
   update: 'update',
-  /** The run is finished; the server closes the stream and the subscriber does not reconnect ({@link RunEndEvent}). */
+  /**
+   * The run is finished ({@link RunEndEvent}). A run's stream closes after it and the subscriber
+   * does not reconnect; a set stream stays open (a `run=` stream closes after every listed run ended).
+   */
   end: 'end',
+  /** One applied chunk of a stage's streamed output ({@link StageOutputEvent}); never in a set stream's `summary` view. */
+  output: 'output',
+  /** Set streams only: a run stopped matching the stream's filters (a tag removed, a status filter left) ({@link RunLeaveEvent}). */
+  leave: 'leave',
+  /** Set streams only: every run of the stream's first membership was sent as a `snapshot` ({@link SetStreamReadyEvent}). */
+  ready: 'ready',
 } as const)
+
+/** The most runs a set stream names with `run=` (`GET {base}/events?run=a&run=b`); more is a 400 naming `run`. */
+export const MAX_SET_STREAM_RUNS = 50
+
+/**
+ * The views of a set stream (`GET {base}/events?view=`): `full` (the default: `snapshot` data is
+ * each run's status document, then `update` and `output` events) or `summary` (what lists and
+ * dashboards use: `snapshot` and `update` data are `RunSummary`, no `output` events).
+ */
+export const SET_STREAM_VIEWS = ['full', 'summary'] as const
+/** A view of a set stream. */
+export type SetStreamView = (typeof SET_STREAM_VIEWS)[number]
+
+/**
+ * The `data:` of an `output` event: one applied chunk of a stage's streamed output. `id:` is the
+ * run version the chunk made. Append `text` to the stage's output only when `seq` is the stage's
+ * `outputSeq + 1` ({@link applyOutputChunk}).
+ */
+export const StageOutputEvent = z.object({
+  /** The run the chunk belongs to. */
+  runId: z.string(),
+  /** The stage's number. */
+  stageNumber: z.number().int(),
+  /** The chunk's `seq` within the stage's current attempt. */
+  seq: z.number().int(),
+  /** The chunk's text. */
+  text: z.string(),
+})
+/**
+ * The `data:` of an `output` event.
+ * @interface
+ */
+export type StageOutputEvent = z.infer<typeof StageOutputEvent>
+
+/** The `data:` of a set stream's `leave` event: the run no longer matches the stream's filters. */
+export const RunLeaveEvent = z.object({
+  /** The run that left. */
+  runId: z.string(),
+})
+/**
+ * The `data:` of a `leave` event.
+ * @interface
+ */
+export type RunLeaveEvent = z.infer<typeof RunLeaveEvent>
+
+/** The `data:` of a set stream's `ready` event, sent once after the first membership's snapshots. */
+export const SetStreamReadyEvent = z.object({
+  /** How many runs the stream follows now (0 for a filter nothing matches yet). */
+  runs: z.number().int(),
+})
+/**
+ * The `data:` of a `ready` event.
+ * @interface
+ */
+export type SetStreamReadyEvent = z.infer<typeof SetStreamReadyEvent>
 
 /** The `data:` of a `snapshot` event: the status document, exactly as `GET /status` returns it. */
 export const RunSnapshotEvent = RunStatusResponse
@@ -103,4 +167,30 @@ export function mergeRunUpdate(current: RunStatusResponse | undefined, update: R
   }
   // Whatever else the document carries (the server's catalogue) stays as the snapshot sent it.
   return { ...current, run: update.run, stages: [...stages.values()].sort((a, b) => a.stageNumber - b.stageNumber) }
+}
+
+/**
+ * Applies an `output` event to a status document: the chunk's text is appended to its stage's
+ * output when `seq` is the stage's `outputSeq + 1` (0 for a stage with none) and the stage has no
+ * final output yet; otherwise (a chunk already held, one of a previous attempt, a gap the next
+ * snapshot or update repairs) the document is returned unchanged. Pure: the inputs are not changed.
+ *
+ * @example
+ * ```ts
+ * import { applyOutputChunk, type RunStatusResponse, type StageOutputEvent } from 'pipeline-status-sdk'
+ * declare const current: RunStatusResponse // what the page shows
+ * declare const chunk: StageOutputEvent // an `output` event's data
+ * const next = applyOutputChunk(current, chunk) // the same object when the chunk was not the next one
+ * ```
+ */
+export function applyOutputChunk(current: RunStatusResponse, chunk: StageOutputEvent): RunStatusResponse {
+  if (current.run.id !== chunk.runId) return current
+  const index = current.stages.findIndex((stage) => stage.stageNumber === chunk.stageNumber)
+  if (index === -1) return current
+  const stage = current.stages[index]!
+  if (stage.status !== 'PROCESSING') return current
+  if (chunk.seq !== (stage.outputSeq ?? -1) + 1) return current
+  const stages = current.stages.slice()
+  stages[index] = { ...stage, output: (chunk.seq === 0 ? '' : (stage.output ?? '')) + chunk.text, outputSeq: chunk.seq }
+  return { ...current, stages }
 }

@@ -42,8 +42,18 @@ export const PROBLEM_CODES = Object.freeze({
   method_not_allowed: 405,
   /** The run is finished and the update contradicts its outcome; nothing changed. */
   run_finished: 409,
-  /** The stage is finished with another final status; nothing changed. */
+  /**
+   * The stage is finished with another final status; nothing changed. For a streamed output
+   * chunk: the stage is already final and takes no more chunks.
+   */
   stage_finished: 409,
+  /** A streamed output chunk for a stage that has no stored update yet (send its PROCESSING first); nothing changed. */
+  stage_not_started: 409,
+  /**
+   * A streamed output chunk whose `seq` is not the next one of its stage and attempt; nothing
+   * changed. `expectedSeq` names the next `seq` the server applies.
+   */
+  output_out_of_order: 409,
   /**
    * The run has no stage catalogue of its own (a row from before pipelines, or one made with
    * Prisma directly) and its pipeline is not configured on this server; nothing changed.
@@ -51,6 +61,11 @@ export const PROBLEM_CODES = Object.freeze({
   unknown_pipeline: 409,
   /** The body is larger than the server's `maxBodyBytes`. */
   payload_too_large: 413,
+  /**
+   * A streamed output chunk would take its stage's streamed text past the server's limit
+   * (1 MiB by default); nothing stored. `maxBytes` names the limit in UTF-8 bytes.
+   */
+  output_too_large: 413,
   /** The request target (path and query) is longer than 8192 characters (8 KiB). */
   uri_too_long: 414,
   /** The body is not sent as `application/json`, or with a `Content-Encoding` other than gzip or deflate. */
@@ -112,8 +127,11 @@ export const PROBLEM_TITLES: Readonly<Record<ProblemCode, string>> = Object.free
   method_not_allowed: 'Method not allowed on this route',
   run_finished: 'The run is finished and cannot take this update',
   stage_finished: 'The stage is finished and cannot take this update',
+  stage_not_started: 'The stage has not started',
+  output_out_of_order: 'Output chunk out of order',
   unknown_pipeline: "The run's pipeline is not configured",
   payload_too_large: 'Body is too large',
+  output_too_large: "The stage's streamed output is too large",
   uri_too_long: 'URL is too long',
   unsupported_media_type: 'Body must be application/json',
   internal_error: 'Internal error',

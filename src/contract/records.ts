@@ -90,6 +90,14 @@ export const StageOutputRecord = z.object({
    * attempt runs or when none is planned. A final status keeps all five attempt fields as they were.
    */
   nextRetryAt: z.string().nullable().default(null),
+  /**
+   * The `seq` of the last streamed output chunk applied to the stage's current attempt
+   * (`POST {base}/{runId}/stages/{stageNumber}/output`); `null` when none. While the stage has no
+   * final output, `output` is the streamed text so far (chunks 0..`outputSeq`, in order); a final
+   * output replaces the text and keeps `outputSeq`. A subscriber appends an `output` event's text
+   * only when its `seq` is `outputSeq + 1`.
+   */
+  outputSeq: z.number().int().nullable().default(null),
 })
 /**
  * A stage as stored and returned by the server.

@@ -39,6 +39,7 @@ export function toStageRecord(stage: StageState): StageOutputRecord {
     maxAttempts: stage.maxAttempts ?? null,
     lastError: stage.lastError ?? null,
     nextRetryAt: iso(stage.nextRetryAt ?? null),
+    outputSeq: stage.outputSeq ?? null,
   }
 }
 

@@ -72,6 +72,8 @@ export interface StageState {
   lastError?: string | null
   /** When the next attempt starts; `null` or absent while an attempt runs or none is planned. */
   nextRetryAt?: Date | null
+  /** The last applied streamed output chunk's `seq` of the current attempt; `null`/absent when none. */
+  outputSeq?: number | null
   /**
    * The W3C `traceparent` of the stage's first report that carried one: the parent of the
    * stage's span (DESIGN.md "Observability"); `null` or absent when none did.

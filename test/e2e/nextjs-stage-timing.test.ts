@@ -25,6 +25,7 @@ function stage(overrides: Partial<StageOutputRecord> = {}): StageOutputRecord {
     maxAttempts: null,
     lastError: null,
     nextRetryAt: null,
+    outputSeq: null,
     ...overrides,
   }
 }

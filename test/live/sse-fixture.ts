@@ -121,6 +121,7 @@ export function stageRecord(stageNumber: number, status: StageOutputRecord['stat
     maxAttempts: null,
     lastError: null,
     nextRetryAt: null,
+    outputSeq: null,
   }
 }
 
