@@ -67,6 +67,7 @@ export const ROUTE_TABLE = {
   // Runs as a collection: a run's tags and metadata (the app's; the secret or `authorize`).
   runTags: { method: 'POST', path: '/{runId}/tags', access: 'write', caller: 'app' },
   runMetadata: { method: 'POST', path: '/{runId}/metadata', access: 'write', caller: 'app' },
+  stageOutput: { method: 'POST', path: '/{runId}/stages/{stageNumber}/output', access: 'write', caller: 'runner' },
 } as const satisfies Record<string, RouteSpec>
 
 /**
