@@ -1,14 +1,17 @@
 /**
  * `npm run demo`: the whole system on one machine with nothing installed. Starts the real
  * handlers (the Express example) on an embedded PostgreSQL (PGlite, in memory) on a free port,
- * runs the example five-stage pipeline against it with `runPipeline` and `PrismaAPIClient`,
- * shows each stage as it goes, and prints the run as read back from `GET /status`.
+ * runs the example five-stage pipeline against it with `runPipeline` and `PrismaAPIClient` (the
+ * last stage streams its markdown report word by word with `write`), shows each stage as it
+ * goes, and the last stage's text as it grows, as a page sees it (`subscribeToRun`, the run's
+ * live stream), and prints the run as read back from `GET /status`.
  *
  * DEMO_STAGE_DELAY_MS sets the simulated work per stage (default 400 ms).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type RunStatusResponse, subscribeToRun } from 'pipeline-status-sdk'
 import type { PipelineProgressEvent } from 'pipeline-status-sdk/client'
 import { startExpressExample } from '../express/app.js'
 import { runExamplePipeline } from '../runner/runner.js'
@@ -34,6 +37,31 @@ function show(event: PipelineProgressEvent): void {
   }
 }
 
+/**
+ * The live view of the last stage: follows the run's stream as a page does and prints the text
+ * the stage has streamed so far as it grows (the stage's `output` while it is PROCESSING).
+ */
+function followStreamedText(url: string, secret: string, runId: string, lastStage: number): { close(): void } {
+  let shown = ''
+  const subscription = subscribeToRun(runId, {
+    url,
+    headers: { 'X-Webhook-Secret': secret },
+    onUpdate: (status: RunStatusResponse) => {
+      const text = status.stages.find((stage) => stage.stageNumber === lastStage)?.output ?? ''
+      if (text.length <= shown.length || !text.startsWith(shown)) return
+      const fresh = text.slice(shown.length)
+      process.stdout.write(`${shown === '' ? '        │ ' : ''}${fresh.replace(/\n(?!$)/g, '\n        │ ')}`)
+      shown = text
+    },
+  })
+  return {
+    close: () => {
+      subscription.close()
+      if (shown !== '' && !shown.endsWith('\n')) process.stdout.write('\n')
+    },
+  }
+}
+
 async function main(): Promise<number> {
   const secret = `demo-${crypto.randomUUID()}`
   const quiet = { info: () => {}, warn: console.warn, error: console.error }
@@ -41,14 +69,23 @@ async function main(): Promise<number> {
   console.log('Starting the web app: the real handlers (Express) on embedded PostgreSQL (PGlite)...')
   const server = await startExpressExample({ port: 0, secret, log: quiet })
   const outbox = await mkdtemp(join(tmpdir(), 'pipeline-demo-outbox-'))
+  let live: { close(): void } | undefined
   try {
     console.log(`Web app listening on ${server.url} (database: ${server.database})\n`)
     console.log('Running a five-stage pipeline; every stage change is POSTed to the web app:')
     const { summary, status } = await runExamplePipeline({
       client: { baseUrl: new URL(server.url).origin, secret, outbox: { dir: outbox } },
       stageDelayMs: Number(process.env['DEMO_STAGE_DELAY_MS'] ?? 400),
-      onProgress: show,
+      onProgress: (event) => {
+        if (event.type === 'stage-started' && event.stageNumber === 5) live = followStreamedText(server.url, secret, event.runId, 5)
+        if (event.type === 'stage-finished' && event.stageNumber === 5) {
+          live?.close()
+          live = undefined
+        }
+        show(event)
+      },
     })
+    live?.close()
 
     console.log(`\nGET /api/pipeline/${status.run.id}/status  (what the web app stored)`)
     console.log(`  run ${status.run.id}: ${badge(status.run.status)} completedAt ${status.run.completedAt}`)
