@@ -391,7 +391,9 @@ export class PrismaAPIClient {
    * ```
    */
   async appendStageOutput(runId: string, stageNumber: number, chunk: StageOutputChunk): Promise<StageOutputChunkResponse | QueuedDelivery> {
-    const parsed = OutputChunkInput.safeParse({ stageNumber, ...chunk })
+    // Checked as it will be sent: NUL and lone surrogates become U+FFFD (3 bytes each) first.
+    const text = typeof chunk?.text === 'string' ? toStorableText(chunk.text).text : chunk?.text
+    const parsed = OutputChunkInput.safeParse({ stageNumber, ...chunk, text })
     if (!parsed.success) throw new PayloadValidationError('output chunk', parsed.error.issues)
     parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
