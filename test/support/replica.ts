@@ -10,7 +10,7 @@
  * It needs the PostgreSQL server binaries (Debian's `postgresql-15`): see {@link replicaTool}.
  */
 import { spawnSync } from 'node:child_process'
-import { appendFileSync, chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -31,6 +31,8 @@ export interface ReplicaCluster {
   resume(): Promise<void>
   /** Resolves once the standby has replayed everything the primary wrote so far (at most 15 s). */
   caughtUp(): Promise<void>
+  /** The primary's postmaster process id (for a benchmark that measures its CPU). */
+  primaryPid(): number
   /** Stops both servers and removes their folders. */
   stop(): Promise<void>
 }
@@ -152,6 +154,7 @@ export async function startReplicaCluster(binDir: string): Promise<ReplicaCluste
       await query(replicaUrl, 'SELECT pg_wal_replay_resume()')
       await caughtUp()
     },
+    primaryPid: () => Number(readFileSync(join(primaryDir, 'postmaster.pid'), 'utf8').split('\n')[0]),
     stop,
   }
 }
