@@ -37,7 +37,9 @@ export interface ReadStats {
 
 /** One served read, as the instrumentation's `readServed` receives it. */
 export interface ServedRead {
+  /** What was read. */
   kind: ReadKind
+  /** Who answered it. */
   source: 'replica' | 'primary'
   /** Set when `source` is `primary`. */
   reason?: ReplicaFallbackReason | undefined
