@@ -78,6 +78,11 @@ export interface ReadSourceOptions {
   now?: () => number
 }
 
+/** The stats of handlers without a replica (or not created yet): all zeros. */
+export function emptyReadStats(): ReadStats {
+  return { replica: false, replicaReads: 0, primaryFallbacks: { behind: 0, missing: 0, replica_error: 0 }, knownRuns: 0 }
+}
+
 /** The default of `readReplica.retryAfterMs`. */
 export const DEFAULT_REPLICA_RETRY_AFTER_MS = 5_000
 
@@ -91,7 +96,7 @@ export function createReadSource(options: ReadSourceOptions): ReadSource {
       listRuns: (request) => (primary.listRuns as NonNullable<Store['listRuns']>).call(primary, request),
       countRuns: (request) => (primary.countRuns as NonNullable<Store['countRuns']>).call(primary, request),
       note: () => {},
-      stats: () => ({ replica: false, replicaReads: 0, primaryFallbacks: { behind: 0, missing: 0, replica_error: 0 }, knownRuns: 0 }),
+      stats: emptyReadStats,
       close: () => {},
     }
   }
