@@ -9,7 +9,9 @@
  * replica's older copy to a client that presents no version: the documented limit.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
+import { createPgConnections } from 'pipeline-status-sdk/pg'
 import {
   createPipelineStatusHandlers,
   createPrismaStore,
@@ -19,6 +21,7 @@ import {
 } from 'pipeline-status-sdk/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Database, openDatabase } from '../../examples/shared/database.js'
+import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { handlerRequests } from '../support/handler-requests.js'
 import { freePort } from '../support/pgbouncer.js'
 import { type ReplicaCluster, replicaTool, startReplicaCluster } from '../support/replica.js'
@@ -226,6 +229,24 @@ describe.skipIf(!binDir)('status reads from a read replica', () => {
       await cluster.resume()
     }
   }, 60_000)
+
+  it('takes the replica as createPgConnections({ replicaConnectionString }).readReplica or as a second PrismaClient', async () => {
+    const connections = createPgConnections({ connectionString: cluster.primaryUrl, replicaConnectionString: cluster.replicaUrl, pool: { max: 2 } })
+    const replicaPrisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: cluster.replicaUrl, max: 2 }) })
+    try {
+      const viaPg = instance(connections.readReplica)
+      const viaPrisma = instance({ prisma: replicaPrisma })
+      await createRun(viaPg, 'both-forms')
+      await cluster.caughtUp()
+      for (const handlers of [viaPg, viaPrisma]) {
+        expect(await statusOf(handlers, 'both-forms')).toEqual({ status: 200, version: 0 })
+        expect(handlers.readStats()).toMatchObject({ replicaReads: 1, primaryFallbacks: { behind: 0, missing: 0, replica_error: 0 } })
+      }
+    } finally {
+      await replicaPrisma.$disconnect()
+      await connections.close()
+    }
+  }, 30_000)
 
   it('falls back to the primary when the replica is down, logging once with the cause and the fix', async () => {
     const port = await freePort()
