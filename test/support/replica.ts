@@ -85,7 +85,11 @@ export async function startReplicaCluster(binDir: string): Promise<ReplicaCluste
   const [primaryPort, standbyPort] = [await freePort(), await freePort()]
   const bin = (name: string) => join(binDir, name)
   const started: string[] = []
-  const stop = async () => {
+  // A test process that dies without stop() would leave both servers running: stop them on exit too.
+  const onExit = () => stopNow()
+  process.once('exit', onExit)
+  const stopNow = () => {
+    process.off('exit', onExit)
     for (const dir of started.splice(0).reverse()) {
       try {
         run(bin('pg_ctl'), ['stop', '-D', dir, '-m', 'immediate', '-w', '-t', '20'], 30_000)
@@ -95,6 +99,7 @@ export async function startReplicaCluster(binDir: string): Promise<ReplicaCluste
     }
     rmSync(root, { recursive: true, force: true })
   }
+  const stop = async () => stopNow()
   try {
     run(bin('initdb'), ['-D', primaryDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'])
     appendFileSync(
