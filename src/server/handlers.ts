@@ -10,6 +10,7 @@ import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandler
 import { createPlumbing, type RouteHandler } from './http/exchange.js'
 import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
+import type { ReadStats } from './storage/read-source.js'
 import type { PrismaStoreClient } from './storage/prisma-client.js'
 import { createLabelRoutes } from './routes/labels.js'
 import { createLiveRoutes } from './routes/live.js'
@@ -97,6 +98,12 @@ export interface PipelineStatusHandlers {
    * (each is also logged once). Zeros before the first stream.
    */
   liveStats: () => LiveStreamStats
+  /**
+   * With `readReplica`: the reads the replica answered and those that went to the primary, by
+   * reason (`behind`, `missing`, `replica_error`), and how many runs' versions the process
+   * remembers (docs/read-replicas.md). Zeros, and `replica: false`, without a replica.
+   */
+  readStats: () => ReadStats
   /** The normalized base path. */
   readonly basePath: string
 }
@@ -225,8 +232,12 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     runTags: runRoute('runTags'),
     runMetadata: runRoute('runMetadata'),
     events: runRoute('events'),
-    close: live.close,
+    close: async () => {
+      settings.reads.close()
+      await live.close()
+    },
     liveStats: live.liveStats,
+    readStats: settings.reads.stats,
     fetch,
     handle,
     basePath,

@@ -67,6 +67,11 @@ export interface RunWatcherOptions {
   safetyPollIntervalMs: number
   source?: RunChangeSource | undefined
   logger: Logger
+  /**
+   * Told every version the watcher learns of any run (own writes, notifications, polls), so the
+   * handlers' read source knows when a read replica is behind.
+   */
+  onVersion?: ((runId: string, version: number) => void) | undefined
 }
 
 interface WatchedRun {
@@ -84,6 +89,7 @@ export class RunWatcher {
   readonly #safetyPollIntervalMs: number
   readonly #source: RunChangeSource | undefined
   readonly #logger: Logger
+  readonly #onVersion: ((runId: string, version: number) => void) | undefined
   readonly #runs = new Map<string, WatchedRun>()
   readonly #unsubscribe: (() => void) | undefined
   #listening = false
@@ -105,6 +111,7 @@ export class RunWatcher {
     this.#safetyPollIntervalMs = options.safetyPollIntervalMs
     this.#source = options.source
     this.#logger = options.logger
+    this.#onVersion = options.onVersion
     this.#unsubscribe = this.#store.onRunChange?.((change) => this.#announced(change.runId, change.version))
     if (!this.#store.onRunChange && !this.#store.getRunVersions && !this.#source) {
       // Nothing would ever tell a stream of a change: say so once, when the first stream opens.
@@ -177,6 +184,7 @@ export class RunWatcher {
   }
 
   #changed(runId: string, version: number | undefined): void {
+    if (version !== undefined) this.#onVersion?.(runId, version)
     const run = this.#runs.get(runId)
     if (!run) return
     if (version === undefined || version > run.version) this.#refresh(runId)

@@ -10,6 +10,7 @@ import { runNotFound } from '../http/validate.js'
 import { HEADERS } from '../../contract/headers.js'
 import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER } from '../live/event-stream.js'
 import { RunWatcher } from '../live/run-watcher.js'
+import { presentedVersion } from '../../core/known-versions.js'
 import type { HandlerSettings } from '../settings.js'
 
 /** The live route and what its streams need at shutdown and for metrics. */
@@ -37,6 +38,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       safetyPollIntervalMs: live.safetyPollIntervalMs,
       source: live.listen,
       logger,
+      onVersion: settings.reads.note,
     })
     streams = new EventStreams(watcher, {
       keepAliveMs: live.keepAliveMs,
@@ -64,9 +66,10 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       throw streamsUnavailable(`This server holds its limit of ${live.maxStreams} open streams; retry later`)
     }
     const { request } = exchange
-    // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
+    // Every connection starts with a fresh snapshot, never older than the Last-Event-ID it resumes from.
+    const lastEventId = presentedVersion(request.headers.get('last-event-id'))
     const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
-    const body = await registry.open(runId, () => access.load(() => store.getRun(runId)), request.signal, omitUnchangedOutputs, access.admits)
+    const body = await registry.open(runId, () => access.load(() => settings.reads.getRun(runId, 'snapshot', lastEventId)), request.signal, omitUnchangedOutputs, access.admits)
     if (!body) throw runNotFound()
     return new Response(body, {
       status: 200,

@@ -206,10 +206,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
   readonly #changes = new RunChangeEmitter()
+  readonly #options: Omit<PrismaStoreOptions<Client>, 'prisma'>
 
   /** Internal: create one with {@link createPrismaStore}. @internal */
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
+    this.#options = options
     this.#logger = safeLogger(options.logger ?? consoleLogger)
     // Without its own logger the store warns through the handlers' (or the sweeper's) one.
     if (options.logger === undefined) {
@@ -266,6 +268,16 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
    */
   async close(deadlineMs = 2_000): Promise<void> {
     await this.#notifier?.close(deadlineMs)
+  }
+
+  /**
+   * A store on the same tables and names whose statements run on `pool`, a read replica's (the
+   * handlers' `readReplica: { pool }`): it sends no notifications and bounds each statement by
+   * `queryTimeoutMs`. Only its reads are used. Internal. @internal
+   */
+  onReplica(pool: PrismaStorePool, queryTimeoutMs: number): PrismaStore<Client> {
+    const { notifyChannel: _channel, notifyPool: _notifyPool, ...options } = this.#options
+    return new PrismaStore(this.#prisma, { ...options, pool, queryTimeoutMs, logger: this.#logger })
   }
 
   onRunChange(listener: RunChangeListener): () => void {
