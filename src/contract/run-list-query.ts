@@ -77,7 +77,7 @@ export const RUN_LIST_PARAMETERS = [...RUN_FILTER_PARAMETERS, 'limit', 'cursor']
 /** Every parameter `GET {base}/runs/counts` knows; any other is 400 naming it. */
 export const RUN_COUNTS_PARAMETERS = ['groupBy', ...RUN_FILTER_PARAMETERS] as const
 /** Every parameter `GET {base}/events` (a set stream) knows; any other is 400 naming it. */
-export const SET_STREAM_PARAMETERS = [...RUN_FILTER_PARAMETERS, 'run', 'view', 'limit'] as const
+export const SET_STREAM_PARAMETERS = [...RUN_FILTER_PARAMETERS, 'limit', 'run', 'view'] as const
 
 /**
  * A parsed `GET {base}/events` query: either the runs the list's filters select (the newest
