@@ -242,6 +242,31 @@ export function describeSetStreams({ name, scenario }: ContractContext): void {
     }
 
     scenario(
+      'sends the keep-alive announcement and keep-alive comments while idle',
+      async (api) => {
+        const stream = await openSet(api, `tag=${freshTag()}`)
+        expect((await stream.next()).event).toBe('ready')
+        const deadline = Date.now() + 5_000
+        while (stream.comments.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+        expect(stream.comments.slice(0, 2)).toEqual(['keep-alive-ms 20', 'keep-alive'])
+        await stream.cancel()
+      },
+      { live: { keepAliveMs: 20 } },
+    )
+
+    scenario(
+      'set streams count towards the cap of open streams: 503 too_many_streams past it',
+      async (api) => {
+        const id = await api.createRun()
+        const single = await api.send({ path: `/${id}/events` })
+        expect(single.status).toBe(200)
+        await expectProblem(await api.send({ path: `/events?run=${id}` }), 503, 'too_many_streams')
+        await single.body?.cancel()
+      },
+      { live: { maxStreams: 1 } },
+    )
+
+    scenario(
       'a tag read token: a filter stream sees its tag\'s runs only; a run= stream naming a run without its tag is 401',
       async (api) => {
         const tag = freshTag('token')
