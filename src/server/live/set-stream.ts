@@ -170,6 +170,27 @@ export class SetStreams {
 
 const encoder = new TextEncoder()
 
+/** How many runs a stream reads at once when runs join (a window of 200 must not take the whole pool). */
+const READS_AT_ONCE = 8
+
+/** `read` of every item, at most {@link READS_AT_ONCE} at a time, settled in the items' order. */
+async function readAll<T, R>(items: readonly T[], read: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+  const results: PromiseSettledResult<R>[] = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++
+      try {
+        results[index] = { status: 'fulfilled', value: await read(items[index] as T) }
+      } catch (reason) {
+        results[index] = { status: 'rejected', reason }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, items.length) }, worker))
+  return results
+}
+
 /** One run of a set stream. */
 interface Member {
   readonly runId: string
@@ -254,9 +275,12 @@ class SetStream {
   /** A `run=` stream's runs: watched first, then read through their grants, then sent. */
   async joinListed(runs: readonly ListedRun[]): Promise<void> {
     const members = runs.map((run) => this.#member(run.runId, run.admits))
-    const snapshots = await Promise.all(runs.map((run) => run.read()))
-    snapshots.forEach((snapshot, index) => {
-      if (!snapshot) throw new ListedRunNotFound(runs[index]!.runId)
+    const results = await readAll(runs, (run) => run.read())
+    // The first refusal (or unknown run) in the order given answers the request.
+    const snapshots = results.map((result, index) => {
+      if (result.status === 'rejected') throw result.reason
+      if (!result.value) throw new ListedRunNotFound(runs[index]!.runId)
+      return result.value
     })
     members.forEach((member, index) => this.#sendSnapshot(member, snapshots[index]!))
     this.#sendReady()
@@ -313,7 +337,7 @@ class SetStream {
     }
     const joining = entries.filter((entry) => !this.#members.has(entry.id)).map((entry) => this.#member(entry.id, () => true))
     if (joining.length > 0) {
-      const snapshots = await Promise.allSettled(joining.map((member) => this.#read(member.runId)))
+      const snapshots = await readAll(joining, (member) => this.#read(member.runId))
       if (this.#closed) return
       let failed: unknown
       joining.forEach((member, index) => {
