@@ -366,6 +366,8 @@ class SetStream {
   #member(runId: string, admits: (snapshot: RunSnapshot) => boolean): Member {
     const member: Member = { runId, watch: undefined, live: false, pending: undefined, version: -1, ended: false, stages: new StageDiff(), admits }
     this.#members.set(runId, member)
+    // Streamed output (docs/design.md): when the watcher hands chunks to watches, this one forwards
+    // them with `(chunk, version) => this.output(runId, chunk, version)`.
     member.watch = this.#watcher.watch(runId, (snapshot) => this.#deliver(member, snapshot))
     return member
   }
