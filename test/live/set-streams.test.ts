@@ -1,14 +1,15 @@
 /**
- * The windows of filter set streams (docs/live-status.md, "Set streams"): streams with the same
- * filters share one window query per tick; in LISTEN mode a notification of a run outside the
- * window brings it in without waiting for the safety poll.
+ * Set streams on the server (docs/live-status.md, "Set streams"): streams with the same filters
+ * share one window query per tick; in LISTEN mode a notification of a run outside the window
+ * brings it in without waiting for the safety poll; a reader that falls behind is closed at the
+ * send buffer's bound, logged and counted.
  */
 import type { RunChangeSink, RunChangeSource } from 'pipeline-status-sdk/pg'
 import { createPipelineStatusHandlers, MemoryStore, type RunListRequest, type Store } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { readEvents } from '../contract/suite/read-events.js'
 import { handlerRequests } from '../support/handler-requests.js'
-import { quiet } from '../support/loggers.js'
+import { quiet, recordingLogger } from '../support/loggers.js'
 import { until } from '../support/until.js'
 
 const SECRET = 'set-stream-windows-secret'
@@ -28,7 +29,7 @@ function countingStore(memory: MemoryStore, queries: string[], options: { versio
   }
 }
 
-describe('set stream windows', () => {
+describe('set streams on the server', () => {
   it('polling: streams with the same filters share one window query per tick', async () => {
     const memory = new MemoryStore()
     const queries: string[] = []
@@ -80,6 +81,31 @@ describe('set stream windows', () => {
     } finally {
       await reader.close()
       await writer.close()
+    }
+  })
+
+  it('a set stream whose reader falls behind past live.maxBufferedBytes is closed, logged once and counted', async () => {
+    const logger = recordingLogger()
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger, live: { maxBufferedBytes: 4096 } })
+    try {
+      expect((await handlers.fetch(post('/runs', { id: 'slow', tags: ['slow'] }))).status).toBe(201)
+      // Opened and never read.
+      const response = await handlers.fetch(get('/events?tag=slow'))
+      expect(response.status).toBe(200)
+      expect(handlers.liveStats().openStreams).toBe(1)
+      // Changes of ~3 KB each (metadata: a change and an update event each), until the stream is closed.
+      for (let change = 0; change < 100 && handlers.liveStats().slowStreamsClosed === 0; change++) {
+        expect((await handlers.fetch(post('/slow/metadata', { blob: `${change}`.padEnd(3000, 'x') }))).status).toBe(200)
+        // Lets the watcher read and deliver this change before the next.
+        await new Promise((resolve) => setTimeout(resolve, 1))
+      }
+      await until('the slow stream to be closed', () => handlers.liveStats().slowStreamsClosed === 1)
+      expect(handlers.liveStats().openStreams).toBe(0)
+      const warnings = logger.lines.filter((line) => line.level === 'warn').map((line) => line.message)
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(/closed a set stream whose reader fell \d+ bytes behind \(limit live.maxBufferedBytes = 4096/)
+    } finally {
+      await handlers.close()
     }
   })
 })
