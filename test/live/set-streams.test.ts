@@ -108,4 +108,21 @@ describe('set streams on the server', () => {
       await handlers.close()
     }
   })
+
+  it('close() ends open set streams cleanly; later ones are answered 503', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: quiet })
+    expect((await handlers.fetch(post('/runs', { id: 'closing' }))).status).toBe(201)
+    const byFilter = readEvents(await handlers.fetch(get('/events?limit=1')))
+    const byRun = readEvents(await handlers.fetch(get('/events?run=closing')))
+    for (const stream of [byFilter, byRun]) {
+      let event = await stream.next()
+      while (event.event !== 'ready') event = await stream.next()
+    }
+    expect(handlers.liveStats().openStreams).toBe(2)
+    await handlers.close()
+    await byFilter.closed
+    await byRun.closed
+    expect(handlers.liveStats().openStreams).toBe(0)
+    expect((await handlers.fetch(get('/events?limit=1'))).status).toBe(503)
+  })
 })
