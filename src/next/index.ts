@@ -119,6 +119,12 @@ export interface NextRouteHandlers {
   listRuns: (request: Request) => Promise<Response>
   /** `export const GET = handlers.runCounts` in `app/api/pipeline/runs/counts/route.ts`. */
   runCounts: (request: Request) => Promise<Response>
+  /**
+   * `export const GET = handlers.runSetEvents` in `app/api/pipeline/events/route.ts`: one live
+   * stream for a set of runs (the list's filters or `run=` ids); like `events`, a streaming route
+   * (`export const dynamic = 'force-dynamic'`).
+   */
+  runSetEvents: (request: Request) => Promise<Response>
   /** `export const POST = handlers.runTags` in `app/api/pipeline/[runId]/tags/route.ts`. */
   runTags: NextRunRouteHandler
   /** `export const POST = handlers.runMetadata` in `app/api/pipeline/[runId]/metadata/route.ts`. */

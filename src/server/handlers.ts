@@ -63,6 +63,12 @@ export interface PipelineStatusHandlers {
   listRuns: (request: Request, native?: unknown) => Promise<Response>
   /** `GET {basePath}/runs/counts`: runs per status or per pipeline, filtered like the list. */
   runCounts: (request: Request, native?: unknown) => Promise<Response>
+  /**
+   * `GET {basePath}/events`: one live stream (Server-Sent Events) for a set of runs, by the
+   * list's filters or by `run=` ids (docs/live-status.md, "Set streams"); `native` is the
+   * framework's request, for the authorization.
+   */
+  runSetEvents: (request: Request, native?: unknown) => Promise<Response>
   /** `POST {basePath}/{runId}/heartbeat`. */
   heartbeat: RunRouteHandler
   /** `POST {basePath}/{runId}/cancel`. */
@@ -193,6 +199,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     ...createListRoutes(settings, plumbing),
     ...createLabelRoutes(settings, plumbing, auth),
     events: live.events,
+    runSetEvents: live.runSetEvents,
   }
   const { basePath } = settings
 
@@ -232,6 +239,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     runTags: runRoute('runTags'),
     runMetadata: runRoute('runMetadata'),
     events: runRoute('events'),
+    runSetEvents: (request, native) => routes.runSetEvents(request, {}, native),
     close: async () => {
       settings.reads.close()
       await live.close()

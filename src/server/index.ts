@@ -65,7 +65,7 @@ export type { Store, StoreTransaction } from '../core/store.js'
 export type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
 export type { RunChange, RunChangeListener } from '../core/run-changes.js'
 export { toRunListItem } from '../core/run-list.js'
-export type { RunCountRequest, RunListItem, RunListRequest } from '../core/run-list.js'
+export type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from '../core/run-list.js'
 export type { RunListPosition } from '../contract/run-list-query.js'
 
 // Live status streams: a source of change notifications from other instances (`pipeline-status-sdk/pg` has one)

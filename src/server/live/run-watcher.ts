@@ -104,6 +104,8 @@ export class RunWatcher {
    */
   #unannounced = new Map<string, number>()
   #unannouncedLogged = false
+  /** Told of every announced change, watched run or not (set streams' windows). */
+  readonly #changeListeners = new Set<(runId: string, version: number | undefined) => void>()
 
   constructor(options: RunWatcherOptions) {
     this.#store = options.store
@@ -145,6 +147,26 @@ export class RunWatcher {
     return this.#runs.size
   }
 
+  /** Whether a LISTEN connection delivers notifications now (then only the safety poll runs). */
+  get listening(): boolean {
+    return this.#listening
+  }
+
+  /**
+   * Tells `listener` of every change announced to this process (its own writes, a run's creation
+   * included, and LISTEN notifications), whether or not the run is watched: set streams learn
+   * from it that a run outside their window may have entered it. Returns the unsubscribe.
+   */
+  onChange(listener: (runId: string, version: number | undefined) => void): () => void {
+    this.#changeListeners.add(listener)
+    return () => void this.#changeListeners.delete(listener)
+  }
+
+  /** A version of a watched run learnt elsewhere (a set stream's window query): read it if newer. */
+  hint(runId: string, version: number): void {
+    this.#changed(runId, version)
+  }
+
   /** Watches a run; `listener` gets each newer stored state. */
   watch(runId: string, listener: RunSnapshotListener): RunWatch {
     let run = this.#runs.get(runId)
@@ -173,6 +195,7 @@ export class RunWatcher {
     this.#timer = undefined
     this.#unsubscribe?.()
     this.#runs.clear()
+    this.#changeListeners.clear()
     await this.#source?.close()
   }
 
@@ -181,6 +204,13 @@ export class RunWatcher {
     const found = this.#unannounced.get(runId)
     if (found !== undefined && (version === undefined || version >= found)) this.#unannounced.delete(runId)
     this.#changed(runId, version)
+    for (const listener of this.#changeListeners) {
+      try {
+        listener(runId, version)
+      } catch (error) {
+        this.#logger.error('pipeline-status: a set stream failed to take a change', { error })
+      }
+    }
   }
 
   #changed(runId: string, version: number | undefined): void {

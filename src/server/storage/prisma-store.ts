@@ -7,7 +7,7 @@ import { DEFAULT_PIPELINE } from '../../contract/stages.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
 import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
-import type { RunCountRequest, RunListItem, RunListRequest } from '../../core/run-list.js'
+import type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from '../../core/run-list.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
 import { toStoreError } from '../database-errors.js'
@@ -449,7 +449,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       [...(run.tags ?? [])],
       JSON.stringify(run.metadata ?? {}),
     ])
-    if (inserted.length > 0) return { created: true, run }
+    if (inserted.length > 0) {
+      // A new run may join set streams' windows (here at once; elsewhere by its notification).
+      this.#changes.emit({ runId: run.id, version: INITIAL_RUN_VERSION })
+      return { created: true, run }
+    }
     const existing = await this.#sql.query<VersionedRunRow>(this.#statements.readRun, [run.id])
     const row = existing[0]
     if (!row) throw new Error(`Run ${run.id} was neither inserted nor found`)
@@ -470,6 +474,10 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 
   listRuns(request: RunListRequest): Promise<RunListItem[]> {
     return this.#lists.listRuns(request)
+  }
+
+  listRunWindow(request: RunListRequest): Promise<RunWindowEntry[]> {
+    return this.#lists.listRunWindow(request)
   }
 
   countRuns(request: RunCountRequest): Promise<Record<string, number>> {
