@@ -68,6 +68,8 @@ export const ROUTE_TABLE = {
   runTags: { method: 'POST', path: '/{runId}/tags', access: 'write', caller: 'app' },
   runMetadata: { method: 'POST', path: '/{runId}/metadata', access: 'write', caller: 'app' },
   stageOutput: { method: 'POST', path: '/{runId}/stages/{stageNumber}/output', access: 'write', caller: 'runner' },
+  // Runs as a collection: one live stream for a set of runs (the list's filters, or `run=` ids).
+  runSetEvents: { method: 'GET', path: '/events', access: 'read', caller: 'reader', preflight: true, stream: true },
 } as const satisfies Record<string, RouteSpec>
 
 /**
@@ -197,7 +199,7 @@ export function routeUrl<R extends ServedRouteName>(
 
 /** A path matched against the contract's routes. */
 export type RouteMatch =
-  | { route: 'createRun' | 'runCounts' }
+  | { route: 'createRun' | 'runCounts' | 'runSetEvents' }
   | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata'; runId: string }
 
 /** One path template, split once: literal segments and parameter names. */
