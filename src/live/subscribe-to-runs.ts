@@ -208,7 +208,11 @@ export function subscribeToRuns<V extends SetStreamView = 'summary'>(options: Su
         break
       case 'end':
         ended.add(event.runId)
-        if (held !== undefined) next = withFinalRun(held, event.run, view) as RunSetItem<V>
+        if (held !== undefined) {
+          const final = withFinalRun(held, event.run, view) as RunSetItem<V>
+          // Most often the last update already brought the final run: nothing to publish.
+          if (JSON.stringify(final) !== JSON.stringify(held)) next = final
+        }
         break
       case 'leave':
         if (!set.delete(event.runId)) return false
