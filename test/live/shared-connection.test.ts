@@ -38,7 +38,7 @@ const ids = (request: { url: URL }) => request.url.searchParams.getAll('run')
 describe('subscribeToRun on a shared connection', () => {
   it('serves the runs of one page and one credential with one set stream, dispatched by run; a later run reopens it with the runs still followed', async () => {
     const fake = fakeEventFetch()
-    const [a, b, c] = ['run-a', 'run-b', 'run-c'].map((id) => follow(fake, id))
+    const [a, b, c] = [follow(fake, 'run-a'), follow(fake, 'run-b'), follow(fake, 'run-c')]
     const request = await fake.request(0)
     expect(`${request.url.origin}${request.url.pathname}`).toBe('http://app.test/api/pipeline/events')
     expect(ids(request)).toEqual(['run-a', 'run-b', 'run-c'])
@@ -94,7 +94,7 @@ describe('subscribeToRun on a shared connection', () => {
   it('falls back to one stream per run when the server has no set stream, and says so once', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const fake = fakeEventFetch()
-    const [a, b] = ['old-a', 'old-b'].map((id) => follow(fake, id))
+    const [a, b] = [follow(fake, 'old-a'), follow(fake, 'old-b')]
     ;(await fake.request(0)).respond(problemResponse(404, 'route_not_found'))
     const own = await Promise.all([fake.request(1), fake.request(2)])
     expect(own.map((request) => request.url.pathname).sort()).toEqual(['/api/pipeline/old-a/events', '/api/pipeline/old-b/events'])
@@ -104,8 +104,8 @@ describe('subscribeToRun on a shared connection', () => {
       stream.event('snapshot', statusDocument(runRecord(runId, 'COMPLETED'), []), '1')
       stream.event('end', { run: runRecord(runId, 'COMPLETED') }, '1')
     }
-    await Promise.all([a!.subscription.done, b!.subscription.done])
-    expect([a!.subscription.state, b!.subscription.state]).toEqual(['finished', 'finished'])
+    await Promise.all([a.subscription.done, b.subscription.done])
+    expect([a.subscription.state, b.subscription.state]).toEqual(['finished', 'finished'])
     // Known now: a later run goes straight to its own stream.
     const later = follow(fake, 'old-c')
     expect((await fake.request(3)).url.pathname).toBe('/api/pipeline/old-c/events')
@@ -117,19 +117,19 @@ describe('subscribeToRun on a shared connection', () => {
   it('hands the runs of a refused set to their own streams, which report their own answers', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const fake = fakeEventFetch()
-    const [known, unknown] = ['known', 'unknown'].map((id) => follow(fake, id))
+    const [known, unknown] = [follow(fake, 'known'), follow(fake, 'unknown')]
     ;(await fake.request(0)).respond(problemResponse(404, 'run_not_found', 'No run unknown'))
     const own = await Promise.all([fake.request(1), fake.request(2)])
     for (const request of own) {
       if (request.url.pathname.includes('/unknown/')) request.respond(problemResponse(404, 'run_not_found'))
       else request.stream().event('snapshot', statusDocument(runRecord('known', 'PROCESSING'), []), '1')
     }
-    await unknown!.subscription.done
-    expect(unknown!.subscription.state).toBe('error')
-    await until(() => known!.updates.length === 1)
-    expect(known!.subscription.state).toBe('live')
+    await unknown.subscription.done
+    expect(unknown.subscription.state).toBe('error')
+    await until(() => known.updates.length === 1)
+    expect(known.subscription.state).toBe('live')
     expect(warn).toHaveBeenCalledTimes(1)
-    known!.subscription.close()
+    known.subscription.close()
   })
 })
 
