@@ -137,7 +137,7 @@ describe.skipIf(!CHROMIUM)('a page following 20 runs in Chromium over HTTP/1.1',
     const [first, second] = DEFAULT_STAGES
     for (const runId of runIds) {
       await post(`/${runId}/stage-update`, { stageNumber: 1, stageName: first!.name, status: 'PROCESSING' })
-      await post(`/${runId}/stage-update`, { stageNumber: 1, stageName: first!.name, status: 'COMPLETED', output: { ok: true } })
+      await post(`/${runId}/stage-update`, { stageNumber: 1, stageName: first!.name, status: 'COMPLETED', output: 'done' })
       await post(`/${runId}/stage-update`, { stageNumber: 2, stageName: second!.name, status: 'PROCESSING' })
     }
     await expect.poll(async () => (await readRuns(tab)).filter((run) => run.status === 'PROCESSING' && run.completed === 1).length, { timeout: 20_000 }).toBe(RUNS)
