@@ -538,7 +538,8 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
 
     expect(await read(shown, { authorization: `Bearer ${token}` })).toBe('200 ok')
     expect(await read(other, { authorization: `Bearer ${token}` })).toBe('401 invalid_read_token')
-    expect(await read(shown)).toBe('401 unauthorized')
+    // No credential: the example's authorize hook lets anyone list runs, and reads of a run it refuses.
+    expect(await read(shown)).toBe('403 forbidden')
     const forged = `psrt1.${Math.floor(Date.now() / 1000) + 60}.${randomBytes(32).toString('base64url')}`
     expect(await read(shown, { authorization: `Bearer ${forged}` })).toBe('401 invalid_read_token')
   })
@@ -561,7 +562,9 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const page = await browser!.newPage()
     const problems: string[] = []
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
-    await page.goto(`${origin}/`, { waitUntil: 'networkidle' })
+    await page.goto(`${origin}/`)
+    // The list goes live on its set stream (useRuns); the rows are the server's until then.
+    await expect.poll(() => page.evaluate(() => document.querySelector('[data-testid="runs-view"]')?.getAttribute('data-live')), { timeout: 15_000 }).toBe('live')
     const rows = await page.evaluate(() =>
       [...document.querySelectorAll('[data-testid="run-row"]')].map((row) => ({
         id: row.getAttribute('data-run-id'),
@@ -574,6 +577,16 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     // Newest first: the run just created heads the list.
     expect(rows[0]).toEqual({ id: listed, status: 'PENDING', pipeline: 'default', tags: [tag, '<b>not html</b>'], href: `/runs/${listed}` })
     expect(rows.length).toBeLessThanOrEqual(20)
+
+    // A run created now joins the open page at the top, and its status changes live.
+    const joined = `e2e-${randomBytes(6).toString('hex')}`
+    const runner = new PrismaAPIClient({ baseUrl: origin, secret })
+    await runner.createRun({ id: joined, tags: [tag] })
+    const top = () => page.evaluate(() => document.querySelector('[data-testid="run-row"]')?.getAttribute('data-run-id') + ' ' + document.querySelector('[data-testid="run-row"]')?.getAttribute('data-status'))
+    await expect.poll(top, { timeout: 15_000 }).toBe(`${joined} PENDING`)
+    await runner.markStageProcessing(joined, 1)
+    await expect.poll(top, { timeout: 15_000 }).toBe(`${joined} PROCESSING`)
+    await runner.close()
     await page.click(`a[href="/runs/${listed}"]`)
     await page.waitForURL(`${origin}/runs/${listed}`)
     expect(problems).toEqual([])
