@@ -23,7 +23,7 @@ import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../..
 import { readSmallBody, toWebRequest, writeWebResponse } from '../../src/server/http/node-bridge.js'
 import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 
-const CHROMIUM = toolForTests(chromiumTool())
+const CHROMIUM = toolForTests(chromiumTool('test/e2e/shared-connection.test.ts', 'a page following 20 runs in Chromium'))
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const SECRET = 'shared-connection-test-secret'
 const RUNS = 20
