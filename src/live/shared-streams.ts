@@ -44,8 +44,13 @@ export interface SharedStreamKey {
   readonly maxReconnectDelayMs: number
 }
 
-/** Where warnings go; tests replace it. */
-export const sharedStreamLog = { warn: (message: string): void => console.warn(message) }
+/** Each fallback is said once per page and server (set-stream URL), whatever the credentials. */
+const warned = new Set<string>()
+function warnOnce(kind: string, url: string, message: string): void {
+  if (warned.has(`${kind} ${url}`)) return
+  warned.add(`${kind} ${url}`)
+  console.warn(message)
+}
 
 const byFetch = new Map<typeof globalThis.fetch | undefined, Map<string, SharedConnections>>()
 
@@ -180,7 +185,9 @@ class SharedConnections {
         this.#groups = this.#groups.filter((other) => other !== group)
         if (outcome === 'no-stream') {
           this.#noSetStream = true
-          sharedStreamLog.warn(
+          warnOnce(
+            'no-set-stream',
+            this.#key.url,
             `pipeline-status: ${this.#key.url} is not served (404 route_not_found or 405): this server has no set stream, so each run on this page is followed on its own connection; a browser allows six per host over HTTP/1.1, so a page following more runs stalls. Fix: update pipeline-status-sdk on the server (GET {base}/events), or route {base}/events to its handlers`,
           )
           this.#fallBack(() => true)
@@ -188,8 +195,10 @@ class SharedConnections {
       },
       (error: unknown) => {
         this.#groups = this.#groups.filter((other) => other !== group)
-        sharedStreamLog.warn(
-          `pipeline-status: the shared stream of ${ids.length} run(s) at ${this.#key.url} was refused (${(error as Error).message}); each of them is now followed on its own connection, which reports its own answer`,
+        warnOnce(
+          'refused',
+          this.#key.url,
+          `pipeline-status: the shared stream of ${ids.length} run(s) at ${this.#key.url} was refused (${(error as Error).message}); each of them is now followed on its own connection, which reports its own answer (said once per page and server)`,
         )
         this.#fallBack((id) => ids.includes(id))
       },
