@@ -392,7 +392,7 @@ function successResponse(answer: RouteAnswer, head: boolean): JsonObject {
         schema: {
           type: 'string',
           description:
-            'Server-Sent Events (https://html.spec.whatwg.org/multipage/server-sent-events.html): `event:`, `id:` (the run version) and `data:` (JSON) lines per event, a blank line after each; `:` comment lines keep the connection alive. `x-sse-events` maps each event name to the schema of its `data:`.',
+            'Server-Sent Events (https://html.spec.whatwg.org/multipage/server-sent-events.html): `event:`, `id:` (the run version; `runId:version` on a set stream) and `data:` (JSON) lines per event, a blank line after each; `:` comment lines keep the connection alive. `x-sse-events` maps each event name to the schema of its `data:`.',
         },
         'x-sse-events': Object.fromEntries(Object.entries(answer.events).map(([event, schema]) => [event, schemaRef(schema.name)])),
       },

@@ -4,9 +4,18 @@
  * `Record<ServedRouteName, RouteDocs>`, so a route added to the table does not compile until it
  * is described here; its method, path and access come from the table, never written twice.
  */
-import type { z } from 'zod'
+import { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
-import { LIVE_EVENTS, RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from './live-status.js'
+import {
+  LIVE_EVENTS,
+  MAX_SET_STREAM_RUNS,
+  RunEndEvent,
+  RunLeaveEvent,
+  RunSnapshotEvent,
+  RunUpdateEvent,
+  SetStreamReadyEvent,
+  StageOutputEvent,
+} from './live-status.js'
 import type { ProblemCode } from './problem.js'
 import {
   CancelRunResponse,
@@ -18,7 +27,7 @@ import {
   StageUpdateResponse,
 } from './records.js'
 import { ROUTE_TABLE, type RouteSpec, type ServedRouteName } from './routes.js'
-import { RunCounts, RunListPage } from './run-list.js'
+import { RunCounts, RunListPage, RunSummary } from './run-list.js'
 import { RunMetadataPatch, RunTagsChange } from './run-labels.js'
 import { CancelRun, Heartbeat } from './runner-control.js'
 import { StageUpdate } from './stage-update.js'
@@ -126,6 +135,11 @@ const LIST_FILTERS: readonly QueryParameterDoc[] = [
   { name: 'createdAfter', description: 'Runs created at or after this instant (inclusive; ISO 8601, no offset = UTC; a fraction finer than a millisecond rounds up; an offset\'s `+` written `%2B`).', schema: { type: 'string' } },
   { name: 'createdBefore', description: 'Runs created before this instant (exclusive; ISO 8601, no offset = UTC; a fraction finer than a millisecond rounds up; an offset\'s `+` written `%2B`).', schema: { type: 'string' } },
 ]
+
+/** A set stream's `snapshot`: the status document (view `full`) or the run's list item (view `summary`). */
+const SetStreamSnapshotEvent = z.union([RunSnapshotEvent, RunSummary])
+/** A set stream's `update`: `{ run, stages }` (view `full`) or the run's list item (view `summary`). */
+const SetStreamUpdateEvent = z.union([RunUpdateEvent, RunSummary])
 
 /** The file name the document is served under, after the base path: `{basePath}/openapi.json`. */
 export const OPENAPI_DOCUMENT_NAME = ROUTE_TABLE.openApi.path.slice(1)
@@ -251,6 +265,36 @@ const ROUTE_DOCS = {
     },
     problems: [...READ, 'too_many_streams'],
     requestHeaders: ['Last-Event-ID'],
+  },
+  runSetEvents: {
+    summary: 'Stream a set of runs (Server-Sent Events)',
+    description:
+      "One Server-Sent Events stream for many runs, so a page that follows a list or dozens of runs holds one connection. Either the list's filters (`status`, `pipeline`, `tag`, `createdAfter`, `createdBefore`, as `GET /runs`) with `limit` (1..200, default 50): the stream follows the WINDOW of the newest `limit` runs matching the filters and the caller's scope, in the list's order (`createdAt` descending, ties by `id` descending); or repeated `run` (1 to " +
+      MAX_SET_STREAM_RUNS +
+      " ids; more is 400 `invalid_query` naming `run`; filters or `limit` with `run` are 400 naming the filter). A query parameter not listed here is 400 `invalid_query` naming it.\n\n" +
+      "Events: first a `snapshot` per run (newest first, the list's order), then `ready` `{ runs }` (how many runs the stream follows), then live events. A run that enters the window later (created, tagged, a status filter reached) joins with a `snapshot`; one that leaves it (a tag removed, a status filter left, pushed out by newer runs) gets `leave` `{ runId }` and no more events. A change of a run is an `update`: in view `full` (the default) `{ run, stages }` as the run's own stream sends it, and each applied chunk of streamed output an `output` event naming its `runId`; in view `summary` (lists, dashboards) the run's `RunSummary`, never an `output`. A run that is finished gets `end` `{ run }` once (right after its snapshot, when it joined finished) and the stream stays open; a finished run stays in the window until it leaves and later changes of it (tags, metadata) are `update`s. A `run=` stream closes after every listed run ended (runs finished already: their snapshot and `end` at once). `id:` is `runId:version`, information only: a reconnect (with or without `Last-Event-ID`) always starts with fresh snapshots. `retry:`, the `: keep-alive-ms` comment and keep-alives as on a run's stream.\n\n" +
+      "Who sees what, as lists: the webhook secret (or a signature) sees every run; a tag read token its tag's runs; otherwise the app's `authorize` (`action: 'list'`, `runId` undefined) and its `listScope`, ANDed into the filters. A `run=` stream authorizes each run as its own stream would (`authorize` with `action: 'stream'` and the run's id; a run token covers its run only; a tag token each run carrying its tag); the first refusal answers the whole request, and an unknown run is 404 `run_not_found`. Across instances, runs that join are found by one indexed window query per distinct (filters, scope, limit) per poll tick (in LISTEN mode only after a notification of a run outside the window, and at the safety poll).",
+    answers: {
+      200: {
+        description: 'The event stream.',
+        events: {
+          [LIVE_EVENTS.snapshot]: named('SetStreamSnapshotEvent', SetStreamSnapshotEvent),
+          [LIVE_EVENTS.ready]: named('SetStreamReadyEvent', SetStreamReadyEvent),
+          [LIVE_EVENTS.update]: named('SetStreamUpdateEvent', SetStreamUpdateEvent),
+          [LIVE_EVENTS.output]: named('StageOutputEvent', StageOutputEvent),
+          [LIVE_EVENTS.leave]: named('RunLeaveEvent', RunLeaveEvent),
+          [LIVE_EVENTS.end]: named('RunEndEvent', RunEndEvent),
+        },
+      },
+    },
+    problems: [...SET_READ, ...BODY, 'invalid_signature', 'invalid_read_token', 'authentication_required', 'forbidden', 'run_not_found', 'too_many_streams'],
+    requestHeaders: ['Last-Event-ID'],
+    query: [
+      ...LIST_FILTERS,
+      { name: 'limit', description: 'With the filters: how many runs the window holds, 1..200 (default 50); anything else is 400 `invalid_query` naming `limit`.', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+      { name: 'run', repeated: true, description: `The runs to follow, instead of the filters (repeat the parameter; repeats count once): 1 to ${MAX_SET_STREAM_RUNS}, more is 400 \`invalid_query\` naming \`run\`. The stream closes after every one of them ended.`, schema: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: MAX_SET_STREAM_RUNS } },
+      { name: 'view', description: '`full` (default): status documents, `update` `{ run, stages }` and `output` events; `summary`: `RunSummary` data and no `output` events.', schema: { type: 'string', enum: ['full', 'summary'], default: 'full' } },
+    ],
   },
   openApi: {
     summary: 'This OpenAPI document',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { CONTRACT_ROUTES } from './route-registry.js'
-import { RUN_COUNTS_PARAMETERS, RUN_LIST_PARAMETERS } from './run-list-query.js'
+import { RUN_COUNTS_PARAMETERS, RUN_LIST_PARAMETERS, SET_STREAM_PARAMETERS } from './run-list-query.js'
 import {
   buildRoutePath,
   createRouteMatcher,
@@ -100,8 +100,9 @@ describe('the route table', () => {
 
 describe('the query parameters the list routes know', () => {
   it('are the ones the OpenAPI document lists, so a parameter it shows is never refused as unknown', () => {
-    const names = (route: 'listRuns' | 'runCounts') => (CONTRACT_ROUTES[route].query ?? []).map((parameter) => parameter.name)
+    const names = (route: 'listRuns' | 'runCounts' | 'runSetEvents') => (CONTRACT_ROUTES[route].query ?? []).map((parameter) => parameter.name)
     expect(names('listRuns')).toEqual([...RUN_LIST_PARAMETERS])
     expect(names('runCounts')).toEqual([...RUN_COUNTS_PARAMETERS])
+    expect(names('runSetEvents')).toEqual([...SET_STREAM_PARAMETERS])
   })
 })

@@ -67,6 +67,8 @@ export const ROUTE_TABLE = {
   // Runs as a collection: a run's tags and metadata (the app's; the secret or `authorize`).
   runTags: { method: 'POST', path: '/{runId}/tags', access: 'write', caller: 'app' },
   runMetadata: { method: 'POST', path: '/{runId}/metadata', access: 'write', caller: 'app' },
+  // Runs as a collection: one live stream for a set of runs (the list's filters, or `run=` ids).
+  runSetEvents: { method: 'GET', path: '/events', access: 'read', caller: 'reader', preflight: true, stream: true },
 } as const satisfies Record<string, RouteSpec>
 
 /**
@@ -196,7 +198,7 @@ export function routeUrl<R extends ServedRouteName>(
 
 /** A path matched against the contract's routes. */
 export type RouteMatch =
-  | { route: 'createRun' | 'runCounts' }
+  | { route: 'createRun' | 'runCounts' | 'runSetEvents' }
   | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata'; runId: string }
 
 /** One path template, split once: literal segments and parameter names. */

@@ -10,6 +10,7 @@ import {
   type RunScope,
 } from './run-list.js'
 import { tagProblem } from './run-labels.js'
+import { MAX_SET_STREAM_RUNS, SET_STREAM_VIEWS, type SetStreamView } from './live-status.js'
 import { RunStatus } from './status.js'
 import { isTimestamp, TIMESTAMP_FORMAT, timestampToDate } from './timestamp.js'
 
@@ -75,6 +76,29 @@ export const RUN_FILTER_PARAMETERS = ['status', 'pipeline', 'tag', 'createdAfter
 export const RUN_LIST_PARAMETERS = [...RUN_FILTER_PARAMETERS, 'limit', 'cursor'] as const
 /** Every parameter `GET {base}/runs/counts` knows; any other is 400 naming it. */
 export const RUN_COUNTS_PARAMETERS = ['groupBy', ...RUN_FILTER_PARAMETERS] as const
+/** Every parameter `GET {base}/events` (a set stream) knows; any other is 400 naming it. */
+export const SET_STREAM_PARAMETERS = [...RUN_FILTER_PARAMETERS, 'limit', 'run', 'view'] as const
+
+/**
+ * A parsed `GET {base}/events` query: either the runs the list's filters select (the newest
+ * `limit` of them, followed as they change) or the runs named with `run=`.
+ */
+export type SetStreamQuery =
+  | {
+      /** Follows the newest `limit` runs matching `filter` (and the caller's scope). */
+      readonly kind: 'filter'
+      readonly filter: RunListFilter
+      /** How many runs the window holds, 1..200 (default 50). */
+      readonly limit: number
+      readonly view: SetStreamView
+    }
+  | {
+      /** Follows the named runs until every one ended. */
+      readonly kind: 'runs'
+      /** The run ids, repeats dropped, in the order given; 1..50. */
+      readonly runIds: readonly string[]
+      readonly view: SetStreamView
+    }
 
 /**
  * The first parameter the route does not know, refused: a misspelt filter (`tags=x`) must not
@@ -154,18 +178,58 @@ export function parseRunListQuery(params: URLSearchParams): Parsed<RunListQuery>
   if (unknown) return unknown
   const filter = parseRunListFilter(params)
   if (!filter.ok) return filter
-  const limitText = single(params, 'limit')
-  if (!limitText.ok) return limitText
-  let limit = DEFAULT_LIST_LIMIT
-  if (limitText.value !== undefined) {
-    if (!/^\d{1,4}$/.test(limitText.value) || Number(limitText.value) < 1 || Number(limitText.value) > MAX_LIST_LIMIT) {
-      return refuse('limit', `\`limit\` must be an integer from 1 to ${MAX_LIST_LIMIT}`)
-    }
-    limit = Number(limitText.value)
-  }
+  const limit = listLimit(params)
+  if (!limit.ok) return limit
   const cursor = single(params, 'cursor')
   if (!cursor.ok) return refuse('cursor', cursor.message, 'invalid_cursor')
-  return { ok: true, value: { filter: filter.value, limit, cursor: cursor.value } }
+  return { ok: true, value: { filter: filter.value, limit: limit.value, cursor: cursor.value } }
+}
+
+/** `limit` as lists take it: 1..200, default 50. */
+function listLimit(params: URLSearchParams): Parsed<number> {
+  const limitText = single(params, 'limit')
+  if (!limitText.ok) return limitText
+  if (limitText.value === undefined) return { ok: true, value: DEFAULT_LIST_LIMIT }
+  if (!/^\d{1,4}$/.test(limitText.value) || Number(limitText.value) < 1 || Number(limitText.value) > MAX_LIST_LIMIT) {
+    return refuse('limit', `\`limit\` must be an integer from 1 to ${MAX_LIST_LIMIT}`)
+  }
+  return { ok: true, value: Number(limitText.value) }
+}
+
+/**
+ * Parses the query of `GET {base}/events` (a set stream): the list's filters with `limit`
+ * (1..200, default 50), or repeated `run` (1..50 ids; more is refused naming `run`), never both;
+ * `view` `full` (default) or `summary`. Any other parameter is refused naming it. An empty
+ * `run=` is refused naming `run`; an id outside the run-id rule is not checked here (it is an
+ * unknown run, 404, as on the single-run stream).
+ */
+export function parseSetStreamQuery(params: URLSearchParams): Parsed<SetStreamQuery> {
+  const unknown = unknownParameter(params, SET_STREAM_PARAMETERS)
+  if (unknown) return unknown
+  const viewText = single(params, 'view')
+  if (!viewText.ok) return viewText
+  const view = viewText.value ?? 'full'
+  if (!SET_STREAM_VIEWS.includes(view as SetStreamView)) {
+    return refuse('view', `\`view\` must be one of ${SET_STREAM_VIEWS.join(', ')}; got ${JSON.stringify(view.slice(0, 64))}`)
+  }
+  const runs = params.getAll('run')
+  if (runs.length > 0) {
+    const filterGiven = [...RUN_FILTER_PARAMETERS, 'limit'].find((name) => params.has(name))
+    if (filterGiven !== undefined) {
+      return refuse(filterGiven, `\`run\` names the stream's runs; it cannot be combined with \`${filterGiven}\` (use either the list's filters or \`run\`)`)
+    }
+    if (runs.some((id) => id === '')) return refuse('run', '`run` must not be empty')
+    const runIds = [...new Set(runs)]
+    if (runIds.length > MAX_SET_STREAM_RUNS) {
+      return refuse('run', `\`run\` names at most ${MAX_SET_STREAM_RUNS} runs; got ${runIds.length}. Follow more with the list's filters (a tag) instead`)
+    }
+    return { ok: true, value: { kind: 'runs', runIds, view: view as SetStreamView } }
+  }
+  const filter = parseRunListFilter(params)
+  if (!filter.ok) return filter
+  const limit = listLimit(params)
+  if (!limit.ok) return limit
+  return { ok: true, value: { kind: 'filter', filter: filter.value, limit: limit.value, view: view as SetStreamView } }
 }
 
 /**

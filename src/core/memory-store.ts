@@ -4,7 +4,7 @@ import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
 import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './run-liveness.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
-import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, toRunListItem } from './run-list.js'
+import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, type RunWindowEntry, toRunListItem } from './run-list.js'
 
 /**
  * A `Store` in process memory, for the MSW mock, the mock server and tests. Transactions run
@@ -142,6 +142,8 @@ export class MemoryStore implements Store<MemoryStore> {
       if (existing) return { created: false, run: existing }
       this.#runs.set(run.id, run)
       this.#versions.set(run.id, INITIAL_RUN_VERSION)
+      // A new run may join set streams' windows.
+      this.#changes.emit({ runId: run.id, version: INITIAL_RUN_VERSION })
       return { created: true, run }
     })
   }
@@ -166,13 +168,21 @@ export class MemoryStore implements Store<MemoryStore> {
   }
 
   async listRuns(request: RunListRequest): Promise<RunListItem[]> {
+    return this.#listed(request).map((run) => toRunListItem(run, this.#versionOf(run.id), [...(this.#stages.get(run.id)?.values() ?? [])]))
+  }
+
+  async listRunWindow(request: RunListRequest): Promise<RunWindowEntry[]> {
+    return this.#listed(request).map((run) => ({ id: run.id, version: this.#versionOf(run.id) }))
+  }
+
+  /** The runs `request` lists, in the list's order. */
+  #listed(request: RunListRequest): RunState[] {
     const { filter, after, limit } = request
     if (matchesNothing(filter)) return []
     return [...this.#runs.values()]
       .filter((run) => matchesRunFilter(run, filter) && (after === undefined || isAfterPosition(run, after)))
       .sort(compareRunsForList)
       .slice(0, limit)
-      .map((run) => toRunListItem(run, this.#versionOf(run.id), [...(this.#stages.get(run.id)?.values() ?? [])]))
   }
 
   async countRuns(request: RunCountRequest): Promise<Record<string, number>> {

@@ -1,7 +1,7 @@
 import type { RunChangeListener } from './run-changes.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
-import type { RunCountRequest, RunListItem, RunListRequest } from './run-list.js'
+import type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from './run-list.js'
 
 /**
  * What a store offers inside one transaction. The operations in `operations.ts` call these in
@@ -110,7 +110,8 @@ export interface Store<Tx = unknown> {
    */
   getRunVersions?(runIds: readonly string[]): Promise<Map<string, number>>
   /**
-   * Calls `listener` after every successful write of a run or one of its stages, with the run's
+   * Calls `listener` after every successful write of a run or one of its stages (a run's
+   * creation included, with its first version, so set streams learn of new runs), with the run's
    * new version (in-process only: a change reaches this process's own live streams at once).
    * Returns a function that removes the listener. Optional: `MemoryStore` and `PrismaStore`
    * implement it.
@@ -125,6 +126,14 @@ export interface Store<Tx = unknown> {
    * `not_implemented`. `MemoryStore` and `PrismaStore` implement it.
    */
   listRuns?(request: RunListRequest): Promise<RunListItem[]>
+  /**
+   * The window of a set stream (`GET {base}/events?<filters>`): the ids and versions of the runs
+   * {@link Store.listRuns} would list for `request` (same filter, order and limit), without their
+   * stages, so the live streams can run it every poll tick for each distinct filter. Optional:
+   * without it the window is read with `listRuns`; a store with neither answers set streams by
+   * filters with 501 `not_implemented`. `MemoryStore` and `PrismaStore` implement it.
+   */
+  listRunWindow?(request: RunListRequest): Promise<RunWindowEntry[]>
   /**
    * Counts the runs matching `request.filter` per status or per pipeline, for
    * `GET {base}/runs/counts`; keys without a run are absent. Optional, like {@link Store.listRuns}.

@@ -12,6 +12,7 @@ import type { PrismaStoreClient, PrismaTransactionClientOf } from './storage/pri
 import type { HttpProblemError } from './http/problem-response.js'
 import type { WebhookSigningOptions } from './auth/webhook-auth.js'
 import type { PipelineStatusInstrumentation } from './instrumentation.js'
+import type { PrismaStorePool } from './storage/adapters/pool-executor.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -31,6 +32,47 @@ export type AuthorizeAction = 'read' | 'stream' | 'cancel' | 'tag' | 'metadata' 
 
 /** The actions on one run: those whose {@link AuthorizeInput} names a `runId`. */
 export type RunAuthorizeAction = Exclude<AuthorizeAction, 'list'>
+
+/**
+ * Where the handlers' replica reads go ({@link PipelineStatusHandlersSettings.readReplica}), one of:
+ * - `{ pool }`: a `pg` pool (or anything with its `query`) on the replica, e.g.
+ *   `createPgConnections({ replicaConnectionString }).replicaPool` from `pipeline-status-sdk/pg`;
+ *   the store's own SQL runs on it, with table names from the handlers' `prisma` client or
+ *   `PrismaStore` (any other store throws {@link ServerConfigurationError}).
+ * - `{ prisma }`: a second `PrismaClient` whose adapter connects to the replica (or
+ *   `prisma.$replica()` of Prisma's read-replica extension).
+ * - `{ store }`: any {@link Store} that reads the replica (its `getRun`, `listRuns`, `countRuns`).
+ */
+export type ReadReplicaOptions = ReadReplicaSettings &
+  (
+    | { pool: PrismaStorePool; prisma?: undefined; store?: undefined }
+    | { prisma: PrismaStoreClient; pool?: undefined; store?: undefined }
+    | { store: Store<unknown>; pool?: undefined; prisma?: undefined }
+  )
+
+/** The settings every form of {@link ReadReplicaOptions} takes. */
+export interface ReadReplicaSettings {
+  /**
+   * How many runs' newest versions the process remembers (a least-recently-used map, about 100
+   * bytes a run). A run it forgot is read from the replica checked only against the version the
+   * client presents; keep it above the runs read or written within the replica's usual lag.
+   * @default 10_000
+   */
+  maxKnownRuns?: number | undefined
+  /**
+   * After a replica read fails, how long reads skip the replica and go to the primary, in
+   * milliseconds; then the next read tries it again.
+   * @default 5_000
+   */
+  retryAfterMs?: number | undefined
+  /**
+   * With `pool` or `prisma`: how long one replica statement may take, in milliseconds, before the
+   * read goes to the primary (counted as `replica_error`). Short, so that a hung replica costs
+   * little.
+   * @default 2_000
+   */
+  queryTimeoutMs?: number | undefined
+}
 
 /** The defaults of {@link LiveStatusOptions}, one place for all of them (internal: no entry exports them). */
 export const LIVE_DEFAULTS = {
@@ -324,6 +366,34 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * @default version polling every 250 ms, keep-alive every 15 s, at most 10,000 streams
    */
   live?: LiveStatusOptions | undefined
+  /**
+   * Opt-in: read `GET /status`, live streams' snapshots, `GET /runs` and `GET /runs/counts` from
+   * a read replica, without stale reads (docs/read-replicas.md). A read of one run goes to the
+   * primary instead when the replica's copy is older than the newest version this process knows
+   * (its own writes, LISTEN notifications and version polls of its live streams, runs it listed or
+   * read) or than the client presents (`If-None-Match`, `Last-Event-ID`), when the replica lacks
+   * the run, or when the replica fails (logged once per outage). Lists and counts may lag by the
+   * replica's lag; a run opened from a list is never older than the list showed it. Writes, the
+   * streams' updates and version polls stay on the primary. Counted in `readStats()` and the
+   * instrumentation's `readServed`.
+   * @default none: every read goes to the primary
+   * @example
+   * ```ts
+   * import { createPgConnections } from 'pipeline-status-sdk/pg'
+   * import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
+   * import { prisma } from './prisma.js' // your app's PrismaClient on the primary
+   *
+   * const db = createPgConnections({
+   *   connectionString: process.env.DATABASE_URL ?? '',
+   *   replicaConnectionString: process.env.REPLICA_DATABASE_URL, // the replica's host
+   * })
+   * const handlers = createPipelineStatusHandlers({
+   *   store: createPrismaStore({ prisma, pool: db.pool }),
+   *   readReplica: db.readReplica, // { pool: db.replicaPool }, or undefined without the URL
+   * })
+   * ```
+   */
+  readReplica?: ReadReplicaOptions | undefined
   /**
    * Lets pages on other origins read status and stream runs: the allowed origins, and the
    * preflight `OPTIONS` of `GET /status` and `GET /events` answered for them. Writes never get

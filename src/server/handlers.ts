@@ -10,6 +10,7 @@ import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandler
 import { createPlumbing, type RouteHandler } from './http/exchange.js'
 import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
+import type { ReadStats } from './storage/read-source.js'
 import type { PrismaStoreClient } from './storage/prisma-client.js'
 import { createLabelRoutes } from './routes/labels.js'
 import { createLiveRoutes } from './routes/live.js'
@@ -62,6 +63,12 @@ export interface PipelineStatusHandlers {
   listRuns: (request: Request, native?: unknown) => Promise<Response>
   /** `GET {basePath}/runs/counts`: runs per status or per pipeline, filtered like the list. */
   runCounts: (request: Request, native?: unknown) => Promise<Response>
+  /**
+   * `GET {basePath}/events`: one live stream (Server-Sent Events) for a set of runs, by the
+   * list's filters or by `run=` ids (docs/live-status.md, "Set streams"); `native` is the
+   * framework's request, for the authorization.
+   */
+  runSetEvents: (request: Request, native?: unknown) => Promise<Response>
   /** `POST {basePath}/{runId}/heartbeat`. */
   heartbeat: RunRouteHandler
   /** `POST {basePath}/{runId}/cancel`. */
@@ -97,6 +104,12 @@ export interface PipelineStatusHandlers {
    * (each is also logged once). Zeros before the first stream.
    */
   liveStats: () => LiveStreamStats
+  /**
+   * With `readReplica`: the reads the replica answered and those that went to the primary, by
+   * reason (`behind`, `missing`, `replica_error`), and how many runs' versions the process
+   * remembers (docs/read-replicas.md). Zeros, and `replica: false`, without a replica.
+   */
+  readStats: () => ReadStats
   /** The normalized base path. */
   readonly basePath: string
 }
@@ -186,6 +199,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     ...createListRoutes(settings, plumbing),
     ...createLabelRoutes(settings, plumbing, auth),
     events: live.events,
+    runSetEvents: live.runSetEvents,
   }
   const { basePath } = settings
 
@@ -225,8 +239,13 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     runTags: runRoute('runTags'),
     runMetadata: runRoute('runMetadata'),
     events: runRoute('events'),
-    close: live.close,
+    runSetEvents: (request, native) => routes.runSetEvents(request, {}, native),
+    close: async () => {
+      settings.reads.close()
+      await live.close()
+    },
     liveStats: live.liveStats,
+    readStats: settings.reads.stats,
     fetch,
     handle,
     basePath,

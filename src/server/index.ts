@@ -29,6 +29,8 @@ export type {
   PipelineStatusHandlersOptions,
   PipelineStatusHandlersSettings,
   PrismaHandlersOptions,
+  ReadReplicaOptions,
+  ReadReplicaSettings,
   RunAuthorizeAction,
   StoreHandlersOptions,
 } from './handler-options.js'
@@ -63,12 +65,15 @@ export type { Store, StoreTransaction } from '../core/store.js'
 export type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
 export type { RunChange, RunChangeListener } from '../core/run-changes.js'
 export { toRunListItem } from '../core/run-list.js'
-export type { RunCountRequest, RunListItem, RunListRequest } from '../core/run-list.js'
+export type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from '../core/run-list.js'
 export type { RunListPosition } from '../contract/run-list-query.js'
 
 // Live status streams: a source of change notifications from other instances (`pipeline-status-sdk/pg` has one)
 export type { RunChangeSink, RunChangeSource } from './live/run-watcher.js'
 export type { LiveStreamStats } from './live/event-stream.js'
+
+// Read replicas (docs/read-replicas.md)
+export type { ReadKind, ReadStats, ReplicaFallbackReason, ServedRead } from './storage/read-source.js'
 
 // Stale runs
 export { createStaleRunSweeper } from './stale-run-sweeper.js'

@@ -12,6 +12,7 @@ import type { Pipelines } from '../core/run-catalogue.js'
 import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { RunSnapshot } from '../core/state.js'
 import type { Store } from '../core/store.js'
+import { DEFAULT_MAX_KNOWN_RUNS } from '../core/known-versions.js'
 import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from '../core/runner-instants.js'
 import { describeReceived } from '../internal/received-value.js'
 import { resolveReadTokenSecrets } from './auth/authenticate.js'
@@ -30,7 +31,8 @@ import { type RunCatalogues, resolvePipelines, runCatalogues } from './pipelines
 import type { RunChangeSource } from './live/run-watcher.js'
 import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
 import { type InstrumentationCalls, resolveInstrumentation } from './instrumentation.js'
-import { positiveInteger, resolveStore } from './storage/store-option.js'
+import { positiveInteger, resolveReadReplica, resolveStore } from './storage/store-option.js'
+import { createReadSource, DEFAULT_REPLICA_RETRY_AFTER_MS, type ReadSource } from './storage/read-source.js'
 
 /** The live stream settings, every one checked. */
 export interface LiveSettings {
@@ -47,6 +49,11 @@ export interface LiveSettings {
 export interface HandlerSettings {
   readonly logger: Logger
   readonly store: Store<unknown>
+  /**
+   * Where status reads, stream snapshots, lists and counts go: the read replica when one is
+   * configured (falling back to `store`, the primary), else `store`.
+   */
+  readonly reads: ReadSource
   /** The catalogue of the pipeline `default` (the `stages` option). */
   readonly stages: StageCatalogue
   /** The configured pipelines by name, `default` included; every rule about a run uses `catalogueOfRun(run, pipelines)`. */
@@ -102,9 +109,20 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
   const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? LIVE_DEFAULTS.maxStreams)
   const maxBufferedBytes = positiveInteger('live.maxBufferedBytes', live.maxBufferedBytes ?? LIVE_DEFAULTS.maxBufferedBytes)
   const cors = options.cors ? new Cors(options.cors) : undefined
+  const instrumentation = resolveInstrumentation(options.instrumentation, logger)
+  const readReplica = options.readReplica
+  const reads = createReadSource({
+    primary: store,
+    replica: resolveReadReplica(readReplica, store, logger),
+    maxKnownRuns: readReplica && positiveInteger('readReplica.maxKnownRuns', readReplica.maxKnownRuns ?? DEFAULT_MAX_KNOWN_RUNS),
+    retryAfterMs: readReplica ? positiveInteger('readReplica.retryAfterMs', readReplica.retryAfterMs ?? DEFAULT_REPLICA_RETRY_AFTER_MS) : DEFAULT_REPLICA_RETRY_AFTER_MS,
+    logger,
+    served: instrumentation.readServed,
+  })
   return {
     logger,
     store,
+    reads,
     stages,
     pipelines,
     catalogues,
@@ -133,7 +151,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
       listen: live.listen,
     },
     cors,
-    instrumentation: resolveInstrumentation(options.instrumentation, logger),
+    instrumentation,
   }
 }
 

@@ -67,6 +67,11 @@ export interface RunWatcherOptions {
   safetyPollIntervalMs: number
   source?: RunChangeSource | undefined
   logger: Logger
+  /**
+   * Told every version the watcher learns of any run (own writes, notifications, polls), so the
+   * handlers' read source knows when a read replica is behind.
+   */
+  onVersion?: ((runId: string, version: number) => void) | undefined
 }
 
 interface WatchedRun {
@@ -84,6 +89,7 @@ export class RunWatcher {
   readonly #safetyPollIntervalMs: number
   readonly #source: RunChangeSource | undefined
   readonly #logger: Logger
+  readonly #onVersion: ((runId: string, version: number) => void) | undefined
   readonly #runs = new Map<string, WatchedRun>()
   readonly #unsubscribe: (() => void) | undefined
   #listening = false
@@ -98,6 +104,8 @@ export class RunWatcher {
    */
   #unannounced = new Map<string, number>()
   #unannouncedLogged = false
+  /** Told of every announced change, watched run or not (set streams' windows). */
+  readonly #changeListeners = new Set<(runId: string, version: number | undefined) => void>()
 
   constructor(options: RunWatcherOptions) {
     this.#store = options.store
@@ -105,6 +113,7 @@ export class RunWatcher {
     this.#safetyPollIntervalMs = options.safetyPollIntervalMs
     this.#source = options.source
     this.#logger = options.logger
+    this.#onVersion = options.onVersion
     this.#unsubscribe = this.#store.onRunChange?.((change) => this.#announced(change.runId, change.version))
     if (!this.#store.onRunChange && !this.#store.getRunVersions && !this.#source) {
       // Nothing would ever tell a stream of a change: say so once, when the first stream opens.
@@ -138,6 +147,26 @@ export class RunWatcher {
     return this.#runs.size
   }
 
+  /** Whether a LISTEN connection delivers notifications now (then only the safety poll runs). */
+  get listening(): boolean {
+    return this.#listening
+  }
+
+  /**
+   * Tells `listener` of every change announced to this process (its own writes, a run's creation
+   * included, and LISTEN notifications), whether or not the run is watched: set streams learn
+   * from it that a run outside their window may have entered it. Returns the unsubscribe.
+   */
+  onChange(listener: (runId: string, version: number | undefined) => void): () => void {
+    this.#changeListeners.add(listener)
+    return () => void this.#changeListeners.delete(listener)
+  }
+
+  /** A version of a watched run learnt elsewhere (a set stream's window query): read it if newer. */
+  hint(runId: string, version: number): void {
+    this.#changed(runId, version)
+  }
+
   /** Watches a run; `listener` gets each newer stored state. */
   watch(runId: string, listener: RunSnapshotListener): RunWatch {
     let run = this.#runs.get(runId)
@@ -166,6 +195,7 @@ export class RunWatcher {
     this.#timer = undefined
     this.#unsubscribe?.()
     this.#runs.clear()
+    this.#changeListeners.clear()
     await this.#source?.close()
   }
 
@@ -174,9 +204,17 @@ export class RunWatcher {
     const found = this.#unannounced.get(runId)
     if (found !== undefined && (version === undefined || version >= found)) this.#unannounced.delete(runId)
     this.#changed(runId, version)
+    for (const listener of this.#changeListeners) {
+      try {
+        listener(runId, version)
+      } catch (error) {
+        this.#logger.error('pipeline-status: a set stream failed to take a change', { error })
+      }
+    }
   }
 
   #changed(runId: string, version: number | undefined): void {
+    if (version !== undefined) this.#onVersion?.(runId, version)
     const run = this.#runs.get(runId)
     if (!run) return
     if (version === undefined || version > run.version) this.#refresh(runId)

@@ -53,7 +53,7 @@ export function createListRoutes(settings: HandlerSettings, plumbing: Plumbing):
       after = position.value
     }
     // One more than the page: whether a next page exists without a second query.
-    const items = await store.listRuns({ filter: applyScope(filter, access.scope), after, limit: limit + 1 })
+    const items = await settings.reads.listRuns({ filter: applyScope(filter, access.scope), after, limit: limit + 1 })
     const page = items.slice(0, limit)
     const last = page.at(-1)
     const body: RunListPage = {
@@ -69,7 +69,7 @@ export function createListRoutes(settings: HandlerSettings, plumbing: Plumbing):
     const access = await authorizeRunSet(exchange, settings)
     if (access instanceof Response) return access
     if (!store.countRuns) throw notImplemented('countRuns')
-    const counts = await store.countRuns({ filter: applyScope(query.value.filter, access.scope), groupBy: query.value.groupBy })
+    const counts = await settings.reads.countRuns({ filter: applyScope(query.value.filter, access.scope), groupBy: query.value.groupBy })
     const body: RunCounts = { counts: Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0)) }
     return jsonResponse(body)
   })

@@ -7,7 +7,7 @@ import { DEFAULT_PIPELINE } from '../../contract/stages.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
 import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
-import type { RunCountRequest, RunListItem, RunListRequest } from '../../core/run-list.js'
+import type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from '../../core/run-list.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
 import { toStoreError } from '../database-errors.js'
@@ -206,10 +206,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
   readonly #changes = new RunChangeEmitter()
+  readonly #options: Omit<PrismaStoreOptions<Client>, 'prisma'>
 
   /** Internal: create one with {@link createPrismaStore}. @internal */
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
+    this.#options = options
     this.#logger = safeLogger(options.logger ?? consoleLogger)
     // Without its own logger the store warns through the handlers' (or the sweeper's) one.
     if (options.logger === undefined) {
@@ -266,6 +268,16 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
    */
   async close(deadlineMs = 2_000): Promise<void> {
     await this.#notifier?.close(deadlineMs)
+  }
+
+  /**
+   * A store on the same tables and names whose statements run on `pool`, a read replica's (the
+   * handlers' `readReplica: { pool }`): it sends no notifications and bounds each statement by
+   * `queryTimeoutMs`. Only its reads are used. Internal. @internal
+   */
+  onReplica(pool: PrismaStorePool, queryTimeoutMs: number): PrismaStore<Client> {
+    const { notifyChannel: _channel, notifyPool: _notifyPool, ...options } = this.#options
+    return new PrismaStore(this.#prisma, { ...options, pool, queryTimeoutMs, logger: this.#logger })
   }
 
   onRunChange(listener: RunChangeListener): () => void {
@@ -437,7 +449,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       [...(run.tags ?? [])],
       JSON.stringify(run.metadata ?? {}),
     ])
-    if (inserted.length > 0) return { created: true, run }
+    if (inserted.length > 0) {
+      // A new run may join set streams' windows (here at once; elsewhere by its notification).
+      this.#changes.emit({ runId: run.id, version: INITIAL_RUN_VERSION })
+      return { created: true, run }
+    }
     const existing = await this.#sql.query<VersionedRunRow>(this.#statements.readRun, [run.id])
     const row = existing[0]
     if (!row) throw new Error(`Run ${run.id} was neither inserted nor found`)
@@ -458,6 +474,10 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 
   listRuns(request: RunListRequest): Promise<RunListItem[]> {
     return this.#lists.listRuns(request)
+  }
+
+  listRunWindow(request: RunListRequest): Promise<RunWindowEntry[]> {
+    return this.#lists.listRunWindow(request)
   }
 
   countRuns(request: RunCountRequest): Promise<Record<string, number>> {

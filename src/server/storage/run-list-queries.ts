@@ -1,11 +1,11 @@
 /**
- * The PostgreSQL store's lists and counts (`Store.listRuns`, `Store.countRuns`): the statements
+ * The PostgreSQL store's lists, set-stream windows and counts (`Store.listRuns`, `Store.listRunWindow`, `Store.countRuns`): the statements
  * of `sql/run-list.ts` sent through the store's executor, their rows as the core's list items.
  */
-import { matchesNothing, type RunCountRequest, type RunListItem, type RunListRequest } from '../../core/run-list.js'
+import { matchesNothing, type RunCountRequest, type RunListItem, type RunListRequest, type RunWindowEntry } from '../../core/run-list.js'
 import type { SqlExecutor } from './adapters/sql-executor.js'
 import { toRunState, type VersionedRunRow } from './rows.js'
-import { countRunsStatement, listRunsStatement } from './sql/run-list.js'
+import { countRunsStatement, listRunsStatement, listRunWindowStatement } from './sql/run-list.js'
 import type { TableNames } from './table-names.js'
 
 /** A run of a list with its stage rows per status and its current stage (`listRunsStatement`). */
@@ -30,6 +30,7 @@ function toRunListItemFromRow(row: RunListRow): RunListItem {
 /** The list and count methods of one store. */
 export interface RunListQueries {
   listRuns(request: RunListRequest): Promise<RunListItem[]>
+  listRunWindow(request: RunListRequest): Promise<RunWindowEntry[]>
   countRuns(request: RunCountRequest): Promise<Record<string, number>>
 }
 
@@ -40,6 +41,12 @@ export function createRunListQueries(sql: SqlExecutor, names: TableNames): RunLi
       if (matchesNothing(request.filter)) return []
       const statement = listRunsStatement(names, request.filter, request.after, request.limit)
       return (await sql.query<RunListRow>(statement.text, statement.values)).map(toRunListItemFromRow)
+    },
+    async listRunWindow(request) {
+      if (matchesNothing(request.filter)) return []
+      const statement = listRunWindowStatement(names, request.filter, request.after, request.limit)
+      const rows = await sql.query<{ id: string; version: number | string }>(statement.text, statement.values)
+      return rows.map((row) => ({ id: row.id, version: Number(row.version) }))
     },
     async countRuns(request) {
       if (matchesNothing(request.filter)) return {}

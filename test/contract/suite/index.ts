@@ -19,6 +19,7 @@ import { describeRoutes } from './routes.js'
 import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
 import { describeSemantics } from './semantics.js'
+import { describeSetStreams } from './set-streams.js'
 import { describeSignatures } from './signatures.js'
 import { describeTimingAttempts } from './timing-attempts.js'
 import { describeTagsAndMetadata } from './tags-metadata.js'
@@ -47,4 +48,6 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   // Runs as a collection (issue 24).
   describePipelines(context)
   describeTagsAndMetadata(context)
+  // Runs as a collection, part 2 (issue 25).
+  describeSetStreams(context)
 }

@@ -66,6 +66,20 @@ export function listRunsStatement(names: TableNames, filter: RunListFilter, afte
   return { text, values: [...where.values, limit] }
 }
 
+/**
+ * A set stream's window: the ids and versions of the runs `listRunsStatement` would list, without
+ * the stages' aggregate: one range of the `(createdAt DESC, id COLLATE "C" DESC)` index (or of the
+ * status / GIN index for those filters), at most `limit` rows.
+ */
+export function listRunWindowStatement(names: TableNames, filter: RunListFilter, after: RunListPosition | undefined, limit: number): BoundStatement {
+  const { runTable, run: r } = names
+  const where = whereOf(names, filter, after)
+  const text =
+    `SELECT r.${r.id} AS "id", r.${r.version} AS "version" FROM ${runTable} r${where.text} ` +
+    `ORDER BY r.${r.createdAt} DESC, r.${r.id} COLLATE "C" DESC LIMIT $${where.values.length + 1}`
+  return { text, values: [...where.values, limit] }
+}
+
 /** Runs per status or per pipeline among those matching the filter. */
 export function countRunsStatement(names: TableNames, request: RunCountRequest): BoundStatement {
   const { runTable, run: r } = names
