@@ -6,6 +6,7 @@
  * reconnect gets fresh snapshots, so the subscriber starts each attempt anew (`onOpen`). Internal.
  */
 import type { EventSourceMessage } from 'eventsource-parser/stream'
+import { routeUrl } from '../contract/routes.js'
 import { DEFAULT_SERVER_KEEP_ALIVE_MS } from '../internal/attempt-deadline.js'
 import { backoffDelay } from '../internal/backoff.js'
 import { sleep } from '../internal/sleep.js'
@@ -89,10 +90,9 @@ export async function followSetStream(loop: SetStreamLoop): Promise<'closed' | '
   return 'aborted'
 }
 
-/** The path of the set stream under a base path. */
+/** The path (or URL) of the set stream under a base path (or URL): the route table's `runSetEvents`. */
 export function setEventsPath(base: string): string {
-  // The route table's `runSetEvents` (GET {base}/events).
-  return `${base.replace(/\/+$/, '')}/events`
+  return routeUrl(base, 'runSetEvents', {})
 }
 
 /** The request's headers: the caller's, then `Authorization` from `token`. */
