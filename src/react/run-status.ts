@@ -4,7 +4,7 @@
  */
 import { useMemo, useSyncExternalStore } from 'react'
 import { isFinalStatus } from '../contract/status.js'
-import type { PipelineRunRecord, RunStatusResponse, StageOutputRecord } from '../contract/records.js'
+import type { CatalogueEntry, PipelineRunRecord, RunStatusResponse, StageOutputRecord } from '../contract/records.js'
 import {
   type RunConnectionState,
   type RunSubscription,
@@ -30,6 +30,11 @@ export interface RunStatusState {
   run: PipelineRunRecord | undefined
   /** The stages that have a row, ordered by stage number; stages never reported are absent. */
   stages: StageOutputRecord[]
+  /**
+   * The run's own stage catalogue as the server last sent it (so a page can list the stages that
+   * have not reported yet); `undefined` before the first snapshot or from a server that sends none.
+   */
+  catalogue: CatalogueEntry[] | undefined
   /** The connection state: `connecting`, `live`, `reconnecting`, `finished` or `error`. */
   state: RunConnectionState
   /** Why the state is `error` (or, while `reconnecting`, the last failure); `undefined` otherwise. */
@@ -67,6 +72,7 @@ export function createRunStatusStore(runId: string, options: UseRunStatusOptions
   const serverSnapshot: RunStatusState = {
     run: initial?.run,
     stages: initial?.stages ?? [],
+    catalogue: initial?.catalogue,
     state: initial && isFinalStatus(initial.run.status) ? 'finished' : 'connecting',
     error: undefined,
   }
@@ -83,7 +89,7 @@ export function createRunStatusStore(runId: string, options: UseRunStatusOptions
     if (snapshot.state === 'finished' || snapshot.state === 'error') return
     subscription = subscribeToRun(runId, {
       ...subscribeOptions,
-      onUpdate: ({ run, stages }) => update({ run, stages }),
+      onUpdate: ({ run, stages, catalogue }) => update({ run, stages, catalogue: catalogue ?? snapshot.catalogue }),
       onStateChange: (state, error) => update({ state, error }),
     })
   }
@@ -111,7 +117,7 @@ export function createRunStatusStore(runId: string, options: UseRunStatusOptions
  * `runId`, `url` or `token` opens a new subscription; the other options are read when it opens.
  * During server-side rendering it returns `initial` and opens nothing.
  *
- * @returns `{ run, stages, state, error }`; see {@link RunStatusState}.
+ * @returns `{ run, stages, catalogue, state, error }`; see {@link RunStatusState}.
  *
  * @example
  * ```tsx

@@ -112,12 +112,11 @@ function LiveRunTimeline({ runId, url, token, initial, options, catalogue, ...di
       </section>
     )
   }
-  const own = initial?.run.id === runId ? initial.catalogue : undefined
   return (
     <RunTimelineView
       {...display}
       status={{ run: live.run, stages: live.stages }}
-      catalogue={catalogue ?? own}
+      catalogue={catalogue ?? live.catalogue}
       connection={live.state}
       connectionError={live.error}
     />
