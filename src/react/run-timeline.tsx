@@ -46,7 +46,8 @@ export interface RunTimelineDisplayProps {
   /**
    * Renders a stage's output (the text so far while it streams). Return stored text as React text
    * or through `SafeMarkdown`, never as HTML.
-   * @default JSON formatted in a `<pre>`, anything else as Markdown with raw HTML shown as text
+   * @default a FAILED stage's output (its error) as plain text with its line breaks; JSON
+   * formatted in a `<pre>`; anything else as Markdown with raw HTML shown as text
    */
   renderOutput?: ((stage: StageOutputRecord) => ReactNode) | undefined
   /** Extra classes per part, for apps that restyle it. */
@@ -346,7 +347,14 @@ function StageItem({ entry, stage, run, now, axis, renderOutput, classNames }: S
           aria-label={`Output of ${name}`}
           tabIndex={0}
         >
-          {renderOutput ? renderOutput(stage) : <StoredOutput text={stage.output} />}
+          {renderOutput ? (
+            renderOutput(stage)
+          ) : stage.status === 'FAILED' ? (
+            // A failed stage's output is its error: plain text, every line break kept.
+            <pre className="ps-plain-text">{stage.output}</pre>
+          ) : (
+            <StoredOutput text={stage.output} />
+          )}
         </div>
       ) : null}
     </li>

@@ -220,6 +220,8 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     // Attempt 2 reset the stage's progress (the contract), so the failed stage shows none.
     expect(failed.stages[1]?.progress).toBeNull()
     expect(failed.error?.split('\n')).toEqual(error.split('\n'))
+    // The failed stage's output is that error, its line breaks kept too (not folded as Markdown would).
+    expect(failed.stages[1]?.output?.split('\n')).toEqual(error.split('\n'))
     await expect.poll(async () => (await readTimeline(page)).live, { timeout: 15_000 }).toBe('finished')
     await page.screenshot({ path: join(artifacts, 'components-timeline-failed-1280.png'), fullPage: true })
     await page.setViewportSize({ width: 390, height: 844 })
