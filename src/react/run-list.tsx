@@ -134,8 +134,7 @@ export function runListQuery(filters: RunListFilters): URLSearchParams {
  * ```tsx
  * 'use client'
  * import { RunList } from 'pipeline-status-sdk/react'
- * import 'pipeline-status-sdk/react/styles.css'
- *
+ *  *
  * export function Runs() {
  *   return <RunList url="/api/pipeline" renderLink={({ run, children, className }) => <a className={className} href={`/runs/${encodeURIComponent(run.id)}`}>{children}</a>} />
  * }

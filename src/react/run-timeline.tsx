@@ -91,8 +91,7 @@ export type RunTimelineProps = RunTimelineDataProps | RunTimelineLiveProps
  * 'use client'
  * import type { RunStatusResponse } from 'pipeline-status-sdk'
  * import { RunTimeline } from 'pipeline-status-sdk/react'
- * import 'pipeline-status-sdk/react/styles.css'
- *
+ *  *
  * export function RunPage({ runId, token, initial }: { runId: string; token: string; initial: RunStatusResponse }) {
  *   return <RunTimeline runId={runId} url="/api/pipeline" token={token} initial={initial} />
  * }
