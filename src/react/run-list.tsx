@@ -63,6 +63,13 @@ export interface RunListDisplayProps {
    */
   renderLink?: ((props: RunLinkProps) => ReactNode) | undefined
   /**
+   * A plain `<a href>` to each run from a template: `{runId}` becomes the URL-encoded id, e.g.
+   * `/runs/{runId}`. A string, so a Next.js server component can pass it (a `renderLink` function
+   * cannot cross into a client component). `renderLink` wins when both are given.
+   * @default no link (unless `renderLink`)
+   */
+  runHref?: string | undefined
+  /**
    * The time the durations of running runs are measured to (epoch ms); given, they do not tick.
    * @default the browser's clock, re-read each second while a run shown is running
    */
@@ -179,6 +186,7 @@ function RunListView({
   onFilterChange,
   pipelines,
   renderLink,
+  runHref,
   now: fixedNow,
   renderedAt,
   caption = 'Pipeline runs',
@@ -290,7 +298,15 @@ function RunListView({
           {shown.map((run) => (
             <tr key={run.id} className={cx('ps-row', classNames.row)} data-testid="run-row" data-run-id={run.id} data-status={run.status}>
               <th scope="row" data-label="Run" className="ps-cell-run">
-                {renderLink ? renderLink({ run, children: run.id, className: 'ps-run-link' }) : <span className="ps-run-link">{run.id}</span>}
+                {renderLink ? (
+                  renderLink({ run, children: run.id, className: 'ps-run-link' })
+                ) : runHref ? (
+                  <a className="ps-run-link" href={runHref.replaceAll('{runId}', encodeURIComponent(run.id))}>
+                    {run.id}
+                  </a>
+                ) : (
+                  <span className="ps-run-link">{run.id}</span>
+                )}
               </th>
               <td data-label="Status">
                 <div>

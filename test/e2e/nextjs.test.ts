@@ -565,9 +565,9 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const rows = await page.evaluate(() =>
       [...document.querySelectorAll('[data-testid="run-row"]')].map((row) => ({
         id: row.getAttribute('data-run-id'),
-        status: row.querySelector('.badge')?.textContent,
+        status: row.querySelector('.ps-badge')?.textContent,
         pipeline: row.querySelector('[data-testid="run-pipeline"]')?.textContent,
-        tags: [...row.querySelectorAll('.tag')].map((tag) => tag.textContent),
+        tags: [...row.querySelectorAll('.ps-tag')].map((tag) => tag.textContent),
         href: row.querySelector('a')?.getAttribute('href'),
       })),
     )

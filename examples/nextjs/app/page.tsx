@@ -1,6 +1,6 @@
-import Link from 'next/link'
 import { connection } from 'next/server'
 import { Suspense } from 'react'
+import { RunList } from 'pipeline-status-sdk/react'
 import { listRecentRuns } from '@/lib/list-runs'
 
 const RECENT_RUNS = 20
@@ -18,8 +18,6 @@ export default function HomePage() {
   )
 }
 
-const time = (iso: string) => `${iso.replace('T', ' ').slice(0, 19)} UTC`
-
 /** The newest runs through GET /api/pipeline/runs (lib/list-runs.ts), rendered on the server. */
 async function RecentRuns() {
   await connection()
@@ -36,50 +34,16 @@ async function RecentRuns() {
   }
   const { runs } = listed.page
 
-  return (
+  // The package's RunList, rendered on the server with the runs as read (its data form): the
+  // filters then work in the browser over these runs. `runHref` is a string, so this server
+  // component can pass it (a `renderLink` function could not cross into a client component).
+  return runs.length === 0 ? (
     <section className="card">
-      {runs.length === 0 ? (
-        <p className="muted" style={{ margin: 0 }}>
-          No runs yet. Point a runner at this app (see examples/nextjs/README.md) and its run shows up here.
-        </p>
-      ) : (
-        <table className="runs-table" data-testid="runs">
-          <thead>
-            <tr>
-              <th>Run</th>
-              <th>Status</th>
-              <th>Pipeline</th>
-              <th>Tags</th>
-              <th>Created</th>
-              <th>Finished</th>
-            </tr>
-          </thead>
-          <tbody>
-            {runs.map((run) => (
-              <tr key={run.id} data-testid="run-row" data-run-id={run.id} data-status={run.status}>
-                <td>
-                  <Link href={`/runs/${encodeURIComponent(run.id)}`}>
-                    <code>{run.id}</code>
-                  </Link>
-                </td>
-                <td>
-                  <span className={`badge badge-${run.status}`}>{run.status}</span>
-                </td>
-                <td data-testid="run-pipeline">{run.pipeline}</td>
-                <td data-testid="run-tags">
-                  {run.tags.map((tag) => (
-                    <span key={tag} className="tag">
-                      {tag}
-                    </span>
-                  ))}
-                </td>
-                <td className="muted">{time(run.createdAt)}</td>
-                <td className="muted">{run.completedAt ? time(run.completedAt) : '–'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <p className="muted" style={{ margin: 0 }}>
+        No runs yet. Point a runner at this app (see examples/nextjs/README.md) and its run shows up here.
+      </p>
     </section>
+  ) : (
+    <RunList runs={runs} runHref="/runs/{runId}" renderedAt={Date.now()} caption={`Newest ${RECENT_RUNS} runs`} />
   )
 }
