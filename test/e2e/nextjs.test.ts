@@ -143,9 +143,9 @@ async function readPage(page: Page) {
       text: element.textContent ?? '',
       // As rendered: innerText follows the CSS, so it shows what a reader sees.
       progress: (element.querySelector('[data-testid="stage-progress"]') as HTMLElement | null)?.innerText ?? null,
-      output: element.querySelector('.stage-output')?.textContent ?? '',
+      output: element.querySelector('[data-testid="stage-output"]')?.textContent ?? '',
       // The start and duration line, the clock as it reads, the attempt line and the last error as rendered.
-      meta: (element.querySelector('.stage-meta') as HTMLElement | null)?.innerText ?? null,
+      meta: (element.querySelector('.ps-stage-meta') as HTMLElement | null)?.innerText ?? null,
       clock: element.querySelector('[data-testid="stage-duration"]')?.textContent ?? null,
       attempt: element.querySelector('[data-testid="stage-attempt"]')?.textContent ?? null,
       lastError: (element.querySelector('[data-testid="stage-last-error"]') as HTMLElement | null)?.innerText ?? null,
@@ -164,7 +164,7 @@ async function readLayout(page: Page) {
   return page.evaluate(() => ({
     viewport: window.innerWidth,
     pageWidth: document.documentElement.scrollWidth,
-    cards: [...document.querySelectorAll('.card')].map((card) => {
+    cards: [...document.querySelectorAll('.ps-card')].map((card) => {
       const box = card.getBoundingClientRect()
       return { left: Math.round(box.left), right: Math.round(box.right), overflows: card.scrollWidth > card.clientWidth + 1 }
     }),
@@ -568,9 +568,9 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const rows = await page.evaluate(() =>
       [...document.querySelectorAll('[data-testid="run-row"]')].map((row) => ({
         id: row.getAttribute('data-run-id'),
-        status: row.querySelector('.badge')?.textContent,
+        status: row.querySelector('.ps-badge')?.textContent,
         pipeline: row.querySelector('[data-testid="run-pipeline"]')?.textContent,
-        tags: [...row.querySelectorAll('.tag')].map((tag) => tag.textContent),
+        tags: [...row.querySelectorAll('.ps-tag')].map((tag) => tag.textContent),
         href: row.querySelector('a')?.getAttribute('href'),
       })),
     )

@@ -18,7 +18,7 @@ const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
   exports: Record<string, unknown>
 }
 const subpaths = Object.keys(pkg.exports)
-  .filter((key) => key !== './package.json' && !key.endsWith('.json'))
+  .filter((key) => key !== './package.json' && !key.endsWith('.json') && !key.endsWith('.css'))
   .map((key) => (key === '.' ? 'pipeline-status-sdk' : `pipeline-status-sdk/${key.slice(2)}`))
 
 /**
@@ -85,7 +85,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'MOCK_DEFAULT_SECRET', 'createPipelineMock', 'startMockServer',
   ],
   'pipeline-status-sdk/react': [
-    'createRunStatusStore', 'createRunsStore', 'useRunStatus', 'useRuns',
+    'RunList', 'RunTimeline', 'SafeMarkdown', 'createRunStatusStore', 'createRunsStore', 'runListQuery', 'useRunStatus', 'useRuns',
   ],
   'pipeline-status-sdk/pg': [
     'DEFAULT_NOTIFY_CHANNEL', 'MigrationError', 'applyMigrations', 'createPgConnections', 'createPgRunListener',
@@ -194,6 +194,25 @@ describe('the built package', () => {
       'module',
     )
     expect(loaded).toEqual({ same: ['true'], version: ['3.1.1'] })
+  })
+
+  it('ships the stylesheet as pipeline-status-sdk/react/styles.css, and marks the React entry a client module', async () => {
+    const resolved = await node(
+      `const { createRequire } = await import('node:module'); const require = createRequire(process.cwd() + '/');
+       console.log(JSON.stringify({ css: [require.resolve('pipeline-status-sdk/react/styles.css')] }))`,
+      'module',
+    )
+    expect(resolved.css?.[0]?.endsWith('/dist/react/styles.css')).toBe(true)
+    expect(await readFile(join(root, 'dist/react/styles.css'), 'utf8')).toContain('.ps-timeline')
+    // Next.js reads the directive from the built files: the first statement of both formats.
+    for (const file of ['dist/react/index.js', 'dist/react/index.cjs']) {
+      expect((await readFile(join(root, file), 'utf8')).startsWith("'use client';\n"), file).toBe(true)
+    }
+    for (const file of ['dist/index.js', 'dist/client/index.js', 'dist/server/index.js']) {
+      expect(await readFile(join(root, file), 'utf8'), file).not.toContain("'use client'")
+    }
+    // A bundler must keep `import 'pipeline-status-sdk/react/styles.css'`.
+    expect(JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).sideEffects).toEqual(['*.css'])
   })
 
   it('shares one copy of the contract between entries', async () => {
