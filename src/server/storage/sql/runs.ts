@@ -1,6 +1,6 @@
 /** The statements on runs outside a transaction: create, read, write if unchanged, heartbeat. */
 import type { TableNames } from '../table-names.js'
-import { runColumns, runUpdate, stageColumns } from './columns.js'
+import { runColumns, runUpdate, stageColumns, streamedTextColumn } from './columns.js'
 
 /** Reads run `$1` and its version. */
 export function readRunSql(names: TableNames): string {
@@ -11,7 +11,7 @@ export function readRunSql(names: TableNames): string {
 export function readRunStagesSql(names: TableNames): string {
   const { runTable, stageTable, run: r, stage: s } = names
   return (
-    `SELECT ${runColumns(names, 'r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)} FROM ${runTable} r ` +
+    `SELECT ${runColumns(names, 'r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)}, ${streamedTextColumn(names)} FROM ${runTable} r ` +
     `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`
   )
 }

@@ -6,6 +6,7 @@ import type { TableNames } from '../table-names.js'
 import { readRunStageSql, writeRunStageSql } from './stage-update.js'
 import { insertRunSql, readRunSql, readRunStagesSql, readVersionsSql, touchRunSql, writeRunSql } from './runs.js'
 import { deleteFinishedRunsSql, listStaleRunsSql, writeRunIfSilentSql } from './sweeps.js'
+import { deleteOutputChunksSql, readOutputChunkSql, readOutputChunksSinceSql, saveOutputChunkSql, writeRunStageChunkSql, writeRunStageDropChunksSql } from './output-chunks.js'
 import { lockRunSql, readStageSql, readStagesSql, saveRunSql, saveStageSql } from './transaction.js'
 
 /** The SQL text of every statement of one store. */
@@ -26,6 +27,12 @@ export interface StoreStatements {
   readonly readStage: string
   readonly readStages: string
   readonly saveStage: string
+  readonly writeRunStageChunk: string
+  readonly writeRunStageDropChunks: string
+  readonly readOutputChunk: string
+  readonly readOutputChunksSince: string
+  readonly saveOutputChunk: string
+  readonly deleteOutputChunks: string
 }
 
 /** Every statement for `names`. None notifies: LISTEN mode's notifications go after commit, in batches (`notify-batcher.ts`). */
@@ -47,5 +54,11 @@ export function buildStatements(names: TableNames): StoreStatements {
     readStage: readStageSql(names),
     readStages: readStagesSql(names),
     saveStage: saveStageSql(names),
+    writeRunStageChunk: writeRunStageChunkSql(names),
+    writeRunStageDropChunks: writeRunStageDropChunksSql(names),
+    readOutputChunk: readOutputChunkSql(names),
+    readOutputChunksSince: readOutputChunksSinceSql(names),
+    saveOutputChunk: saveOutputChunkSql(names),
+    deleteOutputChunks: deleteOutputChunksSql(names),
   }
 }
