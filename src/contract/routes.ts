@@ -67,6 +67,8 @@ export const ROUTE_TABLE = {
   // Runs as a collection: a run's tags and metadata (the app's; the secret or `authorize`).
   runTags: { method: 'POST', path: '/{runId}/tags', access: 'write', caller: 'app' },
   runMetadata: { method: 'POST', path: '/{runId}/metadata', access: 'write', caller: 'app' },
+  // Streamed stage output (issue 27): one chunk of a running stage's text.
+  stageOutput: { method: 'POST', path: '/{runId}/stages/{stageNumber}/output', access: 'write', caller: 'runner' },
 } as const satisfies Record<string, RouteSpec>
 
 /**
@@ -197,7 +199,7 @@ export function routeUrl<R extends ServedRouteName>(
 /** A path matched against the contract's routes. */
 export type RouteMatch =
   | { route: 'createRun' | 'runCounts' }
-  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata'; runId: string }
+  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata' | 'stageOutput'; runId: string }
 
 /** One path template, split once: literal segments and parameter names. */
 interface CompiledPath<Name extends string> {
