@@ -8,7 +8,7 @@ import type { Plumbing, RouteHandler } from '../http/exchange.js'
 import { HttpProblemError } from '../http/problem-response.js'
 import { runNotFound } from '../http/validate.js'
 import { HEADERS } from '../../contract/headers.js'
-import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER } from '../live/event-stream.js'
+import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion } from '../live/event-stream.js'
 import { RunWatcher } from '../live/run-watcher.js'
 import type { HandlerSettings } from '../settings.js'
 
@@ -64,9 +64,17 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       throw streamsUnavailable(`This server holds its limit of ${live.maxStreams} open streams; retry later`)
     }
     const { request } = exchange
-    // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
     const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
-    const body = await registry.open(runId, () => access.load(() => store.getRun(runId)), request.signal, omitUnchangedOutputs, access.admits)
+    // A reconnect resumes exactly after its Last-Event-ID when the store keeps streamed output
+    // chunks and the version is one the run had (checked against the run as read); anything else
+    // (no id, a malformed one, one past the run's version) starts with a fresh snapshot.
+    const from = resumeVersion(request.headers.get('Last-Event-ID'))
+    const { getOutputChunksSince } = store
+    const resume =
+      from !== undefined && getOutputChunksSince
+        ? { from, chunksSince: (version: number) => getOutputChunksSince.call(store, runId, version) }
+        : undefined
+    const body = await registry.open(runId, () => access.load(() => store.getRun(runId)), request.signal, omitUnchangedOutputs, access.admits, resume)
     if (!body) throw runNotFound()
     return new Response(body, {
       status: 200,
