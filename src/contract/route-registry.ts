@@ -6,7 +6,7 @@
  */
 import type { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
-import { LIVE_EVENTS, RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from './live-status.js'
+import { LIVE_EVENTS, RunEndEvent, RunSnapshotEvent, RunUpdateEvent, StageOutputEvent } from './live-status.js'
 import type { ProblemCode } from './problem.js'
 import {
   CancelRunResponse,
@@ -239,7 +239,7 @@ const ROUTE_DOCS = {
   events: {
     summary: "Stream a run's status (Server-Sent Events)",
     description:
-      "A Server-Sent Events stream of the run: `event: snapshot` first (the status document), then `event: update` (the run and every stage changed since the previous event), then `event: end` once the run is finished, and the server closes. Each event's `id:` is the run version; a reconnect with `Last-Event-ID` is brought up to date. `retry:` comes first, then the comment `: keep-alive-ms <ms>` announcing the keep-alive interval; a `: keep-alive` comment follows every interval (15 s by default), and a subscriber that receives nothing for about three intervals should reconnect. With the query `outputs=changed`, an `update` stage whose output is unchanged since this stream sent it has no `output` member (keep the one you have). The `data:` of each event is JSON, described by the schemas `x-sse-events` names.",
+      "A Server-Sent Events stream of the run: `event: snapshot` first (the status document), then `event: update` (the run and every stage changed since the previous event), then `event: end` once the run is finished, and the server closes. Each applied chunk of a stage's streamed output is one `event: output` (`id:` the version it made; append its `text` when its `seq` is the stage's `outputSeq + 1`) and no `update`; an `update` never carries a stage's streamed text (its `outputSeq` says how far it is). Each event's `id:` is the run version; a reconnect with a `Last-Event-ID` the server can serve (a version the run had) gets no snapshot: one `update` with the run and its stages (streamed text left out, `outputSeq` as of that version), then every chunk after it as `output` events in order, then live events; any other `Last-Event-ID` gets a fresh snapshot. `retry:` comes first, then the comment `: keep-alive-ms <ms>` announcing the keep-alive interval; a `: keep-alive` comment follows every interval (15 s by default), and a subscriber that receives nothing for about three intervals should reconnect. With the query `outputs=changed`, an `update` stage whose output is unchanged since this stream sent it has no `output` member (keep the one you have). The `data:` of each event is JSON, described by the schemas `x-sse-events` names.",
     answers: {
       200: {
         description: 'The event stream.',
@@ -247,6 +247,7 @@ const ROUTE_DOCS = {
           [LIVE_EVENTS.snapshot]: named('RunSnapshotEvent', RunSnapshotEvent),
           [LIVE_EVENTS.update]: named('RunUpdateEvent', RunUpdateEvent),
           [LIVE_EVENTS.end]: named('RunEndEvent', RunEndEvent),
+          [LIVE_EVENTS.output]: named('StageOutputEvent', StageOutputEvent),
         },
       },
     },

@@ -20,6 +20,7 @@ import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
 import { describeSemantics } from './semantics.js'
 import { describeSignatures } from './signatures.js'
+import { describeStageOutput } from './stage-output.js'
 import { describeTimingAttempts } from './timing-attempts.js'
 import { describeTagsAndMetadata } from './tags-metadata.js'
 import { useTarget } from './use-target.js'
@@ -47,4 +48,6 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   // Runs as a collection (issue 24).
   describePipelines(context)
   describeTagsAndMetadata(context)
+  // Streamed stage output (issue 27).
+  describeStageOutput(context)
 }
