@@ -207,7 +207,9 @@ export interface RunStageWrite extends RunWrite {
 
 /** A streamed output chunk to store: its `seq` within the stage's attempt and its text. */
 export interface OutputChunkWrite {
+  /** The chunk's number within the stage's current attempt, from 0. */
   seq: number
+  /** Its text (storable, at most 64 KiB as UTF-8). */
   text: string
 }
 
@@ -219,8 +221,12 @@ export interface OutputChunkWrite {
  *   `Store` interface settles.
  */
 export interface OutputChunkRow {
+  /** The stage's number. */
   stageNumber: number
+  /** The chunk's number within the stage's current attempt, from 0. */
   seq: number
+  /** The run version the chunk's write made (the `id:` of its `output` event). */
   version: number
+  /** Its text. */
   text: string
 }

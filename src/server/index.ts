@@ -60,7 +60,19 @@ export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore,
 // Writing a store of your own (experimental until the Store interface settles)
 export { nextRunVersion } from '../core/run-version.js'
 export type { Store, StoreTransaction } from '../core/store.js'
-export type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
+export type {
+  FinishedRunsDeletion,
+  OutputChunkRow,
+  OutputChunkWrite,
+  RunSnapshot,
+  RunStageRead,
+  RunStageWrite,
+  RunState,
+  RunTouch,
+  RunWrite,
+  StageState,
+  VersionedRun,
+} from '../core/state.js'
 export type { RunChange, RunChangeListener } from '../core/run-changes.js'
 export { toRunListItem } from '../core/run-list.js'
 export type { RunCountRequest, RunListItem, RunListRequest } from '../core/run-list.js'
