@@ -4,7 +4,7 @@ import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
 import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './run-liveness.js'
 import { withStreamedOutput } from './stage-output.js'
 import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
-import type { Store, StoreTransaction } from './store.js'
+import type { GetRunOptions, Store, StoreTransaction } from './store.js'
 import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, toRunListItem } from './run-list.js'
 
 /**
@@ -160,13 +160,14 @@ export class MemoryStore implements Store<MemoryStore> {
     })
   }
 
-  async getRun(runId: string): Promise<RunSnapshot | null> {
+  async getRun(runId: string, options: GetRunOptions = {}): Promise<RunSnapshot | null> {
     const run = this.#runs.get(runId)
     if (!run) return null
+    const withText = options.streamedText !== false
     const stages = [...(this.#stages.get(runId)?.values() ?? [])]
       .sort((a, b) => a.stageNumber - b.stageNumber)
-      .map((stage) => withStreamedOutput(stage, () => this.#streamedText(runId, stage.stageNumber)))
-    return { run, stages, version: this.#versionOf(runId) }
+      .map((stage) => withStreamedOutput(stage, withText ? () => this.#streamedText(runId, stage.stageNumber) : undefined))
+    return withText ? { run, stages, version: this.#versionOf(runId) } : { run, stages, version: this.#versionOf(runId), streamedText: false }
   }
 
   async getOutputChunk(runId: string, stageNumber: number, seq: number): Promise<string | undefined> {

@@ -136,10 +136,12 @@ export function showsStreamedOutput(stage: Pick<StageState, 'status' | 'output' 
 /**
  * A stored stage as the status document shows it: with `streamed` (its chunks' text in `seq`
  * order) as its output when {@link showsStreamedOutput}, marked `streamedOutput`; else unchanged.
+ * Without `streamed`, such a stage is marked and its output left out (`null`).
  */
-export function withStreamedOutput(stage: StageState, streamed: () => string): StageState {
+export function withStreamedOutput(stage: StageState, streamed: (() => string) | undefined): StageState {
   if (!showsStreamedOutput(stage)) return stage
-  return { ...stage, output: streamed(), streamedOutput: true }
+  // Without `streamed` (read with `streamedText: false`) the text is left out.
+  return { ...stage, output: streamed ? streamed() : null, streamedOutput: true }
 }
 
 /**

@@ -106,6 +106,11 @@ export interface RunSnapshot {
    * that leaves it out gets no `ETag`.
    */
   version?: number
+  /**
+   * `false` when the snapshot was read without streamed text (`Store.getRun` with
+   * `{ streamedText: false }`): a stage marked `streamedOutput` then has `output: null`.
+   */
+  streamedText?: false
 }
 
 /**

@@ -40,6 +40,18 @@ export interface StoreTransaction<Tx = unknown> {
   deleteOutputChunks?(runId: string, stageNumber: number): Promise<void>
 }
 
+/** Options of {@link Store.getRun}. */
+export interface GetRunOptions {
+  /**
+   * `false`: leave out the streamed text of stages that show it (they come marked
+   * `streamedOutput` with `output: null`, and the snapshot with `streamedText: false`), for a
+   * reader that gets the text as chunks (the live streams), so a read costs nothing per byte of
+   * streamed output. A store may ignore it and include the text.
+   * @default true
+   */
+  streamedText?: boolean | undefined
+}
+
 /**
  * Persistence behind the handlers. `MemoryStore` (for the mock and tests) and `PrismaStore`
  * (for PostgreSQL) implement it; the rules themselves live in the state machine, not here.
@@ -60,7 +72,7 @@ export interface Store<Tx = unknown> {
   /** Inserts a run unless one with its id exists; returns the stored run either way. */
   insertRun(run: RunState): Promise<{ created: boolean; run: RunState }>
   /** Reads a run with its stored stages ordered by stage number; `null` if unknown. */
-  getRun(runId: string): Promise<RunSnapshot | null>
+  getRun(runId: string, options?: GetRunOptions): Promise<RunSnapshot | null>
   /**
    * Lists unfinished runs (`PENDING` or `PROCESSING`) that may have stopped reporting, oldest
    * first, at most `limit` of them: those whose last activity (the later of `updatedAt` and

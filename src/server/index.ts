@@ -59,7 +59,7 @@ export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore,
 
 // Writing a store of your own (experimental until the Store interface settles)
 export { nextRunVersion } from '../core/run-version.js'
-export type { Store, StoreTransaction } from '../core/store.js'
+export type { GetRunOptions, Store, StoreTransaction } from '../core/store.js'
 export type {
   FinishedRunsDeletion,
   OutputChunkRow,

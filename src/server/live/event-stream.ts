@@ -327,6 +327,12 @@ class OpenStream {
       // Only chunks since the last event: no `update` (its text travelled as `output` events).
       if (batch.length !== version - from) bytes += this.#event(LIVE_EVENTS.update, this.#update(document, streamed), version)
     } else {
+      if (snapshot.streamedText === false && snapshot.stages.some((stage) => isFinalStatus(stage.status) && streamed.has(stage.stageNumber) && firstSeq.has(stage.stageNumber))) {
+        // A stage created or restarted, streamed and finished between two reads, read without its
+        // text (which the update would carry): rare; the subscriber reconnects and resumes exactly.
+        this.close()
+        return bytes
+      }
       const first = batch[0]
       bytes += this.#event(LIVE_EVENTS.update, this.#update(document, streamed, firstSeq), first ? first.version - 1 : version)
       for (const chunk of batch) bytes += this.#output(runId, chunk)

@@ -206,7 +206,9 @@ export class RunWatcher {
           let snapshot: RunSnapshot | null
           let chunks: readonly OutputChunkRow[] = []
           try {
-            snapshot = await this.#store.getRun(runId)
+            // Listeners that take chunks get the streamed text as chunks: without them, the read is the whole text.
+            const withText = [...run.listeners.values()].some((sentVersion) => sentVersion === undefined)
+            snapshot = await this.#store.getRun(runId, withText ? undefined : { streamedText: false })
             if (snapshot) chunks = await this.#chunksOf(run, snapshot)
           } catch (error) {
             // Tried again after a poll interval, also in LISTEN mode (whose safety tick is slower); streams

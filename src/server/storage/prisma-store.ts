@@ -10,7 +10,7 @@ import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
 import type { RunCountRequest, RunListItem, RunListRequest } from '../../core/run-list.js'
 import { withStreamedOutput } from '../../core/stage-output.js'
 import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
-import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
+import { type GetRunOptions, type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
 import { toStoreError } from '../database-errors.js'
 import { ServerConfigurationError } from '../configuration-error.js'
 import { consoleLogger, type Logger, safeLogger } from '../../internal/logger.js'
@@ -491,18 +491,22 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     return this.#lists.countRuns(request)
   }
 
-  async getRun(runId: string): Promise<RunSnapshot | null> {
-    // One statement: the run joined with its stages, one row per stage (or one without).
-    const rows = await this.#sql.query<RunStagesRow>(this.#statements.readRunStages, [runId])
+  async getRun(runId: string, options: GetRunOptions = {}): Promise<RunSnapshot | null> {
+    const withText = options.streamedText !== false
+    // One statement: the run joined with its stages, one row per stage (or one without), with
+    // each stage's streamed text unless the caller gets it as chunks.
+    const rows = await this.#sql.query<RunStagesRow>(withText ? this.#statements.readRunStages : this.#statements.readRunStagesWithoutText, [runId])
     const first = rows[0]
     if (!first) return null
     const stages: StageState[] = []
     for (const row of rows) {
       if (row.s_stageNumber === null) continue
       const stage = stageOf(row, Number(row.s_stageNumber))
-      if (stage) stages.push(withStreamedOutput(stage, () => row.s_streamed ?? ''))
+      if (stage) stages.push(withStreamedOutput(stage, withText ? () => row.s_streamed ?? '' : undefined))
     }
-    return { run: toRunState(first), stages, version: Number(first.version) }
+    const snapshot: RunSnapshot = { run: toRunState(first), stages, version: Number(first.version) }
+    if (!withText) snapshot.streamedText = false
+    return snapshot
   }
 }
 

@@ -15,6 +15,7 @@ export interface StoreStatements {
   readonly writeRunStage: string
   readonly readRun: string
   readonly readRunStages: string
+  readonly readRunStagesWithoutText: string
   readonly readVersions: string
   readonly insertRun: string
   readonly writeRun: string
@@ -42,6 +43,7 @@ export function buildStatements(names: TableNames): StoreStatements {
     writeRunStage: writeRunStageSql(names),
     readRun: readRunSql(names),
     readRunStages: readRunStagesSql(names),
+    readRunStagesWithoutText: readRunStagesSql(names, false),
     readVersions: readVersionsSql(names),
     insertRun: insertRunSql(names),
     writeRun: writeRunSql(names),
