@@ -35,6 +35,8 @@ export {
 export {
   DEFAULT_MAX_STREAMED_OUTPUT_BYTES,
   MAX_OUTPUT_CHUNK_BYTES,
+  MAX_OUTPUT_SEQ,
+  parseStageOutputChunk,
   StageOutputChunk,
   StageOutputChunkResponse,
 } from './contract/output-chunks.js'

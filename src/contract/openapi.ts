@@ -200,6 +200,13 @@ export function createOpenApiDocument(options: OpenApiDocumentOptions = {}): Ope
           description: 'The run id (`PipelineRun.id`). A path segment carries it unchanged; an id outside the rule is an unknown run (404).',
           schema: schemaRef('RunId'),
         },
+        StageNumber: {
+          name: 'stageNumber',
+          in: 'path',
+          required: true,
+          description: "The stage's number in the run's catalogue: a whole number from 1, without sign or leading zero (else 400 naming `stageNumber`).",
+          schema: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' },
+        },
         WebhookTimestamp: {
           name: HEADERS.webhookTimestamp,
           in: 'header',
@@ -349,7 +356,7 @@ function signedRoute(route: ContractRoute, head: boolean): string {
 }
 
 /** The `components.parameters` name of each path parameter a route template may hold. */
-const PATH_PARAMETERS: Readonly<Record<string, string>> = { runId: 'RunId' }
+const PATH_PARAMETERS: Readonly<Record<string, string>> = { runId: 'RunId', stageNumber: 'StageNumber' }
 
 function pathParameterName(param: string): string {
   const name = PATH_PARAMETERS[param]

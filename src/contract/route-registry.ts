@@ -29,6 +29,7 @@ import {
 import { ROUTE_TABLE, type RouteSpec, type ServedRouteName } from './routes.js'
 import { RunCounts, RunListPage, RunSummary } from './run-list.js'
 import { RunMetadataPatch, RunTagsChange } from './run-labels.js'
+import { StageOutputChunk, StageOutputChunkResponse } from './output-chunks.js'
 import { CancelRun, Heartbeat } from './runner-control.js'
 import { StageUpdate } from './stage-update.js'
 
@@ -252,7 +253,7 @@ const ROUTE_DOCS = {
   events: {
     summary: "Stream a run's status (Server-Sent Events)",
     description:
-      "A Server-Sent Events stream of the run: `event: snapshot` first (the status document), then `event: update` (the run and every stage changed since the previous event), then `event: end` once the run is finished, and the server closes. Each event's `id:` is the run version; a reconnect with `Last-Event-ID` is brought up to date. `retry:` comes first, then the comment `: keep-alive-ms <ms>` announcing the keep-alive interval; a `: keep-alive` comment follows every interval (15 s by default), and a subscriber that receives nothing for about three intervals should reconnect. With the query `outputs=changed`, an `update` stage whose output is unchanged since this stream sent it has no `output` member (keep the one you have). The `data:` of each event is JSON, described by the schemas `x-sse-events` names.",
+      "A Server-Sent Events stream of the run: `event: snapshot` first (the status document), then `event: update` (the run and every stage changed since the previous event), then `event: end` once the run is finished, and the server closes. Each applied chunk of a stage's streamed output is one `event: output` (`id:` the version it made; append its `text` when its `seq` is the stage's `outputSeq + 1`) and no `update`; an `update` never carries a stage's streamed text (its `outputSeq` says how far it is). Each event's `id:` is the run version; a reconnect with a `Last-Event-ID` the server can serve (a version the run had) gets no snapshot: one `update` with the run and its stages (streamed text left out, `outputSeq` as of that version), then every chunk after it as `output` events in order, then live events; any other `Last-Event-ID` gets a fresh snapshot. `retry:` comes first, then the comment `: keep-alive-ms <ms>` announcing the keep-alive interval; a `: keep-alive` comment follows every interval (15 s by default), and a subscriber that receives nothing for about three intervals should reconnect. With the query `outputs=changed`, an `update` stage whose output is unchanged since this stream sent it has no `output` member (keep the one you have). The `data:` of each event is JSON, described by the schemas `x-sse-events` names.",
     answers: {
       200: {
         description: 'The event stream.',
@@ -260,6 +261,7 @@ const ROUTE_DOCS = {
           [LIVE_EVENTS.snapshot]: named('RunSnapshotEvent', RunSnapshotEvent),
           [LIVE_EVENTS.update]: named('RunUpdateEvent', RunUpdateEvent),
           [LIVE_EVENTS.end]: named('RunEndEvent', RunEndEvent),
+          [LIVE_EVENTS.output]: named('StageOutputEvent', StageOutputEvent),
         },
       },
     },
@@ -323,6 +325,21 @@ const ROUTE_DOCS = {
       200: { description: 'The run as stored afterwards.', json: named('RunLabelsResponse', RunLabelsResponse), headers: [NO_STORE] },
     },
     problems: [...WRITE, 'run_not_found', 'authentication_required', 'forbidden'],
+    requestHeaders: ['Idempotency-Key'],
+  },
+  stageOutput: {
+    summary: "Append a chunk of a stage's streamed output",
+    description:
+      "One chunk `{ seq, text }` of a running stage's text (an LLM's tokens, batched by the runner). `seq` counts 0, 1, 2, … per stage and attempt: the next one is applied (a new run version, one `output` event on the run's stream); a repeat of an applied one is `duplicate` with the same text, `conflict` with another (the stored text stays); a gap is 409 `output_out_of_order` with `expectedSeq`, the next `seq` the server applies. A stage without an update yet is 409 `stage_not_started`; a final stage 409 `stage_finished`; a finished run 409 `run_finished`. `text` is at most 64 KiB as UTF-8 (400 naming `text`); a chunk that takes the stage's streamed text past the server's `maxStreamedOutputBytes` (1 MiB by default) is 413 `output_too_large` with `maxBytes`, and nothing is stored. Until the stage has a final output of its own, the status document shows the streamed text so far as the stage's `output`, with `outputSeq` the last applied `seq`; an output sent with the final status replaces it, a final status without one keeps it. An applied higher attempt restarts the stage's streamed output at `seq` 0.",
+    body: { schema: named('StageOutputChunk', StageOutputChunk), required: true },
+    answers: {
+      200: {
+        description: 'Applied, or a repeat (`duplicate`, `conflict`); `stage.outputSeq` is the last applied `seq` (-1 when none), `run` the run as stored.',
+        json: named('StageOutputChunkResponse', StageOutputChunkResponse),
+        headers: [NO_STORE],
+      },
+    },
+    problems: [...WRITE, 'run_not_found', 'run_finished', 'stage_not_started', 'stage_finished', 'output_out_of_order', 'output_too_large', 'not_implemented'],
     requestHeaders: ['Idempotency-Key'],
   },
 } as const satisfies Record<ServedRouteName, RouteDocs>

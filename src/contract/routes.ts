@@ -69,6 +69,8 @@ export const ROUTE_TABLE = {
   runMetadata: { method: 'POST', path: '/{runId}/metadata', access: 'write', caller: 'app' },
   // Runs as a collection: one live stream for a set of runs (the list's filters, or `run=` ids).
   runSetEvents: { method: 'GET', path: '/events', access: 'read', caller: 'reader', preflight: true, stream: true },
+  // Streamed stage output (issue 27): one chunk of a running stage's text.
+  stageOutput: { method: 'POST', path: '/{runId}/stages/{stageNumber}/output', access: 'write', caller: 'runner' },
 } as const satisfies Record<string, RouteSpec>
 
 /**
@@ -199,7 +201,7 @@ export function routeUrl<R extends ServedRouteName>(
 /** A path matched against the contract's routes. */
 export type RouteMatch =
   | { route: 'createRun' | 'runCounts' | 'runSetEvents' }
-  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata'; runId: string }
+  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata' | 'stageOutput'; runId: string }
 
 /** One path template, split once: literal segments and parameter names. */
 interface CompiledPath<Name extends string> {

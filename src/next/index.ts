@@ -130,6 +130,12 @@ export interface NextRouteHandlers {
   /** `export const POST = handlers.runMetadata` in `app/api/pipeline/[runId]/metadata/route.ts`. */
   runMetadata: NextRunRouteHandler
   /**
+   * `export const POST = handlers.stageOutput` in
+   * `app/api/pipeline/[runId]/stages/[stageNumber]/output/route.ts`: one chunk of a stage's
+   * streamed output (the stage number is read from the request's path).
+   */
+  stageOutput: NextRunRouteHandler
+  /**
    * The underlying Web-standard handlers. Throws the `ServerConfigurationError` when the
    * options cannot work (no webhook secret, say), where the route handlers answer 500
    * `configuration_error`.

@@ -343,6 +343,14 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   maxBodyBytes?: number | undefined
   /**
+   * The most UTF-8 bytes one stage attempt's streamed output may hold
+   * (`POST {base}/{runId}/stages/{stageNumber}/output`). A chunk that would take a stage past it
+   * is answered 413 `output_too_large` with `maxBytes` and stores nothing; a higher attempt
+   * starts again from 0. Each chunk is also bounded by `maxBodyBytes` and by 64 KiB of `text`.
+   * @default 1_048_576 (1 MiB, `DEFAULT_MAX_STREAMED_OUTPUT_BYTES`)
+   */
+  maxStreamedOutputBytes?: number | undefined
+  /**
    * The `Retry-After` of a 503 when the database is unreachable, in seconds.
    * @default 5
    */

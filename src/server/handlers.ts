@@ -15,6 +15,7 @@ import type { PrismaStoreClient } from './storage/prisma-client.js'
 import { createLabelRoutes } from './routes/labels.js'
 import { createLiveRoutes } from './routes/live.js'
 import { createListRoutes } from './routes/lists.js'
+import { createOutputRoutes } from './routes/output.js'
 import { createReadRoutes } from './routes/reads.js'
 import { createWriteRoutes } from './routes/writes.js'
 import { resolveSettings } from './settings.js'
@@ -77,6 +78,11 @@ export interface PipelineStatusHandlers {
   runTags: RunRouteHandler
   /** `POST {basePath}/{runId}/metadata`: merge a JSON Merge Patch into a run's metadata. */
   runMetadata: RunRouteHandler
+  /**
+   * `POST {basePath}/{runId}/stages/{stageNumber}/output`: one chunk of a stage's streamed
+   * output; the stage number is read from the request's path.
+   */
+  stageOutput: RunRouteHandler
   /**
    * Routes a request by its URL to the contract's routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
@@ -198,6 +204,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     ...createReadRoutes(settings, plumbing, auth),
     ...createListRoutes(settings, plumbing),
     ...createLabelRoutes(settings, plumbing, auth),
+    ...createOutputRoutes(settings, plumbing, auth),
     events: live.events,
     runSetEvents: live.runSetEvents,
   }
@@ -238,6 +245,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     cancel: runRoute('cancel'),
     runTags: runRoute('runTags'),
     runMetadata: runRoute('runMetadata'),
+    stageOutput: runRoute('stageOutput'),
     events: runRoute('events'),
     runSetEvents: (request, native) => routes.runSetEvents(request, {}, native),
     close: async () => {

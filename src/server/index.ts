@@ -53,7 +53,7 @@ export type {
   PrismaStoreTransactionClient,
   PrismaTransactionClientOf,
 } from './storage/prisma-client.js'
-export type { PipelineRunField, PrismaStoreNames, StageOutputField } from './storage/table-names.js'
+export type { PipelineRunField, PrismaStoreNames, StageOutputChunkField, StageOutputField } from './storage/table-names.js'
 export type { PrismaStorePool } from './storage/adapters/pool-executor.js'
 export type { NotifyCounts } from './storage/notify-batcher.js'
 export { createMemoryReplayStore, createPostgresReplayStore } from './storage/replay-store.js'
@@ -61,8 +61,20 @@ export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore,
 
 // Writing a store of your own (experimental until the Store interface settles)
 export { nextRunVersion } from '../core/run-version.js'
-export type { Store, StoreTransaction } from '../core/store.js'
-export type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
+export type { GetRunOptions, Store, StoreTransaction } from '../core/store.js'
+export type {
+  FinishedRunsDeletion,
+  OutputChunkRow,
+  OutputChunkWrite,
+  RunSnapshot,
+  RunStageRead,
+  RunStageWrite,
+  RunState,
+  RunTouch,
+  RunWrite,
+  StageState,
+  VersionedRun,
+} from '../core/state.js'
 export type { RunChange, RunChangeListener } from '../core/run-changes.js'
 export { toRunListItem } from '../core/run-list.js'
 export type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from '../core/run-list.js'

@@ -3,6 +3,7 @@
  * throws {@link ServerConfigurationError} at start-up, never per request. Everything the routes,
  * the authentication and the error mapping read comes from here. Internal.
  */
+import { DEFAULT_MAX_STREAMED_OUTPUT_BYTES } from '../contract/output-chunks.js'
 import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, normalizeBasePath } from '../contract/routes.js'
 import { Heartbeat } from '../contract/runner-control.js'
@@ -63,6 +64,8 @@ export interface HandlerSettings {
   /** The normalized base path. */
   readonly basePath: string
   readonly maxBodyBytes: number
+  /** The most UTF-8 bytes of one stage attempt's streamed output. */
+  readonly maxStreamedOutputBytes: number
   /** The `Retry-After` header value of a 503. */
   readonly retryAfter: string
   readonly clock: () => Date
@@ -100,6 +103,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
   const catalogues = runCatalogues(pipelines)
   const basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
+  const maxStreamedOutputBytes = positiveInteger('maxStreamedOutputBytes', options.maxStreamedOutputBytes ?? DEFAULT_MAX_STREAMED_OUTPUT_BYTES)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
   const clock = options.clock ?? (() => new Date())
   const clockSkewToleranceMs = resolveClockSkewTolerance(options.clockSkewToleranceMs)
@@ -128,6 +132,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
     catalogues,
     basePath,
     maxBodyBytes,
+    maxStreamedOutputBytes,
     retryAfter,
     clock,
     clockSkewToleranceMs,

@@ -501,6 +501,9 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
     case 'runMetadata':
       // The generator never builds label requests (test/contract/suite/tags-metadata.ts covers them).
       throw new Error('label requests are not generated')
+    case 'stageOutput':
+      // The generator never builds output chunks (test/contract/suite/stage-output.ts covers them).
+      throw new Error('output chunks are not generated')
   }
 }
 

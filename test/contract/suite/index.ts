@@ -21,6 +21,7 @@ import { describeRunnerControl } from './runner-control.js'
 import { describeSemantics } from './semantics.js'
 import { describeSetStreams } from './set-streams.js'
 import { describeSignatures } from './signatures.js'
+import { describeStageOutput } from './stage-output.js'
 import { describeTimingAttempts } from './timing-attempts.js'
 import { describeTagsAndMetadata } from './tags-metadata.js'
 import { useTarget } from './use-target.js'
@@ -50,4 +51,6 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   describeTagsAndMetadata(context)
   // Runs as a collection, part 2 (issue 25).
   describeSetStreams(context)
+  // Streamed stage output (issue 27).
+  describeStageOutput(context)
 }
