@@ -19,6 +19,7 @@ import {
 } from './records.js'
 import { ROUTE_TABLE, type RouteSpec, type ServedRouteName } from './routes.js'
 import { RunCounts, RunListPage } from './run-list.js'
+import { DEFAULT_STATS_DAYS, MAX_STATS_DAYS, RunStatsResponse } from './run-stats.js'
 import { RunMetadataPatch, RunTagsChange } from './run-labels.js'
 import { CancelRun, Heartbeat } from './runner-control.js'
 import { StageUpdate } from './stage-update.js'
@@ -114,8 +115,11 @@ const READ: readonly ProblemCode[] = [
   'run_not_found',
 ]
 
-/** A list, count or set stream: the secret (for now), the query, the store's methods. */
-const SET_READ: readonly ProblemCode[] = [...EVERY_ROUTE, ...STORE, 'unauthorized', 'invalid_query', 'not_implemented']
+/**
+ * A list, count, stats or set stream: the secret, a tag read token (a run token is refused) or
+ * the app's `authorize`, the query, the store's methods.
+ */
+const SET_READ: readonly ProblemCode[] = [...EVERY_ROUTE, ...STORE, 'unauthorized', 'invalid_read_token', 'authentication_required', 'forbidden', 'invalid_query', 'not_implemented']
 
 const STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED']
 /** The filters lists, counts and set streams share. */
@@ -212,6 +216,17 @@ const ROUTE_DOCS = {
     answers: { 200: { description: 'Runs per key.', json: named('RunCounts', RunCounts), headers: [NO_STORE] } },
     problems: SET_READ,
     query: [{ name: 'groupBy', required: true, description: 'What to count by: `status` or `pipeline`.', schema: { type: 'string', enum: ['status', 'pipeline'] } }, ...LIST_FILTERS],
+  },
+  runStats: {
+    summary: 'Stage durations and failures',
+    description:
+      "Per pipeline and stage number, over the last `days` days (the window ends now, by the server's clock): `count`, the COMPLETED stages with both `startedAt` and `completedAt` whose `completedAt` is in the window, and their durations' `p50Ms` and `p95Ms` (PostgreSQL's `percentile_cont`: linear interpolation, rounded to integer milliseconds; `null` when `count` is 0); `failed`, the FAILED stages whose `completedAt` is in the window; `name`, the stage's name in the newest run (by `createdAt`). Ordered by pipeline, then stage number; a stage with nothing in the window is absent. A query parameter not listed here is 400 `invalid_query` naming it. Authorized like the list: the caller's scope narrows the runs whose stages count.",
+    answers: { 200: { description: 'The stats, one entry per pipeline and stage.', json: named('RunStatsResponse', RunStatsResponse), headers: [NO_STORE] } },
+    problems: SET_READ,
+    query: [
+      { name: 'pipeline', description: 'Only this pipeline\'s stages; a pipeline no longer configured is allowed.', schema: { type: 'string', minLength: 1 } },
+      { name: 'days', description: `The window in whole days back from now, 1..${MAX_STATS_DAYS} (default ${DEFAULT_STATS_DAYS}); anything else is 400 \`invalid_query\` naming \`days\`.`, schema: { type: 'integer', minimum: 1, maximum: MAX_STATS_DAYS, default: DEFAULT_STATS_DAYS } },
+    ],
   },
   heartbeat: {
     summary: 'Say the runner is alive',

@@ -60,6 +60,7 @@ export const ROUTE_TABLE = {
   createRun: { method: 'POST', path: '/runs', access: 'write', caller: 'app' },
   listRuns: { method: 'GET', path: '/runs', access: 'read', caller: 'reader', preflight: true },
   runCounts: { method: 'GET', path: '/runs/counts', access: 'read', caller: 'reader', preflight: true },
+  runStats: { method: 'GET', path: '/runs/stats', access: 'read', caller: 'reader', preflight: true },
   heartbeat: { method: 'POST', path: '/{runId}/heartbeat', access: 'write', caller: 'runner' },
   cancel: { method: 'POST', path: '/{runId}/cancel', access: 'write', caller: 'app' },
   events: { method: 'GET', path: '/{runId}/events', access: 'read', caller: 'reader', preflight: true, stream: true },
@@ -196,7 +197,7 @@ export function routeUrl<R extends ServedRouteName>(
 
 /** A path matched against the contract's routes. */
 export type RouteMatch =
-  | { route: 'createRun' | 'runCounts' }
+  | { route: 'createRun' | 'runCounts' | 'runStats' }
   | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata'; runId: string }
 
 /** One path template, split once: literal segments and parameter names. */

@@ -4,6 +4,8 @@ import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
 import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './run-liveness.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
+import type { StageStats } from '../contract/run-stats.js'
+import { computeStageStats, type RunStatsRequest } from './run-stats.js'
 import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, toRunListItem } from './run-list.js'
 
 /**
@@ -184,6 +186,14 @@ export class MemoryStore implements Store<MemoryStore> {
       counts[key] = (counts[key] ?? 0) + 1
     }
     return counts
+  }
+
+  async runStats(request: RunStatsRequest): Promise<StageStats[]> {
+    if (matchesNothing(request.filter)) return []
+    const runs = [...this.#runs.values()]
+      .filter((run) => matchesRunFilter(run, request.filter))
+      .map((run) => ({ run, stages: this.#stages.get(run.id)?.values() ?? [] }))
+    return computeStageStats(runs, request.since)
   }
 
   /** Removes every run and stage. */

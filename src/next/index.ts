@@ -113,6 +113,8 @@ export interface NextRouteHandlers {
   listRuns: (request: Request) => Promise<Response>
   /** `export const GET = handlers.runCounts` in `app/api/pipeline/runs/counts/route.ts`. */
   runCounts: (request: Request) => Promise<Response>
+  /** `export const GET = handlers.runStats` in `app/api/pipeline/runs/stats/route.ts`. */
+  runStats: (request: Request) => Promise<Response>
   /** `export const POST = handlers.runTags` in `app/api/pipeline/[runId]/tags/route.ts`. */
   runTags: NextRunRouteHandler
   /** `export const POST = handlers.runMetadata` in `app/api/pipeline/[runId]/metadata/route.ts`. */

@@ -62,6 +62,8 @@ export interface PipelineStatusHandlers {
   listRuns: (request: Request, native?: unknown) => Promise<Response>
   /** `GET {basePath}/runs/counts`: runs per status or per pipeline, filtered like the list. */
   runCounts: (request: Request, native?: unknown) => Promise<Response>
+  /** `GET {basePath}/runs/stats`: stage durations (p50, p95) and failures per pipeline and stage over the last days, authorized like the list. */
+  runStats: (request: Request, native?: unknown) => Promise<Response>
   /** `POST {basePath}/{runId}/heartbeat`. */
   heartbeat: RunRouteHandler
   /** `POST {basePath}/{runId}/cancel`. */
@@ -220,6 +222,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     createRun: (request, native) => routes.createRun(request, {}, native),
     listRuns: (request, native) => routes.listRuns(request, {}, native),
     runCounts: (request, native) => routes.runCounts(request, {}, native),
+    runStats: (request, native) => routes.runStats(request, {}, native),
     heartbeat: runRoute('heartbeat'),
     cancel: runRoute('cancel'),
     runTags: runRoute('runTags'),

@@ -8,6 +8,8 @@ import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
 import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
 import type { RunCountRequest, RunListItem, RunListRequest } from '../../core/run-list.js'
+import type { RunStatsRequest } from '../../core/run-stats.js'
+import type { StageStats } from '../../contract/run-stats.js'
 import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
 import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
 import { toStoreError } from '../database-errors.js'
@@ -462,6 +464,10 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 
   countRuns(request: RunCountRequest): Promise<Record<string, number>> {
     return this.#lists.countRuns(request)
+  }
+
+  runStats(request: RunStatsRequest): Promise<StageStats[]> {
+    return this.#lists.runStats(request)
   }
 
   async getRun(runId: string): Promise<RunSnapshot | null> {

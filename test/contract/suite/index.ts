@@ -18,6 +18,7 @@ import { describeReadTokens } from './read-tokens.js'
 import { describeRoutes } from './routes.js'
 import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
+import { describeRunStats } from './run-stats.js'
 import { describeSemantics } from './semantics.js'
 import { describeSignatures } from './signatures.js'
 import { describeTimingAttempts } from './timing-attempts.js'
@@ -47,4 +48,6 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   // Runs as a collection (issue 24).
   describePipelines(context)
   describeTagsAndMetadata(context)
+  // What people see (issue 29): stage stats.
+  describeRunStats(context)
 }
