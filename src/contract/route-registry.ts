@@ -49,12 +49,14 @@ export interface RouteAnswer {
   readonly openApiDocument?: true
   /** Without a body (`304`). */
   readonly empty?: true
+  /** A page of the dashboard: `html` its shell (`text/html`), `asset` one of its files (`text/javascript`, `text/css`). */
+  readonly page?: 'html' | 'asset'
   /** Response headers it carries; required ones are always sent. */
   readonly headers?: readonly { readonly name: ResponseHeaderName; readonly required: boolean }[]
 }
 
 /** The response headers the registry can name (see `openapi.ts` for their schemas). */
-export type ResponseHeaderName = 'ETag' | 'Cache-Control' | 'Retry-After' | 'Allow'
+export type ResponseHeaderName = 'ETag' | 'Cache-Control' | 'Retry-After' | 'Allow' | 'Content-Security-Policy' | 'X-Content-Type-Options'
 
 /** The request headers the registry can name beyond authentication. */
 export type RequestHeaderName = 'Idempotency-Key' | 'If-None-Match' | 'Last-Event-ID'
@@ -135,6 +137,8 @@ const LIST_FILTERS: readonly QueryParameterDoc[] = [
 export const OPENAPI_DOCUMENT_NAME = ROUTE_TABLE.openApi.path.slice(1)
 
 const NO_STORE = { name: 'Cache-Control', required: true } as const
+/** The dashboard's answers: cached only with revalidation, its policy and `nosniff`. */
+const DASHBOARD_HEADERS = [NO_STORE, { name: 'Content-Security-Policy', required: true }, { name: 'X-Content-Type-Options', required: true }] as const
 
 /** The docs of each route of the table, in the order the document lists them. */
 const ROUTE_DOCS = {
@@ -295,6 +299,24 @@ const ROUTE_DOCS = {
     },
     problems: [...WRITE, 'run_not_found', 'authentication_required', 'forbidden'],
     requestHeaders: ['Idempotency-Key'],
+  },
+  // What people see: the dashboard (off by default; the handlers' `dashboard` option).
+  dashboard: {
+    summary: 'The dashboard page',
+    description:
+      "The dashboard's page shell, when the handlers' `dashboard` option is on (404 `route_not_found` otherwise). It holds no data: its script asks the routes above, authorized like lists (the app's `authorize` with `action: 'dashboard'`, or a credential the page asks for, keeps in `sessionStorage` and sends as a header). Needs no credential itself. Sent with `Content-Security-Policy: default-src 'self'; script-src 'self'; frame-ancestors 'none'` and `X-Content-Type-Options: nosniff`.",
+    answers: { 200: { description: 'The page shell.', page: 'html', headers: DASHBOARD_HEADERS } },
+    problems: [...EVERY_ROUTE, 'route_not_found'],
+  },
+  dashboardAsset: {
+    summary: 'A file of the dashboard',
+    description:
+      "The dashboard's script or stylesheet, shipped in the package (no CDN), when the `dashboard` option is on; a name the dashboard does not have is 404 `route_not_found`. Its `ETag` is a hash of the file: sent back as `If-None-Match`, it answers 304.",
+    answers: {
+      200: { description: 'The file.', page: 'asset', headers: DASHBOARD_HEADERS },
+      304: { description: 'Not modified since the `If-None-Match` tag: no body.', empty: true, headers: [{ name: 'Cache-Control', required: true }] },
+    },
+    problems: [...EVERY_ROUTE, 'route_not_found'],
   },
 } as const satisfies Record<ServedRouteName, RouteDocs>
 

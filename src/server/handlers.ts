@@ -11,6 +11,7 @@ import { createPlumbing, type RouteHandler } from './http/exchange.js'
 import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
 import type { PrismaStoreClient } from './storage/prisma-client.js'
+import { createDashboardRoutes } from './routes/dashboard.js'
 import { createLabelRoutes } from './routes/labels.js'
 import { createLiveRoutes } from './routes/live.js'
 import { createListRoutes } from './routes/lists.js'
@@ -187,6 +188,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     ...createReadRoutes(settings, plumbing, auth),
     ...createListRoutes(settings, plumbing),
     ...createLabelRoutes(settings, plumbing, auth),
+    ...createDashboardRoutes(settings, plumbing),
     events: live.events,
   }
   const { basePath } = settings
