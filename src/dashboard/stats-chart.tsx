@@ -5,10 +5,8 @@
 import type { StageStats } from '../index.js'
 import { formatDuration } from './format.js'
 
-const ROW = 34
-const LABEL = 0
-const BAR_X = 0
-const WIDTH = 600
+/** The height of one stage's row: its label and its bars. */
+const ROW = 36
 
 export function StatsChart({ stages }: { stages: readonly StageStats[] }) {
   if (stages.length === 0) return <p className="ps-muted">No stage finished in this window.</p>
@@ -28,22 +26,23 @@ export function StatsChart({ stages }: { stages: readonly StageStats[] }) {
 
 function PipelineChart({ pipeline, rows }: { pipeline: string; rows: readonly StageStats[] }) {
   const max = Math.max(1, ...rows.map((row) => row.p95Ms ?? 0))
-  const scale = (ms: number | null) => (ms === null ? 0 : Math.max(2, (ms / max) * (WIDTH - BAR_X)))
-  const height = rows.length * (ROW + 22)
+  // Bar lengths in percent of the chart's width, so the text keeps its size at any width.
+  const scale = (ms: number | null) => `${ms === null ? 0 : Math.max(0.5, (ms / max) * 100).toFixed(2)}%`
+  const height = rows.length * ROW
   return (
     <figure className="ps-chart">
       <figcaption>{pipeline}</figcaption>
-      <svg viewBox={`0 0 ${WIDTH} ${height}`} width="100%" role="img" aria-label={`Stage durations of ${pipeline}`} preserveAspectRatio="xMinYMin meet">
+      <svg width="100%" height={height} role="img" aria-label={`Stage durations of ${pipeline}: p50 and p95 bars per stage; the table below has the numbers`}>
         {rows.map((row, index) => {
-          const y = index * (ROW + 22)
+          const y = index * ROW
           return (
             <g key={row.stageNumber}>
-              <text x={LABEL} y={y + 14} className="ps-chart-label">
+              <text x={0} y={y + 13} className="ps-chart-label">
                 {`${row.stageNumber}. ${row.name}`}
+                {row.failed > 0 && <tspan className="ps-chart-failed">{` · ${row.failed} failed`}</tspan>}
               </text>
-              <rect x={BAR_X} y={y + 20} width={scale(row.p95Ms)} height={12} className="ps-bar-p95" />
-              <rect x={BAR_X} y={y + 20} width={scale(row.p50Ms)} height={12} className="ps-bar-p50" />
-              {row.failed > 0 && <rect x={WIDTH - 6} y={y + 20} width={6} height={12} className="ps-bar-failed" />}
+              <rect x={0} y={y + 18} width={scale(row.p95Ms)} height={10} className="ps-bar-p95" />
+              <rect x={0} y={y + 18} width={scale(row.p50Ms)} height={10} className="ps-bar-p50" />
             </g>
           )
         })}
