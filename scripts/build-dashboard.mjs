@@ -42,6 +42,15 @@ const [script, stylesheet] = await Promise.all([
     platform: 'browser',
     jsx: 'automatic',
     define: { 'process.env.NODE_ENV': '"production"' },
+    // The page is written against React's API and runs on Preact's compatibility layer, which
+    // is what keeps the script small (about 30 KB instead of React DOM's 230 KB). Without this
+    // block the same sources build against React itself.
+    alias: {
+      react: 'preact/compat',
+      'react-dom/client': 'preact/compat/client',
+      'react-dom': 'preact/compat',
+      'react/jsx-runtime': 'preact/jsx-runtime',
+    },
     tsconfigRaw: { compilerOptions: { jsx: 'react-jsx', verbatimModuleSyntax: true } },
   }),
   build({ ...common, entryPoints: [join(sources, 'dashboard.css')], loader: { '.css': 'css' } }),

@@ -54,7 +54,7 @@ describe('the OpenAPI document', () => {
       expect(route?.path.replace('{runId}', 'run_1')).toBe(routePath(name as RouteName, 'run_1', ''))
     }
     const document = createOpenApiDocument()
-    expect(Object.keys(document.paths).sort()).toEqual(['/openapi.json', '/runs', '/runs/counts', '/runs/stats', '/{runId}/cancel', '/{runId}/complete', '/{runId}/events', '/{runId}/heartbeat', '/{runId}/metadata', '/{runId}/stage-update', '/{runId}/status', '/{runId}/tags'])
+    expect(Object.keys(document.paths).sort()).toEqual(['/dashboard', '/dashboard/{asset}', '/openapi.json', '/runs', '/runs/counts', '/runs/stats', '/{runId}/cancel', '/{runId}/complete', '/{runId}/events', '/{runId}/heartbeat', '/{runId}/metadata', '/{runId}/stage-update', '/{runId}/status', '/{runId}/tags'])
     // The read routes also answer a CORS preflight when the handlers have the `cors` option.
     expect(Object.keys(document.paths['/{runId}/status']!)).toEqual(['get', 'head', 'options'])
     expect(Object.keys(document.paths['/{runId}/events']!)).toEqual(['get', 'head', 'options'])

@@ -94,11 +94,10 @@ export const ROUTE_TABLE = {
 export type ServedRouteName = keyof typeof ROUTE_TABLE
 
 /** The served routes that are documents, not the contract's data: the OpenAPI document and the dashboard's page and assets. */
-export type DocumentRouteName = 'openApi' | 'dashboard' | 'dashboardAsset'
-const DOCUMENT_ROUTES: readonly string[] = ['openApi', 'dashboard', 'dashboardAsset'] satisfies DocumentRouteName[]
+const DOCUMENT_ROUTES: readonly string[] = ['openApi', 'dashboard', 'dashboardAsset'] satisfies ServedRouteName[]
 
 /** The routes of the contract, by name; `events` is the live status stream (`text/event-stream`). */
-export type RouteName = Exclude<ServedRouteName, DocumentRouteName>
+export type RouteName = Exclude<ServedRouteName, 'openApi' | 'dashboard' | 'dashboardAsset'>
 
 /** The parameters a route's path template names, e.g. `'runId'`. */
 export type RouteParamName<R extends ServedRouteName> = TemplateParams<(typeof ROUTE_TABLE)[R]['path']>
