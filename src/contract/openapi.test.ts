@@ -56,7 +56,7 @@ describe('the OpenAPI document', () => {
       )
     }
     const document = createOpenApiDocument()
-    expect(Object.keys(document.paths).sort()).toEqual(['/events', '/openapi.json', '/runs', '/runs/counts', '/{runId}/cancel', '/{runId}/complete', '/{runId}/events', '/{runId}/heartbeat', '/{runId}/metadata', '/{runId}/stage-update', '/{runId}/stages/{stageNumber}/output', '/{runId}/status', '/{runId}/tags'])
+    expect(Object.keys(document.paths).sort()).toEqual(['/dashboard', '/dashboard/{asset}', '/events', '/openapi.json', '/runs', '/runs/counts', '/runs/stats', '/{runId}/cancel', '/{runId}/complete', '/{runId}/events', '/{runId}/heartbeat', '/{runId}/metadata', '/{runId}/stage-update', '/{runId}/stages/{stageNumber}/output', '/{runId}/status', '/{runId}/tags'])
     // The read routes also answer a CORS preflight when the handlers have the `cors` option.
     expect(Object.keys(document.paths['/{runId}/status']!)).toEqual(['get', 'head', 'options'])
     expect(Object.keys(document.paths['/{runId}/events']!)).toEqual(['get', 'head', 'options'])

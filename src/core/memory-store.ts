@@ -6,6 +6,8 @@ import { withStreamedOutput } from './stage-output.js'
 import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import type { GetRunOptions, Store, StoreTransaction } from './store.js'
 import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, type RunWindowEntry, toRunListItem } from './run-list.js'
+import type { StageStats } from '../contract/run-stats.js'
+import { computeStageStats, type RunStatsRequest } from './run-stats.js'
 
 /**
  * A `Store` in process memory, for the MSW mock, the mock server and tests. Transactions run
@@ -219,6 +221,14 @@ export class MemoryStore implements Store<MemoryStore> {
       counts[key] = (counts[key] ?? 0) + 1
     }
     return counts
+  }
+
+  async runStats(request: RunStatsRequest): Promise<StageStats[]> {
+    if (matchesNothing(request.filter)) return []
+    const runs = [...this.#runs.values()]
+      .filter((run) => matchesRunFilter(run, request.filter))
+      .map((run) => ({ run, stages: this.#stages.get(run.id)?.values() ?? [] }))
+    return computeStageStats(runs, request.since)
   }
 
   /** Removes every run and stage. */

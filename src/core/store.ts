@@ -2,6 +2,8 @@ import type { RunChangeListener } from './run-changes.js'
 import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
 import type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from './run-list.js'
+import type { RunStatsRequest } from './run-stats.js'
+import type { StageStats } from '../contract/run-stats.js'
 
 /**
  * What a store offers inside one transaction. The operations in `operations.ts` call these in
@@ -175,6 +177,15 @@ export interface Store<Tx = unknown> {
    * `GET {base}/runs/counts`; keys without a run are absent. Optional, like {@link Store.listRuns}.
    */
   countRuns?(request: RunCountRequest): Promise<Record<string, number>>
+  /**
+   * Stage statistics for `GET {base}/runs/stats`: per pipeline and stage number, over the stages of
+   * runs matching `request.filter` whose `completedAt` is at or after `request.since`, the rules of
+   * `computeStageStats` (COMPLETED stages with both times counted, their `percentile_cont` 0.5 and
+   * 0.95 durations rounded to integer milliseconds, FAILED ones counted apart, the name from the
+   * newest run), ordered by pipeline (code-unit order) then stage number. Optional, like
+   * {@link Store.listRuns}.
+   */
+  runStats?(request: RunStatsRequest): Promise<StageStats[]>
 }
 
 /**

@@ -125,6 +125,8 @@ export interface NextRouteHandlers {
    * (`export const dynamic = 'force-dynamic'`).
    */
   runSetEvents: (request: Request) => Promise<Response>
+  /** `export const GET = handlers.runStats` in `app/api/pipeline/runs/stats/route.ts`. */
+  runStats: (request: Request) => Promise<Response>
   /** `export const POST = handlers.runTags` in `app/api/pipeline/[runId]/tags/route.ts`. */
   runTags: NextRunRouteHandler
   /** `export const POST = handlers.runMetadata` in `app/api/pipeline/[runId]/metadata/route.ts`. */

@@ -12,6 +12,7 @@ import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
 import type { ReadStats } from './storage/read-source.js'
 import type { PrismaStoreClient } from './storage/prisma-client.js'
+import { createDashboardRoutes } from './routes/dashboard.js'
 import { createLabelRoutes } from './routes/labels.js'
 import { createLiveRoutes } from './routes/live.js'
 import { createListRoutes } from './routes/lists.js'
@@ -70,6 +71,8 @@ export interface PipelineStatusHandlers {
    * framework's request, for the authorization.
    */
   runSetEvents: (request: Request, native?: unknown) => Promise<Response>
+  /** `GET {basePath}/runs/stats`: stage durations (p50, p95) and failures per pipeline and stage over the last days, authorized like the list. */
+  runStats: (request: Request, native?: unknown) => Promise<Response>
   /** `POST {basePath}/{runId}/heartbeat`. */
   heartbeat: RunRouteHandler
   /** `POST {basePath}/{runId}/cancel`. */
@@ -205,6 +208,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     ...createListRoutes(settings, plumbing),
     ...createLabelRoutes(settings, plumbing, auth),
     ...createOutputRoutes(settings, plumbing, auth),
+    ...createDashboardRoutes(settings, plumbing),
     events: live.events,
     runSetEvents: live.runSetEvents,
   }
@@ -241,6 +245,7 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     createRun: (request, native) => routes.createRun(request, {}, native),
     listRuns: (request, native) => routes.listRuns(request, {}, native),
     runCounts: (request, native) => routes.runCounts(request, {}, native),
+    runStats: (request, native) => routes.runStats(request, {}, native),
     heartbeat: runRoute('heartbeat'),
     cancel: runRoute('cancel'),
     runTags: runRoute('runTags'),

@@ -23,6 +23,7 @@ export type {
   AuthorizeAction,
   AuthorizeHook,
   AuthorizeInput,
+  DashboardOptions,
   ListScopeHook,
   ListScopeInput,
   LiveStatusOptions,
@@ -37,6 +38,9 @@ export type {
 export type { RunScope } from '../contract/run-list.js'
 export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/hooks.js'
 export type { CorsOptions } from './http/cors.js'
+// What people see: the dashboard mounted elsewhere than `{basePath}/dashboard`.
+export { createDashboardHandler } from './dashboard/dashboard-page.js'
+export type { DashboardHandler, DashboardHandlerOptions } from './dashboard/dashboard-page.js'
 export type { Logger } from '../internal/logger.js'
 
 // Runs as a collection: creating and labelling runs in the app's own code, with the routes' rules
@@ -78,6 +82,7 @@ export type {
 export type { RunChange, RunChangeListener } from '../core/run-changes.js'
 export { toRunListItem } from '../core/run-list.js'
 export type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from '../core/run-list.js'
+export type { RunStatsRequest } from '../core/run-stats.js'
 export type { RunListPosition } from '../contract/run-list-query.js'
 
 // Live status streams: a source of change notifications from other instances (`pipeline-status-sdk/pg` has one)

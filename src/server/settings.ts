@@ -28,6 +28,7 @@ import {
   type PipelineStatusHandlersOptions,
 } from './handler-options.js'
 import { Cors } from './http/cors.js'
+import { type DashboardSettings, resolveDashboard } from './dashboard/dashboard-page.js'
 import { type RunCatalogues, resolvePipelines, runCatalogues } from './pipelines.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
@@ -90,6 +91,8 @@ export interface HandlerSettings {
   readonly statusJson: (snapshot: RunSnapshot) => string
   readonly live: LiveSettings
   readonly cors: Cors | undefined
+  /** The dashboard, when the `dashboard` option is on. */
+  readonly dashboard: DashboardSettings | undefined
   /** The `instrumentation` option, every method present and none throwing. */
   readonly instrumentation: InstrumentationCalls
 }
@@ -156,6 +159,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
       listen: live.listen,
     },
     cors,
+    dashboard: resolveDashboard(options.dashboard),
     instrumentation,
   }
 }

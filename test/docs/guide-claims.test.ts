@@ -69,7 +69,7 @@ describe('docs/nextjs.md and src/next/index.ts', () => {
       const match = /`export const (\w+) = handlers\.(\w+)` in `([^`]+)`/.exec(doc)
       return match ? [{ name, method: match[1]!, handler: match[2]!, file: match[3]! }] : []
     })
-    expect(routes.map((route) => route.name).sort()).toEqual(['cancel', 'complete', 'createRun', 'events', 'heartbeat', 'listRuns', 'runCounts', 'runMetadata', 'runSetEvents', 'runTags', 'stageOutput', 'stageUpdate', 'status'])
+    expect(routes.map((route) => route.name).sort()).toEqual(['cancel', 'complete', 'createRun', 'events', 'heartbeat', 'listRuns', 'runCounts', 'runMetadata', 'runSetEvents', 'runStats', 'runTags', 'stageOutput', 'stageUpdate', 'status'])
     for (const route of routes) {
       expect(route.handler).toBe(route.name)
       expect(perRoute).toMatch(new RegExp(`// ${route.file.replace(/[[\]./]/g, '\\$&')}:\\s+export const ${route.method} = pipelineRoutes\\.${route.name}\\n`))

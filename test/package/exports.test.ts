@@ -68,7 +68,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'pipeline-status-sdk/server': [
     'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS', 'DEFAULT_RETRY_AFTER_SECONDS',
     'DEFAULT_WEBHOOK_TOLERANCE_SECONDS', 'HttpProblemError', 'MIN_READ_TOKEN_SECRET_LENGTH', 'MemoryStore',
-    'ServerConfigurationError', 'StoreUnavailableError', 'WEBHOOK_SECRET_PREFIX', 'createMemoryReplayStore',
+    'ServerConfigurationError', 'StoreUnavailableError', 'WEBHOOK_SECRET_PREFIX', 'createDashboardHandler', 'createMemoryReplayStore',
     'createPipelineStatusHandlers', 'createPostgresReplayStore', 'createPrismaStore', 'createRun',
     'createRunReadToken', 'createStaleRunSweeper', 'createWebhookSignatureHeaders', 'isHttpProblemError',
     'isServerConfigurationError', 'isStoreUnavailableError', 'nextRunVersion', 'problemResponse',

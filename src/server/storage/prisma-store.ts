@@ -11,6 +11,8 @@ import type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } fro
 import { withStreamedOutput } from '../../core/stage-output.js'
 import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
 import { type GetRunOptions, type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
+import type { RunStatsRequest } from '../../core/run-stats.js'
+import type { StageStats } from '../../contract/run-stats.js'
 import { toStoreError } from '../database-errors.js'
 import { ServerConfigurationError } from '../configuration-error.js'
 import { consoleLogger, type Logger, safeLogger } from '../../internal/logger.js'
@@ -509,6 +511,10 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 
   countRuns(request: RunCountRequest): Promise<Record<string, number>> {
     return this.#lists.countRuns(request)
+  }
+
+  runStats(request: RunStatsRequest): Promise<StageStats[]> {
+    return this.#lists.runStats(request)
   }
 
   async getRun(runId: string, options: GetRunOptions = {}): Promise<RunSnapshot | null> {

@@ -18,6 +18,7 @@ import { describeReadTokens } from './read-tokens.js'
 import { describeRoutes } from './routes.js'
 import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
+import { describeRunStats } from './run-stats.js'
 import { describeSemantics } from './semantics.js'
 import { describeSetStreams } from './set-streams.js'
 import { describeSignatures } from './signatures.js'
@@ -53,4 +54,6 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   describeSetStreams(context)
   // Streamed stage output (issue 27).
   describeStageOutput(context)
+  // What people see (issue 29): stage stats.
+  describeRunStats(context)
 }
