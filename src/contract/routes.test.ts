@@ -77,7 +77,18 @@ describe('the route table', () => {
     for (const [name, spec] of Object.entries(ROUTE_TABLE)) {
       expect(CONTRACT_ROUTES[name as keyof typeof CONTRACT_ROUTES]).toMatchObject({ method: spec.method, path: spec.path, access: spec.access })
     }
-    expect(Object.keys(ROUTE_METHODS)).toEqual(Object.keys(ROUTE_TABLE).filter((name) => name !== 'openApi'))
+    expect(Object.keys(ROUTE_METHODS)).toEqual(Object.keys(ROUTE_TABLE).filter((name) => !['openApi', 'dashboard', 'dashboardAsset'].includes(name)))
+  })
+
+  it('serves the dashboard beside the runs: an asset has a dot in its name, a run route never does', () => {
+    expect(findRoute('GET', '/api/pipeline/dashboard')).toEqual({ route: 'dashboard', params: {} })
+    expect(findRoute('GET', '/api/pipeline/dashboard/dashboard.js')).toEqual({ route: 'dashboardAsset', params: { asset: 'dashboard.js' } })
+    // The run called `dashboard` keeps its routes.
+    expect(findRoute('GET', '/api/pipeline/dashboard/status')).toEqual({ route: 'status', params: { runId: 'dashboard' } })
+    expect(findRoute('POST', '/api/pipeline/dashboard/stage-update')).toEqual({ route: 'stageUpdate', params: { runId: 'dashboard' } })
+    expect(findRoute('GET', '/api/pipeline/dashboard/..%2Fsecret.js')).toBeUndefined()
+    expect(matchRoute('/api/pipeline/dashboard/dashboard.css')).toBeUndefined()
+    expect(findRoute('GET', '/api/pipeline/runs/stats')).toEqual({ route: 'runStats', params: {} })
   })
 
   it('dispatches the served routes by method and path, the document included', () => {

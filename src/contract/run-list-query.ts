@@ -1,8 +1,9 @@
 /**
- * The query of `GET {base}/runs` and `GET {base}/runs/counts`, parsed in this one place for every
- * target (docs/design.md, "Runs as a collection"), and the list's opaque keyset cursor, bound to
- * the filters and the caller's scope it was made with.
+ * The query of `GET {base}/runs`, `GET {base}/runs/counts` and `GET {base}/runs/stats`, parsed in
+ * this one place for every target (docs/design.md, "Runs as a collection", "What people see"), and
+ * the list's opaque keyset cursor, bound to the filters and the caller's scope it was made with.
  */
+import { DEFAULT_STATS_DAYS, MAX_STATS_DAYS } from './run-stats.js'
 import {
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
@@ -47,6 +48,14 @@ export interface RunCountsQuery {
   readonly filter: RunListFilter
   /** The grouping key. */
   readonly groupBy: RunCountsGroupBy
+}
+
+/** A parsed `GET {base}/runs/stats` query. */
+export interface RunStatsQuery {
+  /** Only this pipeline's stages (query: `pipeline`); absent = every pipeline. */
+  readonly pipeline: string | undefined
+  /** The window, whole days back from now: 1..90 (query: `days`, default 7). */
+  readonly days: number
 }
 
 /** Where a page starts: after the run with this `createdAt` and `id` in the list's order. */
@@ -99,6 +108,9 @@ export type SetStreamQuery =
       readonly runIds: readonly string[]
       readonly view: SetStreamView
     }
+
+/** Every parameter `GET {base}/runs/stats` knows; any other is 400 naming it. */
+export const RUN_STATS_PARAMETERS = ['pipeline', 'days'] as const
 
 /**
  * The first parameter the route does not know, refused: a misspelt filter (`tags=x`) must not
@@ -248,6 +260,28 @@ export function parseRunCountsQuery(params: URLSearchParams): Parsed<RunCountsQu
   const filter = parseRunListFilter(params)
   if (!filter.ok) return filter
   return { ok: true, value: { filter: filter.value, groupBy: groupBy.value as RunCountsGroupBy } }
+}
+
+/**
+ * Parses the query of `GET {base}/runs/stats`: `pipeline` (once, not empty) and `days` (an
+ * integer 1..90 written in digits, default 7); any other parameter is refused naming it.
+ */
+export function parseRunStatsQuery(params: URLSearchParams): Parsed<RunStatsQuery> {
+  const unknown = unknownParameter(params, RUN_STATS_PARAMETERS)
+  if (unknown) return unknown
+  const pipeline = single(params, 'pipeline')
+  if (!pipeline.ok) return pipeline
+  if (pipeline.value === '') return refuse('pipeline', '`pipeline` must not be empty')
+  const daysText = single(params, 'days')
+  if (!daysText.ok) return daysText
+  let days = DEFAULT_STATS_DAYS
+  if (daysText.value !== undefined) {
+    if (!/^\d{1,3}$/.test(daysText.value) || Number(daysText.value) < 1 || Number(daysText.value) > MAX_STATS_DAYS) {
+      return refuse('days', `\`days\` must be an integer from 1 to ${MAX_STATS_DAYS}, got ${JSON.stringify(daysText.value.slice(0, 64))}`)
+    }
+    days = Number(daysText.value)
+  }
+  return { ok: true, value: { pipeline: pipeline.value, days } }
 }
 
 /** The filters and scope in one canonical text: sets sorted, instants as milliseconds. */

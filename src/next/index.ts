@@ -125,10 +125,18 @@ export interface NextRouteHandlers {
    * (`export const dynamic = 'force-dynamic'`).
    */
   runSetEvents: (request: Request) => Promise<Response>
+  /** `export const GET = handlers.runStats` in `app/api/pipeline/runs/stats/route.ts`. */
+  runStats: (request: Request) => Promise<Response>
   /** `export const POST = handlers.runTags` in `app/api/pipeline/[runId]/tags/route.ts`. */
   runTags: NextRunRouteHandler
   /** `export const POST = handlers.runMetadata` in `app/api/pipeline/[runId]/metadata/route.ts`. */
   runMetadata: NextRunRouteHandler
+  /**
+   * `export const POST = handlers.stageOutput` in
+   * `app/api/pipeline/[runId]/stages/[stageNumber]/output/route.ts`: one chunk of a stage's
+   * streamed output (the stage number is read from the request's path).
+   */
+  stageOutput: NextRunRouteHandler
   /**
    * The underlying Web-standard handlers. Throws the `ServerConfigurationError` when the
    * options cannot work (no webhook secret, say), where the route handlers answer 500

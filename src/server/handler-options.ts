@@ -24,14 +24,39 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 5
  * What a caller asks, as the `authorize` hook sees it: of one run, `'read'` is `GET /status`,
  * `'stream'` the live status stream (`GET /events`), `'cancel'` is `POST /cancel`, `'tag'` is
  * `POST /tags` and `'metadata'` is `POST /metadata`; of the collection, `'list'` is `GET /runs`,
- * `GET /runs/counts` and the set streams (then `runId` is `undefined` and `listScope` narrows what
- * the caller sees). Later releases may add more; a hook that switches on it should refuse what it
+ * `GET /runs/counts`, `GET /runs/stats` and the set streams (then `runId` is `undefined` and
+ * `listScope` narrows what the caller sees); `'dashboard'` is any read the dashboard page makes
+ * (it marks its requests; with the `dashboard` option on): its lists and stats (`runId`
+ * `undefined`) and a run's status and stream (`runId` set), each narrowed by `listScope` too
+ * (docs/dashboard.md). Later releases may add more; a hook that switches on it should refuse what it
  * does not know.
  */
-export type AuthorizeAction = 'read' | 'stream' | 'cancel' | 'tag' | 'metadata' | 'list'
+export type AuthorizeAction = 'read' | 'stream' | 'cancel' | 'tag' | 'metadata' | 'list' | 'dashboard'
 
-/** The actions on one run: those whose {@link AuthorizeInput} names a `runId`. */
-export type RunAuthorizeAction = Exclude<AuthorizeAction, 'list'>
+/** The actions on one run: those whose {@link AuthorizeInput} always names a `runId`. */
+export type RunAuthorizeAction = Exclude<AuthorizeAction, 'list' | 'dashboard'>
+
+/** Options of the dashboard (the handlers' `dashboard` option, and `createDashboardHandler`). */
+export interface DashboardOptions {
+  /**
+   * The page's title, shown in its header and the browser's tab (text; never HTML).
+   * @default 'Pipeline runs'
+   */
+  title?: string | undefined
+  /**
+   * How often the page reads the list, the counts and the stats again, in milliseconds (an open
+   * run's detail follows its live stream instead). At least 500.
+   * @default 3000
+   */
+  refreshIntervalMs?: number | undefined
+  /**
+   * Lets the page's own reads (lists, counts, stats, a run's status; never a write, never any
+   * other request) through without a credential. For `pipeline-status mock` on a loopback
+   * interface, where only this machine reaches it; never turn it on where others can connect.
+   * @default false
+   */
+  open?: boolean | undefined
+}
 
 /**
  * Where the handlers' replica reads go ({@link PipelineStatusHandlersSettings.readReplica}), one of:
@@ -178,6 +203,16 @@ export type AuthorizeInput<Native = Request> =
       runId: undefined
       /** A list, a count or a set stream; what it may show is `listScope`'s answer. */
       action: 'list'
+      /** The framework's own request. */
+      native: Native
+    }
+  | {
+      /** The request as a Fetch `Request` (headers, cookies, URL). */
+      request: Request
+      /** The run of a status read or stream; `undefined` for the dashboard's lists, counts and stats. */
+      runId: string | undefined
+      /** A read by the dashboard page; what it may show is `listScope`'s answer. */
+      action: 'dashboard'
       /** The framework's own request. */
       native: Native
     }
@@ -343,6 +378,14 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   maxBodyBytes?: number | undefined
   /**
+   * The most UTF-8 bytes one stage attempt's streamed output may hold
+   * (`POST {base}/{runId}/stages/{stageNumber}/output`). A chunk that would take a stage past it
+   * is answered 413 `output_too_large` with `maxBytes` and stores nothing; a higher attempt
+   * starts again from 0. Each chunk is also bounded by `maxBodyBytes` and by 64 KiB of `text`.
+   * @default 1_048_576 (1 MiB, `DEFAULT_MAX_STREAMED_OUTPUT_BYTES`)
+   */
+  maxStreamedOutputBytes?: number | undefined
+  /**
    * The `Retry-After` of a 503 when the database is unreachable, in seconds.
    * @default 5
    */
@@ -394,6 +437,18 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * ```
    */
   readReplica?: ReadReplicaOptions | undefined
+  /**
+   * The read-only dashboard at `GET {basePath}/dashboard` (docs/dashboard.md): `true` or
+   * {@link DashboardOptions} serves its page shell there and its script and stylesheet under
+   * `{basePath}/dashboard/`, from the package (no CDN). The shell holds no data and needs no
+   * credential; its data requests are authorized like lists: the webhook secret or a tag read
+   * token the page asks for and keeps in `sessionStorage`, or the app's session through
+   * `authorize` with `action: 'dashboard'` (then `listScope`). Every answer carries
+   * `Content-Security-Policy: default-src 'self'; script-src 'self'; frame-ancestors 'none'` and
+   * `X-Content-Type-Options: nosniff`. Off, those paths are 404 `route_not_found`.
+   * @default false
+   */
+  dashboard?: boolean | DashboardOptions | undefined
   /**
    * Lets pages on other origins read status and stream runs: the allowed origins, and the
    * preflight `OPTIONS` of `GET /status` and `GET /events` answered for them. Writes never get

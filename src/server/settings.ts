@@ -3,6 +3,7 @@
  * throws {@link ServerConfigurationError} at start-up, never per request. Everything the routes,
  * the authentication and the error mapping read comes from here. Internal.
  */
+import { DEFAULT_MAX_STREAMED_OUTPUT_BYTES } from '../contract/output-chunks.js'
 import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, normalizeBasePath } from '../contract/routes.js'
 import { Heartbeat } from '../contract/runner-control.js'
@@ -27,6 +28,7 @@ import {
   type PipelineStatusHandlersOptions,
 } from './handler-options.js'
 import { Cors } from './http/cors.js'
+import { type DashboardSettings, resolveDashboard } from './dashboard/dashboard-page.js'
 import { type RunCatalogues, resolvePipelines, runCatalogues } from './pipelines.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
@@ -63,6 +65,8 @@ export interface HandlerSettings {
   /** The normalized base path. */
   readonly basePath: string
   readonly maxBodyBytes: number
+  /** The most UTF-8 bytes of one stage attempt's streamed output. */
+  readonly maxStreamedOutputBytes: number
   /** The `Retry-After` header value of a 503. */
   readonly retryAfter: string
   readonly clock: () => Date
@@ -87,6 +91,8 @@ export interface HandlerSettings {
   readonly statusJson: (snapshot: RunSnapshot) => string
   readonly live: LiveSettings
   readonly cors: Cors | undefined
+  /** The dashboard, when the `dashboard` option is on. */
+  readonly dashboard: DashboardSettings | undefined
   /** The `instrumentation` option, every method present and none throwing. */
   readonly instrumentation: InstrumentationCalls
 }
@@ -100,6 +106,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
   const catalogues = runCatalogues(pipelines)
   const basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
+  const maxStreamedOutputBytes = positiveInteger('maxStreamedOutputBytes', options.maxStreamedOutputBytes ?? DEFAULT_MAX_STREAMED_OUTPUT_BYTES)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
   const clock = options.clock ?? (() => new Date())
   const clockSkewToleranceMs = resolveClockSkewTolerance(options.clockSkewToleranceMs)
@@ -128,6 +135,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
     catalogues,
     basePath,
     maxBodyBytes,
+    maxStreamedOutputBytes,
     retryAfter,
     clock,
     clockSkewToleranceMs,
@@ -151,6 +159,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
       listen: live.listen,
     },
     cors,
+    dashboard: resolveDashboard(options.dashboard),
     instrumentation,
   }
 }

@@ -32,12 +32,12 @@ export function requireAllTools(): boolean {
   return value !== undefined && value !== '' && value !== '0'
 }
 
-/** Chromium for the Next.js end-to-end test: `CHROMIUM_PATH`, else Debian's `/usr/bin/chromium`. */
-export function chromiumTool(): OptionalTool {
+/** Chromium for the browser tests: `CHROMIUM_PATH`, else Debian's `/usr/bin/chromium`. */
+export function chromiumTool(file = 'test/e2e/nextjs.test.ts', tests = 'the Next.js example in Chromium'): OptionalTool {
   const path = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium'
   return {
-    tests: 'the Next.js example in Chromium',
-    file: 'test/e2e/nextjs.test.ts',
+    tests,
+    file,
     path: existsSync(path) ? path : undefined,
     missing: `no Chromium at ${path}`,
     enable: 'apt-get install -y chromium, or set CHROMIUM_PATH to a Chromium or Chrome binary',
@@ -123,6 +123,7 @@ export function replicaTool(file = 'test/server/read-replica.test.ts', tests = '
 export function knownRequirements(): OptionalTool[] {
   return [
     chromiumTool(),
+    chromiumTool('test/e2e/shared-connection.test.ts', 'a page following 20 runs in Chromium'),
     pythonTool(),
     pythonClientTool(),
     pythonHandlersTool(),

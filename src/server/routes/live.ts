@@ -14,7 +14,7 @@ import { HEADERS } from '../../contract/headers.js'
 import { parseSetStreamQuery } from '../../contract/run-list-query.js'
 import { catalogueOfRun } from '../../core/run-catalogue.js'
 import { applyScope, matchesRunFilter, summarizeRun, toRunListItem } from '../../core/run-list.js'
-import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER } from '../live/event-stream.js'
+import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion } from '../live/event-stream.js'
 import { RunWatcher } from '../live/run-watcher.js'
 import { presentedVersion } from '../../core/known-versions.js'
 import { RunWindows } from '../live/run-window.js'
@@ -119,10 +119,26 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     checkCapacity()
     const registry = openStreams()
     const { request } = exchange
-    // Every connection starts with a fresh snapshot, never older than the Last-Event-ID it resumes from.
-    const lastEventId = presentedVersion(request.headers.get('last-event-id'))
     const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
-    const body = await registry.open(runId, () => access.load(() => settings.reads.getRun(runId, 'snapshot', lastEventId)), request.signal, omitUnchangedOutputs, access.admits)
+    // A reconnect resumes exactly after its Last-Event-ID when the store keeps streamed output
+    // chunks and the version is one the run had (checked against the run as read); anything else
+    // (no id, a malformed one, one past the run's version) starts with a fresh snapshot. The run is
+    // read from the replica only when its copy is not older than that id (settings.reads).
+    const lastEventId = presentedVersion(request.headers.get('last-event-id'))
+    const from = resumeVersion(request.headers.get('Last-Event-ID'))
+    const { getOutputChunksSince } = store
+    const resume =
+      from !== undefined && getOutputChunksSince
+        ? { from, chunksSince: (version: number) => getOutputChunksSince.call(store, runId, version) }
+        : undefined
+    const body = await registry.open(
+      runId,
+      () => access.load(() => settings.reads.getRun(runId, 'snapshot', lastEventId)),
+      request.signal,
+      omitUnchangedOutputs,
+      access.admits,
+      resume,
+    )
     if (!body) throw runNotFound()
     return new Response(body, { status: 200, headers: STREAM_HEADERS })
   })

@@ -18,9 +18,11 @@ import { describeReadTokens } from './read-tokens.js'
 import { describeRoutes } from './routes.js'
 import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
+import { describeRunStats } from './run-stats.js'
 import { describeSemantics } from './semantics.js'
 import { describeSetStreams } from './set-streams.js'
 import { describeSignatures } from './signatures.js'
+import { describeStageOutput } from './stage-output.js'
 import { describeTimingAttempts } from './timing-attempts.js'
 import { describeTagsAndMetadata } from './tags-metadata.js'
 import { useTarget } from './use-target.js'
@@ -50,4 +52,8 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   describeTagsAndMetadata(context)
   // Runs as a collection, part 2 (issue 25).
   describeSetStreams(context)
+  // Streamed stage output (issue 27).
+  describeStageOutput(context)
+  // What people see (issue 29): stage stats.
+  describeRunStats(context)
 }
