@@ -82,7 +82,6 @@ export const ROUTE_TABLE = {
   // Runs as a collection: a run's tags and metadata (the app's; the secret or `authorize`).
   runTags: { method: 'POST', path: '/{runId}/tags', access: 'write', caller: 'app' },
   runMetadata: { method: 'POST', path: '/{runId}/metadata', access: 'write', caller: 'app' },
-  stageOutput: { method: 'POST', path: '/{runId}/stages/{stageNumber}/output', access: 'write', caller: 'runner' },
   // Runs as a collection: one live stream for a set of runs (the list's filters, or `run=` ids).
   runSetEvents: { method: 'GET', path: '/events', access: 'read', caller: 'reader', preflight: true, stream: true },
   // Streamed stage output (issue 27): one chunk of a running stage's text.
