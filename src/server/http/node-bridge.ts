@@ -4,6 +4,8 @@
  * `pipeline-status-sdk/server`, which must stay free of Node imports for edge runtimes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { EventSink, EventStreamBody } from '../live/event-stream.js'
+import { directEventsOf, markDirectEvents } from './direct-events.js'
 import { documentTextOf } from './problem-response.js'
 
 /** Options of {@link toWebRequest}. */
@@ -26,6 +28,14 @@ export interface ToWebRequestOptions {
    * its Content-Length and Content-Encoding kept.
    */
   received?: Uint8Array | undefined
+  /**
+   * The caller writes the answer with {@link writeWebResponse} and nothing else reads it: a live
+   * stream's answer then carries the stream for `writeWebResponse` to write straight to the Node
+   * response, instead of a Web stream body (less memory per idle stream; bench/README.md, "Idle
+   * streams"). Leave it off when something else may read or rebuild the `Response`.
+   * @default false
+   */
+  directEvents?: boolean | undefined
 }
 
 /**
@@ -114,7 +124,11 @@ export function toWebRequest(req: IncomingMessage, origin: string, options: ToWe
     }
   }
   const url = requestUrl(origin, options.path ?? req.url ?? '/')
-  if (carried === method) return new Request(url, init)
+  if (carried === method) {
+    const request = new Request(url, init)
+    if (options.directEvents) markDirectEvents(request)
+    return request
+  }
   // Fetch refuses to build a TRACE or TRACK request (a TypeError), yet the handlers must see the
   // method to refuse it with 405: the request is built bodiless and reports the method it came with.
   return new (class extends Request {
@@ -146,6 +160,8 @@ export async function writeWebResponse(res: ServerResponse, response: Response):
   const req = res.req as IncomingMessage | undefined
   const body = req && bodies.get(req)
   if (req && (!req.complete || (body && !body.ended))) closeAfter(req, res)
+  const events = directEventsOf(response)
+  if (events) return writeEvents(events, res)
   if (response.body === null || res.req?.method === 'HEAD') {
     res.end()
     return
@@ -201,6 +217,34 @@ function pump(body: ReadableStream<Uint8Array>, res: ServerResponse): Promise<vo
       reject(error instanceof Error ? error : new Error(String(error)))
     }
     next()
+  })
+}
+
+/**
+ * Writes a live stream straight to `res` (a `Request` built with `directEvents`): each event is
+ * one `res.write`, and the stream's bound counts what the response and its socket have not sent
+ * yet (`writableLength`). Resolves when the response is closed, by the stream's end or by the
+ * client going away (which closes the stream).
+ */
+function writeEvents(events: EventStreamBody, res: ServerResponse): Promise<void> {
+  const sink: EventSink = {
+    get bufferedBytes() {
+      return res.writableLength
+    },
+    write(text) {
+      if (res.writableEnded || res.destroyed) throw new Error('The response is closed')
+      res.write(text)
+      return Buffer.byteLength(text)
+    },
+    end: () => res.end(),
+    abort: () => res.destroy(),
+  }
+  return new Promise<void>((resolve) => {
+    const gone = events.attach(sink)
+    res.once('close', () => {
+      gone()
+      resolve()
+    })
   })
 }
 

@@ -82,7 +82,8 @@ export class EventStreams {
    * stage's `output` when this stream already sent that output (the subscriber asked for it).
    * `admits`: whether the caller's credential still covers the run as it now is (a tag read
    * token, the run's tags); a change it does not admit ends the stream, and the reconnect is
-   * judged afresh.
+   * judged afresh. The stream's bytes go to the sink its body is attached to: a Web stream
+   * ({@link EventStreamBody.readable}) or a Node response written directly.
    */
   async open(
     runId: string,
@@ -90,7 +91,7 @@ export class EventStreams {
     signal: AbortSignal,
     omitUnchangedOutputs = false,
     admits: (snapshot: RunSnapshot) => boolean = () => true,
-  ): Promise<ReadableStream<Uint8Array> | null> {
+  ): Promise<EventStreamBody | null> {
     const stream = new OpenStream(this.#settings, omitUnchangedOutputs, () => this.#forget(stream), (bufferedBytes) => {
       this.#slowStreamsClosed += 1
       this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
@@ -117,7 +118,7 @@ export class EventStreams {
       this.#armKeepAlive()
     }
     stream.start(snapshot)
-    return stream.body
+    return stream
   }
 
   /** Ends every open stream cleanly (clients reconnect, elsewhere when this server is going away). */
@@ -150,6 +151,73 @@ export class EventStreams {
 
 const encoder = new TextEncoder()
 
+/**
+ * Where an open stream's text goes: a Web stream ({@link EventStreamBody.readable}), or an
+ * adapter's own response written directly (the Node bridge), so that an idle stream holds no Web
+ * stream, reader or pending read.
+ */
+export interface EventSink {
+  /** Bytes written and not yet taken by the reader (what the stream's bound is checked against). */
+  readonly bufferedBytes: number
+  /** Writes `text`; returns its size in bytes. May throw when the reader is gone (the stream then closes). */
+  write(text: string): number
+  /** Ends after what was written. */
+  end(): void
+  /** Ends at once, dropping what is unsent (a reader too far behind). */
+  abort(reason: Error): void
+}
+
+/** An open stream's body, before it is attached: as a Web stream, or to a sink of the adapter's. */
+export interface EventStreamBody {
+  /** The body as a Web stream (its first call attaches it; call one of the two once). */
+  readable(): ReadableStream<Uint8Array>
+  /** Sends the stream to `sink`; returns what to call when the reader went away. */
+  attach(sink: EventSink): () => void
+}
+
+/** The Web stream sink: text encoded into the stream's queue, which is counted in bytes. */
+function webStreamBody(maxBufferedBytes: number, onCancel: () => void): { readable: ReadableStream<Uint8Array>; sink: EventSink } {
+  let controller!: ReadableStreamDefaultController<Uint8Array>
+  const readable = new ReadableStream<Uint8Array>(
+    {
+      start: (c) => {
+        controller = c
+      },
+      // The client went away (or the adapter stopped reading).
+      cancel: onCancel,
+    },
+    // Counted in bytes, so `desiredSize` tells how much the reader has not taken yet.
+    { highWaterMark: maxBufferedBytes, size: (chunk) => chunk.byteLength },
+  )
+  const sink: EventSink = {
+    get bufferedBytes() {
+      // desiredSize is the bound minus what the reader has not taken yet.
+      return maxBufferedBytes - (controller.desiredSize ?? maxBufferedBytes)
+    },
+    write(text) {
+      const bytes = encoder.encode(text)
+      controller.enqueue(bytes)
+      return bytes.byteLength
+    },
+    end() {
+      try {
+        controller.close()
+      } catch {
+        // Already cancelled by the reader.
+      }
+    },
+    abort(reason) {
+      try {
+        // error() frees the queued bytes at once; close() would keep them for a reader that may never come.
+        controller.error(reason)
+      } catch {
+        // Already cancelled by the reader.
+      }
+    },
+  }
+  return { readable, sink }
+}
+
 /** What a stream last sent of one stage: the output apart, so it is compared, never copied. */
 interface SentStage {
   /** The stage without its output, as JSON. */
@@ -159,10 +227,11 @@ interface SentStage {
 }
 
 /** One subscriber's stream: what it sent last decides what the next `update` holds. */
-class OpenStream {
-  readonly body: ReadableStream<Uint8Array>
+class OpenStream implements EventStreamBody {
   watch: { seen(version: number): void; stop(): void } | undefined
-  #controller!: ReadableStreamDefaultController<Uint8Array>
+  /** Where the text goes once attached; until then it waits in `#early` (the snapshot). */
+  #sink: EventSink | undefined
+  #early: string[] | undefined = []
   #version = -1
   #stages = new Map<number, SentStage>()
   #started = false
@@ -191,17 +260,26 @@ class OpenStream {
     this.#statusDocument = settings.statusDocument
     this.#onClose = onClose
     this.#onSlow = onSlow
-    this.body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.#controller = controller
-        },
-        // The client went away (or the adapter stopped reading).
-        cancel: () => this.close(),
-      },
-      // Counted in bytes, so `desiredSize` tells how much the reader has not taken yet.
-      { highWaterMark: settings.maxBufferedBytes, size: (chunk) => chunk.byteLength },
-    )
+  }
+
+  readable(): ReadableStream<Uint8Array> {
+    const { readable, sink } = webStreamBody(this.#maxBufferedBytes, () => this.close())
+    this.attach(sink)
+    return readable
+  }
+
+  attach(sink: EventSink): () => void {
+    if (this.#sink) throw new Error('A live stream body is attached once')
+    this.#sink = sink
+    const early = this.#early ?? []
+    this.#early = undefined
+    try {
+      for (const text of early) sink.write(text)
+    } catch {
+      this.close()
+    }
+    if (this.#closed) sink.end()
+    return () => this.close()
   }
 
 
@@ -255,13 +333,9 @@ class OpenStream {
     this.#closed = true
     this.watch?.stop()
     this.#onClose()
-    try {
-      // error() frees the queued bytes at once; close() would keep them for a reader that may never come.
-      if (discard) this.#controller.error(new Error('The subscriber fell too far behind; closed to bound the send buffer'))
-      else this.#controller.close()
-    } catch {
-      // Already cancelled by the reader.
-    }
+    // Not attached yet: the body ends as soon as it is (`attach`).
+    if (discard) this.#sink?.abort(new Error('The subscriber fell too far behind; closed to bound the send buffer'))
+    else this.#sink?.end()
   }
 
   #end(run: RunEndEvent['run']): void {
@@ -286,21 +360,24 @@ class OpenStream {
   /** Queues `text` unless the reader is too far behind (then the stream is closed); returns the bytes queued. */
   #write(text: string): number {
     if (this.#closed) return 0
-    // desiredSize is the bound minus what the reader has not taken yet.
-    const buffered = this.#maxBufferedBytes - (this.#controller.desiredSize ?? this.#maxBufferedBytes)
+    const sink = this.#sink
+    if (!sink) {
+      // Before the adapter attached the body (the retry line and the snapshot): kept until then.
+      this.#early?.push(text)
+      return encoder.encode(text).byteLength
+    }
+    const buffered = sink.bufferedBytes
     if (buffered > this.#maxBufferedBytes + this.#snapshotBytes) {
       // Closing ends the response: the subscriber reconnects and starts again from a fresh snapshot.
       this.#onSlow(buffered)
       this.close(true)
       return 0
     }
-    const bytes = encoder.encode(text)
     try {
-      this.#controller.enqueue(bytes)
+      return sink.write(text)
     } catch {
       this.close()
       return 0
     }
-    return bytes.byteLength
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { RequestAuth } from '../auth/authenticate.js'
 import type { Plumbing, RouteHandler } from '../http/exchange.js'
+import { acceptsDirectEvents, directEventsResponse } from '../http/direct-events.js'
 import { HttpProblemError } from '../http/problem-response.js'
 import { runNotFound } from '../http/validate.js'
 import { HEADERS } from '../../contract/headers.js'
@@ -68,7 +69,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
     const body = await registry.open(runId, () => access.load(() => store.getRun(runId)), request.signal, omitUnchangedOutputs, access.admits)
     if (!body) throw runNotFound()
-    return new Response(body, {
+    const init: ResponseInit = {
       status: 200,
       headers: {
         'Content-Type': 'text/event-stream; charset=utf-8',
@@ -77,7 +78,9 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
         // nginx buffers proxied responses unless told otherwise.
         'X-Accel-Buffering': 'no',
       },
-    })
+    }
+    // The Node bridge writes the stream to its response itself: no Web stream to hold per stream.
+    return acceptsDirectEvents(request) ? directEventsResponse(body, init) : new Response(body.readable(), init)
   })
 
   const close = async (): Promise<void> => {
