@@ -19,8 +19,13 @@
  * 4. Memory per idle subscriber: 1,000 open streams on one instance (poll mode), the instance's
  *    heap and RSS after a full GC before and after, divided by 1,000.
  *
+ * Each latency round also prints where the CPU went (cores used by the subscriber, the writer and
+ * this process, the machine's busy share) and the subscriber's run reads and the writer's batches.
+ *
  * Needs DATABASE_URL; without it, it says so and skips. Knobs: BENCH_LIVE_NOTIFY=1 (only part 1,
- * LISTEN writers batching on their request pool vs on `notifyPool`, rates interleaved), BENCH_LIVE_SECONDS (per latency
+ * LISTEN writers batching on their request pool vs on `notifyPool`, rates interleaved),
+ * BENCH_LIVE_HIGH_RATE (the high rate, default 1000), BENCH_LIVE_HEARTBEATS=1 (only part 3, with the
+ * writer's CPU per request per block), BENCH_LIVE_SECONDS (per latency
  * round, default 8, at most 20 for the 1,000/s rounds), BENCH_SECONDS (per throughput block, default 3), BENCH_ROUNDS (default 4),
  * BENCH_LIVE_OUTPUT (default bench/results/latest/live.json; bench/results/live.json is the run behind bench/README.md).
  */
