@@ -179,15 +179,24 @@ function serve(
   res: ExpressResponse,
 ): Promise<void> {
   connections.begin(req)
-  // Promise callbacks, not one async function: a live stream stays open for hours, and a
-  // suspended async function would keep its Request and Response alive that long.
-  return answer(core, found, req, res)
+  const gone = clientGone(found, req, res)
+  let streaming = false
+  // Promise callbacks, not one async function, and nothing left pending while a live stream is
+  // open (for hours, maybe): a suspended function or a pending chain would keep its Request,
+  // Response and closures alive that long.
+  return answer(core, found, req, res, gone?.signal)
     .then((response) => {
       connections.prepare(res)
       if (directEventsOf(response)) {
-        // This request is answered for good: Express's routing closures need not live as long
-        // as the stream (a few KB per idle stream).
+        streaming = true
+        // From here the stream ends itself when the client goes away (writeWebResponse), and
+        // this request is answered for good: neither the client-gone signal nor Express's
+        // routing closures need to live as long as the stream (a few KB per idle stream).
+        gone?.release()
         ;(req as { next?: unknown }).next = undefined
+        // In flight until the response closes (ConnectionDrain), without a pending promise.
+        if (res.destroyed) streaming = false
+        else res.once('close', () => connections.end(req))
       }
       return writeWebResponse(res, response)
     })
@@ -196,7 +205,9 @@ function serve(
       if (res.headersSent) return void res.destroy()
       await writeWebResponse(res, problemResponse('internal_error', { detail: 'The request could not be processed' })).catch(() => res.destroy())
     })
-    .finally(() => connections.end(req))
+    .finally(() => {
+      if (!streaming) connections.end(req)
+    })
 }
 
 /**
@@ -208,14 +219,14 @@ function serve(
  * latency (bench/README.md, "The p99 tail").
  */
 /** The handlers' answer to `req`. */
-async function answer(core: HandlerCore, found: FoundRoute | undefined, req: MaybeParsedRequest, res: ExpressResponse): Promise<Response> {
+async function answer(core: HandlerCore, found: FoundRoute | undefined, req: MaybeParsedRequest, res: ExpressResponse, signal: AbortSignal | undefined): Promise<Response> {
   const read = alreadyReadBody(req)
   const request = toWebRequest(req, `${req.protocol}://${req.get('host') ?? 'localhost'}`, {
     // The full URL, as the app sees it (for `authorize`); routing uses the mount-relative path.
     path: req.originalUrl,
     body: read?.bytes,
     received: read ? undefined : await readSmallBody(req),
-    signal: clientGoneSignal(found, req, res),
+    signal,
     // writeWebResponse below writes a live stream straight to `res`.
     directEvents: true,
   })
@@ -223,13 +234,15 @@ async function answer(core: HandlerCore, found: FoundRoute | undefined, req: May
   return core.dispatch(request, found, req)
 }
 
-function clientGoneSignal(found: FoundRoute | undefined, req: ExpressRequest, res: ExpressResponse): AbortSignal | undefined {
+function clientGone(found: FoundRoute | undefined, req: ExpressRequest, res: ExpressResponse): { signal: AbortSignal; release(): void } | undefined {
   if (req.method !== 'GET' || found === undefined || routeSpec(found.route).stream !== true) return undefined
   const controller = new AbortController()
-  res.once('close', () => {
+  const onClose = (): void => {
     if (!res.writableFinished) controller.abort()
-  })
-  return controller.signal
+  }
+  res.once('close', onClose)
+  // `release`: stop watching (the answer now watches the client itself).
+  return { signal: controller.signal, release: () => void res.off('close', onClose) }
 }
 
 /**

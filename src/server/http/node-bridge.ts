@@ -149,6 +149,10 @@ const FETCH_FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
  * read it), the response says `Connection: close` and the connection closes after it: the rest of
  * the upload is discarded instead of being taken for the next request on a keep-alive connection,
  * which would otherwise wait for a body nobody reads.
+ *
+ * Resolves when the answer is written, except for a live stream written straight to `res` (a
+ * `Request` built with `directEvents`): then once the stream is attached; `res` emits `close`
+ * when it ends.
  */
 export async function writeWebResponse(res: ServerResponse, response: Response): Promise<void> {
   res.statusCode = response.status
@@ -223,10 +227,11 @@ function pump(body: ReadableStream<Uint8Array>, res: ServerResponse): Promise<vo
 /**
  * Writes a live stream straight to `res` (a `Request` built with `directEvents`): each event is
  * one `res.write`, and the stream's bound counts what the response and its socket have not sent
- * yet (`writableLength`). Resolves when the response is closed, by the stream's end or by the
- * client going away (which closes the stream).
+ * yet (`writableLength`). The client going away (`close`) closes the stream. Returns once the
+ * stream is attached, leaving nothing pending per open stream: the response ends with the stream
+ * (`res` emits `close`).
  */
-function writeEvents(events: EventStreamBody, res: ServerResponse): Promise<void> {
+function writeEvents(events: EventStreamBody, res: ServerResponse): void {
   const sink: EventSink = {
     get bufferedBytes() {
       return res.writableLength
@@ -239,13 +244,10 @@ function writeEvents(events: EventStreamBody, res: ServerResponse): Promise<void
     end: () => res.end(),
     abort: () => res.destroy(),
   }
-  return new Promise<void>((resolve) => {
-    const gone = events.attach(sink)
-    res.once('close', () => {
-      gone()
-      resolve()
-    })
-  })
+  const gone = events.attach(sink)
+  // A client that left before the stream was attached: 'close' was already emitted.
+  if (res.destroyed) gone()
+  else res.once('close', gone)
 }
 
 /** Calls `then` once `res` can take more (`drain`) or is gone (`close`, after which reads end). */
