@@ -25,7 +25,9 @@ const LAYERS = [
   { name: 'server', rank: 4, path: '^src/server/' },
   { name: 'client', rank: 4, path: '^src/client/' },
   { name: 'live', rank: 4, path: '^src/live/' },
-  { name: 'entry', rank: 5, path: '^(src/(next|express|react|pg|otel)/|src/[^/]+$|mock-server/)' },
+  // The dashboard page (src/dashboard) is an entry of its own: a browser bundle built by
+  // scripts/build-dashboard.mjs, which the server serves as text and never imports.
+  { name: 'entry', rank: 5, path: '^(src/(next|express|react|pg|otel|dashboard)/|src/[^/]+$|mock-server/)' },
 ]
 
 const TESTS = '\\.test\\.tsx?$'

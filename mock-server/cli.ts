@@ -35,7 +35,8 @@ const MOCK_HELP = `Usage: pipeline-status mock [options]
 
 Serves the pipeline status contract over HTTP from an in-memory store, exactly as the real
 handlers behave. Point a runner's FRONTEND_WEBHOOK_URL at the printed origin. Logs one line per
-request (method, path, status, problem code, time) unless --quiet.
+request (method, path, status, problem code, time) unless --quiet. The dashboard is served at /
+(open without sign-in on a loopback --host; on any other interface it asks for the secret).
 
 Options:
   --port <n>            TCP port (default 4010; 0 picks a free one)
@@ -222,10 +223,15 @@ async function run(argv: string[]): Promise<number> {
 
   const { startMockServer } = await loadMockServer()
   const quiet = values.quiet
+  // The dashboard at `/`: open on a loopback interface (only this machine reaches it), so a
+  // developer watches the runs without signing in; on any other interface the page asks for the
+  // secret. Only the page's own reads are opened (`action: 'dashboard'`), never writes.
+  const open = isLoopback(values.host)
   const server = await startMockServer({
     port,
     host: values.host,
     secret,
+    dashboard: { open },
     autoCreateRuns: values['auto-create-runs'],
     ...collection,
     ...(values['base-path'] ? { basePath: values['base-path'] } : {}),
@@ -236,6 +242,7 @@ async function run(argv: string[]): Promise<number> {
   })
   // The origin is what a runner's FRONTEND_WEBHOOK_URL takes; the client adds the base path.
   process.stdout.write(`pipeline-status mock listening on ${server.url} (routes under ${server.mock.server.basePath})\n`)
+  process.stdout.write(`dashboard: ${server.url}/ (${open ? 'open on loopback, no sign-in' : 'sign in with the secret'})\n`)
 
   await new Promise<void>((resolve) => {
     const stop = () => resolve()
@@ -245,6 +252,11 @@ async function run(argv: string[]): Promise<number> {
   await server.close()
   process.stdout.write('pipeline-status mock stopped\n')
   return 0
+}
+
+/** Whether an interface is this machine only: 127.0.0.0/8, ::1, localhost. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
 /**

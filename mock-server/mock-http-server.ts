@@ -1,9 +1,15 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { readSmallBody, toWebRequest, writeWebResponse } from '../src/server/http/node-bridge.js'
+import { createDashboardHandler, type DashboardHandler } from '../src/server/dashboard/dashboard-page.js'
+import { DEFAULT_BASE_PATH, normalizeBasePath } from '../src/contract/routes.js'
 import { type PipelineMock, type PipelineMockOptions, createPipelineMock } from './pipeline-mock.js'
 
-/** Options of {@link startMockServer}: the mock's options plus where to listen. */
+/**
+ * Options of {@link startMockServer}: the mock's options plus where to listen. With the handlers'
+ * `dashboard` option on, the server also serves the dashboard page at `/` (its files beside it,
+ * `/dashboard.js`), reading the routes under the base path.
+ */
 export interface MockServerOptions extends Omit<PipelineMockOptions, 'baseUrl'> {
   /**
    * The TCP port; `0` picks a free one.
@@ -62,6 +68,14 @@ export interface MockServer {
 export async function startMockServer(options: MockServerOptions = {}): Promise<MockServer> {
   const { port = 0, host = '127.0.0.1', onRequest, ...mockOptions } = options
   let mock: PipelineMock | undefined
+  // With the `dashboard` option the page is also served at the root, over the routes of the base path.
+  const dashboard: DashboardHandler | undefined = mockOptions.dashboard
+    ? createDashboardHandler({
+        ...(mockOptions.dashboard === true ? {} : mockOptions.dashboard),
+        path: '/',
+        apiBasePath: normalizeBasePath(mockOptions.basePath ?? DEFAULT_BASE_PATH),
+      })
+    : undefined
   const report = (entry: MockServerRequestEntry) => {
     try {
       onRequest?.(entry)
@@ -85,7 +99,7 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
       // The entry point the msw handlers call, without msw's own copy of the request (msw reads a
       // clone of every body to its end, which would drain an upload the handlers refused early).
       // Outside the base path the real handlers answer route_not_found.
-      const response = (await mock.fetch(local)) ?? (await mock.server.fetch(local))
+      const response = (dashboard && isDashboardPath(req.url) ? await dashboard(local) : undefined) ?? (await mock.fetch(local)) ?? (await mock.server.fetch(local))
       // A dropped connection, as a fault asked.
       if (response.type === 'error') {
         res.destroy()
@@ -121,6 +135,12 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
         httpServer.closeAllConnections()
       }),
   }
+}
+
+/** The root and the dashboard's files beside it (`/dashboard.js`): what the page at `/` loads. */
+function isDashboardPath(url: string | undefined): boolean {
+  const path = (url ?? '/').split('?')[0] as string
+  return path === '/' || /^\/[A-Za-z0-9_-]+\.(js|css)$/.test(path)
 }
 
 /** The `code` and `detail` of a problem response, read from a copy of it. */

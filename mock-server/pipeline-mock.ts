@@ -1,7 +1,7 @@
 import { http, type HttpHandler, HttpResponse } from 'msw'
 import { ENV_WEBHOOK_SECRET } from '../src/contract/headers.js'
 import type { PipelineRunRecord, RunStatusResponse } from '../src/contract/records.js'
-import { findRoute, type RouteName, routeSpec } from '../src/contract/routes.js'
+import { findRoute, isRouteName, type RouteName, routeSpec } from '../src/contract/routes.js'
 import { DEFAULT_PIPELINE } from '../src/contract/stages.js'
 import type { OnRunEnded } from '../src/core/hooks.js'
 import { createRun, failStaleRuns } from '../src/core/operations.js'
@@ -142,7 +142,7 @@ export function createPipelineMock(options: PipelineMockOptions = {}): PipelineM
     const url = new URL(request.url)
     // By method and path: GET /runs (the list) and POST /runs (create) are two routes on one path.
     const found = findRoute(request.method, url.pathname, basePath)
-    const route: RouteName | undefined = found && found.route !== 'openApi' ? found.route : undefined
+    const route: RouteName | undefined = found && isRouteName(found.route) ? found.route : undefined
     const runId = route === undefined ? undefined : found?.params['runId']
     const body = await recordedBody(request, settings.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
     const record = (status: number) =>

@@ -2,7 +2,8 @@
  * The contract shared by runners and web apps: zod schemas and types of every payload,
  * the status enums, the default stage catalogue, route paths, header names and error codes.
  * It has no dependency on Prisma, ky or msw, and no Node built-ins: it also runs in browsers and
- * on edge runtimes. It holds the live status subscriber, {@link subscribeToRun}, too.
+ * on edge runtimes. It holds the live status subscribers too: {@link subscribeToRun} for a run,
+ * {@link subscribeToRuns} for a set of runs on one connection.
  *
  * @example
  * ```ts
@@ -34,6 +35,8 @@ export {
 export {
   DEFAULT_MAX_STREAMED_OUTPUT_BYTES,
   MAX_OUTPUT_CHUNK_BYTES,
+  MAX_OUTPUT_SEQ,
+  parseStageOutputChunk,
   StageOutputChunk,
   StageOutputChunkResponse,
 } from './contract/output-chunks.js'
@@ -130,6 +133,9 @@ export type {
   RunTransport,
   SubscribeToRunOptions,
 } from './live/subscribe-to-run.js'
+export { subscribeToRuns } from './live/subscribe-to-runs.js'
+export type { RunsConnectionState, RunSetItem, RunsSubscription, SubscribeToRunsOptions } from './live/subscribe-to-runs.js'
+export type { RunFilter } from './contract/run-filter.js'
 // Runs as a collection: a run's pipeline, tags and metadata (one place for their rules).
 export { metadataBytes, PipelineName, RunMetadata, RunMetadataPatch, RunTagsChange, Tag, Tags } from './contract/run-labels.js'
 export { RunLabelsResponse } from './contract/records.js'

@@ -168,6 +168,9 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
     ...collectionSettings(options),
     logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
     instrumentation: options.instrumentation,
+    // The read-only dashboard at /api/pipeline/dashboard: the page asks for the secret (or a tag
+    // read token), keeps it in the tab's sessionStorage and sends it as a header (docs/dashboard.md).
+    dashboard: { title: 'Pipeline runs (Express example)' },
     // Where an app stores the run's results; here the example only reports them.
     onRunCompleted: (_tx, run, payload) => {
       const extra = Object.keys(payload).filter((key) => !['status', 'completedAt', 'duration', 'error'].includes(key))

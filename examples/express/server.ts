@@ -93,6 +93,7 @@ console.info(
   `[express-example] listening on ${example.url} (${example.database === 'postgres' ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`}, live mode: ${example.live.mode})`,
 )
 if (collection.pipelines) console.info(`[express-example] pipelines: default, ${Object.keys(collection.pipelines).join(', ')}`)
+console.info(`[express-example] dashboard: ${example.url}/dashboard (sign in with the webhook secret)`)
 console.info(`[express-example] try: curl -X POST ${example.url}/runs -H 'X-Webhook-Secret: …' -H 'Content-Type: application/json' -d '{}'`)
 
 let stopping = false

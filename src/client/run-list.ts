@@ -7,26 +7,12 @@ import { z } from 'zod'
 import { PayloadValidationError } from '../contract/parse.js'
 import { tagProblem as contractTagProblem } from '../contract/run-labels.js'
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, RunCounts, RunListPage } from '../contract/run-list.js'
+import { type RunFilter, runFilterQuery } from '../contract/run-filter.js'
 import { RunStatus } from '../contract/status.js'
 import { isTimestamp, TIMESTAMP_FORMAT } from '../contract/timestamp.js'
 import { parseResponse } from './parse-response.js'
 
-/**
- * Which runs a list or a count takes. Every given filter must hold; the server ANDs in what the
- * caller may see (a read token's scope, the app's `listScope`).
- */
-export interface RunFilter {
-  /** Runs in any of these statuses (query: repeated `status`). */
-  status?: RunStatus | readonly RunStatus[] | undefined
-  /** Runs of this pipeline (query: `pipeline`); a pipeline no longer configured is allowed. */
-  pipeline?: string | undefined
-  /** Runs carrying every one of these tags (query: repeated `tag`). */
-  tag?: string | readonly string[] | undefined
-  /** Runs created at or after this instant (inclusive; a `Date` or an ISO 8601 timestamp). */
-  createdAfter?: Date | string | undefined
-  /** Runs created before this instant (exclusive; a `Date` or an ISO 8601 timestamp). */
-  createdBefore?: Date | string | undefined
-}
+export type { RunFilter } from '../contract/run-filter.js'
 
 /**
  * Options of `listRuns`: the filter, the page size, an overall bound and a signal.
@@ -139,18 +125,6 @@ const CountOptions = Filter.extend({ groupBy: z.enum(['status', 'pipeline']) })
 export function withQuery(url: string, query: URLSearchParams): string {
   const text = query.toString()
   return text === '' ? url : `${url}?${text}`
-}
-
-/** The filter as the query of `GET {base}/runs` and `/runs/counts` (repeated `status` and `tag`). */
-export function runFilterQuery(filter: z.infer<typeof Filter>): URLSearchParams {
-  const query = new URLSearchParams()
-  for (const status of [filter.status ?? []].flat()) query.append('status', status)
-  if (filter.pipeline !== undefined) query.set('pipeline', filter.pipeline)
-  for (const tag of [filter.tag ?? []].flat()) query.append('tag', tag)
-  const instant = (value: Date | string) => (typeof value === 'string' ? value : value.toISOString())
-  if (filter.createdAfter !== undefined) query.set('createdAfter', instant(filter.createdAfter))
-  if (filter.createdBefore !== undefined) query.set('createdBefore', instant(filter.createdBefore))
-  return query
 }
 
 function parseOptions<S extends z.ZodType>(schema: S, options: unknown, what: string): z.infer<S> {

@@ -5,9 +5,17 @@
  * (src/live) and the runner's run-end watch (src/client) both read through it, each with its own
  * errors; what to do about a failure is decided by each subscriber. Internal.
  */
-import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream'
+import { EventSourceParserStream, ParseError, type EventSourceMessage } from 'eventsource-parser/stream'
 import { AttemptDeadline, announcedKeepAliveMs, SILENT_KEEP_ALIVES } from '../internal/attempt-deadline.js'
 import { Problem } from './problem.js'
+
+/**
+ * The most characters one event may take while it is being read (its unfinished line and the
+ * `data:` gathered so far), 32 Mi characters: far above any event of the contract (a snapshot
+ * holds every stage's output, each at most 1 MiB streamed or 1 MiB of body) and a bound on what a
+ * server that never ends a line can make a subscriber hold. More is an error, not memory.
+ */
+export const MAX_EVENT_CHARS = 32 * 1024 * 1024
 
 /** How a stream attempt ended without an error: `end` received, the connection closed before it, or no stream route on this server. */
 export type StreamOutcome = 'ended' | 'dropped' | 'no-stream'
@@ -22,6 +30,8 @@ export interface StreamErrors {
   refused(response: Response): Promise<Error>
   /** A 2xx answer that is not `text/event-stream` (its content type, `''` when none). */
   notEventStream(contentType: string, status: number): Error
+  /** One event (or one unfinished line) grew past `maxChars` characters; the attempt is aborted. */
+  tooLarge?(maxChars: number): Error
 }
 
 /** What one stream attempt needs from its subscriber, and what it tells it. */
@@ -33,6 +43,10 @@ export interface StreamAttempt {
   readonly signal: AbortSignal
   /** The request's headers (`Accept`, credentials, `Last-Event-ID`). */
   readonly headers: Headers | Record<string, string>
+  /** The fetch `credentials` mode; `undefined`: fetch's default (`same-origin`). */
+  readonly credentials?: RequestCredentials | undefined
+  /** The bound of one event while it is read, in characters. @default {@link MAX_EVENT_CHARS} */
+  readonly maxEventChars?: number | undefined
   /**
    * The deadline of the answer's headers, in milliseconds, when shorter than the silence
    * deadline; `undefined`: the silence deadline ({@link SILENT_KEEP_ALIVES} keep-alive intervals).
@@ -78,7 +92,9 @@ export async function streamOnce(attempt: StreamAttempt): Promise<StreamOutcome>
 }
 
 async function readStream(attempt: StreamAttempt, signal: AbortSignal, heard: () => void): Promise<StreamOutcome> {
-  const response = await attempt.fetch(attempt.url, { headers: attempt.headers, signal, cache: 'no-store' })
+  const init: RequestInit = { headers: attempt.headers, signal, cache: 'no-store' }
+  if (attempt.credentials !== undefined) init.credentials = attempt.credentials
+  const response = await attempt.fetch(attempt.url, init)
   heard()
   if (await hasNoStreamRoute(response)) return 'no-stream'
   if (!response.ok) throw await attempt.errors.refused(response)
@@ -88,11 +104,13 @@ async function readStream(attempt: StreamAttempt, signal: AbortSignal, heard: ()
     throw attempt.errors.notEventStream(type, response.status)
   }
   attempt.onOpen()
+  const maxChars = attempt.maxEventChars ?? MAX_EVENT_CHARS
   const events = response.body
     .pipeThrough(onEveryChunk(heard))
     .pipeThrough(new TextDecoderStream())
     .pipeThrough(
       new EventSourceParserStream({
+        maxBufferSize: maxChars,
         onRetry: (ms) => {
           if (ms > 0) attempt.onRetry?.(ms)
         },
@@ -108,9 +126,17 @@ async function readStream(attempt: StreamAttempt, signal: AbortSignal, heard: ()
   const reader = events.getReader()
   try {
     for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return 'dropped'
-      if (attempt.onEvent(value)) return 'ended'
+      let next: ReadableStreamReadResult<EventSourceMessage>
+      try {
+        next = await reader.read()
+      } catch (error) {
+        if (error instanceof ParseError && error.type === 'max-buffer-size-exceeded') {
+          throw attempt.errors.tooLarge?.(maxChars) ?? error
+        }
+        throw error
+      }
+      if (next.done) return 'dropped'
+      if (attempt.onEvent(next.value)) return 'ended'
     }
   } finally {
     // Frees the connection at once (end, malformed event, abort) instead of waiting for the server.

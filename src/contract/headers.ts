@@ -20,6 +20,11 @@ export const HEADERS = Object.freeze({
   webhookSignature: 'webhook-signature',
   /** Seconds to wait before retrying, sent with 429 and 503. */
   retryAfter: 'Retry-After',
+  /**
+   * Sent (`1`) by the dashboard page on its reads: with the handlers' `dashboard` option on, a read
+   * authorized by the app asks `authorize` with `action: 'dashboard'` instead of `'list'`/`'read'`.
+   */
+  dashboard: 'X-Pipeline-Status-Dashboard',
 })
 
 /** Media type of error bodies (RFC 9457). */

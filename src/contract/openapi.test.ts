@@ -8,7 +8,7 @@ import { createOpenApiDocument } from './openapi.js'
 import { PACKAGE_NAME, PACKAGE_VERSION } from './package-info.js'
 import { PROBLEM_CODES } from './problem.js'
 import { CONTRACT_ROUTES, type ContractRoute } from './route-registry.js'
-import { ROUTE_METHODS, type RouteName, routePath } from './routes.js'
+import { buildRoutePath, ROUTE_METHODS, type RouteName } from './routes.js'
 
 type Json = Record<string, any>
 
@@ -51,10 +51,12 @@ describe('the OpenAPI document', () => {
       const route = routes[name]
       expect(route, `the route registry has no entry for ${name}`).toBeDefined()
       expect(route?.method).toBe(method)
-      expect(route?.path.replace('{runId}', 'run_1')).toBe(routePath(name as RouteName, 'run_1', ''))
+      expect(route?.path.replace('{runId}', 'run_1').replace('{stageNumber}', '1')).toBe(
+        buildRoutePath(name as RouteName, { runId: 'run_1', stageNumber: '1' }, ''),
+      )
     }
     const document = createOpenApiDocument()
-    expect(Object.keys(document.paths).sort()).toEqual(['/openapi.json', '/runs', '/runs/counts', '/{runId}/cancel', '/{runId}/complete', '/{runId}/events', '/{runId}/heartbeat', '/{runId}/metadata', '/{runId}/stage-update', '/{runId}/status', '/{runId}/tags'])
+    expect(Object.keys(document.paths).sort()).toEqual(['/dashboard', '/dashboard/{asset}', '/events', '/openapi.json', '/runs', '/runs/counts', '/runs/stats', '/{runId}/cancel', '/{runId}/complete', '/{runId}/events', '/{runId}/heartbeat', '/{runId}/metadata', '/{runId}/stage-update', '/{runId}/stages/{stageNumber}/output', '/{runId}/status', '/{runId}/tags'])
     // The read routes also answer a CORS preflight when the handlers have the `cors` option.
     expect(Object.keys(document.paths['/{runId}/status']!)).toEqual(['get', 'head', 'options'])
     expect(Object.keys(document.paths['/{runId}/events']!)).toEqual(['get', 'head', 'options'])
@@ -129,6 +131,7 @@ describe('the OpenAPI document', () => {
       snapshot: { $ref: '#/components/schemas/RunSnapshotEvent' },
       update: { $ref: '#/components/schemas/RunUpdateEvent' },
       end: { $ref: '#/components/schemas/RunEndEvent' },
+      output: { $ref: '#/components/schemas/StageOutputEvent' },
     })
     // The snapshot is the status document itself.
     expect(document.components.schemas.RunSnapshotEvent).toEqual({ $ref: '#/components/schemas/RunStatusResponse' })

@@ -11,7 +11,7 @@ import {
   type ResponseHeaderName,
   type RouteAnswer,
 } from './route-registry.js'
-import { DEFAULT_BASE_PATH, normalizeBasePath } from './routes.js'
+import { DASHBOARD_ASSET_PATTERN, DEFAULT_BASE_PATH, normalizeBasePath } from './routes.js'
 import { RunId } from './run-id.js'
 import { FinalStatus, RunStatus, StageStatus, StageUpdateStatus } from './status.js'
 import { Timestamp } from './timestamp.js'
@@ -99,6 +99,14 @@ const RESPONSE_HEADERS: Record<ResponseHeaderName, JsonObject> = {
     description: "The route's methods, comma-separated: `GET, HEAD` or `POST`.",
     schema: { type: 'string' },
   },
+  'Content-Security-Policy': {
+    description: "The dashboard's policy: `default-src 'self'; script-src 'self'; frame-ancestors 'none'` (no inline script, no other origin, no framing).",
+    schema: { type: 'string' },
+  },
+  'X-Content-Type-Options': {
+    description: '`nosniff`: the browser takes the `Content-Type` as sent.',
+    schema: { type: 'string', const: 'nosniff' },
+  },
 }
 
 /** Request headers beyond authentication, as `components.parameters`. */
@@ -137,6 +145,8 @@ const HEADER_NAMES: Record<ResponseHeaderName, string> = {
   'Cache-Control': 'CacheControl',
   'Retry-After': 'RetryAfter',
   Allow: 'Allow',
+  'Content-Security-Policy': 'ContentSecurityPolicy',
+  'X-Content-Type-Options': 'XContentTypeOptions',
 }
 
 const SIGNATURE_SCHEME =
@@ -199,6 +209,20 @@ export function createOpenApiDocument(options: OpenApiDocumentOptions = {}): Ope
           required: true,
           description: 'The run id (`PipelineRun.id`). A path segment carries it unchanged; an id outside the rule is an unknown run (404).',
           schema: schemaRef('RunId'),
+        },
+        StageNumber: {
+          name: 'stageNumber',
+          in: 'path',
+          required: true,
+          description: "The stage's number in the run's catalogue: a whole number from 1, without sign or leading zero (else 400 naming `stageNumber`).",
+          schema: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' },
+        },
+        DashboardAsset: {
+          name: 'asset',
+          in: 'path',
+          required: true,
+          description: "A file of the dashboard, as the page names it (`dashboard.js`, `dashboard.css`); another name is 404 `route_not_found`.",
+          schema: { type: 'string', pattern: DASHBOARD_ASSET_PATTERN.source },
         },
         WebhookTimestamp: {
           name: HEADERS.webhookTimestamp,
@@ -349,7 +373,7 @@ function signedRoute(route: ContractRoute, head: boolean): string {
 }
 
 /** The `components.parameters` name of each path parameter a route template may hold. */
-const PATH_PARAMETERS: Readonly<Record<string, string>> = { runId: 'RunId' }
+const PATH_PARAMETERS: Readonly<Record<string, string>> = { runId: 'RunId', stageNumber: 'StageNumber', asset: 'DashboardAsset' }
 
 function pathParameterName(param: string): string {
   const name = PATH_PARAMETERS[param]
@@ -386,13 +410,18 @@ function successResponse(answer: RouteAnswer, head: boolean): JsonObject {
       'application/json': { schema: { type: 'object', required: ['openapi', 'info', 'paths'], description: 'An OpenAPI 3.1 document.' } },
     }
   }
+  if (answer.page === 'html') response['content'] = { 'text/html': { schema: { type: 'string', description: "The dashboard's page shell: no data, a script and a stylesheet of the same origin." } } }
+  if (answer.page === 'asset') {
+    const file = { schema: { type: 'string', description: 'A file of the dashboard, shipped in the package.' } }
+    response['content'] = { 'text/javascript': file, 'text/css': file }
+  }
   if (answer.events) {
     response['content'] = {
       'text/event-stream': {
         schema: {
           type: 'string',
           description:
-            'Server-Sent Events (https://html.spec.whatwg.org/multipage/server-sent-events.html): `event:`, `id:` (the run version) and `data:` (JSON) lines per event, a blank line after each; `:` comment lines keep the connection alive. `x-sse-events` maps each event name to the schema of its `data:`.',
+            'Server-Sent Events (https://html.spec.whatwg.org/multipage/server-sent-events.html): `event:`, `id:` (the run version; `runId:version` on a set stream) and `data:` (JSON) lines per event, a blank line after each; `:` comment lines keep the connection alive. `x-sse-events` maps each event name to the schema of its `data:`.',
         },
         'x-sse-events': Object.fromEntries(Object.entries(answer.events).map(([event, schema]) => [event, schemaRef(schema.name)])),
       },

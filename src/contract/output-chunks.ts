@@ -5,7 +5,19 @@
  * the server stores each chunk as a row and assembles the text on read.
  */
 import { z } from 'zod'
+import { PayloadValidationError } from './parse.js'
 import { PipelineRunRecord, UpdateOutcome } from './records.js'
+import { isStorableText } from './storable-text.js'
+
+/** The largest `seq`: a PostgreSQL `integer`. */
+export const MAX_OUTPUT_SEQ = 2_147_483_647
+
+const encoder = new TextEncoder()
+/** UTF-8 length; only called on text that may be long, once per chunk. */
+function utf8Length(text: string): number {
+  // A string of n code units is at most 3n bytes: short ones need no encoding.
+  return text.length * 3 <= MAX_OUTPUT_CHUNK_BYTES ? text.length : encoder.encode(text).byteLength
+}
 
 /** The largest `text` of one chunk, in UTF-8 bytes (64 KiB); a larger one is a 400 naming `text`. */
 export const MAX_OUTPUT_CHUNK_BYTES = 64 * 1024
@@ -23,10 +35,15 @@ export const DEFAULT_MAX_STREAMED_OUTPUT_BYTES = 1024 * 1024
  * `output_out_of_order` with `expectedSeq`.
  */
 export const StageOutputChunk = z.strictObject({
-  /** The chunk's number within the stage's attempt, from 0. */
-  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** The chunk's number within the stage's attempt, from 0 (at most 2,147,483,647, a PostgreSQL `integer`). */
+  seq: z.number().int().min(0).max(MAX_OUTPUT_SEQ),
   /** The text to append (storable text, at most 64 KiB as UTF-8; may be empty). */
-  text: z.string(),
+  text: z
+    .string()
+    .refine((text) => isStorableText(text), { message: 'must not contain NUL characters or unpaired UTF-16 surrogates' })
+    .refine((text) => utf8Length(text) <= MAX_OUTPUT_CHUNK_BYTES, {
+      message: `must be at most ${MAX_OUTPUT_CHUNK_BYTES} bytes as UTF-8 (send a longer text as several chunks)`,
+    }),
 })
 /**
  * The body of a streamed output chunk.
@@ -53,3 +70,28 @@ export const StageOutputChunkResponse = z.object({
  * @interface
  */
 export type StageOutputChunkResponse = z.infer<typeof StageOutputChunkResponse>
+
+/**
+ * Parses the body of a streamed output chunk (`{ seq, text }`, no other member): `text` storable
+ * and at most {@link MAX_OUTPUT_CHUNK_BYTES} as UTF-8. Throws `PayloadValidationError` naming
+ * the field.
+ *
+ * @example
+ * ```ts
+ * import { parseStageOutputChunk } from 'pipeline-status-sdk'
+ * parseStageOutputChunk({ seq: 0, text: '# Report\n' }) // { seq: 0, text: '# Report\n' }
+ * ```
+ */
+export function parseStageOutputChunk(input: unknown): StageOutputChunk {
+  const result = StageOutputChunk.safeParse(input)
+  if (!result.success) throw new PayloadValidationError('stage output chunk', result.error.issues)
+  return result.data
+}
+
+/**
+ * The `{stageNumber}` of the output route's path as a number: a whole number from 1 (no sign,
+ * no leading zero, at most 9 digits); `undefined` otherwise (a 400 naming `stageNumber`).
+ */
+export function parseStageNumberParam(value: string): number | undefined {
+  return /^[1-9][0-9]{0,8}$/.test(value) ? Number(value) : undefined
+}

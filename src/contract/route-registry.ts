@@ -4,9 +4,18 @@
  * `Record<ServedRouteName, RouteDocs>`, so a route added to the table does not compile until it
  * is described here; its method, path and access come from the table, never written twice.
  */
-import type { z } from 'zod'
+import { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
-import { LIVE_EVENTS, RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from './live-status.js'
+import {
+  LIVE_EVENTS,
+  MAX_SET_STREAM_RUNS,
+  RunEndEvent,
+  RunLeaveEvent,
+  RunSnapshotEvent,
+  RunUpdateEvent,
+  SetStreamReadyEvent,
+  StageOutputEvent,
+} from './live-status.js'
 import type { ProblemCode } from './problem.js'
 import {
   CancelRunResponse,
@@ -18,8 +27,10 @@ import {
   StageUpdateResponse,
 } from './records.js'
 import { ROUTE_TABLE, type RouteSpec, type ServedRouteName } from './routes.js'
-import { RunCounts, RunListPage } from './run-list.js'
+import { RunCounts, RunListPage, RunSummary } from './run-list.js'
+import { DEFAULT_STATS_DAYS, MAX_STATS_DAYS, RunStatsResponse } from './run-stats.js'
 import { RunMetadataPatch, RunTagsChange } from './run-labels.js'
+import { StageOutputChunk, StageOutputChunkResponse } from './output-chunks.js'
 import { CancelRun, Heartbeat } from './runner-control.js'
 import { StageUpdate } from './stage-update.js'
 
@@ -48,12 +59,14 @@ export interface RouteAnswer {
   readonly openApiDocument?: true
   /** Without a body (`304`). */
   readonly empty?: true
+  /** A page of the dashboard: `html` its shell (`text/html`), `asset` one of its files (`text/javascript`, `text/css`). */
+  readonly page?: 'html' | 'asset'
   /** Response headers it carries; required ones are always sent. */
   readonly headers?: readonly { readonly name: ResponseHeaderName; readonly required: boolean }[]
 }
 
 /** The response headers the registry can name (see `openapi.ts` for their schemas). */
-export type ResponseHeaderName = 'ETag' | 'Cache-Control' | 'Retry-After' | 'Allow'
+export type ResponseHeaderName = 'ETag' | 'Cache-Control' | 'Retry-After' | 'Allow' | 'Content-Security-Policy' | 'X-Content-Type-Options'
 
 /** The request headers the registry can name beyond authentication. */
 export type RequestHeaderName = 'Idempotency-Key' | 'If-None-Match' | 'Last-Event-ID'
@@ -114,8 +127,11 @@ const READ: readonly ProblemCode[] = [
   'run_not_found',
 ]
 
-/** A list, count or set stream: the secret (for now), the query, the store's methods. */
-const SET_READ: readonly ProblemCode[] = [...EVERY_ROUTE, ...STORE, 'unauthorized', 'invalid_query', 'not_implemented']
+/**
+ * A list, count, stats or set stream: the secret, a tag read token (a run token is refused) or
+ * the app's `authorize`, the query, the store's methods.
+ */
+const SET_READ: readonly ProblemCode[] = [...EVERY_ROUTE, ...STORE, 'unauthorized', 'invalid_read_token', 'authentication_required', 'forbidden', 'invalid_query', 'not_implemented']
 
 const STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED']
 /** The filters lists, counts and set streams share. */
@@ -127,10 +143,17 @@ const LIST_FILTERS: readonly QueryParameterDoc[] = [
   { name: 'createdBefore', description: 'Runs created before this instant (exclusive; ISO 8601, no offset = UTC; a fraction finer than a millisecond rounds up; an offset\'s `+` written `%2B`).', schema: { type: 'string' } },
 ]
 
+/** A set stream's `snapshot`: the status document (view `full`) or the run's list item (view `summary`). */
+const SetStreamSnapshotEvent = z.union([RunSnapshotEvent, RunSummary])
+/** A set stream's `update`: `{ run, stages }` (view `full`) or the run's list item (view `summary`). */
+const SetStreamUpdateEvent = z.union([RunUpdateEvent, RunSummary])
+
 /** The file name the document is served under, after the base path: `{basePath}/openapi.json`. */
 export const OPENAPI_DOCUMENT_NAME = ROUTE_TABLE.openApi.path.slice(1)
 
 const NO_STORE = { name: 'Cache-Control', required: true } as const
+/** The dashboard's answers: cached only with revalidation, its policy and `nosniff`. */
+const DASHBOARD_HEADERS = [NO_STORE, { name: 'Content-Security-Policy', required: true }, { name: 'X-Content-Type-Options', required: true }] as const
 
 /** The docs of each route of the table, in the order the document lists them. */
 const ROUTE_DOCS = {
@@ -213,6 +236,17 @@ const ROUTE_DOCS = {
     problems: SET_READ,
     query: [{ name: 'groupBy', required: true, description: 'What to count by: `status` or `pipeline`.', schema: { type: 'string', enum: ['status', 'pipeline'] } }, ...LIST_FILTERS],
   },
+  runStats: {
+    summary: 'Stage durations and failures',
+    description:
+      "Per pipeline and stage number, over the last `days` days (the window ends now, by the server's clock): `count`, the COMPLETED stages with both `startedAt` and `completedAt` whose `completedAt` is in the window, and their durations' `p50Ms` and `p95Ms` (PostgreSQL's `percentile_cont`: linear interpolation, rounded to integer milliseconds; `null` when `count` is 0); `failed`, the FAILED stages whose `completedAt` is in the window; `name`, the stage's name in the newest run (by `createdAt`). Ordered by pipeline, then stage number; a stage with nothing in the window is absent. A query parameter not listed here is 400 `invalid_query` naming it. Authorized like the list: the caller's scope narrows the runs whose stages count.",
+    answers: { 200: { description: 'The stats, one entry per pipeline and stage.', json: named('RunStatsResponse', RunStatsResponse), headers: [NO_STORE] } },
+    problems: SET_READ,
+    query: [
+      { name: 'pipeline', description: 'Only this pipeline\'s stages; a pipeline no longer configured is allowed.', schema: { type: 'string', minLength: 1 } },
+      { name: 'days', description: `The window in whole days back from now, 1..${MAX_STATS_DAYS} (default ${DEFAULT_STATS_DAYS}); anything else is 400 \`invalid_query\` naming \`days\`.`, schema: { type: 'integer', minimum: 1, maximum: MAX_STATS_DAYS, default: DEFAULT_STATS_DAYS } },
+    ],
+  },
   heartbeat: {
     summary: 'Say the runner is alive',
     description:
@@ -238,7 +272,7 @@ const ROUTE_DOCS = {
   events: {
     summary: "Stream a run's status (Server-Sent Events)",
     description:
-      "A Server-Sent Events stream of the run: `event: snapshot` first (the status document), then `event: update` (the run and every stage changed since the previous event), then `event: end` once the run is finished, and the server closes. Each event's `id:` is the run version; a reconnect with `Last-Event-ID` is brought up to date. `retry:` comes first, then the comment `: keep-alive-ms <ms>` announcing the keep-alive interval; a `: keep-alive` comment follows every interval (15 s by default), and a subscriber that receives nothing for about three intervals should reconnect. With the query `outputs=changed`, an `update` stage whose output is unchanged since this stream sent it has no `output` member (keep the one you have). The `data:` of each event is JSON, described by the schemas `x-sse-events` names.",
+      "A Server-Sent Events stream of the run: `event: snapshot` first (the status document), then `event: update` (the run and every stage changed since the previous event), then `event: end` once the run is finished, and the server closes. Each applied chunk of a stage's streamed output is one `event: output` (`id:` the version it made; append its `text` when its `seq` is the stage's `outputSeq + 1`) and no `update`; an `update` never carries a stage's streamed text (its `outputSeq` says how far it is). Each event's `id:` is the run version; a reconnect with a `Last-Event-ID` the server can serve (a version the run had) gets no snapshot: one `update` with the run and its stages (streamed text left out, `outputSeq` as of that version), then every chunk after it as `output` events in order, then live events; any other `Last-Event-ID` gets a fresh snapshot. `retry:` comes first, then the comment `: keep-alive-ms <ms>` announcing the keep-alive interval; a `: keep-alive` comment follows every interval (15 s by default), and a subscriber that receives nothing for about three intervals should reconnect. With the query `outputs=changed`, an `update` stage whose output is unchanged since this stream sent it has no `output` member (keep the one you have). The `data:` of each event is JSON, described by the schemas `x-sse-events` names.",
     answers: {
       200: {
         description: 'The event stream.',
@@ -246,11 +280,42 @@ const ROUTE_DOCS = {
           [LIVE_EVENTS.snapshot]: named('RunSnapshotEvent', RunSnapshotEvent),
           [LIVE_EVENTS.update]: named('RunUpdateEvent', RunUpdateEvent),
           [LIVE_EVENTS.end]: named('RunEndEvent', RunEndEvent),
+          [LIVE_EVENTS.output]: named('StageOutputEvent', StageOutputEvent),
         },
       },
     },
     problems: [...READ, 'too_many_streams'],
     requestHeaders: ['Last-Event-ID'],
+  },
+  runSetEvents: {
+    summary: 'Stream a set of runs (Server-Sent Events)',
+    description:
+      "One Server-Sent Events stream for many runs, so a page that follows a list or dozens of runs holds one connection. Either the list's filters (`status`, `pipeline`, `tag`, `createdAfter`, `createdBefore`, as `GET /runs`) with `limit` (1..200, default 50): the stream follows the WINDOW of the newest `limit` runs matching the filters and the caller's scope, in the list's order (`createdAt` descending, ties by `id` descending); or repeated `run` (1 to " +
+      MAX_SET_STREAM_RUNS +
+      " ids; more is 400 `invalid_query` naming `run`; filters or `limit` with `run` are 400 naming the filter). A query parameter not listed here is 400 `invalid_query` naming it.\n\n" +
+      "Events: first a `snapshot` per run (newest first, the list's order), then `ready` `{ runs }` (how many runs the stream follows), then live events. A run that enters the window later (created, tagged, a status filter reached) joins with a `snapshot`; one that leaves it (a tag removed, a status filter left, pushed out by newer runs) gets `leave` `{ runId }` and no more events. A change of a run is an `update`: in view `full` (the default) `{ run, stages }` as the run's own stream sends it, and each applied chunk of streamed output an `output` event naming its `runId`; in view `summary` (lists, dashboards) the run's `RunSummary`, never an `output`. A run that is finished gets `end` `{ run }` once (right after its snapshot, when it joined finished) and the stream stays open; a finished run stays in the window until it leaves and later changes of it (tags, metadata) are `update`s. A `run=` stream closes after every listed run ended (runs finished already: their snapshot and `end` at once). `id:` is `runId:version`, information only: a reconnect (with or without `Last-Event-ID`) always starts with fresh snapshots. `retry:`, the `: keep-alive-ms` comment and keep-alives as on a run's stream.\n\n" +
+      "Who sees what, as lists: the webhook secret (or a signature) sees every run; a tag read token its tag's runs; otherwise the app's `authorize` (`action: 'list'`, `runId` undefined) and its `listScope`, ANDed into the filters. A `run=` stream authorizes each run as its own stream would (`authorize` with `action: 'stream'` and the run's id; a run token covers its run only; a tag token each run carrying its tag); the first refusal answers the whole request, and an unknown run is 404 `run_not_found`. Across instances, runs that join are found by one indexed window query per distinct (filters, scope, limit) per poll tick (in LISTEN mode only after a notification of a run outside the window, and at the safety poll).",
+    answers: {
+      200: {
+        description: 'The event stream.',
+        events: {
+          [LIVE_EVENTS.snapshot]: named('SetStreamSnapshotEvent', SetStreamSnapshotEvent),
+          [LIVE_EVENTS.ready]: named('SetStreamReadyEvent', SetStreamReadyEvent),
+          [LIVE_EVENTS.update]: named('SetStreamUpdateEvent', SetStreamUpdateEvent),
+          [LIVE_EVENTS.output]: named('StageOutputEvent', StageOutputEvent),
+          [LIVE_EVENTS.leave]: named('RunLeaveEvent', RunLeaveEvent),
+          [LIVE_EVENTS.end]: named('RunEndEvent', RunEndEvent),
+        },
+      },
+    },
+    problems: [...SET_READ, ...BODY, 'invalid_signature', 'invalid_read_token', 'authentication_required', 'forbidden', 'run_not_found', 'too_many_streams'],
+    requestHeaders: ['Last-Event-ID'],
+    query: [
+      ...LIST_FILTERS,
+      { name: 'limit', description: 'With the filters: how many runs the window holds, 1..200 (default 50); anything else is 400 `invalid_query` naming `limit`.', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+      { name: 'run', repeated: true, description: `The runs to follow, instead of the filters (repeat the parameter; repeats count once): 1 to ${MAX_SET_STREAM_RUNS}, more is 400 \`invalid_query\` naming \`run\`. The stream closes after every one of them ended.`, schema: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: MAX_SET_STREAM_RUNS } },
+      { name: 'view', description: '`full` (default): status documents, `update` `{ run, stages }` and `output` events; `summary`: `RunSummary` data and no `output` events.', schema: { type: 'string', enum: ['full', 'summary'], default: 'full' } },
+    ],
   },
   openApi: {
     summary: 'This OpenAPI document',
@@ -280,6 +345,39 @@ const ROUTE_DOCS = {
     },
     problems: [...WRITE, 'run_not_found', 'authentication_required', 'forbidden'],
     requestHeaders: ['Idempotency-Key'],
+  },
+  stageOutput: {
+    summary: "Append a chunk of a stage's streamed output",
+    description:
+      "One chunk `{ seq, text }` of a running stage's text (an LLM's tokens, batched by the runner). `seq` counts 0, 1, 2, … per stage and attempt: the next one is applied (a new run version, one `output` event on the run's stream); a repeat of an applied one is `duplicate` with the same text, `conflict` with another (the stored text stays); a gap is 409 `output_out_of_order` with `expectedSeq`, the next `seq` the server applies. A stage without an update yet is 409 `stage_not_started`; a final stage 409 `stage_finished`; a finished run 409 `run_finished`. `text` is at most 64 KiB as UTF-8 (400 naming `text`); a chunk that takes the stage's streamed text past the server's `maxStreamedOutputBytes` (1 MiB by default) is 413 `output_too_large` with `maxBytes`, and nothing is stored. Until the stage has a final output of its own, the status document shows the streamed text so far as the stage's `output`, with `outputSeq` the last applied `seq`; an output sent with the final status replaces it, a final status without one keeps it. An applied higher attempt restarts the stage's streamed output at `seq` 0.",
+    body: { schema: named('StageOutputChunk', StageOutputChunk), required: true },
+    answers: {
+      200: {
+        description: 'Applied, or a repeat (`duplicate`, `conflict`); `stage.outputSeq` is the last applied `seq` (-1 when none), `run` the run as stored.',
+        json: named('StageOutputChunkResponse', StageOutputChunkResponse),
+        headers: [NO_STORE],
+      },
+    },
+    problems: [...WRITE, 'run_not_found', 'run_finished', 'stage_not_started', 'stage_finished', 'output_out_of_order', 'output_too_large', 'not_implemented'],
+    requestHeaders: ['Idempotency-Key'],
+  },
+  // What people see: the dashboard (off by default; the handlers' `dashboard` option).
+  dashboard: {
+    summary: 'The dashboard page',
+    description:
+      "The dashboard's page shell, when the handlers' `dashboard` option is on (404 `route_not_found` otherwise). It holds no data: its script asks the routes above, authorized like lists (the app's `authorize` with `action: 'dashboard'`, or a credential the page asks for, keeps in `sessionStorage` and sends as a header). Needs no credential itself. Sent with `Content-Security-Policy: default-src 'self'; script-src 'self'; frame-ancestors 'none'` and `X-Content-Type-Options: nosniff`.",
+    answers: { 200: { description: 'The page shell.', page: 'html', headers: DASHBOARD_HEADERS } },
+    problems: [...EVERY_ROUTE, 'route_not_found'],
+  },
+  dashboardAsset: {
+    summary: 'A file of the dashboard',
+    description:
+      "The dashboard's script or stylesheet, shipped in the package (no CDN), when the `dashboard` option is on; a name the dashboard does not have is 404 `route_not_found`. Its `ETag` is a hash of the file: sent back as `If-None-Match`, it answers 304.",
+    answers: {
+      200: { description: 'The file.', page: 'asset', headers: DASHBOARD_HEADERS },
+      304: { description: 'Not modified since the `If-None-Match` tag: no body.', empty: true, headers: [{ name: 'Cache-Control', required: true }] },
+    },
+    problems: [...EVERY_ROUTE, 'route_not_found'],
   },
 } as const satisfies Record<ServedRouteName, RouteDocs>
 

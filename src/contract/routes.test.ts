@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { CONTRACT_ROUTES } from './route-registry.js'
-import { RUN_COUNTS_PARAMETERS, RUN_LIST_PARAMETERS } from './run-list-query.js'
+import { RUN_COUNTS_PARAMETERS, RUN_LIST_PARAMETERS, SET_STREAM_PARAMETERS } from './run-list-query.js'
 import {
   buildRoutePath,
   createRouteMatcher,
@@ -77,7 +77,18 @@ describe('the route table', () => {
     for (const [name, spec] of Object.entries(ROUTE_TABLE)) {
       expect(CONTRACT_ROUTES[name as keyof typeof CONTRACT_ROUTES]).toMatchObject({ method: spec.method, path: spec.path, access: spec.access })
     }
-    expect(Object.keys(ROUTE_METHODS)).toEqual(Object.keys(ROUTE_TABLE).filter((name) => name !== 'openApi'))
+    expect(Object.keys(ROUTE_METHODS)).toEqual(Object.keys(ROUTE_TABLE).filter((name) => !['openApi', 'dashboard', 'dashboardAsset'].includes(name)))
+  })
+
+  it('serves the dashboard beside the runs: an asset has a dot in its name, a run route never does', () => {
+    expect(findRoute('GET', '/api/pipeline/dashboard')).toEqual({ route: 'dashboard', params: {} })
+    expect(findRoute('GET', '/api/pipeline/dashboard/dashboard.js')).toEqual({ route: 'dashboardAsset', params: { asset: 'dashboard.js' } })
+    // The run called `dashboard` keeps its routes.
+    expect(findRoute('GET', '/api/pipeline/dashboard/status')).toEqual({ route: 'status', params: { runId: 'dashboard' } })
+    expect(findRoute('POST', '/api/pipeline/dashboard/stage-update')).toEqual({ route: 'stageUpdate', params: { runId: 'dashboard' } })
+    expect(findRoute('GET', '/api/pipeline/dashboard/..%2Fsecret.js')).toBeUndefined()
+    expect(matchRoute('/api/pipeline/dashboard/dashboard.css')).toBeUndefined()
+    expect(findRoute('GET', '/api/pipeline/runs/stats')).toEqual({ route: 'runStats', params: {} })
   })
 
   it('dispatches the served routes by method and path, the document included', () => {
@@ -100,8 +111,9 @@ describe('the route table', () => {
 
 describe('the query parameters the list routes know', () => {
   it('are the ones the OpenAPI document lists, so a parameter it shows is never refused as unknown', () => {
-    const names = (route: 'listRuns' | 'runCounts') => (CONTRACT_ROUTES[route].query ?? []).map((parameter) => parameter.name)
+    const names = (route: 'listRuns' | 'runCounts' | 'runSetEvents') => (CONTRACT_ROUTES[route].query ?? []).map((parameter) => parameter.name)
     expect(names('listRuns')).toEqual([...RUN_LIST_PARAMETERS])
     expect(names('runCounts')).toEqual([...RUN_COUNTS_PARAMETERS])
+    expect(names('runSetEvents')).toEqual([...SET_STREAM_PARAMETERS])
   })
 })

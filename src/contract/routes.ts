@@ -46,12 +46,26 @@ export interface RouteSpec {
   readonly preflight?: true
   /** Its answer is a stream that stays open (`text/event-stream`): adapters must not buffer it, and stop it when the client goes. */
   readonly stream?: true
+  /**
+   * What a path parameter's decoded value must look like for the path to be this route's; a
+   * segment that does not fit is no match here, so the path can still be another route's
+   * (`/dashboard/app.js` is an asset, `/dashboard/status` the status of the run `dashboard`).
+   */
+  readonly patterns?: Readonly<Record<string, RegExp>>
 }
+
+/**
+ * A dashboard asset's file name as its path segment: letters, digits, `_` and `-`, one dot and an
+ * extension (`dashboard.js`). No route of one run ends in a dot-named segment, so an asset path never
+ * shadows one.
+ */
+export const DASHBOARD_ASSET_PATTERN = /^[A-Za-z0-9_-]+\.[a-z0-9]+$/
 
 /**
  * The route table (internal: entry points export what is derived from it). The key is the route's
  * name everywhere: in `RouteName`, the handlers, the Next.js exports, the OpenAPI `operationId`.
- * `openApi` is the document about the routes; it is served like one but is not a `RouteName`.
+ * `openApi` is the document about the routes, `dashboard` and `dashboardAsset` the dashboard's
+ * page and its files; they are served like routes but are not `RouteName`s (no data, no run).
  */
 export const ROUTE_TABLE = {
   stageUpdate: { method: 'POST', path: '/{runId}/stage-update', access: 'write', caller: 'runner' },
@@ -60,6 +74,7 @@ export const ROUTE_TABLE = {
   createRun: { method: 'POST', path: '/runs', access: 'write', caller: 'app' },
   listRuns: { method: 'GET', path: '/runs', access: 'read', caller: 'reader', preflight: true },
   runCounts: { method: 'GET', path: '/runs/counts', access: 'read', caller: 'reader', preflight: true },
+  runStats: { method: 'GET', path: '/runs/stats', access: 'read', caller: 'reader', preflight: true },
   heartbeat: { method: 'POST', path: '/{runId}/heartbeat', access: 'write', caller: 'runner' },
   cancel: { method: 'POST', path: '/{runId}/cancel', access: 'write', caller: 'app' },
   events: { method: 'GET', path: '/{runId}/events', access: 'read', caller: 'reader', preflight: true, stream: true },
@@ -67,6 +82,13 @@ export const ROUTE_TABLE = {
   // Runs as a collection: a run's tags and metadata (the app's; the secret or `authorize`).
   runTags: { method: 'POST', path: '/{runId}/tags', access: 'write', caller: 'app' },
   runMetadata: { method: 'POST', path: '/{runId}/metadata', access: 'write', caller: 'app' },
+  // Runs as a collection: one live stream for a set of runs (the list's filters, or `run=` ids).
+  runSetEvents: { method: 'GET', path: '/events', access: 'read', caller: 'reader', preflight: true, stream: true },
+  // Streamed stage output (issue 27): one chunk of a running stage's text.
+  stageOutput: { method: 'POST', path: '/{runId}/stages/{stageNumber}/output', access: 'write', caller: 'runner' },
+  // What people see (off by default): the dashboard's page shell (no data in it) and its assets.
+  dashboard: { method: 'GET', path: '/dashboard', access: 'public', caller: 'reader' },
+  dashboardAsset: { method: 'GET', path: '/dashboard/{asset}', access: 'public', caller: 'reader', patterns: { asset: DASHBOARD_ASSET_PATTERN } },
 } as const satisfies Record<string, RouteSpec>
 
 /**
@@ -75,8 +97,11 @@ export const ROUTE_TABLE = {
  */
 export type ServedRouteName = keyof typeof ROUTE_TABLE
 
+/** The served routes that are documents, not the contract's data: the OpenAPI document and the dashboard's page and assets. */
+const DOCUMENT_ROUTES: readonly string[] = ['openApi', 'dashboard', 'dashboardAsset'] satisfies ServedRouteName[]
+
 /** The routes of the contract, by name; `events` is the live status stream (`text/event-stream`). */
-export type RouteName = Exclude<ServedRouteName, 'openApi'>
+export type RouteName = Exclude<ServedRouteName, 'openApi' | 'dashboard' | 'dashboardAsset'>
 
 /** The parameters a route's path template names, e.g. `'runId'`. */
 export type RouteParamName<R extends ServedRouteName> = TemplateParams<(typeof ROUTE_TABLE)[R]['path']>
@@ -97,8 +122,9 @@ export const ROUTE_METHODS: Readonly<Record<RouteName, 'GET' | 'POST'>> = Object
   Object.fromEntries(ROUTE_NAMES.filter(isRouteName).map((name) => [name, ROUTE_TABLE[name].method])) as Record<RouteName, RouteMethod>,
 )
 
-function isRouteName(name: ServedRouteName): name is RouteName {
-  return name !== 'openApi'
+/** Whether a served route is one of the contract's (not a document: the OpenAPI document, the dashboard). */
+export function isRouteName(name: ServedRouteName): name is RouteName {
+  return !DOCUMENT_ROUTES.includes(name)
 }
 
 /**
@@ -196,12 +222,12 @@ export function routeUrl<R extends ServedRouteName>(
 
 /** A path matched against the contract's routes. */
 export type RouteMatch =
-  | { route: 'createRun' | 'runCounts' }
-  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata'; runId: string }
+  | { route: 'createRun' | 'runCounts' | 'runSetEvents' | 'runStats' }
+  | { route: 'stageUpdate' | 'status' | 'complete' | 'heartbeat' | 'cancel' | 'events' | 'runTags' | 'runMetadata' | 'stageOutput'; runId: string }
 
 /** One path template, split once: literal segments and parameter names. */
 interface CompiledPath<Name extends string> {
-  readonly segments: readonly ({ literal: string } | { param: string })[]
+  readonly segments: readonly ({ literal: string } | { param: string; pattern?: RegExp | undefined })[]
   /** The routes on this path, in table order. */
   readonly routes: Name[]
 }
@@ -253,7 +279,7 @@ export function createRouteMatcher<Name extends string>(table: Readonly<Record<N
         .split('/')
         .map((segment) => {
           const param = /^\{([^}]+)\}$/.exec(segment)?.[1]
-          return param === undefined ? { literal: segment } : { param }
+          return param === undefined ? { literal: segment } : { param, pattern: table[name].patterns?.[param] }
         })
       compiled = { segments, routes: [] }
       byTemplate.set(template, compiled)
@@ -321,7 +347,7 @@ function matchSegments(segments: CompiledPath<string>['segments'], parts: readon
     } catch {
       return undefined
     }
-    if (value === '') return undefined
+    if (value === '' || (segment.pattern !== undefined && !segment.pattern.test(value))) return undefined
     params[segment.param] = value
   }
   return params

@@ -1,8 +1,9 @@
 /**
- * The query of `GET {base}/runs` and `GET {base}/runs/counts`, parsed in this one place for every
- * target (docs/design.md, "Runs as a collection"), and the list's opaque keyset cursor, bound to
- * the filters and the caller's scope it was made with.
+ * The query of `GET {base}/runs`, `GET {base}/runs/counts` and `GET {base}/runs/stats`, parsed in
+ * this one place for every target (docs/design.md, "Runs as a collection", "What people see"), and
+ * the list's opaque keyset cursor, bound to the filters and the caller's scope it was made with.
  */
+import { DEFAULT_STATS_DAYS, MAX_STATS_DAYS } from './run-stats.js'
 import {
   DEFAULT_LIST_LIMIT,
   MAX_LIST_LIMIT,
@@ -10,6 +11,7 @@ import {
   type RunScope,
 } from './run-list.js'
 import { tagProblem } from './run-labels.js'
+import { MAX_SET_STREAM_RUNS, SET_STREAM_VIEWS, type SetStreamView } from './live-status.js'
 import { RunStatus } from './status.js'
 import { isTimestamp, TIMESTAMP_FORMAT, timestampToDate } from './timestamp.js'
 
@@ -48,6 +50,14 @@ export interface RunCountsQuery {
   readonly groupBy: RunCountsGroupBy
 }
 
+/** A parsed `GET {base}/runs/stats` query. */
+export interface RunStatsQuery {
+  /** Only this pipeline's stages (query: `pipeline`); absent = every pipeline. */
+  readonly pipeline: string | undefined
+  /** The window, whole days back from now: 1..90 (query: `days`, default 7). */
+  readonly days: number
+}
+
 /** Where a page starts: after the run with this `createdAt` and `id` in the list's order. */
 export interface RunListPosition {
   /** The last listed run's `createdAt`. */
@@ -75,6 +85,32 @@ export const RUN_FILTER_PARAMETERS = ['status', 'pipeline', 'tag', 'createdAfter
 export const RUN_LIST_PARAMETERS = [...RUN_FILTER_PARAMETERS, 'limit', 'cursor'] as const
 /** Every parameter `GET {base}/runs/counts` knows; any other is 400 naming it. */
 export const RUN_COUNTS_PARAMETERS = ['groupBy', ...RUN_FILTER_PARAMETERS] as const
+/** Every parameter `GET {base}/events` (a set stream) knows; any other is 400 naming it. */
+export const SET_STREAM_PARAMETERS = [...RUN_FILTER_PARAMETERS, 'limit', 'run', 'view'] as const
+
+/**
+ * A parsed `GET {base}/events` query: either the runs the list's filters select (the newest
+ * `limit` of them, followed as they change) or the runs named with `run=`.
+ */
+export type SetStreamQuery =
+  | {
+      /** Follows the newest `limit` runs matching `filter` (and the caller's scope). */
+      readonly kind: 'filter'
+      readonly filter: RunListFilter
+      /** How many runs the window holds, 1..200 (default 50). */
+      readonly limit: number
+      readonly view: SetStreamView
+    }
+  | {
+      /** Follows the named runs until every one ended. */
+      readonly kind: 'runs'
+      /** The run ids, repeats dropped, in the order given; 1..50. */
+      readonly runIds: readonly string[]
+      readonly view: SetStreamView
+    }
+
+/** Every parameter `GET {base}/runs/stats` knows; any other is 400 naming it. */
+export const RUN_STATS_PARAMETERS = ['pipeline', 'days'] as const
 
 /**
  * The first parameter the route does not know, refused: a misspelt filter (`tags=x`) must not
@@ -154,18 +190,58 @@ export function parseRunListQuery(params: URLSearchParams): Parsed<RunListQuery>
   if (unknown) return unknown
   const filter = parseRunListFilter(params)
   if (!filter.ok) return filter
-  const limitText = single(params, 'limit')
-  if (!limitText.ok) return limitText
-  let limit = DEFAULT_LIST_LIMIT
-  if (limitText.value !== undefined) {
-    if (!/^\d{1,4}$/.test(limitText.value) || Number(limitText.value) < 1 || Number(limitText.value) > MAX_LIST_LIMIT) {
-      return refuse('limit', `\`limit\` must be an integer from 1 to ${MAX_LIST_LIMIT}`)
-    }
-    limit = Number(limitText.value)
-  }
+  const limit = listLimit(params)
+  if (!limit.ok) return limit
   const cursor = single(params, 'cursor')
   if (!cursor.ok) return refuse('cursor', cursor.message, 'invalid_cursor')
-  return { ok: true, value: { filter: filter.value, limit, cursor: cursor.value } }
+  return { ok: true, value: { filter: filter.value, limit: limit.value, cursor: cursor.value } }
+}
+
+/** `limit` as lists take it: 1..200, default 50. */
+function listLimit(params: URLSearchParams): Parsed<number> {
+  const limitText = single(params, 'limit')
+  if (!limitText.ok) return limitText
+  if (limitText.value === undefined) return { ok: true, value: DEFAULT_LIST_LIMIT }
+  if (!/^\d{1,4}$/.test(limitText.value) || Number(limitText.value) < 1 || Number(limitText.value) > MAX_LIST_LIMIT) {
+    return refuse('limit', `\`limit\` must be an integer from 1 to ${MAX_LIST_LIMIT}`)
+  }
+  return { ok: true, value: Number(limitText.value) }
+}
+
+/**
+ * Parses the query of `GET {base}/events` (a set stream): the list's filters with `limit`
+ * (1..200, default 50), or repeated `run` (1..50 ids; more is refused naming `run`), never both;
+ * `view` `full` (default) or `summary`. Any other parameter is refused naming it. An empty
+ * `run=` is refused naming `run`; an id outside the run-id rule is not checked here (it is an
+ * unknown run, 404, as on the single-run stream).
+ */
+export function parseSetStreamQuery(params: URLSearchParams): Parsed<SetStreamQuery> {
+  const unknown = unknownParameter(params, SET_STREAM_PARAMETERS)
+  if (unknown) return unknown
+  const viewText = single(params, 'view')
+  if (!viewText.ok) return viewText
+  const view = viewText.value ?? 'full'
+  if (!SET_STREAM_VIEWS.includes(view as SetStreamView)) {
+    return refuse('view', `\`view\` must be one of ${SET_STREAM_VIEWS.join(', ')}; got ${JSON.stringify(view.slice(0, 64))}`)
+  }
+  const runs = params.getAll('run')
+  if (runs.length > 0) {
+    const filterGiven = [...RUN_FILTER_PARAMETERS, 'limit'].find((name) => params.has(name))
+    if (filterGiven !== undefined) {
+      return refuse(filterGiven, `\`run\` names the stream's runs; it cannot be combined with \`${filterGiven}\` (use either the list's filters or \`run\`)`)
+    }
+    if (runs.some((id) => id === '')) return refuse('run', '`run` must not be empty')
+    const runIds = [...new Set(runs)]
+    if (runIds.length > MAX_SET_STREAM_RUNS) {
+      return refuse('run', `\`run\` names at most ${MAX_SET_STREAM_RUNS} runs; got ${runIds.length}. Follow more with the list's filters (a tag) instead`)
+    }
+    return { ok: true, value: { kind: 'runs', runIds, view: view as SetStreamView } }
+  }
+  const filter = parseRunListFilter(params)
+  if (!filter.ok) return filter
+  const limit = listLimit(params)
+  if (!limit.ok) return limit
+  return { ok: true, value: { kind: 'filter', filter: filter.value, limit: limit.value, view: view as SetStreamView } }
 }
 
 /**
@@ -184,6 +260,28 @@ export function parseRunCountsQuery(params: URLSearchParams): Parsed<RunCountsQu
   const filter = parseRunListFilter(params)
   if (!filter.ok) return filter
   return { ok: true, value: { filter: filter.value, groupBy: groupBy.value as RunCountsGroupBy } }
+}
+
+/**
+ * Parses the query of `GET {base}/runs/stats`: `pipeline` (once, not empty) and `days` (an
+ * integer 1..90 written in digits, default 7); any other parameter is refused naming it.
+ */
+export function parseRunStatsQuery(params: URLSearchParams): Parsed<RunStatsQuery> {
+  const unknown = unknownParameter(params, RUN_STATS_PARAMETERS)
+  if (unknown) return unknown
+  const pipeline = single(params, 'pipeline')
+  if (!pipeline.ok) return pipeline
+  if (pipeline.value === '') return refuse('pipeline', '`pipeline` must not be empty')
+  const daysText = single(params, 'days')
+  if (!daysText.ok) return daysText
+  let days = DEFAULT_STATS_DAYS
+  if (daysText.value !== undefined) {
+    if (!/^\d{1,3}$/.test(daysText.value) || Number(daysText.value) < 1 || Number(daysText.value) > MAX_STATS_DAYS) {
+      return refuse('days', `\`days\` must be an integer from 1 to ${MAX_STATS_DAYS}, got ${JSON.stringify(daysText.value.slice(0, 64))}`)
+    }
+    days = Number(daysText.value)
+  }
+  return { ok: true, value: { pipeline: pipeline.value, days } }
 }
 
 /** The filters and scope in one canonical text: sets sorted, instants as milliseconds. */

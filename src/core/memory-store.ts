@@ -2,9 +2,12 @@ import { isFinalStatus } from '../contract/status.js'
 import { type RunChangeListener, RunChangeEmitter } from './run-changes.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
 import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './run-liveness.js'
-import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
-import type { Store, StoreTransaction } from './store.js'
-import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, toRunListItem } from './run-list.js'
+import { withStreamedOutput } from './stage-output.js'
+import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
+import type { GetRunOptions, Store, StoreTransaction } from './store.js'
+import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, type RunWindowEntry, toRunListItem } from './run-list.js'
+import type { StageStats } from '../contract/run-stats.js'
+import { computeStageStats, type RunStatsRequest } from './run-stats.js'
 
 /**
  * A `Store` in process memory, for the MSW mock, the mock server and tests. Transactions run
@@ -21,6 +24,8 @@ export class MemoryStore implements Store<MemoryStore> {
   readonly #runs = new Map<string, RunState>()
   readonly #versions = new Map<string, number>()
   readonly #stages = new Map<string, Map<number, StageState>>()
+  /** Streamed output chunks by run, in the order they were applied (so by version). */
+  readonly #chunks = new Map<string, OutputChunkRow[]>()
   #queue: Promise<unknown> = Promise.resolve()
   readonly #changes = new RunChangeEmitter()
 
@@ -28,6 +33,8 @@ export class MemoryStore implements Store<MemoryStore> {
     return this.#serialized(async () => {
       const runs = new Map<string, RunState>()
       const stages: Array<[string, StageState]> = []
+      // Chunk changes in call order: a chunk to insert, or a stage whose chunks go (`seq` absent).
+      const chunkChanges: Array<{ runId: string; stageNumber: number; seq?: number; text?: string }> = []
       const tx: StoreTransaction<MemoryStore> = {
         client: this,
         lockRun: async (runId) => runs.get(runId) ?? this.#runs.get(runId) ?? null,
@@ -42,6 +49,8 @@ export class MemoryStore implements Store<MemoryStore> {
         },
         saveStage: async (runId, stage) => void stages.push([runId, stage]),
         saveRun: async (next) => void runs.set(next.id, next),
+        saveOutputChunk: async (runId, stageNumber, seq, text) => void chunkChanges.push({ runId, stageNumber, seq, text }),
+        deleteOutputChunks: async (runId, stageNumber) => void chunkChanges.push({ runId, stageNumber }),
       }
       const result = await fn(tx)
       for (const [id, next] of runs) {
@@ -49,6 +58,10 @@ export class MemoryStore implements Store<MemoryStore> {
         this.#versions.set(id, nextRunVersion(this.#versionOf(id)))
       }
       for (const [runId, stage] of stages) this.#stagesOf(runId).set(stage.stageNumber, stage)
+      for (const change of chunkChanges) {
+        if (change.seq === undefined) this.#dropChunks(change.runId, change.stageNumber)
+        else this.#addChunk(change.runId, { stageNumber: change.stageNumber, seq: change.seq, version: this.#versionOf(change.runId), text: change.text ?? '' })
+      }
       for (const id of runs.keys()) this.#changes.emit({ runId: id, version: this.#versionOf(id) })
       return result
     })
@@ -67,6 +80,8 @@ export class MemoryStore implements Store<MemoryStore> {
       this.#storeRun(run)
       this.#versions.set(run.id, write.version)
       this.#stagesOf(run.id).set(stage.stageNumber, stage)
+      if (write.dropOutputChunks) this.#dropChunks(run.id, stage.stageNumber)
+      if (write.chunk) this.#addChunk(run.id, { stageNumber: stage.stageNumber, seq: write.chunk.seq, version: write.version, text: write.chunk.text })
       this.#changes.emit({ runId: run.id, version: write.version })
       return true
     })
@@ -131,6 +146,7 @@ export class MemoryStore implements Store<MemoryStore> {
         this.#runs.delete(run.id)
         this.#versions.delete(run.id)
         this.#stages.delete(run.id)
+        this.#chunks.delete(run.id)
       }
       return doomed.length
     })
@@ -142,15 +158,28 @@ export class MemoryStore implements Store<MemoryStore> {
       if (existing) return { created: false, run: existing }
       this.#runs.set(run.id, run)
       this.#versions.set(run.id, INITIAL_RUN_VERSION)
+      // A new run may join set streams' windows.
+      this.#changes.emit({ runId: run.id, version: INITIAL_RUN_VERSION })
       return { created: true, run }
     })
   }
 
-  async getRun(runId: string): Promise<RunSnapshot | null> {
+  async getRun(runId: string, options: GetRunOptions = {}): Promise<RunSnapshot | null> {
     const run = this.#runs.get(runId)
     if (!run) return null
-    const stages = [...(this.#stages.get(runId)?.values() ?? [])].sort((a, b) => a.stageNumber - b.stageNumber)
-    return { run, stages, version: this.#versionOf(runId) }
+    const withText = options.streamedText !== false
+    const stages = [...(this.#stages.get(runId)?.values() ?? [])]
+      .sort((a, b) => a.stageNumber - b.stageNumber)
+      .map((stage) => withStreamedOutput(stage, withText ? () => this.#streamedText(runId, stage.stageNumber) : undefined))
+    return withText ? { run, stages, version: this.#versionOf(runId) } : { run, stages, version: this.#versionOf(runId), streamedText: false }
+  }
+
+  async getOutputChunk(runId: string, stageNumber: number, seq: number): Promise<string | undefined> {
+    return this.#chunks.get(runId)?.find((chunk) => chunk.stageNumber === stageNumber && chunk.seq === seq)?.text
+  }
+
+  async getOutputChunksSince(runId: string, version: number): Promise<OutputChunkRow[]> {
+    return (this.#chunks.get(runId) ?? []).filter((chunk) => chunk.version > version).map((chunk) => ({ ...chunk }))
   }
 
   async listStaleRuns(updatedBefore: Date, limit: number, now?: Date): Promise<RunState[]> {
@@ -166,13 +195,21 @@ export class MemoryStore implements Store<MemoryStore> {
   }
 
   async listRuns(request: RunListRequest): Promise<RunListItem[]> {
+    return this.#listed(request).map((run) => toRunListItem(run, this.#versionOf(run.id), [...(this.#stages.get(run.id)?.values() ?? [])]))
+  }
+
+  async listRunWindow(request: RunListRequest): Promise<RunWindowEntry[]> {
+    return this.#listed(request).map((run) => ({ id: run.id, version: this.#versionOf(run.id) }))
+  }
+
+  /** The runs `request` lists, in the list's order. */
+  #listed(request: RunListRequest): RunState[] {
     const { filter, after, limit } = request
     if (matchesNothing(filter)) return []
     return [...this.#runs.values()]
       .filter((run) => matchesRunFilter(run, filter) && (after === undefined || isAfterPosition(run, after)))
       .sort(compareRunsForList)
       .slice(0, limit)
-      .map((run) => toRunListItem(run, this.#versionOf(run.id), [...(this.#stages.get(run.id)?.values() ?? [])]))
   }
 
   async countRuns(request: RunCountRequest): Promise<Record<string, number>> {
@@ -186,11 +223,20 @@ export class MemoryStore implements Store<MemoryStore> {
     return counts
   }
 
+  async runStats(request: RunStatsRequest): Promise<StageStats[]> {
+    if (matchesNothing(request.filter)) return []
+    const runs = [...this.#runs.values()]
+      .filter((run) => matchesRunFilter(run, request.filter))
+      .map((run) => ({ run, stages: this.#stages.get(run.id)?.values() ?? [] }))
+    return computeStageStats(runs, request.since)
+  }
+
   /** Removes every run and stage. */
   reset(): void {
     this.#runs.clear()
     this.#versions.clear()
     this.#stages.clear()
+    this.#chunks.clear()
   }
 
   /** The ids of all stored runs, in insertion order. */
@@ -217,6 +263,29 @@ export class MemoryStore implements Store<MemoryStore> {
       lastActivityAt: stored?.lastActivityAt ?? null,
       heartbeatIntervalMs: stored?.heartbeatIntervalMs ?? null,
     })
+  }
+
+  /** A stage's streamed text: its chunks' text in `seq` order. */
+  #streamedText(runId: string, stageNumber: number): string {
+    return (this.#chunks.get(runId) ?? [])
+      .filter((chunk) => chunk.stageNumber === stageNumber)
+      .sort((a, b) => a.seq - b.seq)
+      .map((chunk) => chunk.text)
+      .join('')
+  }
+
+  #addChunk(runId: string, chunk: OutputChunkRow): void {
+    let chunks = this.#chunks.get(runId)
+    if (!chunks) {
+      chunks = []
+      this.#chunks.set(runId, chunks)
+    }
+    chunks.push(chunk)
+  }
+
+  #dropChunks(runId: string, stageNumber: number): void {
+    const chunks = this.#chunks.get(runId)
+    if (chunks) this.#chunks.set(runId, chunks.filter((chunk) => chunk.stageNumber !== stageNumber))
   }
 
   #versionOf(runId: string): number {

@@ -16,11 +16,13 @@ import { distinctTags } from './run-labels.js'
 import { decideHeartbeat, decideStaleRun, staleRunCutoff } from './run-liveness.js'
 import type { ClampedInstant } from './runner-instants.js'
 import { decideProgress } from './stage-progress.js'
+import { decideOutputChunk, type OutputChunkDecision, type OutputChunkRefusal, resetsStreamedOutput } from './stage-output.js'
+import type { StageOutputChunk } from '../contract/output-chunks.js'
 import { type CompletionDecision, type StageDecision, decideCancel, decideCompletion, decideStageUpdate, newRun, runEndReason } from './state-machine.js'
 import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from '../core/hooks.js'
 import type { RunSnapshot, RunState, StageState } from '../core/state.js'
 import type { Store } from '../core/store.js'
-import { type Attempt, storedStagesOf, storeWrites, UNDER_LOCK } from '../core/store-writes.js'
+import { type Attempt, type StageWriteOf, storedStagesOf, storeWrites, UNDER_LOCK } from '../core/store-writes.js'
 import { isPositive } from '../internal/is-positive.js'
 
 /**
@@ -82,6 +84,7 @@ export async function applyStageUpdate<Tx>(store: Store<Tx>, runId: string, upda
     const decision = decideOnRunCatalogue(run, stage, update, options)
     if (decision.outcome !== 'applied') return decision
     await tx.saveStage(runId, decision.stage)
+    if (resetsStreamedOutput(stage, decision.stage)) await tx.deleteOutputChunks?.(runId, update.stageNumber)
     await tx.saveRun(decision.run)
     await runEnded(tx.client, run, decision.run, 'stage', onRunEnded)
     return applied(decision)
@@ -104,8 +107,8 @@ function decideOnRunCatalogue<Tx>(
   return decideStageUpdate({ run: withCatalogue(run, stages), stage, update, stages, now, clockSkewToleranceMs, traceparent })
 }
 
-/** What an applied stage decision writes: the run and the stage. */
-type StageDecisionWrite = { run: RunState; stage: StageState }
+/** What an applied stage decision writes: the run and the stage (and a streamed output chunk). */
+type StageDecisionWrite = StageWriteOf
 
 /** An applied stage decision as the result, with its clamped instant when there was one. */
 function applied(decision: Extract<StageDecision, { outcome: 'applied' }>): StageUpdateResult {
@@ -415,4 +418,74 @@ export async function deleteExpiredRuns<Tx>(
 /** The batch size of a sweep: a positive whole number, or a `RangeError`. */
 function assertLimit(limit: number): void {
   if (!isPositive(limit, { integer: true })) throw new RangeError(`limit must be a positive whole number, got ${String(limit)}`)
+}
+
+/** Result of a streamed output chunk: applied, a repeat, a refusal, or `not_found` for an unknown run. */
+export type OutputChunkResult =
+  | { outcome: 'applied' | 'duplicate' | 'conflict'; stage: StageState; run: RunState }
+  | OutputChunkRefusal
+  | { outcome: 'not_found' }
+
+/** Options of {@link appendOutputChunk}. */
+export interface OutputChunkOptions {
+  /** The current time. */
+  now: Date
+  /** The most UTF-8 bytes one stage attempt's streamed text may hold (`maxStreamedOutputBytes`). */
+  maxBytes: number
+}
+
+/**
+ * Applies one streamed output chunk ({@link decideOutputChunk}) of stage `stageNumber`: like a
+ * stage update, decided on the run and stage as read and written (the stage, the run's new
+ * version and the chunk's row in one write) only if the run's version is unchanged, else read and
+ * decided again, then under the run's lock. A repeated `seq` reads the stored chunk
+ * (`Store.getOutputChunk`) to tell `duplicate` from `conflict`. Throws a `TypeError` for a store
+ * without the streamed-output methods.
+ */
+export async function appendOutputChunk<Tx>(
+  store: Store<Tx>,
+  runId: string,
+  stageNumber: number,
+  chunk: StageOutputChunk,
+  options: OutputChunkOptions,
+): Promise<OutputChunkResult> {
+  const { getOutputChunk } = store
+  if (!getOutputChunk) throw new TypeError('This store cannot store streamed output: it has no getOutputChunk method')
+  const { now, maxBytes } = options
+  // `null`: the repeated chunk is not stored (a reset deleted it meanwhile), so it conflicts:
+  // decided against a NUL, which no stored (storable) text equals.
+  let stored: string | null | undefined
+  const decide = (run: RunState, stage: StageState | undefined): OutputChunkDecision =>
+    decideOutputChunk({ run, stageNumber, stage, chunk, maxBytes, stored: stored === null ? '\u0000' : stored, now })
+  const readStored = async (): Promise<void> => {
+    stored = (await getOutputChunk.call(store, runId, stageNumber, chunk.seq)) ?? null
+  }
+  const writes = storeWrites(store)
+  for (let round = 0; round < 2; round++) {
+    const attempt = await writes.onRunStage(runId, stageNumber, (read): Attempt<OutputChunkDecision, StageDecisionWrite> => {
+      const decision = decide(read.run, read.stage)
+      return decision.outcome === 'applied' ? { write: { run: decision.run, stage: decision.stage, chunk }, result: decision } : { done: decision }
+    })
+    if (!attempt) break
+    if (!attempt.found) return { outcome: 'not_found' }
+    if (attempt.result.outcome !== 'repeat') return attempt.result
+    await readStored()
+  }
+  for (let round = 0; round < 2; round++) {
+    const result = await store.transaction(async (tx): Promise<OutputChunkDecision | { outcome: 'not_found' }> => {
+      const run = await tx.lockRun(runId)
+      if (!run) return { outcome: 'not_found' }
+      const decision = decide(run, await tx.getStage(runId, stageNumber))
+      if (decision.outcome !== 'applied') return decision
+      if (!tx.saveOutputChunk) throw new TypeError('This store cannot store streamed output in a transaction: it has no saveOutputChunk method')
+      await tx.saveStage(runId, decision.stage)
+      await tx.saveRun(decision.run)
+      await tx.saveOutputChunk(runId, stageNumber, chunk.seq, chunk.text)
+      return decision
+    })
+    if (result.outcome !== 'repeat') return result
+    await readStored()
+  }
+  // With the stored text read, a repeat is always decided `duplicate` or `conflict`.
+  throw new Error(`Streamed output chunk ${chunk.seq} of run ${runId} stage ${stageNumber} could not be decided`)
 }

@@ -38,6 +38,20 @@ export interface RunListRequest {
   readonly limit: number
 }
 
+/**
+ * One run of a set stream's window (`Store.listRunWindow`): its id and version, in the list's
+ * order.
+ *
+ * @experimental Part of the custom-store API, which may change in a minor release until the
+ *   `Store` interface settles.
+ */
+export interface RunWindowEntry {
+  /** The run's id. */
+  readonly id: string
+  /** The run's version. */
+  readonly version: number
+}
+
 /** What `Store.countRuns` is asked: the filters (scope already ANDed in) and the grouping key. */
 export interface RunCountRequest {
   /** Only matching runs are counted. */

@@ -192,6 +192,9 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
     startedAt: stage ? stageStartedAt(stage) : (completedAt ?? now),
     // Final statuses carry no attempt fields (the contract refuses them) and keep the stored ones.
     ...nextAttemptFields(stage, update, now),
+    // Streamed output stays with its stage; a final output replaces the text shown, not `outputSeq`.
+    outputSeq: stage?.outputSeq ?? null,
+    outputBytes: stage?.outputBytes ?? null,
     ...nextTraceFields(stage, traceparent, attemptOrder === 'higher'),
   }
 
@@ -228,6 +231,8 @@ function decideAttemptChange({ run, stage, update, now, traceparent }: Pick<Stag
     stageName: update.stageName,
     output: higher ? (update.output ?? null) : stage.output,
     progress,
+    // A higher attempt restarts the streamed output: its chunks are deleted with this write.
+    ...(higher ? { outputSeq: null, outputBytes: null } : {}),
     updatedAt: now,
     ...fields,
     ...nextTraceFields(stage, traceparent, higher),

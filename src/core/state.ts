@@ -75,6 +75,17 @@ export interface StageState {
   /** The last applied streamed output chunk's `seq` of the current attempt; `null`/absent when none. */
   outputSeq?: number | null
   /**
+   * The UTF-8 bytes of the current attempt's streamed chunks so far (the running total the
+   * `maxStreamedOutputBytes` bound is checked against); `null`/absent when none.
+   */
+  outputBytes?: number | null
+  /**
+   * Set by `Store.getRun` when `output` is the stage's streamed text assembled from its chunks
+   * (see `showsStreamedOutput`), not an output a stage update sent: live `update` events leave
+   * such text out (it travels as `output` events). Never stored.
+   */
+  streamedOutput?: boolean
+  /**
    * The W3C `traceparent` of the stage's first report that carried one: the parent of the
    * stage's span (DESIGN.md "Observability"); `null` or absent when none did.
    */
@@ -95,6 +106,11 @@ export interface RunSnapshot {
    * that leaves it out gets no `ETag`.
    */
   version?: number
+  /**
+   * `false` when the snapshot was read without streamed text (`Store.getRun` with
+   * `{ streamedText: false }`): a stage marked `streamedOutput` then has `output: null`.
+   */
+  streamedText?: false
 }
 
 /**
@@ -182,4 +198,40 @@ export interface FinishedRunsDeletion {
 export interface RunStageWrite extends RunWrite {
   /** The stage to store (insert or update, keyed by the run and `stageNumber`). */
   stage: StageState
+  /**
+   * A streamed output chunk to insert with the write, as the row `(runId, stage.stageNumber,
+   * seq, version, text)` (`version` is the write's). Absent: no chunk.
+   */
+  chunk?: OutputChunkWrite | undefined
+  /**
+   * Set when the write resets the stage's streamed output (an applied higher attempt): the
+   * stage's chunk rows are deleted with it. Absent: they are left alone.
+   */
+  dropOutputChunks?: boolean | undefined
+}
+
+/** A streamed output chunk to store: its `seq` within the stage's attempt and its text. */
+export interface OutputChunkWrite {
+  /** The chunk's number within the stage's current attempt, from 0. */
+  seq: number
+  /** Its text (storable, at most 64 KiB as UTF-8). */
+  text: string
+}
+
+/**
+ * A stored streamed output chunk, as `Store.getOutputChunksSince` returns it: the stage, the
+ * chunk's `seq` within the stage's current attempt, the run version its write made, its text.
+ *
+ * @experimental Part of the custom-store API, which may change in a minor release until the
+ *   `Store` interface settles.
+ */
+export interface OutputChunkRow {
+  /** The stage's number. */
+  stageNumber: number
+  /** The chunk's number within the stage's current attempt, from 0. */
+  seq: number
+  /** The run version the chunk's write made (the `id:` of its `output` event). */
+  version: number
+  /** Its text. */
+  text: string
 }

@@ -14,7 +14,8 @@
  * when the handlers or the sweeper are created, so the choice is made there.
  */
 import { nextRunVersion } from './run-version.js'
-import type { RunStageRead, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
+import { resetsStreamedOutput } from './stage-output.js'
+import type { OutputChunkWrite, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import type { Store, StoreTransaction } from './store.js'
 
 /**
@@ -51,7 +52,7 @@ export interface StoreWrites {
   onRunStage<R>(
     runId: string,
     stageNumber: number,
-    decide: (read: RunStageRead) => Attempt<R, { run: RunState; stage: StageState }>,
+    decide: (read: RunStageRead) => Attempt<R, StageWriteOf>,
     first?: RunStageRead | null,
   ): Promise<Optimistic<R>>
   /**
@@ -61,6 +62,13 @@ export interface StoreWrites {
   onRun<R>(runId: string, decide: (read: VersionedRun) => Attempt<R, RunState>, guardActivity?: boolean): Promise<Optimistic<R>>
   /** Records a heartbeat (`Store.touchRun`), or, on a store without it, reads the run as stored. */
   touchRun(touch: RunTouch): Promise<RunStageRead | null>
+}
+
+/** What a stage decision writes: the run, the stage, and a streamed output chunk when it applied one. */
+export interface StageWriteOf {
+  run: RunState
+  stage: StageState
+  chunk?: OutputChunkWrite | undefined
 }
 
 const chosen = new WeakMap<object, StoreWrites>()
@@ -124,8 +132,11 @@ function optimisticRunStage(store: StageWritingStore): StoreWrites['onRunStage']
       const step = decide(read)
       if (step === UNDER_LOCK) return undefined
       if ('done' in step) return { found: true, result: step.done }
-      const { run, stage } = step.write
-      if (await store.writeRunStage({ run, stage, expectedVersion: read.version, version: nextRunVersion(read.version), ...columnsChanged(read.run, run) })) {
+      const { run, stage, chunk } = step.write
+      const write: RunStageWrite = { run, stage, expectedVersion: read.version, version: nextRunVersion(read.version), ...columnsChanged(read.run, run) }
+      if (chunk) write.chunk = chunk
+      if (resetsStreamedOutput(read.stage, stage)) write.dropOutputChunks = true
+      if (await store.writeRunStage(write)) {
         return { found: true, result: step.result }
       }
     }

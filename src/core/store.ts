@@ -1,7 +1,9 @@
 import type { RunChangeListener } from './run-changes.js'
-import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
+import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import { isErrorNamed } from '../internal/is-error-named.js'
-import type { RunCountRequest, RunListItem, RunListRequest } from './run-list.js'
+import type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from './run-list.js'
+import type { RunStatsRequest } from './run-stats.js'
+import type { StageStats } from '../contract/run-stats.js'
 
 /**
  * What a store offers inside one transaction. The operations in `operations.ts` call these in
@@ -30,6 +32,26 @@ export interface StoreTransaction<Tx = unknown> {
    * version to `nextRunVersion` of the version it had.
    */
   saveRun(run: RunState): Promise<void>
+  /**
+   * Inserts a streamed output chunk of a stage, with the version the transaction's `saveRun`
+   * gives the run (called after it). Optional, together with `deleteOutputChunks` and
+   * {@link Store.getOutputChunk}: a store without them answers the output route 501.
+   */
+  saveOutputChunk?(runId: string, stageNumber: number, seq: number, text: string): Promise<void>
+  /** Deletes every streamed output chunk of a stage (an applied higher attempt resets it). */
+  deleteOutputChunks?(runId: string, stageNumber: number): Promise<void>
+}
+
+/** Options of {@link Store.getRun}. */
+export interface GetRunOptions {
+  /**
+   * `false`: leave out the streamed text of stages that show it (they come marked
+   * `streamedOutput` with `output: null`, and the snapshot with `streamedText: false`), for a
+   * reader that gets the text as chunks (the live streams), so a read costs nothing per byte of
+   * streamed output. A store may ignore it and include the text.
+   * @default true
+   */
+  streamedText?: boolean | undefined
 }
 
 /**
@@ -52,7 +74,7 @@ export interface Store<Tx = unknown> {
   /** Inserts a run unless one with its id exists; returns the stored run either way. */
   insertRun(run: RunState): Promise<{ created: boolean; run: RunState }>
   /** Reads a run with its stored stages ordered by stage number; `null` if unknown. */
-  getRun(runId: string): Promise<RunSnapshot | null>
+  getRun(runId: string, options?: GetRunOptions): Promise<RunSnapshot | null>
   /**
    * Lists unfinished runs (`PENDING` or `PROCESSING`) that may have stopped reporting, oldest
    * first, at most `limit` of them: those whose last activity (the later of `updatedAt` and
@@ -110,12 +132,29 @@ export interface Store<Tx = unknown> {
    */
   getRunVersions?(runIds: readonly string[]): Promise<Map<string, number>>
   /**
-   * Calls `listener` after every successful write of a run or one of its stages, with the run's
+   * Calls `listener` after every successful write of a run or one of its stages (a run's
+   * creation included, with its first version, so set streams learn of new runs), with the run's
    * new version (in-process only: a change reaches this process's own live streams at once).
    * Returns a function that removes the listener. Optional: `MemoryStore` and `PrismaStore`
    * implement it.
    */
   onRunChange?(listener: RunChangeListener): () => void
+  /**
+   * The stored text of streamed output chunk `seq` of a stage's current attempt, `undefined` when
+   * there is none: how a repeated chunk is told `duplicate` from `conflict`. Optional, like the
+   * other streamed-output methods: a store with it also stores chunks with its stage writes
+   * ({@link RunStageWrite.chunk}, {@link RunStageWrite.dropOutputChunks}), assembles each
+   * stage's streamed text in {@link Store.getRun} (`withStreamedOutput`) and deletes chunks
+   * with their run. `MemoryStore` and `PrismaStore` implement them; without them the output
+   * route answers 501 `not_implemented`.
+   */
+  getOutputChunk?(runId: string, stageNumber: number, seq: number): Promise<string | undefined>
+  /**
+   * Every stored chunk of a run whose version is greater than `version`, ordered by version
+   * (each applied chunk has its own): what a live stream sends as `output` events after that
+   * version, and what a reconnect with `Last-Event-ID` resumes from.
+   */
+  getOutputChunksSince?(runId: string, version: number): Promise<OutputChunkRow[]>
   /**
    * Lists runs for `GET {base}/runs`: those matching `request.filter` (the caller's scope is
    * already ANDed in; see `applyScope`), newest first (`createdAt` desc, then id desc in
@@ -126,10 +165,27 @@ export interface Store<Tx = unknown> {
    */
   listRuns?(request: RunListRequest): Promise<RunListItem[]>
   /**
+   * The window of a set stream (`GET {base}/events?<filters>`): the ids and versions of the runs
+   * {@link Store.listRuns} would list for `request` (same filter, order and limit), without their
+   * stages, so the live streams can run it every poll tick for each distinct filter. Optional:
+   * without it the window is read with `listRuns`; a store with neither answers set streams by
+   * filters with 501 `not_implemented`. `MemoryStore` and `PrismaStore` implement it.
+   */
+  listRunWindow?(request: RunListRequest): Promise<RunWindowEntry[]>
+  /**
    * Counts the runs matching `request.filter` per status or per pipeline, for
    * `GET {base}/runs/counts`; keys without a run are absent. Optional, like {@link Store.listRuns}.
    */
   countRuns?(request: RunCountRequest): Promise<Record<string, number>>
+  /**
+   * Stage statistics for `GET {base}/runs/stats`: per pipeline and stage number, over the stages of
+   * runs matching `request.filter` whose `completedAt` is at or after `request.since`, the rules of
+   * `computeStageStats` (COMPLETED stages with both times counted, their `percentile_cont` 0.5 and
+   * 0.95 durations rounded to integer milliseconds, FAILED ones counted apart, the name from the
+   * newest run), ordered by pipeline (code-unit order) then stage number. Optional, like
+   * {@link Store.listRuns}.
+   */
+  runStats?(request: RunStatsRequest): Promise<StageStats[]>
 }
 
 /**

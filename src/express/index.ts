@@ -29,6 +29,7 @@ import { markRebuiltBody } from '../server/http/rebuilt-body.js'
 import { problemResponse } from '../server/http/problem-response.js'
 import type { PrismaStoreClient } from '../server/storage/prisma-client.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
+import type { ReadStats } from '../server/storage/read-source.js'
 
 // The pipelines file of the mock CLI and the Express example (Node only, so here, not in /server).
 export { loadPipelinesFile, parsePipelines, type PipelineCatalogues } from '../server/pipelines-file.js'
@@ -147,7 +148,7 @@ export function createExpressRouter(options: ExpressRouterOptions<unknown>): Pip
     connections.drain()
     await handlers.close()
   }
-  return Object.assign(router, { close, liveStats: () => handlers.liveStats() })
+  return Object.assign(router, { close, liveStats: () => handlers.liveStats(), readStats: () => handlers.readStats() })
 }
 
 /** The router of {@link createExpressRouter}: an Express `Router` that can end its live streams. */
@@ -165,6 +166,11 @@ export type PipelineStatusRouter = Router & {
    * `{ openStreams, slowStreamsClosed }`, counts; zeros before the first stream. For metrics.
    */
   liveStats(): LiveStreamStats
+  /**
+   * With `readReplica`: reads served by the replica and fallbacks to the primary
+   * ({@link PipelineStatusHandlers.readStats}). For metrics.
+   */
+  readStats(): ReadStats
 }
 
 /**

@@ -15,6 +15,8 @@ export interface PollAttempt {
   readonly signal: AbortSignal
   /** The request's headers (`Accept`, `Authorization`, `If-None-Match`). */
   readonly headers: Headers
+  /** The fetch `credentials` mode; `undefined` for fetch's default. */
+  readonly credentials?: RequestCredentials | undefined
   /** The deadline of the whole exchange, headers and body, in milliseconds. */
   readonly timeoutMs: number
 }
@@ -39,7 +41,9 @@ export async function pollOnce(attempt: PollAttempt): Promise<PollResult> {
 }
 
 async function exchange(attempt: PollAttempt, signal: AbortSignal): Promise<PollResult> {
-  const response = await attempt.fetch(attempt.url, { headers: attempt.headers, signal, cache: 'no-store' })
+  const init: RequestInit = { headers: attempt.headers, signal, cache: 'no-store' }
+  if (attempt.credentials !== undefined) init.credentials = attempt.credentials
+  const response = await attempt.fetch(attempt.url, init)
   if (response.status === 304) {
     await response.body?.cancel()
     return 'not-modified'

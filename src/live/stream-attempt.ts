@@ -16,6 +16,8 @@ const SUBSCRIBER_ERRORS: StreamErrors = {
   silent: (silentMs, keepAliveMs) => new RunStreamSilentError(silentMs, keepAliveMs),
   refused: (response) => refusal(response, 'The live status stream'),
   notEventStream: (type, status) => new RunSubscriptionError(`The live status stream answered ${type || 'no content type'}, not text/event-stream`, { status }),
+  tooLarge: (maxChars) =>
+    new RunSubscriptionError(`The live status stream sent an event (or a line) longer than ${maxChars} characters; stopped reading it rather than holding it in memory`),
 }
 
 /**

@@ -4,9 +4,12 @@ import { DEFAULT_BASE_PATH, routeUrl } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
 import { backoffDelay } from '../internal/backoff.js'
 import { sleep } from '../internal/sleep.js'
-import { suggestScheme } from '../internal/missing-scheme.js'
 import { isPositive } from '../internal/is-positive.js'
 import { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from '../internal/attempt-deadline.js'
+import { applyOutputChunk, mergeRunUpdate } from '../contract/live-status.js'
+import { absoluteUrl } from './page-url.js'
+import { requestHeaders, setEventsPath } from './set-stream.js'
+import { joinSharedStream, type SharedStreamKey } from './shared-streams.js'
 import { pollOnce } from './poll-attempt.js'
 import { applyRunEvent } from './run-events.js'
 import { streamOnce } from './stream-attempt.js'
@@ -90,6 +93,26 @@ export interface SubscribeToRunOptions {
    * @default globalThis.fetch
    */
   fetch?: typeof globalThis.fetch | undefined
+  /**
+   * fetch's `credentials` mode: `include` sends the app's cookies to another origin too.
+   * @default fetch's own (`same-origin`)
+   */
+  credentials?: RequestCredentials | undefined
+  /**
+   * Share one connection with the page's other subscriptions to the same server with the same
+   * credentials (the same `url` origin and base path, `token`, `headers`, `credentials` and
+   * `fetch`): all of them are served by one set stream, `GET {url}/events?run=a&run=b…`, per 50
+   * runs, instead of one stream each. Browsers keep at most six HTTP/1.1 connections per host, so
+   * without it a page following a seventh run waits for good, and so does every other request of
+   * the page. A subscription with a run read token (`psrt1.<expires>.…`) never shares: the token
+   * names no run, each reads its own run only, and two such tokens are two credentials (follow
+   * many runs with a tag read token or the app's session instead, docs/following-many-runs.md).
+   * A server without the set stream (404 `route_not_found`) is logged once and each run is then
+   * followed on its own stream, as with `share: false`; so is a run whose set the server refused.
+   * @default true in a browser page (where `document` exists), false elsewhere (Node and edge
+   * runtimes have no per-host connection limit)
+   */
+  share?: boolean | undefined
 }
 
 /** A running subscription. */
@@ -147,6 +170,130 @@ export interface RunSubscription {
  * ```
  */
 export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {}): RunSubscription {
+  const key = (options.share ?? hasPage()) ? sharedKey(options) : undefined
+  if (key === undefined || isRunReadToken(options.token)) return subscribeAlone(runId, options)
+  return subscribeShared(runId, options, key)
+}
+
+/** Whether this runtime has a page (a browser window): where HTTP/1.1's six connections per host bind. */
+function hasPage(): boolean {
+  return typeof (globalThis as { document?: unknown }).document !== 'undefined'
+}
+
+/** A run read token names no run (its run is the request's path), so it cannot read a set: `psrt1.<expires>.<signature>`. */
+function isRunReadToken(token: string | undefined): boolean {
+  return token !== undefined && /^psrt1\.[1-9]/.test(token)
+}
+
+/** The key of the page's shared connection for these options; `undefined` when the URL cannot be built (the run's own subscription reports it). */
+function sharedKey(options: SubscribeToRunOptions): SharedStreamKey | undefined {
+  const base = options.url ?? DEFAULT_BASE_PATH
+  const url = absoluteUrl('subscribeToRun', base, setEventsPath(base))
+  if (url instanceof RunSubscriptionError) return undefined
+  return {
+    url,
+    headers: requestHeaders(options),
+    credentials: options.credentials,
+    fetch: options.fetch,
+    reconnectDelayMs: positive(options.reconnectDelayMs, DEFAULT_RECONNECT_DELAY_MS),
+    maxReconnectDelayMs: positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS),
+  }
+}
+
+/**
+ * A run followed on the page's shared connection ({@link joinSharedStream}): the same events as
+ * its own stream, dispatched by run. When the connection cannot carry it (no set stream on the
+ * server, a refused set) it goes on with its own subscription, the same callbacks, to the end.
+ */
+function subscribeShared(runId: string, options: SubscribeToRunOptions, key: SharedStreamKey): RunSubscription {
+  let state: RunConnectionState = 'connecting'
+  let status: RunStatusResponse | undefined
+  let lastError: Error | undefined
+  let alone: RunSubscription | undefined
+  let stopped = false
+  let settle: () => void = () => {}
+  const settled = new Promise<void>((resolve) => (settle = resolve))
+
+  function setState(next: RunConnectionState, error?: Error): void {
+    lastError = error
+    if (next === state && error === undefined) return
+    state = next
+    options.onStateChange?.(next, error)
+  }
+  function stop(): void {
+    if (stopped) return
+    stopped = true
+    leave()
+    alone?.close()
+    options.signal?.removeEventListener('abort', stop)
+    if (alone === undefined) settle()
+  }
+
+  const leave = joinSharedStream(key, runId, {
+    onEvent: (event) => {
+      if (stopped) return
+      let next: RunStatusResponse | undefined
+      if (event.kind === 'snapshot' && 'full' in event) next = event.full
+      else if (event.kind === 'update' && 'full' in event) next = mergeRunUpdate(status, event.full)
+      else if (event.kind === 'output' && status !== undefined) {
+        const merged = applyOutputChunk(status, event.chunk)
+        if (merged !== status) next = merged
+      } else if (event.kind === 'end') {
+        const run = event.run as RunStatusResponse['run']
+        if (status !== undefined && JSON.stringify(status.run) !== JSON.stringify(run)) next = { ...status, run }
+      }
+      if (next !== undefined) {
+        status = next
+        options.onUpdate?.(next)
+      }
+      if (event.kind === 'end') {
+        setState('finished')
+        stop()
+      }
+    },
+    onState: (next, error) => {
+      if (!stopped) setState(next, error)
+    },
+    onFallback: () => {
+      if (stopped) return
+      alone = subscribeAlone(runId, {
+        ...options,
+        onUpdate: (next) => {
+          status = next
+          options.onUpdate?.(next)
+        },
+        onStateChange: (next, error) => setState(next, error),
+      })
+      void alone.done.then(() => {
+        stopped = true
+        options.signal?.removeEventListener('abort', stop)
+        settle()
+      })
+    },
+  })
+  if (options.signal?.aborted) stop()
+  else options.signal?.addEventListener('abort', stop, { once: true })
+
+  return {
+    get state() {
+      return state
+    },
+    get status() {
+      return status
+    },
+    get transport() {
+      return alone === undefined ? (state === 'connecting' ? undefined : 'stream') : alone.transport
+    },
+    get error() {
+      return lastError
+    },
+    done: settled,
+    close: stop,
+  }
+}
+
+/** One run on its own connection: its stream, or polling when the server has none. */
+function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): RunSubscription {
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const maxDelay = positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS)
   const pollInterval = positive(options.pollIntervalMs, DEFAULT_POLL_INTERVAL_MS)
@@ -182,10 +329,9 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
     if (!signal.aborted) options.onUpdate?.(next)
   }
 
-  function requestHeaders(accept: string): Headers {
-    const headers = new Headers(options.headers)
+  function acceptHeaders(accept: string): Headers {
+    const headers = requestHeaders(options)
     headers.set('Accept', accept)
-    if (options.token !== undefined) headers.set('Authorization', `Bearer ${options.token}`)
     return headers
   }
 
@@ -201,13 +347,14 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
 
   /** One stream attempt: what to do next, or a thrown failure. */
   function stream(url: string): Promise<'ended' | 'dropped' | 'no-stream'> {
-    const headers = requestHeaders('text/event-stream')
+    const headers = acceptHeaders('text/event-stream')
     if (lastEventId !== undefined) headers.set('Last-Event-ID', lastEventId)
     return streamOnce({
       url,
       fetch: doFetch,
       signal,
       headers,
+      credentials: options.credentials,
       keepAliveMs: () => serverKeepAliveMs,
       onKeepAlive: (ms) => {
         serverKeepAliveMs = ms
@@ -225,9 +372,9 @@ export function subscribeToRun(runId: string, options: SubscribeToRunOptions = {
 
   /** One poll; `true` once the run is finished, or a thrown failure. */
   async function poll(url: string): Promise<boolean> {
-    const headers = requestHeaders('application/json')
+    const headers = acceptHeaders('application/json')
     if (etag !== undefined) headers.set('If-None-Match', etag)
-    const result = await pollOnce({ url, fetch: doFetch, signal, headers, timeoutMs: SILENT_KEEP_ALIVES * serverKeepAliveMs })
+    const result = await pollOnce({ url, fetch: doFetch, signal, headers, credentials: options.credentials, timeoutMs: SILENT_KEEP_ALIVES * serverKeepAliveMs })
     if (result !== 'not-modified') {
       etag = result.etag
       if (status === undefined || JSON.stringify(status) !== JSON.stringify(result.status)) publish(result.status)
@@ -323,37 +470,16 @@ function runUrls(url: string, runId: string): RunUrls {
 }
 
 /**
- * {@link runUrls} made absolute once: a relative URL is resolved against the page
- * (`document.baseURI`, or `location` in a worker), as `fetch` would. Where there is no page (Node,
- * edge runtimes) a relative URL cannot be fetched, and every attempt would fail the same way:
- * the error to stop with is returned instead.
+ * {@link runUrls} made absolute once (see {@link absoluteUrl}): the error to stop with when they
+ * cannot be.
  */
 function buildRunUrls(url: string, runId: string): RunUrls | RunSubscriptionError {
-  // `localhost:3000/api/pipeline` is a URL whose scheme is `localhost:`: every fetch would fail.
-  const meant = suggestScheme(url)
-  if (meant !== undefined) return new RunSubscriptionError(`subscribeToRun: url '${url}' has no http:// or https://; did you mean ${meant}?`)
   const relative = runUrls(url, runId)
-  const page = pageUrl()
-  try {
-    return { events: new URL(relative.events, page).href, status: new URL(relative.status, page).href }
-  } catch (cause) {
-    const message =
-      page === undefined
-        ? `subscribeToRun needs an absolute url here: '${url}' is relative, and this runtime (Node, an edge runtime) has no page to resolve it against. Give the routes' full address, e.g. url: 'https://app.example.com/api/pipeline'`
-        : `subscribeToRun cannot build a URL from url '${url}' (resolved against ${page})`
-    return new RunSubscriptionError(message, { cause })
-  }
-}
-
-/** The page's base URL in a browser (or a worker's location); `undefined` in Node and edge runtimes. */
-function pageUrl(): string | undefined {
-  try {
-    const scope = globalThis as { document?: { baseURI?: string }; location?: { href?: string } }
-    return scope.document?.baseURI ?? scope.location?.href
-  } catch {
-    // Deno without --location throws on reading `location`.
-    return undefined
-  }
+  const events = absoluteUrl('subscribeToRun', url, relative.events)
+  if (events instanceof RunSubscriptionError) return events
+  const status = absoluteUrl('subscribeToRun', url, relative.status)
+  if (status instanceof RunSubscriptionError) return status
+  return { events, status }
 }
 
 function positive(value: number | undefined, fallback: number): number {

@@ -22,6 +22,7 @@ import { consoleLogger, safeLogger } from '../internal/logger.js'
 import type { PrismaStoreClient } from '../server/storage/prisma-client.js'
 import { problemResponse } from '../server/http/problem-response.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
+import { emptyReadStats, type ReadStats } from '../server/storage/read-source.js'
 
 /** A dynamic segment's value as Next.js passes it. */
 export type NextParamValue = string | string[] | undefined
@@ -103,6 +104,11 @@ export interface NextRouteHandlers {
    * handlers are not created (during `next build`, or misconfigured). For metrics.
    */
   liveStats: () => LiveStreamStats
+  /**
+   * With `readReplica`: reads served by the replica and fallbacks to the primary
+   * ({@link PipelineStatusHandlers.readStats}); zeros while the handlers are not created. For metrics.
+   */
+  readStats: () => ReadStats
   /** `export const POST = handlers.heartbeat` in `app/api/pipeline/[runId]/heartbeat/route.ts`. */
   heartbeat: NextRunRouteHandler
   /** `export const POST = handlers.cancel` in `app/api/pipeline/[runId]/cancel/route.ts`. */
@@ -113,10 +119,24 @@ export interface NextRouteHandlers {
   listRuns: (request: Request) => Promise<Response>
   /** `export const GET = handlers.runCounts` in `app/api/pipeline/runs/counts/route.ts`. */
   runCounts: (request: Request) => Promise<Response>
+  /**
+   * `export const GET = handlers.runSetEvents` in `app/api/pipeline/events/route.ts`: one live
+   * stream for a set of runs (the list's filters or `run=` ids); like `events`, a streaming route
+   * (`export const dynamic = 'force-dynamic'`).
+   */
+  runSetEvents: (request: Request) => Promise<Response>
+  /** `export const GET = handlers.runStats` in `app/api/pipeline/runs/stats/route.ts`. */
+  runStats: (request: Request) => Promise<Response>
   /** `export const POST = handlers.runTags` in `app/api/pipeline/[runId]/tags/route.ts`. */
   runTags: NextRunRouteHandler
   /** `export const POST = handlers.runMetadata` in `app/api/pipeline/[runId]/metadata/route.ts`. */
   runMetadata: NextRunRouteHandler
+  /**
+   * `export const POST = handlers.stageOutput` in
+   * `app/api/pipeline/[runId]/stages/[stageNumber]/output/route.ts`: one chunk of a stage's
+   * streamed output (the stage number is read from the request's path).
+   */
+  stageOutput: NextRunRouteHandler
   /**
    * The underlying Web-standard handlers. Throws the `ServerConfigurationError` when the
    * options cannot work (no webhook secret, say), where the route handlers answer 500
@@ -246,6 +266,7 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
       if (state && 'handlers' in state) await state.handlers.close()
     },
     liveStats: () => (state && 'handlers' in state ? state.handlers.liveStats() : { openStreams: 0, slowStreamsClosed: 0 }),
+    readStats: () => (state && 'handlers' in state ? state.handlers.readStats() : emptyReadStats()),
     get handlers() {
       const loaded = load()
       if ('error' in loaded) throw loaded.error

@@ -47,7 +47,8 @@ export interface PipelineStatusInstrumentationOptions {
  *   `messaging.destination.name` the pipeline); a `FAILED` stage has status `ERROR`;
  * - metrics `pipeline_status.stage.duration` (histogram, s; by pipeline, stage name, status),
  *   `pipeline_status.runs` (run transitions, by pipeline and status), `pipeline_status.updates`
- *   (stage updates, by pipeline and outcome) and `pipeline_status.streams` (open live streams).
+ *   (stage updates, by pipeline and outcome), `pipeline_status.streams` (open live streams) and,
+ *   with a read replica, `pipeline_status.reads` (reads served, by kind, source and fallback reason).
  *
  * @example
  * ```ts
@@ -70,6 +71,7 @@ export function pipelineStatusInstrumentation(options: PipelineStatusInstrumenta
   const runs = meter.createCounter(METRICS.runs, { unit: '{transition}', description: 'Run transitions, by the status a run moved to' })
   const updates = meter.createCounter(METRICS.updates, { unit: '{update}', description: 'Stage updates answered, by outcome' })
   const streams = meter.createUpDownCounter(METRICS.streams, { unit: '{stream}', description: 'Live status streams open' })
+  const reads = meter.createCounter(METRICS.reads, { unit: '{read}', description: 'Reads served with a read replica, by the replica or the primary' })
 
   return {
     stageEnded({ runId, pipeline, stage }: EndedStage) {
@@ -114,6 +116,11 @@ export function pipelineStatusInstrumentation(options: PipelineStatusInstrumenta
     },
     streamsChanged(delta) {
       streams.add(delta)
+    },
+    readServed({ kind, source, reason }) {
+      const attributes: Attributes = { [ATTRIBUTES.readKind]: kind, [ATTRIBUTES.readSource]: source }
+      if (reason !== undefined) attributes[ATTRIBUTES.readFallbackReason] = reason
+      reads.add(1, attributes)
     },
   }
 }

@@ -14,6 +14,12 @@ export const ATTRIBUTES = Object.freeze({
   route: 'pipeline_status.route',
   /** A client's dead letter's kind: `dead_letter` (refused for good or expired) or `superseded` (its run ended elsewhere). */
   deadLetterKind: 'pipeline_status.dead_letter.kind',
+  /** With a read replica: what a read served (`status`, `snapshot`, `list`, `count`). */
+  readKind: 'pipeline_status.read.kind',
+  /** With a read replica: who answered a read, `replica` or `primary`. */
+  readSource: 'pipeline_status.read.source',
+  /** With a read replica: why a read went to the primary (`behind`, `missing`, `replica_error`). */
+  readFallbackReason: 'pipeline_status.read.fallback_reason',
 } as const)
 
 /** The metrics' names. */
@@ -26,6 +32,8 @@ export const METRICS = Object.freeze({
   updates: 'pipeline_status.updates',
   /** UpDownCounter: live status streams open. */
   streams: 'pipeline_status.streams',
+  /** Counter, with a read replica: reads served, by kind, source (replica or primary) and fallback reason. */
+  reads: 'pipeline_status.reads',
   /** Counter, in the runner: updates the client's outbox kept as dead letters, by route and kind. */
   clientDeadLetters: 'pipeline_status.client.dead_letters',
   /** Gauge, in the runner: updates waiting in the process's outboxes. */

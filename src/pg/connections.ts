@@ -25,6 +25,14 @@ export interface PgConnectionsOptions {
    */
   directConnectionString?: string | undefined
   /**
+   * A read replica's URL (`REPLICA_DATABASE_URL`: a streaming standby, a managed read replica, a
+   * Neon read replica's endpoint), for the handlers' `readReplica` (docs/read-replicas.md):
+   * {@link PgConnections.replicaPool} connects to it with the request pool's settings
+   * (`pool`), and {@link PgConnections.readReplica} is `{ pool: replicaPool }`.
+   * @default none: no replica pool, and `readReplica` is `undefined`
+   */
+  replicaConnectionString?: string | undefined
+  /**
    * More settings of the request pool (`pg.PoolConfig` without `connectionString`), e.g.
    * `{ max: 10, connectionTimeoutMillis: 5_000 }`.
    * @default `pg`'s defaults (10 connections, no connection timeout)
@@ -61,6 +69,17 @@ export interface PgConnections {
    * connects until the first batch.
    */
   readonly notifyPool: pg.Pool
+  /**
+   * With `replicaConnectionString`: a `pg` pool on the read replica (the request pool's settings),
+   * else `undefined`. Nothing connects until the first replica read.
+   */
+  readonly replicaPool: pg.Pool | undefined
+  /**
+   * The handlers' `readReplica` option: `{ pool: replicaPool }` with `replicaConnectionString`,
+   * else `undefined` (every read goes to the primary), so
+   * `createPipelineStatusHandlers({ …, readReplica: db.readReplica })` works either way.
+   */
+  readonly readReplica: { pool: pg.Pool } | undefined
   /** The URL requests use: `connectionString`. */
   readonly connectionString: string
   /** The URL of `LISTEN` and migrations: `directConnectionString`, else `connectionString`. */
@@ -81,7 +100,7 @@ export interface PgConnections {
   /** {@link applyMigrations} on {@link PgConnections.directConnectionString}. */
   migrate(options?: ApplyMigrationsOptions): Promise<ApplyMigrationsResult>
   /**
-   * Ends the request pool and the notify connection (`pool.end()`, `notifyPool.end()`); the
+   * Ends the request pool, the notify connection and the replica pool (`pool.end()`, …); the
    * listener closes with the handlers. Close the store first, so its queued batch goes out.
    */
   close(): Promise<void>
@@ -127,10 +146,17 @@ export function createPgConnections(options: PgConnectionsOptions): PgConnection
         'The next batch opens a new one; until then other instances catch up with their safety poll. Check DIRECT_DATABASE_URL.',
     ),
   )
+  const replica = options.replicaConnectionString?.trim() || undefined
+  const replicaPool = replica === undefined ? undefined : new pg.Pool({ ...options.pool, connectionString: replica })
+  replicaPool?.on('error', (error) =>
+    logger.warn(`pipeline-status: an idle connection of the replica pool (${describeUrl(replica ?? '')}) failed: ${error.message}. Reads go to the primary while the replica fails; check REPLICA_DATABASE_URL`),
+  )
   let warned = false
   return {
     pool,
     notifyPool,
+    replicaPool,
+    readReplica: replicaPool && { pool: replicaPool },
     connectionString,
     directConnectionString,
     hasDirectUrl: direct !== undefined,
@@ -148,7 +174,7 @@ export function createPgConnections(options: PgConnectionsOptions): PgConnection
     },
     migrate: (migrateOptions) => applyMigrations(directConnectionString, migrateOptions),
     close: async () => {
-      await Promise.all([pool.end(), notifyPool.end()])
+      await Promise.all([pool.end(), notifyPool.end(), replicaPool?.end()])
     },
   }
 }

@@ -12,6 +12,7 @@ import type { PrismaStoreClient, PrismaTransactionClientOf } from './storage/pri
 import type { HttpProblemError } from './http/problem-response.js'
 import type { WebhookSigningOptions } from './auth/webhook-auth.js'
 import type { PipelineStatusInstrumentation } from './instrumentation.js'
+import type { PrismaStorePool } from './storage/adapters/pool-executor.js'
 
 /** 1 MiB, the default of {@link PipelineStatusHandlersSettings.maxBodyBytes}. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -23,14 +24,80 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 5
  * What a caller asks, as the `authorize` hook sees it: of one run, `'read'` is `GET /status`,
  * `'stream'` the live status stream (`GET /events`), `'cancel'` is `POST /cancel`, `'tag'` is
  * `POST /tags` and `'metadata'` is `POST /metadata`; of the collection, `'list'` is `GET /runs`,
- * `GET /runs/counts` and the set streams (then `runId` is `undefined` and `listScope` narrows what
- * the caller sees). Later releases may add more; a hook that switches on it should refuse what it
+ * `GET /runs/counts`, `GET /runs/stats` and the set streams (then `runId` is `undefined` and
+ * `listScope` narrows what the caller sees); `'dashboard'` is any read the dashboard page makes
+ * (it marks its requests; with the `dashboard` option on): its lists and stats (`runId`
+ * `undefined`) and a run's status and stream (`runId` set), each narrowed by `listScope` too
+ * (docs/dashboard.md). Later releases may add more; a hook that switches on it should refuse what it
  * does not know.
  */
-export type AuthorizeAction = 'read' | 'stream' | 'cancel' | 'tag' | 'metadata' | 'list'
+export type AuthorizeAction = 'read' | 'stream' | 'cancel' | 'tag' | 'metadata' | 'list' | 'dashboard'
 
-/** The actions on one run: those whose {@link AuthorizeInput} names a `runId`. */
-export type RunAuthorizeAction = Exclude<AuthorizeAction, 'list'>
+/** The actions on one run: those whose {@link AuthorizeInput} always names a `runId`. */
+export type RunAuthorizeAction = Exclude<AuthorizeAction, 'list' | 'dashboard'>
+
+/** Options of the dashboard (the handlers' `dashboard` option, and `createDashboardHandler`). */
+export interface DashboardOptions {
+  /**
+   * The page's title, shown in its header and the browser's tab (text; never HTML).
+   * @default 'Pipeline runs'
+   */
+  title?: string | undefined
+  /**
+   * How often the page reads the list, the counts and the stats again, in milliseconds (an open
+   * run's detail follows its live stream instead). At least 500.
+   * @default 3000
+   */
+  refreshIntervalMs?: number | undefined
+  /**
+   * Lets the page's own reads (lists, counts, stats, a run's status; never a write, never any
+   * other request) through without a credential. For `pipeline-status mock` on a loopback
+   * interface, where only this machine reaches it; never turn it on where others can connect.
+   * @default false
+   */
+  open?: boolean | undefined
+}
+
+/**
+ * Where the handlers' replica reads go ({@link PipelineStatusHandlersSettings.readReplica}), one of:
+ * - `{ pool }`: a `pg` pool (or anything with its `query`) on the replica, e.g.
+ *   `createPgConnections({ replicaConnectionString }).replicaPool` from `pipeline-status-sdk/pg`;
+ *   the store's own SQL runs on it, with table names from the handlers' `prisma` client or
+ *   `PrismaStore` (any other store throws {@link ServerConfigurationError}).
+ * - `{ prisma }`: a second `PrismaClient` whose adapter connects to the replica (or
+ *   `prisma.$replica()` of Prisma's read-replica extension).
+ * - `{ store }`: any {@link Store} that reads the replica (its `getRun`, `listRuns`, `countRuns`).
+ */
+export type ReadReplicaOptions = ReadReplicaSettings &
+  (
+    | { pool: PrismaStorePool; prisma?: undefined; store?: undefined }
+    | { prisma: PrismaStoreClient; pool?: undefined; store?: undefined }
+    | { store: Store<unknown>; pool?: undefined; prisma?: undefined }
+  )
+
+/** The settings every form of {@link ReadReplicaOptions} takes. */
+export interface ReadReplicaSettings {
+  /**
+   * How many runs' newest versions the process remembers (a least-recently-used map, about 100
+   * bytes a run). A run it forgot is read from the replica checked only against the version the
+   * client presents; keep it above the runs read or written within the replica's usual lag.
+   * @default 10_000
+   */
+  maxKnownRuns?: number | undefined
+  /**
+   * After a replica read fails, how long reads skip the replica and go to the primary, in
+   * milliseconds; then the next read tries it again.
+   * @default 5_000
+   */
+  retryAfterMs?: number | undefined
+  /**
+   * With `pool` or `prisma`: how long one replica statement may take, in milliseconds, before the
+   * read goes to the primary (counted as `replica_error`). Short, so that a hung replica costs
+   * little.
+   * @default 2_000
+   */
+  queryTimeoutMs?: number | undefined
+}
 
 /** The defaults of {@link LiveStatusOptions}, one place for all of them (internal: no entry exports them). */
 export const LIVE_DEFAULTS = {
@@ -136,6 +203,16 @@ export type AuthorizeInput<Native = Request> =
       runId: undefined
       /** A list, a count or a set stream; what it may show is `listScope`'s answer. */
       action: 'list'
+      /** The framework's own request. */
+      native: Native
+    }
+  | {
+      /** The request as a Fetch `Request` (headers, cookies, URL). */
+      request: Request
+      /** The run of a status read or stream; `undefined` for the dashboard's lists, counts and stats. */
+      runId: string | undefined
+      /** A read by the dashboard page; what it may show is `listScope`'s answer. */
+      action: 'dashboard'
       /** The framework's own request. */
       native: Native
     }
@@ -301,6 +378,14 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    */
   maxBodyBytes?: number | undefined
   /**
+   * The most UTF-8 bytes one stage attempt's streamed output may hold
+   * (`POST {base}/{runId}/stages/{stageNumber}/output`). A chunk that would take a stage past it
+   * is answered 413 `output_too_large` with `maxBytes` and stores nothing; a higher attempt
+   * starts again from 0. Each chunk is also bounded by `maxBodyBytes` and by 64 KiB of `text`.
+   * @default 1_048_576 (1 MiB, `DEFAULT_MAX_STREAMED_OUTPUT_BYTES`)
+   */
+  maxStreamedOutputBytes?: number | undefined
+  /**
    * The `Retry-After` of a 503 when the database is unreachable, in seconds.
    * @default 5
    */
@@ -324,6 +409,46 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * @default version polling every 250 ms, keep-alive every 15 s, at most 10,000 streams
    */
   live?: LiveStatusOptions | undefined
+  /**
+   * Opt-in: read `GET /status`, live streams' snapshots, `GET /runs` and `GET /runs/counts` from
+   * a read replica, without stale reads (docs/read-replicas.md). A read of one run goes to the
+   * primary instead when the replica's copy is older than the newest version this process knows
+   * (its own writes, LISTEN notifications and version polls of its live streams, runs it listed or
+   * read) or than the client presents (`If-None-Match`, `Last-Event-ID`), when the replica lacks
+   * the run, or when the replica fails (logged once per outage). Lists and counts may lag by the
+   * replica's lag; a run opened from a list is never older than the list showed it. Writes, the
+   * streams' updates and version polls stay on the primary. Counted in `readStats()` and the
+   * instrumentation's `readServed`.
+   * @default none: every read goes to the primary
+   * @example
+   * ```ts
+   * import { createPgConnections } from 'pipeline-status-sdk/pg'
+   * import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
+   * import { prisma } from './prisma.js' // your app's PrismaClient on the primary
+   *
+   * const db = createPgConnections({
+   *   connectionString: process.env.DATABASE_URL ?? '',
+   *   replicaConnectionString: process.env.REPLICA_DATABASE_URL, // the replica's host
+   * })
+   * const handlers = createPipelineStatusHandlers({
+   *   store: createPrismaStore({ prisma, pool: db.pool }),
+   *   readReplica: db.readReplica, // { pool: db.replicaPool }, or undefined without the URL
+   * })
+   * ```
+   */
+  readReplica?: ReadReplicaOptions | undefined
+  /**
+   * The read-only dashboard at `GET {basePath}/dashboard` (docs/dashboard.md): `true` or
+   * {@link DashboardOptions} serves its page shell there and its script and stylesheet under
+   * `{basePath}/dashboard/`, from the package (no CDN). The shell holds no data and needs no
+   * credential; its data requests are authorized like lists: the webhook secret or a tag read
+   * token the page asks for and keeps in `sessionStorage`, or the app's session through
+   * `authorize` with `action: 'dashboard'` (then `listScope`). Every answer carries
+   * `Content-Security-Policy: default-src 'self'; script-src 'self'; frame-ancestors 'none'` and
+   * `X-Content-Type-Options: nosniff`. Off, those paths are 404 `route_not_found`.
+   * @default false
+   */
+  dashboard?: boolean | DashboardOptions | undefined
   /**
    * Lets pages on other origins read status and stream runs: the allowed origins, and the
    * preflight `OPTIONS` of `GET /status` and `GET /events` answered for them. Writes never get

@@ -10,10 +10,13 @@ import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandler
 import { createPlumbing, type RouteHandler } from './http/exchange.js'
 import { HttpProblemError } from './http/problem-response.js'
 import type { LiveStreamStats } from './live/event-stream.js'
+import type { ReadStats } from './storage/read-source.js'
 import type { PrismaStoreClient } from './storage/prisma-client.js'
+import { createDashboardRoutes } from './routes/dashboard.js'
 import { createLabelRoutes } from './routes/labels.js'
 import { createLiveRoutes } from './routes/live.js'
 import { createListRoutes } from './routes/lists.js'
+import { createOutputRoutes } from './routes/output.js'
 import { createReadRoutes } from './routes/reads.js'
 import { createWriteRoutes } from './routes/writes.js'
 import { resolveSettings } from './settings.js'
@@ -62,6 +65,14 @@ export interface PipelineStatusHandlers {
   listRuns: (request: Request, native?: unknown) => Promise<Response>
   /** `GET {basePath}/runs/counts`: runs per status or per pipeline, filtered like the list. */
   runCounts: (request: Request, native?: unknown) => Promise<Response>
+  /**
+   * `GET {basePath}/events`: one live stream (Server-Sent Events) for a set of runs, by the
+   * list's filters or by `run=` ids (docs/live-status.md, "Set streams"); `native` is the
+   * framework's request, for the authorization.
+   */
+  runSetEvents: (request: Request, native?: unknown) => Promise<Response>
+  /** `GET {basePath}/runs/stats`: stage durations (p50, p95) and failures per pipeline and stage over the last days, authorized like the list. */
+  runStats: (request: Request, native?: unknown) => Promise<Response>
   /** `POST {basePath}/{runId}/heartbeat`. */
   heartbeat: RunRouteHandler
   /** `POST {basePath}/{runId}/cancel`. */
@@ -70,6 +81,11 @@ export interface PipelineStatusHandlers {
   runTags: RunRouteHandler
   /** `POST {basePath}/{runId}/metadata`: merge a JSON Merge Patch into a run's metadata. */
   runMetadata: RunRouteHandler
+  /**
+   * `POST {basePath}/{runId}/stages/{stageNumber}/output`: one chunk of a stage's streamed
+   * output; the stage number is read from the request's path.
+   */
+  stageOutput: RunRouteHandler
   /**
    * Routes a request by its URL to the contract's routes under `basePath`: 404 `route_not_found` for
    * other paths, 405 with `Allow` for a wrong method. Anything that serves `fetch(request)`
@@ -97,6 +113,12 @@ export interface PipelineStatusHandlers {
    * (each is also logged once). Zeros before the first stream.
    */
   liveStats: () => LiveStreamStats
+  /**
+   * With `readReplica`: the reads the replica answered and those that went to the primary, by
+   * reason (`behind`, `missing`, `replica_error`), and how many runs' versions the process
+   * remembers (docs/read-replicas.md). Zeros, and `replica: false`, without a replica.
+   */
+  readStats: () => ReadStats
   /** The normalized base path. */
   readonly basePath: string
 }
@@ -185,7 +207,10 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     ...createReadRoutes(settings, plumbing, auth),
     ...createListRoutes(settings, plumbing),
     ...createLabelRoutes(settings, plumbing, auth),
+    ...createOutputRoutes(settings, plumbing, auth),
+    ...createDashboardRoutes(settings, plumbing),
     events: live.events,
+    runSetEvents: live.runSetEvents,
   }
   const { basePath } = settings
 
@@ -220,13 +245,20 @@ export function createHandlerCore(options: PipelineStatusHandlersOptions<unknown
     createRun: (request, native) => routes.createRun(request, {}, native),
     listRuns: (request, native) => routes.listRuns(request, {}, native),
     runCounts: (request, native) => routes.runCounts(request, {}, native),
+    runStats: (request, native) => routes.runStats(request, {}, native),
     heartbeat: runRoute('heartbeat'),
     cancel: runRoute('cancel'),
     runTags: runRoute('runTags'),
     runMetadata: runRoute('runMetadata'),
+    stageOutput: runRoute('stageOutput'),
     events: runRoute('events'),
-    close: live.close,
+    runSetEvents: (request, native) => routes.runSetEvents(request, {}, native),
+    close: async () => {
+      settings.reads.close()
+      await live.close()
+    },
     liveStats: live.liveStats,
+    readStats: settings.reads.stats,
     fetch,
     handle,
     basePath,

@@ -23,18 +23,24 @@ export type {
   AuthorizeAction,
   AuthorizeHook,
   AuthorizeInput,
+  DashboardOptions,
   ListScopeHook,
   ListScopeInput,
   LiveStatusOptions,
   PipelineStatusHandlersOptions,
   PipelineStatusHandlersSettings,
   PrismaHandlersOptions,
+  ReadReplicaOptions,
+  ReadReplicaSettings,
   RunAuthorizeAction,
   StoreHandlersOptions,
 } from './handler-options.js'
 export type { RunScope } from '../contract/run-list.js'
 export type { OnRunCompleted, OnRunEnded, RunEndedInput } from '../core/hooks.js'
 export type { CorsOptions } from './http/cors.js'
+// What people see: the dashboard mounted elsewhere than `{basePath}/dashboard`.
+export { createDashboardHandler } from './dashboard/dashboard-page.js'
+export type { DashboardHandler, DashboardHandlerOptions } from './dashboard/dashboard-page.js'
 export type { Logger } from '../internal/logger.js'
 
 // Runs as a collection: creating and labelling runs in the app's own code, with the routes' rules
@@ -51,7 +57,7 @@ export type {
   PrismaStoreTransactionClient,
   PrismaTransactionClientOf,
 } from './storage/prisma-client.js'
-export type { PipelineRunField, PrismaStoreNames, StageOutputField } from './storage/table-names.js'
+export type { PipelineRunField, PrismaStoreNames, StageOutputChunkField, StageOutputField } from './storage/table-names.js'
 export type { PrismaStorePool } from './storage/adapters/pool-executor.js'
 export type { NotifyCounts } from './storage/notify-batcher.js'
 export { createMemoryReplayStore, createPostgresReplayStore } from './storage/replay-store.js'
@@ -59,16 +65,32 @@ export type { MemoryReplayStoreOptions, PostgresReplayStoreOptions, ReplayStore,
 
 // Writing a store of your own (experimental until the Store interface settles)
 export { nextRunVersion } from '../core/run-version.js'
-export type { Store, StoreTransaction } from '../core/store.js'
-export type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../core/state.js'
+export type { GetRunOptions, Store, StoreTransaction } from '../core/store.js'
+export type {
+  FinishedRunsDeletion,
+  OutputChunkRow,
+  OutputChunkWrite,
+  RunSnapshot,
+  RunStageRead,
+  RunStageWrite,
+  RunState,
+  RunTouch,
+  RunWrite,
+  StageState,
+  VersionedRun,
+} from '../core/state.js'
 export type { RunChange, RunChangeListener } from '../core/run-changes.js'
 export { toRunListItem } from '../core/run-list.js'
-export type { RunCountRequest, RunListItem, RunListRequest } from '../core/run-list.js'
+export type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from '../core/run-list.js'
+export type { RunStatsRequest } from '../core/run-stats.js'
 export type { RunListPosition } from '../contract/run-list-query.js'
 
 // Live status streams: a source of change notifications from other instances (`pipeline-status-sdk/pg` has one)
 export type { RunChangeSink, RunChangeSource } from './live/run-watcher.js'
 export type { LiveStreamStats } from './live/event-stream.js'
+
+// Read replicas (docs/read-replicas.md)
+export type { ReadKind, ReadStats, ReplicaFallbackReason, ServedRead } from './storage/read-source.js'
 
 // Stale runs
 export { createStaleRunSweeper } from './stale-run-sweeper.js'

@@ -10,6 +10,7 @@ import type { RunState, StageState } from '../core/state.js'
 import { DEFAULT_PIPELINE } from '../contract/stages.js'
 import { isFinalStatus } from '../contract/status.js'
 import type { Logger } from '../internal/logger.js'
+import type { ServedRead } from './storage/read-source.js'
 
 /** A stage that just ended, with its run. */
 export interface EndedStage {
@@ -46,12 +47,17 @@ export interface PipelineStatusInstrumentation {
   stageUpdate?(update: { pipeline: string; outcome: StageUpdateOutcomeName }): void
   /** A live stream opened (`+1`) or closed (`-1`). */
   streamsChanged?(delta: 1 | -1): void
+  /**
+   * With `readReplica`: a status read, stream snapshot, list page or count was served, by the
+   * replica or (with the reason) by the primary. Not called without a replica.
+   */
+  readServed?(read: ServedRead): void
 }
 
 /** The instrumentation as the handlers call it: every method present, none throwing. */
 export type InstrumentationCalls = Required<PipelineStatusInstrumentation>
 
-const NONE: InstrumentationCalls = { stageEnded() {}, runTransition() {}, stageUpdate() {}, streamsChanged() {} }
+const NONE: InstrumentationCalls = { stageEnded() {}, runTransition() {}, stageUpdate() {}, streamsChanged() {}, readServed() {} }
 
 /** `instrumentation` with each throw logged as a warning; a no-op when absent. */
 export function resolveInstrumentation(instrumentation: PipelineStatusInstrumentation | undefined, logger: Logger): InstrumentationCalls {
@@ -64,7 +70,7 @@ export function resolveInstrumentation(instrumentation: PipelineStatusInstrument
         logger.warn(`pipeline-status: the instrumentation's ${name} threw; the request is not affected`, { error: String(error) })
       }
     }) as InstrumentationCalls[K]
-  return { stageEnded: guard('stageEnded'), runTransition: guard('runTransition'), stageUpdate: guard('stageUpdate'), streamsChanged: guard('streamsChanged') }
+  return { stageEnded: guard('stageEnded'), runTransition: guard('runTransition'), stageUpdate: guard('stageUpdate'), streamsChanged: guard('streamsChanged'), readServed: guard('readServed') }
 }
 
 /** The pipeline of a run as reported: its own, else `default`. */

@@ -3,6 +3,7 @@
  * throws {@link ServerConfigurationError} at start-up, never per request. Everything the routes,
  * the authentication and the error mapping read comes from here. Internal.
  */
+import { DEFAULT_MAX_STREAMED_OUTPUT_BYTES } from '../contract/output-chunks.js'
 import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, normalizeBasePath } from '../contract/routes.js'
 import { Heartbeat } from '../contract/runner-control.js'
@@ -12,6 +13,7 @@ import type { Pipelines } from '../core/run-catalogue.js'
 import type { OnRunCompleted, OnRunEnded } from '../core/hooks.js'
 import type { RunSnapshot } from '../core/state.js'
 import type { Store } from '../core/store.js'
+import { DEFAULT_MAX_KNOWN_RUNS } from '../core/known-versions.js'
 import { DEFAULT_CLOCK_SKEW_TOLERANCE_MS } from '../core/runner-instants.js'
 import { describeReceived } from '../internal/received-value.js'
 import { resolveReadTokenSecrets } from './auth/authenticate.js'
@@ -26,11 +28,13 @@ import {
   type PipelineStatusHandlersOptions,
 } from './handler-options.js'
 import { Cors } from './http/cors.js'
+import { type DashboardSettings, resolveDashboard } from './dashboard/dashboard-page.js'
 import { type RunCatalogues, resolvePipelines, runCatalogues } from './pipelines.js'
 import type { RunChangeSource } from './live/run-watcher.js'
 import { consoleLogger, type Logger, safeLogger } from '../internal/logger.js'
 import { type InstrumentationCalls, resolveInstrumentation } from './instrumentation.js'
-import { positiveInteger, resolveStore } from './storage/store-option.js'
+import { positiveInteger, resolveReadReplica, resolveStore } from './storage/store-option.js'
+import { createReadSource, DEFAULT_REPLICA_RETRY_AFTER_MS, type ReadSource } from './storage/read-source.js'
 
 /** The live stream settings, every one checked. */
 export interface LiveSettings {
@@ -47,6 +51,11 @@ export interface LiveSettings {
 export interface HandlerSettings {
   readonly logger: Logger
   readonly store: Store<unknown>
+  /**
+   * Where status reads, stream snapshots, lists and counts go: the read replica when one is
+   * configured (falling back to `store`, the primary), else `store`.
+   */
+  readonly reads: ReadSource
   /** The catalogue of the pipeline `default` (the `stages` option). */
   readonly stages: StageCatalogue
   /** The configured pipelines by name, `default` included; every rule about a run uses `catalogueOfRun(run, pipelines)`. */
@@ -56,6 +65,8 @@ export interface HandlerSettings {
   /** The normalized base path. */
   readonly basePath: string
   readonly maxBodyBytes: number
+  /** The most UTF-8 bytes of one stage attempt's streamed output. */
+  readonly maxStreamedOutputBytes: number
   /** The `Retry-After` header value of a 503. */
   readonly retryAfter: string
   readonly clock: () => Date
@@ -80,6 +91,8 @@ export interface HandlerSettings {
   readonly statusJson: (snapshot: RunSnapshot) => string
   readonly live: LiveSettings
   readonly cors: Cors | undefined
+  /** The dashboard, when the `dashboard` option is on. */
+  readonly dashboard: DashboardSettings | undefined
   /** The `instrumentation` option, every method present and none throwing. */
   readonly instrumentation: InstrumentationCalls
 }
@@ -93,6 +106,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
   const catalogues = runCatalogues(pipelines)
   const basePath = normalizeBasePath(options.basePath ?? DEFAULT_BASE_PATH)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
+  const maxStreamedOutputBytes = positiveInteger('maxStreamedOutputBytes', options.maxStreamedOutputBytes ?? DEFAULT_MAX_STREAMED_OUTPUT_BYTES)
   const retryAfter = String(positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS))
   const clock = options.clock ?? (() => new Date())
   const clockSkewToleranceMs = resolveClockSkewTolerance(options.clockSkewToleranceMs)
@@ -102,14 +116,26 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
   const maxStreams = positiveInteger('live.maxStreams', live.maxStreams ?? LIVE_DEFAULTS.maxStreams)
   const maxBufferedBytes = positiveInteger('live.maxBufferedBytes', live.maxBufferedBytes ?? LIVE_DEFAULTS.maxBufferedBytes)
   const cors = options.cors ? new Cors(options.cors) : undefined
+  const instrumentation = resolveInstrumentation(options.instrumentation, logger)
+  const readReplica = options.readReplica
+  const reads = createReadSource({
+    primary: store,
+    replica: resolveReadReplica(readReplica, store, logger),
+    maxKnownRuns: readReplica && positiveInteger('readReplica.maxKnownRuns', readReplica.maxKnownRuns ?? DEFAULT_MAX_KNOWN_RUNS),
+    retryAfterMs: readReplica ? positiveInteger('readReplica.retryAfterMs', readReplica.retryAfterMs ?? DEFAULT_REPLICA_RETRY_AFTER_MS) : DEFAULT_REPLICA_RETRY_AFTER_MS,
+    logger,
+    served: instrumentation.readServed,
+  })
   return {
     logger,
     store,
+    reads,
     stages,
     pipelines,
     catalogues,
     basePath,
     maxBodyBytes,
+    maxStreamedOutputBytes,
     retryAfter,
     clock,
     clockSkewToleranceMs,
@@ -133,7 +159,8 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
       listen: live.listen,
     },
     cors,
-    instrumentation: resolveInstrumentation(options.instrumentation, logger),
+    dashboard: resolveDashboard(options.dashboard),
+    instrumentation,
   }
 }
 

@@ -69,7 +69,7 @@ describe('docs/nextjs.md and src/next/index.ts', () => {
       const match = /`export const (\w+) = handlers\.(\w+)` in `([^`]+)`/.exec(doc)
       return match ? [{ name, method: match[1]!, handler: match[2]!, file: match[3]! }] : []
     })
-    expect(routes.map((route) => route.name).sort()).toEqual(['cancel', 'complete', 'createRun', 'events', 'heartbeat', 'listRuns', 'runCounts', 'runMetadata', 'runTags', 'stageUpdate', 'status'])
+    expect(routes.map((route) => route.name).sort()).toEqual(['cancel', 'complete', 'createRun', 'events', 'heartbeat', 'listRuns', 'runCounts', 'runMetadata', 'runSetEvents', 'runStats', 'runTags', 'stageOutput', 'stageUpdate', 'status'])
     for (const route of routes) {
       expect(route.handler).toBe(route.name)
       expect(perRoute).toMatch(new RegExp(`// ${route.file.replace(/[[\]./]/g, '\\$&')}:\\s+export const ${route.method} = pipelineRoutes\\.${route.name}\\n`))
@@ -92,15 +92,15 @@ describe('the models the guides say to copy', () => {
     .sort()
 
   it('are the tables the package migrations create, in the quick start, operations and the shipped schema', () => {
-    expect(created).toEqual(['PipelineRun', 'StageOutput', 'WebhookMessage'])
+    expect(created).toEqual(['PipelineRun', 'StageOutput', 'StageOutputChunk', 'WebhookMessage'])
     const models = [...read('prisma/schema.prisma').matchAll(/^model (\w+) \{/gm)].map((match) => match[1]).sort()
     expect(models).toEqual(created)
     const quickStart = read('docs/quick-start.md')
     const operations = read('docs/operations.md')
-    const copy = (text: string) => /Copy the\s+(four|\w+)\s+blocks\s+([^.]+)/.exec(text)
+    const copy = (text: string) => /Copy the\s+(five|\w+)\s+blocks\s+([^.]+)/.exec(text)
     for (const [file, text] of [['docs/quick-start.md', quickStart], ['docs/operations.md', operations]] as const) {
       const sentence = copy(text)
-      expect(sentence?.[1], file).toBe('four')
+      expect(sentence?.[1], file).toBe('five')
       for (const table of [...created, 'RunStatus']) expect(sentence?.[2], `${file} names ${table}`).toContain(`\`${table}\``)
       expect(text, file).not.toMatch(/leave it out|only with `createPostgresReplayStore`\)?; leave/)
     }

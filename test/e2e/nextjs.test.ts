@@ -143,9 +143,9 @@ async function readPage(page: Page) {
       text: element.textContent ?? '',
       // As rendered: innerText follows the CSS, so it shows what a reader sees.
       progress: (element.querySelector('[data-testid="stage-progress"]') as HTMLElement | null)?.innerText ?? null,
-      output: element.querySelector('.stage-output')?.textContent ?? '',
+      output: element.querySelector('[data-testid="stage-output"]')?.textContent ?? '',
       // The start and duration line, the clock as it reads, the attempt line and the last error as rendered.
-      meta: (element.querySelector('.stage-meta') as HTMLElement | null)?.innerText ?? null,
+      meta: (element.querySelector('.ps-stage-meta') as HTMLElement | null)?.innerText ?? null,
       clock: element.querySelector('[data-testid="stage-duration"]')?.textContent ?? null,
       attempt: element.querySelector('[data-testid="stage-attempt"]')?.textContent ?? null,
       lastError: (element.querySelector('[data-testid="stage-last-error"]') as HTMLElement | null)?.innerText ?? null,
@@ -164,7 +164,7 @@ async function readLayout(page: Page) {
   return page.evaluate(() => ({
     viewport: window.innerWidth,
     pageWidth: document.documentElement.scrollWidth,
-    cards: [...document.querySelectorAll('.card')].map((card) => {
+    cards: [...document.querySelectorAll('.ps-card')].map((card) => {
       const box = card.getBoundingClientRect()
       return { left: Math.round(box.left), right: Math.round(box.right), overflows: card.scrollWidth > card.clientWidth + 1 }
     }),
@@ -538,7 +538,8 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
 
     expect(await read(shown, { authorization: `Bearer ${token}` })).toBe('200 ok')
     expect(await read(other, { authorization: `Bearer ${token}` })).toBe('401 invalid_read_token')
-    expect(await read(shown)).toBe('401 unauthorized')
+    // No credential: the example's authorize hook lets anyone list runs, and reads of a run it refuses.
+    expect(await read(shown)).toBe('403 forbidden')
     const forged = `psrt1.${Math.floor(Date.now() / 1000) + 60}.${randomBytes(32).toString('base64url')}`
     expect(await read(shown, { authorization: `Bearer ${forged}` })).toBe('401 invalid_read_token')
   })
@@ -561,19 +562,31 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const page = await browser!.newPage()
     const problems: string[] = []
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
-    await page.goto(`${origin}/`, { waitUntil: 'networkidle' })
+    await page.goto(`${origin}/`)
+    // The list goes live on its set stream (useRuns); the rows are the server's until then.
+    await expect.poll(() => page.evaluate(() => document.querySelector('[data-testid="runs-view"]')?.getAttribute('data-live')), { timeout: 15_000 }).toBe('live')
     const rows = await page.evaluate(() =>
       [...document.querySelectorAll('[data-testid="run-row"]')].map((row) => ({
         id: row.getAttribute('data-run-id'),
-        status: row.querySelector('.badge')?.textContent,
+        status: row.querySelector('.ps-badge')?.textContent,
         pipeline: row.querySelector('[data-testid="run-pipeline"]')?.textContent,
-        tags: [...row.querySelectorAll('.tag')].map((tag) => tag.textContent),
+        tags: [...row.querySelectorAll('.ps-tag')].map((tag) => tag.textContent),
         href: row.querySelector('a')?.getAttribute('href'),
       })),
     )
     // Newest first: the run just created heads the list.
     expect(rows[0]).toEqual({ id: listed, status: 'PENDING', pipeline: 'default', tags: [tag, '<b>not html</b>'], href: `/runs/${listed}` })
     expect(rows.length).toBeLessThanOrEqual(20)
+
+    // A run created now joins the open page at the top, and its status changes live.
+    const joined = `e2e-${randomBytes(6).toString('hex')}`
+    const runner = new PrismaAPIClient({ baseUrl: origin, secret })
+    await runner.createRun({ id: joined, tags: [tag] })
+    const top = () => page.evaluate(() => document.querySelector('[data-testid="run-row"]')?.getAttribute('data-run-id') + ' ' + document.querySelector('[data-testid="run-row"]')?.getAttribute('data-status'))
+    await expect.poll(top, { timeout: 15_000 }).toBe(`${joined} PENDING`)
+    await runner.markStageProcessing(joined, 1)
+    await expect.poll(top, { timeout: 15_000 }).toBe(`${joined} PROCESSING`)
+    await runner.close()
     await page.click(`a[href="/runs/${listed}"]`)
     await page.waitForURL(`${origin}/runs/${listed}`)
     expect(problems).toEqual([])

@@ -2,7 +2,8 @@
  * Live status across instances (DESIGN.md "Live status"): two Express examples on one
  * PostgreSQL; a subscriber on the first sees every stage change posted to the second, in both
  * modes (version polling, LISTEN/NOTIFY). LISTEN mode survives its connection being killed, and
- * a dropped subscriber resumes with Last-Event-ID.
+ * a dropped subscriber resumes with Last-Event-ID. A set stream on the first sees runs created,
+ * tagged and untagged on the second join and leave.
  */
 import pg from 'pg'
 import { type RunStatusResponse, subscribeToRun } from 'pipeline-status-sdk'
@@ -110,6 +111,38 @@ for (const mode of ['poll', 'listen'] as const) {
       expect(seen.at(-1)?.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
     })
 
+    it('a set stream on the first: a run created on the second joins, a tag added there joins it, its removal makes it leave', async () => {
+      const tag = `set-${mode}-${crypto.randomUUID().slice(0, 8)}`
+      const created = `joins-${mode}-${crypto.randomUUID().slice(0, 8)}`
+      const tagged = `tagged-${mode}-${crypto.randomUUID().slice(0, 8)}`
+      await post(second.url, '/runs', { id: tagged })
+      const wire = await openSse(`${first.url}/events?tag=${tag}&view=summary`, { 'X-Webhook-Secret': SECRET })
+      expect(wire.response.status).toBe(200)
+      expect(JSON.parse((await wire.waitFor((event) => event.event === 'ready')).data)).toEqual({ runs: 0 })
+
+      await post(second.url, '/runs', { id: created, tags: [tag] })
+      const join = await wire.waitFor((event) => event.event === 'snapshot' && event.id === `${created}:0`)
+      expect(JSON.parse(join.data)).toMatchObject({ id: created, tags: [tag], status: 'PENDING' })
+
+      await post(second.url, `/${tagged}/tags`, { add: [tag] })
+      await wire.waitFor((event) => event.event === 'snapshot' && event.id?.startsWith(`${tagged}:`) === true)
+      // A change of a member made on the second reaches the first as an update.
+      await post(second.url, `/${tagged}/stage-update`, stageUpdate(CHANGES[0] as (typeof CHANGES)[number]))
+      const update = await wire.waitFor((event) => event.event === 'update' && event.id?.startsWith(`${tagged}:`) === true)
+      expect(JSON.parse(update.data)).toMatchObject({ id: tagged, status: 'PROCESSING', currentStage: 1 })
+
+      await post(second.url, `/${tagged}/tags`, { remove: [tag] })
+      const leave = await wire.waitFor((event) => event.event === 'leave')
+      expect(JSON.parse(leave.data)).toEqual({ runId: tagged })
+      wire.abort()
+      await wire.ended
+      // Membership is the created run alone now: a fresh stream shows it.
+      const again = await openSse(`${first.url}/events?tag=${tag}&view=summary`, { 'X-Webhook-Secret': SECRET })
+      expect(JSON.parse((await again.waitFor((event) => event.event === 'ready')).data)).toEqual({ runs: 1 })
+      again.abort()
+      await again.ended
+    })
+
     it('a subscriber whose connection drops mid-run resumes with Last-Event-ID and reaches the final state', async () => {
       const runId = `resume-${mode}-${crypto.randomUUID().slice(0, 8)}`
       await post(second.url, '/runs', { id: runId })
@@ -122,10 +155,11 @@ for (const mode of ['poll', 'listen'] as const) {
       for (const change of CHANGES.slice(4)) await post(second.url, `/${runId}/stage-update`, stageUpdate(change))
       const resumed = await openSse(`${first.url}/${runId}/events`, { 'X-Webhook-Secret': SECRET, 'Last-Event-ID': String(last.id) })
       await resumed.ended
-      expect(resumed.events.map((event) => event.event)).toEqual(['snapshot', 'end'])
-      const snapshot = JSON.parse(resumed.events[0]?.data ?? '{}') as RunStatusResponse
-      expect(snapshot.run.status).toBe('COMPLETED')
-      expect(snapshot.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
+      // A version the run had: brought up to date by one update (no snapshot), then end.
+      expect(resumed.events.map((event) => event.event)).toEqual(['update', 'end'])
+      const update = JSON.parse(resumed.events[0]?.data ?? '{}') as RunStatusResponse
+      expect(update.run.status).toBe('COMPLETED')
+      expect(update.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
       expect(Number(resumed.events[0]?.id)).toBeGreaterThan(Number(last.id))
     })
   })

@@ -64,6 +64,8 @@ describe.skipIf(!usesPostgres())('LISTEN notification batches on their own conne
     })
     try {
       expect((await writer.fetch(post('/runs', { id: 'saturated' }))).status).toBe(201)
+      // The creation is notified too, in a batch of its own before the write this test blocks.
+      await until("the creation's notification", () => writerStore.notifyCounts?.batches === 1)
       const stream = readEvents(await reader.fetch(get('/saturated/events')))
       expect((await stream.next()).event).toBe('snapshot')
       await until('the reader to listen', () => readerListen.connected, 25_000)
@@ -76,7 +78,7 @@ describe.skipIf(!usesPostgres())('LISTEN notification batches on their own conne
       expect(RunUpdateEvent.parse(JSON.parse(event.data)).stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([[1, 'PROCESSING']])
       // It arrived while the writer's pool was still held: the batch did not go through it.
       expect(blockerSettled).toBe(false)
-      expect(writerStore.notifyCounts).toMatchObject({ batches: 1, sent: 1, failedBatches: 0 })
+      expect(writerStore.notifyCounts).toMatchObject({ batches: 2, sent: 2, failedBatches: 0 })
 
       await admin.query(`SELECT pg_advisory_unlock(${LOCK})`)
       await blocker
@@ -108,8 +110,10 @@ describe.skipIf(!usesPostgres())('LISTEN notification batches on their own conne
       handlers.fetch(post('/replaced/stage-update', makeStageUpdate({ stageNumber, status: 'PROCESSING', output: '' })))
     try {
       expect((await handlers.fetch(post('/runs', { id: 'replaced' }))).status).toBe(201)
+      // The creation is notified too.
+      await until("the creation's batch", () => received.length === 1)
       expect((await update(1)).status).toBe(200)
-      await until('the first batch', () => received.length === 1)
+      await until('the first update batch', () => received.length === 2)
       const [{ pid }] = (await connections.pool.query<{ pid: number }>(
         `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_notify%' AND pid <> pg_backend_pid()`,
       )).rows as [{ pid: number }]
@@ -117,8 +121,8 @@ describe.skipIf(!usesPostgres())('LISTEN notification batches on their own conne
       await until('the notify connection to be gone', () => connections.notifyPool.totalCount === 0)
 
       expect((await update(2)).status).toBe(200)
-      await until('the batch on a new connection', () => received.length === 2)
-      expect(received[1]).toMatch(/^replaced:\d+$/)
+      await until('the batch on a new connection', () => received.length === 3)
+      expect(received[2]).toMatch(/^replaced:\d+$/)
     } finally {
       await handlers.close()
       await store.close()

@@ -71,6 +71,21 @@ describe('createPgConnections: the two URLs', () => {
   })
 })
 
+describe('createPgConnections: a read replica', () => {
+  it('gives a replica pool and the handlers\' readReplica option only with replicaConnectionString', async () => {
+    const without = createPgConnections({ connectionString: 'postgresql://app@db.example.com:5432/app' })
+    expect(without.replicaPool).toBeUndefined()
+    expect(without.readReplica).toBeUndefined()
+    const withReplica = createPgConnections({
+      connectionString: 'postgresql://app@db.example.com:5432/app',
+      replicaConnectionString: 'postgresql://app@replica.example.com:5432/app',
+    })
+    expect(withReplica.replicaPool).toBeInstanceOf(pg.Pool)
+    expect(withReplica.readReplica).toEqual({ pool: withReplica.replicaPool })
+    await Promise.all([without.close(), withReplica.close()])
+  })
+})
+
 describe.skipIf(!PGBOUNCER || !usesPostgres())('createPgConnections behind PgBouncer in transaction mode (needs DATABASE_URL)', () => {
   it('serves requests through the pooler and migrates over the direct URL (which a transaction pooler would refuse)', async () => {
     const server = process.env['DATABASE_URL'] as string

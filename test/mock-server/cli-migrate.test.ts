@@ -151,6 +151,7 @@ describe('pipeline-status migrate --into and --print', () => {
       expect((await pglite.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'status' ORDER BY 1`)).rows).toEqual([
         { tablename: 'PipelineRun' },
         { tablename: 'StageOutput' },
+        { tablename: 'StageOutputChunk' },
         { tablename: 'WebhookMessage' },
       ])
     } finally {

@@ -114,6 +114,7 @@ describe('pipeline-status mock', () => {
     await once(quiet.child, 'exit')
     expect(quiet.output().split('\n').filter((line) => line !== '')).toEqual([
       `pipeline-status mock listening on ${quiet.url} (routes under /api/pipeline)`,
+      `dashboard: ${quiet.url}/ (open on loopback, no sign-in)`,
       'pipeline-status mock stopped',
     ])
   })

@@ -172,6 +172,27 @@ describe('on the in-memory store', () => {
     })
   })
 
+  it('counts reads served with a read replica, by kind, source and fallback reason', async () => {
+    const primary = new MemoryStore()
+    // A replica that has no run at all: every read of one run falls back as `missing`; lists come from it.
+    const replica = new MemoryStore()
+    const instrumentation = pipelineStatusInstrumentation({ tracerProvider: telemetry.tracerProvider, meterProvider: telemetry.meterProvider })
+    const handlers = createPipelineStatusHandlers({ store: primary, secret: SECRET, logger: quiet, instrumentation, readReplica: { store: replica } })
+    const headers = { 'x-webhook-secret': SECRET, 'content-type': 'application/json' }
+    expect((await handlers.fetch(new Request(`${BASE}/runs`, { method: 'POST', headers, body: JSON.stringify({ id: 'replica_counted' }) }))).status).toBe(201)
+    expect((await handlers.fetch(new Request(`${BASE}/replica_counted/status`, { headers }))).status).toBe(200)
+    expect((await handlers.fetch(new Request(`${BASE}/runs`, { headers }))).status).toBe(200)
+    await telemetry.collect()
+    const points = telemetry.points(METRICS.reads).map((point) => ({ ...point.attributes, value: point.value }))
+    expect(points).toEqual(
+      expect.arrayContaining([
+        { [ATTRIBUTES.readKind]: 'status', [ATTRIBUTES.readSource]: 'primary', [ATTRIBUTES.readFallbackReason]: 'missing', value: 1 },
+        { [ATTRIBUTES.readKind]: 'list', [ATTRIBUTES.readSource]: 'replica', value: 1 },
+      ]),
+    )
+    expect(handlers.readStats()).toMatchObject({ replica: true, replicaReads: 1, primaryFallbacks: { missing: 1 } })
+  })
+
   it('sends no trace headers outside a span, and records nothing without the instrumentation', async () => {
     const seen: Array<string | null> = []
     const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: quiet })

@@ -18,7 +18,7 @@ const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
   exports: Record<string, unknown>
 }
 const subpaths = Object.keys(pkg.exports)
-  .filter((key) => key !== './package.json' && !key.endsWith('.json'))
+  .filter((key) => key !== './package.json' && !key.endsWith('.json') && !key.endsWith('.css'))
   .map((key) => (key === '.' ? 'pipeline-status-sdk' : `pipeline-status-sdk/${key.slice(2)}`))
 
 /**
@@ -30,27 +30,30 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'pipeline-status-sdk': [
     'CancelRun', 'CancelRunResponse', 'CatalogueEntry', 'CompleteRun', 'CompleteRunResponse', 'CreateRun',
     'CreateRunResponse', 'DEFAULT_BASE_PATH', 'DEFAULT_LIST_LIMIT', 'DEFAULT_MAX_RECONNECT_DELAY_MS',
-    'DEFAULT_PIPELINE', 'DEFAULT_POLL_INTERVAL_MS', 'DEFAULT_RECONNECT_DELAY_MS',
-    'DEFAULT_SERVER_KEEP_ALIVE_MS', 'DEFAULT_STAGES', 'ENV_WEBHOOK_SECRET', 'ENV_WEBHOOK_URL', 'FieldError',
-    'FinalStatus', 'HEADERS', 'Heartbeat', 'HeartbeatOutcome', 'HeartbeatResponse', 'LIVE_EVENTS',
-    'MAX_CANCEL_REASON_LENGTH', 'MAX_HEARTBEAT_INTERVAL_MS', 'MAX_LIST_LIMIT', 'MAX_METADATA_BYTES',
-    'MAX_PROGRESS_MESSAGE_LENGTH', 'MAX_REQUEST_TARGET_LENGTH', 'MAX_SUMMARY_ERROR_LENGTH', 'MAX_TAGS',
-    'MAX_TAG_LENGTH', 'MIN_HEARTBEAT_INTERVAL_MS', 'OPENAPI_VERSION', 'PROBLEM_CODES', 'PROBLEM_CONTENT_TYPE',
-    'PROBLEM_TITLES', 'PayloadValidationError', 'PipelineName', 'PipelineRunRecord', 'Problem', 'ProblemCode',
-    'ROUTE_METHODS', 'RUN_COUNTS_GROUP_BY', 'RunCounts', 'RunEndEvent', 'RunEndReason', 'RunId',
-    'RunLabelsResponse', 'RunListPage', 'RunMetadata', 'RunMetadataPatch', 'RunPollTimeoutError',
-    'RunSnapshotEvent', 'RunStatus', 'RunStatusResponse', 'RunStreamSilentError', 'RunSubscriptionError',
-    'RunSummary', 'RunTagsChange', 'RunUpdateEvent', 'RunUpdateStage', 'SILENT_KEEP_ALIVES', 'StageDefinition',
-    'StageOutputRecord', 'StageProgress', 'StageStatus', 'StageUpdate', 'StageUpdateResponse',
-    'StageUpdateStatus', 'TIMESTAMP_FORMAT', 'Tag', 'Tags', 'Timestamp', 'UpdateOutcome', 'allowedMethods',
-    'assertStageCatalogue', 'createOpenApiDocument', 'createProblem', 'defineStages', 'heartbeatSchemaFor',
-    'isFinalStatus', 'isPayloadValidationError', 'isRunId', 'isRunPollTimeoutError', 'isRunStreamSilentError',
-    'isRunSubscriptionError', 'isTimestamp', 'lastStageNumber', 'matchRoute', 'mergeRunUpdate', 'metadataBytes',
-    'normalizeBasePath', 'parseCancelRun', 'parseCompleteRun', 'parseCreateRun', 'parseHeartbeat', 'parseRunId',
+    'DEFAULT_MAX_STREAMED_OUTPUT_BYTES', 'DEFAULT_PIPELINE', 'DEFAULT_POLL_INTERVAL_MS',
+    'DEFAULT_RECONNECT_DELAY_MS', 'DEFAULT_SERVER_KEEP_ALIVE_MS', 'DEFAULT_STAGES', 'DEFAULT_STATS_DAYS',
+    'ENV_WEBHOOK_SECRET', 'ENV_WEBHOOK_URL', 'FieldError', 'FinalStatus', 'HEADERS', 'Heartbeat',
+    'HeartbeatOutcome', 'HeartbeatResponse', 'LIVE_EVENTS', 'MAX_CANCEL_REASON_LENGTH',
+    'MAX_HEARTBEAT_INTERVAL_MS', 'MAX_LIST_LIMIT', 'MAX_METADATA_BYTES', 'MAX_OUTPUT_CHUNK_BYTES',
+    'MAX_OUTPUT_SEQ', 'MAX_PROGRESS_MESSAGE_LENGTH', 'MAX_REQUEST_TARGET_LENGTH', 'MAX_SET_STREAM_RUNS',
+    'MAX_STATS_DAYS', 'MAX_SUMMARY_ERROR_LENGTH', 'MAX_TAGS', 'MAX_TAG_LENGTH', 'MIN_HEARTBEAT_INTERVAL_MS',
+    'OPENAPI_VERSION', 'PROBLEM_CODES', 'PROBLEM_CONTENT_TYPE', 'PROBLEM_TITLES', 'PayloadValidationError',
+    'PipelineName', 'PipelineRunRecord', 'Problem', 'ProblemCode', 'ROUTE_METHODS', 'RUN_COUNTS_GROUP_BY',
+    'RunCounts', 'RunEndEvent', 'RunEndReason', 'RunId', 'RunLabelsResponse', 'RunLeaveEvent', 'RunListPage',
+    'RunMetadata', 'RunMetadataPatch', 'RunPollTimeoutError', 'RunSnapshotEvent', 'RunStatsResponse',
+    'RunStatus', 'RunStatusResponse', 'RunStreamSilentError', 'RunSubscriptionError', 'RunSummary',
+    'RunTagsChange', 'RunUpdateEvent', 'RunUpdateStage', 'SET_STREAM_VIEWS', 'SILENT_KEEP_ALIVES',
+    'SetStreamReadyEvent', 'StageDefinition', 'StageOutputChunk', 'StageOutputChunkResponse',
+    'StageOutputEvent', 'StageOutputRecord', 'StageProgress', 'StageStats', 'StageStatus', 'StageUpdate',
+    'StageUpdateResponse', 'StageUpdateStatus', 'TIMESTAMP_FORMAT', 'Tag', 'Tags', 'Timestamp',
+    'UpdateOutcome', 'allowedMethods', 'applyOutputChunk', 'assertStageCatalogue', 'createOpenApiDocument',
+    'createProblem', 'defineStages', 'heartbeatSchemaFor', 'isFinalStatus', 'isPayloadValidationError',
+    'isRunId', 'isRunPollTimeoutError', 'isRunStreamSilentError', 'isRunSubscriptionError', 'isTimestamp',
+    'lastStageNumber', 'matchRoute', 'mergeRunUpdate', 'metadataBytes', 'normalizeBasePath', 'parseCancelRun',
+    'parseCompleteRun', 'parseCreateRun', 'parseHeartbeat', 'parseRunId', 'parseStageOutputChunk',
     'parseStageUpdate', 'problemType', 'routePath', 'runEventsPath', 'safeParseCancelRun',
-    'safeParseCompleteRun', 'safeParseCreateRun',
-    'safeParseHeartbeat', 'safeParseStageUpdate', 'stageUpdateSchemaFor', 'subscribeToRun', 'timestampToDate',
-    'toFieldErrors',
+    'safeParseCompleteRun', 'safeParseCreateRun', 'safeParseHeartbeat', 'safeParseStageUpdate',
+    'stageUpdateSchemaFor', 'subscribeToRun', 'subscribeToRuns', 'timestampToDate', 'toFieldErrors',
   ],
   'pipeline-status-sdk/client': [
     'CatalogueMismatchError', 'ClientClosedError', 'ConfigurationError', 'DEFAULT_RETRY_POLICY',
@@ -65,7 +68,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'pipeline-status-sdk/server': [
     'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS', 'DEFAULT_RETRY_AFTER_SECONDS',
     'DEFAULT_WEBHOOK_TOLERANCE_SECONDS', 'HttpProblemError', 'MIN_READ_TOKEN_SECRET_LENGTH', 'MemoryStore',
-    'ServerConfigurationError', 'StoreUnavailableError', 'WEBHOOK_SECRET_PREFIX', 'createMemoryReplayStore',
+    'ServerConfigurationError', 'StoreUnavailableError', 'WEBHOOK_SECRET_PREFIX', 'createDashboardHandler', 'createMemoryReplayStore',
     'createPipelineStatusHandlers', 'createPostgresReplayStore', 'createPrismaStore', 'createRun',
     'createRunReadToken', 'createStaleRunSweeper', 'createWebhookSignatureHeaders', 'isHttpProblemError',
     'isServerConfigurationError', 'isStoreUnavailableError', 'nextRunVersion', 'problemResponse',
@@ -82,7 +85,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'MOCK_DEFAULT_SECRET', 'createPipelineMock', 'startMockServer',
   ],
   'pipeline-status-sdk/react': [
-    'createRunStatusStore', 'useRunStatus',
+    'RunList', 'RunTimeline', 'SafeMarkdown', 'createRunStatusStore', 'createRunsStore', 'runListQuery', 'useRunStatus', 'useRuns',
   ],
   'pipeline-status-sdk/pg': [
     'DEFAULT_NOTIFY_CHANNEL', 'MigrationError', 'applyMigrations', 'createPgConnections', 'createPgRunListener',
@@ -191,6 +194,25 @@ describe('the built package', () => {
       'module',
     )
     expect(loaded).toEqual({ same: ['true'], version: ['3.1.1'] })
+  })
+
+  it('ships the stylesheet as pipeline-status-sdk/react/styles.css, and marks the React entry a client module', async () => {
+    const resolved = await node(
+      `const { createRequire } = await import('node:module'); const require = createRequire(process.cwd() + '/');
+       console.log(JSON.stringify({ css: [require.resolve('pipeline-status-sdk/react/styles.css')] }))`,
+      'module',
+    )
+    expect(resolved.css?.[0]?.endsWith('/dist/react/styles.css')).toBe(true)
+    expect(await readFile(join(root, 'dist/react/styles.css'), 'utf8')).toContain('.ps-timeline')
+    // Next.js reads the directive from the built files: the first statement of both formats.
+    for (const file of ['dist/react/index.js', 'dist/react/index.cjs']) {
+      expect((await readFile(join(root, file), 'utf8')).startsWith("'use client';\n"), file).toBe(true)
+    }
+    for (const file of ['dist/index.js', 'dist/client/index.js', 'dist/server/index.js']) {
+      expect(await readFile(join(root, file), 'utf8'), file).not.toContain("'use client'")
+    }
+    // A bundler must keep `import 'pipeline-status-sdk/react/styles.css'`.
+    expect(JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).sideEffects).toEqual(['*.css'])
   })
 
   it('shares one copy of the contract between entries', async () => {

@@ -109,7 +109,13 @@ const variants = [
               nextRetryAt: 'next_retry_at',
               traceparent: 'trace_parent',
               traceLinks: 'trace_links',
+              outputSeq: 'output_seq',
+              outputBytes: 'output_bytes',
             },
+          },
+          StageOutputChunk: {
+            table: 'stage_output_chunks',
+            columns: { runId: 'run_id', stageNumber: 'stage_number', seq: 'chunk_seq', version: 'run_version', text: 'chunk_text' },
           },
         },
       }),

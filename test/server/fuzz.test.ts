@@ -459,9 +459,11 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
 
   switch (match.route) {
     case 'runCounts':
-      // The generator never builds count requests (GET /runs/counts has no body to fuzz).
-      throw new Error('count requests are not generated')
+    case 'runStats':
+      // The generator never builds count or stats requests (GET /runs/counts and /runs/stats have no body to fuzz).
+      throw new Error('count and stats requests are not generated')
     case 'events':
+    case 'runSetEvents':
       // The generator never builds events requests (an open stream is no single answer).
       throw new Error('events requests are not generated')
     case 'createRun': {
@@ -500,6 +502,9 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
     case 'runMetadata':
       // The generator never builds label requests (test/contract/suite/tags-metadata.ts covers them).
       throw new Error('label requests are not generated')
+    case 'stageOutput':
+      // The generator never builds output chunks (test/contract/suite/stage-output.ts covers them).
+      throw new Error('output chunks are not generated')
   }
 }
 

@@ -2,7 +2,9 @@
  * Runs once before every test file:
  * 1. generates the Prisma client that the tests and examples import (`src/generated/prisma`, not
  *    committed) when it is missing or older than the schema, so `npm test` works on a fresh clone;
- * 2. builds the package (`dist/`) when it is missing or older than its sources, once, so the
+ * 2. builds the dashboard page into `src/generated/dashboard-assets.ts` (not committed) when it is
+ *    missing or older than `src/dashboard`;
+ * 3. builds the package (`dist/`) when it is missing or older than its sources, once, so the
  *    tests that use the built package (exports, the bin, the docs, the Next.js example) never
  *    build it concurrently.
  */
@@ -33,6 +35,7 @@ function newestMtime(path: string): number {
 
 export default function setup(): void {
   run('Generating the Prisma client (npm run prisma:generate)', [join(root, 'scripts/prisma-generate.mjs'), '--if-stale'])
+  run('Building the dashboard page (scripts/build-dashboard.mjs)', [join(root, 'scripts/build-dashboard.mjs'), '--if-stale'])
 
   const stamp = join(root, 'dist/.build-stamp')
   const sources = Math.max(...['src', 'mock-server', 'tsup.config.ts', 'package.json'].map((p) => newestMtime(join(root, p))))

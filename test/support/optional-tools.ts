@@ -6,6 +6,7 @@
  * missing program fail those tests instead, so CI never skips them.
  */
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 
 /** `PIPELINE_STATUS_REQUIRE_ALL=1` turns a missing program into a failing test (`.ci/run` sets it). */
@@ -31,12 +32,12 @@ export function requireAllTools(): boolean {
   return value !== undefined && value !== '' && value !== '0'
 }
 
-/** Chromium for the Next.js end-to-end test: `CHROMIUM_PATH`, else Debian's `/usr/bin/chromium`. */
-export function chromiumTool(): OptionalTool {
+/** Chromium for the browser tests: `CHROMIUM_PATH`, else Debian's `/usr/bin/chromium`. */
+export function chromiumTool(file = 'test/e2e/nextjs.test.ts', tests = 'the Next.js example in Chromium'): OptionalTool {
   const path = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium'
   return {
-    tests: 'the Next.js example in Chromium',
-    file: 'test/e2e/nextjs.test.ts',
+    tests,
+    file,
     path: existsSync(path) ? path : undefined,
     missing: `no Chromium at ${path}`,
     enable: 'apt-get install -y chromium, or set CHROMIUM_PATH to a Chromium or Chrome binary',
@@ -100,12 +101,29 @@ export function postgresTool(file: string, tests: string): OptionalTool {
 }
 
 /**
+ * The PostgreSQL server binaries for a throwaway primary and its streaming standby
+ * (test/support/replica.ts): `PG_BIN_DIR`, else Debian's `/usr/lib/postgresql/15/bin`.
+ */
+export function replicaTool(file = 'test/server/read-replica.test.ts', tests = 'reads from a streaming replica'): OptionalTool {
+  const dir = process.env['PG_BIN_DIR'] || '/usr/lib/postgresql/15/bin'
+  const ok = ['initdb', 'pg_ctl', 'pg_basebackup'].every((name) => existsSync(join(dir, name)))
+  return {
+    tests,
+    file,
+    path: ok ? dir : undefined,
+    missing: `no initdb, pg_ctl and pg_basebackup in ${dir}`,
+    enable: 'apt-get install -y postgresql-15, or set PG_BIN_DIR to the folder of its server binaries',
+  }
+}
+
+/**
  * Every requirement a test file may skip for, so the closing SKIPPED line can say why each
  * skipped group was skipped. A file that skips for a reason listed nowhere is still named there.
  */
 export function knownRequirements(): OptionalTool[] {
   return [
     chromiumTool(),
+    chromiumTool('test/e2e/shared-connection.test.ts', 'a page following 20 runs in Chromium'),
     pythonTool(),
     pythonClientTool(),
     pythonHandlersTool(),
@@ -120,6 +138,7 @@ export function knownRequirements(): OptionalTool[] {
     pgbouncerTool('test/live/pg-connections.test.ts', 'createPgConnections behind PgBouncer'),
     postgresTool('test/live/pg-connections.test.ts', 'createPgConnections behind PgBouncer'),
     postgresTool('test/server/express-example-two-urls.test.ts', 'the Express example with a pooled and a direct URL'),
+    replicaTool(),
   ]
 }
 

@@ -1,6 +1,7 @@
 import type { Metadata } from 'next'
 import Link from 'next/link'
 import type { ReactNode } from 'react'
+import 'pipeline-status-sdk/react/styles.css'
 import './globals.css'
 
 export const metadata: Metadata = {

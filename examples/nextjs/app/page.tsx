@@ -1,7 +1,8 @@
-import Link from 'next/link'
 import { connection } from 'next/server'
 import { Suspense } from 'react'
+import { DEFAULT_BASE_PATH } from 'pipeline-status-sdk'
 import { listRecentRuns } from '@/lib/list-runs'
+import { LiveRuns } from './live-runs'
 
 const RECENT_RUNS = 20
 
@@ -18,9 +19,7 @@ export default function HomePage() {
   )
 }
 
-const time = (iso: string) => `${iso.replace('T', ' ').slice(0, 19)} UTC`
-
-/** The newest runs through GET /api/pipeline/runs (lib/list-runs.ts), rendered on the server. */
+/** The newest runs through GET /api/pipeline/runs (lib/list-runs.ts), rendered on the server, then live (./live-runs.tsx). */
 async function RecentRuns() {
   await connection()
   const listed = await listRecentRuns(RECENT_RUNS)
@@ -34,52 +33,6 @@ async function RecentRuns() {
       </section>
     )
   }
-  const { runs } = listed.page
-
-  return (
-    <section className="card">
-      {runs.length === 0 ? (
-        <p className="muted" style={{ margin: 0 }}>
-          No runs yet. Point a runner at this app (see examples/nextjs/README.md) and its run shows up here.
-        </p>
-      ) : (
-        <table className="runs-table" data-testid="runs">
-          <thead>
-            <tr>
-              <th>Run</th>
-              <th>Status</th>
-              <th>Pipeline</th>
-              <th>Tags</th>
-              <th>Created</th>
-              <th>Finished</th>
-            </tr>
-          </thead>
-          <tbody>
-            {runs.map((run) => (
-              <tr key={run.id} data-testid="run-row" data-run-id={run.id} data-status={run.status}>
-                <td>
-                  <Link href={`/runs/${encodeURIComponent(run.id)}`}>
-                    <code>{run.id}</code>
-                  </Link>
-                </td>
-                <td>
-                  <span className={`badge badge-${run.status}`}>{run.status}</span>
-                </td>
-                <td data-testid="run-pipeline">{run.pipeline}</td>
-                <td data-testid="run-tags">
-                  {run.tags.map((tag) => (
-                    <span key={tag} className="tag">
-                      {tag}
-                    </span>
-                  ))}
-                </td>
-                <td className="muted">{time(run.createdAt)}</td>
-                <td className="muted">{run.completedAt ? time(run.completedAt) : '–'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-    </section>
-  )
+  // The first paint is this server's list; the browser then follows the same newest runs live.
+  return <LiveRuns url={DEFAULT_BASE_PATH} limit={RECENT_RUNS} initial={listed.page.runs} />
 }

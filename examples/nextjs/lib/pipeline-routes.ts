@@ -14,12 +14,20 @@ import { stages } from '@/lib/stages'
  *
  * The webhook secret comes from WEBHOOK_SECRET (comma-separated to rotate it); `next build`
  * does not need it, the running server does (without it, every route answers a problem+json
- * 500 `configuration_error` and the log says so once). Browsers read with a per-run read token
- * (lib/run-read-token.ts), which `readTokens` accepts for that run's reads only.
+ * 500 `configuration_error` and the log says so once). Browsers read a run with a per-run read
+ * token (lib/run-read-token.ts), which `readTokens` accepts for that run's reads only.
+ *
+ * Lists (`GET /runs`, `GET /runs/counts` and the home page's live list, the set stream
+ * `GET /events`) are open to every visitor: `authorize` allows `action: 'list'` and nothing else.
+ * The demo has no users and its home page shows every run anyway. A real app checks its session
+ * here and returns what the user may see from `listScope` (e.g. `{ tags: [`team:${team}`] }`), or
+ * hands the page a tag read token (docs/following-many-runs.md). Reads of one run still need the
+ * run's token (or the secret): this hook refuses them (403) without one.
  */
 const readSecret = readTokenSecret()
 export const pipelineRoutes = createNextRouteHandlers({
   store: createPrismaStore({ prisma, pool }),
   stages,
+  authorize: ({ action }) => action === 'list',
   ...(readSecret === undefined ? {} : { readTokens: { secret: readSecret } }),
 })

@@ -6,11 +6,15 @@
  * a cancel takes the secret or signature, else the hook with `action: 'cancel'`. The routes ask
  * `writeBody`, `read` or `cancelBody` and never look at credentials themselves. Internal.
  */
+import { HEADERS } from '../../contract/headers.js'
 import type { RouteName } from '../../contract/routes.js'
+import { matchesRunFilter } from '../../core/run-list.js'
+import { isRunScope } from '../../core/run-scope.js'
+import type { RunScope } from '../../contract/run-list.js'
 import type { RunSnapshot } from '../../core/state.js'
 import { webhookRoute } from '../../signing/webhook-signature.js'
 import { ServerConfigurationError } from '../configuration-error.js'
-import type { AuthorizeHook, AuthorizeInput, PipelineStatusHandlersSettings, RunAuthorizeAction } from '../handler-options.js'
+import type { AuthorizeHook, AuthorizeInput, ListScopeHook, PipelineStatusHandlersSettings, RunAuthorizeAction } from '../handler-options.js'
 import type { Exchange } from '../http/exchange.js'
 import { parseJsonBody } from '../http/json-body.js'
 import { isJsonMediaType } from '../http/media-type.js'
@@ -64,6 +68,15 @@ async function readTokenAllows(
   return result.tag === undefined ? {} : { tag: result.tag }
 }
 
+/**
+ * Whether a read comes from the dashboard page (it sends `X-Pipeline-Status-Dashboard: 1`) while
+ * the dashboard is on: then the app's `authorize` is asked with `action: 'dashboard'`. The mark
+ * only picks which of the app's rules judges the request; it grants nothing by itself.
+ */
+export function isDashboardRead(request: Request, dashboardOn: boolean): boolean {
+  return dashboardOn && request.headers.get(HEADERS.dashboard) === '1'
+}
+
 /** Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. */
 export async function askAuthorize(hook: AuthorizeHook<unknown>, input: AuthorizeInput<unknown>): Promise<void> {
   let allowed: boolean
@@ -80,8 +93,11 @@ export async function askAuthorize(hook: AuthorizeHook<unknown>, input: Authoriz
   const { action } = input
   // The title names what was refused: a refused cancel is not "Not allowed to read this run".
   const verb = action === 'metadata' ? 'change the metadata of' : action
-  const what = action === 'list' ? 'list runs' : `${verb} this run`
-  const detail = action === 'list' ? "The app's authorize hook refused to let this request list runs" : `The app's authorize hook refused to let this request ${verb} the run`
+  const what = action === 'list' ? 'list runs' : action === 'dashboard' ? 'see the dashboard' : `${verb} this run`
+  const detail =
+    action === 'list' || action === 'dashboard'
+      ? `The app's authorize hook refused to let this request ${what}`
+      : `The app's authorize hook refused to let this request ${verb} the run`
   throw new HttpProblemError('forbidden', { title: `Not allowed to ${what}`, detail })
 }
 
@@ -135,6 +151,9 @@ export interface AuthSettings {
   readonly auth: WebhookAuthenticator
   readonly readTokenSecrets: readonly string[]
   readonly authorize: AuthorizeHook<unknown> | undefined
+  readonly listScope: ListScopeHook<unknown> | undefined
+  /** Set when the dashboard is on: its reads ask `authorize` with `action: 'dashboard'` (or pass, when `open`). */
+  readonly dashboard: { readonly open: boolean } | undefined
   readonly clock: () => Date
   readonly maxBodyBytes: number
 }
@@ -189,6 +208,21 @@ function tagAccess(tag: string): RunReadAccess {
   }
 }
 
+/**
+ * The grant of the dashboard's read under the app's `listScope`: a run outside the scope is
+ * answered as no run at all (404), as the dashboard's lists never show it.
+ */
+function scopeAccess(scope: RunScope): RunReadAccess {
+  const admits = (snapshot: RunSnapshot | null): snapshot is RunSnapshot => snapshot !== null && matchesRunFilter(snapshot.run, scope)
+  return {
+    async load(load) {
+      const snapshot = await load()
+      return admits(snapshot) ? snapshot : null
+    },
+    admits,
+  }
+}
+
 /** The app's writes of one run that the `authorize` hook may allow. */
 export type AppWriteRoute = 'cancel' | 'runTags' | 'runMetadata'
 
@@ -218,7 +252,15 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
       await verifySignature(auth, request, await readBodyLimited(request, maxBodyBytes), route, runId)
       return judged
     }
+    if (settings.dashboard?.open === true && isDashboardRead(request, true)) return judged
     if (authorize) {
+      if (isDashboardRead(request, settings.dashboard !== undefined)) {
+        await askAuthorize(authorize, { request, runId, action: 'dashboard', native })
+        const scope = settings.listScope ? await settings.listScope({ request, native }) : undefined
+        if (scope === undefined) return judged
+        if (!isRunScope(scope)) throw new TypeError('listScope returned a value that is not a RunScope ({ tags?: string[], pipeline?: string } or undefined)')
+        return scopeAccess(scope)
+      }
       await askAuthorize(authorize, { request, runId, action, native })
       return judged
     }

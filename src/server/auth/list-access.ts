@@ -2,7 +2,8 @@
  * Who sees what of the collection (`GET /runs`, `GET /runs/counts`, set streams), in the order
  * of docs/design.md "Runs as a collection": the webhook secret (or a signature) sees every run;
  * a read token sees its scope (a tag token its tag's runs; a run token no list); otherwise the
- * app's `authorize` with `action: 'list'`, then its `listScope`. The scope returned is ANDed into
+ * app's `authorize` with `action: 'list'` (`'dashboard'` for the dashboard page's reads), then
+ * its `listScope`. The scope returned is ANDed into
  * the request's filters (`applyScope`), so no query parameter or cursor widens it. Internal.
  */
 import type { RunScope } from '../../contract/run-list.js'
@@ -11,14 +12,14 @@ import type { Exchange } from '../http/exchange.js'
 import { HttpProblemError, isHttpProblemError } from '../http/problem-response.js'
 import { readBodyLimited } from '../http/read-body.js'
 import type { HandlerSettings } from '../settings.js'
-import { askAuthorize, bearerReadToken, invalidReadToken, verifySignature } from './authenticate.js'
+import { askAuthorize, bearerReadToken, invalidReadToken, isDashboardRead, verifySignature } from './authenticate.js'
 import { checkReadToken } from './run-read-token.js'
 import { secretRefused } from './webhook-auth.js'
 
 /** What {@link authorizeRunSet} reads of the handlers' settings. */
 export type RunSetAccessSettings = Pick<
   HandlerSettings,
-  'auth' | 'readTokenSecrets' | 'authorize' | 'listScope' | 'clock' | 'maxBodyBytes' | 'logger'
+  'auth' | 'readTokenSecrets' | 'authorize' | 'listScope' | 'clock' | 'maxBodyBytes' | 'logger' | 'dashboard'
 >
 
 /** What a caller may see of the collection: its scope, ANDed into every list, count and set stream. */
@@ -74,8 +75,10 @@ async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): 
     await verifySignature(auth, request, await readBodyLimited(request, settings.maxBodyBytes), { path: routeOf(request) }, undefined)
     return EVERYTHING
   }
+  if (settings.dashboard?.open === true && isDashboardRead(request, true)) return EVERYTHING
   if (!authorize) throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
-  await askAuthorize(authorize, { request, runId: undefined, action: 'list', native })
+  const action = isDashboardRead(request, settings.dashboard !== undefined) ? 'dashboard' : 'list'
+  await askAuthorize(authorize, { request, runId: undefined, action, native })
   if (!listScope) return EVERYTHING
   const scope = await listScope({ request, native })
   if (scope === undefined) return EVERYTHING
@@ -84,7 +87,7 @@ async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): 
 }
 
 /** The collection's routes, as a signature names them (`webhookRoute`): the path after the base path. */
-const SET_ROUTES = ['runs/counts', 'runs', 'events'] as const
+const SET_ROUTES = ['runs/counts', 'runs/stats', 'runs', 'events'] as const
 
 /**
  * The route part a signature is bound to, from the end of the path, so that it holds wherever

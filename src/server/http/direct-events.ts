@@ -7,7 +7,7 @@
  * streams". Every other caller gets the ordinary Web stream body. Edge-safe: symbols only.
  * Internal.
  */
-import type { EventStreamBody } from '../live/event-stream.js'
+import type { EventStreamBody } from '../live/event-sink.js'
 
 const DIRECT_EVENTS = Symbol('pipeline-status-sdk.direct-events')
 type WithDirectEvents = { [DIRECT_EVENTS]?: true | EventStreamBody }

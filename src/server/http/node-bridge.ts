@@ -4,7 +4,7 @@
  * `pipeline-status-sdk/server`, which must stay free of Node imports for edge runtimes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { EventSink, EventStreamBody } from '../live/event-stream.js'
+import type { EventSink, EventStreamBody } from '../live/event-sink.js'
 import { directEventsOf, markDirectEvents } from './direct-events.js'
 import { documentTextOf } from './problem-response.js'
 

@@ -4,13 +4,14 @@
  * Edge-safe: Web streams and timers only. Not importable outside this package.
  */
 import { LIVE_EVENTS } from '../../contract/live-status.js'
-import type { RunEndEvent, RunSnapshotEvent, RunUpdateEvent } from '../../contract/live-status.js'
+import type { RunEndEvent, RunSnapshotEvent, RunUpdateEvent, RunUpdateStage, StageOutputEvent } from '../../contract/live-status.js'
 import type { StageOutputRecord } from '../../contract/records.js'
 import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
-import type { RunSnapshot } from '../../core/state.js'
+import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import type { RunWatcher } from './run-watcher.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
+import { type EventStreamBody, SinkBody } from './event-sink.js'
 
 /**
  * The comment a stream sends right after `retry:`, announcing its keep-alive interval in
@@ -44,6 +45,25 @@ export interface EventStreamSettings {
   statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
   /** Told when a stream opens (`1`) and when it closes (`-1`), for the open-streams metric. */
   onStreamsChanged?: ((delta: 1 | -1) => void) | undefined
+}
+
+/**
+ * A reconnect's `Last-Event-ID`, when it is a version the stream may resume from: `from` (the
+ * subscriber has every event up to it) and how to read the run's chunks after it. The stream
+ * resumes only when `from` is at most the run's version as read; otherwise it sends a snapshot.
+ */
+export interface StreamResume {
+  from: number
+  chunksSince: (version: number) => Promise<OutputChunkRow[]>
+}
+
+/**
+ * The version a `Last-Event-ID` names when a run's stream may resume from it: a whole number
+ * (the run version an event of this stream carried), else `undefined` (a fresh snapshot).
+ */
+export function resumeVersion(lastEventId: string | null): number | undefined {
+  if (lastEventId === null || !/^(0|[1-9][0-9]{0,14})$/.test(lastEventId)) return undefined
+  return Number(lastEventId)
 }
 
 /** The open streams of one handlers instance. */
@@ -83,7 +103,7 @@ export class EventStreams {
    * `admits`: whether the caller's credential still covers the run as it now is (a tag read
    * token, the run's tags); a change it does not admit ends the stream, and the reconnect is
    * judged afresh. The stream's bytes go to the sink its body is attached to: a Web stream
-   * ({@link EventStreamBody.readable}) or a Node response written directly.
+   * ({@link EventStreamBody.readable}) or a Node response written directly (`event-sink.ts`).
    */
   async open(
     runId: string,
@@ -91,13 +111,18 @@ export class EventStreams {
     signal: AbortSignal,
     omitUnchangedOutputs = false,
     admits: (snapshot: RunSnapshot) => boolean = () => true,
+    resume?: StreamResume,
   ): Promise<EventStreamBody | null> {
     const stream = new OpenStream(this.#settings, omitUnchangedOutputs, () => this.#forget(stream), (bufferedBytes) => {
       this.#slowStreamsClosed += 1
       this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
     })
     // Subscribe before the first read, so nothing falls between them.
-    stream.watch = this.#watcher.watch(runId, (snapshot) => (admits(snapshot) ? stream.deliver(snapshot) : stream.close()))
+    stream.watch = this.#watcher.watch(
+      runId,
+      (snapshot, chunks) => (admits(snapshot) ? stream.deliver(snapshot, chunks) : stream.close()),
+      () => stream.sentVersion,
+    )
     this.#streams.add(stream)
     this.#settings.onStreamsChanged?.(1)
     let snapshot: RunSnapshot | null
@@ -111,13 +136,25 @@ export class EventStreams {
       stream.close()
       return null
     }
+    // A resume the server can serve: the chunks after the subscriber's version, up to the snapshot's.
+    let resumed: { from: number; chunks: readonly OutputChunkRow[] } | undefined
+    const version = snapshot.version
+    if (resume && version !== undefined && resume.from <= version) {
+      try {
+        const chunks = await resume.chunksSince(resume.from)
+        resumed = { from: resume.from, chunks: chunks.filter((chunk) => chunk.version <= version) }
+      } catch (error) {
+        stream.close()
+        throw error
+      }
+    }
     if (signal.aborted) {
       stream.close()
     } else {
       signal.addEventListener('abort', () => stream.close(), { once: true })
       this.#armKeepAlive()
     }
-    stream.start(snapshot)
+    stream.start(snapshot, resumed)
     return stream
   }
 
@@ -149,93 +186,25 @@ export class EventStreams {
   }
 }
 
-const encoder = new TextEncoder()
-
-/**
- * Where an open stream's text goes: a Web stream ({@link EventStreamBody.readable}), or an
- * adapter's own response written directly (the Node bridge), so that an idle stream holds no Web
- * stream, reader or pending read.
- */
-export interface EventSink {
-  /** Bytes written and not yet taken by the reader (what the stream's bound is checked against). */
-  readonly bufferedBytes: number
-  /** Writes `text`; returns its size in bytes. May throw when the reader is gone (the stream then closes). */
-  write(text: string): number
-  /** Ends after what was written. */
-  end(): void
-  /** Ends at once, dropping what is unsent (a reader too far behind). */
-  abort(reason: Error): void
-}
-
-/** An open stream's body, before it is attached: as a Web stream, or to a sink of the adapter's. */
-export interface EventStreamBody {
-  /** The body as a Web stream (its first call attaches it; call one of the two once). */
-  readable(): ReadableStream<Uint8Array>
-  /** Sends the stream to `sink`; returns what to call when the reader went away. */
-  attach(sink: EventSink): () => void
-}
-
-/** The Web stream sink: text encoded into the stream's queue, which is counted in bytes. */
-function webStreamBody(maxBufferedBytes: number, onCancel: () => void): { readable: ReadableStream<Uint8Array>; sink: EventSink } {
-  let controller!: ReadableStreamDefaultController<Uint8Array>
-  const readable = new ReadableStream<Uint8Array>(
-    {
-      start: (c) => {
-        controller = c
-      },
-      // The client went away (or the adapter stopped reading).
-      cancel: onCancel,
-    },
-    // Counted in bytes, so `desiredSize` tells how much the reader has not taken yet.
-    { highWaterMark: maxBufferedBytes, size: (chunk) => chunk.byteLength },
-  )
-  const sink: EventSink = {
-    get bufferedBytes() {
-      // desiredSize is the bound minus what the reader has not taken yet.
-      return maxBufferedBytes - (controller.desiredSize ?? maxBufferedBytes)
-    },
-    write(text) {
-      const bytes = encoder.encode(text)
-      controller.enqueue(bytes)
-      return bytes.byteLength
-    },
-    end() {
-      try {
-        controller.close()
-      } catch {
-        // Already cancelled by the reader.
-      }
-    },
-    abort(reason) {
-      try {
-        // error() frees the queued bytes at once; close() would keep them for a reader that may never come.
-        controller.error(reason)
-      } catch {
-        // Already cancelled by the reader.
-      }
-    },
-  }
-  return { readable, sink }
-}
-
 /** What a stream last sent of one stage: the output apart, so it is compared, never copied. */
 interface SentStage {
   /** The stage without its output, as JSON. */
   rest: string
   /** The output as sent (the snapshot's own string, shared by every stream of the run). */
   output: string | null
+  /** Whether the output is the stage's streamed text, which travels as `output` events. */
+  streamed: boolean
+  status: StageOutputRecord['status']
+  outputSeq: number | null
 }
 
 /** One subscriber's stream: what it sent last decides what the next `update` holds. */
-class OpenStream implements EventStreamBody {
+class OpenStream extends SinkBody {
   watch: { seen(version: number): void; stop(): void } | undefined
-  /** Where the text goes once attached; until then it waits in `#early` (the snapshot). */
-  #sink: EventSink | undefined
-  #early: string[] | undefined = []
   #version = -1
   #stages = new Map<number, SentStage>()
   #started = false
-  #pending: RunSnapshot | undefined
+  #pending: { snapshot: RunSnapshot; chunks: readonly OutputChunkRow[] } | undefined
   #closed = false
   /** Bytes of the snapshot this stream started with: allowed in its buffer on top of the bound. */
   #snapshotBytes = 0
@@ -253,6 +222,7 @@ class OpenStream implements EventStreamBody {
     onClose: () => void,
     onSlow: (bufferedBytes: number) => void,
   ) {
+    super(settings.maxBufferedBytes)
     this.#retryMs = settings.retryMs
     this.#keepAliveMs = settings.keepAliveMs
     this.#maxBufferedBytes = settings.maxBufferedBytes
@@ -262,65 +232,137 @@ class OpenStream implements EventStreamBody {
     this.#onSlow = onSlow
   }
 
-  readable(): ReadableStream<Uint8Array> {
-    const { readable, sink } = webStreamBody(this.#maxBufferedBytes, () => this.close())
-    this.attach(sink)
-    return readable
+  /** The version this stream has sent the state of (-1 before its first event): the watcher reads chunks after it. */
+  get sentVersion(): number {
+    return this.#version
   }
 
-  attach(sink: EventSink): () => void {
-    if (this.#sink) throw new Error('A live stream body is attached once')
-    this.#sink = sink
-    const early = this.#early ?? []
-    this.#early = undefined
-    try {
-      for (const text of early) sink.write(text)
-    } catch {
-      this.close()
-    }
-    if (this.#closed) sink.end()
-    return () => this.close()
-  }
-
-
-  /** Sends `retry:` and the snapshot, then what arrived meanwhile; `end` at once for a finished run. */
-  start(snapshot: RunSnapshot): void {
+  /**
+   * Sends `retry:` and the snapshot, then what arrived meanwhile; `end` at once for a finished
+   * run. With `resumed` (a reconnect whose `Last-Event-ID` the server can serve) no snapshot: an
+   * `update` with the run and every stage (streamed text left out), then every chunk after
+   * `resumed.from` as `output` events, in version order.
+   */
+  start(snapshot: RunSnapshot, resumed?: { from: number; chunks: readonly OutputChunkRow[] }): void {
     if (this.#closed) return
     this.#started = true
     this.#write(`retry: ${this.#retryMs}\n: ${KEEP_ALIVE_ANNOUNCEMENT} ${this.#keepAliveMs}\n\n`)
-    const document = this.#statusDocument(snapshot)
-    this.#remember(snapshot.version ?? 0, document.stages)
-    this.watch?.seen(this.#version)
-    this.#snapshotBytes = this.#event(LIVE_EVENTS.snapshot, document)
-    if (isFinalStatus(snapshot.run.status)) return this.#end(document.run)
+    const version = snapshot.version ?? 0
+    if (resumed) {
+      // Nothing of this stream was sent: every stage goes into the update, as after a snapshot at `from`.
+      this.#version = resumed.from
+      this.#snapshotBytes = this.#changes(snapshot, resumed.chunks, true)
+      this.watch?.seen(this.#version)
+    } else {
+      const document = this.#statusDocument(snapshot)
+      this.#remember(version, document.stages, streamedStages(snapshot))
+      this.watch?.seen(this.#version)
+      this.#snapshotBytes = this.#event(LIVE_EVENTS.snapshot, document)
+    }
+    if (isFinalStatus(snapshot.run.status)) return this.#end(toStatusResponse(snapshot).run)
     const pending = this.#pending
     this.#pending = undefined
-    if (pending) this.deliver(pending)
+    if (pending) this.deliver(pending.snapshot, pending.chunks)
   }
 
-  /** A newer stored state from the watcher: an `update` with what changed, then `end` if finished. */
-  deliver(snapshot: RunSnapshot): void {
+  /**
+   * A newer stored state from the watcher, with the run's chunks after the version this stream
+   * sent: `output` events for the chunks and an `update` with what else changed, in version
+   * order, then `end` if finished.
+   */
+  deliver(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[] = []): void {
     if (this.#closed) return
     if (!this.#started) {
-      this.#pending = snapshot
+      this.#pending = { snapshot, chunks }
       return
     }
     const version = snapshot.version ?? 0
     if (version <= this.#version) return
+    this.#changes(snapshot, chunks, false)
+    if (isFinalStatus(snapshot.run.status)) this.#end(toStatusResponse(snapshot).run)
+  }
+
+  /**
+   * Sends what changed from the version this stream sent to the snapshot's: its chunks as
+   * `output` events, and an `update` unless every version between was a chunk. When the
+   * subscriber appends every chunk as it is (each stage with chunks is `PROCESSING` at the
+   * `outputSeq` before them, as this stream last sent it), the chunks go first and the `update`
+   * (`id:` the snapshot's version) after them. Otherwise (a stage created or restarted since, a
+   * resume) the `update` goes first, `id:` the version before the first chunk, with each such
+   * stage's `outputSeq` as it was before its first chunk (and its output cleared when that chunk
+   * is `seq` 0), so the chunks then apply in order; a stage finished since gets its whole text
+   * in the update (its chunks are then ignored). Returns the bytes written.
+   */
+  #changes(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[], resuming: boolean): number {
+    const version = snapshot.version ?? 0
+    const from = this.#version
+    const batch = chunks.filter((chunk) => chunk.version > from && chunk.version <= version)
     const document = toStatusResponse(snapshot)
-    const changed: RunUpdateEvent['stages'] = []
+    const streamed = streamedStages(snapshot)
+    const firstSeq = new Map<number, number>()
+    for (const chunk of batch) if (!firstSeq.has(chunk.stageNumber)) firstSeq.set(chunk.stageNumber, chunk.seq)
+    const appends =
+      !resuming &&
+      [...firstSeq].every(([stageNumber, seq]) => {
+        const sent = this.#stages.get(stageNumber)
+        return sent?.status === 'PROCESSING' && (sent.outputSeq ?? -1) === seq - 1
+      })
+    const runId = document.run.id
+    let bytes = 0
+    if (appends) {
+      for (const chunk of batch) bytes += this.#output(runId, chunk)
+      // Only chunks since the last event: no `update` (its text travelled as `output` events).
+      if (batch.length !== version - from) bytes += this.#event(LIVE_EVENTS.update, this.#update(document, streamed), version)
+    } else {
+      if (snapshot.streamedText === false && snapshot.stages.some((stage) => isFinalStatus(stage.status) && streamed.has(stage.stageNumber) && firstSeq.has(stage.stageNumber))) {
+        // A stage created or restarted, streamed and finished between two reads, read without its
+        // text (which the update would carry): rare; the subscriber reconnects and resumes exactly.
+        this.close()
+        return bytes
+      }
+      const first = batch[0]
+      bytes += this.#event(LIVE_EVENTS.update, this.#update(document, streamed, firstSeq), first ? first.version - 1 : version)
+      for (const chunk of batch) bytes += this.#output(runId, chunk)
+    }
+    this.#remember(version, document.stages, streamed)
+    return bytes
+  }
+
+  /**
+   * The `update` of a document: the run and each stage changed since this stream last sent it
+   * (every stage when it sent none). A stage showing its streamed text has no `output` (the text
+   * travels as `output` events); with `firstSeq` (the update goes before these chunks) such a
+   * stage's `outputSeq` is the one before its first chunk, and a finished one carries its text.
+   */
+  #update(document: RunUpdateEvent, streamed: ReadonlySet<number>, firstSeq?: ReadonlyMap<number, number>): RunUpdateEvent {
+    const changed: RunUpdateStage[] = []
     for (const stage of document.stages) {
       const sent = this.#stages.get(stage.stageNumber)
-      const { output, ...rest } = stage
-      const outputChanged = sent?.output !== output
-      if (!outputChanged && sent?.rest === JSON.stringify(rest)) continue
+      const { output, ...stored } = stage
+      const first = firstSeq?.get(stage.stageNumber)
+      let rest: Omit<RunUpdateStage, 'output'> = stored
+      // `undefined`: the update leaves the output out.
+      let shown: string | null | undefined = output
+      if (streamed.has(stage.stageNumber)) {
+        if (first === undefined || stage.status === 'PROCESSING') shown = undefined
+        if (first !== undefined && stage.status === 'PROCESSING') {
+          rest = { ...stored, outputSeq: first === 0 ? null : first - 1 }
+          // Chunk 0 starts the text afresh: what the subscriber holds (another attempt's) goes.
+          if (first === 0) shown = null
+        }
+      }
+      const outputChanged = shown !== undefined && (sent === undefined || sent.streamed || sent.output !== shown)
+      if (sent !== undefined && first === undefined && !outputChanged && sent.rest === JSON.stringify(rest)) continue
       // An output this stream already sent is left out when the subscriber asked so (docs/contract.md).
-      changed.push(outputChanged || !this.#omitUnchangedOutputs ? stage : rest)
+      changed.push(shown !== undefined && (outputChanged || !this.#omitUnchangedOutputs) ? { ...rest, output: shown } : rest)
     }
-    const update: RunUpdateEvent = { run: document.run, stages: changed }
-    this.#remember(version, document.stages)
-    this.#event(LIVE_EVENTS.update, update)
-    if (isFinalStatus(snapshot.run.status)) this.#end(document.run)
+    return { run: document.run, stages: changed }
+  }
+
+  /** Writes one chunk as an `output` event, `id:` its version; returns its size in bytes. */
+  #output(runId: string, chunk: OutputChunkRow): number {
+    const data: StageOutputEvent = { runId, stageNumber: chunk.stageNumber, seq: chunk.seq, text: chunk.text }
+    return this.#event(LIVE_EVENTS.output, data, chunk.version)
   }
 
   comment(text: string): void {
@@ -328,14 +370,12 @@ class OpenStream implements EventStreamBody {
   }
 
   /** Ends the stream after what is queued; `discard` drops the queue instead (a reader too far behind). */
-  close(discard = false): void {
+  override close(discard = false): void {
     if (this.#closed) return
     this.#closed = true
     this.watch?.stop()
     this.#onClose()
-    // Not attached yet: the body ends as soon as it is (`attach`).
-    if (discard) this.#sink?.abort(new Error('The subscriber fell too far behind; closed to bound the send buffer'))
-    else this.#sink?.end()
+    this.endBody(discard)
   }
 
   #end(run: RunEndEvent['run']): void {
@@ -344,40 +384,38 @@ class OpenStream implements EventStreamBody {
     this.close()
   }
 
-  #remember(version: number, stages: StageOutputRecord[]): void {
+  #remember(version: number, stages: StageOutputRecord[], streamed: ReadonlySet<number>): void {
     this.#version = version
     this.#stages = new Map(
-      stages.map(({ output, ...rest }) => [rest.stageNumber, { rest: JSON.stringify(rest), output }]),
+      stages.map(({ output, ...rest }) => [
+        rest.stageNumber,
+        { rest: JSON.stringify(rest), output, streamed: streamed.has(rest.stageNumber), status: rest.status, outputSeq: rest.outputSeq },
+      ]),
     )
   }
 
-  /** Writes one event; returns its size in bytes. */
-  #event(name: string, data: unknown): number {
+  /** Writes one event, `id:` `id` (the version this stream sent, by default); returns its size in bytes. */
+  #event(name: string, data: unknown, id: number = this.#version): number {
     // JSON.stringify never emits a raw line break, so the data is one `data:` line.
-    return this.#write(`event: ${name}\nid: ${this.#version}\ndata: ${JSON.stringify(data)}\n\n`)
+    return this.#write(`event: ${name}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`)
   }
 
   /** Queues `text` unless the reader is too far behind (then the stream is closed); returns the bytes queued. */
   #write(text: string): number {
     if (this.#closed) return 0
-    const sink = this.#sink
-    if (!sink) {
-      // Before the adapter attached the body (the retry line and the snapshot): kept until then.
-      this.#early?.push(text)
-      return encoder.encode(text).byteLength
-    }
-    const buffered = sink.bufferedBytes
+    // Before the body is attached (the retry line and the snapshot) nothing counts as buffered.
+    const buffered = this.bufferedBytes
     if (buffered > this.#maxBufferedBytes + this.#snapshotBytes) {
       // Closing ends the response: the subscriber reconnects and starts again from a fresh snapshot.
       this.#onSlow(buffered)
       this.close(true)
       return 0
     }
-    try {
-      return sink.write(text)
-    } catch {
-      this.close()
-      return 0
-    }
+    return this.writeBody(text)
   }
+}
+
+/** The numbers of the snapshot's stages whose output is their streamed text (`Store.getRun` marks them). */
+function streamedStages(snapshot: RunSnapshot): Set<number> {
+  return new Set(snapshot.stages.filter((stage) => stage.streamedOutput === true).map((stage) => stage.stageNumber))
 }

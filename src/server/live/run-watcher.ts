@@ -12,7 +12,7 @@
  *   that once per process.
  * Edge-safe: timers and the store only, no Node built-ins.
  */
-import type { RunSnapshot } from '../../core/state.js'
+import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import type { Store } from '../../core/store.js'
 import type { Logger } from '../../internal/logger.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
@@ -47,8 +47,12 @@ export interface RunChangeSource {
   close(): Promise<void>
 }
 
-/** Receives the stored state of a watched run each time the watcher read a newer version. */
-export type RunSnapshotListener = (snapshot: RunSnapshot) => void
+/**
+ * Receives the stored state of a watched run each time the watcher read a newer version, with the
+ * run's streamed output chunks after the listener's `sentVersion` (up to the snapshot's version),
+ * in version order, when the listener gave one and the store has `getOutputChunksSince`.
+ */
+export type RunSnapshotListener = (snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]) => void
 
 /** A stream's registration with the watcher. */
 export interface RunWatch {
@@ -67,10 +71,16 @@ export interface RunWatcherOptions {
   safetyPollIntervalMs: number
   source?: RunChangeSource | undefined
   logger: Logger
+  /**
+   * Told every version the watcher learns of any run (own writes, notifications, polls), so the
+   * handlers' read source knows when a read replica is behind.
+   */
+  onVersion?: ((runId: string, version: number) => void) | undefined
 }
 
 interface WatchedRun {
-  listeners: Set<RunSnapshotListener>
+  /** Each listener with the version it has sent so far (`undefined`: it wants no chunks). */
+  listeners: Map<RunSnapshotListener, (() => number) | undefined>
   /** The newest version read (by the watcher or a stream); -1 before any. */
   version: number
   refreshing: boolean
@@ -84,6 +94,7 @@ export class RunWatcher {
   readonly #safetyPollIntervalMs: number
   readonly #source: RunChangeSource | undefined
   readonly #logger: Logger
+  readonly #onVersion: ((runId: string, version: number) => void) | undefined
   readonly #runs = new Map<string, WatchedRun>()
   readonly #unsubscribe: (() => void) | undefined
   #listening = false
@@ -98,6 +109,8 @@ export class RunWatcher {
    */
   #unannounced = new Map<string, number>()
   #unannouncedLogged = false
+  /** Told of every announced change, watched run or not (set streams' windows). */
+  readonly #changeListeners = new Set<(runId: string, version: number | undefined) => void>()
 
   constructor(options: RunWatcherOptions) {
     this.#store = options.store
@@ -105,6 +118,7 @@ export class RunWatcher {
     this.#safetyPollIntervalMs = options.safetyPollIntervalMs
     this.#source = options.source
     this.#logger = options.logger
+    this.#onVersion = options.onVersion
     this.#unsubscribe = this.#store.onRunChange?.((change) => this.#announced(change.runId, change.version))
     if (!this.#store.onRunChange && !this.#store.getRunVersions && !this.#source) {
       // Nothing would ever tell a stream of a change: say so once, when the first stream opens.
@@ -138,14 +152,37 @@ export class RunWatcher {
     return this.#runs.size
   }
 
-  /** Watches a run; `listener` gets each newer stored state. */
-  watch(runId: string, listener: RunSnapshotListener): RunWatch {
+  /** Whether a LISTEN connection delivers notifications now (then only the safety poll runs). */
+  get listening(): boolean {
+    return this.#listening
+  }
+
+  /**
+   * Tells `listener` of every change announced to this process (its own writes, a run's creation
+   * included, and LISTEN notifications), whether or not the run is watched: set streams learn
+   * from it that a run outside their window may have entered it. Returns the unsubscribe.
+   */
+  onChange(listener: (runId: string, version: number | undefined) => void): () => void {
+    this.#changeListeners.add(listener)
+    return () => void this.#changeListeners.delete(listener)
+  }
+
+  /** A version of a watched run learnt elsewhere (a set stream's window query): read it if newer. */
+  hint(runId: string, version: number): void {
+    this.#changed(runId, version)
+  }
+
+  /**
+   * Watches a run; `listener` gets each newer stored state. With `sentVersion` (the version the
+   * listener has sent so far, -1 for none), it also gets the streamed output chunks after it.
+   */
+  watch(runId: string, listener: RunSnapshotListener, sentVersion?: () => number): RunWatch {
     let run = this.#runs.get(runId)
     if (!run) {
-      run = { listeners: new Set(), version: -1, refreshing: false, again: false }
+      run = { listeners: new Map(), version: -1, refreshing: false, again: false }
       this.#runs.set(runId, run)
     }
-    run.listeners.add(listener)
+    run.listeners.set(listener, sentVersion)
     this.#schedule()
     const watched = run
     return {
@@ -166,6 +203,7 @@ export class RunWatcher {
     this.#timer = undefined
     this.#unsubscribe?.()
     this.#runs.clear()
+    this.#changeListeners.clear()
     await this.#source?.close()
   }
 
@@ -174,9 +212,17 @@ export class RunWatcher {
     const found = this.#unannounced.get(runId)
     if (found !== undefined && (version === undefined || version >= found)) this.#unannounced.delete(runId)
     this.#changed(runId, version)
+    for (const listener of this.#changeListeners) {
+      try {
+        listener(runId, version)
+      } catch (error) {
+        this.#logger.error('pipeline-status: a set stream failed to take a change', { error })
+      }
+    }
   }
 
   #changed(runId: string, version: number | undefined): void {
+    if (version !== undefined) this.#onVersion?.(runId, version)
     const run = this.#runs.get(runId)
     if (!run) return
     if (version === undefined || version > run.version) this.#refresh(runId)
@@ -196,8 +242,12 @@ export class RunWatcher {
         do {
           run.again = false
           let snapshot: RunSnapshot | null
+          let chunks: readonly OutputChunkRow[] = []
           try {
-            snapshot = await this.#store.getRun(runId)
+            // Listeners that take chunks get the streamed text as chunks: without them, the read is the whole text.
+            const withText = [...run.listeners.values()].some((sentVersion) => sentVersion === undefined)
+            snapshot = await this.#store.getRun(runId, withText ? undefined : { streamedText: false })
+            if (snapshot) chunks = await this.#chunksOf(run, snapshot)
           } catch (error) {
             // Tried again after a poll interval, also in LISTEN mode (whose safety tick is slower); streams
             // keep their last state meanwhile.
@@ -208,9 +258,9 @@ export class RunWatcher {
           }
           if (!snapshot) return
           if (snapshot.version !== undefined && snapshot.version > run.version) run.version = snapshot.version
-          for (const listener of [...run.listeners]) {
+          for (const listener of [...run.listeners.keys()]) {
             try {
-              listener(snapshot)
+              listener(snapshot, chunks)
             } catch (error) {
               this.#logger.error('pipeline-status: a live stream failed to send an event', { error })
             }
@@ -220,6 +270,23 @@ export class RunWatcher {
         run.refreshing = false
       }
     })()
+  }
+
+  /**
+   * The run's chunks after the oldest version its chunk-taking listeners have sent, up to the
+   * snapshot's version (read after the snapshot, so later chunks wait for the next read); none
+   * when no listener takes chunks, the store keeps none, or no stage of the run has any.
+   */
+  async #chunksOf(run: WatchedRun, snapshot: RunSnapshot): Promise<readonly OutputChunkRow[]> {
+    const store = this.#store
+    if (!store.getOutputChunksSince || snapshot.version === undefined) return []
+    const sent = [...run.listeners.values()].filter((version) => version !== undefined).map((version) => version())
+    if (sent.length === 0) return []
+    const since = Math.min(...sent)
+    // No stage with streamed output: the run has no chunk rows, so none are read.
+    if (since >= snapshot.version || !snapshot.stages.some((stage) => stage.outputSeq != null)) return []
+    const version = snapshot.version
+    return (await store.getOutputChunksSince(snapshot.run.id, since)).filter((chunk) => chunk.version <= version)
   }
 
   /** Drops the armed tick and arms one at the interval of the current mode (polling or safety polling). */

@@ -1,12 +1,15 @@
 /**
- * The routes of runs as a collection: `GET /runs` (a page of run summaries, keyset-paged) and
- * `GET /runs/counts` (runs per status or per pipeline). The query is parsed in `src/contract`,
+ * The routes of runs as a collection: `GET /runs` (a page of run summaries, keyset-paged),
+ * `GET /runs/counts` (runs per status or per pipeline) and `GET /runs/stats` (stage durations and
+ * failures per pipeline and stage). The query is parsed in `src/contract`,
  * the caller's scope comes from `authorizeRunSet` and is ANDed into the filters (`applyScope`),
  * the store lists or counts, and the summaries are built by the core. Internal.
  */
 import { catalogueOfRun } from '../../core/run-catalogue.js'
-import { decodeRunListCursor, encodeRunListCursor, parseRunCountsQuery, parseRunListQuery, type RunQueryError } from '../../contract/run-list-query.js'
+import { decodeRunListCursor, encodeRunListCursor, parseRunCountsQuery, parseRunListQuery, parseRunStatsQuery, type RunQueryError } from '../../contract/run-list-query.js'
 import type { RunCounts, RunListPage } from '../../contract/run-list.js'
+import type { RunStatsResponse } from '../../contract/run-stats.js'
+import { compareStageStats } from '../../core/run-stats.js'
 import { applyScope, type RunListItem, summarizeRun } from '../../core/run-list.js'
 import type { Store } from '../../core/store.js'
 import { authorizeRunSet } from '../auth/list-access.js'
@@ -18,6 +21,7 @@ import type { HandlerSettings } from '../settings.js'
 export interface ListRoutes {
   readonly listRuns: RouteHandler
   readonly runCounts: RouteHandler
+  readonly runStats: RouteHandler
 }
 
 /** 400 naming the parameter: `invalid_query`, or `invalid_cursor` for the cursor. */
@@ -26,7 +30,7 @@ function queryRefused(error: RunQueryError): HttpProblemError {
 }
 
 /** 501 naming the method a custom store lacks. */
-function notImplemented(method: 'listRuns' | 'countRuns'): HttpProblemError {
+function notImplemented(method: 'listRuns' | 'countRuns' | 'runStats'): HttpProblemError {
   return new HttpProblemError('not_implemented', { detail: `This server's store does not implement Store.${method}, so it cannot answer this route` })
 }
 
@@ -53,7 +57,7 @@ export function createListRoutes(settings: HandlerSettings, plumbing: Plumbing):
       after = position.value
     }
     // One more than the page: whether a next page exists without a second query.
-    const items = await store.listRuns({ filter: applyScope(filter, access.scope), after, limit: limit + 1 })
+    const items = await settings.reads.listRuns({ filter: applyScope(filter, access.scope), after, limit: limit + 1 })
     const page = items.slice(0, limit)
     const last = page.at(-1)
     const body: RunListPage = {
@@ -69,10 +73,26 @@ export function createListRoutes(settings: HandlerSettings, plumbing: Plumbing):
     const access = await authorizeRunSet(exchange, settings)
     if (access instanceof Response) return access
     if (!store.countRuns) throw notImplemented('countRuns')
-    const counts = await store.countRuns({ filter: applyScope(query.value.filter, access.scope), groupBy: query.value.groupBy })
+    const counts = await settings.reads.countRuns({ filter: applyScope(query.value.filter, access.scope), groupBy: query.value.groupBy })
     const body: RunCounts = { counts: Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0)) }
     return jsonResponse(body)
   })
 
-  return { listRuns, runCounts }
+  const DAY_MS = 86_400_000
+  const runStats = plumbing.route('runStats', async (exchange) => {
+    const query = parseRunStatsQuery(new URL(exchange.request.url).searchParams)
+    if (!query.ok) throw queryRefused(query)
+    const access = await authorizeRunSet(exchange, settings)
+    if (access instanceof Response) return access
+    if (!store.runStats) throw notImplemented('runStats')
+    const { pipeline, days } = query.value
+    // The window from the handlers' clock, the one that stamped the stages' times, sent to the
+    // store as an instant (never a local-time expression of the database's session).
+    const since = new Date(settings.clock().getTime() - days * DAY_MS)
+    const stages = await store.runStats({ filter: applyScope(pipeline === undefined ? {} : { pipeline }, access.scope), since })
+    const body: RunStatsResponse = { stages: [...stages].sort(compareStageStats) }
+    return jsonResponse(body)
+  })
+
+  return { listRuns, runCounts, runStats }
 }

@@ -1,21 +1,51 @@
 /**
- * The live route: `GET /{runId}/events`, a run's status as Server-Sent Events, and the streams'
- * lifecycle (the registry and its run watcher, created on the first stream; `close`; the
- * counts). Internal.
+ * The live routes: `GET /{runId}/events`, a run's status as Server-Sent Events, `GET /events`, a
+ * set of runs as one stream (the list's filters or `run=` ids), and the streams' lifecycle (the
+ * registries, their run watcher and the set streams' windows, created on the first stream;
+ * `close`; the counts). Internal.
  */
-import type { RequestAuth } from '../auth/authenticate.js'
-import type { Plumbing, RouteHandler } from '../http/exchange.js'
+import { bearerReadToken, type RequestAuth, type RunReadAccess, verifySignature } from '../auth/authenticate.js'
+import { authorizeRunSet } from '../auth/list-access.js'
 import { acceptsDirectEvents, directEventsResponse } from '../http/direct-events.js'
+import type { Exchange, Plumbing, RouteHandler } from '../http/exchange.js'
 import { HttpProblemError } from '../http/problem-response.js'
+import { readBodyLimited } from '../http/read-body.js'
 import { runNotFound } from '../http/validate.js'
 import { HEADERS } from '../../contract/headers.js'
-import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER } from '../live/event-stream.js'
+import { parseSetStreamQuery } from '../../contract/run-list-query.js'
+import { catalogueOfRun } from '../../core/run-catalogue.js'
+import { applyScope, matchesRunFilter, summarizeRun, toRunListItem } from '../../core/run-list.js'
+import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion } from '../live/event-stream.js'
+import type { EventStreamBody } from '../live/event-sink.js'
 import { RunWatcher } from '../live/run-watcher.js'
+import { presentedVersion } from '../../core/known-versions.js'
+import { RunWindows } from '../live/run-window.js'
+import { type ListedRun, ListedRunNotFound, SetStreams } from '../live/set-stream.js'
 import type { HandlerSettings } from '../settings.js'
 
-/** The live route and what its streams need at shutdown and for metrics. */
+/** The headers of every event stream. */
+const STREAM_HEADERS = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  // no-transform: a compressing proxy or middleware must not buffer the events.
+  'Cache-Control': 'no-cache, no-transform',
+  // nginx buffers proxied responses unless told otherwise.
+  'X-Accel-Buffering': 'no',
+} as const
+
+/**
+ * The answer of an open stream, a run's or a set's: a `Request` the Node bridge marked gets a
+ * bodiless `Response` carrying the stream, which the bridge writes to its response itself (no Web
+ * stream to hold per stream); any other caller gets the Web stream body.
+ */
+function eventsResponse(request: Request, body: EventStreamBody): Response {
+  const init: ResponseInit = { status: 200, headers: STREAM_HEADERS }
+  return acceptsDirectEvents(request) ? directEventsResponse(body, init) : new Response(body.readable(), init)
+}
+
+/** The live routes and what their streams need at shutdown and for metrics. */
 export interface LiveRoutes {
   readonly events: RouteHandler
+  readonly runSetEvents: RouteHandler
   /** Ends every open stream and stops the watcher; later stream requests are answered 503. */
   close(): Promise<void>
   /** Open streams and slow streams closed so far. */
@@ -28,16 +58,19 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
   // Created on the first stream, so handlers that never stream poll nothing and hold no connection.
   let streams: EventStreams | undefined
   let watcher: RunWatcher | undefined
+  let sets: SetStreams | undefined
+  let windows: RunWindows | undefined
   let closed = false
 
   const openStreams = (): EventStreams => {
     if (streams) return streams
-    watcher = new RunWatcher({
+    watcher ??= new RunWatcher({
       store,
       pollIntervalMs: live.pollIntervalMs,
       safetyPollIntervalMs: live.safetyPollIntervalMs,
       source: live.listen,
       logger,
+      onVersion: settings.reads.note,
     })
     streams = new EventStreams(watcher, {
       keepAliveMs: live.keepAliveMs,
@@ -54,42 +87,140 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     return streams
   }
 
+  const openSets = (): SetStreams => {
+    if (sets) return sets
+    openStreams()
+    const runWatcher = watcher as RunWatcher
+    windows = new RunWindows({ store, watcher: runWatcher, pollIntervalMs: live.pollIntervalMs, safetyPollIntervalMs: live.safetyPollIntervalMs, logger })
+    sets = new SetStreams(
+      runWatcher,
+      windows,
+      {
+        keepAliveMs: live.keepAliveMs,
+        retryMs: live.retryMs,
+        maxBufferedBytes: live.maxBufferedBytes,
+        onSlowStream: ({ bufferedBytes }) =>
+          logger.warn(
+            `pipeline-status: closed a set stream whose reader fell ${bufferedBytes} bytes behind (limit live.maxBufferedBytes = ${live.maxBufferedBytes} beyond its first snapshots); it reconnects with fresh snapshots. A client that stops reading, or a link slower than the runs' changes, does this; raise live.maxBufferedBytes if the link is just slow`,
+            { bufferedBytes, maxBufferedBytes: live.maxBufferedBytes },
+          ),
+        statusDocument: settings.statusDocument,
+        // The run's own catalogue, else its pipeline's current one (as GET /runs counts it).
+        summary: (snapshot) =>
+          summarizeRun(toRunListItem(snapshot.run, snapshot.version ?? 0, snapshot.stages), catalogueOfRun(snapshot.run, settings.pipelines)?.length ?? 0),
+        onStreamsChanged: settings.instrumentation.streamsChanged,
+      },
+      (runId) => settings.reads.getRun(runId, 'snapshot'),
+    )
+    return sets
+  }
+
+  /** 503 while shutting down or at the cap, which single-run and set streams share. */
+  const checkCapacity = (): void => {
+    if (closed) throw streamsUnavailable('The server is shutting down; reconnect shortly')
+    if ((streams?.size ?? 0) + (sets?.size ?? 0) >= live.maxStreams) {
+      throw streamsUnavailable(`This server holds its limit of ${live.maxStreams} open streams; retry later`)
+    }
+  }
+
   const streamsUnavailable = (detail: string): HttpProblemError =>
     new HttpProblemError('too_many_streams', { detail }, { [HEADERS.retryAfter]: settings.retryAfter })
 
   const events = plumbing.route('events', async (exchange, { runId }) => {
     const access = await auth.read(exchange, 'events', runId, 'stream')
-    if (closed) throw streamsUnavailable('The server is shutting down; reconnect shortly')
+    checkCapacity()
     const registry = openStreams()
-    if (registry.size >= live.maxStreams) {
-      throw streamsUnavailable(`This server holds its limit of ${live.maxStreams} open streams; retry later`)
-    }
     const { request } = exchange
-    // Last-Event-ID needs nothing more: every connection starts with a fresh snapshot.
     const omitUnchangedOutputs = new URL(request.url).searchParams.get(OUTPUTS_PARAMETER) === 'changed'
-    const body = await registry.open(runId, () => access.load(() => store.getRun(runId)), request.signal, omitUnchangedOutputs, access.admits)
+    // A reconnect resumes exactly after its Last-Event-ID when the store keeps streamed output
+    // chunks and the version is one the run had (checked against the run as read); anything else
+    // (no id, a malformed one, one past the run's version) starts with a fresh snapshot. The run is
+    // read from the replica only when its copy is not older than that id (settings.reads).
+    const lastEventId = presentedVersion(request.headers.get('last-event-id'))
+    const from = resumeVersion(request.headers.get('Last-Event-ID'))
+    const { getOutputChunksSince } = store
+    const resume =
+      from !== undefined && getOutputChunksSince
+        ? { from, chunksSince: (version: number) => getOutputChunksSince.call(store, runId, version) }
+        : undefined
+    const body = await registry.open(
+      runId,
+      () => access.load(() => settings.reads.getRun(runId, 'snapshot', lastEventId)),
+      request.signal,
+      omitUnchangedOutputs,
+      access.admits,
+      resume,
+    )
     if (!body) throw runNotFound()
-    const init: ResponseInit = {
-      status: 200,
-      headers: {
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        // no-transform: a compressing proxy or middleware must not buffer the events.
-        'Cache-Control': 'no-cache, no-transform',
-        // nginx buffers proxied responses unless told otherwise.
-        'X-Accel-Buffering': 'no',
-      },
+    return eventsResponse(request, body)
+  })
+
+  /**
+   * The grants of a `run=` stream's runs, each as its own stream would judge it (the first
+   * refusal is thrown, answering the whole request). The secret covers all; a signature is
+   * verified once, for this route (`events`), not once per run.
+   */
+  const listedGrants = async (exchange: Exchange, runIds: readonly string[]): Promise<RunReadAccess[]> => {
+    const { request } = exchange
+    const all = (): RunReadAccess[] => runIds.map(() => ({ load: (load) => load(), admits: () => true }))
+    if (await settings.auth.secretMatches(request)) return all()
+    if (settings.auth.isSigned(request) && bearerReadToken(request, settings.readTokenSecrets) === undefined) {
+      await verifySignature(settings.auth, request, await readBodyLimited(request, settings.maxBodyBytes), { path: 'events' }, undefined)
+      return all()
     }
-    // The Node bridge writes the stream to its response itself: no Web stream to hold per stream.
-    return acceptsDirectEvents(request) ? directEventsResponse(body, init) : new Response(body.readable(), init)
+    const grants: RunReadAccess[] = []
+    for (const runId of runIds) grants.push(await auth.read(exchange, 'events', runId, 'stream'))
+    return grants
+  }
+
+  const runSetEvents = plumbing.route('runSetEvents', async (exchange) => {
+    const query = parseSetStreamQuery(new URL(exchange.request.url).searchParams)
+    if (!query.ok) {
+      throw new HttpProblemError(query.code, { detail: query.message, errors: [{ field: query.parameter, message: query.message }] })
+    }
+    const { signal } = exchange.request
+    let body: EventStreamBody
+    if (query.value.kind === 'runs') {
+      const { runIds, view } = query.value
+      const grants = await listedGrants(exchange, runIds)
+      checkCapacity()
+      const runs: ListedRun[] = runIds.map((runId, index) => {
+        const grant = grants[index] as RunReadAccess
+        return { runId, read: () => grant.load(() => settings.reads.getRun(runId, 'snapshot')), admits: grant.admits }
+      })
+      try {
+        body = await openSets().openRuns(runs, view, signal)
+      } catch (error) {
+        if (error instanceof ListedRunNotFound) throw new HttpProblemError('run_not_found', { detail: `No pipeline run has the id given as run=${JSON.stringify(error.runId.slice(0, 128))}` })
+        throw error
+      }
+    } else {
+      const { filter, limit, view } = query.value
+      const access = await authorizeRunSet(exchange, settings)
+      if (access instanceof Response) return access
+      if (!store.listRunWindow && !store.listRuns) {
+        throw new HttpProblemError('not_implemented', { detail: "This server's store implements neither Store.listRunWindow nor Store.listRuns, so it cannot follow runs by filters" })
+      }
+      checkCapacity()
+      const effective = applyScope(filter, access.scope)
+      body = await openSets().openFilter(effective, limit, view, signal, (snapshot) => matchesRunFilter(snapshot.run, effective))
+    }
+    return eventsResponse(exchange.request, body)
   })
 
   const close = async (): Promise<void> => {
     closed = true
     streams?.close()
+    sets?.close()
+    windows?.close()
     await watcher?.close()
   }
 
-  const liveStats = (): LiveStreamStats => streams?.stats() ?? { openStreams: 0, slowStreamsClosed: 0 }
+  const liveStats = (): LiveStreamStats => {
+    const single = streams?.stats() ?? { openStreams: 0, slowStreamsClosed: 0 }
+    const set = sets?.stats() ?? { openStreams: 0, slowStreamsClosed: 0 }
+    return { openStreams: single.openStreams + set.openStreams, slowStreamsClosed: single.slowStreamsClosed + set.slowStreamsClosed }
+  }
 
-  return { events, close, liveStats }
+  return { events, runSetEvents, close, liveStats }
 }

@@ -4,6 +4,7 @@
  */
 import { createOpenApiDocument } from '../../contract/openapi.js'
 import { OPENAPI_DOCUMENT_NAME } from '../../contract/route-registry.js'
+import { presentedVersion } from '../../core/known-versions.js'
 import { ifNoneMatchMatches, statusETag } from '../../core/run-version.js'
 import type { RequestAuth } from '../auth/authenticate.js'
 import type { Plumbing, RouteHandler } from '../http/exchange.js'
@@ -19,17 +20,19 @@ export interface ReadRoutes {
 
 /** Builds the read routes of one handlers instance. */
 export function createReadRoutes(settings: HandlerSettings, plumbing: Plumbing, auth: RequestAuth): ReadRoutes {
-  const { store, statusJson, basePath } = settings
+  const { reads, statusJson, basePath } = settings
 
   const status = plumbing.route('status', async (exchange, { runId }) => {
     const access = await auth.read(exchange, 'status', runId)
-    const snapshot = await access.load(() => store.getRun(runId))
+    const ifNoneMatch = exchange.request.headers.get('if-none-match')
+    // A client that holds version n never gets an older one back, whichever instance it reaches.
+    const snapshot = await access.load(() => reads.getRun(runId, 'status', presentedVersion(ifNoneMatch)))
     if (!snapshot) throw runNotFound()
     if (snapshot.version === undefined) return jsonTextResponse(statusJson(snapshot), { 'Cache-Control': 'no-store' })
     // The version is the ETag: a poller that sends it back gets 304 until the run changes.
     const etag = statusETag({ version: snapshot.version })
     const headers = { ETag: etag, 'Cache-Control': 'private, no-cache' }
-    if (ifNoneMatchMatches(exchange.request.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
+    if (ifNoneMatchMatches(ifNoneMatch, etag)) return new Response(null, { status: 304, headers })
     return jsonTextResponse(statusJson(snapshot), headers)
   })
 

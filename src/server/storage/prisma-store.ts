@@ -7,9 +7,12 @@ import { DEFAULT_PIPELINE } from '../../contract/stages.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
 import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
-import type { RunCountRequest, RunListItem, RunListRequest } from '../../core/run-list.js'
-import type { FinishedRunsDeletion, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
-import { type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
+import type { RunCountRequest, RunListItem, RunListRequest, RunWindowEntry } from '../../core/run-list.js'
+import { withStreamedOutput } from '../../core/stage-output.js'
+import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from '../../core/state.js'
+import { type GetRunOptions, type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
+import type { RunStatsRequest } from '../../core/run-stats.js'
+import type { StageStats } from '../../contract/run-stats.js'
 import { toStoreError } from '../database-errors.js'
 import { ServerConfigurationError } from '../configuration-error.js'
 import { consoleLogger, type Logger, safeLogger } from '../../internal/logger.js'
@@ -206,10 +209,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
   readonly #changes = new RunChangeEmitter()
+  readonly #options: Omit<PrismaStoreOptions<Client>, 'prisma'>
 
   /** Internal: create one with {@link createPrismaStore}. @internal */
   constructor(prisma: Client, options: Omit<PrismaStoreOptions<Client>, 'prisma'> = {}) {
     this.#prisma = prisma
+    this.#options = options
     this.#logger = safeLogger(options.logger ?? consoleLogger)
     // Without its own logger the store warns through the handlers' (or the sweeper's) one.
     if (options.logger === undefined) {
@@ -266,6 +271,16 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
    */
   async close(deadlineMs = 2_000): Promise<void> {
     await this.#notifier?.close(deadlineMs)
+  }
+
+  /**
+   * A store on the same tables and names whose statements run on `pool`, a read replica's (the
+   * handlers' `readReplica: { pool }`): it sends no notifications and bounds each statement by
+   * `queryTimeoutMs`. Only its reads are used. Internal. @internal
+   */
+  onReplica(pool: PrismaStorePool, queryTimeoutMs: number): PrismaStore<Client> {
+    const { notifyChannel: _channel, notifyPool: _notifyPool, ...options } = this.#options
+    return new PrismaStore(this.#prisma, { ...options, pool, queryTimeoutMs, logger: this.#logger })
   }
 
   onRunChange(listener: RunChangeListener): () => void {
@@ -331,6 +346,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         const rows = await sql.query<StageRow>(statements.readStages, [runId])
         return rows.map(stageFromRow)
       },
+      saveOutputChunk: async (runId, stageNumber, seq, text) => {
+        await sql.query(statements.saveOutputChunk, [runId, stageNumber, seq, text])
+      },
+      deleteOutputChunks: async (runId, stageNumber) => {
+        await sql.query(statements.deleteOutputChunks, [runId, stageNumber])
+      },
       saveStage: async (runId, stage) => {
         // One INSERT … ON CONFLICT DO UPDATE, which cannot raise P2002 even without the run lock.
         await sql.query(statements.saveStage, [runId, ...stageValues(stage)])
@@ -370,9 +391,16 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
-    const rows = await this.#sql.query<unknown>(this.#statements.writeRunStage, [
+    const { chunk } = write
+    const statement = chunk
+      ? this.#statements.writeRunStageChunk
+      : write.dropOutputChunks
+        ? this.#statements.writeRunStageDropChunks
+        : this.#statements.writeRunStage
+    const rows = await this.#sql.query<unknown>(statement, [
       ...runWriteValues(write),
       ...stageValues(write.stage),
+      ...(chunk ? [chunk.seq, chunk.text] : []),
     ])
     if (rows.length === 0) return false
     this.#changes.emit({ runId: write.run.id, version: write.version })
@@ -437,7 +465,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       [...(run.tags ?? [])],
       JSON.stringify(run.metadata ?? {}),
     ])
-    if (inserted.length > 0) return { created: true, run }
+    if (inserted.length > 0) {
+      // A new run may join set streams' windows (here at once; elsewhere by its notification).
+      this.#changes.emit({ runId: run.id, version: INITIAL_RUN_VERSION })
+      return { created: true, run }
+    }
     const existing = await this.#sql.query<VersionedRunRow>(this.#statements.readRun, [run.id])
     const row = existing[0]
     if (!row) throw new Error(`Run ${run.id} was neither inserted nor found`)
@@ -456,26 +488,51 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     return rows.map(toRunState)
   }
 
+  async getOutputChunk(runId: string, stageNumber: number, seq: number): Promise<string | undefined> {
+    const rows = await this.#sql.query<{ text: string }>(this.#statements.readOutputChunk, [runId, stageNumber, seq])
+    return rows[0]?.text
+  }
+
+  async getOutputChunksSince(runId: string, version: number): Promise<OutputChunkRow[]> {
+    const rows = await this.#sql.query<{ stageNumber: number | string; seq: number | string; version: number | string; text: string }>(
+      this.#statements.readOutputChunksSince,
+      [runId, version],
+    )
+    return rows.map((row) => ({ stageNumber: Number(row.stageNumber), seq: Number(row.seq), version: Number(row.version), text: row.text }))
+  }
+
   listRuns(request: RunListRequest): Promise<RunListItem[]> {
     return this.#lists.listRuns(request)
+  }
+
+  listRunWindow(request: RunListRequest): Promise<RunWindowEntry[]> {
+    return this.#lists.listRunWindow(request)
   }
 
   countRuns(request: RunCountRequest): Promise<Record<string, number>> {
     return this.#lists.countRuns(request)
   }
 
-  async getRun(runId: string): Promise<RunSnapshot | null> {
-    // One statement: the run joined with its stages, one row per stage (or one without).
-    const rows = await this.#sql.query<RunStagesRow>(this.#statements.readRunStages, [runId])
+  runStats(request: RunStatsRequest): Promise<StageStats[]> {
+    return this.#lists.runStats(request)
+  }
+
+  async getRun(runId: string, options: GetRunOptions = {}): Promise<RunSnapshot | null> {
+    const withText = options.streamedText !== false
+    // One statement: the run joined with its stages, one row per stage (or one without), with
+    // each stage's streamed text unless the caller gets it as chunks.
+    const rows = await this.#sql.query<RunStagesRow>(withText ? this.#statements.readRunStages : this.#statements.readRunStagesWithoutText, [runId])
     const first = rows[0]
     if (!first) return null
     const stages: StageState[] = []
     for (const row of rows) {
       if (row.s_stageNumber === null) continue
       const stage = stageOf(row, Number(row.s_stageNumber))
-      if (stage) stages.push(stage)
+      if (stage) stages.push(withStreamedOutput(stage, withText ? () => row.s_streamed ?? '' : undefined))
     }
-    return { run: toRunState(first), stages, version: Number(first.version) }
+    const snapshot: RunSnapshot = { run: toRunState(first), stages, version: Number(first.version) }
+    if (!withText) snapshot.streamedText = false
+    return snapshot
   }
 }
 

@@ -51,12 +51,14 @@ export interface StageColumns {
   s_traceparent: string | null
   /** A `text[]`: an array, or its text form from a driver that does not parse arrays. */
   s_traceLinks: string[] | string | null
+  s_outputSeq: number | string | null
+  s_outputBytes: number | string | null
 }
 
 /** A run joined with one of its stages. */
 export type RunStageRow = VersionedRunRow & StageColumns
-/** A run joined with each of its stages, one row per stage (or one without). */
-export type RunStagesRow = VersionedRunRow & StageColumns & { s_stageNumber: number | null }
+/** A run joined with each of its stages, one row per stage (or one without), with the stage's streamed text when it shows it. */
+export type RunStagesRow = VersionedRunRow & StageColumns & { s_stageNumber: number | null; s_streamed: string | null }
 /** A stage on its own. */
 export type StageRow = StageColumns & { s_stageNumber: number | string }
 
@@ -79,6 +81,8 @@ export function stageOf(row: StageColumns, stageNumber: number): StageState | un
     nextRetryAt: toDate(row.s_nextRetryAt),
     traceparent: row.s_traceparent,
     traceLinks: typeof row.s_traceLinks === 'string' ? parseTextArray(row.s_traceLinks) : (row.s_traceLinks ?? []),
+    outputSeq: row.s_outputSeq === null || row.s_outputSeq === undefined ? null : Number(row.s_outputSeq),
+    outputBytes: row.s_outputBytes === null || row.s_outputBytes === undefined ? null : Number(row.s_outputBytes),
   }
 }
 

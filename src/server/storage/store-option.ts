@@ -6,6 +6,7 @@ import type { PrismaStoreClient } from './prisma-client.js'
 import { lendLogger, PrismaStore } from './prisma-store.js'
 import type { Logger } from '../../internal/logger.js'
 import { describeReceived } from '../../internal/received-value.js'
+import type { ReadReplicaOptions } from '../handler-options.js'
 
 /**
  * The store a factory was given: its `store`, or a `PrismaStore` on its `prisma` client, with
@@ -38,4 +39,31 @@ export function positiveInteger(name: string, value: number): number {
     throw new ServerConfigurationError(`${name} must be a positive whole number, got ${describeReceived(value)}`)
   }
   return value
+}
+
+/** The default of `readReplica.queryTimeoutMs`, in milliseconds. */
+const DEFAULT_REPLICA_QUERY_TIMEOUT_MS = 2_000
+
+/**
+ * The store that reads the replica of `readReplica` (the handlers' option), or `undefined`
+ * without one: `store` as given, a `PrismaStore` on `prisma`, or the primary's `PrismaStore` (or
+ * the one built on the handlers' `prisma`) on `pool`. Internal.
+ */
+export function resolveReadReplica(readReplica: ReadReplicaOptions | undefined, primary: Store<unknown>, logger: Logger): Store<unknown> | undefined {
+  if (readReplica === undefined) return undefined
+  const forms = [readReplica.pool, readReplica.prisma, readReplica.store].filter((form) => form !== undefined).length
+  if (forms !== 1) {
+    throw new ServerConfigurationError(
+      `readReplica takes exactly one of pool (a pg pool on the replica), prisma (a PrismaClient on the replica) or store, got ${forms === 0 ? 'none' : forms}`,
+    )
+  }
+  const queryTimeoutMs = positiveInteger('readReplica.queryTimeoutMs', readReplica.queryTimeoutMs ?? DEFAULT_REPLICA_QUERY_TIMEOUT_MS)
+  if (readReplica.store) return readReplica.store
+  if (readReplica.prisma) return new PrismaStore(readReplica.prisma, { logger, queryTimeoutMs })
+  if (!(primary instanceof PrismaStore)) {
+    throw new ServerConfigurationError(
+      'readReplica.pool runs the PrismaStore\'s SQL on the replica, so the handlers need `prisma` or a PrismaStore as `store`; for another store pass readReplica: { store } (a store that reads the replica)',
+    )
+  }
+  return primary.onReplica(readReplica.pool, queryTimeoutMs)
 }

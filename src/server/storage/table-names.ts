@@ -10,7 +10,10 @@ import { quoteIdentifier } from '../../internal/quote-identifier.js'
 export type PipelineRunField = keyof RunState | 'version'
 
 /** The columns of `StageOutput` that the store reads and writes, by Prisma field name. */
-export type StageOutputField = keyof StageState | 'id' | 'runId'
+export type StageOutputField = Exclude<keyof StageState, 'streamedOutput'> | 'id' | 'runId'
+
+/** The columns of `StageOutputChunk` (streamed output) that the store reads and writes, by Prisma field name. */
+export type StageOutputChunkField = 'runId' | 'stageNumber' | 'seq' | 'version' | 'text'
 
 /**
  * Table and column names for {@link PrismaStoreOptions.names}, by Prisma model and field name.
@@ -21,6 +24,8 @@ export interface PrismaStoreNames {
   PipelineRun?: { table?: string | undefined; columns?: Partial<Record<PipelineRunField, string>> | undefined } | undefined
   /** The `StageOutput` model: its table (as in `@@map`) and its columns (as in `@map`). */
   StageOutput?: { table?: string | undefined; columns?: Partial<Record<StageOutputField, string>> | undefined } | undefined
+  /** The `StageOutputChunk` model (streamed output): its table (as in `@@map`) and its columns (as in `@map`). */
+  StageOutputChunk?: { table?: string | undefined; columns?: Partial<Record<StageOutputChunkField, string>> | undefined } | undefined
 }
 
 /** Quoted table and column names of both models, as the statements in `sql/` take them. */
@@ -29,6 +34,8 @@ export interface TableNames {
   stageTable: string
   run: Record<PipelineRunField, string>
   stage: Record<StageOutputField, string>
+  chunkTable: string
+  chunk: Record<StageOutputChunkField, string>
 }
 
 const RUN_FIELDS: readonly PipelineRunField[] = [
@@ -66,7 +73,12 @@ const STAGE_FIELDS: readonly StageOutputField[] = [
   'nextRetryAt',
   'traceparent',
   'traceLinks',
+  'outputSeq',
+  'outputBytes',
 ]
+const CHUNK_FIELDS: readonly StageOutputChunkField[] = ['runId', 'stageNumber', 'seq', 'version', 'text']
+
+type Model = 'PipelineRun' | 'StageOutput' | 'StageOutputChunk'
 
 /** The part of a Prisma 7 client's runtime data model that holds `@@map`, `@map` and `@@schema`. */
 interface RuntimeModel {
@@ -82,13 +94,13 @@ export function resolveTableNames(
 ): TableNames {
   // Not part of Prisma's typed API, so read defensively: a client without it gets the Prisma names.
   const models = (prisma as { _runtimeDataModel?: { models?: Record<string, RuntimeModel | undefined> } })._runtimeDataModel?.models
-  const table = (model: 'PipelineRun' | 'StageOutput'): string => {
+  const table = (model: Model): string => {
     const runtime = models?.[model]
     const name = options.names?.[model]?.table ?? runtime?.dbName ?? model
     const schema = runtime?.schema ?? options.schema
     return schema ? `${quoteIdentifier(schema)}.${quoteIdentifier(name)}` : quoteIdentifier(name)
   }
-  const columns = <F extends string>(model: 'PipelineRun' | 'StageOutput', fields: readonly F[], explicit: Partial<Record<F, string>> | undefined) => {
+  const columns = <F extends string>(model: Model, fields: readonly F[], explicit: Partial<Record<F, string>> | undefined) => {
     const runtimeFields = models?.[model]?.fields ?? []
     const result = {} as Record<F, string>
     for (const field of fields) {
@@ -102,5 +114,7 @@ export function resolveTableNames(
     stageTable: table('StageOutput'),
     run: columns('PipelineRun', RUN_FIELDS, options.names?.PipelineRun?.columns),
     stage: columns('StageOutput', STAGE_FIELDS, options.names?.StageOutput?.columns),
+    chunkTable: table('StageOutputChunk'),
+    chunk: columns('StageOutputChunk', CHUNK_FIELDS, options.names?.StageOutputChunk?.columns),
   }
 }

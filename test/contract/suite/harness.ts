@@ -46,6 +46,8 @@ export interface TargetOptions {
   onRunCompleted?: (tx: unknown, run: RunState, payload: Record<string, unknown>) => Promise<void> | void
   onRunEnded?: (input: RunEndedInput<unknown>) => Promise<void> | void
   maxBodyBytes?: number
+  /** The most UTF-8 bytes of one stage attempt's streamed output. */
+  maxStreamedOutputBytes?: number
   readTokens?: { secret: string | readonly string[] }
   /** Live stream settings (keep-alive interval, stream cap). */
   live?: { keepAliveMs?: number; maxStreams?: number; retryMs?: number }

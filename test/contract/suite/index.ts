@@ -18,8 +18,11 @@ import { describeReadTokens } from './read-tokens.js'
 import { describeRoutes } from './routes.js'
 import { describeRunnerClocks } from './runner-clocks.js'
 import { describeRunnerControl } from './runner-control.js'
+import { describeRunStats } from './run-stats.js'
 import { describeSemantics } from './semantics.js'
+import { describeSetStreams } from './set-streams.js'
 import { describeSignatures } from './signatures.js'
+import { describeStageOutput } from './stage-output.js'
 import { describeTimingAttempts } from './timing-attempts.js'
 import { describeTagsAndMetadata } from './tags-metadata.js'
 import { useTarget } from './use-target.js'
@@ -47,4 +50,10 @@ export function describeContract(name: string, target: () => ContractTarget): vo
   // Runs as a collection (issue 24).
   describePipelines(context)
   describeTagsAndMetadata(context)
+  // Runs as a collection, part 2 (issue 25).
+  describeSetStreams(context)
+  // Streamed stage output (issue 27).
+  describeStageOutput(context)
+  // What people see (issue 29): stage stats.
+  describeRunStats(context)
 }

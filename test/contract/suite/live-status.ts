@@ -61,7 +61,7 @@ export function describeLiveStatus({ name, scenario }: ContractContext): void {
       expect(merged.at(-1)?.status).toBe('COMPLETED')
     })
 
-    scenario('a reconnect with Last-Event-ID gets a fresh snapshot of the current state', async (api) => {
+    scenario('a reconnect with a Last-Event-ID the run had is brought up to date by one update, without a snapshot', async (api) => {
       const id = await api.createRun()
       const stream = await open(api, id)
       await stream.next()
@@ -70,8 +70,20 @@ export function describeLiveStatus({ name, scenario }: ContractContext): void {
       await stream.cancel()
       await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'COMPLETED', output: 'two' }))
       const resumed = await open(api, id, { headers: { 'Last-Event-ID': String(seen.id) } })
+      const update = await resumed.next()
+      expect({ event: update.event, id: update.id }).toEqual({ event: 'update', id: '2' })
+      // The run and its stages (a superset of those changed since), their outputs as stored.
+      const status = await api.status(id)
+      expect(RunUpdateEvent.parse(JSON.parse(update.data))).toEqual({ run: status.run, stages: status.stages })
+      await resumed.cancel()
+    })
+
+    scenario('a reconnect with a Last-Event-ID past the run gets a fresh snapshot of the current state', async (api) => {
+      const id = await api.createRun()
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'one' }))
+      const resumed = await open(api, id, { headers: { 'Last-Event-ID': '99' } })
       const snapshot = await resumed.next()
-      expect({ event: snapshot.event, id: snapshot.id }).toEqual({ event: 'snapshot', id: '2' })
+      expect({ event: snapshot.event, id: snapshot.id }).toEqual({ event: 'snapshot', id: '1' })
       expect(RunSnapshotEvent.parse(JSON.parse(snapshot.data))).toEqual(await api.status(id))
       await resumed.cancel()
     })

@@ -39,7 +39,21 @@ export function stageColumns({ stage: s }: TableNames): string {
     `${ms(`s.${s.completedAt}`)} AS "s_completedAt", s.${s.progress}::text AS "s_progress", ${ms(`s.${s.createdAt}`)} AS "s_createdAt", ` +
     `${ms(`s.${s.updatedAt}`)} AS "s_updatedAt", ${ms(`s.${s.startedAt}`)} AS "s_startedAt", s.${s.attempt} AS "s_attempt", ` +
     `s.${s.maxAttempts} AS "s_maxAttempts", s.${s.lastError} AS "s_lastError", ${ms(`s.${s.nextRetryAt}`)} AS "s_nextRetryAt", ` +
-    `s.${s.traceparent} AS "s_traceparent", s.${s.traceLinks} AS "s_traceLinks"`
+    `s.${s.traceparent} AS "s_traceparent", s.${s.traceLinks} AS "s_traceLinks", s.${s.outputSeq} AS "s_outputSeq", ` +
+    `s.${s.outputBytes} AS "s_outputBytes"`
+  )
+}
+
+/**
+ * A stage's streamed text (alias `s`), its chunks' text in `seq` order, as `"s_streamed"`; only
+ * for a stage that shows it (the condition of `showsStreamedOutput` in `core/stage-output.ts`,
+ * which the store applies again), else `NULL`, so a final output costs no aggregation.
+ */
+export function streamedTextColumn({ stage: s, chunkTable, chunk: c }: TableNames): string {
+  return (
+    `CASE WHEN s.${s.outputSeq} IS NOT NULL AND (s.${s.status}::text = 'PROCESSING' OR s.${s.output} IS NULL) ` +
+    `THEN (SELECT string_agg(c.${c.text}, '' ORDER BY c.${c.seq}) FROM ${chunkTable} c ` +
+    `WHERE c.${c.runId} = s.${s.runId} AND c.${c.stageNumber} = s.${s.stageNumber}) END AS "s_streamed"`
   )
 }
 
@@ -73,21 +87,22 @@ export function runLabelsUpdate({ run: r }: TableNames, p: (i: number) => string
 export const RUN_WRITE_VALUE_COUNT = 12
 
 /** How many values `stageValues` binds (the stage's insert takes them from `p(0)` to `p(STAGE_VALUE_COUNT - 1)`). */
-export const STAGE_VALUE_COUNT = 16
+export const STAGE_VALUE_COUNT = 18
 
 
 /**
  * The stage's insert: the values of `stageValues`, from parameter `p(0)` on (id, stageNumber,
  * stageName, status, output, completedAt, progress, createdAt, updatedAt, startedAt, attempt,
- * maxAttempts, lastError, nextRetryAt, traceparent, traceLinks), for the run `runId`.
+ * maxAttempts, lastError, nextRetryAt, traceparent, traceLinks, outputSeq, outputBytes), for the run `runId`.
  */
 export function stageInsert({ stageTable, stage: s }: TableNames, p: (i: number) => string, runId: string): string {
   return (
     `INSERT INTO ${stageTable} (${s.id}, ${s.runId}, ${s.stageNumber}, ${s.stageName}, ${s.status}, ${s.output}, ` +
     `${s.completedAt}, ${s.progress}, ${s.createdAt}, ${s.updatedAt}, ${s.startedAt}, ${s.attempt}, ${s.maxAttempts}, ` +
-    `${s.lastError}, ${s.nextRetryAt}, ${s.traceparent}, ${s.traceLinks}) ` +
+    `${s.lastError}, ${s.nextRetryAt}, ${s.traceparent}, ${s.traceLinks}, ${s.outputSeq}, ${s.outputBytes}) ` +
     `SELECT ${p(0)}, ${runId}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}::timestamptz, ${p(6)}::text::jsonb, ${p(7)}::timestamptz, ` +
-    `${p(8)}::timestamptz, ${p(9)}::timestamptz, ${p(10)}::integer, ${p(11)}::integer, ${p(12)}, ${p(13)}::timestamptz, ${p(14)}, ${p(15)}::text[]`
+    `${p(8)}::timestamptz, ${p(9)}::timestamptz, ${p(10)}::integer, ${p(11)}::integer, ${p(12)}, ${p(13)}::timestamptz, ${p(14)}, ${p(15)}::text[], ` +
+    `${p(16)}::integer, ${p(17)}::integer`
   )
 }
 
@@ -99,6 +114,7 @@ export function stageConflict({ stage: s }: TableNames): string {
     `${s.completedAt} = EXCLUDED.${s.completedAt}, ${s.progress} = EXCLUDED.${s.progress}, ${s.updatedAt} = EXCLUDED.${s.updatedAt}, ` +
     `${s.startedAt} = EXCLUDED.${s.startedAt}, ${s.attempt} = EXCLUDED.${s.attempt}, ${s.maxAttempts} = EXCLUDED.${s.maxAttempts}, ` +
     `${s.lastError} = EXCLUDED.${s.lastError}, ${s.nextRetryAt} = EXCLUDED.${s.nextRetryAt}, ` +
-    `${s.traceparent} = EXCLUDED.${s.traceparent}, ${s.traceLinks} = EXCLUDED.${s.traceLinks}`
+    `${s.traceparent} = EXCLUDED.${s.traceparent}, ${s.traceLinks} = EXCLUDED.${s.traceLinks}, ` +
+    `${s.outputSeq} = EXCLUDED.${s.outputSeq}, ${s.outputBytes} = EXCLUDED.${s.outputBytes}`
   )
 }

@@ -36,6 +36,8 @@ export function stageValues(stage: StageState): unknown[] {
     instant(stage.nextRetryAt),
     stage.traceparent ?? null,
     [...(stage.traceLinks ?? [])],
+    stage.outputSeq ?? null,
+    stage.outputBytes ?? null,
   ]
 }
 

@@ -10,6 +10,7 @@ import type { RunListFilter } from '../../../contract/run-list.js'
 import { RunStatus } from '../../../contract/status.js'
 import type { RunListPosition } from '../../../contract/run-list-query.js'
 import type { RunCountRequest } from '../../../core/run-list.js'
+import { type RunStatsRequest, STATS_PERCENTILES } from '../../../core/run-stats.js'
 import type { TableNames } from '../table-names.js'
 import { runColumns } from './columns.js'
 import { instant } from './parameters.js'
@@ -66,6 +67,20 @@ export function listRunsStatement(names: TableNames, filter: RunListFilter, afte
   return { text, values: [...where.values, limit] }
 }
 
+/**
+ * A set stream's window: the ids and versions of the runs `listRunsStatement` would list, without
+ * the stages' aggregate: one range of the `(createdAt DESC, id COLLATE "C" DESC)` index (or of the
+ * status / GIN index for those filters), at most `limit` rows.
+ */
+export function listRunWindowStatement(names: TableNames, filter: RunListFilter, after: RunListPosition | undefined, limit: number): BoundStatement {
+  const { runTable, run: r } = names
+  const where = whereOf(names, filter, after)
+  const text =
+    `SELECT r.${r.id} AS "id", r.${r.version} AS "version" FROM ${runTable} r${where.text} ` +
+    `ORDER BY r.${r.createdAt} DESC, r.${r.id} COLLATE "C" DESC LIMIT $${where.values.length + 1}`
+  return { text, values: [...where.values, limit] }
+}
+
 /** Runs per status or per pipeline among those matching the filter. */
 export function countRunsStatement(names: TableNames, request: RunCountRequest): BoundStatement {
   const { runTable, run: r } = names
@@ -73,4 +88,35 @@ export function countRunsStatement(names: TableNames, request: RunCountRequest):
   // Grouped by the column itself (the enum, not its text: no cast per row), cast once per group.
   const key = request.groupBy === 'status' ? `r.${r.status}` : `r.${r.pipeline}`
   return { text: `SELECT ${key}::text AS "key", count(*)::int AS "count" FROM ${runTable} r${where.text} GROUP BY ${key}`, values: where.values }
+}
+
+/**
+ * Stage statistics (`Store.runStats`) in one statement: the stages of the filtered runs whose
+ * `completedAt` is at or after `since` (a bound instant, so no session TimeZone is involved),
+ * grouped by the run's pipeline and the stage number: `count` and `percentile_cont` 0.5 / 0.95 of
+ * the durations in milliseconds (exact doubles for timestamptz(3)) over COMPLETED stages with a
+ * `startedAt`, `failed` over FAILED ones, the name of the newest run's stage (`createdAt`, then id
+ * `COLLATE "C"`). The percentiles come back unrounded; the store rounds them with the core's rule.
+ */
+export function runStatsStatement(names: TableNames, request: RunStatsRequest): BoundStatement {
+  const { runTable, stageTable, run: r, stage: s } = names
+  const where = whereOf(names, request.filter, undefined)
+  const since = `$${where.values.length + 1}`
+  const completed = `s.${s.status}::text = 'COMPLETED'`
+  const duration = `(extract(epoch FROM s.${s.completedAt} - s.${s.startedAt}) * 1000)::float8`
+  const percentile = (fraction: number) => `percentile_cont(${fraction}) WITHIN GROUP (ORDER BY ${duration}) FILTER (WHERE ${completed})`
+  const conditions = [
+    `s.${s.completedAt} >= ${since}::timestamptz`,
+    `s.${s.status} IN ('COMPLETED', 'FAILED')`,
+    `(s.${s.status}::text = 'FAILED' OR s.${s.startedAt} IS NOT NULL)`,
+  ]
+  const text =
+    `SELECT r.${r.pipeline} AS "pipeline", s.${s.stageNumber} AS "stageNumber", ` +
+    `(array_agg(s.${s.stageName} ORDER BY r.${r.createdAt} DESC, r.${r.id} COLLATE "C" DESC))[1] AS "name", ` +
+    `count(*) FILTER (WHERE ${completed})::int AS "count", count(*) FILTER (WHERE s.${s.status}::text = 'FAILED')::int AS "failed", ` +
+    `${percentile(STATS_PERCENTILES.p50Ms)} AS "p50", ${percentile(STATS_PERCENTILES.p95Ms)} AS "p95" ` +
+    `FROM ${stageTable} s JOIN ${runTable} r ON r.${r.id} = s.${s.runId}` +
+    `${where.text === '' ? ' WHERE ' : `${where.text} AND `}${conditions.join(' AND ')} ` +
+    `GROUP BY r.${r.pipeline}, s.${s.stageNumber} ORDER BY r.${r.pipeline} COLLATE "C", s.${s.stageNumber}`
+  return { text, values: [...where.values, instant(request.since)] }
 }

@@ -1,17 +1,21 @@
 /** The statements on runs outside a transaction: create, read, write if unchanged, heartbeat. */
 import type { TableNames } from '../table-names.js'
-import { runColumns, runUpdate, stageColumns } from './columns.js'
+import { runColumns, runUpdate, stageColumns, streamedTextColumn } from './columns.js'
 
 /** Reads run `$1` and its version. */
 export function readRunSql(names: TableNames): string {
   return `SELECT ${runColumns(names, 'r')} FROM ${names.runTable} r WHERE r.${names.run.id} = $1`
 }
 
-/** Reads run `$1` joined with every stage it has, one row per stage (or one without), ordered by stage number. */
-export function readRunStagesSql(names: TableNames): string {
+/**
+ * Reads run `$1` joined with every stage it has, one row per stage (or one without), ordered by
+ * stage number, with each stage's streamed text (`withText`) or `NULL` in its place.
+ */
+export function readRunStagesSql(names: TableNames, withText = true): string {
   const { runTable, stageTable, run: r, stage: s } = names
+  const streamed = withText ? streamedTextColumn(names) : 'NULL::text AS "s_streamed"'
   return (
-    `SELECT ${runColumns(names, 'r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)} FROM ${runTable} r ` +
+    `SELECT ${runColumns(names, 'r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)}, ${streamed} FROM ${runTable} r ` +
     `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`
   )
 }

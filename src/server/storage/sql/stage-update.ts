@@ -16,16 +16,18 @@ export function readRunStageSql(names: TableNames): string {
 
 /**
  * Writes the run (`runWriteValues`, `$1`–`$12`, its `startedAt` kept once set) and upserts its
- * stage (`stageValues`, `$13`–`$28`) in one statement, one implicit transaction: the run
+ * stage (`stageValues`, `$13`–`$30`) in one statement, one implicit transaction: the run
  * row's update holds its lock while the stage is written, and writes nothing at all when another
  * write changed the version first (no row returned). The run's `startedAt` is kept once set, else
  * becomes the stage's (the state machine's rule: the run starts with its first applied stage update).
+ * `alongside`: more data-modifying CTEs (`, name AS (…)`) that read `run` and so write only with it
+ * (`sql/output-chunks.ts`).
  */
-export function writeRunStageSql(names: TableNames): string {
+export function writeRunStageSql(names: TableNames, alongside = ''): string {
   const { runTable, run: r } = names
   return (
     `WITH run AS (UPDATE ${runTable} SET ${runUpdate(names)} ` +
-    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version) ` +
+    `WHERE ${r.id} = $1 AND ${r.version} = $2 RETURNING ${r.id} AS id, ${r.version} AS version)${alongside} ` +
     `${stageInsert(names, (i) => `$${i + RUN_WRITE_VALUE_COUNT + 1}`, 'run.id')} FROM run ${stageConflict(names)} RETURNING 1 AS "written"`
   )
 }

@@ -6,6 +6,7 @@ import type { TableNames } from '../table-names.js'
 import { readRunStageSql, writeRunStageSql } from './stage-update.js'
 import { insertRunSql, readRunSql, readRunStagesSql, readVersionsSql, touchRunSql, writeRunSql } from './runs.js'
 import { deleteFinishedRunsSql, listStaleRunsSql, writeRunIfSilentSql } from './sweeps.js'
+import { deleteOutputChunksSql, readOutputChunkSql, readOutputChunksSinceSql, saveOutputChunkSql, writeRunStageChunkSql, writeRunStageDropChunksSql } from './output-chunks.js'
 import { lockRunSql, readStageSql, readStagesSql, saveRunSql, saveStageSql } from './transaction.js'
 
 /** The SQL text of every statement of one store. */
@@ -14,6 +15,7 @@ export interface StoreStatements {
   readonly writeRunStage: string
   readonly readRun: string
   readonly readRunStages: string
+  readonly readRunStagesWithoutText: string
   readonly readVersions: string
   readonly insertRun: string
   readonly writeRun: string
@@ -26,6 +28,12 @@ export interface StoreStatements {
   readonly readStage: string
   readonly readStages: string
   readonly saveStage: string
+  readonly writeRunStageChunk: string
+  readonly writeRunStageDropChunks: string
+  readonly readOutputChunk: string
+  readonly readOutputChunksSince: string
+  readonly saveOutputChunk: string
+  readonly deleteOutputChunks: string
 }
 
 /** Every statement for `names`. None notifies: LISTEN mode's notifications go after commit, in batches (`notify-batcher.ts`). */
@@ -35,6 +43,7 @@ export function buildStatements(names: TableNames): StoreStatements {
     writeRunStage: writeRunStageSql(names),
     readRun: readRunSql(names),
     readRunStages: readRunStagesSql(names),
+    readRunStagesWithoutText: readRunStagesSql(names, false),
     readVersions: readVersionsSql(names),
     insertRun: insertRunSql(names),
     writeRun: writeRunSql(names),
@@ -47,5 +56,11 @@ export function buildStatements(names: TableNames): StoreStatements {
     readStage: readStageSql(names),
     readStages: readStagesSql(names),
     saveStage: saveStageSql(names),
+    writeRunStageChunk: writeRunStageChunkSql(names),
+    writeRunStageDropChunks: writeRunStageDropChunksSql(names),
+    readOutputChunk: readOutputChunkSql(names),
+    readOutputChunksSince: readOutputChunksSinceSql(names),
+    saveOutputChunk: saveOutputChunkSql(names),
+    deleteOutputChunks: deleteOutputChunksSql(names),
   }
 }

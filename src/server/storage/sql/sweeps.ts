@@ -34,11 +34,13 @@ export function writeRunIfSilentSql(names: TableNames): string {
  * Deletes up to `$3` runs in status `$1` last changed before `$2`, with their stages, and counts
  * them. Bounded and safe with several instances: rows another sweep holds are skipped, not waited for.
  */
-export function deleteFinishedRunsSql({ runTable, stageTable, run: r, stage: s }: TableNames): string {
+export function deleteFinishedRunsSql({ runTable, stageTable, chunkTable, run: r, stage: s, chunk: c }: TableNames): string {
   return (
     `WITH doomed AS (SELECT r.${r.id} AS id FROM ${runTable} r WHERE r.${r.status}::text = $1 AND r.${r.updatedAt} < $2::timestamptz ` +
     `ORDER BY r.${r.updatedAt} LIMIT $3 FOR UPDATE SKIP LOCKED), ` +
     `gone_stages AS (DELETE FROM ${stageTable} s USING doomed WHERE s.${s.runId} = doomed.id), ` +
+    // The foreign key cascades too; said here as for the stages, so a schema without it purges alike.
+    `gone_chunks AS (DELETE FROM ${chunkTable} c USING doomed WHERE c.${c.runId} = doomed.id), ` +
     `gone AS (DELETE FROM ${runTable} r USING doomed WHERE r.${r.id} = doomed.id RETURNING 1) ` +
     `SELECT count(*)::integer AS "deleted" FROM gone`
   )

@@ -3,10 +3,10 @@ import { notFound } from 'next/navigation'
 import { connection } from 'next/server'
 import { Suspense } from 'react'
 import { DEFAULT_BASE_PATH, routePath, type RunStatusResponse } from 'pipeline-status-sdk'
+import { RunTimeline } from 'pipeline-status-sdk/react'
 import { pipelineRoutes } from '@/lib/pipeline-routes'
 import { mintRunReadToken } from '@/lib/run-read-token'
 import { stages } from '@/lib/stages'
-import { RunStatusView } from './run-status-view'
 
 // Every request reads the run as stored and mints a fresh token. This app builds with
 // `cacheComponents` (next.config.ts), so that work sits in <Suspense> after `await connection()`
@@ -50,14 +50,18 @@ async function Run({ params }: RunPageProps) {
   const renderedAt = Date.now()
 
   return (
-    <RunStatusView
+    // RunTimeline is a client component (the package's React entry is marked 'use client'): the
+    // server renders `initial` into the first HTML, the browser then follows the run with
+    // useRunStatus over the events stream until it is finished.
+    <RunTimeline
       runId={runId}
       url={DEFAULT_BASE_PATH}
-      readToken={readToken}
+      token={readToken}
       initial={initial}
       renderedAt={renderedAt}
+      headingLevel={1}
       // Plain objects: props that cross into a client component are serialized.
-      stages={stages.map(({ number, name }) => ({ number, name }))}
+      catalogue={stages.map(({ number, name }) => ({ stageNumber: number, stageName: name }))}
     />
   )
 }

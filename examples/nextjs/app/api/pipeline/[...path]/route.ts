@@ -7,6 +7,7 @@ import { pipelineRoutes } from '@/lib/pipeline-routes'
 //   POST /api/pipeline/{runId}/complete      the runner ends the run (webhook secret)
 //   GET  /api/pipeline/{runId}/status        the run as stored (run read token, see lib/run-read-token.ts)
 //   GET  /api/pipeline/{runId}/events        the page's live stream (Server-Sent Events, same token)
+//   GET  /api/pipeline/runs, /events?limit=… the home page's list and its live stream (open to all: see authorize)
 
 export const { GET, POST } = pipelineRoutes
 

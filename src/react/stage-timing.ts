@@ -1,9 +1,11 @@
 /**
- * How the run page writes a stage's time and attempts: pure text from the stored record and a
- * "now" in epoch milliseconds, so the server's first paint and the browser's ticking clock use
- * one rule. Imports only the package's public entry.
+ * How the components write a stage's time, attempts and progress: pure text from the stored
+ * record and a "now" in epoch milliseconds, so the server's first paint and the browser's ticking
+ * clock use one rule. (Moved here from the Next.js example's lib/stage-timing.ts.)
  */
-import { isFinalStatus, type PipelineRunRecord, type StageOutputRecord } from 'pipeline-status-sdk'
+import type { PipelineRunRecord, StageOutputRecord } from '../contract/records.js'
+import type { StageProgress } from '../contract/runner-control.js'
+import { isFinalStatus } from '../contract/status.js'
 
 /** The fields a stage's time and attempt line are read from. */
 export type StageTimingFields = Pick<
@@ -30,15 +32,23 @@ export function formatCountdown(ms: number): string {
 
 /** `HH:MM:SS UTC`: the same text on the server and in the browser, whatever their time zones. */
 export function formatTime(iso: string): string {
-  return `${new Date(iso).toISOString().slice(11, 19)} UTC`
+  const time = Date.parse(iso)
+  return Number.isFinite(time) ? `${new Date(time).toISOString().slice(11, 19)} UTC` : 'unknown time'
+}
+
+/** `YYYY-MM-DD HH:MM UTC`, for lists that span days. */
+export function formatDateTime(iso: string): string {
+  const time = Date.parse(iso)
+  return Number.isFinite(time) ? `${new Date(time).toISOString().slice(0, 16).replace('T', ' ')} UTC` : 'unknown time'
 }
 
 /** Milliseconds from `fromIso` to `to` (epoch ms), floored at 0: a clock ahead never shows a negative time. */
 export function elapsedMs(fromIso: string, to: number): number {
-  return Math.max(0, to - Date.parse(fromIso))
+  const from = Date.parse(fromIso)
+  return Number.isFinite(from) && Number.isFinite(to) ? Math.max(0, to - from) : 0
 }
 
-/** A stage's time as the page shows it. */
+/** A stage's time as the timeline shows it. */
 export interface StageTiming {
   /** When the stage started (ISO 8601): `startedAt`, or its row's creation from a server older than it. */
   startedAt: string
@@ -52,7 +62,11 @@ export interface StageTiming {
 }
 
 /** The start and duration of a stored stage, at `now` (epoch ms). */
-export function stageTiming(stage: StageTimingFields, run: Pick<PipelineRunRecord, 'status' | 'completedAt'>, now: number): StageTiming {
+export function stageTiming(
+  stage: StageTimingFields,
+  run: Pick<PipelineRunRecord, 'status' | 'completedAt'>,
+  now: number,
+): StageTiming {
   const startedAt = stage.startedAt ?? stage.createdAt
   if (stage.status !== 'PROCESSING') {
     return { startedAt, durationMs: elapsedMs(startedAt, Date.parse(stage.completedAt ?? stage.updatedAt)), kind: 'took' }
@@ -80,6 +94,28 @@ export function describeAttempt(stage: StageTimingFields, now: number): string |
     parts.push(wait > 0 ? `retrying in ${formatCountdown(wait)}` : 'retrying now')
   }
   return parts.join(' · ')
+}
+
+/**
+ * A stage's progress as one line: `37 of 40 · batch 37` (current of total, then the runner's
+ * message), or the percent when no total was sent (`62% · …`); `undefined` when empty.
+ */
+export function describeProgress(progress: StageProgress): string | undefined {
+  const parts: string[] = []
+  if (progress.current !== undefined && progress.total !== undefined) parts.push(`${progress.current} of ${progress.total}`)
+  else if (progress.current !== undefined) parts.push(`${progress.current} done`)
+  if (progress.percent !== undefined && progress.total === undefined) parts.push(`${Math.round(progress.percent)}%`)
+  if (progress.message) parts.push(progress.message)
+  return parts.length > 0 ? parts.join(' · ') : undefined
+}
+
+/** The fraction done of a progress (0..1), or `undefined` when it says neither a total nor a percent. */
+export function progressFraction(progress: StageProgress): number | undefined {
+  if (progress.current !== undefined && progress.total !== undefined && progress.total > 0) {
+    return Math.min(1, progress.current / progress.total)
+  }
+  if (progress.percent !== undefined) return Math.min(1, progress.percent / 100)
+  return undefined
 }
 
 /** An ISO 8601 duration for `<time dateTime>`, to the second: `PT125S`. */

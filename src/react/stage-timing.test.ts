@@ -1,11 +1,11 @@
 /**
- * The Next.js example's run page writes a stage's time and attempts with one pure module
- * (examples/nextjs/lib/stage-timing.ts), used for the server HTML and the ticking clock alike.
+ * RunTimeline writes a stage's time and attempts with one pure module (src/react/stage-timing.ts),
+ * used for the server HTML and the ticking clock alike.
  * Its rules without a browser; test/e2e/nextjs.test.ts shows them on the page in Chromium.
  */
 import type { PipelineRunRecord, StageOutputRecord } from 'pipeline-status-sdk'
 import { describe, expect, it } from 'vitest'
-import { describeAttempt, formatCountdown, formatDuration, stageTiming } from '../../examples/nextjs/lib/stage-timing.js'
+import { describeAttempt, formatCountdown, formatDuration, stageTiming } from './stage-timing.js'
 
 const T0 = Date.parse('2026-01-01T12:00:00.000Z')
 const at = (ms: number) => new Date(T0 + ms).toISOString()
@@ -31,7 +31,7 @@ function stage(overrides: Partial<StageOutputRecord> = {}): StageOutputRecord {
 }
 const going: Pick<PipelineRunRecord, 'status' | 'completedAt'> = { status: 'PROCESSING', completedAt: null }
 
-describe("the Next.js example's stage timing text", () => {
+describe("RunTimeline's stage timing text", () => {
   it('writes durations to the second, rounded down, never negative', () => {
     expect(
       [0, 999, 4_000, 59_999, 60_000, 125_400, 3_599_000, 3_720_000, -5_000, Number.NaN].map(formatDuration),

@@ -1,0 +1,77 @@
+/**
+ * The stage-duration chart: per pipeline and stage, a bar for p50 and one for p95 (plain SVG, one
+ * scale per pipeline) and the stage's failures. Names come from runs: React text only.
+ */
+import type { StageStats } from '../index.js'
+import { formatDuration } from './format.js'
+
+/** The height of one stage's row: its label and its bars. */
+const ROW = 36
+
+export function StatsChart({ stages }: { stages: readonly StageStats[] }) {
+  if (stages.length === 0) return <p className="ps-muted">No stage finished in this window.</p>
+  const byPipeline = new Map<string, StageStats[]>()
+  for (const stage of stages) byPipeline.set(stage.pipeline, [...(byPipeline.get(stage.pipeline) ?? []), stage])
+  return (
+    <div className="ps-stats">
+      {[...byPipeline].map(([pipeline, rows]) => (
+        <PipelineChart key={pipeline} pipeline={pipeline} rows={rows} />
+      ))}
+      <p className="ps-legend">
+        <span className="ps-key ps-key-p50" aria-hidden="true" /> p50 <span className="ps-key ps-key-p95" aria-hidden="true" /> p95
+      </p>
+    </div>
+  )
+}
+
+function PipelineChart({ pipeline, rows }: { pipeline: string; rows: readonly StageStats[] }) {
+  const max = Math.max(1, ...rows.map((row) => row.p95Ms ?? 0))
+  // Bar lengths in percent of the chart's width, so the text keeps its size at any width.
+  const scale = (ms: number | null) => `${ms === null ? 0 : Math.max(0.5, (ms / max) * 100).toFixed(2)}%`
+  const height = rows.length * ROW
+  return (
+    <figure className="ps-chart">
+      <figcaption>{pipeline}</figcaption>
+      <svg width="100%" height={height} role="img" aria-label={`Stage durations of ${pipeline}: p50 and p95 bars per stage; the table below has the numbers`}>
+        {rows.map((row, index) => {
+          const y = index * ROW
+          return (
+            <g key={row.stageNumber}>
+              <text x={0} y={y + 13} className="ps-chart-label">
+                {`${row.stageNumber}. ${row.name}`}
+                {row.failed > 0 && <tspan className="ps-chart-failed">{` · ${row.failed} failed`}</tspan>}
+              </text>
+              <rect x={0} y={y + 18} width={scale(row.p95Ms)} height={10} className="ps-bar-p95" />
+              <rect x={0} y={y + 18} width={scale(row.p50Ms)} height={10} className="ps-bar-p50" />
+            </g>
+          )
+        })}
+      </svg>
+      <table className="ps-stats-table">
+        <caption className="ps-visually-hidden">Stage durations and failures of {pipeline}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Stage</th>
+            <th scope="col">p50</th>
+            <th scope="col">p95</th>
+            <th scope="col">Done</th>
+            <th scope="col">Failed</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={row.stageNumber}>
+              <th scope="row">
+                {row.stageNumber}. {row.name}
+              </th>
+              <td>{formatDuration(row.p50Ms)}</td>
+              <td>{formatDuration(row.p95Ms)}</td>
+              <td>{row.count}</td>
+              <td>{row.failed}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </figure>
+  )
+}

@@ -1,0 +1,392 @@
+/**
+ * `RunList`: a filterable list of runs (docs/components.md). Ids, tags, pipelines and errors are
+ * runner or app data, rendered as React text only.
+ */
+import { type ReactNode, useId, useState } from 'react'
+import type { RunSummary } from '../contract/run-list.js'
+import { isFinalStatus, RunStatus } from '../contract/status.js'
+import { useRunListPoll } from './run-list-poll.js'
+import { cx, StatusBadge } from './run-timeline.js'
+import { elapsedMs, formatDateTime, formatDuration } from './stage-timing.js'
+import { useNow } from './use-now.js'
+
+/**
+ * The filters a {@link RunList} shows, as its controls hold them. Empty means "any".
+ * Dates are days (`YYYY-MM-DD`, UTC) as a date input gives them.
+ */
+export interface RunListFilters {
+  /** Runs of this pipeline. */
+  pipeline?: string | undefined
+  /** Runs in this status. */
+  status?: RunStatus | undefined
+  /** Runs carrying this tag. */
+  tag?: string | undefined
+  /** Runs created on or after this day (`YYYY-MM-DD`, UTC). */
+  createdFrom?: string | undefined
+  /** Runs created on or before this day (`YYYY-MM-DD`, UTC; the whole day counts). */
+  createdTo?: string | undefined
+}
+
+/** The parts of a {@link RunList} an app may add its own class to (besides the `ps-…` classes). */
+export type RunListSlot = 'root' | 'filters' | 'table' | 'row'
+
+/** What {@link RunListDisplayProps.renderLink} receives. */
+export interface RunLinkProps {
+  /** The run the link leads to. */
+  run: RunSummary
+  /** The link's content (the run's id, as text). */
+  children: ReactNode
+  /** The class to give the link: `ps-run-link`. */
+  className: string
+}
+
+/** Props of {@link RunList} shared by its two forms. */
+export interface RunListDisplayProps {
+  /**
+   * The filters shown. Given, the list is controlled: a change calls `onFilterChange` and shows
+   * only when the app passes the new filters back.
+   * @default the list keeps its own, starting from `defaultFilters`
+   */
+  filters?: RunListFilters | undefined
+  /** The filters an uncontrolled list starts with. @default none: every run */
+  defaultFilters?: RunListFilters | undefined
+  /** Called with the new filters when a person changes one. */
+  onFilterChange?: ((filters: RunListFilters) => void) | undefined
+  /**
+   * The pipelines the pipeline filter offers.
+   * @default the pipelines of the runs shown (and the one filtered on)
+   */
+  pipelines?: readonly string[] | undefined
+  /**
+   * Renders the link to a run (the app's router link, `<a>`, …). Its `children` are the run's id as text.
+   * @default the id as text, without a link
+   */
+  renderLink?: ((props: RunLinkProps) => ReactNode) | undefined
+  /**
+   * A plain `<a href>` to each run from a template: `{runId}` becomes the URL-encoded id, e.g.
+   * `/runs/{runId}`. A string, so a Next.js server component can pass it (a `renderLink` function
+   * cannot cross into a client component). `renderLink` wins when both are given.
+   * @default no link (unless `renderLink`)
+   */
+  runHref?: string | undefined
+  /**
+   * The time the durations of running runs are measured to (epoch ms); given, they do not tick.
+   * @default the browser's clock, re-read each second while a run shown is running
+   */
+  now?: number | undefined
+  /** The server's time when it rendered the page (epoch ms), what the durations read before hydration. @default the newest run's `createdAt` */
+  renderedAt?: number | undefined
+  /** The table's caption (read by screen readers, shown). @default 'Pipeline runs' */
+  caption?: ReactNode | undefined
+  /** Extra classes per part, for apps that restyle it. */
+  classNames?: Partial<Record<RunListSlot, string>> | undefined
+}
+
+/** Props of the data form of {@link RunList}: the runs as the app already has them. */
+export interface RunListDataProps extends RunListDisplayProps {
+  /** The runs (`GET {base}/runs`, `useRuns`); the filters also apply to them here, so a run that stops matching leaves the list. */
+  runs: readonly RunSummary[]
+}
+
+/** Props of the live form of {@link RunList}: it reads the runs itself. */
+export interface RunListLiveProps extends RunListDisplayProps {
+  /** The routes' base path; the list reads `{url}/runs`. @default '/api/pipeline' */
+  url?: string | undefined
+  /** Sent as `Authorization: Bearer <token>` (a tag read token, or what the app's `authorize` accepts). @default none (same-origin cookies go along) */
+  token?: string | undefined
+  /** More request headers. @default none */
+  headers?: Record<string, string> | undefined
+  /** The runs as the server already read them, rendered first (also in server-side rendering). @default none */
+  initialRuns?: readonly RunSummary[] | undefined
+  /** Time between two reads of the list, in milliseconds, from the end of one answer. @default 2_000 */
+  pollIntervalMs?: number | undefined
+  /** How many runs are listed, 1–200. @default 50 */
+  limit?: number | undefined
+}
+
+/** Props of {@link RunList}: `runs` to show runs the app holds, or none of it to have the list read them. */
+export type RunListProps = RunListDataProps | RunListLiveProps
+
+/**
+ * The query of `GET {base}/runs` (and of set streams) for a list's filters: `status`, `pipeline`,
+ * `tag`, and the days as `createdAfter` (the first day's start, inclusive) and `createdBefore`
+ * (the day after the last, exclusive), in UTC. Empty filters are left out.
+ *
+ * @example
+ * ```ts
+ * import { runListQuery } from 'pipeline-status-sdk/react'
+ * runListQuery({ status: 'FAILED', createdTo: '2026-12-06' }).toString()
+ * // 'status=FAILED&createdBefore=2026-12-07T00%3A00%3A00.000Z'
+ * ```
+ */
+export function runListQuery(filters: RunListFilters): URLSearchParams {
+  const query = new URLSearchParams()
+  if (filters.status) query.set('status', filters.status)
+  if (filters.pipeline) query.set('pipeline', filters.pipeline)
+  if (filters.tag) query.set('tag', filters.tag)
+  const from = dayStart(filters.createdFrom, 0)
+  if (from) query.set('createdAfter', from)
+  const to = dayStart(filters.createdTo, 1)
+  if (to) query.set('createdBefore', to)
+  return query
+}
+
+/**
+ * A filterable list of runs: a filter form (pipeline, status, tag, created from/to), then a table
+ * of runs with a status badge, the current stage, tags, creation time and duration, each id a
+ * link the app renders. On a phone the rows become cards. With `runs` it shows what it is given
+ * (filtered by the same rules); without, it reads `{url}/runs` with the filters and keeps reading it.
+ *
+ * @example
+ * ```tsx
+ * 'use client'
+ * import { RunList } from 'pipeline-status-sdk/react'
+ *  *
+ * export function Runs() {
+ *   return <RunList url="/api/pipeline" renderLink={({ run, children, className }) => <a className={className} href={`/runs/${encodeURIComponent(run.id)}`}>{children}</a>} />
+ * }
+ * ```
+ */
+export function RunList(props: RunListProps): ReactNode {
+  return 'runs' in props ? <RunListView {...props} /> : <LiveRunList {...props} />
+}
+
+function LiveRunList({ url, token, headers, initialRuns, pollIntervalMs, limit, ...display }: RunListLiveProps): ReactNode {
+  const [own, setOwn] = useState<RunListFilters>(display.defaultFilters ?? {})
+  const filters = display.filters ?? own
+  const live = useRunListPoll(runListQuery(filters).toString(), {
+    url,
+    token,
+    headers,
+    intervalMs: pollIntervalMs,
+    limit,
+    initial: initialRuns ? [...initialRuns] : undefined,
+  })
+  return (
+    <RunListView
+      {...display}
+      filters={filters}
+      onFilterChange={(next) => {
+        setOwn(next)
+        display.onFilterChange?.(next)
+      }}
+      runs={live.runs ?? []}
+      loading={live.runs === undefined}
+      problem={live.state === 'error' ? `${live.error?.message ?? 'Listing runs failed'}. Trying again…` : undefined}
+    />
+  )
+}
+
+const ALL_STATUSES = RunStatus.options
+
+function RunListView({
+  runs,
+  filters: given,
+  defaultFilters,
+  onFilterChange,
+  pipelines,
+  renderLink,
+  runHref,
+  now: fixedNow,
+  renderedAt,
+  caption = 'Pipeline runs',
+  classNames = {},
+  loading = false,
+  problem,
+}: RunListDataProps & { loading?: boolean; problem?: string | undefined }): ReactNode {
+  const [own, setOwn] = useState<RunListFilters>(defaultFilters ?? {})
+  const filters = given ?? own
+  const id = useId()
+  const shown = runs.filter((run) => matches(run, filters))
+  const running = shown.some((run) => !isFinalStatus(run.status) && run.startedAt !== null)
+  const clock = useNow(renderedAt ?? newest(runs), fixedNow === undefined && running)
+  const now = fixedNow ?? clock
+  const pipelineOptions = [...new Set([...(pipelines ?? runs.map((run) => run.pipeline)), ...(filters.pipeline ? [filters.pipeline] : [])])].sort()
+  const active = Object.values(filters).some((value) => value !== undefined && value !== '')
+
+  function change(patch: Partial<RunListFilters>): void {
+    const next: RunListFilters = { ...filters }
+    for (const [key, value] of Object.entries(patch) as [keyof RunListFilters, string | undefined][]) {
+      if (value === undefined || value === '') delete next[key]
+      else (next as Record<string, string>)[key] = value
+    }
+    if (given === undefined) setOwn(next)
+    onFilterChange?.(next)
+  }
+
+  return (
+    <div className={cx('ps-run-list', classNames.root)} data-testid="run-list">
+      <form className={cx('ps-filters', classNames.filters)} role="search" aria-label="Filter runs" onSubmit={(event) => event.preventDefault()}>
+        <div className="ps-field">
+          <label htmlFor={`${id}-pipeline`}>Pipeline</label>
+          <select id={`${id}-pipeline`} value={filters.pipeline ?? ''} onChange={(event) => change({ pipeline: event.target.value })}>
+            <option value="">All pipelines</option>
+            {pipelineOptions.map((pipeline) => (
+              <option key={pipeline} value={pipeline}>
+                {pipeline}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="ps-field">
+          <label htmlFor={`${id}-status`}>Status</label>
+          <select
+            id={`${id}-status`}
+            value={filters.status ?? ''}
+            onChange={(event) => change({ status: event.target.value === '' ? undefined : (event.target.value as RunStatus) })}
+          >
+            <option value="">All statuses</option>
+            {ALL_STATUSES.map((status) => (
+              <option key={status} value={status}>
+                {status.charAt(0) + status.slice(1).toLowerCase()}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="ps-field">
+          <label htmlFor={`${id}-tag`}>Tag</label>
+          <input id={`${id}-tag`} type="search" value={filters.tag ?? ''} placeholder="any tag" onChange={(event) => change({ tag: event.target.value })} />
+        </div>
+        <div className="ps-field">
+          <label htmlFor={`${id}-from`}>Created from</label>
+          <input id={`${id}-from`} type="date" value={filters.createdFrom ?? ''} onChange={(event) => change({ createdFrom: event.target.value })} />
+        </div>
+        <div className="ps-field">
+          <label htmlFor={`${id}-to`}>Created to</label>
+          <input id={`${id}-to`} type="date" value={filters.createdTo ?? ''} onChange={(event) => change({ createdTo: event.target.value })} />
+        </div>
+        <button
+          type="button"
+          className="ps-button"
+          disabled={!active}
+          onClick={() => change({ pipeline: undefined, status: undefined, tag: undefined, createdFrom: undefined, createdTo: undefined })}
+        >
+          Clear filters
+        </button>
+      </form>
+
+      {problem ? (
+        <p className="ps-notice" role="alert">
+          {problem}
+        </p>
+      ) : null}
+
+      <table className={cx('ps-table', classNames.table)} aria-busy={loading || undefined}>
+        <caption className="ps-caption">
+          {caption}
+          <span className="ps-count" role="status">
+            {loading ? ' · loading…' : ` · ${shown.length} ${shown.length === 1 ? 'run' : 'runs'}`}
+          </span>
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">Run</th>
+            <th scope="col">Status</th>
+            <th scope="col">Pipeline</th>
+            <th scope="col">Stage</th>
+            <th scope="col">Tags</th>
+            <th scope="col">Created</th>
+            <th scope="col">Duration</th>
+          </tr>
+        </thead>
+        <tbody>
+          {shown.length === 0 && !loading ? (
+            <tr className="ps-empty">
+              <td colSpan={7}>{active ? 'No run matches these filters.' : 'No runs yet.'}</td>
+            </tr>
+          ) : null}
+          {shown.map((run) => (
+            <tr key={run.id} className={cx('ps-row', classNames.row)} data-testid="run-row" data-run-id={run.id} data-status={run.status}>
+              <th scope="row" data-label="Run" className="ps-cell-run">
+                {renderLink ? (
+                  renderLink({ run, children: run.id, className: 'ps-run-link' })
+                ) : runHref ? (
+                  <a className="ps-run-link" href={runHref.replaceAll('{runId}', encodeURIComponent(run.id))}>
+                    {run.id}
+                  </a>
+                ) : (
+                  <span className="ps-run-link">{run.id}</span>
+                )}
+              </th>
+              <td data-label="Status">
+                <div>
+                  <StatusBadge status={run.status} />
+                  {run.error ? (
+                    <div className="ps-row-error">
+                      {run.error}
+                      {run.errorTruncated ? '…' : null}
+                    </div>
+                  ) : null}
+                </div>
+              </td>
+              <td data-label="Pipeline" data-testid="run-pipeline">
+                {run.pipeline}
+              </td>
+              <td data-label="Stage">{describeStage(run)}</td>
+              <td data-label="Tags">
+                {run.tags.length === 0 ? (
+                  <span className="ps-muted">none</span>
+                ) : (
+                  <ul className="ps-tags" aria-label="Tags">
+                    {run.tags.map((tag) => (
+                      <li key={tag} className="ps-tag">
+                        {tag}
+                      </li>
+                    ))}
+                  </ul>
+                )}
+              </td>
+              <td data-label="Created">
+                <time dateTime={run.createdAt}>{formatDateTime(run.createdAt)}</time>
+              </td>
+              <td data-label="Duration" className="ps-duration">
+                {describeDuration(run, now)}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  )
+}
+
+/** `stage 2 of 5`, `5 of 5 done`, `not started`: from `currentStage` and `stageCounts`. */
+function describeStage(run: RunSummary): string {
+  const counts = run.stageCounts
+  const total = Object.values(counts).reduce((sum, count) => sum + count, 0)
+  const done = counts['COMPLETED'] ?? 0
+  if (run.currentStage !== null) return `stage ${run.currentStage} of ${total}`
+  if (run.startedAt === null) return isFinalStatus(run.status) ? `${done} of ${total} done` : 'not started'
+  return `${done} of ${total} done`
+}
+
+/** `took 4 s` once finished, `running 12 s` while it runs, `—` before it started. */
+function describeDuration(run: RunSummary, now: number): string {
+  if (run.startedAt === null) return '—'
+  if (run.completedAt !== null) return `took ${formatDuration(elapsedMs(run.startedAt, Date.parse(run.completedAt)))}`
+  return isFinalStatus(run.status) ? '—' : `running ${formatDuration(elapsedMs(run.startedAt, now))}`
+}
+
+/** Whether a run passes the filters, by the server's rules (tag exact, days in UTC). */
+function matches(run: RunSummary, filters: RunListFilters): boolean {
+  if (filters.status && run.status !== filters.status) return false
+  if (filters.pipeline && run.pipeline !== filters.pipeline) return false
+  if (filters.tag && !run.tags.includes(filters.tag)) return false
+  const created = Date.parse(run.createdAt)
+  const from = dayStart(filters.createdFrom, 0)
+  if (from && created < Date.parse(from)) return false
+  const to = dayStart(filters.createdTo, 1)
+  if (to && created >= Date.parse(to)) return false
+  return true
+}
+
+/** The start of `day` (`YYYY-MM-DD`) plus `addDays`, as ISO 8601 in UTC; `undefined` for no or a malformed day. */
+function dayStart(day: string | undefined, addDays: number): string | undefined {
+  if (!day || !/^\d{4}-\d{2}-\d{2}$/.test(day)) return undefined
+  const time = Date.parse(`${day}T00:00:00.000Z`)
+  return Number.isFinite(time) ? new Date(time + addDays * 86_400_000).toISOString() : undefined
+}
+
+function newest(runs: readonly RunSummary[]): number {
+  return runs.reduce((latest, run) => Math.max(latest, Date.parse(run.createdAt) || 0), 0)
+}

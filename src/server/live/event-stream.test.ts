@@ -1,0 +1,153 @@
+/**
+ * The order of a run stream's events when chunks and other changes reach it together (one read
+ * of the watcher), decided per batch: chunks first when the subscriber can append them as they
+ * are, else the update first with each stage's `outputSeq` as it was before its first chunk.
+ * The watcher is replaced by a hand-driven one, so every batch is exact.
+ */
+import { describe, expect, it } from 'vitest'
+import { toStatusResponse } from '../../core/state-to-records.js'
+import type { OutputChunkRow, RunSnapshot, RunState, StageState } from '../../core/state.js'
+import { EventStreams } from './event-stream.js'
+import type { RunSnapshotListener, RunWatcher } from './run-watcher.js'
+
+const NOW = new Date('2026-12-06T10:00:00.000Z')
+const run: RunState = { id: 'run_1', status: 'PROCESSING', error: null, completedAt: null, completionReceivedAt: null, createdAt: NOW, updatedAt: NOW }
+const stage = (fields: Partial<StageState>): StageState => ({
+  stageNumber: 1,
+  stageName: 'Input Processing',
+  status: 'PROCESSING',
+  output: null,
+  completedAt: null,
+  createdAt: NOW,
+  updatedAt: NOW,
+  ...fields,
+})
+const snapshot = (version: number, stages: StageState[], extra: Partial<RunSnapshot> = {}): RunSnapshot => ({ run, stages, version, ...extra })
+const chunk = (seq: number, version: number, text = `t${seq}`): OutputChunkRow => ({ stageNumber: 1, seq, version, text })
+
+interface Sent {
+  event: string
+  id: string
+  data: Record<string, unknown>
+}
+
+async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputChunkRow[] }) {
+  let listener: RunSnapshotListener | undefined
+  const watcher = { watch: (_runId: string, deliver: RunSnapshotListener) => ((listener = deliver), { seen: () => {}, stop: () => {} }) }
+  const streams = new EventStreams(watcher as unknown as RunWatcher, {
+    keepAliveMs: 60_000,
+    maxBufferedBytes: 1 << 20,
+    onSlowStream: () => {},
+    retryMs: 1000,
+    statusDocument: toStatusResponse,
+  })
+  const body = await streams.open(
+    'run_1',
+    async () => first,
+    new AbortController().signal,
+    true,
+    undefined,
+    resume && { from: resume.from, chunksSince: async () => resume.chunks },
+  )
+  const reader = body!.readable().getReader()
+  const decoder = new TextDecoder()
+  let buffered = ''
+  let done = false
+  const events: Sent[] = []
+  /** Every event sent so far (the stream's queue is read until it is empty or closed). */
+  // A read that lost its race to the pause stays pending: the next take awaits the same one.
+  let pending: ReturnType<typeof reader.read> | undefined
+  const take = async (): Promise<Sent[]> => {
+    while (!done) {
+      pending ??= reader.read()
+      const next = await Promise.race([pending, new Promise<null>((resolve) => setTimeout(() => resolve(null), 50))])
+      if (next === null) break
+      pending = undefined
+      if (next.done) {
+        done = true
+        break
+      }
+      buffered += decoder.decode(next.value, { stream: true })
+    }
+    const blocks = buffered.split('\n\n')
+    buffered = blocks.pop() ?? ''
+    for (const block of blocks) {
+      const fields = Object.fromEntries(block.split('\n').filter((line) => !line.startsWith(':') && line.includes(': ')).map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]))
+      if (fields['event']) events.push({ event: fields['event'], id: fields['id'] ?? '', data: JSON.parse(fields['data'] ?? 'null') as Record<string, unknown> })
+    }
+    return events.splice(0)
+  }
+  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!(next, chunks), take, closed: () => done, streams }
+}
+
+describe('a run stream with streamed output', () => {
+  it('sends a batch of chunks only as output events, in version order', async () => {
+    const stream = await open(snapshot(3, [stage({ outputSeq: 0, output: 't0', streamedOutput: true })]))
+    expect((await stream.take()).map((event) => event.event)).toEqual(['snapshot'])
+    stream.deliver(snapshot(5, [stage({ outputSeq: 2, outputBytes: 6, streamedOutput: true })], { streamedText: false }), [chunk(1, 4), chunk(2, 5)])
+    expect((await stream.take()).map((event) => [event.event, event.id, event.data['seq']])).toEqual([
+      ['output', '4', 1],
+      ['output', '5', 2],
+    ])
+    stream.streams.close()
+  })
+
+  it('sends the chunks first and the update after them when the subscriber can append them; the update leaves the text out', async () => {
+    const stream = await open(snapshot(3, [stage({ outputSeq: 0, output: 't0', streamedOutput: true })]))
+    await stream.take()
+    // Chunk 1 at version 4, then the stage completed without an output of its own at 5.
+    stream.deliver(snapshot(5, [stage({ status: 'COMPLETED', completedAt: NOW, outputSeq: 1, streamedOutput: true })], { streamedText: false }), [chunk(1, 4)])
+    const events = await stream.take()
+    expect(events.map((event) => [event.event, event.id])).toEqual([
+      ['output', '4'],
+      ['update', '5'],
+    ])
+    const stages = events[1]!.data['stages'] as Array<Record<string, unknown>>
+    expect(stages[0]).toMatchObject({ status: 'COMPLETED', outputSeq: 1 })
+    expect(stages[0]).not.toHaveProperty('output')
+    stream.streams.close()
+  })
+
+  it('sends the update first, as before the chunks, when the stage was created or restarted meanwhile', async () => {
+    const stream = await open(snapshot(1, []))
+    await stream.take()
+    // Stage 1 created at 2, chunks 0 and 1 at 3 and 4.
+    stream.deliver(snapshot(4, [stage({ outputSeq: 1, streamedOutput: true })], { streamedText: false }), [chunk(0, 3), chunk(1, 4)])
+    const events = await stream.take()
+    expect(events.map((event) => [event.event, event.id])).toEqual([
+      ['update', '2'],
+      ['output', '3'],
+      ['output', '4'],
+    ])
+    expect((events[0]!.data['stages'] as unknown[])[0]).toMatchObject({ stageNumber: 1, outputSeq: null, output: null })
+    // The next chunk alone is an output event again.
+    stream.deliver(snapshot(5, [stage({ outputSeq: 2, streamedOutput: true })], { streamedText: false }), [chunk(2, 5)])
+    expect((await stream.take()).map((event) => [event.event, event.id])).toEqual([['output', '5']])
+    stream.streams.close()
+  })
+
+  it('closes the stream (the subscriber resumes exactly) when a stage created and finished meanwhile was read without its text', async () => {
+    const stream = await open(snapshot(1, []))
+    await stream.take()
+    stream.deliver(snapshot(4, [stage({ status: 'COMPLETED', completedAt: NOW, outputSeq: 0, streamedOutput: true })], { streamedText: false }), [chunk(0, 3)])
+    expect(await stream.take()).toEqual([])
+    expect(stream.closed()).toBe(true)
+  })
+
+  it('resumes after a version with one update (id: the version before the first chunk) and the chunks after it', async () => {
+    const current = snapshot(9, [stage({ outputSeq: 4, output: 't0t1t2t3t4', streamedOutput: true }), stage({ stageNumber: 2, status: 'PROCESSING', output: 'stored' })])
+    const stream = await open(current, { from: 6, chunks: [chunk(2, 7), chunk(3, 8), chunk(4, 9)] })
+    const events = await stream.take()
+    expect(events.map((event) => [event.event, event.id])).toEqual([
+      ['update', '6'],
+      ['output', '7'],
+      ['output', '8'],
+      ['output', '9'],
+    ])
+    const stages = events[0]!.data['stages'] as Array<Record<string, unknown>>
+    expect(stages[0]).toMatchObject({ stageNumber: 1, outputSeq: 1 })
+    expect(stages[0]).not.toHaveProperty('output')
+    expect(stages[1]).toMatchObject({ stageNumber: 2, output: 'stored' })
+    stream.streams.close()
+  })
+})

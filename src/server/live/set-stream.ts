@@ -1,0 +1,442 @@
+/**
+ * Set streams (`GET {base}/events`, docs/live-status.md "Set streams"): one `text/event-stream`
+ * body for many runs, and the registry of a handlers instance's open set streams (keep-alive
+ * comments, slow readers, shutdown). Each member run is watched through the process's
+ * {@link RunWatcher} (the same reads single-run streams get); a filter stream's membership comes
+ * from its {@link RunWindows} window. The body is attached once, as a Web stream or to the Node
+ * response directly, as a run's stream is (`event-sink.ts`). Edge-safe: Web streams and timers
+ * only. Not importable outside this package.
+ */
+import { LIVE_EVENTS, type SetStreamView, type StageOutputEvent } from '../../contract/live-status.js'
+import type { RunEndEvent, RunLeaveEvent, RunSnapshotEvent, RunUpdateEvent, SetStreamReadyEvent } from '../../contract/live-status.js'
+import type { RunListFilter, RunSummary } from '../../contract/run-list.js'
+import { isFinalStatus } from '../../contract/status.js'
+import type { RunWindowEntry } from '../../core/run-list.js'
+import type { RunSnapshot } from '../../core/state.js'
+import { toStatusResponse } from '../../core/state-to-records.js'
+import { unrefTimer } from '../../internal/unref-timer.js'
+import type { LiveStreamStats } from './event-stream.js'
+import { KEEP_ALIVE_ANNOUNCEMENT } from './event-stream.js'
+import { type EventStreamBody, SinkBody } from './event-sink.js'
+import type { RunWatch, RunWatcher } from './run-watcher.js'
+import type { RunWindows, WindowFollow } from './run-window.js'
+import { StageDiff } from './stage-diff.js'
+
+/** Settings of the set streams of one handlers instance (those of single-run streams, plus the summary). */
+export interface SetStreamSettings {
+  /** Milliseconds between keep-alive comment lines. */
+  keepAliveMs: number
+  /** Bytes a stream may hold unsent, beyond its first snapshots, before it is closed as too slow. */
+  maxBufferedBytes: number
+  /** Told once per closed slow stream (log it). */
+  onSlowStream: (details: { bufferedBytes: number; maxBufferedBytes: number }) => void
+  /** The `retry:` sent to clients, in milliseconds. */
+  retryMs: number
+  /** The status document of a snapshot, exactly as `GET /status` answers it. */
+  statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
+  /** The run's list item, exactly as `GET /runs` lists it. */
+  summary: (snapshot: RunSnapshot) => RunSummary
+  /** Told when a stream opens (`1`) and when it closes (`-1`), for the open-streams metric. */
+  onStreamsChanged?: ((delta: 1 | -1) => void) | undefined
+}
+
+/** How a `run=` stream reads and judges one listed run (the grant of its own stream). */
+export interface ListedRun {
+  readonly runId: string
+  /** Reads the run through the caller's grant: `null` for an unknown run; throws a refusal. */
+  read(): Promise<RunSnapshot | null>
+  /** Whether the grant still covers the run as it now is; a change it does not admit closes the stream. */
+  admits(snapshot: RunSnapshot): boolean
+}
+
+/** Thrown by {@link SetStreams.openRuns} for a listed run that does not exist (the route answers 404). */
+export class ListedRunNotFound extends Error {
+  override readonly name = 'ListedRunNotFound'
+  constructor(readonly runId: string) {
+    super(`Run ${runId} not found`)
+  }
+}
+
+/** The open set streams of one handlers instance. */
+export class SetStreams {
+  readonly #streams = new Set<SetStream>()
+  readonly #watcher: RunWatcher
+  readonly #windows: RunWindows
+  readonly #settings: SetStreamSettings
+  readonly #read: (runId: string) => Promise<RunSnapshot | null>
+  #keepAlive: ReturnType<typeof setInterval> | undefined
+  #slowStreamsClosed = 0
+
+  /** `read` reads a run that joins a filter stream (the store's `getRun`). */
+  constructor(watcher: RunWatcher, windows: RunWindows, settings: SetStreamSettings, read: (runId: string) => Promise<RunSnapshot | null>) {
+    this.#watcher = watcher
+    this.#windows = windows
+    this.#settings = settings
+    this.#read = read
+  }
+
+  /** How many set streams are open. */
+  get size(): number {
+    return this.#streams.size
+  }
+
+  /** Open set streams and slow ones closed so far. */
+  stats(): LiveStreamStats {
+    return { openStreams: this.#streams.size, slowStreamsClosed: this.#slowStreamsClosed }
+  }
+
+  /**
+   * Opens a stream of the window of `filter` (scope ANDed in) and `limit`. Resolves with the body
+   * once the first membership's snapshots are queued (then `ready`); rejects when the first
+   * window query or a member's read failed (nothing stays open).
+   */
+  async openFilter(filter: RunListFilter, limit: number, view: SetStreamView, signal: AbortSignal, matches: (snapshot: RunSnapshot) => boolean): Promise<EventStreamBody> {
+    const stream = this.#create(view)
+    let follow: WindowFollow | undefined
+    stream.onMismatch = () => follow?.dirty()
+    stream.matches = matches
+    follow = this.#windows.follow(filter, limit, (entries) => stream.membership(entries))
+    stream.onStop = () => follow?.stop()
+    try {
+      await follow.first
+      await stream.started
+    } catch (error) {
+      stream.close()
+      throw error
+    }
+    return this.#started(stream, signal)
+  }
+
+  /**
+   * Opens a stream of the listed runs: watches each, then reads each through its grant, so no
+   * change falls between. Rejects with the first refusal, or {@link ListedRunNotFound}, before
+   * anything is sent. The stream closes after every listed run ended.
+   */
+  async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal): Promise<EventStreamBody> {
+    const stream = this.#create(view)
+    stream.closeWhenAllEnded = true
+    try {
+      await stream.joinListed(runs)
+    } catch (error) {
+      stream.close()
+      throw error
+    }
+    return this.#started(stream, signal)
+  }
+
+  /** Ends every open set stream cleanly (clients reconnect elsewhere). */
+  close(): void {
+    for (const stream of [...this.#streams]) stream.close()
+    this.#stopKeepAlive()
+  }
+
+  #create(view: SetStreamView): SetStream {
+    const stream = new SetStream(this.#watcher, this.#read, this.#settings, view, () => this.#forget(stream), (bufferedBytes) => {
+      this.#slowStreamsClosed += 1
+      this.#settings.onSlowStream({ bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
+    })
+    this.#streams.add(stream)
+    this.#settings.onStreamsChanged?.(1)
+    return stream
+  }
+
+  #started(stream: SetStream, signal: AbortSignal): EventStreamBody {
+    if (signal.aborted) stream.close()
+    else {
+      signal.addEventListener('abort', () => stream.close(), { once: true })
+      this.#armKeepAlive()
+    }
+    stream.closeIfAllEnded()
+    return stream
+  }
+
+  #forget(stream: SetStream): void {
+    if (!this.#streams.delete(stream)) return
+    this.#settings.onStreamsChanged?.(-1)
+    if (this.#streams.size === 0) this.#stopKeepAlive()
+  }
+
+  #armKeepAlive(): void {
+    if (this.#keepAlive !== undefined) return
+    this.#keepAlive = setInterval(() => {
+      for (const stream of this.#streams) stream.comment('keep-alive')
+    }, this.#settings.keepAliveMs)
+    unrefTimer(this.#keepAlive)
+  }
+
+  #stopKeepAlive(): void {
+    if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive)
+    this.#keepAlive = undefined
+  }
+}
+
+/** How many runs a stream reads at once when runs join (a window of 200 must not take the whole pool). */
+const READS_AT_ONCE = 8
+
+/** `read` of every item, at most {@link READS_AT_ONCE} at a time, settled in the items' order. */
+async function readAll<T, R>(items: readonly T[], read: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+  const results: PromiseSettledResult<R>[] = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++
+      try {
+        results[index] = { status: 'fulfilled', value: await read(items[index] as T) }
+      } catch (reason) {
+        results[index] = { status: 'rejected', reason }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, items.length) }, worker))
+  return results
+}
+
+/** One run of a set stream. */
+interface Member {
+  readonly runId: string
+  watch: RunWatch | undefined
+  /** Its snapshot was sent; before that, changes wait in `pending`. */
+  live: boolean
+  pending: RunSnapshot | undefined
+  /** The version last sent; -1 before the snapshot. */
+  version: number
+  /** `end` was sent for this membership. */
+  ended: boolean
+  /** What the full view last sent of its stages. */
+  readonly stages: StageDiff
+  admits: (snapshot: RunSnapshot) => boolean
+}
+
+/** One subscriber's set stream. */
+class SetStream extends SinkBody {
+  /** Settles when the first membership was sent (snapshots, then `ready`). */
+  readonly started: Promise<void>
+  /** Filter streams: whether a run still matches the filter; a member that does not marks the window dirty. */
+  matches: ((snapshot: RunSnapshot) => boolean) | undefined
+  onMismatch: (() => void) | undefined
+  onStop: (() => void) | undefined
+  /** `run=` streams close after every listed run ended. */
+  closeWhenAllEnded = false
+  readonly #members = new Map<string, Member>()
+  readonly #watcher: RunWatcher
+  readonly #read: (runId: string) => Promise<RunSnapshot | null>
+  readonly #settings: SetStreamSettings
+  readonly #view: SetStreamView
+  readonly #onClose: () => void
+  readonly #onSlow: (bufferedBytes: number) => void
+  /** Memberships are applied one after the other, so joins and leaves are never reordered. */
+  #chain: Promise<void> = Promise.resolve()
+  #ready = false
+  #resolveStarted!: () => void
+  #rejectStarted!: (error: unknown) => void
+  #closed = false
+  /** Bytes sent before `ready` (the first snapshots): allowed in the buffer on top of the bound. */
+  #firstBytes = 0
+
+  constructor(
+    watcher: RunWatcher,
+    read: (runId: string) => Promise<RunSnapshot | null>,
+    settings: SetStreamSettings,
+    view: SetStreamView,
+    onClose: () => void,
+    onSlow: (bufferedBytes: number) => void,
+  ) {
+    super(settings.maxBufferedBytes)
+    this.#watcher = watcher
+    this.#read = read
+    this.#settings = settings
+    this.#view = view
+    this.#onClose = onClose
+    this.#onSlow = onSlow
+    this.started = new Promise((resolve, reject) => {
+      this.#resolveStarted = resolve
+      this.#rejectStarted = reject
+    })
+    // A rejection nobody awaits (a stream closed before its start) must not be unhandled.
+    this.started.catch(() => undefined)
+    this.#firstBytes += this.#write(`retry: ${settings.retryMs}\n: ${KEEP_ALIVE_ANNOUNCEMENT} ${settings.keepAliveMs}\n\n`)
+  }
+
+  /** A filter stream's window was read: leaves, then joins in the list's order (newest first). */
+  membership(entries: readonly RunWindowEntry[]): void {
+    this.#chain = this.#chain.then(() => this.#applyMembership(entries)).catch((error: unknown) => this.#fail(error))
+  }
+
+  /** A `run=` stream's runs: watched first, then read through their grants, then sent. */
+  async joinListed(runs: readonly ListedRun[]): Promise<void> {
+    const members = runs.map((run) => this.#member(run.runId, run.admits))
+    const results = await readAll(runs, (run) => run.read())
+    // The first refusal (or unknown run) in the order given answers the request.
+    const snapshots = results.map((result, index) => {
+      if (result.status === 'rejected') throw result.reason
+      if (!result.value) throw new ListedRunNotFound(runs[index]!.runId)
+      return result.value
+    })
+    members.forEach((member, index) => this.#sendSnapshot(member, snapshots[index]!))
+    this.#sendReady()
+  }
+
+  /**
+   * One applied chunk of a member's streamed output (view `full` only): an `output` event. The
+   * watcher's chunk delivery (streamed output, docs/design.md) calls it from the member's watch.
+   */
+  output(runId: string, chunk: StageOutputEvent, version: number): void {
+    const member = this.#members.get(runId)
+    if (this.#view !== 'full' || !member?.live || version <= member.version) return
+    member.version = version
+    this.#event(LIVE_EVENTS.output, `${runId}:${version}`, chunk)
+  }
+
+  comment(text: string): void {
+    if (this.#ready) this.#write(`: ${text}\n\n`)
+  }
+
+  /** A `run=` stream whose every run has ended closes (after its events). */
+  closeIfAllEnded(): void {
+    if (!this.closeWhenAllEnded || this.#closed) return
+    for (const member of this.#members.values()) if (!member.ended) return
+    this.close()
+  }
+
+  /** Ends the stream after what is queued; `discard` drops the queue instead (a reader too far behind). */
+  override close(discard = false): void {
+    if (this.#closed) return
+    this.#closed = true
+    for (const member of this.#members.values()) member.watch?.stop()
+    this.#members.clear()
+    this.onStop?.()
+    this.#onClose()
+    this.#rejectStarted(new Error('The set stream closed before its first membership was sent'))
+    this.endBody(discard)
+  }
+
+  async #applyMembership(entries: readonly RunWindowEntry[]): Promise<void> {
+    if (this.#closed) return
+    const wanted = new Set(entries.map((entry) => entry.id))
+    for (const member of [...this.#members.values()]) {
+      if (wanted.has(member.runId)) continue
+      member.watch?.stop()
+      this.#members.delete(member.runId)
+      const leave: RunLeaveEvent = { runId: member.runId }
+      if (member.live) this.#event(LIVE_EVENTS.leave, `${member.runId}:${member.version}`, leave)
+    }
+    const joining = entries.filter((entry) => !this.#members.has(entry.id)).map((entry) => this.#member(entry.id, () => true))
+    if (joining.length > 0) {
+      const snapshots = await readAll(joining, (member) => this.#read(member.runId))
+      if (this.#closed) return
+      let failed: unknown
+      joining.forEach((member, index) => {
+        const result = snapshots[index]!
+        if (this.#members.get(member.runId) !== member) return
+        if (result.status === 'fulfilled' && result.value) return this.#sendSnapshot(member, result.value)
+        // Deleted meanwhile, or its read failed: not a member; a later window read decides again.
+        member.watch?.stop()
+        this.#members.delete(member.runId)
+        if (result.status === 'rejected') failed ??= result.reason
+      })
+      if (failed !== undefined) {
+        if (!this.#ready) throw failed
+        this.onMismatch?.()
+      }
+    }
+    if (!this.#ready) this.#sendReady()
+  }
+
+  #fail(error: unknown): void {
+    if (!this.#ready) this.#rejectStarted(error)
+    else this.close()
+  }
+
+  /** Registers a member and watches it first, so no change falls between its read and its watch. */
+  #member(runId: string, admits: (snapshot: RunSnapshot) => boolean): Member {
+    const member: Member = { runId, watch: undefined, live: false, pending: undefined, version: -1, ended: false, stages: new StageDiff(), admits }
+    this.#members.set(runId, member)
+    // Streamed output (docs/design.md): when the watcher hands chunks to watches, this one forwards
+    // them with `(chunk, version) => this.output(runId, chunk, version)`.
+    member.watch = this.#watcher.watch(runId, (snapshot) => this.#deliver(member, snapshot))
+    return member
+  }
+
+  #sendSnapshot(member: Member, snapshot: RunSnapshot): void {
+    if (this.#closed) return
+    const version = snapshot.version ?? 0
+    member.version = version
+    member.live = true
+    member.watch?.seen(version)
+    const id = `${member.runId}:${version}`
+    if (this.#view === 'summary') {
+      this.#count(this.#event(LIVE_EVENTS.snapshot, id, this.#settings.summary(snapshot)))
+    } else {
+      const document = this.#settings.statusDocument(snapshot)
+      member.stages.remember(document.stages)
+      this.#count(this.#event(LIVE_EVENTS.snapshot, id, document))
+    }
+    if (isFinalStatus(snapshot.run.status)) this.#end(member, snapshot)
+    const pending = member.pending
+    member.pending = undefined
+    if (pending) this.#deliver(member, pending)
+  }
+
+  #sendReady(): void {
+    const ready: SetStreamReadyEvent = { runs: this.#members.size }
+    this.#count(this.#write(`event: ${LIVE_EVENTS.ready}\ndata: ${JSON.stringify(ready)}\n\n`))
+    this.#ready = true
+    this.#resolveStarted()
+  }
+
+  /** A newer stored state of a member from the watcher: an `update`, then `end` when it finished. */
+  #deliver(member: Member, snapshot: RunSnapshot): void {
+    if (this.#closed || this.#members.get(member.runId) !== member) return
+    if (!member.live) {
+      member.pending = snapshot
+      return
+    }
+    const version = snapshot.version ?? 0
+    if (version <= member.version) return
+    if (!member.admits(snapshot)) return this.close()
+    member.version = version
+    const id = `${member.runId}:${version}`
+    if (this.#view === 'summary') {
+      this.#event(LIVE_EVENTS.update, id, this.#settings.summary(snapshot))
+    } else {
+      const document = toStatusResponse(snapshot)
+      const update: RunUpdateEvent = { run: document.run, stages: member.stages.changed(document.stages) }
+      this.#event(LIVE_EVENTS.update, id, update)
+    }
+    if (isFinalStatus(snapshot.run.status) && !member.ended) this.#end(member, snapshot)
+    // The update first, then the window decides whether it leaves (a tag removed, a status filter left).
+    if (this.matches && !this.matches(snapshot)) this.onMismatch?.()
+  }
+
+  #end(member: Member, snapshot: RunSnapshot): void {
+    member.ended = true
+    const end: RunEndEvent = { run: toStatusResponse(snapshot).run }
+    this.#event(LIVE_EVENTS.end, `${member.runId}:${member.version}`, end)
+    if (this.#ready) this.closeIfAllEnded()
+  }
+
+  /** Before `ready`, bytes count towards the first snapshots' allowance. */
+  #count(bytes: number): void {
+    if (!this.#ready) this.#firstBytes += bytes
+  }
+
+  /** Writes one event; returns its size in bytes. */
+  #event(name: string, id: string, data: unknown): number {
+    // JSON.stringify never emits a raw line break, so the data is one `data:` line; run ids hold none either.
+    return this.#write(`event: ${name}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`)
+  }
+
+  /** Queues `text` unless the reader is too far behind (then the stream is closed); returns the bytes queued. */
+  #write(text: string): number {
+    if (this.#closed) return 0
+    const max = this.#settings.maxBufferedBytes
+    // Before the body is attached (the first snapshots) nothing counts as buffered.
+    const buffered = this.bufferedBytes
+    if (this.#ready && buffered > max + this.#firstBytes) {
+      this.#onSlow(buffered)
+      this.close(true)
+      return 0
+    }
+    return this.writeBody(text)
+  }
+}

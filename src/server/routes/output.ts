@@ -1,0 +1,57 @@
+/**
+ * The streamed output route: `POST /{runId}/stages/{stageNumber}/output` `{ seq, text }`, one
+ * chunk of a running stage's text (DESIGN.md "Timing, attempts and streamed output"). The body is
+ * read through the authentication like every runner write, validated (`StageOutputChunk`), and
+ * decided by the core rule (`appendOutputChunk`). Internal.
+ */
+import { parseStageNumberParam, StageOutputChunk, type StageOutputChunkResponse } from '../../contract/output-chunks.js'
+import { appendOutputChunk } from '../../core/operations.js'
+import { toRunRecord } from '../../core/state-to-records.js'
+import type { RequestAuth } from '../auth/authenticate.js'
+import { escapeControls, type Plumbing, type RouteHandler } from '../http/exchange.js'
+import { HttpProblemError, jsonResponse } from '../http/problem-response.js'
+import { runNotFound, validate } from '../http/validate.js'
+import { OncePerKey } from '../../internal/once-per-key.js'
+import type { HandlerSettings } from '../settings.js'
+
+/** The streamed output route of one handlers instance. */
+export function createOutputRoutes(settings: HandlerSettings, plumbing: Plumbing, auth: RequestAuth): { readonly stageOutput: RouteHandler } {
+  const { store, clock, logger, maxStreamedOutputBytes } = settings
+  const warnedConflict = new OncePerKey()
+
+  const stageOutput = plumbing.route('stageOutput', async (exchange, { runId, stageNumber: stageParam }) => {
+    // Authenticated first, like every write: an unauthenticated caller learns nothing of the path.
+    const json = await auth.writeBody(exchange, 'stageOutput', { allowEmpty: false })
+    const stageNumber = parseStageNumberParam(stageParam)
+    if (stageNumber === undefined) {
+      const errors = [{ field: 'stageNumber', message: 'must be a whole number from 1 in the path' }]
+      throw new HttpProblemError('validation_failed', { detail: `stageNumber: ${errors[0]!.message}`, errors })
+    }
+    const chunk = validate(StageOutputChunk, json)
+    if (!store.getOutputChunk) {
+      throw new HttpProblemError('not_implemented', { detail: "This server's store does not implement Store.getOutputChunk, so it cannot store streamed output" })
+    }
+    const result = await appendOutputChunk(store, runId, stageNumber, chunk, { now: clock(), maxBytes: maxStreamedOutputBytes })
+    if (result.outcome === 'not_found') throw runNotFound()
+    if (result.outcome === 'refused') {
+      const { outcome: _outcome, code, detail, ...members } = result
+      throw new HttpProblemError(code, { detail, ...members })
+    }
+    if (result.outcome === 'conflict' && warnedConflict.first(runId)) {
+      logger.warn(
+        `pipeline-status: run ${escapeControls(runId)}: stage ${stageNumber} output chunk ${chunk.seq} was sent again with another text; ` +
+          'the stored text stays and the chunk was answered 200 outcome "conflict" (logged once per run). A runner that numbers ' +
+          "two attempts' chunks alike without sending the higher attempt first does this: send PROCESSING with the new attempt before its chunks",
+        { runId, stageNumber, seq: chunk.seq, outcome: 'conflict' },
+      )
+    }
+    const body: StageOutputChunkResponse = {
+      outcome: result.outcome,
+      stage: { stageNumber, outputSeq: result.stage.outputSeq ?? -1 },
+      run: toRunRecord(result.run),
+    }
+    return jsonResponse(body)
+  })
+
+  return { stageOutput }
+}

