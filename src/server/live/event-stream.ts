@@ -11,6 +11,7 @@ import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import type { RunWatcher } from './run-watcher.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
+import { type EventStreamBody, SinkBody } from './event-sink.js'
 
 /**
  * The comment a stream sends right after `retry:`, announcing its keep-alive interval in
@@ -101,7 +102,8 @@ export class EventStreams {
    * stage's `output` when this stream already sent that output (the subscriber asked for it).
    * `admits`: whether the caller's credential still covers the run as it now is (a tag read
    * token, the run's tags); a change it does not admit ends the stream, and the reconnect is
-   * judged afresh.
+   * judged afresh. The stream's bytes go to the sink its body is attached to: a Web stream
+   * ({@link EventStreamBody.readable}) or a Node response written directly (`event-sink.ts`).
    */
   async open(
     runId: string,
@@ -110,7 +112,7 @@ export class EventStreams {
     omitUnchangedOutputs = false,
     admits: (snapshot: RunSnapshot) => boolean = () => true,
     resume?: StreamResume,
-  ): Promise<ReadableStream<Uint8Array> | null> {
+  ): Promise<EventStreamBody | null> {
     const stream = new OpenStream(this.#settings, omitUnchangedOutputs, () => this.#forget(stream), (bufferedBytes) => {
       this.#slowStreamsClosed += 1
       this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
@@ -153,7 +155,7 @@ export class EventStreams {
       this.#armKeepAlive()
     }
     stream.start(snapshot, resumed)
-    return stream.body
+    return stream
   }
 
   /** Ends every open stream cleanly (clients reconnect, elsewhere when this server is going away). */
@@ -184,8 +186,6 @@ export class EventStreams {
   }
 }
 
-const encoder = new TextEncoder()
-
 /** What a stream last sent of one stage: the output apart, so it is compared, never copied. */
 interface SentStage {
   /** The stage without its output, as JSON. */
@@ -199,10 +199,8 @@ interface SentStage {
 }
 
 /** One subscriber's stream: what it sent last decides what the next `update` holds. */
-class OpenStream {
-  readonly body: ReadableStream<Uint8Array>
+class OpenStream extends SinkBody {
   watch: { seen(version: number): void; stop(): void } | undefined
-  #controller!: ReadableStreamDefaultController<Uint8Array>
   #version = -1
   #stages = new Map<number, SentStage>()
   #started = false
@@ -224,6 +222,7 @@ class OpenStream {
     onClose: () => void,
     onSlow: (bufferedBytes: number) => void,
   ) {
+    super(settings.maxBufferedBytes)
     this.#retryMs = settings.retryMs
     this.#keepAliveMs = settings.keepAliveMs
     this.#maxBufferedBytes = settings.maxBufferedBytes
@@ -231,19 +230,7 @@ class OpenStream {
     this.#statusDocument = settings.statusDocument
     this.#onClose = onClose
     this.#onSlow = onSlow
-    this.body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.#controller = controller
-        },
-        // The client went away (or the adapter stopped reading).
-        cancel: () => this.close(),
-      },
-      // Counted in bytes, so `desiredSize` tells how much the reader has not taken yet.
-      { highWaterMark: settings.maxBufferedBytes, size: (chunk) => chunk.byteLength },
-    )
   }
-
 
   /** The version this stream has sent the state of (-1 before its first event): the watcher reads chunks after it. */
   get sentVersion(): number {
@@ -383,18 +370,12 @@ class OpenStream {
   }
 
   /** Ends the stream after what is queued; `discard` drops the queue instead (a reader too far behind). */
-  close(discard = false): void {
+  override close(discard = false): void {
     if (this.#closed) return
     this.#closed = true
     this.watch?.stop()
     this.#onClose()
-    try {
-      // error() frees the queued bytes at once; close() would keep them for a reader that may never come.
-      if (discard) this.#controller.error(new Error('The subscriber fell too far behind; closed to bound the send buffer'))
-      else this.#controller.close()
-    } catch {
-      // Already cancelled by the reader.
-    }
+    this.endBody(discard)
   }
 
   #end(run: RunEndEvent['run']): void {
@@ -422,22 +403,15 @@ class OpenStream {
   /** Queues `text` unless the reader is too far behind (then the stream is closed); returns the bytes queued. */
   #write(text: string): number {
     if (this.#closed) return 0
-    // desiredSize is the bound minus what the reader has not taken yet.
-    const buffered = this.#maxBufferedBytes - (this.#controller.desiredSize ?? this.#maxBufferedBytes)
+    // Before the body is attached (the retry line and the snapshot) nothing counts as buffered.
+    const buffered = this.bufferedBytes
     if (buffered > this.#maxBufferedBytes + this.#snapshotBytes) {
       // Closing ends the response: the subscriber reconnects and starts again from a fresh snapshot.
       this.#onSlow(buffered)
       this.close(true)
       return 0
     }
-    const bytes = encoder.encode(text)
-    try {
-      this.#controller.enqueue(bytes)
-    } catch {
-      this.close()
-      return 0
-    }
-    return bytes.byteLength
+    return this.writeBody(text)
   }
 }
 

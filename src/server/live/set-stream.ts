@@ -3,8 +3,9 @@
  * body for many runs, and the registry of a handlers instance's open set streams (keep-alive
  * comments, slow readers, shutdown). Each member run is watched through the process's
  * {@link RunWatcher} (the same reads single-run streams get); a filter stream's membership comes
- * from its {@link RunWindows} window. Edge-safe: Web streams and timers only. Not importable
- * outside this package.
+ * from its {@link RunWindows} window. The body is attached once, as a Web stream or to the Node
+ * response directly, as a run's stream is (`event-sink.ts`). Edge-safe: Web streams and timers
+ * only. Not importable outside this package.
  */
 import { LIVE_EVENTS, type SetStreamView, type StageOutputEvent } from '../../contract/live-status.js'
 import type { RunEndEvent, RunLeaveEvent, RunSnapshotEvent, RunUpdateEvent, SetStreamReadyEvent } from '../../contract/live-status.js'
@@ -16,6 +17,7 @@ import { toStatusResponse } from '../../core/state-to-records.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import type { LiveStreamStats } from './event-stream.js'
 import { KEEP_ALIVE_ANNOUNCEMENT } from './event-stream.js'
+import { type EventStreamBody, SinkBody } from './event-sink.js'
 import type { RunWatch, RunWatcher } from './run-watcher.js'
 import type { RunWindows, WindowFollow } from './run-window.js'
 import { StageDiff } from './stage-diff.js'
@@ -88,7 +90,7 @@ export class SetStreams {
    * once the first membership's snapshots are queued (then `ready`); rejects when the first
    * window query or a member's read failed (nothing stays open).
    */
-  async openFilter(filter: RunListFilter, limit: number, view: SetStreamView, signal: AbortSignal, matches: (snapshot: RunSnapshot) => boolean): Promise<ReadableStream<Uint8Array>> {
+  async openFilter(filter: RunListFilter, limit: number, view: SetStreamView, signal: AbortSignal, matches: (snapshot: RunSnapshot) => boolean): Promise<EventStreamBody> {
     const stream = this.#create(view)
     let follow: WindowFollow | undefined
     stream.onMismatch = () => follow?.dirty()
@@ -110,7 +112,7 @@ export class SetStreams {
    * change falls between. Rejects with the first refusal, or {@link ListedRunNotFound}, before
    * anything is sent. The stream closes after every listed run ended.
    */
-  async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal): Promise<EventStreamBody> {
     const stream = this.#create(view)
     stream.closeWhenAllEnded = true
     try {
@@ -138,14 +140,14 @@ export class SetStreams {
     return stream
   }
 
-  #started(stream: SetStream, signal: AbortSignal): ReadableStream<Uint8Array> {
+  #started(stream: SetStream, signal: AbortSignal): EventStreamBody {
     if (signal.aborted) stream.close()
     else {
       signal.addEventListener('abort', () => stream.close(), { once: true })
       this.#armKeepAlive()
     }
     stream.closeIfAllEnded()
-    return stream.body
+    return stream
   }
 
   #forget(stream: SetStream): void {
@@ -167,8 +169,6 @@ export class SetStreams {
     this.#keepAlive = undefined
   }
 }
-
-const encoder = new TextEncoder()
 
 /** How many runs a stream reads at once when runs join (a window of 200 must not take the whole pool). */
 const READS_AT_ONCE = 8
@@ -208,8 +208,7 @@ interface Member {
 }
 
 /** One subscriber's set stream. */
-class SetStream {
-  readonly body: ReadableStream<Uint8Array>
+class SetStream extends SinkBody {
   /** Settles when the first membership was sent (snapshots, then `ready`). */
   readonly started: Promise<void>
   /** Filter streams: whether a run still matches the filter; a member that does not marks the window dirty. */
@@ -225,7 +224,6 @@ class SetStream {
   readonly #view: SetStreamView
   readonly #onClose: () => void
   readonly #onSlow: (bufferedBytes: number) => void
-  #controller!: ReadableStreamDefaultController<Uint8Array>
   /** Memberships are applied one after the other, so joins and leaves are never reordered. */
   #chain: Promise<void> = Promise.resolve()
   #ready = false
@@ -243,6 +241,7 @@ class SetStream {
     onClose: () => void,
     onSlow: (bufferedBytes: number) => void,
   ) {
+    super(settings.maxBufferedBytes)
     this.#watcher = watcher
     this.#read = read
     this.#settings = settings
@@ -255,15 +254,6 @@ class SetStream {
     })
     // A rejection nobody awaits (a stream closed before its start) must not be unhandled.
     this.started.catch(() => undefined)
-    this.body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.#controller = controller
-        },
-        cancel: () => this.close(),
-      },
-      { highWaterMark: settings.maxBufferedBytes, size: (chunk) => chunk.byteLength },
-    )
     this.#firstBytes += this.#write(`retry: ${settings.retryMs}\n: ${KEEP_ALIVE_ANNOUNCEMENT} ${settings.keepAliveMs}\n\n`)
   }
 
@@ -309,7 +299,7 @@ class SetStream {
   }
 
   /** Ends the stream after what is queued; `discard` drops the queue instead (a reader too far behind). */
-  close(discard = false): void {
+  override close(discard = false): void {
     if (this.#closed) return
     this.#closed = true
     for (const member of this.#members.values()) member.watch?.stop()
@@ -317,12 +307,7 @@ class SetStream {
     this.onStop?.()
     this.#onClose()
     this.#rejectStarted(new Error('The set stream closed before its first membership was sent'))
-    try {
-      if (discard) this.#controller.error(new Error('The subscriber fell too far behind; closed to bound the send buffer'))
-      else this.#controller.close()
-    } catch {
-      // Already cancelled by the reader.
-    }
+    this.endBody(discard)
   }
 
   async #applyMembership(entries: readonly RunWindowEntry[]): Promise<void> {
@@ -445,19 +430,13 @@ class SetStream {
   #write(text: string): number {
     if (this.#closed) return 0
     const max = this.#settings.maxBufferedBytes
-    const buffered = max - (this.#controller.desiredSize ?? max)
+    // Before the body is attached (the first snapshots) nothing counts as buffered.
+    const buffered = this.bufferedBytes
     if (this.#ready && buffered > max + this.#firstBytes) {
       this.#onSlow(buffered)
       this.close(true)
       return 0
     }
-    const bytes = encoder.encode(text)
-    try {
-      this.#controller.enqueue(bytes)
-    } catch {
-      this.close()
-      return 0
-    }
-    return bytes.byteLength
+    return this.writeBody(text)
   }
 }
