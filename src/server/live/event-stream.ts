@@ -4,12 +4,12 @@
  * Edge-safe: Web streams and timers only. Not importable outside this package.
  */
 import { LIVE_EVENTS } from '../../contract/live-status.js'
-import type { RunEndEvent, RunSnapshotEvent, RunUpdateEvent, RunUpdateStage, StageOutputEvent } from '../../contract/live-status.js'
-import type { StageOutputRecord } from '../../contract/records.js'
+import type { RunEndEvent, RunSnapshotEvent } from '../../contract/live-status.js'
 import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import type { RunWatcher } from './run-watcher.js'
+import { StageDiff, streamedStages } from './stage-diff.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import { type EventStreamBody, SinkBody } from './event-sink.js'
 
@@ -186,23 +186,12 @@ export class EventStreams {
   }
 }
 
-/** What a stream last sent of one stage: the output apart, so it is compared, never copied. */
-interface SentStage {
-  /** The stage without its output, as JSON. */
-  rest: string
-  /** The output as sent (the snapshot's own string, shared by every stream of the run). */
-  output: string | null
-  /** Whether the output is the stage's streamed text, which travels as `output` events. */
-  streamed: boolean
-  status: StageOutputRecord['status']
-  outputSeq: number | null
-}
 
 /** One subscriber's stream: what it sent last decides what the next `update` holds. */
 class OpenStream extends SinkBody {
   watch: { seen(version: number): void; stop(): void } | undefined
-  #version = -1
-  #stages = new Map<number, SentStage>()
+  /** What this stream sent of its run: the version and the stages. */
+  readonly #sent: StageDiff
   #started = false
   #pending: { snapshot: RunSnapshot; chunks: readonly OutputChunkRow[] } | undefined
   #closed = false
@@ -211,7 +200,6 @@ class OpenStream extends SinkBody {
   readonly #retryMs: number
   readonly #keepAliveMs: number
   readonly #maxBufferedBytes: number
-  readonly #omitUnchangedOutputs: boolean
   readonly #statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
   readonly #onClose: () => void
   readonly #onSlow: (bufferedBytes: number) => void
@@ -226,7 +214,7 @@ class OpenStream extends SinkBody {
     this.#retryMs = settings.retryMs
     this.#keepAliveMs = settings.keepAliveMs
     this.#maxBufferedBytes = settings.maxBufferedBytes
-    this.#omitUnchangedOutputs = omitUnchangedOutputs
+    this.#sent = new StageDiff(omitUnchangedOutputs)
     this.#statusDocument = settings.statusDocument
     this.#onClose = onClose
     this.#onSlow = onSlow
@@ -234,7 +222,7 @@ class OpenStream extends SinkBody {
 
   /** The version this stream has sent the state of (-1 before its first event): the watcher reads chunks after it. */
   get sentVersion(): number {
-    return this.#version
+    return this.#sent.version
   }
 
   /**
@@ -250,14 +238,14 @@ class OpenStream extends SinkBody {
     const version = snapshot.version ?? 0
     if (resumed) {
       // Nothing of this stream was sent: every stage goes into the update, as after a snapshot at `from`.
-      this.#version = resumed.from
+      this.#sent.resumeAt(resumed.from)
       this.#snapshotBytes = this.#changes(snapshot, resumed.chunks, true)
-      this.watch?.seen(this.#version)
+      this.watch?.seen(this.#sent.version)
     } else {
       const document = this.#statusDocument(snapshot)
-      this.#remember(version, document.stages, streamedStages(snapshot))
-      this.watch?.seen(this.#version)
-      this.#snapshotBytes = this.#event(LIVE_EVENTS.snapshot, document)
+      this.#sent.remember(version, document.stages, streamedStages(snapshot))
+      this.watch?.seen(version)
+      this.#snapshotBytes = this.#event(LIVE_EVENTS.snapshot, document, version)
     }
     if (isFinalStatus(snapshot.run.status)) return this.#end(toStatusResponse(snapshot).run)
     const pending = this.#pending
@@ -277,92 +265,26 @@ class OpenStream extends SinkBody {
       return
     }
     const version = snapshot.version ?? 0
-    if (version <= this.#version) return
+    if (version <= this.#sent.version) return
     this.#changes(snapshot, chunks, false)
     if (isFinalStatus(snapshot.run.status)) this.#end(toStatusResponse(snapshot).run)
   }
 
   /**
-   * Sends what changed from the version this stream sent to the snapshot's: its chunks as
-   * `output` events, and an `update` unless every version between was a chunk. When the
-   * subscriber appends every chunk as it is (each stage with chunks is `PROCESSING` at the
-   * `outputSeq` before them, as this stream last sent it), the chunks go first and the `update`
-   * (`id:` the snapshot's version) after them. Otherwise (a stage created or restarted since, a
-   * resume) the `update` goes first, `id:` the version before the first chunk, with each such
-   * stage's `outputSeq` as it was before its first chunk (and its output cleared when that chunk
-   * is `seq` 0), so the chunks then apply in order; a stage finished since gets its whole text
-   * in the update (its chunks are then ignored). Returns the bytes written.
+   * Sends what changed from the version this stream sent to the snapshot's, as {@link StageDiff}
+   * plans it (chunks as `output` events and the `update`, in their order, `id:` each one's
+   * version); closes the stream when that update cannot be made (the subscriber resumes). Returns
+   * the bytes written.
    */
   #changes(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[], resuming: boolean): number {
-    const version = snapshot.version ?? 0
-    const from = this.#version
-    const batch = chunks.filter((chunk) => chunk.version > from && chunk.version <= version)
-    const document = toStatusResponse(snapshot)
-    const streamed = streamedStages(snapshot)
-    const firstSeq = new Map<number, number>()
-    for (const chunk of batch) if (!firstSeq.has(chunk.stageNumber)) firstSeq.set(chunk.stageNumber, chunk.seq)
-    const appends =
-      !resuming &&
-      [...firstSeq].every(([stageNumber, seq]) => {
-        const sent = this.#stages.get(stageNumber)
-        return sent?.status === 'PROCESSING' && (sent.outputSeq ?? -1) === seq - 1
-      })
-    const runId = document.run.id
+    const events = this.#sent.changes(snapshot, chunks, resuming)
+    if (!events) {
+      this.close()
+      return 0
+    }
     let bytes = 0
-    if (appends) {
-      for (const chunk of batch) bytes += this.#output(runId, chunk)
-      // Only chunks since the last event: no `update` (its text travelled as `output` events).
-      if (batch.length !== version - from) bytes += this.#event(LIVE_EVENTS.update, this.#update(document, streamed), version)
-    } else {
-      if (snapshot.streamedText === false && snapshot.stages.some((stage) => isFinalStatus(stage.status) && streamed.has(stage.stageNumber) && firstSeq.has(stage.stageNumber))) {
-        // A stage created or restarted, streamed and finished between two reads, read without its
-        // text (which the update would carry): rare; the subscriber reconnects and resumes exactly.
-        this.close()
-        return bytes
-      }
-      const first = batch[0]
-      bytes += this.#event(LIVE_EVENTS.update, this.#update(document, streamed, firstSeq), first ? first.version - 1 : version)
-      for (const chunk of batch) bytes += this.#output(runId, chunk)
-    }
-    this.#remember(version, document.stages, streamed)
+    for (const planned of events) bytes += this.#event(planned.event, planned.data, planned.version)
     return bytes
-  }
-
-  /**
-   * The `update` of a document: the run and each stage changed since this stream last sent it
-   * (every stage when it sent none). A stage showing its streamed text has no `output` (the text
-   * travels as `output` events); with `firstSeq` (the update goes before these chunks) such a
-   * stage's `outputSeq` is the one before its first chunk, and a finished one carries its text.
-   */
-  #update(document: RunUpdateEvent, streamed: ReadonlySet<number>, firstSeq?: ReadonlyMap<number, number>): RunUpdateEvent {
-    const changed: RunUpdateStage[] = []
-    for (const stage of document.stages) {
-      const sent = this.#stages.get(stage.stageNumber)
-      const { output, ...stored } = stage
-      const first = firstSeq?.get(stage.stageNumber)
-      let rest: Omit<RunUpdateStage, 'output'> = stored
-      // `undefined`: the update leaves the output out.
-      let shown: string | null | undefined = output
-      if (streamed.has(stage.stageNumber)) {
-        if (first === undefined || stage.status === 'PROCESSING') shown = undefined
-        if (first !== undefined && stage.status === 'PROCESSING') {
-          rest = { ...stored, outputSeq: first === 0 ? null : first - 1 }
-          // Chunk 0 starts the text afresh: what the subscriber holds (another attempt's) goes.
-          if (first === 0) shown = null
-        }
-      }
-      const outputChanged = shown !== undefined && (sent === undefined || sent.streamed || sent.output !== shown)
-      if (sent !== undefined && first === undefined && !outputChanged && sent.rest === JSON.stringify(rest)) continue
-      // An output this stream already sent is left out when the subscriber asked so (docs/contract.md).
-      changed.push(shown !== undefined && (outputChanged || !this.#omitUnchangedOutputs) ? { ...rest, output: shown } : rest)
-    }
-    return { run: document.run, stages: changed }
-  }
-
-  /** Writes one chunk as an `output` event, `id:` its version; returns its size in bytes. */
-  #output(runId: string, chunk: OutputChunkRow): number {
-    const data: StageOutputEvent = { runId, stageNumber: chunk.stageNumber, seq: chunk.seq, text: chunk.text }
-    return this.#event(LIVE_EVENTS.output, data, chunk.version)
   }
 
   comment(text: string): void {
@@ -384,18 +306,8 @@ class OpenStream extends SinkBody {
     this.close()
   }
 
-  #remember(version: number, stages: StageOutputRecord[], streamed: ReadonlySet<number>): void {
-    this.#version = version
-    this.#stages = new Map(
-      stages.map(({ output, ...rest }) => [
-        rest.stageNumber,
-        { rest: JSON.stringify(rest), output, streamed: streamed.has(rest.stageNumber), status: rest.status, outputSeq: rest.outputSeq },
-      ]),
-    )
-  }
-
   /** Writes one event, `id:` `id` (the version this stream sent, by default); returns its size in bytes. */
-  #event(name: string, data: unknown, id: number = this.#version): number {
+  #event(name: string, data: unknown, id: number = this.#sent.version): number {
     // JSON.stringify never emits a raw line break, so the data is one `data:` line.
     return this.#write(`event: ${name}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`)
   }
@@ -413,9 +325,4 @@ class OpenStream extends SinkBody {
     }
     return this.writeBody(text)
   }
-}
-
-/** The numbers of the snapshot's stages whose output is their streamed text (`Store.getRun` marks them). */
-function streamedStages(snapshot: RunSnapshot): Set<number> {
-  return new Set(snapshot.stages.filter((stage) => stage.streamedOutput === true).map((stage) => stage.stageNumber))
 }

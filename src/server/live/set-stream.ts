@@ -7,12 +7,12 @@
  * response directly, as a run's stream is (`event-sink.ts`). Edge-safe: Web streams and timers
  * only. Not importable outside this package.
  */
-import { LIVE_EVENTS, type SetStreamView, type StageOutputEvent } from '../../contract/live-status.js'
-import type { RunEndEvent, RunLeaveEvent, RunSnapshotEvent, RunUpdateEvent, SetStreamReadyEvent } from '../../contract/live-status.js'
+import { LIVE_EVENTS, type SetStreamView } from '../../contract/live-status.js'
+import type { RunEndEvent, RunLeaveEvent, RunSnapshotEvent, SetStreamReadyEvent } from '../../contract/live-status.js'
 import type { RunListFilter, RunSummary } from '../../contract/run-list.js'
 import { isFinalStatus } from '../../contract/status.js'
 import type { RunWindowEntry } from '../../core/run-list.js'
-import type { RunSnapshot } from '../../core/state.js'
+import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import type { LiveStreamStats } from './event-stream.js'
@@ -20,7 +20,7 @@ import { KEEP_ALIVE_ANNOUNCEMENT } from './event-stream.js'
 import { type EventStreamBody, SinkBody } from './event-sink.js'
 import type { RunWatch, RunWatcher } from './run-watcher.js'
 import type { RunWindows, WindowFollow } from './run-window.js'
-import { StageDiff } from './stage-diff.js'
+import { StageDiff, streamedStages } from './stage-diff.js'
 
 /** Settings of the set streams of one handlers instance (those of single-run streams, plus the summary). */
 export interface SetStreamSettings {
@@ -197,13 +197,14 @@ interface Member {
   watch: RunWatch | undefined
   /** Its snapshot was sent; before that, changes wait in `pending`. */
   live: boolean
-  pending: RunSnapshot | undefined
-  /** The version last sent; -1 before the snapshot. */
-  version: number
+  pending: { snapshot: RunSnapshot; chunks: readonly OutputChunkRow[] } | undefined
   /** `end` was sent for this membership. */
   ended: boolean
-  /** What the full view last sent of its stages. */
-  readonly stages: StageDiff
+  /**
+   * What this stream sent of the run: the version (-1 before the snapshot) and, in the full
+   * view, its stages, so that updates and `output` events follow the run's own stream's rule.
+   */
+  readonly sent: StageDiff
   admits: (snapshot: RunSnapshot) => boolean
 }
 
@@ -276,17 +277,6 @@ class SetStream extends SinkBody {
     this.#sendReady()
   }
 
-  /**
-   * One applied chunk of a member's streamed output (view `full` only): an `output` event. The
-   * watcher's chunk delivery (streamed output, docs/design.md) calls it from the member's watch.
-   */
-  output(runId: string, chunk: StageOutputEvent, version: number): void {
-    const member = this.#members.get(runId)
-    if (this.#view !== 'full' || !member?.live || version <= member.version) return
-    member.version = version
-    this.#event(LIVE_EVENTS.output, `${runId}:${version}`, chunk)
-  }
-
   comment(text: string): void {
     if (this.#ready) this.#write(`: ${text}\n\n`)
   }
@@ -318,7 +308,7 @@ class SetStream extends SinkBody {
       member.watch?.stop()
       this.#members.delete(member.runId)
       const leave: RunLeaveEvent = { runId: member.runId }
-      if (member.live) this.#event(LIVE_EVENTS.leave, `${member.runId}:${member.version}`, leave)
+      if (member.live) this.#event(LIVE_EVENTS.leave, `${member.runId}:${member.sent.version}`, leave)
     }
     const joining = entries.filter((entry) => !this.#members.has(entry.id)).map((entry) => this.#member(entry.id, () => true))
     if (joining.length > 0) {
@@ -349,32 +339,36 @@ class SetStream extends SinkBody {
 
   /** Registers a member and watches it first, so no change falls between its read and its watch. */
   #member(runId: string, admits: (snapshot: RunSnapshot) => boolean): Member {
-    const member: Member = { runId, watch: undefined, live: false, pending: undefined, version: -1, ended: false, stages: new StageDiff(), admits }
+    const member: Member = { runId, watch: undefined, live: false, pending: undefined, ended: false, sent: new StageDiff(), admits }
     this.#members.set(runId, member)
-    // Streamed output (docs/design.md): when the watcher hands chunks to watches, this one forwards
-    // them with `(chunk, version) => this.output(runId, chunk, version)`.
-    member.watch = this.#watcher.watch(runId, (snapshot) => this.#deliver(member, snapshot))
+    // The full view takes the run's streamed-output chunks after the version it sent (`output`
+    // events); the summary view shows no text, so it takes none (the watcher reads its text whole).
+    member.watch =
+      this.#view === 'full'
+        ? this.#watcher.watch(runId, (snapshot, chunks) => this.#deliver(member, snapshot, chunks), () => member.sent.version)
+        : this.#watcher.watch(runId, (snapshot) => this.#deliver(member, snapshot, []))
     return member
   }
 
   #sendSnapshot(member: Member, snapshot: RunSnapshot): void {
     if (this.#closed) return
     const version = snapshot.version ?? 0
-    member.version = version
     member.live = true
     member.watch?.seen(version)
     const id = `${member.runId}:${version}`
     if (this.#view === 'summary') {
+      member.sent.remember(version, [], new Set())
       this.#count(this.#event(LIVE_EVENTS.snapshot, id, this.#settings.summary(snapshot)))
     } else {
+      // The text so far and `outputSeq` (the read has the streamed text); chunks after it follow.
       const document = this.#settings.statusDocument(snapshot)
-      member.stages.remember(document.stages)
+      member.sent.remember(version, document.stages, streamedStages(snapshot))
       this.#count(this.#event(LIVE_EVENTS.snapshot, id, document))
     }
     if (isFinalStatus(snapshot.run.status)) this.#end(member, snapshot)
     const pending = member.pending
     member.pending = undefined
-    if (pending) this.#deliver(member, pending)
+    if (pending) this.#deliver(member, pending.snapshot, pending.chunks)
   }
 
   #sendReady(): void {
@@ -384,24 +378,30 @@ class SetStream extends SinkBody {
     this.#resolveStarted()
   }
 
-  /** A newer stored state of a member from the watcher: an `update`, then `end` when it finished. */
-  #deliver(member: Member, snapshot: RunSnapshot): void {
+  /**
+   * A newer stored state of a member from the watcher, with its chunks after the version this
+   * stream sent (full view): summary view, an `update`; full view, the `output` events and the
+   * `update` as the run's own stream sends them ({@link StageDiff.changes}); then `end` when it
+   * finished. A full-view update that cannot be made (a stage created or restarted, streamed and
+   * finished between two reads, read without its text) closes the stream: the reconnect sends
+   * fresh snapshots.
+   */
+  #deliver(member: Member, snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]): void {
     if (this.#closed || this.#members.get(member.runId) !== member) return
     if (!member.live) {
-      member.pending = snapshot
+      member.pending = { snapshot, chunks }
       return
     }
     const version = snapshot.version ?? 0
-    if (version <= member.version) return
+    if (version <= member.sent.version) return
     if (!member.admits(snapshot)) return this.close()
-    member.version = version
-    const id = `${member.runId}:${version}`
     if (this.#view === 'summary') {
-      this.#event(LIVE_EVENTS.update, id, this.#settings.summary(snapshot))
+      member.sent.remember(version, [], new Set())
+      this.#event(LIVE_EVENTS.update, `${member.runId}:${version}`, this.#settings.summary(snapshot))
     } else {
-      const document = toStatusResponse(snapshot)
-      const update: RunUpdateEvent = { run: document.run, stages: member.stages.changed(document.stages) }
-      this.#event(LIVE_EVENTS.update, id, update)
+      const events = member.sent.changes(snapshot, chunks)
+      if (!events) return this.close()
+      for (const planned of events) this.#event(planned.event, `${member.runId}:${planned.version}`, planned.data)
     }
     if (isFinalStatus(snapshot.run.status) && !member.ended) this.#end(member, snapshot)
     // The update first, then the window decides whether it leaves (a tag removed, a status filter left).
@@ -411,7 +411,7 @@ class SetStream extends SinkBody {
   #end(member: Member, snapshot: RunSnapshot): void {
     member.ended = true
     const end: RunEndEvent = { run: toStatusResponse(snapshot).run }
-    this.#event(LIVE_EVENTS.end, `${member.runId}:${member.version}`, end)
+    this.#event(LIVE_EVENTS.end, `${member.runId}:${member.sent.version}`, end)
     if (this.#ready) this.closeIfAllEnded()
   }
 
