@@ -254,6 +254,11 @@ function subscribeShared(runId: string, options: SubscribeToRunOptions, key: Sha
     onState: (next, error) => {
       if (!stopped) setState(next, error)
     },
+    onRefused: (error) => {
+      if (stopped) return
+      setState('error', error)
+      stop()
+    },
     onFallback: () => {
       if (stopped) return
       alone = subscribeAlone(runId, {

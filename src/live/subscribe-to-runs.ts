@@ -225,6 +225,16 @@ export function subscribeToRuns<V extends SetStreamView = 'summary'>(options: Su
 
   const complete = () => listed !== undefined && [...listed].every((id) => ended.has(id))
 
+  /**
+   * A `run=` stream completed (its last run's `end` is applied): a set still gathering (the
+   * server's `ready` not read, or never sent before the close) is shown as it is, so runs that
+   * were all finished already are seen in their final status.
+   */
+  function completed(): void {
+    if (gathering !== undefined && apply({ kind: 'ready', runs: gathering.size })) publish()
+    setState('closed')
+  }
+
   async function run(): Promise<void> {
     // Every state change is reported once subscribeToRuns has returned.
     await Promise.resolve()
@@ -251,7 +261,7 @@ export function subscribeToRuns<V extends SetStreamView = 'summary'>(options: Su
       complete,
       onReconnecting: (error) => setState('reconnecting', error),
     })
-    if (outcome === 'closed') return setState('closed')
+    if (outcome === 'closed') return completed()
     if (outcome === 'no-stream') {
       return setState(
         'error',
