@@ -26,12 +26,13 @@ export interface LiveServer {
   close(): Promise<void>
 }
 
-/** Starts the handlers with `live` options on a free port of 127.0.0.1. */
-export async function startLiveServer(live: Omit<LiveStatusOptions, 'listen'> = {}): Promise<LiveServer> {
+/** Starts the handlers with `live` options (and read tokens, when given) on a free port of 127.0.0.1. */
+export async function startLiveServer(live: Omit<LiveStatusOptions, 'listen'> = {}, more: { readTokens?: { secret: string } } = {}): Promise<LiveServer> {
   const warnings: string[] = []
   const handlers = createPipelineStatusHandlers({
     store: new MemoryStore(),
     secret: LIVE_SECRET,
+    ...more,
     live,
     logger: { info: () => {}, warn: (message: string) => void warnings.push(message), error: (message: string) => void warnings.push(message) },
   })
