@@ -4,7 +4,7 @@
  * with `end`; a `runIds` stream in the full view closes once both runs ended. Needs the server's
  * set-stream route (GET {base}/events).
  */
-import { type RunConnectionState, type RunStatusResponse, type RunSummary, isRunSubscriptionError, subscribeToRun, subscribeToRuns } from 'pipeline-status-sdk'
+import { type RunConnectionState, type RunsConnectionState, type RunStatusResponse, type RunSummary, isRunSubscriptionError, subscribeToRun, subscribeToRuns } from 'pipeline-status-sdk'
 import { createRunReadToken } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { until } from './fake-event-fetch.js'
@@ -68,7 +68,7 @@ describe('subscribeToRuns against the handlers', () => {
       await postJson(url, `/${id}/complete`, { status: 'COMPLETED' })
     }
     const changes: string[] = []
-    const states: RunsState[] = []
+    const states: RunsConnectionState[] = []
     const subscription = subscribeToRuns({
       url,
       runIds: ['f1', 'f2'],
@@ -93,8 +93,6 @@ describe('subscribeToRuns against the handlers', () => {
     expect(isRunSubscriptionError(error) && [error.status, error.problem?.code, error.problem?.runId]).toEqual([404, 'run_not_found', 'does-not-exist'])
   })
 })
-
-type RunsState = Parameters<NonNullable<Parameters<typeof subscribeToRuns>[0]>['onStateChange']>[0] & string
 
 describe('subscribeToRun on a shared connection, against the handlers', () => {
   /** A fetch that counts the requests by path. */
