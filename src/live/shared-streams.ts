@@ -15,6 +15,7 @@
 import { MAX_SET_STREAM_RUNS } from '../contract/live-status.js'
 import { parseSetEvent, type SetStreamEvent } from './set-events.js'
 import { followSetStream } from './set-stream.js'
+import { isRunSubscriptionError, type RunSubscriptionError } from './subscription-errors.js'
 
 /** One subscriber of one run on a shared connection. */
 export interface SharedRunListener {
@@ -23,9 +24,16 @@ export interface SharedRunListener {
   /** The state of the connection that carries the run. */
   onState(state: 'live' | 'reconnecting', error: Error | undefined): void
   /**
+   * The server refused this run on the shared connection, naming it (`problem.runId`: an unknown
+   * run, a credential that does not cover it): the run's own answer, as its own stream would get
+   * it. The listener is already removed; the other runs go on sharing.
+   */
+  onRefused(error: RunSubscriptionError): void
+  /**
    * The run cannot be followed on a shared connection: the server has no set stream (an older
-   * server), or it refused the set (the subscriber's own stream then gets its own answer). The
-   * listener is already removed; it opens its own connection.
+   * server), or it refused the set without naming the run (a server older than the `runId`
+   * member; the subscriber's own stream then gets its own answer). The listener is already
+   * removed; it opens its own connection.
    */
   onFallback(): void
 }
@@ -195,10 +203,19 @@ class SharedConnections {
       },
       (error: unknown) => {
         this.#groups = this.#groups.filter((other) => other !== group)
+        const refused = refusedRun(error)
+        if (refused !== undefined && ids.includes(refused)) {
+          // Only the run the server named leaves; the others share a connection again.
+          const listeners = this.#listeners.get(refused) ?? new Set()
+          this.#listeners.delete(refused)
+          for (const listener of listeners) listener.onRefused(error as RunSubscriptionError)
+          this.#plan()
+          return
+        }
         warnOnce(
           'refused',
           this.#key.url,
-          `pipeline-status: the shared stream of ${ids.length} run(s) at ${this.#key.url} was refused (${(error as Error).message}); each of them is now followed on its own connection, which reports its own answer (said once per page and server)`,
+          `pipeline-status: the shared stream of ${ids.length} run(s) at ${this.#key.url} was refused (${(error as Error).message}) without naming the run refused (a server older than the problem's runId member), so each of them is now followed on its own connection, which reports its own answer; a browser allows six per host over HTTP/1.1, so a page following more runs stalls. Fix: update pipeline-status-sdk on the server (said once per page and server)`,
         )
         this.#fallBack((id) => ids.includes(id))
       },
@@ -213,4 +230,14 @@ class SharedConnections {
       for (const listener of listeners) listener.onFallback()
     }
   }
+}
+
+/**
+ * The run a refusal of a `run=` stream names: its problem's `runId` member (401, 403, 404), which a
+ * server that predates the member does not send.
+ */
+function refusedRun(error: unknown): string | undefined {
+  if (!isRunSubscriptionError(error) || error.status === undefined || error.status < 400 || error.status >= 500) return undefined
+  const runId = error.problem?.runId
+  return typeof runId === 'string' ? runId : undefined
 }

@@ -107,8 +107,11 @@ export interface SubscribeToRunOptions {
    * the page. A subscription with a run read token (`psrt1.<expires>.…`) never shares: the token
    * names no run, each reads its own run only, and two such tokens are two credentials (follow
    * many runs with a tag read token or the app's session instead, docs/following-many-runs.md).
-   * A server without the set stream (404 `route_not_found`) is logged once and each run is then
-   * followed on its own stream, as with `share: false`; so is a run whose set the server refused.
+   * A run the server refuses (an unknown run, a credential that does not cover it) ends in state
+   * `error` with the server's answer, as on its own stream, and the page's other runs go on
+   * sharing. A server without the set stream (404 `route_not_found`), or one whose refusal names no
+   * run (a release older than the problem's `runId`), is logged once and each run concerned is
+   * then followed on its own stream, as with `share: false`.
    * @default true in a browser page (where `document` exists), false elsewhere (Node and edge
    * runtimes have no per-host connection limit)
    */
@@ -253,6 +256,11 @@ function subscribeShared(runId: string, options: SubscribeToRunOptions, key: Sha
     },
     onState: (next, error) => {
       if (!stopped) setState(next, error)
+    },
+    onRefused: (error) => {
+      if (stopped) return
+      setState('error', error)
+      stop()
     },
     onFallback: () => {
       if (stopped) return

@@ -120,7 +120,10 @@ export interface RunsSubscription<V extends SetStreamView = 'summary'> {
  *   after every `snapshot` of a run that joins, `update`, `output` (full view: appended when it
  *   is the stage's next chunk), and `leave` (the run stopped matching, e.g. a tag was removed).
  * - `end` marks a run finished and keeps it in the set; a `runIds` stream closes once every listed
- *   run ended (state `closed`), a filter stream stays open.
+ *   run ended (state `closed`, after `onChange` showed them: runs that had all finished already
+ *   are shown in their final status), a filter stream stays open.
+ * - A refusal of a `runIds` stream (401, 403, 404) stops it with state `error`; the server's
+ *   problem names the refused run in `error.problem.runId`.
  * - A dropped or silent connection (three keep-alive intervals without a byte) is opened again
  *   after the server's `retry:` delay, with backoff; a set stream has no resume, so the reconnect
  *   brings fresh snapshots, and the set shown is replaced when they are all in (`ready`): runs
@@ -225,6 +228,16 @@ export function subscribeToRuns<V extends SetStreamView = 'summary'>(options: Su
 
   const complete = () => listed !== undefined && [...listed].every((id) => ended.has(id))
 
+  /**
+   * A `run=` stream completed (its last run's `end` is applied): a set still gathering (the
+   * server's `ready` not read, or never sent before the close) is shown as it is, so runs that
+   * were all finished already are seen in their final status.
+   */
+  function completed(): void {
+    if (gathering !== undefined && apply({ kind: 'ready', runs: gathering.size })) publish()
+    setState('closed')
+  }
+
   async function run(): Promise<void> {
     // Every state change is reported once subscribeToRuns has returned.
     await Promise.resolve()
@@ -251,7 +264,7 @@ export function subscribeToRuns<V extends SetStreamView = 'summary'>(options: Su
       complete,
       onReconnecting: (error) => setState('reconnecting', error),
     })
-    if (outcome === 'closed') return setState('closed')
+    if (outcome === 'closed') return completed()
     if (outcome === 'no-stream') {
       return setState(
         'error',

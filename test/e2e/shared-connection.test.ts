@@ -27,6 +27,7 @@ const CHROMIUM = toolForTests(chromiumTool('test/e2e/shared-connection.test.ts',
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const SECRET = 'shared-connection-test-secret'
 const RUNS = 20
+const UNKNOWN = 'does-not-exist'
 
 let handlers: PipelineStatusHandlers | undefined
 let server: Server | undefined
@@ -55,6 +56,8 @@ async function readRuns(tab: Page) {
       state: row.getAttribute('data-state'),
       status: row.getAttribute('data-status'),
       completed: Number(row.getAttribute('data-completed')),
+      runId: row.getAttribute('data-run-id'),
+      error: row.getAttribute('data-error'),
     })),
   )
 }
@@ -81,10 +84,16 @@ describe.skipIf(!CHROMIUM)('a page following 20 runs in Chromium over HTTP/1.1',
     })
     const served = handlers
     let runIds: string[] = []
+    // 19 runs that exist and one that does not, for the second page.
+    let withUnknown: string[] = []
     server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0]!
       if (path === '/') {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page(runIds))
+        return
+      }
+      if (path === '/with-unknown') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page(withUnknown))
         return
       }
       if (path === '/app.js') {
@@ -112,6 +121,9 @@ describe.skipIf(!CHROMIUM)('a page following 20 runs in Chromium over HTTP/1.1',
     const prefix = `page-${randomBytes(3).toString('hex')}`
     runIds = Array.from({ length: RUNS }, (_, index) => `${prefix}-${String(index).padStart(2, '0')}`)
     for (const id of runIds) await post('/runs', { id })
+    withUnknown = Array.from({ length: RUNS - 1 }, (_, index) => `${prefix}-known-${String(index).padStart(2, '0')}`)
+    for (const id of withUnknown) await post('/runs', { id })
+    withUnknown.push(UNKNOWN)
     browser = await chromium.launch({ executablePath: CHROMIUM as string, args: CHROMIUM_ARGS })
   }, 120_000)
 
@@ -154,6 +166,29 @@ describe.skipIf(!CHROMIUM)('a page following 20 runs in Chromium over HTTP/1.1',
     await expect.poll(async () => (await readRuns(tab)).filter((run) => run.state === 'finished' && run.status === 'COMPLETED').length, { timeout: 20_000 }).toBe(RUNS)
     await expect.poll(() => events.open, { timeout: 10_000 }).toBe(0)
     expect(events.urls).toHaveLength(1)
+    expect(problems).toEqual([])
+    await tab.close()
+  }, 120_000)
+
+  it('with one unknown run among 20: the 19 others live over one shared connection, the unknown one in its own error state', async () => {
+    const before = events.urls.length
+    const tab = await browser!.newPage()
+    const problems: string[] = []
+    tab.on('pageerror', (error) => problems.push(error.message))
+    await tab.goto(`${origin}/with-unknown`)
+    await expect.poll(async () => (await readRuns(tab)).filter((run) => run.state === 'live' && run.status === 'PENDING').length, { timeout: 20_000 }).toBe(RUNS - 1)
+    await expect.poll(async () => (await readRuns(tab)).find((run) => run.runId === UNKNOWN), { timeout: 20_000 }).toMatchObject({ state: 'error', error: '404 run_not_found', status: '' })
+    // The refused set of 20, then one set stream of the 19: no run on a stream of its own.
+    const urls = events.urls.slice(before).map((url) => new URL(url, origin))
+    expect(urls.map((url) => url.pathname)).toEqual(['/api/pipeline/events', '/api/pipeline/events'])
+    expect(urls.map((url) => url.searchParams.getAll('run').length)).toEqual([RUNS, RUNS - 1])
+    expect(urls[1]!.searchParams.getAll('run')).not.toContain(UNKNOWN)
+    expect(events.open).toBe(1)
+
+    // Still live: a run that finishes shows it.
+    const known = (await readRuns(tab)).find((run) => run.runId !== UNKNOWN)!.runId!
+    await post(`/${known}/complete`, { status: 'COMPLETED' })
+    await expect.poll(async () => (await readRuns(tab)).find((run) => run.runId === known)?.state, { timeout: 20_000 }).toBe('finished')
     expect(problems).toEqual([])
     await tab.close()
   }, 120_000)

@@ -106,9 +106,9 @@ export function fakeEventFetch(): FakeFetch {
   }
 }
 
-/** A problem+json answer. */
-export function problemResponse(status: number, code: string, detail?: string): Response {
-  return new Response(JSON.stringify({ type: `urn:x:${code}`, title: code, status, code, ...(detail === undefined ? {} : { detail }) }), {
+/** A problem+json answer, with extension members (`runId`, say). */
+export function problemResponse(status: number, code: string, detail?: string, extensions: Record<string, unknown> = {}): Response {
+  return new Response(JSON.stringify({ type: `urn:x:${code}`, title: code, status, code, ...(detail === undefined ? {} : { detail }), ...extensions }), {
     status,
     headers: { 'content-type': 'application/problem+json' },
   })

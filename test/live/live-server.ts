@@ -29,13 +29,17 @@ export interface LiveServer {
 /**
  * Starts the handlers with `live` options on a free port of 127.0.0.1. `directEvents`: the bridge
  * writes live streams straight to the Node response, as the Express adapter does, instead of
- * through their Web stream body.
+ * through their Web stream body; `readTokens`: the handlers' read-token option, when given.
  */
-export async function startLiveServer(live: Omit<LiveStatusOptions, 'listen'> = {}, { directEvents = false } = {}): Promise<LiveServer> {
+export async function startLiveServer(
+  live: Omit<LiveStatusOptions, 'listen'> = {},
+  { directEvents = false, ...more }: { directEvents?: boolean; readTokens?: { secret: string } } = {},
+): Promise<LiveServer> {
   const warnings: string[] = []
   const handlers = createPipelineStatusHandlers({
     store: new MemoryStore(),
     secret: LIVE_SECRET,
+    ...more,
     live,
     logger: { info: () => {}, warn: (message: string) => void warnings.push(message), error: (message: string) => void warnings.push(message) },
   })

@@ -114,7 +114,61 @@ describe('subscribeToRun on a shared connection', () => {
     expect(String(warn.mock.calls[0]?.[0])).toMatch(/this server has no set stream, so each run on this page is followed on its own connection.*Fix: update pipeline-status-sdk on the server/)
   })
 
-  it('hands the runs of a refused set to their own streams, which report their own answers', async () => {
+  it('a refusal naming its run (problem runId) is that run\'s own error; the other runs go on sharing one connection', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const fake = fakeEventFetch()
+    const [a, unknown, b] = [follow(fake, 'run-a'), follow(fake, 'does-not-exist'), follow(fake, 'run-b')]
+    const first = await fake.request(0)
+    expect(ids(first)).toEqual(['run-a', 'does-not-exist', 'run-b'])
+    first.respond(problemResponse(404, 'run_not_found', 'No pipeline run has the id given as run="does-not-exist"', { runId: 'does-not-exist' }))
+    await unknown.subscription.done
+    expect(unknown.subscription.state).toBe('error')
+    expect(unknown.states).toEqual(['error'])
+    const error = unknown.subscription.error as { status?: number; problem?: { code: string; runId?: unknown } }
+    expect([error.status, error.problem?.code, error.problem?.runId]).toEqual([404, 'run_not_found', 'does-not-exist'])
+    // The others are asked for again together, on one set stream, never on streams of their own.
+    const second = await fake.request(1)
+    expect(`${second.url.pathname}`).toBe('/api/pipeline/events')
+    expect(ids(second)).toEqual(['run-a', 'run-b'])
+    const stream = second.stream()
+    stream.event('snapshot', statusDocument(runRecord('run-a', 'PROCESSING'), []), 'run-a:1')
+    stream.event('snapshot', statusDocument(runRecord('run-b', 'PENDING'), []), 'run-b:1')
+    stream.event('ready', { runs: 2 })
+    await until(() => a.updates.length === 1 && b.updates.length === 1)
+    expect([a.subscription.state, b.subscription.state]).toEqual(['live', 'live'])
+    expect(fake.requests).toHaveLength(2)
+    expect(warn).not.toHaveBeenCalled()
+    for (const { subscription } of [a, b]) subscription.close()
+  })
+
+  it('a run a tag token stops covering (the stream closes, the reconnect is refused naming it) ends in that run\'s error; the others share on', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const fake = fakeEventFetch()
+    const [a, b] = [follow(fake, 'run-a', { reconnectDelayMs: 5 }), follow(fake, 'run-b', { reconnectDelayMs: 5 })]
+    const first = (await fake.request(0)).stream()
+    first.event('snapshot', statusDocument(runRecord('run-a', 'PROCESSING'), []), 'run-a:1')
+    first.event('snapshot', statusDocument(runRecord('run-b', 'PROCESSING'), []), 'run-b:1')
+    first.event('ready', { runs: 2 })
+    await until(() => a.updates.length === 1 && b.updates.length === 1)
+    // run-b lost the token's tag: the server closes the stream without an event.
+    first.end()
+    const reconnect = await fake.request(1)
+    expect(ids(reconnect)).toEqual(['run-a', 'run-b'])
+    reconnect.respond(problemResponse(401, 'invalid_read_token', 'The read token does not cover this run', { runId: 'run-b' }))
+    await b.subscription.done
+    expect(b.subscription.state).toBe('error')
+    expect((b.subscription.error as { status?: number }).status).toBe(401)
+    const third = await fake.request(2)
+    expect(ids(third)).toEqual(['run-a'])
+    third.stream().event('snapshot', statusDocument(runRecord('run-a', 'COMPLETED'), []), 'run-a:2')
+    await until(() => a.updates.length === 2)
+    expect(a.subscription.state).toBe('live')
+    expect(fake.requests.map((request) => request.url.pathname)).toEqual(['/api/pipeline/events', '/api/pipeline/events', '/api/pipeline/events'])
+    expect(warn).not.toHaveBeenCalled()
+    a.subscription.close()
+  })
+
+  it('a refusal naming no run (a server older than the runId member) hands the set to streams of their own, said once', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const fake = fakeEventFetch()
     const [known, unknown] = [follow(fake, 'known'), follow(fake, 'unknown')]
@@ -129,6 +183,7 @@ describe('subscribeToRun on a shared connection', () => {
     await until(() => known.updates.length === 1)
     expect(known.subscription.state).toBe('live')
     expect(warn).toHaveBeenCalledTimes(1)
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/without naming the run refused.*Fix: update pipeline-status-sdk on the server/)
     known.subscription.close()
   })
 })

@@ -163,6 +163,27 @@ describe('subscribeToRuns', () => {
     expect(fake.requests).toHaveLength(1)
   })
 
+  it('shows runIds that had all finished already, in their final status, then closes (with or without ready before the close)', async () => {
+    for (const withReady of [true, false]) {
+      const fake = fakeEventFetch()
+      const seen = recorder<RunStatusResponse>()
+      const subscription = subscribeToRuns({ url: 'http://h/api/pipeline', runIds: ['f1', 'f2'], view: 'full', fetch: fake.fetch, ...seen })
+      const stream = (await fake.request(0)).stream()
+      for (const id of ['f1', 'f2']) {
+        stream.event('snapshot', statusDocument(runRecord(id, 'COMPLETED'), [stageRecord(1, 'COMPLETED', 'done')]), `${id}:3`)
+        stream.event('end', { run: runRecord(id, 'COMPLETED') }, `${id}:3`)
+      }
+      if (withReady) stream.event('ready', { runs: 2 })
+      stream.end()
+      await subscription.done
+      expect(seen.changes.map((runs) => runs.map((run) => `${run.run.id}:${run.run.status}`).sort().join(','))).toEqual(['f1:COMPLETED,f2:COMPLETED'])
+      expect(seen.names()).toEqual(['closed'])
+      expect(subscription.state).toBe('closed')
+      expect([...subscription.ended].sort()).toEqual(['f1', 'f2'])
+      expect(fake.requests).toHaveLength(1)
+    }
+  })
+
   it('stops with state error on a refusal, on a server without the set stream, and on a malformed event; retries a 503', async () => {
     const refused = fakeEventFetch()
     const forbidden = subscribeToRuns({ url: 'http://h/api/pipeline', fetch: refused.fetch })

@@ -8,10 +8,11 @@ import { bearerReadToken, type RequestAuth, type RunReadAccess, verifySignature 
 import { authorizeRunSet } from '../auth/list-access.js'
 import { acceptsDirectEvents, directEventsResponse } from '../http/direct-events.js'
 import type { Exchange, Plumbing, RouteHandler } from '../http/exchange.js'
-import { HttpProblemError } from '../http/problem-response.js'
+import { HttpProblemError, isHttpProblemError } from '../http/problem-response.js'
 import { readBodyLimited } from '../http/read-body.js'
 import { runNotFound } from '../http/validate.js'
 import { HEADERS } from '../../contract/headers.js'
+import { PROBLEM_CODES } from '../../contract/problem.js'
 import { parseSetStreamQuery } from '../../contract/run-list-query.js'
 import { catalogueOfRun } from '../../core/run-catalogue.js'
 import { applyScope, matchesRunFilter, summarizeRun, toRunListItem } from '../../core/run-list.js'
@@ -169,8 +170,21 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       return all()
     }
     const grants: RunReadAccess[] = []
-    for (const runId of runIds) grants.push(await auth.read(exchange, 'events', runId, 'stream'))
+    for (const runId of runIds) grants.push(await namingRun(runId, () => auth.read(exchange, 'events', runId, 'stream')))
     return grants
+  }
+
+  /**
+   * A refusal of one listed run (401, 403, 404) names it in the problem's `runId` member, so that
+   * a page's shared connection hands that run its own answer and keeps the others together.
+   */
+  const namingRun = async <T>(runId: string, judge: () => Promise<T>): Promise<T> => {
+    try {
+      return await judge()
+    } catch (error) {
+      if (!isHttpProblemError(error) || ![401, 403, 404].includes(PROBLEM_CODES[error.code])) throw error
+      throw new HttpProblemError(error.code, { ...error.extras, runId }, error.headers)
+    }
   }
 
   const runSetEvents = plumbing.route('runSetEvents', async (exchange) => {
@@ -186,12 +200,14 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       checkCapacity()
       const runs: ListedRun[] = runIds.map((runId, index) => {
         const grant = grants[index] as RunReadAccess
-        return { runId, read: () => grant.load(() => settings.reads.getRun(runId, 'snapshot')), admits: grant.admits }
+        return { runId, read: () => namingRun(runId, () => grant.load(() => settings.reads.getRun(runId, 'snapshot'))), admits: grant.admits }
       })
       try {
         body = await openSets().openRuns(runs, view, signal)
       } catch (error) {
-        if (error instanceof ListedRunNotFound) throw new HttpProblemError('run_not_found', { detail: `No pipeline run has the id given as run=${JSON.stringify(error.runId.slice(0, 128))}` })
+        if (error instanceof ListedRunNotFound) {
+          throw new HttpProblemError('run_not_found', { detail: `No pipeline run has the id given as run=${JSON.stringify(error.runId.slice(0, 128))}`, runId: error.runId })
+        }
         throw error
       }
     } else {

@@ -199,7 +199,9 @@ export function describeSetStreams({ name, scenario }: ContractContext): void {
       expect(await fields('limit=201')).toEqual(['limit'])
       expect(await fields('status=DONE')).toEqual(['status'])
       const id = await api.createRun()
-      await expectProblem(await api.send({ path: `/events?run=${id}&run=${uniqueRunId('absent')}` }), 404, 'run_not_found')
+      const absent = uniqueRunId('absent')
+      // The refusal names the run (the extension member runId), so a client can ask again without it.
+      expect((await expectProblem(await api.send({ path: `/events?run=${id}&run=${absent}` }), 404, 'run_not_found')).runId).toBe(absent)
       await expectProblem(await api.send({ path: `/events?run=${id}`, secret: null }), 401, 'unauthorized')
       await expectProblem(await api.send({ path: `/events?tag=x`, secret: 'wrong' }), 401, 'unauthorized')
       // 50 distinct runs is the limit, repeats count once.
@@ -223,7 +225,7 @@ export function describeSetStreams({ name, scenario }: ContractContext): void {
             [also, 'stream'],
           ])
           asked.length = 0
-          await expectProblem(await api.send({ path: `/events?run=${allowed}&run=${refused}`, secret: null }), 403, 'forbidden')
+          expect((await expectProblem(await api.send({ path: `/events?run=${allowed}&run=${refused}`, secret: null }), 403, 'forbidden')).runId).toBe(refused)
           expect(asked.map((input) => [input.runId, input.action])).toEqual([
             [allowed, 'stream'],
             [refused, 'stream'],
@@ -283,7 +285,7 @@ export function describeSetStreams({ name, scenario }: ContractContext): void {
         const listed = await openSet(api, `run=${mine}`, { secret: null, headers })
         expect((await listed.next()).event).toBe('snapshot')
         await listed.cancel()
-        await expectProblem(await api.send({ path: `/events?run=${mine}&run=${other}`, secret: null, headers }), 401, 'invalid_read_token')
+        expect((await expectProblem(await api.send({ path: `/events?run=${mine}&run=${other}`, secret: null, headers }), 401, 'invalid_read_token')).runId).toBe(other)
       },
       { readTokens: { secret: READ_TOKEN_SECRET } },
     )
