@@ -25,6 +25,25 @@ function newest(path) {
 const inputs = [sources, fileURLToPath(import.meta.url), join(root, 'src', 'contract'), join(root, 'src', 'react')]
 if (process.argv.includes('--if-stale') && existsSync(output) && statSync(output).mtimeMs >= Math.max(...inputs.map(newest))) process.exit(0)
 
+/**
+ * zod's `z` namespace re-exports every locale (`z.locales`, about 300 KB minified), which a bundle
+ * cannot drop once `z` is imported whole. The page's contract code never names a locale (zod uses
+ * English by default), so the locales module is replaced with English alone.
+ */
+const englishOnlyZod = {
+  name: 'zod-english-only',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer) ? { path: join(dirname(args.importer), '..', 'locales', 'en.js'), namespace: 'zod-locales' } : undefined,
+    )
+    build.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(args.path)}`,
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }))
+  },
+}
+
 const common = {
   bundle: true,
   minify: true,
@@ -52,6 +71,7 @@ const [script, stylesheet] = await Promise.all([
       'react/jsx-runtime': 'preact/jsx-runtime',
     },
     tsconfigRaw: { compilerOptions: { jsx: 'react-jsx', verbatimModuleSyntax: true } },
+    plugins: [englishOnlyZod],
   }),
   build({ ...common, entryPoints: [join(sources, 'dashboard.css')], loader: { '.css': 'css' } }),
 ])
