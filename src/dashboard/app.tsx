@@ -47,9 +47,14 @@ export function App({ config }: { config: DashboardConfig }) {
   const connection = useMemo(() => liveConnection(config, credential), [config, credential])
   const [needsSignIn, setNeedsSignIn] = useState(false)
   const [runId, setRunId] = useState<string | null>(() => runFromHash())
+  // A run opened from the page (not the URL it was loaded with) takes the keyboard's focus.
+  const navigated = useRef(false)
 
   useEffect(() => {
-    const onHash = () => setRunId(runFromHash())
+    const onHash = () => {
+      navigated.current = true
+      setRunId(runFromHash())
+    }
     window.addEventListener('hashchange', onHash)
     return () => window.removeEventListener('hashchange', onHash)
   }, [])
@@ -87,7 +92,7 @@ export function App({ config }: { config: DashboardConfig }) {
         {needsSignIn ? (
           <SignIn onSignIn={signIn} rejected={credential !== null} />
         ) : runId !== null ? (
-          <RunDetail key={`${runId}:${credential ?? ''}`} connection={connection} runId={runId} onError={onError} />
+          <RunDetail key={`${runId}:${credential ?? ''}`} connection={connection} runId={runId} onError={onError} takeFocus={navigated.current} />
         ) : (
           <Overview key={credential ?? ''} api={api} connection={connection} config={config} onError={onError} />
         )}
@@ -153,7 +158,7 @@ function Overview({ api, connection, config, onError }: { api: DashboardApi; con
   const ready = live.state === 'live' || live.state === 'closed' || shownRef.current !== undefined
   if (live.state === 'live') shownRef.current = live.runs
 
-  const [statusCounts, setStatusCounts] = useState<Record<string, number>>({})
+  const [statusCounts, setStatusCounts] = useState<Record<string, number> | null>(null)
   const [pipelines, setPipelines] = useState<string[]>([])
   const [stats, setStats] = useState<StageStats[] | null>(null)
   const [error, setError] = useState<string | null>(null)
@@ -165,26 +170,27 @@ function Overview({ api, connection, config, onError }: { api: DashboardApi; con
 
   // Counts: after each change of the live list (at most once a second, the last change always
   // read), on a filter change, and every refreshIntervalMs for runs outside the list's window.
+  // A read in flight is kept when only the list changed, dropped when the filters changed.
   const countsKey = runListQuery({ ...filters, tag, status: undefined }).toString()
+  const currentCountsKey = useRef(countsKey)
+  currentCountsKey.current = countsKey
   const lastCounts = useRef(0)
   useEffect(() => {
-    let stopped = false
     const read = async () => {
       lastCounts.current = Date.now()
       try {
         const [counts, byPipeline] = await Promise.all([api.counts({ ...filters, tag }, 'status'), api.counts({}, 'pipeline')])
-        if (stopped) return
+        if (currentCountsKey.current !== countsKey) return
         setStatusCounts(counts)
         setPipelines(Object.keys(byPipeline).sort())
       } catch (caught) {
-        if (!stopped) setError(onError(caught))
+        setError(onError(caught))
       }
     }
     const wait = Math.max(0, lastCounts.current + COUNTS_AFTER_CHANGE_MS - Date.now())
     const soon = setTimeout(() => void read(), wait)
     const backstop = setInterval(() => void read(), config.refreshIntervalMs)
     return () => {
-      stopped = true
       clearTimeout(soon)
       clearInterval(backstop)
     }
@@ -210,7 +216,8 @@ function Overview({ api, connection, config, onError }: { api: DashboardApi; con
     }
   }, [api, filters.pipeline, config.refreshIntervalMs, onError])
 
-  const total = Object.values(statusCounts).reduce((sum, n) => sum + n, 0)
+  const total = statusCounts === null ? null : Object.values(statusCounts).reduce((sum, n) => sum + n, 0)
+  const count = (n: number | null | undefined) => (statusCounts === null ? '…' : String(n ?? 0))
   const change = (next: RunListFilters) => setFilters(next)
 
   return (
@@ -225,13 +232,13 @@ function Overview({ api, connection, config, onError }: { api: DashboardApi; con
         <ul className="psd-counts">
           <li>
             <button type="button" aria-pressed={filters.status === undefined} onClick={() => change({ ...filters, status: undefined })}>
-              <span>All</span> <span className="psd-count">{total}</span>
+              <span>All</span> <span className="psd-count">{count(total)}</span>
             </button>
           </li>
           {STATUSES.map((status) => (
             <li key={status}>
               <button type="button" aria-pressed={filters.status === status} onClick={() => change({ ...filters, status })} data-status={status}>
-                <span>{status}</span> <span className="psd-count">{statusCounts[status] ?? 0}</span>
+                <span>{status}</span> <span className="psd-count">{count(statusCounts?.[status])}</span>
               </button>
             </li>
           ))}
@@ -274,7 +281,7 @@ function Overview({ api, connection, config, onError }: { api: DashboardApi; con
   )
 }
 
-function RunDetail({ connection, runId, onError }: { connection: Connection; runId: string; onError: (error: unknown) => string }) {
+function RunDetail({ connection, runId, onError, takeFocus }: { connection: Connection; runId: string; onError: (error: unknown) => string; takeFocus: boolean }) {
   const live = useRunStatus(runId, connection)
   const holder = useRef<HTMLDivElement>(null)
   const focused = useRef(false)
@@ -283,14 +290,14 @@ function RunDetail({ connection, runId, onError }: { connection: Connection; run
 
   // Once the run shows, the keyboard's focus moves to it (the timeline's section, named by its run).
   useEffect(() => {
-    if (!loaded || focused.current) return
+    if (!takeFocus || !loaded || focused.current) return
     focused.current = true
     const section = holder.current?.querySelector<HTMLElement>('[data-testid="run-view"]')
     if (section) {
       section.tabIndex = -1
       section.focus()
     }
-  }, [loaded])
+  }, [loaded, takeFocus])
 
   useEffect(() => {
     if (failed) onError(live.error)

@@ -209,6 +209,7 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     expect(streams.some((headers) => headers.includes(`"x-webhook-secret":"${SECRET}"`) && headers.includes('"x-pipeline-status-dashboard":"1"'))).toBe(true)
     // Counts by status, then a filter by status.
     await expect.poll(() => page.getByRole('button', { name: /^FAILED 1$/ }).count(), { timeout: 10_000 }).toBe(1)
+    await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
     await page.screenshot({ path: join(artifacts, 'dashboard-list-1280.png'), fullPage: true })
     await page.getByRole('button', { name: /^FAILED 1$/ }).click()
     await expect.poll(() => page.getByTestId('run-row').count(), { timeout: 10_000 }).toBe(1)
@@ -329,6 +330,7 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await page.goto(`${origin}/api/pipeline/dashboard`)
     await page.getByRole('link', { name: 'done-1' }).waitFor({ timeout: 10_000 })
     await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
+    await page.getByRole('button', { name: /^All [1-9]\d*$/ }).waitFor({ timeout: 10_000 })
     const list = await noHorizontalScroll(page)
     expect(list.scrollWidth).toBeLessThanOrEqual(list.innerWidth)
     await page.screenshot({ path: join(artifacts, 'dashboard-list-390.png'), fullPage: true })
