@@ -104,14 +104,15 @@ describe('the dashboard routes', () => {
 async function firstEvents(response: Response, until: string): Promise<string> {
   expect(response.status).toBe(200)
   expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
-  const reader = (response.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader()
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+  const decoder = new TextDecoder()
   let text = ''
   const deadline = setTimeout(() => void reader.cancel(), 5000)
   try {
     while (!text.includes(`event: ${until}`)) {
       const { value, done } = await reader.read()
       if (done) break
-      text += value
+      text += decoder.decode(value, { stream: true })
     }
   } finally {
     clearTimeout(deadline)
