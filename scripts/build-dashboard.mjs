@@ -25,6 +25,25 @@ function newest(path) {
 const inputs = [sources, fileURLToPath(import.meta.url), join(root, 'src', 'contract'), join(root, 'src', 'react')]
 if (process.argv.includes('--if-stale') && existsSync(output) && statSync(output).mtimeMs >= Math.max(...inputs.map(newest))) process.exit(0)
 
+/**
+ * zod's `z` namespace re-exports every locale (`z.locales`, about 300 KB minified), which a bundle
+ * cannot drop once `z` is imported whole. The page's contract code never names a locale (zod uses
+ * English by default), so the locales module is replaced with English alone.
+ */
+const englishOnlyZod = {
+  name: 'zod-english-only',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer) ? { path: join(dirname(args.importer), '..', 'locales', 'en.js'), namespace: 'zod-locales' } : undefined,
+    )
+    build.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(args.path)}`,
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }))
+  },
+}
+
 const common = {
   bundle: true,
   minify: true,
@@ -42,16 +61,19 @@ const [script, stylesheet] = await Promise.all([
     platform: 'browser',
     jsx: 'automatic',
     define: { 'process.env.NODE_ENV': '"production"' },
-    // The page is written against React's API and runs on Preact's compatibility layer, which
-    // is what keeps the script small (about 30 KB instead of React DOM's 230 KB). Without this
-    // block the same sources build against React itself.
-    alias: {
-      react: 'preact/compat',
-      'react-dom/client': 'preact/compat/client',
-      'react-dom': 'preact/compat',
-      'react/jsx-runtime': 'preact/jsx-runtime',
-    },
+    // The page and the package's components are written against React's API and run on Preact's
+    // compatibility layer, which keeps React DOM's 190 KB out of the script. `--react` builds the
+    // same sources against React itself (bench/dashboard.bench.ts measures both).
+    alias: process.argv.includes('--react')
+      ? {}
+      : {
+          react: 'preact/compat',
+          'react-dom/client': 'preact/compat/client',
+          'react-dom': 'preact/compat',
+          'react/jsx-runtime': 'preact/jsx-runtime',
+        },
     tsconfigRaw: { compilerOptions: { jsx: 'react-jsx', verbatimModuleSyntax: true } },
+    plugins: [englishOnlyZod],
   }),
   build({ ...common, entryPoints: [join(sources, 'dashboard.css')], loader: { '.css': 'css' } }),
 ])
@@ -77,4 +99,4 @@ writeFileSync(
     `${JSON.stringify(assets, null, 1)}\n`,
 )
 const sizes = Object.entries(assets).map(([name, { body }]) => `${name} ${Buffer.byteLength(body)} bytes`)
-console.log(`dashboard: ${sizes.join(', ')} → ${output.slice(root.length + 1)}`)
+console.log(`dashboard${process.argv.includes('--react') ? ' (React)' : ''}: ${sizes.join(', ')} → ${output.slice(root.length + 1)}`)

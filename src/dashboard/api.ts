@@ -4,7 +4,8 @@
  * mark that asks the app's `authorize` with `action: 'dashboard'`. The page reads the same
  * routes as everyone (lists, counts, stats, status) and never writes.
  */
-import type { RunCounts, RunListPage, RunStatusResponse, RunStatsResponse } from '../index.js'
+import type { RunCounts, RunStatsResponse } from '../index.js'
+import { type RunListFilters, runListQuery } from '../react/index.js'
 
 /** What the shell tells the page: no data, only where and how (server: `DashboardConfig`). */
 export interface DashboardConfig {
@@ -15,7 +16,7 @@ export interface DashboardConfig {
 
 /** Reads the shell's configuration; defaults when the `<meta>` is absent or broken. */
 export function readConfig(): DashboardConfig {
-  const fallback: DashboardConfig = { apiBase: '/api/pipeline', title: 'Pipeline runs', refreshIntervalMs: 3000 }
+  const fallback: DashboardConfig = { apiBase: '/api/pipeline', title: 'Pipeline runs', refreshIntervalMs: 30_000 }
   const text = document.querySelector('meta[name="pipeline-status-dashboard"]')?.getAttribute('content')
   if (!text) return fallback
   try {
@@ -58,6 +59,22 @@ function credentialHeaders(credential: string | null): Record<string, string> {
   return credential.startsWith('psrt1.') ? { Authorization: `Bearer ${credential}` } : { 'X-Webhook-Secret': credential }
 }
 
+/** The mark that asks the app's `authorize` with `action: 'dashboard'` (it grants nothing by itself). */
+const DASHBOARD_MARK = { 'X-Pipeline-Status-Dashboard': '1' } as const
+
+/**
+ * How the page's live streams (`useRuns`, `useRunStatus`) connect: the routes' base, a read token
+ * as `token` (sent as `Authorization: Bearer`), the secret and the page's mark as headers, the
+ * app's cookies by fetch's `same-origin` default. The same credential and mark as the JSON reads,
+ * so the set stream and the run streams are authorized exactly like the lists.
+ */
+export function liveConnection(config: DashboardConfig, credential: string | null): { url: string; token: string | undefined; headers: Record<string, string> } {
+  const token = credential !== null && credential.startsWith('psrt1.') ? credential : undefined
+  const headers: Record<string, string> = { ...DASHBOARD_MARK }
+  if (credential !== null && credential !== '' && token === undefined) headers['X-Webhook-Secret'] = credential
+  return { url: config.apiBase, token, headers }
+}
+
 /** A refused or failed request, with its status (0: no answer) and the problem's `detail`. */
 export class DashboardRequestError extends Error {
   override readonly name = 'DashboardRequestError'
@@ -71,7 +88,7 @@ export class DashboardRequestError extends Error {
 
 /** A GET of a route under the API base; `etag` makes it conditional (`null` back for 304). */
 async function get<T>(config: DashboardConfig, credential: string | null, path: string, etag?: string): Promise<{ body: T | null; etag: string | null }> {
-  const headers: Record<string, string> = { Accept: 'application/json', 'X-Pipeline-Status-Dashboard': '1', ...credentialHeaders(credential) }
+  const headers: Record<string, string> = { Accept: 'application/json', ...DASHBOARD_MARK, ...credentialHeaders(credential) }
   if (etag !== undefined) headers['If-None-Match'] = etag
   let response: Response
   try {
@@ -93,42 +110,23 @@ async function get<T>(config: DashboardConfig, credential: string | null, path: 
   return { body: (await response.json()) as T, etag: response.headers.get('etag') }
 }
 
-/** The filters of the list, as the page holds them. */
-export interface Filters {
-  readonly status: string
-  readonly pipeline: string
-  readonly tag: string
-}
-
-/** The query of the filters (empty ones left out). */
-export function filterQuery(filters: Filters): URLSearchParams {
-  const query = new URLSearchParams()
-  if (filters.status !== '') query.set('status', filters.status)
-  if (filters.pipeline !== '') query.set('pipeline', filters.pipeline)
-  for (const tag of filters.tag.split(',').map((t) => t.trim()).filter((t) => t !== '')) query.append('tag', tag)
-  return query
-}
-
-/** The routes the page reads, with one credential. */
+/**
+ * The routes the page reads as JSON, with one credential: counts and stats (the list and the open
+ * run come over live streams instead, `liveConnection`). `filters` are the list's (`RunList`'s
+ * controls); the counts by status leave its status out, so each status button shows its number.
+ */
 export function createApi(config: DashboardConfig, credential: () => string | null) {
   return {
-    listRuns: (filters: Filters, cursor?: string) => {
-      const query = filterQuery(filters)
-      query.set('limit', '50')
-      if (cursor !== undefined) query.set('cursor', cursor)
-      return get<RunListPage>(config, credential(), `/runs?${query}`).then((r) => r.body as RunListPage)
-    },
-    counts: (filters: Filters, groupBy: 'status' | 'pipeline') => {
-      const query = filterQuery(groupBy === 'status' ? { ...filters, status: '' } : { status: '', pipeline: '', tag: filters.tag })
+    counts: (filters: RunListFilters, groupBy: 'status' | 'pipeline') => {
+      const query = runListQuery(groupBy === 'status' ? { ...filters, status: undefined } : {})
       query.set('groupBy', groupBy)
       return get<RunCounts>(config, credential(), `/runs/counts?${query}`).then((r) => (r.body as RunCounts).counts)
     },
-    stats: (pipeline: string, days: number) => {
+    stats: (pipeline: string | undefined, days: number) => {
       const query = new URLSearchParams({ days: String(days) })
-      if (pipeline !== '') query.set('pipeline', pipeline)
+      if (pipeline) query.set('pipeline', pipeline)
       return get<RunStatsResponse>(config, credential(), `/runs/stats?${query}`).then((r) => (r.body as RunStatsResponse).stages)
     },
-    status: (runId: string, etag?: string) => get<RunStatusResponse>(config, credential(), `/${encodeURIComponent(runId)}/status`, etag),
   }
 }
 

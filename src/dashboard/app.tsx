@@ -1,18 +1,26 @@
 /**
- * The dashboard's views: sign-in, counts by status, filters, the run list, a run's detail (its
- * stages, outputs and errors, followed live) and the stage-duration chart. Lists, counts and stats
- * are read again every `refreshIntervalMs`; an open run every second with its ETag (a 304 costs
- * nothing). The credential stays in `sessionStorage`, the selected run in the URL's fragment.
+ * The dashboard's views: sign-in, counts by status, the run list (the package's `RunList`, fed by
+ * `useRuns`: the set stream's summary view, no polling), a run's detail (the package's
+ * `RunTimeline`, fed by `useRunStatus`: the run's stream, streamed output growing) and the
+ * stage-duration chart. The counts are read again after each change of the live list (at most
+ * once a second) and, with the chart, every `refreshIntervalMs` as a backstop for runs outside
+ * the list's window. The credential stays in `sessionStorage`, the selected run in the URL's
+ * fragment.
  */
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react'
-import type { RunStatusResponse, RunSummary, StageStats } from '../index.js'
-import { createApi, type DashboardApi, type DashboardConfig, DashboardRequestError, type Filters, storeCredential, storedCredential } from './api.js'
-import { between, formatDuration, formatInstant, formatOutput } from './format.js'
+import type { RunSummary, StageStats } from '../index.js'
+import { RunList, type RunListFilters, runListQuery, RunTimeline, useRunStatus, useRuns } from '../react/index.js'
+import { createApi, type DashboardApi, type DashboardConfig, DashboardRequestError, liveConnection, storeCredential, storedCredential } from './api.js'
 import { StatsChart } from './stats-chart.js'
 
 const STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const
-const RUN_POLL_MS = 1000
 const STATS_DAYS = 7
+/** The newest runs the live list follows (the set stream's window). */
+const LIST_LIMIT = 50
+/** The counts are read again at most this often while the live list changes. */
+const COUNTS_AFTER_CHANGE_MS = 1000
+/** A change of the tag field opens a new stream once typing pauses this long. */
+const TAG_SETTLE_MS = 400
 
 /** The run the URL's fragment names (`#run=<id>`), if any. */
 function runFromHash(): string | null {
@@ -25,25 +33,10 @@ function runFromHash(): string | null {
   }
 }
 
-/** Calls `tick` now and every `ms` until unmounted or the deps change; a tick in flight is not repeated. */
-function usePolling(tick: () => Promise<void>, ms: number, deps: readonly unknown[]): void {
-  useEffect(() => {
-    let stopped = false
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const loop = async () => {
-      try {
-        await tick()
-      } finally {
-        if (!stopped) timer = setTimeout(loop, ms)
-      }
-    }
-    void loop()
-    return () => {
-      stopped = true
-      if (timer !== undefined) clearTimeout(timer)
-    }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, deps)
+/** Whether a failure asks the person to sign in: a 401, or a 403 while no credential is stored. */
+function refused(error: unknown, credential: string | null): boolean {
+  const status = (error as { status?: unknown } | undefined)?.status
+  return status === 401 || (status === 403 && credential === null)
 }
 
 export function App({ config }: { config: DashboardConfig }) {
@@ -51,18 +44,24 @@ export function App({ config }: { config: DashboardConfig }) {
   const credentialRef = useRef(credential)
   credentialRef.current = credential
   const api = useMemo(() => createApi(config, () => credentialRef.current), [config])
+  const connection = useMemo(() => liveConnection(config, credential), [config, credential])
   const [needsSignIn, setNeedsSignIn] = useState(false)
   const [runId, setRunId] = useState<string | null>(() => runFromHash())
+  // A run opened from the page (not the URL it was loaded with) takes the keyboard's focus.
+  const navigated = useRef(false)
 
   useEffect(() => {
-    const onHash = () => setRunId(runFromHash())
+    const onHash = () => {
+      navigated.current = true
+      setRunId(runFromHash())
+    }
     window.addEventListener('hashchange', onHash)
     return () => window.removeEventListener('hashchange', onHash)
   }, [])
 
-  /** A 401 (or a 403 without a stored credential) asks the person to sign in. */
+  /** A refusal asks the person to sign in; returns the message to show otherwise. */
   const onError = useCallback((error: unknown): string => {
-    if (error instanceof DashboardRequestError && (error.status === 401 || (error.status === 403 && credentialRef.current === null))) setNeedsSignIn(true)
+    if (refused(error, credentialRef.current)) setNeedsSignIn(true)
     return error instanceof Error ? error.message : String(error)
   }, [])
 
@@ -78,13 +77,13 @@ export function App({ config }: { config: DashboardConfig }) {
   }
 
   return (
-    <div className="ps-app">
-      <header className="ps-header">
+    <div className="psd-app">
+      <header className="psd-header">
         <h1>
           <a href="#">{config.title}</a>
         </h1>
         {credential !== null && (
-          <button type="button" className="ps-link-button" onClick={signOut}>
+          <button type="button" className="psd-link-button" onClick={signOut}>
             Sign out
           </button>
         )}
@@ -93,9 +92,9 @@ export function App({ config }: { config: DashboardConfig }) {
         {needsSignIn ? (
           <SignIn onSignIn={signIn} rejected={credential !== null} />
         ) : runId !== null ? (
-          <RunDetail key={`${runId}:${credential ?? ''}`} api={api} runId={runId} onError={onError} />
+          <RunDetail key={`${runId}:${credential ?? ''}`} connection={connection} runId={runId} onError={onError} takeFocus={navigated.current} />
         ) : (
-          <Overview key={credential ?? ''} api={api} config={config} onError={onError} />
+          <Overview key={credential ?? ''} api={api} connection={connection} config={config} onError={onError} />
         )}
       </main>
     </div>
@@ -109,329 +108,223 @@ function SignIn({ onSignIn, rejected }: { onSignIn: (value: string) => void; rej
     if (value.trim() !== '') onSignIn(value.trim())
   }
   return (
-    <form className="ps-card ps-sign-in" onSubmit={submit} aria-labelledby="ps-sign-in-title">
-      <h2 id="ps-sign-in-title">Sign in</h2>
+    <form className="ps-card psd-sign-in" onSubmit={submit} aria-labelledby="psd-sign-in-title">
+      <h2 id="psd-sign-in-title">Sign in</h2>
       <p>
         This dashboard reads runs with a credential: the webhook secret, or a tag read token (<code>psrt1.…</code>). It is kept in this tab's
         session storage only and sent as a request header.
       </p>
       {rejected && (
-        <p className="ps-error" role="alert">
+        <p className="psd-error" role="alert">
           The server refused the credential. Check it and try again.
         </p>
       )}
-      <label htmlFor="ps-credential">Secret or read token</label>
-      <input id="ps-credential" type="password" autoComplete="off" autoFocus value={value} onChange={(event) => setValue(event.target.value)} />
+      <label htmlFor="psd-credential">Secret or read token</label>
+      <input id="psd-credential" type="password" autoComplete="off" autoFocus value={value} onChange={(event) => setValue(event.target.value)} />
       <button type="submit">Sign in</button>
     </form>
   )
 }
 
-function Overview({ api, config, onError }: { api: DashboardApi; config: DashboardConfig; onError: (error: unknown) => string }) {
-  const [filters, setFilters] = useState<Filters>({ status: '', pipeline: '', tag: '' })
-  const [runs, setRuns] = useState<RunSummary[] | null>(null)
-  const [more, setMore] = useState<{ runs: RunSummary[]; cursor: string | null }>({ runs: [], cursor: null })
-  const [statusCounts, setStatusCounts] = useState<Record<string, number>>({})
+type Connection = ReturnType<typeof liveConnection>
+
+/** `value`, once it has stayed the same for `ms`. */
+function useSettled<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value)
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms)
+    return () => clearTimeout(timer)
+  }, [value, ms])
+  return settled
+}
+
+function Overview({ api, connection, config, onError }: { api: DashboardApi; connection: Connection; config: DashboardConfig; onError: (error: unknown) => string }) {
+  const [filters, setFilters] = useState<RunListFilters>({})
+  const tag = useSettled(filters.tag, TAG_SETTLE_MS)
+  const days = runListQuery({ createdFrom: filters.createdFrom, createdTo: filters.createdTo })
+  // The runs shown so far seed the next stream, so a filter change does not blank the list
+  // (RunList applies the filters to them at once; the new set replaces them when it is ready).
+  const shownRef = useRef<readonly RunSummary[] | undefined>(undefined)
+  const live = useRuns({
+    ...connection,
+    status: filters.status,
+    pipeline: filters.pipeline,
+    tag: tag || undefined,
+    createdAfter: days.get('createdAfter') ?? undefined,
+    createdBefore: days.get('createdBefore') ?? undefined,
+    limit: LIST_LIMIT,
+    initial: shownRef.current,
+  })
+  const ready = live.state === 'live' || live.state === 'closed' || shownRef.current !== undefined
+  if (live.state === 'live') shownRef.current = live.runs
+
+  const [statusCounts, setStatusCounts] = useState<Record<string, number> | null>(null)
   const [pipelines, setPipelines] = useState<string[]>([])
   const [stats, setStats] = useState<StageStats[] | null>(null)
   const [error, setError] = useState<string | null>(null)
-  const [updatedAt, setUpdatedAt] = useState<Date | null>(null)
 
-  usePolling(
-    async () => {
+  useEffect(() => {
+    if (live.state === 'error') setError(onError(live.error))
+    else if (live.state === 'live') setError(null)
+  }, [live.state, live.error, onError])
+
+  // Counts: after each change of the live list (at most once a second, the last change always
+  // read), on a filter change, and every refreshIntervalMs for runs outside the list's window.
+  // A read in flight is kept when only the list changed, dropped when the filters changed.
+  const countsKey = runListQuery({ ...filters, tag, status: undefined }).toString()
+  const currentCountsKey = useRef(countsKey)
+  currentCountsKey.current = countsKey
+  const lastCounts = useRef(0)
+  useEffect(() => {
+    const read = async () => {
+      lastCounts.current = Date.now()
       try {
-        const [page, counts, byPipeline, stageStats] = await Promise.all([
-          api.listRuns(filters),
-          api.counts(filters, 'status'),
-          api.counts(filters, 'pipeline'),
-          api.stats(filters.pipeline, STATS_DAYS),
-        ])
-        setRuns(page.runs)
-        setMore((current) => (current.runs.length === 0 ? { runs: [], cursor: page.nextCursor } : current))
+        const [counts, byPipeline] = await Promise.all([api.counts({ ...filters, tag }, 'status'), api.counts({}, 'pipeline')])
+        if (currentCountsKey.current !== countsKey) return
         setStatusCounts(counts)
         setPipelines(Object.keys(byPipeline).sort())
-        setStats(stageStats)
-        setError(null)
-        setUpdatedAt(new Date())
       } catch (caught) {
         setError(onError(caught))
       }
-    },
-    config.refreshIntervalMs,
-    [api, filters],
-  )
-
-  const loadMore = async () => {
-    if (more.cursor === null) return
-    try {
-      const page = await api.listRuns(filters, more.cursor)
-      setMore((current) => ({ runs: [...current.runs, ...page.runs], cursor: page.nextCursor }))
-    } catch (caught) {
-      setError(onError(caught))
     }
-  }
+    const wait = Math.max(0, lastCounts.current + COUNTS_AFTER_CHANGE_MS - Date.now())
+    const soon = setTimeout(() => void read(), wait)
+    const backstop = setInterval(() => void read(), config.refreshIntervalMs)
+    return () => {
+      clearTimeout(soon)
+      clearInterval(backstop)
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [api, countsKey, live.runs, config.refreshIntervalMs])
 
-  const change = (next: Partial<Filters>) => {
-    setFilters((current) => ({ ...current, ...next }))
-    setMore({ runs: [], cursor: null })
-    setRuns(null)
-  }
-  const total = Object.values(statusCounts).reduce((sum, n) => sum + n, 0)
-  const shown = runs === null ? null : [...runs, ...more.runs.filter((run) => !runs.some((r) => r.id === run.id))]
+  // The chart: on a pipeline change and every refreshIntervalMs (stage durations move slowly).
+  useEffect(() => {
+    let stopped = false
+    const read = async () => {
+      try {
+        const stages = await api.stats(filters.pipeline, STATS_DAYS)
+        if (!stopped) setStats(stages)
+      } catch (caught) {
+        if (!stopped) setError(onError(caught))
+      }
+    }
+    void read()
+    const timer = setInterval(() => void read(), config.refreshIntervalMs)
+    return () => {
+      stopped = true
+      clearInterval(timer)
+    }
+  }, [api, filters.pipeline, config.refreshIntervalMs, onError])
+
+  const total = statusCounts === null ? null : Object.values(statusCounts).reduce((sum, n) => sum + n, 0)
+  const count = (n: number | null | undefined) => (statusCounts === null ? '…' : String(n ?? 0))
+  const change = (next: RunListFilters) => setFilters(next)
 
   return (
     <>
       {error !== null && (
-        <p className="ps-error" role="alert">
+        <p className="psd-error" role="alert">
           {error}
         </p>
       )}
-      <section aria-labelledby="ps-counts-title" className="ps-card">
-        <h2 id="ps-counts-title">Runs by status</h2>
-        <ul className="ps-counts">
+      <section aria-labelledby="psd-counts-title" className="ps-card psd-section">
+        <h2 id="psd-counts-title">Runs by status</h2>
+        <ul className="psd-counts">
           <li>
-            <button type="button" aria-pressed={filters.status === ''} onClick={() => change({ status: '' })}>
-              <span className="ps-count-label">All</span> <span className="ps-count">{total}</span>
+            <button type="button" aria-pressed={filters.status === undefined} onClick={() => change({ ...filters, status: undefined })}>
+              <span>All</span> <span className="psd-count">{count(total)}</span>
             </button>
           </li>
           {STATUSES.map((status) => (
             <li key={status}>
-              <button type="button" aria-pressed={filters.status === status} onClick={() => change({ status })} data-status={status}>
-                <span className="ps-count-label">{status}</span> <span className="ps-count">{statusCounts[status] ?? 0}</span>
+              <button type="button" aria-pressed={filters.status === status} onClick={() => change({ ...filters, status })} data-status={status}>
+                <span>{status}</span> <span className="psd-count">{count(statusCounts?.[status])}</span>
               </button>
             </li>
           ))}
         </ul>
       </section>
 
-      <section aria-labelledby="ps-runs-title" className="ps-card">
-        <h2 id="ps-runs-title">Runs</h2>
-        <form className="ps-filters" onSubmit={(event) => event.preventDefault()} aria-label="Filters">
-          <label>
-            Status
-            <select value={filters.status} onChange={(event) => change({ status: event.target.value })}>
-              <option value="">Any</option>
-              {STATUSES.map((status) => (
-                <option key={status} value={status}>
-                  {status}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Pipeline
-            <select value={filters.pipeline} onChange={(event) => change({ pipeline: event.target.value })}>
-              <option value="">Any</option>
-              {[...new Set([...pipelines, ...(filters.pipeline === '' ? [] : [filters.pipeline])])].map((pipeline) => (
-                <option key={pipeline} value={pipeline}>
-                  {pipeline}
-                </option>
-              ))}
-            </select>
-          </label>
-          <TagFilter value={filters.tag} onChange={(tag) => change({ tag })} />
-        </form>
-        {shown === null ? (
-          <p className="ps-muted">Loading…</p>
-        ) : shown.length === 0 ? (
-          <p className="ps-muted">No runs match.</p>
+      <section aria-labelledby="psd-runs-title" className="ps-card psd-section">
+        <h2 id="psd-runs-title">Runs</h2>
+        {live.state === 'reconnecting' && (
+          <p className="psd-muted" role="status">
+            The live connection dropped. Reconnecting…
+          </p>
+        )}
+        {ready ? (
+          <RunList
+            runs={live.runs}
+            filters={filters}
+            onFilterChange={change}
+            pipelines={pipelines}
+            caption={`Newest ${LIST_LIMIT} runs${live.state === 'live' ? ', live' : ''}`}
+            renderLink={({ run, children, className }) => (
+              <a className={className} href={`#run=${encodeURIComponent(run.id)}`}>
+                {children}
+              </a>
+            )}
+          />
         ) : (
-          <ul className="ps-runs" aria-label="Runs, newest first">
-            {shown.map((run) => (
-              <RunRow key={run.id} run={run} />
-            ))}
-          </ul>
+          live.state !== 'error' && <p className="psd-muted">Loading…</p>
         )}
-        {more.cursor !== null && (
-          <button type="button" onClick={() => void loadMore()}>
-            Load more
-          </button>
-        )}
-        {updatedAt && <p className="ps-muted ps-small">Updated {updatedAt.toLocaleTimeString()}</p>}
+        <p className="psd-muted psd-small" data-testid="list-state" data-state={live.state}>
+          {live.state === 'live' ? 'Live: runs appear and change as they are stored.' : live.state === 'connecting' ? 'Connecting…' : null}
+        </p>
       </section>
 
-      <section aria-labelledby="ps-stats-title" className="ps-card">
-        <h2 id="ps-stats-title">Stage durations, last {STATS_DAYS} days</h2>
-        {stats === null ? <p className="ps-muted">Loading…</p> : <StatsChart stages={stats} />}
+      <section aria-labelledby="psd-stats-title" className="ps-card psd-section">
+        <h2 id="psd-stats-title">Stage durations, last {STATS_DAYS} days</h2>
+        {stats === null ? <p className="psd-muted">Loading…</p> : <StatsChart stages={stats} />}
       </section>
     </>
   )
 }
 
-/** The tag filter: applied on Enter or when the field is left, not on every key. */
-function TagFilter({ value, onChange }: { value: string; onChange: (tag: string) => void }) {
-  const [draft, setDraft] = useState(value)
-  useEffect(() => setDraft(value), [value])
-  return (
-    <label>
-      Tags
-      <input
-        type="search"
-        value={draft}
-        placeholder="tag, another"
-        onChange={(event) => setDraft(event.target.value)}
-        onBlur={() => draft !== value && onChange(draft)}
-        onKeyDown={(event) => {
-          if (event.key === 'Enter') {
-            event.preventDefault()
-            onChange(draft)
-          }
-        }}
-      />
-    </label>
-  )
-}
+function RunDetail({ connection, runId, onError, takeFocus }: { connection: Connection; runId: string; onError: (error: unknown) => string; takeFocus: boolean }) {
+  const live = useRunStatus(runId, connection)
+  const holder = useRef<HTMLDivElement>(null)
+  const focused = useRef(false)
+  const loaded = live.run !== undefined
+  const failed = live.state === 'error' && !loaded
 
-function StatusBadge({ status }: { status: string }) {
-  return (
-    <span className="ps-badge" data-status={status}>
-      {status}
-    </span>
-  )
-}
+  // Once the run shows, the keyboard's focus moves to it (the timeline's section, named by its run).
+  useEffect(() => {
+    if (!takeFocus || !loaded || focused.current) return
+    focused.current = true
+    const section = holder.current?.querySelector<HTMLElement>('[data-testid="run-view"]')
+    if (section) {
+      section.tabIndex = -1
+      section.focus()
+    }
+  }, [loaded, takeFocus])
 
-function RunRow({ run }: { run: RunSummary }) {
-  const done = run.stageCounts['COMPLETED'] ?? 0
-  const all = Object.values(run.stageCounts).reduce((sum, n) => sum + n, 0)
-  return (
-    <li className="ps-run">
-      <a className="ps-run-link" href={`#run=${encodeURIComponent(run.id)}`}>
-        <span className="ps-run-id">{run.id}</span>
-        <StatusBadge status={run.status} />
-      </a>
-      <span className="ps-run-meta">
-        <span>{run.pipeline}</span>
-        <span>
-          {done}/{all} stages{run.currentStage !== null ? `, stage ${run.currentStage} running` : ''}
-        </span>
-        <span>{formatInstant(run.createdAt)}</span>
-        {run.tags.map((tag) => (
-          <span key={tag} className="ps-tag">
-            {tag}
-          </span>
-        ))}
-      </span>
-      {run.error !== null && <span className="ps-run-error">{run.error}</span>}
-    </li>
-  )
-}
-
-function RunDetail({ api, runId, onError }: { api: DashboardApi; runId: string; onError: (error: unknown) => string }) {
-  const [document, setDocument] = useState<RunStatusResponse | null>(null)
-  const [error, setError] = useState<string | null>(null)
-  const etag = useRef<string | undefined>(undefined)
-  const heading = useRef<HTMLHeadingElement>(null)
-
-  useEffect(() => heading.current?.focus(), [])
-
-  usePolling(
-    async () => {
-      try {
-        const answer = await api.status(runId, etag.current)
-        if (answer.body !== null) {
-          setDocument(answer.body)
-          etag.current = answer.etag ?? undefined
-        }
-        setError(null)
-      } catch (caught) {
-        setError(onError(caught))
-      }
-    },
-    RUN_POLL_MS,
-    [api, runId],
-  )
-
-  const catalogue = document?.catalogue ?? []
-  const stages = document
-    ? [
-        ...document.stages,
-        ...catalogue
-          .filter((entry) => !document.stages.some((stage) => stage.stageNumber === entry.stageNumber))
-          .map((entry) => ({ stageNumber: entry.stageNumber, stageName: entry.stageName, status: 'PENDING' as const })),
-      ].sort((a, b) => a.stageNumber - b.stageNumber)
-    : []
+  useEffect(() => {
+    if (failed) onError(live.error)
+  }, [failed, live.error, onError])
 
   return (
-    <section aria-labelledby="ps-run-title" className="ps-card">
+    <div className="psd-detail" ref={holder}>
       <p>
         <a href="#">← All runs</a>
       </p>
-      <h2 id="ps-run-title" tabIndex={-1} ref={heading} className="ps-run-title">
-        {runId}
-      </h2>
-      {error !== null && (
-        <p className="ps-error" role="alert">
-          {error}
+      {live.run !== undefined ? (
+        <RunTimeline
+          status={{ run: live.run, stages: live.stages }}
+          catalogue={live.catalogue}
+          connection={live.state}
+          connectionError={live.error}
+          headingLevel={2}
+        />
+      ) : failed ? (
+        <p className="psd-error" role="alert">
+          Cannot show the run {runId}: {live.error?.message ?? 'the connection failed'}
+        </p>
+      ) : (
+        <p className="psd-muted" role="status">
+          Loading the run…
         </p>
       )}
-      {document === null ? (
-        error === null && <p className="ps-muted">Loading…</p>
-      ) : (
-        <>
-          <dl className="ps-facts">
-            <dt>Status</dt>
-            <dd>
-              <StatusBadge status={document.run.status} />
-            </dd>
-            <dt>Pipeline</dt>
-            <dd>{document.run.pipeline}</dd>
-            <dt>Created</dt>
-            <dd>{formatInstant(document.run.createdAt)}</dd>
-            <dt>Duration</dt>
-            <dd>{formatDuration(between(document.run.startedAt ?? document.run.createdAt, document.run.completedAt))}</dd>
-            {document.run.tags.length > 0 && (
-              <>
-                <dt>Tags</dt>
-                <dd>
-                  {document.run.tags.map((tag) => (
-                    <span key={tag} className="ps-tag">
-                      {tag}
-                    </span>
-                  ))}
-                </dd>
-              </>
-            )}
-          </dl>
-          {document.run.error !== null && (
-            <div className="ps-run-error-block">
-              <h3>Error</h3>
-              <pre className="ps-output">{document.run.error}</pre>
-            </div>
-          )}
-          <h3>Stages</h3>
-          <ol className="ps-stages" aria-live="polite">
-            {stages.map((stage) => (
-              <li key={stage.stageNumber} className="ps-stage" data-status={stage.status}>
-                <div className="ps-stage-head">
-                  <span className="ps-stage-name">
-                    {stage.stageNumber}. {stage.stageName}
-                  </span>
-                  <StatusBadge status={stage.status} />
-                  {'startedAt' in stage && <span className="ps-muted">{formatDuration(between(stage.startedAt, stage.completedAt))}</span>}
-                </div>
-                {'progress' in stage && stage.progress?.message && <p className="ps-progress">{stage.progress.message}</p>}
-                {'lastError' in stage && stage.lastError && (
-                  <p className="ps-run-error">
-                    Attempt {(stage.attempt ?? 2) - 1} failed: {stage.lastError}
-                  </p>
-                )}
-                {'output' in stage && stage.output !== null && stage.output !== '' && <Output output={stage.output} />}
-              </li>
-            ))}
-          </ol>
-        </>
-      )}
-    </section>
-  )
-}
-
-/** A stage output as text (JSON pretty-printed); Markdown rendering comes with the shared components. */
-function Output({ output }: { output: string }) {
-  const formatted = formatOutput(output)
-  return (
-    <details className="ps-output-block" open={output.length < 2000}>
-      <summary>Output{formatted.kind === 'json' ? ' (JSON)' : ''}</summary>
-      <pre className="ps-output">{formatted.text}</pre>
-    </details>
+    </div>
   )
 }

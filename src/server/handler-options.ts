@@ -44,9 +44,10 @@ export interface DashboardOptions {
    */
   title?: string | undefined
   /**
-   * How often the page reads the list, the counts and the stats again, in milliseconds (an open
-   * run's detail follows its live stream instead). At least 500.
-   * @default 3000
+   * How often the page reads the counts and the stage-duration chart again, in milliseconds, as
+   * a backstop: the list and an open run follow their live streams (no polling), and the counts
+   * are also read again after each change of the live list (at most once a second). At least 500.
+   * @default 30_000
    */
   refreshIntervalMs?: number | undefined
   /**

@@ -2,9 +2,11 @@
  * The dashboard in Chromium, as a person uses it (docs/dashboard.md): the Express router with the
  * `dashboard` option on a real port, then the mock server's page at `/`. Sign in through the
  * page's prompt (the credential kept in sessionStorage, never in the URL), filter, open a run by
- * keyboard, watch a stage change without reloading, hostile runner text rendered as text with
- * the CSP in force and no violation, axe-core without serious or critical findings, screenshots
- * at 1280 and 390 px (test/.artifacts/dashboard-*.png) and no horizontal scroll at 390 px.
+ * keyboard, watch a stage change and streamed text grow without reloading (the list and the run
+ * follow their streams: no list or status polling), hostile runner text (Markdown outputs too)
+ * rendered as text with the CSP in force and no violation, axe-core without serious or critical
+ * findings, screenshots at 1280 and 390 px (test/.artifacts/dashboard-*.png) and no horizontal
+ * scroll at 390 px.
  */
 import { readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
@@ -33,6 +35,18 @@ const CSP = "default-src 'self'; script-src 'self'; frame-ancestors 'none'"
 const REPORT = defineStages(['Fetch', 'Summarise', 'Publish'])
 const HOSTILE_OUTPUT = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [click](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a>'
 const HOSTILE_ERROR = '<script>window.__pwned=5</script><b onmouseover="window.__pwned=6">bold</b>'
+/** Markdown with the same tricks: raw HTML blocks, an image, javascript: and data: links, beside a safe link. */
+const HOSTILE_MARKDOWN = [
+  '# Report',
+  '',
+  '<img src=x onerror="window.__pwned=7">',
+  '',
+  '<script>window.__pwned=8</script>',
+  '',
+  '![pixel](https://tracker.example/p.png?q=secret) [run me](javascript:window.__pwned=9) [data](data:text/html,<script>window.__pwned=10</script>) [docs](https://example.com/docs)',
+  '',
+  '<div onclick="window.__pwned=11">raw block</div>',
+].join('\n')
 
 let browser: Browser | undefined
 /** The handlers' clock runs ahead by this much, so the seeded stages take time (the stats chart has something to show). */
@@ -53,6 +67,26 @@ async function stage(runId: string, stageNumber: number, status: string, output?
   }
   const response = await api(`/${runId}/stage-update`, { json: { stageNumber, stageName: REPORT[stageNumber - 1]?.name, status, ...(output === undefined ? {} : { output }) } })
   expect(response.status).toBe(200)
+}
+
+/** Appends one chunk of a running stage's streamed text, as a runner does. */
+async function chunk(runId: string, stageNumber: number, seq: number, text: string, post: typeof api = api): Promise<void> {
+  const response = await post(`/${runId}/stages/${stageNumber}/output`, { json: { seq, text } })
+  expect(response.status).toBe(200)
+  expect(await response.json()).toMatchObject({ outcome: 'applied' })
+}
+
+/** An element's text with its whitespace runs as one space (Markdown puts line breaks between blocks). */
+const words = async (locator: { textContent(): Promise<string | null> }) => ((await locator.textContent()) ?? '').replace(/\s+/g, ' ').trim()
+
+/** The page's requests to the JSON list and status routes: none while the page follows its streams. */
+function polls(page: Page): string[] {
+  const seen: string[] = []
+  page.on('request', (request) => {
+    const path = new URL(request.url()).pathname
+    if (/\/runs$/.test(path) || /\/status$/.test(path)) seen.push(`${request.method()} ${path}`)
+  })
+  return seen
 }
 
 async function createRun(id: string, pipeline = 'report', tags: string[] = []): Promise<void> {
@@ -113,7 +147,8 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     }
     await createRun('failed-1', 'report', ['adhoc'])
     await stage('failed-1', 1, 'COMPLETED', HOSTILE_OUTPUT, 9000)
-    await stage('failed-1', 2, 'FAILED', HOSTILE_ERROR, 2000)
+    await stage('failed-1', 2, 'COMPLETED', HOSTILE_MARKDOWN, 1000)
+    await stage('failed-1', 3, 'FAILED', HOSTILE_ERROR, 2000)
     await createRun('running-1', 'report', ['nightly'])
     await stage('running-1', 1, 'COMPLETED', 'fetched', 3000)
     await stage('running-1', 2, 'PROCESSING')
@@ -148,11 +183,16 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     expect((await api('/dashboard/status')).status).toBe(200)
   })
 
-  it('signs in through the prompt, lists, filters, opens a run by keyboard and watches a stage change live', async () => {
+  it('signs in through the prompt, lists, filters, opens a run by keyboard and watches a stage change and streamed text grow', async () => {
     const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
     await recordViolations(context)
     const page = await context.newPage()
     const seen = watch(page)
+    const polled = polls(page)
+    const streams: string[] = []
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname.endsWith('/events')) streams.push(JSON.stringify(request.headers()))
+    })
     await page.goto(`${origin}/api/pipeline/dashboard`)
     // No session: the data requests are refused and the page asks for a credential.
     await page.getByLabel('Secret or read token').waitFor({ timeout: 10_000 })
@@ -161,43 +201,71 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await page.getByText('The server refused the credential').waitFor({ timeout: 10_000 })
     await page.getByLabel('Secret or read token').fill(SECRET)
     await page.keyboard.press('Enter')
-    await page.getByRole('link', { name: /done-1/ }).waitFor({ timeout: 10_000 })
+    await page.getByRole('link', { name: 'done-1' }).waitFor({ timeout: 10_000 })
+    await page.locator('[data-testid="list-state"][data-state="live"]').waitFor({ timeout: 10_000 })
     expect(page.url()).not.toContain(SECRET)
     expect(await page.evaluate(() => sessionStorage.getItem('pipeline-status-dashboard:credential'))).toBe(SECRET)
+    // The set stream carries the credential and the page's mark as headers, never in its URL.
+    expect(streams.some((headers) => headers.includes(`"x-webhook-secret":"${SECRET}"`) && headers.includes('"x-pipeline-status-dashboard":"1"'))).toBe(true)
     // Counts by status, then a filter by status.
     await expect.poll(() => page.getByRole('button', { name: /^FAILED 1$/ }).count(), { timeout: 10_000 }).toBe(1)
+    await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
     await page.screenshot({ path: join(artifacts, 'dashboard-list-1280.png'), fullPage: true })
     await page.getByRole('button', { name: /^FAILED 1$/ }).click()
-    await expect.poll(() => page.locator('.ps-run').count(), { timeout: 10_000 }).toBe(1)
-    await expect.poll(() => page.getByRole('link', { name: /failed-1/ }).count()).toBe(1)
-    // The pipeline filter.
+    await expect.poll(() => page.getByTestId('run-row').count(), { timeout: 10_000 }).toBe(1)
+    await expect.poll(() => page.getByRole('link', { name: 'failed-1' }).count()).toBe(1)
+    // The pipeline filter, then the tag filter.
     await page.getByRole('button', { name: /^All \d+$/ }).click()
-    await page.getByLabel('Pipeline').selectOption('default')
-    await expect.poll(async () => (await page.locator('.ps-run-id').allTextContents()).sort(), { timeout: 10_000 }).toEqual(['dashboard', 'default-1'])
-    await page.getByLabel('Pipeline').selectOption('')
+    await page.getByLabel('Pipeline', { exact: true }).selectOption('default')
+    await expect.poll(async () => (await page.locator('[data-testid="run-row"] .ps-run-link').allTextContents()).sort(), { timeout: 10_000 }).toEqual(['dashboard', 'default-1'])
+    await page.getByLabel('Pipeline', { exact: true }).selectOption('')
+    await page.getByLabel('Tag', { exact: true }).fill('adhoc')
+    await expect.poll(async () => page.locator('[data-testid="run-row"] .ps-run-link').allTextContents(), { timeout: 10_000 }).toEqual(['failed-1'])
+    await page.getByRole('button', { name: 'Clear filters' }).click()
 
-    // Open the running run by keyboard: focus its link, Enter; the heading takes the focus.
-    await page.getByRole('link', { name: /running-1/ }).waitFor()
-    await page.getByRole('link', { name: /running-1/ }).focus()
-    await page.keyboard.press('Enter')
-    await page.getByRole('heading', { name: 'running-1' }).waitFor({ timeout: 10_000 })
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('running-1')
-    const stage2 = page.locator('.ps-stage').nth(1)
-    await expect.poll(() => stage2.getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
-    // The runner reports: the page follows without a reload.
+    // The list is live: a run created now appears, and its status changes, without a reload.
     await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = 42))
-    await stage('running-1', 2, 'COMPLETED', 'summarised')
-    await expect.poll(() => stage2.getAttribute('data-status'), { timeout: 10_000 }).toBe('COMPLETED')
-    await expect.poll(() => page.locator('.ps-stage').nth(2).getAttribute('data-status'), { timeout: 10_000 }).toBe('PENDING')
+    await createRun('fresh-1', 'report', ['nightly'])
+    await page.getByRole('link', { name: 'fresh-1' }).waitFor({ timeout: 10_000 })
+    await expect.poll(() => page.getByRole('button', { name: /^PENDING \d+$/ }).textContent(), { timeout: 10_000 }).toMatch(/PENDING [1-9]/)
+    await stage('fresh-1', 1, 'PROCESSING')
+    await expect.poll(() => page.locator('[data-run-id="fresh-1"]').getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+
+    // Open the running run by keyboard: focus its link, Enter; the run's section takes the focus.
+    await page.getByRole('link', { name: 'running-1' }).focus()
+    await page.keyboard.press('Enter')
+    await page.getByTestId('run-view').waitFor({ timeout: 10_000 })
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('aria-label')), { timeout: 10_000 }).toBe('Pipeline run running-1')
+    const stages = page.getByTestId('stage')
+    await expect.poll(() => stages.nth(1).getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+    await page.locator('[data-testid="run-view"][data-live="live"]').waitFor({ timeout: 10_000 })
+    // The runner reports: the page follows without a reload.
+    await stage('running-1', 2, 'COMPLETED', '## Summary\n\n- **three** findings')
+    await expect.poll(() => stages.nth(1).getAttribute('data-status'), { timeout: 10_000 }).toBe('COMPLETED')
+    await expect.poll(() => stages.nth(1).locator('.ps-markdown strong').textContent(), { timeout: 10_000 }).toBe('three')
     await stage('running-1', 3, 'PROCESSING')
-    await expect.poll(() => page.locator('.ps-stage').nth(2).getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+    await expect.poll(() => stages.nth(2).getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+    // Streamed text grows chunk by chunk, posted over HTTP as a runner does.
+    const output = stages.nth(2).getByTestId('stage-output')
+    await chunk('running-1', 3, 0, '# Draft\n\nThe first')
+    await expect.poll(() => words(output), { timeout: 10_000 }).toBe('Draft The first')
+    expect(await output.getAttribute('data-streaming')).toBe('true')
+    await chunk('running-1', 3, 1, ' sentence, then a second.')
+    await expect.poll(() => words(output), { timeout: 10_000 }).toBe('Draft The first sentence, then a second.')
+    expect(await stages.nth(2).locator('.ps-markdown h1').textContent()).toBe('Draft')
     expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42)
     await page.screenshot({ path: join(artifacts, 'dashboard-run-1280.png'), fullPage: true })
+    await stage('running-1', 3, 'COMPLETED', '# Draft\n\nThe first sentence, then a second.')
+    await expect.poll(() => page.getByTestId('run-status').getAttribute('data-status'), { timeout: 10_000 }).toBe('COMPLETED')
     // Back with the keyboard: the "All runs" link.
     await page.getByRole('link', { name: '← All runs' }).focus()
     await page.keyboard.press('Enter')
     await page.getByRole('heading', { name: 'Runs', exact: true }).waitFor({ timeout: 10_000 })
+    await expect.poll(() => page.locator('[data-run-id="running-1"]').getAttribute('data-status'), { timeout: 10_000 }).toBe('COMPLETED')
+    expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42)
 
+    // Everything came over the streams: the page never read the list or a status as JSON.
+    expect(polled).toEqual([])
     expect(seen.console.filter((line) => /Content Security Policy|pageerror/i.test(line))).toEqual([])
     expect(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations)).toEqual([])
     await context.close()
@@ -210,14 +278,21 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     const page = await context.newPage()
     const seen = watch(page)
     await page.goto(`${origin}/api/pipeline/dashboard#run=failed-1`)
-    await page.getByRole('heading', { name: 'failed-1' }).waitFor({ timeout: 10_000 })
+    await page.getByTestId('run-view').waitFor({ timeout: 10_000 })
     await page.getByText('window.__pwned=1', { exact: false }).first().waitFor({ timeout: 10_000 })
-    const text = await page.locator('main').textContent()
-    expect(text).toContain(HOSTILE_OUTPUT)
-    expect(text).toContain(HOSTILE_ERROR)
-    expect(await page.locator('main img, main script, main b, main a[href^="javascript"]').count()).toBe(0)
-    await page.locator('main pre').first().hover()
+    const text = (await page.locator('main').textContent()) ?? ''
+    // Raw HTML in Markdown shows as the characters it is; the failed stage's error as plain text.
+    for (const raw of ['<img src=x onerror="window.__pwned=1">', '<script>window.__pwned=2</script>', '<a href="javascript:window.__pwned=4">', HOSTILE_ERROR]) expect(text).toContain(raw)
+    for (const raw of ['<img src=x onerror="window.__pwned=7">', '<script>window.__pwned=8</script>', '<div onclick="window.__pwned=11">raw block</div>']) expect(text).toContain(raw)
+    // Markdown still renders: the heading, and the one safe link; the image is a link, not loaded.
+    expect(await page.locator('main .ps-markdown h1').allTextContents()).toContain('Report')
+    expect(await page.locator('main .ps-markdown a[href="https://example.com/docs"]').count()).toBe(1)
+    expect(await page.getByText('Image: pixel').count()).toBe(1)
+    expect(await page.locator('main img, main script, main b, main div[onclick], main [onerror], main a[href^="javascript"], main a[href^="data"]').count()).toBe(0)
+    for (const element of await page.locator('main pre, main .ps-markdown').all()) await element.hover()
+    for (const name of ['run me', 'data']) await page.getByText(name, { exact: true }).click()
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined()
+    expect(page.url()).toContain('#run=failed-1')
     expect(seen.console.filter((line) => /Content Security Policy|pageerror/i.test(line))).toEqual([])
     expect(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations)).toEqual([])
     await page.screenshot({ path: join(artifacts, 'dashboard-failed-1280.png'), fullPage: true })
@@ -229,14 +304,16 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
     const page = await context.newPage()
     await page.goto(`${origin}/api/pipeline/dashboard`)
-    await page.getByRole('link', { name: /done-1/ }).waitFor({ timeout: 10_000 })
+    await page.getByRole('link', { name: 'done-1' }).waitFor({ timeout: 10_000 })
     await page.getByRole('heading', { name: /Stage durations/ }).waitFor()
     await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
     const serious = (findings: Awaited<ReturnType<typeof axeFindings>>) => findings.filter((f) => f.impact === 'serious' || f.impact === 'critical')
     expect(serious(await axeFindings(page))).toEqual([])
     await page.goto(`${origin}/api/pipeline/dashboard#run=done-1`)
-    await page.getByRole('heading', { name: 'done-1' }).waitFor({ timeout: 10_000 })
-    await page.locator('.ps-stage').first().waitFor()
+    await page.getByTestId('stage').first().waitFor({ timeout: 10_000 })
+    expect(serious(await axeFindings(page))).toEqual([])
+    await page.goto(`${origin}/api/pipeline/dashboard#run=failed-1`)
+    await page.getByTestId('stage-output').first().waitFor({ timeout: 10_000 })
     expect(serious(await axeFindings(page))).toEqual([])
     const signIn = await browser!.newPage()
     await signIn.goto(`${origin}/api/pipeline/dashboard`)
@@ -251,14 +328,14 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
     const page = await context.newPage()
     await page.goto(`${origin}/api/pipeline/dashboard`)
-    await page.getByRole('link', { name: /done-1/ }).waitFor({ timeout: 10_000 })
+    await page.getByRole('link', { name: 'done-1' }).waitFor({ timeout: 10_000 })
     await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
+    await page.getByRole('button', { name: /^All [1-9]\d*$/ }).waitFor({ timeout: 10_000 })
     const list = await noHorizontalScroll(page)
     expect(list.scrollWidth).toBeLessThanOrEqual(list.innerWidth)
     await page.screenshot({ path: join(artifacts, 'dashboard-list-390.png'), fullPage: true })
     await page.goto(`${origin}/api/pipeline/dashboard#run=failed-1`)
-    await page.getByRole('heading', { name: 'failed-1' }).waitFor({ timeout: 10_000 })
-    await page.locator('.ps-stage').first().waitFor()
+    await page.getByTestId('stage-output').first().waitFor({ timeout: 10_000 })
     const run = await noHorizontalScroll(page)
     expect(run.scrollWidth).toBeLessThanOrEqual(run.innerWidth)
     await page.screenshot({ path: join(artifacts, 'dashboard-run-390.png'), fullPage: true })
@@ -284,11 +361,24 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
       const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
       await recordViolations(context)
       const page = await context.newPage()
+      const polled = polls(page)
       await page.goto(`${mock!.url}/`)
-      await page.getByRole('link', { name: /mock-run/ }).click({ timeout: 10_000 })
-      await page.getByRole('heading', { name: 'mock-run' }).waitFor({ timeout: 10_000 })
+      await page.getByRole('link', { name: 'mock-run' }).waitFor({ timeout: 10_000 })
+      // The list follows the set stream here too: a run created now appears without a reload.
+      expect((await post('/runs', { id: 'mock-run-2' })).status).toBe(201)
+      await page.getByRole('link', { name: 'mock-run-2' }).waitFor({ timeout: 10_000 })
+      await page.getByRole('link', { name: 'mock-run', exact: true }).focus()
+      await page.keyboard.press('Enter')
+      await page.locator('[data-testid="run-view"][data-live="live"]').waitFor({ timeout: 10_000 })
       expect((await post('/mock-run/stage-update', { stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING' })).status).toBe(200)
-      await expect.poll(() => page.locator('.ps-stage').first().getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+      const first = page.getByTestId('stage').first()
+      await expect.poll(() => first.getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
+      const mockApi = (path: string, init: { json?: unknown } = {}) => post(path, init.json)
+      await chunk('mock-run', 1, 0, 'Reading **input**', mockApi)
+      await expect.poll(() => words(first.getByTestId('stage-output')), { timeout: 10_000 }).toBe('Reading input')
+      await chunk('mock-run', 1, 1, ', done.', mockApi)
+      await expect.poll(() => words(first.getByTestId('stage-output')), { timeout: 10_000 }).toBe('Reading input, done.')
+      expect(polled).toEqual([])
       expect(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations)).toEqual([])
       await page.screenshot({ path: join(artifacts, 'dashboard-mock-1280.png'), fullPage: true })
       await context.close()

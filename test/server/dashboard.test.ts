@@ -100,6 +100,86 @@ describe('the dashboard routes', () => {
   })
 })
 
+/** The first events of a stream, up to and including `until` (deadline 5 s); the stream is then cancelled. */
+async function firstEvents(response: Response, until: string): Promise<string> {
+  expect(response.status).toBe(200)
+  expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  const deadline = setTimeout(() => void reader.cancel(), 5000)
+  try {
+    while (!text.includes(`event: ${until}`)) {
+      const { value, done } = await reader.read()
+      if (done) break
+      text += decoder.decode(value, { stream: true })
+    }
+  } finally {
+    clearTimeout(deadline)
+    await reader.cancel()
+  }
+  expect(text).toContain(`event: ${until}`)
+  return text
+}
+
+describe("the dashboard's live streams", () => {
+  it("are authorized like its JSON reads: authorize with action 'dashboard', then listScope, for the set stream, run= streams and a run's stream", async () => {
+    const asked: { action: string; runId: string | undefined }[] = []
+    const handlers = await withRuns({
+      store: new MemoryStore(),
+      secret: SECRET,
+      dashboard: true,
+      authorize: ({ action, runId }: AuthorizeInput) => {
+        asked.push({ action, runId })
+        return action === 'dashboard'
+      },
+      listScope: () => ({ tags: ['team-a'] }),
+      logger: { warn: () => {}, error: () => {} },
+    })
+    try {
+      // The list's set stream (summary view): only the runs in scope.
+      const set = await firstEvents(await handlers.fetch(new Request(`${BASE}/events?view=summary`, { headers: page })), 'ready')
+      expect(set).toContain('"mine"')
+      expect(set).not.toContain('"theirs"')
+      // The open run: the page's shared run= stream, and a run's own stream.
+      await firstEvents(await handlers.fetch(new Request(`${BASE}/events?run=mine`, { headers: page })), 'snapshot')
+      await firstEvents(await handlers.fetch(new Request(`${BASE}/mine/events`, { headers: page })), 'snapshot')
+      // A run outside the scope is no run at all, as for GET /status.
+      expect((await handlers.fetch(new Request(`${BASE}/events?run=theirs`, { headers: page }))).status).toBe(404)
+      expect((await handlers.fetch(new Request(`${BASE}/theirs/events`, { headers: page }))).status).toBe(404)
+      expect(asked).toEqual([
+        { action: 'dashboard', runId: undefined },
+        { action: 'dashboard', runId: 'mine' },
+        { action: 'dashboard', runId: 'mine' },
+        { action: 'dashboard', runId: 'theirs' },
+        { action: 'dashboard', runId: 'theirs' },
+      ])
+      // Without the page's mark the same caller is judged as a list and a stream: refused here.
+      expect((await handlers.fetch(new Request(`${BASE}/events`))).status).toBe(403)
+      expect((await handlers.fetch(new Request(`${BASE}/events?run=mine`))).status).toBe(403)
+      expect((await handlers.fetch(new Request(`${BASE}/mine/events`))).status).toBe(403)
+      // The page's credential as a header works on every stream too.
+      await firstEvents(await handlers.fetch(new Request(`${BASE}/events`, { headers: { ...page, 'X-Webhook-Secret': SECRET } })), 'ready')
+      await firstEvents(await handlers.fetch(new Request(`${BASE}/events?run=theirs`, { headers: { ...page, 'X-Webhook-Secret': SECRET } })), 'snapshot')
+    } finally {
+      await handlers.close()
+    }
+  })
+
+  it('open mode lets only the marked streams through', async () => {
+    const open = await withRuns({ store: new MemoryStore(), secret: SECRET, dashboard: { open: true }, logger: { warn: () => {}, error: () => {} } })
+    try {
+      await firstEvents(await open.fetch(new Request(`${BASE}/events`, { headers: page })), 'ready')
+      await firstEvents(await open.fetch(new Request(`${BASE}/events?run=mine`, { headers: page })), 'snapshot')
+      await firstEvents(await open.fetch(new Request(`${BASE}/theirs/events`, { headers: page })), 'snapshot')
+      expect((await open.fetch(new Request(`${BASE}/events`))).status).toBe(401)
+      expect((await open.fetch(new Request(`${BASE}/mine/events`))).status).toBe(401)
+    } finally {
+      await open.close()
+    }
+  })
+})
+
 describe('createDashboardHandler', () => {
   it('serves the page at its own path over the routes of apiBasePath; anything else is 404', async () => {
     const dashboard = createDashboardHandler({ path: '/admin/pipelines/', apiBasePath: '/api/pipeline' })

@@ -30,7 +30,7 @@ export interface DashboardSettings {
 }
 
 const DEFAULT_TITLE = 'Pipeline runs'
-const DEFAULT_REFRESH_INTERVAL_MS = 3000
+const DEFAULT_REFRESH_INTERVAL_MS = 30_000
 const MIN_REFRESH_INTERVAL_MS = 500
 
 /** The `dashboard` option resolved: `undefined` when off; throws {@link ServerConfigurationError} for one that cannot work. */
