@@ -29,6 +29,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg as osLoadavg } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { createParser } from 'eventsource-parser'
@@ -150,12 +151,18 @@ interface RoundResult {
   writerCpuPerChunkUs: number
   subscriberCpuPerChunkUs: number
   missingBytes: number
+  chunkTripP50Ms: number
+  chunkTripP99Ms: number
+  loopDelayP50Ms: number
+  loopDelayP99Ms: number
 }
 
 /** One streaming round: 50 runs, each one stage writing 50 tokens a second for STREAM_SECONDS. */
 async function streamRound(mode: 'poll' | 'listen', writer: Instance, subscriber: Instance, offset: number): Promise<RoundResult> {
   const runs = Array.from({ length: RUNS_PER_ROUND }, (_, i) => `out-${offset + i + 1}`)
   const requests: Record<string, number> = {}
+  /** Each chunk POST's time from the call to the answer's headers, ms. */
+  const chunkTrips: number[] = []
   const client = new PrismaAPIClient({
     baseUrl: writer.base,
     secret: BENCH_SECRET,
@@ -165,7 +172,12 @@ async function streamRound(mode: 'poll' | 'listen', writer: Instance, subscriber
     fetch: (input: string, init: RequestInit) => {
       const route = new URL(input).pathname.split('/').slice(4).join('/').replace(/\/\d+\//, '/') || 'run'
       requests[route] = (requests[route] ?? 0) + 1
-      return fetch(input, init)
+      if (route !== 'stages/output') return fetch(input, init)
+      const sent = performance.now()
+      return fetch(input, init).then((response) => {
+        chunkTrips.push(performance.now() - sent)
+        return response
+      })
     },
   })
   // Per run: the writes not yet seen, as [end offset in the text, time of write].
@@ -191,6 +203,9 @@ async function streamRound(mode: 'poll' | 'listen', writer: Instance, subscriber
     }),
   )
   const roundLoad = load()
+  // The bench process's own event-loop delay: the runner and the subscribers share it.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+  loopDelay.enable()
   const [writerBefore, subscriberBefore] = await Promise.all([writer.cpu(), subscriber.cpu()])
   let tokens = 0
   let firstWrite = Infinity
@@ -226,6 +241,7 @@ async function streamRound(mode: 'poll' | 'listen', writer: Instance, subscriber
     ),
   )
   const seconds = (performance.now() - started) / 1000
+  loopDelay.disable()
   // Tokens per second over the writing itself (the round also holds runPipeline's start and the final flush).
   const writing = (lastWrite - firstWrite) / 1000
   const [writerAfter, subscriberAfter] = await Promise.all([writer.cpu(), subscriber.cpu()])
@@ -245,6 +261,10 @@ async function streamRound(mode: 'poll' | 'listen', writer: Instance, subscriber
     writerCpuPerChunkUs: (writerAfter - writerBefore) / chunks,
     subscriberCpuPerChunkUs: (subscriberAfter - subscriberBefore) / chunks,
     missingBytes,
+    chunkTripP50Ms: percentile(chunkTrips, 50),
+    chunkTripP99Ms: percentile(chunkTrips, 99),
+    loopDelayP50Ms: loopDelay.percentile(50) / 1e6,
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
   }
 }
 
@@ -356,6 +376,8 @@ try {
     p99Ms: percentile(r.latencies, 99),
     writerCpuPerChunkUs: r.writerCpuPerChunkUs,
     subscriberCpuPerChunkUs: r.subscriberCpuPerChunkUs,
+    chunkPostMs: { p50: r.chunkTripP50Ms, p99: r.chunkTripP99Ms },
+    benchEventLoopDelayMs: { p50: r.loopDelayP50Ms, p99: r.loopDelayP99Ms },
   }))
   results['latencyMs'] = latency
   results['cost'] = { phases: costs, chunkOverStagePerPair: pairRatios, medianChunkUs: median(chunkCosts.map((c) => c.cpuPerRequestUs)), medianStageUs: median(stageCosts.map((c) => c.cpuPerRequestUs)) }
@@ -363,14 +385,14 @@ try {
 
   console.log(`\nload average after: ${load()}`)
   console.log(`\nStreaming: ${RUNS_PER_ROUND} runs at once, one stage each writing ${TOKENS_PER_SECOND} tokens/s for ${STREAM_SECONDS} s, runner following its run stream: ${RUNNER_STREAM} (rounds interleaved; tokens/s over the writing, requests/s over the whole round):`)
-  console.log('| round | mode | load (1/5/15 min) | tokens/s | chunk POSTs/s | chunks per token | other requests/s | write → output p50 | p99 | writer CPU per chunk | subscriber CPU per chunk |')
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+  console.log('| round | mode | load (1/5/15 min) | tokens/s | chunk POSTs/s | chunks per token | other requests/s | write → output p50 | p99 | chunk POST p50 / p99 | bench event-loop delay p50 / p99 | writer CPU per chunk | subscriber CPU per chunk |')
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (const [i, r] of streaming.entries()) {
     const chunks = r.requests['stages/output'] ?? 0
     const other = Object.entries(r.requests).filter(([k]) => k !== 'stages/output').map(([k, v]) => `${k} ${(v / r.seconds).toFixed(1)}`).join(', ')
     console.log(
       `| ${i + 1} | ${r.mode} | ${r.load} | ${r.tokensPerSecond.toFixed(0)} | ${(chunks / r.seconds).toFixed(1)} | ${(chunks / r.tokens).toFixed(3)} | ${other} | ` +
-        `${percentile(r.latencies, 50).toFixed(0)} ms | ${percentile(r.latencies, 99).toFixed(0)} ms | ${r.writerCpuPerChunkUs.toFixed(0)} µs | ${r.subscriberCpuPerChunkUs.toFixed(0)} µs |`,
+        `${percentile(r.latencies, 50).toFixed(0)} ms | ${percentile(r.latencies, 99).toFixed(0)} ms | ${r.chunkTripP50Ms.toFixed(0)} / ${r.chunkTripP99Ms.toFixed(0)} ms | ${r.loopDelayP50Ms.toFixed(0)} / ${r.loopDelayP99Ms.toFixed(0)} ms | ${r.writerCpuPerChunkUs.toFixed(0)} µs | ${r.subscriberCpuPerChunkUs.toFixed(0)} µs |`,
     )
   }
   for (const mode of ['poll', 'listen'] as const) {
