@@ -3,7 +3,7 @@
  * `pg` pool fast path) on real PostgreSQL, streams in `BENCH_LIVE=poll` (version polling every
  * 250 ms) or `BENCH_LIVE=listen` (LISTEN connection; the store notifies after commit, in batches; on the
  * request pool, or with `BENCH_LIVE=direct` on a connection of their own, `notifyPool`). Answers `cpu`
- * and `memory` (after a full GC; run with --expose-gc) over IPC.
+ * and `memory` (after a full GC; run with --expose-gc) over IPC. `BENCH_STAGE_COUNT` shortens the catalogue.
  */
 import { createServer } from 'node:http'
 import { PrismaPg } from '@prisma/adapter-pg'
@@ -38,7 +38,8 @@ app.use(
   createExpressRouter({
     store,
     secret: BENCH_SECRET,
-    stages: BENCH_STAGES,
+    // BENCH_STAGE_COUNT: a shorter catalogue (the stage-output bench's runs have one stage, as runPipeline checks).
+    stages: process.env['BENCH_STAGE_COUNT'] ? BENCH_STAGES.slice(0, Number(process.env['BENCH_STAGE_COUNT'])) : BENCH_STAGES,
     logger: silent,
     live: { maxStreams: 5_000, listen: listen ? createPgRunListener({ connectionString: databaseUrl(), channel }) : undefined },
   }),
