@@ -1,8 +1,9 @@
 /**
  * The page test/react/components.test.ts opens in Chromium: RunTimeline and RunList as an app
  * mounts them, live against the real handlers. Bundled with esbuild by the test. Query: `run`
- * (a run to follow), `list=1` (the list), `secret` (sent as X-Webhook-Secret: a test page only;
- * a real page uses a read token or the app's session).
+ * (a run to follow), `list=1` (the list), `share=0` (the run on its own stream instead of the
+ * page's shared connection), `secret` (sent as X-Webhook-Secret: a test page only; a real page
+ * uses a read token or the app's session).
  */
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
@@ -17,13 +18,12 @@ function App() {
   return (
     <main className="page">
       <h1 className="page-title">Pipeline components</h1>
-      {runId ? <RunTimeline runId={runId} url="/api/pipeline" options={{ headers }} /> : null}
+      {runId ? <RunTimeline runId={runId} url="/api/pipeline" options={{ headers, share: params.get('share') === '0' ? false : undefined }} /> : null}
       {params.get('list') ? (
         <section aria-label="Runs" className="page-list">
           <RunList
             url="/api/pipeline"
             headers={headers}
-            pollIntervalMs={250}
             renderLink={({ run, children, className }) => (
               <a className={className} href={`?run=${encodeURIComponent(run.id)}&secret=${encodeURIComponent(secret)}`}>
                 {children}
