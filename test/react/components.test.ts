@@ -1,8 +1,9 @@
 /**
  * RunTimeline and RunList in Chromium, used as a person uses them: a page of the components
  * (components-page.tsx, bundled with esbuild) served beside the real handlers on a MemoryStore.
- * A runner's updates go through HTTP and show up without a reload; the list filters with the
- * keyboard and follows changes; hostile stored text renders as text and runs nothing; axe-core
+ * A runner's updates go through HTTP and show up without a reload, a running stage's streamed
+ * text (chunks through the output route) grows on screen; the list (useRuns, one set stream)
+ * filters with the keyboard and follows runs joining, changing and leaving; hostile stored text renders as text and runs nothing; axe-core
  * finds no serious or critical violation. Screenshots at 1280 and 390 px go to test/.artifacts
  * (components-*.png).
  */
@@ -363,7 +364,7 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.close()
   })
 
-  it('filters the list with the keyboard, follows runs as they change, and links each run', async () => {
+  it('filters the list with the keyboard, follows runs as they join, change and leave a filter, and links each run', async () => {
     const tag = `kb-${Date.now().toString(36)}`
     const [first, second, third] = [newRunId('list-a'), newRunId('list-b'), newRunId('list-c')]
     await post('/runs', { id: first, tags: [tag, 'nightly'] })
@@ -387,6 +388,11 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await tabTo(page, 'Tag', 'Shift+Tab')
     await page.keyboard.type(tag)
     await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([third, second, first])
+    // Follows: a run created with the tag joins at the top, without a reload; one without it does not.
+    const [other, joined] = [newRunId('list-d'), newRunId('list-e')]
+    await post('/runs', { id: other, tags: ['another-tag'] })
+    await post('/runs', { id: joined, tags: [tag] })
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([joined, third, second, first])
     // Status by keyboard: Shift+Tab to the status select, choose Processing.
     await tabTo(page, 'Status', 'Shift+Tab')
     await page.locator(':focus').selectOption('PROCESSING')
@@ -415,7 +421,7 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([])
     await page.getByRole('button', { name: 'Clear filters' }).click()
     await page.getByRole('searchbox', { name: 'Tag' }).fill(tag)
-    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([third, second, first])
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([joined, third, second, first])
 
     await page.screenshot({ path: join(artifacts, 'components-list-1280.png'), fullPage: true })
     expect(await axeViolations(page)).toEqual([])
