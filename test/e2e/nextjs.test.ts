@@ -639,6 +639,8 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await runner.markStageProcessing(joined, 1)
     await expect.poll(top, { timeout: 15_000 }).toBe(`${joined} PROCESSING`)
     await runner.close()
+    await mkdir(artifacts, { recursive: true })
+    await page.screenshot({ path: join(artifacts, 'nextjs-home.png'), fullPage: true })
     await page.click(`a[href="/runs/${listed}"]`)
     await page.waitForURL(`${origin}/runs/${listed}`)
     expect(problems).toEqual([])
