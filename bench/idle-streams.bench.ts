@@ -25,10 +25,14 @@ interface Child {
   stop(): void
 }
 
-async function start(target: string, runs: number): Promise<Child> {
+/** `IDLE_ORDER` entries `target@before` load the package from `IDLE_BEFORE_SRC` (another commit's src/, for A/B runs). */
+async function start(entry: string, runs: number): Promise<Child> {
+  const [target, variant] = entry.split('@')
+  const before = process.env['IDLE_BEFORE_SRC']
+  if (variant === 'before' && !before) throw new Error(`${entry}: set IDLE_BEFORE_SRC to the src/ directory of the commit to compare with`)
   const child = fork(join(root, 'bench/servers/idle-server.ts'), {
     execArgv: ['--expose-gc', '--import', 'tsx'],
-    env: { ...process.env, IDLE_TARGET: target, IDLE_RUNS: String(runs) },
+    env: { ...process.env, IDLE_TARGET: target, IDLE_RUNS: String(runs), ...(variant === 'before' ? { IDLE_SRC: before } : {}) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const port = await new Promise<number>((resolve, reject) => {

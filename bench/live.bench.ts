@@ -19,14 +19,19 @@
  * 4. Memory per idle subscriber: 1,000 open streams on one instance (poll mode), the instance's
  *    heap and RSS after a full GC before and after, divided by 1,000.
  *
+ * Each latency round also prints where the CPU went (cores used by the subscriber, the writer and
+ * this process, the machine's busy share) and the subscriber's run reads and the writer's batches.
+ *
  * Needs DATABASE_URL; without it, it says so and skips. Knobs: BENCH_LIVE_NOTIFY=1 (only part 1,
- * LISTEN writers batching on their request pool vs on `notifyPool`, rates interleaved), BENCH_LIVE_SECONDS (per latency
+ * LISTEN writers batching on their request pool vs on `notifyPool`, rates interleaved),
+ * BENCH_LIVE_HIGH_RATE (the high rate, default 1000), BENCH_LIVE_HEARTBEATS=1 (only part 3, with the
+ * writer's CPU per request per block), BENCH_LIVE_SECONDS (per latency
  * round, default 8, at most 20 for the 1,000/s rounds), BENCH_SECONDS (per throughput block, default 3), BENCH_ROUNDS (default 4),
  * BENCH_LIVE_OUTPUT (default bench/results/latest/live.json; bench/results/live.json is the run behind bench/README.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -43,12 +48,15 @@ const LIVE_SECONDS = Number(process.env['BENCH_LIVE_SECONDS'] ?? 8)
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3)
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 4)
 const RATE = 100
-const HIGH_RATE = 1_000
+/** `BENCH_LIVE_HIGH_RATE`: the high rate of the latency rounds (a lower one shows each process's CPU per update while the machine is not saturated). */
+const HIGH_RATE = Number(process.env['BENCH_LIVE_HIGH_RATE'] ?? 1_000)
 const STREAMS = 100
 const HEARTBEAT_RUNS = 10_000
 const HEARTBEAT_RATE = 1_000
 /** `BENCH_LIVE_NOTIFY=1`: only the latency part, LISTEN writers batching on their request pool vs on `notifyPool` (`direct`). */
 const NOTIFY_ONLY = process.env['BENCH_LIVE_NOTIFY'] === '1'
+/** `BENCH_LIVE_HEARTBEATS=1`: only part 3 (heartbeats beside stage updates), with the writer's CPU per request in each block. */
+const HEARTBEATS_ONLY = process.env['BENCH_LIVE_HEARTBEATS'] === '1'
 /** The latency rounds, interleaved: mode and updates per second. */
 const LATENCY_ROUNDS: ReadonlyArray<readonly ['poll' | 'listen' | 'direct', number]> = NOTIFY_ONLY
   ? [
@@ -70,6 +78,35 @@ const LATENCY_ROUNDS: ReadonlyArray<readonly ['poll' | 'listen' | 'direct', numb
       ['listen', HIGH_RATE],
     ]
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim()
+/** The machine's busy and total CPU time so far, in clock ticks (/proc/stat's first line). */
+const machineTicks = () => {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0)
+  const total = fields.reduce((a, b) => a + b, 0)
+  return { busy: total - idle, total }
+}
+/** CPU ticks of every PostgreSQL process (all databases: other engineers' tests included). */
+const postgresTicks = () => {
+  let ticks = 0
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const close = stat.lastIndexOf(')')
+      if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue
+      const rest = stat.slice(close + 2).split(' ')
+      ticks += Number(rest[11]) + Number(rest[12])
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return ticks
+}
+interface InstanceStats {
+  cpu: NodeJS.CpuUsage
+  runReads: number
+  notify: { sent: number; batches: number; failedBatches: number; dropped: number } | null
+}
 const IDLE_STREAMS = 1_000
 const RUNS = 4_000
 const OUTPUT_FILE = resolve(root, process.env['BENCH_LIVE_OUTPUT'] ?? defaultOutput('live.json'))
@@ -164,6 +201,9 @@ async function subscribe(base: string, runId: string, onStage: (key: string, at:
 
 /** Stage updates the writer refused (503, or a reset connection: it could not keep up) per `mode@rate`; not latency samples. */
 const refusals: Record<string, number> = {}
+/** Of those, the 503s (the writer's statement waited past its queryTimeoutMs, 5 s, most of it for a pooled connection). */
+const refused503: Record<string, number> = {}
+const refused408: Record<string, number> = {}
 
 /** One latency round at `rate` updates a second: returns the milliseconds from each 200 to its event. */
 async function latencyRound(mode: string, subscriber: Instance, writer: Instance, runOffset: number, rate: number): Promise<number[]> {
@@ -189,8 +229,11 @@ async function latencyRound(mode: string, subscriber: Instance, writer: Instance
       fetch(`${writer.base}/${runId}/stage-update`, { method: 'POST', headers, body }).then(async (response) => {
         const at = performance.now()
         await response.arrayBuffer()
-        if (response.status === 503) {
+        // 408: Node's own headersTimeout/requestTimeout, when the writer did not even read the request in time.
+        if (response.status === 503 || response.status === 408) {
           refusals[`${mode}@${rate}`] = (refusals[`${mode}@${rate}`] ?? 0) + 1
+          const kind = response.status === 503 ? refused503 : refused408
+          kind[`${mode}@${rate}`] = (kind[`${mode}@${rate}`] ?? 0) + 1
           return
         }
         if (response.status !== 200) throw new Error(`stage-update answered ${response.status}`)
@@ -247,23 +290,48 @@ try {
   // 1. Latency, interleaved modes and rates.
   const samples: Record<string, number[]> = {}
   const roundP99: Record<string, number[]> = {}
+  const breakdowns: Record<string, unknown[]> = {}
   let offset = 0
-  for (const [mode, rate] of LATENCY_ROUNDS) {
+  for (const [mode, rate] of HEARTBEATS_ONLY ? [] : LATENCY_ROUNDS) {
     const [subscriber, writer] = mode === 'poll' ? [subscriberPoll, writerPoll] : [subscriberListen, mode === 'direct' ? writerDirect : writerListen]
     const key = `${mode}@${rate}`
+    const [subBefore, writerBefore] = await Promise.all([subscriber.ask<InstanceStats>('stats', 'stats'), writer.ask<InstanceStats>('stats', 'stats')])
+    const benchBefore = process.cpuUsage()
+    const machineBefore = machineTicks()
+    const pgBefore = postgresTicks()
+    const startedAt = performance.now()
     const round = await latencyRound(mode, subscriber, writer, offset, rate)
+    const seconds = (performance.now() - startedAt) / 1000
+    const [subAfter, writerAfter] = await Promise.all([subscriber.ask<InstanceStats>('stats', 'stats'), writer.ask<InstanceStats>('stats', 'stats')])
+    const benchCpu = process.cpuUsage(benchBefore)
+    const machineAfter = machineTicks()
+    const cores = (u: NodeJS.CpuUsage, v: NodeJS.CpuUsage) => (v.user + v.system - u.user - u.system) / 1e6 / seconds
+    const breakdown = {
+      seconds: Number(seconds.toFixed(1)),
+      // Cores in use over the round (1.00 = one core busy throughout).
+      coresSubscriber: Number(cores(subBefore.cpu, subAfter.cpu).toFixed(2)),
+      coresWriter: Number(cores(writerBefore.cpu, writerAfter.cpu).toFixed(2)),
+      coresBench: Number(((benchCpu.user + benchCpu.system) / 1e6 / seconds).toFixed(2)),
+      coresPostgres: Number(((postgresTicks() - pgBefore) / 100 / seconds).toFixed(2)),
+      machineBusy: Number(((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)).toFixed(2)),
+      subscriberRunReads: subAfter.runReads - subBefore.runReads,
+      notifyBatches: writerAfter.notify && writerBefore.notify ? writerAfter.notify.batches - writerBefore.notify.batches : null,
+      notifySent: writerAfter.notify && writerBefore.notify ? writerAfter.notify.sent - writerBefore.notify.sent : null,
+    }
+    ;(breakdowns[key] ??= []).push(breakdown)
     ;(samples[key] ??= []).push(...round)
     ;(roundP99[key] ??= []).push(percentile(round, 99))
     offset += STREAMS
-    console.log(`latency round ${key}: p99 ${percentile(round, 99).toFixed(1)} ms, load ${loadavg()}`)
+    console.log(`latency round ${key}: p50 ${percentile(round, 50).toFixed(1)} ms, p99 ${percentile(round, 99).toFixed(1)} ms, load ${loadavg()}, ${JSON.stringify(breakdown)}`)
   }
   const latency = Object.fromEntries(
     Object.entries(samples).map(([key, values]) => [
       key,
-      { samples: values.length, refused: refusals[key] ?? 0, p50: percentile(values, 50), p99: percentile(values, 99), max: percentile(values, 100), roundP99: roundP99[key] },
+      { samples: values.length, refused: refusals[key] ?? 0, refused503: refused503[key] ?? 0, refused408: refused408[key] ?? 0, p50: percentile(values, 50), p99: percentile(values, 99), max: percentile(values, 100), roundP99: roundP99[key] },
     ]),
   )
   results['latencyMs'] = latency
+  results['latencyRounds'] = breakdowns
   if (NOTIFY_ONLY) {
     results['loadAfter'] = loadavg()
     console.log(`\nload average after: ${loadavg()}`)
@@ -308,7 +376,7 @@ try {
   // Warm-up, not measured: the LISTEN writer took 16,000 more writes in the latency rounds, and a
   // cold process (JIT, heap) would make the comparison favour it.
   for (const writer of [writerPoll, writerListen]) await stageUpdates(writer)
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < (HEARTBEATS_ONLY ? 0 : ROUNDS); round++) {
     const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)
     for (const notify of order) {
       const result = await stageUpdates(notify === 'on' ? writerListen : writerPoll)
@@ -354,13 +422,22 @@ try {
     })
   const beside: Record<'without' | 'with', { rps: number[]; p99: number[] }> = { without: { rps: [], p99: [] }, with: { rps: [], p99: [] } }
   const beats = { sent: 0, rps: [] as number[], p99: [] as number[], non2xx: 0 }
+  const cpuPerRequest: Record<string, number[]> = {}
+  const cpuBlocks: Array<{ load: string; stageUpdates: number; heartbeats: number; cpuMs: number; loadavg: string }> = []
   await sleep(1500)
   const statsBefore = await runStats()
   let stageWrites = 0
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const)
     for (const load of order) {
+      const cpuBefore = await writerPoll.ask<InstanceStats>('stats', 'stats')
       const [result, beaten] = await Promise.all([stageUpdates(writerPoll), load === 'with' ? heartbeats(writerPoll) : undefined])
+      const cpuAfter = await writerPoll.ask<InstanceStats>('stats', 'stats')
+      const requests = result.requests.total + (beaten?.requests.total ?? 0)
+      const cpuMs = (cpuAfter.cpu.user + cpuAfter.cpu.system - cpuBefore.cpu.user - cpuBefore.cpu.system) / 1000
+      // The writer's CPU per request in this block (stage updates and heartbeats alike), microseconds.
+      ;(cpuPerRequest[load] ??= []).push(Math.round((cpuMs * 1000) / requests))
+      cpuBlocks.push({ load, stageUpdates: result.requests.total, heartbeats: beaten?.requests.total ?? 0, cpuMs: Math.round(cpuMs), loadavg: loadavg() })
       beside[load].rps.push(result.requests.average)
       beside[load].p99.push(result.latency.p99)
       stageWrites += result.requests.total
@@ -380,6 +457,8 @@ try {
     heartbeats: { perSecond: median(beats.rps), p99Ms: median(beats.p99), sent: beats.sent, non2xx: beats.non2xx },
     runTable: { updates: statsAfter.upd - statsBefore.upd, hotUpdates: statsAfter.hot - statsBefore.hot, stageWrites },
     rounds: beside,
+    writerCpuPerRequestUs: cpuPerRequest,
+    writerCpuBlocks: cpuBlocks,
   }
   results['heartbeatsBeside'] = heartbeatLoad
 
@@ -421,6 +500,7 @@ try {
   console.log(`| with    | ${h.with.updatesPerSecond.toFixed(0)}/s | p99 ${h.with.p99Ms} ms |`)
   console.log(`  with / without: ${(h.with.updatesPerSecond / h.without.updatesPerSecond).toFixed(2)}× (per pair: ${pairs(beside.with.rps, beside.without.rps).join(', ')})`)
   console.log(`  heartbeats: ${h.heartbeats.perSecond.toFixed(0)}/s, p99 ${h.heartbeats.p99Ms} ms, ${h.heartbeats.sent} sent, ${h.heartbeats.non2xx} not 2xx`)
+  console.log(`  writer CPU per request (µs, per block): without ${cpuPerRequest['without']?.join(', ')}; with ${cpuPerRequest['with']?.join(', ')}`)
   console.log(`  run table: ${h.runTable.updates} updates, ${h.runTable.hotUpdates} heap-only (stage writes ${h.runTable.stageWrites}, which change the indexed updatedAt)`)
   console.log(`\nMemory per idle subscriber (${IDLE_STREAMS} open streams): heap ${memory.heapPerStreamBytes} B, RSS ${memory.rssPerStreamBytes} B, external ${memory.externalPerStreamBytes} B`)
 

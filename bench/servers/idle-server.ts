@@ -7,12 +7,15 @@
 import { createServer } from 'node:http'
 import { writeHeapSnapshot } from 'node:v8'
 import express from 'express'
-import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
-import { toWebRequest, writeWebResponse } from '../../src/server/http/node-bridge.js'
-import { newRun } from '../../src/core/state-machine.js'
 import { BENCH_SECRET, BENCH_STAGES, reportToParent } from './shared.js'
 
+// IDLE_SRC: the package's source to load (default this checkout's src/; an A/B run points it at
+// another commit's copy, e.g. `git archive <commit> src | tar -x -C /tmp/before`).
+const src = process.env['IDLE_SRC'] ?? '../../src'
+const { createExpressRouter } = (await import(`${src}/express/index.ts`)) as typeof import('../../src/express/index.js')
+const { createPipelineStatusHandlers, MemoryStore } = (await import(`${src}/server/index.ts`)) as typeof import('../../src/server/index.js')
+const { toWebRequest, writeWebResponse } = (await import(`${src}/server/http/node-bridge.ts`)) as typeof import('../../src/server/http/node-bridge.js')
+const { newRun } = (await import(`${src}/core/state-machine.ts`)) as typeof import('../../src/core/state-machine.js')
 const target = process.env['IDLE_TARGET'] ?? 'express'
 const runs = Number(process.env['IDLE_RUNS'] ?? 1000)
 const store = new MemoryStore()
@@ -46,7 +49,7 @@ if (target === 'express') {
     createServer((req, res) => {
       const controller = new AbortController()
       res.once('close', () => controller.abort())
-      void handlers.fetch(toWebRequest(req, 'http://localhost', { signal: controller.signal })).then((response) => writeWebResponse(res, response)).catch(() => res.destroy())
+      void handlers.fetch(toWebRequest(req, 'http://localhost', { signal: controller.signal, directEvents: true } as Parameters<typeof toWebRequest>[2])).then((response) => writeWebResponse(res, response)).catch(() => res.destroy())
     }),
   )
 }

@@ -23,6 +23,13 @@ const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL_SIZE })
 const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
 const notifyPool = direct ? createPgConnections({ connectionString: databaseUrl() }).notifyPool : undefined
 const store = createPrismaStore({ prisma, pool, ...(listen ? { notifyChannel: channel, notifyPool } : {}) })
+// Counted for the bench's per-round breakdown: the watcher's run reads (one per notified change).
+let runReads = 0
+const getRun = store.getRun.bind(store)
+store.getRun = (runId) => {
+  runReads += 1
+  return getRun(runId)
+}
 const silent = { warn: () => {}, error: (message: string) => console.error(message) }
 
 const app = express()
@@ -38,6 +45,7 @@ app.use(
 )
 reportToParent(createServer(app))
 process.on('message', (message) => {
+  if (message === 'stats') process.send?.({ stats: { cpu: process.cpuUsage(), runReads, notify: store.notifyCounts ?? null } })
   if (message !== 'memory') return
   const gc = (globalThis as { gc?: () => void }).gc
   gc?.()

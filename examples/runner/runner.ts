@@ -49,11 +49,30 @@ export interface ExampleRunResult {
   delivered: boolean
 }
 
-/** The example's five stages: each waits `delayMs` (honouring the abort signal) and returns a small output. */
+/** The last stage's report: markdown, as an LLM would write it. */
+export function opportunitiesReport(stagesBefore: number): string {
+  return [
+    '# Opportunities',
+    '',
+    `Drawn from ${stagesBefore} earlier stages: the survey, the amplified signals, the translation and the brand fit.`,
+    '',
+    '1. **Pastry pop-ups**: small, premium treats where Gen Z already queues; high brand fit.',
+    '2. **Limited drops**: one flavour a month, announced a week ahead, sold out by design.',
+    '3. **Éclair subscriptions**: a box every Friday, for offices and for regulars.',
+    '',
+  ].join('\n')
+}
+
+/**
+ * The example's five stages: each waits `delayMs` (honouring the abort signal) and returns a
+ * small output. The last one writes its markdown report word by word with `write`, like an LLM
+ * streaming tokens over three times `delayMs`, so a live page shows the text growing before the
+ * stage completes.
+ */
 export function createExampleStages(delayMs = 200): StageFunction[] {
-  const work = (signal: AbortSignal) =>
+  const work = (signal: AbortSignal, ms = delayMs) =>
     new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, delayMs)
+      const timer = setTimeout(resolve, ms)
       signal.addEventListener('abort', () => {
         clearTimeout(timer)
         reject(signal.reason)
@@ -76,9 +95,15 @@ export function createExampleStages(delayMs = 200): StageFunction[] {
       await work(signal)
       return { brand: 'Maison Example', fit: 'high' }
     },
-    async ({ signal, previousOutputs }) => {
-      await work(signal)
-      return `# Opportunities\n\n1. **Pastry pop-ups** (from ${previousOutputs.length} earlier stages)\n`
+    async ({ signal, previousOutputs, write }) => {
+      const report = opportunitiesReport(previousOutputs.length)
+      const words = report.match(/\S+\s*|\s+/g) ?? [report]
+      for (const word of words) {
+        await work(signal, (3 * delayMs) / words.length)
+        write(word)
+      }
+      // The final output replaces the streamed text (they are the same here).
+      return report
     },
   ]
 }

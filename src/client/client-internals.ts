@@ -11,6 +11,7 @@ import type { StageUpdateStatus } from '../contract/status.js'
 import type { UpdateOutcome } from './delivery.js'
 import { ConfigurationError } from './errors.js'
 import type { Logger } from './logger.js'
+import type { OutputStream } from './output-writer.js'
 import type { ProgressReport } from './progress.js'
 import type { StageAttemptFields } from './stage-output.js'
 import type { RunFinishedEvent } from './run-finished.js'
@@ -37,6 +38,8 @@ export interface ClientInternals {
   runFinished(runId: string): RunFinishedEvent | undefined
   /** The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`). */
   serverCatalogue(runId: string): Promise<RunCatalogue>
+  /** A stage attempt's output stream (`streamStageOutput`), for a stage context's `write`. */
+  openOutputStream(runId: string, stageNumber: number): OutputStream
   /** The client's logger, for `runPipeline`'s own warnings. */
   readonly logger: Logger
 }

@@ -80,6 +80,8 @@ export interface UpdateOutcome {
 export interface PendingUpdate {
   runId: string
   route: OutboxRoute
+  /** The stage of a streamed output chunk (`route: 'stageOutput'`), which its URL names. */
+  stageNumber?: number | undefined
   json: string
   id: string
   /** `stage 2 COMPLETED` or `completion`, for the logs. */
@@ -96,6 +98,12 @@ export type Delivered =
   | { state: 'queued'; id: string; alterations: OutputAlteration[] }
   | { state: 'dead-lettered' | 'failed'; id: string; error: unknown; alterations: OutputAlteration[] }
   | { state: 'run-finished'; id: string; error: RunFinishedError; alterations: OutputAlteration[] }
+  /**
+   * A streamed output chunk the server refused for good (409 `output_out_of_order`,
+   * `stage_not_started`, `stage_finished`; 413; 400): neither logged nor dead-lettered here, the
+   * output stream logs one line and stops (`output-writer.ts`).
+   */
+  | { state: 'refused'; id: string; error: StatusHttpError; alterations: OutputAlteration[] }
 
 /**
  * What a failed send comes to, the one table of the client (first send and redelivery alike):
@@ -117,7 +125,7 @@ export class Delivery {
   readonly #observer: RunFinishedObserver
   readonly #logger: Logger
   readonly #stages: StageCatalogue
-  readonly #url: (route: OutboxRoute, runId: string) => string
+  readonly #url: (route: OutboxRoute, runId: string, stageNumber?: number) => string
   #outbox: Outbox | undefined
   /** The tail of each run's chain of updates, so they go out one by one in call order. */
   readonly #lanes = new Map<string, Promise<unknown>>()
@@ -133,7 +141,7 @@ export class Delivery {
     observer: RunFinishedObserver
     logger: Logger
     stages: StageCatalogue
-    url: (route: OutboxRoute, runId: string) => string
+    url: (route: OutboxRoute, runId: string, stageNumber?: number) => string
   }) {
     this.#transport = options.transport
     this.#observer = options.observer
@@ -204,7 +212,7 @@ export class Delivery {
         for (;;) {
           try {
             const response = await this.#transport.send(
-              { method: 'POST', url: this.#url(current.route, runId), body: current.json, idempotencyKey: current.id, what: `Run ${runId}: ${current.what}` },
+              { method: 'POST', url: this.#url(current.route, runId, current.stageNumber), body: current.json, idempotencyKey: current.id, what: `Run ${runId}: ${current.what}` },
               { retry: true },
             )
             outbox?.nudge()
@@ -234,6 +242,8 @@ export class Delivery {
                 await this.#enqueue(current, firstAttemptAt, failureReason(error), failure.kind === 'slow-queue')
                 return { state: 'queued', id: current.id, alterations }
               case 'dead-letter':
+                // A refused chunk ends its output stream, which says so once: no line per chunk.
+                if (current.route === 'stageOutput') return { state: 'refused', id: current.id, error: failure.error, alterations }
                 if (!outbox) throw error
                 await outbox.deadLetter(
                   { v: 1, id: current.id, runId, route: current.route, body: current.json, queuedAt: firstAttemptAt, firstAttemptAt },
@@ -280,10 +290,10 @@ export class Delivery {
     const what = `${describeEntry(entry)} (from the outbox)`
     try {
       const response = await this.#transport.send(
-        { method: 'POST', url: this.#url(entry.route, entry.runId), body: entry.body, idempotencyKey: entry.id, what: `Run ${entry.runId}: ${what}` },
+        { method: 'POST', url: this.#url(entry.route, entry.runId, entry.stageNumber), body: entry.body, idempotencyKey: entry.id, what: `Run ${entry.runId}: ${what}` },
         { retry: false, signal },
       )
-      const update = { runId: entry.runId, route: entry.route, json: entry.body, id: entry.id, what, finishing: isFinishing(entry, this.#stages) }
+      const update = { runId: entry.runId, route: entry.route, stageNumber: entry.stageNumber, json: entry.body, id: entry.id, what, finishing: isFinishing(entry, this.#stages) }
       const { finished: stale } = this.#observer.learnFromAnswer(update, response.text)
       // Answered but not stored: the run had ended elsewhere.
       if (stale) return { result: 'superseded', reason: `not stored: the run ended elsewhere (${stale.status})` }
@@ -406,6 +416,7 @@ export class Delivery {
       id: update.id,
       runId: update.runId,
       route: update.route,
+      ...(update.stageNumber === undefined ? {} : { stageNumber: update.stageNumber }),
       body: update.json,
       queuedAt: new Date().toISOString(),
       ...(firstAttemptAt === undefined ? {} : { firstAttemptAt }),

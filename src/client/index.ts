@@ -41,6 +41,8 @@ export type { PrismaAPIClientOptions, SigningOptions, CloseOptions, CloseResult,
 export { isQueuedDelivery, type QueuedDelivery, type UndeliveredUpdates } from './delivery.js'
 export type { RunFinishedEvent } from './run-finished.js'
 export type { ProgressReport } from './progress.js'
+export type { StageOutputStream, StageOutputStreamOptions, StageOutputSummary } from './output-writer.js'
+export type { StageOutputChunk, StageOutputChunkResponse } from '../contract/output-chunks.js'
 export type { CreateRunOptions } from './create-run.js'
 export type { CountRunsOptions, ListRunsOptions, RunFilter } from './run-list.js'
 export { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, outputJsonReplacer, type OutputAlteration } from './stage-output.js'

@@ -8,7 +8,8 @@ import { CompleteRun } from '../contract/complete.js'
 import { PayloadValidationError, parseRunId } from '../contract/parse.js'
 import { CompleteRunResponse, CreateRunResponse, type HeartbeatResponse, RunStatusResponse } from '../contract/records.js'
 import type { RunCounts, RunListPage } from '../contract/run-list.js'
-import { type RouteName, routePath } from '../contract/routes.js'
+import { MAX_OUTPUT_CHUNK_BYTES, StageOutputChunk, StageOutputChunkResponse } from '../contract/output-chunks.js'
+import { type RouteName, buildRoutePath, routePath } from '../contract/routes.js'
 import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
@@ -28,7 +29,9 @@ import { type ProgressReport, ProgressReports } from './progress.js'
 import { type RunFinishedEvent, RunFinishedObserver } from './run-finished.js'
 import { type CountRunsOptions, type ListRunsOptions, type RunListTransport, countRuns, listRunPages, withQuery } from './run-list.js'
 import { RunEndWatches, type RunStreamHold } from './run-end-watch.js'
-import { type OutputAlteration, type StageAttemptFields, buildStageUpdate, storableStageUpdate } from './stage-output.js'
+import { type OutputAlteration, type StageAttemptFields, buildStageUpdate, storableStageUpdate, utf8Bytes } from './stage-output.js'
+import { OutputStream, type StageOutputStream, type StageOutputStreamOptions, chunkResult } from './output-writer.js'
+import { z } from 'zod'
 import { Transport } from './transport.js'
 
 /**
@@ -128,7 +131,7 @@ export class PrismaAPIClient {
       options.followRunStream === false
         ? undefined
         : new RunEndWatches({ transport, observer: this.#observer, logger, url: (runId) => this.#url('events', runId), connectMs: timeoutMs, heartbeatIntervalMs })
-    this.#delivery = new Delivery({ transport, observer: this.#observer, logger, stages, url: (route, runId) => this.#url(route, runId) })
+    this.#delivery = new Delivery({ transport, observer: this.#observer, logger, stages, url: (route, runId, stageNumber) => this.#url(route, runId, stageNumber) })
     this.#progress = new ProgressReports(this.#delivery)
     try {
       this.#outbox = options.outbox
@@ -158,6 +161,7 @@ export class PrismaAPIClient {
       holdRunStream: (runId) => (this.#closed || this.runFinished(runId) || this.#watches === undefined ? NO_HOLD : this.#watches.hold(runId)),
       onRunFinished: (runId, listener) => this.#observer.listen(runId, listener),
       runFinished: (runId) => this.runFinished(runId),
+      openOutputStream: (runId, stageNumber) => this.#openOutputStream(runId, stageNumber),
       logger: this.#logger,
       serverCatalogue: async (runId) => {
         const known = this.#catalogues.get(runId)
@@ -360,6 +364,106 @@ export class PrismaAPIClient {
   }
 
   /**
+   * Appends one chunk to a running stage's streamed output (`POST
+   * {base}/{runId}/stages/{stageNumber}/output` with `{ seq, text }`), in order with the run's
+   * other updates, retried with one `Idempotency-Key` and kept in the outbox like them. `seq` is
+   * 0, 1, 2, ... per stage and attempt (it restarts at 0 when a higher attempt of the stage was
+   * reported). Most runners call {@link streamStageOutput} (or `write` in `runPipeline`), which
+   * numbers, batches and splits the text.
+   *
+   * Resolves the server's answer `{ outcome, stage: { stageNumber, outputSeq }, run }`
+   * (`outcome`: `applied`, `duplicate` for a repeat, `conflict` for a repeat with other text), or
+   * a {@link QueuedDelivery} when the outbox took it. Throws {@link PayloadValidationError}
+   * before sending for a run id, stage number or `seq` the contract refuses, or a `text` over
+   * 64 KiB as UTF-8 (`MAX_OUTPUT_CHUNK_BYTES`); {@link StatusHttpError} for a refusal: 409
+   * `stage_not_started`, `output_out_of_order` (the problem's `expectedSeq` is the next one),
+   * `stage_finished`, `run_finished` (a `RunFinishedError`), 413 `output_too_large` (the stage's
+   * text would pass the server's `maxBytes`); and the transport errors without an outbox. NUL
+   * characters and lone surrogates in `text` are replaced with U+FFFD.
+   *
+   * @example
+   * ```ts
+   * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+   * const client = new PrismaAPIClient()
+   * await client.markStageProcessing('run_1', 4)
+   * await client.appendStageOutput('run_1', 4, { seq: 0, text: '## Find' })
+   * await client.appendStageOutput('run_1', 4, { seq: 1, text: 'ings\n' })
+   * ```
+   */
+  async appendStageOutput(runId: string, stageNumber: number, chunk: StageOutputChunk): Promise<StageOutputChunkResponse | QueuedDelivery> {
+    // Checked as it will be sent: NUL and lone surrogates become U+FFFD (3 bytes each) first.
+    const text = typeof chunk?.text === 'string' ? toStorableText(chunk.text).text : chunk?.text
+    const parsed = OutputChunkInput.safeParse({ stageNumber, ...chunk, text })
+    if (!parsed.success) throw new PayloadValidationError('output chunk', parsed.error.issues)
+    parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
+    if (this.#closed) throw new ClientClosedError()
+    const outcome = await this.#sendOutputChunk(runId, stageNumber, parsed.data.seq, parsed.data.text)
+    switch (outcome.state) {
+      case 'delivered':
+        return parseResponse(StageOutputChunkResponse, outcome.text, 'output chunk')
+      case 'queued':
+        return { queued: true, runId, idempotencyKey: outcome.id }
+      default:
+        throw outcome.error
+    }
+  }
+
+  /**
+   * Streams a running stage's output as it is produced (an LLM's tokens): `write(text)` never
+   * blocks; the text goes out in chunks, batched by time (`flushIntervalMs`, 250 ms) and size
+   * (`flushBytes`, 16 KiB; at most 64 KiB a chunk, cut between characters), one request in
+   * flight at a time, through the run's delivery lane and the outbox like every update. At most
+   * `maxBufferedBytes` (1 MiB) wait to be sent. A 409 or 413 (or an undelivered chunk) stops the
+   * stream with one warning; later writes are dropped. Call `close()` and await it before the
+   * stage's final status, so the text arrives first. One stream per stage attempt: `seq` starts
+   * at 0. `runPipeline` gives each stage function this as `write`.
+   *
+   * Throws {@link PayloadValidationError} for an invalid run id or stage number and
+   * {@link ConfigurationError} for options out of range; never after that.
+   *
+   * @example
+   * ```ts
+   * import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+   * const client = new PrismaAPIClient()
+   * const tokens = ['## Find', 'ings\n', '- pricing\n'] // a model's output, as it comes
+   * await client.markStageProcessing('run_1', 4)
+   * const stream = client.streamStageOutput('run_1', 4)
+   * for (const token of tokens) stream.write(token)
+   * const { stopped } = await stream.close()
+   * await client.markStageComplete('run_1', 4, tokens.join(''))
+   * ```
+   */
+  streamStageOutput(runId: string, stageNumber: number, options: StageOutputStreamOptions = {}): StageOutputStream {
+    return this.#openOutputStream(runId, stageNumber, options)
+  }
+
+  #openOutputStream(runId: string, stageNumber: number, options: StageOutputStreamOptions = {}): OutputStream {
+    const parsed = OutputChunkInput.pick({ stageNumber: true }).safeParse({ stageNumber })
+    if (!parsed.success) throw new PayloadValidationError('output stream', parsed.error.issues)
+    parseRunId(runId)
+    try {
+      return new OutputStream({
+        ...options,
+        logger: this.#logger,
+        label: `Run ${runId}: stage ${stageNumber}`,
+        send: async (seq, text) => {
+          if (this.#closed) return { state: 'stopped', reason: new ClientClosedError().message }
+          return chunkResult(seq, await this.#sendOutputChunk(runId, stageNumber, seq, text))
+        },
+      })
+    } catch (error) {
+      throw error instanceof RangeError ? new ConfigurationError(`streamStageOutput: ${error.message}`, { cause: error }) : error
+    }
+  }
+
+  /** One chunk through the run's lane; never rejects. */
+  #sendOutputChunk(runId: string, stageNumber: number, seq: number, text: string): Promise<Delivered> {
+    // `seq` first: the outbox's logs read it from the start of the body.
+    const json = JSON.stringify({ seq, text: toStorableText(text).text })
+    return this.#delivery.deliver({ runId, route: 'stageOutput', stageNumber, json, id: crypto.randomUUID(), what: `stage ${stageNumber} output chunk ${seq}`, finishing: false })
+  }
+
+  /**
    * Sends one heartbeat now (`POST {base}/{runId}/heartbeat` with `stageNumber` and the
    * client's `intervalMs`): one attempt, no retry, never queued. `runPipeline` sends them by
    * itself while a stage runs; call this from a runner of your own. Resolves the server's
@@ -487,9 +591,10 @@ export class PrismaAPIClient {
   /** What a stage update came to, for the `mark*` methods: throws with `throwOnError`. */
   #settle(outcome: Delivered, alterations: OutputAlteration[]): UpdateOutcome {
     const all = [...alterations, ...outcome.alterations]
-    if (outcome.state === 'failed' || outcome.state === 'dead-lettered' || outcome.state === 'run-finished') {
+    if (outcome.state === 'failed' || outcome.state === 'dead-lettered' || outcome.state === 'run-finished' || outcome.state === 'refused') {
       if (this.#throwOnError) throw outcome.error
-      return { state: outcome.state, reason: failureReason(outcome.error), alterations: all }
+      // `refused` comes of output chunks only, which do not come here.
+      return { state: outcome.state === 'refused' ? 'failed' : outcome.state, reason: failureReason(outcome.error), alterations: all }
     }
     if (outcome.state === 'delivered' && outcome.conflict) return { state: outcome.state, alterations: all, conflict: outcome.conflict }
     return { state: outcome.state, alterations: all }
@@ -502,12 +607,19 @@ export class PrismaAPIClient {
     return this.#throwOnError ? Promise.reject(error) : Promise.resolve({ state, reason: error.message, alterations: [] })
   }
 
-  #url(route: RouteName, runId?: string): string {
+  #url(route: RouteName, runId?: string, stageNumber?: number): string {
+    if (stageNumber !== undefined && runId !== undefined) return this.baseUrl + buildRoutePath(route, { runId, stageNumber: String(stageNumber) }, this.basePath)
     return this.baseUrl + routePath(route, runId, this.basePath)
   }
 }
 
 function noop(): void {}
+
+/** A chunk as `appendStageOutput` checks it before sending. */
+const OutputChunkInput = StageOutputChunk.extend({
+  stageNumber: z.number().int().min(1),
+  text: z.string().refine((text) => utf8Bytes(text) <= MAX_OUTPUT_CHUNK_BYTES, { message: `at most ${MAX_OUTPUT_CHUNK_BYTES} bytes as UTF-8 (MAX_OUTPUT_CHUNK_BYTES)` }),
+})
 
 /** The hold of a run whose stream is not followed. */
 const NO_HOLD: RunStreamHold = { arm: noop, disarm: noop, release: noop }

@@ -41,7 +41,7 @@ export interface StageConflictAnswer {
 /** An answered update, as the observer needs it. */
 export interface AnsweredUpdate {
   runId: string
-  route: 'stageUpdate' | 'complete'
+  route: 'stageUpdate' | 'complete' | 'stageOutput'
   json: string
   id: string
   what: string

@@ -15,6 +15,7 @@ import { type PipelineSummary, type StageConflict, type StageSummary, type Undel
 import type { OutputAlteration } from './stage-output.js'
 import { saveOutput } from './debug-output.js'
 import { type StageRetryOptions, resolveStageEntries, runStageAttempts } from './stage-retry.js'
+import { StageOutputs } from './output-writer.js'
 
 export type { PipelineSummary, StageConflict, StageSummary } from './pipeline-summary.js'
 export type { StageRetryOptions } from './stage-retry.js'
@@ -45,6 +46,14 @@ export interface StageContext {
    * report was refused or not delivered. Need not be awaited.
    */
   reportProgress(progress: ProgressReport): Promise<boolean>
+  /**
+   * Appends text to this stage's streamed output, which the web app's page shows growing
+   * (`client.streamStageOutput`): never blocks nor throws, batched (250 ms or 16 KiB) and sent in
+   * order with the stage's updates; flushed before the stage's final status, which then replaces
+   * it with the returned output. Each attempt starts a new text. After a 409 or 413 it stops
+   * with one warning (also in the summary's `warnings`) and drops later text.
+   */
+  write(text: string): void
 }
 
 /** One stage: does its work and returns its output (sent as the stage's output). */
@@ -302,6 +311,8 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       const stopForwarding = forwardAbort(signal, controller)
       stream.arm()
       let output: unknown
+      // Each attempt's streamed text is flushed before the stage's next report (a retry's or its final status).
+      const streamed = new StageOutputs(stageNumber, () => internals.openOutputStream(runId, stageNumber), (message) => warnings.push(message))
       try {
         const context = (attempt: number): StageContext => ({
           runId,
@@ -310,6 +321,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           attempt,
           previousOutputs: outputs.slice(),
           signal: controller.signal,
+          write: streamed.writer(),
           reportProgress: async (report) => {
             const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
             // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
@@ -322,6 +334,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         output = await runStageAttempts(retry, controller.signal, {
           run: (attempt) => untilAborted(Promise.resolve().then(() => stageFunction(context(attempt))), controller.signal),
           retrying: async ({ attempt, maxAttempts, lastError, nextRetryAt }) => {
+            await streamed.settle()
             summary.attempts = attempt
             progress({ type: 'stage-retrying', runId, stageNumber, stageName, attempt, maxAttempts, error: lastError, nextRetryAt: nextRetryAt.toISOString() })
             summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt, maxAttempts, lastError, nextRetryAt: nextRetryAt.toISOString() })) && summary.reported
@@ -333,6 +346,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       } catch (thrown) {
         stream.disarm()
         summary.durationMs = performance.now() - stageStarted
+        await streamed.settle(elsewhere !== undefined)
         stopHeartbeat()
         stopForwarding()
         if (elsewhere) {
@@ -365,9 +379,10 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         // The runner's own final status follows: a finished run on the stream is no longer news.
         stream.disarm()
       }
+      summary.durationMs = performance.now() - stageStarted
+      await streamed.settle(elsewhere !== undefined)
       stopHeartbeat()
       stopForwarding()
-      summary.durationMs = performance.now() - stageStarted
       outputs.push(output)
       if (options.debugDir !== undefined) {
         try {

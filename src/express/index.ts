@@ -23,6 +23,7 @@ import { type NextFunction, type Request as ExpressRequest, type Response as Exp
 import { findRoute, type FoundRoute, routeSpec } from '../contract/routes.js'
 import { createHandlerCore, type HandlerCore, type PipelineStatusHandlers } from '../server/handlers.js'
 import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
+import { directEventsOf } from '../server/http/direct-events.js'
 import { ConnectionDrain, readSmallBody, toWebRequest, writeWebResponse } from '../server/http/node-bridge.js'
 import { markRebuiltBody } from '../server/http/rebuilt-body.js'
 import { problemResponse } from '../server/http/problem-response.js'
@@ -176,7 +177,7 @@ export type PipelineStatusRouter = Router & {
  * Answers one request the router matched (or, without `passUnmatched`, did not): the handlers'
  * Response written to `res`, the connection counted open until then so that `close()` can drain it.
  */
-async function serve(
+function serve(
   core: HandlerCore,
   found: FoundRoute | undefined,
   connections: ConnectionDrain,
@@ -184,28 +185,35 @@ async function serve(
   res: ExpressResponse,
 ): Promise<void> {
   connections.begin(req)
-  try {
-    const read = alreadyReadBody(req)
-    const request = toWebRequest(req, `${req.protocol}://${req.get('host') ?? 'localhost'}`, {
-      // The full URL, as the app sees it (for `authorize`); routing uses the mount-relative path.
-      path: req.originalUrl,
-      body: read?.bytes,
-      received: read ? undefined : await readSmallBody(req),
-      signal: clientGoneSignal(found, req, res),
+  const gone = clientGone(found, req, res)
+  let streaming = false
+  // Promise callbacks, not one async function, and nothing left pending while a live stream is
+  // open (for hours, maybe): a suspended function or a pending chain would keep its Request,
+  // Response and closures alive that long.
+  return answer(core, found, req, res, gone?.signal)
+    .then((response) => {
+      connections.prepare(res)
+      if (directEventsOf(response)) {
+        streaming = true
+        // From here the stream ends itself when the client goes away (writeWebResponse), and
+        // this request is answered for good: neither the client-gone signal nor Express's
+        // routing closures need to live as long as the stream (a few KB per idle stream).
+        gone?.release()
+        ;(req as { next?: unknown }).next = undefined
+        // In flight until the response closes (ConnectionDrain), without a pending promise.
+        if (res.destroyed) streaming = false
+        else res.once('close', () => connections.end(req))
+      }
+      return writeWebResponse(res, response)
     })
-    if (read?.rebuilt) markRebuiltBody(request)
-    const response = await core.dispatch(request, found, req)
-    connections.prepare(res)
-    await writeWebResponse(res, response)
-  } catch {
-    // Only the adapter itself can get here (the handlers never throw): answer if still possible.
-    if (res.headersSent) return void res.destroy()
-    await writeWebResponse(res, problemResponse('internal_error', { detail: 'The request could not be processed' })).catch(() =>
-      res.destroy(),
-    )
-  } finally {
-    connections.end(req)
-  }
+    .catch(async () => {
+      // Only the adapter itself can get here (the handlers never throw): answer if still possible.
+      if (res.headersSent) return void res.destroy()
+      await writeWebResponse(res, problemResponse('internal_error', { detail: 'The request could not be processed' })).catch(() => res.destroy())
+    })
+    .finally(() => {
+      if (!streaming) connections.end(req)
+    })
 }
 
 /**
@@ -216,13 +224,31 @@ async function serve(
  * garbage collection: on the stage-update and status paths that raised the server's CPU and p99
  * latency (bench/README.md, "The p99 tail").
  */
-function clientGoneSignal(found: FoundRoute | undefined, req: ExpressRequest, res: ExpressResponse): AbortSignal | undefined {
+/** The handlers' answer to `req`. */
+async function answer(core: HandlerCore, found: FoundRoute | undefined, req: MaybeParsedRequest, res: ExpressResponse, signal: AbortSignal | undefined): Promise<Response> {
+  const read = alreadyReadBody(req)
+  const request = toWebRequest(req, `${req.protocol}://${req.get('host') ?? 'localhost'}`, {
+    // The full URL, as the app sees it (for `authorize`); routing uses the mount-relative path.
+    path: req.originalUrl,
+    body: read?.bytes,
+    received: read ? undefined : await readSmallBody(req),
+    signal,
+    // writeWebResponse below writes a live stream straight to `res`.
+    directEvents: true,
+  })
+  if (read?.rebuilt) markRebuiltBody(request)
+  return core.dispatch(request, found, req)
+}
+
+function clientGone(found: FoundRoute | undefined, req: ExpressRequest, res: ExpressResponse): { signal: AbortSignal; release(): void } | undefined {
   if (req.method !== 'GET' || found === undefined || routeSpec(found.route).stream !== true) return undefined
   const controller = new AbortController()
-  res.once('close', () => {
+  const onClose = (): void => {
     if (!res.writableFinished) controller.abort()
-  })
-  return controller.signal
+  }
+  res.once('close', onClose)
+  // `release`: stop watching (the answer now watches the client itself).
+  return { signal: controller.signal, release: () => void res.off('close', onClose) }
 }
 
 /**

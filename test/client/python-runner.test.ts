@@ -197,4 +197,35 @@ print(json.dumps({"delivered": delivered, "all_delivered": undelivered.all_deliv
     expect(stages.map((s) => s.status)).toEqual(Array(5).fill('COMPLETED'))
     expect(stages[4]?.output?.endsWith(TRUNCATION_MARKER)).toBe(true)
   })
+
+  it("streams a stage's text with stream_output before its final status, and stops with one warning on a 409", async () => {
+    const { stdout, stderr } = await runPython(
+      server,
+      `
+client = PrismaAPIClient()
+run = client.create_run("py_stream")["id"]
+client.mark_stage_processing(run, 1)
+with client.stream_output(run, 1, flush_interval=0.05) as out:
+    for i in range(40):
+        out.write(f"tok{i} ")
+during = client.get_status(run)["stages"][0]
+client.mark_stage_complete(run, 1, "final")
+after = client.get_status(run)["stages"][0]
+early = client.stream_output(run, 2, flush_interval=0)
+early.write("stage 2 has not started")
+early.close()
+early.write("dropped")
+print(json.dumps({"during": during["output"], "status": during["status"], "after": after["output"], "chunks": out.chunks, "stopped": early.stopped}))
+`,
+    )
+    const result = JSON.parse(stdout) as { during: string; status: string; after: string; chunks: number; stopped: string | null }
+    expect(result.during).toBe(Array.from({ length: 40 }, (_, i) => `tok${i} `).join(''))
+    expect(result.status).toBe('PROCESSING')
+    expect(result.after).toBe('final')
+    expect(result.chunks).toBeGreaterThanOrEqual(1)
+    expect(result.stopped).toMatch(/chunk 0 was refused: .*409.*stage_not_started/)
+    expect(stderr.split('\n').filter((line) => /output/.test(line))).toEqual([expect.stringMatching(/^WARNING Run py_stream: stage 2: streamed output stopped/)])
+    const chunks = server.requestsTo('/stages/1/output').map((request) => JSON.parse(request.body) as { seq: number })
+    expect(chunks.map((chunk) => chunk.seq)).toEqual(chunks.map((_, i) => i))
+  })
 })

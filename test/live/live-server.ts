@@ -26,8 +26,12 @@ export interface LiveServer {
   close(): Promise<void>
 }
 
-/** Starts the handlers with `live` options on a free port of 127.0.0.1. */
-export async function startLiveServer(live: Omit<LiveStatusOptions, 'listen'> = {}): Promise<LiveServer> {
+/**
+ * Starts the handlers with `live` options on a free port of 127.0.0.1. `directEvents`: the bridge
+ * writes live streams straight to the Node response, as the Express adapter does, instead of
+ * through their Web stream body.
+ */
+export async function startLiveServer(live: Omit<LiveStatusOptions, 'listen'> = {}, { directEvents = false } = {}): Promise<LiveServer> {
   const warnings: string[] = []
   const handlers = createPipelineStatusHandlers({
     store: new MemoryStore(),
@@ -41,7 +45,7 @@ export async function startLiveServer(live: Omit<LiveStatusOptions, 'listen'> = 
       // The stream learns that its client went away from the request's signal.
       const gone = new AbortController()
       res.once('close', () => gone.abort())
-      const request = toWebRequest(req, origin, { received: await readSmallBody(req), signal: gone.signal })
+      const request = toWebRequest(req, origin, { received: await readSmallBody(req), signal: gone.signal, directEvents })
       await writeWebResponse(res, await handlers.fetch(request))
     })().catch(() => res.destroy())
   })

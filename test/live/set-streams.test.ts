@@ -2,8 +2,11 @@
  * Set streams on the server (docs/live-status.md, "Set streams"): streams with the same filters
  * share one window query per tick; in LISTEN mode a notification of a run outside the window
  * brings it in without waiting for the safety poll; a reader that falls behind is closed at the
- * send buffer's bound, logged and counted.
+ * send buffer's bound, logged and counted, on the Web stream body and written straight to the Node
+ * response (the Express adapter's path) alike.
  */
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
 import type { RunChangeSink, RunChangeSource } from 'pipeline-status-sdk/pg'
 import { createPipelineStatusHandlers, MemoryStore, type RunListRequest, type Store } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
@@ -11,6 +14,7 @@ import { readEvents } from '../contract/suite/read-events.js'
 import { handlerRequests } from '../support/handler-requests.js'
 import { quiet, recordingLogger } from '../support/loggers.js'
 import { until } from '../support/until.js'
+import { LIVE_SECRET, postJson, startLiveServer } from './live-server.js'
 
 const SECRET = 'set-stream-windows-secret'
 const { get, post } = handlerRequests(SECRET)
@@ -106,6 +110,44 @@ describe('set streams on the server', () => {
       expect(warnings[0]).toMatch(/closed a set stream whose reader fell \d+ bytes behind \(limit live.maxBufferedBytes = 4096/)
     } finally {
       await handlers.close()
+    }
+  })
+
+  it("written straight to the Node response (the Express adapter's path): a set stream is read as on the Web path, and a paused one is closed past the bound, logged once and counted", async () => {
+    const server = await startLiveServer({ maxBufferedBytes: 4096, keepAliveMs: 600_000 }, { directEvents: true })
+    const reading = new AbortController()
+    let socket: Socket | undefined
+    try {
+      await postJson(server.url, '/runs', { id: 'direct-slow', tags: ['direct'] })
+      // A reader that keeps up gets the stream's events as on the Web path.
+      const response = await fetch(`${server.url}/events?tag=direct`, { headers: { 'X-Webhook-Secret': LIVE_SECRET }, signal: reading.signal })
+      expect(response.status).toBe(200)
+      const reader = readEvents(response)
+      expect((await reader.next()).event).toBe('snapshot')
+      expect((await reader.next()).event).toBe('ready')
+      // A reader that never reads: its bytes pile up in the socket, then in the response.
+      socket = connect({ host: '127.0.0.1', port: server.port })
+      await once(socket, 'connect')
+      socket.pause()
+      socket.write(`GET /api/pipeline/events?tag=direct HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Webhook-Secret: ${LIVE_SECRET}\r\n\r\n`)
+      await until('both set streams to be open', () => server.handlers.liveStats().openStreams === 2)
+      // Stage outputs of 256 KB, a new one each change, until the kernel's socket buffers are full
+      // and the paused stream is closed (bounded: 400 changes are 100 MB, far past any buffer).
+      for (let seq = 1; seq <= 400 && server.handlers.liveStats().slowStreamsClosed === 0; seq += 1) {
+        const output = `${seq}`.padEnd(256 * 1024, 'x')
+        await postJson(server.url, '/direct-slow/stage-update', { stageNumber: 1, stageName: 'Stage 1', status: 'PROCESSING', output, progress: { seq, current: seq, total: 400 } })
+        // The reader that keeps up takes this change before the next.
+        let event = await reader.next()
+        while (event.event !== 'update') event = await reader.next()
+      }
+      await until('the paused stream to be closed', () => server.handlers.liveStats().slowStreamsClosed === 1)
+      expect(server.handlers.liveStats().openStreams).toBe(1)
+      const slow = server.warnings.filter((line) => /closed a set stream whose reader fell \d+ bytes behind \(limit live.maxBufferedBytes = 4096/.test(line))
+      expect(slow).toHaveLength(1)
+    } finally {
+      reading.abort()
+      socket?.destroy()
+      await server.close()
     }
   })
 

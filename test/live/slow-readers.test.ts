@@ -47,8 +47,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-async function startChild(live: Record<string, unknown>): Promise<{ child: ChildProcess; url: string; port: number; measure: () => Promise<Measure> }> {
-  const child = fork(fileURLToPath(new URL('./live-server-child.ts', import.meta.url)), [JSON.stringify(live)], {
+async function startChild(live: Record<string, unknown>, direct = false): Promise<{ child: ChildProcess; url: string; port: number; measure: () => Promise<Measure> }> {
+  const child = fork(fileURLToPath(new URL('./live-server-child.ts', import.meta.url)), [JSON.stringify(live), direct ? 'direct' : 'web'], {
     execArgv: ['--expose-gc', '--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
@@ -133,8 +133,8 @@ async function readingStream(url: string, lastSeq: number) {
   }
 }
 
-async function scenario(omitUnchangedOutputs: boolean) {
-  const server = await startChild({ keepAliveMs: 600_000 })
+async function scenario(omitUnchangedOutputs: boolean, direct = false) {
+  const server = await startChild({ keepAliveMs: 600_000 }, direct)
   const runId = omitUnchangedOutputs ? 'run-changed-outputs' : 'run-whole-stages'
   const output = JSON.stringify({ rows: 'r'.repeat(OUTPUT_BYTES - 20) })
   const query = omitUnchangedOutputs ? '?outputs=changed' : ''
@@ -169,7 +169,7 @@ async function scenario(omitUnchangedOutputs: boolean) {
     heapAndExternalMB: (after.memory.heapUsed + after.memory.external - before.memory.heapUsed - before.memory.external) / MB,
   }
   console.log(
-    `[slow-readers ${omitUnchangedOutputs ? '?outputs=changed' : 'whole stages'}] rss ${(before.memory.rss / MB).toFixed(1)} -> ${(after.memory.rss / MB).toFixed(1)} MB (+${growth.rssMB.toFixed(1)}), heap+external +${growth.heapAndExternalMB.toFixed(1)} MB; reader got ${reader.bytes()} bytes in ${reader.updates()} updates for ${TICKS} ticks; open ${after.stats.openStreams}, slow closed ${after.stats.slowStreamsClosed}`,
+    `[slow-readers ${omitUnchangedOutputs ? '?outputs=changed' : 'whole stages'}${direct ? ', written to the Node response' : ''}] rss ${(before.memory.rss / MB).toFixed(1)} -> ${(after.memory.rss / MB).toFixed(1)} MB (+${growth.rssMB.toFixed(1)}), heap+external +${growth.heapAndExternalMB.toFixed(1)} MB; reader got ${reader.bytes()} bytes in ${reader.updates()} updates for ${TICKS} ticks; open ${after.stats.openStreams}, slow closed ${after.stats.slowStreamsClosed}`,
   )
   return { growth, after, reader }
 }
@@ -194,5 +194,14 @@ describe('20 paused streams and 40 progress ticks on a stage with a 512 KB outpu
     const slowWarnings = after.warnings.filter((line) => line.includes('fell') && line.includes('behind'))
     expect(slowWarnings).toHaveLength(PAUSED)
     expect(slowWarnings[0]).toContain('live.maxBufferedBytes')
+  }, 180_000)
+
+  it('written straight to the Node response (the Express adapter\'s path, no Web stream): each paused one is closed past the same bound, logged once and counted', async () => {
+    const { growth, after, reader } = await scenario(false, true)
+    expect(growth.heapAndExternalMB).toBeLessThan(GROWTH_LIMIT_MB)
+    expect(reader.bytes()).toBeGreaterThan(TICKS * OUTPUT_BYTES)
+    expect(after.stats.slowStreamsClosed).toBe(PAUSED)
+    const slowWarnings = after.warnings.filter((line) => line.includes('fell') && line.includes('behind'))
+    expect(slowWarnings).toHaveLength(PAUSED)
   }, 180_000)
 })

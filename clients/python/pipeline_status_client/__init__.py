@@ -32,6 +32,7 @@ from .outbox import DeadLetter, OutboxEntry
 from .retry import RetryPolicy
 from .runs import MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_TAGS, RUN_STATUSES
 from .stage_retry import RunFinishedElsewhereError
+from .stream_output import MAX_OUTPUT_CHUNK_BYTES, StageOutputStream
 from .signing import decode_signing_secret, sign_webhook, signature_headers, webhook_message_id
 
 __version__ = "0.1.0"
@@ -47,12 +48,14 @@ __all__ = [
     "ENV_WEBHOOK_URL",
     "FINAL_RUN_STATUSES",
     "MAX_LIST_LIMIT",
+    "MAX_OUTPUT_CHUNK_BYTES",
     "MAX_METADATA_BYTES",
     "MAX_TAGS",
     "REPLACEMENT_CHARACTER",
     "RUN_STATUSES",
     "TRUNCATION_MARKER",
     "AlteredOutput",
+    "StageOutputStream",
     "CatalogueMismatchError",
     "UNSERIALISABLE_OUTPUT_PREFIX",
     "ConfigurationError",

@@ -37,6 +37,7 @@ from .runs import check_limit, create_run_body, iterate_runs, list_query
 from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriable
 from .run_watch import DEFAULT_POLL_INTERVAL, RunWatch
 from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait_seconds
+from .stream_output import StageOutputStream
 from .signing import decode_signing_secret
 from .trace_context import TraceHeaders, resolve_trace_headers
 from .transport import Request, Transport
@@ -532,6 +533,17 @@ class PrismaAPIClient:
                 "progress": self._with_seq(run_id, stage_number, progress)}
         return self._submit(run_id, "stage-update", encode_json(body), f"stage {stage_number} progress", stage_number, progress=True)
 
+    def stream_output(self, run_id: str, stage_number: int, **options: Any) -> StageOutputStream:
+        """A running stage's streamed output (``POST {base}/{run_id}/stages/{stage}/output``):
+        ``write(text)`` returns at once and a thread sends the text in batches (0.25 s or 16 KiB,
+        chunks of at most 64 KiB), in order with the run's updates and through the outbox; a 409
+        or 413 stops it with one warning. Close it (or leave its ``with`` block) before the
+        stage's final ``mark_*``. Options: ``flush_interval`` (seconds), ``flush_bytes``,
+        ``max_buffered_bytes`` (1 MiB), ``close_timeout`` (seconds). See
+        :class:`~pipeline_status_client.stream_output.StageOutputStream`. Raises ``ValueError``
+        for a bad stage number or option."""
+        return StageOutputStream(self, run_id, stage_number, **options)
+
     def run_finished(self, run_id: str) -> Optional[Dict[str, Any]]:
         """The run as stored, when this client learned that it was finished by someone else
         (cancelled by the web app, failed by the stale-run sweeper, completed elsewhere);
@@ -848,8 +860,10 @@ class PrismaAPIClient:
         return sent
 
     def _submit(self, run_id: str, route: str, body: bytes, what: str, stage_number: Optional[int] = None,
-                finishing: bool = False, progress: bool = False) -> bool:
-        """Delivers one update (or queues it); the one path of every write of a run."""
+                finishing: bool = False, progress: bool = False, outcome: Optional[Dict[str, Any]] = None) -> bool:
+        """Delivers one update (or queues it); the one path of every write of a run. ``outcome``
+        (streamed output chunks): gets the ``answer``, or the error that ``refused`` it for good,
+        which is then neither logged nor dead-lettered here (the stream logs one line)."""
         if not is_valid_run_id(run_id):
             self.log.error("Run %r: %s not sent: the run id is outside the contract's rule "
                            "(1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only)", run_id, what)
@@ -866,13 +880,13 @@ class PrismaAPIClient:
             with self._state:
                 self._finishing.add(run_id)
         try:
-            return self._deliver(update, started)
+            return self._deliver(update, started, outcome)
         finally:
             if finishing:
                 with self._state:
                     self._finishing.discard(run_id)
 
-    def _deliver(self, update: "_Update", started: float) -> bool:
+    def _deliver(self, update: "_Update", started: float, outcome: Optional[Dict[str, Any]] = None) -> bool:
         run_id = update.run_id
         with self._lock:
             if self.outbox is not None and self.outbox.pending_count(run_id) > 0:
@@ -889,8 +903,14 @@ class PrismaAPIClient:
                     if kind == "superseded":
                         self.log.warning("Run %s: %s refused: the run was finished elsewhere", run_id, update.what)
                         return False
+                    if kind == "dead-letter" and outcome is not None:
+                        outcome["refused"] = error
+                        return False
                     return self._after_failure(update, error, started, kind)
-                self._note_conflict(run_id, update.what, answer)
+                if outcome is not None:
+                    outcome["answer"] = answer
+                else:
+                    self._note_conflict(run_id, update.what, answer)
                 elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
                 # A stale answer stored nothing: the run was finished before this update arrived.
                 if elsewhere and answer.get("outcome") == "stale":

@@ -60,8 +60,8 @@ export interface PendingEntry {
   inFlight: boolean
 }
 
-/** Which route a queued update goes to. */
-export type OutboxRoute = 'stageUpdate' | 'complete'
+/** Which route a queued update goes to; `stageOutput` is a chunk of a stage's streamed output (its entry names the stage). */
+export type OutboxRoute = 'stageUpdate' | 'complete' | 'stageOutput'
 
 /** One queued update, exactly as it will be sent again. */
 export const OutboxEntry = z.object({
@@ -69,7 +69,9 @@ export const OutboxEntry = z.object({
   /** The update's idempotency key, sent unchanged on every delivery. */
   id: z.string().min(1),
   runId: z.string().min(1),
-  route: z.enum(['stageUpdate', 'complete']),
+  route: z.enum(['stageUpdate', 'complete', 'stageOutput']),
+  /** The stage of a `stageOutput` chunk (its URL names it; the body `{ seq, text }` does not). */
+  stageNumber: z.number().int().min(1).optional(),
   /** The JSON body as first sent, byte for byte (its `completedAt` included). */
   body: z.string(),
   /** When the update entered the outbox (ISO 8601). */
@@ -98,6 +100,8 @@ export interface DeadLetter {
   runId: string
   /** The route it was sent to. */
   route: OutboxRoute
+  /** The stage of a streamed output chunk (`route: 'stageOutput'`). */
+  stageNumber?: number | undefined
   /** The JSON body, byte for byte as it was sent. */
   body: string
   /** When it was queued (ISO 8601), or first attempted when it never was queued. */
@@ -156,8 +160,12 @@ export interface FlushResult {
   pending: number
 }
 /** An update as a person reads it: `stage 2 COMPLETED` or `completion`. */
-export function describeEntry(entry: Pick<OutboxEntry, 'route' | 'body'>): string {
+export function describeEntry(entry: Pick<OutboxEntry, 'route' | 'body' | 'stageNumber'>): string {
   if (entry.route === 'complete') return 'completion'
+  if (entry.route === 'stageOutput') {
+    const seq = /"seq":(\d+)/.exec(entry.body)?.[1] ?? '?'
+    return `stage ${String(entry.stageNumber)} output chunk ${seq}`
+  }
   try {
     const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
     return `stage ${String(body.stageNumber)} ${body.progress ? 'progress' : String(body.status)}`
@@ -176,6 +184,7 @@ export function toDeadLetter(
     id: entry.id,
     runId: entry.runId,
     route: entry.route,
+    ...(entry.stageNumber === undefined ? {} : { stageNumber: entry.stageNumber }),
     body: entry.body,
     queuedAt: entry.queuedAt,
     ...(entry.firstAttemptAt === undefined ? {} : { firstAttemptAt: entry.firstAttemptAt }),

@@ -4,6 +4,8 @@
  * `pipeline-status-sdk/server`, which must stay free of Node imports for edge runtimes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { EventSink, EventStreamBody } from '../live/event-sink.js'
+import { directEventsOf, markDirectEvents } from './direct-events.js'
 import { documentTextOf } from './problem-response.js'
 
 /** Options of {@link toWebRequest}. */
@@ -26,6 +28,14 @@ export interface ToWebRequestOptions {
    * its Content-Length and Content-Encoding kept.
    */
   received?: Uint8Array | undefined
+  /**
+   * The caller writes the answer with {@link writeWebResponse} and nothing else reads it: a live
+   * stream's answer then carries the stream for `writeWebResponse` to write straight to the Node
+   * response, instead of a Web stream body (less memory per idle stream; bench/README.md, "Idle
+   * streams"). Leave it off when something else may read or rebuild the `Response`.
+   * @default false
+   */
+  directEvents?: boolean | undefined
 }
 
 /**
@@ -114,7 +124,11 @@ export function toWebRequest(req: IncomingMessage, origin: string, options: ToWe
     }
   }
   const url = requestUrl(origin, options.path ?? req.url ?? '/')
-  if (carried === method) return new Request(url, init)
+  if (carried === method) {
+    const request = new Request(url, init)
+    if (options.directEvents) markDirectEvents(request)
+    return request
+  }
   // Fetch refuses to build a TRACE or TRACK request (a TypeError), yet the handlers must see the
   // method to refuse it with 405: the request is built bodiless and reports the method it came with.
   return new (class extends Request {
@@ -135,6 +149,10 @@ const FETCH_FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
  * read it), the response says `Connection: close` and the connection closes after it: the rest of
  * the upload is discarded instead of being taken for the next request on a keep-alive connection,
  * which would otherwise wait for a body nobody reads.
+ *
+ * Resolves when the answer is written, except for a live stream written straight to `res` (a
+ * `Request` built with `directEvents`): then once the stream is attached; `res` emits `close`
+ * when it ends.
  */
 export async function writeWebResponse(res: ServerResponse, response: Response): Promise<void> {
   res.statusCode = response.status
@@ -146,6 +164,8 @@ export async function writeWebResponse(res: ServerResponse, response: Response):
   const req = res.req as IncomingMessage | undefined
   const body = req && bodies.get(req)
   if (req && (!req.complete || (body && !body.ended))) closeAfter(req, res)
+  const events = directEventsOf(response)
+  if (events) return writeEvents(events, res)
   if (response.body === null || res.req?.method === 'HEAD') {
     res.end()
     return
@@ -202,6 +222,32 @@ function pump(body: ReadableStream<Uint8Array>, res: ServerResponse): Promise<vo
     }
     next()
   })
+}
+
+/**
+ * Writes a live stream straight to `res` (a `Request` built with `directEvents`): each event is
+ * one `res.write`, and the stream's bound counts what the response and its socket have not sent
+ * yet (`writableLength`). The client going away (`close`) closes the stream. Returns once the
+ * stream is attached, leaving nothing pending per open stream: the response ends with the stream
+ * (`res` emits `close`).
+ */
+function writeEvents(events: EventStreamBody, res: ServerResponse): void {
+  const sink: EventSink = {
+    get bufferedBytes() {
+      return res.writableLength
+    },
+    write(text) {
+      if (res.writableEnded || res.destroyed) throw new Error('The response is closed')
+      res.write(text)
+      return Buffer.byteLength(text)
+    },
+    end: () => res.end(),
+    abort: () => res.destroy(),
+  }
+  const gone = events.attach(sink)
+  // A client that left before the stream was attached: 'close' was already emitted.
+  if (res.destroyed) gone()
+  else res.once('close', gone)
 }
 
 /** Calls `then` once `res` can take more (`drain`) or is gone (`close`, after which reads end). */

@@ -49,7 +49,7 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     undefined,
     resume && { from: resume.from, chunksSince: async () => resume.chunks },
   )
-  const reader = body!.getReader()
+  const reader = body!.readable().getReader()
   const decoder = new TextDecoder()
   let buffered = ''
   let done = false

@@ -4,13 +4,14 @@
  * Edge-safe: Web streams and timers only. Not importable outside this package.
  */
 import { LIVE_EVENTS } from '../../contract/live-status.js'
-import type { RunEndEvent, RunSnapshotEvent, RunUpdateEvent, RunUpdateStage, StageOutputEvent } from '../../contract/live-status.js'
-import type { StageOutputRecord } from '../../contract/records.js'
+import type { RunEndEvent, RunSnapshotEvent } from '../../contract/live-status.js'
 import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import type { RunWatcher } from './run-watcher.js'
+import { StageDiff, streamedStages } from './stage-diff.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
+import { type EventStreamBody, SinkBody } from './event-sink.js'
 
 /**
  * The comment a stream sends right after `retry:`, announcing its keep-alive interval in
@@ -101,7 +102,8 @@ export class EventStreams {
    * stage's `output` when this stream already sent that output (the subscriber asked for it).
    * `admits`: whether the caller's credential still covers the run as it now is (a tag read
    * token, the run's tags); a change it does not admit ends the stream, and the reconnect is
-   * judged afresh.
+   * judged afresh. The stream's bytes go to the sink its body is attached to: a Web stream
+   * ({@link EventStreamBody.readable}) or a Node response written directly (`event-sink.ts`).
    */
   async open(
     runId: string,
@@ -110,7 +112,7 @@ export class EventStreams {
     omitUnchangedOutputs = false,
     admits: (snapshot: RunSnapshot) => boolean = () => true,
     resume?: StreamResume,
-  ): Promise<ReadableStream<Uint8Array> | null> {
+  ): Promise<EventStreamBody | null> {
     const stream = new OpenStream(this.#settings, omitUnchangedOutputs, () => this.#forget(stream), (bufferedBytes) => {
       this.#slowStreamsClosed += 1
       this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
@@ -153,7 +155,7 @@ export class EventStreams {
       this.#armKeepAlive()
     }
     stream.start(snapshot, resumed)
-    return stream.body
+    return stream
   }
 
   /** Ends every open stream cleanly (clients reconnect, elsewhere when this server is going away). */
@@ -184,27 +186,12 @@ export class EventStreams {
   }
 }
 
-const encoder = new TextEncoder()
-
-/** What a stream last sent of one stage: the output apart, so it is compared, never copied. */
-interface SentStage {
-  /** The stage without its output, as JSON. */
-  rest: string
-  /** The output as sent (the snapshot's own string, shared by every stream of the run). */
-  output: string | null
-  /** Whether the output is the stage's streamed text, which travels as `output` events. */
-  streamed: boolean
-  status: StageOutputRecord['status']
-  outputSeq: number | null
-}
 
 /** One subscriber's stream: what it sent last decides what the next `update` holds. */
-class OpenStream {
-  readonly body: ReadableStream<Uint8Array>
+class OpenStream extends SinkBody {
   watch: { seen(version: number): void; stop(): void } | undefined
-  #controller!: ReadableStreamDefaultController<Uint8Array>
-  #version = -1
-  #stages = new Map<number, SentStage>()
+  /** What this stream sent of its run: the version and the stages. */
+  readonly #sent: StageDiff
   #started = false
   #pending: { snapshot: RunSnapshot; chunks: readonly OutputChunkRow[] } | undefined
   #closed = false
@@ -213,7 +200,6 @@ class OpenStream {
   readonly #retryMs: number
   readonly #keepAliveMs: number
   readonly #maxBufferedBytes: number
-  readonly #omitUnchangedOutputs: boolean
   readonly #statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
   readonly #onClose: () => void
   readonly #onSlow: (bufferedBytes: number) => void
@@ -224,30 +210,19 @@ class OpenStream {
     onClose: () => void,
     onSlow: (bufferedBytes: number) => void,
   ) {
+    super(settings.maxBufferedBytes)
     this.#retryMs = settings.retryMs
     this.#keepAliveMs = settings.keepAliveMs
     this.#maxBufferedBytes = settings.maxBufferedBytes
-    this.#omitUnchangedOutputs = omitUnchangedOutputs
+    this.#sent = new StageDiff(omitUnchangedOutputs)
     this.#statusDocument = settings.statusDocument
     this.#onClose = onClose
     this.#onSlow = onSlow
-    this.body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.#controller = controller
-        },
-        // The client went away (or the adapter stopped reading).
-        cancel: () => this.close(),
-      },
-      // Counted in bytes, so `desiredSize` tells how much the reader has not taken yet.
-      { highWaterMark: settings.maxBufferedBytes, size: (chunk) => chunk.byteLength },
-    )
   }
-
 
   /** The version this stream has sent the state of (-1 before its first event): the watcher reads chunks after it. */
   get sentVersion(): number {
-    return this.#version
+    return this.#sent.version
   }
 
   /**
@@ -263,14 +238,14 @@ class OpenStream {
     const version = snapshot.version ?? 0
     if (resumed) {
       // Nothing of this stream was sent: every stage goes into the update, as after a snapshot at `from`.
-      this.#version = resumed.from
+      this.#sent.resumeAt(resumed.from)
       this.#snapshotBytes = this.#changes(snapshot, resumed.chunks, true)
-      this.watch?.seen(this.#version)
+      this.watch?.seen(this.#sent.version)
     } else {
       const document = this.#statusDocument(snapshot)
-      this.#remember(version, document.stages, streamedStages(snapshot))
-      this.watch?.seen(this.#version)
-      this.#snapshotBytes = this.#event(LIVE_EVENTS.snapshot, document)
+      this.#sent.remember(version, document.stages, streamedStages(snapshot))
+      this.watch?.seen(version)
+      this.#snapshotBytes = this.#event(LIVE_EVENTS.snapshot, document, version)
     }
     if (isFinalStatus(snapshot.run.status)) return this.#end(toStatusResponse(snapshot).run)
     const pending = this.#pending
@@ -290,92 +265,26 @@ class OpenStream {
       return
     }
     const version = snapshot.version ?? 0
-    if (version <= this.#version) return
+    if (version <= this.#sent.version) return
     this.#changes(snapshot, chunks, false)
     if (isFinalStatus(snapshot.run.status)) this.#end(toStatusResponse(snapshot).run)
   }
 
   /**
-   * Sends what changed from the version this stream sent to the snapshot's: its chunks as
-   * `output` events, and an `update` unless every version between was a chunk. When the
-   * subscriber appends every chunk as it is (each stage with chunks is `PROCESSING` at the
-   * `outputSeq` before them, as this stream last sent it), the chunks go first and the `update`
-   * (`id:` the snapshot's version) after them. Otherwise (a stage created or restarted since, a
-   * resume) the `update` goes first, `id:` the version before the first chunk, with each such
-   * stage's `outputSeq` as it was before its first chunk (and its output cleared when that chunk
-   * is `seq` 0), so the chunks then apply in order; a stage finished since gets its whole text
-   * in the update (its chunks are then ignored). Returns the bytes written.
+   * Sends what changed from the version this stream sent to the snapshot's, as {@link StageDiff}
+   * plans it (chunks as `output` events and the `update`, in their order, `id:` each one's
+   * version); closes the stream when that update cannot be made (the subscriber resumes). Returns
+   * the bytes written.
    */
   #changes(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[], resuming: boolean): number {
-    const version = snapshot.version ?? 0
-    const from = this.#version
-    const batch = chunks.filter((chunk) => chunk.version > from && chunk.version <= version)
-    const document = toStatusResponse(snapshot)
-    const streamed = streamedStages(snapshot)
-    const firstSeq = new Map<number, number>()
-    for (const chunk of batch) if (!firstSeq.has(chunk.stageNumber)) firstSeq.set(chunk.stageNumber, chunk.seq)
-    const appends =
-      !resuming &&
-      [...firstSeq].every(([stageNumber, seq]) => {
-        const sent = this.#stages.get(stageNumber)
-        return sent?.status === 'PROCESSING' && (sent.outputSeq ?? -1) === seq - 1
-      })
-    const runId = document.run.id
+    const events = this.#sent.changes(snapshot, chunks, resuming)
+    if (!events) {
+      this.close()
+      return 0
+    }
     let bytes = 0
-    if (appends) {
-      for (const chunk of batch) bytes += this.#output(runId, chunk)
-      // Only chunks since the last event: no `update` (its text travelled as `output` events).
-      if (batch.length !== version - from) bytes += this.#event(LIVE_EVENTS.update, this.#update(document, streamed), version)
-    } else {
-      if (snapshot.streamedText === false && snapshot.stages.some((stage) => isFinalStatus(stage.status) && streamed.has(stage.stageNumber) && firstSeq.has(stage.stageNumber))) {
-        // A stage created or restarted, streamed and finished between two reads, read without its
-        // text (which the update would carry): rare; the subscriber reconnects and resumes exactly.
-        this.close()
-        return bytes
-      }
-      const first = batch[0]
-      bytes += this.#event(LIVE_EVENTS.update, this.#update(document, streamed, firstSeq), first ? first.version - 1 : version)
-      for (const chunk of batch) bytes += this.#output(runId, chunk)
-    }
-    this.#remember(version, document.stages, streamed)
+    for (const planned of events) bytes += this.#event(planned.event, planned.data, planned.version)
     return bytes
-  }
-
-  /**
-   * The `update` of a document: the run and each stage changed since this stream last sent it
-   * (every stage when it sent none). A stage showing its streamed text has no `output` (the text
-   * travels as `output` events); with `firstSeq` (the update goes before these chunks) such a
-   * stage's `outputSeq` is the one before its first chunk, and a finished one carries its text.
-   */
-  #update(document: RunUpdateEvent, streamed: ReadonlySet<number>, firstSeq?: ReadonlyMap<number, number>): RunUpdateEvent {
-    const changed: RunUpdateStage[] = []
-    for (const stage of document.stages) {
-      const sent = this.#stages.get(stage.stageNumber)
-      const { output, ...stored } = stage
-      const first = firstSeq?.get(stage.stageNumber)
-      let rest: Omit<RunUpdateStage, 'output'> = stored
-      // `undefined`: the update leaves the output out.
-      let shown: string | null | undefined = output
-      if (streamed.has(stage.stageNumber)) {
-        if (first === undefined || stage.status === 'PROCESSING') shown = undefined
-        if (first !== undefined && stage.status === 'PROCESSING') {
-          rest = { ...stored, outputSeq: first === 0 ? null : first - 1 }
-          // Chunk 0 starts the text afresh: what the subscriber holds (another attempt's) goes.
-          if (first === 0) shown = null
-        }
-      }
-      const outputChanged = shown !== undefined && (sent === undefined || sent.streamed || sent.output !== shown)
-      if (sent !== undefined && first === undefined && !outputChanged && sent.rest === JSON.stringify(rest)) continue
-      // An output this stream already sent is left out when the subscriber asked so (docs/contract.md).
-      changed.push(shown !== undefined && (outputChanged || !this.#omitUnchangedOutputs) ? { ...rest, output: shown } : rest)
-    }
-    return { run: document.run, stages: changed }
-  }
-
-  /** Writes one chunk as an `output` event, `id:` its version; returns its size in bytes. */
-  #output(runId: string, chunk: OutputChunkRow): number {
-    const data: StageOutputEvent = { runId, stageNumber: chunk.stageNumber, seq: chunk.seq, text: chunk.text }
-    return this.#event(LIVE_EVENTS.output, data, chunk.version)
   }
 
   comment(text: string): void {
@@ -383,18 +292,12 @@ class OpenStream {
   }
 
   /** Ends the stream after what is queued; `discard` drops the queue instead (a reader too far behind). */
-  close(discard = false): void {
+  override close(discard = false): void {
     if (this.#closed) return
     this.#closed = true
     this.watch?.stop()
     this.#onClose()
-    try {
-      // error() frees the queued bytes at once; close() would keep them for a reader that may never come.
-      if (discard) this.#controller.error(new Error('The subscriber fell too far behind; closed to bound the send buffer'))
-      else this.#controller.close()
-    } catch {
-      // Already cancelled by the reader.
-    }
+    this.endBody(discard)
   }
 
   #end(run: RunEndEvent['run']): void {
@@ -403,18 +306,8 @@ class OpenStream {
     this.close()
   }
 
-  #remember(version: number, stages: StageOutputRecord[], streamed: ReadonlySet<number>): void {
-    this.#version = version
-    this.#stages = new Map(
-      stages.map(({ output, ...rest }) => [
-        rest.stageNumber,
-        { rest: JSON.stringify(rest), output, streamed: streamed.has(rest.stageNumber), status: rest.status, outputSeq: rest.outputSeq },
-      ]),
-    )
-  }
-
   /** Writes one event, `id:` `id` (the version this stream sent, by default); returns its size in bytes. */
-  #event(name: string, data: unknown, id: number = this.#version): number {
+  #event(name: string, data: unknown, id: number = this.#sent.version): number {
     // JSON.stringify never emits a raw line break, so the data is one `data:` line.
     return this.#write(`event: ${name}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`)
   }
@@ -422,26 +315,14 @@ class OpenStream {
   /** Queues `text` unless the reader is too far behind (then the stream is closed); returns the bytes queued. */
   #write(text: string): number {
     if (this.#closed) return 0
-    // desiredSize is the bound minus what the reader has not taken yet.
-    const buffered = this.#maxBufferedBytes - (this.#controller.desiredSize ?? this.#maxBufferedBytes)
+    // Before the body is attached (the retry line and the snapshot) nothing counts as buffered.
+    const buffered = this.bufferedBytes
     if (buffered > this.#maxBufferedBytes + this.#snapshotBytes) {
       // Closing ends the response: the subscriber reconnects and starts again from a fresh snapshot.
       this.#onSlow(buffered)
       this.close(true)
       return 0
     }
-    const bytes = encoder.encode(text)
-    try {
-      this.#controller.enqueue(bytes)
-    } catch {
-      this.close()
-      return 0
-    }
-    return bytes.byteLength
+    return this.writeBody(text)
   }
-}
-
-/** The numbers of the snapshot's stages whose output is their streamed text (`Store.getRun` marks them). */
-function streamedStages(snapshot: RunSnapshot): Set<number> {
-  return new Set(snapshot.stages.filter((stage) => stage.streamedOutput === true).map((stage) => stage.stageNumber))
 }

@@ -3,22 +3,24 @@
  * body for many runs, and the registry of a handlers instance's open set streams (keep-alive
  * comments, slow readers, shutdown). Each member run is watched through the process's
  * {@link RunWatcher} (the same reads single-run streams get); a filter stream's membership comes
- * from its {@link RunWindows} window. Edge-safe: Web streams and timers only. Not importable
- * outside this package.
+ * from its {@link RunWindows} window. The body is attached once, as a Web stream or to the Node
+ * response directly, as a run's stream is (`event-sink.ts`). Edge-safe: Web streams and timers
+ * only. Not importable outside this package.
  */
-import { LIVE_EVENTS, type SetStreamView, type StageOutputEvent } from '../../contract/live-status.js'
-import type { RunEndEvent, RunLeaveEvent, RunSnapshotEvent, RunUpdateEvent, SetStreamReadyEvent } from '../../contract/live-status.js'
+import { LIVE_EVENTS, type SetStreamView } from '../../contract/live-status.js'
+import type { RunEndEvent, RunLeaveEvent, RunSnapshotEvent, SetStreamReadyEvent } from '../../contract/live-status.js'
 import type { RunListFilter, RunSummary } from '../../contract/run-list.js'
 import { isFinalStatus } from '../../contract/status.js'
 import type { RunWindowEntry } from '../../core/run-list.js'
-import type { RunSnapshot } from '../../core/state.js'
+import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import type { LiveStreamStats } from './event-stream.js'
 import { KEEP_ALIVE_ANNOUNCEMENT } from './event-stream.js'
+import { type EventStreamBody, SinkBody } from './event-sink.js'
 import type { RunWatch, RunWatcher } from './run-watcher.js'
 import type { RunWindows, WindowFollow } from './run-window.js'
-import { StageDiff } from './stage-diff.js'
+import { StageDiff, streamedStages } from './stage-diff.js'
 
 /** Settings of the set streams of one handlers instance (those of single-run streams, plus the summary). */
 export interface SetStreamSettings {
@@ -88,7 +90,7 @@ export class SetStreams {
    * once the first membership's snapshots are queued (then `ready`); rejects when the first
    * window query or a member's read failed (nothing stays open).
    */
-  async openFilter(filter: RunListFilter, limit: number, view: SetStreamView, signal: AbortSignal, matches: (snapshot: RunSnapshot) => boolean): Promise<ReadableStream<Uint8Array>> {
+  async openFilter(filter: RunListFilter, limit: number, view: SetStreamView, signal: AbortSignal, matches: (snapshot: RunSnapshot) => boolean): Promise<EventStreamBody> {
     const stream = this.#create(view)
     let follow: WindowFollow | undefined
     stream.onMismatch = () => follow?.dirty()
@@ -110,7 +112,7 @@ export class SetStreams {
    * change falls between. Rejects with the first refusal, or {@link ListedRunNotFound}, before
    * anything is sent. The stream closes after every listed run ended.
    */
-  async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal): Promise<EventStreamBody> {
     const stream = this.#create(view)
     stream.closeWhenAllEnded = true
     try {
@@ -138,14 +140,14 @@ export class SetStreams {
     return stream
   }
 
-  #started(stream: SetStream, signal: AbortSignal): ReadableStream<Uint8Array> {
+  #started(stream: SetStream, signal: AbortSignal): EventStreamBody {
     if (signal.aborted) stream.close()
     else {
       signal.addEventListener('abort', () => stream.close(), { once: true })
       this.#armKeepAlive()
     }
     stream.closeIfAllEnded()
-    return stream.body
+    return stream
   }
 
   #forget(stream: SetStream): void {
@@ -167,8 +169,6 @@ export class SetStreams {
     this.#keepAlive = undefined
   }
 }
-
-const encoder = new TextEncoder()
 
 /** How many runs a stream reads at once when runs join (a window of 200 must not take the whole pool). */
 const READS_AT_ONCE = 8
@@ -197,19 +197,19 @@ interface Member {
   watch: RunWatch | undefined
   /** Its snapshot was sent; before that, changes wait in `pending`. */
   live: boolean
-  pending: RunSnapshot | undefined
-  /** The version last sent; -1 before the snapshot. */
-  version: number
+  pending: { snapshot: RunSnapshot; chunks: readonly OutputChunkRow[] } | undefined
   /** `end` was sent for this membership. */
   ended: boolean
-  /** What the full view last sent of its stages. */
-  readonly stages: StageDiff
+  /**
+   * What this stream sent of the run: the version (-1 before the snapshot) and, in the full
+   * view, its stages, so that updates and `output` events follow the run's own stream's rule.
+   */
+  readonly sent: StageDiff
   admits: (snapshot: RunSnapshot) => boolean
 }
 
 /** One subscriber's set stream. */
-class SetStream {
-  readonly body: ReadableStream<Uint8Array>
+class SetStream extends SinkBody {
   /** Settles when the first membership was sent (snapshots, then `ready`). */
   readonly started: Promise<void>
   /** Filter streams: whether a run still matches the filter; a member that does not marks the window dirty. */
@@ -225,7 +225,6 @@ class SetStream {
   readonly #view: SetStreamView
   readonly #onClose: () => void
   readonly #onSlow: (bufferedBytes: number) => void
-  #controller!: ReadableStreamDefaultController<Uint8Array>
   /** Memberships are applied one after the other, so joins and leaves are never reordered. */
   #chain: Promise<void> = Promise.resolve()
   #ready = false
@@ -243,6 +242,7 @@ class SetStream {
     onClose: () => void,
     onSlow: (bufferedBytes: number) => void,
   ) {
+    super(settings.maxBufferedBytes)
     this.#watcher = watcher
     this.#read = read
     this.#settings = settings
@@ -255,15 +255,6 @@ class SetStream {
     })
     // A rejection nobody awaits (a stream closed before its start) must not be unhandled.
     this.started.catch(() => undefined)
-    this.body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.#controller = controller
-        },
-        cancel: () => this.close(),
-      },
-      { highWaterMark: settings.maxBufferedBytes, size: (chunk) => chunk.byteLength },
-    )
     this.#firstBytes += this.#write(`retry: ${settings.retryMs}\n: ${KEEP_ALIVE_ANNOUNCEMENT} ${settings.keepAliveMs}\n\n`)
   }
 
@@ -286,17 +277,6 @@ class SetStream {
     this.#sendReady()
   }
 
-  /**
-   * One applied chunk of a member's streamed output (view `full` only): an `output` event. The
-   * watcher's chunk delivery (streamed output, docs/design.md) calls it from the member's watch.
-   */
-  output(runId: string, chunk: StageOutputEvent, version: number): void {
-    const member = this.#members.get(runId)
-    if (this.#view !== 'full' || !member?.live || version <= member.version) return
-    member.version = version
-    this.#event(LIVE_EVENTS.output, `${runId}:${version}`, chunk)
-  }
-
   comment(text: string): void {
     if (this.#ready) this.#write(`: ${text}\n\n`)
   }
@@ -309,7 +289,7 @@ class SetStream {
   }
 
   /** Ends the stream after what is queued; `discard` drops the queue instead (a reader too far behind). */
-  close(discard = false): void {
+  override close(discard = false): void {
     if (this.#closed) return
     this.#closed = true
     for (const member of this.#members.values()) member.watch?.stop()
@@ -317,12 +297,7 @@ class SetStream {
     this.onStop?.()
     this.#onClose()
     this.#rejectStarted(new Error('The set stream closed before its first membership was sent'))
-    try {
-      if (discard) this.#controller.error(new Error('The subscriber fell too far behind; closed to bound the send buffer'))
-      else this.#controller.close()
-    } catch {
-      // Already cancelled by the reader.
-    }
+    this.endBody(discard)
   }
 
   async #applyMembership(entries: readonly RunWindowEntry[]): Promise<void> {
@@ -333,7 +308,7 @@ class SetStream {
       member.watch?.stop()
       this.#members.delete(member.runId)
       const leave: RunLeaveEvent = { runId: member.runId }
-      if (member.live) this.#event(LIVE_EVENTS.leave, `${member.runId}:${member.version}`, leave)
+      if (member.live) this.#event(LIVE_EVENTS.leave, `${member.runId}:${member.sent.version}`, leave)
     }
     const joining = entries.filter((entry) => !this.#members.has(entry.id)).map((entry) => this.#member(entry.id, () => true))
     if (joining.length > 0) {
@@ -364,32 +339,36 @@ class SetStream {
 
   /** Registers a member and watches it first, so no change falls between its read and its watch. */
   #member(runId: string, admits: (snapshot: RunSnapshot) => boolean): Member {
-    const member: Member = { runId, watch: undefined, live: false, pending: undefined, version: -1, ended: false, stages: new StageDiff(), admits }
+    const member: Member = { runId, watch: undefined, live: false, pending: undefined, ended: false, sent: new StageDiff(), admits }
     this.#members.set(runId, member)
-    // Streamed output (docs/design.md): when the watcher hands chunks to watches, this one forwards
-    // them with `(chunk, version) => this.output(runId, chunk, version)`.
-    member.watch = this.#watcher.watch(runId, (snapshot) => this.#deliver(member, snapshot))
+    // The full view takes the run's streamed-output chunks after the version it sent (`output`
+    // events); the summary view shows no text, so it takes none (the watcher reads its text whole).
+    member.watch =
+      this.#view === 'full'
+        ? this.#watcher.watch(runId, (snapshot, chunks) => this.#deliver(member, snapshot, chunks), () => member.sent.version)
+        : this.#watcher.watch(runId, (snapshot) => this.#deliver(member, snapshot, []))
     return member
   }
 
   #sendSnapshot(member: Member, snapshot: RunSnapshot): void {
     if (this.#closed) return
     const version = snapshot.version ?? 0
-    member.version = version
     member.live = true
     member.watch?.seen(version)
     const id = `${member.runId}:${version}`
     if (this.#view === 'summary') {
+      member.sent.remember(version, [], new Set())
       this.#count(this.#event(LIVE_EVENTS.snapshot, id, this.#settings.summary(snapshot)))
     } else {
+      // The text so far and `outputSeq` (the read has the streamed text); chunks after it follow.
       const document = this.#settings.statusDocument(snapshot)
-      member.stages.remember(document.stages)
+      member.sent.remember(version, document.stages, streamedStages(snapshot))
       this.#count(this.#event(LIVE_EVENTS.snapshot, id, document))
     }
     if (isFinalStatus(snapshot.run.status)) this.#end(member, snapshot)
     const pending = member.pending
     member.pending = undefined
-    if (pending) this.#deliver(member, pending)
+    if (pending) this.#deliver(member, pending.snapshot, pending.chunks)
   }
 
   #sendReady(): void {
@@ -399,24 +378,30 @@ class SetStream {
     this.#resolveStarted()
   }
 
-  /** A newer stored state of a member from the watcher: an `update`, then `end` when it finished. */
-  #deliver(member: Member, snapshot: RunSnapshot): void {
+  /**
+   * A newer stored state of a member from the watcher, with its chunks after the version this
+   * stream sent (full view): summary view, an `update`; full view, the `output` events and the
+   * `update` as the run's own stream sends them ({@link StageDiff.changes}); then `end` when it
+   * finished. A full-view update that cannot be made (a stage created or restarted, streamed and
+   * finished between two reads, read without its text) closes the stream: the reconnect sends
+   * fresh snapshots.
+   */
+  #deliver(member: Member, snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]): void {
     if (this.#closed || this.#members.get(member.runId) !== member) return
     if (!member.live) {
-      member.pending = snapshot
+      member.pending = { snapshot, chunks }
       return
     }
     const version = snapshot.version ?? 0
-    if (version <= member.version) return
+    if (version <= member.sent.version) return
     if (!member.admits(snapshot)) return this.close()
-    member.version = version
-    const id = `${member.runId}:${version}`
     if (this.#view === 'summary') {
-      this.#event(LIVE_EVENTS.update, id, this.#settings.summary(snapshot))
+      member.sent.remember(version, [], new Set())
+      this.#event(LIVE_EVENTS.update, `${member.runId}:${version}`, this.#settings.summary(snapshot))
     } else {
-      const document = toStatusResponse(snapshot)
-      const update: RunUpdateEvent = { run: document.run, stages: member.stages.changed(document.stages) }
-      this.#event(LIVE_EVENTS.update, id, update)
+      const events = member.sent.changes(snapshot, chunks)
+      if (!events) return this.close()
+      for (const planned of events) this.#event(planned.event, `${member.runId}:${planned.version}`, planned.data)
     }
     if (isFinalStatus(snapshot.run.status) && !member.ended) this.#end(member, snapshot)
     // The update first, then the window decides whether it leaves (a tag removed, a status filter left).
@@ -426,7 +411,7 @@ class SetStream {
   #end(member: Member, snapshot: RunSnapshot): void {
     member.ended = true
     const end: RunEndEvent = { run: toStatusResponse(snapshot).run }
-    this.#event(LIVE_EVENTS.end, `${member.runId}:${member.version}`, end)
+    this.#event(LIVE_EVENTS.end, `${member.runId}:${member.sent.version}`, end)
     if (this.#ready) this.closeIfAllEnded()
   }
 
@@ -445,19 +430,13 @@ class SetStream {
   #write(text: string): number {
     if (this.#closed) return 0
     const max = this.#settings.maxBufferedBytes
-    const buffered = max - (this.#controller.desiredSize ?? max)
+    // Before the body is attached (the first snapshots) nothing counts as buffered.
+    const buffered = this.bufferedBytes
     if (this.#ready && buffered > max + this.#firstBytes) {
       this.#onSlow(buffered)
       this.close(true)
       return 0
     }
-    const bytes = encoder.encode(text)
-    try {
-      this.#controller.enqueue(bytes)
-    } catch {
-      this.close()
-      return 0
-    }
-    return bytes.byteLength
+    return this.writeBody(text)
   }
 }

@@ -6,6 +6,7 @@
  */
 import { bearerReadToken, type RequestAuth, type RunReadAccess, verifySignature } from '../auth/authenticate.js'
 import { authorizeRunSet } from '../auth/list-access.js'
+import { acceptsDirectEvents, directEventsResponse } from '../http/direct-events.js'
 import type { Exchange, Plumbing, RouteHandler } from '../http/exchange.js'
 import { HttpProblemError } from '../http/problem-response.js'
 import { readBodyLimited } from '../http/read-body.js'
@@ -15,6 +16,7 @@ import { parseSetStreamQuery } from '../../contract/run-list-query.js'
 import { catalogueOfRun } from '../../core/run-catalogue.js'
 import { applyScope, matchesRunFilter, summarizeRun, toRunListItem } from '../../core/run-list.js'
 import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion } from '../live/event-stream.js'
+import type { EventStreamBody } from '../live/event-sink.js'
 import { RunWatcher } from '../live/run-watcher.js'
 import { presentedVersion } from '../../core/known-versions.js'
 import { RunWindows } from '../live/run-window.js'
@@ -29,6 +31,16 @@ const STREAM_HEADERS = {
   // nginx buffers proxied responses unless told otherwise.
   'X-Accel-Buffering': 'no',
 } as const
+
+/**
+ * The answer of an open stream, a run's or a set's: a `Request` the Node bridge marked gets a
+ * bodiless `Response` carrying the stream, which the bridge writes to its response itself (no Web
+ * stream to hold per stream); any other caller gets the Web stream body.
+ */
+function eventsResponse(request: Request, body: EventStreamBody): Response {
+  const init: ResponseInit = { status: 200, headers: STREAM_HEADERS }
+  return acceptsDirectEvents(request) ? directEventsResponse(body, init) : new Response(body.readable(), init)
+}
 
 /** The live routes and what their streams need at shutdown and for metrics. */
 export interface LiveRoutes {
@@ -140,7 +152,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       resume,
     )
     if (!body) throw runNotFound()
-    return new Response(body, { status: 200, headers: STREAM_HEADERS })
+    return eventsResponse(request, body)
   })
 
   /**
@@ -167,7 +179,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       throw new HttpProblemError(query.code, { detail: query.message, errors: [{ field: query.parameter, message: query.message }] })
     }
     const { signal } = exchange.request
-    let body: ReadableStream<Uint8Array>
+    let body: EventStreamBody
     if (query.value.kind === 'runs') {
       const { runIds, view } = query.value
       const grants = await listedGrants(exchange, runIds)
@@ -193,7 +205,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       const effective = applyScope(filter, access.scope)
       body = await openSets().openFilter(effective, limit, view, signal, (snapshot) => matchesRunFilter(snapshot.run, effective))
     }
-    return new Response(body, { status: 200, headers: STREAM_HEADERS })
+    return eventsResponse(exchange.request, body)
   })
 
   const close = async (): Promise<void> => {

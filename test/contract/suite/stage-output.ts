@@ -2,13 +2,24 @@
  * Contract scenarios, streamed stage output (DESIGN.md "Timing, attempts and streamed output"):
  * `POST {base}/{runId}/stages/{stageNumber}/output` `{ seq, text }`: order, idempotency, every
  * problem code, a final output replacing the text, an attempt restarting it, the status
- * document's text so far, the live `output` events, and a dropped stream resumed exactly with
- * `Last-Event-ID`, checked byte for byte against what was sent.
+ * document's text so far, the live `output` events, a dropped stream resumed exactly with
+ * `Last-Event-ID`, checked byte for byte against what was sent, and the same `output` events on
+ * set streams (`GET /events`, view `full`; never `summary`).
  */
-import { LIVE_EVENTS, RunStatusResponse, RunUpdateEvent, StageOutputChunkResponse, StageOutputEvent } from 'pipeline-status-sdk'
+import {
+  applyOutputChunk,
+  CreateRunResponse,
+  LIVE_EVENTS,
+  mergeRunUpdate,
+  RunStatusResponse,
+  RunSummary,
+  RunUpdateEvent,
+  StageOutputChunkResponse,
+  StageOutputEvent,
+} from 'pipeline-status-sdk'
 import { describe, expect } from 'vitest'
 import { makeStageUpdate } from '../../support/fixtures.js'
-import { type Api, expectProblem, type RequestSpec } from './harness.js'
+import { type Api, expectProblem, type RequestSpec, uniqueRunId } from './harness.js'
 import { type EventReader, readEvents } from './read-events.js'
 import type { ContractContext } from './use-target.js'
 
@@ -55,6 +66,45 @@ async function takeOutputs(events: EventReader, count: number): Promise<{ texts:
     else others.push(event.event ?? 'message')
   }
   return { texts, lastId, others }
+}
+
+/**
+ * A set stream's next events of `runId` folded onto its `document` as a subscriber does
+ * (`mergeRunUpdate`, `applyOutputChunk`) until an event of `version`, at most `limit` events: the
+ * document, the texts of the `output` events in order, their ids, and the updates' stages of
+ * `stageNumber`.
+ */
+async function followMember(
+  events: EventReader,
+  document: RunStatusResponse,
+  version: number,
+  stageNumber: number,
+  limit: number,
+): Promise<{ document: RunStatusResponse; texts: string[]; ids: string[]; updates: Array<Record<string, unknown>> }> {
+  const runId = document.run.id
+  let at = -1
+  const texts: string[] = []
+  const ids: string[] = []
+  const updates: Array<Record<string, unknown>> = []
+  for (let taken = 0; at < version && taken < limit; taken++) {
+    const event = await events.next()
+    if (!event.id?.startsWith(`${runId}:`)) continue
+    ids.push(event.id)
+    at = Number(event.id.slice(runId.length + 1))
+    const data = JSON.parse(event.data) as unknown
+    if (event.event === LIVE_EVENTS.snapshot) document = RunStatusResponse.parse(data)
+    else if (event.event === LIVE_EVENTS.update) {
+      const update = RunUpdateEvent.parse(data)
+      document = mergeRunUpdate(document, update)
+      updates.push(...update.stages.filter((stage) => stage.stageNumber === stageNumber))
+    } else if (event.event === LIVE_EVENTS.output) {
+      const chunk = StageOutputEvent.parse(data)
+      expect(chunk.runId).toBe(runId)
+      texts.push(chunk.text)
+      document = applyOutputChunk(document, chunk)
+    }
+  }
+  return { document, texts, ids, updates }
 }
 
 /** Registers this block of the contract suite for one target (see index.ts). */
@@ -279,6 +329,99 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
         expect(texts.join('')).toBe('new attempt')
       } finally {
         await events.cancel()
+      }
+    })
+
+    scenario(
+      'set streams, view full: a run= stream and a filter stream get a member\'s chunks as output events, in order and byte for byte; updates leave the text out; view summary gets none',
+      async (api) => {
+        const tag = `out-${crypto.randomUUID().slice(0, 12)}`
+        const created = await api.send({ path: '/runs', json: { id: uniqueRunId('setout'), tags: [tag] } })
+        expect(created.status).toBe(201)
+        const id = CreateRunResponse.parse(await created.json()).run.id
+        await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', attempt: 1 }))
+        const sent = [piece(0)]
+        await chunkOk(api, id, 1, 0, piece(0))
+        const open = async (query: string) => {
+          const response = await api.send({ path: `/events?${query}` })
+          expect(response.status).toBe(200)
+          return readEvents(response)
+        }
+        const streams = { listed: await open(`run=${encodeURIComponent(id)}`), filter: await open(`tag=${tag}`), summary: await open(`tag=${tag}&view=summary`) }
+        try {
+          // A member's snapshot carries the text so far and outputSeq, then ready.
+          const snapshots: RunStatusResponse[] = []
+          for (const stream of [streams.listed, streams.filter]) {
+            const snapshot = await stream.next()
+            expect(snapshot.event).toBe(LIVE_EVENTS.snapshot)
+            snapshots.push(RunStatusResponse.parse(JSON.parse(snapshot.data)))
+            expect(snapshots.at(-1)?.stages[0]).toMatchObject({ output: piece(0), outputSeq: 0 })
+            expect((await stream.next()).event).toBe('ready')
+          }
+          for (let seq = 1; seq < 40; seq++) {
+            sent.push(piece(seq))
+            await chunkOk(api, id, 1, seq, piece(seq))
+          }
+          // A change that is no chunk: an update, after the chunks, without the streamed text.
+          await api.heartbeatOk(id, { stageNumber: 1, progress: { seq: 1, percent: 50 } })
+          const version = await versionOf(api, id)
+          const status = await api.status(id)
+          expect(status.stages[0]).toMatchObject({ output: sent.join(''), outputSeq: 39 })
+          for (const [index, stream] of [streams.listed, streams.filter].entries()) {
+            const followed = await followMember(stream, snapshots[index]!, version, 1, 100)
+            expect(followed.texts).toHaveLength(39)
+            const text = piece(0) + followed.texts.join('')
+            expect(Buffer.from(text, 'utf8').equals(Buffer.from(sent.join(''), 'utf8'))).toBe(true)
+            // Chunk-only versions send no update: one output per version, then the one update.
+            expect(followed.ids).toEqual(Array.from({ length: 40 }, (_, i) => `${id}:${version - 39 + i}`))
+            expect(stream.events.filter((event) => event.event === LIVE_EVENTS.update)).toHaveLength(1)
+            expect(followed.updates).toHaveLength(1)
+            expect(followed.updates[0]).toMatchObject({ stageNumber: 1, outputSeq: 39, progress: { percent: 50 } })
+            expect(followed.updates[0]).not.toHaveProperty('output')
+            expect(followed.document.stages[0]).toEqual(status.stages[0])
+          }
+          // The summary view: list items only, never an output event nor the text.
+          let summary = RunSummary.parse(JSON.parse((await streams.summary.next()).data))
+          expect((await streams.summary.next()).event).toBe('ready')
+          for (let taken = 0; summary.version < version && taken < 100; taken++) {
+            const event = await streams.summary.next()
+            expect(event.event).toBe(LIVE_EVENTS.update)
+            summary = RunSummary.parse(JSON.parse(event.data))
+          }
+          expect(summary.version).toBe(version)
+          expect(streams.summary.events.some((event) => event.event === LIVE_EVENTS.output || event.data.includes('chunk 1 '))).toBe(false)
+        } finally {
+          for (const stream of Object.values(streams)) await stream.cancel()
+        }
+      },
+    )
+
+    scenario('set streams, view full: an attempt restarting the output reaches the subscriber as text it can append to, equal to the status document', async (api) => {
+      const id = await runningStage1(api)
+      await chunkOk(api, id, 1, 0, 'old ')
+      const response = await api.send({ path: `/events?run=${encodeURIComponent(id)}` })
+      expect(response.status).toBe(200)
+      const stream = readEvents(response)
+      try {
+        expect((await stream.next()).event).toBe(LIVE_EVENTS.snapshot)
+        expect((await stream.next()).event).toBe('ready')
+        await chunkOk(api, id, 1, 1, 'attempt')
+        // A restart and its chunks: the update clearing the text comes before them, however the reads group them.
+        await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', attempt: 2 }))
+        await chunkOk(api, id, 1, 0, 'neu ')
+        await chunkOk(api, id, 1, 1, 'über 😀')
+        await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'PROCESSING', attempt: 1 }))
+        const version = await versionOf(api, id)
+        const status = await api.status(id)
+        expect(status.stages[0]).toMatchObject({ attempt: 2, output: 'neu über 😀', outputSeq: 1 })
+        const snapshot = RunStatusResponse.parse(JSON.parse(stream.events[0]?.data ?? ''))
+        const { document, texts } = await followMember(stream, snapshot, version, 1, 20)
+        expect(texts.join('')).toBe('attemptneu über 😀')
+        expect(document.stages.map(({ stageNumber, attempt, output, outputSeq }) => ({ stageNumber, attempt, output, outputSeq }))).toEqual(
+          status.stages.map(({ stageNumber, attempt, output, outputSeq }) => ({ stageNumber, attempt, output, outputSeq })),
+        )
+      } finally {
+        await stream.cancel()
       }
     })
 

@@ -1,0 +1,187 @@
+"""``client.stream_output(run_id, stage)`` against a small in-process fake server: chunks
+``{"seq", "text"}`` to ``{base}/{run}/stages/{n}/output``, batched (fewer requests than writes),
+cut at 64 KiB of UTF-8 between characters, sent before the stage's final status, stopped after a
+409 with one warning, bounded, and queued in the outbox in order with the stage's updates.
+The same against the real handlers: test/client/stage-output-stream.test.ts (TypeScript)."""
+import http.server
+import json
+import logging
+import re
+import tempfile
+import threading
+import time
+import unittest
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from pipeline_status_client import MAX_OUTPUT_CHUNK_BYTES, PrismaAPIClient, RetryPolicy
+
+RUN = {"id": "r", "status": "PROCESSING", "error": None}
+Answer = Callable[[str, Dict[str, Any]], Optional[Tuple[int, Dict[str, Any]]]]
+
+
+class FakeServer:
+    """Answers every POST ``applied``, recording ``(path, body)``; ``answer`` may answer first."""
+
+    def __init__(self) -> None:
+        self.requests: List[Tuple[str, Dict[str, Any]]] = []
+        self.answer: Optional[Answer] = None
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append((self.path, body))
+                answered = server.answer(self.path, body) if server.answer else None
+                status, payload = answered or (200, {"outcome": "applied", "run": RUN})
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/problem+json" if status >= 400 else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def lines(self, start: int = 0) -> List[str]:
+        """The requests from ``start`` as ``output 2 #0 "text"``, ``stage-update 2 COMPLETED``."""
+        out = []
+        for path, body in self.requests[start:]:
+            chunk = re.search(r"/stages/(\d+)/output$", path)
+            if chunk:
+                out.append(f"output {chunk.group(1)} #{body['seq']} {json.dumps(body['text'], ensure_ascii=False)}")
+            elif path.endswith("/stage-update"):
+                out.append(f"stage-update {body['stageNumber']} {body['status']}")
+        return out
+
+    def chunks(self) -> List[Dict[str, Any]]:
+        return [body for path, body in self.requests if path.endswith("/output")]
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: List[Tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append((record.levelname, record.getMessage()))
+
+
+def problem(code: str, status: int, **extra: Any) -> Tuple[int, Dict[str, Any]]:
+    return status, {"type": f"https://pipeline-status.dev/problems/{code}", "title": code, "status": status, "code": code, **extra}
+
+
+class StreamOutputTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.server = FakeServer()
+        self.records = Records()
+        self.logger = logging.getLogger(f"stream-output-test-{id(self)}")
+        self.logger.propagate = False
+        self.logger.addHandler(self.records)
+        self.logger.setLevel(logging.DEBUG)
+
+    def tearDown(self) -> None:
+        self.server.stop()
+
+    def client(self, **options: Any) -> PrismaAPIClient:
+        client = PrismaAPIClient(self.server.origin, "secret", logger=self.logger, retry=RetryPolicy(attempts=1), **options)
+        self.addCleanup(client.close)
+        return client
+
+    def test_batches_writes_and_sends_them_before_the_final_status(self) -> None:
+        client = self.client()
+        tokens = [f"token{i} " for i in range(60)]
+        client.mark_stage_processing("r", 2)
+        with client.stream_output("r", 2, flush_interval=0.05) as out:
+            for i, token in enumerate(tokens):
+                out.write(token)
+                if i % 20 == 19:
+                    time.sleep(0.1)
+        client.mark_stage_complete("r", 2, "".join(tokens))
+        lines = self.server.lines()
+        chunks = self.server.chunks()
+        self.assertEqual(lines[0], "stage-update 2 PROCESSING")
+        self.assertEqual(lines[-1], "stage-update 2 COMPLETED")
+        self.assertEqual([c["seq"] for c in chunks], list(range(len(chunks))))
+        self.assertEqual("".join(c["text"] for c in chunks), "".join(tokens))
+        self.assertLess(len(chunks), len(tokens))
+        self.assertTrue(all(p.startswith("/api/pipeline/r/stages/2/output") for p, _ in self.server.requests[1:-1]))
+        self.assertEqual(out.stopped, None)
+
+    def test_cuts_chunks_at_64_kib_between_characters_and_joins_split_surrogates(self) -> None:
+        client = self.client()
+        text = "a" + "\U0001F600" * 40000 + "\u00e9" * 10
+        out = client.stream_output("r", 1, flush_interval=60)
+        out.write(text)
+        out.write("x\ud83d")
+        out.write("\ude00y\x00")
+        self.assertTrue(out.close())
+        chunks = self.server.chunks()
+        self.assertGreater(len(chunks), 2)
+        for chunk in chunks:
+            self.assertLessEqual(len(chunk["text"].encode("utf-8")), MAX_OUTPUT_CHUNK_BYTES)
+        self.assertEqual("".join(c["text"] for c in chunks), text + "x\U0001F600y\ufffd")
+
+    def test_stops_after_a_409_with_one_warning(self) -> None:
+        self.server.answer = lambda path, body: (
+            problem("output_out_of_order", 409, detail="expected seq 0", expectedSeq=0) if path.endswith("/output") and body["seq"] == 1 else None)
+        client = self.client()
+        out = client.stream_output("r", 3, flush_interval=0)
+        for i in range(3):
+            out.write(f"piece {i} ")
+            deadline = time.monotonic() + 10
+            while len(self.server.chunks()) <= i and out.stopped is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        for i in range(20):
+            out.write(f"more {i}")
+        self.assertFalse(out.close())
+        self.assertEqual([c["text"] for c in self.server.chunks()], ["piece 0 ", "piece 1 "])
+        self.assertRegex(out.stopped or "", r"chunk 1 was refused: .*409.*output_out_of_order")
+        warnings = [m for level, m in self.records.messages if "output" in m and level in ("WARNING", "ERROR")]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertRegex(warnings[0], r"^Run r: stage 3: streamed output stopped: chunk 1 was refused")
+        self.assertEqual(out.chunks, 1)
+
+    def test_bounds_what_waits(self) -> None:
+        gate = threading.Event()
+        self.server.answer = lambda path, body: (gate.wait(10) and None)
+        client = self.client()
+        out = client.stream_output("r", 1, flush_interval=0, max_buffered_bytes=100)
+        out.write("first")
+        deadline = time.monotonic() + 10
+        while not self.server.chunks() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(30):
+            out.write("0123456789")
+        self.assertRegex(out.stopped or "", r"more than 100 bytes waited")
+        gate.set()
+        out.close()
+        self.assertEqual([c["text"] for c in self.server.chunks()], ["first"])
+
+    def test_chunks_wait_in_the_outbox_in_order_with_the_stage_updates(self) -> None:
+        down = {"value": True}
+        self.server.answer = lambda path, body: problem("database_unavailable", 503) if down["value"] and path.endswith("/output") else None
+        client = self.client(outbox_dir=tempfile.mkdtemp(prefix="stream-output-"), background=False)
+        with client.stream_output("r", 1, flush_interval=60) as out:
+            out.write("queued ")
+            out.write("text")
+        self.assertTrue(client.mark_stage_complete("r", 1, "done"))
+        self.assertGreater(client.pending_count("r"), 0)
+        down["value"] = False
+        sent = len(self.server.requests)
+        self.assertTrue(client.flush(timeout=30))
+        self.assertEqual(self.server.lines(sent), ['output 1 #0 "queued text"', "stage-update 1 COMPLETED"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,145 @@
+/**
+ * Streamed output on set streams: a `full` member's chunks become `output` events (`id:`
+ * `runId:version`) under the rule of the run's own stream (`StageDiff`: chunks first when the
+ * subscriber can append them, else the update first; updates without chunk-only text); the
+ * `summary` view sends none. The watcher is replaced by a hand-driven one, so every batch is exact.
+ */
+import { describe, expect, it } from 'vitest'
+import type { SetStreamView } from '../../contract/live-status.js'
+import type { RunSummary } from '../../contract/run-list.js'
+import { toStatusResponse } from '../../core/state-to-records.js'
+import type { OutputChunkRow, RunSnapshot, RunState, StageState } from '../../core/state.js'
+import type { RunSnapshotListener, RunWatcher } from './run-watcher.js'
+import type { RunWindows } from './run-window.js'
+import { SetStreams } from './set-stream.js'
+
+const NOW = new Date('2026-12-06T10:00:00.000Z')
+const run: RunState = { id: 'run_1', status: 'PROCESSING', error: null, completedAt: null, completionReceivedAt: null, createdAt: NOW, updatedAt: NOW }
+const stage = (fields: Partial<StageState>): StageState => ({
+  stageNumber: 1,
+  stageName: 'Input Processing',
+  status: 'PROCESSING',
+  output: null,
+  completedAt: null,
+  createdAt: NOW,
+  updatedAt: NOW,
+  ...fields,
+})
+const snapshot = (version: number, stages: StageState[], extra: Partial<RunSnapshot> = {}): RunSnapshot => ({ run, stages, version, ...extra })
+const chunk = (seq: number, version: number, text = `t${seq}`): OutputChunkRow => ({ stageNumber: 1, seq, version, text })
+
+/** The summary view's item, cut to what these tests read. */
+const summary = (snapshot: RunSnapshot) => ({ id: snapshot.run.id, version: snapshot.version }) as unknown as RunSummary
+
+interface Sent {
+  event: string
+  id: string
+  data: Record<string, unknown>
+}
+
+/** A `run=` stream of `run_1` in `view`, whose watcher the test drives; `takesChunks`: whether it asked for chunks. */
+async function open(first: RunSnapshot, view: SetStreamView) {
+  let listener: RunSnapshotListener | undefined
+  let takesChunks = false
+  const watcher = {
+    watch: (_runId: string, deliver: RunSnapshotListener, sentVersion?: () => number) => {
+      listener = deliver
+      takesChunks = sentVersion !== undefined
+      return { seen: () => {}, stop: () => {} }
+    },
+  }
+  const streams = new SetStreams(
+    watcher as unknown as RunWatcher,
+    {} as RunWindows,
+    { keepAliveMs: 60_000, maxBufferedBytes: 1 << 20, onSlowStream: () => {}, retryMs: 1000, statusDocument: toStatusResponse, summary },
+    async () => null,
+  )
+  const body = await streams.openRuns([{ runId: 'run_1', read: async () => first, admits: () => true }], view, new AbortController().signal)
+  const reader = body.readable().getReader()
+  const decoder = new TextDecoder()
+  let buffered = ''
+  let done = false
+  let pending: ReturnType<typeof reader.read> | undefined
+  /** Every event sent so far (the queue is read until it is empty, a 50 ms pause, or closed). */
+  const take = async (): Promise<Sent[]> => {
+    while (!done) {
+      pending ??= reader.read()
+      const next = await Promise.race([pending, new Promise<null>((resolve) => setTimeout(() => resolve(null), 50))])
+      if (next === null) break
+      pending = undefined
+      if (next.done) {
+        done = true
+        break
+      }
+      buffered += decoder.decode(next.value, { stream: true })
+    }
+    const blocks = buffered.split('\n\n')
+    buffered = blocks.pop() ?? ''
+    const events: Sent[] = []
+    for (const block of blocks) {
+      const fields = Object.fromEntries(block.split('\n').filter((line) => !line.startsWith(':') && line.includes(': ')).map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]))
+      if (fields['event']) events.push({ event: fields['event'], id: fields['id'] ?? '', data: JSON.parse(fields['data'] ?? 'null') as Record<string, unknown> })
+    }
+    return events
+  }
+  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!(next, chunks), take, closed: () => done, takesChunks: () => takesChunks, streams }
+}
+
+describe('a set stream with streamed output', () => {
+  it('full view: a joining snapshot carries the text so far; chunks alone are output events naming the run, id runId:version', async () => {
+    const stream = await open(snapshot(3, [stage({ outputSeq: 0, output: 't0', streamedOutput: true })]), 'full')
+    expect(stream.takesChunks()).toBe(true)
+    const first = await stream.take()
+    expect(first.map((event) => event.event)).toEqual(['snapshot', 'ready'])
+    expect((first[0]!.data['stages'] as unknown[])[0]).toMatchObject({ output: 't0', outputSeq: 0 })
+    stream.deliver(snapshot(5, [stage({ outputSeq: 2, streamedOutput: true })], { streamedText: false }), [chunk(0, 3), chunk(1, 4), chunk(2, 5)])
+    expect((await stream.take()).map((event) => [event.event, event.id, event.data])).toEqual([
+      ['output', 'run_1:4', { runId: 'run_1', stageNumber: 1, seq: 1, text: 't1' }],
+      ['output', 'run_1:5', { runId: 'run_1', stageNumber: 1, seq: 2, text: 't2' }],
+    ])
+    stream.streams.close()
+  })
+
+  it('full view: chunks first and the update after them without the text; the update first when the stage restarted meanwhile', async () => {
+    const stream = await open(snapshot(3, [stage({ outputSeq: 0, output: 't0', streamedOutput: true })]), 'full')
+    await stream.take()
+    stream.deliver(snapshot(5, [stage({ outputSeq: 1, streamedOutput: true, progress: { seq: 1, percent: 10 } })], { streamedText: false }), [chunk(1, 4)])
+    const appended = await stream.take()
+    expect(appended.map((event) => [event.event, event.id])).toEqual([
+      ['output', 'run_1:4'],
+      ['update', 'run_1:5'],
+    ])
+    const updated = (appended[1]!.data['stages'] as Array<Record<string, unknown>>)[0]
+    expect(updated).toMatchObject({ outputSeq: 1 })
+    expect(updated).not.toHaveProperty('output')
+    // Attempt 2 restarted the output at 6; its chunks 0 and 1 at 7 and 8.
+    stream.deliver(snapshot(8, [stage({ attempt: 2, outputSeq: 1, streamedOutput: true })], { streamedText: false }), [chunk(0, 7, 'n0'), chunk(1, 8, 'n1')])
+    const restarted = await stream.take()
+    expect(restarted.map((event) => [event.event, event.id])).toEqual([
+      ['update', 'run_1:6'],
+      ['output', 'run_1:7'],
+      ['output', 'run_1:8'],
+    ])
+    expect((restarted[0]!.data['stages'] as unknown[])[0]).toMatchObject({ attempt: 2, outputSeq: null, output: null })
+    stream.streams.close()
+  })
+
+  it('full view: closes (the reconnect starts afresh) when a stage created and finished meanwhile was read without its text', async () => {
+    const stream = await open(snapshot(1, []), 'full')
+    await stream.take()
+    stream.deliver(snapshot(4, [stage({ status: 'COMPLETED', completedAt: NOW, outputSeq: 0, streamedOutput: true })], { streamedText: false }), [chunk(0, 3)])
+    expect(await stream.take()).toEqual([])
+    expect(stream.closed()).toBe(true)
+  })
+
+  it('summary view: takes no chunks and sends no output event', async () => {
+    const stream = await open(snapshot(3, [stage({ outputSeq: 0, output: 't0', streamedOutput: true })]), 'summary')
+    expect(stream.takesChunks()).toBe(false)
+    await stream.take()
+    stream.deliver(snapshot(4, [stage({ outputSeq: 1, output: 't0t1', streamedOutput: true })]), [])
+    const events = await stream.take()
+    expect(events.map((event) => [event.event, event.id, event.data['version']])).toEqual([['update', 'run_1:4', 4]])
+    expect(JSON.stringify(events)).not.toContain('t0t1')
+    stream.streams.close()
+  })
+})

@@ -1,0 +1,166 @@
+/**
+ * Streamed stage output from the runner against the real handlers (a MemoryStore) over HTTP:
+ * `runPipeline`'s `write` shows the stage's text growing in `GET /status` while it runs (with
+ * `outputSeq`), the final output replaces it, a retry attempt starts a new text; the client's
+ * `appendStageOutput` gets `applied`, `duplicate`, `conflict` and each refusal as the contract
+ * defines them; a 413 stops the stream with one warning and the stage still completes. The wire
+ * details (order, batching, the outbox) are test/client/stage-output-wire.test.ts.
+ */
+import { PrismaAPIClient, type PrismaAPIClientOptions, isQueuedDelivery, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
+import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { recordingLogger } from '../support/loggers.js'
+import { until } from '../support/until.js'
+import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+
+const servers: TestServer[] = []
+const clients: PrismaAPIClient[] = []
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close({ timeoutMs: 1_000 })))
+  await Promise.all(servers.splice(0).map((server) => server.stop()))
+})
+
+/** The real handlers; `maxStreamedOutputBytes` lowers a stage's limit of streamed text. */
+async function serve(maxStreamedOutputBytes?: number): Promise<TestServer> {
+  const store = new MemoryStore()
+  const handlers = createPipelineStatusHandlers({
+    store,
+    secret: TEST_SECRET,
+    logger: { error: () => undefined, warn: () => undefined },
+    ...(maxStreamedOutputBytes === undefined ? {} : { maxStreamedOutputBytes }),
+  } as Parameters<typeof createPipelineStatusHandlers>[0])
+  const server = await startTestServer({ handler: handlers.fetch })
+  servers.push(server)
+  return server
+}
+
+function clientOf(server: TestServer, options: PrismaAPIClientOptions = {}): PrismaAPIClient {
+  const client = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, heartbeatIntervalMs: 60_000, ...options })
+  clients.push(client)
+  return client
+}
+
+describe("runPipeline's write against the real handlers", () => {
+  it('shows the text growing in GET /status while the stage runs; the final output replaces it', async () => {
+    const server = await serve()
+    const client = clientOf(server)
+    const { run } = await client.createRun('stream_1')
+    const seen: { output: string | null; outputSeq: unknown }[] = []
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      stages: [
+        () => 'one',
+        async ({ write }) => {
+          write('## Findings\n')
+          await until('the first chunk stored', () => server.requestsTo('/stages/2/output').length >= 1)
+          const first = (await client.getStatus(run.id)).stages.find((stage) => stage.stageNumber === 2)
+          seen.push({ output: first?.output ?? null, outputSeq: first?.outputSeq })
+          write('- pricing\n')
+          write('- pastry ')
+          write('pop-ups\n')
+          await until('the second chunk stored', () => server.requestsTo('/stages/2/output').length >= 2)
+          const second = (await client.getStatus(run.id)).stages.find((stage) => stage.stageNumber === 2)
+          seen.push({ output: second?.output ?? null, outputSeq: second?.outputSeq })
+          return 'FINAL REPORT'
+        },
+        () => 3,
+        () => 4,
+        () => 5,
+      ],
+    })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [] })
+    expect(seen).toEqual([
+      { output: '## Findings\n', outputSeq: 0 },
+      { output: '## Findings\n- pricing\n- pastry pop-ups\n', outputSeq: 1 },
+    ])
+    const stage = (await client.getStatus(run.id)).stages.find((candidate) => candidate.stageNumber === 2)
+    expect(stage).toMatchObject({ status: 'COMPLETED', output: 'FINAL REPORT' })
+  })
+
+  it("starts a new text for a retry attempt: attempt 2's chunks from seq 0 replace attempt 1's", async () => {
+    const server = await serve()
+    const client = clientOf(server)
+    const { run } = await client.createRun('stream_2')
+    let duringSecond: string | null | undefined
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      retry: { attempts: 2, backoffMs: 0 },
+      stages: [
+        async ({ write, attempt }) => {
+          write(`attempt ${attempt}`)
+          if (attempt === 1) throw new Error('model overloaded')
+          await until('attempt 2 chunk stored', () => server.requestsTo('/stages/1/output').length >= 2)
+          duringSecond = (await client.getStatus(run.id)).stages[0]?.output
+          return undefined
+        },
+        () => 2,
+        () => 3,
+        () => 4,
+        () => 5,
+      ],
+    })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [] })
+    expect(server.requestsTo('/stages/1/output').map((request) => JSON.parse(request.body) as unknown)).toEqual([
+      { seq: 0, text: 'attempt 1' },
+      { seq: 0, text: 'attempt 2' },
+    ])
+    expect(duringSecond).toBe('attempt 2')
+  })
+
+  it('stops after a 413 with one warning; the stage completes with its output', async () => {
+    const server = await serve(64)
+    const logger = recordingLogger()
+    const client = clientOf(server, { logger })
+    const { run } = await client.createRun('stream_3')
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      stages: [
+        async ({ write }) => {
+          write('x'.repeat(40))
+          await until('the first chunk', () => server.requestsTo('/stages/1/output').length >= 1)
+          write('y'.repeat(40))
+          await until('the second chunk', () => server.requestsTo('/stages/1/output').length >= 2)
+          for (let i = 0; i < 10; i++) write('z')
+          return 'done'
+        },
+        () => 2,
+        () => 3,
+        () => 4,
+        () => 5,
+      ],
+    })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    expect(server.requestsTo('/stages/1/output')).toHaveLength(2)
+    const lines = logger.lines.filter((line) => line.level === 'warn' || line.level === 'error')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]?.message).toMatch(/stage 1: streamed output stopped: chunk 1 was refused.*413.*output_too_large/)
+    expect(summary.warnings).toEqual([expect.stringMatching(/^Stage 1 streamed output stopped/)])
+    expect((await client.getStatus(run.id)).stages[0]).toMatchObject({ status: 'COMPLETED', output: 'done' })
+  })
+})
+
+describe('appendStageOutput against the real handlers', () => {
+  it('answers applied, duplicate and conflict; refuses a gap, a stage not started and a final stage with 409s', async () => {
+    const server = await serve()
+    const client = clientOf(server)
+    const { run } = await client.createRun('stream_4')
+    await expect(client.appendStageOutput(run.id, 1, { seq: 0, text: 'early' })).rejects.toMatchObject({ status: 409, problem: { code: 'stage_not_started' } })
+    await client.markStageProcessing(run.id, 1)
+    const applied = await client.appendStageOutput(run.id, 1, { seq: 0, text: 'Hello, ' })
+    expect(isQueuedDelivery(applied)).toBe(false)
+    expect(applied).toMatchObject({ outcome: 'applied', stage: { stageNumber: 1, outputSeq: 0 } })
+    expect(await client.appendStageOutput(run.id, 1, { seq: 0, text: 'Hello, ' })).toMatchObject({ outcome: 'duplicate' })
+    expect(await client.appendStageOutput(run.id, 1, { seq: 0, text: 'Bye, ' })).toMatchObject({ outcome: 'conflict' })
+    await expect(client.appendStageOutput(run.id, 1, { seq: 2, text: 'gap' })).rejects.toMatchObject({
+      status: 409,
+      problem: { code: 'output_out_of_order', expectedSeq: 1 },
+    })
+    expect(await client.appendStageOutput(run.id, 1, { seq: 1, text: 'world 🌍' })).toMatchObject({ outcome: 'applied', stage: { outputSeq: 1 } })
+    expect((await client.getStatus(run.id)).stages[0]?.output).toBe('Hello, world 🌍')
+    await client.markStageComplete(run.id, 1, 'final')
+    await expect(client.appendStageOutput(run.id, 1, { seq: 2, text: 'late' })).rejects.toMatchObject({ status: 409, problem: { code: 'stage_finished' } })
+  })
+})
