@@ -1,9 +1,8 @@
 /**
  * The page test/react/components.test.ts opens in Chromium: RunTimeline and RunList as an app
  * mounts them, live against the real handlers. Bundled with esbuild by the test. Query: `run`
- * (a run to follow), `list=1` (the list), `share=0` (the run on its own stream instead of the
- * page's shared connection), `secret` (sent as X-Webhook-Secret: a test page only; a real page
- * uses a read token or the app's session).
+ * (a run to follow), `list=1` (the list), `secret` (sent as X-Webhook-Secret: a test page only;
+ * a real page uses a read token or the app's session).
  */
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
@@ -18,7 +17,7 @@ function App() {
   return (
     <main className="page">
       <h1 className="page-title">Pipeline components</h1>
-      {runId ? <RunTimeline runId={runId} url="/api/pipeline" options={{ headers, share: params.get('share') === '0' ? false : undefined }} /> : null}
+      {runId ? <RunTimeline runId={runId} url="/api/pipeline" options={{ headers }} /> : null}
       {params.get('list') ? (
         <section aria-label="Runs" className="page-list">
           <RunList

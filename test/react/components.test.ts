@@ -238,8 +238,8 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await post('/runs', { id: runId })
     await stage(runId, 1, { status: 'COMPLETED', output: JSON.stringify({ pages: 12 }) })
     await stage(runId, 2, { status: 'PROCESSING' })
-    // share=0: the run on its own stream (set streams forward output events once issue 27's set-stream part lands).
-    const { page, problems } = await open(`run=${runId}&share=0`)
+    // The page's shared connection (a set stream with run=…), which forwards output events.
+    const { page, problems } = await open(`run=${runId}`)
     await expect.poll(async () => (await readTimeline(page)).live, { timeout: 15_000 }).toBe('live')
     expect((await readTimeline(page)).stages[1]?.output).toBeNull()
 
