@@ -76,10 +76,17 @@ export interface SafeMarkdownProps {
 export function SafeMarkdown({ text, className }: SafeMarkdownProps): ReactNode {
   return (
     <div className={className ? `ps-markdown ${className}` : 'ps-markdown'}>
-      <Markdown components={components} urlTransform={(url) => safeUrl(url) ?? null}>
-        {text}
-      </Markdown>
+      <MarkdownElements text={text} />
     </div>
+  )
+}
+
+/** The elements of untrusted Markdown by {@link SafeMarkdown}'s rules, without its wrapping `<div>`. */
+export function MarkdownElements({ text }: { text: string }): ReactNode {
+  return (
+    <Markdown components={components} urlTransform={(url) => safeUrl(url) ?? null}>
+      {text}
+    </Markdown>
   )
 }
 

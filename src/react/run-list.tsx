@@ -2,10 +2,11 @@
  * `RunList`: a filterable list of runs (docs/components.md). Ids, tags, pipelines and errors are
  * runner or app data, rendered as React text only.
  */
-import { type ReactNode, useId, useState } from 'react'
+import { type ReactNode, useId, useRef, useState } from 'react'
+import type { RunFilter } from '../contract/run-filter.js'
 import type { RunSummary } from '../contract/run-list.js'
 import { isFinalStatus, RunStatus } from '../contract/status.js'
-import { useRunListPoll } from './run-list-poll.js'
+import { useRuns } from './runs.js'
 import { cx, StatusBadge } from './run-timeline.js'
 import { elapsedMs, formatDateTime, formatDuration } from './stage-timing.js'
 import { useNow } from './use-now.js'
@@ -88,19 +89,23 @@ export interface RunListDataProps extends RunListDisplayProps {
   runs: readonly RunSummary[]
 }
 
-/** Props of the live form of {@link RunList}: it reads the runs itself. */
+/** Props of the live form of {@link RunList}: it follows the runs itself with `useRuns`. */
 export interface RunListLiveProps extends RunListDisplayProps {
-  /** The routes' base path; the list reads `{url}/runs`. @default '/api/pipeline' */
+  /** The routes' base path; the list follows the set stream `{url}/events` (summary view). @default '/api/pipeline' */
   url?: string | undefined
   /** Sent as `Authorization: Bearer <token>` (a tag read token, or what the app's `authorize` accepts). @default none (same-origin cookies go along) */
   token?: string | undefined
   /** More request headers. @default none */
   headers?: Record<string, string> | undefined
-  /** The runs as the server already read them, rendered first (also in server-side rendering). @default none */
+  /** fetch's `credentials` mode: `include` sends the app's cookies to another origin too. @default fetch's own (`same-origin`) */
+  credentials?: RequestCredentials | undefined
+  /**
+   * The runs as the server already read them (`GET {base}/runs` with the starting filters and
+   * `limit`), rendered first (also in server-side rendering) until the stream has sent its set.
+   * @default none: the list reads "loading…" until then
+   */
   initialRuns?: readonly RunSummary[] | undefined
-  /** Time between two reads of the list, in milliseconds, from the end of one answer. @default 2_000 */
-  pollIntervalMs?: number | undefined
-  /** How many runs are listed, 1–200. @default 50 */
+  /** How many of the newest matching runs are listed, 1–200. @default 50 */
   limit?: number | undefined
 }
 
@@ -135,13 +140,16 @@ export function runListQuery(filters: RunListFilters): URLSearchParams {
  * A filterable list of runs: a filter form (pipeline, status, tag, created from/to), then a table
  * of runs with a status badge, the current stage, tags, creation time and duration, each id a
  * link the app renders. On a phone the rows become cards. With `runs` it shows what it is given
- * (filtered by the same rules); without, it reads `{url}/runs` with the filters and keeps reading it.
+ * (filtered by the same rules); without, it follows the newest `limit` runs matching the filters
+ * on one connection (`useRuns`, the set stream `{url}/events`): a run created or starting to match
+ * joins, a run that changes is redrawn, a run that stops matching leaves. A filter change opens a
+ * new stream; the runs already shown that still match stay until its set is in.
  *
  * @example
  * ```tsx
  * 'use client'
  * import { RunList } from 'pipeline-status-sdk/react'
- *  *
+ *
  * export function Runs() {
  *   return <RunList url="/api/pipeline" renderLink={({ run, children, className }) => <a className={className} href={`/runs/${encodeURIComponent(run.id)}`}>{children}</a>} />
  * }
@@ -151,17 +159,18 @@ export function RunList(props: RunListProps): ReactNode {
   return 'runs' in props ? <RunListView {...props} /> : <LiveRunList {...props} />
 }
 
-function LiveRunList({ url, token, headers, initialRuns, pollIntervalMs, limit, ...display }: RunListLiveProps): ReactNode {
+function LiveRunList({ url, token, headers, credentials, initialRuns, limit, ...display }: RunListLiveProps): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(display.defaultFilters ?? {})
   const filters = display.filters ?? own
-  const live = useRunListPoll(runListQuery(filters).toString(), {
-    url,
-    token,
-    headers,
-    intervalMs: pollIntervalMs,
-    limit,
-    initial: initialRuns ? [...initialRuns] : undefined,
-  })
+  const filter = runFilter(filters)
+  const key = JSON.stringify(filter)
+  // `initialRuns` were read with the starting filters; after a change the runs already shown
+  // carry over (the view filters them again) until the new stream's set is in.
+  const firstKey = useRef(key)
+  const shownRuns = useRef<readonly RunSummary[] | undefined>(initialRuns)
+  const fromServer = initialRuns !== undefined && key === firstKey.current
+  const live = useRuns({ ...filter, limit, url, token, headers, credentials, initial: fromServer ? initialRuns : shownRuns.current })
+  shownRuns.current = live.runs
   return (
     <RunListView
       {...display}
@@ -170,11 +179,31 @@ function LiveRunList({ url, token, headers, initialRuns, pollIntervalMs, limit, 
         setOwn(next)
         display.onFilterChange?.(next)
       }}
-      runs={live.runs ?? []}
-      loading={live.runs === undefined}
-      problem={live.state === 'error' ? `${live.error?.message ?? 'Listing runs failed'}. Trying again…` : undefined}
+      runs={live.runs}
+      loading={live.state === 'connecting' && !fromServer}
+      live={live.state}
+      problem={
+        live.state === 'error'
+          ? `${live.error?.message ?? 'Following the runs failed'}. Reload the page to try again.`
+          : live.state === 'reconnecting'
+            ? 'The live connection dropped. Reconnecting…'
+            : undefined
+      }
     />
   )
+}
+
+/** The filter `useRuns` and the set stream take for a list's filters (days as instants, {@link runListQuery}'s rules). */
+function runFilter(filters: RunListFilters): RunFilter {
+  const filter: RunFilter = {}
+  if (filters.status) filter.status = filters.status
+  if (filters.pipeline) filter.pipeline = filters.pipeline
+  if (filters.tag) filter.tag = filters.tag
+  const from = dayStart(filters.createdFrom, 0)
+  if (from) filter.createdAfter = from
+  const to = dayStart(filters.createdTo, 1)
+  if (to) filter.createdBefore = to
+  return filter
 }
 
 const ALL_STATUSES = RunStatus.options
@@ -192,8 +221,9 @@ function RunListView({
   caption = 'Pipeline runs',
   classNames = {},
   loading = false,
+  live,
   problem,
-}: RunListDataProps & { loading?: boolean; problem?: string | undefined }): ReactNode {
+}: RunListDataProps & { loading?: boolean; live?: string | undefined; problem?: string | undefined }): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(defaultFilters ?? {})
   const filters = given ?? own
   const id = useId()
@@ -215,7 +245,7 @@ function RunListView({
   }
 
   return (
-    <div className={cx('ps-run-list', classNames.root)} data-testid="run-list">
+    <div className={cx('ps-run-list', classNames.root)} data-testid="run-list" data-live={live}>
       <form className={cx('ps-filters', classNames.filters)} role="search" aria-label="Filter runs" onSubmit={(event) => event.preventDefault()}>
         <div className="ps-field">
           <label htmlFor={`${id}-pipeline`}>Pipeline</label>
@@ -266,7 +296,7 @@ function RunListView({
       </form>
 
       {problem ? (
-        <p className="ps-notice" role="alert">
+        <p className="ps-notice" role={live === 'error' ? 'alert' : 'status'}>
           {problem}
         </p>
       ) : null}

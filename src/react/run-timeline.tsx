@@ -3,11 +3,12 @@
  * (ids, names, errors, outputs) is rendered as React text or through {@link SafeMarkdown}, never
  * as HTML: runner data is hostile.
  */
-import type { ReactNode } from 'react'
+import { memo, type ReactNode, useEffect, useRef } from 'react'
 import type { CatalogueEntry, PipelineRunRecord, RunStatusResponse, StageOutputRecord } from '../contract/records.js'
 import { isFinalStatus, type StageStatus } from '../contract/status.js'
 import type { RunConnectionState } from '../live/subscribe-to-run.js'
 import { StoredOutput } from './markdown.js'
+import { StreamedOutput } from './streamed-output.js'
 import { useRunStatus, type UseRunStatusOptions } from './run-status.js'
 import {
   describeAttempt,
@@ -91,7 +92,7 @@ export type RunTimelineProps = RunTimelineDataProps | RunTimelineLiveProps
  * 'use client'
  * import type { RunStatusResponse } from 'pipeline-status-sdk'
  * import { RunTimeline } from 'pipeline-status-sdk/react'
- *  *
+ *
  * export function RunPage({ runId, token, initial }: { runId: string; token: string; initial: RunStatusResponse }) {
  *   return <RunTimeline runId={runId} url="/api/pipeline" token={token} initial={initial} />
  * }
@@ -337,26 +338,65 @@ function StageItem({ entry, stage, run, now, axis, renderOutput, classNames }: S
         </div>
       ) : null}
       {stage?.output ? (
-        // Focusable, so a keyboard can scroll a long output; named for screen readers.
-        <div
-          className={cx('ps-stage-output', classNames.output)}
-          data-testid="stage-output"
-          data-streaming={stage.status === 'PROCESSING' ? 'true' : undefined}
-          role="region"
-          aria-label={`Output of ${name}`}
-          tabIndex={0}
-        >
+        <OutputRegion name={name} streaming={stage.status === 'PROCESSING'} className={classNames.output}>
           {renderOutput ? (
             renderOutput(stage)
           ) : stage.status === 'FAILED' ? (
             // A failed stage's output is its error: plain text, every line break kept.
             <pre className="ps-plain-text">{stage.output}</pre>
+          ) : stage.status === 'PROCESSING' ? (
+            <StreamedOutput text={stage.output} />
           ) : (
-            <StoredOutput text={stage.output} />
+            <FinishedOutput text={stage.output} />
           )}
-        </div>
+        </OutputRegion>
       ) : null}
     </li>
+  )
+}
+
+/** A finished output, parsed again only when its text changes (not on each tick of the clocks). */
+const FinishedOutput = memo(StoredOutput)
+
+/** How close to its bottom (CSS px) a scrolled output counts as at the bottom. */
+const BOTTOM_SLACK_PX = 8
+
+/**
+ * A stage's output box: focusable, so a keyboard can scroll a long output, and named for screen
+ * readers. While the stage streams, a box scrolled to its bottom stays there as the text grows; a
+ * reader who scrolled up to read stays where they are.
+ */
+function OutputRegion({ name, streaming, className, children }: { name: string; streaming: boolean; className: string | undefined; children: ReactNode }): ReactNode {
+  const box = useRef<HTMLDivElement>(null)
+  const atBottom = useRef(true)
+  useEffect(() => {
+    const element = box.current
+    if (!streaming || !element || typeof MutationObserver === 'undefined') return
+    // The text is redrawn by the output's own renders (once per frame), so the box watches its content.
+    const stick = () => {
+      if (atBottom.current) element.scrollTop = element.scrollHeight
+    }
+    stick()
+    const observer = new MutationObserver(stick)
+    observer.observe(element, { childList: true, subtree: true, characterData: true })
+    return () => observer.disconnect()
+  }, [streaming])
+  return (
+    <div
+      ref={box}
+      className={cx('ps-stage-output', className)}
+      data-testid="stage-output"
+      data-streaming={streaming ? 'true' : undefined}
+      role="region"
+      aria-label={`Output of ${name}`}
+      tabIndex={0}
+      onScroll={(event) => {
+        const element = event.currentTarget
+        atBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight <= BOTTOM_SLACK_PX
+      }}
+    >
+      {children}
+    </div>
   )
 }
 

@@ -4,7 +4,7 @@
  * script) on a database, lets a runner report a five-stage run to it, and watches
  * `/runs/<id>` in headless Chromium until the page shows every stage COMPLETED: it goes live on
  * the events stream (useRunStatus) and never polls `GET /status`. Screenshots are kept in test/.artifacts: nextjs-run-midway.png while the runner
- * works, nextjs-run.png once the run is finished.
+ * works, nextjs-run.png once the run is finished, nextjs-run-streaming-*.png while a stage streams its text.
  *
  * Database: a throwaway database on the server in DATABASE_URL, or else an embedded PGlite that
  * the start script serves over a socket. Browser: Debian's Chromium (`CHROMIUM_PATH` to use
@@ -42,6 +42,8 @@ const shots = {
   failed390: join(artifacts, 'nextjs-run-failed-390.png'),
   retry1280: join(artifacts, 'nextjs-run-retry-1280.png'),
   retry390: join(artifacts, 'nextjs-run-retry-390.png'),
+  streaming1280: join(artifacts, 'nextjs-run-streaming-1280.png'),
+  streaming390: join(artifacts, 'nextjs-run-streaming-390.png'),
 }
 const require = createRequire(import.meta.url)
 
@@ -494,6 +496,56 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await page.close()
   })
 
+  it("grows the running stage's streamed text on screen as a runner posts chunks, without a reload, then shows the final output", async () => {
+    const runId = `e2e-${randomBytes(6).toString('hex')}`
+    const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+    await client.createRun(runId)
+    await client.markStageComplete(runId, 1, { pages: 3 })
+    await client.markStageProcessing(runId, 2)
+    const { page, problems } = await openLiveRunPage(runId)
+
+    // Chunks through the example's own route with its secret, as a runner's write() sends them.
+    const chunks = ['## Summary', '\n\nThe contract covers', ' three sites.', '\n\nDeliveries start', ' in March.', '\n\n- Site A: ready\n- Site B: **late**']
+    let seq = 0
+    const send = async (count: number) => {
+      for (const text of chunks.slice(seq, seq + count)) {
+        const response = await fetch(`${origin}/api/pipeline/${runId}/stages/2/output`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'X-Webhook-Secret': secret },
+          body: JSON.stringify({ seq, text }),
+        })
+        expect(`${response.status} ${((await response.json()) as { outcome?: string }).outcome}`).toBe('200 applied')
+        seq += 1
+      }
+    }
+    // The running stage's output as a reader sees it (innerText follows the rendering: a heading, paragraphs).
+    const streamed = () => page.evaluate(() => (document.querySelector('[data-stage-number="2"] [data-testid="stage-output"]') as HTMLElement | null)?.innerText ?? null)
+
+    await send(3)
+    await expect.poll(streamed, { timeout: 15_000 }).toBe('Summary\n\nThe contract covers three sites.')
+    await send(2)
+    await expect.poll(streamed, { timeout: 15_000 }).toBe('Summary\n\nThe contract covers three sites.\n\nDeliveries start in March.')
+    await send(1)
+    await expect.poll(() => page.locator('[data-stage-number="2"] [data-testid="stage-output"] li').allInnerTexts(), { timeout: 15_000 }).toEqual(['Site A: ready', 'Site B: late'])
+    const shown = await readPage(page)
+    expect(shown.stages.map((stage) => stage.status)).toEqual(['COMPLETED', 'PROCESSING', 'PENDING', 'PENDING', 'PENDING'])
+    expect(await page.locator('[data-stage-number="2"] [data-testid="stage-output"]').getAttribute('data-streaming')).toBe('true')
+    await mkdir(artifacts, { recursive: true })
+    expectCardsAligned(await readLayout(page))
+    await page.screenshot({ path: shots.streaming1280, fullPage: true })
+    await page.setViewportSize({ width: 390, height: 844 })
+    expectCardsAligned(await readLayout(page))
+    await page.screenshot({ path: shots.streaming390, fullPage: true })
+
+    // The stage completes with its final output, which replaces the streamed text.
+    await client.markStageComplete(runId, 2, '## Summary\n\nSigned.')
+    await client.close()
+    await expect.poll(async () => (await readPage(page)).stages[1]?.status, { timeout: 15_000 }).toBe('COMPLETED')
+    expect(await streamed()).toBe('Summary\n\nSigned.')
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
   it('says so for the stages of a CANCELLED run that never ran, in the server HTML already', async () => {
     const runId = `e2e-${randomBytes(6).toString('hex')}`
     const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
@@ -564,7 +616,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
     await page.goto(`${origin}/`)
     // The list goes live on its set stream (useRuns); the rows are the server's until then.
-    await expect.poll(() => page.evaluate(() => document.querySelector('[data-testid="runs-view"]')?.getAttribute('data-live')), { timeout: 15_000 }).toBe('live')
+    await expect.poll(() => page.evaluate(() => document.querySelector('[data-testid="run-list"]')?.getAttribute('data-live')), { timeout: 15_000 }).toBe('live')
     const rows = await page.evaluate(() =>
       [...document.querySelectorAll('[data-testid="run-row"]')].map((row) => ({
         id: row.getAttribute('data-run-id'),
@@ -587,6 +639,8 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await runner.markStageProcessing(joined, 1)
     await expect.poll(top, { timeout: 15_000 }).toBe(`${joined} PROCESSING`)
     await runner.close()
+    await mkdir(artifacts, { recursive: true })
+    await page.screenshot({ path: join(artifacts, 'nextjs-home.png'), fullPage: true })
     await page.click(`a[href="/runs/${listed}"]`)
     await page.waitForURL(`${origin}/runs/${listed}`)
     expect(problems).toEqual([])

@@ -23,7 +23,6 @@ function App() {
           <RunList
             url="/api/pipeline"
             headers={headers}
-            pollIntervalMs={250}
             renderLink={({ run, children, className }) => (
               <a className={className} href={`?run=${encodeURIComponent(run.id)}&secret=${encodeURIComponent(secret)}`}>
                 {children}

@@ -1,8 +1,9 @@
 /**
  * RunTimeline and RunList in Chromium, used as a person uses them: a page of the components
  * (components-page.tsx, bundled with esbuild) served beside the real handlers on a MemoryStore.
- * A runner's updates go through HTTP and show up without a reload; the list filters with the
- * keyboard and follows changes; hostile stored text renders as text and runs nothing; axe-core
+ * A runner's updates go through HTTP and show up without a reload, a running stage's streamed
+ * text (chunks through the output route) grows on screen; the list (useRuns, one set stream)
+ * filters with the keyboard and follows runs joining, changing and leaving; hostile stored text renders as text and runs nothing; axe-core
  * finds no serious or critical violation. Screenshots at 1280 and 390 px go to test/.artifacts
  * (components-*.png).
  */
@@ -232,6 +233,80 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.close()
   })
 
+  it("grows a running stage's streamed text on screen without a reload, Markdown included, then shows the final output", async () => {
+    const runId = newRunId('stream')
+    await post('/runs', { id: runId })
+    await stage(runId, 1, { status: 'COMPLETED', output: JSON.stringify({ pages: 12 }) })
+    await stage(runId, 2, { status: 'PROCESSING' })
+    // The page's shared connection (a set stream with run=…), which forwards output events.
+    const { page, problems } = await open(`run=${runId}`)
+    await expect.poll(async () => (await readTimeline(page)).live, { timeout: 15_000 }).toBe('live')
+    expect((await readTimeline(page)).stages[1]?.output).toBeNull()
+
+    // Chunks through the real route, as a runner's write() sends them.
+    const chunks = [
+      'The quarterly report',
+      ' covers three regions.',
+      '\n\nRevenue grew in',
+      ' every region',
+      ' except the north.',
+      '\n\n## Findings\n\n- Costs fell **4 %**',
+      '\n- Churn held steady\n',
+    ]
+    let seq = 0
+    const send = async (count: number) => {
+      for (const text of chunks.slice(seq, seq + count)) {
+        const answer = await post(`/${encodeURIComponent(runId)}/stages/2/output`, { seq, text })
+        expect(answer['outcome']).toBe('applied')
+        seq += 1
+      }
+    }
+    const sent = () => chunks.slice(0, seq).join('')
+    const streamed = () => readTimeline(page).then((shown) => shown.stages[1]?.output ?? null)
+
+    // First point: two chunks, one sentence.
+    await send(2)
+    await expect.poll(streamed, { timeout: 15_000 }).toBe(sent())
+    expect(sent()).toBe('The quarterly report covers three regions.')
+    // Second point: three more, a second paragraph; the page was never reloaded.
+    await send(3)
+    await expect.poll(streamed, { timeout: 15_000 }).toBe(sent())
+    expect(sent()).toBe('The quarterly report covers three regions.\n\nRevenue grew in every region except the north.')
+    const output = page.locator('[data-stage-number="2"] [data-testid="stage-output"]')
+    expect(await output.getAttribute('data-streaming')).toBe('true')
+    expect(await output.locator('p').allInnerTexts()).toEqual(['The quarterly report covers three regions.', 'Revenue grew in every region except the north.'])
+    // Markdown as it streams: a heading and a list, rendered as elements.
+    await send(2)
+    await expect.poll(() => output.locator('li').allInnerTexts(), { timeout: 15_000 }).toEqual(['Costs fell 4 %', 'Churn held steady'])
+    expect(await output.locator('h2').innerText()).toBe('Findings')
+    expect(await output.locator('strong').innerText()).toBe('4 %')
+    expect((await readTimeline(page)).stages[1]?.status).toBe('PROCESSING')
+    await page.screenshot({ path: join(artifacts, 'components-streaming-1280.png'), fullPage: true })
+    await page.setViewportSize({ width: 390, height: 844 })
+    await expectNoSidewaysScroll(page)
+    await page.screenshot({ path: join(artifacts, 'components-streaming-390.png'), fullPage: true })
+    expect(await axeViolations(page)).toEqual([])
+    await page.setViewportSize({ width: 1280, height: 900 })
+
+    // A long stream: the box scrolls (max-height), and stays at its bottom while the text grows.
+    for (let index = 1; index <= 30; index += 1) {
+      await post(`/${encodeURIComponent(runId)}/stages/2/output`, { seq, text: `\n\nParagraph ${index} of the appendix.` })
+      seq += 1
+    }
+    await expect.poll(async () => (await streamed())?.endsWith('Paragraph 30 of the appendix.'), { timeout: 15_000 }).toBe(true)
+    const box = await output.evaluate((element) => ({ overflows: element.scrollHeight > element.clientHeight, gap: element.scrollHeight - element.scrollTop - element.clientHeight }))
+    expect(box.overflows).toBe(true)
+    expect(box.gap).toBeLessThanOrEqual(8)
+
+    // The stage completes with its final output, which replaces the streamed text.
+    await stage(runId, 2, { status: 'COMPLETED', output: '## Final report\n\nAll regions reviewed.' })
+    await expect.poll(async () => (await readTimeline(page)).stages[1]?.status, { timeout: 15_000 }).toBe('COMPLETED')
+    expect((await readTimeline(page)).stages[1]?.output).toBe('Final report\n\nAll regions reviewed.')
+    expect(await output.getAttribute('data-streaming')).toBeNull()
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
   it('renders hostile stored text as text: no element, link or script from it, nothing runs', async () => {
     const runId = newRunId('hostile')
     const attack = [
@@ -289,7 +364,7 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.close()
   })
 
-  it('filters the list with the keyboard, follows runs as they change, and links each run', async () => {
+  it('filters the list with the keyboard, follows runs as they join, change and leave a filter, and links each run', async () => {
     const tag = `kb-${Date.now().toString(36)}`
     const [first, second, third] = [newRunId('list-a'), newRunId('list-b'), newRunId('list-c')]
     await post('/runs', { id: first, tags: [tag, 'nightly'] })
@@ -313,6 +388,11 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await tabTo(page, 'Tag', 'Shift+Tab')
     await page.keyboard.type(tag)
     await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([third, second, first])
+    // Follows: a run created with the tag joins at the top, without a reload; one without it does not.
+    const [other, joined] = [newRunId('list-d'), newRunId('list-e')]
+    await post('/runs', { id: other, tags: ['another-tag'] })
+    await post('/runs', { id: joined, tags: [tag] })
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([joined, third, second, first])
     // Status by keyboard: Shift+Tab to the status select, choose Processing.
     await tabTo(page, 'Status', 'Shift+Tab')
     await page.locator(':focus').selectOption('PROCESSING')
@@ -341,7 +421,7 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([])
     await page.getByRole('button', { name: 'Clear filters' }).click()
     await page.getByRole('searchbox', { name: 'Tag' }).fill(tag)
-    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([third, second, first])
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([joined, third, second, first])
 
     await page.screenshot({ path: join(artifacts, 'components-list-1280.png'), fullPage: true })
     expect(await axeViolations(page)).toEqual([])

@@ -1,8 +1,8 @@
 import { connection } from 'next/server'
 import { Suspense } from 'react'
 import { DEFAULT_BASE_PATH } from 'pipeline-status-sdk'
+import { RunList } from 'pipeline-status-sdk/react'
 import { listRecentRuns } from '@/lib/list-runs'
-import { LiveRuns } from './live-runs'
 
 const RECENT_RUNS = 20
 
@@ -19,7 +19,11 @@ export default function HomePage() {
   )
 }
 
-/** The newest runs through GET /api/pipeline/runs (lib/list-runs.ts), rendered on the server, then live (./live-runs.tsx). */
+/**
+ * The newest runs through GET /api/pipeline/runs (lib/list-runs.ts), rendered on the server, then
+ * live in the browser: the package's RunList follows the same newest runs with useRuns on one
+ * connection (the set stream `GET /api/pipeline/events?limit=20&view=summary`).
+ */
 async function RecentRuns() {
   await connection()
   const listed = await listRecentRuns(RECENT_RUNS)
@@ -33,6 +37,19 @@ async function RecentRuns() {
       </section>
     )
   }
-  // The first paint is this server's list; the browser then follows the same newest runs live.
-  return <LiveRuns url={DEFAULT_BASE_PATH} limit={RECENT_RUNS} initial={listed.page.runs} />
+  return (
+    // RunList is a client component (the package's React entry is marked 'use client'): the
+    // server renders `initialRuns` into the first HTML; the browser then follows the newest runs
+    // matching the filters a visitor picks. The page reads with the app's own rule for lists
+    // (lib/pipeline-routes.ts, `authorize` with action 'list'), so no token is handed out here.
+    // `runHref` is a string: a function (`renderLink`) cannot cross into a client component.
+    <RunList
+      url={DEFAULT_BASE_PATH}
+      limit={RECENT_RUNS}
+      initialRuns={listed.page.runs}
+      runHref="/runs/{runId}"
+      renderedAt={Date.now()}
+      caption="Recent runs, newest first"
+    />
+  )
 }
