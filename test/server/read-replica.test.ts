@@ -37,7 +37,12 @@ function collectingLogger() {
   return { warnings, logger: { warn: (message: string) => void warnings.push(message), error: () => {}, info: () => {} } }
 }
 
-/** The version of the stream's first event (its snapshot), read in memory; the stream is then dropped. */
+/**
+ * The version of the stream's first event, read in memory; the stream is then dropped. Without
+ * `lastEventId` that event is the snapshot; with one the run had, the stream resumes exactly
+ * (docs/contract.md, "Resuming exactly"): its first event is the `update` that brings the client
+ * up to date, whose `id:` is the version the client is brought to.
+ */
 async function snapshotVersion(handlers: PipelineStatusHandlers, runId: string, lastEventId?: number): Promise<number> {
   const controller = new AbortController()
   const headers: Record<string, string> = { 'X-Webhook-Secret': SECRET, Accept: 'text/event-stream' }
@@ -60,7 +65,7 @@ async function snapshotVersion(handlers: PipelineStatusHandlers, runId: string, 
     controller.abort()
     await reader.cancel().catch(() => {})
   }
-  expect(first?.event).toBe('snapshot')
+  expect(first?.event).toBe(lastEventId === undefined ? 'snapshot' : 'update')
   return Number(first?.id)
 }
 

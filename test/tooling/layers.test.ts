@@ -72,7 +72,11 @@ describe('the layer check', () => {
   it('reports an upward import, a sideways import and a circle of type-only imports planted in a copy of the tree', async () => {
     const copy = mkdtempSync(join(tmpdir(), 'layers-'))
     scratch.push(copy)
-    const notGenerated = (source: string) => !source.includes(`${join('src', 'generated')}`)
+    // The generated Prisma client is left out (large, and never imported across layers); the
+    // generated dashboard assets module is kept, since the dashboard's page imports it.
+    const generated = join('src', 'generated')
+    const notGenerated = (source: string) =>
+      !source.includes(generated) || source.endsWith(generated) || source.endsWith(join(generated, 'dashboard-assets.ts'))
     for (const path of ['src', 'mock-server', 'test', 'tsconfig.json', 'package.json', '.dependency-cruiser.cjs']) {
       cpSync(join(root, path), join(copy, path), { recursive: true, filter: notGenerated })
     }
