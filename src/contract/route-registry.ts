@@ -137,8 +137,8 @@ const STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED']
 /** The filters lists, counts and set streams share. */
 const LIST_FILTERS: readonly QueryParameterDoc[] = [
   { name: 'status', repeated: true, description: 'Runs in any of these statuses (repeat the parameter). An unknown status is 400 `invalid_query` naming `status`.', schema: { type: 'array', items: { type: 'string', enum: STATUSES } } },
-  { name: 'pipeline', description: 'Runs of this pipeline; a pipeline no longer configured is allowed (old runs keep their name).', schema: { type: 'string', minLength: 1 } },
-  { name: 'tag', repeated: true, description: 'Runs carrying every one of these tags (repeat the parameter); each 1 to 128 UTF-16 code units, the rule of `POST /runs`.', schema: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 } } },
+  { name: 'pipeline', description: 'Runs of this pipeline; a pipeline no longer configured is allowed (old runs keep their name). Text with a NUL is 400 `invalid_query` naming `pipeline`, as every filter value that is not storable text.', schema: { type: 'string', minLength: 1 } },
+  { name: 'tag', repeated: true, description: 'Runs carrying every one of these tags (repeat the parameter); each 1 to 128 UTF-16 code units without NUL, the rule of `POST /runs`.', schema: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 } } },
   { name: 'createdAfter', description: 'Runs created at or after this instant (inclusive; ISO 8601, no offset = UTC; a fraction finer than a millisecond rounds up; an offset\'s `+` written `%2B`).', schema: { type: 'string' } },
   { name: 'createdBefore', description: 'Runs created before this instant (exclusive; ISO 8601, no offset = UTC; a fraction finer than a millisecond rounds up; an offset\'s `+` written `%2B`).', schema: { type: 'string' } },
 ]
@@ -243,7 +243,7 @@ const ROUTE_DOCS = {
     answers: { 200: { description: 'The stats, one entry per pipeline and stage.', json: named('RunStatsResponse', RunStatsResponse), headers: [NO_STORE] } },
     problems: SET_READ,
     query: [
-      { name: 'pipeline', description: 'Only this pipeline\'s stages; a pipeline no longer configured is allowed.', schema: { type: 'string', minLength: 1 } },
+      { name: 'pipeline', description: 'Only this pipeline\'s stages; a pipeline no longer configured is allowed. Text with a NUL is 400 `invalid_query` naming `pipeline`.', schema: { type: 'string', minLength: 1 } },
       { name: 'days', description: `The window in whole days back from now, 1..${MAX_STATS_DAYS} (default ${DEFAULT_STATS_DAYS}); anything else is 400 \`invalid_query\` naming \`days\`.`, schema: { type: 'integer', minimum: 1, maximum: MAX_STATS_DAYS, default: DEFAULT_STATS_DAYS } },
     ],
   },
@@ -313,7 +313,7 @@ const ROUTE_DOCS = {
     query: [
       ...LIST_FILTERS,
       { name: 'limit', description: 'With the filters: how many runs the window holds, 1..200 (default 50); anything else is 400 `invalid_query` naming `limit`.', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-      { name: 'run', repeated: true, description: `The runs to follow, instead of the filters (repeat the parameter; repeats count once): 1 to ${MAX_SET_STREAM_RUNS}, more is 400 \`invalid_query\` naming \`run\`. The stream closes after every one of them ended.`, schema: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: MAX_SET_STREAM_RUNS } },
+      { name: 'run', repeated: true, description: `The runs to follow, instead of the filters (repeat the parameter; repeats count once): 1 to ${MAX_SET_STREAM_RUNS}, more is 400 \`invalid_query\` naming \`run\`. An id outside the run id rule (\`run=%00\`) is 404 \`run_not_found\` before credentials are checked, as the same id in a path. The stream closes after every one of them ended.`, schema: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: MAX_SET_STREAM_RUNS } },
       { name: 'view', description: '`full` (default): status documents, `update` `{ run, stages }` and `output` events; `summary`: `RunSummary` data and no `output` events.', schema: { type: 'string', enum: ['full', 'summary'], default: 'full' } },
     ],
   },

@@ -12,7 +12,9 @@ import {
 } from './run-list.js'
 import { tagProblem } from './run-labels.js'
 import { MAX_SET_STREAM_RUNS, SET_STREAM_VIEWS, type SetStreamView } from './live-status.js'
+import { isRunId } from './run-id.js'
 import { RunStatus } from './status.js'
+import { isStorableText } from './storable-text.js'
 import { isTimestamp, TIMESTAMP_FORMAT, timestampToDate } from './timestamp.js'
 
 /** What `GET {base}/runs/counts` groups by (query: `groupBy`, required). */
@@ -24,8 +26,11 @@ export type RunCountsGroupBy = (typeof RUN_COUNTS_GROUP_BY)[number]
 export interface RunQueryError {
   /** `false`: the query was refused. */
   readonly ok: false
-  /** The problem code the handlers answer with (400). */
-  readonly code: 'invalid_query' | 'invalid_cursor'
+  /**
+   * The problem code the handlers answer with: 400 `invalid_query` or `invalid_cursor`, or 404
+   * `run_not_found` for a `run=` id outside the run id rule (no run can have it).
+   */
+  readonly code: 'invalid_query' | 'invalid_cursor' | 'run_not_found'
   /** The query parameter at fault, e.g. `limit`. */
   readonly parameter: string
   /** Why, for people. */
@@ -70,6 +75,24 @@ type Parsed<T> = { readonly ok: true; readonly value: T } | RunQueryError
 
 function refuse(parameter: string, message: string, code: RunQueryError['code'] = 'invalid_query'): RunQueryError {
   return { ok: false, code, parameter, message }
+}
+
+/**
+ * The one rule for the text a query parameter carries into a query: storable text (no NUL, no
+ * lone surrogate; src/contract/storable-text.ts), else 400 `invalid_query` naming the parameter.
+ * PostgreSQL cannot even compare such text (`invalid byte sequence for encoding "UTF8": 0x00`)
+ * and no stored value has it, so it would be a 500 or a silent empty answer. `run` is left to the
+ * run id rule, which is stricter (see {@link parseSetStreamQuery}); the cursor's own contents are
+ * checked when it is decoded. (A URL cannot carry a lone surrogate: URLSearchParams decodes
+ * `%ED%A0%80` to U+FFFD U+FFFD U+FFFD, which is storable; the check holds for params built in code.)
+ */
+function unstorableParameter(params: URLSearchParams): RunQueryError | undefined {
+  for (const [name, value] of params) {
+    if (name !== 'run' && !isStorableText(value)) {
+      return refuse(name, `\`${name}\` must not contain NUL or a lone surrogate`, name === 'cursor' ? 'invalid_cursor' : 'invalid_query')
+    }
+  }
+  return undefined
 }
 
 /** One value of a single-valued parameter; a repeated one is refused. */
@@ -188,6 +211,8 @@ export function parseRunListFilter(params: URLSearchParams): Parsed<RunListFilte
 export function parseRunListQuery(params: URLSearchParams): Parsed<RunListQuery> {
   const unknown = unknownParameter(params, RUN_LIST_PARAMETERS)
   if (unknown) return unknown
+  const unstorable = unstorableParameter(params)
+  if (unstorable) return unstorable
   const filter = parseRunListFilter(params)
   if (!filter.ok) return filter
   const limit = listLimit(params)
@@ -212,12 +237,14 @@ function listLimit(params: URLSearchParams): Parsed<number> {
  * Parses the query of `GET {base}/events` (a set stream): the list's filters with `limit`
  * (1..200, default 50), or repeated `run` (1..50 ids; more is refused naming `run`), never both;
  * `view` `full` (default) or `summary`. Any other parameter is refused naming it. An empty
- * `run=` is refused naming `run`; an id outside the run-id rule is not checked here (it is an
- * unknown run, 404, as on the single-run stream).
+ * `run=` is refused naming `run`; an id outside the run id rule (NUL included) is refused with
+ * 404 `run_not_found`, as the single-run stream answers such an id in its path.
  */
 export function parseSetStreamQuery(params: URLSearchParams): Parsed<SetStreamQuery> {
   const unknown = unknownParameter(params, SET_STREAM_PARAMETERS)
   if (unknown) return unknown
+  const unstorable = unstorableParameter(params)
+  if (unstorable) return unstorable
   const viewText = single(params, 'view')
   if (!viewText.ok) return viewText
   const view = viewText.value ?? 'full'
@@ -231,6 +258,11 @@ export function parseSetStreamQuery(params: URLSearchParams): Parsed<SetStreamQu
       return refuse(filterGiven, `\`run\` names the stream's runs; it cannot be combined with \`${filterGiven}\` (use either the list's filters or \`run\`)`)
     }
     if (runs.some((id) => id === '')) return refuse('run', '`run` must not be empty')
+    // The run id rule, as a path's run id: POST /runs creates no run with such an id, so none has it.
+    const impossible = runs.find((id): boolean => !isRunId(id))
+    if (impossible !== undefined) {
+      return refuse('run', `No pipeline run has the id given as run=${JSON.stringify(impossible.slice(0, 128))}`, 'run_not_found')
+    }
     const runIds = [...new Set(runs)]
     if (runIds.length > MAX_SET_STREAM_RUNS) {
       return refuse('run', `\`run\` names at most ${MAX_SET_STREAM_RUNS} runs; got ${runIds.length}. Follow more with the list's filters (a tag) instead`)
@@ -251,6 +283,8 @@ export function parseSetStreamQuery(params: URLSearchParams): Parsed<SetStreamQu
 export function parseRunCountsQuery(params: URLSearchParams): Parsed<RunCountsQuery> {
   const unknown = unknownParameter(params, RUN_COUNTS_PARAMETERS)
   if (unknown) return unknown
+  const unstorable = unstorableParameter(params)
+  if (unstorable) return unstorable
   const groupBy = single(params, 'groupBy')
   if (!groupBy.ok) return groupBy
   if (groupBy.value === undefined) return refuse('groupBy', `\`groupBy\` is required: one of ${RUN_COUNTS_GROUP_BY.join(', ')}`)
@@ -269,6 +303,8 @@ export function parseRunCountsQuery(params: URLSearchParams): Parsed<RunCountsQu
 export function parseRunStatsQuery(params: URLSearchParams): Parsed<RunStatsQuery> {
   const unknown = unknownParameter(params, RUN_STATS_PARAMETERS)
   if (unknown) return unknown
+  const unstorable = unstorableParameter(params)
+  if (unstorable) return unstorable
   const pipeline = single(params, 'pipeline')
   if (!pipeline.ok) return pipeline
   if (pipeline.value === '') return refuse('pipeline', '`pipeline` must not be empty')
@@ -362,6 +398,8 @@ export function decodeRunListCursor(cursor: string, filter: RunListFilter, scope
   }
   const { t, i, h } = (value ?? {}) as { t?: unknown; i?: unknown; h?: unknown }
   if (typeof t !== 'number' || !Number.isSafeInteger(t) || typeof i !== 'string' || typeof h !== 'string') return malformed
+  // The id goes into the keyset query: storable text (any stored id is), as every query parameter.
+  if (!isStorableText(i)) return malformed
   const createdAt = new Date(t)
   if (Number.isNaN(createdAt.getTime())) return malformed
   if (h !== bindingHash(bindingText(filter, scope))) {

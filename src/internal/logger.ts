@@ -15,7 +15,13 @@
  * - The handlers and the stale-run sweeper: every refused request (4xx) in one line naming the
  *   method, path, run id, status, problem code and detail, never a secret, and a 503 with its
  *   cause (`warn`); unexpected errors behind a 500 with the error in `details.error`, and server
- *   configuration errors with how to fix them (`error`). They call neither `debug` nor `info`.
+ *   configuration errors with how to fix them (`error`); the end of a read replica's outage
+ *   (`warn`, as its start).
+ *
+ * The rule for the levels: `debug` and `info` are optional and opt-in, so {@link consoleLogger}
+ * has neither. Only the client calls them, for lines a caller asks for (above); the handlers, the
+ * store and the stale-run sweeper call neither, so whatever they log the default logger shows
+ * (src/internal/logger.test.ts checks the sources).
  *
  * @example
  * ```ts

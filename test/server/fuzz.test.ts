@@ -35,6 +35,7 @@ import {
   signWebhook,
   webhookRoute,
 } from 'pipeline-status-sdk/server'
+import { parseStageNumberParam } from '../../src/contract/output-chunks.js'
 import { parseRunListQuery } from '../../src/contract/run-list-query.js'
 import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import { webhookMessageIdPrefix } from '../../src/signing/webhook-signature.js'
@@ -211,6 +212,19 @@ const rawPath = fc.oneof(
     `${BASE}/${'x'.repeat(129)}/complete`,
     `${BASE}/${'x'.repeat(8200)}/status`,
     `${BASE}/runs?pad=${'x'.repeat(8200)}`,
+    // NUL and a lone surrogate's bytes in query and path parameters: 4xx, never a 500 from PostgreSQL.
+    `${BASE}/runs?pipeline=%00`,
+    `${BASE}/runs?pipeline=p%00`,
+    `${BASE}/runs?tag=%00`,
+    `${BASE}/runs?cursor=%00`,
+    `${BASE}/runs?tag=%ED%A0%80`,
+    `${BASE}/runs?pipeline=%ED%A0%80`,
+    `${BASE}/%00/stages/1/output`,
+    `${BASE}/run-x/stages/%00/output`,
+    `${BASE}/run-x/stages/1%00/output`,
+    `${BASE}/run-x/stages/%ED%A0%80/output`,
+    `${BASE}/dashboard/%00`,
+    `${BASE}/dashboard/app%00.js`,
     `/other/${'x'.repeat(8200)}`,
   ),
   fc.webPath().map((path) => `${BASE}${path}`),
@@ -339,7 +353,8 @@ async function build(spec: FuzzRequest, poolIds: string[]): Promise<Built> {
   if (signed) {
     // Route-bound, as the scheme asks (docs/security.md), for whatever route the path names.
     const match = matchRoute(new URL(`http://fuzz.test${path}`).pathname, BASE)
-    const named = match ? webhookRoute(match.route, 'runId' in match ? match.runId : undefined) : 'unknown'
+    // An output chunk's route also names its stage: signed over its decoded path, as the client signs.
+    const named = !match ? 'unknown' : match.route === 'stageOutput' ? decodeURIComponent(new URL(`http://fuzz.test${path}`).pathname.slice(BASE.length + 1)) : webhookRoute(match.route, 'runId' in match ? match.runId : undefined)
     // A header carries printable ASCII only; the contract's run ids always are (raw paths may not be).
     const route = /^[\x21-\x7e]+$/.test(named) ? named : 'unknown'
     idNamesRoute = route === named
@@ -502,9 +517,13 @@ async function expected(model: MemoryStore, built: Built): Promise<number> {
     case 'runMetadata':
       // The generator never builds label requests (test/contract/suite/tags-metadata.ts covers them).
       throw new Error('label requests are not generated')
-    case 'stageOutput':
-      // The generator never builds output chunks (test/contract/suite/stage-output.ts covers them).
+    case 'stageOutput': {
+      // Only raw paths reach here: a stage number outside the rule is 400 once the body is read.
+      const stageParam = decodeURIComponent(built.pathname.split('/').at(-2) ?? '')
+      if (parseStageNumberParam(stageParam) === undefined) return 400
+      // The generator builds no valid output chunks (test/contract/suite/stage-output.ts covers them).
       throw new Error('output chunks are not generated')
+    }
   }
 }
 

@@ -161,7 +161,8 @@ export interface AuthSettings {
 /** The decisions of one handlers instance. */
 export interface RequestAuth {
   /** Authenticates a write, then reads and parses its JSON body within the limits (`undefined` for an allowed empty one). */
-  writeBody(exchange: Exchange, route: RouteName, options: { allowEmpty: boolean }): Promise<unknown>
+  /** `route`: the route signed, or for a route of two path parameters its signed path (`run_1/stages/2/output`). */
+  writeBody(exchange: Exchange, route: RouteName | { path: string }, options: { allowEmpty: boolean }): Promise<unknown>
   /**
    * Authenticates a read of `runId`: the secret, a read token, a signature, else `authorize` with
    * `action`. What it answers must load the run through the returned access, which refuses a
@@ -230,7 +231,7 @@ export type AppWriteRoute = 'cancel' | 'runTags' | 'runMetadata'
 export function createRequestAuth(settings: AuthSettings): RequestAuth {
   const { auth, readTokenSecrets, authorize, clock, maxBodyBytes } = settings
 
-  async function writeBody(exchange: Exchange, route: RouteName, options: { allowEmpty: boolean }): Promise<unknown> {
+  async function writeBody(exchange: Exchange, route: RouteName | { path: string }, options: { allowEmpty: boolean }): Promise<unknown> {
     const { request } = exchange
     const { signed } = await authenticateWrite(auth, request)
     const contentType = request.headers.get('content-type')

@@ -4,6 +4,7 @@
  * read through the authentication like every runner write, validated (`StageOutputChunk`), and
  * decided by the core rule (`appendOutputChunk`). Internal.
  */
+import { buildRoutePath } from '../../contract/routes.js'
 import { parseStageNumberParam, StageOutputChunk, type StageOutputChunkResponse } from '../../contract/output-chunks.js'
 import { appendOutputChunk } from '../../core/operations.js'
 import { toRunRecord } from '../../core/state-to-records.js'
@@ -21,7 +22,10 @@ export function createOutputRoutes(settings: HandlerSettings, plumbing: Plumbing
 
   const stageOutput = plumbing.route('stageOutput', async (exchange, { runId, stageNumber: stageParam }) => {
     // Authenticated first, like every write: an unauthenticated caller learns nothing of the path.
-    const json = await auth.writeBody(exchange, 'stageOutput', { allowEmpty: false })
+    // Signed over the path after the base path, decoded, as the client signs it: webhookRoute
+    // names one run id only and threw (a 500) for this route's second parameter.
+    const signedPath = decodeURIComponent(buildRoutePath('stageOutput', { runId, stageNumber: stageParam }, '').slice(1))
+    const json = await auth.writeBody(exchange, { path: signedPath }, { allowEmpty: false })
     const stageNumber = parseStageNumberParam(stageParam)
     if (stageNumber === undefined) {
       const errors = [{ field: 'stageNumber', message: 'must be a whole number from 1 in the path' }]

@@ -106,9 +106,13 @@ describe('createReadSource', () => {
     clock = 4_000
     expect((await reads.getRun('r', 'status'))?.version).toBe(0)
     expect(reads.stats()).toMatchObject({ replicaReads: 1, primaryFallbacks: { replica_error: 3 } })
+    // The outage's end, at `warn` like its start: a logger of `warn` and `error` only (the default's) sees it.
+    expect(warnings).toHaveLength(2)
+    expect(warnings[1]).toBe('pipeline-status: the read replica answers again; status reads, lists and snapshots use it again')
     replica.fail(new Error('down again'))
     clock = 6_000
     await reads.getRun('r', 'status')
-    expect(warnings).toHaveLength(2)
+    expect(warnings).toHaveLength(3)
+    expect(warnings[2]).toContain('down again')
   })
 })

@@ -126,7 +126,8 @@ export function createReadSource(options: ReadSourceOptions): ReadSource {
       const value = await read()
       if (outageLogged) {
         outageLogged = false
-        logger.info?.('pipeline-status: the read replica answers again; status reads, lists and snapshots use it again')
+        // At `warn`, as the outage's start: the handlers log nothing at `info`, which the default logger has not (src/internal/logger.ts).
+        logger.warn('pipeline-status: the read replica answers again; status reads, lists and snapshots use it again')
       }
       downUntil = 0
       return value

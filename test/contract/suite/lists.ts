@@ -9,6 +9,7 @@
 import { MAX_SUMMARY_ERROR_LENGTH, RunCounts, RunListPage } from 'pipeline-status-sdk'
 import type { RunState } from 'pipeline-status-sdk/server'
 import { describe, expect } from 'vitest'
+import { encodeRunListCursor } from '../../../src/contract/run-list-query.js'
 import { makeStageUpdate } from '../../support/fixtures.js'
 import { type Api, expectProblem, type TargetOptions, uniqueRunId } from './harness.js'
 import type { ContractContext } from './use-target.js'
@@ -304,6 +305,37 @@ export function describeListRuns({ name, scenario }: ContractContext): void {
           const unknown = await expectRefused(api, `/runs?${w.query}&tags=x`, 'invalid_query', 'tags')
           expect(unknown).toBe('Unknown query parameter "tags"; this route knows status, pipeline, tag, createdAfter, createdBefore, limit, cursor')
           await expectRefused(api, `/runs?${w.query}&groupBy=status`, 'invalid_query', 'groupBy')
+        },
+        { runs },
+      )
+    }
+
+    {
+      const w = freshWindow()
+      const prefix = uniqueRunId('unstorable')
+      // What `tag=%ED%A0%80` decodes to: the bytes of a lone surrogate are not UTF-8, so U+FFFD each.
+      const replaced = '\uFFFD\uFFFD\uFFFD'
+      const runs = [seedRun(`${prefix}-fffd`, w.start + 1, { tags: [replaced] })]
+      scenario(
+        'a query parameter that is not storable text (NUL) is 400 naming it on lists, counts and stats; %ED%A0%80 is U+FFFD text',
+        async (api) => {
+          for (const [query, parameter] of [
+            ['pipeline=%00', 'pipeline'],
+            ['pipeline=p%00', 'pipeline'],
+            ['tag=%00', 'tag'],
+            ['tag=a%00b', 'tag'],
+          ] as const) {
+            expect(await expectRefused(api, `/runs?${query}`, 'invalid_query', parameter)).toBe(`\`${parameter}\` must not contain NUL or a lone surrogate`)
+            await expectRefused(api, `/runs/counts?groupBy=status&${query}`, 'invalid_query', parameter)
+          }
+          expect(await expectRefused(api, '/runs/stats?pipeline=%00', 'invalid_query', 'pipeline')).toBe('`pipeline` must not contain NUL or a lone surrogate')
+          await expectRefused(api, '/runs?cursor=%00', 'invalid_cursor', 'cursor')
+          // A cursor bound to this query (no filters, the secret's whole scope) whose run id holds a NUL is malformed, not a 500.
+          const nulCursor = encodeRunListCursor({ createdAt: new Date(w.start), id: 'a\u0000b' }, {}, {})
+          await expectRefused(api, `/runs?cursor=${nulCursor}`, 'invalid_cursor', 'cursor')
+          // U+FFFD is storable text: the filter runs, and finds the run tagged with it.
+          expect((await listOk(api, `${w.query}&tag=%ED%A0%80`)).runs.map((run) => run.id)).toEqual([`${prefix}-fffd`])
+          expect(await countsOk(api, `groupBy=status&${w.query}&tag=%ED%A0%80`)).toEqual({ PENDING: 1 })
         },
         { runs },
       )

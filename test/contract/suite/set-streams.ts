@@ -204,6 +204,16 @@ export function describeSetStreams({ name, scenario }: ContractContext): void {
       expect((await expectProblem(await api.send({ path: `/events?run=${id}&run=${absent}` }), 404, 'run_not_found')).runId).toBe(absent)
       await expectProblem(await api.send({ path: `/events?run=${id}`, secret: null }), 401, 'unauthorized')
       await expectProblem(await api.send({ path: `/events?tag=x`, secret: 'wrong' }), 401, 'unauthorized')
+      // NUL in a filter is 400 naming it (storable text); a run= id outside the run id rule is an
+      // unknown run, 404, exactly as `/%00/status` (no run can have it), checked before credentials.
+      expect(await fields('pipeline=%00')).toEqual(['pipeline'])
+      expect(await fields('tag=%00')).toEqual(['tag'])
+      expect(await fields('tag=ok&pipeline=p%00')).toEqual(['pipeline'])
+      for (const run of ['%00', 'r1%00', '%ED%A0%80', 'a%20b', '..']) {
+        await expectProblem(await api.send({ path: `/events?run=${run}` }), 404, 'run_not_found')
+        await expectProblem(await api.send({ path: `/events?run=${id}&run=${run}`, secret: null }), 404, 'run_not_found')
+      }
+      await expectProblem(await api.send({ path: '/%00/status' }), 404, 'run_not_found')
       // 50 distinct runs is the limit, repeats count once.
       const fifty = Array.from({ length: 50 }, () => `run=${id}`).join('&') + Array.from({ length: 49 }, (_, i) => `&run=${id}x${i}`).join('')
       await expectProblem(await api.send({ path: `/events?${fifty}` }), 404, 'run_not_found')

@@ -23,6 +23,23 @@ export function describeSignatures({ name, scenario, withApi, expressApp }: Cont
     const now = () => Math.floor(Date.now() / 1000)
 
     scenario(
+      'a signed output chunk is verified over its decoded path (it answered 500); a bad stageNumber is 400 naming it',
+      async (api) => {
+        const id = await api.createRun()
+        await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING' }))
+        const body = JSON.stringify({ seq: 0, text: 'signed' })
+        const send = async (stage: string, route: string) =>
+          api.send({ path: `/${encodeURIComponent(id)}/stages/${stage}/output`, body, secret: null, headers: { 'Content-Type': 'application/json', ...(await signed(body, { route })) } })
+        expect((await send('1', `${id}/stages/1/output`)).status).toBe(200)
+        await expectProblem(await send('1', `${id}/stages/2/output`), 401, 'invalid_signature')
+        // (A header cannot carry a NUL; test/server/fuzz.test.ts sends `stages/%00/output` with the secret.)
+        const bad = await expectProblem(await send('x1', `${id}/stages/x1/output`), 400, 'validation_failed')
+        expect(bad.errors?.map((error) => error.field)).toEqual(['stageNumber'])
+      },
+      { signing: { secret: SIGNING_SECRET } },
+    )
+
+    scenario(
       'accepts a valid signature without the shared secret, refuses wrong, expired and tampered ones',
       async (api) => {
         const id = await api.createRun()
