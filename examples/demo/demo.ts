@@ -15,6 +15,7 @@ import type { RunStatusResponse } from 'pipeline-status-sdk'
 import type { PipelineProgressEvent } from 'pipeline-status-sdk/client'
 import { startExpressExample } from '../express/app.js'
 import { runExamplePipeline } from '../runner/runner.js'
+import { withGutter } from './gutter.js'
 
 const color = process.stdout.isTTY && !process.env['NO_COLOR']
 const paint = (code: number, text: string) => (color ? `\u001b[${code}m${text}\u001b[0m` : text)
@@ -48,7 +49,7 @@ function followStreamedText(url: string, secret: string, runId: string, lastStag
   const show = (text: string) => {
     if (text.length <= shown.length || !text.startsWith(shown)) return
     const fresh = text.slice(shown.length)
-    process.stdout.write(`${shown === '' ? '        │ ' : ''}${fresh.replace(/\n(?!$)/g, '\n        │ ')}`)
+    process.stdout.write(withGutter(shown, fresh))
     shown = text
   }
   const follow = async () => {

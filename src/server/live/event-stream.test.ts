@@ -49,26 +49,25 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     undefined,
     resume && { from: resume.from, chunksSince: async () => resume.chunks },
   )
-  const reader = body!.readable().getReader()
-  const decoder = new TextDecoder()
-  let buffered = ''
+  // The body goes to a sink that keeps what is written as it is written: no reader, no pause to wait out.
+  let written = ''
   let done = false
+  body!.attach({
+    bufferedBytes: 0,
+    write: (text) => {
+      written += text
+      return new TextEncoder().encode(text).byteLength
+    },
+    end: () => void (done = true),
+    abort: () => void (done = true),
+  })
+  let buffered = ''
   const events: Sent[] = []
-  /** Every event sent so far (the stream's queue is read until it is empty or closed). */
-  // A read that lost its race to the pause stays pending: the next take awaits the same one.
-  let pending: ReturnType<typeof reader.read> | undefined
+  /** Every event written since the previous take (after the work already queued, all in memory, has run). */
   const take = async (): Promise<Sent[]> => {
-    while (!done) {
-      pending ??= reader.read()
-      const next = await Promise.race([pending, new Promise<null>((resolve) => setTimeout(() => resolve(null), 50))])
-      if (next === null) break
-      pending = undefined
-      if (next.done) {
-        done = true
-        break
-      }
-      buffered += decoder.decode(next.value, { stream: true })
-    }
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    buffered += written
+    written = ''
     const blocks = buffered.split('\n\n')
     buffered = blocks.pop() ?? ''
     for (const block of blocks) {
@@ -148,6 +147,35 @@ describe('a run stream with streamed output', () => {
     expect(stages[0]).toMatchObject({ stageNumber: 1, outputSeq: 1 })
     expect(stages[0]).not.toHaveProperty('output')
     expect(stages[1]).toMatchObject({ stageNumber: 2, output: 'stored' })
+    stream.streams.close()
+  })
+
+  /** What a subscriber appending every event holds of stage 1: an update's output replaces, each output event appends. */
+  const appended = (events: Sent[]) =>
+    events.reduce((text, event) => {
+      if (event.event === 'output') return text + String(event.data['text'])
+      const stage = (event.data['stages'] as Array<Record<string, unknown>> | undefined)?.find((candidate) => candidate['stageNumber'] === 1)
+      return typeof stage?.['output'] === 'string' ? stage['output'] : text
+    }, '')
+
+  it('a resume after a stage finished without an output of its own sends its whole text once: the update, none of the chunks it holds', async () => {
+    // Chunk 0 "AAA " at 2 (the subscriber's last id), chunk 1 "BBB" at 3, COMPLETED at 4.
+    const current = snapshot(4, [stage({ status: 'COMPLETED', completedAt: NOW, outputSeq: 1, output: 'AAA BBB', streamedOutput: true })])
+    const stream = await open(current, { from: 2, chunks: [chunk(1, 3, 'BBB')] })
+    const events = await stream.take()
+    expect(events.map((event) => [event.event, event.id])).toEqual([['update', '4']])
+    expect((events[0]!.data['stages'] as unknown[])[0]).toMatchObject({ status: 'COMPLETED', output: 'AAA BBB', outputSeq: 1 })
+    expect(appended(events)).toBe('AAA BBB')
+    stream.streams.close()
+  })
+
+  it('live: a stage created, streamed and finished between two reads comes whole in the update, its chunks not sent after it', async () => {
+    const stream = await open(snapshot(1, []))
+    await stream.take()
+    stream.deliver(snapshot(5, [stage({ status: 'COMPLETED', completedAt: NOW, outputSeq: 1, output: 'AAA BBB', streamedOutput: true })]), [chunk(0, 3, 'AAA '), chunk(1, 4, 'BBB')])
+    const events = await stream.take()
+    expect(events.map((event) => [event.event, event.id])).toEqual([['update', '5']])
+    expect(appended(events)).toBe('AAA BBB')
     stream.streams.close()
   })
 })

@@ -55,24 +55,24 @@ async function open(first: RunSnapshot, view: SetStreamView) {
     async () => null,
   )
   const body = await streams.openRuns([{ runId: 'run_1', read: async () => first, admits: () => true }], view, new AbortController().signal)
-  const reader = body.readable().getReader()
-  const decoder = new TextDecoder()
-  let buffered = ''
+  // The body goes to a sink that keeps what is written as it is written: no reader, no pause to wait out.
+  let written = ''
   let done = false
-  let pending: ReturnType<typeof reader.read> | undefined
-  /** Every event sent so far (the queue is read until it is empty, a 50 ms pause, or closed). */
+  body.attach({
+    bufferedBytes: 0,
+    write: (text) => {
+      written += text
+      return new TextEncoder().encode(text).byteLength
+    },
+    end: () => void (done = true),
+    abort: () => void (done = true),
+  })
+  let buffered = ''
+  /** Every event written since the previous take (after the work already queued, all in memory, has run). */
   const take = async (): Promise<Sent[]> => {
-    while (!done) {
-      pending ??= reader.read()
-      const next = await Promise.race([pending, new Promise<null>((resolve) => setTimeout(() => resolve(null), 50))])
-      if (next === null) break
-      pending = undefined
-      if (next.done) {
-        done = true
-        break
-      }
-      buffered += decoder.decode(next.value, { stream: true })
-    }
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    buffered += written
+    written = ''
     const blocks = buffered.split('\n\n')
     buffered = blocks.pop() ?? ''
     const events: Sent[] = []

@@ -81,7 +81,9 @@ export class StageDiff {
    * the `update` goes first, at the version before the first chunk, with each such stage's
    * `outputSeq` as it was before its first chunk (and its output cleared when that chunk is `seq`
    * 0), so the chunks then apply in order; a stage finished since gets its whole text in the
-   * update (its chunks are then ignored).
+   * update, and an update carrying a stage's whole text with `outputSeq` k is followed by none of
+   * that stage's chunks of `seq` ≤ k (a subscriber appending every chunk repeats nothing; the
+   * update's `id:` is then the version before the first chunk still sent, or the snapshot's).
    *
    * `undefined` (nothing recorded) when the update cannot be made: a stage created or restarted,
    * streamed and finished between two reads, read without its text (`streamedText: false`),
@@ -102,18 +104,28 @@ export class StageDiff {
         return sent?.status === 'PROCESSING' && (sent.outputSeq ?? -1) === seq - 1
       })
     const runId = document.run.id
-    const outputs = batch.map((chunk): PlannedEvent => ({ event: 'output', data: outputEvent(runId, chunk), version: chunk.version }))
     let events: PlannedEvent[]
     if (appends) {
-      events = outputs
+      events = batch.map((chunk): PlannedEvent => ({ event: 'output', data: outputEvent(runId, chunk), version: chunk.version }))
       // Only chunks since the last event: no `update` (its text travelled as `output` events).
       if (batch.length !== version - from) events.push({ event: 'update', data: this.#update(document, streamed), version })
     } else {
       const unreadable = snapshot.streamedText === false &&
         snapshot.stages.some((stage) => isFinalStatus(stage.status) && streamed.has(stage.stageNumber) && firstSeq.has(stage.stageNumber))
       if (unreadable) return undefined
-      const first = batch[0]
-      events = [{ event: 'update', data: this.#update(document, streamed, firstSeq), version: first ? first.version - 1 : version }, ...outputs]
+      const update = this.#update(document, streamed, firstSeq)
+      // A stage the update carries whole (its text with `outputSeq` k) takes no chunk of seq ≤ k:
+      // a subscriber appending every chunk would repeat that text.
+      const whole = new Map<number, number>()
+      for (const stage of update.stages) {
+        if (typeof stage.output === 'string' && stage.outputSeq !== null) whole.set(stage.stageNumber, stage.outputSeq)
+      }
+      const kept = batch.filter((chunk) => chunk.seq > (whole.get(chunk.stageNumber) ?? -1))
+      const first = kept[0]
+      events = [
+        { event: 'update', data: update, version: first ? first.version - 1 : version },
+        ...kept.map((chunk): PlannedEvent => ({ event: 'output', data: outputEvent(runId, chunk), version: chunk.version })),
+      ]
     }
     this.remember(version, document.stages, streamed)
     return events

@@ -333,6 +333,43 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
     })
 
     scenario(
+      'a resume after a stage finished without an output of its own repeats no chunk text: update whole text + output events = the text, once',
+      async (api) => {
+        const id = await runningStage1(api)
+        await chunkOk(api, id, 1, 0, 'AAA ')
+        const last = await versionOf(api, id)
+        await chunkOk(api, id, 1, 1, 'BBB')
+        await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))
+        const events = readEvents(await api.send({ path: `/${encodeURIComponent(id)}/events`, headers: { 'Last-Event-ID': String(last) } }))
+        try {
+          // A later change, so the reader knows when the resumed events are over.
+          await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }))
+          // What a raw consumer does: take an update's output of stage 1 as the text, append every output event's.
+          let text = ''
+          let stage1: unknown
+          for (let taken = 0; taken < 6; taken++) {
+            const event = await events.next()
+            if (event.event === LIVE_EVENTS.output) {
+              const chunk = StageOutputEvent.parse(JSON.parse(event.data))
+              if (chunk.stageNumber === 1) text += chunk.text
+              continue
+            }
+            expect(event.event).toBe(LIVE_EVENTS.update)
+            const update = RunUpdateEvent.parse(JSON.parse(event.data))
+            const stage = update.stages.find((candidate) => candidate.stageNumber === 1)
+            if (stage && typeof stage.output === 'string') text = stage.output
+            stage1 ??= stage
+            if (update.stages.some((candidate) => candidate.stageNumber === 2 && candidate.status === 'PROCESSING')) break
+          }
+          expect(stage1).toMatchObject({ status: 'COMPLETED', outputSeq: 1 })
+          expect(text).toBe('AAA BBB')
+          expect(text).toBe((await api.status(id)).stages[0]?.output)
+        } finally {
+          await events.cancel()
+        }
+      },
+    )
+    scenario(
       'set streams, view full: a run= stream and a filter stream get a member\'s chunks as output events, in order and byte for byte; updates leave the text out; view summary gets none',
       async (api) => {
         const tag = `out-${crypto.randomUUID().slice(0, 12)}`
