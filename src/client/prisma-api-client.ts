@@ -167,8 +167,9 @@ export class PrismaAPIClient {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
         if (known) return known
-        const { catalogue, run } = await this.getStatus(runId)
-        return { catalogue, pipeline: run.pipeline }
+        const { catalogue, run, stages } = await this.getStatus(runId)
+        const processing = new Map(stages.filter((stage) => stage.status === 'PROCESSING').map((stage) => [stage.stageNumber, stage.attempt ?? 1] as const))
+        return { catalogue, pipeline: run.pipeline, processing }
       },
     }
     // Not enumerable, not in the types: `runPipeline` reaches it through `clientInternals`.
@@ -301,7 +302,10 @@ export class PrismaAPIClient {
     const body = createRunBody(idOrOptions)
     const response = await this.#transport.send({ method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() }, { retry: true })
     const created = parseResponse(CreateRunResponse, response.text, 'run creation')
-    if (created.catalogue !== undefined) this.#catalogues.set(created.run.id, { catalogue: created.catalogue, pipeline: created.run.pipeline })
+    // Only a run this call created is known to have no stage rows; an existing one is read with `GET /status` (its stages' attempts).
+    if (created.catalogue !== undefined && created.created) {
+      this.#catalogues.set(created.run.id, { catalogue: created.catalogue, pipeline: created.run.pipeline, processing: new Map() })
+    }
     return created
   }
 
