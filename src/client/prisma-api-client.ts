@@ -166,10 +166,14 @@ export class PrismaAPIClient {
       serverCatalogue: async (runId) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
-        if (known) return known
-        const { catalogue, run, stages } = await this.getStatus(runId)
+        if (known?.processing) return known
+        // Without the stages (a status read that failed) the catalogue `createRun` answered still checks the runner.
+        const status = known ? await this.getStatus(runId).catch(() => undefined) : await this.getStatus(runId)
+        if (status === undefined) return known as RunCatalogue
+        const { catalogue, run, stages } = status
         const processing = new Map(stages.filter((stage) => stage.status === 'PROCESSING').map((stage) => [stage.stageNumber, stage.attempt ?? 1] as const))
-        return { catalogue, pipeline: run.pipeline, processing }
+        // An existing run's catalogue as `createRun` answered it (the snapshot it was created with); its stages as read now.
+        return known ? { ...known, processing } : { catalogue, pipeline: run.pipeline, processing }
       },
     }
     // Not enumerable, not in the types: `runPipeline` reaches it through `clientInternals`.
@@ -302,9 +306,9 @@ export class PrismaAPIClient {
     const body = createRunBody(idOrOptions)
     const response = await this.#transport.send({ method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() }, { retry: true })
     const created = parseResponse(CreateRunResponse, response.text, 'run creation')
-    // Only a run this call created is known to have no stage rows; an existing one is read with `GET /status` (its stages' attempts).
-    if (created.catalogue !== undefined && created.created) {
-      this.#catalogues.set(created.run.id, { catalogue: created.catalogue, pipeline: created.run.pipeline, processing: new Map() })
+    // A run this call created has no stage rows yet; an existing one's stages are read with `GET /status` when runPipeline starts.
+    if (created.catalogue !== undefined) {
+      this.#catalogues.set(created.run.id, { catalogue: created.catalogue, pipeline: created.run.pipeline, ...(created.created ? { processing: new Map() } : {}) })
     }
     return created
   }
