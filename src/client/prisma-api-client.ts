@@ -130,7 +130,16 @@ export class PrismaAPIClient {
     this.#watches =
       options.followRunStream === false
         ? undefined
-        : new RunEndWatches({ transport, observer: this.#observer, logger, url: (runId) => this.#url('events', runId), connectMs: timeoutMs, heartbeatIntervalMs })
+        : new RunEndWatches({
+            transport,
+            observer: this.#observer,
+            logger,
+            url: (runId) => this.#url('events', runId),
+            // The summary view sends no stage outputs and no chunks: the runner only needs the run's end.
+            summaryUrl: (runId) => withQuery(this.#url('runSetEvents'), new URLSearchParams({ run: runId, view: 'summary' })),
+            connectMs: timeoutMs,
+            heartbeatIntervalMs,
+          })
     this.#delivery = new Delivery({ transport, observer: this.#observer, logger, stages, url: (route, runId, stageNumber) => this.#url(route, runId, stageNumber) })
     this.#progress = new ProgressReports(this.#delivery)
     try {
