@@ -50,6 +50,12 @@ export interface RunCatalogue {
   catalogue: CatalogueEntry[] | undefined
   /** `'default'` from an older server. */
   pipeline: string
+  /**
+   * The stages stored PROCESSING when the run was read, with their stored `attempt` (1 when the
+   * server holds none): an earlier process ran them. Empty for a run this client just created;
+   * `undefined` when not known.
+   */
+  processing?: ReadonlyMap<number, number> | undefined
 }
 
 /** The internals of a client; throws {@link ConfigurationError} for an object that is not one. */

@@ -137,8 +137,9 @@ export interface PrismaAPIClientOptions {
    */
   heartbeatIntervalMs?: number | undefined
   /**
-   * Whether `runPipeline` follows its run's live stream (`GET {base}/{runId}/events`, an
-   * outbound connection with the webhook secret, one per run, shared by its stages, closed when
+   * Whether `runPipeline` follows its run's live stream (`GET {base}/events?run={runId}&view=summary`,
+   * the set stream's summary view that sends the run's end but no stage outputs or streamed
+   * chunks; `GET {base}/{runId}/events` on a server without that route; an outbound connection with the webhook secret, one per run, shared by its stages, closed when
    * the pipeline ends) so that a running stage's `signal` aborts within a second of the run
    * ending elsewhere (a cancel from the web app, the stale-run sweeper, another runner).
    * Heartbeats go on either way: with `false`, or while the stream is unavailable (a server

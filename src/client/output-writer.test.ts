@@ -144,20 +144,29 @@ describe('the output stream', () => {
     expect(logger.lines[0]).toMatch(/^Run r: stage 2: streamed output stopped: HTTP 409 output_out_of_order.*Later write\(\) calls are dropped/)
   })
 
-  it('bounds what waits: a write past maxBufferedBytes stops the stream with one line', async () => {
+  it('bounds what waits: a write past maxBufferedBytes and later ones are dropped, what was accepted is still sent', async () => {
     const logger = recording()
     const sender = fakeSender()
     sender.hold()
     const stream = new OutputStream({ send: sender.send, logger, label: 'x', flushIntervalMs: 0, flushBytes: 1, maxBufferedBytes: 100 })
     stream.write('first')
     await until('the first chunk', () => sender.sent.length === 1)
-    for (let i = 0; i < 30; i++) stream.write('0123456789')
+    // Ten writes fill the 100-byte bound exactly; the eleventh passes it.
+    for (let i = 0; i < 10; i++) stream.write('0123456789')
+    expect(stream.stopped).toBeUndefined()
+    stream.write('over')
     expect(stream.stopped).toMatch(/more than 100 bytes waited to be sent/)
     sender.releaseAll()
+    await stream.flush()
+    // Room again, but a write after the overflow is still dropped (the text would have a hole).
+    stream.write('later')
     const summary = await stream.close()
-    expect(sender.sent.map((c) => c.text)).toEqual(['first'])
-    expect(summary.chunks).toBe(1)
+    expect(sender.sent.map((c) => c.text).join('')).toBe('first' + '0123456789'.repeat(10))
+    expect(sender.sent.map((c) => c.seq)).toEqual(sender.sent.map((_, i) => i))
+    expect(summary.bytes).toBe(105)
+    expect(summary.stopped).toMatch(/more than 100 bytes waited to be sent/)
     expect(logger.lines).toHaveLength(1)
+    expect(logger.lines[0]).toMatch(/^x: streamed output truncated: .*the text written before is still sent/)
   })
 
   it('drops writes after close, and a sender that throws stops the stream', async () => {

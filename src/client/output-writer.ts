@@ -51,9 +51,10 @@ export interface StageOutputStreamOptions {
   flushBytes?: number | undefined
   /**
    * The bound of the text waiting to be sent, in UTF-8 bytes (besides the one chunk in flight,
-   * at most 64 KiB). A `write` that would pass it stops the stream (one warning, the waiting
-   * text dropped): the server is then far behind, and a stage's streamed text is limited to
-   * 1 MiB by default on the server anyway.
+   * at most 64 KiB). A `write` that would pass it is dropped, and so is every later `write`
+   * (one warning): the server is then far behind, and a stage's streamed text is limited to
+   * 1 MiB by default on the server anyway. The text accepted before is still sent, before the
+   * stage's final status.
    * @default 1_048_576
    */
   maxBufferedBytes?: number | undefined
@@ -107,7 +108,7 @@ export function chunkResult(seq: number, outcome: Delivered): ChunkResult {
     case 'delivered': {
       const answer = StageOutputChunkResponse.safeParse(safeJson(outcome.text))
       if (answer.success && answer.data.outcome === 'conflict') {
-        return { state: 'stopped', reason: `the server holds other text for chunk ${seq} (outcome "conflict"): something else streams this stage's output` }
+        return { state: 'stopped', reason: conflictReason(seq) }
       }
       return { state: 'sent' }
     }
@@ -117,6 +118,15 @@ export function chunkResult(seq: number, outcome: Delivered): ChunkResult {
     default:
       return { state: 'stopped', reason: `chunk ${seq} was refused or not delivered: ${failureReason(outcome.error)}` }
   }
+}
+
+/** Why a `conflict` answer stopped a stream (shared wording with the Python client). Internal. */
+export function conflictReason(seq: number): string {
+  return (
+    `the server holds other text for chunk ${seq} of this attempt (outcome "conflict"): another process, or an earlier run of this ` +
+    `process with the same runId, streamed different text for the same seq of this stage attempt. ` +
+    `Fix: let one process stream a stage attempt; a runner that restarts a stage must report it as a new attempt (runPipeline does so)`
+  )
 }
 
 /** One stage attempt's output stream. Internal: made by the client. */
@@ -138,6 +148,8 @@ export class OutputStream implements StageOutputStream {
   #timer: ReturnType<typeof setTimeout> | undefined
   #closed = false
   #stopped: string | undefined
+  /** Why writes are dropped after one passed `maxBufferedBytes`; what was accepted before is still sent. */
+  #overflowed: string | undefined
   #chunks = 0
   #bytes = 0
 
@@ -154,11 +166,11 @@ export class OutputStream implements StageOutputStream {
   }
 
   get stopped(): string | undefined {
-    return this.#stopped
+    return this.#stopped ?? this.#overflowed
   }
 
   write(text: string): void {
-    if (this.#closed || this.#stopped !== undefined) return
+    if (this.#closed || this.#stopped !== undefined || this.#overflowed !== undefined) return
     let piece = this.#held + (typeof text === 'string' ? text : String(text))
     this.#held = ''
     const last = piece.charCodeAt(piece.length - 1)
@@ -185,12 +197,12 @@ export class OutputStream implements StageOutputStream {
     if (!this.#closed) {
       this.#closed = true
       // A high surrogate whose low half never came is not storable.
-      if (this.#held !== '' && this.#stopped === undefined) this.#append(REPLACEMENT_CHARACTER, true)
+      if (this.#held !== '' && this.#stopped === undefined && this.#overflowed === undefined) this.#append(REPLACEMENT_CHARACTER, true)
       this.#held = ''
     }
     await this.flush()
     this.#clearTimer()
-    return { chunks: this.#chunks, bytes: this.#bytes, ...(this.#stopped === undefined ? {} : { stopped: this.#stopped }) }
+    return this.#summary()
   }
 
   /** Ends the stream without sending what waits (the run ended elsewhere); resolves after the chunk in flight. */
@@ -201,13 +213,23 @@ export class OutputStream implements StageOutputStream {
     this.#held = ''
     this.#clearTimer()
     await this.#inFlight
-    return { chunks: this.#chunks, bytes: this.#bytes, ...(this.#stopped === undefined ? {} : { stopped: this.#stopped }) }
+    return this.#summary()
+  }
+
+  #summary(): StageOutputSummary {
+    const stopped = this.stopped
+    return { chunks: this.#chunks, bytes: this.#bytes, ...(stopped === undefined ? {} : { stopped }) }
   }
 
   #append(text: string, closing = false): void {
     const bytes = utf8Bytes(text)
     if (this.#bufferedBytes + bytes > this.#maxBufferedBytes) {
-      this.#stop(`more than ${this.#maxBufferedBytes} bytes waited to be sent (the server takes the chunks slower than the stage writes them)`)
+      // The text accepted so far stays and is still sent; this write and later ones are dropped.
+      this.#overflowed = `more than ${this.#maxBufferedBytes} bytes waited to be sent (the server takes the chunks slower than the stage writes them)`
+      this.#held = ''
+      this.#logger.warn(
+        `${this.#label}: streamed output truncated: ${this.#overflowed}. This write and later ones are dropped; the text written before is still sent, then the stage's final status. Fix: write less often or in larger pieces, or raise maxBufferedBytes`,
+      )
       return
     }
     if (this.#bufferedBytes === 0) this.#firstWriteAt = performance.now()

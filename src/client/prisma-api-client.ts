@@ -130,7 +130,16 @@ export class PrismaAPIClient {
     this.#watches =
       options.followRunStream === false
         ? undefined
-        : new RunEndWatches({ transport, observer: this.#observer, logger, url: (runId) => this.#url('events', runId), connectMs: timeoutMs, heartbeatIntervalMs })
+        : new RunEndWatches({
+            transport,
+            observer: this.#observer,
+            logger,
+            url: (runId) => this.#url('events', runId),
+            // The summary view sends no stage outputs and no chunks: the runner only needs the run's end.
+            summaryUrl: (runId) => withQuery(this.#url('runSetEvents'), new URLSearchParams({ run: runId, view: 'summary' })),
+            connectMs: timeoutMs,
+            heartbeatIntervalMs,
+          })
     this.#delivery = new Delivery({ transport, observer: this.#observer, logger, stages, url: (route, runId, stageNumber) => this.#url(route, runId, stageNumber) })
     this.#progress = new ProgressReports(this.#delivery)
     try {
@@ -166,9 +175,14 @@ export class PrismaAPIClient {
       serverCatalogue: async (runId) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
-        if (known) return known
-        const { catalogue, run } = await this.getStatus(runId)
-        return { catalogue, pipeline: run.pipeline }
+        if (known?.processing) return known
+        // Without the stages (a status read that failed) the catalogue `createRun` answered still checks the runner.
+        const status = known ? await this.getStatus(runId).catch(() => undefined) : await this.getStatus(runId)
+        if (status === undefined) return known as RunCatalogue
+        const { catalogue, run, stages } = status
+        const processing = new Map(stages.filter((stage) => stage.status === 'PROCESSING').map((stage) => [stage.stageNumber, stage.attempt ?? 1] as const))
+        // An existing run's catalogue as `createRun` answered it (the snapshot it was created with); its stages as read now.
+        return known ? { ...known, processing } : { catalogue, pipeline: run.pipeline, processing }
       },
     }
     // Not enumerable, not in the types: `runPipeline` reaches it through `clientInternals`.
@@ -301,7 +315,10 @@ export class PrismaAPIClient {
     const body = createRunBody(idOrOptions)
     const response = await this.#transport.send({ method: 'POST', url: this.#url('createRun'), body, idempotencyKey: crypto.randomUUID() }, { retry: true })
     const created = parseResponse(CreateRunResponse, response.text, 'run creation')
-    if (created.catalogue !== undefined) this.#catalogues.set(created.run.id, { catalogue: created.catalogue, pipeline: created.run.pipeline })
+    // A run this call created has no stage rows yet; an existing one's stages are read with `GET /status` when runPipeline starts.
+    if (created.catalogue !== undefined) {
+      this.#catalogues.set(created.run.id, { catalogue: created.catalogue, pipeline: created.run.pipeline, ...(created.created ? { processing: new Map() } : {}) })
+    }
     return created
   }
 

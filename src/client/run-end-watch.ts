@@ -1,7 +1,9 @@
 /**
  * The run-end watch: while `runPipeline` runs a stage, the client follows its own run's live
- * stream (`GET {base}/{runId}/events`, an outbound connection authenticated like its other
- * requests) and aborts the stage within a second of the run ending elsewhere (a cancel from the
+ * stream in the set stream's summary view (`GET {base}/events?run={runId}&view=summary`: the
+ * run's `end` without its stages' outputs or streamed chunks; on an older server without that
+ * route, `GET {base}/{runId}/events`), an outbound connection authenticated like its other
+ * requests, and aborts the stage within a second of the run ending elsewhere (a cancel from the
  * web app, the stale-run sweeper, another runner), instead of at the next heartbeat. At most one
  * stream per run, shared by its stages, closed when the run's pipeline ends. The stream is read
  * by the package's one stream reader (`src/contract/event-stream.ts`), with its connect deadline
@@ -90,6 +92,7 @@ export class RunEndWatches {
   readonly #observer: RunFinishedObserver
   readonly #logger: Logger
   readonly #url: (runId: string) => string
+  readonly #summaryUrl: ((runId: string) => string) | undefined
   /** The deadline of a stream's answer headers, in milliseconds (the client's `timeoutMs`). */
   readonly #connectMs: number
   readonly #heartbeatIntervalMs: number
@@ -97,11 +100,24 @@ export class RunEndWatches {
   /** Each degradation is logged once per client at warn, later ones at debug. */
   readonly #logged = new Set<'no-stream' | 'refused' | 'failing'>()
 
-  constructor(options: { transport: Transport; observer: RunFinishedObserver; logger: Logger; url: (runId: string) => string; connectMs: number; heartbeatIntervalMs: number }) {
+  /**
+   * `url`: the run's own stream; `summaryUrl`: the set stream of that one run in the summary view,
+   * followed first (no outputs sent back to the runner), `url` when the server has no such route.
+   */
+  constructor(options: {
+    transport: Transport
+    observer: RunFinishedObserver
+    logger: Logger
+    url: (runId: string) => string
+    summaryUrl?: ((runId: string) => string) | undefined
+    connectMs: number
+    heartbeatIntervalMs: number
+  }) {
     this.#transport = options.transport
     this.#observer = options.observer
     this.#logger = options.logger
     this.#url = options.url
+    this.#summaryUrl = options.summaryUrl
     this.#connectMs = options.connectMs
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs
   }
@@ -171,7 +187,9 @@ export class RunEndWatches {
   /** Follows the run's stream until it ends, the run is seen finished, the watch closes, or the stream cannot be had. */
   async #follow(runId: string, watch: Watch): Promise<void> {
     const { signal } = watch.controller
-    const url = this.#url(runId)
+    // The summary view first; the run's own stream (which echoes every chunk) on an older server.
+    let summary = this.#summaryUrl !== undefined
+    let url = summary ? (this.#summaryUrl as (runId: string) => string)(runId) : this.#url(runId)
     let keepAliveMs = DEFAULT_SERVER_KEEP_ALIVE_MS
     let failures = 0
     /** Applies one event; `true` when the stream has nothing more to tell (`end`, or the run seen finished). */
@@ -208,6 +226,13 @@ export class RunEndWatches {
           onEvent,
         })
         if (outcome === 'ended') return
+        if (outcome === 'no-stream' && summary) {
+          // An older server (no set stream route) is normal: a debug note, no warning.
+          this.#logger.debug?.(`Run ${runId}: GET ${url} answered 404 or 405 (a server without the set stream); following GET ${this.#url(runId)} instead`, { runId })
+          summary = false
+          url = this.#url(runId)
+          continue
+        }
         if (outcome === 'no-stream') return this.#degraded(runId, 'no-stream', `GET ${url} answered 404 or 405: the server has no live stream route`)
         // A clean drop (a proxy's idle timeout, a server restart): reconnect after a short wait.
       } catch (error) {

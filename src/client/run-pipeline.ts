@@ -214,7 +214,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   // Checked before anything is sent: a wrong entry or option is the caller's mistake, not a failed stage.
   let backoffWarning = (_message: string): void => {}
   const entries = resolveStageEntries<StageFunction>(stages, options.retry, (message) => backoffWarning(message))
-  const { runId, runCatalogue, warnings } = await startingCatalogue(internals, {
+  const { runId, runCatalogue, processing, warnings } = await startingCatalogue(internals, {
     runId: options.runId,
     pipeline: options.pipeline,
     stageCount: stages.length,
@@ -299,8 +299,17 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         error = abortMessage(signal)
         break
       }
+      // A stage an earlier process left PROCESSING (a runner restarted with the same runId) runs as a
+      // new attempt on the server: its streamed output restarts at seq 0 instead of colliding with
+      // the earlier process's chunks. `base` shifts every attempt number this process reports.
+      const base = processing.get(stageNumber) ?? 0
       // Stage 1 PROCESSING is the run's initialisation. A stage that may retry says so from its first attempt.
-      summary.reported = await report(stageNumber, 'PROCESSING', undefined, retry.attempts > 1 ? { attempt: 1, maxAttempts: retry.attempts, nextRetryAt: null } : undefined)
+      summary.reported = await report(
+        stageNumber,
+        'PROCESSING',
+        undefined,
+        retry.attempts > 1 || base > 0 ? { attempt: base + 1, maxAttempts: base + retry.attempts, nextRetryAt: null } : undefined,
+      )
       // Its answer may be the first to show the run finished elsewhere: then the stage never starts.
       if (elsewhere) break
       progress({ type: 'stage-started', runId, stageNumber, stageName })
@@ -337,10 +346,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
             await streamed.settle()
             summary.attempts = attempt
             progress({ type: 'stage-retrying', runId, stageNumber, stageName, attempt, maxAttempts, error: lastError, nextRetryAt: nextRetryAt.toISOString() })
-            summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt, maxAttempts, lastError, nextRetryAt: nextRetryAt.toISOString() })) && summary.reported
+            summary.reported =
+              (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + maxAttempts, lastError, nextRetryAt: nextRetryAt.toISOString() })) &&
+              summary.reported
           },
           starting: async (attempt) => {
-            summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt, maxAttempts: retry.attempts, nextRetryAt: null })) && summary.reported
+            summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + retry.attempts, nextRetryAt: null })) && summary.reported
           },
         })
       } catch (thrown) {

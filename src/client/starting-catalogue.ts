@@ -28,7 +28,13 @@ export interface RunStart {
  * pipeline or another number of stages (saying whether the run's catalogue is the handlers' as
  * configured now, or a snapshot from when it was created earlier).
  */
-export async function startingCatalogue(internals: ClientInternals, start: RunStart): Promise<{ runId: string; runCatalogue: StageCatalogue | undefined; warnings: string[] }> {
+export async function startingCatalogue(internals: ClientInternals, start: RunStart): Promise<{
+  runId: string
+  runCatalogue: StageCatalogue | undefined
+  /** Stage number → stored attempt of the stages an earlier process left PROCESSING (see `RunCatalogue.processing`). */
+  processing: ReadonlyMap<number, number>
+  warnings: string[]
+}> {
   const { pipeline, stageCount } = start
   let runId = start.runId
   // Created by this call: its catalogue is the handlers' as configured now, not an older snapshot.
@@ -55,5 +61,10 @@ export async function startingCatalogue(internals: ClientInternals, start: RunSt
     throw new CatalogueMismatchError(runId, stageCount, entries.length, { pipeline: named, created })
   }
   const own = entries !== undefined && entries.length > 0 && named !== undefined
-  return { runId, runCatalogue: own ? entries.map((entry) => ({ number: entry.stageNumber, name: entry.stageName })) : undefined, warnings }
+  return {
+    runId,
+    runCatalogue: own ? entries.map((entry) => ({ number: entry.stageNumber, name: entry.stageName })) : undefined,
+    processing: known?.processing ?? new Map(),
+    warnings,
+  }
 }

@@ -46,7 +46,9 @@ function sixtySeconds(seen: { reason?: unknown }) {
   }
 }
 
-const eventsOf = (runId: string) => server().requests.filter((r) => r.method === 'GET' && r.url === `/api/pipeline/${runId}/events`)
+/** The runner's stream: the set stream of its one run in the summary view (no outputs echoed back); the run's own stream only on an older server. */
+const summaryPath = (runId: string) => `/api/pipeline/events?run=${encodeURIComponent(runId)}&view=summary`
+const eventsOf = (runId: string) => server().requests.filter((r) => r.method === 'GET' && (r.url === summaryPath(runId) || r.url === `/api/pipeline/${runId}/events`))
 const heartbeatsOf = (runId: string) => server().requestsTo(`/${runId}/heartbeat`)
 
 describe('a cancel from the web app reaches a busy stage through the run stream', () => {
@@ -69,6 +71,8 @@ describe('a cancel from the web app reaches a busy stage through the run stream'
     expect(heartbeatsOf(run.id)).toHaveLength(beatsBefore)
     // The headers the runner's other requests carry: the webhook secret.
     expect(eventsOf(run.id)[0]?.headers).toMatchObject({ 'x-webhook-secret': TEST_SECRET, accept: 'text/event-stream' })
+    // The summary view of the set stream (its end, no outputs or chunks sent back), not the run's own stream.
+    expect(eventsOf(run.id).map((request) => request.url)).toEqual([summaryPath(run.id)])
     await until('the run stream to be closed', () => server().openStreams === 0)
   })
 
@@ -112,7 +116,8 @@ it('a client that only signs (Standard Webhooks, no secret) signs its stream req
   const seen: { reason?: unknown } = {}
   const pipeline = runPipeline({ runId: run.id, client, stages: [sixtySeconds(seen), () => 2, () => 3, () => 4, () => 5] })
   await until('the run stream to be open', () => server().openStreams === 1)
-  expect(eventsOf(run.id)[0]?.headers['webhook-id']).toMatch(new RegExp(`^GET ${run.id}/events [0-9a-f-]{36}$`))
+  // The set stream's route (`GET {base}/events?run=…&view=summary`), signed like its other requests.
+  expect(eventsOf(run.id)[0]?.headers['webhook-id']).toMatch(/^GET events [0-9a-f-]{36}$/)
   // Another runner ends the run, signed like any request to these handlers.
   const other = track(new PrismaAPIClient({ baseUrl: server().origin, secret: '', signing: { secret: signingSecret }, logger, throwOnError: true }))
   await other.completeRun(run.id, { status: 'CANCELLED', error: 'ended by another runner' })
@@ -175,14 +180,15 @@ describe('falls back to heartbeats when the stream is unavailable', () => {
     const { run } = await client.createRun('watch_fallback')
     const seen: { reason?: unknown } = {}
     const pipeline = runPipeline({ runId: run.id, client, stages: [sixtySeconds(seen), () => 2, () => 3, () => 4, () => 5] })
-    await until('the stream to be tried', () => eventsOf(run.id).length === 1 && warnings.length === 1)
+    // The summary view first, then the run's own stream (an older server has neither): one warning, for the second.
+    await until('the stream to be tried', () => eventsOf(run.id).length === 2 && warnings.length === 1)
     await cancel(run.id, 'stopped')
     const summary = await pipeline
     await until('the stage to see its abort', () => seen.reason !== undefined)
 
     expect(isRunFinishedError(seen.reason)).toBe(true)
     expect(summary.finishedElsewhere).toMatchObject({ status: 'CANCELLED', learnedFrom: 'heartbeat' })
-    expect(eventsOf(run.id)).toHaveLength(1)
+    expect(eventsOf(run.id).map((request) => request.url)).toEqual([summaryPath(run.id), `/api/pipeline/${run.id}/events`])
     expect(warnings.filter((w) => w.includes('live stream'))).toEqual([expect.stringMatching(/answered 404 or 405: the server has no live stream route; .*next heartbeat \(every 1000 ms\).*Fix: /)])
   })
 
@@ -215,7 +221,7 @@ describe('falls back to heartbeats when the stream is unavailable', () => {
     expect(summary.status).toBe('COMPLETED')
     expect(eventsOf(run.id)).toHaveLength(1)
     expect(warnings).toEqual([
-      `Run ${run.id}: live stream: GET ${server().origin}/api/pipeline/${run.id}/events was refused (HTTP 403 forbidden); a cancel (or the stale-run ` +
+      `Run ${run.id}: live stream: GET ${server().origin}${summaryPath(run.id)} was refused (HTTP 403 forbidden); a cancel (or the stale-run ` +
         'sweeper) reaches a running stage at its next heartbeat (every 3600000 ms) instead of within a second. Fix: let the webhook secret read ' +
         "the run (an authorize hook that refuses the runner's reads), or turn the stream off with followRunStream: false.",
     ])
@@ -225,7 +231,7 @@ describe('falls back to heartbeats when the stream is unavailable', () => {
     let refused = 0
     const client = makeClient({
       heartbeatIntervalMs: 1000,
-      fetch: (url, init) => (url.endsWith('/events') ? (refused++, Promise.reject(new TypeError('fetch failed'))) : fetch(url, init)),
+      fetch: (url, init) => (new URL(url).pathname.endsWith('/events') ? (refused++, Promise.reject(new TypeError('fetch failed'))) : fetch(url, init)),
     })
     warnings.length = 0
     const { run } = await client.createRun('watch_network')
@@ -235,7 +241,7 @@ describe('falls back to heartbeats when the stream is unavailable', () => {
     await cancel(run.id, 'stopped')
     const summary = await pipeline
     expect(summary.finishedElsewhere).toMatchObject({ status: 'CANCELLED', learnedFrom: 'heartbeat' })
-    expect(warnings.filter((w) => w.includes('live stream'))).toEqual([expect.stringMatching(/live stream: GET .*\/events failed \(fetch failed\); retrying with backoff; .*Fix: /)])
+    expect(warnings.filter((w) => w.includes('live stream'))).toEqual([expect.stringMatching(/live stream: GET .*\/events\?run=.*&view=summary failed \(fetch failed\); retrying with backoff; .*Fix: /)])
 
     const off = makeClient({ followRunStream: false })
     const other = await off.createRun('watch_off')

@@ -6,6 +6,11 @@
  * defines them; a 413 stops the stream with one warning and the stage still completes. The wire
  * details (order, batching, the outbox) are test/client/stage-output-wire.test.ts.
  */
+import { spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { PrismaAPIClient, type PrismaAPIClientOptions, isQueuedDelivery, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
 import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -162,5 +167,49 @@ describe('appendStageOutput against the real handlers', () => {
     expect((await client.getStatus(run.id)).stages[0]?.output).toBe('Hello, world 🌍')
     await client.markStageComplete(run.id, 1, 'final')
     await expect(client.appendStageOutput(run.id, 1, { seq: 2, text: 'late' })).rejects.toMatchObject({ status: 409, problem: { code: 'stage_finished' } })
+  })
+})
+
+describe('a runner restarted after a crash mid-stream (same runId, outbox on)', () => {
+  it("runs the stage as a new attempt: the completed stage's output is the second process's text", async () => {
+    const server = await serve()
+    const client = clientOf(server)
+    const { run } = await client.createRun('stream_crash_1')
+    const dir = mkdtempSync(join(tmpdir(), 'stream-crash-'))
+    const script = fileURLToPath(new URL('./fixtures/stream-then-crash.ts', import.meta.url))
+    const child = spawn(process.execPath, ['--import', 'tsx', script, server.origin, TEST_SECRET, dir, run.id], { cwd: process.cwd() })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
+    try {
+      await until('the child streamed', () => stdout.includes('streamed') || child.exitCode !== null, 30_000)
+      expect({ stdout, stderr }).toEqual({ stdout: 'streamed\n', stderr: '' })
+    } finally {
+      child.kill('SIGKILL')
+    }
+    await exited
+    const before = (await client.getStatus(run.id)).stages.find((stage) => stage.stageNumber === 1)
+    expect(before?.status).toBe('PROCESSING')
+    expect(before?.output).toBe('the crashed process wrote this, ')
+
+    const logger = recordingLogger()
+    const restarted = clientOf(server, { outbox: { dir }, logger })
+    const summary = await runPipeline({
+      runId: run.id,
+      client: restarted,
+      stages: [
+        async ({ write }) => {
+          write('the restarted process wrote this, ')
+          write('all of it')
+        },
+        ...[2, 3, 4, 5].map((n) => () => `stage ${n}`),
+      ],
+    })
+    expect(summary.status).toBe('COMPLETED')
+    const stage = (await client.getStatus(run.id)).stages.find((row) => row.stageNumber === 1)
+    expect(stage).toMatchObject({ status: 'COMPLETED', output: 'the restarted process wrote this, all of it', attempt: 2 })
+    expect(summary.warnings.filter((warning) => warning.includes('streamed output stopped'))).toEqual([])
   })
 })

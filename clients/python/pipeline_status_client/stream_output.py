@@ -39,7 +39,8 @@ class StageOutputStream:
     ``flush_interval`` seconds from the first buffered write or at once from ``flush_bytes``
     bytes, in chunks of at most 64 KiB of UTF-8. So a model writing 50 tokens a second makes
     about four requests a second. At most ``max_buffered_bytes`` wait (besides the chunk in
-    flight); a write past that stops the stream. A 409 (``stage_not_started``,
+    flight); a write past that is dropped with one warning, and so is every later write
+    (:attr:`truncated` says why), while the text accepted before is still sent. A 409 (``stage_not_started``,
     ``output_out_of_order``, ``stage_finished``, ``run_finished``), a 413 (``output_too_large``),
     a chunk not delivered or a ``conflict`` stops the stream with one warning; later writes are
     dropped silently and :attr:`stopped` says why. ``seq`` starts at 0: use one stream per stage
@@ -79,6 +80,9 @@ class StageOutputStream:
         self._seq = 0
         #: Why the stream stopped early, or ``None``.
         self.stopped: Optional[str] = None
+        #: Why writes are dropped after one passed ``max_buffered_bytes``, or ``None``; the text
+        #: accepted before is still sent.
+        self.truncated: Optional[str] = None
         #: Chunks delivered (or queued in the outbox) and their UTF-8 bytes.
         self.chunks = 0
         self.bytes = 0
@@ -89,7 +93,7 @@ class StageOutputStream:
     def write(self, text: str) -> None:
         """Appends ``text`` to the stage's output; returns at once (see the class notes)."""
         with self._cond:
-            if self._closed or self.stopped is not None:
+            if self._closed or self.stopped is not None or self.truncated is not None:
                 return
             piece = self._held + (text if isinstance(text, str) else str(text))
             self._held = ""
@@ -102,11 +106,12 @@ class StageOutputStream:
     def close(self) -> bool:
         """Flushes and ends the stream; waits up to ``close_timeout`` seconds for the text to be
         delivered (or queued). Later writes are dropped. ``True`` when everything written was
-        delivered or queued, ``False`` when the stream stopped early (see :attr:`stopped`)."""
+        delivered or queued, ``False`` when the stream stopped early (see :attr:`stopped`) or writes
+        were dropped past ``max_buffered_bytes`` (see :attr:`truncated`)."""
         with self._cond:
             if not self._closed:
                 self._closed = True
-                if self._held and self.stopped is None:
+                if self._held and self.stopped is None and self.truncated is None:
                     self._append(REPLACEMENT_CHARACTER)
                 self._held = ""
             self._cond.notify_all()
@@ -115,7 +120,7 @@ class StageOutputStream:
             thread.join(self.close_timeout)
             if thread.is_alive():
                 self._stop(f"the text was not delivered within close_timeout ({self.close_timeout:g} s); what still waited was dropped")
-        return self.stopped is None
+        return self.stopped is None and self.truncated is None
 
     def __enter__(self) -> "StageOutputStream":
         return self
@@ -129,8 +134,14 @@ class StageOutputStream:
         """Buffers storable text (under the lock) and wakes or starts the sender."""
         size = len(text.encode("utf-8"))
         if self._buffered_bytes + size > self.max_buffered_bytes:
-            self._stop_locked(f"more than {self.max_buffered_bytes} bytes waited to be sent (the server takes the chunks "
+            # What was accepted stays and is still sent; this write and later ones are dropped.
+            self.truncated = (f"more than {self.max_buffered_bytes} bytes waited to be sent (the server takes the chunks "
                               "slower than the stage writes them)")
+            self._held = ""
+            self._client.log.warning("Run %s: stage %d: streamed output truncated: %s. This write and later ones are dropped; "
+                                     "the text written before is still sent, then the stage's final status. Fix: write less "
+                                     "often or in larger pieces, or raise max_buffered_bytes",
+                                     self.run_id, self.stage_number, self.truncated)
             return
         if self._buffered_bytes == 0:
             self._first_write_at = time.monotonic()
@@ -193,7 +204,10 @@ class StageOutputStream:
             return False, f"chunk {seq} not sent: {type(error).__name__}: {error}"
         answer = outcome.get("answer")
         if delivered and isinstance(answer, dict) and answer.get("outcome") == "conflict":
-            return False, f"the server holds other text for chunk {seq} (outcome \"conflict\"): something else streams this stage's output"
+            return False, (f"the server holds other text for chunk {seq} of this attempt (outcome \"conflict\"): another "
+                           "process, or an earlier run of this process with the same run_id, streamed different text for the "
+                           "same seq of this stage attempt. Fix: let one process stream a stage attempt; a runner that "
+                           "restarts a stage must report it as a new attempt (a higher attempt resets the streamed output)")
         if delivered:
             return True, ""
         refused = outcome.get("refused")

@@ -161,12 +161,22 @@ class StreamOutputTest(unittest.TestCase):
         deadline = time.monotonic() + 10
         while not self.server.chunks() and time.monotonic() < deadline:
             time.sleep(0.01)
-        for _ in range(30):
+        for _ in range(10):  # fills the 100-byte bound exactly
             out.write("0123456789")
-        self.assertRegex(out.stopped or "", r"more than 100 bytes waited")
+        self.assertIsNone(out.truncated)
+        out.write("over")
+        self.assertRegex(out.truncated or "", r"more than 100 bytes waited")
+        self.assertIsNone(out.stopped)
         gate.set()
-        out.close()
-        self.assertEqual([c["text"] for c in self.server.chunks()], ["first"])
+        out.write("later")  # dropped too: the text would have a hole
+        self.assertFalse(out.close())
+        chunks = self.server.chunks()
+        self.assertEqual("".join(c["text"] for c in chunks), "first" + "0123456789" * 10)
+        self.assertEqual([c["seq"] for c in chunks], list(range(len(chunks))))
+        self.assertEqual(out.bytes, 105)
+        warnings = [m for level, m in self.records.messages if "output" in m and level in ("WARNING", "ERROR")]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertRegex(warnings[0], r"^Run r: stage 1: streamed output truncated: .*the text written before is still sent")
 
     def test_chunks_wait_in_the_outbox_in_order_with_the_stage_updates(self) -> None:
         down = {"value": True}
