@@ -82,7 +82,7 @@ export function App({ config }: { config: DashboardConfig }) {
         <h1>
           <a href="#">{config.title}</a>
         </h1>
-        {credential !== null && (
+        {credential !== null && !needsSignIn && (
           <button type="button" className="psd-link-button" onClick={signOut}>
             Sign out
           </button>

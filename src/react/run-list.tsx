@@ -349,11 +349,13 @@ function RunListView({
                   ) : null}
                 </div>
               </td>
-              <td data-label="Pipeline" data-testid="run-pipeline">
+              <td data-label="Pipeline" data-testid="run-pipeline" className="ps-cell-text">
                 {run.pipeline}
               </td>
-              <td data-label="Stage">{describeStage(run)}</td>
-              <td data-label="Tags">
+              <td data-label="Stage" className="ps-cell-text">
+                {describeStage(run)}
+              </td>
+              <td data-label="Tags" className="ps-cell-text">
                 {run.tags.length === 0 ? (
                   <span className="ps-muted">none</span>
                 ) : (

@@ -33,6 +33,9 @@ const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.mi
 const SECRET = 'dashboard-e2e-secret-5b1c'
 const CSP = "default-src 'self'; script-src 'self'; frame-ancestors 'none'"
 const REPORT = defineStages(['Fetch', 'Summarise', 'Publish'])
+// Legal, unbroken and as long as allowed: each must wrap inside its box, never widen the page.
+const LONG_TAG = 'B'.repeat(128)
+const LONG_PIPELINE = 'P'.repeat(128)
 const HOSTILE_OUTPUT = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [click](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a>'
 const HOSTILE_ERROR = '<script>window.__pwned=5</script><b onmouseover="window.__pwned=6">bold</b>'
 /** Markdown with the same tricks: raw HTML blocks, an image, javascript: and data: links, beside a safe link. */
@@ -131,7 +134,7 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
       createExpressRouter({
         store: new MemoryStore(),
         secret: SECRET,
-        pipelines: { report: REPORT },
+        pipelines: { report: REPORT, [LONG_PIPELINE]: REPORT },
         dashboard: { title: 'Pipeline runs', refreshIntervalMs: 500 },
         clock: () => new Date(Date.now() + clockOffsetMs),
       }),
@@ -153,6 +156,7 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await stage('running-1', 1, 'COMPLETED', 'fetched', 3000)
     await stage('running-1', 2, 'PROCESSING')
     await createRun('default-1', 'default')
+    await createRun('long-words', LONG_PIPELINE, [LONG_TAG])
     browser = await chromium.launch({ executablePath: CHROMIUM!, args: CHROMIUM_ARGS })
   }, 120_000)
 
@@ -199,9 +203,17 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await page.getByLabel('Secret or read token').fill('wrong-secret')
     await page.getByRole('button', { name: 'Sign in' }).click()
     await page.getByText('The server refused the credential').waitFor({ timeout: 10_000 })
+    // Not signed in: no "Sign out" in the header.
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0)
     await page.getByLabel('Secret or read token').fill(SECRET)
     await page.keyboard.press('Enter')
     await page.getByRole('link', { name: 'done-1' }).waitFor({ timeout: 10_000 })
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(1)
+    // A monospace id keeps its underscores visible: the underline sits below them, not skipping ink.
+    expect(await page.getByRole('link', { name: 'done-1' }).evaluate((link) => getComputedStyle(link).textDecorationSkipInk)).toBe('none')
+    // The page's icon is its own file (no /favicon.ico 404).
+    const icon = (await page.locator('link[rel="icon"]').getAttribute('href')) ?? expect.unreachable('an icon link')
+    expect((await fetch(`${origin}${icon}`)).headers.get('content-type')).toBe('image/svg+xml')
     await page.locator('[data-testid="list-state"][data-state="live"]').waitFor({ timeout: 10_000 })
     expect(page.url()).not.toContain(SECRET)
     expect(await page.evaluate(() => sessionStorage.getItem('pipeline-status-dashboard:credential'))).toBe(SECRET)
@@ -211,6 +223,10 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await expect.poll(() => page.getByRole('button', { name: /^FAILED 1$/ }).count(), { timeout: 10_000 }).toBe(1)
     await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
     await page.screenshot({ path: join(artifacts, 'dashboard-list-1280.png'), fullPage: true })
+    // The 128-character tag and pipeline name wrap: the runs table stays inside its card.
+    const wide = await noHorizontalScroll(page)
+    expect(wide.scrollWidth).toBeLessThanOrEqual(wide.innerWidth)
+    expect(await page.evaluate(() => document.querySelector('.ps-table')!.getBoundingClientRect().right <= document.querySelector('.psd-app')!.getBoundingClientRect().right + 1)).toBe(true)
     await page.getByRole('button', { name: /^FAILED 1$/ }).click()
     await expect.poll(() => page.getByTestId('run-row').count(), { timeout: 10_000 }).toBe(1)
     await expect.poll(() => page.getByRole('link', { name: 'failed-1' }).count()).toBe(1)
@@ -247,11 +263,14 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await expect.poll(() => stages.nth(2).getAttribute('data-status'), { timeout: 10_000 }).toBe('PROCESSING')
     // Streamed text grows chunk by chunk, posted over HTTP as a runner does.
     const output = stages.nth(2).getByTestId('stage-output')
+    // As shown (innerText): a streaming stage renders each Markdown block on its own, with no
+    // whitespace text between the blocks' elements, so textContent would read "DraftThe first".
+    const shown = async () => (await output.innerText()).replace(/\s+/g, ' ').trim()
     await chunk('running-1', 3, 0, '# Draft\n\nThe first')
-    await expect.poll(() => words(output), { timeout: 10_000 }).toBe('Draft The first')
+    await expect.poll(shown, { timeout: 10_000 }).toBe('Draft The first')
     expect(await output.getAttribute('data-streaming')).toBe('true')
     await chunk('running-1', 3, 1, ' sentence, then a second.')
-    await expect.poll(() => words(output), { timeout: 10_000 }).toBe('Draft The first sentence, then a second.')
+    await expect.poll(shown, { timeout: 10_000 }).toBe('Draft The first sentence, then a second.')
     expect(await stages.nth(2).locator('.ps-markdown h1').textContent()).toBe('Draft')
     expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42)
     await page.screenshot({ path: join(artifacts, 'dashboard-run-1280.png'), fullPage: true })
@@ -331,6 +350,8 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await page.getByRole('link', { name: 'done-1' }).waitFor({ timeout: 10_000 })
     await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
     await page.getByRole('button', { name: /^All [1-9]\d*$/ }).waitFor({ timeout: 10_000 })
+    await page.getByText(LONG_TAG).waitFor({ timeout: 10_000 })
+    await page.getByTestId('run-pipeline').getByText(LONG_PIPELINE).waitFor({ timeout: 10_000 })
     const list = await noHorizontalScroll(page)
     expect(list.scrollWidth).toBeLessThanOrEqual(list.innerWidth)
     await page.screenshot({ path: join(artifacts, 'dashboard-list-390.png'), fullPage: true })

@@ -34,6 +34,10 @@ let browser: Browser | undefined
 let origin = ''
 
 /** POSTs JSON to a route with the secret, as a runner does; returns the parsed answer. */
+// Legal, unbroken and as long as allowed: each must wrap inside its box, never widen the page.
+const LONG_TAG = 'B'.repeat(128)
+const LONG_PIPELINE = 'P'.repeat(128)
+
 async function post(path: string, body: unknown): Promise<Record<string, unknown>> {
   const response = await fetch(`${origin}/api/pipeline${path}`, {
     method: 'POST',
@@ -114,7 +118,9 @@ async function tabTo(page: Page, label: string, key: 'Tab' | 'Shift+Tab'): Promi
 /** Nothing sticks out sideways at the current width. */
 async function expectNoSidewaysScroll(page: Page): Promise<void> {
   const { viewport, pageWidth } = await page.evaluate(() => ({ viewport: window.innerWidth, pageWidth: document.documentElement.scrollWidth }))
-  expect(pageWidth).toBeLessThanOrEqual(viewport)
+  // On failure, name what sticks out.
+  const wide = pageWidth <= viewport ? '' : await page.evaluate(() => [...document.querySelectorAll('*')].filter((e) => e.getBoundingClientRect().right > window.innerWidth).slice(0, 12).map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().width)}`).join(' | '))
+  expect(pageWidth, wide).toBeLessThanOrEqual(viewport)
 }
 
 /** axe-core's serious and critical violations on the page (WCAG 2.x A and AA rules, best practices). */
@@ -146,7 +152,7 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     handlers = createPipelineStatusHandlers({
       store: new MemoryStore(),
       secret: SECRET,
-      pipelines: { default: defineStages(REPORT), other: defineStages(['Only']) },
+      pipelines: { default: defineStages(REPORT), other: defineStages(['Only']), [LONG_PIPELINE]: defineStages(['Only']) },
       logger: { info: () => {}, warn: () => {}, error: () => {} },
     })
     const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -425,6 +431,16 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
 
     await page.screenshot({ path: join(artifacts, 'components-list-1280.png'), fullPage: true })
     expect(await axeViolations(page)).toEqual([])
+    // A 128-character unbroken tag and pipeline name wrap inside the table, at 1280 and at 390 px.
+    const long = newRunId('list-long')
+    await post('/runs', { id: long, tags: [tag, LONG_TAG], pipeline: LONG_PIPELINE })
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([long, joined, third, second, first])
+    await expectNoSidewaysScroll(page)
+    const table = await page.evaluate(() => {
+      const element = document.querySelector('.ps-table') as HTMLElement
+      return { table: element.getBoundingClientRect().right, list: (element.closest('.ps-run-list') as HTMLElement).getBoundingClientRect().right }
+    })
+    expect(table.table).toBeLessThanOrEqual(table.list + 1)
     await page.setViewportSize({ width: 390, height: 844 })
     await expectNoSidewaysScroll(page)
     await page.screenshot({ path: join(artifacts, 'components-list-390.png'), fullPage: true })

@@ -5,9 +5,12 @@
  * The page itself is tested in Chromium (test/e2e/dashboard.test.ts).
  */
 import { type AuthorizeInput, createDashboardHandler, createPipelineStatusHandlers, MemoryStore } from 'pipeline-status-sdk/server'
+import { gunzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 
 const BASE = 'http://app.test/api/pipeline'
+/** Open mode needs a loopback Host (and Origin, when sent): the mock's page on this machine. */
+const LOOP = 'http://127.0.0.1:4319/api/pipeline'
 const SECRET = 'dashboard-unit-secret'
 const CSP = "default-src 'self'; script-src 'self'; frame-ancestors 'none'"
 const page = { 'X-Pipeline-Status-Dashboard': '1' }
@@ -51,6 +54,42 @@ describe('the dashboard routes', () => {
     expect((await handlers.fetch(new Request(`${BASE}/dashboard/dashboard.js`, { method: 'POST' }))).status).toBe(405)
   })
 
+  it('serve the hashed URLs immutable for a year, others no-cache; gzip when accepted, its body the file', async () => {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, dashboard: {} })
+    const html = await (await handlers.fetch(new Request(`${BASE}/dashboard`))).text()
+    const urls = [...html.matchAll(/(?:src|href)="(\/api\/pipeline\/dashboard\/[^"]+)"/g)].map((match) => (match[1] as string).replaceAll('&#38;', '&'))
+    expect(urls.map((url) => url.replace(/\?v=.*/, ''))).toEqual(['/api/pipeline/dashboard/favicon.svg', '/api/pipeline/dashboard/dashboard.css', '/api/pipeline/dashboard/dashboard.js'])
+    expect(html).toContain('<link rel="icon" type="image/svg+xml"')
+    for (const url of urls) {
+      const plain = await handlers.fetch(new Request(`http://app.test${url}`))
+      expect(plain.status).toBe(200)
+      expect(plain.headers.get('cache-control')).toBe('public, max-age=31536000, immutable')
+      expect(plain.headers.get('vary')).toBe('Accept-Encoding')
+      expect(plain.headers.get('content-encoding')).toBeNull()
+      const text = await plain.text()
+      const zipped = await handlers.fetch(new Request(`http://app.test${url}`, { headers: { 'Accept-Encoding': 'gzip, deflate, br' } }))
+      expect(zipped.headers.get('content-encoding')).toBe('gzip')
+      expect(zipped.headers.get('cache-control')).toBe('public, max-age=31536000, immutable')
+      expect(zipped.headers.get('vary')).toBe('Accept-Encoding')
+      expect(zipped.headers.get('content-type')).toBe(plain.headers.get('content-type'))
+      expect(zipped.headers.get('etag')).not.toBe(plain.headers.get('etag'))
+      const bytes = new Uint8Array(await zipped.arrayBuffer())
+      expect(bytes.length).toBeLessThan(Buffer.byteLength(text))
+      expect(gunzipSync(bytes).toString('utf8')).toBe(text)
+      // A 304 for the gzip's own ETag keeps the caching headers.
+      const again = await handlers.fetch(new Request(`http://app.test${url}`, { headers: { 'Accept-Encoding': 'gzip', 'If-None-Match': zipped.headers.get('etag') as string } }))
+      expect([again.status, again.headers.get('cache-control')]).toEqual([304, 'public, max-age=31536000, immutable'])
+    }
+    // An old or missing hash revalidates; gzip;q=0 is a refusal.
+    for (const path of ['/dashboard/dashboard.js', '/dashboard/dashboard.js?v=old']) {
+      expect((await handlers.fetch(new Request(`${BASE}${path}`))).headers.get('cache-control')).toBe('no-cache')
+    }
+    expect((await handlers.fetch(new Request(`${BASE}/dashboard/dashboard.js`, { headers: { 'Accept-Encoding': 'gzip;q=0, identity' } }))).headers.get('content-encoding')).toBeNull()
+    const icon = await handlers.fetch(new Request(`${BASE}/dashboard/favicon.svg`))
+    expect(icon.headers.get('content-type')).toBe('image/svg+xml')
+    expect(await icon.text()).toMatch(/^<svg /)
+  })
+
   it("asks authorize with action 'dashboard' for the page's reads, then listScope, which narrows lists and single runs", async () => {
     const asked: { action: string; runId: string | undefined }[] = []
     const handlers = await withRuns({
@@ -88,10 +127,37 @@ describe('the dashboard routes', () => {
     expect((await off.fetch(new Request(`${BASE}/runs`, { headers: page }))).status).toBe(200)
     expect(asked).toEqual(['list'])
     const open = await withRuns({ store: new MemoryStore(), secret: SECRET, dashboard: { open: true }, logger: { warn: () => {}, error: () => {} } })
-    expect((await open.fetch(new Request(`${BASE}/runs`, { headers: page }))).status).toBe(200)
-    expect((await open.fetch(new Request(`${BASE}/mine/status`, { headers: page }))).status).toBe(200)
-    expect((await open.fetch(new Request(`${BASE}/runs`))).status).toBe(401)
-    expect((await open.fetch(new Request(`${BASE}/runs`, { method: 'POST', headers: { ...page, 'Content-Type': 'application/json' }, body: '{}' }))).status).toBe(401)
+    expect((await open.fetch(new Request(`${LOOP}/runs`, { headers: page }))).status).toBe(200)
+    expect((await open.fetch(new Request(`${LOOP}/mine/status`, { headers: page }))).status).toBe(200)
+    expect((await open.fetch(new Request(`${LOOP}/runs`))).status).toBe(401)
+    expect((await open.fetch(new Request(`${LOOP}/runs`, { method: 'POST', headers: { ...page, 'Content-Type': 'application/json' }, body: '{}' }))).status).toBe(401)
+  })
+
+  it('open mode lets through only requests whose Host and Origin are loopback names (no DNS rebinding)', async () => {
+    const open = await withRuns({ store: new MemoryStore(), secret: SECRET, dashboard: { open: true }, logger: { warn: () => {}, error: () => {} } })
+    const status = async (url: string, headers: Record<string, string> = {}) => (await open.fetch(new Request(url, { headers: { ...page, ...headers } }))).status
+    for (const host of ['127.0.0.1:4319', 'localhost:4319', 'LOCALHOST', '[::1]:4319', '127.0.0.1']) {
+      expect(await status(`${BASE}/runs`, { Host: host }), host).toBe(200)
+      expect(await status(`${BASE}/mine/status`, { Host: host }), host).toBe(200)
+    }
+    expect(await status(`${LOOP}/mine/status`, { Origin: 'http://localhost:4319' })).toBe(200)
+    expect(await status(`${LOOP}/runs`, { Origin: 'http://[::1]:4319' })).toBe(200)
+    // A rebound name, another site's page, an opaque origin, a look-alike name: the sign-in rules.
+    for (const [url, headers] of [
+      [`${BASE}/runs`, {}],
+      [`${LOOP}/runs`, { Host: 'evil.example:4319' }],
+      [`${LOOP}/mine/status`, { Host: 'evil.example:4319' }],
+      [`${LOOP}/runs`, { Host: 'localhost.evil.example' }],
+      [`${LOOP}/runs`, { Host: '127.0.0.1.evil.example' }],
+      [`${LOOP}/runs`, { Origin: 'https://evil.example' }],
+      [`${LOOP}/mine/status`, { Origin: 'https://evil.example' }],
+      [`${LOOP}/runs`, { Origin: 'null' }],
+    ] as const) {
+      expect(await status(url, headers), JSON.stringify(headers)).toBe(401)
+    }
+    // With a credential, a remote page reads as ever.
+    expect(await status(`${BASE}/runs`, { 'X-Webhook-Secret': SECRET })).toBe(200)
+    await open.close()
   })
 
   it('refuses options that cannot work', () => {
@@ -169,11 +235,13 @@ describe("the dashboard's live streams", () => {
   it('open mode lets only the marked streams through', async () => {
     const open = await withRuns({ store: new MemoryStore(), secret: SECRET, dashboard: { open: true }, logger: { warn: () => {}, error: () => {} } })
     try {
-      await firstEvents(await open.fetch(new Request(`${BASE}/events`, { headers: page })), 'ready')
-      await firstEvents(await open.fetch(new Request(`${BASE}/events?run=mine`, { headers: page })), 'snapshot')
-      await firstEvents(await open.fetch(new Request(`${BASE}/theirs/events`, { headers: page })), 'snapshot')
-      expect((await open.fetch(new Request(`${BASE}/events`))).status).toBe(401)
-      expect((await open.fetch(new Request(`${BASE}/mine/events`))).status).toBe(401)
+      await firstEvents(await open.fetch(new Request(`${LOOP}/events`, { headers: page })), 'ready')
+      await firstEvents(await open.fetch(new Request(`${LOOP}/events?run=mine`, { headers: page })), 'snapshot')
+      await firstEvents(await open.fetch(new Request(`${LOOP}/theirs/events`, { headers: page })), 'snapshot')
+      expect((await open.fetch(new Request(`${LOOP}/events`))).status).toBe(401)
+      expect((await open.fetch(new Request(`${LOOP}/mine/events`))).status).toBe(401)
+      expect((await open.fetch(new Request(`${BASE}/events`, { headers: page }))).status).toBe(401)
+      expect((await open.fetch(new Request(`${LOOP}/mine/events`, { headers: { ...page, Host: 'evil.example' } }))).status).toBe(401)
     } finally {
       await open.close()
     }

@@ -77,6 +77,38 @@ export function isDashboardRead(request: Request, dashboardOn: boolean): boolean
   return dashboardOn && request.headers.get(HEADERS.dashboard) === '1'
 }
 
+/**
+ * Open mode (`dashboard.open`, the mock's): a read the page marks, from this machine, needs no
+ * credential. "From this machine" is judged by the names the request carries: its Host (else its
+ * URL's host) and, when present, its Origin must be a loopback name or address (`localhost`,
+ * `127.x.x.x`, `::1`, any port). So any program on this machine can read, but a browser only from a
+ * loopback origin: a DNS-rebinding site (Host `evil.example`) or another site's page (Origin
+ * `https://evil.example`) gets the normal sign-in rules (401).
+ */
+export function isOpenDashboardRead(request: Request, open: boolean | undefined): boolean {
+  if (open !== true || !isDashboardRead(request, true)) return false
+  const host = request.headers.get('host') ?? urlHost(request.url)
+  if (host === undefined || !isLoopbackHost(host)) return false
+  const origin = request.headers.get('origin')
+  if (origin === null) return true
+  const originHost = urlHost(origin)
+  return originHost !== undefined && isLoopbackHost(originHost)
+}
+
+function urlHost(url: string): string | undefined {
+  try {
+    return new URL(url).host
+  } catch {
+    return undefined
+  }
+}
+
+/** `host` is a Host header's value (`name[:port]`, `[v6][:port]`). */
+function isLoopbackHost(host: string): boolean {
+  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')).toLowerCase()
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
+}
+
 /** Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. */
 export async function askAuthorize(hook: AuthorizeHook<unknown>, input: AuthorizeInput<unknown>): Promise<void> {
   let allowed: boolean
@@ -253,7 +285,7 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
       await verifySignature(auth, request, await readBodyLimited(request, maxBodyBytes), route, runId)
       return judged
     }
-    if (settings.dashboard?.open === true && isDashboardRead(request, true)) return judged
+    if (isOpenDashboardRead(request, settings.dashboard?.open)) return judged
     if (authorize) {
       if (isDashboardRead(request, settings.dashboard !== undefined)) {
         await askAuthorize(authorize, { request, runId, action: 'dashboard', native })

@@ -12,7 +12,7 @@ import type { Exchange } from '../http/exchange.js'
 import { HttpProblemError, isHttpProblemError } from '../http/problem-response.js'
 import { readBodyLimited } from '../http/read-body.js'
 import type { HandlerSettings } from '../settings.js'
-import { askAuthorize, bearerReadToken, invalidReadToken, isDashboardRead, verifySignature } from './authenticate.js'
+import { askAuthorize, bearerReadToken, invalidReadToken, isDashboardRead, isOpenDashboardRead, verifySignature } from './authenticate.js'
 import { checkReadToken } from './run-read-token.js'
 import { secretRefused } from './webhook-auth.js'
 
@@ -75,7 +75,7 @@ async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): 
     await verifySignature(auth, request, await readBodyLimited(request, settings.maxBodyBytes), { path: routeOf(request) }, undefined)
     return EVERYTHING
   }
-  if (settings.dashboard?.open === true && isDashboardRead(request, true)) return EVERYTHING
+  if (isOpenDashboardRead(request, settings.dashboard?.open)) return EVERYTHING
   if (!authorize) throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   const action = isDashboardRead(request, settings.dashboard !== undefined) ? 'dashboard' : 'list'
   await askAuthorize(authorize, { request, runId: undefined, action, native })

@@ -53,6 +53,8 @@ interface DashboardFile {
   readonly contentType: string
   readonly etag: string
   readonly body: string
+  /** The body gzipped at build time, base64. */
+  readonly gzip: string
 }
 
 let files: Promise<Readonly<Record<string, DashboardFile>>> | undefined
@@ -66,6 +68,37 @@ function dashboardFiles(): Promise<Readonly<Record<string, DashboardFile>>> {
 /** The script and stylesheet the shell names. */
 const SCRIPT = 'dashboard.js'
 const STYLESHEET = 'dashboard.css'
+const ICON = 'favicon.svg'
+
+/** A file's version in its URL (`?v=`): its ETag without the quotes. */
+const versionOf = (file: DashboardFile | undefined): string => (file?.etag ?? '').replaceAll('"', '')
+
+/** A hashed URL's file never changes: a year, immutable. Any other URL revalidates. */
+const IMMUTABLE = 'public, max-age=31536000, immutable'
+
+/** Each file's gzip as bytes, decoded from base64 once. */
+const gzipBytes = new Map<string, Uint8Array>()
+function gzipOf(name: string, file: DashboardFile): Uint8Array {
+  let bytes = gzipBytes.get(name)
+  if (bytes === undefined) {
+    const binary = atob(file.gzip)
+    bytes = new Uint8Array(binary.length)
+    for (let index = 0; index < binary.length; index += 1) bytes[index] = binary.charCodeAt(index)
+    gzipBytes.set(name, bytes)
+  }
+  return bytes
+}
+
+/** Whether an `Accept-Encoding` takes gzip (a `q=0` refuses it). */
+function acceptsGzip(header: string | null): boolean {
+  if (header === null) return false
+  return header.split(',').some((part) => {
+    const [coding, ...params] = part.split(';').map((piece) => piece.trim().toLowerCase())
+    if (coding !== 'gzip' && coding !== 'x-gzip') return false
+    const q = params.find((param) => param.startsWith('q='))
+    return q === undefined || Number(q.slice(2)) > 0
+  })
+}
 
 /** Text for an HTML attribute or element: the five characters HTML gives meaning escaped. */
 function escapeHtml(text: string): string {
@@ -93,7 +126,7 @@ export interface DashboardConfig {
  */
 export async function dashboardShellResponse(request: Request, location: DashboardLocation, settings: DashboardSettings): Promise<Response> {
   const assets = await dashboardFiles()
-  const version = (name: string) => encodeURIComponent((assets[name]?.etag ?? '').replaceAll('"', ''))
+  const version = (name: string) => encodeURIComponent(versionOf(assets[name]))
   const config: DashboardConfig = { apiBase: location.apiBase, title: settings.title, refreshIntervalMs: settings.refreshIntervalMs }
   const html =
     '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' +
@@ -101,6 +134,7 @@ export async function dashboardShellResponse(request: Request, location: Dashboa
     '<meta name="referrer" content="no-referrer">' +
     `<title>${escapeHtml(settings.title)}</title>` +
     `<meta name="pipeline-status-dashboard" content="${escapeHtml(JSON.stringify(config))}">` +
+    `<link rel="icon" type="image/svg+xml" href="${escapeHtml(`${location.assetBase}/${ICON}?v=${version(ICON)}`)}">` +
     `<link rel="stylesheet" href="${escapeHtml(`${location.assetBase}/${STYLESHEET}?v=${version(STYLESHEET)}`)}">` +
     `<script defer src="${escapeHtml(`${location.assetBase}/${SCRIPT}?v=${version(SCRIPT)}`)}"></script>` +
     '</head><body><div id="root"></div><noscript>The dashboard needs JavaScript.</noscript></body></html>\n'
@@ -119,15 +153,24 @@ function matchesETag(header: string | null, etag: string): boolean {
 
 /**
  * `GET …/dashboard/{asset}`: one of its files with its content type and ETag (304 when the
- * `If-None-Match` holds it); `undefined` for a name the dashboard does not have.
+ * `If-None-Match` holds it); `undefined` for a name the dashboard does not have. When the URL's
+ * `v` is the file's current hash (the shell's links), `Cache-Control` is a year and immutable;
+ * else `no-cache`. Gzipped (compressed at build time) when `Accept-Encoding` takes gzip, with
+ * `Vary: Accept-Encoding` and its own ETag (`"…-gz"`).
  */
 export async function dashboardAssetResponse(request: Request, name: string): Promise<Response | undefined> {
   const assets = await dashboardFiles()
   const file = Object.hasOwn(assets, name) ? assets[name] : undefined
   if (!file) return undefined
-  const headers = { ...DASHBOARD_SECURITY_HEADERS, 'Content-Type': file.contentType, 'Cache-Control': 'no-cache', ETag: file.etag }
-  if (matchesETag(request.headers.get('if-none-match'), file.etag)) return new Response(null, { status: 304, headers: { 'Cache-Control': 'no-cache', ETag: file.etag } })
-  return new Response(request.method === 'HEAD' ? null : file.body, { status: 200, headers })
+  const hashed = new URL(request.url).searchParams.get('v') === versionOf(file)
+  const gzip = acceptsGzip(request.headers.get('accept-encoding'))
+  const etag = gzip ? `${file.etag.slice(0, -1)}-gz"` : file.etag
+  const cache = { 'Cache-Control': hashed ? IMMUTABLE : 'no-cache', ETag: etag, Vary: 'Accept-Encoding' }
+  if (matchesETag(request.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers: cache })
+  const headers: Record<string, string> = { ...DASHBOARD_SECURITY_HEADERS, 'Content-Type': file.contentType, ...cache }
+  if (gzip) headers['Content-Encoding'] = 'gzip'
+  const body = request.method === 'HEAD' ? null : gzip ? gzipOf(name, file) : file.body
+  return new Response(body as BodyInit | null, { status: 200, headers })
 }
 
 /** Options of {@link createDashboardHandler}: where the page is, where the routes are, and the page's own options. */
