@@ -419,7 +419,23 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     // A date range that ends before today holds none of them.
     await page.getByLabel('Created to').fill('2020-01-01')
     await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([])
-    await page.getByRole('button', { name: 'Clear filters' }).click()
+    // Keyboard: Tab to Clear filters, Enter. Focus stays on the button (now aria-disabled, not
+    // disabled, which would drop focus to <body>); the filters are empty.
+    await page.getByLabel('Created to').fill('2020-01-01')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([])
+    await page.getByLabel('Created to').focus()
+    await tabTo(page, 'Clear filters', 'Tab')
+    await page.keyboard.press('Enter')
+    await expect.poll(async () => (await listedIds(page)).length, { timeout: 15_000 }).toBeGreaterThanOrEqual(3)
+    const focused = await page.evaluate(() => {
+      const element = document.activeElement as HTMLElement
+      return { tag: element.tagName, text: element.textContent, ariaDisabled: element.getAttribute('aria-disabled'), disabled: (element as HTMLButtonElement).disabled }
+    })
+    expect(focused).toEqual({ tag: 'BUTTON', text: 'Clear filters', ariaDisabled: 'true', disabled: false })
+    expect(await page.getByLabel('Created to').inputValue()).toBe('')
+    // Enter again on the dimmed button does nothing and keeps focus.
+    await page.keyboard.press('Enter')
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Clear filters')
     await page.getByRole('searchbox', { name: 'Tag' }).fill(tag)
     await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([joined, third, second, first])
 
