@@ -10,6 +10,7 @@ import { useRuns } from './runs.js'
 import { cx, StatusBadge } from './run-timeline.js'
 import { elapsedMs, formatDateTime, formatDuration } from './stage-timing.js'
 import { useNow } from './use-now.js'
+import { showBidiControls } from './bidi.js'
 
 // Moved to the contract (pure, callable from a server component); re-exported here for compatibility.
 export { type RunListFilters, runListQuery }
@@ -283,20 +284,20 @@ function RunListView({
             <tr key={run.id} className={cx('ps-row', classNames.row)} data-testid="run-row" data-run-id={run.id} data-status={run.status}>
               <th scope="row" data-label="Run" className="ps-cell-run">
                 {renderLink ? (
-                  renderLink({ run, children: run.id, className: 'ps-run-link' })
+                  renderLink({ run, children: showBidiControls(run.id), className: 'ps-run-link ps-runner-text' })
                 ) : runHref ? (
-                  <a className="ps-run-link" href={runHref.replaceAll('{runId}', encodeURIComponent(run.id))}>
-                    {run.id}
+                  <a className="ps-run-link ps-runner-text" href={runHref.replaceAll('{runId}', encodeURIComponent(run.id))}>
+                    {showBidiControls(run.id)}
                   </a>
                 ) : (
-                  <span className="ps-run-link">{run.id}</span>
+                  <span className="ps-run-link ps-runner-text">{showBidiControls(run.id)}</span>
                 )}
               </th>
               <td data-label="Status">
                 <div>
                   <StatusBadge status={run.status} />
                   {run.error ? (
-                    <div className="ps-row-error">
+                    <div className="ps-row-error ps-runner-text">
                       {run.error}
                       {run.errorTruncated ? '…' : null}
                     </div>
@@ -304,7 +305,7 @@ function RunListView({
                 </div>
               </td>
               <td data-label="Pipeline" data-testid="run-pipeline">
-                {run.pipeline}
+                <span className="ps-runner-text">{run.pipeline}</span>
               </td>
               <td data-label="Stage">{describeStage(run)}</td>
               <td data-label="Tags">
@@ -313,8 +314,8 @@ function RunListView({
                 ) : (
                   <ul className="ps-tags" aria-label="Tags">
                     {run.tags.map((tag) => (
-                      <li key={tag} className="ps-tag">
-                        {tag}
+                      <li key={tag} className="ps-tag ps-runner-text">
+                        {showBidiControls(tag)}
                       </li>
                     ))}
                   </ul>
