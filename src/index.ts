@@ -135,7 +135,8 @@ export type {
 } from './live/subscribe-to-run.js'
 export { subscribeToRuns } from './live/subscribe-to-runs.js'
 export type { RunsConnectionState, RunSetItem, RunsSubscription, SubscribeToRunsOptions } from './live/subscribe-to-runs.js'
-export type { RunFilter } from './contract/run-filter.js'
+export { runListQuery } from './contract/run-filter.js'
+export type { RunFilter, RunListFilters } from './contract/run-filter.js'
 // Runs as a collection: a run's pipeline, tags and metadata (one place for their rules).
 export { metadataBytes, PipelineName, RunMetadata, RunMetadataPatch, RunTagsChange, Tag, Tags } from './contract/run-labels.js'
 export { RunLabelsResponse } from './contract/records.js'

@@ -108,6 +108,6 @@ describe('RunTimeline and RunList in server-rendered HTML', () => {
     }
     expect(timeline).toContain('Stopped at 3 of 4 · &lt;img')
     expect(timeline).toContain('data-never-ran="true"')
-    expect(list).toContain('<a class="ps-run-link" href="/runs/run-1">run-1</a>')
+    expect(list).toContain('<a class="ps-run-link ps-runner-text" href="/runs/run-1">run-1</a>')
   })
 })

@@ -3,30 +3,17 @@
  * runner or app data, rendered as React text only.
  */
 import { type ReactNode, useId, useRef, useState } from 'react'
-import type { RunFilter } from '../contract/run-filter.js'
+import { dayStart, type RunListFilters, runListFilter, runListQuery } from '../contract/run-filter.js'
 import type { RunSummary } from '../contract/run-list.js'
 import { isFinalStatus, RunStatus } from '../contract/status.js'
 import { useRuns } from './runs.js'
 import { cx, StatusBadge } from './run-timeline.js'
 import { elapsedMs, formatDateTime, formatDuration } from './stage-timing.js'
 import { useNow } from './use-now.js'
+import { showBidiControls } from './bidi.js'
 
-/**
- * The filters a {@link RunList} shows, as its controls hold them. Empty means "any".
- * Dates are days (`YYYY-MM-DD`, UTC) as a date input gives them.
- */
-export interface RunListFilters {
-  /** Runs of this pipeline. */
-  pipeline?: string | undefined
-  /** Runs in this status. */
-  status?: RunStatus | undefined
-  /** Runs carrying this tag. */
-  tag?: string | undefined
-  /** Runs created on or after this day (`YYYY-MM-DD`, UTC). */
-  createdFrom?: string | undefined
-  /** Runs created on or before this day (`YYYY-MM-DD`, UTC; the whole day counts). */
-  createdTo?: string | undefined
-}
+// Moved to the contract (pure, callable from a server component); re-exported here for compatibility.
+export { type RunListFilters, runListQuery }
 
 /** The parts of a {@link RunList} an app may add its own class to (besides the `ps-…` classes). */
 export type RunListSlot = 'root' | 'filters' | 'table' | 'row'
@@ -113,30 +100,6 @@ export interface RunListLiveProps extends RunListDisplayProps {
 export type RunListProps = RunListDataProps | RunListLiveProps
 
 /**
- * The query of `GET {base}/runs` (and of set streams) for a list's filters: `status`, `pipeline`,
- * `tag`, and the days as `createdAfter` (the first day's start, inclusive) and `createdBefore`
- * (the day after the last, exclusive), in UTC. Empty filters are left out.
- *
- * @example
- * ```ts
- * import { runListQuery } from 'pipeline-status-sdk/react'
- * runListQuery({ status: 'FAILED', createdTo: '2026-12-06' }).toString()
- * // 'status=FAILED&createdBefore=2026-12-07T00%3A00%3A00.000Z'
- * ```
- */
-export function runListQuery(filters: RunListFilters): URLSearchParams {
-  const query = new URLSearchParams()
-  if (filters.status) query.set('status', filters.status)
-  if (filters.pipeline) query.set('pipeline', filters.pipeline)
-  if (filters.tag) query.set('tag', filters.tag)
-  const from = dayStart(filters.createdFrom, 0)
-  if (from) query.set('createdAfter', from)
-  const to = dayStart(filters.createdTo, 1)
-  if (to) query.set('createdBefore', to)
-  return query
-}
-
-/**
  * A filterable list of runs: a filter form (pipeline, status, tag, created from/to), then a table
  * of runs with a status badge, the current stage, tags, creation time and duration, each id a
  * link the app renders. On a phone the rows become cards. With `runs` it shows what it is given
@@ -162,7 +125,7 @@ export function RunList(props: RunListProps): ReactNode {
 function LiveRunList({ url, token, headers, credentials, initialRuns, limit, ...display }: RunListLiveProps): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(display.defaultFilters ?? {})
   const filters = display.filters ?? own
-  const filter = runFilter(filters)
+  const filter = runListFilter(filters)
   const key = JSON.stringify(filter)
   // `initialRuns` were read with the starting filters; after a change the runs already shown
   // carry over (the view filters them again) until the new stream's set is in.
@@ -191,19 +154,6 @@ function LiveRunList({ url, token, headers, credentials, initialRuns, limit, ...
       }
     />
   )
-}
-
-/** The filter `useRuns` and the set stream take for a list's filters (days as instants, {@link runListQuery}'s rules). */
-function runFilter(filters: RunListFilters): RunFilter {
-  const filter: RunFilter = {}
-  if (filters.status) filter.status = filters.status
-  if (filters.pipeline) filter.pipeline = filters.pipeline
-  if (filters.tag) filter.tag = filters.tag
-  const from = dayStart(filters.createdFrom, 0)
-  if (from) filter.createdAfter = from
-  const to = dayStart(filters.createdTo, 1)
-  if (to) filter.createdBefore = to
-  return filter
 }
 
 const ALL_STATUSES = RunStatus.options
@@ -285,11 +235,16 @@ function RunListView({
           <label htmlFor={`${id}-to`}>Created to</label>
           <input id={`${id}-to`} type="date" value={filters.createdTo ?? ''} onChange={(event) => change({ createdTo: event.target.value })} />
         </div>
+        {/* Never `disabled`: clearing would disable the focused button and drop focus to <body>.
+            aria-disabled keeps focus where the person acted (a screen reader then says "Clear
+            filters, dimmed" and the count's status line announces the result); a click does nothing. */}
         <button
           type="button"
           className="ps-button"
-          disabled={!active}
-          onClick={() => change({ pipeline: undefined, status: undefined, tag: undefined, createdFrom: undefined, createdTo: undefined })}
+          aria-disabled={!active}
+          onClick={() => {
+            if (active) change({ pipeline: undefined, status: undefined, tag: undefined, createdFrom: undefined, createdTo: undefined })
+          }}
         >
           Clear filters
         </button>
@@ -329,20 +284,20 @@ function RunListView({
             <tr key={run.id} className={cx('ps-row', classNames.row)} data-testid="run-row" data-run-id={run.id} data-status={run.status}>
               <th scope="row" data-label="Run" className="ps-cell-run">
                 {renderLink ? (
-                  renderLink({ run, children: run.id, className: 'ps-run-link' })
+                  renderLink({ run, children: showBidiControls(run.id), className: 'ps-run-link ps-runner-text' })
                 ) : runHref ? (
-                  <a className="ps-run-link" href={runHref.replaceAll('{runId}', encodeURIComponent(run.id))}>
-                    {run.id}
+                  <a className="ps-run-link ps-runner-text" href={runHref.replaceAll('{runId}', encodeURIComponent(run.id))}>
+                    {showBidiControls(run.id)}
                   </a>
                 ) : (
-                  <span className="ps-run-link">{run.id}</span>
+                  <span className="ps-run-link ps-runner-text">{showBidiControls(run.id)}</span>
                 )}
               </th>
               <td data-label="Status">
                 <div>
                   <StatusBadge status={run.status} />
                   {run.error ? (
-                    <div className="ps-row-error">
+                    <div className="ps-row-error ps-runner-text">
                       {run.error}
                       {run.errorTruncated ? '…' : null}
                     </div>
@@ -350,7 +305,7 @@ function RunListView({
                 </div>
               </td>
               <td data-label="Pipeline" data-testid="run-pipeline" className="ps-cell-text">
-                {run.pipeline}
+                <span className="ps-runner-text">{run.pipeline}</span>
               </td>
               <td data-label="Stage" className="ps-cell-text">
                 {describeStage(run)}
@@ -361,8 +316,8 @@ function RunListView({
                 ) : (
                   <ul className="ps-tags" aria-label="Tags">
                     {run.tags.map((tag) => (
-                      <li key={tag} className="ps-tag">
-                        {tag}
+                      <li key={tag} className="ps-tag ps-runner-text">
+                        {showBidiControls(tag)}
                       </li>
                     ))}
                   </ul>
@@ -410,13 +365,6 @@ function matches(run: RunSummary, filters: RunListFilters): boolean {
   const to = dayStart(filters.createdTo, 1)
   if (to && created >= Date.parse(to)) return false
   return true
-}
-
-/** The start of `day` (`YYYY-MM-DD`) plus `addDays`, as ISO 8601 in UTC; `undefined` for no or a malformed day. */
-function dayStart(day: string | undefined, addDays: number): string | undefined {
-  if (!day || !/^\d{4}-\d{2}-\d{2}$/.test(day)) return undefined
-  const time = Date.parse(`${day}T00:00:00.000Z`)
-  return Number.isFinite(time) ? new Date(time + addDays * 86_400_000).toISOString() : undefined
 }
 
 function newest(runs: readonly RunSummary[]): number {

@@ -21,6 +21,7 @@ import {
   stageTiming,
 } from './stage-timing.js'
 import { useNow } from './use-now.js'
+import { showBidiControls } from './bidi.js'
 
 /** The parts of a {@link RunTimeline} an app may add its own class to (besides the `ps-…` classes). */
 export type RunTimelineSlot = 'root' | 'header' | 'summary' | 'stage' | 'output' | 'error'
@@ -165,7 +166,7 @@ function RunTimelineView({
       <header className={cx('ps-timeline-header', classNames.header)}>
         <div className="ps-timeline-title">
           <Heading className="ps-heading">Pipeline run</Heading>
-          <div className="ps-run-id">{run.id}</div>
+          <div className="ps-run-id ps-runner-text">{showBidiControls(run.id)}</div>
         </div>
         {/* A live region: a reader hears the run's status change. */}
         <span role="status" className="ps-run-status">
@@ -204,7 +205,8 @@ function RunTimelineView({
         </div>
         {/* pre-wrap in the stylesheet keeps the error's line breaks (a stack trace, a list of causes). */}
         {run.error ? (
-          <div className={cx('ps-run-error', classNames.error)} data-testid="run-error">
+          // A long error scrolls in its own box (as outputs do): focusable, named, so a keyboard can scroll it.
+          <div className={cx('ps-run-error ps-runner-text ps-scroll-box', classNames.error)} data-testid="run-error" role="region" aria-label="Run error" tabIndex={0}>
             {run.error}
           </div>
         ) : null}
@@ -279,7 +281,7 @@ function StageItem({ entry, stage, run, now, axis, renderOutput, classNames }: S
         {entry.stageNumber}
       </span>
       <div className="ps-stage-body">
-        <div className="ps-stage-name" id={labelId}>
+        <div className="ps-stage-name ps-runner-text" id={labelId}>
           <span className="ps-visually-hidden">Stage {entry.stageNumber}: </span>
           {name}
         </div>
@@ -330,9 +332,15 @@ function StageItem({ entry, stage, run, now, axis, renderOutput, classNames }: S
             {attempt}
           </div>
           {stage?.lastError ? (
-            <div className={cx('ps-stage-last-error', classNames.error)} data-testid="stage-last-error">
+            <div
+              className={cx('ps-stage-last-error ps-scroll-box', classNames.error)}
+              data-testid="stage-last-error"
+              role="region"
+              aria-label={`Last error of ${name}`}
+              tabIndex={0}
+            >
               <span className="ps-stage-last-error-label">Last error: </span>
-              {stage.lastError}
+              <span className="ps-runner-text">{stage.lastError}</span>
             </div>
           ) : null}
         </div>
@@ -384,7 +392,7 @@ function OutputRegion({ name, streaming, className, children }: { name: string; 
   return (
     <div
       ref={box}
-      className={cx('ps-stage-output', className)}
+      className={cx('ps-stage-output ps-runner-text', className)}
       data-testid="stage-output"
       data-streaming={streaming ? 'true' : undefined}
       role="region"

@@ -51,7 +51,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'isRunId', 'isRunPollTimeoutError', 'isRunStreamSilentError', 'isRunSubscriptionError', 'isTimestamp',
     'lastStageNumber', 'matchRoute', 'mergeRunUpdate', 'metadataBytes', 'normalizeBasePath', 'parseCancelRun',
     'parseCompleteRun', 'parseCreateRun', 'parseHeartbeat', 'parseRunId', 'parseStageOutputChunk',
-    'parseStageUpdate', 'problemType', 'routePath', 'runEventsPath', 'safeParseCancelRun',
+    'parseStageUpdate', 'problemType', 'routePath', 'runEventsPath', 'runListQuery', 'safeParseCancelRun',
     'safeParseCompleteRun', 'safeParseCreateRun', 'safeParseHeartbeat', 'safeParseStageUpdate',
     'stageUpdateSchemaFor', 'subscribeToRun', 'subscribeToRuns', 'timestampToDate', 'toFieldErrors',
   ],

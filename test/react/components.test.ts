@@ -370,6 +370,63 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.close()
   })
 
+  it('isolates runner text (one rule), shows bidi controls in tags, and boxes long errors in named, focusable scroll regions', async () => {
+    const runId = newRunId('bidi')
+    const spoof = 'abc\u202Egnp.exe\u202C'
+    const longError = Array.from({ length: 60 }, (_, line) => `line ${line}: ${'x'.repeat(45)}`).join('\n') // ~3,200 characters
+    const longLastError = longError.slice(0, 1_990) // lastError holds at most 2,000
+    await post('/runs', { id: runId, tags: [spoof] })
+    await stage(runId, 1, { status: 'PROCESSING', attempt: 2, maxAttempts: 3, lastError: longLastError, nextRetryAt: null })
+
+    const { page, problems } = await open(`run=${runId}&list=1`, 390)
+    await expect.poll(async () => (await readTimeline(page)).stages[0]?.lastError ?? null, { timeout: 15_000 }).toContain('line 35')
+    const lastError = page.locator('[data-testid="stage-last-error"]')
+    expect(await lastError.getAttribute('role')).toBe('region')
+    expect(await lastError.getAttribute('aria-label')).toBe('Last error of Fetch')
+    expect(await lastError.getAttribute('tabindex')).toBe('0')
+    await stage(runId, 1, { status: 'FAILED', output: longError })
+    await expect.poll(async () => (await readTimeline(page)).error, { timeout: 15_000 }).toContain('line 59')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toContain(runId)
+
+    const seen = await page.evaluate((id) => {
+      const box = document.querySelector('[data-testid="run-error"]') as HTMLElement
+      const runnerText = [
+        box,
+        document.querySelector('.ps-run-id'),
+        document.querySelector('.ps-stage-name'),
+        document.querySelector('[data-testid="stage-output"]'),
+        document.querySelector(`[data-run-id="${id}"] .ps-tag`),
+        document.querySelector(`[data-run-id="${id}"] .ps-run-link`),
+        document.querySelector(`[data-run-id="${id}"] .ps-row-error`),
+      ]
+      return {
+        bidi: runnerText.map((element) => (element ? getComputedStyle(element).unicodeBidi : 'missing')),
+        tag: document.querySelector(`[data-run-id="${id}"] .ps-tag`)?.textContent,
+        box: {
+          role: box.getAttribute('role'),
+          label: box.getAttribute('aria-label'),
+          tabindex: box.getAttribute('tabindex'),
+          scrolls: box.scrollHeight > box.clientHeight,
+          height: box.getBoundingClientRect().height,
+          overflowY: getComputedStyle(box).overflowY,
+        },
+      }
+    }, runId)
+    expect(seen.bidi).toEqual(Array(7).fill('isolate'))
+    // The override shows as characters instead of turning "gnp.exe" into "exe.png".
+    expect(seen.tag).toBe('abc⟨U+202E⟩gnp.exe⟨U+202C⟩')
+    expect(seen.box).toMatchObject({ role: 'region', label: 'Run error', tabindex: '0', scrolls: true, overflowY: 'auto' })
+    expect(seen.box.height).toBeLessThanOrEqual(170) // 10rem, not two screens
+    // The keyboard scrolls it.
+    await page.locator('[data-testid="run-error"]').focus()
+    await page.keyboard.press('PageDown')
+    await expect.poll(() => page.evaluate(() => (document.querySelector('[data-testid="run-error"]') as HTMLElement).scrollTop), { timeout: 5_000 }).toBeGreaterThan(0)
+    expect(await axeViolations(page)).toEqual([])
+    await page.screenshot({ path: join(artifacts, 'components-long-error-390.png'), fullPage: true })
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
   it('filters the list with the keyboard, follows runs as they join, change and leave a filter, and links each run', async () => {
     const tag = `kb-${Date.now().toString(36)}`
     const [first, second, third] = [newRunId('list-a'), newRunId('list-b'), newRunId('list-c')]
@@ -425,7 +482,23 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     // A date range that ends before today holds none of them.
     await page.getByLabel('Created to').fill('2020-01-01')
     await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([])
-    await page.getByRole('button', { name: 'Clear filters' }).click()
+    // Keyboard: Tab to Clear filters, Enter. Focus stays on the button (now aria-disabled, not
+    // disabled, which would drop focus to <body>); the filters are empty.
+    await page.getByLabel('Created to').fill('2020-01-01')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([])
+    await page.getByLabel('Created to').focus()
+    await tabTo(page, 'Clear filters', 'Tab')
+    await page.keyboard.press('Enter')
+    await expect.poll(async () => (await listedIds(page)).length, { timeout: 15_000 }).toBeGreaterThanOrEqual(3)
+    const focused = await page.evaluate(() => {
+      const element = document.activeElement as HTMLElement
+      return { tag: element.tagName, text: element.textContent, ariaDisabled: element.getAttribute('aria-disabled'), disabled: (element as HTMLButtonElement).disabled }
+    })
+    expect(focused).toEqual({ tag: 'BUTTON', text: 'Clear filters', ariaDisabled: 'true', disabled: false })
+    expect(await page.getByLabel('Created to').inputValue()).toBe('')
+    // Enter again on the dimmed button does nothing and keeps focus.
+    await page.keyboard.press('Enter')
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Clear filters')
     await page.getByRole('searchbox', { name: 'Tag' }).fill(tag)
     await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([joined, third, second, first])
 
