@@ -322,16 +322,26 @@ export function parseRunStatsQuery(params: URLSearchParams): Parsed<RunStatsQuer
 
 /** The filters and scope in one canonical text: sets sorted, instants as milliseconds. */
 function bindingText(filter: RunListFilter, scope: RunScope): string {
-  const sorted = (values: readonly string[] | undefined) => (values ? [...new Set(values)].sort() : null)
-  return JSON.stringify([
-    sorted(filter.statuses),
+  return JSON.stringify([...canonicalFilter(filter), canonicalSet(scope.tags), scope.pipeline ?? null])
+}
+
+/** A set in canonical form: distinct values sorted, `null` for none given. */
+function canonicalSet(values: readonly string[] | undefined): string[] | null {
+  return values ? [...new Set(values)].sort() : null
+}
+
+/**
+ * A filter's fields in canonical form, for keys that must not depend on how the filter was
+ * written: sets sorted and distinct, instants as milliseconds, `null` for a field not given.
+ */
+export function canonicalFilter(filter: RunListFilter): unknown[] {
+  return [
+    canonicalSet(filter.statuses),
     filter.pipeline ?? null,
-    sorted(filter.tags),
+    canonicalSet(filter.tags),
     filter.createdAfter?.getTime() ?? null,
     filter.createdBefore?.getTime() ?? null,
-    sorted(scope.tags),
-    scope.pipeline ?? null,
-  ])
+  ]
 }
 
 /**

@@ -3,21 +3,11 @@ import { decideOutputChunk, resetsStreamedOutput, showsStreamedOutput, utf8Bytes
 import { decideStageUpdate, newRun } from './state-machine.js'
 import { DEFAULT_STAGES } from '../contract/stages.js'
 import type { RunState, StageState } from './state.js'
+import { NOW, stage } from '../../test/support/state-fixtures.js'
 import { MemoryStore } from './memory-store.js'
 import { appendOutputChunk, applyStageUpdate, createRun, deleteExpiredRuns } from './operations.js'
 
-const NOW = new Date('2026-12-06T10:00:00.000Z')
 const run: RunState = { ...newRun('run_1', NOW), status: 'PROCESSING' }
-const stage = (fields: Partial<StageState> = {}): StageState => ({
-  stageNumber: 1,
-  stageName: 'Input Processing',
-  status: 'PROCESSING',
-  output: null,
-  completedAt: null,
-  createdAt: NOW,
-  updatedAt: NOW,
-  ...fields,
-})
 const decide = (fields: { stage?: StageState | undefined; seq: number; text: string; stored?: string; maxBytes?: number; run?: RunState }) =>
   decideOutputChunk({
     run: fields.run ?? run,

@@ -7,11 +7,9 @@
  */
 import type { EventSourceMessage } from 'eventsource-parser/stream'
 import { routeUrl } from '../contract/routes.js'
-import { DEFAULT_SERVER_KEEP_ALIVE_MS } from '../internal/attempt-deadline.js'
-import { backoffDelay } from '../internal/backoff.js'
 import { sleep } from '../internal/sleep.js'
+import { createReconnect } from './reconnect.js'
 import { streamOnce } from './stream-attempt.js'
-import { isRetriableFailure, isRunSubscriptionError } from './subscription-errors.js'
 
 /** What one set stream needs from its subscriber. */
 export interface SetStreamLoop {
@@ -47,9 +45,7 @@ export interface SetStreamLoop {
  */
 export async function followSetStream(loop: SetStreamLoop): Promise<'closed' | 'no-stream' | 'aborted'> {
   const { signal } = loop
-  let retryDelay = loop.reconnectDelayMs
-  let keepAliveMs = DEFAULT_SERVER_KEEP_ALIVE_MS
-  let failures = 0
+  const reconnect = createReconnect(loop.reconnectDelayMs, loop.maxReconnectDelayMs)
   loop.headers.set('Accept', 'text/event-stream')
   while (!signal.aborted) {
     let failure: Error | undefined
@@ -60,17 +56,11 @@ export async function followSetStream(loop: SetStreamLoop): Promise<'closed' | '
         signal,
         headers: loop.headers,
         credentials: loop.credentials,
-        keepAliveMs: () => keepAliveMs,
-        onKeepAlive: (ms) => {
-          keepAliveMs = ms
-        },
-        onRetry: (ms) => {
-          retryDelay = ms
-        },
+        ...reconnect.hooks,
         onOpen: () => loop.onOpen(),
         onEvent: (message) => {
           // A connection that delivers events is healthy again: the next drop waits the base delay.
-          failures = 0
+          reconnect.healthy()
           return loop.onEvent(message)
         },
       })
@@ -80,10 +70,8 @@ export async function followSetStream(loop: SetStreamLoop): Promise<'closed' | '
       if (signal.aborted) return 'aborted'
       failure = error as Error
     }
-    if (failure !== undefined && !isRetriableFailure(failure)) throw failure
-    failures += 1
-    const retryAfterMs = isRunSubscriptionError(failure) ? (failure.retryAfterMs ?? 0) : 0
-    const wait = Math.max(retryAfterMs, backoffDelay(failures, { baseMs: retryDelay, maxMs: loop.maxReconnectDelayMs, jitter: 'equal' }))
+    const wait = reconnect.nextWait(failure)
+    if (wait === undefined) throw failure
     loop.onReconnecting(failure)
     await sleep(wait, signal)
   }

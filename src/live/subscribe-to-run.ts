@@ -2,18 +2,18 @@ import type { EventSourceMessage } from 'eventsource-parser/stream'
 import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, routeUrl } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
-import { backoffDelay } from '../internal/backoff.js'
 import { sleep } from '../internal/sleep.js'
 import { isPositive } from '../internal/is-positive.js'
-import { DEFAULT_SERVER_KEEP_ALIVE_MS, SILENT_KEEP_ALIVES } from '../internal/attempt-deadline.js'
+import { SILENT_KEEP_ALIVES } from '../internal/attempt-deadline.js'
 import { applyOutputChunk, mergeRunUpdate } from '../contract/live-status.js'
 import { absoluteUrl } from './page-url.js'
 import { requestHeaders, setEventsPath } from './set-stream.js'
 import { joinSharedStream, type SharedStreamKey } from './shared-streams.js'
 import { pollOnce } from './poll-attempt.js'
 import { applyRunEvent } from './run-events.js'
+import { createReconnect } from './reconnect.js'
 import { streamOnce } from './stream-attempt.js'
-import { isRetriableFailure, isRunSubscriptionError, RunSubscriptionError } from './subscription-errors.js'
+import { RunSubscriptionError } from './subscription-errors.js'
 
 /**
  * The connection state of a run subscription:
@@ -305,7 +305,7 @@ function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): Run
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const maxDelay = positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS)
   const pollInterval = positive(options.pollIntervalMs, DEFAULT_POLL_INTERVAL_MS)
-  let retryDelay = positive(options.reconnectDelayMs, DEFAULT_RECONNECT_DELAY_MS)
+  const reconnect = createReconnect(positive(options.reconnectDelayMs, DEFAULT_RECONNECT_DELAY_MS), maxDelay)
   // Built once, here: a URL that cannot be built stops the subscription instead of failing every attempt.
   const urls = buildRunUrls(options.url ?? DEFAULT_BASE_PATH, runId)
 
@@ -321,8 +321,6 @@ function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): Run
   let lastError: Error | undefined
   let lastEventId: string | undefined
   let etag: string | undefined
-  let failures = 0
-  let serverKeepAliveMs = DEFAULT_SERVER_KEEP_ALIVE_MS
 
   function setState(next: RunConnectionState, error?: Error): void {
     if (signal.aborted && next !== 'finished' && next !== 'error') return
@@ -346,7 +344,7 @@ function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): Run
   /** Applies one stream event; `true` for `end`. Its id becomes `Last-Event-ID` once the event is applied. */
   function onEvent(message: EventSourceMessage): boolean {
     // A connection that delivers events is healthy again: the next drop waits the base delay.
-    failures = 0
+    reconnect.healthy()
     const { next, end } = applyRunEvent(status, message)
     if (next !== undefined) publish(next)
     if (message.id) lastEventId = message.id
@@ -363,13 +361,7 @@ function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): Run
       signal,
       headers,
       credentials: options.credentials,
-      keepAliveMs: () => serverKeepAliveMs,
-      onKeepAlive: (ms) => {
-        serverKeepAliveMs = ms
-      },
-      onRetry: (ms) => {
-        retryDelay = ms
-      },
+      ...reconnect.hooks,
       onOpen: () => {
         transport = 'stream'
         setState('live')
@@ -382,28 +374,14 @@ function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): Run
   async function poll(url: string): Promise<boolean> {
     const headers = acceptHeaders('application/json')
     if (etag !== undefined) headers.set('If-None-Match', etag)
-    const result = await pollOnce({ url, fetch: doFetch, signal, headers, credentials: options.credentials, timeoutMs: SILENT_KEEP_ALIVES * serverKeepAliveMs })
+    const result = await pollOnce({ url, fetch: doFetch, signal, headers, credentials: options.credentials, timeoutMs: SILENT_KEEP_ALIVES * reconnect.keepAliveMs() })
     if (result !== 'not-modified') {
       etag = result.etag
       if (status === undefined || JSON.stringify(status) !== JSON.stringify(result.status)) publish(result.status)
     }
-    failures = 0
+    reconnect.healthy()
     setState('live')
     return status !== undefined && isFinalStatus(status.run.status)
-  }
-
-  /**
-   * The one place that decides what a failed or dropped attempt means (the part `onerror` plays
-   * in fetch-event-source): `undefined` when retrying cannot help ({@link isRetriableFailure}),
-   * else the wait before the next attempt: the server's `retry:` delay (or `reconnectDelayMs`)
-   * doubled per failure in a row up to `maxReconnectDelayMs`, drawn between half and all of it,
-   * or the error's `Retry-After` when that is longer. A clean drop has no error.
-   */
-  function retryWait(failure: Error | undefined): number | undefined {
-    if (failure !== undefined && !isRetriableFailure(failure)) return undefined
-    failures += 1
-    const retryAfterMs = isRunSubscriptionError(failure) ? (failure.retryAfterMs ?? 0) : 0
-    return Math.max(retryAfterMs, backoffDelay(failures, { baseMs: retryDelay, maxMs: maxDelay, jitter: 'equal' }))
   }
 
   async function run(): Promise<void> {
@@ -434,7 +412,8 @@ function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): Run
         if (signal.aborted) return
         failure = error as Error
       }
-      const wait = retryWait(failure)
+      // What a failed or dropped attempt means (the part `onerror` plays in fetch-event-source).
+      const wait = reconnect.nextWait(failure)
       if (wait === undefined) return setState('error', failure)
       setState('reconnecting', failure)
       await sleep(wait, signal)

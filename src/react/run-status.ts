@@ -4,10 +4,10 @@
  */
 import { useMemo, useSyncExternalStore } from 'react'
 import { isFinalStatus } from '../contract/status.js'
+import { createSubscriptionStore } from './subscription-store.js'
 import type { CatalogueEntry, PipelineRunRecord, RunStatusResponse, StageOutputRecord } from '../contract/records.js'
 import {
   type RunConnectionState,
-  type RunSubscription,
   subscribeToRun,
   type SubscribeToRunOptions,
 } from '../live/subscribe-to-run.js'
@@ -76,39 +76,14 @@ export function createRunStatusStore(runId: string, options: UseRunStatusOptions
     state: initial && isFinalStatus(initial.run.status) ? 'finished' : 'connecting',
     error: undefined,
   }
-  let snapshot = serverSnapshot
-  const listeners = new Set<() => void>()
-  let subscription: RunSubscription | undefined
-
-  function update(next: Partial<RunStatusState>): void {
-    snapshot = { ...snapshot, ...next }
-    for (const listener of listeners) listener()
-  }
-
-  function open(): void {
-    if (snapshot.state === 'finished' || snapshot.state === 'error') return
-    subscription = subscribeToRun(runId, {
+  return createSubscriptionStore(serverSnapshot, (update, current) => {
+    if (current().state === 'finished' || current().state === 'error') return undefined
+    return subscribeToRun(runId, {
       ...subscribeOptions,
-      onUpdate: ({ run, stages, catalogue }) => update({ run, stages, catalogue: catalogue ?? snapshot.catalogue }),
+      onUpdate: ({ run, stages, catalogue }) => update({ run, stages, catalogue: catalogue ?? current().catalogue }),
       onStateChange: (state, error) => update({ state, error }),
     })
-  }
-
-  return {
-    subscribe(listener) {
-      listeners.add(listener)
-      if (subscription === undefined) open()
-      return () => {
-        listeners.delete(listener)
-        if (listeners.size === 0) {
-          subscription?.close()
-          subscription = undefined
-        }
-      }
-    },
-    getSnapshot: () => snapshot,
-    getServerSnapshot: () => serverSnapshot,
-  }
+  })
 }
 
 /**

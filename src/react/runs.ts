@@ -5,7 +5,8 @@
 import { useMemo, useSyncExternalStore } from 'react'
 import type { RunFilter } from '../contract/run-filter.js'
 import type { RunSummary } from '../contract/run-list.js'
-import { type RunsConnectionState, type RunsSubscription, subscribeToRuns, type SubscribeToRunsOptions } from '../live/subscribe-to-runs.js'
+import { createSubscriptionStore } from './subscription-store.js'
+import { type RunsConnectionState, subscribeToRuns, type SubscribeToRunsOptions } from '../live/subscribe-to-runs.js'
 
 /** Options of {@link useRuns} and {@link createRunsStore}: the list's filter, its size, and how to connect. */
 export interface UseRunsOptions
@@ -58,38 +59,16 @@ export function createRunsStore(options: UseRunsOptions = {}): RunsStore {
   const { initial, status, pipeline, tag, createdAfter, createdBefore, ...connection } = options
   const filter: RunFilter = { status, pipeline, tag, createdAfter, createdBefore }
   const serverSnapshot: RunsState = { runs: initial ?? [], state: 'connecting', error: undefined }
-  let snapshot = serverSnapshot
-  const listeners = new Set<() => void>()
-  let subscription: RunsSubscription | undefined
-
-  function update(next: Partial<RunsState>): void {
-    snapshot = { ...snapshot, ...next }
-    for (const listener of listeners) listener()
-  }
-
-  return {
-    subscribe(listener) {
-      listeners.add(listener)
-      if (subscription === undefined && snapshot.state !== 'error' && snapshot.state !== 'closed') {
-        subscription = subscribeToRuns({
-          ...connection,
-          filter,
-          view: 'summary',
-          onChange: (runs) => update({ runs }),
-          onStateChange: (state, error) => update({ state, error }),
-        })
-      }
-      return () => {
-        listeners.delete(listener)
-        if (listeners.size === 0) {
-          subscription?.close()
-          subscription = undefined
-        }
-      }
-    },
-    getSnapshot: () => snapshot,
-    getServerSnapshot: () => serverSnapshot,
-  }
+  return createSubscriptionStore(serverSnapshot, (update, current) => {
+    if (current().state === 'error' || current().state === 'closed') return undefined
+    return subscribeToRuns({
+      ...connection,
+      filter,
+      view: 'summary',
+      onChange: (runs) => update({ runs }),
+      onStateChange: (state, error) => update({ state, error }),
+    })
+  })
 }
 
 /**

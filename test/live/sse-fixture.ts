@@ -7,7 +7,7 @@
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { PipelineRunRecord, RunStatusResponse, StageOutputRecord } from 'pipeline-status-sdk'
+import type { PipelineRunRecord, RunStatusResponse, RunSummary, StageOutputRecord } from 'pipeline-status-sdk'
 
 /** One connection to the events route, as the script sees it. */
 export interface StreamConnection {
@@ -128,4 +128,22 @@ export function stageRecord(stageNumber: number, status: StageOutputRecord['stat
 /** A status document. */
 export function statusDocument(run: PipelineRunRecord, stages: StageOutputRecord[]): RunStatusResponse {
   return { run, stages }
+}
+
+/** A list item created `minute` minutes after midnight. */
+export function summary(id: string, minute: number, status: RunSummary['status'] = 'PROCESSING', version = 1): RunSummary {
+  return {
+    id,
+    status,
+    pipeline: 'default',
+    tags: ['nightly'],
+    metadata: {},
+    createdAt: `2026-01-01T00:${String(minute).padStart(2, '0')}:00.000Z`,
+    startedAt: null,
+    completedAt: status === 'COMPLETED' ? '2026-01-01T01:00:00.000Z' : null,
+    error: null,
+    version,
+    currentStage: status === 'PROCESSING' ? 1 : null,
+    stageCounts: { PENDING: 2, PROCESSING: status === 'PROCESSING' ? 1 : 0, COMPLETED: status === 'COMPLETED' ? 3 : 0, FAILED: 0, CANCELLED: 0 },
+  }
 }

@@ -13,25 +13,7 @@ import {
 } from 'pipeline-status-sdk'
 import { describe, expect, it } from 'vitest'
 import { fakeEventFetch, problemResponse, until } from './fake-event-fetch.js'
-import { runRecord, stageRecord, statusDocument } from './sse-fixture.js'
-
-/** A list item created `minute` minutes after midnight. */
-function summary(id: string, minute: number, status: RunSummary['status'] = 'PROCESSING', version = 1): RunSummary {
-  return {
-    id,
-    status,
-    pipeline: 'default',
-    tags: ['nightly'],
-    metadata: {},
-    createdAt: `2026-01-01T00:${String(minute).padStart(2, '0')}:00.000Z`,
-    startedAt: null,
-    completedAt: status === 'COMPLETED' ? '2026-01-01T01:00:00.000Z' : null,
-    error: null,
-    version,
-    currentStage: status === 'PROCESSING' ? 1 : null,
-    stageCounts: { PENDING: 2, PROCESSING: status === 'PROCESSING' ? 1 : 0, COMPLETED: status === 'COMPLETED' ? 3 : 0, FAILED: 0, CANCELLED: 0 },
-  }
-}
+import { runRecord, stageRecord, statusDocument, summary } from './sse-fixture.js'
 
 function recorder<T>() {
   const changes: (readonly T[])[] = []

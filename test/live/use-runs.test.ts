@@ -4,27 +4,10 @@
  */
 import { createElement } from 'react'
 import { renderToString } from 'react-dom/server'
-import type { RunSummary } from 'pipeline-status-sdk'
 import { createRunsStore, type RunsState, useRuns, type UseRunsOptions } from 'pipeline-status-sdk/react'
 import { describe, expect, it } from 'vitest'
 import { fakeEventFetch, until } from './fake-event-fetch.js'
-
-function item(id: string, minute: number, status: RunSummary['status'] = 'PROCESSING'): RunSummary {
-  return {
-    id,
-    status,
-    pipeline: 'default',
-    tags: ['nightly'],
-    metadata: {},
-    createdAt: `2026-01-01T00:${String(minute).padStart(2, '0')}:00.000Z`,
-    startedAt: null,
-    completedAt: null,
-    error: null,
-    version: 1,
-    currentStage: null,
-    stageCounts: { PENDING: 3, PROCESSING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0 },
-  }
-}
+import { summary as item } from './sse-fixture.js'
 
 function List({ options }: { options: UseRunsOptions }) {
   const { runs, state } = useRuns(options)

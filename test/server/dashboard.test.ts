@@ -24,6 +24,26 @@ async function withRuns(options: Parameters<typeof createPipelineStatusHandlers>
   return handlers
 }
 
+/**
+ * Handlers with the dashboard on, `mine` (team-a) and `theirs` (team-b) created, an `authorize`
+ * that allows the action 'dashboard' only and records what it was asked, and a `listScope` of team-a.
+ */
+async function scopedDashboard() {
+  const asked: { action: string; runId: string | undefined }[] = []
+  const handlers = await withRuns({
+    store: new MemoryStore(),
+    secret: SECRET,
+    dashboard: true,
+    authorize: ({ action, runId }: AuthorizeInput) => {
+      asked.push({ action, runId })
+      return action === 'dashboard'
+    },
+    listScope: () => ({ tags: ['team-a'] }),
+    logger: { warn: () => {}, error: () => {} },
+  })
+  return { asked, handlers }
+}
+
 describe('the dashboard routes', () => {
   it('are 404 route_not_found while the option is off', async () => {
     const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, logger: { warn: () => {}, error: () => {} } })
@@ -91,18 +111,7 @@ describe('the dashboard routes', () => {
   })
 
   it("asks authorize with action 'dashboard' for the page's reads, then listScope, which narrows lists and single runs", async () => {
-    const asked: { action: string; runId: string | undefined }[] = []
-    const handlers = await withRuns({
-      store: new MemoryStore(),
-      secret: SECRET,
-      dashboard: true,
-      authorize: ({ action, runId }: AuthorizeInput) => {
-        asked.push({ action, runId })
-        return action === 'dashboard'
-      },
-      listScope: () => ({ tags: ['team-a'] }),
-      logger: { warn: () => {}, error: () => {} },
-    })
+    const { asked, handlers } = await scopedDashboard()
     const list = await handlers.fetch(new Request(`${BASE}/runs`, { headers: page }))
     expect((await list.json()).runs.map((run: { id: string }) => run.id)).toEqual(['mine'])
     expect((await handlers.fetch(new Request(`${BASE}/runs/stats`, { headers: page }))).status).toBe(200)
@@ -190,18 +199,7 @@ async function firstEvents(response: Response, until: string): Promise<string> {
 
 describe("the dashboard's live streams", () => {
   it("are authorized like its JSON reads: authorize with action 'dashboard', then listScope, for the set stream, run= streams and a run's stream", async () => {
-    const asked: { action: string; runId: string | undefined }[] = []
-    const handlers = await withRuns({
-      store: new MemoryStore(),
-      secret: SECRET,
-      dashboard: true,
-      authorize: ({ action, runId }: AuthorizeInput) => {
-        asked.push({ action, runId })
-        return action === 'dashboard'
-      },
-      listScope: () => ({ tags: ['team-a'] }),
-      logger: { warn: () => {}, error: () => {} },
-    })
+    const { asked, handlers } = await scopedDashboard()
     try {
       // The list's set stream (summary view): only the runs in scope.
       const set = await firstEvents(await handlers.fetch(new Request(`${BASE}/events?view=summary`, { headers: page })), 'ready')

@@ -6,24 +6,11 @@
  */
 import { describe, expect, it } from 'vitest'
 import { toStatusResponse } from '../../core/state-to-records.js'
-import type { OutputChunkRow, RunSnapshot, RunState, StageState } from '../../core/state.js'
+import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
+import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fixtures.js'
 import { EventStreams } from './event-stream.js'
 import type { RunSnapshotListener, RunWatcher } from './run-watcher.js'
 
-const NOW = new Date('2026-12-06T10:00:00.000Z')
-const run: RunState = { id: 'run_1', status: 'PROCESSING', error: null, completedAt: null, completionReceivedAt: null, createdAt: NOW, updatedAt: NOW }
-const stage = (fields: Partial<StageState>): StageState => ({
-  stageNumber: 1,
-  stageName: 'Input Processing',
-  status: 'PROCESSING',
-  output: null,
-  completedAt: null,
-  createdAt: NOW,
-  updatedAt: NOW,
-  ...fields,
-})
-const snapshot = (version: number, stages: StageState[], extra: Partial<RunSnapshot> = {}): RunSnapshot => ({ run, stages, version, ...extra })
-const chunk = (seq: number, version: number, text = `t${seq}`): OutputChunkRow => ({ stageNumber: 1, seq, version, text })
 
 interface Sent {
   event: string

@@ -14,6 +14,7 @@
  * Edge-safe: timers and the store only. Not importable outside this package.
  */
 import type { RunListFilter } from '../../contract/run-list.js'
+import { canonicalFilter } from '../../contract/run-list-query.js'
 import type { RunWindowEntry } from '../../core/run-list.js'
 import type { Store } from '../../core/store.js'
 import type { Logger } from '../../internal/logger.js'
@@ -62,15 +63,7 @@ interface Window {
 
 /** The canonical text of a window: the filter's sets sorted, instants as milliseconds, and the limit. */
 export function windowKey(filter: RunListFilter, limit: number): string {
-  const sorted = (values: readonly string[] | undefined) => (values ? [...new Set(values)].sort() : null)
-  return JSON.stringify([
-    sorted(filter.statuses),
-    filter.pipeline ?? null,
-    sorted(filter.tags),
-    filter.createdAfter?.getTime() ?? null,
-    filter.createdBefore?.getTime() ?? null,
-    limit,
-  ])
+  return JSON.stringify([...canonicalFilter(filter), limit])
 }
 
 /** The windows of one handlers instance; see the module comment. */

@@ -8,25 +8,12 @@ import { describe, expect, it } from 'vitest'
 import type { SetStreamView } from '../../contract/live-status.js'
 import type { RunSummary } from '../../contract/run-list.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
-import type { OutputChunkRow, RunSnapshot, RunState, StageState } from '../../core/state.js'
+import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
+import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fixtures.js'
 import type { RunSnapshotListener, RunWatcher } from './run-watcher.js'
 import type { RunWindows } from './run-window.js'
 import { SetStreams } from './set-stream.js'
 
-const NOW = new Date('2026-12-06T10:00:00.000Z')
-const run: RunState = { id: 'run_1', status: 'PROCESSING', error: null, completedAt: null, completionReceivedAt: null, createdAt: NOW, updatedAt: NOW }
-const stage = (fields: Partial<StageState>): StageState => ({
-  stageNumber: 1,
-  stageName: 'Input Processing',
-  status: 'PROCESSING',
-  output: null,
-  completedAt: null,
-  createdAt: NOW,
-  updatedAt: NOW,
-  ...fields,
-})
-const snapshot = (version: number, stages: StageState[], extra: Partial<RunSnapshot> = {}): RunSnapshot => ({ run, stages, version, ...extra })
-const chunk = (seq: number, version: number, text = `t${seq}`): OutputChunkRow => ({ stageNumber: 1, seq, version, text })
 
 /** The summary view's item, cut to what these tests read. */
 const summary = (snapshot: RunSnapshot) => ({ id: snapshot.run.id, version: snapshot.version }) as unknown as RunSummary
