@@ -58,7 +58,16 @@ const NOTIFY_ONLY = process.env['BENCH_LIVE_NOTIFY'] === '1'
 /** `BENCH_LIVE_HEARTBEATS=1`: only part 3 (heartbeats beside stage updates), with the writer's CPU per request in each block. */
 const HEARTBEATS_ONLY = process.env['BENCH_LIVE_HEARTBEATS'] === '1'
 /** The latency rounds, interleaved: mode and updates per second. */
-const LATENCY_ROUNDS: ReadonlyArray<readonly ['poll' | 'listen' | 'direct', number]> = NOTIFY_ONLY
+/** `BENCH_LIVE_ROUNDS`: the latency rounds as `mode@rate` in order, comma-separated (e.g. `direct@1000,listen@1000`), instead of the defaults below. */
+const ROUNDS_OVERRIDE = process.env['BENCH_LIVE_ROUNDS']
+  ?.split(',')
+  .filter(Boolean)
+  .map((round) => {
+    const [mode, rate] = round.split('@')
+    if (mode !== 'poll' && mode !== 'listen' && mode !== 'direct') throw new Error(`BENCH_LIVE_ROUNDS: unknown mode in ${round}`)
+    return [mode, Number(rate)] as const
+  })
+const LATENCY_ROUNDS: ReadonlyArray<readonly ['poll' | 'listen' | 'direct', number]> = ROUNDS_OVERRIDE ?? (NOTIFY_ONLY
   ? [
       ['listen', RATE],
       ['direct', RATE],
@@ -76,7 +85,7 @@ const LATENCY_ROUNDS: ReadonlyArray<readonly ['poll' | 'listen' | 'direct', numb
       ['listen', RATE],
       ['poll', RATE],
       ['listen', HIGH_RATE],
-    ]
+    ])
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim()
 /** The machine's busy and total CPU time so far, in clock ticks (/proc/stat's first line). */
 const machineTicks = () => {
@@ -105,6 +114,7 @@ const postgresTicks = () => {
 interface InstanceStats {
   cpu: NodeJS.CpuUsage
   runReads: number
+  transactions: number
   notify: { sent: number; batches: number; failedBatches: number; dropped: number } | null
 }
 const IDLE_STREAMS = 1_000
@@ -315,6 +325,7 @@ try {
       coresPostgres: Number(((postgresTicks() - pgBefore) / 100 / seconds).toFixed(2)),
       machineBusy: Number(((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)).toFixed(2)),
       subscriberRunReads: subAfter.runReads - subBefore.runReads,
+      writerTransactions: writerAfter.transactions - writerBefore.transactions,
       notifyBatches: writerAfter.notify && writerBefore.notify ? writerAfter.notify.batches - writerBefore.notify.batches : null,
       notifySent: writerAfter.notify && writerBefore.notify ? writerAfter.notify.sent - writerBefore.notify.sent : null,
     }

@@ -30,6 +30,13 @@ store.getRun = (runId) => {
   runReads += 1
   return getRun(runId)
 }
+// And the writes decided under the run's lock (a transaction): the optimistic write lost its race.
+let transactions = 0
+const transaction = store.transaction.bind(store)
+store.transaction = (fn) => {
+  transactions += 1
+  return transaction(fn)
+}
 const silent = { warn: () => {}, error: (message: string) => console.error(message) }
 
 const app = express()
@@ -46,7 +53,7 @@ app.use(
 )
 reportToParent(createServer(app))
 process.on('message', (message) => {
-  if (message === 'stats') process.send?.({ stats: { cpu: process.cpuUsage(), runReads, notify: store.notifyCounts ?? null } })
+  if (message === 'stats') process.send?.({ stats: { cpu: process.cpuUsage(), runReads, transactions, notify: store.notifyCounts ?? null } })
   if (message !== 'memory') return
   const gc = (globalThis as { gc?: () => void }).gc
   gc?.()

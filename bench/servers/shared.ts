@@ -22,6 +22,8 @@ export function reportToParent(server: Server): void {
     if (message === 'cpu') process.send?.({ cpu: process.cpuUsage() })
   })
   process.on('disconnect', () => process.exit(0))
+  // Exit through process.exit so that --cpu-prof (NODE_OPTIONS) writes the profile.
+  process.on('SIGTERM', () => process.exit(0))
 }
 
 export function databaseUrl(): string {
