@@ -51,6 +51,15 @@ const RATE = 100
 /** `BENCH_LIVE_HIGH_RATE`: the high rate of the latency rounds (a lower one shows each process's CPU per update while the machine is not saturated). */
 const HIGH_RATE = Number(process.env['BENCH_LIVE_HIGH_RATE'] ?? 1_000)
 const STREAMS = 100
+/**
+ * `BENCH_LIVE_HIGH_STREAMS`: streams (and runs) of the high-rate rounds, default 1,000, so that each
+ * run gets about one stage update a second and a round leaves it with ~8 stages, as a pipeline's
+ * runs do; `100` gives the rounds before this knob (each run 10 updates a second, ~80 stages by
+ * the round's end, every notified read returning them all).
+ */
+const HIGH_STREAMS = Number(process.env['BENCH_LIVE_HIGH_STREAMS'] ?? 1_000)
+/** Streams of a round at `rate` updates a second. */
+const streamsAt = (rate: number): number => (rate >= HIGH_RATE ? HIGH_STREAMS : STREAMS)
 const HEARTBEAT_RUNS = 10_000
 const HEARTBEAT_RATE = 1_000
 /** `BENCH_LIVE_NOTIFY=1`: only the latency part, LISTEN writers batching on their request pool vs on `notifyPool` (`direct`). */
@@ -118,7 +127,8 @@ interface InstanceStats {
   notify: { sent: number; batches: number; failedBatches: number; dropped: number } | null
 }
 const IDLE_STREAMS = 1_000
-const RUNS = 4_000
+/** Runs seeded: every latency round's own runs, then the write-throughput and idle-stream ones. */
+const RUNS = 4_000 + LATENCY_ROUNDS.reduce((sum, [, rate]) => sum + streamsAt(rate), 0)
 const OUTPUT_FILE = resolve(root, process.env['BENCH_LIVE_OUTPUT'] ?? defaultOutput('live.json'))
 
 prepareBench()
@@ -217,7 +227,8 @@ const refused408: Record<string, number> = {}
 
 /** One latency round at `rate` updates a second: returns the milliseconds from each 200 to its event. */
 async function latencyRound(mode: string, subscriber: Instance, writer: Instance, runOffset: number, rate: number): Promise<number[]> {
-  const runs = Array.from({ length: STREAMS }, (_, i) => `bench-${runOffset + i + 1}`)
+  const streams = streamsAt(rate)
+  const runs = Array.from({ length: streams }, (_, i) => `bench-${runOffset + i + 1}`)
   const controller = new AbortController()
   const ok = new Map<string, number>()
   const arrived = new Map<string, number>()
@@ -225,15 +236,15 @@ async function latencyRound(mode: string, subscriber: Instance, writer: Instance
   const total = rate * LIVE_SECONDS
   // Each round has runs of its own, so stage numbers start at 1 (the catalogue holds 200).
   const stageBase = 1
-  if (Math.ceil(total / STREAMS) > 200) throw new Error(`BENCH_LIVE_SECONDS too long for ${rate}/s: more than 200 stages per run`)
+  if (Math.ceil(total / streams) > 200) throw new Error(`BENCH_LIVE_SECONDS too long for ${rate}/s: more than 200 stages per run`)
   const start = performance.now()
   const sends: Promise<void>[] = []
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / rate
     const wait = due - performance.now()
     if (wait > 0) await sleep(wait)
-    const runId = runs[i % STREAMS] as string
-    const stageNumber = stageBase + Math.floor(i / STREAMS)
+    const runId = runs[i % streams] as string
+    const stageNumber = stageBase + Math.floor(i / streams)
     const body = JSON.stringify({ stageNumber, stageName: `Stage ${stageNumber}`, status: 'COMPLETED', output: OUTPUT })
     sends.push(
       fetch(`${writer.base}/${runId}/stage-update`, { method: 'POST', headers, body }).then(async (response) => {
@@ -270,7 +281,7 @@ async function latencyRound(mode: string, subscriber: Instance, writer: Instance
 }
 
 // ---- run ---------------------------------------------------------------------------------------
-const results: Record<string, unknown> = { date: new Date().toISOString(), liveSeconds: LIVE_SECONDS, rate: RATE, streams: STREAMS, loadBefore: loadavg() }
+const results: Record<string, unknown> = { date: new Date().toISOString(), liveSeconds: LIVE_SECONDS, rate: RATE, streams: STREAMS, highStreams: HIGH_STREAMS, loadBefore: loadavg() }
 console.log(`load average before: ${loadavg()}`)
 try {
   const db = await openDatabase({ url: databaseUrl })
@@ -332,7 +343,7 @@ try {
     ;(breakdowns[key] ??= []).push(breakdown)
     ;(samples[key] ??= []).push(...round)
     ;(roundP99[key] ??= []).push(percentile(round, 99))
-    offset += STREAMS
+    offset += streamsAt(rate)
     console.log(`latency round ${key}: p50 ${percentile(round, 50).toFixed(1)} ms, p99 ${percentile(round, 99).toFixed(1)} ms, load ${loadavg()}, ${JSON.stringify(breakdown)}`)
   }
   const latency = Object.fromEntries(
@@ -355,7 +366,7 @@ try {
 
   // 2. Write throughput, NOTIFY off (poll writer) vs on (listen writer), interleaved blocks.
   let counter = 0
-  const firstRun = LATENCY_ROUNDS.length * STREAMS + 1
+  const firstRun = LATENCY_ROUNDS.reduce((sum, [, rate]) => sum + streamsAt(rate), 0) + 1
   const pool = RUNS - firstRun
   const throughput: Record<'off' | 'on', { rps: number[]; p99: number[] }> = { off: { rps: [], p99: [] }, on: { rps: [], p99: [] } }
   /** 32 concurrent distinct stage updates against `writer` for SECONDS. */

@@ -3,7 +3,7 @@ import { MemoryStore } from './memory-store.js'
 import { newRun } from './state-machine.js'
 import type { RunState } from './state.js'
 import type { Store } from './store.js'
-import { OPTIMISTIC_ATTEMPTS, storeWrites, UNDER_LOCK } from './store-writes.js'
+import { OPTIMISTIC_ATTEMPTS, RunLanes, storeWrites, UNDER_LOCK } from './store-writes.js'
 
 const now = new Date('2026-01-01T00:00:00Z')
 const failed = (run: RunState): RunState => ({ ...run, status: 'FAILED', error: 'x', updatedAt: now })
@@ -84,5 +84,66 @@ describe('storeWrites', () => {
     expect(reads).toEqual([7, 0])
     expect(attempt).toEqual({ found: true, result: 0 })
     expect(await memory.getRun('r')).toMatchObject({ run: { status: 'PROCESSING' }, stages: [{ stageName: 'one' }], version: 1 })
+  })
+})
+
+describe('RunLanes: one process’s writes to one run go one at a time', () => {
+  it('runs the writes to one run in order, others alongside, and forgets a run once its writes end', async () => {
+    const lanes = new RunLanes()
+    const order: string[] = []
+    let releaseFirst!: () => void
+    const first = lanes.run('a', async () => {
+      order.push('a1 start')
+      await new Promise<void>((resolve) => (releaseFirst = resolve))
+      order.push('a1 end')
+      return 1
+    })
+    const second = lanes.run('a', async () => {
+      order.push('a2')
+      return 2
+    })
+    const other = lanes.run('b', async () => {
+      order.push('b1')
+      return 3
+    })
+    expect(await other).toBe(3)
+    expect(order).toEqual(['a1 start', 'b1'])
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(lanes.size).toBe(1)
+    releaseFirst()
+    expect(await Promise.all([first, second])).toEqual([1, 2])
+    expect(order).toEqual(['a1 start', 'b1', 'a1 end', 'a2'])
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(lanes.size).toBe(0)
+  })
+
+  it('a write that fails rejects its own caller only; the next write to the run still runs', async () => {
+    const lanes = new RunLanes()
+    const failing = lanes.run('a', async () => {
+      throw new Error('database went away')
+    })
+    const next = lanes.run('a', async () => 'written')
+    await expect(failing).rejects.toThrow('database went away')
+    expect(await next).toBe('written')
+  })
+
+  it('concurrent stage writes to one run in one process never lose a race, so none goes under the lock', async () => {
+    const memory = new MemoryStore()
+    await memory.insertRun(newRun('r', now))
+    const writes = storeWrites(memory)
+    let reads = 0
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        writes.onRunStage('r', i + 1, ({ run, version }) => {
+          reads++
+          const stage = { stageNumber: i + 1, stageName: `Stage ${i + 1}`, status: 'PROCESSING' as const, output: null, createdAt: now, updatedAt: now }
+          return { write: { run: { ...run, updatedAt: now }, stage: stage as never }, result: version }
+        }),
+      ),
+    )
+    // Each write read the version the one before it wrote: 0, 1, …, 19, and nothing was read twice.
+    expect(results).toEqual(Array.from({ length: 20 }, (_, i) => ({ found: true, result: i })))
+    expect(reads).toBe(20)
+    expect(await memory.readRun('r')).toMatchObject({ version: 20 })
   })
 })

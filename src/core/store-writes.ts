@@ -77,9 +77,11 @@ const chosen = new WeakMap<object, StoreWrites>()
 export function storeWrites<Tx>(store: Store<Tx>): StoreWrites {
   let writes = chosen.get(store)
   if (writes === undefined) {
+    // One lane per store: a process's optimistic writes to one run never race each other.
+    const lanes = new RunLanes()
     writes = {
-      onRunStage: hasStageWrites(store) ? optimisticRunStage(store) : underLock,
-      onRun: hasRunWrites(store) ? optimisticRun(store) : underLock,
+      onRunStage: hasStageWrites(store) ? optimisticRunStage(store, lanes) : underLock,
+      onRun: hasRunWrites(store) ? optimisticRun(store, lanes) : underLock,
       touchRun: hasTouch(store) ? touching(store) : (touch) => readWithoutTouch(store, touch),
     }
     chosen.set(store, writes)
@@ -124,40 +126,91 @@ async function underLock(): Promise<undefined> {
   return undefined
 }
 
-function optimisticRunStage(store: StageWritingStore): StoreWrites['onRunStage'] {
-  return async (runId, stageNumber, decide, first) => {
-    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
-      const read = attempt === 0 && first !== undefined ? first : await store.readRunStage(runId, stageNumber)
-      if (!read) return { found: false }
-      const step = decide(read)
-      if (step === UNDER_LOCK) return undefined
-      if ('done' in step) return { found: true, result: step.done }
-      const { run, stage, chunk } = step.write
-      const write: RunStageWrite = { run, stage, expectedVersion: read.version, version: nextRunVersion(read.version), ...columnsChanged(read.run, run) }
-      if (chunk) write.chunk = chunk
-      if (resetsStreamedOutput(read.stage, stage)) write.dropOutputChunks = true
-      if (await store.writeRunStage(write)) {
-        return { found: true, result: step.result }
-      }
-    }
-    return undefined
+/**
+ * The optimistic writes of one process, one run at a time: a write to a run waits for the
+ * process's write to that run before it (read, decide, conditional write) to finish, so that
+ * concurrent writes to one run in one process never lose their race to each other and never
+ * fall back to the run's lock; races are left only between instances. Without it, a burst of
+ * concurrent updates to one run (1,000 stage updates a second over 100 runs, bench/README.md
+ * "Issue 31") lost 47% of its races and sent them through the lock's transaction, which made
+ * the instance slower the more it was loaded.
+ *
+ * Bounds: one entry per run with a write in flight, removed when its last write ends; a write
+ * waits only for the writes queued before it, each bounded by the store's own deadlines
+ * (`queryTimeoutMs`). A write that fails does not hold up the next one.
+ */
+export class RunLanes {
+  readonly #tails = new Map<string, Promise<void>>()
+
+  /** Runs `work` once the writes to `runId` queued before it have ended; its result, as is. */
+  run<T>(runId: string, work: () => Promise<T>): Promise<T> {
+    const before = this.#tails.get(runId)
+    const result = before === undefined ? work() : before.then(work)
+    const tail = result.then(ended, ended)
+    this.#tails.set(runId, tail)
+    void tail.then(() => {
+      if (this.#tails.get(runId) === tail) this.#tails.delete(runId)
+    })
+    return result
+  }
+
+  /** Runs with a write in flight or queued (for tests and metrics). */
+  get size(): number {
+    return this.#tails.size
   }
 }
 
-function optimisticRun(store: RunWritingStore): StoreWrites['onRun'] {
-  return async (runId, decide, guardActivity) => {
-    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
-      const read = await store.readRun(runId)
-      if (!read) return { found: false }
-      const step = decide(read)
-      if (step === UNDER_LOCK) return undefined
-      if ('done' in step) return { found: true, result: step.done }
-      const write = { run: step.write, expectedVersion: read.version, version: nextRunVersion(read.version), ...columnsChanged(read.run, step.write) }
-      const guarded = guardActivity ? { ...write, expectedLastActivityAt: read.run.lastActivityAt ?? null } : write
-      if (await store.writeRun(guarded)) return { found: true, result: step.result }
+function ended(): void {}
+
+function optimisticRunStage(store: StageWritingStore, lanes: RunLanes): StoreWrites['onRunStage'] {
+  return (runId, stageNumber, decide, first) => lanes.run(runId, () => optimisticRunStageAttempts(store, runId, stageNumber, decide, first))
+}
+
+async function optimisticRunStageAttempts<R>(
+  store: StageWritingStore,
+  runId: string,
+  stageNumber: number,
+  decide: (read: RunStageRead) => Attempt<R, StageWriteOf>,
+  first: RunStageRead | null | undefined,
+): Promise<Optimistic<R>> {
+  for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+    const read = attempt === 0 && first !== undefined ? first : await store.readRunStage(runId, stageNumber)
+    if (!read) return { found: false }
+    const step = decide(read)
+    if (step === UNDER_LOCK) return undefined
+    if ('done' in step) return { found: true, result: step.done }
+    const { run, stage, chunk } = step.write
+    const write: RunStageWrite = { run, stage, expectedVersion: read.version, version: nextRunVersion(read.version), ...columnsChanged(read.run, run) }
+    if (chunk) write.chunk = chunk
+    if (resetsStreamedOutput(read.stage, stage)) write.dropOutputChunks = true
+    if (await store.writeRunStage(write)) {
+      return { found: true, result: step.result }
     }
-    return undefined
   }
+  return undefined
+}
+
+function optimisticRun(store: RunWritingStore, lanes: RunLanes): StoreWrites['onRun'] {
+  return (runId, decide, guardActivity) => lanes.run(runId, () => optimisticRunAttempts(store, runId, decide, guardActivity))
+}
+
+async function optimisticRunAttempts<R>(
+  store: RunWritingStore,
+  runId: string,
+  decide: (read: VersionedRun) => Attempt<R, RunState>,
+  guardActivity: boolean | undefined,
+): Promise<Optimistic<R>> {
+  for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+    const read = await store.readRun(runId)
+    if (!read) return { found: false }
+    const step = decide(read)
+    if (step === UNDER_LOCK) return undefined
+    if ('done' in step) return { found: true, result: step.done }
+    const write = { run: step.write, expectedVersion: read.version, version: nextRunVersion(read.version), ...columnsChanged(read.run, step.write) }
+    const guarded = guardActivity ? { ...write, expectedLastActivityAt: read.run.lastActivityAt ?? null } : write
+    if (await store.writeRun(guarded)) return { found: true, result: step.result }
+  }
+  return undefined
 }
 
 /**

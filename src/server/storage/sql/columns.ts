@@ -18,14 +18,17 @@ export function ms(column: string): string {
 }
 
 /** A run's columns under `alias`, as `RunRow` and its `version` in `rows.ts`. */
-export function runColumns({ run: r }: TableNames, alias: string): string {
+export function runColumns({ run: r }: TableNames, alias: string, onlyWhere?: string): string {
+  // The large columns (catalogue, tags, metadata) only on the rows where `onlyWhere` holds, when
+  // given: a run joined with its stages repeats them on every stage's row otherwise.
+  const large = (expression: string) => (onlyWhere === undefined ? expression : `CASE WHEN ${onlyWhere} THEN ${expression} END`)
   return (
     `${alias}.${r.id} AS "id", ${alias}.${r.status}::text AS "status", ${alias}.${r.error} AS "error", ` +
     `${ms(`${alias}.${r.completedAt}`)} AS "completedAt", ${ms(`${alias}.${r.completionReceivedAt}`)} AS "completionReceivedAt", ` +
     `${ms(`${alias}.${r.createdAt}`)} AS "createdAt", ${ms(`${alias}.${r.updatedAt}`)} AS "updatedAt", ${alias}.${r.version} AS "version", ` +
     `${ms(`${alias}.${r.lastActivityAt}`)} AS "lastActivityAt", ${alias}.${r.heartbeatIntervalMs} AS "heartbeatIntervalMs", ` +
-    `${alias}.${r.pipeline} AS "pipeline", ${alias}.${r.catalogue}::text AS "catalogue", ${alias}.${r.tags} AS "tags", ` +
-    `${alias}.${r.metadata}::text AS "metadata", ${ms(`${alias}.${r.startedAt}`)} AS "startedAt"`
+    `${alias}.${r.pipeline} AS "pipeline", ${large(`${alias}.${r.catalogue}::text`)} AS "catalogue", ${large(`${alias}.${r.tags}`)} AS "tags", ` +
+    `${large(`${alias}.${r.metadata}::text`)} AS "metadata", ${ms(`${alias}.${r.startedAt}`)} AS "startedAt"`
   )
 }
 

@@ -9,13 +9,17 @@ export function readRunSql(names: TableNames): string {
 
 /**
  * Reads run `$1` joined with every stage it has, one row per stage (or one without), ordered by
- * stage number, with each stage's streamed text (`withText`) or `NULL` in its place.
+ * stage number, with each stage's streamed text (`withText`) or `NULL` in its place. The run's
+ * large columns (catalogue, tags, metadata) come on the first row only (`NULL` on the others):
+ * repeated per stage they made a read of a run with n stages cost n catalogues (a 200-stage
+ * catalogue is ~6 KB of text, serialised by the database and parsed by the driver per row).
  */
 export function readRunStagesSql(names: TableNames, withText = true): string {
   const { runTable, stageTable, run: r, stage: s } = names
   const streamed = withText ? streamedTextColumn(names) : 'NULL::text AS "s_streamed"'
+  const firstRow = `row_number() OVER (ORDER BY s.${s.stageNumber}) = 1`
   return (
-    `SELECT ${runColumns(names, 'r')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)}, ${streamed} FROM ${runTable} r ` +
+    `SELECT ${runColumns(names, 'r', firstRow)}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)}, ${streamed} FROM ${runTable} r ` +
     `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`
   )
 }
