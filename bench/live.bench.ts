@@ -31,6 +31,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import http from 'node:http'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -51,6 +52,12 @@ const RATE = 100
 /** `BENCH_LIVE_HIGH_RATE`: the high rate of the latency rounds (a lower one shows each process's CPU per update while the machine is not saturated). */
 const HIGH_RATE = Number(process.env['BENCH_LIVE_HIGH_RATE'] ?? 1_000)
 const STREAMS = 100
+/**
+ * `BENCH_LIVE_STAGES`: the catalogue of every instance, default 50 stages (more than any run gets
+ * in a round, or in the write-throughput blocks); the app's catalogue is stored on each run and
+ * read with it, so a 200-stage one made every read carry ~6 KB that a pipeline's runs do not.
+ */
+const CATALOGUE_STAGES = Number(process.env['BENCH_LIVE_STAGES'] ?? 50)
 /**
  * `BENCH_LIVE_HIGH_STREAMS`: streams (and runs) of the high-rate rounds, default 1,000, so that each
  * run gets about one stage update a second and a round leaves it with ~8 stages, as a pipeline's
@@ -153,7 +160,7 @@ interface Instance {
 async function startInstance(name: string, live: 'poll' | 'listen' | 'direct'): Promise<Instance> {
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(root, 'bench/servers/live-server.ts')], {
     cwd: root,
-    env: { ...process.env, BENCH_DATABASE_URL: databaseUrl, BENCH_LIVE: live, NODE_ENV: 'production' },
+    env: { ...process.env, BENCH_DATABASE_URL: databaseUrl, BENCH_LIVE: live, BENCH_STAGE_COUNT: String(CATALOGUE_STAGES), NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const port = await new Promise<number>((resolvePort, reject) => {
@@ -192,6 +199,25 @@ const percentile = (values: number[], p: number) => {
 }
 const median = (values: number[]) => percentile(values, 50)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * The open loop's sender: `node:http` on a keep-alive agent (at most 256 connections), which
+ * costs this process about half of what `fetch` does per request, so that the load generator
+ * takes less of the 2 cores the instances and the database share. Resolves at the end of the
+ * answer; rejects with a `TypeError` when the connection fails (counted as refused).
+ */
+const sendAgent = new http.Agent({ keepAlive: true, maxSockets: 256 })
+function post(url: string, body: string): Promise<{ status: number }> {
+  return new Promise((resolvePost, reject) => {
+    const request = http.request(url, { method: 'POST', agent: sendAgent, headers: { ...headers, 'Content-Length': Buffer.byteLength(body) } }, (response) => {
+      response.resume()
+      response.on('end', () => resolvePost({ status: response.statusCode ?? 0 }))
+      response.on('error', (error) => reject(new TypeError(error.message)))
+    })
+    request.on('error', (error) => reject(new TypeError(error.message)))
+    request.end(body)
+  })
+}
 
 /** Opens a stream and calls `onStage` with each stage of each update event, at arrival. */
 async function subscribe(base: string, runId: string, onStage: (key: string, at: number) => void, signal: AbortSignal): Promise<void> {
@@ -236,7 +262,7 @@ async function latencyRound(mode: string, subscriber: Instance, writer: Instance
   const total = rate * LIVE_SECONDS
   // Each round has runs of its own, so stage numbers start at 1 (the catalogue holds 200).
   const stageBase = 1
-  if (Math.ceil(total / streams) > 200) throw new Error(`BENCH_LIVE_SECONDS too long for ${rate}/s: more than 200 stages per run`)
+  if (Math.ceil(total / streams) > CATALOGUE_STAGES) throw new Error(`BENCH_LIVE_SECONDS too long for ${rate}/s: more than ${CATALOGUE_STAGES} stages per run`)
   const start = performance.now()
   const sends: Promise<void>[] = []
   for (let i = 0; i < total; i++) {
@@ -247,9 +273,8 @@ async function latencyRound(mode: string, subscriber: Instance, writer: Instance
     const stageNumber = stageBase + Math.floor(i / streams)
     const body = JSON.stringify({ stageNumber, stageName: `Stage ${stageNumber}`, status: 'COMPLETED', output: OUTPUT })
     sends.push(
-      fetch(`${writer.base}/${runId}/stage-update`, { method: 'POST', headers, body }).then(async (response) => {
+      post(`${writer.base}/${runId}/stage-update`, body).then(async (response) => {
         const at = performance.now()
-        await response.arrayBuffer()
         // 408: Node's own headersTimeout/requestTimeout, when the writer did not even read the request in time.
         if (response.status === 503 || response.status === 408) {
           refusals[`${mode}@${rate}`] = (refusals[`${mode}@${rate}`] ?? 0) + 1
@@ -381,7 +406,7 @@ try {
           setupRequest: (request) => {
             const k = counter++
             const runId = `bench-${firstRun + (k % pool)}`
-            const stageNumber = 1 + (Math.floor(k / pool) % 199)
+            const stageNumber = 1 + (Math.floor(k / pool) % (CATALOGUE_STAGES - 1))
             return {
               ...request,
               path: `/api/pipeline/${runId}/stage-update`,

@@ -174,6 +174,15 @@ export class MemoryStore implements Store<MemoryStore> {
     return withText ? { run, stages, version: this.#versionOf(runId) } : { run, stages, version: this.#versionOf(runId), streamedText: false }
   }
 
+  async getRuns(runIds: readonly string[], options: GetRunOptions = {}): Promise<Map<string, RunSnapshot>> {
+    const snapshots = new Map<string, RunSnapshot>()
+    for (const runId of runIds) {
+      const snapshot = await this.getRun(runId, options)
+      if (snapshot) snapshots.set(runId, snapshot)
+    }
+    return snapshots
+  }
+
   async getOutputChunk(runId: string, stageNumber: number, seq: number): Promise<string | undefined> {
     return this.#chunks.get(runId)?.find((chunk) => chunk.stageNumber === stageNumber && chunk.seq === seq)?.text
   }

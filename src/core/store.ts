@@ -76,6 +76,13 @@ export interface Store<Tx = unknown> {
   /** Reads a run with its stored stages ordered by stage number; `null` if unknown. */
   getRun(runId: string, options?: GetRunOptions): Promise<RunSnapshot | null>
   /**
+   * Reads several runs at once, each as {@link Store.getRun} reads it, keyed by run id; an
+   * unknown id has no entry. Optional: the live streams read the runs that one batch of
+   * notifications announced in one call when the store has it (one statement in `PrismaStore`),
+   * else one `getRun` each. Callers pass at most a few hundred ids.
+   */
+  getRuns?(runIds: readonly string[], options?: GetRunOptions): Promise<Map<string, RunSnapshot>>
+  /**
    * Lists unfinished runs (`PENDING` or `PROCESSING`) that may have stopped reporting, oldest
    * first, at most `limit` of them: those whose last activity (the later of `updatedAt` and
    * `lastActivityAt`) is before `updatedBefore`, and, when `now` is given, those that announced a

@@ -86,6 +86,31 @@ describe('PrismaStore with the opt-in pg pool', () => {
     expect(await viaPool.getRun('pool-a')).toEqual(expected.snapshot)
   })
 
+  it('getRuns reads several runs in one call, each exactly as getRun reads it, on both paths', async () => {
+    const now = new Date('2026-12-07T01:00:00.000Z')
+    await createRun(viaPool, { id: 'many-a', tags: ['team-a', 'night'], metadata: { owner: 'ana' }, now })
+    await createRun(viaPool, { id: 'many-b', now })
+    await createRun(viaPool, { id: 'many-c', pipeline: 'default', tags: ['x'], now })
+    for (const n of [3, 1, 2]) await applyStageUpdate(viaPool, 'many-a', makeStageUpdate({ stageNumber: n, status: 'COMPLETED', output: `a ${n}` }), { stages, now })
+    await applyStageUpdate(viaPool, 'many-c', makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }), { stages, now })
+    for (const store of [viaPool, viaPrisma]) {
+      const many = await store.getRuns(['many-c', 'unknown', 'many-a', 'many-b'])
+      expect([...many.keys()].sort()).toEqual(['many-a', 'many-b', 'many-c'])
+      for (const id of ['many-a', 'many-b', 'many-c']) expect(many.get(id)).toEqual(await store.getRun(id))
+      // The run's large columns come once, and still belong to every run read.
+      expect(many.get('many-a')?.run).toMatchObject({ tags: ['team-a', 'night'], metadata: { owner: 'ana' } })
+      expect(many.get('many-a')?.stages.map((stage) => [stage.stageNumber, stage.output])).toEqual([
+        [1, 'a 1'],
+        [2, 'a 2'],
+        [3, 'a 3'],
+      ])
+      expect(many.get('many-a')?.run.catalogue).toEqual(stages)
+      expect(many.get('many-b')?.stages).toEqual([])
+      expect(many.get('many-c')?.run.tags).toEqual(['x'])
+      expect(await store.getRuns([])).toEqual(new Map())
+    }
+  })
+
   it('applies concurrent updates of one run exactly once each, mixed with the Prisma path', async () => {
     const runId = 'pool-race'
     await createRun(viaPool, { id: runId, now: new Date() })

@@ -16,6 +16,7 @@ import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import type { Store } from '../../core/store.js'
 import type { Logger } from '../../internal/logger.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
+import { RunReads } from './run-reads.js'
 
 /** What a LISTEN connection reports to the watcher. */
 export interface RunChangeSink {
@@ -96,6 +97,8 @@ export class RunWatcher {
   readonly #logger: Logger
   readonly #onVersion: ((runId: string, version: number) => void) | undefined
   readonly #runs = new Map<string, WatchedRun>()
+  /** The runs' reads, batched per turn of the event loop. */
+  readonly #reads: RunReads
   readonly #unsubscribe: (() => void) | undefined
   #listening = false
   #timer: ReturnType<typeof setTimeout> | undefined
@@ -114,6 +117,7 @@ export class RunWatcher {
 
   constructor(options: RunWatcherOptions) {
     this.#store = options.store
+    this.#reads = new RunReads(options.store)
     this.#pollIntervalMs = options.pollIntervalMs
     this.#safetyPollIntervalMs = options.safetyPollIntervalMs
     this.#source = options.source
@@ -246,7 +250,7 @@ export class RunWatcher {
           try {
             // Listeners that take chunks get the streamed text as chunks: without them, the read is the whole text.
             const withText = [...run.listeners.values()].some((sentVersion) => sentVersion === undefined)
-            snapshot = await this.#store.getRun(runId, withText ? undefined : { streamedText: false })
+            snapshot = await this.#reads.read(runId, withText)
             if (snapshot) chunks = await this.#chunksOf(run, snapshot)
           } catch (error) {
             // Tried again after a poll interval, also in LISTEN mode (whose safety tick is slower); streams

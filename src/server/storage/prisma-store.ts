@@ -522,18 +522,39 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     // One statement: the run joined with its stages, one row per stage (or one without), with
     // each stage's streamed text unless the caller gets it as chunks.
     const rows = await this.#sql.query<RunStagesRow>(withText ? this.#statements.readRunStages : this.#statements.readRunStagesWithoutText, [runId])
-    const first = rows[0]
-    if (!first) return null
-    const stages: StageState[] = []
-    for (const row of rows) {
-      if (row.s_stageNumber === null) continue
-      const stage = stageOf(row, Number(row.s_stageNumber))
-      if (stage) stages.push(withStreamedOutput(stage, withText ? () => row.s_streamed ?? '' : undefined))
-    }
-    const snapshot: RunSnapshot = { run: toRunState(first), stages, version: Number(first.version) }
-    if (!withText) snapshot.streamedText = false
-    return snapshot
+    return rows.length === 0 ? null : snapshotOfRows(rows, 0, rows.length, withText)
   }
+
+  async getRuns(runIds: readonly string[], options: GetRunOptions = {}): Promise<Map<string, RunSnapshot>> {
+    const snapshots = new Map<string, RunSnapshot>()
+    if (runIds.length === 0) return snapshots
+    const withText = options.streamedText !== false
+    // One statement for all of them, ordered by run id, then stage number.
+    const rows = await this.#sql.query<RunStagesRow>(withText ? this.#statements.readRunsStages : this.#statements.readRunsStagesWithoutText, [[...runIds]])
+    for (let start = 0; start < rows.length; ) {
+      const id = (rows[start] as RunStagesRow).id
+      let end = start + 1
+      while (end < rows.length && (rows[end] as RunStagesRow).id === id) end++
+      snapshots.set(id, snapshotOfRows(rows, start, end, withText))
+      start = end
+    }
+    return snapshots
+  }
+}
+
+/** The snapshot of one run from its rows `rows[start..end)` of a run-with-stages read (the first carries the run's large columns). */
+function snapshotOfRows(rows: readonly RunStagesRow[], start: number, end: number, withText: boolean): RunSnapshot {
+  const first = rows[start] as RunStagesRow
+  const stages: StageState[] = []
+  for (let i = start; i < end; i++) {
+    const row = rows[i] as RunStagesRow
+    if (row.s_stageNumber === null) continue
+    const stage = stageOf(row, Number(row.s_stageNumber))
+    if (stage) stages.push(withStreamedOutput(stage, withText ? () => row.s_streamed ?? '' : undefined))
+  }
+  const snapshot: RunSnapshot = { run: toRunState(first), stages, version: Number(first.version) }
+  if (!withText) snapshot.streamedText = false
+  return snapshot
 }
 
 /** `value` when it is a positive integer, `fallback` when undefined; else a configuration error naming `name`. */

@@ -13,14 +13,17 @@ export function readRunSql(names: TableNames): string {
  * large columns (catalogue, tags, metadata) come on the first row only (`NULL` on the others):
  * repeated per stage they made a read of a run with n stages cost n catalogues (a 200-stage
  * catalogue is ~6 KB of text, serialised by the database and parsed by the driver per row).
+ * `many`: the runs whose ids are in the text array `$1` instead, ordered by id, then stage number,
+ * the large columns on each run's first row.
  */
-export function readRunStagesSql(names: TableNames, withText = true): string {
+export function readRunStagesSql(names: TableNames, withText = true, many = false): string {
   const { runTable, stageTable, run: r, stage: s } = names
   const streamed = withText ? streamedTextColumn(names) : 'NULL::text AS "s_streamed"'
-  const firstRow = `row_number() OVER (ORDER BY s.${s.stageNumber}) = 1`
+  const firstRow = `row_number() OVER (${many ? `PARTITION BY r.${r.id} ` : ''}ORDER BY s.${s.stageNumber}) = 1`
   return (
     `SELECT ${runColumns(names, 'r', firstRow)}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)}, ${streamed} FROM ${runTable} r ` +
-    `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} = $1 ORDER BY s.${s.stageNumber}`
+    `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} ${many ? '= ANY($1::text[])' : '= $1'} ` +
+    `ORDER BY ${many ? `r.${r.id}, ` : ''}s.${s.stageNumber}`
   )
 }
 

@@ -16,6 +16,8 @@ export interface StoreStatements {
   readonly readRun: string
   readonly readRunStages: string
   readonly readRunStagesWithoutText: string
+  readonly readRunsStages: string
+  readonly readRunsStagesWithoutText: string
   readonly readVersions: string
   readonly insertRun: string
   readonly writeRun: string
@@ -44,6 +46,8 @@ export function buildStatements(names: TableNames): StoreStatements {
     readRun: readRunSql(names),
     readRunStages: readRunStagesSql(names),
     readRunStagesWithoutText: readRunStagesSql(names, false),
+    readRunsStages: readRunStagesSql(names, true, true),
+    readRunsStagesWithoutText: readRunStagesSql(names, false, true),
     readVersions: readVersionsSql(names),
     insertRun: insertRunSql(names),
     writeRun: writeRunSql(names),
