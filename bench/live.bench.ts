@@ -94,13 +94,14 @@ const LATENCY_ROUNDS: ReadonlyArray<readonly ['poll' | 'listen' | 'direct', numb
       ['direct', HIGH_RATE],
       ['listen', HIGH_RATE],
     ]
-  : [
+  : // LISTEN as set up by default (createPgConnections with a direct URL): batches on notifyPool.
+    [
       ['poll', RATE],
-      ['listen', RATE],
-      ['listen', HIGH_RATE],
-      ['listen', RATE],
+      ['direct', RATE],
+      ['direct', HIGH_RATE],
+      ['direct', RATE],
       ['poll', RATE],
-      ['listen', HIGH_RATE],
+      ['direct', HIGH_RATE],
     ])
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim()
 /** The machine's busy and total CPU time so far, in clock ticks (/proc/stat's first line). */
@@ -131,6 +132,8 @@ interface InstanceStats {
   cpu: NodeJS.CpuUsage
   runReads: number
   transactions: number
+  runsReads: number
+  runsRead: number
   notify: { sent: number; batches: number; failedBatches: number; dropped: number } | null
 }
 const IDLE_STREAMS = 1_000
@@ -327,10 +330,12 @@ try {
   const subscriberPoll = await startInstance('subscriber (poll)', 'poll')
   const writerPoll = await startInstance('writer (poll)', 'poll')
   const subscriberListen = await startInstance('subscriber (listen)', 'listen')
-  const writerListen = await startInstance('writer (listen)', 'listen')
-  instances.push(subscriberPoll, writerPoll, subscriberListen, writerListen)
-  const writerDirect = NOTIFY_ONLY ? await startInstance('writer (direct)', 'direct') : writerListen
-  if (NOTIFY_ONLY) instances.push(writerDirect)
+  instances.push(subscriberPoll, writerPoll, subscriberListen)
+  // `listen`: batches on the request pool (only where a round asks for it); `direct`: on notifyPool, the default set-up.
+  const writerListen = LATENCY_ROUNDS.some(([mode]) => mode === 'listen') ? await startInstance('writer (listen)', 'listen') : undefined
+  const writerDirect = await startInstance('writer (direct)', 'direct')
+  if (writerListen) instances.push(writerListen)
+  instances.push(writerDirect)
   await sleep(500)
 
   // 1. Latency, interleaved modes and rates.
@@ -339,7 +344,7 @@ try {
   const breakdowns: Record<string, unknown[]> = {}
   let offset = 0
   for (const [mode, rate] of HEARTBEATS_ONLY ? [] : LATENCY_ROUNDS) {
-    const [subscriber, writer] = mode === 'poll' ? [subscriberPoll, writerPoll] : [subscriberListen, mode === 'direct' ? writerDirect : writerListen]
+    const [subscriber, writer] = mode === 'poll' ? [subscriberPoll, writerPoll] : [subscriberListen, mode === 'direct' ? writerDirect : (writerListen as Instance)]
     const key = `${mode}@${rate}`
     const [subBefore, writerBefore] = await Promise.all([subscriber.ask<InstanceStats>('stats', 'stats'), writer.ask<InstanceStats>('stats', 'stats')])
     const benchBefore = process.cpuUsage()
@@ -360,7 +365,11 @@ try {
       coresBench: Number(((benchCpu.user + benchCpu.system) / 1e6 / seconds).toFixed(2)),
       coresPostgres: Number(((postgresTicks() - pgBefore) / 100 / seconds).toFixed(2)),
       machineBusy: Number(((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)).toFixed(2)),
+      // getRun calls (snapshots of opened streams; every read on a store without getRuns), then the
+      // batched reads: statements, and the runs they read.
       subscriberRunReads: subAfter.runReads - subBefore.runReads,
+      subscriberBatchedReads: subAfter.runsReads - subBefore.runsReads,
+      subscriberRunsBatchRead: subAfter.runsRead - subBefore.runsRead,
       writerTransactions: writerAfter.transactions - writerBefore.transactions,
       notifyBatches: writerAfter.notify && writerBefore.notify ? writerAfter.notify.batches - writerBefore.notify.batches : null,
       notifySent: writerAfter.notify && writerBefore.notify ? writerAfter.notify.sent - writerBefore.notify.sent : null,
@@ -389,7 +398,7 @@ try {
     process.exit(0)
   }
 
-  // 2. Write throughput, NOTIFY off (poll writer) vs on (listen writer), interleaved blocks.
+  // 2. Write throughput, polling mode (poll writer) vs LISTEN mode (the direct writer: batches on notifyPool), interleaved blocks.
   let counter = 0
   const firstRun = LATENCY_ROUNDS.reduce((sum, [, rate]) => sum + streamsAt(rate), 0) + 1
   const pool = RUNS - firstRun
@@ -422,11 +431,11 @@ try {
   }
   // Warm-up, not measured: the LISTEN writer took 16,000 more writes in the latency rounds, and a
   // cold process (JIT, heap) would make the comparison favour it.
-  for (const writer of [writerPoll, writerListen]) await stageUpdates(writer)
+  for (const writer of [writerPoll, writerDirect]) await stageUpdates(writer)
   for (let round = 0; round < (HEARTBEATS_ONLY ? 0 : ROUNDS); round++) {
     const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)
     for (const notify of order) {
-      const result = await stageUpdates(notify === 'on' ? writerListen : writerPoll)
+      const result = await stageUpdates(notify === 'on' ? writerDirect : writerPoll)
       throughput[notify].rps.push(result.requests.average)
       throughput[notify].p99.push(result.latency.p99)
     }
@@ -529,7 +538,7 @@ try {
 
   results['loadAfter'] = loadavg()
   console.log(`\nload average after: ${loadavg()}`)
-  console.log('\nLatency from the writer\'s 200 to the event at a subscriber on another instance (100 streams):')
+  console.log(`\nLatency from the writer's 200 to the event at a subscriber on another instance (${STREAMS} streams; ${HIGH_STREAMS} at ${HIGH_RATE}/s; direct = LISTEN with batches on notifyPool, the default set-up):`)
   console.log('| mode @ updates/s | samples | refused (503 or reset) | p50 | p99 | max | p99 per round |')
   console.log('| --- | --- | --- | --- | --- | --- | --- |')
   for (const [key, value] of Object.entries(latency)) {

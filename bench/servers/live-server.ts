@@ -30,6 +30,15 @@ store.getRun = (runId) => {
   runReads += 1
   return getRun(runId)
 }
+// The watcher's batched reads (Store.getRuns): statements, and the runs they read.
+let runsReads = 0
+let runsRead = 0
+const getRuns = store.getRuns.bind(store)
+store.getRuns = (runIds, options) => {
+  runsReads += 1
+  runsRead += runIds.length
+  return getRuns(runIds, options)
+}
 // And the writes decided under the run's lock (a transaction): the optimistic write lost its race.
 let transactions = 0
 const transaction = store.transaction.bind(store)
@@ -53,7 +62,7 @@ app.use(
 )
 reportToParent(createServer(app))
 process.on('message', (message) => {
-  if (message === 'stats') process.send?.({ stats: { cpu: process.cpuUsage(), runReads, transactions, notify: store.notifyCounts ?? null } })
+  if (message === 'stats') process.send?.({ stats: { cpu: process.cpuUsage(), runReads, runsReads, runsRead, transactions, notify: store.notifyCounts ?? null } })
   if (message !== 'memory') return
   const gc = (globalThis as { gc?: () => void }).gc
   gc?.()
