@@ -136,8 +136,12 @@ export interface PgHandlerOptions<Client extends PrismaStoreClient = PrismaStore
    * after the handlers' `close()` on shutdown, so queued notifications go out.
    */
   readonly store: PrismaStore<Client>
-  /** The handlers' `live`: the given settings, plus `listen` (the listener) in LISTEN mode. */
-  readonly live: LiveStatusOptions
+  /**
+   * The handlers' `live`: the given settings, plus `listen` in LISTEN mode (the listener on the
+   * direct URL: its `state` and `counts` are there for metrics; the handlers start it with their
+   * first stream and close it with theirs).
+   */
+  readonly live: Omit<LiveStatusOptions, 'listen'> & { readonly listen?: PgRunListener | undefined }
 }
 
 /** What {@link createPgConnections} returns: the request pool and the direct URL's users. */
