@@ -297,13 +297,14 @@ export function createPgConnections(options: PgConnectionsOptions): PgConnection
     handlerOptions(wiring) {
       const listen = decided.mode === 'listen'
       const channel = wiring.listener?.channel ?? DEFAULT_NOTIFY_CHANNEL
+      // The listener first: its options are checked before a store exists that nobody would close.
+      const listener = listen ? createPgRunListener({ ...wiring.listener, channel, connectionString: directConnectionString }) : undefined
       const store = createPrismaStore({
         ...wiring.store,
         prisma: wiring.prisma,
         pool,
         ...(listen ? { notifyChannel: channel, notifyPool } : {}),
       })
-      const listener = listen ? createPgRunListener({ ...wiring.listener, channel, connectionString: directConnectionString }) : undefined
       if (!announced) {
         announced = true
         const pollMs = wiring.live?.pollIntervalMs ?? LIVE_DEFAULTS.pollIntervalMs

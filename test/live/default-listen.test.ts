@@ -180,6 +180,19 @@ describe.skipIf(!usesPostgres())('the live mode on real PostgreSQL over real HTT
     expect(b.warnings).toEqual([])
   }, 30_000)
 
+  it('a direct URL that looks like a transaction pooler\'s never turns LISTEN on: it polls and warns once with the fix', async () => {
+    const url = db.url as string
+    const polling = { pollIntervalMs: 50, safetyPollIntervalMs: NEVER_MS }
+    const b = await startInstance({ connectionString: url, directConnectionString: `${url}?pgbouncer=true` }, polling)
+    expect(b.wired.live.listen).toBeUndefined()
+    expect(b.info).toEqual([])
+    expect(b.warnings).toEqual([
+      'pipeline-status: live streams poll run versions every 50 ms: the direct URL (DIRECT_DATABASE_URL, directConnectionString: 127.0.0.1:5432) ' +
+        "looks like a transaction pooler's (pgbouncer=true, port 6432 or 6543, or a pooler host), which never delivers another session's notifications. " +
+        "Fix: give the database's own host and port, or pass live: 'listen' if it is a pooler in session mode (docs/live-status.md)",
+    ])
+  })
+
   it("live: 'poll' opts out with a direct URL: no notifications, no listener, polling delivers", async () => {
     const url = db.url as string
     const polling = { pollIntervalMs: 50, safetyPollIntervalMs: NEVER_MS }
