@@ -9,7 +9,7 @@ import { createExpressRouter, loadPipelinesFile, type PipelineCatalogues } from 
 import type { PgRunListener } from 'pipeline-status-sdk/pg'
 import { createPrismaStore, createStaleRunSweeper, type RunState, type StaleRunSweeperSettings } from 'pipeline-status-sdk/server'
 import type { PipelineStatusInstrumentation } from 'pipeline-status-sdk/server'
-import { type Database, openDatabase } from '../shared/database.js'
+import { openDatabase } from '../shared/database.js'
 
 /** How long a client may take to send its request headers, in milliseconds (Node's default is 60 s). */
 export const HEADERS_TIMEOUT_MS = 10_000
@@ -39,10 +39,12 @@ export interface ExpressExampleOptions {
   /**
    * How live streams learn of changes written by other instances: `'poll'` reads the versions of
    * the streamed runs every `pollIntervalMs`; `'listen'` holds a LISTEN connection (PostgreSQL
-   * only) on `directDatabaseUrl`, else on `databaseUrl` when that is direct, and the store sends
-   * each write's notification after commit, in batches. With only a pooled `databaseUrl` (a
-   * pooler that refuses startup parameters) it logs one line with the cause and the fix and polls.
-   * @default 'poll'
+   * only) on `directDatabaseUrl`, else on `databaseUrl`, and the store sends each write's
+   * notification after commit, in batches, on a connection of its own. With only a pooled
+   * `databaseUrl` (one that looks pooled, or a pooler that refuses startup parameters) it logs one
+   * line with the cause and the fix and polls.
+   * @default the rule of `createPgConnections`: `'listen'` when `directDatabaseUrl` is given, else
+   *   `'poll'` (one line at start says which, and why)
    */
   liveMode?: 'poll' | 'listen' | undefined
   /** The version-polling interval in milliseconds. @default 250 */
@@ -91,14 +93,15 @@ export function collectionFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<Ex
 
 /**
  * The example's live settings from the environment, as `npm run example:express` reads them:
- * `LIVE_MODE` (`poll`, the default, or `listen`) and `DIRECT_DATABASE_URL`. Throws an `Error`
+ * `LIVE_MODE` (`poll` or `listen`; unset: the rule of `createPgConnections`, LISTEN when
+ * `DIRECT_DATABASE_URL` is set, else polling) and `DIRECT_DATABASE_URL`. Throws an `Error`
  * naming `LIVE_MODE` and the accepted values for any other value.
  */
 export function liveFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<ExpressExampleOptions, 'liveMode' | 'directDatabaseUrl'> {
-  const mode = env['LIVE_MODE']?.trim() || 'poll'
-  if (mode !== 'poll' && mode !== 'listen') throw new Error(`LIVE_MODE must be poll or listen, got ${JSON.stringify(mode)}`)
+  const mode = env['LIVE_MODE']?.trim() || undefined
+  if (mode !== undefined && mode !== 'poll' && mode !== 'listen') throw new Error(`LIVE_MODE must be poll or listen, got ${JSON.stringify(mode)}`)
   const direct = env['DIRECT_DATABASE_URL']?.trim()
-  return { liveMode: mode, ...(direct ? { directDatabaseUrl: direct } : {}) }
+  return { ...(mode ? { liveMode: mode } : {}), ...(direct ? { directDatabaseUrl: direct } : {}) }
 }
 
 /** A running example. */
@@ -135,22 +138,20 @@ export interface ExpressExample {
 export async function startExpressExample(options: ExpressExampleOptions): Promise<ExpressExample> {
   const log = options.log ?? console
   if (options.liveMode === 'listen' && !options.databaseUrl) throw new Error("liveMode 'listen' needs a PostgreSQL databaseUrl")
-  const db = await openDatabase({ url: options.databaseUrl, directUrl: options.directDatabaseUrl, dataDir: options.dataDir, logger: log })
+  const db = await openDatabase({ url: options.databaseUrl, directUrl: options.directDatabaseUrl, dataDir: options.dataDir, live: options.liveMode, logger: log })
   const app = express()
   app.disable('x-powered-by')
-  const listen = options.liveMode === 'listen' && directConnectionAtHand(db, log)
-  const channel = 'pipeline_status'
   // Every database call is bounded (503 + Retry-After past it); these are the defaults, in ms.
-  // The store's own statements run on the pool under Prisma's adapter (the fast path); behind a
-  // transaction pooler it turns to unnamed prepared statements by itself.
-  const store = createPrismaStore({
-    prisma: db.prisma,
-    ...(db.connections ? { pool: db.connections.pool } : {}),
-    queryTimeoutMs: 5_000,
-    maxWaitMs: 5_000,
-    timeoutMs: 15_000,
-    ...(listen ? { notifyChannel: channel } : {}),
-  })
+  const bounds = { queryTimeoutMs: 5_000, maxWaitMs: 5_000, timeoutMs: 15_000 }
+  const live = { pollIntervalMs: options.pollIntervalMs }
+  // On PostgreSQL the connections wire the store and the live streams together: the store on the
+  // pool under Prisma's adapter (the fast path; behind a transaction pooler it turns to unnamed
+  // prepared statements by itself) and, with a direct URL, LISTEN (the store notifies after
+  // commit on its own connection, the handlers listen on the direct URL). PGlite polls.
+  const wired = db.connections
+    ? db.connections.handlerOptions({ prisma: db.prisma, store: bounds, live })
+    : { store: createPrismaStore({ prisma: db.prisma, ...bounds }), live }
+  const { store } = wired
   const sweeper = options.staleRunSweeper
     ? createStaleRunSweeper({
         logger: { warn: (message) => log.warn(message), error: (message) => log.error(message) },
@@ -159,11 +160,9 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
         instrumentation: options.instrumentation,
       })
     : undefined
-  // LISTEN always on the direct URL (DIRECT_DATABASE_URL, else DATABASE_URL when that is direct).
-  const listener = listen ? db.connections?.listener({ channel }) : undefined
+  const listener = 'listen' in wired.live ? wired.live.listen : undefined
   const router = createExpressRouter({
-    store,
-    live: { pollIntervalMs: options.pollIntervalMs, listen: listener },
+    ...wired,
     secret: options.secret,
     ...collectionSettings(options),
     logger: { warn: (message) => log.warn(message), error: (message, details) => log.error(message, details) },
@@ -223,22 +222,6 @@ export async function startExpressExample(options: ExpressExampleOptions): Promi
         await db.close()
       })()),
   }
-}
-
-/**
- * Whether LISTEN mode has a direct connection: `DIRECT_DATABASE_URL`, or `DATABASE_URL` when no
- * pooler refused the bounds on it. Otherwise one line says why the example polls, and the fix.
- */
-function directConnectionAtHand(db: Database, log: Pick<Console, 'warn'>): boolean {
-  if (!db.connections) return false
-  if (db.connections.hasDirectUrl || db.bounds !== 'database') return true
-  log.warn(
-    '[express-example] LIVE_MODE=listen needs a direct connection, but DATABASE_URL goes through a connection pooler ' +
-      '(it refused the startup parameters) and DIRECT_DATABASE_URL is not set: a transaction pooler never delivers ' +
-      "another session's notifications, so live streams poll run versions instead. Fix: set DIRECT_DATABASE_URL to the " +
-      "database's own host and port.",
-  )
-  return false
 }
 
 /** The handlers' `pipelines` and `readTokens` from the example's options (only those given). */

@@ -8,9 +8,10 @@
  *   or in `DATA_DIR` when set): the URL requests use; a transaction pooler's is fine
  * - `DIRECT_DATABASE_URL`: a direct session URL for the migrations and LISTEN, when
  *   `DATABASE_URL` is a pooler's (unset: `DATABASE_URL`)
- * - `LIVE_MODE`: `poll` (default: each instance polls the versions of the runs it streams) or
- *   `listen` (one LISTEN connection per instance on the direct URL; with only a pooled
- *   `DATABASE_URL` it says so once and polls)
+ * - `LIVE_MODE`: `poll` (each instance polls the versions of the runs it streams) or `listen` (one
+ *   LISTEN connection per instance on the direct URL; with only a pooled `DATABASE_URL` it says so
+ *   once and polls). Unset: `listen` when `DIRECT_DATABASE_URL` is set, else `poll`; one line at
+ *   start says which, and why
  * - `PIPELINES_FILE`: named stage catalogues, a JSON file `{ "report": ["Fetch", "Summarise"] }`
  *   (the same format as `pipeline-status mock --pipelines`); runs created without a pipeline
  *   stay in `default`

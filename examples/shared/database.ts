@@ -20,7 +20,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
-import { createPgConnections, type PgConnections } from 'pipeline-status-sdk/pg'
+import { createPgConnections, type PgConnections, type PgLiveModeSetting } from 'pipeline-status-sdk/pg'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 
 /** The folder holding `<timestamp>_<name>/migration.sql`, as `prisma migrate` lays it out. */
@@ -83,11 +83,18 @@ export interface OpenDatabaseOptions {
    */
   poolSize?: number | undefined
   /**
-   * Receives the one warning when a connection pooler refuses the bounds as startup parameters
-   * and the database does not set them either (see {@link openDatabase}).
-   * @default `console.warn`
+   * The live mode rule of `createPgConnections` (`live`): `'auto'` (LISTEN with `directUrl`, else
+   * version polling), `'listen'` or `'poll'`. Ignored without `url`.
+   * @default 'auto'
    */
-  logger?: { warn(message: string): void } | undefined
+  live?: PgLiveModeSetting | undefined
+  /**
+   * Receives the one warning when a connection pooler refuses the bounds as startup parameters
+   * and the database does not set them either (see {@link openDatabase}), and the connections'
+   * start line (`info`: which live mode and why).
+   * @default `console`
+   */
+  logger?: { warn(message: string): void; info?(message: string): void } | undefined
 }
 
 /** An open database with its Prisma client. */
@@ -104,7 +111,8 @@ export interface Database {
   pglite?: PGlite
   /**
    * The two URLs (`kind: 'postgres'` only): `connections.pool` is the `pg` pool under the Prisma
-   * client, for the store's `pool` option; `connections.listener()` opens LISTEN on the direct URL.
+   * client; `connections.handlerOptions({ prisma })` gives the store and the handlers' `live`,
+   * wired for `connections.liveMode` (LISTEN on the direct URL, or version polling).
    */
   connections?: PgConnections
   /** Disconnects the client (and closes PGlite). */
@@ -163,9 +171,21 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
       await client.end()
       if (migrating !== client) await migrating.end()
     }
+    let live = options.live
+    if (live === 'listen' && !options.directUrl && pooled) {
+      // The URL does not look like a pooler's, but one refused the startup parameters: LISTEN there would never be told of other sessions' writes.
+      ;(options.logger ?? console).warn(
+        "LISTEN (live: 'listen', LIVE_MODE=listen) needs a direct connection, but DATABASE_URL goes through a connection pooler " +
+          '(it refused the startup parameters) and DIRECT_DATABASE_URL is not set: a transaction pooler never delivers ' +
+          "another session's notifications, so live streams poll run versions instead. Fix: set DIRECT_DATABASE_URL to the " +
+          "database's own host and port.",
+      )
+      live = 'poll'
+    }
     const connections = createPgConnections({
       connectionString: options.url,
       directConnectionString: options.directUrl,
+      live,
       ...(options.logger ? { logger: options.logger } : {}),
       pool: {
         max: options.poolSize ?? 10,

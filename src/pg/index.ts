@@ -16,13 +16,16 @@
  *
  * The two URLs are said once, in {@link createPgConnections}: `connectionString` (`DATABASE_URL`,
  * pooled, for requests: its `pool` goes to Prisma's adapter and to the store) and
- * `directConnectionString` (`DIRECT_DATABASE_URL`, for `LISTEN` and migrations).
+ * `directConnectionString` (`DIRECT_DATABASE_URL`, for `LISTEN` and migrations). Given a direct
+ * URL, LISTEN is the default (issue 31; `live: 'poll'` opts out, `live: 'listen'` opts in on one
+ * direct URL), and `db.handlerOptions({ prisma })` wires both halves, the notifying store and the
+ * listener, on one channel.
  *
  * @example
  * ```ts
  * import { PrismaPg } from '@prisma/adapter-pg'
  * import { createPgConnections } from 'pipeline-status-sdk/pg'
- * import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
+ * import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
  * import { PrismaClient } from './generated/prisma/client.js'
  *
  * const db = createPgConnections({
@@ -30,10 +33,7 @@
  *   directConnectionString: process.env.DIRECT_DATABASE_URL,
  * })
  * const prisma = new PrismaClient({ adapter: new PrismaPg(db.pool) })
- * const handlers = createPipelineStatusHandlers({
- *   store: createPrismaStore({ prisma, pool: db.pool, notifyChannel: 'pipeline_status' }),
- *   live: { listen: db.listener({ channel: 'pipeline_status' }) },
- * })
+ * const handlers = createPipelineStatusHandlers({ ...db.handlerOptions({ prisma }) })
  * ```
  *
  * It also holds {@link applyMigrations}: the package's migrations applied and recorded as
@@ -44,7 +44,14 @@
  */
 export type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
 export { createPgConnections } from './connections.js'
-export type { PgConnections, PgConnectionsOptions } from './connections.js'
+export type {
+  PgConnections,
+  PgConnectionsOptions,
+  PgHandlerOptions,
+  PgHandlerOptionsInput,
+  PgLiveMode,
+  PgLiveModeSetting,
+} from './connections.js'
 export { applyMigrations, MigrationError } from './migrate.js'
 export type {
   ApplyMigrationsOptions,

@@ -138,13 +138,15 @@ export interface LiveStatusOptions {
    */
   safetyPollIntervalMs?: number | undefined
   /**
-   * Opt-in LISTEN mode: a source of change notifications, `createPgRunListener({ connectionString })`
+   * LISTEN mode: a source of change notifications, `createPgRunListener({ connectionString })`
    * from `pipeline-status-sdk/pg` (Node only; the store needs `notifyChannel` on the same channel).
+   * `createPgConnections(…).handlerOptions({ prisma })` sets both whenever the app gives a direct
+   * URL (`DIRECT_DATABASE_URL`; the rule of issue 31 item 1, DESIGN.md "Live status").
    * While it delivers (for `createPgRunListener`: connected, passing its liveness probes, and
    * shown to receive other sessions' notifications) the process polls only every
    * `safetyPollIntervalMs`; otherwise it
    * polls and logs one warning with the cause; when it delivers again every streamed run is read again.
-   * @default none: version polling
+   * @default none: version polling (with `db.handlerOptions()`: the listener when a direct URL is given)
    */
   listen?: RunChangeSource | undefined
   /**
@@ -407,7 +409,8 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
   clock?: (() => Date) | undefined
   /**
    * Settings of the live status stream, `GET {basePath}/{runId}/events`.
-   * @default version polling every 250 ms, keep-alive every 15 s, at most 10,000 streams
+   * @default version polling every 250 ms, keep-alive every 15 s, at most 10,000 streams (with
+   *   `createPgConnections(…).handlerOptions()` from `pipeline-status-sdk/pg`: LISTEN when a direct URL is given)
    */
   live?: LiveStatusOptions | undefined
   /**

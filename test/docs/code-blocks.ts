@@ -101,6 +101,8 @@ import type pg from 'pg'
 export declare const prisma: PrismaClient
 /** The \`pg\` pool under the client's adapter (\`new PrismaPg(pool)\`), for the store's \`pool\`. */
 export declare const pool: pg.Pool
+/** The app's connections (\`createPgConnections\`): \`db.pool\` is \`pool\`, \`db.handlerOptions({ prisma })\` the store and live options. */
+export declare const db: import('pipeline-status-sdk/pg').PgConnections
 `
 
 const COMPILER_OPTIONS = {

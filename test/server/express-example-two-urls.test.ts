@@ -1,9 +1,10 @@
 /**
  * The Express example's two URLs (issue 31, "Two URLs, said once"): `DATABASE_URL` for requests
  * (here a real PgBouncer in transaction mode) and `DIRECT_DATABASE_URL` for the migrations and
- * LISTEN, with `LIVE_MODE=listen|poll` read from the environment. Two instances share one
- * PostgreSQL; the LISTEN connection must be the direct one (a transaction pooler never delivers
- * another session's notifications, so its delivery check would never pass).
+ * LISTEN, with `LIVE_MODE=listen|poll` read from the environment; unset, LISTEN is the default
+ * when `DIRECT_DATABASE_URL` is given (issue 31 item 1). Two instances share one PostgreSQL; the
+ * LISTEN connection must be the direct one (a transaction pooler never delivers another
+ * session's notifications, so its delivery check would never pass).
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -36,8 +37,10 @@ async function runExample(env: Record<string, string>): Promise<{ code: number |
 }
 
 describe('LIVE_MODE and DIRECT_DATABASE_URL from the environment', () => {
-  it('defaults to poll, reads listen and the direct URL, and refuses any other mode naming LIVE_MODE', () => {
-    expect(liveFromEnv({})).toEqual({ liveMode: 'poll' })
+  it('leaves the mode to the rule when unset, reads poll, listen and the direct URL, and refuses any other mode naming LIVE_MODE', () => {
+    expect(liveFromEnv({})).toEqual({})
+    expect(liveFromEnv({ DIRECT_DATABASE_URL: 'postgresql://db:5432/app' })).toEqual({ directDatabaseUrl: 'postgresql://db:5432/app' })
+    expect(liveFromEnv({ LIVE_MODE: 'poll' })).toEqual({ liveMode: 'poll' })
     expect(liveFromEnv({ LIVE_MODE: 'listen', DIRECT_DATABASE_URL: 'postgresql://db:5432/app' })).toEqual({
       liveMode: 'listen',
       directDatabaseUrl: 'postgresql://db:5432/app',
@@ -69,10 +72,12 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('the Express example on a pooled 
   let bouncer: PgBouncer
   const started: ExpressExample[] = []
   const logs: string[] = []
-  const log = { info: () => {}, warn: (m: string) => void logs.push(m), error: (m: string) => void logs.push(m) }
+  const infos: string[] = []
+  const log = { info: (m: string) => void infos.push(m), warn: (m: string) => void logs.push(m), error: (m: string) => void logs.push(m) }
 
-  const start = (env: NodeJS.ProcessEnv) =>
-    startExpressExample({ port: 0, secret: SECRET, databaseUrl: bouncer.url, log, ...liveFromEnv(env) }).then((example) => {
+  // Ten minutes between version polls: a cross-instance update that arrives came through LISTEN (or the 5 s safety poll).
+  const start = (env: NodeJS.ProcessEnv, pollIntervalMs = 600_000) =>
+    startExpressExample({ port: 0, secret: SECRET, databaseUrl: bouncer.url, log, pollIntervalMs, ...liveFromEnv(env) }).then((example) => {
       started.push(example)
       return example
     })
@@ -87,11 +92,13 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('the Express example on a pooled 
     await db?.close()
   })
 
-  it('LISTEN mode listens on the direct URL, and a write on one instance reaches a stream on the other', async () => {
-    const env = { LIVE_MODE: 'listen', DIRECT_DATABASE_URL: db.url }
+  it('with DIRECT_DATABASE_URL and no LIVE_MODE, LISTEN is the default: it listens on the direct URL, and a write on one instance reaches a stream on the other', async () => {
+    infos.length = 0
+    const env = { DIRECT_DATABASE_URL: db.url }
     const writer = await start(env)
     const reader = await start(env)
     expect(reader.live.mode).toBe('listen')
+    expect(infos.filter((line) => line.startsWith('pipeline-status: live streams use LISTEN'))).toHaveLength(2) // one per instance
 
     const created = await fetch(`${writer.url}/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' }, body: '{}' })
     expect(created.status).toBe(201)
@@ -123,6 +130,27 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('the Express example on a pooled 
     const event = await stream.waitFor((message) => message.event === 'update')
     expect(JSON.parse(event.data)).toMatchObject({ stages: [{ stageNumber: 1, status: 'PROCESSING' }] })
     stream.abort()
+    expect(logs.filter((line) => /LISTEN|notification/.test(line))).toEqual([])
+  })
+
+  it('LIVE_MODE=poll opts out with a direct URL, and says so at start', async () => {
+    infos.length = 0
+    const example = await start({ LIVE_MODE: 'poll', DIRECT_DATABASE_URL: db.url }, 250)
+    expect(example.live).toEqual({ mode: 'poll', listener: undefined })
+    expect(infos.filter((line) => line.startsWith('pipeline-status: live streams'))).toEqual([
+      "pipeline-status: live streams poll run versions every 250 ms: createPgConnections was given live: 'poll'. To use LISTEN on the direct URL given, leave live unset (docs/live-status.md)",
+    ])
+  })
+
+  it('with only the pooled URL and no LIVE_MODE it polls, and the start line says how to turn LISTEN on', async () => {
+    infos.length = 0
+    logs.length = 0
+    const example = await start({}, 250)
+    expect(example.live).toEqual({ mode: 'poll', listener: undefined })
+    const lines = infos.filter((line) => line.startsWith('pipeline-status: live streams'))
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^pipeline-status: live streams poll run versions every 250 ms: no direct URL is given .* set DIRECT_DATABASE_URL/)
+    // Polling by default is no fault: no warning about LISTEN (the pooler's refused bounds are warned of apart).
     expect(logs.filter((line) => /LISTEN|notification/.test(line))).toEqual([])
   })
 

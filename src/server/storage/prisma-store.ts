@@ -99,7 +99,9 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    */
   logger?: Logger | undefined
   /**
-   * Opt-in for live streams in LISTEN mode: after each write of a run commits, the store queues
+   * For live streams in LISTEN mode (set, with {@link PrismaStoreOptions.notifyPool}, by
+   * `createPgConnections(…).handlerOptions()` from `pipeline-status-sdk/pg` whenever a direct URL
+   * is given): after each write of a run commits, the store queues
    * `'<runId>:<version>'` and sends the queue every {@link PrismaStoreOptions.notifyIntervalMs}
    * as one statement (`SELECT pg_notify(channel, x) FROM unnest(…) x`), outside the write, so
    * the instances listening on `channel` (`createPgRunListener` from `pipeline-status-sdk/pg`)
