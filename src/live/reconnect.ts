@@ -6,8 +6,16 @@
  */
 import { DEFAULT_SERVER_KEEP_ALIVE_MS } from '../internal/attempt-deadline.js'
 import { backoffDelay } from '../internal/backoff.js'
+import { isPositive } from '../internal/is-positive.js'
 import type { StreamAttempt } from './stream-attempt.js'
 import { isRetriableFailure, isRunSubscriptionError } from './subscription-errors.js'
+
+/** A subscriber's delays in milliseconds, or its default when not given; a TypeError for one that is not a positive number. */
+export function positiveMs(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!isPositive(value)) throw new TypeError(`Expected a positive number of milliseconds, got ${String(value)}`)
+  return value
+}
 
 export interface Reconnect {
   /** The `streamOnce` hooks that keep the server's keep-alive interval and `retry:` delay. */

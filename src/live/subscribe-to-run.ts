@@ -3,7 +3,6 @@ import type { RunStatusResponse } from '../contract/records.js'
 import { DEFAULT_BASE_PATH, routeUrl } from '../contract/routes.js'
 import { isFinalStatus } from '../contract/status.js'
 import { sleep } from '../internal/sleep.js'
-import { isPositive } from '../internal/is-positive.js'
 import { SILENT_KEEP_ALIVES } from '../internal/attempt-deadline.js'
 import { applyOutputChunk, mergeRunUpdate } from '../contract/live-status.js'
 import { absoluteUrl } from './page-url.js'
@@ -11,9 +10,10 @@ import { requestHeaders, setEventsPath } from './set-stream.js'
 import { joinSharedStream, type SharedStreamKey } from './shared-streams.js'
 import { pollOnce } from './poll-attempt.js'
 import { applyRunEvent } from './run-events.js'
-import { createReconnect } from './reconnect.js'
+import { createReconnect, positiveMs } from './reconnect.js'
 import { streamOnce } from './stream-attempt.js'
 import { RunSubscriptionError } from './subscription-errors.js'
+import { createSubscriptionLifecycle } from './subscription-lifecycle.js'
 
 /**
  * The connection state of a run subscription:
@@ -198,8 +198,18 @@ function sharedKey(options: SubscribeToRunOptions): SharedStreamKey | undefined 
     headers: requestHeaders(options),
     credentials: options.credentials,
     fetch: options.fetch,
-    reconnectDelayMs: positive(options.reconnectDelayMs, DEFAULT_RECONNECT_DELAY_MS),
-    maxReconnectDelayMs: positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS),
+    ...reconnectDelays(options),
+  }
+}
+
+/** The first and longest reconnection delay of a subscriber's options, defaults filled in; a TypeError for one that is not a positive number. */
+export function reconnectDelays(options: Pick<SubscribeToRunOptions, 'reconnectDelayMs' | 'maxReconnectDelayMs'>): {
+  reconnectDelayMs: number
+  maxReconnectDelayMs: number
+} {
+  return {
+    reconnectDelayMs: positiveMs(options.reconnectDelayMs, DEFAULT_RECONNECT_DELAY_MS),
+    maxReconnectDelayMs: positiveMs(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS),
   }
 }
 
@@ -209,32 +219,16 @@ function sharedKey(options: SubscribeToRunOptions): SharedStreamKey | undefined 
  * server, a refused set) it goes on with its own subscription, the same callbacks, to the end.
  */
 function subscribeShared(runId: string, options: SubscribeToRunOptions, key: SharedStreamKey): RunSubscription {
-  let state: RunConnectionState = 'connecting'
+  const lifecycle = createSubscriptionLifecycle(options, 'finished')
+  const { signal, setState } = lifecycle
   let status: RunStatusResponse | undefined
-  let lastError: Error | undefined
   let alone: RunSubscription | undefined
-  let stopped = false
   let settle: () => void = () => {}
-  const settled = new Promise<void>((resolve) => (settle = resolve))
-
-  function setState(next: RunConnectionState, error?: Error): void {
-    lastError = error
-    if (next === state && error === undefined) return
-    state = next
-    options.onStateChange?.(next, error)
-  }
-  function stop(): void {
-    if (stopped) return
-    stopped = true
-    leave()
-    alone?.close()
-    options.signal?.removeEventListener('abort', stop)
-    if (alone === undefined) settle()
-  }
+  const followed = new Promise<void>((resolve) => (settle = resolve))
 
   const leave = joinSharedStream(key, runId, {
     onEvent: (event) => {
-      if (stopped) return
+      if (signal.aborted) return
       let next: RunStatusResponse | undefined
       if (event.kind === 'snapshot' && 'full' in event) next = event.full
       else if (event.kind === 'update' && 'full' in event) next = mergeRunUpdate(status, event.full)
@@ -251,19 +245,19 @@ function subscribeShared(runId: string, options: SubscribeToRunOptions, key: Sha
       }
       if (event.kind === 'end') {
         setState('finished')
-        stop()
+        lifecycle.close()
       }
     },
     onState: (next, error) => {
-      if (!stopped) setState(next, error)
+      if (!signal.aborted) setState(next, error)
     },
     onRefused: (error) => {
-      if (stopped) return
+      if (signal.aborted) return
       setState('error', error)
-      stop()
+      lifecycle.close()
     },
     onFallback: () => {
-      if (stopped) return
+      if (signal.aborted) return
       alone = subscribeAlone(runId, {
         ...options,
         onUpdate: (next) => {
@@ -273,62 +267,43 @@ function subscribeShared(runId: string, options: SubscribeToRunOptions, key: Sha
         onStateChange: (next, error) => setState(next, error),
       })
       void alone.done.then(() => {
-        stopped = true
-        options.signal?.removeEventListener('abort', stop)
+        lifecycle.close()
         settle()
       })
     },
   })
-  if (options.signal?.aborted) stop()
-  else options.signal?.addEventListener('abort', stop, { once: true })
+  // Closed on its own, it is done; on its own connection, once that one is (closed with it).
+  lifecycle.onClose(() => {
+    leave()
+    if (alone === undefined) settle()
+    else alone.close()
+  })
 
-  return {
-    get state() {
-      return state
-    },
+  return lifecycle.handle(lifecycle.settle(followed), {
     get status() {
       return status
     },
     get transport() {
-      return alone === undefined ? (state === 'connecting' ? undefined : 'stream') : alone.transport
+      return alone === undefined ? (lifecycle.state === 'connecting' ? undefined : 'stream') : alone.transport
     },
-    get error() {
-      return lastError
-    },
-    done: settled,
-    close: stop,
-  }
+  })
 }
 
 /** One run on its own connection: its stream, or polling when the server has none. */
 function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): RunSubscription {
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
-  const maxDelay = positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS)
-  const pollInterval = positive(options.pollIntervalMs, DEFAULT_POLL_INTERVAL_MS)
-  const reconnect = createReconnect(positive(options.reconnectDelayMs, DEFAULT_RECONNECT_DELAY_MS), maxDelay)
+  const pollInterval = positiveMs(options.pollIntervalMs, DEFAULT_POLL_INTERVAL_MS)
+  const { reconnectDelayMs, maxReconnectDelayMs } = reconnectDelays(options)
+  const reconnect = createReconnect(reconnectDelayMs, maxReconnectDelayMs)
   // Built once, here: a URL that cannot be built stops the subscription instead of failing every attempt.
   const urls = buildRunUrls(options.url ?? DEFAULT_BASE_PATH, runId)
 
-  const controller = new AbortController()
-  const stop = () => controller.abort()
-  if (options.signal?.aborted) stop()
-  else options.signal?.addEventListener('abort', stop, { once: true })
-  const signal = controller.signal
-
-  let state: RunConnectionState = 'connecting'
+  const lifecycle = createSubscriptionLifecycle(options, 'finished')
+  const { signal, setState } = lifecycle
   let status: RunStatusResponse | undefined
   let transport: RunTransport | undefined
-  let lastError: Error | undefined
   let lastEventId: string | undefined
   let etag: string | undefined
-
-  function setState(next: RunConnectionState, error?: Error): void {
-    if (signal.aborted && next !== 'finished' && next !== 'error') return
-    lastError = error
-    if (next === state && error === undefined) return
-    state = next
-    options.onStateChange?.(next, error)
-  }
 
   function publish(next: RunStatusResponse): void {
     status = next
@@ -420,26 +395,14 @@ function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): Run
     }
   }
 
-  const done = run()
-    .catch((error: unknown) => setState('error', error as Error))
-    .finally(() => options.signal?.removeEventListener('abort', stop))
-
-  return {
-    get state() {
-      return state
-    },
+  return lifecycle.handle(lifecycle.settle(run()), {
     get status() {
       return status
     },
     get transport() {
       return transport
     },
-    get error() {
-      return lastError
-    },
-    done,
-    close: stop,
-  }
+  })
 }
 
 /** The absolute URLs of a run's stream and of the polling fallback. */
@@ -467,10 +430,4 @@ function buildRunUrls(url: string, runId: string): RunUrls | RunSubscriptionErro
   const status = absoluteUrl('subscribeToRun', url, relative.status)
   if (status instanceof RunSubscriptionError) return status
   return { events, status }
-}
-
-function positive(value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!isPositive(value)) throw new TypeError(`Expected a positive number of milliseconds, got ${String(value)}`)
-  return value
 }

@@ -3,12 +3,12 @@ import type { RunStatusResponse } from '../contract/records.js'
 import { type RunFilter, runFilterQuery } from '../contract/run-filter.js'
 import { MAX_LIST_LIMIT, type RunSummary } from '../contract/run-list.js'
 import { DEFAULT_BASE_PATH } from '../contract/routes.js'
-import { isPositive } from '../internal/is-positive.js'
 import { absoluteUrl } from './page-url.js'
 import { parseSetEvent, type SetStreamEvent } from './set-events.js'
 import { followSetStream, requestHeaders, setEventsPath } from './set-stream.js'
-import { DEFAULT_MAX_RECONNECT_DELAY_MS, DEFAULT_RECONNECT_DELAY_MS } from './subscribe-to-run.js'
+import { reconnectDelays } from './subscribe-to-run.js'
 import { RunSubscriptionError } from './subscription-errors.js'
+import { createSubscriptionLifecycle } from './subscription-lifecycle.js'
 
 /**
  * The connection state of a set subscription:
@@ -150,33 +150,18 @@ export interface RunsSubscription<V extends SetStreamView = 'summary'> {
 export function subscribeToRuns<V extends SetStreamView = 'summary'>(options: SubscribeToRunsOptions<V> = {}): RunsSubscription<V> {
   const view: SetStreamView = options.view ?? 'summary'
   const query = setStreamQuery(options, view)
-  const reconnectDelayMs = positive(options.reconnectDelayMs, DEFAULT_RECONNECT_DELAY_MS)
-  const maxReconnectDelayMs = positive(options.maxReconnectDelayMs, DEFAULT_MAX_RECONNECT_DELAY_MS)
+  const { reconnectDelayMs, maxReconnectDelayMs } = reconnectDelays(options)
   const base = options.url ?? DEFAULT_BASE_PATH
   const url = absoluteUrl('subscribeToRuns', base, `${setEventsPath(base)}?${query.toString()}`)
   const listed = options.runIds === undefined ? undefined : new Set(options.runIds)
 
-  const controller = new AbortController()
-  const stop = () => controller.abort()
-  if (options.signal?.aborted) stop()
-  else options.signal?.addEventListener('abort', stop, { once: true })
-  const signal = controller.signal
-
-  let state: RunsConnectionState = 'connecting'
-  let lastError: Error | undefined
+  const lifecycle = createSubscriptionLifecycle(options, 'closed')
+  const { signal, setState } = lifecycle
   let runs: readonly RunSetItem<V>[] = []
   let shown = new Map<string, RunSetItem<V>>()
   // Between an attempt's opening and its `ready`: the snapshots of the new set, shown at `ready`.
   let gathering: Map<string, RunSetItem<V>> | undefined
   const ended = new Set<string>()
-
-  function setState(next: RunsConnectionState, error?: Error): void {
-    if (signal.aborted && next !== 'closed' && next !== 'error') return
-    lastError = error
-    if (next === state && error === undefined) return
-    state = next
-    options.onStateChange?.(next, error)
-  }
 
   function publish(): void {
     runs = [...shown.values()].sort(newestFirst)
@@ -252,7 +237,7 @@ export function subscribeToRuns<V extends SetStreamView = 'summary'>(options: Su
       maxReconnectDelayMs,
       onOpen: () => {
         gathering = new Map()
-        if (state !== 'live') setState(state === 'reconnecting' ? 'reconnecting' : 'connecting')
+        if (lifecycle.state !== 'live') setState(lifecycle.state === 'reconnecting' ? 'reconnecting' : 'connecting')
       },
       onEvent: (message) => {
         const event = parseSetEvent(message, view)
@@ -276,24 +261,12 @@ export function subscribeToRuns<V extends SetStreamView = 'summary'>(options: Su
     }
   }
 
-  const done = run()
-    .catch((error: unknown) => setState('error', error as Error))
-    .finally(() => options.signal?.removeEventListener('abort', stop))
-
-  return {
-    get state() {
-      return state
-    },
+  return lifecycle.handle(lifecycle.settle(run()), {
     get runs() {
       return runs
     },
     ended,
-    get error() {
-      return lastError
-    },
-    done,
-    close: stop,
-  }
+  })
 }
 
 /** The query of a set stream: the filter and `limit`, or the run ids; the view always. */
@@ -334,10 +307,4 @@ function newestFirst(a: RunSummary | RunStatusResponse, b: RunSummary | RunStatu
   const [ta, tb] = [Date.parse(ra.createdAt), Date.parse(rb.createdAt)]
   if (ta !== tb) return tb - ta
   return ra.id < rb.id ? 1 : ra.id > rb.id ? -1 : 0
-}
-
-function positive(value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!isPositive(value)) throw new TypeError(`Expected a positive number of milliseconds, got ${String(value)}`)
-  return value
 }

@@ -4,25 +4,12 @@
  */
 import { createProblem, LIVE_EVENTS } from 'pipeline-status-sdk'
 import { describe, expect, it } from 'vitest'
+import { runRecord } from '../live/sse-fixture.js'
 import { OpenApiAnswerValidator } from './openapi-answers.js'
 
 const validator = new OpenApiAnswerValidator()
 const at = (method: string, path: string) => ({ method, url: `http://app.test/api/pipeline${path}` })
-const run = {
-  id: 'run_1',
-  status: 'PROCESSING',
-  error: null,
-  completedAt: null,
-  completionReceivedAt: null,
-  createdAt: '2025-10-25T14:03:00.000Z',
-  updatedAt: '2025-10-25T14:03:00.000Z',
-  lastActivityAt: null,
-  heartbeatIntervalMs: null,
-  pipeline: 'default',
-  tags: [],
-  metadata: {},
-  startedAt: null,
-}
+const run = runRecord('run_1', 'PROCESSING')
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers } })
 const problem = (code: Parameters<typeof createProblem>[0], headers: Record<string, string> = {}) => {

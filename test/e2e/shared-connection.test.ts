@@ -21,6 +21,7 @@ import { DEFAULT_STAGES } from '../../src/contract/stages.js'
 import { MemoryStore } from '../../src/core/memory-store.js'
 import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../../src/server/handlers.js'
 import { readSmallBody, toWebRequest, writeWebResponse } from '../../src/server/http/node-bridge.js'
+import { postOk } from '../support/handler-requests.js'
 import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 
 const CHROMIUM = toolForTests(chromiumTool('test/e2e/shared-connection.test.ts', 'a page following 20 runs in Chromium'))
@@ -38,12 +39,7 @@ let script = ''
 const events = { open: 0, urls: [] as string[] }
 
 async function post(path: string, body: unknown): Promise<void> {
-  const response = await fetch(`${origin}/api/pipeline${path}`, {
-    method: 'POST',
-    headers: { 'x-webhook-secret': SECRET, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  if (!response.ok) throw new Error(`POST ${path} answered ${response.status}: ${await response.text()}`)
+  await postOk(SECRET, `${origin}/api/pipeline`, path, body)
 }
 
 function page(runIds: string[]): string {

@@ -10,6 +10,7 @@ import { type RunStatusResponse, subscribeToRun } from 'pipeline-status-sdk'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ExpressExample, startExpressExample } from '../../examples/express/app.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
+import { postOk } from '../support/handler-requests.js'
 import { openSse } from './sse-reader.js'
 
 const SECRET = 'across-instances-secret'
@@ -21,15 +22,7 @@ const CHANGES = [1, 2, 3, 4, 5].flatMap((stageNumber) => [
   { stageNumber, status: 'COMPLETED' as const },
 ])
 
-async function post(base: string, path: string, body: unknown): Promise<Response> {
-  const response = await fetch(`${base}${path}`, {
-    method: 'POST',
-    headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  expect(response.status, await response.clone().text()).toBeLessThan(300)
-  return response
-}
+const post = (base: string, path: string, body: unknown): Promise<Response> => postOk(SECRET, base, path, body)
 
 function stageUpdate(change: (typeof CHANGES)[number]) {
   return { stageNumber: change.stageNumber, stageName: `Stage ${change.stageNumber}`, status: change.status, output: `out ${change.stageNumber}` }

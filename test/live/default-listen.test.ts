@@ -16,6 +16,7 @@ import { ServerConfigurationError } from 'pipeline-status-sdk/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
+import { postOk } from '../support/handler-requests.js'
 import { until } from '../support/until.js'
 import { openSse } from './sse-reader.js'
 
@@ -68,15 +69,7 @@ async function startInstance(connections: Omit<PgConnectionsOptions, 'logger'>, 
   return instance
 }
 
-async function post(base: string, path: string, body: unknown): Promise<Response> {
-  const response = await fetch(`${base}${path}`, {
-    method: 'POST',
-    headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  expect(response.status, await response.clone().text()).toBeLessThan(300)
-  return response
-}
+const post = (base: string, path: string, body: unknown): Promise<Response> => postOk(SECRET, base, path, body)
 
 /** Creates a run on `writer`, opens its stream on `reader`, posts a stage on `writer`: the update `reader`'s stream gets. */
 async function crossInstanceUpdate(writer: Instance, reader: Instance, beforeWrite: () => Promise<void> = async () => {}): Promise<unknown> {

@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defineStages } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers, MemoryStore, type PipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { readSmallBody, toWebRequest, writeWebResponse } from '../../src/server/http/node-bridge.js'
+import { postOk } from '../support/handler-requests.js'
 import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -33,20 +34,14 @@ let handlers: PipelineStatusHandlers | undefined
 let browser: Browser | undefined
 let origin = ''
 
-/** POSTs JSON to a route with the secret, as a runner does; returns the parsed answer. */
 // Legal, unbroken and as long as allowed: each must wrap inside its box, never widen the page.
 const LONG_TAG = 'B'.repeat(128)
 const LONG_PIPELINE = 'P'.repeat(128)
 
+/** POSTs JSON to a route with the secret, as a runner does; returns the parsed answer. */
 async function post(path: string, body: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`${origin}/api/pipeline${path}`, {
-    method: 'POST',
-    headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  const text = await response.text()
-  if (!response.ok) throw new Error(`POST ${path} answered ${response.status}: ${text}`)
-  return JSON.parse(text) as Record<string, unknown>
+  const response = await postOk(SECRET, `${origin}/api/pipeline`, path, body)
+  return (await response.json()) as Record<string, unknown>
 }
 
 const stage = (runId: string, stageNumber: number, fields: Record<string, unknown>) =>

@@ -34,14 +34,7 @@ export function requireAllTools(): boolean {
 
 /** Chromium for the browser tests: `CHROMIUM_PATH`, else Debian's `/usr/bin/chromium`. */
 export function chromiumTool(file = 'test/e2e/nextjs.test.ts', tests = 'the Next.js example in Chromium'): OptionalTool {
-  const path = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium'
-  return {
-    tests,
-    file,
-    path: existsSync(path) ? path : undefined,
-    missing: `no Chromium at ${path}`,
-    enable: 'apt-get install -y chromium, or set CHROMIUM_PATH to a Chromium or Chrome binary',
-  }
+  return programAt({ variable: 'CHROMIUM_PATH', fallback: '/usr/bin/chromium', name: 'Chromium', enable: 'apt-get install -y chromium, or set CHROMIUM_PATH to a Chromium or Chrome binary' }, file, tests)
 }
 
 /** The first Python 3.9+ (pyenv's or Debian's): the Python example runner and client need nothing else. */
@@ -70,14 +63,13 @@ export function pythonHandlersTool(): OptionalTool {
 
 /** Debian's PgBouncer binary for the pooler tests: `PGBOUNCER_PATH`, else `/usr/sbin/pgbouncer`. */
 export function pgbouncerTool(file = 'test/prisma/pgbouncer.test.ts', tests = 'the tests behind PgBouncer'): OptionalTool {
-  const path = process.env['PGBOUNCER_PATH'] || '/usr/sbin/pgbouncer'
-  return {
-    tests,
-    file,
-    path: existsSync(path) ? path : undefined,
-    missing: `no PgBouncer at ${path}`,
-    enable: 'apt-get install -y pgbouncer, or set PGBOUNCER_PATH',
-  }
+  return programAt({ variable: 'PGBOUNCER_PATH', fallback: '/usr/sbin/pgbouncer', name: 'PgBouncer', enable: 'apt-get install -y pgbouncer, or set PGBOUNCER_PATH' }, file, tests)
+}
+
+/** A program at the path in the environment variable `variable`, else at `fallback`; `name` says which in the message when it is missing. */
+function programAt(program: { variable: string; fallback: string; name: string; enable: string }, file: string, tests: string): OptionalTool {
+  const path = process.env[program.variable] || program.fallback
+  return { tests, file, path: existsSync(path) ? path : undefined, missing: `no ${program.name} at ${path}`, enable: program.enable }
 }
 
 /** PgBouncer for the LISTEN-through-a-pooler test (test/live/listen-liveness.test.ts). */

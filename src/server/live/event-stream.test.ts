@@ -8,15 +8,10 @@ import { describe, expect, it } from 'vitest'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fixtures.js'
+import { readSink, type SentEvent } from '../../../test/support/sink-reader.js'
 import { EventStreams } from './event-stream.js'
 import type { RunSnapshotListener, RunWatcher } from './run-watcher.js'
 
-
-interface Sent {
-  event: string
-  id: string
-  data: Record<string, unknown>
-}
 
 async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputChunkRow[] }) {
   let listener: RunSnapshotListener | undefined
@@ -36,34 +31,8 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     undefined,
     resume && { from: resume.from, chunksSince: async () => resume.chunks },
   )
-  // The body goes to a sink that keeps what is written as it is written: no reader, no pause to wait out.
-  let written = ''
-  let done = false
-  body!.attach({
-    bufferedBytes: 0,
-    write: (text) => {
-      written += text
-      return new TextEncoder().encode(text).byteLength
-    },
-    end: () => void (done = true),
-    abort: () => void (done = true),
-  })
-  let buffered = ''
-  const events: Sent[] = []
-  /** Every event written since the previous take (after the work already queued, all in memory, has run). */
-  const take = async (): Promise<Sent[]> => {
-    await new Promise<void>((resolve) => setImmediate(resolve))
-    buffered += written
-    written = ''
-    const blocks = buffered.split('\n\n')
-    buffered = blocks.pop() ?? ''
-    for (const block of blocks) {
-      const fields = Object.fromEntries(block.split('\n').filter((line) => !line.startsWith(':') && line.includes(': ')).map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]))
-      if (fields['event']) events.push({ event: fields['event'], id: fields['id'] ?? '', data: JSON.parse(fields['data'] ?? 'null') as Record<string, unknown> })
-    }
-    return events.splice(0)
-  }
-  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!(next, chunks), take, closed: () => done, streams }
+  const { take, closed } = readSink(body!)
+  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!(next, chunks), take, closed, streams }
 }
 
 describe('a run stream with streamed output', () => {
@@ -138,7 +107,7 @@ describe('a run stream with streamed output', () => {
   })
 
   /** What a subscriber appending every event holds of stage 1: an update's output replaces, each output event appends. */
-  const appended = (events: Sent[]) =>
+  const appended = (events: SentEvent[]) =>
     events.reduce((text, event) => {
       if (event.event === 'output') return text + String(event.data['text'])
       const stage = (event.data['stages'] as Array<Record<string, unknown>> | undefined)?.find((candidate) => candidate['stageNumber'] === 1)

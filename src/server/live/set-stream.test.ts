@@ -10,6 +10,7 @@ import type { RunSummary } from '../../contract/run-list.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fixtures.js'
+import { readSink } from '../../../test/support/sink-reader.js'
 import type { RunSnapshotListener, RunWatcher } from './run-watcher.js'
 import type { RunWindows } from './run-window.js'
 import { SetStreams } from './set-stream.js'
@@ -17,12 +18,6 @@ import { SetStreams } from './set-stream.js'
 
 /** The summary view's item, cut to what these tests read. */
 const summary = (snapshot: RunSnapshot) => ({ id: snapshot.run.id, version: snapshot.version }) as unknown as RunSummary
-
-interface Sent {
-  event: string
-  id: string
-  data: Record<string, unknown>
-}
 
 /** A `run=` stream of `run_1` in `view`, whose watcher the test drives; `takesChunks`: whether it asked for chunks. */
 async function open(first: RunSnapshot, view: SetStreamView) {
@@ -42,34 +37,8 @@ async function open(first: RunSnapshot, view: SetStreamView) {
     async () => null,
   )
   const body = await streams.openRuns([{ runId: 'run_1', read: async () => first, admits: () => true }], view, new AbortController().signal)
-  // The body goes to a sink that keeps what is written as it is written: no reader, no pause to wait out.
-  let written = ''
-  let done = false
-  body.attach({
-    bufferedBytes: 0,
-    write: (text) => {
-      written += text
-      return new TextEncoder().encode(text).byteLength
-    },
-    end: () => void (done = true),
-    abort: () => void (done = true),
-  })
-  let buffered = ''
-  /** Every event written since the previous take (after the work already queued, all in memory, has run). */
-  const take = async (): Promise<Sent[]> => {
-    await new Promise<void>((resolve) => setImmediate(resolve))
-    buffered += written
-    written = ''
-    const blocks = buffered.split('\n\n')
-    buffered = blocks.pop() ?? ''
-    const events: Sent[] = []
-    for (const block of blocks) {
-      const fields = Object.fromEntries(block.split('\n').filter((line) => !line.startsWith(':') && line.includes(': ')).map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]))
-      if (fields['event']) events.push({ event: fields['event'], id: fields['id'] ?? '', data: JSON.parse(fields['data'] ?? 'null') as Record<string, unknown> })
-    }
-    return events
-  }
-  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!(next, chunks), take, closed: () => done, takesChunks: () => takesChunks, streams }
+  const { take, closed } = readSink(body)
+  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!(next, chunks), take, closed, takesChunks: () => takesChunks, streams }
 }
 
 describe('a set stream with streamed output', () => {
