@@ -11,10 +11,10 @@ import type { Logger } from './logger.js'
 import type { DeliveryResult, FlushResult, OutboxEntry, OutboxRoute, PendingEntry } from './outbox/entry.js'
 import type { Outbox } from './outbox/outbox.js'
 import { describeEntry } from './outbox/entry.js'
-import { parseRetryAfter } from './retry-policy.js'
+import { parseRetryAfter, shouldRetry } from './retry-policy.js'
 import { type RunFinishedEvent, type RunFinishedObserver, type StageConflictAnswer, safeJson } from './run-finished.js'
 import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
-import { type Transport, shouldRetry } from './transport.js'
+import type { Transport } from './transport.js'
 
 /**
  * An update that could not be delivered yet and waits in the outbox; it will be delivered in

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
-import { DEFAULT_RETRY_POLICY, isRetriableStatus, parseRetryAfter, resolveRetryPolicy, retryDelay } from './retry-policy.js'
-import { shouldRetry } from './transport.js'
+import { DEFAULT_RETRY_POLICY, isRetriableStatus, parseRetryAfter, resolveRetryPolicy, retryDelay, shouldRetry } from './retry-policy.js'
 
 describe('retry policy', () => {
   it('retries 408, 429 and every 5xx, never other 4xx', () => {
@@ -52,6 +51,9 @@ describe('retry policy', () => {
     for (const status of [400, 401, 403, 404, 409, 413, 422]) expect(shouldRetry(http(status))).toBe(false)
     expect(shouldRetry(new PipelineStatusError('aborted'))).toBe(false)
     expect(shouldRetry(new TypeError('fetch failed'))).toBe(false)
+    // An error of the other build (ESM or CommonJS) of the package is judged by its name alike.
+    expect(shouldRetry(Object.assign(new Error('timed out'), { name: 'StatusTimeoutError' }))).toBe(true)
+    expect(shouldRetry(Object.assign(new Error('refused'), { name: 'StatusHttpError', status: 422 }))).toBe(false)
   })
 
   it('fills defaults and rejects nonsense', () => {

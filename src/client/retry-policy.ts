@@ -1,5 +1,5 @@
 import { backoffDelay } from '../internal/backoff.js'
-import { type PipelineStatusError, isStatusHttpError, isStatusNetworkError, isStatusTimeoutError } from './errors.js'
+import { isStatusHttpError, isStatusNetworkError, isStatusTimeoutError } from './errors.js'
 
 // The one parser, shared with the live status subscriber; the client's entry exports it from here.
 export { parseRetryAfter } from '../contract/retry-after.js'
@@ -57,10 +57,13 @@ export function isRetriableStatus(status: number): boolean {
 }
 
 /**
- * Whether a failed request may succeed later (network error, timeout, 408, 429, 5xx): the
- * client's one retry rule, used by the first send, its retries and redelivery from the outbox.
+ * The client's one retry rule: whether a failed request may succeed if sent again (a network
+ * error, a per-attempt timeout, or an HTTP 408, 429 or 5xx, see {@link isRetriableStatus}). Used
+ * by the first send, its retries, and the outbox's classification of a failed delivery. Anything
+ * else (another 4xx, an abort, an error that is not the client's) is `false`. The guards check
+ * the error's `name`, so an error from another realm or build counts alike.
  */
-export function isRetriableError(error: PipelineStatusError): boolean {
+export function shouldRetry(error: unknown): boolean {
   if (isStatusNetworkError(error) || isStatusTimeoutError(error)) return true
   return isStatusHttpError(error) && isRetriableStatus(error.status)
 }

@@ -1,6 +1,7 @@
 /**
- * The one place the client talks HTTP: one attempt path, one retry loop, one `shouldRetry` rule,
- * the secret and idempotency headers, and the mapping of failures to the client's typed errors.
+ * The one place the client talks HTTP: one attempt path, one retry loop (whose rule is
+ * `shouldRetry`, in retry-policy.ts), the secret and idempotency headers, and the mapping of
+ * failures to the client's typed errors.
  * Internal: not exported from the package.
  *
  * Every attempt, the first and each retry alike, is one call of ky with ky's own retry and
@@ -25,7 +26,7 @@ import { forwardAbort } from './forward-abort.js'
 import { networkCause } from './network-cause.js'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError, isStatusHttpError } from './errors.js'
 import type { Logger } from './logger.js'
-import { type ResolvedRetryPolicy, isRetriableError, parseRetryAfter, retryDelay } from './retry-policy.js'
+import { type ResolvedRetryPolicy, parseRetryAfter, retryDelay, shouldRetry } from './retry-policy.js'
 
 export { networkCause } from './network-cause.js'
 
@@ -81,14 +82,6 @@ function timedOut(timeoutMs: number): DOMException {
 
 /** The attempts' signals their deadline aborted, so a caller's own timeout is not taken for one. */
 const deadlines = new WeakSet<AbortSignal>()
-
-/**
- * The one retry rule of the client: whether a failed attempt may succeed if sent again (network
- * error, timeout, 408, 429, 5xx). The outbox's classification of a failed send uses it too.
- */
-export function shouldRetry(error: unknown): boolean {
-  return error instanceof PipelineStatusError && isRetriableError(error)
-}
 
 /** Sends requests; throws only {@link PipelineStatusError}s. */
 export class Transport {

@@ -128,11 +128,18 @@ const cases: Case[] = [
     stored: { attempt: 1, maxAttempts: 3, progress: { seq: 4, percent: 40 }, output: 'partial' },
   },
   {
+    rule: 'a final status keeps the stored attempt fields, without the retry it waited for (a final stage does not retry)',
+    stage: storedStage({ nextRetryAt: at(HOUR) }),
+    update: update({ status: 'CANCELLED' }),
+    outcome: 'applied',
+    stored: { status: 'CANCELLED', attempt: 2, maxAttempts: 3, lastError: 'model timed out', nextRetryAt: null },
+  },
+  {
     rule: 'a final status keeps the stored attempt fields',
     stage: storedStage({ nextRetryAt: at(-1_000) }),
     update: update({ status: 'COMPLETED', output: 'done' }),
     outcome: 'applied',
-    stored: { status: 'COMPLETED', attempt: 2, maxAttempts: 3, lastError: 'model timed out', nextRetryAt: at(-1_000) },
+    stored: { status: 'COMPLETED', attempt: 2, maxAttempts: 3, lastError: 'model timed out', nextRetryAt: null },
   },
   {
     rule: 'a higher attempt on a finished run is a late PROCESSING: stale',

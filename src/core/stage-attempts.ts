@@ -47,6 +47,17 @@ export function storedAttemptFields(stage: StageState | undefined): StageAttempt
 }
 
 /**
+ * The attempt fields of a stage that becomes final (`COMPLETED`, `FAILED` or `CANCELLED`, by its
+ * own update or by `POST /cancel`): the stored ones, with `nextRetryAt` `null`. A final stage
+ * never retries, so a retry it was waiting for is not pending any more; `attempt`, `maxAttempts`
+ * and `lastError` stay (they say which attempt ended the stage and why the one before failed).
+ * The one rule both final transitions of the state machine apply (docs/contract.md "Attempts").
+ */
+export function finalAttemptFields(stage: StageState | undefined): StageAttemptFields {
+  return { ...storedAttemptFields(stage), nextRetryAt: null }
+}
+
+/**
  * The attempt fields a stage keeps after a `PROCESSING` update that is not stale for its attempt:
  * - without `attempt`: the stored ones, unchanged;
  * - the same attempt: each field sent replaces the stored one (`null` clears it, so

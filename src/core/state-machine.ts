@@ -13,7 +13,7 @@ import { DEFAULT_PIPELINE, type StageCatalogue, lastStageNumber } from '../contr
 import { isFinalStatus, type FinalStatus, type StageStatus } from '../contract/status.js'
 import { timestampToDate } from '../contract/timestamp.js'
 import { type ClampedInstant, DEFAULT_CLOCK_SKEW_TOLERANCE_MS, clampRunnerInstant } from './runner-instants.js'
-import { attemptFieldsDiffer, compareAttempt, nextAttemptFields, storedAttemptFields } from './stage-attempts.js'
+import { attemptFieldsDiffer, compareAttempt, finalAttemptFields, nextAttemptFields, storedAttemptFields } from './stage-attempts.js'
 import { compareProgress, decideProgress } from './stage-progress.js'
 import { completedAtFloor, stageStartedAt, started } from './stage-timing.js'
 import { nextTraceFields } from './stage-trace.js'
@@ -190,8 +190,9 @@ export function decideStageUpdate({ run, stage, update, stages, now, clockSkewTo
     updatedAt: now,
     // The row's creation, or the finish of a stage first reported final (so startedAt ≤ completedAt).
     startedAt: stage ? stageStartedAt(stage) : (completedAt ?? now),
-    // Final statuses carry no attempt fields (the contract refuses them) and keep the stored ones.
-    ...nextAttemptFields(stage, update, now),
+    // Final statuses carry no attempt fields (the contract refuses them) and keep the stored
+    // ones, but no longer wait for a retry.
+    ...(finalStage ? finalAttemptFields(stage) : nextAttemptFields(stage, update, now)),
     // Streamed output stays with its stage; a final output replaces the text shown, not `outputSeq`.
     outputSeq: stage?.outputSeq ?? null,
     outputBytes: stage?.outputBytes ?? null,
@@ -333,7 +334,10 @@ export type CancelDecision =
       outcome: 'applied'
       /** The run, `CANCELLED`, with the reason as `error` and `completedAt` now. */
       run: RunState
-      /** The stages that were `PROCESSING`, now `CANCELLED` (output and progress kept). */
+      /**
+       * The stages that were `PROCESSING`, now `CANCELLED` (output, progress and attempt kept;
+       * `nextRetryAt` `null`: a cancelled stage does not retry, see `finalAttemptFields`).
+       */
       stages: StageState[]
     }
   | { outcome: 'duplicate'; run: RunState }
@@ -366,7 +370,7 @@ export function decideCancel({ run, stages, reason, now }: CancelInput): CancelD
     run: { ...run, status: 'CANCELLED', error: reason ?? null, completedAt: now, updatedAt: now },
     stages: stages
       .filter((stage) => stage.status === 'PROCESSING')
-      .map((stage) => ({ ...stage, status: 'CANCELLED' as const, completedAt: now, updatedAt: now })),
+      .map((stage) => ({ ...stage, ...finalAttemptFields(stage), status: 'CANCELLED' as const, completedAt: now, updatedAt: now })),
   }
 }
 

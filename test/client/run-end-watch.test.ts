@@ -159,7 +159,7 @@ describe('retries under the run stream', () => {
     expect(summary).toMatchObject({ status: 'CANCELLED', finishedElsewhere: { learnedFrom: 'stream' } })
     expect(summary.stages[0]).toMatchObject({ status: 'CANCELLED', attempts: 2 })
     const stage = (await client.getStatus(run.id)).stages[0]
-    expect(stage).toMatchObject({ status: 'CANCELLED', attempt: 2, maxAttempts: 3, lastError: 'model timed out' })
+    expect(stage).toMatchObject({ status: 'CANCELLED', attempt: 2, maxAttempts: 3, lastError: 'model timed out', nextRetryAt: null })
   })
 })
 

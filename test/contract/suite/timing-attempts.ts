@@ -123,6 +123,44 @@ export function describeTimingAttempts({ name, scenario }: ContractContext): voi
     )
 
     scenario(
+      'a stage cancelled while it waits to retry keeps its attempt but no nextRetryAt: stored, in the status document and the live update',
+      async (api) => {
+        const id = await runOnAttempt1(api)
+        at(T0 + 2 * MINUTE)
+        await api.stageOk(id, retrying(2, { lastError: 'model timed out', nextRetryAt: iso(T0 + 30 * MINUTE) }))
+        const events = readEvents(await api.send({ path: `/${encodeURIComponent(id)}/events` }))
+        expect((await events.next()).event).toBe('snapshot')
+        at(T0 + 3 * MINUTE)
+        expect(await api.cancelOk(id, { reason: 'stopped by the user' })).toMatchObject({ outcome: 'applied', run: { status: 'CANCELLED' } })
+        const expected = {
+          stageNumber: 2,
+          status: 'CANCELLED',
+          attempt: 2,
+          maxAttempts: 3,
+          lastError: 'model timed out',
+          nextRetryAt: null,
+          completedAt: iso(T0 + 3 * MINUTE),
+        }
+        expect((await api.status(id)).stages[1]).toMatchObject(expected)
+        const update = await events.next()
+        expect(update.event).toBe('update')
+        expect(RunUpdateEvent.parse(JSON.parse(update.data)).stages).toEqual([expect.objectContaining(expected)])
+        await events.cancel()
+
+        // Cancelled by its own runner (a CANCELLED stage update) while waiting: the same.
+        const other = await runOnAttempt1(api)
+        at(T0 + 5 * MINUTE)
+        await api.stageOk(other, retrying(2, { lastError: 'rate limited', nextRetryAt: iso(T0 + 30 * MINUTE) }))
+        at(T0 + 6 * MINUTE)
+        const cancelled = await api.stageOk(other, makeStageUpdate({ stageNumber: 2, status: 'CANCELLED' }))
+        const direct = { ...expected, lastError: 'rate limited', completedAt: iso(T0 + 6 * MINUTE) }
+        expect(cancelled).toMatchObject({ outcome: 'applied', stage: direct, run: { status: 'CANCELLED' } })
+        expect((await api.status(other)).stages[1]).toMatchObject(direct)
+      },
+      clock,
+    )
+
+    scenario(
       'attempt fields are valid only with PROCESSING, the last three only with attempt: 400 naming the field, nothing changes',
       async (api) => {
         const id = await runOnAttempt1(api)
