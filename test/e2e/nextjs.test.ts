@@ -7,7 +7,9 @@
  * works, nextjs-run.png once the run is finished, nextjs-run-streaming-*.png while a stage streams its text.
  *
  * Database: a throwaway database on the server in DATABASE_URL, or else an embedded PGlite that
- * the start script serves over a socket. Browser: Debian's Chromium (`CHROMIUM_PATH` to use
+ * the start script serves over a socket. On PostgreSQL the app also gets it as DIRECT_DATABASE_URL,
+ * so its live streams use LISTEN (with polling set to ten minutes: an update written by another
+ * process reaches a page only by notification); on PGlite it polls. Browser: Debian's Chromium (`CHROMIUM_PATH` to use
  * another); without it the tests are skipped and `npm test` says so in one line, unless
  * PIPELINE_STATUS_REQUIRE_ALL is set (CI), which makes them fail instead
  * (test/support/optional-tools.ts).
@@ -23,9 +25,14 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+import { createPgConnections } from 'pipeline-status-sdk/pg'
+import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runExamplePipeline } from '../../examples/runner/runner.js'
+import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 
@@ -67,6 +74,8 @@ const CHROMIUM_ARGS = [
 const STAGE_WORK_MS = 1500
 /** How long the page is watched after the run finished, to see that it sends nothing more. */
 const QUIET_PERIOD_MS = 3000
+/** Ten minutes: with LISTEN, no version poll (nor safety poll) runs within a test's wait. */
+const NEVER_MS = 600_000
 
 const secret = randomBytes(18).toString('base64url')
 let server: ChildProcess | undefined
@@ -203,6 +212,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const buildEnv: NodeJS.ProcessEnv = { ...process.env, NEXT_TELEMETRY_DISABLED: '1' }
     delete buildEnv['WEBHOOK_SECRET']
     delete buildEnv['DATABASE_URL']
+    delete buildEnv['DIRECT_DATABASE_URL']
     // The same three steps as the example's `npm run build`.
     await step('Installing the built package into the app', ['scripts/install-sdk.mjs'], buildEnv)
     await step('Generating the app\'s Prisma client', ['scripts/prisma-generate.mjs'], buildEnv)
@@ -216,8 +226,13 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
       database = await createTestDatabase()
       if (!database.url) throw new Error('Expected a PostgreSQL test database with a URL')
       env['DATABASE_URL'] = database.url
+      // The same database as the direct URL: the app's live streams use LISTEN (lib/prisma.ts).
+      env['DIRECT_DATABASE_URL'] = database.url
+      env['LIVE_POLL_INTERVAL_MS'] = String(NEVER_MS)
+      env['LIVE_SAFETY_POLL_INTERVAL_MS'] = String(NEVER_MS)
     } else {
       delete env['DATABASE_URL']
+      delete env['DIRECT_DATABASE_URL']
       args.push('--memory')
     }
     // Its own process group, so that afterAll can stop the start script and `next start` at once.
@@ -643,6 +658,75 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await page.screenshot({ path: join(artifacts, 'nextjs-home.png'), fullPage: true })
     await page.click(`a[href="/runs/${listed}"]`)
     await page.waitForURL(`${origin}/runs/${listed}`)
+    expect(problems).toEqual([])
+    await page.close()
+  })
+  it('says at its first request how live streams learn of other instances\' writes: LISTEN with DIRECT_DATABASE_URL, where a write from another process reaches the open page by notification; polling without', async () => {
+    const startLines = serverOutput.split('\n').filter((line) => line.startsWith('pipeline-status: live streams'))
+    if (!database?.url) {
+      // PGlite: DATABASE_URL only, so the rule says poll, and the line says how to turn LISTEN on.
+      expect(startLines).toEqual([expect.stringMatching(/^pipeline-status: live streams poll run versions every 250 ms: no direct URL is given .*set DIRECT_DATABASE_URL/)])
+      return
+    }
+    // One line per process: one set of connections, however many modules use it.
+    expect(startLines).toEqual([
+      expect.stringMatching(/^pipeline-status: live streams use LISTEN on channel 'pipeline_status' \([^)]+\): a direct URL is given \(DIRECT_DATABASE_URL, directConnectionString\)\./),
+    ])
+
+    const runId = `e2e-listen-${randomBytes(6).toString('hex')}`
+    const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+    await client.createRun(runId)
+    await client.close()
+    const { page, problems } = await openLiveRunPage(runId)
+
+    // The app's stream opened its one LISTEN connection, on the direct URL.
+    const admin = new pg.Client({ connectionString: database.url })
+    await admin.connect()
+    try {
+      const listeners = async () =>
+        (
+          await admin.query<{ count: string }>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pipeline-status-listener'",
+          )
+        ).rows[0]?.count
+      await expect.poll(listeners, { timeout: 15_000 }).toBe('1')
+
+      // Another process on the same database: its own connections, store and handlers, wired by
+      // the same rule, so its store notifies after commit. It opens no stream (so no listener).
+      const logged: string[] = []
+      const db = createPgConnections({
+        connectionString: database.url,
+        directConnectionString: database.url,
+        logger: { info: (line) => void logged.push(line), warn: (line) => void logged.push(line) },
+      })
+      const prisma = new PrismaClient({ adapter: new PrismaPg(db.pool) })
+      const wired = db.handlerOptions({ prisma })
+      const other = createPipelineStatusHandlers({ ...wired, secret, stages: DEFAULT_STAGES })
+      try {
+        expect(db.liveMode.mode).toBe('listen')
+        const response = await other.fetch(
+          new Request(`http://other-instance/api/pipeline/${runId}/stage-update`, {
+            method: 'POST',
+            headers: { 'X-Webhook-Secret': secret, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ stageNumber: 1, stageName: DEFAULT_STAGES[0]!.name, status: 'PROCESSING' }),
+          }),
+        )
+        expect(response.status, await response.clone().text()).toBe(200)
+        // Polls are ten minutes apart in the app: the page learns of it by LISTEN or not at all.
+        await expect.poll(async () => (await readPage(page)).stages[0]?.status, { timeout: 30_000 }).toBe('PROCESSING')
+        expect((await readPage(page)).live).toBe('live')
+        expect(logged.filter((line) => !line.startsWith('pipeline-status: live streams use LISTEN'))).toEqual([])
+      } finally {
+        await other.close()
+        await wired.store.close()
+        await prisma.$disconnect()
+        await db.close()
+      }
+      expect(await listeners()).toBe('1')
+    } finally {
+      await admin.end()
+    }
+    expect(serverOutput).not.toMatch(/LISTEN is not delivering|notify connection|did not answer its liveness probe/)
     expect(problems).toEqual([])
     await page.close()
   })
