@@ -8,8 +8,8 @@
  *
  * Database: a throwaway database on the server in DATABASE_URL, or else an embedded PGlite that
  * the start script serves over a socket. On PostgreSQL the app also gets it as DIRECT_DATABASE_URL,
- * so its live streams use LISTEN (with polling set to ten minutes: an update written by another
- * process reaches a page only by notification); on PGlite it polls. Browser: Debian's Chromium (`CHROMIUM_PATH` to use
+ * so its live streams use LISTEN, and a second instance (polls ten minutes apart) shows a run
+ * written through the first: only a notification can bring it there. On PGlite the app polls. Browser: Debian's Chromium (`CHROMIUM_PATH` to use
  * another); without it the tests are skipped and `npm test` says so in one line, unless
  * PIPELINE_STATUS_REQUIRE_ALL is set (CI), which makes them fail instead
  * (test/support/optional-tools.ts).
@@ -25,14 +25,10 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { PrismaAPIClient } from 'pipeline-status-sdk/client'
-import { createPgConnections } from 'pipeline-status-sdk/pg'
-import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
-import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runExamplePipeline } from '../../examples/runner/runner.js'
-import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 
@@ -74,7 +70,7 @@ const CHROMIUM_ARGS = [
 const STAGE_WORK_MS = 1500
 /** How long the page is watched after the run finished, to see that it sends nothing more. */
 const QUIET_PERIOD_MS = 3000
-/** Ten minutes: with LISTEN, no version poll (nor safety poll) runs within a test's wait. */
+/** Ten minutes: no version poll (nor safety poll) runs within a test's wait. */
 const NEVER_MS = 600_000
 
 const secret = randomBytes(18).toString('base64url')
@@ -108,14 +104,14 @@ function freePort(): Promise<number> {
 }
 
 /** Resolves once the app answers the status route with the contract's 404 for an unknown run. */
-async function waitUntilServing(child: ChildProcess): Promise<void> {
+async function waitUntilServing(child: ChildProcess, at = () => origin, output = () => serverOutput): Promise<void> {
   const deadline = Date.now() + 90_000
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`The example app exited before it served requests:\n${serverOutput}`)
+      throw new Error(`The example app exited before it served requests:\n${output()}`)
     }
     try {
-      const response = await fetch(`${origin}/api/pipeline/readiness-probe/status`, {
+      const response = await fetch(`${at()}/api/pipeline/readiness-probe/status`, {
         headers: { 'X-Webhook-Secret': secret },
       })
       if (response.status === 404) return
@@ -124,7 +120,7 @@ async function waitUntilServing(child: ChildProcess): Promise<void> {
     }
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
-  throw new Error(`The example app did not answer within 90 s:\n${serverOutput}`)
+  throw new Error(`The example app did not answer within 90 s:\n${output()}`)
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {
@@ -194,14 +190,14 @@ function expectCardsAligned(layout: Awaited<ReturnType<typeof readLayout>>): voi
 }
 
 /** `/runs/<runId>` at 1280 px, once it is live on the stream, with the page's errors and console errors collected. */
-async function openLiveRunPage(runId: string): Promise<{ page: Page; problems: string[] }> {
+async function openLiveRunPage(runId: string, at = origin): Promise<{ page: Page; problems: string[] }> {
   const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
   const problems: string[] = []
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
   page.on('console', (message) => {
     if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
   })
-  await page.goto(`${origin}/runs/${runId}`)
+  await page.goto(`${at}/runs/${runId}`)
   await expect.poll(async () => (await readPage(page)).live, { timeout: 15_000 }).toBe('live')
   return { page, problems }
 }
@@ -228,8 +224,6 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
       env['DATABASE_URL'] = database.url
       // The same database as the direct URL: the app's live streams use LISTEN (lib/prisma.ts).
       env['DIRECT_DATABASE_URL'] = database.url
-      env['LIVE_POLL_INTERVAL_MS'] = String(NEVER_MS)
-      env['LIVE_SAFETY_POLL_INTERVAL_MS'] = String(NEVER_MS)
     } else {
       delete env['DATABASE_URL']
       delete env['DIRECT_DATABASE_URL']
@@ -661,73 +655,74 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     expect(problems).toEqual([])
     await page.close()
   })
-  it('says at its first request how live streams learn of other instances\' writes: LISTEN with DIRECT_DATABASE_URL, where a write from another process reaches the open page by notification; polling without', async () => {
-    const startLines = serverOutput.split('\n').filter((line) => line.startsWith('pipeline-status: live streams'))
+  it('says at its first request how live streams learn of other instances\' writes: LISTEN with DIRECT_DATABASE_URL, where a second instance shows a run written through the first by notification; polling without', async () => {
+    const startLines = (output: string) => output.split('\n').filter((line) => line.startsWith('pipeline-status: live streams'))
     if (!database?.url) {
       // PGlite: DATABASE_URL only, so the rule says poll, and the line says how to turn LISTEN on.
-      expect(startLines).toEqual([expect.stringMatching(/^pipeline-status: live streams poll run versions every 250 ms: no direct URL is given .*set DIRECT_DATABASE_URL/)])
+      expect(startLines(serverOutput)).toEqual([expect.stringMatching(/^pipeline-status: live streams poll run versions every 250 ms: no direct URL is given .*set DIRECT_DATABASE_URL/)])
       return
     }
+    const listenLine = /^pipeline-status: live streams use LISTEN on channel 'pipeline_status' \([^)]+\): a direct URL is given \(DIRECT_DATABASE_URL, directConnectionString\)\./
     // One line per process: one set of connections, however many modules use it.
-    expect(startLines).toEqual([
-      expect.stringMatching(/^pipeline-status: live streams use LISTEN on channel 'pipeline_status' \([^)]+\): a direct URL is given \(DIRECT_DATABASE_URL, directConnectionString\)\./),
-    ])
+    expect(startLines(serverOutput)).toEqual([expect.stringMatching(listenLine)])
 
-    const runId = `e2e-listen-${randomBytes(6).toString('hex')}`
-    const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
-    await client.createRun(runId)
-    await client.close()
-    const { page, problems } = await openLiveRunPage(runId)
-
-    // The app's stream opened its one LISTEN connection, on the direct URL.
-    const admin = new pg.Client({ connectionString: database.url })
-    await admin.connect()
-    try {
-      const listeners = async () =>
-        (
-          await admin.query<{ count: string }>(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pipeline-status-listener'",
-          )
-        ).rows[0]?.count
-      await expect.poll(listeners, { timeout: 15_000 }).toBe('1')
-
-      // Another process on the same database: its own connections, store and handlers, wired by
-      // the same rule, so its store notifies after commit. It opens no stream (so no listener).
-      const logged: string[] = []
-      const db = createPgConnections({
-        connectionString: database.url,
-        directConnectionString: database.url,
-        logger: { info: (line) => void logged.push(line), warn: (line) => void logged.push(line) },
-      })
-      const prisma = new PrismaClient({ adapter: new PrismaPg(db.pool) })
-      const wired = db.handlerOptions({ prisma })
-      const other = createPipelineStatusHandlers({ ...wired, secret, stages: DEFAULT_STAGES })
-      try {
-        expect(db.liveMode.mode).toBe('listen')
-        const response = await other.fetch(
-          new Request(`http://other-instance/api/pipeline/${runId}/stage-update`, {
-            method: 'POST',
-            headers: { 'X-Webhook-Secret': secret, 'Content-Type': 'application/json' },
-            body: JSON.stringify({ stageNumber: 1, stageName: DEFAULT_STAGES[0]!.name, status: 'PROCESSING' }),
-          }),
-        )
-        expect(response.status, await response.clone().text()).toBe(200)
-        // Polls are ten minutes apart in the app: the page learns of it by LISTEN or not at all.
-        await expect.poll(async () => (await readPage(page)).stages[0]?.status, { timeout: 30_000 }).toBe('PROCESSING')
-        expect((await readPage(page)).live).toBe('live')
-        expect(logged.filter((line) => !line.startsWith('pipeline-status: live streams use LISTEN'))).toEqual([])
-      } finally {
-        await other.close()
-        await wired.store.close()
-        await prisma.$disconnect()
-        await db.close()
-      }
-      expect(await listeners()).toBe('1')
-    } finally {
-      await admin.end()
+    // A second instance of the same build on the same database, whose polls are ten minutes apart:
+    // a change written through the first reaches its page by notification or not at all.
+    const port = await freePort()
+    const second = `http://127.0.0.1:${port}`
+    let secondOutput = ''
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      WEBHOOK_SECRET: secret,
+      DATABASE_URL: database.url,
+      DIRECT_DATABASE_URL: database.url,
+      LIVE_POLL_INTERVAL_MS: String(NEVER_MS),
+      LIVE_SAFETY_POLL_INTERVAL_MS: String(NEVER_MS),
     }
-    expect(serverOutput).not.toMatch(/LISTEN is not delivering|notify connection|did not answer its liveness probe/)
-    expect(problems).toEqual([])
-    await page.close()
-  })
+    const child = spawn(process.execPath, [require.resolve('tsx/cli'), 'scripts/start.ts'], { cwd: app, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout?.on('data', (chunk: Buffer) => (secondOutput += chunk.toString()))
+    child.stderr?.on('data', (chunk: Buffer) => (secondOutput += chunk.toString()))
+    const admin = new pg.Client({ connectionString: database.url })
+    try {
+      await waitUntilServing(child, () => second, () => secondOutput)
+      expect(startLines(secondOutput)).toEqual([expect.stringMatching(listenLine)])
+
+      await admin.connect()
+      const listeners = async () =>
+        Number(
+          (
+            await admin.query<{ count: string }>(
+              "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pipeline-status-listener'",
+            )
+          ).rows[0]?.count,
+        )
+      const before = await listeners()
+
+      const runId = `e2e-listen-${randomBytes(6).toString('hex')}`
+      const first = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+      try {
+        await first.createRun(runId)
+        const { page, problems } = await openLiveRunPage(runId, second)
+        // The second instance's stream opened its LISTEN connection (one per process, on the direct URL).
+        await expect.poll(listeners, { timeout: 15_000 }).toBe(before + 1)
+
+        await first.markStageProcessing(runId, 1)
+        await expect.poll(async () => (await readPage(page)).stages[0]?.status, { timeout: 30_000 }).toBe('PROCESSING')
+        await first.markStageComplete(runId, 1)
+        await expect.poll(async () => (await readPage(page)).stages[0]?.status, { timeout: 30_000 }).toBe('COMPLETED')
+        expect((await readPage(page)).live).toBe('live')
+        expect(problems).toEqual([])
+        await page.close()
+      } finally {
+        await first.close()
+      }
+    } finally {
+      await admin.end().catch(() => {})
+      await stopServer(child).catch(() => {})
+    }
+    for (const output of [serverOutput, secondOutput]) {
+      expect(output).not.toMatch(/LISTEN is not delivering|notify connection|did not answer its liveness probe/)
+    }
+  }, 180_000)
 })
