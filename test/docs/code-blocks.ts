@@ -103,6 +103,14 @@ export declare const prisma: PrismaClient
 export declare const pool: pg.Pool
 /** The app's connections (\`createPgConnections\`): \`db.pool\` is \`pool\`, \`db.handlerOptions({ prisma })\` the store and live options. */
 export declare const db: import('pipeline-status-sdk/pg').PgConnections
+/** The same connections made on first use (docs/nextjs.md: \`next build\` imports the app without DATABASE_URL). */
+export declare function getDb(): import('pipeline-status-sdk/pg').PgConnections
+/** The same client, made on first use. */
+export declare function getPrisma(): PrismaClient
+`
+
+/** The Next.js app's route handlers, created on the first request (docs/nextjs.md), as \`@/lib/pipeline-routes\`. */
+const APP_ROUTES_MODULE = `export declare function pipelineRoutes(): import('pipeline-status-sdk/next').NextRouteHandlers
 `
 
 const COMPILER_OPTIONS = {
@@ -119,6 +127,7 @@ const COMPILER_OPTIONS = {
   // Next.js apps import with an `@/` alias (extensionless, as their bundler allows).
   paths: {
     '@/lib/prisma': ['./lib/prisma.d.ts'],
+    '@/lib/pipeline-routes': ['./lib/pipeline-routes.d.ts'],
     '@/generated/prisma/client': ['./generated/prisma/client.ts'],
     // Next.js apps resolve `next/server` with their bundler; NodeNext would need `next/server.js`.
     'next/server': ['../node_modules/next/server.d.ts'],
@@ -150,6 +159,7 @@ export async function typeCheckBlocks(root: string, blocks: readonly CodeBlock[]
     await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'docs-samples', private: true, type: 'module' }))
     await writeFile(join(project, 'prelude/globals.d.ts'), PRELUDE)
     await writeFile(join(project, 'lib/prisma.d.ts'), APP_PRISMA_MODULE)
+    await writeFile(join(project, 'lib/pipeline-routes.d.ts'), APP_ROUTES_MODULE)
     // The same module as `./prisma.js`, for samples that import the app's client relatively.
     await writeFile(join(project, 'prisma.d.ts'), APP_PRISMA_MODULE.replace('../generated/', './generated/'))
 

@@ -7,7 +7,9 @@
  * works, nextjs-run.png once the run is finished, nextjs-run-streaming-*.png while a stage streams its text.
  *
  * Database: a throwaway database on the server in DATABASE_URL, or else an embedded PGlite that
- * the start script serves over a socket. Browser: Debian's Chromium (`CHROMIUM_PATH` to use
+ * the start script serves over a socket. On PostgreSQL the app also gets it as DIRECT_DATABASE_URL,
+ * so its live streams use LISTEN, and a second instance (polls ten minutes apart) shows a run
+ * written through the first: only a notification can bring it there. On PGlite the app polls. Browser: Debian's Chromium (`CHROMIUM_PATH` to use
  * another); without it the tests are skipped and `npm test` says so in one line, unless
  * PIPELINE_STATUS_REQUIRE_ALL is set (CI), which makes them fail instead
  * (test/support/optional-tools.ts).
@@ -23,6 +25,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { PrismaAPIClient } from 'pipeline-status-sdk/client'
+import pg from 'pg'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runExamplePipeline } from '../../examples/runner/runner.js'
@@ -67,6 +70,8 @@ const CHROMIUM_ARGS = [
 const STAGE_WORK_MS = 1500
 /** How long the page is watched after the run finished, to see that it sends nothing more. */
 const QUIET_PERIOD_MS = 3000
+/** Ten minutes: no version poll (nor safety poll) runs within a test's wait. */
+const NEVER_MS = 600_000
 
 const secret = randomBytes(18).toString('base64url')
 let server: ChildProcess | undefined
@@ -99,14 +104,14 @@ function freePort(): Promise<number> {
 }
 
 /** Resolves once the app answers the status route with the contract's 404 for an unknown run. */
-async function waitUntilServing(child: ChildProcess): Promise<void> {
+async function waitUntilServing(child: ChildProcess, at = () => origin, output = () => serverOutput): Promise<void> {
   const deadline = Date.now() + 90_000
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`The example app exited before it served requests:\n${serverOutput}`)
+      throw new Error(`The example app exited before it served requests:\n${output()}`)
     }
     try {
-      const response = await fetch(`${origin}/api/pipeline/readiness-probe/status`, {
+      const response = await fetch(`${at()}/api/pipeline/readiness-probe/status`, {
         headers: { 'X-Webhook-Secret': secret },
       })
       if (response.status === 404) return
@@ -115,7 +120,7 @@ async function waitUntilServing(child: ChildProcess): Promise<void> {
     }
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
-  throw new Error(`The example app did not answer within 90 s:\n${serverOutput}`)
+  throw new Error(`The example app did not answer within 90 s:\n${output()}`)
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {
@@ -185,14 +190,14 @@ function expectCardsAligned(layout: Awaited<ReturnType<typeof readLayout>>): voi
 }
 
 /** `/runs/<runId>` at 1280 px, once it is live on the stream, with the page's errors and console errors collected. */
-async function openLiveRunPage(runId: string): Promise<{ page: Page; problems: string[] }> {
+async function openLiveRunPage(runId: string, at = origin): Promise<{ page: Page; problems: string[] }> {
   const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
   const problems: string[] = []
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
   page.on('console', (message) => {
     if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
   })
-  await page.goto(`${origin}/runs/${runId}`)
+  await page.goto(`${at}/runs/${runId}`)
   await expect.poll(async () => (await readPage(page)).live, { timeout: 15_000 }).toBe('live')
   return { page, problems }
 }
@@ -203,6 +208,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     const buildEnv: NodeJS.ProcessEnv = { ...process.env, NEXT_TELEMETRY_DISABLED: '1' }
     delete buildEnv['WEBHOOK_SECRET']
     delete buildEnv['DATABASE_URL']
+    delete buildEnv['DIRECT_DATABASE_URL']
     // The same three steps as the example's `npm run build`.
     await step('Installing the built package into the app', ['scripts/install-sdk.mjs'], buildEnv)
     await step('Generating the app\'s Prisma client', ['scripts/prisma-generate.mjs'], buildEnv)
@@ -216,8 +222,11 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
       database = await createTestDatabase()
       if (!database.url) throw new Error('Expected a PostgreSQL test database with a URL')
       env['DATABASE_URL'] = database.url
+      // The same database as the direct URL: the app's live streams use LISTEN (lib/prisma.ts).
+      env['DIRECT_DATABASE_URL'] = database.url
     } else {
       delete env['DATABASE_URL']
+      delete env['DIRECT_DATABASE_URL']
       args.push('--memory')
     }
     // Its own process group, so that afterAll can stop the start script and `next start` at once.
@@ -646,4 +655,74 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     expect(problems).toEqual([])
     await page.close()
   })
+  it('says at its first request how live streams learn of other instances\' writes: LISTEN with DIRECT_DATABASE_URL, where a second instance shows a run written through the first by notification; polling without', async () => {
+    const startLines = (output: string) => output.split('\n').filter((line) => line.startsWith('pipeline-status: live streams'))
+    if (!database?.url) {
+      // PGlite: DATABASE_URL only, so the rule says poll, and the line says how to turn LISTEN on.
+      expect(startLines(serverOutput)).toEqual([expect.stringMatching(/^pipeline-status: live streams poll run versions every 250 ms: no direct URL is given .*set DIRECT_DATABASE_URL/)])
+      return
+    }
+    const listenLine = /^pipeline-status: live streams use LISTEN on channel 'pipeline_status' \([^)]+\): a direct URL is given \(DIRECT_DATABASE_URL, directConnectionString\)\./
+    // One line per process: one set of connections, however many modules use it.
+    expect(startLines(serverOutput)).toEqual([expect.stringMatching(listenLine)])
+
+    // A second instance of the same build on the same database, whose polls are ten minutes apart:
+    // a change written through the first reaches its page by notification or not at all.
+    const port = await freePort()
+    const second = `http://127.0.0.1:${port}`
+    let secondOutput = ''
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      WEBHOOK_SECRET: secret,
+      DATABASE_URL: database.url,
+      DIRECT_DATABASE_URL: database.url,
+      LIVE_POLL_INTERVAL_MS: String(NEVER_MS),
+      LIVE_SAFETY_POLL_INTERVAL_MS: String(NEVER_MS),
+    }
+    const child = spawn(process.execPath, [require.resolve('tsx/cli'), 'scripts/start.ts'], { cwd: app, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout?.on('data', (chunk: Buffer) => (secondOutput += chunk.toString()))
+    child.stderr?.on('data', (chunk: Buffer) => (secondOutput += chunk.toString()))
+    const admin = new pg.Client({ connectionString: database.url })
+    try {
+      await waitUntilServing(child, () => second, () => secondOutput)
+      expect(startLines(secondOutput)).toEqual([expect.stringMatching(listenLine)])
+
+      await admin.connect()
+      const listeners = async () =>
+        Number(
+          (
+            await admin.query<{ count: string }>(
+              "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pipeline-status-listener'",
+            )
+          ).rows[0]?.count,
+        )
+      const before = await listeners()
+
+      const runId = `e2e-listen-${randomBytes(6).toString('hex')}`
+      const first = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+      try {
+        await first.createRun(runId)
+        const { page, problems } = await openLiveRunPage(runId, second)
+        // The second instance's stream opened its LISTEN connection (one per process, on the direct URL).
+        await expect.poll(listeners, { timeout: 15_000 }).toBe(before + 1)
+
+        await first.markStageProcessing(runId, 1)
+        await expect.poll(async () => (await readPage(page)).stages[0]?.status, { timeout: 30_000 }).toBe('PROCESSING')
+        await first.markStageComplete(runId, 1)
+        await expect.poll(async () => (await readPage(page)).stages[0]?.status, { timeout: 30_000 }).toBe('COMPLETED')
+        expect((await readPage(page)).live).toBe('live')
+        expect(problems).toEqual([])
+        await page.close()
+      } finally {
+        await first.close()
+      }
+    } finally {
+      await admin.end().catch(() => {})
+      await stopServer(child).catch(() => {})
+    }
+    for (const output of [serverOutput, secondOutput]) {
+      expect(output).not.toMatch(/LISTEN is not delivering|notify connection|did not answer its liveness probe/)
+    }
+  }, 180_000)
 })

@@ -15,7 +15,7 @@ export type RecentRuns = { ok: true; page: RunListPage } | { ok: false; status: 
 export async function listRecentRuns(limit: number): Promise<RecentRuns> {
   const secret = process.env['WEBHOOK_SECRET']?.split(',')[0]?.trim() ?? ''
   const url = new URL(`/api/pipeline/runs?limit=${limit}`, 'http://localhost')
-  const response = await pipelineRoutes.GET(new Request(url, { headers: { 'x-webhook-secret': secret } }))
+  const response = await pipelineRoutes().GET(new Request(url, { headers: { 'x-webhook-secret': secret } }))
   if (!response.ok) {
     const problem = (await response.json().catch(() => ({}))) as { code?: string; detail?: string; title?: string }
     return { ok: false, status: response.status, problem: [problem.code, problem.detail ?? problem.title].filter(Boolean).join(': ') }

@@ -1,34 +1,41 @@
 import 'server-only'
 import { PrismaPg } from '@prisma/adapter-pg'
-import pg from 'pg'
+import { createPgConnections, type PgConnections } from 'pipeline-status-sdk/pg'
 import { PrismaClient } from '@/generated/prisma/client'
 
-// `next dev` re-evaluates modules on every edit, so the pool and the client are kept on
-// `globalThis` there; otherwise each reload would open another connection pool.
-const globalForPrisma = globalThis as typeof globalThis & { pipelineStatusPool?: pg.Pool; pipelineStatusPrisma?: PrismaClient }
-
-function createPool(): pg.Pool {
-  const poolSize = Number(process.env['DATABASE_POOL_SIZE'] ?? 10)
-  if (!process.env['DATABASE_URL'] && process.env['NEXT_PHASE'] !== 'phase-production-build') {
-    // Without it `pg` falls back to localhost:5432 as the OS user: every request would then fail
-    // with a cause far from the fix. One line that names it (the handlers add their own).
-    console.error(
-      '[nextjs-example] DATABASE_URL is not set: set it to postgresql://USER:PASSWORD@HOST:5432/DATABASE, ' +
-        'or start the example with `npm run example:nextjs`, which starts a database and sets it',
-    )
-  }
-  // The pool connects on first use, so `next build` (which loads this module) needs no database.
-  return new pg.Pool({ connectionString: process.env['DATABASE_URL'], max: poolSize })
-}
+// One set of connections and one PrismaClient per process, kept on `globalThis`: `next dev`
+// re-evaluates modules on every edit, and each evaluation would otherwise open more pools.
+const globalForDb = globalThis as typeof globalThis & { pipelineStatusDb?: PgConnections; pipelineStatusPrisma?: PrismaClient }
 
 /**
- * The app's one `pg` pool, on DATABASE_URL: under the PrismaClient's adapter and under the
- * store's own statements (lib/pipeline-routes.ts, `createPrismaStore({ prisma, pool })`).
- * DATABASE_POOL_SIZE caps it (10): the embedded demo database (PGlite served over a socket) runs
- * every statement on one session, so its start script sets 1, since two pooled connections would
- * interleave their transactions.
+ * The app's connections (`createPgConnections` from `pipeline-status-sdk/pg`), made on the first
+ * call, never at import: `next build` imports every route and page module without DATABASE_URL,
+ * and `createPgConnections` throws a `ServerConfigurationError` naming DATABASE_URL when it is
+ * empty. The first request does call it, so a server started without DATABASE_URL says so there.
+ *
+ * - DATABASE_URL: the URL requests use (`db.pool`, under the PrismaClient and the store's own
+ *   statements); a transaction pooler's is fine.
+ * - DIRECT_DATABASE_URL (optional): a direct session URL (the database's own host and port, or a
+ *   pooler in session mode). With it the live streams use LISTEN (a change written by another
+ *   server instance reaches a page in a few milliseconds); without it they poll run versions.
+ *   One line at the first request says which, and why (docs/live-status.md).
+ * - DATABASE_POOL_SIZE caps the request pool (10): the embedded demo database (PGlite served over
+ *   a socket) runs every statement on one session, so its start script sets 1, since two pooled
+ *   connections would interleave their transactions.
+ *
+ * Nothing connects until used; nothing here is closed per request.
  */
-export const pool: pg.Pool = globalForPrisma.pipelineStatusPool ?? createPool()
-/** The app's one PrismaClient, on {@link pool}. */
-export const prisma: PrismaClient = globalForPrisma.pipelineStatusPrisma ?? new PrismaClient({ adapter: new PrismaPg(pool) })
-if (process.env.NODE_ENV !== 'production') Object.assign(globalForPrisma, { pipelineStatusPool: pool, pipelineStatusPrisma: prisma })
+export function getDb(): PgConnections {
+  globalForDb.pipelineStatusDb ??= createPgConnections({
+    connectionString: process.env['DATABASE_URL'] ?? '',
+    directConnectionString: process.env['DIRECT_DATABASE_URL'],
+    pool: { max: Number(process.env['DATABASE_POOL_SIZE'] ?? 10) },
+  })
+  return globalForDb.pipelineStatusDb
+}
+
+/** The app's one PrismaClient, on {@link getDb}'s request pool (`new PrismaPg(db.pool)`); made on the first call. */
+export function getPrisma(): PrismaClient {
+  globalForDb.pipelineStatusPrisma ??= new PrismaClient({ adapter: new PrismaPg(getDb().pool) })
+  return globalForDb.pipelineStatusPrisma
+}

@@ -7,6 +7,8 @@
  * - DATABASE_URL: a PostgreSQL server; the package's migrations are applied to it. Without it,
  *   an embedded PGlite database in `.data/nextjs-example` (at the repository root) is served
  *   over a local socket; pass `--memory` to keep it in memory instead.
+ * - DIRECT_DATABASE_URL: with DATABASE_URL, a direct session URL to the same database; the app's
+ *   live streams then use LISTEN instead of polling (lib/prisma.ts). Ignored with PGlite.
  * - WEBHOOK_SECRET: the runners' shared secret. Without it, a random one is made and printed.
  * - PORT: the HTTP port, 3000 unless set.
  */
@@ -28,11 +30,15 @@ const database = await serveDatabase({
 })
 
 const next = createRequire(import.meta.url).resolve('next/dist/bin/next')
+// DIRECT_DATABASE_URL (LISTEN for the live streams) goes to the app as given, with DATABASE_URL;
+// never beside the embedded PGlite, which is not the database it names.
+const { DIRECT_DATABASE_URL: directUrl, ...inherited } = process.env
 const child = spawn(process.execPath, [next, 'start', '--port', port], {
   cwd: app,
   stdio: 'inherit',
   env: {
-    ...process.env,
+    ...inherited,
+    ...(database.kind === 'postgres' && directUrl ? { DIRECT_DATABASE_URL: directUrl } : {}),
     DATABASE_URL: database.url,
     DATABASE_POOL_SIZE: String(database.poolSize),
     WEBHOOK_SECRET: secret,

@@ -39,7 +39,7 @@ async function Run({ params }: RunPageProps) {
   // The run as stored, read through the same status handler (in-process, with the page's own
   // token), so the first HTML already shows it: a finished run is rendered finished, and its
   // page opens no stream. An unfinished one then goes live with useRunStatus.
-  const response = await pipelineRoutes.status(
+  const response = await pipelineRoutes().status(
     new Request(new URL(statusUrl, 'http://localhost'), { headers: { authorization: `Bearer ${readToken}` } }),
     { params: { runId } },
   )
