@@ -10,6 +10,7 @@
  *   npx tsx bench/idle-streams.bench.ts
  *   IDLE_BUILT=1 npx tsx bench/idle-streams.bench.ts   # the package built by esbuild as dist/ is (no tsx)
  *   IDLE_KINDS=run,set npx tsx bench/idle-streams.bench.ts   # also set streams (GET /events?run=…)
+ *   IDLE_WARMUP=1000 npx tsx bench/idle-streams.bench.ts   # a warm server: 1,000 streams opened and closed first
  */
 import { fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -110,6 +111,16 @@ function open(port: number, runId: string, kind: 'run' | 'set'): Promise<() => v
   })
 }
 
+/** Opens `count` streams of runs bench-0… (200 at a time); returns what closes each. */
+async function openMany(port: number, count: number, kind: 'run' | 'set'): Promise<Array<() => void>> {
+  const closers: Array<() => void> = []
+  for (let i = 0; i < count; i += 200) {
+    const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) => open(port, `bench-${i + j}`, kind))
+    closers.push(...(await Promise.all(batch)))
+  }
+  return closers
+}
+
 /** Issue 31 item 5: an idle stream costs at most this much RSS. */
 const TARGET_KB = 30
 const rows: string[] = []
@@ -120,22 +131,30 @@ for (const kind of kinds) {
     for (const target of order) {
       const loadBefore = loadavg()
       const child = await start(target, count)
+      // IDLE_WARMUP=n: n streams opened and closed before the first measure (a server that has
+      // served streams before: its JIT code, young generation and allocator arenas already grown).
+      const warmup = Math.min(Number(process.env['IDLE_WARMUP'] ?? 0), count)
+      if (warmup > 0) {
+        for (const close of await openMany(child.port, warmup, kind)) close()
+        const deadline = Date.now() + 10_000
+        while ((await child.ask<{ openStreams: number }>('stats', 'stats')).openStreams > 0) {
+          if (Date.now() > deadline) throw new Error('the warm-up streams did not close within 10 s')
+          await new Promise((r) => setTimeout(r, 50))
+        }
+      }
       const snapshots = process.env['IDLE_SNAPSHOTS']
       if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-before.heapsnapshot`), 'snapshot')
       const before = await child.ask<Memory>('memory', 'memory')
-      const closers: Array<() => void> = []
-      for (let i = 0; i < count; i += 200) {
-        const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) => open(child.port, `bench-${i + j}`, kind))
-        closers.push(...(await Promise.all(batch)))
-      }
-      await new Promise((r) => setTimeout(r, 1000))
+      const closers = await openMany(child.port, count, kind)
+      // IDLE_SETTLE_MS: how long the streams stay idle before the measure (default 1 s).
+      await new Promise((r) => setTimeout(r, Number(process.env['IDLE_SETTLE_MS'] ?? 1000)))
       const after = await child.ask<Memory>('memory', 'memory')
       const stats = await child.ask<{ openStreams: number }>('stats', 'stats')
       if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-after.heapsnapshot`), 'snapshot')
       for (const close of closers) close()
       child.stop()
       const per = (key: keyof NodeJS.MemoryUsage, gc: keyof Memory = 'gc') => ((after[gc][key] - before[gc][key]) / count / 1024).toFixed(1)
-      const name = `${target}${built ? ' (built)' : ' (tsx)'}${kind === 'set' ? ' set' : ''}`
+      const name = `${target}${built ? ' (built)' : ' (tsx)'}${kind === 'set' ? ' set' : ''}${warmup > 0 ? ' warm' : ''}`
       const row = `| ${name} | ${count} | ${stats.openStreams} | ${per('rss')} KB | ${per('rss', 'reduced')} KB | ${per('heapUsed')} KB | ${per('heapTotal')} KB | ${per('heapTotal', 'reduced')} KB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
       console.log(row)
       rows.push(row)
