@@ -2,13 +2,18 @@
  * Memory per idle live stream (issue 31 item 5): a server child (Express, or the fetch handlers
  * through node:http) on a MemoryStore; this process opens IDLE_COUNTS streams (default 1000,
  * 10000) over plain node:http sockets, each read until its snapshot, and asks the child for
- * `process.memoryUsage()` after a full GC before and after. Targets run interleaved
- * (express, fetch, fetch, express per count unless IDLE_ORDER says otherwise).
+ * `process.memoryUsage()` before and after, both after two full GCs (`gc`, the figure of earlier
+ * rounds) and after a memory-reducing GC (`reduced`: the young generation shrunk back, as V8's
+ * memory reducer leaves an idle server). Targets run interleaved (express, fetch, fetch, express
+ * per count unless IDLE_ORDER says otherwise).
  *
  *   npx tsx bench/idle-streams.bench.ts
+ *   IDLE_BUILT=1 npx tsx bench/idle-streams.bench.ts   # the package built by esbuild as dist/ is (no tsx)
+ *   IDLE_KINDS=run,set npx tsx bench/idle-streams.bench.ts   # also set streams (GET /events?run=…)
+ *   IDLE_WARMUP=1000 npx tsx bench/idle-streams.bench.ts   # a warm server: 1,000 streams opened and closed first
  */
 import { fork } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,7 +22,33 @@ import { BENCH_SECRET } from './servers/shared.js'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const counts = (process.env['IDLE_COUNTS'] ?? '1000,10000').split(',').map(Number)
 const order = (process.env['IDLE_ORDER'] ?? 'express,fetch,fetch,express').split(',')
+const kinds = (process.env['IDLE_KINDS'] ?? 'run').split(',') as Array<'run' | 'set'>
+const built = process.env['IDLE_BUILT'] === '1'
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim()
+
+/**
+ * IDLE_BUILT=1: the package and the server bundled by esbuild as tsup builds dist/ (ESM, node22,
+ * no keepNames; packages external), run by plain node: what users run, not src/ under tsx.
+ * Written under node_modules/.cache so that the bundles find express. Returns the server's path.
+ */
+const builds = new Map<string, string>()
+async function buildServer(src: string): Promise<{ server: string; pkg: string }> {
+  const { build } = await import('esbuild')
+  const dir = join(root, 'node_modules/.cache/idle-bench', src === join(root, 'src') ? 'current' : 'before')
+  mkdirSync(dir, { recursive: true })
+  const entry = join(dir, 'pkg.ts')
+  writeFileSync(
+    entry,
+    ['express/index.ts', 'server/index.ts', 'server/http/node-bridge.ts', 'core/state-machine.ts'].map((path) => `export * from ${JSON.stringify(join(src, path))}\n`).join(''),
+  )
+  const common = { bundle: true, format: 'esm', platform: 'node', target: 'node22', packages: 'external', logLevel: 'error' } as const
+  await build({ ...common, entryPoints: [entry], outfile: join(dir, 'pkg.mjs') })
+  if (!builds.has('server')) {
+    await build({ ...common, entryPoints: [join(root, 'bench/servers/idle-server.ts')], outfile: join(dir, '..', 'idle-server.mjs') })
+    builds.set('server', join(dir, '..', 'idle-server.mjs'))
+  }
+  return { server: builds.get('server') as string, pkg: join(dir, 'pkg.mjs') }
+}
 
 interface Child {
   port: number
@@ -30,9 +61,12 @@ async function start(entry: string, runs: number): Promise<Child> {
   const [target, variant] = entry.split('@')
   const before = process.env['IDLE_BEFORE_SRC']
   if (variant === 'before' && !before) throw new Error(`${entry}: set IDLE_BEFORE_SRC to the src/ directory of the commit to compare with`)
-  const child = fork(join(root, 'bench/servers/idle-server.ts'), {
-    execArgv: ['--expose-gc', '--import', 'tsx'],
-    env: { ...process.env, IDLE_TARGET: target, IDLE_RUNS: String(runs), ...(variant === 'before' ? { IDLE_SRC: before } : {}) },
+  const src = variant === 'before' ? (before as string) : join(root, 'src')
+  const bundle = built ? await buildServer(src) : undefined
+  const child = fork(bundle ? bundle.server : join(root, 'bench/servers/idle-server.ts'), {
+    // IDLE_NODE_FLAGS: more flags for the server (e.g. --max-semi-space-size=1, to see what the young generation's growth costs).
+    execArgv: [...(bundle ? ['--expose-gc'] : ['--expose-gc', '--import', 'tsx']), ...(process.env['IDLE_NODE_FLAGS']?.split(' ').filter(Boolean) ?? [])],
+    env: { ...process.env, IDLE_TARGET: target, IDLE_RUNS: String(runs), ...(bundle ? { IDLE_PKG: bundle.pkg } : variant === 'before' ? { IDLE_SRC: before } : {}) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const port = await new Promise<number>((resolve, reject) => {
@@ -55,9 +89,11 @@ async function start(entry: string, runs: number): Promise<Child> {
 
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity })
 
-function open(port: number, runId: string): Promise<() => void> {
+/** Opens a run's stream (`kind` run) or a set stream of that one run (`kind` set), read until its snapshot. */
+function open(port: number, runId: string, kind: 'run' | 'set'): Promise<() => void> {
+  const path = kind === 'run' ? `/api/pipeline/${runId}/events` : `/api/pipeline/events?run=${runId}`
   return new Promise((resolve, reject) => {
-    const req = request({ port, host: '127.0.0.1', path: `/api/pipeline/${runId}/events`, agent, headers: { 'x-webhook-secret': BENCH_SECRET } }, (res) => {
+    const req = request({ port, host: '127.0.0.1', path, agent, headers: { 'x-webhook-secret': BENCH_SECRET } }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`events answered ${res.statusCode}`))
       let seen = ''
       const onData = (chunk: Buffer) => {
@@ -75,39 +111,62 @@ function open(port: number, runId: string): Promise<() => void> {
   })
 }
 
+/** Opens `count` streams of runs bench-0… (200 at a time); returns what closes each. */
+async function openMany(port: number, count: number, kind: 'run' | 'set'): Promise<Array<() => void>> {
+  const closers: Array<() => void> = []
+  for (let i = 0; i < count; i += 200) {
+    const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) => open(port, `bench-${i + j}`, kind))
+    closers.push(...(await Promise.all(batch)))
+  }
+  return closers
+}
+
 /** Issue 31 item 5: an idle stream costs at most this much RSS. */
 const TARGET_KB = 30
 const rows: string[] = []
 const targets: string[] = []
-for (const count of counts) {
-  for (const target of order) {
-    const loadBefore = loadavg()
-    const child = await start(target, count)
-    const snapshots = process.env['IDLE_SNAPSHOTS']
-    if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${count}-before.heapsnapshot`), 'snapshot')
-    const before = await child.ask<NodeJS.MemoryUsage>('memory', 'memory')
-    const closers: Array<() => void> = []
-    for (let i = 0; i < count; i += 200) {
-      const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) => open(child.port, `bench-${i + j}`))
-      closers.push(...(await Promise.all(batch)))
+type Memory = { gc: NodeJS.MemoryUsage; reduced: NodeJS.MemoryUsage }
+for (const kind of kinds) {
+  for (const count of counts) {
+    for (const target of order) {
+      const loadBefore = loadavg()
+      const child = await start(target, count)
+      // IDLE_WARMUP=n: n streams opened and closed before the first measure (a server that has
+      // served streams before: its JIT code, young generation and allocator arenas already grown).
+      const warmup = Math.min(Number(process.env['IDLE_WARMUP'] ?? 0), count)
+      if (warmup > 0) {
+        for (const close of await openMany(child.port, warmup, kind)) close()
+        const deadline = Date.now() + 10_000
+        while ((await child.ask<{ openStreams: number }>('stats', 'stats')).openStreams > 0) {
+          if (Date.now() > deadline) throw new Error('the warm-up streams did not close within 10 s')
+          await new Promise((r) => setTimeout(r, 50))
+        }
+      }
+      const snapshots = process.env['IDLE_SNAPSHOTS']
+      if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-before.heapsnapshot`), 'snapshot')
+      const before = await child.ask<Memory>('memory', 'memory')
+      const closers = await openMany(child.port, count, kind)
+      // IDLE_SETTLE_MS: how long the streams stay idle before the measure (default 1 s).
+      await new Promise((r) => setTimeout(r, Number(process.env['IDLE_SETTLE_MS'] ?? 1000)))
+      const after = await child.ask<Memory>('memory', 'memory')
+      const stats = await child.ask<{ openStreams: number }>('stats', 'stats')
+      if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-after.heapsnapshot`), 'snapshot')
+      for (const close of closers) close()
+      child.stop()
+      const per = (key: keyof NodeJS.MemoryUsage, gc: keyof Memory = 'gc') => ((after[gc][key] - before[gc][key]) / count / 1024).toFixed(1)
+      const name = `${target}${built ? ' (built)' : ' (tsx)'}${kind === 'set' ? ' set' : ''}${warmup > 0 ? ' warm' : ''}`
+      const row = `| ${name} | ${count} | ${stats.openStreams} | ${per('rss')} KB | ${per('rss', 'reduced')} KB | ${per('heapUsed')} KB | ${per('heapTotal')} KB | ${per('heapTotal', 'reduced')} KB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
+      console.log(row)
+      rows.push(row)
+      const rss = (gc: keyof Memory) => (after[gc].rss - before[gc].rss) / count / 1024
+      const met = (kb: number) => `${kb.toFixed(1)} KB${kb <= TARGET_KB ? '' : ' (NOT met)'}`
+      if (target !== 'raw') targets.push(`${name} at ${count}: RSS per idle stream after gc ${met(rss('gc'))}, after a memory-reducing gc ${met(rss('reduced'))}; target ≤ ${TARGET_KB} KB`)
+      await new Promise((r) => setTimeout(r, 500))
     }
-    await new Promise((r) => setTimeout(r, 1000))
-    const after = await child.ask<NodeJS.MemoryUsage>('memory', 'memory')
-    const stats = await child.ask<{ openStreams: number }>('stats', 'stats')
-    if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${count}-after.heapsnapshot`), 'snapshot')
-    for (const close of closers) close()
-    child.stop()
-    const per = (a: number, b: number) => ((a - b) / count / 1024).toFixed(1)
-    const row = `| ${target} | ${count} | ${stats.openStreams} | ${per(after.rss, before.rss)} KB | ${per(after.heapUsed, before.heapUsed)} KB | ${per(after.heapTotal, before.heapTotal)} KB | ${per(after.external + after.arrayBuffers, before.external + before.arrayBuffers)} KB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
-    console.log(row)
-    rows.push(row)
-    const rssPerStream = (after.rss - before.rss) / count / 1024
-    if (target !== 'raw') targets.push(`${target} at ${count}: ${rssPerStream.toFixed(1)} KB RSS per idle stream, target ≤ ${TARGET_KB} KB ${rssPerStream <= TARGET_KB ? 'met' : 'NOT met'}`)
-    await new Promise((r) => setTimeout(r, 500))
   }
 }
-console.log('\n| target | streams | open | RSS per stream | heap per stream | heap total per stream | external per stream | load before → after |')
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
+console.log('\n| target | streams | open | RSS per stream (gc) | RSS per stream (reduced) | heap used per stream | heap total (gc) | heap total (reduced) | load before → after |')
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(row)
 console.log('')
 for (const line of targets) console.log(line)

@@ -1,21 +1,35 @@
 /**
  * One server for the idle-streams benchmark: `IDLE_TARGET=express` (the Express router) or
  * `IDLE_TARGET=fetch` (`handlers.fetch` served through node:http by the Node bridge), on a
- * MemoryStore seeded with `IDLE_RUNS` runs (in process, no network). Answers `memory` (after a
- * full GC; run with --expose-gc) and `stats` over IPC.
+ * MemoryStore seeded with `IDLE_RUNS` runs (in process, no network). Answers `memory` over IPC
+ * with `process.memoryUsage()` twice: after two full GCs (`gc`), then after a memory-reducing one
+ * (`reduced`: V8's last-resort GC, which also shrinks the young generation back, as V8's memory
+ * reducer does in a server that went idle); and `stats`. Run with --expose-gc.
  */
 import { createServer } from 'node:http'
 import { writeHeapSnapshot } from 'node:v8'
 import express from 'express'
 import { BENCH_SECRET, BENCH_STAGES, reportToParent } from './shared.js'
 
-// IDLE_SRC: the package's source to load (default this checkout's src/; an A/B run points it at
-// another commit's copy, e.g. `git archive <commit> src | tar -x -C /tmp/before`).
-const src = process.env['IDLE_SRC'] ?? '../../src'
-const { createExpressRouter } = (await import(`${src}/express/index.ts`)) as typeof import('../../src/express/index.js')
-const { createPipelineStatusHandlers, MemoryStore } = (await import(`${src}/server/index.ts`)) as typeof import('../../src/server/index.js')
-const { toWebRequest, writeWebResponse } = (await import(`${src}/server/http/node-bridge.ts`)) as typeof import('../../src/server/http/node-bridge.js')
-const { newRun } = (await import(`${src}/core/state-machine.ts`)) as typeof import('../../src/core/state-machine.js')
+type Package = typeof import('../../src/express/index.js') &
+  typeof import('../../src/server/index.js') &
+  typeof import('../../src/server/http/node-bridge.js') &
+  typeof import('../../src/core/state-machine.js')
+
+// IDLE_PKG: the package built by esbuild as tsup builds dist/ (no tsx, no keepNames), one module
+// exporting what is used below (bench/idle-streams.bench.ts builds it with IDLE_BUILT=1).
+// IDLE_SRC: the package's source to load under tsx (default this checkout's src/; an A/B run
+// points it at another commit's copy, e.g. `git archive <commit> src | tar -x -C /tmp/before`).
+async function loadPackage(): Promise<Package> {
+  const built = process.env['IDLE_PKG']
+  if (built) return (await import(built)) as Package
+  const src = process.env['IDLE_SRC'] ?? '../../src'
+  const modules = await Promise.all(
+    ['express/index.ts', 'server/index.ts', 'server/http/node-bridge.ts', 'core/state-machine.ts'].map((path) => import(`${src}/${path}`) as Promise<object>),
+  )
+  return Object.assign({}, ...modules) as Package
+}
+const { createExpressRouter, createPipelineStatusHandlers, MemoryStore, toWebRequest, writeWebResponse, newRun } = await loadPackage()
 const target = process.env['IDLE_TARGET'] ?? 'express'
 const runs = Number(process.env['IDLE_RUNS'] ?? 1000)
 const store = new MemoryStore()
@@ -53,15 +67,20 @@ if (target === 'express') {
     }),
   )
 }
+type Gc = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void
 process.on('message', (message) => {
+  const gc = (globalThis as { gc?: Gc }).gc
   if (typeof message === 'string' && message.startsWith('snapshot:')) {
-    ;(globalThis as { gc?: () => void }).gc?.()
+    gc?.()
     process.send?.({ snapshot: writeHeapSnapshot(message.slice('snapshot:'.length)) })
   }
   if (message === 'stats') process.send?.({ stats: stats() })
   if (message !== 'memory') return
-  const gc = (globalThis as { gc?: () => void }).gc
   gc?.()
   gc?.()
-  process.send?.({ memory: process.memoryUsage() })
+  const afterGc = process.memoryUsage()
+  // What V8 does by itself once a server goes idle (its memory reducer): a full GC that also
+  // gives back the young generation's grown semispaces.
+  gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+  process.send?.({ memory: { gc: afterGc, reduced: process.memoryUsage() } })
 })

@@ -189,7 +189,9 @@ function serve(
   let streaming = false
   // Promise callbacks, not one async function, and nothing left pending while a live stream is
   // open (for hours, maybe): a suspended function or a pending chain would keep its Request,
-  // Response and closures alive that long.
+  // Response and closures alive that long. Nor any closure of this function: its context holds
+  // `gone` (the client-gone controller and its listeners), so the stream's own `close` listener
+  // is made elsewhere ({@link endOnClose}).
   return answer(core, found, req, res, gone?.signal)
     .then((response) => {
       connections.prepare(res)
@@ -202,7 +204,7 @@ function serve(
         ;(req as { next?: unknown }).next = undefined
         // In flight until the response closes (ConnectionDrain), without a pending promise.
         if (res.destroyed) streaming = false
-        else res.once('close', () => connections.end(req))
+        else endOnClose(connections, req, res)
       }
       return writeWebResponse(res, response)
     })
@@ -217,13 +219,14 @@ function serve(
 }
 
 /**
- * A signal that aborts when the client goes away before the answer is written, for a route whose
- * answer is a stream (the table's `stream`: `GET …/events`, which reads it to stop streaming);
- * `undefined` for every other route, whose answers are written whole. A `Request` built with a signal registers it with a
- * `FinalizationRegistry` and a `WeakRef` (undici), which keeps the request alive until a full
- * garbage collection: on the stage-update and status paths that raised the server's CPU and p99
- * latency (bench/README.md, "The p99 tail").
+ * Counts `req`'s answer (a live stream) in flight until `res` closes. Its own function, so that
+ * the listener's closure keeps `connections` and `req` only, not the context of `serve`. `on`, not
+ * `once`: a response closes once, and `once` adds a wrapper per listener.
  */
+function endOnClose(connections: ConnectionDrain, req: ExpressRequest, res: ExpressResponse): void {
+  res.on('close', () => connections.end(req))
+}
+
 /** The handlers' answer to `req`. */
 async function answer(core: HandlerCore, found: FoundRoute | undefined, req: MaybeParsedRequest, res: ExpressResponse, signal: AbortSignal | undefined): Promise<Response> {
   const read = alreadyReadBody(req)
@@ -240,13 +243,21 @@ async function answer(core: HandlerCore, found: FoundRoute | undefined, req: May
   return core.dispatch(request, found, req)
 }
 
+/**
+ * A signal that aborts when the client goes away before the answer is written, for a route whose
+ * answer is a stream (the table's `stream`: `GET …/events`, which reads it to stop streaming);
+ * `undefined` for every other route, whose answers are written whole. A `Request` built with a signal registers it with a
+ * `FinalizationRegistry` and a `WeakRef` (undici), which keeps the request alive until a full
+ * garbage collection: on the stage-update and status paths that raised the server's CPU and p99
+ * latency (bench/README.md, "The p99 tail").
+ */
 function clientGone(found: FoundRoute | undefined, req: ExpressRequest, res: ExpressResponse): { signal: AbortSignal; release(): void } | undefined {
   if (req.method !== 'GET' || found === undefined || routeSpec(found.route).stream !== true) return undefined
   const controller = new AbortController()
   const onClose = (): void => {
     if (!res.writableFinished) controller.abort()
   }
-  res.once('close', onClose)
+  res.on('close', onClose)
   // `release`: stop watching (the answer now watches the client itself).
   return { signal: controller.signal, release: () => void res.off('close', onClose) }
 }

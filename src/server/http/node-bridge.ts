@@ -155,17 +155,17 @@ const FETCH_FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
  * when it ends.
  */
 export async function writeWebResponse(res: ServerResponse, response: Response): Promise<void> {
+  const req = res.req as IncomingMessage | undefined
+  const body = req && bodies.get(req)
+  if (req && (!req.complete || (body && !body.ended))) closeAfter(req, res)
+  const events = directEventsOf(response)
+  if (events) return writeEvents(events, response, res)
   res.statusCode = response.status
   response.headers.forEach((value, name) => {
     if (name !== 'set-cookie') res.setHeader(name, value)
   })
   const cookies = response.headers.getSetCookie()
   if (cookies.length > 0) res.setHeader('set-cookie', cookies)
-  const req = res.req as IncomingMessage | undefined
-  const body = req && bodies.get(req)
-  if (req && (!req.complete || (body && !body.ended))) closeAfter(req, res)
-  const events = directEventsOf(response)
-  if (events) return writeEvents(events, res)
   if (response.body === null || res.req?.method === 'HEAD') {
     res.end()
     return
@@ -230,24 +230,64 @@ function pump(body: ReadableStream<Uint8Array>, res: ServerResponse): Promise<vo
  * yet (`writableLength`). The client going away (`close`) closes the stream. Returns once the
  * stream is attached, leaving nothing pending per open stream: the response ends with the stream
  * (`res` emits `close`).
+ *
+ * What stays per idle stream is kept small (bench/README.md, "Idle streams"): the headers go
+ * through `writeHead`, which keeps no header map on `res` unless something set one already (an
+ * app's middleware, Express's `X-Powered-By`); the sink is one small object; the `close` listener
+ * is added with `on` (a response closes once; `once` adds a wrapper).
  */
-function writeEvents(events: EventStreamBody, res: ServerResponse): void {
-  const sink: EventSink = {
-    get bufferedBytes() {
-      return res.writableLength
-    },
-    write(text) {
-      if (res.writableEnded || res.destroyed) throw new Error('The response is closed')
-      res.write(text)
-      return Buffer.byteLength(text)
-    },
-    end: () => res.end(),
-    abort: () => res.destroy(),
-  }
-  const gone = events.attach(sink)
+function writeEvents(events: EventStreamBody, response: Response, res: ServerResponse): void {
+  const headers: string[] = []
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') headers.push(name, value)
+  })
+  const cookies = response.headers.getSetCookie()
+  if (cookies.length > 0) res.setHeader('set-cookie', cookies)
+  res.writeHead(response.status, headers)
+  flattenHeaderBlock(res)
+  const gone = events.attach(new ResponseSink(res))
   // A client that left before the stream was attached: 'close' was already emitted.
   if (res.destroyed) gone()
-  else res.once('close', gone)
+  else res.on('close', gone)
+}
+
+/**
+ * Node keeps the header block it built for a response (`res._header`, internal) for the
+ * response's life, as a rope of about 30 concatenated pieces (~1 KB of heap per stream, against
+ * ~0.3 KB as one string). Searching a string flattens it in place (V8), so the pieces become
+ * garbage. Read-only: where Node keeps no such string, nothing happens.
+ */
+function flattenHeaderBlock(res: ServerResponse): void {
+  const block = (res as { _header?: unknown })._header
+  if (typeof block === 'string') block.indexOf('\n')
+}
+
+/** The {@link EventSink} of a live stream written straight to a Node response. */
+class ResponseSink implements EventSink {
+  readonly #res: ServerResponse
+
+  constructor(res: ServerResponse) {
+    this.#res = res
+  }
+
+  get bufferedBytes(): number {
+    return this.#res.writableLength
+  }
+
+  write(text: string): number {
+    const res = this.#res
+    if (res.writableEnded || res.destroyed) throw new Error('The response is closed')
+    res.write(text)
+    return Buffer.byteLength(text)
+  }
+
+  end(): void {
+    this.#res.end()
+  }
+
+  abort(): void {
+    this.#res.destroy()
+  }
 }
 
 /** Calls `then` once `res` can take more (`drain`) or is gone (`close`, after which reads end). */
@@ -296,7 +336,8 @@ export class ConnectionDrain {
     const count = socket[IN_FLIGHT]
     if (count === undefined) {
       this.#sockets.add(socket)
-      socket.once('close', () => this.#sockets.delete(socket))
+      // `on`, not `once` (a socket closes once; `once` adds a wrapper per socket).
+      socket.on('close', () => this.#sockets.delete(socket))
     }
     socket[IN_FLIGHT] = (count ?? 0) + 1
   }

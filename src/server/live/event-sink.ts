@@ -127,7 +127,7 @@ export abstract class SinkBody implements EventStreamBody {
     if (!sink) {
       // Before the adapter attached the body: kept until then.
       this.#early?.push(text)
-      return encoder.encode(text).byteLength
+      return utf8Length(text)
     }
     try {
       return sink.write(text)
@@ -145,4 +145,27 @@ export abstract class SinkBody implements EventStreamBody {
     if (discard) this.#sink?.abort(new Error('The subscriber fell too far behind; closed to bound the send buffer'))
     else this.#sink?.end()
   }
+}
+
+/**
+ * The UTF-8 size of `text` in bytes, as `TextEncoder` would encode it (a lone surrogate as the
+ * 3-byte replacement character), without encoding it: a stream's first snapshot is kilobytes,
+ * and an encoded copy of it per opened stream only to count it was garbage.
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x80) continue
+    if (code < 0x800) {
+      bytes += 1
+    } else if (code >= 0xd800 && code <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      // A surrogate pair: two UTF-16 units, four bytes.
+      bytes += 2
+      i += 1
+    } else {
+      bytes += 2
+    }
+  }
+  return bytes
 }
