@@ -89,8 +89,6 @@ export interface RunWatcherOptions {
 interface Listener {
   /** The version it has sent so far (-1 before its first event); `undefined`: it takes no chunks (the summary view). */
   readonly sentVersion: (() => number) | undefined
-  /** A read was not handed to it because it had sent nothing yet: `seen` has it read again. */
-  missed: boolean
 }
 
 interface WatchedRun {
@@ -201,18 +199,18 @@ export class RunWatcher {
       run = { listeners: new Map(), version: -1, refreshing: false, again: false }
       this.#runs.set(runId, run)
     }
-    const entry: Listener = { sentVersion, missed: false }
+    const entry: Listener = { sentVersion }
     run.listeners.set(listener, entry)
     this.#schedule()
     const watched = run
     return {
       seen: (version) => {
-        // A newer read it was not handed (it had sent nothing yet), or a read under way that may
-        // skip it: the run is read again for it (the chunks then start at this version).
-        const missed = entry.missed && version < watched.version
-        entry.missed = false
+        // The watcher read (or is reading) a newer version than the stream's own read: one it was
+        // not handed (a chunk-taking stream gets none before this), or one its own read raced.
+        // The run is read again for it, its chunks starting at this version.
+        const behind = version < watched.version || watched.refreshing
         if (version > watched.version) watched.version = version
-        if (entry.sentVersion !== undefined && (missed || watched.refreshing) && watched.listeners.get(listener) === entry) this.#refresh(runId)
+        if (behind && watched.listeners.get(listener) === entry) this.#refresh(runId)
       },
       stop: () => {
         watched.listeners.delete(listener)
@@ -269,7 +267,7 @@ export class RunWatcher {
           let snapshot: RunSnapshot | null
           let chunks: readonly OutputChunkRow[] = []
           // Who gets this read: a listener taking chunks once it has sent something (its chunks start
-          // there); one that has not yet is told at its `seen`. Never the whole text, whatever its length.
+          // there); one that has not yet is read for at its `seen`. Never the whole text, whatever its length.
           let handed: RunSnapshotListener[] = []
           try {
             snapshot = await this.#reads.read(runId, false)
@@ -304,15 +302,12 @@ export class RunWatcher {
 
   /**
    * The listeners a read is handed to: all but chunk-taking ones that have sent nothing yet (-1),
-   * which are marked `missed` instead, so that the chunks read start after a version sent, never
-   * at the beginning of the text.
+   * so that the chunks read start after a version sent, never at the beginning of the text; those
+   * are read for again at their `seen` when this read was newer than their own.
    */
   #handed(run: WatchedRun): RunSnapshotListener[] {
     const handed: RunSnapshotListener[] = []
-    for (const [listener, entry] of run.listeners) {
-      if (entry.sentVersion !== undefined && entry.sentVersion() < 0) entry.missed = true
-      else handed.push(listener)
-    }
+    for (const [listener, entry] of run.listeners) if (entry.sentVersion === undefined || entry.sentVersion() >= 0) handed.push(listener)
     return handed
   }
 
