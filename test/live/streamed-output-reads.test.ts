@@ -26,15 +26,16 @@ interface Reads {
   /** Run reads without the streamed text (`streamedText: false`), and the `getRuns` calls. */
   withoutText: number
   getRunsCalls: number
-  /** `getOutputChunksSince` calls, and the UTF-8 bytes of the chunks they returned. */
+  /** `getOutputChunksSince` calls, the UTF-8 bytes of the chunks they returned, and the lowest `seq` returned. */
   chunkReads: number
   chunkBytes: number
+  lowestSeq: number
 }
 
-const emptyReads = (): Reads => ({ withText: 0, textBytes: 0, withoutText: 0, getRunsCalls: 0, chunkReads: 0, chunkBytes: 0 })
+const emptyReads = (): Reads => ({ withText: 0, textBytes: 0, withoutText: 0, getRunsCalls: 0, chunkReads: 0, chunkBytes: 0, lowestSeq: Infinity })
 
-/** `memory` with its reads counted into `reads`. */
-function countingStore(memory: MemoryStore, reads: Reads): Store<unknown> {
+/** `memory` with its reads counted into `reads`; `getRunDelayMs` holds each `getRun` (a stream's own snapshot read) that long. */
+function countingStore(memory: MemoryStore, reads: Reads, getRunDelayMs = 0): Store<unknown> {
   const count = (withText: boolean, snapshots: readonly (RunSnapshot | null)[]) => {
     for (const snapshot of snapshots) {
       if (!snapshot) continue
@@ -50,6 +51,7 @@ function countingStore(memory: MemoryStore, reads: Reads): Store<unknown> {
     get(target, property) {
       if (property === 'getRun') {
         return async (runId: string, options?: { streamedText?: boolean }) => {
+          if (getRunDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, getRunDelayMs))
           const snapshot = await target.getRun(runId, options)
           count(options?.streamedText !== false, [snapshot])
           return snapshot
@@ -67,7 +69,10 @@ function countingStore(memory: MemoryStore, reads: Reads): Store<unknown> {
         return async (runId: string, version: number) => {
           const chunks = await target.getOutputChunksSince(runId, version)
           reads.chunkReads += 1
-          for (const chunk of chunks) reads.chunkBytes += Buffer.byteLength(chunk.text)
+          for (const chunk of chunks) {
+            reads.chunkBytes += Buffer.byteLength(chunk.text)
+            reads.lowestSeq = Math.min(reads.lowestSeq, chunk.seq)
+          }
           return chunks
         }
       }
@@ -174,5 +179,50 @@ describe('streamed output on the live streams: what a long text costs', () => {
     expect(countsOf(own)).toEqual({ snapshot: 1, ready: 0, update: 2, output: 200, end: 1, leave: 0 })
     expect(countsOf(full)).toEqual({ snapshot: 1, ready: 1, update: 2, output: 200, end: 1, leave: 0 })
     expect(countsOf(summary)).toEqual({ snapshot: 1, ready: 1, update: 2, output: 0, end: 1, leave: 0 })
+  })
+
+  it('streams opened while chunks flow get every chunk once, byte for byte, and no chunk read starts at the text\'s beginning', async () => {
+    const reads = emptyReads()
+    // Each stream's own snapshot read takes 40 ms, so chunks written meanwhile are read by the
+    // watcher while the stream has sent nothing yet (before, its chunks were read from seq 0).
+    server = await startLiveServer({ pollIntervalMs: 600_000 }, { store: countingStore(new MemoryStore(), reads, 40) })
+    const { url } = server
+    const runId = 'opening-while-streaming'
+    await postJson(url, '/runs', { id: runId })
+    await postJson(url, `/${runId}/stage-update`, { ...STAGE, status: 'PROCESSING' })
+    const sent: string[] = []
+    // 100 KB streamed before anyone follows the run.
+    for (let seq = 0; seq < 100; seq++) {
+      sent.push(piece(seq))
+      await postJson(url, `/${runId}/stages/1/output`, { seq, text: piece(seq) })
+    }
+    const streams: SseConnection[] = []
+    const writing = (async () => {
+      for (let seq = 100; seq < 180; seq++) {
+        sent.push(piece(seq))
+        await postJson(url, `/${runId}/stages/1/output`, { seq, text: piece(seq) })
+      }
+    })()
+    // Six streams open while the chunks are written: three run streams, three full-view set streams.
+    for (let index = 0; index < 6; index++) {
+      streams.push(await openSse(index % 2 === 0 ? `${url}/${runId}/events?outputs=changed` : `${url}/events?run=${runId}&view=full`, headers))
+    }
+    await writing
+    await postJson(url, `/${runId}/stage-update`, { ...STAGE, status: 'COMPLETED' })
+    await postJson(url, `/${runId}/complete`, { status: 'COMPLETED' })
+    await Promise.all(streams.map((stream) => stream.ended))
+
+    const text = sent.join('')
+    for (const stream of streams) {
+      const snapshot = JSON.parse(stream.events.find((event) => event.event === 'snapshot')?.data ?? '{}') as { stages: { output: string | null; outputSeq: number | null }[] }
+      const outputs = stream.events.filter((event) => event.event === 'output').map((event) => JSON.parse(event.data) as { seq: number; text: string })
+      // Each chunk after the snapshot's, once and in order, then the text is whole.
+      expect(outputs.map((chunk) => chunk.seq)).toEqual(Array.from({ length: 179 - (snapshot.stages[0]?.outputSeq ?? -1) }, (_, i) => (snapshot.stages[0]?.outputSeq ?? -1) + 1 + i))
+      expect(Buffer.from((snapshot.stages[0]?.output ?? '') + outputs.map((chunk) => chunk.text).join(''), 'utf8').equals(Buffer.from(text, 'utf8'))).toBe(true)
+      expect(stream.events.at(-1)?.event).toBe('end')
+    }
+    // Every chunk read started after a version some stream had sent: none of the 100 streamed before.
+    expect(reads.chunkReads).toBeGreaterThan(0)
+    expect(reads.lowestSeq).toBeGreaterThanOrEqual(100)
   })
 })
