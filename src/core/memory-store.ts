@@ -188,7 +188,17 @@ export class MemoryStore implements Store<MemoryStore> {
   }
 
   async getOutputChunksSince(runId: string, version: number): Promise<OutputChunkRow[]> {
-    return (this.#chunks.get(runId) ?? []).filter((chunk) => chunk.version > version).map((chunk) => ({ ...chunk }))
+    const chunks = this.#chunks.get(runId) ?? []
+    // Kept in version order (each applied chunk is the run's newest version): the first one after
+    // `version` is found by bisection, so a live stream's read costs the chunks it gets, not the text.
+    let low = 0
+    let high = chunks.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if ((chunks[middle] as OutputChunkRow).version > version) high = middle
+      else low = middle + 1
+    }
+    return chunks.slice(low).map((chunk) => ({ ...chunk }))
   }
 
   async listStaleRuns(updatedBefore: Date, limit: number, now?: Date): Promise<RunState[]> {

@@ -10,6 +10,7 @@ import { createPipelineStatusHandlers } from '../../src/server/handlers.js'
 import type { LiveStatusOptions } from '../../src/server/handler-options.js'
 import type { PipelineStatusHandlers } from '../../src/server/handlers.js'
 import { MemoryStore } from '../../src/core/memory-store.js'
+import type { Store } from '../../src/core/store.js'
 import { readSmallBody, toWebRequest, writeWebResponse } from '../../src/server/http/node-bridge.js'
 
 /** The secret of every live test server. */
@@ -29,15 +30,16 @@ export interface LiveServer {
 /**
  * Starts the handlers with `live` options on a free port of 127.0.0.1. `directEvents`: the bridge
  * writes live streams straight to the Node response, as the Express adapter does, instead of
- * through their Web stream body; `readTokens`: the handlers' read-token option, when given.
+ * through their Web stream body; `readTokens`: the handlers' read-token option, when given;
+ * `store`: the store (a fresh MemoryStore by default), e.g. one that counts its reads.
  */
 export async function startLiveServer(
   live: Omit<LiveStatusOptions, 'listen'> = {},
-  { directEvents = false, ...more }: { directEvents?: boolean; readTokens?: { secret: string } } = {},
+  { directEvents = false, store = new MemoryStore(), ...more }: { directEvents?: boolean; readTokens?: { secret: string }; store?: Store<unknown> } = {},
 ): Promise<LiveServer> {
   const warnings: string[] = []
   const handlers = createPipelineStatusHandlers({
-    store: new MemoryStore(),
+    store,
     secret: LIVE_SECRET,
     ...more,
     live,

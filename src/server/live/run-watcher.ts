@@ -49,15 +49,21 @@ export interface RunChangeSource {
 }
 
 /**
- * Receives the stored state of a watched run each time the watcher read a newer version, with the
- * run's streamed output chunks after the listener's `sentVersion` (up to the snapshot's version),
- * in version order, when the listener gave one and the store has `getOutputChunksSince`.
+ * Receives the stored state of a watched run each time the watcher read a newer version, read
+ * WITHOUT the streamed text (`streamedText: false`: a stage showing it has `output: null`), with
+ * the run's streamed output chunks after the listener's `sentVersion` (up to the snapshot's
+ * version), in version order, when the listener gave one and the store has `getOutputChunksSince`.
  */
 export type RunSnapshotListener = (snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]) => void
 
 /** A stream's registration with the watcher. */
 export interface RunWatch {
-  /** Tells the watcher the version the stream read itself, so it does not read it again. */
+  /**
+   * Tells the watcher the version the stream read itself (its snapshot, or the version it resumed
+   * from), so it does not read it again. A chunk-taking stream calls it once it has sent that
+   * version: until then it gets nothing (its chunks would start at the beginning of the text), and
+   * a change read meanwhile is read again for it here.
+   */
   seen(version: number): void
   /** Stops watching. */
   stop(): void
@@ -79,9 +85,14 @@ export interface RunWatcherOptions {
   onVersion?: ((runId: string, version: number) => void) | undefined
 }
 
+/** One listener of a watched run. */
+interface Listener {
+  /** The version it has sent so far (-1 before its first event); `undefined`: it takes no chunks (the summary view). */
+  readonly sentVersion: (() => number) | undefined
+}
+
 interface WatchedRun {
-  /** Each listener with the version it has sent so far (`undefined`: it wants no chunks). */
-  listeners: Map<RunSnapshotListener, (() => number) | undefined>
+  listeners: Map<RunSnapshotListener, Listener>
   /** The newest version read (by the watcher or a stream); -1 before any. */
   version: number
   refreshing: boolean
@@ -177,8 +188,10 @@ export class RunWatcher {
   }
 
   /**
-   * Watches a run; `listener` gets each newer stored state. With `sentVersion` (the version the
-   * listener has sent so far, -1 for none), it also gets the streamed output chunks after it.
+   * Watches a run; `listener` gets each newer stored state, read without its streamed text. With
+   * `sentVersion` (the version the listener has sent so far, -1 for none), it also gets the
+   * streamed output chunks after it, and gets nothing while it is -1 (see {@link RunWatch.seen});
+   * without, it takes no text at all (the summary view of set streams).
    */
   watch(runId: string, listener: RunSnapshotListener, sentVersion?: () => number): RunWatch {
     let run = this.#runs.get(runId)
@@ -186,12 +199,18 @@ export class RunWatcher {
       run = { listeners: new Map(), version: -1, refreshing: false, again: false }
       this.#runs.set(runId, run)
     }
-    run.listeners.set(listener, sentVersion)
+    const entry: Listener = { sentVersion }
+    run.listeners.set(listener, entry)
     this.#schedule()
     const watched = run
     return {
       seen: (version) => {
+        // The watcher read (or is reading) a newer version than the stream's own read: one it was
+        // not handed (a chunk-taking stream gets none before this), or one its own read raced.
+        // The run is read again for it, its chunks starting at this version.
+        const behind = version < watched.version || watched.refreshing
         if (version > watched.version) watched.version = version
+        if (behind && watched.listeners.get(listener) === entry) this.#refresh(runId)
       },
       stop: () => {
         watched.listeners.delete(listener)
@@ -247,11 +266,15 @@ export class RunWatcher {
           run.again = false
           let snapshot: RunSnapshot | null
           let chunks: readonly OutputChunkRow[] = []
+          // Who gets this read: a listener taking chunks once it has sent something (its chunks start
+          // there); one that has not yet is read for at its `seen`. Never the whole text, whatever its length.
+          let handed: RunSnapshotListener[] = []
           try {
-            // Listeners that take chunks get the streamed text as chunks: without them, the read is the whole text.
-            const withText = [...run.listeners.values()].some((sentVersion) => sentVersion === undefined)
-            snapshot = await this.#reads.read(runId, withText)
-            if (snapshot) chunks = await this.#chunksOf(run, snapshot)
+            snapshot = await this.#reads.read(runId, false)
+            if (snapshot) {
+              handed = this.#handed(run)
+              chunks = await this.#chunksOf(run, handed, snapshot)
+            }
           } catch (error) {
             // Tried again after a poll interval, also in LISTEN mode (whose safety tick is slower); streams
             // keep their last state meanwhile.
@@ -262,7 +285,8 @@ export class RunWatcher {
           }
           if (!snapshot) return
           if (snapshot.version !== undefined && snapshot.version > run.version) run.version = snapshot.version
-          for (const listener of [...run.listeners.keys()]) {
+          for (const listener of handed) {
+            if (!run.listeners.has(listener)) continue
             try {
               listener(snapshot, chunks)
             } catch (error) {
@@ -277,14 +301,29 @@ export class RunWatcher {
   }
 
   /**
-   * The run's chunks after the oldest version its chunk-taking listeners have sent, up to the
-   * snapshot's version (read after the snapshot, so later chunks wait for the next read); none
-   * when no listener takes chunks, the store keeps none, or no stage of the run has any.
+   * The listeners a read is handed to: all but chunk-taking ones that have sent nothing yet (-1),
+   * so that the chunks read start after a version sent, never at the beginning of the text; those
+   * are read for again at their `seen` when this read was newer than their own.
    */
-  async #chunksOf(run: WatchedRun, snapshot: RunSnapshot): Promise<readonly OutputChunkRow[]> {
+  #handed(run: WatchedRun): RunSnapshotListener[] {
+    const handed: RunSnapshotListener[] = []
+    for (const [listener, entry] of run.listeners) if (entry.sentVersion === undefined || entry.sentVersion() >= 0) handed.push(listener)
+    return handed
+  }
+
+  /**
+   * The run's chunks after the oldest version the `handed` chunk-taking listeners have sent, up
+   * to the snapshot's version (read after the snapshot, so later chunks wait for the next read);
+   * none when no listener takes chunks, the store keeps none, or no stage of the run has any.
+   */
+  async #chunksOf(run: WatchedRun, handed: readonly RunSnapshotListener[], snapshot: RunSnapshot): Promise<readonly OutputChunkRow[]> {
     const store = this.#store
     if (!store.getOutputChunksSince || snapshot.version === undefined) return []
-    const sent = [...run.listeners.values()].filter((version) => version !== undefined).map((version) => version())
+    const sent: number[] = []
+    for (const listener of handed) {
+      const sentVersion = run.listeners.get(listener)?.sentVersion
+      if (sentVersion !== undefined) sent.push(sentVersion())
+    }
     if (sent.length === 0) return []
     const since = Math.min(...sent)
     // No stage with streamed output: the run has no chunk rows, so none are read.

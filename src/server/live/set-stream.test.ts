@@ -17,7 +17,7 @@ import { SetStreams } from './set-stream.js'
 
 
 /** The summary view's item, cut to what these tests read. */
-const summary = (snapshot: RunSnapshot) => ({ id: snapshot.run.id, version: snapshot.version }) as unknown as RunSummary
+const summary = (snapshot: RunSnapshot) => ({ id: snapshot.run.id, status: snapshot.run.status, version: snapshot.version }) as unknown as RunSummary
 
 /** A `run=` stream of `run_1` in `view`, whose watcher the test drives; `takesChunks`: whether it asked for chunks. */
 async function open(first: RunSnapshot, view: SetStreamView) {
@@ -88,14 +88,22 @@ describe('a set stream with streamed output', () => {
     expect(stream.closed()).toBe(true)
   })
 
-  it('summary view: takes no chunks and sends no output event', async () => {
+  it('summary view: takes no chunks, sends nothing for a chunk, and the next change carries the version it learnt', async () => {
     const stream = await open(snapshot(3, [stage({ outputSeq: 0, output: 't0', streamedOutput: true })]), 'summary')
     expect(stream.takesChunks()).toBe(false)
     await stream.take()
-    stream.deliver(snapshot(4, [stage({ outputSeq: 1, output: 't0t1', streamedOutput: true })]), [])
+    // Chunks change nothing a summary shows but its version: no event.
+    stream.deliver(snapshot(4, [stage({ outputSeq: 1, output: null, streamedOutput: true })], { streamedText: false }), [])
+    stream.deliver(snapshot(5, [stage({ outputSeq: 2, output: null, streamedOutput: true })], { streamedText: false }), [])
+    expect(await stream.take()).toEqual([])
+    // A status change goes at once, with the newest version.
+    const finished = snapshot(6, [stage({ status: 'COMPLETED', completedAt: NOW, outputSeq: 2, output: null, streamedOutput: true })], { streamedText: false })
+    stream.deliver({ ...finished, run: { ...finished.run, status: 'COMPLETED', completedAt: NOW } }, [])
     const events = await stream.take()
-    expect(events.map((event) => [event.event, event.id, event.data['version']])).toEqual([['update', 'run_1:4', 4]])
-    expect(JSON.stringify(events)).not.toContain('t0t1')
+    expect(events.map((event) => [event.event, event.id, event.data['version'] ?? null])).toEqual([
+      ['update', 'run_1:6', 6],
+      ['end', 'run_1:6', null],
+    ])
     stream.streams.close()
   })
 })

@@ -205,7 +205,15 @@ interface Member {
    * view, its stages, so that updates and `output` events follow the run's own stream's rule.
    */
   readonly sent: StageDiff
+  /** Summary view: the summary last sent, as JSON without its `version` (what an `update` would change). */
+  shown: string | undefined
   admits: (snapshot: RunSnapshot) => boolean
+}
+
+/** What a summary shows besides its version: a change that leaves it alike (a chunk, a progress tick) sends nothing. */
+function shownOf(summary: RunSummary): string {
+  const { version: _version, ...shown } = summary
+  return JSON.stringify(shown)
 }
 
 /** One subscriber's set stream. */
@@ -339,10 +347,10 @@ class SetStream extends SinkBody {
 
   /** Registers a member and watches it first, so no change falls between its read and its watch. */
   #member(runId: string, admits: (snapshot: RunSnapshot) => boolean): Member {
-    const member: Member = { runId, watch: undefined, live: false, pending: undefined, ended: false, sent: new StageDiff(), admits }
+    const member: Member = { runId, watch: undefined, live: false, pending: undefined, ended: false, sent: new StageDiff(), shown: undefined, admits }
     this.#members.set(runId, member)
     // The full view takes the run's streamed-output chunks after the version it sent (`output`
-    // events); the summary view shows no text, so it takes none (the watcher reads its text whole).
+    // events); the summary view shows no text, so it takes neither chunks nor text.
     member.watch =
       this.#view === 'full'
         ? this.#watcher.watch(runId, (snapshot, chunks) => this.#deliver(member, snapshot, chunks), () => member.sent.version)
@@ -354,17 +362,20 @@ class SetStream extends SinkBody {
     if (this.#closed) return
     const version = snapshot.version ?? 0
     member.live = true
-    member.watch?.seen(version)
     const id = `${member.runId}:${version}`
     if (this.#view === 'summary') {
       member.sent.remember(version, [], new Set())
-      this.#count(this.#event(LIVE_EVENTS.snapshot, id, this.#settings.summary(snapshot)))
+      const summary = this.#settings.summary(snapshot)
+      member.shown = shownOf(summary)
+      this.#count(this.#event(LIVE_EVENTS.snapshot, id, summary))
     } else {
       // The text so far and `outputSeq` (the read has the streamed text); chunks after it follow.
       const document = this.#settings.statusDocument(snapshot)
       member.sent.remember(version, document.stages, streamedStages(snapshot))
       this.#count(this.#event(LIVE_EVENTS.snapshot, id, document))
     }
+    // After the version is recorded: the watcher hands this member reads (and chunks) from it on.
+    member.watch?.seen(version)
     if (isFinalStatus(snapshot.run.status)) this.#end(member, snapshot)
     const pending = member.pending
     member.pending = undefined
@@ -380,7 +391,8 @@ class SetStream extends SinkBody {
 
   /**
    * A newer stored state of a member from the watcher, with its chunks after the version this
-   * stream sent (full view): summary view, an `update`; full view, the `output` events and the
+   * stream sent (full view): summary view, an `update` when the summary shows a change besides
+   * its `version` (none for a chunk); full view, the `output` events and the
    * `update` as the run's own stream sends them ({@link StageDiff.changes}); then `end` when it
    * finished. A full-view update that cannot be made (a stage created or restarted, streamed and
    * finished between two reads, read without its text) closes the stream: the reconnect sends
@@ -396,8 +408,15 @@ class SetStream extends SinkBody {
     if (version <= member.sent.version) return
     if (!member.admits(snapshot)) return this.close()
     if (this.#view === 'summary') {
+      // The version is learnt either way (later ids, `leave` and `end` carry it); an `update` goes
+      // only when something the summary shows changed: a chunk or a progress tick sends nothing.
       member.sent.remember(version, [], new Set())
-      this.#event(LIVE_EVENTS.update, `${member.runId}:${version}`, this.#settings.summary(snapshot))
+      const summary = this.#settings.summary(snapshot)
+      const shown = shownOf(summary)
+      if (shown !== member.shown) {
+        member.shown = shown
+        this.#event(LIVE_EVENTS.update, `${member.runId}:${version}`, summary)
+      }
     } else {
       const events = member.sent.changes(snapshot, chunks)
       if (!events) return this.close()

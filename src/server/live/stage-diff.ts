@@ -83,7 +83,9 @@ export class StageDiff {
    * 0), so the chunks then apply in order; a stage finished since gets its whole text in the
    * update, and an update carrying a stage's whole text with `outputSeq` k is followed by none of
    * that stage's chunks of `seq` ≤ k (a subscriber appending every chunk repeats nothing; the
-   * update's `id:` is then the version before the first chunk still sent, or the snapshot's).
+   * update's `id:` is then the version before the first chunk still sent, or the snapshot's); when
+   * the last chunk sent is older than the snapshot, an `update` without stages (the run) follows
+   * at the snapshot's version, so the last `id:` is always the version whose state was sent.
    *
    * `undefined` (nothing recorded) when the update cannot be made: a stage created or restarted,
    * streamed and finished between two reads, read without its text (`streamedText: false`),
@@ -126,6 +128,10 @@ export class StageDiff {
         { event: 'update', data: update, version: first ? first.version - 1 : version },
         ...kept.map((chunk): PlannedEvent => ({ event: 'output', data: outputEvent(runId, chunk), version: chunk.version })),
       ]
+      // Changes after the last chunk (already in the update): an update without stages carries the
+      // snapshot's version as the last `id:`, so the subscriber's Last-Event-ID is the state it holds.
+      const last = kept.at(-1)
+      if (last && last.version < version) events.push({ event: 'update', data: { run: document.run, stages: [] }, version })
     }
     this.remember(version, document.stages, streamed)
     return events

@@ -417,15 +417,21 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
             expect(followed.updates[0]).not.toHaveProperty('output')
             expect(followed.document.stages[0]).toEqual(status.stages[0])
           }
-          // The summary view: list items only, never an output event nor the text.
-          let summary = RunSummary.parse(JSON.parse((await streams.summary.next()).data))
+          // The summary view: list items only, never an output event nor the text, and no event for
+          // a change it does not show (the 39 chunks, the progress tick): the next event is the
+          // stage's completion, with the version it made.
+          const first = RunSummary.parse(JSON.parse((await streams.summary.next()).data))
           expect((await streams.summary.next()).event).toBe('ready')
-          for (let taken = 0; summary.version < version && taken < 100; taken++) {
-            const event = await streams.summary.next()
-            expect(event.event).toBe(LIVE_EVENTS.update)
-            summary = RunSummary.parse(JSON.parse(event.data))
-          }
-          expect(summary.version).toBe(version)
+          await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))
+          const completed = await streams.summary.next()
+          expect(completed.event).toBe(LIVE_EVENTS.update)
+          const summary = RunSummary.parse(JSON.parse(completed.data))
+          expect(summary.version).toBe(await versionOf(api, id))
+          expect(summary.version).toBeGreaterThan(version)
+          expect(summary.stageCounts.COMPLETED).toBe(1)
+          // Its snapshot was read before or after some of the chunks; every event after it is the completion's.
+          expect(first.version).toBeLessThanOrEqual(version)
+          expect(streams.summary.events.map((event) => event.event)).toEqual([LIVE_EVENTS.snapshot, 'ready', LIVE_EVENTS.update])
           expect(streams.summary.events.some((event) => event.event === LIVE_EVENTS.output || event.data.includes('chunk 1 '))).toBe(false)
         } finally {
           for (const stream of Object.values(streams)) await stream.cancel()
@@ -453,7 +459,8 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
         expect(status.stages[0]).toMatchObject({ attempt: 2, output: 'neu über 😀', outputSeq: 1 })
         const snapshot = RunStatusResponse.parse(JSON.parse(stream.events[0]?.data ?? ''))
         const { document, texts } = await followMember(stream, snapshot, version, 1, 20)
-        expect(texts.join('')).toBe('attemptneu über 😀')
+        // Chunk 1 of attempt 1 is sent when a read found it before the restart deleted it.
+        expect(['attemptneu über 😀', 'neu über 😀']).toContain(texts.join(''))
         expect(document.stages.map(({ stageNumber, attempt, output, outputSeq }) => ({ stageNumber, attempt, output, outputSeq }))).toEqual(
           status.stages.map(({ stageNumber, attempt, output, outputSeq }) => ({ stageNumber, attempt, output, outputSeq })),
         )
