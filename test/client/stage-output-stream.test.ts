@@ -213,3 +213,82 @@ describe('a runner restarted after a crash mid-stream (same runId, outbox on)', 
     expect(summary.warnings.filter((warning) => warning.includes('streamed output stopped'))).toEqual([])
   })
 })
+
+describe("a runner restarted after a crash while its stage's first PROCESSING still waited in the outbox", () => {
+  /** The real handlers, behind a gate: `down` answers every stage update and chunk 503; `until-read`, until a `GET /status` was answered. */
+  async function gatedServer(): Promise<{ server: TestServer; gate: { mode: 'down' | 'until-read' | 'up'; read: boolean } }> {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+    const gate = { mode: 'down' as 'down' | 'until-read' | 'up', read: false }
+    const server = await startTestServer({
+      handler: async (request) => {
+        const path = new URL(request.url).pathname
+        const write = request.method === 'POST' && (path.endsWith('/stage-update') || path.endsWith('/output'))
+        if (write && (gate.mode === 'down' || (gate.mode === 'until-read' && !gate.read))) {
+          return Response.json({ title: 'Database unavailable', status: 503, code: 'database_unavailable' }, { status: 503, headers: { 'content-type': 'application/problem+json' } })
+        }
+        const response = await handlers.fetch(request)
+        if (request.method === 'GET' && path.endsWith('/status')) gate.read = true
+        return response
+      },
+    })
+    servers.push(server)
+    return { server, gate }
+  }
+
+  it.each([
+    ['the restarted runner reads the run before the redelivered PROCESSING lands', 'until-read'],
+    ['the redelivered PROCESSING lands before the restarted runner reads the run', 'flushed'],
+  ] as const)('runs the stage as attempt 2 when %s', async (_, order) => {
+    const { server, gate } = await gatedServer()
+    const client = clientOf(server)
+    const runId = `queued_crash_${order}`
+    await client.createRun(runId)
+    const dir = mkdtempSync(join(tmpdir(), 'queued-crash-'))
+    const script = fileURLToPath(new URL('./fixtures/queue-then-crash.ts', import.meta.url))
+    const child = spawn(process.execPath, ['--import', 'tsx', script, server.origin, TEST_SECRET, dir, runId], { cwd: process.cwd() })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
+    try {
+      await until('the child queued its reports', () => stdout.includes('queued') || child.exitCode !== null, 30_000)
+      expect({ stdout, stderr }).toEqual({ stdout: 'queued\n', stderr: '' })
+    } finally {
+      child.kill('SIGKILL')
+    }
+    await exited
+    // Nothing of the crashed process landed: the run has no stage rows.
+    expect((await client.getStatus(runId)).stages).toEqual([])
+
+    gate.mode = order === 'until-read' ? 'until-read' : 'up'
+    gate.read = false
+    const restarted = clientOf(server, { outbox: { dir, retryDelayMs: 20, maxRetryDelayMs: 100 }, followRunStream: false })
+    if (order === 'flushed') {
+      await restarted.flush()
+      expect((await client.getStatus(runId)).stages.map(({ stageNumber, status, attempt, output }) => ({ stageNumber, status, attempt, output }))).toEqual([
+        { stageNumber: 1, status: 'PROCESSING', attempt: null, output: 'the crashed process wrote this, ' },
+      ])
+    }
+    const summary = await runPipeline({
+      runId,
+      client: restarted,
+      stages: [
+        async ({ write, attempt }) => {
+          write('the restarted process wrote this, ')
+          write(`as its attempt ${attempt}`)
+        },
+        ...[2, 3, 4, 5].map((n) => () => `stage ${n}`),
+      ],
+    })
+    expect(summary.status).toBe('COMPLETED')
+    expect(summary.warnings.filter((warning) => warning.includes('streamed output stopped'))).toEqual([])
+    await until('the outbox is empty', () => restarted.pendingCount(runId) === 0)
+    const status = await client.getStatus(runId)
+    expect(status.run.status).toBe('COMPLETED')
+    expect(status.stages.map(({ stageNumber, status, attempt, maxAttempts, output }) => ({ stageNumber, status, attempt, maxAttempts, output }))).toEqual([
+      { stageNumber: 1, status: 'COMPLETED', attempt: 2, maxAttempts: 2, output: 'the restarted process wrote this, as its attempt 1' },
+      ...[2, 3, 4, 5].map((n) => ({ stageNumber: n, status: 'COMPLETED', attempt: null, maxAttempts: null, output: `stage ${n}` })),
+    ])
+  })
+})
