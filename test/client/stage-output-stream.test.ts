@@ -140,10 +140,54 @@ describe("runPipeline's write against the real handlers", () => {
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
     expect(server.requestsTo('/stages/1/output')).toHaveLength(2)
     const lines = logger.lines.filter((line) => line.level === 'warn' || line.level === 'error')
-    expect(lines).toHaveLength(1)
-    expect(lines[0]?.message).toMatch(/stage 1: streamed output stopped: chunk 1 was refused.*413.*output_too_large/)
+    expect(lines.map((line) => line.message)).toEqual([
+      `Run ${run.id}: stage 1: streamed output stopped: chunk 1 was refused: HTTP 413 output_too_large: Stage 1's streamed output would be 80 bytes, over the limit of 64; nothing was stored. Later write() calls are dropped; ` +
+        "the stage's final status and output are still sent. Fix: stream less text per stage attempt, or raise the server's " +
+        "maxStreamedOutputBytes (its limit of one stage attempt's streamed text)",
+    ])
     expect(summary.warnings).toEqual([expect.stringMatching(/^Stage 1 streamed output stopped/)])
     expect((await client.getStatus(run.id)).stages[0]).toMatchObject({ status: 'COMPLETED', output: 'done' })
+  })
+})
+
+describe('a stopped output stream logs one line naming the cause and the fix', () => {
+  it('a chunk not delivered (no outbox, the server answering 503): one line, not the delivery\'s and the stream\'s', async () => {
+    const server = await serve()
+    const logger = recordingLogger()
+    const client = clientOf(server, { logger, retry: { limit: 0 } })
+    const { run } = await client.createRun('stream_lost')
+    await client.markStageProcessing(run.id, 1)
+    server.setFault({ status: 503, headers: { 'content-type': 'application/problem+json' }, body: JSON.stringify({ title: 'Unavailable', status: 503, code: 'database_unavailable' }) })
+    const stream = client.streamStageOutput(run.id, 1, { flushIntervalMs: 0 })
+    stream.write('lost')
+    await stream.flush()
+    stream.write('dropped after the stop')
+    const summary = await stream.close()
+    server.setFault(undefined)
+    expect(summary).toEqual({ chunks: 0, bytes: 0, stopped: 'chunk 0 was not delivered: HTTP 503' })
+    expect(logger.lines.filter((line) => line.level !== 'debug').map((line) => `${line.level}: ${line.message}`)).toEqual([
+      `warn: Run ${run.id}: stage 1: streamed output stopped: chunk 0 was not delivered: HTTP 503. Later write() calls are dropped; ` +
+        "the stage's final status and output are still sent. Fix: give the client an outbox (outbox: { dir }) so that chunks wait on " +
+        'disk while the server cannot take them, or check that the server is reachable from the runner',
+    ])
+  })
+
+  it('a stream truncated past maxBufferedBytes and then refused: one line, the first cause', async () => {
+    const server = await serve(8)
+    const logger = recordingLogger()
+    const client = clientOf(server, { logger })
+    const { run } = await client.createRun('stream_twice')
+    await client.markStageProcessing(run.id, 1)
+    const stream = client.streamStageOutput(run.id, 1, { flushIntervalMs: 60_000, maxBufferedBytes: 16 })
+    stream.write('0123456789')
+    stream.write('past the bound')
+    const summary = await stream.close()
+    expect(summary.stopped).toMatch(/^chunk 0 was refused: .*413/)
+    expect(logger.lines.filter((line) => line.level !== 'debug').map((line) => `${line.level}: ${line.message}`)).toEqual([
+      `warn: Run ${run.id}: stage 1: streamed output truncated: more than 16 bytes waited to be sent (the server takes the chunks slower ` +
+        "than the stage writes them). This write and later ones are dropped; the text written before is still sent, then the stage's " +
+        'final status. Fix: write less often or in larger pieces, or raise maxBufferedBytes',
+    ])
   })
 })
 
