@@ -51,9 +51,10 @@ export interface RunCatalogue {
   /** `'default'` from an older server. */
   pipeline: string
   /**
-   * The stages stored PROCESSING when the run was read, with their stored `attempt` (1 when the
-   * server holds none): an earlier process ran them. Empty for a run this client just created;
-   * `undefined` when not known.
+   * The stages an earlier process left PROCESSING, with the attempt it left running: read from
+   * the run as the server holds it and from the earlier process's updates still in the outbox
+   * (`stagesLeftProcessing` in restart-attempts.ts, the one rule). Empty for a run this client
+   * just created with no such updates; `undefined` when not known.
    */
   processing?: ReadonlyMap<number, number> | undefined
 }

@@ -260,7 +260,8 @@ export class Delivery {
         }
       } catch (error) {
         this.count(runId, 'failed')
-        this.#logUndelivered(runId, current, error)
+        // A lost chunk ends its output stream, which logs the one line (cause and fix).
+        if (current.route !== 'stageOutput') this.#logUndelivered(runId, current, error)
         return { state: 'failed', id: current.id, error, alterations }
       }
     })

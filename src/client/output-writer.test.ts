@@ -176,7 +176,9 @@ describe('the output stream', () => {
     const summary = await stream.close()
     expect(summary.stopped).toBe('boom')
     stream.write('b')
-    expect(logger.lines).toHaveLength(1)
+    expect(logger.lines).toEqual([
+      "x: streamed output stopped: boom. Later write() calls are dropped; the stage's final status and output are still sent. Fix: report this line as a bug of pipeline-status-sdk",
+    ])
   })
 
   it('utf8CutIndex counts 1-4 bytes per code point', () => {

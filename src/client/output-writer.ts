@@ -94,8 +94,11 @@ export interface StageOutputStream {
   readonly stopped: string | undefined
 }
 
-/** How a chunk went, as a stream sees it. Internal. */
-export type ChunkResult = { state: 'sent' } | { state: 'stopped'; reason: string; quiet?: boolean }
+/**
+ * How a chunk went, as a stream sees it: a stop carries its cause (`reason`) and, unless the
+ * reason says it already, the `fix` the one log line names. Internal.
+ */
+export type ChunkResult = { state: 'sent' } | { state: 'stopped'; reason: string; fix?: string | undefined; quiet?: boolean }
 
 /** Sends chunk `seq`; never rejects. Internal. */
 export type ChunkSender = (seq: number, text: string) => Promise<ChunkResult>
@@ -115,8 +118,31 @@ export function chunkResult(seq: number, outcome: Delivered): ChunkResult {
     case 'run-finished':
       // The client has logged the run's end already.
       return { state: 'stopped', reason: outcome.error.message, quiet: true }
+    case 'refused':
+      return { state: 'stopped', reason: `chunk ${seq} was refused: ${failureReason(outcome.error)}`, fix: refusalFix(outcome.error.status, outcome.error.problem?.code) }
     default:
-      return { state: 'stopped', reason: `chunk ${seq} was refused or not delivered: ${failureReason(outcome.error)}` }
+      return { state: 'stopped', reason: `chunk ${seq} was not delivered: ${failureReason(outcome.error)}`, fix: UNDELIVERED_FIX }
+  }
+}
+
+/** The fix of a chunk that could not be delivered (no outbox, the server unreachable past the retries). Internal. */
+export const UNDELIVERED_FIX =
+  "give the client an outbox (outbox: { dir }) so that chunks wait on disk while the server cannot take them, or check that the server is reachable from the runner"
+
+/** The fix of a chunk the server refused for good, by its status and problem `code` (shared wording with the Python client). Internal. */
+export function refusalFix(status: number, code: string | undefined): string {
+  if (status === 413) {
+    return "stream less text per stage attempt, or raise the server's maxStreamedOutputBytes (its limit of one stage attempt's streamed text)"
+  }
+  switch (code) {
+    case 'output_out_of_order':
+      return 'let one stream write a stage attempt (one per stage and attempt); a process that restarts a stage must report it as a new attempt first (runPipeline does)'
+    case 'stage_not_started':
+      return 'report the stage PROCESSING before streaming its output (runPipeline does)'
+    case 'stage_finished':
+      return "close the stream before sending the stage's final status (runPipeline does)"
+    default:
+      return 'the server refused the chunk itself: report this line as a bug of pipeline-status-sdk'
   }
 }
 
@@ -152,6 +178,8 @@ export class OutputStream implements StageOutputStream {
   #overflowed: string | undefined
   #chunks = 0
   #bytes = 0
+  /** Whether the stream's one log line was written. */
+  #logged = false
 
   constructor(options: StageOutputStreamOptions & { send: ChunkSender; logger: Logger; label: string }) {
     this.#send = options.send
@@ -227,7 +255,7 @@ export class OutputStream implements StageOutputStream {
       // The text accepted so far stays and is still sent; this write and later ones are dropped.
       this.#overflowed = `more than ${this.#maxBufferedBytes} bytes waited to be sent (the server takes the chunks slower than the stage writes them)`
       this.#held = ''
-      this.#logger.warn(
+      this.#logOnce(
         `${this.#label}: streamed output truncated: ${this.#overflowed}. This write and later ones are dropped; the text written before is still sent, then the stage's final status. Fix: write less often or in larger pieces, or raise maxBufferedBytes`,
       )
       return
@@ -259,11 +287,12 @@ export class OutputStream implements StageOutputStream {
     const { text, bytes } = this.#take()
     const seq = this.#seq++
     this.#inFlight = this.#send(seq, text)
-      .catch((error: unknown): ChunkResult => ({ state: 'stopped', reason: failureReason(error) }))
+      // A sender never rejects: this is a bug, said so in the one line.
+      .catch((error: unknown): ChunkResult => ({ state: 'stopped', reason: failureReason(error), fix: 'report this line as a bug of pipeline-status-sdk' }))
       .then((result) => {
         this.#inFlight = undefined
         if (result.state === 'stopped') {
-          this.#stop(result.reason, result.quiet)
+          this.#stop(result.reason, result.fix, result.quiet)
           return
         }
         this.#chunks++
@@ -290,7 +319,7 @@ export class OutputStream implements StageOutputStream {
     return { text, bytes: end.bytes }
   }
 
-  #stop(reason: string, quiet = false): void {
+  #stop(reason: string, fix: string | undefined, quiet = false): void {
     if (this.#stopped !== undefined) return
     this.#stopped = reason
     this.#buffer = ''
@@ -298,8 +327,17 @@ export class OutputStream implements StageOutputStream {
     this.#held = ''
     this.#clearTimer()
     if (!quiet) {
-      this.#logger.warn(`${this.#label}: streamed output stopped: ${reason}. Later write() calls are dropped; the stage's final status and output are still sent`)
+      this.#logOnce(
+        `${this.#label}: streamed output stopped: ${reason}. Later write() calls are dropped; the stage's final status and output are still sent${fix === undefined ? '' : `. Fix: ${fix}`}`,
+      )
     }
+  }
+
+  /** The stream's one log line: its first cause (a later one is in the summary's `stopped`). */
+  #logOnce(line: string): void {
+    if (this.#logged) return
+    this.#logged = true
+    this.#logger.warn(line)
   }
 
   #clearTimer(): void {

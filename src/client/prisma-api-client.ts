@@ -33,6 +33,7 @@ import { type OutputAlteration, type StageAttemptFields, buildStageUpdate, stora
 import { OutputStream, type StageOutputStream, type StageOutputStreamOptions, chunkResult } from './output-writer.js'
 import { z } from 'zod'
 import { Transport } from './transport.js'
+import { type InheritedStage, inheritedStages, stagesLeftProcessing } from './restart-attempts.js'
 
 /**
  * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
@@ -98,6 +99,8 @@ export class PrismaAPIClient {
   #closed = false
   /** The run's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
   readonly #catalogues = new Map<string, RunCatalogue>()
+  /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
+  #inherited = new Map<string, Map<number, InheritedStage>>()
   /** The list and count reads: a GET like `getStatus`, retried, refused once the client is closed. */
   readonly #reads: RunListTransport = {
     url: (route, query) => withQuery(this.#url(route), query),
@@ -156,6 +159,8 @@ export class PrismaAPIClient {
       throw error
     }
     this.#delivery.attach(this.#outbox)
+    // Read before the first redelivery can land: a restarted runner's attempts do not depend on its timing.
+    this.#inherited = inheritedStages(this.#outbox?.takeInherited() ?? [])
     const internals: ClientInternals = {
       stageUpdate: (runId, stageNumber, status, output, catalogue, attempt) => this.#stageUpdate(runId, stageNumber, status, output, catalogue, attempt),
       reportProgress: (runId, stageNumber, progress, catalogue) =>
@@ -175,12 +180,13 @@ export class PrismaAPIClient {
       serverCatalogue: async (runId) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
-        if (known?.processing) return known
+        const inherited = this.#inherited.get(runId)
+        if (known?.processing) return { ...known, processing: stagesLeftProcessing([], inherited) }
         // Without the stages (a status read that failed) the catalogue `createRun` answered still checks the runner.
         const status = known ? await this.getStatus(runId).catch(() => undefined) : await this.getStatus(runId)
-        if (status === undefined) return known as RunCatalogue
+        if (status === undefined) return { ...(known as RunCatalogue), processing: stagesLeftProcessing([], inherited) }
         const { catalogue, run, stages } = status
-        const processing = new Map(stages.filter((stage) => stage.status === 'PROCESSING').map((stage) => [stage.stageNumber, stage.attempt ?? 1] as const))
+        const processing = stagesLeftProcessing(stages, inherited)
         // An existing run's catalogue as `createRun` answered it (the snapshot it was created with); its stages as read now.
         return known ? { ...known, processing } : { catalogue, pipeline: run.pipeline, processing }
       },

@@ -86,7 +86,9 @@ print(json.dumps({"result": result, "set": cancelled.is_set()}), flush=True)
     // Nothing but the stream could have told it.
     expect(server.requestsTo('/py_cancel/heartbeat')).toEqual([])
     expect(server.requestsTo('/py_cancel/status')).toEqual([])
-    expect(server.requestsTo('/py_cancel/events')).toHaveLength(1)
+    // The set stream's summary view of the one run (no chunks echoed back), not the run's own stream.
+    expect(server.requestsTo('/py_cancel/events')).toEqual([])
+    expect(server.requests.filter((request) => request.url.endsWith('/events?run=py_cancel&view=summary'))).toHaveLength(1)
     await until('the stream to be closed', () => server.openStreams === 0)
     // Nothing was sent for stage 2 after its first PROCESSING.
     const stage2 = server.requestsTo('/py_cancel/stage-update').filter((r) => r.body.includes('"stageNumber": 2') || r.body.includes('"stageNumber":2'))
@@ -151,7 +153,7 @@ cancelled = client.cancelled(run)
 print(json.dumps({"set": cancelled.wait(60)}), flush=True)
 `,
     )
-    await until('a poll after a stream attempt', () => server.requestsTo('/py_hang/events').length >= 1 && server.requestsTo('/py_hang/status').length >= 1, 30_000)
+    await until('a poll after a stream attempt', () => server.requests.some((request) => request.url.endsWith('/events?run=py_hang&view=summary')) && server.requestsTo('/py_hang/status').length >= 1, 30_000)
     await cancel(server, 'py_hang')
     expect(await python.done).toBe(0)
     expect(JSON.parse(python.lines.at(-1) ?? 'null')).toEqual({ set: true })

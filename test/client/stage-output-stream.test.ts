@@ -140,10 +140,54 @@ describe("runPipeline's write against the real handlers", () => {
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
     expect(server.requestsTo('/stages/1/output')).toHaveLength(2)
     const lines = logger.lines.filter((line) => line.level === 'warn' || line.level === 'error')
-    expect(lines).toHaveLength(1)
-    expect(lines[0]?.message).toMatch(/stage 1: streamed output stopped: chunk 1 was refused.*413.*output_too_large/)
+    expect(lines.map((line) => line.message)).toEqual([
+      `Run ${run.id}: stage 1: streamed output stopped: chunk 1 was refused: HTTP 413 output_too_large: Stage 1's streamed output would be 80 bytes, over the limit of 64; nothing was stored. Later write() calls are dropped; ` +
+        "the stage's final status and output are still sent. Fix: stream less text per stage attempt, or raise the server's " +
+        "maxStreamedOutputBytes (its limit of one stage attempt's streamed text)",
+    ])
     expect(summary.warnings).toEqual([expect.stringMatching(/^Stage 1 streamed output stopped/)])
     expect((await client.getStatus(run.id)).stages[0]).toMatchObject({ status: 'COMPLETED', output: 'done' })
+  })
+})
+
+describe('a stopped output stream logs one line naming the cause and the fix', () => {
+  it('a chunk not delivered (no outbox, the server answering 503): one line, not the delivery\'s and the stream\'s', async () => {
+    const server = await serve()
+    const logger = recordingLogger()
+    const client = clientOf(server, { logger, retry: { limit: 0 } })
+    const { run } = await client.createRun('stream_lost')
+    await client.markStageProcessing(run.id, 1)
+    server.setFault({ status: 503, headers: { 'content-type': 'application/problem+json' }, body: JSON.stringify({ title: 'Unavailable', status: 503, code: 'database_unavailable' }) })
+    const stream = client.streamStageOutput(run.id, 1, { flushIntervalMs: 0 })
+    stream.write('lost')
+    await stream.flush()
+    stream.write('dropped after the stop')
+    const summary = await stream.close()
+    server.setFault(undefined)
+    expect(summary).toEqual({ chunks: 0, bytes: 0, stopped: 'chunk 0 was not delivered: HTTP 503' })
+    expect(logger.lines.filter((line) => line.level !== 'debug').map((line) => `${line.level}: ${line.message}`)).toEqual([
+      `warn: Run ${run.id}: stage 1: streamed output stopped: chunk 0 was not delivered: HTTP 503. Later write() calls are dropped; ` +
+        "the stage's final status and output are still sent. Fix: give the client an outbox (outbox: { dir }) so that chunks wait on " +
+        'disk while the server cannot take them, or check that the server is reachable from the runner',
+    ])
+  })
+
+  it('a stream truncated past maxBufferedBytes and then refused: one line, the first cause', async () => {
+    const server = await serve(8)
+    const logger = recordingLogger()
+    const client = clientOf(server, { logger })
+    const { run } = await client.createRun('stream_twice')
+    await client.markStageProcessing(run.id, 1)
+    const stream = client.streamStageOutput(run.id, 1, { flushIntervalMs: 60_000, maxBufferedBytes: 16 })
+    stream.write('0123456789')
+    stream.write('past the bound')
+    const summary = await stream.close()
+    expect(summary.stopped).toMatch(/^chunk 0 was refused: .*413/)
+    expect(logger.lines.filter((line) => line.level !== 'debug').map((line) => `${line.level}: ${line.message}`)).toEqual([
+      `warn: Run ${run.id}: stage 1: streamed output truncated: more than 16 bytes waited to be sent (the server takes the chunks slower ` +
+        "than the stage writes them). This write and later ones are dropped; the text written before is still sent, then the stage's " +
+        'final status. Fix: write less often or in larger pieces, or raise maxBufferedBytes',
+    ])
   })
 })
 
@@ -211,5 +255,84 @@ describe('a runner restarted after a crash mid-stream (same runId, outbox on)', 
     const stage = (await client.getStatus(run.id)).stages.find((row) => row.stageNumber === 1)
     expect(stage).toMatchObject({ status: 'COMPLETED', output: 'the restarted process wrote this, all of it', attempt: 2 })
     expect(summary.warnings.filter((warning) => warning.includes('streamed output stopped'))).toEqual([])
+  })
+})
+
+describe("a runner restarted after a crash while its stage's first PROCESSING still waited in the outbox", () => {
+  /** The real handlers, behind a gate: `down` answers every stage update and chunk 503; `until-read`, until a `GET /status` was answered. */
+  async function gatedServer(): Promise<{ server: TestServer; gate: { mode: 'down' | 'until-read' | 'up'; read: boolean } }> {
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+    const gate = { mode: 'down' as 'down' | 'until-read' | 'up', read: false }
+    const server = await startTestServer({
+      handler: async (request) => {
+        const path = new URL(request.url).pathname
+        const write = request.method === 'POST' && (path.endsWith('/stage-update') || path.endsWith('/output'))
+        if (write && (gate.mode === 'down' || (gate.mode === 'until-read' && !gate.read))) {
+          return Response.json({ title: 'Database unavailable', status: 503, code: 'database_unavailable' }, { status: 503, headers: { 'content-type': 'application/problem+json' } })
+        }
+        const response = await handlers.fetch(request)
+        if (request.method === 'GET' && path.endsWith('/status')) gate.read = true
+        return response
+      },
+    })
+    servers.push(server)
+    return { server, gate }
+  }
+
+  it.each([
+    ['the restarted runner reads the run before the redelivered PROCESSING lands', 'until-read'],
+    ['the redelivered PROCESSING lands before the restarted runner reads the run', 'flushed'],
+  ] as const)('runs the stage as attempt 2 when %s', async (_, order) => {
+    const { server, gate } = await gatedServer()
+    const client = clientOf(server)
+    const runId = `queued_crash_${order}`
+    await client.createRun(runId)
+    const dir = mkdtempSync(join(tmpdir(), 'queued-crash-'))
+    const script = fileURLToPath(new URL('./fixtures/queue-then-crash.ts', import.meta.url))
+    const child = spawn(process.execPath, ['--import', 'tsx', script, server.origin, TEST_SECRET, dir, runId], { cwd: process.cwd() })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
+    try {
+      await until('the child queued its reports', () => stdout.includes('queued') || child.exitCode !== null, 30_000)
+      expect({ stdout, stderr }).toEqual({ stdout: 'queued\n', stderr: '' })
+    } finally {
+      child.kill('SIGKILL')
+    }
+    await exited
+    // Nothing of the crashed process landed: the run has no stage rows.
+    expect((await client.getStatus(runId)).stages).toEqual([])
+
+    gate.mode = order === 'until-read' ? 'until-read' : 'up'
+    gate.read = false
+    const restarted = clientOf(server, { outbox: { dir, retryDelayMs: 20, maxRetryDelayMs: 100 }, followRunStream: false })
+    if (order === 'flushed') {
+      await restarted.flush()
+      expect((await client.getStatus(runId)).stages.map(({ stageNumber, status, attempt, output }) => ({ stageNumber, status, attempt, output }))).toEqual([
+        { stageNumber: 1, status: 'PROCESSING', attempt: null, output: 'the crashed process wrote this, ' },
+      ])
+    }
+    const summary = await runPipeline({
+      runId,
+      client: restarted,
+      stages: [
+        async ({ write, attempt }) => {
+          write('the restarted process wrote this, ')
+          write(`as its attempt ${attempt}`)
+        },
+        ...[2, 3, 4, 5].map((n) => () => `stage ${n}`),
+      ],
+    })
+    expect(summary.status).toBe('COMPLETED')
+    expect(summary.warnings.filter((warning) => warning.includes('streamed output stopped'))).toEqual([])
+    await until('the outbox is empty', () => restarted.pendingCount(runId) === 0)
+    const status = await client.getStatus(runId)
+    expect(status.run.status).toBe('COMPLETED')
+    expect(status.stages.map(({ stageNumber, status, attempt, maxAttempts, output }) => ({ stageNumber, status, attempt, maxAttempts, output }))).toEqual([
+      { stageNumber: 1, status: 'COMPLETED', attempt: 2, maxAttempts: 2, output: 'the restarted process wrote this, as its attempt 1' },
+      ...[2, 3, 4, 5].map((n) => ({ stageNumber: n, status: 'COMPLETED', attempt: null, maxAttempts: null, output: `stage ${n}` })),
+    ])
   })
 })

@@ -31,9 +31,10 @@ from .contract import (
     to_storable_text,
     utc_timestamp,
 )
-from .errors import CatalogueMismatchError, ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError
+from .errors import CatalogueMismatchError, ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError, StatusNetworkError
 from .outbox import DeadLetter, Outbox, OutboxEntry
 from .runs import check_limit, create_run_body, iterate_runs, list_query
+from .restart_attempts import InheritedStages, inherited_stages, stages_left_processing
 from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriable
 from .run_watch import DEFAULT_POLL_INTERVAL, RunWatch
 from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait_seconds
@@ -279,6 +280,10 @@ class PrismaAPIClient:
         self._run_listeners: List[Callable[[str, Dict[str, Any]], None]] = []
         directory = outbox_dir or os.environ.get(ENV_OUTBOX_DIR) or None
         self.outbox: Optional[Outbox] = Outbox(directory) if directory else None
+        # Read before the first redelivery can land: a restarted runner's attempts do not depend on its timing.
+        self._inherited: Dict[str, InheritedStages] = inherited_stages(self.outbox.pending()) if self.outbox is not None else {}
+        #: Per run, read once: stage → the attempt an earlier process left running (see :meth:`_restart_base`).
+        self._left_processing: Dict[str, Dict[int, int]] = {}
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -295,8 +300,40 @@ class PrismaAPIClient:
     def mark_stage_processing(self, run_id: str, stage_number: int, output: Optional[Any] = None) -> bool:
         """Marks stage ``stage_number`` PROCESSING, with an optional ``output`` (a dict is
         JSON-encoded, a string sent as it is); without one it sends ``"output": ""``, exactly the
-        payload of the original runner."""
-        return self._stage_update(run_id, stage_number, "PROCESSING", "" if output is None else output, completed=False)
+        payload of the original runner. A stage an earlier process left PROCESSING (a runner
+        restarted with the same ``run_id``) is sent as a new attempt (``attempt`` k + 1,
+        ``maxAttempts`` k + 1, ``nextRetryAt`` null; see :meth:`_restart_base`), so the server resets
+        its streamed output; the first call for a run reads it once (``GET /status``)."""
+        base = self._restart_base(run_id, stage_number)
+        attempt = {"attempt": base + 1, "maxAttempts": base + 1, "nextRetryAt": None} if base > 0 else None
+        return self._stage_update(run_id, stage_number, "PROCESSING", "" if output is None else output, completed=False, attempt=attempt)
+
+    def _restart_base(self, run_id: str, stage_number: int) -> int:
+        """The attempt an earlier process left stage ``stage_number`` running (0: none), the one
+        restart rule (``restart_attempts.py``, as ``runPipeline``'s): the run's stages are read once
+        per run (``GET /status``, none for a run this client created) with the updates an earlier
+        process left in the outbox; each stage is bumped once, by the first report of it that
+        starts it. A failed read is logged once and the outbox's updates alone decide."""
+        with self._state:
+            known = self._left_processing.get(run_id)
+        if known is None:
+            stored: List[Any] = []
+            try:
+                # One attempt: a server that cannot be reached fails the stage update next, which says so.
+                answer = self._transport.send(Request("GET", route_path("status", run_id), str(uuid.uuid4())))
+                stored = list(answer.get("stages") or [])
+            except StatusNetworkError as error:
+                self.log.debug("Run %s: GET /status for the restart rule got no answer (%s); the outbox's updates alone decide",
+                               run_id, error)
+            except PipelineStatusError as error:
+                self._warn_once("restart-read", f"Run {run_id}: GET /status was refused ({error}), so the stages an earlier "
+                                "process left PROCESSING are known only from the outbox; a stage the server holds PROCESSING may "
+                                "meet its earlier text as conflict. Fix: let the runner's secret read the run (an authorize hook "
+                                "that refuses the runner's reads)")
+            with self._state:
+                known = self._left_processing.setdefault(run_id, stages_left_processing(stored, self._inherited.get(run_id)))
+        with self._state:
+            return known.pop(stage_number, 0)
 
     def mark_stage_complete(self, run_id: str, stage_number: int, output_data: Optional[Any] = None) -> bool:
         """Marks stage ``stage_number`` COMPLETED with its output and ``completedAt`` now.
@@ -348,6 +385,11 @@ class PrismaAPIClient:
         run = answer.get("run") or {}
         if isinstance(answer.get("catalogue"), list):
             self._catalogues[str(run.get("id", run_id))] = answer["catalogue"]
+        if answer.get("created") is True:
+            # A run this call created has no stages yet: no read needed for the restart rule.
+            with self._state:
+                created_id = str(run.get("id", run_id))
+                self._left_processing.setdefault(created_id, stages_left_processing([], self._inherited.get(created_id)))
         self._observe_run(str(run.get("id", run_id)), answer, read=True)
         return run
 
@@ -626,7 +668,9 @@ class PrismaAPIClient:
         """A ``threading.Event`` set within a second of the run ending elsewhere (cancelled by
         the web app, failed by the stale-run sweeper, completed by someone else); never set by
         this client's own final update. The first call starts a daemon thread that follows the
-        run's live stream (``GET {base}/{run_id}/events`` with the client's secret; a deadline of
+        run in the set stream's summary view (``GET {base}/events?run=<run_id>&view=summary``, no
+        stage outputs nor streamed chunks sent back; the run's own ``GET {base}/{run_id}/events`` on
+        a server without it) with the client's secret; a deadline of
         ``timeout`` on connect, a keep-alive watchdog, reconnects with backoff 1 s to 30 s, polling
         ``GET /status`` meanwhile); on a
         server without the stream route (404, 405) it polls ``GET /status`` every
@@ -685,7 +729,9 @@ class PrismaAPIClient:
         if not isinstance(attempts, int) or attempts < 1:
             raise ConfigurationError(f"attempts must be a whole number, at least 1, got {attempts!r}")
         cancelled = self.cancelled(run_id)
-        first = {"attempt": 1, "maxAttempts": attempts, "nextRetryAt": None} if attempts > 1 else None
+        # A stage an earlier process left PROCESSING runs as a new attempt: `base` shifts every attempt number reported.
+        base = self._restart_base(run_id, stage)
+        first = {"attempt": base + 1, "maxAttempts": base + attempts, "nextRetryAt": None} if attempts > 1 or base > 0 else None
         self._stage_update(run_id, stage, "PROCESSING", "", completed=False, attempt=first)
         attempt = 1
         while True:
@@ -700,11 +746,11 @@ class PrismaAPIClient:
                     self.mark_stage_failed(run_id, stage, error)
                     raise
                 wait = wait_seconds(backoff, attempt)
-                self.mark_stage_retrying(run_id, stage, None, attempt + 1, attempts, error, time.time() + wait)
+                self.mark_stage_retrying(run_id, stage, None, base + attempt + 1, base + attempts, error, time.time() + wait)
                 if cancelled.wait(wait):
                     raise RunFinishedElsewhereError(run_id, self.run_finished(run_id)) from error
                 attempt += 1
-                self.mark_stage_attempt_started(run_id, stage, attempt, attempts)
+                self.mark_stage_attempt_started(run_id, stage, base + attempt, base + attempts)
                 continue
             if cancelled.is_set():
                 raise RunFinishedElsewhereError(run_id, self.run_finished(run_id))
@@ -906,7 +952,7 @@ class PrismaAPIClient:
                     if kind == "dead-letter" and outcome is not None:
                         outcome["refused"] = error
                         return False
-                    return self._after_failure(update, error, started, kind)
+                    return self._after_failure(update, error, started, kind, outcome)
                 if outcome is not None:
                     outcome["answer"] = answer
                 else:
@@ -935,7 +981,8 @@ class PrismaAPIClient:
             return "queue"
         return "dead-letter" if isinstance(error, StatusHttpError) else "other"
 
-    def _after_failure(self, update: _Update, error: PipelineStatusError, started: float, kind: str) -> bool:
+    def _after_failure(self, update: _Update, error: PipelineStatusError, started: float, kind: str,
+                       outcome: Optional[Dict[str, Any]] = None) -> bool:
         if self.outbox is not None and kind == "queue":
             self._enqueue(update, started, str(error), next_attempt_at=time.time() + self.retry.delay(1, getattr(error, "retry_after", None)))
             return True
@@ -950,7 +997,11 @@ class PrismaAPIClient:
                                         started, error.status, error.code, str(error))
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", update.run_id, update.what, error, self.outbox.path)
             return False
-        self.log.error("Run %s: %s was not delivered: %s", update.run_id, update.what, error)
+        if outcome is not None:
+            # A lost chunk ends its output stream, which logs the one line (cause and fix).
+            outcome["failed"] = error
+        else:
+            self.log.error("Run %s: %s was not delivered: %s", update.run_id, update.what, error)
         return self._lost(update.run_id, update.what, str(error))
 
     def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float, refused: bool = False) -> None:

@@ -1,6 +1,8 @@
-"""The run watch behind ``client.cancelled(run_id)``: a daemon thread that follows the run's live
-stream (``GET {base}/{run_id}/events``, Server-Sent Events, an outbound connection with the
-client's secret and signature) and sets a ``threading.Event`` within a second of the run ending
+"""The run watch behind ``client.cancelled(run_id)``: a daemon thread that follows the run in the
+set stream's summary view (``GET {base}/events?run={run_id}&view=summary``: the run's end, no stage
+outputs and no streamed chunks echoed back to the runner; the run's own ``GET {base}/{run_id}/events``
+only on a server without that route, a debug note), Server-Sent Events, an outbound connection
+with the client's secret and signature, and sets a ``threading.Event`` within a second of the run ending
 elsewhere (a cancel from the web app, the stale-run sweeper, another runner).
 
 Like the TypeScript client's run-end watch (src/client/run-end-watch.ts): a deadline on connect
@@ -19,7 +21,7 @@ import threading
 import time
 import uuid
 from typing import Any, Callable, Dict, Mapping, Optional
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .contract import FINAL_RUN_STATUSES, route_path
 from .errors import PipelineStatusError
@@ -63,6 +65,8 @@ class RunWatch:
         self._stop = threading.Event()
         self._connection: Optional[http.client.HTTPConnection] = None
         self._lock = threading.Lock()
+        #: The summary view of the set stream until the server shows it has none (404, 405).
+        self._summary = True
         self.thread = threading.Thread(target=self._run, name=f"pipeline-status-watch-{run_id}", daemon=True)
 
     def start(self) -> None:
@@ -95,6 +99,12 @@ class RunWatch:
                     return
                 failures = 0  # a clean drop: reconnect after the base wait
             except _NoStreamRoute as error:
+                if self._summary:
+                    # An older server (no set stream route) is normal: a debug note, no warning.
+                    self._log.debug("Run %s: %s (a server without the set stream); following GET %s instead",
+                                    self.run_id, error, self._transport.url(route_path("events", self.run_id)))
+                    self._summary = False
+                    continue
                 self._warn_once("no-stream", f"Run {self.run_id}: live stream: {error}: the server has no live stream route; "
                                 "polling GET /status every %g s instead. Fix: serve the events route (upgrade the web app's "
                                 "pipeline-status-sdk; a Next.js app needs the [runId]/events route file)." % self._poll_interval)
@@ -119,13 +129,18 @@ class RunWatch:
             failures += 1
             self._stop.wait(random.random() * min(RECONNECT_MAX, RECONNECT_BASE * 2 ** (failures - 1)))
 
+    def _route(self) -> str:
+        if self._summary:
+            return f"events?run={quote(self.run_id, safe='')}&view=summary"
+        return route_path("events", self.run_id)
+
     def _url(self) -> str:
-        return self._transport.url(route_path("events", self.run_id))
+        return self._transport.url(self._route())
 
     def _stream(self) -> bool:
         """One stream attempt; ``True`` when the run is finished (or the watch stopped)."""
         url = urlsplit(self._url())
-        request = Request("GET", route_path("events", self.run_id), str(uuid.uuid4()))
+        request = Request("GET", self._route(), str(uuid.uuid4()))
         headers = self._transport.headers(request, accept="text/event-stream")
         timeout = self._transport.timeout
         cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection

@@ -20,6 +20,25 @@ DEFAULT_FLUSH_BYTES = 16 * 1024
 DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024
 #: How long ``close`` waits for the text to be delivered, in seconds, by default.
 DEFAULT_CLOSE_TIMEOUT = 120.0
+#: The fix of a chunk that could not be delivered (the TypeScript client's wording).
+UNDELIVERED_FIX = ("give the client an outbox (outbox_dir) so that chunks wait on disk while the server cannot take them, "
+                   "or check that the server is reachable from the runner")
+
+
+def refusal_fix(status: int, code: Optional[str]) -> str:
+    """The fix of a chunk the server refused for good, by its status and problem ``code`` (the
+    TypeScript client's ``refusalFix``)."""
+    if status == 413:
+        return ("stream less text per stage attempt, or raise the server's maxStreamedOutputBytes (its limit of one stage "
+                "attempt's streamed text)")
+    if code == "output_out_of_order":
+        return ("let one stream write a stage attempt (one per stage and attempt); a process that restarts a stage must report "
+                "it as a new attempt first (mark_stage_processing and run_stage_with_retries do)")
+    if code == "stage_not_started":
+        return "report the stage PROCESSING before streaming its output"
+    if code == "stage_finished":
+        return "close the stream before sending the stage's final status (use it as a context manager)"
+    return "the server refused the chunk itself: report this line as a bug of pipeline_status_client"
 
 
 def utf8_head(text: str, max_bytes: int) -> str:
@@ -80,6 +99,7 @@ class StageOutputStream:
         self._seq = 0
         #: Why the stream stopped early, or ``None``.
         self.stopped: Optional[str] = None
+        self._logged = False
         #: Why writes are dropped after one passed ``max_buffered_bytes``, or ``None``; the text
         #: accepted before is still sent.
         self.truncated: Optional[str] = None
@@ -119,7 +139,8 @@ class StageOutputStream:
         if thread is not None:
             thread.join(self.close_timeout)
             if thread.is_alive():
-                self._stop(f"the text was not delivered within close_timeout ({self.close_timeout:g} s); what still waited was dropped")
+                self._stop(f"the text was not delivered within close_timeout ({self.close_timeout:g} s); what still waited was dropped",
+                           "raise close_timeout, or give the client an outbox (outbox_dir) so that the text waits on disk")
         return self.stopped is None and self.truncated is None
 
     def __enter__(self) -> "StageOutputStream":
@@ -138,10 +159,9 @@ class StageOutputStream:
             self.truncated = (f"more than {self.max_buffered_bytes} bytes waited to be sent (the server takes the chunks "
                               "slower than the stage writes them)")
             self._held = ""
-            self._client.log.warning("Run %s: stage %d: streamed output truncated: %s. This write and later ones are dropped; "
-                                     "the text written before is still sent, then the stage's final status. Fix: write less "
-                                     "often or in larger pieces, or raise max_buffered_bytes",
-                                     self.run_id, self.stage_number, self.truncated)
+            self._log_once("Run %s: stage %d: streamed output truncated: %s. This write and later ones are dropped; "
+                           "the text written before is still sent, then the stage's final status. Fix: write less "
+                           "often or in larger pieces, or raise max_buffered_bytes", self.run_id, self.stage_number, self.truncated)
             return
         if self._buffered_bytes == 0:
             self._first_write_at = time.monotonic()
@@ -185,15 +205,22 @@ class StageOutputStream:
                 return
             seq = self._seq
             self._seq += 1
-            sent, why = self._send(seq, text)
+            sent, why, fix = self._send(seq, text)
             if not sent:
-                self._stop(why)
+                self._stop(why, fix)
                 return
             with self._cond:
                 self.chunks += 1
                 self.bytes += len(text.encode("utf-8"))
 
-    def _send(self, seq: int, text: str) -> Tuple[bool, str]:
+    def _log_once(self, message: str, *args: Any) -> None:
+        """The stream's one log line: its first cause (a later one is in :attr:`stopped`)."""
+        if self._logged:
+            return
+        self._logged = True
+        self._client.log.warning(message, *args)
+
+    def _send(self, seq: int, text: str) -> Tuple[bool, str, Optional[str]]:
         """Chunk ``seq`` through the client's one delivery path; never raises."""
         outcome: Dict[str, Any] = {}
         try:
@@ -201,25 +228,25 @@ class StageOutputStream:
                 self.run_id, f"stages/{self.stage_number}/output", encode_json({"seq": seq, "text": text}),
                 f"stage {self.stage_number} output chunk {seq}", self.stage_number, outcome=outcome)
         except Exception as error:  # a bug must not reach the stage
-            return False, f"chunk {seq} not sent: {type(error).__name__}: {error}"
+            return False, f"chunk {seq} not sent: {type(error).__name__}: {error}", "report this line as a bug of pipeline_status_client"
         answer = outcome.get("answer")
         if delivered and isinstance(answer, dict) and answer.get("outcome") == "conflict":
             return False, (f"the server holds other text for chunk {seq} of this attempt (outcome \"conflict\"): another "
                            "process, or an earlier run of this process with the same run_id, streamed different text for the "
                            "same seq of this stage attempt. Fix: let one process stream a stage attempt; a runner that "
-                           "restarts a stage must report it as a new attempt (a higher attempt resets the streamed output)")
+                           "restarts a stage must report it as a new attempt (a higher attempt resets the streamed output)"), None
         if delivered:
-            return True, ""
+            return True, "", None
         refused = outcome.get("refused")
         if refused is not None:
-            return False, f"chunk {seq} was refused: {refused}"
-        return False, f"chunk {seq} was not delivered (see the error logged before)"
+            return False, f"chunk {seq} was refused: {refused}", refusal_fix(getattr(refused, "status", 0), getattr(refused, "code", None))
+        return False, f"chunk {seq} was not delivered: {outcome.get('failed', 'unknown reason')}", UNDELIVERED_FIX
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, fix: Optional[str] = None) -> None:
         with self._cond:
-            self._stop_locked(reason)
+            self._stop_locked(reason, fix)
 
-    def _stop_locked(self, reason: str) -> None:
+    def _stop_locked(self, reason: str, fix: Optional[str] = None) -> None:
         if self.stopped is not None:
             return
         self.stopped = reason
@@ -227,5 +254,6 @@ class StageOutputStream:
         self._buffered_bytes = 0
         self._held = ""
         self._cond.notify_all()
-        self._client.log.warning("Run %s: stage %d: streamed output stopped: %s. Later write() calls are dropped; the stage's "
-                                 "final status and output are still sent", self.run_id, self.stage_number, reason)
+        self._log_once("Run %s: stage %d: streamed output stopped: %s. Later write() calls are dropped; the stage's "
+                       "final status and output are still sent%s", self.run_id, self.stage_number, reason,
+                       "" if fix is None else f". Fix: {fix}")

@@ -432,7 +432,9 @@ class ServerTests:
         updates = self.proxy.updates(run_id)
         self.assertEqual([r.headers.get("traceparent") for r in updates[-2:]], [other, None])
         # Per request, from a callable (OpenTelemetry's inject).
-        calls = iter(["00-2af7651916cd43dd8448eb211c80319c-d7ad6b7169203331-01", "00-3af7651916cd43dd8448eb211c80319c-e7ad6b7169203331-01"])
+        # The first goes to the restart rule's one read of the run (GET /status), a request like the others.
+        calls = iter(["00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01",
+                      "00-2af7651916cd43dd8448eb211c80319c-d7ad6b7169203331-01", "00-3af7651916cd43dd8448eb211c80319c-e7ad6b7169203331-01"])
         traced = self.client(trace_headers=lambda: {"traceparent": next(calls), "x-other": "dropped"})
         self.assertTrue(traced.mark_stage_processing(run_id, 3))
         self.assertTrue(traced.mark_stage_complete(run_id, 3))
@@ -473,6 +475,67 @@ class ServerTests:
 
     def restart_receiver(self) -> None:
         """Nothing to restart for a server whose state is in memory."""
+
+
+    def test_a_runner_killed_while_its_first_processing_waited_in_the_outbox_restarts_the_stage_as_attempt_2(self) -> None:
+        # The restart rule (restart_attempts.py, as runPipeline's): the stage is a new attempt whether the
+        # outbox's redelivery of the killed process's PROCESSING lands after the restarted runner reads the
+        # run or before.
+        import signal
+        import subprocess
+        import sys
+        from support import PACKAGE
+        child_code = """
+import sys, time
+from pipeline_status_client import PrismaAPIClient, RetryPolicy
+origin, secret, directory, run_id = sys.argv[1:5]
+client = PrismaAPIClient(origin, secret, outbox_dir=directory, background=False, retry=RetryPolicy(attempts=1))
+client.mark_stage_processing(run_id, 1)
+out = client.stream_output(run_id, 1)
+out.write("the crashed process wrote this, ")
+out.close()
+print("queued", client.pending_count(run_id), flush=True)
+time.sleep(60)  # killed here, mid-stage
+"""
+        for order in ("read-first", "redelivered-first"):
+            with self.subTest(order=order):
+                run_id = self.created_run()
+                directory = tempfile.mkdtemp()
+                faults = [Fault(f"/{run_id}/stage-update", 503, times=1000), Fault(f"/{run_id}/stages/1/output", 503, times=1000)]
+                self.proxy.faults.extend(faults)
+                child = subprocess.Popen([sys.executable, "-c", child_code, self.proxy.origin, SECRET, directory, run_id],
+                                         env={**os.environ, "PYTHONPATH": PACKAGE}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                try:
+                    self.assertEqual(child.stdout.readline() if child.stdout else "", "queued 2\n")
+                finally:
+                    child.send_signal(signal.SIGKILL)
+                    child.wait()
+                    if child.stdout:
+                        child.stdout.close()
+                for fault in faults:
+                    fault.times = 0
+                direct = PrismaAPIClient(self.origin, SECRET)
+                # Nothing of the killed process landed.
+                self.assertEqual(direct.get_status(run_id)["stages"], [])
+                restarted = self.client(outbox_dir=directory, background=False)
+                self.addCleanup(restarted.close)
+                if order == "redelivered-first":
+                    self.assertTrue(restarted.flush(30))
+                    self.assertEqual([(s["status"], s.get("attempt"), s.get("output")) for s in direct.get_status(run_id)["stages"]],
+                                     [("PROCESSING", None, "the crashed process wrote this, ")])
+                # read-first: the run is read (no stage yet) while the killed process's updates still wait.
+                self.assertTrue(restarted.mark_stage_processing(run_id, 1))
+                with restarted.stream_output(run_id, 1) as out:
+                    out.write("the restarted process wrote this")
+                self.assertTrue(restarted.flush(30))
+                self.assertIsNone(out.stopped)
+                stage = direct.get_status(run_id)["stages"][0]
+                self.assertEqual((stage["status"], stage["attempt"], stage["maxAttempts"], stage["output"]),
+                                 ("PROCESSING", 2, 2, "the restarted process wrote this"))
+                self.assertTrue(restarted.mark_stage_complete(run_id, 1, "done"))
+                self.assertTrue(restarted.flush(30))
+                stage = direct.get_status(run_id)["stages"][0]
+                self.assertEqual((stage["status"], stage["attempt"], stage["maxAttempts"], stage["output"]), ("COMPLETED", 2, 2, "done"))
 
 
 class MockServerTest(ServerTests, unittest.TestCase):

@@ -41,6 +41,15 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                # GET /status: the run with no stage stored (the restart rule's one read).
+                data = json.dumps({"run": RUN, "stages": []}).encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -151,6 +160,39 @@ class StreamOutputTest(unittest.TestCase):
         self.assertEqual(len(warnings), 1, warnings)
         self.assertRegex(warnings[0], r"^Run r: stage 3: streamed output stopped: chunk 1 was refused")
         self.assertEqual(out.chunks, 1)
+
+    def test_a_stopped_stream_logs_exactly_one_line_naming_the_cause_and_the_fix(self) -> None:
+        # A chunk lost without an outbox: the delivery does not log it too (it did: two lines).
+        self.server.answer = lambda path, body: problem("database_unavailable", 503) if path.endswith("/output") else None
+        client = self.client()
+        self.assertTrue(client.mark_stage_processing("r", 2))
+        out = client.stream_output("r", 2, flush_interval=0)
+        out.write("lost")
+        deadline = time.monotonic() + 10
+        while out.stopped is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        out.write("dropped after the stop")
+        self.assertFalse(out.close())
+        lines = [f"{level} {m}" for level, m in self.records.messages if level in ("WARNING", "ERROR")]
+        self.assertEqual(lines, [
+            "WARNING Run r: stage 2: streamed output stopped: chunk 0 was not delivered: POST /api/pipeline/r/stages/2/output "
+            "answered 503 database_unavailable: database_unavailable. Later write() calls are dropped; the stage's final status and "
+            "output are still sent. Fix: give the client an outbox (outbox_dir) so that chunks wait on disk while the server cannot "
+            "take them, or check that the server is reachable from the runner",
+        ])
+        # A 413: the fix names the server's limit.
+        self.records.messages.clear()
+        self.server.answer = lambda path, body: problem("output_too_large", 413, maxBytes=8) if path.endswith("/output") else None
+        out = client.stream_output("r", 3, flush_interval=0)
+        out.write("0123456789")
+        self.assertFalse(out.close())
+        lines = [f"{level} {m}" for level, m in self.records.messages if level in ("WARNING", "ERROR")]
+        self.assertEqual(lines, [
+            f"WARNING Run r: stage 3: streamed output stopped: {out.stopped}. Later write() calls are dropped; the stage's final "
+            "status and output are still sent. Fix: stream less text per stage attempt, or raise the server's "
+            "maxStreamedOutputBytes (its limit of one stage attempt's streamed text)",
+        ])
+        self.assertRegex(out.stopped or "", r"^chunk 0 was refused: .*413")
 
     def test_bounds_what_waits(self) -> None:
         gate = threading.Event()

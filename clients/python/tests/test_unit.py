@@ -332,7 +332,9 @@ class NonJsonNumbersTest(unittest.TestCase):
         for answers in ([{"outcome": "applied", "run": {"id": "run_1", "status": "PROCESSING"}}, {"outcome": "stale", "run": cancelled}],
                         [{"outcome": "stale", "run": cancelled}]):
             client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
-            patcher = mock.patch.object(client._transport, "send", side_effect=list(answers))
+            # First the restart rule's one read of the run (no stage left PROCESSING).
+            status = {"run": {"id": "run_1", "status": "PENDING"}, "stages": []}
+            patcher = mock.patch.object(client._transport, "send", side_effect=[status, *answers])
             patcher.start()
             self.addCleanup(patcher.stop)
             with self.assertLogs("pipeline_status_client", "WARNING") as logs:

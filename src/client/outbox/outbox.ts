@@ -70,6 +70,8 @@ export class Outbox {
   readonly #stop = new AbortController()
   /** Runs whose superseded updates were logged: one line per run. */
   readonly #supersededRuns = new Set<string>()
+  /** The entries an earlier process left pending, as loaded, until {@link takeInherited} hands them over. */
+  #inherited: OutboxEntry[] = []
 
   constructor(options: OutboxOptions & { deliver: Deliver; logger: Logger; onDeadLetter?: ((letter: DeadLetter) => void) | undefined }) {
     this.dir = resolve(options.dir)
@@ -106,6 +108,17 @@ export class Outbox {
       })
       this.#schedule(0)
     }
+  }
+
+  /**
+   * The updates an earlier process left pending, oldest first per run, as they were when this
+   * outbox was opened (before any redelivery); handed over once, then forgotten. The client
+   * reads a restarted runner's attempts from them (`restart-attempts.ts`).
+   */
+  takeInherited(): OutboxEntry[] {
+    const inherited = this.#inherited
+    this.#inherited = []
+    return inherited
   }
 
   /** Updates waiting, for one run or for all. */
@@ -266,6 +279,7 @@ export class Outbox {
       this.#pending++
     }
     for (const queue of this.#queues.values()) queue.sort((a, b) => a.seq - b.seq)
+    this.#inherited = [...this.#queues.values()].flatMap((queue) => queue.map((queued) => queued.entry))
     if (journal.tornTail || acks.tornTail) {
       this.#logger.warn(`Outbox ${this.dir}: ignored a record torn by a crash mid-write`, {
         journal: journal.tornTail,
