@@ -44,7 +44,13 @@ const CONCURRENCY = (process.env['BENCH_CONCURRENCY'] ?? '1,8,32,64').split(',')
 const PARTS = (process.env['BENCH_PARTS'] ?? 'update,status,size').split(',')
 const BIG = 100_000
 const SMALL = 1_000
-const STAGES_USED = 199
+/**
+ * `BENCH_STAGES`: the app's catalogue, default 200 stages (the runs of earlier tables). The SDK
+ * stores the catalogue on each run and reads it with the run on every update; the original route
+ * and the baseline never read one, so a long catalogue costs only the SDK's variants.
+ */
+const CATALOGUE_STAGES = Number(process.env['BENCH_STAGES'] ?? 200)
+const STAGES_USED = CATALOGUE_STAGES - 1
 const OUTPUT = JSON.stringify({ summary: 'x'.repeat(2_000) })
 
 prepareBench()
@@ -83,7 +89,7 @@ interface BenchServer {
 async function startServer(name: string, file: string, env: Record<string, string>): Promise<BenchServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench/servers', file)], {
     cwd: root,
-    env: { ...process.env, ...env, NODE_ENV: 'production' },
+    env: { ...process.env, ...env, BENCH_STAGE_COUNT: String(CATALOGUE_STAGES), NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const port = await new Promise<number>((resolve, reject) => {

@@ -22,5 +22,5 @@ const store = createPrismaStore({ prisma, ...(mode === 'pool' ? { pool } : mode 
 const silent = { warn: () => {}, error: (message: string) => console.error(message) }
 
 const app = express()
-app.use('/api/pipeline', createExpressRouter({ store, secret: BENCH_SECRET, stages: BENCH_STAGES, logger: silent }))
+app.use('/api/pipeline', createExpressRouter({ store, secret: BENCH_SECRET, stages: BENCH_STAGES.slice(0, Number(process.env['BENCH_STAGE_COUNT'] ?? BENCH_STAGES.length)), logger: silent }))
 reportToParent(createServer(app))
