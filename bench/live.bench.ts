@@ -538,18 +538,21 @@ try {
 
   results['loadAfter'] = loadavg()
   console.log(`\nload average after: ${loadavg()}`)
-  console.log(`\nLatency from the writer's 200 to the event at a subscriber on another instance (${STREAMS} streams; ${HIGH_STREAMS} at ${HIGH_RATE}/s; direct = LISTEN with batches on notifyPool, the default set-up):`)
-  console.log('| mode @ updates/s | samples | refused (503 or reset) | p50 | p99 | max | p99 per round |')
-  console.log('| --- | --- | --- | --- | --- | --- | --- |')
+  // BENCH_LIVE_HEARTBEATS=1 ran only part 3: no latency or write-path table to print.
+  if (!HEARTBEATS_ONLY) console.log(`\nLatency from the writer's 200 to the event at a subscriber on another instance (${STREAMS} streams; ${HIGH_STREAMS} at ${HIGH_RATE}/s; direct = LISTEN with batches on notifyPool, the default set-up):`)
+  if (!HEARTBEATS_ONLY) console.log('| mode @ updates/s | samples | refused (503 or reset) | p50 | p99 | max | p99 per round |')
+  if (!HEARTBEATS_ONLY) console.log('| --- | --- | --- | --- | --- | --- | --- |')
   for (const [key, value] of Object.entries(latency)) {
     const l = value as { samples: number; refused: number; p50: number; p99: number; max: number; roundP99: number[] }
     console.log(`| ${key} | ${l.samples} | ${l.refused} | ${l.p50.toFixed(1)} ms | ${l.p99.toFixed(1)} ms | ${l.max.toFixed(1)} ms | ${l.roundP99.map((v) => v.toFixed(1)).join(', ')} |`)
   }
   const pairs = (a: number[], b: number[]) => a.map((value, i) => (value / (b[i] ?? NaN)).toFixed(2))
-  console.log('\nWrite path, 32 concurrent distinct stage updates (median of rounds):')
-  console.log(`| polling mode | ${writes.notifyOff.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOff.p99Ms} ms |`)
-  console.log(`| LISTEN mode  | ${writes.notifyOn.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOn.p99Ms} ms |`)
-  console.log(`  LISTEN / polling: ${(writes.notifyOn.updatesPerSecond / writes.notifyOff.updatesPerSecond).toFixed(2)}× (per pair: ${pairs(throughput.on.rps, throughput.off.rps).join(', ')})`)
+  if (!HEARTBEATS_ONLY) {
+    console.log('\nWrite path, 32 concurrent distinct stage updates (median of rounds):')
+    console.log(`| polling mode | ${writes.notifyOff.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOff.p99Ms} ms |`)
+    console.log(`| LISTEN mode  | ${writes.notifyOn.updatesPerSecond.toFixed(0)}/s | p99 ${writes.notifyOn.p99Ms} ms |`)
+    console.log(`  LISTEN / polling: ${(writes.notifyOn.updatesPerSecond / writes.notifyOff.updatesPerSecond).toFixed(2)}× (per pair: ${pairs(throughput.on.rps, throughput.off.rps).join(', ')})`)
+  }
   const h = heartbeatLoad
   console.log(`\nStage updates at 32 concurrent, without and with ${HEARTBEAT_RATE} heartbeats/s (${HEARTBEAT_RUNS} runs every 10 s), median of rounds:`)
   console.log(`| without | ${h.without.updatesPerSecond.toFixed(0)}/s | p99 ${h.without.p99Ms} ms |`)

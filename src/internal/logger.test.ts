@@ -27,6 +27,10 @@ describe('the logger rule: debug and info are opt-in, and only the client calls 
           .filter(({ line }) => /\b(logger|log)\??\.(debug|info)\b/i.test(line) && !/^\s*(\*|\/\/)/.test(line)),
       )
       .map(({ where, line }) => `${where}: ${line.trim()}`)
+      // The one exception: createPgConnections' start line (the live mode and why). Its logger
+      // defaults to `console`, which has `info`, not to the package's dropping default, and a
+      // logger without `info` gets the line on `warn`, so it is never dropped.
+      .filter((call) => !/^pg\/connections\.ts:\d+: else if \(logger\.info\) logger\.info\(line\)$/.test(call))
     expect(calls).toEqual([])
   })
 })

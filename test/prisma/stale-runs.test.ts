@@ -8,7 +8,7 @@
 import express from 'express'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
-import { createStaleRunSweeper, type PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
+import { createPrismaStore, createStaleRunSweeper, type PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, completeRun, createRun, failStaleRuns } from '../../src/core/operations.js'
 import { describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -180,8 +180,11 @@ describe('failStaleRuns on PrismaStore', () => {
     })
     await locked.opened
     const options = { stages: DEFAULT_STAGES, now: at(20) }
+    // Two stores, as two instances: one process's writes to one run queue in its own lane
+    // (RunLanes) before the database, so both wait for the sweeper's lock only from two stores.
+    const otherInstance = createPrismaStore({ prisma: fixture.db.prisma })
     const lateCompleted = applyStageUpdate(fixture.store, 'r', makeStageUpdate({ stageNumber: 1, status: 'COMPLETED', output: 'done' }), options)
-    const lateProcessing = applyStageUpdate(fixture.store, 'r', makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }), options)
+    const lateProcessing = applyStageUpdate(otherInstance, 'r', makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }), options)
     await lockWaiters(2)
     release.open()
 

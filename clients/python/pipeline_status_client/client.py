@@ -483,6 +483,11 @@ class PrismaAPIClient:
         answer = self._send_with_retries(Request("GET", route_path("status", run_id), str(uuid.uuid4())))
         if isinstance(answer.get("catalogue"), list):
             self._catalogues[run_id] = answer["catalogue"]
+        with self._state:
+            # The restart rule's one read per run (see :meth:`_restart_base`): a read made before the
+            # run's first report (check_catalogue's) serves it, so it is not read twice.
+            if run_id not in self._left_processing:
+                self._left_processing[run_id] = stages_left_processing(list(answer.get("stages") or []), self._inherited.get(run_id))
         self._observe_run(run_id, answer, read=True)
         return answer
 
