@@ -106,6 +106,50 @@ describe('the models the guides say to copy', () => {
       expect(text, file).not.toMatch(/leave it out|only with `createPostgresReplayStore`\)?; leave/)
     }
   })
+
+  it('are named in full wherever README.md, docs/ and the examples count or list them', () => {
+    const blocks = [...read('prisma/schema.prisma').matchAll(/^(?:model|enum) (\w+) \{/gm)].map((match) => match[1]!).sort()
+    expect(blocks).toEqual([...created, 'RunStatus'].sort())
+    // The Next example's copy must hold the same blocks, or its `prisma migrate dev` drops a table.
+    expect([...read('examples/nextjs/prisma/schema.prisma').matchAll(/^(?:model|enum) (\w+) \{/gm)].map((match) => match[1]!).sort()).toEqual(blocks)
+    const numbers = ['one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight']
+    const files = [
+      'README.md',
+      ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`),
+      ...readdirSync(join(root, 'examples'), { withFileTypes: true })
+        .filter((entry) => entry.isDirectory() && existsSync(join(root, 'examples', entry.name, 'README.md')))
+        .map((entry) => `examples/${entry.name}/README.md`),
+    ]
+    const alternatives = [...blocks].sort((a, b) => b.length - a.length).join('|')
+    const name = `\`?\\b(?:${alternatives})\\b\`?`
+    const list = new RegExp(`${name}(?:,\\s+${name})*,?\\s+and\\s+${name}`, 'g')
+    let counted = 0
+    for (const file of files) {
+      const text = read(file)
+      // "the five blocks", "the four models": the count of what is copied.
+      for (const match of text.matchAll(/\b(one|two|three|four|five|six|seven|eight) (blocks|models)\b/g)) {
+        counted += 1
+        const expected = match[2] === 'blocks' ? blocks.length : created.length
+        expect(`${file}: ${match[0]}`).toBe(`${file}: ${numbers[expected - 1]} ${match[2]}`)
+      }
+      // A list of three or more of the blocks is a list of what to copy: it names every model (and
+      // the enum too, when it names the enum among them).
+      for (const match of text.matchAll(list)) {
+        const named = [...new Set([...match[0].matchAll(new RegExp(`\\b(?:${alternatives})\\b`, 'g'))].map((found) => found[0]))].sort()
+        if (named.length >= 3) expect(`${file}: ${named.join(', ')}`).toBe(`${file}: ${(named.includes('RunStatus') ? blocks : created).join(', ')}`)
+      }
+    }
+    expect(counted).toBeGreaterThanOrEqual(4)
+  })
+})
+
+describe("the migrate command's output quoted in the docs", () => {
+  it('counts the migrations the package ships', () => {
+    const shipped = readdirSync(join(root, 'prisma/migrations'), { withFileTypes: true }).filter((entry) => entry.isDirectory()).length
+    const quoted = [...read('docs/operations.md').matchAll(/pipeline-status migrate: applied (\d+) migrations?/g)].map((match) => Number(match[1]))
+    expect(quoted.length).toBeGreaterThan(0)
+    for (const count of quoted) expect(count).toBe(shipped)
+  })
 })
 
 describe("the quick start's wrong secret", () => {
