@@ -45,6 +45,28 @@ function clientOf(server: TestServer, options: PrismaAPIClientOptions = {}): Pri
   return client
 }
 
+/**
+ * Runs `fixtures/<fixture>` in a child process (`tsx <fixture> <origin> <secret> <outboxDir> <runId>`),
+ * waits up to 30 s for it to print `marker` (or exit), kills it with SIGKILL and waits for it to
+ * close. Returns what it printed: a crashed runner that reached its mark printed `<marker>\n` and no stderr.
+ */
+async function crashChild(fixture: string, server: TestServer, dir: string, runId: string, marker: string): Promise<{ stdout: string; stderr: string }> {
+  const script = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url))
+  const child = spawn(process.execPath, ['--import', 'tsx', script, server.origin, TEST_SECRET, dir, runId], { cwd: process.cwd() })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
+  try {
+    await until(`the child printed ${marker}`, () => stdout.includes(marker) || child.exitCode !== null, 30_000)
+  } finally {
+    child.kill('SIGKILL')
+  }
+  await exited
+  return { stdout, stderr }
+}
+
 describe("runPipeline's write against the real handlers", () => {
   it('shows the text growing in GET /status while the stage runs; the final output replaces it', async () => {
     const server = await serve()
@@ -220,20 +242,7 @@ describe('a runner restarted after a crash mid-stream (same runId, outbox on)', 
     const client = clientOf(server)
     const { run } = await client.createRun('stream_crash_1')
     const dir = mkdtempSync(join(tmpdir(), 'stream-crash-'))
-    const script = fileURLToPath(new URL('./fixtures/stream-then-crash.ts', import.meta.url))
-    const child = spawn(process.execPath, ['--import', 'tsx', script, server.origin, TEST_SECRET, dir, run.id], { cwd: process.cwd() })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
-    try {
-      await until('the child streamed', () => stdout.includes('streamed') || child.exitCode !== null, 30_000)
-      expect({ stdout, stderr }).toEqual({ stdout: 'streamed\n', stderr: '' })
-    } finally {
-      child.kill('SIGKILL')
-    }
-    await exited
+    expect(await crashChild('stream-then-crash.ts', server, dir, run.id, 'streamed')).toEqual({ stdout: 'streamed\n', stderr: '' })
     const before = (await client.getStatus(run.id)).stages.find((stage) => stage.stageNumber === 1)
     expect(before?.status).toBe('PROCESSING')
     expect(before?.output).toBe('the crashed process wrote this, ')
@@ -288,20 +297,7 @@ describe("a runner restarted after a crash while its stage's first PROCESSING st
     const runId = `queued_crash_${order}`
     await client.createRun(runId)
     const dir = mkdtempSync(join(tmpdir(), 'queued-crash-'))
-    const script = fileURLToPath(new URL('./fixtures/queue-then-crash.ts', import.meta.url))
-    const child = spawn(process.execPath, ['--import', 'tsx', script, server.origin, TEST_SECRET, dir, runId], { cwd: process.cwd() })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
-    try {
-      await until('the child queued its reports', () => stdout.includes('queued') || child.exitCode !== null, 30_000)
-      expect({ stdout, stderr }).toEqual({ stdout: 'queued\n', stderr: '' })
-    } finally {
-      child.kill('SIGKILL')
-    }
-    await exited
+    expect(await crashChild('queue-then-crash.ts', server, dir, runId, 'queued')).toEqual({ stdout: 'queued\n', stderr: '' })
     // Nothing of the crashed process landed: the run has no stage rows.
     expect((await client.getStatus(runId)).stages).toEqual([])
 
