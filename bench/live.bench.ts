@@ -36,11 +36,11 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { createParser } from 'eventsource-parser'
 import pg from 'pg'
 import { defaultOutput, prepareBench } from './prepare.js'
 import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
+import { openEventStream } from './sse.js'
 
 const serverUrl = requireDatabaseUrl('live benchmark')
 
@@ -224,28 +224,11 @@ function post(url: string, body: string): Promise<{ status: number }> {
 
 /** Opens a stream and calls `onStage` with each stage of each update event, at arrival. */
 async function subscribe(base: string, runId: string, onStage: (key: string, at: number) => void, signal: AbortSignal): Promise<void> {
-  const response = await fetch(`${base}/${runId}/events`, { headers: { 'X-Webhook-Secret': BENCH_SECRET }, signal })
-  if (response.status !== 200) throw new Error(`events answered ${response.status}`)
-  let snapshot: () => void = () => {}
-  const ready = new Promise<void>((r) => (snapshot = r))
-  const parser = createParser({
-    onEvent: (event) => {
-      const at = performance.now()
-      if (event.event === 'snapshot') return snapshot()
-      if (event.event !== 'update') return
-      const data = JSON.parse(event.data) as { stages: Array<{ stageNumber: number }> }
-      for (const stage of data.stages) onStage(`${runId}:${stage.stageNumber}`, at)
-    },
-  })
-  void (async () => {
-    const decoder = new TextDecoder()
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }))
-    } catch {
-      // Aborted at the end of the round.
-    }
-  })()
-  await ready
+  await openEventStream(`${base}/${runId}/events`, 'snapshot', (name, data, at) => {
+    if (name !== 'update') return
+    const update = JSON.parse(data) as { stages: Array<{ stageNumber: number }> }
+    for (const stage of update.stages) onStage(`${runId}:${stage.stageNumber}`, at)
+  }, signal)
 }
 
 /** Stage updates the writer refused (503, or a reset connection: it could not keep up) per `mode@rate`; not latency samples. */

@@ -32,11 +32,11 @@ import { dirname, join, resolve } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { createParser } from 'eventsource-parser'
 import pg from 'pg'
 import { defaultOutput, prepareBench } from './prepare.js'
 import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
+import { openEventStream } from './sse.js'
 
 const serverUrl = requireDatabaseUrl('stage-output benchmark')
 
@@ -117,27 +117,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Follows a run's stream; `onOutput(text)` at each `output` event's arrival. Resolves after the snapshot. */
 async function follow(base: string, runId: string, onOutput: (text: string, at: number) => void, signal: AbortSignal): Promise<void> {
-  const response = await fetch(`${base}/${runId}/events`, { headers: { 'X-Webhook-Secret': BENCH_SECRET }, signal })
-  if (response.status !== 200) throw new Error(`events answered ${response.status}`)
-  let snapshot: () => void = () => {}
-  const ready = new Promise<void>((r) => (snapshot = r))
-  const parser = createParser({
-    onEvent: (event) => {
-      const at = performance.now()
-      if (event.event === 'snapshot') return snapshot()
-      if (event.event !== 'output') return
-      onOutput((JSON.parse(event.data) as { text: string }).text, at)
-    },
-  })
-  void (async () => {
-    const decoder = new TextDecoder()
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }))
-    } catch {
-      // Aborted at the end of the round.
-    }
-  })()
-  await ready
+  await openEventStream(`${base}/${runId}/events`, 'snapshot', (name, data, at) => {
+    if (name === 'output') onOutput((JSON.parse(data) as { text: string }).text, at)
+  }, signal)
 }
 
 interface RoundResult {

@@ -24,11 +24,11 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createParser } from 'eventsource-parser'
 import pg from 'pg'
 import { defaultOutput } from './prepare.js'
 import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
+import { openEventStream } from './sse.js'
 
 const serverUrl = requireDatabaseUrl('streamed-text benchmark')
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -106,29 +106,6 @@ async function post(base: string, path: string, body: unknown): Promise<void> {
   await response.arrayBuffer()
 }
 
-/** Opens a stream; `onEvent(name, data)` per event. Resolves once `first` arrived. */
-async function open(url: string, first: string, onEvent: (name: string, data: string) => void, signal: AbortSignal): Promise<void> {
-  const response = await fetch(url, { headers: { 'X-Webhook-Secret': BENCH_SECRET }, signal })
-  if (response.status !== 200) throw new Error(`${url} answered ${response.status}`)
-  let started!: () => void
-  const ready = new Promise<void>((r) => (started = r))
-  const parser = createParser({
-    onEvent: (event) => {
-      onEvent(event.event ?? 'message', event.data)
-      if (event.event === first) started()
-    },
-  })
-  void (async () => {
-    const decoder = new TextDecoder()
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }))
-    } catch {
-      // Aborted at the end of the phase.
-    }
-  })()
-  await ready
-}
-
 interface Phase {
   variant: string
   size: number
@@ -150,8 +127,8 @@ async function phase(instance: Instance, size: number): Promise<Phase> {
   let summaryEvents = 0
   let lastSeq = -1
   let waiter: (() => void) | undefined
-  await open(`${base}/events?run=${runId}&view=summary`, 'ready', () => void (summaryEvents += 1), controller.signal)
-  await open(`${base}/${runId}/events?outputs=changed`, 'snapshot', (name, data) => {
+  await openEventStream(`${base}/events?run=${runId}&view=summary`, 'ready', () => void (summaryEvents += 1), controller.signal)
+  await openEventStream(`${base}/${runId}/events?outputs=changed`, 'snapshot', (name, data) => {
     if (name !== 'output') return
     lastSeq = (JSON.parse(data) as { seq: number }).seq
     waiter?.()
