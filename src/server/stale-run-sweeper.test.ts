@@ -184,6 +184,25 @@ describe('sweep()', () => {
     expect(logger.lines.filter((line) => line.message.includes('more stale runs remain'))).toHaveLength(1)
   })
 
+  it('two sweepers on one MemoryStore, racing over 25 runs in batches of 2, fail each exactly once', async () => {
+    const store = new MemoryStore()
+    const clock = manualClock()
+    const ids = Array.from({ length: 25 }, (_, i) => `run-${String(i).padStart(2, '0')}`)
+    for (const id of ids) await startRun(store, id, clock.now())
+    clock.advance(20 * MINUTE)
+    const ended: string[] = []
+    const sweeperOf = () =>
+      createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, batchSize: 2, clock: clock.now, logger: quiet, onRunEnded: ({ run }) => void ended.push(run.id) })
+    const [a, b] = [sweeperOf(), sweeperOf()]
+    // Both list the same oldest runs, so together they may stop at the bound with some left:
+    // a second round of both sweeps finishes them.
+    const failed = [...(await Promise.all([a.sweep(), b.sweep()])), ...(await Promise.all([a.sweep(), b.sweep()]))].flat()
+    expect(failed).toHaveLength(25)
+    expect(failed.map((run) => run.id).sort()).toEqual(ids)
+    expect(ended.sort()).toEqual(ids)
+    for (const id of ids) expect(await statusOf(store, id)).toBe('FAILED')
+  })
+
   it('logs no backlog when the last allowed batch was full but nothing is left (an exact fit)', async () => {
     const store = new MemoryStore()
     const clock = manualClock()
