@@ -246,6 +246,53 @@ export interface FailStaleRunsOptions<Tx = unknown> {
  * or `limit` that is not positive.
  */
 export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRunsOptions<Tx>): Promise<RunState[]> {
+  return (await failStaleBatch(store, options)).failed
+}
+
+/** Options of {@link sweepStaleRuns}: those of {@link failStaleRuns}, `limit` being the size of each batch. */
+export interface SweepStaleRunsOptions<Tx = unknown> extends FailStaleRunsOptions<Tx> {
+  /** The most batches of `limit` runs to take in this call; a whole number of at least 1. */
+  maxBatches: number
+}
+
+/** What {@link sweepStaleRuns} did. */
+export interface StaleRunSweep {
+  /** The runs it failed, in the order it failed them. */
+  failed: RunState[]
+  /** How many batches it listed (1 to `maxBatches`). */
+  batches: number
+  /**
+   * True when it stopped at `maxBatches` with its last batch full and at least one stale run
+   * still listed after it: the backlog a later sweep works off.
+   */
+  backlog: boolean
+}
+
+/**
+ * Fails stale runs batch after batch, like {@link failStaleRuns} (each run locked and decided
+ * again, so concurrent sweeps fail each run once), while a batch comes back full (`limit` runs
+ * listed), at most `maxBatches` batches, all judged at the same `now`. A batch that lists fewer
+ * than `limit` runs drained the backlog. After `maxBatches` full batches it lists once more, one
+ * run, to tell a backlog from an exact fit. Throws like {@link failStaleRuns}, and a `RangeError`
+ * for a `maxBatches` that is not a positive whole number; the runs failed before a throw stay failed.
+ */
+export async function sweepStaleRuns<Tx>(store: Store<Tx>, options: SweepStaleRunsOptions<Tx>): Promise<StaleRunSweep> {
+  const { maxBatches, ...batch } = options
+  if (!isPositive(maxBatches, { integer: true })) throw new RangeError(`maxBatches must be a positive whole number, got ${String(maxBatches)}`)
+  const failed: RunState[] = []
+  for (let batches = 1; ; batches++) {
+    const { failed: failedNow, listed } = await failStaleBatch(store, batch)
+    failed.push(...failedNow)
+    if (listed < batch.limit) return { failed, batches, backlog: false }
+    if (batches >= maxBatches) {
+      const more = await store.listStaleRuns?.(staleRunCutoff(batch.now, batch.staleAfterMs), 1, batch.now)
+      return { failed, batches, backlog: (more?.length ?? 0) > 0 }
+    }
+  }
+}
+
+/** One batch of {@link failStaleRuns}: the runs failed, and how many were listed. */
+async function failStaleBatch<Tx>(store: Store<Tx>, options: FailStaleRunsOptions<Tx>): Promise<{ failed: RunState[]; listed: number }> {
   if (!store.listStaleRuns) throw new TypeError('This store cannot list stale runs: it has no listStaleRuns method')
   const { staleAfterMs, now, limit, onFailed, onRunEnded } = options
   assertLimit(limit)
@@ -271,7 +318,7 @@ export async function failStaleRuns<Tx>(store: Store<Tx>, options: FailStaleRuns
     failed.push(run)
     await onFailed?.(run)
   }
-  return failed
+  return { failed, listed: candidates.length }
 }
 
 /** The stale-run decision under the run's lock, in one transaction. */

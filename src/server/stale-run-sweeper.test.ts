@@ -5,7 +5,7 @@ import { applyStageUpdate, createRun } from '../core/operations.js'
 import type { RunState } from '../core/state.js'
 import { type Store, StoreUnavailableError } from '../core/store.js'
 import { ServerConfigurationError } from './configuration-error.js'
-import { createStaleRunSweeper, type StaleRunSweeperOptions } from './stale-run-sweeper.js'
+import { createStaleRunSweeper, MAX_BATCHES_PER_SWEEP, type StaleRunSweeperOptions } from './stale-run-sweeper.js'
 import { quiet, recordingLogger } from '../../test/support/loggers.js'
 
 const MINUTE = 60_000
@@ -30,6 +30,10 @@ async function startRun(store: MemoryStore, id: string, now: Date): Promise<void
     { stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING' },
     { stages: DEFAULT_STAGES, now },
   )
+}
+
+function lines(logger: ReturnType<typeof recordingLogger>): string[] {
+  return logger.lines.map((line) => line.message)
 }
 
 async function statusOf(store: MemoryStore, id: string) {
@@ -128,18 +132,87 @@ describe('sweep()', () => {
     expect(await sweeper.sweep()).toEqual([])
   })
 
-  it('looks at batchSize runs per sweep, oldest first', async () => {
+  it('takes batches of batchSize, oldest first, while they come back full: one sweep fails them all', async () => {
     const store = new MemoryStore()
     const clock = manualClock()
-    for (const id of ['a', 'b', 'c', 'd', 'e']) {
+    const ids = ['a', 'b', 'c', 'd', 'e']
+    for (const id of ids) {
       await startRun(store, id, clock.now())
       clock.advance(1_000)
     }
     clock.advance(20 * MINUTE)
-    const sweeper = createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, batchSize: 2, clock: clock.now, logger: quiet })
-    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(['a', 'b'])
-    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(['c', 'd'])
-    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(['e'])
+    const inner = store
+    const limits: number[] = []
+    const counted = interceptedStore(inner, (updatedBefore, limit) => {
+      limits.push(limit)
+      return inner.listStaleRuns(updatedBefore, limit)
+    })
+    const logger = recordingLogger()
+    const sweeper = createStaleRunSweeper({ store: counted, staleAfterMs: 15 * MINUTE, batchSize: 2, clock: clock.now, logger })
+    expect((await sweeper.sweep()).map((run) => run.id)).toEqual(ids)
+    // 2 + 2 full batches, then 1: drained, no backlog.
+    expect(limits).toEqual([2, 2, 2])
+    expect(lines(logger).filter((message) => message.includes('more stale runs remain'))).toEqual([])
+    expect(await sweeper.sweep()).toEqual([])
+  })
+
+  it('stops at MAX_BATCHES_PER_SWEEP full batches, logs the backlog once with the fix, and the next sweep goes on', async () => {
+    const store = new MemoryStore()
+    const clock = manualClock()
+    const total = 2 * MAX_BATCHES_PER_SWEEP + 5
+    for (let i = 0; i < total; i++) await startRun(store, `run-${String(i).padStart(3, '0')}`, clock.now())
+    clock.advance(20 * MINUTE)
+    const logger = recordingLogger()
+    const sweeper = createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, batchSize: 2, intervalMs: MINUTE, clock: clock.now, logger })
+
+    const first = await sweeper.sweep()
+    expect(first).toHaveLength(2 * MAX_BATCHES_PER_SWEEP)
+    const backlog = logger.lines.filter((line) => line.message.includes('more stale runs remain'))
+    expect(backlog).toEqual([
+      {
+        level: 'warn',
+        message:
+          'pipeline-status: the stale-run sweep failed 20 runs in 10 batches of 2 (its most per sweep) and more stale runs remain for the next sweep; ' +
+          'if this repeats, raise batchSize (now 2) or lower intervalMs (now 60000 ms)',
+        details: { failed: 20, batches: 10, batchSize: 2, intervalMs: MINUTE },
+      },
+    ])
+
+    const second = await sweeper.sweep()
+    expect(second).toHaveLength(5)
+    expect(new Set([...first, ...second].map((run) => run.id)).size).toBe(total)
+    expect(logger.lines.filter((line) => line.message.includes('more stale runs remain'))).toHaveLength(1)
+  })
+
+  it('two sweepers on one MemoryStore, racing over 25 runs in batches of 2, fail each exactly once', async () => {
+    const store = new MemoryStore()
+    const clock = manualClock()
+    const ids = Array.from({ length: 25 }, (_, i) => `run-${String(i).padStart(2, '0')}`)
+    for (const id of ids) await startRun(store, id, clock.now())
+    clock.advance(20 * MINUTE)
+    const ended: string[] = []
+    const sweeperOf = () =>
+      createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, batchSize: 2, clock: clock.now, logger: quiet, onRunEnded: ({ run }) => void ended.push(run.id) })
+    const [a, b] = [sweeperOf(), sweeperOf()]
+    // Both list the same oldest runs, so together they may stop at the bound with some left:
+    // a second round of both sweeps finishes them.
+    const failed = [...(await Promise.all([a.sweep(), b.sweep()])), ...(await Promise.all([a.sweep(), b.sweep()]))].flat()
+    expect(failed).toHaveLength(25)
+    expect(failed.map((run) => run.id).sort()).toEqual(ids)
+    expect(ended.sort()).toEqual(ids)
+    for (const id of ids) expect(await statusOf(store, id)).toBe('FAILED')
+  })
+
+  it('logs no backlog when the last allowed batch was full but nothing is left (an exact fit)', async () => {
+    const store = new MemoryStore()
+    const clock = manualClock()
+    for (let i = 0; i < 2 * MAX_BATCHES_PER_SWEEP; i++) await startRun(store, `run-${i}`, clock.now())
+    clock.advance(20 * MINUTE)
+    const logger = recordingLogger()
+    const sweeper = createStaleRunSweeper({ store, staleAfterMs: 15 * MINUTE, batchSize: 2, clock: clock.now, logger })
+    expect(await sweeper.sweep()).toHaveLength(2 * MAX_BATCHES_PER_SWEEP)
+    expect(lines(logger).filter((message) => message.includes('more stale runs remain'))).toEqual([])
+    expect(lines(logger)).toHaveLength(2 * MAX_BATCHES_PER_SWEEP) // one per failed run, nothing else
   })
 
   it('logs a throwing onRunStale and goes on with the next run', async () => {

@@ -9,13 +9,14 @@ import express from 'express'
 import { DEFAULT_STAGES } from 'pipeline-status-sdk'
 import { createExpressRouter } from 'pipeline-status-sdk/express'
 import { createPrismaStore, createStaleRunSweeper, type PrismaStore, type RunState, type Store, type StoreTransaction } from 'pipeline-status-sdk/server'
-import { applyStageUpdate, completeRun, createRun, failStaleRuns } from '../../src/core/operations.js'
+import { applyStageUpdate, completeRun, createRun, failStaleRuns, recordHeartbeat } from '../../src/core/operations.js'
+import { MAX_BATCHES_PER_SWEEP } from '../../src/server/stale-run-sweeper.js'
 import { describe, expect, it } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { listen } from '../contract/targets.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { runStaleRunScenario, STALE_AFTER_MS, STALE_SECRET } from '../support/stale-run-scenario.js'
-import { quiet } from '../support/loggers.js'
+import { quiet, recordingLogger } from '../support/loggers.js'
 import { useTestDatabase } from '../support/use-test-database.js'
 
 const MINUTE = 60_000
@@ -228,6 +229,124 @@ describe('createStaleRunSweeper on a PrismaClient', () => {
       )
     } finally {
       await server.close()
+    }
+  })
+})
+
+describe('createStaleRunSweeper with a backlog larger than batchSize', () => {
+  const ids = (count: number, prefix: string) => Array.from({ length: count }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}`)
+
+  /** A runner host with `runIds` running dies: each run heartbeated every 10 s, last at minute 0. */
+  async function hostDied(runIds: string[]): Promise<void> {
+    for (const id of runIds) {
+      await startRun(id, 0)
+      const beat = await recordHeartbeat(fixture.store, id, { stageNumber: 1, intervalMs: 10_000 }, { now: at(0) })
+      expect(beat.outcome).not.toBe('not_found')
+    }
+  }
+
+  /** Every stored run's status and error, by id. */
+  async function storedRuns(): Promise<Map<string, { status: string; error: string | null }>> {
+    const rows = await fixture.db.prisma.pipelineRun.findMany({ select: { id: true, status: true, error: true } })
+    return new Map(rows.map((row) => [row.id, { status: row.status, error: row.error }]))
+  }
+
+  const heartbeatReason = /^No heartbeat for \d+ s \(the runner announced one every 10 seconds\): the runner stopped reporting$/
+
+  it('fails 250 stale runs in ONE sweep with batchSize 100, each once, with the stale reason', async () => {
+    const runIds = ids(250, 'host')
+    await hostDied(runIds)
+    const ended: string[] = []
+    const logger = recordingLogger()
+    const sweeper = createStaleRunSweeper({
+      store: fixture.store,
+      staleAfterMs: 15 * MINUTE,
+      batchSize: 100,
+      clock: () => at(1), // 60 s after the last heartbeat: past 3 missed 10 s intervals, long before 15 minutes
+      logger,
+      onRunEnded: ({ run, how }) => void ended.push(`${run.id}:${how}`),
+    })
+
+    const failed = await sweeper.sweep()
+
+    expect(failed).toHaveLength(250)
+    expect(failed.map((run) => run.id).sort()).toEqual(runIds)
+    expect(ended.sort()).toEqual(runIds.map((id) => `${id}:swept_as_stale`))
+    const stored = await storedRuns()
+    expect(stored.size).toBe(250)
+    for (const id of runIds) {
+      expect(stored.get(id)?.status).toBe('FAILED')
+      expect(stored.get(id)?.error).toMatch(heartbeatReason)
+    }
+    // One warn line per failed run, and no backlog line: the sweep drained it.
+    expect(logger.lines).toHaveLength(250)
+    expect(logger.lines.filter((line) => line.message.includes('more stale runs remain'))).toEqual([])
+    expect(await sweeper.sweep()).toEqual([])
+  })
+
+  it('fails each of 250 runs exactly once when two sweepers (two web instances) race over them', async () => {
+    const runIds = ids(250, 'race')
+    await hostDied(runIds)
+    const ended: string[] = []
+    const sweeperOf = () =>
+      createStaleRunSweeper({
+        store: fixture.store,
+        staleAfterMs: 15 * MINUTE,
+        batchSize: 100,
+        clock: () => at(1),
+        logger: quiet,
+        onRunEnded: ({ run }) => void ended.push(run.id),
+      })
+
+    const [first, second] = await Promise.all([sweeperOf().sweep(), sweeperOf().sweep()])
+
+    const firstIds = first.map((run) => run.id)
+    const secondIds = new Set(second.map((run) => run.id))
+    expect(firstIds.filter((id) => secondIds.has(id))).toEqual([])
+    expect(first.length + second.length).toBe(250)
+    expect([...firstIds, ...secondIds].sort()).toEqual(runIds)
+    expect(ended).toHaveLength(250)
+    expect(new Set(ended).size).toBe(250)
+    const stored = await storedRuns()
+    expect([...stored.values()].filter((run) => run.status === 'FAILED' && heartbeatReason.test(run.error ?? ''))).toHaveLength(250)
+  })
+
+  it('stops at its bound with one backlog line, and the next sweep goes on', async () => {
+    const batchSize = 10
+    const bound = batchSize * MAX_BATCHES_PER_SWEEP
+    const runIds = ids(bound + 5, 'backlog')
+    for (const id of runIds) await createRun(fixture.store, { id, now: at(0) })
+    const logger = recordingLogger()
+    const sweeper = createStaleRunSweeper({
+      store: fixture.store,
+      staleAfterMs: 15 * MINUTE,
+      batchSize,
+      intervalMs: MINUTE,
+      clock: () => at(20),
+      logger,
+    })
+    const backlogLines = () => logger.lines.filter((line) => !line.message.includes('failed stale run'))
+
+    const first = await sweeper.sweep()
+    expect(first).toHaveLength(bound)
+    expect(backlogLines()).toEqual([
+      {
+        level: 'warn',
+        message:
+          `pipeline-status: the stale-run sweep failed ${bound} runs in ${MAX_BATCHES_PER_SWEEP} batches of ${batchSize} (its most per sweep) and more stale runs remain for the next sweep; ` +
+          `if this repeats, raise batchSize (now ${batchSize}) or lower intervalMs (now 60000 ms)`,
+        details: { failed: bound, batches: MAX_BATCHES_PER_SWEEP, batchSize, intervalMs: MINUTE },
+      },
+    ])
+    expect([...(await storedRuns()).values()].filter((run) => run.status === 'PENDING')).toHaveLength(5)
+
+    const second = await sweeper.sweep()
+    expect(second).toHaveLength(5)
+    expect(backlogLines()).toHaveLength(1)
+    expect([...first, ...second].map((run) => run.id).sort()).toEqual(runIds)
+    const stored = await storedRuns()
+    for (const id of runIds) {
+      expect(stored.get(id)).toEqual({ status: 'FAILED', error: 'No update for more than 15 minutes: the runner stopped reporting' })
     }
   })
 })
