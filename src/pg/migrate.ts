@@ -29,6 +29,7 @@ import pg from 'pg'
 import { listMigrationFiles, type MigrationFile, packageMigrationsDir, scriptMatchesChecksum } from './migration-files.js'
 import { quoteIdentifier } from '../internal/quote-identifier.js'
 import { checkDatabaseUrl, describeUrl } from './database-url.js'
+import { announcesOtherProcess } from './pooler-evidence.js'
 
 /** Prisma Migrate's advisory lock key (prisma-engines `flavour/postgres.rs` `acquire_lock`). */
 export const PRISMA_MIGRATE_LOCK_KEY = 72707369
@@ -398,8 +399,7 @@ interface PoolerProbe {
 async function refuseTransactionPooler(session: Session, probe: PoolerProbe): Promise<void> {
   const backend = async () => Number((await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))[0]?.pid)
   const first = await backend()
-  const announced = (probe.client as { processID?: unknown }).processID
-  if (typeof announced === 'number' && announced === first) return
+  if (announcesOtherProcess(probe.client, first) === false) return
   const pids = [first]
   if (probe.config !== undefined) {
     const other = new pg.Client(probe.config)

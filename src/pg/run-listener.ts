@@ -6,6 +6,7 @@ import type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.
 import { quoteIdentifier } from '../internal/quote-identifier.js'
 import { ServerConfigurationError } from '../server/configuration-error.js'
 import { checkDatabaseUrl, describeUrl } from './database-url.js'
+import { announcesOtherProcess } from './pooler-evidence.js'
 
 /** The default notification channel of {@link createPgRunListener} (and the name to give the store's `notifyChannel`). */
 export const DEFAULT_NOTIFY_CHANNEL = 'pipeline_status'
@@ -217,6 +218,8 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
     client = next
     let dropped = false
     let listened = false
+    /** Whether this connection announced another server process than pg_backend_pid() (a pooler), once LISTEN succeeded. */
+    let announced: { pooled: boolean | undefined; pid: unknown } = { pooled: undefined, pid: undefined }
     let check: { token: string; arrived: () => void } | undefined
     /** Failed delivery checks in a row on this connection, and when the next one is due. */
     let checks = 0
@@ -289,7 +292,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
           connectTimeoutMs,
           () => new PgRunListenerError('not-delivered', `the delivery check could not send its notification within ${connectTimeoutMs} ms`),
         )
-        await bounded(arrived, checkTimeoutMs, () => notDelivered(checkTimeoutMs))
+        await bounded(arrived, checkTimeoutMs, () => notDelivered(checkTimeoutMs, where, announced))
       } catch (error) {
         failure =
           error instanceof PgRunListenerError
@@ -357,6 +360,8 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
       if (isClosed() || dropped) return
       const results = (Array.isArray(result) ? result : [result]) as Array<pg.QueryResult<{ pid: number }>>
       backendPid = results.at(-1)?.rows[0]?.pid
+      // Read now, free: said in the delivery warning as evidence of a pooler in between.
+      announced = { pooled: announcesOtherProcess(next, backendPid), pid: (next as { processID?: unknown }).processID }
       listened = true
     } catch (error) {
       if (isClosed()) return destroy(next)
@@ -401,13 +406,17 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
   }
 }
 
-function notDelivered(ms: number): PgRunListenerError {
+function notDelivered(ms: number, where: string, announced: { pooled: boolean | undefined; pid: unknown }): PgRunListenerError {
+  const evidence =
+    announced.pooled === true
+      ? ` A pooler does sit in between: the connection announced server process ${String(announced.pid)} at start-up, but pg_backend_pid() is another.`
+      : ''
   return new PgRunListenerError(
     'not-delivered',
     `LISTEN succeeded but a notification sent from another session did not arrive within ${ms} ms. ` +
-      'The connection string most likely points at a transaction pooler (PgBouncer in transaction mode, Supavisor, ' +
-      'a serverless pooler), which hands a session its own notifications but never other sessions\'; ' +
-      'give it a direct, non-pooled URL: set DIRECT_DATABASE_URL (createPgConnections\' directConnectionString, or ' +
+      `The connection string (${where}) most likely points at a transaction pooler (PgBouncer in transaction mode, Supavisor, ` +
+      `a serverless pooler), which hands a session its own notifications but never other sessions'.${evidence} ` +
+      'Give it a direct, non-pooled URL: set DIRECT_DATABASE_URL (createPgConnections\' directConnectionString, or ' +
       "createPgRunListener's connectionString) to the database's own host and port (e.g. 5432) or a pooler in session mode; " +
       "or use version polling: createPgConnections({ live: 'poll' }), or leave live.listen unset when wiring createPgRunListener yourself",
   )

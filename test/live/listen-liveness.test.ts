@@ -175,9 +175,12 @@ describe.skipIf(!usesPostgres() || !PGBOUNCER)('LISTEN through PgBouncer in tran
         const cause = String((warnings[0]?.details?.['error'] as Error).message)
         expect(cause).toMatch(/notification sent from another session did not arrive within 1500 ms/)
         expect(cause).toMatch(/transaction pooler/)
+        // Where, and the free evidence (PgBouncer announces a process id of its own at start-up).
+        expect(cause).toContain(`The connection string (${new URL(bouncer.url).hostname}:${new URL(bouncer.url).port}) most likely points at a transaction pooler`)
+        expect(cause).toMatch(/never other sessions'\. A pooler does sit in between: the connection announced server process -?\d+ at start-up, but pg_backend_pid\(\) is another\. Give it a direct/)
         expect(cause).toMatch(/direct, non-pooled URL/)
         // The fix a createPgConnections user can apply: the variable, or polling, in their own words.
-        expect(cause).toContain("set DIRECT_DATABASE_URL (createPgConnections' directConnectionString, or createPgRunListener's connectionString) to the database's own host and port")
+        expect(cause).toContain("Give it a direct, non-pooled URL: set DIRECT_DATABASE_URL (createPgConnections' directConnectionString, or createPgRunListener's connectionString) to the database's own host and port")
         expect(cause).toContain("or use version polling: createPgConnections({ live: 'poll' })")
         expect(listeners[index]?.connected).toBe(false)
       }
