@@ -9,6 +9,7 @@ import { ENV_WEBHOOK_SECRET } from '../src/contract/headers.js'
 import { createOpenApiDocument } from '../src/contract/openapi.js'
 import { PACKAGE_VERSION } from '../src/contract/package-info.js'
 import { listMigrationFiles, packageMigrationsDir, renderMigrationScript, writeMigrationsInto } from '../src/pg/migration-files.js'
+import { checkDatabaseUrl } from '../src/pg/database-url.js'
 import { resolveWebhookSecrets } from '../src/server/auth/webhook-auth.js'
 import { type PipelineCatalogues, loadPipelinesFile } from '../src/server/pipelines-file.js'
 import { parseSecretList } from '../src/contract/secrets.js'
@@ -337,8 +338,10 @@ async function migrate(argv: string[]): Promise<number> {
   if (!url) {
     throw new UsageError('give the database with --database-url or DIRECT_DATABASE_URL (or DATABASE_URL): a session connection, not a transaction pooler')
   }
-  if (!/^postgres(ql)?:\/\//.test(url)) {
-    throw new UsageError(`${from} must be a postgresql:// URL, got '${url.split(':')[0]}:…'`)
+  try {
+    checkDatabaseUrl(url, { where: 'migrate', option: from, variable: from === '--database-url' ? 'DIRECT_DATABASE_URL' : from })
+  } catch (error) {
+    throw new UsageError((error as Error).message)
   }
   const { applyMigrations } = await loadMigrate()
   const result = await applyMigrations(url, { schema: values.schema })

@@ -8,6 +8,7 @@ import { ServerConfigurationError } from '../server/configuration-error.js'
 import { LIVE_DEFAULTS, type LiveStatusOptions } from '../server/handler-options.js'
 import type { PrismaStoreClient } from '../server/storage/prisma-client.js'
 import { createPrismaStore, type PrismaStore, type PrismaStoreOptions } from '../server/storage/prisma-store.js'
+import { checkDatabaseUrl, describeUrl } from './database-url.js'
 import { applyMigrations, type ApplyMigrationsOptions, type ApplyMigrationsResult } from './migrate.js'
 import { createPgRunListener, DEFAULT_NOTIFY_CHANNEL, type PgRunListener, type PgRunListenerOptions } from './run-listener.js'
 
@@ -233,7 +234,10 @@ export interface PgConnections {
  * It also decides the live mode ({@link PgConnectionsOptions.live}): with a direct URL, LISTEN
  * by default; {@link PgConnections.handlerOptions} wires the store and the handlers for it.
  *
- * @throws ServerConfigurationError when `connectionString` is empty (`DATABASE_URL` unset), naming the variable, or `live` is not `'auto'`, `'listen'` or `'poll'`.
+ * @throws ServerConfigurationError when `connectionString` is empty (`DATABASE_URL` unset), naming the variable; when
+ * any of the three URLs has a scheme other than `postgres:` or `postgresql:` (`pg` would ignore it), naming the option,
+ * its variable (`DATABASE_URL`, `DIRECT_DATABASE_URL`, `REPLICA_DATABASE_URL`) and the URL without its password; or
+ * when `live` is not `'auto'`, `'listen'` or `'poll'`.
  *
  * @example
  * ```ts
@@ -259,7 +263,11 @@ export function createPgConnections(options: PgConnectionsOptions): PgConnection
       'createPgConnections: connectionString is empty: set DATABASE_URL to postgresql://USER:PASSWORD@HOST:5432/DATABASE (the pooled URL, if you have one)',
     )
   }
+  checkDatabaseUrl(connectionString, { where: 'createPgConnections', option: 'connectionString', variable: 'DATABASE_URL' })
   const direct = options.directConnectionString?.trim() || undefined
+  if (direct !== undefined) checkDatabaseUrl(direct, { where: 'createPgConnections', option: 'directConnectionString', variable: 'DIRECT_DATABASE_URL' })
+  const replica = options.replicaConnectionString?.trim() || undefined
+  if (replica !== undefined) checkDatabaseUrl(replica, { where: 'createPgConnections', option: 'replicaConnectionString', variable: 'REPLICA_DATABASE_URL' })
   const directConnectionString = direct ?? connectionString
   const logger = options.logger ?? console
   const setting = options.live ?? 'auto'
@@ -278,7 +286,6 @@ export function createPgConnections(options: PgConnectionsOptions): PgConnection
         'The next batch opens a new one; until then other instances catch up with their safety poll. Check DIRECT_DATABASE_URL.',
     ),
   )
-  const replica = options.replicaConnectionString?.trim() || undefined
   const replicaPool = replica === undefined ? undefined : new pg.Pool({ ...options.pool, connectionString: replica })
   replicaPool?.on('error', (error) =>
     logger.warn(`pipeline-status: an idle connection of the replica pool (${describeUrl(replica ?? '')}) failed: ${error.message}. Reads go to the primary while the replica fails; check REPLICA_DATABASE_URL`),
@@ -395,14 +402,4 @@ export function looksPooled(url: string): boolean {
   if (parsed.searchParams.get('pgbouncer') === 'true') return true
   if (parsed.port === '6432' || parsed.port === '6543') return true
   return /-pooler\.|(^|\.)pooler\./i.test(parsed.hostname)
-}
-
-/** The URL without its password, for a log line. */
-function describeUrl(url: string): string {
-  try {
-    const parsed = new URL(url)
-    return `${parsed.hostname}${parsed.port ? `:${parsed.port}` : ''}`
-  } catch {
-    return 'an unparsable URL'
-  }
 }

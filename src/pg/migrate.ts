@@ -28,6 +28,8 @@ import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { listMigrationFiles, type MigrationFile, packageMigrationsDir, scriptMatchesChecksum } from './migration-files.js'
 import { quoteIdentifier } from '../internal/quote-identifier.js'
+import { checkDatabaseUrl, describeUrl } from './database-url.js'
+import { announcesOtherProcess } from './pooler-evidence.js'
 
 /** Prisma Migrate's advisory lock key (prisma-engines `flavour/postgres.rs` `acquire_lock`). */
 export const PRISMA_MIGRATE_LOCK_KEY = 72707369
@@ -54,6 +56,7 @@ export type MigrationErrorCode =
   | 'migration-failed'
   | 'lock-timeout'
   | 'transaction-pooler'
+  | 'connection-failed'
 
 /**
  * Thrown by {@link applyMigrations}. Its message says what was found and what to do.
@@ -63,7 +66,9 @@ export type MigrationErrorCode =
  * `migration-failed` (a script failed in this run; `cause` is the database error),
  * `lock-timeout` (another migration held Prisma's lock for longer than `lockTimeoutMs`),
  * `transaction-pooler` (the connection goes through a pooler in transaction or statement mode,
- * where Prisma's session-level advisory lock protects nothing).
+ * where Prisma's session-level advisory lock protects nothing), `connection-failed` (a connection
+ * string's database could not be reached within `connectTimeoutMs`; the message names its host and
+ * port, `cause` is `pg`'s error).
  */
 export class MigrationError extends Error {
   /** Always `'MigrationError'`, also across module formats. */
@@ -167,7 +172,10 @@ interface HistoryRow {
  * fails (`migration-failed`, naming the migration and the database error), or after
  * `lockTimeoutMs` waiting for the lock (`lock-timeout`), or when the connection goes through a
  * pooler in transaction mode (`transaction-pooler`, before anything is changed: it names
- * DIRECT_DATABASE_URL); connection errors as `pg` throws them.
+ * DIRECT_DATABASE_URL), or when a connection string's database cannot be reached within `connectTimeoutMs`
+ * (`connection-failed`, naming host:port without the password and what to check; `cause` is `pg`'s error).
+ * @throws ServerConfigurationError (from `pipeline-status-sdk/server`) before connecting, when a connection
+ * string's scheme is not `postgres:` or `postgresql:`, naming DIRECT_DATABASE_URL.
  *
  * @example
  * ```ts
@@ -317,10 +325,11 @@ async function openSession(
   connectTimeoutMs: number,
 ): Promise<{ session: Session; urlSchema: string | undefined; probe: PoolerProbe | undefined }> {
   if (typeof target === 'string') {
+    checkDatabaseUrl(target, { where: 'applyMigrations', option: 'the connection string', variable: 'DIRECT_DATABASE_URL' })
     const { connectionString, schema } = splitSchemaParam(target)
     const config = { connectionString, connectionTimeoutMillis: connectTimeoutMs }
     const client = new pg.Client(config)
-    await client.connect()
+    await connectOrExplain(client, connectionString, connectTimeoutMs)
     return { session: pgSession(client, () => client.end()), urlSchema: schema, probe: { client, config } }
   }
   if (isPGlite(target)) {
@@ -346,6 +355,27 @@ async function openSession(
   return { session: pgSession(target, async () => {}), urlSchema: undefined, probe: { client: target, config: undefined } }
 }
 
+/**
+ * Connects, or throws `connection-failed` saying where to (host:port, never the password) and what
+ * to check: `pg` alone says only "Connection terminated unexpectedly" or "connect ECONNREFUSED".
+ */
+async function connectOrExplain(client: pg.Client, connectionString: string, connectTimeoutMs: number): Promise<void> {
+  try {
+    await client.connect()
+  } catch (error) {
+    // A failed connect may leave the socket open; nothing else will close it.
+    await client.end().catch(() => undefined)
+    const said = String((error as Error)?.message ?? error) || String((error as { code?: unknown })?.code ?? 'no reason given')
+    throw new MigrationError(
+      'connection-failed',
+      `Could not connect to the database at ${describeUrl(connectionString)} (within ${connectTimeoutMs} ms): ${said}. Nothing was changed. ` +
+        'Check DIRECT_DATABASE_URL (or --database-url): that it names the database\'s own host and port, that the host is reachable ' +
+        'from here (firewall, VPN, security group), and that the database is up and accepts connections.',
+      { cause: error },
+    )
+  }
+}
+
 /** The connection a migration runs on, and how to open a second one to the same place. */
 interface PoolerProbe {
   client: PgQueryable
@@ -369,12 +399,12 @@ interface PoolerProbe {
 async function refuseTransactionPooler(session: Session, probe: PoolerProbe): Promise<void> {
   const backend = async () => Number((await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))[0]?.pid)
   const first = await backend()
-  const announced = (probe.client as { processID?: unknown }).processID
-  if (typeof announced === 'number' && announced === first) return
+  if (announcesOtherProcess(probe.client, first) === false) return
   const pids = [first]
   if (probe.config !== undefined) {
     const other = new pg.Client(probe.config)
-    await other.connect()
+    if (probe.config.connectionString === undefined) await other.connect()
+    else await connectOrExplain(other, probe.config.connectionString, Number(probe.config.connectionTimeoutMillis))
     try {
       pids.push(Number((await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid))
     } finally {

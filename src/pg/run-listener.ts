@@ -5,6 +5,8 @@ import { backoffDelay } from '../internal/backoff.js'
 import type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
 import { quoteIdentifier } from '../internal/quote-identifier.js'
 import { ServerConfigurationError } from '../server/configuration-error.js'
+import { checkDatabaseUrl, describeUrl } from './database-url.js'
+import { announcesOtherProcess } from './pooler-evidence.js'
 
 /** The default notification channel of {@link createPgRunListener} (and the name to give the store's `notifyChannel`). */
 export const DEFAULT_NOTIFY_CHANNEL = 'pipeline_status'
@@ -141,7 +143,8 @@ class PgRunListenerError extends Error {
  * notifications sent while it was down are lost), and closes with `handlers.close()`. Whenever
  * it is not delivering, the handlers poll run versions and log one warning with the cause.
  *
- * @throws ServerConfigurationError (from `pipeline-status-sdk/server`) when `channel` is empty or longer than 57 bytes, or a duration is not a positive number.
+ * @throws ServerConfigurationError (from `pipeline-status-sdk/server`) when `connectionString` is not a `postgres:` or
+ * `postgresql:` URL (naming DIRECT_DATABASE_URL), `channel` is empty or longer than 57 bytes, or a duration is not a positive number.
  *
  * @example
  * ```ts
@@ -150,6 +153,10 @@ class PgRunListenerError extends Error {
  * ```
  */
 export function createPgRunListener(options: PgRunListenerOptions): PgRunListener {
+  checkDatabaseUrl(options.connectionString, { where: 'createPgRunListener', option: 'connectionString', variable: 'DIRECT_DATABASE_URL' })
+  const where = describeUrl(options.connectionString)
+  /** Said after every failure to connect: where to, and what to check. */
+  const connectFix = `Check DIRECT_DATABASE_URL (createPgConnections' directConnectionString): that ${where} is the database's own host and port, that it is reachable from here, and that the database is up; the listener retries with backoff, and live streams poll meanwhile`
   const channel = options.channel ?? DEFAULT_NOTIFY_CHANNEL
   const checkChannel = channel + CHECK_SUFFIX
   if (channel.length === 0) {
@@ -211,6 +218,8 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
     client = next
     let dropped = false
     let listened = false
+    /** Whether this connection announced another server process than pg_backend_pid() (a pooler), once LISTEN succeeded. */
+    let announced: { pooled: boolean | undefined; pid: unknown } = { pooled: undefined, pid: undefined }
     let check: { token: string; arrived: () => void } | undefined
     /** Failed delivery checks in a row on this connection, and when the next one is due. */
     let checks = 0
@@ -283,7 +292,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
           connectTimeoutMs,
           () => new PgRunListenerError('not-delivered', `the delivery check could not send its notification within ${connectTimeoutMs} ms`),
         )
-        await bounded(arrived, checkTimeoutMs, () => notDelivered(checkTimeoutMs))
+        await bounded(arrived, checkTimeoutMs, () => notDelivered(checkTimeoutMs, where, announced))
       } catch (error) {
         failure =
           error instanceof PgRunListenerError
@@ -342,7 +351,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
     }
 
     try {
-      await bounded(next.connect(), connectTimeoutMs, () => new PgRunListenerError('connect', `connecting the LISTEN connection took longer than ${connectTimeoutMs} ms`))
+      await bounded(next.connect(), connectTimeoutMs, () => new PgRunListenerError('connect', `connecting the LISTEN connection to ${where} took longer than ${connectTimeoutMs} ms. ${connectFix}`))
       const result = await bounded(
         next.query(`LISTEN ${quoteIdentifier(channel)}; LISTEN ${quoteIdentifier(checkChannel)}; SELECT pg_backend_pid() AS pid`),
         connectTimeoutMs,
@@ -351,13 +360,15 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
       if (isClosed() || dropped) return
       const results = (Array.isArray(result) ? result : [result]) as Array<pg.QueryResult<{ pid: number }>>
       backendPid = results.at(-1)?.rows[0]?.pid
+      // Read now, free: said in the delivery warning as evidence of a pooler in between.
+      announced = { pooled: announcesOtherProcess(next, backendPid), pid: (next as { processID?: unknown }).processID }
       listened = true
     } catch (error) {
       if (isClosed()) return destroy(next)
       drop(
         error instanceof PgRunListenerError
           ? error
-          : new PgRunListenerError('connect', `the LISTEN connection could not be opened: ${String((error as Error)?.message ?? error)}`, { cause: error }),
+          : new PgRunListenerError('connect', `the LISTEN connection to ${where} could not be opened: ${String((error as Error)?.message ?? error)}. ${connectFix}`, { cause: error }),
       )
       return
     }
@@ -395,13 +406,19 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
   }
 }
 
-function notDelivered(ms: number): PgRunListenerError {
+function notDelivered(ms: number, where: string, announced: { pooled: boolean | undefined; pid: unknown }): PgRunListenerError {
+  const evidence =
+    announced.pooled === true
+      ? ` A pooler does sit in between: the connection announced server process ${String(announced.pid)} at start-up, but pg_backend_pid() is another.`
+      : ''
   return new PgRunListenerError(
     'not-delivered',
     `LISTEN succeeded but a notification sent from another session did not arrive within ${ms} ms. ` +
-      'The connection string most likely points at a transaction pooler (PgBouncer in transaction mode, Supavisor, ' +
-      'a serverless pooler), which hands a session its own notifications but never other sessions\'; ' +
-      'give createPgRunListener a direct, non-pooled URL (DIRECT_DATABASE_URL, createPgConnections\' directConnectionString, e.g. on port 5432), or leave live.listen unset to use version polling',
+      `The connection string (${where}) most likely points at a transaction pooler (PgBouncer in transaction mode, Supavisor, ` +
+      `a serverless pooler), which hands a session its own notifications but never other sessions'.${evidence} ` +
+      'Give it a direct, non-pooled URL: set DIRECT_DATABASE_URL (createPgConnections\' directConnectionString, or ' +
+      "createPgRunListener's connectionString) to the database's own host and port (e.g. 5432) or a pooler in session mode; " +
+      "or use version polling: createPgConnections({ live: 'poll' }), or leave live.listen unset when wiring createPgRunListener yourself",
   )
 }
 

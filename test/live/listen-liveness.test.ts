@@ -175,7 +175,13 @@ describe.skipIf(!usesPostgres() || !PGBOUNCER)('LISTEN through PgBouncer in tran
         const cause = String((warnings[0]?.details?.['error'] as Error).message)
         expect(cause).toMatch(/notification sent from another session did not arrive within 1500 ms/)
         expect(cause).toMatch(/transaction pooler/)
+        // Where, and the free evidence (PgBouncer announces a process id of its own at start-up).
+        expect(cause).toContain(`The connection string (${new URL(bouncer.url).hostname}:${new URL(bouncer.url).port}) most likely points at a transaction pooler`)
+        expect(cause).toMatch(/never other sessions'\. A pooler does sit in between: the connection announced server process -?\d+ at start-up, but pg_backend_pid\(\) is another\. Give it a direct/)
         expect(cause).toMatch(/direct, non-pooled URL/)
+        // The fix a createPgConnections user can apply: the variable, or polling, in their own words.
+        expect(cause).toContain("Give it a direct, non-pooled URL: set DIRECT_DATABASE_URL (createPgConnections' directConnectionString, or createPgRunListener's connectionString) to the database's own host and port")
+        expect(cause).toContain("or use version polling: createPgConnections({ live: 'poll' })")
         expect(listeners[index]?.connected).toBe(false)
       }
       await onA.cancel()
@@ -185,6 +191,33 @@ describe.skipIf(!usesPostgres() || !PGBOUNCER)('LISTEN through PgBouncer in tran
       await b.handlers.close()
     }
   }, 60_000)
+})
+
+describe('a LISTEN connection to a database it cannot reach', () => {
+  it('says host:port (never the password) and what to check, as the cause the handlers log', async () => {
+    const causes: Error[] = []
+    const reported: unknown[] = []
+    // Port 1 on the loopback is closed: refused at once, no timeout involved; no retry within the test.
+    const listen = createPgRunListener({
+      connectionString: 'postgresql://app:hunter2@127.0.0.1:1/app',
+      reconnectDelayMs: 60_000,
+      onStateChange: (state, cause) => void (state === 'reconnecting' && cause && causes.push(cause)),
+    })
+    listen.start({ change() {}, connected() {}, disconnected: (error) => void reported.push(error) })
+    try {
+      await until('the first connect to fail', () => causes.length === 1, 10_000)
+    } finally {
+      await listen.close()
+    }
+    expect(reported).toEqual([causes[0]])
+    expect(listen.counts.failedConnects).toBe(1)
+    const { message } = causes[0]!
+    expect(message).toMatch(/^the LISTEN connection to 127\.0\.0\.1:1 could not be opened: .*ECONNREFUSED/)
+    expect(message).toContain(
+      "Check DIRECT_DATABASE_URL (createPgConnections' directConnectionString): that 127.0.0.1:1 is the database's own host and port, that it is reachable from here, and that the database is up",
+    )
+    expect(message).not.toContain('hunter2')
+  })
 })
 
 describe.skipIf(!usesPostgres())('a LISTEN connection on a direct URL', () => {

@@ -198,7 +198,9 @@ describe('pipeline-status migrate --into and --print', () => {
       [['migrate'], 'give the database with --database-url or DIRECT_DATABASE_URL (or DATABASE_URL): a session connection, not a transaction pooler'],
       [['migrate', '--into', 'x', '--schema', 's'], '--into writes unqualified SQL'],
       [['migrate', '--print', '--database-url', 'postgresql://x/y'], '--print touches no database: drop --database-url'],
-      [['migrate', '--database-url', 'mysql://x/y'], "--database-url must be a postgresql:// URL, got 'mysql:…'"],
+      [['migrate', '--database-url', 'mysql://x/y'], 'migrate: --database-url (DIRECT_DATABASE_URL) must be a postgresql:// (or postgres://) URL, got "mysql://x/y": its scheme is \'mysql:\'. Fix: set DIRECT_DATABASE_URL to postgresql://USER:PASSWORD@HOST:5432/DATABASE'],
+      // pg ignores the scheme, so a typo would connect by accident: the same rule as createPgConnections, and no password shown.
+      [['migrate', '--database-url', 'postgressql://app:hunter2@db:5432/app'], 'migrate: --database-url (DIRECT_DATABASE_URL) must be a postgresql:// (or postgres://) URL, got "postgressql://app:***@db:5432/app"'],
       [['migrate', '--int', 'x'], "unknown option '--int'; did you mean '--into'?"],
       [['migrate', '--after', PACKAGE_MIGRATIONS[0]!], '--after goes with --print'],
       [['migrate', '--print', '--after', '20990101000000_nope'], `--after 20990101000000_nope is not a migration of pipeline-status-sdk`],
@@ -213,6 +215,28 @@ describe('pipeline-status migrate --into and --print', () => {
     for (const way of ['pipeline-status migrate\n', 'pipeline-status migrate --into prisma/migrations', 'pipeline-status migrate --print']) {
       expect(help.stdout).toContain(way)
     }
+  })
+})
+
+describe('pipeline-status migrate against a database it cannot reach', () => {
+  it('names the host and port (never the password) and what to check, exit code 1', async () => {
+    // Port 1 on the loopback is closed: the connection is refused at once, no timeout involved.
+    const result = await run(['migrate'], { DIRECT_DATABASE_URL: 'postgresql://app:hunter2@127.0.0.1:1/app' })
+    expect(result.code).toBe(1)
+    expect(result.stdout).toBe('')
+    expect(result.stderr).toContain('pipeline-status: Could not connect to the database at 127.0.0.1:1 (within 10000 ms): ')
+    expect(result.stderr).toContain('ECONNREFUSED')
+    expect(result.stderr).toContain(
+      "Nothing was changed. Check DIRECT_DATABASE_URL (or --database-url): that it names the database's own host and port, that the host is reachable from here (firewall, VPN, security group), and that the database is up and accepts connections.",
+    )
+    expect(result.stderr).not.toContain('hunter2')
+  })
+
+  it('refuses a DATABASE_URL with a mistyped scheme, naming the variable', async () => {
+    const result = await run(['migrate'], { DATABASE_URL: 'postgresq://app:hunter2@db/app' })
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('pipeline-status: migrate: DATABASE_URL must be a postgresql:// (or postgres://) URL, got "postgresq://app:***@db/app": its scheme is \'postgresq:\'. Fix: set DATABASE_URL to postgresql://USER:PASSWORD@HOST:5432/DATABASE')
+    expect(result.stderr).not.toContain('hunter2')
   })
 })
 
