@@ -24,7 +24,7 @@ interface TableStats {
   hot: number
 }
 
-describe.skipIf(!usesPostgres())('heartbeats on PostgreSQL', () => {
+describe.skipIf(!usesPostgres())('heartbeats on PostgreSQL (needs DATABASE_URL)', () => {
   it('are heap-only updates: n heartbeats add n to n_tup_upd and n to n_tup_hot_upd', async () => {
     const db = await createTestDatabase()
     const sql = <Row>(text: string) => db.prisma.$queryRawUnsafe<Row[]>(text)

@@ -122,6 +122,7 @@ export function knownRequirements(): OptionalTool[] {
     postgresTool('test/live/across-instances.test.ts', 'live status across two instances'),
     postgresTool('test/prisma/apply-migrations.test.ts', 'applyMigrations on a PostgreSQL server'),
     postgresTool('test/prisma/database.test.ts', 'openDatabase behind PgBouncer'),
+    postgresTool('test/prisma/heartbeat-hot.test.ts', 'heap-only heartbeats on PostgreSQL'),
     postgresTool('test/prisma/non-utc-database.test.ts', 'databases in a non-UTC TimeZone'),
     postgresTool('test/prisma/pgbouncer.test.ts', 'PrismaStore behind PgBouncer'),
     listenThroughPgBouncerTool(),
