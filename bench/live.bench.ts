@@ -30,7 +30,6 @@
  * BENCH_LIVE_OUTPUT (default bench/results/latest/live.json; bench/results/live.json is the run behind bench/README.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -38,7 +37,7 @@ import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { defaultOutput, prepareBench } from './prepare.js'
-import { requireDatabaseUrl, withAdmin } from './servers/database.js'
+import { createThrowawayDatabase, requireDatabaseUrl } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
 import { openEventStream } from './sse.js'
 
@@ -146,12 +145,8 @@ prepareBench()
 const { openDatabase } = await import('../examples/shared/database.js')
 
 // ---- database --------------------------------------------------------------------------------
-const dbName = `pss_bench_live_${randomBytes(5).toString('hex')}`
-const admin = <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => withAdmin(serverUrl, fn)
-await admin((client) => client.query(`CREATE DATABASE "${dbName}"`))
-const url = new URL(serverUrl)
-url.pathname = `/${dbName}`
-const databaseUrl = url.toString()
+const database = await createThrowawayDatabase(serverUrl, 'pss_bench_live')
+const databaseUrl = database.url
 
 // ---- servers ---------------------------------------------------------------------------------
 interface Instance {
@@ -190,7 +185,7 @@ const instances: Instance[] = []
 async function cleanUp(): Promise<void> {
   for (const instance of instances) instance.child.kill('SIGTERM')
   await new Promise((r) => setTimeout(r, 500))
-  await admin((client) => client.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)).catch(() => undefined)
+  await database.drop()
 }
 
 // ---- helpers ---------------------------------------------------------------------------------

@@ -19,14 +19,13 @@
  * bench/results/latest/streamed-text.json).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { defaultOutput } from './prepare.js'
-import { requireDatabaseUrl, withAdmin } from './servers/database.js'
+import { createThrowawayDatabase, requireDatabaseUrl } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
 import { openEventStream } from './sse.js'
 
@@ -47,11 +46,8 @@ const median = (values: number[]) => {
 }
 
 // ---- database --------------------------------------------------------------------------------
-const dbName = `pss_bench_text_${randomBytes(5).toString('hex')}`
-await withAdmin(serverUrl, (client) => client.query(`CREATE DATABASE "${dbName}"`))
-const url = new URL(serverUrl)
-url.pathname = `/${dbName}`
-const databaseUrl = url.toString()
+const database = await createThrowawayDatabase(serverUrl, 'pss_bench_text')
+const databaseUrl = database.url
 {
   const client = new pg.Client({ connectionString: databaseUrl })
   await client.connect()
@@ -205,5 +201,5 @@ try {
 } finally {
   for (const instance of instances) instance.child.kill('SIGTERM')
   await sleep(300)
-  await withAdmin(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)).catch(() => undefined)
+  await database.drop()
 }

@@ -3,6 +3,7 @@
  * (`DATABASE_URL`, else they say so and skip), and one admin connection per statement for
  * creating and dropping their throwaway databases.
  */
+import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 
 /** `DATABASE_URL`; without it, prints that `what` is skipped and how to run it (`command`), and exits 0. */
@@ -22,5 +23,29 @@ export async function withAdmin<T>(serverUrl: string, fn: (client: pg.Client) =>
     return await fn(client)
   } finally {
     await client.end()
+  }
+}
+
+/** A throwaway database of a benchmark: its name, its URL, and how to drop it. */
+export interface ThrowawayDatabase {
+  name: string
+  url: string
+  /** `DROP DATABASE … WITH (FORCE)`; a failure (the server gone meanwhile) is ignored. */
+  drop(): Promise<void>
+}
+
+/** Creates an empty database named `<prefix>_<10 hex digits>` on `serverUrl`, for one benchmark run. */
+export async function createThrowawayDatabase(serverUrl: string, prefix: string): Promise<ThrowawayDatabase> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`
+  await withAdmin(serverUrl, (client) => client.query(`CREATE DATABASE "${name}"`))
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return {
+    name,
+    url: url.toString(),
+    drop: () => withAdmin(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(
+      () => undefined,
+      () => undefined,
+    ),
   }
 }
