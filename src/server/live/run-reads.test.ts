@@ -23,20 +23,20 @@ function counted(store: MemoryStore, failGetRuns = false) {
 }
 
 describe('RunReads: the live streams read the runs of one turn in one call', () => {
-  it('reads the runs asked for in one turn with one getRuns, a run asked twice once, unknown ones as null', async () => {
+  it('reads the runs asked for in one turn with one getRuns without their text, a run asked twice once, unknown ones as null', async () => {
     const memory = new MemoryStore()
     for (const id of ['a', 'b', 'c']) await memory.insertRun(newRun(id, now))
     const { store, calls } = counted(memory)
     const reads = new RunReads(store)
-    const results = await Promise.all([reads.read('a', true), reads.read('b', true), reads.read('a', true), reads.read('nope', true), reads.read('c', false)])
+    const results = await Promise.all([reads.read('a'), reads.read('b'), reads.read('a'), reads.read('nope'), reads.read('c')])
     expect(results.map((snapshot) => snapshot?.run.id ?? null)).toEqual(['a', 'b', 'a', null, 'c'])
-    // One call with text, one without; none one by one.
-    expect(calls.getRuns).toEqual([['a', 'b', 'nope'], ['c']])
+    // One call, none one by one; the live streams take the streamed text as chunks.
+    expect(calls.getRuns).toEqual([['a', 'b', 'nope', 'c']])
     expect(calls.getRun).toBe(0)
-    expect(results[4]?.streamedText).toBe(false)
+    expect(results.filter(Boolean).map((snapshot) => snapshot?.streamedText)).toEqual([false, false, false, false])
     // The next turn is a new batch.
-    expect((await reads.read('b', true))?.run.id).toBe('b')
-    expect(calls.getRuns).toHaveLength(3)
+    expect((await reads.read('b'))?.run.id).toBe('b')
+    expect(calls.getRuns).toHaveLength(2)
   })
 
   it(`asks for at most ${MAX_RUNS_PER_READ} runs per call`, async () => {
@@ -45,7 +45,7 @@ describe('RunReads: the live streams read the runs of one turn in one call', () 
     for (const id of ids) await memory.insertRun(newRun(id, now))
     const { store, calls } = counted(memory)
     const reads = new RunReads(store)
-    const results = await Promise.all(ids.map((id) => reads.read(id, true)))
+    const results = await Promise.all(ids.map((id) => reads.read(id)))
     expect(results.every((snapshot, i) => snapshot?.run.id === ids[i])).toBe(true)
     expect(calls.getRuns.map((batch) => batch.length)).toEqual([MAX_RUNS_PER_READ, MAX_RUNS_PER_READ, 5])
   })
@@ -54,7 +54,7 @@ describe('RunReads: the live streams read the runs of one turn in one call', () 
     const memory = new MemoryStore()
     await memory.insertRun(newRun('a', now))
     const reads = new RunReads(counted(memory, true).store)
-    const results = await Promise.allSettled([reads.read('a', true), reads.read('b', true)])
+    const results = await Promise.allSettled([reads.read('a'), reads.read('b')])
     expect(results.map((result) => (result.status === 'rejected' ? (result.reason as Error).message : 'ok'))).toEqual(['connection ended', 'connection ended'])
   })
 
@@ -64,8 +64,8 @@ describe('RunReads: the live streams read the runs of one turn in one call', () 
     const calls = { getRun: 0 }
     const store = { getRun: (id: string) => (calls.getRun++, memory.getRun(id)) } as unknown as Store<unknown>
     const reads = new RunReads(store)
-    expect((await reads.read('a', true))?.run.id).toBe('a')
-    expect(await reads.read('b', false)).toBeNull()
+    expect((await reads.read('a'))?.run.id).toBe('a')
+    expect(await reads.read('b')).toBeNull()
     expect(calls.getRun).toBe(2)
   })
 })

@@ -270,7 +270,7 @@ export class RunWatcher {
           // there); one that has not yet is read for at its `seen`. Never the whole text, whatever its length.
           let handed: RunSnapshotListener[] = []
           try {
-            snapshot = await this.#reads.read(runId, false)
+            snapshot = await this.#reads.read(runId)
             if (snapshot) {
               handed = this.#handed(run)
               chunks = await this.#chunksOf(run, handed, snapshot)
