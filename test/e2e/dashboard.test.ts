@@ -24,7 +24,7 @@ import { type Browser, type BrowserContext, chromium, type ConsoleMessage, type 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 
-const CHROMIUM = toolForTests(chromiumTool())
+const CHROMIUM = toolForTests(chromiumTool('test/e2e/dashboard.test.ts', 'the dashboard in Chromium'))
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const artifacts = join(root, 'test', '.artifacts')

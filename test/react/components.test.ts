@@ -25,7 +25,7 @@ import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const artifacts = join(root, 'test', '.artifacts')
 const require = createRequire(import.meta.url)
-const CHROMIUM = toolForTests(chromiumTool())
+const CHROMIUM = toolForTests(chromiumTool('test/react/components.test.ts', 'RunTimeline and RunList in Chromium'))
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const SECRET = 'components-test-secret'
 

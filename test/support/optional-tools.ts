@@ -116,6 +116,8 @@ export function knownRequirements(): OptionalTool[] {
   return [
     chromiumTool(),
     chromiumTool('test/e2e/shared-connection.test.ts', 'a page following 20 runs in Chromium'),
+    chromiumTool('test/react/components.test.ts', 'RunTimeline and RunList in Chromium'),
+    chromiumTool('test/e2e/dashboard.test.ts', 'the dashboard in Chromium'),
     pythonTool(),
     pythonClientTool(),
     pythonHandlersTool(),
