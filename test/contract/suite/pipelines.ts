@@ -4,7 +4,7 @@
  */
 import { CreateRunResponse, DEFAULT_STAGES, defineStages, type StageCatalogue } from 'pipeline-status-sdk'
 import type { RunState, Store } from 'pipeline-status-sdk/server'
-import { describe, expect } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { makeStageUpdate } from '../../support/fixtures.js'
 import { type Api, expectProblem, uniqueRunId } from './harness.js'
 import type { ContractContext } from './use-target.js'
@@ -129,7 +129,9 @@ export function describePipelines({ name, scenario, withApi }: ContractContext):
       { stages: INGEST },
     )
 
-    scenario("changing a pipeline's stages does not rewrite old runs", async () => {
+    // The next three start their own handlers with withApi, so no scenario target runs beside
+    // them (in-process, msw would hand each request to both).
+    it("changing a pipeline's stages does not rewrite old runs", async () => {
       const storeKey = uniqueRunId('store')
       const id = uniqueRunId('old')
       await withApi({ pipelines: PIPELINES, storeKey }, async (api) => {
@@ -148,7 +150,7 @@ export function describePipelines({ name, scenario, withApi }: ContractContext):
       })
     })
 
-    scenario("a run without a catalogue follows its pipeline's current one, stored by its first applied update", async () => {
+    it("a run without a catalogue follows its pipeline's current one, stored by its first applied update", async () => {
       const storeKey = uniqueRunId('store')
       const id = uniqueRunId('bare')
       await withApi({ pipelines: PIPELINES, storeKey, seed: seedRun(bareRun(id, 'report')) }, async (api) => {
@@ -164,7 +166,7 @@ export function describePipelines({ name, scenario, withApi }: ContractContext):
       })
     })
 
-    scenario('a stage update of a run without a catalogue whose pipeline is not configured is 409 unknown_pipeline', async () => {
+    it('a stage update of a run without a catalogue whose pipeline is not configured is 409 unknown_pipeline', async () => {
       const id = uniqueRunId('retired')
       await withApi({ pipelines: PIPELINES, seed: seedRun(bareRun(id, 'retired')) }, async (api) => {
         const problem = await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber: 1 })), 409, 'unknown_pipeline')
