@@ -8,7 +8,7 @@
 import pg from 'pg'
 import { RunUpdateEvent } from 'pipeline-status-sdk'
 import { createPgConnections, createPgRunListener } from 'pipeline-status-sdk/pg'
-import { createPipelineStatusHandlers, createPrismaStore } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, type RunChangeSource } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { readEvents } from '../contract/suite/read-events.js'
 import { createTestDatabase, usesPostgres } from '../setup/test-database.js'
@@ -54,13 +54,29 @@ describe.skipIf(!usesPostgres())('LISTEN notification batches on their own conne
       },
     })
     const readerListen = createPgRunListener({ connectionString: url, channel: CHANNEL })
+    // What the reader's LISTEN connection hands its watcher. The stream's update may come from the
+    // watcher's catch-up read when LISTEN connects (it can land after the write): the notification
+    // itself is what this test proves arrives.
+    const notified: string[] = []
+    const readerSource: RunChangeSource = {
+      start: (sink) =>
+        readerListen.start({
+          change: (runId, version) => {
+            notified.push(`${runId}:${version}`)
+            sink.change(runId, version)
+          },
+          connected: () => sink.connected(),
+          disconnected: (error) => sink.disconnected(error),
+        }),
+      close: () => readerListen.close(),
+    }
     const writer = createPipelineStatusHandlers({ store: writerStore, secret: SECRET, logger: quiet })
     // No safety poll within the test: only a notification can bring the writer's change.
     const reader = createPipelineStatusHandlers({
       store: createPrismaStore({ prisma: db.prisma }),
       secret: SECRET,
       logger: quiet,
-      live: { listen: readerListen, safetyPollIntervalMs: 600_000 },
+      live: { listen: readerSource, safetyPollIntervalMs: 600_000 },
     })
     try {
       expect((await writer.fetch(post('/runs', { id: 'saturated' }))).status).toBe(201)
@@ -75,7 +91,10 @@ describe.skipIf(!usesPostgres())('LISTEN notification batches on their own conne
       const response = writer.fetch(post('/saturated/stage-update', makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', output: '' })))
       const event = await stream.next()
       expect(event.event).toBe('update')
-      expect(RunUpdateEvent.parse(JSON.parse(event.data)).stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([[1, 'PROCESSING']])
+      const update = RunUpdateEvent.parse(JSON.parse(event.data))
+      expect(update.stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([[1, 'PROCESSING']])
+      // The creation was version 0; the write is the first change after it.
+      await until("the write's notification at the reader", () => notified.includes('saturated:1'))
       // It arrived while the writer's pool was still held: the batch did not go through it.
       expect(blockerSettled).toBe(false)
       expect(writerStore.notifyCounts).toMatchObject({ batches: 2, sent: 2, failedBatches: 0 })
@@ -86,6 +105,8 @@ describe.skipIf(!usesPostgres())('LISTEN notification batches on their own conne
       await connections.pool.query(`SELECT pg_advisory_unlock(${LOCK})`)
       await stream.cancel()
     } finally {
+      // Lets the blocked pool go first, so that a failed expectation is reported, not a hang.
+      await admin.query('SELECT pg_advisory_unlock_all()')
       await reader.close()
       await writer.close()
       await writerStore.close()
