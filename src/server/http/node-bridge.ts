@@ -161,11 +161,7 @@ export async function writeWebResponse(res: ServerResponse, response: Response):
   const events = directEventsOf(response)
   if (events) return writeEvents(events, response, res)
   res.statusCode = response.status
-  response.headers.forEach((value, name) => {
-    if (name !== 'set-cookie') res.setHeader(name, value)
-  })
-  const cookies = response.headers.getSetCookie()
-  if (cookies.length > 0) res.setHeader('set-cookie', cookies)
+  copyHeaders(response, res, (name, value) => res.setHeader(name, value))
   if (response.body === null || res.req?.method === 'HEAD') {
     res.end()
     return
@@ -238,17 +234,28 @@ function pump(body: ReadableStream<Uint8Array>, res: ServerResponse): Promise<vo
  */
 function writeEvents(events: EventStreamBody, response: Response, res: ServerResponse): void {
   const headers: string[] = []
-  response.headers.forEach((value, name) => {
-    if (name !== 'set-cookie') headers.push(name, value)
-  })
-  const cookies = response.headers.getSetCookie()
-  if (cookies.length > 0) res.setHeader('set-cookie', cookies)
+  copyHeaders(response, res, (name, value) => headers.push(name, value))
   res.writeHead(response.status, headers)
   flattenHeaderBlock(res)
   const gone = events.attach(new ResponseSink(res))
   // A client that left before the stream was attached: 'close' was already emitted.
   if (res.destroyed) gone()
   else res.on('close', gone)
+}
+
+/**
+ * The one copy of a `Response`'s headers for a Node response: every header but `Set-Cookie`
+ * goes to `put` (the Fetch API has joined each one's values already), then each `Set-Cookie`
+ * apart, set on `res` as one list, since cookies cannot be joined into one line.
+ * {@link writeWebResponse} puts the headers on `res` (its body may add a Content-Length);
+ * {@link writeEvents} collects them for one `writeHead`.
+ */
+function copyHeaders(response: Response, res: ServerResponse, put: (name: string, value: string) => void): void {
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') put(name, value)
+  })
+  const cookies = response.headers.getSetCookie()
+  if (cookies.length > 0) res.setHeader('set-cookie', cookies)
 }
 
 /**
