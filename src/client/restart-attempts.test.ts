@@ -32,4 +32,17 @@ describe('stagesLeftProcessing: the attempt a restarted runner finds a stage at'
     ).toEqual(new Map([[2, 5], [5, 1]]))
     expect(stagesLeftProcessing([{ stageNumber: 1, status: 'FAILED' }, { stageNumber: 2, status: 'PROCESSING', attempt: 2 }], undefined)).toEqual(new Map([[2, 2]]))
   })
+  it('ends a stage on the contract\'s final statuses only: PENDING and PROCESSING leave it to the other side', () => {
+    const pendingProcessing = inheritedStages([update('r', { stageNumber: 1, stageName: 'a', status: 'PROCESSING', attempt: 2 })]).get('r')
+    for (const status of ['COMPLETED', 'FAILED', 'CANCELLED']) {
+      expect(stagesLeftProcessing([{ stageNumber: 1, status }], pendingProcessing)).toEqual(new Map())
+    }
+    expect(stagesLeftProcessing([{ stageNumber: 1, status: 'PENDING' }], pendingProcessing)).toEqual(new Map([[1, 2]]))
+    expect(stagesLeftProcessing([{ stageNumber: 1, status: 'PROCESSING', attempt: 1 }], pendingProcessing)).toEqual(new Map([[1, 2]]))
+    const pendingFinal = inheritedStages([
+      update('r', { stageNumber: 1, stageName: 'a', status: 'PROCESSING' }),
+      update('r', { stageNumber: 1, stageName: 'a', status: 'CANCELLED' }),
+    ]).get('r')
+    expect(stagesLeftProcessing([{ stageNumber: 1, status: 'PROCESSING', attempt: 3 }], pendingFinal)).toEqual(new Map())
+  })
 })

@@ -8,6 +8,7 @@
  * run, in order). Reading both makes the answer the same whether the redelivery lands before or
  * after the read. Internal.
  */
+import { isFinalStatus, type StageStatus } from '../contract/status.js'
 import type { OutboxEntry } from './outbox/entry.js'
 
 /** What an earlier process's pending stage updates say of one stage. */
@@ -63,11 +64,19 @@ export function stagesLeftProcessing(stored: readonly StoredStage[], inherited: 
   for (const stageNumber of numbers) {
     const server = stored.find((stage) => stage.stageNumber === stageNumber)
     const pending = inherited?.get(stageNumber)
-    const serverFinal = server !== undefined && server.status !== 'PROCESSING' && server.status !== 'PENDING'
-    if (serverFinal || (pending !== undefined && pending.status !== 'PROCESSING')) continue
+    if ((server !== undefined && isFinal(server.status)) || (pending !== undefined && isFinal(pending.status))) continue
     const serverAttempt = server?.status === 'PROCESSING' ? (server.attempt ?? 1) : 0
     const attempt = Math.max(serverAttempt, pending?.attempt ?? 0)
     if (attempt > 0) left.set(stageNumber, attempt)
   }
   return left
+}
+
+/**
+ * The contract's one rule of a final status ({@link isFinalStatus}), for a status read as a string:
+ * the server's is parsed as a `StageStatus` already; a pending update's is whatever the outbox
+ * file says (this client writes only `StageUpdateStatus`), and one it does not know is not final.
+ */
+function isFinal(status: string): boolean {
+  return isFinalStatus(status as StageStatus)
 }
