@@ -27,6 +27,7 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { listMigrationFiles, type MigrationFile, packageMigrationsDir, scriptMatchesChecksum } from './migration-files.js'
+import { errorMessage } from '../internal/error-message.js'
 import { quoteIdentifier } from '../internal/quote-identifier.js'
 import { checkDatabaseUrl, describeUrl } from './database-url.js'
 import { announcesOtherProcess } from './pooler-evidence.js'
@@ -365,7 +366,7 @@ async function connectOrExplain(client: pg.Client, connectionString: string, con
   } catch (error) {
     // A failed connect may leave the socket open; nothing else will close it.
     await client.end().catch(() => undefined)
-    const said = String((error as Error)?.message ?? error) || String((error as { code?: unknown })?.code ?? 'no reason given')
+    const said = errorMessage(error) || String((error as { code?: unknown })?.code ?? 'no reason given')
     throw new MigrationError(
       'connection-failed',
       `Could not connect to the database at ${describeUrl(connectionString)} (within ${connectTimeoutMs} ms): ${said}. Nothing was changed. ` +

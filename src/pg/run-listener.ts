@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { backoffDelay } from '../internal/backoff.js'
+import { errorMessage } from '../internal/error-message.js'
 import type { RunChangeSink, RunChangeSource } from '../server/live/run-watcher.js'
 import { quoteIdentifier } from '../internal/quote-identifier.js'
 import { ServerConfigurationError } from '../server/configuration-error.js'
@@ -297,7 +298,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
         failure =
           error instanceof PgRunListenerError
             ? error
-            : new PgRunListenerError('not-delivered', `the delivery check could not send its notification: ${String((error as Error)?.message ?? error)}`, {
+            : new PgRunListenerError('not-delivered', `the delivery check could not send its notification: ${errorMessage(error)}`, {
                 cause: error,
               })
       } finally {
@@ -335,7 +336,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
           } catch (error) {
             if (dropped || isClosed()) return
             counts.failedProbes += 1
-            drop(error instanceof PgRunListenerError ? error : new PgRunListenerError('probe', `the liveness probe failed: ${String((error as Error)?.message ?? error)}`, { cause: error }))
+            drop(error instanceof PgRunListenerError ? error : new PgRunListenerError('probe', `the liveness probe failed: ${errorMessage(error)}`, { cause: error }))
             return
           }
           if (state === 'unverified' && Date.now() >= recheckAt) {
@@ -368,7 +369,7 @@ export function createPgRunListener(options: PgRunListenerOptions): PgRunListene
       drop(
         error instanceof PgRunListenerError
           ? error
-          : new PgRunListenerError('connect', `the LISTEN connection to ${where} could not be opened: ${String((error as Error)?.message ?? error)}. ${connectFix}`, { cause: error }),
+          : new PgRunListenerError('connect', `the LISTEN connection to ${where} could not be opened: ${errorMessage(error)}. ${connectFix}`, { cause: error }),
       )
       return
     }
