@@ -12,6 +12,7 @@
  * again only when runs join it (a set stream cannot take runs while open), and a run that leaves
  * stays in its group's request until then (its events are no longer dispatched). Internal.
  */
+import { errorMessage } from '../internal/error-message.js'
 import { MAX_SET_STREAM_RUNS } from '../contract/live-status.js'
 import { parseSetEvent, type SetStreamEvent } from './set-events.js'
 import { followSetStream } from './set-stream.js'
@@ -215,7 +216,7 @@ class SharedConnections {
         warnOnce(
           'refused',
           this.#key.url,
-          `pipeline-status: the shared stream of ${ids.length} run(s) at ${this.#key.url} was refused (${(error as Error).message}) without naming the run refused (a server older than the problem's runId member), so each of them is now followed on its own connection, which reports its own answer; a browser allows six per host over HTTP/1.1, so a page following more runs stalls. Fix: update pipeline-status-sdk on the server (said once per page and server)`,
+          `pipeline-status: the shared stream of ${ids.length} run(s) at ${this.#key.url} was refused (${errorMessage(error)}) without naming the run refused (a server older than the problem's runId member), so each of them is now followed on its own connection, which reports its own answer; a browser allows six per host over HTTP/1.1, so a page following more runs stalls. Fix: update pipeline-status-sdk on the server (said once per page and server)`,
         )
         this.#fallBack((id) => ids.includes(id))
       },

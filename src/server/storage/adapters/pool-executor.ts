@@ -3,6 +3,7 @@
  * cost: named prepared statements until the database (or a transaction pooler in front of it)
  * refuses one, then unnamed ones (`PrismaStoreOptions.namedStatements`).
  */
+import { errorMessage } from '../../../internal/error-message.js'
 import { type CallGuard, errorCode, type SqlExecutor } from './sql-executor.js'
 
 /**
@@ -53,7 +54,7 @@ export function createPoolExecutor(pool: PrismaStorePool, options: PoolExecutorO
         if (named) {
           named = false
           warn(
-            `pipeline-status: the database refused a named prepared statement (${String(errorCode(error))}: ${(error as Error).message}), ` +
+            `pipeline-status: the database refused a named prepared statement (${String(errorCode(error))}: ${errorMessage(error)}), ` +
               'as a transaction pooler (PgBouncer in transaction mode, Supavisor, Neon) does; the store now sends unnamed statements, ' +
               'which cost a parse per call. Pass namedStatements: false to createPrismaStore to start that way, or give it a pool on a direct URL',
             { code: errorCode(error) },
