@@ -183,7 +183,8 @@ export class RunWindows {
   #markDirty(window: Window): void {
     window.dirty = true
     if (this.#closed || window.dirtyTimer !== undefined || !this.#watcher.listening) return
-    const delay = Math.max(0, window.lastDirtyRead + DIRTY_READ_INTERVAL_MS - Date.now())
+    // Clamped to the interval, so a wall clock set back cannot hold the read for longer.
+    const delay = Math.min(DIRTY_READ_INTERVAL_MS, Math.max(0, window.lastDirtyRead + DIRTY_READ_INTERVAL_MS - Date.now()))
     window.dirtyTimer = setTimeout(() => {
       window.dirtyTimer = undefined
       // Read meanwhile (a tick), or no longer followed: nothing to do.
