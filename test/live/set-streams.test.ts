@@ -1,7 +1,8 @@
 /**
  * Set streams on the server (docs/live-status.md, "Set streams"): streams with the same filters
  * share one window query per tick; in LISTEN mode a notification of a run outside the window
- * brings it in without waiting for the safety poll; a reader that falls behind is closed at the
+ * brings it in without waiting for the safety poll, and a run created through the instance itself
+ * joins without waiting for a tick, a burst of changes in one turn costing one window query; a reader that falls behind is closed at the
  * send buffer's bound, logged and counted, on the Web stream body and written straight to the Node
  * response (the Express adapter's path) alike.
  */
@@ -85,6 +86,48 @@ describe('set streams on the server', () => {
     } finally {
       await reader.close()
       await writer.close()
+    }
+  })
+
+  it('LISTEN: a run created through this instance joins at once, with no tick (pollIntervalMs 60 s); a burst of changes in one turn costs one window query', async () => {
+    let sink: RunChangeSink | undefined
+    const source: RunChangeSource = { start: (target) => void (sink = target), close: async () => {} }
+    // The same store for writes and streams (its own writes announce changes), its window queries counted.
+    const memory = new MemoryStore()
+    const queries: string[] = []
+    const listRunWindow = memory.listRunWindow.bind(memory)
+    memory.listRunWindow = (request: RunListRequest) => {
+      queries.push(request.filter.tags?.join(',') ?? '')
+      return listRunWindow(request)
+    }
+    // No tick within the test: only a dirty window's own read can bring the run in.
+    const handlers = createPipelineStatusHandlers({ store: memory, secret: SECRET, logger: quiet, live: { pollIntervalMs: 60_000, safetyPollIntervalMs: 600_000, listen: source } })
+    try {
+      const stream = readEvents(await handlers.fetch(get('/events?tag=prompt&view=summary')))
+      expect(JSON.parse((await stream.next()).data)).toEqual({ runs: 0 })
+      expect(queries).toEqual(['prompt'])
+      sink?.connected()
+
+      expect((await handlers.fetch(post('/runs', { id: 'prompt-joined', tags: ['prompt'] }))).status).toBe(201)
+      const join = await stream.next()
+      expect({ event: join.event, id: join.id }).toEqual({ event: 'snapshot', id: 'prompt-joined:0' })
+      expect(JSON.parse(join.data)).toMatchObject({ id: 'prompt-joined', tags: ['prompt'], status: 'PENDING' })
+      await until('the join read to be counted', () => queries.length >= 2)
+
+      // 200 notifications of runs outside the window within one turn: one window query, not 200.
+      const before = queries.length
+      for (let change = 0; change < 200; change++) sink?.change(`elsewhere-${change}`, 1)
+      await until('the window query after the burst', () => queries.length > before)
+      // A run joining afterwards proves the window is read again (folded with any late mark).
+      expect((await handlers.fetch(post('/runs', { id: 'prompt-after', tags: ['prompt'] }))).status).toBe(201)
+      const after = await stream.next()
+      expect({ event: after.event, id: after.id }).toEqual({ event: 'snapshot', id: 'prompt-after:0' })
+      // The burst's read and the join's read; one more only if the run's writes were announced in two turns far apart.
+      expect(queries.length - before).toBeGreaterThanOrEqual(2)
+      expect(queries.length - before).toBeLessThanOrEqual(3)
+      await stream.cancel()
+    } finally {
+      await handlers.close()
     }
   })
 

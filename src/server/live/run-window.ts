@@ -7,10 +7,16 @@
  *   the ids and versions it returns are how runs created, tagged or finished on other instances
  *   join and leave, and its versions are handed to the run watcher (members' changes);
  * - LISTEN mode: a change of a run outside a window (a notification, or this process's own
- *   write, a run's creation included) marks the window dirty, and a dirty window is read at the
- *   next tick, at most once per tick; a member that stops matching marks it dirty too
- *   ({@link WindowFollow.dirty}); every window is read at the safety poll
- *   (`safetyPollIntervalMs`) and when the mode changes, which catches up a lost notification.
+ *   write, a run's creation included) marks the window dirty, and so does a member that stops
+ *   matching ({@link WindowFollow.dirty}). A dirty window is read promptly but bounded: the first
+ *   mark after a quiet period reads it at the next turn of the event loop (a timer of 0 ms, so
+ *   the marks of one turn are one read); marks within {@link DIRTY_READ_INTERVAL_MS} of the last
+ *   such read are folded into one read at the end of that interval. With the one query in flight
+ *   per window (marks meanwhile are one more read after it), dirty marks cost a window at most
+ *   one query per {@link DIRTY_READ_INTERVAL_MS}, however many notifications arrive; every window
+ *   is still read at the safety poll (`safetyPollIntervalMs`) and at the first tick after the
+ *   mode changes, which catches up a lost notification, and a window whose read failed at the
+ *   next tick.
  * Edge-safe: timers and the store only. Not importable outside this package.
  */
 import type { RunListFilter } from '../../contract/run-list.js'
@@ -20,6 +26,16 @@ import type { Store } from '../../core/store.js'
 import type { Logger } from '../../internal/logger.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import type { RunWatcher } from './run-watcher.js'
+
+/**
+ * In LISTEN mode, the least time in milliseconds between two reads of a window that dirty marks
+ * start. Every write notifies (a streamed chunk included), so while any run outside a window is
+ * being written, its marks keep coming: this is the window's steady cost then, at most 20 queries
+ * a second per window (the tick of 250 ms read it at most 4 times), 1/50th of a burst of 1,000
+ * notifications a second, while a join waits at most 50 ms under such a load and a few
+ * milliseconds after a quiet period (the first mark reads at once).
+ */
+export const DIRTY_READ_INTERVAL_MS = 50
 
 /** Receives each membership the window's query read: ids and versions, newest first. */
 export type WindowListener = (entries: readonly RunWindowEntry[]) => void
@@ -31,7 +47,10 @@ export interface WindowFollow {
    * first membership); rejects when that query failed (the stream answers the error instead).
    */
   readonly first: Promise<void>
-  /** The window may have changed (a member stopped matching): read it at the next tick. */
+  /**
+   * The window may have changed (a member stopped matching): read it at once in LISTEN mode (see
+   * {@link DIRTY_READ_INTERVAL_MS}), at the next tick when polling.
+   */
   dirty(): void
   /** Stops following; the last stream of a window removes it. */
   stop(): void
@@ -55,6 +74,10 @@ interface Window {
   /** Ids of the last membership read. */
   members: Set<string>
   dirty: boolean
+  /** The pending read of a dirty window (LISTEN mode), if any. */
+  dirtyTimer: ReturnType<typeof setTimeout> | undefined
+  /** When the last read started by dirty marks was started (`Date.now()`), -Infinity before any. */
+  lastDirtyRead: number
   querying: boolean
   again: boolean
   /** Registrations waiting for a query that started after them. */
@@ -88,7 +111,7 @@ export class RunWindows {
     this.#safetyPollIntervalMs = options.safetyPollIntervalMs
     this.#logger = options.logger
     this.#unsubscribe = this.#watcher.onChange((runId) => {
-      for (const window of this.#windows.values()) if (!window.members.has(runId)) window.dirty = true
+      for (const window of this.#windows.values()) if (!window.members.has(runId)) this.#markDirty(window)
     })
   }
 
@@ -107,7 +130,18 @@ export class RunWindows {
     const key = windowKey(filter, limit)
     let window = this.#windows.get(key)
     if (!window) {
-      window = { filter, limit, listeners: new Set(), members: new Set(), dirty: false, querying: false, again: false, waiting: [] }
+      window = {
+        filter,
+        limit,
+        listeners: new Set(),
+        members: new Set(),
+        dirty: false,
+        dirtyTimer: undefined,
+        lastDirtyRead: Number.NEGATIVE_INFINITY,
+        querying: false,
+        again: false,
+        waiting: [],
+      }
       this.#windows.set(key, window)
     }
     window.listeners.add(listener)
@@ -118,12 +152,13 @@ export class RunWindows {
     this.#schedule()
     return {
       first,
-      dirty: () => {
-        followed.dirty = true
-      },
+      dirty: () => this.#markDirty(followed),
       stop: () => {
         followed.listeners.delete(listener)
-        if (followed.listeners.size === 0 && this.#windows.get(key) === followed) this.#windows.delete(key)
+        if (followed.listeners.size === 0 && this.#windows.get(key) === followed) {
+          this.#windows.delete(key)
+          this.#clearDirtyTimer(followed)
+        }
       },
     }
   }
@@ -135,9 +170,35 @@ export class RunWindows {
     this.#timer = undefined
     this.#unsubscribe()
     for (const window of this.#windows.values()) {
+      this.#clearDirtyTimer(window)
       for (const waiter of window.waiting.splice(0)) waiter.reject(new Error('The live streams are closing'))
     }
     this.#windows.clear()
+  }
+
+  /**
+   * The window may have changed. Polling reads every window at each tick anyway; in LISTEN mode a
+   * read is started at once, or at the end of the current {@link DIRTY_READ_INTERVAL_MS}.
+   */
+  #markDirty(window: Window): void {
+    window.dirty = true
+    if (this.#closed || window.dirtyTimer !== undefined || !this.#watcher.listening) return
+    // Clamped to the interval, so a wall clock set back cannot hold the read for longer.
+    const delay = Math.min(DIRTY_READ_INTERVAL_MS, Math.max(0, window.lastDirtyRead + DIRTY_READ_INTERVAL_MS - Date.now()))
+    window.dirtyTimer = setTimeout(() => {
+      window.dirtyTimer = undefined
+      // Read meanwhile (a tick), or no longer followed: nothing to do.
+      if (this.#closed || !window.dirty || window.listeners.size === 0) return
+      window.lastDirtyRead = Date.now()
+      this.#query(window)
+    }, delay)
+    // A window waiting for its read must never keep a Node process alive either.
+    unrefTimer(window.dirtyTimer)
+  }
+
+  #clearDirtyTimer(window: Window): void {
+    if (window.dirtyTimer !== undefined) clearTimeout(window.dirtyTimer)
+    window.dirtyTimer = undefined
   }
 
   #schedule(): void {
