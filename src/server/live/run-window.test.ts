@@ -1,7 +1,7 @@
 /**
  * The reads of a dirty window (run-window.ts): in LISTEN mode the first mark after a quiet period
  * reads at the next turn, with no tick; later marks are folded into at most one read per
- * DIRTY_READ_INTERVAL_MS; polling mode still reads at the tick; close() and the last stream's
+ * DIRTY_READ_INTERVAL_MS, in polling mode too (own changes); the tick still reads every window; close() and the last stream's
  * stop leave no timer. The clock is vitest's fake one, so every count is exact; the watcher is a
  * hand-driven stand-in.
  */
@@ -103,15 +103,18 @@ describe('a dirty window', () => {
     test.runWindows.close()
   })
 
-  it('polling: a mark is read at the next tick (every window is read there), not before', async () => {
+  it("polling: this process's own change is read at the next turn too, and every window again at the tick", async () => {
     const test = windows({ listening: false })
     const follow = test.runWindows.follow({}, 10, () => {})
     await follow.first
     test.change('elsewhere')
-    await vi.advanceTimersByTimeAsync(59_999)
     expect(test.queries).toHaveLength(1)
-    await vi.advanceTimersByTimeAsync(1)
+    await vi.advanceTimersByTimeAsync(0)
     expect(test.queries).toHaveLength(2)
+    await vi.advanceTimersByTimeAsync(59_999)
+    expect(test.queries).toHaveLength(2)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(test.queries).toHaveLength(3)
     follow.stop()
     test.runWindows.close()
   })

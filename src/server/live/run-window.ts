@@ -5,7 +5,8 @@
  * each distinct window costs ONE query per tick whatever the number of its streams:
  * - polling mode (no LISTEN connection delivers): every window is read every `pollIntervalMs`;
  *   the ids and versions it returns are how runs created, tagged or finished on other instances
- *   join and leave, and its versions are handed to the run watcher (members' changes);
+ *   join and leave, and its versions are handed to the run watcher (members' changes); this
+ *   process's own writes mark windows dirty as below, so they join at once here too;
  * - LISTEN mode: a change of a run outside a window (a notification, or this process's own
  *   write, a run's creation included) marks the window dirty, and so does a member that stops
  *   matching ({@link WindowFollow.dirty}). A dirty window is read promptly but bounded: the first
@@ -177,12 +178,13 @@ export class RunWindows {
   }
 
   /**
-   * The window may have changed. Polling reads every window at each tick anyway; in LISTEN mode a
-   * read is started at once, or at the end of the current {@link DIRTY_READ_INTERVAL_MS}.
+   * The window may have changed: a read is started at once, or at the end of the current
+   * {@link DIRTY_READ_INTERVAL_MS}. In polling mode only this process's own writes and members
+   * that stop matching mark windows (other instances' changes come with the tick).
    */
   #markDirty(window: Window): void {
     window.dirty = true
-    if (this.#closed || window.dirtyTimer !== undefined || !this.#watcher.listening) return
+    if (this.#closed || window.dirtyTimer !== undefined) return
     // Clamped to the interval, so a wall clock set back cannot hold the read for longer.
     const delay = Math.min(DIRTY_READ_INTERVAL_MS, Math.max(0, window.lastDirtyRead + DIRTY_READ_INTERVAL_MS - Date.now()))
     window.dirtyTimer = setTimeout(() => {
