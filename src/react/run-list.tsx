@@ -2,7 +2,7 @@
  * `RunList`: a filterable list of runs (docs/components.md). Ids, tags, pipelines and errors are
  * runner or app data, rendered as React text only.
  */
-import { type ReactNode, useId, useRef, useState } from 'react'
+import { Fragment, type ReactNode, useId, useRef, useState } from 'react'
 import { dayStart, type RunListFilters, runListFilter, runListQuery } from '../contract/run-filter.js'
 import type { RunSummary } from '../contract/run-list.js'
 import { isFinalStatus, RunStatus } from '../contract/status.js'
@@ -283,15 +283,20 @@ function RunListView({
           {shown.map((run) => (
             <tr key={run.id} className={cx('ps-row', classNames.row)} data-testid="run-row" data-run-id={run.id} data-status={run.status}>
               <th scope="row" data-label="Run" className="ps-cell-run">
-                {renderLink ? (
-                  renderLink({ run, children: showBidiControls(run.id), className: 'ps-run-link ps-runner-text' })
-                ) : runHref ? (
-                  <a className="ps-run-link ps-runner-text" href={runHref.replaceAll('{runId}', encodeURIComponent(run.id))}>
-                    {showBidiControls(run.id)}
-                  </a>
-                ) : (
-                  <span className="ps-run-link ps-runner-text">{showBidiControls(run.id)}</span>
-                )}
+                {/* One line: the whole id where the column has room, else cut with an ellipsis. The
+                    link's text stays the whole id (its accessible name, what find-in-page and copy
+                    see); the title shows it on hover, also around an app's own link. */}
+                <span className="ps-run-id-line" title={showBidiControls(run.id)}>
+                  {renderLink ? (
+                    renderLink({ run, children: showBidiControls(run.id), className: 'ps-run-link ps-runner-text' })
+                  ) : runHref ? (
+                    <a className="ps-run-link ps-runner-text" href={runHref.replaceAll('{runId}', encodeURIComponent(run.id))}>
+                      {showBidiControls(run.id)}
+                    </a>
+                  ) : (
+                    <span className="ps-run-link ps-runner-text">{showBidiControls(run.id)}</span>
+                  )}
+                </span>
               </th>
               <td data-label="Status">
                 <div>
@@ -307,8 +312,8 @@ function RunListView({
               <td data-label="Pipeline" data-testid="run-pipeline" className="ps-cell-text">
                 <span className="ps-runner-text">{run.pipeline}</span>
               </td>
-              <td data-label="Stage" className="ps-cell-text">
-                {describeStage(run)}
+              <td data-label="Stage">
+                <Phrases parts={describeStage(run)} />
               </td>
               <td data-label="Tags" className="ps-cell-text">
                 {run.tags.length === 0 ? (
@@ -324,10 +329,13 @@ function RunListView({
                 )}
               </td>
               <td data-label="Created">
-                <time dateTime={run.createdAt}>{formatDateTime(run.createdAt)}</time>
+                {/* The day and the time each stay whole; a narrow column breaks between them. */}
+                <time dateTime={run.createdAt}>
+                  <Phrases parts={formatDateTime(run.createdAt).split(/ (?=\d\d:)/)} />
+                </time>
               </td>
               <td data-label="Duration" className="ps-duration">
-                {describeDuration(run, now)}
+                <Phrases parts={describeDuration(run, now)} />
               </td>
             </tr>
           ))}
@@ -337,21 +345,37 @@ function RunListView({
   )
 }
 
-/** `stage 2 of 5`, `5 of 5 done`, `not started`: from `currentStage` and `stageCounts`. */
-function describeStage(run: RunSummary): string {
+/** `stage 2 of 5`, `5 of 5 done`, `not started`: from `currentStage` and `stageCounts`, in the pieces a narrow column may break between. */
+function describeStage(run: RunSummary): string[] {
   const counts = run.stageCounts
   const total = Object.values(counts).reduce((sum, count) => sum + count, 0)
   const done = counts['COMPLETED'] ?? 0
-  if (run.currentStage !== null) return `stage ${run.currentStage} of ${total}`
-  if (run.startedAt === null) return isFinalStatus(run.status) ? `${done} of ${total} done` : 'not started'
-  return `${done} of ${total} done`
+  if (run.currentStage !== null) return [`stage ${run.currentStage}`, `of ${total}`]
+  if (run.startedAt === null && !isFinalStatus(run.status)) return ['not started']
+  return [`${done} of ${total}`, 'done']
 }
 
-/** `took 4 s` once finished, `running 12 s` while it runs, `—` before it started. */
-function describeDuration(run: RunSummary, now: number): string {
-  if (run.startedAt === null) return '—'
-  if (run.completedAt !== null) return `took ${formatDuration(elapsedMs(run.startedAt, Date.parse(run.completedAt)))}`
-  return isFinalStatus(run.status) ? '—' : `running ${formatDuration(elapsedMs(run.startedAt, now))}`
+/** `took 4 s` once finished, `running 12 s` while it runs, `—` before it started: the verb, then each number with its unit. */
+function describeDuration(run: RunSummary, now: number): string[] {
+  if (run.startedAt === null) return ['—']
+  const time = (ms: number) => formatDuration(ms).split(/ (?=\d)/)
+  if (run.completedAt !== null) return ['took', ...time(elapsedMs(run.startedAt, Date.parse(run.completedAt)))]
+  return isFinalStatus(run.status) ? ['—'] : ['running', ...time(elapsedMs(run.startedAt, now))]
+}
+
+/** Words that break only between `parts` (`57 s` never splits from its number, nor `not started`), separated by spaces. */
+function Phrases({ parts }: { parts: readonly string[] }): ReactNode {
+  // One element: on a phone a cell is a grid (its label, then its content), where bare pieces would each take a cell.
+  return (
+    <span>
+      {parts.map((part, index) => (
+        <Fragment key={index}>
+          {index > 0 ? ' ' : null}
+          <span className="ps-nowrap">{part}</span>
+        </Fragment>
+      ))}
+    </span>
+  )
 }
 
 /** Whether a run passes the filters, by the server's rules (tag exact, days in UTC). */

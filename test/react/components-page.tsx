@@ -2,10 +2,12 @@
  * The page test/react/components.test.ts opens in Chromium: RunTimeline and RunList as an app
  * mounts them, live against the real handlers. Bundled with esbuild by the test. Query: `run`
  * (a run to follow), `list=1` (the list), `secret` (sent as X-Webhook-Secret: a test page only;
- * a real page uses a read token or the app's session).
+ * a real page uses a read token or the app's session), `fixture=runs` (the list's data form with
+ * fixed runs and clock, inside the Next.js example's layout, for the layout test).
  */
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
+import type { RunSummary } from '../../src/contract/run-list.js'
 import { RunList, RunTimeline } from '../../src/react/index.js'
 
 const params = new URLSearchParams(location.search)
@@ -13,7 +15,74 @@ const secret = params.get('secret') ?? ''
 const headers = { 'X-Webhook-Secret': secret }
 const runId = params.get('run')
 
+const NOW = Date.parse('2026-12-07T14:05:00Z')
+const counts = (counts: Partial<RunSummary['stageCounts']>): RunSummary['stageCounts'] => ({ PENDING: 0, PROCESSING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0, ...counts })
+const summary = (run: Partial<RunSummary> & Pick<RunSummary, 'id' | 'status'>): RunSummary => ({
+  pipeline: 'report',
+  tags: [],
+  metadata: {},
+  createdAt: '2026-12-07T14:00:00Z',
+  startedAt: null,
+  completedAt: null,
+  error: null,
+  version: 1,
+  currentStage: null,
+  stageCounts: counts({ PENDING: 5 }),
+  ...run,
+})
+
+/** Runs as a real app lists them: long generated ids, one not started, one running, finished ones. */
+const FIXTURE_RUNS: readonly RunSummary[] = [
+  summary({ id: 'report-2026-12-07-8f3a9c1e-4b2d-4e1f-9a7c-3d5e6f7a8b9c', status: 'PENDING', tags: ['nightly'], createdAt: '2026-12-07T14:04:10Z' }),
+  summary({
+    id: 'report-2026-12-07-2c7d41b0-9e3f-4a6b-8d1c-5f0e2a7b6c3d',
+    status: 'PROCESSING',
+    tags: ['nightly', 'eu-west'],
+    createdAt: '2026-12-07T14:02:00Z',
+    startedAt: '2026-12-07T14:02:03Z',
+    currentStage: 2,
+    stageCounts: counts({ COMPLETED: 1, PROCESSING: 1, PENDING: 3 }),
+  }),
+  summary({
+    id: 'report-2026-12-07-a91e0f57-3c2b-4d8e-b6f1-7e4d9c2a0b15',
+    status: 'COMPLETED',
+    tags: ['nightly'],
+    createdAt: '2026-12-07T13:40:00Z',
+    startedAt: '2026-12-07T13:40:02Z',
+    completedAt: '2026-12-07T13:52:45Z',
+    stageCounts: counts({ COMPLETED: 5 }),
+  }),
+  summary({
+    id: 'report-2026-12-06-5b8c2e91-0d4f-4c7a-9e3b-1a6f8d2c4e70',
+    status: 'FAILED',
+    pipeline: 'summarise-contracts',
+    createdAt: '2026-12-06T22:10:00Z',
+    startedAt: '2026-12-06T22:10:01Z',
+    completedAt: '2026-12-06T22:11:30Z',
+    error: 'Stage 2 (Summarise) failed: model timed out after 120 s',
+    stageCounts: counts({ COMPLETED: 1, FAILED: 1, PENDING: 3 }),
+  }),
+  summary({ id: 'done-1', status: 'COMPLETED', createdAt: '2026-12-06T09:00:00Z', startedAt: '2026-12-06T09:00:01Z', completedAt: '2026-12-06T09:00:05Z', stageCounts: counts({ COMPLETED: 5 }) }),
+]
+
 function App() {
+  if (params.get('fixture') === 'runs') {
+    // The Next.js example's home page: its layout (examples/nextjs/app/layout.tsx, globals.css), a list with links.
+    return (
+      <>
+        <header className="site-header">
+          <a href="/" className="brand">
+            Pipeline status
+          </a>
+          <span className="tagline">pipeline-status-sdk · Next.js example</span>
+        </header>
+        <main className="container">
+          <h1 style={{ marginBottom: 16 }}>Recent runs</h1>
+          <RunList runs={FIXTURE_RUNS} now={NOW} renderedAt={NOW} runHref="/runs/{runId}" caption="Recent runs, newest first" />
+        </main>
+      </>
+    )
+  }
   return (
     <main className="page">
       <h1 className="page-title">Pipeline components</h1>

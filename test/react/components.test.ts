@@ -154,9 +154,15 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
 <title>Pipeline components</title><link rel="stylesheet" href="/styles.css">
 <style>body{margin:0;background:#f5f6f8;font-family:system-ui,sans-serif}.page{max-width:960px;margin:0 auto;padding:20px 16px}.page-title{font-size:18px;margin:0 0 16px}.page-list{margin-top:28px}</style>
 </head><body><div id="root"></div><script type="module" src="/app.js"></script></body></html>`
+    // The Next.js example's home page as it lays the list out: its own stylesheet, its container.
+    const exampleStyles = await readFile(join(root, 'examples/nextjs/app/globals.css'), 'utf8')
+    const exampleHtml = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Recent runs</title><link rel="stylesheet" href="/styles.css"><link rel="stylesheet" href="/example.css">
+</head><body><div id="root"></div><script type="module" src="/app.js"></script></body></html>`
     server = createServer((req, res) => {
       void (async () => {
-        const path = new URL(req.url ?? '/', origin).pathname
+        const url = new URL(req.url ?? '/', origin)
+        const path = url.pathname
         if (path.startsWith('/api/pipeline/')) {
           const gone = new AbortController()
           res.once('close', () => gone.abort())
@@ -165,7 +171,13 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
           return
         }
         const [type, body] =
-          path === '/app.js' ? ['text/javascript', script] : path === '/styles.css' ? ['text/css', styles] : ['text/html; charset=utf-8', html]
+          path === '/app.js'
+            ? ['text/javascript', script]
+            : path === '/styles.css'
+              ? ['text/css', styles]
+              : path === '/example.css'
+                ? ['text/css', exampleStyles]
+                : ['text/html; charset=utf-8', url.searchParams.get('fixture') === 'runs' ? exampleHtml : html]
         res.writeHead(200, { 'content-type': type })
         res.end(body)
       })().catch(() => res.destroy())
@@ -418,6 +430,113 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await expect.poll(() => page.evaluate(() => (document.querySelector('[data-testid="run-error"]') as HTMLElement).scrollTop), { timeout: 5_000 }).toBeGreaterThan(0)
     expect(await axeViolations(page)).toEqual([])
     await page.screenshot({ path: join(artifacts, 'components-long-error-390.png'), fullPage: true })
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it("lays the list out as the Next.js example's home page shows it, at 1280 and 390 px: each id on one line (whole, or ellipsised with the whole id in its title and name), no word broken", async () => {
+    const { page, problems } = await open('fixture=runs')
+    await page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
+    const ids = await listedIds(page)
+    expect(ids).toHaveLength(5)
+    /** Layout facts, measured on the line boxes Chromium drew (Range rects of each text node). */
+    const measure = () =>
+      page.evaluate(() => {
+        /** Lines the text nodes under `element` occupy: distinct tops of their line boxes. */
+        const lines = (element: Element): number => {
+          const tops: number[] = []
+          const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT)
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const range = document.createRange()
+            range.selectNodeContents(node)
+            for (const rect of range.getClientRects()) if (rect.width > 0 && !tops.some((top) => Math.abs(top - rect.top) < 3)) tops.push(rect.top)
+          }
+          return tops.length
+        }
+        /** Words (letters and digits) whose characters sit on more than one line. */
+        const brokenWords = (element: Element): string[] => {
+          const broken: string[] = []
+          const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT)
+          for (let node = walker.nextNode() as Text | null; node; node = walker.nextNode() as Text | null) {
+            for (const match of node.data.matchAll(/[\p{L}\p{N}]+/gu)) {
+              const range = document.createRange()
+              range.setStart(node, match.index)
+              range.setEnd(node, match.index + match[0].length)
+              const tops = new Set([...range.getClientRects()].filter((rect) => rect.width > 0).map((rect) => Math.round(rect.top)))
+              if (tops.size > 1) broken.push(match[0])
+            }
+          }
+          return broken
+        }
+        const rows = [...document.querySelectorAll<HTMLElement>('[data-testid="run-row"]')]
+        return {
+          pageScrolls: document.documentElement.scrollWidth > window.innerWidth,
+          rows: rows.map((row) => {
+            const link = row.querySelector<HTMLElement>('.ps-run-link')!
+            const cell = row.querySelector<HTMLElement>('.ps-cell-run')!
+            // The badge, then each piece of the list's own words that must stay whole ("not started", "2026-12-07", "57 s").
+            const cells = [...row.querySelectorAll<HTMLElement>('[data-label="Status"] .ps-badge, [data-label="Stage"] .ps-nowrap, [data-label="Created"] .ps-nowrap, [data-label="Duration"] .ps-nowrap')]
+            return {
+              id: row.getAttribute('data-run-id'),
+              idLines: lines(link),
+              // A line box the link is not taller than: one line of its own font.
+              idHeight: link.getBoundingClientRect().height,
+              lineHeight: parseFloat(getComputedStyle(link).lineHeight),
+              ellipsised: link.scrollWidth > link.clientWidth,
+              textOverflow: getComputedStyle(link).textOverflow,
+              // Whatever of the id shows, its first 26 characters do ("report-2026-12-07-8f3a9c1e").
+              visibleWidth: link.clientWidth,
+              title: (cell.closest('[title]') ?? link.closest('[title]') ?? cell.querySelector('[title]'))?.getAttribute('title') ?? null,
+              timing: cells.map((element) => ({ label: element.closest('[data-label]')!.getAttribute('data-label'), text: element.textContent, lines: lines(element) })),
+              stage: row.querySelector('[data-label="Stage"]')!.textContent,
+              stageLines: lines(row.querySelector('[data-label="Stage"]')!),
+              durationLines: lines(row.querySelector('[data-label="Duration"]')!),
+              brokenWords: brokenWords(row),
+              inside: row.getBoundingClientRect().right <= (row.closest('.ps-run-list') as HTMLElement).getBoundingClientRect().right + 1,
+            }
+          }),
+          charWidth: (() => {
+            const link = document.querySelector<HTMLElement>('.ps-run-link')!
+            const probe = document.createElement('span')
+            probe.textContent = 'x'.repeat(26)
+            link.parentElement!.append(probe)
+            probe.style.cssText = 'position:absolute;white-space:nowrap;font:inherit'
+            const width = probe.getBoundingClientRect().width
+            probe.remove()
+            return width
+          })(),
+        }
+      })
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: width === 1280 ? 900 : 844 })
+      const shown = await measure()
+      // Taken before the checks, so a failure leaves the picture of what failed.
+      await page.screenshot({ path: join(artifacts, `components-list-layout-${width}.png`), fullPage: true })
+      expect(shown.pageScrolls, `page scrolls sideways at ${width}`).toBe(false)
+      for (const row of shown.rows) {
+        const at = `${row.id} at ${width} px`
+        expect(row.idLines, at).toBe(1)
+        expect(row.idHeight, at).toBeLessThanOrEqual(row.lineHeight + 1)
+        expect(row.inside, at).toBe(true)
+        if (row.ellipsised) {
+          expect(row.textOverflow, at).toBe('ellipsis')
+          expect(row.title, at).toBe(row.id)
+          // Enough shows to tell runs apart: the date and the first block of the hash.
+          expect(row.visibleWidth, at).toBeGreaterThanOrEqual(shown.charWidth)
+        }
+        expect(row.brokenWords, at).toEqual([])
+        for (const cell of row.timing) expect(cell.lines, `${cell.label} "${cell.text}" of ${at}`).toBe(1)
+        // Its accessible name is the whole id, however much of it shows.
+        expect(await page.getByRole('link', { name: row.id!, exact: true }).count(), at).toBe(1)
+      }
+      // "not started" is one line box, never "starte / d".
+      expect(shown.rows.find((row) => row.id === ids[0])).toMatchObject({ stage: 'not started', stageLines: 1 })
+      // A phone's card has the room: stage and duration read as one line each.
+      if (width === 390) for (const row of shown.rows) expect([row.id, row.stageLines, row.durationLines]).toEqual([row.id, 1, 1])
+      // At 1280 px a short id shows whole.
+      if (width === 1280) expect(shown.rows.find((row) => row.id === 'done-1')?.ellipsised).toBe(false)
+      expect(await axeViolations(page), `axe at ${width} px`).toEqual([])
+    }
     expect(problems).toEqual([])
     await page.close()
   })
