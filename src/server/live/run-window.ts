@@ -214,14 +214,19 @@ export class RunWindows {
     unrefTimer(this.#timer)
   }
 
-  /** One tick: every window when polling (or at the safety poll), else the dirty ones. */
+  /** One tick: every window when polling (or at the safety poll), else the dirty ones, within the dirty reads' bound. */
   #tick(): void {
     const listening = this.#watcher.listening
     const now = Date.now()
     const full = !listening || listening !== this.#wasListening || now - this.#lastFullTick >= this.#safetyPollIntervalMs
     this.#wasListening = listening
     if (full) this.#lastFullTick = now
-    for (const window of this.#windows.values()) if (full || window.dirty) this.#query(window)
+    for (const window of this.#windows.values()) {
+      if (full) this.#query(window)
+      // A dirty window between full ticks (a read that failed, a mark) keeps the bound of
+      // DIRTY_READ_INTERVAL_MS: the tick does not read it a second time beside its dirty read.
+      else if (window.dirty) this.#markDirty(window)
+    }
   }
 
   /** Reads a window and hands the membership to its streams; one query at a time per window, so never reordered. */
