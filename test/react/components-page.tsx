@@ -56,6 +56,8 @@ const FIXTURE_RUNS: readonly RunSummary[] = [
     id: 'report-2026-12-06-5b8c2e91-0d4f-4c7a-9e3b-1a6f8d2c4e70',
     status: 'FAILED',
     pipeline: 'summarise-contracts',
+    // Ordinary words, under --ps-word-max (8em) as text but not with the chip's padding: never cut.
+    tags: ['infrastructure', 'reconciliation'],
     createdAt: '2026-12-06T22:10:00Z',
     startedAt: '2026-12-06T22:10:01Z',
     completedAt: '2026-12-06T22:11:30Z',

@@ -537,6 +537,12 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
       if (width === 1280) expect(shown.rows.find((row) => row.id === 'done-1')?.ellipsised).toBe(false)
       expect(await axeViolations(page), `axe at ${width} px`).toEqual([])
     }
+    // An app's wider id column (--ps-run-id-min) still fits a phone: the card's width is the id's room.
+    await page.evaluate(() => (document.querySelector('.ps-run-list') as HTMLElement).style.setProperty('--ps-run-id-min', '40ch'))
+    const widened = await measure()
+    await page.screenshot({ path: join(artifacts, 'components-list-layout-390-id-min-40ch.png'), fullPage: true })
+    expect(widened.pageScrolls, 'page scrolls sideways at 390 px with --ps-run-id-min: 40ch').toBe(false)
+    for (const row of widened.rows) expect([row.id, row.idLines, row.inside]).toEqual([row.id, 1, true])
     expect(problems).toEqual([])
     await page.close()
   })
