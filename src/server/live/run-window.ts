@@ -29,8 +29,8 @@ import { unrefTimer } from '../../internal/unref-timer.js'
 import type { RunWatcher } from './run-watcher.js'
 
 /**
- * In LISTEN mode, the least time in milliseconds between two reads of a window that dirty marks
- * start. Every write notifies (a streamed chunk included), so while any run outside a window is
+ * The least time in milliseconds between two reads of a window that dirty marks start (in
+ * polling mode, only this process's own writes mark). In LISTEN mode every write notifies (a streamed chunk included), so while any run outside a window is
  * being written, its marks keep coming: this is the window's steady cost then, at most 20 queries
  * a second per window (the tick of 250 ms read it at most 4 times), 1/50th of a burst of 1,000
  * notifications a second, while a join waits at most 50 ms under such a load and a few
@@ -49,8 +49,8 @@ export interface WindowFollow {
    */
   readonly first: Promise<void>
   /**
-   * The window may have changed (a member stopped matching): read it at once in LISTEN mode (see
-   * {@link DIRTY_READ_INTERVAL_MS}), at the next tick when polling.
+   * The window may have changed (a member stopped matching): read it at once, within the bound
+   * of {@link DIRTY_READ_INTERVAL_MS}, in either mode.
    */
   dirty(): void
   /** Stops following; the last stream of a window removes it. */
@@ -75,7 +75,7 @@ interface Window {
   /** Ids of the last membership read. */
   members: Set<string>
   dirty: boolean
-  /** The pending read of a dirty window (LISTEN mode), if any. */
+  /** The pending read of a dirty window, if any. */
   dirtyTimer: ReturnType<typeof setTimeout> | undefined
   /** When the last read started by dirty marks was started (`Date.now()`), -Infinity before any. */
   lastDirtyRead: number
