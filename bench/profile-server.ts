@@ -3,7 +3,7 @@
  * `--cpu-prof` on a throwaway database, drives stage updates (or status reads) at 8 concurrent
  * for a few seconds, and prints self time per request grouped by where the code lives.
  *
- * Run: DATABASE_URL=… npx tsx bench/profile-server.ts [update|status] [prisma|pool]
+ * Run: DATABASE_URL=… npx tsx bench/profile-server.ts [update|status] [prisma|pool|original]
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -16,12 +16,12 @@ import { prepareBench } from './prepare.js'
 import { requireDatabaseUrl, withAdmin } from './servers/database.js'
 import { BENCH_SECRET } from './servers/shared.js'
 
-const serverUrl = requireDatabaseUrl('profile', 'npx tsx bench/profile-server.ts [update|status] [prisma|pool]')
+const serverUrl = requireDatabaseUrl('profile', 'npx tsx bench/profile-server.ts [update|status] [prisma|pool|original]')
 prepareBench()
 // Loaded only now: it imports the Prisma client that prepareBench() generates.
 const { openDatabase } = await import('../examples/shared/database.js')
 const kind = process.argv[2] === 'status' ? 'status' : 'update'
-const mode = process.argv[3] === 'pool' ? 'pool' : 'prisma'
+const mode = process.argv[3] === 'pool' ? 'pool' : process.argv[3] === 'original' ? 'original' : 'prisma'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const RUNS = 20_000
 const MEASURE_SECONDS = 6
@@ -43,7 +43,7 @@ await db.prisma.$executeRawUnsafe(
 await db.close()
 
 const profileDir = mkdtempSync(join(tmpdir(), 'pss-prof-'))
-const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, 'bench/servers/sdk-server.ts')], {
+const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, mode === 'original' ? 'bench/servers/original-route.ts' : 'bench/servers/sdk-server.ts')], {
   cwd: root,
   env: { ...process.env, BENCH_DATABASE_URL: url.toString(), BENCH_MODE: mode, NODE_ENV: 'production' },
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -85,6 +85,7 @@ interface Node {
   hitCount: number
 }
 const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) as string
+if (process.env['PROFILE_KEEP']) console.log('profile:', join(profileDir, file))
 const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as {
   nodes: Node[]
   startTime: number

@@ -16,6 +16,7 @@ import type { StageStats } from '../../contract/run-stats.js'
 import { toStoreError } from '../database-errors.js'
 import { ServerConfigurationError } from '../configuration-error.js'
 import { consoleLogger, type Logger, safeLogger } from '../../internal/logger.js'
+import { errorMessage } from '../../internal/error-message.js'
 import { createPoolExecutor, type PrismaStorePool } from './adapters/pool-executor.js'
 import { createPrismaExecutor } from './adapters/prisma-executor.js'
 import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
@@ -23,8 +24,9 @@ import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransaction
 import { type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, type VersionedRunRow } from './rows.js'
 import { instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
+import { migratedFunctionsFor, STAGE_UPDATE_FUNCTIONS_MIGRATION, STAGE_UPDATE_FUNCTIONS_PROBE, type StageUpdateFunctions } from './sql/functions.js'
 import { NOTIFY_BATCH_DEFAULTS, NOTIFY_BATCH_SQL, NotifyBatcher, type NotifyCounts } from './notify-batcher.js'
-import { type PrismaStoreNames, resolveTableNames } from './table-names.js'
+import { type PrismaStoreNames, resolveTableNames, type TableNames } from './table-names.js'
 import { createRunListQueries, type RunListQueries } from './run-list-queries.js'
 
 /** Options of {@link createPrismaStore} and {@link PrismaStore}. */
@@ -207,6 +209,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #maxWait: number
   readonly #timeout: number
   readonly #statements: StoreStatements
+  readonly #names: TableNames
+  /** Whether the database has the stage update's functions (`sql/functions.ts`): asked once, when first needed. */
+  #functions: Promise<StageUpdateFunctions | undefined> | undefined
   readonly #lists: RunListQueries
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
@@ -235,6 +240,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         })
       : createPrismaExecutor(prisma, guard)
     const names = resolveTableNames(prisma, options)
+    this.#names = names
     this.#statements = buildStatements(names)
     this.#lists = createRunListQueries(this.#sql, names)
     if (options.notifyChannel !== undefined) {
@@ -386,27 +392,71 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
-    const rows = await this.#sql.query<RunStageRow>(this.#statements.readRunStage, [runId, stageNumber])
-    const row = rows[0]
+    const functions = await this.#stageUpdateFunctions()
+    const row = functions
+      ? parseRow<RunStageRow>((await this.#sql.query<{ row: string | null }>(functions.read.call, [runId, stageNumber]))[0]?.row)
+      : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, [runId, stageNumber]))[0]
     if (!row) return null
     return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
   }
 
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
     const { chunk } = write
-    const statement = chunk
-      ? this.#statements.writeRunStageChunk
-      : write.dropOutputChunks
-        ? this.#statements.writeRunStageDropChunks
-        : this.#statements.writeRunStage
-    const rows = await this.#sql.query<unknown>(statement, [
-      ...runWriteValues(write),
-      ...stageValues(write.stage),
-      ...(chunk ? [chunk.seq, chunk.text] : []),
-    ])
-    if (rows.length === 0) return false
+    const values = [...runWriteValues(write), ...stageValues(write.stage), ...(chunk ? [chunk.seq, chunk.text] : [])]
+    const functions = chunk || write.dropOutputChunks ? undefined : await this.#stageUpdateFunctions()
+    if (functions) {
+      const rows = await this.#sql.query<{ written: number | null }>(functions.write.call, values)
+      if (rows[0]?.written == null) return false
+    } else {
+      const statement = chunk
+        ? this.#statements.writeRunStageChunk
+        : write.dropOutputChunks
+          ? this.#statements.writeRunStageDropChunks
+          : this.#statements.writeRunStage
+      const rows = await this.#sql.query<unknown>(statement, values)
+      if (rows.length === 0) return false
+    }
     this.#changes.emit({ runId: write.run.id, version: write.version })
     return true
+  }
+
+  /**
+   * The stage update's functions when this store sends its statements unnamed and the database has
+   * them; `undefined` otherwise (the statements go inline). Asked once per store, the first time
+   * it matters; an unreachable database is asked again next time, and any other answer is kept
+   * and, when it is no, said once with its cause and fix.
+   */
+  #stageUpdateFunctions(): Promise<StageUpdateFunctions | undefined> | undefined {
+    if (this.#sql.prepares) return undefined
+    this.#functions ??= this.#probeStageUpdateFunctions().catch((error: unknown) => {
+      this.#functions = undefined
+      throw error
+    })
+    return this.#functions
+  }
+
+  async #probeStageUpdateFunctions(): Promise<StageUpdateFunctions | undefined> {
+    const functions = migratedFunctionsFor(this.#names, this.#statements)
+    let cause: string
+    let fix: string
+    if (!functions) {
+      cause = "the tables or columns have other names than the defaults (@@map, @map), and the package's functions are made for those"
+      fix = 'For these statements prepared once per connection, give createPrismaStore a pool on a direct URL'
+    } else {
+      try {
+        const rows = await this.#sql.query<{ ok: boolean }>(STAGE_UPDATE_FUNCTIONS_PROBE, [functions.read.name, functions.write.name])
+        if (rows[0]?.ok === true) return functions
+        cause = `the database has no function ${functions.read.name} or ${functions.write.name} on the search_path`
+      } catch (error) {
+        if (error instanceof StoreUnavailableError) throw error
+        cause = `asking the database for its functions failed (${errorMessage(error)})`
+      }
+      fix = `The functions come with the package's migration ${STAGE_UPDATE_FUNCTIONS_MIGRATION}: apply it (npx pipeline-status migrate)`
+    }
+    this.#logger.warn(`pipeline-status: stage updates send their two statements inline, parsed and planned on every call, because ${cause}. ${fix}`, {
+      migration: STAGE_UPDATE_FUNCTIONS_MIGRATION,
+    })
+    return undefined
   }
 
   async readRun(runId: string): Promise<VersionedRun | null> {
@@ -545,6 +595,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 }
 
 /** The snapshot of one run from its rows `rows[start..end)` of a run-with-stages read (the first carries the run's large columns). */
+/** A row a function returned as JSON text (`row_to_json`: the statement's columns under their aliases), or `undefined` for `NULL`. */
+function parseRow<Row>(json: string | null | undefined): Row | undefined {
+  return json == null ? undefined : (JSON.parse(json) as Row)
+}
+
 function snapshotOfRows(rows: readonly RunStagesRow[], start: number, end: number, withText: boolean): RunSnapshot {
   const first = rows[start] as RunStagesRow
   const stages: StageState[] = []

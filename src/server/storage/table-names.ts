@@ -30,6 +30,8 @@ export interface PrismaStoreNames {
 
 /** Quoted table and column names of both models, as the statements in `sql/` take them. */
 export interface TableNames {
+  /** The schema the run table's name is qualified with (unquoted), or `undefined` when its name is not qualified. */
+  schema: string | undefined
   runTable: string
   stageTable: string
   run: Record<PipelineRunField, string>
@@ -110,6 +112,7 @@ export function resolveTableNames(
     return result
   }
   return {
+    schema: (models?.['PipelineRun']?.schema ?? options.schema) || undefined,
     runTable: table('PipelineRun'),
     stageTable: table('StageOutput'),
     run: columns('PipelineRun', RUN_FIELDS, options.names?.PipelineRun?.columns),

@@ -44,6 +44,9 @@ export function createPoolExecutor(pool: PrismaStorePool, options: PoolExecutorO
   const unnamedOnRefusal = options.namedStatements === undefined
   const unnamed = <Row>(text: string, values: unknown[]) => guard(poolRows<Row>(pool.query({ text, values })))
   return {
+    get prepares() {
+      return named
+    },
     async query<Row>(text: string, values: unknown[]): Promise<Row[]> {
       if (!named) return unnamed<Row>(text, values)
       try {

@@ -10,6 +10,11 @@ import { toStoreError } from '../../database-errors.js'
 /** Runs one statement of the store's SQL with bound parameters (`$1`, `$2`, …) and returns its rows. */
 export interface SqlExecutor {
   query<Row>(sql: string, values: unknown[]): Promise<Row[]>
+  /**
+   * Whether statements reach the database as named prepared statements now (parsed and planned
+   * once per connection); `undefined` = no, each is parsed and planned on every call.
+   */
+  readonly prepares?: boolean
 }
 
 /** Bounds and classifies one database call (see {@link guardedBy}). */

@@ -64,8 +64,25 @@ export function runWriteValues(write: RunWrite): unknown[] {
 /** The catalogue, tags and metadata of `runLabelsUpdate`: each `null` (left alone) unless given. */
 export function runColumnValues(columns: Pick<RunWrite, 'catalogue' | 'tags' | 'metadata'>): unknown[] {
   return [
-    columns.catalogue ? JSON.stringify(columns.catalogue) : null,
+    columns.catalogue ? catalogueJson(columns.catalogue) : null,
     columns.tags === undefined ? null : [...columns.tags],
     columns.metadata === undefined ? null : JSON.stringify(columns.metadata),
   ]
 }
+
+/**
+ * A catalogue as JSON text, made once per catalogue object: each run's first update stores its
+ * pipeline's catalogue (the same configured object every time; ~6 KB to stringify for 200
+ * stages). Catalogues are never changed once given, which the answers' views rely on the same
+ * way (`server/pipelines.ts`, cached per catalogue object).
+ */
+function catalogueJson(catalogue: NonNullable<RunWrite['catalogue']>): string {
+  let text = catalogueTexts.get(catalogue)
+  if (text === undefined) {
+    text = JSON.stringify(catalogue)
+    catalogueTexts.set(catalogue, text)
+  }
+  return text
+}
+
+const catalogueTexts = new WeakMap<object, string>()

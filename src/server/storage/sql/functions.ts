@@ -1,0 +1,128 @@
+/**
+ * The stage update's two statements (`stage-update.ts`) as PL/pgSQL functions, created by the
+ * package's migration {@link STAGE_UPDATE_FUNCTIONS_MIGRATION}, so that a store whose statements
+ * reach the database unnamed (the Prisma client's raw queries, or a pool behind a transaction
+ * pooler) still has them parsed and planned once per database connection: PL/pgSQL keeps each
+ * statement's plan for the session, as a named prepared statement would, and a function lives in
+ * the database, so it works through PgBouncer in transaction mode where named statements do not.
+ *
+ * The migration creates them for the default table and column names, in the schema it is applied
+ * to (`pipeline-status migrate --schema` or the `search_path`), each with that `search_path`
+ * pinned (`SET search_path FROM CURRENT`), so its unqualified names find the tables beside it. A
+ * store with the default names calls them, schema-qualified when its own names are; a store with
+ * other names (`@@map`, `@map`) sends its statements inline. Each function's name ends in a hash of
+ * its definition, so a database holds the function of exactly the SQL this code would send, or
+ * none (a package version whose migration was not applied): then too the store sends its
+ * statements inline. `PrismaStore` says once which and why.
+ * `test/prisma/stage-update-functions.test.ts` checks that the migration creates the functions
+ * this code names.
+ */
+import { quoteIdentifier } from '../../../internal/quote-identifier.js'
+import { resolveTableNames, type TableNames } from '../table-names.js'
+import { buildStatements, type StoreStatements } from './statements.js'
+
+/** The migration that creates the functions of the current statements. */
+export const STAGE_UPDATE_FUNCTIONS_MIGRATION = '20261207090000_stage_update_functions'
+
+/** One statement as a function: its name, the SQL that creates it, and the statement that calls it with the statement's parameters. */
+export interface StoreFunction {
+  /** Its name, schema-qualified (quoted) when the store's tables are. */
+  readonly name: string
+  /** `CREATE OR REPLACE FUNCTION …`, unqualified: what the migration runs in the schema it is applied to. */
+  readonly create: string
+  /** `SELECT name($1::type, …) …`: the call with the statement's parameters, in the statement's order. */
+  readonly call: string
+}
+
+/** The two functions of the stage update. */
+export interface StageUpdateFunctions {
+  /** `readRunStage`'s row as JSON text (`"row"`), `NULL` when the run does not exist. */
+  readonly read: StoreFunction
+  /** `writeRunStage`: `"written"` is 1 when written, `NULL` when the run's version had changed. */
+  readonly write: StoreFunction
+}
+
+/** The parameter types of `readRunStageSql` (`$1`–`$2`), as PostgreSQL infers them for the default names. */
+export const READ_RUN_STAGE_TYPES: readonly string[] = ['text', 'integer']
+
+/**
+ * The parameter types of `writeRunStageSql` (`$1`–`$30`: `runWriteValues`, then `stageValues`), as
+ * PostgreSQL infers them for the default names (the stage's status shares the run's enum).
+ */
+export const WRITE_RUN_STAGE_TYPES: readonly string[] = [
+  'text', 'integer', '"RunStatus"', 'text', 'timestamp with time zone', 'timestamp with time zone',
+  'timestamp with time zone', 'integer', 'text', 'text[]', 'text', 'timestamp with time zone',
+  'text', 'integer', 'text', '"RunStatus"', 'text', 'timestamp with time zone', 'text',
+  'timestamp with time zone', 'timestamp with time zone', 'timestamp with time zone', 'integer',
+  'integer', 'text', 'timestamp with time zone', 'text', 'text[]', 'integer', 'integer',
+]
+
+/** Whether a function exists: `"ok"`, given its name (schema-qualified or not) as `$1` and `$2`. */
+export const STAGE_UPDATE_FUNCTIONS_PROBE = 'SELECT (to_regproc($1) IS NOT NULL AND to_regproc($2) IS NOT NULL) AS "ok"'
+
+/** The statements of the default names, unqualified: the SQL inside the functions. */
+let defaults: StoreStatements | undefined
+
+/**
+ * The functions the migration creates, for a store with `names` and `statements`: called in its
+ * schema when its names are qualified; `undefined` when its statements are not the default names'
+ * own (the functions would run other SQL than the store's).
+ */
+export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statements: Pick<StoreStatements, 'readRunStage' | 'writeRunStage'>): StageUpdateFunctions | undefined {
+  const expected = names.schema === undefined ? (defaults ??= buildStatements(resolveTableNames({}, {}))) : buildStatements(resolveTableNames({}, { schema: names.schema }))
+  if (statements.readRunStage !== expected.readRunStage || statements.writeRunStage !== expected.writeRunStage) return undefined
+  return stageUpdateFunctions(names.schema)
+}
+
+/** The functions of the default names (pure: nothing is sent), called in `schema` when given. */
+export function stageUpdateFunctions(schema?: string): StageUpdateFunctions {
+  const statements = (defaults ??= buildStatements(resolveTableNames({}, {})))
+  const writeReturning = 'RETURNING 1 AS "written"'
+  if (!statements.writeRunStage.endsWith(writeReturning)) throw new Error(`writeRunStage must end with ${writeReturning}`)
+  // The call names the function, and the enum it casts to, in the store's schema when it has one.
+  const qualify = (quoted: string) => (schema === undefined ? quoted : `${quoteIdentifier(schema)}.${quoted}`)
+  return {
+    read: storeFunction(
+      'pipeline_status_read_run_stage',
+      qualify,
+      READ_RUN_STAGE_TYPES,
+      'json STABLE',
+      `BEGIN\n  RETURN (SELECT row_to_json(q) FROM (${statements.readRunStage}) q);\nEND`,
+      '::text AS "row"',
+    ),
+    write: storeFunction(
+      'pipeline_status_write_run_stage',
+      qualify,
+      WRITE_RUN_STAGE_TYPES,
+      'integer',
+      `DECLARE written integer;\nBEGIN\n  ${statements.writeRunStage.slice(0, -writeReturning.length)}RETURNING 1 INTO written;\n  RETURN written;\nEND`,
+      ' AS "written"',
+    ),
+  }
+}
+
+function storeFunction(
+  prefix: string,
+  qualify: (name: string) => string,
+  types: readonly string[],
+  returns: string,
+  body: string,
+  result: string,
+): StoreFunction {
+  const definition = `(${types.join(', ')}) RETURNS ${returns} LANGUAGE plpgsql SET search_path FROM CURRENT AS $pipeline_status$\n${body}\n$pipeline_status$`
+  const name = quoteIdentifier(`${prefix}_${fnv1a(definition)}`)
+  // A quoted type is the package's enum, beside the tables; the others are PostgreSQL's own.
+  const castTo = (type: string) => (type.startsWith('"') ? qualify(type) : type)
+  return {
+    name: qualify(name),
+    create: `CREATE OR REPLACE FUNCTION ${name}${definition};`,
+    call: `SELECT ${qualify(name)}(${types.map((type, i) => `$${i + 1}::${castTo(type)}`).join(', ')})${result}`,
+  }
+}
+
+/** FNV-1a (32 bits) of `text`'s UTF-16 code units, as 8 hex digits: a name for a definition, not a security hash. */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0
+  return hash.toString(16).padStart(8, '0')
+}
