@@ -302,7 +302,8 @@ function RunListView({
                 <div>
                   <StatusBadge status={run.status} />
                   {run.error ? (
-                    <div className="ps-row-error ps-runner-text">
+                    // Clamped to a few lines (styles.css): the title holds the whole error for hover.
+                    <div className="ps-row-error ps-runner-text" title={run.error + (run.errorTruncated ? '…' : '')}>
                       {run.error}
                       {run.errorTruncated ? '…' : null}
                     </div>
@@ -312,7 +313,7 @@ function RunListView({
               <td data-label="Pipeline" data-testid="run-pipeline" className="ps-cell-text">
                 <span className="ps-runner-text">{run.pipeline}</span>
               </td>
-              <td data-label="Stage">
+              <td data-label="Stage" className="ps-cell-stage">
                 <Phrases parts={describeStage(run)} />
               </td>
               <td data-label="Tags" className="ps-cell-text">

@@ -46,7 +46,8 @@ const FIXTURE_RUNS: readonly RunSummary[] = [
   summary({
     id: 'report-2026-12-07-a91e0f57-3c2b-4d8e-b6f1-7e4d9c2a0b15',
     status: 'COMPLETED',
-    tags: ['nightly'],
+    // Longer than --ps-word-max: it wraps (at its hyphens) in the table's chip, fits a phone's card on one line.
+    tags: ['nightly', 'customer-onboarding-eu'],
     createdAt: '2026-12-07T13:40:00Z',
     startedAt: '2026-12-07T13:40:02Z',
     completedAt: '2026-12-07T13:52:45Z',
@@ -61,7 +62,9 @@ const FIXTURE_RUNS: readonly RunSummary[] = [
     createdAt: '2026-12-06T22:10:00Z',
     startedAt: '2026-12-06T22:10:01Z',
     completedAt: '2026-12-06T22:11:30Z',
-    error: 'Stage 2 (Summarise) failed: model timed out after 120 s',
+    // Longer than the row's three lines: clamped there, with an ellipsis and the whole error in its title.
+    error:
+      'Stage 2 (Summarise) failed: model timed out after 120 s on batch 38 of 40 (3 attempts)\n  TimeoutError: no answer from the model in 120 s\n  at summarise (runner.ts:42)\n  at runStage (pipeline.ts:118)',
     stageCounts: counts({ COMPLETED: 1, FAILED: 1, PENDING: 3 }),
   }),
   summary({ id: 'done-1', status: 'COMPLETED', createdAt: '2026-12-06T09:00:00Z', startedAt: '2026-12-06T09:00:01Z', completedAt: '2026-12-06T09:00:05Z', stageCounts: counts({ COMPLETED: 5 }) }),

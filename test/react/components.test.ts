@@ -434,7 +434,7 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.close()
   })
 
-  it("lays the list out as the Next.js example's home page shows it, at 1280 and 390 px: each id on one line (whole, or ellipsised with the whole id in its title and name), no word broken", async () => {
+  it("lays the list out as the Next.js example's home page shows it, at 1280 and 390 px: each id on one line (whole, or ellipsised with the whole id in its title and name), no word broken, a long error clamped with an ellipsis, a wrapped tag a rounded box (not an oval), stage and duration on one line", async () => {
     const { page, problems } = await open('fixture=runs')
     await page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
     const ids = await listedIds(page)
@@ -491,6 +491,39 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
               stage: row.querySelector('[data-label="Stage"]')!.textContent,
               stageLines: lines(row.querySelector('[data-label="Stage"]')!),
               durationLines: lines(row.querySelector('[data-label="Duration"]')!),
+              // A failed run's error under its badge: where it is cut, and what says so.
+              error: (() => {
+                const element = row.querySelector<HTMLElement>('.ps-row-error')
+                if (!element) return null
+                const style = getComputedStyle(element)
+                return {
+                  text: element.textContent,
+                  title: element.getAttribute('title'),
+                  clipped: element.scrollHeight > element.clientHeight + 1,
+                  lineClamp: style.webkitLineClamp,
+                  overflowY: style.overflowY,
+                  lines: element.getBoundingClientRect().height / parseFloat(style.lineHeight),
+                }
+              })(),
+              // Each tag's chip: its lines, its corner radius against its height, and whether its text fits on one line there.
+              chips: [...row.querySelectorAll<HTMLElement>('.ps-tag')].map((chip) => {
+                const style = getComputedStyle(chip)
+                const px = (value: string) => parseFloat(value) || 0
+                const probe = chip.cloneNode(true) as HTMLElement
+                probe.style.cssText = 'position:absolute;visibility:hidden;white-space:nowrap;max-width:none;width:max-content'
+                chip.parentElement!.append(probe)
+                const natural = probe.getBoundingClientRect().width
+                probe.remove()
+                const list = chip.parentElement!.getBoundingClientRect().width
+                return {
+                  text: chip.textContent,
+                  lines: lines(chip),
+                  height: chip.getBoundingClientRect().height,
+                  oneLineHeight: px(style.lineHeight) + px(style.paddingTop) + px(style.paddingBottom) + px(style.borderTopWidth) + px(style.borderBottomWidth),
+                  radius: px(style.borderTopLeftRadius),
+                  fits: natural <= Math.min(style.maxWidth.endsWith('px') ? px(style.maxWidth) : list, list) + 0.5,
+                }
+              }),
               brokenWords: brokenWords(row),
               inside: row.getBoundingClientRect().right <= (row.closest('.ps-run-list') as HTMLElement).getBoundingClientRect().right + 1,
             }
@@ -526,13 +559,38 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
         }
         expect(row.brokenWords, at).toEqual([])
         for (const cell of row.timing) expect(cell.lines, `${cell.label} "${cell.text}" of ${at}`).toBe(1)
+        // "took 12 min 43 s" and "stage 2 of 5" read on one line, in the table as in a card.
+        expect(row.durationLines, `duration of ${at}`).toBe(1)
+        expect(row.stageLines, `stage of ${at}`).toBe(1)
+        if (row.error) {
+          // The whole error is its title (and its text, for screen readers and copy) however much shows.
+          expect(row.error.title, at).toBe(row.error.text)
+          if (row.error.clipped) {
+            // Cut at a whole line, by a line clamp (which ends the last line shown with an ellipsis), not mid-line by a height.
+            expect(Number(row.error.lineClamp), `line clamp of the error of ${at}`).toBeGreaterThanOrEqual(1)
+            expect(row.error.overflowY, at).toBe('hidden')
+            expect(Math.abs(row.error.lines - Math.round(row.error.lines)), `lines shown of the error of ${at}`).toBeLessThan(0.05)
+            expect(Math.round(row.error.lines), at).toBe(Number(row.error.lineClamp))
+          }
+        }
+        for (const chip of row.chips) {
+          const tag = `tag "${chip.text}" of ${at}`
+          // A pill on one line where its text fits there.
+          if (chip.fits) expect(chip.lines, tag).toBe(1)
+          // The corners are those of a one-line pill whatever the height: a wrapped chip is a rounded box, not an oval.
+          expect(chip.radius, tag).toBeLessThanOrEqual(chip.oneLineHeight / 2 + 0.5)
+          if (chip.lines === 1) expect(chip.radius, tag).toBeGreaterThanOrEqual(chip.height / 2 - 0.5)
+        }
         // Its accessible name is the whole id, however much of it shows.
         expect(await page.getByRole('link', { name: row.id!, exact: true }).count(), at).toBe(1)
       }
       // "not started" is one line box, never "starte / d".
       expect(shown.rows.find((row) => row.id === ids[0])).toMatchObject({ stage: 'not started', stageLines: 1 })
-      // A phone's card has the room: stage and duration read as one line each.
-      if (width === 390) for (const row of shown.rows) expect([row.id, row.stageLines, row.durationLines]).toEqual([row.id, 1, 1])
+      // The fixture's long error is cut at both widths, so the clamp above was checked.
+      expect(shown.rows.filter((row) => row.error?.clipped).map((row) => row.id), `clipped errors at ${width}`).toHaveLength(1)
+      // Its long tag wraps in the table's chip (past --ps-word-max) and fits a card's line.
+      const wrapped = shown.rows.flatMap((row) => row.chips).filter((chip) => chip.lines > 1).map((chip) => chip.text)
+      expect(wrapped, `wrapped tags at ${width}`).toEqual(width === 1280 ? ['customer-onboarding-eu'] : [])
       // At 1280 px a short id shows whole.
       if (width === 1280) expect(shown.rows.find((row) => row.id === 'done-1')?.ellipsised).toBe(false)
       expect(await axeViolations(page), `axe at ${width} px`).toEqual([])
