@@ -24,7 +24,7 @@ import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransaction
 import { type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, type VersionedRunRow } from './rows.js'
 import { instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
-import { migratedFunctionsFor, STAGE_UPDATE_FUNCTIONS_MIGRATION, STAGE_UPDATE_FUNCTIONS_PROBE, type StageUpdateFunctions } from './sql/functions.js'
+import { migratedFunctionsFor, STORE_FUNCTIONS_MIGRATION, STORE_FUNCTIONS_PROBE, type StoreFunctions } from './sql/functions.js'
 import { NOTIFY_BATCH_DEFAULTS, NOTIFY_BATCH_SQL, NotifyBatcher, type NotifyCounts } from './notify-batcher.js'
 import { type PrismaStoreNames, resolveTableNames, type TableNames } from './table-names.js'
 import { createRunListQueries, type RunListQueries } from './run-list-queries.js'
@@ -210,8 +210,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #timeout: number
   readonly #statements: StoreStatements
   readonly #names: TableNames
-  /** Whether the database has the stage update's functions (`sql/functions.ts`): asked once, when first needed. */
-  #functions: Promise<StageUpdateFunctions | undefined> | undefined
+  /** Whether the database has the hot path's functions (`sql/functions.ts`): asked once, when first needed. */
+  #functions: Promise<StoreFunctions | undefined> | undefined
   readonly #lists: RunListQueries
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
@@ -392,9 +392,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
-    const functions = await this.#stageUpdateFunctions()
+    const functions = await this.#storeFunctions()
     const row = functions
-      ? parseRow<RunStageRow>((await this.#sql.query<{ row: string | null }>(functions.read.call, [runId, stageNumber]))[0]?.row)
+      ? parseRow<RunStageRow>((await this.#sql.query<{ row: string | null }>(functions.readRunStage.call, [runId, stageNumber]))[0]?.row)
       : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, [runId, stageNumber]))[0]
     if (!row) return null
     return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
@@ -403,9 +403,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
     const { chunk } = write
     const values = [...runWriteValues(write), ...stageValues(write.stage), ...(chunk ? [chunk.seq, chunk.text] : [])]
-    const functions = chunk || write.dropOutputChunks ? undefined : await this.#stageUpdateFunctions()
+    const functions = chunk || write.dropOutputChunks ? undefined : await this.#storeFunctions()
     if (functions) {
-      const rows = await this.#sql.query<{ written: number | null }>(functions.write.call, values)
+      const rows = await this.#sql.query<{ written: number | null }>(functions.writeRunStage.call, values)
       if (rows[0]?.written == null) return false
     } else {
       const statement = chunk
@@ -421,21 +421,21 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   /**
-   * The stage update's functions when this store sends its statements unnamed and the database has
+   * The hot path's functions when this store sends its statements unnamed and the database has
    * them; `undefined` otherwise (the statements go inline). Asked once per store, the first time
    * it matters; an unreachable database is asked again next time, and any other answer is kept
    * and, when it is no, said once with its cause and fix.
    */
-  #stageUpdateFunctions(): Promise<StageUpdateFunctions | undefined> | undefined {
+  #storeFunctions(): Promise<StoreFunctions | undefined> | undefined {
     if (this.#sql.prepares) return undefined
-    this.#functions ??= this.#probeStageUpdateFunctions().catch((error: unknown) => {
+    this.#functions ??= this.#probeStoreFunctions().catch((error: unknown) => {
       this.#functions = undefined
       throw error
     })
     return this.#functions
   }
 
-  async #probeStageUpdateFunctions(): Promise<StageUpdateFunctions | undefined> {
+  async #probeStoreFunctions(): Promise<StoreFunctions | undefined> {
     const functions = migratedFunctionsFor(this.#names, this.#statements)
     let cause: string
     let fix: string
@@ -444,17 +444,18 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       fix = 'For these statements prepared once per connection, give createPrismaStore a pool on a direct URL'
     } else {
       try {
-        const rows = await this.#sql.query<{ ok: boolean }>(STAGE_UPDATE_FUNCTIONS_PROBE, [functions.read.name, functions.write.name])
+        const names = Object.values(functions).map((fn) => fn.name)
+        const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [names])
         if (rows[0]?.ok === true) return functions
-        cause = `the database has no function ${functions.read.name} or ${functions.write.name} on the search_path`
+        cause = `the database lacks one of the functions ${names.join(', ')} on the search_path`
       } catch (error) {
         if (error instanceof StoreUnavailableError) throw error
         cause = `asking the database for its functions failed (${errorMessage(error)})`
       }
-      fix = `The functions come with the package's migration ${STAGE_UPDATE_FUNCTIONS_MIGRATION}: apply it (npx pipeline-status migrate)`
+      fix = `The functions come with the package's migration ${STORE_FUNCTIONS_MIGRATION}: apply it (npx pipeline-status migrate)`
     }
-    this.#logger.warn(`pipeline-status: stage updates send their two statements inline, parsed and planned on every call, because ${cause}. ${fix}`, {
-      migration: STAGE_UPDATE_FUNCTIONS_MIGRATION,
+    this.#logger.warn(`pipeline-status: stage updates and heartbeats send their statements inline, parsed and planned on every call, because ${cause}. ${fix}`, {
+      migration: STORE_FUNCTIONS_MIGRATION,
     })
     return undefined
   }
@@ -477,14 +478,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async touchRun(touch: RunTouch): Promise<RunStageRead | null> {
-    const rows = await this.#sql.query<RunStageRow>(this.#statements.touchRun, [
-      touch.runId,
-      instant(touch.at),
-      touch.heartbeatIntervalMs ?? null,
-      touch.stageNumber ?? null,
-      UNFINISHED_STATUSES,
-    ])
-    const row = rows[0]
+    const values = [touch.runId, instant(touch.at), touch.heartbeatIntervalMs ?? null, touch.stageNumber ?? null, UNFINISHED_STATUSES]
+    const functions = await this.#storeFunctions()
+    const row = functions
+      ? parseRow<RunStageRow>((await this.#sql.query<{ row: string | null }>(functions.touchRun.call, values))[0]?.row)
+      : (await this.#sql.query<RunStageRow>(this.#statements.touchRun, values))[0]
     // No row touched: the run is unknown or finished (finished runs never change). A new statement
     // reads it as stored, so a run that finished while the touch waited for its lock reads finished.
     if (!row) return this.readRunStage(touch.runId, touch.stageNumber ?? 0)

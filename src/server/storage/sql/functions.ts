@@ -1,6 +1,7 @@
 /**
- * The stage update's two statements (`stage-update.ts`) as PL/pgSQL functions, created by the
- * package's migration {@link STAGE_UPDATE_FUNCTIONS_MIGRATION}, so that a store whose statements
+ * The hot path's statements as PL/pgSQL functions: the stage update's two (`stage-update.ts`) and
+ * the heartbeat's (`touchRunSql`, `runs.ts`), created by the
+ * package's migration {@link STORE_FUNCTIONS_MIGRATION}, so that a store whose statements
  * reach the database unnamed (the Prisma client's raw queries, or a pool behind a transaction
  * pooler) still has them parsed and planned once per database connection: PL/pgSQL keeps each
  * statement's plan for the session, as a named prepared statement would, and a function lives in
@@ -14,7 +15,7 @@
  * its definition, so a database holds the function of exactly the SQL this code would send, or
  * none (a package version whose migration was not applied): then too the store sends its
  * statements inline. `PrismaStore` says once which and why.
- * `test/prisma/stage-update-functions.test.ts` checks that the migration creates the functions
+ * `test/prisma/store-functions.test.ts` checks that the migration creates the functions
  * this code names.
  */
 import { quoteIdentifier } from '../../../internal/quote-identifier.js'
@@ -22,7 +23,7 @@ import { resolveTableNames, type TableNames } from '../table-names.js'
 import { buildStatements, type StoreStatements } from './statements.js'
 
 /** The migration that creates the functions of the current statements. */
-export const STAGE_UPDATE_FUNCTIONS_MIGRATION = '20261207090000_stage_update_functions'
+export const STORE_FUNCTIONS_MIGRATION = '20261207090000_store_functions'
 
 /** One statement as a function: its name, the SQL that creates it, and the statement that calls it with the statement's parameters. */
 export interface StoreFunction {
@@ -34,12 +35,14 @@ export interface StoreFunction {
   readonly call: string
 }
 
-/** The two functions of the stage update. */
-export interface StageUpdateFunctions {
+/** The hot path's functions. */
+export interface StoreFunctions {
   /** `readRunStage`'s row as JSON text (`"row"`), `NULL` when the run does not exist. */
-  readonly read: StoreFunction
+  readonly readRunStage: StoreFunction
   /** `writeRunStage`: `"written"` is 1 when written, `NULL` when the run's version had changed. */
-  readonly write: StoreFunction
+  readonly writeRunStage: StoreFunction
+  /** `touchRun`'s row as JSON text (`"row"`), `NULL` when no run was touched. */
+  readonly touchRun: StoreFunction
 }
 
 /** The parameter types of `readRunStageSql` (`$1`–`$2`), as PostgreSQL infers them for the default names. */
@@ -57,8 +60,13 @@ export const WRITE_RUN_STAGE_TYPES: readonly string[] = [
   'integer', 'text', 'timestamp with time zone', 'text', 'text[]', 'integer', 'integer',
 ]
 
-/** Whether a function exists: `"ok"`, given its name (schema-qualified or not) as `$1` and `$2`. */
-export const STAGE_UPDATE_FUNCTIONS_PROBE = 'SELECT (to_regproc($1) IS NOT NULL AND to_regproc($2) IS NOT NULL) AS "ok"'
+/** The parameter types of `touchRunSql` (`$1`–`$5`), as PostgreSQL infers them. */
+export const TOUCH_RUN_TYPES: readonly string[] = ['text', 'timestamp with time zone', 'integer', 'integer', 'text[]']
+
+/** Whether every function named in the text array `$1` (schema-qualified or not) exists: `"ok"`. */
+export const STORE_FUNCTIONS_PROBE = 'SELECT bool_and(to_regproc(name) IS NOT NULL) AS "ok" FROM unnest($1::text[]) AS name'
+
+type FunctionStatements = Pick<StoreStatements, 'readRunStage' | 'writeRunStage' | 'touchRun'>
 
 /** The statements of the default names, unqualified: the SQL inside the functions. */
 let defaults: StoreStatements | undefined
@@ -68,21 +76,26 @@ let defaults: StoreStatements | undefined
  * schema when its names are qualified; `undefined` when its statements are not the default names'
  * own (the functions would run other SQL than the store's).
  */
-export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statements: Pick<StoreStatements, 'readRunStage' | 'writeRunStage'>): StageUpdateFunctions | undefined {
+export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statements: FunctionStatements): StoreFunctions | undefined {
   const expected = names.schema === undefined ? (defaults ??= buildStatements(resolveTableNames({}, {}))) : buildStatements(resolveTableNames({}, { schema: names.schema }))
-  if (statements.readRunStage !== expected.readRunStage || statements.writeRunStage !== expected.writeRunStage) return undefined
-  return stageUpdateFunctions(names.schema)
+  const same = statements.readRunStage === expected.readRunStage && statements.writeRunStage === expected.writeRunStage && statements.touchRun === expected.touchRun
+  if (!same) return undefined
+  return storeFunctions(names.schema)
 }
 
 /** The functions of the default names (pure: nothing is sent), called in `schema` when given. */
-export function stageUpdateFunctions(schema?: string): StageUpdateFunctions {
+export function storeFunctions(schema?: string): StoreFunctions {
   const statements = (defaults ??= buildStatements(resolveTableNames({}, {})))
   const writeReturning = 'RETURNING 1 AS "written"'
   if (!statements.writeRunStage.endsWith(writeReturning)) throw new Error(`writeRunStage must end with ${writeReturning}`)
+  // The heartbeat is a data-modifying WITH, which may not stand in a subquery: its row goes INTO a record.
+  const touchFrom = ' FROM r LEFT JOIN '
+  const at = statements.touchRun.lastIndexOf(touchFrom)
+  if (at < 0) throw new Error(`touchRun must select${touchFrom}…`)
   // The call names the function, and the enum it casts to, in the store's schema when it has one.
   const qualify = (quoted: string) => (schema === undefined ? quoted : `${quoteIdentifier(schema)}.${quoted}`)
   return {
-    read: storeFunction(
+    readRunStage: storeFunction(
       'pipeline_status_read_run_stage',
       qualify,
       READ_RUN_STAGE_TYPES,
@@ -90,13 +103,22 @@ export function stageUpdateFunctions(schema?: string): StageUpdateFunctions {
       `BEGIN\n  RETURN (SELECT row_to_json(q) FROM (${statements.readRunStage}) q);\nEND`,
       '::text AS "row"',
     ),
-    write: storeFunction(
+    writeRunStage: storeFunction(
       'pipeline_status_write_run_stage',
       qualify,
       WRITE_RUN_STAGE_TYPES,
       'integer',
       `DECLARE written integer;\nBEGIN\n  ${statements.writeRunStage.slice(0, -writeReturning.length)}RETURNING 1 INTO written;\n  RETURN written;\nEND`,
       ' AS "written"',
+    ),
+    touchRun: storeFunction(
+      'pipeline_status_touch_run',
+      qualify,
+      TOUCH_RUN_TYPES,
+      'json',
+      `DECLARE touched record;\nBEGIN\n  ${statements.touchRun.slice(0, at)} INTO touched${statements.touchRun.slice(at)};\n` +
+        '  IF NOT FOUND THEN\n    RETURN NULL;\n  END IF;\n  RETURN row_to_json(touched);\nEND',
+      '::text AS "row"',
     ),
   }
 }

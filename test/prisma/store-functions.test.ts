@@ -11,12 +11,13 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { applyMigrations } from 'pipeline-status-sdk/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { applyStageUpdate, createRun } from '../../src/core/operations.js'
+import { applyStageUpdate, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import {
   READ_RUN_STAGE_TYPES,
-  STAGE_UPDATE_FUNCTIONS_MIGRATION,
-  stageUpdateFunctions,
+  TOUCH_RUN_TYPES,
+  STORE_FUNCTIONS_MIGRATION,
+  storeFunctions,
   WRITE_RUN_STAGE_TYPES,
 } from '../../src/server/storage/sql/functions.js'
 import { buildStatements } from '../../src/server/storage/sql/statements.js'
@@ -25,7 +26,7 @@ import { makeStageUpdate } from '../support/fixtures.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
 
 const statements = buildStatements(resolveTableNames({}, {}))
-const functions = stageUpdateFunctions()
+const functions = storeFunctions()
 const stages = DEFAULT_STAGES
 const now = new Date('2026-12-07T08:00:00.000Z')
 
@@ -55,29 +56,39 @@ function warnings(): { warn: (message: string) => void; error: () => void; messa
   return { warn: (message) => void messages.push(message), error: () => undefined, messages }
 }
 
-/** A run with every column the read returns filled, then a stage written and read back through `store`. */
+/**
+ * A run with every column the read returns filled, stage updates and heartbeats (one before a
+ * stage, one without one, one after the run failed) through `store`: each outcome, in order.
+ */
 async function fullRun(store: PrismaStore<PrismaClient>, id: string) {
   await createRun(store, { id, tags: ['night', 'team-a'], metadata: { owner: 'ana', n: 1 }, now })
-  const outcomes = []
-  for (const fields of [
-    { stageNumber: 1, status: 'PROCESSING' as const, output: 'reading', progress: { seq: 1, current: 3, total: 10, message: 'rows' } },
-    { stageNumber: 1, status: 'COMPLETED' as const, output: '{"rows": 12}', completedAt: '2026-12-07T08:00:01.250Z' },
-    { stageNumber: 2, status: 'FAILED' as const, output: 'model timed out' },
-  ]) {
-    outcomes.push((await applyStageUpdate(store, id, makeStageUpdate(fields), { stages, now: new Date(now.getTime() + 1000) })).outcome)
-  }
-  return outcomes
+  const later = (ms: number) => ({ stages, now: new Date(now.getTime() + ms) })
+  const update = async (fields: Parameters<typeof makeStageUpdate>[0], ms: number) => (await applyStageUpdate(store, id, makeStageUpdate(fields), later(ms))).outcome
+  const beat = async (heartbeat: Parameters<typeof recordHeartbeat>[2], ms: number) => (await recordHeartbeat(store, id, heartbeat, later(ms))).outcome
+  return [
+    await update({ stageNumber: 1, status: 'PROCESSING', output: 'reading', progress: { seq: 1, current: 3, total: 10, message: 'rows' } }, 1000),
+    await beat({ stageNumber: 1, intervalMs: 5_000 }, 1500),
+    await beat({ intervalMs: 7_000 }, 1750),
+    await update({ stageNumber: 1, status: 'COMPLETED', output: '{"rows": 12}', completedAt: '2026-12-07T08:00:01.250Z' }, 2000),
+    await update({ stageNumber: 2, status: 'FAILED', output: 'model timed out' }, 2500),
+    await beat({ stageNumber: 2 }, 3000),
+  ]
 }
 
-describe('the stage update functions', () => {
+/** What `fullRun` answers, in order. */
+const OUTCOMES = ['applied', 'recorded', 'recorded', 'applied', 'applied', 'stale']
+
+describe('the store functions', () => {
   it('are created by the migration exactly as the store names and defines them', () => {
-    const migration = readFileSync(new URL(`../../prisma/migrations/${STAGE_UPDATE_FUNCTIONS_MIGRATION}/migration.sql`, import.meta.url), 'utf8')
+    const migration = readFileSync(new URL(`../../prisma/migrations/${STORE_FUNCTIONS_MIGRATION}/migration.sql`, import.meta.url), 'utf8')
     // On failure the stage update's SQL changed: add a migration that creates the new functions
-    // (their names change with their definition) and point STAGE_UPDATE_FUNCTIONS_MIGRATION at it.
-    expect(migration).toContain(functions.read.create)
-    expect(migration).toContain(functions.write.create)
-    expect(functions.read.name).toMatch(/^"pipeline_status_read_run_stage_[0-9a-f]{8}"$/)
-    expect(functions.write.name).toMatch(/^"pipeline_status_write_run_stage_[0-9a-f]{8}"$/)
+    // (their names change with their definition) and point STORE_FUNCTIONS_MIGRATION at it.
+    expect(migration).toContain(functions.readRunStage.create)
+    expect(migration).toContain(functions.writeRunStage.create)
+    expect(migration).toContain(functions.touchRun.create)
+    expect(functions.touchRun.name).toMatch(/^"pipeline_status_touch_run_[0-9a-f]{8}"$/)
+    expect(functions.readRunStage.name).toMatch(/^"pipeline_status_read_run_stage_[0-9a-f]{8}"$/)
+    expect(functions.writeRunStage.name).toMatch(/^"pipeline_status_write_run_stage_[0-9a-f]{8}"$/)
   })
 
   it('take the parameter types PostgreSQL infers for the inline statements', async () => {
@@ -93,6 +104,7 @@ describe('the stage update functions', () => {
       }
       expect(await inferred(statements.readRunStage)).toEqual(READ_RUN_STAGE_TYPES)
       expect(await inferred(statements.writeRunStage)).toEqual(WRITE_RUN_STAGE_TYPES)
+      expect(await inferred(statements.touchRun)).toEqual(TOUCH_RUN_TYPES)
     })
   })
 
@@ -100,9 +112,12 @@ describe('the stage update functions', () => {
     const sent: string[] = []
     const logger = warnings()
     const store = createPrismaStore({ prisma: recording(db.prisma, sent), logger })
-    expect(await fullRun(store, 'fn-prisma')).toEqual(['applied', 'applied', 'applied'])
-    expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.read.name}(`))).toHaveLength(3)
-    expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.write.name}(`))).toHaveLength(3)
+    expect(await fullRun(store, 'fn-prisma')).toEqual(OUTCOMES)
+    // Three stage updates' reads, and the read after the heartbeat that found the run finished.
+    expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.readRunStage.name}(`))).toHaveLength(4)
+    expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.writeRunStage.name}(`))).toHaveLength(3)
+    expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.touchRun.name}(`))).toHaveLength(3)
+    expect(sent).not.toContain(statements.touchRun)
     expect(sent).not.toContain(statements.readRunStage)
     expect(sent).not.toContain(statements.writeRunStage)
     // Asked once, before the first read.
@@ -112,13 +127,13 @@ describe('the stage update functions', () => {
     expect(snapshot?.run).toMatchObject({ status: 'FAILED', error: expect.stringContaining('model timed out'), tags: ['night', 'team-a'], metadata: { owner: 'ana', n: 1 } })
     expect(snapshot?.stages.map((stage) => [stage.stageNumber, stage.status, stage.output, stage.completedAt?.toISOString()])).toEqual([
       [1, 'COMPLETED', '{"rows": 12}', '2026-12-07T08:00:01.250Z'],
-      [2, 'FAILED', 'model timed out', '2026-12-07T08:00:01.000Z'],
+      [2, 'FAILED', 'model timed out', '2026-12-07T08:00:02.500Z'],
     ])
     expect(snapshot?.version).toBe(3)
   })
 })
 
-describe.skipIf(!usesPostgres())('the stage update functions on PostgreSQL, against the inline statements (needs DATABASE_URL)', () => {
+describe.skipIf(!usesPostgres())('the store functions on PostgreSQL, against the inline statements (needs DATABASE_URL)', () => {
   it('store and read what the inline statements do, field for field', async () => {
     const viaFunctions = createPrismaStore({ prisma: db.prisma })
     const pool = new pg.Pool({ connectionString: db.url, max: 2 })
@@ -127,7 +142,7 @@ describe.skipIf(!usesPostgres())('the stage update functions on PostgreSQL, agai
       // Named prepared statements: the inline SQL, planned once per connection; no functions.
       const inline = createPrismaStore({ prisma: db.prisma, pool, namedStatements: true })
       const outcomes = await fullRun(viaFunctions, 'fn-a')
-      expect(outcomes).toEqual(['applied', 'applied', 'applied'])
+      expect(outcomes).toEqual(OUTCOMES)
       expect(await fullRun(inline, 'fn-b')).toEqual(outcomes)
       // The same run read both ways, and each path's run read by the other: equal field for field.
       for (const [id, stageNumber] of [['fn-a', 1], ['fn-a', 2], ['fn-a', 3], ['fn-b', 1], ['missing', 1]] as const) {
@@ -148,7 +163,7 @@ describe.skipIf(!usesPostgres())('the stage update functions on PostgreSQL, agai
     const recorded = { query: (config: { name?: string; text: string; values: unknown[] }) => (sent.push(config.text), pool.query(config)) }
     try {
       await fullRun(createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: false }), 'fn-unnamed')
-      expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.write.name}(`))).toHaveLength(3)
+      expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.writeRunStage.name}(`))).toHaveLength(3)
       sent.length = 0
       await fullRun(createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: true }), 'fn-named')
       expect(sent.filter((sql) => sql.includes('pipeline_status_'))).toEqual([])
@@ -160,17 +175,18 @@ describe.skipIf(!usesPostgres())('the stage update functions on PostgreSQL, agai
 
   it('in a schema of their own (pipeline-status migrate --schema): called there, the tables beside them written', async () => {
     const schema = 'fn schema'
-    expect((await applyMigrations(db.url!, { schema })).applied).toContain(STAGE_UPDATE_FUNCTIONS_MIGRATION)
+    expect((await applyMigrations(db.url!, { schema })).applied).toContain(STORE_FUNCTIONS_MIGRATION)
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url! }, { schema }) })
     try {
       const sent: string[] = []
       const logger = warnings()
       const store = createPrismaStore({ prisma: recording(prisma, sent), logger, schema })
-      expect(await fullRun(store, 'fn-schema')).toEqual(['applied', 'applied', 'applied'])
-      const inSchema = stageUpdateFunctions(schema)
-      expect(inSchema.write.name).toBe(`"fn schema".${functions.write.name}`)
+      expect(await fullRun(store, 'fn-schema')).toEqual(OUTCOMES)
+      const inSchema = storeFunctions(schema)
+      expect(inSchema.writeRunStage.name).toBe(`"fn schema".${functions.writeRunStage.name}`)
       expect(sent.filter((sql) => sql.startsWith(`SELECT "fn schema"."pipeline_status_write_run_stage_`))).toHaveLength(3)
-      expect(sent.filter((sql) => sql.startsWith(`SELECT "fn schema"."pipeline_status_read_run_stage_`))).toHaveLength(3)
+      expect(sent.filter((sql) => sql.startsWith(`SELECT "fn schema"."pipeline_status_read_run_stage_`))).toHaveLength(4)
+      expect(sent.filter((sql) => sql.startsWith(`SELECT "fn schema"."pipeline_status_touch_run_`))).toHaveLength(3)
       expect(logger.messages).toEqual([])
       const count = async (table: string) =>
         (await db.prisma.$queryRawUnsafe<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM ${table} WHERE "runId" = 'fn-schema'`))[0]?.n
@@ -198,16 +214,16 @@ describe.skipIf(!usesPostgres())('the stage update functions on PostgreSQL, agai
   it('missing (migration not applied): the store sends the SQL inline, stores the same, and says so once with the fix', async () => {
     const bare = await createTestDatabase()
     try {
-      await bare.prisma.$executeRawUnsafe(`DROP FUNCTION ${functions.read.name}`)
+      await bare.prisma.$executeRawUnsafe(`DROP FUNCTION ${functions.readRunStage.name}`)
       const sent: string[] = []
       const logger = warnings()
       const store = createPrismaStore({ prisma: recording(bare.prisma, sent), logger })
-      expect(await fullRun(store, 'fn-missing')).toEqual(['applied', 'applied', 'applied'])
+      expect(await fullRun(store, 'fn-missing')).toEqual(OUTCOMES)
       expect(sent.filter((sql) => sql === statements.writeRunStage)).toHaveLength(3)
       expect(sent.filter((sql) => sql.includes('pipeline_status_') && !sql.includes('to_regproc'))).toEqual([])
       expect(logger.messages).toHaveLength(1)
-      expect(logger.messages[0]).toContain(`no function ${functions.read.name} or ${functions.write.name}`)
-      expect(logger.messages[0]).toContain(STAGE_UPDATE_FUNCTIONS_MIGRATION)
+      expect(logger.messages[0]).toContain(`lacks one of the functions ${functions.readRunStage.name}, ${functions.writeRunStage.name}, ${functions.touchRun.name}`)
+      expect(logger.messages[0]).toContain(STORE_FUNCTIONS_MIGRATION)
       expect(logger.messages[0]).toContain('npx pipeline-status migrate')
       expect((await store.getRun('fn-missing'))?.stages.map((stage) => stage.status)).toEqual(['COMPLETED', 'FAILED'])
     } finally {
