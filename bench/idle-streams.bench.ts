@@ -11,13 +11,15 @@
  *   IDLE_BUILT=1 npx tsx bench/idle-streams.bench.ts   # the package built by esbuild as dist/ is (no tsx)
  *   IDLE_KINDS=run,set npx tsx bench/idle-streams.bench.ts   # also set streams (GET /events?run=…)
  *   IDLE_WARMUP=1000 npx tsx bench/idle-streams.bench.ts   # a warm server: 1,000 streams opened and closed first
+ *   IDLE_WARM_REQUESTS=2000 npx tsx bench/idle-streams.bench.ts   # a server that has served 2,000 ordinary requests first
+ *   IDLE_WARM_REQUESTS=2000 IDLE_ORDER=express,express+warm,express+warm,express …   # cold and warm interleaved: only `+warm` entries are warmed
  */
 import { fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { BENCH_SECRET } from './servers/shared.js'
+import { BENCH_SECRET, BENCH_STAGES } from './servers/shared.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const counts = (process.env['IDLE_COUNTS'] ?? '1000,10000').split(',').map(Number)
@@ -66,7 +68,7 @@ async function start(entry: string, runs: number): Promise<Child> {
   const child = fork(bundle ? bundle.server : join(root, 'bench/servers/idle-server.ts'), {
     // IDLE_NODE_FLAGS: more flags for the server (e.g. --max-semi-space-size=1, to see what the young generation's growth costs).
     execArgv: [...(bundle ? ['--expose-gc'] : ['--expose-gc', '--import', 'tsx']), ...(process.env['IDLE_NODE_FLAGS']?.split(' ').filter(Boolean) ?? [])],
-    env: { ...process.env, IDLE_TARGET: target, IDLE_RUNS: String(runs), ...(bundle ? { IDLE_PKG: bundle.pkg } : variant === 'before' ? { IDLE_SRC: before } : {}) },
+    env: { ...process.env, IDLE_TARGET: target, IDLE_RUNS: String(runs), IDLE_WARM_RUNS: String(WARM_RUNS), ...(bundle ? { IDLE_PKG: bundle.pkg } : variant === 'before' ? { IDLE_SRC: before } : {}) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const port = await new Promise<number>((resolve, reject) => {
@@ -111,6 +113,52 @@ function open(port: number, runId: string, kind: 'run' | 'set'): Promise<() => v
   })
 }
 
+/** Runs the server seeds besides bench-*, for the warm-up requests (`warm-0`…): the streamed runs stay untouched. */
+const WARM_RUNS = 100
+
+/**
+ * IDLE_WARM_REQUESTS=n: the server serves n ordinary requests, none a stream, before the first
+ * measure, as a production server has before streams open: per 10, four status reads, three stage
+ * updates, one heartbeat, one run list and one run's status read again, on runs `warm-*` only,
+ * IDLE_WARM_CONCURRENCY (default 10) at a time over their own keep-alive connections, closed
+ * afterwards. Not streams opened and closed: those would free the very memory the measured
+ * streams then reuse. Every answer must be 2xx.
+ */
+async function warmRequests(port: number, n: number, concurrency: number): Promise<void> {
+  const warmAgent = new Agent({ keepAlive: true, maxSockets: concurrency })
+  const one = (k: number) =>
+    new Promise<void>((resolve, reject) => {
+      const runId = `warm-${k % WARM_RUNS}`
+      const stageNumber = 1 + (Math.floor(k / WARM_RUNS) % (BENCH_STAGES.length - 1))
+      const kind = k % 10
+      const [method, path, body] =
+        kind < 3
+          ? ['POST', `/api/pipeline/${runId}/stage-update`, JSON.stringify({ stageNumber, stageName: `Stage ${stageNumber}`, status: 'PROCESSING', output: `step ${k}` })]
+          : kind === 3
+            ? ['POST', `/api/pipeline/${runId}/heartbeat`, '{}']
+            : kind === 4
+              ? ['GET', '/api/pipeline/runs?limit=20', undefined]
+              : ['GET', `/api/pipeline/${runId}/status`, undefined]
+      const headers: Record<string, string | number> = { 'x-webhook-secret': BENCH_SECRET }
+      if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      const req = request({ port, host: '127.0.0.1', method, path, agent: warmAgent, headers }, (res) => {
+        res.resume()
+        res.on('end', () => (res.statusCode !== undefined && res.statusCode < 300 ? resolve() : reject(new Error(`${method} ${path} answered ${res.statusCode}`))))
+      })
+      req.on('error', reject)
+      req.end(body)
+    })
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, n) }, async () => {
+      while (next < n) await one(next++)
+    }),
+  )
+  warmAgent.destroy()
+  // Let the server see its side of the connections close before the first measure.
+  await new Promise((r) => setTimeout(r, 500))
+}
+
 /** Opens `count` streams of runs bench-0… (200 at a time); returns what closes each. */
 async function openMany(port: number, count: number, kind: 'run' | 'set'): Promise<Array<() => void>> {
   const closers: Array<() => void> = []
@@ -128,12 +176,17 @@ const targets: string[] = []
 type Memory = { gc: NodeJS.MemoryUsage; reduced: NodeJS.MemoryUsage }
 for (const kind of kinds) {
   for (const count of counts) {
-    for (const target of order) {
+    for (const entry of order) {
       const loadBefore = loadavg()
+      // `target+warm`: this entry only gets IDLE_WARM_REQUESTS; without any `+warm` entry, every entry does.
+      const target = entry.replace(/\+warm$/, '')
+      const warmed = entry.endsWith('+warm') || !order.some((e) => e.endsWith('+warm'))
       const child = await start(target, count)
       // IDLE_WARMUP=n: n streams opened and closed before the first measure (a server that has
       // served streams before: its JIT code, young generation and allocator arenas already grown).
       const warmup = Math.min(Number(process.env['IDLE_WARMUP'] ?? 0), count)
+      const warmRequestCount = warmed ? Number(process.env['IDLE_WARM_REQUESTS'] ?? 0) : 0
+      if (warmRequestCount > 0) await warmRequests(child.port, warmRequestCount, Number(process.env['IDLE_WARM_CONCURRENCY'] ?? 10))
       if (warmup > 0) {
         for (const close of await openMany(child.port, warmup, kind)) close()
         const deadline = Date.now() + 10_000
@@ -154,8 +207,8 @@ for (const kind of kinds) {
       for (const close of closers) close()
       child.stop()
       const per = (key: keyof NodeJS.MemoryUsage, gc: keyof Memory = 'gc') => ((after[gc][key] - before[gc][key]) / count / 1024).toFixed(1)
-      const name = `${target}${built ? ' (built)' : ' (tsx)'}${kind === 'set' ? ' set' : ''}${warmup > 0 ? ' warm' : ''}`
-      const row = `| ${name} | ${count} | ${stats.openStreams} | ${per('rss')} KB | ${per('rss', 'reduced')} KB | ${per('heapUsed')} KB | ${per('heapTotal')} KB | ${per('heapTotal', 'reduced')} KB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
+      const name = `${target}${built ? ' (built)' : ' (tsx)'}${kind === 'set' ? ' set' : ''}${warmup > 0 ? ' warm' : ''}${warmRequestCount > 0 ? ` after ${warmRequestCount} requests` : ''}`
+      const row = `| ${name} | ${count} | ${stats.openStreams} | ${per('rss')} KB | ${per('rss', 'reduced')} KB | ${per('heapUsed')} KB | ${per('heapTotal')} KB | ${per('heapTotal', 'reduced')} KB | ${(before.gc.rss / 1048576).toFixed(1)} / ${(before.reduced.rss / 1048576).toFixed(1)} MB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
       console.log(row)
       rows.push(row)
       const rss = (gc: keyof Memory) => (after[gc].rss - before[gc].rss) / count / 1024
@@ -165,8 +218,8 @@ for (const kind of kinds) {
     }
   }
 }
-console.log('\n| target | streams | open | RSS per stream (gc) | RSS per stream (reduced) | heap used per stream | heap total (gc) | heap total (reduced) | load before → after |')
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+console.log('\n| target | streams | open | RSS per stream (gc) | RSS per stream (reduced) | heap used per stream | heap total (gc) | heap total (reduced) | RSS before (gc / reduced) | load before → after |')
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(row)
 console.log('')
 for (const line of targets) console.log(line)

@@ -38,6 +38,8 @@ const options = { store, secret: BENCH_SECRET, stages: BENCH_STAGES, logger, liv
 
 const now = new Date()
 for (let i = 0; i < runs; i++) await store.insertRun(newRun(`bench-${i}`, now))
+// IDLE_WARM_RUNS: runs warm-0… for the bench's warm-up requests (IDLE_WARM_REQUESTS), never streamed.
+for (let i = 0; i < Number(process.env['IDLE_WARM_RUNS'] ?? 0); i++) await store.insertRun(newRun(`warm-${i}`, now))
 
 let stats: () => unknown
 if (target === 'express') {
@@ -49,7 +51,13 @@ if (target === 'express') {
   let open = 0
   stats = () => ({ openStreams: open })
   reportToParent(
-    createServer((_req, res) => {
+    createServer((req, res) => {
+      if (!req.url?.includes('/events')) {
+        // A warm-up request (IDLE_WARM_REQUESTS): read, answered and ended, as node:http serves any.
+        req.resume()
+        req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'))
+        return
+      }
       open += 1
       res.once('close', () => (open -= 1))
       res.writeHead(200, { 'content-type': 'text/event-stream' })

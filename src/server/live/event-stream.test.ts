@@ -10,12 +10,12 @@ import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fixtures.js'
 import { readSink, type SentEvent } from '../../../test/support/sink-reader.js'
 import { EventStreams } from './event-stream.js'
-import type { RunSnapshotListener, RunWatcher } from './run-watcher.js'
+import type { RunListener, RunWatcher } from './run-watcher.js'
 
 
 async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputChunkRow[] }) {
-  let listener: RunSnapshotListener | undefined
-  const watcher = { watch: (_runId: string, deliver: RunSnapshotListener) => ((listener = deliver), { seen: () => {}, stop: () => {} }) }
+  let listener: RunListener | undefined
+  const watcher = { watch: (_runId: string, taker: RunListener) => ((listener = taker), { seen: () => {}, stop: () => {} }) }
   const streams = new EventStreams(watcher as unknown as RunWatcher, {
     keepAliveMs: 60_000,
     maxBufferedBytes: 1 << 20,
@@ -32,7 +32,7 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     resume && { from: resume.from, chunksSince: async () => resume.chunks },
   )
   const { take, closed } = readSink(body!)
-  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!(next, chunks), take, closed, streams }
+  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!.take(next, chunks), take, closed, streams }
 }
 
 describe('a run stream with streamed output', () => {

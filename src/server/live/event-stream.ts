@@ -8,7 +8,7 @@ import type { RunEndEvent, RunSnapshotEvent } from '../../contract/live-status.j
 import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
-import type { RunWatcher } from './run-watcher.js'
+import type { RunListener, RunWatch, RunWatcher } from './run-watcher.js'
 import { StageDiff, streamedStages } from './stage-diff.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import { type EventStreamBody, SinkBody } from './event-sink.js'
@@ -66,6 +66,9 @@ export function resumeVersion(lastEventId: string | null): number | undefined {
   return Number(lastEventId)
 }
 
+/** The default of `EventStreams.open`'s `admits`: one function for every stream. */
+const admitAll = (): boolean => true
+
 /** The open streams of one handlers instance. */
 export class EventStreams {
   readonly #streams = new Set<OpenStream>()
@@ -74,6 +77,15 @@ export class EventStreams {
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #closed = false
   #slowStreamsClosed = 0
+
+  /** What every stream of this instance tells it: made once per instance, not per stream. */
+  readonly #registry: StreamRegistry = {
+    forget: (stream) => this.#forget(stream),
+    slow: (runId, bufferedBytes) => {
+      this.#slowStreamsClosed += 1
+      this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
+    },
+  }
 
   constructor(watcher: RunWatcher, settings: EventStreamSettings) {
     this.#watcher = watcher
@@ -110,19 +122,13 @@ export class EventStreams {
     read: () => Promise<RunSnapshot | null>,
     signal: AbortSignal,
     omitUnchangedOutputs = false,
-    admits: (snapshot: RunSnapshot) => boolean = () => true,
+    admits: (snapshot: RunSnapshot) => boolean = admitAll,
     resume?: StreamResume,
   ): Promise<EventStreamBody | null> {
-    const stream = new OpenStream(this.#settings, omitUnchangedOutputs, () => this.#forget(stream), (bufferedBytes) => {
-      this.#slowStreamsClosed += 1
-      this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
-    })
+    // The stream is its own watch listener and abort listener: an idle stream keeps no closures.
+    const stream = new OpenStream(this.#settings, this.#registry, runId, omitUnchangedOutputs, admits)
     // Subscribe before the first read, so nothing falls between them.
-    stream.watch = this.#watcher.watch(
-      runId,
-      (snapshot, chunks) => (admits(snapshot) ? stream.deliver(snapshot, chunks) : stream.close()),
-      () => stream.sentVersion,
-    )
+    stream.watch = this.#watcher.watch(runId, stream)
     this.#streams.add(stream)
     this.#settings.onStreamsChanged?.(1)
     let snapshot: RunSnapshot | null
@@ -151,7 +157,7 @@ export class EventStreams {
     if (signal.aborted) {
       stream.close()
     } else {
-      signal.addEventListener('abort', () => stream.close(), { once: true })
+      signal.addEventListener('abort', stream, { once: true })
       this.#armKeepAlive()
     }
     stream.start(snapshot, resumed)
@@ -186,10 +192,19 @@ export class EventStreams {
   }
 }
 
+/** What an {@link OpenStream} tells its {@link EventStreams}: it closed, or it was closed as too slow. */
+interface StreamRegistry {
+  forget(stream: OpenStream): void
+  slow(runId: string, bufferedBytes: number): void
+}
 
-/** One subscriber's stream: what it sent last decides what the next `update` holds. */
-class OpenStream extends SinkBody {
-  watch: { seen(version: number): void; stop(): void } | undefined
+/**
+ * One subscriber's stream: what it sent last decides what the next `update` holds. It is its
+ * run's watch listener (`take`, `sentVersion`) and its request signal's abort listener
+ * (`handleEvent`), so an idle stream holds no closures of its own.
+ */
+class OpenStream extends SinkBody implements RunListener, EventListenerObject {
+  watch: RunWatch | undefined
   /** What this stream sent of its run: the version and the stages. */
   readonly #sent: StageDiff
   #started = false
@@ -201,14 +216,17 @@ class OpenStream extends SinkBody {
   readonly #keepAliveMs: number
   readonly #maxBufferedBytes: number
   readonly #statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
-  readonly #onClose: () => void
-  readonly #onSlow: (bufferedBytes: number) => void
+  readonly #registry: StreamRegistry
+  readonly #runId: string
+  /** Whether the caller's credential still covers the run as it now is (see `EventStreams.open`). */
+  readonly #admits: (snapshot: RunSnapshot) => boolean
 
   constructor(
     settings: EventStreamSettings,
+    registry: StreamRegistry,
+    runId: string,
     omitUnchangedOutputs: boolean,
-    onClose: () => void,
-    onSlow: (bufferedBytes: number) => void,
+    admits: (snapshot: RunSnapshot) => boolean,
   ) {
     super(settings.maxBufferedBytes)
     this.#retryMs = settings.retryMs
@@ -216,8 +234,20 @@ class OpenStream extends SinkBody {
     this.#maxBufferedBytes = settings.maxBufferedBytes
     this.#sent = new StageDiff(omitUnchangedOutputs)
     this.#statusDocument = settings.statusDocument
-    this.#onClose = onClose
-    this.#onSlow = onSlow
+    this.#registry = registry
+    this.#runId = runId
+    this.#admits = admits
+  }
+
+  /** The watcher's newer state of the run: delivered if the credential still admits it, else the stream ends. */
+  take(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]): void {
+    if (this.#admits(snapshot)) this.deliver(snapshot, chunks)
+    else this.close()
+  }
+
+  /** The request's signal aborted (the client went away): the stream closes. */
+  handleEvent(): void {
+    this.close()
   }
 
   /** The version this stream has sent the state of (-1 before its first event): the watcher reads chunks after it. */
@@ -296,7 +326,7 @@ class OpenStream extends SinkBody {
     if (this.#closed) return
     this.#closed = true
     this.watch?.stop()
-    this.#onClose()
+    this.#registry.forget(this)
     this.endBody(discard)
   }
 
@@ -319,7 +349,7 @@ class OpenStream extends SinkBody {
     const buffered = this.bufferedBytes
     if (buffered > this.#maxBufferedBytes + this.#snapshotBytes) {
       // Closing ends the response: the subscriber reconnects and starts again from a fresh snapshot.
-      this.#onSlow(buffered)
+      this.#registry.slow(this.#runId, buffered)
       this.close(true)
       return 0
     }

@@ -49,12 +49,22 @@ export interface RunChangeSource {
 }
 
 /**
- * Receives the stored state of a watched run each time the watcher read a newer version, read
- * WITHOUT the streamed text (`streamedText: false`: a stage showing it has `output: null`), with
- * the run's streamed output chunks after the listener's `sentVersion` (up to the snapshot's
- * version), in version order, when the listener gave one and the store has `getOutputChunksSince`.
+ * A watched run's listener (a stream, or a member of a set stream): `take` receives the stored
+ * state each time the watcher read a newer version, read WITHOUT the streamed text
+ * (`streamedText: false`: a stage showing it has `output: null`), with the run's streamed output
+ * chunks after the listener's `sentVersion` (up to the snapshot's version), in version order,
+ * when it has one and the store has `getOutputChunksSince`. An object rather than callbacks so
+ * that a stream is its own listener: an idle stream holds no closures for its watch. One watch
+ * per listener object.
  */
-export type RunSnapshotListener = (snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]) => void
+export interface RunListener {
+  take(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]): void
+  /**
+   * The version the listener has sent so far (-1 before its first event); `undefined`: it takes
+   * no chunks (the summary view).
+   */
+  readonly sentVersion?: number | undefined
+}
 
 /** A stream's registration with the watcher. */
 export interface RunWatch {
@@ -85,14 +95,8 @@ export interface RunWatcherOptions {
   onVersion?: ((runId: string, version: number) => void) | undefined
 }
 
-/** One listener of a watched run. */
-interface Listener {
-  /** The version it has sent so far (-1 before its first event); `undefined`: it takes no chunks (the summary view). */
-  readonly sentVersion: (() => number) | undefined
-}
-
 interface WatchedRun {
-  listeners: Map<RunSnapshotListener, Listener>
+  listeners: Set<RunListener>
   /** The newest version read (by the watcher or a stream); -1 before any. */
   version: number
   refreshing: boolean
@@ -188,19 +192,18 @@ export class RunWatcher {
   }
 
   /**
-   * Watches a run; `listener` gets each newer stored state, read without its streamed text. With
-   * `sentVersion` (the version the listener has sent so far, -1 for none), it also gets the
+   * Watches a run; `listener.take` gets each newer stored state, read without its streamed text.
+   * With a `sentVersion` (the version the listener has sent so far, -1 for none), it also gets the
    * streamed output chunks after it, and gets nothing while it is -1 (see {@link RunWatch.seen});
    * without, it takes no text at all (the summary view of set streams).
    */
-  watch(runId: string, listener: RunSnapshotListener, sentVersion?: () => number): RunWatch {
+  watch(runId: string, listener: RunListener): RunWatch {
     let run = this.#runs.get(runId)
     if (!run) {
-      run = { listeners: new Map(), version: -1, refreshing: false, again: false }
+      run = { listeners: new Set(), version: -1, refreshing: false, again: false }
       this.#runs.set(runId, run)
     }
-    const entry: Listener = { sentVersion }
-    run.listeners.set(listener, entry)
+    run.listeners.add(listener)
     this.#schedule()
     const watched = run
     return {
@@ -210,7 +213,7 @@ export class RunWatcher {
         // The run is read again for it, its chunks starting at this version.
         const behind = version < watched.version || watched.refreshing
         if (version > watched.version) watched.version = version
-        if (behind && watched.listeners.get(listener) === entry) this.#refresh(runId)
+        if (behind && watched.listeners.has(listener)) this.#refresh(runId)
       },
       stop: () => {
         watched.listeners.delete(listener)
@@ -268,7 +271,7 @@ export class RunWatcher {
           let chunks: readonly OutputChunkRow[] = []
           // Who gets this read: a listener taking chunks once it has sent something (its chunks start
           // there); one that has not yet is read for at its `seen`. Never the whole text, whatever its length.
-          let handed: RunSnapshotListener[] = []
+          let handed: RunListener[] = []
           try {
             snapshot = await this.#reads.read(runId)
             if (snapshot) {
@@ -288,7 +291,7 @@ export class RunWatcher {
           for (const listener of handed) {
             if (!run.listeners.has(listener)) continue
             try {
-              listener(snapshot, chunks)
+              listener.take(snapshot, chunks)
             } catch (error) {
               this.#logger.error('pipeline-status: a live stream failed to send an event', { error })
             }
@@ -305,9 +308,12 @@ export class RunWatcher {
    * so that the chunks read start after a version sent, never at the beginning of the text; those
    * are read for again at their `seen` when this read was newer than their own.
    */
-  #handed(run: WatchedRun): RunSnapshotListener[] {
-    const handed: RunSnapshotListener[] = []
-    for (const [listener, entry] of run.listeners) if (entry.sentVersion === undefined || entry.sentVersion() >= 0) handed.push(listener)
+  #handed(run: WatchedRun): RunListener[] {
+    const handed: RunListener[] = []
+    for (const listener of run.listeners) {
+      const sent = listener.sentVersion
+      if (sent === undefined || sent >= 0) handed.push(listener)
+    }
     return handed
   }
 
@@ -316,13 +322,14 @@ export class RunWatcher {
    * to the snapshot's version (read after the snapshot, so later chunks wait for the next read);
    * none when no listener takes chunks, the store keeps none, or no stage of the run has any.
    */
-  async #chunksOf(run: WatchedRun, handed: readonly RunSnapshotListener[], snapshot: RunSnapshot): Promise<readonly OutputChunkRow[]> {
+  async #chunksOf(run: WatchedRun, handed: readonly RunListener[], snapshot: RunSnapshot): Promise<readonly OutputChunkRow[]> {
     const store = this.#store
     if (!store.getOutputChunksSince || snapshot.version === undefined) return []
     const sent: number[] = []
     for (const listener of handed) {
-      const sentVersion = run.listeners.get(listener)?.sentVersion
-      if (sentVersion !== undefined) sent.push(sentVersion())
+      if (!run.listeners.has(listener)) continue
+      const sentVersion = listener.sentVersion
+      if (sentVersion !== undefined) sent.push(sentVersion)
     }
     if (sent.length === 0) return []
     const since = Math.min(...sent)

@@ -11,7 +11,7 @@ import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fixtures.js'
 import { readSink } from '../../../test/support/sink-reader.js'
-import type { RunSnapshotListener, RunWatcher } from './run-watcher.js'
+import type { RunListener, RunWatcher } from './run-watcher.js'
 import type { RunWindows } from './run-window.js'
 import { SetStreams } from './set-stream.js'
 
@@ -21,12 +21,12 @@ const summary = (snapshot: RunSnapshot) => ({ id: snapshot.run.id, status: snaps
 
 /** A `run=` stream of `run_1` in `view`, whose watcher the test drives; `takesChunks`: whether it asked for chunks. */
 async function open(first: RunSnapshot, view: SetStreamView) {
-  let listener: RunSnapshotListener | undefined
+  let listener: RunListener | undefined
   let takesChunks = false
   const watcher = {
-    watch: (_runId: string, deliver: RunSnapshotListener, sentVersion?: () => number) => {
-      listener = deliver
-      takesChunks = sentVersion !== undefined
+    watch: (_runId: string, taker: RunListener) => {
+      listener = taker
+      takesChunks = taker.sentVersion !== undefined
       return { seen: () => {}, stop: () => {} }
     },
   }
@@ -38,7 +38,7 @@ async function open(first: RunSnapshot, view: SetStreamView) {
   )
   const body = await streams.openRuns([{ runId: 'run_1', read: async () => first, admits: () => true }], view, new AbortController().signal)
   const { take, closed } = readSink(body)
-  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!(next, chunks), take, closed, takesChunks: () => takesChunks, streams }
+  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!.take(next, chunks), take, closed, takesChunks: () => takesChunks, streams }
 }
 
 describe('a set stream with streamed output', () => {

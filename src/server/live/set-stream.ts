@@ -353,8 +353,13 @@ class SetStream extends SinkBody {
     // events); the summary view shows no text, so it takes neither chunks nor text.
     member.watch =
       this.#view === 'full'
-        ? this.#watcher.watch(runId, (snapshot, chunks) => this.#deliver(member, snapshot, chunks), () => member.sent.version)
-        : this.#watcher.watch(runId, (snapshot) => this.#deliver(member, snapshot, []))
+        ? this.#watcher.watch(runId, {
+            take: (snapshot, chunks) => this.#deliver(member, snapshot, chunks),
+            get sentVersion() {
+              return member.sent.version
+            },
+          })
+        : this.#watcher.watch(runId, { take: (snapshot) => this.#deliver(member, snapshot, []) })
     return member
   }
 
