@@ -5,12 +5,13 @@
  * the server stores each chunk as a row and assembles the text on read.
  */
 import { z } from 'zod'
+import { MAX_STORED_INTEGER } from './stored-integer.js'
 import { PayloadValidationError } from './parse.js'
 import { PipelineRunRecord, UpdateOutcome } from './records.js'
 import { isStorableText } from './storable-text.js'
 
 /** The largest `seq`: a PostgreSQL `integer`. */
-export const MAX_OUTPUT_SEQ = 2_147_483_647
+export const MAX_OUTPUT_SEQ = MAX_STORED_INTEGER
 
 const encoder = new TextEncoder()
 /** UTF-8 length; only called on text that may be long, once per chunk. */

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { StageNumber } from './stored-integer.js'
 import { type StageCatalogue, stageNumberIn } from './stages.js'
 
 /** The longest `progress.message`, in UTF-16 code units: a status line, not a log. */
@@ -58,7 +59,7 @@ export type StageProgress = z.infer<typeof StageProgress>
 // The heartbeat's fields before the cross-field rule, so that heartbeatSchemaFor can extend them.
 const HeartbeatFields = z.object({
     /** The stage that is running (1..N); required with `progress`. */
-    stageNumber: z.number().int().min(1).optional(),
+    stageNumber: StageNumber.optional(),
     /** Progress of that stage (see {@link StageProgress}). */
     progress: StageProgress.optional(),
     /** The runner's heartbeat interval in milliseconds, 1000 to 3 600 000. */

@@ -2,10 +2,11 @@ import { z } from 'zod'
 import { StageProgress } from './runner-control.js'
 import { StageUpdateStatus } from './status.js'
 import { type StageCatalogue, stageNumberIn } from './stages.js'
+import { StageNumber, MAX_STORED_INTEGER } from './stored-integer.js'
 import { Timestamp } from './timestamp.js'
 
 /** The largest `attempt` and `maxAttempts`: the INTEGER column's maximum. */
-const MAX_ATTEMPT = 2_147_483_647
+const MAX_ATTEMPT = MAX_STORED_INTEGER
 /**
  * The longest `lastError`, in characters (UTF-16 code units, as JavaScript's `length`); a runner
  * cuts a longer error to it before sending (a longer one is 400).
@@ -19,7 +20,7 @@ export const MAX_LAST_ERROR_LENGTH = 2_000
  */
 const StageUpdateFields = z.object({
   /** 1-based number of the stage in the catalogue; the server refuses numbers outside 1..N. */
-  stageNumber: z.number().int().min(1),
+  stageNumber: StageNumber,
   /** Display name of the stage (1 to 200 characters), stored as sent. */
   stageName: z.string().min(1).max(200),
   /** The stage's new status; `PENDING` is never sent. */

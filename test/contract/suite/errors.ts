@@ -70,6 +70,14 @@ export function describeErrors({ name, scenario, withApi }: ContractContext): vo
       }
       const stageBound = await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber: 6 })), 400, 'validation_failed')
       expect(stageBound.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be between 1 and 5' }])
+      // Past a stored integer (2^31 - 1), refused by the contract before any statement: not a 500 from the database.
+      for (const stageNumber of [2_147_483_648, 2 ** 53]) {
+        const tooBig = await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber })), 400, 'validation_failed')
+        expect(tooBig.errors).toContainEqual({ field: 'stageNumber', message: 'must be at most 2147483647 (a stored integer)' })
+        expect(new Set(tooBig.errors?.map((e) => e.field))).toEqual(new Set(['stageNumber']))
+        const beat = await expectProblem(await api.heartbeat(id, { stageNumber }), 400, 'validation_failed')
+        expect(new Set(beat.errors?.map((e) => e.field))).toEqual(new Set(['stageNumber']))
+      }
 
       const completeCases: Array<[unknown, string]> = [
         [{}, 'status'],

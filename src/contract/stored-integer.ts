@@ -1,0 +1,16 @@
+import { z } from 'zod'
+
+/**
+ * The largest whole number a request may carry into a stored `integer` column (PostgreSQL's
+ * `integer`, 32 bits: 2,147,483,647): stage numbers, attempts, output chunk numbers. Above it the
+ * database refuses the statement (SQLSTATE 22003), so the contract refuses it first, as a 400
+ * naming the field.
+ */
+export const MAX_STORED_INTEGER = 2_147_483_647
+
+/** A stage's number in a request: a whole number from 1 to {@link MAX_STORED_INTEGER} (the run's catalogue narrows it further). */
+export const StageNumber = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_STORED_INTEGER, { error: `must be at most ${MAX_STORED_INTEGER} (a stored integer)` })
