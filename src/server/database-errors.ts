@@ -153,6 +153,14 @@ function findInChain(
 }
 
 /**
+ * Whether PostgreSQL answered SQLSTATE `state` (e.g. `42883`, no such function), found anywhere
+ * in the error's cause chain: `pg`'s error, or the driver adapter's error inside Prisma's.
+ */
+export function hasSqlState(error: unknown, state: string): boolean {
+  return findInChain(error, (node) => node['code'] === state || node['originalCode'] === state) !== undefined
+}
+
+/**
  * The driver's cause of a database error in one line: its code, the host and port it tried, and
  * its message, from the most specific error in the `cause` chain (Node's socket error, the
  * driver adapter's error kind, PostgreSQL's SQLSTATE), e.g. `connect ECONNREFUSED 127.0.0.1:5432`

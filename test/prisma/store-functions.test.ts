@@ -211,6 +211,34 @@ describe.skipIf(!usesPostgres())('the store functions on PostgreSQL, against the
     expect(logger.messages[0]).toContain('give createPrismaStore a pool on a direct URL')
   })
 
+  it('dropped while in use: the next stage update is stored inline, not a 500, said once, on the Prisma client and on a pool', async () => {
+    const gone = await createTestDatabase()
+    const pool = new pg.Pool({ connectionString: gone.url, max: 2 })
+    pool.on('error', () => undefined)
+    try {
+      const logger = warnings()
+      const viaPrisma = createPrismaStore({ prisma: gone.prisma, logger })
+      const viaPool = createPrismaStore({ prisma: gone.prisma, pool, namedStatements: false, logger })
+      for (const [store, id] of [[viaPrisma, 'fn-gone-a'], [viaPool, 'fn-gone-b']] as const) {
+        await createRun(store, { id, now })
+        expect((await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING' }), { stages, now })).outcome).toBe('applied')
+      }
+      expect(logger.messages).toEqual([])
+      for (const fn of Object.values(functions)) await gone.prisma.$executeRawUnsafe(`DROP FUNCTION ${fn.name}`)
+      for (const [store, id] of [[viaPrisma, 'fn-gone-a'], [viaPool, 'fn-gone-b']] as const) {
+        expect((await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }), { stages, now })).outcome).toBe('applied')
+        expect((await recordHeartbeat(store, id, { intervalMs: 5_000 }, { now })).outcome).toBe('recorded')
+        expect((await store.getRun(id))?.stages.map((stage) => stage.status)).toEqual(['COMPLETED'])
+      }
+      // Once per store, naming SQLSTATE 42883's cause.
+      expect(logger.messages).toHaveLength(2)
+      for (const message of logger.messages) expect(message).toContain('a call found no such function')
+    } finally {
+      await pool.end()
+      await gone.close()
+    }
+  })
+
   it('missing (migration not applied): the store sends the SQL inline, stores the same, and says so once with the fix', async () => {
     const bare = await createTestDatabase()
     try {

@@ -16,7 +16,6 @@ import type { StageStats } from '../../contract/run-stats.js'
 import { toStoreError } from '../database-errors.js'
 import { ServerConfigurationError } from '../configuration-error.js'
 import { consoleLogger, type Logger, safeLogger } from '../../internal/logger.js'
-import { errorMessage } from '../../internal/error-message.js'
 import { createPoolExecutor, type PrismaStorePool } from './adapters/pool-executor.js'
 import { createPrismaExecutor } from './adapters/prisma-executor.js'
 import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
@@ -24,9 +23,10 @@ import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransaction
 import { type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, type VersionedRunRow } from './rows.js'
 import { instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
-import { migratedFunctionsFor, STORE_FUNCTIONS_MIGRATION, STORE_FUNCTIONS_PROBE, type StoreFunctions } from './sql/functions.js'
+import { migratedFunctionsFor } from './sql/functions.js'
+import { FunctionCalls } from './function-calls.js'
 import { NOTIFY_BATCH_DEFAULTS, NOTIFY_BATCH_SQL, NotifyBatcher, type NotifyCounts } from './notify-batcher.js'
-import { type PrismaStoreNames, resolveTableNames, type TableNames } from './table-names.js'
+import { type PrismaStoreNames, resolveTableNames } from './table-names.js'
 import { createRunListQueries, type RunListQueries } from './run-list-queries.js'
 
 /** Options of {@link createPrismaStore} and {@link PrismaStore}. */
@@ -209,9 +209,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #maxWait: number
   readonly #timeout: number
   readonly #statements: StoreStatements
-  readonly #names: TableNames
-  /** Whether the database has the hot path's functions (`sql/functions.ts`): asked once, when first needed. */
-  #functions: Promise<StoreFunctions | undefined> | undefined
+  /** Whether the hot path calls the database's functions (`sql/functions.ts`) or sends its statements inline. */
+  readonly #functions: FunctionCalls
   readonly #lists: RunListQueries
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
@@ -240,8 +239,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         })
       : createPrismaExecutor(prisma, guard)
     const names = resolveTableNames(prisma, options)
-    this.#names = names
     this.#statements = buildStatements(names)
+    this.#functions = new FunctionCalls(this.#sql, migratedFunctionsFor(names, this.#statements), () => this.#logger)
     this.#lists = createRunListQueries(this.#sql, names)
     if (options.notifyChannel !== undefined) {
       const notifySql = options.notifyPool
@@ -392,10 +391,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
-    const functions = await this.#storeFunctions()
-    const row = functions
-      ? parseRow<RunStageRow>((await this.#sql.query<{ row: string | null }>(functions.readRunStage.call, [runId, stageNumber]))[0]?.row)
-      : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, [runId, stageNumber]))[0]
+    const called = await this.#functions.call<{ row: string | null }>((functions) => functions.readRunStage, [runId, stageNumber])
+    const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, [runId, stageNumber]))[0]
     if (!row) return null
     return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
   }
@@ -403,10 +400,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
     const { chunk } = write
     const values = [...runWriteValues(write), ...stageValues(write.stage), ...(chunk ? [chunk.seq, chunk.text] : [])]
-    const functions = chunk || write.dropOutputChunks ? undefined : await this.#storeFunctions()
-    if (functions) {
-      const rows = await this.#sql.query<{ written: number | null }>(functions.writeRunStage.call, values)
-      if (rows[0]?.written == null) return false
+    const called = chunk || write.dropOutputChunks ? undefined : await this.#functions.call<{ written: number | null }>((functions) => functions.writeRunStage, values)
+    if (called) {
+      if (called[0]?.written == null) return false
     } else {
       const statement = chunk
         ? this.#statements.writeRunStageChunk
@@ -418,46 +414,6 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     }
     this.#changes.emit({ runId: write.run.id, version: write.version })
     return true
-  }
-
-  /**
-   * The hot path's functions when this store sends its statements unnamed and the database has
-   * them; `undefined` otherwise (the statements go inline). Asked once per store, the first time
-   * it matters; an unreachable database is asked again next time, and any other answer is kept
-   * and, when it is no, said once with its cause and fix.
-   */
-  #storeFunctions(): Promise<StoreFunctions | undefined> | undefined {
-    if (this.#sql.prepares) return undefined
-    this.#functions ??= this.#probeStoreFunctions().catch((error: unknown) => {
-      this.#functions = undefined
-      throw error
-    })
-    return this.#functions
-  }
-
-  async #probeStoreFunctions(): Promise<StoreFunctions | undefined> {
-    const functions = migratedFunctionsFor(this.#names, this.#statements)
-    let cause: string
-    let fix: string
-    if (!functions) {
-      cause = "the tables or columns have other names than the defaults (@@map, @map), and the package's functions are made for those"
-      fix = 'For these statements prepared once per connection, give createPrismaStore a pool on a direct URL'
-    } else {
-      try {
-        const names = Object.values(functions).map((fn) => fn.name)
-        const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [names])
-        if (rows[0]?.ok === true) return functions
-        cause = `the database lacks one of the functions ${names.join(', ')} on the search_path`
-      } catch (error) {
-        if (error instanceof StoreUnavailableError) throw error
-        cause = `asking the database for its functions failed (${errorMessage(error)})`
-      }
-      fix = `The functions come with the package's migration ${STORE_FUNCTIONS_MIGRATION}: apply it (npx pipeline-status migrate)`
-    }
-    this.#logger.warn(`pipeline-status: stage updates and heartbeats send their statements inline, parsed and planned on every call, because ${cause}. ${fix}`, {
-      migration: STORE_FUNCTIONS_MIGRATION,
-    })
-    return undefined
   }
 
   async readRun(runId: string): Promise<VersionedRun | null> {
@@ -479,10 +435,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 
   async touchRun(touch: RunTouch): Promise<RunStageRead | null> {
     const values = [touch.runId, instant(touch.at), touch.heartbeatIntervalMs ?? null, touch.stageNumber ?? null, UNFINISHED_STATUSES]
-    const functions = await this.#storeFunctions()
-    const row = functions
-      ? parseRow<RunStageRow>((await this.#sql.query<{ row: string | null }>(functions.touchRun.call, values))[0]?.row)
-      : (await this.#sql.query<RunStageRow>(this.#statements.touchRun, values))[0]
+    const called = await this.#functions.call<{ row: string | null }>((functions) => functions.touchRun, values)
+    const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.touchRun, values))[0]
     // No row touched: the run is unknown or finished (finished runs never change). A new statement
     // reads it as stored, so a run that finished while the touch waited for its lock reads finished.
     if (!row) return this.readRunStage(touch.runId, touch.stageNumber ?? 0)

@@ -1,0 +1,127 @@
+/**
+ * When a `PrismaStore` calls the hot path's functions (`sql/functions.ts`) instead of sending its
+ * statements inline, and what it says about it. One rule: a store whose statements reach the
+ * database unnamed calls the functions while the database has them. It asks once, the first time
+ * it matters; while they are missing it asks again at most every
+ * {@link STORE_FUNCTIONS_RECHECK_MS}, so a migration applied while the app runs takes effect
+ * without a restart; a call the database answers with "no such function" (SQLSTATE 42883,
+ * dropped since) is sent inline at once and the functions are asked for again later. Each change
+ * between the two is logged once, `warn`, with its cause and, going inline, the fix. Internal.
+ */
+import { StoreUnavailableError } from '../../core/store.js'
+import { errorMessage } from '../../internal/error-message.js'
+import type { Logger } from '../../internal/logger.js'
+import { hasSqlState } from '../database-errors.js'
+import type { SqlExecutor } from './adapters/sql-executor.js'
+import { STORE_FUNCTIONS_MIGRATION, STORE_FUNCTIONS_PROBE, type StoreFunction, type StoreFunctions } from './sql/functions.js'
+
+/** While the functions are missing, how often a store asks the database for them again, in milliseconds. */
+export const STORE_FUNCTIONS_RECHECK_MS = 60_000
+
+/** SQLSTATE undefined_function: the database has no function of that name and arguments. */
+const UNDEFINED_FUNCTION = '42883'
+
+const INLINE = 'pipeline-status: stage updates and heartbeats send their statements inline, parsed and planned on every call, because'
+
+/** The calls of one store; see the module's description. */
+export class FunctionCalls {
+  readonly #sql: SqlExecutor
+  /** The functions for the store's names, `undefined` when its names are not the defaults. */
+  readonly #functions: StoreFunctions | undefined
+  readonly #logger: () => Logger
+  readonly #now: () => number
+  /** The last answer to "are they there?", or the question in flight. */
+  #present: Promise<boolean> | undefined
+  /** Since when they are known to be missing (`now()`), while they are. */
+  #missingSince: number | undefined
+  /** Whether the last thing said was that the statements go inline. */
+  #saidInline = false
+
+  constructor(sql: SqlExecutor, functions: StoreFunctions | undefined, logger: () => Logger, now: () => number = Date.now) {
+    this.#sql = sql
+    this.#functions = functions
+    this.#logger = logger
+    this.#now = now
+  }
+
+  /**
+   * The rows of `pick(functions).call` with `values` when the store calls the functions now;
+   * `undefined` when the caller must send its own statement inline. Throws what the call throws,
+   * except "no such function", and `StoreUnavailableError` when asking for them found the
+   * database unreachable.
+   */
+  async call<Row>(pick: (functions: StoreFunctions) => StoreFunction, values: unknown[]): Promise<Row[] | undefined> {
+    // Named statements are planned once per connection already.
+    if (this.#sql.prepares) return undefined
+    const functions = this.#functions
+    if (!functions) {
+      this.#sayInline(
+        "the tables or columns have other names than the defaults (@@map, @map), and the package's functions are made for those. " +
+          'For these statements prepared once per connection, give createPrismaStore a pool on a direct URL',
+      )
+      return undefined
+    }
+    if (!(await this.#ask(functions))) return undefined
+    try {
+      return await this.#sql.query<Row>(pick(functions).call, values)
+    } catch (error) {
+      if (!hasSqlState(error, UNDEFINED_FUNCTION)) throw error
+      // Refused before it ran: the caller's inline statement does the work instead.
+      this.#missing(`a call found no such function (${errorMessage(error)})`, functions)
+      return undefined
+    }
+  }
+
+  #ask(functions: StoreFunctions): Promise<boolean> {
+    const stale = this.#missingSince !== undefined && this.#now() - this.#missingSince >= STORE_FUNCTIONS_RECHECK_MS
+    if (this.#present === undefined || stale) {
+      this.#missingSince = undefined
+      this.#present = this.#probe(functions).catch((error: unknown) => {
+        // Unreachable: asked again next time.
+        this.#present = undefined
+        throw error
+      })
+    }
+    return this.#present
+  }
+
+  async #probe(functions: StoreFunctions): Promise<boolean> {
+    const names = Object.values(functions).map((fn) => fn.name)
+    let cause: string
+    try {
+      const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [names])
+      if (rows[0]?.ok === true) {
+        if (this.#saidInline) {
+          this.#saidInline = false
+          this.#logger().warn(`pipeline-status: the database has the functions ${names.join(', ')} now; stage updates and heartbeats call them again`, {
+            migration: STORE_FUNCTIONS_MIGRATION,
+          })
+        }
+        return true
+      }
+      cause = `the database lacks one of the functions ${names.join(', ')} on the search_path`
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error
+      cause = `asking the database for its functions failed (${errorMessage(error)})`
+    }
+    this.#missing(cause, functions)
+    return false
+  }
+
+  #missing(cause: string, functions: StoreFunctions): void {
+    this.#present = Promise.resolve(false)
+    this.#missingSince = this.#now()
+    const names = Object.values(functions).map((fn) => fn.name)
+    this.#sayInline(
+      `${cause}. The functions come with the package's migration ${STORE_FUNCTIONS_MIGRATION}: apply it (npx pipeline-status migrate, ` +
+        'or --into or --print where your own migrations run); the store asks for them again every minute. ' +
+        `If that migration is recorded as applied but they are missing, create them again from its migration.sql (${names.join(', ')})`,
+    )
+  }
+
+  #sayInline(why: string): void {
+    if (this.#saidInline) return
+    this.#saidInline = true
+    this.#logger().warn(`${INLINE} ${why}`, { migration: STORE_FUNCTIONS_MIGRATION })
+  }
+}
