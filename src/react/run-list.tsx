@@ -101,12 +101,13 @@ export type RunListProps = RunListDataProps | RunListLiveProps
 
 /**
  * A filterable list of runs: a filter form (pipeline, status, tag, created from/to), then a table
- * of runs with a status badge, the current stage, tags, creation time and duration, each id a
- * link the app renders. On a phone the rows become cards. With `runs` it shows what it is given
- * (filtered by the same rules); without, it follows the newest `limit` runs matching the filters
- * on one connection (`useRuns`, the set stream `{url}/events`): a run created or starting to match
- * joins, a run that changes is redrawn, a run that stops matching leaves. A filter change opens a
- * new stream; the runs already shown that still match stay until its set is in.
+ * of runs with a status badge, the current stage, tags, creation time and duration, each id a link
+ * the app renders. Where the list is narrower than 64em (its own width, a container query) the rows
+ * become cards. With `runs` it shows what it is given (filtered by the same rules); without, it
+ * follows the newest `limit` runs matching the filters on one connection (`useRuns`, the set stream
+ * `{url}/events`): a run created or starting to match joins, a run that changes is redrawn, a run
+ * that stops matching leaves. A filter change opens a new stream; the runs already shown that still
+ * match stay until its set is in.
  *
  * @example
  * ```tsx

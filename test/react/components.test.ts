@@ -4,8 +4,9 @@
  * A runner's updates go through HTTP and show up without a reload, a running stage's streamed
  * text (chunks through the output route) grows on screen; the list (useRuns, one set stream)
  * filters with the keyboard and follows runs joining, changing and leaving; hostile stored text renders as text and runs nothing; axe-core
- * finds no serious or critical violation. Screenshots at 1280 and 390 px go to test/.artifacts
- * (components-*.png).
+ * finds no serious or critical violation; the list fits its container, as a table or as cards, at
+ * every width from 320 to 1400 px. Screenshots at 1280 and 390 px (and the list at each width of
+ * its sweep) go to test/.artifacts (components-*.png).
  */
 import { readFile, mkdir } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -130,6 +131,169 @@ async function axeViolations(page: Page): Promise<string[]> {
   return violations.filter((violation) => violation.impact === 'serious' || violation.impact === 'critical').map((violation) => `${violation.id} (${violation.impact}): ${violation.targets.join(', ')}`)
 }
 
+/** Layout facts of the list (`fixture=runs`), measured on the line boxes Chromium drew (Range rects of each text node). */
+function measureList(page: Page) {
+  return page.evaluate(() => {
+    /** Lines the text nodes under `element` occupy: distinct tops of their line boxes. */
+    const lines = (element: Element): number => {
+      const tops: number[] = []
+      const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT)
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const range = document.createRange()
+        range.selectNodeContents(node)
+        for (const rect of range.getClientRects()) if (rect.width > 0 && !tops.some((top) => Math.abs(top - rect.top) < 3)) tops.push(rect.top)
+      }
+      return tops.length
+    }
+    /** Words (letters and digits) whose characters sit on more than one line. */
+    const brokenWords = (element: Element): string[] => {
+      const broken: string[] = []
+      const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT)
+      for (let node = walker.nextNode() as Text | null; node; node = walker.nextNode() as Text | null) {
+        for (const match of node.data.matchAll(/[\p{L}\p{N}]+/gu)) {
+          const range = document.createRange()
+          range.setStart(node, match.index)
+          range.setEnd(node, match.index + match[0].length)
+          const tops = new Set([...range.getClientRects()].filter((rect) => rect.width > 0).map((rect) => Math.round(rect.top)))
+          if (tops.size > 1) broken.push(match[0])
+        }
+      }
+      return broken
+    }
+    const rows = [...document.querySelectorAll<HTMLElement>('[data-testid="run-row"]')]
+    return {
+      pageScrolls: document.documentElement.scrollWidth > window.innerWidth,
+      rows: rows.map((row) => {
+        const link = row.querySelector<HTMLElement>('.ps-run-link')!
+        const cell = row.querySelector<HTMLElement>('.ps-cell-run')!
+        // The badge, then each piece of the list's own words that must stay whole ("not started", "2026-12-07", "57 s").
+        const cells = [...row.querySelectorAll<HTMLElement>('[data-label="Status"] .ps-badge, [data-label="Stage"] .ps-nowrap, [data-label="Created"] .ps-nowrap, [data-label="Duration"] .ps-nowrap')]
+        return {
+          id: row.getAttribute('data-run-id'),
+          idLines: lines(link),
+          // A line box the link is not taller than: one line of its own font.
+          idHeight: link.getBoundingClientRect().height,
+          lineHeight: parseFloat(getComputedStyle(link).lineHeight),
+          ellipsised: link.scrollWidth > link.clientWidth,
+          textOverflow: getComputedStyle(link).textOverflow,
+          // How much of the id shows: in a card at least its first 26 characters ("report-2026-12-07-8f3a9c1e").
+          visibleWidth: link.clientWidth,
+          title: (cell.closest('[title]') ?? link.closest('[title]') ?? cell.querySelector('[title]'))?.getAttribute('title') ?? null,
+          timing: cells.map((element) => ({ label: element.closest('[data-label]')!.getAttribute('data-label'), text: element.textContent, lines: lines(element) })),
+          stage: row.querySelector('[data-label="Stage"]')!.textContent,
+          stageLines: lines(row.querySelector('[data-label="Stage"]')!),
+          durationLines: lines(row.querySelector('[data-label="Duration"]')!),
+          // A failed run's error under its badge: where it is cut, and what says so.
+          error: (() => {
+            const element = row.querySelector<HTMLElement>('.ps-row-error')
+            if (!element) return null
+            const style = getComputedStyle(element)
+            return {
+              text: element.textContent,
+              title: element.getAttribute('title'),
+              clipped: element.scrollHeight > element.clientHeight + 1,
+              lineClamp: style.webkitLineClamp,
+              overflowY: style.overflowY,
+              lines: element.getBoundingClientRect().height / parseFloat(style.lineHeight),
+            }
+          })(),
+          // Each tag's chip: its lines, its corner radius against its height, and whether its text fits on one line there.
+          chips: [...row.querySelectorAll<HTMLElement>('.ps-tag')].map((chip) => {
+            const style = getComputedStyle(chip)
+            const px = (value: string) => parseFloat(value) || 0
+            const probe = chip.cloneNode(true) as HTMLElement
+            probe.style.cssText = 'position:absolute;visibility:hidden;white-space:nowrap;max-width:none;width:max-content'
+            chip.parentElement!.append(probe)
+            const natural = probe.getBoundingClientRect().width
+            probe.remove()
+            const list = chip.parentElement!.getBoundingClientRect().width
+            return {
+              text: chip.textContent,
+              lines: lines(chip),
+              height: chip.getBoundingClientRect().height,
+              oneLineHeight: px(style.lineHeight) + px(style.paddingTop) + px(style.paddingBottom) + px(style.borderTopWidth) + px(style.borderBottomWidth),
+              radius: px(style.borderTopLeftRadius),
+              fits: natural <= Math.min(style.maxWidth.endsWith('px') ? px(style.maxWidth) : list, list) + 0.5,
+            }
+          }),
+          brokenWords: brokenWords(row),
+          inside: row.getBoundingClientRect().right <= (row.closest('.ps-run-list') as HTMLElement).getBoundingClientRect().right + 1,
+        }
+      }),
+      // Sideways overflow of the page, the list's container (the example's <main>) and the list itself.
+      overflow: (() => {
+        const list = document.querySelector<HTMLElement>('.ps-run-list')!
+        const box = (element: Element) => ({ scroll: element.scrollWidth, client: element.clientWidth })
+        return { document: box(document.documentElement), container: box(list.parentElement!), list: box(list) }
+      })(),
+      cards: getComputedStyle(document.querySelector('.ps-table')!).display !== 'table',
+      // What the table's id column may narrow to: --ps-run-id-min (22ch) of the id's font.
+      idMinWidth: (() => {
+        const link = document.querySelector<HTMLElement>('.ps-run-link')!
+        const probe = document.createElement('span')
+        link.parentElement!.append(probe)
+        probe.style.cssText = 'position:absolute;display:block;width:var(--ps-run-id-min, 22ch);font:inherit'
+        const width = probe.getBoundingClientRect().width
+        probe.remove()
+        return width
+      })(),
+      charWidth: (() => {
+        const link = document.querySelector<HTMLElement>('.ps-run-link')!
+        const probe = document.createElement('span')
+        probe.textContent = 'x'.repeat(26)
+        link.parentElement!.append(probe)
+        probe.style.cssText = 'position:absolute;white-space:nowrap;font:inherit'
+        const width = probe.getBoundingClientRect().width
+        probe.remove()
+        return width
+      })(),
+    }
+  })
+}
+
+/** Each row reads: its id on one line (ellipsised with the whole id in its title and name), inside the list, no word broken, stage and duration on one line, a clipped error clamped at a whole line, chips pills or rounded boxes. */
+async function expectReadableRows(page: Page, shown: Awaited<ReturnType<typeof measureList>>, width: number): Promise<void> {
+  for (const row of shown.rows) {
+    const at = `${row.id} at ${width} px`
+    expect(row.idLines, at).toBe(1)
+    expect(row.idHeight, at).toBeLessThanOrEqual(row.lineHeight + 1)
+    expect(row.inside, at).toBe(true)
+    if (row.ellipsised) {
+      expect(row.textOverflow, at).toBe('ellipsis')
+      expect(row.title, at).toBe(row.id)
+      // Enough shows to tell runs apart: the date and the first block of the hash (26 characters),
+      // or in a table at its narrowest what --ps-run-id-min promises (22 characters by default).
+      expect(row.visibleWidth, at).toBeGreaterThanOrEqual(shown.cards ? shown.charWidth : Math.min(shown.charWidth, shown.idMinWidth) - 0.5)
+    }
+    expect(row.brokenWords, at).toEqual([])
+    for (const cell of row.timing) expect(cell.lines, `${cell.label} "${cell.text}" of ${at}`).toBe(1)
+    // "took 12 min 43 s" and "stage 2 of 5" read on one line, in the table as in a card.
+    expect(row.durationLines, `duration of ${at}`).toBe(1)
+    expect(row.stageLines, `stage of ${at}`).toBe(1)
+    if (row.error) {
+      // The whole error is its title (and its text, for screen readers and copy) however much shows.
+      expect(row.error.title, at).toBe(row.error.text)
+      if (row.error.clipped) {
+        // Cut at a whole line, by a line clamp (which ends the last line shown with an ellipsis), not mid-line by a height.
+        expect(Number(row.error.lineClamp), `line clamp of the error of ${at}`).toBeGreaterThanOrEqual(1)
+        expect(row.error.overflowY, at).toBe('hidden')
+        expect(Math.abs(row.error.lines - Math.round(row.error.lines)), `lines shown of the error of ${at}`).toBeLessThan(0.05)
+        expect(Math.round(row.error.lines), at).toBe(Number(row.error.lineClamp))
+      }
+    }
+    for (const chip of row.chips) {
+      const tag = `tag "${chip.text}" of ${at}`
+      // A pill on one line where its text fits there.
+      if (chip.fits) expect(chip.lines, tag).toBe(1)
+      // The corners are those of a one-line pill whatever the height: a wrapped chip is a rounded box, not an oval.
+      expect(chip.radius, tag).toBeLessThanOrEqual(chip.oneLineHeight / 2 + 0.5)
+      if (chip.lines === 1) expect(chip.radius, tag).toBeGreaterThanOrEqual(chip.height / 2 - 0.5)
+    }
+    // Its accessible name is the whole id, however much of it shows.
+    expect(await page.getByRole('link', { name: row.id!, exact: true }).count(), at).toBe(1)
+  }
+}
+
 describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
   beforeAll(async () => {
     const bundle = await build({
@@ -152,7 +316,7 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     })
     const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Pipeline components</title><link rel="stylesheet" href="/styles.css">
-<style>body{margin:0;background:#f5f6f8;font-family:system-ui,sans-serif}.page{max-width:960px;margin:0 auto;padding:20px 16px}.page-title{font-size:18px;margin:0 0 16px}.page-list{margin-top:28px}</style>
+<style>body{margin:0;background:#f5f6f8;font-family:system-ui,sans-serif}.page{max-width:960px;margin:0 auto;padding:20px 16px}.page-title{font-size:18px;margin:0 0 16px}.page-list{margin-top:28px}.page:has(.page-list){max-width:1120px}</style>
 </head><body><div id="root"></div><script type="module" src="/app.js"></script></body></html>`
     // The Next.js example's home page as it lays the list out: its own stylesheet, its container.
     const exampleStyles = await readFile(join(root, 'examples/nextjs/app/globals.css'), 'utf8')
@@ -439,151 +603,14 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
     const ids = await listedIds(page)
     expect(ids).toHaveLength(5)
-    /** Layout facts, measured on the line boxes Chromium drew (Range rects of each text node). */
-    const measure = () =>
-      page.evaluate(() => {
-        /** Lines the text nodes under `element` occupy: distinct tops of their line boxes. */
-        const lines = (element: Element): number => {
-          const tops: number[] = []
-          const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT)
-          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-            const range = document.createRange()
-            range.selectNodeContents(node)
-            for (const rect of range.getClientRects()) if (rect.width > 0 && !tops.some((top) => Math.abs(top - rect.top) < 3)) tops.push(rect.top)
-          }
-          return tops.length
-        }
-        /** Words (letters and digits) whose characters sit on more than one line. */
-        const brokenWords = (element: Element): string[] => {
-          const broken: string[] = []
-          const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT)
-          for (let node = walker.nextNode() as Text | null; node; node = walker.nextNode() as Text | null) {
-            for (const match of node.data.matchAll(/[\p{L}\p{N}]+/gu)) {
-              const range = document.createRange()
-              range.setStart(node, match.index)
-              range.setEnd(node, match.index + match[0].length)
-              const tops = new Set([...range.getClientRects()].filter((rect) => rect.width > 0).map((rect) => Math.round(rect.top)))
-              if (tops.size > 1) broken.push(match[0])
-            }
-          }
-          return broken
-        }
-        const rows = [...document.querySelectorAll<HTMLElement>('[data-testid="run-row"]')]
-        return {
-          pageScrolls: document.documentElement.scrollWidth > window.innerWidth,
-          rows: rows.map((row) => {
-            const link = row.querySelector<HTMLElement>('.ps-run-link')!
-            const cell = row.querySelector<HTMLElement>('.ps-cell-run')!
-            // The badge, then each piece of the list's own words that must stay whole ("not started", "2026-12-07", "57 s").
-            const cells = [...row.querySelectorAll<HTMLElement>('[data-label="Status"] .ps-badge, [data-label="Stage"] .ps-nowrap, [data-label="Created"] .ps-nowrap, [data-label="Duration"] .ps-nowrap')]
-            return {
-              id: row.getAttribute('data-run-id'),
-              idLines: lines(link),
-              // A line box the link is not taller than: one line of its own font.
-              idHeight: link.getBoundingClientRect().height,
-              lineHeight: parseFloat(getComputedStyle(link).lineHeight),
-              ellipsised: link.scrollWidth > link.clientWidth,
-              textOverflow: getComputedStyle(link).textOverflow,
-              // Whatever of the id shows, its first 26 characters do ("report-2026-12-07-8f3a9c1e").
-              visibleWidth: link.clientWidth,
-              title: (cell.closest('[title]') ?? link.closest('[title]') ?? cell.querySelector('[title]'))?.getAttribute('title') ?? null,
-              timing: cells.map((element) => ({ label: element.closest('[data-label]')!.getAttribute('data-label'), text: element.textContent, lines: lines(element) })),
-              stage: row.querySelector('[data-label="Stage"]')!.textContent,
-              stageLines: lines(row.querySelector('[data-label="Stage"]')!),
-              durationLines: lines(row.querySelector('[data-label="Duration"]')!),
-              // A failed run's error under its badge: where it is cut, and what says so.
-              error: (() => {
-                const element = row.querySelector<HTMLElement>('.ps-row-error')
-                if (!element) return null
-                const style = getComputedStyle(element)
-                return {
-                  text: element.textContent,
-                  title: element.getAttribute('title'),
-                  clipped: element.scrollHeight > element.clientHeight + 1,
-                  lineClamp: style.webkitLineClamp,
-                  overflowY: style.overflowY,
-                  lines: element.getBoundingClientRect().height / parseFloat(style.lineHeight),
-                }
-              })(),
-              // Each tag's chip: its lines, its corner radius against its height, and whether its text fits on one line there.
-              chips: [...row.querySelectorAll<HTMLElement>('.ps-tag')].map((chip) => {
-                const style = getComputedStyle(chip)
-                const px = (value: string) => parseFloat(value) || 0
-                const probe = chip.cloneNode(true) as HTMLElement
-                probe.style.cssText = 'position:absolute;visibility:hidden;white-space:nowrap;max-width:none;width:max-content'
-                chip.parentElement!.append(probe)
-                const natural = probe.getBoundingClientRect().width
-                probe.remove()
-                const list = chip.parentElement!.getBoundingClientRect().width
-                return {
-                  text: chip.textContent,
-                  lines: lines(chip),
-                  height: chip.getBoundingClientRect().height,
-                  oneLineHeight: px(style.lineHeight) + px(style.paddingTop) + px(style.paddingBottom) + px(style.borderTopWidth) + px(style.borderBottomWidth),
-                  radius: px(style.borderTopLeftRadius),
-                  fits: natural <= Math.min(style.maxWidth.endsWith('px') ? px(style.maxWidth) : list, list) + 0.5,
-                }
-              }),
-              brokenWords: brokenWords(row),
-              inside: row.getBoundingClientRect().right <= (row.closest('.ps-run-list') as HTMLElement).getBoundingClientRect().right + 1,
-            }
-          }),
-          charWidth: (() => {
-            const link = document.querySelector<HTMLElement>('.ps-run-link')!
-            const probe = document.createElement('span')
-            probe.textContent = 'x'.repeat(26)
-            link.parentElement!.append(probe)
-            probe.style.cssText = 'position:absolute;white-space:nowrap;font:inherit'
-            const width = probe.getBoundingClientRect().width
-            probe.remove()
-            return width
-          })(),
-        }
-      })
+    const measure = () => measureList(page)
     for (const width of [1280, 390]) {
       await page.setViewportSize({ width, height: width === 1280 ? 900 : 844 })
       const shown = await measure()
       // Taken before the checks, so a failure leaves the picture of what failed.
       await page.screenshot({ path: join(artifacts, `components-list-layout-${width}.png`), fullPage: true })
       expect(shown.pageScrolls, `page scrolls sideways at ${width}`).toBe(false)
-      for (const row of shown.rows) {
-        const at = `${row.id} at ${width} px`
-        expect(row.idLines, at).toBe(1)
-        expect(row.idHeight, at).toBeLessThanOrEqual(row.lineHeight + 1)
-        expect(row.inside, at).toBe(true)
-        if (row.ellipsised) {
-          expect(row.textOverflow, at).toBe('ellipsis')
-          expect(row.title, at).toBe(row.id)
-          // Enough shows to tell runs apart: the date and the first block of the hash.
-          expect(row.visibleWidth, at).toBeGreaterThanOrEqual(shown.charWidth)
-        }
-        expect(row.brokenWords, at).toEqual([])
-        for (const cell of row.timing) expect(cell.lines, `${cell.label} "${cell.text}" of ${at}`).toBe(1)
-        // "took 12 min 43 s" and "stage 2 of 5" read on one line, in the table as in a card.
-        expect(row.durationLines, `duration of ${at}`).toBe(1)
-        expect(row.stageLines, `stage of ${at}`).toBe(1)
-        if (row.error) {
-          // The whole error is its title (and its text, for screen readers and copy) however much shows.
-          expect(row.error.title, at).toBe(row.error.text)
-          if (row.error.clipped) {
-            // Cut at a whole line, by a line clamp (which ends the last line shown with an ellipsis), not mid-line by a height.
-            expect(Number(row.error.lineClamp), `line clamp of the error of ${at}`).toBeGreaterThanOrEqual(1)
-            expect(row.error.overflowY, at).toBe('hidden')
-            expect(Math.abs(row.error.lines - Math.round(row.error.lines)), `lines shown of the error of ${at}`).toBeLessThan(0.05)
-            expect(Math.round(row.error.lines), at).toBe(Number(row.error.lineClamp))
-          }
-        }
-        for (const chip of row.chips) {
-          const tag = `tag "${chip.text}" of ${at}`
-          // A pill on one line where its text fits there.
-          if (chip.fits) expect(chip.lines, tag).toBe(1)
-          // The corners are those of a one-line pill whatever the height: a wrapped chip is a rounded box, not an oval.
-          expect(chip.radius, tag).toBeLessThanOrEqual(chip.oneLineHeight / 2 + 0.5)
-          if (chip.lines === 1) expect(chip.radius, tag).toBeGreaterThanOrEqual(chip.height / 2 - 0.5)
-        }
-        // Its accessible name is the whole id, however much of it shows.
-        expect(await page.getByRole('link', { name: row.id!, exact: true }).count(), at).toBe(1)
-      }
+      await expectReadableRows(page, shown, width)
       // "not started" is one line box, never "starte / d".
       expect(shown.rows.find((row) => row.id === ids[0])).toMatchObject({ stage: 'not started', stageLines: 1 })
       // The fixture's long error is cut at both widths, so the clamp above was checked.
@@ -601,6 +628,39 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.screenshot({ path: join(artifacts, 'components-list-layout-390-id-min-40ch.png'), fullPage: true })
     expect(widened.pageScrolls, 'page scrolls sideways at 390 px with --ps-run-id-min: 40ch').toBe(false)
     for (const row of widened.rows) expect([row.id, row.idLines, row.inside]).toEqual([row.id, 1, true])
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it("fits the list in its container at every width from 320 to 1400 px, no sideways scroll of the page, its container or the list: a table where the list has room for one (64em), cards below, also in a narrow sidebar of a wide page", async () => {
+    const { page, problems } = await open('fixture=runs')
+    await page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
+    // 641–1007 px: the table's columns need about 846 px at their narrowest (about 950 with stage
+    // and duration on one line), more than the list's width there (the viewport less the example's
+    // 2 × 24 px padding); the cards used to start only at a 640 px viewport.
+    const layouts: string[] = []
+    for (const width of [320, 390, 640, 641, 700, 768, 850, 1007, 1008, 1024, 1280, 1400]) {
+      await page.setViewportSize({ width, height: 900 })
+      const shown = await measureList(page)
+      // Taken before the checks, so a failure leaves the picture of what failed.
+      await page.screenshot({ path: join(artifacts, `components-list-width-${width}.png`), fullPage: true })
+      for (const [name, box] of Object.entries(shown.overflow)) expect(box.scroll, `${name} scrolls sideways at ${width} px`).toBeLessThanOrEqual(box.client)
+      await expectReadableRows(page, shown, width)
+      layouts.push(`${width}: ${shown.cards ? 'cards' : 'table'}`)
+      if (width === 768) expect(await axeViolations(page), `axe at ${width} px`).toEqual([])
+    }
+    // The list's own width decides (a container query): cards below 64em (960 px at its 15 px), so
+    // a 1008 px viewport (a 960 px list) is the first with the table.
+    expect(layouts).toEqual(['320: cards', '390: cards', '640: cards', '641: cards', '700: cards', '768: cards', '850: cards', '1007: cards', '1008: table', '1024: table', '1280: table', '1400: table'])
+
+    // A narrow sidebar on a wide page: the list is cards because it is narrow, whatever the viewport.
+    await page.setViewportSize({ width: 1280, height: 900 })
+    await page.evaluate(() => ((document.querySelector('.ps-run-list') as HTMLElement).parentElement!.style.maxWidth = '360px'))
+    const sidebar = await measureList(page)
+    await page.screenshot({ path: join(artifacts, 'components-list-sidebar-1280.png'), fullPage: true })
+    expect(sidebar.cards, 'cards in a 360 px sidebar at 1280 px').toBe(true)
+    for (const [name, box] of Object.entries(sidebar.overflow)) expect(box.scroll, `${name} scrolls sideways in a 360 px sidebar`).toBeLessThanOrEqual(box.client)
+    await expectReadableRows(page, sidebar, 1280)
     expect(problems).toEqual([])
     await page.close()
   })
