@@ -175,6 +175,12 @@ const TRANSACTION_GRACE_MS = 1_000
  * conditional way; a `/complete` with the app's `onRunCompleted` hook locks the run's row
  * (`SELECT … FOR UPDATE`) in one interactive transaction, which also holds the hook.
  *
+ * Sent unnamed (through the Prisma client, or a pool with `namedStatements: false`), those two
+ * statements and the heartbeat's are calls of PL/pgSQL functions from the package's migration
+ * `20261207090000_store_functions`, so PostgreSQL plans them once per connection; without them
+ * (the migration not applied, tables renamed) the statements go inline and the store says so once,
+ * `warn` (docs/operations.md, "Connections, transactions and bounds").
+ *
  * Table and column names come from the client's data model, so models renamed with `@@map` /
  * `@map` or living in another `@@schema` work; see {@link PrismaStoreOptions.names} otherwise.
  *
@@ -546,12 +552,12 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 }
 
-/** The snapshot of one run from its rows `rows[start..end)` of a run-with-stages read (the first carries the run's large columns). */
 /** A row a function returned as JSON text (`row_to_json`: the statement's columns under their aliases), or `undefined` for `NULL`. */
 function parseRow<Row>(json: string | null | undefined): Row | undefined {
   return json == null ? undefined : (JSON.parse(json) as Row)
 }
 
+/** The snapshot of one run from its rows `rows[start..end)` of a run-with-stages read (the first carries the run's large columns). */
 function snapshotOfRows(rows: readonly RunStagesRow[], start: number, end: number, withText: boolean): RunSnapshot {
   const first = rows[start] as RunStagesRow
   const stages: StageState[] = []
