@@ -28,6 +28,8 @@ export class FunctionCalls {
   readonly #sql: SqlExecutor
   /** The functions for the store's names, `undefined` when its names are not the defaults. */
   readonly #functions: StoreFunctions | undefined
+  /** Their names, as the probe asks for them and the messages name them. */
+  readonly #names: string[]
   readonly #logger: () => Logger
   readonly #now: () => number
   /** The last answer to "are they there?", or the question in flight. */
@@ -40,6 +42,7 @@ export class FunctionCalls {
   constructor(sql: SqlExecutor, functions: StoreFunctions | undefined, logger: () => Logger, now: () => number = Date.now) {
     this.#sql = sql
     this.#functions = functions
+    this.#names = functions ? Object.values(functions).map((fn) => fn.name) : []
     this.#logger = logger
     this.#now = now
   }
@@ -61,22 +64,22 @@ export class FunctionCalls {
       )
       return undefined
     }
-    if (!(await this.#ask(functions))) return undefined
+    if (!(await this.#ask())) return undefined
     try {
       return await this.#sql.query<Row>(pick(functions).call, values)
     } catch (error) {
       if (!hasSqlState(error, UNDEFINED_FUNCTION)) throw error
       // Refused before it ran: the caller's inline statement does the work instead.
-      this.#missing(`a call found no such function (${errorMessage(error)})`, functions)
+      this.#missing(`a call found no such function (${errorMessage(error)})`)
       return undefined
     }
   }
 
-  #ask(functions: StoreFunctions): Promise<boolean> {
+  #ask(): Promise<boolean> {
     const stale = this.#missingSince !== undefined && this.#now() - this.#missingSince >= STORE_FUNCTIONS_RECHECK_MS
     if (this.#present === undefined || stale) {
       this.#missingSince = undefined
-      this.#present = this.#probe(functions).catch((error: unknown) => {
+      this.#present = this.#probe().catch((error: unknown) => {
         // Unreachable: asked again next time.
         this.#present = undefined
         throw error
@@ -85,8 +88,8 @@ export class FunctionCalls {
     return this.#present
   }
 
-  async #probe(functions: StoreFunctions): Promise<boolean> {
-    const names = Object.values(functions).map((fn) => fn.name)
+  async #probe(): Promise<boolean> {
+    const names = this.#names
     let cause: string
     try {
       const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [names])
@@ -104,18 +107,17 @@ export class FunctionCalls {
       if (error instanceof StoreUnavailableError) throw error
       cause = `asking the database for its functions failed (${errorMessage(error)})`
     }
-    this.#missing(cause, functions)
+    this.#missing(cause)
     return false
   }
 
-  #missing(cause: string, functions: StoreFunctions): void {
+  #missing(cause: string): void {
     this.#present = Promise.resolve(false)
     this.#missingSince = this.#now()
-    const names = Object.values(functions).map((fn) => fn.name)
     this.#sayInline(
       `${cause}. The functions come with the package's migration ${STORE_FUNCTIONS_MIGRATION}: apply it (npx pipeline-status migrate, ` +
         'or --into or --print where your own migrations run); the store asks for them again every minute. ' +
-        `If that migration is recorded as applied but they are missing, create them again from its migration.sql (${names.join(', ')})`,
+        `If that migration is recorded as applied but they are missing, create them again from its migration.sql (${this.#names.join(', ')})`,
     )
   }
 

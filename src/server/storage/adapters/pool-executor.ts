@@ -4,6 +4,7 @@
  * refuses one, then unnamed ones (`PrismaStoreOptions.namedStatements`).
  */
 import { errorMessage } from '../../../internal/error-message.js'
+import { fnv1a32 } from '../../../internal/fnv1a.js'
 import { type CallGuard, errorCode, type SqlExecutor } from './sql-executor.js'
 
 /**
@@ -82,9 +83,7 @@ const statementNames = new Map<string, string>()
 function statementName(sql: string): string {
   let name = statementNames.get(sql)
   if (name === undefined) {
-    let hash = 0x811c9dc5
-    for (let i = 0; i < sql.length; i++) hash = Math.imul(hash ^ sql.charCodeAt(i), 0x01000193) >>> 0
-    name = `pss_${hash.toString(36)}_${sql.length.toString(36)}`
+    name = `pss_${fnv1a32(sql).toString(36)}_${sql.length.toString(36)}`
     statementNames.set(sql, name)
   }
   return name

@@ -18,6 +18,7 @@
  * `test/prisma/store-functions.test.ts` checks that the migration creates the functions
  * this code names.
  */
+import { fnv1a32 } from '../../../internal/fnv1a.js'
 import { quoteIdentifier } from '../../../internal/quote-identifier.js'
 import { resolveTableNames, type TableNames } from '../table-names.js'
 import { buildStatements, type StoreStatements } from './statements.js'
@@ -68,8 +69,12 @@ export const STORE_FUNCTIONS_PROBE = 'SELECT bool_and(to_regproc(name) IS NOT NU
 
 type FunctionStatements = Pick<StoreStatements, 'readRunStage' | 'writeRunStage' | 'touchRun'>
 
-/** The statements of the default names, unqualified: the SQL inside the functions. */
 let defaults: StoreStatements | undefined
+
+/** The statements of the default names, unqualified: the SQL inside the functions (built once). */
+function defaultStatements(): StoreStatements {
+  return (defaults ??= buildStatements(resolveTableNames({}, {})))
+}
 
 /**
  * The functions the migration creates, for a store with `names` and `statements`: called in its
@@ -77,7 +82,7 @@ let defaults: StoreStatements | undefined
  * own (the functions would run other SQL than the store's).
  */
 export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statements: FunctionStatements): StoreFunctions | undefined {
-  const expected = names.schema === undefined ? (defaults ??= buildStatements(resolveTableNames({}, {}))) : buildStatements(resolveTableNames({}, { schema: names.schema }))
+  const expected = names.schema === undefined ? defaultStatements() : buildStatements(resolveTableNames({}, { schema: names.schema }))
   const same = statements.readRunStage === expected.readRunStage && statements.writeRunStage === expected.writeRunStage && statements.touchRun === expected.touchRun
   if (!same) return undefined
   return storeFunctions(names.schema)
@@ -85,7 +90,7 @@ export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statemen
 
 /** The functions of the default names (pure: nothing is sent), called in `schema` when given. */
 export function storeFunctions(schema?: string): StoreFunctions {
-  const statements = (defaults ??= buildStatements(resolveTableNames({}, {})))
+  const statements = defaultStatements()
   const writeReturning = 'RETURNING 1 AS "written"'
   if (!statements.writeRunStage.endsWith(writeReturning)) throw new Error(`writeRunStage must end with ${writeReturning}`)
   // The heartbeat is a data-modifying WITH, which may not stand in a subquery: its row goes INTO a record.
@@ -132,7 +137,7 @@ function storeFunction(
   result: string,
 ): StoreFunction {
   const definition = `(${types.join(', ')}) RETURNS ${returns} LANGUAGE plpgsql SET search_path FROM CURRENT AS $pipeline_status$\n${body}\n$pipeline_status$`
-  const name = quoteIdentifier(`${prefix}_${fnv1a(definition)}`)
+  const name = quoteIdentifier(`${prefix}_${fnv1a32(definition).toString(16).padStart(8, '0')}`)
   // A quoted type is the package's enum, beside the tables; the others are PostgreSQL's own.
   const castTo = (type: string) => (type.startsWith('"') ? qualify(type) : type)
   return {
@@ -142,9 +147,3 @@ function storeFunction(
   }
 }
 
-/** FNV-1a (32 bits) of `text`'s UTF-16 code units, as 8 hex digits: a name for a definition, not a security hash. */
-function fnv1a(text: string): string {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0
-  return hash.toString(16).padStart(8, '0')
-}
