@@ -177,6 +177,14 @@ describe.each(variants)('PrismaStore on @@map/@map models in schema "pipeline", 
       runId,
     )
     expect(run).toEqual({ row_version: applied, owner_id: null })
+    // This schema kept the catalogue as jsonb (the package's migrations make it json since
+    // 20261207100000_catalogue_json): the store's SQL takes the column's type, so either works.
+    const [catalogue] = await mapped.$queryRawUnsafe<Array<{ type: string; catalogue: string }>>(
+      'SELECT pg_typeof("stage_catalogue")::text AS "type", "stage_catalogue"::text AS "catalogue" FROM "pipeline"."pipeline_runs" WHERE "id" = $1',
+      runId,
+    )
+    expect(catalogue?.type).toBe('jsonb')
+    expect(JSON.parse(catalogue?.catalogue ?? 'null')).toEqual(stages.map((stage) => ({ number: stage.number, name: stage.name })))
 
     const hooked: string[] = []
     const completed = await completeRun(store, runId, makeCompleteRun(), { now: new Date(), onRunCompleted: (_tx, r) => void hooked.push(r.id) })

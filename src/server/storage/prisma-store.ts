@@ -176,8 +176,8 @@ const TRANSACTION_GRACE_MS = 1_000
  * (`SELECT … FOR UPDATE`) in one interactive transaction, which also holds the hook.
  *
  * Sent unnamed (through the Prisma client, or a pool with `namedStatements: false`), those two
- * statements and the heartbeat's are calls of PL/pgSQL functions from the package's migration
- * `20261207090000_store_functions`, so PostgreSQL plans them once per connection; without them
+ * statements and the heartbeat's are calls of PL/pgSQL functions from the package's migrations
+ * (`20261207090000_store_functions`, the current ones from `20261207100000_catalogue_json`), so PostgreSQL plans them once per connection; without them
  * (the migration not applied, tables renamed) the statements go inline and the store says so once,
  * `warn` (docs/operations.md, "Connections, transactions and bounds").
  *

@@ -77,11 +77,13 @@ export function runUpdate(names: TableNames): string {
 
 /**
  * The catalogue (filled only when the run has none), tags and metadata from the parameters
- * `p(0)`–`p(2)`, each left alone when `NULL`: the values of `runColumnValues`.
+ * `p(0)`–`p(2)`, each left alone when `NULL`: the values of `runColumnValues`. The catalogue's
+ * parameter has no cast, so PostgreSQL gives it the column's own type: `json` as the package's
+ * migrations make it, `jsonb` in a schema that kept the earlier type (either works).
  */
 export function runLabelsUpdate({ run: r }: TableNames, p: (i: number) => string): string {
   return (
-    `${r.catalogue} = COALESCE(${r.catalogue}, ${p(0)}::text::jsonb), ${r.tags} = COALESCE(${p(1)}::text[], ${r.tags}), ` +
+    `${r.catalogue} = COALESCE(${r.catalogue}, ${p(0)}), ${r.tags} = COALESCE(${p(1)}::text[], ${r.tags}), ` +
     `${r.metadata} = COALESCE(${p(2)}::text::jsonb, ${r.metadata})`
   )
 }

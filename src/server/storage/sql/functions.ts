@@ -24,7 +24,7 @@ import { resolveTableNames, type TableNames } from '../table-names.js'
 import { buildStatements, type StoreStatements } from './statements.js'
 
 /** The migration that creates the functions of the current statements. */
-export const STORE_FUNCTIONS_MIGRATION = '20261207090000_store_functions'
+export const STORE_FUNCTIONS_MIGRATION = '20261207100000_catalogue_json'
 
 /** One statement as a function: its name, the SQL that creates it, and the statement that calls it with the statement's parameters. */
 export interface StoreFunction {
@@ -55,7 +55,7 @@ export const READ_RUN_STAGE_TYPES: readonly string[] = ['text', 'integer']
  */
 export const WRITE_RUN_STAGE_TYPES: readonly string[] = [
   'text', 'integer', '"RunStatus"', 'text', 'timestamp with time zone', 'timestamp with time zone',
-  'timestamp with time zone', 'integer', 'text', 'text[]', 'text', 'timestamp with time zone',
+  'timestamp with time zone', 'integer', 'json', 'text[]', 'text', 'timestamp with time zone',
   'text', 'integer', 'text', '"RunStatus"', 'text', 'timestamp with time zone', 'text',
   'timestamp with time zone', 'timestamp with time zone', 'timestamp with time zone', 'integer',
   'integer', 'text', 'timestamp with time zone', 'text', 'text[]', 'integer', 'integer',

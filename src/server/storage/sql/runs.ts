@@ -36,13 +36,14 @@ export function readVersionsSql({ runTable, run: r }: TableNames): string {
  * Inserts a run (id, status, error, completedAt, completionReceivedAt, createdAt, updatedAt,
  * version, pipeline, catalogue, tags, metadata as `$1`–`$12`) unless one with its id exists:
  * `INSERT … ON CONFLICT DO NOTHING`, so a concurrent create of the same id waits for the other to
- * commit and then inserts nothing.
+ * commit and then inserts nothing. The catalogue (`$10`, JSON text) takes the column's type, `json`
+ * or `jsonb` (`runLabelsUpdate`).
  */
 export function insertRunSql({ runTable, run: r }: TableNames): string {
   return (
     `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
     `${r.createdAt}, ${r.updatedAt}, ${r.version}, ${r.pipeline}, ${r.catalogue}, ${r.tags}, ${r.metadata}) ` +
-    `VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8, $9, $10::text::jsonb, $11::text[], $12::text::jsonb) ` +
+    `VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8, $9, $10, $11::text[], $12::text::jsonb) ` +
     `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`
   )
 }
