@@ -187,7 +187,7 @@ export class MemoryStore implements Store<MemoryStore> {
     return this.#chunks.get(runId)?.find((chunk) => chunk.stageNumber === stageNumber && chunk.seq === seq)?.text
   }
 
-  async getOutputChunksSince(runId: string, version: number): Promise<OutputChunkRow[]> {
+  async getOutputChunksSince(runId: string, version: number, limit?: number): Promise<OutputChunkRow[]> {
     const chunks = this.#chunks.get(runId) ?? []
     // Kept in version order (each applied chunk is the run's newest version): the first one after
     // `version` is found by bisection, so a live stream's read costs the chunks it gets, not the text.
@@ -198,7 +198,7 @@ export class MemoryStore implements Store<MemoryStore> {
       if ((chunks[middle] as OutputChunkRow).version > version) high = middle
       else low = middle + 1
     }
-    return chunks.slice(low).map((chunk) => ({ ...chunk }))
+    return chunks.slice(low, limit === undefined ? undefined : low + limit).map((chunk) => ({ ...chunk }))
   }
 
   async listStaleRuns(updatedBefore: Date, limit: number, now?: Date): Promise<RunState[]> {

@@ -100,6 +100,9 @@ describe('MemoryStore chunks', () => {
     await appendOutputChunk(store, 'run_1', 1, { seq: 1, text: 'b' }, options)
     expect((await store.getRun('run_1'))?.stages[0]).toMatchObject({ output: 'ab', outputSeq: 1, streamedOutput: true })
     expect(await store.getOutputChunksSince('run_1', after)).toEqual([{ stageNumber: 1, seq: 1, version: after + 1, text: 'b' }])
+    // A limit keeps the first ones in version order (the live streams read one past their bound).
+    expect((await store.getOutputChunksSince('run_1', -1, 1)).map((chunk) => chunk.text)).toEqual(['a'])
+    expect((await store.getOutputChunksSince('run_1', -1, 5)).map((chunk) => chunk.text)).toEqual(['a', 'b'])
     expect(await appendOutputChunk(store, 'run_1', 1, { seq: 1, text: 'b' }, options)).toMatchObject({ outcome: 'duplicate' })
     await update({ attempt: 2 })
     expect(await store.getOutputChunksSince('run_1', 0)).toEqual([])

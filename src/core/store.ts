@@ -157,11 +157,14 @@ export interface Store<Tx = unknown> {
    */
   getOutputChunk?(runId: string, stageNumber: number, seq: number): Promise<string | undefined>
   /**
-   * Every stored chunk of a run whose version is greater than `version`, ordered by version
+   * The stored chunks of a run whose version is greater than `version`, ordered by version
    * (each applied chunk has its own): what a live stream sends as `output` events after that
-   * version, and what a reconnect with `Last-Event-ID` resumes from.
+   * version, and what a reconnect with `Last-Event-ID` resumes from. With `limit` (a whole number
+   * from 1), only the first `limit` of them: the live streams ask for one more than they replay
+   * (`live.maxReplayedChunks`) to learn that there are more. A store that ignores `limit` and
+   * returns them all is still correct, only costlier.
    */
-  getOutputChunksSince?(runId: string, version: number): Promise<OutputChunkRow[]>
+  getOutputChunksSince?(runId: string, version: number, limit?: number): Promise<OutputChunkRow[]>
   /**
    * Lists runs for `GET {base}/runs`: those matching `request.filter` (the caller's scope is
    * already ANDed in; see `applyScope`), newest first (`createdAt` desc, then id desc in

@@ -117,11 +117,38 @@ function renderMigrations(migrations: readonly MigrationFile[]): string {
 }
 
 /**
+ * The head of a `--print` script without `--schema`: narrows the session's `search_path` to the
+ * schema its unqualified `CREATE TABLE`s go to (`current_schema()`, the first schema of the path
+ * that exists), before anything is created. The store functions of `20261207090000_store_functions`
+ * say `SET search_path FROM CURRENT`, which pins the session's path as text; a DBA's usual
+ * `"$user", public` would then resolve `$user` per calling role at run time, so a role with a
+ * schema of its own name would see other tables than those the script created. Raises an error
+ * naming the path and the fix when no schema of the path exists (where `CREATE TABLE` would fail
+ * anyway); a NULL given to `set_config` would silently reset the path instead.
+ */
+const PIN_CURRENT_SCHEMA: readonly string[] = [
+  '-- Pin the schema the tables go to (current_schema()), so the store functions, which keep the',
+  '-- search_path they are created with, find these tables whichever role calls them.',
+  'DO $pipeline_status_head$',
+  'BEGIN',
+  '  IF pg_catalog.current_schema() IS NULL THEN',
+  "    RAISE EXCEPTION 'pipeline-status-sdk: no schema to create the tables in: no schema of search_path % exists. Set search_path to an existing schema, or print the script with --schema NAME', pg_catalog.current_setting('search_path');",
+  '  END IF;',
+  "  PERFORM pg_catalog.set_config('search_path', pg_catalog.quote_ident(pg_catalog.current_schema()), false);",
+  'END',
+  '$pipeline_status_head$;',
+]
+
+/**
  * `pipeline-status migrate --print`: the package migrations in order, for a DBA to run
  * (`psql -v ON_ERROR_STOP=1 -f`). With `after`, only the migrations that follow that one (an
  * upgrade of a database that has it and every one before it). With `schema`, the script first
- * creates and selects that PostgreSQL schema. Records nothing in `_prisma_migrations`; its last
- * line names the last migration it holds, the `after` of the next upgrade.
+ * creates and selects that PostgreSQL schema; without it, the script first narrows the session's
+ * `search_path` to its `current_schema()` ({@link PIN_CURRENT_SCHEMA}), where the tables go, so
+ * the functions it creates pin that schema and not the DBA's `"$user", public`. Either way the
+ * session that runs it keeps that `search_path` afterwards. Records nothing in
+ * `_prisma_migrations`; its last line names the last migration it holds, the `after` of the next
+ * upgrade.
  *
  * @throws Error when `after` is not one of `migrations`.
  */
@@ -153,6 +180,8 @@ export function renderMigrationScript(
   ]
   if (options.schema !== undefined) {
     head.push(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(options.schema)};`, `SET search_path TO ${quoteIdentifier(options.schema)};`, '')
+  } else {
+    head.push(...PIN_CURRENT_SCHEMA, '')
   }
   const body = selected.length === 0 ? `-- Nothing to run: the database has every migration of pipeline-status-sdk ${options.version}.\n` : renderMigrations(selected)
   const tail = `\n${UPGRADE_LINE}${last}: after upgrading pipeline-status-sdk, print only what is new with\n-- npx pipeline-status migrate --print --after ${last}\n`

@@ -100,6 +100,20 @@ export interface ReadReplicaSettings {
   queryTimeoutMs?: number | undefined
 }
 
+/**
+ * 1,000 chunks: the default of {@link LiveStatusOptions.maxReplayedChunks}, the most streamed
+ * output chunks (rows of `StageOutputChunk`, each one `output` event) a live stream replays to
+ * catch up: a reconnect with `Last-Event-ID`, or a stream the run watcher found behind. Past it
+ * the stream sends a fresh `snapshot` with the text so far instead. Why a count and not bytes:
+ * what a replay costs beyond the text is per row (a row read, an object, an event's framing),
+ * while its text is never more than the streamed text a snapshot carries anyway (bounded per
+ * stage by `maxStreamedOutputBytes`); a snapshot reads that text as one string per stage, so
+ * past about a thousand rows it is the cheaper way. A runner's `write` batches its chunks, so a
+ * reconnect after seconds replays far fewer (DESIGN.md "Streamed output": up to 1 MiB per stage
+ * in chunks of up to 64 KiB, so a run of many stages could otherwise replay a million rows).
+ */
+export const DEFAULT_MAX_REPLAYED_OUTPUT_CHUNKS = 1_000
+
 /** The defaults of {@link LiveStatusOptions}, one place for all of them (internal: no entry exports them). */
 export const LIVE_DEFAULTS = {
   /** 250 ms between version reads. */
@@ -114,7 +128,9 @@ export const LIVE_DEFAULTS = {
   maxStreams: 10_000,
   /** 1 MiB unsent per stream, beyond its snapshot. */
   maxBufferedBytes: 1024 * 1024,
-} as const satisfies Required<Pick<LiveStatusOptions, 'pollIntervalMs' | 'safetyPollIntervalMs' | 'keepAliveMs' | 'retryMs' | 'maxStreams' | 'maxBufferedBytes'>>
+  /** 1,000 chunks replayed at most per catch-up ({@link DEFAULT_MAX_REPLAYED_OUTPUT_CHUNKS}). */
+  maxReplayedChunks: DEFAULT_MAX_REPLAYED_OUTPUT_CHUNKS,
+} as const satisfies Required<Pick<LiveStatusOptions, 'pollIntervalMs' | 'safetyPollIntervalMs' | 'keepAliveMs' | 'retryMs' | 'maxStreams' | 'maxBufferedBytes' | 'maxReplayedChunks'>>
 
 /**
  * Settings of the live status stream, `GET {basePath}/{runId}/events` (docs/live-status.md).
@@ -178,6 +194,16 @@ export interface LiveStatusOptions {
    * @default 1048576 (1 MiB)
    */
   maxBufferedBytes?: number | undefined
+  /**
+   * The most streamed output chunks a live stream replays to catch up, a whole number from 1: a
+   * reconnect with `Last-Event-ID` whose run has more chunks after that version, or a stream (or
+   * a full-view set stream's run) that the run watcher finds this far behind, gets a fresh
+   * `snapshot` with the text so far instead of the chunks. Each stream reads at most one chunk
+   * more than this to know. The first such fallback of each kind is logged (a warning naming the
+   * run, the cause and this option).
+   * @default 1000 (`DEFAULT_MAX_REPLAYED_OUTPUT_CHUNKS`)
+   */
+  maxReplayedChunks?: number | undefined
 }
 
 /**

@@ -17,7 +17,7 @@
  */
 // Handlers
 export { createPipelineStatusHandlers } from './handlers.js'
-export { DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER_SECONDS } from './handler-options.js'
+export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REPLAYED_OUTPUT_CHUNKS, DEFAULT_RETRY_AFTER_SECONDS } from './handler-options.js'
 export type { PipelineStatusHandlers, RunRouteHandler } from './handlers.js'
 export type {
   AuthorizeAction,

@@ -44,6 +44,7 @@ export interface LiveSettings {
   readonly retryMs: number
   readonly maxStreams: number
   readonly maxBufferedBytes: number
+  readonly maxReplayedChunks: number
   readonly listen: RunChangeSource | undefined
 }
 
@@ -156,6 +157,7 @@ export function resolveSettings(options: PipelineStatusHandlersOptions<unknown>)
       retryMs: positiveInteger('live.retryMs', live.retryMs ?? LIVE_DEFAULTS.retryMs),
       maxStreams,
       maxBufferedBytes,
+      maxReplayedChunks: positiveInteger('live.maxReplayedChunks', live.maxReplayedChunks ?? LIVE_DEFAULTS.maxReplayedChunks),
       listen: live.listen,
     },
     cors,

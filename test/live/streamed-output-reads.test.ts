@@ -66,8 +66,8 @@ function countingStore(memory: MemoryStore, reads: Reads, getRunDelayMs = 0): St
         }
       }
       if (property === 'getOutputChunksSince') {
-        return async (runId: string, version: number) => {
-          const chunks = await target.getOutputChunksSince(runId, version)
+        return async (runId: string, version: number, limit?: number) => {
+          const chunks = await target.getOutputChunksSince(runId, version, limit)
           reads.chunkReads += 1
           for (const chunk of chunks) {
             reads.chunkBytes += Buffer.byteLength(chunk.text)

@@ -140,11 +140,16 @@ describe('pipeline-status migrate --into and --print', () => {
     for (const name of PACKAGE_MIGRATIONS) {
       expect(plain.stdout).toContain((await readFile(join(root, 'prisma/migrations', name, 'migration.sql'), 'utf8')).trimEnd())
     }
-    // No SET of its own (the functions' SET search_path FROM CURRENT pins the session's, the DBA's choice).
+    // Before anything is created, the search_path is narrowed to current_schema() (where the tables
+    // go), so the functions' SET search_path FROM CURRENT pins that schema, not "$user", public.
+    const pin = plain.stdout.indexOf("PERFORM pg_catalog.set_config('search_path', pg_catalog.quote_ident(pg_catalog.current_schema()), false);")
+    expect(pin).toBeGreaterThan(0)
+    expect(pin).toBeLessThan(plain.stdout.indexOf('-- pipeline-status-sdk migration: '))
     expect(plain.stdout).not.toMatch(/^SET search_path/m)
 
     const inSchema = await run(['migrate', '--print', '--schema', 'status'])
-    expect(inSchema.stdout).toContain('\nCREATE SCHEMA IF NOT EXISTS "status";\nSET search_path TO "status";\n')
+    expect(inSchema.stdout).toContain('\nCREATE SCHEMA IF NOT EXISTS "status";\nSET search_path TO "status";\n\n-- pipeline-status-sdk migration: ')
+    expect(inSchema.stdout).not.toContain('set_config')
     // The printed script creates the tables when run as one script.
     const pglite = new PGlite()
     try {
@@ -311,6 +316,45 @@ describe.runIf(usesPostgres())('pipeline-status migrate on PostgreSQL', () => {
       expect(await db.prisma.$queryRawUnsafe('SELECT count(*)::int AS n FROM "_prisma_migrations"')).toEqual([{ n: PACKAGE_MIGRATIONS.length }])
     } finally {
       await db.close()
+    }
+  })
+
+  it('--print without --schema pins the store functions to the schema its tables go to, not the session\'s "$user", public; --schema keeps its own', async () => {
+    const url = await emptyDatabase()
+    const functions = `SELECT n.nspname AS schema, p.proname AS name, p.proconfig AS config FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname LIKE 'pipeline\\_status\\_%' ORDER BY 2`
+    const tables = `SELECT schemaname AS schema, count(*)::int AS n FROM pg_tables WHERE tablename IN ('PipelineRun', 'StageOutput', 'StageOutputChunk', 'WebhookMessage') GROUP BY 1`
+    const plain = await run(['migrate', '--print'])
+    const inSchema = await run(['migrate', '--print', '--schema', 'status'])
+    expect(plain).toMatchObject({ code: 0, stderr: '' })
+    expect(inSchema).toMatchObject({ code: 0, stderr: '' })
+
+    // A DBA session as psql opens it: "$user" first (no schema of that name exists yet), then a
+    // schema whose name needs quoting, then public. Unqualified CREATE TABLE goes to the first
+    // existing one, current_schema(); the script is sent as one simple query, as psql -1 would.
+    const dba = new pg.Client({ connectionString: url })
+    await dba.connect()
+    try {
+      await dba.query('CREATE SCHEMA "Pipeline Status"')
+      await dba.query('SET search_path TO "$user", "Pipeline Status", public')
+      await dba.query(plain.stdout)
+      expect((await dba.query(tables)).rows).toEqual([{ schema: 'Pipeline Status', n: 4 }])
+      const pinned = (await dba.query<{ schema: string; name: string; config: string[] }>(functions)).rows
+      expect(pinned).toHaveLength(3)
+      for (const fn of pinned) expect(fn, fn.name).toMatchObject({ schema: 'Pipeline Status', config: ['search_path="Pipeline Status"'] })
+
+      // The --schema script, in a second schema of the same database: its own SET, as before.
+      await dba.query('SET search_path TO "$user", public')
+      await dba.query(inSchema.stdout)
+      const inStatus = (await dba.query<{ schema: string; config: string[] }>(functions)).rows.filter((fn) => fn.schema === 'status')
+      expect(inStatus.map((fn) => fn.config)).toEqual([['search_path=status'], ['search_path=status'], ['search_path=status']])
+
+      // No existing schema on the path: the script stops at its head, naming the path and the fix.
+      await dba.query('SET search_path TO "$user", nowhere')
+      await expect(dba.query(plain.stdout)).rejects.toThrow(
+        'pipeline-status-sdk: no schema to create the tables in: no schema of search_path "$user", nowhere exists. Set search_path to an existing schema, or print the script with --schema NAME',
+      )
+    } finally {
+      await dba.end()
     }
   })
 

@@ -66,7 +66,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'parseRetryAfter', 'runPipeline', 'silentLogger',
   ],
   'pipeline-status-sdk/server': [
-    'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS', 'DEFAULT_RETRY_AFTER_SECONDS',
+    'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_REPLAYED_OUTPUT_CHUNKS', 'DEFAULT_READ_TOKEN_EXPIRES_IN_SECONDS', 'DEFAULT_RETRY_AFTER_SECONDS',
     'DEFAULT_WEBHOOK_TOLERANCE_SECONDS', 'HttpProblemError', 'MIN_READ_TOKEN_SECRET_LENGTH', 'MemoryStore',
     'ServerConfigurationError', 'StoreUnavailableError', 'WEBHOOK_SECRET_PREFIX', 'createDashboardHandler', 'createMemoryReplayStore',
     'createPipelineStatusHandlers', 'createPostgresReplayStore', 'createPrismaStore', 'createRun',

@@ -47,6 +47,9 @@ describe('PrismaStore streamed output chunks', () => {
     expect(rows.map((row) => row.seq)).toEqual([0, 1, 2, 3])
     expect(rows.at(-1)?.version).toBe(snapshot?.version)
     expect(await store.getOutputChunksSince(id, rows[1]!.version)).toEqual(rows.slice(2))
+    // A limit reads only the first rows in version order (LIMIT; the live streams ask one past their bound).
+    expect(await store.getOutputChunksSince(id, rows[0]!.version, 2)).toEqual(rows.slice(1, 3))
+    expect(await store.getOutputChunksSince(id, rows[0]!.version, 10)).toEqual(rows.slice(1))
     expect(await store.getOutputChunk(id, 1, 1)).toBe('Größe: ')
     expect(await appendOutputChunk(store, id, 1, { seq: 1, text: 'Größe: ' }, options)).toMatchObject({ outcome: 'duplicate' })
     expect(await appendOutputChunk(store, id, 1, { seq: 1, text: 'other' }, options)).toMatchObject({ outcome: 'conflict' })

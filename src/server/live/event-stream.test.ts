@@ -22,6 +22,8 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     onSlowStream: () => {},
     retryMs: 1000,
     statusDocument: toStatusResponse,
+    maxReplayedChunks: 1000,
+    onReplayTooLong: () => {},
   })
   const body = await streams.open(
     'run_1',

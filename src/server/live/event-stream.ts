@@ -8,7 +8,7 @@ import type { RunEndEvent, RunSnapshotEvent } from '../../contract/live-status.j
 import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
-import type { RunListener, RunWatch, RunWatcher } from './run-watcher.js'
+import type { ReplayTooLong, RunListener, RunWatch, RunWatcher } from './run-watcher.js'
 import { StageDiff, streamedStages } from './stage-diff.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import { type EventStreamBody, SinkBody } from './event-sink.js'
@@ -45,16 +45,26 @@ export interface EventStreamSettings {
   statusDocument: (snapshot: RunSnapshot) => RunSnapshotEvent
   /** Told when a stream opens (`1`) and when it closes (`-1`), for the open-streams metric. */
   onStreamsChanged?: ((delta: 1 | -1) => void) | undefined
+  /**
+   * The most chunks a resume replays (`live.maxReplayedChunks`, a whole number from 1): a
+   * `Last-Event-ID` with more chunks after it up to the run's version gets a fresh snapshot.
+   */
+  maxReplayedChunks: number
+  /** Told each time a resume got a snapshot because it had more chunks to replay (log it once). */
+  onReplayTooLong: (details: ReplayTooLong) => void
 }
+
 
 /**
  * A reconnect's `Last-Event-ID`, when it is a version the stream may resume from: `from` (the
- * subscriber has every event up to it) and how to read the run's chunks after it. The stream
- * resumes only when `from` is at most the run's version as read; otherwise it sends a snapshot.
+ * subscriber has every event up to it) and how to read the run's chunks after it
+ * (`Store.getOutputChunksSince`: at most `limit`, in version order). The stream resumes only
+ * when `from` is at most the run's version as read and at most `maxReplayedChunks` chunks lie
+ * between the two; otherwise it sends a snapshot.
  */
 export interface StreamResume {
   from: number
-  chunksSince: (version: number) => Promise<OutputChunkRow[]>
+  chunksSince: (version: number, limit: number) => Promise<OutputChunkRow[]>
 }
 
 /**
@@ -142,17 +152,23 @@ export class EventStreams {
       stream.close()
       return null
     }
-    // A resume the server can serve: the chunks after the subscriber's version, up to the snapshot's.
+    // A resume the server can serve: the chunks after the subscriber's version, up to the
+    // snapshot's, when there are at most maxReplayedChunks of them (one more is read to know; in
+    // version order, so every chunk up to the snapshot's version comes before any later one).
+    // More: the snapshot as read, which carries the text so far.
     let resumed: { from: number; chunks: readonly OutputChunkRow[] } | undefined
     const version = snapshot.version
     if (resume && version !== undefined && resume.from <= version) {
+      const max = this.#settings.maxReplayedChunks
+      let chunks: OutputChunkRow[]
       try {
-        const chunks = await resume.chunksSince(resume.from)
-        resumed = { from: resume.from, chunks: chunks.filter((chunk) => chunk.version <= version) }
+        chunks = (await resume.chunksSince(resume.from, max + 1)).filter((chunk) => chunk.version <= version)
       } catch (error) {
         stream.close()
         throw error
       }
+      if (chunks.length <= max) resumed = { from: resume.from, chunks }
+      else this.#settings.onReplayTooLong({ cause: 'resume', runId, from: resume.from, version, maxReplayedChunks: max })
     }
     if (signal.aborted) {
       stream.close()
@@ -243,6 +259,23 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
   take(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]): void {
     if (this.#admits(snapshot)) this.deliver(snapshot, chunks)
     else this.close()
+  }
+
+  /**
+   * The watcher found this stream more than `live.maxReplayedChunks` chunks behind and read the
+   * run with its streamed text: sent as a fresh `snapshot` (the subscriber replaces its state),
+   * then `end` if finished. Its bytes are allowed in the buffer as the first snapshot's are.
+   */
+  takeWhole(snapshot: RunSnapshot): void {
+    if (!this.#admits(snapshot)) return this.close()
+    // Not started: the watcher hands it nothing before its own snapshot (it reads again at `seen`).
+    if (this.#closed || !this.#started) return
+    const version = snapshot.version ?? 0
+    if (version <= this.#sent.version) return
+    const document = this.#statusDocument(snapshot)
+    this.#sent.remember(version, document.stages, streamedStages(snapshot))
+    this.#snapshotBytes = Math.max(this.#snapshotBytes, this.#event(LIVE_EVENTS.snapshot, document, version))
+    if (isFinalStatus(snapshot.run.status)) this.#end(toStatusResponse(snapshot).run)
   }
 
   /** The request's signal aborted (the client went away): the stream closes. */

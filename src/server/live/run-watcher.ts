@@ -64,6 +64,25 @@ export interface RunListener {
    * no chunks (the summary view).
    */
   readonly sentVersion?: number | undefined
+  /**
+   * Instead of `take`, for a listener with a `sentVersion`: the run read WITH its streamed text,
+   * because more than `maxReplayedChunks` chunks lay between the version it sent and the
+   * snapshot's (it sends a fresh snapshot). Never called for a listener without `sentVersion`.
+   */
+  takeWhole(snapshot: RunSnapshot): void
+}
+
+/**
+ * A catch-up that sent a fresh snapshot instead of replaying chunks: more than
+ * `maxReplayedChunks` chunks of `runId` lay after `from`, up to the run's `version`. `cause`:
+ * `resume`, a reconnect's `Last-Event-ID`; `behind`, a stream the run watcher found behind.
+ */
+export interface ReplayTooLong {
+  cause: 'resume' | 'behind'
+  runId: string
+  from: number
+  version: number
+  maxReplayedChunks: number
 }
 
 /** A stream's registration with the watcher. */
@@ -93,6 +112,14 @@ export interface RunWatcherOptions {
    * handlers' read source knows when a read replica is behind.
    */
   onVersion?: ((runId: string, version: number) => void) | undefined
+  /**
+   * The most chunks one read hands its listeners (`live.maxReplayedChunks`): when more lie after
+   * the oldest version they sent, the chunk-taking ones get the run read with its text
+   * (`takeWhole`) instead. Reads ask the store for one more than this.
+   */
+  maxReplayedChunks: number
+  /** Told each time listeners got the run whole because they were that far behind (log it once). */
+  onReplayTooLong: (details: ReplayTooLong) => void
 }
 
 interface WatchedRun {
@@ -103,6 +130,21 @@ interface WatchedRun {
   again: boolean
 }
 
+/** A read that hands no listener any chunk. */
+const NO_CHUNKS: ReadonlyMap<RunListener, readonly OutputChunkRow[] | null> = new Map()
+
+/** How many of `chunks` (in version order) have a version up to `version`: bisection. */
+function countUpTo(chunks: readonly OutputChunkRow[], version: number): number {
+  let low = 0
+  let high = chunks.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if ((chunks[middle] as OutputChunkRow).version > version) high = middle
+    else low = middle + 1
+  }
+  return low
+}
+
 /** One per handlers instance; see the module comment. Not importable outside this package. */
 export class RunWatcher {
   readonly #store: Store<unknown>
@@ -111,6 +153,8 @@ export class RunWatcher {
   readonly #source: RunChangeSource | undefined
   readonly #logger: Logger
   readonly #onVersion: ((runId: string, version: number) => void) | undefined
+  readonly #maxReplayedChunks: number
+  readonly #onReplayTooLong: (details: ReplayTooLong) => void
   readonly #runs = new Map<string, WatchedRun>()
   /** The runs' reads, batched per turn of the event loop. */
   readonly #reads: RunReads
@@ -138,6 +182,8 @@ export class RunWatcher {
     this.#source = options.source
     this.#logger = options.logger
     this.#onVersion = options.onVersion
+    this.#maxReplayedChunks = options.maxReplayedChunks
+    this.#onReplayTooLong = options.onReplayTooLong
     this.#unsubscribe = this.#store.onRunChange?.((change) => this.#announced(change.runId, change.version))
     if (!this.#store.onRunChange && !this.#store.getRunVersions && !this.#source) {
       // Nothing would ever tell a stream of a change: say so once, when the first stream opens.
@@ -268,15 +314,19 @@ export class RunWatcher {
         do {
           run.again = false
           let snapshot: RunSnapshot | null
-          let chunks: readonly OutputChunkRow[] = []
+          let plan: ReadonlyMap<RunListener, readonly OutputChunkRow[] | null> = NO_CHUNKS
+          // The run read with its text, for listeners too far behind to replay chunks (null: deleted).
+          let whole: RunSnapshot | null = null
           // Who gets this read: a listener taking chunks once it has sent something (its chunks start
-          // there); one that has not yet is read for at its `seen`. Never the whole text, whatever its length.
+          // there); one that has not yet is read for at its `seen`. Never the whole text, whatever its
+          // length, except for a listener more than maxReplayedChunks chunks behind.
           let handed: RunListener[] = []
           try {
             snapshot = await this.#reads.read(runId)
             if (snapshot) {
               handed = this.#handed(run)
-              chunks = await this.#chunksOf(run, handed, snapshot)
+              plan = await this.#chunksOf(run, handed, snapshot)
+              if ([...plan.values()].includes(null)) whole = await this.#store.getRun(runId)
             }
           } catch (error) {
             // Tried again after a poll interval, also in LISTEN mode (whose safety tick is slower); streams
@@ -288,10 +338,13 @@ export class RunWatcher {
           }
           if (!snapshot) return
           if (snapshot.version !== undefined && snapshot.version > run.version) run.version = snapshot.version
+          if (whole?.version !== undefined && whole.version > run.version) run.version = whole.version
           for (const listener of handed) {
             if (!run.listeners.has(listener)) continue
             try {
-              listener.take(snapshot, chunks)
+              const chunks = plan.get(listener)
+              if (chunks !== null) listener.take(snapshot, chunks ?? [])
+              else if (whole) listener.takeWhole(whole)
             } catch (error) {
               this.#logger.error('pipeline-status: a live stream failed to send an event', { error })
             }
@@ -318,25 +371,48 @@ export class RunWatcher {
   }
 
   /**
-   * The run's chunks after the oldest version the `handed` chunk-taking listeners have sent, up
-   * to the snapshot's version (read after the snapshot, so later chunks wait for the next read);
-   * none when no listener takes chunks, the store keeps none, or no stage of the run has any.
+   * For each `handed` chunk-taking listener, the run's chunks after the version it sent, up to the
+   * snapshot's version (read after the snapshot, so later chunks wait for the next read), or
+   * `null` when more than `maxReplayedChunks` lie between (it gets the run whole); a listener not
+   * in the map gets none (none when no listener takes chunks, the store keeps none, or no stage
+   * of the run has any). Reads at most `maxReplayedChunks + 1` rows at a time, from the oldest
+   * version of the listeners not yet decided; listeners at one version (the usual case) cost one
+   * read, and each further read decides at least the oldest listener left.
    */
-  async #chunksOf(run: WatchedRun, handed: readonly RunListener[], snapshot: RunSnapshot): Promise<readonly OutputChunkRow[]> {
+  async #chunksOf(run: WatchedRun, handed: readonly RunListener[], snapshot: RunSnapshot): Promise<ReadonlyMap<RunListener, readonly OutputChunkRow[] | null>> {
     const store = this.#store
-    if (!store.getOutputChunksSince || snapshot.version === undefined) return []
-    const sent: number[] = []
-    for (const listener of handed) {
-      if (!run.listeners.has(listener)) continue
-      const sentVersion = listener.sentVersion
-      if (sentVersion !== undefined) sent.push(sentVersion)
-    }
-    if (sent.length === 0) return []
-    const since = Math.min(...sent)
+    if (!store.getOutputChunksSince || snapshot.version === undefined) return NO_CHUNKS
     // No stage with streamed output: the run has no chunk rows, so none are read.
-    if (since >= snapshot.version || !snapshot.stages.some((stage) => stage.outputSeq != null)) return []
+    if (!snapshot.stages.some((stage) => stage.outputSeq != null)) return NO_CHUNKS
     const version = snapshot.version
-    return (await store.getOutputChunksSince(snapshot.run.id, since)).filter((chunk) => chunk.version <= version)
+    const max = this.#maxReplayedChunks
+    let open: Array<{ listener: RunListener; sent: number }> = []
+    for (const listener of handed) {
+      const sent = listener.sentVersion
+      if (run.listeners.has(listener) && sent !== undefined && sent < version) open.push({ listener, sent })
+    }
+    const plan = new Map<RunListener, readonly OutputChunkRow[] | null>()
+    let tooLong: number | undefined
+    while (open.length > 0) {
+      const since = Math.min(...open.map((entry) => entry.sent))
+      const read = await store.getOutputChunksSince(snapshot.run.id, since, max + 1)
+      const chunks = read.filter((chunk) => chunk.version <= version)
+      // Every chunk up to the snapshot's version is in `read` unless it holds max + 1 rows, all of
+      // them up to it (a store that ignores the limit returns them all).
+      const complete = read.length !== max + 1 || (read.at(-1) as OutputChunkRow).version > version
+      const undecided: typeof open = []
+      for (const entry of open) {
+        const after = chunks.length - countUpTo(chunks, entry.sent)
+        if (after > max) {
+          plan.set(entry.listener, null)
+          tooLong = Math.min(tooLong ?? entry.sent, entry.sent)
+        } else if (complete) plan.set(entry.listener, chunks)
+        else undecided.push(entry)
+      }
+      open = undecided
+    }
+    if (tooLong !== undefined) this.#onReplayTooLong({ cause: 'behind', runId: snapshot.run.id, from: tooLong, version, maxReplayedChunks: max })
+    return plan
   }
 
   /** Drops the armed tick and arms one at the interval of the current mode (polling or safety polling). */

@@ -355,11 +355,12 @@ class SetStream extends SinkBody {
       this.#view === 'full'
         ? this.#watcher.watch(runId, {
             take: (snapshot, chunks) => this.#deliver(member, snapshot, chunks),
+            takeWhole: (snapshot) => this.#deliverWhole(member, snapshot),
             get sentVersion() {
               return member.sent.version
             },
           })
-        : this.#watcher.watch(runId, { take: (snapshot) => this.#deliver(member, snapshot, []) })
+        : this.#watcher.watch(runId, { take: (snapshot) => this.#deliver(member, snapshot, []), takeWhole: (snapshot) => this.#deliver(member, snapshot, []) })
     return member
   }
 
@@ -381,7 +382,7 @@ class SetStream extends SinkBody {
     }
     // After the version is recorded: the watcher hands this member reads (and chunks) from it on.
     member.watch?.seen(version)
-    if (isFinalStatus(snapshot.run.status)) this.#end(member, snapshot)
+    if (isFinalStatus(snapshot.run.status) && !member.ended) this.#end(member, snapshot)
     const pending = member.pending
     member.pending = undefined
     if (pending) this.#deliver(member, pending.snapshot, pending.chunks)
@@ -429,6 +430,19 @@ class SetStream extends SinkBody {
     }
     if (isFinalStatus(snapshot.run.status) && !member.ended) this.#end(member, snapshot)
     // The update first, then the window decides whether it leaves (a tag removed, a status filter left).
+    if (this.matches && !this.matches(snapshot)) this.onMismatch?.()
+  }
+
+  /**
+   * The watcher found this full-view member more than `live.maxReplayedChunks` chunks behind and
+   * read it with its streamed text: the member gets a fresh `snapshot` (as when it joined), then
+   * `end` if finished; the window then decides whether it still matches.
+   */
+  #deliverWhole(member: Member, snapshot: RunSnapshot): void {
+    if (this.#closed || this.#members.get(member.runId) !== member || !member.live) return
+    if ((snapshot.version ?? 0) <= member.sent.version) return
+    if (!member.admits(snapshot)) return this.close()
+    this.#sendSnapshot(member, snapshot)
     if (this.matches && !this.matches(snapshot)) this.onMismatch?.()
   }
 

@@ -18,7 +18,7 @@ import { catalogueOfRun } from '../../core/run-catalogue.js'
 import { applyScope, matchesRunFilter, summarizeRun, toRunListItem } from '../../core/run-list.js'
 import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion } from '../live/event-stream.js'
 import type { EventStreamBody } from '../live/event-sink.js'
-import { RunWatcher } from '../live/run-watcher.js'
+import { type ReplayTooLong, RunWatcher } from '../live/run-watcher.js'
 import { presentedVersion } from '../../core/known-versions.js'
 import { RunWindows } from '../live/run-window.js'
 import { type ListedRun, ListedRunNotFound, SetStreams } from '../live/set-stream.js'
@@ -70,6 +70,21 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
   let windows: RunWindows | undefined
   let closed = false
 
+  // A catch-up past live.maxReplayedChunks got a snapshot instead: the first of each cause is logged.
+  const replayLogged = new Set<ReplayTooLong['cause']>()
+  const onReplayTooLong = ({ cause, runId, from, version, maxReplayedChunks }: ReplayTooLong): void => {
+    if (replayLogged.has(cause)) return
+    replayLogged.add(cause)
+    const what =
+      cause === 'resume'
+        ? `a reconnect of run ${runId} with Last-Event-ID ${from} had more than live.maxReplayedChunks = ${maxReplayedChunks} streamed output chunks to replay (after version ${from}, up to ${version})`
+        : `a live stream of run ${runId} was more than live.maxReplayedChunks = ${maxReplayedChunks} streamed output chunks behind (after version ${from}, up to ${version}): the process read the run's changes less often than they were written (slow or failed reads)`
+    logger.warn(
+      `pipeline-status: ${what}, so it got a fresh snapshot with the text so far instead; nothing is lost. Raise live.maxReplayedChunks to replay longer catch-ups chunk by chunk (each chunk is one row read and one event). Logged once per process for this cause`,
+      { cause, runId, from, version, maxReplayedChunks },
+    )
+  }
+
   const openStreams = (): EventStreams => {
     if (streams) return streams
     watcher ??= new RunWatcher({
@@ -79,6 +94,8 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       source: live.listen,
       logger,
       onVersion: settings.reads.note,
+      maxReplayedChunks: live.maxReplayedChunks,
+      onReplayTooLong,
     })
     streams = new EventStreams(watcher, {
       keepAliveMs: live.keepAliveMs,
@@ -91,6 +108,8 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
         ),
       statusDocument: settings.statusDocument,
       onStreamsChanged: settings.instrumentation.streamsChanged,
+      maxReplayedChunks: live.maxReplayedChunks,
+      onReplayTooLong,
     })
     return streams
   }
@@ -149,7 +168,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     const { getOutputChunksSince } = store
     const resume =
       from !== undefined && getOutputChunksSince
-        ? { from, chunksSince: (version: number) => getOutputChunksSince.call(store, runId, version) }
+        ? { from, chunksSince: (version: number, limit: number) => getOutputChunksSince.call(store, runId, version, limit) }
         : undefined
     const body = await registry.open(
       runId,

@@ -503,10 +503,10 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     return rows[0]?.text
   }
 
-  async getOutputChunksSince(runId: string, version: number): Promise<OutputChunkRow[]> {
+  async getOutputChunksSince(runId: string, version: number, limit?: number): Promise<OutputChunkRow[]> {
     const rows = await this.#sql.query<{ stageNumber: number | string; seq: number | string; version: number | string; text: string }>(
       this.#statements.readOutputChunksSince,
-      [runId, version],
+      [runId, version, limit ?? null],
     )
     return rows.map((row) => ({ stageNumber: Number(row.stageNumber), seq: Number(row.seq), version: Number(row.version), text: row.text }))
   }

@@ -41,11 +41,14 @@ export function readOutputChunkSql({ chunkTable, chunk: c }: TableNames): string
   return `SELECT c.${c.text} AS "text" FROM ${chunkTable} c WHERE c.${c.runId} = $1 AND c.${c.stageNumber} = $2 AND c.${c.seq} = $3`
 }
 
-/** Every chunk of run `$1` whose version is greater than `$2`, in version order (the `(runId, version)` index). */
+/**
+ * The first `$3` chunks of run `$1` whose version is greater than `$2`, in version order (the
+ * `(runId, version)` index, so only those rows are read); `$3` NULL: all of them.
+ */
 export function readOutputChunksSinceSql({ chunkTable, chunk: c }: TableNames): string {
   return (
     `SELECT c.${c.stageNumber} AS "stageNumber", c.${c.seq} AS "seq", c.${c.version} AS "version", c.${c.text} AS "text" ` +
-    `FROM ${chunkTable} c WHERE c.${c.runId} = $1 AND c.${c.version} > $2 ORDER BY c.${c.version}`
+    `FROM ${chunkTable} c WHERE c.${c.runId} = $1 AND c.${c.version} > $2 ORDER BY c.${c.version} LIMIT $3::bigint`
   )
 }
 
