@@ -2,7 +2,7 @@ import { isFinalStatus } from '../contract/status.js'
 import { type RunChangeListener, RunChangeEmitter } from './run-changes.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from './run-version.js'
 import { decideHeartbeat, lastSeenAt, silenceLimitMs } from './run-liveness.js'
-import { withStreamedOutput } from './stage-output.js'
+import { chunksUpTo, withStreamedOutput } from './stage-output.js'
 import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, RunStageWrite, RunState, RunTouch, RunWrite, StageState, VersionedRun } from './state.js'
 import type { GetRunOptions, Store, StoreTransaction } from './store.js'
 import { compareRunsForList, countKey, isAfterPosition, matchesNothing, matchesRunFilter, type RunCountRequest, type RunListItem, type RunListRequest, type RunWindowEntry, toRunListItem } from './run-list.js'
@@ -189,15 +189,9 @@ export class MemoryStore implements Store<MemoryStore> {
 
   async getOutputChunksSince(runId: string, version: number, limit?: number): Promise<OutputChunkRow[]> {
     const chunks = this.#chunks.get(runId) ?? []
-    // Kept in version order (each applied chunk is the run's newest version): the first one after
-    // `version` is found by bisection, so a live stream's read costs the chunks it gets, not the text.
-    let low = 0
-    let high = chunks.length
-    while (low < high) {
-      const middle = (low + high) >>> 1
-      if ((chunks[middle] as OutputChunkRow).version > version) high = middle
-      else low = middle + 1
-    }
+    // Kept in version order: the first one after `version` is found by bisection, so a live
+    // stream's read costs the chunks it gets, not the text.
+    const low = chunksUpTo(chunks, version)
     return chunks.slice(low, limit === undefined ? undefined : low + limit).map((chunk) => ({ ...chunk }))
   }
 

@@ -6,7 +6,7 @@
  */
 import type { StageOutputChunk } from '../contract/output-chunks.js'
 import { isFinalStatus } from '../contract/status.js'
-import type { RunState, StageState } from './state.js'
+import type { OutputChunkRow, RunState, StageState } from './state.js'
 
 /** The length of `text` in UTF-8 bytes (what the chunk and stage bounds count). */
 export function utf8Bytes(text: string): number {
@@ -150,4 +150,20 @@ export function withStreamedOutput(stage: StageState, streamed: (() => string) |
  */
 export function resetsStreamedOutput(before: StageState | undefined, after: StageState): boolean {
   return before?.outputSeq != null && after.outputSeq == null
+}
+
+/**
+ * How many of `chunks`, in version order (as stores keep and return them: each applied chunk is
+ * its run's newest version), have a version up to `version`; so `chunks[count]` is the first one
+ * after it. By bisection: O(log n), whatever the text's length.
+ */
+export function chunksUpTo(chunks: readonly Pick<OutputChunkRow, 'version'>[], version: number): number {
+  let low = 0
+  let high = chunks.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if ((chunks[middle] as Pick<OutputChunkRow, 'version'>).version > version) high = middle
+    else low = middle + 1
+  }
+  return low
 }

@@ -61,6 +61,22 @@ describe('the default bound', () => {
   })
 })
 
+/**
+ * A new run whose stage 1 is PROCESSING, and `write(seq)`, which posts chunk `seq` of it
+ * (`piece(seq)`) and remembers its text in `sent`, in order.
+ */
+async function streamingRun(url: string, prefix: string): Promise<{ runId: string; sent: string[]; write: (seq: number) => Promise<void> }> {
+  const runId = `${prefix}-${++counter}-${Date.now()}`
+  await postJson(url, '/runs', { id: runId })
+  await postJson(url, `/${runId}/stage-update`, { ...STAGE, status: 'PROCESSING' })
+  const sent: string[] = []
+  const write = async (seq: number) => {
+    sent.push(piece(seq))
+    await postJson(url, `/${runId}/stages/1/output`, { seq, text: piece(seq) })
+  }
+  return { runId, sent, write }
+}
+
 describe.each(stores)('live.maxReplayedChunks on %s', (_name, makeStore) => {
   let server: LiveServer | undefined
   afterEach(async () => {
@@ -72,15 +88,8 @@ describe.each(stores)('live.maxReplayedChunks on %s', (_name, makeStore) => {
     // No version polling: the streams learn only of this process's own writes.
     server = await startLiveServer({ pollIntervalMs: 600_000, maxReplayedChunks: MAX }, { store: makeStore() })
     const { url } = server
-    const runId = `replay-bound-${++counter}-${Date.now()}`
+    const { runId, sent, write } = await streamingRun(url, 'replay-bound')
     const path = `${url}/${runId}/events?outputs=changed`
-    await postJson(url, '/runs', { id: runId })
-    await postJson(url, `/${runId}/stage-update`, { ...STAGE, status: 'PROCESSING' })
-    const sent: string[] = []
-    const write = async (seq: number) => {
-      sent.push(piece(seq))
-      await postJson(url, `/${runId}/stages/1/output`, { seq, text: piece(seq) })
-    }
     for (let seq = 0; seq < 3; seq++) await write(seq)
 
     const first = await openSse(path, headers)
@@ -128,14 +137,7 @@ describe.each(stores)('live.maxReplayedChunks on %s', (_name, makeStore) => {
     const muted = { value: false }
     server = await startLiveServer({ pollIntervalMs: 600_000, maxReplayedChunks: MAX }, { store: mutable(makeStore(), muted) })
     const { url } = server
-    const runId = `watcher-bound-${++counter}-${Date.now()}`
-    await postJson(url, '/runs', { id: runId })
-    await postJson(url, `/${runId}/stage-update`, { ...STAGE, status: 'PROCESSING' })
-    const sent: string[] = []
-    const write = async (seq: number) => {
-      sent.push(piece(seq))
-      await postJson(url, `/${runId}/stages/1/output`, { seq, text: piece(seq) })
-    }
+    const { runId, sent, write } = await streamingRun(url, 'watcher-bound')
     await write(0)
     const own = await openSse(`${url}/${runId}/events?outputs=changed`, headers)
     const full = await openSse(`${url}/events?run=${runId}&view=full`, headers)

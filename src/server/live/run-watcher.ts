@@ -14,6 +14,7 @@
  */
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import type { Store } from '../../core/store.js'
+import { chunksUpTo } from '../../core/stage-output.js'
 import type { Logger } from '../../internal/logger.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import { RunReads } from './run-reads.js'
@@ -133,17 +134,6 @@ interface WatchedRun {
 /** A read that hands no listener any chunk. */
 const NO_CHUNKS: ReadonlyMap<RunListener, readonly OutputChunkRow[] | null> = new Map()
 
-/** How many of `chunks` (in version order) have a version up to `version`: bisection. */
-function countUpTo(chunks: readonly OutputChunkRow[], version: number): number {
-  let low = 0
-  let high = chunks.length
-  while (low < high) {
-    const middle = (low + high) >>> 1
-    if ((chunks[middle] as OutputChunkRow).version > version) high = middle
-    else low = middle + 1
-  }
-  return low
-}
 
 /** One per handlers instance; see the module comment. Not importable outside this package. */
 export class RunWatcher {
@@ -402,7 +392,7 @@ export class RunWatcher {
       const complete = read.length !== max + 1 || (read.at(-1) as OutputChunkRow).version > version
       const undecided: typeof open = []
       for (const entry of open) {
-        const after = chunks.length - countUpTo(chunks, entry.sent)
+        const after = chunks.length - chunksUpTo(chunks, entry.sent)
         if (after > max) {
           plan.set(entry.listener, null)
           tooLong = Math.min(tooLong ?? entry.sent, entry.sent)
