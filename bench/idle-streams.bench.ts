@@ -13,6 +13,8 @@
  *   IDLE_WARMUP=1000 npx tsx bench/idle-streams.bench.ts   # a warm server: 1,000 streams opened and closed first
  *   IDLE_WARM_REQUESTS=2000 npx tsx bench/idle-streams.bench.ts   # a server that has served 2,000 ordinary requests first
  *   IDLE_WARM_REQUESTS=2000 IDLE_ORDER=express,express+warm,express+warm,express …   # cold and warm interleaved: only `+warm` entries are warmed
+ *   IDLE_WARM_CONCURRENCY=10 …   # the warm-up's requests 10 at a time (default OPEN_BATCH, the streams' own concurrency)
+ *   IDLE_WARM_KEEP=1 …   # the warm-up's connections stay open, idle, until after the measure
  */
 import { fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -118,13 +120,16 @@ const WARM_RUNS = 100
 
 /**
  * IDLE_WARM_REQUESTS=n: the server serves n ordinary requests, none a stream, before the first
- * measure, as a production server has before streams open: per 10, four status reads, three stage
- * updates, one heartbeat, one run list and one run's status read again, on runs `warm-*` only,
- * IDLE_WARM_CONCURRENCY (default 10) at a time over their own keep-alive connections, closed
- * afterwards. Not streams opened and closed: those would free the very memory the measured
- * streams then reuse. Every answer must be 2xx.
+ * measure, as a production server has before streams open: per 10, three stage updates, one
+ * heartbeat, one run list and five status reads, on runs `warm-*` only, IDLE_WARM_CONCURRENCY at a
+ * time (default {@link OPEN_BATCH}, the concurrency the streams open with) over their own
+ * keep-alive connections, closed afterwards (IDLE_WARM_KEEP=1: left open and idle until the caller
+ * closes them after the measure, so that the streams cannot reuse what closed connections freed:
+ * sockets, parsers, their native state). Not streams opened and closed: those would free the
+ * very memory the measured streams then reuse. Every answer must be 2xx. Returns what closes the
+ * connections (a no-op once they are closed).
  */
-async function warmRequests(port: number, n: number, concurrency: number): Promise<void> {
+async function warmRequests(port: number, n: number, concurrency: number, keep: boolean): Promise<() => void> {
   const warmAgent = new Agent({ keepAlive: true, maxSockets: concurrency })
   const one = (k: number) =>
     new Promise<void>((resolve, reject) => {
@@ -154,16 +159,22 @@ async function warmRequests(port: number, n: number, concurrency: number): Promi
       while (next < n) await one(next++)
     }),
   )
-  warmAgent.destroy()
+  const close = () => warmAgent.destroy()
+  if (keep) return close
+  close()
   // Let the server see its side of the connections close before the first measure.
   await new Promise((r) => setTimeout(r, 500))
+  return () => {}
 }
 
-/** Opens `count` streams of runs bench-0… (200 at a time); returns what closes each. */
+/** How many streams {@link openMany} opens at a time; also the warm-up's default concurrency. */
+const OPEN_BATCH = 200
+
+/** Opens `count` streams of runs bench-0… ({@link OPEN_BATCH} at a time); returns what closes each. */
 async function openMany(port: number, count: number, kind: 'run' | 'set'): Promise<Array<() => void>> {
   const closers: Array<() => void> = []
-  for (let i = 0; i < count; i += 200) {
-    const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) => open(port, `bench-${i + j}`, kind))
+  for (let i = 0; i < count; i += OPEN_BATCH) {
+    const batch = Array.from({ length: Math.min(OPEN_BATCH, count - i) }, (_, j) => open(port, `bench-${i + j}`, kind))
     closers.push(...(await Promise.all(batch)))
   }
   return closers
@@ -186,7 +197,9 @@ for (const kind of kinds) {
       // served streams before: its JIT code, young generation and allocator arenas already grown).
       const warmup = Math.min(Number(process.env['IDLE_WARMUP'] ?? 0), count)
       const warmRequestCount = warmed ? Number(process.env['IDLE_WARM_REQUESTS'] ?? 0) : 0
-      if (warmRequestCount > 0) await warmRequests(child.port, warmRequestCount, Number(process.env['IDLE_WARM_CONCURRENCY'] ?? 10))
+      const warmConcurrency = Number(process.env['IDLE_WARM_CONCURRENCY'] ?? OPEN_BATCH)
+      const warmKeep = process.env['IDLE_WARM_KEEP'] === '1'
+      const closeWarm = warmRequestCount > 0 ? await warmRequests(child.port, warmRequestCount, warmConcurrency, warmKeep) : () => {}
       if (warmup > 0) {
         for (const close of await openMany(child.port, warmup, kind)) close()
         const deadline = Date.now() + 10_000
@@ -205,9 +218,10 @@ for (const kind of kinds) {
       const stats = await child.ask<{ openStreams: number }>('stats', 'stats')
       if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-after.heapsnapshot`), 'snapshot')
       for (const close of closers) close()
+      closeWarm()
       child.stop()
       const per = (key: keyof NodeJS.MemoryUsage, gc: keyof Memory = 'gc') => ((after[gc][key] - before[gc][key]) / count / 1024).toFixed(1)
-      const name = `${target}${built ? ' (built)' : ' (tsx)'}${kind === 'set' ? ' set' : ''}${warmup > 0 ? ' warm' : ''}${warmRequestCount > 0 ? ` after ${warmRequestCount} requests` : ''}`
+      const name = `${target}${built ? ' (built)' : ' (tsx)'}${kind === 'set' ? ' set' : ''}${warmup > 0 ? ' warm' : ''}${warmRequestCount > 0 ? ` after ${warmRequestCount} requests ${warmConcurrency} at a time${warmKeep ? ', kept open' : ''}` : ''}`
       const row = `| ${name} | ${count} | ${stats.openStreams} | ${per('rss')} KB | ${per('rss', 'reduced')} KB | ${per('heapUsed')} KB | ${per('heapTotal')} KB | ${per('heapTotal', 'reduced')} KB | ${(before.gc.rss / 1048576).toFixed(1)} / ${(before.reduced.rss / 1048576).toFixed(1)} MB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
       console.log(row)
       rows.push(row)

@@ -190,8 +190,8 @@ function serve(
   // Promise callbacks, not one async function, and nothing left pending while a live stream is
   // open (for hours, maybe): a suspended function or a pending chain would keep its Request,
   // Response and closures alive that long. Nor any closure of this function: its context holds
-  // `gone` (the client-gone controller and its listeners), so the stream's own `close` listener
-  // is made elsewhere ({@link endOnClose}).
+  // `gone` (the client-gone controller and its listeners); the stream's own `close` listener is
+  // one shared function of `connections` ({@link ConnectionDrain.endOnClose}).
   return answer(core, found, req, res, gone?.signal)
     .then((response) => {
       connections.prepare(res)
@@ -204,7 +204,7 @@ function serve(
         ;(req as { next?: unknown }).next = undefined
         // In flight until the response closes (ConnectionDrain), without a pending promise.
         if (res.destroyed) streaming = false
-        else endOnClose(connections, req, res)
+        else connections.endOnClose(res)
       }
       return writeWebResponse(res, response)
     })
@@ -216,15 +216,6 @@ function serve(
     .finally(() => {
       if (!streaming) connections.end(req)
     })
-}
-
-/**
- * Counts `req`'s answer (a live stream) in flight until `res` closes. Its own function, so that
- * the listener's closure keeps `connections` and `req` only, not the context of `serve`. `on`, not
- * `once`: a response closes once, and `once` adds a wrapper per listener.
- */
-function endOnClose(connections: ConnectionDrain, req: ExpressRequest, res: ExpressResponse): void {
-  res.on('close', () => connections.end(req))
 }
 
 /** The handlers' answer to `req`. */

@@ -325,11 +325,29 @@ type CountedSocket = NodeSocket & { [IN_FLIGHT]?: number }
  * that moment are ended at once. Without it a server's `close()` waits for each kept-alive socket
  * to time out (Node's `keepAliveTimeout`, 5 s, renewed by every reconnect).
  *
- * Costs one counter on the socket per request. Not importable outside this package.
+ * Costs one counter on the socket per request. Its `close` listeners are functions made once per
+ * instance, called with the socket or response as `this`, so a connection (or a live stream that
+ * stays open for hours) keeps no closure of its own (bench/README.md, "Idle streams").
+ * Not importable outside this package.
  */
 export class ConnectionDrain {
   #draining = false
   readonly #sockets = new Set<CountedSocket>()
+  /** The `close` listener of every socket {@link begin} saw: forgets it. */
+  readonly #forgetSocket: (this: CountedSocket) => void
+  /** The `close` listener of every response {@link endOnClose} was given: its answer is over. */
+  readonly #responseClosed: (this: ServerResponse) => void
+
+  constructor() {
+    const sockets = this.#sockets
+    this.#forgetSocket = function (this: CountedSocket) {
+      sockets.delete(this)
+    }
+    const end = (req: IncomingMessage): void => this.end(req)
+    this.#responseClosed = function (this: ServerResponse) {
+      end(this.req)
+    }
+  }
 
   /** Whether {@link drain} was called. */
   get draining(): boolean {
@@ -344,7 +362,7 @@ export class ConnectionDrain {
     if (count === undefined) {
       this.#sockets.add(socket)
       // `on`, not `once` (a socket closes once; `once` adds a wrapper per socket).
-      socket.on('close', () => this.#sockets.delete(socket))
+      socket.on('close', this.#forgetSocket)
     }
     socket[IN_FLIGHT] = (count ?? 0) + 1
   }
@@ -370,6 +388,16 @@ export class ConnectionDrain {
     }, DRAIN_IDLE_MS)
     timer.unref()
     socket.once('close', () => clearTimeout(timer))
+  }
+
+  /**
+   * The answer to `res`'s request (a live stream, written after its handler returned) stays in
+   * flight until `res` emits `close`, then {@link end} is called for it. Call it only while `res`
+   * is not destroyed yet (a destroyed response has emitted `close` already, or will without it).
+   */
+  endOnClose(res: ServerResponse): void {
+    // `on`, not `once`: a response closes once.
+    res.on('close', this.#responseClosed)
   }
 
   /** From now on, close connections as soon as their answers are written; idle ones now. */
