@@ -103,7 +103,7 @@ export type RunListProps = RunListDataProps | RunListLiveProps
  * A filterable list of runs: a filter form (pipeline, status, tag, created from/to), then a table
  * of runs with a status badge, the current stage, tags, creation time and duration, each id a link
  * the app renders. Where the list is narrower than 64em (its own width, a container query) the rows
- * become cards. With `runs` it shows what it is given (filtered by the same rules); without, it
+ * become cards, in two columns from 42em. With `runs` it shows what it is given (filtered by the same rules); without, it
  * follows the newest `limit` runs matching the filters on one connection (`useRuns`, the set stream
  * `{url}/events`): a run created or starting to match joins, a run that changes is redrawn, a run
  * that stops matching leaves. A filter change opens a new stream; the runs already shown that still
@@ -299,7 +299,7 @@ function RunListView({
                   )}
                 </span>
               </th>
-              <td data-label="Status">
+              <td data-label="Status" className="ps-cell-status">
                 <div>
                   <StatusBadge status={run.status} />
                   {run.error ? (
@@ -311,13 +311,13 @@ function RunListView({
                   ) : null}
                 </div>
               </td>
-              <td data-label="Pipeline" data-testid="run-pipeline" className="ps-cell-text">
+              <td data-label="Pipeline" data-testid="run-pipeline" className="ps-cell-text ps-cell-pipeline">
                 <span className="ps-runner-text">{run.pipeline}</span>
               </td>
               <td data-label="Stage" className="ps-cell-stage">
                 <Phrases parts={describeStage(run)} />
               </td>
-              <td data-label="Tags" className="ps-cell-text">
+              <td data-label="Tags" className="ps-cell-text ps-cell-tags">
                 {run.tags.length === 0 ? (
                   <span className="ps-muted">none</span>
                 ) : (
@@ -330,7 +330,7 @@ function RunListView({
                   </ul>
                 )}
               </td>
-              <td data-label="Created">
+              <td data-label="Created" className="ps-cell-created">
                 {/* The day and the time each stay whole; a narrow column breaks between them. */}
                 <time dateTime={run.createdAt}>
                   <Phrases parts={formatDateTime(run.createdAt).split(/ (?=\d\d:)/)} />
