@@ -824,6 +824,68 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.close()
   })
 
+  it('without container queries (an older browser: its stylesheet without them, CSS.supports saying so), the viewport picks the cards, logged once; the fallback repeats the container queries rule for rule', async () => {
+    const { page, problems, warnings } = await open('fixture=runs&css=no-container-queries', 1280, () => {
+      const supports = CSS.supports.bind(CSS)
+      CSS.supports = ((...args: [string, string?]) =>
+        args.join(' ').includes('container') ? false : args[1] === undefined ? supports(args[0]) : supports(args[0], args[1])) as typeof CSS.supports
+    })
+    await page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
+    // The page has what such a browser keeps: no container rule, no size container.
+    expect(
+      await page.evaluate(() => {
+        const containerRules = (rules: CSSRuleList): number =>
+          [...rules].reduce((count, rule) => count + (rule instanceof CSSContainerRule ? 1 : 0) + ('cssRules' in rule ? containerRules((rule as CSSGroupingRule).cssRules) : 0), 0)
+        return { containerRules: [...document.styleSheets].reduce((count, sheet) => count + containerRules(sheet.cssRules), 0), containerType: getComputedStyle(document.querySelector('.ps-run-list')!).containerType }
+      }),
+    ).toEqual({ containerRules: 0, containerType: 'normal' })
+    const layouts: string[] = []
+    for (const width of [390, 700, 900, 1008, 1024, 1280]) {
+      await page.setViewportSize({ width, height: 900 })
+      const shown = await measureList(page)
+      const cards = await measureCards(page)
+      if (width === 390 || width === 900) await page.screenshot({ path: join(artifacts, `components-list-no-container-queries-${width}.png`), fullPage: true })
+      for (const [name, box] of Object.entries(shown.overflow)) expect(box.scroll, `${name} scrolls sideways at ${width} px`).toBeLessThanOrEqual(box.client)
+      await expectReadableRows(page, shown, width)
+      layouts.push(`${width}: ${layoutOf(shown, cards)}`)
+      if (layoutOf(shown, cards) === 'two columns') expectFieldsAcross(cards, width)
+      if (width === 900) expect(await axeViolations(page), `axe at ${width} px`).toEqual([])
+    }
+    // Cards below a 64em (1,024 px) viewport, two columns from 48em (768 px), the id under its label below 26em (416 px).
+    expect(layouts).toEqual(['390: cards, id under its label', '700: cards', '900: two columns', '1008: two columns', '1024: table', '1280: table'])
+    // What the warning says: a narrow list on a wide page stays a table there.
+    await page.evaluate(() => ((document.querySelector('.ps-run-list') as HTMLElement).parentElement!.style.maxWidth = '360px'))
+    expect((await measureList(page)).cards).toBe(false)
+    const logged = warnings.filter((warning) => warning.includes('no CSS container queries'))
+    expect(logged).toHaveLength(1)
+    expect(logged[0]).toContain('Fix:')
+    expect(problems).toEqual([])
+    await page.close()
+
+    // This Chromium has container queries: the real stylesheet's fallback stays off, nothing is logged,
+    // and each fallback block holds exactly the rules of its container query.
+    const real = await open('fixture=runs', 1280)
+    await real.page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
+    const blocks = await real.page.evaluate(() => {
+      const sheet = [...document.styleSheets].find((candidate) => candidate.href?.endsWith('/styles.css'))!
+      const rules = [...sheet.cssRules]
+      const texts = (rule: CSSGroupingRule) => [...rule.cssRules].map((inner) => inner.cssText)
+      const fallback = rules.find((rule): rule is CSSSupportsRule => rule instanceof CSSSupportsRule && rule.conditionText.includes('container-type'))!
+      return {
+        fallbackApplies: CSS.supports(fallback.conditionText),
+        container: Object.fromEntries(rules.filter((rule): rule is CSSContainerRule => rule instanceof CSSContainerRule).map((rule) => [rule.containerQuery, texts(rule)])),
+        media: Object.fromEntries([...fallback.cssRules].filter((rule): rule is CSSMediaRule => rule instanceof CSSMediaRule).map((rule) => [rule.media.mediaText, texts(rule)])),
+      }
+    })
+    expect(blocks.fallbackApplies).toBe(false)
+    expect(Object.keys(blocks.container)).toEqual(['(width < 64em)', '(42em <= width < 64em)', '(width < 24em)'])
+    expect(Object.keys(blocks.media)).toEqual(['not all and (min-width: 64em)', '(min-width: 48em) and (max-width: 63.999em)', '(max-width: 26em)'])
+    expect(Object.values(blocks.media)).toEqual(Object.values(blocks.container))
+    expect(real.warnings.filter((warning) => warning.includes('container queries'))).toEqual([])
+    expect(real.problems).toEqual([])
+    await real.page.close()
+  })
+
   it('filters the list with the keyboard, follows runs as they join, change and leave a filter, and links each run', async () => {
     const tag = `kb-${Date.now().toString(36)}`
     const [first, second, third] = [newRunId('list-a'), newRunId('list-b'), newRunId('list-c')]
