@@ -2,7 +2,7 @@
  * `RunList`: a filterable list of runs (docs/components.md). Ids, tags, pipelines and errors are
  * runner or app data, rendered as React text only.
  */
-import { Fragment, type ReactNode, useId, useRef, useState } from 'react'
+import { Fragment, type ReactNode, useEffect, useId, useRef, useState } from 'react'
 import { dayStart, type RunListFilters, runListFilter, runListQuery } from '../contract/run-filter.js'
 import type { RunSummary } from '../contract/run-list.js'
 import { isFinalStatus, RunStatus } from '../contract/status.js'
@@ -103,7 +103,8 @@ export type RunListProps = RunListDataProps | RunListLiveProps
  * A filterable list of runs: a filter form (pipeline, status, tag, created from/to), then a table
  * of runs with a status badge, the current stage, tags, creation time and duration, each id a link
  * the app renders. Where the list is narrower than 64em (its own width, a container query) the rows
- * become cards. With `runs` it shows what it is given (filtered by the same rules); without, it
+ * become cards, in two columns from 42em; a browser without container queries goes by the
+ * viewport's width instead and logs that once (docs/components.md). With `runs` it shows what it is given (filtered by the same rules); without, it
  * follows the newest `limit` runs matching the filters on one connection (`useRuns`, the set stream
  * `{url}/events`): a run created or starting to match joins, a run that changes is redrawn, a run
  * that stops matching leaves. A filter change opens a new stream; the runs already shown that still
@@ -184,6 +185,7 @@ function RunListView({
   const now = fixedNow ?? clock
   const pipelineOptions = [...new Set([...(pipelines ?? runs.map((run) => run.pipeline)), ...(filters.pipeline ? [filters.pipeline] : [])])].sort()
   const active = Object.values(filters).some((value) => value !== undefined && value !== '')
+  useEffect(warnWithoutContainerQueries, [])
 
   function change(patch: Partial<RunListFilters>): void {
     const next: RunListFilters = { ...filters }
@@ -299,7 +301,7 @@ function RunListView({
                   )}
                 </span>
               </th>
-              <td data-label="Status">
+              <td data-label="Status" className="ps-cell-status">
                 <div>
                   <StatusBadge status={run.status} />
                   {run.error ? (
@@ -311,13 +313,13 @@ function RunListView({
                   ) : null}
                 </div>
               </td>
-              <td data-label="Pipeline" data-testid="run-pipeline" className="ps-cell-text">
+              <td data-label="Pipeline" data-testid="run-pipeline" className="ps-cell-text ps-cell-pipeline">
                 <span className="ps-runner-text">{run.pipeline}</span>
               </td>
               <td data-label="Stage" className="ps-cell-stage">
                 <Phrases parts={describeStage(run)} />
               </td>
-              <td data-label="Tags" className="ps-cell-text">
+              <td data-label="Tags" className="ps-cell-text ps-cell-tags">
                 {run.tags.length === 0 ? (
                   <span className="ps-muted">none</span>
                 ) : (
@@ -330,7 +332,7 @@ function RunListView({
                   </ul>
                 )}
               </td>
-              <td data-label="Created">
+              <td data-label="Created" className="ps-cell-created">
                 {/* The day and the time each stay whole; a narrow column breaks between them. */}
                 <time dateTime={run.createdAt}>
                   <Phrases parts={formatDateTime(run.createdAt).split(/ (?=\d\d:)/)} />
@@ -344,6 +346,24 @@ function RunListView({
         </tbody>
       </table>
     </div>
+  )
+}
+
+let containerQueriesChecked = false
+
+/**
+ * Logs once per page, in a browser without CSS container queries, that the stylesheet's fallback
+ * lets the viewport's width pick table or cards (styles.css), so a list narrower than its page may
+ * show a table that scrolls sideways.
+ */
+function warnWithoutContainerQueries(): void {
+  if (containerQueriesChecked || typeof CSS === 'undefined' || typeof CSS.supports !== 'function') return
+  containerQueriesChecked = true
+  if (CSS.supports('container-type', 'inline-size')) return
+  console.warn(
+    'pipeline-status-sdk RunList: this browser has no CSS container queries, so the viewport\'s width picks table or cards ' +
+      '(cards below 64em), not the list\'s own: a list narrower than the page (a sidebar) shows a table that may scroll sideways. ' +
+      'Fix: a browser with container queries (Chrome 105, Safari 16, Firefox 110 or newer), or give the list the page\'s width.',
   )
 }
 

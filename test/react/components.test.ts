@@ -5,8 +5,11 @@
  * text (chunks through the output route) grows on screen; the list (useRuns, one set stream)
  * filters with the keyboard and follows runs joining, changing and leaving; hostile stored text renders as text and runs nothing; axe-core
  * finds no serious or critical violation; the list fits its container, as a table or as cards, at
- * every width from 320 to 1400 px. Screenshots at 1280 and 390 px (and the list at each width of
- * its sweep) go to test/.artifacts (components-*.png).
+ * every width from 320 to 1400 px, its cards in two columns from 42em to 64em of list width, and
+ * without container queries (the stylesheet an older browser keeps) the viewport picks the cards.
+ * Screenshots at 1280 and 390 px (and the list at each width of its sweeps, components-list-cards-*
+ * at 700 and 900 px of list, components-list-no-container-queries-*) go to test/.artifacts
+ * (components-*.png).
  */
 import { readFile, mkdir } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -55,20 +58,50 @@ function newRunId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${runCounter}`
 }
 
-/** Opens the page with the problems it reports collected (page errors, console errors, dialogs). */
-async function open(query: string, width = 1280): Promise<{ page: Page; problems: string[] }> {
+/**
+ * Opens the page with the problems it reports collected (page errors, console errors, dialogs) and
+ * its console warnings; `beforeLoad` runs in the page before its own scripts.
+ */
+async function open(query: string, width = 1280, beforeLoad?: () => void): Promise<{ page: Page; problems: string[]; warnings: string[] }> {
   const page = await browser!.newPage({ viewport: { width, height: 900 } })
   const problems: string[] = []
+  const warnings: string[] = []
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
   page.on('console', (message) => {
     if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
+    if (message.type() === 'warning') warnings.push(message.text())
   })
   page.on('dialog', (dialog) => {
     problems.push(`dialog: ${dialog.message()}`)
     void dialog.dismiss()
   })
+  if (beforeLoad) await page.addInitScript(beforeLoad)
   await page.goto(`${origin}/?secret=${SECRET}&${query}`)
-  return { page, problems }
+  return { page, problems, warnings }
+}
+
+/**
+ * The stylesheet as a browser without container queries keeps it: each `@container` block dropped
+ * whole (an unknown at-rule) and `container`, `container-type` unknown properties (so `@supports
+ * (container-type: …)` is false). Chromium cannot switch container queries off
+ * (`--disable-blink-features=CSSContainerQueries` no longer exists: `CSS.supports` stays true).
+ */
+function withoutContainerQueries(stylesheet: string): string {
+  const css = stylesheet.replace(/\/\*[\s\S]*?\*\//g, '') // comments, which may name `@container`
+  let kept = ''
+  let from = 0
+  for (let at = css.indexOf('@container', from); at !== -1; at = css.indexOf('@container', from)) {
+    let depth = 0
+    let end = css.indexOf('{', at)
+    for (; end < css.length; end += 1) {
+      if (css[end] === '{') depth += 1
+      else if (css[end] === '}' && --depth === 0) break
+    }
+    if (depth !== 0) throw new Error(`unbalanced braces after offset ${at} of styles.css`)
+    kept += css.slice(from, at)
+    from = end + 1
+  }
+  return (kept + css.slice(from)).replace(/\bcontainer(-type|-name)?(?=\s*:)/g, '-unsupported-$&')
 }
 
 /** What the timeline shows, as a reader sees it. */
@@ -294,6 +327,85 @@ async function expectReadableRows(page: Page, shown: Awaited<ReturnType<typeof m
   }
 }
 
+/** Where each card's fields sit (`fixture=runs`): the card's box, each labelled cell's box and the right edge of what it shows. */
+function measureCards(page: Page) {
+  return page.evaluate(() => {
+    const list = document.querySelector<HTMLElement>('.ps-run-list')!
+    return {
+      listWidth: list.getBoundingClientRect().width,
+      cards: [...document.querySelectorAll<HTMLElement>('[data-testid="run-row"]')].map((row) => {
+        const card = row.getBoundingClientRect()
+        const cells = [...row.querySelectorAll<HTMLElement>(':scope > [data-label]')].map((cell) => {
+          const box = cell.getBoundingClientRect()
+          // What the cell shows: its text's line boxes, its badge and chips (an ellipsised id's range runs past its clip: only its box counts).
+          let contentRight = 0
+          const tops = new Set<number>()
+          const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT)
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const range = document.createRange()
+            range.selectNodeContents(node)
+            for (const rect of range.getClientRects()) {
+              if (rect.width === 0) continue
+              contentRight = Math.max(contentRight, rect.right)
+              tops.add(Math.round(rect.top))
+            }
+          }
+          for (const element of cell.querySelectorAll('.ps-badge, .ps-tag, .ps-run-id-line')) contentRight = Math.max(contentRight, element.getBoundingClientRect().right)
+          if (cell.dataset.label === 'Run') contentRight = cell.querySelector('.ps-run-id-line')!.getBoundingClientRect().right
+          return { label: cell.dataset.label!, left: box.left, right: box.right, top: box.top, bottom: box.bottom, contentRight, lines: tops.size }
+        })
+        const run = row.querySelector<HTMLElement>('.ps-cell-run')!
+        return { id: row.dataset.runId!, left: card.left, right: card.right, hasError: row.querySelector('.ps-row-error') !== null, cells, runColumns: getComputedStyle(run).gridTemplateColumns.split(' ').length }
+      }),
+    }
+  })
+}
+
+/** The cards' layout: `table`, `cards` (a labelled line per field), `cards, id under its label` (a phone), `two columns`. */
+function layoutOf(shown: Awaited<ReturnType<typeof measureList>>, cards: Awaited<ReturnType<typeof measureCards>>): string {
+  if (!shown.cards) return 'table'
+  const lefts = new Set(cards.cards.flatMap((card) => card.cells.map((cell) => Math.round(cell.left))))
+  if (lefts.size > 1) return 'two columns'
+  return cards.cards.every((card) => card.runColumns === 1) ? 'cards, id under its label' : 'cards'
+}
+
+/** The two-column cards use the card's width: the id across it, status and pipeline on the left half, stage, tags, created and duration on the right, nothing overlapping or past the card. */
+function expectFieldsAcross(cards: Awaited<ReturnType<typeof measureCards>>, width: number): void {
+  const HALVES: Record<string, 'across' | 'left' | 'right'> = { Run: 'across', Status: 'left', Pipeline: 'left', Stage: 'right', Tags: 'right', Created: 'right', Duration: 'right' }
+  for (const card of cards.cards) {
+    const at = `${card.id} at ${width} px of list`
+    const middle = (card.left + card.right) / 2
+    expect(card.cells.map((cell) => cell.label), at).toEqual(Object.keys(HALVES))
+    for (const cell of card.cells) {
+      const where = `${cell.label} of ${at}`
+      expect(cell.left, where).toBeGreaterThanOrEqual(card.left - 0.5)
+      expect(Math.max(cell.right, cell.contentRight), where).toBeLessThanOrEqual(card.right + 0.5)
+      const half = HALVES[cell.label]
+      if (half === 'across') expect([cell.left < middle, cell.right > middle], where).toEqual([true, true])
+      if (half === 'left') expect(cell.right, where).toBeLessThanOrEqual(middle + 0.5)
+      if (half === 'right') expect(cell.left, where).toBeGreaterThanOrEqual(middle - 0.5)
+    }
+    // The rightmost field's content reaches into the card's right half (the defect: all of it in a narrow left column).
+    const fields = card.cells.filter((cell) => cell.label !== 'Run')
+    expect(Math.max(...fields.map((cell) => cell.contentRight)), at).toBeGreaterThan(middle)
+    // No two fields overlap.
+    for (const [index, a] of card.cells.entries())
+      for (const b of card.cells.slice(index + 1)) {
+        const apart = a.right <= b.left + 0.5 || b.right <= a.left + 0.5 || a.bottom <= b.top + 0.5 || b.bottom <= a.top + 0.5
+        expect(apart, `${a.label} and ${b.label} of ${at} overlap`).toBe(true)
+      }
+    // The right column reads top to bottom, its first line beside the status; the day and time on one line.
+    const top = (label: string) => card.cells.find((cell) => cell.label === label)!.top
+    expect(['Stage', 'Tags', 'Created', 'Duration'].map(top), at).toEqual(['Stage', 'Tags', 'Created', 'Duration'].map(top).sort((a, b) => a - b))
+    expect(Math.abs(top('Stage') - top('Status')), at).toBeLessThan(1)
+    // The pipeline under the status: right under its badge, or beside the duration under a failed run's error.
+    const statusBottom = card.cells.find((cell) => cell.label === 'Status')!.bottom
+    if (card.hasError) expect([top('Pipeline') >= statusBottom - 0.5, Math.abs(top('Pipeline') - top('Duration')) < 1], at).toEqual([true, true])
+    else expect(Math.abs(top('Pipeline') - statusBottom), at).toBeLessThan(1)
+    expect(card.cells.find((cell) => cell.label === 'Created')!.lines, `created of ${at}`).toBe(1)
+  }
+}
+
 describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
   beforeAll(async () => {
     const bundle = await build({
@@ -320,9 +432,11 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
 </head><body><div id="root"></div><script type="module" src="/app.js"></script></body></html>`
     // The Next.js example's home page as it lays the list out: its own stylesheet, its container.
     const exampleStyles = await readFile(join(root, 'examples/nextjs/app/globals.css'), 'utf8')
-    const exampleHtml = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Recent runs</title><link rel="stylesheet" href="/styles.css"><link rel="stylesheet" href="/example.css">
+    // `css=no-container-queries`: the same page with the stylesheet an older browser keeps.
+    const exampleHtml = (stylesheet: string) => `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Recent runs</title><link rel="stylesheet" href="${stylesheet}"><link rel="stylesheet" href="/example.css">
 </head><body><div id="root"></div><script type="module" src="/app.js"></script></body></html>`
+    const olderStyles = withoutContainerQueries(styles)
     server = createServer((req, res) => {
       void (async () => {
         const url = new URL(req.url ?? '/', origin)
@@ -339,9 +453,16 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
             ? ['text/javascript', script]
             : path === '/styles.css'
               ? ['text/css', styles]
-              : path === '/example.css'
-                ? ['text/css', exampleStyles]
-                : ['text/html; charset=utf-8', url.searchParams.get('fixture') === 'runs' ? exampleHtml : html]
+              : path === '/styles-no-container-queries.css'
+                ? ['text/css', olderStyles]
+                : path === '/example.css'
+                  ? ['text/css', exampleStyles]
+                  : [
+                      'text/html; charset=utf-8',
+                      url.searchParams.get('fixture') !== 'runs'
+                        ? html
+                        : exampleHtml(url.searchParams.get('css') === 'no-container-queries' ? '/styles-no-container-queries.css' : '/styles.css'),
+                    ]
         res.writeHead(200, { 'content-type': type })
         res.end(body)
       })().catch(() => res.destroy())
@@ -663,6 +784,106 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await expectReadableRows(page, sidebar, 1280)
     expect(problems).toEqual([])
     await page.close()
+  })
+
+  it("uses a card's whole width from 42em (630 px) of list to the table's 64em: the id across the card, status and pipeline on the left, stage, tags, created and duration on the right; one column below, the id under its label on a phone", async () => {
+    const { page, problems } = await open('fixture=runs')
+    await page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
+    const layouts: string[] = []
+    // The list's width: the example's <main> pads it 24 px on each side of the viewport.
+    for (const listWidth of [629, 630, 640, 680, 700, 750, 800, 850, 900, 959, 960]) {
+      await page.setViewportSize({ width: listWidth + 48, height: 900 })
+      const shown = await measureList(page)
+      const cards = await measureCards(page)
+      // Taken before the checks, so a failure leaves the picture of what failed.
+      if (listWidth === 700 || listWidth === 900) await page.screenshot({ path: join(artifacts, `components-list-cards-${listWidth}.png`), fullPage: true })
+      expect(cards.listWidth).toBe(listWidth)
+      for (const [name, box] of Object.entries(shown.overflow)) expect(box.scroll, `${name} scrolls sideways at ${listWidth} px of list`).toBeLessThanOrEqual(box.client)
+      await expectReadableRows(page, shown, listWidth)
+      layouts.push(`${listWidth}: ${layoutOf(shown, cards)}`)
+      if (layoutOf(shown, cards) === 'two columns') expectFieldsAcross(cards, listWidth)
+      if (listWidth === 700 || listWidth === 900) expect(await axeViolations(page), `axe at ${listWidth} px of list`).toEqual([])
+    }
+    expect(layouts).toEqual([
+      '629: cards',
+      ...[630, 640, 680, 700, 750, 800, 850, 900, 959].map((width) => `${width}: two columns`),
+      '960: table',
+    ])
+    // Phones, as before: one column (390 px, a 366 px list: the example pads it 12 px there), the id
+    // under its label below 24em (320 px, a 296 px list).
+    for (const [width, listWidth, layout] of [[390, 366, 'cards'], [320, 296, 'cards, id under its label']] as const) {
+      await page.setViewportSize({ width, height: 844 })
+      const phone = await measureList(page)
+      const phoneCards = await measureCards(page)
+      await page.screenshot({ path: join(artifacts, `components-list-cards-${width}.png`), fullPage: true })
+      expect([phoneCards.listWidth, layoutOf(phone, phoneCards)]).toEqual([listWidth, layout])
+      expect(phone.pageScrolls).toBe(false)
+      await expectReadableRows(page, phone, width)
+    }
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it('without container queries (an older browser: its stylesheet without them, CSS.supports saying so), the viewport picks the cards, logged once; the fallback repeats the container queries rule for rule', async () => {
+    const { page, problems, warnings } = await open('fixture=runs&css=no-container-queries', 1280, () => {
+      const supports = CSS.supports.bind(CSS)
+      CSS.supports = ((...args: [string, string?]) =>
+        args.join(' ').includes('container') ? false : args[1] === undefined ? supports(args[0]) : supports(args[0], args[1])) as typeof CSS.supports
+    })
+    await page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
+    // The page has what such a browser keeps: no container rule, no size container.
+    expect(
+      await page.evaluate(() => {
+        const containerRules = (rules: CSSRuleList): number =>
+          [...rules].reduce((count, rule) => count + (rule instanceof CSSContainerRule ? 1 : 0) + ('cssRules' in rule ? containerRules((rule as CSSGroupingRule).cssRules) : 0), 0)
+        return { containerRules: [...document.styleSheets].reduce((count, sheet) => count + containerRules(sheet.cssRules), 0), containerType: getComputedStyle(document.querySelector('.ps-run-list')!).containerType }
+      }),
+    ).toEqual({ containerRules: 0, containerType: 'normal' })
+    const layouts: string[] = []
+    for (const width of [390, 700, 900, 1008, 1024, 1280]) {
+      await page.setViewportSize({ width, height: 900 })
+      const shown = await measureList(page)
+      const cards = await measureCards(page)
+      if (width === 390 || width === 900) await page.screenshot({ path: join(artifacts, `components-list-no-container-queries-${width}.png`), fullPage: true })
+      for (const [name, box] of Object.entries(shown.overflow)) expect(box.scroll, `${name} scrolls sideways at ${width} px`).toBeLessThanOrEqual(box.client)
+      await expectReadableRows(page, shown, width)
+      layouts.push(`${width}: ${layoutOf(shown, cards)}`)
+      if (layoutOf(shown, cards) === 'two columns') expectFieldsAcross(cards, width)
+      if (width === 900) expect(await axeViolations(page), `axe at ${width} px`).toEqual([])
+    }
+    // Cards below a 64em (1,024 px) viewport, two columns from 48em (768 px), the id under its label below 26em (416 px).
+    expect(layouts).toEqual(['390: cards, id under its label', '700: cards', '900: two columns', '1008: two columns', '1024: table', '1280: table'])
+    // What the warning says: a narrow list on a wide page stays a table there.
+    await page.evaluate(() => ((document.querySelector('.ps-run-list') as HTMLElement).parentElement!.style.maxWidth = '360px'))
+    expect((await measureList(page)).cards).toBe(false)
+    const logged = warnings.filter((warning) => warning.includes('no CSS container queries'))
+    expect(logged).toHaveLength(1)
+    expect(logged[0]).toContain('Fix:')
+    expect(problems).toEqual([])
+    await page.close()
+
+    // This Chromium has container queries: the real stylesheet's fallback stays off, nothing is logged,
+    // and each fallback block holds exactly the rules of its container query.
+    const real = await open('fixture=runs', 1280)
+    await real.page.locator('[data-testid="run-row"]').first().waitFor({ timeout: 15_000 })
+    const blocks = await real.page.evaluate(() => {
+      const sheet = [...document.styleSheets].find((candidate) => candidate.href?.endsWith('/styles.css'))!
+      const rules = [...sheet.cssRules]
+      const texts = (rule: CSSGroupingRule) => [...rule.cssRules].map((inner) => inner.cssText)
+      const fallback = rules.find((rule): rule is CSSSupportsRule => rule instanceof CSSSupportsRule && rule.conditionText.includes('container-type'))!
+      return {
+        fallbackApplies: CSS.supports(fallback.conditionText),
+        container: Object.fromEntries(rules.filter((rule): rule is CSSContainerRule => rule instanceof CSSContainerRule).map((rule) => [rule.containerQuery, texts(rule)])),
+        media: Object.fromEntries([...fallback.cssRules].filter((rule): rule is CSSMediaRule => rule instanceof CSSMediaRule).map((rule) => [rule.media.mediaText, texts(rule)])),
+      }
+    })
+    expect(blocks.fallbackApplies).toBe(false)
+    expect(Object.keys(blocks.container)).toEqual(['(width < 64em)', '(42em <= width < 64em)', '(width < 24em)'])
+    expect(Object.keys(blocks.media)).toEqual(['not all and (min-width: 64em)', '(min-width: 48em) and (max-width: 63.999em)', '(max-width: 26em)'])
+    expect(Object.values(blocks.media)).toEqual(Object.values(blocks.container))
+    expect(real.warnings.filter((warning) => warning.includes('container queries'))).toEqual([])
+    expect(real.problems).toEqual([])
+    await real.page.close()
   })
 
   it('filters the list with the keyboard, follows runs as they join, change and leave a filter, and links each run', async () => {
