@@ -37,6 +37,18 @@ export interface PoolExecutorOptions {
  */
 const REFUSED_NAMED_STATEMENT = new Set(['26000', '42P05'])
 
+/**
+ * SQLSTATEs of a named statement that a connection prepared before a migration changed a table
+ * under it (a migration applied while the app runs): `0A000` "cached plan must not change result
+ * type" (a column it returns changed type), `42846` cannot_coerce and `42804` datatype_mismatch (a
+ * parameter's type, fixed when it was prepared, no longer fits its column). PostgreSQL raises them
+ * while planning the statement again, before it runs, so it wrote nothing.
+ */
+const STALE_NAMED_STATEMENT = new Set(['0A000', '42846', '42804'])
+
+/** How often one statement is renamed after going stale, at most (each a migration applied while the app ran). */
+const MAX_RENAMES = 8
+
 /** An executor on `pool`, named statements chosen by `options.namedStatements`. */
 export function createPoolExecutor(pool: PrismaStorePool, options: PoolExecutorOptions): SqlExecutor {
   const { guard, warn } = options
@@ -44,16 +56,44 @@ export function createPoolExecutor(pool: PrismaStorePool, options: PoolExecutorO
   let named = options.namedStatements ?? true
   const unnamedOnRefusal = options.namedStatements === undefined
   const unnamed = <Row>(text: string, values: unknown[]) => guard(poolRows<Row>(pool.query({ text, values })))
+  // A statement's current name: a new one (its text's name and a generation) once a connection's
+  // prepared copy went stale, so that every connection prepares it again. pg keeps each name's
+  // statement per connection and offers no way to drop it; the old ones end with their connection.
+  const renamed = new Map<string, string>()
+  const renameCounts = new Map<string, number>()
+  let warnedStale = false
   return {
     get prepares() {
       return named
     },
     async query<Row>(text: string, values: unknown[]): Promise<Row[]> {
       if (!named) return unnamed<Row>(text, values)
+      const name = renamed.get(text) ?? statementName(text)
       try {
-        return await guard(poolRows<Row>(pool.query({ name: statementName(text), text, values })))
+        return await guard(poolRows<Row>(pool.query({ name, text, values })))
       } catch (error) {
-        if (!unnamedOnRefusal || !REFUSED_NAMED_STATEMENT.has(String(errorCode(error)))) throw error
+        const code = String(errorCode(error))
+        if (STALE_NAMED_STATEMENT.has(code)) {
+          // Renamed once per stale name (other connections' calls with it only retry), at most
+          // MAX_RENAMES times per statement: an error of the statement itself stays an error.
+          const renames = renameCounts.get(text) ?? 0
+          if ((renamed.get(text) ?? statementName(text)) === name && renames < MAX_RENAMES) {
+            renamed.set(text, `${statementName(text)}_${(generations += 1).toString(36)}`)
+            renameCounts.set(text, renames + 1)
+          }
+          if (!warnedStale) {
+            warnedStale = true
+            warn(
+              `pipeline-status: a prepared statement no longer fits its table (${code}: ${errorMessage(error)}): the schema changed ` +
+                'after the store prepared it, as a migration applied while the app runs does. The call is sent again (nothing had ' +
+                'been written) and the statement prepared again under a new name on each connection; said once',
+              { code },
+            )
+          }
+          // Unnamed: planned afresh, whatever this connection has prepared.
+          return unnamed<Row>(text, values)
+        }
+        if (!unnamedOnRefusal || !REFUSED_NAMED_STATEMENT.has(code)) throw error
         // Refused at Parse or Bind, before anything ran: sending it again unnamed is safe.
         if (named) {
           named = false
@@ -75,6 +115,9 @@ function poolRows<Row>(pending: PromiseLike<{ rows: unknown[] }>): Promise<Row[]
 }
 
 const statementNames = new Map<string, string>()
+
+/** Statements renamed since the process started (a suffix of each new name): unique per process, so no two executors' renamed statements share a name. */
+let generations = 0
 
 /**
  * A prepared statement's name derived from its text (FNV-1a), so that stores with different
