@@ -479,6 +479,10 @@ export interface OutputChunkOptions {
   now: Date
   /** The most UTF-8 bytes one stage attempt's streamed text may hold (`maxStreamedOutputBytes`). */
   maxBytes: number
+  /** The configured pipelines, for a run without a catalogue of its own (see `catalogueOfRun`). @default `stages` as `default` */
+  pipelines?: Pipelines | undefined
+  /** Without `pipelines`: the catalogue of the one pipeline `default`. @default DEFAULT_STAGES */
+  stages?: StageCatalogue | undefined
 }
 
 /**
@@ -499,11 +503,12 @@ export async function appendOutputChunk<Tx>(
   const { getOutputChunk } = store
   if (!getOutputChunk) throw new TypeError('This store cannot store streamed output: it has no getOutputChunk method')
   const { now, maxBytes } = options
+  const pipelines = pipelinesOf(options)
   // `null`: the repeated chunk is not stored (a reset deleted it meanwhile), so it conflicts:
   // decided against a NUL, which no stored (storable) text equals.
   let stored: string | null | undefined
   const decide = (run: RunState, stage: StageState | undefined): OutputChunkDecision =>
-    decideOutputChunk({ run, stageNumber, stage, chunk, maxBytes, stored: stored === null ? '\u0000' : stored, now })
+    decideOutputChunk({ run, stageNumber, catalogue: catalogueOfRun(run, pipelines), stage, chunk, maxBytes, stored: stored === null ? '\u0000' : stored, now })
   const readStored = async (): Promise<void> => {
     stored = (await getOutputChunk.call(store, runId, stageNumber, chunk.seq)) ?? null
   }

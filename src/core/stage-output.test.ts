@@ -8,10 +8,20 @@ import { MemoryStore } from './memory-store.js'
 import { appendOutputChunk, applyStageUpdate, createRun, deleteExpiredRuns } from './operations.js'
 
 const run: RunState = { ...newRun('run_1', NOW), status: 'PROCESSING' }
-const decide = (fields: { stage?: StageState | undefined; seq: number; text: string; stored?: string; maxBytes?: number; run?: RunState }) =>
+const decide = (fields: {
+  stage?: StageState | undefined
+  seq: number
+  text: string
+  stored?: string
+  maxBytes?: number
+  run?: RunState
+  stageNumber?: number
+  catalogue?: typeof DEFAULT_STAGES | undefined
+}) =>
   decideOutputChunk({
     run: fields.run ?? run,
-    stageNumber: 1,
+    stageNumber: fields.stageNumber ?? 1,
+    catalogue: 'catalogue' in fields ? fields.catalogue : DEFAULT_STAGES,
     stage: 'stage' in fields ? fields.stage : stage(),
     chunk: { seq: fields.seq, text: fields.text },
     maxBytes: fields.maxBytes ?? 1024,
@@ -32,6 +42,17 @@ describe('decideOutputChunk', () => {
     expect(decide({ stage: running, seq: 2, text: 'x' })).toEqual({ outcome: 'repeat' })
     expect(decide({ stage: running, seq: 2, text: 'x', stored: 'x' })).toMatchObject({ outcome: 'duplicate' })
     expect(decide({ stage: running, seq: 2, text: 'x', stored: 'y' })).toMatchObject({ outcome: 'conflict' })
+  })
+
+  it('refuses a stage outside the run\'s catalogue first, naming stageNumber as a stage update does', () => {
+    const finished = { ...run, status: 'CANCELLED' as const }
+    expect(decide({ run: finished, stageNumber: 6, stage: undefined, seq: 0, text: 'x' })).toEqual({
+      outcome: 'invalid',
+      field: 'stageNumber',
+      message: 'stageNumber must be between 1 and 5',
+    })
+    // A run whose catalogue is unknown takes any number: without a row the stage has not started.
+    expect(decide({ stageNumber: 6, catalogue: undefined, stage: undefined, seq: 0, text: 'x' })).toMatchObject({ code: 'stage_not_started' })
   })
 
   it('refuses in the documented order: run finished, stage not started, stage finished, gap, too large', () => {
