@@ -175,7 +175,7 @@ const ROUTE_DOCS = {
       "Stores one stage's status and derives the run's in the same write. The same update again is a no-op answered 200 (`duplicate`); a final status again with a different `output` is 200 `conflict` (the stored output stays; nothing changes); a late `PROCESSING` is `stale`; an update that contradicts a finished run's outcome is 409 and changes nothing. `stageNumber` must be 1..N, N being the last stage of the run's own catalogue (the snapshot of its pipeline taken when it was created; five stages by default), else 400 naming `stageNumber`. A run without a catalogue of its own follows its pipeline's current one and stores it with this update; if its pipeline is not configured, 409 `unknown_pipeline`. A `PROCESSING` update may carry the attempt fields: a higher `attempt` than stored is applied and resets the stage's progress, a lower one is `stale`, one without `attempt` leaves the stored one; the stage's first applied update sets its `startedAt` (and the run's, for its first stage).",
     body: { schema: named('StageUpdate', StageUpdate), required: true },
     answers: {
-      200: { description: 'Stored, or recognised as a retry, a late arrival or a conflicting repeat (`outcome`).', json: named('StageUpdateResponse', StageUpdateResponse), headers: [NO_STORE] },
+      200: { description: 'Stored, or recognised as a retry, a late arrival or a conflicting repeat (`outcome`); `stage` as `GET /status` shows it (the streamed text so far as its `output` while it has no final output of its own).', json: named('StageUpdateResponse', StageUpdateResponse), headers: [NO_STORE] },
     },
     problems: [...WRITE, 'run_not_found', 'run_finished', 'stage_finished', 'unknown_pipeline'],
     requestHeaders: ['Idempotency-Key'],

@@ -16,7 +16,7 @@ import { distinctTags } from './run-labels.js'
 import { decideHeartbeat, decideStaleRun, staleRunCutoff } from './run-liveness.js'
 import type { ClampedInstant } from './runner-instants.js'
 import { decideProgress } from './stage-progress.js'
-import { decideOutputChunk, type OutputChunkDecision, type OutputChunkRefusal, resetsStreamedOutput } from './stage-output.js'
+import { decideOutputChunk, type OutputChunkDecision, type OutputChunkRefusal, resetsStreamedOutput, showsStreamedOutput, withStreamedOutput } from './stage-output.js'
 import type { StageOutputChunk } from '../contract/output-chunks.js'
 import { type CompletionDecision, type StageDecision, decideCancel, decideCompletion, decideStageUpdate, newRun, runEndReason } from './state-machine.js'
 import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from '../core/hooks.js'
@@ -89,6 +89,22 @@ export async function applyStageUpdate<Tx>(store: Store<Tx>, runId: string, upda
     await runEnded(tx.client, run, decision.run, 'stage', onRunEnded)
     return applied(decision)
   })
+}
+
+/**
+ * `stage`, as a write stored it, as `GET /status` shows it ({@link withStreamedOutput}): a stage
+ * that shows its streamed text gets it as its `output`, read after the write (chunks 0 to its
+ * `outputSeq`, `Store.getStreamedOutput`, else the stage of `Store.getRun`); any other stage is
+ * returned as it is, without a read. What a stage update answers. Should a higher attempt of the
+ * stage have reset its chunks between the write and this read, the text is the new attempt's.
+ */
+export async function stageAsShown<Tx>(store: Store<Tx>, runId: string, stage: StageState): Promise<StageState> {
+  if (!showsStreamedOutput(stage) || stage.outputSeq == null) return stage
+  const lastSeq = stage.outputSeq
+  const text = store.getStreamedOutput
+    ? await store.getStreamedOutput(runId, stage.stageNumber, lastSeq)
+    : ((await store.getRun(runId))?.stages.find((stored) => stored.stageNumber === stage.stageNumber)?.output ?? '')
+  return withStreamedOutput(stage, () => text)
 }
 
 /** The state machine's decision on the run's own catalogue, or the refusal when it has none or the stage is outside it. */

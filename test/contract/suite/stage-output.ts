@@ -221,6 +221,29 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
       expect(status.stages[1]).toMatchObject({ status: 'COMPLETED', output: 'streamed only', outputSeq: 1 })
     })
 
+    scenario("a stage update's answer shows the stage as GET /status does: its streamed text while it has no final output", async (api) => {
+      const id = await runningStage1(api)
+      await chunkOk(api, id, 1, 0, 'streamed')
+      // A repeated PROCESSING (a duplicate) and COMPLETED without an output answer the text so far.
+      const again = await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', attempt: 1 }))
+      expect(again.stage).toMatchObject({ status: 'PROCESSING', output: 'streamed', outputSeq: 0 })
+      await chunkOk(api, id, 1, 1, ' ü😀')
+      const completed = await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))
+      expect(completed).toMatchObject({ outcome: 'applied', stage: { status: 'COMPLETED', output: 'streamed ü😀', outputSeq: 1 } })
+      expect((await api.status(id)).stages[0]).toEqual(completed.stage)
+      // The same update again: a duplicate, answered alike.
+      expect(await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))).toMatchObject({
+        outcome: 'duplicate',
+        stage: { output: 'streamed ü😀' },
+      })
+      // A final output of its own replaces the text, in the answer as in the status document.
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }))
+      await chunkOk(api, id, 2, 0, 'draft')
+      const final = await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'COMPLETED', output: 'final' }))
+      expect(final.stage).toMatchObject({ output: 'final', outputSeq: 0 })
+      expect((await api.status(id)).stages[1]).toEqual(final.stage)
+    })
+
     scenario('an applied higher attempt restarts the streamed output at seq 0', async (api) => {
       const id = await runningStage1(api)
       await chunkOk(api, id, 1, 0, 'attempt one ')
