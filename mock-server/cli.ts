@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
 import { ENV_WEBHOOK_SECRET } from '../src/contract/headers.js'
 import { createOpenApiDocument } from '../src/contract/openapi.js'
 import { PACKAGE_VERSION } from '../src/contract/package-info.js'
-import { listMigrationFiles, packageMigrationsDir, renderMigrationScript, writeMigrationsInto } from '../src/pg/migration-files.js'
+import { listMigrationFiles, packageMigrationsDir, renderMigrationScript, schemaNameProblem, writeMigrationsInto } from '../src/pg/migration-files.js'
 import { checkDatabaseUrl } from '../src/pg/database-url.js'
 import { resolveWebhookSecrets } from '../src/server/auth/webhook-auth.js'
 import { type PipelineCatalogues, loadPipelinesFile } from '../src/server/pipelines-file.js'
@@ -90,7 +90,8 @@ Creates pipeline-status-sdk's tables; it never runs the Prisma CLI's schema engi
       \`prisma migrate deploy\`, which needs Prisma's schema engine. Run again after an upgrade to
       add only what is new
   pipeline-status migrate --print > pipeline-status.sql
-      writes the SQL on stdout, for a DBA to review and run; after an upgrade,
+      writes the SQL on stdout, for a DBA to review and run in one transaction
+      (psql -1 -v ON_ERROR_STOP=1 -f pipeline-status.sql); after an upgrade,
       --print --after <the last migration the database has> writes only what is new
 
 Options:
@@ -104,7 +105,8 @@ Options:
                         migrating a database
   --print               print the SQL instead of migrating a database
   --after <migration>   with --print: only the migrations after this one (the last one the
-                        database has; every --print script names its last at the end)
+                        database has; every --print script names its last at the end). With
+                        --schema it creates no schema: it checks that the schema holds the tables
   -h, --help            show this help
 `
 
@@ -306,6 +308,8 @@ async function migrate(argv: string[]): Promise<number> {
     throw new UsageError(`${offline} touches no database: drop --database-url`)
   }
   if (values.schema !== undefined && values.schema.trim() === '') throw new UsageError('--schema needs a schema name')
+  const schemaProblem = values.schema === undefined ? undefined : schemaNameProblem(values.schema)
+  if (schemaProblem) throw new UsageError(`--schema: ${schemaProblem}`)
   if (values.into !== undefined && values.schema !== undefined) {
     throw new UsageError("--into writes unqualified SQL that your app's own migrations apply in the schema of its connection: drop --schema")
   }

@@ -182,12 +182,14 @@ export type RunStatusResponse = z.infer<typeof RunStatusResponse>
 
 /**
  * Response of a stage update: the outcome, the stage as stored and the run as stored.
- * `stage` is `null` only for a stale update of a stage that has no stored row.
+ * `stage` is `null` only for a stale update of a stage that has no stored row. The stage is as
+ * `GET /status` shows it: while it has no final output of its own, a stage with streamed output
+ * has the streamed text so far as its `output`.
  */
 export const StageUpdateResponse = z.object({
   /** What the update did. */
   outcome: UpdateOutcome,
-  /** The stage as stored after the update; `null` only for a stale update of a stage that has no row. */
+  /** The stage as stored after the update, as `GET /status` shows it (its streamed text as `output` while it has no final one); `null` only for a stale update of a stage that has no row. */
   stage: StageOutputRecord.nullable(),
   ...runMember,
 })

@@ -187,6 +187,10 @@ export class MemoryStore implements Store<MemoryStore> {
     return this.#chunks.get(runId)?.find((chunk) => chunk.stageNumber === stageNumber && chunk.seq === seq)?.text
   }
 
+  async getStreamedOutput(runId: string, stageNumber: number, lastSeq: number): Promise<string> {
+    return this.#streamedText(runId, stageNumber, lastSeq)
+  }
+
   async getOutputChunksSince(runId: string, version: number, limit?: number): Promise<OutputChunkRow[]> {
     const chunks = this.#chunks.get(runId) ?? []
     // Kept in version order: the first one after `version` is found by bisection, so a live
@@ -278,10 +282,10 @@ export class MemoryStore implements Store<MemoryStore> {
     })
   }
 
-  /** A stage's streamed text: its chunks' text in `seq` order. */
-  #streamedText(runId: string, stageNumber: number): string {
+  /** A stage's streamed text: its chunks' text (up to chunk `lastSeq`) in `seq` order. */
+  #streamedText(runId: string, stageNumber: number, lastSeq = Infinity): string {
     return (this.#chunks.get(runId) ?? [])
-      .filter((chunk) => chunk.stageNumber === stageNumber)
+      .filter((chunk) => chunk.stageNumber === stageNumber && chunk.seq <= lastSeq)
       .sort((a, b) => a.seq - b.seq)
       .map((chunk) => chunk.text)
       .join('')

@@ -16,7 +16,7 @@ import { distinctTags } from './run-labels.js'
 import { decideHeartbeat, decideStaleRun, staleRunCutoff } from './run-liveness.js'
 import type { ClampedInstant } from './runner-instants.js'
 import { decideProgress } from './stage-progress.js'
-import { decideOutputChunk, type OutputChunkDecision, type OutputChunkRefusal, resetsStreamedOutput } from './stage-output.js'
+import { decideOutputChunk, type OutputChunkDecision, type OutputChunkRefusal, resetsStreamedOutput, showsStreamedOutput, withStreamedOutput } from './stage-output.js'
 import type { StageOutputChunk } from '../contract/output-chunks.js'
 import { type CompletionDecision, type StageDecision, decideCancel, decideCompletion, decideStageUpdate, newRun, runEndReason } from './state-machine.js'
 import type { OnRunCompleted, OnRunEnded, RetentionPolicy } from '../core/hooks.js'
@@ -89,6 +89,22 @@ export async function applyStageUpdate<Tx>(store: Store<Tx>, runId: string, upda
     await runEnded(tx.client, run, decision.run, 'stage', onRunEnded)
     return applied(decision)
   })
+}
+
+/**
+ * `stage`, as a write stored it, as `GET /status` shows it ({@link withStreamedOutput}): a stage
+ * that shows its streamed text gets it as its `output`, read after the write (chunks 0 to its
+ * `outputSeq`, `Store.getStreamedOutput`, else the stage of `Store.getRun`); any other stage is
+ * returned as it is, without a read. What a stage update answers. Should a higher attempt of the
+ * stage have reset its chunks between the write and this read, the text is the new attempt's.
+ */
+export async function stageAsShown<Tx>(store: Store<Tx>, runId: string, stage: StageState): Promise<StageState> {
+  if (!showsStreamedOutput(stage) || stage.outputSeq == null) return stage
+  const lastSeq = stage.outputSeq
+  const text = store.getStreamedOutput
+    ? await store.getStreamedOutput(runId, stage.stageNumber, lastSeq)
+    : ((await store.getRun(runId))?.stages.find((stored) => stored.stageNumber === stage.stageNumber)?.output ?? '')
+  return withStreamedOutput(stage, () => text)
 }
 
 /** The state machine's decision on the run's own catalogue, or the refusal when it has none or the stage is outside it. */
@@ -479,6 +495,10 @@ export interface OutputChunkOptions {
   now: Date
   /** The most UTF-8 bytes one stage attempt's streamed text may hold (`maxStreamedOutputBytes`). */
   maxBytes: number
+  /** The configured pipelines, for a run without a catalogue of its own (see `catalogueOfRun`). @default `stages` as `default` */
+  pipelines?: Pipelines | undefined
+  /** Without `pipelines`: the catalogue of the one pipeline `default`. @default DEFAULT_STAGES */
+  stages?: StageCatalogue | undefined
 }
 
 /**
@@ -499,11 +519,12 @@ export async function appendOutputChunk<Tx>(
   const { getOutputChunk } = store
   if (!getOutputChunk) throw new TypeError('This store cannot store streamed output: it has no getOutputChunk method')
   const { now, maxBytes } = options
+  const pipelines = pipelinesOf(options)
   // `null`: the repeated chunk is not stored (a reset deleted it meanwhile), so it conflicts:
   // decided against a NUL, which no stored (storable) text equals.
   let stored: string | null | undefined
   const decide = (run: RunState, stage: StageState | undefined): OutputChunkDecision =>
-    decideOutputChunk({ run, stageNumber, stage, chunk, maxBytes, stored: stored === null ? '\u0000' : stored, now })
+    decideOutputChunk({ run, stageNumber, catalogue: catalogueOfRun(run, pipelines), stage, chunk, maxBytes, stored: stored === null ? '\u0000' : stored, now })
   const readStored = async (): Promise<void> => {
     stored = (await getOutputChunk.call(store, runId, stageNumber, chunk.seq)) ?? null
   }

@@ -3,15 +3,26 @@ import { decideOutputChunk, resetsStreamedOutput, showsStreamedOutput, utf8Bytes
 import { decideStageUpdate, newRun } from './state-machine.js'
 import { DEFAULT_STAGES } from '../contract/stages.js'
 import type { RunState, StageState } from './state.js'
+import type { Store } from './store.js'
 import { NOW, stage } from '../../test/support/state-fixtures.js'
 import { MemoryStore } from './memory-store.js'
-import { appendOutputChunk, applyStageUpdate, createRun, deleteExpiredRuns } from './operations.js'
+import { appendOutputChunk, applyStageUpdate, createRun, deleteExpiredRuns, stageAsShown } from './operations.js'
 
 const run: RunState = { ...newRun('run_1', NOW), status: 'PROCESSING' }
-const decide = (fields: { stage?: StageState | undefined; seq: number; text: string; stored?: string; maxBytes?: number; run?: RunState }) =>
+const decide = (fields: {
+  stage?: StageState | undefined
+  seq: number
+  text: string
+  stored?: string
+  maxBytes?: number
+  run?: RunState
+  stageNumber?: number
+  catalogue?: typeof DEFAULT_STAGES | undefined
+}) =>
   decideOutputChunk({
     run: fields.run ?? run,
-    stageNumber: 1,
+    stageNumber: fields.stageNumber ?? 1,
+    catalogue: 'catalogue' in fields ? fields.catalogue : DEFAULT_STAGES,
     stage: 'stage' in fields ? fields.stage : stage(),
     chunk: { seq: fields.seq, text: fields.text },
     maxBytes: fields.maxBytes ?? 1024,
@@ -32,6 +43,17 @@ describe('decideOutputChunk', () => {
     expect(decide({ stage: running, seq: 2, text: 'x' })).toEqual({ outcome: 'repeat' })
     expect(decide({ stage: running, seq: 2, text: 'x', stored: 'x' })).toMatchObject({ outcome: 'duplicate' })
     expect(decide({ stage: running, seq: 2, text: 'x', stored: 'y' })).toMatchObject({ outcome: 'conflict' })
+  })
+
+  it('refuses a stage outside the run\'s catalogue first, naming stageNumber as a stage update does', () => {
+    const finished = { ...run, status: 'CANCELLED' as const }
+    expect(decide({ run: finished, stageNumber: 6, stage: undefined, seq: 0, text: 'x' })).toEqual({
+      outcome: 'invalid',
+      field: 'stageNumber',
+      message: 'stageNumber must be between 1 and 5',
+    })
+    // A run whose catalogue is unknown takes any number: without a row the stage has not started.
+    expect(decide({ stageNumber: 6, catalogue: undefined, stage: undefined, seq: 0, text: 'x' })).toMatchObject({ code: 'stage_not_started' })
   })
 
   it('refuses in the documented order: run finished, stage not started, stage finished, gap, too large', () => {
@@ -112,5 +134,30 @@ describe('MemoryStore chunks', () => {
     expect(await deleteExpiredRuns(store, { keep: { FAILED: 1 }, now: new Date(NOW.getTime() + 10), limit: 10 })).toEqual({ FAILED: 1 })
     expect(await store.getOutputChunksSince('run_1', -1)).toEqual([])
     expect(await store.getOutputChunk('run_1', 1, 0)).toBeUndefined()
+  })
+
+  it('show a stage as GET /status does (stageAsShown): its text up to its outputSeq, read only when it shows it', async () => {
+    const store = new MemoryStore()
+    await createRun(store, { id: 'run_1', now: NOW })
+    await applyStageUpdate(store, 'run_1', { stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING' }, { now: NOW })
+    const options = { now: NOW, maxBytes: 1024 }
+    await appendOutputChunk(store, 'run_1', 1, { seq: 0, text: 'a' }, options)
+    await appendOutputChunk(store, 'run_1', 1, { seq: 1, text: 'b' }, options)
+    expect(await stageAsShown(store, 'run_1', stage({ outputSeq: 0 }))).toMatchObject({ output: 'a', streamedOutput: true })
+    expect(await stageAsShown(store, 'run_1', stage({ status: 'COMPLETED', output: null, outputSeq: 1 }))).toMatchObject({ output: 'ab' })
+    // A custom store without getStreamedOutput: the stage of getRun.
+    const plain: Store<MemoryStore> = { transaction: (fn) => store.transaction(fn), insertRun: (run) => store.insertRun(run), getRun: (id) => store.getRun(id) }
+    expect(await stageAsShown(plain, 'run_1', stage({ outputSeq: 1 }))).toMatchObject({ output: 'ab', streamedOutput: true })
+    // A stage that does not show streamed text is returned as it is, without a read.
+    const reads = { count: 0 }
+    const counting: Store<MemoryStore> = {
+      ...plain,
+      getStreamedOutput: async () => String(reads.count++),
+      getRun: async () => (reads.count++, null),
+    }
+    const final = stage({ status: 'COMPLETED', output: 'final', outputSeq: 1 })
+    expect(await stageAsShown(counting, 'run_1', final)).toBe(final)
+    expect(await stageAsShown(counting, 'run_1', stage({ outputSeq: null }))).toMatchObject({ outputSeq: null })
+    expect(reads.count).toBe(0)
   })
 })

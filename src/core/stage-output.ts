@@ -5,7 +5,9 @@
  * in-memory store and PostgreSQL agree.
  */
 import type { StageOutputChunk } from '../contract/output-chunks.js'
+import type { StageCatalogue } from '../contract/stages.js'
 import { isFinalStatus } from '../contract/status.js'
+import { stageNumberOutside } from './run-catalogue.js'
 import type { OutputChunkRow, RunState, StageState } from './state.js'
 
 /** The length of `text` in UTF-8 bytes (what the chunk and stage bounds count). */
@@ -29,6 +31,8 @@ export type OutputChunkRefusal =
   | { outcome: 'refused'; code: 'run_finished' | 'stage_not_started' | 'stage_finished'; detail: string }
   | { outcome: 'refused'; code: 'output_out_of_order'; detail: string; expectedSeq: number }
   | { outcome: 'refused'; code: 'output_too_large'; detail: string; maxBytes: number }
+  /** `stageNumber` outside the run's catalogue: 400 naming `stageNumber`, as a stage update's refusal. */
+  | { outcome: 'invalid'; field: 'stageNumber'; message: string }
 
 /** What one chunk does to its stage. */
 export type OutputChunkDecision =
@@ -63,6 +67,11 @@ export interface OutputChunkInput {
   run: RunState
   /** The stage's number. */
   stageNumber: number
+  /**
+   * The run's catalogue (`catalogueOfRun`), `undefined` when it has none and its pipeline is not
+   * configured (then any number is taken, and a stage without a row is `stage_not_started`).
+   */
+  catalogue: StageCatalogue | undefined
   /** The stage as stored, `undefined` when it has no row. */
   stage: StageState | undefined
   /** The chunk, validated (`text` storable, at most `MAX_OUTPUT_CHUNK_BYTES`). */
@@ -76,14 +85,17 @@ export interface OutputChunkInput {
 }
 
 /**
- * Decides one streamed output chunk, in this order: a finished run is 409 `run_finished`; a
- * stage without a row 409 `stage_not_started`; a final stage 409 `stage_finished`; a `seq` already
+ * Decides one streamed output chunk, in this order: a `stageNumber` outside the run's catalogue is
+ * `invalid` (400 naming `stageNumber`, the rule of a stage update: `stageNumberOutside`); a
+ * finished run is 409 `run_finished`; a stage without a row 409 `stage_not_started`; a final stage 409 `stage_finished`; a `seq` already
  * applied is `duplicate` (same text) or `conflict` (other text); a `seq` past the next one 409
  * `output_out_of_order` with `expectedSeq`; a chunk that takes the attempt's text past `maxBytes`
  * 413 `output_too_large`; otherwise applied. Chunk 0 also clears an output a `PROCESSING` update
  * stored: from then on the stage shows its streamed text ({@link showsStreamedOutput}).
  */
-export function decideOutputChunk({ run, stageNumber, stage, chunk, maxBytes, stored, now }: OutputChunkInput): OutputChunkDecision {
+export function decideOutputChunk({ run, stageNumber, catalogue, stage, chunk, maxBytes, stored, now }: OutputChunkInput): OutputChunkDecision {
+  const outside = catalogue && stageNumberOutside(stageNumber, catalogue)
+  if (outside) return { outcome: 'invalid', field: 'stageNumber', message: outside }
   if (isFinalStatus(run.status)) {
     return { outcome: 'refused', code: 'run_finished', detail: `Run ${run.id} is ${run.status} and takes no more output` }
   }

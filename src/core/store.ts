@@ -157,6 +157,14 @@ export interface Store<Tx = unknown> {
    */
   getOutputChunk?(runId: string, stageNumber: number, seq: number): Promise<string | undefined>
   /**
+   * The streamed text of a stage's current attempt up to chunk `lastSeq`: its chunks' text in
+   * `seq` order, `''` when it has none. How a stage update's answer shows a stage that shows its
+   * streamed text (`showsStreamedOutput`) as `GET /status` does, read only for such a stage.
+   * Optional: without it that read is {@link Store.getRun}. `MemoryStore` and `PrismaStore`
+   * implement it.
+   */
+  getStreamedOutput?(runId: string, stageNumber: number, lastSeq: number): Promise<string>
+  /**
    * The stored chunks of a run whose version is greater than `version`, ordered by version
    * (each applied chunk has its own): what a live stream sends as `output` events after that
    * version, and what a reconnect with `Last-Event-ID` resumes from. With `limit` (a whole number

@@ -26,7 +26,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import { listMigrationFiles, type MigrationFile, packageMigrationsDir, scriptMatchesChecksum } from './migration-files.js'
+import { listMigrationFiles, type MigrationFile, packageMigrationsDir, schemaNameProblem, scriptMatchesChecksum } from './migration-files.js'
 import { errorMessage } from '../internal/error-message.js'
 import { quoteIdentifier } from '../internal/quote-identifier.js'
 import { checkDatabaseUrl, describeUrl } from './database-url.js'
@@ -105,6 +105,7 @@ export interface ApplyMigrationsOptions {
   /**
    * The PostgreSQL schema to migrate, as Prisma's `?schema=`: created when missing, and the
    * session's `search_path` while migrating (restored afterwards on a client you passed).
+   * At most 63 bytes as UTF-8 (PostgreSQL's limit), else a `RangeError`.
    * @default the connection string's `?schema=`, else `public`; for a client, its `current_schema()`
    */
   schema?: string | undefined
@@ -175,6 +176,9 @@ interface HistoryRow {
  * pooler in transaction mode (`transaction-pooler`, before anything is changed: it names
  * DIRECT_DATABASE_URL), or when a connection string's database cannot be reached within `connectTimeoutMs`
  * (`connection-failed`, naming host:port without the password and what to check; `cause` is `pg`'s error).
+ * @throws RangeError before creating anything, when the schema (`options.schema` or the URL's
+ * `?schema=`) is longer than 63 bytes as UTF-8 (PostgreSQL's NAMEDATALEN − 1), which PostgreSQL
+ * would silently truncate.
  * @throws ServerConfigurationError (from `pipeline-status-sdk/server`) before connecting, when a connection
  * string's scheme is not `postgres:` or `postgresql:`, naming DIRECT_DATABASE_URL.
  *
@@ -197,6 +201,9 @@ export async function applyMigrations(
     try {
       const schema =
         options.schema ?? urlSchema ?? (typeof target === 'string' ? 'public' : (await session.query<{ s: string }>('SELECT current_schema() AS s'))[0]?.s ?? 'public')
+      // Before anything is created: PostgreSQL would truncate a longer name and report success.
+      const problem = schemaNameProblem(schema)
+      if (problem) throw new RangeError(problem)
       const [{ path }] = (await session.query<{ path: string }>(`SELECT current_setting('search_path') AS path`)) as [{ path: string }]
       await ensureSchema(session, schema)
       await session.query(`SET search_path TO ${quoteIdentifier(schema)}`)

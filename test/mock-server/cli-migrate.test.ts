@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openDatabase } from '../../examples/shared/database.js'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { usesPostgres } from '../setup/test-database.js'
+import { PACKAGE_VERSION } from '../../src/contract/package-info.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const pkg = JSON.parse(await readFile(`${root}/package.json`, 'utf8')) as { bin: Record<string, string> }
@@ -192,10 +193,46 @@ describe('pipeline-status migrate --into and --print', () => {
       await fresh.close()
     }
 
-    const current = await run(['migrate', '--print', '--after', last])
-    expect(current).toMatchObject({ code: 0, stderr: '' })
-    expect(current.stdout).not.toContain('-- pipeline-status-sdk migration: ')
-    expect(current.stdout).toContain('-- Nothing to run: the database has every migration of pipeline-status-sdk')
+    // Nothing newer: comments only, saying so; not one statement (no search_path, no schema).
+    for (const args of [[], ['--schema', 'status']]) {
+      const current = await run(['migrate', '--print', '--after', last, ...args])
+      expect(current).toMatchObject({ code: 0, stderr: '' })
+      expect(current.stdout).toContain(`-- pipeline-status-sdk ${PACKAGE_VERSION}: nothing is newer than ${last}, so there is nothing to run.\n`)
+      expect(current.stdout.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('--'))).toEqual([])
+      expect(current.stdout).not.toContain('the SQL of')
+    }
+  }, 180_000)
+
+  it('--print --after --schema (an upgrade) creates no schema: it stops first, naming the schema, unless it exists and holds "PipelineRun"', async () => {
+    const [first, second, ...later] = PACKAGE_MIGRATIONS
+    const upgrade = await run(['migrate', '--print', '--after', second!, '--schema', 'status'])
+    expect(upgrade).toMatchObject({ code: 0, stderr: '' })
+    expect(upgrade.stdout).not.toContain('CREATE SCHEMA')
+    const check = upgrade.stdout.indexOf('SET search_path TO "status";\n-- An upgrade runs on the schema that holds the tables')
+    expect(check).toBeGreaterThan(0)
+    expect(check).toBeLessThan(upgrade.stdout.indexOf('-- pipeline-status-sdk migration: '))
+    expect(upgrade.stdout).toContain('psql -1 -v ON_ERROR_STOP=1 -f pipeline-status.sql')
+    const schemas = `SELECT nspname AS name FROM pg_namespace WHERE nspname IN ('status', 'statu') ORDER BY 1`
+    const db = new PGlite()
+    try {
+      // A mistyped schema: stopped before anything, and no empty schema is left behind.
+      const mistyped = await run(['migrate', '--print', '--after', second!, '--schema', 'statu'])
+      await expect(db.exec(mistyped.stdout)).rejects.toThrow('pipeline-status-sdk: schema statu does not exist: an upgrade (--print --after) runs on the schema that holds the package\'s tables')
+      expect((await db.query(schemas)).rows).toEqual([])
+      // A schema without the tables: stopped too, naming it.
+      await db.exec('CREATE SCHEMA status')
+      await expect(db.exec(upgrade.stdout)).rejects.toThrow('pipeline-status-sdk: schema status has no table "PipelineRun"')
+      expect((await db.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'status'`)).rows).toEqual([{ n: 0 }])
+      // The schema that has the first two migrations: upgraded.
+      for (const name of [first!, second!]) {
+        await db.exec(`SET search_path TO status;\n${await readFile(join(root, 'prisma/migrations', name, 'migration.sql'), 'utf8')}`)
+      }
+      await db.exec(upgrade.stdout)
+      expect(later.length).toBeGreaterThan(0)
+      expect((await db.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'status'`)).rows).toEqual([{ n: 4 }])
+    } finally {
+      await db.close()
+    }
   }, 180_000)
 
   it('answers wrong arguments with exit code 2 and the fix', async () => {
@@ -210,6 +247,10 @@ describe('pipeline-status migrate --into and --print', () => {
       [['migrate', '--int', 'x'], "unknown option '--int'; did you mean '--into'?"],
       [['migrate', '--after', PACKAGE_MIGRATIONS[0]!], '--after goes with --print'],
       [['migrate', '--print', '--after', '20990101000000_nope'], `--after 20990101000000_nope is not a migration of pipeline-status-sdk`],
+      // 32 two-byte characters are 64 bytes: PostgreSQL would keep the first 63 and report nothing.
+      [['migrate', '--schema', 'ü'.repeat(32), '--database-url', 'postgresql://x/y'], `--schema: schema name "${'ü'.repeat(32)}" is 64 bytes in UTF-8, over PostgreSQL's limit of 63 bytes for a name (NAMEDATALEN − 1)`],
+      [['migrate', '--print', '--schema', 'p'.repeat(64)], `--schema: schema name "${'p'.repeat(64)}" is 64 bytes in UTF-8, over PostgreSQL's limit of 63 bytes`],
+      [['migrate', '--print', '--after', PACKAGE_MIGRATIONS[0]!, '--schema', 'p'.repeat(70)], 'is 70 bytes in UTF-8'],
     ] as const) {
       const result = await run([...args])
       expect(result.code, args.join(' ')).toBe(2)

@@ -245,6 +245,20 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     expect((await applyMigrations(db.target, { schema: 'pipeline status' })).applied).toEqual([])
   }, TIMEOUT_MS)
 
+  it('refuses a schema name over 63 bytes of UTF-8, which PostgreSQL would truncate, before creating anything', async () => {
+    const db = await empty()
+    // 32 two-byte characters: 64 bytes, though 32 characters.
+    const long = 'ü'.repeat(32)
+    await expect(applyMigrations(db.target, { schema: long })).rejects.toThrow(
+      new RangeError(`schema name "${long}" is 64 bytes in UTF-8, over PostgreSQL's limit of 63 bytes for a name (NAMEDATALEN − 1), which it would silently truncate: give a shorter name`),
+    )
+    expect(await db.sql(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ü%'`)).toEqual([])
+    // 63 bytes is PostgreSQL's own limit, and taken as it is.
+    const longest = `${'ü'.repeat(31)}x`
+    expect((await applyMigrations(db.target, { schema: longest })).schema).toBe(longest)
+    expect(await db.sql(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ü%'`)).toEqual([{ nspname: longest }])
+  }, TIMEOUT_MS)
+
   it('runs a file holding only CREATE INDEX CONCURRENTLY outside a transaction, and a failing file of several statements not at all', async () => {
     const db = await empty()
     const dir = await mkdtemp(join(tmpdir(), 'pss-migrations-'))

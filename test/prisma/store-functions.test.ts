@@ -197,6 +197,38 @@ describe.skipIf(!usesPostgres())('the store functions on PostgreSQL, against the
     }
   })
 
+  it('two installs on the search_path (a role\'s schema and public): called as the call resolves them, by search_path order, no warning', async () => {
+    // The write function's overloads differ in their enum argument per schema ("alice"."RunStatus",
+    // public."RunStatus"), so to_regproc(name) was NULL and the store stayed inline for good.
+    const two = await createTestDatabase()
+    const schema = 'alice'
+    expect((await applyMigrations(two.url!, { schema })).applied).toContain(STORE_FUNCTIONS_MIGRATION)
+    const url = new URL(two.url!)
+    url.searchParams.set('options', `-c search_path=${schema},public`)
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url.toString() }) })
+    try {
+      const path = await prisma.$queryRawUnsafe<Array<{ path: string }>>("SELECT current_setting('search_path') AS path")
+      expect(path[0]?.path).toBe(`${schema},public`)
+      const sent: string[] = []
+      const logger = warnings()
+      const store = createPrismaStore({ prisma: recording(prisma, sent), logger })
+      expect(await fullRun(store, 'fn-two')).toEqual(OUTCOMES)
+      expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.writeRunStage.name}(`))).toHaveLength(3)
+      expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.readRunStage.name}(`))).toHaveLength(4)
+      expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.touchRun.name}(`))).toHaveLength(3)
+      expect(sent).not.toContain(statements.writeRunStage)
+      expect(logger.messages).toEqual([])
+      // Written where the search_path's first install is, as the unqualified inline SQL would.
+      const count = async (table: string) =>
+        (await two.prisma.$queryRawUnsafe<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM ${table} WHERE "runId" = 'fn-two'`))[0]?.n
+      expect(await count(`"${schema}"."StageOutput"`)).toBe(2)
+      expect(await count('public."StageOutput"')).toBe(0)
+    } finally {
+      await prisma.$disconnect()
+      await two.close()
+    }
+  })
+
   it('other names (@@map, @map): the store sends the SQL inline and says so once, why and what to do', async () => {
     const sent: string[] = []
     const logger = warnings()

@@ -11,13 +11,13 @@ import { toRunRecord } from '../../core/state-to-records.js'
 import type { RequestAuth } from '../auth/authenticate.js'
 import { escapeControls, type Plumbing, type RouteHandler } from '../http/exchange.js'
 import { HttpProblemError, jsonResponse } from '../http/problem-response.js'
-import { runNotFound, validate } from '../http/validate.js'
+import { accepted, validate } from '../http/validate.js'
 import { OncePerKey } from '../../internal/once-per-key.js'
 import type { HandlerSettings } from '../settings.js'
 
 /** The streamed output route of one handlers instance. */
 export function createOutputRoutes(settings: HandlerSettings, plumbing: Plumbing, auth: RequestAuth): { readonly stageOutput: RouteHandler } {
-  const { store, clock, logger, maxStreamedOutputBytes } = settings
+  const { store, pipelines, clock, logger, maxStreamedOutputBytes } = settings
   const warnedConflict = new OncePerKey()
 
   const stageOutput = plumbing.route('stageOutput', async (exchange, { runId, stageNumber: stageParam }) => {
@@ -35,8 +35,8 @@ export function createOutputRoutes(settings: HandlerSettings, plumbing: Plumbing
     if (!store.getOutputChunk) {
       throw new HttpProblemError('not_implemented', { detail: "This server's store does not implement Store.getOutputChunk, so it cannot store streamed output" })
     }
-    const result = await appendOutputChunk(store, runId, stageNumber, chunk, { now: clock(), maxBytes: maxStreamedOutputBytes })
-    if (result.outcome === 'not_found') throw runNotFound()
+    // A stage outside the run's catalogue is 400 naming `stageNumber`, as a stage update's (`accepted`).
+    const result = accepted(await appendOutputChunk(store, runId, stageNumber, chunk, { now: clock(), maxBytes: maxStreamedOutputBytes, pipelines }))
     if (result.outcome === 'refused') {
       const { outcome: _outcome, code, detail, ...members } = result
       throw new HttpProblemError(code, { detail, ...members })

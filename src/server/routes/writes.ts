@@ -14,7 +14,7 @@ import type {
 import { CancelRun } from '../../contract/runner-control.js'
 import { CONFLICT_CAUSE_AND_FIX } from '../../internal/conflict-cause.js'
 import { OncePerKey } from '../../internal/once-per-key.js'
-import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../core/operations.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat, stageAsShown } from '../../core/operations.js'
 import { type ClampedInstant, describeClampedInstant } from '../../core/runner-instants.js'
 import { toRunRecord, toStageWriteResponse } from '../../core/state-to-records.js'
 import { newRunOf } from '../run-api.js'
@@ -94,7 +94,8 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
           { runId: id, stageNumber: update.stageNumber, status: result.stage.status, outcome: 'conflict' },
         )
       }
-      return toStageWriteResponse(result)
+      // The stage as GET /status shows it: a stage showing its streamed text answers with it.
+      return toStageWriteResponse({ ...result, stage: result.stage && (await stageAsShown(store, id, result.stage)) })
     },
   )
 

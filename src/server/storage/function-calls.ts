@@ -28,8 +28,10 @@ export class FunctionCalls {
   readonly #sql: SqlExecutor
   /** The functions for the store's names, `undefined` when its names are not the defaults. */
   readonly #functions: StoreFunctions | undefined
-  /** Their names, as the probe asks for them and the messages name them. */
+  /** Their names, as the messages name them. */
   readonly #names: string[]
+  /** Their signatures, as the probe asks for them (`StoreFunction.signature`). */
+  readonly #signatures: string[]
   readonly #logger: () => Logger
   readonly #now: () => number
   /** The last answer to "are they there?", or the question in flight. */
@@ -43,6 +45,7 @@ export class FunctionCalls {
     this.#sql = sql
     this.#functions = functions
     this.#names = functions ? Object.values(functions).map((fn) => fn.name) : []
+    this.#signatures = functions ? Object.values(functions).map((fn) => fn.signature) : []
     this.#logger = logger
     this.#now = now
   }
@@ -92,7 +95,7 @@ export class FunctionCalls {
     const names = this.#names
     let cause: string
     try {
-      const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [names])
+      const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [this.#signatures])
       if (rows[0]?.ok === true) {
         if (this.#saidInline) {
           this.#saidInline = false

@@ -503,6 +503,11 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     return rows[0]?.text
   }
 
+  async getStreamedOutput(runId: string, stageNumber: number, lastSeq: number): Promise<string> {
+    const rows = await this.#sql.query<{ text: string | null }>(this.#statements.readStreamedOutput, [runId, stageNumber, lastSeq])
+    return rows[0]?.text ?? ''
+  }
+
   async getOutputChunksSince(runId: string, version: number, limit?: number): Promise<OutputChunkRow[]> {
     const rows = await this.#sql.query<{ stageNumber: number | string; seq: number | string; version: number | string; text: string }>(
       this.#statements.readOutputChunksSince,

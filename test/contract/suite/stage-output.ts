@@ -148,8 +148,6 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
     scenario('a stage without an update is 409 stage_not_started; a final stage 409 stage_finished; a finished run 409 run_finished', async (api) => {
       const id = await runningStage1(api)
       await expectProblem(await chunk(api, id, 2, { seq: 0, text: 'early' }), 409, 'stage_not_started')
-      // Outside the catalogue no stage can have started either.
-      await expectProblem(await chunk(api, id, 9, { seq: 0, text: 'x' }), 409, 'stage_not_started')
       await chunkOk(api, id, 1, 0, 'done')
       await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))
       await expectProblem(await chunk(api, id, 1, { seq: 1, text: 'late' }), 409, 'stage_finished')
@@ -193,6 +191,14 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
       await named(await chunk(api, id, 1, { seq: 0, text: 'x', extra: true }), 'extra')
       await named(await chunk(api, id, 0, { seq: 0, text: 'x' }), 'stageNumber')
       await named(await chunk(api, id, 'one', { seq: 0, text: 'x' }), 'stageNumber')
+      // Outside the run's catalogue (5 stages): refused as a stage update of that number is, not 409
+      // stage_not_started, whose advice (send its PROCESSING update first) could not be followed.
+      for (const stageNumber of [6, 9]) {
+        const outside = await expectProblem(await chunk(api, id, stageNumber, { seq: 0, text: 'x' }), 400, 'validation_failed')
+        const update = await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber })), 400, 'validation_failed')
+        expect(outside.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be between 1 and 5' }])
+        expect({ detail: outside.detail, errors: outside.errors }).toEqual({ detail: update.detail, errors: update.errors })
+      }
       await expectProblem(await chunk(api, 'no-such-run', 1, { seq: 0, text: 'x' }), 404, 'run_not_found')
       await expectProblem(await chunk(api, id, 1, { seq: 0, text: 'x' }, { secret: null }), 401, 'unauthorized')
       // Exactly 64 KiB is taken.
@@ -213,6 +219,29 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
       const status = await api.status(id)
       expect(status.stages[0]).toMatchObject({ status: 'COMPLETED', output: '{"final":true}', outputSeq: 1 })
       expect(status.stages[1]).toMatchObject({ status: 'COMPLETED', output: 'streamed only', outputSeq: 1 })
+    })
+
+    scenario("a stage update's answer shows the stage as GET /status does: its streamed text while it has no final output", async (api) => {
+      const id = await runningStage1(api)
+      await chunkOk(api, id, 1, 0, 'streamed')
+      // A repeated PROCESSING (a duplicate) and COMPLETED without an output answer the text so far.
+      const again = await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', attempt: 1 }))
+      expect(again.stage).toMatchObject({ status: 'PROCESSING', output: 'streamed', outputSeq: 0 })
+      await chunkOk(api, id, 1, 1, ' ü😀')
+      const completed = await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))
+      expect(completed).toMatchObject({ outcome: 'applied', stage: { status: 'COMPLETED', output: 'streamed ü😀', outputSeq: 1 } })
+      expect((await api.status(id)).stages[0]).toEqual(completed.stage)
+      // The same update again: a duplicate, answered alike.
+      expect(await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))).toMatchObject({
+        outcome: 'duplicate',
+        stage: { output: 'streamed ü😀' },
+      })
+      // A final output of its own replaces the text, in the answer as in the status document.
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }))
+      await chunkOk(api, id, 2, 0, 'draft')
+      const final = await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'COMPLETED', output: 'final' }))
+      expect(final.stage).toMatchObject({ output: 'final', outputSeq: 0 })
+      expect((await api.status(id)).stages[1]).toEqual(final.stage)
     })
 
     scenario('an applied higher attempt restarts the streamed output at seq 0', async (api) => {

@@ -34,6 +34,12 @@ export interface StoreFunction {
   readonly create: string
   /** `SELECT name($1::type, …) …`: the call with the statement's parameters, in the statement's order. */
   readonly call: string
+  /**
+   * `name(type, …)`: the function the call resolves to, its argument types as the call casts
+   * them (the enum qualified as in the call, else found by search_path like the call's cast), for
+   * `to_regprocedure` ({@link STORE_FUNCTIONS_PROBE}).
+   */
+  readonly signature: string
 }
 
 /** The hot path's functions. */
@@ -64,8 +70,14 @@ export const WRITE_RUN_STAGE_TYPES: readonly string[] = [
 /** The parameter types of `touchRunSql` (`$1`–`$5`), as PostgreSQL infers them. */
 export const TOUCH_RUN_TYPES: readonly string[] = ['text', 'timestamp with time zone', 'integer', 'integer', 'text[]']
 
-/** Whether every function named in the text array `$1` (schema-qualified or not) exists: `"ok"`. */
-export const STORE_FUNCTIONS_PROBE = 'SELECT bool_and(to_regproc(name) IS NOT NULL) AS "ok" FROM unnest($1::text[]) AS name'
+/**
+ * Whether every function whose signature (`StoreFunction.signature`, schema-qualified or not) is
+ * in the text array `$1` exists, resolved as its call resolves it: `"ok"`. By signature
+ * (`to_regprocedure`), not by name: `to_regproc` is `NULL` for a name with several overloads,
+ * as when two schemas on the search_path each hold the package's tables and functions (the
+ * write function's enum argument differs per schema), though the call resolves by search_path.
+ */
+export const STORE_FUNCTIONS_PROBE = 'SELECT bool_and(to_regprocedure(signature) IS NOT NULL) AS "ok" FROM unnest($1::text[]) AS signature'
 
 type FunctionStatements = Pick<StoreStatements, 'readRunStage' | 'writeRunStage' | 'touchRun'>
 
@@ -144,6 +156,7 @@ function storeFunction(
     name: qualify(name),
     create: `CREATE OR REPLACE FUNCTION ${name}${definition};`,
     call: `SELECT ${qualify(name)}(${types.map((type, i) => `$${i + 1}::${castTo(type)}`).join(', ')})${result}`,
+    signature: `${qualify(name)}(${types.map(castTo).join(', ')})`,
   }
 }
 

@@ -42,6 +42,17 @@ export function readOutputChunkSql({ chunkTable, chunk: c }: TableNames): string
 }
 
 /**
+ * The streamed text of stage `$2` of run `$1` up to chunk `$3`: its chunks' text in `seq` order
+ * (the `(runId, stageNumber, seq)` key), `NULL` when it has none.
+ */
+export function readStreamedOutputSql({ chunkTable, chunk: c }: TableNames): string {
+  return (
+    `SELECT string_agg(c.${c.text}, '' ORDER BY c.${c.seq}) AS "text" FROM ${chunkTable} c ` +
+    `WHERE c.${c.runId} = $1 AND c.${c.stageNumber} = $2 AND c.${c.seq} <= $3`
+  )
+}
+
+/**
  * The first `$3` chunks of run `$1` whose version is greater than `$2`, in version order (the
  * `(runId, version)` index, so only those rows are read); `$3` NULL: all of them.
  */

@@ -6,7 +6,7 @@ import type { TableNames } from '../table-names.js'
 import { readRunStageSql, writeRunStageSql } from './stage-update.js'
 import { insertRunSql, readRunSql, readRunStagesSql, readVersionsSql, touchRunSql, writeRunSql } from './runs.js'
 import { deleteFinishedRunsSql, listStaleRunsSql, writeRunIfSilentSql } from './sweeps.js'
-import { deleteOutputChunksSql, readOutputChunkSql, readOutputChunksSinceSql, saveOutputChunkSql, writeRunStageChunkSql, writeRunStageDropChunksSql } from './output-chunks.js'
+import { deleteOutputChunksSql, readOutputChunkSql, readOutputChunksSinceSql, readStreamedOutputSql, saveOutputChunkSql, writeRunStageChunkSql, writeRunStageDropChunksSql } from './output-chunks.js'
 import { lockRunSql, readStageSql, readStagesSql, saveRunSql, saveStageSql } from './transaction.js'
 
 /** The SQL text of every statement of one store. */
@@ -34,6 +34,7 @@ export interface StoreStatements {
   readonly writeRunStageDropChunks: string
   readonly readOutputChunk: string
   readonly readOutputChunksSince: string
+  readonly readStreamedOutput: string
   readonly saveOutputChunk: string
   readonly deleteOutputChunks: string
 }
@@ -64,6 +65,7 @@ export function buildStatements(names: TableNames): StoreStatements {
     writeRunStageDropChunks: writeRunStageDropChunksSql(names),
     readOutputChunk: readOutputChunkSql(names),
     readOutputChunksSince: readOutputChunksSinceSql(names),
+    readStreamedOutput: readStreamedOutputSql(names),
     saveOutputChunk: saveOutputChunkSql(names),
     deleteOutputChunks: deleteOutputChunksSql(names),
   }
