@@ -32,6 +32,8 @@ export class FunctionCalls {
   readonly #names: string[]
   /** Their signatures, as the probe asks for them (`StoreFunction.signature`). */
   readonly #signatures: string[]
+  /** The package's types those signatures name (the probe asks for them first). */
+  readonly #types: string[]
   readonly #logger: () => Logger
   readonly #now: () => number
   /** The last answer to "are they there?", or the question in flight. */
@@ -46,6 +48,7 @@ export class FunctionCalls {
     this.#functions = functions
     this.#names = functions ? Object.values(functions).map((fn) => fn.name) : []
     this.#signatures = functions ? Object.values(functions).map((fn) => fn.signature) : []
+    this.#types = [...new Set(functions ? Object.values(functions).flatMap((fn) => fn.packageTypes) : [])]
     this.#logger = logger
     this.#now = now
   }
@@ -95,7 +98,7 @@ export class FunctionCalls {
     const names = this.#names
     let cause: string
     try {
-      const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [this.#signatures])
+      const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [this.#signatures, this.#types])
       if (rows[0]?.ok === true) {
         if (this.#saidInline) {
           this.#saidInline = false

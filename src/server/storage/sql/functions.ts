@@ -40,6 +40,8 @@ export interface StoreFunction {
    * `to_regprocedure` ({@link STORE_FUNCTIONS_PROBE}).
    */
   readonly signature: string
+  /** The package's own types the signature names (the enum, qualified as in the call): the probe asks for them first. */
+  readonly packageTypes: readonly string[]
 }
 
 /** The hot path's functions. */
@@ -76,8 +78,13 @@ export const TOUCH_RUN_TYPES: readonly string[] = ['text', 'timestamp with time 
  * (`to_regprocedure`), not by name: `to_regproc` is `NULL` for a name with several overloads,
  * as when two schemas on the search_path each hold the package's tables and functions (the
  * write function's enum argument differs per schema), though the call resolves by search_path.
+ * The package's types the signatures name (`StoreFunction.packageTypes`, the text array `$2`)
+ * are asked for first: `to_regprocedure` raises, rather than answering `NULL`, when a type of the
+ * signature does not exist (a database without the package's migrations), and `false` is the answer there.
  */
-export const STORE_FUNCTIONS_PROBE = 'SELECT bool_and(to_regprocedure(signature) IS NOT NULL) AS "ok" FROM unnest($1::text[]) AS signature'
+export const STORE_FUNCTIONS_PROBE =
+  'SELECT CASE WHEN (SELECT bool_and(to_regtype(type) IS NOT NULL) FROM unnest($2::text[]) AS type) ' +
+  'THEN (SELECT bool_and(to_regprocedure(signature) IS NOT NULL) FROM unnest($1::text[]) AS signature) ELSE false END AS "ok"'
 
 type FunctionStatements = Pick<StoreStatements, 'readRunStage' | 'writeRunStage' | 'touchRun'>
 
@@ -157,6 +164,7 @@ function storeFunction(
     create: `CREATE OR REPLACE FUNCTION ${name}${definition};`,
     call: `SELECT ${qualify(name)}(${types.map((type, i) => `$${i + 1}::${castTo(type)}`).join(', ')})${result}`,
     signature: `${qualify(name)}(${types.map(castTo).join(', ')})`,
+    packageTypes: [...new Set(types.filter((type) => type.startsWith('"')).map(castTo))],
   }
 }
 
