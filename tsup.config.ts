@@ -54,8 +54,8 @@ export default defineConfig((cli) => {
       await markClientEntry(outDir)
       // The `./react/styles.css` export, as written.
       await copyFile('src/react/styles.css', join(outDir, 'react', 'styles.css'))
-      // dist/openapi.json (the `./openapi.json` export), generated from the built contract.
-      await promisify(execFile)(process.execPath, ['scripts/write-openapi.mjs'])
+      // <out dir>/openapi.json (the `./openapi.json` export), generated from the contract built there.
+      await promisify(execFile)(process.execPath, ['scripts/write-openapi.mjs', outDir])
     },
   }
 })

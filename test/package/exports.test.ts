@@ -4,7 +4,7 @@
  * the runner's entry pulls in no Prisma, pg, server or framework code.
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, mkdir, readFile, rm, symlink } from 'node:fs/promises'
+import { cp, mkdtemp, mkdir, readFile, rm, stat, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -194,6 +194,28 @@ describe('the built package', () => {
       'module',
     )
     expect(loaded).toEqual({ same: ['true'], version: ['3.1.1'] })
+  })
+
+  it('writes openapi.json into the folder the package was built into (tsup --out-dir, as the Next.js example installs it), never into dist/', async () => {
+    // The example's scripts/install-sdk.mjs builds into the app's node_modules with --out-dir;
+    // tsup's onSuccess then ran scripts/write-openapi.mjs, which read and wrote the repository's
+    // dist/ (missing on a fresh checkout: `npm run example:nextjs` failed with ERR_MODULE_NOT_FOUND).
+    // Inside the repository (as the app's node_modules is inside the app), so that the built
+    // chunks find their dependencies.
+    await mkdir(join(root, 'node_modules', '.cache'), { recursive: true })
+    const outDir = await mkdtemp(join(root, 'node_modules', '.cache', 'pss-out-dir-'))
+    try {
+      await cp(join(root, 'dist'), outDir, { recursive: true })
+      await rm(join(outDir, 'openapi.json'))
+      const before = (await stat(join(root, 'dist', 'openapi.json'))).mtimeMs
+      await run(process.execPath, [join(root, 'scripts', 'write-openapi.mjs'), outDir])
+      const written = JSON.parse(await readFile(join(outDir, 'openapi.json'), 'utf8')) as { openapi: string }
+      expect(written).toEqual(JSON.parse(await readFile(join(root, 'dist', 'openapi.json'), 'utf8')))
+      expect(written.openapi).toBe('3.1.1')
+      expect((await stat(join(root, 'dist', 'openapi.json'))).mtimeMs).toBe(before)
+    } finally {
+      await rm(outDir, { recursive: true, force: true })
+    }
   })
 
   it('ships the stylesheet as pipeline-status-sdk/react/styles.css, and marks the React entry a client module', async () => {
