@@ -8,7 +8,7 @@ import type { RunSummary } from '../contract/run-list.js'
 import { isFinalStatus, RunStatus } from '../contract/status.js'
 import { useRuns } from './runs.js'
 import { cx, StatusBadge } from './run-timeline.js'
-import { elapsedMs, formatDateTime, formatDuration } from './stage-timing.js'
+import { elapsedMs, formatDateTime, formatDuration, formatTook } from './stage-timing.js'
 import { useNow } from './use-now.js'
 import { showBidiControls } from './bidi.js'
 
@@ -380,9 +380,9 @@ function describeStage(run: RunSummary): string[] {
 /** `took 4 s` once finished, `running 12 s` while it runs, `—` before it started: the verb, then each number with its unit. */
 function describeDuration(run: RunSummary, now: number): string[] {
   if (run.startedAt === null) return ['—']
-  const time = (ms: number) => formatDuration(ms).split(/ (?=\d)/)
-  if (run.completedAt !== null) return ['took', ...time(elapsedMs(run.startedAt, Date.parse(run.completedAt)))]
-  return isFinalStatus(run.status) ? ['—'] : ['running', ...time(elapsedMs(run.startedAt, now))]
+  const pieces = (text: string) => text.split(/ (?=\d)/)
+  if (run.completedAt !== null) return ['took', ...pieces(formatTook(elapsedMs(run.startedAt, Date.parse(run.completedAt))))]
+  return isFinalStatus(run.status) ? ['—'] : ['running', ...pieces(formatDuration(elapsedMs(run.startedAt, now)))]
 }
 
 /** Words that break only between `parts` (`57 s` never splits from its number, nor `not started`), separated by spaces. */

@@ -15,6 +15,7 @@ import {
   describeProgress,
   elapsedMs,
   formatDuration,
+  formatTook,
   formatTime,
   isoDuration,
   progressFraction,
@@ -190,7 +191,7 @@ function RunTimelineView({
           <span>
             {run.startedAt ? `Started ${formatTime(run.startedAt)}` : `Created ${formatTime(run.createdAt)}`}
             {run.completedAt ? ` · Finished ${formatTime(run.completedAt)}` : null}
-            {run.startedAt && run.completedAt ? ` · took ${formatDuration(elapsedMs(run.startedAt, Date.parse(run.completedAt)))}` : null}
+            {run.startedAt && run.completedAt ? ` · took ${formatTook(elapsedMs(run.startedAt, Date.parse(run.completedAt)))}` : null}
           </span>
         </div>
         <div
@@ -298,7 +299,7 @@ function StageItem({ entry, stage, run, now, axis, renderOutput, classNames }: S
               <span className="ps-nowrap">
                 {DURATION_LABEL[timing.kind]}{' '}
                 <time className="ps-stage-duration" dateTime={isoDuration(timing.durationMs)} data-testid="stage-duration" data-kind={timing.kind}>
-                  {formatDuration(timing.durationMs)}
+                  {timing.kind === 'running' ? formatDuration(timing.durationMs) : formatTook(timing.durationMs)}
                 </time>
               </span>
             </>

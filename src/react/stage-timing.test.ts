@@ -5,7 +5,7 @@
  */
 import type { PipelineRunRecord, StageOutputRecord } from 'pipeline-status-sdk'
 import { describe, expect, it } from 'vitest'
-import { describeAttempt, formatCountdown, formatDuration, stageTiming } from './stage-timing.js'
+import { describeAttempt, formatCountdown, formatDuration, formatTook, isoDuration, stageTiming } from './stage-timing.js'
 
 const T0 = Date.parse('2026-01-01T12:00:00.000Z')
 const at = (ms: number) => new Date(T0 + ms).toISOString()
@@ -38,6 +38,12 @@ describe("RunTimeline's stage timing text", () => {
     ).toEqual(['0 s', '0 s', '4 s', '59 s', '1 min 00 s', '2 min 05 s', '59 min 59 s', '1 h 02 min', '0 s', '0 s'])
     // A countdown rounds up: 29.2 s to go reads 30 s, and it reaches 0 s only when the wait is over.
     expect([29_200, 30_000, 1, 0, -1].map(formatCountdown)).toEqual(['30 s', '30 s', '1 s', '0 s', '0 s'])
+    // A finished duration: milliseconds below a second (a 879 ms stage read "took 0 s"), else the nearest second.
+    expect([0, 0.4, 879, 999.4, 999.5, 1_722, 4_499, 59_500, 125_400, 3_599_600, 3_720_000, -5, Number.NaN].map(formatTook)).toEqual([
+      '0 ms', '0 ms', '879 ms', '999 ms', '1 s', '2 s', '4 s', '1 min 00 s', '2 min 05 s', '1 h 00 min', '1 h 02 min', '0 ms', '0 ms',
+    ])
+    // <time dateTime>: to the millisecond.
+    expect([0, 879, 1_000, 1_720, 125_400, -1, Number.NaN].map(isoDuration)).toEqual(['PT0S', 'PT0.879S', 'PT1S', 'PT1.72S', 'PT125.4S', 'PT0S', 'PT0S'])
   })
 
   it('times a finished stage from startedAt to completedAt, the running one to now, floored at 0', () => {

@@ -14,8 +14,9 @@ export type StageTimingFields = Pick<
 >
 
 /**
- * A duration for people, to the second, rounded down: `4 s`, `2 min 05 s`, `1 h 02 min`.
- * Negative or non-finite durations read `0 s` (a duration is never negative).
+ * A duration that is still running, for people, to the second and rounded down as a clock ticks:
+ * `4 s`, `2 min 05 s`, `1 h 02 min`. Negative or non-finite durations read `0 s` (a duration is
+ * never negative). A finished one reads as {@link formatTook} writes it.
  */
 export function formatDuration(ms: number): string {
   const seconds = Number.isFinite(ms) && ms > 0 ? Math.floor(ms / 1000) : 0
@@ -23,6 +24,17 @@ export function formatDuration(ms: number): string {
   const minutes = Math.floor(seconds / 60)
   if (minutes < 60) return `${minutes} min ${pad(seconds % 60)} s`
   return `${Math.floor(minutes / 60)} h ${pad(minutes % 60)} min`
+}
+
+/**
+ * A finished duration (`completedAt − startedAt` of a stage or a run), for people: below a second
+ * in milliseconds (`879 ms`: a fast stage does not read `0 s`), else to the nearest second (`2 s`
+ * for 1.72 s) in {@link formatDuration}'s units. Negative or non-finite durations read `0 ms`.
+ */
+export function formatTook(ms: number): string {
+  const value = Number.isFinite(ms) && ms > 0 ? ms : 0
+  if (value < 999.5) return `${Math.round(value)} ms`
+  return formatDuration(Math.round(value / 1000) * 1000)
 }
 
 /** A wait still to come, rounded up to the second (29.2 s to go reads `30 s`, as a countdown does). */
@@ -118,9 +130,10 @@ export function progressFraction(progress: StageProgress): number | undefined {
   return undefined
 }
 
-/** An ISO 8601 duration for `<time dateTime>`, to the second: `PT125S`. */
+/** An ISO 8601 duration for `<time dateTime>`, to the millisecond: `PT125S`, `PT0.879S`. */
 export function isoDuration(ms: number): string {
-  return `PT${Math.floor(Math.max(0, ms) / 1000)}S`
+  const whole = Number.isFinite(ms) && ms > 0 ? Math.round(ms) : 0
+  return `PT${Math.floor(whole / 1000)}${whole % 1000 === 0 ? '' : `.${String(whole % 1000).padStart(3, '0').replace(/0+$/, '')}`}S`
 }
 
 function pad(value: number): string {
