@@ -49,11 +49,18 @@ export function App({ config }: { config: DashboardConfig }) {
   const [runId, setRunId] = useState<string | null>(() => runFromHash())
   // A run opened from the page (not the URL it was loaded with) takes the keyboard's focus.
   const navigated = useRef(false)
+  // Where the keyboard's focus goes when the list shows again: the link of the run just left (or
+  // the list's heading); after signing in, the first heading. Never left on <body>.
+  const [listFocus, setListFocus] = useState<ListFocus | null>(null)
+  const shownRun = useRef(runId)
 
   useEffect(() => {
     const onHash = () => {
       navigated.current = true
-      setRunId(runFromHash())
+      const next = runFromHash()
+      if (next === null && shownRun.current !== null) setListFocus({ runId: shownRun.current })
+      shownRun.current = next
+      setRunId(next)
     }
     window.addEventListener('hashchange', onHash)
     return () => window.removeEventListener('hashchange', onHash)
@@ -69,6 +76,7 @@ export function App({ config }: { config: DashboardConfig }) {
     storeCredential(value)
     setCredential(value)
     setNeedsSignIn(false)
+    setListFocus({ runId: null })
   }
   const signOut = () => {
     storeCredential(null)
@@ -94,7 +102,7 @@ export function App({ config }: { config: DashboardConfig }) {
         ) : runId !== null ? (
           <RunDetail key={`${runId}:${credential ?? ''}`} connection={connection} runId={runId} onError={onError} takeFocus={navigated.current} />
         ) : (
-          <Overview key={credential ?? ''} api={api} connection={connection} config={config} onError={onError} />
+          <Overview key={credential ?? ''} api={api} connection={connection} config={config} onError={onError} focus={listFocus} />
         )}
       </main>
     </div>
@@ -138,7 +146,24 @@ function useSettled<T>(value: T, ms: number): T {
   return settled
 }
 
-function Overview({ api, connection, config, onError }: { api: DashboardApi; connection: Connection; config: DashboardConfig; onError: (error: unknown) => string }) {
+/** Where the list puts the keyboard's focus once it shows: the link of run `runId` when listed, else the runs' heading (`runId` null: the first heading). */
+interface ListFocus {
+  runId: string | null
+}
+
+function Overview({
+  api,
+  connection,
+  config,
+  onError,
+  focus,
+}: {
+  api: DashboardApi
+  connection: Connection
+  config: DashboardConfig
+  onError: (error: unknown) => string
+  focus: ListFocus | null
+}) {
   const [filters, setFilters] = useState<RunListFilters>({})
   const tag = useSettled(filters.tag, TAG_SETTLE_MS)
   const days = runListQuery({ createdFrom: filters.createdFrom, createdTo: filters.createdTo })
@@ -216,12 +241,32 @@ function Overview({ api, connection, config, onError }: { api: DashboardApi; con
     }
   }, [api, filters.pipeline, config.refreshIntervalMs, onError])
 
+  // The focus asked for, once (each request is a new object): the run's link as soon as the
+  // list shows it; once the list is live without it, the runs' heading.
+  const root = useRef<HTMLDivElement>(null)
+  const focusDone = useRef<ListFocus | null>(null)
+  useEffect(() => {
+    if (focus === null || focusDone.current === focus || root.current === null) return
+    const at = root.current
+    const heading = (id: string) => at.querySelector<HTMLElement>(`#${id}`)
+    let target: HTMLElement | null = null
+    if (focus.runId === null) target = heading('psd-counts-title')
+    else {
+      target = at.querySelector<HTMLElement>(`a[href="#run=${CSS.escape(encodeURIComponent(focus.runId))}"]`)
+      if (target === null && live.state === 'live') target = heading('psd-runs-title')
+    }
+    if (target === null) return
+    focusDone.current = focus
+    if (target.tagName === 'H2') target.tabIndex = -1
+    target.focus()
+  }, [focus, live.state, live.runs, ready])
+
   const total = statusCounts === null ? null : Object.values(statusCounts).reduce((sum, n) => sum + n, 0)
   const count = (n: number | null | undefined) => (statusCounts === null ? '…' : String(n ?? 0))
   const change = (next: RunListFilters) => setFilters(next)
 
   return (
-    <>
+    <div ref={root}>
       {error !== null && (
         <p className="psd-error" role="alert">
           {error}
@@ -277,7 +322,7 @@ function Overview({ api, connection, config, onError }: { api: DashboardApi; con
         <h2 id="psd-stats-title">Stage durations, last {STATS_DAYS} days</h2>
         {stats === null ? <p className="psd-muted">Loading…</p> : <StatsChart stages={stats} />}
       </section>
-    </>
+    </div>
   )
 }
 

@@ -209,6 +209,8 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await page.keyboard.press('Enter')
     await page.getByRole('link', { name: 'done-1' }).waitFor({ timeout: 10_000 })
     expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(1)
+    // The form is gone: the keyboard's focus is on the page's first heading, not left on <body>.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('psd-counts-title')
     // A monospace id keeps its underscores visible: the underline sits below them, not skipping ink.
     expect(await page.getByRole('link', { name: 'done-1' }).evaluate((link) => getComputedStyle(link).textDecorationSkipInk)).toBe('none')
     // The page's icon is its own file (no /favicon.ico 404).
@@ -281,6 +283,9 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await page.keyboard.press('Enter')
     await page.getByRole('heading', { name: 'Runs', exact: true }).waitFor({ timeout: 10_000 })
     await expect.poll(() => page.locator('[data-run-id="running-1"]').getAttribute('data-status'), { timeout: 10_000 }).toBe('COMPLETED')
+    // The focus is back on the link of the run just left (Tab goes on from there), not on <body>.
+    await expect.poll(() => page.evaluate(() => document.activeElement?.textContent), { timeout: 10_000 }).toBe('running-1')
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('href'))).toBe('#run=running-1')
     expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42)
 
     // Everything came over the streams: the page never read the list or a status as JSON.
