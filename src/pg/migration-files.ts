@@ -157,21 +157,22 @@ const PIN_CURRENT_SCHEMA: readonly string[] = [
 ]
 
 /**
- * The head of an upgrade script (`--print --after`) with `--schema`, after its `SET search_path`:
- * the schema must exist and hold the package's tables, else the script stops here, naming the
- * schema, before anything is created (a mistyped name would otherwise get an empty schema, then
- * fail further on). The name is read back from the session (`current_schema()`), so the check
- * embeds no name in its SQL.
+ * The head of an upgrade script (`--print --after`), after its `SET search_path` (with `--schema`)
+ * or its pin of the session's current schema (without): the schema must exist and hold the
+ * package's tables, else the script stops here, naming the schema, before anything is created (a
+ * mistyped name would otherwise get an empty schema, then fail further on; a session whose
+ * search_path finds another schema first would fail on a missing table further on). The name is
+ * read back from the session (`current_schema()`), so the check embeds no name in its SQL.
  */
 const CHECK_UPGRADED_SCHEMA: readonly string[] = [
   '-- An upgrade runs on the schema that holds the tables: stop here unless it exists and has "PipelineRun".',
   'DO $pipeline_status_head$',
   'BEGIN',
   '  IF pg_catalog.current_schema() IS NULL THEN',
-  "    RAISE EXCEPTION 'pipeline-status-sdk: schema % does not exist: an upgrade (--print --after) runs on the schema that holds the package''s tables. Check the --schema name the script was printed with', pg_catalog.current_setting('search_path');",
+  "    RAISE EXCEPTION 'pipeline-status-sdk: schema % does not exist: an upgrade (--print --after) runs on the schema that holds the package''s tables. Check the --schema name the script was printed with (without --schema: the session''s search_path)', pg_catalog.current_setting('search_path');",
   '  END IF;',
   `  IF pg_catalog.to_regclass(pg_catalog.quote_ident(pg_catalog.current_schema()) || '."PipelineRun"') IS NULL THEN`,
-  `    RAISE EXCEPTION 'pipeline-status-sdk: schema % has no table "PipelineRun": an upgrade (--print --after) runs on the schema that holds the package''s tables. Check the --schema name the script was printed with, or print the whole script without --after for a new schema', pg_catalog.current_setting('search_path');`,
+  `    RAISE EXCEPTION 'pipeline-status-sdk: schema % has no table "PipelineRun": an upgrade (--print --after) runs on the schema that holds the package''s tables. Check the --schema name the script was printed with (without --schema: the session''s search_path), or print the whole script without --after for a new schema', pg_catalog.current_setting('search_path');`,
   '  END IF;',
   'END',
   '$pipeline_status_head$;',
@@ -184,7 +185,7 @@ const CHECK_UPGRADED_SCHEMA: readonly string[] = [
  * and every one before it); when none follows, a script of comments only, saying there is
  * nothing to run. With `schema`, the script first creates (without `after`) and selects that
  * PostgreSQL schema; with `after` it creates nothing: it checks that the schema exists and holds
- * `"PipelineRun"` ({@link CHECK_UPGRADED_SCHEMA}) and stops naming it otherwise. Without it, the
+ * `"PipelineRun"` ({@link CHECK_UPGRADED_SCHEMA}) and stops naming it otherwise (without `schema` too, on the session's current schema). Without it, the
  * script first narrows the session's
  * `search_path` to its `current_schema()` ({@link PIN_CURRENT_SCHEMA}), where the tables go, so
  * the functions it creates pin that schema and not the DBA's `"$user", public`. Either way the
@@ -246,7 +247,7 @@ export function renderMigrationScript(
   } else if (options.schema !== undefined) {
     head.push(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(options.schema)};`, `SET search_path TO ${quoteIdentifier(options.schema)};`, '')
   } else {
-    head.push(...PIN_CURRENT_SCHEMA, '')
+    head.push(...PIN_CURRENT_SCHEMA, ...(options.after === undefined ? [] : CHECK_UPGRADED_SCHEMA), '')
   }
   return `${head.join('\n')}\n${renderMigrations(selected)}${tail}`
 }

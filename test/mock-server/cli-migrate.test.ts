@@ -233,6 +233,17 @@ describe('pipeline-status migrate --into and --print', () => {
     } finally {
       await db.close()
     }
+    // Without --schema, the same check on the session's current schema: a database without the
+    // tables stops first, naming it, instead of failing on a missing table further on.
+    const plain = await run(['migrate', '--print', '--after', second!])
+    expect(plain.stdout.indexOf('-- An upgrade runs on the schema that holds the tables')).toBeLessThan(plain.stdout.indexOf('-- pipeline-status-sdk migration: '))
+    const empty = new PGlite()
+    try {
+      await expect(empty.exec(plain.stdout)).rejects.toThrow('pipeline-status-sdk: schema public has no table "PipelineRun"')
+      expect((await empty.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`)).rows).toEqual([{ n: 0 }])
+    } finally {
+      await empty.close()
+    }
   }, 180_000)
 
   it('answers wrong arguments with exit code 2 and the fix', async () => {
