@@ -23,7 +23,8 @@ const { openDatabase } = await import('../examples/shared/database.js')
 const kind = process.argv[2] === 'status' ? 'status' : 'update'
 const mode = process.argv[3] === 'pool' ? 'pool' : process.argv[3] === 'original' ? 'original' : 'prisma'
 const root = fileURLToPath(new URL('..', import.meta.url))
-const RUNS = 20_000
+// PROFILE_RUNS: fewer runs, so that most updates are a run's later ones (its catalogue stored and read back).
+const RUNS = Number(process.env['PROFILE_RUNS'] ?? 20_000)
 const MEASURE_SECONDS = 6
 
 const name = `pss_prof_${randomBytes(5).toString('hex')}`
@@ -38,7 +39,7 @@ await db.prisma.$executeRawUnsafe(
 await db.prisma.$executeRawUnsafe(
   `INSERT INTO "StageOutput" ("id", "runId", "stageNumber", "stageName", "status", "output", "createdAt", "updatedAt")
    SELECT gen_random_uuid()::text, 'bench-' || g, s, 'Stage ' || s, 'COMPLETED', repeat('x', 2000), now(), now()
-   FROM generate_series(1, 2000) g, generate_series(90, 92) s`,
+   FROM generate_series(1, ${Math.min(2000, RUNS)}) g, generate_series(90, 92) s`,
 )
 await db.close()
 
