@@ -1,7 +1,8 @@
 /**
  * Migration 20261207100000_catalogue_json turns the run's catalogue from jsonb into json (stored
  * as the text written: a run's first update no longer parses and compresses it into jsonb's binary
- * form) and replaces the stage update's write function, whose SQL wrote jsonb. Rows written before
+ * form) and replaces the stage update's write function, whose SQL wrote jsonb, and its read, which
+ * now leaves out a catalogue the store knows by digest. Rows written before
  * keep their catalogue; the store writes the catalogue as the text it sends. On PostgreSQL when
  * `DATABASE_URL` is set (a throwaway database), else on embedded PGlite.
  */
@@ -15,8 +16,8 @@ import { openMigrationSession } from '../setup/migration-session.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 
 const MIGRATION = '20261207100000_catalogue_json'
-/** The write function of migration 20261207090000_store_functions (its SQL wrote the catalogue as jsonb). */
-const REPLACED_WRITE_FUNCTION = 'pipeline_status_write_run_stage_9f805351'
+/** The write and read functions of migration 20261207090000_store_functions (the write wrote the catalogue as jsonb; the read returned it whole every time). */
+const REPLACED_FUNCTIONS = ['pipeline_status_write_run_stage_9f805351', 'pipeline_status_read_run_stage_de89be8c']
 
 describe('the catalogue-json migration', () => {
   it('keeps every catalogue written before it, as json, and replaces the write function', async () => {
@@ -33,7 +34,7 @@ describe('the catalogue-json migration', () => {
       await session.exec(
         `INSERT INTO "PipelineRun" ("id", "updatedAt", "catalogue") VALUES ('with', now(), '${JSON.stringify(catalogue)}'::jsonb), ('without', now(), NULL)`,
       )
-      const before = await session.query<{ ok: boolean }>(`SELECT to_regproc('${REPLACED_WRITE_FUNCTION}') IS NOT NULL AS "ok"`)
+      const before = await session.query<{ ok: boolean }>(`SELECT bool_and(to_regproc(name) IS NOT NULL) AS "ok" FROM unnest(ARRAY['${REPLACED_FUNCTIONS.join("','")}']) AS name`)
       expect(before).toEqual([{ ok: true }])
 
       for (const migration of migrations.slice(at)) await session.exec(migration.sql)
@@ -49,9 +50,9 @@ describe('the catalogue-json migration', () => {
       ])
       const functions = Object.values(storeFunctions()).map((fn) => fn.name.replaceAll('"', ''))
       const present = await session.query<{ name: string; ok: boolean }>(
-        `SELECT name, to_regproc(name) IS NOT NULL AS "ok" FROM unnest(ARRAY['${[REPLACED_WRITE_FUNCTION, ...functions].join("','")}']) AS name`,
+        `SELECT name, to_regproc(name) IS NOT NULL AS "ok" FROM unnest(ARRAY['${[...REPLACED_FUNCTIONS, ...functions].join("','")}']) AS name`,
       )
-      expect(present).toEqual([{ name: REPLACED_WRITE_FUNCTION, ok: false }, ...functions.map((name) => ({ name, ok: true }))])
+      expect(present).toEqual([...REPLACED_FUNCTIONS.map((name) => ({ name, ok: false })), ...functions.map((name) => ({ name, ok: true }))])
     } finally {
       await session.close()
     }
@@ -89,5 +90,69 @@ describe('a run’s catalogue in the json column', () => {
       { id: 'updated', catalogue: expected },
     ])
     expect((await store.getRun('updated'))?.run.catalogue).toEqual(stages)
+  })
+
+  it('is read back by a stage update only while the store does not know it: later reads leave it out and give its digest', async () => {
+    const reads: Array<{ catalogue: string | null; catalogueDigest: string | null }> = []
+    // The stage update's reads, as the database answered them (through the function or inline).
+    const recording = new Proxy(db.prisma, {
+      get: (target, key) =>
+        key === '$queryRawUnsafe'
+          ? async (sql: string, ...args: unknown[]) => {
+              const rows = (await target.$queryRawUnsafe(sql, ...args)) as Array<Record<string, unknown>>
+              if (sql.includes('read_run_stage') || (sql.includes('LEFT JOIN') && args.length === 3)) {
+                for (const row of rows) {
+                  const parsed = (typeof row['row'] === 'string' ? JSON.parse(row['row']) : row) as { catalogue: string | null; catalogueDigest: string | null }
+                  reads.push({ catalogue: parsed.catalogue, catalogueDigest: parsed.catalogueDigest })
+                }
+              }
+              return rows
+            }
+          : Reflect.get(target, key, target),
+    })
+    const store = createPrismaStore({ prisma: recording as typeof db.prisma })
+    const stages = Array.from({ length: 12 }, (_, i) => ({ number: i + 1, name: `Digest stage ${i + 1}` }))
+    await createRun(store, { id: 'digest', now: new Date(), catalogue: stages })
+    for (const stageNumber of [1, 2, 3]) {
+      const update = await applyStageUpdate(store, 'digest', makeStageUpdate({ stageNumber, stageName: `Digest stage ${stageNumber}`, status: 'COMPLETED' }), { stages, now: new Date() })
+      expect(update.outcome).toBe('applied')
+    }
+    const [stored] = await db.prisma.$queryRawUnsafe<Array<{ digest: string }>>(`SELECT md5("catalogue"::text) AS "digest" FROM "PipelineRun" WHERE "id" = 'digest'`)
+    const digest = stored?.digest
+    // The first read brings the text (and its digest); the next ones only the digest.
+    expect(reads).toEqual([
+      { catalogue: JSON.stringify(stages), catalogueDigest: digest },
+      { catalogue: null, catalogueDigest: digest },
+      { catalogue: null, catalogueDigest: digest },
+    ])
+    expect((await store.getRun('digest'))?.run.catalogue).toEqual(stages)
+  })
+
+  it('reads the catalogue whole again when a read left out one the store no longer knows', async () => {
+    let forged = false
+    // A read that answers as if the store had sent a digest it has since forgotten: text left out, an unknown digest.
+    const forgetting = new Proxy(db.prisma, {
+      get: (target, key) =>
+        key === '$queryRawUnsafe'
+          ? async (sql: string, ...args: unknown[]) => {
+              const rows = (await target.$queryRawUnsafe(sql, ...args)) as Array<Record<string, unknown>>
+              if (!forged && sql.includes('read_run_stage') && typeof rows[0]?.['row'] === 'string') {
+                forged = true
+                const row = JSON.parse(rows[0]['row']) as Record<string, unknown>
+                return [{ row: JSON.stringify({ ...row, catalogue: null, catalogueDigest: '0'.repeat(32) }) }]
+              }
+              return rows
+            }
+          : Reflect.get(target, key, target),
+    })
+    const store = createPrismaStore({ prisma: forgetting as typeof db.prisma })
+    const stages = [
+      { number: 1, name: 'Forgotten 1' },
+      { number: 2, name: 'Forgotten 2' },
+    ]
+    await createRun(store, { id: 'forgotten', now: new Date(), catalogue: stages })
+    const update = await applyStageUpdate(store, 'forgotten', makeStageUpdate({ stageNumber: 2, stageName: 'Forgotten 2', status: 'PROCESSING' }), { stages, now: new Date() })
+    expect([forged, update.outcome]).toEqual([true, 'applied'])
+    expect((await store.getRun('forgotten'))?.run.catalogue).toEqual(stages)
   })
 })

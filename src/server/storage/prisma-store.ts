@@ -20,7 +20,7 @@ import { createPoolExecutor, type PrismaStorePool } from './adapters/pool-execut
 import { createPrismaExecutor } from './adapters/prisma-executor.js'
 import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
 import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransactionClientOf } from './prisma-client.js'
-import { type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, type VersionedRunRow } from './rows.js'
+import { knownCatalogueDigests, type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, UnknownCatalogueDigest, type VersionedRunRow } from './rows.js'
 import { instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
 import { migratedFunctionsFor } from './sql/functions.js'
@@ -397,8 +397,20 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
-    const called = await this.#functions.call<{ row: string | null }>((functions) => functions.readRunStage, [runId, stageNumber])
-    const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, [runId, stageNumber]))[0]
+    try {
+      return await this.#readRunStage(runId, stageNumber, knownCatalogueDigests())
+    } catch (error) {
+      // The catalogue it left out was forgotten meanwhile (rare: past 32 known ones): read it whole.
+      if (error instanceof UnknownCatalogueDigest) return this.#readRunStage(runId, stageNumber, [])
+      throw error
+    }
+  }
+
+  /** `readRunStage`, leaving out the catalogue when its digest is in `knownDigests` (`runColumns`). */
+  async #readRunStage(runId: string, stageNumber: number, knownDigests: readonly string[]): Promise<RunStageRead | null> {
+    const values = [runId, stageNumber, knownDigests]
+    const called = await this.#functions.call<{ row: string | null }>((functions) => functions.readRunStage, values)
+    const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, values))[0]
     if (!row) return null
     return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
   }

@@ -22,8 +22,10 @@ export interface RunRow {
   lastActivityAt: Instant | null
   heartbeatIntervalMs: number | string | null
   pipeline: string
-  /** jsonb as text (drivers differ in how they return jsonb). */
+  /** json as text (drivers differ in how they return json); `NULL` also when its digest was among the known ones. */
   catalogue: string | null
+  /** `md5` of the catalogue's text, from the reads that send known digests (`runColumns`); `NULL` without a catalogue. */
+  catalogueDigest?: string | null
   /** text[]: an array from `pg`; PostgreSQL's array literal (`{a,b}`) from a driver that returns text. */
   tags: string[] | string
   /** jsonb as text. */
@@ -104,11 +106,57 @@ export function toRunState(row: RunRow): RunState {
     lastActivityAt: toDate(row.lastActivityAt),
     heartbeatIntervalMs: row.heartbeatIntervalMs === null ? null : Number(row.heartbeatIntervalMs),
     pipeline: row.pipeline,
-    catalogue: row.catalogue === null ? null : catalogueOfText(row.catalogue),
+    catalogue: catalogueOfRow(row),
     tags: typeof row.tags === 'string' ? parseTextArray(row.tags) : row.tags,
     metadata: JSON.parse(row.metadata) as Record<string, unknown>,
     startedAt: toDate(row.startedAt),
   }
+}
+
+/**
+ * The run's catalogue: parsed from its text (and remembered by its digest when the read gave one),
+ * or, when the read left the text out, the one known by its digest.
+ * @throws UnknownCatalogueDigest when the read left the text out for a digest no longer known
+ *   (forgotten between the read's start and its end): the caller reads again without digests.
+ */
+function catalogueOfRow(row: RunRow): StageCatalogue | null {
+  const digest = row.catalogueDigest ?? null
+  if (row.catalogue !== null) {
+    const catalogue = catalogueOfText(row.catalogue)
+    if (digest !== null) rememberCatalogue(digest, catalogue)
+    return catalogue
+  }
+  if (digest === null) return null
+  const known = cataloguesByDigest.get(digest)
+  if (known === undefined) throw new UnknownCatalogueDigest(digest)
+  return known
+}
+
+/** A read left out a catalogue whose digest this process no longer knows (see {@link catalogueOfRow}). */
+export class UnknownCatalogueDigest extends Error {
+  constructor(digest: string) {
+    super(`pipeline-status: a read left out catalogue ${digest}, which this process no longer knows`)
+    this.name = 'UnknownCatalogueDigest'
+  }
+}
+
+/** Catalogues by the digest of their stored text (`md5`), for the reads that leave known ones out. */
+const cataloguesByDigest = new Map<string, StageCatalogue>()
+/** At most this many are known; past it they are all forgotten (an app has a handful: one per pipeline version). */
+const MAX_KNOWN_CATALOGUES = 32
+/** The digests known, as the reads send them (made again only when one is learnt). */
+let knownDigests: readonly string[] = []
+
+function rememberCatalogue(digest: string, catalogue: StageCatalogue): void {
+  if (cataloguesByDigest.get(digest) === catalogue) return
+  if (cataloguesByDigest.size >= MAX_KNOWN_CATALOGUES) cataloguesByDigest.clear()
+  cataloguesByDigest.set(digest, catalogue)
+  knownDigests = [...cataloguesByDigest.keys()]
+}
+
+/** The digests of the catalogues this process knows: what a read sends so that it can leave them out. */
+export function knownCatalogueDigests(): readonly string[] {
+  return knownDigests
 }
 
 /** Catalogues by their stored text: a handful per app (one per pipeline version). */

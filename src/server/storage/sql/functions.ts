@@ -54,8 +54,8 @@ export interface StoreFunctions {
   readonly touchRun: StoreFunction
 }
 
-/** The parameter types of `readRunStageSql` (`$1`–`$2`), as PostgreSQL infers them for the default names. */
-export const READ_RUN_STAGE_TYPES: readonly string[] = ['text', 'integer']
+/** The parameter types of `readRunStageSql` (`$1`–`$3`), as PostgreSQL infers them for the default names. */
+export const READ_RUN_STAGE_TYPES: readonly string[] = ['text', 'integer', 'text[]']
 
 /**
  * The parameter types of `writeRunStageSql` (`$1`–`$30`: `runWriteValues`, then `stageValues`), as

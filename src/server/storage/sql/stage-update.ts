@@ -5,11 +5,14 @@
 import type { TableNames } from '../table-names.js'
 import { RUN_WRITE_VALUE_COUNT, runColumns, runUpdate, stageColumns, stageConflict, stageInsert } from './columns.js'
 
-/** Reads a run, its version and stage `$2` (when it has a row) of run `$1`, in one consistent read. */
+/**
+ * Reads a run, its version and stage `$2` (when it has a row) of run `$1`, in one consistent read;
+ * the run's catalogue only when its digest is not in the text array `$3` (`runColumns`).
+ */
 export function readRunStageSql(names: TableNames): string {
   const { runTable, stageTable, run: r, stage: s } = names
   return (
-    `SELECT ${runColumns(names, 'r')}, ${stageColumns(names)} FROM ${runTable} r ` +
+    `SELECT ${runColumns(names, 'r', undefined, '$3')}, ${stageColumns(names)} FROM ${runTable} r ` +
     `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} AND s.${s.stageNumber} = $2 WHERE r.${r.id} = $1`
   )
 }
