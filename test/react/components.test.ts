@@ -9,7 +9,7 @@
  * without container queries (the stylesheet an older browser keeps) the viewport picks the cards.
  * Screenshots at 1280 and 390 px (and the list at each width of its sweeps, components-list-cards-*
  * at 700 and 900 px of list, components-list-no-container-queries-*) go to test/.artifacts
- * (components-*.png).
+ * (components-*.png); the timeline's long unbroken runner text at both (components-long-text-*.png).
  */
 import { readFile, mkdir } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
