@@ -64,8 +64,8 @@ function PipelineChart({ pipeline, rows }: { pipeline: string; rows: readonly St
               <th scope="row">
                 {row.stageNumber}. {row.name}
               </th>
-              <td>{formatDuration(row.p50Ms)}</td>
-              <td>{formatDuration(row.p95Ms)}</td>
+              <td>{durationPieces(row.p50Ms)}</td>
+              <td>{durationPieces(row.p95Ms)}</td>
               <td>{row.count}</td>
               <td>{row.failed}</td>
             </tr>
@@ -74,4 +74,9 @@ function PipelineChart({ pipeline, rows }: { pipeline: string; rows: readonly St
       </table>
     </figure>
   )
+}
+
+/** A duration as {@link formatDuration} writes it, each number kept with its unit by a no-break space (`59 min 59 s` breaks only before `59 s`). */
+function durationPieces(ms: number | null): string {
+  return formatDuration(ms).replace(/(\d) /g, '$1\u00a0')
 }

@@ -308,7 +308,8 @@ function StageItem({ entry, stage, run, now, axis, renderOutput, classNames }: S
           )}
         </div>
         {progress ? (
-          <div className="ps-stage-progress" data-testid="stage-progress">
+          // Runner text: the message (up to 500 characters, maybe without a space) is isolated and wraps.
+          <div className="ps-stage-progress ps-runner-text" data-testid="stage-progress">
             {progress}
           </div>
         ) : null}

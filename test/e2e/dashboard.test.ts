@@ -6,7 +6,8 @@
  * follow their streams: no list or status polling), hostile runner text (Markdown outputs too)
  * rendered as text with the CSP in force and no violation, axe-core without serious or critical
  * findings, screenshots at 1280 and 390 px (test/.artifacts/dashboard-*.png) and no horizontal
- * scroll at 390 px.
+ * scroll at 390 px; the stage-duration tables inside their card at 390 and 320 px
+ * (dashboard-stats-*.png); no axe-core finding at all in dark mode (dashboard-dark-*.png).
  */
 import { readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
@@ -33,6 +34,8 @@ const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.mi
 const SECRET = 'dashboard-e2e-secret-5b1c'
 const CSP = "default-src 'self'; script-src 'self'; frame-ancestors 'none'"
 const REPORT = defineStages(['Fetch', 'Summarise', 'Publish'])
+/** A pipeline whose stages take about an hour, with long stage names: the widest stage-duration table rows. */
+const ETL = defineStages(['Extract', 'Deduplication', 'Reconciliation'])
 // Legal, unbroken and as long as allowed: each must wrap inside its box, never widen the page.
 const LONG_TAG = 'B'.repeat(128)
 const LONG_PIPELINE = 'P'.repeat(128)
@@ -63,12 +66,12 @@ const api = (path: string, init: { method?: string; json?: unknown } = {}) =>
     ...(init.json === undefined ? {} : { body: JSON.stringify(init.json) }),
   })
 
-async function stage(runId: string, stageNumber: number, status: string, output?: string, tookMs?: number): Promise<void> {
+async function stage(runId: string, stageNumber: number, status: string, output?: string, tookMs?: number, stages = REPORT): Promise<void> {
   if (tookMs !== undefined) {
-    await stage(runId, stageNumber, 'PROCESSING')
+    await stage(runId, stageNumber, 'PROCESSING', undefined, undefined, stages)
     clockOffsetMs += tookMs
   }
-  const response = await api(`/${runId}/stage-update`, { json: { stageNumber, stageName: REPORT[stageNumber - 1]?.name, status, ...(output === undefined ? {} : { output }) } })
+  const response = await api(`/${runId}/stage-update`, { json: { stageNumber, stageName: stages[stageNumber - 1]?.name, status, ...(output === undefined ? {} : { output }) } })
   expect(response.status).toBe(200)
 }
 
@@ -113,13 +116,15 @@ async function recordViolations(context: BrowserContext): Promise<void> {
   })
 }
 
-async function axeFindings(page: Page): Promise<{ id: string; impact: string | null; nodes: number; help: string }[]> {
+async function axeFindings(page: Page): Promise<{ id: string; impact: string | null; nodes: number; help: string; targets: string[] }[]> {
   // Evaluated through the DevTools protocol, which the page's CSP does not govern (an injected <script> would be blocked, rightly).
   await page.evaluate(AXE)
   return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run: (context: Document) => Promise<{ violations: { id: string; impact: string | null; nodes: unknown[]; help: string }[] }> } }).axe
+    const axe = (window as unknown as { axe: { run: (context: Document) => Promise<{ violations: { id: string; impact: string | null; nodes: { target: string[]; failureSummary?: string }[]; help: string }[] }> } }).axe
     const result = await axe.run(document)
-    return result.violations.map((violation) => ({ id: violation.id, impact: violation.impact, nodes: violation.nodes.length, help: violation.help }))
+    // The targets (and why each fails) name what to fix.
+    const targets = (nodes: { target: string[]; failureSummary?: string }[]) => nodes.slice(0, 12).map((node) => `${node.target.join(' ')}: ${(node.failureSummary ?? '').replace(/\s+/g, ' ').slice(0, 200)}`)
+    return result.violations.map((violation) => ({ id: violation.id, impact: violation.impact, nodes: violation.nodes.length, help: violation.help, targets: targets(violation.nodes) }))
   })
 }
 
@@ -134,7 +139,7 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
       createExpressRouter({
         store: new MemoryStore(),
         secret: SECRET,
-        pipelines: { report: REPORT, [LONG_PIPELINE]: REPORT },
+        pipelines: { report: REPORT, [LONG_PIPELINE]: REPORT, etl: ETL },
         dashboard: { title: 'Pipeline runs', refreshIntervalMs: 500 },
         clock: () => new Date(Date.now() + clockOffsetMs),
       }),
@@ -148,6 +153,11 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
       await createRun(id, 'report', ['nightly'])
       for (const n of [1, 2, 3]) await stage(id, n, 'COMPLETED', n === 2 ? '{"summary":"ok","items":[1,2]}' : `# Stage ${n}\n\nAll good.`, n * 4000 + i * 1500)
     }
+    // Stages of about an hour (before the running run is created, so its stage is not an hour old).
+    for (const [i, id] of ['slow-1', 'slow-2'].entries()) {
+      await createRun(id, 'etl', ['slow'])
+      for (const n of [1, 2, 3]) await stage(id, n, 'COMPLETED', 'done', (59 * 60 + 58 - n * 7 - i) * 1000, ETL)
+    }
     await createRun('failed-1', 'report', ['adhoc'])
     await stage('failed-1', 1, 'COMPLETED', HOSTILE_OUTPUT, 9000)
     await stage('failed-1', 2, 'COMPLETED', HOSTILE_MARKDOWN, 1000)
@@ -157,6 +167,14 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await stage('running-1', 2, 'PROCESSING')
     await createRun('default-1', 'default')
     await createRun('long-words', LONG_PIPELINE, [LONG_TAG])
+    // A retrying stage with progress: its attempt line, progress line and last-error box (dark mode's contrast).
+    await createRun('retrying-1', 'etl', ['slow'])
+    await stage('retrying-1', 1, 'COMPLETED', 'extracted', 2000, ETL)
+    const retry = { stageNumber: 2, stageName: 'Deduplication', status: 'PROCESSING', attempt: 2, maxAttempts: 3, lastError: 'connection reset by peer', nextRetryAt: null }
+    expect((await api('/retrying-1/stage-update', { json: { ...retry, progress: { seq: 1, current: 37, total: 40, message: 'batch 37' } } })).status).toBe(200)
+    await createRun('cancelled-1', 'report', ['slow'])
+    await stage('cancelled-1', 1, 'PROCESSING')
+    expect((await api('/cancelled-1/cancel', { json: { reason: 'stopped by an operator' } })).status).toBe(200)
     browser = await chromium.launch({ executablePath: CHROMIUM!, args: CHROMIUM_ARGS })
   }, 120_000)
 
@@ -365,6 +383,75 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     const run = await noHorizontalScroll(page)
     expect(run.scrollWidth).toBeLessThanOrEqual(run.innerWidth)
     await page.screenshot({ path: join(artifacts, 'dashboard-run-390.png'), fullPage: true })
+    await context.close()
+  })
+
+  it('fits the stage-duration tables at 390 and 320 px: hour-long durations and long stage names wrap inside their card, no horizontal scroll', async () => {
+    for (const width of [390, 320]) {
+      const context = await browser!.newContext({ viewport: { width, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true })
+      await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+      const page = await context.newPage()
+      await page.goto(`${origin}/api/pipeline/dashboard`)
+      await page.getByRole('link', { name: 'done-1' }).waitFor({ timeout: 10_000 })
+      const etl = page.locator('.ps-chart').filter({ has: page.locator('figcaption', { hasText: /^etl$/ }) })
+      await etl.locator('.ps-stats-table tbody tr').nth(2).waitFor({ timeout: 10_000 })
+      const seen = await page.evaluate(() => {
+        const tables = [...document.querySelectorAll('.ps-stats-table')].map((table) => {
+          const card = table.closest('.ps-card')!
+          const box = card.getBoundingClientRect()
+          const padding = getComputedStyle(card)
+          const rect = table.getBoundingClientRect()
+          return {
+            inside: rect.left >= box.left + parseFloat(padding.paddingLeft) - 0.5 && rect.right <= box.right - parseFloat(padding.paddingRight) + 0.5,
+            // No cell's text sticks out of its cell.
+            cellsFit: [...table.querySelectorAll('th, td')].every((cell) => cell.scrollWidth <= cell.clientWidth + 1),
+          }
+        })
+        /** A duration's pieces ("59 min", "51 s") each on one line: the cell breaks between them, never inside one. */
+        const piecesWhole = [...document.querySelectorAll('.ps-stats-table td')].every((cell) => {
+          const text = cell.firstChild
+          if (!(text instanceof Text)) return true
+          return [...text.data.matchAll(/\d[\d.]*\s+[a-z]+/g)].every((match) => {
+            const range = document.createRange()
+            range.setStart(text, match.index)
+            range.setEnd(text, match.index + match[0].length)
+            return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size === 1
+          })
+        })
+        return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, tables, piecesWhole }
+      })
+      expect(seen.scrollWidth, `page at ${width}`).toBe(seen.innerWidth)
+      expect(seen.tables.length).toBeGreaterThanOrEqual(2)
+      expect(seen.tables, `tables at ${width}`).toEqual(seen.tables.map(() => ({ inside: true, cellsFit: true })))
+      expect(seen.piecesWhole, `duration pieces at ${width}`).toBe(true)
+      // The durations read whole, as formatted: minutes and seconds of the hour-long stages (and retrying-1's 2 s).
+      expect((await etl.locator('.ps-stats-table tbody tr').first().locator('td').allInnerTexts()).map((text) => text.replace(/\s+/g, ' '))).toEqual(['59 min 50 s', '59 min 51 s', '3', '0'])
+      // The stats card alone (the whole page at 320 px is a long strip).
+      await page.locator('section[aria-labelledby="psd-stats-title"]').screenshot({ path: join(artifacts, `dashboard-stats-${width}.png`) })
+      await context.close()
+    }
+  })
+
+  it('has no axe-core findings in dark mode (prefers-color-scheme: dark): every status badge, the list and a run', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' })
+    await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+    const page = await context.newPage()
+    await page.goto(`${origin}/api/pipeline/dashboard`)
+    await page.getByRole('link', { name: 'cancelled-1' }).waitFor({ timeout: 10_000 })
+    await page.locator('.ps-chart').first().waitFor({ timeout: 10_000 })
+    expect(await page.evaluate(() => matchMedia('(prefers-color-scheme: dark)').matches)).toBe(true)
+    // Every status's badge is on the page.
+    const badges = async () => (await page.locator('.ps-badge').allTextContents()).filter((text, index, all) => all.indexOf(text) === index).sort()
+    await expect.poll(badges, { timeout: 10_000 }).toEqual(['CANCELLED', 'COMPLETED', 'FAILED', 'PENDING', 'PROCESSING'])
+    expect(await axeFindings(page)).toEqual([])
+    await page.screenshot({ path: join(artifacts, 'dashboard-dark-list-1280.png'), fullPage: true })
+    // Runs: a retrying stage (attempt, progress, last error), a failed one with outputs, a cancelled one.
+    for (const runId of ['retrying-1', 'failed-1', 'cancelled-1']) {
+      await page.goto(`${origin}/api/pipeline/dashboard#run=${runId}`)
+      await page.locator(`[data-testid="run-view"][aria-label="Pipeline run ${runId}"] [data-testid="stage"]`).first().waitFor({ timeout: 10_000 })
+      expect(await axeFindings(page), runId).toEqual([])
+      await page.screenshot({ path: join(artifacts, `dashboard-dark-${runId}-1280.png`), fullPage: true })
+    }
     await context.close()
   })
 

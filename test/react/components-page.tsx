@@ -3,11 +3,13 @@
  * mounts them, live against the real handlers. Bundled with esbuild by the test. Query: `run`
  * (a run to follow), `list=1` (the list), `secret` (sent as X-Webhook-Secret: a test page only;
  * a real page uses a read token or the app's session), `fixture=runs` (the list's data form with
- * fixed runs and clock, inside the Next.js example's layout, for the layout test).
+ * fixed runs and clock, inside the Next.js example's layout, for the layout test), `fixture=long-text`
+ * (the timeline's data form: a running run whose runner sent long unbroken text).
  */
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import type { RunSummary } from '../../src/contract/run-list.js'
+import type { RunStatusResponse, StageOutputRecord } from '../../src/contract/records.js'
 import { RunList, RunTimeline } from '../../src/react/index.js'
 
 const params = new URLSearchParams(location.search)
@@ -70,7 +72,71 @@ const FIXTURE_RUNS: readonly RunSummary[] = [
   summary({ id: 'done-1', status: 'COMPLETED', createdAt: '2026-12-06T09:00:00Z', startedAt: '2026-12-06T09:00:01Z', completedAt: '2026-12-06T09:00:05Z', stageCounts: counts({ COMPLETED: 5 }) }),
 ]
 
+/** Runner text as long as allowed and without a space: it must wrap inside its card, never widen the page. */
+const LONG_PROGRESS = 'M'.repeat(400)
+const LONG_LAST_ERROR = 'E'.repeat(600)
+const LONG_STAGE_NAME = 'S'.repeat(200)
+const at = (minute: number) => `2026-12-07T14:0${minute}:00Z`
+const stageRecord = (stage: Partial<StageOutputRecord> & Pick<StageOutputRecord, 'stageNumber' | 'stageName' | 'status'>): StageOutputRecord => ({
+  output: null,
+  completedAt: null,
+  progress: null,
+  createdAt: at(1),
+  updatedAt: at(4),
+  startedAt: at(1),
+  attempt: null,
+  maxAttempts: null,
+  lastError: null,
+  nextRetryAt: null,
+  outputSeq: null,
+  ...stage,
+})
+/** A running run whose runner sent long unbroken text: a progress message, a last error, a stage name, an output. */
+const LONG_TEXT_RUN: RunStatusResponse = {
+  run: {
+    id: 'long-text-run',
+    status: 'PROCESSING',
+    error: null,
+    completedAt: null,
+    completionReceivedAt: null,
+    createdAt: at(0),
+    updatedAt: at(4),
+    lastActivityAt: at(4),
+    heartbeatIntervalMs: null,
+    pipeline: 'report',
+    tags: [],
+    metadata: {},
+    startedAt: at(1),
+  },
+  stages: [
+    stageRecord({ stageNumber: 1, stageName: 'Fetch', status: 'COMPLETED', completedAt: at(2), output: 'O'.repeat(400) }),
+    stageRecord({
+      stageNumber: 2,
+      stageName: LONG_STAGE_NAME,
+      status: 'PROCESSING',
+      startedAt: at(2),
+      progress: { seq: 3, current: 37, total: 40, message: LONG_PROGRESS },
+      attempt: 2,
+      maxAttempts: 3,
+      lastError: LONG_LAST_ERROR,
+    }),
+  ],
+  catalogue: [
+    { stageNumber: 1, stageName: 'Fetch' },
+    { stageNumber: 2, stageName: LONG_STAGE_NAME },
+    { stageNumber: 3, stageName: 'Publish' },
+  ],
+}
+
 function App() {
+  if (params.get('fixture') === 'long-text') {
+    return (
+      <main className="page">
+        <h1 className="page-title">Pipeline components</h1>
+        <RunTimeline status={LONG_TEXT_RUN} now={NOW} renderedAt={NOW} />
+      </main>
+    )
+  }
   if (params.get('fixture') === 'runs') {
     // The Next.js example's home page: its layout (examples/nextjs/app/layout.tsx, globals.css), a list with links.
     return (

@@ -9,7 +9,7 @@
  * without container queries (the stylesheet an older browser keeps) the viewport picks the cards.
  * Screenshots at 1280 and 390 px (and the list at each width of its sweeps, components-list-cards-*
  * at 700 and 900 px of list, components-list-no-container-queries-*) go to test/.artifacts
- * (components-*.png).
+ * (components-*.png); the timeline's long unbroken runner text at both (components-long-text-*.png).
  */
 import { readFile, mkdir } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -717,6 +717,50 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.screenshot({ path: join(artifacts, 'components-long-error-390.png'), fullPage: true })
     expect(problems).toEqual([])
     await page.close()
+  })
+
+  it("wraps the timeline's long unbroken runner text (a 400-character progress message, a last error, a 200-character stage name, an output) inside its card at 390 and 1280 px: no sideways scroll", async () => {
+    for (const width of [390, 1280]) {
+      const { page, problems } = await open('fixture=long-text', width)
+      await page.getByTestId('stage-progress').waitFor({ timeout: 15_000 })
+      const seen = await page.evaluate(() => {
+        /** The rightmost and leftmost edges of the text drawn under `element` (its line boxes). */
+        const textEdges = (element: Element) => {
+          const range = document.createRange()
+          range.selectNodeContents(element)
+          const rects = [...range.getClientRects()].filter((rect) => rect.width > 0)
+          return { left: Math.min(...rects.map((rect) => rect.left)), right: Math.max(...rects.map((rect) => rect.right)), lines: new Set(rects.map((rect) => Math.round(rect.top))).size }
+        }
+        const inCard = (selector: string) => {
+          const element = document.querySelector(selector)
+          if (!element) return `missing ${selector}`
+          const card = element.closest('.ps-card')!.getBoundingClientRect()
+          const text = textEdges(element)
+          return { inside: text.left >= card.left - 0.5 && text.right <= card.right + 0.5, wraps: text.lines > 1, text: (element as HTMLElement).innerText.replace(/\s+/g, '').length }
+        }
+        return {
+          pageWidth: document.documentElement.scrollWidth,
+          viewport: window.innerWidth,
+          progress: inCard('[data-stage-number="2"] [data-testid="stage-progress"]'),
+          lastError: inCard('[data-stage-number="2"] [data-testid="stage-last-error"] .ps-runner-text'),
+          name: inCard('[data-stage-number="2"] .ps-stage-name'),
+          output: inCard('[data-stage-number="1"] [data-testid="stage-output"]'),
+        }
+      })
+      expect(seen.pageWidth, `page at ${width}`).toBe(seen.viewport)
+      // Every character shown (none cut off), on several lines, all of it inside the stage's card.
+      // The progress line is "37 of 40 · " then the 400 characters: 7 characters besides spaces, plus 400.
+      expect(seen.progress, `progress at ${width}`).toEqual({ inside: true, wraps: true, text: 407 })
+      expect(seen.lastError, `last error at ${width}`).toEqual({ inside: true, wraps: true, text: 600 })
+      // The name's "Stage 2: " is visually hidden text, read by screen readers.
+      expect(seen.name, `stage name at ${width}`).toEqual({ inside: true, wraps: true, text: 207 })
+      expect(seen.output, `output at ${width}`).toEqual({ inside: true, wraps: true, text: 400 })
+      await expectNoSidewaysScroll(page)
+      expect(await axeViolations(page)).toEqual([])
+      await page.screenshot({ path: join(artifacts, `components-long-text-${width}.png`), fullPage: true })
+      expect(problems).toEqual([])
+      await page.close()
+    }
   })
 
   it("lays the list out as the Next.js example's home page shows it, at 1280 and 390 px: each id on one line (whole, or ellipsised with the whole id in its title and name), no word broken, a long error clamped with an ellipsis, a wrapped tag a rounded box (not an oval), stage and duration on one line", async () => {
