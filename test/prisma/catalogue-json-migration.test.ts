@@ -9,15 +9,15 @@
 import { createPrismaStore } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { listMigrations } from '../../examples/shared/database.js'
-import { applyStageUpdate, createRun } from '../../src/core/operations.js'
+import { applyStageUpdate, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import { STORE_FUNCTIONS_MIGRATION, storeFunctions } from '../../src/server/storage/sql/functions.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { openMigrationSession } from '../setup/migration-session.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 
 const MIGRATION = '20261207100000_catalogue_json'
-/** The write and read functions of migration 20261207090000_store_functions (the write wrote the catalogue as jsonb; the read returned it whole every time). */
-const REPLACED_FUNCTIONS = ['pipeline_status_write_run_stage_9f805351', 'pipeline_status_read_run_stage_de89be8c']
+/** The functions of migration 20261207090000_store_functions (the write wrote the catalogue as jsonb; the read and the heartbeat returned it whole every time). */
+const REPLACED_FUNCTIONS = ['pipeline_status_write_run_stage_9f805351', 'pipeline_status_read_run_stage_de89be8c', 'pipeline_status_touch_run_a3b48bf1']
 
 describe('the catalogue-json migration', () => {
   it('keeps every catalogue written before it, as json, and replaces the write function', async () => {
@@ -126,6 +126,42 @@ describe('a run’s catalogue in the json column', () => {
       { catalogue: null, catalogueDigest: digest },
     ])
     expect((await store.getRun('digest'))?.run.catalogue).toEqual(stages)
+  })
+
+  it('is left out, once known, by the heartbeat and by the reads of runs with their stages (status, live streams), which give the same catalogue', async () => {
+    const rows: Array<{ catalogue: string | null; catalogueDigest: string | null }> = []
+    // Every row that carries a catalogue digest (function rows are JSON text).
+    const recording = new Proxy(db.prisma, {
+      get: (target, key) =>
+        key === '$queryRawUnsafe'
+          ? async (sql: string, ...args: unknown[]) => {
+              const answer = (await target.$queryRawUnsafe(sql, ...args)) as Array<Record<string, unknown>>
+              for (const row of answer) {
+                const parsed = (typeof row['row'] === 'string' ? JSON.parse(row['row']) : row) as Record<string, unknown>
+                if ('catalogueDigest' in parsed && parsed['catalogueDigest'] !== null) rows.push({ catalogue: parsed['catalogue'] as string | null, catalogueDigest: parsed['catalogueDigest'] as string })
+              }
+              return answer
+            }
+          : Reflect.get(target, key, target),
+    })
+    const store = createPrismaStore({ prisma: recording as typeof db.prisma })
+    const stages = Array.from({ length: 9 }, (_, i) => ({ number: i + 1, name: `Known stage ${i + 1}` }))
+    await createRun(store, { id: 'known-a', now: new Date(), catalogue: stages })
+    await createRun(store, { id: 'known-b', now: new Date(), catalogue: stages })
+    for (const runId of ['known-a', 'known-b']) {
+      await applyStageUpdate(store, runId, makeStageUpdate({ stageNumber: 1, stageName: 'Known stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+      await applyStageUpdate(store, runId, makeStageUpdate({ stageNumber: 2, stageName: 'Known stage 2', status: 'PROCESSING' }), { stages, now: new Date() })
+    }
+    rows.length = 0
+    const beat = await recordHeartbeat(store, 'known-a', { stageNumber: 2, intervalMs: 10_000 }, { now: new Date() })
+    const one = await store.getRun('known-a')
+    const many = await store.getRuns(['known-a', 'known-b'], { streamedText: false })
+    expect(beat.outcome).toBe('recorded')
+    // One row per read of a run (the heartbeat's, getRun's first row, getRuns' first row per run): digests only.
+    expect(rows).toHaveLength(4)
+    expect(rows.every((row) => row.catalogue === null && /^[0-9a-f]{32}$/.test(row.catalogueDigest ?? ''))).toBe(true)
+    expect([one?.run.catalogue, many.get('known-a')?.run.catalogue, many.get('known-b')?.run.catalogue]).toEqual([stages, stages, stages])
+    expect(one?.stages.map((stage) => stage.stageNumber)).toEqual([1, 2])
   })
 
   it('reads the catalogue whole again when a read left out one the store no longer knows', async () => {

@@ -396,23 +396,14 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     }
   }
 
-  async readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
-    try {
-      return await this.#readRunStage(runId, stageNumber, knownCatalogueDigests())
-    } catch (error) {
-      // The catalogue it left out was forgotten meanwhile (rare: past 32 known ones): read it whole.
-      if (error instanceof UnknownCatalogueDigest) return this.#readRunStage(runId, stageNumber, [])
-      throw error
-    }
-  }
-
-  /** `readRunStage`, leaving out the catalogue when its digest is in `knownDigests` (`runColumns`). */
-  async #readRunStage(runId: string, stageNumber: number, knownDigests: readonly string[]): Promise<RunStageRead | null> {
-    const values = [runId, stageNumber, knownDigests]
-    const called = await this.#functions.call<{ row: string | null }>((functions) => functions.readRunStage, values)
-    const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, values))[0]
-    if (!row) return null
-    return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
+  readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
+    return withKnownCatalogues(async (knownDigests) => {
+      const values = [runId, stageNumber, knownDigests]
+      const called = await this.#functions.call<{ row: string | null }>((functions) => functions.readRunStage, values)
+      const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, values))[0]
+      if (!row) return null
+      return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
+    })
   }
 
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
@@ -452,13 +443,17 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   async touchRun(touch: RunTouch): Promise<RunStageRead | null> {
-    const values = [touch.runId, instant(touch.at), touch.heartbeatIntervalMs ?? null, touch.stageNumber ?? null, UNFINISHED_STATUSES]
-    const called = await this.#functions.call<{ row: string | null }>((functions) => functions.touchRun, values)
-    const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.touchRun, values))[0]
+    // Sent again whole when a catalogue it left out was forgotten meanwhile: a touch writes the
+    // same instant again, so twice is once.
+    const touched = await withKnownCatalogues(async (knownDigests) => {
+      const values = [touch.runId, instant(touch.at), touch.heartbeatIntervalMs ?? null, touch.stageNumber ?? null, UNFINISHED_STATUSES, knownDigests]
+      const called = await this.#functions.call<{ row: string | null }>((functions) => functions.touchRun, values)
+      const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.touchRun, values))[0]
+      return row ? { run: toRunState(row), version: Number(row.version), stage: stageOf(row, touch.stageNumber ?? 0) } : null
+    })
     // No row touched: the run is unknown or finished (finished runs never change). A new statement
     // reads it as stored, so a run that finished while the touch waited for its lock reads finished.
-    if (!row) return this.readRunStage(touch.runId, touch.stageNumber ?? 0)
-    return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, touch.stageNumber ?? 0) }
+    return touched ?? this.readRunStage(touch.runId, touch.stageNumber ?? 0)
   }
 
   async deleteFinishedRuns(deletion: FinishedRunsDeletion): Promise<number> {
@@ -548,24 +543,42 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     const withText = options.streamedText !== false
     // One statement: the run joined with its stages, one row per stage (or one without), with
     // each stage's streamed text unless the caller gets it as chunks.
-    const rows = await this.#sql.query<RunStagesRow>(withText ? this.#statements.readRunStages : this.#statements.readRunStagesWithoutText, [runId])
-    return rows.length === 0 ? null : snapshotOfRows(rows, 0, rows.length, withText)
+    return withKnownCatalogues(async (knownDigests) => {
+      const rows = await this.#sql.query<RunStagesRow>(withText ? this.#statements.readRunStages : this.#statements.readRunStagesWithoutText, [runId, knownDigests])
+      return rows.length === 0 ? null : snapshotOfRows(rows, 0, rows.length, withText)
+    })
   }
 
   async getRuns(runIds: readonly string[], options: GetRunOptions = {}): Promise<Map<string, RunSnapshot>> {
-    const snapshots = new Map<string, RunSnapshot>()
-    if (runIds.length === 0) return snapshots
+    if (runIds.length === 0) return new Map<string, RunSnapshot>()
     const withText = options.streamedText !== false
-    // One statement for all of them, ordered by run id, then stage number.
-    const rows = await this.#sql.query<RunStagesRow>(withText ? this.#statements.readRunsStages : this.#statements.readRunsStagesWithoutText, [[...runIds]])
-    for (let start = 0; start < rows.length; ) {
-      const id = (rows[start] as RunStagesRow).id
-      let end = start + 1
-      while (end < rows.length && (rows[end] as RunStagesRow).id === id) end++
-      snapshots.set(id, snapshotOfRows(rows, start, end, withText))
-      start = end
-    }
-    return snapshots
+    return withKnownCatalogues(async (knownDigests) => {
+      const snapshots = new Map<string, RunSnapshot>()
+      // One statement for all of them, ordered by run id, then stage number.
+      const rows = await this.#sql.query<RunStagesRow>(withText ? this.#statements.readRunsStages : this.#statements.readRunsStagesWithoutText, [[...runIds], knownDigests])
+      for (let start = 0; start < rows.length; ) {
+        const id = (rows[start] as RunStagesRow).id
+        let end = start + 1
+        while (end < rows.length && (rows[end] as RunStagesRow).id === id) end++
+        snapshots.set(id, snapshotOfRows(rows, start, end, withText))
+        start = end
+      }
+      return snapshots
+    })
+  }
+}
+
+/**
+ * `read(knownCatalogueDigests())`: a read that leaves out the catalogues this process knows
+ * (`runColumns`); once more with none known when one it left out was forgotten meanwhile
+ * (`UnknownCatalogueDigest`: rare, past 32 known catalogues).
+ */
+async function withKnownCatalogues<T>(read: (knownDigests: readonly string[]) => Promise<T>): Promise<T> {
+  try {
+    return await read(knownCatalogueDigests())
+  } catch (error) {
+    if (error instanceof UnknownCatalogueDigest) return read([])
+    throw error
   }
 }
 

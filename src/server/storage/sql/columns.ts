@@ -32,7 +32,7 @@ export function runColumns({ run: r }: TableNames, alias: string, onlyWhere?: st
   const catalogue =
     knownCatalogues === undefined
       ? `${large(text)} AS "catalogue"`
-      : `${large(`CASE WHEN md5(${text}) = ANY(${knownCatalogues}::text[]) THEN NULL ELSE ${text} END`)} AS "catalogue", md5(${text}) AS "catalogueDigest"`
+      : `${large(`CASE WHEN md5(${text}) = ANY(${knownCatalogues}::text[]) THEN NULL ELSE ${text} END`)} AS "catalogue", ${large(`md5(${text})`)} AS "catalogueDigest"`
   return (
     `${alias}.${r.id} AS "id", ${alias}.${r.status}::text AS "status", ${alias}.${r.error} AS "error", ` +
     `${ms(`${alias}.${r.completedAt}`)} AS "completedAt", ${ms(`${alias}.${r.completionReceivedAt}`)} AS "completionReceivedAt", ` +

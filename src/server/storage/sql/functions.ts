@@ -69,8 +69,8 @@ export const WRITE_RUN_STAGE_TYPES: readonly string[] = [
   'integer', 'text', 'timestamp with time zone', 'text', 'text[]', 'integer', 'integer',
 ]
 
-/** The parameter types of `touchRunSql` (`$1`–`$5`), as PostgreSQL infers them. */
-export const TOUCH_RUN_TYPES: readonly string[] = ['text', 'timestamp with time zone', 'integer', 'integer', 'text[]']
+/** The parameter types of `touchRunSql` (`$1`–`$6`), as PostgreSQL infers them. */
+export const TOUCH_RUN_TYPES: readonly string[] = ['text', 'timestamp with time zone', 'integer', 'integer', 'text[]', 'text[]']
 
 /**
  * Whether every function whose signature (`StoreFunction.signature`, schema-qualified or not) is

@@ -14,14 +14,15 @@ export function readRunSql(names: TableNames): string {
  * repeated per stage they made a read of a run with n stages cost n catalogues (a 200-stage
  * catalogue is ~6 KB of text, serialised by the database and parsed by the driver per row).
  * `many`: the runs whose ids are in the text array `$1` instead, ordered by id, then stage number,
- * the large columns on each run's first row.
+ * the large columns on each run's first row. The catalogue only when its digest is not in the
+ * text array `$2` (`runColumns`).
  */
 export function readRunStagesSql(names: TableNames, withText = true, many = false): string {
   const { runTable, stageTable, run: r, stage: s } = names
   const streamed = withText ? streamedTextColumn(names) : 'NULL::text AS "s_streamed"'
   const firstRow = `row_number() OVER (${many ? `PARTITION BY r.${r.id} ` : ''}ORDER BY s.${s.stageNumber}) = 1`
   return (
-    `SELECT ${runColumns(names, 'r', firstRow)}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)}, ${streamed} FROM ${runTable} r ` +
+    `SELECT ${runColumns(names, 'r', firstRow, '$2')}, s.${s.stageNumber} AS "s_stageNumber", ${stageColumns(names)}, ${streamed} FROM ${runTable} r ` +
     `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} WHERE r.${r.id} ${many ? '= ANY($1::text[])' : '= $1'} ` +
     `ORDER BY ${many ? `r.${r.id}, ` : ''}s.${s.stageNumber}`
   )
@@ -70,7 +71,7 @@ export function touchRunSql(names: TableNames): string {
     `WITH r AS (UPDATE ${runTable} SET ${r.lastActivityAt} = $2::timestamptz, ` +
     `${r.heartbeatIntervalMs} = COALESCE($3::integer, ${r.heartbeatIntervalMs}) ` +
     `WHERE ${r.id} = $1 AND ${r.status}::text = ANY($5::text[]) RETURNING *) ` +
-    `SELECT ${runColumns(names, 'r')}, ${stageColumns(names)} FROM r ` +
+    `SELECT ${runColumns(names, 'r', undefined, '$6')}, ${stageColumns(names)} FROM r ` +
     `LEFT JOIN ${stageTable} s ON s.${s.runId} = r.${r.id} AND s.${s.stageNumber} = $4::integer`
   )
 }
