@@ -63,6 +63,25 @@ describe('the catalogue-json migration', () => {
   })
 })
 
+type AnswerRow = Record<string, unknown>
+
+/** `prisma` with every `$queryRawUnsafe` answer handed to `answer` (sql, parameters, rows), which returns the rows to answer with. */
+function intercepted<Client extends object>(prisma: Client, answer: (sql: string, args: unknown[], rows: AnswerRow[]) => AnswerRow[]): Client {
+  return new Proxy(prisma, {
+    get: (target, key) =>
+      key === '$queryRawUnsafe'
+        ? async (sql: string, ...args: unknown[]) =>
+            answer(sql, args, (await (target as { $queryRawUnsafe(sql: string, ...args: unknown[]): Promise<AnswerRow[]> }).$queryRawUnsafe(sql, ...args)))
+        : Reflect.get(target, key, target),
+  })
+}
+
+/** A row's catalogue columns as the database answered them (a function's row is JSON text in `row`). */
+function catalogueColumns(row: AnswerRow): { catalogue: string | null; catalogueDigest: string | null } | undefined {
+  const parsed = (typeof row['row'] === 'string' ? JSON.parse(row['row']) : row) as AnswerRow
+  return 'catalogueDigest' in parsed ? { catalogue: parsed['catalogue'] as string | null, catalogueDigest: parsed['catalogueDigest'] as string | null } : undefined
+}
+
 describe('a run’s catalogue in the json column', () => {
   let db: TestDatabase
   beforeAll(async () => {
@@ -95,22 +114,11 @@ describe('a run’s catalogue in the json column', () => {
   it('is read back by a stage update only while the store does not know it: later reads leave it out and give its digest', async () => {
     const reads: Array<{ catalogue: string | null; catalogueDigest: string | null }> = []
     // The stage update's reads, as the database answered them (through the function or inline).
-    const recording = new Proxy(db.prisma, {
-      get: (target, key) =>
-        key === '$queryRawUnsafe'
-          ? async (sql: string, ...args: unknown[]) => {
-              const rows = (await target.$queryRawUnsafe(sql, ...args)) as Array<Record<string, unknown>>
-              if (sql.includes('read_run_stage') || (sql.includes('LEFT JOIN') && args.length === 3)) {
-                for (const row of rows) {
-                  const parsed = (typeof row['row'] === 'string' ? JSON.parse(row['row']) : row) as { catalogue: string | null; catalogueDigest: string | null }
-                  reads.push({ catalogue: parsed.catalogue, catalogueDigest: parsed.catalogueDigest })
-                }
-              }
-              return rows
-            }
-          : Reflect.get(target, key, target),
+    const recording = intercepted(db.prisma, (sql, args, rows) => {
+      if (sql.includes('read_run_stage') || (sql.includes('LEFT JOIN') && args.length === 3)) for (const row of rows) reads.push(catalogueColumns(row) ?? { catalogue: 'none', catalogueDigest: null })
+      return rows
     })
-    const store = createPrismaStore({ prisma: recording as typeof db.prisma })
+    const store = createPrismaStore({ prisma: recording })
     const stages = Array.from({ length: 12 }, (_, i) => ({ number: i + 1, name: `Digest stage ${i + 1}` }))
     await createRun(store, { id: 'digest', now: new Date(), catalogue: stages })
     for (const stageNumber of [1, 2, 3]) {
@@ -130,21 +138,15 @@ describe('a run’s catalogue in the json column', () => {
 
   it('is left out, once known, by the heartbeat and by the reads of runs with their stages (status, live streams), which give the same catalogue', async () => {
     const rows: Array<{ catalogue: string | null; catalogueDigest: string | null }> = []
-    // Every row that carries a catalogue digest (function rows are JSON text).
-    const recording = new Proxy(db.prisma, {
-      get: (target, key) =>
-        key === '$queryRawUnsafe'
-          ? async (sql: string, ...args: unknown[]) => {
-              const answer = (await target.$queryRawUnsafe(sql, ...args)) as Array<Record<string, unknown>>
-              for (const row of answer) {
-                const parsed = (typeof row['row'] === 'string' ? JSON.parse(row['row']) : row) as Record<string, unknown>
-                if ('catalogueDigest' in parsed && parsed['catalogueDigest'] !== null) rows.push({ catalogue: parsed['catalogue'] as string | null, catalogueDigest: parsed['catalogueDigest'] as string })
-              }
-              return answer
-            }
-          : Reflect.get(target, key, target),
+    // Every row that carries a catalogue digest.
+    const recording = intercepted(db.prisma, (_sql, _args, answer) => {
+      for (const row of answer) {
+        const columns = catalogueColumns(row)
+        if (columns && columns.catalogueDigest !== null) rows.push(columns)
+      }
+      return answer
     })
-    const store = createPrismaStore({ prisma: recording as typeof db.prisma })
+    const store = createPrismaStore({ prisma: recording })
     const stages = Array.from({ length: 9 }, (_, i) => ({ number: i + 1, name: `Known stage ${i + 1}` }))
     await createRun(store, { id: 'known-a', now: new Date(), catalogue: stages })
     await createRun(store, { id: 'known-b', now: new Date(), catalogue: stages })
@@ -167,21 +169,12 @@ describe('a run’s catalogue in the json column', () => {
   it('reads the catalogue whole again when a read left out one the store no longer knows', async () => {
     let forged = false
     // A read that answers as if the store had sent a digest it has since forgotten: text left out, an unknown digest.
-    const forgetting = new Proxy(db.prisma, {
-      get: (target, key) =>
-        key === '$queryRawUnsafe'
-          ? async (sql: string, ...args: unknown[]) => {
-              const rows = (await target.$queryRawUnsafe(sql, ...args)) as Array<Record<string, unknown>>
-              if (!forged && sql.includes('read_run_stage') && typeof rows[0]?.['row'] === 'string') {
-                forged = true
-                const row = JSON.parse(rows[0]['row']) as Record<string, unknown>
-                return [{ row: JSON.stringify({ ...row, catalogue: null, catalogueDigest: '0'.repeat(32) }) }]
-              }
-              return rows
-            }
-          : Reflect.get(target, key, target),
+    const forgetting = intercepted(db.prisma, (sql, _args, rows) => {
+      if (forged || !sql.includes('read_run_stage') || typeof rows[0]?.['row'] !== 'string') return rows
+      forged = true
+      return [{ row: JSON.stringify({ ...(JSON.parse(rows[0]['row']) as AnswerRow), catalogue: null, catalogueDigest: '0'.repeat(32) }) }]
     })
-    const store = createPrismaStore({ prisma: forgetting as typeof db.prisma })
+    const store = createPrismaStore({ prisma: forgetting })
     const stages = [
       { number: 1, name: 'Forgotten 1' },
       { number: 2, name: 'Forgotten 2' },
