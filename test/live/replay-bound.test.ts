@@ -167,6 +167,10 @@ describe.each(stores)('live.maxReplayedChunks on %s', (_name, makeStore) => {
     await write(13)
     await Promise.all([own.waitFor(hasSeq(13)), full.waitFor(hasSeq(13))])
     await postJson(url, `/${runId}/stage-update`, { ...STAGE, status: 'COMPLETED' })
+    // Its update seen before the run completes: changes a few milliseconds apart may share one
+    // event (DESIGN.md), so without this wait the two updates below are sometimes one.
+    const isUpdate = (event: { event?: string | undefined }) => event.event === 'update'
+    await Promise.all([own.waitFor(isUpdate), full.waitFor(isUpdate)])
     await postJson(url, `/${runId}/complete`, { status: 'COMPLETED' })
     await Promise.all([own.ended, full.ended])
 
