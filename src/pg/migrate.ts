@@ -26,7 +26,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import { listMigrationFiles, type MigrationFile, packageMigrationsDir, schemaNameProblem, scriptMatchesChecksum } from './migration-files.js'
+import { schemaNameProblem } from '../internal/quote-identifier.js'
+import { listMigrationFiles, type MigrationFile, packageMigrationsDir, scriptMatchesChecksum } from './migration-files.js'
 import { errorMessage } from '../internal/error-message.js'
 import { quoteIdentifier } from '../internal/quote-identifier.js'
 import { checkDatabaseUrl, describeUrl } from './database-url.js'

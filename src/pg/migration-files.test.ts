@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { MAX_IDENTIFIER_BYTES, type MigrationFile, renderMigrationScript, schemaNameProblem } from './migration-files.js'
+import { MAX_IDENTIFIER_BYTES, schemaNameProblem } from '../internal/quote-identifier.js'
+import { type MigrationFile, renderMigrationScript } from './migration-files.js'
 
 const file = (name: string, sql: string): MigrationFile => ({ name, sql, checksum: '' })
 const MIGRATIONS = [file('20260101000000_a', 'CREATE TABLE "PipelineRun" (id text);'), file('20260102000000_b', 'ALTER TABLE "PipelineRun" ADD x int;')]

@@ -91,3 +91,14 @@ describe('PrismaStore errors', () => {
     expect((expired as Error).cause).toBe(timeout)
   })
 })
+
+describe('createPrismaStore options', () => {
+  it('refuses a schema name PostgreSQL would truncate (over 63 bytes as UTF-8), naming the limit; 63 bytes is taken', () => {
+    const client = failingClient(new Error('never called'))
+    expect(() => new PrismaStore(client, { schema: `${'日'.repeat(21)}x` })).toThrow(
+      'createPrismaStore: schema name "日日日日日日日日日日日日日日日日日日日日日x" is 64 bytes in UTF-8, over PostgreSQL\'s limit of 63 bytes',
+    )
+    expect(() => new PrismaStore(client, { schema: 'x'.repeat(64) })).toThrow('is 64 bytes in UTF-8')
+    expect(new PrismaStore(client, { schema: '日'.repeat(21) })).toBeInstanceOf(PrismaStore)
+  })
+})

@@ -16,6 +16,7 @@ import type { StageStats } from '../../contract/run-stats.js'
 import { toStoreError } from '../database-errors.js'
 import { ServerConfigurationError } from '../configuration-error.js'
 import { consoleLogger, type Logger, safeLogger } from '../../internal/logger.js'
+import { schemaNameProblem } from '../../internal/quote-identifier.js'
 import { createPoolExecutor, type PrismaStorePool } from './adapters/pool-executor.js'
 import { createPrismaExecutor } from './adapters/prisma-executor.js'
 import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
@@ -61,6 +62,8 @@ export interface PrismaStoreOptions<Client extends PrismaStoreClient = PrismaSto
    * connection's `search_path` say it (e.g. when the adapter was created with
    * `new PrismaPg(url, { schema })`): the store writes its hot-path SQL itself.
    * @default the models' `@@schema`, else the connection's search_path (normally `public`)
+   * @throws ServerConfigurationError from `createPrismaStore` when the name is longer than 63
+   *   bytes as UTF-8 (PostgreSQL would silently truncate it).
    */
   schema?: string | undefined
   /**
@@ -244,6 +247,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
           warn: (message, fields) => this.#logger.warn(message, fields),
         })
       : createPrismaExecutor(prisma, guard)
+    const schemaProblem = options.schema === undefined ? undefined : schemaNameProblem(options.schema)
+    if (schemaProblem !== undefined) throw new ServerConfigurationError(`createPrismaStore: ${schemaProblem}`)
     const names = resolveTableNames(prisma, options)
     this.#statements = buildStatements(names)
     this.#functions = new FunctionCalls(this.#sql, migratedFunctionsFor(names, this.#statements), () => this.#logger)
