@@ -54,7 +54,6 @@ export interface EventStreamSettings {
   onReplayTooLong: (details: ReplayTooLong) => void
 }
 
-
 /**
  * A reconnect's `Last-Event-ID`, when it is a version the stream may resume from: `from` (the
  * subscriber has every event up to it) and how to read the run's chunks after it

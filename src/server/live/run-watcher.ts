@@ -68,9 +68,10 @@ export interface RunListener {
   /**
    * Instead of `take`, for a listener with a `sentVersion`: the run read WITH its streamed text,
    * because more than `maxReplayedChunks` chunks lay between the version it sent and the
-   * snapshot's (it sends a fresh snapshot). Never called for a listener without `sentVersion`.
+   * snapshot's (it sends a fresh snapshot). A listener with a `sentVersion` has it; one without is
+   * never handed chunks, so never this.
    */
-  takeWhole(snapshot: RunSnapshot): void
+  takeWhole?(snapshot: RunSnapshot): void
 }
 
 /**
@@ -133,7 +134,6 @@ interface WatchedRun {
 
 /** A read that hands no listener any chunk. */
 const NO_CHUNKS: ReadonlyMap<RunListener, readonly OutputChunkRow[] | null> = new Map()
-
 
 /** One per handlers instance; see the module comment. Not importable outside this package. */
 export class RunWatcher {
@@ -334,7 +334,7 @@ export class RunWatcher {
             try {
               const chunks = plan.get(listener)
               if (chunks !== null) listener.take(snapshot, chunks ?? [])
-              else if (whole) listener.takeWhole(whole)
+              else if (whole) listener.takeWhole?.(whole)
             } catch (error) {
               this.#logger.error('pipeline-status: a live stream failed to send an event', { error })
             }

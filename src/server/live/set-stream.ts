@@ -360,7 +360,7 @@ class SetStream extends SinkBody {
               return member.sent.version
             },
           })
-        : this.#watcher.watch(runId, { take: (snapshot) => this.#deliver(member, snapshot, []), takeWhole: (snapshot) => this.#deliver(member, snapshot, []) })
+        : this.#watcher.watch(runId, { take: (snapshot) => this.#deliver(member, snapshot, []) })
     return member
   }
 

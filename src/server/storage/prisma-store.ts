@@ -24,7 +24,7 @@ import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransaction
 import { knownCatalogueDigests, type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, UnknownCatalogueDigest, type VersionedRunRow } from './rows.js'
 import { instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
-import { migratedFunctionsFor } from './sql/functions.js'
+import { migratedFunctionsFor, type StoreFunction, type StoreFunctions } from './sql/functions.js'
 import { FunctionCalls } from './function-calls.js'
 import { NOTIFY_BATCH_DEFAULTS, NOTIFY_BATCH_SQL, NotifyBatcher, type NotifyCounts } from './notify-batcher.js'
 import { type PrismaStoreNames, resolveTableNames } from './table-names.js'
@@ -403,12 +403,19 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 
   readRunStage(runId: string, stageNumber: number): Promise<RunStageRead | null> {
     return withKnownCatalogues(async (knownDigests) => {
-      const values = [runId, stageNumber, knownDigests]
-      const called = await this.#functions.call<{ row: string | null }>((functions) => functions.readRunStage, values)
-      const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.readRunStage, values))[0]
-      if (!row) return null
-      return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
+      const row = await this.#runStageRow((functions) => functions.readRunStage, this.#statements.readRunStage, [runId, stageNumber, knownDigests])
+      return row ? runStageRead(row, stageNumber) : null
     })
+  }
+
+  /**
+   * The one row of a hot-path statement that reads a run with one stage (`readRunStage`,
+   * `touchRun`): from its function when the store calls them (the row as JSON text), else from
+   * the statement sent inline; `undefined` when there is none.
+   */
+  async #runStageRow(pick: (functions: StoreFunctions) => StoreFunction, statement: string, values: unknown[]): Promise<RunStageRow | undefined> {
+    const called = await this.#functions.call<{ row: string | null }>(pick, values)
+    return called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(statement, values))[0]
   }
 
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
@@ -452,9 +459,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     // same instant again, so twice is once.
     const touched = await withKnownCatalogues(async (knownDigests) => {
       const values = [touch.runId, instant(touch.at), touch.heartbeatIntervalMs ?? null, touch.stageNumber ?? null, UNFINISHED_STATUSES, knownDigests]
-      const called = await this.#functions.call<{ row: string | null }>((functions) => functions.touchRun, values)
-      const row = called ? parseRow<RunStageRow>(called[0]?.row) : (await this.#sql.query<RunStageRow>(this.#statements.touchRun, values))[0]
-      return row ? { run: toRunState(row), version: Number(row.version), stage: stageOf(row, touch.stageNumber ?? 0) } : null
+      const row = await this.#runStageRow((functions) => functions.touchRun, this.#statements.touchRun, values)
+      return row ? runStageRead(row, touch.stageNumber ?? 0) : null
     })
     // No row touched: the run is unknown or finished (finished runs never change). A new statement
     // reads it as stored, so a run that finished while the touch waited for its lock reads finished.
@@ -585,6 +591,11 @@ async function withKnownCatalogues<T>(read: (knownDigests: readonly string[]) =>
     if (error instanceof UnknownCatalogueDigest) return read([])
     throw error
   }
+}
+
+/** A run-with-one-stage row as what the store's reads of one stage answer. */
+function runStageRead(row: RunStageRow, stageNumber: number): RunStageRead {
+  return { run: toRunState(row), version: Number(row.version), stage: stageOf(row, stageNumber) }
 }
 
 /** A row a function returned as JSON text (`row_to_json`: the statement's columns under their aliases), or `undefined` for `NULL`. */

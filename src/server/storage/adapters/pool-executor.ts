@@ -56,11 +56,11 @@ export function createPoolExecutor(pool: PrismaStorePool, options: PoolExecutorO
   let named = options.namedStatements ?? true
   const unnamedOnRefusal = options.namedStatements === undefined
   const unnamed = <Row>(text: string, values: unknown[]) => guard(poolRows<Row>(pool.query({ text, values })))
-  // A statement's current name: a new one (its text's name and a generation) once a connection's
-  // prepared copy went stale, so that every connection prepares it again. pg keeps each name's
-  // statement per connection and offers no way to drop it; the old ones end with their connection.
-  const renamed = new Map<string, string>()
-  const renameCounts = new Map<string, number>()
+  // A statement's current name and how often it was renamed: a new name (its text's name and a
+  // generation) once a connection's prepared copy went stale, so that every connection prepares it
+  // again. pg keeps each name's statement per connection and offers no way to drop it; the old ones
+  // end with their connection.
+  const renamed = new Map<string, { name: string; renames: number }>()
   let warnedStale = false
   return {
     get prepares() {
@@ -68,7 +68,7 @@ export function createPoolExecutor(pool: PrismaStorePool, options: PoolExecutorO
     },
     async query<Row>(text: string, values: unknown[]): Promise<Row[]> {
       if (!named) return unnamed<Row>(text, values)
-      const name = renamed.get(text) ?? statementName(text)
+      const name = renamed.get(text)?.name ?? statementName(text)
       try {
         return await guard(poolRows<Row>(pool.query({ name, text, values })))
       } catch (error) {
@@ -76,10 +76,9 @@ export function createPoolExecutor(pool: PrismaStorePool, options: PoolExecutorO
         if (STALE_NAMED_STATEMENT.has(code)) {
           // Renamed once per stale name (other connections' calls with it only retry), at most
           // MAX_RENAMES times per statement: an error of the statement itself stays an error.
-          const renames = renameCounts.get(text) ?? 0
-          if ((renamed.get(text) ?? statementName(text)) === name && renames < MAX_RENAMES) {
-            renamed.set(text, `${statementName(text)}_${(generations += 1).toString(36)}`)
-            renameCounts.set(text, renames + 1)
+          const current = renamed.get(text) ?? { name: statementName(text), renames: 0 }
+          if (current.name === name && current.renames < MAX_RENAMES) {
+            renamed.set(text, { name: `${statementName(text)}_${(generations += 1).toString(36)}`, renames: current.renames + 1 })
           }
           if (!warnedStale) {
             warnedStale = true
