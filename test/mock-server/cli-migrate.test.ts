@@ -156,6 +156,7 @@ describe('pipeline-status migrate --into and --print', () => {
     try {
       await pglite.exec(inSchema.stdout)
       expect((await pglite.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'status' ORDER BY 1`)).rows).toEqual([
+        { tablename: 'PipelineCatalogue' },
         { tablename: 'PipelineRun' },
         { tablename: 'StageOutput' },
         { tablename: 'StageOutputChunk' },
@@ -229,7 +230,7 @@ describe('pipeline-status migrate --into and --print', () => {
       }
       await db.exec(upgrade.stdout)
       expect(later.length).toBeGreaterThan(0)
-      expect((await db.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'status'`)).rows).toEqual([{ n: 4 }])
+      expect((await db.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'status'`)).rows).toEqual([{ n: 5 }])
     } finally {
       await db.close()
     }
@@ -374,7 +375,7 @@ describe.runIf(usesPostgres())('pipeline-status migrate on PostgreSQL', () => {
   it('--print without --schema pins the store functions to the schema its tables go to, not the session\'s "$user", public; --schema keeps its own', async () => {
     const url = await emptyDatabase()
     const functions = `SELECT n.nspname AS schema, p.proname AS name, p.proconfig AS config FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname LIKE 'pipeline\\_status\\_%' ORDER BY 2`
-    const tables = `SELECT schemaname AS schema, count(*)::int AS n FROM pg_tables WHERE tablename IN ('PipelineRun', 'StageOutput', 'StageOutputChunk', 'WebhookMessage') GROUP BY 1`
+    const tables = `SELECT schemaname AS schema, count(*)::int AS n FROM pg_tables WHERE tablename IN ('PipelineCatalogue', 'PipelineRun', 'StageOutput', 'StageOutputChunk', 'WebhookMessage') GROUP BY 1`
     const plain = await run(['migrate', '--print'])
     const inSchema = await run(['migrate', '--print', '--schema', 'status'])
     expect(plain).toMatchObject({ code: 0, stderr: '' })
@@ -389,7 +390,7 @@ describe.runIf(usesPostgres())('pipeline-status migrate on PostgreSQL', () => {
       await dba.query('CREATE SCHEMA "Pipeline Status"')
       await dba.query('SET search_path TO "$user", "Pipeline Status", public')
       await dba.query(plain.stdout)
-      expect((await dba.query(tables)).rows).toEqual([{ schema: 'Pipeline Status', n: 4 }])
+      expect((await dba.query(tables)).rows).toEqual([{ schema: 'Pipeline Status', n: 5 }])
       const pinned = (await dba.query<{ schema: string; name: string; config: string[] }>(functions)).rows
       expect(pinned).toHaveLength(3)
       for (const fn of pinned) expect(fn, fn.name).toMatchObject({ schema: 'Pipeline Status', config: ['search_path="Pipeline Status"'] })

@@ -239,7 +239,7 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     const tables = await db.sql<{ name: string }>(
       `SELECT tablename AS name FROM pg_tables WHERE schemaname = 'pipeline status' ORDER BY 1`,
     )
-    expect(tables.map((row) => row.name)).toEqual(['PipelineRun', 'StageOutput', 'StageOutputChunk', 'WebhookMessage', '_prisma_migrations'])
+    expect(tables.map((row) => row.name)).toEqual(['PipelineCatalogue', 'PipelineRun', 'StageOutput', 'StageOutputChunk', 'WebhookMessage', '_prisma_migrations'])
     // The search_path of a client passed in is put back.
     if (typeof db.target !== 'string') expect(await db.sql(`SELECT current_schema() AS s`)).toEqual([{ s: 'public' }])
     expect((await applyMigrations(db.target, { schema: 'pipeline status' })).applied).toEqual([])

@@ -10,7 +10,7 @@ import { createPrismaStore } from 'pipeline-status-sdk/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { listMigrations } from '../../examples/shared/database.js'
 import { applyStageUpdate, createRun, recordHeartbeat } from '../../src/core/operations.js'
-import { STORE_FUNCTIONS_MIGRATION, storeFunctions } from '../../src/server/storage/sql/functions.js'
+import { storeFunctions } from '../../src/server/storage/sql/functions.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 import { openMigrationSession } from '../setup/migration-session.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
@@ -56,10 +56,6 @@ describe('the catalogue-json migration', () => {
     } finally {
       await session.close()
     }
-  })
-
-  it('is the migration that creates the functions of the current code', () => {
-    expect(STORE_FUNCTIONS_MIGRATION).toBe(MIGRATION)
   })
 })
 

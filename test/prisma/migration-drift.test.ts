@@ -23,7 +23,7 @@ describe('prisma/migrations', () => {
   })
 
   it('holds the tables, keys and indexes the store relies on', () => {
-    expect(Object.keys(migrated.tables).sort()).toEqual(['PipelineRun', 'StageOutput', 'StageOutputChunk', 'WebhookMessage'])
+    expect(Object.keys(migrated.tables).sort()).toEqual(['PipelineCatalogue', 'PipelineRun', 'StageOutput', 'StageOutputChunk', 'WebhookMessage'])
     // The shared replay store claims a message id with one INSERT … ON CONFLICT on its key.
     expect(migrated.tables['WebhookMessage']?.indexes['WebhookMessage_pkey']).toEqual({ columns: ['id'], unique: true, primary: true })
     expect(migrated.enums['RunStatus']).toEqual(['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED'])

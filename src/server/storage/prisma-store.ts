@@ -22,9 +22,10 @@ import { createPrismaExecutor } from './adapters/prisma-executor.js'
 import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
 import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransactionClientOf } from './prisma-client.js'
 import { knownCatalogueDigests, type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, UnknownCatalogueDigest, type VersionedRunRow } from './rows.js'
-import { instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
+import { catalogueDigest, instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
+import { CATALOGUE_PARAMETER } from './sql/columns.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
-import { migratedFunctionsFor, type StoreFunction, type StoreFunctions } from './sql/functions.js'
+import { CATALOGUE_DIGEST_UNKNOWN, migratedFunctionsFor, type StoreFunction, type StoreFunctions } from './sql/functions.js'
 import { FunctionCalls } from './function-calls.js'
 import { NOTIFY_BATCH_DEFAULTS, NOTIFY_BATCH_SQL, NotifyBatcher, type NotifyCounts } from './notify-batcher.js'
 import { type PrismaStoreNames, resolveTableNames } from './table-names.js'
@@ -166,6 +167,8 @@ const DEFAULT_TIMEOUT = 15_000
 const DEFAULT_QUERY_TIMEOUT = 5_000
 /** How much longer than Prisma's own transaction bounds the store waits before it gives up itself. */
 const TRANSACTION_GRACE_MS = 1_000
+/** How many catalogues a store remembers as kept in `"PipelineCatalogue"` (an app has a few pipelines; past this it forgets them all and sends each whole once more). */
+const MAX_KEPT_CATALOGUES = 64
 
 /**
  * The {@link Store} for PostgreSQL through the app's own `PrismaClient`.
@@ -220,6 +223,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #statements: StoreStatements
   /** Whether the hot path calls the database's functions (`sql/functions.ts`) or sends its statements inline. */
   readonly #functions: FunctionCalls
+  /** The digests of the catalogues the write function has kept in `"PipelineCatalogue"` for this store (at most `MAX_KEPT_CATALOGUES`). */
+  readonly #keptCatalogues = new Set<string>()
   readonly #lists: RunListQueries
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
@@ -421,7 +426,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
     const { chunk } = write
     const values = [...runWriteValues(write), ...stageValues(write.stage), ...(chunk ? [chunk.seq, chunk.text] : [])]
-    const called = chunk || write.dropOutputChunks ? undefined : await this.#functions.call<{ written: number | null }>((functions) => functions.writeRunStage, values)
+    const called = chunk || write.dropOutputChunks ? undefined : await this.#callWriteFunction(write, values)
     if (called) {
       if (called[0]?.written == null) return false
     } else {
@@ -435,6 +440,31 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     }
     this.#changes.emit({ runId: write.run.id, version: write.version })
     return true
+  }
+
+  /**
+   * The write function's call (`undefined`: send the statement inline). A write that fills the
+   * run's catalogue (its first applied update) sends the catalogue's digest with it, and the text
+   * only until the function has kept it in `"PipelineCatalogue"` once for this store; after that
+   * the digest alone, and the function copies the text from there (`WRITE_CATALOGUE_DIGEST`). A
+   * digest the table no longer holds (a row deleted by hand) is answered with nothing written and
+   * sent again whole, which keeps it again.
+   */
+  async #callWriteFunction(write: RunStageWrite, values: unknown[]): Promise<Array<{ written: number | null }> | undefined> {
+    const digest = write.catalogue ? await catalogueDigest(write.catalogue) : null
+    const call = (whole: boolean) =>
+      this.#functions.call<{ written: number | null }>((functions) => functions.writeRunStage, [...(whole ? values : values.with(CATALOGUE_PARAMETER - 1, null)), digest])
+    const kept = digest !== null && this.#keptCatalogues.has(digest)
+    let called = await call(!kept)
+    if (kept && called?.[0]?.written === CATALOGUE_DIGEST_UNKNOWN) {
+      this.#keptCatalogues.delete(digest)
+      called = await call(true)
+    }
+    if (called && digest !== null && !kept) {
+      if (this.#keptCatalogues.size >= MAX_KEPT_CATALOGUES) this.#keptCatalogues.clear()
+      this.#keptCatalogues.add(digest)
+    }
+    return called
   }
 
   async readRun(runId: string): Promise<VersionedRun | null> {

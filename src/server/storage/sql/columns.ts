@@ -82,9 +82,12 @@ export function runUpdate(names: TableNames): string {
   return (
     `${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5::timestamptz, ` +
     `${r.completionReceivedAt} = $6::timestamptz, ${r.updatedAt} = $7::timestamptz, ${r.version} = $8, ` +
-    `${runLabelsUpdate(names, (i) => `$${i + 9}`)}, ${r.startedAt} = COALESCE(${r.startedAt}, $12::timestamptz)`
+    `${runLabelsUpdate(names, (i) => `$${i + CATALOGUE_PARAMETER}`)}, ${r.startedAt} = COALESCE(${r.startedAt}, $12::timestamptz)`
   )
 }
+
+/** The catalogue's placeholder number in `runUpdate` (`$9`): the ninth of `runWriteValues`. */
+export const CATALOGUE_PARAMETER = 9
 
 /**
  * The catalogue (filled only when the run has none), tags and metadata from the parameters

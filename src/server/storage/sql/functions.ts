@@ -21,10 +21,11 @@
 import { fnv1a32 } from '../../../internal/fnv1a.js'
 import { quoteIdentifier } from '../../../internal/quote-identifier.js'
 import { resolveTableNames, type TableNames } from '../table-names.js'
+import { CATALOGUE_PARAMETER } from './columns.js'
 import { buildStatements, type StoreStatements } from './statements.js'
 
 /** The migration that creates the functions of the current statements. */
-export const STORE_FUNCTIONS_MIGRATION = '20261207100000_catalogue_json'
+export const STORE_FUNCTIONS_MIGRATION = '20261207110000_pipeline_catalogue'
 
 /** One statement as a function: its name, the SQL that creates it, and the statement that calls it with the statement's parameters. */
 export interface StoreFunction {
@@ -48,7 +49,12 @@ export interface StoreFunction {
 export interface StoreFunctions {
   /** `readRunStage`'s row as JSON text (`"row"`), `NULL` when the run does not exist. */
   readonly readRunStage: StoreFunction
-  /** `writeRunStage`: `"written"` is 1 when written, `NULL` when the run's version had changed. */
+  /**
+   * `writeRunStage` with one more argument, the catalogue's digest (`$31`, {@link WRITE_CATALOGUE_DIGEST}):
+   * `"written"` is 1 when written, `NULL` when the run's version had changed, and
+   * {@link CATALOGUE_DIGEST_UNKNOWN} when the catalogue came as its digest alone and
+   * `"PipelineCatalogue"` has no such row (nothing was written: send it again whole).
+   */
   readonly writeRunStage: StoreFunction
   /** `touchRun`'s row as JSON text (`"row"`), `NULL` when no run was touched. */
   readonly touchRun: StoreFunction
@@ -68,6 +74,19 @@ export const WRITE_RUN_STAGE_TYPES: readonly string[] = [
   'timestamp with time zone', 'timestamp with time zone', 'timestamp with time zone', 'integer',
   'integer', 'text', 'timestamp with time zone', 'text', 'text[]', 'integer', 'integer',
 ]
+
+/**
+ * The write function's arguments beyond the statement's (`$31`): the catalogue's digest
+ * (`catalogueDigest`), `NULL` when the write fills no catalogue. With the catalogue's text (`$9`)
+ * too, the function keeps the text in `"PipelineCatalogue"` under the digest (once: `ON CONFLICT
+ * DO NOTHING`); with `$9` `NULL`, it takes the text from there. So a store sends a catalogue's
+ * text once, and each later run's first update of that pipeline sends 64 characters instead
+ * (~6.5 KB for 200 stages; bench/README.md "The catalogue by its digest").
+ */
+export const WRITE_CATALOGUE_DIGEST = 'text'
+
+/** What the write function answers when the catalogue's digest alone came and its row is not there. */
+export const CATALOGUE_DIGEST_UNKNOWN = -1
 
 /** The parameter types of `touchRunSql` (`$1`–`$6`), as PostgreSQL infers them. */
 export const TOUCH_RUN_TYPES: readonly string[] = ['text', 'timestamp with time zone', 'integer', 'integer', 'text[]', 'text[]']
@@ -130,9 +149,9 @@ export function storeFunctions(schema?: string): StoreFunctions {
     writeRunStage: storeFunction(
       'pipeline_status_write_run_stage',
       qualify,
-      WRITE_RUN_STAGE_TYPES,
+      [...WRITE_RUN_STAGE_TYPES, WRITE_CATALOGUE_DIGEST],
       'integer',
-      `DECLARE written integer;\nBEGIN\n  ${statements.writeRunStage.slice(0, -writeReturning.length)}RETURNING 1 INTO written;\n  RETURN written;\nEND`,
+      `DECLARE written integer;\nBEGIN\n${CATALOGUE_BY_DIGEST}  ${statements.writeRunStage.slice(0, -writeReturning.length)}RETURNING 1 INTO written;\n  RETURN written;\nEND`,
       ' AS "written"',
     ),
     touchRun: storeFunction(
@@ -146,6 +165,21 @@ export function storeFunctions(schema?: string): StoreFunctions {
     ),
   }
 }
+
+/**
+ * The write function's first step (see {@link WRITE_CATALOGUE_DIGEST}): the catalogue (`$9`, a
+ * PL/pgSQL argument, so assignable) from `"PipelineCatalogue"` when only its digest (`$31`) came,
+ * or kept there when both came. It comes before the write, so an unknown digest writes nothing.
+ */
+const CATALOGUE_BY_DIGEST = ((text: string, digest: string) =>
+  `  IF ${digest} IS NOT NULL THEN\n` +
+  `    IF ${text} IS NULL THEN\n` +
+  `      SELECT c."stages" INTO ${text} FROM "PipelineCatalogue" c WHERE c."digest" = ${digest};\n` +
+  `      IF NOT FOUND THEN\n        RETURN ${CATALOGUE_DIGEST_UNKNOWN};\n      END IF;\n` +
+  '    ELSE\n' +
+  `      INSERT INTO "PipelineCatalogue" ("digest", "stages") VALUES (${digest}, ${text}) ON CONFLICT DO NOTHING;\n` +
+  '    END IF;\n' +
+  '  END IF;\n')(`$${CATALOGUE_PARAMETER}`, `$${WRITE_RUN_STAGE_TYPES.length + 1}`)
 
 function storeFunction(
   prefix: string,

@@ -86,3 +86,22 @@ function catalogueJson(catalogue: NonNullable<RunWrite['catalogue']>): string {
 }
 
 const catalogueTexts = new WeakMap<object, string>()
+
+/**
+ * A catalogue's key in `"PipelineCatalogue"` (the write function's `$31`): SHA-256 of its JSON
+ * text as `runColumnValues` sends it (UTF-8), 64 lower-case hex digits; made once per catalogue
+ * object, with Web Crypto (Node and edge runtimes alike). A strong hash, since the function takes a
+ * run's catalogue by it: two catalogues under one key would give a run another pipeline's stages.
+ */
+export function catalogueDigest(catalogue: NonNullable<RunWrite['catalogue']>): Promise<string> {
+  let digest = catalogueDigests.get(catalogue)
+  if (digest === undefined) {
+    digest = crypto.subtle
+      .digest('SHA-256', new TextEncoder().encode(catalogueJson(catalogue)))
+      .then((hash) => Array.from(new Uint8Array(hash), (byte) => byte.toString(16).padStart(2, '0')).join(''))
+    catalogueDigests.set(catalogue, digest)
+  }
+  return digest
+}
+
+const catalogueDigests = new WeakMap<object, Promise<string>>()
