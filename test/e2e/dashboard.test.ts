@@ -425,7 +425,7 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await context.close()
   })
 
-  it('fits the stage-duration tables at 390 and 320 px: hour-long durations and long stage names wrap inside their card, no horizontal scroll', async () => {
+  it('fits the stage-duration tables at 390 and 320 px: hour-long durations and long stage names wrap inside their card (names between words), no horizontal scroll', async () => {
     for (const width of [390, 320]) {
       const context = await browser!.newContext({ viewport: { width, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true })
       await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
@@ -457,12 +457,27 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
             return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size === 1
           })
         })
-        return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, tables, piecesWhole }
+        /** The stage names' words, each on one line ("Reconciliation", never "Reconci" / "liation"): a name wraps between its words. */
+        const brokenWords = [...document.querySelectorAll('.ps-stats-table tbody th')].flatMap((cell) =>
+          [...cell.childNodes].flatMap((text) => {
+            if (!(text instanceof Text)) return []
+            return [...text.data.matchAll(/\S+/g)]
+              .filter((match) => {
+                const range = document.createRange()
+                range.setStart(text, match.index)
+                range.setEnd(text, match.index + match[0].length)
+                return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size !== 1
+              })
+              .map((match) => match[0])
+          }),
+        )
+        return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, tables, piecesWhole, brokenWords }
       })
       expect(seen.scrollWidth, `page at ${width}`).toBe(seen.innerWidth)
       expect(seen.tables.length).toBeGreaterThanOrEqual(2)
       expect(seen.tables, `tables at ${width}`).toEqual(seen.tables.map(() => ({ inside: true, cellsFit: true })))
       expect(seen.piecesWhole, `duration pieces at ${width}`).toBe(true)
+      expect(seen.brokenWords, `stage names at ${width}`).toEqual([])
       // The durations read whole, as formatted: minutes and seconds of the hour-long stages (and retrying-1's 2 s).
       expect((await etl.locator('.ps-stats-table tbody tr').first().locator('td').allInnerTexts()).map((text) => text.replace(/\s+/g, ' '))).toEqual(['59 min 50 s', '59 min 51 s', '3', '0'])
       // The stats card alone (the whole page at 320 px is a long strip).
