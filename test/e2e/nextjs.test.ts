@@ -76,16 +76,19 @@ const NEVER_MS = 600_000
 const secret = randomBytes(18).toString('base64url')
 let server: ChildProcess | undefined
 let serverOutput = ''
+/** What `next build` printed. */
+let buildOutput = ''
 let database: TestDatabase | undefined
 let browser: Browser | undefined
 let origin = ''
 
 const execFileAsync = promisify(execFile)
 
-/** Runs a build step with the Node.js running the tests, and keeps its output for failures. */
-async function step(label: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+/** Runs a build step with the Node.js running the tests; returns its output (stdout, then stderr), which a failure shows. */
+async function step(label: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   try {
-    await execFileAsync(process.execPath, args, { cwd: app, env, maxBuffer: 64 * 1024 * 1024 })
+    const { stdout, stderr } = await execFileAsync(process.execPath, args, { cwd: app, env, maxBuffer: 64 * 1024 * 1024 })
+    return `${stdout}\n${stderr}`
   } catch (error) {
     const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string }
     throw new Error(`${label} failed:\n${stdout}\n${stderr}`, { cause: error })
@@ -212,7 +215,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     // The same three steps as the example's `npm run build`.
     await step('Installing the built package into the app', ['scripts/install-sdk.mjs'], buildEnv)
     await step('Generating the app\'s Prisma client', ['scripts/prisma-generate.mjs'], buildEnv)
-    await step('next build', [require.resolve('next/dist/bin/next'), 'build'], buildEnv)
+    buildOutput = await step('next build', [require.resolve('next/dist/bin/next'), 'build'], buildEnv)
 
     const port = await freePort()
     origin = `http://127.0.0.1:${port}`
@@ -244,6 +247,12 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     if (server) await stopServer(server).catch(() => {})
     await database?.close().catch(() => {})
   }, 60_000)
+
+  it('builds without a configuration warning: cacheComponents with partialPrefetching set', () => {
+    expect(buildOutput).not.toContain('without a corresponding `partialPrefetching` option')
+    expect(buildOutput).toContain('Cache Components enabled')
+    expect(buildOutput).toContain('Partial Prefetching enabled')
+  })
 
   it('goes live on the events stream while a runner reports it, without polling, and shows all five stages COMPLETED', async () => {
     // The run exists before the runner starts, so the page can be open from its first update.
