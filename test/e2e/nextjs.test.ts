@@ -664,6 +664,59 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     expect(problems).toEqual([])
     await page.close()
   })
+
+  it("keeps the home page's filters in its URL: written as a person picks them, Back and Forward step through them, a reload and the server's HTML keep them", async () => {
+    const tag = `url-${randomBytes(4).toString('hex')}`
+    const [pending, failed] = [`e2e-${randomBytes(6).toString('hex')}`, `e2e-${randomBytes(6).toString('hex')}`]
+    const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+    await client.createRun({ id: pending, tags: [tag] })
+    await client.createRun({ id: failed, tags: [tag] })
+    await client.completeRun(failed, { status: 'FAILED', error: 'failed for the filter test' })
+    await client.close()
+
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
+    const problems: string[] = []
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    const tagField = page.getByLabel('Tag', { exact: true })
+    const statusField = page.getByLabel('Status', { exact: true })
+    const rows = () => page.locator('[data-testid="run-row"]').evaluateAll((found) => found.map((row) => row.getAttribute('data-run-id')))
+    /** The URL, the controls and the rows agree on `filters`. */
+    const shows = async (query: string, filters: { tag: string; status: string }, expected: string[] | 'others too') => {
+      await page.waitForURL(`${origin}/${query}`)
+      await expect.poll(() => tagField.inputValue(), { timeout: 15_000 }).toBe(filters.tag)
+      expect(await statusField.inputValue()).toBe(filters.status)
+      if (expected === 'others too') await expect.poll(async () => (await rows()).some((id) => id !== pending && id !== failed), { timeout: 15_000 }).toBe(true)
+      else await expect.poll(rows, { timeout: 15_000 }).toEqual(expected)
+    }
+    await page.goto(`${origin}/`)
+    await expect.poll(() => page.evaluate(() => document.querySelector('[data-testid="run-list"]')?.getAttribute('data-live')), { timeout: 15_000 }).toBe('live')
+    // Typed key by key: one history entry for the tag, not one per letter.
+    await tagField.pressSequentially(tag)
+    await shows(`?tag=${tag}`, { tag, status: '' }, [failed, pending])
+    await statusField.selectOption('FAILED')
+    await shows(`?tag=${tag}&status=FAILED`, { tag, status: 'FAILED' }, [failed])
+    await page.goBack()
+    await shows(`?tag=${tag}`, { tag, status: '' }, [failed, pending])
+    await page.goBack()
+    await shows('', { tag: '', status: '' }, 'others too')
+    await page.goForward()
+    await shows(`?tag=${tag}`, { tag, status: '' }, [failed, pending])
+    await page.goForward()
+    await shows(`?tag=${tag}&status=FAILED`, { tag, status: 'FAILED' }, [failed])
+    // A reload (or the link shared) shows the same filtered list, live.
+    await page.reload()
+    await shows(`?tag=${tag}&status=FAILED`, { tag, status: 'FAILED' }, [failed])
+    await expect.poll(() => page.evaluate(() => document.querySelector('[data-testid="run-list"]')?.getAttribute('data-live')), { timeout: 15_000 }).toBe('live')
+    await mkdir(artifacts, { recursive: true })
+    await page.screenshot({ path: join(artifacts, 'nextjs-home-filtered.png'), fullPage: true })
+    // The server's HTML already: the filtered rows and the controls set, before any client JavaScript.
+    const html = (await (await fetch(`${origin}/?tag=${tag}&status=FAILED`)).text()).replaceAll('<!-- -->', '')
+    expect(html.match(/data-testid="run-row" data-run-id="[^"]+"/g)).toEqual([`data-testid="run-row" data-run-id="${failed}"`])
+    expect(html).toMatch(new RegExp(`<input[^>]*type="search"[^>]*value="${tag}"`))
+    expect(html).toMatch(/<option value="FAILED" selected="">/)
+    expect(problems).toEqual([])
+    await page.close()
+  })
   it('says at its first request how live streams learn of other instances\' writes: LISTEN with DIRECT_DATABASE_URL, where a second instance shows a run written through the first by notification; polling without', async () => {
     const startLines = (output: string) => output.split('\n').filter((line) => line.startsWith('pipeline-status: live streams'))
     if (!database?.url) {
