@@ -11,6 +11,10 @@ const nextConfig: NextConfig = {
   // As `create-next-app` sets it since Next.js 16: no route exports `dynamic` or `runtime` then
   // (Next.js refuses both); request-time work sits in <Suspense> after `await connection()`.
   cacheComponents: true,
+  // Next.js 16.3+ asks for this beside `cacheComponents` (a warning on every build and dev start
+  // while unset). A new app enables it: a <Link> prefetches the route's static shell, and what
+  // reads the URL or the request streams in after the click from inside its <Suspense>.
+  partialPrefetching: true,
   turbopack: { root: repositoryRoot },
   outputFileTracingRoot: repositoryRoot,
 }

@@ -7,7 +7,7 @@
  * the list's window. The credential stays in `sessionStorage`, the selected run in the URL's
  * fragment.
  */
-import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react'
+import { type FormEvent, type MouseEvent, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import type { RunSummary, StageStats } from '../index.js'
 import { RunList, type RunListFilters, runListQuery, RunTimeline, useRunStatus, useRuns } from '../react/index.js'
 import { createApi, type DashboardApi, type DashboardConfig, DashboardRequestError, liveConnection, storeCredential, storedCredential } from './api.js'
@@ -54,17 +54,23 @@ export function App({ config }: { config: DashboardConfig }) {
   const [listFocus, setListFocus] = useState<ListFocus | null>(null)
   const shownRun = useRef(runId)
 
-  useEffect(() => {
-    const onHash = () => {
-      navigated.current = true
-      const next = runFromHash()
-      if (next === null && shownRun.current !== null) setListFocus({ runId: shownRun.current })
-      shownRun.current = next
-      setRunId(next)
-    }
-    window.addEventListener('hashchange', onHash)
-    return () => window.removeEventListener('hashchange', onHash)
+  // Follows the URL: a run's link (a fragment), Back and Forward, and the links to the list.
+  const followUrl = useCallback(() => {
+    navigated.current = true
+    const next = runFromHash()
+    if (next === null && shownRun.current !== null) setListFocus({ runId: shownRun.current })
+    shownRun.current = next
+    setRunId(next)
   }, [])
+  useEffect(() => {
+    // Traversing to an entry pushed by a ListLink may fire popstate alone; following twice is harmless.
+    window.addEventListener('hashchange', followUrl)
+    window.addEventListener('popstate', followUrl)
+    return () => {
+      window.removeEventListener('hashchange', followUrl)
+      window.removeEventListener('popstate', followUrl)
+    }
+  }, [followUrl])
 
   /** A refusal asks the person to sign in; returns the message to show otherwise. */
   const onError = useCallback((error: unknown): string => {
@@ -88,7 +94,7 @@ export function App({ config }: { config: DashboardConfig }) {
     <div className="psd-app">
       <header className="psd-header">
         <h1>
-          <a href="#">{config.title}</a>
+          <ListLink onNavigate={followUrl}>{config.title}</ListLink>
         </h1>
         {credential !== null && !needsSignIn && (
           <button type="button" className="psd-link-button" onClick={signOut}>
@@ -100,12 +106,41 @@ export function App({ config }: { config: DashboardConfig }) {
         {needsSignIn ? (
           <SignIn onSignIn={signIn} rejected={credential !== null} />
         ) : runId !== null ? (
-          <RunDetail key={`${runId}:${credential ?? ''}`} connection={connection} runId={runId} onError={onError} takeFocus={navigated.current} />
+          <RunDetail key={`${runId}:${credential ?? ''}`} connection={connection} runId={runId} onError={onError} takeFocus={navigated.current} onList={followUrl} />
         ) : (
           <Overview key={credential ?? ''} api={api} connection={connection} config={config} onError={onError} focus={listFocus} />
         )}
       </main>
     </div>
+  )
+}
+
+/** The page's URL without its fragment: the list's own. */
+function listUrl(): string {
+  return window.location.pathname + window.location.search
+}
+
+/**
+ * A link to the list at the list's own URL, not `#` (which left the URL ending in `#`). A plain
+ * click stays on the page: a new history entry, so Back returns to the run, then `onNavigate`
+ * shows the list; on the list it goes to the top, as `#` did. A click with a modifier (a new tab)
+ * is the browser's.
+ */
+function ListLink({ onNavigate, children }: { onNavigate: () => void; children: ReactNode }) {
+  const click = (event: MouseEvent<HTMLAnchorElement>) => {
+    if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return
+    event.preventDefault()
+    if (window.location.hash === '') {
+      window.scrollTo(0, 0)
+      return
+    }
+    window.history.pushState(null, '', listUrl())
+    onNavigate()
+  }
+  return (
+    <a href={listUrl()} onClick={click}>
+      {children}
+    </a>
   )
 }
 
@@ -326,7 +361,19 @@ function Overview({
   )
 }
 
-function RunDetail({ connection, runId, onError, takeFocus }: { connection: Connection; runId: string; onError: (error: unknown) => string; takeFocus: boolean }) {
+function RunDetail({
+  connection,
+  runId,
+  onError,
+  takeFocus,
+  onList,
+}: {
+  connection: Connection
+  runId: string
+  onError: (error: unknown) => string
+  takeFocus: boolean
+  onList: () => void
+}) {
   const live = useRunStatus(runId, connection)
   const holder = useRef<HTMLDivElement>(null)
   const focused = useRef(false)
@@ -351,7 +398,7 @@ function RunDetail({ connection, runId, onError, takeFocus }: { connection: Conn
   return (
     <div className="psd-detail" ref={holder}>
       <p>
-        <a href="#">← All runs</a>
+        <ListLink onNavigate={onList}>← All runs</ListLink>
       </p>
       {live.run !== undefined ? (
         <RunTimeline

@@ -300,6 +300,8 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await page.getByRole('link', { name: '← All runs' }).focus()
     await page.keyboard.press('Enter')
     await page.getByRole('heading', { name: 'Runs', exact: true }).waitFor({ timeout: 10_000 })
+    // The list's own URL, no stray "#".
+    expect(page.url()).toBe(`${origin}/api/pipeline/dashboard`)
     await expect.poll(() => page.locator('[data-run-id="running-1"]').getAttribute('data-status'), { timeout: 10_000 }).toBe('COMPLETED')
     // The focus is back on the link of the run just left (Tab goes on from there), not on <body>.
     await expect.poll(() => page.evaluate(() => document.activeElement?.textContent), { timeout: 10_000 }).toBe('running-1')
@@ -310,6 +312,43 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     expect(polled).toEqual([])
     expect(seen.console.filter((line) => /Content Security Policy|pageerror/i.test(line))).toEqual([])
     expect(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations)).toEqual([])
+    await context.close()
+  })
+
+  it('goes back to the list at its own URL (no "#"), by "← All runs" and by the title; Back and Forward move between the run and the list', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
+    await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+    const page = await context.newPage()
+    const seen = watch(page)
+    const list = `${origin}/api/pipeline/dashboard`
+    await page.goto(list)
+    const shows = async (what: 'list' | 'done-1', url: string) => {
+      if (what === 'list') await page.getByRole('heading', { name: 'Runs', exact: true }).waitFor({ timeout: 10_000 })
+      else await page.locator('[data-testid="run-view"][aria-label="Pipeline run done-1"]').waitFor({ timeout: 10_000 })
+      expect(await page.getByTestId('run-view').count()).toBe(what === 'list' ? 0 : 1)
+      expect(page.url()).toBe(url)
+    }
+    await page.getByRole('link', { name: 'done-1' }).click()
+    await shows('done-1', `${list}#run=done-1`)
+    expect(await page.getByRole('link', { name: '← All runs' }).getAttribute('href')).toBe('/api/pipeline/dashboard')
+    await page.getByRole('link', { name: '← All runs' }).click()
+    await shows('list', list)
+    await page.goBack()
+    await shows('done-1', `${list}#run=done-1`)
+    await page.goBack()
+    await shows('list', list)
+    await page.goForward()
+    await shows('done-1', `${list}#run=done-1`)
+    await page.goForward()
+    await shows('list', list)
+    // The page's title is a link to the list too.
+    await page.getByRole('link', { name: 'done-1' }).click()
+    await shows('done-1', `${list}#run=done-1`)
+    await page.getByRole('link', { name: 'Pipeline runs' }).click()
+    await shows('list', list)
+    await page.goBack()
+    await shows('done-1', `${list}#run=done-1`)
+    expect(seen.console.filter((line) => /pageerror/i.test(line))).toEqual([])
     await context.close()
   })
 
@@ -386,7 +425,7 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await context.close()
   })
 
-  it('fits the stage-duration tables at 390 and 320 px: hour-long durations and long stage names wrap inside their card, no horizontal scroll', async () => {
+  it('fits the stage-duration tables at 390 and 320 px: hour-long durations and long stage names wrap inside their card (names between words), no horizontal scroll', async () => {
     for (const width of [390, 320]) {
       const context = await browser!.newContext({ viewport: { width, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true })
       await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
@@ -418,12 +457,27 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
             return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size === 1
           })
         })
-        return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, tables, piecesWhole }
+        /** The stage names' words, each on one line ("Reconciliation", never "Reconci" / "liation"): a name wraps between its words. */
+        const brokenWords = [...document.querySelectorAll('.ps-stats-table tbody th')].flatMap((cell) =>
+          [...cell.childNodes].flatMap((text) => {
+            if (!(text instanceof Text)) return []
+            return [...text.data.matchAll(/\S+/g)]
+              .filter((match) => {
+                const range = document.createRange()
+                range.setStart(text, match.index)
+                range.setEnd(text, match.index + match[0].length)
+                return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size !== 1
+              })
+              .map((match) => match[0])
+          }),
+        )
+        return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, tables, piecesWhole, brokenWords }
       })
       expect(seen.scrollWidth, `page at ${width}`).toBe(seen.innerWidth)
       expect(seen.tables.length).toBeGreaterThanOrEqual(2)
       expect(seen.tables, `tables at ${width}`).toEqual(seen.tables.map(() => ({ inside: true, cellsFit: true })))
       expect(seen.piecesWhole, `duration pieces at ${width}`).toBe(true)
+      expect(seen.brokenWords, `stage names at ${width}`).toEqual([])
       // The durations read whole, as formatted: minutes and seconds of the hour-long stages (and retrying-1's 2 s).
       expect((await etl.locator('.ps-stats-table tbody tr').first().locator('td').allInnerTexts()).map((text) => text.replace(/\s+/g, ' '))).toEqual(['59 min 50 s', '59 min 51 s', '3', '0'])
       // The stats card alone (the whole page at 320 px is a long strip).

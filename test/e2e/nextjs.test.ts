@@ -76,16 +76,19 @@ const NEVER_MS = 600_000
 const secret = randomBytes(18).toString('base64url')
 let server: ChildProcess | undefined
 let serverOutput = ''
+/** What `next build` printed. */
+let buildOutput = ''
 let database: TestDatabase | undefined
 let browser: Browser | undefined
 let origin = ''
 
 const execFileAsync = promisify(execFile)
 
-/** Runs a build step with the Node.js running the tests, and keeps its output for failures. */
-async function step(label: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+/** Runs a build step with the Node.js running the tests; returns its output (stdout, then stderr), which a failure shows. */
+async function step(label: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   try {
-    await execFileAsync(process.execPath, args, { cwd: app, env, maxBuffer: 64 * 1024 * 1024 })
+    const { stdout, stderr } = await execFileAsync(process.execPath, args, { cwd: app, env, maxBuffer: 64 * 1024 * 1024 })
+    return `${stdout}\n${stderr}`
   } catch (error) {
     const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string }
     throw new Error(`${label} failed:\n${stdout}\n${stderr}`, { cause: error })
@@ -212,7 +215,7 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     // The same three steps as the example's `npm run build`.
     await step('Installing the built package into the app', ['scripts/install-sdk.mjs'], buildEnv)
     await step('Generating the app\'s Prisma client', ['scripts/prisma-generate.mjs'], buildEnv)
-    await step('next build', [require.resolve('next/dist/bin/next'), 'build'], buildEnv)
+    buildOutput = await step('next build', [require.resolve('next/dist/bin/next'), 'build'], buildEnv)
 
     const port = await freePort()
     origin = `http://127.0.0.1:${port}`
@@ -244,6 +247,12 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     if (server) await stopServer(server).catch(() => {})
     await database?.close().catch(() => {})
   }, 60_000)
+
+  it('builds without a configuration warning: cacheComponents with partialPrefetching set', () => {
+    expect(buildOutput).not.toContain('without a corresponding `partialPrefetching` option')
+    expect(buildOutput).toContain('Cache Components enabled')
+    expect(buildOutput).toContain('Partial Prefetching enabled')
+  })
 
   it('goes live on the events stream while a runner reports it, without polling, and shows all five stages COMPLETED', async () => {
     // The run exists before the runner starts, so the page can be open from its first update.
@@ -652,6 +661,59 @@ describe.skipIf(!CHROMIUM)('the Next.js example', () => {
     await page.screenshot({ path: join(artifacts, 'nextjs-home.png'), fullPage: true })
     await page.click(`a[href="/runs/${listed}"]`)
     await page.waitForURL(`${origin}/runs/${listed}`)
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it("keeps the home page's filters in its URL: written as a person picks them, Back and Forward step through them, a reload and the server's HTML keep them", async () => {
+    const tag = `url-${randomBytes(4).toString('hex')}`
+    const [pending, failed] = [`e2e-${randomBytes(6).toString('hex')}`, `e2e-${randomBytes(6).toString('hex')}`]
+    const client = new PrismaAPIClient({ baseUrl: origin, secret, throwOnError: true })
+    await client.createRun({ id: pending, tags: [tag] })
+    await client.createRun({ id: failed, tags: [tag] })
+    await client.completeRun(failed, { status: 'FAILED', error: 'failed for the filter test' })
+    await client.close()
+
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
+    const problems: string[] = []
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    const tagField = page.getByLabel('Tag', { exact: true })
+    const statusField = page.getByLabel('Status', { exact: true })
+    const rows = () => page.locator('[data-testid="run-row"]').evaluateAll((found) => found.map((row) => row.getAttribute('data-run-id')))
+    /** The URL, the controls and the rows agree on `filters`. */
+    const shows = async (query: string, filters: { tag: string; status: string }, expected: string[] | 'others too') => {
+      await page.waitForURL(`${origin}/${query}`)
+      await expect.poll(() => tagField.inputValue(), { timeout: 15_000 }).toBe(filters.tag)
+      expect(await statusField.inputValue()).toBe(filters.status)
+      if (expected === 'others too') await expect.poll(async () => (await rows()).some((id) => id !== pending && id !== failed), { timeout: 15_000 }).toBe(true)
+      else await expect.poll(rows, { timeout: 15_000 }).toEqual(expected)
+    }
+    await page.goto(`${origin}/`)
+    await expect.poll(() => page.evaluate(() => document.querySelector('[data-testid="run-list"]')?.getAttribute('data-live')), { timeout: 15_000 }).toBe('live')
+    // Typed key by key: one history entry for the tag, not one per letter.
+    await tagField.pressSequentially(tag)
+    await shows(`?tag=${tag}`, { tag, status: '' }, [failed, pending])
+    await statusField.selectOption('FAILED')
+    await shows(`?tag=${tag}&status=FAILED`, { tag, status: 'FAILED' }, [failed])
+    await page.goBack()
+    await shows(`?tag=${tag}`, { tag, status: '' }, [failed, pending])
+    await page.goBack()
+    await shows('', { tag: '', status: '' }, 'others too')
+    await page.goForward()
+    await shows(`?tag=${tag}`, { tag, status: '' }, [failed, pending])
+    await page.goForward()
+    await shows(`?tag=${tag}&status=FAILED`, { tag, status: 'FAILED' }, [failed])
+    // A reload (or the link shared) shows the same filtered list, live.
+    await page.reload()
+    await shows(`?tag=${tag}&status=FAILED`, { tag, status: 'FAILED' }, [failed])
+    await expect.poll(() => page.evaluate(() => document.querySelector('[data-testid="run-list"]')?.getAttribute('data-live')), { timeout: 15_000 }).toBe('live')
+    await mkdir(artifacts, { recursive: true })
+    await page.screenshot({ path: join(artifacts, 'nextjs-home-filtered.png'), fullPage: true })
+    // The server's HTML already: the filtered rows and the controls set, before any client JavaScript.
+    const html = (await (await fetch(`${origin}/?tag=${tag}&status=FAILED`)).text()).replaceAll('<!-- -->', '')
+    expect(html.match(/data-testid="run-row" data-run-id="[^"]+"/g)).toEqual([`data-testid="run-row" data-run-id="${failed}"`])
+    expect(html).toMatch(new RegExp(`<input[^>]*type="search"[^>]*value="${tag}"`))
+    expect(html).toMatch(/<option value="FAILED" selected="">/)
     expect(problems).toEqual([])
     await page.close()
   })
