@@ -242,7 +242,7 @@ export type RunLabelsResponse = z.infer<typeof RunLabelsResponse>
 export const HeartbeatResponse = z.object({
   /** What the heartbeat did. */
   outcome: HeartbeatOutcome,
-  /** The named stage as stored; `null` without `stageNumber` or for a stage without a row. */
+  /** The named stage as stored, as `GET /status` shows it (its streamed text as `output` while it has no final one); `null` without `stageNumber` or for a stage without a row. */
   stage: StageOutputRecord.nullable(),
   ...runMember,
 })

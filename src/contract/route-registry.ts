@@ -253,7 +253,7 @@ const ROUTE_DOCS = {
       "Records the run's last activity (and the announced heartbeat interval) without changing its status or version; with `progress` (and `stageNumber`) it also stores the running stage's progress, the highest `seq` winning. The answer carries the run as stored, so a runner learns here that its run was cancelled, failed by the stale-run sweeper or completed elsewhere. The body may be absent.",
     body: { schema: named('Heartbeat', Heartbeat), required: false },
     answers: {
-      200: { description: 'Recorded; `run` is the run as stored.', json: named('HeartbeatResponse', HeartbeatResponse), headers: [NO_STORE] },
+      200: { description: 'Recorded; `run` is the run as stored, `stage` (when named) as `GET /status` shows it (the streamed text so far as its `output` while it has no final output of its own).', json: named('HeartbeatResponse', HeartbeatResponse), headers: [NO_STORE] },
     },
     problems: [...WRITE, 'run_not_found'],
     requestHeaders: ['Idempotency-Key'],

@@ -16,10 +16,17 @@
  */
 import { ROUTE_METHODS, type RouteName, type RouteParamName, routeSpec } from '../contract/routes.js'
 import { createPipelineStatusHandlers, type PipelineStatusHandlers } from '../server/handlers.js'
-import type { PipelineStatusHandlersOptions, PrismaHandlersOptions, StoreHandlersOptions } from '../server/handler-options.js'
+import type {
+  PipelineStatusHandlersOptions,
+  PipelineStatusHandlersSettings,
+  PrismaHandlersOptions,
+  StoreHandlersOptions,
+} from '../server/handler-options.js'
 import { type ServerConfigurationError, isServerConfigurationError } from '../server/configuration-error.js'
-import { consoleLogger, safeLogger } from '../internal/logger.js'
-import type { PrismaStoreClient } from '../server/storage/prisma-client.js'
+import type { Store } from '../core/store.js'
+import { errorMessage } from '../internal/error-message.js'
+import { consoleLogger, oneLine, safeLogger } from '../internal/logger.js'
+import type { PrismaStoreClient, PrismaTransactionClientOf } from '../server/storage/prisma-client.js'
 import { problemResponse } from '../server/http/problem-response.js'
 import type { LiveStreamStats } from '../server/live/event-stream.js'
 import { emptyReadStats, type ReadStats } from '../server/storage/read-source.js'
@@ -60,6 +67,21 @@ export type NextRouteHandlersOptions<Tx = unknown, Native extends Request = Requ
   Native
 > &
   NextRouteHandlersSettings
+
+/**
+ * The options the function form of {@link createNextRouteHandlers} returns: those of
+ * {@link NextRouteHandlersOptions}, either form (`prisma` or `store`), with the `tx` of
+ * `onRunCompleted` and `onRunEnded` inferred from the one given: the interactive transaction
+ * client of `prisma` (`Client`), or the transaction type of `store` (`Tx`). The type parameters
+ * are inferred from the function's return value; nobody needs to write them.
+ */
+export type NextRouteHandlersLazyOptions<
+  Client extends PrismaStoreClient = never,
+  Tx = never,
+  Native extends Request = Request,
+> = PipelineStatusHandlersSettings<[Client] extends [never] ? Tx : PrismaTransactionClientOf<Client>, Native> &
+  NextRouteHandlersSettings &
+  ({ prisma: Client; store?: undefined } | { store: Store<Tx>; prisma?: undefined })
 
 /** The route handlers for Next.js. */
 export interface NextRouteHandlers {
@@ -140,11 +162,72 @@ export interface NextRouteHandlers {
   /**
    * The underlying Web-standard handlers. Throws the `ServerConfigurationError` when the
    * options cannot work (no webhook secret, say), where the route handlers answer 500
-   * `configuration_error`.
+   * `configuration_error`. With options given as a function: reading it creates the handlers
+   * as a first request would (calling the function if no request has yet); it throws what the
+   * function threw, and an `Error` while a promise the function returned has not settled.
    */
   handlers: PipelineStatusHandlers
 }
 
+/**
+ * The same route handlers with their options made lazily: `options` is a function that returns
+ * them (either form, `prisma` or `store`, with the same types as the object forms) or a promise
+ * of them. Next.js evaluates route modules at build time and at cold start; an app whose options
+ * read environment variables, open a Prisma client or fetch a secret makes them here, at the
+ * first request, instead of when the module is loaded.
+ *
+ * - **When**: `options` is called at the first request to any of the route handlers (or the
+ *   first read of `handlers`), never at creation, so `next build` never calls it.
+ * - **Once**: its result is kept for the life of the route handlers. Requests that arrive while
+ *   a returned promise is pending wait for that same call.
+ * - **Errors**: if it throws or its promise rejects, the requests waiting for that call are
+ *   answered `500` `application/problem+json`, `code: 'configuration_error'`, whose `detail`
+ *   says that the options function failed (and the error's name; the message, which may hold
+ *   a connection string, goes only to the log, through `console.error`, since the options and
+ *   their `logger` are what failed). Nothing is kept: the next request calls it again. Options
+ *   it returns that cannot work (no webhook secret, say) are kept and answered like the object
+ *   forms': logged once through the options' `logger`, then every request gets the 500.
+ *
+ * @example
+ * ```ts
+ * // app/api/pipeline/[...path]/route.ts
+ * import { createNextRouteHandlers } from 'pipeline-status-sdk/next'
+ * import { getPrisma } from '@/lib/prisma'
+ *
+ * // Called at the first request, not when Next.js loads the module.
+ * export const { GET, POST } = createNextRouteHandlers(() => ({
+ *   prisma: getPrisma(),
+ *   secret: process.env.PIPELINE_WEBHOOK_SECRET,
+ *   onRunCompleted: async (tx, run, payload) => {
+ *     // tx is the PrismaClient's transaction client, as with the object form.
+ *   },
+ * }))
+ * ```
+ */
+export function createNextRouteHandlers<Client extends PrismaStoreClient = never, Tx = never, Native extends Request = Request>(
+  options: () => NextRouteHandlersLazyOptions<Client, Tx, Native> | PromiseLike<NextRouteHandlersLazyOptions<Client, Tx, Native>>,
+): NextRouteHandlers
+/**
+ * The function form for options typed as either form ({@link NextRouteHandlersOptions}), such
+ * as options chosen at run time; called at the first request, once, as above.
+ *
+ * @example
+ * ```ts
+ * // app/api/pipeline/[...path]/route.ts
+ * import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ *
+ * async function pipelineOptions(): Promise<NextRouteHandlersOptions> {
+ *   if (!process.env.DATABASE_URL) return { store: new MemoryStore() }
+ *   const { getPrisma } = await import('@/lib/prisma')
+ *   return { prisma: getPrisma() }
+ * }
+ * export const { GET, POST } = createNextRouteHandlers(pipelineOptions)
+ * ```
+ */
+export function createNextRouteHandlers(
+  options: () => NextRouteHandlersOptions<unknown> | PromiseLike<NextRouteHandlersOptions<unknown>>,
+): NextRouteHandlers
 /**
  * Creates the App Router route handlers. With a catch-all route, `basePath` (default
  * `/api/pipeline`) must be the folder that holds `[...path]`. Apps with one file per route use
@@ -199,61 +282,120 @@ export function createNextRouteHandlers<Tx, Native extends Request = Request>(
  * ```
  */
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers
-export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers {
-  const { runIdParam = 'runId', ...rest } = options
-  const logger = safeLogger(rest.logger ?? consoleLogger)
+export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown> | (() => unknown)): NextRouteHandlers {
   // Next.js has no start-up to refuse: it loads a route module on the first request to it, and
   // a module that throws turns every request into an empty 500 with nothing useful in the log.
   // So a configuration error (no WEBHOOK_SECRET, say) is logged once, naming what is missing,
   // and each request gets a problem+json 500 `configuration_error`. `next build` loads every
   // route module too, usually without the server's secrets: during the build the handlers are
   // not created at all, so the build neither fails nor logs.
-  let state: { handlers: PipelineStatusHandlers } | { error: ServerConfigurationError } | undefined
-  const load = () => {
-    if (state) return state
+  let created: Created | undefined
+  // The options once known: given as an object, or returned by the options function.
+  let resolved = typeof options === 'function' ? undefined : options
+  // The options function's call while its promise is pending, shared by the requests that wait.
+  let pending: Promise<Created | OptionsFailed> | undefined
+
+  const create = ({ runIdParam = 'runId', ...rest }: NextRouteHandlersOptions<unknown>): Created => {
     try {
-      state = { handlers: createPipelineStatusHandlers(rest as PipelineStatusHandlersOptions<unknown>) }
+      return { handlers: createPipelineStatusHandlers(rest as PipelineStatusHandlersOptions<unknown>), runIdParam }
     } catch (error) {
       if (!isServerConfigurationError(error)) throw error
       // One line: the message names what is missing; a stack would only bury it.
-      logger.error(`pipeline-status: the route handlers are misconfigured and answer 500 configuration_error: ${error.message}`)
-      state = { error }
+      safeLogger(rest.logger ?? consoleLogger).error(
+        `pipeline-status: the route handlers are misconfigured and answer 500 configuration_error: ${error.message}`,
+      )
+      return { error }
     }
-    return state
   }
-  if (globalThis.process?.env?.['NEXT_PHASE'] !== 'phase-production-build') load()
 
-  const answer = (respond: (handlers: PipelineStatusHandlers) => Promise<Response>): Promise<Response> => {
-    const loaded = load()
-    if ('handlers' in loaded) return respond(loaded.handlers)
-    return Promise.resolve(
-      problemResponse('configuration_error', { detail: 'The pipeline-status route handlers are not configured; the server log says what is missing' }),
+  /** The options function threw or rejected: logged, answered, and not kept (the next request calls it again). */
+  const optionsFailed = (error: unknown): OptionsFailed => {
+    // The options' logger is part of what failed: the console it is.
+    safeLogger(consoleLogger).error(
+      `pipeline-status: the options function of createNextRouteHandlers failed, so this request is answered 500 configuration_error ` +
+        `and the next request calls it again: ${oneLine(errorMessage(error))}`,
+      { error },
     )
+    return { failed: error }
+  }
+
+  /** What the options function returned, kept and used (the handlers' settings check the options themselves). */
+  const accept = (value: unknown): Created | OptionsFailed => {
+    if (typeof value !== 'object' || value === null) {
+      return optionsFailed(new TypeError(`it returned ${value === null ? 'null' : typeof value}, not an options object`))
+    }
+    resolved = value as NextRouteHandlersOptions<unknown>
+    return (created = create(resolved))
+  }
+
+  /** The handlers (or why there are none), at once when known, else the pending options call's. */
+  const load = (): Created | OptionsFailed | Promise<Created | OptionsFailed> => {
+    if (created) return created
+    if (resolved) return (created = create(resolved))
+    if (pending) return pending
+    let returned: unknown
+    try {
+      returned = (options as () => unknown)()
+    } catch (error) {
+      return optionsFailed(error)
+    }
+    if (!isPromiseLike(returned)) return accept(returned)
+    const call = Promise.resolve(returned).then(accept, optionsFailed)
+    pending = call
+    const done = () => {
+      pending = undefined
+    }
+    void call.then(done, done)
+    return call
+  }
+  if (typeof options !== 'function' && globalThis.process?.env?.['NEXT_PHASE'] !== 'phase-production-build') load()
+
+  const respondTo = (loaded: Created | OptionsFailed, respond: (ready: Ready) => Promise<Response>): Promise<Response> => {
+    if ('handlers' in loaded) return respond(loaded)
+    if ('error' in loaded) {
+      return Promise.resolve(
+        problemResponse('configuration_error', { detail: 'The pipeline-status route handlers are not configured; the server log says what is missing' }),
+      )
+    }
+    const name = loaded.failed instanceof Error ? ` (${loaded.failed.name})` : ''
+    return Promise.resolve(
+      problemResponse('configuration_error', {
+        detail: `The options function of the pipeline-status route handlers failed${name}; the server log has its message, and the next request calls it again`,
+      }),
+    )
+  }
+  const answer = (respond: (ready: Ready) => Promise<Response>): Promise<Response> => {
+    const loaded = load()
+    return loaded instanceof Promise ? loaded.then((settled) => respondTo(settled, respond)) : respondTo(loaded, respond)
   }
 
   /** A per-route handler that takes the run id from the `[runId]` segment (a route of one run). */
   const byParam =
     (route: RunRouteName): NextRunRouteHandler =>
     async (request, context) => {
-      let value: NextParamValue
+      let params: Record<string, NextParamValue> | undefined
       try {
-        value = (await context?.params)?.[runIdParam]
+        params = await context?.params
       } catch {
-        value = undefined
+        params = undefined
       }
       // Without the segment, the handler falls back to the request path under basePath.
-      return answer((handlers) => handlers[route](request, typeof value === 'string' ? value : undefined))
+      return answer(({ handlers, runIdParam }) => {
+        const value = params?.[runIdParam]
+        return handlers[route](request, typeof value === 'string' ? value : undefined)
+      })
     }
   // One per-route handler for each route of the table: a route of one run takes its id from the
   // segment; a route without parameters takes just the request.
   const perRoute = Object.fromEntries(
     (Object.keys(ROUTE_METHODS) as RouteName[]).map((route) => [
       route,
-      isRunRoute(route) ? byParam(route) : (request: Request) => answer((handlers) => handlers[route](request)),
+      isRunRoute(route) ? byParam(route) : (request: Request) => answer(({ handlers }) => handlers[route](request)),
     ]),
   ) as { [R in RouteName]: NextRouteHandlers[R] }
 
-  const fetch = (request: Request) => answer((handlers) => handlers.fetch(request))
+  const fetch = (request: Request) => answer(({ handlers }) => handlers.fetch(request))
+  const ready = () => (created && 'handlers' in created ? created.handlers : undefined)
   return {
     GET: fetch,
     POST: fetch,
@@ -263,16 +405,43 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     OPTIONS: fetch,
     ...perRoute,
     close: async () => {
-      if (state && 'handlers' in state) await state.handlers.close()
+      // Handlers a pending options call is about to create are closed too.
+      if (pending) await pending.catch(() => undefined)
+      await ready()?.close()
     },
-    liveStats: () => (state && 'handlers' in state ? state.handlers.liveStats() : { openStreams: 0, slowStreamsClosed: 0 }),
-    readStats: () => (state && 'handlers' in state ? state.handlers.readStats() : emptyReadStats()),
+    liveStats: () => ready()?.liveStats() ?? { openStreams: 0, slowStreamsClosed: 0 },
+    readStats: () => ready()?.readStats() ?? emptyReadStats(),
     get handlers() {
       const loaded = load()
+      if (loaded instanceof Promise) {
+        throw new Error(
+          'pipeline-status: the route handlers are not created yet: the promise their options function returned has not settled (they are created at the first request)',
+        )
+      }
       if ('error' in loaded) throw loaded.error
+      if ('failed' in loaded) throw loaded.failed
       return loaded.handlers
     },
   }
+}
+
+/** The created handlers and the segment that names the run, or the configuration error that stopped them. */
+type Created = Ready | { error: ServerConfigurationError }
+
+/** Created handlers, with the name of the `[runId]` segment of one-file-per-route apps. */
+interface Ready {
+  handlers: PipelineStatusHandlers
+  runIdParam: string
+}
+
+/** A call of the options function that threw or rejected (with what it threw). */
+interface OptionsFailed {
+  failed: unknown
+}
+
+/** Whether `value` is a promise or another thenable. */
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 /** The routes whose handlers take a run id: every route with `{runId}` in its path. */

@@ -102,37 +102,49 @@ export const nextCatchAllTarget: ContractTarget = {
  * `app/api/pipeline/[runId]/<route>/route.ts` with `{ params: Promise<{ runId }> }`. Paths that
  * have no such file fall back to the catch-all, as a Next.js app with both would.
  */
-export const nextPerRouteTarget: ContractTarget = {
-  transport: 'next',
-  async start(options) {
-    const next = createNextRouteHandlers(await seededOptions(options, memoryStoreFor(options)))
-    const files: Partial<Record<RouteName, Record<string, typeof next.status | undefined>>> = {
-      stageUpdate: { POST: next.stageUpdate },
-      status: { GET: next.status },
-      complete: { POST: next.complete },
-      heartbeat: { POST: next.heartbeat },
-      cancel: { POST: next.cancel },
-      events: { GET: next.events },
-      runTags: { POST: next.runTags },
-      runMetadata: { POST: next.runMetadata },
-    } as const
-    return {
-      send: async (spec) => {
-        const request = buildRequest(BASE_URL, spec)
-        const match = matchRoute(new URL(request.url).pathname)
-        if (match?.route === 'createRun' && request.method === 'POST') return next.createRun(request)
-        if (match && 'runId' in match) {
-          const exports = files[match.route] ?? {}
-          // Next.js answers HEAD with the GET export when there is no HEAD one.
-          const handler = exports[request.method] ?? (request.method === 'HEAD' ? exports['GET'] : undefined)
-          // Next.js decodes the segment before passing it.
-          if (handler) return handler(request, { params: Promise.resolve({ runId: match.runId }) })
-        }
-        return request.method === 'GET' || request.method === 'HEAD' ? next.GET(request) : next.POST(request)
-      },
-      close: async () => {},
-    }
-  },
+export const nextPerRouteTarget: ContractTarget = nextPerRoute({ lazy: false })
+
+/**
+ * {@link nextPerRouteTarget} with its options from an async function, which seeds the store and
+ * is called at the first request: the function form answers exactly like the object form.
+ */
+export const nextPerRouteLazyTarget: ContractTarget = nextPerRoute({ lazy: true })
+
+function nextPerRoute({ lazy }: { lazy: boolean }): ContractTarget {
+  return {
+    transport: 'next',
+    async start(options) {
+      const next = lazy
+        ? createNextRouteHandlers(() => seededOptions(options, memoryStoreFor(options)))
+        : createNextRouteHandlers(await seededOptions(options, memoryStoreFor(options)))
+      const files: Partial<Record<RouteName, Record<string, typeof next.status | undefined>>> = {
+        stageUpdate: { POST: next.stageUpdate },
+        status: { GET: next.status },
+        complete: { POST: next.complete },
+        heartbeat: { POST: next.heartbeat },
+        cancel: { POST: next.cancel },
+        events: { GET: next.events },
+        runTags: { POST: next.runTags },
+        runMetadata: { POST: next.runMetadata },
+      } as const
+      return {
+        send: async (spec) => {
+          const request = buildRequest(BASE_URL, spec)
+          const match = matchRoute(new URL(request.url).pathname)
+          if (match?.route === 'createRun' && request.method === 'POST') return next.createRun(request)
+          if (match && 'runId' in match) {
+            const exports = files[match.route] ?? {}
+            // Next.js answers HEAD with the GET export when there is no HEAD one.
+            const handler = exports[request.method] ?? (request.method === 'HEAD' ? exports['GET'] : undefined)
+            // Next.js decodes the segment before passing it.
+            if (handler) return handler(request, { params: Promise.resolve({ runId: match.runId }) })
+          }
+          return request.method === 'GET' || request.method === 'HEAD' ? next.GET(request) : next.POST(request)
+        },
+        close: async () => {},
+      }
+    },
+  }
 }
 
 /**

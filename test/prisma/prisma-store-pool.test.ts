@@ -5,12 +5,13 @@
  */
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { DEFAULT_STAGES, type StageUpdate } from 'pipeline-status-sdk'
-import { createPrismaStore, type PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createPrismaStore, type PrismaStore, type RunSnapshot } from 'pipeline-status-sdk/server'
 import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
+import { buildRequest, type RequestSpec, SECRET } from '../contract/suite/harness.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 
 let db: TestDatabase
@@ -156,6 +157,35 @@ describe('PrismaStore with the opt-in pg pool', () => {
     expect(await viaPool.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(60), limit: 1 })).toBe(1)
     expect(await viaPrisma.deleteFinishedRuns({ status: 'CANCELLED', updatedBefore: at(60), limit: 5 })).toBe(1)
     expect(await viaPool.getRun('ctl-a')).toBeNull()
+  })
+
+  it("answers a heartbeat's stage as GET /status shows it on both paths, reading streamed text only for a stage that streams", async () => {
+    for (const [runId, store] of [['hb-out-prisma', viaPrisma], ['hb-out-pool', viaPool]] as const) {
+      const handlers = createPipelineStatusHandlers({ store, secret: SECRET })
+      const send = async (spec: RequestSpec) => {
+        const response = await handlers.fetch(buildRequest('http://app.test/api/pipeline', spec))
+        expect(response.status).toBeLessThan(300)
+        return response.json()
+      }
+      const reads = vi.spyOn(store, 'getStreamedOutput')
+      try {
+        await send({ path: '/runs', json: { id: runId } })
+        await send({ path: `/${runId}/stage-update`, json: makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', output: 'own' }) })
+        // An ordinary stage: the heartbeat answers it as stored, without reading any text.
+        expect((await send({ path: `/${runId}/heartbeat`, json: { stageNumber: 1 } })).stage).toMatchObject({ output: 'own', outputSeq: null })
+        expect(reads).not.toHaveBeenCalled()
+        await send({ path: `/${runId}/stages/1/output`, json: { seq: 0, text: 'stre' } })
+        await send({ path: `/${runId}/stages/1/output`, json: { seq: 1, text: 'amed ü😀' } })
+        const beat = await send({ path: `/${runId}/heartbeat`, json: { stageNumber: 1, progress: { seq: 1, percent: 50 } } })
+        expect(beat).toMatchObject({ outcome: 'applied', stage: { output: 'streamed ü😀', outputSeq: 1, progress: { percent: 50 } } })
+        expect(reads).toHaveBeenCalledTimes(1)
+        const status = await send({ path: `/${runId}/status` })
+        expect(status.stages[0]).toEqual(beat.stage)
+      } finally {
+        reads.mockRestore()
+        await handlers.close()
+      }
+    }
   })
 
   it('a heartbeat that waits for the lock of a run being finished writes nothing after it', async () => {

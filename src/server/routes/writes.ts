@@ -123,7 +123,11 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
       assertStorable({ 'progress.message': input.progress?.message })
       return input
     },
-    async (id, input): Promise<HeartbeatResponse> => toStageWriteResponse(accepted(await recordHeartbeat(store, id, input, { now: clock(), pipelines }))),
+    async (id, input): Promise<HeartbeatResponse> => {
+      const result = accepted(await recordHeartbeat(store, id, input, { now: clock(), pipelines }))
+      // The stage as GET /status shows it, like a stage update's answer; read only for a stage showing streamed text.
+      return toStageWriteResponse({ ...result, stage: result.stage && (await stageAsShown(store, id, result.stage)) })
+    },
   )
 
   const cancel = runWrite(

@@ -244,6 +244,35 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
       expect((await api.status(id)).stages[1]).toEqual(final.stage)
     })
 
+    scenario("a heartbeat's answer shows the stage as GET /status does: its streamed text while it has no final output", async (api) => {
+      const id = await runningStage1(api)
+      await chunkOk(api, id, 1, 0, 'streamed')
+      await chunkOk(api, id, 1, 1, ' ü😀')
+      // A bare heartbeat naming the stage, then one whose progress is applied: the text so far.
+      const bare = await api.heartbeatOk(id, { stageNumber: 1 })
+      expect(bare).toMatchObject({ outcome: 'recorded', stage: { status: 'PROCESSING', output: 'streamed ü😀', outputSeq: 1 } })
+      expect((await api.status(id)).stages[0]).toEqual(bare.stage)
+      const progressed = await api.heartbeatOk(id, { stageNumber: 1, progress: { seq: 1, percent: 50 } })
+      expect(progressed).toMatchObject({ outcome: 'applied', stage: { output: 'streamed ü😀', outputSeq: 1, progress: { percent: 50 } } })
+      expect((await api.status(id)).stages[0]).toEqual(progressed.stage)
+      // Completed without an output of its own, the stage keeps showing the text; a heartbeat without a stage has none.
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'COMPLETED' }))
+      expect((await api.heartbeatOk(id, { stageNumber: 1 })).stage).toMatchObject({ status: 'COMPLETED', output: 'streamed ü😀' })
+      expect((await api.heartbeatOk(id)).stage).toBeNull()
+      // A final output of its own replaces the text; a stage that never streamed shows its own output.
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'PROCESSING' }))
+      await chunkOk(api, id, 2, 0, 'draft')
+      expect((await api.heartbeatOk(id, { stageNumber: 2 })).stage).toMatchObject({ output: 'draft', outputSeq: 0 })
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 2, status: 'COMPLETED', output: 'final' }))
+      const final = await api.heartbeatOk(id, { stageNumber: 2 })
+      expect(final.stage).toMatchObject({ output: 'final', outputSeq: 0 })
+      expect((await api.status(id)).stages[1]).toEqual(final.stage)
+      await api.stageOk(id, makeStageUpdate({ stageNumber: 3, status: 'PROCESSING', output: 'plain' }))
+      const plain = await api.heartbeatOk(id, { stageNumber: 3 })
+      expect(plain.stage).toMatchObject({ output: 'plain' })
+      expect(plain.stage?.outputSeq ?? null).toBeNull()
+    })
+
     scenario('an applied higher attempt restarts the streamed output at seq 0', async (api) => {
       const id = await runningStage1(api)
       await chunkOk(api, id, 1, 0, 'attempt one ')
