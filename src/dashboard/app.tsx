@@ -10,6 +10,7 @@
 import { type FormEvent, type MouseEvent, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import type { RunSummary, StageStats } from '../index.js'
 import { RunList, type RunListFilters, runListQuery, RunTimeline, useRunStatus, useRuns } from '../react/index.js'
+import { useSettled } from '../react/use-settled.js'
 import { createApi, type DashboardApi, type DashboardConfig, DashboardRequestError, liveConnection, storeCredential, storedCredential } from './api.js'
 import { StatsChart } from './stats-chart.js'
 
@@ -19,7 +20,7 @@ const STATS_DAYS = 7
 const LIST_LIMIT = 50
 /** The counts are read again at most this often while the live list changes. */
 const COUNTS_AFTER_CHANGE_MS = 1000
-/** A change of the tag field opens a new stream once typing pauses this long. */
+/** A change of the tag field opens a new stream once typing pauses this long (`useSettled`, the rule RunList's live form follows too). */
 const TAG_SETTLE_MS = 400
 
 /** The run the URL's fragment names (`#run=<id>`), if any. */
@@ -170,16 +171,6 @@ function SignIn({ onSignIn, rejected }: { onSignIn: (value: string) => void; rej
 }
 
 type Connection = ReturnType<typeof liveConnection>
-
-/** `value`, once it has stayed the same for `ms`. */
-function useSettled<T>(value: T, ms: number): T {
-  const [settled, setSettled] = useState(value)
-  useEffect(() => {
-    const timer = setTimeout(() => setSettled(value), ms)
-    return () => clearTimeout(timer)
-  }, [value, ms])
-  return settled
-}
 
 /** Where the list puts the keyboard's focus once it shows: the link of run `runId` when listed, else the runs' heading (`runId` null: the first heading). */
 interface ListFocus {

@@ -2,7 +2,7 @@
  * `RunList`: a filterable list of runs (docs/components.md). Ids, tags, pipelines and errors are
  * runner or app data, rendered as React text only.
  */
-import { Fragment, type ReactNode, useEffect, useId, useRef, useState } from 'react'
+import { Fragment, type ReactNode, useEffect, useId, useMemo, useRef, useState } from 'react'
 import { dayStart, type RunListFilters, runListFilter, runListQuery } from '../contract/run-filter.js'
 import type { RunSummary } from '../contract/run-list.js'
 import { isFinalStatus, RunStatus } from '../contract/status.js'
@@ -10,6 +10,7 @@ import { useRuns } from './runs.js'
 import { cx, StatusBadge } from './run-timeline.js'
 import { elapsedMs, formatDateTime, formatDuration, formatTook } from './stage-timing.js'
 import { useNow } from './use-now.js'
+import { useSettled } from './use-settled.js'
 import { showBidiControls } from './bidi.js'
 
 // Moved to the contract (pure, callable from a server component); re-exported here for compatibility.
@@ -94,6 +95,12 @@ export interface RunListLiveProps extends RunListDisplayProps {
   initialRuns?: readonly RunSummary[] | undefined
   /** How many of the newest matching runs are listed, 1–200. @default 50 */
   limit?: number | undefined
+  /**
+   * How long typing in the tag field must pause (ms) before the list follows the new tag (a new
+   * stream); the field shows each key at once. 0 follows every key.
+   * @default 300
+   */
+  tagDelayMs?: number | undefined
 }
 
 /** Props of {@link RunList}: `runs` to show runs the app holds, or none of it to have the list read them. */
@@ -108,7 +115,10 @@ export type RunListProps = RunListDataProps | RunListLiveProps
  * follows the newest `limit` runs matching the filters on one connection (`useRuns`, the set stream
  * `{url}/events`): a run created or starting to match joins, a run that changes is redrawn, a run
  * that stops matching leaves. A filter change opens a new stream; the runs already shown that still
- * match stay until its set is in.
+ * match stay until its set is in. Typing in the tag field opens one stream once typing pauses
+ * (`tagDelayMs`, 300 ms by default), not one per key: the field shows each key at once, the rows
+ * and the stream follow the tag after the pause. A pipeline, status or date change and "Clear
+ * filters" (an emptied tag field too) apply at once, a tag typed just before with them.
  *
  * @example
  * ```tsx
@@ -124,10 +134,17 @@ export function RunList(props: RunListProps): ReactNode {
   return 'runs' in props ? <RunListView {...props} /> : <LiveRunList {...props} />
 }
 
-function LiveRunList({ url, token, headers, credentials, initialRuns, limit, ...display }: RunListLiveProps): ReactNode {
+/** How long typing in the tag field pauses before a live list follows the tag (`tagDelayMs`). */
+const TAG_DELAY_MS = 300
+
+function LiveRunList({ url, token, headers, credentials, initialRuns, limit, tagDelayMs = TAG_DELAY_MS, ...display }: RunListLiveProps): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(display.defaultFilters ?? {})
   const filters = display.filters ?? own
-  const filter = runListFilter(filters)
+  // The filters the rows and the stream follow: the form's, a change of the tag text alone once
+  // typing pauses, anything else at once.
+  const appliedKey = useSettled(filtersKey(filters), tagDelayMs, appliesAtOnce)
+  const applied = useMemo(() => filtersFromKey(appliedKey), [appliedKey])
+  const filter = runListFilter(applied)
   const key = JSON.stringify(filter)
   // `initialRuns` were read with the starting filters; after a change the runs already shown
   // carry over (the view filters them again) until the new stream's set is in.
@@ -140,6 +157,7 @@ function LiveRunList({ url, token, headers, credentials, initialRuns, limit, ...
     <RunListView
       {...display}
       filters={filters}
+      applied={applied}
       onFilterChange={(next) => {
         setOwn(next)
         display.onFilterChange?.(next)
@@ -156,6 +174,31 @@ function LiveRunList({ url, token, headers, credentials, initialRuns, limit, ...
       }
     />
   )
+}
+
+const FILTER_FIELDS = ['pipeline', 'status', 'tag', 'createdFrom', 'createdTo'] as const satisfies readonly (keyof RunListFilters)[]
+
+/** The filters as a string, the same for the same filters (an empty field is no filter). */
+function filtersKey(filters: RunListFilters): string {
+  return JSON.stringify(FILTER_FIELDS.map((field) => filters[field] || null))
+}
+
+/** The filters of a {@link filtersKey}. */
+function filtersFromKey(key: string): RunListFilters {
+  const values = JSON.parse(key) as (string | null)[]
+  const filters: Record<string, string> = {}
+  FILTER_FIELDS.forEach((field, index) => {
+    const value = values[index]
+    if (value) filters[field] = value
+  })
+  return filters as RunListFilters
+}
+
+/** Whether the filters `typed` (a {@link filtersKey}) replace `applied` at once: anything but typing in the tag field (only the tag differs, and it is not empty). */
+function appliesAtOnce(typed: string, applied: string): boolean {
+  const [next, last] = [JSON.parse(typed) as (string | null)[], JSON.parse(applied) as (string | null)[]]
+  const tag = FILTER_FIELDS.indexOf('tag')
+  return next[tag] === null || next.some((value, index) => index !== tag && value !== last[index])
 }
 
 const ALL_STATUSES = RunStatus.options
@@ -175,16 +218,24 @@ function RunListView({
   loading = false,
   live,
   problem,
-}: RunListDataProps & { loading?: boolean; live?: string | undefined; problem?: string | undefined }): ReactNode {
+  applied,
+}: RunListDataProps & {
+  loading?: boolean
+  live?: string | undefined
+  problem?: string | undefined
+  /** The filters the rows go by, when not those the form shows (the live form's, a typed tag after the pause). */
+  applied?: RunListFilters | undefined
+}): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(defaultFilters ?? {})
   const filters = given ?? own
+  const rowFilters = applied ?? filters
   const id = useId()
-  const shown = runs.filter((run) => matches(run, filters))
+  const shown = runs.filter((run) => matches(run, rowFilters))
   const running = shown.some((run) => !isFinalStatus(run.status) && run.startedAt !== null)
   const clock = useNow(renderedAt ?? newest(runs), fixedNow === undefined && running)
   const now = fixedNow ?? clock
   const pipelineOptions = [...new Set([...(pipelines ?? runs.map((run) => run.pipeline)), ...(filters.pipeline ? [filters.pipeline] : [])])].sort()
-  const active = Object.values(filters).some((value) => value !== undefined && value !== '')
+  const active = isActive(filters)
   useEffect(warnWithoutContainerQueries, [])
 
   function change(patch: Partial<RunListFilters>): void {
@@ -280,7 +331,7 @@ function RunListView({
         <tbody>
           {shown.length === 0 && !loading ? (
             <tr className="ps-empty">
-              <td colSpan={7}>{active ? 'No run matches these filters.' : 'No runs yet.'}</td>
+              <td colSpan={7}>{isActive(rowFilters) ? 'No run matches these filters.' : 'No runs yet.'}</td>
             </tr>
           ) : null}
           {shown.map((run) => (
@@ -411,6 +462,10 @@ function matches(run: RunSummary, filters: RunListFilters): boolean {
   const to = dayStart(filters.createdTo, 1)
   if (to && created >= Date.parse(to)) return false
   return true
+}
+
+function isActive(filters: RunListFilters): boolean {
+  return Object.values(filters).some((value) => value !== undefined && value !== '')
 }
 
 function newest(runs: readonly RunSummary[]): number {

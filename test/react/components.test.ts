@@ -37,6 +37,8 @@ let server: Server | undefined
 let handlers: PipelineStatusHandlers | undefined
 let browser: Browser | undefined
 let origin = ''
+/** Every request the handlers were asked, in the order the server received them: path and query. */
+const apiRequests: { path: string; query: URLSearchParams }[] = []
 
 // Legal, unbroken and as long as allowed: each must wrap inside its box, never widen the page.
 const LONG_TAG = 'B'.repeat(128)
@@ -60,10 +62,12 @@ function newRunId(prefix: string): string {
 
 /**
  * Opens the page with the problems it reports collected (page errors, console errors, dialogs) and
- * its console warnings; `beforeLoad` runs in the page before its own scripts.
+ * its console warnings; `beforeLoad` runs in the page before its own scripts. `fakeClock`
+ * installs Playwright's clock before the page loads (time flows until the test pauses it).
  */
-async function open(query: string, width = 1280, beforeLoad?: () => void): Promise<{ page: Page; problems: string[]; warnings: string[] }> {
+async function open(query: string, width = 1280, beforeLoad?: () => void, fakeClock = false): Promise<{ page: Page; problems: string[]; warnings: string[] }> {
   const page = await browser!.newPage({ viewport: { width, height: 900 } })
+  if (fakeClock) await page.clock.install()
   const problems: string[] = []
   const warnings: string[] = []
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
@@ -442,6 +446,7 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
         const url = new URL(req.url ?? '/', origin)
         const path = url.pathname
         if (path.startsWith('/api/pipeline/')) {
+          apiRequests.push({ path: path.slice('/api/pipeline'.length), query: url.searchParams })
           const gone = new AbortController()
           res.once('close', () => gone.abort())
           const request = toWebRequest(req, origin, { received: await readSmallBody(req), signal: gone.signal })
@@ -1028,6 +1033,63 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     await page.waitForURL((url) => url.searchParams.get('run') === first)
     await expect.poll(async () => (await readTimeline(page)).run, { timeout: 15_000 }).toBe('COMPLETED')
     expect((await readTimeline(page)).stages.map((s) => s.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED'])
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it('follows a tag typed key by key once typing pauses: one stream for the whole tag, not one per key; Clear filters and a select apply at once', async () => {
+    const tag = `nightly-${Date.now().toString(36)}`
+    const [first, second, untagged] = [newRunId('typed-a'), newRunId('typed-b'), newRunId('typed-c')]
+    await post('/runs', { id: first, tags: [tag] })
+    await post('/runs', { id: second, tags: [tag, 'eu-west'] })
+    await post('/runs', { id: untagged, tags: ['weekly'] })
+    // The set streams this page opened, as the server saw them: each one's tag and status filters.
+    const from = apiRequests.length
+    const streams = () => apiRequests.slice(from).filter((request) => request.path === '/events').map((request) => ({ tag: request.query.getAll('tag'), status: request.query.getAll('status') }))
+
+    const { page, problems } = await open('list=1', 1280, undefined, true)
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual(expect.arrayContaining([first, second, untagged]))
+    expect(streams()).toEqual([{ tag: [], status: [] }])
+
+    // The page's clock stops: no timer of the page runs while the tag is typed, however slowly the
+    // keys arrive, so nothing here rests on typing being quicker than the pause.
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 1000)
+    const field = page.getByRole('searchbox', { name: 'Tag' })
+    await field.focus()
+    for (const [index, key] of [...tag].entries()) {
+      await page.keyboard.type(key)
+      // The field shows each key at once.
+      await expect.poll(() => field.inputValue(), { timeout: 15_000 }).toBe(tag.slice(0, index + 1))
+    }
+    // Until typing pauses the rows have not followed the tag: the untagged run is still listed.
+    expect(await listedIds(page)).toEqual(expect.arrayContaining([first, second, untagged]))
+
+    // Typing pauses (the clock runs again): one stream for the whole tag, and its runs alone are listed.
+    await page.clock.resume()
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([second, first])
+    await expect.poll(() => streams().length, { timeout: 15_000 }).toBe(2)
+    expect(streams()).toEqual([
+      { tag: [], status: [] },
+      { tag: [tag], status: [] },
+    ])
+
+    // Clear filters takes no pause: with the clock stopped again (no timer can run), the next
+    // stream opens without the tag and the untagged run is back.
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 1000)
+    await page.getByRole('button', { name: 'Clear filters' }).click()
+    await expect.poll(() => streams().length, { timeout: 15_000 }).toBe(3)
+    expect(streams().at(-1)).toEqual({ tag: [], status: [] })
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual(expect.arrayContaining([first, second, untagged]))
+    expect(await field.inputValue()).toBe('')
+
+    // A select applies at once too (the clock still stopped), and takes the tag typed before it along.
+    await field.focus()
+    await page.keyboard.type(tag)
+    await page.getByLabel('Status').selectOption('PENDING')
+    await expect.poll(() => streams().length, { timeout: 15_000 }).toBe(4)
+    expect(streams().at(-1)).toEqual({ tag: [tag], status: ['PENDING'] })
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([second, first])
+    expect(streams()).toHaveLength(4)
     expect(problems).toEqual([])
     await page.close()
   })

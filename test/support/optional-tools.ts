@@ -117,6 +117,7 @@ export function knownRequirements(): OptionalTool[] {
     chromiumTool(),
     chromiumTool('test/e2e/shared-connection.test.ts', 'a page following 20 runs in Chromium'),
     chromiumTool('test/react/components.test.ts', 'RunTimeline and RunList in Chromium'),
+    chromiumTool('test/react/use-settled.test.ts', 'useSettled (RunList\'s typing pause) in Chromium'),
     chromiumTool('test/e2e/dashboard.test.ts', 'the dashboard in Chromium'),
     pythonTool(),
     pythonClientTool(),
