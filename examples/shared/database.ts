@@ -177,8 +177,8 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
       ;(options.logger ?? console).warn(
         "LISTEN (live: 'listen', LIVE_MODE=listen) needs a direct connection, but DATABASE_URL goes through a connection pooler " +
           '(it refused the startup parameters) and DIRECT_DATABASE_URL is not set: a transaction pooler never delivers ' +
-          "another session's notifications, so live streams poll run versions instead. Fix: set DIRECT_DATABASE_URL to the " +
-          "database's own host and port.",
+          "another session's notifications, so live streams poll run versions instead (this example passes live: 'poll' to " +
+          "createPgConnections, whose own line says so next). Fix: set DIRECT_DATABASE_URL to the database's own host and port.",
       )
       live = 'poll'
     }
@@ -277,29 +277,36 @@ export function listMigrations(dir: string = MIGRATIONS_DIR): Array<{ name: stri
     .map((name) => ({ name, sql: readFileSync(join(dir, name, 'migration.sql'), 'utf8') }))
 }
 
+/** The table `prisma migrate deploy` creates, column for column. */
+const CREATE_HISTORY_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+  "id" VARCHAR(36) PRIMARY KEY NOT NULL,
+  "checksum" VARCHAR(64) NOT NULL,
+  "finished_at" TIMESTAMPTZ,
+  "migration_name" VARCHAR(255) NOT NULL,
+  "logs" TEXT,
+  "rolled_back_at" TIMESTAMPTZ,
+  "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
+  "applied_steps_count" INTEGER NOT NULL DEFAULT 0
+)`
+
 async function applyMigrations(session: SqlSession): Promise<void> {
   await session.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
   try {
-    // The table `prisma migrate deploy` creates, column for column.
-    await session.exec(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
-      "id" VARCHAR(36) PRIMARY KEY NOT NULL,
-      "checksum" VARCHAR(64) NOT NULL,
-      "finished_at" TIMESTAMPTZ,
-      "migration_name" VARCHAR(255) NOT NULL,
-      "logs" TEXT,
-      "rolled_back_at" TIMESTAMPTZ,
-      "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
-      "applied_steps_count" INTEGER NOT NULL DEFAULT 0
-    )`)
-    const applied = await session.query<{ migration_name: string }>(
-      'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
-    )
+    const [{ t: hasHistory }] = (await session.query<{ t: string | null }>(`SELECT to_regclass('"_prisma_migrations"')::text AS t`)) as [{ t: string | null }]
+    const applied = hasHistory
+      ? await session.query<{ migration_name: string }>(
+          'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
+        )
+      : []
     const done = new Set(applied.map((row) => row.migration_name))
     const pending = listMigrations().filter((migration) => !done.has(migration.name))
     for (const migration of pending) {
-      // One transaction per migration: a failing script leaves no half-applied schema behind.
+      // One transaction per migration: a failing script leaves no half-applied schema behind, and
+      // the history table is created in the first one's, so a refused first migration (tables
+      // applied another way, MigrationHistoryError) leaves no empty history behind either.
       await session.exec('BEGIN')
       try {
+        await session.exec(CREATE_HISTORY_TABLE)
         await session.exec(migration.sql)
         await session.query(
           `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)

@@ -224,22 +224,25 @@ export async function applyMigrations(
 async function migrate(session: Session, migrations: readonly MigrationFile[], schema: string): Promise<ApplyMigrationsResult> {
   const known = new Map(migrations.map((migration) => [migration.name, migration]))
   const hasTable = (await session.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`${quoteIdentifier(schema)}._prisma_migrations`]))[0]?.t
-  let rows: HistoryRow[] = []
-  if (hasTable) {
-    rows = await session.query<HistoryRow>(
-      'SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at FROM _prisma_migrations ORDER BY started_at',
-    )
-  } else {
+  const rows = hasTable
+    ? await session.query<HistoryRow>(
+        'SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at FROM _prisma_migrations ORDER BY started_at',
+      )
+    : []
+  const live = rows.filter((row) => row.rolled_back_at === null)
+  // No history (no "_prisma_migrations", or one that records nothing but rolled-back attempts:
+  // an app's empty one, or one a refused attempt left behind): the schema must hold no tables.
+  if (live.length === 0) {
     const tables = await session.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 ORDER BY 1`,
+        WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 AND c.relname <> '_prisma_migrations' ORDER BY 1`,
       [schema],
     )
     if (tables.length > 0) {
       throw new MigrationError(
         'schema-not-empty',
         `Schema "${schema}" has tables (${tables.map((table) => table.name).join(', ')}) but no migration history ` +
-          `("_prisma_migrations"), so it is not a database that serves only pipeline-status-sdk. Add the package's schema ` +
+          `(${hasTable ? '"_prisma_migrations" records no applied migration' : 'no "_prisma_migrations"'}), so it is not a database that serves only pipeline-status-sdk. Add the package's schema ` +
           'to your own migrations instead (`pipeline-status migrate --into prisma/migrations`, then `prisma migrate deploy`, ' +
           "which needs Prisma's schema engine), or give the package a PostgreSQL schema of its own, which needs no engine " +
           '(`pipeline-status migrate --schema pipeline`). If these are the package\'s own tables, applied from ' +
@@ -249,7 +252,6 @@ async function migrate(session: Session, migrations: readonly MigrationFile[], s
     }
   }
 
-  const live = rows.filter((row) => row.rolled_back_at === null)
   const foreign = [...new Set(live.filter((row) => !known.has(row.migration_name)).map((row) => row.migration_name))]
   if (foreign.length > 0) {
     throw new MigrationError(

@@ -210,6 +210,24 @@ describe.each(engines)('applyMigrations on an empty %s database', (_engine, empt
     })
   }, TIMEOUT_MS)
 
+  it('refuses tables beside an empty history, or one of rolled-back attempts only, as it refuses them with none, and changes nothing', async () => {
+    const db = await empty()
+    await db.sql(`CREATE TABLE "User" (id TEXT PRIMARY KEY)`)
+    // What `prisma migrate deploy` leaves with no migrations yet, or a refused attempt behind it.
+    await db.sql(`CREATE TABLE "_prisma_migrations" (id VARCHAR(36) PRIMARY KEY NOT NULL, checksum VARCHAR(64) NOT NULL, finished_at TIMESTAMPTZ,
+      migration_name VARCHAR(255) NOT NULL, logs TEXT, rolled_back_at TIMESTAMPTZ, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_steps_count INTEGER NOT NULL DEFAULT 0)`)
+    await expect(applyMigrations(db.target)).rejects.toMatchObject({
+      code: 'schema-not-empty',
+      message: expect.stringContaining('Schema "public" has tables (User) but no migration history ("_prisma_migrations" records no applied migration)'),
+    })
+    await db.sql(
+      `INSERT INTO _prisma_migrations (id, checksum, migration_name, rolled_back_at) VALUES ('1d5ac1c7-3f77-4e0b-9a4c-6b0f0f5f2f3a', 'x', '20261124204841_init', now())`,
+    )
+    await expect(applyMigrations(db.target)).rejects.toMatchObject({ code: 'schema-not-empty' })
+    expect(await db.sql(`SELECT to_regclass('"PipelineRun"') AS t`)).toEqual([{ t: null }])
+    expect(await history(db)).toHaveLength(1)
+  }, TIMEOUT_MS)
+
   it('refuses a recorded package migration with another checksum, and accepts one that differs only in line endings', async () => {
     const db = await empty()
     await applyMigrations(db.target)

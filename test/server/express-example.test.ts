@@ -205,6 +205,13 @@ describe('a database whose migrations were applied with psql (no _prisma_migrati
     expect(message).toContain('no Prisma migration history for it in "_prisma_migrations"')
     expect(message).toContain('use an empty database, or record each migration already applied with `npx prisma migrate resolve --applied <name>`')
     expect(message).toContain(`(not recorded: ${names.join(', ')})`)
+    // Refused before anything is kept: no empty history left behind for the next tool to misread.
+    const pglite = new PGlite(dataDir)
+    try {
+      expect((await pglite.query(`SELECT to_regclass('"_prisma_migrations"')::text AS t`)).rows).toEqual([{ t: null }])
+    } finally {
+      await pglite.close()
+    }
   })
 
   it('npm run example:express prints that line, no stack, and exits 1', async () => {
