@@ -97,6 +97,44 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
     }
   })
 
+  it('is sent whole by a store’s first run created with it only (POST /runs, createRun), then by digest, and every run stores the same text', async () => {
+    const calls: Array<{ text: boolean; digest: string | null }> = []
+    const insert = storeFunctions().insertRun
+    // The insert's call: its catalogue is `$10`, its digest `$13`.
+    const prisma = new Proxy(db.prisma, {
+      get: (target, key) =>
+        key === '$queryRawUnsafe'
+          ? (sql: string, ...args: unknown[]) => {
+              if (sql.startsWith(`SELECT ${insert.name}(`)) calls.push({ text: args[9] !== null, digest: args[12] as string | null })
+              return target.$queryRawUnsafe(sql, ...args)
+            }
+          : Reflect.get(target, key, target),
+    })
+    const store = createPrismaStore({ prisma })
+    const stages = stagesOf('Created stage', 30)
+    const text = JSON.stringify(stages)
+    const created = []
+    for (const id of ['created-1', 'created-2', 'created-3']) created.push((await createRun(store, { id, now: new Date(), catalogue: stages })).created)
+    // A second create of an existing id: created false, the stored run kept.
+    created.push((await createRun(store, { id: 'created-1', now: new Date(), catalogue: stages })).created)
+    expect(created).toEqual([true, true, true, false])
+    expect(calls).toEqual([
+      { text: true, digest: sha256(text) },
+      { text: false, digest: sha256(text) },
+      { text: false, digest: sha256(text) },
+      { text: false, digest: sha256(text) },
+    ])
+    expect((await kept()).filter((row) => row.digest === sha256(text))).toEqual([{ digest: sha256(text), stages: text }])
+    for (const id of ['created-1', 'created-2', 'created-3']) {
+      expect(await catalogueOf(id)).toBe(text)
+      expect((await store.getRun(id))?.run.catalogue).toEqual(stages)
+    }
+    // A run created without a catalogue sends neither.
+    await createRun(store, { id: 'created-bare', now: new Date() })
+    expect(calls.at(-1)).toEqual({ text: false, digest: null })
+    expect(await catalogueOf('created-bare')).toBeNull()
+  })
+
   it('keeps one row per distinct catalogue, shared by stores on the same database', async () => {
     const stages = stagesOf('Shared stage', 7)
     const text = JSON.stringify(stages)

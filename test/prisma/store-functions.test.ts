@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { applyStageUpdate, createRun, recordHeartbeat } from '../../src/core/operations.js'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import {
+  INSERT_RUN_TYPES,
   READ_RUN_STAGE_TYPES,
   TOUCH_RUN_TYPES,
   STORE_FUNCTIONS_MIGRATION,
@@ -86,6 +87,8 @@ describe('the store functions', () => {
     expect(migration).toContain(functions.readRunStage.create)
     expect(migration).toContain(functions.writeRunStage.create)
     expect(migration).toContain(functions.touchRun.create)
+    expect(migration).toContain(functions.insertRun.create)
+    expect(functions.insertRun.name).toMatch(/^"pipeline_status_insert_run_[0-9a-f]{8}"$/)
     expect(functions.touchRun.name).toMatch(/^"pipeline_status_touch_run_[0-9a-f]{8}"$/)
     expect(functions.readRunStage.name).toMatch(/^"pipeline_status_read_run_stage_[0-9a-f]{8}"$/)
     expect(functions.writeRunStage.name).toMatch(/^"pipeline_status_write_run_stage_[0-9a-f]{8}"$/)
@@ -105,6 +108,7 @@ describe('the store functions', () => {
       expect(await inferred(statements.readRunStage)).toEqual(READ_RUN_STAGE_TYPES)
       expect(await inferred(statements.writeRunStage)).toEqual(WRITE_RUN_STAGE_TYPES)
       expect(await inferred(statements.touchRun)).toEqual(TOUCH_RUN_TYPES)
+      expect(await inferred(statements.insertRun)).toEqual(INSERT_RUN_TYPES)
     })
   })
 
@@ -117,7 +121,9 @@ describe('the store functions', () => {
     expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.readRunStage.name}(`))).toHaveLength(4)
     expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.writeRunStage.name}(`))).toHaveLength(3)
     expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.touchRun.name}(`))).toHaveLength(3)
+    expect(sent.filter((sql) => sql.startsWith(`SELECT ${functions.insertRun.name}(`))).toHaveLength(1)
     expect(sent).not.toContain(statements.touchRun)
+    expect(sent).not.toContain(statements.insertRun)
     expect(sent).not.toContain(statements.readRunStage)
     expect(sent).not.toContain(statements.writeRunStage)
     // Asked once, before the first read.

@@ -21,7 +21,7 @@ export const STORE_FUNCTIONS_RECHECK_MS = 60_000
 /** SQLSTATE undefined_function: the database has no function of that name and arguments. */
 const UNDEFINED_FUNCTION = '42883'
 
-const INLINE = 'pipeline-status: stage updates and heartbeats send their statements inline, parsed and planned on every call, because'
+const INLINE = 'pipeline-status: stage updates, heartbeats and run creations send their statements inline, parsed and planned on every call, because'
 
 /** The calls of one store; see the module's description. */
 export class FunctionCalls {
@@ -102,7 +102,7 @@ export class FunctionCalls {
       if (rows[0]?.ok === true) {
         if (this.#saidInline) {
           this.#saidInline = false
-          this.#logger().warn(`pipeline-status: the database has the functions ${names.join(', ')} now; stage updates and heartbeats call them again`, {
+          this.#logger().warn(`pipeline-status: the database has the functions ${names.join(', ')} now; stage updates, heartbeats and run creations call them again`, {
             migration: STORE_FUNCTIONS_MIGRATION,
           })
         }

@@ -3,7 +3,7 @@
  * options. Its SQL is in `sql/` (one named function per statement), the two executors it runs
  * the SQL on in `adapters/`, the row mappers in `rows.ts`, name resolution in `table-names.ts`.
  */
-import { DEFAULT_PIPELINE } from '../../contract/stages.js'
+import { DEFAULT_PIPELINE, type StageCatalogue } from '../../contract/stages.js'
 import { INITIAL_RUN_VERSION, nextRunVersion } from '../../core/run-version.js'
 import { type RunChange, RunChangeEmitter, type RunChangeListener } from '../../core/run-changes.js'
 import { MISSED_HEARTBEATS_LIMIT } from '../../core/run-liveness.js'
@@ -22,7 +22,7 @@ import { createPrismaExecutor } from './adapters/prisma-executor.js'
 import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
 import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransactionClientOf } from './prisma-client.js'
 import { knownCatalogueDigests, type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, UnknownCatalogueDigest, type VersionedRunRow } from './rows.js'
-import { catalogueDigest, instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
+import { catalogueDigest, catalogueJson, instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { CATALOGUE_PARAMETER } from './sql/columns.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
 import { CATALOGUE_DIGEST_UNKNOWN, migratedFunctionsFor, type StoreFunction, type StoreFunctions } from './sql/functions.js'
@@ -169,6 +169,8 @@ const DEFAULT_QUERY_TIMEOUT = 5_000
 const TRANSACTION_GRACE_MS = 1_000
 /** How many catalogues a store remembers as kept in `"PipelineCatalogue"` (an app has a few pipelines; past this it forgets them all and sends each whole once more). */
 const MAX_KEPT_CATALOGUES = 64
+/** The index of the catalogue's text among `insertRun`'s values (`$10`). */
+const INSERT_CATALOGUE_AT = 9
 
 /**
  * The {@link Store} for PostgreSQL through the app's own `PrismaClient`.
@@ -426,7 +428,10 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
     const { chunk } = write
     const values = [...runWriteValues(write), ...stageValues(write.stage), ...(chunk ? [chunk.seq, chunk.text] : [])]
-    const called = chunk || write.dropOutputChunks ? undefined : await this.#callWriteFunction(write, values)
+    const called =
+      chunk || write.dropOutputChunks
+        ? undefined
+        : await this.#callWithCatalogue<{ written: number | null }>((functions) => functions.writeRunStage, values, CATALOGUE_PARAMETER - 1, write.catalogue)
     if (called) {
       if (called[0]?.written == null) return false
     } else {
@@ -443,20 +448,27 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   }
 
   /**
-   * The write function's call (`undefined`: send the statement inline). A write that fills the
-   * run's catalogue (its first applied update) sends the catalogue's digest with it, and the text
-   * only until the function has kept it in `"PipelineCatalogue"` once for this store; after that
-   * the digest alone, and the function copies the text from there (`WRITE_CATALOGUE_DIGEST`). A
-   * digest the table no longer holds (a row deleted by hand) is answered with nothing written and
-   * sent again whole, which keeps it again.
+   * The call of a function that fills a run's catalogue (the stage update's write, the run's
+   * insert), `undefined`: send the statement inline. With a catalogue, the call sends its digest
+   * too, and its text only until the function has kept it in `"PipelineCatalogue"` once for this
+   * store; after that the digest alone, and the function copies the text from there
+   * (`WRITE_CATALOGUE_DIGEST`). A digest the table no longer holds (a row deleted by hand) is
+   * answered with nothing written and sent again whole, which keeps it again.
+   *
+   * @param values The statement's values; `catalogueAt` is the index of the catalogue's text among them.
    */
-  async #callWriteFunction(write: RunStageWrite, values: unknown[]): Promise<Array<{ written: number | null }> | undefined> {
-    const digest = write.catalogue ? await catalogueDigest(write.catalogue) : null
-    const call = (whole: boolean) =>
-      this.#functions.call<{ written: number | null }>((functions) => functions.writeRunStage, [...(whole ? values : values.with(CATALOGUE_PARAMETER - 1, null)), digest])
+  async #callWithCatalogue<Row extends object>(
+    pick: (functions: StoreFunctions) => StoreFunction,
+    values: unknown[],
+    catalogueAt: number,
+    catalogue: StageCatalogue | null | undefined,
+  ): Promise<Row[] | undefined> {
+    const digest = catalogue ? await catalogueDigest(catalogue) : null
+    const call = (whole: boolean) => this.#functions.call<Row>(pick, [...(whole ? values : values.with(catalogueAt, null)), digest])
     const kept = digest !== null && this.#keptCatalogues.has(digest)
     let called = await call(!kept)
-    if (kept && called?.[0]?.written === CATALOGUE_DIGEST_UNKNOWN) {
+    // Both functions answer one integer column ("written", "created").
+    if (kept && called !== undefined && Object.values(called[0] ?? {})[0] === CATALOGUE_DIGEST_UNKNOWN) {
       this.#keptCatalogues.delete(digest)
       called = await call(true)
     }
@@ -509,7 +521,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async insertRun(run: RunState): Promise<{ created: boolean; run: RunState }> {
     // INSERT … ON CONFLICT DO NOTHING: a concurrent create of the same id waits for the other
     // to commit and then inserts nothing, so neither caller sees a unique violation.
-    const inserted = await this.#sql.query<unknown>(this.#statements.insertRun, [
+    const values = [
       run.id,
       run.status,
       run.error,
@@ -519,11 +531,14 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       instant(run.updatedAt),
       INITIAL_RUN_VERSION,
       run.pipeline ?? DEFAULT_PIPELINE,
-      run.catalogue ? JSON.stringify(run.catalogue) : null,
+      run.catalogue ? catalogueJson(run.catalogue) : null,
       [...(run.tags ?? [])],
       JSON.stringify(run.metadata ?? {}),
-    ])
-    if (inserted.length > 0) {
+    ]
+    // Through its function when the store calls them (the catalogue by its digest once kept).
+    const called = await this.#callWithCatalogue<{ created: number | null }>((functions) => functions.insertRun, values, INSERT_CATALOGUE_AT, run.catalogue)
+    const created = called ? called[0]?.created === 1 : (await this.#sql.query<unknown>(this.#statements.insertRun, values)).length > 0
+    if (created) {
       // A new run may join set streams' windows (here at once; elsewhere by its notification).
       this.#changes.emit({ runId: run.id, version: INITIAL_RUN_VERSION })
       return { created: true, run }

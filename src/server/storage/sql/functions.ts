@@ -1,6 +1,6 @@
 /**
- * The hot path's statements as PL/pgSQL functions: the stage update's two (`stage-update.ts`) and
- * the heartbeat's (`touchRunSql`, `runs.ts`), created by the
+ * The hot path's statements as PL/pgSQL functions: the stage update's two (`stage-update.ts`),
+ * the heartbeat's (`touchRunSql`, `runs.ts`) and the run's insert (`insertRunSql`), created by the
  * package's migration {@link STORE_FUNCTIONS_MIGRATION}, so that a store whose statements
  * reach the database unnamed (the Prisma client's raw queries, or a pool behind a transaction
  * pooler) still has them parsed and planned once per database connection: PL/pgSQL keeps each
@@ -58,6 +58,12 @@ export interface StoreFunctions {
   readonly writeRunStage: StoreFunction
   /** `touchRun`'s row as JSON text (`"row"`), `NULL` when no run was touched. */
   readonly touchRun: StoreFunction
+  /**
+   * `insertRun` with the catalogue's digest as one more argument (`$13`, as the write function's
+   * {@link WRITE_CATALOGUE_DIGEST}): `"created"` is 1 when inserted, `NULL` when a run with its id
+   * existed, {@link CATALOGUE_DIGEST_UNKNOWN} when the digest alone came and its row is not there.
+   */
+  readonly insertRun: StoreFunction
 }
 
 /** The parameter types of `readRunStageSql` (`$1`–`$3`), as PostgreSQL infers them for the default names. */
@@ -88,6 +94,15 @@ export const WRITE_CATALOGUE_DIGEST = 'text'
 /** What the write function answers when the catalogue's digest alone came and its row is not there. */
 export const CATALOGUE_DIGEST_UNKNOWN = -1
 
+/** The parameter types of `insertRunSql` (`$1`–`$12`), as PostgreSQL infers them for the default names. */
+export const INSERT_RUN_TYPES: readonly string[] = [
+  'text', '"RunStatus"', 'text', 'timestamp with time zone', 'timestamp with time zone', 'timestamp with time zone',
+  'timestamp with time zone', 'integer', 'text', 'json', 'text[]', 'text',
+]
+
+/** The catalogue's placeholder number in `insertRunSql` (`$10`). */
+const INSERT_CATALOGUE_PARAMETER = 10
+
 /** The parameter types of `touchRunSql` (`$1`–`$6`), as PostgreSQL infers them. */
 export const TOUCH_RUN_TYPES: readonly string[] = ['text', 'timestamp with time zone', 'integer', 'integer', 'text[]', 'text[]']
 
@@ -105,7 +120,7 @@ export const STORE_FUNCTIONS_PROBE =
   'SELECT CASE WHEN (SELECT bool_and(to_regtype(type) IS NOT NULL) FROM unnest($2::text[]) AS type) ' +
   'THEN (SELECT bool_and(to_regprocedure(signature) IS NOT NULL) FROM unnest($1::text[]) AS signature) ELSE false END AS "ok"'
 
-type FunctionStatements = Pick<StoreStatements, 'readRunStage' | 'writeRunStage' | 'touchRun'>
+type FunctionStatements = Pick<StoreStatements, 'readRunStage' | 'writeRunStage' | 'touchRun' | 'insertRun'>
 
 let defaults: StoreStatements | undefined
 
@@ -121,7 +136,11 @@ function defaultStatements(): StoreStatements {
  */
 export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statements: FunctionStatements): StoreFunctions | undefined {
   const expected = names.schema === undefined ? defaultStatements() : buildStatements(resolveTableNames({}, { schema: names.schema }))
-  const same = statements.readRunStage === expected.readRunStage && statements.writeRunStage === expected.writeRunStage && statements.touchRun === expected.touchRun
+  const same =
+    statements.readRunStage === expected.readRunStage &&
+    statements.writeRunStage === expected.writeRunStage &&
+    statements.touchRun === expected.touchRun &&
+    statements.insertRun === expected.insertRun
   if (!same) return undefined
   return storeFunctions(names.schema)
 }
@@ -131,6 +150,8 @@ export function storeFunctions(schema?: string): StoreFunctions {
   const statements = defaultStatements()
   const writeReturning = 'RETURNING 1 AS "written"'
   if (!statements.writeRunStage.endsWith(writeReturning)) throw new Error(`writeRunStage must end with ${writeReturning}`)
+  const insertReturning = 'RETURNING 1 AS "created"'
+  if (!statements.insertRun.endsWith(insertReturning)) throw new Error(`insertRun must end with ${insertReturning}`)
   // The heartbeat is a data-modifying WITH, which may not stand in a subquery: its row goes INTO a record.
   const touchFrom = ' FROM r LEFT JOIN '
   const at = statements.touchRun.lastIndexOf(touchFrom)
@@ -151,7 +172,7 @@ export function storeFunctions(schema?: string): StoreFunctions {
       qualify,
       [...WRITE_RUN_STAGE_TYPES, WRITE_CATALOGUE_DIGEST],
       'integer',
-      `DECLARE written integer;\nBEGIN\n${CATALOGUE_BY_DIGEST}  ${statements.writeRunStage.slice(0, -writeReturning.length)}RETURNING 1 INTO written;\n  RETURN written;\nEND`,
+      `DECLARE written integer;\nBEGIN\n${catalogueByDigest(CATALOGUE_PARAMETER, WRITE_RUN_STAGE_TYPES.length + 1)}  ${statements.writeRunStage.slice(0, -writeReturning.length)}RETURNING 1 INTO written;\n  RETURN written;\nEND`,
       ' AS "written"',
     ),
     touchRun: storeFunction(
@@ -163,23 +184,37 @@ export function storeFunctions(schema?: string): StoreFunctions {
         '  IF NOT FOUND THEN\n    RETURN NULL;\n  END IF;\n  RETURN row_to_json(touched);\nEND',
       '::text AS "row"',
     ),
+    insertRun: storeFunction(
+      'pipeline_status_insert_run',
+      qualify,
+      [...INSERT_RUN_TYPES, WRITE_CATALOGUE_DIGEST],
+      'integer',
+      `DECLARE created integer;\nBEGIN\n${catalogueByDigest(INSERT_CATALOGUE_PARAMETER, INSERT_RUN_TYPES.length + 1)}  ${statements.insertRun.slice(0, -insertReturning.length)}RETURNING 1 INTO created;\n  RETURN created;\nEND`,
+      ' AS "created"',
+    ),
   }
 }
 
 /**
- * The write function's first step (see {@link WRITE_CATALOGUE_DIGEST}): the catalogue (`$9`, a
- * PL/pgSQL argument, so assignable) from `"PipelineCatalogue"` when only its digest (`$31`) came,
- * or kept there when both came. It comes before the write, so an unknown digest writes nothing.
+ * The first step of the functions that fill a run's catalogue (the write's and the insert's; see
+ * {@link WRITE_CATALOGUE_DIGEST}): the catalogue (`$text`, a PL/pgSQL argument, so assignable)
+ * from `"PipelineCatalogue"` when only its digest (`$digest`) came, or kept there when both came.
+ * It comes before the statement, so an unknown digest writes nothing.
  */
-const CATALOGUE_BY_DIGEST = ((text: string, digest: string) =>
-  `  IF ${digest} IS NOT NULL THEN\n` +
-  `    IF ${text} IS NULL THEN\n` +
-  `      SELECT c."stages" INTO ${text} FROM "PipelineCatalogue" c WHERE c."digest" = ${digest};\n` +
-  `      IF NOT FOUND THEN\n        RETURN ${CATALOGUE_DIGEST_UNKNOWN};\n      END IF;\n` +
-  '    ELSE\n' +
-  `      INSERT INTO "PipelineCatalogue" ("digest", "stages") VALUES (${digest}, ${text}) ON CONFLICT DO NOTHING;\n` +
-  '    END IF;\n' +
-  '  END IF;\n')(`$${CATALOGUE_PARAMETER}`, `$${WRITE_RUN_STAGE_TYPES.length + 1}`)
+function catalogueByDigest(textParameter: number, digestParameter: number): string {
+  const text = `$${textParameter}`
+  const digest = `$${digestParameter}`
+  return (
+    `  IF ${digest} IS NOT NULL THEN\n` +
+    `    IF ${text} IS NULL THEN\n` +
+    `      SELECT c."stages" INTO ${text} FROM "PipelineCatalogue" c WHERE c."digest" = ${digest};\n` +
+    `      IF NOT FOUND THEN\n        RETURN ${CATALOGUE_DIGEST_UNKNOWN};\n      END IF;\n` +
+    '    ELSE\n' +
+    `      INSERT INTO "PipelineCatalogue" ("digest", "stages") VALUES (${digest}, ${text}) ON CONFLICT DO NOTHING;\n` +
+    '    END IF;\n' +
+    '  END IF;\n'
+  )
+}
 
 function storeFunction(
   prefix: string,

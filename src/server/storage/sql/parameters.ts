@@ -76,7 +76,7 @@ export function runColumnValues(columns: Pick<RunWrite, 'catalogue' | 'tags' | '
  * stages). Catalogues are never changed once given, which the answers' views rely on the same
  * way (`server/pipelines.ts`, cached per catalogue object).
  */
-function catalogueJson(catalogue: NonNullable<RunWrite['catalogue']>): string {
+export function catalogueJson(catalogue: NonNullable<RunWrite['catalogue']>): string {
   let text = catalogueTexts.get(catalogue)
   if (text === undefined) {
     text = JSON.stringify(catalogue)
