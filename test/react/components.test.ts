@@ -17,13 +17,13 @@ import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defineStages } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers, MemoryStore, type PipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { readSmallBody, toWebRequest, writeWebResponse } from '../../src/server/http/node-bridge.js'
 import { postOk } from '../support/handler-requests.js'
+import { bundleTestPage } from '../support/browser-page.js'
 import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -412,17 +412,7 @@ function expectFieldsAcross(cards: Awaited<ReturnType<typeof measureCards>>, wid
 
 describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
   beforeAll(async () => {
-    const bundle = await build({
-      entryPoints: [join(root, 'test/react/components-page.tsx')],
-      bundle: true,
-      write: false,
-      format: 'esm',
-      platform: 'browser',
-      jsx: 'automatic',
-      define: { 'process.env.NODE_ENV': '"development"' },
-      logLevel: 'silent',
-    })
-    const script = bundle.outputFiles[0]!.text
+    const script = await bundleTestPage(join(root, 'test/react/components-page.tsx'))
     const styles = await readFile(join(root, 'src/react/styles.css'), 'utf8')
     handlers = createPipelineStatusHandlers({
       store: new MemoryStore(),

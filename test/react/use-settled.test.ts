@@ -6,9 +6,9 @@
  */
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleTestPage } from '../support/browser-page.js'
 import { chromiumTool, toolForTests } from '../support/optional-tools.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -59,17 +59,7 @@ const shown = (page: Page) =>
 
 describe.skipIf(!CHROMIUM)('useSettled in Chromium, on a fake clock', () => {
   beforeAll(async () => {
-    const bundle = await build({
-      entryPoints: [join(root, 'test/react/use-settled-page.tsx')],
-      bundle: true,
-      write: false,
-      format: 'esm',
-      platform: 'browser',
-      jsx: 'automatic',
-      define: { 'process.env.NODE_ENV': '"development"' },
-      logLevel: 'silent',
-    })
-    script = bundle.outputFiles[0]!.text
+    script = await bundleTestPage(join(root, 'test/react/use-settled-page.tsx'))
     browser = await chromium.launch({ executablePath: CHROMIUM!, args: CHROMIUM_ARGS })
   }, 120_000)
 

@@ -148,10 +148,23 @@ export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statemen
 /** The functions of the default names (pure: nothing is sent), called in `schema` when given. */
 export function storeFunctions(schema?: string): StoreFunctions {
   const statements = defaultStatements()
-  const writeReturning = 'RETURNING 1 AS "written"'
-  if (!statements.writeRunStage.endsWith(writeReturning)) throw new Error(`writeRunStage must end with ${writeReturning}`)
-  const insertReturning = 'RETURNING 1 AS "created"'
-  if (!statements.insertRun.endsWith(insertReturning)) throw new Error(`insertRun must end with ${insertReturning}`)
+  /**
+   * A function that may fill a run's catalogue (the stage update's write, the run's insert): the
+   * catalogue by its digest first (`catalogueByDigest`), then the statement, whose one integer
+   * column (`RETURNING 1 AS "<column>"`) it answers as `"<column>"`.
+   */
+  const writingFunction = (prefix: string, types: readonly string[], statement: string, catalogueParameter: number, column: string) => {
+    const returning = `RETURNING 1 AS "${column}"`
+    if (!statement.endsWith(returning)) throw new Error(`${prefix} must end with ${returning}`)
+    return storeFunction(
+      prefix,
+      qualify,
+      [...types, WRITE_CATALOGUE_DIGEST],
+      'integer',
+      `DECLARE ${column} integer;\nBEGIN\n${catalogueByDigest(catalogueParameter, types.length + 1)}  ${statement.slice(0, -returning.length)}RETURNING 1 INTO ${column};\n  RETURN ${column};\nEND`,
+      ` AS "${column}"`,
+    )
+  }
   // The heartbeat is a data-modifying WITH, which may not stand in a subquery: its row goes INTO a record.
   const touchFrom = ' FROM r LEFT JOIN '
   const at = statements.touchRun.lastIndexOf(touchFrom)
@@ -167,14 +180,7 @@ export function storeFunctions(schema?: string): StoreFunctions {
       `BEGIN\n  RETURN (SELECT row_to_json(q) FROM (${statements.readRunStage}) q);\nEND`,
       '::text AS "row"',
     ),
-    writeRunStage: storeFunction(
-      'pipeline_status_write_run_stage',
-      qualify,
-      [...WRITE_RUN_STAGE_TYPES, WRITE_CATALOGUE_DIGEST],
-      'integer',
-      `DECLARE written integer;\nBEGIN\n${catalogueByDigest(CATALOGUE_PARAMETER, WRITE_RUN_STAGE_TYPES.length + 1)}  ${statements.writeRunStage.slice(0, -writeReturning.length)}RETURNING 1 INTO written;\n  RETURN written;\nEND`,
-      ' AS "written"',
-    ),
+    writeRunStage: writingFunction('pipeline_status_write_run_stage', WRITE_RUN_STAGE_TYPES, statements.writeRunStage, CATALOGUE_PARAMETER, 'written'),
     touchRun: storeFunction(
       'pipeline_status_touch_run',
       qualify,
@@ -184,14 +190,7 @@ export function storeFunctions(schema?: string): StoreFunctions {
         '  IF NOT FOUND THEN\n    RETURN NULL;\n  END IF;\n  RETURN row_to_json(touched);\nEND',
       '::text AS "row"',
     ),
-    insertRun: storeFunction(
-      'pipeline_status_insert_run',
-      qualify,
-      [...INSERT_RUN_TYPES, WRITE_CATALOGUE_DIGEST],
-      'integer',
-      `DECLARE created integer;\nBEGIN\n${catalogueByDigest(INSERT_CATALOGUE_PARAMETER, INSERT_RUN_TYPES.length + 1)}  ${statements.insertRun.slice(0, -insertReturning.length)}RETURNING 1 INTO created;\n  RETURN created;\nEND`,
-      ' AS "created"',
-    ),
+    insertRun: writingFunction('pipeline_status_insert_run', INSERT_RUN_TYPES, statements.insertRun, INSERT_CATALOGUE_PARAMETER, 'created'),
   }
 }
 
