@@ -26,10 +26,9 @@
  */
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import { schemaNameProblem } from '../internal/quote-identifier.js'
 import { listMigrationFiles, type MigrationFile, packageMigrationsDir, scriptMatchesChecksum } from './migration-files.js'
 import { errorMessage } from '../internal/error-message.js'
-import { quoteIdentifier } from '../internal/quote-identifier.js'
+import { quoteIdentifier, schemaNameProblem } from '../internal/quote-identifier.js'
 import { checkDatabaseUrl, describeUrl } from './database-url.js'
 import { announcesOtherProcess } from './pooler-evidence.js'
 

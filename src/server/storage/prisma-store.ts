@@ -24,6 +24,7 @@ import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransaction
 import { knownCatalogueDigests, type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, UnknownCatalogueDigest, type VersionedRunRow } from './rows.js'
 import { catalogueDigest, catalogueJson, instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
 import { CATALOGUE_PARAMETER } from './sql/columns.js'
+import { INSERT_CATALOGUE_PARAMETER } from './sql/runs.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
 import { CATALOGUE_DIGEST_UNKNOWN, migratedFunctionsFor, type StoreFunction, type StoreFunctions } from './sql/functions.js'
 import { FunctionCalls } from './function-calls.js'
@@ -169,8 +170,6 @@ const DEFAULT_QUERY_TIMEOUT = 5_000
 const TRANSACTION_GRACE_MS = 1_000
 /** How many catalogues a store remembers as kept in `"PipelineCatalogue"` (an app has a few pipelines; past this it forgets them all and sends each whole once more). */
 const MAX_KEPT_CATALOGUES = 64
-/** The index of the catalogue's text among `insertRun`'s values (`$10`). */
-const INSERT_CATALOGUE_AT = 9
 
 /**
  * The {@link Store} for PostgreSQL through the app's own `PrismaClient`.
@@ -536,7 +535,7 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       JSON.stringify(run.metadata ?? {}),
     ]
     // Through its function when the store calls them (the catalogue by its digest once kept).
-    const called = await this.#callWithCatalogue<{ created: number | null }>((functions) => functions.insertRun, values, INSERT_CATALOGUE_AT, run.catalogue)
+    const called = await this.#callWithCatalogue<{ created: number | null }>((functions) => functions.insertRun, values, INSERT_CATALOGUE_PARAMETER - 1, run.catalogue)
     const created = called ? called[0]?.created === 1 : (await this.#sql.query<unknown>(this.#statements.insertRun, values)).length > 0
     if (created) {
       // A new run may join set streams' windows (here at once; elsewhere by its notification).

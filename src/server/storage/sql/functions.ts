@@ -22,6 +22,7 @@ import { fnv1a32 } from '../../../internal/fnv1a.js'
 import { quoteIdentifier } from '../../../internal/quote-identifier.js'
 import { resolveTableNames, type TableNames } from '../table-names.js'
 import { CATALOGUE_PARAMETER } from './columns.js'
+import { INSERT_CATALOGUE_PARAMETER } from './runs.js'
 import { buildStatements, type StoreStatements } from './statements.js'
 
 /** The migration that creates the functions of the current statements. */
@@ -99,9 +100,6 @@ export const INSERT_RUN_TYPES: readonly string[] = [
   'text', '"RunStatus"', 'text', 'timestamp with time zone', 'timestamp with time zone', 'timestamp with time zone',
   'timestamp with time zone', 'integer', 'text', 'json', 'text[]', 'text',
 ]
-
-/** The catalogue's placeholder number in `insertRunSql` (`$10`). */
-const INSERT_CATALOGUE_PARAMETER = 10
 
 /** The parameter types of `touchRunSql` (`$1`–`$6`), as PostgreSQL infers them. */
 export const TOUCH_RUN_TYPES: readonly string[] = ['text', 'timestamp with time zone', 'integer', 'integer', 'text[]', 'text[]']

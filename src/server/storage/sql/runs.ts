@@ -44,10 +44,13 @@ export function insertRunSql({ runTable, run: r }: TableNames): string {
   return (
     `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
     `${r.createdAt}, ${r.updatedAt}, ${r.version}, ${r.pipeline}, ${r.catalogue}, ${r.tags}, ${r.metadata}) ` +
-    `VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8, $9, $10, $11::text[], $12::text::jsonb) ` +
+    `VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8, $9, $${INSERT_CATALOGUE_PARAMETER}, $11::text[], $12::text::jsonb) ` +
     `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`
   )
 }
+
+/** The catalogue's placeholder number in `insertRunSql` (`$10`). */
+export const INSERT_CATALOGUE_PARAMETER = 10
 
 /** Writes the run (`runWriteValues`, `$1`–`$12`) only if its version is still `$2`. */
 export function writeRunSql(names: TableNames): string {
