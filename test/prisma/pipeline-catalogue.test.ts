@@ -152,9 +152,11 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
     expect([await catalogueOf('shared-a'), await catalogueOf('shared-b')]).toEqual([text, text])
   })
 
-  it('deleted by hand: the next first update is answered without a write, sent again whole, stored right, and kept again', async () => {
+  it('deleted by hand: the next first update is answered without a write, sent again whole, stored right, and kept again, said once', async () => {
     const calls: Array<{ text: boolean; digest: string | null }> = []
-    const store = createPrismaStore({ prisma: recordingWrites(db.prisma, calls) })
+    const warnings: string[] = []
+    const logger = { warn: (message: string) => void warnings.push(message), error: () => undefined }
+    const store = createPrismaStore({ prisma: recordingWrites(db.prisma, calls), logger })
     const stages = stagesOf('Gone stage', 5)
     const text = JSON.stringify(stages)
     await createRun(store, { id: 'gone-1', now: new Date() })
@@ -170,6 +172,13 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
     ])
     expect(await catalogueOf('gone-2')).toBe(text)
     expect((await kept()).filter((row) => row.digest === sha256(text))).toEqual([{ digest: sha256(text), stages: text }])
+    expect(warnings).toEqual([expect.stringContaining(`"PipelineCatalogue" no longer holds catalogue ${sha256(text)}, which this store kept there (a row deleted?)`)])
+    // Gone again: stored right again, not said twice.
+    await db.prisma.$executeRawUnsafe(`DELETE FROM "PipelineCatalogue" WHERE "digest" = $1`, sha256(text))
+    await createRun(store, { id: 'gone-3', now: new Date() })
+    await applyStageUpdate(store, 'gone-3', makeStageUpdate({ stageNumber: 1, stageName: 'Gone stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+    expect(await catalogueOf('gone-3')).toBe(text)
+    expect(warnings).toHaveLength(1)
   })
 
   it.runIf(usesPostgres())('the function answers an unknown digest with CATALOGUE_DIGEST_UNKNOWN and writes nothing', async () => {

@@ -226,6 +226,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #functions: FunctionCalls
   /** The digests of the catalogues the write function has kept in `"PipelineCatalogue"` for this store (at most `MAX_KEPT_CATALOGUES`). */
   readonly #keptCatalogues = new Set<string>()
+  /** Whether this store has said once that a kept catalogue was gone from `"PipelineCatalogue"`. */
+  #saidCatalogueGone = false
   readonly #lists: RunListQueries
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
@@ -469,6 +471,14 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     // Both functions answer one integer column ("written", "created").
     if (kept && called !== undefined && Object.values(called[0] ?? {})[0] === CATALOGUE_DIGEST_UNKNOWN) {
       this.#keptCatalogues.delete(digest)
+      if (!this.#saidCatalogueGone) {
+        this.#saidCatalogueGone = true
+        this.#logger.warn(
+          `pipeline-status: "PipelineCatalogue" no longer holds catalogue ${digest}, which this store kept there (a row deleted?): ` +
+            'it was sent whole and kept again, and nothing is lost (each run holds its own copy). The package writes that table; ' +
+            'leave its rows, or expect this once per process after deleting them (said once per store)',
+        )
+      }
       called = await call(true)
     }
     if (called && digest !== null && !kept) {
