@@ -15,8 +15,10 @@
  *   IDLE_WARM_REQUESTS=2000 IDLE_ORDER=express,express+warm,express+warm,express …   # cold and warm interleaved: only `+warm` entries are warmed
  *   IDLE_WARM_CONCURRENCY=10 …   # the warm-up's requests 10 at a time (default OPEN_BATCH, the streams' own concurrency)
  *   IDLE_WARM_KEEP=1 …   # the warm-up's connections stay open, idle, until after the measure
+ *   IDLE_ORDER=express,express:MALLOC_ARENA_MAX=2,express:--no-concurrent-recompilation …   # per-entry environment and node flags after `:`
+ *   IDLE_MALLOC=1 …   # also where the RSS went: V8's heap spaces, and glibc malloc's arenas read by gdb's `malloc_stats()`
  */
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { dirname, join } from 'node:path'
@@ -57,22 +59,76 @@ async function buildServer(src: string): Promise<{ server: string; pkg: string }
 interface Child {
   port: number
   ask<T>(message: string, key: string): Promise<T>
+  /** IDLE_MALLOC=1: glibc malloc's arenas of the server, read by gdb; `undefined` otherwise. */
+  malloc(): Promise<MallocArenas | undefined>
   stop(): void
 }
 
-/** `IDLE_ORDER` entries `target@before` load the package from `IDLE_BEFORE_SRC` (another commit's src/, for A/B runs). */
+/** Bytes glibc malloc holds from the system and has in use: the main thread's arena (`main`) and all other threads' arenas (`threads`). */
+interface MallocArenas {
+  main: { system: number; inUse: number }
+  threads: { system: number; inUse: number }
+}
+
+const mallocDiagnostics = process.env['IDLE_MALLOC'] === '1'
+
+/**
+ * Parses what glibc's `malloc_stats()` prints (to the server's stderr): one `Arena N:` block per
+ * arena, `system bytes` and `in use bytes` each; arena 0 is the main thread's (the brk heap), the
+ * others are the threads' (V8's compiler and GC workers, libuv's pool; anonymous mappings).
+ */
+function parseMallocStats(text: string): MallocArenas {
+  const arenas = [...text.matchAll(/Arena (\d+):\s*\nsystem bytes\s*=\s*(\d+)\s*\nin use bytes\s*=\s*(\d+)/g)]
+  if (arenas.length === 0) throw new Error(`IDLE_MALLOC=1: no malloc_stats() output from the server (is gdb installed and may it attach?): ${JSON.stringify(text.slice(0, 200))}`)
+  const sum = (rows: RegExpExecArray[]) => ({ system: rows.reduce((n, r) => n + Number(r[2]), 0), inUse: rows.reduce((n, r) => n + Number(r[3]), 0) })
+  return { main: sum(arenas.filter((r) => r[1] === '0')), threads: sum(arenas.filter((r) => r[1] !== '0')) }
+}
+
+/**
+ * `IDLE_ORDER` entries `target@before` load the package from `IDLE_BEFORE_SRC` (another commit's
+ * src/, for A/B runs); `target:NAME=value:--flag` gives that server one more environment variable
+ * or node flag per `:`-separated item (a deployment setting compared with the default, interleaved).
+ */
 async function start(entry: string, runs: number): Promise<Child> {
-  const [target, variant] = entry.split('@')
+  const [pkg, ...settings] = entry.split(':')
+  const [target, variant] = (pkg as string).split('@')
+  const flags = settings.filter((item) => item.startsWith('--'))
+  const env = Object.fromEntries(settings.filter((item) => !item.startsWith('--')).map((item) => item.split('=') as [string, string]))
   const before = process.env['IDLE_BEFORE_SRC']
   if (variant === 'before' && !before) throw new Error(`${entry}: set IDLE_BEFORE_SRC to the src/ directory of the commit to compare with`)
   const src = variant === 'before' ? (before as string) : join(root, 'src')
   const bundle = built ? await buildServer(src) : undefined
   const child = fork(bundle ? bundle.server : join(root, 'bench/servers/idle-server.ts'), {
     // IDLE_NODE_FLAGS: more flags for the server (e.g. --max-semi-space-size=1, to see what the young generation's growth costs).
-    execArgv: [...(bundle ? ['--expose-gc'] : ['--expose-gc', '--import', 'tsx']), ...(process.env['IDLE_NODE_FLAGS']?.split(' ').filter(Boolean) ?? [])],
-    env: { ...process.env, IDLE_TARGET: target, IDLE_RUNS: String(runs), IDLE_WARM_RUNS: String(WARM_RUNS), ...(bundle ? { IDLE_PKG: bundle.pkg } : variant === 'before' ? { IDLE_SRC: before } : {}) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [...(bundle ? ['--expose-gc'] : ['--expose-gc', '--import', 'tsx']), ...(process.env['IDLE_NODE_FLAGS']?.split(' ').filter(Boolean) ?? []), ...flags],
+    env: { ...process.env, ...env, IDLE_TARGET: target, IDLE_RUNS: String(runs), IDLE_WARM_RUNS: String(WARM_RUNS), ...(bundle ? { IDLE_PKG: bundle.pkg } : variant === 'before' ? { IDLE_SRC: before } : {}) },
+    stdio: ['ignore', 'inherit', mallocDiagnostics ? 'pipe' : 'inherit', 'ipc'],
   })
+  // IDLE_MALLOC=1: the server's stderr is read here, so that malloc_stats()' report can be parsed;
+  // everything else it writes is passed on.
+  let stderr = ''
+  let mallocReport = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString()
+    const lines = stderr.split('\n')
+    stderr = lines.pop() as string
+    for (const line of lines) {
+      if (/^(Arena \d+:|system bytes|in use bytes|Total \(incl\. mmap\):|max mmap)/.test(line)) mallocReport += line + '\n'
+      else process.stderr.write(line + '\n')
+    }
+  })
+  const malloc = async (): Promise<MallocArenas | undefined> => {
+    if (!mallocDiagnostics) return undefined
+    mallocReport = ''
+    // gdb stops the server while it calls malloc_stats(); the report reaches the pipe after gdb detaches.
+    execFileSync('gdb', ['-p', String(child.pid), '-batch', '-ex', 'call (void)malloc_stats()'], { stdio: 'ignore', timeout: 30_000 })
+    const deadline = Date.now() + 5_000
+    while (!/max mmap bytes/.test(mallocReport)) {
+      if (Date.now() > deadline) throw new Error(`IDLE_MALLOC=1: malloc_stats() printed no complete report within 5 s: ${JSON.stringify(mallocReport.slice(0, 200))}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    return parseMallocStats(mallocReport)
+  }
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`server exited ${code}`)))
     child.on('message', (m: { port?: number }) => m.port !== undefined && resolve(m.port))
@@ -88,7 +144,7 @@ async function start(entry: string, runs: number): Promise<Child> {
       child.on('message', on)
       child.send(message)
     })
-  return { port, ask, stop: () => child.kill() }
+  return { port, ask, malloc, stop: () => child.kill() }
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity })
@@ -184,14 +240,16 @@ async function openMany(port: number, count: number, kind: 'run' | 'set'): Promi
 const TARGET_KB = 30
 const rows: string[] = []
 const targets: string[] = []
-type Memory = { gc: NodeJS.MemoryUsage; reduced: NodeJS.MemoryUsage }
+type Memory = { gc: NodeJS.MemoryUsage; reduced: NodeJS.MemoryUsage; spaces: Record<string, number> }
+/** Per target, where each stream's RSS went (V8's heap spaces; malloc's arenas with IDLE_MALLOC=1). */
+const breakdown: string[] = []
 for (const kind of kinds) {
   for (const count of counts) {
     for (const entry of order) {
       const loadBefore = loadavg()
       // `target+warm`: this entry only gets IDLE_WARM_REQUESTS; without any `+warm` entry, every entry does.
-      const target = entry.replace(/\+warm$/, '')
-      const warmed = entry.endsWith('+warm') || !order.some((e) => e.endsWith('+warm'))
+      const target = entry.replace(/\+warm(?=$|:)/, '')
+      const warmed = /\+warm($|:)/.test(entry) || !order.some((e) => /\+warm($|:)/.test(e))
       const child = await start(target, count)
       // IDLE_WARMUP=n: n streams opened and closed before the first measure (a server that has
       // served streams before: its JIT code, young generation and allocator arenas already grown).
@@ -211,10 +269,12 @@ for (const kind of kinds) {
       const snapshots = process.env['IDLE_SNAPSHOTS']
       if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-before.heapsnapshot`), 'snapshot')
       const before = await child.ask<Memory>('memory', 'memory')
+      const mallocBefore = await child.malloc()
       const closers = await openMany(child.port, count, kind)
       // IDLE_SETTLE_MS: how long the streams stay idle before the measure (default 1 s).
       await new Promise((r) => setTimeout(r, Number(process.env['IDLE_SETTLE_MS'] ?? 1000)))
       const after = await child.ask<Memory>('memory', 'memory')
+      const mallocAfter = await child.malloc()
       const stats = await child.ask<{ openStreams: number }>('stats', 'stats')
       if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-after.heapsnapshot`), 'snapshot')
       for (const close of closers) close()
@@ -225,9 +285,21 @@ for (const kind of kinds) {
       const row = `| ${name} | ${count} | ${stats.openStreams} | ${per('rss')} KB | ${per('rss', 'reduced')} KB | ${per('heapUsed')} KB | ${per('heapTotal')} KB | ${per('heapTotal', 'reduced')} KB | ${(before.gc.rss / 1048576).toFixed(1)} / ${(before.reduced.rss / 1048576).toFixed(1)} MB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
       console.log(row)
       rows.push(row)
+      const kb = (a: number, b: number) => ((b - a) / count / 1024).toFixed(1)
+      const space = (name: string) => kb(before.spaces[name] ?? 0, after.spaces[name] ?? 0)
+      // The young generation is sized by V8 from the allocation rate, not by what the streams keep
+      // (after two full GCs it holds none of it): a cold server grows it while the streams open, a
+      // warmed one may shrink it. RSS less that resizing is what the streams' memory is.
+      const lessYoung = (after.gc.rss - before.gc.rss - ((after.spaces['new_space'] ?? 0) - (before.spaces['new_space'] ?? 0))) / count / 1024
+      const held = (m: MallocArenas, arena: 'main' | 'threads') => m[arena].system - m[arena].inUse
+      const mallocColumns =
+        mallocBefore && mallocAfter
+          ? `${kb(mallocBefore.main.inUse, mallocAfter.main.inUse)} KB | ${kb(held(mallocBefore, 'main'), held(mallocAfter, 'main'))} KB | ${kb(mallocBefore.threads.inUse, mallocAfter.threads.inUse)} KB | ${kb(held(mallocBefore, 'threads'), held(mallocAfter, 'threads'))} KB`
+          : '– | – | – | –'
+      breakdown.push(`| ${name} | ${count} | ${per('rss')} KB | ${space('new_space')} KB | ${lessYoung.toFixed(1)} KB | ${space('old_space')} / ${space('code_space')} KB | ${mallocColumns} |`)
       const rss = (gc: keyof Memory) => (after[gc].rss - before[gc].rss) / count / 1024
       const met = (kb: number) => `${kb.toFixed(1)} KB${kb <= TARGET_KB ? '' : ' (NOT met)'}`
-      if (target !== 'raw') targets.push(`${name} at ${count}: RSS per idle stream after gc ${met(rss('gc'))}, after a memory-reducing gc ${met(rss('reduced'))}; target ≤ ${TARGET_KB} KB`)
+      if (!target.startsWith('raw')) targets.push(`${name} at ${count}: RSS per idle stream after gc ${met(rss('gc'))}, after a memory-reducing gc ${met(rss('reduced'))}, less the young generation's resizing ${met(lessYoung)}; target ≤ ${TARGET_KB} KB`)
       await new Promise((r) => setTimeout(r, 500))
     }
   }
@@ -235,6 +307,11 @@ for (const kind of kinds) {
 console.log('\n| target | streams | open | RSS per stream (gc) | RSS per stream (reduced) | heap used per stream | heap total (gc) | heap total (reduced) | RSS before (gc / reduced) | load before → after |')
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(row)
+console.log('')
+console.log(`Where the RSS went, per stream (after two full GCs; V8's heap spaces' resident bytes; malloc ${mallocDiagnostics ? "by gdb, glibc's malloc_stats()" : 'with IDLE_MALLOC=1'}):\n`)
+console.log("| target | streams | RSS (gc) | young generation resized | RSS less that | V8 old / code space | malloc in use, main thread | malloc held free, main arena | malloc in use, other threads | malloc held free, other threads' arenas |")
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+for (const row of breakdown) console.log(row)
 console.log('')
 for (const line of targets) console.log(line)
 agent.destroy()

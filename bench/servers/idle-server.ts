@@ -7,7 +7,7 @@
  * reducer does in a server that went idle); and `stats`. Run with --expose-gc.
  */
 import { createServer } from 'node:http'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import express from 'express'
 import { BENCH_SECRET, BENCH_STAGES, reportToParent } from './shared.js'
 
@@ -87,8 +87,10 @@ process.on('message', (message) => {
   gc?.()
   gc?.()
   const afterGc = process.memoryUsage()
+  // V8's heap spaces' resident bytes by name (old_space, code_space, new_space, …), after the two GCs.
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((space) => [space.space_name, space.physical_space_size]))
   // What V8 does by itself once a server goes idle (its memory reducer): a full GC that also
   // gives back the young generation's grown semispaces.
   gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' })
-  process.send?.({ memory: { gc: afterGc, reduced: process.memoryUsage() } })
+  process.send?.({ memory: { gc: afterGc, reduced: process.memoryUsage(), spaces } })
 })
