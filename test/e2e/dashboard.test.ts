@@ -7,7 +7,8 @@
  * rendered as text with the CSP in force and no violation, axe-core without serious or critical
  * findings, screenshots at 1280 and 390 px (test/.artifacts/dashboard-*.png) and no horizontal
  * scroll at 390 px; the stage-duration tables inside their card at 390 and 320 px
- * (dashboard-stats-*.png); no axe-core finding at all in dark mode (dashboard-dark-*.png).
+ * (dashboard-stats-*.png); the tag field followed once typing pauses and "Clear filters" at once,
+ * on Playwright's fake clock; no axe-core finding at all in dark mode (dashboard-dark-*.png).
  */
 import { readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
@@ -39,6 +40,8 @@ const ETL = defineStages(['Extract', 'Deduplication', 'Reconciliation'])
 // Legal, unbroken and as long as allowed: each must wrap inside its box, never widen the page.
 const LONG_TAG = 'B'.repeat(128)
 const LONG_PIPELINE = 'P'.repeat(128)
+/** The dashboard's typing pause for the tag field (TAG_SETTLE_MS, src/dashboard/app.tsx). */
+const TAG_SETTLE_MS = 400
 const HOSTILE_OUTPUT = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [click](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a>'
 const HOSTILE_ERROR = '<script>window.__pwned=5</script><b onmouseover="window.__pwned=6">bold</b>'
 /** Markdown with the same tricks: raw HTML blocks, an image, javascript: and data: links, beside a safe link. */
@@ -59,6 +62,8 @@ let browser: Browser | undefined
 let clockOffsetMs = 0
 let server: Server | undefined
 let origin = ''
+/** What the server was asked for, in order: the list's streams (`GET …/events` without `run=`) and its counts by status, each with its tag filter ('' for none). */
+const asked: { route: 'events' | 'counts'; tag: string }[] = []
 const api = (path: string, init: { method?: string; json?: unknown } = {}) =>
   fetch(`${origin}/api/pipeline${path}`, {
     method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
@@ -134,6 +139,13 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
   beforeAll(async () => {
     await mkdir(artifacts, { recursive: true })
     const app = express()
+    // Before the router: the requests the page makes for the list, as the server sees them.
+    app.use('/api/pipeline', (request, _response, next) => {
+      const query = new URL(request.originalUrl, 'http://localhost').searchParams
+      const route = request.path === '/events' && !query.has('run') ? 'events' : request.path === '/runs/counts' && query.get('groupBy') === 'status' ? 'counts' : undefined
+      if (route !== undefined) asked.push({ route, tag: query.getAll('tag').join(',') })
+      next()
+    })
     app.use(
       '/api/pipeline',
       createExpressRouter({
@@ -348,6 +360,58 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await shows('list', list)
     await page.goBack()
     await shows('done-1', `${list}#run=done-1`)
+    expect(seen.console.filter((line) => /pageerror/i.test(line))).toEqual([])
+    await context.close()
+  })
+
+  it('follows the tag field only once typing pauses (the rows and the list stream, never a prefix); "Clear filters" applies at once', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
+    await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+    const page = await context.newPage()
+    const seen = watch(page)
+    // Playwright's clock, running as the real one until paused below; from then on the page's
+    // timers (the typing pause, and the frame after which the page's effects run) fire only when
+    // the test moves its time: each step below is exact, nothing rests on how fast the machine is.
+    await page.clock.install()
+    await page.goto(`${origin}/api/pipeline/dashboard`)
+    await page.locator('[data-testid="list-state"][data-state="live"]').waitFor({ timeout: 10_000 })
+    const ids = async () => (await page.locator('[data-testid="run-row"] .ps-run-link').allTextContents()).sort()
+    const everyRun = await ids()
+    expect(everyRun).toEqual(expect.arrayContaining(['done-1', 'failed-1', 'running-1']))
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 1000)
+    const streams = (from: number) => asked.slice(from).filter((request) => request.route === 'events').map((request) => request.tag)
+    const tags = (from: number) => [...new Set(asked.slice(from).map((request) => `${request.route} ${request.tag}`))].filter((request) => !request.endsWith(' ')).sort()
+    const field = page.getByLabel('Tag', { exact: true })
+
+    // Typed key by key: the field shows each key; the rows stay those of the open stream, none
+    // hidden for a prefix ("a", "ad", … name no run's tag).
+    const typed = asked.length
+    for (const [index, key] of [...'adhoc'].entries()) {
+      await field.press(key)
+      const text = 'adhoc'.slice(0, index + 1)
+      expect(await field.inputValue()).toBe(text)
+      expect(await ids(), `the rows after typing "${text}"`).toEqual(everyRun)
+    }
+    // 1 ms short of the pause: still the same rows, and no stream or count asked for any tag.
+    await page.clock.runFor(TAG_SETTLE_MS - 1)
+    expect(await ids()).toEqual(everyRun)
+    expect(tags(typed)).toEqual([])
+    // The pause over: one stream for the whole tag, then the rows and the counts follow it (the
+    // 2 s let the page's effects run after their frame, and the counts' at most 1 s wait pass).
+    await page.clock.runFor(1)
+    await page.clock.runFor(2000)
+    await expect.poll(ids, { timeout: 10_000 }).toEqual(['failed-1'])
+    await expect.poll(() => tags(typed), { timeout: 10_000 }).toEqual(['counts adhoc', 'events adhoc'])
+    expect(streams(typed)).toEqual(['adhoc'])
+
+    // "Clear filters": the tag leaves the list stream and the rows at once, long before the page's
+    // clock reaches the typing pause (the clock stops 1 ms short of it).
+    const cleared = asked.length
+    await page.getByRole('button', { name: 'Clear filters' }).click()
+    expect(await field.inputValue()).toBe('')
+    await page.clock.runFor(TAG_SETTLE_MS - 1)
+    await expect.poll(() => streams(cleared), { timeout: 10_000 }).toEqual([''])
+    await expect.poll(ids, { timeout: 10_000 }).toEqual(everyRun)
     expect(seen.console.filter((line) => /pageerror/i.test(line))).toEqual([])
     await context.close()
   })
