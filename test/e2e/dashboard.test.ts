@@ -7,8 +7,10 @@
  * rendered as text with the CSP in force and no violation, axe-core without serious or critical
  * findings, screenshots at 1280 and 390 px (test/.artifacts/dashboard-*.png) and no horizontal
  * scroll at 390 px; the stage-duration tables inside their card at 390 and 320 px
- * (dashboard-stats-*.png); the tag field followed once typing pauses and "Clear filters" at once,
- * on Playwright's fake clock; no axe-core finding at all in dark mode (dashboard-dark-*.png).
+ * (dashboard-stats-*.png); a stage name of one long word inside its box in the chart, the table and
+ * the run at 390 to 1280 px (dashboard-long-stage-*.png); the tag field followed once typing pauses
+ * and "Clear filters" at once, on Playwright's fake clock; no axe-core finding at all in dark mode
+ * (dashboard-dark-*.png).
  */
 import { readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
@@ -40,6 +42,9 @@ const ETL = defineStages(['Extract', 'Deduplication', 'Reconciliation'])
 // Legal, unbroken and as long as allowed: each must wrap inside its box, never widen the page.
 const LONG_TAG = 'B'.repeat(128)
 const LONG_PIPELINE = 'P'.repeat(128)
+/** A stage name of one word as long as a name may be (200 characters) but for its prefix: it must break inside its letters. */
+const LONG_WORD = 'W'.repeat(192)
+const LONG_STAGE = `Publish ${LONG_WORD}`
 /** The dashboard's typing pause for the tag field (TAG_SETTLE_MS, src/dashboard/app.tsx). */
 const TAG_SETTLE_MS = 400
 const HOSTILE_OUTPUT = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [click](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a>'
@@ -547,6 +552,87 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
       // The stats card alone (the whole page at 320 px is a long strip).
       await page.locator('section[aria-labelledby="psd-stats-title"]').screenshot({ path: join(artifacts, `dashboard-stats-${width}.png`) })
       await context.close()
+    }
+  })
+
+  it('wraps a stage name of one long word inside its box at 390, 480, 768 and 1280 px (the chart, the table, the run): nothing wider than the page', async () => {
+    // A server of its own: this name must break inside its word, which the test above rules out
+    // for the names of the shared runs.
+    const WORDY = defineStages(['Fetch', LONG_STAGE, 'Summarise'])
+    let offsetMs = 0
+    const app = express()
+    app.use(
+      '/api/pipeline',
+      createExpressRouter({
+        store: new MemoryStore(),
+        secret: SECRET,
+        pipelines: { wordy: WORDY },
+        dashboard: { title: 'Pipeline runs', refreshIntervalMs: 500 },
+        clock: () => new Date(Date.now() + offsetMs),
+      }),
+    )
+    const wordy = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening))
+    })
+    const base = `http://127.0.0.1:${(wordy.address() as AddressInfo).port}/api/pipeline`
+    const post = async (path: string, json: unknown) => {
+      const response = await fetch(`${base}${path}`, { method: 'POST', headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' }, body: JSON.stringify(json) })
+      expect(response.ok, `${path}: ${response.status}`).toBe(true)
+    }
+    try {
+      await post('/runs', { id: 'wordy-1', pipeline: 'wordy' })
+      for (const [index, { name }] of WORDY.entries()) {
+        await post('/wordy-1/stage-update', { stageNumber: index + 1, stageName: name, status: 'PROCESSING' })
+        offsetMs += 4000
+        await post('/wordy-1/stage-update', { stageNumber: index + 1, stageName: name, status: 'COMPLETED', output: 'done' })
+      }
+      for (const width of [390, 480, 768, 1280]) {
+        const context = await browser!.newContext({ viewport: { width, height: 900 } })
+        await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+        const page = await context.newPage()
+        const views = [
+          { view: 'list', hash: '', ready: '.ps-stats-table tbody tr', holders: ['chart', 'table'] },
+          { view: 'run', hash: '#run=wordy-1', ready: '[data-testid="stage"]', holders: ['stage'] },
+        ]
+        for (const { view, hash, ready, holders } of views) {
+          await page.goto(`${base}/dashboard${hash}`)
+          await page.locator(ready).nth(2).waitFor({ timeout: 10_000 })
+          const seen = await page.evaluate((word) => {
+            // Each text that holds the long word, as laid out (a range: a word running out of its
+            // element does not widen the element's own box), against the box it belongs in.
+            const names: { in: string; inside: boolean }[] = []
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT)
+            for (let node = walker.nextNode(); node !== null; node = walker.nextNode()) {
+              if (!(node as Text).data.includes(word)) continue
+              const box = node.parentElement!.closest('.ps-chart, .ps-stats-table th, [data-testid="stage"]')!
+              const range = document.createRange()
+              range.selectNodeContents(node)
+              const text = range.getBoundingClientRect()
+              const outer = box.getBoundingClientRect()
+              names.push({
+                in: box.matches('.ps-chart') ? 'chart' : box.matches('th') ? 'table' : 'stage',
+                inside: text.width > 0 && text.left >= outer.left - 0.5 && text.right <= outer.right + 0.5,
+              })
+            }
+            // No element reaches past either side of the viewport.
+            const outside = [...document.querySelectorAll('body *')]
+              .filter((element) => {
+                const rect = element.getBoundingClientRect()
+                return rect.width > 0 && (rect.left < -0.5 || rect.right > window.innerWidth + 0.5)
+              })
+              .map((element) => `${element.tagName.toLowerCase()}.${element.getAttribute('class') ?? ''}`)
+            return { scrollWidth: document.scrollingElement!.scrollWidth, innerWidth: window.innerWidth, names, outside }
+          }, LONG_WORD)
+          expect(seen.scrollWidth, `${view} at ${width}: the page's width`).toBeLessThanOrEqual(seen.innerWidth)
+          expect(seen.outside, `${view} at ${width}: elements past the viewport`).toEqual([])
+          expect(seen.names, `${view} at ${width}: the long stage name`).toEqual(holders.map((holder) => ({ in: holder, inside: true })))
+          await page.screenshot({ path: join(artifacts, `dashboard-long-stage-${view}-${width}.png`), fullPage: true })
+        }
+        await context.close()
+      }
+    } finally {
+      wordy.closeAllConnections()
+      await new Promise<void>((resolve) => wordy.close(() => resolve()))
     }
   })
 
