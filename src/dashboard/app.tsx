@@ -1,16 +1,16 @@
 /**
- * The dashboard's views: sign-in, counts by status, the run list (the package's `RunList`, fed by
- * `useRuns`: the set stream's summary view, no polling), a run's detail (the package's
- * `RunTimeline`, fed by `useRunStatus`: the run's stream, streamed output growing) and the
- * stage-duration chart. The counts are read again after each change of the live list (at most
- * once a second) and, with the chart, every `refreshIntervalMs` as a backstop for runs outside
- * the list's window. The credential stays in `sessionStorage`, the selected run in the URL's
- * fragment.
+ * The dashboard's views: sign-in, counts by status, the run list (the package's `RunList`, as its
+ * internal `RunListView`, fed by `useRuns`: the set stream's summary view, no polling), a run's
+ * detail (the package's `RunTimeline`, fed by `useRunStatus`: the run's stream, streamed output
+ * growing) and the stage-duration chart. The counts are read again after each change of the live
+ * list (at most once a second) and, with the chart, every `refreshIntervalMs` as a backstop for
+ * runs outside the list's window. The credential stays in `sessionStorage`, the selected run in
+ * the URL's fragment.
  */
 import { type FormEvent, type MouseEvent, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import type { RunSummary, StageStats } from '../index.js'
-import { RunList, type RunListFilters, runListQuery, RunTimeline, useRunStatus, useRuns } from '../react/index.js'
-import { useSettled } from '../react/use-settled.js'
+import { type RunListFilters, runListQuery, RunTimeline, useRunStatus, useRuns } from '../react/index.js'
+import { RunListView, useAppliedFilters } from '../react/run-list.js'
 import { createApi, type DashboardApi, type DashboardConfig, DashboardRequestError, liveConnection, storeCredential, storedCredential } from './api.js'
 import { StatsChart } from './stats-chart.js'
 
@@ -20,7 +20,11 @@ const STATS_DAYS = 7
 const LIST_LIMIT = 50
 /** The counts are read again at most this often while the live list changes. */
 const COUNTS_AFTER_CHANGE_MS = 1000
-/** A change of the tag field opens a new stream once typing pauses this long (`useSettled`, the rule RunList's live form follows too). */
+/**
+ * A change of the tag text alone opens a new stream once typing pauses this long; any other change
+ * (an emptied tag field, "Clear filters") at once (`useAppliedFilters`, the rule RunList's live
+ * form follows too).
+ */
 const TAG_SETTLE_MS = 400
 
 /** The run the URL's fragment names (`#run=<id>`), if any. */
@@ -190,17 +194,20 @@ function Overview({
   onError: (error: unknown) => string
   focus: ListFocus | null
 }) {
+  // What the form shows, and what the list, its stream and the counts follow: the same, but for
+  // the tag text while it is being typed. The rows go by `applied` too, so typing filters neither
+  // the stream nor the rows by each prefix.
   const [filters, setFilters] = useState<RunListFilters>({})
-  const tag = useSettled(filters.tag, TAG_SETTLE_MS)
-  const days = runListQuery({ createdFrom: filters.createdFrom, createdTo: filters.createdTo })
+  const applied = useAppliedFilters(filters, TAG_SETTLE_MS)
+  const days = runListQuery({ createdFrom: applied.createdFrom, createdTo: applied.createdTo })
   // The runs shown so far seed the next stream, so a filter change does not blank the list
   // (RunList applies the filters to them at once; the new set replaces them when it is ready).
   const shownRef = useRef<readonly RunSummary[] | undefined>(undefined)
   const live = useRuns({
     ...connection,
-    status: filters.status,
-    pipeline: filters.pipeline,
-    tag: tag || undefined,
+    status: applied.status,
+    pipeline: applied.pipeline,
+    tag: applied.tag,
     createdAfter: days.get('createdAfter') ?? undefined,
     createdBefore: days.get('createdBefore') ?? undefined,
     limit: LIST_LIMIT,
@@ -222,7 +229,7 @@ function Overview({
   // Counts: after each change of the live list (at most once a second, the last change always
   // read), on a filter change, and every refreshIntervalMs for runs outside the list's window.
   // A read in flight is kept when only the list changed, dropped when the filters changed.
-  const countsKey = runListQuery({ ...filters, tag, status: undefined }).toString()
+  const countsKey = runListQuery({ ...applied, status: undefined }).toString()
   const currentCountsKey = useRef(countsKey)
   currentCountsKey.current = countsKey
   const lastCounts = useRef(0)
@@ -230,7 +237,7 @@ function Overview({
     const read = async () => {
       lastCounts.current = Date.now()
       try {
-        const [counts, byPipeline] = await Promise.all([api.counts({ ...filters, tag }, 'status'), api.counts({}, 'pipeline')])
+        const [counts, byPipeline] = await Promise.all([api.counts(applied, 'status'), api.counts({}, 'pipeline')])
         if (currentCountsKey.current !== countsKey) return
         setStatusCounts(counts)
         setPipelines(Object.keys(byPipeline).sort())
@@ -324,9 +331,10 @@ function Overview({
           </p>
         )}
         {ready ? (
-          <RunList
+          <RunListView
             runs={live.runs}
             filters={filters}
+            applied={applied}
             onFilterChange={change}
             pipelines={pipelines}
             caption={`Newest ${LIST_LIMIT} runs${live.state === 'live' ? ', live' : ''}`}

@@ -1,12 +1,13 @@
 /**
- * The stage-duration chart: per pipeline and stage, a bar for p50 and one for p95 (plain SVG, one
- * scale per pipeline) and the stage's failures. Names come from runs: React text only.
+ * The stage-duration chart: per pipeline and stage, its name and failures (HTML text, wrapping), then
+ * a bar for p50 and one for p95 (plain SVG, one scale per pipeline). Names come from runs: React
+ * text only.
  */
 import type { StageStats } from '../index.js'
 import { formatDuration } from './format.js'
 
-/** The height of one stage's row: its label and its bars. */
-const ROW = 36
+/** The height of a stage's bars (px). */
+const BAR = 10
 
 export function StatsChart({ stages }: { stages: readonly StageStats[] }) {
   if (stages.length === 0) return <p className="ps-muted">No stage finished in this window.</p>
@@ -28,25 +29,26 @@ function PipelineChart({ pipeline, rows }: { pipeline: string; rows: readonly St
   const max = Math.max(1, ...rows.map((row) => row.p95Ms ?? 0))
   // Bar lengths in percent of the chart's width, so the text keeps its size at any width.
   const scale = (ms: number | null) => `${ms === null ? 0 : Math.max(0.5, (ms / max) * 100).toFixed(2)}%`
-  const height = rows.length * ROW
   return (
     <figure className="ps-chart">
       <figcaption>{pipeline}</figcaption>
-      <svg width="100%" height={height} role="img" aria-label={`Stage durations of ${pipeline}: p50 and p95 bars per stage; the table below has the numbers`}>
-        {rows.map((row, index) => {
-          const y = index * ROW
-          return (
-            <g key={row.stageNumber}>
-              <text x={0} y={y + 13} className="ps-chart-label">
-                {`${row.stageNumber}. ${row.name}`}
-                {row.failed > 0 && <tspan className="ps-chart-failed">{` · ${row.failed} failed`}</tspan>}
-              </text>
-              <rect x={0} y={y + 18} width={scale(row.p95Ms)} height={10} className="ps-bar-p95" />
-              <rect x={0} y={y + 18} width={scale(row.p50Ms)} height={10} className="ps-bar-p50" />
-            </g>
-          )
-        })}
-      </svg>
+      {/* Each stage's label is HTML above its bars, not SVG text: a stage name (runner text, up to
+          200 characters, maybe one word) wraps inside the chart's width (SVG text never wraps: a
+          long name ran past the chart and was cut off). */}
+      <div className="ps-chart-bars" role="img" aria-label={`Stage durations of ${pipeline}: p50 and p95 bars per stage; the table below has the numbers`}>
+        {rows.map((row) => (
+          <div key={row.stageNumber} className="ps-chart-row">
+            <div className="ps-chart-label">
+              {`${row.stageNumber}. ${row.name}`}
+              {row.failed > 0 && <span className="ps-chart-failed">{` · ${row.failed} failed`}</span>}
+            </div>
+            <svg width="100%" height={BAR} aria-hidden="true" focusable="false">
+              <rect x={0} y={0} width={scale(row.p95Ms)} height={BAR} className="ps-bar-p95" />
+              <rect x={0} y={0} width={scale(row.p50Ms)} height={BAR} className="ps-bar-p50" />
+            </svg>
+          </div>
+        ))}
+      </div>
       <table className="ps-stats-table">
         <caption className="ps-visually-hidden">Stage durations and failures of {pipeline}</caption>
         <thead>

@@ -140,10 +140,7 @@ const TAG_DELAY_MS = 300
 function LiveRunList({ url, token, headers, credentials, initialRuns, limit, tagDelayMs = TAG_DELAY_MS, ...display }: RunListLiveProps): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(display.defaultFilters ?? {})
   const filters = display.filters ?? own
-  // The filters the rows and the stream follow: the form's, a change of the tag text alone once
-  // typing pauses, anything else at once.
-  const appliedKey = useSettled(filtersKey(filters), tagDelayMs, appliesAtOnce)
-  const applied = useMemo(() => filtersFromKey(appliedKey), [appliedKey])
+  const applied = useAppliedFilters(filters, tagDelayMs)
   const filter = runListFilter(applied)
   const key = JSON.stringify(filter)
   // `initialRuns` were read with the starting filters; after a change the runs already shown
@@ -176,6 +173,18 @@ function LiveRunList({ url, token, headers, credentials, initialRuns, limit, tag
   )
 }
 
+/**
+ * The filters the rows and the stream follow, given those the form shows: a change of the tag text
+ * alone once typing pauses for `tagDelayMs` (`useSettled`), anything else at once, a tag typed just
+ * before with it (an emptied tag field and "Clear filters" too). The one rule of the live
+ * `RunList` and the dashboard, which follows the runs itself and gives them to {@link RunListView}
+ * with these as its `applied` filters. Internal: not exported from the entry.
+ */
+export function useAppliedFilters(filters: RunListFilters, tagDelayMs: number): RunListFilters {
+  const appliedKey = useSettled(filtersKey(filters), tagDelayMs, appliesAtOnce)
+  return useMemo(() => filtersFromKey(appliedKey), [appliedKey])
+}
+
 const FILTER_FIELDS = ['pipeline', 'status', 'tag', 'createdFrom', 'createdTo'] as const satisfies readonly (keyof RunListFilters)[]
 
 /** The filters as a string, the same for the same filters (an empty field is no filter). */
@@ -203,7 +212,21 @@ function appliesAtOnce(typed: string, applied: string): boolean {
 
 const ALL_STATUSES = RunStatus.options
 
-function RunListView({
+/** Props of {@link RunListView}: the data form's, and what the live form (or the dashboard) adds. */
+export type RunListViewProps = RunListDataProps & {
+  loading?: boolean
+  live?: string | undefined
+  problem?: string | undefined
+  /** The filters the rows go by, when not those the form shows (a typed tag after the pause: {@link useAppliedFilters}). */
+  applied?: RunListFilters | undefined
+}
+
+/**
+ * The list as shown: the data form of {@link RunList}, plus the live form's state. Internal: the
+ * dashboard uses it to give its own runs with the filters they were read with (`applied`), which
+ * the public data form has no prop for.
+ */
+export function RunListView({
   runs,
   filters: given,
   defaultFilters,
@@ -219,13 +242,7 @@ function RunListView({
   live,
   problem,
   applied,
-}: RunListDataProps & {
-  loading?: boolean
-  live?: string | undefined
-  problem?: string | undefined
-  /** The filters the rows go by, when not those the form shows (the live form's, a typed tag after the pause). */
-  applied?: RunListFilters | undefined
-}): ReactNode {
+}: RunListViewProps): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(defaultFilters ?? {})
   const filters = given ?? own
   const rowFilters = applied ?? filters

@@ -7,7 +7,10 @@
  * rendered as text with the CSP in force and no violation, axe-core without serious or critical
  * findings, screenshots at 1280 and 390 px (test/.artifacts/dashboard-*.png) and no horizontal
  * scroll at 390 px; the stage-duration tables inside their card at 390 and 320 px
- * (dashboard-stats-*.png); no axe-core finding at all in dark mode (dashboard-dark-*.png).
+ * (dashboard-stats-*.png); a stage name of one long word inside its box in the chart, the table and
+ * the run at 390 to 1280 px (dashboard-long-stage-*.png); the tag field followed once typing pauses
+ * and "Clear filters" at once, on Playwright's fake clock; no axe-core finding at all in dark mode
+ * (dashboard-dark-*.png).
  */
 import { readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
@@ -39,6 +42,11 @@ const ETL = defineStages(['Extract', 'Deduplication', 'Reconciliation'])
 // Legal, unbroken and as long as allowed: each must wrap inside its box, never widen the page.
 const LONG_TAG = 'B'.repeat(128)
 const LONG_PIPELINE = 'P'.repeat(128)
+/** A stage name of one word as long as a name may be (200 characters) but for its prefix: it must break inside its letters. */
+const LONG_WORD = 'W'.repeat(192)
+const LONG_STAGE = `Publish ${LONG_WORD}`
+/** The dashboard's typing pause for the tag field (TAG_SETTLE_MS, src/dashboard/app.tsx). */
+const TAG_SETTLE_MS = 400
 const HOSTILE_OUTPUT = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [click](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a>'
 const HOSTILE_ERROR = '<script>window.__pwned=5</script><b onmouseover="window.__pwned=6">bold</b>'
 /** Markdown with the same tricks: raw HTML blocks, an image, javascript: and data: links, beside a safe link. */
@@ -59,6 +67,8 @@ let browser: Browser | undefined
 let clockOffsetMs = 0
 let server: Server | undefined
 let origin = ''
+/** What the server was asked for, in order: the list's streams (`GET …/events` without `run=`) and its counts by status, each with its tag filter ('' for none). */
+const asked: { route: 'events' | 'counts'; tag: string }[] = []
 const api = (path: string, init: { method?: string; json?: unknown } = {}) =>
   fetch(`${origin}/api/pipeline${path}`, {
     method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
@@ -134,6 +144,13 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
   beforeAll(async () => {
     await mkdir(artifacts, { recursive: true })
     const app = express()
+    // Before the router: the requests the page makes for the list, as the server sees them.
+    app.use('/api/pipeline', (request, _response, next) => {
+      const query = new URL(request.originalUrl, 'http://localhost').searchParams
+      const route = request.path === '/events' && !query.has('run') ? 'events' : request.path === '/runs/counts' && query.get('groupBy') === 'status' ? 'counts' : undefined
+      if (route !== undefined) asked.push({ route, tag: query.getAll('tag').join(',') })
+      next()
+    })
     app.use(
       '/api/pipeline',
       createExpressRouter({
@@ -352,6 +369,58 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     await context.close()
   })
 
+  it('follows the tag field only once typing pauses (the rows and the list stream, never a prefix); "Clear filters" applies at once', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
+    await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+    const page = await context.newPage()
+    const seen = watch(page)
+    // Playwright's clock, running as the real one until paused below; from then on the page's
+    // timers (the typing pause, and the frame after which the page's effects run) fire only when
+    // the test moves its time: each step below is exact, nothing rests on how fast the machine is.
+    await page.clock.install()
+    await page.goto(`${origin}/api/pipeline/dashboard`)
+    await page.locator('[data-testid="list-state"][data-state="live"]').waitFor({ timeout: 10_000 })
+    const ids = async () => (await page.locator('[data-testid="run-row"] .ps-run-link').allTextContents()).sort()
+    const everyRun = await ids()
+    expect(everyRun).toEqual(expect.arrayContaining(['done-1', 'failed-1', 'running-1']))
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 1000)
+    const streams = (from: number) => asked.slice(from).filter((request) => request.route === 'events').map((request) => request.tag)
+    const tags = (from: number) => [...new Set(asked.slice(from).map((request) => `${request.route} ${request.tag}`))].filter((request) => !request.endsWith(' ')).sort()
+    const field = page.getByLabel('Tag', { exact: true })
+
+    // Typed key by key: the field shows each key; the rows stay those of the open stream, none
+    // hidden for a prefix ("a", "ad", … name no run's tag).
+    const typed = asked.length
+    for (const [index, key] of [...'adhoc'].entries()) {
+      await field.press(key)
+      const text = 'adhoc'.slice(0, index + 1)
+      expect(await field.inputValue()).toBe(text)
+      expect(await ids(), `the rows after typing "${text}"`).toEqual(everyRun)
+    }
+    // 1 ms short of the pause: still the same rows, and no stream or count asked for any tag.
+    await page.clock.runFor(TAG_SETTLE_MS - 1)
+    expect(await ids()).toEqual(everyRun)
+    expect(tags(typed)).toEqual([])
+    // The pause over: one stream for the whole tag, then the rows and the counts follow it (the
+    // 2 s let the page's effects run after their frame, and the counts' at most 1 s wait pass).
+    await page.clock.runFor(1)
+    await page.clock.runFor(2000)
+    await expect.poll(ids, { timeout: 10_000 }).toEqual(['failed-1'])
+    await expect.poll(() => tags(typed), { timeout: 10_000 }).toEqual(['counts adhoc', 'events adhoc'])
+    expect(streams(typed)).toEqual(['adhoc'])
+
+    // "Clear filters": the tag leaves the list stream and the rows at once, long before the page's
+    // clock reaches the typing pause (the clock stops 1 ms short of it).
+    const cleared = asked.length
+    await page.getByRole('button', { name: 'Clear filters' }).click()
+    expect(await field.inputValue()).toBe('')
+    await page.clock.runFor(TAG_SETTLE_MS - 1)
+    await expect.poll(() => streams(cleared), { timeout: 10_000 }).toEqual([''])
+    await expect.poll(ids, { timeout: 10_000 }).toEqual(everyRun)
+    expect(seen.console.filter((line) => /pageerror/i.test(line))).toEqual([])
+    await context.close()
+  })
+
   it('renders hostile runner text as text: no element from it, no script runs, no CSP violation', async () => {
     const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } })
     await recordViolations(context)
@@ -483,6 +552,87 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
       // The stats card alone (the whole page at 320 px is a long strip).
       await page.locator('section[aria-labelledby="psd-stats-title"]').screenshot({ path: join(artifacts, `dashboard-stats-${width}.png`) })
       await context.close()
+    }
+  })
+
+  it('wraps a stage name of one long word inside its box at 390, 480, 768 and 1280 px (the chart, the table, the run): nothing wider than the page', async () => {
+    // A server of its own: this name must break inside its word, which the test above rules out
+    // for the names of the shared runs.
+    const WORDY = defineStages(['Fetch', LONG_STAGE, 'Summarise'])
+    let offsetMs = 0
+    const app = express()
+    app.use(
+      '/api/pipeline',
+      createExpressRouter({
+        store: new MemoryStore(),
+        secret: SECRET,
+        pipelines: { wordy: WORDY },
+        dashboard: { title: 'Pipeline runs', refreshIntervalMs: 500 },
+        clock: () => new Date(Date.now() + offsetMs),
+      }),
+    )
+    const wordy = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening))
+    })
+    const base = `http://127.0.0.1:${(wordy.address() as AddressInfo).port}/api/pipeline`
+    const post = async (path: string, json: unknown) => {
+      const response = await fetch(`${base}${path}`, { method: 'POST', headers: { 'X-Webhook-Secret': SECRET, 'Content-Type': 'application/json' }, body: JSON.stringify(json) })
+      expect(response.ok, `${path}: ${response.status}`).toBe(true)
+    }
+    try {
+      await post('/runs', { id: 'wordy-1', pipeline: 'wordy' })
+      for (const [index, { name }] of WORDY.entries()) {
+        await post('/wordy-1/stage-update', { stageNumber: index + 1, stageName: name, status: 'PROCESSING' })
+        offsetMs += 4000
+        await post('/wordy-1/stage-update', { stageNumber: index + 1, stageName: name, status: 'COMPLETED', output: 'done' })
+      }
+      for (const width of [390, 480, 768, 1280]) {
+        const context = await browser!.newContext({ viewport: { width, height: 900 } })
+        await context.addInitScript((secret) => sessionStorage.setItem('pipeline-status-dashboard:credential', secret), SECRET)
+        const page = await context.newPage()
+        const views = [
+          { view: 'list', hash: '', ready: '.ps-stats-table tbody tr', holders: ['chart', 'table'] },
+          { view: 'run', hash: '#run=wordy-1', ready: '[data-testid="stage"]', holders: ['stage'] },
+        ]
+        for (const { view, hash, ready, holders } of views) {
+          await page.goto(`${base}/dashboard${hash}`)
+          await page.locator(ready).nth(2).waitFor({ timeout: 10_000 })
+          const seen = await page.evaluate((word) => {
+            // Each text that holds the long word, as laid out (a range: a word running out of its
+            // element does not widen the element's own box), against the box it belongs in.
+            const names: { in: string; inside: boolean }[] = []
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT)
+            for (let node = walker.nextNode(); node !== null; node = walker.nextNode()) {
+              if (!(node as Text).data.includes(word)) continue
+              const box = node.parentElement!.closest('.ps-chart, .ps-stats-table th, [data-testid="stage"]')!
+              const range = document.createRange()
+              range.selectNodeContents(node)
+              const text = range.getBoundingClientRect()
+              const outer = box.getBoundingClientRect()
+              names.push({
+                in: box.matches('.ps-chart') ? 'chart' : box.matches('th') ? 'table' : 'stage',
+                inside: text.width > 0 && text.left >= outer.left - 0.5 && text.right <= outer.right + 0.5,
+              })
+            }
+            // No element reaches past either side of the viewport.
+            const outside = [...document.querySelectorAll('body *')]
+              .filter((element) => {
+                const rect = element.getBoundingClientRect()
+                return rect.width > 0 && (rect.left < -0.5 || rect.right > window.innerWidth + 0.5)
+              })
+              .map((element) => `${element.tagName.toLowerCase()}.${element.getAttribute('class') ?? ''}`)
+            return { scrollWidth: document.scrollingElement!.scrollWidth, innerWidth: window.innerWidth, names, outside }
+          }, LONG_WORD)
+          expect(seen.scrollWidth, `${view} at ${width}: the page's width`).toBeLessThanOrEqual(seen.innerWidth)
+          expect(seen.outside, `${view} at ${width}: elements past the viewport`).toEqual([])
+          expect(seen.names, `${view} at ${width}: the long stage name`).toEqual(holders.map((holder) => ({ in: holder, inside: true })))
+          await page.screenshot({ path: join(artifacts, `dashboard-long-stage-${view}-${width}.png`), fullPage: true })
+        }
+        await context.close()
+      }
+    } finally {
+      wordy.closeAllConnections()
+      await new Promise<void>((resolve) => wordy.close(() => resolve()))
     }
   })
 
