@@ -289,6 +289,10 @@ export function createRouteMatcher<Name extends string>(table: Readonly<Record<N
   // The leftmost literal segment wins (`/runs/counts` before `/{runId}/status`, `/dashboard/{asset}`
   // before `/{runId}/status`); the sort is stable, so otherwise table order decides.
   const compiledPaths = [...byTemplate.values()].sort((a, b) => literalFirst(a.segments, b.segments))
+  // Each route's `Allow` once, here: every request asks it (exchange.ts, `requireMethod`).
+  const methodsAtPath = new Map<Name, readonly string[]>(
+    names.map((route) => [route, [...new Set(names.filter((name) => table[name].path === table[route].path).flatMap((name) => methodsOf(table[name].method)))]]),
+  )
 
   function matchPath(pathname: string, basePath: string): PathMatch<Name> | undefined {
     const base = normalizeBasePath(basePath)
@@ -314,11 +318,7 @@ export function createRouteMatcher<Name extends string>(table: Readonly<Record<N
       return { route, params: match.params }
     },
     pathMethods(route) {
-      const methods = new Set<string>()
-      for (const name of names) {
-        if (table[name].path === table[route].path) for (const method of methodsOf(table[name].method)) methods.add(method)
-      }
-      return [...methods]
+      return methodsAtPath.get(route) as readonly string[]
     },
   }
 }
