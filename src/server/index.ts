@@ -57,7 +57,7 @@ export type {
   PrismaStoreTransactionClient,
   PrismaTransactionClientOf,
 } from './storage/prisma-client.js'
-export type { PipelineRunField, PrismaStoreNames, StageOutputChunkField, StageOutputField } from './storage/table-names.js'
+export type { PipelineCatalogueField, PipelineRunField, PrismaStoreNames, StageOutputChunkField, StageOutputField } from './storage/table-names.js'
 export type { PrismaStorePool } from './storage/adapters/pool-executor.js'
 export type { NotifyCounts } from './storage/notify-batcher.js'
 export { createMemoryReplayStore, createPostgresReplayStore } from './storage/replay-store.js'

@@ -15,6 +15,7 @@ import { applyStageUpdate, completeRun, createRun, failStaleRuns } from '../../s
 import { PrismaPGlite } from 'pglite-prisma-adapter'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
+import { MAPPED_NAMES } from '../support/mapped-names.js'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
@@ -71,53 +72,7 @@ const variants = [
       createPrismaStore({
         prisma: withoutDataModel(mapped),
         schema: 'pipeline',
-        names: {
-          PipelineRun: {
-            table: 'pipeline_runs',
-            columns: {
-              error: 'failure',
-              completedAt: 'completed_at',
-              completionReceivedAt: 'completion_received_at',
-              createdAt: 'created_at',
-              updatedAt: 'updated_at',
-              version: 'row_version',
-              lastActivityAt: 'last_activity_at',
-              heartbeatIntervalMs: 'heartbeat_interval_ms',
-              pipeline: 'pipeline_name',
-              catalogue: 'stage_catalogue',
-              tags: 'run_tags',
-              metadata: 'run_metadata',
-              startedAt: 'started_at',
-            },
-          },
-          StageOutput: {
-            table: 'stage_outputs',
-            columns: {
-              runId: 'run_id',
-              stageNumber: 'stage_number',
-              stageName: 'stage_name',
-              status: 'stage_status',
-              output: 'body',
-              completedAt: 'completed_at',
-              progress: 'progress_json',
-              createdAt: 'created_at',
-              updatedAt: 'updated_at',
-              startedAt: 'started_at',
-              attempt: 'attempt_number',
-              maxAttempts: 'max_attempts',
-              lastError: 'last_error',
-              nextRetryAt: 'next_retry_at',
-              traceparent: 'trace_parent',
-              traceLinks: 'trace_links',
-              outputSeq: 'output_seq',
-              outputBytes: 'output_bytes',
-            },
-          },
-          StageOutputChunk: {
-            table: 'stage_output_chunks',
-            columns: { runId: 'run_id', stageNumber: 'stage_number', seq: 'chunk_seq', version: 'run_version', text: 'chunk_text' },
-          },
-        },
+        names: MAPPED_NAMES,
       }),
   ],
 ] as const
@@ -185,6 +140,9 @@ describe.each(variants)('PrismaStore on @@map/@map models in schema "pipeline", 
     )
     expect(catalogue?.type).toBe('jsonb')
     expect(JSON.parse(catalogue?.catalogue ?? 'null')).toEqual(stages.map((stage) => ({ number: stage.number, name: stage.name })))
+    // Kept once under its digest in the mapped catalogue table, beside the runs (json there).
+    const kept = await mapped.$queryRawUnsafe<Array<{ stages: string }>>('SELECT "catalogue_stages"::text AS "stages" FROM "pipeline"."pipeline_catalogues"')
+    expect(kept.map((row) => JSON.parse(row.stages)).filter((rowStages) => JSON.stringify(rowStages) === JSON.stringify(stages.map((stage) => ({ number: stage.number, name: stage.name }))))).toHaveLength(1)
 
     const hooked: string[] = []
     const completed = await completeRun(store, runId, makeCompleteRun(), { now: new Date(), onRunCompleted: (_tx, r) => void hooked.push(r.id) })
@@ -238,5 +196,47 @@ describe.each(variants)('PrismaStore on @@map/@map models in schema "pipeline", 
     expect(rest.map((item) => item.run.id)).toEqual([`${prefix}-list-B`])
     expect(await store.countRuns({ filter: { tags: [tag] }, groupBy: 'status' })).toEqual({ FAILED: 3 })
     expect(await store.countRuns({ filter: { tags: [tag], pipeline: 'default' }, groupBy: 'pipeline' })).toEqual({ default: 3 })
+  })
+})
+
+describe('PrismaStore on @@map/@map models, the catalogues kept by digest', () => {
+  it('in the mapped PipelineCatalogue model’s table: the text sent with the first run’s first update, the digest alone after', async () => {
+    // Each raw statement's text and whether it carried the catalogue's text (`$9`) and its digest (`$31`).
+    const writes: Array<{ keeping: boolean; byDigest: boolean; text: boolean; digest: boolean }> = []
+    const recorded = new Proxy(mapped, {
+      get: (target, key) =>
+        key === '$queryRawUnsafe'
+          ? (sql: string, ...args: unknown[]) => {
+              if (sql.includes('INSERT INTO "pipeline"."stage_outputs"') && !sql.includes('chunk')) {
+                writes.push({
+                  keeping: sql.includes('INSERT INTO "pipeline"."pipeline_catalogues"'),
+                  byDigest: sql.includes('FROM "pipeline"."pipeline_catalogues" c WHERE c."catalogue_digest" = $31'),
+                  text: args[8] != null,
+                  digest: args[30] != null,
+                })
+              }
+              return target.$queryRawUnsafe(sql, ...args)
+            }
+          : Reflect.get(target, key, target),
+    })
+    const store = createPrismaStore({ prisma: recorded })
+    const stages = [
+      { number: 1, name: 'Mapped fetch' },
+      { number: 2, name: 'Mapped parse' },
+    ]
+    for (const id of ['kept-a', 'kept-b']) {
+      await createRun(store, { id, now: new Date() })
+      expect((await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, stageName: 'Mapped fetch', status: 'PROCESSING' }), { stages, now: new Date() })).outcome).toBe('applied')
+      expect((await store.getRun(id))?.run.catalogue).toEqual(stages)
+    }
+    expect(writes).toEqual([
+      { keeping: true, byDigest: false, text: true, digest: true },
+      { keeping: false, byDigest: true, text: false, digest: true },
+    ])
+    const kept = await mapped.$queryRawUnsafe<Array<{ n: number }>>(
+      'SELECT count(*)::int AS "n" FROM "pipeline"."pipeline_catalogues" WHERE "catalogue_stages"::text = $1',
+      JSON.stringify(stages),
+    )
+    expect(kept).toEqual([{ n: 1 }])
   })
 })

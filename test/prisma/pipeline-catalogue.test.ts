@@ -1,18 +1,25 @@
 /**
  * A pipeline's catalogue kept once under its digest (migration 20261207110000_pipeline_catalogue,
- * `WRITE_CATALOGUE_DIGEST` in src/server/storage/sql/functions.ts): a store sends a catalogue's
- * text with the first run's first update only, and each later run's first update the digest
- * alone; every run still stores its own catalogue, the same as before; a digest whose row is gone
- * is answered without a write and sent again whole.
+ * `WRITE_CATALOGUE_DIGEST` in src/server/storage/sql/functions.ts, the SQL in
+ * src/server/storage/sql/catalogue.ts): a store sends a catalogue's text with the first run's
+ * first update only, and each later run's first update the digest alone; every run still stores
+ * its own catalogue, the same as before; a digest whose row is gone is answered without a write
+ * and sent again whole. The same through the functions and through the statements sent inline (a
+ * pool with named statements, `@@map` names); without the catalogue table the text is sent, said once.
  */
+import { readFileSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { createPrismaStore } from 'pipeline-status-sdk/server'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { listMigrations } from '../../examples/shared/database.js'
 import { applyStageUpdate, createRun } from '../../src/core/operations.js'
+import { CATALOGUE_TABLE_PROBE } from '../../src/server/storage/catalogue-table.js'
 import { CATALOGUE_DIGEST_UNKNOWN, STORE_FUNCTIONS_MIGRATION, storeFunctions } from '../../src/server/storage/sql/functions.js'
+import { buildStatements, type StoreStatements } from '../../src/server/storage/sql/statements.js'
+import { resolveTableNames } from '../../src/server/storage/table-names.js'
 import { makeStageUpdate } from '../support/fixtures.js'
+import { MAPPED_NAMES } from '../support/mapped-names.js'
 import { openMigrationSession } from '../setup/migration-session.js'
 import { createTestDatabase, type TestDatabase, usesPostgres } from '../setup/test-database.js'
 
@@ -29,6 +36,57 @@ function recordingWrites<Client extends object>(prisma: Client, calls: Array<{ t
           }
         : Reflect.get(target, key, target),
   })
+}
+
+/** One statement sent inline that may fill a run's catalogue: which, and whether its parameters carried the catalogue's text and which digest. */
+interface InlineWrite {
+  statement: 'write' | 'write keeping' | 'write by digest' | 'insert' | 'insert keeping' | 'insert by digest'
+  text: boolean
+  digest: string | null
+}
+
+/**
+ * Records the statements of `statements` that may fill a run's catalogue into `writes`: the stage
+ * write's text is `$9` and its digest `$31`, the insert's `$10` and `$13`; the plain statements take no digest.
+ */
+function inlineWrites(statements: StoreStatements, writes: InlineWrite[]): (text: string, values: readonly unknown[]) => void {
+  // Each form: its name, the text's index, the digest's (none: the statement's own values only) and how many values it takes.
+  const forms = new Map<string, [InlineWrite['statement'], number, number | undefined, number]>([
+    [statements.writeRunStage, ['write', 8, undefined, 30]],
+    [statements.writeRunStageKeeping, ['write keeping', 8, 30, 31]],
+    [statements.writeRunStageByDigest, ['write by digest', 8, 30, 31]],
+    [statements.insertRun, ['insert', 9, undefined, 12]],
+    [statements.insertRunKeeping, ['insert keeping', 9, 12, 13]],
+    [statements.insertRunByDigest, ['insert by digest', 9, 12, 13]],
+  ])
+  return (text, values) => {
+    const form = forms.get(text)
+    if (!form) return
+    const [statement, textAt, digestAt, count] = form
+    expect(values).toHaveLength(count)
+    writes.push({ statement, text: values[textAt] !== null, digest: digestAt === undefined ? null : (values[digestAt] as string | null) })
+  }
+}
+
+/** `prisma` with each raw query's text and values given to `record` first. */
+function recordingRaw<Client extends object>(prisma: Client, record: (text: string, values: readonly unknown[]) => void): Client {
+  return new Proxy(prisma, {
+    get: (target, key) =>
+      key === '$queryRawUnsafe'
+        ? (sql: string, ...args: unknown[]) => {
+            record(sql, args)
+            return (target as { $queryRawUnsafe(sql: string, ...args: unknown[]): Promise<unknown> }).$queryRawUnsafe(sql, ...args)
+          }
+        : Reflect.get(target, key, target),
+  })
+}
+
+/** The statements a store of the default names sends inline. */
+const inline = buildStatements(resolveTableNames({}, {}))
+
+function warnings(): { warn: (message: string) => void; error: () => void; messages: string[] } {
+  const messages: string[] = []
+  return { warn: (message) => void messages.push(message), error: () => undefined, messages }
 }
 
 const MIGRATION = '20261207110000_pipeline_catalogue'
@@ -181,24 +239,33 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
     expect(warnings).toHaveLength(1)
   })
 
-  it.runIf(usesPostgres())('the function answers an unknown digest with CATALOGUE_DIGEST_UNKNOWN and writes nothing', async () => {
+  it.runIf(usesPostgres())('the function, and the statement sent inline, answer an unknown digest with CATALOGUE_DIGEST_UNKNOWN and write nothing', async () => {
     const store = createPrismaStore({ prisma: db.prisma })
     await createRun(store, { id: 'unknown-digest', now: new Date() })
     const client = new pg.Client({ connectionString: db.url })
     await client.connect()
     try {
       const before = (await client.query(`SELECT "version", "catalogue" FROM "PipelineRun" WHERE "id" = 'unknown-digest'`)).rows
-      // The run's first update by the function's own call, with a digest no row has.
+      // The run's first update by the function's own call and by the inline statement, with a digest no row has.
       const at = new Date().toISOString()
       const values = [
         'unknown-digest', 0, 'PROCESSING', null, null, null, at, 1, null, null, null, at,
         crypto.randomUUID(), 1, 'Stage 1', 'PROCESSING', null, null, null, at, at, at, null, null, null, null, null, [], null, null,
         '0'.repeat(64),
       ]
-      const answer = await client.query<{ written: number | null }>(write.call, values)
-      expect(answer.rows).toEqual([{ written: CATALOGUE_DIGEST_UNKNOWN }])
+      for (const statement of [write.call, inline.writeRunStageByDigest]) {
+        const answer = await client.query<{ written: number | null }>(statement, values)
+        expect(answer.rows).toEqual([{ written: CATALOGUE_DIGEST_UNKNOWN }])
+      }
       expect((await client.query(`SELECT "version", "catalogue" FROM "PipelineRun" WHERE "id" = 'unknown-digest'`)).rows).toEqual(before)
       expect((await client.query(`SELECT count(*)::int AS "n" FROM "StageOutput" WHERE "runId" = 'unknown-digest'`)).rows).toEqual([{ n: 0 }])
+      // The run's insert by digest alone: nothing inserted either way.
+      const insertValues = ['unknown-insert', 'PENDING', null, null, null, at, at, 0, 'default', null, [], '{}', '0'.repeat(64)]
+      for (const statement of [storeFunctions().insertRun.call, inline.insertRunByDigest]) {
+        const answer = await client.query<{ created: number | null }>(statement, insertValues)
+        expect(answer.rows).toEqual([{ created: CATALOGUE_DIGEST_UNKNOWN }])
+      }
+      expect((await client.query(`SELECT count(*)::int AS "n" FROM "PipelineRun" WHERE "id" = 'unknown-insert'`)).rows).toEqual([{ n: 0 }])
     } finally {
       await client.end()
     }
@@ -220,5 +287,181 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
     } finally {
       await pool.end()
     }
+  })
+
+  it.runIf(usesPostgres())('sent inline on a pool with named statements: whole with the first run’s first update, then by digest, creations too, and every run stores the same text', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 })
+    const writes: InlineWrite[] = []
+    const sent: string[] = []
+    const record = inlineWrites(inline, writes)
+    const recorded = {
+      query: (config: { name?: string; text: string; values: unknown[] }) => {
+        sent.push(config.text)
+        record(config.text, config.values)
+        return pool.query(config)
+      },
+    }
+    try {
+      const logger = warnings()
+      const store = createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: true, logger })
+      const stages = stagesOf('Named stage', 200)
+      const text = JSON.stringify(stages)
+      const digest = sha256(text)
+      for (const id of ['named-1', 'named-2', 'named-3']) {
+        await createRun(store, { id, now: new Date() })
+        const first = await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, stageName: 'Named stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+        expect(first.outcome).toBe('applied')
+      }
+      // A later update fills no catalogue; runs created with the catalogue the store has kept send its digest alone.
+      await applyStageUpdate(store, 'named-1', makeStageUpdate({ stageNumber: 1, stageName: 'Named stage 1', status: 'COMPLETED' }), { stages, now: new Date() })
+      const created = []
+      for (const id of ['named-c1', 'named-c2', 'named-c1']) created.push((await createRun(store, { id, now: new Date(), catalogue: stages })).created)
+      expect(created).toEqual([true, true, false])
+      expect(writes).toEqual([
+        { statement: 'insert', text: false, digest: null },
+        { statement: 'write keeping', text: true, digest },
+        { statement: 'insert', text: false, digest: null },
+        { statement: 'write by digest', text: false, digest },
+        { statement: 'insert', text: false, digest: null },
+        { statement: 'write by digest', text: false, digest },
+        { statement: 'write', text: false, digest: null },
+        { statement: 'insert by digest', text: false, digest },
+        { statement: 'insert by digest', text: false, digest },
+        { statement: 'insert by digest', text: false, digest },
+      ])
+      // Named statements: no function is called; the table was asked for once.
+      expect(sent.filter((statement) => statement.includes('pipeline_status_'))).toEqual([])
+      expect(sent.filter((statement) => statement === CATALOGUE_TABLE_PROBE)).toHaveLength(1)
+      expect(logger.messages).toEqual([])
+      expect((await kept()).filter((row) => row.digest === digest)).toEqual([{ digest, stages: text }])
+      for (const id of ['named-1', 'named-2', 'named-3', 'named-c1', 'named-c2']) {
+        expect(await catalogueOf(id)).toBe(text)
+        expect((await store.getRun(id))?.run.catalogue).toEqual(stages)
+      }
+    } finally {
+      await pool.end()
+    }
+  })
+
+  it.runIf(usesPostgres())('sent inline, deleted by hand: the next first update and creation are answered unknown, sent again whole, stored right, said once', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 })
+    const writes: InlineWrite[] = []
+    const record = inlineWrites(inline, writes)
+    const recorded = { query: (config: { name?: string; text: string; values: unknown[] }) => (record(config.text, config.values), pool.query(config)) }
+    try {
+      const logger = warnings()
+      const store = createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: true, logger })
+      const stages = stagesOf('Inline gone stage', 6)
+      const text = JSON.stringify(stages)
+      const digest = sha256(text)
+      const deleteRow = () => db.prisma.$executeRawUnsafe(`DELETE FROM "PipelineCatalogue" WHERE "digest" = $1`, digest)
+      await createRun(store, { id: 'inline-gone-1', now: new Date() })
+      await applyStageUpdate(store, 'inline-gone-1', makeStageUpdate({ stageNumber: 1, stageName: 'Inline gone stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+      await deleteRow()
+      await createRun(store, { id: 'inline-gone-2', now: new Date() })
+      const second = await applyStageUpdate(store, 'inline-gone-2', makeStageUpdate({ stageNumber: 1, stageName: 'Inline gone stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+      expect(second.outcome).toBe('applied')
+      await deleteRow()
+      expect((await createRun(store, { id: 'inline-gone-3', now: new Date(), catalogue: stages })).created).toBe(true)
+      expect(writes.filter((sent) => sent.digest !== null)).toEqual([
+        { statement: 'write keeping', text: true, digest },
+        { statement: 'write by digest', text: false, digest },
+        { statement: 'write keeping', text: true, digest },
+        { statement: 'insert by digest', text: false, digest },
+        { statement: 'insert keeping', text: true, digest },
+      ])
+      for (const id of ['inline-gone-1', 'inline-gone-2', 'inline-gone-3']) expect(await catalogueOf(id)).toBe(text)
+      expect((await kept()).filter((row) => row.digest === digest)).toEqual([{ digest, stages: text }])
+      expect(logger.messages).toEqual([expect.stringContaining(`"PipelineCatalogue" no longer holds catalogue ${digest}, which this store kept there (a row deleted?)`)])
+    } finally {
+      await pool.end()
+    }
+  })
+
+  describe('with @@map names (the app’s own schema "pipeline", test/prisma/fixtures/mapped-schema.sql), sent inline through the Prisma client', () => {
+    const mappedStatements = (names: typeof MAPPED_NAMES | Omit<typeof MAPPED_NAMES, 'PipelineCatalogue'>) =>
+      buildStatements(resolveTableNames({}, { schema: 'pipeline', names }))
+    const { PipelineCatalogue: _catalogueTable, ...withoutCatalogueTable } = MAPPED_NAMES
+    const mappedCatalogueOf = async (runId: string) =>
+      (
+        await db.prisma.$queryRawUnsafe<Array<{ catalogue: string | null }>>(
+          `SELECT "stage_catalogue"::text AS "catalogue" FROM "pipeline"."pipeline_runs" WHERE "id" = $1`,
+          runId,
+        )
+      )[0]?.catalogue
+    beforeAll(async () => {
+      const fixture = readFileSync(new URL('./fixtures/mapped-schema.sql', import.meta.url), 'utf8')
+      for (const statement of fixture.split(/;\s*\n/)) if (statement.trim() !== '') await db.prisma.$executeRawUnsafe(statement)
+    })
+
+    it('keeps it in the renamed catalogue table: whole once, then by digest, each run storing it (a jsonb column there)', async () => {
+      const writes: InlineWrite[] = []
+      const logger = warnings()
+      const store = createPrismaStore({
+        prisma: recordingRaw(db.prisma, inlineWrites(mappedStatements(MAPPED_NAMES), writes)),
+        schema: 'pipeline',
+        names: MAPPED_NAMES,
+        logger,
+      })
+      const stages = stagesOf('Mapped stage', 25)
+      const text = JSON.stringify(stages)
+      const digest = sha256(text)
+      for (const id of ['mapped-1', 'mapped-2']) {
+        await createRun(store, { id, now: new Date() })
+        const first = await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, stageName: 'Mapped stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+        expect(first.outcome).toBe('applied')
+      }
+      expect((await createRun(store, { id: 'mapped-3', now: new Date(), catalogue: stages })).created).toBe(true)
+      expect(writes.filter((sent) => sent.digest !== null)).toEqual([
+        { statement: 'write keeping', text: true, digest },
+        { statement: 'write by digest', text: false, digest },
+        { statement: 'insert by digest', text: false, digest },
+      ])
+      for (const id of ['mapped-1', 'mapped-2', 'mapped-3']) {
+        expect(JSON.parse((await mappedCatalogueOf(id)) ?? 'null')).toEqual(stages)
+        expect((await store.getRun(id))?.run.catalogue).toEqual(stages)
+      }
+      const mappedKept = await db.prisma.$queryRawUnsafe<Array<{ digest: string; stages: string }>>(
+        `SELECT "catalogue_digest" AS "digest", "catalogue_stages"::text AS "stages" FROM "pipeline"."pipeline_catalogues"`,
+      )
+      expect(mappedKept).toEqual([{ digest, stages: text }])
+      expect((await kept()).filter((row) => row.digest === digest)).toEqual([])
+      // Said once: the statements go inline (other names); nothing about the catalogue table.
+      expect(logger.messages).toEqual([expect.stringContaining('other names than the defaults (@@map, @map)')])
+    })
+
+    it('without a catalogue table under the names it resolves to: the text is sent each time, stored right, said once, asked once', async () => {
+      const writes: InlineWrite[] = []
+      const sent: string[] = []
+      const record = inlineWrites(mappedStatements(withoutCatalogueTable), writes)
+      const logger = warnings()
+      const store = createPrismaStore({
+        prisma: recordingRaw(db.prisma, (statement, values) => (sent.push(statement), record(statement, values))),
+        schema: 'pipeline',
+        names: withoutCatalogueTable,
+        logger,
+      })
+      const stages = stagesOf('Unkept stage', 9)
+      for (const id of ['unkept-1', 'unkept-2']) {
+        await createRun(store, { id, now: new Date() })
+        const first = await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, stageName: 'Unkept stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+        expect(first.outcome).toBe('applied')
+      }
+      expect((await createRun(store, { id: 'unkept-3', now: new Date(), catalogue: stages })).created).toBe(true)
+      expect(writes).toEqual([
+        { statement: 'insert', text: false, digest: null },
+        { statement: 'write', text: true, digest: null },
+        { statement: 'insert', text: false, digest: null },
+        { statement: 'write', text: true, digest: null },
+        { statement: 'insert', text: true, digest: null },
+      ])
+      expect(sent.filter((statement) => statement === CATALOGUE_TABLE_PROBE)).toHaveLength(1)
+      for (const id of ['unkept-1', 'unkept-2', 'unkept-3']) expect(JSON.parse((await mappedCatalogueOf(id)) ?? 'null')).toEqual(stages)
+      expect(logger.messages).toHaveLength(2)
+      expect(logger.messages[0]).toContain('other names than the defaults (@@map, @map)')
+      expect(logger.messages[1]).toContain('send each run\'s catalogue whole')
+      expect(logger.messages[1]).toContain('the database has no table "pipeline"."PipelineCatalogue" with columns "digest", "stages"')
+      expect(logger.messages[1]).toContain('names.PipelineCatalogue')
+    })
   })
 })

@@ -19,6 +19,7 @@ import {
   TOUCH_RUN_TYPES,
   STORE_FUNCTIONS_MIGRATION,
   storeFunctions,
+  WRITE_CATALOGUE_DIGEST,
   WRITE_RUN_STAGE_TYPES,
 } from '../../src/server/storage/sql/functions.js'
 import { buildStatements } from '../../src/server/storage/sql/statements.js'
@@ -109,6 +110,11 @@ describe('the store functions', () => {
       expect(await inferred(statements.writeRunStage)).toEqual(WRITE_RUN_STAGE_TYPES)
       expect(await inferred(statements.touchRun)).toEqual(TOUCH_RUN_TYPES)
       expect(await inferred(statements.insertRun)).toEqual(INSERT_RUN_TYPES)
+      // Sent inline with the catalogue's digest: the function's arguments, the digest last.
+      expect(await inferred(statements.writeRunStageKeeping)).toEqual([...WRITE_RUN_STAGE_TYPES, WRITE_CATALOGUE_DIGEST])
+      expect(await inferred(statements.writeRunStageByDigest)).toEqual([...WRITE_RUN_STAGE_TYPES, WRITE_CATALOGUE_DIGEST])
+      expect(await inferred(statements.insertRunKeeping)).toEqual([...INSERT_RUN_TYPES, WRITE_CATALOGUE_DIGEST])
+      expect(await inferred(statements.insertRunByDigest)).toEqual([...INSERT_RUN_TYPES, WRITE_CATALOGUE_DIGEST])
     })
   })
 
@@ -173,7 +179,9 @@ describe.skipIf(!usesPostgres())('the store functions on PostgreSQL, against the
       sent.length = 0
       await fullRun(createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: true }), 'fn-named')
       expect(sent.filter((sql) => sql.includes('pipeline_status_'))).toEqual([])
-      expect(sent.filter((sql) => sql === statements.writeRunStage)).toHaveLength(3)
+      // The run's first update keeps its catalogue in "PipelineCatalogue" (test/prisma/pipeline-catalogue.test.ts).
+      expect(sent.filter((sql) => sql === statements.writeRunStageKeeping)).toHaveLength(1)
+      expect(sent.filter((sql) => sql === statements.writeRunStage)).toHaveLength(2)
     } finally {
       await pool.end()
     }
@@ -285,7 +293,8 @@ describe.skipIf(!usesPostgres())('the store functions on PostgreSQL, against the
       const logger = warnings()
       const store = createPrismaStore({ prisma: recording(bare.prisma, sent), logger })
       expect(await fullRun(store, 'fn-missing')).toEqual(OUTCOMES)
-      expect(sent.filter((sql) => sql === statements.writeRunStage)).toHaveLength(3)
+      expect(sent.filter((sql) => sql === statements.writeRunStageKeeping)).toHaveLength(1)
+      expect(sent.filter((sql) => sql === statements.writeRunStage)).toHaveLength(2)
       expect(sent.filter((sql) => sql.includes('pipeline_status_') && !sql.includes('to_regproc'))).toEqual([])
       expect(logger.messages).toHaveLength(1)
       expect(logger.messages[0]).toContain(`lacks one of the functions ${functions.readRunStage.name}, ${functions.writeRunStage.name}, ${functions.touchRun.name}`)

@@ -28,6 +28,7 @@ import { INSERT_CATALOGUE_PARAMETER } from './sql/runs.js'
 import { buildStatements, type StoreStatements } from './sql/statements.js'
 import { CATALOGUE_DIGEST_UNKNOWN, migratedFunctionsFor, type StoreFunction, type StoreFunctions } from './sql/functions.js'
 import { FunctionCalls } from './function-calls.js'
+import { CatalogueTable } from './catalogue-table.js'
 import { NOTIFY_BATCH_DEFAULTS, NOTIFY_BATCH_SQL, NotifyBatcher, type NotifyCounts } from './notify-batcher.js'
 import { type PrismaStoreNames, resolveTableNames } from './table-names.js'
 import { createRunListQueries, type RunListQueries } from './run-list-queries.js'
@@ -171,6 +172,18 @@ const TRANSACTION_GRACE_MS = 1_000
 /** How many catalogues a store remembers as kept in `"PipelineCatalogue"` (an app has a few pipelines; past this it forgets them all and sends each whole once more). */
 const MAX_KEPT_CATALOGUES = 64
 
+/** A write that may fill a run's catalogue, as its function and as its statements sent inline (`PrismaStore.#fillingCatalogue`). */
+interface CatalogueWriting {
+  /** Its function. */
+  readonly pick: (functions: StoreFunctions) => StoreFunction
+  /** Its statements sent inline: without the catalogue table, keeping the text there, taking it by its digest. */
+  readonly inline: { readonly plain: string; readonly keeping: string; readonly byDigest: string }
+  /** The index of the catalogue's text among the statement's values. */
+  readonly catalogueAt: number
+  /** The column of its function's answer (and of the statement by digest). */
+  readonly answer: 'written' | 'created'
+}
+
 /**
  * The {@link Store} for PostgreSQL through the app's own `PrismaClient`.
  *
@@ -186,7 +199,10 @@ const MAX_KEPT_CATALOGUES = 64
  * statements and the heartbeat's are calls of PL/pgSQL functions from the package's migrations
  * (`20261207090000_store_functions`, the current ones from `20261207100000_catalogue_json`), so PostgreSQL plans them once per connection; without them
  * (the migration not applied, tables renamed) the statements go inline and the store says so once,
- * `warn` (docs/operations.md, "Connections, transactions and bounds").
+ * `warn` (docs/operations.md, "Connections, transactions and bounds"). Either way a run's
+ * catalogue is sent whole once per store and then by its digest (`"PipelineCatalogue"`, by the
+ * same SQL: `sql/catalogue.ts`); statements sent inline where that table is not found send it
+ * whole, and the store says so once.
  *
  * Table and column names come from the client's data model, so models renamed with `@@map` /
  * `@map` or living in another `@@schema` work; see {@link PrismaStoreOptions.names} otherwise.
@@ -224,7 +240,15 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #statements: StoreStatements
   /** Whether the hot path calls the database's functions (`sql/functions.ts`) or sends its statements inline. */
   readonly #functions: FunctionCalls
-  /** The digests of the catalogues the write function has kept in `"PipelineCatalogue"` for this store (at most `MAX_KEPT_CATALOGUES`). */
+  /** Whether the statements sent inline find the table of catalogues by digest (`catalogue-table.ts`). */
+  readonly #catalogueTable: CatalogueTable
+  /** The stage update's write and the run's insert: each may fill a run's catalogue, by its digest once kept. */
+  readonly #stageWrite: CatalogueWriting
+  readonly #runInsert: CatalogueWriting
+  /**
+   * The digests of the catalogues this store has kept in `"PipelineCatalogue"` (by a function or a
+   * statement sent inline: the same table), at most `MAX_KEPT_CATALOGUES`.
+   */
   readonly #keptCatalogues = new Set<string>()
   /** Whether this store has said once that a kept catalogue was gone from `"PipelineCatalogue"`. */
   #saidCatalogueGone = false
@@ -260,6 +284,20 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     const names = resolveTableNames(prisma, options)
     this.#statements = buildStatements(names)
     this.#functions = new FunctionCalls(this.#sql, migratedFunctionsFor(names, this.#statements), () => this.#logger)
+    this.#catalogueTable = new CatalogueTable(this.#sql, names, () => this.#logger)
+    const statements = this.#statements
+    this.#stageWrite = {
+      pick: (functions) => functions.writeRunStage,
+      inline: { plain: statements.writeRunStage, keeping: statements.writeRunStageKeeping, byDigest: statements.writeRunStageByDigest },
+      catalogueAt: CATALOGUE_PARAMETER - 1,
+      answer: 'written',
+    }
+    this.#runInsert = {
+      pick: (functions) => functions.insertRun,
+      inline: { plain: statements.insertRun, keeping: statements.insertRunKeeping, byDigest: statements.insertRunByDigest },
+      catalogueAt: INSERT_CATALOGUE_PARAMETER - 1,
+      answer: 'created',
+    }
     this.#lists = createRunListQueries(this.#sql, names)
     if (options.notifyChannel !== undefined) {
       const notifySql = options.notifyPool
@@ -429,63 +467,79 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   async writeRunStage(write: RunStageWrite): Promise<boolean> {
     const { chunk } = write
     const values = [...runWriteValues(write), ...stageValues(write.stage), ...(chunk ? [chunk.seq, chunk.text] : [])]
-    const called =
+    const written =
       chunk || write.dropOutputChunks
-        ? undefined
-        : await this.#callWithCatalogue<{ written: number | null }>((functions) => functions.writeRunStage, values, CATALOGUE_PARAMETER - 1, write.catalogue)
-    if (called) {
-      if (called[0]?.written == null) return false
-    } else {
-      const statement = chunk
-        ? this.#statements.writeRunStageChunk
-        : write.dropOutputChunks
-          ? this.#statements.writeRunStageDropChunks
-          : this.#statements.writeRunStage
-      const rows = await this.#sql.query<unknown>(statement, values)
-      if (rows.length === 0) return false
-    }
+        ? (await this.#sql.query<unknown>(chunk ? this.#statements.writeRunStageChunk : this.#statements.writeRunStageDropChunks, values)).length > 0
+        : await this.#fillingCatalogue(this.#stageWrite, values, write.catalogue)
+    if (!written) return false
     this.#changes.emit({ runId: write.run.id, version: write.version })
     return true
   }
 
   /**
-   * The call of a function that fills a run's catalogue (the stage update's write, the run's
-   * insert), `undefined`: send the statement inline. With a catalogue, the call sends its digest
-   * too, and its text only until the function has kept it in `"PipelineCatalogue"` once for this
-   * store; after that the digest alone, and the function copies the text from there
-   * (`WRITE_CATALOGUE_DIGEST`). A digest the table no longer holds (a row deleted by hand) is
-   * answered with nothing written and sent again whole, which keeps it again.
+   * A write that may fill a run's catalogue (the stage update's write, the run's insert), by one
+   * rule whether it calls the database's function or sends its statement inline: with a
+   * catalogue, its digest goes too, and its text only until it is kept in `"PipelineCatalogue"`
+   * once for this store; after that the digest alone, and the database copies the text from
+   * there (`WRITE_CATALOGUE_DIGEST`, `sql/catalogue.ts`). A digest the table no longer holds (a
+   * row deleted by hand) is answered with nothing written and sent again whole, which keeps it
+   * again. Statements sent inline without the table (`catalogue-table.ts`) send the text.
+   * Whether the write wrote (the run's version was still the one read; the run was inserted).
    *
-   * @param values The statement's values; `catalogueAt` is the index of the catalogue's text among them.
+   * @param values The statement's values, the catalogue's text at `writing.catalogueAt`.
    */
-  async #callWithCatalogue<Row extends object>(
-    pick: (functions: StoreFunctions) => StoreFunction,
-    values: unknown[],
-    catalogueAt: number,
-    catalogue: StageCatalogue | null | undefined,
-  ): Promise<Row[] | undefined> {
+  async #fillingCatalogue(writing: CatalogueWriting, values: unknown[], catalogue: StageCatalogue | null | undefined): Promise<boolean> {
     const digest = catalogue ? await catalogueDigest(catalogue) : null
-    const call = (whole: boolean) => this.#functions.call<Row>(pick, [...(whole ? values : values.with(catalogueAt, null)), digest])
-    const kept = digest !== null && this.#keptCatalogues.has(digest)
-    let called = await call(!kept)
-    // Both functions answer one integer column ("written", "created").
-    if (kept && called !== undefined && Object.values(called[0] ?? {})[0] === CATALOGUE_DIGEST_UNKNOWN) {
+    let kept = digest !== null && this.#keptCatalogues.has(digest)
+    let sent = await this.#sendFillingCatalogue(writing, values, digest, !kept)
+    if (kept && digest !== null && sent.answer === CATALOGUE_DIGEST_UNKNOWN) {
       this.#keptCatalogues.delete(digest)
+      kept = false
       if (!this.#saidCatalogueGone) {
         this.#saidCatalogueGone = true
         this.#logger.warn(
-          `pipeline-status: "PipelineCatalogue" no longer holds catalogue ${digest}, which this store kept there (a row deleted?): ` +
+          `pipeline-status: ${this.#catalogueTable.name} no longer holds catalogue ${digest}, which this store kept there (a row deleted?): ` +
             'it was sent whole and kept again, and nothing is lost (each run holds its own copy). The package writes that table; ' +
             'leave its rows, or expect this once per process after deleting them (said once per store)',
         )
       }
-      called = await call(true)
+      sent = await this.#sendFillingCatalogue(writing, values, digest, true)
     }
-    if (called && digest !== null && !kept) {
+    if (sent.kept && digest !== null && !kept) {
       if (this.#keptCatalogues.size >= MAX_KEPT_CATALOGUES) this.#keptCatalogues.clear()
       this.#keptCatalogues.add(digest)
     }
-    return called
+    return sent.answer === 1
+  }
+
+  /**
+   * One attempt of {@link PrismaStore.#fillingCatalogue}: the catalogue's text (`whole`) or its
+   * digest alone, through the function when the store calls them, else inline. Its answer as the
+   * function's (1 written, `null` not, `CATALOGUE_DIGEST_UNKNOWN`), and whether the catalogue is
+   * kept in the table now (`false` when the statement went without it: the text was sent).
+   */
+  async #sendFillingCatalogue(
+    writing: CatalogueWriting,
+    values: unknown[],
+    digest: string | null,
+    whole: boolean,
+  ): Promise<{ answer: number | null; kept: boolean }> {
+    const sent = whole ? values : values.with(writing.catalogueAt, null)
+    const called = await this.#functions.call<Record<string, number | null>>(writing.pick, [...sent, digest])
+    if (called) return { answer: called[0]?.[writing.answer] ?? null, kept: true }
+    const { inline } = writing
+    if (digest !== null && (await this.#catalogueTable.usable())) {
+      try {
+        const rows = await this.#sql.query<Record<string, number | null>>(whole ? inline.keeping : inline.byDigest, [...sent, digest])
+        // Kept with the text: written or not, as the plain statement; by digest: one row, as the function answers.
+        return { answer: whole ? (rows.length > 0 ? 1 : null) : (rows[0]?.[writing.answer] ?? null), kept: true }
+      } catch (error) {
+        // The table gone since it was found: said once, and sent without it below.
+        if (!this.#catalogueTable.lost(error)) throw error
+      }
+    }
+    // Without the table the text goes whole, even for a digest kept before.
+    return { answer: (await this.#sql.query<unknown>(inline.plain, values)).length > 0 ? 1 : null, kept: false }
   }
 
   async readRun(runId: string): Promise<VersionedRun | null> {
@@ -544,10 +598,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       [...(run.tags ?? [])],
       JSON.stringify(run.metadata ?? {}),
     ]
-    // Through its function when the store calls them (the catalogue by its digest once kept).
-    const called = await this.#callWithCatalogue<{ created: number | null }>((functions) => functions.insertRun, values, INSERT_CATALOGUE_PARAMETER - 1, run.catalogue)
-    const created = called ? called[0]?.created === 1 : (await this.#sql.query<unknown>(this.#statements.insertRun, values)).length > 0
-    if (created) {
+    // The catalogue by its digest once kept, through the function or inline.
+    if (await this.#fillingCatalogue(this.#runInsert, values, run.catalogue)) {
       // A new run may join set streams' windows (here at once; elsewhere by its notification).
       this.#changes.emit({ runId: run.id, version: INITIAL_RUN_VERSION })
       return { created: true, run }

@@ -15,6 +15,9 @@ export type StageOutputField = Exclude<keyof StageState, 'streamedOutput'> | 'id
 /** The columns of `StageOutputChunk` (streamed output) that the store reads and writes, by Prisma field name. */
 export type StageOutputChunkField = 'runId' | 'stageNumber' | 'seq' | 'version' | 'text'
 
+/** The columns of `PipelineCatalogue` (catalogues kept by digest) that the store reads and writes, by Prisma field name. */
+export type PipelineCatalogueField = 'digest' | 'stages'
+
 /**
  * Table and column names for {@link PrismaStoreOptions.names}, by Prisma model and field name.
  * Each missing entry is read from the client's data model, else taken as the Prisma name.
@@ -26,6 +29,12 @@ export interface PrismaStoreNames {
   StageOutput?: { table?: string | undefined; columns?: Partial<Record<StageOutputField, string>> | undefined } | undefined
   /** The `StageOutputChunk` model (streamed output): its table (as in `@@map`) and its columns (as in `@map`). */
   StageOutputChunk?: { table?: string | undefined; columns?: Partial<Record<StageOutputChunkField, string>> | undefined } | undefined
+  /**
+   * The `PipelineCatalogue` model (each pipeline's catalogue kept once under its digest): its
+   * table (as in `@@map`) and its columns (as in `@map`). A store that finds no such table sends
+   * each run's catalogue whole and says so once (docs/operations.md).
+   */
+  PipelineCatalogue?: { table?: string | undefined; columns?: Partial<Record<PipelineCatalogueField, string>> | undefined } | undefined
 }
 
 /** Quoted table and column names of both models, as the statements in `sql/` take them. */
@@ -38,6 +47,9 @@ export interface TableNames {
   stage: Record<StageOutputField, string>
   chunkTable: string
   chunk: Record<StageOutputChunkField, string>
+  /** The table of catalogues kept by digest: resolved like the others, whether or not it exists (the store asks before it uses it). */
+  catalogueTable: string
+  catalogue: Record<PipelineCatalogueField, string>
 }
 
 const RUN_FIELDS: readonly PipelineRunField[] = [
@@ -79,8 +91,9 @@ const STAGE_FIELDS: readonly StageOutputField[] = [
   'outputBytes',
 ]
 const CHUNK_FIELDS: readonly StageOutputChunkField[] = ['runId', 'stageNumber', 'seq', 'version', 'text']
+const CATALOGUE_FIELDS: readonly PipelineCatalogueField[] = ['digest', 'stages']
 
-type Model = 'PipelineRun' | 'StageOutput' | 'StageOutputChunk'
+type Model = 'PipelineRun' | 'StageOutput' | 'StageOutputChunk' | 'PipelineCatalogue'
 
 /** The part of a Prisma 7 client's runtime data model that holds `@@map`, `@map` and `@@schema`. */
 interface RuntimeModel {
@@ -119,5 +132,7 @@ export function resolveTableNames(
     stage: columns('StageOutput', STAGE_FIELDS, options.names?.StageOutput?.columns),
     chunkTable: table('StageOutputChunk'),
     chunk: columns('StageOutputChunk', CHUNK_FIELDS, options.names?.StageOutputChunk?.columns),
+    catalogueTable: table('PipelineCatalogue'),
+    catalogue: columns('PipelineCatalogue', CATALOGUE_FIELDS, options.names?.PipelineCatalogue?.columns),
   }
 }

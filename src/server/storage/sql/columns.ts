@@ -75,14 +75,15 @@ export function streamedTextColumn({ stage: s, chunkTable, chunk: c }: TableName
  * The run's status fields and version from `$3`–`$8`, then the catalogue (`$9`, stored only when
  * the run has none), tags (`$10`) and metadata (`$11`), each left alone when `NULL`, and its
  * `startedAt` (`$12`, stored only when the run has none: a run starts once): in the order of
- * `runWriteValues`.
+ * `runWriteValues`. `catalogue`: the catalogue column's new value from the column's name, instead
+ * of `COALESCE(column, $9)` (`InlineCatalogueByDigest.value` in `catalogue.ts`).
  */
-export function runUpdate(names: TableNames): string {
+export function runUpdate(names: TableNames, catalogue?: (column: string) => string): string {
   const { run: r } = names
   return (
     `${r.status} = $3, ${r.error} = $4, ${r.completedAt} = $5::timestamptz, ` +
     `${r.completionReceivedAt} = $6::timestamptz, ${r.updatedAt} = $7::timestamptz, ${r.version} = $8, ` +
-    `${runLabelsUpdate(names, (i) => `$${i + CATALOGUE_PARAMETER}`)}, ${r.startedAt} = COALESCE(${r.startedAt}, $12::timestamptz)`
+    `${runLabelsUpdate(names, (i) => `$${i + CATALOGUE_PARAMETER}`, catalogue)}, ${r.startedAt} = COALESCE(${r.startedAt}, $12::timestamptz)`
   )
 }
 
@@ -94,10 +95,11 @@ export const CATALOGUE_PARAMETER = 9
  * `p(0)`–`p(2)`, each left alone when `NULL`: the values of `runColumnValues`. The catalogue's
  * parameter has no cast, so PostgreSQL gives it the column's own type: `json` as the package's
  * migrations make it, `jsonb` in a schema that kept the earlier type (either works).
+ * `catalogue`: the catalogue column's new value from the column's name, instead of `COALESCE(column, p(0))`.
  */
-export function runLabelsUpdate({ run: r }: TableNames, p: (i: number) => string): string {
+export function runLabelsUpdate({ run: r }: TableNames, p: (i: number) => string, catalogue = (column: string) => `COALESCE(${column}, ${p(0)})`): string {
   return (
-    `${r.catalogue} = COALESCE(${r.catalogue}, ${p(0)}), ${r.tags} = COALESCE(${p(1)}::text[], ${r.tags}), ` +
+    `${r.catalogue} = ${catalogue(r.catalogue)}, ${r.tags} = COALESCE(${p(1)}::text[], ${r.tags}), ` +
     `${r.metadata} = COALESCE(${p(2)}::text::jsonb, ${r.metadata})`
   )
 }

@@ -21,9 +21,13 @@
 import { fnv1a32 } from '../../../internal/fnv1a.js'
 import { quoteIdentifier } from '../../../internal/quote-identifier.js'
 import { resolveTableNames, type TableNames } from '../table-names.js'
+import { CATALOGUE_DIGEST_UNKNOWN, catalogueLookupSql, keepCatalogueSql } from './catalogue.js'
 import { CATALOGUE_PARAMETER } from './columns.js'
-import { INSERT_CATALOGUE_PARAMETER } from './runs.js'
+import { INSERT_CATALOGUE_PARAMETER, INSERT_DIGEST_PARAMETER } from './runs.js'
+import { WRITE_DIGEST_PARAMETER } from './stage-update.js'
 import { buildStatements, type StoreStatements } from './statements.js'
+
+export { CATALOGUE_DIGEST_UNKNOWN }
 
 /** The migration that creates the functions of the current statements. */
 export const STORE_FUNCTIONS_MIGRATION = '20261207110000_pipeline_catalogue'
@@ -92,9 +96,6 @@ export const WRITE_RUN_STAGE_TYPES: readonly string[] = [
  */
 export const WRITE_CATALOGUE_DIGEST = 'text'
 
-/** What the write function answers when the catalogue's digest alone came and its row is not there. */
-export const CATALOGUE_DIGEST_UNKNOWN = -1
-
 /** The parameter types of `insertRunSql` (`$1`–`$12`), as PostgreSQL infers them for the default names. */
 export const INSERT_RUN_TYPES: readonly string[] = [
   'text', '"RunStatus"', 'text', 'timestamp with time zone', 'timestamp with time zone', 'timestamp with time zone',
@@ -120,11 +121,15 @@ export const STORE_FUNCTIONS_PROBE =
 
 type FunctionStatements = Pick<StoreStatements, 'readRunStage' | 'writeRunStage' | 'touchRun' | 'insertRun'>
 
-let defaults: StoreStatements | undefined
+let defaults: { names: TableNames; statements: StoreStatements } | undefined
 
-/** The statements of the default names, unqualified: the SQL inside the functions (built once). */
-function defaultStatements(): StoreStatements {
-  return (defaults ??= buildStatements(resolveTableNames({}, {})))
+/** The default names, unqualified, and their statements: the SQL inside the functions (built once). */
+function defaultNames(): { names: TableNames; statements: StoreStatements } {
+  if (defaults === undefined) {
+    const names = resolveTableNames({}, {})
+    defaults = { names, statements: buildStatements(names) }
+  }
+  return defaults
 }
 
 /**
@@ -133,7 +138,7 @@ function defaultStatements(): StoreStatements {
  * own (the functions would run other SQL than the store's).
  */
 export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statements: FunctionStatements): StoreFunctions | undefined {
-  const expected = names.schema === undefined ? defaultStatements() : buildStatements(resolveTableNames({}, { schema: names.schema }))
+  const expected = names.schema === undefined ? defaultNames().statements : buildStatements(resolveTableNames({}, { schema: names.schema }))
   const same =
     statements.readRunStage === expected.readRunStage &&
     statements.writeRunStage === expected.writeRunStage &&
@@ -145,21 +150,23 @@ export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statemen
 
 /** The functions of the default names (pure: nothing is sent), called in `schema` when given. */
 export function storeFunctions(schema?: string): StoreFunctions {
-  const statements = defaultStatements()
+  const { names, statements } = defaultNames()
   /**
    * A function that may fill a run's catalogue (the stage update's write, the run's insert): the
    * catalogue by its digest first (`catalogueByDigest`), then the statement, whose one integer
    * column (`RETURNING 1 AS "<column>"`) it answers as `"<column>"`.
    */
-  const writingFunction = (prefix: string, types: readonly string[], statement: string, catalogueParameter: number, column: string) => {
+  const writingFunction = (prefix: string, types: readonly string[], statement: string, catalogueParameter: number, digestParameter: number, column: string) => {
     const returning = `RETURNING 1 AS "${column}"`
     if (!statement.endsWith(returning)) throw new Error(`${prefix} must end with ${returning}`)
+    // The digest is the argument after the statement's own, as in the statements sent inline.
+    if (digestParameter !== types.length + 1) throw new Error(`${prefix}: the digest must be $${types.length + 1}`)
     return storeFunction(
       prefix,
       qualify,
       [...types, WRITE_CATALOGUE_DIGEST],
       'integer',
-      `DECLARE ${column} integer;\nBEGIN\n${catalogueByDigest(catalogueParameter, types.length + 1)}  ${statement.slice(0, -returning.length)}RETURNING 1 INTO ${column};\n  RETURN ${column};\nEND`,
+      `DECLARE ${column} integer;\nBEGIN\n${catalogueByDigest(names, catalogueParameter, digestParameter)}  ${statement.slice(0, -returning.length)}RETURNING 1 INTO ${column};\n  RETURN ${column};\nEND`,
       ` AS "${column}"`,
     )
   }
@@ -178,7 +185,7 @@ export function storeFunctions(schema?: string): StoreFunctions {
       `BEGIN\n  RETURN (SELECT row_to_json(q) FROM (${statements.readRunStage}) q);\nEND`,
       '::text AS "row"',
     ),
-    writeRunStage: writingFunction('pipeline_status_write_run_stage', WRITE_RUN_STAGE_TYPES, statements.writeRunStage, CATALOGUE_PARAMETER, 'written'),
+    writeRunStage: writingFunction('pipeline_status_write_run_stage', WRITE_RUN_STAGE_TYPES, statements.writeRunStage, CATALOGUE_PARAMETER, WRITE_DIGEST_PARAMETER, 'written'),
     touchRun: storeFunction(
       'pipeline_status_touch_run',
       qualify,
@@ -188,26 +195,27 @@ export function storeFunctions(schema?: string): StoreFunctions {
         '  IF NOT FOUND THEN\n    RETURN NULL;\n  END IF;\n  RETURN row_to_json(touched);\nEND',
       '::text AS "row"',
     ),
-    insertRun: writingFunction('pipeline_status_insert_run', INSERT_RUN_TYPES, statements.insertRun, INSERT_CATALOGUE_PARAMETER, 'created'),
+    insertRun: writingFunction('pipeline_status_insert_run', INSERT_RUN_TYPES, statements.insertRun, INSERT_CATALOGUE_PARAMETER, INSERT_DIGEST_PARAMETER, 'created'),
   }
 }
 
 /**
  * The first step of the functions that fill a run's catalogue (the write's and the insert's; see
  * {@link WRITE_CATALOGUE_DIGEST}): the catalogue (`$text`, a PL/pgSQL argument, so assignable)
- * from `"PipelineCatalogue"` when only its digest (`$digest`) came, or kept there when both came.
- * It comes before the statement, so an unknown digest writes nothing.
+ * from `"PipelineCatalogue"` when only its digest (`$digest`) came, or kept there when both came,
+ * by the SQL the statements sent inline use too (`sql/catalogue.ts`). It comes before the
+ * statement, so an unknown digest writes nothing.
  */
-function catalogueByDigest(textParameter: number, digestParameter: number): string {
+function catalogueByDigest(names: TableNames, textParameter: number, digestParameter: number): string {
   const text = `$${textParameter}`
   const digest = `$${digestParameter}`
   return (
     `  IF ${digest} IS NOT NULL THEN\n` +
     `    IF ${text} IS NULL THEN\n` +
-    `      SELECT c."stages" INTO ${text} FROM "PipelineCatalogue" c WHERE c."digest" = ${digest};\n` +
+    `      ${catalogueLookupSql(names, digest, `INTO ${text}`)};\n` +
     `      IF NOT FOUND THEN\n        RETURN ${CATALOGUE_DIGEST_UNKNOWN};\n      END IF;\n` +
     '    ELSE\n' +
-    `      INSERT INTO "PipelineCatalogue" ("digest", "stages") VALUES (${digest}, ${text}) ON CONFLICT DO NOTHING;\n` +
+    `      ${keepCatalogueSql(names, digest, text)};\n` +
     '    END IF;\n' +
     '  END IF;\n'
   )

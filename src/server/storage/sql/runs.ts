@@ -1,5 +1,6 @@
 /** The statements on runs outside a transaction: create, read, write if unchanged, heartbeat. */
 import type { TableNames } from '../table-names.js'
+import { type InlineCatalogueByDigest, inlineCatalogueByDigest, keptCatalogueCte } from './catalogue.js'
 import { runColumns, runUpdate, stageColumns, streamedTextColumn } from './columns.js'
 
 /** Reads run `$1` and its version. */
@@ -40,17 +41,46 @@ export function readVersionsSql({ runTable, run: r }: TableNames): string {
  * commit and then inserts nothing. The catalogue (`$10`, JSON text) takes the column's type, `json`
  * or `jsonb` (`runLabelsUpdate`).
  */
-export function insertRunSql({ runTable, run: r }: TableNames): string {
-  return (
-    `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
-    `${r.createdAt}, ${r.updatedAt}, ${r.version}, ${r.pipeline}, ${r.catalogue}, ${r.tags}, ${r.metadata}) ` +
-    `VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8, $9, $${INSERT_CATALOGUE_PARAMETER}, $11::text[], $12::text::jsonb) ` +
-    `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`
-  )
+export function insertRunSql(names: TableNames): string {
+  return runInsert(names)
 }
 
 /** The catalogue's placeholder number in `insertRunSql` (`$10`). */
 export const INSERT_CATALOGUE_PARAMETER = 10
+
+/** The catalogue's digest's placeholder in the inline inserts that take it (`$13`, one past `insertRunSql`'s; the insert function's argument too). */
+export const INSERT_DIGEST_PARAMETER = 13
+
+/**
+ * `insertRunSql` that also keeps the run's catalogue (`$10`, its text) in the catalogue table
+ * under its digest (`$13`, {@link INSERT_DIGEST_PARAMETER}), whether or not the run is inserted:
+ * the inline form of the insert function called with both (`sql/catalogue.ts`).
+ */
+export function insertRunKeepingSql(names: TableNames): string {
+  return runInsert(names, `WITH ${keptCatalogueCte(names, `$${INSERT_DIGEST_PARAMETER}`, `$${INSERT_CATALOGUE_PARAMETER}`)} `)
+}
+
+/**
+ * `insertRunSql` with the run's catalogue by its digest (`$13`) alone (`$10` `NULL`): the text
+ * kept in the catalogue table under it. One row, as the insert function answers: `"created"` 1
+ * when inserted, `NULL` when a run with its id existed, `CATALOGUE_DIGEST_UNKNOWN` when no row has
+ * the digest (nothing inserted).
+ */
+export function insertRunByDigestSql(names: TableNames): string {
+  return runInsert(names, '', inlineCatalogueByDigest(names, `$${INSERT_DIGEST_PARAMETER}`, `$${INSERT_CATALOGUE_PARAMETER}`))
+}
+
+/** The insert of `insertRunSql`, after `first` (more CTEs), its catalogue by digest when `byDigest` is given. */
+function runInsert({ runTable, run: r }: TableNames, first = '', byDigest?: InlineCatalogueByDigest): string {
+  const into =
+    `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
+    `${r.createdAt}, ${r.updatedAt}, ${r.version}, ${r.pipeline}, ${r.catalogue}, ${r.tags}, ${r.metadata}) `
+  const values = (catalogue: string) =>
+    `$1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8, $9, ${catalogue}, $11::text[], $12::text::jsonb`
+  const conflict = `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`
+  if (!byDigest) return `${first}${into}VALUES (${values(`$${INSERT_CATALOGUE_PARAMETER}`)}) ${conflict}`
+  return `WITH ${byDigest.cte}${byDigest.answer(`${into}SELECT ${values(byDigest.value())} WHERE ${byDigest.found} ${conflict}`, 'created')}`
+}
 
 /** Writes the run (`runWriteValues`, `$1`–`$12`) only if its version is still `$2`. */
 export function writeRunSql(names: TableNames): string {

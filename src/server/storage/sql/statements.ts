@@ -3,8 +3,8 @@
  * named function per statement in this folder, grouped by what calls it).
  */
 import type { TableNames } from '../table-names.js'
-import { readRunStageSql, writeRunStageSql } from './stage-update.js'
-import { insertRunSql, readRunSql, readRunStagesSql, readVersionsSql, touchRunSql, writeRunSql } from './runs.js'
+import { readRunStageSql, writeRunStageByDigestSql, writeRunStageKeepingSql, writeRunStageSql } from './stage-update.js'
+import { insertRunByDigestSql, insertRunKeepingSql, insertRunSql, readRunSql, readRunStagesSql, readVersionsSql, touchRunSql, writeRunSql } from './runs.js'
 import { deleteFinishedRunsSql, listStaleRunsSql, writeRunIfSilentSql } from './sweeps.js'
 import { deleteOutputChunksSql, readOutputChunkSql, readOutputChunksSinceSql, readStreamedOutputSql, saveOutputChunkSql, writeRunStageChunkSql, writeRunStageDropChunksSql } from './output-chunks.js'
 import { lockRunSql, readStageSql, readStagesSql, saveRunSql, saveStageSql } from './transaction.js'
@@ -13,6 +13,10 @@ import { lockRunSql, readStageSql, readStagesSql, saveRunSql, saveStageSql } fro
 export interface StoreStatements {
   readonly readRunStage: string
   readonly writeRunStage: string
+  /** `writeRunStage` that keeps the catalogue's text under its digest (`$31`), for a store that sends it inline. */
+  readonly writeRunStageKeeping: string
+  /** `writeRunStage` with the catalogue by its digest alone (`$31`), for a store that sends it inline. */
+  readonly writeRunStageByDigest: string
   readonly readRun: string
   readonly readRunStages: string
   readonly readRunStagesWithoutText: string
@@ -20,6 +24,10 @@ export interface StoreStatements {
   readonly readRunsStagesWithoutText: string
   readonly readVersions: string
   readonly insertRun: string
+  /** `insertRun` that keeps the catalogue's text under its digest (`$13`), for a store that sends it inline. */
+  readonly insertRunKeeping: string
+  /** `insertRun` with the catalogue by its digest alone (`$13`), for a store that sends it inline. */
+  readonly insertRunByDigest: string
   readonly writeRun: string
   readonly touchRun: string
   readonly listStaleRuns: string
@@ -44,6 +52,8 @@ export function buildStatements(names: TableNames): StoreStatements {
   return {
     readRunStage: readRunStageSql(names),
     writeRunStage: writeRunStageSql(names),
+    writeRunStageKeeping: writeRunStageKeepingSql(names),
+    writeRunStageByDigest: writeRunStageByDigestSql(names),
     readRun: readRunSql(names),
     readRunStages: readRunStagesSql(names),
     readRunStagesWithoutText: readRunStagesSql(names, false),
@@ -51,6 +61,8 @@ export function buildStatements(names: TableNames): StoreStatements {
     readRunsStagesWithoutText: readRunStagesSql(names, false, true),
     readVersions: readVersionsSql(names),
     insertRun: insertRunSql(names),
+    insertRunKeeping: insertRunKeepingSql(names),
+    insertRunByDigest: insertRunByDigestSql(names),
     writeRun: writeRunSql(names),
     touchRun: touchRunSql(names),
     listStaleRuns: listStaleRunsSql(names),

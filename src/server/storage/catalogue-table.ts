@@ -1,0 +1,131 @@
+/**
+ * Whether a `PrismaStore`'s statements sent inline (a pool with named statements, names other
+ * than the defaults, the functions missing) can keep catalogues in the table of catalogues by
+ * digest (`TableNames.catalogueTable`, `"PipelineCatalogue"` unless renamed; `sql/catalogue.ts`),
+ * and what the store says about it. One rule: the store asks the database for the table, with its
+ * two columns, the first time an inline statement would use it; while it is missing the store
+ * sends each catalogue whole (as before the table existed: nothing is lost, each run stores its
+ * own copy) and asks again at most every {@link STORE_FUNCTIONS_RECHECK_MS}, so a migration applied
+ * while the app runs takes effect without a restart. A statement the database answers with "no
+ * such table" or "no such column" (SQLSTATE 42P01, 42703: dropped since) marks it missing at once.
+ * Each change between the two is logged once, `warn`, with its cause and, going without, the fix.
+ * Internal.
+ */
+import { StoreUnavailableError } from '../../core/store.js'
+import { errorMessage } from '../../internal/error-message.js'
+import type { Logger } from '../../internal/logger.js'
+import { hasSqlState } from '../database-errors.js'
+import type { SqlExecutor } from './adapters/sql-executor.js'
+import { STORE_FUNCTIONS_RECHECK_MS } from './function-calls.js'
+import { PIPELINE_CATALOGUE_MIGRATION } from './sql/catalogue.js'
+import type { TableNames } from './table-names.js'
+
+/**
+ * Whether the table named by the text `$1` (quoted, qualified or found by search_path, as the
+ * statements name it) exists with the columns whose quoted names are in the text array `$2`
+ * (always quoted, as `quoteIdentifier` quotes them): `"ok"`. Never raises for a missing schema,
+ * table or column.
+ */
+export const CATALOGUE_TABLE_PROBE =
+  'SELECT count(*) = cardinality($2::text[]) AS "ok" FROM pg_attribute a WHERE a.attrelid = to_regclass($1::text) ' +
+  `AND a.attnum > 0 AND NOT a.attisdropped AND '"' || replace(a.attname::text, '"', '""') || '"' = ANY($2::text[])`
+
+/** SQLSTATEs undefined_table and undefined_column: a statement found the table (or a column of it) gone. */
+const GONE = ['42P01', '42703']
+
+/** The catalogue table of one store, as its inline statements see it; see the module's description. */
+export class CatalogueTable {
+  readonly #sql: SqlExecutor
+  /** The table's quoted name, as the statements and the messages name it. */
+  readonly #table: string
+  /** Its columns' quoted names (digest, stages). */
+  readonly #columns: string[]
+  readonly #logger: () => Logger
+  readonly #now: () => number
+  /** The last answer to "is it there?", or the question in flight. */
+  #present: Promise<boolean> | undefined
+  /** Since when it is known to be missing (`now()`), while it is. */
+  #missingSince: number | undefined
+  /** Whether the last thing said was that catalogues are sent whole. */
+  #saidMissing = false
+
+  constructor(sql: SqlExecutor, names: Pick<TableNames, 'catalogueTable' | 'catalogue'>, logger: () => Logger, now: () => number = Date.now) {
+    this.#sql = sql
+    this.#table = names.catalogueTable
+    this.#columns = [names.catalogue.digest, names.catalogue.stages]
+    this.#logger = logger
+    this.#now = now
+  }
+
+  /** The table's quoted name, as the statements name it (`"PipelineCatalogue"` unless renamed or qualified). */
+  get name(): string {
+    return this.#table
+  }
+
+  /**
+   * Whether inline statements keep catalogues in the table now: asked the first time, and again
+   * at most every {@link STORE_FUNCTIONS_RECHECK_MS} while it is missing. Throws
+   * `StoreUnavailableError` when asking found the database unreachable (asked again next time).
+   */
+  usable(): Promise<boolean> {
+    const stale = this.#missingSince !== undefined && this.#now() - this.#missingSince >= STORE_FUNCTIONS_RECHECK_MS
+    if (this.#present === undefined || stale) {
+      this.#missingSince = undefined
+      this.#present = this.#probe().catch((error: unknown) => {
+        this.#present = undefined
+        throw error
+      })
+    }
+    return this.#present
+  }
+
+  /**
+   * Whether `error`, thrown by a statement that used the table, says it (or a column) is gone
+   * (SQLSTATE 42P01, 42703; refused before anything ran): then it is marked missing, said once,
+   * and the caller sends its statement without it. Any other error: `false`.
+   */
+  lost(error: unknown): boolean {
+    if (!GONE.some((state) => hasSqlState(error, state))) return false
+    this.#missing(`a statement found it gone (${errorMessage(error)})`)
+    return true
+  }
+
+  async #probe(): Promise<boolean> {
+    let cause: string
+    try {
+      const rows = await this.#sql.query<{ ok: boolean }>(CATALOGUE_TABLE_PROBE, [this.#table, this.#columns])
+      if (rows[0]?.ok === true) {
+        if (this.#saidMissing) {
+          this.#saidMissing = false
+          this.#logger().warn(
+            `pipeline-status: the database has ${this.#table} now; stage updates and run creations sent inline send each catalogue once, then its digest`,
+            { migration: PIPELINE_CATALOGUE_MIGRATION, table: this.#table },
+          )
+        }
+        return true
+      }
+      cause = `the database has no table ${this.#table} with columns ${this.#columns.join(', ')} (on the search_path when unqualified)`
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error
+      cause = `asking the database for it failed (${errorMessage(error)})`
+    }
+    this.#missing(cause)
+    return false
+  }
+
+  #missing(cause: string): void {
+    this.#present = Promise.resolve(false)
+    this.#missingSince = this.#now()
+    if (this.#saidMissing) return
+    this.#saidMissing = true
+    this.#logger().warn(
+      'pipeline-status: stage updates and run creations sent inline (not through the package\'s functions) send each run\'s ' +
+        `catalogue whole (~6.5 KB of JSON for 200 stages) instead of its digest, because ${cause}. Nothing is lost: each run ` +
+        `stores its own copy. The table comes with the package's migration ${PIPELINE_CATALOGUE_MIGRATION}: apply it ` +
+        '(npx pipeline-status migrate); with models of other names (@@map, @map, @@schema), copy the PipelineCatalogue model ' +
+        "beside them, mapped the same way, or name its table with createPrismaStore's names.PipelineCatalogue. " +
+        'The store asks for it again every minute',
+      { migration: PIPELINE_CATALOGUE_MIGRATION, table: this.#table },
+    )
+  }
+}
