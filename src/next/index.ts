@@ -83,6 +83,33 @@ export type NextRouteHandlersLazyOptions<
   NextRouteHandlersSettings &
   ({ prisma: Client; store?: undefined } | { store: Store<Tx>; prisma?: undefined })
 
+/** The name of every option: those of the server handlers, `runIdParam`, `prisma` and `store`. */
+type NextRouteHandlersOptionName = keyof PipelineStatusHandlersSettings | keyof NextRouteHandlersSettings | 'prisma' | 'store'
+
+/** `Options` with each property that is not an option typed as a message naming it. */
+type OnlyOptions<Options> = Options extends unknown
+  ? {
+      [Name in keyof Options]: Name extends NextRouteHandlersOptionName
+        ? Options[Name]
+        : `'${Name & string}' is not an option of createNextRouteHandlers`
+    }
+  : never
+
+/**
+ * The options function `Fn` (the argument's own type) as the function form of
+ * {@link createNextRouteHandlers} accepts it: returning, or resolving to, options without a
+ * property that is not an option. TypeScript checks no excess properties in what a function
+ * returns, so without it a misspelt `secert:` would compile and be ignored; with it the compiler
+ * says `Type 'string' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'`.
+ * `unknown` (nothing inferred yet) checks nothing, so the options' callbacks still take their
+ * parameter types from the options' type; anything but a function is `never`.
+ */
+type OnlyOptionsFunction<Fn> = unknown extends Fn
+  ? unknown
+  : Fn extends () => infer Returned
+    ? () => OnlyOptions<Awaited<Returned>> | PromiseLike<OnlyOptions<Awaited<Returned>>>
+    : never
+
 /** The route handlers for Next.js. */
 export interface NextRouteHandlers {
   /** For a catch-all `app/api/pipeline/[...path]/route.ts`: `GET /{runId}/status`. */
@@ -187,6 +214,9 @@ export interface NextRouteHandlers {
  *   their `logger` are what failed). Nothing is kept: the next request calls it again. Options
  *   it returns that cannot work (no webhook secret, say) are kept and answered like the object
  *   forms': logged once through the options' `logger`, then every request gets the 500.
+ * - **Types**: a property of the returned options that is not an option (a misspelt `secert:`)
+ *   is a compile error, as in an object literal passed directly, sync or async:
+ *   `Type 'string' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'`.
  *
  * @example
  * ```ts
@@ -204,29 +234,15 @@ export interface NextRouteHandlers {
  * }))
  * ```
  */
-export function createNextRouteHandlers<Client extends PrismaStoreClient = never, Tx = never, Native extends Request = Request>(
-  options: () => NextRouteHandlersLazyOptions<Client, Tx, Native> | PromiseLike<NextRouteHandlersLazyOptions<Client, Tx, Native>>,
-): NextRouteHandlers
-/**
- * The function form for options typed as either form ({@link NextRouteHandlersOptions}), such
- * as options chosen at run time; called at the first request, once, as above.
- *
- * @example
- * ```ts
- * // app/api/pipeline/[...path]/route.ts
- * import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
- * import { MemoryStore } from 'pipeline-status-sdk/server'
- *
- * async function pipelineOptions(): Promise<NextRouteHandlersOptions> {
- *   if (!process.env.DATABASE_URL) return { store: new MemoryStore() }
- *   const { getPrisma } = await import('@/lib/prisma')
- *   return { prisma: getPrisma() }
- * }
- * export const { GET, POST } = createNextRouteHandlers(pipelineOptions)
- * ```
- */
-export function createNextRouteHandlers(
-  options: () => NextRouteHandlersOptions<unknown> | PromiseLike<NextRouteHandlersOptions<unknown>>,
+export function createNextRouteHandlers<
+  Client extends PrismaStoreClient = never,
+  Tx = never,
+  Native extends Request = Request,
+  Fn = unknown,
+>(
+  options: (() => NextRouteHandlersLazyOptions<Client, Tx, Native> | PromiseLike<NextRouteHandlersLazyOptions<Client, Tx, Native>>) &
+    Fn &
+    OnlyOptionsFunction<Fn>,
 ): NextRouteHandlers
 /**
  * Creates the App Router route handlers. With a catch-all route, `basePath` (default
@@ -268,7 +284,8 @@ export function createNextRouteHandlers<Tx, Native extends Request = Request>(
   options: StoreHandlersOptions<Tx, Native> & NextRouteHandlersSettings,
 ): NextRouteHandlers
 /**
- * For options typed as either form (`prisma` or `store`), such as options chosen at run time.
+ * For options typed as either form (`prisma` or `store`), such as options chosen at run time,
+ * given as an object or by a function (called at the first request, once, as above).
  *
  * @example
  * ```ts
@@ -280,8 +297,36 @@ export function createNextRouteHandlers<Tx, Native extends Request = Request>(
  * const options: NextRouteHandlersOptions = process.env.DATABASE_URL ? { prisma } : { store: new MemoryStore() }
  * export const { GET, POST } = createNextRouteHandlers(options)
  * ```
+ *
+ * @example
+ * ```ts
+ * // app/api/pipeline/[...path]/route.ts
+ * import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ *
+ * async function pipelineOptions(): Promise<NextRouteHandlersOptions> {
+ *   if (!process.env.DATABASE_URL) return { store: new MemoryStore() }
+ *   const { getPrisma } = await import('@/lib/prisma')
+ *   return { prisma: getPrisma() }
+ * }
+ * export const { GET, POST } = createNextRouteHandlers(pipelineOptions)
+ * ```
  */
-export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers
+// Last: when no overload matches, the compiler shows only the last one's error, and this one's
+// names a misspelt option, in an object (TypeScript's own excess-property check) or in what a
+// function returns (OnlyOptionsFunction).
+export function createNextRouteHandlers<
+  Client extends PrismaStoreClient = never,
+  Tx = never,
+  Native extends Request = Request,
+  Fn = unknown,
+>(
+  options:
+    | NextRouteHandlersOptions<unknown>
+    | ((() => NextRouteHandlersLazyOptions<Client, Tx, Native> | PromiseLike<NextRouteHandlersLazyOptions<Client, Tx, Native>>) &
+        Fn &
+        OnlyOptionsFunction<Fn>),
+): NextRouteHandlers
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown> | (() => unknown)): NextRouteHandlers {
   // Next.js has no start-up to refuse: it loads a route module on the first request to it, and
   // a module that throws turns every request into an empty 500 with nothing useful in the log.

@@ -1,11 +1,14 @@
 /**
  * `createNextRouteHandlers(() => options)`: the options made at the first request, once, shared
  * by concurrent first requests, called again after a failure (answered 500 problem+json meanwhile),
- * typed like the object forms; and the whole contract through the per-route handlers on options
- * from an async function.
+ * typed like the object forms (a property that is not an option is a
+ * compile error, as users compile it); and the whole contract through the per-route handlers on
+ * options from an async function.
  */
+import { fileURLToPath } from 'node:url'
 import { RunStatusResponse } from 'pipeline-status-sdk'
 import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
+import type { PgConnections } from 'pipeline-status-sdk/pg'
 import { type AuthorizeInput, createPrismaStore, MemoryStore } from 'pipeline-status-sdk/server'
 import type { NextRequest } from 'next/server.js'
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
@@ -14,6 +17,7 @@ import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
 import { buildRequest, expectProblem, SECRET } from '../contract/suite/harness.js'
 import { describeContract } from '../contract/suite/index.js'
 import { BASE_URL, nextPerRouteLazyTarget } from '../contract/targets.js'
+import { extractCodeBlocks, typeCheckBlocks } from '../docs/code-blocks.js'
 
 describeContract('next route per file, options from an async function', () => nextPerRouteLazyTarget)
 
@@ -259,6 +263,35 @@ describe('next route handlers with options from a function: types', () => {
           expectTypeOf(tx).toEqualTypeOf<MemoryStore>()
         },
       })
+      // What a Next.js app spreads in: the store and live options of its pg connections.
+      const db = {} as PgConnections
+      createNextRouteHandlers(() => ({ ...db.handlerOptions({ prisma }), secret: SECRET, runIdParam: 'id' }))
+      createNextRouteHandlers(async () => {
+        const store = new MemoryStore()
+        return { store, secret: SECRET }
+      })
+      // A property that is not an option is an error in what the function returns, as in an
+      // object literal passed directly (TypeScript alone checks no excess property there):
+      // sync, async, with callbacks, spread over options typed as either form.
+      // @ts-expect-error 'secert' is not an option
+      createNextRouteHandlers(() => ({ store: new MemoryStore(), secert: SECRET }))
+      // @ts-expect-error 'secert' is not an option
+      createNextRouteHandlers(async () => ({ store: new MemoryStore(), secert: SECRET }))
+      // @ts-expect-error 'secert' is not an option
+      createNextRouteHandlers(async () => ({
+        prisma,
+        secert: SECRET,
+        onRunCompleted: async (tx) => {
+          expectTypeOf(tx).toHaveProperty('$executeRaw')
+        },
+      }))
+      // @ts-expect-error 'runIdParm' is not an option
+      createNextRouteHandlers(() => {
+        const store = new MemoryStore()
+        return { store, runIdParm: 'id' }
+      })
+      // @ts-expect-error 'secert' is not an option
+      createNextRouteHandlers(async () => ({ ...either, secert: SECRET }))
       // @ts-expect-error neither `store` nor `prisma`
       createNextRouteHandlers(() => ({ secret: SECRET }))
       // @ts-expect-error both `store` and `prisma`
@@ -267,5 +300,38 @@ describe('next route handlers with options from a function: types', () => {
       createNextRouteHandlers(async () => ({ store: new MemoryStore(), runIdParam: 1 }))
     }
     expect(typed).toBeTypeOf('function')
+  })
+
+  it('says which property is not an option, in what a sync or async function returns, against the built package', async () => {
+    // As a user's project compiles it (the built declarations, the docs' compiler options);
+    // the valid call, the same but spelt right, compiles.
+    const code = [
+      "import { createNextRouteHandlers } from 'pipeline-status-sdk/next'",
+      "import { MemoryStore } from 'pipeline-status-sdk/server'",
+      "import { getPrisma } from '@/lib/prisma'",
+      '',
+      "export const a = createNextRouteHandlers(() => ({ store: new MemoryStore(), secert: process.env.PIPELINE_WEBHOOK_SECRET }))",
+      'export const b = createNextRouteHandlers(async () => ({',
+      '  prisma: getPrisma(),',
+      "  secert: 'x',",
+      '  onRunCompleted: async (tx) => {',
+      '    await tx.$executeRaw`SELECT 1`',
+      '  },',
+      '}))',
+      'export const c = createNextRouteHandlers(async () => ({',
+      '  prisma: getPrisma(),',
+      "  secret: 'x',",
+      '  onRunCompleted: async (tx) => {',
+      '    await tx.$executeRaw`SELECT 1`',
+      '  },',
+      '}))',
+    ].join('\n')
+    const blocks = extractCodeBlocks(['```ts', code, '```'].join('\n'), 'misspelt-option.md')
+    const { diagnostics } = await typeCheckBlocks(fileURLToPath(new URL('../..', import.meta.url)), blocks)
+    // Each error's last line: what the reader needs.
+    expect(diagnostics.map(({ line, message }) => ({ line, last: message.split('\n').at(-1)?.trim() }))).toEqual([
+      { line: 6, last: `Type 'undefined' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'.` },
+      { line: 7, last: `Type 'string' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'.` },
+    ])
   })
 })
