@@ -22,7 +22,7 @@ import type {
   PrismaHandlersOptions,
   StoreHandlersOptions,
 } from '../server/handler-options.js'
-import { type ServerConfigurationError, isServerConfigurationError } from '../server/configuration-error.js'
+import { isServerConfigurationError, ServerConfigurationError } from '../server/configuration-error.js'
 import type { Store } from '../core/store.js'
 import { errorMessage } from '../internal/error-message.js'
 import { consoleLogger, oneLine, safeLogger } from '../internal/logger.js'
@@ -148,6 +148,37 @@ export interface NextRouteHandlers {
   /** Ends open live streams and stops the run watcher ({@link PipelineStatusHandlers.close}). */
   close: () => Promise<void>
   /**
+   * Resolves once the handlers are created, so that `handlers` can be read: for a readiness
+   * probe, a start-up check or a test. With options given as an object it settles at once. With
+   * options given as a function it waits for the function's call, and makes that call now if no
+   * request has made it yet (as a first request would); requests made meanwhile wait for the same
+   * call. It sends no request and answers none.
+   *
+   * Rejects with the {@link ServerConfigurationError} behind the requests' `500`
+   * `configuration_error`:
+   * - options that cannot work (no webhook secret, say): the error naming what is missing, the
+   *   same each time, since such options are kept until a restart;
+   * - an options function that threw or rejected: an error saying so, with its message, and what
+   *   it threw as `cause`. Nothing is kept: the next call of `ready()`, like the next request,
+   *   calls the function again.
+   *
+   * @example
+   * ```ts
+   * // app/api/ready/route.ts: a readiness probe, 503 until the pipeline routes can answer
+   * import { pipelineRoutes } from '@/lib/pipeline-routes'
+   *
+   * export async function GET() {
+   *   try {
+   *     await pipelineRoutes().ready()
+   *     return new Response('ok')
+   *   } catch {
+   *     return new Response('pipeline-status routes not configured', { status: 503 })
+   *   }
+   * }
+   * ```
+   */
+  ready: () => Promise<void>
+  /**
    * What the live streams have done so far ({@link PipelineStatusHandlers.liveStats}):
    * `{ openStreams, slowStreamsClosed }`, counts; zeros before the first stream, and while the
    * handlers are not created (during `next build`, or misconfigured). For metrics.
@@ -191,7 +222,8 @@ export interface NextRouteHandlers {
    * options cannot work (no webhook secret, say), where the route handlers answer 500
    * `configuration_error`. With options given as a function: reading it creates the handlers
    * as a first request would (calling the function if no request has yet); it throws what the
-   * function threw, and an `Error` while a promise the function returned has not settled.
+   * function threw, and an `Error` while a promise the function returned has not settled:
+   * `await ready()` first.
    */
   handlers: PipelineStatusHandlers
 }
@@ -214,6 +246,9 @@ export interface NextRouteHandlers {
  *   their `logger` are what failed). Nothing is kept: the next request calls it again. Options
  *   it returns that cannot work (no webhook secret, say) are kept and answered like the object
  *   forms': logged once through the options' `logger`, then every request gets the 500.
+ * - **Ready**: the returned object's `ready()` makes the call as a first request would and
+ *   settles with it ({@link NextRouteHandlers.ready}); reading its `handlers` while the call is
+ *   pending throws.
  * - **Types**: a property of the returned options that is not an option (a misspelt `secert:`)
  *   is a compile error, as in an object literal passed directly, sync or async:
  *   `Type 'string' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'`.
@@ -440,7 +475,7 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
   ) as { [R in RouteName]: NextRouteHandlers[R] }
 
   const fetch = (request: Request) => answer(({ handlers }) => handlers.fetch(request))
-  const ready = () => (created && 'handlers' in created ? created.handlers : undefined)
+  const createdHandlers = () => (created && 'handlers' in created ? created.handlers : undefined)
   return {
     GET: fetch,
     POST: fetch,
@@ -452,15 +487,25 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     close: async () => {
       // Handlers a pending options call is about to create are closed too.
       if (pending) await pending.catch(() => undefined)
-      await ready()?.close()
+      await createdHandlers()?.close()
     },
-    liveStats: () => ready()?.liveStats() ?? { openStreams: 0, slowStreamsClosed: 0 },
-    readStats: () => ready()?.readStats() ?? emptyReadStats(),
+    ready: async () => {
+      const loaded = await load()
+      if ('error' in loaded) throw loaded.error
+      if ('failed' in loaded) {
+        throw new ServerConfigurationError(
+          `The options function of createNextRouteHandlers failed, and the next request (or ready()) calls it again: ${oneLine(errorMessage(loaded.failed))}`,
+          { cause: loaded.failed },
+        )
+      }
+    },
+    liveStats: () => createdHandlers()?.liveStats() ?? { openStreams: 0, slowStreamsClosed: 0 },
+    readStats: () => createdHandlers()?.readStats() ?? emptyReadStats(),
     get handlers() {
       const loaded = load()
       if (loaded instanceof Promise) {
         throw new Error(
-          'pipeline-status: the route handlers are not created yet: the promise their options function returned has not settled (they are created at the first request)',
+          'pipeline-status: the route handlers are not created yet: the promise their options function returned has not settled (they are created at the first request); `await ready()` waits for them',
         )
       }
       if ('error' in loaded) throw loaded.error

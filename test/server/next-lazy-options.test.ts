@@ -1,7 +1,7 @@
 /**
  * `createNextRouteHandlers(() => options)`: the options made at the first request, once, shared
  * by concurrent first requests, called again after a failure (answered 500 problem+json meanwhile),
- * typed like the object forms (a property that is not an option is a
+ * awaited with `ready()`, typed like the object forms (a property that is not an option is a
  * compile error, as users compile it); and the whole contract through the per-route handlers on
  * options from an async function.
  */
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { RunStatusResponse } from 'pipeline-status-sdk'
 import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
 import type { PgConnections } from 'pipeline-status-sdk/pg'
-import { type AuthorizeInput, createPrismaStore, MemoryStore } from 'pipeline-status-sdk/server'
+import { type AuthorizeInput, createPrismaStore, isServerConfigurationError, MemoryStore } from 'pipeline-status-sdk/server'
 import type { NextRequest } from 'next/server.js'
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -206,6 +206,113 @@ describe('next route handlers with options from a function', () => {
     // Without a secret the routes still refuse: the function's options are the ones in force.
     await expectProblem(await next.GET(buildRequest(BASE_URL, { path: `/${id}/status`, secret: null })), 401, 'unauthorized')
     await next.close()
+  })
+})
+
+describe('next route handlers: ready()', () => {
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
+  it('resolves at once with options given as an object', async () => {
+    const next = createNextRouteHandlers({ store: new MemoryStore(), secret: SECRET })
+    await expect(next.ready()).resolves.toBeUndefined()
+    expect(next.handlers).toBeDefined()
+  })
+
+  it('with a function: makes its call if no request has, shares it with the requests, and resolves once its options are made', async () => {
+    let calls = 0
+    const options = deferred<NextRouteHandlersOptions>()
+    const next = createNextRouteHandlers(() => {
+      calls++
+      return options.promise
+    })
+    expect(calls).toBe(0)
+    let settled = false
+    const ready = next.ready().then(() => {
+      settled = true
+    })
+    expect(calls).toBe(1)
+    const request = next.createRun(createRun('ready-1'))
+    // A turn of the event loop: nothing settles it but the options, which are still pending.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(settled).toBe(false)
+    expect(() => next.handlers).toThrow('has not settled (they are created at the first request); `await ready()` waits for them')
+    options.resolve({ store: new MemoryStore(), secret: SECRET })
+    await ready
+    expect(settled).toBe(true)
+    expect(next.handlers.liveStats()).toEqual({ openStreams: 0, slowStreamsClosed: 0 })
+    expect((await request).status).toBe(201)
+    // Once made, the options are kept: ready() settles without calling the function again.
+    await expect(next.ready()).resolves.toBeUndefined()
+    expect(calls).toBe(1)
+  })
+
+  it('rejects with the ServerConfigurationError of options that cannot work, the one the requests are answered 500 for, every time', async () => {
+    const quiet = { warn: () => {}, error: () => {} }
+    const objectForm = createNextRouteHandlers({ store: new MemoryStore(), secret: [], logger: quiet })
+    const objectError: unknown = await objectForm.ready().catch((error: unknown) => error)
+    expect(isServerConfigurationError(objectError)).toBe(true)
+    expect((objectError as Error).message).toMatch(/^No webhook secret configured/)
+
+    let calls = 0
+    const next = createNextRouteHandlers(async () => {
+      calls++
+      return { store: new MemoryStore(), secret: [], logger: quiet }
+    })
+    const error: unknown = await next.ready().catch((rejected: unknown) => rejected)
+    expect(isServerConfigurationError(error)).toBe(true)
+    expect((error as Error).message).toMatch(/^No webhook secret configured/)
+    const problem = await expectProblem(await next.createRun(createRun('cfg-1')), 500, 'configuration_error')
+    expect(problem.detail).toBe('The pipeline-status route handlers are not configured; the server log says what is missing')
+    // Kept: the same error again, and the function is not called again.
+    await expect(next.ready()).rejects.toBe(error)
+    expect(() => next.handlers).toThrow(error as Error)
+    expect(calls).toBe(1)
+  })
+
+  it('rejects when the function rejects, with what it rejected with as cause, as the waiting requests are answered; the next ready() calls it again', async () => {
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {})
+    let calls = 0
+    const attempts = [deferred<NextRouteHandlersOptions>(), deferred<NextRouteHandlersOptions>()]
+    const next = createNextRouteHandlers(() => attempts[calls++]!.promise)
+    const ready = next.ready().catch((error: unknown) => error)
+    const waiting = next.createRun(createRun('rr-1'))
+    const failure = new TypeError('DATABASE_URL is not set')
+    attempts[0]!.reject(failure)
+    const error = await ready
+    expect(isServerConfigurationError(error)).toBe(true)
+    expect((error as Error).message).toBe(
+      'The options function of createNextRouteHandlers failed, and the next request (or ready()) calls it again: DATABASE_URL is not set',
+    )
+    expect((error as Error).cause).toBe(failure)
+    const problem = await expectProblem(await waiting, 500, 'configuration_error')
+    expect(problem.detail).toContain('The options function of the pipeline-status route handlers failed (TypeError)')
+    expect(calls).toBe(1)
+    expect(logged).toHaveBeenCalledTimes(1)
+
+    // Not kept: the next ready() calls the function again, as the next request would.
+    const retried = next.ready()
+    expect(calls).toBe(2)
+    attempts[1]!.resolve({ store: new MemoryStore(), secret: SECRET })
+    await expect(retried).resolves.toBeUndefined()
+    expect((await next.createRun(createRun('rr-1'))).status).toBe(201)
+    expect(calls).toBe(2)
+  })
+
+  it('rejects when the function throws, and resolves once a later call succeeds', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+    let calls = 0
+    const next = createNextRouteHandlers(() => {
+      calls++
+      if (calls === 1) throw new Error('secret store unreachable')
+      return { store: new MemoryStore(), secret: SECRET }
+    })
+    const error: unknown = await next.ready().catch((thrown: unknown) => thrown)
+    expect(isServerConfigurationError(error)).toBe(true)
+    expect((error as Error).message).toMatch(/calls it again: secret store unreachable$/)
+    await expect(next.ready()).resolves.toBeUndefined()
+    expect(calls).toBe(2)
   })
 })
 
