@@ -22,10 +22,16 @@
  *   `grpc`); see docs/tracing.md
  */
 import { MigrationHistoryError } from '../shared/database.js'
-import { collectionFromEnv, liveFromEnv, startExpressExample } from './app.js'
+import { CLOSE_GRACE_MS, collectionFromEnv, liveFromEnv, startExpressExample } from './app.js'
 import { startTelemetry, TelemetryConfigurationError } from './telemetry.js'
 
 const DEMO_SECRET = 'demo-secret-do-not-use-in-production'
+/**
+ * How long stopping may take before the process exits anyway, in milliseconds: the server's own
+ * grace for requests in flight, then a few seconds for the store's queued notifications (at most
+ * 2 s), the database and the telemetry's last export.
+ */
+const STOP_DEADLINE_MS = CLOSE_GRACE_MS + 5_000
 
 const port = Number(process.env['PORT'] ?? 3000)
 if (!Number.isInteger(port) || port < 0 || port > 65_535) {
@@ -97,24 +103,33 @@ if (collection.pipelines) console.info(`[express-example] pipelines: default, ${
 console.info(`[express-example] dashboard: ${example.url}/dashboard (sign in with the webhook secret)`)
 console.info(`[express-example] try: curl -X POST ${example.url}/runs -H 'X-Webhook-Secret: …' -H 'Content-Type: application/json' -d '{}'`)
 
+// SIGTERM (a process manager, `kill`, or npm passing on its own: the npm script execs this
+// process, so npm's child is this server, not a shell that would die and leave it running) or
+// SIGINT (Ctrl+C): stop accepting requests, end the live streams, close the store and the
+// database, then exit 0; a close that hangs exits 1 at the deadline, saying so. Ctrl+C reaches
+// this process twice (from the terminal and from npm): a signal while stopping changes nothing.
 let stopping = false
-const stop = (signal: string) => {
+const stop = (signal: NodeJS.Signals) => {
   if (stopping) return
   stopping = true
   console.info(`[express-example] ${signal}: stopping`)
+  setTimeout(() => {
+    console.error(`[express-example] still stopping ${STOP_DEADLINE_MS / 1000} s after ${signal}: exiting`)
+    process.exit(1)
+  }, STOP_DEADLINE_MS)
   example
     .close()
     .then(() => telemetry?.shutdown())
     .then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error('[express-example] failed to stop cleanly', error)
-      process.exit(1)
-    },
-  )
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error('[express-example] failed to stop cleanly', error)
+        process.exit(1)
+      },
+    )
 }
-process.once('SIGINT', () => stop('SIGINT'))
-process.once('SIGTERM', () => stop('SIGTERM'))
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)
 
 /**
  * What the user must fix when the example cannot start on its database: a migration history it

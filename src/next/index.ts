@@ -22,7 +22,7 @@ import type {
   PrismaHandlersOptions,
   StoreHandlersOptions,
 } from '../server/handler-options.js'
-import { type ServerConfigurationError, isServerConfigurationError } from '../server/configuration-error.js'
+import { isServerConfigurationError, ServerConfigurationError } from '../server/configuration-error.js'
 import type { Store } from '../core/store.js'
 import { errorMessage } from '../internal/error-message.js'
 import { consoleLogger, oneLine, safeLogger } from '../internal/logger.js'
@@ -83,6 +83,33 @@ export type NextRouteHandlersLazyOptions<
   NextRouteHandlersSettings &
   ({ prisma: Client; store?: undefined } | { store: Store<Tx>; prisma?: undefined })
 
+/** The name of every option: those of the server handlers, `runIdParam`, `prisma` and `store`. */
+type NextRouteHandlersOptionName = keyof PipelineStatusHandlersSettings | keyof NextRouteHandlersSettings | 'prisma' | 'store'
+
+/** `Options` with each property that is not an option typed as a message naming it. */
+type OnlyOptions<Options> = Options extends unknown
+  ? {
+      [Name in keyof Options]: Name extends NextRouteHandlersOptionName
+        ? Options[Name]
+        : `'${Name & string}' is not an option of createNextRouteHandlers`
+    }
+  : never
+
+/**
+ * The options function `Fn` (the argument's own type) as the function form of
+ * {@link createNextRouteHandlers} accepts it: returning, or resolving to, options without a
+ * property that is not an option. TypeScript checks no excess properties in what a function
+ * returns, so without it a misspelt `secert:` would compile and be ignored; with it the compiler
+ * says `Type 'string' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'`.
+ * `unknown` (nothing inferred yet) checks nothing, so the options' callbacks still take their
+ * parameter types from the options' type; anything but a function is `never`.
+ */
+type OnlyOptionsFunction<Fn> = unknown extends Fn
+  ? unknown
+  : Fn extends () => infer Returned
+    ? () => OnlyOptions<Awaited<Returned>> | PromiseLike<OnlyOptions<Awaited<Returned>>>
+    : never
+
 /** The route handlers for Next.js. */
 export interface NextRouteHandlers {
   /** For a catch-all `app/api/pipeline/[...path]/route.ts`: `GET /{runId}/status`. */
@@ -120,6 +147,37 @@ export interface NextRouteHandlers {
   events: NextRunRouteHandler
   /** Ends open live streams and stops the run watcher ({@link PipelineStatusHandlers.close}). */
   close: () => Promise<void>
+  /**
+   * Resolves once the handlers are created, so that `handlers` can be read: for a readiness
+   * probe, a start-up check or a test. With options given as an object it settles at once. With
+   * options given as a function it waits for the function's call, and makes that call now if no
+   * request has made it yet (as a first request would); requests made meanwhile wait for the same
+   * call. It sends no request and answers none.
+   *
+   * Rejects with the {@link ServerConfigurationError} behind the requests' `500`
+   * `configuration_error`:
+   * - options that cannot work (no webhook secret, say): the error naming what is missing, the
+   *   same each time, since such options are kept until a restart;
+   * - an options function that threw or rejected: an error saying so, with its message, and what
+   *   it threw as `cause`. Nothing is kept: the next call of `ready()`, like the next request,
+   *   calls the function again.
+   *
+   * @example
+   * ```ts
+   * // app/api/ready/route.ts: a readiness probe, 503 until the pipeline routes can answer
+   * import { pipelineRoutes } from '@/lib/pipeline-routes'
+   *
+   * export async function GET() {
+   *   try {
+   *     await pipelineRoutes().ready()
+   *     return new Response('ok')
+   *   } catch {
+   *     return new Response('pipeline-status routes not configured', { status: 503 })
+   *   }
+   * }
+   * ```
+   */
+  ready: () => Promise<void>
   /**
    * What the live streams have done so far ({@link PipelineStatusHandlers.liveStats}):
    * `{ openStreams, slowStreamsClosed }`, counts; zeros before the first stream, and while the
@@ -164,7 +222,8 @@ export interface NextRouteHandlers {
    * options cannot work (no webhook secret, say), where the route handlers answer 500
    * `configuration_error`. With options given as a function: reading it creates the handlers
    * as a first request would (calling the function if no request has yet); it throws what the
-   * function threw, and an `Error` while a promise the function returned has not settled.
+   * function threw, and an `Error` while a promise the function returned has not settled:
+   * `await ready()` first.
    */
   handlers: PipelineStatusHandlers
 }
@@ -187,6 +246,12 @@ export interface NextRouteHandlers {
  *   their `logger` are what failed). Nothing is kept: the next request calls it again. Options
  *   it returns that cannot work (no webhook secret, say) are kept and answered like the object
  *   forms': logged once through the options' `logger`, then every request gets the 500.
+ * - **Ready**: the returned object's `ready()` makes the call as a first request would and
+ *   settles with it ({@link NextRouteHandlers.ready}); reading its `handlers` while the call is
+ *   pending throws.
+ * - **Types**: a property of the returned options that is not an option (a misspelt `secert:`)
+ *   is a compile error, as in an object literal passed directly, sync or async:
+ *   `Type 'string' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'`.
  *
  * @example
  * ```ts
@@ -204,29 +269,15 @@ export interface NextRouteHandlers {
  * }))
  * ```
  */
-export function createNextRouteHandlers<Client extends PrismaStoreClient = never, Tx = never, Native extends Request = Request>(
-  options: () => NextRouteHandlersLazyOptions<Client, Tx, Native> | PromiseLike<NextRouteHandlersLazyOptions<Client, Tx, Native>>,
-): NextRouteHandlers
-/**
- * The function form for options typed as either form ({@link NextRouteHandlersOptions}), such
- * as options chosen at run time; called at the first request, once, as above.
- *
- * @example
- * ```ts
- * // app/api/pipeline/[...path]/route.ts
- * import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
- * import { MemoryStore } from 'pipeline-status-sdk/server'
- *
- * async function pipelineOptions(): Promise<NextRouteHandlersOptions> {
- *   if (!process.env.DATABASE_URL) return { store: new MemoryStore() }
- *   const { getPrisma } = await import('@/lib/prisma')
- *   return { prisma: getPrisma() }
- * }
- * export const { GET, POST } = createNextRouteHandlers(pipelineOptions)
- * ```
- */
-export function createNextRouteHandlers(
-  options: () => NextRouteHandlersOptions<unknown> | PromiseLike<NextRouteHandlersOptions<unknown>>,
+export function createNextRouteHandlers<
+  Client extends PrismaStoreClient = never,
+  Tx = never,
+  Native extends Request = Request,
+  Fn = unknown,
+>(
+  options: (() => NextRouteHandlersLazyOptions<Client, Tx, Native> | PromiseLike<NextRouteHandlersLazyOptions<Client, Tx, Native>>) &
+    Fn &
+    OnlyOptionsFunction<Fn>,
 ): NextRouteHandlers
 /**
  * Creates the App Router route handlers. With a catch-all route, `basePath` (default
@@ -268,7 +319,8 @@ export function createNextRouteHandlers<Tx, Native extends Request = Request>(
   options: StoreHandlersOptions<Tx, Native> & NextRouteHandlersSettings,
 ): NextRouteHandlers
 /**
- * For options typed as either form (`prisma` or `store`), such as options chosen at run time.
+ * For options typed as either form (`prisma` or `store`), such as options chosen at run time,
+ * given as an object or by a function (called at the first request, once, as above).
  *
  * @example
  * ```ts
@@ -280,8 +332,36 @@ export function createNextRouteHandlers<Tx, Native extends Request = Request>(
  * const options: NextRouteHandlersOptions = process.env.DATABASE_URL ? { prisma } : { store: new MemoryStore() }
  * export const { GET, POST } = createNextRouteHandlers(options)
  * ```
+ *
+ * @example
+ * ```ts
+ * // app/api/pipeline/[...path]/route.ts
+ * import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
+ * import { MemoryStore } from 'pipeline-status-sdk/server'
+ *
+ * async function pipelineOptions(): Promise<NextRouteHandlersOptions> {
+ *   if (!process.env.DATABASE_URL) return { store: new MemoryStore() }
+ *   const { getPrisma } = await import('@/lib/prisma')
+ *   return { prisma: getPrisma() }
+ * }
+ * export const { GET, POST } = createNextRouteHandlers(pipelineOptions)
+ * ```
  */
-export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown>): NextRouteHandlers
+// Last: when no overload matches, the compiler shows only the last one's error, and this one's
+// names a misspelt option, in an object (TypeScript's own excess-property check) or in what a
+// function returns (OnlyOptionsFunction).
+export function createNextRouteHandlers<
+  Client extends PrismaStoreClient = never,
+  Tx = never,
+  Native extends Request = Request,
+  Fn = unknown,
+>(
+  options:
+    | NextRouteHandlersOptions<unknown>
+    | ((() => NextRouteHandlersLazyOptions<Client, Tx, Native> | PromiseLike<NextRouteHandlersLazyOptions<Client, Tx, Native>>) &
+        Fn &
+        OnlyOptionsFunction<Fn>),
+): NextRouteHandlers
 export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknown> | (() => unknown)): NextRouteHandlers {
   // Next.js has no start-up to refuse: it loads a route module on the first request to it, and
   // a module that throws turns every request into an empty 500 with nothing useful in the log.
@@ -395,7 +475,7 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
   ) as { [R in RouteName]: NextRouteHandlers[R] }
 
   const fetch = (request: Request) => answer(({ handlers }) => handlers.fetch(request))
-  const ready = () => (created && 'handlers' in created ? created.handlers : undefined)
+  const createdHandlers = () => (created && 'handlers' in created ? created.handlers : undefined)
   return {
     GET: fetch,
     POST: fetch,
@@ -407,15 +487,25 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
     close: async () => {
       // Handlers a pending options call is about to create are closed too.
       if (pending) await pending.catch(() => undefined)
-      await ready()?.close()
+      await createdHandlers()?.close()
     },
-    liveStats: () => ready()?.liveStats() ?? { openStreams: 0, slowStreamsClosed: 0 },
-    readStats: () => ready()?.readStats() ?? emptyReadStats(),
+    ready: async () => {
+      const loaded = await load()
+      if ('error' in loaded) throw loaded.error
+      if ('failed' in loaded) {
+        throw new ServerConfigurationError(
+          `The options function of createNextRouteHandlers failed, and the next request (or ready()) calls it again: ${oneLine(errorMessage(loaded.failed))}`,
+          { cause: loaded.failed },
+        )
+      }
+    },
+    liveStats: () => createdHandlers()?.liveStats() ?? { openStreams: 0, slowStreamsClosed: 0 },
+    readStats: () => createdHandlers()?.readStats() ?? emptyReadStats(),
     get handlers() {
       const loaded = load()
       if (loaded instanceof Promise) {
         throw new Error(
-          'pipeline-status: the route handlers are not created yet: the promise their options function returned has not settled (they are created at the first request)',
+          'pipeline-status: the route handlers are not created yet: the promise their options function returned has not settled (they are created at the first request); `await ready()` waits for them',
         )
       }
       if ('error' in loaded) throw loaded.error

@@ -72,7 +72,8 @@ describe('the API reference', () => {
     for (const [file, overloads] of [
       ['functions/pipeline-status-sdk_server.createPipelineStatusHandlers.html', 3],
       ['functions/pipeline-status-sdk_express.createExpressRouter.html', 3],
-      // The two function forms (options made at the first request), then the three object forms.
+      // The function form (options made at the first request), the two typed object forms, then
+      // either form, as an object or by a function (two examples): five, on four overloads.
       ['functions/pipeline-status-sdk_next.createNextRouteHandlers.html', 5],
     ] as const) {
       const examples = exampleBlocks(page(file))

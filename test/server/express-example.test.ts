@@ -1,11 +1,13 @@
 /**
  * The runnable Express example: in-process through `startExpressExample` (on the test
  * database), and as `npm run example:express` runs it, in a child process on embedded PGlite
- * with the demo secret, stopped with SIGTERM.
+ * with the demo secret, stopped with SIGTERM: to the server, and to the npm process itself, which
+ * leaves no process of the script running and nothing listening on its port.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,8 +19,49 @@ import { PGlite } from '@electric-sql/pglite'
 import { createTestDatabase, type TestDatabase } from '../setup/test-database.js'
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
 import { Api, buildRequest, expectProblem } from '../contract/suite/harness.js'
+import { until } from '../support/until.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/** The live processes of the system (`ps`, on Linux and macOS): pid, parent pid, and whether it is a zombie (exited, not yet reaped). */
+function processTable(): Array<{ pid: number; ppid: number; zombie: boolean }> {
+  return execFileSync('ps', ['-A', '-o', 'pid=,ppid=,stat='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [pid, ppid, stat = ''] = line.trim().split(/\s+/)
+      return { pid: Number(pid), ppid: Number(ppid), zombie: stat.startsWith('Z') }
+    })
+}
+
+/** Every process below `pid` (its children, theirs, ...), now. */
+function descendantsOf(pid: number): number[] {
+  const table = processTable()
+  const found: number[] = []
+  for (let parents = [pid]; parents.length > 0; ) {
+    parents = table.filter((row) => parents.includes(row.ppid) && !row.zombie).map((row) => row.pid)
+    found.push(...parents)
+  }
+  return found
+}
+
+/** Those of `pids` still running (a zombie has exited). */
+function stillRunning(pids: readonly number[]): number[] {
+  const running = new Set(processTable().filter((row) => !row.zombie).map((row) => row.pid))
+  return pids.filter((pid) => running.has(pid))
+}
+
+/** What connecting to 127.0.0.1:`port` gives: `'connected'`, or the error's code (`'ECONNREFUSED'`). */
+function connectTo(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve('connected')
+    })
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
+  })
+}
 
 describe('examples/express in-process', () => {
   let db: TestDatabase
@@ -112,12 +155,15 @@ describe('the Express example with PIPELINES_FILE and READ_TOKEN_SECRET', () => 
 describe('npm run example:express', () => {
   let child: ChildProcess | undefined
   let dataDir: string
+  // What `npm run` started, to stop if a test leaves any of it running.
+  let scriptProcesses: number[] = []
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'pss-express-example-'))
   })
   afterAll(async () => {
     if (child && child.exitCode === null) child.kill('SIGKILL')
+    for (const pid of stillRunning(scriptProcesses)) process.kill(pid, 'SIGKILL')
     await rm(dataDir, { recursive: true, force: true })
   })
 
@@ -160,6 +206,38 @@ describe('npm run example:express', () => {
     const [code] = (await once(started, 'exit')) as [number | null]
     expect(code).toBe(0)
     expect(output).toContain('SIGTERM: stopping')
+  }, 120_000)
+
+  it('as a user runs it: SIGTERM to the npm process stops the server, leaving no process of the script running and nothing listening on its port', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: dataDir, WEBHOOK_SECRET: 'example-secret' }
+    delete env['DATABASE_URL']
+    const npm = spawn('npm', ['run', 'example:express'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    child = npm
+    let output = ''
+    const url = await new Promise<string>((resolve, reject) => {
+      const read = (chunk: Buffer) => {
+        output += chunk.toString()
+        const match = /listening on (http:\/\/\S+)/.exec(output)
+        if (match?.[1]) resolve(match[1])
+      }
+      npm.stdout.on('data', read)
+      npm.stderr.on('data', read)
+      npm.once('exit', (code) => reject(new Error(`npm run example:express exited with ${code}:\n${output}`)))
+    })
+    const port = Number(new URL(url).port)
+    expect(await connectTo(port)).toBe('connected')
+    // Everything the script started, while it runs: the server, and whatever it started.
+    scriptProcesses = descendantsOf(npm.pid!)
+    expect(scriptProcesses.length).toBeGreaterThan(0)
+
+    npm.kill('SIGTERM')
+    const [code, signal] = (await once(npm, 'exit')) as [number | null, NodeJS.Signals | null]
+    // npm passed the signal on to the server, which stopped cleanly (exit 0), and npm with it.
+    expect({ code, signal }).toEqual({ code: 0, signal: null })
+    expect(output).toContain('[express-example] SIGTERM: stopping')
+    // The server's own deadline for stopping is 15 s; it takes well under one.
+    await until(`the processes the script started (${scriptProcesses.join(', ')}) to exit`, () => stillRunning(scriptProcesses).length === 0, 20_000)
+    expect(await connectTo(port)).toBe('ECONNREFUSED')
   }, 120_000)
 
   it('stops with one line naming PIPELINES_FILE and the file when it cannot use it, and exits 1', async () => {

@@ -1,12 +1,15 @@
 /**
  * `createNextRouteHandlers(() => options)`: the options made at the first request, once, shared
  * by concurrent first requests, called again after a failure (answered 500 problem+json meanwhile),
- * typed like the object forms; and the whole contract through the per-route handlers on options
- * from an async function.
+ * awaited with `ready()`, typed like the object forms (a property that is not an option is a
+ * compile error, as users compile it); and the whole contract through the per-route handlers on
+ * options from an async function.
  */
+import { fileURLToPath } from 'node:url'
 import { RunStatusResponse } from 'pipeline-status-sdk'
 import { createNextRouteHandlers, type NextRouteHandlersOptions } from 'pipeline-status-sdk/next'
-import { type AuthorizeInput, createPrismaStore, MemoryStore } from 'pipeline-status-sdk/server'
+import type { PgConnections } from 'pipeline-status-sdk/pg'
+import { type AuthorizeInput, createPrismaStore, isServerConfigurationError, MemoryStore } from 'pipeline-status-sdk/server'
 import type { NextRequest } from 'next/server.js'
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
 import type { PrismaClient } from '../../src/generated/prisma/client.js'
@@ -14,6 +17,7 @@ import { makeCompleteRun, makeStageUpdate } from '../support/fixtures.js'
 import { buildRequest, expectProblem, SECRET } from '../contract/suite/harness.js'
 import { describeContract } from '../contract/suite/index.js'
 import { BASE_URL, nextPerRouteLazyTarget } from '../contract/targets.js'
+import { extractCodeBlocks, typeCheckBlocks } from '../docs/code-blocks.js'
 
 describeContract('next route per file, options from an async function', () => nextPerRouteLazyTarget)
 
@@ -205,6 +209,113 @@ describe('next route handlers with options from a function', () => {
   })
 })
 
+describe('next route handlers: ready()', () => {
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
+  it('resolves at once with options given as an object', async () => {
+    const next = createNextRouteHandlers({ store: new MemoryStore(), secret: SECRET })
+    await expect(next.ready()).resolves.toBeUndefined()
+    expect(next.handlers).toBeDefined()
+  })
+
+  it('with a function: makes its call if no request has, shares it with the requests, and resolves once its options are made', async () => {
+    let calls = 0
+    const options = deferred<NextRouteHandlersOptions>()
+    const next = createNextRouteHandlers(() => {
+      calls++
+      return options.promise
+    })
+    expect(calls).toBe(0)
+    let settled = false
+    const ready = next.ready().then(() => {
+      settled = true
+    })
+    expect(calls).toBe(1)
+    const request = next.createRun(createRun('ready-1'))
+    // A turn of the event loop: nothing settles it but the options, which are still pending.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(settled).toBe(false)
+    expect(() => next.handlers).toThrow('has not settled (they are created at the first request); `await ready()` waits for them')
+    options.resolve({ store: new MemoryStore(), secret: SECRET })
+    await ready
+    expect(settled).toBe(true)
+    expect(next.handlers.liveStats()).toEqual({ openStreams: 0, slowStreamsClosed: 0 })
+    expect((await request).status).toBe(201)
+    // Once made, the options are kept: ready() settles without calling the function again.
+    await expect(next.ready()).resolves.toBeUndefined()
+    expect(calls).toBe(1)
+  })
+
+  it('rejects with the ServerConfigurationError of options that cannot work, the one the requests are answered 500 for, every time', async () => {
+    const quiet = { warn: () => {}, error: () => {} }
+    const objectForm = createNextRouteHandlers({ store: new MemoryStore(), secret: [], logger: quiet })
+    const objectError: unknown = await objectForm.ready().catch((error: unknown) => error)
+    expect(isServerConfigurationError(objectError)).toBe(true)
+    expect((objectError as Error).message).toMatch(/^No webhook secret configured/)
+
+    let calls = 0
+    const next = createNextRouteHandlers(async () => {
+      calls++
+      return { store: new MemoryStore(), secret: [], logger: quiet }
+    })
+    const error: unknown = await next.ready().catch((rejected: unknown) => rejected)
+    expect(isServerConfigurationError(error)).toBe(true)
+    expect((error as Error).message).toMatch(/^No webhook secret configured/)
+    const problem = await expectProblem(await next.createRun(createRun('cfg-1')), 500, 'configuration_error')
+    expect(problem.detail).toBe('The pipeline-status route handlers are not configured; the server log says what is missing')
+    // Kept: the same error again, and the function is not called again.
+    await expect(next.ready()).rejects.toBe(error)
+    expect(() => next.handlers).toThrow(error as Error)
+    expect(calls).toBe(1)
+  })
+
+  it('rejects when the function rejects, with what it rejected with as cause, as the waiting requests are answered; the next ready() calls it again', async () => {
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {})
+    let calls = 0
+    const attempts = [deferred<NextRouteHandlersOptions>(), deferred<NextRouteHandlersOptions>()]
+    const next = createNextRouteHandlers(() => attempts[calls++]!.promise)
+    const ready = next.ready().catch((error: unknown) => error)
+    const waiting = next.createRun(createRun('rr-1'))
+    const failure = new TypeError('DATABASE_URL is not set')
+    attempts[0]!.reject(failure)
+    const error = await ready
+    expect(isServerConfigurationError(error)).toBe(true)
+    expect((error as Error).message).toBe(
+      'The options function of createNextRouteHandlers failed, and the next request (or ready()) calls it again: DATABASE_URL is not set',
+    )
+    expect((error as Error).cause).toBe(failure)
+    const problem = await expectProblem(await waiting, 500, 'configuration_error')
+    expect(problem.detail).toContain('The options function of the pipeline-status route handlers failed (TypeError)')
+    expect(calls).toBe(1)
+    expect(logged).toHaveBeenCalledTimes(1)
+
+    // Not kept: the next ready() calls the function again, as the next request would.
+    const retried = next.ready()
+    expect(calls).toBe(2)
+    attempts[1]!.resolve({ store: new MemoryStore(), secret: SECRET })
+    await expect(retried).resolves.toBeUndefined()
+    expect((await next.createRun(createRun('rr-1'))).status).toBe(201)
+    expect(calls).toBe(2)
+  })
+
+  it('rejects when the function throws, and resolves once a later call succeeds', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+    let calls = 0
+    const next = createNextRouteHandlers(() => {
+      calls++
+      if (calls === 1) throw new Error('secret store unreachable')
+      return { store: new MemoryStore(), secret: SECRET }
+    })
+    const error: unknown = await next.ready().catch((thrown: unknown) => thrown)
+    expect(isServerConfigurationError(error)).toBe(true)
+    expect((error as Error).message).toMatch(/calls it again: secret store unreachable$/)
+    await expect(next.ready()).resolves.toBeUndefined()
+    expect(calls).toBe(2)
+  })
+})
+
 describe('next route handlers with options from a function: types', () => {
   it('infer like the object forms (checked by tsc; nothing is called)', () => {
     const prisma = {} as PrismaClient
@@ -259,6 +370,35 @@ describe('next route handlers with options from a function: types', () => {
           expectTypeOf(tx).toEqualTypeOf<MemoryStore>()
         },
       })
+      // What a Next.js app spreads in: the store and live options of its pg connections.
+      const db = {} as PgConnections
+      createNextRouteHandlers(() => ({ ...db.handlerOptions({ prisma }), secret: SECRET, runIdParam: 'id' }))
+      createNextRouteHandlers(async () => {
+        const store = new MemoryStore()
+        return { store, secret: SECRET }
+      })
+      // A property that is not an option is an error in what the function returns, as in an
+      // object literal passed directly (TypeScript alone checks no excess property there):
+      // sync, async, with callbacks, spread over options typed as either form.
+      // @ts-expect-error 'secert' is not an option
+      createNextRouteHandlers(() => ({ store: new MemoryStore(), secert: SECRET }))
+      // @ts-expect-error 'secert' is not an option
+      createNextRouteHandlers(async () => ({ store: new MemoryStore(), secert: SECRET }))
+      // @ts-expect-error 'secert' is not an option
+      createNextRouteHandlers(async () => ({
+        prisma,
+        secert: SECRET,
+        onRunCompleted: async (tx) => {
+          expectTypeOf(tx).toHaveProperty('$executeRaw')
+        },
+      }))
+      // @ts-expect-error 'runIdParm' is not an option
+      createNextRouteHandlers(() => {
+        const store = new MemoryStore()
+        return { store, runIdParm: 'id' }
+      })
+      // @ts-expect-error 'secert' is not an option
+      createNextRouteHandlers(async () => ({ ...either, secert: SECRET }))
       // @ts-expect-error neither `store` nor `prisma`
       createNextRouteHandlers(() => ({ secret: SECRET }))
       // @ts-expect-error both `store` and `prisma`
@@ -267,5 +407,38 @@ describe('next route handlers with options from a function: types', () => {
       createNextRouteHandlers(async () => ({ store: new MemoryStore(), runIdParam: 1 }))
     }
     expect(typed).toBeTypeOf('function')
+  })
+
+  it('says which property is not an option, in what a sync or async function returns, against the built package', async () => {
+    // As a user's project compiles it (the built declarations, the docs' compiler options);
+    // the valid call, the same but spelt right, compiles.
+    const code = [
+      "import { createNextRouteHandlers } from 'pipeline-status-sdk/next'",
+      "import { MemoryStore } from 'pipeline-status-sdk/server'",
+      "import { getPrisma } from '@/lib/prisma'",
+      '',
+      "export const a = createNextRouteHandlers(() => ({ store: new MemoryStore(), secert: process.env.PIPELINE_WEBHOOK_SECRET }))",
+      'export const b = createNextRouteHandlers(async () => ({',
+      '  prisma: getPrisma(),',
+      "  secert: 'x',",
+      '  onRunCompleted: async (tx) => {',
+      '    await tx.$executeRaw`SELECT 1`',
+      '  },',
+      '}))',
+      'export const c = createNextRouteHandlers(async () => ({',
+      '  prisma: getPrisma(),',
+      "  secret: 'x',",
+      '  onRunCompleted: async (tx) => {',
+      '    await tx.$executeRaw`SELECT 1`',
+      '  },',
+      '}))',
+    ].join('\n')
+    const blocks = extractCodeBlocks(['```ts', code, '```'].join('\n'), 'misspelt-option.md')
+    const { diagnostics } = await typeCheckBlocks(fileURLToPath(new URL('../..', import.meta.url)), blocks)
+    // Each error's last line: what the reader needs.
+    expect(diagnostics.map(({ line, message }) => ({ line, last: message.split('\n').at(-1)?.trim() }))).toEqual([
+      { line: 6, last: `Type 'undefined' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'.` },
+      { line: 7, last: `Type 'string' is not assignable to type '"'secert' is not an option of createNextRouteHandlers"'.` },
+    ])
   })
 })
