@@ -392,8 +392,8 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
   const optionsFailed = (error: unknown): OptionsFailed => {
     // The options' logger is part of what failed: the console it is.
     safeLogger(consoleLogger).error(
-      `pipeline-status: the options function of createNextRouteHandlers failed, so this request is answered 500 configuration_error ` +
-        `and the next request calls it again: ${oneLine(errorMessage(error))}`,
+      `pipeline-status: the options function of createNextRouteHandlers failed, so the requests waiting for it are answered 500 configuration_error ` +
+        `(ready() rejects) and the next request, or ready(), calls it again: ${oneLine(errorMessage(error))}`,
       { error },
     )
     return { failed: error }

@@ -105,7 +105,7 @@ describe('next route handlers with options from a function', () => {
     expect(JSON.stringify(problem)).not.toContain('hunter2')
     expect(logged).toHaveBeenCalledTimes(1)
     expect(String(logged.mock.calls[0]?.[0])).toContain(
-      'the options function of createNextRouteHandlers failed, so this request is answered 500 configuration_error and the next request calls it again: DATABASE_URL is not set',
+      'the options function of createNextRouteHandlers failed, so the requests waiting for it are answered 500 configuration_error (ready() rejects) and the next request, or ready(), calls it again: DATABASE_URL is not set',
     )
     // Not kept: the next request calls the function again, and is served.
     expect((await next.createRun(createRun('t-1'))).status).toBe(201)
