@@ -146,6 +146,11 @@ export class RunWatcher {
   readonly #maxReplayedChunks: number
   readonly #onReplayTooLong: (details: ReplayTooLong) => void
   readonly #runs = new Map<string, WatchedRun>()
+  /**
+   * The watched runs' ids as the poll sends them, made again only after a run was added or
+   * dropped: an idle server's poll then allocates no array of its own per tick.
+   */
+  #ids: readonly string[] | undefined
   /** The runs' reads, batched per turn of the event loop. */
   readonly #reads: RunReads
   readonly #unsubscribe: (() => void) | undefined
@@ -238,6 +243,7 @@ export class RunWatcher {
     if (!run) {
       run = { listeners: new Set(), version: -1, refreshing: false, again: false }
       this.#runs.set(runId, run)
+      this.#ids = undefined
     }
     run.listeners.add(listener)
     this.#schedule()
@@ -253,7 +259,10 @@ export class RunWatcher {
       },
       stop: () => {
         watched.listeners.delete(listener)
-        if (watched.listeners.size === 0 && this.#runs.get(runId) === watched) this.#runs.delete(runId)
+        if (watched.listeners.size === 0 && this.#runs.get(runId) === watched) {
+          this.#runs.delete(runId)
+          this.#ids = undefined
+        }
       },
     }
   }
@@ -265,6 +274,7 @@ export class RunWatcher {
     this.#timer = undefined
     this.#unsubscribe?.()
     this.#runs.clear()
+    this.#ids = undefined
     this.#changeListeners.clear()
     await this.#source?.close()
   }
@@ -437,18 +447,21 @@ export class RunWatcher {
     const safety = this.#listening
     try {
       if (safety) this.#reportUnannounced()
-      const ids = [...this.#runs.keys()]
+      const ids = (this.#ids ??= [...this.#runs.keys()])
       if (ids.length === 0) return
       const versions = await this.#store.getRunVersions(ids)
       this.#pollFailureLogged = false
-      for (const [runId, version] of versions) {
+      // forEach, not `for (const [runId, version] of versions)`: an idle server polls every run it
+      // streams each tick, and the loop's entry arrays and iterator results were most of what it
+      // allocated (bench/README.md, "An idle server's allocations").
+      versions.forEach((version, runId) => {
         const run = this.#runs.get(runId)
         // A run being read, or whose last read failed, may well be behind: that is no missed notification.
         if (safety && this.#listening && run && !run.refreshing && run.version >= 0 && version > run.version) {
           this.#unannounced.set(runId, version)
         }
         this.#changed(runId, version)
-      }
+      })
     } catch (error) {
       if (!this.#pollFailureLogged) {
         this.#pollFailureLogged = true
