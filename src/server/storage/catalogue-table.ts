@@ -11,12 +11,12 @@
  * Each change between the two is logged once, `warn`, with its cause and, going without, the fix.
  * Internal.
  */
-import { StoreUnavailableError } from '../../core/store.js'
 import { errorMessage } from '../../internal/error-message.js'
 import type { Logger } from '../../internal/logger.js'
 import { hasSqlState } from '../database-errors.js'
 import type { SqlExecutor } from './adapters/sql-executor.js'
 import { STORE_FUNCTIONS_RECHECK_MS } from './function-calls.js'
+import { RecheckedPresence } from './rechecked-presence.js'
 import { PIPELINE_CATALOGUE_MIGRATION } from './sql/catalogue.js'
 import type { TableNames } from './table-names.js'
 
@@ -35,26 +35,39 @@ const GONE = ['42P01', '42703']
 
 /** The catalogue table of one store, as its inline statements see it; see the module's description. */
 export class CatalogueTable {
-  readonly #sql: SqlExecutor
   /** The table's quoted name, as the statements and the messages name it. */
   readonly #table: string
-  /** Its columns' quoted names (digest, stages). */
-  readonly #columns: string[]
-  readonly #logger: () => Logger
-  readonly #now: () => number
-  /** The last answer to "is it there?", or the question in flight. */
-  #present: Promise<boolean> | undefined
-  /** Since when it is known to be missing (`now()`), while it is. */
-  #missingSince: number | undefined
-  /** Whether the last thing said was that catalogues are sent whole. */
-  #saidMissing = false
+  readonly #presence: RecheckedPresence
 
   constructor(sql: SqlExecutor, names: Pick<TableNames, 'catalogueTable' | 'catalogue'>, logger: () => Logger, now: () => number = Date.now) {
-    this.#sql = sql
-    this.#table = names.catalogueTable
-    this.#columns = [names.catalogue.digest, names.catalogue.stages]
-    this.#logger = logger
-    this.#now = now
+    const table = names.catalogueTable
+    // Its columns' quoted names (digest, stages).
+    const columns = [names.catalogue.digest, names.catalogue.stages]
+    this.#table = table
+    this.#presence = new RecheckedPresence({
+      what: 'it',
+      recheckMs: STORE_FUNCTIONS_RECHECK_MS,
+      now,
+      probe: async () => {
+        const rows = await sql.query<{ ok: boolean }>(CATALOGUE_TABLE_PROBE, [table, columns])
+        return rows[0]?.ok === true || `the database has no table ${table} with columns ${columns.join(', ')} (on the search_path when unqualified)`
+      },
+      onPresentAgain: () =>
+        logger().warn(`pipeline-status: the database has ${table} now; stage updates and run creations sent inline send each catalogue once, then its digest`, {
+          migration: PIPELINE_CATALOGUE_MIGRATION,
+          table,
+        }),
+      onMissing: (cause) =>
+        logger().warn(
+          'pipeline-status: stage updates and run creations sent inline (not through the package\'s functions) send each run\'s ' +
+            `catalogue whole (~6.5 KB of JSON for 200 stages) instead of its digest, because ${cause}. Nothing is lost: each run ` +
+            `stores its own copy. The table comes with the package's migration ${PIPELINE_CATALOGUE_MIGRATION}: apply it ` +
+            '(npx pipeline-status migrate); with models of other names (@@map, @map, @@schema), copy the PipelineCatalogue model ' +
+            "beside them, mapped the same way, or name its table with createPrismaStore's names.PipelineCatalogue. " +
+            'The store asks for it again every minute',
+          { migration: PIPELINE_CATALOGUE_MIGRATION, table },
+        ),
+    })
   }
 
   /** The table's quoted name, as the statements name it (`"PipelineCatalogue"` unless renamed or qualified). */
@@ -68,15 +81,7 @@ export class CatalogueTable {
    * `StoreUnavailableError` when asking found the database unreachable (asked again next time).
    */
   usable(): Promise<boolean> {
-    const stale = this.#missingSince !== undefined && this.#now() - this.#missingSince >= STORE_FUNCTIONS_RECHECK_MS
-    if (this.#present === undefined || stale) {
-      this.#missingSince = undefined
-      this.#present = this.#probe().catch((error: unknown) => {
-        this.#present = undefined
-        throw error
-      })
-    }
-    return this.#present
+    return this.#presence.present()
   }
 
   /**
@@ -86,46 +91,7 @@ export class CatalogueTable {
    */
   lost(error: unknown): boolean {
     if (!GONE.some((state) => hasSqlState(error, state))) return false
-    this.#missing(`a statement found it gone (${errorMessage(error)})`)
+    this.#presence.missing(`a statement found it gone (${errorMessage(error)})`)
     return true
-  }
-
-  async #probe(): Promise<boolean> {
-    let cause: string
-    try {
-      const rows = await this.#sql.query<{ ok: boolean }>(CATALOGUE_TABLE_PROBE, [this.#table, this.#columns])
-      if (rows[0]?.ok === true) {
-        if (this.#saidMissing) {
-          this.#saidMissing = false
-          this.#logger().warn(
-            `pipeline-status: the database has ${this.#table} now; stage updates and run creations sent inline send each catalogue once, then its digest`,
-            { migration: PIPELINE_CATALOGUE_MIGRATION, table: this.#table },
-          )
-        }
-        return true
-      }
-      cause = `the database has no table ${this.#table} with columns ${this.#columns.join(', ')} (on the search_path when unqualified)`
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error
-      cause = `asking the database for it failed (${errorMessage(error)})`
-    }
-    this.#missing(cause)
-    return false
-  }
-
-  #missing(cause: string): void {
-    this.#present = Promise.resolve(false)
-    this.#missingSince = this.#now()
-    if (this.#saidMissing) return
-    this.#saidMissing = true
-    this.#logger().warn(
-      'pipeline-status: stage updates and run creations sent inline (not through the package\'s functions) send each run\'s ' +
-        `catalogue whole (~6.5 KB of JSON for 200 stages) instead of its digest, because ${cause}. Nothing is lost: each run ` +
-        `stores its own copy. The table comes with the package's migration ${PIPELINE_CATALOGUE_MIGRATION}: apply it ` +
-        '(npx pipeline-status migrate); with models of other names (@@map, @map, @@schema), copy the PipelineCatalogue model ' +
-        "beside them, mapped the same way, or name its table with createPrismaStore's names.PipelineCatalogue. " +
-        'The store asks for it again every minute',
-      { migration: PIPELINE_CATALOGUE_MIGRATION, table: this.#table },
-    )
   }
 }

@@ -8,11 +8,11 @@
  * dropped since) is sent inline at once and the functions are asked for again later. Each change
  * between the two is logged once, `warn`, with its cause and, going inline, the fix. Internal.
  */
-import { StoreUnavailableError } from '../../core/store.js'
 import { errorMessage } from '../../internal/error-message.js'
 import type { Logger } from '../../internal/logger.js'
 import { hasSqlState } from '../database-errors.js'
 import type { SqlExecutor } from './adapters/sql-executor.js'
+import { RecheckedPresence } from './rechecked-presence.js'
 import { STORE_FUNCTIONS_MIGRATION, STORE_FUNCTIONS_PROBE, type StoreFunction, type StoreFunctions } from './sql/functions.js'
 
 /** While the functions are missing, how often a store asks the database for them again, in milliseconds. */
@@ -35,12 +35,8 @@ export class FunctionCalls {
   /** The package's types those signatures name (the probe asks for them first). */
   readonly #types: string[]
   readonly #logger: () => Logger
-  readonly #now: () => number
-  /** The last answer to "are they there?", or the question in flight. */
-  #present: Promise<boolean> | undefined
-  /** Since when they are known to be missing (`now()`), while they are. */
-  #missingSince: number | undefined
-  /** Whether the last thing said was that the statements go inline. */
+  readonly #presence: RecheckedPresence
+  /** Whether the statements going inline for names other than the defaults was said. */
   #saidInline = false
 
   constructor(sql: SqlExecutor, functions: StoreFunctions | undefined, logger: () => Logger, now: () => number = Date.now) {
@@ -50,7 +46,26 @@ export class FunctionCalls {
     this.#signatures = functions ? Object.values(functions).map((fn) => fn.signature) : []
     this.#types = [...new Set(functions ? Object.values(functions).flatMap((fn) => fn.packageTypes) : [])]
     this.#logger = logger
-    this.#now = now
+    this.#presence = new RecheckedPresence({
+      what: 'its functions',
+      recheckMs: STORE_FUNCTIONS_RECHECK_MS,
+      now,
+      probe: async () => {
+        const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [this.#signatures, this.#types])
+        return rows[0]?.ok === true || `the database lacks one of the functions ${this.#names.join(', ')} on the search_path`
+      },
+      onPresentAgain: () =>
+        this.#logger().warn(`pipeline-status: the database has the functions ${this.#names.join(', ')} now; stage updates, heartbeats and run creations call them again`, {
+          migration: STORE_FUNCTIONS_MIGRATION,
+        }),
+      onMissing: (cause) =>
+        this.#logger().warn(
+          `${INLINE} ${cause}. The functions come with the package's migration ${STORE_FUNCTIONS_MIGRATION}: apply it (npx pipeline-status migrate, ` +
+            'or --into or --print where your own migrations run); the store asks for them again every minute. ' +
+            `If that migration is recorded as applied but they are missing, create them again from its migration.sql (${this.#names.join(', ')})`,
+          { migration: STORE_FUNCTIONS_MIGRATION },
+        ),
+    })
   }
 
   /**
@@ -70,61 +85,15 @@ export class FunctionCalls {
       )
       return undefined
     }
-    if (!(await this.#ask())) return undefined
+    if (!(await this.#presence.present())) return undefined
     try {
       return await this.#sql.query<Row>(pick(functions).call, values)
     } catch (error) {
       if (!hasSqlState(error, UNDEFINED_FUNCTION)) throw error
       // Refused before it ran: the caller's inline statement does the work instead.
-      this.#missing(`a call found no such function (${errorMessage(error)})`)
+      this.#presence.missing(`a call found no such function (${errorMessage(error)})`)
       return undefined
     }
-  }
-
-  #ask(): Promise<boolean> {
-    const stale = this.#missingSince !== undefined && this.#now() - this.#missingSince >= STORE_FUNCTIONS_RECHECK_MS
-    if (this.#present === undefined || stale) {
-      this.#missingSince = undefined
-      this.#present = this.#probe().catch((error: unknown) => {
-        // Unreachable: asked again next time.
-        this.#present = undefined
-        throw error
-      })
-    }
-    return this.#present
-  }
-
-  async #probe(): Promise<boolean> {
-    const names = this.#names
-    let cause: string
-    try {
-      const rows = await this.#sql.query<{ ok: boolean }>(STORE_FUNCTIONS_PROBE, [this.#signatures, this.#types])
-      if (rows[0]?.ok === true) {
-        if (this.#saidInline) {
-          this.#saidInline = false
-          this.#logger().warn(`pipeline-status: the database has the functions ${names.join(', ')} now; stage updates, heartbeats and run creations call them again`, {
-            migration: STORE_FUNCTIONS_MIGRATION,
-          })
-        }
-        return true
-      }
-      cause = `the database lacks one of the functions ${names.join(', ')} on the search_path`
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error
-      cause = `asking the database for its functions failed (${errorMessage(error)})`
-    }
-    this.#missing(cause)
-    return false
-  }
-
-  #missing(cause: string): void {
-    this.#present = Promise.resolve(false)
-    this.#missingSince = this.#now()
-    this.#sayInline(
-      `${cause}. The functions come with the package's migration ${STORE_FUNCTIONS_MIGRATION}: apply it (npx pipeline-status migrate, ` +
-        'or --into or --print where your own migrations run); the store asks for them again every minute. ' +
-        `If that migration is recorded as applied but they are missing, create them again from its migration.sql (${this.#names.join(', ')})`,
-    )
   }
 
   #sayInline(why: string): void {
