@@ -914,7 +914,8 @@ class PrismaAPIClient:
                 finishing: bool = False, progress: bool = False, outcome: Optional[Dict[str, Any]] = None) -> bool:
         """Delivers one update (or queues it); the one path of every write of a run. ``outcome``
         (streamed output chunks): gets the ``answer``, or the error that ``refused`` it for good,
-        which is then neither logged nor dead-lettered here (the stream logs one line)."""
+        which is then neither logged nor dead-lettered here (the stream logs one line), or the
+        run as stored when it was ``finished`` elsewhere (logged here; the stream logs nothing more)."""
         if not is_valid_run_id(run_id):
             self.log.error("Run %r: %s not sent: the run id is outside the contract's rule "
                            "(1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only)", run_id, what)
@@ -923,6 +924,8 @@ class PrismaAPIClient:
         if finished is not None:
             self.log.warning("Run %s: %s not sent: the run was finished elsewhere (%s%s)", run_id, what, finished.get("status"),
                              f": {finished['error']}" if finished.get("error") else "")
+            if outcome is not None:
+                outcome["finished"] = finished
             return False
         update = _Update(run_id, "POST", route_path(route, run_id), str(uuid.uuid4()), body, what, stage_number, finishing, progress)
         started = time.time()
@@ -953,6 +956,8 @@ class PrismaAPIClient:
                         continue
                     if kind == "superseded":
                         self.log.warning("Run %s: %s refused: the run was finished elsewhere", run_id, update.what)
+                        if outcome is not None:
+                            outcome["finished"] = self.run_finished(run_id) or {}
                         return False
                     if kind == "dead-letter" and outcome is not None:
                         outcome["refused"] = error
@@ -965,6 +970,8 @@ class PrismaAPIClient:
                 elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
                 # A stale answer stored nothing: the run was finished before this update arrived.
                 if elsewhere and answer.get("outcome") == "stale":
+                    if outcome is not None:
+                        outcome["finished"] = self.run_finished(run_id) or {}
                     return False
                 self._note_stale_attempt(run_id, update.what, update.body, answer)
                 return True

@@ -13,7 +13,7 @@ import time
 import unittest
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from pipeline_status_client import MAX_OUTPUT_CHUNK_BYTES, PrismaAPIClient, RetryPolicy
+from pipeline_status_client import MAX_OUTPUT_CHUNK_BYTES, PrismaAPIClient, RetryPolicy, RunFinishedElsewhereError
 
 RUN = {"id": "r", "status": "PROCESSING", "error": None}
 Answer = Callable[[str, Dict[str, Any]], Optional[Tuple[int, Dict[str, Any]]]]
@@ -193,6 +193,56 @@ class StreamOutputTest(unittest.TestCase):
             "maxStreamedOutputBytes (its limit of one stage attempt's streamed text)",
         ])
         self.assertRegex(out.stopped or "", r"^chunk 0 was refused: .*413")
+
+    def test_a_run_cancelled_elsewhere_stops_the_stream_with_its_cause_and_no_fix(self) -> None:
+        # The newcomer trial's repro: a stage streams inside run_stage_with_retries and the web app
+        # cancels the run (POST /cancel) between two chunks. The stream said "chunk 1 was not
+        # delivered: unknown reason ... Fix: give the client an outbox": now the TypeScript wording.
+        first_chunk = threading.Event()
+        cancelled_run = {"id": "r", "status": "CANCELLED", "error": "stopped by a user"}
+
+        def answer(path: str, body: Dict[str, Any]) -> Optional[Tuple[int, Dict[str, Any]]]:
+            if not path.endswith("/output"):
+                return None
+            if body["seq"] == 0:
+                first_chunk.set()
+                return None
+            return problem("run_finished", 409, detail="Run r is CANCELLED and takes no more output", run=cancelled_run)
+
+        self.server.answer = answer
+        client = self.client()
+        streams: List[Any] = []
+
+        def stage() -> str:
+            with client.stream_output("r", 2, flush_interval=0) as out:
+                streams.append(out)
+                out.write("before the cancel ")
+                self.assertTrue(first_chunk.wait(10))
+                out.write("after the cancel")  # chunk 1: refused, the run is CANCELLED
+            return "report"
+
+        with self.assertRaises(RunFinishedElsewhereError):
+            client.run_stage_with_retries("r", 2, stage, attempts=1)
+        out = streams[0]
+        expected = "Run r is already CANCELLED (stopped by a user); the update was not stored"
+        self.assertEqual(out.stopped, expected)
+        self.assertFalse(out.close())
+        messages = [m for _, m in self.records.messages]
+        # The run's end once, the refused chunk once; the stream adds no line of its own (no
+        # "unknown reason", no fix: the run was cancelled, there is nothing to fix).
+        self.assertEqual(len([m for m in messages if m.startswith('Run r was CANCELLED (error: "stopped by a user")')]), 1, messages)
+        self.assertEqual([m for m in messages if "output" in m], ["Run r: stage 2 output chunk 1 refused: the run was finished elsewhere"])
+        # A stream opened after the client learned it: its first chunk is not sent, for the same cause.
+        self.records.messages.clear()
+        sent = len(self.server.requests)
+        later = client.stream_output("r", 3, flush_interval=0)
+        later.write("late")
+        self.assertFalse(later.close())
+        self.assertEqual(later.stopped, expected)
+        self.assertEqual(len(self.server.requests), sent)
+        self.assertEqual([f"{level} {m}" for level, m in self.records.messages], [
+            "WARNING Run r: stage 3 output chunk 0 not sent: the run was finished elsewhere (CANCELLED: stopped by a user)",
+        ])
 
     def test_bounds_what_waits(self) -> None:
         gate = threading.Event()
