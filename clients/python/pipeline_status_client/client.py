@@ -35,7 +35,7 @@ from .errors import CatalogueMismatchError, ConfigurationError, InvalidRunIdErro
 from .outbox import DeadLetter, Outbox, OutboxEntry
 from .runs import check_limit, create_run_body, iterate_runs, list_query
 from .restart_attempts import InheritedStages, inherited_stages, stages_left_processing
-from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriable
+from .retry import PERMANENT_STATUSES, RetryPolicy, describe_retry, is_auth_refusal, is_retriable
 from .run_watch import DEFAULT_POLL_INTERVAL, RunWatch
 from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait_seconds
 from .stream_output import StageOutputStream
@@ -1053,9 +1053,9 @@ class PrismaAPIClient:
 
     def _send_with_retries(self, request: Request, what: Optional[str] = None) -> Dict[str, Any]:
         """One request, retried with the same key while it may pass, up to ``retry.attempts``.
-        Each retry is a warning with its cause and wait (issue 10 item 7), as the TypeScript
-        client logs it: ``Run r1: stage 1 PROCESSING failed (HTTP 503 database_unavailable);
-        retry 1 of 4 in 0.30 s``; ``what`` defaults to the method and path."""
+        Each retry is a warning with its cause and wait (issue 10 item 7), in the TypeScript
+        client's words: ``Run r1: stage 1 PROCESSING failed (HTTP 503 database_unavailable);
+        attempt 2 of 5 (retry 1 of 4) in 0.30 s``; ``what`` defaults to the method and path."""
         label = what or f"{request.method} {self._transport.base_path}/{request.route}"
         attempt = 1
         while True:
@@ -1065,8 +1065,8 @@ class PrismaAPIClient:
                 if not is_retriable(error) or attempt >= self.retry.attempts or self._closed.is_set():
                     raise
                 wait = self.retry.delay(attempt, getattr(error, "retry_after", None))
-                self.log.warning("%s failed (%s); retry %d of %d in %.2f s", label, _cause(error),
-                                 attempt, self.retry.attempts - 1, wait)
+                self.log.warning("%s failed (%s); %s in %.2f s", label, _cause(error),
+                                 describe_retry(attempt, self.retry.attempts), wait)
                 attempt += 1
                 time.sleep(wait)
 
