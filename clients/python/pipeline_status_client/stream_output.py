@@ -41,6 +41,20 @@ def refusal_fix(status: int, code: Optional[str]) -> str:
     return "the server refused the chunk itself: report this line as a bug of pipeline_status_client"
 
 
+def buffer_overflow(size: int, max_buffered_bytes: int) -> Tuple[str, str]:
+    """Why a write of ``size`` UTF-8 bytes passed ``max_buffered_bytes``, and the fix (the
+    TypeScript client's ``bufferOverflow``): a write larger than the bound on its own says so (no
+    server speed would have let it in); otherwise the server took the chunks slower than the
+    stage wrote them."""
+    if size > max_buffered_bytes:
+        return (f"one write of {size} bytes is larger than max_buffered_bytes ({max_buffered_bytes} bytes), the most text "
+                "that may wait to be sent",
+                "write the text in pieces as it is produced, or raise max_buffered_bytes (the server keeps at most its "
+                "maxStreamedOutputBytes of a stage attempt's streamed text, 1 MiB by default)")
+    return (f"more than {max_buffered_bytes} bytes waited to be sent (the server takes the chunks slower than the stage "
+            "writes them)", "write less often or in larger pieces, or raise max_buffered_bytes")
+
+
 def run_finished_reason(run_id: str, run: Dict[str, Any]) -> str:
     """Why a chunk of a run finished elsewhere (cancelled, swept, completed elsewhere) was not
     stored: the TypeScript client's ``RunFinishedError`` message. It needs no fix: the client has
@@ -167,12 +181,11 @@ class StageOutputStream:
         size = len(text.encode("utf-8"))
         if self._buffered_bytes + size > self.max_buffered_bytes:
             # What was accepted stays and is still sent; this write and later ones are dropped.
-            self.truncated = (f"more than {self.max_buffered_bytes} bytes waited to be sent (the server takes the chunks "
-                              "slower than the stage writes them)")
+            self.truncated, fix = buffer_overflow(size, self.max_buffered_bytes)
             self._held = ""
             self._log_once("Run %s: stage %d: streamed output truncated: %s. This write and later ones are dropped; "
-                           "the text written before is still sent, then the stage's final status. Fix: write less "
-                           "often or in larger pieces, or raise max_buffered_bytes", self.run_id, self.stage_number, self.truncated)
+                           "the text written before is still sent, then the stage's final status. Fix: %s",
+                           self.run_id, self.stage_number, self.truncated, fix)
             return
         if self._buffered_bytes == 0:
             self._first_write_at = time.monotonic()

@@ -270,6 +270,23 @@ class StreamOutputTest(unittest.TestCase):
         self.assertEqual(len(warnings), 1, warnings)
         self.assertRegex(warnings[0], r"^Run r: stage 1: streamed output truncated: .*the text written before is still sent")
 
+    def test_one_write_larger_than_the_bound_is_named_as_such_not_as_a_slow_server(self) -> None:
+        client = self.client()
+        out = client.stream_output("r", 4, flush_interval=60)
+        out.write("# Report\n")
+        out.write("x" * 1_200_000)  # the newcomer trial's 1.2 MB write; the default bound is 1 MiB
+        reason = ("one write of 1200000 bytes is larger than max_buffered_bytes (1048576 bytes), the most text that may "
+                  "wait to be sent")
+        self.assertEqual(out.truncated, reason)
+        self.assertFalse(out.close())
+        self.assertEqual([c["text"] for c in self.server.chunks()], ["# Report\n"])
+        self.assertEqual([f"{level} {m}" for level, m in self.records.messages if level in ("WARNING", "ERROR")], [
+            f"WARNING Run r: stage 4: streamed output truncated: {reason}. This write and later ones are dropped; the text "
+            "written before is still sent, then the stage's final status. Fix: write the text in pieces as it is produced, "
+            "or raise max_buffered_bytes (the server keeps at most its maxStreamedOutputBytes of a stage attempt's streamed "
+            "text, 1 MiB by default)",
+        ])
+
     def test_chunks_wait_in_the_outbox_in_order_with_the_stage_updates(self) -> None:
         down = {"value": True}
         self.server.answer = lambda path, body: problem("database_unavailable", 503) if down["value"] and path.endswith("/output") else None
