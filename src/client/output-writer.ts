@@ -129,6 +129,14 @@ export function chunkResult(seq: number, outcome: Delivered): ChunkResult {
 export const UNDELIVERED_FIX =
   "give the client an outbox (outbox: { dir }) so that chunks wait on disk while the server cannot take them, or check that the server is reachable from the runner"
 
+/**
+ * The fix of a chunk refused with 409 `run_finished` when this runner's own report finished the
+ * run, e.g. stages run in parallel and the catalogue's last one completed first (shared wording
+ * with the Python client). Internal.
+ */
+export const RUN_FINISHED_BY_THIS_RUNNER_FIX =
+  "the run was already finished by this runner's own report (the catalogue's last stage COMPLETED, or a stage FAILED or CANCELLED): a runner with parallel stages must report the last stage COMPLETED only after every other stage finished (after a FAILED or CANCELLED stage there is nothing to fix)"
+
 /** The fix of a chunk the server refused for good, by its status and problem `code` (shared wording with the Python client). Internal. */
 export function refusalFix(status: number, code: string | undefined): string {
   if (status === 413) {
@@ -141,6 +149,9 @@ export function refusalFix(status: number, code: string | undefined): string {
       return 'report the stage PROCESSING before streaming its output (runPipeline does)'
     case 'stage_finished':
       return "close the stream before sending the stage's final status (runPipeline does)"
+    case 'run_finished':
+      // A run finished elsewhere stops the stream quietly (`run-finished`): this one was finished by the runner itself.
+      return RUN_FINISHED_BY_THIS_RUNNER_FIX
     default:
       return 'the server refused the chunk itself: report this line as a bug of pipeline-status-sdk'
   }

@@ -24,6 +24,13 @@ DEFAULT_CLOSE_TIMEOUT = 120.0
 UNDELIVERED_FIX = ("give the client an outbox (outbox_dir) so that chunks wait on disk while the server cannot take them, "
                    "or check that the server is reachable from the runner")
 
+#: The fix of a chunk refused with 409 ``run_finished`` when this runner's own report finished the
+#: run, e.g. stages run in parallel and the catalogue's last one completed first (the TypeScript wording).
+RUN_FINISHED_BY_THIS_RUNNER_FIX = (
+    "the run was already finished by this runner's own report (the catalogue's last stage COMPLETED, or a stage FAILED or "
+    "CANCELLED): a runner with parallel stages must report the last stage COMPLETED only after every other stage finished "
+    "(after a FAILED or CANCELLED stage there is nothing to fix)")
+
 
 def refusal_fix(status: int, code: Optional[str]) -> str:
     """The fix of a chunk the server refused for good, by its status and problem ``code`` (the
@@ -38,6 +45,9 @@ def refusal_fix(status: int, code: Optional[str]) -> str:
         return "report the stage PROCESSING before streaming its output"
     if code == "stage_finished":
         return "close the stream before sending the stage's final status (use it as a context manager)"
+    if code == "run_finished":
+        # A run finished elsewhere stops the stream quietly: this one was finished by the runner itself.
+        return RUN_FINISHED_BY_THIS_RUNNER_FIX
     return "the server refused the chunk itself: report this line as a bug of pipeline_status_client"
 
 

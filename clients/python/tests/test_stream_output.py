@@ -244,6 +244,32 @@ class StreamOutputTest(unittest.TestCase):
             "WARNING Run r: stage 3 output chunk 0 not sent: the run was finished elsewhere (CANCELLED: stopped by a user)",
         ])
 
+    def test_parallel_stages_the_last_completed_first_names_that_cause_not_a_bug(self) -> None:
+        completed = {"id": "r", "status": "COMPLETED", "error": None}
+
+        def answer(path: str, body: Dict[str, Any]) -> Optional[Tuple[int, Dict[str, Any]]]:
+            if path.endswith("/output"):
+                return problem("run_finished", 409, detail="Run r is COMPLETED and takes no more output")
+            if body.get("stageNumber") == 5:
+                return 200, {"outcome": "applied", "run": completed}
+            return None
+
+        self.server.answer = answer
+        client = self.client()
+        self.assertTrue(client.mark_stage_processing("r", 3))
+        # Stage 5, the catalogue's last, completes while stage 3 still runs: it completes the run.
+        self.assertTrue(client.mark_stage_complete("r", 5, "report"))
+        out = client.stream_output("r", 3, flush_interval=0)
+        out.write("too late")
+        self.assertFalse(out.close())
+        self.assertRegex(out.stopped or "", r"^chunk 0 was refused: .*409 run_finished")
+        self.assertEqual([f"{level} {m}" for level, m in self.records.messages if level in ("WARNING", "ERROR")], [
+            f"WARNING Run r: stage 3: streamed output stopped: {out.stopped}. Later write() calls are dropped; the stage's final "
+            "status and output are still sent. Fix: the run was already finished by this runner's own report (the catalogue's "
+            "last stage COMPLETED, or a stage FAILED or CANCELLED): a runner with parallel stages must report the last stage "
+            "COMPLETED only after every other stage finished (after a FAILED or CANCELLED stage there is nothing to fix)",
+        ])
+
     def test_bounds_what_waits(self) -> None:
         gate = threading.Event()
         self.server.answer = lambda path, body: (gate.wait(10) and None)
