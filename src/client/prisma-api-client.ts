@@ -262,7 +262,10 @@ export class PrismaAPIClient {
   /**
    * Ends a run explicitly (`POST /complete`) with its results: `status`, `duration` (seconds),
    * `error` and any app-specific fields, handed to the app's `onRunCompleted` hook.
-   * `completedAt` defaults to now. Resolves the server's answer, or a {@link QueuedDelivery}
+   * `completedAt` defaults to now. On a run a stage already finished with the same status (a
+   * stage `FAILED`, then `completeRun` `FAILED`) the completion is still `applied` and the hook
+   * runs, but the run keeps its `completedAt` and the stage's `error`: `body.error` is stored only
+   * on a run that has none. Resolves the server's answer, or a {@link QueuedDelivery}
    * when the outbox took it (server unreachable, or the run's earlier updates still queued).
    * Throws {@link PayloadValidationError} for an invalid body, and the transport errors when
    * it could not be delivered and there is no outbox (or the server refused it with a 4xx).

@@ -451,7 +451,9 @@ class PrismaAPIClient:
         ``onRunCompleted`` hook. ``status``: COMPLETED, FAILED or CANCELLED; ``completed_at``: an
         ISO 8601 timestamp string or a ``datetime`` (sent as UTC with milliseconds and ``Z``; a
         naive datetime is taken as this machine's local time; the server clamps an instant skewed
-        beyond its tolerance), default now; datetimes in ``results`` are sent the same way; ``duration``: seconds; ``error``: the run's error;
+        beyond its tolerance), default now; datetimes in ``results`` are sent the same way; ``duration``: seconds; ``error``: the run's error,
+        stored only on a run that has none (after ``mark_stage_failed`` the run keeps the stage's error, and
+        ``complete_run(run_id, "FAILED", error=...)`` still returns ``True`` and runs the hook);
         ``results``: any JSON fields of the app's own (``opportunities``, ``fullReportMarkdown``).
         Delivered in order after the run's stage updates (queued behind them when they are).
         Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises."""
