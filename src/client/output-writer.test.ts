@@ -169,6 +169,25 @@ describe('the output stream', () => {
     expect(logger.lines[0]).toMatch(/^x: streamed output truncated: .*the text written before is still sent/)
   })
 
+  it('says so when one write alone is larger than maxBufferedBytes, not that the server is slow', async () => {
+    const logger = recording()
+    const sender = fakeSender()
+    const stream = new OutputStream({ send: sender.send, logger, label: 'Run r: stage 4', flushIntervalMs: 0 })
+    stream.write('# Report\n')
+    // The newcomer trial's 1.2 MB write against the default 1 MiB bound, with nothing waiting before it.
+    stream.write('x'.repeat(1_200_000))
+    const reason = 'one write of 1200000 bytes is larger than maxBufferedBytes (1048576 bytes), the most text that may wait to be sent'
+    expect(stream.stopped).toBe(reason)
+    const summary = await stream.close()
+    expect(summary).toEqual({ chunks: 1, bytes: 9, stopped: reason })
+    expect(sender.sent.map((c) => c.text)).toEqual(['# Report\n'])
+    expect(logger.lines).toEqual([
+      `Run r: stage 4: streamed output truncated: ${reason}. This write and later ones are dropped; the text written before is still sent, then the stage's final status. ` +
+        "Fix: write the text in pieces as it is produced, or raise maxBufferedBytes (the server keeps at most its maxStreamedOutputBytes of a stage attempt's streamed text, 1 MiB by default)",
+    ])
+    expect(logger.lines[0]).not.toMatch(/slower/)
+  })
+
   it('drops writes after close, and a sender that throws stops the stream', async () => {
     const logger = recording()
     const stream = new OutputStream({ send: () => Promise.reject(new Error('boom')), logger, label: 'x', flushIntervalMs: 0 })

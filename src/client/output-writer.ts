@@ -52,9 +52,9 @@ export interface StageOutputStreamOptions {
   /**
    * The bound of the text waiting to be sent, in UTF-8 bytes (besides the one chunk in flight,
    * at most 64 KiB). A `write` that would pass it is dropped, and so is every later `write`
-   * (one warning): the server is then far behind, and a stage's streamed text is limited to
-   * 1 MiB by default on the server anyway. The text accepted before is still sent, before the
-   * stage's final status.
+   * (one warning): the server is then far behind, or that one write was larger than the bound
+   * (the warning says which), and a stage's streamed text is limited to 1 MiB by default on the
+   * server anyway. The text accepted before is still sent, before the stage's final status.
    * @default 1_048_576
    */
   maxBufferedBytes?: number | undefined
@@ -129,6 +129,14 @@ export function chunkResult(seq: number, outcome: Delivered): ChunkResult {
 export const UNDELIVERED_FIX =
   "give the client an outbox (outbox: { dir }) so that chunks wait on disk while the server cannot take them, or check that the server is reachable from the runner"
 
+/**
+ * The fix of a chunk refused with 409 `run_finished` when this runner's own report finished the
+ * run, e.g. stages run in parallel and the catalogue's last one completed first (shared wording
+ * with the Python client). Internal.
+ */
+export const RUN_FINISHED_BY_THIS_RUNNER_FIX =
+  "the run was already finished by this runner's own report (the catalogue's last stage COMPLETED, or a stage FAILED or CANCELLED): a runner with parallel stages must report the last stage COMPLETED only after every other stage finished (after a FAILED or CANCELLED stage there is nothing to fix)"
+
 /** The fix of a chunk the server refused for good, by its status and problem `code` (shared wording with the Python client). Internal. */
 export function refusalFix(status: number, code: string | undefined): string {
   if (status === 413) {
@@ -141,8 +149,31 @@ export function refusalFix(status: number, code: string | undefined): string {
       return 'report the stage PROCESSING before streaming its output (runPipeline does)'
     case 'stage_finished':
       return "close the stream before sending the stage's final status (runPipeline does)"
+    case 'run_finished':
+      // A run finished elsewhere stops the stream quietly (`run-finished`): this one was finished by the runner itself.
+      return RUN_FINISHED_BY_THIS_RUNNER_FIX
     default:
       return 'the server refused the chunk itself: report this line as a bug of pipeline-status-sdk'
+  }
+}
+
+/**
+ * Why a write of `bytes` UTF-8 bytes passed the bound of the text waiting to be sent, and the fix
+ * (shared wording with the Python client): a write larger than the bound on its own says so (no
+ * server speed would have let it in); otherwise the server took the chunks slower than the
+ * stage wrote them. Internal.
+ */
+export function bufferOverflow(bytes: number, maxBufferedBytes: number): { reason: string; fix: string } {
+  if (bytes > maxBufferedBytes) {
+    return {
+      reason: `one write of ${bytes} bytes is larger than maxBufferedBytes (${maxBufferedBytes} bytes), the most text that may wait to be sent`,
+      fix:
+        "write the text in pieces as it is produced, or raise maxBufferedBytes (the server keeps at most its maxStreamedOutputBytes of a stage attempt's streamed text, 1 MiB by default)",
+    }
+  }
+  return {
+    reason: `more than ${maxBufferedBytes} bytes waited to be sent (the server takes the chunks slower than the stage writes them)`,
+    fix: 'write less often or in larger pieces, or raise maxBufferedBytes',
   }
 }
 
@@ -253,10 +284,11 @@ export class OutputStream implements StageOutputStream {
     const bytes = utf8Bytes(text)
     if (this.#bufferedBytes + bytes > this.#maxBufferedBytes) {
       // The text accepted so far stays and is still sent; this write and later ones are dropped.
-      this.#overflowed = `more than ${this.#maxBufferedBytes} bytes waited to be sent (the server takes the chunks slower than the stage writes them)`
+      const overflow = bufferOverflow(bytes, this.#maxBufferedBytes)
+      this.#overflowed = overflow.reason
       this.#held = ''
       this.#logOnce(
-        `${this.#label}: streamed output truncated: ${this.#overflowed}. This write and later ones are dropped; the text written before is still sent, then the stage's final status. Fix: write less often or in larger pieces, or raise maxBufferedBytes`,
+        `${this.#label}: streamed output truncated: ${overflow.reason}. This write and later ones are dropped; the text written before is still sent, then the stage's final status. Fix: ${overflow.fix}`,
       )
       return
     }

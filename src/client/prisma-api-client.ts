@@ -18,7 +18,7 @@ import { CLIENT_INTERNALS, type ClientInternals, type RunCatalogue } from './cli
 import { type CloseOptions, type CloseResult, type CompleteRunInput, type PrismaAPIClientOptions, resolveClientOptions } from './client-options.js'
 import { type CreateRunOptions, createRunBody } from './create-run.js'
 import { type Delivered, Delivery, type QueuedDelivery, type UpdateOutcome } from './delivery.js'
-import { ClientClosedError, ConfigurationError, PipelineStatusError } from './errors.js'
+import { ClientClosedError, ConfigurationError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import { Heartbeats } from './heartbeat.js'
 import { type Logger, consoleLogger } from './logger.js'
@@ -31,6 +31,7 @@ import { type CountRunsOptions, type ListRunsOptions, type RunListTransport, cou
 import { RunEndWatches, type RunStreamHold } from './run-end-watch.js'
 import { type OutputAlteration, type StageAttemptFields, buildStageUpdate, storableStageUpdate, utf8Bytes } from './stage-output.js'
 import { OutputStream, type StageOutputStream, type StageOutputStreamOptions, chunkResult } from './output-writer.js'
+import { stageNumberError, stageNumberProblem } from './stage-number.js'
 import { z } from 'zod'
 import { Transport } from './transport.js'
 import { type InheritedStage, inheritedStages, stagesLeftProcessing } from './restart-attempts.js'
@@ -69,6 +70,14 @@ import { type InheritedStage, inheritedStages, stagesLeftProcessing } from './re
  *   `kind: 'superseded'`, one warning per run, not counted as undelivered. The run's other
  *   queued updates are still sent (a late `COMPLETED` is stored).
  * - `close()` resolves and logs what stays undelivered, per run.
+ * - A stage number is checked before anything is sent, by one rule for every method that takes
+ *   one: an integer (a `number`, not the string `'2'` plain JavaScript may pass), 1 or more, and
+ *   for `markStage*` and `reportProgress` one of the catalogue's stages. `markStage*` and
+ *   `reportProgress` log it and resolve `false` (throw {@link ConfigurationError} with
+ *   `throwOnError`): `The stage number must be an integer (1..5 in the catalogue), got a string:
+ *   "2" (pass the number 2)`, `Stage 7 is not in the catalogue (1..5)`; `sendStageUpdate`
+ *   refuses it like any invalid body (a {@link PayloadValidationError}, logged, `false`), and
+ *   `appendStageOutput`, `streamStageOutput` and `heartbeat` throw that error naming `stageNumber`.
  *
  * @example
  * ```ts
@@ -242,6 +251,9 @@ export class PrismaAPIClient {
    * Its `output` is made storable and cut to fit like {@link markStageComplete}'s.
    */
   sendStageUpdate(runId: string, update: StageUpdate): Promise<boolean> {
+    // Not a number at all (`'2'` from plain JavaScript): said as such; the schema says the catalogue's range.
+    const problem = stageNumberProblem((update as { stageNumber?: unknown } | undefined)?.stageNumber)
+    if (problem !== undefined) return reported(this.#refuse(runId, stageNumberError('stage update', problem, update?.stageNumber)))
     const parsed = stageUpdateSchemaFor(this.stages).safeParse(update)
     if (!parsed.success) return reported(this.#refuse(runId, new PayloadValidationError('stage update', parsed.error.issues)))
     return reported(this.#submitStageUpdate(runId, parsed.data))
@@ -250,7 +262,10 @@ export class PrismaAPIClient {
   /**
    * Ends a run explicitly (`POST /complete`) with its results: `status`, `duration` (seconds),
    * `error` and any app-specific fields, handed to the app's `onRunCompleted` hook.
-   * `completedAt` defaults to now. Resolves the server's answer, or a {@link QueuedDelivery}
+   * `completedAt` defaults to now. On a run a stage already finished with the same status (a
+   * stage `FAILED`, then `completeRun` `FAILED`) the completion is still `applied` and the hook
+   * runs, but the run keeps its `completedAt` and the stage's `error`: `body.error` is stored only
+   * on a run that has none. Resolves the server's answer, or a {@link QueuedDelivery}
    * when the outbox took it (server unreachable, or the run's earlier updates still queued).
    * Throws {@link PayloadValidationError} for an invalid body, and the transport errors when
    * it could not be delivered and there is no outbox (or the server refused it with a 4xx).
@@ -414,6 +429,8 @@ export class PrismaAPIClient {
    * ```
    */
   async appendStageOutput(runId: string, stageNumber: number, chunk: StageOutputChunk): Promise<StageOutputChunkResponse | QueuedDelivery> {
+    const problem = stageNumberProblem(stageNumber)
+    if (problem !== undefined) throw stageNumberError('output chunk', problem, stageNumber)
     // Checked as it will be sent: NUL and lone surrogates become U+FFFD (3 bytes each) first.
     const text = typeof chunk?.text === 'string' ? toStorableText(chunk.text).text : chunk?.text
     const parsed = OutputChunkInput.safeParse({ stageNumber, ...chunk, text })
@@ -461,8 +478,8 @@ export class PrismaAPIClient {
   }
 
   #openOutputStream(runId: string, stageNumber: number, options: StageOutputStreamOptions = {}): OutputStream {
-    const parsed = OutputChunkInput.pick({ stageNumber: true }).safeParse({ stageNumber })
-    if (!parsed.success) throw new PayloadValidationError('output stream', parsed.error.issues)
+    const problem = stageNumberProblem(stageNumber)
+    if (problem !== undefined) throw stageNumberError('output stream', problem, stageNumber)
     parseRunId(runId)
     try {
       return new OutputStream({
@@ -491,9 +508,13 @@ export class PrismaAPIClient {
    * client's `intervalMs`): one attempt, no retry, never queued. `runPipeline` sends them by
    * itself while a stage runs; call this from a runner of your own. Resolves the server's
    * answer (whose `run` shows whether the run was finished elsewhere; `onRunFinished` is called
-   * then), or `undefined` when it got none (logged at debug level).
+   * then), or `undefined` when it got none (logged at debug level). Throws
+   * {@link PayloadValidationError} before sending for a run id the contract refuses, or a
+   * `stageNumber` that is not an integer of 1 or more.
    */
   async heartbeat(runId: string, stageNumber?: number): Promise<HeartbeatResponse | undefined> {
+    const problem = stageNumber === undefined ? undefined : stageNumberProblem(stageNumber)
+    if (problem !== undefined) throw stageNumberError('heartbeat', problem, stageNumber)
     parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
     return this.#heartbeats.send(runId, stageNumber, undefined)
@@ -567,8 +588,9 @@ export class PrismaAPIClient {
 
   /** `catalogue`: the run's own (`runPipeline` of a pipeline), else the client's `stages`; `attempt`: a retrying stage's attempt fields. */
   #stageUpdate(runId: string, stageNumber: number, status: StageUpdateStatus, output: unknown, catalogue = this.stages, attempt?: StageAttemptFields): Promise<UpdateOutcome> {
-    const stage = catalogue[stageNumber - 1]
-    if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, catalogue))
+    const problem = stageNumberProblem(stageNumber, catalogue)
+    if (problem !== undefined) return this.#refuse(runId, new ConfigurationError(problem))
+    const stage = catalogue[stageNumber - 1] as StageCatalogue[number]
     // An output JSON cannot hold must not cost the stage its status: a placeholder is sent.
     const { body, alterations } = buildStageUpdate(runId, stage, status, output, this.#logger, attempt)
     return this.#submitStageUpdate(runId, body, alterations, catalogue)
@@ -589,8 +611,9 @@ export class PrismaAPIClient {
   async #reportProgress(runId: string, stageNumber: number, report: ProgressReport, catalogue = this.stages): Promise<UpdateOutcome> {
     const refused = this.#refusedBeforeSending(runId)
     if (refused) return this.#refuse(runId, refused)
-    const stage = catalogue[stageNumber - 1]
-    if (!stage || stage.number !== stageNumber) return this.#refuse(runId, notInCatalogue(stageNumber, catalogue))
+    const problem = stageNumberProblem(stageNumber, catalogue)
+    if (problem !== undefined) return this.#refuse(runId, new ConfigurationError(problem))
+    const stage = catalogue[stageNumber - 1] as StageCatalogue[number]
     let delivered: Promise<Delivered>
     try {
       delivered = this.#progress.report(runId, stageNumber, stage.name, report)
@@ -646,11 +669,6 @@ const OutputChunkInput = StageOutputChunk.extend({
 
 /** The hold of a run whose stream is not followed. */
 const NO_HOLD: RunStreamHold = { arm: noop, disarm: noop, release: noop }
-
-/** A stage number outside the catalogue: the caller's mistake, refused before sending. */
-function notInCatalogue(stageNumber: number, stages: StageCatalogue): PipelineStatusError {
-  return new ConfigurationError(`Stage ${stageNumber} is not in the catalogue (1..${stages.length})`)
-}
 
 /** `true` when delivered or kept in the outbox, as the `mark*` methods resolve. */
 async function reported(outcome: Promise<UpdateOutcome>): Promise<boolean> {

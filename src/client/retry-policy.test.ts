@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError } from './errors.js'
-import { DEFAULT_RETRY_POLICY, isRetriableStatus, parseRetryAfter, resolveRetryPolicy, retryDelay, shouldRetry } from './retry-policy.js'
+import { DEFAULT_RETRY_POLICY, describeRetry, isRetriableStatus, parseRetryAfter, resolveRetryPolicy, retryDelay, shouldRetry } from './retry-policy.js'
 
 describe('retry policy', () => {
+  it('counts a retry by the attempt it starts of all attempts and by the retry of all retries (the Python client says the same)', () => {
+    // The default limit 5: six attempts in all. It said "retry 1 of 5", the Python client "retry 1 of 4" for its five attempts.
+    expect(describeRetry(1, DEFAULT_RETRY_POLICY.limit)).toBe('attempt 2 of 6 (retry 1 of 5)')
+    expect(describeRetry(5, 5)).toBe('attempt 6 of 6 (retry 5 of 5)')
+    expect(describeRetry(1, 1)).toBe('attempt 2 of 2 (retry 1 of 1)')
+  })
+
   it('retries 408, 429 and every 5xx, never other 4xx', () => {
     for (const status of [408, 429, 500, 501, 502, 503, 504, 520, 599]) expect(isRetriableStatus(status)).toBe(true)
     for (const status of [400, 401, 403, 404, 409, 413, 415, 422, 200, 302]) expect(isRetriableStatus(status)).toBe(false)

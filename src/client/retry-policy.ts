@@ -98,6 +98,16 @@ export function retryDelay(
   return backoffDelay(retry, { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs, jitter: 'full' }, random)
 }
 
+/**
+ * How a retry is counted in the client's warnings, the same words in the Python client: the
+ * attempt it starts among all the request's attempts, then the retry among all the retries, e.g.
+ * `attempt 2 of 6 (retry 1 of 5)` for the first retry of the default `limit` 5. `retry` counts
+ * from 1; `limit` is {@link RetryPolicy.limit}, the retries after the first attempt. Internal.
+ */
+export function describeRetry(retry: number, limit: number): string {
+  return `attempt ${retry + 1} of ${limit + 1} (retry ${retry} of ${limit})`
+}
+
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
 }

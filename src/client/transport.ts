@@ -26,7 +26,7 @@ import { forwardAbort } from './forward-abort.js'
 import { networkCause } from './network-cause.js'
 import { PipelineStatusError, StatusHttpError, StatusNetworkError, StatusTimeoutError, isStatusHttpError } from './errors.js'
 import type { Logger } from './logger.js'
-import { type ResolvedRetryPolicy, parseRetryAfter, retryDelay, shouldRetry } from './retry-policy.js'
+import { type ResolvedRetryPolicy, describeRetry, parseRetryAfter, retryDelay, shouldRetry } from './retry-policy.js'
 
 export { networkCause } from './network-cause.js'
 
@@ -230,14 +230,17 @@ export class Transport {
     return send(url, { method, headers: sent, body: body ?? null, signal })
   }
 
-  /** One warning per retry: what failed, why, which retry this is and how long it waits. */
+  /** One warning per retry: what failed, why, which attempt and retry this is (`describeRetry`) and how long it waits. */
   #logRetry(request: OutgoingRequest, failure: PipelineStatusError, retry: number, wait: number): void {
     const what = request.what ?? `${request.method} ${request.url}`
     const cause = failureCause(failure, this.#config.timeoutMs)
-    this.#config.logger.warn(`${what} failed (${cause.text}); retry ${retry} of ${this.#config.retry.limit} in ${Math.round(wait)} ms`, {
+    const { limit } = this.#config.retry
+    this.#config.logger.warn(`${what} failed (${cause.text}); ${describeRetry(retry, limit)} in ${Math.round(wait)} ms`, {
       url: request.url,
       idempotencyKey: request.idempotencyKey,
       retry,
+      attempt: retry + 1,
+      attempts: limit + 1,
       delayMs: Math.round(wait),
       cause: cause.text,
       ...(cause.status === undefined ? {} : { status: cause.status }),

@@ -288,6 +288,16 @@ describe('state machine examples (the original handlers’ defects)', () => {
     expect(v.run.error).toBe('Stage 3 (Stage 3) failed')
   })
 
+  it("a /complete FAILED after a FAILED stage is applied once, but the run keeps the stage's error and completedAt (docs/other-languages.md)", () => {
+    const w = world()
+    apply(w, stage(3, 'FAILED', 'model timed out'))
+    const { completedAt } = w.run
+    const complete = decideCompletion({ run: w.run, body: { status: 'FAILED', error: 'pipeline aborted', completedAt: LATER.toISOString() }, now: LATER })
+    expect(complete).toMatchObject({ outcome: 'applied', runCompletionHook: true, statusChanged: false })
+    if (complete.outcome !== 'applied') return
+    expect(complete.run).toMatchObject({ status: 'FAILED', error: 'model timed out', completedAt, completionReceivedAt: LATER })
+  })
+
   it('a stage in one final status cannot take another', () => {
     const w = world()
     apply(w, stage(2, 'COMPLETED'))

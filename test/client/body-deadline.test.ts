@@ -65,8 +65,8 @@ describe.each(faults)('a server that %s', (_, fault, timeout) => {
     expect(updateKeys).toHaveLength(3)
     expect(new Set(updateKeys).size).toBe(1)
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
-      `Run ${runId}: stage 1 PROCESSING failed (timed out after ${timeout} ms); retry 1 of 2 in ${logger.lines.find((l) => l.level === 'warn')?.details?.['delayMs']} ms`,
-      expect.stringMatching(new RegExp(`^Run ${runId}: stage 1 PROCESSING failed \\(timed out after ${timeout} ms\\); retry 2 of 2 in \\d+ ms$`)),
+      `Run ${runId}: stage 1 PROCESSING failed (timed out after ${timeout} ms); attempt 2 of 3 (retry 1 of 2) in ${logger.lines.find((l) => l.level === 'warn')?.details?.['delayMs']} ms`,
+      expect.stringMatching(new RegExp(`^Run ${runId}: stage 1 PROCESSING failed \\(timed out after ${timeout} ms\\); attempt 3 of 3 \\(retry 2 of 2\\) in \\d+ ms$`)),
     ])
 
     server.inject(fault)

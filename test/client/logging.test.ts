@@ -26,11 +26,11 @@ describe('retry warnings', () => {
     expect(await client.markStageProcessing('run_1', 1)).toBe(false)
     const warnings = logger.lines.filter((l) => l.level === 'warn')
     expect(warnings.map((l) => l.message)).toEqual([
-      expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(ECONNREFUSED\); retry 1 of 2 in \d+ ms$/),
-      expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(ECONNREFUSED\); retry 2 of 2 in \d+ ms$/),
+      expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(ECONNREFUSED\); attempt 2 of 3 \(retry 1 of 2\) in \d+ ms$/),
+      expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(ECONNREFUSED\); attempt 3 of 3 \(retry 2 of 2\) in \d+ ms$/),
     ])
     for (const [index, warning] of warnings.entries()) {
-      expect(warning.details).toMatchObject({ cause: 'ECONNREFUSED', retry: index + 1, idempotencyKey: expect.any(String) })
+      expect(warning.details).toMatchObject({ cause: 'ECONNREFUSED', retry: index + 1, attempt: index + 2, attempts: 3, idempotencyKey: expect.any(String) })
       // Full jitter over baseDelayMs * 2^(retry-1).
       expect(warning.details?.delayMs).toBeLessThanOrEqual(10 * 2 ** index)
     }
@@ -55,17 +55,17 @@ describe('retry warnings', () => {
     expect(logger.lines.filter((l) => l.level === 'warn')).toEqual([
       {
         level: 'warn',
-        message: expect.stringMatching(/^Run run_1: stage 1 COMPLETED failed \(HTTP 503 database_unavailable\); retry 1 of 3 in \d+ ms$/),
+        message: expect.stringMatching(/^Run run_1: stage 1 COMPLETED failed \(HTTP 503 database_unavailable\); attempt 2 of 4 \(retry 1 of 3\) in \d+ ms$/),
         details: expect.objectContaining({ status: 503, code: 'database_unavailable', retry: 1 }),
       },
       {
         level: 'warn',
-        message: 'Run run_1: stage 1 COMPLETED failed (HTTP 429); retry 2 of 3 in 1000 ms',
+        message: 'Run run_1: stage 1 COMPLETED failed (HTTP 429); attempt 3 of 4 (retry 2 of 3) in 1000 ms',
         details: expect.objectContaining({ status: 429, retry: 2, delayMs: 1000 }),
       },
       {
         level: 'warn',
-        message: expect.stringMatching(/^Run run_1: stage 1 COMPLETED failed \(HTTP 502\); retry 3 of 3 in \d+ ms$/),
+        message: expect.stringMatching(/^Run run_1: stage 1 COMPLETED failed \(HTTP 502\); attempt 4 of 4 \(retry 3 of 3\) in \d+ ms$/),
         details: expect.objectContaining({ status: 502, retry: 3 }),
       },
     ])
@@ -80,8 +80,8 @@ describe('retry warnings', () => {
     const { client, logger } = makeClient({ timeoutMs: 100 })
     expect(await client.markStageProcessing(runId, 1)).toBe(true)
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
-      expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(timed out after 100 ms\); retry 1 of 3 in \d+ ms$/),
-      expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(timed out after 100 ms\); retry 2 of 3 in \d+ ms$/),
+      expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(timed out after 100 ms\); attempt 2 of 4 \(retry 1 of 3\) in \d+ ms$/),
+      expect.stringMatching(/^Run run_1: stage 1 PROCESSING failed \(timed out after 100 ms\); attempt 3 of 4 \(retry 2 of 3\) in \d+ ms$/),
     ])
   })
 
@@ -89,7 +89,7 @@ describe('retry warnings', () => {
     env.server.inject({ status: 500 })
     const { client, logger } = makeClient()
     await client.createRun('run_r')
-    expect(logger.lines.find((l) => l.level === 'warn')?.message).toMatch(new RegExp(`^POST ${env.server.origin}/api/pipeline/runs failed \\(HTTP 500\\); retry 1 of 3 in \\d+ ms$`))
+    expect(logger.lines.find((l) => l.level === 'warn')?.message).toMatch(new RegExp(`^POST ${env.server.origin}/api/pipeline/runs failed \\(HTTP 500\\); attempt 2 of 4 \\(retry 1 of 3\\) in \\d+ ms$`))
   })
 })
 

@@ -123,9 +123,9 @@ describe('receiver down', () => {
     expect(client.pendingCount(runB)).toBe(1)
     // Each retry is a warning with its cause and wait, then the queuing is one.
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
-      expect.stringMatching(/^Run run_a: stage 1 PROCESSING failed \(HTTP 503\); retry 1 of 1 in \d+ ms$/),
+      expect.stringMatching(/^Run run_a: stage 1 PROCESSING failed \(HTTP 503\); attempt 2 of 2 \(retry 1 of 1\) in \d+ ms$/),
       expect.stringMatching(/run_a: stage 1 PROCESSING queued in the outbox \(HTTP 503\)/),
-      expect.stringMatching(/^Run run_b: stage 1 PROCESSING failed \(HTTP 408\); retry 1 of 1 in \d+ ms$/),
+      expect.stringMatching(/^Run run_b: stage 1 PROCESSING failed \(HTTP 408\); attempt 2 of 2 \(retry 1 of 1\) in \d+ ms$/),
       expect.stringMatching(/run_b: stage 1 PROCESSING queued in the outbox \(HTTP 408\)/),
     ])
     expect(await client.flush()).toEqual({ delivered: 2, rejected: 0, pending: 0 })

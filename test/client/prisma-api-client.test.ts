@@ -5,6 +5,7 @@
 import {
   ConfigurationError,
   DEFAULT_STAGES,
+  PayloadValidationError,
   PrismaAPIClient,
   type PrismaAPIClientOptions,
   StatusHttpError,
@@ -186,6 +187,36 @@ describe('requests on the wire', () => {
     expect(server.requests).toHaveLength(0)
     expect(logger.lines[0]?.message).toMatch(/Stage 6 is not in the catalogue \(1\.\.5\)/)
     await expect(makeClient({ throwOnError: true }).markStageProcessing('run_1', 9)).rejects.toThrow(ConfigurationError)
+  })
+
+  it('refuses a stage number that is not an integer, naming the type it got, in every method that takes one', async () => {
+    const logger = recordingLogger()
+    const client = makeClient({ logger })
+    // Plain JavaScript (a parsed query, a form field): the types say number, nothing checks it.
+    const js = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
+    const got = 'got a string: "2" (pass the number 2)'
+    expect(await js['markStageProcessing']?.('run_1', '2')).toBe(false)
+    expect(await js['markStageComplete']?.('run_1', 2.5, 'x')).toBe(false)
+    expect(await js['reportProgress']?.('run_1', '2', { current: 1, total: 2 })).toBe(false)
+    expect(await js['sendStageUpdate']?.('run_1', { stageNumber: '2', stageName: 'Signal Amplification', status: 'PROCESSING' })).toBe(false)
+    expect(logger.lines.filter((l) => l.level === 'error').map((l) => l.message)).toEqual([
+      `Run run_1: update not sent: The stage number must be an integer (1..5 in the catalogue), ${got}`,
+      'Run run_1: update not sent: The stage number must be an integer (1..5 in the catalogue), got the number 2.5',
+      `Run run_1: update not sent: The stage number must be an integer (1..5 in the catalogue), ${got}`,
+      `Run run_1: update not sent: Invalid stage update: stageNumber: The stage number must be an integer of 1 or more, ${got}`,
+    ])
+    // An integer outside the catalogue keeps its own message.
+    expect(await client.markStageProcessing('run_1', 7)).toBe(false)
+    expect(logger.lines.at(-1)?.message).toBe('Run run_1: update not sent: Stage 7 is not in the catalogue (1..5)')
+    const refusal = (what: string) => new RegExp(`^Invalid ${what}: stageNumber: The stage number must be an integer of 1 or more, got a string: "2" \\(pass the number 2\\)$`)
+    expect(() => js['streamStageOutput']?.('run_1', '2')).toThrow(refusal('output stream'))
+    await expect(js['appendStageOutput']?.('run_1', '2', { seq: 0, text: 'x' })).rejects.toThrow(refusal('output chunk'))
+    // A heartbeat sent '2' and came back undefined, the server's 400 logged at debug only.
+    await expect(js['heartbeat']?.('run_1', '2')).rejects.toThrow(refusal('heartbeat'))
+    await expect(client.heartbeat('run_1', 0)).rejects.toThrow(PayloadValidationError)
+    await expect(js['appendStageOutput']?.('run_1', undefined, { seq: 0, text: 'x' })).rejects.toThrow(/must be an integer of 1 or more, got undefined$/)
+    expect(server.requests).toHaveLength(0)
+    await expect(makeClient({ throwOnError: true, logger: silentLogger }).markStageProcessing('run_1', '2' as unknown as number)).rejects.toThrow(ConfigurationError)
   })
 
   it('signs every attempt with Standard Webhooks when configured', async () => {

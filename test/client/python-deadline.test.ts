@@ -59,9 +59,9 @@ describe.skipIf(!python)('the Python client', () => {
       // Each timed-out attempt is a retry warning naming the timeout, not a closed connection.
       const timedOut = `failed (timed out after ${timeout} s)`
       expect(stderr.split('\n').filter(Boolean)).toEqual([
-        expect.stringMatching(new RegExp(`^WARNING GET /api/pipeline/py_deadline/status ${escape(timedOut)}; retry 1 of 2 in 0\\.\\d\\d s$`)),
-        expect.stringMatching(new RegExp(`^WARNING GET /api/pipeline/py_deadline/status ${escape(timedOut)}; retry 2 of 2 in 0\\.\\d\\d s$`)),
-        expect.stringMatching(new RegExp(`^WARNING Run py_deadline: stage 1 PROCESSING ${escape(timedOut)}; retry 1 of 2 in 0\\.\\d\\d s$`)),
+        expect.stringMatching(new RegExp(`^WARNING GET /api/pipeline/py_deadline/status ${escape(timedOut)}; attempt 2 of 3 \\(retry 1 of 2\\) in 0\\.\\d\\d s$`)),
+        expect.stringMatching(new RegExp(`^WARNING GET /api/pipeline/py_deadline/status ${escape(timedOut)}; attempt 3 of 3 \\(retry 2 of 2\\) in 0\\.\\d\\d s$`)),
+        expect.stringMatching(new RegExp(`^WARNING Run py_deadline: stage 1 PROCESSING ${escape(timedOut)}; attempt 2 of 3 \\(retry 1 of 2\\) in 0\\.\\d\\d s$`)),
       ])
       const statusReads = server.requestsTo('/status')
       const firstUpdates = server.requestsTo('/stage-update').slice(0, 2)

@@ -157,9 +157,9 @@ print(json.dumps({"delivered": delivered, "all_delivered": undelivered.all_deliv
       failed: [expect.stringMatching(/^Run py_retry: stage 1 PROCESSING: POST \/api\/pipeline\/py_retry\/stage-update got no answer: .*refused/i)],
     })
     expect(stderr.split('\n').filter(Boolean)).toEqual([
-      'WARNING POST /api/pipeline/runs failed (HTTP 503 database_unavailable); retry 1 of 3 in 0.00 s',
-      'WARNING POST /api/pipeline/runs failed (HTTP 429); retry 2 of 3 in 0.00 s',
-      'WARNING Run py_retry: stage 1 PROCESSING failed (connection refused (ECONNREFUSED)); retry 1 of 1 in 0.00 s',
+      'WARNING POST /api/pipeline/runs failed (HTTP 503 database_unavailable); attempt 2 of 4 (retry 1 of 3) in 0.00 s',
+      'WARNING POST /api/pipeline/runs failed (HTTP 429); attempt 3 of 4 (retry 2 of 3) in 0.00 s',
+      'WARNING Run py_retry: stage 1 PROCESSING failed (connection refused (ECONNREFUSED)); attempt 2 of 2 (retry 1 of 1) in 0.00 s',
       expect.stringMatching(/^ERROR Run py_retry: stage 1 PROCESSING was not delivered: POST \/api\/pipeline\/py_retry\/stage-update got no answer: .*refused/i),
     ])
     expect(server.requestsTo('runs')).toHaveLength(3)
@@ -227,5 +227,52 @@ print(json.dumps({"during": during["output"], "status": during["status"], "after
     expect(stderr.split('\n').filter((line) => /output/.test(line))).toEqual([expect.stringMatching(/^WARNING Run py_stream: stage 2: streamed output stopped/)])
     const chunks = server.requestsTo('/stages/1/output').map((request) => JSON.parse(request.body) as { seq: number })
     expect(chunks.map((chunk) => chunk.seq)).toEqual(chunks.map((_, i) => i))
+  })
+
+  it('parallel stages and a completion after a failed stage answer as docs/other-languages.md documents', async () => {
+    const { stdout } = await runPython(
+      server,
+      `
+client = PrismaAPIClient(retry=RetryPolicy(attempts=1))
+# Stages that run in parallel: stage 5, the catalogue's last, completes while stage 3 runs.
+run = client.create_run("py_parallel")["id"]
+client.mark_stage_processing(run, 3)
+five = client.mark_stage_complete(run, 5, "report")
+after = {"run": client.get_status(run)["run"]["status"], "processing_4": client.mark_stage_processing(run, 4)}
+with client.stream_output(run, 3, flush_interval=0) as out:
+    out.write("too late")
+after["chunk"] = out.stopped
+after["completed_3"] = client.mark_stage_complete(run, 3, "three")
+after["failed_4"] = client.mark_stage_failed(run, 4, "boom")
+after["complete_failed"] = client.complete_run(run, "FAILED", error="x")
+status = client.get_status(run)
+after["stored"] = [[s["stageNumber"], s["status"]] for s in status["stages"]]
+after["error"] = status["run"]["error"]
+# A completion FAILED after a stage FAILED: accepted, but the run keeps the stage's error.
+failed = client.create_run("py_failed")["id"]
+client.initialize_pipeline_stages(failed)
+client.mark_stage_failed(failed, 2, "model timed out")
+completion = client.complete_run(failed, "FAILED", error="pipeline aborted")
+print(json.dumps({"five": five, "after": after, "completion": completion, "failed_error": client.get_status(failed)["run"]["error"]}))
+`,
+    )
+    expect(JSON.parse(stdout)).toEqual({
+      five: true,
+      after: {
+        run: 'COMPLETED',
+        processing_4: true, // answered stale: nothing stored
+        chunk: 'chunk 0 was refused: POST /api/pipeline/py_parallel/stages/3/output answered 409 run_finished: Run py_parallel is COMPLETED and takes no more output',
+        completed_3: true, // stored: it agrees with the run's end
+        failed_4: false, // 409 run_finished: nothing stored, the run's error stays null
+        complete_failed: false, // 409 run_finished
+        stored: [
+          [3, 'COMPLETED'],
+          [5, 'COMPLETED'],
+        ],
+        error: null,
+      },
+      completion: true,
+      failed_error: 'model timed out',
+    })
   })
 })

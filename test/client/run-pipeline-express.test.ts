@@ -65,7 +65,7 @@ it('completes every stage and the run although three outputs cannot be stored as
     ])
     // The same three as warnings of the client. (A retry may appear too: until the server closes
     // the connection after an early 413, the next request on it can be reset.)
-    expect(logger.lines.filter((l) => l.level === 'warn' && !/; retry \d+ of/.test(l.message)).map((l) => l.message)).toEqual([
+    expect(logger.lines.filter((l) => l.level === 'warn' && !/; attempt \d+ of \d+ \(retry \d+ of \d+\) in /.test(l.message)).map((l) => l.message)).toEqual([
       expect.stringMatching(/: stage 1 COMPLETED: replaced 1 character\(s\)/),
       expect.stringMatching(/: stage 2 COMPLETED: replaced 1 character\(s\)/),
       expect.stringMatching(/: stage 3 COMPLETED: the server refused the body as too large \(413, limit 1048576 bytes\)/),

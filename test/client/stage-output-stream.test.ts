@@ -194,6 +194,25 @@ describe('a stopped output stream logs one line naming the cause and the fix', (
     ])
   })
 
+  it('parallel stages, the last one completed first: the chunk refused with run_finished names that cause, not a bug', async () => {
+    const server = await serve()
+    const logger = recordingLogger()
+    const client = clientOf(server, { logger })
+    const { run } = await client.createRun('stream_parallel')
+    await client.markStageProcessing(run.id, 3)
+    // Stage 5, the catalogue's last, completes while stage 3 still runs: it completes the run.
+    expect(await client.markStageComplete(run.id, 5, 'report')).toBe(true)
+    const stream = client.streamStageOutput(run.id, 3, { flushIntervalMs: 0 })
+    stream.write('too late')
+    const summary = await stream.close()
+    expect(summary.stopped).toBe('chunk 0 was refused: HTTP 409 run_finished: Run stream_parallel is COMPLETED and takes no more output')
+    expect(logger.lines.filter((line) => line.level !== 'debug').map((line) => `${line.level}: ${line.message}`)).toEqual([
+      `warn: Run ${run.id}: stage 3: streamed output stopped: ${summary.stopped}. Later write() calls are dropped; the stage's final status and output are still sent. ` +
+        "Fix: the run was already finished by this runner's own report (the catalogue's last stage COMPLETED, or a stage FAILED or CANCELLED): " +
+        'a runner with parallel stages must report the last stage COMPLETED only after every other stage finished (after a FAILED or CANCELLED stage there is nothing to fix)',
+    ])
+  })
+
   it('a stream truncated past maxBufferedBytes and then refused: one line, the first cause', async () => {
     const server = await serve(8)
     const logger = recordingLogger()

@@ -35,7 +35,7 @@ from .errors import CatalogueMismatchError, ConfigurationError, InvalidRunIdErro
 from .outbox import DeadLetter, Outbox, OutboxEntry
 from .runs import check_limit, create_run_body, iterate_runs, list_query
 from .restart_attempts import InheritedStages, inherited_stages, stages_left_processing
-from .retry import PERMANENT_STATUSES, RetryPolicy, is_auth_refusal, is_retriable
+from .retry import PERMANENT_STATUSES, RetryPolicy, describe_retry, is_auth_refusal, is_retriable
 from .run_watch import DEFAULT_POLL_INTERVAL, RunWatch
 from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait_seconds
 from .stream_output import StageOutputStream
@@ -451,7 +451,9 @@ class PrismaAPIClient:
         ``onRunCompleted`` hook. ``status``: COMPLETED, FAILED or CANCELLED; ``completed_at``: an
         ISO 8601 timestamp string or a ``datetime`` (sent as UTC with milliseconds and ``Z``; a
         naive datetime is taken as this machine's local time; the server clamps an instant skewed
-        beyond its tolerance), default now; datetimes in ``results`` are sent the same way; ``duration``: seconds; ``error``: the run's error;
+        beyond its tolerance), default now; datetimes in ``results`` are sent the same way; ``duration``: seconds; ``error``: the run's error,
+        stored only on a run that has none (after ``mark_stage_failed`` the run keeps the stage's error, and
+        ``complete_run(run_id, "FAILED", error=...)`` still returns ``True`` and runs the hook);
         ``results``: any JSON fields of the app's own (``opportunities``, ``fullReportMarkdown``).
         Delivered in order after the run's stage updates (queued behind them when they are).
         Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises."""
@@ -914,7 +916,8 @@ class PrismaAPIClient:
                 finishing: bool = False, progress: bool = False, outcome: Optional[Dict[str, Any]] = None) -> bool:
         """Delivers one update (or queues it); the one path of every write of a run. ``outcome``
         (streamed output chunks): gets the ``answer``, or the error that ``refused`` it for good,
-        which is then neither logged nor dead-lettered here (the stream logs one line)."""
+        which is then neither logged nor dead-lettered here (the stream logs one line), or the
+        run as stored when it was ``finished`` elsewhere (logged here; the stream logs nothing more)."""
         if not is_valid_run_id(run_id):
             self.log.error("Run %r: %s not sent: the run id is outside the contract's rule "
                            "(1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only)", run_id, what)
@@ -923,6 +926,8 @@ class PrismaAPIClient:
         if finished is not None:
             self.log.warning("Run %s: %s not sent: the run was finished elsewhere (%s%s)", run_id, what, finished.get("status"),
                              f": {finished['error']}" if finished.get("error") else "")
+            if outcome is not None:
+                outcome["finished"] = finished
             return False
         update = _Update(run_id, "POST", route_path(route, run_id), str(uuid.uuid4()), body, what, stage_number, finishing, progress)
         started = time.time()
@@ -953,6 +958,8 @@ class PrismaAPIClient:
                         continue
                     if kind == "superseded":
                         self.log.warning("Run %s: %s refused: the run was finished elsewhere", run_id, update.what)
+                        if outcome is not None:
+                            outcome["finished"] = self.run_finished(run_id) or {}
                         return False
                     if kind == "dead-letter" and outcome is not None:
                         outcome["refused"] = error
@@ -965,6 +972,8 @@ class PrismaAPIClient:
                 elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
                 # A stale answer stored nothing: the run was finished before this update arrived.
                 if elsewhere and answer.get("outcome") == "stale":
+                    if outcome is not None:
+                        outcome["finished"] = self.run_finished(run_id) or {}
                     return False
                 self._note_stale_attempt(run_id, update.what, update.body, answer)
                 return True
@@ -1046,9 +1055,9 @@ class PrismaAPIClient:
 
     def _send_with_retries(self, request: Request, what: Optional[str] = None) -> Dict[str, Any]:
         """One request, retried with the same key while it may pass, up to ``retry.attempts``.
-        Each retry is a warning with its cause and wait (issue 10 item 7), as the TypeScript
-        client logs it: ``Run r1: stage 1 PROCESSING failed (HTTP 503 database_unavailable);
-        retry 1 of 4 in 0.30 s``; ``what`` defaults to the method and path."""
+        Each retry is a warning with its cause and wait (issue 10 item 7), in the TypeScript
+        client's words: ``Run r1: stage 1 PROCESSING failed (HTTP 503 database_unavailable);
+        attempt 2 of 5 (retry 1 of 4) in 0.30 s``; ``what`` defaults to the method and path."""
         label = what or f"{request.method} {self._transport.base_path}/{request.route}"
         attempt = 1
         while True:
@@ -1058,8 +1067,8 @@ class PrismaAPIClient:
                 if not is_retriable(error) or attempt >= self.retry.attempts or self._closed.is_set():
                     raise
                 wait = self.retry.delay(attempt, getattr(error, "retry_after", None))
-                self.log.warning("%s failed (%s); retry %d of %d in %.2f s", label, _cause(error),
-                                 attempt, self.retry.attempts - 1, wait)
+                self.log.warning("%s failed (%s); %s in %.2f s", label, _cause(error),
+                                 describe_retry(attempt, self.retry.attempts), wait)
                 attempt += 1
                 time.sleep(wait)
 

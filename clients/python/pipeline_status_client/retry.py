@@ -48,6 +48,14 @@ class RetryPolicy:
         return min(self.max_delay, random.random() * self.base_delay * 2 ** (max(1, retry) - 1))
 
 
+def describe_retry(retry: int, attempts: int) -> str:
+    """How a retry is counted in the client's warnings, the same words as the TypeScript client's:
+    the attempt it starts among all the request's ``attempts`` (the first included, as
+    :attr:`RetryPolicy.attempts`), then the retry among all the retries, e.g. ``attempt 2 of 5
+    (retry 1 of 4)`` for the first retry of the default policy. ``retry`` counts from 1."""
+    return f"attempt {retry + 1} of {attempts} (retry {retry} of {attempts - 1})"
+
+
 def parse_retry_after(value: Optional[str]) -> Optional[float]:
     """A ``Retry-After`` header (delta seconds or an HTTP date, RFC 9110) in seconds from now."""
     if value is None or not value.strip():

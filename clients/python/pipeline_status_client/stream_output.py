@@ -24,6 +24,13 @@ DEFAULT_CLOSE_TIMEOUT = 120.0
 UNDELIVERED_FIX = ("give the client an outbox (outbox_dir) so that chunks wait on disk while the server cannot take them, "
                    "or check that the server is reachable from the runner")
 
+#: The fix of a chunk refused with 409 ``run_finished`` when this runner's own report finished the
+#: run, e.g. stages run in parallel and the catalogue's last one completed first (the TypeScript wording).
+RUN_FINISHED_BY_THIS_RUNNER_FIX = (
+    "the run was already finished by this runner's own report (the catalogue's last stage COMPLETED, or a stage FAILED or "
+    "CANCELLED): a runner with parallel stages must report the last stage COMPLETED only after every other stage finished "
+    "(after a FAILED or CANCELLED stage there is nothing to fix)")
+
 
 def refusal_fix(status: int, code: Optional[str]) -> str:
     """The fix of a chunk the server refused for good, by its status and problem ``code`` (the
@@ -38,7 +45,32 @@ def refusal_fix(status: int, code: Optional[str]) -> str:
         return "report the stage PROCESSING before streaming its output"
     if code == "stage_finished":
         return "close the stream before sending the stage's final status (use it as a context manager)"
+    if code == "run_finished":
+        # A run finished elsewhere stops the stream quietly: this one was finished by the runner itself.
+        return RUN_FINISHED_BY_THIS_RUNNER_FIX
     return "the server refused the chunk itself: report this line as a bug of pipeline_status_client"
+
+
+def buffer_overflow(size: int, max_buffered_bytes: int) -> Tuple[str, str]:
+    """Why a write of ``size`` UTF-8 bytes passed ``max_buffered_bytes``, and the fix (the
+    TypeScript client's ``bufferOverflow``): a write larger than the bound on its own says so (no
+    server speed would have let it in); otherwise the server took the chunks slower than the
+    stage wrote them."""
+    if size > max_buffered_bytes:
+        return (f"one write of {size} bytes is larger than max_buffered_bytes ({max_buffered_bytes} bytes), the most text "
+                "that may wait to be sent",
+                "write the text in pieces as it is produced, or raise max_buffered_bytes (the server keeps at most its "
+                "maxStreamedOutputBytes of a stage attempt's streamed text, 1 MiB by default)")
+    return (f"more than {max_buffered_bytes} bytes waited to be sent (the server takes the chunks slower than the stage "
+            "writes them)", "write less often or in larger pieces, or raise max_buffered_bytes")
+
+
+def run_finished_reason(run_id: str, run: Dict[str, Any]) -> str:
+    """Why a chunk of a run finished elsewhere (cancelled, swept, completed elsewhere) was not
+    stored: the TypeScript client's ``RunFinishedError`` message. It needs no fix: the client has
+    logged the run's end, and the runner should stop the run."""
+    reason = run.get("error")
+    return f"Run {run_id} is already {run.get('status') or 'finished'}{f' ({reason})' if reason else ''}; the update was not stored"
 
 
 def utf8_head(text: str, max_bytes: int) -> str:
@@ -60,9 +92,12 @@ class StageOutputStream:
     about four requests a second. At most ``max_buffered_bytes`` wait (besides the chunk in
     flight); a write past that is dropped with one warning, and so is every later write
     (:attr:`truncated` says why), while the text accepted before is still sent. A 409 (``stage_not_started``,
-    ``output_out_of_order``, ``stage_finished``, ``run_finished``), a 413 (``output_too_large``),
-    a chunk not delivered or a ``conflict`` stops the stream with one warning; later writes are
-    dropped silently and :attr:`stopped` says why. ``seq`` starts at 0: use one stream per stage
+    ``output_out_of_order``, ``stage_finished``), a 413 (``output_too_large``), a chunk not
+    delivered or a ``conflict`` stops the stream with one warning; later writes are dropped
+    silently and :attr:`stopped` says why. A run finished elsewhere (cancelled by the web app,
+    failed by the sweeper: ``run_finished``) stops it too, without a line of its own: the client
+    has logged the run's end, and :attr:`stopped` says ``Run <id> is already CANCELLED (<reason>);
+    the update was not stored``. ``seq`` starts at 0: use one stream per stage
     attempt (after ``mark_stage_retrying``, open a new one).
 
     A context manager: leaving the ``with`` block closes it (flushes, waits up to
@@ -156,12 +191,11 @@ class StageOutputStream:
         size = len(text.encode("utf-8"))
         if self._buffered_bytes + size > self.max_buffered_bytes:
             # What was accepted stays and is still sent; this write and later ones are dropped.
-            self.truncated = (f"more than {self.max_buffered_bytes} bytes waited to be sent (the server takes the chunks "
-                              "slower than the stage writes them)")
+            self.truncated, fix = buffer_overflow(size, self.max_buffered_bytes)
             self._held = ""
             self._log_once("Run %s: stage %d: streamed output truncated: %s. This write and later ones are dropped; "
-                           "the text written before is still sent, then the stage's final status. Fix: write less "
-                           "often or in larger pieces, or raise max_buffered_bytes", self.run_id, self.stage_number, self.truncated)
+                           "the text written before is still sent, then the stage's final status. Fix: %s",
+                           self.run_id, self.stage_number, self.truncated, fix)
             return
         if self._buffered_bytes == 0:
             self._first_write_at = time.monotonic()
@@ -205,9 +239,9 @@ class StageOutputStream:
                 return
             seq = self._seq
             self._seq += 1
-            sent, why, fix = self._send(seq, text)
+            sent, why, fix, quiet = self._send(seq, text)
             if not sent:
-                self._stop(why, fix)
+                self._stop(why, fix, quiet)
                 return
             with self._cond:
                 self.chunks += 1
@@ -220,33 +254,39 @@ class StageOutputStream:
         self._logged = True
         self._client.log.warning(message, *args)
 
-    def _send(self, seq: int, text: str) -> Tuple[bool, str, Optional[str]]:
-        """Chunk ``seq`` through the client's one delivery path; never raises."""
+    def _send(self, seq: int, text: str) -> Tuple[bool, str, Optional[str], bool]:
+        """Chunk ``seq`` through the client's one delivery path; never raises. Whether it was sent,
+        else why not, the fix, and whether the stop is quiet (the client logged the cause)."""
         outcome: Dict[str, Any] = {}
         try:
             delivered = self._client._submit(
                 self.run_id, f"stages/{self.stage_number}/output", encode_json({"seq": seq, "text": text}),
                 f"stage {self.stage_number} output chunk {seq}", self.stage_number, outcome=outcome)
         except Exception as error:  # a bug must not reach the stage
-            return False, f"chunk {seq} not sent: {type(error).__name__}: {error}", "report this line as a bug of pipeline_status_client"
+            return False, f"chunk {seq} not sent: {type(error).__name__}: {error}", "report this line as a bug of pipeline_status_client", False
+        finished = outcome.get("finished")
+        if not delivered and finished is not None:
+            # The run ended elsewhere: the client logged it; no fix applies (stop the run).
+            return False, run_finished_reason(self.run_id, finished), None, True
         answer = outcome.get("answer")
         if delivered and isinstance(answer, dict) and answer.get("outcome") == "conflict":
             return False, (f"the server holds other text for chunk {seq} of this attempt (outcome \"conflict\"): another "
                            "process, or an earlier run of this process with the same run_id, streamed different text for the "
                            "same seq of this stage attempt. Fix: let one process stream a stage attempt; a runner that "
-                           "restarts a stage must report it as a new attempt (a higher attempt resets the streamed output)"), None
+                           "restarts a stage must report it as a new attempt (a higher attempt resets the streamed output)"), None, False
         if delivered:
-            return True, "", None
+            return True, "", None, False
         refused = outcome.get("refused")
         if refused is not None:
-            return False, f"chunk {seq} was refused: {refused}", refusal_fix(getattr(refused, "status", 0), getattr(refused, "code", None))
-        return False, f"chunk {seq} was not delivered: {outcome.get('failed', 'unknown reason')}", UNDELIVERED_FIX
+            return (False, f"chunk {seq} was refused: {refused}",
+                    refusal_fix(getattr(refused, "status", 0), getattr(refused, "code", None)), False)
+        return False, f"chunk {seq} was not delivered: {outcome.get('failed', 'unknown reason')}", UNDELIVERED_FIX, False
 
-    def _stop(self, reason: str, fix: Optional[str] = None) -> None:
+    def _stop(self, reason: str, fix: Optional[str] = None, quiet: bool = False) -> None:
         with self._cond:
-            self._stop_locked(reason, fix)
+            self._stop_locked(reason, fix, quiet)
 
-    def _stop_locked(self, reason: str, fix: Optional[str] = None) -> None:
+    def _stop_locked(self, reason: str, fix: Optional[str] = None, quiet: bool = False) -> None:
         if self.stopped is not None:
             return
         self.stopped = reason
@@ -254,6 +294,8 @@ class StageOutputStream:
         self._buffered_bytes = 0
         self._held = ""
         self._cond.notify_all()
+        if quiet:
+            return
         self._log_once("Run %s: stage %d: streamed output stopped: %s. Later write() calls are dropped; the stage's "
                        "final status and output are still sent%s", self.run_id, self.stage_number, reason,
                        "" if fix is None else f". Fix: {fix}")

@@ -13,7 +13,7 @@ import time
 import unittest
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from pipeline_status_client import MAX_OUTPUT_CHUNK_BYTES, PrismaAPIClient, RetryPolicy
+from pipeline_status_client import MAX_OUTPUT_CHUNK_BYTES, PrismaAPIClient, RetryPolicy, RunFinishedElsewhereError
 
 RUN = {"id": "r", "status": "PROCESSING", "error": None}
 Answer = Callable[[str, Dict[str, Any]], Optional[Tuple[int, Dict[str, Any]]]]
@@ -194,6 +194,82 @@ class StreamOutputTest(unittest.TestCase):
         ])
         self.assertRegex(out.stopped or "", r"^chunk 0 was refused: .*413")
 
+    def test_a_run_cancelled_elsewhere_stops_the_stream_with_its_cause_and_no_fix(self) -> None:
+        # The newcomer trial's repro: a stage streams inside run_stage_with_retries and the web app
+        # cancels the run (POST /cancel) between two chunks. The stream said "chunk 1 was not
+        # delivered: unknown reason ... Fix: give the client an outbox": now the TypeScript wording.
+        first_chunk = threading.Event()
+        cancelled_run = {"id": "r", "status": "CANCELLED", "error": "stopped by a user"}
+
+        def answer(path: str, body: Dict[str, Any]) -> Optional[Tuple[int, Dict[str, Any]]]:
+            if not path.endswith("/output"):
+                return None
+            if body["seq"] == 0:
+                first_chunk.set()
+                return None
+            return problem("run_finished", 409, detail="Run r is CANCELLED and takes no more output", run=cancelled_run)
+
+        self.server.answer = answer
+        client = self.client()
+        streams: List[Any] = []
+
+        def stage() -> str:
+            with client.stream_output("r", 2, flush_interval=0) as out:
+                streams.append(out)
+                out.write("before the cancel ")
+                self.assertTrue(first_chunk.wait(10))
+                out.write("after the cancel")  # chunk 1: refused, the run is CANCELLED
+            return "report"
+
+        with self.assertRaises(RunFinishedElsewhereError):
+            client.run_stage_with_retries("r", 2, stage, attempts=1)
+        out = streams[0]
+        expected = "Run r is already CANCELLED (stopped by a user); the update was not stored"
+        self.assertEqual(out.stopped, expected)
+        self.assertFalse(out.close())
+        messages = [m for _, m in self.records.messages]
+        # The run's end once, the refused chunk once; the stream adds no line of its own (no
+        # "unknown reason", no fix: the run was cancelled, there is nothing to fix).
+        self.assertEqual(len([m for m in messages if m.startswith('Run r was CANCELLED (error: "stopped by a user")')]), 1, messages)
+        self.assertEqual([m for m in messages if "output" in m], ["Run r: stage 2 output chunk 1 refused: the run was finished elsewhere"])
+        # A stream opened after the client learned it: its first chunk is not sent, for the same cause.
+        self.records.messages.clear()
+        sent = len(self.server.requests)
+        later = client.stream_output("r", 3, flush_interval=0)
+        later.write("late")
+        self.assertFalse(later.close())
+        self.assertEqual(later.stopped, expected)
+        self.assertEqual(len(self.server.requests), sent)
+        self.assertEqual([f"{level} {m}" for level, m in self.records.messages], [
+            "WARNING Run r: stage 3 output chunk 0 not sent: the run was finished elsewhere (CANCELLED: stopped by a user)",
+        ])
+
+    def test_parallel_stages_the_last_completed_first_names_that_cause_not_a_bug(self) -> None:
+        completed = {"id": "r", "status": "COMPLETED", "error": None}
+
+        def answer(path: str, body: Dict[str, Any]) -> Optional[Tuple[int, Dict[str, Any]]]:
+            if path.endswith("/output"):
+                return problem("run_finished", 409, detail="Run r is COMPLETED and takes no more output")
+            if body.get("stageNumber") == 5:
+                return 200, {"outcome": "applied", "run": completed}
+            return None
+
+        self.server.answer = answer
+        client = self.client()
+        self.assertTrue(client.mark_stage_processing("r", 3))
+        # Stage 5, the catalogue's last, completes while stage 3 still runs: it completes the run.
+        self.assertTrue(client.mark_stage_complete("r", 5, "report"))
+        out = client.stream_output("r", 3, flush_interval=0)
+        out.write("too late")
+        self.assertFalse(out.close())
+        self.assertRegex(out.stopped or "", r"^chunk 0 was refused: .*409 run_finished")
+        self.assertEqual([f"{level} {m}" for level, m in self.records.messages if level in ("WARNING", "ERROR")], [
+            f"WARNING Run r: stage 3: streamed output stopped: {out.stopped}. Later write() calls are dropped; the stage's final "
+            "status and output are still sent. Fix: the run was already finished by this runner's own report (the catalogue's "
+            "last stage COMPLETED, or a stage FAILED or CANCELLED): a runner with parallel stages must report the last stage "
+            "COMPLETED only after every other stage finished (after a FAILED or CANCELLED stage there is nothing to fix)",
+        ])
+
     def test_bounds_what_waits(self) -> None:
         gate = threading.Event()
         self.server.answer = lambda path, body: (gate.wait(10) and None)
@@ -219,6 +295,23 @@ class StreamOutputTest(unittest.TestCase):
         warnings = [m for level, m in self.records.messages if "output" in m and level in ("WARNING", "ERROR")]
         self.assertEqual(len(warnings), 1, warnings)
         self.assertRegex(warnings[0], r"^Run r: stage 1: streamed output truncated: .*the text written before is still sent")
+
+    def test_one_write_larger_than_the_bound_is_named_as_such_not_as_a_slow_server(self) -> None:
+        client = self.client()
+        out = client.stream_output("r", 4, flush_interval=60)
+        out.write("# Report\n")
+        out.write("x" * 1_200_000)  # the newcomer trial's 1.2 MB write; the default bound is 1 MiB
+        reason = ("one write of 1200000 bytes is larger than max_buffered_bytes (1048576 bytes), the most text that may "
+                  "wait to be sent")
+        self.assertEqual(out.truncated, reason)
+        self.assertFalse(out.close())
+        self.assertEqual([c["text"] for c in self.server.chunks()], ["# Report\n"])
+        self.assertEqual([f"{level} {m}" for level, m in self.records.messages if level in ("WARNING", "ERROR")], [
+            f"WARNING Run r: stage 4: streamed output truncated: {reason}. This write and later ones are dropped; the text "
+            "written before is still sent, then the stage's final status. Fix: write the text in pieces as it is produced, "
+            "or raise max_buffered_bytes (the server keeps at most its maxStreamedOutputBytes of a stage attempt's streamed "
+            "text, 1 MiB by default)",
+        ])
 
     def test_chunks_wait_in_the_outbox_in_order_with_the_stage_updates(self) -> None:
         down = {"value": True}

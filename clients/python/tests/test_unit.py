@@ -22,7 +22,7 @@ from pipeline_status_client import (
 )
 from pipeline_status_client.contract import encode_json, json_safe, progress_problem
 from pipeline_status_client.outbox import Outbox
-from pipeline_status_client.retry import parse_retry_after
+from pipeline_status_client.retry import describe_retry, parse_retry_after
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -93,6 +93,13 @@ class RetryTest(unittest.TestCase):
         self.assertEqual(policy.delay(1, retry_after=7), 7)
         self.assertEqual(policy.delay(1, retry_after=600), 60)
 
+    def test_a_retry_is_counted_as_the_typescript_client_counts_it(self) -> None:
+        # The attempt it starts of all attempts, then the retry of all retries: the default five
+        # attempts said "retry 1 of 4", the TypeScript client "retry 1 of 5" for its six.
+        self.assertEqual(describe_retry(1, RetryPolicy().attempts), "attempt 2 of 5 (retry 1 of 4)")
+        self.assertEqual(describe_retry(1, 6), "attempt 2 of 6 (retry 1 of 5)")  # TypeScript's retry.limit 5
+        self.assertEqual(describe_retry(4, 5), "attempt 5 of 5 (retry 4 of 4)")
+
     def test_retry_after_header(self) -> None:
         self.assertEqual(parse_retry_after("5"), 5.0)
         self.assertEqual(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), 0.0)
@@ -125,7 +132,7 @@ class ConfigurationTest(unittest.TestCase):
             self.assertFalse(client.complete_run("run_1"))
         # Each retry is a warning with its cause and wait (issue 10 item 7), then the loss an error.
         self.assertRegex(logs.output[0], r"^WARNING:pipeline_status_client:Run run_1: stage 1 PROCESSING failed "
-                                         r"\(connection refused \(ECONNREFUSED\)\); retry 1 of 1 in \d+\.\d\d s$")
+                                         r"\(connection refused \(ECONNREFUSED\)\); attempt 2 of 2 \(retry 1 of 1\) in \d+\.\d\d s$")
         self.assertIn("ERROR:pipeline_status_client:Run run_1: stage 1 PROCESSING was not delivered", logs.output[1])
         undelivered = client.undelivered("run_1")
         self.assertFalse(undelivered.all_delivered)
