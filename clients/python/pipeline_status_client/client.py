@@ -569,10 +569,11 @@ class PrismaAPIClient:
         characters) is dropped with a warning and returns ``False``; it is the caller's mistake,
         not an undelivered update, so :meth:`undelivered` does not list it. Otherwise returns
         ``True``/``False`` like the ``mark_*`` methods. Never raises."""
-        name = self.stages.get(stage_number) if isinstance(stage_number, int) and not isinstance(stage_number, bool) else None
-        if name is None:
-            self.log.error("Run %s: stage %r is not in the catalogue; progress not sent", run_id, stage_number)
+        problem = _stage_number_problem(stage_number, self.stages)
+        if problem is not None:
+            self.log.error("Run %s: %s; progress not sent", run_id, problem)
             return False
+        name = self.stages[stage_number]
         progress = _progress_fields({"current": current, "total": total, "percent": percent, "message": message})
         problem = progress_problem(progress)
         if problem is not None:
@@ -875,12 +876,11 @@ class PrismaAPIClient:
 
     def _stage_update(self, run_id: str, stage_number: int, status: str, output: Any, completed: bool,
                       attempt: Optional[Mapping[str, Any]] = None, stage_name: Optional[str] = None) -> bool:
-        name = self.stages.get(stage_number) if isinstance(stage_number, int) and not isinstance(stage_number, bool) else None
-        if name is not None and stage_name:
-            name = stage_name
-        if name is None:
-            self.log.error("Run %s: stage %r is not in the catalogue (%s); not sent", run_id, stage_number, ", ".join(map(str, self.stages)))
-            return self._lost(run_id, f"stage {stage_number!r} {status}", "not in the catalogue")
+        problem = _stage_number_problem(stage_number, self.stages)
+        if problem is not None:
+            self.log.error("Run %s: %s; %s not sent", run_id, problem, status)
+            return self._lost(run_id, f"stage {stage_number!r} {status}", problem)
+        name = stage_name or self.stages[stage_number]
         body: Dict[str, Any] = {"stageNumber": stage_number, "stageName": name, "status": status}
         if attempt is not None:
             body.update(attempt)
@@ -1278,6 +1278,27 @@ def describe_run_finished(run: Mapping[str, Any], finished_before_first_update: 
                  "sent by this client (another runner using the same run id, or an earlier run with it)")
     at = f" at {completed}" if isinstance(completed, str) else ""
     return f"Run {run.get('id')} was {status}{reason} on the server{at}, not by this client: {cause}"
+
+
+def _stage_number_problem(stage_number: Any, stages: Mapping[int, str]) -> Optional[str]:
+    """Why ``stage_number`` is refused, as one sentence, or ``None`` for a stage of the catalogue:
+    the rule of the TypeScript client's ``stageNumberProblem`` (an integer, not a bool nor the
+    string ``'2'`` of a parsed form, and one of the catalogue's stages).
+
+    >>> _stage_number_problem("2", {1: "a", 2: "b"})
+    'The stage number must be an integer (1, 2 in the catalogue), got a string: "2" (pass the number 2)'
+    """
+    catalogue = ", ".join(map(str, stages))
+    if not isinstance(stage_number, int) or isinstance(stage_number, bool):
+        if isinstance(stage_number, str):
+            got = "a string: " + json.dumps(stage_number[:64] + ("\u2026" if len(stage_number) > 64 else ""), ensure_ascii=False)
+            hint = f" (pass the number {int(stage_number.strip())})" if re.fullmatch(r"\s*[0-9]+\s*", stage_number) else ""
+        else:
+            got, hint = f"{type(stage_number).__name__} {stage_number!r}", ""
+        return f"The stage number must be an integer ({catalogue} in the catalogue), got {got}{hint}"
+    if stage_number not in stages:
+        return f"Stage {stage_number} is not in the catalogue ({catalogue})"
+    return None
 
 
 def _finishing(route: str, body: Optional[bytes], last_stage: int) -> bool:

@@ -154,9 +154,19 @@ class ConfigurationTest(unittest.TestCase):
             self.assertFalse(client.mark_stage_processing("run_1", 6))
             self.assertFalse(client.mark_stage_processing("..", 1))
             self.assertFalse(client.complete_run("run_1", "DONE"))
-        self.assertIn("not in the catalogue", logs.output[0])
+        self.assertIn("Stage 6 is not in the catalogue (1, 2, 3, 4, 5); PROCESSING not sent", logs.output[0])
         self.assertIn("outside the contract's rule", logs.output[1])
         self.assertEqual(len(client.undelivered().failed), 3)
+
+    def test_a_stage_number_that_is_not_an_integer_is_named_so(self) -> None:
+        client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
+        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+            self.assertFalse(client.mark_stage_processing("run_1", "2"))  # type: ignore[arg-type]
+            self.assertFalse(client.mark_stage_complete("run_1", True))  # type: ignore[arg-type]
+            self.assertFalse(client.report_progress("run_1", 2.0, percent=1))  # type: ignore[arg-type]
+        self.assertIn('The stage number must be an integer (1, 2, 3, 4, 5 in the catalogue), got a string: "2" (pass the number 2); PROCESSING not sent', logs.output[0])
+        self.assertIn("The stage number must be an integer (1, 2, 3, 4, 5 in the catalogue), got bool True; COMPLETED not sent", logs.output[1])
+        self.assertIn("The stage number must be an integer (1, 2, 3, 4, 5 in the catalogue), got float 2.0; progress not sent", logs.output[2])
         self.assertEqual(client.altered_outputs, [])
 
 
