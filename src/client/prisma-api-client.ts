@@ -5,6 +5,7 @@
  * outbox (`outbox/`) and the one attempt path (`transport.ts`).
  */
 import { CompleteRun } from '../contract/complete.js'
+import { safeParseContract } from '../contract/field-messages.js'
 import { PayloadValidationError, parseRunId } from '../contract/parse.js'
 import { CompleteRunResponse, CreateRunResponse, type HeartbeatResponse, RunStatusResponse } from '../contract/records.js'
 import type { RunCounts, RunListPage } from '../contract/run-list.js'
@@ -242,7 +243,7 @@ export class PrismaAPIClient {
    * Its `output` is made storable and cut to fit like {@link markStageComplete}'s.
    */
   sendStageUpdate(runId: string, update: StageUpdate): Promise<boolean> {
-    const parsed = stageUpdateSchemaFor(this.stages).safeParse(update)
+    const parsed = safeParseContract(stageUpdateSchemaFor(this.stages), update)
     if (!parsed.success) return reported(this.#refuse(runId, new PayloadValidationError('stage update', parsed.error.issues)))
     return reported(this.#submitStageUpdate(runId, parsed.data))
   }
@@ -265,7 +266,7 @@ export class PrismaAPIClient {
    */
   async completeRun(runId: string, body: CompleteRunInput): Promise<CompleteRunResponse | QueuedDelivery> {
     const completedAt = body.completedAt instanceof Date ? body.completedAt.toISOString() : (body.completedAt ?? new Date().toISOString())
-    const parsed = CompleteRun.safeParse({ ...body, completedAt })
+    const parsed = safeParseContract(CompleteRun, { ...body, completedAt })
     if (!parsed.success) throw new PayloadValidationError('completion', parsed.error.issues)
     parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
@@ -416,7 +417,7 @@ export class PrismaAPIClient {
   async appendStageOutput(runId: string, stageNumber: number, chunk: StageOutputChunk): Promise<StageOutputChunkResponse | QueuedDelivery> {
     // Checked as it will be sent: NUL and lone surrogates become U+FFFD (3 bytes each) first.
     const text = typeof chunk?.text === 'string' ? toStorableText(chunk.text).text : chunk?.text
-    const parsed = OutputChunkInput.safeParse({ stageNumber, ...chunk, text })
+    const parsed = safeParseContract(OutputChunkInput, { stageNumber, ...chunk, text })
     if (!parsed.success) throw new PayloadValidationError('output chunk', parsed.error.issues)
     parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
@@ -461,7 +462,7 @@ export class PrismaAPIClient {
   }
 
   #openOutputStream(runId: string, stageNumber: number, options: StageOutputStreamOptions = {}): OutputStream {
-    const parsed = OutputChunkInput.pick({ stageNumber: true }).safeParse({ stageNumber })
+    const parsed = safeParseContract(OutputChunkInput.pick({ stageNumber: true }), { stageNumber })
     if (!parsed.success) throw new PayloadValidationError('output stream', parsed.error.issues)
     parseRunId(runId)
     try {
@@ -641,7 +642,7 @@ function noop(): void {}
 /** A chunk as `appendStageOutput` checks it before sending. */
 const OutputChunkInput = StageOutputChunk.extend({
   stageNumber: z.number().int().min(1),
-  text: z.string().refine((text) => utf8Bytes(text) <= MAX_OUTPUT_CHUNK_BYTES, { message: `at most ${MAX_OUTPUT_CHUNK_BYTES} bytes as UTF-8 (MAX_OUTPUT_CHUNK_BYTES)` }),
+  text: z.string().refine((text) => utf8Bytes(text) <= MAX_OUTPUT_CHUNK_BYTES, { message: `must be at most ${MAX_OUTPUT_CHUNK_BYTES} bytes as UTF-8 (MAX_OUTPUT_CHUNK_BYTES)` }),
 })
 
 /** The hold of a run whose stream is not followed. */
