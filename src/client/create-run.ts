@@ -3,6 +3,7 @@
  * metadata (docs/design.md, "Runs as a collection"), checked before anything is sent.
  */
 import { z } from 'zod'
+import { safeParseContract } from '../contract/field-messages.js'
 import { PayloadValidationError } from '../contract/parse.js'
 import { RunId } from '../contract/run-id.js'
 import { Tag } from '../contract/run-labels.js'
@@ -35,16 +36,16 @@ const encoder = new TextEncoder()
 /** The client's check of {@link CreateRunOptions}, with the contract's limits. */
 const CreateRunInput = z.object({
   id: RunId.optional(),
-  pipeline: z.string().min(1, 'a pipeline name is 1 or more characters').optional(),
+  pipeline: z.string().min(1, 'must not be empty').optional(),
   tags: z
     // The contract's one tag rule (UTF-16 code units; zod's max() would count code points).
     .array(Tag)
-    .max(MAX_TAGS, `at most ${MAX_TAGS} tags per run`)
+    .max(MAX_TAGS, `must be at most ${MAX_TAGS} per run`)
     .optional(),
   metadata: z
     .record(z.string(), z.unknown())
     .refine((value) => encoder.encode(JSON.stringify(value)).byteLength <= MAX_METADATA_BYTES, {
-      message: `at most ${MAX_METADATA_BYTES} bytes as JSON`,
+      message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
     })
     .optional(),
 })
@@ -56,7 +57,7 @@ const CreateRunInput = z.object({
  */
 export function createRunBody(idOrOptions: string | CreateRunOptions | undefined): string {
   const options: CreateRunOptions = typeof idOrOptions === 'string' ? { id: idOrOptions } : (idOrOptions ?? {})
-  const parsed = CreateRunInput.safeParse({ ...options, id: options.id ?? crypto.randomUUID() })
+  const parsed = safeParseContract(CreateRunInput, { ...options, id: options.id ?? crypto.randomUUID() })
   if (!parsed.success) throw new PayloadValidationError('run creation', parsed.error.issues)
   // Only the fields given: an older server (0.1) takes `{ id }` alone.
   const { id, pipeline, tags, metadata } = parsed.data

@@ -5,6 +5,7 @@
  * outbox (`outbox/`) and the one attempt path (`transport.ts`).
  */
 import { CompleteRun } from '../contract/complete.js'
+import { safeParseContract } from '../contract/field-messages.js'
 import { PayloadValidationError, parseRunId } from '../contract/parse.js'
 import { CompleteRunResponse, CreateRunResponse, type HeartbeatResponse, RunStatusResponse } from '../contract/records.js'
 import type { RunCounts, RunListPage } from '../contract/run-list.js'
@@ -254,7 +255,7 @@ export class PrismaAPIClient {
     // Not a number at all (`'2'` from plain JavaScript): said as such; the schema says the catalogue's range.
     const problem = stageNumberProblem((update as { stageNumber?: unknown } | undefined)?.stageNumber)
     if (problem !== undefined) return reported(this.#refuse(runId, stageNumberError('stage update', problem, update?.stageNumber)))
-    const parsed = stageUpdateSchemaFor(this.stages).safeParse(update)
+    const parsed = safeParseContract(stageUpdateSchemaFor(this.stages), update)
     if (!parsed.success) return reported(this.#refuse(runId, new PayloadValidationError('stage update', parsed.error.issues)))
     return reported(this.#submitStageUpdate(runId, parsed.data))
   }
@@ -280,7 +281,7 @@ export class PrismaAPIClient {
    */
   async completeRun(runId: string, body: CompleteRunInput): Promise<CompleteRunResponse | QueuedDelivery> {
     const completedAt = body.completedAt instanceof Date ? body.completedAt.toISOString() : (body.completedAt ?? new Date().toISOString())
-    const parsed = CompleteRun.safeParse({ ...body, completedAt })
+    const parsed = safeParseContract(CompleteRun, { ...body, completedAt })
     if (!parsed.success) throw new PayloadValidationError('completion', parsed.error.issues)
     parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
@@ -433,7 +434,7 @@ export class PrismaAPIClient {
     if (problem !== undefined) throw stageNumberError('output chunk', problem, stageNumber)
     // Checked as it will be sent: NUL and lone surrogates become U+FFFD (3 bytes each) first.
     const text = typeof chunk?.text === 'string' ? toStorableText(chunk.text).text : chunk?.text
-    const parsed = OutputChunkInput.safeParse({ stageNumber, ...chunk, text })
+    const parsed = safeParseContract(OutputChunkInput, { stageNumber, ...chunk, text })
     if (!parsed.success) throw new PayloadValidationError('output chunk', parsed.error.issues)
     parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
@@ -664,7 +665,7 @@ function noop(): void {}
 /** A chunk as `appendStageOutput` checks it before sending. */
 const OutputChunkInput = StageOutputChunk.extend({
   stageNumber: z.number().int().min(1),
-  text: z.string().refine((text) => utf8Bytes(text) <= MAX_OUTPUT_CHUNK_BYTES, { message: `at most ${MAX_OUTPUT_CHUNK_BYTES} bytes as UTF-8 (MAX_OUTPUT_CHUNK_BYTES)` }),
+  text: z.string().refine((text) => utf8Bytes(text) <= MAX_OUTPUT_CHUNK_BYTES, { message: `must be at most ${MAX_OUTPUT_CHUNK_BYTES} bytes as UTF-8 (MAX_OUTPUT_CHUNK_BYTES)` }),
 })
 
 /** The hold of a run whose stream is not followed. */

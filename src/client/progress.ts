@@ -2,6 +2,7 @@
  * Progress within a running stage: the client's `seq`, the checks, and the coalescing of reports
  * that wait in the run's lane. Internal.
  */
+import { safeParseContract } from '../contract/field-messages.js'
 import { PayloadValidationError } from '../contract/parse.js'
 import { StageProgress } from '../contract/runner-control.js'
 import type { StageUpdate } from '../contract/stage-update.js'
@@ -45,8 +46,8 @@ export class ProgressReports {
     const key = `${runId}\u0000${stageNumber}`
     // Never below now: a later process redelivering or reporting the same stage still wins.
     const seq = Math.max((this.#seq.get(key) ?? -1) + 1, Date.now())
-    const parsed = StageProgress.safeParse({ ...withoutUndefined(report), seq })
-    // zod names the field and says `received NaN`; the Python client refuses the same way.
+    const parsed = safeParseContract(StageProgress, { ...withoutUndefined(report), seq })
+    // Refused naming the field (`current must be a finite number` for NaN); the Python client refuses the same way.
     if (!parsed.success) throw new PayloadValidationError('progress', parsed.error.issues)
     this.#seq.set(key, seq)
     const body: StageUpdate = { stageNumber, stageName, status: 'PROCESSING', progress: parsed.data }

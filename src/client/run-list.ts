@@ -4,6 +4,7 @@
  * `GET {base}/runs/counts` (docs/design.md, "Runs as a collection").
  */
 import { z } from 'zod'
+import { safeParseContract } from '../contract/field-messages.js'
 import { PayloadValidationError } from '../contract/parse.js'
 import { tagProblem as contractTagProblem } from '../contract/run-labels.js'
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, RunCounts, RunListPage } from '../contract/run-list.js'
@@ -128,7 +129,7 @@ export function withQuery(url: string, query: URLSearchParams): string {
 }
 
 function parseOptions<S extends z.ZodType>(schema: S, options: unknown, what: string): z.infer<S> {
-  const parsed = schema.safeParse(options)
+  const parsed = safeParseContract(schema, options)
   if (!parsed.success) throw new PayloadValidationError(what, parsed.error.issues)
   return parsed.data
 }

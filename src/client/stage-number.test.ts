@@ -30,7 +30,7 @@ describe('the stage number rule', () => {
   it('makes the PayloadValidationError of the methods that throw one, on the field stageNumber', () => {
     const error = stageNumberError('output chunk', 'The stage number must be an integer of 1 or more, got 0', 0)
     expect(isPayloadValidationError(error)).toBe(true)
-    expect(error.message).toBe('Invalid output chunk: stageNumber: The stage number must be an integer of 1 or more, got 0')
-    expect(error.fieldErrors).toEqual([{ field: 'stageNumber', message: 'The stage number must be an integer of 1 or more, got 0' }])
+    expect(error.message).toBe('Invalid output chunk: stageNumber must be an integer of 1 or more, got 0')
+    expect(error.fieldErrors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be an integer of 1 or more, got 0' }])
   })
 })

@@ -29,10 +29,12 @@ export function stageNumberProblem(stageNumber: unknown, stages?: StageCatalogue
 /**
  * The {@link PayloadValidationError} of a refused stage number, for the methods documented to
  * throw it (`appendStageOutput`, `streamStageOutput`, `heartbeat`, `sendStageUpdate`): the
- * field `stageNumber` with {@link stageNumberProblem}'s sentence.
+ * field `stageNumber` with {@link stageNumberProblem}'s reason, without its subject, as field
+ * errors word it (`stageNumber must be an integer of 1 or more, got 0`; `contract/field-messages.ts`).
  */
 export function stageNumberError(what: string, problem: string, stageNumber: unknown): PayloadValidationError {
-  return new PayloadValidationError(what, [{ code: 'custom', path: ['stageNumber'], message: problem, input: stageNumber }])
+  const reason = problem.replace(/^The stage number /, '')
+  return new PayloadValidationError(what, [{ code: 'custom', path: ['stageNumber'], message: reason, input: stageNumber }])
 }
 
 /** A value in a message, by its type: `a string: "2"`, `the number 1.5`, `NaN`, `undefined`, `an object`. */

@@ -5,6 +5,7 @@
  * the server stores each chunk as a row and assembles the text on read.
  */
 import { z } from 'zod'
+import { safeParseContract } from './field-messages.js'
 import { MAX_STORED_INTEGER } from './stored-integer.js'
 import { PayloadValidationError } from './parse.js'
 import { PipelineRunRecord, UpdateOutcome } from './records.js'
@@ -84,7 +85,7 @@ export type StageOutputChunkResponse = z.infer<typeof StageOutputChunkResponse>
  * ```
  */
 export function parseStageOutputChunk(input: unknown): StageOutputChunk {
-  const result = StageOutputChunk.safeParse(input)
+  const result = safeParseContract(StageOutputChunk, input)
   if (!result.success) throw new PayloadValidationError('stage output chunk', result.error.issues)
   return result.data
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
+import { fieldMessage, safeParseContract } from './field-messages.js'
 import { type FieldError } from './problem.js'
 import { isRunId, RunId } from './run-id.js'
 import { CancelRun, Heartbeat, heartbeatSchemaFor } from './runner-control.js'
@@ -16,16 +17,16 @@ import { isErrorNamed } from '../internal/is-error-named.js'
  * try {
  *   parseCompleteRun({ status: 'DONE' })
  * } catch (error) {
- *   if (isPayloadValidationError(error)) console.error(error.fieldErrors) // [{ field: 'status', message: ... }]
+ *   if (isPayloadValidationError(error)) console.error(error.fieldErrors) // [{ field: 'status', message: 'status must be one of COMPLETED, FAILED, CANCELLED; got "DONE"' }]
  * }
  * ```
  */
 export class PayloadValidationError extends Error {
   /** Always `'PayloadValidationError'`; check it with {@link isPayloadValidationError}. */
   override readonly name = 'PayloadValidationError' as const
-  /** zod's issues, unchanged. */
+  /** zod's issues, unchanged (their `message` is the reason alone, e.g. `is required`). */
   readonly issues: z.core.$ZodIssue[]
-  /** The issues as `{ field, message }`, the shape of a 400 problem's `errors`. */
+  /** The issues as `{ field, message }`, the shape of a 400 problem's `errors` (`stageName is required`). */
   readonly fieldErrors: FieldError[]
 
   constructor(what: string, issues: z.core.$ZodIssue[]) {
@@ -43,27 +44,37 @@ export function isPayloadValidationError(error: unknown): error is PayloadValida
   return isErrorNamed(error, 'PayloadValidationError')
 }
 
-/** Converts zod issues to `{ field, message }` pairs with dotted field paths. */
+/**
+ * Converts zod issues to `{ field, message }` pairs with dotted field paths, each message naming
+ * its field and saying why (`stageNumber must be an integer`; `the body must be a JSON object` for
+ * the body itself). It expects issues parsed by this package (the `parseX`/`safeParseX`
+ * helpers), whose messages are reasons (`must be an integer`); another parse's issues keep zod's
+ * own wording after the field.
+ */
 export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
   return issues.flatMap((issue) =>
     // An unknown key of a strict object is named itself, not the object around it.
     issue.code === 'unrecognized_keys'
-      ? issue.keys.map((key) => ({ field: [...issue.path, key].map(String).join('.'), message: issue.message }))
-      : [{ field: issue.path.map(String).join('.'), message: issue.message }],
+      ? issue.keys.map((key) => fieldError([...issue.path, key].map(String).join('.'), issue.message))
+      : [fieldError(issue.path.map(String).join('.'), issue.message)],
   )
 }
 
+function fieldError(field: string, reason: string): FieldError {
+  return { field, message: fieldMessage(field, reason) }
+}
+
 /**
- * Field errors as one line, `field: message; field: message` (`(body)` for the body itself): the
- * message of a {@link PayloadValidationError} and the `detail` of a 400 problem. Internal.
+ * Field errors as one line, their messages (each names its field) joined by `; `: the message of
+ * a {@link PayloadValidationError} and the `detail` of a 400 problem. Internal.
  */
 export function describeFieldErrors(errors: readonly FieldError[]): string {
-  return errors.map((error) => `${error.field || '(body)'}: ${error.message}`).join('; ')
+  return errors.map((error) => error.message).join('; ')
 }
 
 function parser<T>(what: string, schema: z.ZodType<T>) {
   return (input: unknown): T => {
-    const result = schema.safeParse(input)
+    const result = safeParseContract(schema, input)
     if (!result.success) throw new PayloadValidationError(what, result.error.issues)
     return result.data
   }
@@ -95,7 +106,7 @@ export function parseStageUpdate(input: unknown, stages?: StageCatalogue): Stage
  * ```
  */
 export function safeParseStageUpdate(input: unknown, stages?: StageCatalogue) {
-  return (stages ? stageUpdateSchemaFor(stages) : StageUpdate).safeParse(input)
+  return safeParseContract(stages ? stageUpdateSchemaFor(stages) : StageUpdate, input)
 }
 
 /** Parses a `/complete` body, keeping app-specific fields. Throws {@link PayloadValidationError}. */
@@ -103,7 +114,7 @@ export const parseCompleteRun: (input: unknown) => CompleteRun = parser('complet
 
 /** Like {@link parseCompleteRun}, returning zod's `{ success, data | error }`. */
 export function safeParseCompleteRun(input: unknown) {
-  return CompleteRun.safeParse(input)
+  return safeParseContract(CompleteRun, input)
 }
 
 /** Parses a create-run body. Throws {@link PayloadValidationError}. */
@@ -111,7 +122,7 @@ export const parseCreateRun: (input: unknown) => CreateRun = parser('run creatio
 
 /** Like {@link parseCreateRun}, returning zod's `{ success, data | error }`. */
 export function safeParseCreateRun(input: unknown) {
-  return CreateRun.safeParse(input)
+  return safeParseContract(CreateRun, input)
 }
 
 /** Built once: zod compiles an object schema on its first parse, which per call would dominate the cost. */
@@ -131,7 +142,7 @@ const RunIdField = z.object({ runId: RunId })
 export function parseRunId(value: unknown): RunId {
   // The client checks every update's run id: the plain test first, zod only to explain a refusal.
   if (isRunId(value)) return value
-  const result = RunIdField.safeParse({ runId: value })
+  const result = safeParseContract(RunIdField, { runId: value })
   if (!result.success) throw new PayloadValidationError('run id', result.error.issues)
   return result.data.runId
 }
@@ -152,7 +163,7 @@ export function parseHeartbeat(input: unknown, stages?: StageCatalogue): Heartbe
 
 /** Like {@link parseHeartbeat}, returning zod's `{ success, data | error }`. */
 export function safeParseHeartbeat(input: unknown, stages?: StageCatalogue) {
-  return (stages ? heartbeatSchemaFor(stages) : Heartbeat).safeParse(input ?? {})
+  return safeParseContract(stages ? heartbeatSchemaFor(stages) : Heartbeat, input ?? {})
 }
 
 /** Parses a cancellation body. Throws {@link PayloadValidationError}. */
@@ -160,5 +171,5 @@ export const parseCancelRun: (input: unknown) => CancelRun = parser('cancellatio
 
 /** Like {@link parseCancelRun}, returning zod's `{ success, data | error }`. */
 export function safeParseCancelRun(input: unknown) {
-  return CancelRun.safeParse(input)
+  return safeParseContract(CancelRun, input)
 }

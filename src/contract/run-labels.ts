@@ -25,7 +25,7 @@ export function metadataTooLarge(metadata: unknown): string | undefined {
 /** Why a run's tags cannot be stored (`undefined` when they can): more than 20 distinct tags. */
 export function tooManyTags(tags: readonly string[]): string | undefined {
   const count = new Set(tags).size
-  return count > MAX_TAGS ? `a run carries at most ${MAX_TAGS} tags, this would make ${count}` : undefined
+  return count > MAX_TAGS ? `must be at most ${MAX_TAGS} per run; this would make ${count}` : undefined
 }
 
 /** The first text in a JSON value (keys included) PostgreSQL cannot store, as a dotted path, or `undefined`. */
@@ -42,14 +42,14 @@ function unstorablePath(value: unknown, path: string): string | undefined {
 }
 
 /**
- * Why a text is not a tag (`undefined` when it is): not 1 to 128 UTF-16 code units (JS string
- * length; an emoji counts 2), or not storable. The one tag rule, used by {@link Tag}, the list
- * query's `tag` and read tokens alike.
+ * Why a text is not a tag (`undefined` when it is), as a reason after the field (`must be 1 to
+ * 128 characters …`): not 1 to 128 UTF-16 code units (JS string length; an emoji counts 2), or
+ * not storable. The one tag rule, used by {@link Tag}, the list query's `tag` and read tokens alike.
  */
 export function tagProblem(tag: unknown): string | undefined {
-  if (typeof tag !== 'string') return 'a tag is a string'
+  if (typeof tag !== 'string') return 'must be a string'
   if (tag.length < 1 || tag.length > MAX_TAG_LENGTH) {
-    return `a tag is 1 to ${MAX_TAG_LENGTH} characters (UTF-16 code units), got ${tag.length}`
+    return `must be 1 to ${MAX_TAG_LENGTH} characters (UTF-16 code units), got ${tag.length}`
   }
   return isStorableText(tag) ? undefined : 'must not contain NUL or a lone surrogate'
 }
@@ -108,7 +108,7 @@ export const RunTagsChange = z.strictObject(
     remove: z.array(Tag).optional(),
   },
   // A misspelt key (`tags`) would otherwise change nothing and answer 200.
-  { error: (issue) => (issue.code === 'unrecognized_keys' ? 'unknown field: a tag change has only `add` and `remove`' : undefined) },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a field of a tag change, which has only `add` and `remove`' : undefined) },
 )
 /**
  * Body of a tag change.
@@ -130,4 +130,7 @@ export const RunMetadataPatch = jsonObject(false)
 export type RunMetadataPatch = z.infer<typeof RunMetadataPatch>
 
 /** A pipeline's name as a request names it: 1 to 128 characters (whether it is configured is the handlers' check). */
-export const PipelineName = z.string().min(1).max(MAX_TAG_LENGTH, { message: `a pipeline name is 1 to ${MAX_TAG_LENGTH} characters` })
+export const PipelineName = z
+  .string()
+  .min(1, { message: `must be 1 to ${MAX_TAG_LENGTH} characters` })
+  .max(MAX_TAG_LENGTH, { message: `must be 1 to ${MAX_TAG_LENGTH} characters` })

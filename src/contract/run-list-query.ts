@@ -185,7 +185,7 @@ export function parseRunListFilter(params: URLSearchParams): Parsed<RunListFilte
   const tags = params.getAll('tag')
   for (const tag of tags) {
     const problem = tagProblem(tag)
-    if (problem) return refuse('tag', `\`tag\`: ${problem}`)
+    if (problem) return refuse('tag', `\`tag\` ${problem}`)
   }
   const pipeline = single(params, 'pipeline')
   if (!pipeline.ok) return pipeline

@@ -46,7 +46,7 @@ export const StageProgress = z
         code: 'custom',
         input: current,
         path: ['current'],
-        message: 'current must not exceed total',
+        message: 'must not exceed total',
       })
     }
   })
@@ -77,7 +77,7 @@ function stageNumberWithProgress(ctx: z.core.ParsePayload<{ stageNumber?: number
       code: 'custom',
       input: ctx.value,
       path: ['stageNumber'],
-      message: 'stageNumber is required with progress',
+      message: 'is required with progress',
     })
   }
 }

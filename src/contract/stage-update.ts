@@ -78,16 +78,16 @@ function processingOnlyFields(ctx: z.core.ParsePayload<CheckedFields>): void {
   }
   if (value.status !== 'PROCESSING') {
     for (const field of ['progress', ...ATTEMPT_FIELDS] as const) {
-      if (value[field] !== undefined) issue(field, `${field} is sent only with status PROCESSING`)
+      if (value[field] !== undefined) issue(field, 'is sent only with status PROCESSING')
     }
     return
   }
   if (value.attempt === undefined) {
     for (const field of ATTEMPT_FIELDS.slice(1)) {
-      if (value[field] !== undefined) issue(field, `${field} is sent only with attempt`)
+      if (value[field] !== undefined) issue(field, 'is sent only with attempt')
     }
   } else if (value.maxAttempts !== undefined && value.maxAttempts < value.attempt) {
-    issue('maxAttempts', `maxAttempts (${value.maxAttempts}) must be at least attempt (${value.attempt})`)
+    issue('maxAttempts', `must be at least attempt (${value.attempt}), got ${value.maxAttempts}`)
   }
 }
 

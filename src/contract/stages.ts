@@ -90,9 +90,6 @@ export function lastStageNumber(stages: StageCatalogue): number {
  */
 export function stageNumberIn(stages: StageCatalogue) {
   const last = lastStageNumber(stages)
-  return z
-    .number()
-    .int()
-    .min(1)
-    .max(last, { message: `stageNumber must be between 1 and ${last}` })
+  const between = { message: `must be between 1 and ${last}` }
+  return z.number().int().min(1, between).max(last, between)
 }

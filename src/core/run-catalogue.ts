@@ -48,9 +48,9 @@ export function unknownPipeline(run: RunState, pipelines: Pipelines): { outcome:
 }
 
 /**
- * Why `stageNumber` is outside the run's catalogue (the 400 naming `stageNumber`), or `undefined`
- * when it is inside it.
+ * Why `stageNumber` is outside the run's catalogue, as a reason after the field (`must be between
+ * 1 and 5`: the 400 naming `stageNumber`), or `undefined` when it is inside it.
  */
 export function stageNumberOutside(stageNumber: number, catalogue: StageCatalogue): string | undefined {
-  return stageNumber <= catalogue.length ? undefined : `stageNumber must be between 1 and ${catalogue.length}`
+  return stageNumber <= catalogue.length ? undefined : `must be between 1 and ${catalogue.length}`
 }

@@ -245,11 +245,14 @@ describe('stage timing and attempts', () => {
 
   it("clamps the run's completedAt to its start, so its duration is never negative", () => {
     const decision = decideCompletion({ run: run(), body: { status: 'COMPLETED', completedAt: CREATED.toISOString() }, now: NOW })
-    expect(decision).toMatchObject({ outcome: 'applied', run: { completedAt: STARTED }, clamped: { bound: 'before_start', stored: STARTED } })
+    expect(decision).toMatchObject({ outcome: 'applied', run: { completedAt: STARTED }, clamped: { of: 'run', bound: 'before_start', startOf: 'run', stored: STARTED } })
     expect(clampNextRetryAt(at(-1), NOW)).toEqual(NOW)
     if (decision.outcome !== 'applied' || !decision.clamped) return expect.unreachable('clamped')
     expect(describeClampedInstant('r', decision.clamped)).toContain(
-      `the runner sent completedAt ${CREATED.toISOString()}, 1 minute before it started (${STARTED.toISOString()}); stored clamped to its start.`,
+      `the runner sent completedAt ${CREATED.toISOString()}, 1 minute before the run started (${STARTED.toISOString()}, when the server ` +
+        "received the run's first stage update); stored clamped to that start, so the run's duration is stored as 0 s. " +
+        "Either the run's first stage update arrived late (a runner's outbox delivering after an outage or a server restart; nothing to fix then), " +
+        "or the runner's clock is behind",
     )
   })
 })

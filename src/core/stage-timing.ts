@@ -16,9 +16,12 @@ export function stageStartedAt(stage: StageState): Date {
  * `startedAt` when the run has one (the run starts with its first stage, so no stage starts
  * before it), else the run's creation.
  */
-export function completedAtFloor(run: RunState, stage: StageState | undefined): { notBefore: Date; notBeforeIs: 'start' | 'creation' } {
-  if (stage) return { notBefore: stageStartedAt(stage), notBeforeIs: 'start' }
-  return run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
+export function completedAtFloor(
+  run: RunState,
+  stage: StageState | undefined,
+): { notBefore: Date; notBeforeIs: 'stage_start' | 'run_start' | 'creation' } {
+  if (stage) return { notBefore: stageStartedAt(stage), notBeforeIs: 'stage_start' }
+  return run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'run_start' } : { notBefore: run.createdAt, notBeforeIs: 'creation' }
 }
 
 /**

@@ -625,6 +625,40 @@ describe('runner clock skew: one window for every runner-sent instant', () => {
     expect(describeClampedInstant('r', d.clamped)).toContain("send UTC instants with 'Z'")
   })
 
+  it("a stage's PROCESSING delivered late (an outbox after an outage): completedAt 3 s before its receipt is stored as its start (0 s); the warning names both causes, late delivery first", () => {
+    // The runner ran stage 1 while the server was down: PROCESSING reached the server at
+    // SERVER_NOW, with the COMPLETED that says it finished 3 s before.
+    const received = SERVER_NOW
+    const processing = decideStageUpdate({ run: newRun('r', NOW), stage: undefined, update: { ...finalUpdate('x'), status: 'PROCESSING', completedAt: undefined }, stages: DEFAULT_STAGES, now: received })
+    if (processing.outcome !== 'applied') throw new Error('expected PROCESSING applied')
+    const sent = iso(received.getTime() - 3_000)
+    const d = decideStageUpdate({ run: processing.run, stage: processing.stage, update: finalUpdate(sent), stages: DEFAULT_STAGES, now: new Date(received.getTime() + 20) })
+    expect(d).toMatchObject({
+      outcome: 'applied',
+      stage: { startedAt: received, completedAt: received },
+      clamped: { of: 'stage', bound: 'before_start', startOf: 'stage', sent: new Date(sent), stored: received, skewMs: 3_000 },
+    })
+    if (d.outcome !== 'applied' || !d.clamped) throw new Error('expected a clamp')
+    expect(describeClampedInstant('r', d.clamped)).toBe(
+      'run r: the runner sent completedAt 2026-01-01T00:59:57.000Z, 3 seconds before the stage started (2026-01-01T01:00:00.000Z, ' +
+        "when the server received the stage's PROCESSING update); stored clamped to that start, so the stage's duration is stored as 0 s. " +
+        "Either the stage's PROCESSING update arrived late (a runner's outbox delivering after an outage or a server restart; nothing to fix then), " +
+        "or the runner's clock is behind, or it sent a local time without an offset, which is read as UTC: sync its clock (NTP), " +
+        "or send UTC instants with 'Z' (Python: datetime.now(timezone.utc).isoformat())",
+    )
+  })
+
+  it("a stage first reported final with an instant before the run started: stored as the run's start, the warning names the run's start", () => {
+    const running: RunState = { ...newRun('r', NOW), status: 'PROCESSING', startedAt: SERVER_NOW }
+    const d = decideStageUpdate({ run: running, stage: undefined, update: finalUpdate(iso(SERVER_NOW.getTime() - 60_000), 2), stages: DEFAULT_STAGES, now: SERVER_NOW })
+    expect(d).toMatchObject({ outcome: 'applied', stage: { startedAt: SERVER_NOW, completedAt: SERVER_NOW }, clamped: { of: 'stage', bound: 'before_start', startOf: 'run' } })
+    if (d.outcome !== 'applied' || !d.clamped) throw new Error('expected a clamp')
+    expect(describeClampedInstant('r', d.clamped)).toContain(
+      "1 minute before the run started (2026-01-01T01:00:00.000Z, when the server received the run's first stage update); " +
+        "stored clamped to that start, so the stage's duration is stored as 0 s. Either the run's first stage update arrived late",
+    )
+  })
+
   it('the same rule for /complete, with a configurable tolerance', () => {
     const run = newRun('r', NOW)
     const ahead = decideCompletion({ run, body: { status: 'COMPLETED', completedAt: iso(SERVER_NOW.getTime() + HOUR) }, now: SERVER_NOW, clockSkewToleranceMs: 60_000 })
@@ -644,6 +678,7 @@ describe('runner clock skew: one window for every runner-sent instant', () => {
   it('names the skew rounded for people: 9 h less 5 ms is 9 hours; 91 min is 1 hour 31 minutes; 42 s; 250 ms', () => {
     const clamped = (skewMs: number) => ({
       field: 'completedAt' as const,
+      of: 'stage' as const,
       sent: new Date(SERVER_NOW.getTime() + skewMs),
       stored: new Date(SERVER_NOW.getTime() + 300_000),
       bound: 'ahead' as const,
@@ -663,7 +698,7 @@ describe('runner clock skew: one window for every runner-sent instant', () => {
     const sent = new Date(SERVER_NOW.getTime() + HOUR)
     expect(clampRunnerInstant(sent, { notBefore: created, now: SERVER_NOW, toleranceMs: 300_000 })).toEqual({
       at: created,
-      clamped: { field: 'completedAt', sent, stored: created, bound: 'ahead', skewMs: HOUR, toleranceMs: 300_000 },
+      clamped: { field: 'completedAt', of: 'stage', sent, stored: created, bound: 'ahead', skewMs: HOUR, toleranceMs: 300_000 },
     })
   })
 

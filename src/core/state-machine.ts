@@ -307,7 +307,8 @@ export function decideCompletion({ run, body, now, clockSkewToleranceMs }: Compl
   }
   const sent = body.completedAt
     ? clampRunnerInstant(timestampToDate(body.completedAt), {
-        ...(run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'start' as const } : { notBefore: run.createdAt }),
+        ...(run.startedAt ? { notBefore: run.startedAt, notBeforeIs: 'run_start' as const } : { notBefore: run.createdAt }),
+        of: 'run',
         now,
         toleranceMs: clockSkewToleranceMs ?? DEFAULT_CLOCK_SKEW_TOLERANCE_MS,
       })

@@ -4,8 +4,8 @@
  * `POST /{runId}/tags` and `POST /{runId}/metadata`, on the same {@link Store}.
  */
 import { CreateRun } from '../contract/complete.js'
+import { fieldMessage, safeParseContract } from '../contract/field-messages.js'
 import { describeFieldErrors, PayloadValidationError } from '../contract/parse.js'
-import type { FieldError } from '../contract/problem.js'
 import { type CatalogueEntry, catalogueOf, type PipelineRunRecord } from '../contract/records.js'
 import { RunMetadataPatch, RunTagsChange } from '../contract/run-labels.js'
 import { DEFAULT_PIPELINE, type StageCatalogue } from '../contract/stages.js'
@@ -72,7 +72,7 @@ export async function createRun<Tx>(store: Store<Tx>, options: CreateRunOptions 
   const { stages, pipelines, now = new Date(), ...body } = options
   const resolved = resolvePipelines({ stages, pipelines })
   const input = parsed('run creation', CreateRun, body)
-  const result = await insertRun(store, { ...newRunOrThrow(input, resolved, (error) => new PayloadValidationError('run creation', [issueOf(error)])), now })
+  const result = await insertRun(store, { ...newRunOrThrow(input, resolved, (field, reason) => new PayloadValidationError('run creation', [issueOf(field, reason)])), now })
   const catalogue = result.run.catalogue ?? resolved.get(result.run.pipeline ?? DEFAULT_PIPELINE)
   return { created: result.created, run: toRunRecord(result.run), catalogue: catalogue ? catalogueOf(catalogue) : undefined }
 }
@@ -100,31 +100,35 @@ export async function updateRunMetadata<Tx>(store: Store<Tx>, runId: string, pat
  * catalogue snapshot taken. 400 `validation_failed` naming `pipeline` for one not configured. Internal.
  */
 export function newRunOf(input: CreateRun, pipelines: Pipelines): Omit<NewRunOptions, 'now'> {
-  return newRunOrThrow(input, pipelines, (error) => new HttpProblemError('validation_failed', { detail: describeFieldErrors([error]), errors: [error] }))
+  return newRunOrThrow(input, pipelines, (field, reason) => {
+    const errors = [{ field, message: fieldMessage(field, reason) }]
+    return new HttpProblemError('validation_failed', { detail: describeFieldErrors(errors), errors })
+  })
 }
 
-function newRunOrThrow(input: CreateRun, pipelines: Pipelines, fail: (error: FieldError) => Error): Omit<NewRunOptions, 'now'> {
+function newRunOrThrow(input: CreateRun, pipelines: Pipelines, fail: (field: string, reason: string) => Error): Omit<NewRunOptions, 'now'> {
   const pipeline = input.pipeline ?? DEFAULT_PIPELINE
   const catalogue = pipelines.get(pipeline)
   if (!catalogue) {
     const known = [...pipelines.keys()].map((name) => `"${name}"`).join(', ')
-    throw fail({ field: 'pipeline', message: `must be a pipeline this server is configured with (${known}), got "${pipeline}"` })
+    throw fail('pipeline', `must name a pipeline this server is configured with (${known}), got "${pipeline}"`)
   }
   return { id: input.id, pipeline, catalogue, tags: input.tags, metadata: input.metadata }
 }
 
 function parsed<T>(what: string, schema: z.ZodType<T>, input: unknown): T {
-  const result = schema.safeParse(input)
+  const result = safeParseContract(schema, input)
   if (!result.success) throw new PayloadValidationError(what, result.error.issues)
   return result.data
 }
 
-function issueOf(error: FieldError): z.core.$ZodIssue {
-  return { code: 'custom', path: error.field.split('.'), message: error.message, input: undefined }
+/** An issue of a rule checked after parsing, its message the reason (`toFieldErrors` puts the field in front). */
+function issueOf(field: string, reason: string): z.core.$ZodIssue {
+  return { code: 'custom', path: field.split('.'), message: reason, input: undefined }
 }
 
 function labelled(result: LabelResult, what: string): PipelineRunRecord | null {
   if (result.outcome === 'not_found') return null
-  if (result.outcome === 'invalid') throw new PayloadValidationError(what, [issueOf({ field: result.field, message: result.message })])
+  if (result.outcome === 'invalid') throw new PayloadValidationError(what, [issueOf(result.field, result.message)])
   return toRunRecord(result.run)
 }

@@ -203,12 +203,12 @@ describe('requests on the wire', () => {
       `Run run_1: update not sent: The stage number must be an integer (1..5 in the catalogue), ${got}`,
       'Run run_1: update not sent: The stage number must be an integer (1..5 in the catalogue), got the number 2.5',
       `Run run_1: update not sent: The stage number must be an integer (1..5 in the catalogue), ${got}`,
-      `Run run_1: update not sent: Invalid stage update: stageNumber: The stage number must be an integer of 1 or more, ${got}`,
+      `Run run_1: update not sent: Invalid stage update: stageNumber must be an integer of 1 or more, ${got}`,
     ])
     // An integer outside the catalogue keeps its own message.
     expect(await client.markStageProcessing('run_1', 7)).toBe(false)
     expect(logger.lines.at(-1)?.message).toBe('Run run_1: update not sent: Stage 7 is not in the catalogue (1..5)')
-    const refusal = (what: string) => new RegExp(`^Invalid ${what}: stageNumber: The stage number must be an integer of 1 or more, got a string: "2" \\(pass the number 2\\)$`)
+    const refusal = (what: string) => new RegExp(`^Invalid ${what}: stageNumber must be an integer of 1 or more, got a string: "2" \\(pass the number 2\\)$`)
     expect(() => js['streamStageOutput']?.('run_1', '2')).toThrow(refusal('output stream'))
     await expect(js['appendStageOutput']?.('run_1', '2', { seq: 0, text: 'x' })).rejects.toThrow(refusal('output chunk'))
     // A heartbeat sent '2' and came back undefined, the server's 400 logged at debug only.

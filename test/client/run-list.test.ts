@@ -164,15 +164,15 @@ describe('listRuns', () => {
   it('says what the option must be and what it got, like the server does', async () => {
     const { client, sent } = fakeServer()
     const cases: [Parameters<typeof client.listRuns>[0], string][] = [
-      [{ status: ['BOGUS' as never] }, 'Invalid run list options: status: must be one of PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED; got "BOGUS"'],
-      [{ createdAfter: new Date('nope') }, 'Invalid run list options: createdAfter: is an invalid Date (its time is NaN); give a valid Date or an ISO 8601 timestamp'],
+      [{ status: ['BOGUS' as never] }, 'Invalid run list options: status must be one of PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED; got "BOGUS"'],
+      [{ createdAfter: new Date('nope') }, 'Invalid run list options: createdAfter is an invalid Date (its time is NaN); give a valid Date or an ISO 8601 timestamp'],
       [
         { createdBefore: '2026-12-01' },
-        'Invalid run list options: createdBefore: is not an ISO 8601 timestamp YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|±HH:MM] with an offset (e.g. 2026-12-01T00:00:00Z; without one it is UTC); got "2026-12-01"',
+        'Invalid run list options: createdBefore is not an ISO 8601 timestamp YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|±HH:MM] with an offset (e.g. 2026-12-01T00:00:00Z; without one it is UTC); got "2026-12-01"',
       ],
-      [{ tag: ['ok', 'x'.repeat(129)] }, 'Invalid run list options: tag: a tag is 1 to 128 characters (UTF-16 code units), got 129'],
-      [{ limit: 201 }, 'Invalid run list options: limit: must be a whole number from 1 to 200 (runs per page); got 201'],
-      [{ pipeline: '' }, 'Invalid run list options: pipeline: must be a non-empty pipeline name; got ""'],
+      [{ tag: ['ok', 'x'.repeat(129)] }, 'Invalid run list options: tag must be 1 to 128 characters (UTF-16 code units), got 129'],
+      [{ limit: 201 }, 'Invalid run list options: limit must be a whole number from 1 to 200 (runs per page); got 201'],
+      [{ pipeline: '' }, 'Invalid run list options: pipeline must be a non-empty pipeline name; got ""'],
     ]
     for (const [options, message] of cases) {
       await expect(collect(client.listRuns(options))).rejects.toThrow(message)

@@ -112,17 +112,17 @@ describe('run read tokens', () => {
       new TypeError('A read token is for one run (runId) or one tag (tag), never both; create two tokens'),
     )
     await expect(createRunReadToken({ secret: SECRET })).rejects.toThrow(new TypeError('A read token needs runId (one run) or tag (the runs carrying it)'))
-    await expect(createRunReadToken({ tag: '', secret: SECRET })).rejects.toThrow(new TypeError('tag: a tag is 1 to 128 characters (UTF-16 code units), got 0'))
+    await expect(createRunReadToken({ tag: '', secret: SECRET })).rejects.toThrow(new TypeError('tag must be 1 to 128 characters (UTF-16 code units), got 0'))
     await expect(createRunReadToken({ tag: 'x'.repeat(129), secret: SECRET })).rejects.toThrow(
-      new TypeError('tag: a tag is 1 to 128 characters (UTF-16 code units), got 129'),
+      new TypeError('tag must be 1 to 128 characters (UTF-16 code units), got 129'),
     )
     // The rule of POST /runs: UTF-16 code units, so 64 emoji (128 units) are a tag and 65 are not.
     const emoji = await createRunReadToken({ tag: '😀'.repeat(64), secret: SECRET, now: NOW })
     expect(await verifyRunReadToken(emoji, { runId: 'r', tags: ['😀'.repeat(64)], secret: SECRET, now: NOW })).toMatchObject({ valid: true })
     await expect(createRunReadToken({ tag: '😀'.repeat(65), secret: SECRET })).rejects.toThrow(
-      new TypeError('tag: a tag is 1 to 128 characters (UTF-16 code units), got 130'),
+      new TypeError('tag must be 1 to 128 characters (UTF-16 code units), got 130'),
     )
-    await expect(createRunReadToken({ tag: 'a\u0000b', secret: SECRET })).rejects.toThrow(new TypeError('tag: must not contain NUL or a lone surrogate'))
+    await expect(createRunReadToken({ tag: 'a\u0000b', secret: SECRET })).rejects.toThrow(new TypeError('tag must not contain NUL or a lone surrogate'))
     const longest = await createRunReadToken({ tag: '字'.repeat(128), secret: SECRET, now: NOW })
     expect(await verifyRunReadToken(longest, { runId: 'r', tags: ['字'.repeat(128)], secret: SECRET, now: NOW })).toMatchObject({ valid: true })
   })

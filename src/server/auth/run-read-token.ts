@@ -133,7 +133,7 @@ export async function createRunReadToken(options: CreateRunReadTokenOptions): Pr
   if (runId === undefined && tag === undefined) throw new TypeError('A read token needs runId (one run) or tag (the runs carrying it)')
   if (runId === '') throw new TypeError('runId must not be empty')
   const tagRefused = tag === undefined ? undefined : tagProblem(tag)
-  if (tagRefused) throw new TypeError(`tag: ${tagRefused}`)
+  if (tagRefused) throw new TypeError(`tag ${tagRefused}`)
   assertReadTokenSecret(secret)
   const nowSeconds = Math.floor((options.now ?? new Date()).getTime() / 1000)
   const expires = nowSeconds + expiresInSeconds

@@ -1,3 +1,4 @@
+import { fieldMessage } from '../../contract/field-messages.js'
 import type { FieldError } from '../../contract/problem.js'
 import { isStorableText } from '../../contract/storable-text.js'
 
@@ -7,5 +8,5 @@ export { isStorableText }
 export function unstorableFields(values: Readonly<Record<string, string | null | undefined>>): FieldError[] {
   return Object.entries(values)
     .filter(([, value]) => typeof value === 'string' && !isStorableText(value))
-    .map(([field]) => ({ field, message: 'must not contain NUL characters or unpaired UTF-16 surrogates' }))
+    .map(([field]) => ({ field, message: fieldMessage(field, 'must not contain NUL characters or unpaired UTF-16 surrogates') }))
 }

@@ -3,14 +3,18 @@
  * schema validation, text a database can store, and the store's refusals. Internal.
  */
 import type { z } from 'zod'
+import { fieldMessage, safeParseContract } from '../../contract/field-messages.js'
 import { describeFieldErrors, toFieldErrors } from '../../contract/parse.js'
 import type { ConflictCode } from '../../core/state-machine.js'
 import { HttpProblemError } from './problem-response.js'
 import { unstorableFields } from './storable-text.js'
 
-/** The input as the schema parses it, or 400 `validation_failed` naming each field. */
+/**
+ * The input as the schema parses it, or 400 `validation_failed` naming each field and why, in the
+ * contract's words (`stageNumber must be an integer`; src/contract/field-messages.ts).
+ */
 export function validate<T>(schema: z.ZodType<T>, input: unknown): T {
-  const result = schema.safeParse(input)
+  const result = safeParseContract(schema, input)
   if (result.success) return result.data
   const errors = toFieldErrors(result.error.issues)
   throw new HttpProblemError('validation_failed', {
@@ -41,7 +45,7 @@ export function accepted<R extends { outcome: string }>(
   if (result.outcome === 'not_found') throw runNotFound()
   if (result.outcome === 'conflict' && 'code' in result) throw new HttpProblemError(result.code, { detail: result.detail })
   if (result.outcome === 'invalid' && 'field' in result) {
-    const errors = [{ field: result.field, message: result.message }]
+    const errors = [{ field: result.field, message: fieldMessage(result.field, result.message) }]
     throw new HttpProblemError('validation_failed', { detail: describeFieldErrors(errors), errors })
   }
   return result as Exclude<R, { outcome: 'not_found' } | { code: ConflictCode } | InvalidResult>
@@ -51,6 +55,7 @@ export function accepted<R extends { outcome: string }>(
 export interface InvalidResult {
   readonly outcome: 'invalid'
   readonly field: string
+  /** Why, as a reason after the field (`must be between 1 and 5`). */
   readonly message: string
 }
 

@@ -4,6 +4,8 @@
  * read through the authentication like every runner write, validated (`StageOutputChunk`), and
  * decided by the core rule (`appendOutputChunk`). Internal.
  */
+import { fieldMessage } from '../../contract/field-messages.js'
+import { describeFieldErrors } from '../../contract/parse.js'
 import { buildRoutePath } from '../../contract/routes.js'
 import { parseStageNumberParam, StageOutputChunk, type StageOutputChunkResponse } from '../../contract/output-chunks.js'
 import { appendOutputChunk } from '../../core/operations.js'
@@ -28,8 +30,8 @@ export function createOutputRoutes(settings: HandlerSettings, plumbing: Plumbing
     const json = await auth.writeBody(exchange, { path: signedPath }, { allowEmpty: false })
     const stageNumber = parseStageNumberParam(stageParam)
     if (stageNumber === undefined) {
-      const errors = [{ field: 'stageNumber', message: 'must be a whole number from 1 in the path' }]
-      throw new HttpProblemError('validation_failed', { detail: `stageNumber: ${errors[0]!.message}`, errors })
+      const errors = [{ field: 'stageNumber', message: fieldMessage('stageNumber', 'must be a whole number from 1 in the path') }]
+      throw new HttpProblemError('validation_failed', { detail: describeFieldErrors(errors), errors })
     }
     const chunk = validate(StageOutputChunk, json)
     if (!store.getOutputChunk) {

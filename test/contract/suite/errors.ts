@@ -73,7 +73,7 @@ export function describeErrors({ name, scenario, withApi }: ContractContext): vo
       // Past a stored integer (2^31 - 1), refused by the contract before any statement: not a 500 from the database.
       for (const stageNumber of [2_147_483_648, 2 ** 53]) {
         const tooBig = await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber })), 400, 'validation_failed')
-        expect(tooBig.errors).toContainEqual({ field: 'stageNumber', message: 'must be at most 2147483647 (a stored integer)' })
+        expect(tooBig.errors).toContainEqual({ field: 'stageNumber', message: 'stageNumber must be at most 2147483647 (a stored integer)' })
         expect(new Set(tooBig.errors?.map((e) => e.field))).toEqual(new Set(['stageNumber']))
         const beat = await expectProblem(await api.heartbeat(id, { stageNumber }), 400, 'validation_failed')
         expect(new Set(beat.errors?.map((e) => e.field))).toEqual(new Set(['stageNumber']))
@@ -97,6 +97,83 @@ export function describeErrors({ name, scenario, withApi }: ContractContext): vo
         expect(problem.errors?.map((e) => e.field)).toContain('id')
       }
       // Nothing of the refused updates was stored.
+      expect((await api.status(id)).stages).toEqual([])
+    })
+
+    scenario("validation problems word each field and why in the contract's own words, the same bytes on every target", async (api) => {
+      const id = await api.createRun()
+      /** The problem's messages (each names its field) and its detail (them, joined); the body's text. */
+      const worded = async (response: Promise<Response>, ...messages: string[]): Promise<string> => {
+        const answer = await response
+        const text = await answer.clone().text()
+        const problem = await expectProblem(answer, 400, 'validation_failed')
+        expect({ messages: problem.errors?.map((error) => error.message), detail: problem.detail }).toEqual({ messages, detail: messages.join('; ') })
+        return text
+      }
+      const post = (path: string, json: unknown) => api.send({ path, json })
+
+      // Byte for byte: the mock, the Web handlers, Next.js and Express over PostgreSQL alike.
+      expect(await worded(api.stage(id, makeStageUpdate({ stageNumber: 0 })), 'stageNumber must be at least 1')).toBe(
+        JSON.stringify({
+          type: 'urn:pipeline-status-sdk:problem:validation-failed',
+          title: 'Body failed validation',
+          status: 400,
+          code: 'validation_failed',
+          detail: 'stageNumber must be at least 1',
+          errors: [{ field: 'stageNumber', message: 'stageNumber must be at least 1' }],
+        }),
+      )
+
+      // Stage updates: zod's issue kinds (absent, wrong type, bounds, enums) and the contract's own rules.
+      await worded(api.stage(id, { stageName: 'x', status: 'PROCESSING' }), 'stageNumber is required')
+      await worded(api.stage(id, makeStageUpdate({ stageNumber: 6 })), 'stageNumber must be between 1 and 5')
+      await worded(api.stage(id, makeStageUpdate({ stageNumber: 1.5 })), 'stageNumber must be an integer')
+      await worded(api.stage(id, { ...makeStageUpdate(), stageNumber: '1' }), 'stageNumber must be a number')
+      await worded(api.stage(id, makeStageUpdate({ stageNumber: 2 ** 31 })), 'stageNumber must be at most 2147483647 (a stored integer)')
+      await worded(api.stage(id, { stageNumber: 1, status: 'PROCESSING' }), 'stageName is required')
+      await worded(api.stage(id, makeStageUpdate({ stageName: '' })), 'stageName must not be empty')
+      await worded(api.stage(id, makeStageUpdate({ stageName: 'x'.repeat(201) })), 'stageName must be at most 200 characters')
+      await worded(api.stage(id, { stageNumber: 1, stageName: 'x' }), 'status is required: one of PROCESSING, COMPLETED, FAILED, CANCELLED')
+      await worded(api.stage(id, { ...makeStageUpdate(), status: 'PENDING' }), 'status must be one of PROCESSING, COMPLETED, FAILED, CANCELLED; got "PENDING"')
+      await worded(api.stage(id, { ...makeStageUpdate(), output: 42 }), 'output must be a string')
+      await worded(api.stage(id, { ...makeStageUpdate(), output: 'nul \u0000 byte' }), 'output must not contain NUL characters or unpaired UTF-16 surrogates')
+      await worded(
+        api.stage(id, { ...makeStageUpdate(), completedAt: 'yesterday' }),
+        'completedAt must be a date-time written YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|±HH:MM], with a real date and time',
+      )
+      await worded(api.stage(id, { ...makeStageUpdate(), progress: {} }), 'progress.seq is required')
+      await worded(
+        api.stage(id, { ...makeStageUpdate(), progress: { seq: -1, percent: 101, current: 5, total: 2 } }),
+        'progress.seq must be at least 0',
+        'progress.percent must be at most 100',
+        'progress.current must not exceed total',
+      )
+      await worded(api.stage(id, { ...makeStageUpdate(), attempt: 0, maxAttempts: 'x' }), 'attempt must be at least 1', 'maxAttempts must be a number')
+      await worded(api.stage(id, { ...makeStageUpdate(), attempt: 3, maxAttempts: 2 }), 'maxAttempts must be at least attempt (3), got 2')
+      await worded(api.stage(id, makeStageUpdate({ status: 'COMPLETED', attempt: 2 })), 'attempt is sent only with status PROCESSING')
+      await worded(api.stage(id, []), 'the body must be a JSON object')
+      await worded(api.stage(id, null), 'the body must be a JSON object')
+
+      // The other bodies.
+      await worded(api.complete(id, {}), 'status is required: one of COMPLETED, FAILED, CANCELLED')
+      await worded(api.complete(id, { status: 'COMPLETED', duration: -1 }), 'duration must be at least 0')
+      await worded(api.complete(id, { status: 'COMPLETED', error: 5 }), 'error must be a string')
+      await worded(api.heartbeat(id, { progress: { seq: 1 } }), 'stageNumber is required with progress')
+      await worded(api.heartbeat(id, { intervalMs: 'x' }), 'intervalMs must be a number')
+      await worded(api.heartbeat(id, { intervalMs: 10 }), 'intervalMs must be at least 1000')
+      await worded(api.cancel(id, { reason: 5 }), 'reason must be a string')
+      await worded(post('/runs', { id: 7 }), 'id must be a string')
+      await worded(post('/runs', { id: 'has space' }), 'id must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ : - and not only dots')
+      await worded(post('/runs', { pipeline: '' }), 'pipeline must be 1 to 128 characters')
+      await worded(post('/runs', { tags: 'x' }), 'tags must be an array')
+      await worded(post('/runs', { metadata: [] }), 'metadata must be a JSON object')
+      await worded(post(`/${id}/tags`, { add: [5] }), 'add.0 must be a string')
+      await worded(post(`/${id}/tags`, { tags: ['x'] }), 'tags is not a field of a tag change, which has only `add` and `remove`')
+      await worded(post(`/${id}/metadata`, [1]), 'the body must be a JSON object')
+      await worded(post(`/${id}/stages/1/output`, {}), 'seq is required', 'text is required')
+      await worded(post(`/${id}/stages/1/output`, { seq: 0, text: 'x', extra: 1 }), 'extra is not a known field')
+      await worded(post(`/${id}/stages/0/output`, { seq: 0, text: 'x' }), 'stageNumber must be a whole number from 1 in the path')
+      // Nothing of the refused bodies was stored.
       expect((await api.status(id)).stages).toEqual([])
     })
 

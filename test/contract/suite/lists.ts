@@ -300,7 +300,7 @@ export function describeListRuns({ name, scenario }: ContractContext): void {
           expect(emoji.length).toBe(128)
           expect((await listOk(api, `tag=${encodeURIComponent(emoji)}`)).runs.map((run) => run.id)).toEqual(runs.slice(0, 2).map((run) => run.id))
           const tooLong = await expectRefused(api, `/runs?tag=${encodeURIComponent('😀'.repeat(65))}`, 'invalid_query', 'tag')
-          expect(tooLong).toBe('`tag`: a tag is 1 to 128 characters (UTF-16 code units), got 130')
+          expect(tooLong).toBe('`tag` must be 1 to 128 characters (UTF-16 code units), got 130')
           // A misspelt filter must not answer the whole unfiltered list.
           const unknown = await expectRefused(api, `/runs?${w.query}&tags=x`, 'invalid_query', 'tags')
           expect(unknown).toBe('Unknown query parameter "tags"; this route knows status, pipeline, tag, createdAfter, createdBefore, limit, cursor')

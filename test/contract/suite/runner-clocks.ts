@@ -92,6 +92,32 @@ export function describeRunnerClocks({ name, scenario }: ContractContext): void 
       { clock: () => CREATED, clockSkewToleranceMs: 60_000, logger },
     )
 
+    // A runner's outbox delivering after an outage: the stage's PROCESSING reaches the server late,
+    // just before its COMPLETED, whose completedAt (the runner's, right) is before that receipt.
+    let serverNow = new Date('2026-03-01T12:00:00.000Z')
+    scenario(
+      "a stage's PROCESSING that arrived late: its completedAt is stored as its start (0 s), and the warning names the late delivery first, then the clock",
+      async (api) => {
+        const id = await api.createRun()
+        serverNow = new Date('2026-03-01T12:00:10.000Z')
+        await api.stageOk(id, makeStageUpdate({ status: 'PROCESSING' }))
+        serverNow = new Date('2026-03-01T12:00:10.020Z')
+        const completed = await api.stageOk(id, makeStageUpdate({ status: 'COMPLETED', output: 'one', completedAt: '2026-03-01T12:00:07.000Z' }))
+        expect(completed.stage).toMatchObject({ startedAt: '2026-03-01T12:00:10.000Z', completedAt: '2026-03-01T12:00:10.000Z' })
+        const logged = warningsOf(id, 'completedAt')
+        expect(logged.map((w) => w.message)).toEqual([
+          `pipeline-status: run ${id}: the runner sent completedAt 2026-03-01T12:00:07.000Z, 3 seconds before the stage started ` +
+            "(2026-03-01T12:00:10.000Z, when the server received the stage's PROCESSING update); stored clamped to that start, " +
+            "so the stage's duration is stored as 0 s. Either the stage's PROCESSING update arrived late (a runner's outbox " +
+            "delivering after an outage or a server restart; nothing to fix then), or the runner's clock is behind, or it sent a " +
+            "local time without an offset, which is read as UTC: sync its clock (NTP), or send UTC instants with 'Z' " +
+            '(Python: datetime.now(timezone.utc).isoformat()) (stage 1; logged once per run)',
+        ])
+        expect(logged[0]?.details).toMatchObject({ runId: id, bound: 'before_start', skewMs: 3_000, stored: '2026-03-01T12:00:10.000Z' })
+      },
+      { clock: () => serverNow, logger },
+    )
+
     scenario(
       'a final status again with a different output answers 200 conflict and changes nothing; identical or output-less repeats are duplicate; one warning per run',
       async (api) => {

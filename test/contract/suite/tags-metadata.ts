@@ -54,7 +54,7 @@ export function describeTagsAndMetadata({ name, scenario }: ContractContext): vo
       expect((await api.send({ path: '/runs', json: { tags: twenty } })).status).toBe(201)
       expect(await refusedFields(await api.send({ path: '/runs', json: { tags: [''] } }))).toEqual(['tags.0'])
       const long = await expectProblem(await api.send({ path: '/runs', json: { tags: ['ok', 'x'.repeat(129)] } }), 400, 'validation_failed')
-      expect(long.errors).toEqual([{ field: 'tags.1', message: 'a tag is 1 to 128 characters (UTF-16 code units), got 129' }])
+      expect(long.errors).toEqual([{ field: 'tags.1', message: 'tags.1 must be 1 to 128 characters (UTF-16 code units), got 129' }])
       // Characters are UTF-16 code units (JS string length): 64 emoji are 128, 65 are 130.
       expect((await api.send({ path: '/runs', json: { tags: ['😀'.repeat(64)] } })).status).toBe(201)
       expect(await refusedFields(await api.send({ path: '/runs', json: { tags: ['😀'.repeat(65)] } }))).toEqual(['tags.0'])
