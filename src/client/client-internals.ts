@@ -9,6 +9,7 @@ import type { CatalogueEntry } from '../contract/records.js'
 import type { StageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import type { UpdateOutcome } from './delivery.js'
+import type { DeadLetter } from './outbox/entry.js'
 import { ConfigurationError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { OutputStream } from './output-writer.js'
@@ -42,6 +43,14 @@ export interface ClientInternals {
   openOutputStream(runId: string, stageNumber: number): OutputStream
   /** The client's logger, for `runPipeline`'s own warnings. */
   readonly logger: Logger
+  /** The outbox's directory (resolved), for `runPipeline`'s warnings; `undefined` without an outbox. */
+  readonly outboxDir: string | undefined
+  /**
+   * Listens for the run's updates that the outbox dead-letters after they waited in it (a refusal
+   * on an update's first delivery is in that update's outcome instead); returns the unsubscribe.
+   * A listener must not throw.
+   */
+  onQueuedDeadLetter(runId: string, listener: (letter: DeadLetter) => void): () => void
 }
 
 /** A run's own stage catalogue as the server answered it, and its pipeline. */

@@ -96,8 +96,13 @@ export interface PipelineSummary {
   /**
    * Whether every update of the run (each stage change and the completion) reached the server
    * and was accepted by the time `runPipeline` resolved. `false` when one still waits in the
-   * outbox, was dead-lettered (refused for good) or failed; `warnings` says which. A run whose
-   * stages all completed can still be `status: 'COMPLETED'` with `delivered: false`: the
+   * outbox, was dead-lettered (refused for good) or failed; `warnings` says which (for those
+   * waiting: how many, and the outbox's directory). An update queued in the outbox during an
+   * outage is judged when `runPipeline` resolves, not when it was queued: once the outbox
+   * delivered it (a flush, its background redelivery), it counts as delivered; once the outbox
+   * dead-lettered it, as not delivered. Progress reports and streamed output chunks lost or
+   * refused do not make it `false` (their own warnings say so), but one still waiting in the
+   * outbox is counted among those waiting. A run whose stages all completed can still be `status: 'COMPLETED'` with `delivered: false`: the
    * server then does not know it (e.g. it catalogues fewer stages than the runner).
    */
   delivered: boolean

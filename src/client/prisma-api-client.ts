@@ -99,6 +99,8 @@ export class PrismaAPIClient {
   #closed = false
   /** The run's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
   readonly #catalogues = new Map<string, RunCatalogue>()
+  /** Per run, who waits to hear of its updates the outbox dead-letters after they were queued (`runPipeline`). */
+  readonly #queuedDeadLetterListeners = new Map<string, Set<(letter: DeadLetter) => void>>()
   /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
   #inherited = new Map<string, Map<number, InheritedStage>>()
   /** The list and count reads: a GET like `getStatus`, retried, refused once the client is closed. */
@@ -151,7 +153,10 @@ export class PrismaAPIClient {
             ...options.outbox,
             logger,
             deliver: (entry, signal) => this.#delivery.redeliver(entry, signal),
-            onDeadLetter: (letter) => this.#delivery.count(letter.runId, 'deadLettered'),
+            onDeadLetter: (letter, queued) => {
+              this.#delivery.count(letter.runId, 'deadLettered')
+              if (queued) for (const listener of this.#queuedDeadLetterListeners.get(letter.runId) ?? []) listener(letter)
+            },
           })
         : undefined
     } catch (error) {
@@ -177,6 +182,16 @@ export class PrismaAPIClient {
       runFinished: (runId) => this.runFinished(runId),
       openOutputStream: (runId, stageNumber) => this.#openOutputStream(runId, stageNumber),
       logger: this.#logger,
+      outboxDir: this.#outbox?.dir,
+      onQueuedDeadLetter: (runId, listener) => {
+        const listeners = this.#queuedDeadLetterListeners.get(runId) ?? new Set()
+        listeners.add(listener)
+        this.#queuedDeadLetterListeners.set(runId, listeners)
+        return () => {
+          listeners.delete(listener)
+          if (listeners.size === 0 && this.#queuedDeadLetterListeners.get(runId) === listeners) this.#queuedDeadLetterListeners.delete(runId)
+        }
+      },
       serverCatalogue: async (runId) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)

@@ -3,7 +3,8 @@ import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/st
 import { forwardAbort } from './forward-abort.js'
 import { abortMessage, untilAborted } from './stage-abort.js'
 import { clientInternals } from './client-internals.js'
-import { type QueuedDelivery, type UpdateOutcome, isQueuedDelivery } from './delivery.js'
+import type { UpdateOutcome } from './delivery.js'
+import type { DeadLetter } from './outbox/entry.js'
 import type { StageAttemptFields } from './stage-output.js'
 import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
 import { failureReason } from './failure-reason.js'
@@ -247,12 +248,19 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   const outputs: unknown[] = []
   const alteredOutputs: OutputAlteration[] = []
   const conflicts: StageConflict[] = []
-  let delivered = true
   let status: FinalStatus = 'COMPLETED'
   let error: string | undefined
   // The run finished by someone else: set by the client's answers, at any moment.
-  /** Updates not delivered, in order; one warning per cause at the end. */
+  /**
+   * Updates not delivered, in order; one warning per cause at the end. An update queued in the
+   * outbox is not in it: the outbox may still deliver it, so it is judged when the run ends (what
+   * the outbox still holds then, and what it dead-lettered meanwhile), in one place below.
+   */
   const undelivered: Undelivered[] = []
+  const unsubscribeDeadLetters = internals.onQueuedDeadLetter(runId, (letter) => {
+    const what = statusChangeOf(letter)
+    if (what !== undefined) undelivered.push({ what, state: 'dead-lettered', reason: letter.reason })
+  })
   let elsewhere: RunFinishedEvent | undefined = internals.runFinished(runId)
   let stageController: AbortController | undefined
   const unsubscribe = internals.onRunFinished(runId, (event) => {
@@ -278,179 +286,202 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         `Stage ${stageNumber} ${stageStatus}: the server already had it ${outcome.conflict.status} with another output and kept that one (outcome "conflict"); this output was not stored`,
       )
     }
-    if (outcome.state !== 'delivered') {
-      delivered = false
-      if (outcome.state !== 'queued') undelivered.push({ what: `Stage ${stageNumber} ${stageStatus}`, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
+    if (outcome.state !== 'delivered' && outcome.state !== 'queued') {
+      undelivered.push({ what: `Stage ${stageNumber} ${stageStatus}`, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
     }
     return outcome.state === 'delivered' || outcome.state === 'queued'
   }
 
-  // One stream per run, shared by its stages: a run ending elsewhere aborts the running stage within a second.
-  const stream = internals.holdRunStream(runId)
   try {
-    for (const [index, { run: stageFunction, retry }] of entries.entries()) {
-      const summary = summaries[index] as StageSummary
-      const { stageNumber, stageName } = summary
-      if (elsewhere) break
-      if (signal?.aborted) {
-        summary.status = 'CANCELLED'
-        summary.reported = await report(stageNumber, 'CANCELLED')
-        status = 'CANCELLED'
-        error = abortMessage(signal)
-        break
-      }
-      // A stage an earlier process left PROCESSING (a runner restarted with the same runId) runs as a
-      // new attempt on the server: its streamed output restarts at seq 0 instead of colliding with
-      // the earlier process's chunks. `base` shifts every attempt number this process reports.
-      const base = processing.get(stageNumber) ?? 0
-      // Stage 1 PROCESSING is the run's initialisation. A stage that may retry says so from its first attempt.
-      summary.reported = await report(
-        stageNumber,
-        'PROCESSING',
-        undefined,
-        retry.attempts > 1 || base > 0 ? { attempt: base + 1, maxAttempts: base + retry.attempts, nextRetryAt: null } : undefined,
-      )
-      // Its answer may be the first to show the run finished elsewhere: then the stage never starts.
-      if (elsewhere) break
-      progress({ type: 'stage-started', runId, stageNumber, stageName })
-      const stageStarted = performance.now()
-      const controller = new AbortController()
-      stageController = controller
-      const stopHeartbeat = internals.startHeartbeat(runId, stageNumber)
-      const stopForwarding = forwardAbort(signal, controller)
-      stream.arm()
-      let output: unknown
-      // Each attempt's streamed text is flushed before the stage's next report (a retry's or its final status).
-      const streamed = new StageOutputs(stageNumber, () => internals.openOutputStream(runId, stageNumber), (message) => warnings.push(message))
-      try {
-        const context = (attempt: number): StageContext => ({
-          runId,
+    // One stream per run, shared by its stages: a run ending elsewhere aborts the running stage within a second.
+    const stream = internals.holdRunStream(runId)
+    try {
+      for (const [index, { run: stageFunction, retry }] of entries.entries()) {
+        const summary = summaries[index] as StageSummary
+        const { stageNumber, stageName } = summary
+        if (elsewhere) break
+        if (signal?.aborted) {
+          summary.status = 'CANCELLED'
+          summary.reported = await report(stageNumber, 'CANCELLED')
+          status = 'CANCELLED'
+          error = abortMessage(signal)
+          break
+        }
+        // A stage an earlier process left PROCESSING (a runner restarted with the same runId) runs as a
+        // new attempt on the server: its streamed output restarts at seq 0 instead of colliding with
+        // the earlier process's chunks. `base` shifts every attempt number this process reports.
+        const base = processing.get(stageNumber) ?? 0
+        // Stage 1 PROCESSING is the run's initialisation. A stage that may retry says so from its first attempt.
+        summary.reported = await report(
           stageNumber,
-          stageName,
-          attempt,
-          previousOutputs: outputs.slice(),
-          signal: controller.signal,
-          write: streamed.writer(),
-          reportProgress: async (report) => {
-            const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
-            // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
-            if (outcome.state === 'invalid' || outcome.state === 'failed' || outcome.state === 'dead-lettered') {
-              warnings.push(`Stage ${stageNumber} progress report ${outcome.state === 'invalid' ? 'refused as invalid' : `not delivered (${outcome.state})`}: ${outcome.reason ?? 'unknown reason'}`)
-            }
-            return outcome.state === 'delivered' || outcome.state === 'queued'
-          },
-        })
-        output = await runStageAttempts(retry, controller.signal, {
-          run: (attempt) => untilAborted(Promise.resolve().then(() => stageFunction(context(attempt))), controller.signal),
-          retrying: async ({ attempt, maxAttempts, lastError, nextRetryAt }) => {
-            await streamed.settle()
-            summary.attempts = attempt
-            progress({ type: 'stage-retrying', runId, stageNumber, stageName, attempt, maxAttempts, error: lastError, nextRetryAt: nextRetryAt.toISOString() })
-            summary.reported =
-              (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + maxAttempts, lastError, nextRetryAt: nextRetryAt.toISOString() })) &&
-              summary.reported
-          },
-          starting: async (attempt) => {
-            summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + retry.attempts, nextRetryAt: null })) && summary.reported
-          },
-        })
-      } catch (thrown) {
-        stream.disarm()
+          'PROCESSING',
+          undefined,
+          retry.attempts > 1 || base > 0 ? { attempt: base + 1, maxAttempts: base + retry.attempts, nextRetryAt: null } : undefined,
+        )
+        // Its answer may be the first to show the run finished elsewhere: then the stage never starts.
+        if (elsewhere) break
+        progress({ type: 'stage-started', runId, stageNumber, stageName })
+        const stageStarted = performance.now()
+        const controller = new AbortController()
+        stageController = controller
+        const stopHeartbeat = internals.startHeartbeat(runId, stageNumber)
+        const stopForwarding = forwardAbort(signal, controller)
+        stream.arm()
+        let output: unknown
+        // Each attempt's streamed text is flushed before the stage's next report (a retry's or its final status).
+        const streamed = new StageOutputs(stageNumber, () => internals.openOutputStream(runId, stageNumber), (message) => warnings.push(message))
+        try {
+          const context = (attempt: number): StageContext => ({
+            runId,
+            stageNumber,
+            stageName,
+            attempt,
+            previousOutputs: outputs.slice(),
+            signal: controller.signal,
+            write: streamed.writer(),
+            reportProgress: async (report) => {
+              const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
+              // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
+              if (outcome.state === 'invalid' || outcome.state === 'failed' || outcome.state === 'dead-lettered') {
+                warnings.push(`Stage ${stageNumber} progress report ${outcome.state === 'invalid' ? 'refused as invalid' : `not delivered (${outcome.state})`}: ${outcome.reason ?? 'unknown reason'}`)
+              }
+              return outcome.state === 'delivered' || outcome.state === 'queued'
+            },
+          })
+          output = await runStageAttempts(retry, controller.signal, {
+            run: (attempt) => untilAborted(Promise.resolve().then(() => stageFunction(context(attempt))), controller.signal),
+            retrying: async ({ attempt, maxAttempts, lastError, nextRetryAt }) => {
+              await streamed.settle()
+              summary.attempts = attempt
+              progress({ type: 'stage-retrying', runId, stageNumber, stageName, attempt, maxAttempts, error: lastError, nextRetryAt: nextRetryAt.toISOString() })
+              summary.reported =
+                (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + maxAttempts, lastError, nextRetryAt: nextRetryAt.toISOString() })) &&
+                summary.reported
+            },
+            starting: async (attempt) => {
+              summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + retry.attempts, nextRetryAt: null })) && summary.reported
+            },
+          })
+        } catch (thrown) {
+          stream.disarm()
+          summary.durationMs = performance.now() - stageStarted
+          await streamed.settle(elsewhere !== undefined)
+          stopHeartbeat()
+          stopForwarding()
+          if (elsewhere) {
+            // The server already finished the run (and its PROCESSING stage): nothing to report.
+            summary.status = 'CANCELLED'
+          } else if (signal?.aborted) {
+            summary.status = 'CANCELLED'
+            status = 'CANCELLED'
+            error = abortMessage(signal)
+            summary.reported = (await report(stageNumber, 'CANCELLED')) && summary.reported
+          } else {
+            summary.status = 'FAILED'
+            status = 'FAILED'
+            error = thrown instanceof Error ? thrown.message : String(thrown)
+            summary.error = error
+            summary.reported = (await report(stageNumber, 'FAILED', error)) && summary.reported
+          }
+          progress({
+            type: 'stage-finished',
+            runId,
+            stageNumber,
+            stageName,
+            status: summary.status,
+            durationMs: summary.durationMs,
+            ...(summary.error === undefined ? {} : { error: summary.error }),
+          })
+          break
+        } finally {
+          stageController = undefined
+          // The runner's own final status follows: a finished run on the stream is no longer news.
+          stream.disarm()
+        }
         summary.durationMs = performance.now() - stageStarted
         await streamed.settle(elsewhere !== undefined)
         stopHeartbeat()
         stopForwarding()
-        if (elsewhere) {
-          // The server already finished the run (and its PROCESSING stage): nothing to report.
-          summary.status = 'CANCELLED'
-        } else if (signal?.aborted) {
-          summary.status = 'CANCELLED'
-          status = 'CANCELLED'
-          error = abortMessage(signal)
-          summary.reported = (await report(stageNumber, 'CANCELLED')) && summary.reported
-        } else {
-          summary.status = 'FAILED'
-          status = 'FAILED'
-          error = thrown instanceof Error ? thrown.message : String(thrown)
-          summary.error = error
-          summary.reported = (await report(stageNumber, 'FAILED', error)) && summary.reported
+        outputs.push(output)
+        if (options.debugDir !== undefined) {
+          try {
+            await saveOutput(options.debugDir, runId, stageNumber, output)
+          } catch (thrown) {
+            warnings.push(`Stage ${stageNumber} output not saved: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+          }
         }
-        progress({
-          type: 'stage-finished',
-          runId,
-          stageNumber,
-          stageName,
-          status: summary.status,
-          durationMs: summary.durationMs,
-          ...(summary.error === undefined ? {} : { error: summary.error }),
-        })
-        break
-      } finally {
-        stageController = undefined
-        // The runner's own final status follows: a finished run on the stream is no longer news.
-        stream.disarm()
+        summary.status = 'COMPLETED'
+        summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
+        progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
       }
-      summary.durationMs = performance.now() - stageStarted
-      await streamed.settle(elsewhere !== undefined)
-      stopHeartbeat()
-      stopForwarding()
-      outputs.push(output)
-      if (options.debugDir !== undefined) {
-        try {
-          await saveOutput(options.debugDir, runId, stageNumber, output)
-        } catch (thrown) {
-          warnings.push(`Stage ${stageNumber} output not saved: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
-        }
-      }
-      summary.status = 'COMPLETED'
-      summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
-      progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
+    } finally {
+      stream.release()
+      unsubscribe()
     }
-  } finally {
-    stream.release()
-    unsubscribe()
-  }
 
-  const finishedElsewhere = elsewhere as RunFinishedEvent | undefined
-  if (finishedElsewhere) {
-    status = finishedElsewhere.status
-    error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} by someone else`
-  }
-  const durationMs = performance.now() - started
-  const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered, alteredOutputs, conflicts }
-  if (error !== undefined) result.error = error
-  if (finishedElsewhere) result.finishedElsewhere = finishedElsewhere
-  // A run finished elsewhere is not completed again: its status is the server's.
-  if ((options.complete ?? true) && !finishedElsewhere) {
-    try {
-      const response = await client.completeRun(runId, {
-        ...options.results?.(outputs, status),
-        status,
-        duration: durationMs / 1000,
-        ...(error !== undefined ? { error } : {}),
-      })
-      result.completion = { ok: true, response }
-    } catch (thrown) {
-      result.completion = { ok: false, error: thrown }
-      const elsewhereNow = isRunFinishedError(thrown) ? client.runFinished(runId) : undefined
-      if (elsewhereNow) {
-        // Refused because the run ended elsewhere first: superseded, not undelivered.
-        result.finishedElsewhere = elsewhereNow
-        result.status = elsewhereNow.status
-        result.error = elsewhereNow.reason ?? `The run was ${elsewhereNow.status} by someone else`
-        warnings.push(`The completion was superseded: ${(thrown as Error).message}`)
-      } else {
-        undelivered.push({ what: 'The completion', state: 'failed', reason: failureReason(thrown) })
+    const finishedElsewhere = elsewhere as RunFinishedEvent | undefined
+    if (finishedElsewhere) {
+      status = finishedElsewhere.status
+      error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} by someone else`
+    }
+    const durationMs = performance.now() - started
+    // `delivered` is judged at the end, once the completion was sent.
+    const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered: false, alteredOutputs, conflicts }
+    if (error !== undefined) result.error = error
+    if (finishedElsewhere) result.finishedElsewhere = finishedElsewhere
+    // A run finished elsewhere is not completed again: its status is the server's.
+    if ((options.complete ?? true) && !finishedElsewhere) {
+      try {
+        const response = await client.completeRun(runId, {
+          ...options.results?.(outputs, status),
+          status,
+          duration: durationMs / 1000,
+          ...(error !== undefined ? { error } : {}),
+        })
+        result.completion = { ok: true, response }
+      } catch (thrown) {
+        result.completion = { ok: false, error: thrown }
+        const elsewhereNow = isRunFinishedError(thrown) ? client.runFinished(runId) : undefined
+        if (elsewhereNow) {
+          // Refused because the run ended elsewhere first: superseded, not undelivered.
+          result.finishedElsewhere = elsewhereNow
+          result.status = elsewhereNow.status
+          result.error = elsewhereNow.reason ?? `The run was ${elsewhereNow.status} by someone else`
+          warnings.push(`The completion was superseded: ${(thrown as Error).message}`)
+        } else {
+          undelivered.push({ what: 'The completion', state: 'failed', reason: failureReason(thrown) })
+        }
       }
     }
+    warnings.push(...undeliveredWarnings(undelivered))
+    // The one judgement of queued updates (the completion's too): undelivered while they still wait.
+    const queued = client.pendingCount(runId)
+    if (queued > 0) {
+      warnings.push(
+        `${queued} update(s) of this run wait in the outbox ${internals.outboxDir ?? ''}; they are delivered in order once the server takes them ` +
+          "(by this client's flush() or close(), or by the next process that opens that directory)",
+      )
+    }
+    result.delivered = undelivered.length === 0 && queued === 0
+    progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
+    return result
+  } finally {
+    unsubscribeDeadLetters()
   }
-  warnings.push(...undeliveredWarnings(undelivered))
-  const queued = client.pendingCount(runId)
-  if (queued > 0) warnings.push(`${queued} update(s) of this run wait in the outbox; they are delivered in order once the server takes them`)
-  const completionDelivered =
-    result.completion === undefined ||
-    (result.completion.ok ? !isQueuedDelivery(result.completion.response) : result.finishedElsewhere !== undefined && isRunFinishedError(result.completion.error))
-  result.delivered = delivered && queued === 0 && completionDelivered
-  progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
-  return result
+}
+
+/**
+ * `Stage 2 COMPLETED` or `The completion` for a dead letter of a stage status change or of the
+ * completion, which `delivered` counts; `undefined` for a progress report or a streamed output
+ * chunk, which it does not (as on their first delivery).
+ */
+function statusChangeOf(letter: DeadLetter): string | undefined {
+  if (letter.route === 'complete') return 'The completion'
+  if (letter.route !== 'stageUpdate') return undefined
+  try {
+    const body = JSON.parse(letter.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
+    return body.progress === undefined ? `Stage ${String(body.stageNumber)} ${String(body.status)}` : undefined
+  } catch {
+    return 'A stage update'
+  }
 }
