@@ -13,6 +13,7 @@ import type { DeadLetter } from './outbox/entry.js'
 import { ConfigurationError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { OutputStream } from './output-writer.js'
+import type { CompletedStage } from './restart-attempts.js'
 import type { ProgressReport } from './progress.js'
 import type { StageAttemptFields } from './stage-output.js'
 import type { RunFinishedEvent } from './run-finished.js'
@@ -37,8 +38,14 @@ export interface ClientInternals {
   /** Listens for the run being finished elsewhere; returns the unsubscribe. */
   onRunFinished(runId: string, listener: (event: RunFinishedEvent) => void): () => void
   runFinished(runId: string): RunFinishedEvent | undefined
-  /** The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`). */
+  /**
+   * The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`), with the
+   * stages an earlier process left PROCESSING or COMPLETED. Throws what `getStatus` throws when
+   * it must read the run and cannot.
+   */
   serverCatalogue(runId: string): Promise<RunCatalogue>
+  /** The stages an earlier process left PROCESSING or COMPLETED as its updates still in the outbox say (when the run cannot be read). */
+  inheritedRun(runId: string): InheritedRun
   /** A stage attempt's output stream (`streamStageOutput`), for a stage context's `write`. */
   openOutputStream(runId: string, stageNumber: number): OutputStream
   /** The client's logger, for `runPipeline`'s own warnings. */
@@ -66,6 +73,18 @@ export interface RunCatalogue {
    * just created with no such updates; `undefined` when not known.
    */
   processing?: ReadonlyMap<number, number> | undefined
+  /**
+   * The stages an earlier process completed, with their output (`stagesCompleted` in
+   * restart-attempts.ts): `runPipeline` does not run them again. Read like `processing`;
+   * `undefined` when not known.
+   */
+  completed?: ReadonlyMap<number, CompletedStage> | undefined
+}
+
+/** What an earlier process's updates still in the outbox say of a run, for when the server cannot be read. */
+export interface InheritedRun {
+  processing: ReadonlyMap<number, number>
+  completed: ReadonlyMap<number, CompletedStage>
 }
 
 /** The internals of a client; throws {@link ConfigurationError} for an object that is not one. */

@@ -14,10 +14,18 @@ export interface StageSummary {
   stageNumber: number
   /** The name from the client's catalogue. */
   stageName: string
-  /** `PENDING` for a stage that never started. */
+  /** `PENDING` for a stage that never started; `COMPLETED` for one skipped as already completed. */
   status: StageStatus
-  /** Wall time of the stage function in milliseconds; `undefined` if it never started. */
+  /** Wall time of the stage function in milliseconds; `undefined` if it never started (or was skipped). */
   durationMs: number | undefined
+  /**
+   * `'already-completed'`: the stage was not run, because an earlier process of this run had
+   * completed it (a restarted runner with the same `runId`: the server held it COMPLETED, or that
+   * process's last update of it, still in the outbox, was its COMPLETED). Nothing was reported for
+   * it; its entry in `outputs` is its output read back as stored (see
+   * `StageContext.previousOutputs`). Absent for a stage this call ran or did not reach.
+   */
+  skipped?: 'already-completed'
   /** The thrown error's message, for a FAILED stage (its last attempt's). */
   error?: string
   /** How many attempts the stage ran (or was about to run), when it was retried; absent after one. */
@@ -74,7 +82,11 @@ export interface PipelineSummary {
   status: FinalStatus
   /** One entry per stage function, in order, also for stages that never started. */
   stages: StageSummary[]
-  /** The outputs of the stages that completed, in order. */
+  /**
+   * The outputs of the stages that completed, in order: what each stage function returned, and,
+   * for a stage skipped as already completed, its stored output read back (see
+   * `StageContext.previousOutputs`). The same array `results` gets.
+   */
   outputs: unknown[]
   /** Wall time of the whole run in milliseconds. */
   durationMs: number

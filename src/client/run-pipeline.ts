@@ -15,6 +15,8 @@ import { startingCatalogue } from './starting-catalogue.js'
 import { type PipelineSummary, type StageConflict, type StageSummary, type Undelivered, describeAlteration, outputPreview, undeliveredWarnings } from './pipeline-summary.js'
 import type { OutputAlteration } from './stage-output.js'
 import { saveOutput } from './debug-output.js'
+import { resumedOutput } from './restart-attempts.js'
+import { TRUNCATION_MARKER } from './stage-output.js'
 import { type StageRetryOptions, resolveStageEntries, runStageAttempts } from './stage-retry.js'
 import { StageOutputs } from './output-writer.js'
 
@@ -31,7 +33,24 @@ export interface StageContext {
   readonly stageName: string
   /** The attempt running: 1 for the first, 2 for the first retry, ... (see {@link StageRetryOptions}). */
   readonly attempt: number
-  /** The outputs of the stages before this one, in order (`previousOutputs[0]` is stage 1's). */
+  /**
+   * The outputs of the stages before this one, in order (`previousOutputs[0]` is stage 1's): what
+   * each stage function returned. A stage skipped because an earlier process of the run had
+   * completed it (a restarted runner, see {@link runPipeline}) did not return anything here: its
+   * entry is read back from the output the server stored (or that the earlier process's pending
+   * `COMPLETED` in the outbox carries), the text sent for it, as follows. Text that is the JSON of
+   * an object or an array is parsed (what a stage returning an object or an array sent); any
+   * other text is that string (what a stage returning a string sent; a stage that returned a
+   * number, a boolean or `null` gets its JSON text back, `'42'`, and one that returned a string
+   * holding the JSON of an object gets the object); no stored output (the stage returned
+   * `undefined`) is `undefined`, except that one which streamed text with `write` and returned
+   * `undefined` gets that text (the server keeps it as the stage's output). Values JSON does not keep come back as JSON made them (a `Date`
+   * as its ISO string, a `BigInt` as its decimal string, a `Map` as `{}`, an `undefined` property
+   * left out). An output the client had to change to send it comes back changed: cut to the
+   * server's body limit (it ends with `TRUNCATION_MARKER`, is not parsed, and `warnings` says
+   * so), characters PostgreSQL cannot store replaced with U+FFFD, or the placeholder of an output
+   * JSON cannot hold.
+   */
   readonly previousOutputs: readonly unknown[]
   /**
    * Aborted when the pipeline is cancelled (`options.signal`) or when the client learns that the
@@ -74,6 +93,14 @@ export type StageEntry = StageFunction | StageWithRetry
 /** A step of the pipeline, for progress displays. */
 export type PipelineProgressEvent =
   | { type: 'stage-started'; runId: string; stageNumber: number; stageName: string }
+  /**
+   * The stage was not run because an earlier process of this run completed it (a restarted
+   * runner, see {@link runPipeline}): `from: 'server'` when the server holds it COMPLETED,
+   * `'outbox'` when that process's last update of it, still waiting in the outbox, is its
+   * COMPLETED. Nothing is reported for it; the later stages get its output as stored
+   * ({@link StageContext.previousOutputs}). Comes instead of `stage-started` and `stage-finished`.
+   */
+  | { type: 'stage-skipped'; runId: string; stageNumber: number; stageName: string; reason: 'already-completed'; from: 'server' | 'outbox' }
   /** Attempt `attempt - 1` failed and attempt `attempt` follows at `nextRetryAt` (reported to the server too). */
   | { type: 'stage-retrying'; runId: string; stageNumber: number; stageName: string; attempt: number; maxAttempts: number; error: string; nextRetryAt: string }
   | { type: 'stage-finished'; runId: string; stageNumber: number; stageName: string; status: FinalStatus; durationMs: number; error?: string }
@@ -175,6 +202,15 @@ export interface RunPipelineOptions {
  *   is in another pipeline than `pipeline`. A run of a pipeline other than `default` names its
  *   stages from that catalogue, not from the client's `stages`. When the server cannot be read (or is
  *   older and sends no catalogue), it starts anyway and says so in `warnings`.
+ * - A restarted runner (the same `runId` again, after a crash or a deploy; with the same outbox
+ *   directory when it has one) resumes the run (docs/llm-pipelines.md "Restarting a runner"):
+ *   from the run read at start (`GET /status`) and the earlier process's updates still in the
+ *   outbox, a stage the server holds COMPLETED, or whose last pending update is its COMPLETED, is
+ *   not run again: nothing is sent for it, `onProgress` gets `stage-skipped`, its summary entry
+ *   has `skipped: 'already-completed'`, and the later stages, `outputs`, `results` and the
+ *   `/complete` get its output as stored ({@link StageContext.previousOutputs} says how it is read
+ *   back). A stage left PROCESSING runs again as the next attempt (its streamed text restarts).
+ *   A run already finished on the server is not resumed (`finishedElsewhere`).
  * - While a stage runs, the client sends heartbeats (its `heartbeatIntervalMs`) and the stage may
  *   call `reportProgress`.
  * - When an answer shows the run finished by someone else (cancelled, failed by the stale-run
@@ -215,7 +251,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   // Checked before anything is sent: a wrong entry or option is the caller's mistake, not a failed stage.
   let backoffWarning = (_message: string): void => {}
   const entries = resolveStageEntries<StageFunction>(stages, options.retry, (message) => backoffWarning(message))
-  const { runId, runCatalogue, processing, warnings } = await startingCatalogue(internals, {
+  const { runId, runCatalogue, processing, completed, warnings } = await startingCatalogue(internals, {
     runId: options.runId,
     pipeline: options.pipeline,
     stageCount: stages.length,
@@ -300,6 +336,22 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         const summary = summaries[index] as StageSummary
         const { stageNumber, stageName } = summary
         if (elsewhere) break
+        // An earlier process of this run completed it (a restarted runner): not run again, nothing
+        // is sent for it, and the later stages get its output as stored.
+        const earlier = completed.get(stageNumber)
+        if (earlier) {
+          const output = resumedOutput(earlier.output)
+          outputs.push(output)
+          summary.status = 'COMPLETED'
+          summary.skipped = 'already-completed'
+          if (earlier.output?.endsWith(TRUNCATION_MARKER)) {
+            warnings.push(
+              `Stage ${stageNumber} was skipped as already completed; its stored output was cut to the server's body limit, so later stages get that text (ending with the truncation marker) in previousOutputs[${index}], not the value the stage returned`,
+            )
+          }
+          progress({ type: 'stage-skipped', runId, stageNumber, stageName, reason: 'already-completed', from: earlier.from })
+          continue
+        }
         if (signal?.aborted) {
           summary.status = 'CANCELLED'
           summary.reported = await report(stageNumber, 'CANCELLED')
