@@ -145,6 +145,8 @@ export function formatProgress(event: PipelineProgressEvent): string {
   switch (event.type) {
     case 'stage-started':
       return `  stage ${event.stageNumber} ${event.stageName}: PROCESSING`
+    case 'stage-skipped':
+      return `  stage ${event.stageNumber} ${event.stageName}: skipped, already COMPLETED by an earlier run of this runner (read from the ${event.from})`
     case 'stage-finished':
       return `  stage ${event.stageNumber} ${event.stageName}: ${event.status} (${Math.round(event.durationMs)} ms)${event.error ? ` ${event.error}` : ''}`
     case 'stage-retrying':

@@ -9,9 +9,11 @@ import type { CatalogueEntry } from '../contract/records.js'
 import type { StageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import type { UpdateOutcome } from './delivery.js'
+import type { DeadLetter } from './outbox/entry.js'
 import { ConfigurationError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { OutputStream } from './output-writer.js'
+import type { CompletedStage } from './restart-attempts.js'
 import type { ProgressReport } from './progress.js'
 import type { StageAttemptFields } from './stage-output.js'
 import type { RunFinishedEvent } from './run-finished.js'
@@ -36,12 +38,26 @@ export interface ClientInternals {
   /** Listens for the run being finished elsewhere; returns the unsubscribe. */
   onRunFinished(runId: string, listener: (event: RunFinishedEvent) => void): () => void
   runFinished(runId: string): RunFinishedEvent | undefined
-  /** The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`). */
+  /**
+   * The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`), with the
+   * stages an earlier process left PROCESSING or COMPLETED. Throws what `getStatus` throws when
+   * it must read the run and cannot.
+   */
   serverCatalogue(runId: string): Promise<RunCatalogue>
+  /** The stages an earlier process left PROCESSING or COMPLETED as its updates still in the outbox say (when the run cannot be read). */
+  inheritedRun(runId: string): InheritedRun
   /** A stage attempt's output stream (`streamStageOutput`), for a stage context's `write`. */
   openOutputStream(runId: string, stageNumber: number): OutputStream
   /** The client's logger, for `runPipeline`'s own warnings. */
   readonly logger: Logger
+  /** The outbox's directory (resolved), for `runPipeline`'s warnings; `undefined` without an outbox. */
+  readonly outboxDir: string | undefined
+  /**
+   * Listens for the run's updates that the outbox dead-letters after they waited in it (a refusal
+   * on an update's first delivery is in that update's outcome instead); returns the unsubscribe.
+   * A listener must not throw.
+   */
+  onQueuedDeadLetter(runId: string, listener: (letter: DeadLetter) => void): () => void
 }
 
 /** A run's own stage catalogue as the server answered it, and its pipeline. */
@@ -57,6 +73,18 @@ export interface RunCatalogue {
    * just created with no such updates; `undefined` when not known.
    */
   processing?: ReadonlyMap<number, number> | undefined
+  /**
+   * The stages an earlier process completed, with their output (`stagesCompleted` in
+   * restart-attempts.ts): `runPipeline` does not run them again. Read like `processing`;
+   * `undefined` when not known.
+   */
+  completed?: ReadonlyMap<number, CompletedStage> | undefined
+}
+
+/** What an earlier process's updates still in the outbox say of a run, for when the server cannot be read. */
+export interface InheritedRun {
+  processing: ReadonlyMap<number, number>
+  completed: ReadonlyMap<number, CompletedStage>
 }
 
 /** The internals of a client; throws {@link ConfigurationError} for an object that is not one. */

@@ -148,7 +148,10 @@ export function refusalFix(status: number, code: string | undefined): string {
     case 'stage_not_started':
       return 'report the stage PROCESSING before streaming its output (runPipeline does)'
     case 'stage_finished':
-      return "close the stream before sending the stage's final status (runPipeline does)"
+      return (
+        "close the stream before sending the stage's final status (runPipeline does); if the server held the stage final before it started " +
+        '(an earlier process of this run, or another runner on the same run id, finished it), do not run it again: runPipeline skips a stage an earlier process completed'
+      )
     case 'run_finished':
       // A run finished elsewhere stops the stream quietly (`run-finished`): this one was finished by the runner itself.
       return RUN_FINISHED_BY_THIS_RUNNER_FIX

@@ -14,10 +14,18 @@ export interface StageSummary {
   stageNumber: number
   /** The name from the client's catalogue. */
   stageName: string
-  /** `PENDING` for a stage that never started. */
+  /** `PENDING` for a stage that never started; `COMPLETED` for one skipped as already completed. */
   status: StageStatus
-  /** Wall time of the stage function in milliseconds; `undefined` if it never started. */
+  /** Wall time of the stage function in milliseconds; `undefined` if it never started (or was skipped). */
   durationMs: number | undefined
+  /**
+   * `'already-completed'`: the stage was not run, because an earlier process of this run had
+   * completed it (a restarted runner with the same `runId`: the server held it COMPLETED, or that
+   * process's last update of it, still in the outbox, was its COMPLETED). Nothing was reported for
+   * it; its entry in `outputs` is its output read back as stored (see
+   * `StageContext.previousOutputs`). Absent for a stage this call ran or did not reach.
+   */
+  skipped?: 'already-completed'
   /** The thrown error's message, for a FAILED stage (its last attempt's). */
   error?: string
   /** How many attempts the stage ran (or was about to run), when it was retried; absent after one. */
@@ -74,7 +82,11 @@ export interface PipelineSummary {
   status: FinalStatus
   /** One entry per stage function, in order, also for stages that never started. */
   stages: StageSummary[]
-  /** The outputs of the stages that completed, in order. */
+  /**
+   * The outputs of the stages that completed, in order: what each stage function returned, and,
+   * for a stage skipped as already completed, its stored output read back (see
+   * `StageContext.previousOutputs`). The same array `results` gets.
+   */
   outputs: unknown[]
   /** Wall time of the whole run in milliseconds. */
   durationMs: number
@@ -96,8 +108,13 @@ export interface PipelineSummary {
   /**
    * Whether every update of the run (each stage change and the completion) reached the server
    * and was accepted by the time `runPipeline` resolved. `false` when one still waits in the
-   * outbox, was dead-lettered (refused for good) or failed; `warnings` says which. A run whose
-   * stages all completed can still be `status: 'COMPLETED'` with `delivered: false`: the
+   * outbox, was dead-lettered (refused for good) or failed; `warnings` says which (for those
+   * waiting: how many, and the outbox's directory). An update queued in the outbox during an
+   * outage is judged when `runPipeline` resolves, not when it was queued: once the outbox
+   * delivered it (a flush, its background redelivery), it counts as delivered; once the outbox
+   * dead-lettered it, as not delivered. Progress reports and streamed output chunks lost or
+   * refused do not make it `false` (their own warnings say so), but one still waiting in the
+   * outbox is counted among those waiting. A run whose stages all completed can still be `status: 'COMPLETED'` with `delivered: false`: the
    * server then does not know it (e.g. it catalogues fewer stages than the runner).
    */
   delivered: boolean

@@ -15,7 +15,7 @@ import { StageUpdate, stageUpdateSchemaFor } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
 import { toStorableText } from '../contract/storable-text.js'
-import { CLIENT_INTERNALS, type ClientInternals, type RunCatalogue } from './client-internals.js'
+import { CLIENT_INTERNALS, type ClientInternals, type InheritedRun, type RunCatalogue } from './client-internals.js'
 import { type CloseOptions, type CloseResult, type CompleteRunInput, type PrismaAPIClientOptions, resolveClientOptions } from './client-options.js'
 import { type CreateRunOptions, createRunBody } from './create-run.js'
 import { type Delivered, Delivery, type QueuedDelivery, type UpdateOutcome } from './delivery.js'
@@ -35,7 +35,7 @@ import { OutputStream, type StageOutputStream, type StageOutputStreamOptions, ch
 import { stageNumberError, stageNumberProblem } from './stage-number.js'
 import { z } from 'zod'
 import { Transport } from './transport.js'
-import { type InheritedStage, inheritedStages, stagesLeftProcessing } from './restart-attempts.js'
+import { type InheritedStage, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
 
 /**
  * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
@@ -109,6 +109,8 @@ export class PrismaAPIClient {
   #closed = false
   /** The run's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
   readonly #catalogues = new Map<string, RunCatalogue>()
+  /** Per run, who waits to hear of its updates the outbox dead-letters after they were queued (`runPipeline`). */
+  readonly #queuedDeadLetterListeners = new Map<string, Set<(letter: DeadLetter) => void>>()
   /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
   #inherited = new Map<string, Map<number, InheritedStage>>()
   /** The list and count reads: a GET like `getStatus`, retried, refused once the client is closed. */
@@ -161,7 +163,10 @@ export class PrismaAPIClient {
             ...options.outbox,
             logger,
             deliver: (entry, signal) => this.#delivery.redeliver(entry, signal),
-            onDeadLetter: (letter) => this.#delivery.count(letter.runId, 'deadLettered'),
+            onDeadLetter: (letter, queued) => {
+              this.#delivery.count(letter.runId, 'deadLettered')
+              if (queued) for (const listener of this.#queuedDeadLetterListeners.get(letter.runId) ?? []) listener(letter)
+            },
           })
         : undefined
     } catch (error) {
@@ -187,19 +192,31 @@ export class PrismaAPIClient {
       runFinished: (runId) => this.runFinished(runId),
       openOutputStream: (runId, stageNumber) => this.#openOutputStream(runId, stageNumber),
       logger: this.#logger,
+      outboxDir: this.#outbox?.dir,
+      onQueuedDeadLetter: (runId, listener) => {
+        const listeners = this.#queuedDeadLetterListeners.get(runId) ?? new Set()
+        listeners.add(listener)
+        this.#queuedDeadLetterListeners.set(runId, listeners)
+        return () => {
+          listeners.delete(listener)
+          if (listeners.size === 0 && this.#queuedDeadLetterListeners.get(runId) === listeners) this.#queuedDeadLetterListeners.delete(runId)
+        }
+      },
       serverCatalogue: async (runId) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
         const inherited = this.#inherited.get(runId)
-        if (known?.processing) return { ...known, processing: stagesLeftProcessing([], inherited) }
+        if (known?.processing) return { ...known, ...this.#inheritedRun(runId) }
         // Without the stages (a status read that failed) the catalogue `createRun` answered still checks the runner.
         const status = known ? await this.getStatus(runId).catch(() => undefined) : await this.getStatus(runId)
-        if (status === undefined) return { ...(known as RunCatalogue), processing: stagesLeftProcessing([], inherited) }
+        if (status === undefined) return { ...(known as RunCatalogue), ...this.#inheritedRun(runId) }
         const { catalogue, run, stages } = status
         const processing = stagesLeftProcessing(stages, inherited)
+        const completed = stagesCompleted(stages, inherited)
         // An existing run's catalogue as `createRun` answered it (the snapshot it was created with); its stages as read now.
-        return known ? { ...known, processing } : { catalogue, pipeline: run.pipeline, processing }
+        return known ? { ...known, processing, completed } : { catalogue, pipeline: run.pipeline, processing, completed }
       },
+      inheritedRun: (runId) => this.#inheritedRun(runId),
     }
     // Not enumerable, not in the types: `runPipeline` reaches it through `clientInternals`.
     Object.defineProperty(this, CLIENT_INTERNALS, { value: internals })
@@ -606,6 +623,12 @@ export class PrismaAPIClient {
     const what = `stage ${body.stageNumber} ${body.status}`
     const outcome = await this.#delivery.deliver({ runId, route: 'stageUpdate', json: JSON.stringify(storable.body), id: crypto.randomUUID(), what, finishing })
     return this.#settle(outcome, [...alterations, ...storable.alterations])
+  }
+
+  /** What the earlier process's updates of the run still in the outbox say, without the server's view. */
+  #inheritedRun(runId: string): InheritedRun {
+    const inherited = this.#inherited.get(runId)
+    return { processing: stagesLeftProcessing([], inherited), completed: stagesCompleted([], inherited) }
   }
 
   /** Builds, coalesces and delivers a progress report; see `reportProgress`. */

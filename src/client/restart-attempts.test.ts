@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { OutboxEntry } from './outbox/entry.js'
-import { inheritedStages, stagesLeftProcessing } from './restart-attempts.js'
+import { inheritedStages, resumedOutput, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
+import { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, serialiseOutput } from './stage-output.js'
 
 function update(runId: string, body: Record<string, unknown>): OutboxEntry {
   return { v: 1, id: crypto.randomUUID(), runId, route: 'stageUpdate', body: JSON.stringify(body), queuedAt: '2026-12-07T00:00:00.000Z' }
@@ -44,5 +45,62 @@ describe('stagesLeftProcessing: the attempt a restarted runner finds a stage at'
       update('r', { stageNumber: 1, stageName: 'a', status: 'CANCELLED' }),
     ]).get('r')
     expect(stagesLeftProcessing([{ stageNumber: 1, status: 'PROCESSING', attempt: 3 }], pendingFinal)).toEqual(new Map())
+  })
+})
+
+describe('stagesCompleted: the stages a restarted runner does not run again', () => {
+  it('takes the server COMPLETED with its output, else a pending COMPLETED with the output it carries; never a stage the server holds FAILED or CANCELLED', () => {
+    const inherited = inheritedStages([
+      update('r', { stageNumber: 1, stageName: 'a', status: 'COMPLETED', output: 'pending one' }),
+      update('r', { stageNumber: 2, stageName: 'b', status: 'PROCESSING' }),
+      update('r', { stageNumber: 2, stageName: 'b', status: 'COMPLETED', output: '{"rows":7}' }),
+      update('r', { stageNumber: 3, stageName: 'c', status: 'COMPLETED' }),
+      update('r', { stageNumber: 4, stageName: 'd', status: 'COMPLETED', output: 'x' }),
+      update('r', { stageNumber: 5, stageName: 'e', status: 'COMPLETED', output: 'y' }),
+      update('r', { stageNumber: 5, stageName: 'e', status: 'PROCESSING', progress: { seq: 1 } }),
+    ]).get('r')
+    const stored = [
+      { stageNumber: 1, status: 'COMPLETED', output: 'stored one' },
+      { stageNumber: 2, status: 'PROCESSING', output: 'streamed so far' },
+      { stageNumber: 4, status: 'CANCELLED', output: null },
+      { stageNumber: 6, status: 'COMPLETED', output: null },
+      { stageNumber: 7, status: 'PROCESSING', output: null },
+    ]
+    expect(stagesCompleted(stored, inherited)).toEqual(
+      new Map([
+        [1, { output: 'stored one', from: 'server' }],
+        [2, { output: '{"rows":7}', from: 'outbox' }],
+        [3, { output: null, from: 'outbox' }],
+        [6, { output: null, from: 'server' }],
+      ]),
+    )
+    expect(stagesCompleted([], undefined)).toEqual(new Map())
+  })
+})
+
+describe('resumedOutput: what a later stage gets for a stage skipped as already completed', () => {
+  it('parses the JSON of an object or an array, and gives any other text back as the string', () => {
+    const roundTrip = (value: unknown) => resumedOutput(serialiseOutput(value).text ?? null)
+    expect(roundTrip({ rows: 7, nested: [1, { a: null }] })).toEqual({ rows: 7, nested: [1, { a: null }] })
+    expect(roundTrip([1, 'two'])).toEqual([1, 'two'])
+    expect(roundTrip('# Markdown\n\n- a')).toBe('# Markdown\n\n- a')
+    expect(roundTrip(undefined)).toBeUndefined()
+    // The documented limits: what JSON keeps, and text that cannot tell a string from a value.
+    expect(roundTrip({ at: new Date('2026-01-02T03:04:05.000Z'), big: 12n, gone: undefined })).toEqual({ at: '2026-01-02T03:04:05.000Z', big: '12' })
+    expect(roundTrip(42)).toBe('42')
+    expect(roundTrip(true)).toBe('true')
+    expect(roundTrip(null)).toBe('null')
+    expect(roundTrip('{"a":1}')).toEqual({ a: 1 })
+    expect(roundTrip(' {"a":1}')).toBe(' {"a":1}')
+    expect(roundTrip('[not json')).toBe('[not json')
+  })
+  it("gives a cut output and the placeholder of an unserialisable one back as their text", () => {
+    const cut = `{"text":"xxxx${TRUNCATION_MARKER}`
+    expect(resumedOutput(cut)).toBe(cut)
+    const circular: Record<string, unknown> = {}
+    circular.self = circular
+    const placeholder = serialiseOutput(circular).text as string
+    expect(placeholder.startsWith(UNSERIALISABLE_OUTPUT_PREFIX)).toBe(true)
+    expect(resumedOutput(placeholder)).toBe(placeholder)
   })
 })

@@ -1,12 +1,13 @@
 /**
- * The one rule of a restarted runner (docs/design.md "Timing, attempts and streamed output";
- * issue 27): a stage an earlier process left PROCESSING runs again as a new attempt, the stage's
- * attempt as the earlier process left it plus one. "Left PROCESSING" is read from two places,
- * because an earlier process's reports may not have landed yet: the run as the server holds it
- * (`GET /status`) and the earlier process's updates still waiting in the outbox, as they were
- * when this process opened it (they are delivered before any of this process's updates of the
- * run, in order). Reading both makes the answer the same whether the redelivery lands before or
- * after the read. Internal.
+ * The rules of a restarted runner (docs/design.md "Timing, attempts and streamed output";
+ * issue 27; docs/llm-pipelines.md "Restarting a runner"): a stage an earlier process left
+ * PROCESSING runs again as a new attempt, the stage's attempt as the earlier process left it plus
+ * one; a stage an earlier process COMPLETED is not run again, and its output is read back for the
+ * later stages. Both are read from two places, because an earlier process's reports may not have
+ * landed yet: the run as the server holds it (`GET /status`) and the earlier process's updates
+ * still waiting in the outbox, as they were when this process opened it (they are delivered
+ * before any of this process's updates of the run, in order). Reading both makes the answer the
+ * same whether the redelivery lands before or after the read. Internal.
  */
 import { isFinalStatus, type StageStatus } from '../contract/status.js'
 import type { OutboxEntry } from './outbox/entry.js'
@@ -17,6 +18,8 @@ export interface InheritedStage {
   status: string
   /** The highest attempt among its pending PROCESSING updates (1 for one without `attempt`); 0 when none is PROCESSING. */
   attempt: number
+  /** The `output` of its last pending stage update, as sent (`null` when it had none). */
+  output: string | null
 }
 
 /**
@@ -28,7 +31,7 @@ export function inheritedStages(entries: readonly OutboxEntry[]): Map<string, Ma
   const runs = new Map<string, Map<number, InheritedStage>>()
   for (const entry of entries) {
     if (entry.route !== 'stageUpdate') continue
-    let body: { stageNumber?: unknown; status?: unknown; attempt?: unknown }
+    let body: { stageNumber?: unknown; status?: unknown; attempt?: unknown; output?: unknown }
     try {
       body = JSON.parse(entry.body) as typeof body
     } catch {
@@ -39,16 +42,68 @@ export function inheritedStages(entries: readonly OutboxEntry[]): Map<string, Ma
     runs.set(entry.runId, stages)
     const before = stages.get(body.stageNumber)
     const attempt = body.status === 'PROCESSING' ? (typeof body.attempt === 'number' ? body.attempt : 1) : 0
-    stages.set(body.stageNumber, { status: body.status, attempt: Math.max(before?.attempt ?? 0, attempt) })
+    stages.set(body.stageNumber, {
+      status: body.status,
+      attempt: Math.max(before?.attempt ?? 0, attempt),
+      output: typeof body.output === 'string' ? body.output : null,
+    })
   }
   return runs
 }
 
-/** A stage as `GET /status` answers it (the fields the rule reads). */
+/** A stage as `GET /status` answers it (the fields the rules read). */
 export interface StoredStage {
   stageNumber: number
   status: string
   attempt?: number | null | undefined
+  output?: string | null | undefined
+}
+
+/** A stage an earlier process completed, which a restarted `runPipeline` does not run again. */
+export interface CompletedStage {
+  /** Its output as stored (or as its pending `COMPLETED` carries it): `null` when it has none. */
+  output: string | null
+  /** Where that was read: the server holds the stage COMPLETED, or the earlier process's last pending update of it is COMPLETED. */
+  from: 'server' | 'outbox'
+}
+
+/**
+ * Stage number → what an earlier process completed: the stages the server holds COMPLETED (with
+ * the stored output), and those whose earlier process's last pending update is COMPLETED while
+ * the server holds them unfinished (with the output that update carries; it lands before this
+ * process's updates). A stage the server holds FAILED or CANCELLED is not one of them.
+ */
+export function stagesCompleted(stored: readonly StoredStage[], inherited: ReadonlyMap<number, InheritedStage> | undefined): Map<number, CompletedStage> {
+  const completed = new Map<number, CompletedStage>()
+  const numbers = new Set([...stored.map((stage) => stage.stageNumber), ...(inherited?.keys() ?? [])])
+  for (const stageNumber of [...numbers].sort((a, b) => a - b)) {
+    const server = stored.find((stage) => stage.stageNumber === stageNumber)
+    const pending = inherited?.get(stageNumber)
+    if (server?.status === 'COMPLETED') completed.set(stageNumber, { output: server.output ?? null, from: 'server' })
+    else if (pending?.status === 'COMPLETED' && (server === undefined || !isFinal(server.status))) completed.set(stageNumber, { output: pending.output, from: 'outbox' })
+  }
+  return completed
+}
+
+/**
+ * A completed stage's output as a later stage gets it in `previousOutputs`, read back from the
+ * text sent (`serialiseOutput`: a string as it is, anything else as JSON): text that is the JSON
+ * of an object or an array (it starts with `{` or `[` and parses) is parsed; any other text is
+ * the string itself (a number, `true` or `null` returned by the stage come back as their JSON
+ * text); no output is `undefined` (a stage that streamed text and returned `undefined` has that
+ * text stored as its output). An output cut to the server's body limit (it ends with
+ * `TRUNCATION_MARKER`) or the placeholder of one JSON could not hold does not parse: it is that text.
+ */
+export function resumedOutput(text: string | null): unknown {
+  if (text === null) return undefined
+  if (text.startsWith('{') || text.startsWith('[')) {
+    try {
+      return JSON.parse(text) as unknown
+    } catch {
+      // Not JSON: a string the stage returned, a cut output, the placeholder.
+    }
+  }
+  return text
 }
 
 /**

@@ -3,7 +3,8 @@ import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/st
 import { forwardAbort } from './forward-abort.js'
 import { abortMessage, untilAborted } from './stage-abort.js'
 import { clientInternals } from './client-internals.js'
-import { type QueuedDelivery, type UpdateOutcome, isQueuedDelivery } from './delivery.js'
+import type { UpdateOutcome } from './delivery.js'
+import type { DeadLetter } from './outbox/entry.js'
 import type { StageAttemptFields } from './stage-output.js'
 import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
 import { failureReason } from './failure-reason.js'
@@ -14,6 +15,8 @@ import { startingCatalogue } from './starting-catalogue.js'
 import { type PipelineSummary, type StageConflict, type StageSummary, type Undelivered, describeAlteration, outputPreview, undeliveredWarnings } from './pipeline-summary.js'
 import type { OutputAlteration } from './stage-output.js'
 import { saveOutput } from './debug-output.js'
+import { resumedOutput } from './restart-attempts.js'
+import { TRUNCATION_MARKER } from './stage-output.js'
 import { type StageRetryOptions, resolveStageEntries, runStageAttempts } from './stage-retry.js'
 import { StageOutputs } from './output-writer.js'
 
@@ -30,7 +33,24 @@ export interface StageContext {
   readonly stageName: string
   /** The attempt running: 1 for the first, 2 for the first retry, ... (see {@link StageRetryOptions}). */
   readonly attempt: number
-  /** The outputs of the stages before this one, in order (`previousOutputs[0]` is stage 1's). */
+  /**
+   * The outputs of the stages before this one, in order (`previousOutputs[0]` is stage 1's): what
+   * each stage function returned. A stage skipped because an earlier process of the run had
+   * completed it (a restarted runner, see {@link runPipeline}) did not return anything here: its
+   * entry is read back from the output the server stored (or that the earlier process's pending
+   * `COMPLETED` in the outbox carries), the text sent for it, as follows. Text that is the JSON of
+   * an object or an array is parsed (what a stage returning an object or an array sent); any
+   * other text is that string (what a stage returning a string sent; a stage that returned a
+   * number, a boolean or `null` gets its JSON text back, `'42'`, and one that returned a string
+   * holding the JSON of an object gets the object); no stored output (the stage returned
+   * `undefined`) is `undefined`, except that one which streamed text with `write` and returned
+   * `undefined` gets that text (the server keeps it as the stage's output). Values JSON does not keep come back as JSON made them (a `Date`
+   * as its ISO string, a `BigInt` as its decimal string, a `Map` as `{}`, an `undefined` property
+   * left out). An output the client had to change to send it comes back changed: cut to the
+   * server's body limit (it ends with `TRUNCATION_MARKER`, is not parsed, and `warnings` says
+   * so), characters PostgreSQL cannot store replaced with U+FFFD, or the placeholder of an output
+   * JSON cannot hold.
+   */
   readonly previousOutputs: readonly unknown[]
   /**
    * Aborted when the pipeline is cancelled (`options.signal`) or when the client learns that the
@@ -73,6 +93,14 @@ export type StageEntry = StageFunction | StageWithRetry
 /** A step of the pipeline, for progress displays. */
 export type PipelineProgressEvent =
   | { type: 'stage-started'; runId: string; stageNumber: number; stageName: string }
+  /**
+   * The stage was not run because an earlier process of this run completed it (a restarted
+   * runner, see {@link runPipeline}): `from: 'server'` when the server holds it COMPLETED,
+   * `'outbox'` when that process's last update of it, still waiting in the outbox, is its
+   * COMPLETED. Nothing is reported for it; the later stages get its output as stored
+   * ({@link StageContext.previousOutputs}). Comes instead of `stage-started` and `stage-finished`.
+   */
+  | { type: 'stage-skipped'; runId: string; stageNumber: number; stageName: string; reason: 'already-completed'; from: 'server' | 'outbox' }
   /** Attempt `attempt - 1` failed and attempt `attempt` follows at `nextRetryAt` (reported to the server too). */
   | { type: 'stage-retrying'; runId: string; stageNumber: number; stageName: string; attempt: number; maxAttempts: number; error: string; nextRetryAt: string }
   | { type: 'stage-finished'; runId: string; stageNumber: number; stageName: string; status: FinalStatus; durationMs: number; error?: string }
@@ -174,6 +202,15 @@ export interface RunPipelineOptions {
  *   is in another pipeline than `pipeline`. A run of a pipeline other than `default` names its
  *   stages from that catalogue, not from the client's `stages`. When the server cannot be read (or is
  *   older and sends no catalogue), it starts anyway and says so in `warnings`.
+ * - A restarted runner (the same `runId` again, after a crash or a deploy; with the same outbox
+ *   directory when it has one) resumes the run (docs/llm-pipelines.md "Restarting a runner"):
+ *   from the run read at start (`GET /status`) and the earlier process's updates still in the
+ *   outbox, a stage the server holds COMPLETED, or whose last pending update is its COMPLETED, is
+ *   not run again: nothing is sent for it, `onProgress` gets `stage-skipped`, its summary entry
+ *   has `skipped: 'already-completed'`, and the later stages, `outputs`, `results` and the
+ *   `/complete` get its output as stored ({@link StageContext.previousOutputs} says how it is read
+ *   back). A stage left PROCESSING runs again as the next attempt (its streamed text restarts).
+ *   A run already finished on the server is not resumed (`finishedElsewhere`).
  * - While a stage runs, the client sends heartbeats (its `heartbeatIntervalMs`) and the stage may
  *   call `reportProgress`.
  * - When an answer shows the run finished by someone else (cancelled, failed by the stale-run
@@ -214,7 +251,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   // Checked before anything is sent: a wrong entry or option is the caller's mistake, not a failed stage.
   let backoffWarning = (_message: string): void => {}
   const entries = resolveStageEntries<StageFunction>(stages, options.retry, (message) => backoffWarning(message))
-  const { runId, runCatalogue, processing, warnings } = await startingCatalogue(internals, {
+  const { runId, runCatalogue, processing, completed, warnings } = await startingCatalogue(internals, {
     runId: options.runId,
     pipeline: options.pipeline,
     stageCount: stages.length,
@@ -247,12 +284,19 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   const outputs: unknown[] = []
   const alteredOutputs: OutputAlteration[] = []
   const conflicts: StageConflict[] = []
-  let delivered = true
   let status: FinalStatus = 'COMPLETED'
   let error: string | undefined
   // The run finished by someone else: set by the client's answers, at any moment.
-  /** Updates not delivered, in order; one warning per cause at the end. */
+  /**
+   * Updates not delivered, in order; one warning per cause at the end. An update queued in the
+   * outbox is not in it: the outbox may still deliver it, so it is judged when the run ends (what
+   * the outbox still holds then, and what it dead-lettered meanwhile), in one place below.
+   */
   const undelivered: Undelivered[] = []
+  const unsubscribeDeadLetters = internals.onQueuedDeadLetter(runId, (letter) => {
+    const what = statusChangeOf(letter)
+    if (what !== undefined) undelivered.push({ what, state: 'dead-lettered', reason: letter.reason })
+  })
   let elsewhere: RunFinishedEvent | undefined = internals.runFinished(runId)
   let stageController: AbortController | undefined
   const unsubscribe = internals.onRunFinished(runId, (event) => {
@@ -278,179 +322,218 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         `Stage ${stageNumber} ${stageStatus}: the server already had it ${outcome.conflict.status} with another output and kept that one (outcome "conflict"); this output was not stored`,
       )
     }
-    if (outcome.state !== 'delivered') {
-      delivered = false
-      if (outcome.state !== 'queued') undelivered.push({ what: `Stage ${stageNumber} ${stageStatus}`, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
+    if (outcome.state !== 'delivered' && outcome.state !== 'queued') {
+      undelivered.push({ what: `Stage ${stageNumber} ${stageStatus}`, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
     }
     return outcome.state === 'delivered' || outcome.state === 'queued'
   }
 
-  // One stream per run, shared by its stages: a run ending elsewhere aborts the running stage within a second.
-  const stream = internals.holdRunStream(runId)
   try {
-    for (const [index, { run: stageFunction, retry }] of entries.entries()) {
-      const summary = summaries[index] as StageSummary
-      const { stageNumber, stageName } = summary
-      if (elsewhere) break
-      if (signal?.aborted) {
-        summary.status = 'CANCELLED'
-        summary.reported = await report(stageNumber, 'CANCELLED')
-        status = 'CANCELLED'
-        error = abortMessage(signal)
-        break
-      }
-      // A stage an earlier process left PROCESSING (a runner restarted with the same runId) runs as a
-      // new attempt on the server: its streamed output restarts at seq 0 instead of colliding with
-      // the earlier process's chunks. `base` shifts every attempt number this process reports.
-      const base = processing.get(stageNumber) ?? 0
-      // Stage 1 PROCESSING is the run's initialisation. A stage that may retry says so from its first attempt.
-      summary.reported = await report(
-        stageNumber,
-        'PROCESSING',
-        undefined,
-        retry.attempts > 1 || base > 0 ? { attempt: base + 1, maxAttempts: base + retry.attempts, nextRetryAt: null } : undefined,
-      )
-      // Its answer may be the first to show the run finished elsewhere: then the stage never starts.
-      if (elsewhere) break
-      progress({ type: 'stage-started', runId, stageNumber, stageName })
-      const stageStarted = performance.now()
-      const controller = new AbortController()
-      stageController = controller
-      const stopHeartbeat = internals.startHeartbeat(runId, stageNumber)
-      const stopForwarding = forwardAbort(signal, controller)
-      stream.arm()
-      let output: unknown
-      // Each attempt's streamed text is flushed before the stage's next report (a retry's or its final status).
-      const streamed = new StageOutputs(stageNumber, () => internals.openOutputStream(runId, stageNumber), (message) => warnings.push(message))
-      try {
-        const context = (attempt: number): StageContext => ({
-          runId,
+    // One stream per run, shared by its stages: a run ending elsewhere aborts the running stage within a second.
+    const stream = internals.holdRunStream(runId)
+    try {
+      for (const [index, { run: stageFunction, retry }] of entries.entries()) {
+        const summary = summaries[index] as StageSummary
+        const { stageNumber, stageName } = summary
+        if (elsewhere) break
+        // An earlier process of this run completed it (a restarted runner): not run again, nothing
+        // is sent for it, and the later stages get its output as stored.
+        const earlier = completed.get(stageNumber)
+        if (earlier) {
+          const output = resumedOutput(earlier.output)
+          outputs.push(output)
+          summary.status = 'COMPLETED'
+          summary.skipped = 'already-completed'
+          if (earlier.output?.endsWith(TRUNCATION_MARKER)) {
+            warnings.push(
+              `Stage ${stageNumber} was skipped as already completed; its stored output was cut to the server's body limit, so later stages get that text (ending with the truncation marker) in previousOutputs[${index}], not the value the stage returned`,
+            )
+          }
+          progress({ type: 'stage-skipped', runId, stageNumber, stageName, reason: 'already-completed', from: earlier.from })
+          continue
+        }
+        if (signal?.aborted) {
+          summary.status = 'CANCELLED'
+          summary.reported = await report(stageNumber, 'CANCELLED')
+          status = 'CANCELLED'
+          error = abortMessage(signal)
+          break
+        }
+        // A stage an earlier process left PROCESSING (a runner restarted with the same runId) runs as a
+        // new attempt on the server: its streamed output restarts at seq 0 instead of colliding with
+        // the earlier process's chunks. `base` shifts every attempt number this process reports.
+        const base = processing.get(stageNumber) ?? 0
+        // Stage 1 PROCESSING is the run's initialisation. A stage that may retry says so from its first attempt.
+        summary.reported = await report(
           stageNumber,
-          stageName,
-          attempt,
-          previousOutputs: outputs.slice(),
-          signal: controller.signal,
-          write: streamed.writer(),
-          reportProgress: async (report) => {
-            const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
-            // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
-            if (outcome.state === 'invalid' || outcome.state === 'failed' || outcome.state === 'dead-lettered') {
-              warnings.push(`Stage ${stageNumber} progress report ${outcome.state === 'invalid' ? 'refused as invalid' : `not delivered (${outcome.state})`}: ${outcome.reason ?? 'unknown reason'}`)
-            }
-            return outcome.state === 'delivered' || outcome.state === 'queued'
-          },
-        })
-        output = await runStageAttempts(retry, controller.signal, {
-          run: (attempt) => untilAborted(Promise.resolve().then(() => stageFunction(context(attempt))), controller.signal),
-          retrying: async ({ attempt, maxAttempts, lastError, nextRetryAt }) => {
-            await streamed.settle()
-            summary.attempts = attempt
-            progress({ type: 'stage-retrying', runId, stageNumber, stageName, attempt, maxAttempts, error: lastError, nextRetryAt: nextRetryAt.toISOString() })
-            summary.reported =
-              (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + maxAttempts, lastError, nextRetryAt: nextRetryAt.toISOString() })) &&
-              summary.reported
-          },
-          starting: async (attempt) => {
-            summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + retry.attempts, nextRetryAt: null })) && summary.reported
-          },
-        })
-      } catch (thrown) {
-        stream.disarm()
+          'PROCESSING',
+          undefined,
+          retry.attempts > 1 || base > 0 ? { attempt: base + 1, maxAttempts: base + retry.attempts, nextRetryAt: null } : undefined,
+        )
+        // Its answer may be the first to show the run finished elsewhere: then the stage never starts.
+        if (elsewhere) break
+        progress({ type: 'stage-started', runId, stageNumber, stageName })
+        const stageStarted = performance.now()
+        const controller = new AbortController()
+        stageController = controller
+        const stopHeartbeat = internals.startHeartbeat(runId, stageNumber)
+        const stopForwarding = forwardAbort(signal, controller)
+        stream.arm()
+        let output: unknown
+        // Each attempt's streamed text is flushed before the stage's next report (a retry's or its final status).
+        const streamed = new StageOutputs(stageNumber, () => internals.openOutputStream(runId, stageNumber), (message) => warnings.push(message))
+        try {
+          const context = (attempt: number): StageContext => ({
+            runId,
+            stageNumber,
+            stageName,
+            attempt,
+            previousOutputs: outputs.slice(),
+            signal: controller.signal,
+            write: streamed.writer(),
+            reportProgress: async (report) => {
+              const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
+              // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
+              if (outcome.state === 'invalid' || outcome.state === 'failed' || outcome.state === 'dead-lettered') {
+                warnings.push(`Stage ${stageNumber} progress report ${outcome.state === 'invalid' ? 'refused as invalid' : `not delivered (${outcome.state})`}: ${outcome.reason ?? 'unknown reason'}`)
+              }
+              return outcome.state === 'delivered' || outcome.state === 'queued'
+            },
+          })
+          output = await runStageAttempts(retry, controller.signal, {
+            run: (attempt) => untilAborted(Promise.resolve().then(() => stageFunction(context(attempt))), controller.signal),
+            retrying: async ({ attempt, maxAttempts, lastError, nextRetryAt }) => {
+              await streamed.settle()
+              summary.attempts = attempt
+              progress({ type: 'stage-retrying', runId, stageNumber, stageName, attempt, maxAttempts, error: lastError, nextRetryAt: nextRetryAt.toISOString() })
+              summary.reported =
+                (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + maxAttempts, lastError, nextRetryAt: nextRetryAt.toISOString() })) &&
+                summary.reported
+            },
+            starting: async (attempt) => {
+              summary.reported = (await report(stageNumber, 'PROCESSING', undefined, { attempt: base + attempt, maxAttempts: base + retry.attempts, nextRetryAt: null })) && summary.reported
+            },
+          })
+        } catch (thrown) {
+          stream.disarm()
+          summary.durationMs = performance.now() - stageStarted
+          await streamed.settle(elsewhere !== undefined)
+          stopHeartbeat()
+          stopForwarding()
+          if (elsewhere) {
+            // The server already finished the run (and its PROCESSING stage): nothing to report.
+            summary.status = 'CANCELLED'
+          } else if (signal?.aborted) {
+            summary.status = 'CANCELLED'
+            status = 'CANCELLED'
+            error = abortMessage(signal)
+            summary.reported = (await report(stageNumber, 'CANCELLED')) && summary.reported
+          } else {
+            summary.status = 'FAILED'
+            status = 'FAILED'
+            error = thrown instanceof Error ? thrown.message : String(thrown)
+            summary.error = error
+            summary.reported = (await report(stageNumber, 'FAILED', error)) && summary.reported
+          }
+          progress({
+            type: 'stage-finished',
+            runId,
+            stageNumber,
+            stageName,
+            status: summary.status,
+            durationMs: summary.durationMs,
+            ...(summary.error === undefined ? {} : { error: summary.error }),
+          })
+          break
+        } finally {
+          stageController = undefined
+          // The runner's own final status follows: a finished run on the stream is no longer news.
+          stream.disarm()
+        }
         summary.durationMs = performance.now() - stageStarted
         await streamed.settle(elsewhere !== undefined)
         stopHeartbeat()
         stopForwarding()
-        if (elsewhere) {
-          // The server already finished the run (and its PROCESSING stage): nothing to report.
-          summary.status = 'CANCELLED'
-        } else if (signal?.aborted) {
-          summary.status = 'CANCELLED'
-          status = 'CANCELLED'
-          error = abortMessage(signal)
-          summary.reported = (await report(stageNumber, 'CANCELLED')) && summary.reported
-        } else {
-          summary.status = 'FAILED'
-          status = 'FAILED'
-          error = thrown instanceof Error ? thrown.message : String(thrown)
-          summary.error = error
-          summary.reported = (await report(stageNumber, 'FAILED', error)) && summary.reported
+        outputs.push(output)
+        if (options.debugDir !== undefined) {
+          try {
+            await saveOutput(options.debugDir, runId, stageNumber, output)
+          } catch (thrown) {
+            warnings.push(`Stage ${stageNumber} output not saved: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
+          }
         }
-        progress({
-          type: 'stage-finished',
-          runId,
-          stageNumber,
-          stageName,
-          status: summary.status,
-          durationMs: summary.durationMs,
-          ...(summary.error === undefined ? {} : { error: summary.error }),
-        })
-        break
-      } finally {
-        stageController = undefined
-        // The runner's own final status follows: a finished run on the stream is no longer news.
-        stream.disarm()
+        summary.status = 'COMPLETED'
+        summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
+        progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
       }
-      summary.durationMs = performance.now() - stageStarted
-      await streamed.settle(elsewhere !== undefined)
-      stopHeartbeat()
-      stopForwarding()
-      outputs.push(output)
-      if (options.debugDir !== undefined) {
-        try {
-          await saveOutput(options.debugDir, runId, stageNumber, output)
-        } catch (thrown) {
-          warnings.push(`Stage ${stageNumber} output not saved: ${thrown instanceof Error ? thrown.message : String(thrown)}`)
-        }
-      }
-      summary.status = 'COMPLETED'
-      summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
-      progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
+    } finally {
+      stream.release()
+      unsubscribe()
     }
-  } finally {
-    stream.release()
-    unsubscribe()
-  }
 
-  const finishedElsewhere = elsewhere as RunFinishedEvent | undefined
-  if (finishedElsewhere) {
-    status = finishedElsewhere.status
-    error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} by someone else`
-  }
-  const durationMs = performance.now() - started
-  const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered, alteredOutputs, conflicts }
-  if (error !== undefined) result.error = error
-  if (finishedElsewhere) result.finishedElsewhere = finishedElsewhere
-  // A run finished elsewhere is not completed again: its status is the server's.
-  if ((options.complete ?? true) && !finishedElsewhere) {
-    try {
-      const response = await client.completeRun(runId, {
-        ...options.results?.(outputs, status),
-        status,
-        duration: durationMs / 1000,
-        ...(error !== undefined ? { error } : {}),
-      })
-      result.completion = { ok: true, response }
-    } catch (thrown) {
-      result.completion = { ok: false, error: thrown }
-      const elsewhereNow = isRunFinishedError(thrown) ? client.runFinished(runId) : undefined
-      if (elsewhereNow) {
-        // Refused because the run ended elsewhere first: superseded, not undelivered.
-        result.finishedElsewhere = elsewhereNow
-        result.status = elsewhereNow.status
-        result.error = elsewhereNow.reason ?? `The run was ${elsewhereNow.status} by someone else`
-        warnings.push(`The completion was superseded: ${(thrown as Error).message}`)
-      } else {
-        undelivered.push({ what: 'The completion', state: 'failed', reason: failureReason(thrown) })
+    const finishedElsewhere = elsewhere as RunFinishedEvent | undefined
+    if (finishedElsewhere) {
+      status = finishedElsewhere.status
+      error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} by someone else`
+    }
+    const durationMs = performance.now() - started
+    // `delivered` is judged at the end, once the completion was sent.
+    const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered: false, alteredOutputs, conflicts }
+    if (error !== undefined) result.error = error
+    if (finishedElsewhere) result.finishedElsewhere = finishedElsewhere
+    // A run finished elsewhere is not completed again: its status is the server's.
+    if ((options.complete ?? true) && !finishedElsewhere) {
+      try {
+        const response = await client.completeRun(runId, {
+          ...options.results?.(outputs, status),
+          status,
+          duration: durationMs / 1000,
+          ...(error !== undefined ? { error } : {}),
+        })
+        result.completion = { ok: true, response }
+      } catch (thrown) {
+        result.completion = { ok: false, error: thrown }
+        const elsewhereNow = isRunFinishedError(thrown) ? client.runFinished(runId) : undefined
+        if (elsewhereNow) {
+          // Refused because the run ended elsewhere first: superseded, not undelivered.
+          result.finishedElsewhere = elsewhereNow
+          result.status = elsewhereNow.status
+          result.error = elsewhereNow.reason ?? `The run was ${elsewhereNow.status} by someone else`
+          warnings.push(`The completion was superseded: ${(thrown as Error).message}`)
+        } else {
+          undelivered.push({ what: 'The completion', state: 'failed', reason: failureReason(thrown) })
+        }
       }
     }
+    warnings.push(...undeliveredWarnings(undelivered))
+    // The one judgement of queued updates (the completion's too): undelivered while they still wait.
+    const queued = client.pendingCount(runId)
+    if (queued > 0) {
+      warnings.push(
+        `${queued} update(s) of this run wait in the outbox ${internals.outboxDir ?? ''}; they are delivered in order once the server takes them ` +
+          "(by this client's flush() or close(), or by the next process that opens that directory)",
+      )
+    }
+    result.delivered = undelivered.length === 0 && queued === 0
+    progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
+    return result
+  } finally {
+    unsubscribeDeadLetters()
   }
-  warnings.push(...undeliveredWarnings(undelivered))
-  const queued = client.pendingCount(runId)
-  if (queued > 0) warnings.push(`${queued} update(s) of this run wait in the outbox; they are delivered in order once the server takes them`)
-  const completionDelivered =
-    result.completion === undefined ||
-    (result.completion.ok ? !isQueuedDelivery(result.completion.response) : result.finishedElsewhere !== undefined && isRunFinishedError(result.completion.error))
-  result.delivered = delivered && queued === 0 && completionDelivered
-  progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
-  return result
+}
+
+/**
+ * `Stage 2 COMPLETED` or `The completion` for a dead letter of a stage status change or of the
+ * completion, which `delivered` counts; `undefined` for a progress report or a streamed output
+ * chunk, which it does not (as on their first delivery).
+ */
+function statusChangeOf(letter: DeadLetter): string | undefined {
+  if (letter.route === 'complete') return 'The completion'
+  if (letter.route !== 'stageUpdate') return undefined
+  try {
+    const body = JSON.parse(letter.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
+    return body.progress === undefined ? `Stage ${String(body.stageNumber)} ${String(body.status)}` : undefined
+  } catch {
+    return 'A stage update'
+  }
 }

@@ -8,6 +8,7 @@ import { DEFAULT_PIPELINE, type StageCatalogue } from '../contract/stages.js'
 import type { ClientInternals, RunCatalogue } from './client-internals.js'
 import { CatalogueMismatchError, ConfigurationError } from './errors.js'
 import { failureReason } from './failure-reason.js'
+import type { CompletedStage } from './restart-attempts.js'
 
 /** What `runPipeline` was asked to start. */
 export interface RunStart {
@@ -33,6 +34,8 @@ export async function startingCatalogue(internals: ClientInternals, start: RunSt
   runCatalogue: StageCatalogue | undefined
   /** Stage number → stored attempt of the stages an earlier process left PROCESSING (see `RunCatalogue.processing`). */
   processing: ReadonlyMap<number, number>
+  /** Stage number → the stages an earlier process completed, with their output (see `RunCatalogue.completed`). */
+  completed: ReadonlyMap<number, CompletedStage>
   warnings: string[]
 }> {
   const { pipeline, stageCount } = start
@@ -54,6 +57,8 @@ export async function startingCatalogue(internals: ClientInternals, start: RunSt
   } catch (thrown) {
     warnings.push(`The server's stage catalogue could not be read, so the number of stages was not checked: ${failureReason(thrown)}`)
   }
+  // The run unread: what an earlier process left is known from its updates still in the outbox alone.
+  const resumed = known ?? internals.inheritedRun(runId)
   const entries = known?.catalogue
   // A pipeline is named when one was asked for or the run is not in `default`.
   const named = known !== undefined && (pipeline !== undefined || known.pipeline !== DEFAULT_PIPELINE) ? known.pipeline : undefined
@@ -64,7 +69,8 @@ export async function startingCatalogue(internals: ClientInternals, start: RunSt
   return {
     runId,
     runCatalogue: own ? entries.map((entry) => ({ number: entry.stageNumber, name: entry.stageName })) : undefined,
-    processing: known?.processing ?? new Map(),
+    processing: resumed.processing ?? new Map(),
+    completed: resumed.completed ?? new Map(),
     warnings,
   }
 }

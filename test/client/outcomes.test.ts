@@ -89,11 +89,14 @@ describe('a stage final again with another output: outcome conflict', () => {
   it("runPipeline's summary lists the conflict and its warning; the update counts as delivered", async () => {
     const other = makeClient()
     await other.client.createRun('conflict_pipeline')
-    // Another runner already reported stage 1 of this run with its own output.
-    expect(await other.client.markStageComplete('conflict_pipeline', 1, 'theirs')).toBe(true)
-
     const { client, logged } = makeClient()
-    const summary = await runPipeline({ runId: 'conflict_pipeline', client, stages: [() => 'ours', () => 2, () => 3, () => 4, () => 5] })
+    // Another runner reports stage 1 of this run with its own output while this one runs it (a
+    // stage already COMPLETED when runPipeline starts is skipped, not run: run-pipeline-resume.test.ts).
+    const theirsFirst = async () => {
+      expect(await other.client.markStageComplete('conflict_pipeline', 1, 'theirs')).toBe(true)
+      return 'ours'
+    }
+    const summary = await runPipeline({ runId: 'conflict_pipeline', client, stages: [theirsFirst, () => 2, () => 3, () => 4, () => 5] })
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
     expect(summary.conflicts).toEqual([{ stageNumber: 1, status: 'COMPLETED', sentOutput: 'ours', storedOutput: 'theirs' }])
     expect(summary.warnings).toEqual([
@@ -107,10 +110,14 @@ describe('a stage final again with another output: outcome conflict', () => {
     const other = makeClient()
     await other.client.createRun('conflict_long')
     const theirs = `${'t'.repeat(199)}\u{1F600}tail` // the pair at 199-200 is not split: 199 units, then …
-    expect(await other.client.markStageComplete('conflict_long', 1, theirs)).toBe(true)
     const { client } = makeClient()
     const ours = 'o'.repeat(250)
-    const summary = await runPipeline({ runId: 'conflict_long', client, stages: [() => ours, () => 2, () => 3, () => 4, () => 5] })
+    // The other runner completes stage 1 while this one runs it.
+    const theirsFirst = async () => {
+      expect(await other.client.markStageComplete('conflict_long', 1, theirs)).toBe(true)
+      return ours
+    }
+    const summary = await runPipeline({ runId: 'conflict_long', client, stages: [theirsFirst, () => 2, () => 3, () => 4, () => 5] })
     expect(summary.conflicts).toEqual([{ stageNumber: 1, status: 'COMPLETED', sentOutput: `${'o'.repeat(200)}…`, storedOutput: `${'t'.repeat(199)}…` }])
   })
 

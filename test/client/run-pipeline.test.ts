@@ -263,7 +263,7 @@ describe('runPipeline', () => {
       expect(summary.completion).toMatchObject({ ok: true, response: { queued: true } })
       expect(summary.warnings).toEqual([
         expect.stringMatching(/^The server's stage catalogue could not be read, so the number of stages was not checked: .*503/),
-        '3 update(s) of this run wait in the outbox; they are delivered in order once the server takes them',
+        `3 update(s) of this run wait in the outbox ${dir}; they are delivered in order once the server takes them (by this client's flush() or close(), or by the next process that opens that directory)`,
       ])
       server.setFault(undefined)
       expect(await queuing.close()).toMatchObject({ delivered: 3, pending: 0, undelivered: {} })

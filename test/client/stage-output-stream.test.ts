@@ -6,16 +6,15 @@
  * defines them; a 413 stops the stream with one warning and the stage still completes. The wire
  * details (order, batching, the outbox) are test/client/stage-output-wire.test.ts.
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { PrismaAPIClient, type PrismaAPIClientOptions, isQueuedDelivery, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
 import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
 import { until } from '../support/until.js'
+import { crashChild } from './support/crash-child.js'
 import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
 
 const servers: TestServer[] = []
@@ -43,28 +42,6 @@ function clientOf(server: TestServer, options: PrismaAPIClientOptions = {}): Pri
   const client = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, heartbeatIntervalMs: 60_000, ...options })
   clients.push(client)
   return client
-}
-
-/**
- * Runs `fixtures/<fixture>` in a child process (`tsx <fixture> <origin> <secret> <outboxDir> <runId>`),
- * waits up to 30 s for it to print `marker` (or exit), kills it with SIGKILL and waits for it to
- * close. Returns what it printed: a crashed runner that reached its mark printed `<marker>\n` and no stderr.
- */
-async function crashChild(fixture: string, server: TestServer, dir: string, runId: string, marker: string): Promise<{ stdout: string; stderr: string }> {
-  const script = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url))
-  const child = spawn(process.execPath, ['--import', 'tsx', script, server.origin, TEST_SECRET, dir, runId], { cwd: process.cwd() })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
-  try {
-    await until(`the child printed ${marker}`, () => stdout.includes(marker) || child.exitCode !== null, 30_000)
-  } finally {
-    child.kill('SIGKILL')
-  }
-  await exited
-  return { stdout, stderr }
 }
 
 describe("runPipeline's write against the real handlers", () => {

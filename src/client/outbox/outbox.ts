@@ -39,7 +39,8 @@ export class Outbox {
   readonly dir: string
   readonly #deliver: Deliver
   readonly #logger: Logger
-  readonly #onDeadLetter: ((letter: DeadLetter) => void) | undefined
+  /** `queued`: the letter left the queue (it had waited in the outbox); else it was refused on its first delivery. */
+  readonly #onDeadLetter: ((letter: DeadLetter, queued: boolean) => void) | undefined
   readonly #maxRetryDelay: number
   /** The background redelivery's backoff, as a retry policy: one formula for every wait. */
   readonly #policy: ResolvedRetryPolicy
@@ -73,7 +74,7 @@ export class Outbox {
   /** The entries an earlier process left pending, as loaded, until {@link takeInherited} hands them over. */
   #inherited: OutboxEntry[] = []
 
-  constructor(options: OutboxOptions & { deliver: Deliver; logger: Logger; onDeadLetter?: ((letter: DeadLetter) => void) | undefined }) {
+  constructor(options: OutboxOptions & { deliver: Deliver; logger: Logger; onDeadLetter?: ((letter: DeadLetter, queued: boolean) => void) | undefined }) {
     this.dir = resolve(options.dir)
     this.#deliver = options.deliver
     this.#logger = options.logger
@@ -173,7 +174,7 @@ export class Outbox {
    * letter, logged as an error. Throws when the disk write fails.
    */
   async deadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
-    await this.#file(() => this.#writeDeadLetter(entry, refusal))
+    await this.#file(() => this.#writeDeadLetter(entry, refusal, false))
   }
 
   /** The dead letters on disk (also those of earlier processes), oldest first; for one run or all. */
@@ -378,7 +379,7 @@ export class Outbox {
           continue
         }
         if (outcome.result === 'rejected') {
-          await this.#file(() => this.#writeDeadLetter(head.entry, outcome))
+          await this.#file(() => this.#writeDeadLetter(head.entry, outcome, true))
           rejected++
         } else if (outcome.result === 'superseded') {
           await this.#file(() => this.#writeSuperseded(head.entry, outcome))
@@ -424,15 +425,15 @@ export class Outbox {
     this.#ackedInJournal++
   }
 
-  /** Appends a dead letter and logs it; runs inside the file queue. */
-  async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
+  /** Appends a dead letter and logs it; runs inside the file queue. `queued`: it leaves the queue (see `#onDeadLetter`). */
+  async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }, queued: boolean): Promise<void> {
     const letter = toDeadLetter(entry, refusal)
     await this.#deadLetters.append(letter)
     this.#logger.error(
       `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
       { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
     )
-    this.#onDeadLetter?.(letter)
+    this.#onDeadLetter?.(letter, queued)
     reportDeadLetter(entry.route, 'dead_letter')
   }
 

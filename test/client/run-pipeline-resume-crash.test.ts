@@ -1,0 +1,76 @@
+/**
+ * A runner process killed mid-stage 2 and started again with the same `runId` and outbox
+ * directory, over real HTTP against the real handlers: the restarted `runPipeline` does not run
+ * stage 1 again (its model is not called twice), sends nothing for it, and hands its stored
+ * output to stage 2 and to the `/complete`. The in-process cases are run-pipeline-resume.test.ts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runPipeline, silentLogger } from 'pipeline-status-sdk/client'
+import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { clientFactory } from './support/client-factory.js'
+import { crashChild } from './support/crash-child.js'
+import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+
+let app: TestServer
+let dir: string
+beforeEach(async () => {
+  const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+  app = await startTestServer({ handler: handlers.fetch })
+  dir = mkdtempSync(join(tmpdir(), 'resume-crash-'))
+})
+afterEach(async () => {
+  await app.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+// Registered after the afterEach above: clients close before the server stops.
+const clients = clientFactory(() => ({ baseUrl: app.origin, secret: TEST_SECRET, logger: silentLogger, heartbeatIntervalMs: 60_000, followRunStream: false }))
+
+describe('a runner killed mid-stage 2 and started again (real HTTP, outbox directory)', () => {
+  it("does not call stage 1's model again: no update for stage 1, no conflict, and its output reaches stage 2 and /complete", async () => {
+    const reader = clients.make()
+    const runId = 'killed_mid_stage_2'
+    await reader.createRun(runId)
+    expect(await crashChild('complete-stage-1-then-crash.ts', app, dir, runId, 'in stage 2')).toEqual({ stdout: 'in stage 2\n', stderr: '' })
+    expect((await reader.getStatus(runId)).stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([
+      [1, 'COMPLETED'],
+      [2, 'PROCESSING'],
+    ])
+    const from = app.requests.length
+
+    const restarted = clients.make({ outbox: { dir } })
+    let modelCalls = 0
+    const summary = await runPipeline({
+      runId,
+      client: restarted,
+      stages: [
+        () => {
+          modelCalls++
+          return { answer: 'a second, different answer', tokens: 999 }
+        },
+        ({ previousOutputs, write }) => {
+          write('stage 2 again, ')
+          return `stage 2 read: ${(previousOutputs[0] as { answer: string }).answer}`
+        },
+        ...[3, 4, 5].map((n) => () => `stage ${n}`),
+      ],
+      results: (outputs) => ({ stageOutputs: outputs }),
+    })
+
+    expect(modelCalls).toBe(0)
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [], conflicts: [] })
+    expect(summary.stages[0]).toMatchObject({ status: 'COMPLETED', skipped: 'already-completed' })
+    const sent = app.requests.slice(from).filter((request) => request.method === 'POST' && /\/stage-update$|\/output$/.test(request.url))
+    expect(sent.filter((request) => request.url.endsWith('/stages/1/output') || (JSON.parse(request.body) as { stageNumber?: number }).stageNumber === 1)).toEqual([])
+    const complete = app.requests.slice(from).find((request) => request.url.endsWith('/complete'))
+    expect((JSON.parse(complete?.body ?? '{}') as { stageOutputs?: unknown[] }).stageOutputs?.[0]).toEqual({ answer: 'the model answered this once', tokens: 1234 })
+    const status = await reader.getStatus(runId)
+    expect(status.run.status).toBe('COMPLETED')
+    expect(status.stages.slice(0, 2).map(({ stageNumber, status, attempt, output }) => ({ stageNumber, status, attempt, output }))).toEqual([
+      { stageNumber: 1, status: 'COMPLETED', attempt: null, output: '{"answer":"the model answered this once","tokens":1234}' },
+      { stageNumber: 2, status: 'COMPLETED', attempt: 2, output: 'stage 2 read: the model answered this once' },
+    ])
+  })
+})

@@ -1,0 +1,249 @@
+/**
+ * A restarted runner resumes its run: `runPipeline` called again with the same `runId` (and the
+ * same outbox directory) does not run a stage an earlier process completed (the server holds it
+ * COMPLETED, or that process's last pending update of it is its COMPLETED): nothing is sent for
+ * it, `onProgress` gets `stage-skipped`, the summary says `skipped: 'already-completed'`, and the
+ * later stages, `outputs`, `results` and the `/complete` get its stored output read back. A stage
+ * left PROCESSING still runs again as the next attempt.
+ *
+ * Against the MSW mock in-process, the earlier process simulated with a client of its own; a
+ * runner process killed mid-stage 2 over real HTTP is run-pipeline-resume-crash.test.ts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { http } from 'msw'
+import { setupServer } from 'msw/node'
+import {
+  type PipelineProgressEvent,
+  type PrismaAPIClientOptions,
+  type StageFunction,
+  TRUNCATION_MARKER,
+  runPipeline,
+  silentLogger,
+} from 'pipeline-status-sdk/client'
+import { createPipelineMock } from 'pipeline-status-sdk/msw'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { clientFactory } from './support/client-factory.js'
+
+const ORIGIN = 'http://resume.test'
+const SECRET = 'resume-secret'
+const mock = createPipelineMock({ baseUrl: ORIGIN, secret: SECRET })
+const server = setupServer(...mock.handlers)
+let dir: string
+
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }))
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'resume-outbox-'))
+})
+afterEach(() => {
+  mock.reset()
+  server.resetHandlers()
+  rmSync(dir, { recursive: true, force: true })
+})
+afterAll(() => server.close())
+// Registered after the afterEach above: clients close before their outbox directory is removed.
+const clients = clientFactory(() => ({
+  baseUrl: ORIGIN,
+  secret: SECRET,
+  logger: silentLogger,
+  followRunStream: false,
+  heartbeatIntervalMs: 60_000,
+  retry: { limit: 0 },
+  outbox: { dir, retryDelayMs: 600_000, maxRetryDelayMs: 600_000 },
+}))
+
+/** The stage updates the mock received since `from` (an index into its requests): `2 PROCESSING attempt 2`, `3 COMPLETED`. */
+function stageUpdatesSince(from: number): string[] {
+  return mock.requests.slice(from).flatMap((request) => {
+    if (request.route !== 'stageUpdate') return []
+    const body = JSON.parse(request.body) as { stageNumber: number; status: string; attempt?: number; progress?: unknown }
+    return [`${body.stageNumber} ${body.status}${body.attempt === undefined ? '' : ` attempt ${body.attempt}`}`]
+  })
+}
+
+/** Five stages that record their calls and what they were given; stage 1 returns `first` if it ever runs. */
+function recordingStages(first: unknown): { stages: StageFunction[]; calls: number[]; given: Map<number, unknown[]> } {
+  const calls: number[] = []
+  const given = new Map<number, unknown[]>()
+  const stage = (n: number, output: unknown): StageFunction => ({ previousOutputs }) => {
+    calls.push(n)
+    given.set(n, [...previousOutputs])
+    return output
+  }
+  return { stages: [stage(1, first), stage(2, 'two'), stage(3, ['three']), stage(4, 'four'), stage(5, '# five')], calls, given }
+}
+
+describe('runPipeline restarted with the same runId', () => {
+  it('does not run a stage the server holds COMPLETED; later stages, the summary, results and /complete get its stored output', async () => {
+    await mock.createRun('resume_server')
+    // The earlier process: stage 1 COMPLETED, then it died in stage 2.
+    const earlier = clients.make({ outbox: undefined })
+    await earlier.markStageProcessing('resume_server', 1)
+    await earlier.markStageComplete('resume_server', 1, { answer: 'paid for once', tokens: 1234 })
+    await earlier.markStageProcessing('resume_server', 2)
+    const from = mock.requests.length
+
+    const restarted = clients.make()
+    const { stages, calls, given } = recordingStages({ answer: 'paid for twice' })
+    const events: PipelineProgressEvent[] = []
+    const summary = await runPipeline({
+      runId: 'resume_server',
+      client: restarted,
+      stages,
+      onProgress: (event) => events.push(event),
+      results: (outputs) => ({ stageOutputs: outputs }),
+    })
+
+    const stored = { answer: 'paid for once', tokens: 1234 }
+    expect(calls).toEqual([2, 3, 4, 5])
+    expect(given.get(2)).toEqual([stored])
+    expect(given.get(5)).toEqual([stored, 'two', ['three'], 'four'])
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [], conflicts: [], outputs: [stored, 'two', ['three'], 'four', '# five'] })
+    expect(summary.stages[0]).toEqual({ stageNumber: 1, stageName: 'Input Processing', status: 'COMPLETED', durationMs: undefined, reported: true, skipped: 'already-completed' })
+    expect(summary.stages.slice(1).map((stage) => [stage.status, stage.skipped])).toEqual(Array(4).fill(['COMPLETED', undefined]))
+    expect(events[0]).toEqual({ type: 'stage-skipped', runId: 'resume_server', stageNumber: 1, stageName: 'Input Processing', reason: 'already-completed', from: 'server' })
+    expect(events.filter((event) => event.type === 'stage-started').map((event) => event.stageNumber)).toEqual([2, 3, 4, 5])
+
+    // Nothing for stage 1; stage 2, left PROCESSING, runs as attempt 2.
+    expect(stageUpdatesSince(from)).toEqual(['2 PROCESSING attempt 2', '2 COMPLETED', '3 PROCESSING', '3 COMPLETED', '4 PROCESSING', '4 COMPLETED', '5 PROCESSING', '5 COMPLETED'])
+    const complete = mock.requests.slice(from).find((request) => request.route === 'complete')
+    expect(JSON.parse(complete?.body ?? '{}')).toMatchObject({ status: 'COMPLETED', stageOutputs: [stored, 'two', ['three'], 'four', '# five'] })
+    const status = await mock.getRun('resume_server')
+    expect(status?.run.status).toBe('COMPLETED')
+    expect(status?.stages.map((stage) => [stage.stageNumber, stage.output])).toEqual([
+      [1, '{"answer":"paid for once","tokens":1234}'],
+      [2, 'two'],
+      [3, '["three"]'],
+      [4, 'four'],
+      [5, '# five'],
+    ])
+  })
+
+  it('reads each stored output back as documented: JSON of an object or array parsed, any other text as the string, none as undefined', async () => {
+    await mock.createRun('resume_kinds')
+    const earlier = clients.make({ outbox: undefined })
+    // Stage 1 returned markdown, stage 2 a number (sent as "42"), stage 3 nothing.
+    await earlier.markStageComplete('resume_kinds', 1, '# Findings\n\n{not json}')
+    await earlier.markStageComplete('resume_kinds', 2, 42)
+    await earlier.markStageComplete('resume_kinds', 3, undefined)
+    const { stages, calls, given } = recordingStages('unused')
+    const summary = await runPipeline({ runId: 'resume_kinds', client: clients.make(), stages })
+    expect(calls).toEqual([4, 5])
+    expect(given.get(4)).toEqual(['# Findings\n\n{not json}', '42', undefined])
+    expect(summary.stages.map((stage) => stage.skipped)).toEqual(['already-completed', 'already-completed', 'already-completed', undefined, undefined])
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [] })
+  })
+
+  it("gives a stored output cut to the server's body limit back as that text, with a warning", async () => {
+    const small = createPipelineMock({ baseUrl: 'http://small-limit.test', secret: SECRET, maxBodyBytes: 2_048 })
+    server.use(...small.handlers)
+    await small.createRun('resume_cut')
+    const options: PrismaAPIClientOptions = { baseUrl: 'http://small-limit.test', outbox: undefined }
+    const earlier = clients.make(options)
+    await earlier.markStageComplete('resume_cut', 1, { text: 'x'.repeat(5_000) })
+    const { stages, given } = recordingStages('unused')
+    const summary = await runPipeline({ runId: 'resume_cut', client: clients.make(options), stages })
+    const stored = (await small.getRun('resume_cut'))?.stages[0]?.output
+    expect(stored?.endsWith(TRUNCATION_MARKER)).toBe(true)
+    expect(given.get(2)).toEqual([stored])
+    expect(summary.outputs[0]).toBe(stored)
+    expect(summary.warnings).toEqual([
+      "Stage 1 was skipped as already completed; its stored output was cut to the server's body limit, so later stages get that text (ending with the truncation marker) in previousOutputs[0], not the value the stage returned",
+    ])
+  })
+
+  it.each([
+    ['the restarted runner reads the run before the redelivery lands', 'until-read', 'outbox'],
+    ['the redelivery lands before the restarted runner reads the run', 'flushed', 'server'],
+  ] as const)("does not run a stage whose earlier process's last pending update is its COMPLETED, when %s", async (_, order, from) => {
+    await mock.createRun('resume_queued')
+    // The earlier process, while the server refused every stage update: all three wait in the outbox.
+    mock.fail('stageUpdate', { status: 503 })
+    const earlier = clients.make()
+    await earlier.markStageProcessing('resume_queued', 1)
+    await earlier.markStageComplete('resume_queued', 1, { rows: 7 })
+    await earlier.markStageProcessing('resume_queued', 2)
+    expect(earlier.pendingCount('resume_queued')).toBe(3)
+    // Closed with the server still refusing: they stay in the directory (the lock is released, as a process's death does).
+    expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 3 })
+    expect((await mock.getRun('resume_queued'))?.stages).toEqual([])
+
+    if (order === 'until-read') {
+      // Stage updates stay refused until the restarted runner's read of the run was answered.
+      server.use(
+        http.get(`${ORIGIN}/api/pipeline/:runId/status`, async ({ request }) => {
+          const response = await mock.fetch(request)
+          mock.clearFaults('stageUpdate')
+          return response
+        }),
+      )
+    } else {
+      mock.clearFaults('stageUpdate')
+    }
+    const restarted = clients.make({ outbox: { dir, retryDelayMs: 10, maxRetryDelayMs: 50 } })
+    if (order === 'flushed') expect(await restarted.flush()).toMatchObject({ delivered: 3, pending: 0 })
+    const { stages, calls, given } = recordingStages({ rows: 0 })
+    const events: PipelineProgressEvent[] = []
+    const summary = await runPipeline({ runId: 'resume_queued', client: restarted, stages, onProgress: (event) => events.push(event) })
+    await restarted.flush()
+
+    expect(calls).toEqual([2, 3, 4, 5])
+    expect(given.get(2)).toEqual([{ rows: 7 }])
+    expect(summary.outputs[0]).toEqual({ rows: 7 })
+    expect(summary.stages[0]).toMatchObject({ status: 'COMPLETED', skipped: 'already-completed' })
+    expect(events[0]).toMatchObject({ type: 'stage-skipped', stageNumber: 1, from })
+    expect(restarted.pendingCount('resume_queued')).toBe(0)
+    const status = await mock.getRun('resume_queued')
+    expect(status?.run.status).toBe('COMPLETED')
+    expect(status?.stages.map(({ stageNumber, status, attempt, output }) => ({ stageNumber, status, attempt, output }))).toEqual([
+      { stageNumber: 1, status: 'COMPLETED', attempt: null, output: '{"rows":7}' },
+      { stageNumber: 2, status: 'COMPLETED', attempt: 2, output: 'two' },
+      { stageNumber: 3, status: 'COMPLETED', attempt: null, output: '["three"]' },
+      { stageNumber: 4, status: 'COMPLETED', attempt: null, output: 'four' },
+      { stageNumber: 5, status: 'COMPLETED', attempt: null, output: '# five' },
+    ])
+    expect(summary.conflicts).toEqual([])
+  })
+
+  it("takes the stages from the earlier process's updates in the outbox alone when the run cannot be read at start", async () => {
+    await mock.createRun('resume_unread')
+    mock.fail('stageUpdate', { status: 503 })
+    const earlier = clients.make()
+    await earlier.markStageProcessing('resume_unread', 1)
+    await earlier.markStageComplete('resume_unread', 1, ['seven'])
+    await earlier.markStageProcessing('resume_unread', 2)
+    await earlier.close({ timeoutMs: 100 })
+
+    mock.fail('status', { status: 503 })
+    const restarted = clients.make()
+    const { stages, calls, given } = recordingStages('unused')
+    const events: PipelineProgressEvent[] = []
+    const summary = await runPipeline({ runId: 'resume_unread', client: restarted, stages, onProgress: (event) => events.push(event) })
+    expect(calls).toEqual([2, 3, 4, 5])
+    expect(given.get(2)).toEqual([['seven']])
+    expect(events[0]).toMatchObject({ type: 'stage-skipped', stageNumber: 1, from: 'outbox' })
+    expect(summary.warnings[0]).toMatch(/^The server's stage catalogue could not be read, so the number of stages was not checked: HTTP 503/)
+    expect(summary.delivered).toBe(false)
+
+    mock.clearFaults()
+    expect(await restarted.flush()).toMatchObject({ pending: 0 })
+    const status = await mock.getRun('resume_unread')
+    expect(status?.run.status).toBe('COMPLETED')
+    expect(status?.stages.slice(0, 2).map(({ stageNumber, attempt, output }) => ({ stageNumber, attempt, output }))).toEqual([
+      { stageNumber: 1, attempt: null, output: '["seven"]' },
+      { stageNumber: 2, attempt: 2, output: 'two' },
+    ])
+  })
+
+  it('does not resume a run the server holds FAILED: no stage runs, the summary has the stored outcome', async () => {
+    await mock.createRun('resume_failed')
+    const earlier = clients.make({ outbox: undefined })
+    await earlier.markStageComplete('resume_failed', 1, 'one')
+    await earlier.markStageFailed('resume_failed', 2, 'the model refused')
+    const { stages, calls } = recordingStages('unused')
+    const summary = await runPipeline({ runId: 'resume_failed', client: clients.make(), stages })
+    expect(calls).toEqual([])
+    expect(summary).toMatchObject({ status: 'FAILED', error: 'the model refused', finishedElsewhere: { status: 'FAILED' } })
+  })
+})
