@@ -41,9 +41,11 @@ export interface ClientInternals {
   /**
    * The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`), with the
    * stages an earlier process left PROCESSING or COMPLETED. Throws what `getStatus` throws when
-   * it must read the run and cannot.
+   * it must read the run and cannot. A finished run read is learned finished elsewhere (as
+   * `getStatus` does), except one its stages completed before any `/complete` was received
+   * (`completedByItsStages`, over the run's catalogue, else `stageCount` stages): that one is resumed.
    */
-  serverCatalogue(runId: string): Promise<RunCatalogue>
+  serverCatalogue(runId: string, stageCount: number): Promise<RunCatalogue>
   /** The stages an earlier process left PROCESSING or COMPLETED as its updates still in the outbox say (when the run cannot be read). */
   inheritedRun(runId: string): InheritedRun
   /** A stage attempt's output stream (`streamStageOutput`), for a stage context's `write`. */

@@ -35,7 +35,7 @@ import { OutputStream, type StageOutputStream, type StageOutputStreamOptions, ch
 import { stageNumberError, stageNumberProblem } from './stage-number.js'
 import { z } from 'zod'
 import { Transport } from './transport.js'
-import { type InheritedStage, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
+import { type InheritedStage, completedByItsStages, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
 
 /**
  * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
@@ -202,15 +202,18 @@ export class PrismaAPIClient {
           if (listeners.size === 0 && this.#queuedDeadLetterListeners.get(runId) === listeners) this.#queuedDeadLetterListeners.delete(runId)
         }
       },
-      serverCatalogue: async (runId) => {
+      serverCatalogue: async (runId, stageCount) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
         const inherited = this.#inherited.get(runId)
         if (known?.processing) return { ...known, ...this.#inheritedRun(runId) }
         // Without the stages (a status read that failed) the catalogue `createRun` answered still checks the runner.
-        const status = known ? await this.getStatus(runId).catch(() => undefined) : await this.getStatus(runId)
+        const status = known ? await this.#readStatus(runId).catch(() => undefined) : await this.#readStatus(runId)
         if (status === undefined) return { ...(known as RunCatalogue), ...this.#inheritedRun(runId) }
         const { catalogue, run, stages } = status
+        // A run its stages completed before the earlier process's `/complete` is resumed (that
+        // `/complete` is still to be sent), not learned finished elsewhere; any other run is read as `getStatus` reads it.
+        if (!completedByItsStages(run, stages, (known?.catalogue ?? catalogue)?.length ?? stageCount)) this.#observer.observe(runId, run, 'status', false)
         const processing = stagesLeftProcessing(stages, inherited)
         const completed = stagesCompleted(stages, inherited)
         // An existing run's catalogue as `createRun` answered it (the snapshot it was created with); its stages as read now.
@@ -324,12 +327,17 @@ export class PrismaAPIClient {
    * errors; a 404 is a {@link StatusHttpError} with `problem.code === 'run_not_found'`.
    */
   async getStatus(runId: string): Promise<RunStatusResponse> {
+    const status = await this.#readStatus(runId)
+    this.#observer.observe(runId, status.run, 'status', false)
+    return status
+  }
+
+  /** `getStatus` without learning from the run read: its caller decides (`runPipeline`'s start). */
+  async #readStatus(runId: string): Promise<RunStatusResponse> {
     parseRunId(runId) // the contract's rule, before anything is sent: throws `PayloadValidationError`
     if (this.#closed) throw new ClientClosedError()
     const response = await this.#transport.send({ method: 'GET', url: this.#url('status', runId) }, { retry: true })
-    const status = parseResponse(RunStatusResponse, response.text, 'status')
-    this.#observer.observe(runId, status.run, 'status', false)
-    return status
+    return parseResponse(RunStatusResponse, response.text, 'status')
   }
 
   /**

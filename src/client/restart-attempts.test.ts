@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { OutboxEntry } from './outbox/entry.js'
-import { inheritedStages, resumedOutput, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
+import { completedByItsStages, inheritedStages, resumedOutput, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
 import { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, serialiseOutput } from './stage-output.js'
 
 function update(runId: string, body: Record<string, unknown>): OutboxEntry {
@@ -75,6 +75,30 @@ describe('stagesCompleted: the stages a restarted runner does not run again', ()
       ]),
     )
     expect(stagesCompleted([], undefined)).toEqual(new Map())
+  })
+})
+
+describe('completedByItsStages: a finished run a restarted runner still resumes (its /complete is still to be sent)', () => {
+  const all = [1, 2, 3].map((stageNumber) => ({ stageNumber, status: 'COMPLETED' }))
+  const completedByStages = { status: 'COMPLETED', completionReceivedAt: null }
+
+  it('is a run COMPLETED with every stage COMPLETED and no /complete received', () => {
+    expect(completedByItsStages(completedByStages, all, 3)).toBe(true)
+    // Stored out of order: each stage is looked up by its number.
+    expect(completedByItsStages(completedByStages, [...all].reverse(), 3)).toBe(true)
+  })
+
+  it('is not a run completed by a received /complete, FAILED, CANCELLED or unfinished', () => {
+    expect(completedByItsStages({ status: 'COMPLETED', completionReceivedAt: '2026-12-07T00:00:00.000Z' }, all, 3)).toBe(false)
+    for (const status of ['FAILED', 'CANCELLED', 'PROCESSING', 'PENDING']) expect(completedByItsStages({ status, completionReceivedAt: null }, all, 3)).toBe(false)
+  })
+
+  it('is not a run its last stage completed while another stage is not COMPLETED (absent, PROCESSING, CANCELLED)', () => {
+    const withStage2 = (status: string | undefined) => all.flatMap((stage) => (stage.stageNumber !== 2 ? [stage] : status === undefined ? [] : [{ stageNumber: 2, status }]))
+    for (const status of [undefined, 'PROCESSING', 'CANCELLED']) expect(completedByItsStages(completedByStages, withStage2(status), 3)).toBe(false)
+    // Counted over the run's catalogue: stages past those stored are not COMPLETED.
+    expect(completedByItsStages(completedByStages, all, 4)).toBe(false)
+    expect(completedByItsStages(completedByStages, [], 0)).toBe(false)
   })
 })
 

@@ -7,7 +7,9 @@
  * landed yet: the run as the server holds it (`GET /status`) and the earlier process's updates
  * still waiting in the outbox, as they were when this process opened it (they are delivered
  * before any of this process's updates of the run, in order). Reading both makes the answer the
- * same whether the redelivery lands before or after the read. Internal.
+ * same whether the redelivery lands before or after the read. A run whose stages all completed
+ * before the earlier process's `/complete` is still resumed ({@link completedByItsStages}): every
+ * stage skipped, then that `/complete`. Internal.
  */
 import { isFinalStatus, type StageStatus } from '../contract/status.js'
 import type { OutboxEntry } from './outbox/entry.js'
@@ -83,6 +85,33 @@ export function stagesCompleted(stored: readonly StoredStage[], inherited: Reado
     else if (pending?.status === 'COMPLETED' && (server === undefined || !isFinal(server.status))) completed.set(stageNumber, { output: pending.output, from: 'outbox' })
   }
   return completed
+}
+
+/** A run as `GET /status` answers it (the fields {@link completedByItsStages} reads). */
+export interface StoredRun {
+  status: string
+  /** When the server stored the run's first accepted `/complete`; `null` before. */
+  completionReceivedAt: string | null
+}
+
+/**
+ * Whether a run the server holds finished is one a restarted runner still resumes: `COMPLETED`
+ * by its stages alone (its last stage's `COMPLETED`), every stage `1..stageCount` held
+ * `COMPLETED`, and no `/complete` received yet (`completionReceivedAt` is set only by an
+ * accepted `/complete`; a cancel, the stale-run sweeper and a failed stage never complete a run).
+ * That is an earlier process of the run that died after its last stage's `COMPLETED` was
+ * delivered and before its `/complete`: the results, which travel only with `/complete`, have not
+ * reached the app's `onRunCompleted` hook, and the server takes that first `/complete` on a run
+ * its stages completed (`applied`, the hook runs once; later ones answer `duplicate`). Any other
+ * finished run (`FAILED`, `CANCELLED`, completed by a received `/complete`, or completed by its
+ * last stage while another stage is not `COMPLETED`) was finished elsewhere.
+ */
+export function completedByItsStages(run: StoredRun, stored: readonly StoredStage[], stageCount: number): boolean {
+  if (run.status !== 'COMPLETED' || run.completionReceivedAt !== null || stageCount < 1) return false
+  for (let stageNumber = 1; stageNumber <= stageCount; stageNumber++) {
+    if (stored.find((stage) => stage.stageNumber === stageNumber)?.status !== 'COMPLETED') return false
+  }
+  return true
 }
 
 /**

@@ -210,7 +210,13 @@ export interface RunPipelineOptions {
  *   has `skipped: 'already-completed'`, and the later stages, `outputs`, `results` and the
  *   `/complete` get its output as stored ({@link StageContext.previousOutputs} says how it is read
  *   back). A stage left PROCESSING runs again as the next attempt (its streamed text restarts).
- *   A run already finished on the server is not resumed (`finishedElsewhere`).
+ *   A run the server holds COMPLETED because its last stage completed it, with every stage
+ *   COMPLETED and no `/complete` received yet (an earlier process died after its last stage's
+ *   COMPLETED was delivered and before its `/complete`), is resumed like any other: every stage is
+ *   skipped, then the `/complete` (with `results(outputs)`) is sent, which the server takes as
+ *   that run's first (`applied`: the app's `onRunCompleted` hook gets the results, once), and the
+ *   summary says COMPLETED. Any other run already finished on the server (FAILED, CANCELLED,
+ *   completed by a `/complete` it received) is not resumed (`finishedElsewhere`).
  * - While a stage runs, the client sends heartbeats (its `heartbeatIntervalMs`) and the stage may
  *   call `reportProgress`.
  * - When an answer shows the run finished by someone else (cancelled, failed by the stale-run

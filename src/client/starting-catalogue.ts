@@ -53,7 +53,7 @@ export async function startingCatalogue(internals: ClientInternals, start: RunSt
   const warnings: string[] = []
   let known: RunCatalogue | undefined
   try {
-    known = await internals.serverCatalogue(runId)
+    known = await internals.serverCatalogue(runId, stageCount)
   } catch (thrown) {
     warnings.push(`The server's stage catalogue could not be read, so the number of stages was not checked: ${failureReason(thrown)}`)
   }

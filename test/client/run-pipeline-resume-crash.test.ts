@@ -2,7 +2,10 @@
  * A runner process killed mid-stage 2 and started again with the same `runId` and outbox
  * directory, over real HTTP against the real handlers: the restarted `runPipeline` does not run
  * stage 1 again (its model is not called twice), sends nothing for it, and hands its stored
- * output to stage 2 and to the `/complete`. The in-process cases are run-pipeline-resume.test.ts.
+ * output to stage 2 and to the `/complete`. A runner killed after its last stage's `COMPLETED`
+ * and before its `/complete` (the server completed the run from its stages) is resumed too: no
+ * stage runs, and its `/complete` reaches the app's `onRunCompleted` hook once. The in-process
+ * cases are run-pipeline-resume.test.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,8 +19,16 @@ import { TEST_SECRET, type TestServer, startTestServer } from './support/test-se
 
 let app: TestServer
 let dir: string
+/** What the app's `onRunCompleted` hook got, one entry per call: the run id and the `/complete` body. */
+let hooked: { runId: string; payload: Record<string, unknown> }[]
 beforeEach(async () => {
-  const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+  hooked = []
+  const handlers = createPipelineStatusHandlers({
+    store: new MemoryStore(),
+    secret: TEST_SECRET,
+    logger: { error: () => undefined, warn: () => undefined },
+    onRunCompleted: (_tx, run, payload) => void hooked.push({ runId: run.id, payload }),
+  })
   app = await startTestServer({ handler: handlers.fetch })
   dir = mkdtempSync(join(tmpdir(), 'resume-crash-'))
 })
@@ -72,5 +83,43 @@ describe('a runner killed mid-stage 2 and started again (real HTTP, outbox direc
       { stageNumber: 1, status: 'COMPLETED', attempt: null, output: '{"answer":"the model answered this once","tokens":1234}' },
       { stageNumber: 2, status: 'COMPLETED', attempt: 2, output: 'stage 2 read: the model answered this once' },
     ])
+  })
+})
+
+describe('a runner killed after its last stage COMPLETED, before its /complete, and started again (real HTTP, outbox directory)', () => {
+  it("runs no stage again and sends the /complete: the app's onRunCompleted hook gets the results exactly once", async () => {
+    const reader = clients.make()
+    const runId = 'killed_before_complete'
+    await reader.createRun(runId)
+    expect(await crashChild('complete-last-stage-then-crash.ts', app, dir, runId, 'last stage completed')).toEqual({ stdout: 'last stage completed\n', stderr: '' })
+    // The server completed the run from its stages; no /complete arrived, so the hook has not run.
+    const crashed = await reader.getStatus(runId)
+    expect(crashed.run).toMatchObject({ status: 'COMPLETED', completionReceivedAt: null })
+    expect(crashed.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
+    expect(app.requestsTo('/complete')).toEqual([])
+    expect(hooked).toEqual([])
+    const from = app.requests.length
+
+    const restarted = clients.make({ outbox: { dir } })
+    let stageCalls = 0
+    const summary = await runPipeline({
+      runId,
+      client: restarted,
+      stages: [1, 2, 3, 4, 5].map(() => () => {
+        stageCalls++
+        return 'run again'
+      }),
+      results: (outputs) => ({ stageOutputs: outputs, from: 'the restarted runner' }),
+    })
+
+    const outputs = [{ answer: 'the model answered this once', tokens: 1234 }, 'stage 2', 'stage 3', 'stage 4', 'stage 5']
+    expect(stageCalls).toBe(0)
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [], conflicts: [], outputs })
+    expect(summary.finishedElsewhere).toBeUndefined()
+    expect(summary.stages.map((stage) => stage.skipped)).toEqual(Array(5).fill('already-completed'))
+    expect(summary.completion).toMatchObject({ ok: true, response: { outcome: 'applied' } })
+    expect(app.requests.slice(from).filter((request) => request.method === 'POST' && !request.url.endsWith('/complete'))).toEqual([])
+    expect(hooked).toEqual([{ runId, payload: expect.objectContaining({ status: 'COMPLETED', stageOutputs: outputs, from: 'the restarted runner' }) }])
+    expect((await reader.getStatus(runId)).run.completionReceivedAt).not.toBeNull()
   })
 })

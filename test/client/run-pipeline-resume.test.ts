@@ -6,8 +6,13 @@
  * later stages, `outputs`, `results` and the `/complete` get its stored output read back. A stage
  * left PROCESSING still runs again as the next attempt.
  *
+ * A run its stages completed before the earlier process's `/complete` (it died in between) is
+ * resumed too: every stage skipped, then that `/complete`, whose results reach the app's
+ * `onRunCompleted` hook once. Any other finished run is not resumed (`finishedElsewhere`).
+ *
  * Against the MSW mock in-process, the earlier process simulated with a client of its own; a
- * runner process killed mid-stage 2 over real HTTP is run-pipeline-resume-crash.test.ts.
+ * runner process killed over real HTTP (mid-stage 2, and after its last stage before its
+ * `/complete`) is run-pipeline-resume-crash.test.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,7 +21,9 @@ import { http } from 'msw'
 import { setupServer } from 'msw/node'
 import {
   type PipelineProgressEvent,
+  type PrismaAPIClient,
   type PrismaAPIClientOptions,
+  type RunFinishedEvent,
   type StageFunction,
   TRUNCATION_MARKER,
   runPipeline,
@@ -28,13 +35,16 @@ import { clientFactory } from './support/client-factory.js'
 
 const ORIGIN = 'http://resume.test'
 const SECRET = 'resume-secret'
-const mock = createPipelineMock({ baseUrl: ORIGIN, secret: SECRET })
+/** What the app's `onRunCompleted` hook got, one entry per call: the run id and the `/complete` body. */
+const hooked: { runId: string; payload: Record<string, unknown> }[] = []
+const mock = createPipelineMock({ baseUrl: ORIGIN, secret: SECRET, onRunCompleted: (_tx, run, payload) => void hooked.push({ runId: run.id, payload }) })
 const server = setupServer(...mock.handlers)
 let dir: string
 
 beforeAll(() => server.listen({ onUnhandledFrame: 'error' }))
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'resume-outbox-'))
+  hooked.length = 0
 })
 afterEach(() => {
   mock.reset()
@@ -245,5 +255,142 @@ describe('runPipeline restarted with the same runId', () => {
     const summary = await runPipeline({ runId: 'resume_failed', client: clients.make(), stages })
     expect(calls).toEqual([])
     expect(summary).toMatchObject({ status: 'FAILED', error: 'the model refused', finishedElsewhere: { status: 'FAILED' } })
+  })
+})
+
+/** Stages 1..5 COMPLETED by an earlier process (no `/complete`): the server completed the run by itself. */
+async function completeEveryStage(earlier: PrismaAPIClient, runId: string): Promise<void> {
+  const outputs: unknown[] = [{ answer: 'paid for once' }, 'two', ['three'], 'four', '# five']
+  for (const [index, output] of outputs.entries()) {
+    await earlier.markStageProcessing(runId, index + 1)
+    await earlier.markStageComplete(runId, index + 1, output)
+  }
+}
+
+/** `POST /cancel` as the web app sends it, answered by the mock. */
+async function cancel(runId: string, reason: string): Promise<void> {
+  const request = new Request(`${ORIGIN}/api/pipeline/${runId}/cancel`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-webhook-secret': SECRET },
+    body: JSON.stringify({ reason }),
+  })
+  expect((await mock.fetch(request))?.status).toBe(200)
+}
+
+describe('runPipeline restarted after its last stage completed the run, before its /complete', () => {
+  it("skips every stage and sends the /complete the earlier process never sent: the app's hook gets the results once", async () => {
+    await mock.createRun('resume_uncompleted')
+    await completeEveryStage(clients.make({ outbox: undefined }), 'resume_uncompleted')
+    expect((await mock.getRun('resume_uncompleted'))?.run).toMatchObject({ status: 'COMPLETED', completionReceivedAt: null })
+    expect(hooked).toEqual([])
+    const from = mock.requests.length
+
+    const finishedEvents: RunFinishedEvent[] = []
+    const restarted = clients.make({ onRunFinished: (event) => finishedEvents.push(event) })
+    const { stages, calls } = recordingStages('unused')
+    const events: PipelineProgressEvent[] = []
+    const summary = await runPipeline({
+      runId: 'resume_uncompleted',
+      client: restarted,
+      stages,
+      onProgress: (event) => events.push(event),
+      results: (outputs, status) => ({ stageOutputs: outputs, resultStatus: status }),
+    })
+
+    const outputs = [{ answer: 'paid for once' }, 'two', ['three'], 'four', '# five']
+    expect(calls).toEqual([])
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [], conflicts: [], outputs })
+    expect(summary.finishedElsewhere).toBeUndefined()
+    expect(summary.error).toBeUndefined()
+    expect(summary.stages.map((stage) => [stage.status, stage.skipped])).toEqual(Array(5).fill(['COMPLETED', 'already-completed']))
+    expect(summary.completion).toMatchObject({ ok: true, response: { outcome: 'applied', run: { status: 'COMPLETED' } } })
+    expect(events.map((event) => (event.type === 'stage-skipped' ? `${event.type} ${event.stageNumber} ${event.from}` : event.type))).toEqual([
+      'stage-skipped 1 server',
+      'stage-skipped 2 server',
+      'stage-skipped 3 server',
+      'stage-skipped 4 server',
+      'stage-skipped 5 server',
+      'run-finished',
+    ])
+    expect(events.at(-1)).toMatchObject({ type: 'run-finished', status: 'COMPLETED' })
+    expect(finishedEvents).toEqual([])
+    // One status read, no stage update, the /complete.
+    expect(mock.requests.slice(from).map((request) => request.route)).toEqual(['status', 'complete'])
+    expect(hooked).toEqual([{ runId: 'resume_uncompleted', payload: expect.objectContaining({ status: 'COMPLETED', stageOutputs: outputs, resultStatus: 'COMPLETED' }) }])
+    expect((await mock.getRun('resume_uncompleted'))?.run.completionReceivedAt).not.toBeNull()
+
+    // Started once more (the process exited): the /complete was received now, so the run was finished elsewhere; the hook does not run again.
+    expect(await restarted.close()).toMatchObject({ pending: 0 })
+    const again = recordingStages('unused')
+    const third = await runPipeline({ runId: 'resume_uncompleted', client: clients.make(), stages: again.stages, results: () => ({ third: true }) })
+    expect(again.calls).toEqual([])
+    expect(third).toMatchObject({ status: 'COMPLETED', finishedElsewhere: { status: 'COMPLETED' } })
+    expect(third.completion).toBeUndefined()
+    expect(hooked).toHaveLength(1)
+  })
+
+  it('sends nothing with complete: false, and says COMPLETED', async () => {
+    await mock.createRun('resume_no_complete')
+    await completeEveryStage(clients.make({ outbox: undefined }), 'resume_no_complete')
+    const from = mock.requests.length
+    const { stages, calls } = recordingStages('unused')
+    const summary = await runPipeline({ runId: 'resume_no_complete', client: clients.make(), stages, complete: false })
+    expect(calls).toEqual([])
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [] })
+    expect(summary.finishedElsewhere).toBeUndefined()
+    expect(summary.completion).toBeUndefined()
+    expect(mock.requests.slice(from).map((request) => request.route)).toEqual(['status'])
+    expect(hooked).toEqual([])
+  })
+
+  it.each([
+    [
+      'completed by a /complete received from elsewhere',
+      async (runId: string, earlier: PrismaAPIClient) => {
+        await completeEveryStage(earlier, runId)
+        await earlier.completeRun(runId, { status: 'COMPLETED', from: 'elsewhere' })
+      },
+      { status: 'COMPLETED', hooks: 1 },
+    ],
+    [
+      'completed by a /complete before its stages',
+      async (runId: string, earlier: PrismaAPIClient) => {
+        await earlier.markStageComplete(runId, 1, 'one')
+        await earlier.completeRun(runId, { status: 'COMPLETED', from: 'elsewhere' })
+      },
+      { status: 'COMPLETED', hooks: 1 },
+    ],
+    [
+      'completed by its last stage while stage 3 was never reported',
+      async (runId: string, earlier: PrismaAPIClient) => {
+        for (const stageNumber of [1, 2, 4, 5]) await earlier.markStageComplete(runId, stageNumber, `stage ${stageNumber}`)
+      },
+      { status: 'COMPLETED', hooks: 0 },
+    ],
+    [
+      'cancelled',
+      async (runId: string, earlier: PrismaAPIClient) => {
+        await earlier.markStageComplete(runId, 1, 'one')
+        await earlier.markStageProcessing(runId, 2)
+        await cancel(runId, 'stopped by a user')
+      },
+      { status: 'CANCELLED', hooks: 0 },
+    ],
+  ] as const)('does not resume a run %s: no stage runs, no /complete, the hook is not called again', async (_, setUp, expected) => {
+    const runId = 'resume_finished_elsewhere'
+    await mock.createRun(runId)
+    await setUp(runId, clients.make({ outbox: undefined }))
+    const stored = await mock.getRun(runId)
+    expect(stored?.run.status).toBe(expected.status)
+    expect(hooked).toHaveLength(expected.hooks)
+    const from = mock.requests.length
+    const { stages, calls } = recordingStages('unused')
+    const summary = await runPipeline({ runId, client: clients.make(), stages, results: () => ({ from: 'the restarted runner' }) })
+    expect(calls).toEqual([])
+    expect(summary).toMatchObject({ status: expected.status, finishedElsewhere: { status: expected.status } })
+    expect(summary.completion).toBeUndefined()
+    expect(mock.requests.slice(from).map((request) => request.route)).toEqual(['status'])
+    expect(hooked).toHaveLength(expected.hooks)
+    expect(hooked.every((call) => call.payload.from === 'elsewhere')).toBe(true)
   })
 })
