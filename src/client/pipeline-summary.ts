@@ -102,7 +102,9 @@ export interface PipelineSummary {
   finishedElsewhere?: RunFinishedEvent
   /**
    * Problems that did not stop the run: an output the client had to change, an update that
-   * was not delivered, a debug output that could not be saved. One line each.
+   * was not delivered, a debug output that could not be saved, a `/complete` answered
+   * `duplicate` (delivered, but the app's `onRunCompleted` hook had already run with an earlier
+   * completion's results, so these did not reach it; also logged once at warn). One line each.
    */
   warnings: string[]
   /**
@@ -130,7 +132,11 @@ export interface PipelineSummary {
    * when none was. Such updates count as delivered.
    */
   conflicts: StageConflict[]
-  /** The `/complete` answer, the queued delivery, or the error it failed with; absent with `complete: false`. */
+  /**
+   * The `/complete` answer (`outcome: 'applied'` when its results reached the app's
+   * `onRunCompleted` hook, `'duplicate'` when an earlier completion had, with a warning), the
+   * queued delivery, or the error it failed with; absent with `complete: false`.
+   */
   completion?: { ok: true; response: CompleteRunResponse | QueuedDelivery } | { ok: false; error: unknown }
 }
 

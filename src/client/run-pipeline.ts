@@ -3,7 +3,7 @@ import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/st
 import { forwardAbort } from './forward-abort.js'
 import { abortMessage, untilAborted } from './stage-abort.js'
 import { clientInternals } from './client-internals.js'
-import type { UpdateOutcome } from './delivery.js'
+import { type UpdateOutcome, isQueuedDelivery } from './delivery.js'
 import type { DeadLetter } from './outbox/entry.js'
 import type { StageAttemptFields } from './stage-output.js'
 import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
@@ -497,6 +497,14 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           ...(error !== undefined ? { error } : {}),
         })
         result.completion = { ok: true, response }
+        // Delivered, yet the app's hook ran earlier with another /complete's results: never silent.
+        if (!isQueuedDelivery(response) && response.outcome === 'duplicate') {
+          const message =
+            "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's onRunCompleted hook, " +
+            "which ran once with the earlier /complete's: an earlier process's /complete waiting in the outbox was delivered first, or another party completed the run before this runner's /complete"
+          warnings.push(message)
+          internals.logger.warn(`Run ${runId}: ${message}`, { runId })
+        }
       } catch (thrown) {
         result.completion = { ok: false, error: thrown }
         const elsewhereNow = isRunFinishedError(thrown) ? client.runFinished(runId) : undefined

@@ -394,3 +394,61 @@ describe('runPipeline restarted after its last stage completed the run, before i
     expect(hooked.every((call) => call.payload.from === 'elsewhere')).toBe(true)
   })
 })
+
+/** `POST /complete` as another party sends it, answered by the mock. */
+async function completeElsewhere(runId: string): Promise<void> {
+  const request = new Request(`${ORIGIN}/api/pipeline/${runId}/complete`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-webhook-secret': SECRET },
+    body: JSON.stringify({ status: 'COMPLETED', from: 'elsewhere' }),
+  })
+  const response = await mock.fetch(request)
+  expect(response?.status).toBe(200)
+  expect(await response?.json()).toMatchObject({ outcome: 'applied' })
+}
+
+const DUPLICATE_WARNING =
+  "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's onRunCompleted hook, " +
+  "which ran once with the earlier /complete's: an earlier process's /complete waiting in the outbox was delivered first, or another party completed the run before this runner's /complete"
+
+describe("runPipeline whose /complete is answered duplicate: the app's hook already ran with earlier results", () => {
+  it.each([
+    ['another party completes the run between the start-of-run status read and its /complete', 'elsewhere'],
+    ["the earlier process's /complete, waiting in the outbox, is delivered between that read and its /complete", 'outbox'],
+  ] as const)('says so once, in warnings and at warn, when %s; delivered stays true', async (_, cause) => {
+    const runId = `resume_duplicate_${cause}`
+    await mock.createRun(runId)
+    const earlier = clients.make({ outbox: cause === 'outbox' ? { dir, retryDelayMs: 600_000, maxRetryDelayMs: 600_000 } : undefined })
+    await completeEveryStage(earlier, runId)
+    if (cause === 'outbox') {
+      // The earlier process's /complete could not be delivered before it died: it waits in the outbox.
+      mock.fail('complete', { status: 503 })
+      expect(await earlier.completeRun(runId, { status: 'COMPLETED', from: 'earlier' })).toMatchObject({ queued: true })
+      await earlier.close({ timeoutMs: 100 })
+      mock.clearFaults('complete')
+    }
+    expect((await mock.getRun(runId))?.run).toMatchObject({ status: 'COMPLETED', completionReceivedAt: null })
+
+    const logged: string[] = []
+    const restarted = clients.make({ logger: { warn: (message) => logged.push(`warn ${message}`), error: (message) => logged.push(`error ${message}`) } })
+    // Right after the restarted runner read the run (not yet completed by a /complete), the other /complete lands.
+    server.use(
+      http.get(`${ORIGIN}/api/pipeline/:runId/status`, async ({ request }) => {
+        const response = await mock.fetch(request)
+        if (cause === 'elsewhere') await completeElsewhere(runId)
+        else expect(await restarted.flush()).toMatchObject({ delivered: 1, pending: 0 })
+        return response
+      }),
+    )
+    const { stages, calls } = recordingStages('unused')
+    const summary = await runPipeline({ runId, client: restarted, stages, results: () => ({ from: 'the restarted runner' }) })
+
+    expect(calls).toEqual([])
+    expect(summary.completion).toMatchObject({ ok: true, response: { outcome: 'duplicate', run: { status: 'COMPLETED' } } })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [DUPLICATE_WARNING] })
+    expect(summary.finishedElsewhere).toBeUndefined()
+    expect(logged.filter((line) => line.includes('duplicate'))).toEqual([`warn Run ${runId}: ${DUPLICATE_WARNING}`])
+    // The hook ran once, with the earlier results; the restarted runner's did not reach it.
+    expect(hooked).toEqual([{ runId, payload: expect.objectContaining({ from: cause === 'outbox' ? 'earlier' : 'elsewhere' }) }])
+  })
+})
