@@ -590,8 +590,13 @@ class PrismaAPIClient:
         or 413 stops it with one warning. Close it (or leave its ``with`` block) before the
         stage's final ``mark_*``. Options: ``flush_interval`` (seconds), ``flush_bytes``,
         ``max_buffered_bytes`` (1 MiB), ``close_timeout`` (seconds). See
-        :class:`~pipeline_status_client.stream_output.StageOutputStream`. Raises ``ValueError``
-        for a bad stage number or option."""
+        :class:`~pipeline_status_client.stream_output.StageOutputStream`.
+
+        Raises:
+            InvalidRunIdError: ``run_id`` is outside the contract's rule (what the ``mark_*``
+                methods log and return ``False`` for); nothing is sent.
+            ValueError: a bad stage number or option.
+        """
         return StageOutputStream(self, run_id, stage_number, **options)
 
     def run_finished(self, run_id: str) -> Optional[Dict[str, Any]]:

@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from .contract import REPLACEMENT_CHARACTER, encode_json, to_storable_text
+from .contract import REPLACEMENT_CHARACTER, encode_json, is_valid_run_id, to_storable_text
+from .errors import InvalidRunIdError
 
 #: The largest ``text`` of one chunk, in UTF-8 bytes (the contract's ``MAX_OUTPUT_CHUNK_BYTES``).
 MAX_OUTPUT_CHUNK_BYTES = 64 * 1024
@@ -100,6 +101,10 @@ class StageOutputStream:
     the update was not stored``. ``seq`` starts at 0: use one stream per stage
     attempt (after ``mark_stage_retrying``, open a new one).
 
+    A run id outside the contract's rule raises :class:`~pipeline_status_client.errors.InvalidRunIdError`
+    (a ``ValueError``) when the stream is made, as a bad stage number or option raises
+    ``ValueError``: nothing is sent.
+
     A context manager: leaving the ``with`` block closes it (flushes, waits up to
     ``close_timeout`` seconds). Call ``mark_stage_complete`` after that.
 
@@ -114,6 +119,10 @@ class StageOutputStream:
     def __init__(self, client: Any, run_id: str, stage_number: int, *, flush_interval: float = DEFAULT_FLUSH_INTERVAL,
                  flush_bytes: int = DEFAULT_FLUSH_BYTES, max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
+        # The mark_* methods' rule, refused here rather than as a chunk "not delivered: unknown reason".
+        if not is_valid_run_id(run_id):
+            raise InvalidRunIdError(f"invalid run id {run_id!r}: outside the contract's rule (1-128 characters of A-Z a-z 0-9 . _ ~ : -, "
+                                    "not dots only); no output stream opened")
         if not flush_interval >= 0 or not flush_bytes >= 1 or not max_buffered_bytes >= 1 or not close_timeout > 0:
             raise ValueError("flush_interval must be >= 0, flush_bytes and max_buffered_bytes >= 1, close_timeout > 0")
         if isinstance(stage_number, bool) or not isinstance(stage_number, int) or stage_number < 1:

@@ -13,7 +13,7 @@ import time
 import unittest
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from pipeline_status_client import MAX_OUTPUT_CHUNK_BYTES, PrismaAPIClient, RetryPolicy, RunFinishedElsewhereError
+from pipeline_status_client import InvalidRunIdError, MAX_OUTPUT_CHUNK_BYTES, PrismaAPIClient, RetryPolicy, RunFinishedElsewhereError
 
 RUN = {"id": "r", "status": "PROCESSING", "error": None}
 Answer = Callable[[str, Dict[str, Any]], Optional[Tuple[int, Dict[str, Any]]]]
@@ -126,6 +126,24 @@ class StreamOutputTest(unittest.TestCase):
         self.assertLess(len(chunks), len(tokens))
         self.assertTrue(all(p.startswith("/api/pipeline/r/stages/2/output") for p, _ in self.server.requests[1:-1]))
         self.assertEqual(out.stopped, None)
+
+    def test_refuses_a_run_id_outside_the_contracts_rule_when_opened_naming_it(self) -> None:
+        client = self.client()
+        # The mark_* methods' rule: they return False and log "outside the contract's rule".
+        self.assertFalse(client.mark_stage_processing("bad id/1", 2))
+        for run_id in ["bad id/1", "", "..", "x" * 129, None]:
+            with self.subTest(run_id=run_id):
+                with self.assertRaises(InvalidRunIdError) as raised:
+                    client.stream_output(run_id, 2)  # type: ignore[arg-type]
+                self.assertEqual(
+                    str(raised.exception),
+                    f"invalid run id {run_id!r}: outside the contract's rule (1-128 characters of A-Z a-z 0-9 . _ ~ : -, "
+                    "not dots only); no output stream opened")
+                self.assertIsInstance(raised.exception, ValueError)
+        # Nothing sent, nothing logged past the mark_* line: the caller gets the cause at once.
+        self.assertEqual(self.server.requests, [])
+        self.assertEqual([level for level, _ in self.records.messages], ["ERROR"])
+        self.assertIn("outside the contract's rule", self.records.messages[0][1])
 
     def test_cuts_chunks_at_64_kib_between_characters_and_joins_split_surrogates(self) -> None:
         client = self.client()
