@@ -210,6 +210,35 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
     expect([await catalogueOf('shared-a'), await catalogueOf('shared-b')]).toEqual([text, text])
   })
 
+  it('in a table of another name (names.PipelineCatalogue) with the runs and stages default: the functions, which name "PipelineCatalogue", are not called; inline statements keep it there', async () => {
+    await db.prisma.$executeRawUnsafe(`CREATE TABLE "renamed_catalogue" (LIKE "PipelineCatalogue" INCLUDING ALL)`)
+    const writes: InlineWrite[] = []
+    const functionCalls: string[] = []
+    const renamed = buildStatements(resolveTableNames({}, { names: { PipelineCatalogue: { table: 'renamed_catalogue' } } }))
+    const record = inlineWrites(renamed, writes)
+    const prisma = recordingRaw(db.prisma, (text, values) => {
+      if (Object.values(storeFunctions()).some((fn) => text.includes(fn.name))) functionCalls.push(text.slice(0, 60))
+      record(text, values)
+    })
+    const store = createPrismaStore({ prisma, names: { PipelineCatalogue: { table: 'renamed_catalogue' } } })
+    const stages = stagesOf('Renamed table stage', 9)
+    const text = JSON.stringify(stages)
+    for (const id of ['renamed-1', 'renamed-2']) {
+      await createRun(store, { id, now: new Date() })
+      const first = await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, stageName: 'Renamed table stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+      expect(first.outcome).toBe('applied')
+      expect(await catalogueOf(id)).toBe(text)
+    }
+    expect(functionCalls).toEqual([])
+    expect(writes.filter((w) => w.statement.startsWith('write'))).toEqual([
+      { statement: 'write keeping', text: true, digest: sha256(text) },
+      { statement: 'write by digest', text: false, digest: sha256(text) },
+    ])
+    const inRenamed = await db.prisma.$queryRawUnsafe<Array<{ digest: string }>>(`SELECT "digest" FROM "renamed_catalogue"`)
+    expect(inRenamed).toEqual([{ digest: sha256(text) }])
+    expect((await kept()).filter((row) => row.digest === sha256(text))).toEqual([])
+  })
+
   it('deleted by hand: the next first update is answered without a write, sent again whole, stored right, and kept again, said once', async () => {
     const calls: Array<{ text: boolean; digest: string | null }> = []
     const warnings: string[] = []

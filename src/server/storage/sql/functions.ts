@@ -119,7 +119,10 @@ export const STORE_FUNCTIONS_PROBE =
   'SELECT CASE WHEN (SELECT bool_and(to_regtype(type) IS NOT NULL) FROM unnest($2::text[]) AS type) ' +
   'THEN (SELECT bool_and(to_regprocedure(signature) IS NOT NULL) FROM unnest($1::text[]) AS signature) ELSE false END AS "ok"'
 
-type FunctionStatements = Pick<StoreStatements, 'readRunStage' | 'writeRunStage' | 'touchRun' | 'insertRun'>
+type FunctionStatements = Pick<
+  StoreStatements,
+  'readRunStage' | 'writeRunStage' | 'touchRun' | 'insertRun' | 'writeRunStageByDigest' | 'insertRunByDigest'
+>
 
 let defaults: { names: TableNames; statements: StoreStatements } | undefined
 
@@ -135,7 +138,7 @@ function defaultNames(): { names: TableNames; statements: StoreStatements } {
 /**
  * The functions the migration creates, for a store with `names` and `statements`: called in its
  * schema when its names are qualified; `undefined` when its statements are not the default names'
- * own (the functions would run other SQL than the store's).
+ * own (the functions would run other SQL than the store's), the catalogue table's name included.
  */
 export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statements: FunctionStatements): StoreFunctions | undefined {
   const expected = names.schema === undefined ? defaultNames().statements : buildStatements(resolveTableNames({}, { schema: names.schema }))
@@ -143,7 +146,11 @@ export function migratedFunctionsFor(names: Pick<TableNames, 'schema'>, statemen
     statements.readRunStage === expected.readRunStage &&
     statements.writeRunStage === expected.writeRunStage &&
     statements.touchRun === expected.touchRun &&
-    statements.insertRun === expected.insertRun
+    statements.insertRun === expected.insertRun &&
+    // The catalogue table's name too (`names.PipelineCatalogue`, `@@map`): the functions keep and
+    // read catalogues in "PipelineCatalogue" itself, as these statements name it.
+    statements.writeRunStageByDigest === expected.writeRunStageByDigest &&
+    statements.insertRunByDigest === expected.insertRunByDigest
   if (!same) return undefined
   return storeFunctions(names.schema)
 }
