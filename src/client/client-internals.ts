@@ -81,12 +81,26 @@ export interface RunCatalogue {
    * `undefined` when not known.
    */
   completed?: ReadonlyMap<number, CompletedStage> | undefined
+  /**
+   * The run as an earlier process's pending FAILED/CANCELLED stage update or `/complete` in the
+   * outbox ends it (`inheritedEnds` in restart-attempts.ts): `runPipeline` runs nothing and
+   * reports it finished by that process. `undefined` when none is pending.
+   */
+  ended?: InheritedRunEnd | undefined
+}
+
+/** A run an earlier process's pending updates end: the summary's `finishedElsewhere`, and those updates for the warning. */
+export interface InheritedRunEnd {
+  event: RunFinishedEvent
+  /** As `InheritedEnd.updates`: `stage 2 FAILED ("boom")`, `its /complete (COMPLETED)`. */
+  updates: readonly string[]
 }
 
 /** What an earlier process's updates still in the outbox say of a run, for when the server cannot be read. */
 export interface InheritedRun {
   processing: ReadonlyMap<number, number>
   completed: ReadonlyMap<number, CompletedStage>
+  ended: InheritedRunEnd | undefined
 }
 
 /** The internals of a client; throws {@link ConfigurationError} for an object that is not one. */

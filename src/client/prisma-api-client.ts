@@ -35,7 +35,7 @@ import { OutputStream, type StageOutputStream, type StageOutputStreamOptions, ch
 import { stageNumberError, stageNumberProblem } from './stage-number.js'
 import { z } from 'zod'
 import { Transport } from './transport.js'
-import { type InheritedStage, completedByItsStages, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
+import { type InheritedEnd, type InheritedStage, completedByItsStages, inheritedEndEvent, inheritedEnds, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
 
 /**
  * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
@@ -113,6 +113,8 @@ export class PrismaAPIClient {
   readonly #queuedDeadLetterListeners = new Map<string, Set<(letter: DeadLetter) => void>>()
   /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
   #inherited = new Map<string, Map<number, InheritedStage>>()
+  /** Per run: how the updates an earlier process left in the outbox end it, when they do (see `restart-attempts.ts`). */
+  #inheritedEnds = new Map<string, InheritedEnd>()
   /** The list and count reads: a GET like `getStatus`, retried, refused once the client is closed. */
   readonly #reads: RunListTransport = {
     url: (route, query) => withQuery(this.#url(route), query),
@@ -175,7 +177,9 @@ export class PrismaAPIClient {
     }
     this.#delivery.attach(this.#outbox)
     // Read before the first redelivery can land: a restarted runner's attempts do not depend on its timing.
-    this.#inherited = inheritedStages(this.#outbox?.takeInherited() ?? [])
+    const inherited = this.#outbox?.takeInherited() ?? []
+    this.#inherited = inheritedStages(inherited)
+    this.#inheritedEnds = inheritedEnds(inherited)
     const internals: ClientInternals = {
       stageUpdate: (runId, stageNumber, status, output, catalogue, attempt) => this.#stageUpdate(runId, stageNumber, status, output, catalogue, attempt),
       reportProgress: (runId, stageNumber, progress, catalogue) =>
@@ -206,18 +210,21 @@ export class PrismaAPIClient {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
         const inherited = this.#inherited.get(runId)
-        if (known?.processing) return { ...known, ...this.#inheritedRun(runId) }
+        if (known?.processing) return { ...known, ...this.#inheritedRun(runId, known.pipeline) }
         // Without the stages (a status read that failed) the catalogue `createRun` answered still checks the runner.
         const status = known ? await this.#readStatus(runId).catch(() => undefined) : await this.#readStatus(runId)
-        if (status === undefined) return { ...(known as RunCatalogue), ...this.#inheritedRun(runId) }
+        if (status === undefined) return { ...(known as RunCatalogue), ...this.#inheritedRun(runId, known?.pipeline) }
         const { catalogue, run, stages } = status
         // A run its stages completed before the earlier process's `/complete` is resumed (that
         // `/complete` is still to be sent), not learned finished elsewhere; any other run is read as `getStatus` reads it.
         if (!completedByItsStages(run, stages, (known?.catalogue ?? catalogue)?.length ?? stageCount)) this.#observer.observe(runId, run, 'status', false)
         const processing = stagesLeftProcessing(stages, inherited)
         const completed = stagesCompleted(stages, inherited)
+        const end = this.#inheritedEnds.get(runId)
+        // Ended by the earlier process's pending updates, whether their redelivery landed before this read or not.
+        const ended = end && { event: inheritedEndEvent(runId, end, run), updates: end.updates }
         // An existing run's catalogue as `createRun` answered it (the snapshot it was created with); its stages as read now.
-        return known ? { ...known, processing, completed } : { catalogue, pipeline: run.pipeline, processing, completed }
+        return known ? { ...known, processing, completed, ended } : { catalogue, pipeline: run.pipeline, processing, completed, ended }
       },
       inheritedRun: (runId) => this.#inheritedRun(runId),
     }
@@ -634,9 +641,11 @@ export class PrismaAPIClient {
   }
 
   /** What the earlier process's updates of the run still in the outbox say, without the server's view. */
-  #inheritedRun(runId: string): InheritedRun {
+  #inheritedRun(runId: string, pipeline?: string): InheritedRun {
     const inherited = this.#inherited.get(runId)
-    return { processing: stagesLeftProcessing([], inherited), completed: stagesCompleted([], inherited) }
+    const end = this.#inheritedEnds.get(runId)
+    const ended = end && { event: inheritedEndEvent(runId, end, undefined, pipeline), updates: end.updates }
+    return { processing: stagesLeftProcessing([], inherited), completed: stagesCompleted([], inherited), ended }
   }
 
   /** Builds, coalesces and delivers a progress report; see `reportProgress`. */

@@ -9,10 +9,14 @@
  * before any of this process's updates of the run, in order). Reading both makes the answer the
  * same whether the redelivery lands before or after the read. A run whose stages all completed
  * before the earlier process's `/complete` is still resumed ({@link completedByItsStages}): every
- * stage skipped, then that `/complete`. Internal.
+ * stage skipped, then that `/complete`. An earlier process whose pending updates of the run hold
+ * a FAILED or CANCELLED stage update or a `/complete` has already ended the run
+ * ({@link inheritedEnds}): it is not resumed at all. Internal.
  */
-import { isFinalStatus, type StageStatus } from '../contract/status.js'
+import type { PipelineRunRecord } from '../contract/records.js'
+import { type FinalStatus, isFinalStatus, type StageStatus } from '../contract/status.js'
 import type { OutboxEntry } from './outbox/entry.js'
+import type { RunFinishedEvent } from './run-finished.js'
 
 /** What an earlier process's pending stage updates say of one stage. */
 export interface InheritedStage {
@@ -51,6 +55,87 @@ export function inheritedStages(entries: readonly OutboxEntry[]): Map<string, Ma
     })
   }
   return runs
+}
+
+/** How an earlier process's updates still waiting in the outbox end a run. */
+export interface InheritedEnd {
+  /** The status the first ending update gives the run: its stage's FAILED or CANCELLED, or the `/complete`'s status. */
+  status: FinalStatus
+  /** The run's error that update gives it: the failed stage's output, the `/complete`'s `error`; `null` when none. */
+  reason: string | null
+  /** When it ended the run: the `/complete`'s `completedAt`, else when the update entered the outbox (ISO 8601). */
+  at: string
+  /** Each ending update, in order, as a warning names it: `stage 2 FAILED ("boom")`, `its /complete (COMPLETED)`. */
+  updates: string[]
+}
+
+/**
+ * Per run, how the updates an earlier process left in the outbox end it (the entries as loaded,
+ * oldest first): a pending FAILED or CANCELLED stage update, or a pending `/complete`. Those are
+ * delivered before any of this process's updates of the run, in order, so the run is already
+ * ended, whether or not their redelivery has landed when the run is read: a restarted
+ * `runPipeline` runs no stage and sends nothing (a stage run again would be stored on a run its
+ * earlier process failed; a second `/complete` would be answered `duplicate`). The first of them
+ * decides the status. A body that is not JSON is skipped.
+ */
+export function inheritedEnds(entries: readonly OutboxEntry[]): Map<string, InheritedEnd> {
+  const runs = new Map<string, InheritedEnd>()
+  for (const entry of entries) {
+    if (entry.route === 'stageOutput') continue
+    let body: { stageNumber?: unknown; status?: unknown; output?: unknown; error?: unknown; completedAt?: unknown }
+    try {
+      body = JSON.parse(entry.body) as typeof body
+    } catch {
+      continue
+    }
+    let end: Omit<InheritedEnd, 'updates'> & { update: string }
+    if (entry.route === 'complete') {
+      if (typeof body.status !== 'string' || !isFinal(body.status)) continue
+      end = {
+        status: body.status as FinalStatus,
+        reason: typeof body.error === 'string' ? body.error : null,
+        at: typeof body.completedAt === 'string' ? body.completedAt : entry.queuedAt,
+        update: `its /complete (${body.status})`,
+      }
+    } else {
+      if ((body.status !== 'FAILED' && body.status !== 'CANCELLED') || typeof body.stageNumber !== 'number') continue
+      const output = typeof body.output === 'string' ? body.output : null
+      end = { status: body.status, reason: output, at: entry.queuedAt, update: `stage ${body.stageNumber} ${body.status}${output === null ? '' : ` (${JSON.stringify(output)})`}` }
+    }
+    const before = runs.get(entry.runId)
+    if (before) before.updates.push(end.update)
+    else runs.set(entry.runId, { status: end.status, reason: end.reason, at: end.at, updates: [end.update] })
+  }
+  return runs
+}
+
+/**
+ * The "finished elsewhere" event of a run an earlier process's pending updates end
+ * ({@link inheritedEnds}), `learnedFrom: 'outbox'`, the same whether their redelivery landed
+ * before the run was read or not: its status and reason are the ending update's; its `run` is
+ * the run as read at start with that status, error and (when it had none) `completedAt`, or,
+ * when it was not read, a record of the run id with them (the fields the outbox does not tell
+ * at their defaults: `pipeline`, the one given, else `default`; `createdAt` and `updatedAt`, `at`).
+ */
+export function inheritedEndEvent(runId: string, end: InheritedEnd, read: PipelineRunRecord | undefined, pipeline = 'default'): RunFinishedEvent {
+  const run: PipelineRunRecord = read
+    ? { ...read, status: end.status, error: end.reason, completedAt: read.completedAt ?? end.at }
+    : {
+        id: runId,
+        status: end.status,
+        error: end.reason,
+        completedAt: end.at,
+        completionReceivedAt: null,
+        createdAt: end.at,
+        updatedAt: end.at,
+        lastActivityAt: null,
+        heartbeatIntervalMs: null,
+        pipeline,
+        tags: [],
+        metadata: {},
+        startedAt: null,
+      }
+  return { runId, status: end.status, reason: end.reason, run, learnedFrom: 'outbox' }
 }
 
 /** A stage as `GET /status` answers it (the fields the rules read). */

@@ -22,9 +22,13 @@ export interface RunFinishedEvent {
   run: PipelineRunRecord
   /**
    * Which answer told the client: `stream` is the run's live stream, which `runPipeline` follows
-   * while a stage runs (see {@link PrismaAPIClientOptions.followRunStream}).
+   * while a stage runs (see {@link PrismaAPIClientOptions.followRunStream}). `outbox` (only in
+   * `runPipeline`'s `finishedElsewhere`, never given to `onRunFinished`): a restarted runner found
+   * an earlier process's FAILED or CANCELLED stage update or `/complete` of the run still waiting
+   * in the outbox, delivered before anything of its own, so the run is ended by that process;
+   * `run` is then the run as read at start with the status and error that update gives it.
    */
-  learnedFrom: 'stage-update' | 'heartbeat' | 'completion' | 'status' | 'refusal' | 'stream'
+  learnedFrom: 'stage-update' | 'heartbeat' | 'completion' | 'status' | 'refusal' | 'stream' | 'outbox'
 }
 
 /** The stage as a `conflict` answer carries it: already final, with another output. Internal. */

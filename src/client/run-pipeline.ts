@@ -11,6 +11,7 @@ import { failureReason } from './failure-reason.js'
 import type { PrismaAPIClient } from './prisma-api-client.js'
 import type { ProgressReport } from './progress.js'
 import type { RunFinishedEvent } from './run-finished.js'
+import type { RunStreamHold } from './run-end-watch.js'
 import { startingCatalogue } from './starting-catalogue.js'
 import { type PipelineSummary, type StageConflict, type StageSummary, type Undelivered, describeAlteration, outputPreview, undeliveredWarnings } from './pipeline-summary.js'
 import type { OutputAlteration } from './stage-output.js'
@@ -216,7 +217,11 @@ export interface RunPipelineOptions {
  *   skipped, then the `/complete` (with `results(outputs)`) is sent, which the server takes as
  *   that run's first (`applied`: the app's `onRunCompleted` hook gets the results, once), and the
  *   summary says COMPLETED. Any other run already finished on the server (FAILED, CANCELLED,
- *   completed by a `/complete` it received) is not resumed (`finishedElsewhere`).
+ *   completed by a `/complete` it received) is not resumed (`finishedElsewhere`), nor is one
+ *   whose earlier process's updates still in the outbox hold a stage's FAILED or CANCELLED or its
+ *   `/complete` (delivered first, they end the run): nothing runs, nothing is sent, the summary
+ *   has that outcome (`finishedElsewhere.learnedFrom: 'outbox'`) and a warning naming them, the
+ *   same whether their redelivery landed before the start-of-run read or not.
  * - While a stage runs, the client sends heartbeats (its `heartbeatIntervalMs`) and the stage may
  *   call `reportProgress`.
  * - When an answer shows the run finished by someone else (cancelled, failed by the stale-run
@@ -257,7 +262,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   // Checked before anything is sent: a wrong entry or option is the caller's mistake, not a failed stage.
   let backoffWarning = (_message: string): void => {}
   const entries = resolveStageEntries<StageFunction>(stages, options.retry, (message) => backoffWarning(message))
-  const { runId, runCatalogue, processing, completed, warnings } = await startingCatalogue(internals, {
+  const { runId, runCatalogue, processing, completed, ended, warnings } = await startingCatalogue(internals, {
     runId: options.runId,
     pipeline: options.pipeline,
     stageCount: stages.length,
@@ -304,6 +309,16 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     if (what !== undefined) undelivered.push({ what, state: 'dead-lettered', reason: letter.reason })
   })
   let elsewhere: RunFinishedEvent | undefined = internals.runFinished(runId)
+  // An earlier process's FAILED/CANCELLED stage update or /complete still waiting in the outbox is
+  // delivered before anything of this process's: the run is already ended by it (restart-attempts.ts).
+  if (elsewhere === undefined && ended) {
+    elsewhere = ended.event
+    const message =
+      `An earlier process of this run left ${ended.updates.join(' and ')} waiting in the outbox ${internals.outboxDir ?? ''}; ` +
+      `${ended.updates.length === 1 ? 'it is' : 'they are'} delivered first, so this run is not resumed`
+    warnings.push(message)
+    internals.logger.warn(`Run ${runId}: ${message}`, { runId })
+  }
   let stageController: AbortController | undefined
   const unsubscribe = internals.onRunFinished(runId, (event) => {
     elsewhere = event
@@ -336,7 +351,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
 
   try {
     // One stream per run, shared by its stages: a run ending elsewhere aborts the running stage within a second.
-    const stream = internals.holdRunStream(runId)
+    const stream = elsewhere ? NO_STREAM : internals.holdRunStream(runId)
     try {
       for (const [index, { run: stageFunction, retry }] of entries.entries()) {
         const summary = summaries[index] as StageSummary
@@ -480,7 +495,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     const finishedElsewhere = elsewhere as RunFinishedEvent | undefined
     if (finishedElsewhere) {
       status = finishedElsewhere.status
-      error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} by someone else`
+      error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} ${finishedElsewhere.learnedFrom === 'outbox' ? 'by an earlier process of this run' : 'by someone else'}`
     }
     const durationMs = performance.now() - started
     // `delivered` is judged at the end, once the completion was sent.
@@ -501,7 +516,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         if (!isQueuedDelivery(response) && response.outcome === 'duplicate') {
           const message =
             "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's onRunCompleted hook, " +
-            "which ran once with the earlier /complete's: an earlier process's /complete waiting in the outbox was delivered first, or another party completed the run before this runner's /complete"
+            "which ran once with the earlier /complete's: another party completed the run between this runner's start-of-run read and its /complete"
           warnings.push(message)
           internals.logger.warn(`Run ${runId}: ${message}`, { runId })
         }
@@ -535,6 +550,9 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     unsubscribeDeadLetters()
   }
 }
+
+/** No stream followed: a run already finished at start (an earlier process's pending updates end it). */
+const NO_STREAM: RunStreamHold = { arm: () => {}, disarm: () => {}, release: () => {} }
 
 /**
  * `Stage 2 COMPLETED` or `The completion` for a dead letter of a stage status change or of the

@@ -5,7 +5,7 @@
  */
 import type { CreateRunResponse } from '../contract/records.js'
 import { DEFAULT_PIPELINE, type StageCatalogue } from '../contract/stages.js'
-import type { ClientInternals, RunCatalogue } from './client-internals.js'
+import type { ClientInternals, InheritedRunEnd, RunCatalogue } from './client-internals.js'
 import { CatalogueMismatchError, ConfigurationError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import type { CompletedStage } from './restart-attempts.js'
@@ -36,6 +36,8 @@ export async function startingCatalogue(internals: ClientInternals, start: RunSt
   processing: ReadonlyMap<number, number>
   /** Stage number → the stages an earlier process completed, with their output (see `RunCatalogue.completed`). */
   completed: ReadonlyMap<number, CompletedStage>
+  /** The run as an earlier process's pending updates end it (see `RunCatalogue.ended`); `undefined` when they do not. */
+  ended: InheritedRunEnd | undefined
   warnings: string[]
 }> {
   const { pipeline, stageCount } = start
@@ -71,6 +73,7 @@ export async function startingCatalogue(internals: ClientInternals, start: RunSt
     runCatalogue: own ? entries.map((entry) => ({ number: entry.stageNumber, name: entry.stageName })) : undefined,
     processing: resumed.processing ?? new Map(),
     completed: resumed.completed ?? new Map(),
+    ended: resumed.ended,
     warnings,
   }
 }

@@ -409,24 +409,17 @@ async function completeElsewhere(runId: string): Promise<void> {
 
 const DUPLICATE_WARNING =
   "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's onRunCompleted hook, " +
-  "which ran once with the earlier /complete's: an earlier process's /complete waiting in the outbox was delivered first, or another party completed the run before this runner's /complete"
+  "which ran once with the earlier /complete's: another party completed the run between this runner's start-of-run read and its /complete"
 
 describe("runPipeline whose /complete is answered duplicate: the app's hook already ran with earlier results", () => {
-  it.each([
-    ['another party completes the run between the start-of-run status read and its /complete', 'elsewhere'],
-    ["the earlier process's /complete, waiting in the outbox, is delivered between that read and its /complete", 'outbox'],
-  ] as const)('says so once, in warnings and at warn, when %s; delivered stays true', async (_, cause) => {
+  // An earlier process's /complete still waiting in the outbox is not this case: that run is not
+  // resumed at all ("runPipeline restarted while the earlier process's run-ending update waits").
+  it('says so once, in warnings and at warn, when another party completes the run between the start-of-run status read and its /complete; delivered stays true', async () => {
+    const cause = 'elsewhere'
     const runId = `resume_duplicate_${cause}`
     await mock.createRun(runId)
-    const earlier = clients.make({ outbox: cause === 'outbox' ? { dir, retryDelayMs: 600_000, maxRetryDelayMs: 600_000 } : undefined })
+    const earlier = clients.make({ outbox: undefined })
     await completeEveryStage(earlier, runId)
-    if (cause === 'outbox') {
-      // The earlier process's /complete could not be delivered before it died: it waits in the outbox.
-      mock.fail('complete', { status: 503 })
-      expect(await earlier.completeRun(runId, { status: 'COMPLETED', from: 'earlier' })).toMatchObject({ queued: true })
-      await earlier.close({ timeoutMs: 100 })
-      mock.clearFaults('complete')
-    }
     expect((await mock.getRun(runId))?.run).toMatchObject({ status: 'COMPLETED', completionReceivedAt: null })
 
     const logged: string[] = []
@@ -435,8 +428,7 @@ describe("runPipeline whose /complete is answered duplicate: the app's hook alre
     server.use(
       http.get(`${ORIGIN}/api/pipeline/:runId/status`, async ({ request }) => {
         const response = await mock.fetch(request)
-        if (cause === 'elsewhere') await completeElsewhere(runId)
-        else expect(await restarted.flush()).toMatchObject({ delivered: 1, pending: 0 })
+        await completeElsewhere(runId)
         return response
       }),
     )
@@ -449,6 +441,116 @@ describe("runPipeline whose /complete is answered duplicate: the app's hook alre
     expect(summary.finishedElsewhere).toBeUndefined()
     expect(logged.filter((line) => line.includes('duplicate'))).toEqual([`warn Run ${runId}: ${DUPLICATE_WARNING}`])
     // The hook ran once, with the earlier results; the restarted runner's did not reach it.
-    expect(hooked).toEqual([{ runId, payload: expect.objectContaining({ from: cause === 'outbox' ? 'earlier' : 'elsewhere' }) }])
+    expect(hooked).toEqual([{ runId, payload: expect.objectContaining({ from: 'elsewhere' }) }])
+  })
+})
+
+describe("runPipeline restarted while the earlier process's run-ending update waits in the outbox", () => {
+  /** The earlier process's last updates, sent while the server refused `route`: they wait in the outbox. */
+  const endings = {
+    failed: {
+      route: 'stageUpdate',
+      end: async (earlier: PrismaAPIClient, runId: string) => {
+        await earlier.markStageProcessing(runId, 1)
+        await earlier.markStageComplete(runId, 1, 'one')
+        await earlier.markStageProcessing(runId, 2)
+        await earlier.markStageFailed(runId, 2, 'boom')
+      },
+      status: 'FAILED',
+      reason: 'boom',
+      error: 'boom',
+      updates: 'stage 2 FAILED ("boom")',
+      stored: ['1 COMPLETED', '2 FAILED'],
+    },
+    cancelled: {
+      route: 'stageUpdate',
+      end: async (earlier: PrismaAPIClient, runId: string) => {
+        await earlier.markStageProcessing(runId, 1)
+        await earlier.markStageComplete(runId, 1, 'one')
+        await earlier.markStageProcessing(runId, 2)
+        await earlier.markStageCancelled(runId, 2)
+      },
+      status: 'CANCELLED',
+      reason: null,
+      error: 'The run was CANCELLED by an earlier process of this run',
+      updates: 'stage 2 CANCELLED',
+      stored: ['1 COMPLETED', '2 CANCELLED'],
+    },
+    complete: {
+      route: 'complete',
+      end: async (earlier: PrismaAPIClient, runId: string) => {
+        mock.clearFaults('complete')
+        await completeEveryStage(earlier, runId)
+        mock.fail('complete', { status: 503 })
+        expect(await earlier.completeRun(runId, { status: 'COMPLETED', from: 'earlier' })).toMatchObject({ queued: true })
+      },
+      status: 'COMPLETED',
+      reason: null,
+      error: 'The run was COMPLETED by an earlier process of this run',
+      updates: 'its /complete (COMPLETED)',
+      stored: ['1 COMPLETED', '2 COMPLETED', '3 COMPLETED', '4 COMPLETED', '5 COMPLETED'],
+    },
+  } as const
+
+  it.each([
+    ['failed', 'after-read'],
+    ['failed', 'flushed'],
+    ['cancelled', 'after-read'],
+    ['cancelled', 'flushed'],
+    ['complete', 'after-read'],
+    ['complete', 'flushed'],
+  ] as const)('runs no stage and sends nothing, and says the earlier process ended the run (pending %s, redelivery %s)', async (kind, order) => {
+    const ending = endings[kind]
+    const runId = `resume_ended_${kind}_${order}`
+    await mock.createRun(runId)
+    mock.fail(ending.route, { status: 503 })
+    const earlier = clients.make()
+    await ending.end(earlier, runId)
+    expect(earlier.pendingCount(runId)).toBeGreaterThan(0)
+    await earlier.close({ timeoutMs: 100 })
+
+    const restarted = clients.make()
+    if (order === 'flushed') {
+      // The redelivery lands before the restarted runner reads the run.
+      mock.clearFaults(ending.route)
+      expect(await restarted.flush()).toMatchObject({ pending: 0 })
+      expect((await mock.getRun(runId))?.run.status).toBe(ending.status)
+    }
+    // Else the server still refuses it until runPipeline resolved: the run is read unfinished (or, for
+    // the /complete, COMPLETED by its stages with no /complete received, which alone would be resumed).
+    const from = mock.requests.length
+    const { stages, calls } = recordingStages('unused')
+    const events: PipelineProgressEvent[] = []
+    const summary = await runPipeline({ runId, client: restarted, stages, results: () => ({ from: 'restarted' }), onProgress: (event) => events.push(event) })
+
+    expect(calls).toEqual([])
+    expect(events.map((event) => event.type)).toEqual(['run-finished'])
+    // Nothing of its own: the status read, and (after-read) the earlier process's entries retried.
+    const sent = mock.requests.slice(from).filter((request) => request.route !== 'status')
+    expect(sent.filter((request) => !(order === 'after-read' && request.route === ending.route))).toEqual([])
+    expect(sent.filter((request) => request.route === 'complete' && request.body.includes('restarted'))).toEqual([])
+    const warning = `An earlier process of this run left ${ending.updates} waiting in the outbox ${dir}; it is delivered first, so this run is not resumed`
+    expect(summary).toMatchObject({
+      status: ending.status,
+      error: ending.error,
+      finishedElsewhere: { runId, status: ending.status, reason: ending.reason, learnedFrom: 'outbox', run: { id: runId, status: ending.status, error: ending.reason } },
+      stages: [1, 2, 3, 4, 5].map((stageNumber) => ({ stageNumber, status: 'PENDING' })),
+      outputs: [],
+    })
+    expect(summary.completion).toBeUndefined()
+    if (order === 'flushed') {
+      expect(summary.warnings).toEqual([warning])
+      expect(summary.delivered).toBe(true)
+    } else {
+      // Still waiting: judged undelivered, as any update waiting in the outbox at the end.
+      expect(summary.warnings).toEqual([warning, expect.stringMatching(/^\d+ update\(s\) of this run wait in the outbox /)])
+      expect(summary.delivered).toBe(false)
+      mock.clearFaults(ending.route)
+      expect(await restarted.flush()).toMatchObject({ pending: 0 })
+    }
+    const stored = await mock.getRun(runId)
+    expect(stored?.run.status).toBe(ending.status)
+    expect(stored?.stages.map(({ stageNumber, status }) => `${stageNumber} ${status}`)).toEqual(ending.stored)
+    expect(hooked).toEqual(kind === 'complete' ? [{ runId, payload: expect.objectContaining({ from: 'earlier' }) }] : [])
   })
 })
