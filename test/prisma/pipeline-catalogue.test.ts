@@ -372,6 +372,43 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
     }
   })
 
+  it.runIf(usesPostgres())('sent inline by a role that may not insert into the catalogue table: the text is sent whole each time, stored right, and said once with that cause', async () => {
+    const role = `pss_no_catalogue_${Math.random().toString(36).slice(2, 10)}`
+    await db.prisma.$executeRawUnsafe(`CREATE ROLE "${role}" LOGIN`)
+    await db.prisma.$executeRawUnsafe(`GRANT USAGE ON SCHEMA public TO "${role}"`)
+    await db.prisma.$executeRawUnsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${role}"`)
+    await db.prisma.$executeRawUnsafe(`REVOKE INSERT ON "PipelineCatalogue" FROM "${role}"`)
+    const url = new URL(db.url as string)
+    url.username = role
+    const pool = new pg.Pool({ connectionString: url.toString(), max: 2 })
+    const writes: InlineWrite[] = []
+    const record = inlineWrites(inline, writes)
+    const recorded = { query: (config: { name?: string; text: string; values: unknown[] }) => (record(config.text, config.values), pool.query(config)) }
+    try {
+      const logger = warnings()
+      const store = createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: true, logger })
+      const stages = stagesOf('Role stage', 12)
+      const text = JSON.stringify(stages)
+      for (const id of ['role-1', 'role-2']) {
+        await createRun(store, { id, now: new Date() })
+        const first = await applyStageUpdate(store, id, makeStageUpdate({ stageNumber: 1, stageName: 'Role stage 1', status: 'PROCESSING' }), { stages, now: new Date() })
+        expect(first.outcome).toBe('applied')
+        expect(await catalogueOf(id)).toBe(text)
+      }
+      expect(writes.filter((w) => w.statement.startsWith('write'))).toEqual([
+        { statement: 'write', text: true, digest: null },
+        { statement: 'write', text: true, digest: null },
+      ])
+      expect(logger.messages).toHaveLength(1)
+      expect(logger.messages[0]).toContain('that this role may read and insert into')
+      expect((await kept()).filter((row) => row.digest === sha256(text))).toEqual([])
+    } finally {
+      await pool.end()
+      await db.prisma.$executeRawUnsafe(`DROP OWNED BY "${role}"`)
+      await db.prisma.$executeRawUnsafe(`DROP ROLE "${role}"`)
+    }
+  })
+
   it.runIf(usesPostgres())('sent inline, deleted by hand: the next first update and creation are answered unknown, sent again whole, stored right, said once', async () => {
     const pool = new pg.Pool({ connectionString: db.url, max: 2 })
     const writes: InlineWrite[] = []

@@ -7,7 +7,9 @@
  * sends each catalogue whole (as before the table existed: nothing is lost, each run stores its
  * own copy) and asks again at most every {@link STORE_FUNCTIONS_RECHECK_MS}, so a migration applied
  * while the app runs takes effect without a restart. A statement the database answers with "no
- * such table" or "no such column" (SQLSTATE 42P01, 42703: dropped since) marks it missing at once.
+ * such table", "no such column" or "permission denied" (SQLSTATE 42P01, 42703, 42501: dropped or
+ * revoked since) marks it missing at once; a table the role may not read and insert into counts
+ * as missing.
  * Each change between the two is logged once, `warn`, with its cause and, going without, the fix.
  * Internal.
  */
@@ -23,15 +25,21 @@ import type { TableNames } from './table-names.js'
 /**
  * Whether the table named by the text `$1` (quoted, qualified or found by search_path, as the
  * statements name it) exists with the columns whose quoted names are in the text array `$2`
- * (always quoted, as `quoteIdentifier` quotes them): `"ok"`. Never raises for a missing schema,
- * table or column.
+ * (always quoted, as `quoteIdentifier` quotes them), and the session's role may read it and
+ * insert into it: `"ok"`. Never raises for a missing schema, table or column.
  */
 export const CATALOGUE_TABLE_PROBE =
-  'SELECT count(*) = cardinality($2::text[]) AS "ok" FROM pg_attribute a WHERE a.attrelid = to_regclass($1::text) ' +
+  // has_table_privilege with 'SELECT, INSERT' would hold for either one: asked one at a time.
+  'SELECT count(*) = cardinality($2::text[]) AND coalesce(has_table_privilege(to_regclass($1::text), \'SELECT\') ' +
+  'AND has_table_privilege(to_regclass($1::text), \'INSERT\'), false) AS "ok" ' +
+  'FROM pg_attribute a WHERE a.attrelid = to_regclass($1::text) ' +
   `AND a.attnum > 0 AND NOT a.attisdropped AND '"' || replace(a.attname::text, '"', '""') || '"' = ANY($2::text[])`
 
-/** SQLSTATEs undefined_table and undefined_column: a statement found the table (or a column of it) gone. */
-const GONE = ['42P01', '42703']
+/**
+ * SQLSTATEs undefined_table, undefined_column and insufficient_privilege: a statement found the
+ * table (or a column of it) gone, or the role no longer allowed to use it.
+ */
+const GONE = ['42P01', '42703', '42501']
 
 /** The catalogue table of one store, as its inline statements see it; see the module's description. */
 export class CatalogueTable {
@@ -50,7 +58,7 @@ export class CatalogueTable {
       now,
       probe: async () => {
         const rows = await sql.query<{ ok: boolean }>(CATALOGUE_TABLE_PROBE, [table, columns])
-        return rows[0]?.ok === true || `the database has no table ${table} with columns ${columns.join(', ')} (on the search_path when unqualified)`
+        return rows[0]?.ok === true || `the database has no table ${table} with columns ${columns.join(', ')} (on the search_path when unqualified) that this role may read and insert into`
       },
       onPresentAgain: () =>
         logger().warn(`pipeline-status: the database has ${table} now; stage updates and run creations sent inline send each catalogue once, then its digest`, {
@@ -85,9 +93,10 @@ export class CatalogueTable {
   }
 
   /**
-   * Whether `error`, thrown by a statement that used the table, says it (or a column) is gone
-   * (SQLSTATE 42P01, 42703; refused before anything ran): then it is marked missing, said once,
-   * and the caller sends its statement without it. Any other error: `false`.
+   * Whether `error`, thrown by a statement that used the table, says it (or a column) is gone or
+   * no longer usable by the role (SQLSTATE 42P01, 42703, 42501; refused before anything ran):
+   * then it is marked missing, said once, and the caller sends its statement without it. Any
+   * other error: `false`.
    */
   lost(error: unknown): boolean {
     if (!GONE.some((state) => hasSqlState(error, state))) return false
