@@ -128,6 +128,16 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
   const stagesOf = (name: string, count: number) => Array.from({ length: count }, (_, i) => ({ number: i + 1, name: `${name} ${i + 1}` }))
   const catalogueOf = async (runId: string) =>
     (await db.prisma.$queryRawUnsafe<Array<{ catalogue: string | null }>>(`SELECT "catalogue"::text AS "catalogue" FROM "PipelineRun" WHERE "id" = $1`, runId))[0]?.catalogue
+  /** A store on a pool of named statements (so sent inline), connected as `connectionString`, recording its inline writes. */
+  const namedInlineStore = (connectionString: string) => {
+    const pool = new pg.Pool({ connectionString, max: 2 })
+    const writes: InlineWrite[] = []
+    const record = inlineWrites(inline, writes)
+    const recorded = { query: (config: { name?: string; text: string; values: unknown[] }) => (record(config.text, config.values), pool.query(config)) }
+    const logger = warnings()
+    const store = createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: true, logger })
+    return { store, writes, logger, end: () => pool.end() }
+  }
   const kept = () => db.prisma.$queryRawUnsafe<Array<{ digest: string; stages: string }>>(`SELECT "digest", "stages"::text AS "stages" FROM "PipelineCatalogue" ORDER BY "createdAt", "digest"`)
 
   it('is sent whole by the first run’s first update only, then by digest, and every run stores the same text', async () => {
@@ -380,13 +390,8 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
     await db.prisma.$executeRawUnsafe(`REVOKE INSERT ON "PipelineCatalogue" FROM "${role}"`)
     const url = new URL(db.url as string)
     url.username = role
-    const pool = new pg.Pool({ connectionString: url.toString(), max: 2 })
-    const writes: InlineWrite[] = []
-    const record = inlineWrites(inline, writes)
-    const recorded = { query: (config: { name?: string; text: string; values: unknown[] }) => (record(config.text, config.values), pool.query(config)) }
+    const { store, writes, logger, end } = namedInlineStore(url.toString())
     try {
-      const logger = warnings()
-      const store = createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: true, logger })
       const stages = stagesOf('Role stage', 12)
       const text = JSON.stringify(stages)
       for (const id of ['role-1', 'role-2']) {
@@ -403,20 +408,15 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
       expect(logger.messages[0]).toContain('that this role may read and insert into')
       expect((await kept()).filter((row) => row.digest === sha256(text))).toEqual([])
     } finally {
-      await pool.end()
+      await end()
       await db.prisma.$executeRawUnsafe(`DROP OWNED BY "${role}"`)
       await db.prisma.$executeRawUnsafe(`DROP ROLE "${role}"`)
     }
   })
 
   it.runIf(usesPostgres())('sent inline, deleted by hand: the next first update and creation are answered unknown, sent again whole, stored right, said once', async () => {
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 })
-    const writes: InlineWrite[] = []
-    const record = inlineWrites(inline, writes)
-    const recorded = { query: (config: { name?: string; text: string; values: unknown[] }) => (record(config.text, config.values), pool.query(config)) }
+    const { store, writes, logger, end } = namedInlineStore(db.url as string)
     try {
-      const logger = warnings()
-      const store = createPrismaStore({ prisma: db.prisma, pool: recorded, namedStatements: true, logger })
       const stages = stagesOf('Inline gone stage', 6)
       const text = JSON.stringify(stages)
       const digest = sha256(text)
@@ -440,7 +440,7 @@ describe('a pipeline’s catalogue kept once under its digest', () => {
       expect((await kept()).filter((row) => row.digest === digest)).toEqual([{ digest, stages: text }])
       expect(logger.messages).toEqual([expect.stringContaining(`"PipelineCatalogue" no longer holds catalogue ${digest}, which this store kept there (a row deleted?)`)])
     } finally {
-      await pool.end()
+      await end()
     }
   })
 
