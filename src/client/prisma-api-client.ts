@@ -36,6 +36,7 @@ import { stageNumberError, stageNumberProblem } from './stage-number.js'
 import { z } from 'zod'
 import { Transport } from './transport.js'
 import { type InheritedEnd, type InheritedStage, completedByItsStages, inheritedEndEvent, inheritedEnds, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
+import { ListenersByKey } from './listeners-by-key.js'
 
 /**
  * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
@@ -110,7 +111,7 @@ export class PrismaAPIClient {
   /** The run's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
   readonly #catalogues = new Map<string, RunCatalogue>()
   /** Per run, who waits to hear of its updates the outbox dead-letters after they were queued (`runPipeline`). */
-  readonly #queuedDeadLetterListeners = new Map<string, Set<(letter: DeadLetter) => void>>()
+  readonly #queuedDeadLetterListeners = new ListenersByKey<(letter: DeadLetter) => void>()
   /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
   #inherited = new Map<string, Map<number, InheritedStage>>()
   /** Per run: how the updates an earlier process left in the outbox end it, when they do (see `restart-attempts.ts`). */
@@ -167,7 +168,7 @@ export class PrismaAPIClient {
             deliver: (entry, signal) => this.#delivery.redeliver(entry, signal),
             onDeadLetter: (letter, queued) => {
               this.#delivery.count(letter.runId, 'deadLettered')
-              if (queued) for (const listener of this.#queuedDeadLetterListeners.get(letter.runId) ?? []) listener(letter)
+              if (queued) for (const listener of this.#queuedDeadLetterListeners.of(letter.runId)) listener(letter)
             },
           })
         : undefined
@@ -197,15 +198,7 @@ export class PrismaAPIClient {
       openOutputStream: (runId, stageNumber) => this.#openOutputStream(runId, stageNumber),
       logger: this.#logger,
       outboxDir: this.#outbox?.dir,
-      onQueuedDeadLetter: (runId, listener) => {
-        const listeners = this.#queuedDeadLetterListeners.get(runId) ?? new Set()
-        listeners.add(listener)
-        this.#queuedDeadLetterListeners.set(runId, listeners)
-        return () => {
-          listeners.delete(listener)
-          if (listeners.size === 0 && this.#queuedDeadLetterListeners.get(runId) === listeners) this.#queuedDeadLetterListeners.delete(runId)
-        }
-      },
+      onQueuedDeadLetter: (runId, listener) => this.#queuedDeadLetterListeners.add(runId, listener),
       serverCatalogue: async (runId, stageCount) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)

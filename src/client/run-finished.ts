@@ -8,6 +8,7 @@ import { type FinalStatus, type RunStatus, isFinalStatus } from '../contract/sta
 import { CONFLICT_CAUSE_AND_FIX } from '../internal/conflict-cause.js'
 import { type StatusHttpError, isStatusHttpError } from './errors.js'
 import { failureReason } from './failure-reason.js'
+import { ListenersByKey } from './listeners-by-key.js'
 import type { Logger } from './logger.js'
 
 /** What {@link PrismaAPIClientOptions.onRunFinished} gets: the run was finished by someone else. */
@@ -88,7 +89,7 @@ export class RunFinishedObserver {
   /** Per run: finished by this client's own update (no event), or the event that was emitted. */
   readonly #finished = new Map<string, RunFinishedEvent | 'self'>()
   /** Per run, who waits to hear that it was finished elsewhere (`runPipeline`). */
-  readonly #listeners = new Map<string, Set<(event: RunFinishedEvent) => void>>()
+  readonly #listeners = new ListenersByKey<(event: RunFinishedEvent) => void>()
   /**
    * The runs the server has shown this client unfinished, in an answer to one of its requests or
    * a read. A run first learned finished from an answer to this client's own update or heartbeat,
@@ -141,13 +142,7 @@ export class RunFinishedObserver {
 
   /** Listens for the run being finished elsewhere; returns the unsubscribe. */
   listen(runId: string, listener: (event: RunFinishedEvent) => void): () => void {
-    const listeners = this.#listeners.get(runId) ?? new Set()
-    listeners.add(listener)
-    this.#listeners.set(runId, listeners)
-    return () => {
-      listeners.delete(listener)
-      if (listeners.size === 0 && this.#listeners.get(runId) === listeners) this.#listeners.delete(runId)
-    }
+    return this.#listeners.add(runId, listener)
   }
 
   /**
@@ -173,7 +168,7 @@ export class RunFinishedObserver {
     const log = learnedFrom === 'status' ? this.#logger.info?.bind(this.#logger) : this.#logger.warn.bind(this.#logger)
     const ownRequest = learnedFrom !== 'status' && learnedFrom !== 'stream'
     log?.(describeRunFinished(run, ownRequest && !this.#seenOpen.has(runId)), { runId, status, reason: run.error })
-    for (const listener of [this.#onRunFinished, ...(this.#listeners.get(runId) ?? [])]) {
+    for (const listener of [this.#onRunFinished, ...this.#listeners.of(runId)]) {
       try {
         listener?.(event)
       } catch (error) {
