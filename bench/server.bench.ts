@@ -22,7 +22,8 @@
  * Needs DATABASE_URL (a PostgreSQL server where it may create and drop a database); without it,
  * it says so and skips. Run: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
  * Knobs: BENCH_SECONDS (per block, default 3), BENCH_ROUNDS (default 4), BENCH_CONCURRENCY (default
- * 1,8,32,64), BENCH_PARTS (default update,status,size), BENCH_OUTPUT (default bench/results/latest/server.json; bench/results/server.json is the run behind bench/README.md).
+ * 1,8,32,64), BENCH_PARTS (default update,status,size), BENCH_FLAGGED (more SDK servers with node flags, e.g.
+ * `pool:--no-maglev`), BENCH_OUTPUT (default bench/results/latest/server.json; bench/results/server.json is the run behind bench/README.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -86,8 +87,8 @@ interface BenchServer {
   child: ChildProcess
   cpu(): Promise<number>
 }
-async function startServer(name: string, file: string, env: Record<string, string>): Promise<BenchServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench/servers', file)], {
+async function startServer(name: string, file: string, env: Record<string, string>, nodeFlags: string[] = []): Promise<BenchServer> {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(root, 'bench/servers', file)], {
     cwd: root,
     env: { ...process.env, ...env, BENCH_STAGE_COUNT: String(CATALOGUE_STAGES), NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -240,7 +241,18 @@ try {
   const sdkLarge = await startServer('sdk@100k', 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: 'prisma' })
   const sdkSmall = await startServer('sdk@1k', 'sdk-server.ts', { BENCH_DATABASE_URL: smallUrl, BENCH_MODE: 'prisma' })
   children.push(sdk.child, sdkPool.child, sdkUnnamed.child, baseline.child, original.child, sdkLarge.child, sdkSmall.child)
-  const servers = [sdk, sdkPool, sdkUnnamed, baseline]
+  // BENCH_FLAGGED: more SDK servers with node flags, interleaved with the rest (a deployment
+  // setting's cost), e.g. `pool:--no-maglev,prisma:--no-maglev` adds `sdk+pool --no-maglev` and
+  // `sdk --no-maglev`.
+  const flagged: BenchServer[] = []
+  for (const entry of (process.env['BENCH_FLAGGED'] ?? '').split(',').filter(Boolean)) {
+    const [mode, flags = ''] = entry.split(':') as [string, string?]
+    const nodeFlags = flags.split(' ').filter(Boolean)
+    const server = await startServer(`${mode === 'prisma' ? 'sdk' : `sdk+${mode}`} ${nodeFlags.join(' ')}`, 'sdk-server.ts', { BENCH_DATABASE_URL: bigUrl, BENCH_MODE: mode }, nodeFlags)
+    children.push(server.child)
+    flagged.push(server)
+  }
+  const servers = [sdk, sdkPool, sdkUnnamed, ...flagged, baseline]
   const bigPairs = pairs(BIG)
   const pairsFor = () => bigPairs
 
