@@ -55,11 +55,18 @@ export interface ClientInternals {
   /** The outbox's directory (resolved), for `runPipeline`'s warnings; `undefined` without an outbox. */
   readonly outboxDir: string | undefined
   /**
-   * Listens for the run's updates that the outbox dead-letters after they waited in it (a refusal
-   * on an update's first delivery is in that update's outcome instead); returns the unsubscribe.
+   * Listens for the run's updates that the outbox dead-letters after this client queued them (a
+   * refusal on an update's first delivery is in that update's outcome instead; an earlier
+   * process's is {@link takeEarlierDeadLetters}'); returns the unsubscribe.
    * A listener must not throw.
    */
   onQueuedDeadLetter(runId: string, listener: (letter: DeadLetter) => void): () => void
+  /**
+   * The run's updates that an earlier process left in the outbox and that it dead-lettered since
+   * this client opened it, before `runPipeline` started or while it ran (not given to
+   * {@link onQueuedDeadLetter}); taken once.
+   */
+  takeEarlierDeadLetters(runId: string): DeadLetter[]
 }
 
 /** A run's own stage catalogue as the server answered it, and its pipeline. */

@@ -12,7 +12,7 @@ import { isPositive } from '../internal/is-positive.js'
 import { createWebhookSignatureHeaders, decodeWebhookSecret, webhookMessageId } from '../signing/webhook-signature.js'
 import { DEFAULT_BASE_PATH, normalizeBasePath } from '../contract/routes.js'
 import type { CompleteRun } from '../contract/complete.js'
-import type { UndeliveredUpdates } from './delivery.js'
+import type { QueuedCompletionEvent, UndeliveredUpdates } from './delivery.js'
 import { ConfigurationError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { FlushResult, OutboxOptions } from './outbox/entry.js'
@@ -160,6 +160,21 @@ export interface PrismaAPIClientOptions {
    * aborts the running stage.
    */
   onRunFinished?: ((event: RunFinishedEvent) => void) | undefined
+  /**
+   * Called when a `/complete` that waited in the outbox leaves it, with how it came out:
+   * `applied` (its results reached the app's `onRunCompleted` hook), `duplicate` (another
+   * completion had already been received: these results did not reach the hook; also logged at
+   * warn), `dead-lettered` (refused for good or expired) or `superseded` (the run ended
+   * elsewhere), and the server's answer or the reason ({@link QueuedCompletionEvent}). That is
+   * the later outcome of a `completeRun` that resolved a `QueuedDelivery` (and of `runPipeline`'s
+   * `summary.completion` when it is one), delivered by a flush, `close()`, the background
+   * redelivery, or, for an earlier process's completion, by this client when it opens the same
+   * directory (`earlierProcess: true`). A completion still queued when the client closes stays on
+   * disk and is told to whichever client delivers it. Not called for a completion delivered or
+   * refused on its first send: `completeRun` resolves or throws that. Exceptions it throws are
+   * logged and ignored.
+   */
+  onQueuedCompletion?: ((event: QueuedCompletionEvent) => void) | undefined
 }
 
 /** Options of {@link PrismaAPIClient.close}. */

@@ -3,6 +3,7 @@
  * retries, and when it fails it is classified once, by {@link classifyFailure}, the same way on
  * the first send and on a redelivery from the outbox. Internal.
  */
+import type { CompleteRunResponse } from '../contract/records.js'
 import type { StageUpdate } from '../contract/stage-update.js'
 import { type StageCatalogue, lastStageNumber } from '../contract/stages.js'
 import { PipelineStatusError, RunFinishedError, type StatusHttpError, isStatusHttpError } from './errors.js'
@@ -18,7 +19,8 @@ import type { Transport } from './transport.js'
 
 /**
  * An update that could not be delivered yet and waits in the outbox; it will be delivered in
- * order with the run's other updates. Only returned when the `outbox` option is set.
+ * order with the run's other updates. Only returned when the `outbox` option is set. How a
+ * queued `/complete` comes out goes to the client's `onQueuedCompletion` ({@link QueuedCompletionEvent}).
  */
 export interface QueuedDelivery {
   /** Always `true`: tells this apart from the server's answer (see {@link isQueuedDelivery}). */
@@ -42,6 +44,38 @@ export interface QueuedDelivery {
  */
 export function isQueuedDelivery(value: unknown): value is QueuedDelivery {
   return typeof value === 'object' && value !== null && (value as { queued?: unknown }).queued === true
+}
+
+/**
+ * How a `/complete` that waited in the outbox came out, once it left the outbox (see
+ * {@link PrismaAPIClientOptions.onQueuedCompletion}): the answer to the {@link QueuedDelivery}
+ * that `completeRun` (and `runPipeline`'s `summary.completion.response`) resolved.
+ */
+export interface QueuedCompletionEvent {
+  /** The run. */
+  runId: string
+  /** The completion's idempotency key: the {@link QueuedDelivery.idempotencyKey} it was queued with. */
+  idempotencyKey: string
+  /**
+   * - `applied`: stored; its results reached the app's `onRunCompleted` hook.
+   * - `duplicate`: delivered, but the run's completion had already been received (another party's
+   *   `/complete` came while this one waited): the hook ran with those results, not these (also
+   *   logged at warn).
+   * - `dead-lettered`: refused for good (a 4xx other than 401/403, a body too large) or older
+   *   than `outbox.maxAgeMs`; kept in `dead-letters.jsonl` (`client.deadLetters()`), logged as an error.
+   * - `superseded`: the run ended elsewhere while it waited (cancelled, failed by the stale-run
+   *   sweeper): not stored; `onRunFinished` is called too.
+   */
+  outcome: 'applied' | 'duplicate' | 'dead-lettered' | 'superseded'
+  /** The server's answer, for `applied` and `duplicate`. */
+  response?: CompleteRunResponse
+  /** Why, for `dead-lettered` and `superseded`. */
+  reason?: string
+  /**
+   * `true` for a completion an earlier process left in the outbox directory (a restarted runner's
+   * client delivered it), `false` for one this client queued.
+   */
+  earlierProcess: boolean
 }
 
 /** Per run, the updates a client did not deliver; see {@link CloseResult}. */
@@ -298,7 +332,7 @@ export class Delivery {
       const { finished: stale } = this.#observer.learnFromAnswer(update, response.text)
       // Answered but not stored: the run had ended elsewhere.
       if (stale) return { result: 'superseded', reason: `not stored: the run ended elsewhere (${stale.status})` }
-      return { result: 'delivered' }
+      return { result: 'delivered', answer: response.text }
     } catch (error) {
       const failure = await this.classifyFailure(entry.runId, entry.route, entry.body, error)
       const refusal = isStatusHttpError(error) ? { status: error.status, code: error.problem?.code, reason: failureReason(error) } : undefined

@@ -38,7 +38,7 @@ export type { PipelineRunRecord, StageOutputRecord, UpdateOutcome } from '../con
 export type { RunCounts, RunListPage, RunSummary } from '../contract/run-list.js'
 export { PrismaAPIClient } from './prisma-api-client.js'
 export type { PrismaAPIClientOptions, SigningOptions, CloseOptions, CloseResult, CompleteRunInput } from './client-options.js'
-export { isQueuedDelivery, type QueuedDelivery, type UndeliveredUpdates } from './delivery.js'
+export { isQueuedDelivery, type QueuedCompletionEvent, type QueuedDelivery, type UndeliveredUpdates } from './delivery.js'
 export type { RunFinishedEvent } from './run-finished.js'
 export type { ProgressReport } from './progress.js'
 export type { StageOutputStream, StageOutputStreamOptions, StageOutputSummary } from './output-writer.js'

@@ -5,6 +5,7 @@
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus } from '../contract/status.js'
 import type { QueuedDelivery, UpdateOutcome } from './delivery.js'
+import { type DeadLetter, type EntrySubject, subjectOf } from './outbox/entry.js'
 import type { RunFinishedEvent } from './run-finished.js'
 import type { OutputAlteration } from './stage-output.js'
 
@@ -102,9 +103,12 @@ export interface PipelineSummary {
   finishedElsewhere?: RunFinishedEvent
   /**
    * Problems that did not stop the run: an output the client had to change, an update that
-   * was not delivered, a debug output that could not be saved, a `/complete` answered
-   * `duplicate` (delivered, but the app's `onRunCompleted` hook had already run with an earlier
-   * completion's results, so these did not reach it; also logged once at warn). One line each.
+   * was not delivered (one line per cause, for every kind of update: a stage's status change, the
+   * completion, a progress report, a streamed output chunk the outbox dead-lettered after it
+   * waited, and an earlier process's update the outbox dead-lettered, named as that process's), a
+   * debug output that could not be saved, a `/complete` answered `duplicate` (delivered, but the
+   * app's `onRunCompleted` hook had already run with an earlier completion's results, so these
+   * did not reach it; also logged once at warn). One line each.
    */
   warnings: string[]
   /**
@@ -114,10 +118,17 @@ export interface PipelineSummary {
    * waiting: how many, and the outbox's directory). An update queued in the outbox during an
    * outage is judged when `runPipeline` resolves, not when it was queued: once the outbox
    * delivered it (a flush, its background redelivery), it counts as delivered; once the outbox
-   * dead-lettered it, as not delivered. Progress reports and streamed output chunks lost or
-   * refused do not make it `false` (their own warnings say so), but one still waiting in the
-   * outbox is counted among those waiting. A run whose stages all completed can still be `status: 'COMPLETED'` with `delivered: false`: the
-   * server then does not know it (e.g. it catalogues fewer stages than the runner).
+   * dead-lettered it, as not delivered. A progress report or a streamed output chunk lost,
+   * refused, or dead-lettered by the outbox after it waited does not make it `false`: a warning
+   * names it (`Stage 2 progress report was not delivered (dead-lettered): ...`, `Stage 2 output
+   * chunk 3 ...`), and the stage's status changes and final output, which the server keeps
+   * instead, are what it judges; one still waiting in the outbox is counted among those waiting.
+   * Nor does an update an earlier process of the run left in the outbox (a restarted runner) that
+   * the outbox dead-lettered, before this call started or while it ran: it is not this run's, and
+   * a warning names it as that process's (`An earlier process's stage 1 PROCESSING was not
+   * delivered (dead-lettered): ...`). A run whose stages all completed can still be `status:
+   * 'COMPLETED'` with `delivered: false`: the server then does not know it (e.g. it catalogues
+   * fewer stages than the runner).
    */
   delivered: boolean
   /**
@@ -135,17 +146,66 @@ export interface PipelineSummary {
   /**
    * The `/complete` answer (`outcome: 'applied'` when its results reached the app's
    * `onRunCompleted` hook, `'duplicate'` when an earlier completion had, with a warning), the
-   * queued delivery, or the error it failed with; absent with `complete: false`.
+   * queued delivery, or the error it failed with; absent with `complete: false`. A queued one's
+   * outcome, once the outbox delivers it or gives it up (after this summary), goes to the
+   * client's `onQueuedCompletion` with the same `idempotencyKey`.
    */
   completion?: { ok: true; response: CompleteRunResponse | QueuedDelivery } | { ok: false; error: unknown }
 }
 
-/** An update of the run that was not delivered, for the summary's warnings. */
+/**
+ * An update of the run that was not delivered, for the summary's warnings and its `delivered`:
+ * one lost or refused on its first send, or one the outbox dead-lettered after it waited there.
+ */
 export interface Undelivered {
-  /** `Stage 2 COMPLETED`, `The completion`. */
-  what: string
+  /** What it was: a stage's status change, the completion, a progress report or an output chunk. */
+  subject: EntrySubject
   state: UpdateOutcome['state']
   reason: string
+  /**
+   * Left in the outbox by an earlier process of the run (a restarted runner's outbox delivered
+   * it), not sent by this `runPipeline`: named as that process's, and not held against `delivered`.
+   */
+  earlier?: boolean
+}
+
+/** A dead letter of the run as the summary says it; `earlier`: an earlier process left it in the outbox. */
+export function undeliveredLetter(letter: DeadLetter, earlier: boolean): Undelivered {
+  return { subject: subjectOf(letter), state: 'dead-lettered', reason: letter.reason, ...(earlier ? { earlier } : {}) }
+}
+
+/**
+ * The one rule of `delivered`: whether this undelivered update makes it `false`. A status change
+ * of a stage and the completion do: the server's record of the run misses them. A progress
+ * report or a streamed output chunk does not (a later report, the stage's final status and its
+ * output stand in for them; their warning says what was lost), nor does an earlier process's update.
+ */
+export function countsAgainstDelivered(update: Undelivered): boolean {
+  return update.earlier !== true && update.subject.kind !== 'progress' && update.subject.kind !== 'output'
+}
+
+/** The summary's `delivered`: no update of this run is undelivered by {@link countsAgainstDelivered}, and none still waits in the outbox. */
+export function allDelivered(undelivered: readonly Undelivered[], stillQueued: number): boolean {
+  return stillQueued === 0 && !undelivered.some(countsAgainstDelivered)
+}
+
+/** `stage 2 COMPLETED`, `the completion`, `stage 2 progress report`, `stage 2 output chunk 3`; `an earlier process's stage 1 PROCESSING`. */
+function words({ subject, earlier }: Undelivered): string {
+  const what = (() => {
+    switch (subject.kind) {
+      case 'completion':
+        return earlier ? 'completion' : 'the completion'
+      case 'status':
+        return `stage ${subject.stageNumber} ${subject.status}`
+      case 'progress':
+        return `stage ${subject.stageNumber} progress report`
+      case 'output':
+        return `stage ${subject.stageNumber} output chunk ${subject.seq}`
+      case 'stage-update':
+        return earlier ? 'stage update' : 'a stage update'
+    }
+  })()
+  return earlier ? `an earlier process's ${what}` : what
 }
 
 /**
@@ -161,10 +221,20 @@ export function undeliveredWarnings(undelivered: readonly Undelivered[]): string
   }
   return [...byCause.values()].map((updates) => {
     const [first] = updates as [Undelivered, ...Undelivered[]]
-    if (updates.length === 1) return `${first.what} was not delivered (${first.state}): ${first.reason}`
-    const which = updates.map((u) => u.what.replace(/^The /, 'the ').replace(/^Stage /, 'stage ')).join(', ')
-    return `${updates.length} updates were not delivered (${first.state}): ${first.reason} (${which})`
+    if (updates.length === 1) {
+      const what = words(first)
+      return `${what.charAt(0).toUpperCase()}${what.slice(1)} was not delivered (${first.state}): ${first.reason}`
+    }
+    return `${updates.length} updates were not delivered (${first.state}): ${first.reason} (${updates.map(words).join(', ')})`
   })
+}
+
+/**
+ * The warning of a `/complete` answered `duplicate`: delivered, but the app's `onRunCompleted`
+ * hook had already run with an earlier completion's results. `cause` says when the other one came.
+ */
+export function duplicateCompletionWarning(cause: string): string {
+  return `The run's completion had already been received (outcome "duplicate"), so these results did not reach the app's onRunCompleted hook, which ran once with the earlier /complete's: ${cause}`
 }
 
 export function describeAlteration(alteration: OutputAlteration): string {

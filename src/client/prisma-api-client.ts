@@ -18,16 +18,17 @@ import { toStorableText } from '../contract/storable-text.js'
 import { CLIENT_INTERNALS, type ClientInternals, type InheritedRun, type RunCatalogue } from './client-internals.js'
 import { type CloseOptions, type CloseResult, type CompleteRunInput, type PrismaAPIClientOptions, resolveClientOptions } from './client-options.js'
 import { type CreateRunOptions, createRunBody } from './create-run.js'
-import { type Delivered, Delivery, type QueuedDelivery, type UpdateOutcome } from './delivery.js'
+import { type Delivered, Delivery, type QueuedCompletionEvent, type QueuedDelivery, type UpdateOutcome } from './delivery.js'
 import { ClientClosedError, ConfigurationError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import { Heartbeats } from './heartbeat.js'
 import { type Logger, consoleLogger } from './logger.js'
 import { parseResponse } from './parse-response.js'
-import type { DeadLetter, FlushResult } from './outbox/entry.js'
+import type { DeadLetter, FlushResult, LeftQueue, OutboxEntry } from './outbox/entry.js'
+import { duplicateCompletionWarning } from './pipeline-summary.js'
 import { Outbox } from './outbox/outbox.js'
 import { type ProgressReport, ProgressReports } from './progress.js'
-import { type RunFinishedEvent, RunFinishedObserver } from './run-finished.js'
+import { type RunFinishedEvent, RunFinishedObserver, safeJson } from './run-finished.js'
 import { type CountRunsOptions, type ListRunsOptions, type RunListTransport, countRuns, listRunPages, withQuery } from './run-list.js'
 import { RunEndWatches, type RunStreamHold } from './run-end-watch.js'
 import { type OutputAlteration, type StageAttemptFields, buildStageUpdate, storableStageUpdate, utf8Bytes } from './stage-output.js'
@@ -110,8 +111,14 @@ export class PrismaAPIClient {
   #closed = false
   /** The run's catalogue from `createRun`'s answer, per run, until `runPipeline` reads it. */
   readonly #catalogues = new Map<string, RunCatalogue>()
-  /** Per run, who waits to hear of its updates the outbox dead-letters after they were queued (`runPipeline`). */
+  /** Per run, who waits to hear of its updates the outbox dead-letters after this client queued them (`runPipeline`). */
   readonly #queuedDeadLetterListeners = new ListenersByKey<(letter: DeadLetter) => void>()
+  /**
+   * Per run, the updates an earlier process left in the outbox that it dead-lettered, kept
+   * whenever that happened until `runPipeline` takes them (at most as many as that process left).
+   */
+  readonly #earlierDeadLetters = new Map<string, DeadLetter[]>()
+  readonly #onQueuedCompletion: ((event: QueuedCompletionEvent) => void) | undefined
   /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
   #inherited = new Map<string, Map<number, InheritedStage>>()
   /** Per run: how the updates an earlier process left in the outbox end it, when they do (see `restart-attempts.ts`). */
@@ -133,6 +140,7 @@ export class PrismaAPIClient {
     const logger = options.logger ?? consoleLogger
     this.#logger = logger
     this.#throwOnError = options.throwOnError ?? false
+    this.#onQueuedCompletion = options.onQueuedCompletion
     const transport = new Transport({ secret, timeoutMs, retry, userAgent: options.userAgent ?? 'pipeline-status-sdk', fetch: options.fetch, signer, logger })
     this.#transport = transport
     this.#observer = new RunFinishedObserver({
@@ -166,10 +174,8 @@ export class PrismaAPIClient {
             ...options.outbox,
             logger,
             deliver: (entry, signal) => this.#delivery.redeliver(entry, signal),
-            onDeadLetter: (letter, queued) => {
-              this.#delivery.count(letter.runId, 'deadLettered')
-              if (queued) for (const listener of this.#queuedDeadLetterListeners.of(letter.runId)) listener(letter)
-            },
+            onDeadLetter: (letter) => this.#delivery.count(letter.runId, 'deadLettered'),
+            onLeft: (entry, left, inherited) => this.#leftOutbox(entry, left, inherited),
           })
         : undefined
     } catch (error) {
@@ -199,6 +205,11 @@ export class PrismaAPIClient {
       logger: this.#logger,
       outboxDir: this.#outbox?.dir,
       onQueuedDeadLetter: (runId, listener) => this.#queuedDeadLetterListeners.add(runId, listener),
+      takeEarlierDeadLetters: (runId) => {
+        const letters = this.#earlierDeadLetters.get(runId) ?? []
+        this.#earlierDeadLetters.delete(runId)
+        return letters
+      },
       serverCatalogue: async (runId, stageCount) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
@@ -287,7 +298,9 @@ export class PrismaAPIClient {
    * stage `FAILED`, then `completeRun` `FAILED`) the completion is still `applied` and the hook
    * runs, but the run keeps its `completedAt` and the stage's `error`: `body.error` is stored only
    * on a run that has none. Resolves the server's answer, or a {@link QueuedDelivery}
-   * when the outbox took it (server unreachable, or the run's earlier updates still queued).
+   * when the outbox took it (server unreachable, or the run's earlier updates still queued);
+   * how that one comes out later (applied, duplicate, dead-lettered, superseded) goes to the
+   * client's `onQueuedCompletion`.
    * Throws {@link PayloadValidationError} for an invalid body, and the transport errors when
    * it could not be delivered and there is no outbox (or the server refused it with a 4xx).
    *
@@ -634,6 +647,46 @@ export class PrismaAPIClient {
   }
 
   /** What the earlier process's updates of the run still in the outbox say, without the server's view. */
+  /**
+   * A queued update left the outbox: a dead letter goes to whoever waits for the run's (an
+   * earlier process's is kept for `runPipeline` to name as that process's, whenever it came); a
+   * completion's outcome goes to `onQueuedCompletion`.
+   */
+  #leftOutbox(entry: OutboxEntry, left: LeftQueue, inherited: boolean): void {
+    if (left.result === 'rejected') {
+      if (inherited) this.#earlierDeadLetters.set(entry.runId, [...(this.#earlierDeadLetters.get(entry.runId) ?? []), left.letter])
+      else for (const listener of this.#queuedDeadLetterListeners.of(entry.runId)) listener(left.letter)
+    }
+    if (entry.route === 'complete') this.#completionLeft(entry, left, inherited)
+  }
+
+  /** Tells `onQueuedCompletion` how a queued `/complete` came out; a duplicate is also logged at warn. */
+  #completionLeft(entry: OutboxEntry, left: LeftQueue, earlierProcess: boolean): void {
+    const { runId, id: idempotencyKey } = entry
+    let event: QueuedCompletionEvent
+    if (left.result === 'delivered') {
+      const answer = CompleteRunResponse.safeParse(left.answer === undefined ? undefined : safeJson(left.answer))
+      if (!answer.success) {
+        this.#logger.error(`Run ${runId}: the completion delivered from the outbox got an answer that does not match the contract; its outcome is unknown`, { runId, idempotencyKey })
+        return
+      }
+      const response = answer.data
+      if (response.outcome === 'duplicate') {
+        this.#logger.warn(`Run ${runId}: ${duplicateCompletionWarning('another party completed the run while this /complete waited in the outbox')}`, { runId, idempotencyKey })
+      } else {
+        this.#logger.info?.(`Run ${runId}: the completion delivered from the outbox was applied: its results reached the app's onRunCompleted hook`, { runId, idempotencyKey })
+      }
+      event = { runId, idempotencyKey, outcome: response.outcome === 'duplicate' ? 'duplicate' : 'applied', response, earlierProcess }
+    } else {
+      event = { runId, idempotencyKey, outcome: left.result === 'rejected' ? 'dead-lettered' : 'superseded', reason: left.result === 'rejected' ? left.letter.reason : left.reason, earlierProcess }
+    }
+    try {
+      this.#onQueuedCompletion?.(event)
+    } catch (error) {
+      this.#logger.error(`Run ${runId}: onQueuedCompletion threw: ${failureReason(error)}`, { runId })
+    }
+  }
+
   #inheritedRun(runId: string, pipeline?: string): InheritedRun {
     const inherited = this.#inherited.get(runId)
     const end = this.#inheritedEnds.get(runId)

@@ -4,7 +4,6 @@ import { forwardAbort } from './forward-abort.js'
 import { abortMessage, untilAborted } from './stage-abort.js'
 import { clientInternals } from './client-internals.js'
 import { type UpdateOutcome, isQueuedDelivery } from './delivery.js'
-import type { DeadLetter } from './outbox/entry.js'
 import type { StageAttemptFields } from './stage-output.js'
 import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
 import { failureReason } from './failure-reason.js'
@@ -13,7 +12,18 @@ import type { ProgressReport } from './progress.js'
 import type { RunFinishedEvent } from './run-finished.js'
 import type { RunStreamHold } from './run-end-watch.js'
 import { startingCatalogue } from './starting-catalogue.js'
-import { type PipelineSummary, type StageConflict, type StageSummary, type Undelivered, describeAlteration, outputPreview, undeliveredWarnings } from './pipeline-summary.js'
+import {
+  type PipelineSummary,
+  type StageConflict,
+  type StageSummary,
+  type Undelivered,
+  allDelivered,
+  describeAlteration,
+  duplicateCompletionWarning,
+  outputPreview,
+  undeliveredLetter,
+  undeliveredWarnings,
+} from './pipeline-summary.js'
 import type { OutputAlteration } from './stage-output.js'
 import { saveOutput } from './debug-output.js'
 import { resumedOutput } from './restart-attempts.js'
@@ -299,15 +309,13 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   let error: string | undefined
   // The run finished by someone else: set by the client's answers, at any moment.
   /**
-   * Updates not delivered, in order; one warning per cause at the end. An update queued in the
-   * outbox is not in it: the outbox may still deliver it, so it is judged when the run ends (what
-   * the outbox still holds then, and what it dead-lettered meanwhile), in one place below.
+   * Updates not delivered, in order; one warning per cause at the end, and `delivered` by one rule
+   * (`allDelivered`). An update queued in the outbox is not in it: the outbox may still deliver it,
+   * so it is judged when the run ends (what the outbox still holds then, and what it dead-lettered
+   * meanwhile: every kind of update, a progress report and an output chunk too), in one place below.
    */
   const undelivered: Undelivered[] = []
-  const unsubscribeDeadLetters = internals.onQueuedDeadLetter(runId, (letter) => {
-    const what = statusChangeOf(letter)
-    if (what !== undefined) undelivered.push({ what, state: 'dead-lettered', reason: letter.reason })
-  })
+  const unsubscribeDeadLetters = internals.onQueuedDeadLetter(runId, (letter) => undelivered.push(undeliveredLetter(letter, false)))
   let elsewhere: RunFinishedEvent | undefined = internals.runFinished(runId)
   // An earlier process's FAILED/CANCELLED stage update or /complete still waiting in the outbox is
   // delivered before anything of this process's: the run is already ended by it (restart-attempts.ts).
@@ -344,7 +352,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       )
     }
     if (outcome.state !== 'delivered' && outcome.state !== 'queued') {
-      undelivered.push({ what: `Stage ${stageNumber} ${stageStatus}`, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
+      undelivered.push({ subject: { kind: 'status', stageNumber: String(stageNumber), status: stageStatus }, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
     }
     return outcome.state === 'delivered' || outcome.state === 'queued'
   }
@@ -415,8 +423,9 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
             reportProgress: async (report) => {
               const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
               // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
-              if (outcome.state === 'invalid' || outcome.state === 'failed' || outcome.state === 'dead-lettered') {
-                warnings.push(`Stage ${stageNumber} progress report ${outcome.state === 'invalid' ? 'refused as invalid' : `not delivered (${outcome.state})`}: ${outcome.reason ?? 'unknown reason'}`)
+              if (outcome.state === 'invalid') warnings.push(`Stage ${stageNumber} progress report refused as invalid: ${outcome.reason ?? 'unknown reason'}`)
+              else if (outcome.state === 'failed' || outcome.state === 'dead-lettered') {
+                undelivered.push({ subject: { kind: 'progress', stageNumber: String(stageNumber) }, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
               }
               return outcome.state === 'delivered' || outcome.state === 'queued'
             },
@@ -514,9 +523,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         result.completion = { ok: true, response }
         // Delivered, yet the app's hook ran earlier with another /complete's results: never silent.
         if (!isQueuedDelivery(response) && response.outcome === 'duplicate') {
-          const message =
-            "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's onRunCompleted hook, " +
-            "which ran once with the earlier /complete's: another party completed the run between this runner's start-of-run read and its /complete"
+          const message = duplicateCompletionWarning("another party completed the run between this runner's start-of-run read and its /complete")
           warnings.push(message)
           internals.logger.warn(`Run ${runId}: ${message}`, { runId })
         }
@@ -530,10 +537,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           result.error = elsewhereNow.reason ?? `The run was ${elsewhereNow.status} by someone else`
           warnings.push(`The completion was superseded: ${(thrown as Error).message}`)
         } else {
-          undelivered.push({ what: 'The completion', state: 'failed', reason: failureReason(thrown) })
+          undelivered.push({ subject: { kind: 'completion' }, state: 'failed', reason: failureReason(thrown) })
         }
       }
     }
+    // An earlier process's updates the outbox dead-lettered, before this run started or during it: named as that process's.
+    for (const letter of internals.takeEarlierDeadLetters(runId)) undelivered.push(undeliveredLetter(letter, true))
     warnings.push(...undeliveredWarnings(undelivered))
     // The one judgement of queued updates (the completion's too): undelivered while they still wait.
     const queued = client.pendingCount(runId)
@@ -543,7 +552,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           "(by this client's flush() or close(), or by the next process that opens that directory)",
       )
     }
-    result.delivered = undelivered.length === 0 && queued === 0
+    result.delivered = allDelivered(undelivered, queued)
     progress({ type: 'run-finished', runId, status: result.status, durationMs, ...(result.error !== undefined ? { error: result.error } : {}) })
     return result
   } finally {
@@ -553,19 +562,3 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
 
 /** No stream followed: a run already finished at start (an earlier process's pending updates end it). */
 const NO_STREAM: RunStreamHold = { arm: () => {}, disarm: () => {}, release: () => {} }
-
-/**
- * `Stage 2 COMPLETED` or `The completion` for a dead letter of a stage status change or of the
- * completion, which `delivered` counts; `undefined` for a progress report or a streamed output
- * chunk, which it does not (as on their first delivery).
- */
-function statusChangeOf(letter: DeadLetter): string | undefined {
-  if (letter.route === 'complete') return 'The completion'
-  if (letter.route !== 'stageUpdate') return undefined
-  try {
-    const body = JSON.parse(letter.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
-    return body.progress === undefined ? `Stage ${String(body.stageNumber)} ${String(body.status)}` : undefined
-  } catch {
-    return 'A stage update'
-  }
-}

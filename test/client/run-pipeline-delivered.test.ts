@@ -9,7 +9,15 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setupServer } from 'msw/node'
-import { PrismaAPIClient, type PrismaAPIClientOptions, type StageFunction, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
+import {
+  PrismaAPIClient,
+  type PrismaAPIClientOptions,
+  type QueuedCompletionEvent,
+  type QueuedDelivery,
+  type StageFunction,
+  runPipeline,
+  silentLogger,
+} from 'pipeline-status-sdk/client'
 import { createPipelineMock } from 'pipeline-status-sdk/msw'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { until } from '../support/until.js'
@@ -55,6 +63,9 @@ function stagesRecoveringIn2(recover: () => Promise<void>): StageFunction[] {
     () => 'five',
   ]
 }
+
+/** How the outbox words the mock's injected 400. */
+const REFUSED = 'HTTP 400 invalid_json: Injected fault: the mock was told to answer 400'
 
 const stored = async (runId: string) => {
   const status = await mock.getRun(runId)
@@ -132,6 +143,155 @@ describe('runPipeline delivered, with an outbox', () => {
     expect((await client.deadLetters('dead_lettered')).map((letter) => JSON.parse(letter.body) as unknown)).toEqual([
       { stageNumber: 1, stageName: 'Input Processing', status: 'PROCESSING' },
     ])
+  })
+})
+
+describe('runPipeline warnings for what the outbox dead-letters besides status changes', () => {
+  it("names a queued progress report and a queued output chunk the outbox dead-letters, and keeps delivered true (they are not status changes)", async () => {
+    await mock.createRun('dead_progress')
+    const client = clients.make()
+    const stages: StageFunction[] = [
+      async ({ reportProgress, write }) => {
+        // Stage 1 PROCESSING was delivered; the progress report's 3 attempts are dropped, so it is queued and the rest queue behind it.
+        mock.fail('stageUpdate', { drop: true, times: 3 })
+        expect(await reportProgress({ percent: 50, message: 'half' })).toBe(true)
+        write('streamed text') // flushed (queued) before stage 1 COMPLETED
+        return 'one'
+      },
+      async () => {
+        // The progress report, then the chunk, are refused for good on their redelivery; the rest of the queue goes on.
+        mock.fail('stageUpdate', { status: 400, times: 1 })
+        mock.fail('stageOutput', { status: 400, times: 1 })
+        expect(await client.flush()).toMatchObject({ delivered: 2, rejected: 2, pending: 0 }) // 1 COMPLETED, 2 PROCESSING
+        return 'two'
+      },
+      () => 'three',
+      () => 'four',
+      () => 'five',
+    ]
+    const summary = await runPipeline({ runId: 'dead_progress', client, stages })
+
+    expect(summary.status).toBe('COMPLETED')
+    // One warning per cause, as for status changes.
+    expect(summary.warnings).toEqual([`2 updates were not delivered (dead-lettered): ${REFUSED} (stage 1 progress report, stage 1 output chunk 0)`])
+    expect(summary.delivered).toBe(true)
+    expect((await client.deadLetters('dead_progress')).map((letter) => [letter.route, letter.body])).toEqual([
+      ['stageUpdate', expect.stringMatching(/"progress":{"seq":\d+,"percent":50,"message":"half"}/)],
+      ['stageOutput', '{"seq":0,"text":"streamed text"}'],
+    ])
+    expect((await stored('dead_progress')).stages?.[0]).toBe('1 COMPLETED one')
+  })
+})
+
+describe("runPipeline and an earlier process's update the outbox dead-letters", () => {
+  it.each([
+    ['before the restarted runner starts', 'before'],
+    ['while it runs', 'during'],
+  ] as const)('names it in a warning, whether it is dead-lettered %s, and keeps this run delivered', async (_, when) => {
+    await mock.createRun('earlier_dead')
+    // The earlier process, while the server answered 503: its stage 1 PROCESSING waits in the outbox when it dies.
+    mock.fail('stageUpdate', { status: 503 })
+    const earlier = clients.make()
+    expect(await earlier.markStageProcessing('earlier_dead', 1)).toBe(true)
+    expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
+
+    const restarted = clients.make()
+    /** The server refuses the earlier process's update for good, and the outbox dead-letters it. */
+    const refuse = async () => {
+      mock.clearFaults('stageUpdate')
+      mock.fail('stageUpdate', { status: 400, times: 1 })
+      await restarted.flush()
+      expect(restarted.pendingCount('earlier_dead')).toBe(0)
+    }
+    if (when === 'before') await refuse()
+    const stages: StageFunction[] = [
+      () => 'one',
+      async () => {
+        // This run's updates so far queued behind the earlier process's; they are delivered after it.
+        if (when === 'during') await refuse()
+        return 'two'
+      },
+      () => 'three',
+      () => 'four',
+      () => 'five',
+    ]
+    const summary = await runPipeline({ runId: 'earlier_dead', client: restarted, stages })
+
+    expect(summary.status).toBe('COMPLETED')
+    expect(summary.warnings).toEqual([
+      `An earlier process's stage 1 PROCESSING was not delivered (dead-lettered): ${REFUSED}`,
+    ])
+    expect(summary.delivered).toBe(true)
+    expect((await stored('earlier_dead')).run).toBe('COMPLETED')
+  })
+})
+
+describe("the outcome of a /complete that waited in the outbox (onQueuedCompletion)", () => {
+  /** A client recording its queued completions' outcomes and its warnings; the run's /complete is queued (3 dropped attempts). */
+  async function queuedCompletion(runId: string) {
+    await mock.createRun(runId)
+    const events: QueuedCompletionEvent[] = []
+    const warned: string[] = []
+    const client = clients.make({ onQueuedCompletion: (event) => events.push(event), logger: { ...silentLogger, warn: (message) => void warned.push(message) } })
+    mock.fail('complete', { drop: true, times: 3 })
+    const summary = await runPipeline({ runId, client, stages: stagesRecoveringIn2(async () => {}), results: () => ({ report: runId }) })
+    expect(summary.completion).toMatchObject({ ok: true, response: { queued: true, runId } })
+    expect(summary.delivered).toBe(false)
+    expect(events).toEqual([]) // not settled yet
+    const { idempotencyKey } = (summary.completion as { response: QueuedDelivery }).response
+    return { client, events, warned, idempotencyKey }
+  }
+
+  it('is applied: the event carries the answer, and the results reached the hook', async () => {
+    const { client, events, idempotencyKey } = await queuedCompletion('queued_applied')
+    expect(await client.flush()).toMatchObject({ delivered: 1, pending: 0 })
+    expect(events).toEqual([
+      { runId: 'queued_applied', idempotencyKey, outcome: 'applied', response: expect.objectContaining({ outcome: 'applied' }), earlierProcess: false },
+    ])
+    expect(events[0]?.response?.run).toMatchObject({ id: 'queued_applied', status: 'COMPLETED' })
+  })
+
+  it('is duplicate when another /complete was received while it waited, with a warning that its results did not reach the hook', async () => {
+    const { client, events, warned, idempotencyKey } = await queuedCompletion('queued_duplicate')
+    const other = clients.make({ outbox: undefined })
+    expect(await other.completeRun('queued_duplicate', { status: 'COMPLETED' })).toMatchObject({ outcome: 'applied' })
+    warned.length = 0
+    expect(await client.flush()).toMatchObject({ delivered: 1, pending: 0 })
+    expect(events).toEqual([
+      { runId: 'queued_duplicate', idempotencyKey, outcome: 'duplicate', response: expect.objectContaining({ outcome: 'duplicate' }), earlierProcess: false },
+    ])
+    expect(warned).toEqual([
+      'Run queued_duplicate: ' +
+        "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's onRunCompleted hook, " +
+        "which ran once with the earlier /complete's: another party completed the run while this /complete waited in the outbox",
+    ])
+  })
+
+  it('is dead-lettered when the server refuses it for good, with the reason', async () => {
+    const { client, events, idempotencyKey } = await queuedCompletion('queued_refused')
+    mock.fail('complete', { status: 400, times: 1 })
+    expect(await client.flush()).toMatchObject({ delivered: 0, rejected: 1, pending: 0 })
+    expect(events).toEqual([
+      {
+        runId: 'queued_refused',
+        idempotencyKey,
+        outcome: 'dead-lettered',
+        reason: REFUSED,
+        earlierProcess: false,
+      },
+    ])
+  })
+
+  it("is told for an earlier process's /complete that a restarted client delivers, marked as that process's", async () => {
+    const { client, idempotencyKey } = await queuedCompletion('queued_earlier')
+    // The process dies with its /complete still queued (the server still unreachable).
+    mock.fail('complete', { drop: true })
+    expect(await client.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
+    mock.clearFaults('complete')
+    const events: QueuedCompletionEvent[] = []
+    const restarted = clients.make({ onQueuedCompletion: (event) => events.push(event) })
+    expect(await restarted.flush()).toMatchObject({ delivered: 1, pending: 0 })
+    expect(events).toEqual([{ runId: 'queued_earlier', idempotencyKey, outcome: 'applied', response: expect.objectContaining({ outcome: 'applied' }), earlierProcess: true }])
   })
 })
 

@@ -5,7 +5,7 @@ method names, arguments and ``bool`` results); change the import line and a runn
 retries with one idempotency key, Standard Webhooks signing and a durable SQLite outbox.
 Standard library only; Python 3.9+.
 """
-from .client import DEFAULT_MAX_AGE, DEFAULT_SLOW_RETRY_INTERVAL, UNSERIALISABLE_OUTPUT_PREFIX, AlteredOutput, PrismaAPIClient, Undelivered
+from .client import DEFAULT_MAX_AGE, DEFAULT_SLOW_RETRY_INTERVAL, UNSERIALISABLE_OUTPUT_PREFIX, AlteredOutput, PrismaAPIClient, QueuedCompletion, Undelivered
 from .contract import (
     BASE_PATH,
     DEFAULT_STAGES,
@@ -64,6 +64,7 @@ __all__ = [
     "OutboxEntry",
     "PipelineStatusError",
     "PrismaAPIClient",
+    "QueuedCompletion",
     "RetryPolicy",
     "RunFinishedElsewhereError",
     "StatusHttpError",

@@ -101,6 +101,31 @@ class Undelivered:
         return self.queued == 0 and not self.dead_letters and not self.failed
 
 
+@dataclass(frozen=True)
+class QueuedCompletion:
+    """How a completion (``complete_run``) that waited in the outbox came out, once it left it
+    (``on_queued_completion``; the TypeScript client's ``QueuedCompletionEvent``).
+
+    ``outcome``: ``"applied"`` (stored; its results reached the app's ``onRunCompleted`` hook),
+    ``"duplicate"`` (delivered, but another completion of the run had been received while it
+    waited: the hook ran with those results, not these; also logged as a warning),
+    ``"dead-lettered"`` (refused for good or older than ``max_age``; kept in the outbox) or
+    ``"superseded"`` (the run ended elsewhere while it waited; not stored). ``answer`` is the
+    server's answer for ``applied`` and ``duplicate``; ``reason`` says why for the others.
+    """
+
+    run_id: str
+    idempotency_key: str
+    outcome: str
+    answer: Optional[Dict[str, Any]] = None
+    reason: Optional[str] = None
+
+
+#: The warning of a completion answered ``duplicate``, word for word the TypeScript client's.
+DUPLICATE_COMPLETION = ("The run's completion had already been received (outcome \"duplicate\"), so these results did not reach "
+                        "the app's onRunCompleted hook, which ran once with the earlier /complete's: {cause}")
+
+
 @dataclass
 class _Update:
     run_id: str
@@ -180,6 +205,12 @@ class PrismaAPIClient:
             shows the run finished by someone else (cancelled by the web app, failed by the
             stale-run sweeper, completed elsewhere); ``run`` is the run as stored (``status``,
             ``error``). Exceptions it raises are logged. See also :meth:`run_finished`.
+        on_queued_completion: called as ``on_queued_completion(event)`` with a
+            :class:`QueuedCompletion` when a completion that waited in the outbox leaves it
+            (delivered by a flush, the background thread or a later process on the directory,
+            dead-lettered, or superseded): the later outcome of a ``complete_run`` that returned
+            ``True`` because it was queued. Not called for a completion delivered or refused on
+            its first send. Exceptions it raises are logged.
         traceparent: a W3C ``traceparent`` sent on every request, so the web app's stage spans
             continue the runner's trace (docs/tracing.md). Default: the ``TRACEPARENT``
             environment variable, if set (an invalid one is ignored with a warning; an invalid
@@ -219,6 +250,7 @@ class PrismaAPIClient:
         logger: Optional[logging.Logger] = None,
         heartbeat_interval: Optional[float] = None,
         on_run_finished: Optional[Callable[[str, Dict[str, Any]], None]] = None,
+        on_queued_completion: Optional[Callable[[QueuedCompletion], None]] = None,
         traceparent: Optional[str] = None,
         tracestate: Optional[str] = None,
         trace_headers: Optional[TraceHeaders] = None,
@@ -243,6 +275,7 @@ class PrismaAPIClient:
             raise ConfigurationError(f"heartbeat_interval must be 1 to 3600 seconds, got {heartbeat_interval!r}")
         self.heartbeat_interval = heartbeat_interval
         self.on_run_finished = on_run_finished
+        self.on_queued_completion = on_queued_completion
         #: Per run: "self" when this client's own update finished it, else the run as stored when finished elsewhere.
         self._finished: Dict[str, Union[str, Dict[str, Any]]] = {}
         #: Runs whose superseded updates were logged: one warning per run.
@@ -1165,6 +1198,7 @@ class PrismaAPIClient:
             reason = f"expired: undelivered {round(now - entry.first_attempt_at)} s after its first attempt (max_age {self.max_age:g} s)"
             self.outbox.dead_letter(entry, None, None, reason)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, reason, self.outbox.path)
+            self._completion_left(entry, "dead-lettered", reason=reason)
             return True
         try:
             answer = self._transport.send(Request(entry.method, entry.route, entry.id, entry.body))
@@ -1190,9 +1224,11 @@ class PrismaAPIClient:
             # Only a run ended elsewhere: a runner contradicting its own finished run is a dead letter.
             if kind == "superseded":
                 self._supersede(entry, status, code, f"{error}; the run ended elsewhere")
+                self._completion_left(entry, "superseded", reason=f"{error}; the run ended elsewhere")
                 return True
             self.outbox.dead_letter(entry, status, code, str(error))
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
+            self._completion_left(entry, "dead-lettered", reason=str(error))
             return True
         stale = answer.get("outcome") == "stale"
         self._note_conflict(entry.run_id, f"{entry.what} (from the outbox)", answer)
@@ -1202,8 +1238,28 @@ class PrismaAPIClient:
             self._supersede(entry, None, None, "not stored: the run ended elsewhere")
             return True
         self.outbox.ack(entry.seq)
-        self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
+        if entry.route.endswith("/complete"):
+            outcome = "duplicate" if answer.get("outcome") == "duplicate" else "applied"
+            if outcome == "duplicate":
+                self.log.warning("Run %s: %s", entry.run_id,
+                                 DUPLICATE_COMPLETION.format(cause="another party completed the run while this /complete waited in the outbox"))
+            else:
+                self.log.info("Run %s: %s delivered from the outbox (outcome applied: its results reached the app's onRunCompleted hook)",
+                              entry.run_id, entry.what)
+            self._completion_left(entry, outcome, answer=dict(answer))
+        else:
+            self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
         return True
+
+    def _completion_left(self, entry: OutboxEntry, outcome: str, answer: Optional[Dict[str, Any]] = None,
+                         reason: Optional[str] = None) -> None:
+        """Tells ``on_queued_completion`` how a queued completion came out; other updates are not told."""
+        if not entry.route.endswith("/complete") or self.on_queued_completion is None:
+            return
+        try:
+            self.on_queued_completion(QueuedCompletion(entry.run_id, entry.id, outcome, answer, reason))
+        except Exception:  # a broken callback must not break delivery
+            self.log.exception("Run %s: on_queued_completion raised", entry.run_id)
 
     def _note_stale_attempt(self, run_id: str, what: str, body: bytes, answer: Mapping[str, Any]) -> None:
         """Logs once at INFO that a stage update with an attempt was answered ``stale`` for a run

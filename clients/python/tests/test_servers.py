@@ -200,6 +200,35 @@ class ServerTests:
             self.assertEqual(len({r.headers["idempotency-key"] for r in delivered}), 11)
             self.assertEqual(flushers[0].get_status(run_id)["run"]["status"], "COMPLETED")
 
+    def test_a_completion_that_waited_in_the_outbox_tells_its_outcome(self) -> None:
+        applied, duplicate, refused = self.created_run(), self.created_run(), self.created_run()
+        events: list = []
+        with tempfile.TemporaryDirectory() as outbox:
+            for run_id in (applied, duplicate, refused):
+                self.proxy.faults.append(Fault(f"/{run_id}/complete", 503, times=100))
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1), on_queued_completion=events.append)
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                for run_id in (applied, duplicate, refused):
+                    self.assertTrue(client.complete_run(run_id, "COMPLETED", report=run_id))  # queued
+            self.assertEqual(events, [])
+            # Another party completes one of the runs while its /complete waits; the server refuses another's for good.
+            self.assertTrue(PrismaAPIClient(self.origin, SECRET).complete_run(duplicate, "COMPLETED", report="elsewhere"))
+            self.proxy.faults.clear()
+            self.proxy.faults.append(Fault(f"/{refused}/complete", 400))
+            with self.assertLogs("pipeline_status_client", logging.INFO) as logs:
+                self.assertTrue(client.flush(timeout=30))
+            keys = {r.path.split("/")[-2]: r.headers["idempotency-key"] for r in self.proxy.records if r.path.endswith("/complete")}
+            by_run = {event.run_id: event for event in events}
+            self.assertEqual(sorted(by_run), sorted([applied, duplicate, refused]))
+            self.assertEqual((by_run[applied].outcome, by_run[applied].idempotency_key, by_run[applied].reason), ("applied", keys[applied], None))
+            self.assertEqual((by_run[applied].answer or {}).get("outcome"), "applied")
+            self.assertEqual((by_run[duplicate].outcome, (by_run[duplicate].answer or {}).get("outcome")), ("duplicate", "duplicate"))
+            self.assertEqual((by_run[refused].outcome, by_run[refused].answer), ("dead-lettered", None))
+            self.assertIn("400", by_run[refused].reason or "")
+            warned = [line for line in logs.output if line.startswith("WARNING") and duplicate in line]
+            self.assertEqual(len(warned), 1, logs.output)
+            self.assertIn("so these results did not reach the app's onRunCompleted hook", warned[0])
+
     def test_an_update_older_than_max_age_is_dead_lettered(self) -> None:
         run_id = self.created_run()
         with tempfile.TemporaryDirectory() as outbox:

@@ -128,7 +128,8 @@ export interface DeadLetter {
 
 /** What one redelivery attempt came to. */
 export type DeliveryResult =
-  | { result: 'delivered' }
+  /** `answer`: the server's answer's text, handed to the outbox's owner when the entry leaves the queue. */
+  | { result: 'delivered'; answer?: string | undefined }
   /** No retry can fix it (a 4xx other than 401/403): it leaves the queue as a dead letter. */
   | { result: 'rejected'; status?: number | undefined; code?: string | undefined; reason: string }
   /**
@@ -143,6 +144,15 @@ export type DeliveryResult =
    * longest delay and logs an error each time.
    */
   | { result: 'retry'; reason: string; retryAfterMs?: number | undefined; slow?: boolean | undefined }
+
+/**
+ * How a queued entry left the queue, once that is on disk: delivered (with the server's answer),
+ * dead-lettered (`rejected`: refused for good or expired), or superseded (its run ended elsewhere).
+ */
+export type LeftQueue =
+  | { result: 'delivered'; answer: string | undefined }
+  | { result: 'rejected'; letter: DeadLetter }
+  | { result: 'superseded'; reason: string }
 
 /** Sends one queued update once. Must not throw. */
 export type Deliver = (entry: OutboxEntry, signal: AbortSignal) => Promise<DeliveryResult>
@@ -159,18 +169,45 @@ export interface FlushResult {
   /** Updates still waiting (for all runs). */
   pending: number
 }
-/** An update as a person reads it: `stage 2 COMPLETED` or `completion`. */
-export function describeEntry(entry: Pick<OutboxEntry, 'route' | 'body' | 'stageNumber'>): string {
-  if (entry.route === 'complete') return 'completion'
-  if (entry.route === 'stageOutput') {
-    const seq = /"seq":(\d+)/.exec(entry.body)?.[1] ?? '?'
-    return `stage ${String(entry.stageNumber)} output chunk ${seq}`
-  }
+/**
+ * What a queued update is, read from its route and body: the one reading of an entry, for the
+ * logs ({@link describeEntry}) and for `runPipeline`'s summary (which counts a status change or
+ * the completion against `delivered`, not a progress report nor an output chunk).
+ */
+export type EntrySubject =
+  | { kind: 'completion' }
+  | { kind: 'status'; stageNumber: string; status: string }
+  | { kind: 'progress'; stageNumber: string }
+  | { kind: 'output'; stageNumber: string; seq: string }
+  /** A stage update whose body is not JSON. */
+  | { kind: 'stage-update' }
+
+/** What `entry` is; see {@link EntrySubject}. */
+export function subjectOf(entry: Pick<OutboxEntry, 'route' | 'body' | 'stageNumber'>): EntrySubject {
+  if (entry.route === 'complete') return { kind: 'completion' }
+  if (entry.route === 'stageOutput') return { kind: 'output', stageNumber: String(entry.stageNumber), seq: /"seq":(\d+)/.exec(entry.body)?.[1] ?? '?' }
   try {
     const body = JSON.parse(entry.body) as { stageNumber?: unknown; status?: unknown; progress?: unknown }
-    return `stage ${String(body.stageNumber)} ${body.progress ? 'progress' : String(body.status)}`
+    return body.progress ? { kind: 'progress', stageNumber: String(body.stageNumber) } : { kind: 'status', stageNumber: String(body.stageNumber), status: String(body.status) }
   } catch {
-    return 'stage update'
+    return { kind: 'stage-update' }
+  }
+}
+
+/** An update as a person reads it: `stage 2 COMPLETED`, `stage 2 progress`, `stage 2 output chunk 3` or `completion`. */
+export function describeEntry(entry: Pick<OutboxEntry, 'route' | 'body' | 'stageNumber'>): string {
+  const subject = subjectOf(entry)
+  switch (subject.kind) {
+    case 'completion':
+      return 'completion'
+    case 'output':
+      return `stage ${subject.stageNumber} output chunk ${subject.seq}`
+    case 'progress':
+      return `stage ${subject.stageNumber} progress`
+    case 'status':
+      return `stage ${subject.stageNumber} ${subject.status}`
+    case 'stage-update':
+      return 'stage update'
   }
 }
 

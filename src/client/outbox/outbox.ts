@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from '../logger.js'
 import { type ResolvedRetryPolicy, resolveRetryPolicy, retryDelay } from '../retry-policy.js'
-import { Ack, type DeadLetter, type Deliver, type DeliveryResult, type FlushResult, OutboxEntry, type OutboxOptions, type PendingEntry, describeEntry, toDeadLetter } from './entry.js'
+import { Ack, type DeadLetter, type Deliver, type DeliveryResult, type FlushResult, type LeftQueue, OutboxEntry, type OutboxOptions, type PendingEntry, describeEntry, toDeadLetter } from './entry.js'
 import { JsonlJournal } from './journal.js'
 import { type OutboxLock, acquireOutboxLock } from './lock.js'
 import { reportDeadLetter, trackOutbox } from '../../internal/client-telemetry.js'
@@ -21,6 +21,8 @@ interface QueuedEntry {
   entry: OutboxEntry
   /** Position in the journal across runs, to rewrite it in the original order. */
   seq: number
+  /** Left in the directory by an earlier process (loaded when this outbox was opened), not queued by this one. */
+  inherited?: boolean
 }
 
 /** How one run's part of a flush pass went. */
@@ -39,8 +41,10 @@ export class Outbox {
   readonly dir: string
   readonly #deliver: Deliver
   readonly #logger: Logger
-  /** `queued`: the letter left the queue (it had waited in the outbox); else it was refused on its first delivery. */
-  readonly #onDeadLetter: ((letter: DeadLetter, queued: boolean) => void) | undefined
+  /** Every dead letter written: one that left the queue, and one refused on its first delivery ({@link deadLetter}). */
+  readonly #onDeadLetter: ((letter: DeadLetter) => void) | undefined
+  /** A queued entry left the queue (its ack is on disk); `inherited`: an earlier process's. Must not throw. */
+  readonly #onLeft: ((entry: OutboxEntry, left: LeftQueue, inherited: boolean) => void) | undefined
   readonly #maxRetryDelay: number
   /** The background redelivery's backoff, as a retry policy: one formula for every wait. */
   readonly #policy: ResolvedRetryPolicy
@@ -74,11 +78,19 @@ export class Outbox {
   /** The entries an earlier process left pending, as loaded, until {@link takeInherited} hands them over. */
   #inherited: OutboxEntry[] = []
 
-  constructor(options: OutboxOptions & { deliver: Deliver; logger: Logger; onDeadLetter?: ((letter: DeadLetter, queued: boolean) => void) | undefined }) {
+  constructor(
+    options: OutboxOptions & {
+      deliver: Deliver
+      logger: Logger
+      onDeadLetter?: ((letter: DeadLetter) => void) | undefined
+      onLeft?: ((entry: OutboxEntry, left: LeftQueue, inherited: boolean) => void) | undefined
+    },
+  ) {
     this.dir = resolve(options.dir)
     this.#deliver = options.deliver
     this.#logger = options.logger
     this.#onDeadLetter = options.onDeadLetter
+    this.#onLeft = options.onLeft
     const baseDelayMs = options.retryDelayMs ?? 1_000
     this.#maxRetryDelay = options.maxRetryDelayMs ?? 60_000
     this.#maxAge = options.maxAgeMs ?? DEFAULT_MAX_AGE
@@ -174,7 +186,7 @@ export class Outbox {
    * letter, logged as an error. Throws when the disk write fails.
    */
   async deadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<void> {
-    await this.#file(() => this.#writeDeadLetter(entry, refusal, false))
+    await this.#file(() => this.#writeDeadLetter(entry, refusal))
   }
 
   /** The dead letters on disk (also those of earlier processes), oldest first; for one run or all. */
@@ -275,7 +287,7 @@ export class Outbox {
       }
       seen.add(entry.id)
       const queue = this.#queues.get(entry.runId) ?? []
-      queue.push({ entry, seq })
+      queue.push({ entry, seq, inherited: true })
       this.#queues.set(entry.runId, queue)
       this.#pending++
     }
@@ -373,17 +385,20 @@ export class Outbox {
       if (outcome.result === 'retry') {
         return { delivered, rejected, retry: { entry: head.entry, reason: outcome.reason, retryAfterMs: outcome.retryAfterMs, slow: outcome.slow ?? false } }
       }
+      let left: LeftQueue
       try {
         if (outcome.result === 'replace') {
           await this.#replace(head, outcome.entry)
           continue
         }
         if (outcome.result === 'rejected') {
-          await this.#file(() => this.#writeDeadLetter(head.entry, outcome, true))
+          left = { result: 'rejected', letter: await this.#file(() => this.#writeDeadLetter(head.entry, outcome)) }
           rejected++
         } else if (outcome.result === 'superseded') {
           await this.#file(() => this.#writeSuperseded(head.entry, outcome))
+          left = { result: 'superseded', reason: outcome.reason }
         } else {
+          left = { result: 'delivered', answer: outcome.answer }
           delivered++
         }
         await this.#file(() => this.#acks.append({ id: head.entry.id, result: outcome.result, at: new Date().toISOString() }))
@@ -394,6 +409,16 @@ export class Outbox {
       }
       this.#forget(head)
       this.#ackedInJournal++
+      this.#tellLeft(head, left)
+    }
+  }
+
+  /** Tells the owner that `head` left the queue; a listener's exception is logged, never breaks the flush. */
+  #tellLeft(head: QueuedEntry, left: LeftQueue): void {
+    try {
+      this.#onLeft?.(head.entry, left, head.inherited === true)
+    } catch (error) {
+      this.#logger.error(`Outbox ${this.dir}: a listener of an update that left the queue threw`, { error: String(error) })
     }
   }
 
@@ -414,27 +439,34 @@ export class Outbox {
     const previous = older.entry
     const replacement: OutboxEntry = { ...entry, replaces: previous.id, queuedAt: previous.queuedAt }
     if (previous.firstAttemptAt !== undefined) replacement.firstAttemptAt = previous.firstAttemptAt
+    const inherited = older.inherited
     older.entry = replacement
+    // This process's report now, not the earlier process's it took the place of.
+    delete older.inherited
     try {
       await this.#file(() => this.#journal.append(replacement))
     } catch (error) {
-      if (older.entry === replacement) older.entry = previous
+      if (older.entry === replacement) {
+        older.entry = previous
+        if (inherited !== undefined) older.inherited = inherited
+      }
       throw error
     }
     await this.#file(() => this.#acks.append({ id: previous.id, result: 'replaced', at: new Date().toISOString() }))
     this.#ackedInJournal++
   }
 
-  /** Appends a dead letter and logs it; runs inside the file queue. `queued`: it leaves the queue (see `#onDeadLetter`). */
-  async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }, queued: boolean): Promise<void> {
+  /** Appends a dead letter and logs it; runs inside the file queue. Resolves the letter. */
+  async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<DeadLetter> {
     const letter = toDeadLetter(entry, refusal)
     await this.#deadLetters.append(letter)
     this.#logger.error(
       `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
       { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
     )
-    this.#onDeadLetter?.(letter, queued)
+    this.#onDeadLetter?.(letter)
     reportDeadLetter(entry.route, 'dead_letter')
+    return letter
   }
 
   /**
