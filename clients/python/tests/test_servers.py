@@ -1,6 +1,9 @@
 """The client against real servers over HTTP: the package's mock server, and the Express
 example on PostgreSQL (PGlite without PSC_TEST_DATABASE_URL), each behind a recording,
-fault-injecting proxy (support.Proxy) so that the tests assert on the wire."""
+fault-injecting proxy (support.Proxy) so that the tests assert on the wire. Each class starts its
+server from this repository (Node.js, ``npm ci``, and for the Express example
+``node scripts/prisma-generate.mjs``); without them it is skipped with the reason, or fails under
+``PIPELINE_STATUS_REQUIRE_ALL`` (support.require_servers)."""
 import json
 import logging
 import os
@@ -10,8 +13,8 @@ import time
 import unittest
 import uuid
 
-from original_runner import OUTPUTS, report
-from support import SECRET, ExpressDatabase, Fault, Proxy, free_port, run_python, start_express, start_mock
+from .original_runner import OUTPUTS, report
+from .support import SECRET, ExpressDatabase, Fault, Proxy, free_port, require_servers, run_python, start_express, start_mock
 
 from pipeline_status_client import TRUNCATION_MARKER, CatalogueMismatchError, ConfigurationError, PrismaAPIClient, RetryPolicy, StatusHttpError
 
@@ -484,7 +487,7 @@ class ServerTests:
         import signal
         import subprocess
         import sys
-        from support import PACKAGE
+        from .support import PACKAGE
         child_code = """
 import sys, time
 from pipeline_status_client import PrismaAPIClient, RetryPolicy
@@ -543,6 +546,7 @@ class MockServerTest(ServerTests, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
+        require_servers()
         cls.server = start_mock()
         cls.origin = cls.server.origin
 
@@ -563,6 +567,7 @@ class ExpressExampleTest(ServerTests, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
+        require_servers(express=True)
         cls.database = ExpressDatabase()
         cls.server = start_express(cls.database)
         cls.origin = cls.server.origin
@@ -593,6 +598,7 @@ class SignedExpressTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
+        require_servers(express=True)
         cls.database = ExpressDatabase()
         cls.server = start_express(cls.database, signing_secret=cls.SIGNING_SECRET)
 
