@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -114,6 +115,8 @@ class _Update:
     finishing: bool = False
     #: A progress report: the outbox keeps only the newest pending one per stage.
     progress: bool = False
+    #: The cause of an earlier attempt that got no definite answer (it may have been stored), if any.
+    unanswered: Optional[str] = None
 
 
 #: The cause and fix of an outcome ``conflict``, word for word the TypeScript client's text: a
@@ -123,6 +126,12 @@ CONFLICT_CAUSE_AND_FIX = (
     "Cause: the stage was already final with another output, set earlier by a cancel (the app's POST /cancel stores "
     "unfinished stages CANCELLED without output), by another runner on the same run id, or by a run of this stage again. "
     "Fix: nothing after a cancel; otherwise give each execution its own run id")
+
+#: A ``/complete`` answered ``duplicate``, word for word the TypeScript ``runPipeline``'s warning up
+#: to the cause: the app's hook ran once, with an earlier completion's results, not these.
+DUPLICATE_COMPLETION = (
+    "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's "
+    "onRunCompleted hook, which ran once with the earlier /complete's: ")
 
 
 class PrismaAPIClient:
@@ -258,6 +267,8 @@ class PrismaAPIClient:
         self._watches: Dict[str, RunWatch] = {}
         self._finishing: Set[str] = set()
         self._warned: Set[str] = set()
+        #: Per run, the ``outcome`` the server answered to this client's last delivered ``/complete``.
+        self._completions: Dict[str, str] = {}
         self.poll_interval = DEFAULT_POLL_INTERVAL
         # What answers taught the client (runs, finishes, seqs): its own lock, so a heartbeat
         # thread never waits behind a delivery that is retrying under the delivery lock.
@@ -456,7 +467,16 @@ class PrismaAPIClient:
         ``complete_run(run_id, "FAILED", error=...)`` still returns ``True`` and runs the hook);
         ``results``: any JSON fields of the app's own (``opportunities``, ``fullReportMarkdown``).
         Delivered in order after the run's stage updates (queued behind them when they are).
-        Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises."""
+        Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises.
+
+        ``True`` also when the server answers ``duplicate``: the run's completion had already been
+        received (another runner or process on the same run id, the web app, or this client's own
+        earlier ``complete_run``), so the app's ``onRunCompleted`` hook ran once with that earlier
+        completion's results and these did not reach it. That is logged as one warning, in the
+        TypeScript ``runPipeline``'s words; :meth:`completion_outcome` returns ``"duplicate"``. When
+        an earlier attempt of this same completion got no definite answer (a timeout, a reset, a
+        gateway's 502/504), the ``duplicate`` may be the answer to that attempt, and the warning
+        says both possibilities."""
         if status not in RUN_END_STATUSES:
             self.log.error("Run %s: complete_run status must be one of %s, got %r", run_id, ", ".join(RUN_END_STATUSES), status)
             return self._lost(run_id, f"completion {status!r}", "not a run end status")
@@ -770,6 +790,15 @@ class PrismaAPIClient:
             self.mark_stage_complete(run_id, stage, output)
             return output
 
+    def completion_outcome(self, run_id: str) -> Optional[str]:
+        """The server's ``outcome`` for this client's last delivered :meth:`complete_run` of the run:
+        ``"applied"`` (its results reached the app's ``onRunCompleted`` hook), ``"duplicate"`` (the
+        run's completion had already been received: the hook ran with an earlier one's results;
+        logged as a warning), or ``None`` when none was delivered (not sent, refused, or still
+        queued in the outbox; set once the outbox delivers it)."""
+        with self._state:
+            return self._completions.get(run_id)
+
     def last_known_run(self, run_id: str) -> Optional[Dict[str, Any]]:
         """The run as the server last answered it to this client (every stage update, completion
         and status read carries it), or ``None``. Its ``status`` tells the runner that the run
@@ -954,10 +983,12 @@ class PrismaAPIClient:
                 self._enqueue(update, started, "the run's earlier updates are still queued", next_attempt_at=0.0)
                 return True
             while True:
+                failures: List[PipelineStatusError] = []
                 try:
                     answer = self._send_with_retries(Request(update.method, update.route, update.unique, update.body),
-                                                     f"Run {run_id}: {update.what}")
+                                                     f"Run {run_id}: {update.what}", failures)
                 except PipelineStatusError as error:
+                    update.unanswered = update.unanswered or _unanswered_cause(failures)
                     kind = self._classify_failure(update, error)
                     if kind == "cut":
                         continue
@@ -974,6 +1005,7 @@ class PrismaAPIClient:
                     outcome["answer"] = answer
                 else:
                     self._note_conflict(run_id, update.what, answer)
+                self._note_completion(run_id, update.route, answer, update.unanswered or _unanswered_cause(failures))
                 elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
                 # A stale answer stored nothing: the run was finished before this update arrived.
                 if elsewhere and answer.get("outcome") == "stale":
@@ -1027,7 +1059,7 @@ class PrismaAPIClient:
         assert self.outbox is not None
         self.outbox.append(update.unique, update.run_id, update.method, update.route, update.body, update.what,
                            first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why, refused,
-                           coalesce=update.progress)
+                           coalesce=update.progress, unanswered=update.unanswered is not None)
         # Behind earlier updates is the expected path during an outage: info, not one warning per update.
         level = logging.INFO if next_attempt_at == 0.0 else logging.WARNING
         self.log.log(level, "Run %s: %s queued in the outbox (%s); it will be delivered in order", update.run_id, update.what, why)
@@ -1058,17 +1090,21 @@ class PrismaAPIClient:
         update.unique = str(uuid.uuid4())
         return True
 
-    def _send_with_retries(self, request: Request, what: Optional[str] = None) -> Dict[str, Any]:
+    def _send_with_retries(self, request: Request, what: Optional[str] = None,
+                           failures: Optional[List[PipelineStatusError]] = None) -> Dict[str, Any]:
         """One request, retried with the same key while it may pass, up to ``retry.attempts``.
         Each retry is a warning with its cause and wait (issue 10 item 7), in the TypeScript
         client's words: ``Run r1: stage 1 PROCESSING failed (HTTP 503 database_unavailable);
-        attempt 2 of 5 (retry 1 of 4) in 0.30 s``; ``what`` defaults to the method and path."""
+        attempt 2 of 5 (retry 1 of 4) in 0.30 s``; ``what`` defaults to the method and path.
+        ``failures`` gets the error of every failed attempt, in order."""
         label = what or f"{request.method} {self._transport.base_path}/{request.route}"
         attempt = 1
         while True:
             try:
                 return self._transport.send(request)
             except PipelineStatusError as error:
+                if failures is not None:
+                    failures.append(error)
                 if not is_retriable(error) or attempt >= self.retry.attempts or self._closed.is_set():
                     raise
                 wait = self.retry.delay(attempt, getattr(error, "retry_after", None))
@@ -1181,7 +1217,7 @@ class PrismaAPIClient:
                 return False
             if kind == "queue":
                 wait = self.retry.delay(entry.attempts + 1, getattr(error, "retry_after", None))
-                self.outbox.reschedule(entry.seq, time.time() + wait, str(error))
+                self.outbox.reschedule(entry.seq, time.time() + wait, str(error), unanswered=_unanswered_cause([error]) is not None)
                 self.log.warning("Run %s: %s (from the outbox) failed (%s); next attempt in %.2f s", entry.run_id, entry.what,
                                  _cause(error), wait)
                 return False
@@ -1196,6 +1232,8 @@ class PrismaAPIClient:
             return True
         stale = answer.get("outcome") == "stale"
         self._note_conflict(entry.run_id, f"{entry.what} (from the outbox)", answer)
+        self._note_completion(entry.run_id, entry.route, answer,
+                              "an earlier attempt of it got no definite answer" if entry.unanswered else None)
         elsewhere = self._observe_run(entry.run_id, answer, _finishing(entry.route, entry.body, max(self.stages)) and not stale)
         if elsewhere and stale:
             # Answered but not stored: the run had ended elsewhere.
@@ -1232,6 +1270,31 @@ class PrismaAPIClient:
             "Run %s: %s: the server already had stage %s %s with another output and kept it (outcome \"conflict\"); "
             "this output was not stored. " + CONFLICT_CAUSE_AND_FIX,
             run_id, what, stage.get("stageNumber"), stage.get("status"))
+
+    def _note_completion(self, run_id: str, route: str, answer: Mapping[str, Any], unanswered: Optional[str]) -> None:
+        """The answer to a ``/complete``: remembers its ``outcome`` (:meth:`completion_outcome`) and
+        says a ``duplicate`` in one warning: the app's hook ran with an earlier completion's results,
+        not these. ``unanswered``: the cause of an earlier attempt of this completion that got no
+        definite answer, whose own answer the ``duplicate`` may be."""
+        if not route.endswith("/complete"):
+            return
+        outcome = answer.get("outcome")
+        with self._state:
+            earlier = self._completions.get(run_id)
+            if isinstance(outcome, str):
+                self._completions[run_id] = outcome
+        if outcome != "duplicate":
+            return
+        if unanswered is not None:
+            self.log.warning(
+                "Run %s: The run's completion was answered \"duplicate\" after %s, so that attempt may have been received: "
+                "if it was, the app's onRunCompleted hook ran once with these results; if another /complete of this run "
+                "(another runner or process on the same run id, or the web app) was received first, these results did not reach it",
+                run_id, unanswered)
+            return
+        cause = ("this client's own earlier complete_run of this run" if earlier == "applied" else
+                 "another /complete of this run was received first (another runner or process on the same run id, or the web app)")
+        self.log.warning("Run %s: %s%s", run_id, DUPLICATE_COMPLETION, cause)
 
     def _supersede(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:
         """Keeps a queued update of a run that ended elsewhere as ``superseded`` (not a dead
@@ -1316,6 +1379,23 @@ def _finishing(route: str, body: Optional[bytes], last_stage: int) -> bool:
         return False
     status = update.get("status") if isinstance(update, dict) else None
     return status in ("FAILED", "CANCELLED") or (status == "COMPLETED" and update.get("stageNumber") == last_stage)
+
+
+def _unanswered_cause(failures: Sequence[PipelineStatusError]) -> Optional[str]:
+    """Of the failed attempts of one update, the first that may have been stored though its answer
+    never came (a timeout, a reset: not a refused connection nor an unknown host; or a gateway's
+    502/504, whose server behind may have taken it), as ``an earlier attempt of it got no definite
+    answer (<cause>)``; ``None`` when every failure was a definite answer."""
+    for error in failures:
+        if isinstance(error, StatusNetworkError):
+            cause = error.__cause__
+            reason = getattr(cause, "reason", cause)
+            if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
+                continue
+        elif not (isinstance(error, StatusHttpError) and error.status in (502, 504)):
+            continue
+        return f"an earlier attempt of it got no definite answer ({_cause(error)})"
+    return None
 
 
 def _cause(error: PipelineStatusError) -> str:

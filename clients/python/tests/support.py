@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 from unittest import SkipTest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -196,12 +196,15 @@ class Recorded:
 @dataclass
 class Fault:
     """Answer ``status`` (with ``Retry-After: retry_after``) or drop the connection (``status`` 0)
-    instead of forwarding, for the next ``times`` requests whose path contains ``path_part``."""
+    instead of forwarding, for the next ``times`` requests whose path contains ``path_part``.
+    ``forwarded`` (with ``status`` 0): forward the request, then drop the connection instead of
+    answering, so the server took it and the client never learns how (recorded with status 0)."""
 
     path_part: str
     status: int
     times: int = 1
     retry_after: Optional[str] = None
+    forwarded: bool = False
 
 
 @dataclass
@@ -232,6 +235,8 @@ class Proxy:
                     if fault:
                         fault.times -= 1
                 if fault and fault.status == 0:
+                    if fault.forwarded:
+                        proxy.forward(self.command, self.path, headers, body)
                     proxy.records.append(Recorded(self.command, self.path, headers, body, 0))
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -247,21 +252,15 @@ class Proxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                target = urllib.parse.urlsplit(proxy.target)
-                upstream = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
-                forward = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
-                upstream.request(self.command, self.path, body=body if body or self.command == "POST" else None, headers=forward)
-                response = upstream.getresponse()
-                payload = response.read()
-                proxy.records.append(Recorded(self.command, self.path, headers, body, response.status))
-                self.send_response(response.status)
-                for name, value in response.getheaders():
+                status, answer_headers, payload = proxy.forward(self.command, self.path, headers, body)
+                proxy.records.append(Recorded(self.command, self.path, headers, body, status))
+                self.send_response(status)
+                for name, value in answer_headers:
                     if name.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-                upstream.close()
 
             do_GET = do_POST = _handle
 
@@ -273,6 +272,18 @@ class Proxy:
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def forward(self, method: str, path: str, headers: Dict[str, str], body: bytes) -> Tuple[int, List[Tuple[str, str]], bytes]:
+        """Sends one request on to the target: its status, headers and body."""
+        target = urllib.parse.urlsplit(self.target)
+        upstream = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
+        try:
+            forward = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
+            upstream.request(method, path, body=body if body or method == "POST" else None, headers=forward)
+            response = upstream.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            upstream.close()
 
     def updates(self, run_id: str) -> List[Recorded]:
         """The writes of one run that the server answered (not the injected faults)."""

@@ -424,6 +424,28 @@ class OutboxTest(unittest.TestCase):
             self.assertEqual([(d.id, d.code, d.kind) for d in Outbox(directory).dead_letters("a")],
                              [("old", "bad", None), ("new", "run_finished", "superseded")])
 
+    def test_an_outbox_of_an_older_version_keeps_its_queue_and_records_unanswered_attempts(self) -> None:
+        import os
+        import sqlite3
+        from contextlib import closing
+
+        with tempfile.TemporaryDirectory() as directory:
+            # The queue as the version before `unanswered` made it, with one completion in it.
+            with closing(sqlite3.connect(os.path.join(directory, "outbox.sqlite3"), isolation_level=None)) as db:
+                db.execute("CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL,"
+                           " method TEXT NOT NULL, route TEXT NOT NULL, body BLOB, what TEXT NOT NULL, queued_at REAL NOT NULL,"
+                           " first_attempt_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,"
+                           " lease_until REAL NOT NULL DEFAULT 0, last_error TEXT, refused INTEGER NOT NULL DEFAULT 0)")
+                db.execute("INSERT INTO pending (id, run_id, method, route, body, what, queued_at, first_attempt_at, next_attempt_at)"
+                           " VALUES ('old', 'a', 'POST', 'a/complete', x'7b7d', 'completion COMPLETED', 0, 0, 0)")
+            outbox = Outbox(directory)
+            self.assertEqual([(e.id, e.unanswered) for e in outbox.pending("a")], [("old", False)])
+            outbox.reschedule(outbox.heads()[0].seq, 0.0, "timed out after 30 s", unanswered=True)
+            outbox.reschedule(outbox.heads()[0].seq, 0.0, "answered 503")  # a definite answer later does not clear it
+            outbox.append("new", "a", "POST", "a/complete", b"{}", "completion COMPLETED", 0.0, 1.0, "reset", unanswered=True)
+            self.assertEqual([(e.id, e.attempts, e.unanswered) for e in Outbox(directory).pending("a")],
+                             [("old", 2, True), ("new", 1, True)])
+
     def test_a_head_leased_by_another_process_is_due_when_the_lease_ends(self) -> None:
         with tempfile.TemporaryDirectory() as directory:
             outbox = Outbox(directory)
