@@ -2,6 +2,7 @@
 names, arguments and ``bool`` results, upgraded with retries, signing and a durable outbox."""
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -29,6 +30,7 @@ from .contract import (
     progress_problem,
     parse_secret_list,
     route_path,
+    timestamp_problem,
     to_storable_text,
     utc_timestamp,
 )
@@ -269,6 +271,10 @@ class PrismaAPIClient:
         self._warned: Set[str] = set()
         #: Per run, the ``outcome`` the server answered to this client's last delivered ``/complete``.
         self._completions: Dict[str, str] = {}
+        #: Per run, the causes of lost updates already logged as an error (later ones: debug), the
+        #: runs most recently failing last; and how many updates this client dead-lettered.
+        self._logged_causes: Dict[str, Set[str]] = {}
+        self._dead_lettered: Dict[str, int] = {}
         self.poll_interval = DEFAULT_POLL_INTERVAL
         # What answers taught the client (runs, finishes, seqs): its own lock, so a heartbeat
         # thread never waits behind a delivery that is retrying under the delivery lock.
@@ -337,10 +343,15 @@ class PrismaAPIClient:
                 self.log.debug("Run %s: GET /status for the restart rule got no answer (%s); the outbox's updates alone decide",
                                run_id, error)
             except PipelineStatusError as error:
-                self._warn_once("restart-read", f"Run {run_id}: GET /status was refused ({error}), so the stages an earlier "
-                                "process left PROCESSING are known only from the outbox; a stage the server holds PROCESSING may "
-                                "meet its earlier text as conflict. Fix: let the runner's secret read the run (an authorize hook "
-                                "that refuses the runner's reads)")
+                if isinstance(error, StatusHttpError) and error.status == 401:
+                    # The runner's secret does not match: its updates are refused the same way, and say so with the fix.
+                    self.log.debug("Run %s: GET /status for the restart rule was refused (%s), as the run's updates will be",
+                                   run_id, _failure_reason(error))
+                else:
+                    self._warn_once("restart-read", f"Run {run_id}: GET /status was refused ({error}), so the stages an earlier "
+                                    "process left PROCESSING are known only from the outbox; a stage the server holds PROCESSING "
+                                    "may meet its earlier text as conflict. Fix: let the runner's secret read the run (an authorize "
+                                    "hook that refuses the runner's reads)")
             with self._state:
                 known = self._left_processing.setdefault(run_id, stages_left_processing(stored, self._inherited.get(run_id)))
         with self._state:
@@ -480,6 +491,12 @@ class PrismaAPIClient:
         if status not in RUN_END_STATUSES:
             self.log.error("Run %s: complete_run status must be one of %s, got %r", run_id, ", ".join(RUN_END_STATUSES), status)
             return self._lost(run_id, f"completion {status!r}", "not a run end status")
+        # What the server would refuse (400) is refused here, naming the argument: with an outbox it
+        # would otherwise become a dead letter, and the results would never reach the hook either way.
+        problem = _completion_problem(completed_at, duration)
+        if problem is not None:
+            self.log.error("Run %s: complete_run %s; completion %s not sent", run_id, problem, status)
+            return self._lost(run_id, f"completion {status}", problem)
         body: Dict[str, Any] = {**results, "status": status, "completedAt": completed_at or utc_timestamp()}
         if duration is not None:
             body["duration"] = duration
@@ -863,17 +880,43 @@ class PrismaAPIClient:
     def close(self, flush_timeout: Optional[float] = 0.0) -> bool:
         """Stops the background thread after one last flush of at most ``flush_timeout``
         seconds (0: none). What is still queued stays on disk for the next process. Returns
-        whether the outbox is empty."""
+        whether the outbox is empty. Logs, as one warning, what stays undelivered per run (as the
+        TypeScript client's ``close()``): ``Closed with 3 update(s) undelivered (outbox .outbox):
+        run r1: 2 queued in the outbox, 1 failed``; updates queued, and those this client
+        dead-lettered or lost (see :meth:`undelivered`)."""
         for run_id in list(self._heartbeats):
             self.stop_heartbeats(run_id)
         for run_id in list(self._watches):
             self.stop_watching(run_id)
         empty = self.flush(flush_timeout) if flush_timeout else self.pending_count() == 0
+        if not self._closed.is_set():
+            self._log_undelivered_at_close()
         self._closed.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         return empty
+
+    def _log_undelivered_at_close(self) -> None:
+        """The warning of :meth:`close`: per run, what is queued, and what this client dead-lettered or lost."""
+        counts: Dict[str, List[int]] = {}
+        for run_id, queued in (self.outbox.pending_by_run() if self.outbox is not None else {}).items():
+            counts.setdefault(run_id, [0, 0, 0])[0] = queued
+        with self._lock:
+            for run_id, dead in self._dead_lettered.items():
+                counts.setdefault(run_id, [0, 0, 0])[1] = dead
+            for run_id, _ in self._failed:
+                counts.setdefault(run_id, [0, 0, 0])[2] += 1
+        if not counts:
+            return
+        runs = []
+        for run_id, (queued, dead, failed) in counts.items():
+            parts = [f"{queued} queued in the outbox"] if queued else []
+            parts += [f"{dead} dead-lettered"] if dead else []
+            parts += [f"{failed} failed"] if failed else []
+            runs.append(f"run {run_id}: {', '.join(parts)}")
+        where = f" (outbox {self.outbox.directory})" if self.outbox is not None else ""
+        self.log.warning("Closed with %d update(s) undelivered%s: %s", sum(map(sum, counts.values())), where, "; ".join(runs))
 
     def __enter__(self) -> "PrismaAPIClient":
         return self
@@ -1046,14 +1089,38 @@ class PrismaAPIClient:
         if self.outbox is not None and kind == "dead-letter" and isinstance(error, StatusHttpError):
             self.outbox.add_dead_letter(update.unique, update.run_id, update.method, update.route, update.body, update.what,
                                         started, error.status, error.code, str(error))
+            self._count_dead_letter(update.run_id)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", update.run_id, update.what, error, self.outbox.path)
             return False
         if outcome is not None:
             # A lost chunk ends its output stream, which logs the one line (cause and fix).
             outcome["failed"] = error
         else:
-            self.log.error("Run %s: %s was not delivered: %s", update.run_id, update.what, error)
+            self._log_lost(update.run_id, update.what, error)
         return self._lost(update.run_id, update.what, str(error))
+
+    def _log_lost(self, run_id: str, what: str, error: PipelineStatusError) -> None:
+        """An update lost for good (no outbox): one error per run and cause, in the TypeScript
+        client's words, so a wrong secret reads as one line, not one per update; the same cause
+        again in that run is a debug line."""
+        reason = _failure_reason(error)
+        with self._state:
+            logged = self._logged_causes.pop(run_id, set())
+            first = reason not in logged
+            logged.add(reason)
+            self._logged_causes[run_id] = logged  # the runs most recently failing last
+            while len(self._logged_causes) > _LOGGED_CAUSE_RUNS:
+                del self._logged_causes[next(iter(self._logged_causes))]
+        if not first:
+            self.log.debug("Run %s: %s was not delivered either: %s", run_id, what, reason)
+            return
+        fix = "; check that the runner's secret (WEBHOOK_SECRET) matches the web app's" if is_auth_refusal(error) else ""
+        self.log.error("Run %s: %s was not delivered: %s%s. Later updates of this run failing the same way are logged at debug level",
+                       run_id, what, reason, fix)
+
+    def _count_dead_letter(self, run_id: str) -> None:
+        with self._lock:
+            self._dead_lettered[run_id] = self._dead_lettered.get(run_id, 0) + 1
 
     def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float, refused: bool = False) -> None:
         assert self.outbox is not None
@@ -1200,6 +1267,7 @@ class PrismaAPIClient:
         if now - entry.first_attempt_at > self.max_age:
             reason = f"expired: undelivered {round(now - entry.first_attempt_at)} s after its first attempt (max_age {self.max_age:g} s)"
             self.outbox.dead_letter(entry, None, None, reason)
+            self._count_dead_letter(entry.run_id)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, reason, self.outbox.path)
             return True
         try:
@@ -1228,6 +1296,7 @@ class PrismaAPIClient:
                 self._supersede(entry, status, code, f"{error}; the run ended elsewhere")
                 return True
             self.outbox.dead_letter(entry, status, code, str(error))
+            self._count_dead_letter(entry.run_id)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
             return True
         stale = answer.get("outcome") == "stale"
@@ -1381,6 +1450,23 @@ def _finishing(route: str, body: Optional[bytes], last_stage: int) -> bool:
     return status in ("FAILED", "CANCELLED") or (status == "COMPLETED" and update.get("stageNumber") == last_stage)
 
 
+def _completion_problem(completed_at: Any, duration: Any) -> Optional[str]:
+    """Why the server would refuse a completion's ``completed_at`` or ``duration`` (400), naming the
+    argument; ``None`` when it takes them. NaN and ±Infinity durations are sent as ``null``."""
+    if completed_at is not None and completed_at != "" and not isinstance(completed_at, datetime):
+        if not isinstance(completed_at, str):
+            return f"completed_at must be a datetime or an ISO 8601 string, got {type(completed_at).__name__}: {completed_at!r}"
+        problem = timestamp_problem(completed_at)
+        if problem is not None:
+            return f"completed_at {problem}, got {completed_at!r}"
+    if duration is not None:
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            return f"duration must be a number of seconds, got {type(duration).__name__}: {duration!r}"
+        if math.isfinite(duration) and duration < 0:
+            return f"duration must be 0 or more seconds, got {duration!r}"
+    return None
+
+
 def _unanswered_cause(failures: Sequence[PipelineStatusError]) -> Optional[str]:
     """Of the failed attempts of one update, the first that may have been stored though its answer
     never came (a timeout, a reset: not a refused connection nor an unknown host; or a gateway's
@@ -1396,6 +1482,20 @@ def _unanswered_cause(failures: Sequence[PipelineStatusError]) -> Optional[str]:
             continue
         return f"an earlier attempt of it got no definite answer ({_cause(error)})"
     return None
+
+
+#: How many runs' logged causes of lost updates are remembered (as the TypeScript client's bound).
+_LOGGED_CAUSE_RUNS = 1000
+
+
+def _failure_reason(error: PipelineStatusError) -> str:
+    """The short reason an update was lost, as the TypeScript client's ``failureReason`` words it:
+    ``HTTP 401 unauthorized: X-Webhook-Secret does not match``; a network error's cause
+    (``connection refused (ECONNREFUSED)``, ``timed out after 30 s``)."""
+    if isinstance(error, StatusHttpError):
+        detail = (error.problem or {}).get("detail")
+        return f"HTTP {error.status}" + (f" {error.code}" if error.code else "") + (f": {detail}" if isinstance(detail, str) and detail else "")
+    return _cause(error)
 
 
 def _cause(error: PipelineStatusError) -> str:

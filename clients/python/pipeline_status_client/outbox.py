@@ -9,7 +9,7 @@ import sqlite3
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
@@ -179,6 +179,11 @@ class Outbox:
             if run_id is None:
                 return int(db.execute("SELECT count(*) FROM pending").fetchone()[0])
             return int(db.execute("SELECT count(*) FROM pending WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+    def pending_by_run(self) -> Dict[str, int]:
+        """How many updates are queued per run, of the runs that have any."""
+        with self._connect() as db:
+            return {str(run): int(count) for run, count in db.execute("SELECT run_id, count(*) FROM pending GROUP BY run_id ORDER BY min(seq)")}
 
     def pending(self, run_id: Optional[str] = None) -> List[OutboxEntry]:
         """The queued updates in delivery order (per run: the order they were reported)."""

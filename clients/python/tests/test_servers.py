@@ -456,6 +456,34 @@ class ServerTests:
                 "received first, these results did not reach it"])
             self.assertEqual(restarted.completion_outcome(run_id), "duplicate")
 
+    def test_a_lost_update_is_one_error_per_cause_with_the_fix_and_close_says_what_stays_undelivered(self) -> None:
+        run_id = self.created_run()
+        wrong = PrismaAPIClient(self.proxy.origin, "not-the-secret", retry=FAST)
+        with self.assertLogs("pipeline_status_client", logging.DEBUG) as logs:
+            self.assertEqual(report(wrong, run_id), [False] * 11)
+            wrong.close()
+            wrong.close()  # said once
+        said = [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING]  # type: ignore[attr-defined]
+        self.assertEqual(len(said), 2, said)
+        self.assertRegex(said[0], rf"^Run {run_id}: stage 1 PROCESSING was not delivered: HTTP 401 [^;]+; check that the runner's "
+                                  r"secret \(WEBHOOK_SECRET\) matches the web app's\. Later updates of this run failing the same way "
+                                  r"are logged at debug level$")
+        self.assertEqual(said[1], f"Closed with 11 update(s) undelivered: run {run_id}: 11 failed")
+        either = [r.getMessage() for r in logs.records if "was not delivered either" in r.getMessage()]  # type: ignore[attr-defined]
+        self.assertEqual(len(either), 10)
+        self.assertEqual(either[-1], f"Run {run_id}: completion COMPLETED was not delivered either: {said[0].split('delivered: ')[1].split(';')[0]}")
+
+        with tempfile.TemporaryDirectory() as outbox:
+            run_id = self.created_run()
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1))
+            # Stage 1 PROCESSING is refused for good (a dead letter); the rest waits behind a 503.
+            self.proxy.faults += [Fault(f"/{run_id}/stage-update", 400, times=1), Fault(f"/{run_id}/stage-update", 503, times=100)]
+            with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+                self.assertEqual(report(client, run_id), [False] + [True] * 10)
+                client.close()
+            self.assertEqual(logs.records[-1].getMessage(),  # type: ignore[attr-defined]
+                             f"Closed with 11 update(s) undelivered (outbox {outbox}): run {run_id}: 10 queued in the outbox, 1 dead-lettered")
+
     def test_progress_gets_increasing_seqs_and_the_newest_is_stored(self) -> None:
         run_id = self.created_run()
         client = self.client()

@@ -158,6 +158,34 @@ class ConfigurationTest(unittest.TestCase):
         self.assertIn("outside the contract's rule", logs.output[1])
         self.assertEqual(len(client.undelivered().failed), 3)
 
+    def test_a_completion_the_server_would_refuse_is_named_at_the_call_and_not_sent(self) -> None:
+        from datetime import datetime, timezone
+
+        client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
+        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+            self.assertFalse(client.complete_run("run_1", completed_at="2025-10-25 14:03:11"))
+            self.assertFalse(client.complete_run("run_1", completed_at="2025-02-29T00:00:00Z"))
+            self.assertFalse(client.complete_run("run_1", completed_at=1761400991))
+            self.assertFalse(client.complete_run("run_1", "FAILED", duration=-1.5))
+            self.assertFalse(client.complete_run("run_1", duration="12"))
+            self.assertFalse(client.complete_run("run_1", duration=True))
+        grammar = "must be a date-time written YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|\u00b1HH:MM], with a real date and time"
+        self.assertEqual([r.getMessage() for r in logs.records], [  # type: ignore[attr-defined]
+            f"Run run_1: complete_run completed_at {grammar}, got '2025-10-25 14:03:11'; completion COMPLETED not sent",
+            f"Run run_1: complete_run completed_at {grammar}, got '2025-02-29T00:00:00Z'; completion COMPLETED not sent",
+            "Run run_1: complete_run completed_at must be a datetime or an ISO 8601 string, got int: 1761400991; completion COMPLETED not sent",
+            "Run run_1: complete_run duration must be 0 or more seconds, got -1.5; completion FAILED not sent",
+            "Run run_1: complete_run duration must be a number of seconds, got str: '12'; completion COMPLETED not sent",
+            "Run run_1: complete_run duration must be a number of seconds, got bool: True; completion COMPLETED not sent",
+        ])
+        self.assertEqual(client.undelivered("run_1").failed[3], "Run run_1: completion FAILED: duration must be 0 or more seconds, got -1.5")
+        # What the server takes is sent (nothing listens on port 9: not delivered, not refused at the call).
+        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+            for completed_at in ("2025-10-25T14:03:11.123456", "2025-10-25T14:03:11+02:00", datetime.now(timezone.utc), ""):
+                self.assertFalse(client.complete_run("run_2", completed_at=completed_at, duration=float("nan")))
+        self.assertEqual(len(logs.records), 1)  # type: ignore[attr-defined]
+        self.assertRegex(logs.records[0].getMessage(), r"^Run run_2: completion COMPLETED was not delivered: connection refused")  # type: ignore[attr-defined]
+
     def test_a_stage_number_that_is_not_an_integer_is_named_so(self) -> None:
         client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
         with self.assertLogs("pipeline_status_client", "ERROR") as logs:
