@@ -160,7 +160,7 @@ print(json.dumps({"delivered": delivered, "all_delivered": undelivered.all_deliv
       'WARNING POST /api/pipeline/runs failed (HTTP 503 database_unavailable); attempt 2 of 4 (retry 1 of 3) in 0.00 s',
       'WARNING POST /api/pipeline/runs failed (HTTP 429); attempt 3 of 4 (retry 2 of 3) in 0.00 s',
       'WARNING Run py_retry: stage 1 PROCESSING failed (connection refused (ECONNREFUSED)); attempt 2 of 2 (retry 1 of 1) in 0.00 s',
-      expect.stringMatching(/^ERROR Run py_retry: stage 1 PROCESSING was not delivered: POST \/api\/pipeline\/py_retry\/stage-update got no answer: .*refused/i),
+      'ERROR Run py_retry: stage 1 PROCESSING was not delivered: connection refused (ECONNREFUSED). Later updates of this run failing the same way are logged at debug level',
     ])
     expect(server.requestsTo('runs')).toHaveLength(3)
   })

@@ -2,8 +2,10 @@
 names, arguments and ``bool`` results, upgraded with retries, signing and a durable outbox."""
 import json
 import logging
+import math
 import os
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -28,6 +30,7 @@ from .contract import (
     progress_problem,
     parse_secret_list,
     route_path,
+    timestamp_problem,
     to_storable_text,
     utc_timestamp,
 )
@@ -121,11 +124,6 @@ class QueuedCompletion:
     reason: Optional[str] = None
 
 
-#: The warning of a completion answered ``duplicate``, word for word the TypeScript client's.
-DUPLICATE_COMPLETION = ("The run's completion had already been received (outcome \"duplicate\"), so these results did not reach "
-                        "the app's onRunCompleted hook, which ran once with the earlier /complete's: {cause}")
-
-
 @dataclass
 class _Update:
     run_id: str
@@ -139,6 +137,8 @@ class _Update:
     finishing: bool = False
     #: A progress report: the outbox keeps only the newest pending one per stage.
     progress: bool = False
+    #: The cause of an earlier attempt that got no definite answer (it may have been stored), if any.
+    unanswered: Optional[str] = None
 
 
 #: The cause and fix of an outcome ``conflict``, word for word the TypeScript client's text: a
@@ -148,6 +148,12 @@ CONFLICT_CAUSE_AND_FIX = (
     "Cause: the stage was already final with another output, set earlier by a cancel (the app's POST /cancel stores "
     "unfinished stages CANCELLED without output), by another runner on the same run id, or by a run of this stage again. "
     "Fix: nothing after a cancel; otherwise give each execution its own run id")
+
+#: A ``/complete`` answered ``duplicate``, word for word the TypeScript ``runPipeline``'s warning up
+#: to the cause: the app's hook ran once, with an earlier completion's results, not these.
+DUPLICATE_COMPLETION = (
+    "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's "
+    "onRunCompleted hook, which ran once with the earlier /complete's: ")
 
 
 class PrismaAPIClient:
@@ -291,6 +297,12 @@ class PrismaAPIClient:
         self._watches: Dict[str, RunWatch] = {}
         self._finishing: Set[str] = set()
         self._warned: Set[str] = set()
+        #: Per run, the ``outcome`` the server answered to this client's last delivered ``/complete``.
+        self._completions: Dict[str, str] = {}
+        #: Per run, the causes of lost updates already logged as an error (later ones: debug), the
+        #: runs most recently failing last; and how many updates this client dead-lettered.
+        self._logged_causes: Dict[str, Set[str]] = {}
+        self._dead_lettered: Dict[str, int] = {}
         self.poll_interval = DEFAULT_POLL_INTERVAL
         # What answers taught the client (runs, finishes, seqs): its own lock, so a heartbeat
         # thread never waits behind a delivery that is retrying under the delivery lock.
@@ -359,10 +371,15 @@ class PrismaAPIClient:
                 self.log.debug("Run %s: GET /status for the restart rule got no answer (%s); the outbox's updates alone decide",
                                run_id, error)
             except PipelineStatusError as error:
-                self._warn_once("restart-read", f"Run {run_id}: GET /status was refused ({error}), so the stages an earlier "
-                                "process left PROCESSING are known only from the outbox; a stage the server holds PROCESSING may "
-                                "meet its earlier text as conflict. Fix: let the runner's secret read the run (an authorize hook "
-                                "that refuses the runner's reads)")
+                if isinstance(error, StatusHttpError) and error.status == 401:
+                    # The runner's secret does not match: its updates are refused the same way, and say so with the fix.
+                    self.log.debug("Run %s: GET /status for the restart rule was refused (%s), as the run's updates will be",
+                                   run_id, _failure_reason(error))
+                else:
+                    self._warn_once("restart-read", f"Run {run_id}: GET /status was refused ({error}), so the stages an earlier "
+                                    "process left PROCESSING are known only from the outbox; a stage the server holds PROCESSING "
+                                    "may meet its earlier text as conflict. Fix: let the runner's secret read the run (an authorize "
+                                    "hook that refuses the runner's reads)")
             with self._state:
                 known = self._left_processing.setdefault(run_id, stages_left_processing(stored, self._inherited.get(run_id)))
         with self._state:
@@ -489,10 +506,25 @@ class PrismaAPIClient:
         ``complete_run(run_id, "FAILED", error=...)`` still returns ``True`` and runs the hook);
         ``results``: any JSON fields of the app's own (``opportunities``, ``fullReportMarkdown``).
         Delivered in order after the run's stage updates (queued behind them when they are).
-        Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises."""
+        Returns ``True`` when stored or queued, ``False`` otherwise (logged); never raises.
+
+        ``True`` also when the server answers ``duplicate``: the run's completion had already been
+        received (another runner or process on the same run id, the web app, or this client's own
+        earlier ``complete_run``), so the app's ``onRunCompleted`` hook ran once with that earlier
+        completion's results and these did not reach it. That is logged as one warning, in the
+        TypeScript ``runPipeline``'s words; :meth:`completion_outcome` returns ``"duplicate"``. When
+        an earlier attempt of this same completion got no definite answer (a timeout, a reset, a
+        gateway's 502/504), the ``duplicate`` may be the answer to that attempt, and the warning
+        says both possibilities."""
         if status not in RUN_END_STATUSES:
             self.log.error("Run %s: complete_run status must be one of %s, got %r", run_id, ", ".join(RUN_END_STATUSES), status)
             return self._lost(run_id, f"completion {status!r}", "not a run end status")
+        # What the server would refuse (400) is refused here, naming the argument: with an outbox it
+        # would otherwise become a dead letter, and the results would never reach the hook either way.
+        problem = _completion_problem(completed_at, duration)
+        if problem is not None:
+            self.log.error("Run %s: complete_run %s; completion %s not sent", run_id, problem, status)
+            return self._lost(run_id, f"completion {status}", problem)
         body: Dict[str, Any] = {**results, "status": status, "completedAt": completed_at or utc_timestamp()}
         if duration is not None:
             body["duration"] = duration
@@ -803,6 +835,15 @@ class PrismaAPIClient:
             self.mark_stage_complete(run_id, stage, output)
             return output
 
+    def completion_outcome(self, run_id: str) -> Optional[str]:
+        """The server's ``outcome`` for this client's last delivered :meth:`complete_run` of the run:
+        ``"applied"`` (its results reached the app's ``onRunCompleted`` hook), ``"duplicate"`` (the
+        run's completion had already been received: the hook ran with an earlier one's results;
+        logged as a warning), or ``None`` when none was delivered (not sent, refused, or still
+        queued in the outbox; set once the outbox delivers it)."""
+        with self._state:
+            return self._completions.get(run_id)
+
     def last_known_run(self, run_id: str) -> Optional[Dict[str, Any]]:
         """The run as the server last answered it to this client (every stage update, completion
         and status read carries it), or ``None``. Its ``status`` tells the runner that the run
@@ -867,17 +908,43 @@ class PrismaAPIClient:
     def close(self, flush_timeout: Optional[float] = 0.0) -> bool:
         """Stops the background thread after one last flush of at most ``flush_timeout``
         seconds (0: none). What is still queued stays on disk for the next process. Returns
-        whether the outbox is empty."""
+        whether the outbox is empty. Logs, as one warning, what stays undelivered per run (as the
+        TypeScript client's ``close()``): ``Closed with 3 update(s) undelivered (outbox .outbox):
+        run r1: 2 queued in the outbox, 1 failed``; updates queued, and those this client
+        dead-lettered or lost (see :meth:`undelivered`)."""
         for run_id in list(self._heartbeats):
             self.stop_heartbeats(run_id)
         for run_id in list(self._watches):
             self.stop_watching(run_id)
         empty = self.flush(flush_timeout) if flush_timeout else self.pending_count() == 0
+        if not self._closed.is_set():
+            self._log_undelivered_at_close()
         self._closed.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         return empty
+
+    def _log_undelivered_at_close(self) -> None:
+        """The warning of :meth:`close`: per run, what is queued, and what this client dead-lettered or lost."""
+        counts: Dict[str, List[int]] = {}
+        for run_id, queued in (self.outbox.pending_by_run() if self.outbox is not None else {}).items():
+            counts.setdefault(run_id, [0, 0, 0])[0] = queued
+        with self._lock:
+            for run_id, dead in self._dead_lettered.items():
+                counts.setdefault(run_id, [0, 0, 0])[1] = dead
+            for run_id, _ in self._failed:
+                counts.setdefault(run_id, [0, 0, 0])[2] += 1
+        if not counts:
+            return
+        runs = []
+        for run_id, (queued, dead, failed) in counts.items():
+            parts = [f"{queued} queued in the outbox"] if queued else []
+            parts += [f"{dead} dead-lettered"] if dead else []
+            parts += [f"{failed} failed"] if failed else []
+            runs.append(f"run {run_id}: {', '.join(parts)}")
+        where = f" (outbox {self.outbox.directory})" if self.outbox is not None else ""
+        self.log.warning("Closed with %d update(s) undelivered%s: %s", sum(map(sum, counts.values())), where, "; ".join(runs))
 
     def __enter__(self) -> "PrismaAPIClient":
         return self
@@ -987,10 +1054,12 @@ class PrismaAPIClient:
                 self._enqueue(update, started, "the run's earlier updates are still queued", next_attempt_at=0.0)
                 return True
             while True:
+                failures: List[PipelineStatusError] = []
                 try:
                     answer = self._send_with_retries(Request(update.method, update.route, update.unique, update.body),
-                                                     f"Run {run_id}: {update.what}")
+                                                     f"Run {run_id}: {update.what}", failures)
                 except PipelineStatusError as error:
+                    update.unanswered = update.unanswered or _unanswered_cause(failures)
                     kind = self._classify_failure(update, error)
                     if kind == "cut":
                         continue
@@ -1007,6 +1076,7 @@ class PrismaAPIClient:
                     outcome["answer"] = answer
                 else:
                     self._note_conflict(run_id, update.what, answer)
+                self._note_completion(run_id, update.route, answer, update.unanswered or _unanswered_cause(failures))
                 elsewhere = self._observe_run(run_id, answer, update.finishing and answer.get("outcome") != "stale")
                 # A stale answer stored nothing: the run was finished before this update arrived.
                 if elsewhere and answer.get("outcome") == "stale":
@@ -1047,20 +1117,44 @@ class PrismaAPIClient:
         if self.outbox is not None and kind == "dead-letter" and isinstance(error, StatusHttpError):
             self.outbox.add_dead_letter(update.unique, update.run_id, update.method, update.route, update.body, update.what,
                                         started, error.status, error.code, str(error))
+            self._count_dead_letter(update.run_id)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", update.run_id, update.what, error, self.outbox.path)
             return False
         if outcome is not None:
             # A lost chunk ends its output stream, which logs the one line (cause and fix).
             outcome["failed"] = error
         else:
-            self.log.error("Run %s: %s was not delivered: %s", update.run_id, update.what, error)
+            self._log_lost(update.run_id, update.what, error)
         return self._lost(update.run_id, update.what, str(error))
+
+    def _log_lost(self, run_id: str, what: str, error: PipelineStatusError) -> None:
+        """An update lost for good (no outbox): one error per run and cause, in the TypeScript
+        client's words, so a wrong secret reads as one line, not one per update; the same cause
+        again in that run is a debug line."""
+        reason = _failure_reason(error)
+        with self._state:
+            logged = self._logged_causes.pop(run_id, set())
+            first = reason not in logged
+            logged.add(reason)
+            self._logged_causes[run_id] = logged  # the runs most recently failing last
+            while len(self._logged_causes) > _LOGGED_CAUSE_RUNS:
+                del self._logged_causes[next(iter(self._logged_causes))]
+        if not first:
+            self.log.debug("Run %s: %s was not delivered either: %s", run_id, what, reason)
+            return
+        fix = "; check that the runner's secret (WEBHOOK_SECRET) matches the web app's" if is_auth_refusal(error) else ""
+        self.log.error("Run %s: %s was not delivered: %s%s. Later updates of this run failing the same way are logged at debug level",
+                       run_id, what, reason, fix)
+
+    def _count_dead_letter(self, run_id: str) -> None:
+        with self._lock:
+            self._dead_lettered[run_id] = self._dead_lettered.get(run_id, 0) + 1
 
     def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float, refused: bool = False) -> None:
         assert self.outbox is not None
         self.outbox.append(update.unique, update.run_id, update.method, update.route, update.body, update.what,
                            first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why, refused,
-                           coalesce=update.progress)
+                           coalesce=update.progress, unanswered=update.unanswered is not None)
         # Behind earlier updates is the expected path during an outage: info, not one warning per update.
         level = logging.INFO if next_attempt_at == 0.0 else logging.WARNING
         self.log.log(level, "Run %s: %s queued in the outbox (%s); it will be delivered in order", update.run_id, update.what, why)
@@ -1091,17 +1185,21 @@ class PrismaAPIClient:
         update.unique = str(uuid.uuid4())
         return True
 
-    def _send_with_retries(self, request: Request, what: Optional[str] = None) -> Dict[str, Any]:
+    def _send_with_retries(self, request: Request, what: Optional[str] = None,
+                           failures: Optional[List[PipelineStatusError]] = None) -> Dict[str, Any]:
         """One request, retried with the same key while it may pass, up to ``retry.attempts``.
         Each retry is a warning with its cause and wait (issue 10 item 7), in the TypeScript
         client's words: ``Run r1: stage 1 PROCESSING failed (HTTP 503 database_unavailable);
-        attempt 2 of 5 (retry 1 of 4) in 0.30 s``; ``what`` defaults to the method and path."""
+        attempt 2 of 5 (retry 1 of 4) in 0.30 s``; ``what`` defaults to the method and path.
+        ``failures`` gets the error of every failed attempt, in order."""
         label = what or f"{request.method} {self._transport.base_path}/{request.route}"
         attempt = 1
         while True:
             try:
                 return self._transport.send(request)
             except PipelineStatusError as error:
+                if failures is not None:
+                    failures.append(error)
                 if not is_retriable(error) or attempt >= self.retry.attempts or self._closed.is_set():
                     raise
                 wait = self.retry.delay(attempt, getattr(error, "retry_after", None))
@@ -1197,6 +1295,7 @@ class PrismaAPIClient:
         if now - entry.first_attempt_at > self.max_age:
             reason = f"expired: undelivered {round(now - entry.first_attempt_at)} s after its first attempt (max_age {self.max_age:g} s)"
             self.outbox.dead_letter(entry, None, None, reason)
+            self._count_dead_letter(entry.run_id)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, reason, self.outbox.path)
             self._completion_left(entry, "dead-lettered", reason=reason)
             return True
@@ -1215,7 +1314,7 @@ class PrismaAPIClient:
                 return False
             if kind == "queue":
                 wait = self.retry.delay(entry.attempts + 1, getattr(error, "retry_after", None))
-                self.outbox.reschedule(entry.seq, time.time() + wait, str(error))
+                self.outbox.reschedule(entry.seq, time.time() + wait, str(error), unanswered=_unanswered_cause([error]) is not None)
                 self.log.warning("Run %s: %s (from the outbox) failed (%s); next attempt in %.2f s", entry.run_id, entry.what,
                                  _cause(error), wait)
                 return False
@@ -1227,11 +1326,14 @@ class PrismaAPIClient:
                 self._completion_left(entry, "superseded", reason=f"{error}; the run ended elsewhere")
                 return True
             self.outbox.dead_letter(entry, status, code, str(error))
+            self._count_dead_letter(entry.run_id)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
             self._completion_left(entry, "dead-lettered", reason=str(error))
             return True
         stale = answer.get("outcome") == "stale"
         self._note_conflict(entry.run_id, f"{entry.what} (from the outbox)", answer)
+        self._note_completion(entry.run_id, entry.route, answer,
+                              "an earlier attempt of it got no definite answer" if entry.unanswered else None)
         elsewhere = self._observe_run(entry.run_id, answer, _finishing(entry.route, entry.body, max(self.stages)) and not stale)
         if elsewhere and stale:
             # Answered but not stored: the run had ended elsewhere.
@@ -1240,10 +1342,8 @@ class PrismaAPIClient:
         self.outbox.ack(entry.seq)
         if entry.route.endswith("/complete"):
             outcome = "duplicate" if answer.get("outcome") == "duplicate" else "applied"
-            if outcome == "duplicate":
-                self.log.warning("Run %s: %s", entry.run_id,
-                                 DUPLICATE_COMPLETION.format(cause="another party completed the run while this /complete waited in the outbox"))
-            else:
+            # A duplicate was said (one warning, with its cause) by _note_completion above.
+            if outcome == "applied":
                 self.log.info("Run %s: %s delivered from the outbox (outcome applied: its results reached the app's onRunCompleted hook)",
                               entry.run_id, entry.what)
             self._completion_left(entry, outcome, answer=dict(answer))
@@ -1288,6 +1388,31 @@ class PrismaAPIClient:
             "Run %s: %s: the server already had stage %s %s with another output and kept it (outcome \"conflict\"); "
             "this output was not stored. " + CONFLICT_CAUSE_AND_FIX,
             run_id, what, stage.get("stageNumber"), stage.get("status"))
+
+    def _note_completion(self, run_id: str, route: str, answer: Mapping[str, Any], unanswered: Optional[str]) -> None:
+        """The answer to a ``/complete``: remembers its ``outcome`` (:meth:`completion_outcome`) and
+        says a ``duplicate`` in one warning: the app's hook ran with an earlier completion's results,
+        not these. ``unanswered``: the cause of an earlier attempt of this completion that got no
+        definite answer, whose own answer the ``duplicate`` may be."""
+        if not route.endswith("/complete"):
+            return
+        outcome = answer.get("outcome")
+        with self._state:
+            earlier = self._completions.get(run_id)
+            if isinstance(outcome, str):
+                self._completions[run_id] = outcome
+        if outcome != "duplicate":
+            return
+        if unanswered is not None:
+            self.log.warning(
+                "Run %s: The run's completion was answered \"duplicate\" after %s, so that attempt may have been received: "
+                "if it was, the app's onRunCompleted hook ran once with these results; if another /complete of this run "
+                "(another runner or process on the same run id, or the web app) was received first, these results did not reach it",
+                run_id, unanswered)
+            return
+        cause = ("this client's own earlier complete_run of this run" if earlier == "applied" else
+                 "another /complete of this run was received first (another runner or process on the same run id, or the web app)")
+        self.log.warning("Run %s: %s%s", run_id, DUPLICATE_COMPLETION, cause)
 
     def _supersede(self, entry: OutboxEntry, status: Optional[int], code: Optional[str], reason: str) -> None:
         """Keeps a queued update of a run that ended elsewhere as ``superseded`` (not a dead
@@ -1372,6 +1497,54 @@ def _finishing(route: str, body: Optional[bytes], last_stage: int) -> bool:
         return False
     status = update.get("status") if isinstance(update, dict) else None
     return status in ("FAILED", "CANCELLED") or (status == "COMPLETED" and update.get("stageNumber") == last_stage)
+
+
+def _completion_problem(completed_at: Any, duration: Any) -> Optional[str]:
+    """Why the server would refuse a completion's ``completed_at`` or ``duration`` (400), naming the
+    argument; ``None`` when it takes them. NaN and ±Infinity durations are sent as ``null``."""
+    if completed_at is not None and completed_at != "" and not isinstance(completed_at, datetime):
+        if not isinstance(completed_at, str):
+            return f"completed_at must be a datetime or an ISO 8601 string, got {type(completed_at).__name__}: {completed_at!r}"
+        problem = timestamp_problem(completed_at)
+        if problem is not None:
+            return f"completed_at {problem}, got {completed_at!r}"
+    if duration is not None:
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            return f"duration must be a number of seconds, got {type(duration).__name__}: {duration!r}"
+        if math.isfinite(duration) and duration < 0:
+            return f"duration must be 0 or more seconds, got {duration!r}"
+    return None
+
+
+def _unanswered_cause(failures: Sequence[PipelineStatusError]) -> Optional[str]:
+    """Of the failed attempts of one update, the first that may have been stored though its answer
+    never came (a timeout, a reset: not a refused connection nor an unknown host; or a gateway's
+    502/504, whose server behind may have taken it), as ``an earlier attempt of it got no definite
+    answer (<cause>)``; ``None`` when every failure was a definite answer."""
+    for error in failures:
+        if isinstance(error, StatusNetworkError):
+            cause = error.__cause__
+            reason = getattr(cause, "reason", cause)
+            if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
+                continue
+        elif not (isinstance(error, StatusHttpError) and error.status in (502, 504)):
+            continue
+        return f"an earlier attempt of it got no definite answer ({_cause(error)})"
+    return None
+
+
+#: How many runs' logged causes of lost updates are remembered (as the TypeScript client's bound).
+_LOGGED_CAUSE_RUNS = 1000
+
+
+def _failure_reason(error: PipelineStatusError) -> str:
+    """The short reason an update was lost, as the TypeScript client's ``failureReason`` words it:
+    ``HTTP 401 unauthorized: X-Webhook-Secret does not match``; a network error's cause
+    (``connection refused (ECONNREFUSED)``, ``timed out after 30 s``)."""
+    if isinstance(error, StatusHttpError):
+        detail = (error.problem or {}).get("detail")
+        return f"HTTP {error.status}" + (f" {error.code}" if error.code else "") + (f": {detail}" if isinstance(detail, str) and detail else "")
+    return _cause(error)
 
 
 def _cause(error: PipelineStatusError) -> str:

@@ -6,7 +6,7 @@ stage catalogue, the run-id rule, and how a stage's output is made storable and 
 import json
 import math
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 #: Base path of the routes on the web app. ``FRONTEND_WEBHOOK_URL`` is the origin in front of it.
@@ -74,6 +74,39 @@ def utc_timestamp(moment: Optional[datetime] = None) -> str:
     time, as in :func:`iso_instant`."""
     moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+#: The contract's timestamp grammar (src/contract/timestamp.ts): RFC 3339 with the offset optional.
+TIMESTAMP_FORMAT = "YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|±HH:MM]"
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:(Z)|([+-])(\d{2}):(\d{2}))?", re.ASCII)
+
+
+def timestamp_problem(value: str) -> Optional[str]:
+    """Why the server would refuse ``value`` as a contract timestamp (``completedAt``), in its
+    words, or ``None``: the grammar :data:`TIMESTAMP_FORMAT` with a real date and time (no leap
+    second, no ``24:00``), its UTC instant in the years 0001 to 9999."""
+    match = _TIMESTAMP.fullmatch(value)
+    if match is None:
+        return f"must be a date-time written {TIMESTAMP_FORMAT}, with a real date and time"
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, zulu, sign, offset_hours, offset_minutes = match.groups()[6:]
+    try:
+        # Year 0 is a calendar date (a leap year, as 2000) but out of range: said as such below.
+        moment = datetime(year or 2000, month, day, hour, minute, second, int((fraction or "0")[:3].ljust(3, "0")) * 1000)
+    except ValueError:
+        return f"must be a date-time written {TIMESTAMP_FORMAT}, with a real date and time"
+    offset = 0
+    if zulu is None and sign is not None:
+        if int(offset_hours) > 23 or int(offset_minutes) > 59:
+            return f"must be a date-time written {TIMESTAMP_FORMAT}, with a real date and time"
+        offset = (-1 if sign == "-" else 1) * (int(offset_hours) * 60 + int(offset_minutes))
+    try:
+        if year == 0:
+            raise OverflowError
+        moment - timedelta(minutes=offset)
+    except OverflowError:
+        return "must name an instant in the years 0001 to 9999 UTC"
+    return None
 
 
 def iso_instant(moment: datetime) -> str:

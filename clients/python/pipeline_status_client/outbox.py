@@ -9,7 +9,7 @@ import sqlite3
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS pending (
   next_attempt_at REAL NOT NULL,
   lease_until REAL NOT NULL DEFAULT 0,
   last_error TEXT,
-  refused INTEGER NOT NULL DEFAULT 0
+  refused INTEGER NOT NULL DEFAULT 0,
+  unanswered INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS pending_by_run ON pending (run_id, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -67,6 +68,9 @@ class OutboxEntry:
     last_error: Optional[str]
     #: Whether its last attempt was refused with 401/403 (waiting for the secret to be fixed).
     refused: bool = False
+    #: Whether an earlier attempt got no definite answer (no answer at all, or a gateway's 502/504)
+    #: and so may have been stored: a ``duplicate`` answer may then be the server's to that attempt.
+    unanswered: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,10 @@ class DeadLetter:
     kind: Optional[str] = None
 
 
+def _entry(row: tuple) -> OutboxEntry:
+    return OutboxEntry(*row[:-2], refused=bool(row[-2]), unanswered=bool(row[-1]))
+
+
 class Outbox:
     """The SQLite outbox in ``directory`` (created if missing). Every change is one committed
     transaction (``synchronous=FULL``), so an update the client reported as queued survives a
@@ -107,10 +115,13 @@ class Outbox:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            # A directory of an older version: its dead letters get the column, as dead letters proper.
-            if "kind" not in [row[1] for row in db.execute("PRAGMA table_info(dead_letters)")]:
+            # A directory of an older version: its dead letters get the column, as dead letters
+            # proper; its queued updates, as answered (an older version did not record it).
+            for table, column, definition in (("dead_letters", "kind", "TEXT"), ("pending", "unanswered", "INTEGER NOT NULL DEFAULT 0")):
+                if column in [row[1] for row in db.execute(f"PRAGMA table_info({table})")]:
+                    continue
                 try:
-                    db.execute("ALTER TABLE dead_letters ADD COLUMN kind TEXT")
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                 except sqlite3.OperationalError as error:  # another process added it meanwhile
                     if "duplicate column" not in str(error):
                         raise
@@ -134,8 +145,9 @@ class Outbox:
 
     def append(self, id: str, run_id: str, method: str, route: str, body: Optional[bytes], what: str,
                first_attempt_at: float, next_attempt_at: float, last_error: Optional[str] = None, refused: bool = False,
-               coalesce: bool = False) -> None:
-        """Queues an update behind the run's earlier ones; ``refused``: its attempt got 401/403.
+               coalesce: bool = False, unanswered: bool = False) -> None:
+        """Queues an update behind the run's earlier ones; ``refused``: its attempt got 401/403;
+        ``unanswered``: an attempt got no definite answer (see :attr:`OutboxEntry.unanswered`).
 
         ``coalesce`` (progress reports only, ``what`` = ``stage 2 progress``): the update takes
         the place of the stage's newest pending update when that is a progress report not being
@@ -156,9 +168,9 @@ class Outbox:
                     return
             db.execute(
                 "INSERT INTO pending (id, run_id, method, route, body, what, queued_at, first_attempt_at, attempts,"
-                " next_attempt_at, last_error, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " next_attempt_at, last_error, refused, unanswered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (id, run_id, method, route, body, what, now, first_attempt_at, 1 if last_error else 0, next_attempt_at, last_error,
-                 int(refused)),
+                 int(refused), int(unanswered)),
             )
 
     def pending_count(self, run_id: Optional[str] = None) -> int:
@@ -168,25 +180,30 @@ class Outbox:
                 return int(db.execute("SELECT count(*) FROM pending").fetchone()[0])
             return int(db.execute("SELECT count(*) FROM pending WHERE run_id = ?", (run_id,)).fetchone()[0])
 
+    def pending_by_run(self) -> Dict[str, int]:
+        """How many updates are queued per run, of the runs that have any."""
+        with self._connect() as db:
+            return {str(run): int(count) for run, count in db.execute("SELECT run_id, count(*) FROM pending GROUP BY run_id ORDER BY min(seq)")}
+
     def pending(self, run_id: Optional[str] = None) -> List[OutboxEntry]:
         """The queued updates in delivery order (per run: the order they were reported)."""
         with self._connect() as db:
             rows = db.execute(
                 "SELECT seq, id, run_id, method, route, body, what, queued_at, first_attempt_at, attempts, next_attempt_at,"
-                " last_error, refused FROM pending" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY seq",
+                " last_error, refused, unanswered FROM pending" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY seq",
                 (run_id,) if run_id is not None else (),
             ).fetchall()
-        return [OutboxEntry(*row[:-1], refused=bool(row[-1])) for row in rows]
+        return [_entry(row) for row in rows]
 
     def heads(self) -> List[OutboxEntry]:
         """The first queued update of every run: only these may be delivered now."""
         with self._connect() as db:
             rows = db.execute(
                 "SELECT p.seq, p.id, p.run_id, p.method, p.route, p.body, p.what, p.queued_at, p.first_attempt_at, p.attempts,"
-                " p.next_attempt_at, p.last_error, p.refused FROM pending p"
+                " p.next_attempt_at, p.last_error, p.refused, p.unanswered FROM pending p"
                 " WHERE p.seq = (SELECT min(q.seq) FROM pending q WHERE q.run_id = p.run_id) ORDER BY p.seq"
             ).fetchall()
-        return [OutboxEntry(*row[:-1], refused=bool(row[-1])) for row in rows]
+        return [_entry(row) for row in rows]
 
     def claim(self, seq: int, lease_seconds: float) -> bool:
         """Leases an update for one delivery attempt; ``False`` when another process holds it."""
@@ -200,13 +217,14 @@ class Outbox:
         with self._transaction() as db:
             db.execute("DELETE FROM pending WHERE seq = ?", (seq,))
 
-    def reschedule(self, seq: int, next_attempt_at: float, error: str, refused: bool = False) -> None:
-        """Counts a failed attempt and sets when to try again (Unix seconds); ``refused``: 401/403."""
+    def reschedule(self, seq: int, next_attempt_at: float, error: str, refused: bool = False, unanswered: bool = False) -> None:
+        """Counts a failed attempt and sets when to try again (Unix seconds); ``refused``: 401/403;
+        ``unanswered``: no definite answer (kept once set)."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE pending SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, refused = ?, lease_until = 0"
-                " WHERE seq = ?",
-                (next_attempt_at, error, int(refused), seq),
+                "UPDATE pending SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, refused = ?, lease_until = 0,"
+                " unanswered = max(unanswered, ?) WHERE seq = ?",
+                (next_attempt_at, error, int(refused), int(unanswered), seq),
             )
 
     def replace(self, seq: int, new_id: str, body: bytes) -> None:

@@ -2,16 +2,21 @@
 child processes, through tsx, from the repository this package lives in), and a small
 recording, fault-injecting HTTP proxy in front of either.
 
-Run from a checkout with ``node_modules`` installed and the Prisma client generated
-(``node scripts/prisma-generate.mjs``; ``npm test`` does it). Environment: ``PSC_NODE`` (node binary, default ``node``); ``PSC_TEST_DATABASE_URL`` (a
-PostgreSQL database with nothing else in it, which the vitest wrapper creates); without it the
-Express example runs on embedded PGlite in a temporary folder.
+They need a checkout of the repository with Node.js and its packages installed (``npm ci``), and
+for the Express example the Prisma client generated (``node scripts/prisma-generate.mjs``;
+``npm test`` does it). Without them :func:`require_servers` skips the tests that need a server,
+naming what is missing and the command that installs it, or fails them when
+``PIPELINE_STATUS_REQUIRE_ALL`` is set (CI). Environment: ``PSC_NODE`` (node binary, default
+``node``); ``PSC_TEST_DATABASE_URL`` (a PostgreSQL database with nothing else in it, which the
+vitest wrapper creates); without it the Express example runs on embedded PGlite in a temporary
+folder.
 """
 import http.client
 import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,12 +25,57 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+from unittest import SkipTest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PACKAGE = os.path.join(ROOT, "clients", "python")
 TSX = os.path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs")
 SECRET = "python-client-test-secret"
+PRISMA_CLIENT = os.path.join(ROOT, "src", "generated", "prisma", "client.ts")
+#: Set (not empty, not ``0``) in CI: a missing requirement fails the tests instead of skipping them,
+#: as in the repository's vitest suite (test/support/optional-tools.ts).
+REQUIRE_ALL_VARIABLE = "PIPELINE_STATUS_REQUIRE_ALL"
+
+
+def node_binary() -> str:
+    """``PSC_NODE``, else ``node``."""
+    return os.environ.get("PSC_NODE") or "node"
+
+
+def missing_for_servers(express: bool) -> Optional[str]:
+    """What this machine lacks to start the mock server (``express``: the Express example too),
+    with the command that gets it; ``None`` when nothing is missing."""
+    node = node_binary()
+    if shutil.which(node) is None:
+        return f"no Node.js at {node} (install Node.js 22.12 or later, or set PSC_NODE to its binary)"
+    if not os.path.isfile(TSX):
+        return f"no {os.path.relpath(TSX, ROOT)} (run `npm ci` in {ROOT})"
+    if express and not os.path.isfile(PRISMA_CLIENT):
+        return f"no generated Prisma client at {os.path.relpath(PRISMA_CLIENT, ROOT)} (run `node scripts/prisma-generate.mjs` in {ROOT})"
+    return None
+
+
+_said: set = set()
+
+
+def require_servers(express: bool = False) -> None:
+    """For a ``setUpClass`` of tests that need a server: skips them with the reason when this
+    machine cannot start it (:func:`missing_for_servers`), or fails them with it when
+    ``PIPELINE_STATUS_REQUIRE_ALL`` is set. The reason is also written to stderr once, since
+    unittest names skip reasons only with ``-v``."""
+    missing = missing_for_servers(express)
+    if missing is None:
+        return
+    server = "the Express example" if express else "the mock server"
+    reason = f"needs {server} from this repository: {missing}"
+    required = os.environ.get(REQUIRE_ALL_VARIABLE, "")
+    if required not in ("", "0"):
+        raise RuntimeError(f"{reason}; not skipped because {REQUIRE_ALL_VARIABLE} is set")
+    if reason not in _said:
+        _said.add(reason)
+        sys.stderr.write(f"\nskipped: the tests that {reason.replace('needs ', 'need ', 1)}\n")
+    raise SkipTest(reason)
 
 
 def free_port() -> int:
@@ -38,9 +88,11 @@ class ServerProcess:
     """A child process that prints ``listening on <origin>`` when ready."""
 
     def __init__(self, args: List[str], env: Optional[Dict[str, str]] = None, ready_timeout: float = 120.0):
+        # Its stderr goes to a file: a server that does not start is reported with its own words.
+        self._stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
-            [os.environ.get("PSC_NODE", "node"), TSX, *args], cwd=ROOT, env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [node_binary(), TSX, *args], cwd=ROOT, env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE, stderr=self._stderr, text=True,
         )
         self.origin = ""
         deadline = time.monotonic() + ready_timeout
@@ -54,8 +106,11 @@ class ServerProcess:
                 self.origin = match.group(1)
                 break
         if not self.origin:
-            self.stop()
-            raise RuntimeError(f"server {args} did not start (exit {self.process.poll()})")
+            self.stop(keep_stderr=True)
+            self._stderr.seek(0)
+            said = self._stderr.read().strip()[-2000:]
+            self._stderr.close()
+            raise RuntimeError(f"server {args} did not start (exit {self.process.poll()})" + (f"; its stderr:\n{said}" if said else ""))
         # Keep reading stdout so the child never blocks on a full pipe.
         self._reader = threading.Thread(target=self.process.stdout.read, daemon=True)
         self._reader.start()
@@ -64,7 +119,7 @@ class ServerProcess:
     def port(self) -> int:
         return int(urllib.parse.urlsplit(self.origin).port or 0)
 
-    def stop(self) -> None:
+    def stop(self, keep_stderr: bool = False) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -77,6 +132,8 @@ class ServerProcess:
             reader.join(timeout=5)
         if self.process.stdout is not None:
             self.process.stdout.close()
+        if not keep_stderr:
+            self._stderr.close()
 
 
 #: Two pipelines beside ``default``, as ``--pipelines`` and ``PIPELINES_FILE`` read them: the
@@ -139,12 +196,15 @@ class Recorded:
 @dataclass
 class Fault:
     """Answer ``status`` (with ``Retry-After: retry_after``) or drop the connection (``status`` 0)
-    instead of forwarding, for the next ``times`` requests whose path contains ``path_part``."""
+    instead of forwarding, for the next ``times`` requests whose path contains ``path_part``.
+    ``forwarded`` (with ``status`` 0): forward the request, then drop the connection instead of
+    answering, so the server took it and the client never learns how (recorded with status 0)."""
 
     path_part: str
     status: int
     times: int = 1
     retry_after: Optional[str] = None
+    forwarded: bool = False
 
 
 @dataclass
@@ -175,6 +235,8 @@ class Proxy:
                     if fault:
                         fault.times -= 1
                 if fault and fault.status == 0:
+                    if fault.forwarded:
+                        proxy.forward(self.command, self.path, headers, body)
                     proxy.records.append(Recorded(self.command, self.path, headers, body, 0))
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -190,21 +252,15 @@ class Proxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                target = urllib.parse.urlsplit(proxy.target)
-                upstream = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
-                forward = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
-                upstream.request(self.command, self.path, body=body if body or self.command == "POST" else None, headers=forward)
-                response = upstream.getresponse()
-                payload = response.read()
-                proxy.records.append(Recorded(self.command, self.path, headers, body, response.status))
-                self.send_response(response.status)
-                for name, value in response.getheaders():
+                status, answer_headers, payload = proxy.forward(self.command, self.path, headers, body)
+                proxy.records.append(Recorded(self.command, self.path, headers, body, status))
+                self.send_response(status)
+                for name, value in answer_headers:
                     if name.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-                upstream.close()
 
             do_GET = do_POST = _handle
 
@@ -216,6 +272,18 @@ class Proxy:
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def forward(self, method: str, path: str, headers: Dict[str, str], body: bytes) -> Tuple[int, List[Tuple[str, str]], bytes]:
+        """Sends one request on to the target: its status, headers and body."""
+        target = urllib.parse.urlsplit(self.target)
+        upstream = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
+        try:
+            forward = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
+            upstream.request(method, path, body=body if body or method == "POST" else None, headers=forward)
+            response = upstream.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            upstream.close()
 
     def updates(self, run_id: str) -> List[Recorded]:
         """The writes of one run that the server answered (not the injected faults)."""

@@ -1,20 +1,27 @@
 """The client against real servers over HTTP: the package's mock server, and the Express
 example on PostgreSQL (PGlite without PSC_TEST_DATABASE_URL), each behind a recording,
-fault-injecting proxy (support.Proxy) so that the tests assert on the wire."""
+fault-injecting proxy (support.Proxy) so that the tests assert on the wire. Each class starts its
+server from this repository (Node.js, ``npm ci``, and for the Express example
+``node scripts/prisma-generate.mjs``); without them it is skipped with the reason, or fails under
+``PIPELINE_STATUS_REQUIRE_ALL`` (support.require_servers)."""
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
 import unittest
 import uuid
 
-from original_runner import OUTPUTS, report
-from support import SECRET, ExpressDatabase, Fault, Proxy, free_port, run_python, start_express, start_mock
+from .original_runner import OUTPUTS, report
+from .support import SECRET, ExpressDatabase, Fault, Proxy, free_port, require_servers, run_python, start_express, start_mock
 
 from pipeline_status_client import TRUNCATION_MARKER, CatalogueMismatchError, ConfigurationError, PrismaAPIClient, RetryPolicy, StatusHttpError
 
+#: The TypeScript runPipeline's warning for a /complete answered duplicate, up to its cause (src/client/run-pipeline.ts).
+DUPLICATE = ("The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's "
+             "onRunCompleted hook, which ran once with the earlier /complete's: ")
 FAST = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2)
 STAGE_NAMES = ["Input Processing", "Signal Amplification", "General Translation", "Brand Contextualization", "Opportunity Generation"]
 
@@ -386,6 +393,126 @@ class ServerTests:
         stored = first.get_status(run_id)["stages"][0]
         self.assertEqual((stored["status"], json.loads(stored["output"])), ("COMPLETED", {"rows": 12}))  # type: ignore[attr-defined]
 
+    def completed_stages(self, client: PrismaAPIClient) -> str:
+        """A run whose five stages ``client`` completed: the server holds it COMPLETED, no /complete received."""
+        run_id = self.created_run()
+        for number in range(1, 6):
+            self.assertTrue(client.mark_stage_processing(run_id, number))
+            self.assertTrue(client.mark_stage_complete(run_id, number, OUTPUTS[number]))
+        return run_id
+
+    def complete_elsewhere(self, run_id: str) -> None:
+        """Another party's /complete of the run, straight to the server: applied, the hook runs with its results."""
+        elsewhere = PrismaAPIClient(self.origin, SECRET, retry=FAST)
+        self.assertTrue(elsewhere.complete_run(run_id, "COMPLETED", fullReportMarkdown="from elsewhere"))
+        self.assertEqual(elsewhere.completion_outcome(run_id), "applied")
+
+    def test_a_completion_answered_duplicate_says_its_results_did_not_reach_the_hook(self) -> None:
+        client = self.client()
+        run_id = self.completed_stages(client)
+        self.complete_elsewhere(run_id)
+        with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+            self.assertTrue(client.complete_run(run_id, "COMPLETED", duration=1.0, fullReportMarkdown="mine"))
+        self.assertEqual([r.getMessage() for r in logs.records], [  # type: ignore[attr-defined]
+            f"Run {run_id}: {DUPLICATE}another /complete of this run was received first (another runner or process on the same "
+            "run id, or the web app)"])
+        self.assertEqual(client.completion_outcome(run_id), "duplicate")
+        # Delivered: the server has the run's completion, only not these results.
+        self.assertTrue(client.undelivered(run_id).all_delivered)
+        self.assertIsNone(client.run_finished(run_id))
+        # A runner completing its own run twice: the second's results did not reach the hook either.
+        own = self.client()
+        run_id = self.completed_stages(own)
+        self.assertTrue(own.complete_run(run_id, "COMPLETED", fullReportMarkdown="first"))
+        self.assertEqual(own.completion_outcome(run_id), "applied")
+        with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+            self.assertTrue(own.complete_run(run_id, "COMPLETED", fullReportMarkdown="second"))
+        self.assertEqual([r.getMessage() for r in logs.records],  # type: ignore[attr-defined]
+                         [f"Run {run_id}: {DUPLICATE}this client's own earlier complete_run of this run"])
+        self.assertEqual(own.completion_outcome(run_id), "duplicate")
+
+    def test_a_duplicate_after_an_attempt_the_server_took_without_answering_names_both_possibilities(self) -> None:
+        client = self.client()
+        run_id = self.completed_stages(client)
+        # The first attempt reaches the server (applied: the hook runs with these results), its answer is lost.
+        self.proxy.faults.append(Fault("/complete", 0, times=1, forwarded=True))
+        with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+            self.assertTrue(client.complete_run(run_id, "COMPLETED", fullReportMarkdown="mine"))
+        messages = [r.getMessage() for r in logs.records]  # type: ignore[attr-defined]
+        self.assertEqual(len(messages), 2, messages)
+        self.assertRegex(messages[0], rf"^Run {run_id}: completion COMPLETED failed \(.+\); attempt 2 of 4 \(retry 1 of 3\) in ")
+        cause = re.search(r"failed \((.+)\); attempt", messages[0]).group(1)  # type: ignore[union-attr]
+        self.assertEqual(messages[1], (
+            f'Run {run_id}: The run\'s completion was answered "duplicate" after an earlier attempt of it got no definite answer '
+            f"({cause}), so that attempt may have been received: if it was, the app's onRunCompleted hook ran once with these "
+            "results; if another /complete of this run (another runner or process on the same run id, or the web app) was "
+            "received first, these results did not reach it"))
+        self.assertEqual(client.completion_outcome(run_id), "duplicate")
+        self.assertEqual([r.status for r in self.proxy.records if r.path.endswith("/complete")], [0, 200])
+
+    def test_a_queued_completion_answered_duplicate_from_the_outbox_says_so_once(self) -> None:
+        with tempfile.TemporaryDirectory() as outbox:
+            client = self.client(outbox_dir=outbox, background=False)
+            run_id = self.completed_stages(client)
+            # Refused with a definite 503 (not taken): queued; meanwhile another party completes the run.
+            self.proxy.faults.append(Fault("/complete", 503, times=4))
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertTrue(client.complete_run(run_id, "COMPLETED", fullReportMarkdown="mine"))
+            self.assertEqual((client.pending_count(run_id), client.completion_outcome(run_id)), (1, None))
+            self.complete_elsewhere(run_id)
+            with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+                self.assertTrue(client.flush(30))
+            self.assertEqual([r.getMessage() for r in logs.records if r.levelno >= logging.WARNING], [  # type: ignore[attr-defined]
+                f"Run {run_id}: {DUPLICATE}another /complete of this run was received first (another runner or process on the "
+                "same run id, or the web app)"])
+            self.assertEqual(client.completion_outcome(run_id), "duplicate")
+            self.assertTrue(client.undelivered(run_id).all_delivered)
+
+            # Every attempt taken by the server without an answer, then queued: a new process on the
+            # same outbox that delivers it cannot tell whose /complete came first, and says so.
+            run_id = self.completed_stages(client)
+            self.proxy.faults.append(Fault("/complete", 0, times=4, forwarded=True))
+            with self.assertLogs("pipeline_status_client", logging.WARNING):
+                self.assertTrue(client.complete_run(run_id, "COMPLETED", fullReportMarkdown="mine"))
+                client.close()  # says the completion stays queued
+            restarted = self.client(outbox_dir=outbox, background=False)
+            with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+                self.assertTrue(restarted.flush(30))
+            self.assertEqual([r.getMessage() for r in logs.records if r.levelno >= logging.WARNING], [  # type: ignore[attr-defined]
+                f'Run {run_id}: The run\'s completion was answered "duplicate" after an earlier attempt of it got no definite '
+                "answer, so that attempt may have been received: if it was, the app's onRunCompleted hook ran once with these "
+                "results; if another /complete of this run (another runner or process on the same run id, or the web app) was "
+                "received first, these results did not reach it"])
+            self.assertEqual(restarted.completion_outcome(run_id), "duplicate")
+
+    def test_a_lost_update_is_one_error_per_cause_with_the_fix_and_close_says_what_stays_undelivered(self) -> None:
+        run_id = self.created_run()
+        wrong = PrismaAPIClient(self.proxy.origin, "not-the-secret", retry=FAST)
+        with self.assertLogs("pipeline_status_client", logging.DEBUG) as logs:
+            self.assertEqual(report(wrong, run_id), [False] * 11)
+            wrong.close()
+            wrong.close()  # said once
+        said = [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING]  # type: ignore[attr-defined]
+        self.assertEqual(len(said), 2, said)
+        self.assertRegex(said[0], rf"^Run {run_id}: stage 1 PROCESSING was not delivered: HTTP 401 [^;]+; check that the runner's "
+                                  r"secret \(WEBHOOK_SECRET\) matches the web app's\. Later updates of this run failing the same way "
+                                  r"are logged at debug level$")
+        self.assertEqual(said[1], f"Closed with 11 update(s) undelivered: run {run_id}: 11 failed")
+        either = [r.getMessage() for r in logs.records if "was not delivered either" in r.getMessage()]  # type: ignore[attr-defined]
+        self.assertEqual(len(either), 10)
+        self.assertEqual(either[-1], f"Run {run_id}: completion COMPLETED was not delivered either: {said[0].split('delivered: ')[1].split(';')[0]}")
+
+        with tempfile.TemporaryDirectory() as outbox:
+            run_id = self.created_run()
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1))
+            # Stage 1 PROCESSING is refused for good (a dead letter); the rest waits behind a 503.
+            self.proxy.faults += [Fault(f"/{run_id}/stage-update", 400, times=1), Fault(f"/{run_id}/stage-update", 503, times=100)]
+            with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+                self.assertEqual(report(client, run_id), [False] + [True] * 10)
+                client.close()
+            self.assertEqual(logs.records[-1].getMessage(),  # type: ignore[attr-defined]
+                             f"Closed with 11 update(s) undelivered (outbox {outbox}): run {run_id}: 10 queued in the outbox, 1 dead-lettered")
+
     def test_progress_gets_increasing_seqs_and_the_newest_is_stored(self) -> None:
         run_id = self.created_run()
         client = self.client()
@@ -513,7 +640,7 @@ class ServerTests:
         import signal
         import subprocess
         import sys
-        from support import PACKAGE
+        from .support import PACKAGE
         child_code = """
 import sys, time
 from pipeline_status_client import PrismaAPIClient, RetryPolicy
@@ -572,6 +699,7 @@ class MockServerTest(ServerTests, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
+        require_servers()
         cls.server = start_mock()
         cls.origin = cls.server.origin
 
@@ -592,6 +720,7 @@ class ExpressExampleTest(ServerTests, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
+        require_servers(express=True)
         cls.database = ExpressDatabase()
         cls.server = start_express(cls.database)
         cls.origin = cls.server.origin
@@ -622,6 +751,7 @@ class SignedExpressTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
+        require_servers(express=True)
         cls.database = ExpressDatabase()
         cls.server = start_express(cls.database, signing_secret=cls.SIGNING_SECRET)
 

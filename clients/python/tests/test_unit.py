@@ -158,6 +158,34 @@ class ConfigurationTest(unittest.TestCase):
         self.assertIn("outside the contract's rule", logs.output[1])
         self.assertEqual(len(client.undelivered().failed), 3)
 
+    def test_a_completion_the_server_would_refuse_is_named_at_the_call_and_not_sent(self) -> None:
+        from datetime import datetime, timezone
+
+        client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
+        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+            self.assertFalse(client.complete_run("run_1", completed_at="2025-10-25 14:03:11"))
+            self.assertFalse(client.complete_run("run_1", completed_at="2025-02-29T00:00:00Z"))
+            self.assertFalse(client.complete_run("run_1", completed_at=1761400991))
+            self.assertFalse(client.complete_run("run_1", "FAILED", duration=-1.5))
+            self.assertFalse(client.complete_run("run_1", duration="12"))
+            self.assertFalse(client.complete_run("run_1", duration=True))
+        grammar = "must be a date-time written YYYY-MM-DDTHH:MM:SS[.fraction of 1 to 9 digits][Z|\u00b1HH:MM], with a real date and time"
+        self.assertEqual([r.getMessage() for r in logs.records], [  # type: ignore[attr-defined]
+            f"Run run_1: complete_run completed_at {grammar}, got '2025-10-25 14:03:11'; completion COMPLETED not sent",
+            f"Run run_1: complete_run completed_at {grammar}, got '2025-02-29T00:00:00Z'; completion COMPLETED not sent",
+            "Run run_1: complete_run completed_at must be a datetime or an ISO 8601 string, got int: 1761400991; completion COMPLETED not sent",
+            "Run run_1: complete_run duration must be 0 or more seconds, got -1.5; completion FAILED not sent",
+            "Run run_1: complete_run duration must be a number of seconds, got str: '12'; completion COMPLETED not sent",
+            "Run run_1: complete_run duration must be a number of seconds, got bool: True; completion COMPLETED not sent",
+        ])
+        self.assertEqual(client.undelivered("run_1").failed[3], "Run run_1: completion FAILED: duration must be 0 or more seconds, got -1.5")
+        # What the server takes is sent (nothing listens on port 9: not delivered, not refused at the call).
+        with self.assertLogs("pipeline_status_client", "ERROR") as logs:
+            for completed_at in ("2025-10-25T14:03:11.123456", "2025-10-25T14:03:11+02:00", datetime.now(timezone.utc), ""):
+                self.assertFalse(client.complete_run("run_2", completed_at=completed_at, duration=float("nan")))
+        self.assertEqual(len(logs.records), 1)  # type: ignore[attr-defined]
+        self.assertRegex(logs.records[0].getMessage(), r"^Run run_2: completion COMPLETED was not delivered: connection refused")  # type: ignore[attr-defined]
+
     def test_a_stage_number_that_is_not_an_integer_is_named_so(self) -> None:
         client = PrismaAPIClient("http://127.0.0.1:9", "s", retry=RetryPolicy(attempts=1))
         with self.assertLogs("pipeline_status_client", "ERROR") as logs:
@@ -423,6 +451,28 @@ class OutboxTest(unittest.TestCase):
             outbox.dead_letter(outbox.pending("a")[0], 409, "run_finished", "the run ended elsewhere", kind="superseded")
             self.assertEqual([(d.id, d.code, d.kind) for d in Outbox(directory).dead_letters("a")],
                              [("old", "bad", None), ("new", "run_finished", "superseded")])
+
+    def test_an_outbox_of_an_older_version_keeps_its_queue_and_records_unanswered_attempts(self) -> None:
+        import os
+        import sqlite3
+        from contextlib import closing
+
+        with tempfile.TemporaryDirectory() as directory:
+            # The queue as the version before `unanswered` made it, with one completion in it.
+            with closing(sqlite3.connect(os.path.join(directory, "outbox.sqlite3"), isolation_level=None)) as db:
+                db.execute("CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL,"
+                           " method TEXT NOT NULL, route TEXT NOT NULL, body BLOB, what TEXT NOT NULL, queued_at REAL NOT NULL,"
+                           " first_attempt_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,"
+                           " lease_until REAL NOT NULL DEFAULT 0, last_error TEXT, refused INTEGER NOT NULL DEFAULT 0)")
+                db.execute("INSERT INTO pending (id, run_id, method, route, body, what, queued_at, first_attempt_at, next_attempt_at)"
+                           " VALUES ('old', 'a', 'POST', 'a/complete', x'7b7d', 'completion COMPLETED', 0, 0, 0)")
+            outbox = Outbox(directory)
+            self.assertEqual([(e.id, e.unanswered) for e in outbox.pending("a")], [("old", False)])
+            outbox.reschedule(outbox.heads()[0].seq, 0.0, "timed out after 30 s", unanswered=True)
+            outbox.reschedule(outbox.heads()[0].seq, 0.0, "answered 503")  # a definite answer later does not clear it
+            outbox.append("new", "a", "POST", "a/complete", b"{}", "completion COMPLETED", 0.0, 1.0, "reset", unanswered=True)
+            self.assertEqual([(e.id, e.attempts, e.unanswered) for e in Outbox(directory).pending("a")],
+                             [("old", 2, True), ("new", 1, True)])
 
     def test_a_head_leased_by_another_process_is_due_when_the_lease_ends(self) -> None:
         with tempfile.TemporaryDirectory() as directory:
