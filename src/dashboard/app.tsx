@@ -1,6 +1,6 @@
 /**
- * The dashboard's views: sign-in, counts by status, the run list (the package's `RunList`, as its
- * internal `RunListView`, fed by `useRuns`: the set stream's summary view, no polling), a run's
+ * The dashboard's views: sign-in, counts by status, the run list (the package's `RunList`, its data
+ * form fed by `useRuns`: the set stream's summary view, no polling), a run's
  * detail (the package's `RunTimeline`, fed by `useRunStatus`: the run's stream, streamed output
  * growing) and the stage-duration chart. The counts are read again after each change of the live
  * list (at most once a second) and, with the chart, every `refreshIntervalMs` as a backstop for
@@ -9,8 +9,7 @@
  */
 import { type FormEvent, type MouseEvent, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import type { RunSummary, StageStats } from '../index.js'
-import { type RunListFilters, runListQuery, RunTimeline, useRunStatus, useRuns } from '../react/index.js'
-import { RunListView, useAppliedFilters } from '../react/run-list.js'
+import { RunList, type RunListFilters, runListQuery, RunTimeline, useAppliedFilters, useRunStatus, useRuns } from '../react/index.js'
 import { createApi, type DashboardApi, type DashboardConfig, DashboardRequestError, liveConnection, storeCredential, storedCredential } from './api.js'
 import { StatsChart } from './stats-chart.js'
 
@@ -195,8 +194,8 @@ function Overview({
   focus: ListFocus | null
 }) {
   // What the form shows, and what the list, its stream and the counts follow: the same, but for
-  // the tag text while it is being typed. The rows go by `applied` too, so typing filters neither
-  // the stream nor the rows by each prefix.
+  // the tag text while it is being typed. The rows go by `applied` too (RunList's `appliedFilters`),
+  // so typing filters neither the stream nor the rows by each prefix.
   const [filters, setFilters] = useState<RunListFilters>({})
   const applied = useAppliedFilters(filters, TAG_SETTLE_MS)
   const days = runListQuery({ createdFrom: applied.createdFrom, createdTo: applied.createdTo })
@@ -331,10 +330,10 @@ function Overview({
           </p>
         )}
         {ready ? (
-          <RunListView
+          <RunList
             runs={live.runs}
             filters={filters}
-            applied={applied}
+            appliedFilters={applied}
             onFilterChange={change}
             pipelines={pipelines}
             caption={`Newest ${LIST_LIMIT} runs${live.state === 'live' ? ', live' : ''}`}

@@ -2,7 +2,9 @@
  * React bindings of the live status subscribers: {@link useRunStatus} renders a run and its stages
  * and keeps them live with `subscribeToRun` (the page's runs share one connection; polling when
  * the server has no stream); {@link useRuns} renders a live list of runs with `subscribeToRuns`;
- * {@link RunTimeline} and {@link RunList} are components built on them.
+ * {@link RunTimeline} and {@link RunList} are components built on them; {@link useAppliedFilters}
+ * gives the filters a list's runs are read with while a tag is typed (a `RunList` fed by the app's
+ * own `useRuns`).
  * React is an optional peer dependency, imported only from this entry.
  *
  * @example
@@ -44,6 +46,7 @@ export {
   type RunListProps,
   type RunListSlot,
   runListQuery,
+  useAppliedFilters,
 } from './run-list.js'
 export { createRunsStore, type RunsState, type RunsStore, useRuns, type UseRunsOptions } from './runs.js'
 export { SafeMarkdown, type SafeMarkdownProps } from './markdown.js'

@@ -73,8 +73,20 @@ export interface RunListDisplayProps {
 
 /** Props of the data form of {@link RunList}: the runs as the app already has them. */
 export interface RunListDataProps extends RunListDisplayProps {
-  /** The runs (`GET {base}/runs`, `useRuns`); the filters also apply to them here, so a run that stops matching leaves the list. */
+  /**
+   * The runs (`GET {base}/runs`, `useRuns`); the filters (`appliedFilters` when given, else those
+   * shown) also apply to them here, so a run that stops matching leaves the list.
+   */
   runs: readonly RunSummary[]
+  /**
+   * The filters the given `runs` were read with, when not those the form shows: the rows are
+   * filtered by these, while the form shows `filters` (or its own). For an app that reads the runs
+   * itself and follows a typed tag only once typing pauses ({@link useAppliedFilters}), as the live
+   * form does: while a person types, the rows stay those of the last applied tag instead of being
+   * filtered by each prefix typed (which names no run's tag: the rows would vanish, then come back).
+   * @default the filters the form shows
+   */
+  appliedFilters?: RunListFilters | undefined
 }
 
 /** Props of the live form of {@link RunList}: it follows the runs itself with `useRuns`. */
@@ -111,7 +123,8 @@ export type RunListProps = RunListDataProps | RunListLiveProps
  * of runs with a status badge, the current stage, tags, creation time and duration, each id a link
  * the app renders. Where the list is narrower than 64em (its own width, a container query) the rows
  * become cards, in two columns from 42em; a browser without container queries goes by the
- * viewport's width instead and logs that once (docs/components.md). With `runs` it shows what it is given (filtered by the same rules); without, it
+ * viewport's width instead and logs that once (docs/components.md). With `runs` it shows what it is given (filtered by the same rules,
+ * by `appliedFilters` when the app gives the filters its runs were read with); without, it
  * follows the newest `limit` runs matching the filters on one connection (`useRuns`, the set stream
  * `{url}/events`): a run created or starting to match joins, a run that changes is redrawn, a run
  * that stops matching leaves. A filter change opens a new stream; the runs already shown that still
@@ -134,12 +147,10 @@ export function RunList(props: RunListProps): ReactNode {
   return 'runs' in props ? <RunListView {...props} /> : <LiveRunList {...props} />
 }
 
-/** How long typing in the tag field pauses before a live list follows the tag (`tagDelayMs`). */
-const TAG_DELAY_MS = 300
-
-function LiveRunList({ url, token, headers, credentials, initialRuns, limit, tagDelayMs = TAG_DELAY_MS, ...display }: RunListLiveProps): ReactNode {
+function LiveRunList({ url, token, headers, credentials, initialRuns, limit, tagDelayMs, ...display }: RunListLiveProps): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(display.defaultFilters ?? {})
   const filters = display.filters ?? own
+  // `tagDelayMs` undefined: the hook's default, the 300 ms `tagDelayMs` documents.
   const applied = useAppliedFilters(filters, tagDelayMs)
   const filter = runListFilter(applied)
   const key = JSON.stringify(filter)
@@ -154,7 +165,7 @@ function LiveRunList({ url, token, headers, credentials, initialRuns, limit, tag
     <RunListView
       {...display}
       filters={filters}
-      applied={applied}
+      appliedFilters={applied}
       onFilterChange={(next) => {
         setOwn(next)
         display.onFilterChange?.(next)
@@ -174,13 +185,36 @@ function LiveRunList({ url, token, headers, credentials, initialRuns, limit, tag
 }
 
 /**
- * The filters the rows and the stream follow, given those the form shows: a change of the tag text
- * alone once typing pauses for `tagDelayMs` (`useSettled`), anything else at once, a tag typed just
- * before with it (an emptied tag field and "Clear filters" too). The one rule of the live
- * `RunList` and the dashboard, which follows the runs itself and gives them to {@link RunListView}
- * with these as its `applied` filters. Internal: not exported from the entry.
+ * The filters to read runs with and to filter a {@link RunList}'s rows by, given those its form
+ * shows: the rule of the live form, for an app that reads the runs itself (`useRuns`) and gives
+ * them to the data form with these as `appliedFilters`, the form's `filters` controlled.
+ *
+ * - A change of the tag text alone (the other filters as applied, the tag not empty) applies once
+ *   it has stayed the same for `tagDelayMs`: each change starts the wait again, and until it ends
+ *   the filters applied before are returned. So typing a tag opens one stream for the whole tag,
+ *   not one per key, and the rows never go by a prefix typed on the way. A tag set another way
+ *   (from the app's URL) waits too.
+ * - Every other change applies at once, in the same render, and takes a tag typed just before
+ *   along: a pipeline, status or date change, "Clear filters", an emptied tag field. So does every
+ *   change when `tagDelayMs` is 0 (or less).
+ *
+ * The first render applies `filters` as given. Unmounting clears a pending wait.
+ *
+ * @param filters The filters the form shows (`RunList`'s `filters`, as `onFilterChange` gave them).
+ * @param tagDelayMs How long, in milliseconds, typing in the tag field must pause before the tag
+ *   applies; 300 by default, as the live form's `tagDelayMs`.
+ * @returns The applied filters, without empty fields (an empty string is no filter): the same
+ *   object from render to render until they change, so they can be an effect's dependency.
+ *
+ * @example
+ * ```tsx
+ * const [filters, setFilters] = useState<RunListFilters>({})
+ * const applied = useAppliedFilters(filters)
+ * const { runs } = useRuns({ url: '/api/pipeline', status: applied.status, pipeline: applied.pipeline, tag: applied.tag })
+ * return <RunList runs={runs} filters={filters} appliedFilters={applied} onFilterChange={setFilters} />
+ * ```
  */
-export function useAppliedFilters(filters: RunListFilters, tagDelayMs: number): RunListFilters {
+export function useAppliedFilters(filters: RunListFilters, tagDelayMs: number = 300): RunListFilters {
   const appliedKey = useSettled(filtersKey(filters), tagDelayMs, appliesAtOnce)
   return useMemo(() => filtersFromKey(appliedKey), [appliedKey])
 }
@@ -212,21 +246,15 @@ function appliesAtOnce(typed: string, applied: string): boolean {
 
 const ALL_STATUSES = RunStatus.options
 
-/** Props of {@link RunListView}: the data form's, and what the live form (or the dashboard) adds. */
-export type RunListViewProps = RunListDataProps & {
+/** Props of {@link RunListView}: the data form's, and the live form's state. */
+type RunListViewProps = RunListDataProps & {
   loading?: boolean
   live?: string | undefined
   problem?: string | undefined
-  /** The filters the rows go by, when not those the form shows (a typed tag after the pause: {@link useAppliedFilters}). */
-  applied?: RunListFilters | undefined
 }
 
-/**
- * The list as shown: the data form of {@link RunList}, plus the live form's state. Internal: the
- * dashboard uses it to give its own runs with the filters they were read with (`applied`), which
- * the public data form has no prop for.
- */
-export function RunListView({
+/** The list as shown: the data form of {@link RunList}, plus the live form's state. */
+function RunListView({
   runs,
   filters: given,
   defaultFilters,
@@ -241,11 +269,11 @@ export function RunListView({
   loading = false,
   live,
   problem,
-  applied,
+  appliedFilters,
 }: RunListViewProps): ReactNode {
   const [own, setOwn] = useState<RunListFilters>(defaultFilters ?? {})
   const filters = given ?? own
-  const rowFilters = applied ?? filters
+  const rowFilters = appliedFilters ?? filters
   const id = useId()
   const shown = runs.filter((run) => matches(run, rowFilters))
   const running = shown.some((run) => !isFinalStatus(run.status) && run.startedAt !== null)

@@ -85,7 +85,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'MOCK_DEFAULT_SECRET', 'createPipelineMock', 'startMockServer',
   ],
   'pipeline-status-sdk/react': [
-    'RunList', 'RunTimeline', 'SafeMarkdown', 'createRunStatusStore', 'createRunsStore', 'runListQuery', 'useRunStatus', 'useRuns',
+    'RunList', 'RunTimeline', 'SafeMarkdown', 'createRunStatusStore', 'createRunsStore', 'runListQuery', 'useAppliedFilters', 'useRunStatus', 'useRuns',
   ],
   'pipeline-status-sdk/pg': [
     'DEFAULT_NOTIFY_CHANNEL', 'MigrationError', 'applyMigrations', 'createPgConnections', 'createPgRunListener',

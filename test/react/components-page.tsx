@@ -2,15 +2,17 @@
  * The page test/react/components.test.ts opens in Chromium: RunTimeline and RunList as an app
  * mounts them, live against the real handlers. Bundled with esbuild by the test. Query: `run`
  * (a run to follow), `list=1` (the list), `secret` (sent as X-Webhook-Secret: a test page only;
- * a real page uses a read token or the app's session), `fixture=runs` (the list's data form with
+ * a real page uses a read token or the app's session), `list=data` (the list's data form, its
+ * filters controlled and its runs read by the page's own `useRuns` with `useAppliedFilters`, as
+ * docs/components.md shows), `fixture=runs` (the list's data form with
  * fixed runs and clock, inside the Next.js example's layout, for the layout test), `fixture=long-text`
  * (the timeline's data form: a running run whose runner sent long unbroken text).
  */
-import { StrictMode } from 'react'
+import { StrictMode, useRef, useState } from 'react'
 import { createRoot } from 'react-dom/client'
 import type { RunSummary } from '../../src/contract/run-list.js'
 import type { RunStatusResponse, StageOutputRecord } from '../../src/contract/records.js'
-import { RunList, RunTimeline } from '../../src/react/index.js'
+import { RunList, type RunListFilters, runListQuery, RunTimeline, useAppliedFilters, useRuns } from '../../src/react/index.js'
 
 const params = new URLSearchParams(location.search)
 const secret = params.get('secret') ?? ''
@@ -128,6 +130,34 @@ const LONG_TEXT_RUN: RunStatusResponse = {
   ],
 }
 
+/**
+ * The data form as an app uses it with runs it reads itself: the filters controlled, the runs read
+ * with the filters `useAppliedFilters` gives (a typed tag once typing pauses, 300 ms) and given
+ * with them as `appliedFilters`; the runs shown so far seed the next stream.
+ */
+function DataList() {
+  const [filters, setFilters] = useState<RunListFilters>({})
+  const applied = useAppliedFilters(filters)
+  const days = runListQuery(applied)
+  const shown = useRef<readonly RunSummary[] | undefined>(undefined)
+  const { runs, state } = useRuns({
+    url: '/api/pipeline',
+    headers,
+    status: applied.status,
+    pipeline: applied.pipeline,
+    tag: applied.tag,
+    createdAfter: days.get('createdAfter') ?? undefined,
+    createdBefore: days.get('createdBefore') ?? undefined,
+    initial: shown.current,
+  })
+  shown.current = runs
+  return (
+    <section aria-label="Runs" className="page-list" data-testid="data-list" data-state={state}>
+      <RunList runs={runs} filters={filters} appliedFilters={applied} onFilterChange={setFilters} />
+    </section>
+  )
+}
+
 function App() {
   if (params.get('fixture') === 'long-text') {
     return (
@@ -158,7 +188,9 @@ function App() {
     <main className="page">
       <h1 className="page-title">Pipeline components</h1>
       {runId ? <RunTimeline runId={runId} url="/api/pipeline" options={{ headers }} /> : null}
-      {params.get('list') ? (
+      {params.get('list') === 'data' ? (
+        <DataList />
+      ) : params.get('list') ? (
         <section aria-label="Runs" className="page-list">
           <RunList
             url="/api/pipeline"

@@ -1083,4 +1083,69 @@ describe.skipIf(!CHROMIUM)('RunTimeline and RunList in Chromium', () => {
     expect(problems).toEqual([])
     await page.close()
   })
+
+  it("keeps a data-form list's rows while a tag is typed into its controlled filters (the app's useRuns on useAppliedFilters, given as appliedFilters), then follows the tag once typing pauses", async () => {
+    const tag = `nightly-${Date.now().toString(36)}`
+    const [first, second, untagged] = [newRunId('data-a'), newRunId('data-b'), newRunId('data-c')]
+    await post('/runs', { id: first, tags: [tag] })
+    await post('/runs', { id: second, tags: [tag, 'eu-west'] })
+    await post('/runs', { id: untagged, tags: ['weekly'] })
+    const from = apiRequests.length
+    const streams = () => apiRequests.slice(from).filter((request) => request.path === '/events').map((request) => request.query.getAll('tag'))
+
+    const { page, problems } = await open('list=data', 1280, undefined, true)
+    await page.locator('[data-testid="data-list"][data-state="live"]').waitFor({ timeout: 15_000 })
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual(expect.arrayContaining([first, second, untagged]))
+    const everyRun = await listedIds(page)
+    expect(streams()).toEqual([[]])
+
+    // Every row the list removes from now on, as the DOM saw it (a MutationObserver keeps each
+    // removal, however briefly a row was gone).
+    await page.evaluate(() => {
+      const removed: string[] = []
+      ;(window as unknown as { removedRows: string[] }).removedRows = removed
+      new MutationObserver((records) => {
+        for (const record of records)
+          for (const node of record.removedNodes) if (node instanceof HTMLElement && node.dataset.testid === 'run-row') removed.push(node.dataset.runId ?? '')
+      }).observe(document.querySelector('[data-testid="run-list"] tbody')!, { childList: true })
+    })
+    const removedRows = () => page.evaluate(() => (window as unknown as { removedRows: string[] }).removedRows)
+
+    // The page's clock stops: its timers run only when the test moves it, so the typing pause
+    // (useAppliedFilters' 300 ms) cannot end while the keys arrive, however slowly.
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 1000)
+    const field = page.getByRole('searchbox', { name: 'Tag' })
+    await field.focus()
+    for (const [index, key] of [...tag].entries()) {
+      await page.keyboard.type(key)
+      const typed = tag.slice(0, index + 1)
+      // The controlled field shows each key (the app passed the new filters back) ...
+      await expect.poll(() => field.inputValue(), { timeout: 15_000 }).toBe(typed)
+      // ... and the rows, rendered with it, are still those of the applied filters: no prefix ("n",
+      // "ni", …, each naming no run's tag) hid one.
+      expect(await listedIds(page), `the rows after typing "${typed}"`).toEqual(everyRun)
+    }
+    expect(await removedRows()).toEqual([])
+    // 1 ms short of the pause: nothing applied yet.
+    await page.clock.runFor(299)
+    expect(await listedIds(page)).toEqual(everyRun)
+    expect(await removedRows()).toEqual([])
+
+    // The pause over: the app's one stream for the whole tag, and the rows follow the tag (the
+    // untagged run leaves; the observer saw that removal).
+    await page.clock.runFor(1)
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual([second, first])
+    await expect.poll(() => streams().length, { timeout: 15_000 }).toBe(2)
+    expect(streams()).toEqual([[], [tag]])
+    expect(await removedRows()).toContain(untagged)
+
+    // "Clear filters" applies at once, the clock still stopped: the untagged run is back.
+    await page.getByRole('button', { name: 'Clear filters' }).click()
+    expect(await field.inputValue()).toBe('')
+    await expect.poll(() => listedIds(page), { timeout: 15_000 }).toEqual(expect.arrayContaining([first, second, untagged]))
+    await expect.poll(() => streams().length, { timeout: 15_000 }).toBe(3)
+    expect(streams().at(-1)).toEqual([])
+    expect(problems).toEqual([])
+    await page.close()
+  })
 })
