@@ -87,10 +87,22 @@ export interface RunListDataProps extends RunListDisplayProps {
    * @default the filters the form shows
    */
   appliedFilters?: RunListFilters | undefined
+  /** Not for the data form: the live form's base path. Given with `runs`, a type error instead of ignored. */
+  url?: never
+  /** Not for the data form (the live form's stream reads the runs; here the app does). A type error with `runs`. */
+  tagDelayMs?: never
+  /** Not for the data form (the live form's first runs; here `runs` are). A type error with `runs`. */
+  initialRuns?: never
+  /** Not for the data form (the live form's list length). A type error with `runs`. */
+  limit?: never
 }
 
 /** Props of the live form of {@link RunList}: it follows the runs itself with `useRuns`. */
 export interface RunListLiveProps extends RunListDisplayProps {
+  /** Not for the live form: its rows are the runs it reads. Given, this is the data form. */
+  runs?: undefined
+  /** Not for the live form (it applies a typed tag itself after `tagDelayMs`). A type error without `runs`. */
+  appliedFilters?: never
   /** The routes' base path; the list follows the set stream `{url}/events` (summary view). @default '/api/pipeline' */
   url?: string | undefined
   /** Sent as `Authorization: Bearer <token>` (a tag read token, or what the app's `authorize` accepts). @default none (same-origin cookies go along) */
@@ -144,7 +156,7 @@ export type RunListProps = RunListDataProps | RunListLiveProps
  * ```
  */
 export function RunList(props: RunListProps): ReactNode {
-  return 'runs' in props ? <RunListView {...props} /> : <LiveRunList {...props} />
+  return props.runs !== undefined ? <RunListView {...props} /> : <LiveRunList {...props} />
 }
 
 function LiveRunList({ url, token, headers, credentials, initialRuns, limit, tagDelayMs, ...display }: RunListLiveProps): ReactNode {
