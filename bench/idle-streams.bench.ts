@@ -17,6 +17,13 @@
  *   IDLE_WARM_KEEP=1 …   # the warm-up's connections stay open, idle, until after the measure
  *   IDLE_ORDER=express,express:MALLOC_ARENA_MAX=2,express:--no-concurrent-recompilation …   # per-entry environment and node flags after `:`
  *   IDLE_MALLOC=1 …   # also where the RSS went: V8's heap spaces, and glibc malloc's arenas read by gdb's `malloc_stats()`
+ *
+ * No stream closes unseen: each row's `open` column is the server's count and this client's, and
+ * a row where any stream closed before the measure gets a `DROPPED` line (and the bench exits 1):
+ * how many, why as each side saw it (the peer's FIN, a socket error and its code, the server ending
+ * the response or destroying the socket), when (seconds after the last stream opened), what the
+ * server logged, and its node:http timeouts. Phases go to stderr with the time and load
+ * (IDLE_PROGRESS=0 silences them), so that a stalled row shows where.
  */
 import { execFileSync, fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -31,6 +38,10 @@ const order = (process.env['IDLE_ORDER'] ?? 'express,fetch,fetch,express').split
 const kinds = (process.env['IDLE_KINDS'] ?? 'run').split(',') as Array<'run' | 'set'>
 const built = process.env['IDLE_BUILT'] === '1'
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim()
+/** Each phase of a row on stderr, with the time and load (IDLE_PROGRESS=0 to silence): a row that stalls shows where. */
+const progress = (what: string) => {
+  if (process.env['IDLE_PROGRESS'] !== '0') console.error(`[idle] ${new Date().toISOString().slice(11, 23)} ${what} (load ${loadavg().split(' ').slice(0, 3).join(' ')})`)
+}
 
 /**
  * IDLE_BUILT=1: the package and the server bundled by esbuild as tsup builds dist/ (ESM, node22,
@@ -149,10 +160,26 @@ async function start(entry: string, runs: number): Promise<Child> {
 
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity })
 
-/** Opens a run's stream (`kind` run) or a set stream of that one run (`kind` set), read until its snapshot. */
-function open(port: number, runId: string, kind: 'run' | 'set'): Promise<() => void> {
+/**
+ * Every stream this process opened that closed before the bench closed it, by cause, as the
+ * client saw it: the server's FIN (`server ended the stream`), a socket error (its code), or
+ * neither (`closed with no FIN and no error`: this side's own socket went away). Each with the
+ * time since the streams were all open; reported per row, so no stream closes unseen.
+ */
+interface Closes {
+  /** When the last stream of the row opened (epoch ms): closes are timed from it. */
+  openedAt: number
+  byCause: Map<string, number[]>
+}
+
+/** Opens a run's stream (`kind` run) or a set stream of that one run (`kind` set), read until its snapshot; closes before the bench's own go to `closes`. */
+function open(port: number, runId: string, kind: 'run' | 'set', closes: Closes): Promise<() => void> {
   const path = kind === 'run' ? `/api/pipeline/${runId}/events` : `/api/pipeline/events?run=${runId}`
   return new Promise((resolve, reject) => {
+    let opened = false
+    let closedByBench = false
+    let serverEnded = false
+    let error: (Error & { code?: string }) | undefined
     const req = request({ port, host: '127.0.0.1', path, agent, headers: { 'x-webhook-secret': BENCH_SECRET } }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`events answered ${res.statusCode}`))
       let seen = ''
@@ -161,12 +188,30 @@ function open(port: number, runId: string, kind: 'run' | 'set'): Promise<() => v
         if (seen.includes('event: snapshot')) {
           res.off('data', onData)
           res.on('data', () => {})
-          resolve(() => req.destroy())
+          opened = true
+          resolve(() => {
+            closedByBench = true
+            req.destroy()
+          })
         }
       }
       res.on('data', onData)
+      // The server ended the response (its last chunk) or the socket (FIN).
+      res.on('end', () => (serverEnded = true))
+      res.socket.on('end', () => (serverEnded = true))
+      res.on('close', () => {
+        if (!opened || closedByBench) return
+        const cause = error ? `socket error ${error.code ?? error.message}` : serverEnded ? 'server ended the stream' : 'closed with no FIN and no error'
+        const at = closes.byCause.get(cause) ?? []
+        at.push(Date.now())
+        closes.byCause.set(cause, at)
+      })
+      res.on('error', (e) => (error ??= e))
     })
-    req.on('error', reject)
+    req.on('error', (e) => {
+      error ??= e
+      if (!opened) reject(e)
+    })
     req.end()
   })
 }
@@ -226,15 +271,49 @@ async function warmRequests(port: number, n: number, concurrency: number, keep: 
 /** How many streams {@link openMany} opens at a time; also the warm-up's default concurrency. */
 const OPEN_BATCH = 200
 
-/** Opens `count` streams of runs bench-0… ({@link OPEN_BATCH} at a time); returns what closes each. */
-async function openMany(port: number, count: number, kind: 'run' | 'set'): Promise<Array<() => void>> {
+/** Opens `count` streams of runs bench-0… ({@link OPEN_BATCH} at a time); returns what closes each, and where the early closes go. */
+async function openMany(port: number, count: number, kind: 'run' | 'set'): Promise<{ closers: Array<() => void>; closes: Closes }> {
+  const closes: Closes = { openedAt: 0, byCause: new Map() }
   const closers: Array<() => void> = []
   for (let i = 0; i < count; i += OPEN_BATCH) {
-    const batch = Array.from({ length: Math.min(OPEN_BATCH, count - i) }, (_, j) => open(port, `bench-${i + j}`, kind))
+    const batch = Array.from({ length: Math.min(OPEN_BATCH, count - i) }, (_, j) => open(port, `bench-${i + j}`, kind, closes))
     closers.push(...(await Promise.all(batch)))
   }
-  return closers
+  closes.openedAt = Date.now()
+  return { closers, closes }
 }
+
+/** What the server child answers to `stats`: its live streams' counts, and why its streams' responses closed (`idle-server.ts`). */
+interface ServerStats {
+  openStreams: number
+  slowStreamsClosed?: number
+  closes: Record<string, { count: number; first: number; last: number }>
+  logged: Record<string, number>
+  http: Record<string, number | undefined>
+}
+
+/**
+ * A stream must not close unseen: when the server's open count or this process's is below the
+ * streams opened, one line says how many closed, why (as each side saw it), when (seconds after
+ * the last stream opened), what the server logged, and the node:http timeouts it ran with.
+ * `undefined` when every stream was still open at the measure.
+ */
+function describeDrop(name: string, count: number, stats: ServerStats, closes: Closes, closedEarly: number): string | undefined {
+  const serverClosed = Object.values(stats.closes).reduce((n, c) => n + c.count, 0)
+  if (stats.openStreams === count && closedEarly === 0 && serverClosed === 0) return undefined
+  const seconds = (t: number) => ((t - closes.openedAt) / 1000).toFixed(1)
+  const client = [...closes.byCause].map(([cause, at]) => `${at.length} ${cause} (${seconds(Math.min(...at))}…${seconds(Math.max(...at))} s)`)
+  const server = Object.entries(stats.closes).map(([cause, c]) => `${c.count} ${cause} (${seconds(c.first)}…${seconds(c.last)} s)`)
+  const logged = Object.entries(stats.logged).map(([message, n]) => `${n}× ${message}`)
+  return [
+    `DROPPED: ${name} at ${count}: ${count - stats.openStreams} closed on the server (${stats.slowStreamsClosed ?? 0} as slow readers), ${closedEarly} seen closed by this client, before the measure`,
+    `  client saw: ${client.join('; ') || 'none'}`,
+    `  server saw: ${server.join('; ') || 'none'}`,
+    `  server logged: ${logged.join('; ') || 'nothing'}`,
+    `  node:http: ${JSON.stringify(stats.http)}; load ${loadavg()}`,
+  ].join('\n')
+}
+const drops: string[] = []
 
 /** Issue 31 item 5: an idle stream costs at most this much RSS. */
 const TARGET_KB = 30
@@ -250,6 +329,7 @@ for (const kind of kinds) {
       // `target+warm`: this entry only gets IDLE_WARM_REQUESTS; without any `+warm` entry, every entry does.
       const target = entry.replace(/\+warm(?=$|:)/, '')
       const warmed = /\+warm($|:)/.test(entry) || !order.some((e) => /\+warm($|:)/.test(e))
+      progress(`${entry} at ${count}: starting the server`)
       const child = await start(target, count)
       // IDLE_WARMUP=n: n streams opened and closed before the first measure (a server that has
       // served streams before: its JIT code, young generation and allocator arenas already grown).
@@ -259,7 +339,7 @@ for (const kind of kinds) {
       const warmKeep = process.env['IDLE_WARM_KEEP'] === '1'
       const closeWarm = warmRequestCount > 0 ? await warmRequests(child.port, warmRequestCount, warmConcurrency, warmKeep) : () => {}
       if (warmup > 0) {
-        for (const close of await openMany(child.port, warmup, kind)) close()
+        for (const close of (await openMany(child.port, warmup, kind)).closers) close()
         const deadline = Date.now() + 10_000
         while ((await child.ask<{ openStreams: number }>('stats', 'stats')).openStreams > 0) {
           if (Date.now() > deadline) throw new Error('the warm-up streams did not close within 10 s')
@@ -270,21 +350,31 @@ for (const kind of kinds) {
       if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-before.heapsnapshot`), 'snapshot')
       const before = await child.ask<Memory>('memory', 'memory')
       const mallocBefore = await child.malloc()
-      const closers = await openMany(child.port, count, kind)
+      await child.ask('reset-closes', 'reset')
+      progress(`${entry} at ${count}: opening ${count} streams`)
+      const { closers, closes } = await openMany(child.port, count, kind)
+      progress(`${entry} at ${count}: open; idle for ${Number(process.env['IDLE_SETTLE_MS'] ?? 1000)} ms`)
       // IDLE_SETTLE_MS: how long the streams stay idle before the measure (default 1 s).
       await new Promise((r) => setTimeout(r, Number(process.env['IDLE_SETTLE_MS'] ?? 1000)))
+      progress(`${entry} at ${count}: measuring`)
       const after = await child.ask<Memory>('memory', 'memory')
       const mallocAfter = await child.malloc()
-      const stats = await child.ask<{ openStreams: number }>('stats', 'stats')
+      const stats = await child.ask<ServerStats>('stats', 'stats')
+      const closedEarly = [...closes.byCause.values()].reduce((n, at) => n + at.length, 0)
       if (snapshots) await child.ask('snapshot:' + join(snapshots, `${target}-${kind}-${count}-after.heapsnapshot`), 'snapshot')
       for (const close of closers) close()
       closeWarm()
       child.stop()
       const per = (key: keyof NodeJS.MemoryUsage, gc: keyof Memory = 'gc') => ((after[gc][key] - before[gc][key]) / count / 1024).toFixed(1)
       const name = `${target}${built ? ' (built)' : ' (tsx)'}${kind === 'set' ? ' set' : ''}${warmup > 0 ? ' warm' : ''}${warmRequestCount > 0 ? ` after ${warmRequestCount} requests ${warmConcurrency} at a time${warmKeep ? ', kept open' : ''}` : ''}`
-      const row = `| ${name} | ${count} | ${stats.openStreams} | ${per('rss')} KB | ${per('rss', 'reduced')} KB | ${per('heapUsed')} KB | ${per('heapTotal')} KB | ${per('heapTotal', 'reduced')} KB | ${(before.gc.rss / 1048576).toFixed(1)} / ${(before.reduced.rss / 1048576).toFixed(1)} MB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
+      const row = `| ${name} | ${count} | ${stats.openStreams} / ${count - closedEarly} | ${per('rss')} KB | ${per('rss', 'reduced')} KB | ${per('heapUsed')} KB | ${per('heapTotal')} KB | ${per('heapTotal', 'reduced')} KB | ${(before.gc.rss / 1048576).toFixed(1)} / ${(before.reduced.rss / 1048576).toFixed(1)} MB | ${loadBefore.split(' ').slice(0, 3).join(' ')} → ${loadavg().split(' ').slice(0, 3).join(' ')} |`
       console.log(row)
       rows.push(row)
+      const drop = describeDrop(name, count, stats, closes, closedEarly)
+      if (drop) {
+        console.log(drop)
+        drops.push(drop)
+      }
       const kb = (a: number, b: number) => ((b - a) / count / 1024).toFixed(1)
       const space = (name: string) => kb(before.spaces[name] ?? 0, after.spaces[name] ?? 0)
       // The young generation is sized by V8 from the allocation rate, not by what the streams keep
@@ -304,7 +394,7 @@ for (const kind of kinds) {
     }
   }
 }
-console.log('\n| target | streams | open | RSS per stream (gc) | RSS per stream (reduced) | heap used per stream | heap total (gc) | heap total (reduced) | RSS before (gc / reduced) | load before → after |')
+console.log('\n| target | streams | open (server / client) | RSS per stream (gc) | RSS per stream (reduced) | heap used per stream | heap total (gc) | heap total (reduced) | RSS before (gc / reduced) | load before → after |')
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(row)
 console.log('')
@@ -314,4 +404,9 @@ console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of breakdown) console.log(row)
 console.log('')
 for (const line of targets) console.log(line)
+if (drops.length > 0) {
+  console.log(`\nSTREAMS CLOSED BEFORE THE MEASURE in ${drops.length} row(s); those rows' figures are per stream opened, not per stream open:\n`)
+  for (const drop of drops) console.log(drop)
+  process.exitCode = 1
+}
 agent.destroy()
