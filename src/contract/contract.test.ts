@@ -66,9 +66,9 @@ describe('stage update', () => {
   it('checks stageNumber against the catalogue only when one is given', () => {
     const six = { stageNumber: 6, stageName: 'Extra', status: 'PROCESSING' }
     expect(parseStageUpdate(six).stageNumber).toBe(6)
-    expect(() => parseStageUpdate(six, DEFAULT_STAGES)).toThrow('Invalid stage update: stageNumber must be between 1 and 5')
+    expect(() => parseStageUpdate(six, DEFAULT_STAGES)).toThrow('Invalid stage update: stageNumber must be a whole number from 1 to 5')
     // Below the catalogue, the same words as above it.
-    expect(() => parseStageUpdate({ ...six, stageNumber: 0 }, DEFAULT_STAGES)).toThrow('Invalid stage update: stageNumber must be between 1 and 5')
+    expect(() => parseStageUpdate({ ...six, stageNumber: 0 }, DEFAULT_STAGES)).toThrow('Invalid stage update: stageNumber must be a whole number from 1 to 5')
   })
 
   it('throws a PayloadValidationError with field errors', () => {
@@ -81,7 +81,7 @@ describe('stage update', () => {
     expect(caught).toBeInstanceOf(PayloadValidationError)
     expect(isPayloadValidationError(caught)).toBe(true)
     expect((caught as PayloadValidationError).fieldErrors).toEqual([
-      { field: 'stageNumber', message: 'stageNumber must be an integer' },
+      { field: 'stageNumber', message: 'stageNumber must be a whole number from 1 to 2147483647' },
     ])
   })
 

@@ -1,8 +1,8 @@
 /**
  * The words of every validation problem, in one place. Each `{ field, message }` of a 400
  * `validation_failed` (and each field of a `PayloadValidationError`) names its field and says why
- * in the contract's own words: `stageNumber must be between 1 and 5`, `stageName is required`,
- * `stageNumber must be an integer`, `the body must be a JSON object`.
+ * in the contract's own words: `stageNumber must be a whole number from 1 to 5`, `stageName is
+ * required`, `status must be one of …`, `the body must be a JSON object`.
  *
  * A message is built from two parts: the field (a dotted path, `the body` for the body itself)
  * and a reason that starts with a verb (`must be at most 200 characters`, `is required`). The
@@ -23,6 +23,28 @@ import type { z } from 'zod'
  */
 export function fieldMessage(field: string, reason: string): string {
   return `${field === '' ? 'the body' : field} ${reason}`
+}
+
+/**
+ * The one reason of the stage-number rule, whatever way a value misses it (0, -1, N + 1, 1.5,
+ * `"2"`, `null`, 2^53): `must be a whole number from 1 to N`, N the run's last stage (or, where
+ * no catalogue is known, the largest stored integer). An absent `stageNumber` is another rule
+ * (`is required`). Every check of the rule words it by this: the schemas (`stageNumberIn`,
+ * `StageNumber`), the run's catalogue (`stageNumberOutside`) and the server's refusals of a body
+ * or path whose number the schema refused (worded with the run's own N).
+ */
+export function stageNumberReason(lastStage: number): string {
+  return `must be a whole number from 1 to ${lastStage}`
+}
+
+/**
+ * The parameters of each check of a stage-number schema whose last stage is `lastStage`: its
+ * reason for any value present, zod's kinds (`is required`) for an absent one; the first failed
+ * check ends the field's checks, so that one value gets one message.
+ */
+export function stageNumberChecks(lastStage: number): { error: (issue: z.core.$ZodRawIssue) => string | undefined; abort: true } {
+  const reason = stageNumberReason(lastStage)
+  return { error: (issue) => (issue.input === undefined ? undefined : reason), abort: true }
 }
 
 /** What a value of each type zod expects is called in a reason (`must be an integer`). */

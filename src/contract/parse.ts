@@ -46,9 +46,9 @@ export function isPayloadValidationError(error: unknown): error is PayloadValida
 
 /**
  * Converts zod issues to `{ field, message }` pairs with dotted field paths, each message naming
- * its field and saying why (`stageNumber must be an integer`; `the body must be a JSON object` for
+ * its field and saying why (`stageName is required`; `the body must be a JSON object` for
  * the body itself). It expects issues parsed by this package (the `parseX`/`safeParseX`
- * helpers), whose messages are reasons (`must be an integer`); another parse's issues keep zod's
+ * helpers), whose messages are reasons (`is required`); another parse's issues keep zod's
  * own wording after the field.
  */
 export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {

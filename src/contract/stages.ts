@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { stageNumberChecks } from './field-messages.js'
 
 /** One entry of a stage catalogue: its 1-based number and its display name. */
 export const StageDefinition = z.object({
@@ -86,10 +87,10 @@ export function lastStageNumber(stages: StageCatalogue): number {
 
 /**
  * The `stageNumber` field of a body checked against a catalogue: a whole number from 1 to the
- * last stage, with one message for both the stage-update and the heartbeat schemas. Internal.
+ * last stage, with one message for every way a value misses it (`stageNumberReason`), in both
+ * the stage-update and the heartbeat schemas. Internal.
  */
 export function stageNumberIn(stages: StageCatalogue) {
-  const last = lastStageNumber(stages)
-  const between = { message: `must be between 1 and ${last}` }
-  return z.number().int().min(1, between).max(last, between)
+  const checks = stageNumberChecks(lastStageNumber(stages))
+  return z.number(checks).int(checks).min(1, checks).max(lastStageNumber(stages), checks)
 }

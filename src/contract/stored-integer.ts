@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { stageNumberChecks } from './field-messages.js'
 
 /**
  * The largest whole number a request may carry into a stored `integer` column (PostgreSQL's
@@ -8,9 +9,11 @@ import { z } from 'zod'
  */
 export const MAX_STORED_INTEGER = 2_147_483_647
 
-/** A stage's number in a request: a whole number from 1 to {@link MAX_STORED_INTEGER} (the run's catalogue narrows it further). */
-export const StageNumber = z
-  .number()
-  .int()
-  .min(1)
-  .max(MAX_STORED_INTEGER, { error: `must be at most ${MAX_STORED_INTEGER} (a stored integer)` })
+const anyStage = stageNumberChecks(MAX_STORED_INTEGER)
+
+/**
+ * A stage's number in a request: a whole number from 1 to {@link MAX_STORED_INTEGER} (the run's
+ * catalogue narrows it further), refused in the one wording of the rule (`stageNumberReason`):
+ * the server words it again with the run's own last stage.
+ */
+export const StageNumber = z.number(anyStage).int(anyStage).min(1, anyStage).max(MAX_STORED_INTEGER, anyStage)

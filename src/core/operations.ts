@@ -107,6 +107,25 @@ export async function stageAsShown<Tx>(store: Store<Tx>, runId: string, stage: S
   return withStreamedOutput(stage, () => text)
 }
 
+/** Run `runId` as stored, by one read by primary key where the store has it (`readRun`), else `getRun`; `undefined` when there is none. */
+async function readRunState<Tx>(store: Store<Tx>, runId: string): Promise<RunState | undefined> {
+  return store.readRun ? (await store.readRun(runId))?.run : (await store.getRun(runId))?.run
+}
+
+/**
+ * The catalogue the stage-number rule of run `runId` uses (`catalogueOfRun`): its own, else its
+ * pipeline's in `pipelines`; `undefined` when there is no such run or its pipeline is not
+ * configured. What a refusal of a stage number reads to word the rule with the run's last stage.
+ */
+export async function catalogueOfStoredRun<Tx>(
+  store: Store<Tx>,
+  runId: string,
+  options: { pipelines?: Pipelines | undefined; stages?: StageCatalogue | undefined },
+): Promise<StageCatalogue | undefined> {
+  const run = await readRunState(store, runId)
+  return run && catalogueOfRun(run, pipelinesOf(options))
+}
+
 /** The state machine's decision on the run's own catalogue, or the refusal when it has none or the stage is outside it. */
 function decideOnRunCatalogue<Tx>(
   run: RunState,
@@ -379,7 +398,7 @@ export async function recordHeartbeat<Tx>(
   if (stageNumber !== undefined) {
     // Checked against the run's own catalogue before anything is written, so a refused heartbeat
     // stores nothing (one read by primary key; a run whose catalogue is unknown takes any number).
-    const run = store.readRun ? (await store.readRun(runId))?.run : (await store.getRun(runId))?.run
+    const run = await readRunState(store, runId)
     if (!run) return { outcome: 'not_found' }
     const catalogue = catalogueOfRun(run, pipelinesOf(options))
     const outside = catalogue && stageNumberOutside(stageNumber, catalogue)

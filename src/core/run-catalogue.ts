@@ -4,7 +4,9 @@
  * old row, or a run made with Prisma directly) follows the current catalogue of its own pipeline,
  * and its first applied update writes that into the run (docs/design.md, "Runs as a collection").
  */
+import { stageNumberReason } from '../contract/field-messages.js'
 import { DEFAULT_PIPELINE, DEFAULT_STAGES, type StageCatalogue } from '../contract/stages.js'
+import { MAX_STORED_INTEGER } from '../contract/stored-integer.js'
 import type { RunState } from './state.js'
 
 /** The configured pipelines by name (the handlers' `pipelines`, with `stages` as `default`). */
@@ -48,9 +50,20 @@ export function unknownPipeline(run: RunState, pipelines: Pipelines): { outcome:
 }
 
 /**
- * Why `stageNumber` is outside the run's catalogue, as a reason after the field (`must be between
- * 1 and 5`: the 400 naming `stageNumber`), or `undefined` when it is inside it.
+ * Why `stageNumber` is outside the run's catalogue, as a reason after the field (`must be a whole
+ * number from 1 to 5`, `stageNumberReason`: the 400 naming `stageNumber`), or `undefined` when it
+ * is inside it.
  */
 export function stageNumberOutside(stageNumber: number, catalogue: StageCatalogue): string | undefined {
-  return stageNumber <= catalogue.length ? undefined : `must be between 1 and ${catalogue.length}`
+  return Number.isInteger(stageNumber) && stageNumber >= 1 && stageNumber <= catalogue.length ? undefined : stageNumberReason(catalogue.length)
+}
+
+/**
+ * The reason of the stage-number rule for the run whose catalogue is `catalogue`, as
+ * {@link stageNumberOutside} words it; where no catalogue is known (no such run, or one whose
+ * pipeline is not configured: any stored number is taken there) its bound is the largest stored
+ * integer.
+ */
+export function stageNumberRuleOf(catalogue: StageCatalogue | undefined): string {
+  return stageNumberReason(catalogue ? catalogue.length : MAX_STORED_INTEGER)
 }

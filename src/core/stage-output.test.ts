@@ -50,8 +50,8 @@ describe('decideOutputChunk', () => {
     expect(decide({ run: finished, stageNumber: 6, stage: undefined, seq: 0, text: 'x' })).toEqual({
       outcome: 'invalid',
       field: 'stageNumber',
-      // The reason; the handlers put the field in front (`stageNumber must be between 1 and 5`).
-      message: 'must be between 1 and 5',
+      // The reason; the handlers put the field in front (`stageNumber must be a whole number from 1 to 5`).
+      message: 'must be a whole number from 1 to 5',
     })
     // A run whose catalogue is unknown takes any number: without a row the stage has not started.
     expect(decide({ stageNumber: 6, catalogue: undefined, stage: undefined, seq: 0, text: 'x' })).toMatchObject({ code: 'stage_not_started' })

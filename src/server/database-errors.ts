@@ -161,6 +161,18 @@ export function hasSqlState(error: unknown, state: string): boolean {
 }
 
 /**
+ * The message PostgreSQL gave with SQLSTATE `state` (`relation "PipelineRun" does not exist`),
+ * from the error that carries the state in the cause chain: `pg`'s `message`, or the driver
+ * adapter's `originalMessage` inside Prisma's error; `undefined` when no error there has the state
+ * or its words.
+ */
+export function sqlStateMessage(error: unknown, state: string): string | undefined {
+  const node = findInChain(error, (candidate) => candidate['code'] === state || candidate['originalCode'] === state)
+  const text = node?.['originalMessage'] ?? node?.['message']
+  return typeof text === 'string' ? text : undefined
+}
+
+/**
  * The driver's cause of a database error in one line: its code, the host and port it tried, and
  * its message, from the most specific error in the `cause` chain (Node's socket error, the
  * driver adapter's error kind, PostgreSQL's SQLSTATE), e.g. `connect ECONNREFUSED 127.0.0.1:5432`

@@ -321,7 +321,7 @@ describe('web handlers: routing options', () => {
     const api = new Api({ send: (spec) => handlers.fetch(buildRequest(base, spec)), close: async () => {} })
     const id = await api.createRun(uniqueRunId())
     const problem = await expectProblem(await api.stage(id, { stageNumber: 4, stageName: 'Extra', status: 'PROCESSING' }), 400, 'validation_failed')
-    expect(problem.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be between 1 and 3' }])
+    expect(problem.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be a whole number from 1 to 3' }])
     const done = await api.stageOk(id, { stageNumber: 3, stageName: 'Load', status: 'COMPLETED' })
     expect(done.run.status).toBe('COMPLETED')
     await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {} })), 404, 'route_not_found')

@@ -5,22 +5,49 @@
 import type { z } from 'zod'
 import { fieldMessage, safeParseContract } from '../../contract/field-messages.js'
 import { describeFieldErrors, toFieldErrors } from '../../contract/parse.js'
+import type { FieldError } from '../../contract/problem.js'
 import type { ConflictCode } from '../../core/state-machine.js'
 import { HttpProblemError } from './problem-response.js'
 import { unstorableFields } from './storable-text.js'
 
 /**
  * The input as the schema parses it, or 400 `validation_failed` naming each field and why, in the
- * contract's words (`stageNumber must be an integer`; src/contract/field-messages.ts).
+ * contract's words (`stageNumber must be a whole number from 1 to 5`; src/contract/field-messages.ts).
  */
 export function validate<T>(schema: z.ZodType<T>, input: unknown): T {
   const result = safeParseContract(schema, input)
   if (result.success) return result.data
+  throw validationFailed(toFieldErrors(result.error.issues))
+}
+
+/**
+ * {@link validate} for a body with a `stageNumber` (a stage update, a heartbeat): a number the
+ * schema refused is worded by the run's own rule, `stageRule()` (`must be a whole number from 1
+ * to 5` for a five-stage run, read only then), so that every value outside 1..N (0, 6, 1.5, `"2"`,
+ * 2^53) reads alike, as a number the run's catalogue refuses does. An absent one keeps its own
+ * rule (`is required`); the other fields' problems stay as they are, in order.
+ */
+export async function validateStageNumbered<T>(schema: z.ZodType<T>, input: unknown, stageRule: () => Promise<string>): Promise<T> {
+  const result = safeParseContract(schema, input)
+  if (result.success) return result.data
   const errors = toFieldErrors(result.error.issues)
-  throw new HttpProblemError('validation_failed', {
-    detail: describeFieldErrors(errors),
-    errors,
-  })
+  const sent = typeof input === 'object' && input !== null && !Array.isArray(input) && (input as Record<string, unknown>)['stageNumber'] !== undefined
+  if (!sent || !errors.some((error) => error.field === 'stageNumber')) throw validationFailed(errors)
+  const rule = { field: 'stageNumber', message: fieldMessage('stageNumber', await stageRule()) }
+  let said = false
+  throw validationFailed(
+    errors.flatMap((error) => {
+      if (error.field !== 'stageNumber') return [error]
+      if (said) return []
+      said = true
+      return [rule]
+    }),
+  )
+}
+
+/** 400 `validation_failed` naming each field of `errors`, its detail their messages joined. */
+export function validationFailed(errors: readonly FieldError[]): HttpProblemError {
+  return new HttpProblemError('validation_failed', { detail: describeFieldErrors(errors), errors: [...errors] })
 }
 
 /** 400 `validation_failed` for a text the database cannot store (a NUL, a lone surrogate). */
@@ -55,7 +82,7 @@ export function accepted<R extends { outcome: string }>(
 export interface InvalidResult {
   readonly outcome: 'invalid'
   readonly field: string
-  /** Why, as a reason after the field (`must be between 1 and 5`). */
+  /** Why, as a reason after the field (`must be a whole number from 1 to 5`). */
   readonly message: string
 }
 

@@ -5,15 +5,15 @@
  * decided by the core rule (`appendOutputChunk`). Internal.
  */
 import { fieldMessage } from '../../contract/field-messages.js'
-import { describeFieldErrors } from '../../contract/parse.js'
 import { buildRoutePath } from '../../contract/routes.js'
 import { parseStageNumberParam, StageOutputChunk, type StageOutputChunkResponse } from '../../contract/output-chunks.js'
-import { appendOutputChunk } from '../../core/operations.js'
+import { appendOutputChunk, catalogueOfStoredRun } from '../../core/operations.js'
+import { stageNumberRuleOf } from '../../core/run-catalogue.js'
 import { toRunRecord } from '../../core/state-to-records.js'
 import type { RequestAuth } from '../auth/authenticate.js'
 import { escapeControls, type Plumbing, type RouteHandler } from '../http/exchange.js'
 import { HttpProblemError, jsonResponse } from '../http/problem-response.js'
-import { accepted, validate } from '../http/validate.js'
+import { accepted, validate, validationFailed } from '../http/validate.js'
 import { OncePerKey } from '../../internal/once-per-key.js'
 import type { HandlerSettings } from '../settings.js'
 
@@ -30,8 +30,10 @@ export function createOutputRoutes(settings: HandlerSettings, plumbing: Plumbing
     const json = await auth.writeBody(exchange, { path: signedPath }, { allowEmpty: false })
     const stageNumber = parseStageNumberParam(stageParam)
     if (stageNumber === undefined) {
-      const errors = [{ field: 'stageNumber', message: fieldMessage('stageNumber', 'must be a whole number from 1 in the path') }]
-      throw new HttpProblemError('validation_failed', { detail: describeFieldErrors(errors), errors })
+      // Not a number of the path's form (0, -1, 1.5, 01, ten digits): the run's rule, in the words a
+      // number outside its catalogue gets (`stageNumberOutside`), read from the run for its N.
+      const rule = stageNumberRuleOf(await catalogueOfStoredRun(store, runId, { pipelines }))
+      throw validationFailed([{ field: 'stageNumber', message: fieldMessage('stageNumber', rule) }])
     }
     const chunk = validate(StageOutputChunk, json)
     if (!store.getOutputChunk) {

@@ -14,14 +14,15 @@ import type {
 import { CancelRun } from '../../contract/runner-control.js'
 import { CONFLICT_CAUSE_AND_FIX } from '../../internal/conflict-cause.js'
 import { OncePerKey } from '../../internal/once-per-key.js'
-import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat, stageAsShown } from '../../core/operations.js'
+import { applyStageUpdate, cancelRun, catalogueOfStoredRun, completeRun, createRun, recordHeartbeat, stageAsShown } from '../../core/operations.js'
+import { stageNumberRuleOf } from '../../core/run-catalogue.js'
 import { type ClampedInstant, describeClampedInstant } from '../../core/runner-instants.js'
 import { toRunRecord, toStageWriteResponse } from '../../core/state-to-records.js'
 import { newRunOf } from '../run-api.js'
 import type { RequestAuth } from '../auth/authenticate.js'
 import { escapeControls, type Exchange, type Plumbing, type RouteHandler } from '../http/exchange.js'
 import { jsonResponse } from '../http/problem-response.js'
-import { accepted, assertStorable, validate } from '../http/validate.js'
+import { accepted, assertStorable, validate, validateStageNumbered } from '../http/validate.js'
 import type { HandlerSettings } from '../settings.js'
 import { parseTraceparent } from '../../core/stage-trace.js'
 import { pipelineOf, reportRunTransition, reportStagesEnded } from '../instrumentation.js'
@@ -66,6 +67,9 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
     if (result.statusChanged) reportRunTransition(instrumentation, result.run)
   }
 
+  /** The stage-number rule of run `runId` in words (`must be a whole number from 1 to 5`), read when a body's number was refused. */
+  const stageRuleOf = (runId: string) => async (): Promise<string> => stageNumberRuleOf(await catalogueOfStoredRun(store, runId, { pipelines }))
+
   /**
    * A write route of one run: the body read (authenticated, parsed, validated, its text checked
    * storable) by `read`, then the operation `act`, answered as JSON.
@@ -78,8 +82,9 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
 
   const stageUpdate = runWrite(
     'stageUpdate',
-    async (exchange) => {
-      const update = validate(settings.stageUpdateSchema, await auth.writeBody(exchange, 'stageUpdate', { allowEmpty: false }))
+    async (exchange, runId) => {
+      const body = await auth.writeBody(exchange, 'stageUpdate', { allowEmpty: false })
+      const update = await validateStageNumbered(settings.stageUpdateSchema, body, stageRuleOf(runId))
       assertStorable({ stageName: update.stageName, output: update.output, 'progress.message': update.progress?.message })
       return { update, traceparent: parseTraceparent(exchange.request.headers.get('traceparent')) }
     },
@@ -116,10 +121,10 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
 
   const heartbeat = runWrite(
     'heartbeat',
-    async (exchange) => {
+    async (exchange, runId) => {
       // The body is optional: an empty one (with or without Content-Type) is a bare "still alive".
       const json = await auth.writeBody(exchange, 'heartbeat', { allowEmpty: true })
-      const input = validate(settings.heartbeatSchema, json === undefined ? {} : json)
+      const input = await validateStageNumbered(settings.heartbeatSchema, json === undefined ? {} : json, stageRuleOf(runId))
       assertStorable({ 'progress.message': input.progress?.message })
       return input
     },

@@ -534,8 +534,9 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
         // Kept with the text: written or not, as the plain statement; by digest: one row, as the function answers.
         return { answer: whole ? (rows.length > 0 ? 1 : null) : (rows[0]?.[writing.answer] ?? null), kept: true }
       } catch (error) {
-        // The table gone since it was found: said once, and sent without it below.
-        if (!this.#catalogueTable.lost(error)) throw error
+        // The table gone since it was found: said once, and sent without it below. Another table's
+        // column missing (its migration not applied): thrown as it is.
+        if (!(await this.#catalogueTable.lost(error))) throw error
       }
     }
     // Without the table the text goes whole, even for a digest kept before.

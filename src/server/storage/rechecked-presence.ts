@@ -37,6 +37,8 @@ export class RecheckedPresence {
   #missingSince: number | undefined
   /** Whether the last thing said was that it is missing. */
   #saidMissing = false
+  /** How many times it was marked missing: a probe's "there" from before the latest mark is stale. */
+  #marks = 0
 
   constructor(options: RecheckedPresenceOptions) {
     this.#options = options
@@ -47,17 +49,19 @@ export class RecheckedPresence {
     const stale = this.#missingSince !== undefined && this.#options.now() - this.#missingSince >= this.#options.recheckMs
     if (this.#present === undefined || stale) {
       this.#missingSince = undefined
-      this.#present = this.#probe().catch((error: unknown) => {
-        // Unreachable: asked again next time.
-        this.#present = undefined
+      const asked: Promise<boolean> = this.#probe().catch((error: unknown) => {
+        // Unreachable: asked again next time (unless a statement marked it missing meanwhile).
+        if (this.#present === asked) this.#present = undefined
         throw error
       })
+      this.#present = asked
     }
     return this.#present
   }
 
   /** Marks it missing now (a statement found it gone), saying `cause` unless missing was said already. */
   missing(cause: string): void {
+    this.#marks++
     this.#present = Promise.resolve(false)
     this.#missingSince = this.#options.now()
     if (this.#saidMissing) return
@@ -66,6 +70,7 @@ export class RecheckedPresence {
   }
 
   async #probe(): Promise<boolean> {
+    const marks = this.#marks
     let answer: true | string
     try {
       answer = await this.#options.probe()
@@ -77,6 +82,9 @@ export class RecheckedPresence {
       this.missing(answer)
       return false
     }
+    // A statement found it gone while the database was asked: that is the newer word, and it stays
+    // missing until the next recheck; saying it is there again would be false for that long.
+    if (this.#marks !== marks) return false
     if (this.#saidMissing) {
       this.#saidMissing = false
       this.#options.onPresentAgain()

@@ -90,10 +90,13 @@ export function describePipelines({ name, scenario, withApi }: ContractContext):
       "stage numbers outside the run's own catalogue are 400 naming stageNumber, for updates and heartbeats",
       async (api) => {
         const ingest = await createOf(api, 'ingest')
-        const refused = await expectProblem(await api.stage(ingest.run.id, makeStageUpdate({ stageNumber: 3 })), 400, 'validation_failed')
-        expect(refused.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be between 1 and 2' }])
-        const beat = await expectProblem(await api.heartbeat(ingest.run.id, { stageNumber: 3 }), 400, 'validation_failed')
-        expect(beat.errors?.map((error) => error.field)).toEqual(['stageNumber'])
+        // The run's own N in the words, whichever way the number misses 1..2.
+        for (const stageNumber of [3, 0, 1.5, '1']) {
+          const refused = await expectProblem(await api.stage(ingest.run.id, { ...makeStageUpdate(), stageNumber }), 400, 'validation_failed')
+          expect(refused.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be a whole number from 1 to 2' }])
+          const beat = await expectProblem(await api.heartbeat(ingest.run.id, { stageNumber }), 400, 'validation_failed')
+          expect(beat.errors).toEqual(refused.errors)
+        }
         // The same number is inside a five-stage run's catalogue.
         const plain = await createOf(api, undefined)
         await api.stageOk(plain.run.id, makeStageUpdate({ stageNumber: 3 }))

@@ -196,7 +196,7 @@ export function describeStageOutput({ name, scenario }: ContractContext): void {
       for (const stageNumber of [6, 9]) {
         const outside = await expectProblem(await chunk(api, id, stageNumber, { seq: 0, text: 'x' }), 400, 'validation_failed')
         const update = await expectProblem(await api.stage(id, makeStageUpdate({ stageNumber })), 400, 'validation_failed')
-        expect(outside.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be between 1 and 5' }])
+        expect(outside.errors).toEqual([{ field: 'stageNumber', message: 'stageNumber must be a whole number from 1 to 5' }])
         expect({ detail: outside.detail, errors: outside.errors }).toEqual({ detail: update.detail, errors: update.errors })
       }
       await expectProblem(await chunk(api, 'no-such-run', 1, { seq: 0, text: 'x' }), 404, 'run_not_found')
