@@ -11,7 +11,7 @@ import type { CancelRun, Heartbeat, HeartbeatOutcome, RunEndReason } from '../co
 import type { StageUpdate } from '../contract/stage-update.js'
 import { DEFAULT_PIPELINE, type StageCatalogue } from '../contract/stages.js'
 import type { FinalStatus } from '../contract/status.js'
-import { catalogueOfRun, type Pipelines, pipelinesOf, stageNumberOutside, unknownPipeline, withCatalogue } from './run-catalogue.js'
+import { catalogueOfRun, type Pipelines, pipelinesOf, stageNumberOutside, stageNumberRuleOf, unknownPipeline, withCatalogue } from './run-catalogue.js'
 import { distinctTags } from './run-labels.js'
 import { decideHeartbeat, decideStaleRun, staleRunCutoff } from './run-liveness.js'
 import type { ClampedInstant } from './runner-instants.js'
@@ -124,6 +124,20 @@ export async function catalogueOfStoredRun<Tx>(
 ): Promise<StageCatalogue | undefined> {
   const run = await readRunState(store, runId)
   return run && catalogueOfRun(run, pipelinesOf(options))
+}
+
+/**
+ * The stage-number rule of stored run `runId` in words (`must be a whole number from 1 to 5`),
+ * for the message of a number the schema refused. A read that fails (the database down) words it
+ * without the run's N, as for a run with no catalogue: the number stays a 400 the caller must fix,
+ * never a 503 that a runner would retry with the same number.
+ */
+export async function stageNumberRuleOfStoredRun<Tx>(
+  store: Store<Tx>,
+  runId: string,
+  options: { pipelines?: Pipelines | undefined; stages?: StageCatalogue | undefined },
+): Promise<string> {
+  return stageNumberRuleOf(await catalogueOfStoredRun(store, runId, options).catch(() => undefined))
 }
 
 /** The state machine's decision on the run's own catalogue, or the refusal when it has none or the stage is outside it. */

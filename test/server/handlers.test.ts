@@ -185,6 +185,19 @@ describe('web handlers: never throw', () => {
     await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/runs', json: {}, secret: 'x' })), 401, 'unauthorized')
   })
 
+  it('refuses a stage number outside the rule with 400 even when the database is down (never a 503 a runner would retry)', async () => {
+    // A refused number's message reads the run for its N; that read failing must not turn the
+    // caller's mistake into "try again later". Stage updates, heartbeats and the output route alike.
+    const handlers = createPipelineStatusHandlers({ store: failingStore('unavailable'), secret: SECRET, logger: quiet })
+    const rule = [{ field: 'stageNumber', message: 'stageNumber must be a whole number from 1 to 2147483647' }]
+    const update = await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/r/stage-update', json: makeStageUpdate({ stageNumber: 0 }) })), 400, 'validation_failed')
+    expect(update.errors).toEqual(rule)
+    const beat = await expectProblem(await handlers.fetch(buildRequest(BASE_URL, { path: '/r/heartbeat', json: { stageNumber: 1.5 } })), 400, 'validation_failed')
+    expect(beat.errors).toEqual(rule)
+    const chunk = buildRequest(BASE_URL, { path: '/r/stages/0/output', json: { attempt: 1, offset: 0, text: 'x' } })
+    expect((await expectProblem(await handlers.fetch(chunk), 400, 'validation_failed')).errors).toEqual(rule)
+  })
+
   it('answers the problem an authorize hook throws; its 401 is authentication_required, not the webhook secret', async () => {
     const handlers = createPipelineStatusHandlers({
       store: new MemoryStore(),

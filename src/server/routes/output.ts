@@ -7,8 +7,7 @@
 import { fieldMessage } from '../../contract/field-messages.js'
 import { buildRoutePath } from '../../contract/routes.js'
 import { parseStageNumberParam, StageOutputChunk, type StageOutputChunkResponse } from '../../contract/output-chunks.js'
-import { appendOutputChunk, catalogueOfStoredRun } from '../../core/operations.js'
-import { stageNumberRuleOf } from '../../core/run-catalogue.js'
+import { appendOutputChunk, stageNumberRuleOfStoredRun } from '../../core/operations.js'
 import { toRunRecord } from '../../core/state-to-records.js'
 import type { RequestAuth } from '../auth/authenticate.js'
 import { escapeControls, type Plumbing, type RouteHandler } from '../http/exchange.js'
@@ -32,7 +31,7 @@ export function createOutputRoutes(settings: HandlerSettings, plumbing: Plumbing
     if (stageNumber === undefined) {
       // Not a number of the path's form (0, -1, 1.5, 01, ten digits): the run's rule, in the words a
       // number outside its catalogue gets (`stageNumberOutside`), read from the run for its N.
-      const rule = stageNumberRuleOf(await catalogueOfStoredRun(store, runId, { pipelines }))
+      const rule = await stageNumberRuleOfStoredRun(store, runId, { pipelines })
       throw validationFailed([{ field: 'stageNumber', message: fieldMessage('stageNumber', rule) }])
     }
     const chunk = validate(StageOutputChunk, json)

@@ -14,8 +14,7 @@ import type {
 import { CancelRun } from '../../contract/runner-control.js'
 import { CONFLICT_CAUSE_AND_FIX } from '../../internal/conflict-cause.js'
 import { OncePerKey } from '../../internal/once-per-key.js'
-import { applyStageUpdate, cancelRun, catalogueOfStoredRun, completeRun, createRun, recordHeartbeat, stageAsShown } from '../../core/operations.js'
-import { stageNumberRuleOf } from '../../core/run-catalogue.js'
+import { applyStageUpdate, cancelRun, completeRun, createRun, recordHeartbeat, stageAsShown, stageNumberRuleOfStoredRun } from '../../core/operations.js'
 import { type ClampedInstant, describeClampedInstant } from '../../core/runner-instants.js'
 import { toRunRecord, toStageWriteResponse } from '../../core/state-to-records.js'
 import { newRunOf } from '../run-api.js'
@@ -68,7 +67,7 @@ export function createWriteRoutes(settings: HandlerSettings, plumbing: Plumbing,
   }
 
   /** The stage-number rule of run `runId` in words (`must be a whole number from 1 to 5`), read when a body's number was refused. */
-  const stageRuleOf = (runId: string) => async (): Promise<string> => stageNumberRuleOf(await catalogueOfStoredRun(store, runId, { pipelines }))
+  const stageRuleOf = (runId: string) => (): Promise<string> => stageNumberRuleOfStoredRun(store, runId, { pipelines })
 
   /**
    * A write route of one run: the body read (authenticated, parsed, validated, its text checked
