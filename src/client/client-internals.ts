@@ -5,10 +5,11 @@
  * The key is a registered symbol, so a client made by the package's other module format (the
  * CommonJS and the ES module build side by side) is reached the same way: nothing is dropped.
  */
-import type { CatalogueEntry } from '../contract/records.js'
+import type { CatalogueEntry, CompleteRunResponse } from '../contract/records.js'
+import type { CompleteRunInput } from './client-options.js'
 import type { StageCatalogue } from '../contract/stages.js'
 import type { StageUpdateStatus } from '../contract/status.js'
-import type { UpdateOutcome } from './delivery.js'
+import type { QueuedDelivery, UpdateOutcome } from './delivery.js'
 import type { DeadLetter } from './outbox/entry.js'
 import { ConfigurationError } from './errors.js'
 import type { Logger } from './logger.js'
@@ -67,6 +68,12 @@ export interface ClientInternals {
    * {@link onQueuedDeadLetter}); taken once.
    */
   takeEarlierDeadLetters(runId: string): DeadLetter[]
+  /**
+   * `completeRun`, with `unansweredAttempt` when the `/complete` was delivered after an attempt of
+   * it got no definite answer (a timeout, a reset, a gateway's 502/504): its cause. The server
+   * may have received that attempt, so a `duplicate` answer may be its own (`duplicateCompletion`).
+   */
+  completeRun(runId: string, body: CompleteRunInput): Promise<{ response: CompleteRunResponse | QueuedDelivery; unansweredAttempt?: string }>
 }
 
 /** A run's own stage catalogue as the server answered it, and its pipeline. */

@@ -60,7 +60,7 @@ export interface QueuedCompletionEvent {
    * - `applied`: stored; its results reached the app's `onRunCompleted` hook.
    * - `duplicate`: delivered, but the run's completion had already been received (another party's
    *   `/complete` came while this one waited): the hook ran with those results, not these (also
-   *   logged at warn).
+   *   logged at warn). Unless an attempt of this one got no definite answer: see `unansweredAttempt`.
    * - `dead-lettered`: refused for good (a 4xx other than 401/403, a body too large) or older
    *   than `outbox.maxAgeMs`; kept in `dead-letters.jsonl` (`client.deadLetters()`), logged as an error.
    * - `superseded`: the run ended elsewhere while it waited (cancelled, failed by the stale-run
@@ -71,6 +71,14 @@ export interface QueuedCompletionEvent {
   response?: CompleteRunResponse
   /** Why, for `dead-lettered` and `superseded`. */
   reason?: string
+  /**
+   * Set with `outcome: 'duplicate'` when an earlier attempt of this completion got no definite
+   * answer (a timeout, a reset, a gateway's 502/504; kept in the outbox across processes): its
+   * cause, e.g. `timed out after 30000 ms`. The server may have received that attempt, so the
+   * `duplicate` may be its answer to this very completion, whose results then reached the hook
+   * once; or another party's `/complete` came first, and they did not. The warning says both.
+   */
+  unansweredAttempt?: string
   /**
    * `true` for a completion an earlier process left in the outbox directory (a restarted runner's
    * client delivered it), `false` for one this client queued.
@@ -128,7 +136,11 @@ export interface PendingUpdate {
 
 /** How the lane body ended for one update. */
 export type Delivered =
-  | { state: 'delivered'; id: string; text: string; alterations: OutputAlteration[]; conflict?: StageConflictAnswer }
+  /**
+   * `unansweredAttempt`: for a `/complete`, the cause of an earlier attempt of it that got no
+   * definite answer (`noDefiniteAnswer` in transport.ts): the server may have received that one.
+   */
+  | { state: 'delivered'; id: string; text: string; alterations: OutputAlteration[]; conflict?: StageConflictAnswer; unansweredAttempt?: string }
   | { state: 'queued'; id: string; alterations: OutputAlteration[] }
   | { state: 'dead-lettered' | 'failed'; id: string; error: unknown; alterations: OutputAlteration[] }
   | { state: 'run-finished'; id: string; error: RunFinishedError; alterations: OutputAlteration[] }
@@ -238,6 +250,9 @@ export class Delivery {
       let current = update
       // A number, made a string only when the update is kept (the hot path allocates less).
       const started = Date.now()
+      // A completion's first attempt that may have been received without an answer: its `duplicate` may be the answer to it.
+      let unanswered: string | undefined
+      const onNoAnswer = update.route === 'complete' ? (cause: string) => void (unanswered ??= cause) : undefined
       try {
         if (outbox && outbox.pendingCount(runId) > 0) {
           await this.#enqueue(current, undefined, 'queued behind earlier updates')
@@ -247,7 +262,7 @@ export class Delivery {
           try {
             const response = await this.#transport.send(
               { method: 'POST', url: this.#url(current.route, runId, current.stageNumber), body: current.json, idempotencyKey: current.id, what: `Run ${runId}: ${current.what}` },
-              { retry: true },
+              { retry: true, onNoAnswer },
             )
             outbox?.nudge()
             const { finished, conflict } = this.#observer.learnFromAnswer(current, response.text)
@@ -256,7 +271,14 @@ export class Delivery {
               this.#logger.warn(`Run ${runId}: ${current.what} was not stored: ${error.message}`, { runId, idempotencyKey: current.id })
               return { state: 'run-finished', id: current.id, error, alterations }
             }
-            return { state: 'delivered', id: current.id, text: response.text, alterations, ...(conflict ? { conflict } : {}) }
+            return {
+              state: 'delivered',
+              id: current.id,
+              text: response.text,
+              alterations,
+              ...(conflict ? { conflict } : {}),
+              ...(unanswered === undefined ? {} : { unansweredAttempt: unanswered }),
+            }
           } catch (error) {
             const failure = await this.classifyFailure(runId, current.route, current.json, error)
             const firstAttemptAt = new Date(started).toISOString()
@@ -269,11 +291,13 @@ export class Delivery {
               case 'cut':
                 alterations.push(failure.alteration)
                 current = { ...current, json: failure.json, id: crypto.randomUUID() }
+                // Another update now (another body and key): the attempts of the old one are not its.
+                unanswered = undefined
                 continue
               case 'queue':
               case 'slow-queue':
                 if (!outbox) throw error
-                await this.#enqueue(current, firstAttemptAt, failureReason(error), failure.kind === 'slow-queue')
+                await this.#enqueue(current, firstAttemptAt, failureReason(error), failure.kind === 'slow-queue', unanswered)
                 return { state: 'queued', id: current.id, alterations }
               case 'dead-letter':
                 // A refused chunk ends its output stream, which says so once: no line per chunk.
@@ -287,7 +311,7 @@ export class Delivery {
               case 'other':
                 // Aborted by `close` at its deadline: kept in the outbox, not dropped.
                 if (!outbox || !this.#closing) throw error
-                await this.#enqueue(current, firstAttemptAt, failureReason(error))
+                await this.#enqueue(current, firstAttemptAt, failureReason(error), false, unanswered)
                 return { state: 'queued', id: current.id, alterations }
             }
           }
@@ -323,10 +347,13 @@ export class Delivery {
   /** The outbox's delivery of one queued update: one attempt; the outbox does the backoff. */
   async redeliver(entry: OutboxEntry, signal: AbortSignal): Promise<DeliveryResult> {
     const what = `${describeEntry(entry)} (from the outbox)`
+    // A completion's attempt that may have been received without an answer: the outbox keeps that it was.
+    let unanswered: string | undefined
+    const onNoAnswer = entry.route === 'complete' ? (cause: string) => void (unanswered = cause) : undefined
     try {
       const response = await this.#transport.send(
         { method: 'POST', url: this.#url(entry.route, entry.runId, entry.stageNumber), body: entry.body, idempotencyKey: entry.id, what: `Run ${entry.runId}: ${what}` },
-        { retry: false, signal },
+        { retry: false, signal, onNoAnswer },
       )
       const update = { runId: entry.runId, route: entry.route, stageNumber: entry.stageNumber, json: entry.body, id: entry.id, what, finishing: isFinishing(entry, this.#stages) }
       const { finished: stale } = this.#observer.learnFromAnswer(update, response.text)
@@ -348,9 +375,9 @@ export class Delivery {
         case 'dead-letter':
           return { result: 'rejected', ...refusal, reason: `${failureReason(error)}${failure.uncut ? '; it cannot be cut to fit' : ''}` }
         case 'queue':
-          return { result: 'retry', reason: failureReason(error), retryAfterMs: failure.retryAfterMs }
+          return { result: 'retry', reason: failureReason(error), retryAfterMs: failure.retryAfterMs, unanswered }
         case 'other':
-          return { result: 'retry', reason: failureReason(error), retryAfterMs: undefined }
+          return { result: 'retry', reason: failureReason(error), retryAfterMs: undefined, unanswered }
       }
     }
   }
@@ -443,8 +470,11 @@ export class Delivery {
     return { json: fitted.json, alteration }
   }
 
-  /** Queues an update durably; logs where it went. Throws when the disk write fails. */
-  async #enqueue(update: PendingUpdate, firstAttemptAt: string | undefined, why: string, unauthorized = false): Promise<void> {
+  /**
+   * Queues an update durably; logs where it went. Throws when the disk write fails. `unanswered`:
+   * the cause of an attempt of it that got no definite answer, kept with the entry.
+   */
+  async #enqueue(update: PendingUpdate, firstAttemptAt: string | undefined, why: string, unauthorized = false, unanswered?: string): Promise<void> {
     const outbox = this.#outbox as Outbox
     const entry: OutboxEntry = {
       v: 1,
@@ -455,6 +485,7 @@ export class Delivery {
       body: update.json,
       queuedAt: new Date().toISOString(),
       ...(firstAttemptAt === undefined ? {} : { firstAttemptAt }),
+      ...(unanswered === undefined ? {} : { unanswered }),
     }
     try {
       await outbox.append(entry, { slow: unauthorized, takesPlaceOf: Delivery.progressTakesPlaceOf(entry) })

@@ -108,7 +108,8 @@ export interface PipelineSummary {
    * waited, and an earlier process's update the outbox dead-lettered, named as that process's), a
    * debug output that could not be saved, a `/complete` answered `duplicate` (delivered, but the
    * app's `onRunCompleted` hook had already run with an earlier completion's results, so these
-   * did not reach it; also logged once at warn). One line each.
+   * did not reach it; or, when an earlier attempt of this `/complete` got no definite answer, both
+   * possibilities, see `completion.unansweredAttempt`; also logged once at warn). One line each.
    */
   warnings: string[]
   /**
@@ -148,9 +149,13 @@ export interface PipelineSummary {
    * `onRunCompleted` hook, `'duplicate'` when an earlier completion had, with a warning), the
    * queued delivery, or the error it failed with; absent with `complete: false`. A queued one's
    * outcome, once the outbox delivers it or gives it up (after this summary), goes to the
-   * client's `onQueuedCompletion` with the same `idempotencyKey`.
+   * client's `onQueuedCompletion` with the same `idempotencyKey`. `unansweredAttempt`, with
+   * `response.outcome: 'duplicate'` only: an earlier attempt of this `/complete` got no definite
+   * answer (its cause, e.g. `timed out after 30000 ms`, `ECONNRESET`, `HTTP 502`), so the server
+   * may have received it: the `duplicate` may be the answer to this very completion, whose results
+   * then reached the hook once, or another party's `/complete` came first. The warning says both.
    */
-  completion?: { ok: true; response: CompleteRunResponse | QueuedDelivery } | { ok: false; error: unknown }
+  completion?: { ok: true; response: CompleteRunResponse | QueuedDelivery; unansweredAttempt?: string } | { ok: false; error: unknown }
 }
 
 /**
@@ -229,12 +234,41 @@ export function undeliveredWarnings(undelivered: readonly Undelivered[]): string
   })
 }
 
+/** A `/complete` answered `duplicate`, as {@link duplicateCompletion} says it. */
+export interface DuplicateCompletion {
+  /** The one warning of it, for the summary's `warnings` and the log (at warn). */
+  warning: string
+  /**
+   * The cause of an earlier attempt of this completion that got no definite answer, when one did:
+   * the `duplicate` may then be the server's answer to that attempt (the hook ran with these results).
+   */
+  unansweredAttempt?: string
+}
+
 /**
- * The warning of a `/complete` answered `duplicate`: delivered, but the app's `onRunCompleted`
- * hook had already run with an earlier completion's results. `cause` says when the other one came.
+ * The one rule of a `/complete` answered `duplicate`, for `runPipeline` and `onQueuedCompletion`
+ * alike; `undefined` for any other answer. Delivered, but the run's completion had already been
+ * received. Who sent that one is known only when no earlier attempt of this completion went
+ * unanswered: then it was another party's (`otherCause` says when it came), the app's
+ * `onRunCompleted` hook ran with its results, and these did not reach it. When an attempt got no
+ * definite answer (`unanswered`: its cause, a timeout, a reset, a gateway's 502/504), the server
+ * may have received it and run the hook with these very results, and this `duplicate` be its
+ * answer to the retry: the warning says both possibilities, in the Python client's words.
  */
-export function duplicateCompletionWarning(cause: string): string {
-  return `The run's completion had already been received (outcome "duplicate"), so these results did not reach the app's onRunCompleted hook, which ran once with the earlier /complete's: ${cause}`
+export function duplicateCompletion(response: CompleteRunResponse, unanswered: string | undefined, otherCause: string): DuplicateCompletion | undefined {
+  if (response.outcome !== 'duplicate') return undefined
+  if (unanswered === undefined) {
+    return {
+      warning: `The run's completion had already been received (outcome "duplicate"), so these results did not reach the app's onRunCompleted hook, which ran once with the earlier /complete's: ${otherCause}`,
+    }
+  }
+  return {
+    warning:
+      `The run's completion was answered "duplicate" after an earlier attempt of it got no definite answer (${unanswered}), so that attempt may have been received: ` +
+      "if it was, the app's onRunCompleted hook ran once with these results; if another /complete of this run " +
+      '(another runner or process on the same run id, or the web app) was received first, these results did not reach it',
+    unansweredAttempt: unanswered,
+  }
 }
 
 export function describeAlteration(alteration: OutputAlteration): string {

@@ -25,7 +25,7 @@ import { Heartbeats } from './heartbeat.js'
 import { type Logger, consoleLogger } from './logger.js'
 import { parseResponse } from './parse-response.js'
 import type { DeadLetter, FlushResult, LeftQueue, OutboxEntry } from './outbox/entry.js'
-import { duplicateCompletionWarning } from './pipeline-summary.js'
+import { duplicateCompletion } from './pipeline-summary.js'
 import { Outbox } from './outbox/outbox.js'
 import { type ProgressReport, ProgressReports } from './progress.js'
 import { type RunFinishedEvent, RunFinishedObserver, safeJson } from './run-finished.js'
@@ -231,6 +231,7 @@ export class PrismaAPIClient {
         return known ? { ...known, processing, completed, ended } : { catalogue, pipeline: run.pipeline, processing, completed, ended }
       },
       inheritedRun: (runId) => this.#inheritedRun(runId),
+      completeRun: (runId, body) => this.#completeRun(runId, body),
     }
     // Not enumerable, not in the types: `runPipeline` reaches it through `clientInternals`.
     Object.defineProperty(this, CLIENT_INTERNALS, { value: internals })
@@ -313,6 +314,11 @@ export class PrismaAPIClient {
    * ```
    */
   async completeRun(runId: string, body: CompleteRunInput): Promise<CompleteRunResponse | QueuedDelivery> {
+    return (await this.#completeRun(runId, body)).response
+  }
+
+  /** `completeRun`, with the cause of an attempt of it that got no definite answer (see `ClientInternals.completeRun`). */
+  async #completeRun(runId: string, body: CompleteRunInput): Promise<{ response: CompleteRunResponse | QueuedDelivery; unansweredAttempt?: string }> {
     const completedAt = body.completedAt instanceof Date ? body.completedAt.toISOString() : (body.completedAt ?? new Date().toISOString())
     const parsed = safeParseContract(CompleteRun, { ...body, completedAt })
     if (!parsed.success) throw new PayloadValidationError('completion', parsed.error.issues)
@@ -324,12 +330,14 @@ export class PrismaAPIClient {
     const idempotencyKey = crypto.randomUUID()
     const outcome = await this.#delivery.deliver({ runId, route: 'complete', json: JSON.stringify(data), id: idempotencyKey, what: 'completion', finishing: true })
     switch (outcome.state) {
-      case 'delivered':
-        return parseResponse(CompleteRunResponse, outcome.text, 'completion')
+      case 'delivered': {
+        const response = parseResponse(CompleteRunResponse, outcome.text, 'completion')
+        return outcome.unansweredAttempt === undefined ? { response } : { response, unansweredAttempt: outcome.unansweredAttempt }
+      }
       case 'run-finished':
         throw outcome.error
       case 'queued':
-        return { queued: true, runId, idempotencyKey: outcome.id }
+        return { response: { queued: true, runId, idempotencyKey: outcome.id } }
       default:
         throw outcome.error
     }
@@ -671,12 +679,21 @@ export class PrismaAPIClient {
         return
       }
       const response = answer.data
-      if (response.outcome === 'duplicate') {
-        this.#logger.warn(`Run ${runId}: ${duplicateCompletionWarning('another party completed the run while this /complete waited in the outbox')}`, { runId, idempotencyKey })
+      // An attempt of it that got no definite answer (this process's or an earlier one's, kept in the outbox) may be what the duplicate answers.
+      const duplicate = duplicateCompletion(response, entry.unanswered, 'another party completed the run while this /complete waited in the outbox')
+      if (duplicate) {
+        this.#logger.warn(`Run ${runId}: ${duplicate.warning}`, { runId, idempotencyKey })
       } else {
         this.#logger.info?.(`Run ${runId}: the completion delivered from the outbox was applied: its results reached the app's onRunCompleted hook`, { runId, idempotencyKey })
       }
-      event = { runId, idempotencyKey, outcome: response.outcome === 'duplicate' ? 'duplicate' : 'applied', response, earlierProcess }
+      event = {
+        runId,
+        idempotencyKey,
+        outcome: duplicate ? 'duplicate' : 'applied',
+        response,
+        earlierProcess,
+        ...(duplicate?.unansweredAttempt === undefined ? {} : { unansweredAttempt: duplicate.unansweredAttempt }),
+      }
     } else {
       event = { runId, idempotencyKey, outcome: left.result === 'rejected' ? 'dead-lettered' : 'superseded', reason: left.result === 'rejected' ? left.letter.reason : left.reason, earlierProcess }
     }

@@ -19,7 +19,7 @@ import {
   type Undelivered,
   allDelivered,
   describeAlteration,
-  duplicateCompletionWarning,
+  duplicateCompletion,
   outputPreview,
   undeliveredLetter,
   undeliveredWarnings,
@@ -514,18 +514,21 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     // A run finished elsewhere is not completed again: its status is the server's.
     if ((options.complete ?? true) && !finishedElsewhere) {
       try {
-        const response = await client.completeRun(runId, {
+        const { response, unansweredAttempt } = await internals.completeRun(runId, {
           ...options.results?.(outputs, status),
           status,
           duration: durationMs / 1000,
           ...(error !== undefined ? { error } : {}),
         })
-        result.completion = { ok: true, response }
-        // Delivered, yet the app's hook ran earlier with another /complete's results: never silent.
-        if (!isQueuedDelivery(response) && response.outcome === 'duplicate') {
-          const message = duplicateCompletionWarning("another party completed the run between this runner's start-of-run read and its /complete")
-          warnings.push(message)
-          internals.logger.warn(`Run ${runId}: ${message}`, { runId })
+        // Delivered, yet the app's hook ran with an earlier /complete's results, or maybe with these
+        // (an attempt of this one went unanswered): never silent.
+        const duplicate = isQueuedDelivery(response)
+          ? undefined
+          : duplicateCompletion(response, unansweredAttempt, "another party completed the run between this runner's start-of-run read and its /complete")
+        result.completion = { ok: true, response, ...(duplicate?.unansweredAttempt === undefined ? {} : { unansweredAttempt: duplicate.unansweredAttempt }) }
+        if (duplicate) {
+          warnings.push(duplicate.warning)
+          internals.logger.warn(`Run ${runId}: ${duplicate.warning}`, { runId })
         }
       } catch (thrown) {
         result.completion = { ok: false, error: thrown }

@@ -103,9 +103,14 @@ export class Transport {
 
   /**
    * Sends one logical request: with `retry`, what {@link shouldRetry} allows is sent again per
-   * the policy, every attempt carrying the same idempotency key and body.
+   * the policy, every attempt carrying the same idempotency key and body. `onNoAnswer` is told
+   * the cause of each attempt that went out and got no definite answer ({@link noDefiniteAnswer}):
+   * the server may have received and stored it, whether the request then succeeds or fails.
    */
-  async send(request: OutgoingRequest, options: { retry: boolean; signal?: AbortSignal | undefined }): Promise<TransportResponse> {
+  async send(
+    request: OutgoingRequest,
+    options: { retry: boolean; signal?: AbortSignal | undefined; onNoAnswer?: ((cause: string) => void) | undefined },
+  ): Promise<TransportResponse> {
     const headers: Record<string, string> = { 'User-Agent': this.#config.userAgent, Accept: 'application/json' }
     if (this.#config.secret !== undefined) headers[HEADERS.webhookSecret] = this.#config.secret
     if (request.body !== undefined) headers['Content-Type'] = 'application/json'
@@ -123,12 +128,16 @@ export class Transport {
       this.#inflight.add(controller)
       const unlink = forwardAbort(options.signal, controller)
       let failure: PipelineStatusError
+      let sent = false
       try {
         if (controller.signal.aborted) throw controller.signal.reason
+        sent = true
         const { status, text } = await this.#attempt(request, headers, unique, controller, attempt)
         return { status, text, attempts: attempt }
       } catch (error) {
         failure = this.#toStatusError(error, controller.signal, request, attempt)
+        const unanswered = sent && options.onNoAnswer ? noDefiniteAnswer(failure, this.#config.timeoutMs) : undefined
+        if (unanswered !== undefined) options.onNoAnswer?.(unanswered)
       } finally {
         unlink()
         this.#inflight.delete(controller)
@@ -268,6 +277,27 @@ function aborted(request: OutgoingRequest, reason: unknown): PipelineStatusError
   if (reason instanceof PipelineStatusError) return reason
   const detail = isErrorNamed(reason, 'AbortError') || reason === undefined ? '' : `: ${reason instanceof Error ? reason.message : String(reason)}`
   return new PipelineStatusError(`${request.method} ${request.url} was aborted${detail}`, { cause: reason })
+}
+
+/**
+ * System error codes of a request that never reached the server: the connection was refused, or
+ * the host name did not resolve. Any other failure of an attempt that went out may have been
+ * received (the answer was lost, not the request).
+ */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'])
+
+/**
+ * The one rule of an attempt that went out and got no definite answer, so that the server may
+ * have received (and stored) it: a timeout, a reset or closed connection, an abort in flight, or a
+ * gateway's 502 or 504 (the server behind it may have taken the request). Returns its cause as
+ * the retry warnings say it (`timed out after 30000 ms`, `ECONNRESET`, `HTTP 502`); `undefined`
+ * for a definite answer (any other HTTP status) and for a request that never left (connection
+ * refused, unknown host). The same rule as the Python client's `_unanswered_cause`.
+ */
+export function noDefiniteAnswer(error: PipelineStatusError, timeoutMs: number): string | undefined {
+  if (isStatusHttpError(error)) return error.status === 502 || error.status === 504 ? failureCause(error, timeoutMs).text : undefined
+  if (error.name === 'StatusNetworkError' && NEVER_SENT.has(networkCause(error.cause))) return undefined
+  return failureCause(error, timeoutMs).text
 }
 
 /** Why an attempt failed, for the retry warnings. */

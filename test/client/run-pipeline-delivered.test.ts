@@ -227,13 +227,17 @@ describe("runPipeline and an earlier process's update the outbox dead-letters", 
 })
 
 describe("the outcome of a /complete that waited in the outbox (onQueuedCompletion)", () => {
-  /** A client recording its queued completions' outcomes and its warnings; the run's /complete is queued (3 dropped attempts). */
+  /**
+   * A client recording its queued completions' outcomes and its warnings; the run's /complete is
+   * queued (3 attempts answered 503: refused for sure, so a later `duplicate` is another party's;
+   * dropped attempts may have been received, see duplicate-completion.test.ts).
+   */
   async function queuedCompletion(runId: string) {
     await mock.createRun(runId)
     const events: QueuedCompletionEvent[] = []
     const warned: string[] = []
     const client = clients.make({ onQueuedCompletion: (event) => events.push(event), logger: { ...silentLogger, warn: (message) => void warned.push(message) } })
-    mock.fail('complete', { drop: true, times: 3 })
+    mock.fail('complete', { status: 503, times: 3 })
     const summary = await runPipeline({ runId, client, stages: stagesRecoveringIn2(async () => {}), results: () => ({ report: runId }) })
     expect(summary.completion).toMatchObject({ ok: true, response: { queued: true, runId } })
     expect(summary.delivered).toBe(false)

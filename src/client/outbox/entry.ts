@@ -3,7 +3,8 @@
  *
  * On disk (all JSON Lines, see `journal.ts`):
  * - `journal.jsonl`: every queued update, in the order it was queued (a replacement, e.g. an
- *   update whose output was cut after a 413, names the entry it `replaces` and takes its place);
+ *   update whose output was cut after a 413, names the entry it `replaces` and takes its place;
+ *   an entry that `replaces` itself, same id, is that entry as it now is, e.g. marked `unanswered`);
  * - `acks.jsonl`: the ids that left the queue (delivered, dead-lettered or replaced);
  * - `dead-letters.jsonl`: updates no retry can fix (refused with 400, 404, 409, 413 after
  *   truncation, 415, 422, ..., or older than `maxAgeMs`), kept for a human to look at;
@@ -80,6 +81,13 @@ export const OutboxEntry = z.object({
   firstAttemptAt: z.string().optional(),
   /** The id of the entry this one replaces and whose place in the queue it takes. */
   replaces: z.string().optional(),
+  /**
+   * For a completion: the cause of an attempt of it that got no definite answer (a timeout, a
+   * reset, a gateway's 502/504), so the server may have received it; its later `duplicate`
+   * answer may then be the server's to that attempt. Set when it was queued, or by a redelivery
+   * (an entry replacing itself); an older client ignores it.
+   */
+  unanswered: z.string().optional(),
 })
 /** One queued update, exactly as it will be sent again. */
 export type OutboxEntry = z.infer<typeof OutboxEntry>
@@ -141,9 +149,10 @@ export type DeliveryResult =
   | { result: 'replace'; entry: OutboxEntry; reason: string }
   /**
    * Try again later; `retryAfterMs` is the server's `Retry-After`. `slow` (401, 403) waits the
-   * longest delay and logs an error each time.
+   * longest delay and logs an error each time. `unanswered`: the attempt got no definite answer
+   * (its cause), so the server may have received it: kept with the entry ({@link OutboxEntry}).
    */
-  | { result: 'retry'; reason: string; retryAfterMs?: number | undefined; slow?: boolean | undefined }
+  | { result: 'retry'; reason: string; retryAfterMs?: number | undefined; slow?: boolean | undefined; unanswered?: string | undefined }
 
 /**
  * How a queued entry left the queue, once that is on disk: delivered (with the server's answer),

@@ -268,6 +268,16 @@ export class Outbox {
         continue
       }
       const entry = parsed.data
+      if (entry.replaces === entry.id) {
+        // The entry as it now is (marked `unanswered` by a redelivery), in its own place; dead weight once applied.
+        this.#ackedInJournal++
+        const queued = seen.has(entry.id) && !acked.has(entry.id) ? this.#queues.get(entry.runId)?.find((q) => q.entry.id === entry.id) : undefined
+        if (queued) {
+          const { replaces: _self, ...now } = entry
+          queued.entry = queued.entry.replaces === undefined ? now : { ...now, replaces: queued.entry.replaces }
+        }
+        continue
+      }
       const replaced = entry.replaces === undefined ? undefined : places.get(entry.replaces)
       const seq = replaced ?? this.#seq++
       places.set(entry.id, seq)
@@ -383,6 +393,7 @@ export class Outbox {
         this.#inFlight.delete(head)
       }
       if (outcome.result === 'retry') {
+        if (outcome.unanswered !== undefined && head.entry.unanswered === undefined) await this.#markUnanswered(head, outcome.unanswered)
         return { delivered, rejected, retry: { entry: head.entry, reason: outcome.reason, retryAfterMs: outcome.retryAfterMs, slow: outcome.slow ?? false } }
       }
       let left: LeftQueue
@@ -419,6 +430,21 @@ export class Outbox {
       this.#onLeft?.(head.entry, left, head.inherited === true)
     } catch (error) {
       this.#logger.error(`Outbox ${this.dir}: a listener of an update that left the queue threw`, { error: String(error) })
+    }
+  }
+
+  /**
+   * Keeps that an attempt of `head` got no definite answer (the server may have received it): in
+   * memory, and in the journal as the entry replacing itself, so a later process knows it too.
+   * A failed write loses only that knowledge (logged), not the entry.
+   */
+  async #markUnanswered(head: QueuedEntry, cause: string): Promise<void> {
+    head.entry = { ...head.entry, unanswered: cause }
+    try {
+      await this.#file(() => this.#journal.append({ ...head.entry, replaces: head.entry.id }))
+      this.#ackedInJournal++
+    } catch (error) {
+      this.#logger.warn(`Outbox ${this.dir}: could not record that an attempt of ${describeEntry(head.entry)} got no answer`, { runId: head.entry.runId, error: String(error) })
     }
   }
 

@@ -36,6 +36,12 @@ export type Fault =
   | { trickleBodyMs: number }
   /** Answered by the handler as usual: a place holder in a script of faults. */
   | { pass: true }
+  /**
+   * The handler answers (the request is processed and stored), but the client gets this instead:
+   * the connection closed without an answer (`drop`), or a gateway's status (a 502 or 504 whose
+   * server behind took the request). The answer was lost, not the request.
+   */
+  | { handledThen: { drop: true } | { status: number } }
 
 /** What the server hands a request to when no fault is scripted. */
 export type TestHandler = (request: Request) => Response | Promise<Response>
@@ -52,6 +58,8 @@ export interface TestServer {
   readonly openStreams: number
   /** Answers the next requests with these, in order, before delegating again. */
   inject(...faults: Fault[]): void
+  /** Answers the next requests whose path ends with `suffix` (e.g. `/complete`) with these, in order, before the faults of {@link inject}. */
+  injectFor(suffix: string, ...faults: Fault[]): void
   /** Answers every request with this fault (after the injected ones) until cleared with `undefined`. */
   setFault(fault: Fault | undefined): void
   /** Replaces the handler. */
@@ -94,6 +102,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     }).fetch
   const requests: RecordedRequest[] = []
   const faults: Fault[] = []
+  const faultsFor: Array<{ suffix: string; fault: Fault }> = []
   let standing: Fault | undefined
   const sockets = new Set<Socket>()
   let server: Server | undefined
@@ -110,7 +119,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value
     }
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers, body, arrivedAt })
-    const scripted = faults.shift() ?? standing
+    const routed = faultsFor.findIndex(({ suffix }) => (req.url ?? '').endsWith(suffix))
+    const scripted = (routed === -1 ? undefined : faultsFor.splice(routed, 1)[0]?.fault) ?? faults.shift() ?? standing
     const fault = scripted && 'pass' in scripted ? undefined : scripted
     if (fault && 'hang' in fault) return
     if (fault && 'drop' in fault) {
@@ -129,6 +139,16 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body }),
     })
     const response = await handler(request)
+    if (fault && 'handledThen' in fault) {
+      await response.arrayBuffer()
+      if ('drop' in fault.handledThen) {
+        req.socket.destroy()
+        return
+      }
+      res.writeHead(fault.handledThen.status, { 'content-type': 'text/html' })
+      res.end(`<html><body>${fault.handledThen.status} from the gateway</body></html>`)
+      return
+    }
     if (!fault && response.body && /^text\/event-stream/.test(response.headers.get('content-type') ?? '')) return pipeStream(response, res)
     const bytes = Buffer.from(await response.arrayBuffer())
     if (fault && ('stallBody' in fault || 'trickleBodyMs' in fault)) {
@@ -207,6 +227,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       return openStreams
     },
     inject: (...more) => void faults.push(...more),
+    injectFor: (suffix, ...more) => void faultsFor.push(...more.map((fault) => ({ suffix, fault }))),
     setFault: (fault) => {
       standing = fault
     },
