@@ -18,16 +18,20 @@ export interface SinkReader {
   take(): Promise<SentEvent[]>
   /** Whether the stream ended or was aborted. */
   closed(): boolean
+  /** Every comment line written so far, without its leading `: ` (`keep-alive-ms 60000`, `closed …`). */
+  comments(): string[]
 }
 
 /** Attaches `body` to an in-memory sink and reads the events written to it. */
 export function readSink(body: EventStreamBody): SinkReader {
   let written = ''
+  let all = ''
   let done = false
   body.attach({
     bufferedBytes: 0,
     write: (text) => {
       written += text
+      all += text
       return new TextEncoder().encode(text).byteLength
     },
     end: () => void (done = true),
@@ -49,5 +53,6 @@ export function readSink(body: EventStreamBody): SinkReader {
       return events
     },
     closed: () => done,
+    comments: () => all.split('\n').filter((line) => line.startsWith(': ')).map((line) => line.slice(2)),
   }
 }

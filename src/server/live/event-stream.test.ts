@@ -9,12 +9,13 @@ import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fixtures.js'
 import { readSink, type SentEvent } from '../../../test/support/sink-reader.js'
-import { EventStreams } from './event-stream.js'
+import { EventStreams, type StreamClosed } from './event-stream.js'
 import type { RunListener, RunWatcher } from './run-watcher.js'
 
 
-async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputChunkRow[] }) {
+async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputChunkRow[] }, admits?: (snapshot: RunSnapshot) => boolean) {
   let listener: RunListener | undefined
+  const closedFor: StreamClosed[] = []
   const watcher = { watch: (_runId: string, taker: RunListener) => ((listener = taker), { seen: () => {}, stop: () => {} }) }
   const streams = new EventStreams(watcher as unknown as RunWatcher, {
     keepAliveMs: 60_000,
@@ -24,17 +25,26 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     statusDocument: toStatusResponse,
     maxReplayedChunks: 1000,
     onReplayTooLong: () => {},
+    onClosed: (details: StreamClosed) => void closedFor.push(details),
   })
   const body = await streams.open(
     'run_1',
     async () => first,
     new AbortController().signal,
     true,
-    undefined,
+    admits,
     resume && { from: resume.from, chunksSince: async () => resume.chunks },
   )
-  const { take, closed } = readSink(body!)
-  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!.take(next, chunks), take, closed, streams }
+  const { take, closed, comments } = readSink(body!)
+  return {
+    deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!.take(next, chunks),
+    deliverWhole: (next: RunSnapshot) => listener!.takeWhole!(next),
+    take,
+    closed,
+    comments,
+    closedFor,
+    streams,
+  }
 }
 
 describe('a run stream with streamed output', () => {
@@ -83,12 +93,15 @@ describe('a run stream with streamed output', () => {
     stream.streams.close()
   })
 
-  it('closes the stream (the subscriber resumes exactly) when a stage created and finished meanwhile was read without its text', async () => {
+  it('closes the stream (the subscriber resumes exactly) when a stage created and finished meanwhile was read without its text, saying why', async () => {
     const stream = await open(snapshot(1, []))
     await stream.take()
     stream.deliver(snapshot(4, [stage({ status: 'COMPLETED', completedAt: NOW, outputSeq: 0, streamedOutput: true })], { streamedText: false }), [chunk(0, 3)])
     expect(await stream.take()).toEqual([])
     expect(stream.closed()).toBe(true)
+    // Never silent: the subscriber reads the cause before the end, and the handlers are told (they log it).
+    expect(stream.comments().at(-1)).toBe('closed update-unavailable run_1')
+    expect(stream.closedFor).toEqual([{ cause: 'update-unavailable', runId: 'run_1', version: 4, stream: 'run' }])
   })
 
   it('resumes after a version with one update (id: the version before the first chunk) and the chunks after it', async () => {
@@ -135,5 +148,34 @@ describe('a run stream with streamed output', () => {
     expect(events.map((event) => [event.event, event.id])).toEqual([['update', '5']])
     expect(appended(events)).toBe('AAA BBB')
     stream.streams.close()
+  })
+})
+
+describe('a run stream whose credential no longer covers the run', () => {
+  /** A tag token's grant: the run must carry `team:a` as stored. */
+  const tagged = (snapshot: RunSnapshot) => snapshot.run.tags?.includes('team:a') === true
+  const withTags = (version: number, tags: string[]): RunSnapshot => ({ ...snapshot(version, []), run: { ...run, tags } })
+
+  it('ends without sending the change, after a comment naming the cause, and tells the handlers once', async () => {
+    const stream = await open(withTags(1, ['team:a']), undefined, tagged)
+    expect((await stream.take()).map((event) => event.event)).toEqual(['snapshot'])
+    stream.deliver(withTags(2, ['nightly']), [])
+    expect(await stream.take()).toEqual([])
+    expect(stream.closed()).toBe(true)
+    expect(stream.comments().at(-1)).toBe('closed not-admitted run_1')
+    expect(stream.closedFor).toEqual([{ cause: 'not-admitted', runId: 'run_1', version: 2, stream: 'run' }])
+    // A later change of the closed stream says nothing more.
+    stream.deliver(withTags(3, ['nightly']), [])
+    expect(stream.closedFor).toHaveLength(1)
+  })
+
+  it('says so too when the change reaches it as a whole snapshot (a long catch-up)', async () => {
+    const stream = await open(withTags(1, ['team:a']), undefined, tagged)
+    await stream.take()
+    stream.deliverWhole(withTags(2, ['nightly']))
+    expect(await stream.take()).toEqual([])
+    expect(stream.closed()).toBe(true)
+    expect(stream.comments().at(-1)).toBe('closed not-admitted run_1')
+    expect(stream.closedFor).toEqual([{ cause: 'not-admitted', runId: 'run_1', version: 2, stream: 'run' }])
   })
 })

@@ -20,6 +20,42 @@ import { type EventStreamBody, SinkBody } from './event-sink.js'
  */
 export const KEEP_ALIVE_ANNOUNCEMENT = 'keep-alive-ms'
 
+/**
+ * The comment a stream sends right before the server ends it for a cause other than the run's
+ * end, shutdown or a slow reader: `: closed <cause> <runId>` ({@link StreamClosedCause}). A
+ * comment, not an event: the protocol's one closing event, `end`, means the run finished (the
+ * subscriber stops for good), while after these the subscriber reconnects as after any drop.
+ */
+export const CLOSED_ANNOUNCEMENT = 'closed'
+
+/**
+ * Why the server ended a live stream before its run's `end`:
+ * - `not-admitted`: the request's credential no longer covers the run as it now is (a tag read
+ *   token whose tag the run lost, a run that left the app's `listScope`); expected. The change is
+ *   not sent, and the reconnect is judged afresh (refused).
+ * - `update-unavailable`: the next `update` could not be made (a stage created or restarted,
+ *   streamed and finished between two reads of the run without its text, `StageDiff.changes`);
+ *   a rare race. The reconnect resumes or gets a fresh snapshot, so nothing is lost.
+ */
+export type StreamClosedCause = 'not-admitted' | 'update-unavailable'
+
+/** What a stream tells its handlers when the server ended it for a {@link StreamClosedCause}. */
+export interface StreamClosed {
+  cause: StreamClosedCause
+  /** The run whose change ended the stream (a set stream's member). */
+  runId: string
+  /** The version of the run that was not sent. */
+  version: number
+  /** A run's own stream or a set stream. */
+  stream: 'run' | 'set'
+}
+
+/** The comment line of a {@link StreamClosed}, written right before the stream ends. */
+export function closedComment(cause: StreamClosedCause, runId: string): string {
+  // Run ids hold no line break (the `POST /runs` rule), so the comment is one line.
+  return `: ${CLOSED_ANNOUNCEMENT} ${cause} ${runId}\n\n`
+}
+
 /** The query parameter by which a subscriber asks for `update` events without unchanged outputs. */
 export const OUTPUTS_PARAMETER = 'outputs'
 
@@ -52,6 +88,8 @@ export interface EventStreamSettings {
   maxReplayedChunks: number
   /** Told each time a resume got a snapshot because it had more chunks to replay (log it once). */
   onReplayTooLong: (details: ReplayTooLong) => void
+  /** Told each time the server ends a stream for a {@link StreamClosedCause} (log it once per cause). */
+  onClosed: (details: StreamClosed) => void
 }
 
 /**
@@ -94,6 +132,7 @@ export class EventStreams {
       this.#slowStreamsClosed += 1
       this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
     },
+    closedFor: (runId, cause, version) => this.#settings.onClosed({ cause, runId, version, stream: 'run' }),
   }
 
   constructor(watcher: RunWatcher, settings: EventStreamSettings) {
@@ -207,10 +246,11 @@ export class EventStreams {
   }
 }
 
-/** What an {@link OpenStream} tells its {@link EventStreams}: it closed, or it was closed as too slow. */
+/** What an {@link OpenStream} tells its {@link EventStreams}: it closed, it was closed as too slow, or for a cause. */
 interface StreamRegistry {
   forget(stream: OpenStream): void
   slow(runId: string, bufferedBytes: number): void
+  closedFor(runId: string, cause: StreamClosedCause, version: number): void
 }
 
 /**
@@ -257,7 +297,7 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
   /** The watcher's newer state of the run: delivered if the credential still admits it, else the stream ends. */
   take(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]): void {
     if (this.#admits(snapshot)) this.deliver(snapshot, chunks)
-    else this.close()
+    else this.#closeFor('not-admitted', snapshot)
   }
 
   /**
@@ -266,7 +306,7 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
    * then `end` if finished. Its bytes are allowed in the buffer as the first snapshot's are.
    */
   takeWhole(snapshot: RunSnapshot): void {
-    if (!this.#admits(snapshot)) return this.close()
+    if (!this.#admits(snapshot)) return this.#closeFor('not-admitted', snapshot)
     // Not started: the watcher hands it nothing before its own snapshot (it reads again at `seen`).
     if (this.#closed || !this.#started) return
     const version = snapshot.version ?? 0
@@ -335,13 +375,13 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
   /**
    * Sends what changed from the version this stream sent to the snapshot's, as {@link StageDiff}
    * plans it (chunks as `output` events and the `update`, in their order, `id:` each one's
-   * version); closes the stream when that update cannot be made (the subscriber resumes). Returns
-   * the bytes written.
+   * version); closes the stream, saying why, when that update cannot be made (the subscriber
+   * resumes). Returns the bytes written.
    */
   #changes(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[], resuming: boolean): number {
     const events = this.#sent.changes(snapshot, chunks, resuming)
     if (!events) {
-      this.close()
+      this.#closeFor('update-unavailable', snapshot)
       return 0
     }
     let bytes = 0
@@ -360,6 +400,17 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
     this.watch?.stop()
     this.#registry.forget(this)
     this.endBody(discard)
+  }
+
+  /**
+   * Ends the stream for `cause`, `snapshot` unsent: the handlers are told (they log it), and the
+   * subscriber gets the `: closed` comment before the end (see {@link CLOSED_ANNOUNCEMENT}).
+   */
+  #closeFor(cause: StreamClosedCause, snapshot: RunSnapshot): void {
+    if (this.#closed) return
+    this.#registry.closedFor(this.#runId, cause, snapshot.version ?? 0)
+    this.#write(closedComment(cause, this.#runId))
+    this.close()
   }
 
   #end(run: RunEndEvent['run']): void {

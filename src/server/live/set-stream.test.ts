@@ -13,6 +13,7 @@ import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fi
 import { readSink } from '../../../test/support/sink-reader.js'
 import type { RunListener, RunWatcher } from './run-watcher.js'
 import type { RunWindows } from './run-window.js'
+import type { StreamClosed } from './event-stream.js'
 import { SetStreams } from './set-stream.js'
 
 
@@ -20,9 +21,10 @@ import { SetStreams } from './set-stream.js'
 const summary = (snapshot: RunSnapshot) => ({ id: snapshot.run.id, status: snapshot.run.status, version: snapshot.version }) as unknown as RunSummary
 
 /** A `run=` stream of `run_1` in `view`, whose watcher the test drives; `takesChunks`: whether it asked for chunks. */
-async function open(first: RunSnapshot, view: SetStreamView) {
+async function open(first: RunSnapshot, view: SetStreamView, admits: (snapshot: RunSnapshot) => boolean = () => true) {
   let listener: RunListener | undefined
   let takesChunks = false
+  const closedFor: StreamClosed[] = []
   const watcher = {
     watch: (_runId: string, taker: RunListener) => {
       listener = taker
@@ -33,12 +35,29 @@ async function open(first: RunSnapshot, view: SetStreamView) {
   const streams = new SetStreams(
     watcher as unknown as RunWatcher,
     {} as RunWindows,
-    { keepAliveMs: 60_000, maxBufferedBytes: 1 << 20, onSlowStream: () => {}, retryMs: 1000, statusDocument: toStatusResponse, summary },
+    {
+      keepAliveMs: 60_000,
+      maxBufferedBytes: 1 << 20,
+      onSlowStream: () => {},
+      retryMs: 1000,
+      statusDocument: toStatusResponse,
+      summary,
+      onClosed: (details: StreamClosed) => void closedFor.push(details),
+    },
     async () => null,
   )
-  const body = await streams.openRuns([{ runId: 'run_1', read: async () => first, admits: () => true }], view, new AbortController().signal)
-  const { take, closed } = readSink(body)
-  return { deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!.take(next, chunks), take, closed, takesChunks: () => takesChunks, streams }
+  const body = await streams.openRuns([{ runId: 'run_1', read: async () => first, admits }], view, new AbortController().signal)
+  const { take, closed, comments } = readSink(body)
+  return {
+    deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!.take(next, chunks),
+    deliverWhole: (next: RunSnapshot) => listener!.takeWhole!(next),
+    take,
+    closed,
+    comments,
+    closedFor,
+    takesChunks: () => takesChunks,
+    streams,
+  }
 }
 
 describe('a set stream with streamed output', () => {
@@ -80,12 +99,15 @@ describe('a set stream with streamed output', () => {
     stream.streams.close()
   })
 
-  it('full view: closes (the reconnect starts afresh) when a stage created and finished meanwhile was read without its text', async () => {
+  it('full view: closes (the reconnect starts afresh) when a stage created and finished meanwhile was read without its text, saying why', async () => {
     const stream = await open(snapshot(1, []), 'full')
     await stream.take()
     stream.deliver(snapshot(4, [stage({ status: 'COMPLETED', completedAt: NOW, outputSeq: 0, streamedOutput: true })], { streamedText: false }), [chunk(0, 3)])
     expect(await stream.take()).toEqual([])
     expect(stream.closed()).toBe(true)
+    // Never silent: the comment names the cause and the run before the end, and the handlers are told.
+    expect(stream.comments().at(-1)).toBe('closed update-unavailable run_1')
+    expect(stream.closedFor).toEqual([{ cause: 'update-unavailable', runId: 'run_1', version: 4, stream: 'set' }])
   })
 
   it('summary view: takes no chunks, sends nothing for a chunk, and the next change carries the version it learnt', async () => {
@@ -105,5 +127,29 @@ describe('a set stream with streamed output', () => {
       ['end', 'run_1:6', null],
     ])
     stream.streams.close()
+  })
+})
+
+describe('a run= set stream whose grant no longer covers a listed run', () => {
+  const tagged = (snapshot: RunSnapshot) => snapshot.run.tags?.includes('team:a') === true
+  const withTags = (version: number, tags: string[]): RunSnapshot => ({ ...snapshot(version, []), run: { ...run, tags } })
+
+  it.each(['full', 'summary'] as const)('%s view: ends without sending the change, after a comment naming the cause and the run', async (view) => {
+    const stream = await open(withTags(1, ['team:a']), view, tagged)
+    expect((await stream.take()).map((event) => event.event)).toEqual(['snapshot', 'ready'])
+    stream.deliver(withTags(2, ['nightly']), [])
+    expect(await stream.take()).toEqual([])
+    expect(stream.closed()).toBe(true)
+    expect(stream.comments().at(-1)).toBe('closed not-admitted run_1')
+    expect(stream.closedFor).toEqual([{ cause: 'not-admitted', runId: 'run_1', version: 2, stream: 'set' }])
+  })
+
+  it('full view: says so too when the change reaches it as a whole snapshot (a long catch-up)', async () => {
+    const stream = await open(withTags(1, ['team:a']), 'full', tagged)
+    await stream.take()
+    stream.deliverWhole(withTags(2, ['nightly']))
+    expect(await stream.take()).toEqual([])
+    expect(stream.comments().at(-1)).toBe('closed not-admitted run_1')
+    expect(stream.closedFor).toEqual([{ cause: 'not-admitted', runId: 'run_1', version: 2, stream: 'set' }])
   })
 })

@@ -15,8 +15,8 @@ import type { RunWindowEntry } from '../../core/run-list.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
-import type { LiveStreamStats } from './event-stream.js'
-import { KEEP_ALIVE_ANNOUNCEMENT } from './event-stream.js'
+import type { LiveStreamStats, StreamClosed, StreamClosedCause } from './event-stream.js'
+import { closedComment, KEEP_ALIVE_ANNOUNCEMENT } from './event-stream.js'
 import { type EventStreamBody, SinkBody } from './event-sink.js'
 import type { RunWatch, RunWatcher } from './run-watcher.js'
 import type { RunWindows, WindowFollow } from './run-window.js'
@@ -38,6 +38,8 @@ export interface SetStreamSettings {
   summary: (snapshot: RunSnapshot) => RunSummary
   /** Told when a stream opens (`1`) and when it closes (`-1`), for the open-streams metric. */
   onStreamsChanged?: ((delta: 1 | -1) => void) | undefined
+  /** Told each time the server ends a set stream for a `StreamClosedCause` (log it once per cause). */
+  onClosed: (details: StreamClosed) => void
 }
 
 /** How a `run=` stream reads and judges one listed run (the grant of its own stream). */
@@ -401,8 +403,8 @@ class SetStream extends SinkBody {
    * its `version` (none for a chunk); full view, the `output` events and the
    * `update` as the run's own stream sends them ({@link StageDiff.changes}); then `end` when it
    * finished. A full-view update that cannot be made (a stage created or restarted, streamed and
-   * finished between two reads, read without its text) closes the stream: the reconnect sends
-   * fresh snapshots.
+   * finished between two reads, read without its text) closes the stream, saying why: the
+   * reconnect sends fresh snapshots. So does a change the member's grant no longer admits.
    */
   #deliver(member: Member, snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]): void {
     if (this.#closed || this.#members.get(member.runId) !== member) return
@@ -412,7 +414,7 @@ class SetStream extends SinkBody {
     }
     const version = snapshot.version ?? 0
     if (version <= member.sent.version) return
-    if (!member.admits(snapshot)) return this.close()
+    if (!member.admits(snapshot)) return this.#closeFor(member, 'not-admitted', version)
     if (this.#view === 'summary') {
       // The version is learnt either way (later ids, `leave` and `end` carry it); an `update` goes
       // only when something the summary shows changed: a chunk or a progress tick sends nothing.
@@ -425,7 +427,7 @@ class SetStream extends SinkBody {
       }
     } else {
       const events = member.sent.changes(snapshot, chunks)
-      if (!events) return this.close()
+      if (!events) return this.#closeFor(member, 'update-unavailable', version)
       for (const planned of events) this.#event(planned.event, `${member.runId}:${planned.version}`, planned.data)
     }
     if (isFinalStatus(snapshot.run.status) && !member.ended) this.#end(member, snapshot)
@@ -441,9 +443,20 @@ class SetStream extends SinkBody {
   #deliverWhole(member: Member, snapshot: RunSnapshot): void {
     if (this.#closed || this.#members.get(member.runId) !== member || !member.live) return
     if ((snapshot.version ?? 0) <= member.sent.version) return
-    if (!member.admits(snapshot)) return this.close()
+    if (!member.admits(snapshot)) return this.#closeFor(member, 'not-admitted', snapshot.version ?? 0)
     this.#sendSnapshot(member, snapshot)
     if (this.matches && !this.matches(snapshot)) this.onMismatch?.()
+  }
+
+  /**
+   * Ends the stream for `cause`, `member`'s version `version` unsent: the handlers are told (they
+   * log it), and the subscriber gets the `: closed` comment naming the run before the end.
+   */
+  #closeFor(member: Member, cause: StreamClosedCause, version: number): void {
+    if (this.#closed) return
+    this.#settings.onClosed({ cause, runId: member.runId, version, stream: 'set' })
+    this.#write(closedComment(cause, member.runId))
+    this.close()
   }
 
   #end(member: Member, snapshot: RunSnapshot): void {

@@ -16,7 +16,7 @@ import { PROBLEM_CODES } from '../../contract/problem.js'
 import { parseSetStreamQuery } from '../../contract/run-list-query.js'
 import { catalogueOfRun } from '../../core/run-catalogue.js'
 import { applyScope, matchesRunFilter, summarizeRun, toRunListItem } from '../../core/run-list.js'
-import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion } from '../live/event-stream.js'
+import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion, type StreamClosed } from '../live/event-stream.js'
 import type { EventStreamBody } from '../live/event-sink.js'
 import { type ReplayTooLong, RunWatcher } from '../live/run-watcher.js'
 import { presentedVersion } from '../../core/known-versions.js'
@@ -85,6 +85,27 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     )
   }
 
+  // A stream the server ended before its run's end (besides shutdown and slow readers): the first of
+  // each cause is logged, a warning for the race (it should not happen), info for a credential.
+  const closedLogged = new Set<StreamClosed['cause']>()
+  const onClosed = ({ cause, runId, version, stream }: StreamClosed): void => {
+    if (closedLogged.has(cause)) return
+    closedLogged.add(cause)
+    const which = stream === 'run' ? `a live stream of run ${runId}` : `a set stream following run ${runId}`
+    const details = { cause, runId, version, stream }
+    if (cause === 'update-unavailable') {
+      logger.warn(
+        `pipeline-status: ended ${which} because its next update (version ${version}) could not be made: a stage was created or restarted, streamed and finished between two reads of the run, and the read without the streamed text cannot carry that stage's whole text. The subscriber got ': closed update-unavailable' and reconnects (a resume or a fresh snapshot), so nothing is lost, but this race should be rare: if it recurs, this process reads runs' changes late (look for 'reading run … failed' warnings, a slow database, or LISTEN falling back to polling). Logged once per process for this cause`,
+        details,
+      )
+    } else {
+      logger.info?.(
+        `pipeline-status: ended ${which} because the request's credential no longer covers the run as it now is (a tag read token whose tag the run no longer carries, or a run that left the app's listScope), so version ${version} was not sent. The subscriber got ': closed not-admitted'; its reconnect is judged afresh and refused. Expected when a run's tags change; if the page should keep following the run, keep the tag on it or give the page a credential that covers it. Logged once per process for this cause`,
+        details,
+      )
+    }
+  }
+
   const openStreams = (): EventStreams => {
     if (streams) return streams
     watcher ??= new RunWatcher({
@@ -110,6 +131,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       onStreamsChanged: settings.instrumentation.streamsChanged,
       maxReplayedChunks: live.maxReplayedChunks,
       onReplayTooLong,
+      onClosed,
     })
     return streams
   }
@@ -136,6 +158,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
         summary: (snapshot) =>
           summarizeRun(toRunListItem(snapshot.run, snapshot.version ?? 0, snapshot.stages), catalogueOfRun(snapshot.run, settings.pipelines)?.length ?? 0),
         onStreamsChanged: settings.instrumentation.streamsChanged,
+        onClosed,
       },
       (runId) => settings.reads.getRun(runId, 'snapshot'),
     )
