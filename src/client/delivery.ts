@@ -250,6 +250,8 @@ export class Delivery {
               { retry: true },
             )
             outbox?.nudge()
+            // An earlier attempt was sent and failed: the run may have ended after it.
+            if (response.attempts > 1) this.#observer.noteWaited(runId)
             const { finished, conflict } = this.#observer.learnFromAnswer(current, response.text)
             if (finished) {
               const error = new RunFinishedError(runId, finished.status, finished.reason)
@@ -258,6 +260,8 @@ export class Delivery {
             }
             return { state: 'delivered', id: current.id, text: response.text, alterations, ...(conflict ? { conflict } : {}) }
           } catch (error) {
+            // An earlier attempt was sent and failed: the run may have ended after it.
+            if (isStatusHttpError(error) && error.attempts > 1) this.#observer.noteWaited(runId)
             const failure = await this.classifyFailure(runId, current.route, current.json, error)
             const firstAttemptAt = new Date(started).toISOString()
             switch (failure.kind) {
@@ -310,6 +314,7 @@ export class Delivery {
   async classifyFailure(runId: string, route: OutboxRoute, json: string, error: unknown): Promise<FailureClass> {
     const finished = await this.#observer.learnFromRefusal(runId, error)
     if (finished) return { kind: 'superseded', finished }
+    this.#observer.noteWaited(runId)
     if (!isStatusHttpError(error)) return shouldRetry(error) ? { kind: 'queue', retryAfterMs: undefined } : { kind: 'other' }
     if (error.status === 413) {
       const fitted = route === 'stageUpdate' ? this.#fit(runId, json, error) : undefined
@@ -323,6 +328,8 @@ export class Delivery {
   /** The outbox's delivery of one queued update: one attempt; the outbox does the backoff. */
   async redeliver(entry: OutboxEntry, signal: AbortSignal): Promise<DeliveryResult> {
     const what = `${describeEntry(entry)} (from the outbox)`
+    // Queued, maybe by an earlier process: it waited, so the run may have ended after it was queued.
+    this.#observer.noteWaited(entry.runId)
     try {
       const response = await this.#transport.send(
         { method: 'POST', url: this.#url(entry.route, entry.runId, entry.stageNumber), body: entry.body, idempotencyKey: entry.id, what: `Run ${entry.runId}: ${what}` },
@@ -446,6 +453,7 @@ export class Delivery {
   /** Queues an update durably; logs where it went. Throws when the disk write fails. */
   async #enqueue(update: PendingUpdate, firstAttemptAt: string | undefined, why: string, unauthorized = false): Promise<void> {
     const outbox = this.#outbox as Outbox
+    this.#observer.noteWaited(update.runId)
     const entry: OutboxEntry = {
       v: 1,
       id: update.id,
