@@ -265,6 +265,8 @@ export class Delivery {
               { retry: true, onNoAnswer },
             )
             outbox?.nudge()
+            // An earlier attempt was sent and failed: the run may have ended after it.
+            if (response.attempts > 1) this.#observer.noteWaited(runId)
             const { finished, conflict } = this.#observer.learnFromAnswer(current, response.text)
             if (finished) {
               const error = new RunFinishedError(runId, finished.status, finished.reason)
@@ -280,6 +282,8 @@ export class Delivery {
               ...(unanswered === undefined ? {} : { unansweredAttempt: unanswered }),
             }
           } catch (error) {
+            // An earlier attempt was sent and failed: the run may have ended after it.
+            if (isStatusHttpError(error) && error.attempts > 1) this.#observer.noteWaited(runId)
             const failure = await this.classifyFailure(runId, current.route, current.json, error)
             const firstAttemptAt = new Date(started).toISOString()
             switch (failure.kind) {
@@ -334,6 +338,7 @@ export class Delivery {
   async classifyFailure(runId: string, route: OutboxRoute, json: string, error: unknown): Promise<FailureClass> {
     const finished = await this.#observer.learnFromRefusal(runId, error)
     if (finished) return { kind: 'superseded', finished }
+    this.#observer.noteWaited(runId)
     if (!isStatusHttpError(error)) return shouldRetry(error) ? { kind: 'queue', retryAfterMs: undefined } : { kind: 'other' }
     if (error.status === 413) {
       const fitted = route === 'stageUpdate' ? this.#fit(runId, json, error) : undefined
@@ -350,6 +355,8 @@ export class Delivery {
     // A completion's attempt that may have been received without an answer: the outbox keeps that it was.
     let unanswered: string | undefined
     const onNoAnswer = entry.route === 'complete' ? (cause: string) => void (unanswered = cause) : undefined
+    // Queued, maybe by an earlier process: it waited, so the run may have ended after it was queued.
+    this.#observer.noteWaited(entry.runId)
     try {
       const response = await this.#transport.send(
         { method: 'POST', url: this.#url(entry.route, entry.runId, entry.stageNumber), body: entry.body, idempotencyKey: entry.id, what: `Run ${entry.runId}: ${what}` },
@@ -476,6 +483,7 @@ export class Delivery {
    */
   async #enqueue(update: PendingUpdate, firstAttemptAt: string | undefined, why: string, unauthorized = false, unanswered?: string): Promise<void> {
     const outbox = this.#outbox as Outbox
+    this.#observer.noteWaited(update.runId)
     const entry: OutboxEntry = {
       v: 1,
       id: update.id,

@@ -79,6 +79,7 @@ export class Heartbeats {
       return parsed.data
     } catch (error) {
       if (await this.#observer.learnFromRefusal(runId, error)) return undefined
+      this.#observer.noteWaited(runId)
       // A missed heartbeat is not worth replaying: the next one follows an interval later.
       this.#logger.debug?.(`Run ${runId}: heartbeat not delivered: ${failureReason(error)}`, { runId })
       return undefined

@@ -151,6 +151,7 @@ export class PrismaAPIClient {
         this.#heartbeats.stop(runId)
         this.#watches?.stop(runId)
       },
+      pendingInOutbox: (runId) => this.#outbox?.pendingCount(runId) ?? 0,
     })
     this.#heartbeats = new Heartbeats({ intervalMs: heartbeatIntervalMs, transport, observer: this.#observer, logger, url: (runId) => this.#url('heartbeat', runId) })
     this.#watches =

@@ -56,18 +56,22 @@ export interface AnsweredUpdate {
 
 /**
  * What happened to a run finished by someone else, and the likely cause, from the run as stored:
- * the sweeper's reason, a cancel, or a finish before this client's first update (a reused run id).
+ * the sweeper's reason, a cancel, a finish before this client's first update was sent (a reused
+ * run id), or a finish while this client's updates waited in the outbox.
  * `finishedBeforeFirstUpdate`: the server's first answer to this client's requests for the run
- * already showed it finished (see {@link RunFinishedObserver}). That order is the server's: the
- * run's `completedAt` (the server's clock) is never compared with this client's clock, which may
- * be off, and whose millisecond may be the cancel's.
+ * already showed it finished, and none of them had gone unanswered or waited before (see
+ * {@link RunFinishedObserver}). `waited`: that first answer was to updates that waited in the
+ * outbox. That order is the server's: the run's `completedAt` (the server's clock) is never
+ * compared with this client's clock, which may be off, and whose millisecond may be the cancel's.
  */
-export function describeRunFinished(run: PipelineRunRecord, finishedBeforeFirstUpdate: boolean): string {
+export function describeRunFinished(run: PipelineRunRecord, finishedBeforeFirstUpdate: boolean, waited = false): string {
   const reason = run.error ? ` (error: ${JSON.stringify(run.error)})` : ''
   const at = run.completedAt ? ` at ${run.completedAt}` : ''
   let cause: string
   if (finishedBeforeFirstUpdate) {
     cause = `it finished before this client's first update for it: the run id was most likely reused (an earlier run, or another runner, used "${run.id}"); give each run a new id`
+  } else if (waited) {
+    cause = "it ended while this client's updates for it waited in the outbox"
   } else if (run.status === 'FAILED' && run.error !== null && /^No (?:heartbeat|update) for /.test(run.error)) {
     cause = "the stale-run sweeper failed it because the runner was silent too long (a blocked event loop, the web app unreachable, or a heartbeat interval the server's staleAfterMs does not allow)"
   } else if (run.status === 'CANCELLED') {
@@ -94,9 +98,15 @@ export class RunFinishedObserver {
    * The runs the server has shown this client unfinished, in an answer to one of its requests or
    * a read. A run first learned finished from an answer to this client's own update or heartbeat,
    * and never shown unfinished before, had finished before this client's first update reached the
-   * server (a client's updates for a run reach the server in the order sent): a reused run id.
+   * server (a client's updates for a run reach the server in the order sent): a reused run id;
+   * unless one of this client's requests for it had gone unanswered or waited in the outbox
+   * before ({@link noteWaited}): the run may have ended after that one was sent.
    */
   readonly #seenOpen = new Set<string>()
+  /** The runs one of this client's requests for was sent or queued without an answer showing the run. */
+  readonly #waited = new Set<string>()
+  /** How many of the run's updates wait in the outbox (0 without one). */
+  readonly #pendingInOutbox: (runId: string) => number
   /** Per run, how many of this client's own updates that may finish it are being delivered. */
   readonly #finishing = new Map<string, number>()
 
@@ -105,7 +115,9 @@ export class RunFinishedObserver {
     onRunFinished: ((event: RunFinishedEvent) => void) | undefined
     readStatus: (runId: string) => Promise<string>
     onFinished: (runId: string) => void
+    pendingInOutbox?: (runId: string) => number
   }) {
+    this.#pendingInOutbox = options.pendingInOutbox ?? (() => 0)
     this.#logger = options.logger
     this.#onRunFinished = options.onRunFinished
     this.#readStatus = options.readStatus
@@ -127,6 +139,14 @@ export class RunFinishedObserver {
       if (left > 0) this.#finishing.set(runId, left)
       else this.#finishing.delete(runId)
     }
+  }
+
+  /**
+   * One of this client's requests for the run was sent or queued and got no answer showing the
+   * run: a finish learned later may have come after it, so it is no sign of a reused run id.
+   */
+  noteWaited(runId: string): void {
+    this.#waited.add(runId)
   }
 
   /** Whether one of this client's own updates that may finish the run is being delivered. */
@@ -164,10 +184,14 @@ export class RunFinishedObserver {
     const event: RunFinishedEvent = { runId, status, reason: run.error, run, learnedFrom }
     this.#finished.set(runId, event)
     this.#onFinished(runId)
-    // A status read is how a reader learns anything: no warning for it.
-    const log = learnedFrom === 'status' ? this.#logger.info?.bind(this.#logger) : this.#logger.warn.bind(this.#logger)
-    const ownRequest = learnedFrom !== 'status' && learnedFrom !== 'stream'
-    log?.(describeRunFinished(run, ownRequest && !this.#seenOpen.has(runId)), { runId, status, reason: run.error })
+    const ownRequest = learnedFrom !== 'status' && learnedFrom !== 'stream' && !this.#seenOpen.has(runId)
+    const waited = ownRequest && this.#waited.has(runId)
+    // It ended while this client's updates waited in the outbox: the outbox's warning says so,
+    // once; this line is the record of who ended it. A status read is how a reader learns
+    // anything: no warning for it either.
+    const quiet = learnedFrom === 'status' || (waited && this.#pendingInOutbox(runId) > 0)
+    const log = quiet ? this.#logger.info?.bind(this.#logger) : this.#logger.warn.bind(this.#logger)
+    log?.(describeRunFinished(run, ownRequest && !waited, waited && quiet), { runId, status, reason: run.error })
     for (const listener of [this.#onRunFinished, ...this.#listeners.of(runId)]) {
       try {
         listener?.(event)

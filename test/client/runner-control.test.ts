@@ -293,6 +293,45 @@ describe('the runner learns that its run was finished elsewhere', () => {
     expect(client.runFinished('learn_self')).toBeUndefined()
   })
 
+  it('says once that a run the web app completed while all its updates waited in the outbox ended meanwhile, not that its id was reused', async () => {
+    const events: RunFinishedEvent[] = []
+    const logged: { level: string; message: string }[] = []
+    const logger = {
+      info: (message: string) => logged.push({ level: 'info', message }),
+      warn: (message: string) => logged.push({ level: 'warn', message }),
+      error: (message: string) => logged.push({ level: 'error', message }),
+    }
+    const client = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 }, logger, onRunFinished: (event) => events.push(event) })
+    await client.createRun('offline_completed')
+    // The runner cannot reach the server from its first update on; the web app completes the run meanwhile.
+    server().setFault({ status: 503 })
+    expect(await client.markStageProcessing('offline_completed', 1)).toBe(true)
+    expect(await client.markStageComplete('offline_completed', 1, 'one')).toBe(true)
+    server().setFault(undefined)
+    const webApp = makeClient()
+    expect(await webApp.completeRun('offline_completed', { status: 'COMPLETED' })).toMatchObject({ outcome: 'applied' })
+    logged.length = 0
+
+    expect(await client.flush()).toMatchObject({ pending: 0 })
+    expect(events).toEqual([expect.objectContaining({ runId: 'offline_completed', status: 'COMPLETED' })])
+    const warnings = logged.filter((line) => line.level !== 'info').map((line) => line.message)
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/^Outbox: run offline_completed ended elsewhere while its updates waited /)
+    expect(logged.map((line) => line.message.split(', not by this client: ')[1]).filter(Boolean)).toEqual([
+      "it ended while this client's updates for it waited in the outbox",
+    ])
+    // A run completed before this client's first update was sent: the reused-id advice stays.
+    await client.createRun('completed_before_first')
+    expect(await webApp.completeRun('completed_before_first', { status: 'COMPLETED' })).toMatchObject({ outcome: 'applied' })
+    logged.length = 0
+    expect(await client.markStageProcessing('completed_before_first', 1)).toBe(false)
+    expect(logged.find((line) => line.level === 'warn')?.message).toContain(
+      "it finished before this client's first update for it: the run id was most likely reused",
+    )
+    await client.close({ timeoutMs: 1000 })
+    await webApp.close({ timeoutMs: 1000 })
+  })
+
   it('settles the queued updates of a run cancelled while the server was unreachable as superseded, not undelivered', async () => {
     const events: RunFinishedEvent[] = []
     const logged: { level: string; message: string }[] = []

@@ -289,8 +289,11 @@ class PrismaAPIClient:
         self._progress_seq: Dict[Any, int] = {}
         #: Runs the server has shown this client unfinished (in any answer). A run first learned
         #: finished from an answer to this client's own update or heartbeat, never shown unfinished
-        #: before, had finished before this client's first update reached the server: a reused id.
+        #: before, had finished before this client's first update reached the server: a reused id,
+        #: unless one of this client's requests for it had gone unanswered or waited in the outbox
+        #: before (``_waited``): the run may have ended after that one was sent.
         self._seen_open: Set[str] = set()
+        self._waited: Set[str] = set()
         self._catalogues: Dict[str, List[Dict[str, Any]]] = {}
         self._heartbeats: Dict[str, Any] = {}
         #: Per run, the watch behind :meth:`cancelled`; runs whose own finishing update is in flight.
@@ -615,7 +618,8 @@ class PrismaAPIClient:
         try:
             answer = self._transport.send(Request("POST", route_path("heartbeat", run_id), str(uuid.uuid4()), encode_json(body)))
         except PipelineStatusError as error:
-            self._learn_from_refusal(run_id, error, False)
+            if not self._learn_from_refusal(run_id, error, False):
+                self._note_waited(run_id)
             self.log.debug("Run %s: heartbeat not delivered: %s", run_id, error)
             return False
         self._observe_run(run_id, answer)
@@ -1060,6 +1064,8 @@ class PrismaAPIClient:
                                                      f"Run {run_id}: {update.what}", failures)
                 except PipelineStatusError as error:
                     update.unanswered = update.unanswered or _unanswered_cause(failures)
+                    if len(failures) > 1:  # an earlier attempt was sent and failed
+                        self._note_waited(run_id)
                     kind = self._classify_failure(update, error)
                     if kind == "cut":
                         continue
@@ -1072,6 +1078,8 @@ class PrismaAPIClient:
                         outcome["refused"] = error
                         return False
                     return self._after_failure(update, error, started, kind, outcome)
+                if failures:  # an earlier attempt was sent and failed
+                    self._note_waited(run_id)
                 if outcome is not None:
                     outcome["answer"] = answer
                 else:
@@ -1095,6 +1103,7 @@ class PrismaAPIClient:
         else → ``other``."""
         if self._learn_from_refusal(update.run_id, error, False):
             return "superseded"
+        self._note_waited(update.run_id)
         if isinstance(error, StatusHttpError) and error.status == 413:
             return "cut" if self._fit(update, error) else "dead-letter"
         if is_auth_refusal(error):
@@ -1150,8 +1159,15 @@ class PrismaAPIClient:
         with self._lock:
             self._dead_lettered[run_id] = self._dead_lettered.get(run_id, 0) + 1
 
+    def _note_waited(self, run_id: str) -> None:
+        """One of this client's requests for the run was sent or queued and got no answer showing
+        the run: a finish learned later may have come after it, so it is no sign of a reused id."""
+        with self._state:
+            self._waited.add(run_id)
+
     def _enqueue(self, update: _Update, first_attempt_at: float, why: str, next_attempt_at: float, refused: bool = False) -> None:
         assert self.outbox is not None
+        self._note_waited(update.run_id)
         self.outbox.append(update.unique, update.run_id, update.method, update.route, update.body, update.what,
                            first_attempt_at, next_attempt_at, None if next_attempt_at == 0.0 else why, refused,
                            coalesce=update.progress, unanswered=update.unanswered is not None)
@@ -1230,14 +1246,18 @@ class PrismaAPIClient:
                 self._finished[run_id] = "self"
                 return False
             self._finished[run_id] = dict(run)
-            before_first_update = not read and not watched and run_id not in self._seen_open
+            own = not read and not watched and run_id not in self._seen_open
+            before_first_update = own and run_id not in self._waited
+            # It ended while this client's updates waited in the outbox: the outbox's warning
+            # (:meth:`_supersede`) says so, once; this line is the record of who ended it.
+            waited = own and run_id in self._waited and self.outbox is not None and self.outbox.pending_count(run_id) > 0
             watch = self._watches.get(run_id)
         if watch is not None:
             watch.event.set()
             watch.stop()
         self.stop_heartbeats(run_id)
         # A status read is how a reader learns anything: no warning for it.
-        self.log.log(logging.INFO if read else logging.WARNING, "%s", describe_run_finished(run, before_first_update))
+        self.log.log(logging.INFO if read or waited else logging.WARNING, "%s", describe_run_finished(run, before_first_update, waited))
         if self.on_run_finished is not None:
             try:
                 self.on_run_finished(run_id, dict(run))
@@ -1299,6 +1319,8 @@ class PrismaAPIClient:
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, reason, self.outbox.path)
             self._completion_left(entry, "dead-lettered", reason=reason)
             return True
+        # Queued, maybe by an earlier process: it waited, so the run may have ended after it was queued.
+        self._note_waited(entry.run_id)
         try:
             answer = self._transport.send(Request(entry.method, entry.route, entry.id, entry.body))
         except PipelineStatusError as error:
@@ -1442,18 +1464,22 @@ class PrismaAPIClient:
             self._wake.clear()
 
 
-def describe_run_finished(run: Mapping[str, Any], finished_before_first_update: bool) -> str:
+def describe_run_finished(run: Mapping[str, Any], finished_before_first_update: bool, waited: bool = False) -> str:
     """What happened to a run finished by someone else, and the likely cause, from the run as
     stored (the same text as the TypeScript client's): a finish before this client's first update
-    reached the server (``finished_before_first_update``: the server's first answer to this
-    client's requests for the run showed it finished) means a reused run id; else the sweeper's
-    reason, a cancel, or another party's completion or failure. The order is the server's: the
-    run's ``completedAt`` is never compared with this client's clock, which may be off."""
+    was sent (``finished_before_first_update``: the server's first answer to this client's
+    requests for the run showed it finished, and none of them had gone unanswered or waited
+    before) means a reused run id; a finish first learned from the answer to updates that waited
+    in the outbox (``waited``) means it ended while they waited; else the sweeper's reason, a
+    cancel, or another party's completion or failure. The order is the server's: the run's
+    ``completedAt`` is never compared with this client's clock, which may be off."""
     status, error, completed = run.get("status"), run.get("error"), run.get("completedAt")
     reason = f" (error: {json.dumps(error, ensure_ascii=False)})" if error else ""
     if finished_before_first_update:
         cause = (f"it finished before this client's first update for it: the run id was most likely reused (an earlier run, "
                  f"or another runner, used \"{run.get('id')}\"); give each run a new id")
+    elif waited:
+        cause = "it ended while this client's updates for it waited in the outbox"
     elif status == "FAILED" and isinstance(error, str) and re.match(r"No (?:heartbeat|update) for ", error):
         cause = ("the stale-run sweeper failed it because the runner was silent too long (a blocked event loop, the web app "
                  "unreachable, or a heartbeat interval the server's staleAfterMs does not allow)")

@@ -374,6 +374,39 @@ class ServerTests:
             finally:
                 client.close()
 
+    def test_queued_updates_of_a_run_the_web_app_completed_meanwhile_say_so_once_not_a_reused_run_id(self) -> None:
+        finished: list = []
+        with tempfile.TemporaryDirectory() as outbox:
+            client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1),
+                                 on_run_finished=lambda rid, run: finished.append(run["status"]))
+            try:
+                # The runner cannot reach the server from its first update on; the web app completes the run meanwhile.
+                run_id = self.created_run()
+                self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 503, times=100))
+                with self.assertLogs("pipeline_status_client", logging.WARNING):
+                    self.assertTrue(client.mark_stage_processing(run_id, 1))
+                self.assertTrue(client.mark_stage_complete(run_id, 1, "one"))
+                self.proxy.faults.clear()
+                self.complete_elsewhere(run_id)
+                with self.assertLogs("pipeline_status_client", logging.DEBUG) as logs:
+                    self.assertTrue(client.flush(10))
+                warnings = [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING]
+                self.assertEqual(len(warnings), 1, warnings)
+                self.assertTrue(warnings[0].startswith(f"Run {run_id} ended elsewhere while its updates waited in the outbox; "), warnings)
+                self.assertEqual([r.getMessage().split(", not by this client: ")[1] for r in logs.records if "not by this client" in r.getMessage()],
+                                 ["it ended while this client's updates for it waited in the outbox"])
+                self.assertEqual(finished, ["COMPLETED"])
+                self.assertTrue(client.undelivered(run_id).all_delivered)
+                # A run completed before this client's first update was sent: the reused-id advice stays.
+                reused = self.created_run()
+                self.complete_elsewhere(reused)
+                with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
+                    self.assertFalse(client.mark_stage_processing(reused, 1))
+                self.assertIn("it finished before this client's first update for it: the run id was most likely reused",
+                              logs.records[0].getMessage())  # type: ignore[attr-defined]
+            finally:
+                client.close()
+
     def test_a_final_status_again_with_another_output_is_a_conflict_warning(self) -> None:
         run_id = self.created_run()
         first, second = self.client(), self.client()
