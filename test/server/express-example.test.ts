@@ -4,7 +4,7 @@
  * with the demo secret, stopped with SIGTERM: to the server, and to the npm process itself, which
  * leaves no process of the script running and nothing listening on its port.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
@@ -20,6 +20,8 @@ import { createTestDatabase, type TestDatabase } from '../setup/test-database.js
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
 import { Api, buildRequest, expectProblem } from '../contract/suite/harness.js'
 import { until } from '../support/until.js'
+import { useChildProcesses } from '../support/child-processes.js'
+import { useTempDirs } from '../support/temp-dirs.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -153,21 +155,15 @@ describe('the Express example with PIPELINES_FILE and READ_TOKEN_SECRET', () => 
 })
 
 describe('npm run example:express', () => {
-  let child: ChildProcess | undefined
-  let dataDir: string
-  // What `npm run` started, to stop if a test leaves any of it running.
-  let scriptProcesses: number[] = []
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'pss-express-example-'))
-  })
-  afterAll(async () => {
-    if (child && child.exitCode === null) child.kill('SIGKILL')
-    for (const pid of stillRunning(scriptProcesses)) process.kill(pid, 'SIGKILL')
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  // Each test its own PGlite data folder and its own processes, stopped after it (process group
+  // and all) before the folder goes: a test that failed or timed out with its server still up
+  // once left that server on the shared folder while the next test opened it again, and every
+  // later test of the file failed with it.
+  const tempDir = useTempDirs('pss-express-example-')
+  const spawn = useChildProcesses()
 
   it('starts on PGlite with a loud demo secret, serves requests and stops cleanly on SIGTERM', async () => {
+    const dataDir = tempDir()
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: dataDir }
     delete env['DATABASE_URL']
     delete env['WEBHOOK_SECRET']
@@ -176,7 +172,6 @@ describe('npm run example:express', () => {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    child = started
     let output = ''
     started.stdout?.on('data', (chunk: Buffer) => void (output += chunk.toString()))
     started.stderr?.on('data', (chunk: Buffer) => void (output += chunk.toString()))
@@ -209,10 +204,9 @@ describe('npm run example:express', () => {
   }, 120_000)
 
   it('as a user runs it: SIGTERM to the npm process stops the server, leaving no process of the script running and nothing listening on its port', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: dataDir, WEBHOOK_SECRET: 'example-secret' }
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: tempDir(), WEBHOOK_SECRET: 'example-secret' }
     delete env['DATABASE_URL']
     const npm = spawn('npm', ['run', 'example:express'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    child = npm
     let output = ''
     const url = await new Promise<string>((resolve, reject) => {
       const read = (chunk: Buffer) => {
@@ -220,14 +214,14 @@ describe('npm run example:express', () => {
         const match = /listening on (http:\/\/\S+)/.exec(output)
         if (match?.[1]) resolve(match[1])
       }
-      npm.stdout.on('data', read)
-      npm.stderr.on('data', read)
+      npm.stdout?.on('data', read)
+      npm.stderr?.on('data', read)
       npm.once('exit', (code) => reject(new Error(`npm run example:express exited with ${code}:\n${output}`)))
     })
     const port = Number(new URL(url).port)
     expect(await connectTo(port)).toBe('connected')
     // Everything the script started, while it runs: the server, and whatever it started.
-    scriptProcesses = descendantsOf(npm.pid!)
+    const scriptProcesses = descendantsOf(npm.pid!)
     expect(scriptProcesses.length).toBeGreaterThan(0)
 
     npm.kill('SIGTERM')
@@ -241,6 +235,7 @@ describe('npm run example:express', () => {
   }, 120_000)
 
   it('stops with one line naming PIPELINES_FILE and the file when it cannot use it, and exits 1', async () => {
+    const dataDir = tempDir()
     const missing = join(dataDir, 'missing.json')
     const started = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/express/server.ts'], {
       cwd: root,
@@ -258,6 +253,7 @@ describe('a database whose migrations were applied with psql (no _prisma_migrati
   let dataDir: string
   const names = listMigrations().map((migration) => migration.name)
   const first = names[0] as string
+  const spawn = useChildProcesses()
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'pss-psql-migrated-'))
