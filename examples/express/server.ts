@@ -96,13 +96,6 @@ const example = await startExpressExample({ port, databaseUrl, dataDir, secret, 
   console.error(`[express-example] ${problem}`)
   process.exit(1)
 })
-console.info(
-  `[express-example] listening on ${example.url} (${example.database === 'postgres' ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`}, live mode: ${example.live.mode})`,
-)
-if (collection.pipelines) console.info(`[express-example] pipelines: default, ${Object.keys(collection.pipelines).join(', ')}`)
-console.info(`[express-example] dashboard: ${example.url}/dashboard (sign in with the webhook secret)`)
-console.info(`[express-example] try: curl -X POST ${example.url}/runs -H 'X-Webhook-Secret: …' -H 'Content-Type: application/json' -d '{}'`)
-
 // SIGTERM (a process manager, `kill`, or npm passing on its own: the npm script execs this
 // process, so npm's child is this server, not a shell that would die and leave it running) or
 // SIGINT (Ctrl+C): stop accepting requests, end the live streams, close the store and the
@@ -130,6 +123,14 @@ const stop = (signal: NodeJS.Signals) => {
 }
 process.on('SIGINT', stop)
 process.on('SIGTERM', stop)
+
+// Said only once the signals are handled: whoever waits for this line may stop the server at once.
+console.info(
+  `[express-example] listening on ${example.url} (${example.database === 'postgres' ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`}, live mode: ${example.live.mode})`,
+)
+if (collection.pipelines) console.info(`[express-example] pipelines: default, ${Object.keys(collection.pipelines).join(', ')}`)
+console.info(`[express-example] dashboard: ${example.url}/dashboard (sign in with the webhook secret)`)
+console.info(`[express-example] try: curl -X POST ${example.url}/runs -H 'X-Webhook-Secret: …' -H 'Content-Type: application/json' -d '{}'`)
 
 /**
  * What the user must fix when the example cannot start on its database: a migration history it
