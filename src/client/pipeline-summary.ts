@@ -5,7 +5,7 @@
 import type { CompleteRunResponse } from '../contract/records.js'
 import type { FinalStatus, StageStatus } from '../contract/status.js'
 import type { QueuedDelivery, UpdateOutcome } from './delivery.js'
-import { type DeadLetter, type EntrySubject, subjectOf } from './outbox/entry.js'
+import { type DeadLetter, EARLIER_CHUNK_DEAD_LETTERED, type EntrySubject, subjectOf } from './outbox/entry.js'
 import type { RunFinishedEvent } from './run-finished.js'
 import type { OutputAlteration } from './stage-output.js'
 
@@ -105,7 +105,9 @@ export interface PipelineSummary {
    * Problems that did not stop the run: an output the client had to change, an update that
    * was not delivered (one line per cause, for every kind of update: a stage's status change, the
    * completion, a progress report, a streamed output chunk the outbox dead-lettered after it
-   * waited, and an earlier process's update the outbox dead-lettered, named as that process's), a
+   * waited, and an earlier process's update the outbox dead-lettered, named as that process's; the
+   * chunks of a stage not delivered because an earlier chunk of it was not are one line, naming
+   * that chunk and how many followed), a
    * debug output that could not be saved, a `/complete` answered `duplicate` (delivered, but the
    * app's `onRunCompleted` hook had already run with an earlier completion's results, so these
    * did not reach it; or, when an earlier attempt of this `/complete` got no definite answer, both
@@ -127,7 +129,12 @@ export interface PipelineSummary {
    * Nor does an update an earlier process of the run left in the outbox (a restarted runner) that
    * the outbox dead-lettered, before this call started or while it ran: it is not this run's, and
    * a warning names it as that process's (`An earlier process's stage 1 PROCESSING was not
-   * delivered (dead-lettered): ...`). A run whose stages all completed can still be `status:
+   * delivered (dead-lettered): ...`), unless this run relied on it: the pending COMPLETED of a
+   * stage it skipped because of it, or the pending FAILED/CANCELLED stage update or `/complete` it
+   * was not resumed for. That one is not stored, so it makes this `false`, and its warning says
+   * what this run relied on and the fix (`...; this run skipped stage 1 relying on it, so the
+   * stage is not stored as COMPLETED on the server: rerun the run, or report the stage again ...`).
+   * A run whose stages all completed can still be `status:
    * 'COMPLETED'` with `delivered: false`: the server then does not know it (e.g. it catalogues
    * fewer stages than the runner).
    */
@@ -167,26 +174,79 @@ export interface Undelivered {
   subject: EntrySubject
   state: UpdateOutcome['state']
   reason: string
+  /** The problem `code` of the server's refusal, when it sent one (a dead letter's `code`). */
+  code?: string
   /**
    * Left in the outbox by an earlier process of the run (a restarted runner's outbox delivered
-   * it), not sent by this `runPipeline`: named as that process's, and not held against `delivered`.
+   * it), not sent by this `runPipeline`: named as that process's, and not held against
+   * `delivered`, unless this run relied on it (`reliedOn`).
    */
   earlier?: boolean
+  /**
+   * An earlier process's status change this run relied on ({@link EarlierReliance}): how, and
+   * what it leaves unstored, for its warning. It counts against `delivered` like this run's own.
+   */
+  reliedOn?: string
 }
 
-/** A dead letter of the run as the summary says it; `earlier`: an earlier process left it in the outbox. */
-export function undeliveredLetter(letter: DeadLetter, earlier: boolean): Undelivered {
-  return { subject: subjectOf(letter), state: 'dead-lettered', reason: letter.reason, ...(earlier ? { earlier } : {}) }
+/**
+ * What a restarted `runPipeline` relied on of the updates an earlier process left pending in the
+ * outbox when it started (restart-attempts.ts): the stages it skipped because that process's last
+ * pending update of each was its COMPLETED (`from: 'outbox'`), and whether it did not resume the
+ * run because that process's pending FAILED or CANCELLED stage update or `/complete` ends it.
+ */
+export interface EarlierReliance {
+  /** The stages skipped as already completed on the strength of a pending COMPLETED alone. */
+  skipped: ReadonlySet<number>
+  /** The run was not resumed because the earlier process's pending updates end it. */
+  ended: boolean
+}
+
+/**
+ * A dead letter of the run as the summary says it. `earlier`: an earlier process left it in the
+ * outbox, with what this run relied on of that process's pending updates ({@link relianceOn}
+ * says whether this letter is one of them); `false`: this run's own.
+ */
+export function undeliveredLetter(letter: DeadLetter, earlier: EarlierReliance | false): Undelivered {
+  const subject = subjectOf(letter)
+  const update: Undelivered = { subject, state: 'dead-lettered', reason: letter.reason, ...(letter.code === undefined ? {} : { code: letter.code }) }
+  if (earlier === false) return update
+  const reliedOn = relianceOn(subject, earlier)
+  return { ...update, earlier: true, ...(reliedOn === undefined ? {} : { reliedOn }) }
+}
+
+/**
+ * Whether this run relied on an earlier process's update (its warning's words), else `undefined`:
+ * the pending COMPLETED of a stage it skipped because of it, or, when that process's pending
+ * updates end the run and this run was not resumed because of them, its pending FAILED or
+ * CANCELLED stage update or `/complete`. Dead-lettered, it is not stored, yet this run's outcome
+ * assumed it would be.
+ */
+function relianceOn(subject: EntrySubject, on: EarlierReliance): string | undefined {
+  if (subject.kind === 'status' && subject.status === 'COMPLETED' && on.skipped.has(Number(subject.stageNumber))) {
+    return (
+      `this run skipped stage ${subject.stageNumber} relying on it, so the stage is not stored as COMPLETED on the server: ` +
+      `rerun the run, or report the stage again (markStageComplete with its output)`
+    )
+  }
+  const ending = subject.kind === 'completion' || (subject.kind === 'status' && (subject.status === 'FAILED' || subject.status === 'CANCELLED'))
+  if (on.ended && ending) {
+    return `this run was not resumed relying on it, so the server does not hold it: rerun the run, or send it again (${subject.kind === 'completion' ? 'completeRun' : 'the mark* method of that status'})`
+  }
+  return undefined
 }
 
 /**
  * The one rule of `delivered`: whether this undelivered update makes it `false`. A status change
  * of a stage and the completion do: the server's record of the run misses them. A progress
  * report or a streamed output chunk does not (a later report, the stage's final status and its
- * output stand in for them; their warning says what was lost), nor does an earlier process's update.
+ * output stand in for them; their warning says what was lost), nor does an earlier process's
+ * update, unless this run relied on it (a stage it skipped, or the run end it was not resumed for:
+ * {@link EarlierReliance}), which misses from the server's record as this run's own would.
  */
 export function countsAgainstDelivered(update: Undelivered): boolean {
-  return update.earlier !== true && update.subject.kind !== 'progress' && update.subject.kind !== 'output'
+  if (update.subject.kind === 'progress' || update.subject.kind === 'output') return false
+  return update.earlier !== true || update.reliedOn !== undefined
 }
 
 /** The summary's `delivered`: no update of this run is undelivered by {@link countsAgainstDelivered}, and none still waits in the outbox. */
@@ -214,23 +274,80 @@ function words({ subject, earlier }: Undelivered): string {
 }
 
 /**
+ * Whether an undelivered output chunk follows on from an earlier chunk of its stage that was not
+ * delivered: refused `output_out_of_order` (the server applies chunks only in order), or
+ * dead-lettered unsent by the outbox for that reason ({@link EARLIER_CHUNK_DEAD_LETTERED}).
+ */
+function followsOn(update: Undelivered): boolean {
+  return update.subject.kind === 'output' && (update.code === 'output_out_of_order' || update.reason === EARLIER_CHUNK_DEAD_LETTERED)
+}
+
+/** A chunk cascade: the first chunk of a stage not delivered, and the later ones not delivered because of it. */
+interface Cascade {
+  first: Undelivered & { subject: { kind: 'output' } }
+  after: Undelivered[]
+}
+
+/** `2 later chunks of the streamed output of stage 2 (chunks 4 to 5) were not delivered (dead-lettered) because stage 2 output chunk 3 was not: ...`. */
+function cascadeWarning({ first, after }: Cascade): string {
+  const seqs = after.map((update) => (update.subject.kind === 'output' ? Number(update.subject.seq) : Number.NaN))
+  const range = seqs.length === 1 ? `chunk ${seqs[0]}` : `chunks ${Math.min(...seqs)} to ${Math.max(...seqs)}`
+  const whose = first.earlier ? "an earlier process's " : ''
+  const states = [...new Set(after.map((update) => update.state))].join(', ')
+  return (
+    `${after.length} later chunk${after.length === 1 ? '' : 's'} of the streamed output of ${whose}stage ${first.subject.stageNumber} (${range}) ` +
+    `${after.length === 1 ? 'was' : 'were'} not delivered (${states}) because ${words(first)} was not: ` +
+    "the server applies a stage's chunks only in order, so none after a missing one can be stored (output_out_of_order)"
+  )
+}
+
+/**
  * One warning per cause: `Stage 1 PROCESSING was not delivered (failed): HTTP 404 run_not_found`
  * for a single update, `11 updates were not delivered (failed): HTTP 401 unauthorized: ...
- * (stage 1 PROCESSING, ..., the completion)` when several failed the same way.
+ * (stage 1 PROCESSING, ..., the completion)` when several failed the same way. An earlier
+ * process's update this run relied on is a line of its own, saying so. The chunks of a stage not
+ * delivered because an earlier chunk of it was not (refused `output_out_of_order`, or
+ * dead-lettered unsent for it: {@link followsOn}) are one line after that chunk's, naming it and
+ * how many followed, whatever the offsets in each refusal's detail.
  */
 export function undeliveredWarnings(undelivered: readonly Undelivered[]): string[] {
+  const lines: (Undelivered[] | Cascade)[] = []
   const byCause = new Map<string, Undelivered[]>()
+  /** Per stage (and process), the last chunk not delivered that did not follow on from a known one, and its cascade once one follows. */
+  const firsts = new Map<string, { first: Cascade['first']; cascade?: Cascade }>()
   for (const update of undelivered) {
-    const key = `${update.state}\u0000${update.reason}`
-    byCause.set(key, [...(byCause.get(key) ?? []), update])
-  }
-  return [...byCause.values()].map((updates) => {
-    const [first] = updates as [Undelivered, ...Undelivered[]]
-    if (updates.length === 1) {
-      const what = words(first)
-      return `${what.charAt(0).toUpperCase()}${what.slice(1)} was not delivered (${first.state}): ${first.reason}`
+    if (update.subject.kind === 'output') {
+      const stage = `${update.earlier === true}\u0000${update.subject.stageNumber}`
+      const known = firsts.get(stage)
+      if (known && followsOn(update)) {
+        if (!known.cascade) {
+          known.cascade = { first: known.first, after: [] }
+          lines.push(known.cascade)
+        }
+        known.cascade.after.push(update)
+        continue
+      }
+      // A new first: a chunk refused for another cause, or the first out-of-order refusal with no earlier chunk named.
+      firsts.set(stage, { first: update as Cascade['first'] })
     }
-    return `${updates.length} updates were not delivered (${first.state}): ${first.reason} (${updates.map(words).join(', ')})`
+    // A relied-on update says what this run assumed of it: a line of its own.
+    const key = update.reliedOn === undefined ? `${update.state}\u0000${update.reason}` : `relied\u0000${lines.length}`
+    const group = byCause.get(key)
+    if (group) group.push(update)
+    else {
+      const created = [update]
+      byCause.set(key, created)
+      lines.push(created)
+    }
+  }
+  return lines.map((line) => {
+    if (!Array.isArray(line)) return cascadeWarning(line)
+    const [first] = line as [Undelivered, ...Undelivered[]]
+    if (line.length === 1) {
+      const what = words(first)
+      return `${what.charAt(0).toUpperCase()}${what.slice(1)} was not delivered (${first.state}): ${first.reason}${first.reliedOn === undefined ? '' : `; ${first.reliedOn}`}`
+    }
+    return `${line.length} updates were not delivered (${first.state}): ${first.reason} (${line.map(words).join(', ')})`
   })
 }
 

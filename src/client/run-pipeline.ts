@@ -316,11 +316,19 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
    */
   const undelivered: Undelivered[] = []
   const unsubscribeDeadLetters = internals.onQueuedDeadLetter(runId, (letter) => undelivered.push(undeliveredLetter(letter, false)))
+  /**
+   * What this run relied on of the updates an earlier process left pending in the outbox: the
+   * stages it skipped because of a pending COMPLETED, and the run end it was not resumed for.
+   * Such an update the outbox dead-letters counts against `delivered` (pipeline-summary.ts).
+   */
+  const skippedFromOutbox = new Set<number>()
+  let endedByOutbox = false
   let elsewhere: RunFinishedEvent | undefined = internals.runFinished(runId)
   // An earlier process's FAILED/CANCELLED stage update or /complete still waiting in the outbox is
   // delivered before anything of this process's: the run is already ended by it (restart-attempts.ts).
   if (elsewhere === undefined && ended) {
     elsewhere = ended.event
+    endedByOutbox = true
     const message =
       `An earlier process of this run left ${ended.updates.join(' and ')} waiting in the outbox ${internals.outboxDir ?? ''}; ` +
       `${ended.updates.length === 1 ? 'it is' : 'they are'} delivered first, so this run is not resumed`
@@ -373,6 +381,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           outputs.push(output)
           summary.status = 'COMPLETED'
           summary.skipped = 'already-completed'
+          if (earlier.from === 'outbox') skippedFromOutbox.add(stageNumber)
           if (earlier.output?.endsWith(TRUNCATION_MARKER)) {
             warnings.push(
               `Stage ${stageNumber} was skipped as already completed; its stored output was cut to the server's body limit, so later stages get that text (ending with the truncation marker) in previousOutputs[${index}], not the value the stage returned`,
@@ -544,8 +553,10 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         }
       }
     }
-    // An earlier process's updates the outbox dead-lettered, before this run started or during it: named as that process's.
-    for (const letter of internals.takeEarlierDeadLetters(runId)) undelivered.push(undeliveredLetter(letter, true))
+    // An earlier process's updates the outbox dead-lettered, before this run started or during it: named as that
+    // process's, and held against `delivered` when this run relied on them.
+    const reliance = { skipped: skippedFromOutbox, ended: endedByOutbox }
+    for (const letter of internals.takeEarlierDeadLetters(runId)) undelivered.push(undeliveredLetter(letter, reliance))
     warnings.push(...undeliveredWarnings(undelivered))
     // The one judgement of queued updates (the completion's too): undelivered while they still wait.
     const queued = client.pendingCount(runId)

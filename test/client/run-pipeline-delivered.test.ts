@@ -226,6 +226,130 @@ describe("runPipeline and an earlier process's update the outbox dead-letters", 
   })
 })
 
+describe("runPipeline and an earlier process's dead-lettered update it relied on", () => {
+  const SKIPPED_NOT_STORED =
+    'this run skipped stage 1 relying on it, so the stage is not stored as COMPLETED on the server: rerun the run, or report the stage again (markStageComplete with its output)'
+
+  it.each([
+    ['before the restarted runner starts', 'before'],
+    ['while it runs', 'during'],
+  ] as const)("counts a skipped stage's pending COMPLETED against delivered, dead-lettered %s, and says the stage is not stored", async (_, when) => {
+    const runId = `relied_skip_${when}`
+    await mock.createRun(runId)
+    // The earlier process: stage 1 PROCESSING delivered, its COMPLETED queued (the server answered 503), then it died.
+    const earlier = clients.make()
+    expect(await earlier.markStageProcessing(runId, 1)).toBe(true)
+    mock.fail('stageUpdate', { status: 503 })
+    expect(await earlier.markStageComplete(runId, 1, 'one')).toBe(true)
+    expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
+
+    const restarted = clients.make()
+    /** The server refuses the earlier process's COMPLETED for good, and the outbox dead-letters it. */
+    const refuse = async () => {
+      mock.clearFaults('stageUpdate')
+      mock.fail('stageUpdate', { status: 400, times: 1 })
+      await restarted.flush()
+      expect(restarted.pendingCount(runId)).toBe(0)
+    }
+    if (when === 'before') await refuse()
+    const calls: number[] = []
+    const stages: StageFunction[] = [1, 2, 3, 4, 5].map((n) => async () => {
+      calls.push(n)
+      // This run's updates so far queued behind the earlier process's; they are delivered after it.
+      if (n === 2 && when === 'during') await refuse()
+      return `stage ${n}`
+    })
+    const summary = await runPipeline({ runId, client: restarted, stages })
+
+    // Skipped because of the pending COMPLETED, the same whether it was dead-lettered before the start or not.
+    expect(calls).toEqual([2, 3, 4, 5])
+    expect(summary.stages[0]).toMatchObject({ status: 'COMPLETED', skipped: 'already-completed' })
+    expect(summary.delivered).toBe(false)
+    expect(summary.warnings).toEqual([`An earlier process's stage 1 COMPLETED was not delivered (dead-lettered): ${REFUSED}; ${SKIPPED_NOT_STORED}`])
+    expect((await stored(runId)).stages?.[0]).toBe('1 PROCESSING null')
+
+    // The fix the warning names: report the stage again.
+    expect(await restarted.markStageComplete(runId, 1, 'one')).toBe(true)
+    expect((await stored(runId)).stages?.[0]).toBe('1 COMPLETED one')
+  })
+
+  it("counts the earlier process's pending /complete it was not resumed for against delivered, once dead-lettered", async () => {
+    const runId = 'relied_complete'
+    await mock.createRun(runId)
+    // The earlier process: every stage delivered (the server completed the run), its /complete queued, then it died.
+    const earlier = clients.make()
+    for (const stageNumber of [1, 2, 3, 4, 5]) {
+      await earlier.markStageProcessing(runId, stageNumber)
+      await earlier.markStageComplete(runId, stageNumber, `stage ${stageNumber}`)
+    }
+    mock.fail('complete', { status: 503 })
+    expect(await earlier.completeRun(runId, { status: 'COMPLETED' })).toMatchObject({ queued: true })
+    expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
+
+    // The restarted client's outbox dead-letters it before runPipeline starts.
+    mock.clearFaults('complete')
+    mock.fail('complete', { status: 400, times: 1 })
+    const restarted = clients.make()
+    expect(await restarted.flush()).toMatchObject({ rejected: 1, pending: 0 })
+    const calls: number[] = []
+    const summary = await runPipeline({ runId, client: restarted, stages: [1, 2, 3, 4, 5].map((n) => () => void calls.push(n)) })
+
+    expect(calls).toEqual([])
+    expect(summary).toMatchObject({ status: 'COMPLETED', finishedElsewhere: { learnedFrom: 'outbox' }, delivered: false })
+    expect(summary.warnings).toEqual([
+      `An earlier process of this run left its /complete (COMPLETED) waiting in the outbox ${dir}; it is delivered first, so this run is not resumed`,
+      `An earlier process's completion was not delivered (dead-lettered): ${REFUSED}; this run was not resumed relying on it, so the server does not hold it: rerun the run, or send it again (completeRun)`,
+    ])
+    expect((await mock.getRun(runId))?.run).toMatchObject({ status: 'COMPLETED', completionReceivedAt: null })
+  })
+})
+
+describe("runPipeline and a queued output chunk the outbox dead-letters (a chunk cascade)", () => {
+  it('does not send the later chunks of that stage attempt, and names them in one line after the refused chunk', async () => {
+    const runId = 'chunk_cascade'
+    await mock.createRun(runId)
+    const client = clients.make()
+    let redelivered = 0
+    const stages: StageFunction[] = [
+      ({ write }) => {
+        // Stage 1 PROCESSING was delivered; the chunks' sends are refused (503), so the first is queued and the rest queue behind it.
+        mock.fail('stageOutput', { status: 503 })
+        // One write of three chunks' worth: cut into chunks 0, 1 and 2 of 64 KiB each.
+        write('x'.repeat(3 * 64 * 1024))
+        return 'one'
+      },
+      async () => {
+        // Chunk 0 is refused for good on its redelivery; chunks 1 and 2 could only be refused as out of order.
+        mock.clearFaults('stageOutput')
+        mock.fail('stageOutput', { status: 400, times: 1 })
+        redelivered = mock.requests.length
+        await client.flush()
+        return 'two'
+      },
+      () => 'three',
+      () => 'four',
+      () => 'five',
+    ]
+    const summary = await runPipeline({ runId, client, stages })
+
+    // Only chunk 0 was sent again: the later ones could only be refused as out of order.
+    const chunksSent = mock.requests.slice(redelivered).filter((request) => request.route === 'stageOutput')
+    expect(chunksSent.map((request) => (JSON.parse(request.body) as { seq: number }).seq)).toEqual([0])
+    expect(summary.warnings).toEqual([
+      `Stage 1 output chunk 0 was not delivered (dead-lettered): ${REFUSED}`,
+      "2 later chunks of the streamed output of stage 1 (chunks 1 to 2) were not delivered (dead-lettered) because stage 1 output chunk 0 was not: " +
+        "the server applies a stage's chunks only in order, so none after a missing one can be stored (output_out_of_order)",
+    ])
+    expect(summary.delivered).toBe(true)
+    expect((await client.deadLetters(runId)).map((letter) => [(JSON.parse(letter.body) as { seq: number }).seq, letter.reason])).toEqual([
+      [0, REFUSED],
+      [1, "an earlier chunk of this stage's output was dead-lettered"],
+      [2, "an earlier chunk of this stage's output was dead-lettered"],
+    ])
+    expect((await stored(runId)).stages?.[0]).toBe('1 COMPLETED one')
+  })
+})
+
 describe("the outcome of a /complete that waited in the outbox (onQueuedCompletion)", () => {
   /**
    * A client recording its queued completions' outcomes and its warnings; the run's /complete is

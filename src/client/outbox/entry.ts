@@ -220,6 +220,14 @@ export function describeEntry(entry: Pick<OutboxEntry, 'route' | 'body' | 'stage
   }
 }
 
+/**
+ * The reason of a streamed output chunk the outbox dead-letters without sending it, because an
+ * earlier chunk of the same stage attempt was refused for good: the server applies a stage's
+ * chunks only in order (`seq` after `seq`), so no later chunk of that attempt can be applied
+ * (each would be refused `409 output_out_of_order`).
+ */
+export const EARLIER_CHUNK_DEAD_LETTERED = "an earlier chunk of this stage's output was dead-lettered"
+
 /** The record kept in `dead-letters.jsonl` for an update that left the queue undelivered. */
 export function toDeadLetter(
   entry: OutboxEntry,

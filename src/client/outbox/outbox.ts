@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from '../logger.js'
 import { type ResolvedRetryPolicy, resolveRetryPolicy, retryDelay } from '../retry-policy.js'
-import { Ack, type DeadLetter, type Deliver, type DeliveryResult, type FlushResult, type LeftQueue, OutboxEntry, type OutboxOptions, type PendingEntry, describeEntry, toDeadLetter } from './entry.js'
+import { Ack, type DeadLetter, type Deliver, type DeliveryResult, type FlushResult, type LeftQueue, OutboxEntry, type OutboxOptions, type PendingEntry, EARLIER_CHUNK_DEAD_LETTERED, describeEntry, subjectOf, toDeadLetter } from './entry.js'
 import { JsonlJournal } from './journal.js'
 import { type OutboxLock, acquireOutboxLock } from './lock.js'
 import { reportDeadLetter, trackOutbox } from '../../internal/client-telemetry.js'
@@ -377,20 +377,38 @@ export class Outbox {
   async #flushRun(runId: string, signal: AbortSignal): Promise<RunOutcome> {
     let delivered = 0
     let rejected = 0
+    /**
+     * Per stage, the `seq` of a streamed output chunk of this run the server refused for good in
+     * this pass. The server applies a stage attempt's chunks only in order, so the later chunks of that
+     * attempt queued behind it (up to the stage's next status change, which may start a new
+     * attempt) cannot be applied: they are dead-lettered without being sent
+     * (`EARLIER_CHUNK_DEAD_LETTERED`), instead of each being refused `output_out_of_order`. Not after
+     * an expired chunk: an unanswered attempt of it may have been stored, and the next one applied.
+     */
+    const refusedChunks = new Map<string, number>()
     for (;;) {
       const head = this.#queues.get(runId)?.[0]
       if (!head) return { delivered, rejected }
       if (signal.aborted) return { delivered, rejected, retry: { entry: head.entry, reason: 'the outbox is closing', slow: false } }
       const age = Date.now() - Date.parse(head.entry.firstAttemptAt ?? head.entry.queuedAt)
+      const subject = subjectOf(head.entry)
+      if (subject.kind === 'status') refusedChunks.delete(subject.stageNumber)
+      const refusedSeq = subject.kind === 'output' ? refusedChunks.get(subject.stageNumber) : undefined
+      const afterRefusedChunk = subject.kind === 'output' && refusedSeq !== undefined && Number(subject.seq) > refusedSeq
       let outcome: DeliveryResult
       this.#inFlight.add(head)
       try {
         outcome =
           age > this.#maxAge
             ? { result: 'rejected', reason: `expired: undelivered ${Math.round(age / 1000)} s after its first attempt (maxAgeMs ${this.#maxAge})` }
-            : await this.#deliver(head.entry, signal)
+            : afterRefusedChunk
+              ? { result: 'rejected', reason: EARLIER_CHUNK_DEAD_LETTERED }
+              : await this.#deliver(head.entry, signal)
       } finally {
         this.#inFlight.delete(head)
+      }
+      if (outcome.result === 'rejected' && outcome.status !== undefined && subject.kind === 'output' && refusedSeq === undefined) {
+        refusedChunks.set(subject.stageNumber, Number(subject.seq))
       }
       if (outcome.result === 'retry') {
         if (outcome.unanswered !== undefined && head.entry.unanswered === undefined) await this.#markUnanswered(head, outcome.unanswered)
