@@ -9,38 +9,17 @@
  * process (kept in the outbox). A definite refusal (a refused connection, a 503) keeps the plain
  * duplicate warning: another party's `/complete` came first.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { type PrismaAPIClientOptions, type QueuedCompletionEvent, isQueuedDelivery, runPipeline } from 'pipeline-status-sdk/client'
-import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { useHookedApp } from './support/hooked-app.js'
 import { recordingLogger } from '../support/loggers.js'
 import { clientFactory } from './support/client-factory.js'
-import { type Fault, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { type Fault, TEST_SECRET } from './support/test-server.js'
 
-let app: TestServer
-let dir: string
-/** What the app's `onRunCompleted` hook got, one entry per call. */
-let hooked: { runId: string; payload: Record<string, unknown> }[]
-beforeEach(async () => {
-  hooked = []
-  const handlers = createPipelineStatusHandlers({
-    store: new MemoryStore(),
-    secret: TEST_SECRET,
-    logger: { error: () => undefined, warn: () => undefined },
-    onRunCompleted: (_tx, run, payload) => void hooked.push({ runId: run.id, payload }),
-  })
-  app = await startTestServer({ handler: handlers.fetch })
-  dir = mkdtempSync(join(tmpdir(), 'duplicate-completion-'))
-})
-afterEach(async () => {
-  await app.stop()
-  rmSync(dir, { recursive: true, force: true })
-})
+const t = useHookedApp('duplicate-completion-')
 // Registered after the afterEach above: clients close before the server stops.
 const clients = clientFactory(() => ({
-  baseUrl: app.origin,
+  baseUrl: t.app.origin,
   secret: TEST_SECRET,
   heartbeatIntervalMs: 60_000,
   followRunStream: false,
@@ -88,20 +67,20 @@ describe.each(lostAnswers)("runPipeline whose /complete's first attempt was rece
     const runId = 'lost_answer'
     const { client, logger } = makeClient()
     await client.createRun(runId)
-    app.injectFor('/complete', fault)
+    t.app.injectFor('/complete', fault)
 
     const summary = await runPipeline({ runId, client, stages: [1, 2, 3, 4, 5].map((n) => () => n), results: () => ({ from: 'this runner' }) })
 
     const cause = retryCause(logger, runId)
     expect(cause).toMatch(causeShape)
     // Both attempts carried one key; the server answered the second as a repeat of the run's completion.
-    const keys = app.requestsTo('/complete').map((request) => request.headers['idempotency-key'])
+    const keys = t.app.requestsTo('/complete').map((request) => request.headers['idempotency-key'])
     expect(keys).toHaveLength(2)
     expect(new Set(keys).size).toBe(1)
     expect(summary.completion).toEqual({ ok: true, response: expect.objectContaining({ outcome: 'duplicate' }), unansweredAttempt: cause })
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [POSSIBLY_OWN(cause)] })
     expect(warnings(logger).filter((line) => line.includes('duplicate'))).toEqual([`Run ${runId}: ${POSSIBLY_OWN(cause)}`])
-    expect(hooked).toEqual([{ runId, payload: expect.objectContaining({ from: 'this runner' }) }])
+    expect(t.hooked).toEqual([{ runId, payload: expect.objectContaining({ from: 'this runner' }) }])
   })
 })
 
@@ -109,57 +88,57 @@ describe('a /complete that waited in the outbox (onQueuedCompletion)', () => {
   it("is a plain duplicate when no attempt reached the server (connection refused) and another party's /complete came first", async () => {
     const runId = 'refused_then_elsewhere'
     const events: QueuedCompletionEvent[] = []
-    const { client, logger } = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
+    const { client, logger } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
     await makeClient().client.createRun(runId)
-    await app.stop()
+    await t.app.stop()
     expect(isQueuedDelivery(await client.completeRun(runId, { status: 'COMPLETED', from: 'this runner' }))).toBe(true)
     expect(retryCause(logger, runId)).toMatch(/^ECONNREFUSED/)
-    await app.start()
+    await t.app.start()
     await completeElsewhere(runId)
 
     expect(await client.flush()).toMatchObject({ delivered: 1, pending: 0 })
     expect(events).toEqual([expect.objectContaining({ runId, outcome: 'duplicate', earlierProcess: false })])
     expect(events[0]).not.toHaveProperty('unansweredAttempt')
     expect(warnings(logger).filter((line) => line.includes('duplicate'))).toEqual([`Run ${runId}: ${OTHER_PARTY_WHILE_QUEUED}`])
-    expect(hooked.map((call) => call.payload['from'])).toEqual(['elsewhere'])
+    expect(t.hooked.map((call) => call.payload['from'])).toEqual(['elsewhere'])
   })
 
   it('says both possibilities when its attempts were received without an answer, also to a restarted process delivering it', async () => {
     const runId = 'unanswered_then_restart'
-    const { client, logger } = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const { client, logger } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
     await client.createRun(runId)
     // The first attempt is stored (the hook runs with these results), its answer lost; the retries are refused for sure.
-    app.injectFor('/complete', { handledThen: { drop: true } }, { status: 503 }, { status: 503 }, { status: 503 })
+    t.app.injectFor('/complete', { handledThen: { drop: true } }, { status: 503 }, { status: 503 }, { status: 503 })
     expect(isQueuedDelivery(await client.completeRun(runId, { status: 'COMPLETED', from: 'this runner' }))).toBe(true)
     const cause = retryCause(logger, runId)
     // The process ends with it still queued (close's flush is refused too).
     expect(await client.close({ timeoutMs: 5_000 })).toMatchObject({ pending: 1 })
 
     const events: QueuedCompletionEvent[] = []
-    const restarted = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
+    const restarted = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
     expect(await restarted.client.flush()).toMatchObject({ delivered: 1, pending: 0 })
     expect(events).toEqual([expect.objectContaining({ runId, outcome: 'duplicate', earlierProcess: true, unansweredAttempt: cause })])
     expect(warnings(restarted.logger).filter((line) => line.includes('duplicate'))).toEqual([`Run ${runId}: ${POSSIBLY_OWN(cause)}`])
-    expect(hooked).toEqual([{ runId, payload: expect.objectContaining({ from: 'this runner' }) }])
+    expect(t.hooked).toEqual([{ runId, payload: expect.objectContaining({ from: 'this runner' }) }])
   })
 
   it('keeps that a redelivery from the outbox was received without an answer, for the process that delivers it next', async () => {
     const runId = 'redelivery_unanswered'
-    const { client } = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const { client } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
     await client.createRun(runId)
     // Queued after definite refusals: nothing unanswered yet.
-    app.injectFor('/complete', { status: 503 }, { status: 503 }, { status: 503 })
+    t.app.injectFor('/complete', { status: 503 }, { status: 503 }, { status: 503 })
     expect(isQueuedDelivery(await client.completeRun(runId, { status: 'COMPLETED', from: 'this runner' }))).toBe(true)
     // A redelivery is stored (the hook runs), its answer lost (a gateway's 504); then close's flush is refused for sure.
-    app.injectFor('/complete', { handledThen: { status: 504 } }, { status: 503 })
+    t.app.injectFor('/complete', { handledThen: { status: 504 } }, { status: 503 })
     expect(await client.flush()).toMatchObject({ delivered: 0, pending: 1 })
     expect(await client.close({ timeoutMs: 5_000 })).toMatchObject({ pending: 1 })
 
     const events: QueuedCompletionEvent[] = []
-    const restarted = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
+    const restarted = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
     expect(await restarted.client.flush()).toMatchObject({ delivered: 1, pending: 0 })
     expect(events).toEqual([expect.objectContaining({ runId, outcome: 'duplicate', earlierProcess: true, unansweredAttempt: 'HTTP 504' })])
     expect(warnings(restarted.logger).filter((line) => line.includes('duplicate'))).toEqual([`Run ${runId}: ${POSSIBLY_OWN('HTTP 504')}`])
-    expect(hooked).toEqual([{ runId, payload: expect.objectContaining({ from: 'this runner' }) }])
+    expect(t.hooked).toEqual([{ runId, payload: expect.objectContaining({ from: 'this runner' }) }])
   })
 })

@@ -7,51 +7,30 @@
  * stage runs, and its `/complete` reaches the app's `onRunCompleted` hook once. The in-process
  * cases are run-pipeline-resume.test.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { runPipeline, silentLogger } from 'pipeline-status-sdk/client'
-import { MemoryStore, createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { useHookedApp } from './support/hooked-app.js'
 import { clientFactory } from './support/client-factory.js'
 import { crashChild } from './support/crash-child.js'
-import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { TEST_SECRET } from './support/test-server.js'
 
-let app: TestServer
-let dir: string
-/** What the app's `onRunCompleted` hook got, one entry per call: the run id and the `/complete` body. */
-let hooked: { runId: string; payload: Record<string, unknown> }[]
-beforeEach(async () => {
-  hooked = []
-  const handlers = createPipelineStatusHandlers({
-    store: new MemoryStore(),
-    secret: TEST_SECRET,
-    logger: { error: () => undefined, warn: () => undefined },
-    onRunCompleted: (_tx, run, payload) => void hooked.push({ runId: run.id, payload }),
-  })
-  app = await startTestServer({ handler: handlers.fetch })
-  dir = mkdtempSync(join(tmpdir(), 'resume-crash-'))
-})
-afterEach(async () => {
-  await app.stop()
-  rmSync(dir, { recursive: true, force: true })
-})
+const t = useHookedApp('resume-crash-')
 // Registered after the afterEach above: clients close before the server stops.
-const clients = clientFactory(() => ({ baseUrl: app.origin, secret: TEST_SECRET, logger: silentLogger, heartbeatIntervalMs: 60_000, followRunStream: false }))
+const clients = clientFactory(() => ({ baseUrl: t.app.origin, secret: TEST_SECRET, logger: silentLogger, heartbeatIntervalMs: 60_000, followRunStream: false }))
 
 describe('a runner killed mid-stage 2 and started again (real HTTP, outbox directory)', () => {
   it("does not call stage 1's model again: no update for stage 1, no conflict, and its output reaches stage 2 and /complete", async () => {
     const reader = clients.make()
     const runId = 'killed_mid_stage_2'
     await reader.createRun(runId)
-    expect(await crashChild('complete-stage-1-then-crash.ts', app, dir, runId, 'in stage 2')).toEqual({ stdout: 'in stage 2\n', stderr: '' })
+    expect(await crashChild('complete-stage-1-then-crash.ts', t.app, t.dir, runId, 'in stage 2')).toEqual({ stdout: 'in stage 2\n', stderr: '' })
     expect((await reader.getStatus(runId)).stages.map((stage) => [stage.stageNumber, stage.status])).toEqual([
       [1, 'COMPLETED'],
       [2, 'PROCESSING'],
     ])
-    const from = app.requests.length
+    const from = t.app.requests.length
 
-    const restarted = clients.make({ outbox: { dir } })
+    const restarted = clients.make({ outbox: { dir: t.dir } })
     let modelCalls = 0
     const summary = await runPipeline({
       runId,
@@ -73,9 +52,9 @@ describe('a runner killed mid-stage 2 and started again (real HTTP, outbox direc
     expect(modelCalls).toBe(0)
     expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, warnings: [], conflicts: [] })
     expect(summary.stages[0]).toMatchObject({ status: 'COMPLETED', skipped: 'already-completed' })
-    const sent = app.requests.slice(from).filter((request) => request.method === 'POST' && /\/stage-update$|\/output$/.test(request.url))
+    const sent = t.app.requests.slice(from).filter((request) => request.method === 'POST' && /\/stage-update$|\/output$/.test(request.url))
     expect(sent.filter((request) => request.url.endsWith('/stages/1/output') || (JSON.parse(request.body) as { stageNumber?: number }).stageNumber === 1)).toEqual([])
-    const complete = app.requests.slice(from).find((request) => request.url.endsWith('/complete'))
+    const complete = t.app.requests.slice(from).find((request) => request.url.endsWith('/complete'))
     expect((JSON.parse(complete?.body ?? '{}') as { stageOutputs?: unknown[] }).stageOutputs?.[0]).toEqual({ answer: 'the model answered this once', tokens: 1234 })
     const status = await reader.getStatus(runId)
     expect(status.run.status).toBe('COMPLETED')
@@ -91,16 +70,16 @@ describe('a runner killed after its last stage COMPLETED, before its /complete, 
     const reader = clients.make()
     const runId = 'killed_before_complete'
     await reader.createRun(runId)
-    expect(await crashChild('complete-last-stage-then-crash.ts', app, dir, runId, 'last stage completed')).toEqual({ stdout: 'last stage completed\n', stderr: '' })
+    expect(await crashChild('complete-last-stage-then-crash.ts', t.app, t.dir, runId, 'last stage completed')).toEqual({ stdout: 'last stage completed\n', stderr: '' })
     // The server completed the run from its stages; no /complete arrived, so the hook has not run.
     const crashed = await reader.getStatus(runId)
     expect(crashed.run).toMatchObject({ status: 'COMPLETED', completionReceivedAt: null })
     expect(crashed.stages.map((stage) => stage.status)).toEqual(Array(5).fill('COMPLETED'))
-    expect(app.requestsTo('/complete')).toEqual([])
-    expect(hooked).toEqual([])
-    const from = app.requests.length
+    expect(t.app.requestsTo('/complete')).toEqual([])
+    expect(t.hooked).toEqual([])
+    const from = t.app.requests.length
 
-    const restarted = clients.make({ outbox: { dir } })
+    const restarted = clients.make({ outbox: { dir: t.dir } })
     let stageCalls = 0
     const summary = await runPipeline({
       runId,
@@ -118,8 +97,8 @@ describe('a runner killed after its last stage COMPLETED, before its /complete, 
     expect(summary.finishedElsewhere).toBeUndefined()
     expect(summary.stages.map((stage) => stage.skipped)).toEqual(Array(5).fill('already-completed'))
     expect(summary.completion).toMatchObject({ ok: true, response: { outcome: 'applied' } })
-    expect(app.requests.slice(from).filter((request) => request.method === 'POST' && !request.url.endsWith('/complete'))).toEqual([])
-    expect(hooked).toEqual([{ runId, payload: expect.objectContaining({ status: 'COMPLETED', stageOutputs: outputs, from: 'the restarted runner' }) }])
+    expect(t.app.requests.slice(from).filter((request) => request.method === 'POST' && !request.url.endsWith('/complete'))).toEqual([])
+    expect(t.hooked).toEqual([{ runId, payload: expect.objectContaining({ status: 'COMPLETED', stageOutputs: outputs, from: 'the restarted runner' }) }])
     expect((await reader.getStatus(runId)).run.completionReceivedAt).not.toBeNull()
   })
 })
