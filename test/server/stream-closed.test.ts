@@ -3,11 +3,12 @@
  * a slow reader) says why. The subscriber reads `: closed <cause> <runId>` right before the end,
  * and the handlers' logger gets one line per cause per process: `info` when the request's
  * credential no longer covers the run (expected), `warn` when the next update could not be made
- * (a race that should be rare). In memory, through `handlers.fetch`, on the MemoryStore; the race
- * is made exact by holding the watcher's text-less read until the writes that make it are done.
+ * (a race that should be rare), `info` when the read token the stream was opened with expired.
+ * In memory, through `handlers.fetch`, on the MemoryStore; the race is made exact by holding the
+ * watcher's text-less read until the writes that make it are done, the expiry by fake timers.
  */
 import { createPipelineStatusHandlers, createRunReadToken, MemoryStore, type Store } from 'pipeline-status-sdk/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { handlerRequests, HANDLER_BASE_URL } from '../support/handler-requests.js'
 import { recordingLogger } from '../support/loggers.js'
 
@@ -19,21 +20,33 @@ const STAGE = { stageNumber: 1, stageName: 'Input Processing' }
 const open: Array<{ close(): Promise<void> }> = []
 afterEach(async () => {
   for (const handlers of open.splice(0)) await handlers.close()
+  vi.useRealTimers()
 })
 
-/** Reads a stream until `marker` has arrived; `rest()` then reads it to its end, `cancel()` lets it go. */
-async function readUntil(response: Response, marker: string): Promise<{ rest(): Promise<string>; cancel(): Promise<void> }> {
+/**
+ * Reads a stream until `marker` has arrived; `until(next)` then reads on until `next` arrives after
+ * it, `rest()` reads it to its end, `cancel()` lets it go.
+ */
+async function readUntil(
+  response: Response,
+  marker: string,
+): Promise<{ until(next: string): Promise<void>; rest(): Promise<string>; cancel(): Promise<void> }> {
   expect(response.status).toBe(200)
   const reader = (response.body as ReadableStream<Uint8Array>).getReader()
   const decoder = new TextDecoder()
   let text = ''
-  while (!text.includes(marker)) {
-    const { value, done } = await reader.read()
-    if (done) throw new Error(`the stream ended before ${marker}: ${text}`)
-    text += decoder.decode(value, { stream: true })
+  let consumed = 0
+  const until = async (next: string) => {
+    while (!text.includes(next, consumed)) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`the stream ended before ${next}: ${text}`)
+      text += decoder.decode(value, { stream: true })
+    }
+    consumed = text.indexOf(next, consumed) + next.length
   }
-  const consumed = text.indexOf(marker) + marker.length
+  await until(marker)
   return {
+    until,
     async rest() {
       for (;;) {
         const { value, done } = await reader.read()
@@ -126,5 +139,78 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     // The reconnect starts afresh: its snapshot has the stage's whole text.
     const again = await readUntil(await handlers.fetch(requests.get(`/${runId}/events`)), 'all of it')
     await again.cancel()
+  })
+
+  it('credential expired: a run stream and set streams opened with an expiring read token end at its expiry, `: closed credential-expired`, one info line; the same token is refused on reconnect; the secret and a session stream on', async () => {
+    // Fake timers and clock (the handlers' default clock reads Date); setImmediate and I/O stay real.
+    const T0 = Date.parse('2026-12-08T10:00:00.000Z')
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], now: T0 })
+    const store = new MemoryStore()
+    const logger = recordingLogger()
+    const handlers = createPipelineStatusHandlers({
+      store,
+      secret: SECRET,
+      readTokens: { secret: READ_SECRET },
+      logger,
+      // The app's session: a cookie, no expiry the handlers know of.
+      authorize: ({ request, action }) => request.headers.get('cookie') === 'session=ok' && (action === 'stream' || action === 'list'),
+      live: { pollIntervalMs: 600_000, safetyPollIntervalMs: 600_000 },
+    })
+    open.push(handlers)
+    for (const runId of ['expiring-1', 'expiring-2']) {
+      expect((await handlers.fetch(requests.post('/runs', { id: runId }))).status).toBe(201)
+      const snapshot = await store.getRun(runId)
+      await store.transaction(async (tx) => tx.saveRun({ ...snapshot!.run, tags: ['team:a'] }))
+    }
+    const runToken = await createRunReadToken({ runId: 'expiring-1', secret: READ_SECRET, expiresInSeconds: 60 })
+    const tagToken = await createRunReadToken({ tag: 'team:a', secret: READ_SECRET, expiresInSeconds: 60 })
+    const bearer = (token: string, path: string) => new Request(`${HANDLER_BASE_URL}${path}`, { headers: { Authorization: `Bearer ${token}` } })
+    const session = (path: string) => new Request(`${HANDLER_BASE_URL}${path}`, { headers: { Cookie: 'session=ok' } })
+
+    const own = await readUntil(await handlers.fetch(bearer(runToken, '/expiring-1/events')), 'event: snapshot')
+    const listed = await readUntil(await handlers.fetch(bearer(tagToken, '/events?run=expiring-2')), 'event: ready')
+    const filtered = await readUntil(await handlers.fetch(bearer(tagToken, '/events?tag=team:a')), 'event: ready')
+    const bySecret = await readUntil(await handlers.fetch(requests.get('/expiring-1/events')), 'event: snapshot')
+    const bySession = await readUntil(await handlers.fetch(session('/expiring-2/events')), 'event: snapshot')
+    const setBySession = await readUntil(await handlers.fetch(session('/events?run=expiring-1')), 'event: ready')
+    expect(handlers.liveStats().openStreams).toBe(6)
+
+    // The tokens expire at T0 + 60 s: a millisecond before, every stream is open.
+    await vi.advanceTimersByTimeAsync(59_999)
+    expect(handlers.liveStats().openStreams).toBe(6)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(handlers.liveStats().openStreams).toBe(3)
+
+    const ownRest = await own.rest()
+    expect(ownRest).toContain(': closed credential-expired expiring-1\n\n')
+    expect(ownRest).not.toContain('event: ')
+    for (const set of [listed, filtered]) {
+      const rest = await set.rest()
+      expect(rest).toContain(': closed credential-expired\n\n')
+      expect(rest).not.toContain('event: ')
+    }
+    // Three streams ended for this cause: one line, info (expected), with the cause and the fix.
+    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'credential-expired')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ level: 'info', details: { cause: 'credential-expired', runId: 'expiring-1', stream: 'run', expiresAt: '2026-12-08T10:01:00.000Z' } })
+    expect(lines[0]!.message).toMatch(/expired \(2026-12-08T10:01:00.000Z\).*refused.*give it a new token/)
+    expect(logger.lines.filter((line) => line.level === 'warn' || line.level === 'error').map((line) => line.message)).toEqual([])
+
+    // The reconnect with the same token is refused: the token expired.
+    for (const [token, path] of [[runToken, '/expiring-1/events'], [tagToken, '/events?run=expiring-2'], [tagToken, '/events?tag=team:a']] as const) {
+      const refused = await handlers.fetch(bearer(token, path))
+      expect(refused.status).toBe(401)
+      expect(await refused.json()).toMatchObject({ code: 'invalid_read_token', detail: expect.stringMatching(/expired/) })
+    }
+
+    // The secret and the session are unaffected: still open, and they get the next change.
+    await vi.advanceTimersByTimeAsync(3_600_000)
+    expect(handlers.liveStats().openStreams).toBe(3)
+    expect((await handlers.fetch(requests.post('/expiring-1/stage-update', { ...STAGE, status: 'PROCESSING' }))).status).toBe(200)
+    for (const stream of [bySecret, setBySession]) {
+      await stream.until('event: update')
+      await stream.cancel()
+    }
+    await bySession.cancel()
   })
 })

@@ -51,21 +51,23 @@ export function invalidReadToken(result: RunReadTokenVerification & { valid: fal
 const notCovered = (): HttpProblemError => invalidReadToken({ valid: false, reason: 'invalid' }, 'this run')
 
 /**
- * What a valid read token of `runId` covers: `{}` for a run token, `{ tag }` for a tag token
- * (checked against the run once it is loaded); `undefined` when the request carries none (or
- * read tokens are off); throws 401 `invalid_read_token` for a bad one.
+ * What a valid read token of `runId` covers: `{ expiresAt }` for a run token, `{ tag, expiresAt }`
+ * for a tag token (checked against the run once it is loaded), `expiresAt` in ms since the epoch;
+ * `undefined` when the request carries none (or read tokens are off); throws 401
+ * `invalid_read_token` for a bad one.
  */
 async function readTokenAllows(
   request: Request,
   runId: string,
   readTokenSecrets: readonly string[],
   clock: () => Date,
-): Promise<{ tag?: string } | undefined> {
+): Promise<{ tag?: string; expiresAt: number } | undefined> {
   const token = bearerReadToken(request, readTokenSecrets)
   if (token === undefined) return undefined
   const result = await checkReadToken(token, { runId, secret: readTokenSecrets, now: clock() })
   if (!result.valid) throw invalidReadToken(result, 'this run')
-  return result.tag === undefined ? {} : { tag: result.tag }
+  const expiresAt = result.expiresAt.getTime()
+  return result.tag === undefined ? { expiresAt } : { tag: result.tag, expiresAt }
 }
 
 /**
@@ -224,12 +226,21 @@ export interface RunReadAccess {
   load(load: () => Promise<RunSnapshot | null>): Promise<RunSnapshot | null>
   /** Whether the credential still covers the run as it now is (a stream checks each change). */
   admits(snapshot: RunSnapshot): boolean
+  /**
+   * When the credential stops admitting anything, in ms since the epoch (a read token's expiry):
+   * a stream opened with it ends then. Absent for credentials without an expiry (the webhook
+   * secret, a signature, the app's session as `authorize` judged it).
+   */
+  readonly expiresAt?: number
 }
 
 const judged: RunReadAccess = { load: (load) => load(), admits: () => true }
 
-/** The grant of a tag token: the run's stored tags decide, on every load and every change streamed. */
-function tagAccess(tag: string): RunReadAccess {
+/** The grant of a run token until `expiresAt`: the shared functions of {@link judged}, so a stream keeps no closure. */
+const runTokenAccess = (expiresAt: number): RunReadAccess => ({ load: judged.load, admits: judged.admits, expiresAt })
+
+/** The grant of a tag token: the run's stored tags decide, on every load and every change streamed, until `expiresAt`. */
+function tagAccess(tag: string, expiresAt: number): RunReadAccess {
   const admits = (snapshot: RunSnapshot | null): snapshot is RunSnapshot => snapshot?.run.tags?.includes(tag) === true
   return {
     async load(load) {
@@ -238,6 +249,7 @@ function tagAccess(tag: string): RunReadAccess {
       return snapshot
     },
     admits,
+    expiresAt,
   }
 }
 
@@ -280,7 +292,7 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
     const { request, native } = exchange
     if (await auth.secretMatches(request)) return judged
     const token = await readTokenAllows(request, runId, readTokenSecrets, clock)
-    if (token) return token.tag === undefined ? judged : tagAccess(token.tag)
+    if (token) return token.tag === undefined ? runTokenAccess(token.expiresAt) : tagAccess(token.tag, token.expiresAt)
     if (auth.isSigned(request)) {
       await verifySignature(auth, request, await readBodyLimited(request, maxBodyBytes), route, runId)
       return judged

@@ -58,8 +58,11 @@ describe('authorizeRunSet: who sees what of the collection, in order', () => {
     const authorize = vi.fn(() => false)
     const listScope = vi.fn(() => ({ tags: ['team:b'] }))
     const { ask } = setup({ authorize, listScope })
-    const token = await createRunReadToken({ tag: 'team:a', secret: READ_SECRET, expiresInSeconds: 600 })
-    expect(await (await ask({ ...bearer(token), Cookie: 'session=bob' })).json()).toEqual({ scope: { tags: ['team:a'] } })
+    const now = new Date()
+    const token = await createRunReadToken({ tag: 'team:a', secret: READ_SECRET, expiresInSeconds: 600, now })
+    // With the token's expiry: a set stream opened with it ends then.
+    const expiresAt = (Math.floor(now.getTime() / 1000) + 600) * 1000
+    expect(await (await ask({ ...bearer(token), Cookie: 'session=bob' })).json()).toEqual({ scope: { tags: ['team:a'] }, expiresAt })
     expect(authorize).not.toHaveBeenCalled()
     expect(listScope).not.toHaveBeenCalled()
   })

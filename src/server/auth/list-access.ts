@@ -26,6 +26,11 @@ export type RunSetAccessSettings = Pick<
 export interface RunSetAccess {
   /** `{}` sees every run. */
   readonly scope: RunScope
+  /**
+   * When the credential stops admitting anything, in ms since the epoch (a tag read token's
+   * expiry): a set stream opened with it ends then. Absent for credentials without an expiry.
+   */
+  readonly expiresAt?: number
 }
 
 /** The whole collection: the secret's scope. */
@@ -41,7 +46,7 @@ const EVERYTHING: RunScope = {}
  */
 export async function authorizeRunSet(exchange: Exchange, settings: RunSetAccessSettings): Promise<RunSetAccess | Response> {
   try {
-    return { scope: await runSetScope(exchange, settings) }
+    return await runSetScope(exchange, settings)
   } catch (error) {
     if (!isHttpProblemError(error)) throw error
     const response = error.getResponse()
@@ -54,10 +59,10 @@ export async function authorizeRunSet(exchange: Exchange, settings: RunSetAccess
   }
 }
 
-async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): Promise<RunScope> {
+async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): Promise<RunSetAccess> {
   const { auth, readTokenSecrets, authorize, listScope, clock } = settings
   const { request, native } = exchange
-  if (await auth.secretMatches(request)) return EVERYTHING
+  if (await auth.secretMatches(request)) return { scope: EVERYTHING }
   const token = bearerReadToken(request, readTokenSecrets)
   if (token !== undefined) {
     const result = await checkReadToken(token, { secret: readTokenSecrets, now: clock() })
@@ -69,21 +74,21 @@ async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): 
     }
     if (!result.valid) throw invalidReadToken(result, 'lists')
     // A tag token sees its tag's runs, whatever the app's listScope would say of its holder.
-    return { tags: [result.tag as string] }
+    return { scope: { tags: [result.tag as string] }, expiresAt: result.expiresAt.getTime() }
   }
   if (auth.isSigned(request)) {
     await verifySignature(auth, request, await readBodyLimited(request, settings.maxBodyBytes), { path: routeOf(request) }, undefined)
-    return EVERYTHING
+    return { scope: EVERYTHING }
   }
-  if (isOpenDashboardRead(request, settings.dashboard?.open)) return EVERYTHING
+  if (isOpenDashboardRead(request, settings.dashboard?.open)) return { scope: EVERYTHING }
   if (!authorize) throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   const action = isDashboardRead(request, settings.dashboard !== undefined) ? 'dashboard' : 'list'
   await askAuthorize(authorize, { request, runId: undefined, action, native })
-  if (!listScope) return EVERYTHING
+  if (!listScope) return { scope: EVERYTHING }
   const scope = await listScope({ request, native })
-  if (scope === undefined) return EVERYTHING
+  if (scope === undefined) return { scope: EVERYTHING }
   if (!isRunScope(scope)) throw new TypeError('listScope returned a value that is not a RunScope ({ tags?: string[], pipeline?: string } or undefined)')
-  return scope
+  return { scope }
 }
 
 /** The collection's routes, as a signature names them (`webhookRoute`): the path after the base path. */

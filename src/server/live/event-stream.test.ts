@@ -4,18 +4,26 @@
  * are, else the update first with each stage's `outputSeq` as it was before its first chunk.
  * The watcher is replaced by a hand-driven one, so every batch is exact.
  */
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { chunk, NOW, run, snapshot, stage } from '../../../test/support/state-fixtures.js'
 import { readSink, type SentEvent } from '../../../test/support/sink-reader.js'
+import { CredentialExpiry } from './credential-expiry.js'
 import { EventStreams, type StreamClosed } from './event-stream.js'
 import type { RunListener, RunWatcher } from './run-watcher.js'
 
 
-async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputChunkRow[] }, admits?: (snapshot: RunSnapshot) => boolean) {
+/** `expiresAt`: the credential's expiry (ms); `now`: the clock the expiry is judged by (the fake `Date.now` by default). */
+async function open(
+  first: RunSnapshot,
+  resume?: { from: number; chunks: OutputChunkRow[] },
+  admits?: (snapshot: RunSnapshot) => boolean,
+  credential: { expiresAt?: number; now?: () => number; expiry?: CredentialExpiry } = {},
+) {
   let listener: RunListener | undefined
   const closedFor: StreamClosed[] = []
+  const expiry = credential.expiry ?? new CredentialExpiry(credential.now ?? (() => Date.now()))
   const watcher = { watch: (_runId: string, taker: RunListener) => ((listener = taker), { seen: () => {}, stop: () => {} }) }
   const streams = new EventStreams(watcher as unknown as RunWatcher, {
     keepAliveMs: 60_000,
@@ -26,6 +34,7 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     maxReplayedChunks: 1000,
     onReplayTooLong: () => {},
     onClosed: (details: StreamClosed) => void closedFor.push(details),
+    expiry,
   })
   const body = await streams.open(
     'run_1',
@@ -34,6 +43,7 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     true,
     admits,
     resume && { from: resume.from, chunksSince: async () => resume.chunks },
+    credential.expiresAt,
   )
   const { take, closed, comments } = readSink(body!)
   return {
@@ -44,6 +54,7 @@ async function open(first: RunSnapshot, resume?: { from: number; chunks: OutputC
     comments,
     closedFor,
     streams,
+    expiry,
   }
 }
 
@@ -177,5 +188,73 @@ describe('a run stream whose credential no longer covers the run', () => {
     expect(stream.closed()).toBe(true)
     expect(stream.comments().at(-1)).toBe('closed not-admitted run_1')
     expect(stream.closedFor).toEqual([{ cause: 'not-admitted', runId: 'run_1', version: 2, stream: 'run' }])
+  })
+})
+
+describe('a run stream whose credential expires', () => {
+  // Fake timers and clock; setImmediate stays real (the sink reader waits on it).
+  const T0 = Date.parse('2026-12-08T10:00:00.000Z')
+  const fakeTimers = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], now: T0 })
+  afterEach(() => void vi.useRealTimers())
+
+  it('ends at the expiry, with or without a change, after a comment naming the cause; the handlers are told once', async () => {
+    fakeTimers()
+    const stream = await open(snapshot(1, []), undefined, undefined, { expiresAt: T0 + 60_000 })
+    expect((await stream.take()).map((event) => event.event)).toEqual(['snapshot'])
+    expect(stream.expiry.size).toBe(1)
+    vi.advanceTimersByTime(59_999)
+    expect(stream.closed()).toBe(false)
+    vi.advanceTimersByTime(1)
+    expect(stream.closed()).toBe(true)
+    expect(await stream.take()).toEqual([])
+    expect(stream.comments().at(-1)).toBe('closed credential-expired run_1')
+    expect(stream.closedFor).toEqual([{ cause: 'credential-expired', runId: 'run_1', expiresAt: T0 + 60_000, stream: 'run' }])
+    expect(stream.expiry.size).toBe(0)
+    // A later change of the closed stream says nothing more.
+    stream.deliver(snapshot(2, []), [])
+    expect(stream.closedFor).toHaveLength(1)
+  })
+
+  it('a change that reaches it after the expiry, before the timer ran, is not sent: the stream ends then', async () => {
+    let now = T0
+    const stream = await open(snapshot(1, []), undefined, undefined, { expiresAt: T0 + 60_000, now: () => now })
+    await stream.take()
+    now = T0 + 60_000
+    stream.deliver(snapshot(2, []), [])
+    expect(await stream.take()).toEqual([])
+    expect(stream.closed()).toBe(true)
+    expect(stream.comments().at(-1)).toBe('closed credential-expired run_1')
+    expect(stream.closedFor).toEqual([{ cause: 'credential-expired', runId: 'run_1', expiresAt: T0 + 60_000, stream: 'run' }])
+    expect(stream.expiry.size).toBe(0)
+  })
+
+  it('one timer for every stream, armed for the earliest expiry: each stream ends at its own', async () => {
+    fakeTimers()
+    // Both registries share one expiry, as the handlers' run and set streams do.
+    const expiry = new CredentialExpiry(() => Date.now())
+    const late = await open(snapshot(1, []), undefined, undefined, { expiresAt: T0 + 120_000, expiry })
+    const early = await open(snapshot(1, []), undefined, undefined, { expiresAt: T0 + 30_000, expiry })
+    await late.take()
+    await early.take()
+    vi.advanceTimersByTime(30_000)
+    expect([early.closed(), late.closed()]).toEqual([true, false])
+    expect(expiry.size).toBe(1)
+    vi.advanceTimersByTime(89_999)
+    expect(late.closed()).toBe(false)
+    vi.advanceTimersByTime(1)
+    expect(late.closed()).toBe(true)
+    // The expiry timer stopped with its last stream, as did the keep-alives.
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('a stream whose credential has no expiry is never registered and never ends for it', async () => {
+    fakeTimers()
+    const stream = await open(snapshot(1, []))
+    await stream.take()
+    expect(stream.expiry.size).toBe(0)
+    vi.advanceTimersByTime(24 * 3600_000)
+    expect(stream.closed()).toBe(false)
+    expect(stream.closedFor).toEqual([])
+    stream.streams.close()
   })
 })

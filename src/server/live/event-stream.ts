@@ -12,6 +12,7 @@ import type { ReplayTooLong, RunListener, RunWatch, RunWatcher } from './run-wat
 import { StageDiff, streamedStages } from './stage-diff.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
 import { type EventStreamBody, SinkBody } from './event-sink.js'
+import type { CredentialExpiry, ExpiringStream } from './credential-expiry.js'
 
 /**
  * The comment a stream sends right after `retry:`, announcing its keep-alive interval in
@@ -22,9 +23,10 @@ export const KEEP_ALIVE_ANNOUNCEMENT = 'keep-alive-ms'
 
 /**
  * The comment a stream sends right before the server ends it for a cause other than the run's
- * end, shutdown or a slow reader: `: closed <cause> <runId>` ({@link StreamClosedCause}). A
- * comment, not an event: the protocol's one closing event, `end`, means the run finished (the
- * subscriber stops for good), while after these the subscriber reconnects as after any drop.
+ * end, shutdown or a slow reader: `: closed <cause> <runId>` ({@link StreamClosedCause}; a set
+ * stream whose credential expired names no run: `: closed credential-expired`). A comment, not
+ * an event: the protocol's one closing event, `end`, means the run finished (the subscriber
+ * stops for good), while after these the subscriber reconnects as after any drop.
  */
 export const CLOSED_ANNOUNCEMENT = 'closed'
 
@@ -36,24 +38,36 @@ export const CLOSED_ANNOUNCEMENT = 'closed'
  * - `update-unavailable`: the next `update` could not be made (a stage created or restarted,
  *   streamed and finished between two reads of the run without its text, `StageDiff.changes`);
  *   a rare race. The reconnect resumes or gets a fresh snapshot, so nothing is lost.
+ * - `credential-expired`: the read token the stream was opened with expired (`CredentialExpiry`
+ *   ends it at its expiry, whether or not the run changed); expected. The reconnect with the same
+ *   token is refused (`401 invalid_read_token`, expired).
  */
-export type StreamClosedCause = 'not-admitted' | 'update-unavailable'
+export type StreamClosedCause = 'not-admitted' | 'update-unavailable' | 'credential-expired'
 
 /** What a stream tells its handlers when the server ended it for a {@link StreamClosedCause}. */
-export interface StreamClosed {
-  cause: StreamClosedCause
-  /** The run whose change ended the stream (a set stream's member). */
-  runId: string
-  /** The version of the run that was not sent. */
-  version: number
-  /** A run's own stream or a set stream. */
-  stream: 'run' | 'set'
-}
+export type StreamClosed =
+  | {
+      cause: 'not-admitted' | 'update-unavailable'
+      /** The run whose change ended the stream (a set stream's member). */
+      runId: string
+      /** The version of the run that was not sent. */
+      version: number
+      /** A run's own stream or a set stream. */
+      stream: 'run' | 'set'
+    }
+  | {
+      cause: 'credential-expired'
+      /** A run's own stream: its run; a set stream: `undefined` (the credential ended it, not a member). */
+      runId: string | undefined
+      /** When the credential expired, in ms since the epoch. */
+      expiresAt: number
+      stream: 'run' | 'set'
+    }
 
-/** The comment line of a {@link StreamClosed}, written right before the stream ends. */
-export function closedComment(cause: StreamClosedCause, runId: string): string {
+/** The comment line of a {@link StreamClosed}, written right before the stream ends; `runId` is left out when `undefined`. */
+export function closedComment(cause: StreamClosedCause, runId: string | undefined): string {
   // Run ids hold no line break (the `POST /runs` rule), so the comment is one line.
-  return `: ${CLOSED_ANNOUNCEMENT} ${cause} ${runId}\n\n`
+  return runId === undefined ? `: ${CLOSED_ANNOUNCEMENT} ${cause}\n\n` : `: ${CLOSED_ANNOUNCEMENT} ${cause} ${runId}\n\n`
 }
 
 /** The query parameter by which a subscriber asks for `update` events without unchanged outputs. */
@@ -90,6 +104,8 @@ export interface EventStreamSettings {
   onReplayTooLong: (details: ReplayTooLong) => void
   /** Told each time the server ends a stream for a {@link StreamClosedCause} (log it once per cause). */
   onClosed: (details: StreamClosed) => void
+  /** Ends streams whose credential expires, at its expiry (one per handlers instance, shared with set streams). */
+  expiry: CredentialExpiry
 }
 
 /**
@@ -132,7 +148,8 @@ export class EventStreams {
       this.#slowStreamsClosed += 1
       this.#settings.onSlowStream({ runId, bufferedBytes, maxBufferedBytes: this.#settings.maxBufferedBytes })
     },
-    closedFor: (runId, cause, version) => this.#settings.onClosed({ cause, runId, version, stream: 'run' }),
+    closedFor: (details) => this.#settings.onClosed(details),
+    expiredAt: (stream) => this.#settings.expiry.expiredAt(stream),
   }
 
   constructor(watcher: RunWatcher, settings: EventStreamSettings) {
@@ -162,8 +179,10 @@ export class EventStreams {
    * stage's `output` when this stream already sent that output (the subscriber asked for it).
    * `admits`: whether the caller's credential still covers the run as it now is (a tag read
    * token, the run's tags); a change it does not admit ends the stream, and the reconnect is
-   * judged afresh. The stream's bytes go to the sink its body is attached to: a Web stream
-   * ({@link EventStreamBody.readable}) or a Node response written directly (`event-sink.ts`).
+   * judged afresh. `expiresAt`: when the credential expires (ms since the epoch; a read token),
+   * the stream ends then (`credential-expired`); without it, never for that. The stream's bytes go
+   * to the sink its body is attached to: a Web stream ({@link EventStreamBody.readable}) or a Node
+   * response written directly (`event-sink.ts`).
    */
   async open(
     runId: string,
@@ -172,6 +191,7 @@ export class EventStreams {
     omitUnchangedOutputs = false,
     admits: (snapshot: RunSnapshot) => boolean = admitAll,
     resume?: StreamResume,
+    expiresAt?: number,
   ): Promise<EventStreamBody | null> {
     // The stream is its own watch listener and abort listener: an idle stream keeps no closures.
     const stream = new OpenStream(this.#settings, this.#registry, runId, omitUnchangedOutputs, admits)
@@ -215,6 +235,8 @@ export class EventStreams {
       this.#armKeepAlive()
     }
     stream.start(snapshot, resumed)
+    // Only a credential with an expiry costs anything: one entry in the instance's expiry map.
+    if (expiresAt !== undefined && !stream.closed) this.#settings.expiry.add(stream, expiresAt)
     return stream
   }
 
@@ -227,6 +249,7 @@ export class EventStreams {
 
   #forget(stream: OpenStream): void {
     if (!this.#streams.delete(stream)) return
+    this.#settings.expiry.delete(stream)
     this.#settings.onStreamsChanged?.(-1)
     if (this.#streams.size === 0) this.#stopKeepAlive()
   }
@@ -246,11 +269,16 @@ export class EventStreams {
   }
 }
 
-/** What an {@link OpenStream} tells its {@link EventStreams}: it closed, it was closed as too slow, or for a cause. */
+/**
+ * What an {@link OpenStream} tells its {@link EventStreams}: it closed, it was closed as too slow,
+ * or for a cause; and what it asks: whether its credential expired (through the registry, so a
+ * stream holds no expiry of its own).
+ */
 interface StreamRegistry {
   forget(stream: OpenStream): void
   slow(runId: string, bufferedBytes: number): void
-  closedFor(runId: string, cause: StreamClosedCause, version: number): void
+  closedFor(details: StreamClosed): void
+  expiredAt(stream: OpenStream): number | undefined
 }
 
 /**
@@ -258,7 +286,7 @@ interface StreamRegistry {
  * run's watch listener (`take`, `sentVersion`) and its request signal's abort listener
  * (`handleEvent`), so an idle stream holds no closures of its own.
  */
-class OpenStream extends SinkBody implements RunListener, EventListenerObject {
+class OpenStream extends SinkBody implements RunListener, EventListenerObject, ExpiringStream {
   watch: RunWatch | undefined
   /** What this stream sent of its run: the version and the stages. */
   readonly #sent: StageDiff
@@ -296,8 +324,27 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
 
   /** The watcher's newer state of the run: delivered if the credential still admits it, else the stream ends. */
   take(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[]): void {
+    if (this.#expiredNow()) return
     if (this.#admits(snapshot)) this.deliver(snapshot, chunks)
-    else this.#closeFor('not-admitted', snapshot)
+    else this.#closeFor({ cause: 'not-admitted', runId: this.#runId, version: snapshot.version ?? 0, stream: 'run' })
+  }
+
+  /** Whether the credential expired (the timer may not have run yet): then the stream ends, the change unsent. */
+  #expiredNow(): boolean {
+    const expiresAt = this.#registry.expiredAt(this)
+    if (expiresAt === undefined) return false
+    this.expire(expiresAt)
+    return true
+  }
+
+  /** The credential expired at `expiresAt` (`CredentialExpiry`): the stream ends, saying why. */
+  expire(expiresAt: number): void {
+    this.#closeFor({ cause: 'credential-expired', runId: this.#runId, expiresAt, stream: 'run' })
+  }
+
+  /** Whether the stream has closed. */
+  get closed(): boolean {
+    return this.#closed
   }
 
   /**
@@ -306,7 +353,8 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
    * then `end` if finished. Its bytes are allowed in the buffer as the first snapshot's are.
    */
   takeWhole(snapshot: RunSnapshot): void {
-    if (!this.#admits(snapshot)) return this.#closeFor('not-admitted', snapshot)
+    if (this.#expiredNow()) return
+    if (!this.#admits(snapshot)) return this.#closeFor({ cause: 'not-admitted', runId: this.#runId, version: snapshot.version ?? 0, stream: 'run' })
     // Not started: the watcher hands it nothing before its own snapshot (it reads again at `seen`).
     if (this.#closed || !this.#started) return
     const version = snapshot.version ?? 0
@@ -381,7 +429,7 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
   #changes(snapshot: RunSnapshot, chunks: readonly OutputChunkRow[], resuming: boolean): number {
     const events = this.#sent.changes(snapshot, chunks, resuming)
     if (!events) {
-      this.#closeFor('update-unavailable', snapshot)
+      this.#closeFor({ cause: 'update-unavailable', runId: this.#runId, version: snapshot.version ?? 0, stream: 'run' })
       return 0
     }
     let bytes = 0
@@ -403,13 +451,14 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject {
   }
 
   /**
-   * Ends the stream for `cause`, `snapshot` unsent: the handlers are told (they log it), and the
-   * subscriber gets the `: closed` comment before the end (see {@link CLOSED_ANNOUNCEMENT}).
+   * Ends the stream for `details.cause` (a change unsent, or the credential expired): the handlers
+   * are told (they log it), and the subscriber gets the `: closed` comment before the end (see
+   * {@link CLOSED_ANNOUNCEMENT}).
    */
-  #closeFor(cause: StreamClosedCause, snapshot: RunSnapshot): void {
+  #closeFor(details: StreamClosed): void {
     if (this.#closed) return
-    this.#registry.closedFor(this.#runId, cause, snapshot.version ?? 0)
-    this.#write(closedComment(cause, this.#runId))
+    this.#registry.closedFor(details)
+    this.#write(closedComment(details.cause, this.#runId))
     this.close()
   }
 

@@ -4,7 +4,7 @@
  * subscriber can append them, else the update first; updates without chunk-only text); the
  * `summary` view sends none. The watcher is replaced by a hand-driven one, so every batch is exact.
  */
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { SetStreamView } from '../../contract/live-status.js'
 import type { RunSummary } from '../../contract/run-list.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
@@ -15,13 +15,21 @@ import type { RunListener, RunWatcher } from './run-watcher.js'
 import type { RunWindows } from './run-window.js'
 import type { StreamClosed } from './event-stream.js'
 import { SetStreams } from './set-stream.js'
+import { CredentialExpiry } from './credential-expiry.js'
 
 
 /** The summary view's item, cut to what these tests read. */
 const summary = (snapshot: RunSnapshot) => ({ id: snapshot.run.id, status: snapshot.run.status, version: snapshot.version }) as unknown as RunSummary
 
 /** A `run=` stream of `run_1` in `view`, whose watcher the test drives; `takesChunks`: whether it asked for chunks. */
-async function open(first: RunSnapshot, view: SetStreamView, admits: (snapshot: RunSnapshot) => boolean = () => true) {
+/** `expiresAt`: the credential's expiry (ms); `now`: the clock the expiry is judged by (the fake `Date.now` by default). */
+async function open(
+  first: RunSnapshot,
+  view: SetStreamView,
+  admits: (snapshot: RunSnapshot) => boolean = () => true,
+  credential: { expiresAt?: number; now?: () => number } = {},
+) {
+  const expiry = new CredentialExpiry(credential.now ?? (() => Date.now()))
   let listener: RunListener | undefined
   let takesChunks = false
   const closedFor: StreamClosed[] = []
@@ -43,10 +51,11 @@ async function open(first: RunSnapshot, view: SetStreamView, admits: (snapshot: 
       statusDocument: toStatusResponse,
       summary,
       onClosed: (details: StreamClosed) => void closedFor.push(details),
+      expiry,
     },
     async () => null,
   )
-  const body = await streams.openRuns([{ runId: 'run_1', read: async () => first, admits }], view, new AbortController().signal)
+  const body = await streams.openRuns([{ runId: 'run_1', read: async () => first, admits }], view, new AbortController().signal, credential.expiresAt)
   const { take, closed, comments } = readSink(body)
   return {
     deliver: (next: RunSnapshot, chunks: OutputChunkRow[]) => listener!.take(next, chunks),
@@ -57,6 +66,7 @@ async function open(first: RunSnapshot, view: SetStreamView, admits: (snapshot: 
     closedFor,
     takesChunks: () => takesChunks,
     streams,
+    expiry,
   }
 }
 
@@ -151,5 +161,49 @@ describe('a run= set stream whose grant no longer covers a listed run', () => {
     expect(await stream.take()).toEqual([])
     expect(stream.comments().at(-1)).toBe('closed not-admitted run_1')
     expect(stream.closedFor).toEqual([{ cause: 'not-admitted', runId: 'run_1', version: 2, stream: 'set' }])
+  })
+})
+
+describe('a set stream whose credential expires', () => {
+  // Fake timers and clock; setImmediate stays real (the sink reader waits on it).
+  const T0 = Date.parse('2026-12-08T10:00:00.000Z')
+  afterEach(() => void vi.useRealTimers())
+
+  it.each(['full', 'summary'] as const)('%s view: ends at the expiry, after a comment naming the cause and no run; the handlers are told once', async (view) => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], now: T0 })
+    const stream = await open(snapshot(1, []), view, undefined, { expiresAt: T0 + 60_000 })
+    expect((await stream.take()).map((event) => event.event)).toEqual(['snapshot', 'ready'])
+    vi.advanceTimersByTime(59_999)
+    expect(stream.closed()).toBe(false)
+    vi.advanceTimersByTime(1)
+    expect(stream.closed()).toBe(true)
+    expect(await stream.take()).toEqual([])
+    expect(stream.comments().at(-1)).toBe('closed credential-expired')
+    expect(stream.closedFor).toEqual([{ cause: 'credential-expired', runId: undefined, expiresAt: T0 + 60_000, stream: 'set' }])
+    expect(stream.expiry.size).toBe(0)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('a change that reaches it after the expiry, before the timer ran, is not sent: the stream ends then', async () => {
+    let now = T0
+    const stream = await open(snapshot(1, []), 'full', undefined, { expiresAt: T0 + 60_000, now: () => now })
+    await stream.take()
+    now = T0 + 60_000
+    stream.deliver(snapshot(2, []), [])
+    expect(await stream.take()).toEqual([])
+    expect(stream.closed()).toBe(true)
+    expect(stream.comments().at(-1)).toBe('closed credential-expired')
+    expect(stream.closedFor).toEqual([{ cause: 'credential-expired', runId: undefined, expiresAt: T0 + 60_000, stream: 'set' }])
+  })
+
+  it('a stream whose credential has no expiry is never registered and never ends for it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], now: T0 })
+    const stream = await open(snapshot(1, []), 'full')
+    await stream.take()
+    expect(stream.expiry.size).toBe(0)
+    vi.advanceTimersByTime(24 * 3600_000)
+    expect(stream.closed()).toBe(false)
+    expect(stream.closedFor).toEqual([])
+    stream.streams.close()
   })
 })

@@ -15,9 +15,10 @@ import type { RunWindowEntry } from '../../core/run-list.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
-import type { LiveStreamStats, StreamClosed, StreamClosedCause } from './event-stream.js'
+import type { LiveStreamStats, StreamClosed } from './event-stream.js'
 import { closedComment, KEEP_ALIVE_ANNOUNCEMENT } from './event-stream.js'
 import { type EventStreamBody, SinkBody } from './event-sink.js'
+import type { CredentialExpiry, ExpiringStream } from './credential-expiry.js'
 import type { RunWatch, RunWatcher } from './run-watcher.js'
 import type { RunWindows, WindowFollow } from './run-window.js'
 import { StageDiff, streamedStages } from './stage-diff.js'
@@ -40,6 +41,8 @@ export interface SetStreamSettings {
   onStreamsChanged?: ((delta: 1 | -1) => void) | undefined
   /** Told each time the server ends a set stream for a `StreamClosedCause` (log it once per cause). */
   onClosed: (details: StreamClosed) => void
+  /** Ends streams whose credential expires, at its expiry (one per handlers instance, shared with run streams). */
+  expiry: CredentialExpiry
 }
 
 /** How a `run=` stream reads and judges one listed run (the grant of its own stream). */
@@ -90,9 +93,17 @@ export class SetStreams {
   /**
    * Opens a stream of the window of `filter` (scope ANDed in) and `limit`. Resolves with the body
    * once the first membership's snapshots are queued (then `ready`); rejects when the first
-   * window query or a member's read failed (nothing stays open).
+   * window query or a member's read failed (nothing stays open). `expiresAt`: when the caller's
+   * credential expires (ms since the epoch; a tag read token), the stream ends then.
    */
-  async openFilter(filter: RunListFilter, limit: number, view: SetStreamView, signal: AbortSignal, matches: (snapshot: RunSnapshot) => boolean): Promise<EventStreamBody> {
+  async openFilter(
+    filter: RunListFilter,
+    limit: number,
+    view: SetStreamView,
+    signal: AbortSignal,
+    matches: (snapshot: RunSnapshot) => boolean,
+    expiresAt?: number,
+  ): Promise<EventStreamBody> {
     const stream = this.#create(view)
     let follow: WindowFollow | undefined
     stream.onMismatch = () => follow?.dirty()
@@ -106,15 +117,16 @@ export class SetStreams {
       stream.close()
       throw error
     }
-    return this.#started(stream, signal)
+    return this.#started(stream, signal, expiresAt)
   }
 
   /**
    * Opens a stream of the listed runs: watches each, then reads each through its grant, so no
    * change falls between. Rejects with the first refusal, or {@link ListedRunNotFound}, before
-   * anything is sent. The stream closes after every listed run ended.
+   * anything is sent. The stream closes after every listed run ended. `expiresAt`: when the
+   * caller's credential expires (ms since the epoch; a read token), the stream ends then.
    */
-  async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal): Promise<EventStreamBody> {
+  async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal, expiresAt?: number): Promise<EventStreamBody> {
     const stream = this.#create(view)
     stream.closeWhenAllEnded = true
     try {
@@ -123,7 +135,7 @@ export class SetStreams {
       stream.close()
       throw error
     }
-    return this.#started(stream, signal)
+    return this.#started(stream, signal, expiresAt)
   }
 
   /** Ends every open set stream cleanly (clients reconnect elsewhere). */
@@ -142,18 +154,21 @@ export class SetStreams {
     return stream
   }
 
-  #started(stream: SetStream, signal: AbortSignal): EventStreamBody {
+  #started(stream: SetStream, signal: AbortSignal, expiresAt: number | undefined): EventStreamBody {
     if (signal.aborted) stream.close()
     else {
       signal.addEventListener('abort', () => stream.close(), { once: true })
       this.#armKeepAlive()
     }
     stream.closeIfAllEnded()
+    // Only a credential with an expiry costs anything: one entry in the instance's expiry map.
+    if (expiresAt !== undefined && !stream.closed) this.#settings.expiry.add(stream, expiresAt)
     return stream
   }
 
   #forget(stream: SetStream): void {
     if (!this.#streams.delete(stream)) return
+    this.#settings.expiry.delete(stream)
     this.#settings.onStreamsChanged?.(-1)
     if (this.#streams.size === 0) this.#stopKeepAlive()
   }
@@ -219,7 +234,7 @@ function shownOf(summary: RunSummary): string {
 }
 
 /** One subscriber's set stream. */
-class SetStream extends SinkBody {
+class SetStream extends SinkBody implements ExpiringStream {
   /** Settles when the first membership was sent (snapshots, then `ready`). */
   readonly started: Promise<void>
   /** Filter streams: whether a run still matches the filter; a member that does not marks the window dirty. */
@@ -296,6 +311,27 @@ class SetStream extends SinkBody {
     if (!this.closeWhenAllEnded || this.#closed) return
     for (const member of this.#members.values()) if (!member.ended) return
     this.close()
+  }
+
+  /** Whether the stream has closed. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** The caller's credential expired at `expiresAt` (`CredentialExpiry`): the stream ends, saying why, naming no run. */
+  expire(expiresAt: number): void {
+    if (this.#closed) return
+    this.#settings.onClosed({ cause: 'credential-expired', runId: undefined, expiresAt, stream: 'set' })
+    this.#write(closedComment('credential-expired', undefined))
+    this.close()
+  }
+
+  /** Whether the credential expired (the timer may not have run yet): then the stream ends, the change unsent. */
+  #expiredNow(): boolean {
+    const expiresAt = this.#settings.expiry.expiredAt(this)
+    if (expiresAt === undefined) return false
+    this.expire(expiresAt)
+    return true
   }
 
   /** Ends the stream after what is queued; `discard` drops the queue instead (a reader too far behind). */
@@ -414,6 +450,7 @@ class SetStream extends SinkBody {
     }
     const version = snapshot.version ?? 0
     if (version <= member.sent.version) return
+    if (this.#expiredNow()) return
     if (!member.admits(snapshot)) return this.#closeFor(member, 'not-admitted', version)
     if (this.#view === 'summary') {
       // The version is learnt either way (later ids, `leave` and `end` carry it); an `update` goes
@@ -443,6 +480,7 @@ class SetStream extends SinkBody {
   #deliverWhole(member: Member, snapshot: RunSnapshot): void {
     if (this.#closed || this.#members.get(member.runId) !== member || !member.live) return
     if ((snapshot.version ?? 0) <= member.sent.version) return
+    if (this.#expiredNow()) return
     if (!member.admits(snapshot)) return this.#closeFor(member, 'not-admitted', snapshot.version ?? 0)
     this.#sendSnapshot(member, snapshot)
     if (this.matches && !this.matches(snapshot)) this.onMismatch?.()
@@ -452,7 +490,7 @@ class SetStream extends SinkBody {
    * Ends the stream for `cause`, `member`'s version `version` unsent: the handlers are told (they
    * log it), and the subscriber gets the `: closed` comment naming the run before the end.
    */
-  #closeFor(member: Member, cause: StreamClosedCause, version: number): void {
+  #closeFor(member: Member, cause: 'not-admitted' | 'update-unavailable', version: number): void {
     if (this.#closed) return
     this.#settings.onClosed({ cause, runId: member.runId, version, stream: 'set' })
     this.#write(closedComment(cause, member.runId))

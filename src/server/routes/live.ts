@@ -18,6 +18,7 @@ import { catalogueOfRun } from '../../core/run-catalogue.js'
 import { applyScope, matchesRunFilter, summarizeRun, toRunListItem } from '../../core/run-list.js'
 import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion, type StreamClosed } from '../live/event-stream.js'
 import type { EventStreamBody } from '../live/event-sink.js'
+import { CredentialExpiry } from '../live/credential-expiry.js'
 import { type ReplayTooLong, RunWatcher } from '../live/run-watcher.js'
 import { presentedVersion } from '../../core/known-versions.js'
 import { RunWindows } from '../live/run-window.js'
@@ -85,12 +86,27 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     )
   }
 
+  // Streams opened with a credential that expires (read tokens) end at its expiry: one timer for
+  // every stream of this instance, armed for the earliest expiry (the handlers' clock decides).
+  const expiry = new CredentialExpiry(() => settings.clock().getTime())
+
   // A stream the server ended before its run's end (besides shutdown and slow readers): the first of
   // each cause is logged, a warning for the race (it should not happen), info for a credential.
   const closedLogged = new Set<StreamClosed['cause']>()
-  const onClosed = ({ cause, runId, version, stream }: StreamClosed): void => {
+  const onClosed = (closed: StreamClosed): void => {
+    const { cause, runId, stream } = closed
     if (closedLogged.has(cause)) return
     closedLogged.add(cause)
+    if (closed.cause === 'credential-expired') {
+      const which = stream === 'run' ? `a live stream of run ${runId}` : 'a set stream'
+      const expiresAt = new Date(closed.expiresAt).toISOString()
+      logger.info?.(
+        `pipeline-status: ended ${which} because the read token it was opened with expired (${expiresAt}): a credential stops admitting at its expiry, whether or not the run changes. The subscriber got ': closed credential-expired'; its reconnect with the same token is refused (401 invalid_read_token, expired). Expected when a page outlives its token; if the page should keep following, give it a new token before the old one expires (or a longer expiresInSeconds). Logged once per process for this cause`,
+        { cause, runId, expiresAt, stream },
+      )
+      return
+    }
+    const { version } = closed
     const which = stream === 'run' ? `a live stream of run ${runId}` : `a set stream following run ${runId}`
     const details = { cause, runId, version, stream }
     if (cause === 'update-unavailable') {
@@ -132,6 +148,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       maxReplayedChunks: live.maxReplayedChunks,
       onReplayTooLong,
       onClosed,
+      expiry,
     })
     return streams
   }
@@ -159,6 +176,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
           summarizeRun(toRunListItem(snapshot.run, snapshot.version ?? 0, snapshot.stages), catalogueOfRun(snapshot.run, settings.pipelines)?.length ?? 0),
         onStreamsChanged: settings.instrumentation.streamsChanged,
         onClosed,
+        expiry,
       },
       (runId) => settings.reads.getRun(runId, 'snapshot'),
     )
@@ -200,6 +218,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       omitUnchangedOutputs,
       access.admits,
       resume,
+      access.expiresAt,
     )
     if (!body) throw runNotFound()
     return eventsResponse(request, body)
@@ -251,8 +270,10 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
         const grant = grants[index] as RunReadAccess
         return { runId, read: () => namingRun(runId, () => grant.load(() => settings.reads.getRun(runId, 'snapshot'))), admits: grant.admits }
       })
+      // One credential judged each run: the stream ends when the first of their expiries passes.
+      const expiresAt = Math.min(...grants.map((grant) => grant.expiresAt ?? Infinity))
       try {
-        body = await openSets().openRuns(runs, view, signal)
+        body = await openSets().openRuns(runs, view, signal, Number.isFinite(expiresAt) ? expiresAt : undefined)
       } catch (error) {
         if (error instanceof ListedRunNotFound) {
           throw new HttpProblemError('run_not_found', { detail: `No pipeline run has the id given as run=${JSON.stringify(error.runId.slice(0, 128))}`, runId: error.runId })
@@ -268,7 +289,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       }
       checkCapacity()
       const effective = applyScope(filter, access.scope)
-      body = await openSets().openFilter(effective, limit, view, signal, (snapshot) => matchesRunFilter(snapshot.run, effective))
+      body = await openSets().openFilter(effective, limit, view, signal, (snapshot) => matchesRunFilter(snapshot.run, effective), access.expiresAt)
     }
     return eventsResponse(exchange.request, body)
   })
@@ -277,6 +298,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     closed = true
     streams?.close()
     sets?.close()
+    expiry.close()
     windows?.close()
     await watcher?.close()
   }
