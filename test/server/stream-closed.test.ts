@@ -1,9 +1,10 @@
 /**
  * "Never silent": a live stream that the server ends before its run's `end` (besides shutdown and
  * a slow reader) says why. The subscriber reads `: closed <cause> <runId>` right before the end,
- * and the handlers' logger gets one line per cause per process: `info` when the request's
- * credential no longer covers the run (expected), `warn` when the next update could not be made
- * (a race that should be rare), `info` when the read token the stream was opened with expired.
+ * and the handlers' logger gets one warning per cause per process (the server never logs at
+ * `info`, which the default logger drops: src/internal/logger.test.ts): when the request's
+ * credential no longer covers the run or the read token it was opened with expired (expected,
+ * said so with the fix), and when the next update could not be made (a race that should be rare).
  * In memory, through `handlers.fetch`, on the MemoryStore; the race is made exact by holding the
  * watcher's text-less read until the writes that make it are done, the expiry by fake timers.
  */
@@ -59,7 +60,7 @@ async function readUntil(
 }
 
 describe('a stream the server ends says why, and the handlers log it once per cause', () => {
-  it('credential no longer covers the run: `: closed not-admitted`, the change unsent, one info line for a run stream and a set stream', async () => {
+  it('credential no longer covers the run: `: closed not-admitted`, the change unsent, one warning for a run stream and a set stream', async () => {
     const store = new MemoryStore()
     const logger = recordingLogger()
     const handlers = createPipelineStatusHandlers({ store, secret: SECRET, readTokens: { secret: READ_SECRET }, logger })
@@ -87,12 +88,12 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     expect(setRest).toContain(': closed not-admitted loses-tag-2\n\n')
     expect(setRest).not.toContain('event: ')
 
-    // Two streams ended for this cause: one line, info (expected), with the cause and the fix.
+    // Two streams ended for this cause: one warning (saying it is expected), with the cause and the fix.
     const lines = logger.lines.filter((line) => line.details?.['cause'] === 'not-admitted')
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatchObject({ level: 'info', details: { cause: 'not-admitted', runId: 'loses-tag-1', stream: 'run' } })
-    expect(lines[0]!.message).toMatch(/no longer covers the run.*keep the tag on it/)
-    expect(logger.lines.filter((line) => line.level === 'warn' || line.level === 'error')).toEqual([])
+    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'not-admitted', runId: 'loses-tag-1', stream: 'run' } })
+    expect(lines[0]!.message).toMatch(/no longer covers the run.*Expected when.*keep the tag on it/)
+    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0])).toEqual([])
   })
 
   it('next update cannot be made (a stage created, streamed and finished between two text-less reads): `: closed update-unavailable`, one warning', async () => {
@@ -141,7 +142,7 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     await again.cancel()
   })
 
-  it('credential expired: a run stream and set streams opened with an expiring read token end at its expiry, `: closed credential-expired`, one info line; the same token is refused on reconnect; the secret and a session stream on', async () => {
+  it('credential expired: a run stream and set streams opened with an expiring read token end at its expiry, `: closed credential-expired`, one warning; the same token is refused on reconnect; the secret and a session stream on', async () => {
     // Fake timers and clock (the handlers' default clock reads Date); setImmediate and I/O stay real.
     const T0 = Date.parse('2026-12-08T10:00:00.000Z')
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], now: T0 })
@@ -189,12 +190,12 @@ describe('a stream the server ends says why, and the handlers log it once per ca
       expect(rest).toContain(': closed credential-expired\n\n')
       expect(rest).not.toContain('event: ')
     }
-    // Three streams ended for this cause: one line, info (expected), with the cause and the fix.
+    // Three streams ended for this cause: one warning (saying it is expected), with the cause and the fix.
     const lines = logger.lines.filter((line) => line.details?.['cause'] === 'credential-expired')
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatchObject({ level: 'info', details: { cause: 'credential-expired', runId: 'expiring-1', stream: 'run', expiresAt: '2026-12-08T10:01:00.000Z' } })
+    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'credential-expired', runId: 'expiring-1', stream: 'run', expiresAt: '2026-12-08T10:01:00.000Z' } })
     expect(lines[0]!.message).toMatch(/expired \(2026-12-08T10:01:00.000Z\).*refused.*give it a new token/)
-    expect(logger.lines.filter((line) => line.level === 'warn' || line.level === 'error').map((line) => line.message)).toEqual([])
+    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
 
     // The reconnect with the same token is refused: the token expired.
     for (const [token, path] of [[runToken, '/expiring-1/events'], [tagToken, '/events?run=expiring-2'], [tagToken, '/events?tag=team:a']] as const) {

@@ -100,7 +100,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     if (closed.cause === 'credential-expired') {
       const which = stream === 'run' ? `a live stream of run ${runId}` : 'a set stream'
       const expiresAt = new Date(closed.expiresAt).toISOString()
-      logger.info?.(
+      logger.warn(
         `pipeline-status: ended ${which} because the read token it was opened with expired (${expiresAt}): a credential stops admitting at its expiry, whether or not the run changes. The subscriber got ': closed credential-expired'; its reconnect with the same token is refused (401 invalid_read_token, expired). Expected when a page outlives its token; if the page should keep following, give it a new token before the old one expires (or a longer expiresInSeconds). Logged once per process for this cause`,
         { cause, runId, expiresAt, stream },
       )
@@ -115,7 +115,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
         details,
       )
     } else {
-      logger.info?.(
+      logger.warn(
         `pipeline-status: ended ${which} because the request's credential no longer covers the run as it now is (a tag read token whose tag the run no longer carries, or a run that left the app's listScope), so version ${version} was not sent. The subscriber got ': closed not-admitted'; its reconnect is judged afresh and refused. Expected when a run's tags change; if the page should keep following the run, keep the tag on it or give the page a credential that covers it. Logged once per process for this cause`,
         details,
       )
