@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
@@ -25,6 +26,11 @@ export default defineConfig({
     // (Chromium, Python); PIPELINE_STATUS_REQUIRE_ALL=1 makes those tests fail instead.
     reporters: ['default', './test/setup/skipped-tools-reporter.ts'],
     include: ['src/**/*.test.ts', 'mock-server/**/*.test.ts', 'test/**/*.test.ts'],
+    // At least two test files at a time, also on a 2-core machine (vitest's default there is one):
+    // most of the suite's time is spent waiting on child processes (Chromium, Python, Next.js, the
+    // example servers) and PostgreSQL, not on this process's CPU. Every test has its own database,
+    // port and folder, so files never share state.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     testTimeout: 60_000,
     hookTimeout: 120_000,
   },
