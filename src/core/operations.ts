@@ -117,7 +117,7 @@ async function readRunState<Tx>(store: Store<Tx>, runId: string): Promise<RunSta
  * pipeline's in `pipelines`; `undefined` when there is no such run or its pipeline is not
  * configured. What a refusal of a stage number reads to word the rule with the run's last stage.
  */
-export async function catalogueOfStoredRun<Tx>(
+async function catalogueOfStoredRun<Tx>(
   store: Store<Tx>,
   runId: string,
   options: { pipelines?: Pipelines | undefined; stages?: StageCatalogue | undefined },
