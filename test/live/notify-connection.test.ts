@@ -96,6 +96,9 @@ describe.skipIf(!usesPostgres())('LISTEN notification batches on their own conne
       // The creation was version 0; the write is the first change after it.
       await until("the write's notification at the reader", () => notified.includes('saturated:1'))
       // It arrived while the writer's pool was still held: the batch did not go through it.
+      // The batch is counted when its statement returns to the writer, which can come after the
+      // reader got the notification: wait for the count, still with the writer's pool held.
+      await until("the write's batch to be counted", () => writerStore.notifyCounts?.batches === 2)
       expect(blockerSettled).toBe(false)
       expect(writerStore.notifyCounts).toMatchObject({ batches: 2, sent: 2, failedBatches: 0 })
 

@@ -25,7 +25,11 @@ export const NOTIFY_BATCH_DEFAULTS = { intervalMs: 5, maxQueue: 10_000 } as cons
 /** The longest wait between two tries while batches keep failing, in milliseconds. */
 const MAX_RETRY_DELAY_MS = 5_000
 
-/** Counters of the notifications since the store was created. */
+/**
+ * Counters of the notifications since the store was created. A batch is counted when its
+ * statement returns to this process, which can be after a listener on another connection has
+ * already received its notifications (PostgreSQL delivers them at the commit, before the reply).
+ */
 export interface NotifyCounts {
   /** Notifications sent (one per run and batch, after deduplication). */
   sent: number
