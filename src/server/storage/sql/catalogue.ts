@@ -41,12 +41,35 @@ export function catalogueAsJson(...sources: string[]): string {
 }
 
 /**
- * A statement sent inline with the catalogue's text (`text`) and its digest: `kept_catalogue AS
- * (…)`, one more data-modifying CTE, which PostgreSQL runs whether or not the statement writes (as
- * the function keeps the text before its statement). The text as `json` (see {@link catalogueAsJson}).
+ * A statement sent inline with the catalogue's text and its digest: the CTE that keeps it, and the
+ * condition that makes the statement's own write wait for it.
  */
-export function keptCatalogueCte(names: TableNames, digest: string, text: string): string {
-  return `kept_catalogue AS (${keepCatalogueSql(names, digest, `${text}::json`)})`
+export interface InlineKeptCatalogue {
+  /** `kept_catalogue AS (…)`: the first CTE (followed by `, ` or the statement). */
+  readonly cte: string
+  /**
+   * A condition that always holds (`(SELECT count(*) FROM kept_catalogue) >= 0`), for the
+   * statement's write: PostgreSQL evaluates it once, before the write touches the run's row, and so
+   * keeps the catalogue first. The functions keep it first too (`catalogueByDigest` in
+   * `functions.ts`), and two writes of one run that keep one new catalogue, one inline and one by
+   * a function, take the two locks in one order: the catalogue's key, then the run's row. Left to
+   * itself PostgreSQL would run the unreferenced CTE last, after the run's row, and the two could
+   * deadlock (SQLSTATE 40P01; `test/prisma/catalogue-lock-order.test.ts`).
+   */
+  readonly first: string
+}
+
+/**
+ * A statement sent inline with the catalogue's text (`text`) and its digest: `kept_catalogue`,
+ * which keeps the text whether or not the statement writes (as the function does before its
+ * statement), and before the statement's write ({@link InlineKeptCatalogue.first}). The text as
+ * `json` (see {@link catalogueAsJson}).
+ */
+export function inlineKeptCatalogue(names: TableNames, digest: string, text: string): InlineKeptCatalogue {
+  return {
+    cte: `kept_catalogue AS (${keepCatalogueSql(names, digest, `${text}::json`)} RETURNING 1)`,
+    first: '(SELECT count(*) FROM kept_catalogue) >= 0',
+  }
 }
 
 /**

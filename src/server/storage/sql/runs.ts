@@ -1,6 +1,6 @@
 /** The statements on runs outside a transaction: create, read, write if unchanged, heartbeat. */
 import type { TableNames } from '../table-names.js'
-import { type InlineCatalogueByDigest, inlineCatalogueByDigest, keptCatalogueCte } from './catalogue.js'
+import { type InlineCatalogueByDigest, inlineCatalogueByDigest, type InlineKeptCatalogue, inlineKeptCatalogue } from './catalogue.js'
 import { runColumns, runUpdate, stageColumns, streamedTextColumn } from './columns.js'
 
 /** Reads run `$1` and its version. */
@@ -57,7 +57,7 @@ export const INSERT_DIGEST_PARAMETER = 13
  * the inline form of the insert function called with both (`sql/catalogue.ts`).
  */
 export function insertRunKeepingSql(names: TableNames): string {
-  return runInsert(names, `WITH ${keptCatalogueCte(names, `$${INSERT_DIGEST_PARAMETER}`, `$${INSERT_CATALOGUE_PARAMETER}`)} `)
+  return runInsert(names, { kept: inlineKeptCatalogue(names, `$${INSERT_DIGEST_PARAMETER}`, `$${INSERT_CATALOGUE_PARAMETER}`) })
 }
 
 /**
@@ -67,18 +67,24 @@ export function insertRunKeepingSql(names: TableNames): string {
  * the digest (nothing inserted).
  */
 export function insertRunByDigestSql(names: TableNames): string {
-  return runInsert(names, '', inlineCatalogueByDigest(names, `$${INSERT_DIGEST_PARAMETER}`, `$${INSERT_CATALOGUE_PARAMETER}`))
+  return runInsert(names, { byDigest: inlineCatalogueByDigest(names, `$${INSERT_DIGEST_PARAMETER}`, `$${INSERT_CATALOGUE_PARAMETER}`) })
 }
 
-/** The insert of `insertRunSql`, after `first` (more CTEs), its catalogue by digest when `byDigest` is given. */
-function runInsert({ runTable, run: r }: TableNames, first = '', byDigest?: InlineCatalogueByDigest): string {
+/**
+ * The insert of `insertRunSql`: with the catalogue kept first (`kept`, inserted only after it:
+ * `InlineKeptCatalogue.first`), or taken by its digest (`byDigest`), when given.
+ */
+function runInsert({ runTable, run: r }: TableNames, parts: { kept?: InlineKeptCatalogue; byDigest?: InlineCatalogueByDigest } = {}): string {
+  const { kept, byDigest } = parts
   const into =
     `INSERT INTO ${runTable} (${r.id}, ${r.status}, ${r.error}, ${r.completedAt}, ${r.completionReceivedAt}, ` +
     `${r.createdAt}, ${r.updatedAt}, ${r.version}, ${r.pipeline}, ${r.catalogue}, ${r.tags}, ${r.metadata}) `
   const values = (catalogue: string) =>
     `$1, $2, $3, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8, $9, ${catalogue}, $11::text[], $12::text::jsonb`
   const conflict = `ON CONFLICT (${r.id}) DO NOTHING RETURNING 1 AS "created"`
-  if (!byDigest) return `${first}${into}VALUES (${values(`$${INSERT_CATALOGUE_PARAMETER}`)}) ${conflict}`
+  const text = `$${INSERT_CATALOGUE_PARAMETER}`
+  if (kept) return `WITH ${kept.cte} ${into}SELECT ${values(text)} WHERE ${kept.first} ${conflict}`
+  if (!byDigest) return `${into}VALUES (${values(text)}) ${conflict}`
   return `WITH ${byDigest.cte}${byDigest.answer(`${into}SELECT ${values(byDigest.value())} WHERE ${byDigest.found} ${conflict}`, 'created')}`
 }
 

@@ -3,7 +3,7 @@
  * only if the run's version is still the one read.
  */
 import type { TableNames } from '../table-names.js'
-import { catalogueAsJson, type InlineCatalogueByDigest, inlineCatalogueByDigest, keptCatalogueCte } from './catalogue.js'
+import { catalogueAsJson, type InlineCatalogueByDigest, inlineCatalogueByDigest, type InlineKeptCatalogue, inlineKeptCatalogue } from './catalogue.js'
 import { CATALOGUE_PARAMETER, RUN_WRITE_VALUE_COUNT, runColumns, runUpdate, STAGE_VALUE_COUNT, stageColumns, stageConflict, stageInsert } from './columns.js'
 
 /**
@@ -24,8 +24,8 @@ export function readRunStageSql(names: TableNames): string {
  * row's update holds its lock while the stage is written, and writes nothing at all when another
  * write changed the version first (no row returned). The run's `startedAt` is kept once set, else
  * becomes the stage's (the state machine's rule: the run starts with its first applied stage update).
- * `alongside`: more data-modifying CTEs (`, name AS (…)`) after the run's: those that read `run`
- * write only with it (`sql/output-chunks.ts`), others always (`keptCatalogueCte`).
+ * `alongside`: more data-modifying CTEs (`, name AS (…)`) after the run's, which read `run` and
+ * so write only with it (`sql/output-chunks.ts`).
  */
 export function writeRunStageSql(names: TableNames, alongside = ''): string {
   return runStageWrite(names, { alongside })
@@ -42,7 +42,7 @@ export const WRITE_DIGEST_PARAMETER = RUN_WRITE_VALUE_COUNT + STAGE_VALUE_COUNT 
 export function writeRunStageKeepingSql(names: TableNames): string {
   const text = `$${CATALOGUE_PARAMETER}`
   return runStageWrite(names, {
-    alongside: `, ${keptCatalogueCte(names, `$${WRITE_DIGEST_PARAMETER}`, text)}`,
+    kept: inlineKeptCatalogue(names, `$${WRITE_DIGEST_PARAMETER}`, text),
     catalogue: (column) => catalogueAsJson(column, text),
   })
 }
@@ -58,19 +58,22 @@ export function writeRunStageByDigestSql(names: TableNames): string {
 }
 
 /**
- * The stage write of `writeRunStageSql`: `alongside` after the run's CTE; the catalogue by digest
- * (`byDigest`), or else the catalogue column's value by `catalogue` (`runUpdate`), when given.
+ * The stage write of `writeRunStageSql`: `alongside` after the run's CTE; the catalogue kept
+ * before the run is written (`kept`), or taken by digest (`byDigest`); the catalogue column's
+ * value by `catalogue` (`runUpdate`), when given.
  */
 function runStageWrite(
   names: TableNames,
-  parts: { alongside?: string; byDigest?: InlineCatalogueByDigest; catalogue?: (column: string) => string },
+  parts: { alongside?: string; kept?: InlineKeptCatalogue; byDigest?: InlineCatalogueByDigest; catalogue?: (column: string) => string },
 ): string {
   const { runTable, run: r } = names
-  const { alongside = '', byDigest, catalogue } = parts
+  const { alongside = '', kept, byDigest, catalogue } = parts
   const write = `${stageInsert(names, (i) => `$${i + RUN_WRITE_VALUE_COUNT + 1}`, 'run.id')} FROM run ${stageConflict(names)} RETURNING 1 AS "written"`
+  const first = kept ? `${kept.cte}, ` : byDigest ? `${byDigest.cte}, ` : ''
+  const condition = kept ? ` AND ${kept.first}` : byDigest ? ` AND ${byDigest.found}` : ''
   return (
-    `WITH ${byDigest ? `${byDigest.cte}, ` : ''}run AS (UPDATE ${runTable} SET ${runUpdate(names, byDigest?.value ?? catalogue)} ` +
-    `WHERE ${r.id} = $1 AND ${r.version} = $2${byDigest ? ` AND ${byDigest.found}` : ''} RETURNING ${r.id} AS id, ${r.version} AS version)${alongside}` +
+    `WITH ${first}run AS (UPDATE ${runTable} SET ${runUpdate(names, byDigest?.value ?? catalogue)} ` +
+    `WHERE ${r.id} = $1 AND ${r.version} = $2${condition} RETURNING ${r.id} AS id, ${r.version} AS version)${alongside}` +
     (byDigest ? byDigest.answer(write, 'written') : ` ${write}`)
   )
 }
