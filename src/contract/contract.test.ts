@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { PYTHON_RUNNER_PAYLOADS } from '../../test/support/fixtures.js'
 import {
@@ -206,6 +207,14 @@ describe('input rules', () => {
     for (const value of ['0001-01-01T00:00:00+00:01', '9999-12-31T23:59:59-00:01', '2025-10-25T14:03', '2025-10-25T14:03:60Z', '2023-02-29T00:00:00Z']) {
       expect(isTimestamp(value), value).toBe(false)
       expect(() => timestampToDate(value), value).toThrow(RangeError)
+    }
+    // The table the Python client is tested against too (clients/python/tests/test_unit.py).
+    const table = JSON.parse(readFileSync(new URL('../../clients/python/tests/timestamps.json', import.meta.url), 'utf8')) as {
+      cases: Array<{ value: string; reason: 'grammar' | 'range' | null }>
+    }
+    for (const { value, reason } of table.cases) {
+      const issue = Timestamp.safeParse(value).error?.issues[0]?.message
+      expect(issue === undefined ? null : /years 0001 to 9999/.test(issue) ? 'range' : 'grammar', value).toBe(reason)
     }
     const [range] = Timestamp.safeParse('9999-12-31T23:59:59-01:00').error?.issues ?? []
     expect(range?.message).toMatch(/years 0001 to 9999/)

@@ -101,10 +101,12 @@ def timestamp_problem(value: str) -> Optional[str]:
             return f"must be a date-time written {TIMESTAMP_FORMAT}, with a real date and time"
         offset = (-1 if sign == "-" else 1) * (int(offset_hours) * 60 + int(offset_minutes))
     try:
-        if year == 0:
-            raise OverflowError
-        moment - timedelta(minutes=offset)
+        utc = moment - timedelta(minutes=offset)
     except OverflowError:
+        return "must name an instant in the years 0001 to 9999 UTC"
+    # Year 0 was read as 2000 (the same leap rule): only a negative offset that carries it into
+    # the next year (2001, that is year 1) names an instant in range, as the server reads it.
+    if year == 0 and utc.year != 2001:
         return "must name an instant in the years 0001 to 9999 UTC"
     return None
 

@@ -1,6 +1,7 @@
 """Unit tests of the parts that need no server: signing (the known-answer vectors of
 docs/security.md), storable output, truncation, the retry rule, the outbox's order."""
 import json
+from pathlib import Path
 import socket
 import tempfile
 import time
@@ -20,7 +21,7 @@ from pipeline_status_client import (
     to_storable_text,
     webhook_message_id,
 )
-from pipeline_status_client.contract import encode_json, json_safe, progress_problem
+from pipeline_status_client.contract import encode_json, json_safe, progress_problem, timestamp_problem
 from pipeline_status_client.outbox import Outbox
 from pipeline_status_client.retry import describe_retry, parse_retry_after
 
@@ -81,6 +82,17 @@ class StorableOutputTest(unittest.TestCase):
             self.assertTrue(is_valid_run_id(good), good)
         for bad in ["", ".", "..", "a/b", "x" * 129, "é", None]:
             self.assertFalse(is_valid_run_id(bad), bad)
+
+
+class TimestampTest(unittest.TestCase):
+    def test_the_servers_timestamp_rule_case_for_case(self) -> None:
+        # The table the TypeScript contract is tested against too (src/contract/contract.test.ts).
+        with open(Path(__file__).with_name("timestamps.json"), encoding="utf-8") as file:
+            cases = json.load(file)["cases"]
+        for case in cases:
+            problem = timestamp_problem(case["value"])
+            reason = None if problem is None else "range" if "years 0001 to 9999" in problem else "grammar"
+            self.assertEqual(reason, case["reason"], case["value"])
 
 
 class RetryTest(unittest.TestCase):
