@@ -13,13 +13,13 @@ import type { FinishedRunsDeletion, OutputChunkRow, RunSnapshot, RunStageRead, R
 import { type GetRunOptions, type Store, type StoreTransaction, StoreUnavailableError } from '../../core/store.js'
 import type { RunStatsRequest } from '../../core/run-stats.js'
 import type { StageStats } from '../../contract/run-stats.js'
-import { toStoreError } from '../database-errors.js'
+import { describeDatabaseCause, toStoreError } from '../database-errors.js'
 import { ServerConfigurationError } from '../configuration-error.js'
 import { consoleLogger, type Logger, safeLogger } from '../../internal/logger.js'
 import { schemaNameProblem } from '../../internal/quote-identifier.js'
 import { createPoolExecutor, type PrismaStorePool } from './adapters/pool-executor.js'
 import { createPrismaExecutor } from './adapters/prisma-executor.js'
-import { bounded, errorCode, guardedBy, type SqlExecutor } from './adapters/sql-executor.js'
+import { bounded, errorCode, guardedBy, runningAgainOnRollback, type SqlExecutor } from './adapters/sql-executor.js'
 import type { PrismaStoreClient, PrismaStoreTransactionClient, PrismaTransactionClientOf } from './prisma-client.js'
 import { knownCatalogueDigests, type RunStageRow, type RunStagesRow, type StageRow, stageFromRow, stageOf, toRunState, UnknownCatalogueDigest, type VersionedRunRow } from './rows.js'
 import { catalogueDigest, catalogueJson, instant, runColumnValues, runWriteValues, stageValues, UNFINISHED_STATUSES } from './sql/parameters.js'
@@ -252,6 +252,8 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
   readonly #keptCatalogues = new Set<string>()
   /** Whether this store has said once that a kept catalogue was gone from `"PipelineCatalogue"`. */
   #saidCatalogueGone = false
+  /** The class-40 SQLSTATEs this store has said once it ran a statement again after (`#ranAgain`). */
+  readonly #saidRanAgain = new Set<string>()
   readonly #lists: RunListQueries
   /** Sends the committed changes' notifications in batches, with a notify channel. */
   readonly #notifier: NotifyBatcher | undefined
@@ -272,13 +274,16 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
     this.#maxWait = options.maxWaitMs ?? DEFAULT_MAX_WAIT
     this.#timeout = options.timeoutMs ?? DEFAULT_TIMEOUT
     const guard = guardedBy(options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT)
-    this.#sql = options.pool
-      ? createPoolExecutor(options.pool, {
-          namedStatements: options.namedStatements,
-          guard,
-          warn: (message, fields) => this.#logger.warn(message, fields),
-        })
-      : createPrismaExecutor(prisma, guard)
+    this.#sql = runningAgainOnRollback(
+      options.pool
+        ? createPoolExecutor(options.pool, {
+            namedStatements: options.namedStatements,
+            guard,
+            warn: (message, fields) => this.#logger.warn(message, fields),
+          })
+        : createPrismaExecutor(prisma, guard),
+      (state, error) => this.#ranAgain(state, error),
+    )
     const schemaProblem = options.schema === undefined ? undefined : schemaNameProblem(options.schema)
     if (schemaProblem !== undefined) throw new ServerConfigurationError(`createPrismaStore: ${schemaProblem}`)
     const names = resolveTableNames(prisma, options)
@@ -385,6 +390,21 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
       }
       throw toStoreError(error)
     }
+  }
+
+  /**
+   * A statement refused with a class-40 SQLSTATE (40001, 40P01) is run again
+   * (`runningAgainOnRollback`): said once per state, at warn, with the cause and what to check.
+   */
+  #ranAgain(state: string, error: unknown): void {
+    if (this.#saidRanAgain.has(state)) return
+    this.#saidRanAgain.add(state)
+    this.#logger.warn(
+      `pipeline-status: PostgreSQL rolled a statement back (${describeDatabaseCause(error)}) and the store ran it again, as PostgreSQL asks ` +
+        `(said once per process for SQLSTATE ${state}). If it recurs, writes of one run conflict: the store needs no more than READ COMMITTED, ` +
+        "so check the database's and the role's default_transaction_isolation, and the PostgreSQL log's deadlock reports",
+      { sqlState: state },
+    )
   }
 
   /** The store's side of one interactive transaction on `client`; saved runs are pushed to `changes`. */

@@ -5,7 +5,7 @@
  * transaction).
  */
 import { StoreUnavailableError } from '../../../core/store.js'
-import { toStoreError } from '../../database-errors.js'
+import { hasSqlState, toStoreError } from '../../database-errors.js'
 
 /** Runs one statement of the store's SQL with bound parameters (`$1`, `$2`, …) and returns its rows. */
 export interface SqlExecutor {
@@ -14,7 +14,7 @@ export interface SqlExecutor {
    * Whether statements reach the database as named prepared statements now (parsed and planned
    * once per connection); `undefined` = no, each is parsed and planned on every call.
    */
-  readonly prepares?: boolean
+  readonly prepares?: boolean | undefined
 }
 
 /** Bounds and classifies one database call (see {@link guardedBy}). */
@@ -61,4 +61,45 @@ export function bounded<T>(pending: PromiseLike<T>, ms: number): Promise<T> {
 /** An error's `code` (a SQLSTATE, a Prisma code), if it has one. */
 export function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
+}
+
+/**
+ * The SQLSTATEs of class 40 after which PostgreSQL asks the application to run the statement
+ * again: 40001 serialization_failure (a `REPEATABLE READ` or `SERIALIZABLE` statement found a row
+ * changed by a concurrent transaction) and 40P01 deadlock_detected. Nothing of the refused
+ * statement was kept (PostgreSQL's manual, "Serialization Failure Handling").
+ */
+export const RUN_AGAIN_SQLSTATES: readonly string[] = ['40001', '40P01']
+
+/** How many times in all a statement refused with one of {@link RUN_AGAIN_SQLSTATES} is run: 3. */
+export const RUN_AGAIN_ATTEMPTS = 3
+
+/** The class-40 SQLSTATE of `error` ({@link RUN_AGAIN_SQLSTATES}), if it has one. */
+export function runAgainState(error: unknown): string | undefined {
+  return RUN_AGAIN_SQLSTATES.find((state) => hasSqlState(error, state))
+}
+
+/**
+ * `executor`, with each statement refused with a class-40 SQLSTATE ({@link runAgainState}) run
+ * again at once, up to {@link RUN_AGAIN_ATTEMPTS} times in all; `ranAgain` hears each rerun, with
+ * the state and the error. For statements outside a transaction only: each one is its own
+ * transaction, so running it again is what PostgreSQL asks. Past the attempts the error propagates.
+ */
+export function runningAgainOnRollback(executor: SqlExecutor, ranAgain: (state: string, error: unknown) => void): SqlExecutor {
+  return {
+    get prepares() {
+      return executor.prepares
+    },
+    async query<Row>(sql: string, values: unknown[]): Promise<Row[]> {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await executor.query<Row>(sql, values)
+        } catch (error) {
+          const state = runAgainState(error)
+          if (state === undefined || attempt >= RUN_AGAIN_ATTEMPTS) throw error
+          ranAgain(state, error)
+        }
+      }
+    },
+  }
 }
