@@ -473,7 +473,8 @@ async function acquireLock(session: Session, timeoutMs: number): Promise<void> {
     if (row?.locked) return
     if (Date.now() >= deadline) {
       const holders = await session.query<{ pid: number }>(
-        `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1 AND objsubid = 1`,
+        // Advisory locks are the database's own: another database's migration holds its own 72707369.
+        `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1 AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
         [PRISMA_MIGRATE_LOCK_KEY],
       )
       throw new MigrationError(

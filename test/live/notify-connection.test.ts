@@ -187,7 +187,7 @@ async function waitForLockWaiter(admin: pg.Client): Promise<void> {
   const deadline = Date.now() + 10_000
   for (;;) {
     const { rows } = await admin.query<{ waiting: number }>(
-      `SELECT count(*)::integer AS waiting FROM pg_locks WHERE locktype = 'advisory' AND objid = ${LOCK} AND NOT granted`,
+      `SELECT count(*)::integer AS waiting FROM pg_locks WHERE locktype = 'advisory' AND objid = ${LOCK} AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     )
     if ((rows[0]?.waiting ?? 0) > 0) return
     if (Date.now() > deadline) throw new Error('Timed out after 10000 ms waiting for the pool to block on the lock')

@@ -357,11 +357,16 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
     }
   }, TIMEOUT_MS)
 
-  it("waits for Prisma's advisory lock and gives up after lockTimeoutMs, naming the holder", async () => {
+  it("waits for Prisma's advisory lock and gives up after lockTimeoutMs, naming the holder (of this database only)", async () => {
     const db = await emptyPostgres()
+    const other = await emptyPostgres()
     const holder = new pg.Client({ connectionString: db.url! })
+    // A migration of another database holds the same key in its own: not this one's holder.
+    const elsewhere = new pg.Client({ connectionString: other.url! })
     await holder.connect()
+    await elsewhere.connect()
     try {
+      await elsewhere.query('SELECT pg_advisory_lock(72707369)')
       const [{ pid }] = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_advisory_lock(72707369)')).rows as [{ pid: number }]
       await expect(applyMigrations(db.url!, { lockTimeoutMs: 200 })).rejects.toMatchObject({
         code: 'lock-timeout',
@@ -371,6 +376,7 @@ describe.runIf(usesPostgres())('applyMigrations on PostgreSQL only', () => {
       expect((await applyMigrations(db.url!)).applied).toEqual(PACKAGE_MIGRATIONS)
     } finally {
       await holder.end()
+      await elsewhere.end()
     }
   }, TIMEOUT_MS)
 
@@ -402,8 +408,9 @@ describe.skipIf(!PGBOUNCER || !usesPostgres())('applyMigrations behind PgBouncer
       )
       expect((error as Error).message).toContain('Nothing was changed. Migrate over a direct connection to PostgreSQL: set DIRECT_DATABASE_URL (or --database-url)')
       // Refused before the lock and the history: nothing to clean up on a pooled server connection.
+      // (In this database: other tests' migrations hold the same key in theirs.)
       expect(await db.sql(`SELECT to_regclass('public._prisma_migrations') AS t`)).toEqual([{ t: null }])
-      expect(await db.sql(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369`)).toEqual([{ n: 0 }])
+      expect(await db.sql(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)).toEqual([{ n: 0 }])
     } finally {
       await transaction.stop()
     }

@@ -84,9 +84,22 @@ function announce(message: string): void {
   console.info(message)
 }
 
+/** How long a drop waits for the database's connections to close by themselves before it ends them: 2 s. */
+const DROP_GRACE_MS = 2_000
+
 async function dropDatabase(serverUrl: string, name: string): Promise<void> {
-  // FORCE: a test that failed midway may still hold connections.
-  await withAdmin(serverUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))
+  await withAdmin(serverUrl, async (admin) => {
+    // A pool's end() can resolve while its connections are still closing: ended by FORCE, such a
+    // connection is told 57P01, and a pool with no 'error' listener throws it as uncaught. So wait
+    // for them first, up to DROP_GRACE_MS; FORCE ends what a test that failed midway still holds.
+    const deadline = Date.now() + DROP_GRACE_MS
+    for (;;) {
+      const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [name])
+      if ((rows[0]?.n ?? 0) === 0 || Date.now() > deadline) break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+  })
 }
 
 async function withAdmin<T>(serverUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
