@@ -20,6 +20,7 @@ import {
 } from 'pipeline-status-sdk/client'
 import { createPipelineMock } from 'pipeline-status-sdk/msw'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { recordingLogger } from '../support/loggers.js'
 import { until } from '../support/until.js'
 import { clientFactory } from './support/client-factory.js'
 
@@ -347,6 +348,38 @@ describe("runPipeline and a queued output chunk the outbox dead-letters (a chunk
       [2, "an earlier chunk of this stage's output was dead-lettered"],
     ])
     expect((await stored(runId)).stages?.[0]).toBe('1 COMPLETED one')
+  })
+
+  it("is one error line in the outbox's log, not one per chunk, and keeps each chunk's dead letter", async () => {
+    const runId = 'chunk_cascade_log'
+    await mock.createRun(runId)
+    const logger = recordingLogger()
+    const client = clients.make({ logger })
+    expect(await client.markStageProcessing(runId, 1)).toBe(true)
+    // Every chunk's send is refused (503), so chunk 0 is queued and chunks 1 to 4 queue behind it.
+    mock.fail('stageOutput', { status: 503 })
+    const stream = client.streamStageOutput(runId, 1)
+    stream.write('x'.repeat(5 * 64 * 1024))
+    await stream.close()
+    expect(client.pendingCount(runId)).toBe(5)
+    // Chunk 0 is refused for good on its redelivery; chunks 1 to 4 are dead-lettered unsent.
+    mock.clearFaults('stageOutput')
+    mock.fail('stageOutput', { status: 400, times: 1 })
+    logger.lines.length = 0
+    expect(await client.flush()).toMatchObject({ delivered: 0, rejected: 5, pending: 0 })
+
+    const letters = join(dir, 'dead-letters.jsonl')
+    expect(logger.lines.filter((line) => line.level === 'error').map((line) => line.message)).toEqual([
+      `Outbox: run ${runId}: stage 1 output chunk 0 dead-lettered (${REFUSED}); kept in ${letters}, the run's later updates go on`,
+      `Outbox: run ${runId}: 4 later chunks of the streamed output of stage 1 (chunks 1 to 4) dead-lettered unsent, because stage 1 output chunk 0 was ` +
+        `(${REFUSED}): the server applies a stage's chunks only in order, so none after a missing one can be stored. Kept in ${letters} (client.deadLetters()); ` +
+        "the output sent with the stage's COMPLETED replaces the streamed text, so only the text streamed so far is lost: fix the cause of chunk 0's refusal (logged above)",
+    ])
+    expect((await client.deadLetters(runId)).map((letter) => [(JSON.parse(letter.body) as { seq: number }).seq, letter.reason])).toEqual([
+      [0, REFUSED],
+      ...[1, 2, 3, 4].map((seq) => [seq, "an earlier chunk of this stage's output was dead-lettered"]),
+    ])
+    expect(await client.close()).toMatchObject({ undelivered: { [runId]: expect.objectContaining({ deadLettered: 5 }) } })
   })
 })
 
