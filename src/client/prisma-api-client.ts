@@ -25,7 +25,7 @@ import { Heartbeats } from './heartbeat.js'
 import { type Logger, consoleLogger } from './logger.js'
 import { parseResponse } from './parse-response.js'
 import type { DeadLetter, FlushResult, LeftQueue, OutboxEntry } from './outbox/entry.js'
-import { duplicateCompletion } from './pipeline-summary.js'
+import { type DuplicateCompletion, duplicateCompletion } from './pipeline-summary.js'
 import { Outbox } from './outbox/outbox.js'
 import { type ProgressReport, ProgressReports } from './progress.js'
 import { type RunFinishedEvent, RunFinishedObserver, safeJson } from './run-finished.js'
@@ -232,7 +232,7 @@ export class PrismaAPIClient {
         return known ? { ...known, processing, completed, ended } : { catalogue, pipeline: run.pipeline, processing, completed, ended }
       },
       inheritedRun: (runId) => this.#inheritedRun(runId),
-      completeRun: (runId, body) => this.#completeRun(runId, body),
+      completeRun: (runId, body, otherCause) => this.#completeRun(runId, body, otherCause),
     }
     // Not enumerable, not in the types: `runPipeline` reaches it through `clientInternals`.
     Object.defineProperty(this, CLIENT_INTERNALS, { value: internals })
@@ -302,7 +302,10 @@ export class PrismaAPIClient {
    * on a run that has none. Resolves the server's answer, or a {@link QueuedDelivery}
    * when the outbox took it (server unreachable, or the run's earlier updates still queued);
    * how that one comes out later (applied, duplicate, dead-lettered, superseded) goes to the
-   * client's `onQueuedCompletion`.
+   * client's `onQueuedCompletion`. An answer `duplicate` (the run's completion had already been
+   * received, so these results did not reach the app's `onRunCompleted` hook; or, after an
+   * attempt of this call got no definite answer, maybe they did) is logged once at warn, in
+   * `runPipeline`'s words.
    * Throws {@link PayloadValidationError} for an invalid body, and the transport errors when
    * it could not be delivered and there is no outbox (or the server refused it with a 4xx).
    *
@@ -315,11 +318,15 @@ export class PrismaAPIClient {
    * ```
    */
   async completeRun(runId: string, body: CompleteRunInput): Promise<CompleteRunResponse | QueuedDelivery> {
-    return (await this.#completeRun(runId, body)).response
+    return (await this.#completeRun(runId, body, COMPLETED_BEFORE_THIS_CALL)).response
   }
 
-  /** `completeRun`, with the cause of an attempt of it that got no definite answer (see `ClientInternals.completeRun`). */
-  async #completeRun(runId: string, body: CompleteRunInput): Promise<{ response: CompleteRunResponse | QueuedDelivery; unansweredAttempt?: string }> {
+  /**
+   * `completeRun`, with the `duplicate` answer's warning (see `ClientInternals.completeRun`),
+   * logged here once at warn for every caller: the one place a delivered `duplicate` is said
+   * (one queued in the outbox is said when it leaves it, `#completionLeft`).
+   */
+  async #completeRun(runId: string, body: CompleteRunInput, otherCause: string): Promise<{ response: CompleteRunResponse | QueuedDelivery; duplicate?: DuplicateCompletion }> {
     const completedAt = body.completedAt instanceof Date ? body.completedAt.toISOString() : (body.completedAt ?? new Date().toISOString())
     const parsed = safeParseContract(CompleteRun, { ...body, completedAt })
     if (!parsed.success) throw new PayloadValidationError('completion', parsed.error.issues)
@@ -333,7 +340,12 @@ export class PrismaAPIClient {
     switch (outcome.state) {
       case 'delivered': {
         const response = parseResponse(CompleteRunResponse, outcome.text, 'completion')
-        return outcome.unansweredAttempt === undefined ? { response } : { response, unansweredAttempt: outcome.unansweredAttempt }
+        // Delivered, yet the app's hook ran with an earlier /complete's results, or maybe with these
+        // (an attempt of this one went unanswered): never silent.
+        const duplicate = duplicateCompletion(response, outcome.unansweredAttempt, otherCause)
+        if (!duplicate) return { response }
+        this.#logger.warn(`Run ${runId}: ${duplicate.warning}`, { runId, idempotencyKey })
+        return { response, duplicate }
       }
       case 'run-finished':
         throw outcome.error
@@ -765,6 +777,10 @@ export class PrismaAPIClient {
 }
 
 function noop(): void {}
+
+/** Who may have sent the `/complete` a public `completeRun` answered `duplicate` came after (`duplicateCompletion`'s `otherCause`). */
+const COMPLETED_BEFORE_THIS_CALL =
+  "another /complete of this run was received before this call (this client's own earlier completeRun, another runner or process on the same run id, or the web app)"
 
 /** A chunk as `appendStageOutput` checks it before sending. */
 const OutputChunkInput = StageOutputChunk.extend({
