@@ -119,8 +119,10 @@ export class PrismaAPIClient {
    */
   readonly #earlierDeadLetters = new Map<string, DeadLetter[]>()
   readonly #onQueuedCompletion: ((event: QueuedCompletionEvent) => void) | undefined
-  /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
-  #inherited = new Map<string, Map<number, InheritedStage>>()
+  /** The updates an earlier process left in the outbox, as loaded (see `restart-attempts.ts`). */
+  #inheritedEntries: readonly OutboxEntry[] = []
+  /** The ids of those the outbox has dead-lettered since: they never land, so they say nothing of the run. */
+  readonly #inheritedDeadLettered = new Set<string>()
   /** Per run: how the updates an earlier process left in the outbox end it, when they do (see `restart-attempts.ts`). */
   #inheritedEnds = new Map<string, InheritedEnd>()
   /** The list and count reads: a GET like `getStatus`, retried, refused once the client is closed. */
@@ -186,7 +188,7 @@ export class PrismaAPIClient {
     this.#delivery.attach(this.#outbox)
     // Read before the first redelivery can land: a restarted runner's attempts do not depend on its timing.
     const inherited = this.#outbox?.takeInherited() ?? []
-    this.#inherited = inheritedStages(inherited)
+    this.#inheritedEntries = inherited
     this.#inheritedEnds = inheritedEnds(inherited)
     const internals: ClientInternals = {
       stageUpdate: (runId, stageNumber, status, output, catalogue, attempt) => this.#stageUpdate(runId, stageNumber, status, output, catalogue, attempt),
@@ -214,7 +216,6 @@ export class PrismaAPIClient {
       serverCatalogue: async (runId, stageCount) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
-        const inherited = this.#inherited.get(runId)
         if (known?.processing) return { ...known, ...this.#inheritedRun(runId, known.pipeline) }
         // Without the stages (a status read that failed) the catalogue `createRun` answered still checks the runner.
         const status = known ? await this.#readStatus(runId).catch(() => undefined) : await this.#readStatus(runId)
@@ -223,6 +224,9 @@ export class PrismaAPIClient {
         // A run its stages completed before the earlier process's `/complete` is resumed (that
         // `/complete` is still to be sent), not learned finished elsewhere; any other run is read as `getStatus` reads it.
         if (!completedByItsStages(run, stages, (known?.catalogue ?? catalogue)?.length ?? stageCount)) this.#observer.observe(runId, run, 'status', false)
+        // Taken after the read: a pending update dead-lettered by now never lands, so it says nothing (a stage
+        // whose COMPLETED it was runs again); one dead-lettered later counts against `delivered` (pipeline-summary.ts).
+        const inherited = this.#inheritedStagesOf(runId)
         const processing = stagesLeftProcessing(stages, inherited)
         const completed = stagesCompleted(stages, inherited)
         const end = this.#inheritedEnds.get(runId)
@@ -675,8 +679,15 @@ export class PrismaAPIClient {
    */
   #leftOutbox(entry: OutboxEntry, left: LeftQueue, inherited: boolean): void {
     if (left.result === 'rejected') {
-      if (inherited) this.#earlierDeadLetters.set(entry.runId, [...(this.#earlierDeadLetters.get(entry.runId) ?? []), left.letter])
-      else for (const listener of this.#queuedDeadLetterListeners.of(entry.runId)) listener(left.letter)
+      if (inherited) {
+        this.#earlierDeadLetters.set(entry.runId, [...(this.#earlierDeadLetters.get(entry.runId) ?? []), left.letter])
+        // As loaded, the entry had its own id, or the one a replacement (an output cut to fit) took the place of.
+        this.#inheritedDeadLettered.add(entry.id)
+        if (entry.replaces !== undefined) this.#inheritedDeadLettered.add(entry.replaces)
+      }
+      else {
+        for (const listener of this.#queuedDeadLetterListeners.of(entry.runId)) listener(left.letter)
+      }
     }
     if (entry.route === 'complete') this.#completionLeft(entry, left, inherited)
   }
@@ -717,8 +728,20 @@ export class PrismaAPIClient {
     }
   }
 
+  /**
+   * Per stage, what the earlier process's updates of the run still in the outbox or delivered
+   * since say, less those dead-lettered since (`inheritedStages`): read when `runPipeline`
+   * starts, not when the outbox was opened.
+   */
+  #inheritedStagesOf(runId: string): ReadonlyMap<number, InheritedStage> | undefined {
+    return inheritedStages(
+      this.#inheritedEntries.filter((entry) => entry.runId === runId),
+      this.#inheritedDeadLettered,
+    ).get(runId)
+  }
+
   #inheritedRun(runId: string, pipeline?: string): InheritedRun {
-    const inherited = this.#inherited.get(runId)
+    const inherited = this.#inheritedStagesOf(runId)
     const end = this.#inheritedEnds.get(runId)
     const ended = end && { event: inheritedEndEvent(runId, end, undefined, pipeline), updates: end.updates }
     return { processing: stagesLeftProcessing([], inherited), completed: stagesCompleted([], inherited), ended }

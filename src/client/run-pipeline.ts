@@ -215,8 +215,8 @@ export interface RunPipelineOptions {
  * - A restarted runner (the same `runId` again, after a crash or a deploy; with the same outbox
  *   directory when it has one) resumes the run (docs/llm-pipelines.md "Restarting a runner"):
  *   from the run read at start (`GET /status`) and the earlier process's updates still in the
- *   outbox, a stage the server holds COMPLETED, or whose last pending update is its COMPLETED, is
- *   not run again: nothing is sent for it, `onProgress` gets `stage-skipped`, its summary entry
+ *   outbox, a stage the server holds COMPLETED, or whose last pending update is its COMPLETED (one
+ *   the outbox has not dead-lettered by then: that one never reaches the server), is not run again: nothing is sent for it, `onProgress` gets `stage-skipped`, its summary entry
  *   has `skipped: 'already-completed'`, and the later stages, `outputs`, `results` and the
  *   `/complete` get its output as stored ({@link StageContext.previousOutputs} says how it is read
  *   back). A stage left PROCESSING runs again as the next attempt (its streamed text restarts).

@@ -231,19 +231,14 @@ describe("runPipeline and an earlier process's dead-lettered update it relied on
   const SKIPPED_NOT_STORED =
     'this run skipped stage 1 relying on it, so the stage is not stored as COMPLETED on the server: rerun the run, or report the stage again (markStageComplete with its output)'
 
-  it.each([
-    ['before the restarted runner starts', 'before'],
-    ['while it runs', 'during'],
-  ] as const)("counts a skipped stage's pending COMPLETED against delivered, dead-lettered %s, and says the stage is not stored", async (_, when) => {
-    const runId = `relied_skip_${when}`
+  /** A run whose stage 1 COMPLETED an earlier process left pending in the outbox when it died (its PROCESSING was delivered). */
+  async function pendingCompleted(runId: string) {
     await mock.createRun(runId)
-    // The earlier process: stage 1 PROCESSING delivered, its COMPLETED queued (the server answered 503), then it died.
     const earlier = clients.make()
     expect(await earlier.markStageProcessing(runId, 1)).toBe(true)
     mock.fail('stageUpdate', { status: 503 })
     expect(await earlier.markStageComplete(runId, 1, 'one')).toBe(true)
     expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
-
     const restarted = clients.make()
     /** The server refuses the earlier process's COMPLETED for good, and the outbox dead-letters it. */
     const refuse = async () => {
@@ -252,17 +247,45 @@ describe("runPipeline and an earlier process's dead-lettered update it relied on
       await restarted.flush()
       expect(restarted.pendingCount(runId)).toBe(0)
     }
-    if (when === 'before') await refuse()
+    return { restarted, refuse }
+  }
+
+  it("runs the stage again when its pending COMPLETED was dead-lettered before the restarted runner starts: the server never stored it", async () => {
+    const runId = 'relied_skip_before'
+    const { restarted, refuse } = await pendingCompleted(runId)
+    await refuse()
+    const calls: number[] = []
+    const summary = await runPipeline({
+      runId,
+      client: restarted,
+      stages: [1, 2, 3, 4, 5].map((n) => () => {
+        calls.push(n)
+        return `stage ${n}`
+      }),
+    })
+
+    expect(calls).toEqual([1, 2, 3, 4, 5])
+    expect(summary.stages[0]).toMatchObject({ status: 'COMPLETED', reported: true })
+    expect(summary.stages[0]?.skipped).toBeUndefined()
+    // The earlier process's dead letter is named as that process's; this run did not rely on it.
+    expect(summary.warnings).toEqual([`An earlier process's stage 1 COMPLETED was not delivered (dead-lettered): ${REFUSED}`])
+    expect(summary.delivered).toBe(true)
+    expect((await stored(runId)).stages?.[0]).toBe('1 COMPLETED stage 1')
+  })
+
+  it("counts a skipped stage's pending COMPLETED against delivered when it is dead-lettered while the run goes on, and says the stage is not stored", async () => {
+    const runId = 'relied_skip_during'
+    const { restarted, refuse } = await pendingCompleted(runId)
     const calls: number[] = []
     const stages: StageFunction[] = [1, 2, 3, 4, 5].map((n) => async () => {
       calls.push(n)
       // This run's updates so far queued behind the earlier process's; they are delivered after it.
-      if (n === 2 && when === 'during') await refuse()
+      if (n === 2) await refuse()
       return `stage ${n}`
     })
     const summary = await runPipeline({ runId, client: restarted, stages })
 
-    // Skipped because of the pending COMPLETED, the same whether it was dead-lettered before the start or not.
+    // Skipped because of the pending COMPLETED, which was still pending when the run started.
     expect(calls).toEqual([2, 3, 4, 5])
     expect(summary.stages[0]).toMatchObject({ status: 'COMPLETED', skipped: 'already-completed' })
     expect(summary.delivered).toBe(false)
