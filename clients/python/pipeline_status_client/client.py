@@ -1387,6 +1387,8 @@ class PrismaAPIClient:
             self._count_dead_letter(entry.run_id)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
             self._completion_left(entry, "dead-lettered", reason=str(error))
+            if status is not None:
+                self._dead_letter_cascade(entry, str(error))
             return True
         stale = answer.get("outcome") == "stale"
         self._note_conflict(entry.run_id, f"{entry.what} (from the outbox)", answer)
@@ -1408,6 +1410,43 @@ class PrismaAPIClient:
         else:
             self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
         return True
+
+    def _dead_letter_cascade(self, refused: OutboxEntry, cause: str) -> None:
+        """A chunk cascade, as the TypeScript outbox's: once the server refused a queued output chunk
+        for good, the later chunks of that stage attempt queued behind it (up to the stage's next
+        status change, which may start a new attempt) cannot be applied, since the server applies a
+        stage's chunks only in order (each would be refused ``409 output_out_of_order``). They are
+        dead-lettered unsent (:data:`EARLIER_CHUNK_DEAD_LETTERED`), each kept and counted as its
+        own dead letter, with one error line for all of them after the refused chunk's. Not after
+        a chunk dead-lettered for its age (the caller's rule): an unanswered attempt of it may have
+        been stored."""
+        assert self.outbox is not None
+        first = _chunk_of(refused)
+        if first is None:
+            return
+        stage, first_seq = first
+        seqs: List[int] = []
+        for later in self.outbox.pending(refused.run_id):
+            if later.seq <= refused.seq:
+                continue
+            if _status_change_stage(later) == stage:
+                break
+            chunk = _chunk_of(later)
+            if chunk is None or chunk[0] != stage or chunk[1] <= first_seq:
+                continue
+            self.outbox.dead_letter(later, None, None, EARLIER_CHUNK_DEAD_LETTERED)
+            self._count_dead_letter(later.run_id)
+            seqs.append(chunk[1])
+        if not seqs:
+            return
+        count = len(seqs)
+        which = f"chunk {seqs[0]}" if count == 1 else f"chunks {min(seqs)} to {max(seqs)}"
+        self.log.error(
+            "Run %s: %d later chunk%s of the streamed output of stage %d (%s) dead-lettered unsent, because stage %d output chunk %d "
+            "was (%s): the server applies a stage's chunks only in order, so none after a missing one can be stored. Kept in %s "
+            "(client.dead_letters()); the output sent with the stage's COMPLETED replaces the streamed text, so only the text "
+            "streamed so far is lost: fix the cause of chunk %d's refusal (logged above)",
+            refused.run_id, count, "" if count == 1 else "s", stage, which, stage, first_seq, cause, self.outbox.path, first_seq)
 
     def _completion_left(self, entry: OutboxEntry, outcome: str, answer: Optional[Dict[str, Any]] = None,
                          reason: Optional[str] = None) -> None:
@@ -1526,6 +1565,37 @@ def describe_run_finished(run: Mapping[str, Any], finished_before_first_update: 
                  "sent by this client (another runner using the same run id, or an earlier run with it)")
     at = f" at {completed}" if isinstance(completed, str) else ""
     return f"Run {run.get('id')} was {status}{reason} on the server{at}, not by this client: {cause}"
+
+
+#: The reason of an output chunk the outbox dead-letters unsent because an earlier chunk of the same
+#: stage attempt was refused for good (the TypeScript client's ``EARLIER_CHUNK_DEAD_LETTERED``).
+EARLIER_CHUNK_DEAD_LETTERED = "an earlier chunk of this stage's output was dead-lettered"
+
+
+def _chunk_of(entry: OutboxEntry) -> Optional[Tuple[int, int]]:
+    """``(stage, seq)`` of a queued streamed output chunk; ``None`` for any other update."""
+    match = re.search(r"/stages/(\d+)/output$", entry.route)
+    if match is None:
+        return None
+    try:
+        seq = json.loads(entry.body or b"{}").get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return (int(match.group(1)), seq) if isinstance(seq, int) else None
+
+
+def _status_change_stage(entry: OutboxEntry) -> Optional[int]:
+    """The stage of a queued stage update that changes its status (not a progress report); else ``None``."""
+    if not entry.route.endswith("/stage-update"):
+        return None
+    try:
+        body = json.loads(entry.body or b"{}")
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("progress") is not None:
+        return None
+    stage = body.get("stageNumber")
+    return stage if isinstance(stage, int) else None
 
 
 def _stage_number_problem(stage_number: Any, stages: Mapping[int, str]) -> Optional[str]:

@@ -73,5 +73,55 @@ class ClosedClientTest(_WithServer):
         self.assertEqual(len(client.undelivered("r").failed), 5)
 
 
+class ChunkCascadeTest(_WithServer):
+    def test_later_chunks_behind_a_dead_lettered_one_are_dead_lettered_unsent_with_one_line(self) -> None:
+        down = {"value": True}
+        refuse_first = {"value": False}
+
+        def answer(path: str, body: Any) -> Any:
+            if path.endswith("/output"):
+                if down["value"]:
+                    return problem("database_unavailable", 503)
+                if refuse_first["value"]:
+                    refuse_first["value"] = False
+                    return problem("invalid_body", 400)
+            return None
+
+        self.server.answer = answer
+        outbox = tempfile.mkdtemp(prefix="cascade-")
+        client = self.client(outbox_dir=outbox, background=False)
+        self.assertTrue(client.mark_stage_processing("r", 1))
+        # One write of three chunks' worth: cut into chunks 0, 1 and 2 of 64 KiB, queued in order (503).
+        with client.stream_output("r", 1) as out:
+            out.write("x" * (3 * 64 * 1024))
+        self.assertTrue(client.mark_stage_complete("r", 1, "done"))
+        self.assertEqual(client.pending_count("r"), 4)
+
+        down["value"] = False
+        refuse_first["value"] = True
+        sent = len(self.server.requests)
+        self.records.messages.clear()
+        self.assertTrue(client.flush(timeout=30))
+
+        # Only chunk 0 was sent again; the stage's COMPLETED after the chunks was delivered.
+        self.assertEqual([line.split(" ")[:3] for line in self.server.lines(sent)], [["output", "1", "#0"], ["stage-update", "1", "COMPLETED"]])
+        letters = client.dead_letters("r")
+        self.assertEqual([(json.loads(letter.body or b"{}")["seq"], letter.reason.split(":")[0]) for letter in letters], [
+            (0, REFUSED),
+            (1, "an earlier chunk of this stage's output was dead-lettered"),
+            (2, "an earlier chunk of this stage's output was dead-lettered"),
+        ])
+        errors = self.errors()
+        self.assertEqual(len(errors), 2, errors)
+        self.assertTrue(errors[0].startswith(f"Run r: stage 1 output chunk 0 dead-lettered: {REFUSED}"), errors[0])
+        self.assertEqual(errors[1], (
+            "Run r: 2 later chunks of the streamed output of stage 1 (chunks 1 to 2) dead-lettered unsent, because stage 1 output "
+            f"chunk 0 was ({letters[0].reason}): the server applies a stage's chunks only "
+            f"in order, so none after a missing one can be stored. Kept in {client.outbox.path if client.outbox else ''} "
+            "(client.dead_letters()); the output sent with the stage's COMPLETED replaces the streamed text, so only the text "
+            "streamed so far is lost: fix the cause of chunk 0's refusal (logged above)"))
+        self.assertEqual(len(client.undelivered("r").dead_letters), 3)
+
+
 if __name__ == "__main__":
     unittest.main()
