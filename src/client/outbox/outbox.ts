@@ -448,9 +448,8 @@ export class Outbox {
         }
         if (outcome.result === 'rejected') {
           // A chunk of a cascade is kept and counted like any dead letter, and logged with the cascade's one line.
-          const quiet = afterRefusedChunk
-          left = { result: 'rejected', letter: await this.#file(() => this.#writeDeadLetter(head.entry, outcome, quiet)) }
-          if (quiet && subject.kind === 'output') cascades.get(subject.stageNumber)?.seqs.push(Number(subject.seq))
+          left = { result: 'rejected', letter: await this.#file(() => this.#writeDeadLetter(head.entry, outcome, afterRefusedChunk)) }
+          if (afterRefusedChunk && subject.kind === 'output') cascades.get(subject.stageNumber)?.seqs.push(Number(subject.seq))
           rejected++
         } else if (outcome.result === 'superseded') {
           await this.#file(() => this.#writeSuperseded(head.entry, outcome))
@@ -536,10 +535,12 @@ export class Outbox {
   async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }, quiet = false): Promise<DeadLetter> {
     const letter = toDeadLetter(entry, refusal)
     await this.#deadLetters.append(letter)
-    if (!quiet) this.#logger.error(
-      `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
-      { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
-    )
+    if (!quiet) {
+      this.#logger.error(
+        `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
+        { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
+      )
+    }
     this.#onDeadLetter?.(letter)
     reportDeadLetter(entry.route, 'dead_letter')
     return letter
