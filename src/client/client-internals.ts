@@ -14,6 +14,7 @@ import type { DeadLetter } from './outbox/entry.js'
 import { ConfigurationError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { OutputStream } from './output-writer.js'
+import type { DuplicateCompletion } from './pipeline-summary.js'
 import type { CompletedStage } from './restart-attempts.js'
 import type { ProgressReport } from './progress.js'
 import type { StageAttemptFields } from './stage-output.js'
@@ -69,11 +70,12 @@ export interface ClientInternals {
    */
   takeEarlierDeadLetters(runId: string): DeadLetter[]
   /**
-   * `completeRun`, with `unansweredAttempt` when the `/complete` was delivered after an attempt of
-   * it got no definite answer (a timeout, a reset, a gateway's 502/504): its cause. The server
-   * may have received that attempt, so a `duplicate` answer may be its own (`duplicateCompletion`).
+   * `completeRun`, with `duplicate` when the server answered `duplicate`: the one warning of it
+   * (`duplicateCompletion`, with `otherCause` saying when another party's `/complete` came
+   * first), already logged at warn, and the cause of an attempt of it that got no definite
+   * answer when one did (the `duplicate` may then be the answer to that attempt).
    */
-  completeRun(runId: string, body: CompleteRunInput): Promise<{ response: CompleteRunResponse | QueuedDelivery; unansweredAttempt?: string }>
+  completeRun(runId: string, body: CompleteRunInput, otherCause: string): Promise<{ response: CompleteRunResponse | QueuedDelivery; duplicate?: DuplicateCompletion }>
 }
 
 /** A run's own stage catalogue as the server answered it, and its pipeline. */

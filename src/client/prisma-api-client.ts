@@ -25,7 +25,7 @@ import { Heartbeats } from './heartbeat.js'
 import { type Logger, consoleLogger } from './logger.js'
 import { parseResponse } from './parse-response.js'
 import type { DeadLetter, FlushResult, LeftQueue, OutboxEntry } from './outbox/entry.js'
-import { duplicateCompletion } from './pipeline-summary.js'
+import { type DuplicateCompletion, duplicateCompletion } from './pipeline-summary.js'
 import { Outbox } from './outbox/outbox.js'
 import { type ProgressReport, ProgressReports } from './progress.js'
 import { type RunFinishedEvent, RunFinishedObserver, safeJson } from './run-finished.js'
@@ -119,8 +119,10 @@ export class PrismaAPIClient {
    */
   readonly #earlierDeadLetters = new Map<string, DeadLetter[]>()
   readonly #onQueuedCompletion: ((event: QueuedCompletionEvent) => void) | undefined
-  /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
-  #inherited = new Map<string, Map<number, InheritedStage>>()
+  /** The updates an earlier process left in the outbox, as loaded (see `restart-attempts.ts`). */
+  #inheritedEntries: readonly OutboxEntry[] = []
+  /** The ids of those the outbox has dead-lettered since: they never land, so they say nothing of the run. */
+  readonly #inheritedDeadLettered = new Set<string>()
   /** Per run: how the updates an earlier process left in the outbox end it, when they do (see `restart-attempts.ts`). */
   #inheritedEnds = new Map<string, InheritedEnd>()
   /** The list and count reads: a GET like `getStatus`, retried, refused once the client is closed. */
@@ -186,7 +188,7 @@ export class PrismaAPIClient {
     this.#delivery.attach(this.#outbox)
     // Read before the first redelivery can land: a restarted runner's attempts do not depend on its timing.
     const inherited = this.#outbox?.takeInherited() ?? []
-    this.#inherited = inheritedStages(inherited)
+    this.#inheritedEntries = inherited
     this.#inheritedEnds = inheritedEnds(inherited)
     const internals: ClientInternals = {
       stageUpdate: (runId, stageNumber, status, output, catalogue, attempt) => this.#stageUpdate(runId, stageNumber, status, output, catalogue, attempt),
@@ -214,7 +216,6 @@ export class PrismaAPIClient {
       serverCatalogue: async (runId, stageCount) => {
         const known = this.#catalogues.get(runId)
         this.#catalogues.delete(runId)
-        const inherited = this.#inherited.get(runId)
         if (known?.processing) return { ...known, ...this.#inheritedRun(runId, known.pipeline) }
         // Without the stages (a status read that failed) the catalogue `createRun` answered still checks the runner.
         const status = known ? await this.#readStatus(runId).catch(() => undefined) : await this.#readStatus(runId)
@@ -223,6 +224,9 @@ export class PrismaAPIClient {
         // A run its stages completed before the earlier process's `/complete` is resumed (that
         // `/complete` is still to be sent), not learned finished elsewhere; any other run is read as `getStatus` reads it.
         if (!completedByItsStages(run, stages, (known?.catalogue ?? catalogue)?.length ?? stageCount)) this.#observer.observe(runId, run, 'status', false)
+        // Taken after the read: a pending update dead-lettered by now never lands, so it says nothing (a stage
+        // whose COMPLETED it was runs again); one dead-lettered later counts against `delivered` (pipeline-summary.ts).
+        const inherited = this.#inheritedStagesOf(runId)
         const processing = stagesLeftProcessing(stages, inherited)
         const completed = stagesCompleted(stages, inherited)
         const end = this.#inheritedEnds.get(runId)
@@ -232,7 +236,7 @@ export class PrismaAPIClient {
         return known ? { ...known, processing, completed, ended } : { catalogue, pipeline: run.pipeline, processing, completed, ended }
       },
       inheritedRun: (runId) => this.#inheritedRun(runId),
-      completeRun: (runId, body) => this.#completeRun(runId, body),
+      completeRun: (runId, body, otherCause) => this.#completeRun(runId, body, otherCause),
     }
     // Not enumerable, not in the types: `runPipeline` reaches it through `clientInternals`.
     Object.defineProperty(this, CLIENT_INTERNALS, { value: internals })
@@ -302,7 +306,10 @@ export class PrismaAPIClient {
    * on a run that has none. Resolves the server's answer, or a {@link QueuedDelivery}
    * when the outbox took it (server unreachable, or the run's earlier updates still queued);
    * how that one comes out later (applied, duplicate, dead-lettered, superseded) goes to the
-   * client's `onQueuedCompletion`.
+   * client's `onQueuedCompletion`. An answer `duplicate` (the run's completion had already been
+   * received, so these results did not reach the app's `onRunCompleted` hook; or, after an
+   * attempt of this call got no definite answer, maybe they did) is logged once at warn, in
+   * `runPipeline`'s words.
    * Throws {@link PayloadValidationError} for an invalid body, and the transport errors when
    * it could not be delivered and there is no outbox (or the server refused it with a 4xx).
    *
@@ -315,11 +322,15 @@ export class PrismaAPIClient {
    * ```
    */
   async completeRun(runId: string, body: CompleteRunInput): Promise<CompleteRunResponse | QueuedDelivery> {
-    return (await this.#completeRun(runId, body)).response
+    return (await this.#completeRun(runId, body, COMPLETED_BEFORE_THIS_CALL)).response
   }
 
-  /** `completeRun`, with the cause of an attempt of it that got no definite answer (see `ClientInternals.completeRun`). */
-  async #completeRun(runId: string, body: CompleteRunInput): Promise<{ response: CompleteRunResponse | QueuedDelivery; unansweredAttempt?: string }> {
+  /**
+   * `completeRun`, with the `duplicate` answer's warning (see `ClientInternals.completeRun`),
+   * logged here once at warn for every caller: the one place a delivered `duplicate` is said
+   * (one queued in the outbox is said when it leaves it, `#completionLeft`).
+   */
+  async #completeRun(runId: string, body: CompleteRunInput, otherCause: string): Promise<{ response: CompleteRunResponse | QueuedDelivery; duplicate?: DuplicateCompletion }> {
     const completedAt = body.completedAt instanceof Date ? body.completedAt.toISOString() : (body.completedAt ?? new Date().toISOString())
     const parsed = safeParseContract(CompleteRun, { ...body, completedAt })
     if (!parsed.success) throw new PayloadValidationError('completion', parsed.error.issues)
@@ -333,7 +344,12 @@ export class PrismaAPIClient {
     switch (outcome.state) {
       case 'delivered': {
         const response = parseResponse(CompleteRunResponse, outcome.text, 'completion')
-        return outcome.unansweredAttempt === undefined ? { response } : { response, unansweredAttempt: outcome.unansweredAttempt }
+        // Delivered, yet the app's hook ran with an earlier /complete's results, or maybe with these
+        // (an attempt of this one went unanswered): never silent.
+        const duplicate = duplicateCompletion(response, outcome.unansweredAttempt, otherCause)
+        if (!duplicate) return { response }
+        this.#logger.warn(`Run ${runId}: ${duplicate.warning}`, { runId, idempotencyKey })
+        return { response, duplicate }
       }
       case 'run-finished':
         throw outcome.error
@@ -663,8 +679,15 @@ export class PrismaAPIClient {
    */
   #leftOutbox(entry: OutboxEntry, left: LeftQueue, inherited: boolean): void {
     if (left.result === 'rejected') {
-      if (inherited) this.#earlierDeadLetters.set(entry.runId, [...(this.#earlierDeadLetters.get(entry.runId) ?? []), left.letter])
-      else for (const listener of this.#queuedDeadLetterListeners.of(entry.runId)) listener(left.letter)
+      if (inherited) {
+        this.#earlierDeadLetters.set(entry.runId, [...(this.#earlierDeadLetters.get(entry.runId) ?? []), left.letter])
+        // As loaded, the entry had its own id, or the one a replacement (an output cut to fit) took the place of.
+        this.#inheritedDeadLettered.add(entry.id)
+        if (entry.replaces !== undefined) this.#inheritedDeadLettered.add(entry.replaces)
+      }
+      else {
+        for (const listener of this.#queuedDeadLetterListeners.of(entry.runId)) listener(left.letter)
+      }
     }
     if (entry.route === 'complete') this.#completionLeft(entry, left, inherited)
   }
@@ -705,8 +728,20 @@ export class PrismaAPIClient {
     }
   }
 
+  /**
+   * Per stage, what the earlier process's updates of the run still in the outbox or delivered
+   * since say, less those dead-lettered since (`inheritedStages`): read when `runPipeline`
+   * starts, not when the outbox was opened.
+   */
+  #inheritedStagesOf(runId: string): ReadonlyMap<number, InheritedStage> | undefined {
+    return inheritedStages(
+      this.#inheritedEntries.filter((entry) => entry.runId === runId),
+      this.#inheritedDeadLettered,
+    ).get(runId)
+  }
+
   #inheritedRun(runId: string, pipeline?: string): InheritedRun {
-    const inherited = this.#inherited.get(runId)
+    const inherited = this.#inheritedStagesOf(runId)
     const end = this.#inheritedEnds.get(runId)
     const ended = end && { event: inheritedEndEvent(runId, end, undefined, pipeline), updates: end.updates }
     return { processing: stagesLeftProcessing([], inherited), completed: stagesCompleted([], inherited), ended }
@@ -765,6 +800,10 @@ export class PrismaAPIClient {
 }
 
 function noop(): void {}
+
+/** Who may have sent the `/complete` a public `completeRun` answered `duplicate` came after (`duplicateCompletion`'s `otherCause`). */
+const COMPLETED_BEFORE_THIS_CALL =
+  "another /complete of this run was received before this call (this client's own earlier completeRun, another runner or process on the same run id, or the web app)"
 
 /** A chunk as `appendStageOutput` checks it before sending. */
 const OutputChunkInput = StageOutputChunk.extend({

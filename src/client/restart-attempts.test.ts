@@ -76,6 +76,16 @@ describe('stagesCompleted: the stages a restarted runner does not run again', ()
     )
     expect(stagesCompleted([], undefined)).toEqual(new Map())
   })
+
+  it('does not take a pending COMPLETED the outbox dead-lettered: the stage runs again, as the next attempt of the one left PROCESSING', () => {
+    const processing = update('r', { stageNumber: 1, stageName: 'a', status: 'PROCESSING' })
+    const completed = update('r', { stageNumber: 1, stageName: 'a', status: 'COMPLETED', output: 'one' })
+    const stored = [{ stageNumber: 1, status: 'PROCESSING', attempt: null, output: null }]
+    expect(stagesCompleted(stored, inheritedStages([processing, completed]).get('r'))).toEqual(new Map([[1, { output: 'one', from: 'outbox' }]]))
+    const inherited = inheritedStages([processing, completed], new Set([completed.id])).get('r')
+    expect(stagesCompleted(stored, inherited)).toEqual(new Map())
+    expect(stagesLeftProcessing(stored, inherited)).toEqual(new Map([[1, 1]]))
+  })
 })
 
 describe('completedByItsStages: a finished run a restarted runner still resumes (its /complete is still to be sent)', () => {

@@ -6,8 +6,10 @@
  * later stages. Both are read from two places, because an earlier process's reports may not have
  * landed yet: the run as the server holds it (`GET /status`) and the earlier process's updates
  * still waiting in the outbox, as they were when this process opened it (they are delivered
- * before any of this process's updates of the run, in order). Reading both makes the answer the
- * same whether the redelivery lands before or after the read. A run whose stages all completed
+ * before any of this process's updates of the run, in order), less those the outbox has
+ * dead-lettered since (they never land: a dead-lettered `COMPLETED` left its stage unfinished on
+ * the server, so the stage runs again). Reading both makes the answer the same whether the
+ * redelivery lands before or after the read. A run whose stages all completed
  * before the earlier process's `/complete` is still resumed ({@link completedByItsStages}): every
  * stage skipped, then that `/complete`. An earlier process whose pending updates of the run hold
  * a FAILED or CANCELLED stage update or a `/complete` has already ended the run
@@ -30,13 +32,15 @@ export interface InheritedStage {
 
 /**
  * Per run, per stage, what the stage updates left in the outbox by an earlier process say (the
- * entries as loaded, oldest first). Progress reports are PROCESSING updates too: they count.
- * A body that is not a stage update's JSON is skipped (it is redelivered as it is all the same).
+ * entries as loaded, oldest first), less those the outbox dead-lettered since (`deadLettered`:
+ * their ids): those never reach the server, so they say nothing of what it holds or will hold.
+ * Progress reports are PROCESSING updates too: they count. A body that is not a stage update's
+ * JSON is skipped (it is redelivered as it is all the same).
  */
-export function inheritedStages(entries: readonly OutboxEntry[]): Map<string, Map<number, InheritedStage>> {
+export function inheritedStages(entries: readonly OutboxEntry[], deadLettered: ReadonlySet<string> = new Set()): Map<string, Map<number, InheritedStage>> {
   const runs = new Map<string, Map<number, InheritedStage>>()
   for (const entry of entries) {
-    if (entry.route !== 'stageUpdate') continue
+    if (entry.route !== 'stageUpdate' || deadLettered.has(entry.id)) continue
     let body: { stageNumber?: unknown; status?: unknown; attempt?: unknown; output?: unknown }
     try {
       body = JSON.parse(entry.body) as typeof body
@@ -158,7 +162,11 @@ export interface CompletedStage {
  * Stage number → what an earlier process completed: the stages the server holds COMPLETED (with
  * the stored output), and those whose earlier process's last pending update is COMPLETED while
  * the server holds them unfinished (with the output that update carries; it lands before this
- * process's updates). A stage the server holds FAILED or CANCELLED is not one of them.
+ * process's updates). A stage the server holds FAILED or CANCELLED is not one of them, nor one
+ * whose pending COMPLETED the outbox dead-lettered before this was asked (`inherited` leaves it
+ * out, {@link inheritedStages}): the server never stored it, so the stage runs again. One
+ * dead-lettered afterwards is too late to run the stage: `runPipeline` counts it against
+ * `delivered` (pipeline-summary.ts `countsAgainstDelivered`).
  */
 export function stagesCompleted(stored: readonly StoredStage[], inherited: ReadonlyMap<number, InheritedStage> | undefined): Map<number, CompletedStage> {
   const completed = new Map<number, CompletedStage>()

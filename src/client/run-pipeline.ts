@@ -3,7 +3,7 @@ import type { FinalStatus, StageStatus, StageUpdateStatus } from '../contract/st
 import { forwardAbort } from './forward-abort.js'
 import { abortMessage, untilAborted } from './stage-abort.js'
 import { clientInternals } from './client-internals.js'
-import { type UpdateOutcome, isQueuedDelivery } from './delivery.js'
+import type { UpdateOutcome } from './delivery.js'
 import type { StageAttemptFields } from './stage-output.js'
 import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
 import { failureReason } from './failure-reason.js'
@@ -19,7 +19,6 @@ import {
   type Undelivered,
   allDelivered,
   describeAlteration,
-  duplicateCompletion,
   outputPreview,
   undeliveredLetter,
   undeliveredWarnings,
@@ -216,8 +215,8 @@ export interface RunPipelineOptions {
  * - A restarted runner (the same `runId` again, after a crash or a deploy; with the same outbox
  *   directory when it has one) resumes the run (docs/llm-pipelines.md "Restarting a runner"):
  *   from the run read at start (`GET /status`) and the earlier process's updates still in the
- *   outbox, a stage the server holds COMPLETED, or whose last pending update is its COMPLETED, is
- *   not run again: nothing is sent for it, `onProgress` gets `stage-skipped`, its summary entry
+ *   outbox, a stage the server holds COMPLETED, or whose last pending update is its COMPLETED (one
+ *   the outbox has not dead-lettered by then: that one never reaches the server), is not run again: nothing is sent for it, `onProgress` gets `stage-skipped`, its summary entry
  *   has `skipped: 'already-completed'`, and the later stages, `outputs`, `results` and the
  *   `/complete` get its output as stored ({@link StageContext.previousOutputs} says how it is read
  *   back). A stage left PROCESSING runs again as the next attempt (its streamed text restarts).
@@ -523,22 +522,20 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     // A run finished elsewhere is not completed again: its status is the server's.
     if ((options.complete ?? true) && !finishedElsewhere) {
       try {
-        const { response, unansweredAttempt } = await internals.completeRun(runId, {
-          ...options.results?.(outputs, status),
-          status,
-          duration: durationMs / 1000,
-          ...(error !== undefined ? { error } : {}),
-        })
+        const { response, duplicate } = await internals.completeRun(
+          runId,
+          {
+            ...options.results?.(outputs, status),
+            status,
+            duration: durationMs / 1000,
+            ...(error !== undefined ? { error } : {}),
+          },
+          "another party completed the run between this runner's start-of-run read and its /complete",
+        )
         // Delivered, yet the app's hook ran with an earlier /complete's results, or maybe with these
-        // (an attempt of this one went unanswered): never silent.
-        const duplicate = isQueuedDelivery(response)
-          ? undefined
-          : duplicateCompletion(response, unansweredAttempt, "another party completed the run between this runner's start-of-run read and its /complete")
+        // (an attempt of this one went unanswered): never silent. The client logged it; the summary says it too.
         result.completion = { ok: true, response, ...(duplicate?.unansweredAttempt === undefined ? {} : { unansweredAttempt: duplicate.unansweredAttempt }) }
-        if (duplicate) {
-          warnings.push(duplicate.warning)
-          internals.logger.warn(`Run ${runId}: ${duplicate.warning}`, { runId })
-        }
+        if (duplicate) warnings.push(duplicate.warning)
       } catch (thrown) {
         result.completion = { ok: false, error: thrown }
         const elsewhereNow = isRunFinishedError(thrown) ? client.runFinished(runId) : undefined

@@ -179,6 +179,22 @@ describe('requests on the wire', () => {
     })
   })
 
+  it("logs a /complete answered duplicate once at warn, in runPipeline's words", async () => {
+    await createRun('run_dup')
+    const logger = recordingLogger()
+    const client = makeClient({ logger })
+    const warned = () => logger.lines.filter((line) => line.level === 'warn').map((line) => line.message)
+    expect(await client.completeRun('run_dup', { status: 'COMPLETED', report: 'first' })).toMatchObject({ outcome: 'applied' })
+    expect(warned()).toEqual([])
+    expect(await client.completeRun('run_dup', { status: 'COMPLETED', report: 'second' })).toMatchObject({ outcome: 'duplicate' })
+    expect(warned()).toEqual([
+      'Run run_dup: ' +
+        "The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's onRunCompleted hook, " +
+        "which ran once with the earlier /complete's: another /complete of this run was received before this call " +
+        "(this client's own earlier completeRun, another runner or process on the same run id, or the web app)",
+    ])
+  })
+
   it('refuses stage numbers outside the catalogue without a request', async () => {
     const logger = recordingLogger()
     const client = makeClient({ logger })

@@ -20,6 +20,7 @@ import {
 } from 'pipeline-status-sdk/client'
 import { createPipelineMock } from 'pipeline-status-sdk/msw'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { recordingLogger } from '../support/loggers.js'
 import { until } from '../support/until.js'
 import { clientFactory } from './support/client-factory.js'
 
@@ -230,19 +231,14 @@ describe("runPipeline and an earlier process's dead-lettered update it relied on
   const SKIPPED_NOT_STORED =
     'this run skipped stage 1 relying on it, so the stage is not stored as COMPLETED on the server: rerun the run, or report the stage again (markStageComplete with its output)'
 
-  it.each([
-    ['before the restarted runner starts', 'before'],
-    ['while it runs', 'during'],
-  ] as const)("counts a skipped stage's pending COMPLETED against delivered, dead-lettered %s, and says the stage is not stored", async (_, when) => {
-    const runId = `relied_skip_${when}`
+  /** A run whose stage 1 COMPLETED an earlier process left pending in the outbox when it died (its PROCESSING was delivered). */
+  async function pendingCompleted(runId: string) {
     await mock.createRun(runId)
-    // The earlier process: stage 1 PROCESSING delivered, its COMPLETED queued (the server answered 503), then it died.
     const earlier = clients.make()
     expect(await earlier.markStageProcessing(runId, 1)).toBe(true)
     mock.fail('stageUpdate', { status: 503 })
     expect(await earlier.markStageComplete(runId, 1, 'one')).toBe(true)
     expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
-
     const restarted = clients.make()
     /** The server refuses the earlier process's COMPLETED for good, and the outbox dead-letters it. */
     const refuse = async () => {
@@ -251,17 +247,45 @@ describe("runPipeline and an earlier process's dead-lettered update it relied on
       await restarted.flush()
       expect(restarted.pendingCount(runId)).toBe(0)
     }
-    if (when === 'before') await refuse()
+    return { restarted, refuse }
+  }
+
+  it("runs the stage again when its pending COMPLETED was dead-lettered before the restarted runner starts: the server never stored it", async () => {
+    const runId = 'relied_skip_before'
+    const { restarted, refuse } = await pendingCompleted(runId)
+    await refuse()
+    const calls: number[] = []
+    const summary = await runPipeline({
+      runId,
+      client: restarted,
+      stages: [1, 2, 3, 4, 5].map((n) => () => {
+        calls.push(n)
+        return `stage ${n}`
+      }),
+    })
+
+    expect(calls).toEqual([1, 2, 3, 4, 5])
+    expect(summary.stages[0]).toMatchObject({ status: 'COMPLETED', reported: true })
+    expect(summary.stages[0]?.skipped).toBeUndefined()
+    // The earlier process's dead letter is named as that process's; this run did not rely on it.
+    expect(summary.warnings).toEqual([`An earlier process's stage 1 COMPLETED was not delivered (dead-lettered): ${REFUSED}`])
+    expect(summary.delivered).toBe(true)
+    expect((await stored(runId)).stages?.[0]).toBe('1 COMPLETED stage 1')
+  })
+
+  it("counts a skipped stage's pending COMPLETED against delivered when it is dead-lettered while the run goes on, and says the stage is not stored", async () => {
+    const runId = 'relied_skip_during'
+    const { restarted, refuse } = await pendingCompleted(runId)
     const calls: number[] = []
     const stages: StageFunction[] = [1, 2, 3, 4, 5].map((n) => async () => {
       calls.push(n)
       // This run's updates so far queued behind the earlier process's; they are delivered after it.
-      if (n === 2 && when === 'during') await refuse()
+      if (n === 2) await refuse()
       return `stage ${n}`
     })
     const summary = await runPipeline({ runId, client: restarted, stages })
 
-    // Skipped because of the pending COMPLETED, the same whether it was dead-lettered before the start or not.
+    // Skipped because of the pending COMPLETED, which was still pending when the run started.
     expect(calls).toEqual([2, 3, 4, 5])
     expect(summary.stages[0]).toMatchObject({ status: 'COMPLETED', skipped: 'already-completed' })
     expect(summary.delivered).toBe(false)
@@ -347,6 +371,38 @@ describe("runPipeline and a queued output chunk the outbox dead-letters (a chunk
       [2, "an earlier chunk of this stage's output was dead-lettered"],
     ])
     expect((await stored(runId)).stages?.[0]).toBe('1 COMPLETED one')
+  })
+
+  it("is one error line in the outbox's log, not one per chunk, and keeps each chunk's dead letter", async () => {
+    const runId = 'chunk_cascade_log'
+    await mock.createRun(runId)
+    const logger = recordingLogger()
+    const client = clients.make({ logger })
+    expect(await client.markStageProcessing(runId, 1)).toBe(true)
+    // Every chunk's send is refused (503), so chunk 0 is queued and chunks 1 to 4 queue behind it.
+    mock.fail('stageOutput', { status: 503 })
+    const stream = client.streamStageOutput(runId, 1)
+    stream.write('x'.repeat(5 * 64 * 1024))
+    await stream.close()
+    expect(client.pendingCount(runId)).toBe(5)
+    // Chunk 0 is refused for good on its redelivery; chunks 1 to 4 are dead-lettered unsent.
+    mock.clearFaults('stageOutput')
+    mock.fail('stageOutput', { status: 400, times: 1 })
+    logger.lines.length = 0
+    expect(await client.flush()).toMatchObject({ delivered: 0, rejected: 5, pending: 0 })
+
+    const letters = join(dir, 'dead-letters.jsonl')
+    expect(logger.lines.filter((line) => line.level === 'error').map((line) => line.message)).toEqual([
+      `Outbox: run ${runId}: stage 1 output chunk 0 dead-lettered (${REFUSED}); kept in ${letters}, the run's later updates go on`,
+      `Outbox: run ${runId}: 4 later chunks of the streamed output of stage 1 (chunks 1 to 4) dead-lettered unsent, because stage 1 output chunk 0 was ` +
+        `(${REFUSED}): the server applies a stage's chunks only in order, so none after a missing one can be stored. Kept in ${letters} (client.deadLetters()); ` +
+        "the output sent with the stage's COMPLETED replaces the streamed text, so only the text streamed so far is lost: fix the cause of chunk 0's refusal (logged above)",
+    ])
+    expect((await client.deadLetters(runId)).map((letter) => [(JSON.parse(letter.body) as { seq: number }).seq, letter.reason])).toEqual([
+      [0, REFUSED],
+      ...[1, 2, 3, 4].map((seq) => [seq, "an earlier chunk of this stage's output was dead-lettered"]),
+    ])
+    expect(await client.close()).toMatchObject({ undelivered: { [runId]: expect.objectContaining({ deadLettered: 5 }) } })
   })
 })
 

@@ -22,6 +22,7 @@ from .contract import (
 )
 from .errors import (
     CatalogueMismatchError,
+    ClientClosedError,
     ConfigurationError,
     InvalidRunIdError,
     PipelineStatusError,
@@ -57,6 +58,7 @@ __all__ = [
     "AlteredOutput",
     "StageOutputStream",
     "CatalogueMismatchError",
+    "ClientClosedError",
     "UNSERIALISABLE_OUTPUT_PREFIX",
     "ConfigurationError",
     "DeadLetter",

@@ -34,7 +34,7 @@ from .contract import (
     to_storable_text,
     utc_timestamp,
 )
-from .errors import CatalogueMismatchError, ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError, StatusNetworkError
+from .errors import CatalogueMismatchError, ClientClosedError, ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError, StatusNetworkError
 from .outbox import DeadLetter, Outbox, OutboxEntry
 from .runs import check_limit, create_run_body, iterate_runs, list_query
 from .restart_attempts import InheritedStages, inherited_stages, stages_left_processing
@@ -364,6 +364,9 @@ class PrismaAPIClient:
         starts it. A failed read is logged once and the outbox's updates alone decide."""
         with self._state:
             known = self._left_processing.get(run_id)
+        if known is None and self._closed.is_set():
+            # Nothing is sent after close, not even this read: the update itself is refused next.
+            return 0
         if known is None:
             stored: List[Any] = []
             try:
@@ -429,12 +432,13 @@ class PrismaAPIClient:
             InvalidRunIdError: ``run_id`` is outside the contract's rule.
             ValueError: ``pipeline``, ``tags`` or ``metadata`` the server would refuse (named).
             StatusHttpError, StatusNetworkError: after the retries, when it could not be created.
+            ClientClosedError: the client was closed; nothing is sent.
         """
         if run_id is not None and not is_valid_run_id(run_id):
             raise InvalidRunIdError(f"invalid run id {run_id!r}: 1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only")
         key = str(uuid.uuid4())
         body = encode_json(create_run_body(run_id, pipeline, tags, metadata))
-        answer = self._send_with_retries(Request("POST", route_path("runs"), key, body))
+        answer = self._read(Request("POST", route_path("runs"), key, body))
         run = answer.get("run") or {}
         if isinstance(answer.get("catalogue"), list):
             self._catalogues[str(run.get("id", run_id))] = answer["catalogue"]
@@ -464,12 +468,14 @@ class PrismaAPIClient:
             ValueError: at the call, for a filter or ``limit`` the server would refuse (named).
             StatusHttpError, StatusNetworkError: while iterating, after the retries (a refused
                 cursor is a 400 ``invalid_cursor``).
+            ClientClosedError: the client was closed (at the call, or while iterating once it is).
         """
         filters = list_query(status, pipeline, tag, created_after, created_before)
         check_limit(limit)
+        self._check_open()
 
         def read(route: str) -> Dict[str, Any]:
-            return self._send_with_retries(Request("GET", route, str(uuid.uuid4())))
+            return self._read(Request("GET", route, str(uuid.uuid4())))
 
         return iterate_runs(read, filters, limit)
 
@@ -482,11 +488,12 @@ class PrismaAPIClient:
         Raises:
             ValueError: a filter or ``group_by`` the server would refuse (named).
             StatusHttpError, StatusNetworkError: after the retries.
+            ClientClosedError: the client was closed; nothing is sent.
         """
         if group_by not in ("status", "pipeline"):
             raise ValueError(f"group_by must be 'status' or 'pipeline', got {group_by!r}")
         pairs = list_query(status, pipeline, tag, created_after, created_before) + [("groupBy", group_by)]
-        answer = self._send_with_retries(Request("GET", f"runs/counts?{urllib.parse.urlencode(pairs)}", str(uuid.uuid4())))
+        answer = self._read(Request("GET", f"runs/counts?{urllib.parse.urlencode(pairs)}", str(uuid.uuid4())))
         counts = answer.get("counts")
         return dict(counts) if isinstance(counts, dict) else {}
 
@@ -547,10 +554,11 @@ class PrismaAPIClient:
         Raises:
             InvalidRunIdError: ``run_id`` is outside the contract's rule.
             StatusHttpError, StatusNetworkError: after the retries.
+            ClientClosedError: the client was closed; nothing is sent.
         """
         if not is_valid_run_id(run_id):
             raise InvalidRunIdError(f"invalid run id {run_id!r}")
-        answer = self._send_with_retries(Request("GET", route_path("status", run_id), str(uuid.uuid4())))
+        answer = self._read(Request("GET", route_path("status", run_id), str(uuid.uuid4())))
         if isinstance(answer.get("catalogue"), list):
             self._catalogues[run_id] = answer["catalogue"]
         with self._state:
@@ -573,7 +581,9 @@ class PrismaAPIClient:
             CatalogueMismatchError: the numbers differ (a 5-stage runner against a 3-stage server
                 would otherwise see the run COMPLETED after stage 3).
             StatusHttpError, StatusNetworkError: the status could not be read.
+            ClientClosedError: the client was closed.
         """
+        self._check_open()
         catalogue = self._catalogues.get(run_id)
         if catalogue is None:
             catalogue = self.get_status(run_id).get("catalogue")
@@ -602,6 +612,9 @@ class PrismaAPIClient:
     def _heartbeat(self, run_id: str, stage_number: Optional[int], progress: Optional[Mapping[str, Any]]) -> bool:
         if not is_valid_run_id(run_id):
             self.log.error("Run %r: heartbeat not sent: invalid run id", run_id)
+            return False
+        if self._closed.is_set():
+            self.log.error("Run %s: heartbeat not sent: %s", run_id, ClientClosedError())
             return False
         body: Dict[str, Any] = {}
         if stage_number is not None:
@@ -891,6 +904,9 @@ class PrismaAPIClient:
         fixed), so it returns at once. Returns whether the outbox is empty."""
         if self.outbox is None:
             return True
+        if self._closed.is_set():
+            # Nothing is sent after close: what waits stays on disk for the next client (as the TypeScript flush()).
+            return self.pending_count() == 0
         deadline = None if timeout is None else time.monotonic() + timeout
         self.outbox.make_due()
         while True:
@@ -915,7 +931,11 @@ class PrismaAPIClient:
         whether the outbox is empty. Logs, as one warning, what stays undelivered per run (as the
         TypeScript client's ``close()``): ``Closed with 3 update(s) undelivered (outbox .outbox):
         run r1: 2 queued in the outbox, 1 failed``; updates queued, and those this client
-        dead-lettered or lost (see :meth:`undelivered`)."""
+        dead-lettered or lost (see :meth:`undelivered`).
+
+        After it the client sends nothing, as the TypeScript client: the calls that return the
+        server's data raise :class:`ClientClosedError`; the ``bool`` methods return ``False`` with
+        one error line; :meth:`flush` sends nothing (what waits stays on disk for the next client)."""
         for run_id in list(self._heartbeats):
             self.stop_heartbeats(run_id)
         for run_id in list(self._watches):
@@ -1031,6 +1051,12 @@ class PrismaAPIClient:
             self.log.error("Run %r: %s not sent: the run id is outside the contract's rule "
                            "(1-128 characters of A-Z a-z 0-9 . _ ~ : -, not dots only)", run_id, what)
             return self._lost(str(run_id), what, "invalid run id")
+        if self._closed.is_set():
+            closed = ClientClosedError()
+            self.log.error("Run %s: %s not sent: %s", run_id, what, closed)
+            if outcome is not None:
+                outcome["failed"] = closed
+            return self._lost(run_id, what, str(closed))
         finished = self.run_finished(run_id)
         if finished is not None:
             self.log.warning("Run %s: %s not sent: the run was finished elsewhere (%s%s)", run_id, what, finished.get("status"),
@@ -1201,6 +1227,16 @@ class PrismaAPIClient:
         update.unique = str(uuid.uuid4())
         return True
 
+    def _check_open(self) -> None:
+        """Raises :class:`ClientClosedError` once the client was closed: nothing is sent after :meth:`close`."""
+        if self._closed.is_set():
+            raise ClientClosedError()
+
+    def _read(self, request: Request) -> Dict[str, Any]:
+        """A request whose answer the caller returns (reads, the run's creation): refused once closed, else retried."""
+        self._check_open()
+        return self._send_with_retries(request)
+
     def _send_with_retries(self, request: Request, what: Optional[str] = None,
                            failures: Optional[List[PipelineStatusError]] = None) -> Dict[str, Any]:
         """One request, retried with the same key while it may pass, up to ``retry.attempts``.
@@ -1351,6 +1387,8 @@ class PrismaAPIClient:
             self._count_dead_letter(entry.run_id)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
             self._completion_left(entry, "dead-lettered", reason=str(error))
+            if status is not None:
+                self._dead_letter_cascade(entry, str(error))
             return True
         stale = answer.get("outcome") == "stale"
         self._note_conflict(entry.run_id, f"{entry.what} (from the outbox)", answer)
@@ -1372,6 +1410,43 @@ class PrismaAPIClient:
         else:
             self.log.info("Run %s: %s delivered from the outbox", entry.run_id, entry.what)
         return True
+
+    def _dead_letter_cascade(self, refused: OutboxEntry, cause: str) -> None:
+        """A chunk cascade, as the TypeScript outbox's: once the server refused a queued output chunk
+        for good, the later chunks of that stage attempt queued behind it (up to the stage's next
+        status change, which may start a new attempt) cannot be applied, since the server applies a
+        stage's chunks only in order (each would be refused ``409 output_out_of_order``). They are
+        dead-lettered unsent (:data:`EARLIER_CHUNK_DEAD_LETTERED`), each kept and counted as its
+        own dead letter, with one error line for all of them after the refused chunk's. Not after
+        a chunk dead-lettered for its age (the caller's rule): an unanswered attempt of it may have
+        been stored."""
+        assert self.outbox is not None
+        first = _chunk_of(refused)
+        if first is None:
+            return
+        stage, first_seq = first
+        seqs: List[int] = []
+        for later in self.outbox.pending(refused.run_id):
+            if later.seq <= refused.seq:
+                continue
+            if _status_change_stage(later) == stage:
+                break
+            chunk = _chunk_of(later)
+            if chunk is None or chunk[0] != stage or chunk[1] <= first_seq:
+                continue
+            self.outbox.dead_letter(later, None, None, EARLIER_CHUNK_DEAD_LETTERED)
+            self._count_dead_letter(later.run_id)
+            seqs.append(chunk[1])
+        if not seqs:
+            return
+        count = len(seqs)
+        which = f"chunk {seqs[0]}" if count == 1 else f"chunks {min(seqs)} to {max(seqs)}"
+        self.log.error(
+            "Run %s: %d later chunk%s of the streamed output of stage %d (%s) dead-lettered unsent, because stage %d output chunk %d "
+            "was (%s): the server applies a stage's chunks only in order, so none after a missing one can be stored. Kept in %s "
+            "(client.dead_letters()); the output sent with the stage's COMPLETED replaces the streamed text, so only the text "
+            "streamed so far is lost: fix the cause of chunk %d's refusal (logged above)",
+            refused.run_id, count, "" if count == 1 else "s", stage, which, stage, first_seq, cause, self.outbox.path, first_seq)
 
     def _completion_left(self, entry: OutboxEntry, outcome: str, answer: Optional[Dict[str, Any]] = None,
                          reason: Optional[str] = None) -> None:
@@ -1490,6 +1565,37 @@ def describe_run_finished(run: Mapping[str, Any], finished_before_first_update: 
                  "sent by this client (another runner using the same run id, or an earlier run with it)")
     at = f" at {completed}" if isinstance(completed, str) else ""
     return f"Run {run.get('id')} was {status}{reason} on the server{at}, not by this client: {cause}"
+
+
+#: The reason of an output chunk the outbox dead-letters unsent because an earlier chunk of the same
+#: stage attempt was refused for good (the TypeScript client's ``EARLIER_CHUNK_DEAD_LETTERED``).
+EARLIER_CHUNK_DEAD_LETTERED = "an earlier chunk of this stage's output was dead-lettered"
+
+
+def _chunk_of(entry: OutboxEntry) -> Optional[Tuple[int, int]]:
+    """``(stage, seq)`` of a queued streamed output chunk; ``None`` for any other update."""
+    match = re.search(r"/stages/(\d+)/output$", entry.route)
+    if match is None:
+        return None
+    try:
+        seq = json.loads(entry.body or b"{}").get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return (int(match.group(1)), seq) if isinstance(seq, int) else None
+
+
+def _status_change_stage(entry: OutboxEntry) -> Optional[int]:
+    """The stage of a queued stage update that changes its status (not a progress report); else ``None``."""
+    if not entry.route.endswith("/stage-update"):
+        return None
+    try:
+        body = json.loads(entry.body or b"{}")
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("progress") is not None:
+        return None
+    stage = body.get("stageNumber")
+    return stage if isinstance(stage, int) else None
 
 
 def _stage_number_problem(stage_number: Any, stages: Mapping[int, str]) -> Optional[str]:

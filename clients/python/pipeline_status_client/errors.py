@@ -14,6 +14,17 @@ class InvalidRunIdError(PipelineStatusError, ValueError):
     """A run id outside the contract's rule (1-128 of ``A-Z a-z 0-9 . _ ~ : -``, not dots only)."""
 
 
+class ClientClosedError(PipelineStatusError):
+    """The client was closed (:meth:`PrismaAPIClient.close`): it sends nothing more. Raised by
+    the calls that return the server's data (``get_status``, ``create_run``, ``list_runs``,
+    ``count_runs``, ``check_catalogue``), as the TypeScript client's ``ClientClosedError`` (same
+    message); the updates (``mark_*``, ``report_progress``, ``complete_run``, ``heartbeat``, a
+    stream's chunks) return ``False`` with one error line instead, as they never raise."""
+
+    def __init__(self, message: str = "The PrismaAPIClient is closed"):
+        super().__init__(message)
+
+
 class StatusHttpError(PipelineStatusError):
     """The server answered with a status that is not 2xx.
 

@@ -33,6 +33,18 @@ interface RunOutcome {
   retry?: { entry: OutboxEntry; reason: string; retryAfterMs?: number | undefined; slow: boolean } | undefined
 }
 
+/** The chunks of one stage dead-lettered unsent behind a chunk the server refused for good, until logged. */
+interface ChunkCascade {
+  /** The refused chunk. */
+  first: OutboxEntry
+  /** Its `seq`. */
+  firstSeq: number
+  /** Its refusal. */
+  cause: string
+  /** The `seq` of each chunk dead-lettered behind it, not logged yet. */
+  seqs: number[]
+}
+
 /** Acks that may pile up in the journal before it is rewritten without them. */
 const COMPACT_AFTER_ACKS = 1000
 
@@ -375,25 +387,39 @@ export class Outbox {
   }
 
   async #flushRun(runId: string, signal: AbortSignal): Promise<RunOutcome> {
+    /**
+     * Per stage, the streamed output chunk of this run the server refused for good in this pass,
+     * and the cascade behind it. The server applies a stage attempt's chunks only in order, so the
+     * later chunks of that attempt queued behind it (up to the stage's next status change, which
+     * may start a new attempt) cannot be applied: they are dead-lettered without being sent
+     * (`EARLIER_CHUNK_DEAD_LETTERED`), instead of each being refused `output_out_of_order`, and
+     * logged as one line once the cascade ends, not one line per chunk. Not after an expired
+     * chunk: an unanswered attempt of it may have been stored, and the next one applied.
+     */
+    const cascades = new Map<string, ChunkCascade>()
+    try {
+      return await this.#flushRunEntries(runId, signal, cascades)
+    } finally {
+      for (const cascade of cascades.values()) this.#logCascade(cascade)
+    }
+  }
+
+  async #flushRunEntries(runId: string, signal: AbortSignal, cascades: Map<string, ChunkCascade>): Promise<RunOutcome> {
     let delivered = 0
     let rejected = 0
-    /**
-     * Per stage, the `seq` of a streamed output chunk of this run the server refused for good in
-     * this pass. The server applies a stage attempt's chunks only in order, so the later chunks of that
-     * attempt queued behind it (up to the stage's next status change, which may start a new
-     * attempt) cannot be applied: they are dead-lettered without being sent
-     * (`EARLIER_CHUNK_DEAD_LETTERED`), instead of each being refused `output_out_of_order`. Not after
-     * an expired chunk: an unanswered attempt of it may have been stored, and the next one applied.
-     */
-    const refusedChunks = new Map<string, number>()
     for (;;) {
       const head = this.#queues.get(runId)?.[0]
       if (!head) return { delivered, rejected }
       if (signal.aborted) return { delivered, rejected, retry: { entry: head.entry, reason: 'the outbox is closing', slow: false } }
       const age = Date.now() - Date.parse(head.entry.firstAttemptAt ?? head.entry.queuedAt)
       const subject = subjectOf(head.entry)
-      if (subject.kind === 'status') refusedChunks.delete(subject.stageNumber)
-      const refusedSeq = subject.kind === 'output' ? refusedChunks.get(subject.stageNumber) : undefined
+      if (subject.kind === 'status') {
+        // The stage's status change ends its cascade: said now, before the updates after it.
+        const cascade = cascades.get(subject.stageNumber)
+        if (cascade) this.#logCascade(cascade)
+        cascades.delete(subject.stageNumber)
+      }
+      const refusedSeq = subject.kind === 'output' ? cascades.get(subject.stageNumber)?.firstSeq : undefined
       const afterRefusedChunk = subject.kind === 'output' && refusedSeq !== undefined && Number(subject.seq) > refusedSeq
       let outcome: DeliveryResult
       this.#inFlight.add(head)
@@ -408,7 +434,7 @@ export class Outbox {
         this.#inFlight.delete(head)
       }
       if (outcome.result === 'rejected' && outcome.status !== undefined && subject.kind === 'output' && refusedSeq === undefined) {
-        refusedChunks.set(subject.stageNumber, Number(subject.seq))
+        cascades.set(subject.stageNumber, { first: head.entry, firstSeq: Number(subject.seq), cause: outcome.reason, seqs: [] })
       }
       if (outcome.result === 'retry') {
         if (outcome.unanswered !== undefined && head.entry.unanswered === undefined) await this.#markUnanswered(head, outcome.unanswered)
@@ -421,7 +447,9 @@ export class Outbox {
           continue
         }
         if (outcome.result === 'rejected') {
-          left = { result: 'rejected', letter: await this.#file(() => this.#writeDeadLetter(head.entry, outcome)) }
+          // A chunk of a cascade is kept and counted like any dead letter, and logged with the cascade's one line.
+          left = { result: 'rejected', letter: await this.#file(() => this.#writeDeadLetter(head.entry, outcome, afterRefusedChunk)) }
+          if (afterRefusedChunk && subject.kind === 'output') cascades.get(subject.stageNumber)?.seqs.push(Number(subject.seq))
           rejected++
         } else if (outcome.result === 'superseded') {
           await this.#file(() => this.#writeSuperseded(head.entry, outcome))
@@ -500,17 +528,44 @@ export class Outbox {
     this.#ackedInJournal++
   }
 
-  /** Appends a dead letter and logs it; runs inside the file queue. Resolves the letter. */
-  async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }): Promise<DeadLetter> {
+  /**
+   * Appends a dead letter and logs it (`quiet`: a chunk of a cascade, logged with the cascade,
+   * {@link #logCascade}); runs inside the file queue. Resolves the letter.
+   */
+  async #writeDeadLetter(entry: OutboxEntry, refusal: { status?: number | undefined; code?: string | undefined; reason: string }, quiet = false): Promise<DeadLetter> {
     const letter = toDeadLetter(entry, refusal)
     await this.#deadLetters.append(letter)
-    this.#logger.error(
-      `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
-      { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
-    )
+    if (!quiet) {
+      this.#logger.error(
+        `Outbox: run ${entry.runId}: ${describeEntry(entry)} dead-lettered (${refusal.reason}); kept in ${join(this.dir, 'dead-letters.jsonl')}, the run's later updates go on`,
+        { runId: entry.runId, idempotencyKey: entry.id, status: refusal.status, code: refusal.code },
+      )
+    }
     this.#onDeadLetter?.(letter)
     reportDeadLetter(entry.route, 'dead_letter')
     return letter
+  }
+
+  /**
+   * One error line for the chunks of a stage dead-lettered unsent behind a refused one (none when
+   * no chunk followed it): the run, the stage, how many and which, the first chunk's refusal, and
+   * what to do. Each chunk's dead letter is kept on disk all the same.
+   */
+  #logCascade(cascade: ChunkCascade): void {
+    const { first, cause } = cascade
+    const seqs = cascade.seqs.splice(0)
+    if (seqs.length === 0) return
+    const stage = first.stageNumber
+    const range = seqs.length === 1 ? `chunk ${seqs[0]}` : `chunks ${Math.min(...seqs)} to ${Math.max(...seqs)}`
+    const chunk = cascade.firstSeq
+    const count = seqs.length
+    this.#logger.error(
+      `Outbox: run ${first.runId}: ${count} later chunk${count === 1 ? '' : 's'} of the streamed output of stage ${stage} (${range}) dead-lettered unsent, ` +
+        `because stage ${stage} output chunk ${chunk} was (${cause}): the server applies a stage's chunks only in order, so none after a missing one can be stored. ` +
+        `Kept in ${join(this.dir, 'dead-letters.jsonl')} (client.deadLetters()); the output sent with the stage's COMPLETED replaces the streamed text, ` +
+        `so only the text streamed so far is lost: fix the cause of chunk ${chunk}'s refusal (logged above)`,
+      { runId: first.runId, stageNumber: stage, chunks: count, firstSeq: Math.min(...seqs), lastSeq: Math.max(...seqs), cause },
+    )
   }
 
   /**
