@@ -3,7 +3,8 @@
  * a slow reader) says why. The subscriber reads `: closed <cause> <runId>` right before the end,
  * and the handlers' logger gets one warning per cause per process (the server never logs at
  * `info`, which the default logger drops: src/internal/logger.test.ts): when the request's
- * credential no longer covers the run or the read token it was opened with expired (expected,
+ * credential no longer covers the run or the credential it was opened with expired (a read token,
+ * a session the app's `authorize` gave an `expiresAt`; expected,
  * said so with the fix), and when the next update could not be made (a race that should be rare).
  * In memory, through `handlers.fetch`, on the MemoryStore; the race is made exact by holding the
  * watcher's text-less read until the writes that make it are done, the expiry by fake timers.
@@ -213,5 +214,81 @@ describe('a stream the server ends says why, and the handlers log it once per ca
       await stream.cancel()
     }
     await bySession.cancel()
+  })
+
+  it("session expired: streams the app's authorize allowed with { allow: true, expiresAt } (a run stream, a run= and a filter set stream) end then, `: closed credential-expired`, one warning; the reconnect is asked of authorize again", async () => {
+    // Fake timers and clock (the handlers' default clock reads Date); setImmediate and I/O stay real.
+    const T0 = Date.parse('2026-12-08T10:00:00.000Z')
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], now: T0 })
+    const store = new MemoryStore()
+    const logger = recordingLogger()
+    // The app's sessions: `short` ends at T0 + 30 s (a Date), `long` at T0 + 1 h (ms since the epoch), `plain` is a boolean.
+    const sessions: Record<string, boolean | { allow: true; expiresAt: Date | number }> = {
+      short: { allow: true, expiresAt: new Date(T0 + 30_000) },
+      long: { allow: true, expiresAt: T0 + 3_600_000 },
+      plain: true,
+    }
+    const asked: string[] = []
+    const handlers = createPipelineStatusHandlers({
+      store,
+      secret: SECRET,
+      logger,
+      authorize: ({ request, action }) => {
+        const session = /^session=(\w+)$/.exec(request.headers.get('cookie') ?? '')?.[1] ?? ''
+        asked.push(`${session} ${action}`)
+        return sessions[session] ?? false
+      },
+      live: { pollIntervalMs: 600_000, safetyPollIntervalMs: 600_000 },
+    })
+    open.push(handlers)
+    for (const runId of ['session-1', 'session-2']) expect((await handlers.fetch(requests.post('/runs', { id: runId }))).status).toBe(201)
+    const as = (session: string, path: string) => new Request(`${HANDLER_BASE_URL}${path}`, { headers: { Cookie: `session=${session}` } })
+
+    const own = await readUntil(await handlers.fetch(as('short', '/session-1/events')), 'event: snapshot')
+    const listed = await readUntil(await handlers.fetch(as('short', '/events?run=session-1&run=session-2')), 'event: ready')
+    const filtered = await readUntil(await handlers.fetch(as('short', '/events?status=PROCESSING')), 'event: ready')
+    const byLong = await readUntil(await handlers.fetch(as('long', '/session-2/events')), 'event: snapshot')
+    const byPlain = await readUntil(await handlers.fetch(as('plain', '/events?run=session-2')), 'event: ready')
+    expect(asked).toEqual(['short stream', 'short stream', 'short stream', 'short list', 'long stream', 'plain stream'])
+    expect(handlers.liveStats().openStreams).toBe(5)
+
+    // The short session ends at T0 + 30 s: a millisecond before, every stream is open.
+    await vi.advanceTimersByTimeAsync(29_999)
+    expect(handlers.liveStats().openStreams).toBe(5)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(handlers.liveStats().openStreams).toBe(2)
+    const ownRest = await own.rest()
+    expect(ownRest).toContain(': closed credential-expired session-1\n\n')
+    expect(ownRest).not.toContain('event: ')
+    for (const set of [listed, filtered]) {
+      const rest = await set.rest()
+      expect(rest).toContain(': closed credential-expired\n\n')
+      expect(rest).not.toContain('event: ')
+    }
+    // Three streams ended for this cause: one warning, with the cause and the fix for a session.
+    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'credential-expired')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'credential-expired', runId: 'session-1', stream: 'run', expiresAt: '2026-12-08T10:00:30.000Z' } })
+    expect(lines[0]!.message).toMatch(/expired \(2026-12-08T10:00:30.000Z\).*session.*authorize is asked again.*renewed session's expiresAt/)
+    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+
+    // The reconnect asks authorize again; a session whose expiresAt has passed is 401 authentication_required.
+    const refused = await handlers.fetch(as('short', '/session-1/events'))
+    expect(refused.status).toBe(401)
+    expect(await refused.json()).toMatchObject({ code: 'authentication_required', detail: expect.stringMatching(/until 2026-12-08T10:00:30.000Z, which has passed/) })
+    expect(asked.at(-1)).toBe('short stream')
+    // A renewed session opens again, until its own expiry.
+    sessions['short'] = { allow: true, expiresAt: T0 + 90_000 }
+    const renewed = await readUntil(await handlers.fetch(as('short', '/session-1/events')), 'event: snapshot')
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(await renewed.rest()).toContain(': closed credential-expired session-1\n\n')
+
+    // The long session and the boolean one are unaffected: still open, and they get the next change.
+    expect(handlers.liveStats().openStreams).toBe(2)
+    expect((await handlers.fetch(requests.post('/session-2/stage-update', { ...STAGE, status: 'PROCESSING' }))).status).toBe(200)
+    for (const stream of [byLong, byPlain]) {
+      await stream.until('event: update')
+      await stream.cancel()
+    }
   })
 })

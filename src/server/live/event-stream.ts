@@ -38,9 +38,11 @@ export const CLOSED_ANNOUNCEMENT = 'closed'
  * - `update-unavailable`: the next `update` could not be made (a stage created or restarted,
  *   streamed and finished between two reads of the run without its text, `StageDiff.changes`);
  *   a rare race. The reconnect resumes or gets a fresh snapshot, so nothing is lost.
- * - `credential-expired`: the read token the stream was opened with expired (`CredentialExpiry`
- *   ends it at its expiry, whether or not the run changed); expected. The reconnect with the same
- *   token is refused (`401 invalid_read_token`, expired).
+ * - `credential-expired`: the credential the stream was opened with expired: a read token, or
+ *   the app's session when its `authorize` hook answered `{ allow: true, expiresAt }`
+ *   (`CredentialExpiry` ends it at its expiry, whether or not the run changed); expected. The
+ *   reconnect with the same token is refused (`401 invalid_read_token`, expired); a session's is
+ *   asked of `authorize` again.
  */
 export type StreamClosedCause = 'not-admitted' | 'update-unavailable' | 'credential-expired'
 
@@ -179,9 +181,9 @@ export class EventStreams {
    * stage's `output` when this stream already sent that output (the subscriber asked for it).
    * `admits`: whether the caller's credential still covers the run as it now is (a tag read
    * token, the run's tags); a change it does not admit ends the stream, and the reconnect is
-   * judged afresh. `expiresAt`: when the credential expires (ms since the epoch; a read token),
-   * the stream ends then (`credential-expired`); without it, never for that. The stream's bytes go
-   * to the sink its body is attached to: a Web stream ({@link EventStreamBody.readable}) or a Node
+   * judged afresh. `expiresAt`: when the credential expires (ms since the epoch; a read token, or
+   * the session's expiry `authorize` answered with), the stream ends then (`credential-expired`);
+   * without it, never for that. The stream's bytes go to the sink its body is attached to: a Web stream ({@link EventStreamBody.readable}) or a Node
    * response written directly (`event-sink.ts`).
    */
   async open(

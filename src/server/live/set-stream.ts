@@ -94,7 +94,8 @@ export class SetStreams {
    * Opens a stream of the window of `filter` (scope ANDed in) and `limit`. Resolves with the body
    * once the first membership's snapshots are queued (then `ready`); rejects when the first
    * window query or a member's read failed (nothing stays open). `expiresAt`: when the caller's
-   * credential expires (ms since the epoch; a tag read token), the stream ends then.
+   * credential expires (ms since the epoch; a tag read token, or the session's expiry `authorize`
+   * answered with), the stream ends then.
    */
   async openFilter(
     filter: RunListFilter,
@@ -124,7 +125,8 @@ export class SetStreams {
    * Opens a stream of the listed runs: watches each, then reads each through its grant, so no
    * change falls between. Rejects with the first refusal, or {@link ListedRunNotFound}, before
    * anything is sent. The stream closes after every listed run ended. `expiresAt`: when the
-   * caller's credential expires (ms since the epoch; a read token), the stream ends then.
+   * caller's credential expires (ms since the epoch; a read token, or the session's expiry
+   * `authorize` answered with; the earliest of the listed runs' grants), the stream ends then.
    */
   async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal, expiresAt?: number): Promise<EventStreamBody> {
     const stream = this.#create(view)

@@ -86,8 +86,9 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     )
   }
 
-  // Streams opened with a credential that expires (read tokens) end at its expiry: one timer for
-  // every stream of this instance, armed for the earliest expiry (the handlers' clock decides).
+  // Streams opened with a credential that expires (read tokens, a session `authorize` gave an
+  // `expiresAt`) end at its expiry: one timer for every stream of this instance, armed for the
+  // earliest expiry (the handlers' clock decides).
   const expiry = new CredentialExpiry(() => settings.clock().getTime())
 
   // A stream the server ended before its run's end (besides shutdown and slow readers): the first of
@@ -101,7 +102,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       const which = stream === 'run' ? `a live stream of run ${runId}` : 'a set stream'
       const expiresAt = new Date(closed.expiresAt).toISOString()
       logger.warn(
-        `pipeline-status: ended ${which} because the read token it was opened with expired (${expiresAt}): a credential stops admitting at its expiry, whether or not the run changes. The subscriber got ': closed credential-expired'; its reconnect with the same token is refused (401 invalid_read_token, expired). Expected when a page outlives its token; if the page should keep following, give it a new token before the old one expires (or a longer expiresInSeconds). Logged once per process for this cause`,
+        `pipeline-status: ended ${which} because the credential it was opened with expired (${expiresAt}): a read token, or the app's session whose expiresAt the authorize hook answered with. A credential stops admitting at its expiry, whether or not the run changes. The subscriber got ': closed credential-expired'; its reconnect with the same token is refused (401 invalid_read_token, expired), and with a session authorize is asked again. Expected when a page outlives its token or session; if the page should keep following, give it a new token before the old one expires (or a longer expiresInSeconds), or have authorize answer the renewed session's expiresAt. Logged once per process for this cause`,
         { cause, runId, expiresAt, stream },
       )
       return
