@@ -143,6 +143,44 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     await again.cancel()
   })
 
+  it("a filter set stream whose new membership cannot be applied after ready (a joining run's snapshot cannot be made): `: closed membership-failed`, one warning with the error", async () => {
+    const memory = new MemoryStore()
+    // The joining run reads back without its stages: its snapshot cannot be made.
+    const store = new Proxy(memory, {
+      get(target, property) {
+        if (property === 'getRun') {
+          return async (runId: string, options?: unknown) => {
+            const snapshot = await target.getRun(runId, options as never)
+            return snapshot && runId.startsWith('broken-') ? { ...snapshot, stages: undefined } : snapshot
+          }
+        }
+        const value: unknown = Reflect.get(target, property, target)
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      },
+    }) as unknown as Store<unknown>
+    const logger = recordingLogger()
+    const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger })
+    open.push(handlers)
+    const tagged = async (runId: string) => {
+      const created = await handlers.fetch(requests.post('/runs', { id: runId, tags: ['membership'] }))
+      expect(created.status).toBe(201)
+    }
+    await tagged('fine-1')
+    const first = await readUntil(await handlers.fetch(requests.get('/events?tag=membership')), 'event: ready')
+    const second = await readUntil(await handlers.fetch(requests.get('/events?tag=membership&view=summary')), 'event: ready')
+    await tagged('broken-1')
+    for (const stream of [first, second]) {
+      const rest = await stream.rest()
+      expect(rest).toContain(': closed membership-failed\n\n')
+      expect(rest).not.toContain('event: ')
+    }
+    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'membership-failed')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'membership-failed', stream: 'set', error: expect.any(TypeError) } })
+    expect(lines[0]!.message).toMatch(/could not be applied.*nothing is lost.*report it.*Logged once per process/)
+    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+  })
+
   it('credential expired: a run stream and set streams opened with an expiring read token end at its expiry, `: closed credential-expired`, one warning; the same token is refused on reconnect; the secret and a session stream on', async () => {
     // Fake timers and clock (the handlers' default clock reads Date); setImmediate and I/O stay real.
     const T0 = Date.parse('2026-12-08T10:00:00.000Z')

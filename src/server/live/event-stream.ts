@@ -24,7 +24,8 @@ export const KEEP_ALIVE_ANNOUNCEMENT = 'keep-alive-ms'
 /**
  * The comment a stream sends right before the server ends it for a cause other than the run's
  * end, shutdown or a slow reader: `: closed <cause> <runId>` ({@link StreamClosedCause}; a set
- * stream whose credential expired names no run: `: closed credential-expired`). A comment, not
+ * stream whose credential expired, or whose membership failed, names no run:
+ * `: closed credential-expired`, `: closed membership-failed`). A comment, not
  * an event: the protocol's one closing event, `end`, means the run finished (the subscriber
  * stops for good), while after these the subscriber reconnects as after any drop.
  */
@@ -43,8 +44,12 @@ export const CLOSED_ANNOUNCEMENT = 'closed'
  *   (`CredentialExpiry` ends it at its expiry, whether or not the run changed); expected. The
  *   reconnect with the same token is refused (`401 invalid_read_token`, expired); a session's is
  *   asked of `authorize` again.
+ * - `membership-failed` (set streams that follow a filter): a new membership of the stream's
+ *   window could not be applied after its `ready` (an unexpected error, e.g. a joining run's
+ *   snapshot could not be made); the stream cannot say which runs it follows any more. It names
+ *   no run. The reconnect gets fresh snapshots, so nothing is lost.
  */
-export type StreamClosedCause = 'not-admitted' | 'update-unavailable' | 'credential-expired'
+export type StreamClosedCause = 'not-admitted' | 'update-unavailable' | 'credential-expired' | 'membership-failed'
 
 /** What a stream tells its handlers when the server ended it for a {@link StreamClosedCause}. */
 export type StreamClosed =
@@ -64,6 +69,14 @@ export type StreamClosed =
       /** When the credential expired, in ms since the epoch. */
       expiresAt: number
       stream: 'run' | 'set'
+    }
+  | {
+      cause: 'membership-failed'
+      /** No run: the stream's membership failed, not one of its runs. */
+      runId: undefined
+      /** What applying the membership threw. */
+      error: unknown
+      stream: 'set'
     }
 
 /** The comment line of a {@link StreamClosed}, written right before the stream ends; `runId` is left out when `undefined`. */

@@ -380,9 +380,17 @@ class SetStream extends SinkBody implements ExpiringStream {
     if (!this.#ready) this.#sendReady()
   }
 
+  /**
+   * A membership could not be applied: before `ready` the request answers the error; after it
+   * the stream ends, saying why (the handlers are told, they log it; the subscriber gets the
+   * `: closed membership-failed` comment and reconnects to fresh snapshots).
+   */
   #fail(error: unknown): void {
-    if (!this.#ready) this.#rejectStarted(error)
-    else this.close()
+    if (!this.#ready) return this.#rejectStarted(error)
+    if (this.#closed) return
+    this.#settings.onClosed({ cause: 'membership-failed', runId: undefined, error, stream: 'set' })
+    this.#write(closedComment('membership-failed', undefined))
+    this.close()
   }
 
   /** Registers a member and watches it first, so no change falls between its read and its watch. */
