@@ -3,7 +3,7 @@
  * registry of a handlers instance's open streams (keep-alive comments, the cap, shutdown).
  * Edge-safe: Web streams and timers only. Not importable outside this package.
  */
-import { LIVE_EVENTS } from '../../contract/live-status.js'
+import { LIVE_EVENTS, type StreamClosedCause } from '../../contract/live-status.js'
 import type { RunEndEvent, RunSnapshotEvent } from '../../contract/live-status.js'
 import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
@@ -25,33 +25,17 @@ export const KEEP_ALIVE_ANNOUNCEMENT = 'keep-alive-ms'
  * The comment a stream sends right before the server ends it for a cause other than the run's
  * end, shutdown or a slow reader: `: closed <cause> <runId>` ({@link StreamClosedCause}; a set
  * stream whose credential expired, or whose membership failed, names no run:
- * `: closed credential-expired`, `: closed membership-failed`). A comment, not
- * an event: the protocol's one closing event, `end`, means the run finished (the subscriber
+ * `: closed credential-expired`, `: closed membership-failed`). A comment, not an event: the
+ * protocol's one closing event, `end`, means the run finished (the subscriber
  * stops for good), while after these the subscriber reconnects as after any drop.
  */
 export const CLOSED_ANNOUNCEMENT = 'closed'
 
 /**
- * Why the server ended a live stream before its run's `end`:
- * - `not-admitted`: the request's credential no longer covers the run as it now is (a tag read
- *   token whose tag the run lost, a run that left the app's `listScope`); expected. The change is
- *   not sent, and the reconnect is judged afresh (refused).
- * - `update-unavailable`: the next `update` could not be made (a stage created or restarted,
- *   streamed and finished between two reads of the run without its text, `StageDiff.changes`);
- *   a rare race. The reconnect resumes or gets a fresh snapshot, so nothing is lost.
- * - `credential-expired`: the credential the stream was opened with expired: a read token, or
- *   the app's session when its `authorize` hook answered `{ allow: true, expiresAt }`
- *   (`CredentialExpiry` ends it at its expiry, whether or not the run changed); expected. The
- *   reconnect with the same token is refused (`401 invalid_read_token`, expired); a session's is
- *   asked of `authorize` again.
- * - `membership-failed` (set streams that follow a filter): a new membership of the stream's
- *   window could not be applied after its `ready` (an unexpected error, e.g. a joining run's
- *   snapshot could not be made); the stream cannot say which runs it follows any more. It names
- *   no run. The reconnect gets fresh snapshots, so nothing is lost.
+ * What a stream tells its handlers when the server ended it for a {@link StreamClosedCause} (the
+ * causes, with what each means, are the contract's `STREAM_CLOSED_CAUSES`, which the OpenAPI
+ * document describes them from).
  */
-export type StreamClosedCause = 'not-admitted' | 'update-unavailable' | 'credential-expired' | 'membership-failed'
-
-/** What a stream tells its handlers when the server ended it for a {@link StreamClosedCause}. */
 export type StreamClosed =
   | {
       cause: 'not-admitted' | 'update-unavailable'
