@@ -61,6 +61,12 @@ export const STREAM_CLOSED_CAUSES = {
     meaning:
       "the credential the stream was opened with expired: a read token, or the app's session whose `expiresAt` its `authorize` hook answered with; the stream ends at that instant whether or not the run changed. The reconnect with the same token is `401 invalid_read_token`; a session's asks `authorize` again (an `expiresAt` already past is `401 authentication_required`)",
   },
+  deleted: {
+    streams: ['run', 'set'],
+    setNamesRun: true,
+    meaning:
+      "the run is no longer stored: it was deleted while unfinished (by the app or by hand; the retention sweep deletes finished runs only, whose own streams have ended). The reconnect is `404 run_not_found`. A `run=` set stream ends so; a filter set stream's deleted run leaves it (`leave`) instead",
+  },
   'membership-failed': {
     streams: ['set'],
     setNamesRun: false,

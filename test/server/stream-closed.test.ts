@@ -4,8 +4,9 @@
  * and the handlers' logger gets one warning per cause per process (the server never logs at
  * `info`, which the default logger drops: src/internal/logger.test.ts): when the request's
  * credential no longer covers the run or the credential it was opened with expired (a read token,
- * a session the app's `authorize` gave an `expiresAt`; expected,
- * said so with the fix), and when the next update could not be made (a race that should be rare).
+ * a session the app's `authorize` gave an `expiresAt`; expected, said so with the fix), when the
+ * next update could not be made (a race that should be rare), when a filter set stream's
+ * membership failed, and when the run was deleted while unfinished.
  * In memory, through `handlers.fetch`, on the MemoryStore; the race is made exact by holding the
  * watcher's text-less read until the writes that make it are done, the expiry by fake timers.
  */
@@ -179,6 +180,49 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'membership-failed', stream: 'set', error: expect.any(TypeError) } })
     expect(lines[0]!.message).toMatch(/could not be applied.*nothing is lost.*report it.*Logged once per process/)
     expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+  })
+
+  it('run deleted while unfinished (by the app, by hand): a run stream and a run= set stream end with `: closed deleted <runId>`, one warning; the reconnect is 404', async () => {
+    const memory = new MemoryStore()
+    // What the store reads after the app deleted the run itself (the retention sweep deletes finished runs only).
+    const deleted = new Set<string>()
+    const store = new Proxy(memory, {
+      get(target, property) {
+        if (property === 'getRun') return async (runId: string, options?: unknown) => (deleted.has(runId) ? null : target.getRun(runId, options as never))
+        if (property === 'getRuns') {
+          return async (runIds: readonly string[], options?: unknown) => target.getRuns(runIds.filter((runId) => !deleted.has(runId)), options as never)
+        }
+        if (property === 'getRunVersions') return async (runIds: readonly string[]) => target.getRunVersions(runIds.filter((runId) => !deleted.has(runId)))
+        const value: unknown = Reflect.get(target, property, target)
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      },
+    }) as unknown as Store<unknown>
+    const logger = recordingLogger()
+    const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger, live: { pollIntervalMs: 10 } })
+    open.push(handlers)
+    for (const runId of ['deleted-1', 'kept-1']) expect((await handlers.fetch(requests.post('/runs', { id: runId }))).status).toBe(201)
+    const own = await readUntil(await handlers.fetch(requests.get('/deleted-1/events')), 'event: snapshot')
+    const listed = await readUntil(await handlers.fetch(requests.get('/events?run=kept-1&run=deleted-1')), 'event: ready')
+    const kept = await readUntil(await handlers.fetch(requests.get('/kept-1/events')), 'event: snapshot')
+
+    deleted.add('deleted-1')
+    for (const stream of [own, listed]) {
+      const rest = await stream.rest()
+      expect(rest).toContain(': closed deleted deleted-1\n\n')
+      expect(rest).not.toContain('event: ')
+    }
+    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'deleted')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'deleted', runId: 'deleted-1', stream: 'run' } })
+    expect(lines[0]!.message).toMatch(/no longer stored.*404 run_not_found.*Logged once per process/)
+    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+    expect((await handlers.fetch(requests.get('/deleted-1/events'))).status).toBe(404)
+
+    // The other run's stream is untouched.
+    expect(handlers.liveStats().openStreams).toBe(1)
+    expect((await handlers.fetch(requests.post('/kept-1/stage-update', { ...STAGE, status: 'PROCESSING' }))).status).toBe(200)
+    await kept.until('event: update')
+    await kept.cancel()
   })
 
   it('credential expired: a run stream and set streams opened with an expiring read token end at its expiry, `: closed credential-expired`, one warning; the same token is refused on reconnect; the secret and a session stream on', async () => {

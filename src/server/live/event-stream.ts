@@ -55,6 +55,12 @@ export type StreamClosed =
       stream: 'run' | 'set'
     }
   | {
+      cause: 'deleted'
+      /** The run that is no longer stored (a set stream's member). */
+      runId: string
+      stream: 'run' | 'set'
+    }
+  | {
       cause: 'membership-failed'
       /** No run: the stream's membership failed, not one of its runs. */
       runId: undefined
@@ -344,6 +350,11 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject, E
   /** Whether the stream has closed. */
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** The run is no longer stored (the watcher read none): the stream ends, saying why. Before its start, its own read decides (404). */
+  gone(): void {
+    if (this.#started) this.#closeFor({ cause: 'deleted', runId: this.#runId, stream: 'run' })
   }
 
   /**

@@ -115,6 +115,14 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       )
       return
     }
+    if (closed.cause === 'deleted') {
+      const which = stream === 'run' ? `a live stream of run ${runId}` : `a set stream following run ${runId}`
+      logger.warn(
+        `pipeline-status: ended ${which} because the run is no longer stored: it was deleted while unfinished (by the app or by hand; the retention sweep deletes finished runs only, whose own streams have ended). The subscriber got ': closed deleted'; its reconnect is answered 404 run_not_found. Expected when the app deletes runs that are still running; otherwise find what deleted it. Logged once per process for this cause`,
+        { cause, runId, stream },
+      )
+      return
+    }
     const { version } = closed
     const which = stream === 'run' ? `a live stream of run ${runId}` : `a set stream following run ${runId}`
     const details = { cause, runId, version, stream }
