@@ -24,6 +24,74 @@ export const LIVE_EVENTS = Object.freeze({
   ready: 'ready',
 } as const)
 
+/** What one cause of {@link STREAM_CLOSED_CAUSES} is. */
+export interface StreamClosedCauseSpec {
+  /** Which streams send it: `run`, a run's own stream (`GET {base}/{runId}/events`); `set`, set streams (`GET {base}/events`). */
+  readonly streams: readonly ('run' | 'set')[]
+  /** Whether a set stream's comment names the member run (a run's stream always names its run). */
+  readonly setNamesRun: boolean
+  /** What it means and what the reconnect gets, for the OpenAPI document and the docs. */
+  readonly meaning: string
+}
+
+/**
+ * Why the server ends a live stream before its run's `end`, for a reason of its own: it sends the
+ * comment `: closed <cause> <runId>` (`: closed <cause>` where no run is named) right before the
+ * stream ends. A comment, not an event: `end` means the run finished and the subscriber stops for
+ * good, while after these it reconnects as after any drop. Shutdown and a reader too far behind
+ * end a stream without one. The server's streams and the OpenAPI document both read this table,
+ * so a cause cannot be sent without being described. Internal (no entry exports it).
+ */
+export const STREAM_CLOSED_CAUSES = {
+  'not-admitted': {
+    streams: ['run', 'set'],
+    setNamesRun: true,
+    meaning:
+      "the request's credential no longer covers the run as it now is (a tag read token whose tag the run lost, a run that left the app's `listScope`); the change is not sent, and the reconnect is judged afresh (refused: `401 invalid_read_token`, or the app's answer)",
+  },
+  'update-unavailable': {
+    streams: ['run', 'set'],
+    setNamesRun: true,
+    meaning:
+      "the next `update` could not be made (a stage created or restarted, streamed and finished between two of the server's reads of the run without its text; a rare race); the reconnect resumes with `Last-Event-ID` or gets a fresh snapshot, so nothing is lost",
+  },
+  'credential-expired': {
+    streams: ['run', 'set'],
+    setNamesRun: false,
+    meaning:
+      "the credential the stream was opened with expired: a read token, or the app's session whose `expiresAt` its `authorize` hook answered with; the stream ends at that instant whether or not the run changed. The reconnect with the same token is `401 invalid_read_token`; a session's asks `authorize` again (an `expiresAt` already past is `401 authentication_required`)",
+  },
+  deleted: {
+    streams: ['run', 'set'],
+    setNamesRun: true,
+    meaning:
+      "the run is no longer stored: it was deleted while unfinished (by the app or by hand; the retention sweep deletes finished runs only, whose own streams have ended). The reconnect is `404 run_not_found`. A `run=` set stream ends so; a filter set stream's deleted run leaves it (`leave`) instead",
+  },
+  'membership-failed': {
+    streams: ['set'],
+    setNamesRun: false,
+    meaning:
+      "a filter stream's new membership (the runs its window holds) could not be applied after `ready` (an unexpected server error); the reconnect gets fresh snapshots, so nothing is lost",
+  },
+} as const satisfies Record<string, StreamClosedCauseSpec>
+
+/** A cause of {@link STREAM_CLOSED_CAUSES}: why the server ended a live stream before `end`. */
+export type StreamClosedCause = keyof typeof STREAM_CLOSED_CAUSES
+
+/** The `: closed` comments one kind of stream may end with, described for its OpenAPI response. */
+export function describeStreamClosedComments(stream: 'run' | 'set'): string {
+  const causes = Object.entries(STREAM_CLOSED_CAUSES as Record<StreamClosedCause, StreamClosedCauseSpec>).filter(([, spec]) => spec.streams.includes(stream))
+  const listed = causes
+    .map(([cause, spec]) => `\`: closed ${cause}${stream === 'run' || spec.setNamesRun ? ' <runId>' : ''}\`: ${spec.meaning}.`)
+    .join(' ')
+  const naming = stream === 'run' ? 'naming its run' : 'naming the member run where shown (a comment without one: the stream ended, not one of its runs)'
+  return (
+    `The server may end the stream before \`end\` for a reason of its own: it then sends the comment \`: closed <cause>\` right before the end, ${naming}. ` +
+    'A comment, not an event: `end` means the run finished and the subscriber stops, while after these it reconnects as after any drop. Shutdown and a reader too far behind end a stream without one. ' +
+    listed
+  )
+}
+
 /** The most runs a set stream names with `run=` (`GET {base}/events?run=a&run=b`); more is a 400 naming `run`. */
 export const MAX_SET_STREAM_RUNS = 50
 

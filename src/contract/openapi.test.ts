@@ -124,6 +124,20 @@ describe('the OpenAPI document', () => {
     }
   })
 
+  it("describes, in each stream's 200 response, the `: closed <cause>` comments that stream may end with", () => {
+    const document = createOpenApiDocument() as Json
+    const descriptionOf = (path: string): string => document.paths[path].get.responses['200'].description
+    const run = descriptionOf('/{runId}/events')
+    const set = descriptionOf('/events')
+    for (const cause of ['not-admitted', 'update-unavailable', 'credential-expired', 'deleted']) expect(run).toContain(`\`: closed ${cause} <runId>\`: `)
+    expect(run).not.toContain('membership-failed')
+    // A set stream names the member run, except where the stream itself ended (its credential, its membership).
+    for (const cause of ['not-admitted', 'update-unavailable', 'deleted']) expect(set).toContain(`\`: closed ${cause} <runId>\`: `)
+    for (const cause of ['credential-expired', 'membership-failed']) expect(set).toContain(`\`: closed ${cause}\`: `)
+    expect(run).toMatch(/^The event stream\. .*reconnects as after any drop/)
+    expect(run).toContain("`expiresAt` its `authorize` hook answered with")
+  })
+
   it('names the event schemas of the stream in x-sse-events, as components', () => {
     const document = createOpenApiDocument() as Json
     const media = document.paths['/{runId}/events'].get.responses['200'].content['text/event-stream']

@@ -7,6 +7,7 @@
 import { z } from 'zod'
 import { CompleteRun, CreateRun } from './complete.js'
 import {
+  describeStreamClosedComments,
   LIVE_EVENTS,
   MAX_SET_STREAM_RUNS,
   RunEndEvent,
@@ -275,7 +276,7 @@ const ROUTE_DOCS = {
       "A Server-Sent Events stream of the run: `event: snapshot` first (the status document), then `event: update` (the run and every stage changed since the previous event), then `event: end` once the run is finished, and the server closes. Each applied chunk of a stage's streamed output is one `event: output` (`id:` the version it made; append its `text` when its `seq` is the stage's `outputSeq + 1`) and no `update`; an `update` never carries a stage's streamed text (its `outputSeq` says how far it is). Each event's `id:` is the run version; a reconnect with a `Last-Event-ID` the server can serve (a version the run had) gets no snapshot: one `update` with the run and its stages (streamed text left out, `outputSeq` as of that version), then every chunk after it as `output` events in order, then live events; any other `Last-Event-ID` gets a fresh snapshot. `retry:` comes first, then the comment `: keep-alive-ms <ms>` announcing the keep-alive interval; a `: keep-alive` comment follows every interval (15 s by default), and a subscriber that receives nothing for about three intervals should reconnect. With the query `outputs=changed`, an `update` stage whose output is unchanged since this stream sent it has no `output` member (keep the one you have). The `data:` of each event is JSON, described by the schemas `x-sse-events` names.",
     answers: {
       200: {
-        description: 'The event stream.',
+        description: `The event stream. ${describeStreamClosedComments('run')}`,
         events: {
           [LIVE_EVENTS.snapshot]: named('RunSnapshotEvent', RunSnapshotEvent),
           [LIVE_EVENTS.update]: named('RunUpdateEvent', RunUpdateEvent),
@@ -297,7 +298,7 @@ const ROUTE_DOCS = {
       "Who sees what, as lists: the webhook secret (or a signature) sees every run; a tag read token its tag's runs; otherwise the app's `authorize` (`action: 'list'`, `runId` undefined) and its `listScope`, ANDed into the filters. A `run=` stream authorizes each run as its own stream would (`authorize` with `action: 'stream'` and the run's id; a run token covers its run only; a tag token each run carrying its tag); the first refusal answers the whole request (401, 403), and an unknown run is 404 `run_not_found`; either problem names the refused run in the extension member `runId`, so a client can ask again without it (a refusal of the credential itself, before any run is judged, names none). A change after which a tag token no longer covers a listed run closes the stream without an event; its reconnect is 401 `invalid_read_token` naming that run. Across instances, runs that join are found by one indexed window query per distinct (filters, scope, limit) per poll tick (in LISTEN mode only after a notification of a run outside the window, and at the safety poll).",
     answers: {
       200: {
-        description: 'The event stream.',
+        description: `The event stream. ${describeStreamClosedComments('set')}`,
         events: {
           [LIVE_EVENTS.snapshot]: named('SetStreamSnapshotEvent', SetStreamSnapshotEvent),
           [LIVE_EVENTS.ready]: named('SetStreamReadyEvent', SetStreamReadyEvent),

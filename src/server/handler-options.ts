@@ -262,11 +262,56 @@ export interface ListScopeInput<Native = Request> {
 export type ListScopeHook<Native = Request> = (input: ListScopeInput<Native>) => RunScope | undefined | Promise<RunScope | undefined>
 
 /**
- * Decides whether a caller without the webhook secret may do `action` on `runId`: `true`
- * allows it, `false` answers 403 `forbidden`. Throw `HttpProblemError('authentication_required')`
- * for a caller that is not signed in (401); any other throw is a 500.
+ * The object form of the `authorize` hook's answer ({@link AuthorizeResult}): a permission that
+ * holds until a given instant, such as the app's session's expiry.
  */
-export type AuthorizeHook<Native = Request> = (input: AuthorizeInput<Native>) => boolean | Promise<boolean>
+export interface AuthorizeGrant {
+  /** `true` allows the request; `false` answers 403 `forbidden`, like the hook's `false`. */
+  allow: boolean
+  /**
+   * Until when the permission holds: a `Date`, or milliseconds since the epoch (`Date.getTime()`,
+   * not seconds). A live stream (`'stream'`, a set stream's `'list'`, the dashboard's stream)
+   * opened under it ends at that instant, judged by the handlers' `clock`, after the comment
+   * `: closed credential-expired <runId>` (`: closed credential-expired` on a set stream), as a
+   * stream opened with a read token ends at the token's expiry; the subscriber reconnects, and
+   * the hook is asked again. An instant already past refuses the request as the app's session
+   * having ended: 401 `authentication_required`. Not a valid `Date` or not a finite number: a 500
+   * (logged). Requests that end with their answer (`'read'`, `'cancel'`, lists) need it only to be
+   * in the future.
+   * @default undefined: the permission holds for as long as the request (a stream stays open until its run ends or the client goes away)
+   */
+  expiresAt?: Date | number | undefined
+}
+
+/**
+ * What the `authorize` hook answers: `true` (allowed, for as long as the request lasts), `false`
+ * (403 `forbidden`), or an {@link AuthorizeGrant} `{ allow, expiresAt }` for a permission that
+ * ends at a known instant (the session's expiry), where a live stream opened under it ends then.
+ */
+export type AuthorizeResult = boolean | AuthorizeGrant
+
+/**
+ * Decides whether a caller without the webhook secret may do `action` on `runId`: `true`
+ * allows it, `false` answers 403 `forbidden`, `{ allow: true, expiresAt }` allows it until
+ * `expiresAt` (a `Date` or ms since the epoch; a live stream opened under it ends then, see
+ * {@link AuthorizeGrant}). Throw `HttpProblemError('authentication_required')` for a caller that
+ * is not signed in (401); any other throw is a 500. Any other answer is a refusal (403).
+ * @example
+ * ```ts
+ * import type { AuthorizeHook } from 'pipeline-status-sdk/server'
+ *
+ * declare function findSession(request: Request): Promise<{ userId: string; expiresAt: Date } | null> // the app's own
+ * declare function userOwnsRun(userId: string, runId: string): Promise<boolean> // the app's own
+ *
+ * export const authorize: AuthorizeHook = async ({ request, runId }) => {
+ *   const session = await findSession(request)
+ *   if (!session) return false
+ *   // A live stream opened with this session ends when the session does.
+ *   return { allow: runId === undefined || (await userOwnsRun(session.userId, runId)), expiresAt: session.expiresAt }
+ * }
+ * ```
+ */
+export type AuthorizeHook<Native = Request> = (input: AuthorizeInput<Native>) => AuthorizeResult | Promise<AuthorizeResult>
 
 /**
  * Options of {@link createPipelineStatusHandlers} other than the store.
@@ -339,6 +384,9 @@ export interface PipelineStatusHandlersSettings<Tx = unknown, Native = Request> 
    * in, throw `new HttpProblemError('authentication_required')` (401); another
    * {@link HttpProblemError} answers its own problem, any other throw is a 500. Lists and counts
    * ask it with `action: 'list'` and no `runId`, then ask `listScope` what the caller sees.
+   * It may answer `{ allow: true, expiresAt }` instead of `true` (a `Date` or ms since the
+   * epoch, e.g. the session's expiry; {@link AuthorizeGrant}): a live stream opened under it
+   * ends then, with `: closed credential-expired`, as one opened with a read token does.
    * @default none
    */
   authorize?: AuthorizeHook<Native> | undefined

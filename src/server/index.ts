@@ -21,8 +21,10 @@ export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REPLAYED_OUTPUT_CHUNKS, DEFAULT_RET
 export type { PipelineStatusHandlers, RunRouteHandler } from './handlers.js'
 export type {
   AuthorizeAction,
+  AuthorizeGrant,
   AuthorizeHook,
   AuthorizeInput,
+  AuthorizeResult,
   DashboardOptions,
   ListScopeHook,
   ListScopeInput,

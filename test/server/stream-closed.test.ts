@@ -3,8 +3,10 @@
  * a slow reader) says why. The subscriber reads `: closed <cause> <runId>` right before the end,
  * and the handlers' logger gets one warning per cause per process (the server never logs at
  * `info`, which the default logger drops: src/internal/logger.test.ts): when the request's
- * credential no longer covers the run or the read token it was opened with expired (expected,
- * said so with the fix), and when the next update could not be made (a race that should be rare).
+ * credential no longer covers the run or the credential it was opened with expired (a read token,
+ * a session the app's `authorize` gave an `expiresAt`; expected, said so with the fix), when the
+ * next update could not be made (a race that should be rare), when a filter set stream's
+ * membership failed, and when the run was deleted while unfinished.
  * In memory, through `handlers.fetch`, on the MemoryStore; the race is made exact by holding the
  * watcher's text-less read until the writes that make it are done, the expiry by fake timers.
  */
@@ -142,6 +144,87 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     await again.cancel()
   })
 
+  it("a filter set stream whose new membership cannot be applied after ready (a joining run's snapshot cannot be made): `: closed membership-failed`, one warning with the error", async () => {
+    const memory = new MemoryStore()
+    // The joining run reads back without its stages: its snapshot cannot be made.
+    const store = new Proxy(memory, {
+      get(target, property) {
+        if (property === 'getRun') {
+          return async (runId: string, options?: unknown) => {
+            const snapshot = await target.getRun(runId, options as never)
+            return snapshot && runId.startsWith('broken-') ? { ...snapshot, stages: undefined } : snapshot
+          }
+        }
+        const value: unknown = Reflect.get(target, property, target)
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      },
+    }) as unknown as Store<unknown>
+    const logger = recordingLogger()
+    const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger })
+    open.push(handlers)
+    const tagged = async (runId: string) => {
+      const created = await handlers.fetch(requests.post('/runs', { id: runId, tags: ['membership'] }))
+      expect(created.status).toBe(201)
+    }
+    await tagged('fine-1')
+    const first = await readUntil(await handlers.fetch(requests.get('/events?tag=membership')), 'event: ready')
+    const second = await readUntil(await handlers.fetch(requests.get('/events?tag=membership&view=summary')), 'event: ready')
+    await tagged('broken-1')
+    for (const stream of [first, second]) {
+      const rest = await stream.rest()
+      expect(rest).toContain(': closed membership-failed\n\n')
+      expect(rest).not.toContain('event: ')
+    }
+    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'membership-failed')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'membership-failed', stream: 'set', error: expect.any(TypeError) } })
+    expect(lines[0]!.message).toMatch(/could not be applied.*nothing is lost.*report it.*Logged once per process/)
+    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+  })
+
+  it('run deleted while unfinished (by the app, by hand): a run stream and a run= set stream end with `: closed deleted <runId>`, one warning; the reconnect is 404', async () => {
+    const memory = new MemoryStore()
+    // What the store reads after the app deleted the run itself (the retention sweep deletes finished runs only).
+    const deleted = new Set<string>()
+    const store = new Proxy(memory, {
+      get(target, property) {
+        if (property === 'getRun') return async (runId: string, options?: unknown) => (deleted.has(runId) ? null : target.getRun(runId, options as never))
+        if (property === 'getRuns') {
+          return async (runIds: readonly string[], options?: unknown) => target.getRuns(runIds.filter((runId) => !deleted.has(runId)), options as never)
+        }
+        if (property === 'getRunVersions') return async (runIds: readonly string[]) => target.getRunVersions(runIds.filter((runId) => !deleted.has(runId)))
+        const value: unknown = Reflect.get(target, property, target)
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      },
+    }) as unknown as Store<unknown>
+    const logger = recordingLogger()
+    const handlers = createPipelineStatusHandlers({ store, secret: SECRET, logger, live: { pollIntervalMs: 10 } })
+    open.push(handlers)
+    for (const runId of ['deleted-1', 'kept-1']) expect((await handlers.fetch(requests.post('/runs', { id: runId }))).status).toBe(201)
+    const own = await readUntil(await handlers.fetch(requests.get('/deleted-1/events')), 'event: snapshot')
+    const listed = await readUntil(await handlers.fetch(requests.get('/events?run=kept-1&run=deleted-1')), 'event: ready')
+    const kept = await readUntil(await handlers.fetch(requests.get('/kept-1/events')), 'event: snapshot')
+
+    deleted.add('deleted-1')
+    for (const stream of [own, listed]) {
+      const rest = await stream.rest()
+      expect(rest).toContain(': closed deleted deleted-1\n\n')
+      expect(rest).not.toContain('event: ')
+    }
+    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'deleted')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'deleted', runId: 'deleted-1', stream: 'run' } })
+    expect(lines[0]!.message).toMatch(/no longer stored.*404 run_not_found.*Logged once per process/)
+    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+    expect((await handlers.fetch(requests.get('/deleted-1/events'))).status).toBe(404)
+
+    // The other run's stream is untouched.
+    expect(handlers.liveStats().openStreams).toBe(1)
+    expect((await handlers.fetch(requests.post('/kept-1/stage-update', { ...STAGE, status: 'PROCESSING' }))).status).toBe(200)
+    await kept.until('event: update')
+    await kept.cancel()
+  })
+
   it('credential expired: a run stream and set streams opened with an expiring read token end at its expiry, `: closed credential-expired`, one warning; the same token is refused on reconnect; the secret and a session stream on', async () => {
     // Fake timers and clock (the handlers' default clock reads Date); setImmediate and I/O stay real.
     const T0 = Date.parse('2026-12-08T10:00:00.000Z')
@@ -213,5 +296,81 @@ describe('a stream the server ends says why, and the handlers log it once per ca
       await stream.cancel()
     }
     await bySession.cancel()
+  })
+
+  it("session expired: streams the app's authorize allowed with { allow: true, expiresAt } (a run stream, a run= and a filter set stream) end then, `: closed credential-expired`, one warning; the reconnect is asked of authorize again", async () => {
+    // Fake timers and clock (the handlers' default clock reads Date); setImmediate and I/O stay real.
+    const T0 = Date.parse('2026-12-08T10:00:00.000Z')
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'], now: T0 })
+    const store = new MemoryStore()
+    const logger = recordingLogger()
+    // The app's sessions: `short` ends at T0 + 30 s (a Date), `long` at T0 + 1 h (ms since the epoch), `plain` is a boolean.
+    const sessions: Record<string, boolean | { allow: true; expiresAt: Date | number }> = {
+      short: { allow: true, expiresAt: new Date(T0 + 30_000) },
+      long: { allow: true, expiresAt: T0 + 3_600_000 },
+      plain: true,
+    }
+    const asked: string[] = []
+    const handlers = createPipelineStatusHandlers({
+      store,
+      secret: SECRET,
+      logger,
+      authorize: ({ request, action }) => {
+        const session = /^session=(\w+)$/.exec(request.headers.get('cookie') ?? '')?.[1] ?? ''
+        asked.push(`${session} ${action}`)
+        return sessions[session] ?? false
+      },
+      live: { pollIntervalMs: 600_000, safetyPollIntervalMs: 600_000 },
+    })
+    open.push(handlers)
+    for (const runId of ['session-1', 'session-2']) expect((await handlers.fetch(requests.post('/runs', { id: runId }))).status).toBe(201)
+    const as = (session: string, path: string) => new Request(`${HANDLER_BASE_URL}${path}`, { headers: { Cookie: `session=${session}` } })
+
+    const own = await readUntil(await handlers.fetch(as('short', '/session-1/events')), 'event: snapshot')
+    const listed = await readUntil(await handlers.fetch(as('short', '/events?run=session-1&run=session-2')), 'event: ready')
+    const filtered = await readUntil(await handlers.fetch(as('short', '/events?status=PROCESSING')), 'event: ready')
+    const byLong = await readUntil(await handlers.fetch(as('long', '/session-2/events')), 'event: snapshot')
+    const byPlain = await readUntil(await handlers.fetch(as('plain', '/events?run=session-2')), 'event: ready')
+    expect(asked).toEqual(['short stream', 'short stream', 'short stream', 'short list', 'long stream', 'plain stream'])
+    expect(handlers.liveStats().openStreams).toBe(5)
+
+    // The short session ends at T0 + 30 s: a millisecond before, every stream is open.
+    await vi.advanceTimersByTimeAsync(29_999)
+    expect(handlers.liveStats().openStreams).toBe(5)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(handlers.liveStats().openStreams).toBe(2)
+    const ownRest = await own.rest()
+    expect(ownRest).toContain(': closed credential-expired session-1\n\n')
+    expect(ownRest).not.toContain('event: ')
+    for (const set of [listed, filtered]) {
+      const rest = await set.rest()
+      expect(rest).toContain(': closed credential-expired\n\n')
+      expect(rest).not.toContain('event: ')
+    }
+    // Three streams ended for this cause: one warning, with the cause and the fix for a session.
+    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'credential-expired')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'credential-expired', runId: 'session-1', stream: 'run', expiresAt: '2026-12-08T10:00:30.000Z' } })
+    expect(lines[0]!.message).toMatch(/expired \(2026-12-08T10:00:30.000Z\).*session.*authorize is asked again.*renewed session's expiresAt/)
+    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+
+    // The reconnect asks authorize again; a session whose expiresAt has passed is 401 authentication_required.
+    const refused = await handlers.fetch(as('short', '/session-1/events'))
+    expect(refused.status).toBe(401)
+    expect(await refused.json()).toMatchObject({ code: 'authentication_required', detail: expect.stringMatching(/until 2026-12-08T10:00:30.000Z, which has passed/) })
+    expect(asked.at(-1)).toBe('short stream')
+    // A renewed session opens again, until its own expiry.
+    sessions['short'] = { allow: true, expiresAt: T0 + 90_000 }
+    const renewed = await readUntil(await handlers.fetch(as('short', '/session-1/events')), 'event: snapshot')
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(await renewed.rest()).toContain(': closed credential-expired session-1\n\n')
+
+    // The long session and the boolean one are unaffected: still open, and they get the next change.
+    expect(handlers.liveStats().openStreams).toBe(2)
+    expect((await handlers.fetch(requests.post('/session-2/stage-update', { ...STAGE, status: 'PROCESSING' }))).status).toBe(200)
+    for (const stream of [byLong, byPlain]) {
+      await stream.until('event: update')
+      await stream.cancel()
+    }
   })
 })

@@ -14,7 +14,7 @@ import type { RunScope } from '../../contract/run-list.js'
 import type { RunSnapshot } from '../../core/state.js'
 import { webhookRoute } from '../../signing/webhook-signature.js'
 import { ServerConfigurationError } from '../configuration-error.js'
-import type { AuthorizeHook, AuthorizeInput, ListScopeHook, PipelineStatusHandlersSettings, RunAuthorizeAction } from '../handler-options.js'
+import type { AuthorizeGrant, AuthorizeHook, AuthorizeInput, AuthorizeResult, ListScopeHook, PipelineStatusHandlersSettings, RunAuthorizeAction } from '../handler-options.js'
 import type { Exchange } from '../http/exchange.js'
 import { parseJsonBody } from '../http/json-body.js'
 import { isJsonMediaType } from '../http/media-type.js'
@@ -111,11 +111,16 @@ function isLoopbackHost(host: string): boolean {
   return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
 }
 
-/** Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. */
-export async function askAuthorize(hook: AuthorizeHook<unknown>, input: AuthorizeInput<unknown>): Promise<void> {
-  let allowed: boolean
+/**
+ * Asks the app's `authorize` hook; `false` is 403, its 401 is about the app's session. Returns
+ * until when the permission holds, in ms since the epoch, when the hook said
+ * (`{ allow: true, expiresAt }`), else `undefined`; an `expiresAt` already past by `now` (the
+ * handlers' clock) is 401 `authentication_required`: the session it came from has ended.
+ */
+export async function askAuthorize(hook: AuthorizeHook<unknown>, input: AuthorizeInput<unknown>, now: () => Date): Promise<number | undefined> {
+  let answer: AuthorizeResult
   try {
-    allowed = (await hook(input)) === true
+    answer = await hook(input)
   } catch (error) {
     // The hook's 401 is about the app's session, never the webhook secret.
     if (isHttpProblemError(error) && error.code === 'unauthorized') {
@@ -123,7 +128,16 @@ export async function askAuthorize(hook: AuthorizeHook<unknown>, input: Authoriz
     }
     throw error
   }
-  if (allowed) return
+  if (answer === true) return undefined
+  if (typeof answer === 'object' && answer !== null && answer.allow === true) {
+    const expiresAt = grantExpiry(answer.expiresAt)
+    if (expiresAt !== undefined && expiresAt <= now().getTime()) {
+      throw new HttpProblemError('authentication_required', {
+        detail: `The app's authorize hook allowed this request only until ${new Date(expiresAt).toISOString()}, which has passed; sign in again`,
+      })
+    }
+    return expiresAt
+  }
   const { action } = input
   // The title names what was refused: a refused cancel is not "Not allowed to read this run".
   const verb = action === 'metadata' ? 'change the metadata of' : action
@@ -133,6 +147,16 @@ export async function askAuthorize(hook: AuthorizeHook<unknown>, input: Authoriz
       ? `The app's authorize hook refused to let this request ${what}`
       : `The app's authorize hook refused to let this request ${verb} the run`
   throw new HttpProblemError('forbidden', { title: `Not allowed to ${what}`, detail })
+}
+
+/** An {@link AuthorizeGrant}'s `expiresAt` in ms since the epoch; throws (a 500, logged) for one that is no instant. */
+function grantExpiry(expiresAt: AuthorizeGrant['expiresAt']): number | undefined {
+  if (expiresAt === undefined) return undefined
+  const ms = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    throw new TypeError('authorize returned an expiresAt that is neither a valid Date nor a finite number of milliseconds since the epoch')
+  }
+  return ms
 }
 
 /** Whether a write is signed (its signature is checked with the body); refuses one without a credential. */
@@ -227,17 +251,22 @@ export interface RunReadAccess {
   /** Whether the credential still covers the run as it now is (a stream checks each change). */
   admits(snapshot: RunSnapshot): boolean
   /**
-   * When the credential stops admitting anything, in ms since the epoch (a read token's expiry):
-   * a stream opened with it ends then. Absent for credentials without an expiry (the webhook
-   * secret, a signature, the app's session as `authorize` judged it).
+   * When the credential stops admitting anything, in ms since the epoch (a read token's expiry,
+   * or the `expiresAt` the app's `authorize` answered with): a stream opened with it ends then.
+   * Absent for credentials without an expiry (the webhook secret, a signature, an `authorize`
+   * that answered `true`).
    */
   readonly expiresAt?: number
 }
 
 const judged: RunReadAccess = { load: (load) => load(), admits: () => true }
 
-/** The grant of a run token until `expiresAt`: the shared functions of {@link judged}, so a stream keeps no closure. */
-const runTokenAccess = (expiresAt: number): RunReadAccess => ({ load: judged.load, admits: judged.admits, expiresAt })
+/**
+ * The grant of a run token, or of `authorize`'s `{ allow: true, expiresAt }`, until `expiresAt`
+ * (without it, {@link judged}): the shared functions of {@link judged}, so a stream keeps no closure.
+ */
+const judgedUntil = (expiresAt: number | undefined): RunReadAccess =>
+  expiresAt === undefined ? judged : { load: judged.load, admits: judged.admits, expiresAt }
 
 /** The grant of a tag token: the run's stored tags decide, on every load and every change streamed, until `expiresAt`. */
 function tagAccess(tag: string, expiresAt: number): RunReadAccess {
@@ -257,15 +286,16 @@ function tagAccess(tag: string, expiresAt: number): RunReadAccess {
  * The grant of the dashboard's read under the app's `listScope`: a run outside the scope is
  * answered as no run at all (404), as the dashboard's lists never show it.
  */
-function scopeAccess(scope: RunScope): RunReadAccess {
+function scopeAccess(scope: RunScope, expiresAt: number | undefined): RunReadAccess {
   const admits = (snapshot: RunSnapshot | null): snapshot is RunSnapshot => snapshot !== null && matchesRunFilter(snapshot.run, scope)
-  return {
+  const access: RunReadAccess = {
     async load(load) {
       const snapshot = await load()
       return admits(snapshot) ? snapshot : null
     },
     admits,
   }
+  return expiresAt === undefined ? access : { ...access, expiresAt }
 }
 
 /** The app's writes of one run that the `authorize` hook may allow. */
@@ -292,7 +322,7 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
     const { request, native } = exchange
     if (await auth.secretMatches(request)) return judged
     const token = await readTokenAllows(request, runId, readTokenSecrets, clock)
-    if (token) return token.tag === undefined ? runTokenAccess(token.expiresAt) : tagAccess(token.tag, token.expiresAt)
+    if (token) return token.tag === undefined ? judgedUntil(token.expiresAt) : tagAccess(token.tag, token.expiresAt)
     if (auth.isSigned(request)) {
       await verifySignature(auth, request, await readBodyLimited(request, maxBodyBytes), route, runId)
       return judged
@@ -300,14 +330,13 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
     if (isOpenDashboardRead(request, settings.dashboard?.open)) return judged
     if (authorize) {
       if (isDashboardRead(request, settings.dashboard !== undefined)) {
-        await askAuthorize(authorize, { request, runId, action: 'dashboard', native })
+        const expiresAt = await askAuthorize(authorize, { request, runId, action: 'dashboard', native }, clock)
         const scope = settings.listScope ? await settings.listScope({ request, native }) : undefined
-        if (scope === undefined) return judged
+        if (scope === undefined) return judgedUntil(expiresAt)
         if (!isRunScope(scope)) throw new TypeError('listScope returned a value that is not a RunScope ({ tags?: string[], pipeline?: string } or undefined)')
-        return scopeAccess(scope)
+        return scopeAccess(scope, expiresAt)
       }
-      await askAuthorize(authorize, { request, runId, action, native })
-      return judged
+      return judgedUntil(await askAuthorize(authorize, { request, runId, action, native }, clock))
     }
     throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   }
@@ -318,7 +347,7 @@ export function createRequestAuth(settings: AuthSettings): RequestAuth {
       return writeBody(exchange, route, { allowEmpty: false })
     }
     if (!isJsonMediaType(request.headers.get('content-type'))) throw unsupportedMediaType()
-    await askAuthorize(authorize, { request, runId, action, native: exchange.native })
+    await askAuthorize(authorize, { request, runId, action, native: exchange.native }, clock)
     return parseJsonBody(await readBodyLimited(request, maxBodyBytes), { allowEmpty: false })
   }
 

@@ -119,6 +119,32 @@ describe('authorizeRunSet: who sees what of the collection, in order', () => {
     expect(await none.json()).toMatchObject({ code: 'unauthorized', detail: 'X-Webhook-Secret is missing' })
   })
 
+  it("authorize's { allow: true, expiresAt } (a Date or ms since the epoch) is the access's expiresAt, with the scope; a past one is 401, { allow: false } 403, an invalid one 500", async () => {
+    const now = Date.parse('2026-12-08T10:00:00.000Z')
+    const clock = () => new Date(now)
+    const listScope = () => ({ tags: ['team:a'] })
+    const byDate = await setup({ clock, authorize: () => ({ allow: true, expiresAt: new Date(now + 60_000) }), listScope }).ask()
+    expect(await byDate.json()).toEqual({ scope: { tags: ['team:a'] }, expiresAt: now + 60_000 })
+    const byMs = await setup({ clock, authorize: () => ({ allow: true, expiresAt: now + 1 }) }).ask()
+    expect(await byMs.json()).toEqual({ scope: {}, expiresAt: now + 1 })
+    // Without expiresAt the grant holds as `true` does.
+    expect(await (await setup({ clock, authorize: () => ({ allow: true }) }).ask()).json()).toEqual({ scope: {} })
+
+    const past = await setup({ clock, authorize: () => ({ allow: true, expiresAt: now }) }).ask()
+    expect(past.status).toBe(401)
+    expect(await past.json()).toMatchObject({ code: 'authentication_required', detail: expect.stringContaining('until 2026-12-08T10:00:00.000Z, which has passed') })
+    const refused = await setup({ clock, authorize: () => ({ allow: false, expiresAt: now + 60_000 }) }).ask()
+    expect(refused.status).toBe(403)
+    // Only `true` or `{ allow: true }` allows: anything else truthy is a refusal, as before.
+    expect((await setup({ authorize: (() => 'yes') as never }).ask()).status).toBe(403)
+    for (const expiresAt of [new Date('not a date'), Number.NaN, '2026-12-08T10:01:00Z']) {
+      const invalid = setup({ clock, authorize: () => ({ allow: true, expiresAt }) as never })
+      const answer = await invalid.ask()
+      expect(answer.status).toBe(500)
+      expect(invalid.logger.error).toHaveBeenCalledTimes(1)
+    }
+  })
+
   it('a listScope that throws, or answers something not a scope, is a 500 without its message', async () => {
     const thrower = setup({
       authorize: () => true,

@@ -28,7 +28,8 @@ export interface RunSetAccess {
   readonly scope: RunScope
   /**
    * When the credential stops admitting anything, in ms since the epoch (a tag read token's
-   * expiry): a set stream opened with it ends then. Absent for credentials without an expiry.
+   * expiry, or the `expiresAt` the app's `authorize` answered with): a set stream opened with it
+   * ends then. Absent for credentials without an expiry.
    */
   readonly expiresAt?: number
 }
@@ -83,12 +84,14 @@ async function runSetScope(exchange: Exchange, settings: RunSetAccessSettings): 
   if (isOpenDashboardRead(request, settings.dashboard?.open)) return { scope: EVERYTHING }
   if (!authorize) throw secretRefused(request, readTokenSecrets.length > 0, auth.plainSecrets)
   const action = isDashboardRead(request, settings.dashboard !== undefined) ? 'dashboard' : 'list'
-  await askAuthorize(authorize, { request, runId: undefined, action, native })
-  if (!listScope) return { scope: EVERYTHING }
+  const expiresAt = await askAuthorize(authorize, { request, runId: undefined, action, native }, clock)
+  // The session's expiry, when authorize gave one: a set stream opened under it ends then.
+  const until = (scope: RunScope): RunSetAccess => (expiresAt === undefined ? { scope } : { scope, expiresAt })
+  if (!listScope) return until(EVERYTHING)
   const scope = await listScope({ request, native })
-  if (scope === undefined) return { scope: EVERYTHING }
+  if (scope === undefined) return until(EVERYTHING)
   if (!isRunScope(scope)) throw new TypeError('listScope returned a value that is not a RunScope ({ tags?: string[], pipeline?: string } or undefined)')
-  return { scope }
+  return until(scope)
 }
 
 /** The collection's routes, as a signature names them (`webhookRoute`): the path after the base path. */

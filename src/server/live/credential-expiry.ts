@@ -1,10 +1,11 @@
 /**
- * Ends open streams when the credential they were opened with expires (a run or tag read token):
+ * Ends open streams when the credential they were opened with expires (a run or tag read token,
+ * or the app's session when its `authorize` answered `{ allow: true, expiresAt }`):
  * one timer per handlers instance, armed for the earliest expiry of the open streams that have
  * one, so a stream ends at its credential's expiry however many streams there are. Streams
- * whose credential has no expiry (the webhook secret, a signature, the app's session) are never
- * registered and pay nothing; those that have one pay one map entry, no timer and no closure of
- * their own. Edge-safe: timers only. Not importable outside this package.
+ * whose credential has no expiry (the webhook secret, a signature, an `authorize` that answered
+ * `true`) are never registered and pay nothing; those that have one pay one map entry, no timer
+ * and no closure of their own. Edge-safe: timers only. Not importable outside this package.
  */
 import { unrefTimer } from '../../internal/unref-timer.js'
 

@@ -3,7 +3,7 @@
  * registry of a handlers instance's open streams (keep-alive comments, the cap, shutdown).
  * Edge-safe: Web streams and timers only. Not importable outside this package.
  */
-import { LIVE_EVENTS } from '../../contract/live-status.js'
+import { LIVE_EVENTS, type StreamClosedCause } from '../../contract/live-status.js'
 import type { RunEndEvent, RunSnapshotEvent } from '../../contract/live-status.js'
 import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
@@ -24,27 +24,18 @@ export const KEEP_ALIVE_ANNOUNCEMENT = 'keep-alive-ms'
 /**
  * The comment a stream sends right before the server ends it for a cause other than the run's
  * end, shutdown or a slow reader: `: closed <cause> <runId>` ({@link StreamClosedCause}; a set
- * stream whose credential expired names no run: `: closed credential-expired`). A comment, not
- * an event: the protocol's one closing event, `end`, means the run finished (the subscriber
+ * stream whose credential expired, or whose membership failed, names no run:
+ * `: closed credential-expired`, `: closed membership-failed`). A comment, not an event: the
+ * protocol's one closing event, `end`, means the run finished (the subscriber
  * stops for good), while after these the subscriber reconnects as after any drop.
  */
 export const CLOSED_ANNOUNCEMENT = 'closed'
 
 /**
- * Why the server ended a live stream before its run's `end`:
- * - `not-admitted`: the request's credential no longer covers the run as it now is (a tag read
- *   token whose tag the run lost, a run that left the app's `listScope`); expected. The change is
- *   not sent, and the reconnect is judged afresh (refused).
- * - `update-unavailable`: the next `update` could not be made (a stage created or restarted,
- *   streamed and finished between two reads of the run without its text, `StageDiff.changes`);
- *   a rare race. The reconnect resumes or gets a fresh snapshot, so nothing is lost.
- * - `credential-expired`: the read token the stream was opened with expired (`CredentialExpiry`
- *   ends it at its expiry, whether or not the run changed); expected. The reconnect with the same
- *   token is refused (`401 invalid_read_token`, expired).
+ * What a stream tells its handlers when the server ended it for a {@link StreamClosedCause} (the
+ * causes, with what each means, are the contract's `STREAM_CLOSED_CAUSES`, which the OpenAPI
+ * document describes them from).
  */
-export type StreamClosedCause = 'not-admitted' | 'update-unavailable' | 'credential-expired'
-
-/** What a stream tells its handlers when the server ended it for a {@link StreamClosedCause}. */
 export type StreamClosed =
   | {
       cause: 'not-admitted' | 'update-unavailable'
@@ -62,6 +53,20 @@ export type StreamClosed =
       /** When the credential expired, in ms since the epoch. */
       expiresAt: number
       stream: 'run' | 'set'
+    }
+  | {
+      cause: 'deleted'
+      /** The run that is no longer stored (a set stream's member). */
+      runId: string
+      stream: 'run' | 'set'
+    }
+  | {
+      cause: 'membership-failed'
+      /** No run: the stream's membership failed, not one of its runs. */
+      runId: undefined
+      /** What applying the membership threw. */
+      error: unknown
+      stream: 'set'
     }
 
 /** The comment line of a {@link StreamClosed}, written right before the stream ends; `runId` is left out when `undefined`. */
@@ -179,9 +184,9 @@ export class EventStreams {
    * stage's `output` when this stream already sent that output (the subscriber asked for it).
    * `admits`: whether the caller's credential still covers the run as it now is (a tag read
    * token, the run's tags); a change it does not admit ends the stream, and the reconnect is
-   * judged afresh. `expiresAt`: when the credential expires (ms since the epoch; a read token),
-   * the stream ends then (`credential-expired`); without it, never for that. The stream's bytes go
-   * to the sink its body is attached to: a Web stream ({@link EventStreamBody.readable}) or a Node
+   * judged afresh. `expiresAt`: when the credential expires (ms since the epoch; a read token, or
+   * the session's expiry `authorize` answered with), the stream ends then (`credential-expired`);
+   * without it, never for that. The stream's bytes go to the sink its body is attached to: a Web stream ({@link EventStreamBody.readable}) or a Node
    * response written directly (`event-sink.ts`).
    */
   async open(
@@ -345,6 +350,11 @@ class OpenStream extends SinkBody implements RunListener, EventListenerObject, E
   /** Whether the stream has closed. */
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** The run is no longer stored (the watcher read none): the stream ends, saying why. Before its start, its own read decides (404). */
+  gone(): void {
+    if (this.#started) this.#closeFor({ cause: 'deleted', runId: this.#runId, stream: 'run' })
   }
 
   /**

@@ -10,6 +10,8 @@
  *   catches up a change no notification announced (a writer without `notifyChannel`, or a
  *   notification lost to a writer's crash between commit and its notification batch) and logs
  *   that once per process.
+ * A streamed run that a poll no longer finds, read again and found missing, was deleted: its
+ * listeners are told (`RunListener.gone`), so no stream follows a run that is gone in silence.
  * Edge-safe: timers and the store only, no Node built-ins.
  */
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
@@ -72,6 +74,12 @@ export interface RunListener {
    * never handed chunks, so never this.
    */
   takeWhole?(snapshot: RunSnapshot): void
+  /**
+   * The run is no longer stored: a read found none (it was deleted, by the app or by hand, or
+   * the poll's versions no longer name it). A listener that has sent the run's state ends or
+   * drops it; one that has not yet ignores it (its own read finds no run).
+   */
+  gone?(): void
 }
 
 /**
@@ -336,7 +344,17 @@ export class RunWatcher {
             unrefTimer(setTimeout(() => this.#refresh(runId), this.#pollIntervalMs))
             return
           }
-          if (!snapshot) return
+          if (!snapshot) {
+            // Deleted: its listeners end or drop it (each stops its watch).
+            for (const listener of [...run.listeners]) {
+              try {
+                listener.gone?.()
+              } catch (error) {
+                this.#logger.error('pipeline-status: a live stream failed to end for its deleted run', { error })
+              }
+            }
+            return
+          }
           if (snapshot.version !== undefined && snapshot.version > run.version) run.version = snapshot.version
           if (whole?.version !== undefined && whole.version > run.version) run.version = whole.version
           for (const listener of handed) {
@@ -462,6 +480,8 @@ export class RunWatcher {
         }
         this.#changed(runId, version)
       })
+      // A watched run the versions no longer name was deleted: read it to be sure, then its listeners are told.
+      if (versions.size < ids.length) for (const runId of ids) if (!versions.has(runId)) this.#refresh(runId)
     } catch (error) {
       if (!this.#pollFailureLogged) {
         this.#pollFailureLogged = true

@@ -207,3 +207,50 @@ describe('a set stream whose credential expires', () => {
     stream.streams.close()
   })
 })
+
+describe('a filter set stream whose membership fails after ready', () => {
+  it('ends with `: closed membership-failed` naming no run, and the handlers are told (with the error), not silently', async () => {
+    const closedFor: StreamClosed[] = []
+    let listener: ((entries: ReadonlyArray<{ id: string; version: number }>) => void) | undefined
+    const windows = {
+      follow: (_filter: unknown, _limit: number, taker: typeof listener) => {
+        listener = taker
+        // The first membership: run_1 alone.
+        return { first: Promise.resolve().then(() => taker!([{ id: 'run_1', version: 1 }])), dirty: () => {}, stop: () => {} }
+      },
+    }
+    const watcher = { watch: () => ({ seen: () => {}, stop: () => {} }) }
+    const failure = new Error('the status document of run_2 could not be made')
+    const streams = new SetStreams(
+      watcher as unknown as RunWatcher,
+      windows as unknown as RunWindows,
+      {
+        keepAliveMs: 60_000,
+        maxBufferedBytes: 1 << 20,
+        onSlowStream: () => {},
+        retryMs: 1000,
+        // A run joining later whose snapshot cannot be made: the membership fails after `ready`.
+        statusDocument: (joining) => {
+          if (joining.run.id === 'run_2') throw failure
+          return toStatusResponse(joining)
+        },
+        summary,
+        onClosed: (details: StreamClosed) => void closedFor.push(details),
+        expiry: new CredentialExpiry(() => Date.now()),
+      },
+      async (runId) => ({ ...snapshot(1, []), run: { ...run, id: runId } }),
+    )
+    const body = await streams.openFilter({}, 50, 'full', new AbortController().signal, () => true)
+    const stream = readSink(body)
+    expect((await stream.take()).map((event) => event.event)).toEqual(['snapshot', 'ready'])
+    listener!([
+      { id: 'run_2', version: 1 },
+      { id: 'run_1', version: 1 },
+    ])
+    expect(await stream.take()).toEqual([])
+    expect(stream.closed()).toBe(true)
+    expect(stream.comments().at(-1)).toBe('closed membership-failed')
+    expect(closedFor).toEqual([{ cause: 'membership-failed', runId: undefined, error: failure, stream: 'set' }])
+    expect(streams.size).toBe(0)
+  })
+})

@@ -94,7 +94,8 @@ export class SetStreams {
    * Opens a stream of the window of `filter` (scope ANDed in) and `limit`. Resolves with the body
    * once the first membership's snapshots are queued (then `ready`); rejects when the first
    * window query or a member's read failed (nothing stays open). `expiresAt`: when the caller's
-   * credential expires (ms since the epoch; a tag read token), the stream ends then.
+   * credential expires (ms since the epoch; a tag read token, or the session's expiry `authorize`
+   * answered with), the stream ends then.
    */
   async openFilter(
     filter: RunListFilter,
@@ -124,7 +125,8 @@ export class SetStreams {
    * Opens a stream of the listed runs: watches each, then reads each through its grant, so no
    * change falls between. Rejects with the first refusal, or {@link ListedRunNotFound}, before
    * anything is sent. The stream closes after every listed run ended. `expiresAt`: when the
-   * caller's credential expires (ms since the epoch; a read token), the stream ends then.
+   * caller's credential expires (ms since the epoch; a read token, or the session's expiry
+   * `authorize` answered with; the earliest of the listed runs' grants), the stream ends then.
    */
   async openRuns(runs: readonly ListedRun[], view: SetStreamView, signal: AbortSignal, expiresAt?: number): Promise<EventStreamBody> {
     const stream = this.#create(view)
@@ -378,9 +380,17 @@ class SetStream extends SinkBody implements ExpiringStream {
     if (!this.#ready) this.#sendReady()
   }
 
+  /**
+   * A membership could not be applied: before `ready` the request answers the error; after it
+   * the stream ends, saying why (the handlers are told, they log it; the subscriber gets the
+   * `: closed membership-failed` comment and reconnects to fresh snapshots).
+   */
   #fail(error: unknown): void {
-    if (!this.#ready) this.#rejectStarted(error)
-    else this.close()
+    if (!this.#ready) return this.#rejectStarted(error)
+    if (this.#closed) return
+    this.#settings.onClosed({ cause: 'membership-failed', runId: undefined, error, stream: 'set' })
+    this.#write(closedComment('membership-failed', undefined))
+    this.close()
   }
 
   /** Registers a member and watches it first, so no change falls between its read and its watch. */
@@ -394,11 +404,12 @@ class SetStream extends SinkBody implements ExpiringStream {
         ? this.#watcher.watch(runId, {
             take: (snapshot, chunks) => this.#deliver(member, snapshot, chunks),
             takeWhole: (snapshot) => this.#deliverWhole(member, snapshot),
+            gone: () => this.#gone(member),
             get sentVersion() {
               return member.sent.version
             },
           })
-        : this.#watcher.watch(runId, { take: (snapshot) => this.#deliver(member, snapshot, []) })
+        : this.#watcher.watch(runId, { take: (snapshot) => this.#deliver(member, snapshot, []), gone: () => this.#gone(member) })
     return member
   }
 
@@ -451,7 +462,7 @@ class SetStream extends SinkBody implements ExpiringStream {
     const version = snapshot.version ?? 0
     if (version <= member.sent.version) return
     if (this.#expiredNow()) return
-    if (!member.admits(snapshot)) return this.#closeFor(member, 'not-admitted', version)
+    if (!member.admits(snapshot)) return this.#closeFor({ cause: 'not-admitted', runId: member.runId, version, stream: 'set' })
     if (this.#view === 'summary') {
       // The version is learnt either way (later ids, `leave` and `end` carry it); an `update` goes
       // only when something the summary shows changed: a chunk or a progress tick sends nothing.
@@ -464,7 +475,7 @@ class SetStream extends SinkBody implements ExpiringStream {
       }
     } else {
       const events = member.sent.changes(snapshot, chunks)
-      if (!events) return this.#closeFor(member, 'update-unavailable', version)
+      if (!events) return this.#closeFor({ cause: 'update-unavailable', runId: member.runId, version, stream: 'set' })
       for (const planned of events) this.#event(planned.event, `${member.runId}:${planned.version}`, planned.data)
     }
     if (isFinalStatus(snapshot.run.status) && !member.ended) this.#end(member, snapshot)
@@ -481,19 +492,37 @@ class SetStream extends SinkBody implements ExpiringStream {
     if (this.#closed || this.#members.get(member.runId) !== member || !member.live) return
     if ((snapshot.version ?? 0) <= member.sent.version) return
     if (this.#expiredNow()) return
-    if (!member.admits(snapshot)) return this.#closeFor(member, 'not-admitted', snapshot.version ?? 0)
+    if (!member.admits(snapshot)) return this.#closeFor({ cause: 'not-admitted', runId: member.runId, version: snapshot.version ?? 0, stream: 'set' })
     this.#sendSnapshot(member, snapshot)
     if (this.matches && !this.matches(snapshot)) this.onMismatch?.()
   }
 
   /**
-   * Ends the stream for `cause`, `member`'s version `version` unsent: the handlers are told (they
-   * log it), and the subscriber gets the `: closed` comment naming the run before the end.
+   * A member is no longer stored (deleted). A finished one is dropped (its `end` was sent; the
+   * retention sweep deletes finished runs); a filter stream's window is read again, so it leaves;
+   * an unfinished one of a `run=` stream ends the stream, saying why. Before its snapshot, its
+   * own read decides.
    */
-  #closeFor(member: Member, cause: 'not-admitted' | 'update-unavailable', version: number): void {
+  #gone(member: Member): void {
+    if (this.#closed || this.#members.get(member.runId) !== member || !member.live) return
+    if (member.ended) {
+      member.watch?.stop()
+      member.watch = undefined
+      return
+    }
+    if (this.closeWhenAllEnded) return this.#closeFor({ cause: 'deleted', runId: member.runId, stream: 'set' })
+    this.onMismatch?.()
+  }
+
+  /**
+   * Ends the stream for `details.cause`, naming its member run (a change unsent, or the run
+   * deleted): the handlers are told (they log it), and the subscriber gets the `: closed` comment
+   * naming the run before the end.
+   */
+  #closeFor(details: StreamClosed & { runId: string }): void {
     if (this.#closed) return
-    this.#settings.onClosed({ cause, runId: member.runId, version, stream: 'set' })
-    this.#write(closedComment(cause, member.runId))
+    this.#settings.onClosed(details)
+    this.#write(closedComment(details.cause, details.runId))
     this.close()
   }
 

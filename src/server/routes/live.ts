@@ -12,6 +12,7 @@ import { HttpProblemError, isHttpProblemError } from '../http/problem-response.j
 import { readBodyLimited } from '../http/read-body.js'
 import { runNotFound } from '../http/validate.js'
 import { HEADERS } from '../../contract/headers.js'
+import { errorMessage } from '../../internal/error-message.js'
 import { PROBLEM_CODES } from '../../contract/problem.js'
 import { parseSetStreamQuery } from '../../contract/run-list-query.js'
 import { catalogueOfRun } from '../../core/run-catalogue.js'
@@ -86,8 +87,9 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
     )
   }
 
-  // Streams opened with a credential that expires (read tokens) end at its expiry: one timer for
-  // every stream of this instance, armed for the earliest expiry (the handlers' clock decides).
+  // Streams opened with a credential that expires (read tokens, a session `authorize` gave an
+  // `expiresAt`) end at its expiry: one timer for every stream of this instance, armed for the
+  // earliest expiry (the handlers' clock decides).
   const expiry = new CredentialExpiry(() => settings.clock().getTime())
 
   // A stream the server ended before its run's end (besides shutdown and slow readers): the first of
@@ -101,8 +103,23 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
       const which = stream === 'run' ? `a live stream of run ${runId}` : 'a set stream'
       const expiresAt = new Date(closed.expiresAt).toISOString()
       logger.warn(
-        `pipeline-status: ended ${which} because the read token it was opened with expired (${expiresAt}): a credential stops admitting at its expiry, whether or not the run changes. The subscriber got ': closed credential-expired'; its reconnect with the same token is refused (401 invalid_read_token, expired). Expected when a page outlives its token; if the page should keep following, give it a new token before the old one expires (or a longer expiresInSeconds). Logged once per process for this cause`,
+        `pipeline-status: ended ${which} because the credential it was opened with expired (${expiresAt}): a read token, or the app's session whose expiresAt the authorize hook answered with. A credential stops admitting at its expiry, whether or not the run changes. The subscriber got ': closed credential-expired'; its reconnect with the same token is refused (401 invalid_read_token, expired), and with a session authorize is asked again. Expected when a page outlives its token or session; if the page should keep following, give it a new token before the old one expires (or a longer expiresInSeconds), or have authorize answer the renewed session's expiresAt. Logged once per process for this cause`,
         { cause, runId, expiresAt, stream },
+      )
+      return
+    }
+    if (closed.cause === 'membership-failed') {
+      logger.warn(
+        `pipeline-status: ended a set stream because the new membership of its filter's window could not be applied after its start (${errorMessage(closed.error)}): the stream could no longer say which runs it follows. The subscriber got ': closed membership-failed' and reconnects to fresh snapshots, so nothing is lost, but this should not happen: if it recurs, report it with the error logged here (the stream's runs, their pipelines and the store in use). Logged once per process for this cause`,
+        { cause, stream, error: closed.error },
+      )
+      return
+    }
+    if (closed.cause === 'deleted') {
+      const which = stream === 'run' ? `a live stream of run ${runId}` : `a set stream following run ${runId}`
+      logger.warn(
+        `pipeline-status: ended ${which} because the run is no longer stored: it was deleted while unfinished (by the app or by hand; the retention sweep deletes finished runs only, whose own streams have ended). The subscriber got ': closed deleted'; its reconnect is answered 404 run_not_found. Expected when the app deletes runs that are still running; otherwise find what deleted it. Logged once per process for this cause`,
+        { cause, runId, stream },
       )
       return
     }

@@ -14,7 +14,7 @@ import {
   StageUpdateResponse,
 } from 'pipeline-status-sdk'
 import type { StageCatalogue } from 'pipeline-status-sdk'
-import type { AuthorizeInput, RunEndedInput, RunState, Store, WebhookSigningOptions } from 'pipeline-status-sdk/server'
+import type { AuthorizeInput, AuthorizeResult, RunEndedInput, RunState, Store, WebhookSigningOptions } from 'pipeline-status-sdk/server'
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { expect } from 'vitest'
 import { makeStageUpdate } from '../../support/fixtures.js'
@@ -42,7 +42,7 @@ export interface Completion {
 export interface TargetOptions {
   secret?: string | string[]
   signing?: WebhookSigningOptions
-  authorize?: (input: AuthorizeInput<unknown>) => boolean | Promise<boolean>
+  authorize?: (input: AuthorizeInput<unknown>) => AuthorizeResult | Promise<AuthorizeResult>
   onRunCompleted?: (tx: unknown, run: RunState, payload: Record<string, unknown>) => Promise<void> | void
   onRunEnded?: (input: RunEndedInput<unknown>) => Promise<void> | void
   maxBodyBytes?: number

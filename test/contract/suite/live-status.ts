@@ -166,6 +166,43 @@ export function describeLiveStatus({ name, scenario }: ContractContext): void {
       )
     }
 
+    {
+      // The handlers' clock, moved by the scenario: the session ends at SESSION_END, and a change
+      // that reaches a stream after it ends the stream (the timer, armed for real time, never runs).
+      const T0 = Date.UTC(2031, 5, 1)
+      const SESSION_END = T0 + 60_000
+      let now = T0
+      scenario(
+        "a stream the authorize hook allowed until { expiresAt } (the session's end) ends then with `: closed credential-expired`, the change unsent; the reconnect is 401",
+        async (api) => {
+          const tag = `session-${crypto.randomUUID().slice(0, 12)}`
+          const created = await api.send({ path: '/runs', json: { id: uniqueRunId('session'), tags: [tag] } })
+          expect(created.status).toBe(201)
+          const id = ((await created.json()) as { run: { id: string } }).run.id
+          const own = await open(api, id, { secret: null })
+          const listed = readEvents(await api.send({ path: `/events?run=${encodeURIComponent(id)}`, secret: null }))
+          const filtered = readEvents(await api.send({ path: `/events?tag=${tag}`, secret: null }))
+          for (const stream of [own, listed, filtered]) expect((await stream.next()).event).toBe('snapshot')
+
+          now = SESSION_END
+          await api.stageOk(id, makeStageUpdate({ stageNumber: 1, status: 'PROCESSING', output: '' }))
+          for (const stream of [own, listed, filtered]) await stream.closed
+          expect(own.comments.at(-1)).toBe(`closed credential-expired ${id}`)
+          // A set stream's credential ended it, not one of its runs: no run named.
+          for (const set of [listed, filtered]) expect(set.comments.at(-1)).toBe('closed credential-expired')
+          expect(own.events.map((event) => event.event)).toEqual(['snapshot'])
+          expect(filtered.events.map((event) => event.event)).toEqual(['snapshot', 'ready'])
+
+          const again = await expectProblem(await api.send({ path: eventsPath(id), secret: null }), 401, 'authentication_required')
+          expect(again.detail).toContain(`until ${new Date(SESSION_END).toISOString()}, which has passed`)
+        },
+        {
+          clock: () => new Date(now),
+          authorize: ({ action }) => (action === 'stream' || action === 'list' ? { allow: true, expiresAt: new Date(SESSION_END) } : false),
+        },
+      )
+    }
+
     scenario('sends no CORS headers by default (same-origin only)', async (api) => {
       const id = await api.createRun()
       const stream = await open(api, id, { headers: { Origin: 'https://elsewhere.example' } })
