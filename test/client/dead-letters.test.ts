@@ -12,6 +12,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
 import { useServerAndOutbox } from './support/outbox-fixture.js'
 import { type RecordedRequest, TEST_SECRET } from './support/test-server.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
@@ -164,7 +165,7 @@ describe('maximum age', () => {
   it('dead-letters updates older than outbox.maxAgeMs and lets the run\'s new ones through', async () => {
     const runId = await createRun()
     const logger = recordingLogger()
-    const client = makeClient({ logger, outbox: { dir: env.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, maxAgeMs: 150 } })
+    const client = makeClient({ logger, outbox: { dir: env.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling, maxAgeMs: 150 } })
     await env.server.stop()
     await client.initializePipelineStages(runId)
     await client.markStageComplete(runId, 1, 'one')

@@ -15,6 +15,7 @@ import { useHookedApp } from './support/hooked-app.js'
 import { recordingLogger } from '../support/loggers.js'
 import { clientFactory } from './support/client-factory.js'
 import { type Fault, TEST_SECRET } from './support/test-server.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const t = useHookedApp('duplicate-completion-')
 // Registered after the afterEach above: clients close before the server stops.
@@ -88,7 +89,7 @@ describe('a /complete that waited in the outbox (onQueuedCompletion)', () => {
   it("is a plain duplicate when no attempt reached the server (connection refused) and another party's /complete came first", async () => {
     const runId = 'refused_then_elsewhere'
     const events: QueuedCompletionEvent[] = []
-    const { client, logger } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
+    const { client, logger } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling }, onQueuedCompletion: (event) => events.push(event) })
     await makeClient().client.createRun(runId)
     await t.app.stop()
     expect(isQueuedDelivery(await client.completeRun(runId, { status: 'COMPLETED', from: 'this runner' }))).toBe(true)
@@ -105,7 +106,7 @@ describe('a /complete that waited in the outbox (onQueuedCompletion)', () => {
 
   it('says both possibilities when its attempts were received without an answer, also to a restarted process delivering it', async () => {
     const runId = 'unanswered_then_restart'
-    const { client, logger } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const { client, logger } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } })
     await client.createRun(runId)
     // The first attempt is stored (the hook runs with these results), its answer lost; the retries are refused for sure.
     t.app.injectFor('/complete', { handledThen: { drop: true } }, { status: 503 }, { status: 503 }, { status: 503 })
@@ -115,7 +116,7 @@ describe('a /complete that waited in the outbox (onQueuedCompletion)', () => {
     expect(await client.close({ timeoutMs: 5_000 })).toMatchObject({ pending: 1 })
 
     const events: QueuedCompletionEvent[] = []
-    const restarted = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
+    const restarted = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling }, onQueuedCompletion: (event) => events.push(event) })
     expect(await restarted.client.flush()).toMatchObject({ delivered: 1, pending: 0 })
     expect(events).toEqual([expect.objectContaining({ runId, outcome: 'duplicate', earlierProcess: true, unansweredAttempt: cause })])
     expect(warnings(restarted.logger).filter((line) => line.includes('duplicate'))).toEqual([`Run ${runId}: ${POSSIBLY_OWN(cause)}`])
@@ -124,7 +125,7 @@ describe('a /complete that waited in the outbox (onQueuedCompletion)', () => {
 
   it('keeps that a redelivery from the outbox was received without an answer, for the process that delivers it next', async () => {
     const runId = 'redelivery_unanswered'
-    const { client } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const { client } = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } })
     await client.createRun(runId)
     // Queued after definite refusals: nothing unanswered yet.
     t.app.injectFor('/complete', { status: 503 }, { status: 503 }, { status: 503 })
@@ -135,7 +136,7 @@ describe('a /complete that waited in the outbox (onQueuedCompletion)', () => {
     expect(await client.close({ timeoutMs: 5_000 })).toMatchObject({ pending: 1 })
 
     const events: QueuedCompletionEvent[] = []
-    const restarted = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, onQueuedCompletion: (event) => events.push(event) })
+    const restarted = makeClient({ outbox: { dir: t.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling }, onQueuedCompletion: (event) => events.push(event) })
     expect(await restarted.client.flush()).toMatchObject({ delivered: 1, pending: 0 })
     expect(events).toEqual([expect.objectContaining({ runId, outcome: 'duplicate', earlierProcess: true, unansweredAttempt: 'HTTP 504' })])
     expect(warnings(restarted.logger).filter((line) => line.includes('duplicate'))).toEqual([`Run ${runId}: ${POSSIBLY_OWN('HTTP 504')}`])

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
 import { useServerAndOutbox } from './support/outbox-fixture.js'
 import { TEST_SECRET } from './support/test-server.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const PROBLEM_JSON = { 'content-type': 'application/problem+json' }
 
@@ -121,7 +122,7 @@ describe('debug', () => {
 describe('close()', () => {
   it('reports and logs what stays undelivered, per run', async () => {
     const runA = await createRun('run_a')
-    const { client, logger } = makeClient({ retry: { limit: 0 }, outbox: { dir: env.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const { client, logger } = makeClient({ retry: { limit: 0 }, outbox: { dir: env.dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } })
     expect(await client.markStageProcessing('run_b', 1)).toBe(false) // unknown run: 404, dead-lettered
     await env.server.stop()
     await client.initializePipelineStages(runA)

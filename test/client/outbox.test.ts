@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { OutboxLockedError, isOutboxLockedError, isQueuedDelivery } from 'pipeline-status-sdk/client'
 import { describe, expect, it, vi } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
+import { until } from '../support/until.js'
 import { useServerAndOutbox } from './support/outbox-fixture.js'
 import { type RecordedRequest, TEST_SECRET } from './support/test-server.js'
 
@@ -190,6 +191,20 @@ describe('receiver down', () => {
     await env.server.start()
     await vi.waitFor(() => expect(client.pendingCount()).toBe(0), { timeout: 10_000, interval: 20 })
     expect(env.server.requests.map((r) => body(r).stageNumber)).toEqual([1, 2, 3])
+  })
+
+  it('draws the background redelivery\'s jitter from outbox.random: a draw of 0 redelivers at once, even below a 10-minute ceiling', async () => {
+    const runId = await createRun()
+    await env.server.stop()
+    const draws: number[] = []
+    const random = () => draws.push(0) && 0
+    const client = makeClient({ outbox: { dir: env.dir, retryDelayMs: 600_000, maxRetryDelayMs: 600_000, random } })
+    expect(await client.markStageProcessing(runId, 1)).toBe(true)
+    expect(client.pendingCount()).toBe(1)
+    expect(draws.length).toBeGreaterThan(0)
+    await env.server.start()
+    await until('the outbox redelivered in the background', () => client.pendingCount() === 0)
+    expect(env.server.requests.map((r) => body(r).stageNumber)).toEqual([1])
   })
 
   it('moves an update still in flight at the close deadline to the outbox', async () => {

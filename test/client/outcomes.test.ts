@@ -16,6 +16,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { useTempDirs } from '../support/temp-dirs.js'
 import { clientFactory } from './support/client-factory.js'
 import { TEST_SECRET, useTestServer } from './support/test-server.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const outboxDir = useTempDirs('outcomes-outbox-')
 const server = useTestServer()
@@ -123,7 +124,7 @@ describe('a stage final again with another output: outcome conflict', () => {
 
   it('a conflicting update redelivered from the outbox is logged the same way and leaves the queue', async () => {
     const other = makeClient()
-    const { client, logged } = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const { client, logged } = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } })
     await client.createRun('conflict_outbox')
     server().setFault({ status: 503 })
     expect(await client.markStageComplete('conflict_outbox', 1, 'queued')).toBe(true)
@@ -215,7 +216,7 @@ describe('a /complete refused because the run ended elsewhere is superseded on i
   }
 
   it('the same completion redelivered from the outbox is superseded the same way: not undelivered', async () => {
-    const { client } = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const { client } = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } })
     await client.createRun('complete_elsewhere_redelivered')
     expect(await client.markStageProcessing('complete_elsewhere_redelivered', 1)).toBe(true)
     server().setFault({ status: 503 })

@@ -151,7 +151,11 @@ describe('retries under the run stream', () => {
         () => 5,
       ],
     })
-    await until('the retry to be reported', () => server().requestsTo(`/${run.id}/stage-update`).some((r) => r.body.includes('"nextRetryAt":"')))
+    // Stored, not merely arrived (the server records a request before its handlers apply it): a
+    // cancel applied first would have the retry's report refused, and the attempt never stored.
+    await until('the retry to be reported', () =>
+      server().requestsTo(`/${run.id}/stage-update`).some((r) => r.body.includes('"nextRetryAt":"') && r.answeredAt !== undefined),
+    )
     await cancel(run.id, 'stopped while waiting')
     const summary = await pipeline
     expect(attempts).toEqual([1])

@@ -23,6 +23,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { recordingLogger } from '../support/loggers.js'
 import { until } from '../support/until.js'
 import { clientFactory } from './support/client-factory.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const ORIGIN = 'http://delivered.test'
 const SECRET = 'delivered-secret'
@@ -48,7 +49,7 @@ const clients = clientFactory(() => ({
   heartbeatIntervalMs: 60_000,
   retry: { limit: 2, baseDelayMs: 10, maxDelayMs: 10 },
   // No background redelivery unless a test asks for it: the stages flush.
-  outbox: { dir, retryDelayMs: 600_000, maxRetryDelayMs: 600_000 },
+  outbox: { dir, retryDelayMs: 600_000, maxRetryDelayMs: 600_000, random: nearCeiling },
 }))
 
 /** Five stages; stage 2 first waits for `recover` (the outage ends while the run goes on). */

@@ -32,6 +32,7 @@ import {
 import { createPipelineMock } from 'pipeline-status-sdk/msw'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { clientFactory } from './support/client-factory.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const ORIGIN = 'http://resume.test'
 const SECRET = 'resume-secret'
@@ -60,7 +61,7 @@ const clients = clientFactory(() => ({
   followRunStream: false,
   heartbeatIntervalMs: 60_000,
   retry: { limit: 0 },
-  outbox: { dir, retryDelayMs: 600_000, maxRetryDelayMs: 600_000 },
+  outbox: { dir, retryDelayMs: 600_000, maxRetryDelayMs: 600_000, random: nearCeiling },
 }))
 
 /** The stage updates the mock received since `from` (an index into its requests): `2 PROCESSING attempt 2`, `3 COMPLETED`. */

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { CatalogueMismatchError, ConfigurationError, DEFAULT_STAGES, PrismaAPIClient, type PipelineProgressEvent, runPipeline, silentLogger } from 'pipeline-status-sdk/client'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 let server: TestServer
 let client: PrismaAPIClient
@@ -254,7 +255,7 @@ describe('runPipeline', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
     try {
       await client.createRun('run_queued')
-      const queuing = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 }, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+      const queuing = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 }, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } })
       server.setFault({ status: 503 })
       const summary = await runPipeline({ runId: 'run_queued', client: queuing, stages: [() => 1] })
       expect(summary.status).toBe('COMPLETED')

@@ -22,6 +22,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { useTempDirs } from '../support/temp-dirs.js'
 import { clientFactory } from './support/client-factory.js'
 import { TEST_SECRET, useTestServer } from './support/test-server.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const INTERVAL = 1000 // the contract's shortest heartbeat interval
 
@@ -217,7 +218,7 @@ describe('reportProgress', () => {
 
   it('keeps only the newest pending progress per stage in the outbox, never merging status changes', async () => {
     const dir = outboxDir()
-    const client = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 } })
+    const client = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling }, retry: { limit: 0 } })
     await client.createRun('progress_outbox')
     server().setFault({ status: 503 })
     expect(await client.markStageProcessing('progress_outbox', 1)).toBe(true)
@@ -232,7 +233,7 @@ describe('reportProgress', () => {
     // The process ends during the outage; the next one reads the same queue from the journal.
     await client.close({ timeoutMs: 100 })
     server().setFault(undefined)
-    const next = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 } })
+    const next = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling }, retry: { limit: 0 } })
     expect(next.pendingCount('progress_outbox')).toBe(6)
     const sentBefore = server().requests.length
     expect(await next.flush()).toEqual({ delivered: 6, rejected: 0, pending: 0 })
@@ -301,7 +302,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
       warn: (message: string) => logged.push({ level: 'warn', message }),
       error: (message: string) => logged.push({ level: 'error', message }),
     }
-    const client = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 }, logger, onRunFinished: (event) => events.push(event) })
+    const client = makeClient({ outbox: { dir: outboxDir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling }, retry: { limit: 0 }, logger, onRunFinished: (event) => events.push(event) })
     await client.createRun('offline_completed')
     // The runner cannot reach the server from its first update on; the web app completes the run meanwhile.
     server().setFault({ status: 503 })
@@ -340,7 +341,7 @@ describe('the runner learns that its run was finished elsewhere', () => {
       error: (message: string) => logged.push({ level: 'error', message }),
     }
     const dir = outboxDir()
-    const client = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 }, logger, onRunFinished: (event) => events.push(event) })
+    const client = makeClient({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling }, retry: { limit: 0 }, logger, onRunFinished: (event) => events.push(event) })
     await client.createRun('offline_cancel')
     expect(await client.markStageProcessing('offline_cancel', 1)).toBe(true)
     expect(await client.markStageComplete('offline_cancel', 1, 'one')).toBe(true)

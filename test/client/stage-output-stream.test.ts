@@ -38,6 +38,15 @@ async function serve(maxStreamedOutputBytes?: number): Promise<TestServer> {
   return server
 }
 
+/**
+ * Requests to `suffix` the handlers have answered, so stored: the server records a request as it
+ * arrives, before the handlers apply it, and a GET /status sent on another connection can be
+ * answered in between.
+ */
+function stored(server: TestServer, suffix: string): number {
+  return server.requestsTo(suffix).filter((request) => request.answeredAt !== undefined).length
+}
+
 function clientOf(server: TestServer, options: PrismaAPIClientOptions = {}): PrismaAPIClient {
   const client = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, heartbeatIntervalMs: 60_000, ...options })
   clients.push(client)
@@ -57,13 +66,13 @@ describe("runPipeline's write against the real handlers", () => {
         () => 'one',
         async ({ write }) => {
           write('## Findings\n')
-          await until('the first chunk stored', () => server.requestsTo('/stages/2/output').length >= 1)
+          await until('the first chunk stored', () => stored(server, '/stages/2/output') >= 1)
           const first = (await client.getStatus(run.id)).stages.find((stage) => stage.stageNumber === 2)
           seen.push({ output: first?.output ?? null, outputSeq: first?.outputSeq })
           write('- pricing\n')
           write('- pastry ')
           write('pop-ups\n')
-          await until('the second chunk stored', () => server.requestsTo('/stages/2/output').length >= 2)
+          await until('the second chunk stored', () => stored(server, '/stages/2/output') >= 2)
           const second = (await client.getStatus(run.id)).stages.find((stage) => stage.stageNumber === 2)
           seen.push({ output: second?.output ?? null, outputSeq: second?.outputSeq })
           return 'FINAL REPORT'
@@ -95,7 +104,7 @@ describe("runPipeline's write against the real handlers", () => {
         async ({ write, attempt }) => {
           write(`attempt ${attempt}`)
           if (attempt === 1) throw new Error('model overloaded')
-          await until('attempt 2 chunk stored', () => server.requestsTo('/stages/1/output').length >= 2)
+          await until('attempt 2 chunk stored', () => stored(server, '/stages/1/output') >= 2)
           duringSecond = (await client.getStatus(run.id)).stages[0]?.output
           return undefined
         },

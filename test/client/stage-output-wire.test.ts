@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
 import { useTempDirs } from '../support/temp-dirs.js'
 import { fakePipelineServer } from './support/fake-pipeline-server.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -131,7 +132,7 @@ describe('streamed output from runPipeline, on the wire', () => {
     const dir = tempDir()
     let down = true
     const { client, bodies } = fakePipelineServer('report', {
-      client: { outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 }, retry: { limit: 0 } },
+      client: { outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling }, retry: { limit: 0 } },
       answer: (path) => (down && path.endsWith('/output') ? problem('database_unavailable') : undefined),
     })
     const summary = await runPipeline({

@@ -16,6 +16,7 @@ import { makeStageUpdate } from '../support/fixtures.js'
 import { recordingLogger } from '../support/loggers.js'
 import { clientFactory } from './support/client-factory.js'
 import { type RecordedRequest, TEST_SECRET, type TestServer, startTestServer } from './support/test-server.js'
+import { nearCeiling } from './support/outbox-jitter.js'
 
 const LIMIT = 4096
 const SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
@@ -124,7 +125,7 @@ describe('an output over the server body limit', () => {
 
   it('is cut when the 413 comes on a redelivery from the outbox, keeping its place in the run\'s order', async () => {
     dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
-    const client = await setup({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const client = await setup({ outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } })
     server.setFault({ status: 503 })
     expect(await client.markStageComplete('run_1', 1, 'z'.repeat(LIMIT * 2))).toBe(true)
     expect(await client.markStageProcessing('run_1', 2)).toBe(true)
@@ -147,7 +148,7 @@ describe('an output over the server body limit', () => {
   it('keeps the replacement in the refused entry\'s place after a restart', async () => {
     dir = mkdtempSync(join(tmpdir(), 'pipeline-outbox-'))
     server = await startTestServer({ maxBodyBytes: LIMIT })
-    const first = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 }, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } })
+    const first = new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, retry: { limit: 0 }, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } })
     await first.createRun('run_1')
     server.setFault({ status: 503 })
     await first.markStageComplete('run_1', 1, 'z'.repeat(LIMIT * 2))
@@ -161,7 +162,7 @@ describe('an output over the server body limit', () => {
     server.setFault(undefined)
     server.requests.length = 0
 
-    const second = track(new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } }))
+    const second = track(new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } }))
     expect(await second.flush()).toEqual({ delivered: 2, rejected: 0, pending: 0 })
     expect(server.requests.map((r) => `${body(r).stageNumber} ${body(r).status}`)).toEqual(['1 COMPLETED', '2 PROCESSING'])
     expect(bytes(server.requests[0]?.body ?? '')).toBeLessThanOrEqual(LIMIT)
@@ -180,7 +181,7 @@ describe('an output over the server body limit', () => {
     const later = { ...original, id: crypto.randomUUID(), body: stage('PROCESSING') }
     const replacement = { ...original, id: crypto.randomUUID(), body: stage('COMPLETED', `zz${TRUNCATION_MARKER}`), replaces: original.id }
     writeFileSync(join(dir, 'journal.jsonl'), [original, later, replacement].map((e) => `${JSON.stringify(e)}\n`).join(''))
-    const client = track(new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 } }))
+    const client = track(new PrismaAPIClient({ baseUrl: server.origin, secret: TEST_SECRET, logger: silentLogger, outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling } }))
     expect(client.pendingCount()).toBe(2)
     expect(await client.flush()).toEqual({ delivered: 2, rejected: 0, pending: 0 })
     expect(server.requests.map((r) => r.headers['idempotency-key'])).toEqual([replacement.id, later.id])

@@ -39,13 +39,17 @@ function via(url: string, port: number): string {
   return next.href
 }
 
-/** One "process": handlers on their own store object (so they hear other instances' writes only through LISTEN or polling). */
-function instance(db: TestDatabase, listen: PgRunListener | undefined, logger = recordingLogger()) {
+/**
+ * One "process": handlers on their own store object (so they hear other instances' writes only
+ * through LISTEN or polling). `safetyPollIntervalMs`: the slow poll while LISTEN delivers (5 s by
+ * default), which also brings other instances' writes.
+ */
+function instance(db: TestDatabase, listen: PgRunListener | undefined, logger = recordingLogger(), safetyPollIntervalMs?: number) {
   const handlers = createPipelineStatusHandlers({
     store: createPrismaStore({ prisma: db.prisma, notifyChannel: CHANNEL }),
     secret: SECRET,
     logger,
-    live: { pollIntervalMs: 100, listen },
+    live: { pollIntervalMs: 100, listen, safetyPollIntervalMs },
   })
   return { handlers, logger }
 }
@@ -81,7 +85,10 @@ describe.skipIf(!usesPostgres())('a LISTEN connection through a proxy that freez
       reconnectDelayMs: 100,
       onStateChange: (state) => void states.push(state),
     })
-    const reader = instance(db, listen)
+    // No safety poll within the test: it would bring the write made after the freeze whenever its
+    // tick (5 s after LISTEN was verified, by default) came before the missed probe dropped LISTEN,
+    // with LISTEN still counted connected. Only the polling that follows the drop may bring it.
+    const reader = instance(db, listen, recordingLogger(), 600_000)
     const writer = instance(db, undefined)
     try {
       expect((await writer.handlers.fetch(post('/runs', { id: 'frozen' }))).status).toBe(201)

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { quiet } from '../support/loggers.js'
 import { useTempDirs } from '../support/temp-dirs.js'
 import { useTelemetry } from './support.js'
+import { nearCeiling } from '../client/support/outbox-jitter.js'
 
 const SECRET = 'otel-secret'
 const telemetry = useTelemetry()
@@ -25,7 +26,7 @@ describe('the client’s metrics', () => {
       followRunStream: false,
       logger: quiet,
       retry: { limit: 0 },
-      outbox: { dir: dir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000 },
+      outbox: { dir: dir(), retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling },
       fetch: async (input, init) => {
         if (mode === 'down') throw new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) })
         if (mode === 'refusing') {

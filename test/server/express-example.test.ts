@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,6 +24,35 @@ import { useChildProcesses } from '../support/child-processes.js'
 import { useTempDirs } from '../support/temp-dirs.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/**
+ * A data folder that PGlite has initialized (its initdb, WebAssembly work that was most of the
+ * example's start-up: about 10 s of the 13 s on an idle 2-core machine, and most of the 104-112 s
+ * such a test took on a loaded CI machine), with no table in it yet. Made once for the file and
+ * copied for each test that starts the example on PGlite, which then opens it (about 1 s) and
+ * applies the migrations as on a first run. Opening a fresh folder is openDatabase's own code
+ * (test/prisma/database.test.ts).
+ */
+let initialized: Promise<string> | undefined
+function initializedPglite(): Promise<string> {
+  initialized ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pss-pglite-initialized-'))
+    const pglite = new PGlite(dir)
+    await pglite.waitReady
+    await pglite.close()
+    return dir
+  })()
+  return initialized
+}
+afterAll(async () => {
+  if (initialized) await rm(await initialized, { recursive: true, force: true })
+})
+
+/** A copy of {@link initializedPglite} in `dir` (an empty folder). */
+async function initializedDataDir(dir: string): Promise<string> {
+  await cp(await initializedPglite(), dir, { recursive: true })
+  return dir
+}
 
 /** The live processes of the system (`ps`, on Linux and macOS): pid, parent pid, and whether it is a zombie (exited, not yet reaped). */
 function processTable(): Array<{ pid: number; ppid: number; zombie: boolean }> {
@@ -161,13 +190,20 @@ describe('npm run example:express', () => {
   // later test of the file failed with it.
   const tempDir = useTempDirs('pss-express-example-')
   const spawn = useChildProcesses()
+  // In the hook, not in a test's time.
+  beforeAll(async () => {
+    await initializedPglite()
+  }, 120_000)
 
   it('starts on PGlite with a loud demo secret, serves requests and stops cleanly on SIGTERM', async () => {
-    const dataDir = tempDir()
+    const dataDir = await initializedDataDir(tempDir())
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: dataDir }
     delete env['DATABASE_URL']
     delete env['WEBHOOK_SECRET']
-    const started = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/express/server.ts'], {
+    // As the npm script runs it: tsx as a loader, in the server's own process. tsx's CLI would be
+    // a parent that relays SIGTERM and SIGKILLs the server (exit 143) unless the server confirms
+    // the signal within 30 ms, which a busy server on a loaded machine does not always do.
+    const started = spawn(process.execPath, ['--import', 'tsx', 'examples/express/server.ts'], {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -204,7 +240,7 @@ describe('npm run example:express', () => {
   }, 120_000)
 
   it('as a user runs it: SIGTERM to the npm process stops the server, leaving no process of the script running and nothing listening on its port', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: tempDir(), WEBHOOK_SECRET: 'example-secret' }
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: await initializedDataDir(tempDir()), WEBHOOK_SECRET: 'example-secret' }
     delete env['DATABASE_URL']
     const npm = spawn('npm', ['run', 'example:express'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
@@ -237,7 +273,7 @@ describe('npm run example:express', () => {
   it('stops with one line naming PIPELINES_FILE and the file when it cannot use it, and exits 1', async () => {
     const dataDir = tempDir()
     const missing = join(dataDir, 'missing.json')
-    const started = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/express/server.ts'], {
+    const started = spawn(process.execPath, ['--import', 'tsx', 'examples/express/server.ts'], {
       cwd: root,
       env: { ...process.env, PORT: '0', DATA_DIR: dataDir, WEBHOOK_SECRET: 's', PIPELINES_FILE: missing },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -256,7 +292,7 @@ describe('a database whose migrations were applied with psql (no _prisma_migrati
   const spawn = useChildProcesses()
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'pss-psql-migrated-'))
+    dataDir = await initializedDataDir(await mkdtemp(join(tmpdir(), 'pss-psql-migrated-')))
     // What `psql -f migration.sql` leaves: the tables, and no migration history.
     const pglite = new PGlite(dataDir)
     for (const migration of listMigrations()) await pglite.exec(migration.sql)
@@ -291,7 +327,7 @@ describe('a database whose migrations were applied with psql (no _prisma_migrati
   it('npm run example:express prints that line, no stack, and exits 1', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: dataDir, WEBHOOK_SECRET: 'example-secret' }
     delete env['DATABASE_URL']
-    const started = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/express/server.ts'], {
+    const started = spawn(process.execPath, ['--import', 'tsx', 'examples/express/server.ts'], {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -52,6 +52,13 @@ export interface OutboxOptions {
    * @default 259_200_000
    */
   maxAgeMs?: number | undefined
+  /**
+   * The source of the background redelivery's jitter, uniform numbers in `[0, 1)`; for tests,
+   * e.g. `() => 0.99` to keep every wait near its ceiling, so that a redelivery never starts in
+   * the middle of a test that flushes by itself.
+   * @default Math.random
+   */
+  random?: (() => number) | undefined
 }
 
 /** A pending entry as {@link Outbox.append}'s `takesPlaceOf` sees it. */

@@ -60,6 +60,8 @@ export class Outbox {
   readonly #maxRetryDelay: number
   /** The background redelivery's backoff, as a retry policy: one formula for every wait. */
   readonly #policy: ResolvedRetryPolicy
+  /** Where the backoff's jitter is drawn from ({@link OutboxOptions.random}). */
+  readonly #random: () => number
   readonly #maxAge: number
   readonly #journal: JsonlJournal
   readonly #acks: JsonlJournal
@@ -110,6 +112,7 @@ export class Outbox {
       throw new RangeError('outbox.retryDelayMs must be >= 0 and outbox.maxRetryDelayMs >= outbox.retryDelayMs (milliseconds)')
     }
     this.#policy = resolveRetryPolicy({ limit: 0, baseDelayMs, maxDelayMs: this.#maxRetryDelay, maxRetryAfterMs: this.#maxRetryDelay })
+    this.#random = options.random ?? Math.random
     if (!(this.#maxAge > 0)) throw new RangeError('outbox.maxAgeMs must be a positive number of milliseconds')
     mkdirSync(this.dir, { recursive: true })
     this.#lock = acquireOutboxLock(this.dir)
@@ -190,7 +193,7 @@ export class Outbox {
       throw error
     }
     // A secret mismatch will not fix itself in a second: `slow` waits the longest delay.
-    if (!this.#timer) this.#schedule(options.slow ? this.#maxRetryDelay : retryDelay(this.#policy, Math.max(1, this.#failures)))
+    if (!this.#timer) this.#schedule(options.slow ? this.#maxRetryDelay : retryDelay(this.#policy, Math.max(1, this.#failures), undefined, this.#random))
   }
 
   /**
@@ -358,7 +361,7 @@ export class Outbox {
         // A secret mismatch will not fix itself in a second: wait the longest delay.
         next = failed.some((f) => f.slow)
           ? this.#maxRetryDelay
-          : retryDelay(this.#policy, this.#failures, retryAfters.length > 0 ? Math.max(...retryAfters) : undefined)
+          : retryDelay(this.#policy, this.#failures, retryAfters.length > 0 ? Math.max(...retryAfters) : undefined, this.#random)
       } else {
         // Updates arrived during the pass; they can go now.
         next = 0

@@ -9,6 +9,7 @@ import { PrismaAPIClient, type PrismaAPIClientOptions, silentLogger } from 'pipe
 import { afterEach, beforeEach } from 'vitest'
 import { clientFactory } from './client-factory.js'
 import { TEST_SECRET, type TestServer, startTestServer } from './test-server.js'
+import { nearCeiling } from './outbox-jitter.js'
 
 /** What {@link useServerAndOutbox} gives a test file; `server` and `dir` are the current test's. */
 export interface ServerAndOutbox {
@@ -32,7 +33,7 @@ export function outboxClientDefaults({ server, dir }: { server: TestServer; dir:
     secret: TEST_SECRET,
     logger: silentLogger,
     retry: { limit: 1, baseDelayMs: 5, maxDelayMs: 5 },
-    outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000 },
+    outbox: { dir, retryDelayMs: 60_000, maxRetryDelayMs: 60_000, random: nearCeiling },
   }
 }
 

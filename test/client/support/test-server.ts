@@ -18,6 +18,11 @@ export interface RecordedRequest {
   body: string
   /** `performance.now()` when the request's headers arrived. */
   arrivedAt: number
+  /**
+   * `performance.now()` when the handler had answered it (the update applied and stored), before
+   * the answer is written; unset until then, and for a scripted answer that skips the handler.
+   */
+  answeredAt?: number
 }
 
 /** A scripted answer for one request, used before the handler is asked. */
@@ -118,7 +123,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value
     }
-    requests.push({ method: req.method ?? '', url: req.url ?? '', headers, body, arrivedAt })
+    const recorded: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers, body, arrivedAt }
+    requests.push(recorded)
     const routed = faultsFor.findIndex(({ suffix }) => (req.url ?? '').endsWith(suffix))
     const scripted = (routed === -1 ? undefined : faultsFor.splice(routed, 1)[0]?.fault) ?? faults.shift() ?? standing
     const fault = scripted && 'pass' in scripted ? undefined : scripted
@@ -139,6 +145,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body }),
     })
     const response = await handler(request)
+    recorded.answeredAt = performance.now()
     if (fault && 'handledThen' in fault) {
       await response.arrayBuffer()
       if ('drop' in fault.handledThen) {
