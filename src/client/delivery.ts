@@ -12,6 +12,7 @@ import type { Logger } from './logger.js'
 import type { DeliveryResult, FlushResult, OutboxEntry, OutboxRoute, PendingEntry } from './outbox/entry.js'
 import type { Outbox } from './outbox/outbox.js'
 import { describeEntry } from './outbox/entry.js'
+import { recentRuns } from './recent-runs.js'
 import { parseRetryAfter, shouldRetry } from './retry-policy.js'
 import { type RunFinishedEvent, type RunFinishedObserver, type StageConflictAnswer, safeJson } from './run-finished.js'
 import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
@@ -177,8 +178,8 @@ export class Delivery {
   readonly #lanes = new Map<string, Promise<unknown>>()
   /** Per run, updates that left this client undelivered (for the report of `close`). */
   readonly #undelivered = new Map<string, { deadLettered: number; failed: number }>()
-  /** Per run, the causes of lost updates already logged as errors (at most LOGGED_CAUSE_RUNS runs). */
-  readonly #loggedCauses = new Map<string, Set<string>>()
+  /** Per run, the causes of lost updates already logged as errors (the most recent `RECENT_RUNS` runs failing). */
+  readonly #loggedCauses = recentRuns<Set<string>>()
   /** Set when `close` aborted the requests still in flight at its deadline: they go to the outbox. */
   #closing = false
 
@@ -440,13 +441,8 @@ export class Delivery {
       return
     }
     logged.add(reason)
-    this.#loggedCauses.delete(runId)
-    this.#loggedCauses.set(runId, logged)
     // Bounded: the runs most recently failing keep their record.
-    for (const oldest of this.#loggedCauses.keys()) {
-      if (this.#loggedCauses.size <= LOGGED_CAUSE_RUNS) break
-      this.#loggedCauses.delete(oldest)
-    }
+    this.#loggedCauses.set(runId, logged)
     const auth = isStatusHttpError(error) && (error.status === 401 || error.status === 403)
     const fix = auth ? "; check that the runner's secret (WEBHOOK_SECRET) matches the web app's" : ''
     this.#logger.error(
@@ -527,9 +523,6 @@ export class Delivery {
 }
 
 function noop(): void {}
-
-/** How many runs' logged causes of lost updates the client remembers. */
-const LOGGED_CAUSE_RUNS = 1000
 
 /** Whether a queued update may finish its run; see {@link PendingUpdate.finishing}. */
 function isFinishing(entry: Pick<OutboxEntry, 'route' | 'body'>, stages: StageCatalogue): boolean {
