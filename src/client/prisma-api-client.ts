@@ -38,6 +38,7 @@ import { z } from 'zod'
 import { Transport } from './transport.js'
 import { type InheritedEnd, type InheritedStage, completedByItsStages, inheritedEndEvent, inheritedEnds, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
 import { ListenersByKey } from './listeners-by-key.js'
+import { recentRuns } from './recent-runs.js'
 
 /**
  * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
@@ -115,9 +116,10 @@ export class PrismaAPIClient {
   readonly #queuedDeadLetterListeners = new ListenersByKey<(letter: DeadLetter) => void>()
   /**
    * Per run, the updates an earlier process left in the outbox that it dead-lettered, kept
-   * whenever that happened until `runPipeline` takes them (at most as many as that process left).
+   * whenever that happened until `runPipeline` takes them (at most as many as that process left),
+   * for the most recent `RECENT_RUNS` runs: a run never given to `runPipeline` does not keep them forever.
    */
-  readonly #earlierDeadLetters = new Map<string, DeadLetter[]>()
+  readonly #earlierDeadLetters = recentRuns<DeadLetter[]>()
   readonly #onQueuedCompletion: ((event: QueuedCompletionEvent) => void) | undefined
   /** Per run, per stage: what the updates an earlier process left in the outbox say (see `restart-attempts.ts`). */
   #inherited = new Map<string, Map<number, InheritedStage>>()

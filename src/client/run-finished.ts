@@ -10,6 +10,7 @@ import { type StatusHttpError, isStatusHttpError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import { ListenersByKey } from './listeners-by-key.js'
 import type { Logger } from './logger.js'
+import { recentRuns } from './recent-runs.js'
 
 /** What {@link PrismaAPIClientOptions.onRunFinished} gets: the run was finished by someone else. */
 export interface RunFinishedEvent {
@@ -103,8 +104,11 @@ export class RunFinishedObserver {
    * before ({@link noteWaited}): the run may have ended after that one was sent.
    */
   readonly #seenOpen = new Set<string>()
-  /** The runs one of this client's requests for was sent or queued without an answer showing the run. */
-  readonly #waited = new Set<string>()
+  /**
+   * The runs one of this client's requests for was sent or queued without an answer showing the
+   * run; the most recent `RECENT_RUNS` only (a run forgotten here reads as one that never waited).
+   */
+  readonly #waited = recentRuns<true>()
   /** How many of the run's updates wait in the outbox (0 without one). */
   readonly #pendingInOutbox: (runId: string) => number
   /** Per run, how many of this client's own updates that may finish it are being delivered. */
@@ -146,7 +150,7 @@ export class RunFinishedObserver {
    * run: a finish learned later may have come after it, so it is no sign of a reused run id.
    */
   noteWaited(runId: string): void {
-    this.#waited.add(runId)
+    this.#waited.set(runId, true)
   }
 
   /** Whether one of this client's own updates that may finish the run is being delivered. */
