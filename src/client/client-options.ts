@@ -165,8 +165,9 @@ export interface PrismaAPIClientOptions {
    * `applied` (its results reached the app's `onRunCompleted` hook), `duplicate` (another
    * completion had already been received: these results did not reach the hook; also logged at
    * warn; with `unansweredAttempt` when an attempt of this one got no definite answer, which the
-   * server may have received: then the hook may have run with these results), `dead-lettered` (refused for good or expired) or `superseded` (the run ended
-   * elsewhere), and the server's answer or the reason ({@link QueuedCompletionEvent}). That is
+   * server may have received: then the hook may have run with these results), `dead-lettered` (refused for good or expired), `superseded` (the run ended
+   * elsewhere) or `unknown` (accepted, but its answer could not be read: applied or duplicate
+   * cannot be told), and the server's answer or the reason ({@link QueuedCompletionEvent}). That is
    * the later outcome of a `completeRun` that resolved a `QueuedDelivery` (and of `runPipeline`'s
    * `summary.completion` when it is one), delivered by a flush, `close()`, the background
    * redelivery, or, for an earlier process's completion, by this client when it opens the same

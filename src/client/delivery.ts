@@ -66,11 +66,15 @@ export interface QueuedCompletionEvent {
    *   than `outbox.maxAgeMs`; kept in `dead-letters.jsonl` (`client.deadLetters()`), logged as an error.
    * - `superseded`: the run ended elsewhere while it waited (cancelled, failed by the stale-run
    *   sweeper): not stored; `onRunFinished` is called too.
+   * - `unknown`: the server accepted it (2xx), so it left the outbox, but its answer is not JSON or
+   *   does not match the contract (a proxy's page, a server of another version): whether it was
+   *   `applied` or a `duplicate` cannot be told (also logged as an error); `reason` says which.
+   *   Read the run with `getStatus` (its `completionReceivedAt`) if it matters.
    */
-  outcome: 'applied' | 'duplicate' | 'dead-lettered' | 'superseded'
+  outcome: 'applied' | 'duplicate' | 'dead-lettered' | 'superseded' | 'unknown'
   /** The server's answer, for `applied` and `duplicate`. */
   response?: CompleteRunResponse
-  /** Why, for `dead-lettered` and `superseded`. */
+  /** Why, for `dead-lettered`, `superseded` and `unknown`. */
   reason?: string
   /**
    * Set with `outcome: 'duplicate'` when an earlier attempt of this completion got no definite

@@ -671,7 +671,7 @@ export class PrismaAPIClient {
     if (entry.route === 'complete') this.#completionLeft(entry, left, inherited)
   }
 
-  /** Tells `onQueuedCompletion` how a queued `/complete` came out; a duplicate is also logged at warn. */
+  /** Tells `onQueuedCompletion` how a queued `/complete` came out; a duplicate is also logged at warn, an unreadable answer at error. */
   #completionLeft(entry: OutboxEntry, left: LeftQueue, earlierProcess: boolean): void {
     const { runId, id: idempotencyKey } = entry
     let event: QueuedCompletionEvent
@@ -679,7 +679,9 @@ export class PrismaAPIClient {
       const answer = CompleteRunResponse.safeParse(left.answer === undefined ? undefined : safeJson(left.answer))
       if (!answer.success) {
         this.#logger.error(`Run ${runId}: the completion delivered from the outbox got an answer that does not match the contract; its outcome is unknown`, { runId, idempotencyKey })
-        return
+        const what = left.answer !== undefined && safeJson(left.answer) !== undefined ? 'does not match the contract' : 'is not JSON'
+        const reason = `the server accepted it (2xx), but its answer ${what}: whether its results reached the app's onRunCompleted hook is unknown`
+        return this.#tellQueuedCompletion({ runId, idempotencyKey, outcome: 'unknown', reason, earlierProcess })
       }
       const response = answer.data
       // An attempt of it that got no definite answer (this process's or an earlier one's, kept in the outbox) may be what the duplicate answers.
@@ -700,10 +702,15 @@ export class PrismaAPIClient {
     } else {
       event = { runId, idempotencyKey, outcome: left.result === 'rejected' ? 'dead-lettered' : 'superseded', reason: left.result === 'rejected' ? left.letter.reason : left.reason, earlierProcess }
     }
+    this.#tellQueuedCompletion(event)
+  }
+
+  /** Calls `onQueuedCompletion`; what it throws is logged. */
+  #tellQueuedCompletion(event: QueuedCompletionEvent): void {
     try {
       this.#onQueuedCompletion?.(event)
     } catch (error) {
-      this.#logger.error(`Run ${runId}: onQueuedCompletion threw: ${failureReason(error)}`, { runId })
+      this.#logger.error(`Run ${event.runId}: onQueuedCompletion threw: ${failureReason(error)}`, { runId: event.runId })
     }
   }
 
