@@ -157,7 +157,9 @@ export interface PrismaAPIClientOptions {
    * by someone else: cancelled by the web app, failed by the stale-run sweeper, completed by a
    * `/complete` call not made by this client. Not called when this client's own update
    * finished the run. Exceptions it throws are logged and ignored. `runPipeline` listens too and
-   * aborts the running stage.
+   * aborts the running stage. "Once" holds while the client remembers the run: it remembers the
+   * 1,000 runs it most recently learned finished (`client.runFinished` too), so a long-lived client
+   * does not keep every run it ever saw.
    */
   onRunFinished?: ((event: RunFinishedEvent) => void) | undefined
   /**

@@ -573,7 +573,8 @@ export class PrismaAPIClient {
   /**
    * How the run was finished by someone else, when this client learned it (see
    * {@link PrismaAPIClientOptions.onRunFinished}); `undefined` while it has not, or when this
-   * client's own update finished the run.
+   * client's own update finished the run, or when the run is not among the 1,000 runs this
+   * client most recently learned finished.
    */
   runFinished(runId: string): RunFinishedEvent | undefined {
     return this.#observer.runFinished(runId)

@@ -6,8 +6,9 @@ import { RecentMap } from '../internal/recent-map.js'
 
 /**
  * How many runs each per-run memory of the client holds, the least recently set forgotten first:
- * the causes of lost updates already logged, the runs whose requests waited, an earlier
- * process's dead letters not yet taken by `runPipeline`.
+ * the causes of lost updates already logged, the runs whose requests waited, the runs shown
+ * open, how the runs learned finished ended, an earlier process's dead letters not yet taken by
+ * `runPipeline`.
  */
 export const RECENT_RUNS = 1000
 

@@ -42,3 +42,25 @@ describe('RunFinishedObserver: which runs had requests that waited', () => {
     expect(lines[1]).toContain(REUSED)
   })
 })
+
+const open = (id: string) => ({ id, status: 'PROCESSING', error: null, completedAt: null }) as PipelineRunRecord
+
+describe('RunFinishedObserver: the runs shown open and the runs learned finished', () => {
+  it('remembers the runs shown open for the most recent runs only', () => {
+    const { runs, lines } = observer()
+    for (let i = 0; i <= RECENT_RUNS; i++) runs.observe(`run-${i}`, open(`run-${i}`), 'stage-update', false)
+    runs.observe(`run-${RECENT_RUNS}`, cancelled(`run-${RECENT_RUNS}`), 'stage-update', false)
+    runs.observe('run-0', cancelled('run-0'), 'stage-update', false)
+    // Shown open before: ended elsewhere while it ran. Forgotten: read as finished before this client's first update.
+    expect(lines[0]).not.toContain(REUSED)
+    expect(lines[1]).toContain(REUSED)
+  })
+
+  it('remembers how the most recent runs finished only; the event of a run forgotten is no longer kept', () => {
+    const { runs } = observer()
+    for (let i = 0; i <= RECENT_RUNS; i++) runs.observe(`run-${i}`, cancelled(`run-${i}`), 'status', false)
+    expect(runs.runFinished('run-0')).toBeUndefined()
+    expect(runs.runFinished(`run-${RECENT_RUNS}`)).toMatchObject({ runId: `run-${RECENT_RUNS}`, status: 'CANCELLED' })
+    expect(runs.runFinished('run-1')).toMatchObject({ runId: 'run-1' })
+  })
+})

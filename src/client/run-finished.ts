@@ -91,8 +91,11 @@ export class RunFinishedObserver {
   readonly #readStatus: (runId: string) => Promise<string>
   /** Called when a run is learned finished elsewhere (the heartbeat stops). */
   readonly #onFinished: (runId: string) => void
-  /** Per run: finished by this client's own update (no event), or the event that was emitted. */
-  readonly #finished = new Map<string, RunFinishedEvent | 'self'>()
+  /**
+   * Per run: finished by this client's own update (no event), or the event that was emitted; for
+   * the most recent `RECENT_RUNS` runs learned finished (each event holds the run as stored).
+   */
+  readonly #finished = recentRuns<RunFinishedEvent | 'self'>()
   /** Per run, who waits to hear that it was finished elsewhere (`runPipeline`). */
   readonly #listeners = new ListenersByKey<(event: RunFinishedEvent) => void>()
   /**
@@ -101,9 +104,10 @@ export class RunFinishedObserver {
    * and never shown unfinished before, had finished before this client's first update reached the
    * server (a client's updates for a run reach the server in the order sent): a reused run id;
    * unless one of this client's requests for it had gone unanswered or waited in the outbox
-   * before ({@link noteWaited}): the run may have ended after that one was sent.
+   * before ({@link noteWaited}): the run may have ended after that one was sent. The most recent
+   * `RECENT_RUNS` runs shown open only.
    */
-  readonly #seenOpen = new Set<string>()
+  readonly #seenOpen = recentRuns<true>()
   /**
    * The runs one of this client's requests for was sent or queued without an answer showing the
    * run; the most recent `RECENT_RUNS` only (a run forgotten here reads as one that never waited).
@@ -176,7 +180,7 @@ export class RunFinishedObserver {
   observe(runId: string, run: PipelineRunRecord, learnedFrom: RunFinishedEvent['learnedFrom'], self: boolean): RunFinishedEvent | undefined {
     const status = run.status
     if (!isFinalStatus(status)) {
-      this.#seenOpen.add(runId)
+      this.#seenOpen.set(runId, true)
       return undefined
     }
     const known = this.#finished.get(runId)
@@ -227,7 +231,7 @@ export class RunFinishedObserver {
     const status = runStatusOf(answer)
     if (status === undefined) return learned
     if (!isFinalStatus(status as RunStatus)) {
-      this.#seenOpen.add(update.runId)
+      this.#seenOpen.set(update.runId, true)
       return learned
     }
     if (update.route === 'complete') {
