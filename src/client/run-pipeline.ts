@@ -315,6 +315,18 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
    * meanwhile: every kind of update, a progress report and an output chunk too), in one place below.
    */
   const undelivered = new UndeliveredLog()
+  /** Per stage, its progress reports refused as invalid: one warning, its place in `warnings`, rewritten with their count. */
+  const invalidProgress = new Map<number, { index: number; count: number; first: string }>()
+  const noteInvalidProgress = (stageNumber: number, reason: string) => {
+    const known = invalidProgress.get(stageNumber)
+    if (!known) {
+      invalidProgress.set(stageNumber, { index: warnings.length, count: 1, first: reason })
+      warnings.push(`Stage ${stageNumber} progress report refused as invalid: ${reason}`)
+      return
+    }
+    known.count++
+    warnings[known.index] = `Stage ${stageNumber} progress report refused as invalid ×${known.count}, the first: ${known.first}`
+  }
   const unsubscribeDeadLetters = internals.onQueuedDeadLetter(runId, (letter) => undelivered.add(undeliveredLetter(letter, false)))
   /**
    * What this run relied on of the updates an earlier process left pending in the outbox: the
@@ -432,7 +444,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
             reportProgress: async (report) => {
               const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
               // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
-              if (outcome.state === 'invalid') warnings.push(`Stage ${stageNumber} progress report refused as invalid: ${outcome.reason ?? 'unknown reason'}`)
+              if (outcome.state === 'invalid') noteInvalidProgress(stageNumber, outcome.reason ?? 'unknown reason')
               else if (outcome.state === 'failed' || outcome.state === 'dead-lettered') {
                 undelivered.add({ subject: { kind: 'progress', stageNumber: String(stageNumber) }, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
               }
