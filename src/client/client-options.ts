@@ -157,7 +157,9 @@ export interface PrismaAPIClientOptions {
    * by someone else: cancelled by the web app, failed by the stale-run sweeper, completed by a
    * `/complete` call not made by this client. Not called when this client's own update
    * finished the run. Exceptions it throws are logged and ignored. `runPipeline` listens too and
-   * aborts the running stage.
+   * aborts the running stage. "Once" holds while the client remembers the run: it remembers the
+   * 1,000 runs it most recently learned finished (`client.runFinished` too), so a long-lived client
+   * does not keep every run it ever saw.
    */
   onRunFinished?: ((event: RunFinishedEvent) => void) | undefined
   /**
@@ -165,8 +167,9 @@ export interface PrismaAPIClientOptions {
    * `applied` (its results reached the app's `onRunCompleted` hook), `duplicate` (another
    * completion had already been received: these results did not reach the hook; also logged at
    * warn; with `unansweredAttempt` when an attempt of this one got no definite answer, which the
-   * server may have received: then the hook may have run with these results), `dead-lettered` (refused for good or expired) or `superseded` (the run ended
-   * elsewhere), and the server's answer or the reason ({@link QueuedCompletionEvent}). That is
+   * server may have received: then the hook may have run with these results), `dead-lettered` (refused for good or expired), `superseded` (the run ended
+   * elsewhere) or `unknown` (accepted, but its answer could not be read: applied or duplicate
+   * cannot be told), and the server's answer or the reason ({@link QueuedCompletionEvent}). That is
    * the later outcome of a `completeRun` that resolved a `QueuedDelivery` (and of `runPipeline`'s
    * `summary.completion` when it is one), delivered by a flush, `close()`, the background
    * redelivery, or, for an earlier process's completion, by this client when it opens the same

@@ -12,6 +12,7 @@ import type { Logger } from './logger.js'
 import type { DeliveryResult, FlushResult, OutboxEntry, OutboxRoute, PendingEntry } from './outbox/entry.js'
 import type { Outbox } from './outbox/outbox.js'
 import { describeEntry } from './outbox/entry.js'
+import { recentRuns } from './recent-runs.js'
 import { parseRetryAfter, shouldRetry } from './retry-policy.js'
 import { type RunFinishedEvent, type RunFinishedObserver, type StageConflictAnswer, safeJson } from './run-finished.js'
 import { type OutputAlteration, fitStageUpdate, statedBodyLimit, utf8Bytes } from './stage-output.js'
@@ -65,11 +66,15 @@ export interface QueuedCompletionEvent {
    *   than `outbox.maxAgeMs`; kept in `dead-letters.jsonl` (`client.deadLetters()`), logged as an error.
    * - `superseded`: the run ended elsewhere while it waited (cancelled, failed by the stale-run
    *   sweeper): not stored; `onRunFinished` is called too.
+   * - `unknown`: the server accepted it (2xx), so it left the outbox, but its answer is not JSON or
+   *   does not match the contract (a proxy's page, a server of another version): whether it was
+   *   `applied` or a `duplicate` cannot be told (also logged as an error); `reason` says which.
+   *   Read the run with `getStatus` (its `completionReceivedAt`) if it matters.
    */
-  outcome: 'applied' | 'duplicate' | 'dead-lettered' | 'superseded'
+  outcome: 'applied' | 'duplicate' | 'dead-lettered' | 'superseded' | 'unknown'
   /** The server's answer, for `applied` and `duplicate`. */
   response?: CompleteRunResponse
-  /** Why, for `dead-lettered` and `superseded`. */
+  /** Why, for `dead-lettered`, `superseded` and `unknown`. */
   reason?: string
   /**
    * Set with `outcome: 'duplicate'` when an earlier attempt of this completion got no definite
@@ -177,8 +182,8 @@ export class Delivery {
   readonly #lanes = new Map<string, Promise<unknown>>()
   /** Per run, updates that left this client undelivered (for the report of `close`). */
   readonly #undelivered = new Map<string, { deadLettered: number; failed: number }>()
-  /** Per run, the causes of lost updates already logged as errors (at most LOGGED_CAUSE_RUNS runs). */
-  readonly #loggedCauses = new Map<string, Set<string>>()
+  /** Per run, the causes of lost updates already logged as errors (the most recent `RECENT_RUNS` runs failing). */
+  readonly #loggedCauses = recentRuns<Set<string>>()
   /** Set when `close` aborted the requests still in flight at its deadline: they go to the outbox. */
   #closing = false
 
@@ -440,13 +445,8 @@ export class Delivery {
       return
     }
     logged.add(reason)
-    this.#loggedCauses.delete(runId)
-    this.#loggedCauses.set(runId, logged)
     // Bounded: the runs most recently failing keep their record.
-    for (const oldest of this.#loggedCauses.keys()) {
-      if (this.#loggedCauses.size <= LOGGED_CAUSE_RUNS) break
-      this.#loggedCauses.delete(oldest)
-    }
+    this.#loggedCauses.set(runId, logged)
     const auth = isStatusHttpError(error) && (error.status === 401 || error.status === 403)
     const fix = auth ? "; check that the runner's secret (WEBHOOK_SECRET) matches the web app's" : ''
     this.#logger.error(
@@ -527,9 +527,6 @@ export class Delivery {
 }
 
 function noop(): void {}
-
-/** How many runs' logged causes of lost updates the client remembers. */
-const LOGGED_CAUSE_RUNS = 1000
 
 /** Whether a queued update may finish its run; see {@link PendingUpdate.finishing}. */
 function isFinishing(entry: Pick<OutboxEntry, 'route' | 'body'>, stages: StageCatalogue): boolean {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { DeadLetter } from './outbox/entry.js'
-import { undeliveredLetter, undeliveredWarnings } from './pipeline-summary.js'
+import { UNDELIVERED_CAUSE_LINES, type Undelivered, undeliveredLetter, undeliveredWarnings } from './pipeline-summary.js'
 
 /** A dead-lettered output chunk of stage 2, as the outbox records it. */
 function chunk(seq: number, refusal: Pick<DeadLetter, 'reason' | 'status' | 'code'>): DeadLetter {
@@ -46,5 +46,43 @@ describe('undeliveredWarnings: a chunk cascade is one line', () => {
       'Stage 2 output chunk 1 was not delivered (dead-lettered): HTTP 409 output_out_of_order: Stage 2 expects chunk seq 0 next, got 1',
       `1 later chunk of the streamed output of stage 2 (chunk 2) was not delivered (dead-lettered) because stage 2 output chunk 1 was not: ${CASCADE_CAUSE}`,
     ])
+  })
+})
+
+/** An update of stage `stage` lost on its first send. */
+const lost = (subject: Undelivered['subject'], reason = 'HTTP 503 database_unavailable'): Undelivered => ({ subject, state: 'failed', reason })
+const progress = (stage = 2) => lost({ kind: 'progress', stageNumber: String(stage) })
+
+describe('undeliveredWarnings: each kind of update is named once, with a count', () => {
+  it('says hundreds of refused progress reports of a stage in one short line', () => {
+    const warnings = undeliveredWarnings([
+      lost({ kind: 'status', stageNumber: '2', status: 'PROCESSING' }),
+      ...Array.from({ length: 312 }, () => progress()),
+      progress(3),
+      lost({ kind: 'completion' }),
+    ])
+    expect(warnings).toEqual([
+      '315 updates were not delivered (failed): HTTP 503 database_unavailable (stage 2 PROCESSING, stage 2 progress report ×312, stage 3 progress report, the completion)',
+    ])
+  })
+
+  it("names a stage's output chunks once, with their count and range, and keeps a single update's wording", () => {
+    const chunks = [5, 3, 9].map((seq) => lost({ kind: 'output', stageNumber: '2', seq: String(seq) }))
+    expect(undeliveredWarnings([...chunks, progress()])).toEqual([
+      '4 updates were not delivered (failed): HTTP 503 database_unavailable (stage 2 output chunk ×3 (chunks 3 to 9), stage 2 progress report)',
+    ])
+    expect(undeliveredWarnings([progress()])).toEqual(['Stage 2 progress report was not delivered (failed): HTTP 503 database_unavailable'])
+  })
+
+  it(`names at most ${UNDELIVERED_CAUSE_LINES} causes on lines of their own; the updates of further causes share one last line`, () => {
+    // Each report dead-lettered as expired has a reason of its own (its age).
+    const expired = (i: number) => ({ ...progress(), state: 'dead-lettered' as const, reason: `expired: undelivered ${259_201 + i} s after its first attempt` })
+    const warnings = undeliveredWarnings(Array.from({ length: 500 }, (_, i) => expired(i)))
+    expect(warnings).toHaveLength(UNDELIVERED_CAUSE_LINES + 1)
+    expect(warnings[0]).toBe('Stage 2 progress report was not delivered (dead-lettered): expired: undelivered 259201 s after its first attempt')
+    expect(warnings.at(-1)).toBe(
+      `${500 - UNDELIVERED_CAUSE_LINES} more updates were not delivered for other causes, the first (dead-lettered): ` +
+        `expired: undelivered ${259_201 + UNDELIVERED_CAUSE_LINES} s after its first attempt (stage 2 progress report ×${500 - UNDELIVERED_CAUSE_LINES})`,
+    )
   })
 })

@@ -103,7 +103,9 @@ export interface PipelineSummary {
   finishedElsewhere?: RunFinishedEvent
   /**
    * Problems that did not stop the run: an output the client had to change, an update that
-   * was not delivered (one line per cause, for every kind of update: a stage's status change, the
+   * was not delivered (one line per cause, each kind of update in it named once with a count,
+   * `stage 2 progress report ×312`; at most {@link UNDELIVERED_CAUSE_LINES} causes, further ones
+   * share a last line; for every kind of update: a stage's status change, the
    * completion, a progress report, a streamed output chunk the outbox dead-lettered after it
    * waited, and an earlier process's update the outbox dead-lettered, named as that process's; the
    * chunks of a stage not delivered because an earlier chunk of it was not are one line, naming
@@ -251,8 +253,8 @@ export function countsAgainstDelivered(update: Undelivered): boolean {
 }
 
 /** The summary's `delivered`: no update of this run is undelivered by {@link countsAgainstDelivered}, and none still waits in the outbox. */
-export function allDelivered(undelivered: readonly Undelivered[], stillQueued: number): boolean {
-  return stillQueued === 0 && !undelivered.some(countsAgainstDelivered)
+export function allDelivered(undelivered: UndeliveredLog, stillQueued: number): boolean {
+  return stillQueued === 0 && !undelivered.againstDelivered
 }
 
 /** `stage 2 COMPLETED`, `the completion`, `stage 2 progress report`, `stage 2 output chunk 3`; `an earlier process's stage 1 PROCESSING`. */
@@ -283,73 +285,203 @@ function followsOn(update: Undelivered): boolean {
   return update.subject.kind === 'output' && (update.code === 'output_out_of_order' || update.reason === EARLIER_CHUNK_DEAD_LETTERED)
 }
 
-/** A chunk cascade: the first chunk of a stage not delivered, and the later ones not delivered because of it. */
-interface Cascade {
+/** The chunk numbers of a kind or a cascade: the lowest and the highest (a `seq` that is not a number is left out). */
+interface SeqRange {
+  min: number
+  max: number
+}
+
+function widen(range: SeqRange | undefined, seq: string): SeqRange | undefined {
+  const n = Number(seq)
+  if (!Number.isFinite(n)) return range
+  return range ? { min: Math.min(range.min, n), max: Math.max(range.max, n) } : { min: n, max: n }
+}
+
+/** `chunk 4`, `chunks 4 to 6`; empty when no chunk had a number. */
+function chunkRange(range: SeqRange | undefined): string {
+  if (!range) return ''
+  return range.min === range.max ? `chunk ${range.min}` : `chunks ${range.min} to ${range.max}`
+}
+
+/**
+ * One kind of update in a line, named once with its count: every status change of a stage, the
+ * completion, a stage's progress reports, a stage's output chunks (with their range), each apart
+ * for an earlier process's. Their number is bounded by the catalogue, not by the reports sent.
+ */
+interface KindCount {
+  /** The first update of the kind, whose words name it. */
+  first: Undelivered
+  count: number
+  /** Output chunks: their range. */
+  seqs?: SeqRange | undefined
+}
+
+/** The kind's key: an output chunk's without its `seq` (a stage's chunks are one kind). */
+function kindKey(update: Undelivered): string {
+  return update.subject.kind === 'output' ? `${update.earlier === true}\u0000output\u0000${update.subject.stageNumber}` : words(update)
+}
+
+/** `stage 2 progress report ×312`, `stage 2 output chunk ×3 (chunks 4 to 9)`; one update: its words (`stage 2 output chunk 4`). */
+function kindWords({ first, count, seqs }: KindCount): string {
+  if (count === 1) return words(first)
+  if (first.subject.kind !== 'output') return `${words(first)} ×${count}`
+  const whose = first.earlier ? "an earlier process's " : ''
+  const range = chunkRange(seqs)
+  return `${whose}stage ${first.subject.stageNumber} output chunk ×${count}${range === '' ? '' : ` (${range})`}`
+}
+
+/** The updates of one warning line: how many, and of what kinds. */
+class Kinds {
+  readonly #kinds = new Map<string, KindCount>()
+  count = 0
+
+  add(update: Undelivered): void {
+    this.count++
+    const key = kindKey(update)
+    const known = this.#kinds.get(key)
+    const seq = update.subject.kind === 'output' ? update.subject.seq : undefined
+    if (known) {
+      known.count++
+      if (seq !== undefined) known.seqs = widen(known.seqs, seq)
+    } else {
+      this.#kinds.set(key, { first: update, count: 1, ...(seq === undefined ? {} : { seqs: widen(undefined, seq) }) })
+    }
+  }
+
+  /** `stage 1 PROCESSING, stage 2 progress report ×312, the completion`. */
+  toString(): string {
+    return [...this.#kinds.values()].map(kindWords).join(', ')
+  }
+}
+
+/** The updates not delivered for one cause (or one relied-on update): the first says the cause. */
+interface CauseLine {
+  type: 'cause'
+  first: Undelivered
+  kinds: Kinds
+}
+
+/** A chunk cascade: the first chunk of a stage not delivered, and how many later ones were not because of it. */
+interface CascadeLine {
+  type: 'cascade'
   first: Undelivered & { subject: { kind: 'output' } }
-  after: Undelivered[]
+  after: number
+  seqs: SeqRange | undefined
+  states: Set<Undelivered['state']>
 }
 
 /** `2 later chunks of the streamed output of stage 2 (chunks 4 to 5) were not delivered (dead-lettered) because stage 2 output chunk 3 was not: ...`. */
-function cascadeWarning({ first, after }: Cascade): string {
-  const seqs = after.map((update) => (update.subject.kind === 'output' ? Number(update.subject.seq) : Number.NaN))
-  const range = seqs.length === 1 ? `chunk ${seqs[0]}` : `chunks ${Math.min(...seqs)} to ${Math.max(...seqs)}`
+function cascadeWarning({ first, after, seqs, states }: CascadeLine): string {
+  const range = chunkRange(seqs)
   const whose = first.earlier ? "an earlier process's " : ''
-  const states = [...new Set(after.map((update) => update.state))].join(', ')
   return (
-    `${after.length} later chunk${after.length === 1 ? '' : 's'} of the streamed output of ${whose}stage ${first.subject.stageNumber} (${range}) ` +
-    `${after.length === 1 ? 'was' : 'were'} not delivered (${states}) because ${words(first)} was not: ` +
+    `${after} later chunk${after === 1 ? '' : 's'} of the streamed output of ${whose}stage ${first.subject.stageNumber}${range === '' ? '' : ` (${range})`} ` +
+    `${after === 1 ? 'was' : 'were'} not delivered (${[...states].join(', ')}) because ${words(first)} was not: ` +
     "the server applies a stage's chunks only in order, so none after a missing one can be stored (output_out_of_order)"
   )
 }
 
 /**
- * One warning per cause: `Stage 1 PROCESSING was not delivered (failed): HTTP 404 run_not_found`
- * for a single update, `11 updates were not delivered (failed): HTTP 401 unauthorized: ...
- * (stage 1 PROCESSING, ..., the completion)` when several failed the same way. An earlier
- * process's update this run relied on is a line of its own, saying so. The chunks of a stage not
- * delivered because an earlier chunk of it was not (refused `output_out_of_order`, or
- * dead-lettered unsent for it: {@link followsOn}) are one line after that chunk's, naming it and
- * how many followed, whatever the offsets in each refusal's detail.
+ * How many causes of undelivered updates a run's summary names on lines of their own; the updates
+ * of later causes share one last line. With the kinds named once each with a count, this bounds
+ * what a run keeps of its undelivered updates, however many reports it sends.
  */
-export function undeliveredWarnings(undelivered: readonly Undelivered[]): string[] {
-  const lines: (Undelivered[] | Cascade)[] = []
-  const byCause = new Map<string, Undelivered[]>()
+export const UNDELIVERED_CAUSE_LINES = 20
+
+/**
+ * The undelivered updates of one run, kept as its summary says them, in memory bounded by the
+ * catalogue and {@link UNDELIVERED_CAUSE_LINES}, not by how many updates were sent: one warning
+ * per cause, each kind of update in it named once with a count (`312 updates were not delivered
+ * (failed): ... (stage 2 progress report ×312)`); `Stage 1 PROCESSING was not delivered (failed):
+ * HTTP 404 run_not_found` for a single update. An earlier process's update this run relied on is
+ * a line of its own, saying so. The chunks of a stage not delivered because an earlier chunk of
+ * it was not (refused `output_out_of_order`, or dead-lettered unsent for it: {@link followsOn})
+ * are one line after that chunk's, naming it and how many followed, whatever the offsets in each
+ * refusal's detail. Past {@link UNDELIVERED_CAUSE_LINES} causes, the updates of further causes
+ * are one last line, with the first of those causes.
+ */
+export class UndeliveredLog {
+  readonly #lines: (CauseLine | CascadeLine)[] = []
+  readonly #byCause = new Map<string, CauseLine>()
   /** Per stage (and process), the last chunk not delivered that did not follow on from a known one, and its cascade once one follows. */
-  const firsts = new Map<string, { first: Cascade['first']; cascade?: Cascade }>()
-  for (const update of undelivered) {
+  readonly #firsts = new Map<string, { first: CascadeLine['first']; cascade?: CascadeLine }>()
+  #causes = 0
+  /** The updates of the causes past {@link UNDELIVERED_CAUSE_LINES}. */
+  #others: { first: Undelivered; kinds: Kinds } | undefined
+  #againstDelivered = false
+
+  /** Whether one of the updates makes the summary's `delivered` `false` ({@link countsAgainstDelivered}). */
+  get againstDelivered(): boolean {
+    return this.#againstDelivered
+  }
+
+  add(update: Undelivered): void {
+    if (countsAgainstDelivered(update)) this.#againstDelivered = true
     if (update.subject.kind === 'output') {
       const stage = `${update.earlier === true}\u0000${update.subject.stageNumber}`
-      const known = firsts.get(stage)
+      const known = this.#firsts.get(stage)
       if (known && followsOn(update)) {
         if (!known.cascade) {
-          known.cascade = { first: known.first, after: [] }
-          lines.push(known.cascade)
+          known.cascade = { type: 'cascade', first: known.first, after: 0, seqs: undefined, states: new Set() }
+          this.#lines.push(known.cascade)
         }
-        known.cascade.after.push(update)
-        continue
+        known.cascade.after++
+        known.cascade.seqs = widen(known.cascade.seqs, update.subject.seq)
+        known.cascade.states.add(update.state)
+        return
       }
       // A new first: a chunk refused for another cause, or the first out-of-order refusal with no earlier chunk named.
-      firsts.set(stage, { first: update as Cascade['first'] })
+      this.#firsts.set(stage, { first: update as CascadeLine['first'] })
     }
-    // A relied-on update says what this run assumed of it: a line of its own.
-    const key = update.reliedOn === undefined ? `${update.state}\u0000${update.reason}` : `relied\u0000${lines.length}`
-    const group = byCause.get(key)
-    if (group) group.push(update)
-    else {
-      const created = [update]
-      byCause.set(key, created)
-      lines.push(created)
+    // A relied-on update says what this run assumed of it: a line of its own (there are at most as many as the earlier process left).
+    if (update.reliedOn !== undefined) {
+      const kinds = new Kinds()
+      kinds.add(update)
+      this.#lines.push({ type: 'cause', first: update, kinds })
+      return
+    }
+    const key = `${update.state}\u0000${update.reason}`
+    const line = this.#byCause.get(key)
+    if (line) {
+      line.kinds.add(update)
+    } else if (this.#causes < UNDELIVERED_CAUSE_LINES) {
+      this.#causes++
+      const created: CauseLine = { type: 'cause', first: update, kinds: new Kinds() }
+      created.kinds.add(update)
+      this.#byCause.set(key, created)
+      this.#lines.push(created)
+    } else {
+      this.#others ??= { first: update, kinds: new Kinds() }
+      this.#others.kinds.add(update)
     }
   }
-  return lines.map((line) => {
-    if (!Array.isArray(line)) return cascadeWarning(line)
-    const [first] = line as [Undelivered, ...Undelivered[]]
-    if (line.length === 1) {
-      const what = words(first)
-      return `${what.charAt(0).toUpperCase()}${what.slice(1)} was not delivered (${first.state}): ${first.reason}${first.reliedOn === undefined ? '' : `; ${first.reliedOn}`}`
+
+  /** The summary's warnings, one per line, in the order their first update came. */
+  warnings(): string[] {
+    const lines = this.#lines.map((line) => {
+      if (line.type === 'cascade') return cascadeWarning(line)
+      const { first, kinds } = line
+      if (kinds.count === 1) {
+        const what = words(first)
+        return `${what.charAt(0).toUpperCase()}${what.slice(1)} was not delivered (${first.state}): ${first.reason}${first.reliedOn === undefined ? '' : `; ${first.reliedOn}`}`
+      }
+      return `${kinds.count} updates were not delivered (${first.state}): ${first.reason} (${kinds})`
+    })
+    if (this.#others) {
+      const { first, kinds } = this.#others
+      lines.push(
+        `${kinds.count} more update${kinds.count === 1 ? ' was' : 's were'} not delivered for other causes, the first (${first.state}): ${first.reason} (${kinds})`,
+      )
     }
-    return `${line.length} updates were not delivered (${first.state}): ${first.reason} (${line.map(words).join(', ')})`
-  })
+    return lines
+  }
+}
+
+/** The warnings of `undelivered`, in order ({@link UndeliveredLog}). */
+export function undeliveredWarnings(undelivered: Iterable<Undelivered>): string[] {
+  const log = new UndeliveredLog()
+  for (const update of undelivered) log.add(update)
+  return log.warnings()
 }
 
 /** A `/complete` answered `duplicate`, as {@link duplicateCompletion} says it. */

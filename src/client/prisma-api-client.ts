@@ -38,6 +38,7 @@ import { z } from 'zod'
 import { Transport } from './transport.js'
 import { type InheritedEnd, type InheritedStage, completedByItsStages, inheritedEndEvent, inheritedEnds, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
 import { ListenersByKey } from './listeners-by-key.js'
+import { recentRuns } from './recent-runs.js'
 
 /**
  * An HTTP client of the web app's pipeline-status API; it touches no Prisma and no database.
@@ -115,9 +116,10 @@ export class PrismaAPIClient {
   readonly #queuedDeadLetterListeners = new ListenersByKey<(letter: DeadLetter) => void>()
   /**
    * Per run, the updates an earlier process left in the outbox that it dead-lettered, kept
-   * whenever that happened until `runPipeline` takes them (at most as many as that process left).
+   * whenever that happened until `runPipeline` takes them (at most as many as that process left),
+   * for the most recent `RECENT_RUNS` runs: a run never given to `runPipeline` does not keep them forever.
    */
-  readonly #earlierDeadLetters = new Map<string, DeadLetter[]>()
+  readonly #earlierDeadLetters = recentRuns<DeadLetter[]>()
   readonly #onQueuedCompletion: ((event: QueuedCompletionEvent) => void) | undefined
   /** The updates an earlier process left in the outbox, as loaded (see `restart-attempts.ts`). */
   #inheritedEntries: readonly OutboxEntry[] = []
@@ -587,7 +589,8 @@ export class PrismaAPIClient {
   /**
    * How the run was finished by someone else, when this client learned it (see
    * {@link PrismaAPIClientOptions.onRunFinished}); `undefined` while it has not, or when this
-   * client's own update finished the run.
+   * client's own update finished the run, or when the run is not among the 1,000 runs this
+   * client most recently learned finished.
    */
   runFinished(runId: string): RunFinishedEvent | undefined {
     return this.#observer.runFinished(runId)
@@ -692,7 +695,7 @@ export class PrismaAPIClient {
     if (entry.route === 'complete') this.#completionLeft(entry, left, inherited)
   }
 
-  /** Tells `onQueuedCompletion` how a queued `/complete` came out; a duplicate is also logged at warn. */
+  /** Tells `onQueuedCompletion` how a queued `/complete` came out; a duplicate is also logged at warn, an unreadable answer at error. */
   #completionLeft(entry: OutboxEntry, left: LeftQueue, earlierProcess: boolean): void {
     const { runId, id: idempotencyKey } = entry
     let event: QueuedCompletionEvent
@@ -700,7 +703,9 @@ export class PrismaAPIClient {
       const answer = CompleteRunResponse.safeParse(left.answer === undefined ? undefined : safeJson(left.answer))
       if (!answer.success) {
         this.#logger.error(`Run ${runId}: the completion delivered from the outbox got an answer that does not match the contract; its outcome is unknown`, { runId, idempotencyKey })
-        return
+        const what = left.answer !== undefined && safeJson(left.answer) !== undefined ? 'does not match the contract' : 'is not JSON'
+        const reason = `the server accepted it (2xx), but its answer ${what}: whether its results reached the app's onRunCompleted hook is unknown`
+        return this.#tellQueuedCompletion({ runId, idempotencyKey, outcome: 'unknown', reason, earlierProcess })
       }
       const response = answer.data
       // An attempt of it that got no definite answer (this process's or an earlier one's, kept in the outbox) may be what the duplicate answers.
@@ -721,10 +726,15 @@ export class PrismaAPIClient {
     } else {
       event = { runId, idempotencyKey, outcome: left.result === 'rejected' ? 'dead-lettered' : 'superseded', reason: left.result === 'rejected' ? left.letter.reason : left.reason, earlierProcess }
     }
+    this.#tellQueuedCompletion(event)
+  }
+
+  /** Calls `onQueuedCompletion`; what it throws is logged. */
+  #tellQueuedCompletion(event: QueuedCompletionEvent): void {
     try {
       this.#onQueuedCompletion?.(event)
     } catch (error) {
-      this.#logger.error(`Run ${runId}: onQueuedCompletion threw: ${failureReason(error)}`, { runId })
+      this.#logger.error(`Run ${event.runId}: onQueuedCompletion threw: ${failureReason(error)}`, { runId: event.runId })
     }
   }
 

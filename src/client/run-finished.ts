@@ -10,6 +10,7 @@ import { type StatusHttpError, isStatusHttpError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import { ListenersByKey } from './listeners-by-key.js'
 import type { Logger } from './logger.js'
+import { recentRuns } from './recent-runs.js'
 
 /** What {@link PrismaAPIClientOptions.onRunFinished} gets: the run was finished by someone else. */
 export interface RunFinishedEvent {
@@ -90,8 +91,11 @@ export class RunFinishedObserver {
   readonly #readStatus: (runId: string) => Promise<string>
   /** Called when a run is learned finished elsewhere (the heartbeat stops). */
   readonly #onFinished: (runId: string) => void
-  /** Per run: finished by this client's own update (no event), or the event that was emitted. */
-  readonly #finished = new Map<string, RunFinishedEvent | 'self'>()
+  /**
+   * Per run: finished by this client's own update (no event), or the event that was emitted; for
+   * the most recent `RECENT_RUNS` runs learned finished (each event holds the run as stored).
+   */
+  readonly #finished = recentRuns<RunFinishedEvent | 'self'>()
   /** Per run, who waits to hear that it was finished elsewhere (`runPipeline`). */
   readonly #listeners = new ListenersByKey<(event: RunFinishedEvent) => void>()
   /**
@@ -100,11 +104,15 @@ export class RunFinishedObserver {
    * and never shown unfinished before, had finished before this client's first update reached the
    * server (a client's updates for a run reach the server in the order sent): a reused run id;
    * unless one of this client's requests for it had gone unanswered or waited in the outbox
-   * before ({@link noteWaited}): the run may have ended after that one was sent.
+   * before ({@link noteWaited}): the run may have ended after that one was sent. The most recent
+   * `RECENT_RUNS` runs shown open only.
    */
-  readonly #seenOpen = new Set<string>()
-  /** The runs one of this client's requests for was sent or queued without an answer showing the run. */
-  readonly #waited = new Set<string>()
+  readonly #seenOpen = recentRuns<true>()
+  /**
+   * The runs one of this client's requests for was sent or queued without an answer showing the
+   * run; the most recent `RECENT_RUNS` only (a run forgotten here reads as one that never waited).
+   */
+  readonly #waited = recentRuns<true>()
   /** How many of the run's updates wait in the outbox (0 without one). */
   readonly #pendingInOutbox: (runId: string) => number
   /** Per run, how many of this client's own updates that may finish it are being delivered. */
@@ -146,7 +154,7 @@ export class RunFinishedObserver {
    * run: a finish learned later may have come after it, so it is no sign of a reused run id.
    */
   noteWaited(runId: string): void {
-    this.#waited.add(runId)
+    this.#waited.set(runId, true)
   }
 
   /** Whether one of this client's own updates that may finish the run is being delivered. */
@@ -172,7 +180,7 @@ export class RunFinishedObserver {
   observe(runId: string, run: PipelineRunRecord, learnedFrom: RunFinishedEvent['learnedFrom'], self: boolean): RunFinishedEvent | undefined {
     const status = run.status
     if (!isFinalStatus(status)) {
-      this.#seenOpen.add(runId)
+      this.#seenOpen.set(runId, true)
       return undefined
     }
     const known = this.#finished.get(runId)
@@ -223,7 +231,7 @@ export class RunFinishedObserver {
     const status = runStatusOf(answer)
     if (status === undefined) return learned
     if (!isFinalStatus(status as RunStatus)) {
-      this.#seenOpen.add(update.runId)
+      this.#seenOpen.set(update.runId, true)
       return learned
     }
     if (update.route === 'complete') {

@@ -16,12 +16,11 @@ import {
   type PipelineSummary,
   type StageConflict,
   type StageSummary,
-  type Undelivered,
+  UndeliveredLog,
   allDelivered,
   describeAlteration,
   outputPreview,
   undeliveredLetter,
-  undeliveredWarnings,
 } from './pipeline-summary.js'
 import type { OutputAlteration } from './stage-output.js'
 import { saveOutput } from './debug-output.js'
@@ -308,13 +307,26 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   let error: string | undefined
   // The run finished by someone else: set by the client's answers, at any moment.
   /**
-   * Updates not delivered, in order; one warning per cause at the end, and `delivered` by one rule
-   * (`allDelivered`). An update queued in the outbox is not in it: the outbox may still deliver it,
+   * Updates not delivered, kept as the summary says them (in memory bounded by the catalogue, not
+   * by how many reports the run sends: `UndeliveredLog`); one warning per cause at the end, and
+   * `delivered` by one rule (`allDelivered`). An update queued in the outbox is not in it: the outbox may still deliver it,
    * so it is judged when the run ends (what the outbox still holds then, and what it dead-lettered
    * meanwhile: every kind of update, a progress report and an output chunk too), in one place below.
    */
-  const undelivered: Undelivered[] = []
-  const unsubscribeDeadLetters = internals.onQueuedDeadLetter(runId, (letter) => undelivered.push(undeliveredLetter(letter, false)))
+  const undelivered = new UndeliveredLog()
+  /** Per stage, its progress reports refused as invalid: one warning, its place in `warnings`, rewritten with their count. */
+  const invalidProgress = new Map<number, { index: number; count: number; first: string }>()
+  const noteInvalidProgress = (stageNumber: number, reason: string) => {
+    const known = invalidProgress.get(stageNumber)
+    if (!known) {
+      invalidProgress.set(stageNumber, { index: warnings.length, count: 1, first: reason })
+      warnings.push(`Stage ${stageNumber} progress report refused as invalid: ${reason}`)
+      return
+    }
+    known.count++
+    warnings[known.index] = `Stage ${stageNumber} progress report refused as invalid ×${known.count}, the first: ${known.first}`
+  }
+  const unsubscribeDeadLetters = internals.onQueuedDeadLetter(runId, (letter) => undelivered.add(undeliveredLetter(letter, false)))
   /**
    * What this run relied on of the updates an earlier process left pending in the outbox: the
    * stages it skipped because of a pending COMPLETED, and the run end it was not resumed for.
@@ -359,7 +371,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       )
     }
     if (outcome.state !== 'delivered' && outcome.state !== 'queued') {
-      undelivered.push({ subject: { kind: 'status', stageNumber: String(stageNumber), status: stageStatus }, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
+      undelivered.add({ subject: { kind: 'status', stageNumber: String(stageNumber), status: stageStatus }, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
     }
     return outcome.state === 'delivered' || outcome.state === 'queued'
   }
@@ -431,9 +443,9 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
             reportProgress: async (report) => {
               const outcome = await internals.reportProgress(runId, stageNumber, report, catalogue)
               // Invalid input is the stage's mistake, not an undelivered update: a warning, `delivered` unchanged.
-              if (outcome.state === 'invalid') warnings.push(`Stage ${stageNumber} progress report refused as invalid: ${outcome.reason ?? 'unknown reason'}`)
+              if (outcome.state === 'invalid') noteInvalidProgress(stageNumber, outcome.reason ?? 'unknown reason')
               else if (outcome.state === 'failed' || outcome.state === 'dead-lettered') {
-                undelivered.push({ subject: { kind: 'progress', stageNumber: String(stageNumber) }, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
+                undelivered.add({ subject: { kind: 'progress', stageNumber: String(stageNumber) }, state: outcome.state, reason: outcome.reason ?? 'unknown reason' })
               }
               return outcome.state === 'delivered' || outcome.state === 'queued'
             },
@@ -546,15 +558,15 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           result.error = elsewhereNow.reason ?? `The run was ${elsewhereNow.status} by someone else`
           warnings.push(`The completion was superseded: ${(thrown as Error).message}`)
         } else {
-          undelivered.push({ subject: { kind: 'completion' }, state: 'failed', reason: failureReason(thrown) })
+          undelivered.add({ subject: { kind: 'completion' }, state: 'failed', reason: failureReason(thrown) })
         }
       }
     }
     // An earlier process's updates the outbox dead-lettered, before this run started or during it: named as that
     // process's, and held against `delivered` when this run relied on them.
     const reliance = { skipped: skippedFromOutbox, ended: endedByOutbox }
-    for (const letter of internals.takeEarlierDeadLetters(runId)) undelivered.push(undeliveredLetter(letter, reliance))
-    warnings.push(...undeliveredWarnings(undelivered))
+    for (const letter of internals.takeEarlierDeadLetters(runId)) undelivered.add(undeliveredLetter(letter, reliance))
+    warnings.push(...undelivered.warnings())
     // The one judgement of queued updates (the completion's too): undelivered while they still wait.
     const queued = client.pendingCount(runId)
     if (queued > 0) {

@@ -1,32 +1,24 @@
+import { RecentMap } from './recent-map.js'
+
 /**
- * Remembers which keys (run ids) were already reported, in bounded memory: at most `limit` keys,
- * the least recently reported forgotten first. A forgotten key may be reported once more; never
- * more than once while it is remembered.
+ * Remembers which keys (run ids) were already reported, in bounded memory ({@link RecentMap}):
+ * at most `limit` keys, the least recently reported forgotten first. A forgotten key may be
+ * reported once more; never more than once while it is remembered.
  */
 export class OncePerKey {
-  readonly #seen = new Set<string>()
-  readonly #limit: number
+  readonly #seen: RecentMap<true>
 
   /** `limit`: how many keys are remembered, a positive whole number (default 10,000). */
   constructor(limit = 10_000) {
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive whole number, got ${String(limit)}`)
-    this.#limit = limit
+    this.#seen = new RecentMap(limit)
   }
 
   /** `true` the first time `key` is seen (while remembered), `false` after. */
   first(key: string): boolean {
-    if (this.#seen.has(key)) {
-      // Seen again: the most recent, so the last to be forgotten (a Set keeps insertion order).
-      this.#seen.delete(key)
-      this.#seen.add(key)
-      return false
-    }
-    this.#seen.add(key)
-    if (this.#seen.size > this.#limit) {
-      const oldest = this.#seen.values().next().value
-      if (oldest !== undefined) this.#seen.delete(oldest)
-    }
-    return true
+    const seen = this.#seen.has(key)
+    // Seen again: the most recent, so the last to be forgotten.
+    this.#seen.set(key, true)
+    return !seen
   }
 
   /** How many keys are remembered. */

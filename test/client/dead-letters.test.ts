@@ -9,6 +9,8 @@ import { DEFAULT_STAGES } from 'pipeline-status-sdk/client'
 import { createProblem } from 'pipeline-status-sdk'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { describe, expect, it, vi } from 'vitest'
+import { clientInternals } from '../../src/client/client-internals.js'
+import { RECENT_RUNS } from '../../src/client/recent-runs.js'
 import { recordingLogger } from '../support/loggers.js'
 import { useServerAndOutbox } from './support/outbox-fixture.js'
 import { type RecordedRequest, TEST_SECRET } from './support/test-server.js'
@@ -200,6 +202,31 @@ describe('maximum age', () => {
     expect(await client.flush()).toEqual({ delivered: 1, rejected: 1, pending: 0 })
     expect(env.server.requests.map(update)).toEqual(['2 PROCESSING'])
     expect((await client.deadLetters()).map((l) => JSON.parse(l.body).stageNumber)).toEqual([1])
+  })
+
+  it("keeps an earlier process's dead letters for the most recent runs only, until runPipeline takes them", async () => {
+    // An earlier process left one expired update for each of RECENT_RUNS + 1 runs; none is ever taken by a runPipeline.
+    const expired = new Date(Date.now() - 73 * 3_600_000).toISOString()
+    const entry = (runId: string) => ({
+      v: 1,
+      id: crypto.randomUUID(),
+      runId,
+      route: 'stageUpdate',
+      body: JSON.stringify({ stageNumber: 1, stageName: DEFAULT_STAGES[0]?.name, status: 'PROCESSING' }),
+      queuedAt: expired,
+      firstAttemptAt: expired,
+    })
+    const runs = Array.from({ length: RECENT_RUNS + 1 }, (_, i) => `earlier-${i}`)
+    writeFileSync(join(env.dir, 'journal.jsonl'), runs.map((runId) => `${JSON.stringify(entry(runId))}\n`).join(''))
+    const client = makeClient()
+    expect(await client.flush()).toEqual({ delivered: 0, rejected: RECENT_RUNS + 1, pending: 0 })
+    const { takeEarlierDeadLetters } = clientInternals(client)
+    // Past the bound the oldest run's letters are gone; a recent run's are kept.
+    expect(takeEarlierDeadLetters('earlier-0')).toEqual([])
+    expect(takeEarlierDeadLetters(`earlier-${RECENT_RUNS}`)).toEqual([expect.objectContaining({ runId: `earlier-${RECENT_RUNS}`, reason: expect.stringMatching(/^expired:/) })])
+    expect(takeEarlierDeadLetters('earlier-1')).toHaveLength(1)
+    // On disk all of them stay, for a human to read.
+    expect(await client.deadLetters()).toHaveLength(RECENT_RUNS + 1)
   })
 
   it('refuses a maxAgeMs that is not positive', () => {

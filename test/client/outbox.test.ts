@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { OutboxLockedError, isOutboxLockedError, isQueuedDelivery } from 'pipeline-status-sdk/client'
+import { OutboxLockedError, type QueuedCompletionEvent, isOutboxLockedError, isQueuedDelivery } from 'pipeline-status-sdk/client'
 import { describe, expect, it, vi } from 'vitest'
 import { recordingLogger } from '../support/loggers.js'
 import { until } from '../support/until.js'
@@ -180,6 +180,35 @@ describe('receiver down', () => {
     expect(complete[0]?.headers['idempotency-key']).toBe(entry.id)
     expect(JSON.parse(entry.body)).toMatchObject({ status: 'COMPLETED', duration: 3, fullReportMarkdown: '# R' })
     expect((await client.getStatus(runId)).run.completionReceivedAt).not.toBeNull()
+  })
+
+  it.each([
+    ['is not JSON', 'Bad gateway page', 'its answer is not JSON'],
+    ['does not match the contract', '{"ok":true}', 'its answer does not match the contract'],
+  ])('tells onQueuedCompletion the outcome is unknown when the answer to a queued completion %s', async (_, answer, said) => {
+    const runId = await createRun()
+    await env.server.stop()
+    const events: QueuedCompletionEvent[] = []
+    const logger = recordingLogger()
+    const client = makeClient({ logger, onQueuedCompletion: (event) => events.push(event) })
+    const queued = await client.completeRun(runId, { status: 'COMPLETED' })
+    expect(isQueuedDelivery(queued)).toBe(true)
+    await env.server.start()
+    // Accepted (2xx), so it leaves the outbox; but what the server did with it cannot be read.
+    env.server.inject({ status: 200, headers: { 'content-type': 'application/json' }, body: answer })
+    expect(await client.flush()).toMatchObject({ delivered: 1, pending: 0 })
+    expect(events).toEqual([
+      {
+        runId,
+        idempotencyKey: isQueuedDelivery(queued) ? queued.idempotencyKey : '',
+        outcome: 'unknown',
+        reason: `the server accepted it (2xx), but ${said}: whether its results reached the app's onRunCompleted hook is unknown`,
+        earlierProcess: false,
+      },
+    ])
+    expect(logger.lines.filter((line) => line.level === 'error').map((line) => line.message)).toEqual([
+      `Run ${runId}: the completion delivered from the outbox got an answer that does not match the contract; its outcome is unknown`,
+    ])
   })
 
   it('redelivers in the background once the server is back, without flush()', async () => {

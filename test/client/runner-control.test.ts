@@ -402,6 +402,22 @@ describe('the runner learns that its run was finished elsewhere', () => {
     expect(await client.close({ timeoutMs: 1000 })).toEqual({ delivered: 0, rejected: 0, pending: 0, undelivered: {} })
   })
 
+  it('says a stage\'s many invalid progress reports in one warning with their count, not one warning each', async () => {
+    const client = makeClient()
+    const { run } = await client.createRun('progress_invalid_many')
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      stages: five(async ({ reportProgress }) => {
+        for (let i = 0; i < 300; i++) expect(await reportProgress({ percent: 150 + i })).toBe(false)
+        expect(await reportProgress({ percent: 50 })).toBe(true)
+        return 'two'
+      }),
+    })
+    expect(summary.delivered).toBe(true)
+    expect(summary.warnings).toEqual([expect.stringMatching(/^Stage 2 progress report refused as invalid ×300, the first: .*percent/s)])
+  })
+
   it('runPipeline aborts the stage signal when a heartbeat shows the run cancelled, starts no further stage, reports CANCELLED', async () => {
     // Heartbeats only: the live stream would tell first (test/client/run-end-watch.test.ts).
     const client = makeClient({ followRunStream: false })
