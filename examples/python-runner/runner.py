@@ -79,7 +79,10 @@ def main():
             run_id, "COMPLETED", duration=round(time.monotonic() - started, 3), fullReportMarkdown=outputs[-1]
         )
 
-    # With an outbox, what the web app did not take yet is still on disk: try it once more.
+    # With an outbox, what the web app did not take yet is still on disk: try it once more, read
+    # the run back while the client is open (a closed client sends nothing), then close it.
+    client.flush(timeout=30)
+    status = client.get_status(run_id)
     client.close(flush_timeout=30)
     # The run summary: outputs changed so that their status is stored, and what was not delivered.
     for altered in client.altered_outputs:
@@ -95,7 +98,6 @@ def main():
         print("Not every update was delivered", file=sys.stderr)
         return 1
     print("Every update was delivered")
-    status = client.get_status(run_id)
     print(f"GET /status: run {run_id} is {status['run']['status']}")
     for stage in status["stages"]:
         print(f"  {stage['stageNumber']}. {stage['stageName']}: {stage['status']}")

@@ -104,7 +104,7 @@ export interface PipelineSummary {
   /**
    * Problems that did not stop the run: an output the client had to change, an update that
    * was not delivered (one line per cause, each kind of update in it named once with a count,
-   * `stage 2 progress report ×312`; at most {@link UNDELIVERED_CAUSE_LINES} causes, further ones
+   * `stage 2 progress report ×312`; at most 20 causes, further ones
    * share a last line; for every kind of update: a stage's status change, the
    * completion, a progress report, a streamed output chunk the outbox dead-lettered after it
    * waited, and an earlier process's update the outbox dead-lettered, named as that process's; the

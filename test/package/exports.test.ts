@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLIENT_SOURCE_GRAPH } from '../support/client-graph.js'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -280,7 +281,7 @@ describe('the built package', () => {
     const inputs = Object.keys(result.metafile.inputs)
     const local = inputs.filter((file) => !file.includes('node_modules'))
     expect(local.length).toBeGreaterThan(0)
-    expect(local.filter((file) => !/^src\/(client|contract)\/|^src\/signing\/webhook-signature\.ts$|^src\/internal\/(logger|is-error-named|is-positive|conflict-cause|backoff|missing-scheme|attempt-deadline|sleep|trace-propagation|client-telemetry)\.ts$/.test(file))).toEqual([])
+    expect(local.filter((file) => !CLIENT_SOURCE_GRAPH.test(file))).toEqual([])
     expect(dirname(local[0]!)).toMatch(/^src\//)
   })
 })
