@@ -110,11 +110,25 @@ class QueuedCompletion:
     (``on_queued_completion``; the TypeScript client's ``QueuedCompletionEvent``).
 
     ``outcome``: ``"applied"`` (stored; its results reached the app's ``onRunCompleted`` hook),
-    ``"duplicate"`` (delivered, but another completion of the run had been received while it
-    waited: the hook ran with those results, not these; also logged as a warning),
-    ``"dead-lettered"`` (refused for good or older than ``max_age``; kept in the outbox) or
-    ``"superseded"`` (the run ended elsewhere while it waited; not stored). ``answer`` is the
-    server's answer for ``applied`` and ``duplicate``; ``reason`` says why for the others.
+    ``"duplicate"`` (delivered, but the run's completion had already been received: another
+    party's ``/complete`` came while this one waited, and the hook ran with those results, not
+    these; also logged as a warning; unless an attempt of this one got no definite answer: see
+    ``unanswered_attempt``), ``"dead-lettered"`` (refused for good or older than ``max_age``;
+    kept in the outbox) or ``"superseded"`` (the run ended elsewhere while it waited; not
+    stored). ``answer`` is the server's answer for ``applied`` and ``duplicate``; ``reason`` says
+    why for the others.
+
+    ``unanswered_attempt``: ``True`` with ``outcome`` ``"duplicate"`` when an earlier attempt of
+    this completion got no definite answer (a timeout, a reset, a gateway's 502/504; kept in the
+    outbox across processes). The server may have received that attempt, so the ``duplicate``
+    may be its answer to this very completion, whose results then reached the hook once; or
+    another party's ``/complete`` came first, and they did not. The warning says both (and the
+    cause, when this process saw it). The TypeScript ``unansweredAttempt`` is that cause; the
+    outbox keeps only that there was one.
+
+    ``earlier_process``: ``True`` for a completion an earlier process left in the outbox
+    directory (queued before this client opened it, delivered by this client), ``False`` for one
+    this client queued.
     """
 
     run_id: str
@@ -122,6 +136,8 @@ class QueuedCompletion:
     outcome: str
     answer: Optional[Dict[str, Any]] = None
     reason: Optional[str] = None
+    unanswered_attempt: bool = False
+    earlier_process: bool = False
 
 
 @dataclass
@@ -329,7 +345,10 @@ class PrismaAPIClient:
         directory = outbox_dir or os.environ.get(ENV_OUTBOX_DIR) or None
         self.outbox: Optional[Outbox] = Outbox(directory) if directory else None
         # Read before the first redelivery can land: a restarted runner's attempts do not depend on its timing.
-        self._inherited: Dict[str, InheritedStages] = inherited_stages(self.outbox.pending()) if self.outbox is not None else {}
+        left_behind = self.outbox.pending() if self.outbox is not None else []
+        self._inherited: Dict[str, InheritedStages] = inherited_stages(left_behind)
+        #: The outbox positions of the updates an earlier process left there (``QueuedCompletion.earlier_process``).
+        self._inherited_seqs: Set[int] = {entry.seq for entry in left_behind}
         #: Per run, read once: stage → the attempt an earlier process left running (see :meth:`_restart_base`).
         self._left_processing: Dict[str, Dict[int, int]] = {}
         self._wake = threading.Event()
@@ -855,9 +874,11 @@ class PrismaAPIClient:
     def completion_outcome(self, run_id: str) -> Optional[str]:
         """The server's ``outcome`` for this client's last delivered :meth:`complete_run` of the run:
         ``"applied"`` (its results reached the app's ``onRunCompleted`` hook), ``"duplicate"`` (the
-        run's completion had already been received: the hook ran with an earlier one's results;
-        logged as a warning), or ``None`` when none was delivered (not sent, refused, or still
-        queued in the outbox; set once the outbox delivers it)."""
+        run's completion had already been received: the hook ran with an earlier one's results,
+        not these; unless an attempt of this one got no definite answer, which the server may have
+        received: then the hook may have run with these results; the warning says which), or
+        ``None`` when none was delivered (not sent, refused, or still queued in the outbox; set
+        once the outbox delivers it)."""
         with self._state:
             return self._completions.get(run_id)
 
@@ -1454,7 +1475,11 @@ class PrismaAPIClient:
         if not entry.route.endswith("/complete") or self.on_queued_completion is None:
             return
         try:
-            self.on_queued_completion(QueuedCompletion(entry.run_id, entry.id, outcome, answer, reason))
+            self.on_queued_completion(QueuedCompletion(
+                entry.run_id, entry.id, outcome, answer, reason,
+                # As the TypeScript client: only a duplicate names the unanswered attempt it may answer.
+                unanswered_attempt=outcome == "duplicate" and entry.unanswered,
+                earlier_process=entry.seq in self._inherited_seqs))
         except Exception:  # a broken callback must not break delivery
             self.log.exception("Run %s: on_queued_completion raised", entry.run_id)
 
@@ -1488,9 +1513,10 @@ class PrismaAPIClient:
 
     def _note_completion(self, run_id: str, route: str, answer: Mapping[str, Any], unanswered: Optional[str]) -> None:
         """The answer to a ``/complete``: remembers its ``outcome`` (:meth:`completion_outcome`) and
-        says a ``duplicate`` in one warning: the app's hook ran with an earlier completion's results,
-        not these. ``unanswered``: the cause of an earlier attempt of this completion that got no
-        definite answer, whose own answer the ``duplicate`` may be."""
+        says a ``duplicate`` in one warning (the TypeScript ``duplicateCompletion``'s rule): the
+        app's hook ran with an earlier completion's results, not these; or, when ``unanswered`` (the
+        cause of an earlier attempt of this completion that got no definite answer) is given, the
+        ``duplicate`` may be the server's answer to that attempt, and the warning says both."""
         if not route.endswith("/complete"):
             return
         outcome = answer.get("outcome")

@@ -484,8 +484,9 @@ class ServerTests:
         self.assertEqual([r.status for r in self.proxy.records if r.path.endswith("/complete")], [0, 200])
 
     def test_a_queued_completion_answered_duplicate_from_the_outbox_says_so_once(self) -> None:
+        events: list = []
         with tempfile.TemporaryDirectory() as outbox:
-            client = self.client(outbox_dir=outbox, background=False)
+            client = self.client(outbox_dir=outbox, background=False, on_queued_completion=events.append)
             run_id = self.completed_stages(client)
             # Refused with a definite 503 (not taken): queued; meanwhile another party completes the run.
             self.proxy.faults.append(Fault("/complete", 503, times=4))
@@ -500,6 +501,9 @@ class ServerTests:
                 "same run id, or the web app)"])
             self.assertEqual(client.completion_outcome(run_id), "duplicate")
             self.assertTrue(client.undelivered(run_id).all_delivered)
+            # Every attempt answered: another party's /complete it is; queued by this client.
+            self.assertEqual([(e.run_id, e.outcome, e.unanswered_attempt, e.earlier_process) for e in events],
+                             [(run_id, "duplicate", False, False)])
 
             # Every attempt taken by the server without an answer, then queued: a new process on the
             # same outbox that delivers it cannot tell whose /complete came first, and says so.
@@ -508,7 +512,7 @@ class ServerTests:
             with self.assertLogs("pipeline_status_client", logging.WARNING):
                 self.assertTrue(client.complete_run(run_id, "COMPLETED", fullReportMarkdown="mine"))
                 client.close()  # says the completion stays queued
-            restarted = self.client(outbox_dir=outbox, background=False)
+            restarted = self.client(outbox_dir=outbox, background=False, on_queued_completion=events.append)
             with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
                 self.assertTrue(restarted.flush(30))
             self.assertEqual([r.getMessage() for r in logs.records if r.levelno >= logging.WARNING], [  # type: ignore[attr-defined]
@@ -517,6 +521,9 @@ class ServerTests:
                 "results; if another /complete of this run (another runner or process on the same run id, or the web app) was "
                 "received first, these results did not reach it"])
             self.assertEqual(restarted.completion_outcome(run_id), "duplicate")
+            # The event says what the warning says: it may be its own, and an earlier process left it.
+            self.assertEqual([(e.run_id, e.outcome, e.unanswered_attempt, e.earlier_process) for e in events[1:]],
+                             [(run_id, "duplicate", True, True)])
 
     def test_a_lost_update_is_one_error_per_cause_with_the_fix_and_close_says_what_stays_undelivered(self) -> None:
         run_id = self.created_run()
