@@ -734,6 +734,36 @@ time.sleep(60)  # killed here, mid-stage
                 self.assertEqual((stage["status"], stage["attempt"], stage["maxAttempts"], stage["output"]), ("COMPLETED", 2, 2, "done"))
 
 
+    def test_an_earlier_process_s_final_status_dead_lettered_before_the_read_leaves_its_stage_processing(self) -> None:
+        # The restart rule reads the earlier process's pending updates less those the outbox dead-lettered
+        # before the run is read (restart_attempts.not_dead_lettered, as runPipeline's): the server never
+        # stored them, so the stage is still the PROCESSING attempt 1 that process left, and runs again as 2.
+        for final in ("COMPLETED", "FAILED"):
+            with self.subTest(final=final), tempfile.TemporaryDirectory() as outbox:
+                run_id = self.created_run()
+                earlier = self.client(outbox_dir=outbox, background=False)
+                self.assertTrue(earlier.mark_stage_processing(run_id, 1))
+                fault = Fault(f"/{run_id}/stage-update", 503, times=100)
+                self.proxy.faults.append(fault)
+                with self.assertLogs("pipeline_status_client", logging.WARNING):
+                    self.assertTrue(earlier.mark_stage_complete(run_id, 1, "one") if final == "COMPLETED"
+                                    else earlier.mark_stage_failed(run_id, 1, "boom"))
+                    earlier.close()
+                self.assertEqual(earlier.pending_count(run_id), 1)
+                fault.times = 0
+                restarted = self.client(outbox_dir=outbox, background=False)
+                try:
+                    # The restarted client's outbox delivers it; the server refuses it for good.
+                    self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 400))
+                    with self.assertLogs("pipeline_status_client", logging.ERROR):
+                        self.assertTrue(restarted.flush(30))
+                    self.assertEqual([d.what for d in restarted.dead_letters(run_id)], [f"stage 1 {final}"])
+                    self.assertTrue(restarted.mark_stage_processing(run_id, 1))
+                    stage = restarted.get_status(run_id)["stages"][0]
+                    self.assertEqual((stage["status"], stage["attempt"], stage["maxAttempts"]), ("PROCESSING", 2, 2))
+                finally:
+                    restarted.close()
+
 class MockServerTest(ServerTests, unittest.TestCase):
     """Against ``pipeline-status mock`` (mock-server/), in memory."""
 
