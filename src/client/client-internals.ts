@@ -99,7 +99,8 @@ export interface RunCatalogue {
   completed?: ReadonlyMap<number, CompletedStage> | undefined
   /**
    * The run as an earlier process's pending FAILED/CANCELLED stage update or `/complete` in the
-   * outbox ends it (`inheritedEnds` in restart-attempts.ts): `runPipeline` runs nothing and
+   * outbox, not dead-lettered by the time the run is read, ends it (`inheritedEnds` and
+   * `notDeadLettered` in restart-attempts.ts): `runPipeline` runs nothing and
    * reports it finished by that process. `undefined` when none is pending.
    */
   ended?: InheritedRunEnd | undefined

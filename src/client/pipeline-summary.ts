@@ -134,8 +134,9 @@ export interface PipelineSummary {
    * delivered (dead-lettered): ...`), unless this run relied on it: the pending COMPLETED of a
    * stage it skipped because of it, or the pending FAILED/CANCELLED stage update or `/complete` it
    * was not resumed for. That one is not stored, so it makes this `false`, and its warning says
-   * what this run relied on and the fix (a pending COMPLETED dead-lettered before this call
-   * started skips nothing: the stage runs again) (`...; this run skipped stage 1 relying on it, so the
+   * what this run relied on and the fix (a pending COMPLETED, FAILED, CANCELLED or `/complete`
+   * dead-lettered before this call started skips nothing and ends nothing: the stage runs again,
+   * the run is resumed) (`...; this run skipped stage 1 relying on it, so the
    * stage is not stored as COMPLETED on the server: rerun the run, or report the stage again ...`).
    * A run whose stages all completed can still be `status:
    * 'COMPLETED'` with `delivered: false`: the server then does not know it (e.g. it catalogues

@@ -36,7 +36,7 @@ import { OutputStream, type StageOutputStream, type StageOutputStreamOptions, ch
 import { stageNumberError, stageNumberProblem } from './stage-number.js'
 import { z } from 'zod'
 import { Transport } from './transport.js'
-import { type InheritedEnd, type InheritedStage, completedByItsStages, inheritedEndEvent, inheritedEnds, inheritedStages, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
+import { type InheritedEnd, type InheritedStage, completedByItsStages, inheritedEndEvent, inheritedEnds, inheritedStages, notDeadLettered, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
 import { ListenersByKey } from './listeners-by-key.js'
 import { recentRuns } from './recent-runs.js'
 
@@ -125,8 +125,6 @@ export class PrismaAPIClient {
   #inheritedEntries: readonly OutboxEntry[] = []
   /** The ids of those the outbox has dead-lettered since: they never land, so they say nothing of the run. */
   readonly #inheritedDeadLettered = new Set<string>()
-  /** Per run: how the updates an earlier process left in the outbox end it, when they do (see `restart-attempts.ts`). */
-  #inheritedEnds = new Map<string, InheritedEnd>()
   /** The list and count reads: a GET like `getStatus`, retried, refused once the client is closed. */
   readonly #reads: RunListTransport = {
     url: (route, query) => withQuery(this.#url(route), query),
@@ -189,9 +187,7 @@ export class PrismaAPIClient {
     }
     this.#delivery.attach(this.#outbox)
     // Read before the first redelivery can land: a restarted runner's attempts do not depend on its timing.
-    const inherited = this.#outbox?.takeInherited() ?? []
-    this.#inheritedEntries = inherited
-    this.#inheritedEnds = inheritedEnds(inherited)
+    this.#inheritedEntries = this.#outbox?.takeInherited() ?? []
     const internals: ClientInternals = {
       stageUpdate: (runId, stageNumber, status, output, catalogue, attempt) => this.#stageUpdate(runId, stageNumber, status, output, catalogue, attempt),
       reportProgress: (runId, stageNumber, progress, catalogue) =>
@@ -227,11 +223,12 @@ export class PrismaAPIClient {
         // `/complete` is still to be sent), not learned finished elsewhere; any other run is read as `getStatus` reads it.
         if (!completedByItsStages(run, stages, (known?.catalogue ?? catalogue)?.length ?? stageCount)) this.#observer.observe(runId, run, 'status', false)
         // Taken after the read: a pending update dead-lettered by now never lands, so it says nothing (a stage
-        // whose COMPLETED it was runs again); one dead-lettered later counts against `delivered` (pipeline-summary.ts).
+        // whose COMPLETED it was runs again; a run its FAILED, CANCELLED or /complete was is resumed); one
+        // dead-lettered later counts against `delivered` (pipeline-summary.ts).
         const inherited = this.#inheritedStagesOf(runId)
         const processing = stagesLeftProcessing(stages, inherited)
         const completed = stagesCompleted(stages, inherited)
-        const end = this.#inheritedEnds.get(runId)
+        const end = this.#inheritedEndOf(runId)
         // Ended by the earlier process's pending updates, whether their redelivery landed before this read or not.
         const ended = end && { event: inheritedEndEvent(runId, end, run), updates: end.updates }
         // An existing run's catalogue as `createRun` answered it (the snapshot it was created with); its stages as read now.
@@ -739,20 +736,30 @@ export class PrismaAPIClient {
   }
 
   /**
-   * Per stage, what the earlier process's updates of the run still in the outbox or delivered
-   * since say, less those dead-lettered since (`inheritedStages`): read when `runPipeline`
-   * starts, not when the outbox was opened.
+   * The earlier process's updates of the run still in the outbox or delivered since, less those
+   * dead-lettered since (`notDeadLettered`, the one rule): read when `runPipeline` starts, not
+   * when the outbox was opened.
    */
-  #inheritedStagesOf(runId: string): ReadonlyMap<number, InheritedStage> | undefined {
-    return inheritedStages(
+  #inheritedOf(runId: string): OutboxEntry[] {
+    return notDeadLettered(
       this.#inheritedEntries.filter((entry) => entry.runId === runId),
       this.#inheritedDeadLettered,
-    ).get(runId)
+    )
+  }
+
+  /** Per stage, what {@link #inheritedOf} says (`inheritedStages`). */
+  #inheritedStagesOf(runId: string): ReadonlyMap<number, InheritedStage> | undefined {
+    return inheritedStages(this.#inheritedOf(runId)).get(runId)
+  }
+
+  /** How {@link #inheritedOf} ends the run, when it does (`inheritedEnds`). */
+  #inheritedEndOf(runId: string): InheritedEnd | undefined {
+    return inheritedEnds(this.#inheritedOf(runId)).get(runId)
   }
 
   #inheritedRun(runId: string, pipeline?: string): InheritedRun {
     const inherited = this.#inheritedStagesOf(runId)
-    const end = this.#inheritedEnds.get(runId)
+    const end = this.#inheritedEndOf(runId)
     const ended = end && { event: inheritedEndEvent(runId, end, undefined, pipeline), updates: end.updates }
     return { processing: stagesLeftProcessing([], inherited), completed: stagesCompleted([], inherited), ended }
   }

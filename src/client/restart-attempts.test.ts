@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { OutboxEntry } from './outbox/entry.js'
-import { completedByItsStages, inheritedStages, resumedOutput, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
+import { completedByItsStages, inheritedEnds, inheritedStages, notDeadLettered, resumedOutput, stagesCompleted, stagesLeftProcessing } from './restart-attempts.js'
 import { TRUNCATION_MARKER, UNSERIALISABLE_OUTPUT_PREFIX, serialiseOutput } from './stage-output.js'
 
 function update(runId: string, body: Record<string, unknown>): OutboxEntry {
@@ -82,9 +82,22 @@ describe('stagesCompleted: the stages a restarted runner does not run again', ()
     const completed = update('r', { stageNumber: 1, stageName: 'a', status: 'COMPLETED', output: 'one' })
     const stored = [{ stageNumber: 1, status: 'PROCESSING', attempt: null, output: null }]
     expect(stagesCompleted(stored, inheritedStages([processing, completed]).get('r'))).toEqual(new Map([[1, { output: 'one', from: 'outbox' }]]))
-    const inherited = inheritedStages([processing, completed], new Set([completed.id])).get('r')
+    const inherited = inheritedStages(notDeadLettered([processing, completed], new Set([completed.id]))).get('r')
     expect(stagesCompleted(stored, inherited)).toEqual(new Map())
     expect(stagesLeftProcessing(stored, inherited)).toEqual(new Map([[1, 1]]))
+  })
+})
+
+describe('inheritedEnds: the run end an earlier process left pending, which a restarted runner is not resumed past', () => {
+  const complete = (runId: string): OutboxEntry => ({ ...update(runId, { status: 'COMPLETED', completedAt: '2026-12-07T01:00:00.000Z' }), route: 'complete' })
+
+  it('does not take a pending FAILED or /complete the outbox dead-lettered: it never ended the run, which is resumed', () => {
+    const failed = update('r', { stageNumber: 2, stageName: 'b', status: 'FAILED', output: 'boom' })
+    const completion = complete('r')
+    expect(inheritedEnds([failed, completion]).get('r')).toMatchObject({ status: 'FAILED', reason: 'boom', updates: ['stage 2 FAILED ("boom")', 'its /complete (COMPLETED)'] })
+    // The FAILED dead-lettered: the /complete still pending ends the run, with its status.
+    expect(inheritedEnds(notDeadLettered([failed, completion], new Set([failed.id]))).get('r')).toMatchObject({ status: 'COMPLETED', updates: ['its /complete (COMPLETED)'] })
+    expect(inheritedEnds(notDeadLettered([failed, completion], new Set([failed.id, completion.id]))).get('r')).toBeUndefined()
   })
 })
 

@@ -7,13 +7,14 @@
  * landed yet: the run as the server holds it (`GET /status`) and the earlier process's updates
  * still waiting in the outbox, as they were when this process opened it (they are delivered
  * before any of this process's updates of the run, in order), less those the outbox has
- * dead-lettered since (they never land: a dead-lettered `COMPLETED` left its stage unfinished on
- * the server, so the stage runs again). Reading both makes the answer the same whether the
- * redelivery lands before or after the read. A run whose stages all completed
- * before the earlier process's `/complete` is still resumed ({@link completedByItsStages}): every
- * stage skipped, then that `/complete`. An earlier process whose pending updates of the run hold
- * a FAILED or CANCELLED stage update or a `/complete` has already ended the run
- * ({@link inheritedEnds}): it is not resumed at all. Internal.
+ * dead-lettered since ({@link notDeadLettered}, the one rule for both questions below: they never
+ * land, so a dead-lettered `COMPLETED` left its stage unfinished on the server, and the stage runs
+ * again; a dead-lettered FAILED, CANCELLED or `/complete` did not end the run, and it is resumed).
+ * Reading both makes the answer the same whether the redelivery lands before or after the read.
+ * A run whose stages all completed before the earlier process's `/complete` is still resumed
+ * ({@link completedByItsStages}): every stage skipped, then that `/complete`. An earlier process
+ * whose pending updates of the run hold a FAILED or CANCELLED stage update or a `/complete` has
+ * already ended the run ({@link inheritedEnds}): it is not resumed at all. Internal.
  */
 import type { PipelineRunRecord } from '../contract/records.js'
 import { type FinalStatus, isFinalStatus, type StageStatus } from '../contract/status.js'
@@ -31,16 +32,28 @@ export interface InheritedStage {
 }
 
 /**
+ * The updates an earlier process left in the outbox that still say something of the run (the
+ * entries as loaded, oldest first): all but those the outbox dead-lettered since (`deadLettered`:
+ * their ids). Those never reach the server, so they say nothing of what it holds or will hold:
+ * neither that a stage completed ({@link inheritedStages}) nor that the run ended
+ * ({@link inheritedEnds}). Taken when the run is read: one dead-lettered later is too late to
+ * change what `runPipeline` did, and counts against `delivered` when it relied on it
+ * (pipeline-summary.ts `countsAgainstDelivered`).
+ */
+export function notDeadLettered(entries: readonly OutboxEntry[], deadLettered: ReadonlySet<string>): OutboxEntry[] {
+  return entries.filter((entry) => !deadLettered.has(entry.id))
+}
+
+/**
  * Per run, per stage, what the stage updates left in the outbox by an earlier process say (the
- * entries as loaded, oldest first), less those the outbox dead-lettered since (`deadLettered`:
- * their ids): those never reach the server, so they say nothing of what it holds or will hold.
+ * entries as loaded, oldest first, less those dead-lettered since: {@link notDeadLettered}).
  * Progress reports are PROCESSING updates too: they count. A body that is not a stage update's
  * JSON is skipped (it is redelivered as it is all the same).
  */
-export function inheritedStages(entries: readonly OutboxEntry[], deadLettered: ReadonlySet<string> = new Set()): Map<string, Map<number, InheritedStage>> {
+export function inheritedStages(entries: readonly OutboxEntry[]): Map<string, Map<number, InheritedStage>> {
   const runs = new Map<string, Map<number, InheritedStage>>()
   for (const entry of entries) {
-    if (entry.route !== 'stageUpdate' || deadLettered.has(entry.id)) continue
+    if (entry.route !== 'stageUpdate') continue
     let body: { stageNumber?: unknown; status?: unknown; attempt?: unknown; output?: unknown }
     try {
       body = JSON.parse(entry.body) as typeof body
@@ -75,8 +88,9 @@ export interface InheritedEnd {
 
 /**
  * Per run, how the updates an earlier process left in the outbox end it (the entries as loaded,
- * oldest first): a pending FAILED or CANCELLED stage update, or a pending `/complete`. Those are
- * delivered before any of this process's updates of the run, in order, so the run is already
+ * oldest first, less those dead-lettered since: {@link notDeadLettered}; a dead-lettered one never
+ * ended the run, so the run is resumed): a pending FAILED or CANCELLED stage update, or a pending
+ * `/complete`. Those are delivered before any of this process's updates of the run, in order, so the run is already
  * ended, whether or not their redelivery has landed when the run is read: a restarted
  * `runPipeline` runs no stage and sends nothing (a stage run again would be stored on a run its
  * earlier process failed; a second `/complete` would be answered `duplicate`). The first of them
@@ -164,7 +178,7 @@ export interface CompletedStage {
  * the server holds them unfinished (with the output that update carries; it lands before this
  * process's updates). A stage the server holds FAILED or CANCELLED is not one of them, nor one
  * whose pending COMPLETED the outbox dead-lettered before this was asked (`inherited` leaves it
- * out, {@link inheritedStages}): the server never stored it, so the stage runs again. One
+ * out, {@link notDeadLettered}): the server never stored it, so the stage runs again. One
  * dead-lettered afterwards is too late to run the stage: `runPipeline` counts it against
  * `delivered` (pipeline-summary.ts `countsAgainstDelivered`).
  */

@@ -227,7 +227,8 @@ export interface RunPipelineOptions {
  *   summary says COMPLETED. Any other run already finished on the server (FAILED, CANCELLED,
  *   completed by a `/complete` it received) is not resumed (`finishedElsewhere`), nor is one
  *   whose earlier process's updates still in the outbox hold a stage's FAILED or CANCELLED or its
- *   `/complete` (delivered first, they end the run): nothing runs, nothing is sent, the summary
+ *   `/complete` (delivered first, they end the run; one the outbox has dead-lettered by then never
+ *   reaches the server and ends nothing): nothing runs, nothing is sent, the summary
  *   has that outcome (`finishedElsewhere.learnedFrom: 'outbox'`) and a warning naming them, the
  *   same whether their redelivery landed before the start-of-run read or not.
  * - While a stage runs, the client sends heartbeats (its `heartbeatIntervalMs`) and the stage may

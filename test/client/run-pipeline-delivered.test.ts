@@ -298,7 +298,7 @@ describe("runPipeline and an earlier process's dead-lettered update it relied on
     expect((await stored(runId)).stages?.[0]).toBe('1 COMPLETED one')
   })
 
-  it("counts the earlier process's pending /complete it was not resumed for against delivered, once dead-lettered", async () => {
+  it("resumes the run when the earlier process's pending /complete was dead-lettered before it starts: the server never stored it", async () => {
     const runId = 'relied_complete'
     await mock.createRun(runId)
     // The earlier process: every stage delivered (the server completed the run), its /complete queued, then it died.
@@ -319,13 +319,50 @@ describe("runPipeline and an earlier process's dead-lettered update it relied on
     const calls: number[] = []
     const summary = await runPipeline({ runId, client: restarted, stages: [1, 2, 3, 4, 5].map((n) => () => void calls.push(n)) })
 
+    // Resumed: every stage the server holds COMPLETED is skipped, and this run's /complete is the one stored.
     expect(calls).toEqual([])
-    expect(summary).toMatchObject({ status: 'COMPLETED', finishedElsewhere: { learnedFrom: 'outbox' }, delivered: false })
-    expect(summary.warnings).toEqual([
-      `An earlier process of this run left its /complete (COMPLETED) waiting in the outbox ${dir}; it is delivered first, so this run is not resumed`,
-      `An earlier process's completion was not delivered (dead-lettered): ${REFUSED}; this run was not resumed relying on it, so the server does not hold it: rerun the run, or send it again (completeRun)`,
-    ])
-    expect((await mock.getRun(runId))?.run).toMatchObject({ status: 'COMPLETED', completionReceivedAt: null })
+    expect(summary.stages.map((stage) => stage.skipped)).toEqual(Array(5).fill('already-completed'))
+    expect(summary.finishedElsewhere).toBeUndefined()
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true, completion: { ok: true, response: { outcome: 'applied' } } })
+    // The earlier process's dead letter is named as that process's; this run did not rely on it.
+    expect(summary.warnings).toEqual([`An earlier process's completion was not delivered (dead-lettered): ${REFUSED}`])
+    expect((await mock.getRun(runId))?.run.completionReceivedAt).not.toBeNull()
+  })
+
+  it("resumes the run when the earlier process's pending FAILED was dead-lettered before it starts: the stage runs again as the next attempt", async () => {
+    const runId = 'relied_failed_before'
+    await mock.createRun(runId)
+    // The earlier process: stage 1 completed and stage 2 PROCESSING delivered, its FAILED queued, then it died.
+    const earlier = clients.make()
+    await earlier.markStageProcessing(runId, 1)
+    await earlier.markStageComplete(runId, 1, 'stage 1')
+    await earlier.markStageProcessing(runId, 2)
+    mock.fail('stageUpdate', { status: 503 })
+    expect(await earlier.markStageFailed(runId, 2, 'boom')).toBe(true)
+    expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
+
+    // The restarted client's outbox dead-letters it before runPipeline starts: the server holds stage 2 PROCESSING.
+    mock.clearFaults('stageUpdate')
+    mock.fail('stageUpdate', { status: 400, times: 1 })
+    const restarted = clients.make()
+    expect(await restarted.flush()).toMatchObject({ rejected: 1, pending: 0 })
+    const calls: number[] = []
+    const summary = await runPipeline({
+      runId,
+      client: restarted,
+      stages: [1, 2, 3, 4, 5].map((n) => () => {
+        calls.push(n)
+        return `stage ${n}`
+      }),
+    })
+
+    expect(calls).toEqual([2, 3, 4, 5])
+    expect(summary.finishedElsewhere).toBeUndefined()
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    expect(summary.warnings).toEqual([`An earlier process's stage 2 FAILED was not delivered (dead-lettered): ${REFUSED}`])
+    const run = await mock.getRun(runId)
+    expect(run?.run.status).toBe('COMPLETED')
+    expect(run?.stages[1]).toMatchObject({ status: 'COMPLETED', attempt: 2, output: 'stage 2' })
   })
 })
 

@@ -37,7 +37,7 @@ from .contract import (
 from .errors import CatalogueMismatchError, ClientClosedError, ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError, StatusNetworkError
 from .outbox import DeadLetter, Outbox, OutboxEntry
 from .runs import check_limit, create_run_body, iterate_runs, list_query
-from .restart_attempts import InheritedStages, inherited_stages, stages_left_processing
+from .restart_attempts import InheritedStages, inherited_stages, not_dead_lettered, stages_left_processing
 from .retry import PERMANENT_STATUSES, RetryPolicy, describe_retry, is_auth_refusal, is_retriable
 from .run_watch import DEFAULT_POLL_INTERVAL, RunWatch
 from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait_seconds
@@ -110,11 +110,25 @@ class QueuedCompletion:
     (``on_queued_completion``; the TypeScript client's ``QueuedCompletionEvent``).
 
     ``outcome``: ``"applied"`` (stored; its results reached the app's ``onRunCompleted`` hook),
-    ``"duplicate"`` (delivered, but another completion of the run had been received while it
-    waited: the hook ran with those results, not these; also logged as a warning),
-    ``"dead-lettered"`` (refused for good or older than ``max_age``; kept in the outbox) or
-    ``"superseded"`` (the run ended elsewhere while it waited; not stored). ``answer`` is the
-    server's answer for ``applied`` and ``duplicate``; ``reason`` says why for the others.
+    ``"duplicate"`` (delivered, but the run's completion had already been received: another
+    party's ``/complete`` came while this one waited, and the hook ran with those results, not
+    these; also logged as a warning; unless an attempt of this one got no definite answer: see
+    ``unanswered_attempt``), ``"dead-lettered"`` (refused for good or older than ``max_age``;
+    kept in the outbox) or ``"superseded"`` (the run ended elsewhere while it waited; not
+    stored). ``answer`` is the server's answer for ``applied`` and ``duplicate``; ``reason`` says
+    why for the others.
+
+    ``unanswered_attempt``: ``True`` with ``outcome`` ``"duplicate"`` when an earlier attempt of
+    this completion got no definite answer (a timeout, a reset, a gateway's 502/504; kept in the
+    outbox across processes). The server may have received that attempt, so the ``duplicate``
+    may be its answer to this very completion, whose results then reached the hook once; or
+    another party's ``/complete`` came first, and they did not. The warning says both (and the
+    cause, when this process saw it). The TypeScript ``unansweredAttempt`` is that cause; the
+    outbox keeps only that there was one.
+
+    ``earlier_process``: ``True`` for a completion an earlier process left in the outbox
+    directory (queued before this client opened it, delivered by this client), ``False`` for one
+    this client queued.
     """
 
     run_id: str
@@ -122,6 +136,8 @@ class QueuedCompletion:
     outcome: str
     answer: Optional[Dict[str, Any]] = None
     reason: Optional[str] = None
+    unanswered_attempt: bool = False
+    earlier_process: bool = False
 
 
 @dataclass
@@ -329,7 +345,11 @@ class PrismaAPIClient:
         directory = outbox_dir or os.environ.get(ENV_OUTBOX_DIR) or None
         self.outbox: Optional[Outbox] = Outbox(directory) if directory else None
         # Read before the first redelivery can land: a restarted runner's attempts do not depend on its timing.
-        self._inherited: Dict[str, InheritedStages] = inherited_stages(self.outbox.pending()) if self.outbox is not None else {}
+        #: The updates an earlier process left in the outbox, as loaded (see :meth:`_inherited_of`).
+        self._left_behind: List[OutboxEntry] = self.outbox.pending() if self.outbox is not None else []
+        #: Their outbox positions (``QueuedCompletion.earlier_process``), and those this client dead-lettered since.
+        self._inherited_seqs: Set[int] = {entry.seq for entry in self._left_behind}
+        self._inherited_dead: Set[int] = set()
         #: Per run, read once: stage → the attempt an earlier process left running (see :meth:`_restart_base`).
         self._left_processing: Dict[str, Dict[int, int]] = {}
         self._wake = threading.Event()
@@ -387,7 +407,7 @@ class PrismaAPIClient:
                                     "may meet its earlier text as conflict. Fix: let the runner's secret read the run (an authorize "
                                     "hook that refuses the runner's reads)")
             with self._state:
-                known = self._left_processing.setdefault(run_id, stages_left_processing(stored, self._inherited.get(run_id)))
+                known = self._left_processing.setdefault(run_id, stages_left_processing(stored, self._inherited_of(run_id)))
         with self._state:
             return known.pop(stage_number, 0)
 
@@ -446,7 +466,7 @@ class PrismaAPIClient:
             # A run this call created has no stages yet: no read needed for the restart rule.
             with self._state:
                 created_id = str(run.get("id", run_id))
-                self._left_processing.setdefault(created_id, stages_left_processing([], self._inherited.get(created_id)))
+                self._left_processing.setdefault(created_id, stages_left_processing([], self._inherited_of(created_id)))
         self._observe_run(str(run.get("id", run_id)), answer, read=True)
         return run
 
@@ -565,7 +585,7 @@ class PrismaAPIClient:
             # The restart rule's one read per run (see :meth:`_restart_base`): a read made before the
             # run's first report (check_catalogue's) serves it, so it is not read twice.
             if run_id not in self._left_processing:
-                self._left_processing[run_id] = stages_left_processing(list(answer.get("stages") or []), self._inherited.get(run_id))
+                self._left_processing[run_id] = stages_left_processing(list(answer.get("stages") or []), self._inherited_of(run_id))
         self._observe_run(run_id, answer, read=True)
         return answer
 
@@ -855,9 +875,11 @@ class PrismaAPIClient:
     def completion_outcome(self, run_id: str) -> Optional[str]:
         """The server's ``outcome`` for this client's last delivered :meth:`complete_run` of the run:
         ``"applied"`` (its results reached the app's ``onRunCompleted`` hook), ``"duplicate"`` (the
-        run's completion had already been received: the hook ran with an earlier one's results;
-        logged as a warning), or ``None`` when none was delivered (not sent, refused, or still
-        queued in the outbox; set once the outbox delivers it)."""
+        run's completion had already been received: the hook ran with an earlier one's results,
+        not these; unless an attempt of this one got no definite answer, which the server may have
+        received: then the hook may have run with these results; the warning says which), or
+        ``None`` when none was delivered (not sent, refused, or still queued in the outbox; set
+        once the outbox delivers it)."""
         with self._state:
             return self._completions.get(run_id)
 
@@ -1181,9 +1203,21 @@ class PrismaAPIClient:
         self.log.error("Run %s: %s was not delivered: %s%s. Later updates of this run failing the same way are logged at debug level",
                        run_id, what, reason, fix)
 
-    def _count_dead_letter(self, run_id: str) -> None:
+    def _count_dead_letter(self, run_id: str, entry: Optional[OutboxEntry] = None) -> None:
+        """Counts a dead letter of the run; ``entry``: the outbox entry it was, which, when an
+        earlier process left it, no longer says anything of the run (:meth:`_inherited_of`)."""
         with self._lock:
             self._dead_lettered[run_id] = self._dead_lettered.get(run_id, 0) + 1
+        if entry is not None and entry.seq in self._inherited_seqs:
+            with self._state:
+                self._inherited_dead.add(entry.seq)
+
+    def _inherited_of(self, run_id: str) -> Optional[InheritedStages]:
+        """Per stage, what the earlier process's updates of the run say, less those dead-lettered
+        since (``not_dead_lettered``, the one rule, as the TypeScript client's): read when the
+        run is read for the restart rule (:meth:`_restart_base`), not when the outbox was opened.
+        Called with ``_state`` held (it guards ``_inherited_dead``)."""
+        return inherited_stages(not_dead_lettered((e for e in self._left_behind if e.run_id == run_id), self._inherited_dead)).get(run_id)
 
     def _note_waited(self, run_id: str) -> None:
         """One of this client's requests for the run was sent or queued and got no answer showing
@@ -1351,7 +1385,7 @@ class PrismaAPIClient:
         if now - entry.first_attempt_at > self.max_age:
             reason = f"expired: undelivered {round(now - entry.first_attempt_at)} s after its first attempt (max_age {self.max_age:g} s)"
             self.outbox.dead_letter(entry, None, None, reason)
-            self._count_dead_letter(entry.run_id)
+            self._count_dead_letter(entry.run_id, entry)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, reason, self.outbox.path)
             self._completion_left(entry, "dead-lettered", reason=reason)
             return True
@@ -1384,7 +1418,7 @@ class PrismaAPIClient:
                 self._completion_left(entry, "superseded", reason=f"{error}; the run ended elsewhere")
                 return True
             self.outbox.dead_letter(entry, status, code, str(error))
-            self._count_dead_letter(entry.run_id)
+            self._count_dead_letter(entry.run_id, entry)
             self.log.error("Run %s: %s dead-lettered: %s (kept in %s)", entry.run_id, entry.what, error, self.outbox.path)
             self._completion_left(entry, "dead-lettered", reason=str(error))
             if status is not None:
@@ -1435,7 +1469,7 @@ class PrismaAPIClient:
             if chunk is None or chunk[0] != stage or chunk[1] <= first_seq:
                 continue
             self.outbox.dead_letter(later, None, None, EARLIER_CHUNK_DEAD_LETTERED)
-            self._count_dead_letter(later.run_id)
+            self._count_dead_letter(later.run_id, later)
             seqs.append(chunk[1])
         if not seqs:
             return
@@ -1454,7 +1488,11 @@ class PrismaAPIClient:
         if not entry.route.endswith("/complete") or self.on_queued_completion is None:
             return
         try:
-            self.on_queued_completion(QueuedCompletion(entry.run_id, entry.id, outcome, answer, reason))
+            self.on_queued_completion(QueuedCompletion(
+                entry.run_id, entry.id, outcome, answer, reason,
+                # As the TypeScript client: only a duplicate names the unanswered attempt it may answer.
+                unanswered_attempt=outcome == "duplicate" and entry.unanswered,
+                earlier_process=entry.seq in self._inherited_seqs))
         except Exception:  # a broken callback must not break delivery
             self.log.exception("Run %s: on_queued_completion raised", entry.run_id)
 
@@ -1488,9 +1526,10 @@ class PrismaAPIClient:
 
     def _note_completion(self, run_id: str, route: str, answer: Mapping[str, Any], unanswered: Optional[str]) -> None:
         """The answer to a ``/complete``: remembers its ``outcome`` (:meth:`completion_outcome`) and
-        says a ``duplicate`` in one warning: the app's hook ran with an earlier completion's results,
-        not these. ``unanswered``: the cause of an earlier attempt of this completion that got no
-        definite answer, whose own answer the ``duplicate`` may be."""
+        says a ``duplicate`` in one warning (the TypeScript ``duplicateCompletion``'s rule): the
+        app's hook ran with an earlier completion's results, not these; or, when ``unanswered`` (the
+        cause of an earlier attempt of this completion that got no definite answer) is given, the
+        ``duplicate`` may be the server's answer to that attempt, and the warning says both."""
         if not route.endswith("/complete"):
             return
         outcome = answer.get("outcome")

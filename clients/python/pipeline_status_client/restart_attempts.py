@@ -3,21 +3,34 @@ a stage an earlier process left PROCESSING runs again as a new attempt, the stag
 earlier process left it plus one. "Left PROCESSING" is read from two places, because an earlier
 process's reports may not have landed yet: the run as the server holds it (``GET /status``) and
 the earlier process's updates still waiting in the outbox, as they were when this client opened it
-(they are delivered before any of this process's updates of the run, in order). Reading both makes
-the answer the same whether the redelivery lands before or after the read.
+(they are delivered before any of this process's updates of the run, in order), less those the
+outbox has dead-lettered since (:func:`not_dead_lettered`: they never land, so a stage whose
+pending COMPLETED, FAILED or CANCELLED was dead-lettered is still the PROCESSING attempt that
+process left). Reading both makes the answer the same whether the redelivery lands before or
+after the read.
 """
 import json
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 #: Per stage: the status of the earlier process's last pending update of it, and the highest
 #: attempt among its pending PROCESSING updates (1 for one without ``attempt``; 0 when none).
 InheritedStages = Dict[int, Tuple[str, int]]
 
 
+def not_dead_lettered(entries: Iterable[Any], dead_lettered: AbstractSet[int]) -> List[Any]:
+    """The updates an earlier process left in the outbox that still say something of the run
+    (entries oldest first, each with ``seq``): all but those the outbox dead-lettered since
+    (``dead_lettered``: their ``seq``, which a cut output's new key keeps). Those never reach the
+    server, so they say nothing of what it holds or will hold. Taken when the run is read (the
+    TypeScript ``notDeadLettered``, which keys them by id)."""
+    return [entry for entry in entries if entry.seq not in dead_lettered]
+
+
 def inherited_stages(entries: Iterable[Any]) -> Dict[str, InheritedStages]:
     """Per run, what the stage updates an earlier process left in the outbox say (entries oldest
-    first, each with ``run_id``, ``route`` and ``body``). A body that is not a stage update's JSON
-    is skipped (it is redelivered as it is all the same)."""
+    first, each with ``run_id``, ``route`` and ``body``; less those dead-lettered since:
+    :func:`not_dead_lettered`). A body that is not a stage update's JSON is skipped (it is
+    redelivered as it is all the same)."""
     runs: Dict[str, InheritedStages] = {}
     for entry in entries:
         if not str(entry.route).endswith("/stage-update"):

@@ -484,8 +484,9 @@ class ServerTests:
         self.assertEqual([r.status for r in self.proxy.records if r.path.endswith("/complete")], [0, 200])
 
     def test_a_queued_completion_answered_duplicate_from_the_outbox_says_so_once(self) -> None:
+        events: list = []
         with tempfile.TemporaryDirectory() as outbox:
-            client = self.client(outbox_dir=outbox, background=False)
+            client = self.client(outbox_dir=outbox, background=False, on_queued_completion=events.append)
             run_id = self.completed_stages(client)
             # Refused with a definite 503 (not taken): queued; meanwhile another party completes the run.
             self.proxy.faults.append(Fault("/complete", 503, times=4))
@@ -500,6 +501,9 @@ class ServerTests:
                 "same run id, or the web app)"])
             self.assertEqual(client.completion_outcome(run_id), "duplicate")
             self.assertTrue(client.undelivered(run_id).all_delivered)
+            # Every attempt answered: another party's /complete it is; queued by this client.
+            self.assertEqual([(e.run_id, e.outcome, e.unanswered_attempt, e.earlier_process) for e in events],
+                             [(run_id, "duplicate", False, False)])
 
             # Every attempt taken by the server without an answer, then queued: a new process on the
             # same outbox that delivers it cannot tell whose /complete came first, and says so.
@@ -508,7 +512,7 @@ class ServerTests:
             with self.assertLogs("pipeline_status_client", logging.WARNING):
                 self.assertTrue(client.complete_run(run_id, "COMPLETED", fullReportMarkdown="mine"))
                 client.close()  # says the completion stays queued
-            restarted = self.client(outbox_dir=outbox, background=False)
+            restarted = self.client(outbox_dir=outbox, background=False, on_queued_completion=events.append)
             with self.assertLogs("pipeline_status_client", logging.WARNING) as logs:
                 self.assertTrue(restarted.flush(30))
             self.assertEqual([r.getMessage() for r in logs.records if r.levelno >= logging.WARNING], [  # type: ignore[attr-defined]
@@ -517,6 +521,9 @@ class ServerTests:
                 "results; if another /complete of this run (another runner or process on the same run id, or the web app) was "
                 "received first, these results did not reach it"])
             self.assertEqual(restarted.completion_outcome(run_id), "duplicate")
+            # The event says what the warning says: it may be its own, and an earlier process left it.
+            self.assertEqual([(e.run_id, e.outcome, e.unanswered_attempt, e.earlier_process) for e in events[1:]],
+                             [(run_id, "duplicate", True, True)])
 
     def test_a_lost_update_is_one_error_per_cause_with_the_fix_and_close_says_what_stays_undelivered(self) -> None:
         run_id = self.created_run()
@@ -726,6 +733,36 @@ time.sleep(60)  # killed here, mid-stage
                 stage = direct.get_status(run_id)["stages"][0]
                 self.assertEqual((stage["status"], stage["attempt"], stage["maxAttempts"], stage["output"]), ("COMPLETED", 2, 2, "done"))
 
+
+    def test_an_earlier_process_s_final_status_dead_lettered_before_the_read_leaves_its_stage_processing(self) -> None:
+        # The restart rule reads the earlier process's pending updates less those the outbox dead-lettered
+        # before the run is read (restart_attempts.not_dead_lettered, as runPipeline's): the server never
+        # stored them, so the stage is still the PROCESSING attempt 1 that process left, and runs again as 2.
+        for final in ("COMPLETED", "FAILED"):
+            with self.subTest(final=final), tempfile.TemporaryDirectory() as outbox:
+                run_id = self.created_run()
+                earlier = self.client(outbox_dir=outbox, background=False)
+                self.assertTrue(earlier.mark_stage_processing(run_id, 1))
+                fault = Fault(f"/{run_id}/stage-update", 503, times=100)
+                self.proxy.faults.append(fault)
+                with self.assertLogs("pipeline_status_client", logging.WARNING):
+                    self.assertTrue(earlier.mark_stage_complete(run_id, 1, "one") if final == "COMPLETED"
+                                    else earlier.mark_stage_failed(run_id, 1, "boom"))
+                    earlier.close()
+                self.assertEqual(earlier.pending_count(run_id), 1)
+                fault.times = 0
+                restarted = self.client(outbox_dir=outbox, background=False)
+                try:
+                    # The restarted client's outbox delivers it; the server refuses it for good.
+                    self.proxy.faults.append(Fault(f"/{run_id}/stage-update", 400))
+                    with self.assertLogs("pipeline_status_client", logging.ERROR):
+                        self.assertTrue(restarted.flush(30))
+                    self.assertEqual([d.what for d in restarted.dead_letters(run_id)], [f"stage 1 {final}"])
+                    self.assertTrue(restarted.mark_stage_processing(run_id, 1))
+                    stage = restarted.get_status(run_id)["stages"][0]
+                    self.assertEqual((stage["status"], stage["attempt"], stage["maxAttempts"]), ("PROCESSING", 2, 2))
+                finally:
+                    restarted.close()
 
 class MockServerTest(ServerTests, unittest.TestCase):
     """Against ``pipeline-status mock`` (mock-server/), in memory."""
