@@ -275,8 +275,8 @@ export interface AuthorizeGrant {
    * `: closed credential-expired <runId>` (`: closed credential-expired` on a set stream), as a
    * stream opened with a read token ends at the token's expiry; the subscriber reconnects, and
    * the hook is asked again. An instant already past refuses the request as the app's session
-   * having ended: 401 `authentication_required`. Not a valid `Date` or not a finite number: a 500
-   * (logged). Requests that end with their answer (`'read'`, `'cancel'`, lists) need it only to be
+   * having ended: 401 `authentication_required`. Not a valid `Date`, or not a number a `Date` can
+   * hold (finite, within ±8.64e15 ms): a 500 (logged). Requests that end with their answer (`'read'`, `'cancel'`, lists) need it only to be
    * in the future.
    * @default undefined: the permission holds for as long as the request (a stream stays open until its run ends or the client goes away)
    */

@@ -49,6 +49,16 @@ describe("read: authorize's grant", () => {
     expect(((await setup({ allow: false, expiresAt: NOW + 60_000 })()) as Response).status).toBe(403)
   })
 
+  it('an expiresAt no Date can hold (NaN, Infinity, a string, past ±8.64e15 ms) is a 500 naming the rule, in either direction', async () => {
+    for (const expiresAt of [Number.NaN, Number.POSITIVE_INFINITY, '2026-12-08' as never, new Date(Number.NaN), -1e300, 1e300, -8_640_000_000_000_001, 8_640_000_000_000_001]) {
+      const refused = (await setup({ allow: true, expiresAt })()) as Response
+      expect(refused.status, String(expiresAt)).toBe(500)
+    }
+    // The edge of the Date range is an instant: past (401) and far future (a grant).
+    expect(((await setup({ allow: true, expiresAt: -8_640_000_000_000_000 })()) as Response).status).toBe(401)
+    expect(await setup({ allow: true, expiresAt: 8_640_000_000_000_000 })()).toMatchObject({ expiresAt: 8_640_000_000_000_000 })
+  })
+
   it("the dashboard's read under listScope keeps the scope's rule and takes the expiry", async () => {
     const read = setup({ allow: true, expiresAt: NOW + 60_000 }, { dashboard: true, listScope: () => ({ tags: ['team:a'] }) })
     const access = (await read({ 'X-Pipeline-Status-Dashboard': '1' })) as RunReadAccess

@@ -149,12 +149,18 @@ export async function askAuthorize(hook: AuthorizeHook<unknown>, input: Authoriz
   throw new HttpProblemError('forbidden', { title: `Not allowed to ${what}`, detail })
 }
 
-/** An {@link AuthorizeGrant}'s `expiresAt` in ms since the epoch; throws (a 500, logged) for one that is no instant. */
+/**
+ * An {@link AuthorizeGrant}'s `expiresAt` in ms since the epoch; throws (a 500, logged) for one
+ * that is no instant a `Date` can hold (NaN, ±Infinity, not a number, or past ±8.64e15 ms: ECMA-262's
+ * time value range), in either direction: one rule for the past and the future.
+ */
 function grantExpiry(expiresAt: AuthorizeGrant['expiresAt']): number | undefined {
   if (expiresAt === undefined) return undefined
   const ms = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
-    throw new TypeError('authorize returned an expiresAt that is neither a valid Date nor a finite number of milliseconds since the epoch')
+  if (typeof ms !== 'number' || Number.isNaN(new Date(ms).getTime())) {
+    throw new TypeError(
+      `authorize returned an expiresAt that is neither a valid Date nor a number of milliseconds since the epoch a Date can hold (within ±8.64e15), got ${String(expiresAt)}`,
+    )
   }
   return ms
 }
