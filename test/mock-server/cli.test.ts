@@ -13,6 +13,7 @@ import { Validator } from '@seriousme/openapi-schema-validator'
 import { createOpenApiDocument, CreateRunResponse, RunStatusResponse } from 'pipeline-status-sdk'
 import { createRunReadToken } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import { whenClosed } from '../support/child-processes.js'
 import { makeStageUpdate } from '../support/fixtures.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -33,7 +34,8 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}, script = bin) {
     let output = ''
     child.stdout.on('data', (c: Buffer) => (output += c))
     child.stderr.on('data', (c: Buffer) => (output += c))
-    child.on('exit', (code) => {
+    // At 'close', not 'exit': only then has all its output been read.
+    void whenClosed(child).then(({ code }) => {
       clearTimeout(timer)
       resolve({ code, output })
     })
@@ -51,7 +53,7 @@ async function start(args: string[], env: NodeJS.ProcessEnv = {}) {
       const match = /listening on (http:\/\/\S+)/.exec(output)
       if (match) resolve(match[1]!)
     })
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${output}`)))
+    void whenClosed(child).then(({ code }) => reject(new Error(`exited ${code}: ${output}`)))
   })
   return { child, url, output: () => output }
 }
@@ -77,8 +79,7 @@ describe('pipeline-status mock', () => {
     expect((await fetch(`${url}/api/pipeline/py-run/status`)).status).toBe(401)
 
     child.kill('SIGINT')
-    const [code] = await once(child, 'exit')
-    expect(code).toBe(0)
+    expect((await whenClosed(child)).code).toBe(0)
     expect(output()).toContain('pipeline-status mock stopped')
   })
 
@@ -111,7 +112,7 @@ describe('pipeline-status mock', () => {
     expect((await fetch(`${quiet.url}/api/pipeline/some-run/status`, { headers: { 'X-Webhook-Secret': 'wrong' } })).status).toBe(401)
     expect((await fetch(`${quiet.url}/api/pipeline/runs`, { method: 'POST', headers: { 'X-Webhook-Secret': 'cli-secret', 'Content-Type': 'application/json' }, body: '{' })).status).toBe(400)
     quiet.child.kill('SIGTERM')
-    await once(quiet.child, 'exit')
+    await whenClosed(quiet.child)
     expect(quiet.output().split('\n').filter((line) => line !== '')).toEqual([
       `pipeline-status mock listening on ${quiet.url} (routes under /api/pipeline)`,
       `dashboard: ${quiet.url}/ (open on loopback, no sign-in)`,

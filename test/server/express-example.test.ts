@@ -20,7 +20,7 @@ import { createTestDatabase, type TestDatabase } from '../setup/test-database.js
 import { makeCompleteRun, makeStageUpdate, PYTHON_RUNNER_PAYLOADS } from '../support/fixtures.js'
 import { Api, buildRequest, expectProblem } from '../contract/suite/harness.js'
 import { until } from '../support/until.js'
-import { useChildProcesses } from '../support/child-processes.js'
+import { useChildProcesses, whenClosed } from '../support/child-processes.js'
 import { useTempDirs } from '../support/temp-dirs.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -211,6 +211,8 @@ describe('npm run example:express', () => {
     let output = ''
     started.stdout?.on('data', (chunk: Buffer) => void (output += chunk.toString()))
     started.stderr?.on('data', (chunk: Buffer) => void (output += chunk.toString()))
+    // At 'close', not 'exit': only then has all its output been read.
+    const closed = whenClosed(started)
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setInterval(() => {
         const match = /listening on (http:\/\/\S+)/.exec(output)
@@ -219,7 +221,7 @@ describe('npm run example:express', () => {
           resolve(match[1])
         }
       }, 50)
-      started.once('exit', (code) => {
+      void closed.then(({ code }) => {
         clearInterval(timer)
         reject(new Error(`The example exited with ${code}:\n${output}`))
       })
@@ -234,8 +236,7 @@ describe('npm run example:express', () => {
     expect((await api.status(id)).stages).toHaveLength(1)
 
     started.kill('SIGTERM')
-    const [code] = (await once(started, 'exit')) as [number | null]
-    expect(code).toBe(0)
+    expect((await closed).code).toBe(0)
     expect(output).toContain('SIGTERM: stopping')
   }, 120_000)
 
@@ -243,6 +244,8 @@ describe('npm run example:express', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATA_DIR: await initializedDataDir(tempDir()), WEBHOOK_SECRET: 'example-secret' }
     delete env['DATABASE_URL']
     const npm = spawn('npm', ['run', 'example:express'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // The server and what it starts write to npm's pipes too: they close once all of those exited.
+    const closed = whenClosed(npm)
     let output = ''
     const url = await new Promise<string>((resolve, reject) => {
       const read = (chunk: Buffer) => {
@@ -252,7 +255,7 @@ describe('npm run example:express', () => {
       }
       npm.stdout?.on('data', read)
       npm.stderr?.on('data', read)
-      npm.once('exit', (code) => reject(new Error(`npm run example:express exited with ${code}:\n${output}`)))
+      void closed.then(({ code }) => reject(new Error(`npm run example:express exited with ${code}:\n${output}`)))
     })
     const port = Number(new URL(url).port)
     expect(await connectTo(port)).toBe('connected')
@@ -264,9 +267,10 @@ describe('npm run example:express', () => {
     const [code, signal] = (await once(npm, 'exit')) as [number | null, NodeJS.Signals | null]
     // npm passed the signal on to the server, which stopped cleanly (exit 0), and npm with it.
     expect({ code, signal }).toEqual({ code: 0, signal: null })
-    expect(output).toContain('[express-example] SIGTERM: stopping')
     // The server's own deadline for stopping is 15 s; it takes well under one.
     await until(`the processes the script started (${scriptProcesses.join(', ')}) to exit`, () => stillRunning(scriptProcesses).length === 0, 20_000)
+    await closed
+    expect(output).toContain('[express-example] SIGTERM: stopping')
     expect(await connectTo(port)).toBe('ECONNREFUSED')
   }, 120_000)
 
@@ -280,7 +284,7 @@ describe('npm run example:express', () => {
     })
     let stderr = ''
     started.stderr?.on('data', (chunk: Buffer) => void (stderr += chunk.toString()))
-    const [code] = (await once(started, 'exit')) as [number | null]
+    const { code } = await whenClosed(started)
     expect({ code, stderr }).toEqual({ code: 1, stderr: `[express-example] PIPELINES_FILE: pipelines file ${missing} cannot be read (ENOENT)\n` })
   }, 60_000)
 })
@@ -334,7 +338,7 @@ describe('a database whose migrations were applied with psql (no _prisma_migrati
     })
     let stderr = ''
     started.stderr?.on('data', (chunk: Buffer) => void (stderr += chunk.toString()))
-    const [code] = (await once(started, 'exit')) as [number | null]
+    const { code } = await whenClosed(started)
     expect(code).toBe(1)
     const lines = stderr.trim().split('\n')
     expect(lines).toHaveLength(1)

@@ -43,3 +43,23 @@ async function stop(child: ChildProcess): Promise<void> {
   }
   await exited
 }
+
+/** How a child ended: its exit code, or the signal that ended it. */
+export interface ChildEnd {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+/**
+ * Resolves at the child's `close`: it has exited and its output streams have ended, so every
+ * `data` listener has had all it wrote. A test that reads a child's output once it ended waits
+ * for this, not for `exit`, which Node may emit before the last of the output has been read.
+ * Call it before the child can have closed (right after `spawn`, or in the same turn as the
+ * signal that stops it): a `close` already emitted is never seen. Never rejects: a child that
+ * could not be spawned emits `error`, then `close` with a negative code (`-2` for ENOENT).
+ */
+export function whenClosed(child: ChildProcess): Promise<ChildEnd> {
+  return new Promise((resolve) => {
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }))
+  })
+}

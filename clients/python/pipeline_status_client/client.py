@@ -25,6 +25,7 @@ from .contract import (
     RUN_END_STATUSES,
     encode_json,
     fit_stage_update,
+    is_complete_run_response,
     is_valid_run_id,
     json_safe,
     progress_problem,
@@ -44,7 +45,7 @@ from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait
 from .stream_output import StageOutputStream
 from .signing import decode_signing_secret
 from .trace_context import TraceHeaders, resolve_trace_headers
-from .transport import Request, Transport
+from .transport import Request, Transport, UnreadableAnswer
 
 #: The default maximum age of a queued update: 72 hours from its first attempt, in seconds.
 DEFAULT_MAX_AGE = 72 * 60 * 60
@@ -114,9 +115,12 @@ class QueuedCompletion:
     party's ``/complete`` came while this one waited, and the hook ran with those results, not
     these; also logged as a warning; unless an attempt of this one got no definite answer: see
     ``unanswered_attempt``), ``"dead-lettered"`` (refused for good or older than ``max_age``;
-    kept in the outbox) or ``"superseded"`` (the run ended elsewhere while it waited; not
-    stored). ``answer`` is the server's answer for ``applied`` and ``duplicate``; ``reason`` says
-    why for the others.
+    kept in the outbox), ``"superseded"`` (the run ended elsewhere while it waited; not
+    stored) or ``"unknown"`` (the server accepted it with a 2xx whose answer is not JSON or does
+    not match the contract, a proxy's page or a server of another version: whether its results
+    reached the hook cannot be read; also logged as an error). ``answer`` is the server's answer
+    for ``applied`` and ``duplicate``; ``reason`` says why for the others (for ``unknown``, which
+    of the two).
 
     ``unanswered_attempt``: ``True`` with ``outcome`` ``"duplicate"`` when an earlier attempt of
     this completion got no definite answer (a timeout, a reset, a gateway's 502/504; kept in the
@@ -230,7 +234,7 @@ class PrismaAPIClient:
         on_queued_completion: called as ``on_queued_completion(event)`` with a
             :class:`QueuedCompletion` when a completion that waited in the outbox leaves it
             (delivered by a flush, the background thread or a later process on the directory,
-            dead-lettered, or superseded): the later outcome of a ``complete_run`` that returned
+            dead-lettered, or superseded; ``"unknown"`` when its answer cannot be read): the later outcome of a ``complete_run`` that returned
             ``True`` because it was queued. Not called for a completion delivered or refused on
             its first send. Exceptions it raises are logged.
         traceparent: a W3C ``traceparent`` sent on every request, so the web app's stage spans
@@ -879,7 +883,8 @@ class PrismaAPIClient:
         not these; unless an attempt of this one got no definite answer, which the server may have
         received: then the hook may have run with these results; the warning says which), or
         ``None`` when none was delivered (not sent, refused, or still queued in the outbox; set
-        once the outbox delivers it)."""
+        once the outbox delivers it, unless its answer could not be read: ``QueuedCompletion``
+        ``"unknown"``)."""
         with self._state:
             return self._completions.get(run_id)
 
@@ -1425,16 +1430,26 @@ class PrismaAPIClient:
                 self._dead_letter_cascade(entry, str(error))
             return True
         stale = answer.get("outcome") == "stale"
+        completion = entry.route.endswith("/complete")
+        # Accepted (2xx), so it leaves the outbox; but what the server did with it cannot be read.
+        unreadable = completion and not is_complete_run_response(answer)
         self._note_conflict(entry.run_id, f"{entry.what} (from the outbox)", answer)
-        self._note_completion(entry.run_id, entry.route, answer,
-                              "an earlier attempt of it got no definite answer" if entry.unanswered else None)
+        if not unreadable:
+            self._note_completion(entry.run_id, entry.route, answer,
+                                  "an earlier attempt of it got no definite answer" if entry.unanswered else None)
         elsewhere = self._observe_run(entry.run_id, answer, _finishing(entry.route, entry.body, max(self.stages)) and not stale)
         if elsewhere and stale:
             # Answered but not stored: the run had ended elsewhere.
             self._supersede(entry, None, None, "not stored: the run ended elsewhere")
             return True
         self.outbox.ack(entry.seq)
-        if entry.route.endswith("/complete"):
+        if unreadable:
+            what = "is not JSON" if isinstance(answer, UnreadableAnswer) and not answer.is_json else "does not match the contract"
+            self.log.error("Run %s: %s delivered from the outbox got an answer that %s; its outcome is unknown",
+                           entry.run_id, entry.what, what)
+            self._completion_left(entry, "unknown", reason=f"the server accepted it (2xx), but its answer {what}: "
+                                                           "whether its results reached the app's onRunCompleted hook is unknown")
+        elif completion:
             outcome = "duplicate" if answer.get("outcome") == "duplicate" else "applied"
             # A duplicate was said (one warning, with its cause) by _note_completion above.
             if outcome == "applied":

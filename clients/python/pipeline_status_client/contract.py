@@ -170,6 +170,51 @@ def encode_json(body: Mapping[str, Any]) -> bytes:
     return json.dumps(json_safe(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
+#: What an update did (the contract's ``UpdateOutcome``).
+UPDATE_OUTCOMES = ("applied", "duplicate", "stale", "conflict")
+#: A run's statuses (the contract's ``RunStatus``).
+RUN_STATUSES = ("PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
+
+
+def _is_int(value: Any) -> bool:
+    """A JSON number that is an integer (``5`` or ``5.0``), not a boolean."""
+    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+
+
+#: The run's members as the contract's ``PipelineRunRecord`` has them: whether each may be
+#: absent (a server older than it sends none; the TypeScript schema gives a default) and which
+#: values it takes.
+_RUN_MEMBERS: Dict[str, Tuple[bool, Any]] = {
+    "id": (False, lambda v: isinstance(v, str)),
+    "status": (False, lambda v: v in RUN_STATUSES),
+    "error": (False, lambda v: v is None or isinstance(v, str)),
+    "completedAt": (False, lambda v: v is None or isinstance(v, str)),
+    "completionReceivedAt": (False, lambda v: v is None or isinstance(v, str)),
+    "createdAt": (False, lambda v: isinstance(v, str)),
+    "updatedAt": (False, lambda v: isinstance(v, str)),
+    "lastActivityAt": (False, lambda v: v is None or isinstance(v, str)),
+    "heartbeatIntervalMs": (False, lambda v: v is None or _is_int(v)),
+    "pipeline": (True, lambda v: isinstance(v, str)),
+    "tags": (True, lambda v: isinstance(v, list) and all(isinstance(tag, str) for tag in v)),
+    "metadata": (True, lambda v: isinstance(v, dict)),
+    "startedAt": (True, lambda v: v is None or isinstance(v, str)),
+}
+
+
+def is_run_record(run: Any) -> bool:
+    """Whether ``run`` has the shape of the contract's ``PipelineRunRecord`` (other members are
+    ignored, as the TypeScript schema strips them)."""
+    return isinstance(run, dict) and all(
+        (optional and name not in run) or (name in run and valid(run[name])) for name, (optional, valid) in _RUN_MEMBERS.items()
+    )
+
+
+def is_complete_run_response(answer: Any) -> bool:
+    """Whether ``answer`` has the shape of the contract's ``CompleteRunResponse`` (the answer to
+    ``/complete``): an ``outcome`` of :data:`UPDATE_OUTCOMES` and the ``run`` as stored."""
+    return isinstance(answer, dict) and answer.get("outcome") in UPDATE_OUTCOMES and is_run_record(answer.get("run"))
+
+
 #: The longest ``progress.message``, in UTF-16 code units (the server's ``MAX_PROGRESS_MESSAGE_LENGTH``).
 MAX_PROGRESS_MESSAGE_LENGTH = 500
 

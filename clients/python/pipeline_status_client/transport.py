@@ -27,6 +27,17 @@ from .signing import signature_headers, webhook_message_id
 USER_AGENT = "pipeline-status-client-python/0.1.0"
 
 
+class UnreadableAnswer(dict):
+    """A 2xx answer whose body is not a JSON object (a proxy's page, an empty body, a JSON array):
+    an empty ``dict``, so a caller that reads members finds none, with ``is_json`` saying whether
+    the body was JSON at all (the TypeScript client's "is not JSON" or "does not match the
+    contract")."""
+
+    def __init__(self, is_json: bool) -> None:
+        super().__init__()
+        self.is_json = is_json
+
+
 @dataclass(frozen=True)
 class Request:
     """One request of the contract. ``route`` is the path after the base path (``run_1/status``);
@@ -93,8 +104,9 @@ class Transport:
         return headers
 
     def send(self, request: Request) -> Dict[str, Any]:
-        """The decoded JSON of a 2xx answer. Raises :class:`StatusHttpError` for any other
-        status and :class:`StatusNetworkError` when there was no answer."""
+        """The decoded JSON of a 2xx answer; an :class:`UnreadableAnswer` when it is not a JSON
+        object. Raises :class:`StatusHttpError` for any other status and
+        :class:`StatusNetworkError` when there was no answer."""
         headers = self.headers(request)
         what = f"{request.method} {self.base_path}/{request.route}"
         http_request = urllib.request.Request(self.url(request.route), data=request.body, headers=headers, method=request.method)
@@ -122,8 +134,11 @@ class Transport:
             raise StatusNetworkError(f"{what} got no answer: {error.reason}", timed_out, _network_cause(error.reason, self.timeout)) from error
         except (ConnectionError, OSError) as error:
             raise StatusNetworkError(f"{what} got no answer: {error}", False, _network_cause(error, self.timeout)) from error
-        decoded = _decode(raw)
-        return decoded if isinstance(decoded, dict) else {}
+        try:
+            decoded = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):  # an empty body too
+            return UnreadableAnswer(False)
+        return decoded if isinstance(decoded, dict) else UnreadableAnswer(True)
 
 
 _DEADLINE = "pipeline_status_deadline"

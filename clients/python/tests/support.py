@@ -198,13 +198,15 @@ class Fault:
     """Answer ``status`` (with ``Retry-After: retry_after``) or drop the connection (``status`` 0)
     instead of forwarding, for the next ``times`` requests whose path contains ``path_part``.
     ``forwarded`` (with ``status`` 0): forward the request, then drop the connection instead of
-    answering, so the server took it and the client never learns how (recorded with status 0)."""
+    answering, so the server took it and the client never learns how (recorded with status 0).
+    ``body``: answer it (labelled ``application/json``, whatever it holds) instead of a problem."""
 
     path_part: str
     status: int
     times: int = 1
     retry_after: Optional[str] = None
     forwarded: bool = False
+    body: Optional[bytes] = None
 
 
 @dataclass
@@ -242,10 +244,10 @@ class Proxy:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if fault:
-                    payload = json.dumps({"title": "Injected fault", "status": fault.status}).encode()
+                    payload = fault.body if fault.body is not None else json.dumps({"title": "Injected fault", "status": fault.status}).encode()
                     proxy.records.append(Recorded(self.command, self.path, headers, body, fault.status))
                     self.send_response(fault.status)
-                    self.send_header("Content-Type", "application/problem+json")
+                    self.send_header("Content-Type", "application/json" if fault.body is not None else "application/problem+json")
                     self.send_header("Content-Length", str(len(payload)))
                     if fault.retry_after is not None:
                         self.send_header("Retry-After", fault.retry_after)

@@ -17,7 +17,7 @@ import uuid
 from .original_runner import OUTPUTS, report
 from .support import SECRET, ExpressDatabase, Fault, Proxy, free_port, require_servers, run_python, start_express, start_mock
 
-from pipeline_status_client import TRUNCATION_MARKER, CatalogueMismatchError, ConfigurationError, PrismaAPIClient, RetryPolicy, StatusHttpError
+from pipeline_status_client import TRUNCATION_MARKER, CatalogueMismatchError, ConfigurationError, PrismaAPIClient, QueuedCompletion, RetryPolicy, StatusHttpError
 
 #: The TypeScript runPipeline's warning for a /complete answered duplicate, up to its cause (src/client/run-pipeline.ts).
 DUPLICATE = ("The run's completion had already been received (outcome \"duplicate\"), so these results did not reach the app's "
@@ -235,6 +235,33 @@ class ServerTests:
             warned = [line for line in logs.output if line.startswith("WARNING") and duplicate in line]
             self.assertEqual(len(warned), 1, logs.output)
             self.assertIn("so these results did not reach the app's onRunCompleted hook", warned[0])
+
+    def test_a_queued_completion_whose_answer_cannot_be_read_is_unknown(self) -> None:
+        # As the TypeScript outbox test: accepted (2xx), so it leaves the outbox; but what the server did with it cannot be read.
+        for answer, said in ((b"Bad gateway page", "is not JSON"), (b"", "is not JSON"), (b"[]", "does not match the contract"),
+                             (b'{"ok":true}', "does not match the contract"),
+                             (b'{"outcome":"applied","run":{"id":"r","status":"COMPLETED"}}', "does not match the contract")):
+            with self.subTest(answer=answer), tempfile.TemporaryDirectory() as outbox:
+                run_id = self.created_run()
+                events: list = []
+                self.proxy.faults.append(Fault(f"/{run_id}/complete", 503, times=100))
+                client = self.client(outbox_dir=outbox, background=False, retry=RetryPolicy(attempts=1), on_queued_completion=events.append)
+                with self.assertLogs("pipeline_status_client", logging.WARNING):
+                    self.assertTrue(client.complete_run(run_id, "COMPLETED"))  # queued
+                key = client.outbox.pending(run_id)[0].id
+                self.proxy.faults.clear()
+                self.proxy.faults.append(Fault(f"/{run_id}/complete", 200, body=answer))
+                with self.assertLogs("pipeline_status_client", logging.INFO) as logs:
+                    self.assertTrue(client.flush(timeout=30))
+                self.assertEqual(client.undelivered().queued, 0)
+                self.assertEqual(events, [QueuedCompletion(
+                    run_id, key, "unknown",
+                    reason=f"the server accepted it (2xx), but its answer {said}: whether its results reached the app's onRunCompleted hook is unknown")])
+                self.assertEqual([line for line in logs.output if line.startswith(("ERROR", "WARNING"))], [
+                    f"ERROR:pipeline_status_client:Run {run_id}: completion COMPLETED delivered from the outbox got an answer that {said}; "
+                    "its outcome is unknown"])
+                self.assertIsNone(client.completion_outcome(run_id))
+                client.close()
 
     def test_an_update_older_than_max_age_is_dead_lettered(self) -> None:
         run_id = self.created_run()

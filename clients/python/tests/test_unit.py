@@ -21,7 +21,7 @@ from pipeline_status_client import (
     to_storable_text,
     webhook_message_id,
 )
-from pipeline_status_client.contract import encode_json, json_safe, progress_problem, timestamp_problem
+from pipeline_status_client.contract import encode_json, is_complete_run_response, json_safe, progress_problem, timestamp_problem
 from pipeline_status_client.outbox import Outbox
 from pipeline_status_client.retry import describe_retry, parse_retry_after
 
@@ -93,6 +93,32 @@ class TimestampTest(unittest.TestCase):
             problem = timestamp_problem(case["value"])
             reason = None if problem is None else "range" if "years 0001 to 9999" in problem else "grammar"
             self.assertEqual(reason, case["reason"], case["value"])
+
+
+class CompleteRunResponseTest(unittest.TestCase):
+    """The shape of a /complete answer, as the contract's CompleteRunResponse (src/contract/records.ts)."""
+
+    RUN = {"id": "run_1", "status": "COMPLETED", "error": None, "completedAt": "2026-01-01T00:00:00.000Z",
+           "completionReceivedAt": "2026-01-01T00:00:00.000Z", "createdAt": "2026-01-01T00:00:00.000Z",
+           "updatedAt": "2026-01-01T00:00:00.000Z", "lastActivityAt": None, "heartbeatIntervalMs": None}
+
+    def test_reads_the_contract_shape(self) -> None:
+        # The members a server older than them leaves out have defaults; others are ignored.
+        self.assertTrue(is_complete_run_response({"outcome": "applied", "run": self.RUN}))
+        self.assertTrue(is_complete_run_response({"outcome": "duplicate", "extra": 1, "run": {
+            **self.RUN, "heartbeatIntervalMs": 5000.0, "pipeline": "default", "tags": ["a"], "metadata": {}, "startedAt": None, "x": 1}}))
+
+    def test_refuses_anything_else(self) -> None:
+        for answer in ({}, [], None, {"ok": True}, {"outcome": "applied"}, {"outcome": "done", "run": self.RUN},
+                       {"outcome": "applied", "run": {**self.RUN, "status": "DONE"}},
+                       {"outcome": "applied", "run": {k: v for k, v in self.RUN.items() if k != "createdAt"}},
+                       {"outcome": "applied", "run": {**self.RUN, "heartbeatIntervalMs": True}},
+                       {"outcome": "applied", "run": {**self.RUN, "heartbeatIntervalMs": 1.5}},
+                       {"outcome": "applied", "run": {**self.RUN, "tags": [1]}},
+                       {"outcome": "applied", "run": {**self.RUN, "metadata": []}},
+                       {"outcome": "applied", "run": {**self.RUN, "pipeline": None}}):
+            with self.subTest(answer=answer):
+                self.assertFalse(is_complete_run_response(answer))
 
 
 class RetryTest(unittest.TestCase):
