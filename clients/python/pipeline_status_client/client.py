@@ -838,7 +838,8 @@ class PrismaAPIClient:
         ``Exception``). The last failure is reported FAILED and raised. :meth:`cancelled` is read
         between attempts and ends the wait at once: then :class:`RunFinishedElsewhereError` is
         raised and nothing more is sent (``fn`` itself is never interrupted; read
-        ``client.cancelled(run_id)`` inside it to stop early).
+        ``client.cancelled(run_id)`` inside it to stop early). A closed client raises
+        :class:`ClientClosedError` at the call and does not run ``fn``: it could report nothing.
 
         Example::
 
@@ -847,6 +848,7 @@ class PrismaAPIClient:
         """
         if not isinstance(attempts, int) or attempts < 1:
             raise ConfigurationError(f"attempts must be a whole number, at least 1, got {attempts!r}")
+        self._check_open()
         cancelled = self.cancelled(run_id)
         # A stage an earlier process left PROCESSING runs as a new attempt: `base` shifts every attempt number reported.
         base = self._restart_base(run_id, stage)

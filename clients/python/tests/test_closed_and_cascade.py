@@ -70,7 +70,18 @@ class ClosedClientTest(_WithServer):
             f"Run r: completion COMPLETED not sent: {CLOSED}",
         ])
         self.assertIn(f"chunk 0 was not delivered: {CLOSED}", stream.stopped or "")
+        # The four updates and the stream's chunk: a heartbeat is no update (never queued, never counted).
         self.assertEqual(len(client.undelivered("r").failed), 5)
+
+    def test_a_stage_is_not_run_by_a_closed_client(self) -> None:
+        # A stage whose PROCESSING and COMPLETED could not be sent would run unreported: refused at the call.
+        client = self.client()
+        client.close()
+        ran = []
+        with self.assertRaises(ClientClosedError):
+            client.run_stage_with_retries("r", 1, lambda: ran.append(1))
+        self.assertEqual(ran, [])
+        self.assertEqual(self.server.requests, [])
 
 
 class ChunkCascadeTest(_WithServer):
