@@ -78,6 +78,23 @@ export const STREAM_CLOSED_CAUSES = {
 /** A cause of {@link STREAM_CLOSED_CAUSES}: why the server ended a live stream before `end`. */
 export type StreamClosedCause = keyof typeof STREAM_CLOSED_CAUSES
 
+/** A `: closed` comment as read: the cause and the run it names (`undefined` where it names none). */
+export interface StreamClosedComment {
+  readonly cause: StreamClosedCause
+  readonly runId: string | undefined
+}
+
+/**
+ * Reads a comment's text (what follows the `:`) as a `: closed <cause> [<runId>]` comment;
+ * `undefined` for any other comment, a cause not in {@link STREAM_CLOSED_CAUSES} included (a
+ * later server's: that end is then a drop like any other).
+ */
+export function parseStreamClosedComment(comment: string): StreamClosedComment | undefined {
+  const match = /^\s*closed\s+(\S+)(?:\s+(\S+))?\s*$/.exec(comment)
+  if (!match || !Object.hasOwn(STREAM_CLOSED_CAUSES, match[1]!)) return undefined
+  return { cause: match[1] as StreamClosedCause, runId: match[2] }
+}
+
 /** The `: closed` comments one kind of stream may end with, described for its OpenAPI response. */
 export function describeStreamClosedComments(stream: 'run' | 'set'): string {
   const causes = Object.entries(STREAM_CLOSED_CAUSES as Record<StreamClosedCause, StreamClosedCauseSpec>).filter(([, spec]) => spec.streams.includes(stream))
