@@ -101,6 +101,7 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
   const onClosed = (closed: StreamClosed): void => {
     const { cause, runId, stream } = closed
     closedStreams[cause] += 1
+    settings.instrumentation.streamClosed({ cause, stream })
     if (closedLogged.has(cause)) return
     closedLogged.add(cause)
     if (closed.cause === 'credential-expired') {
