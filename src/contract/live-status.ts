@@ -38,7 +38,9 @@ export interface StreamClosedCauseSpec {
  * Why the server ends a live stream before its run's `end`, for a reason of its own: it sends the
  * comment `: closed <cause> <runId>` (`: closed <cause>` where no run is named) right before the
  * stream ends. A comment, not an event: `end` means the run finished and the subscriber stops for
- * good, while after these it reconnects as after any drop. Shutdown and a reader too far behind
+ * good, while after these the package's subscribers stop where reconnecting cannot help
+ * (`deleted`, `not-admitted`, `credential-expired` with a read token: `RunStreamClosedError`) and
+ * otherwise reconnect as after any drop, the cause kept as that of `reconnecting`. Shutdown and a reader too far behind
  * end a stream without one. The server's streams and the OpenAPI document both read this table,
  * so a cause cannot be sent without being described. Internal (no entry exports it).
  */
@@ -104,7 +106,7 @@ export function describeStreamClosedComments(stream: 'run' | 'set'): string {
   const naming = stream === 'run' ? 'naming its run' : 'naming the member run where shown (a comment without one: the stream ended, not one of its runs)'
   return (
     `The server may end the stream before \`end\` for a reason of its own: it then sends the comment \`: closed <cause>\` right before the end, ${naming}. ` +
-    'A comment, not an event: `end` means the run finished and the subscriber stops, while after these it reconnects as after any drop. Shutdown and a reader too far behind end a stream without one. ' +
+    'A comment, not an event: `end` means the run finished and the subscriber stops, while after these a subscriber stops where reconnecting cannot help (what each reconnect gets is said below; the package\'s subscribers stop for `deleted`, `not-admitted` and `credential-expired` with a read token) and otherwise reconnects as after any drop. Shutdown and a reader too far behind end a stream without one. ' +
     listed
   )
 }

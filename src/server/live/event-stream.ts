@@ -27,7 +27,8 @@ export const KEEP_ALIVE_ANNOUNCEMENT = 'keep-alive-ms'
  * stream whose credential expired, or whose membership failed, names no run:
  * `: closed credential-expired`, `: closed membership-failed`). A comment, not an event: the
  * protocol's one closing event, `end`, means the run finished (the subscriber
- * stops for good), while after these the subscriber reconnects as after any drop.
+ * stops for good), while after these the subscriber stops where reconnecting cannot help
+ * (`deleted`, `not-admitted`, an expired read token) and otherwise reconnects as after any drop.
  */
 export const CLOSED_ANNOUNCEMENT = 'closed'
 
