@@ -38,7 +38,8 @@ export interface Reconnect {
    * comment is read: a stream the server ended saying why is a {@link RunStreamClosedError}
    * (final when reconnecting cannot help: {@link closedStops}, judged by the request's
    * `Authorization`); a refusal right after a `credential-expired` end is that expiry
-   * ({@link afterClosed}); anything else is `failure` itself. Call it once after every attempt.
+   * ({@link afterClosed}, until a connection delivers again); anything else is `failure` itself.
+   * Call it once after every attempt.
    */
   failureOf(failure: Error | undefined, authorization: string | null): Error | undefined
 }
@@ -67,13 +68,13 @@ export function createReconnect(reconnectDelayMs: number, maxReconnectDelayMs: n
     keepAliveMs: () => keepAliveMs,
     healthy: () => {
       failures = 0
+      closedBefore = undefined
     },
     failureOf(failure, authorization) {
       const closed = closedNow
-      const before = closedBefore
       closedNow = undefined
-      closedBefore = undefined
-      if (closed === undefined) return afterClosed(failure, before)
+      // Kept until a connection delivers again (`healthy`): a 503 between the end and the refusal changes nothing.
+      if (closed === undefined) return afterClosed(failure, closedBefore)
       // The server said why it ended the stream: that, not how the connection then ended, is the failure.
       closedBefore = new RunStreamClosedError(closed, closedStops(closed.cause, authorization))
       return closedBefore

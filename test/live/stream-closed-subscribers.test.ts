@@ -95,15 +95,17 @@ describe('subscribeToRun on its own stream reads `: closed`', () => {
     first.event('snapshot', snapshot('run-1'), '3')
     first.write(': closed credential-expired run-1\n\n')
     first.end()
-    ;(await refused.request(1)).respond(problemResponse(401, 'authentication_required', 'The session expired'))
+    // A server briefly unavailable between the end and the refusal changes nothing.
+    ;(await refused.request(1)).respond(problemResponse(503, 'service_unavailable'))
+    ;(await refused.request(2)).respond(problemResponse(401, 'authentication_required', 'The session expired'))
     await ended.subscription.done
-    expect(ended.states.map(([state]) => state)).toEqual(['live', 'reconnecting', 'error'])
+    expect(ended.states.map(([state]) => state)).toEqual(['live', 'reconnecting', 'reconnecting', 'error'])
     expect(ended.states[1]?.[1]).toMatchObject({ closedCause: 'credential-expired', final: false })
     const error = ended.subscription.error as RunStreamClosedError
     expect(error).toMatchObject({ name: 'RunStreamClosedError', closedCause: 'credential-expired', runId: 'run-1', final: true })
     expect(isRunSubscriptionError(error.cause)).toBe(true)
     expect(error.cause).toMatchObject({ status: 401, problem: { code: 'authentication_required' } })
-    expect(refused.requests).toHaveLength(2)
+    expect(refused.requests).toHaveLength(3)
 
     const renewed = fakeEventFetch()
     const goesOn = followAlone(renewed, 'run-1', { credentials: 'include' })
