@@ -129,7 +129,7 @@ export {
   RunStreamSilentError,
   RunSubscriptionError,
 } from './live/subscription-errors.js'
-export type { StreamClosedCause } from './contract/live-status.js'
+export type { StreamClosedCause, StreamClosedComment } from './contract/live-status.js'
 export type {
   RunConnectionState,
   RunSubscription,

@@ -75,14 +75,26 @@ export const STREAM_CLOSED_CAUSES = {
     meaning:
       "a filter stream's new membership (the runs its window holds) could not be applied after `ready` (an unexpected server error); the reconnect gets fresh snapshots, so nothing is lost",
   },
-} as const satisfies Record<string, StreamClosedCauseSpec>
+} as const satisfies Record<StreamClosedCause, StreamClosedCauseSpec>
 
-/** A cause of {@link STREAM_CLOSED_CAUSES}: why the server ended a live stream before `end`. */
-export type StreamClosedCause = keyof typeof STREAM_CLOSED_CAUSES
+/**
+ * Why the server ended a live stream before `end` (its `: closed <cause>` comment):
+ * - `not-admitted`: the credential no longer covers the run as it now is (a tag read token whose
+ *   tag the run lost, a run that left the app's `listScope`);
+ * - `update-unavailable`: the next `update` could not be made (a rare race; nothing is lost);
+ * - `credential-expired`: the read token, or the app's session, the stream was opened with expired;
+ * - `deleted`: the run was deleted while unfinished;
+ * - `membership-failed`: a filter set stream's new membership could not be applied (a server error).
+ *
+ * The server's table of causes (internal) is checked against this union when it compiles.
+ */
+export type StreamClosedCause = 'not-admitted' | 'update-unavailable' | 'credential-expired' | 'deleted' | 'membership-failed'
 
 /** A `: closed` comment as read: the cause and the run it names (`undefined` where it names none). */
 export interface StreamClosedComment {
+  /** Why the server ended the stream. */
   readonly cause: StreamClosedCause
+  /** The run the comment names (a set stream's member; a run's own stream names its run); `undefined` where it names none. */
   readonly runId: string | undefined
 }
 
