@@ -121,12 +121,15 @@ export {
 } from './live/subscribe-to-run.js'
 export {
   isRunPollTimeoutError,
+  isRunStreamClosedError,
   isRunStreamSilentError,
   isRunSubscriptionError,
   RunPollTimeoutError,
+  RunStreamClosedError,
   RunStreamSilentError,
   RunSubscriptionError,
 } from './live/subscription-errors.js'
+export type { StreamClosedCause, StreamClosedComment } from './contract/live-status.js'
 export type {
   RunConnectionState,
   RunSubscription,

@@ -56,4 +56,31 @@ describe('the event stream reader', () => {
     expect(await attempt(fetch, (data) => seen.push(data))).toBe('dropped')
     expect(seen.map((data) => data.length)).toEqual([900, 900])
   })
+
+  it("tells the subscriber a `: closed <cause> [<runId>]` comment, then ends as a drop; other comments and unknown causes tell nothing", async () => {
+    const closed: unknown[] = []
+    const keepAlives: number[] = []
+    const fetch = (async () =>
+      new Response(': keep-alive-ms 5000\n\n: closed later-cause run-1\n\n: closed credential-expired\n\n: closed deleted run-1\n\n', {
+        headers: { 'content-type': 'text/event-stream' },
+      })) as typeof globalThis.fetch
+    const outcome = await streamOnce({
+      url: 'http://h/events',
+      fetch,
+      signal: new AbortController().signal,
+      headers: {},
+      errors,
+      keepAliveMs: () => 60_000,
+      onKeepAlive: (ms) => void keepAlives.push(ms),
+      onClosed: (comment) => void closed.push(comment),
+      onOpen: () => {},
+      onEvent: () => false,
+    })
+    expect(outcome).toBe('dropped')
+    expect(keepAlives).toEqual([5000])
+    expect(closed).toEqual([
+      { cause: 'credential-expired', runId: undefined },
+      { cause: 'deleted', runId: 'run-1' },
+    ])
+  })
 })

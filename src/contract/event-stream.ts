@@ -7,6 +7,7 @@
  */
 import { EventSourceParserStream, ParseError, type EventSourceMessage } from 'eventsource-parser/stream'
 import { AttemptDeadline, announcedKeepAliveMs, SILENT_KEEP_ALIVES } from '../internal/attempt-deadline.js'
+import { parseStreamClosedComment, type StreamClosedComment } from './live-status.js'
 import { Problem } from './problem.js'
 
 /**
@@ -59,6 +60,11 @@ export interface StreamAttempt {
   onKeepAlive(ms: number): void
   /** The server's `retry:` field, in milliseconds. */
   onRetry?(ms: number): void
+  /**
+   * The server said why it is ending the stream (`: closed <cause> [<runId>]`, sent right before
+   * the end): the attempt then ends as a drop, and the subscriber decides what the cause means.
+   */
+  onClosed?(closed: StreamClosedComment): void
   /** The answer is an event stream: the subscription is live. */
   onOpen(): void
   /** Applies one event; `true` once it was `end`. Throws for a malformed one. */
@@ -116,7 +122,11 @@ async function readStream(attempt: StreamAttempt, signal: AbortSignal, heard: ()
         },
         onComment: (comment) => {
           const keepAliveMs = announcedKeepAliveMs(comment)
-          if (keepAliveMs === undefined) return
+          if (keepAliveMs === undefined) {
+            const closed = attempt.onClosed === undefined ? undefined : parseStreamClosedComment(comment)
+            if (closed !== undefined) attempt.onClosed?.(closed)
+            return
+          }
           attempt.onKeepAlive(keepAliveMs)
           // The deadline runs from here on the announced interval.
           heard()

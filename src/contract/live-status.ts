@@ -38,7 +38,9 @@ export interface StreamClosedCauseSpec {
  * Why the server ends a live stream before its run's `end`, for a reason of its own: it sends the
  * comment `: closed <cause> <runId>` (`: closed <cause>` where no run is named) right before the
  * stream ends. A comment, not an event: `end` means the run finished and the subscriber stops for
- * good, while after these it reconnects as after any drop. Shutdown and a reader too far behind
+ * good, while after these the package's subscribers stop where reconnecting cannot help
+ * (`deleted`, `not-admitted`, `credential-expired` with a read token: `RunStreamClosedError`) and
+ * otherwise reconnect as after any drop, the cause kept as that of `reconnecting`. Shutdown and a reader too far behind
  * end a stream without one. The server's streams and the OpenAPI document both read this table,
  * so a cause cannot be sent without being described. Internal (no entry exports it).
  */
@@ -73,10 +75,39 @@ export const STREAM_CLOSED_CAUSES = {
     meaning:
       "a filter stream's new membership (the runs its window holds) could not be applied after `ready` (an unexpected server error); the reconnect gets fresh snapshots, so nothing is lost",
   },
-} as const satisfies Record<string, StreamClosedCauseSpec>
+} as const satisfies Record<StreamClosedCause, StreamClosedCauseSpec>
 
-/** A cause of {@link STREAM_CLOSED_CAUSES}: why the server ended a live stream before `end`. */
-export type StreamClosedCause = keyof typeof STREAM_CLOSED_CAUSES
+/**
+ * Why the server ended a live stream before `end` (its `: closed <cause>` comment):
+ * - `not-admitted`: the credential no longer covers the run as it now is (a tag read token whose
+ *   tag the run lost, a run that left the app's `listScope`);
+ * - `update-unavailable`: the next `update` could not be made (a rare race; nothing is lost);
+ * - `credential-expired`: the read token, or the app's session, the stream was opened with expired;
+ * - `deleted`: the run was deleted while unfinished;
+ * - `membership-failed`: a filter set stream's new membership could not be applied (a server error).
+ *
+ * The server's table of causes (internal) is checked against this union when it compiles.
+ */
+export type StreamClosedCause = 'not-admitted' | 'update-unavailable' | 'credential-expired' | 'deleted' | 'membership-failed'
+
+/** A `: closed` comment as read: the cause and the run it names (`undefined` where it names none). */
+export interface StreamClosedComment {
+  /** Why the server ended the stream. */
+  readonly cause: StreamClosedCause
+  /** The run the comment names (a set stream's member; a run's own stream names its run); `undefined` where it names none. */
+  readonly runId: string | undefined
+}
+
+/**
+ * Reads a comment's text (what follows the `:`) as a `: closed <cause> [<runId>]` comment;
+ * `undefined` for any other comment, a cause not in {@link STREAM_CLOSED_CAUSES} included (a
+ * later server's: that end is then a drop like any other).
+ */
+export function parseStreamClosedComment(comment: string): StreamClosedComment | undefined {
+  const match = /^\s*closed\s+(\S+)(?:\s+(\S+))?\s*$/.exec(comment)
+  if (!match || !Object.hasOwn(STREAM_CLOSED_CAUSES, match[1]!)) return undefined
+  return { cause: match[1] as StreamClosedCause, runId: match[2] }
+}
 
 /** The `: closed` comments one kind of stream may end with, described for its OpenAPI response. */
 export function describeStreamClosedComments(stream: 'run' | 'set'): string {
@@ -87,7 +118,7 @@ export function describeStreamClosedComments(stream: 'run' | 'set'): string {
   const naming = stream === 'run' ? 'naming its run' : 'naming the member run where shown (a comment without one: the stream ended, not one of its runs)'
   return (
     `The server may end the stream before \`end\` for a reason of its own: it then sends the comment \`: closed <cause>\` right before the end, ${naming}. ` +
-    'A comment, not an event: `end` means the run finished and the subscriber stops, while after these it reconnects as after any drop. Shutdown and a reader too far behind end a stream without one. ' +
+    'A comment, not an event: `end` means the run finished and the subscriber stops, while after these a subscriber stops where reconnecting cannot help (what each reconnect gets is said below; the package\'s subscribers stop for `deleted`, `not-admitted` and `credential-expired` with a read token) and otherwise reconnects as after any drop. Shutdown and a reader too far behind end a stream without one. ' +
     listed
   )
 }

@@ -135,6 +135,7 @@ describe('the OpenAPI document', () => {
     for (const cause of ['not-admitted', 'update-unavailable', 'deleted']) expect(set).toContain(`\`: closed ${cause} <runId>\`: `)
     for (const cause of ['credential-expired', 'membership-failed']) expect(set).toContain(`\`: closed ${cause}\`: `)
     expect(run).toMatch(/^The event stream\. .*reconnects as after any drop/)
+    expect(run).toContain('stops where reconnecting cannot help')
     expect(run).toContain("`expiresAt` its `authorize` hook answered with")
   })
 

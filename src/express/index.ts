@@ -163,7 +163,7 @@ export type PipelineStatusRouter = Router & {
   close(): Promise<void>
   /**
    * What the router's live streams have done so far ({@link PipelineStatusHandlers.liveStats}):
-   * `{ openStreams, slowStreamsClosed }`, counts; zeros before the first stream. For metrics.
+   * `{ openStreams, slowStreamsClosed, closedStreams }`, counts; zeros before the first stream. For metrics.
    */
   liveStats(): LiveStreamStats
   /**

@@ -8,7 +8,8 @@ import { DEFAULT_SERVER_KEEP_ALIVE_MS } from '../internal/attempt-deadline.js'
 import { backoffDelay } from '../internal/backoff.js'
 import { isPositive } from '../internal/is-positive.js'
 import type { StreamAttempt } from './stream-attempt.js'
-import { isRetriableFailure, isRunSubscriptionError } from './subscription-errors.js'
+import type { StreamClosedComment } from '../contract/live-status.js'
+import { afterClosed, closedStops, isRetriableFailure, isRunSubscriptionError, RunStreamClosedError } from './subscription-errors.js'
 
 /** A subscriber's delays in milliseconds, or its default when not given; a TypeError for one that is not a positive number. */
 export function positiveMs(value: number | undefined, fallback: number): number {
@@ -18,8 +19,8 @@ export function positiveMs(value: number | undefined, fallback: number): number 
 }
 
 export interface Reconnect {
-  /** The `streamOnce` hooks that keep the server's keep-alive interval and `retry:` delay. */
-  readonly hooks: Pick<StreamAttempt, 'keepAliveMs' | 'onKeepAlive' | 'onRetry'>
+  /** The `streamOnce` hooks that keep the server's keep-alive interval, `retry:` delay and `: closed` cause. */
+  readonly hooks: Pick<StreamAttempt, 'keepAliveMs' | 'onKeepAlive' | 'onRetry' | 'onClosed'>
   /** The server's keep-alive interval, in milliseconds (its default until the server names one). */
   keepAliveMs(): number
   /** The connection delivered (an event, a poll): the next drop waits the base delay again. */
@@ -32,6 +33,15 @@ export interface Reconnect {
    * clean drop has no error.
    */
   nextWait(failure: Error | undefined): number | undefined
+  /**
+   * What an attempt that did not end (`end`, aborted) failed with, once the server's `: closed`
+   * comment is read: a stream the server ended saying why is a {@link RunStreamClosedError}
+   * (final when reconnecting cannot help: {@link closedStops}, judged by the request's
+   * `Authorization`); a refusal right after a `credential-expired` end is that expiry
+   * ({@link afterClosed}, until a connection delivers again); anything else is `failure` itself.
+   * Call it once after every attempt.
+   */
+  failureOf(failure: Error | undefined, authorization: string | null): Error | undefined
 }
 
 /** A fresh reconnect state: `reconnectDelayMs` until the server's `retry:` replaces it, waits capped at `maxReconnectDelayMs`. */
@@ -39,6 +49,9 @@ export function createReconnect(reconnectDelayMs: number, maxReconnectDelayMs: n
   let retryDelay = reconnectDelayMs
   let keepAliveMs = DEFAULT_SERVER_KEEP_ALIVE_MS
   let failures = 0
+  // The `: closed` comment of the attempt under way, and the error the previous attempt ended with for one.
+  let closedNow: StreamClosedComment | undefined
+  let closedBefore: RunStreamClosedError | undefined
   return {
     hooks: {
       keepAliveMs: () => keepAliveMs,
@@ -48,10 +61,23 @@ export function createReconnect(reconnectDelayMs: number, maxReconnectDelayMs: n
       onRetry: (ms) => {
         retryDelay = ms
       },
+      onClosed: (closed) => {
+        closedNow = closed
+      },
     },
     keepAliveMs: () => keepAliveMs,
     healthy: () => {
       failures = 0
+      closedBefore = undefined
+    },
+    failureOf(failure, authorization) {
+      const closed = closedNow
+      closedNow = undefined
+      // Kept until a connection delivers again (`healthy`): a 503 between the end and the refusal changes nothing.
+      if (closed === undefined) return afterClosed(failure, closedBefore)
+      // The server said why it ended the stream: that, not how the connection then ended, is the failure.
+      closedBefore = new RunStreamClosedError(closed, closedStops(closed.cause, authorization))
+      return closedBefore
     },
     nextWait(failure) {
       if (failure !== undefined && !isRetriableFailure(failure)) return undefined

@@ -41,7 +41,9 @@ export interface SetStreamLoop {
  * `route_not_found`, a 404 that is no problem, or 405), `aborted`.
  *
  * @throws the failure that retrying cannot fix ({@link isRetriableFailure}): a refusal (401, 403,
- * 400 naming a parameter), a malformed event, an event over the size bound.
+ * 400 naming a parameter), a malformed event, an event over the size bound, a final
+ * `RunStreamClosedError` (the server ended the stream for a cause a reconnect cannot help: its
+ * `runId` names the member run where the server named one).
  */
 export async function followSetStream(loop: SetStreamLoop): Promise<'closed' | 'no-stream' | 'aborted'> {
   const { signal } = loop
@@ -70,6 +72,8 @@ export async function followSetStream(loop: SetStreamLoop): Promise<'closed' | '
       if (signal.aborted) return 'aborted'
       failure = error as Error
     }
+    // The server's `: closed` cause, when it said why it ended the stream, is the failure.
+    failure = reconnect.failureOf(failure, loop.headers.get('Authorization'))
     const wait = reconnect.nextWait(failure)
     if (wait === undefined) throw failure
     loop.onReconnecting(failure)

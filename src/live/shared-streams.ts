@@ -16,7 +16,7 @@ import { errorMessage } from '../internal/error-message.js'
 import { MAX_SET_STREAM_RUNS } from '../contract/live-status.js'
 import { parseSetEvent, type SetStreamEvent } from './set-events.js'
 import { followSetStream } from './set-stream.js'
-import { isRunSubscriptionError, type RunSubscriptionError } from './subscription-errors.js'
+import { isRunStreamClosedError, isRunSubscriptionError, type RunStreamClosedError, type RunSubscriptionError } from './subscription-errors.js'
 
 /** One subscriber of one run on a shared connection. */
 export interface SharedRunListener {
@@ -27,9 +27,12 @@ export interface SharedRunListener {
   /**
    * The server refused this run on the shared connection, naming it (`problem.runId`: an unknown
    * run, a credential that does not cover it): the run's own answer, as its own stream would get
-   * it. The listener is already removed; the other runs go on sharing.
+   * it. The listener is already removed; the other runs go on sharing. Or the server ended the
+   * connection for a cause a reconnect cannot help ({@link RunStreamClosedError}, final): naming
+   * this run (`deleted`, `not-admitted`: the other runs go on sharing on a new connection), or
+   * no run (`credential-expired`: every run of the connection stops).
    */
-  onRefused(error: RunSubscriptionError): void
+  onRefused(error: RunSubscriptionError | RunStreamClosedError): void
   /**
    * The run cannot be followed on a shared connection: the server has no set stream (an older
    * server), or it refused the set without naming the run (a server older than the `runId`
@@ -204,12 +207,23 @@ class SharedConnections {
       },
       (error: unknown) => {
         this.#groups = this.#groups.filter((other) => other !== group)
+        if (isRunStreamClosedError(error) && error.runId === undefined) {
+          // Ended for the whole connection (its credential expired, and a read token's, or a
+          // session its reconnect found not renewed): every run it carried stops, saying why.
+          for (const id of ids) {
+            const listeners = this.#listeners.get(id) ?? new Set()
+            this.#listeners.delete(id)
+            for (const listener of listeners) listener.onRefused(error)
+          }
+          this.#plan()
+          return
+        }
         const refused = refusedRun(error)
         if (refused !== undefined && ids.includes(refused)) {
           // Only the run the server named leaves; the others share a connection again.
           const listeners = this.#listeners.get(refused) ?? new Set()
           this.#listeners.delete(refused)
-          for (const listener of listeners) listener.onRefused(error as RunSubscriptionError)
+          for (const listener of listeners) listener.onRefused(error as RunSubscriptionError | RunStreamClosedError)
           this.#plan()
           return
         }
@@ -235,9 +249,11 @@ class SharedConnections {
 
 /**
  * The run a refusal of a `run=` stream names: its problem's `runId` member (401, 403, 404), which a
- * server that predates the member does not send.
+ * server that predates the member does not send; or the member run a final `: closed` comment
+ * named (`deleted`, `not-admitted`).
  */
 function refusedRun(error: unknown): string | undefined {
+  if (isRunStreamClosedError(error)) return error.runId
   if (!isRunSubscriptionError(error) || error.status === undefined || error.status < 400 || error.status >= 500) return undefined
   const runId = error.problem?.runId
   return typeof runId === 'string' ? runId : undefined

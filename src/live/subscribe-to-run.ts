@@ -387,6 +387,8 @@ function subscribeAlone(runId: string, options: SubscribeToRunOptions = {}): Run
         if (signal.aborted) return
         failure = error as Error
       }
+      // The server's `: closed` cause, when it said why it ended the stream, is the failure.
+      failure = reconnect.failureOf(failure, requestHeaders(options).get('Authorization'))
       // What a failed or dropped attempt means (the part `onerror` plays in fetch-event-source).
       const wait = reconnect.nextWait(failure)
       if (wait === undefined) return setState('error', failure)

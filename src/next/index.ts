@@ -28,7 +28,7 @@ import { errorMessage } from '../internal/error-message.js'
 import { consoleLogger, oneLine, safeLogger } from '../internal/logger.js'
 import type { PrismaStoreClient, PrismaTransactionClientOf } from '../server/storage/prisma-client.js'
 import { problemResponse } from '../server/http/problem-response.js'
-import type { LiveStreamStats } from '../server/live/event-stream.js'
+import { emptyLiveStats, type LiveStreamStats } from '../server/live/event-stream.js'
 import { emptyReadStats, type ReadStats } from '../server/storage/read-source.js'
 
 /** A dynamic segment's value as Next.js passes it. */
@@ -180,7 +180,7 @@ export interface NextRouteHandlers {
   ready: () => Promise<void>
   /**
    * What the live streams have done so far ({@link PipelineStatusHandlers.liveStats}):
-   * `{ openStreams, slowStreamsClosed }`, counts; zeros before the first stream, and while the
+   * `{ openStreams, slowStreamsClosed, closedStreams }`, counts; zeros before the first stream, and while the
    * handlers are not created (during `next build`, or misconfigured). For metrics.
    */
   liveStats: () => LiveStreamStats
@@ -499,7 +499,7 @@ export function createNextRouteHandlers(options: NextRouteHandlersOptions<unknow
         )
       }
     },
-    liveStats: () => createdHandlers()?.liveStats() ?? { openStreams: 0, slowStreamsClosed: 0 },
+    liveStats: () => createdHandlers()?.liveStats() ?? emptyLiveStats(),
     readStats: () => createdHandlers()?.readStats() ?? emptyReadStats(),
     get handlers() {
       const loaded = load()

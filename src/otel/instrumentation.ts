@@ -47,7 +47,9 @@ export interface PipelineStatusInstrumentationOptions {
  *   `messaging.destination.name` the pipeline); a `FAILED` stage has status `ERROR`;
  * - metrics `pipeline_status.stage.duration` (histogram, s; by pipeline, stage name, status),
  *   `pipeline_status.runs` (run transitions, by pipeline and status), `pipeline_status.updates`
- *   (stage updates, by pipeline and outcome), `pipeline_status.streams` (open live streams) and,
+ *   (stage updates, by pipeline and outcome), `pipeline_status.streams` (open live streams),
+ *   `pipeline_status.streams.closed` (streams the server ended with `: closed <cause>`, by
+ *   `pipeline_status.stream.closed_cause` and `pipeline_status.stream.kind`) and,
  *   with a read replica, `pipeline_status.reads` (reads served, by kind, source and fallback reason).
  *
  * @example
@@ -71,6 +73,10 @@ export function pipelineStatusInstrumentation(options: PipelineStatusInstrumenta
   const runs = meter.createCounter(METRICS.runs, { unit: '{transition}', description: 'Run transitions, by the status a run moved to' })
   const updates = meter.createCounter(METRICS.updates, { unit: '{update}', description: 'Stage updates answered, by outcome' })
   const streams = meter.createUpDownCounter(METRICS.streams, { unit: '{stream}', description: 'Live status streams open' })
+  const streamsClosed = meter.createCounter(METRICS.streamsClosed, {
+    unit: '{stream}',
+    description: "Live status streams the server ended before their run's end, by cause (': closed <cause>')",
+  })
   const reads = meter.createCounter(METRICS.reads, { unit: '{read}', description: 'Reads served with a read replica, by the replica or the primary' })
 
   return {
@@ -116,6 +122,9 @@ export function pipelineStatusInstrumentation(options: PipelineStatusInstrumenta
     },
     streamsChanged(delta) {
       streams.add(delta)
+    },
+    streamClosed({ cause, stream }) {
+      streamsClosed.add(1, { [ATTRIBUTES.streamClosedCause]: cause, [ATTRIBUTES.streamKind]: stream })
     },
     readServed({ kind, source, reason }) {
       const attributes: Attributes = { [ATTRIBUTES.readKind]: kind, [ATTRIBUTES.readSource]: source }

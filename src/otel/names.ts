@@ -20,6 +20,10 @@ export const ATTRIBUTES = Object.freeze({
   readSource: 'pipeline_status.read.source',
   /** With a read replica: why a read went to the primary (`behind`, `missing`, `replica_error`). */
   readFallbackReason: 'pipeline_status.read.fallback_reason',
+  /** A live stream the server ended: why (`not-admitted`, `update-unavailable`, `credential-expired`, `deleted`, `membership-failed`). */
+  streamClosedCause: 'pipeline_status.stream.closed_cause',
+  /** A live stream's kind: `run` (a run's own stream) or `set` (a set stream). */
+  streamKind: 'pipeline_status.stream.kind',
 } as const)
 
 /** The metrics' names. */
@@ -32,6 +36,8 @@ export const METRICS = Object.freeze({
   updates: 'pipeline_status.updates',
   /** UpDownCounter: live status streams open. */
   streams: 'pipeline_status.streams',
+  /** Counter: live status streams the server ended before their run's end (`: closed <cause>`), by cause and stream kind. */
+  streamsClosed: 'pipeline_status.streams.closed',
   /** Counter, with a read replica: reads served, by kind, source (replica or primary) and fallback reason. */
   reads: 'pipeline_status.reads',
   /** Counter, in the runner: updates the client's outbox kept as dead letters, by route and kind. */

@@ -108,9 +108,10 @@ export interface PipelineStatusHandlers {
    */
   close: () => Promise<void>
   /**
-   * What the live streams have done so far: `openStreams` now, and `slowStreamsClosed`, the
+   * What the live streams have done so far: `openStreams` now, `slowStreamsClosed`, the
    * streams closed because their reader fell behind by more than `live.maxBufferedBytes`
-   * (each is also logged once). Zeros before the first stream.
+   * (each is also logged once), and `closedStreams`, the streams ended with `: closed <cause>`,
+   * by cause (the first of each cause is logged). Zeros before the first stream.
    */
   liveStats: () => LiveStreamStats
   /**

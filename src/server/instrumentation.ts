@@ -6,6 +6,7 @@
  * answered: instrumentation cannot fail a request.
  */
 import type { RunStatus } from '../contract/status.js'
+import type { StreamClosedCause } from '../contract/live-status.js'
 import type { RunState, StageState } from '../core/state.js'
 import { DEFAULT_PIPELINE } from '../contract/stages.js'
 import { isFinalStatus } from '../contract/status.js'
@@ -48,6 +49,12 @@ export interface PipelineStatusInstrumentation {
   /** A live stream opened (`+1`) or closed (`-1`). */
   streamsChanged?(delta: 1 | -1): void
   /**
+   * The server ended a live stream before its run's end for a cause of its own (it sent
+   * `: closed <cause>`): a run's own stream (`run`) or a set stream (`set`). Every one is told;
+   * the handlers log only the first of each cause.
+   */
+  streamClosed?(closed: { cause: StreamClosedCause; stream: 'run' | 'set' }): void
+  /**
    * With `readReplica`: a status read, stream snapshot, list page or count was served, by the
    * replica or (with the reason) by the primary. Not called without a replica.
    */
@@ -57,7 +64,7 @@ export interface PipelineStatusInstrumentation {
 /** The instrumentation as the handlers call it: every method present, none throwing. */
 export type InstrumentationCalls = Required<PipelineStatusInstrumentation>
 
-const NONE: InstrumentationCalls = { stageEnded() {}, runTransition() {}, stageUpdate() {}, streamsChanged() {}, readServed() {} }
+const NONE: InstrumentationCalls = { stageEnded() {}, runTransition() {}, stageUpdate() {}, streamsChanged() {}, streamClosed() {}, readServed() {} }
 
 /** `instrumentation` with each throw logged as a warning; a no-op when absent. */
 export function resolveInstrumentation(instrumentation: PipelineStatusInstrumentation | undefined, logger: Logger): InstrumentationCalls {
@@ -70,7 +77,14 @@ export function resolveInstrumentation(instrumentation: PipelineStatusInstrument
         logger.warn(`pipeline-status: the instrumentation's ${name} threw; the request is not affected`, { error: String(error) })
       }
     }) as InstrumentationCalls[K]
-  return { stageEnded: guard('stageEnded'), runTransition: guard('runTransition'), stageUpdate: guard('stageUpdate'), streamsChanged: guard('streamsChanged'), readServed: guard('readServed') }
+  return {
+    stageEnded: guard('stageEnded'),
+    runTransition: guard('runTransition'),
+    stageUpdate: guard('stageUpdate'),
+    streamsChanged: guard('streamsChanged'),
+    streamClosed: guard('streamClosed'),
+    readServed: guard('readServed'),
+  }
 }
 
 /** The pipeline of a run as reported: its own, else `default`. */

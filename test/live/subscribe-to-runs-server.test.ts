@@ -4,7 +4,7 @@
  * with `end`; a `runIds` stream in the full view closes once both runs ended. Needs the server's
  * set-stream route (GET {base}/events).
  */
-import { type RunConnectionState, type RunsConnectionState, type RunStatusResponse, type RunSummary, isRunSubscriptionError, subscribeToRun, subscribeToRuns } from 'pipeline-status-sdk'
+import { type RunConnectionState, type RunsConnectionState, type RunStatusResponse, type RunSummary, isRunStreamClosedError, isRunSubscriptionError, subscribeToRun, subscribeToRuns } from 'pipeline-status-sdk'
 import { createRunReadToken } from 'pipeline-status-sdk/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { until } from './fake-event-fetch.js'
@@ -132,7 +132,7 @@ describe('subscribeToRun on a shared connection, against the handlers', () => {
     for (const subscription of others) subscription.close()
   })
 
-  it('a run a tag token stops covering ends in that run\'s 401; the others go on sharing', async () => {
+  it("a run a tag token stops covering ends with the server's `: closed not-admitted` (no reconnect to be refused); the others go on sharing", async () => {
     server = await startLiveServer({ pollIntervalMs: 50 }, { readTokens: { secret: 'read-token-secret-of-at-least-32-chars' } })
     const { url } = server
     for (const id of ['t1', 't2']) await postJson(url, '/runs', { id, tags: ['team:a'] })
@@ -144,7 +144,7 @@ describe('subscribeToRun on a shared connection, against the handlers', () => {
     await t2!.subscription.done
     expect(t2!.subscription.state).toBe('error')
     const { error } = t2!.subscription
-    expect(isRunSubscriptionError(error) && [error.status, error.problem?.code]).toEqual([401, 'invalid_read_token'])
+    expect(isRunStreamClosedError(error) && [error.closedCause, error.runId, error.final]).toEqual(['not-admitted', 't2', true])
     await postJson(url, '/t1/complete', { status: 'COMPLETED' })
     await t1!.subscription.done
     expect([t1!.subscription.state, t1!.subscription.status?.run.status]).toEqual(['finished', 'COMPLETED'])

@@ -6,7 +6,7 @@
  */
 import { createElement } from 'react'
 import { renderToString } from 'react-dom/server'
-import type { RunStatusResponse } from 'pipeline-status-sdk'
+import { isRunStreamClosedError, type RunStatusResponse } from 'pipeline-status-sdk'
 import { createRunStatusStore, type RunStatusState, useRunStatus, type UseRunStatusOptions } from 'pipeline-status-sdk/react'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openStream, runRecord, type SseFixture, stageRecord, startSseFixture, statusDocument, type StreamConnection } from './sse-fixture.js'
@@ -82,6 +82,27 @@ describe('useRunStatus', () => {
     expect(store.getSnapshot()).toBe(store.getSnapshot())
     expect(store.getServerSnapshot().run).toEqual(initial.run)
     expect(fixture.requests.map((request) => request.headers.authorization)).toEqual(['Bearer psrt1.t'])
+  })
+
+  it("shows the server's reason in its error state: `: closed deleted <runId>` is a RunStreamClosedError, and nothing reconnects", async () => {
+    const runId = 'run-deleted'
+    fixture = await startSseFixture({
+      events: (request, response) => {
+        const stream = openStream(request, response)
+        stream.event('snapshot', 2, statusDocument(runRecord(runId, 'PROCESSING'), [stageRecord(1, 'PROCESSING')]))
+        stream.write(`: closed deleted ${runId}\n\n`)
+        stream.end()
+      },
+    })
+    const store = createRunStatusStore(runId, { url: fixture.url, token: 'psrt1.t', share: false })
+    const unsubscribe = store.subscribe(() => {})
+    const failed = await waitForState(store, (state) => state.state === 'error')
+    unsubscribe()
+    expect(isRunStreamClosedError(failed.error)).toBe(true)
+    expect(failed.error).toMatchObject({ closedCause: 'deleted', runId, final: true })
+    // The run as last received stays shown.
+    expect(failed.run?.status).toBe('PROCESSING')
+    expect(fixture.requests.map((request) => request.path)).toEqual([`/api/pipeline/${runId}/events`])
   })
 
   it('closes the connection when the last listener leaves, and never subscribes for a finished initial run', async () => {

@@ -9,7 +9,7 @@ import type { Histogram } from '@opentelemetry/sdk-metrics'
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import type { RunStatusResponse } from 'pipeline-status-sdk'
 import { ATTRIBUTES, METRICS, pipelineStatusInstrumentation } from 'pipeline-status-sdk/otel'
-import { createPipelineStatusHandlers, createStaleRunSweeper, MemoryStore, type Store } from 'pipeline-status-sdk/server'
+import { createPipelineStatusHandlers, createRunReadToken, createStaleRunSweeper, MemoryStore, type Store } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { quiet } from '../support/loggers.js'
 import { until } from '../support/until.js'
@@ -170,6 +170,36 @@ describe('on the in-memory store', () => {
       void telemetry.collect()
       return open() === before
     })
+  })
+
+  it("counts streams the server ended with ': closed <cause>', by cause and stream kind", async () => {
+    const readSecret = 'otel-read-token-secret-of-32-chars!!'
+    const instrumentation = pipelineStatusInstrumentation({ tracerProvider: telemetry.tracerProvider, meterProvider: telemetry.meterProvider })
+    const handlers = createPipelineStatusHandlers({ store: new MemoryStore(), secret: SECRET, readTokens: { secret: readSecret }, logger: quiet, instrumentation })
+    try {
+      const post = (path: string, body: unknown) =>
+        handlers.fetch(new Request(`${BASE}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-webhook-secret': SECRET }, body: JSON.stringify(body) }))
+      const token = await createRunReadToken({ tag: 'team:a', secret: readSecret, expiresInSeconds: 600 })
+      const closedCount = () =>
+        telemetry
+          .points(METRICS.streamsClosed)
+          .filter((point) => point.attributes[ATTRIBUTES.streamClosedCause] === 'not-admitted' && point.attributes[ATTRIBUTES.streamKind] === 'run')
+          .reduce((sum, point) => sum + (typeof point.value === 'number' ? point.value : 0), 0)
+      await telemetry.collect()
+      const before = closedCount()
+      for (const runId of ['otel_tagged_1', 'otel_tagged_2']) {
+        expect((await post('/runs', { id: runId, tags: ['team:a'] })).status).toBe(201)
+        const response = await handlers.fetch(new Request(`${BASE}/${runId}/events`, { headers: { authorization: `Bearer ${token}` } }))
+        expect(response.status).toBe(200)
+        expect((await post(`/${runId}/tags`, { remove: ['team:a'] })).status).toBe(200)
+        expect(await response.text()).toContain(`: closed not-admitted ${runId}`)
+      }
+      // Both counted (the handlers log the first only).
+      await telemetry.collect()
+      expect(closedCount()).toBe(before + 2)
+    } finally {
+      await handlers.close()
+    }
   })
 
   it('counts reads served with a read replica, by kind, source and fallback reason', async () => {

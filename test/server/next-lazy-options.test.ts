@@ -19,6 +19,9 @@ import { describeContract } from '../contract/suite/index.js'
 import { BASE_URL, nextPerRouteLazyTarget } from '../contract/targets.js'
 import { extractCodeBlocks, typeCheckBlocks } from '../docs/code-blocks.js'
 
+/** `liveStats().closedStreams` before any stream was ended for a cause: every cause at 0. */
+const NONE_CLOSED = { 'not-admitted': 0, 'update-unavailable': 0, 'credential-expired': 0, deleted: 0, 'membership-failed': 0 }
+
 describeContract('next route per file, options from an async function', () => nextPerRouteLazyTarget)
 
 /** A promise settled from outside. */
@@ -50,7 +53,7 @@ describe('next route handlers with options from a function', () => {
     })
     // Creating them, and what reads no handlers, call nothing (as `next build` loading the module).
     expect(calls).toBe(0)
-    expect(next.liveStats()).toEqual({ openStreams: 0, slowStreamsClosed: 0 })
+    expect(next.liveStats()).toEqual({ openStreams: 0, slowStreamsClosed: 0, closedStreams: NONE_CLOSED })
     await next.close()
     expect(calls).toBe(0)
 
@@ -241,7 +244,7 @@ describe('next route handlers: ready()', () => {
     options.resolve({ store: new MemoryStore(), secret: SECRET })
     await ready
     expect(settled).toBe(true)
-    expect(next.handlers.liveStats()).toEqual({ openStreams: 0, slowStreamsClosed: 0 })
+    expect(next.handlers.liveStats()).toEqual({ openStreams: 0, slowStreamsClosed: 0, closedStreams: NONE_CLOSED })
     expect((await request).status).toBe(201)
     // Once made, the options are kept: ready() settles without calling the function again.
     await expect(next.ready()).resolves.toBeUndefined()

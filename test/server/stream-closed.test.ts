@@ -96,6 +96,8 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'not-admitted', runId: 'loses-tag-1', stream: 'run' } })
     expect(lines[0]!.message).toMatch(/no longer covers the run.*Expected when.*keep the tag on it/)
     expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0])).toEqual([])
+    // Logged once, counted each time: a recurrence shows in the stats.
+    expect(handlers.liveStats().closedStreams).toEqual({ 'not-admitted': 2, 'update-unavailable': 0, 'credential-expired': 0, deleted: 0, 'membership-failed': 0 })
   })
 
   it('next update cannot be made (a stage created, streamed and finished between two text-less reads): `: closed update-unavailable`, one warning', async () => {
@@ -217,6 +219,7 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     expect(lines[0]!.message).toMatch(/no longer stored.*404 run_not_found.*Logged once per process/)
     expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
     expect((await handlers.fetch(requests.get('/deleted-1/events'))).status).toBe(404)
+    expect(handlers.liveStats().closedStreams).toMatchObject({ deleted: 2, 'not-admitted': 0 })
 
     // The other run's stream is untouched.
     expect(handlers.liveStats().openStreams).toBe(1)

@@ -3,7 +3,7 @@
  * registry of a handlers instance's open streams (keep-alive comments, the cap, shutdown).
  * Edge-safe: Web streams and timers only. Not importable outside this package.
  */
-import { LIVE_EVENTS, type StreamClosedCause } from '../../contract/live-status.js'
+import { LIVE_EVENTS, STREAM_CLOSED_CAUSES, type StreamClosedCause } from '../../contract/live-status.js'
 import type { RunEndEvent, RunSnapshotEvent } from '../../contract/live-status.js'
 import { isFinalStatus } from '../../contract/status.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
@@ -27,7 +27,8 @@ export const KEEP_ALIVE_ANNOUNCEMENT = 'keep-alive-ms'
  * stream whose credential expired, or whose membership failed, names no run:
  * `: closed credential-expired`, `: closed membership-failed`). A comment, not an event: the
  * protocol's one closing event, `end`, means the run finished (the subscriber
- * stops for good), while after these the subscriber reconnects as after any drop.
+ * stops for good), while after these the subscriber stops where reconnecting cannot help
+ * (`deleted`, `not-admitted`, an expired read token) and otherwise reconnects as after any drop.
  */
 export const CLOSED_ANNOUNCEMENT = 'closed'
 
@@ -84,6 +85,26 @@ export interface LiveStreamStats {
   openStreams: number
   /** Streams closed because their reader fell behind by more than the send buffer's bound. */
   slowStreamsClosed: number
+  /**
+   * Streams (a run's own and set streams) the server ended before their run's end for a cause of
+   * its own, by cause (each sent `: closed <cause>`; only the first of each cause is logged, so
+   * this is how a recurrence shows): `not-admitted`, `update-unavailable`, `credential-expired`,
+   * `deleted`, `membership-failed`. Every cause is present, 0 until one happens.
+   */
+  closedStreams: Record<StreamClosedCause, number>
+}
+
+/** What one kind of stream (runs' own, set streams) counts; the handlers add the rest. */
+export type StreamCounts = Pick<LiveStreamStats, 'openStreams' | 'slowStreamsClosed'>
+
+/** The stats of handlers that have streamed nothing yet: every count 0, every cause present. */
+export function emptyLiveStats(): LiveStreamStats {
+  return { openStreams: 0, slowStreamsClosed: 0, closedStreams: zeroClosedStreams() }
+}
+
+/** Every cause of `STREAM_CLOSED_CAUSES` at 0. */
+export function zeroClosedStreams(): Record<StreamClosedCause, number> {
+  return Object.fromEntries(Object.keys(STREAM_CLOSED_CAUSES).map((cause) => [cause, 0])) as Record<StreamClosedCause, number>
 }
 
 /** Settings of the live streams of one handlers instance. */
@@ -168,7 +189,7 @@ export class EventStreams {
   }
 
   /** Open streams and slow streams closed so far. */
-  stats(): LiveStreamStats {
+  stats(): StreamCounts {
     return { openStreams: this.#streams.size, slowStreamsClosed: this.#slowStreamsClosed }
   }
 

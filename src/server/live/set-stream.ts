@@ -15,7 +15,7 @@ import type { RunWindowEntry } from '../../core/run-list.js'
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
 import { toStatusResponse } from '../../core/state-to-records.js'
 import { unrefTimer } from '../../internal/unref-timer.js'
-import type { LiveStreamStats, StreamClosed } from './event-stream.js'
+import type { StreamClosed, StreamCounts } from './event-stream.js'
 import { closedComment, KEEP_ALIVE_ANNOUNCEMENT } from './event-stream.js'
 import { type EventStreamBody, SinkBody } from './event-sink.js'
 import type { CredentialExpiry, ExpiringStream } from './credential-expiry.js'
@@ -86,7 +86,7 @@ export class SetStreams {
   }
 
   /** Open set streams and slow ones closed so far. */
-  stats(): LiveStreamStats {
+  stats(): StreamCounts {
     return { openStreams: this.#streams.size, slowStreamsClosed: this.#slowStreamsClosed }
   }
 

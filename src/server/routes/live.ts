@@ -17,7 +17,7 @@ import { PROBLEM_CODES } from '../../contract/problem.js'
 import { parseSetStreamQuery } from '../../contract/run-list-query.js'
 import { catalogueOfRun } from '../../core/run-catalogue.js'
 import { applyScope, matchesRunFilter, summarizeRun, toRunListItem } from '../../core/run-list.js'
-import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion, type StreamClosed } from '../live/event-stream.js'
+import { EventStreams, type LiveStreamStats, OUTPUTS_PARAMETER, resumeVersion, type StreamClosed, zeroClosedStreams } from '../live/event-stream.js'
 import type { EventStreamBody } from '../live/event-sink.js'
 import { CredentialExpiry } from '../live/credential-expiry.js'
 import { type ReplayTooLong, RunWatcher } from '../live/run-watcher.js'
@@ -92,11 +92,16 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
   // earliest expiry (the handlers' clock decides).
   const expiry = new CredentialExpiry(() => settings.clock().getTime())
 
-  // A stream the server ended before its run's end (besides shutdown and slow readers): the first of
-  // each cause is logged, a warning for the race (it should not happen), info for a credential.
+  // A stream the server ended before its run's end (besides shutdown and slow readers): each is
+  // counted by cause (liveStats().closedStreams), and the first of each cause is logged, a warning
+  // for every cause (the server never logs at info, which the default logger drops), saying
+  // whether it is expected and the fix.
   const closedLogged = new Set<StreamClosed['cause']>()
+  const closedStreams = zeroClosedStreams()
   const onClosed = (closed: StreamClosed): void => {
     const { cause, runId, stream } = closed
+    closedStreams[cause] += 1
+    settings.instrumentation.streamClosed({ cause, stream })
     if (closedLogged.has(cause)) return
     closedLogged.add(cause)
     if (closed.cause === 'credential-expired') {
@@ -323,7 +328,11 @@ export function createLiveRoutes(settings: HandlerSettings, plumbing: Plumbing, 
   const liveStats = (): LiveStreamStats => {
     const single = streams?.stats() ?? { openStreams: 0, slowStreamsClosed: 0 }
     const set = sets?.stats() ?? { openStreams: 0, slowStreamsClosed: 0 }
-    return { openStreams: single.openStreams + set.openStreams, slowStreamsClosed: single.slowStreamsClosed + set.slowStreamsClosed }
+    return {
+      openStreams: single.openStreams + set.openStreams,
+      slowStreamsClosed: single.slowStreamsClosed + set.slowStreamsClosed,
+      closedStreams: { ...closedStreams },
+    }
   }
 
   return { events, runSetEvents, close, liveStats }
