@@ -40,6 +40,8 @@ export interface ClientInternals {
   /** Listens for the run being finished elsewhere; returns the unsubscribe. */
   onRunFinished(runId: string, listener: (event: RunFinishedEvent) => void): () => void
   runFinished(runId: string): RunFinishedEvent | undefined
+  /** Listens for the run being deleted on the server while it runs (its live stream's `: closed deleted`); returns the unsubscribe. */
+  onRunDeleted(runId: string, listener: () => void): () => void
   /**
    * The run's catalogue and pipeline (from `createRun`'s answer, else `GET /status`), with the
    * stages an earlier process left PROCESSING or COMPLETED. Throws what `getStatus` throws when

@@ -12,6 +12,7 @@ export type PipelineStatusErrorName =
   | 'OutboxLockedError'
   | 'ClientClosedError'
   | 'RunFinishedError'
+  | 'RunDeletedError'
   | 'CatalogueMismatchError'
 
 const NAMES: ReadonlySet<string> = new Set<PipelineStatusErrorName>([
@@ -23,6 +24,7 @@ const NAMES: ReadonlySet<string> = new Set<PipelineStatusErrorName>([
   'OutboxLockedError',
   'ClientClosedError',
   'RunFinishedError',
+  'RunDeletedError',
   'CatalogueMismatchError',
 ])
 
@@ -229,6 +231,25 @@ export class RunFinishedError extends PipelineStatusError {
 }
 
 /**
+ * The run was deleted on the server while `runPipeline` ran it (the app deleted it, or someone by
+ * hand): the run's live stream ended with `: closed deleted <runId>`. It is the reason of the
+ * running stage's `signal` (`isRunDeletedError(signal.reason)`): the stage is aborted, no further
+ * stage starts and nothing more is sent for the run, whose every update would be answered `404
+ * run_not_found`; the summary says `deleted: true`.
+ */
+export class RunDeletedError extends PipelineStatusError {
+  /** Always `'RunDeletedError'`. */
+  override readonly name = 'RunDeletedError' as const
+  /** The run. */
+  readonly runId: string
+
+  constructor(runId: string, options?: ErrorOptions) {
+    super(`Run ${runId} was deleted on the server while it ran (its live stream ended with ': closed deleted'); nothing more is sent for it`, options)
+    this.runId = runId
+  }
+}
+
+/**
  * `runPipeline` refused to start: its number of stage functions differs from the run's own stage
  * catalogue (a 5-stage runner against a 3-stage run would report COMPLETED after stage 3; one
  * with fewer stages would never complete the run by itself), or, with `runPipeline({ pipeline })`,
@@ -332,6 +353,11 @@ export function isClientClosedError(error: unknown): error is ClientClosedError 
 /** Whether a value is a {@link RunFinishedError}, also across realms and dual builds. */
 export function isRunFinishedError(error: unknown): error is RunFinishedError {
   return hasName(error, 'RunFinishedError')
+}
+
+/** Whether a value is a {@link RunDeletedError}, also across realms and dual builds. */
+export function isRunDeletedError(error: unknown): error is RunDeletedError {
+  return hasName(error, 'RunDeletedError')
 }
 
 /** Whether a value is a {@link CatalogueMismatchError}, also across realms and dual builds. */

@@ -68,6 +68,7 @@ export {
   OutboxLockedError,
   ClientClosedError,
   RunFinishedError,
+  RunDeletedError,
   CatalogueMismatchError,
   isPipelineStatusError,
   isConfigurationError,
@@ -77,6 +78,7 @@ export {
   isOutboxLockedError,
   isClientClosedError,
   isRunFinishedError,
+  isRunDeletedError,
   isCatalogueMismatchError,
   type PipelineStatusErrorName,
 } from './errors.js'

@@ -102,6 +102,15 @@ export interface PipelineSummary {
    */
   finishedElsewhere?: RunFinishedEvent
   /**
+   * `true` when the run was deleted on the server while it ran (the app deleted it; the run's live
+   * stream ended with `: closed deleted`): the running stage's signal was aborted (its reason a
+   * `RunDeletedError`), no further stage started, and nothing more was sent for the run (every
+   * update, the completion too, would be answered `404 run_not_found`). `status` is then
+   * `CANCELLED` and `error` names the deletion; `onRunFinished` is not called (no run is left to
+   * have finished).
+   */
+  deleted?: true
+  /**
    * Problems that did not stop the run: an output the client had to change, an update that
    * was not delivered (one line per cause, each kind of update in it named once with a count,
    * `stage 2 progress report ×312`; at most 20 causes, further ones

@@ -202,6 +202,7 @@ export class PrismaAPIClient {
       holdRunStream: (runId) => (this.#closed || this.runFinished(runId) || this.#watches === undefined ? NO_HOLD : this.#watches.hold(runId)),
       onRunFinished: (runId, listener) => this.#observer.listen(runId, listener),
       runFinished: (runId) => this.runFinished(runId),
+      onRunDeleted: (runId, listener) => this.#observer.listenDeleted(runId, listener),
       openOutputStream: (runId, stageNumber) => this.#openOutputStream(runId, stageNumber),
       logger: this.#logger,
       outboxDir: this.#outbox?.dir,

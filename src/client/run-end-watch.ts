@@ -12,7 +12,7 @@
  */
 import type { EventSourceMessage } from 'eventsource-parser/stream'
 import { type StreamErrors, readProblem, streamOnce } from '../contract/event-stream.js'
-import { LIVE_EVENTS } from '../contract/live-status.js'
+import { closedStops, LIVE_EVENTS, type StreamClosedComment } from '../contract/live-status.js'
 import { PipelineRunRecord } from '../contract/records.js'
 import { isFinalStatus, type RunStatus } from '../contract/status.js'
 import { DEFAULT_SERVER_KEEP_ALIVE_MS } from '../internal/attempt-deadline.js'
@@ -207,6 +207,8 @@ export class RunEndWatches {
     }
     while (!signal.aborted) {
       let failure: unknown
+      // The server's `: closed <cause>` comment of this attempt, when it said why it ended the stream.
+      let closed: StreamClosedComment | undefined
       try {
         const { headers, fetch } = await this.#transport.openRequest(url, 'text/event-stream')
         const outcome = await streamOnce({
@@ -223,9 +225,21 @@ export class RunEndWatches {
           onOpen: () => {
             this.#logger.debug?.(`Run ${runId}: following the run's live stream (a cancel reaches the running stage within a second)`, { runId })
           },
+          onClosed: (comment) => {
+            // A `run=` stream of this one run, or the run's own: a comment naming another run is not about it.
+            if (comment.runId === undefined || comment.runId === runId) closed = comment
+          },
           onEvent,
         })
         if (outcome === 'ended') return
+        // The subscribers' one rule (the contract's `closedStops`, judged by the request's own
+        // credential: the webhook secret or a signature, never a read token): stop where
+        // reconnecting cannot help; otherwise reconnect as after any drop.
+        if (closed !== undefined && closedStops(closed.cause, new Headers(headers).get('authorization'))) {
+          // The run is gone: its pipeline is told (it stops the stage and sends nothing more), which also stops this watch.
+          if (closed.cause === 'deleted') return this.#observer.deleted(runId)
+          return this.#degraded(runId, 'refused', `the server ended GET ${url} with ': closed ${closed.cause}' (the runner's credential no longer covers the run as it now is) and reconnecting cannot help`)
+        }
         if (outcome === 'no-stream' && summary) {
           // An older server (no set stream route) is normal: a debug note, no warning.
           this.#logger.debug?.(`Run ${runId}: GET ${url} answered 404 or 405 (a server without the set stream); following GET ${this.#url(runId)} instead`, { runId })

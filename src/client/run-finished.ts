@@ -98,6 +98,8 @@ export class RunFinishedObserver {
   readonly #finished = recentRuns<RunFinishedEvent | 'self'>()
   /** Per run, who waits to hear that it was finished elsewhere (`runPipeline`). */
   readonly #listeners = new ListenersByKey<(event: RunFinishedEvent) => void>()
+  /** Per run, who waits to hear that it was deleted on the server while it ran (`runPipeline`). */
+  readonly #deletedListeners = new ListenersByKey<() => void>()
   /**
    * The runs the server has shown this client unfinished, in an answer to one of its requests or
    * a read. A run first learned finished from an answer to this client's own update or heartbeat,
@@ -171,6 +173,33 @@ export class RunFinishedObserver {
   /** Listens for the run being finished elsewhere; returns the unsubscribe. */
   listen(runId: string, listener: (event: RunFinishedEvent) => void): () => void {
     return this.#listeners.add(runId, listener)
+  }
+
+  /** Listens for the run being deleted on the server while it runs ({@link deleted}); returns the unsubscribe. */
+  listenDeleted(runId: string, listener: () => void): () => void {
+    return this.#deletedListeners.add(runId, listener)
+  }
+
+  /**
+   * The run's live stream said the run was deleted (`: closed deleted <runId>`): no run is left to
+   * finish, so this is not `onRunFinished` (no status, no stored run); the heartbeat and the stream
+   * stop, `runPipeline` is told (it aborts the running stage and sends nothing more), and it is
+   * logged here, once per deletion, at warn with the cause.
+   */
+  deleted(runId: string): void {
+    this.#logger.warn(
+      `Run ${runId} was deleted on the server while it ran (its live stream ended with ': closed deleted ${runId}': the app deleted it, or someone by hand): ` +
+        'the running stage is aborted, no further stage starts and nothing more is sent for the run (its updates would be answered 404 run_not_found)',
+      { runId, cause: 'deleted' },
+    )
+    this.#onFinished(runId)
+    for (const listener of this.#deletedListeners.of(runId)) {
+      try {
+        listener()
+      } catch (error) {
+        this.#logger.error(`Run ${runId}: a run-deleted listener threw: ${failureReason(error)}`, { runId })
+      }
+    }
   }
 
   /**

@@ -5,7 +5,7 @@ import { abortMessage, untilAborted } from './stage-abort.js'
 import { clientInternals } from './client-internals.js'
 import type { UpdateOutcome } from './delivery.js'
 import type { StageAttemptFields } from './stage-output.js'
-import { CatalogueMismatchError, ConfigurationError, RunFinishedError, isRunFinishedError } from './errors.js'
+import { CatalogueMismatchError, ConfigurationError, RunDeletedError, RunFinishedError, isRunFinishedError } from './errors.js'
 import { failureReason } from './failure-reason.js'
 import type { PrismaAPIClient } from './prisma-api-client.js'
 import type { ProgressReport } from './progress.js'
@@ -66,7 +66,8 @@ export interface StageContext {
    * run was finished by someone else (cancelled by the web app, failed by the stale-run sweeper,
    * completed elsewhere), within a second while the client follows the run's live stream
    * (`followRunStream`, the default; else within one heartbeat interval); its `reason` is then a
-   * `RunFinishedError`. Shared by the stage's attempts. Pass it on to long work (fetch, child processes).
+   * `RunFinishedError`. Also aborted, with a `RunDeletedError`, when the run is deleted on the
+   * server while it runs (the live stream's `: closed deleted`). Shared by the stage's attempts. Pass it on to long work (fetch, child processes).
    */
   readonly signal: AbortSignal
   /**
@@ -239,6 +240,11 @@ export interface RunPipelineOptions {
  *   and reason (`finishedElsewhere`). With heartbeats this is learned within one interval.
  *   Updates already waiting in the outbox are still delivered in order; those the server refuses
  *   because the run ended are settled as superseded, not undelivered (docs/operations.md).
+ * - When the run is deleted on the server while it runs (the app deleted it; learned from the live
+ *   stream's `: closed deleted`, so only with `followRunStream`), the same: the running stage's
+ *   `signal` is aborted (a `RunDeletedError`), no further stage starts, nothing more is sent (no
+ *   stage update, no `/complete`: each would be answered 404), one warning says so, and the summary
+ *   says `status: 'CANCELLED'`, `deleted: true`, with the error naming the deletion.
  * - It does not wait for a stage that ignores its `signal`: once the run ended elsewhere (or
  *   `options.signal` aborted), it resolves the summary at once, while such a stage function keeps
  *   running in the background and its result is ignored. Make long stages cooperative: pass
@@ -353,6 +359,16 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     progress({ type: 'run-finished-elsewhere', runId, status: event.status, reason: event.reason })
     stageController?.abort(new RunFinishedError(runId, event.status, event.reason))
   })
+  // The run deleted on the server while it runs (its stream's `: closed deleted`): the run is gone,
+  // so, as for a run finished elsewhere, the stage is aborted, no further stage starts and nothing
+  // more is sent (every update, the completion too, would be answered 404 run_not_found).
+  let deleted: RunDeletedError | undefined
+  const unsubscribeDeleted = internals.onRunDeleted(runId, () => {
+    deleted = new RunDeletedError(runId)
+    stageController?.abort(deleted)
+  })
+  /** Whether the run is over for this runner: finished elsewhere or deleted. */
+  const gone = (): boolean => elsewhere !== undefined || deleted !== undefined
   /** Sends one stage update; true when delivered or queued; notes what went wrong. */
   const report = async (stageNumber: number, stageStatus: StageUpdateStatus, output?: unknown, attempt?: StageAttemptFields): Promise<boolean> => {
     const outcome: UpdateOutcome = await internals.stageUpdate(runId, stageNumber, stageStatus, output, catalogue, attempt)
@@ -384,7 +400,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
       for (const [index, { run: stageFunction, retry }] of entries.entries()) {
         const summary = summaries[index] as StageSummary
         const { stageNumber, stageName } = summary
-        if (elsewhere) break
+        if (gone()) break
         // An earlier process of this run completed it (a restarted runner): not run again, nothing
         // is sent for it, and the later stages get its output as stored.
         const earlier = completed.get(stageNumber)
@@ -421,7 +437,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           retry.attempts > 1 || base > 0 ? { attempt: base + 1, maxAttempts: base + retry.attempts, nextRetryAt: null } : undefined,
         )
         // Its answer may be the first to show the run finished elsewhere: then the stage never starts.
-        if (elsewhere) break
+        if (gone()) break
         progress({ type: 'stage-started', runId, stageNumber, stageName })
         const stageStarted = performance.now()
         const controller = new AbortController()
@@ -468,11 +484,11 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
         } catch (thrown) {
           stream.disarm()
           summary.durationMs = performance.now() - stageStarted
-          await streamed.settle(elsewhere !== undefined)
+          await streamed.settle(gone())
           stopHeartbeat()
           stopForwarding()
-          if (elsewhere) {
-            // The server already finished the run (and its PROCESSING stage): nothing to report.
+          if (gone()) {
+            // The server already finished the run (and its PROCESSING stage), or deleted it: nothing to report.
             summary.status = 'CANCELLED'
           } else if (signal?.aborted) {
             summary.status = 'CANCELLED'
@@ -502,7 +518,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           stream.disarm()
         }
         summary.durationMs = performance.now() - stageStarted
-        await streamed.settle(elsewhere !== undefined)
+        await streamed.settle(gone())
         stopHeartbeat()
         stopForwarding()
         outputs.push(output)
@@ -514,26 +530,34 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
           }
         }
         summary.status = 'COMPLETED'
-        summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
+        // A run deleted while the stage returned: its COMPLETED would be answered 404; nothing is sent.
+        if (deleted === undefined) summary.reported = (await report(stageNumber, 'COMPLETED', output)) && summary.reported
         progress({ type: 'stage-finished', runId, stageNumber, stageName, status: 'COMPLETED', durationMs: summary.durationMs })
       }
     } finally {
       stream.release()
       unsubscribe()
+      unsubscribeDeleted()
     }
 
     const finishedElsewhere = elsewhere as RunFinishedEvent | undefined
+    const deletedRun = deleted as RunDeletedError | undefined
     if (finishedElsewhere) {
       status = finishedElsewhere.status
       error = finishedElsewhere.reason ?? `The run was ${finishedElsewhere.status} ${finishedElsewhere.learnedFrom === 'outbox' ? 'by an earlier process of this run' : 'by someone else'}`
+    } else if (deletedRun) {
+      // No stored status is left to take: CANCELLED, as the runner's own cancel would end it.
+      status = 'CANCELLED'
+      error = deletedRun.message
     }
     const durationMs = performance.now() - started
     // `delivered` is judged at the end, once the completion was sent.
     const result: PipelineSummary = { runId, status, stages: summaries, outputs, durationMs, warnings, delivered: false, alteredOutputs, conflicts }
     if (error !== undefined) result.error = error
     if (finishedElsewhere) result.finishedElsewhere = finishedElsewhere
-    // A run finished elsewhere is not completed again: its status is the server's.
-    if ((options.complete ?? true) && !finishedElsewhere) {
+    else if (deletedRun) result.deleted = true
+    // A run finished elsewhere is not completed again: its status is the server's. A deleted run has none to complete.
+    if ((options.complete ?? true) && !finishedElsewhere && !deletedRun) {
       try {
         const { response, duplicate } = await internals.completeRun(
           runId,

@@ -109,6 +109,23 @@ export function parseStreamClosedComment(comment: string): StreamClosedComment |
   return { cause: match[1] as StreamClosedCause, runId: match[2] }
 }
 
+/**
+ * Whether a `: closed` cause ends a subscriber's following of the run at once: reconnecting
+ * cannot help. The one rule of every subscriber of the package (the browser/Node subscribers in
+ * `src/live`, the runner's run-end watch in `src/client`): `deleted` and `not-admitted` always; an
+ * expired read token (`psrt1.…`, the request's `authorization`) is refused again for sure, while
+ * an expired session may have been renewed (the reconnect asks `authorize` again).
+ */
+export function closedStops(cause: StreamClosedCause, authorization: string | null | undefined): boolean {
+  if (cause === 'deleted' || cause === 'not-admitted') return true
+  return cause === 'credential-expired' && isReadToken(authorization)
+}
+
+/** A read token (`psrt1.…`, a run's or a tag's, bare or as `Bearer …`): it names its own expiry, so a new one is needed once it expired. */
+function isReadToken(token: string | null | undefined): boolean {
+  return token != null && /^(Bearer\s+)?psrt1\./i.test(token)
+}
+
 /** The `: closed` comments one kind of stream may end with, described for its OpenAPI response. */
 export function describeStreamClosedComments(stream: 'run' | 'set'): string {
   const causes = Object.entries(STREAM_CLOSED_CAUSES as Record<StreamClosedCause, StreamClosedCauseSpec>).filter(([, spec]) => spec.streams.includes(stream))

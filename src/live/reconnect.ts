@@ -8,8 +8,8 @@ import { DEFAULT_SERVER_KEEP_ALIVE_MS } from '../internal/attempt-deadline.js'
 import { backoffDelay } from '../internal/backoff.js'
 import { isPositive } from '../internal/is-positive.js'
 import type { StreamAttempt } from './stream-attempt.js'
-import type { StreamClosedComment } from '../contract/live-status.js'
-import { afterClosed, closedStops, isRetriableFailure, isRunSubscriptionError, RunStreamClosedError } from './subscription-errors.js'
+import { closedStops, type StreamClosedComment } from '../contract/live-status.js'
+import { afterClosed, isRetriableFailure, isRunSubscriptionError, RunStreamClosedError } from './subscription-errors.js'
 
 /** A subscriber's delays in milliseconds, or its default when not given; a TypeError for one that is not a positive number. */
 export function positiveMs(value: number | undefined, fallback: number): number {

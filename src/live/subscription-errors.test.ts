@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { afterClosed, closedStops, isRetriableFailure, RunPollTimeoutError, RunStreamClosedError, RunStreamSilentError, RunSubscriptionError } from './subscription-errors.js'
+import { closedStops } from '../contract/live-status.js'
+import { afterClosed, isRetriableFailure, RunPollTimeoutError, RunStreamClosedError, RunStreamSilentError, RunSubscriptionError } from './subscription-errors.js'
 
 describe("the subscriber's retry rule", () => {
   it('retries network errors, silence, poll timeouts, 408, 429, 5xx and an answer that is not an event stream', () => {

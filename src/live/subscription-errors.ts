@@ -110,21 +110,6 @@ function closedMessage({ cause, runId }: StreamClosedComment, final: boolean, re
 }
 
 /**
- * Whether a `: closed` cause ends the subscription at once: reconnecting cannot help. An expired
- * read token is refused again for sure; an expired session may have been renewed (the reconnect
- * asks `authorize` again).
- */
-export function closedStops(cause: StreamClosedCause, authorization: string | null | undefined): boolean {
-  if (cause === 'deleted' || cause === 'not-admitted') return true
-  return cause === 'credential-expired' && isReadToken(authorization)
-}
-
-/** A read token (`psrt1.…`, a run's or a tag's, bare or as `Bearer …`): it names its own expiry, so a new one is needed once it expired. */
-function isReadToken(token: string | null | undefined): boolean {
-  return token != null && /^(Bearer\s+)?psrt1\./i.test(token)
-}
-
-/**
  * What to report when an attempt fails for good right after the server ended the previous one for
  * `closed`: a refusal (401, 403) of the reconnect after `credential-expired` is the expiry itself
  * (the session was not renewed), reported as a final {@link RunStreamClosedError} with the

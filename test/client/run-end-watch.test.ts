@@ -167,6 +167,60 @@ describe('retries under the run stream', () => {
   })
 })
 
+describe("the server's `: closed <cause>` comment (the subscribers' rule; a deleted run: run-end-watch-deleted.test.ts)", () => {
+  /** The real handlers, except that the first stream request is answered with a stream that only says `: closed <cause> <runId>` and ends. */
+  function closingFirstStream(cause: string): void {
+    const real = createPipelineStatusHandlers({ store: server().store, secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })
+    let first = true
+    server().setHandler((request) => {
+      const url = new URL(request.url)
+      if (!url.pathname.endsWith('/events') || !first) return real.fetch(request)
+      first = false
+      return new Response(`: closed ${cause} ${url.searchParams.get('run')}\n\n`, { headers: { 'content-type': 'text/event-stream' } })
+    })
+  }
+
+  it('a cause a reconnect helps (update-unavailable): reconnects as after any drop, and a cancel then reaches the stage through the stream', async () => {
+    closingFirstStream('update-unavailable')
+    warnings.length = 0
+    const client = makeClient()
+    const { run } = await client.createRun('watch_closed_unavailable')
+    const seen: { reason?: unknown } = {}
+    const pipeline = runPipeline({ runId: run.id, client, stages: [sixtySeconds(seen), () => 2, () => 3, () => 4, () => 5] })
+    await until('the reconnected stream to be open', () => eventsOf(run.id).length === 2 && server().openStreams === 1)
+    await cancel(run.id, 'stopped after the reconnect')
+    const summary = await pipeline
+    await until('the stage to see its abort', () => seen.reason !== undefined)
+    expect(summary.finishedElsewhere).toMatchObject({ status: 'CANCELLED', learnedFrom: 'stream' })
+    expect(warnings).toEqual([expect.stringMatching(/was CANCELLED/)])
+  })
+
+  it('a cause a reconnect cannot help (not-admitted): no reconnect, one warning with the cause; the heartbeat stays the fallback', async () => {
+    closingFirstStream('not-admitted')
+    warnings.length = 0
+    const client = makeClient()
+    const { run } = await client.createRun('watch_closed_not_admitted')
+    const summary = await runPipeline({
+      runId: run.id,
+      client,
+      stages: [
+        // The stage runs until the watch gave up, so that the stream is armed when the comment comes.
+        async () => {
+          await until('the watch to give up', () => warnings.some((w) => w.includes('live stream')))
+          return 1
+        },
+        () => 2,
+        () => 3,
+        () => 4,
+        () => 5,
+      ],
+    })
+    expect(summary).toMatchObject({ status: 'COMPLETED', delivered: true })
+    expect(eventsOf(run.id)).toHaveLength(1)
+    expect(warnings).toEqual([expect.stringMatching(/live stream: the server ended GET .* with ': closed not-admitted' .*reconnecting cannot help; a cancel .*next heartbeat.*Fix: /)])
+  })
+})
+
 describe('falls back to heartbeats when the stream is unavailable', () => {
   it('a server whose events route answers 404 (an older server): one attempt, one warning with cause and fix, the heartbeat tells', async () => {
     const real = createPipelineStatusHandlers({ store: server().store, secret: TEST_SECRET, logger: { error: () => undefined, warn: () => undefined } })

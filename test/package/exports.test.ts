@@ -59,10 +59,10 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'pipeline-status-sdk/client': [
     'CatalogueMismatchError', 'ClientClosedError', 'ConfigurationError', 'DEFAULT_RETRY_POLICY',
     'DEFAULT_STAGES', 'OutboxLockedError', 'PayloadValidationError', 'PipelineStatusError', 'PrismaAPIClient',
-    'RunFinishedError', 'StatusHttpError', 'StatusNetworkError', 'StatusTimeoutError', 'TRUNCATION_MARKER',
+    'RunDeletedError', 'RunFinishedError', 'StatusHttpError', 'StatusNetworkError', 'StatusTimeoutError', 'TRUNCATION_MARKER',
     'UNSERIALISABLE_OUTPUT_PREFIX', 'consoleLogger', 'defineStages', 'isCatalogueMismatchError',
     'isClientClosedError', 'isConfigurationError', 'isOutboxLockedError', 'isPayloadValidationError',
-    'isPipelineStatusError', 'isQueuedDelivery', 'isRetriableStatus', 'isRunFinishedError',
+    'isPipelineStatusError', 'isQueuedDelivery', 'isRetriableStatus', 'isRunDeletedError', 'isRunFinishedError',
     'isStatusHttpError', 'isStatusNetworkError', 'isStatusTimeoutError', 'outputJsonReplacer',
     'parseRetryAfter', 'runPipeline', 'silentLogger',
   ],
