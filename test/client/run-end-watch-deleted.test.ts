@@ -7,13 +7,13 @@
  * starts no further stage, sends nothing more for the run (no stage update, no `/complete`) and
  * says so once in its log, with the cause. Assertions wait on conditions, never on timing.
  */
-import { setTimeout as delay } from 'node:timers/promises'
-import { isRunDeletedError, runPipeline, type StageContext } from 'pipeline-status-sdk/client'
+import { isRunDeletedError, runPipeline } from 'pipeline-status-sdk/client'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { until } from '../support/until.js'
 import { useTestDatabase } from '../support/use-test-database.js'
 import { clientFactory } from './support/client-factory.js'
+import { heartbeatsOf as heartbeatsOfRun, sixtySeconds, streamRequestsOf as streamRequestsOfRun } from './support/run-end-watch.js'
 import { TEST_SECRET, useTestServer } from './support/test-server.js'
 
 /** The contract's longest heartbeat interval: no second heartbeat within any test. */
@@ -45,22 +45,8 @@ const { make: makeClient } = clientFactory(() => ({
   heartbeatIntervalMs: HOUR,
 }))
 
-/** A 60 s stage that stops when its signal aborts, and records why. */
-function sixtySeconds(seen: { reason?: unknown }) {
-  return async ({ signal }: StageContext) => {
-    try {
-      await delay(60_000, undefined, { signal })
-    } catch (error) {
-      seen.reason = signal.reason
-      throw error
-    }
-    return 'never'
-  }
-}
-
-const summaryPath = (runId: string) => `/api/pipeline/events?run=${encodeURIComponent(runId)}&view=summary`
-const streamRequestsOf = (runId: string) => server().requests.filter((r) => r.method === 'GET' && (r.url === summaryPath(runId) || r.url === `/api/pipeline/${runId}/events`))
-const heartbeatsOf = (runId: string) => server().requestsTo(`/${runId}/heartbeat`)
+const streamRequestsOf = (runId: string) => streamRequestsOfRun(server(), runId)
+const heartbeatsOf = (runId: string) => heartbeatsOfRun(server(), runId)
 
 describe('a run deleted while runPipeline runs it', () => {
   it('stops watching at `: closed deleted`, aborts the stage, sends nothing more, and says so once', async () => {

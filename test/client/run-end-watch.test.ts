@@ -7,12 +7,12 @@
  * without the route leaves the heartbeats to tell; one stream per run, shared by its stages and
  * closed with the pipeline. Assertions wait on conditions, never on how long something took.
  */
-import { setTimeout as delay } from 'node:timers/promises'
-import { PrismaAPIClient, isRunFinishedError, runPipeline, type StageContext } from 'pipeline-status-sdk/client'
+import { PrismaAPIClient, isRunFinishedError, runPipeline } from 'pipeline-status-sdk/client'
 import { createPipelineStatusHandlers } from 'pipeline-status-sdk/server'
 import { describe, expect, it } from 'vitest'
 import { until } from '../support/until.js'
 import { clientFactory } from './support/client-factory.js'
+import { heartbeatsOf as heartbeatsOfRun, sixtySeconds, streamRequestsOf, summaryPath } from './support/run-end-watch.js'
 import { TEST_SECRET, useTestServer } from './support/test-server.js'
 
 /** The contract's longest heartbeat interval: no second heartbeat within any test. */
@@ -33,23 +33,8 @@ async function cancel(runId: string, reason: string): Promise<void> {
   expect((await server().cancel(runId, reason)).status).toBe(200)
 }
 
-/** A 60 s stage that stops when its signal aborts, and records why. */
-function sixtySeconds(seen: { reason?: unknown }) {
-  return async ({ signal }: StageContext) => {
-    try {
-      await delay(60_000, undefined, { signal })
-    } catch (error) {
-      seen.reason = signal.reason
-      throw error
-    }
-    return 'never'
-  }
-}
-
-/** The runner's stream: the set stream of its one run in the summary view (no outputs echoed back); the run's own stream only on an older server. */
-const summaryPath = (runId: string) => `/api/pipeline/events?run=${encodeURIComponent(runId)}&view=summary`
-const eventsOf = (runId: string) => server().requests.filter((r) => r.method === 'GET' && (r.url === summaryPath(runId) || r.url === `/api/pipeline/${runId}/events`))
-const heartbeatsOf = (runId: string) => server().requestsTo(`/${runId}/heartbeat`)
+const eventsOf = (runId: string) => streamRequestsOf(server(), runId)
+const heartbeatsOf = (runId: string) => heartbeatsOfRun(server(), runId)
 
 describe('a cancel from the web app reaches a busy stage through the run stream', () => {
   it('aborts a running 60 s stage: learned from the stream, with one heartbeat sent (the stage start) and none after the cancel', async () => {

@@ -74,6 +74,19 @@ const stored = async (runId: string) => {
   return { run: status?.run.status, stages: status?.stages.map((stage) => `${stage.stageNumber} ${stage.status} ${stage.output}`) }
 }
 
+/**
+ * The earlier process's client closes with one update pending on `route`; a restarted client on
+ * the same outbox dead-letters it (one 400) in its first flush, before any runPipeline: answered.
+ */
+async function restartedAfterDeadLetter(earlier: PrismaAPIClient, route: 'complete' | 'stageUpdate'): Promise<PrismaAPIClient> {
+  expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
+  mock.clearFaults(route)
+  mock.fail(route, { status: 400, times: 1 })
+  const restarted = clients.make()
+  expect(await restarted.flush()).toMatchObject({ rejected: 1, pending: 0 })
+  return restarted
+}
+
 describe('runPipeline delivered, with an outbox', () => {
   it.each([
     ['a flush in stage 2 delivers the queue', 'flush'],
@@ -309,13 +322,8 @@ describe("runPipeline and an earlier process's dead-lettered update it relied on
     }
     mock.fail('complete', { status: 503 })
     expect(await earlier.completeRun(runId, { status: 'COMPLETED' })).toMatchObject({ queued: true })
-    expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
-
     // The restarted client's outbox dead-letters it before runPipeline starts.
-    mock.clearFaults('complete')
-    mock.fail('complete', { status: 400, times: 1 })
-    const restarted = clients.make()
-    expect(await restarted.flush()).toMatchObject({ rejected: 1, pending: 0 })
+    const restarted = await restartedAfterDeadLetter(earlier, 'complete')
     const calls: number[] = []
     const summary = await runPipeline({ runId, client: restarted, stages: [1, 2, 3, 4, 5].map((n) => () => void calls.push(n)) })
 
@@ -339,13 +347,8 @@ describe("runPipeline and an earlier process's dead-lettered update it relied on
     await earlier.markStageProcessing(runId, 2)
     mock.fail('stageUpdate', { status: 503 })
     expect(await earlier.markStageFailed(runId, 2, 'boom')).toBe(true)
-    expect(await earlier.close({ timeoutMs: 100 })).toMatchObject({ pending: 1 })
-
     // The restarted client's outbox dead-letters it before runPipeline starts: the server holds stage 2 PROCESSING.
-    mock.clearFaults('stageUpdate')
-    mock.fail('stageUpdate', { status: 400, times: 1 })
-    const restarted = clients.make()
-    expect(await restarted.flush()).toMatchObject({ rejected: 1, pending: 0 })
+    const restarted = await restartedAfterDeadLetter(earlier, 'stageUpdate')
     const calls: number[] = []
     const summary = await runPipeline({
       runId,

@@ -61,6 +61,40 @@ async function readUntil(
   }
 }
 
+type OpenStream = Awaited<ReturnType<typeof readUntil>>
+
+/**
+ * Streams opened under a credential that expires in `inMs`: a millisecond before, `open` streams
+ * are open; at it, `open - 3` are, the run stream `own` (of `runId`) and the two set streams `sets`
+ * having ended with `: closed credential-expired` and nothing else. Answers the one warning of
+ * that cause, checked for its fields (`expiresAt`, ISO).
+ */
+async function expectEndedAtExpiry(
+  handlers: { liveStats(): { openStreams: number } },
+  logger: ReturnType<typeof recordingLogger>,
+  streams: { inMs: number; open: number; own: OpenStream; runId: string; sets: OpenStream[]; expiresAt: string },
+) {
+  const { inMs, open, own, runId, sets, expiresAt } = streams
+  await vi.advanceTimersByTimeAsync(inMs - 1)
+  expect(handlers.liveStats().openStreams).toBe(open)
+  await vi.advanceTimersByTimeAsync(1)
+  expect(handlers.liveStats().openStreams).toBe(open - 1 - sets.length)
+  const ownRest = await own.rest()
+  expect(ownRest).toContain(`: closed credential-expired ${runId}\n\n`)
+  expect(ownRest).not.toContain('event: ')
+  for (const set of sets) {
+    const rest = await set.rest()
+    expect(rest).toContain(': closed credential-expired\n\n')
+    expect(rest).not.toContain('event: ')
+  }
+  // The streams ended for this cause: one warning, with the cause and the fix.
+  const lines = logger.lines.filter((line) => line.details?.['cause'] === 'credential-expired')
+  expect(lines).toHaveLength(1)
+  expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'credential-expired', runId, stream: 'run', expiresAt } })
+  expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+  return lines[0]!
+}
+
 describe('a stream the server ends says why, and the handlers log it once per cause', () => {
   it('credential no longer covers the run: `: closed not-admitted`, the change unsent, one warning for a run stream and a set stream', async () => {
     const store = new MemoryStore()
@@ -262,26 +296,9 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     const setBySession = await readUntil(await handlers.fetch(session('/events?run=expiring-1')), 'event: ready')
     expect(handlers.liveStats().openStreams).toBe(6)
 
-    // The tokens expire at T0 + 60 s: a millisecond before, every stream is open.
-    await vi.advanceTimersByTimeAsync(59_999)
-    expect(handlers.liveStats().openStreams).toBe(6)
-    await vi.advanceTimersByTimeAsync(1)
-    expect(handlers.liveStats().openStreams).toBe(3)
-
-    const ownRest = await own.rest()
-    expect(ownRest).toContain(': closed credential-expired expiring-1\n\n')
-    expect(ownRest).not.toContain('event: ')
-    for (const set of [listed, filtered]) {
-      const rest = await set.rest()
-      expect(rest).toContain(': closed credential-expired\n\n')
-      expect(rest).not.toContain('event: ')
-    }
-    // Three streams ended for this cause: one warning (saying it is expected), with the cause and the fix.
-    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'credential-expired')
-    expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'credential-expired', runId: 'expiring-1', stream: 'run', expiresAt: '2026-12-08T10:01:00.000Z' } })
-    expect(lines[0]!.message).toMatch(/expired \(2026-12-08T10:01:00.000Z\).*refused.*give it a new token/)
-    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+    // The tokens expire at T0 + 60 s: a millisecond before, every stream is open; then three end, one warning.
+    const warning = await expectEndedAtExpiry(handlers, logger, { inMs: 60_000, open: 6, own, runId: 'expiring-1', sets: [listed, filtered], expiresAt: '2026-12-08T10:01:00.000Z' })
+    expect(warning.message).toMatch(/expired \(2026-12-08T10:01:00.000Z\).*refused.*give it a new token/)
 
     // The reconnect with the same token is refused: the token expired.
     for (const [token, path] of [[runToken, '/expiring-1/events'], [tagToken, '/events?run=expiring-2'], [tagToken, '/events?tag=team:a']] as const) {
@@ -337,25 +354,9 @@ describe('a stream the server ends says why, and the handlers log it once per ca
     expect(asked).toEqual(['short stream', 'short stream', 'short stream', 'short list', 'long stream', 'plain stream'])
     expect(handlers.liveStats().openStreams).toBe(5)
 
-    // The short session ends at T0 + 30 s: a millisecond before, every stream is open.
-    await vi.advanceTimersByTimeAsync(29_999)
-    expect(handlers.liveStats().openStreams).toBe(5)
-    await vi.advanceTimersByTimeAsync(1)
-    expect(handlers.liveStats().openStreams).toBe(2)
-    const ownRest = await own.rest()
-    expect(ownRest).toContain(': closed credential-expired session-1\n\n')
-    expect(ownRest).not.toContain('event: ')
-    for (const set of [listed, filtered]) {
-      const rest = await set.rest()
-      expect(rest).toContain(': closed credential-expired\n\n')
-      expect(rest).not.toContain('event: ')
-    }
-    // Three streams ended for this cause: one warning, with the cause and the fix for a session.
-    const lines = logger.lines.filter((line) => line.details?.['cause'] === 'credential-expired')
-    expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatchObject({ level: 'warn', details: { cause: 'credential-expired', runId: 'session-1', stream: 'run', expiresAt: '2026-12-08T10:00:30.000Z' } })
-    expect(lines[0]!.message).toMatch(/expired \(2026-12-08T10:00:30.000Z\).*session.*authorize is asked again.*renewed session's expiresAt/)
-    expect(logger.lines.filter((line) => (line.level === 'warn' || line.level === 'error') && line !== lines[0]).map((line) => line.message)).toEqual([])
+    // The short session ends at T0 + 30 s: a millisecond before, every stream is open; then three end, one warning.
+    const warning = await expectEndedAtExpiry(handlers, logger, { inMs: 30_000, open: 5, own, runId: 'session-1', sets: [listed, filtered], expiresAt: '2026-12-08T10:00:30.000Z' })
+    expect(warning.message).toMatch(/expired \(2026-12-08T10:00:30.000Z\).*session.*authorize is asked again.*renewed session's expiresAt/)
 
     // The reconnect asks authorize again; a session whose expiresAt has passed is 401 authentication_required.
     const refused = await handlers.fetch(as('short', '/session-1/events'))
