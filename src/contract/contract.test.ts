@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { PYTHON_RUNNER_PAYLOADS } from '../../test/support/fixtures.js'
+import { STREAM_CLOSED_CAUSES, closedStops, parseStreamClosedComment, type StreamClosedCause } from './live-status.js'
 import {
   CreateRun,
   DEFAULT_STAGES,
@@ -257,5 +258,21 @@ describe('runner control contract', () => {
     expect(fields({ stageNumber: 1, progress: { seq: 1.5, percent: -1 } })).toEqual(['progress.seq', 'progress.percent'])
     expect(parseCancelRun({ reason: 'user' })).toEqual({ reason: 'user' })
     expect(() => parseCancelRun({ reason: 'x'.repeat(2001) })).toThrow(/reason/)
+  })
+})
+
+describe('the live stream\'s `: closed` comments, shared with the Python client', () => {
+  it('parses the comments and stops on the same causes as clients/python/tests/stream_closed.json', () => {
+    const table = JSON.parse(readFileSync(new URL('../../clients/python/tests/stream_closed.json', import.meta.url), 'utf8')) as {
+      causes: string[]
+      comments: Array<{ comment: string; cause: string | null; runId: string | null }>
+      stops: Array<{ cause: StreamClosedCause; authorization: string | null; stops: boolean }>
+    }
+    expect(Object.keys(STREAM_CLOSED_CAUSES).sort()).toEqual([...table.causes].sort())
+    for (const { comment, cause, runId } of table.comments) {
+      const parsed = parseStreamClosedComment(comment)
+      expect(parsed === undefined ? { cause: null, runId: null } : { cause: parsed.cause, runId: parsed.runId ?? null }, comment).toEqual({ cause, runId })
+    }
+    for (const { cause, authorization, stops } of table.stops) expect(closedStops(cause, authorization), `${cause} ${authorization}`).toBe(stops)
   })
 })

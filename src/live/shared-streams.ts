@@ -16,7 +16,7 @@ import { errorMessage } from '../internal/error-message.js'
 import { MAX_SET_STREAM_RUNS } from '../contract/live-status.js'
 import { parseSetEvent, type SetStreamEvent } from './set-events.js'
 import { followSetStream } from './set-stream.js'
-import { isRunStreamClosedError, isRunSubscriptionError, type RunStreamClosedError, type RunSubscriptionError } from './subscription-errors.js'
+import { isRunStreamClosedError, isRunSubscriptionError, RunStreamClosedError, type RunSubscriptionError } from './subscription-errors.js'
 
 /** One subscriber of one run on a shared connection. */
 export interface SharedRunListener {
@@ -98,6 +98,8 @@ interface Group {
 class SharedConnections {
   readonly #key: SharedStreamKey
   readonly #listeners = new Map<string, Set<SharedRunListener>>()
+  /** The subscribers that got an event of their run: a run they streamed existed (see `deletedIfGone`). */
+  readonly #streamed = new WeakSet<SharedRunListener>()
   #groups: Group[] = []
   #planned = false
   /** Set once the server answered that it has no set stream: every subscriber follows alone. */
@@ -187,7 +189,10 @@ class SharedConnections {
         if (event === undefined || event.kind === 'ready' || event.kind === 'leave') return false
         if (!ids.includes(event.runId)) return false
         if (event.kind === 'end') group.ended.add(event.runId)
-        for (const listener of [...(this.#listeners.get(event.runId) ?? [])]) listener.onEvent(event)
+        for (const listener of [...(this.#listeners.get(event.runId) ?? [])]) {
+          this.#streamed.add(listener)
+          listener.onEvent(event)
+        }
         return complete()
       },
       complete,
@@ -223,7 +228,7 @@ class SharedConnections {
           // Only the run the server named leaves; the others share a connection again.
           const listeners = this.#listeners.get(refused) ?? new Set()
           this.#listeners.delete(refused)
-          for (const listener of listeners) listener.onRefused(error as RunSubscriptionError | RunStreamClosedError)
+          for (const listener of listeners) listener.onRefused(this.#streamed.has(listener) ? deletedIfGone(error, refused) : (error as RunSubscriptionError | RunStreamClosedError))
           this.#plan()
           return
         }
@@ -252,6 +257,19 @@ class SharedConnections {
  * server that predates the member does not send; or the member run a final `: closed` comment
  * named (`deleted`, `not-admitted`).
  */
+/**
+ * A reopen's `404 run_not_found` for a run the subscriber had already streamed (so it existed): the
+ * run was deleted while the connection reopened (two runs deleted together: the server's
+ * `: closed deleted` names the first, the reopen finds the second gone), reported as the final
+ * `RunStreamClosedError` (`deleted`) its own stream's comment would have been. Anything else as it is.
+ */
+function deletedIfGone(error: unknown, runId: string): RunSubscriptionError | RunStreamClosedError {
+  if (isRunSubscriptionError(error) && error.status === 404 && error.problem?.code === 'run_not_found') {
+    return new RunStreamClosedError({ cause: 'deleted', runId }, true)
+  }
+  return error as RunSubscriptionError | RunStreamClosedError
+}
+
 function refusedRun(error: unknown): string | undefined {
   if (isRunStreamClosedError(error)) return error.runId
   if (!isRunSubscriptionError(error) || error.status === undefined || error.status < 400 || error.status >= 500) return undefined

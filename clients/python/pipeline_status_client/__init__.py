@@ -32,7 +32,7 @@ from .errors import (
 from .outbox import DeadLetter, OutboxEntry
 from .retry import RetryPolicy
 from .runs import MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_TAGS, RUN_STATUSES
-from .stage_retry import RunFinishedElsewhereError
+from .stage_retry import RunDeletedError, RunFinishedElsewhereError
 from .stream_output import MAX_OUTPUT_CHUNK_BYTES, StageOutputStream
 from .signing import decode_signing_secret, sign_webhook, signature_headers, webhook_message_id
 
@@ -68,6 +68,7 @@ __all__ = [
     "PrismaAPIClient",
     "QueuedCompletion",
     "RetryPolicy",
+    "RunDeletedError",
     "RunFinishedElsewhereError",
     "StatusHttpError",
     "StatusNetworkError",

@@ -41,7 +41,7 @@ from .runs import check_limit, create_run_body, iterate_runs, list_query
 from .restart_attempts import InheritedStages, inherited_stages, not_dead_lettered, stages_left_processing
 from .retry import PERMANENT_STATUSES, RetryPolicy, describe_retry, is_auth_refusal, is_retriable
 from .run_watch import DEFAULT_POLL_INTERVAL, RunWatch
-from .stage_retry import Backoff, RunFinishedElsewhereError, last_error_of, wait_seconds
+from .stage_retry import Backoff, RunDeletedError, RunFinishedElsewhereError, last_error_of, wait_seconds
 from .stream_output import StageOutputStream
 from .signing import decode_signing_secret
 from .trace_context import TraceHeaders, resolve_trace_headers
@@ -715,6 +715,16 @@ class PrismaAPIClient:
             finished = self._finished.get(run_id)
             return dict(finished) if isinstance(finished, dict) else None
 
+    def run_deleted(self, run_id: str) -> bool:
+        """Whether the run's watch (:meth:`cancelled`) learned that the run was deleted on the
+        server while it ran (its live stream ended with ``: closed deleted``): there is no run left,
+        so :meth:`run_finished` stays ``None``, but :meth:`cancelled` is set, the heartbeats stop,
+        the ``mark_*`` methods and :meth:`report_progress` of the run send nothing and return
+        ``False`` (they would be answered ``404 run_not_found``), and :meth:`run_stage_with_retries`
+        raises :class:`RunDeletedError`. Logged once, at warning, with the cause."""
+        with self._state:
+            return self._finished.get(run_id) == "deleted"
+
     def start_heartbeats(self, run_id: str, stage_number: int) -> None:
         """Sends a heartbeat now and then every ``heartbeat_interval`` seconds from a daemon
         thread until :meth:`stop_heartbeats`, the stage's final ``mark_*``, the run being finished
@@ -727,7 +737,7 @@ class PrismaAPIClient:
         interval = self.heartbeat_interval
 
         def beat() -> None:
-            while not stop.is_set() and not self._closed.is_set() and self.run_finished(run_id) is None:
+            while not stop.is_set() and not self._closed.is_set() and self.run_finished(run_id) is None and not self.run_deleted(run_id):
                 self.heartbeat(run_id, stage_number)
                 stop.wait(interval)
 
@@ -811,9 +821,9 @@ class PrismaAPIClient:
             if watch is not None:
                 return watch.event
             watch = RunWatch(run_id, self._transport, lambda run: self._watched_run(run_id, run), self.log, self._warn_once,
-                             self.poll_interval)
+                             self.poll_interval, on_deleted=lambda: self._run_deleted(run_id))
             self._watches[run_id] = watch
-            finished = isinstance(self._finished.get(run_id), dict)
+            finished = isinstance(self._finished.get(run_id), dict) or self._finished.get(run_id) == "deleted"
         if finished:
             watch.event.set()
         elif not self._closed.is_set():
@@ -837,7 +847,7 @@ class PrismaAPIClient:
         ``retry_if(error, attempt)`` decides whether a failure is retried (default: every
         ``Exception``). The last failure is reported FAILED and raised. :meth:`cancelled` is read
         between attempts and ends the wait at once: then :class:`RunFinishedElsewhereError` is
-        raised and nothing more is sent (``fn`` itself is never interrupted; read
+        raised (:class:`RunDeletedError`, a subclass, when the run was deleted on the server) and nothing more is sent (``fn`` itself is never interrupted; read
         ``client.cancelled(run_id)`` inside it to stop early). A closed client raises
         :class:`ClientClosedError` at the call and does not run ``fn``: it could report nothing.
 
@@ -857,26 +867,32 @@ class PrismaAPIClient:
         attempt = 1
         while True:
             if cancelled.is_set():
-                raise RunFinishedElsewhereError(run_id, self.run_finished(run_id))
+                raise self._ended_elsewhere(run_id)
             try:
                 output = fn()
             except Exception as error:
                 if cancelled.is_set():
-                    raise RunFinishedElsewhereError(run_id, self.run_finished(run_id)) from error
+                    raise self._ended_elsewhere(run_id) from error
                 if attempt >= attempts or (retry_if is not None and not retry_if(error, attempt)):
                     self.mark_stage_failed(run_id, stage, error)
                     raise
                 wait = wait_seconds(backoff, attempt)
                 self.mark_stage_retrying(run_id, stage, None, base + attempt + 1, base + attempts, error, time.time() + wait)
                 if cancelled.wait(wait):
-                    raise RunFinishedElsewhereError(run_id, self.run_finished(run_id)) from error
+                    raise self._ended_elsewhere(run_id) from error
                 attempt += 1
                 self.mark_stage_attempt_started(run_id, stage, base + attempt, base + attempts)
                 continue
             if cancelled.is_set():
-                raise RunFinishedElsewhereError(run_id, self.run_finished(run_id))
+                raise self._ended_elsewhere(run_id)
             self.mark_stage_complete(run_id, stage, output)
             return output
+
+    def _ended_elsewhere(self, run_id: str) -> RunFinishedElsewhereError:
+        """What :meth:`run_stage_with_retries` raises once :meth:`cancelled` is set."""
+        if self.run_deleted(run_id):
+            return RunDeletedError(run_id)
+        return RunFinishedElsewhereError(run_id, self.run_finished(run_id))
 
     def completion_outcome(self, run_id: str) -> Optional[str]:
         """The server's ``outcome`` for this client's last delivered :meth:`complete_run` of the run:
@@ -1066,7 +1082,8 @@ class PrismaAPIClient:
             self.stop_heartbeats(run_id)
         finishing = status in ("FAILED", "CANCELLED") or (status == "COMPLETED" and stage_number == max(self.stages))
         sent = self._submit(run_id, "stage-update", encode_json(body), f"stage {stage_number} {status}", stage_number, finishing=finishing)
-        if status == "PROCESSING" and self.heartbeat_interval is not None and self.run_finished(run_id) is None:
+        if status == "PROCESSING" and self.heartbeat_interval is not None and self.run_finished(run_id) is None \
+                and not self.run_deleted(run_id):
             self.start_heartbeats(run_id, stage_number)
         return sent
 
@@ -1086,6 +1103,12 @@ class PrismaAPIClient:
             if outcome is not None:
                 outcome["failed"] = closed
             return self._lost(run_id, what, str(closed))
+        if self.run_deleted(run_id):
+            # The deletion was logged once, at warning; each update not sent after it is a debug note.
+            self.log.debug("Run %s: %s not sent: the run was deleted on the server", run_id, what)
+            if outcome is not None:
+                outcome["finished"] = {"id": run_id, "status": "deleted"}
+            return False
         finished = self.run_finished(run_id)
         if finished is not None:
             self.log.warning("Run %s: %s not sent: the run was finished elsewhere (%s%s)", run_id, what, finished.get("status"),
@@ -1341,6 +1364,24 @@ class PrismaAPIClient:
             except Exception:  # a broken callback must not break reporting
                 self.log.exception("Run %s: on_run_finished raised", run_id)
         return True
+
+    def _run_deleted(self, run_id: str) -> None:
+        """The run watch read ``: closed deleted``: the run is gone. As the TypeScript runner's
+        run-end handling: the watch and the heartbeats stop, :meth:`cancelled` is set, nothing
+        more is sent, and one warning names the cause (not ``on_run_finished``: no run is left)."""
+        with self._state:
+            if run_id in self._finished:
+                return  # already finished (by this client or elsewhere): nothing left to stop
+            self._finished[run_id] = "deleted"
+            watch = self._watches.get(run_id)
+        if watch is not None:
+            watch.event.set()
+            watch.stop()
+        self.stop_heartbeats(run_id)
+        self.log.warning("Run %s was deleted on the server while it ran (its live stream ended with ': closed deleted %s': "
+                         "the app deleted it, or someone by hand): cancelled(run_id) is set, run_stage_with_retries raises "
+                         "RunDeletedError, and nothing more is sent for the run (its updates would be answered 404 run_not_found)",
+                         run_id, run_id)
 
     def _learn_from_refusal(self, run_id: str, error: PipelineStatusError, self_finishing: bool) -> bool:
         """A 409 ``run_finished``: learns the run from the problem, or else from ``GET /status``

@@ -39,6 +39,42 @@ RUN_END_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
 #: Run statuses after which a run never changes its own status again.
 FINAL_RUN_STATUSES = frozenset(RUN_END_STATUSES)
 
+#: Why the server ends a live stream before its run's ``end`` (the comment ``: closed <cause> [<runId>]``),
+#: as ``STREAM_CLOSED_CAUSES`` of src/contract/live-status.ts; each cause maps to whether it stops a
+#: watch for good whatever the credential (a reconnect cannot help). ``credential-expired`` stops only
+#: a read token's stream (:func:`closed_stops`). Both sides test against tests/stream_closed.json.
+STREAM_CLOSED_CAUSES: Dict[str, bool] = {
+    "not-admitted": True,
+    "update-unavailable": False,
+    "credential-expired": False,
+    "deleted": True,
+    "membership-failed": False,
+}
+_CLOSED_COMMENT = re.compile(r"^\s*closed\s+(\S+)(?:\s+(\S+))?\s*$")
+_READ_TOKEN = re.compile(r"^(Bearer\s+)?psrt1\.", re.IGNORECASE)
+
+
+def parse_stream_closed_comment(comment: str) -> Optional[Tuple[str, Optional[str]]]:
+    """``(cause, run_id)`` of a ``: closed <cause> [<runId>]`` comment (``comment``: the text after
+    the ``:``; ``run_id`` ``None`` where the server named no run); ``None`` for any other comment,
+    a cause not in :data:`STREAM_CLOSED_CAUSES` included (a later server's: that end is then a drop
+    like any other). As ``parseStreamClosedComment`` of the TypeScript contract."""
+    match = _CLOSED_COMMENT.match(comment)
+    if match is None or match.group(1) not in STREAM_CLOSED_CAUSES:
+        return None
+    return match.group(1), match.group(2)
+
+
+def closed_stops(cause: str, authorization: Optional[str]) -> bool:
+    """Whether a ``: closed`` cause ends the following of the run at once (reconnecting cannot
+    help): ``deleted`` and ``not-admitted`` always; ``credential-expired`` only with a read token
+    (``psrt1.…``, the request's ``Authorization``), which is refused again for sure. As
+    ``closedStops`` of the TypeScript contract: the one rule of every subscriber."""
+    if STREAM_CLOSED_CAUSES.get(cause, False):
+        return True
+    return cause == "credential-expired" and authorization is not None and _READ_TOKEN.match(authorization) is not None
+
+
 #: Ends an output the client cut to fit the server's body limit (the same marker as the
 #: TypeScript client's ``TRUNCATION_MARKER``); it appears once, at the very end.
 TRUNCATION_MARKER = "\n\u2026[truncated by pipeline-status-sdk]"

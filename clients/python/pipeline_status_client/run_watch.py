@@ -12,6 +12,12 @@ reconnects with full-jitter backoff (1 s to 30 s) while polling ``GET /status`` 
 ``poll_interval`` seconds, and a server without the stream route (404 or
 405) is polled instead (``GET /status`` every ``poll_interval`` seconds). Each degradation is
 logged once with its cause and fix.
+
+A stream the server ends with ``: closed <cause>`` (for this run, or naming none) is read by the
+TypeScript subscribers' one rule (``closed_stops`` of the contract): ``deleted`` stops the watch
+and calls ``on_deleted`` (the client sets :attr:`event`, stops the heartbeats and sends nothing
+more); ``not-admitted`` is a refusal (one warning, ``GET /status`` polled instead); the other
+causes reconnect as after any drop.
 """
 import http.client
 import json
@@ -23,7 +29,7 @@ import uuid
 from typing import Any, Callable, Dict, Mapping, Optional
 from urllib.parse import quote, urlsplit
 
-from .contract import FINAL_RUN_STATUSES, route_path
+from .contract import FINAL_RUN_STATUSES, closed_stops, parse_stream_closed_comment, route_path
 from .errors import PipelineStatusError
 from .transport import Request, Transport
 
@@ -54,7 +60,8 @@ class RunWatch:
     """
 
     def __init__(self, run_id: str, transport: Transport, on_run: Callable[[Dict[str, Any]], bool],
-                 log: Any, warn_once: Callable[[str, str], None], poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
+                 log: Any, warn_once: Callable[[str, str], None], poll_interval: float = DEFAULT_POLL_INTERVAL,
+                 on_deleted: Optional[Callable[[], None]] = None) -> None:
         self.run_id = run_id
         self.event = threading.Event()
         self._transport = transport
@@ -62,6 +69,7 @@ class RunWatch:
         self._log = log
         self._warn_once = warn_once
         self._poll_interval = poll_interval
+        self._on_deleted = on_deleted
         self._stop = threading.Event()
         self._connection: Optional[http.client.HTTPConnection] = None
         self._lock = threading.Lock()
@@ -164,14 +172,16 @@ class RunWatch:
                 raise _Refused(f"HTTP {response.status} {_problem_code(response.read(4096)) or ''}".rstrip())
             if response.status != 200 or not (response.getheader("content-type") or "").startswith("text/event-stream"):
                 raise http.client.HTTPException(f"HTTP {response.status} {response.getheader('content-type')}")
-            return self._read(response, connection)
+            return self._read(response, connection, headers.get("Authorization"))
         finally:
             with self._lock:
                 self._connection = None
             connection.close()
 
-    def _read(self, response: http.client.HTTPResponse, connection: http.client.HTTPConnection) -> bool:
-        """Reads events until ``end``, a finished run, a drop (``False``) or silence (raises)."""
+    def _read(self, response: http.client.HTTPResponse, connection: http.client.HTTPConnection,
+              authorization: Optional[str] = None) -> bool:
+        """Reads events until ``end``, a finished run, a deletion, a drop (``False``) or silence
+        (raises); a ``: closed`` cause that reconnecting cannot help raises :class:`_Refused`."""
         keep_alive = DEFAULT_KEEP_ALIVE
         _set_timeout(connection, SILENT_KEEP_ALIVES * keep_alive)
         event, data = "message", []
@@ -185,6 +195,17 @@ class RunWatch:
                 if len(announced) == 2 and announced[0] == "keep-alive-ms" and announced[1].isdigit() and int(announced[1]) > 0:
                     keep_alive = int(announced[1]) / 1000
                     _set_timeout(connection, SILENT_KEEP_ALIVES * keep_alive)
+                    continue
+                closed = parse_stream_closed_comment(text[1:])
+                # A comment naming another run is not about this one; the others end at the drop that follows.
+                if closed is not None and closed[1] in (None, self.run_id) and closed_stops(closed[0], authorization):
+                    if closed[0] == "deleted":
+                        if self._on_deleted is not None:
+                            self._on_deleted()
+                        self._stop.set()
+                        return True
+                    raise _Refused(f"the server ended GET {self._url()} with ': closed {closed[0]}' (the runner's credential "
+                                   "no longer covers the run as it now is) and reconnecting cannot help")
                 continue
             if text == "":
                 if event in ("snapshot", "update", "end") and data:

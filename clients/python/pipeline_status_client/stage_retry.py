@@ -33,6 +33,18 @@ class RunFinishedElsewhereError(PipelineStatusError):
         self.run = run
 
 
+class RunDeletedError(RunFinishedElsewhereError):
+    """The run was deleted on the server while a stage ran or waited to retry (the run watch read
+    ``: closed deleted``; see :meth:`PrismaAPIClient.run_deleted`): there is no run left, so
+    ``run`` is ``None``; nothing more is sent for it. As the TypeScript ``RunDeletedError``."""
+
+    def __init__(self, run_id: str):
+        PipelineStatusError.__init__(self, f"Run {run_id} was deleted on the server while it ran")
+        self.run_id = run_id
+        self.run = None
+        self.deleted = True
+
+
 def default_backoff(attempt: int) -> float:
     """Full jitter over 1 s, 2 s, 4 s, ... capped at 30 s, after attempt ``attempt`` failed."""
     return random.random() * min(DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_BASE * 2 ** (max(1, attempt) - 1))

@@ -21,7 +21,7 @@ from pipeline_status_client import (
     to_storable_text,
     webhook_message_id,
 )
-from pipeline_status_client.contract import encode_json, is_complete_run_response, json_safe, progress_problem, timestamp_problem
+from pipeline_status_client.contract import STREAM_CLOSED_CAUSES, closed_stops, encode_json, parse_stream_closed_comment, is_complete_run_response, json_safe, progress_problem, timestamp_problem
 from pipeline_status_client.outbox import Outbox
 from pipeline_status_client.retry import describe_retry, parse_retry_after
 
@@ -93,6 +93,20 @@ class TimestampTest(unittest.TestCase):
             problem = timestamp_problem(case["value"])
             reason = None if problem is None else "range" if "years 0001 to 9999" in problem else "grammar"
             self.assertEqual(reason, case["reason"], case["value"])
+
+
+class StreamClosedTest(unittest.TestCase):
+    """The ``: closed`` comments and which causes stop, as src/contract/live-status.ts (the same table)."""
+
+    def test_the_shared_table(self) -> None:
+        with open(Path(__file__).with_name("stream_closed.json"), encoding="utf-8") as file:
+            table = json.load(file)
+        self.assertEqual(sorted(STREAM_CLOSED_CAUSES), sorted(table["causes"]))
+        for case in table["comments"]:
+            parsed = parse_stream_closed_comment(case["comment"])
+            self.assertEqual(parsed if parsed is not None else (None, None), (case["cause"], case["runId"]), case["comment"])
+        for case in table["stops"]:
+            self.assertEqual(closed_stops(case["cause"], case["authorization"]), case["stops"], case)
 
 
 class CompleteRunResponseTest(unittest.TestCase):
