@@ -45,36 +45,6 @@ describe('a streamed run that is deleted', () => {
     }
   })
 
-  it('deleted and created again under its id between two polls (one transaction): the stream of the old run ends, `: closed deleted`; the reconnect streams the new one', async () => {
-    const { handlers, logger } = handlersOnDatabase()
-    try {
-      expect((await handlers.fetch(post('/runs', { id: 'recreated' }))).status).toBe(201)
-      for (const stageNumber of [1, 2]) {
-        expect((await handlers.fetch(post('/recreated/stage-update', makeStageUpdate({ stageNumber, status: 'PROCESSING' })))).status).toBe(200)
-      }
-      const stream = readEvents(await handlers.fetch(get('/recreated/events')))
-      expect((await stream.next()).event).toBe('snapshot')
-
-      // Deleted and created again at once: no poll finds the id missing, only its version lower.
-      await fixture.db.prisma.$transaction([
-        fixture.db.prisma.pipelineRun.delete({ where: { id: 'recreated' } }),
-        fixture.db.prisma.$executeRawUnsafe(`INSERT INTO "PipelineRun" ("id", "updatedAt") VALUES ('recreated', now())`),
-      ])
-      await stream.closed
-      expect(stream.comments.at(-1)).toBe('closed deleted recreated')
-      expect(stream.events.map((event) => event.event)).toEqual(['snapshot'])
-      expect(logger.lines.filter((line) => line.level === 'warn').map((line) => line.details?.['cause'])).toEqual(['deleted'])
-      // The reconnect follows the run now stored under the id: no stage yet.
-      const again = readEvents(await handlers.fetch(get('/recreated/events')))
-      const snapshot = await again.next()
-      expect(snapshot.event).toBe('snapshot')
-      expect(JSON.parse(snapshot.data)).toMatchObject({ run: { status: 'PENDING' }, stages: [] })
-      await again.cancel()
-    } finally {
-      await handlers.close()
-    }
-  })
-
   it("the retention sweep deletes a run= stream's finished run: the stream stays open for the other, without a comment", async () => {
     const { handlers, logger } = handlersOnDatabase()
     try {

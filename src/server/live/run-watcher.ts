@@ -12,8 +12,6 @@
  *   that once per process.
  * A streamed run that a poll no longer finds, read again and found missing, was deleted: its
  * listeners are told (`RunListener.gone`), so no stream follows a run that is gone in silence.
- * So is one whose version went down (deleted and created again under its id between two polls),
- * once a read started after the higher version was read confirms the lower one.
  * Edge-safe: timers and the store only, no Node built-ins.
  */
 import type { OutputChunkRow, RunSnapshot } from '../../core/state.js'
@@ -307,10 +305,7 @@ export class RunWatcher {
     if (version !== undefined) this.#onVersion?.(runId, version)
     const run = this.#runs.get(runId)
     if (!run) return
-    // A version below one already read is no older state of the same run (a run's version only
-    // grows, and the watcher reads the primary): the run may have been deleted and created again
-    // under its id. A read started now tells (`#refresh`).
-    if (version === undefined || version > run.version || (run.version >= 0 && version < run.version)) this.#refresh(runId)
+    if (version === undefined || version > run.version) this.#refresh(runId)
   }
 
   /** Reads the run and hands it to its streams; one read at a time per run, so never reordered. */
@@ -334,9 +329,6 @@ export class RunWatcher {
           // there); one that has not yet is read for at its `seen`. Never the whole text, whatever its
           // length, except for a listener more than maxReplayedChunks chunks behind.
           let handed: RunListener[] = []
-          // The newest version read before this read started: a read that starts after a version
-          // was read finds it or a newer one, unless the run was deleted and created again.
-          const before = run.version
           try {
             snapshot = await this.#reads.read(runId)
             if (snapshot) {
@@ -351,11 +343,6 @@ export class RunWatcher {
             run.version = -1
             unrefTimer(setTimeout(() => this.#refresh(runId), this.#pollIntervalMs))
             return
-          }
-          if (snapshot && snapshot.version !== undefined && before >= 0 && snapshot.version < before) {
-            // Created again under its id after the streamed run was deleted: for its listeners, the run
-            // they followed is gone (a run stream ends; its subscriber reconnects to the new run).
-            snapshot = null
           }
           if (!snapshot) {
             // Deleted: its listeners end or drop it (each stops its watch).
