@@ -253,11 +253,6 @@ class SharedConnections {
 }
 
 /**
- * The run a refusal of a `run=` stream names: its problem's `runId` member (401, 403, 404), which a
- * server that predates the member does not send; or the member run a final `: closed` comment
- * named (`deleted`, `not-admitted`).
- */
-/**
  * A reopen's `404 run_not_found` for a run the subscriber had already streamed (so it existed): the
  * run was deleted while the connection reopened (two runs deleted together: the server's
  * `: closed deleted` names the first, the reopen finds the second gone), reported as the final
@@ -270,6 +265,11 @@ function deletedIfGone(error: unknown, runId: string): RunSubscriptionError | Ru
   return error as RunSubscriptionError | RunStreamClosedError
 }
 
+/**
+ * The run a refusal of a `run=` stream names: its problem's `runId` member (401, 403, 404), which a
+ * server that predates the member does not send; or the member run a final `: closed` comment
+ * named (`deleted`, `not-admitted`).
+ */
 function refusedRun(error: unknown): string | undefined {
   if (isRunStreamClosedError(error)) return error.runId
   if (!isRunSubscriptionError(error) || error.status === undefined || error.status < 400 || error.status >= 500) return undefined

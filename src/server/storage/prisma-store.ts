@@ -394,14 +394,14 @@ export class PrismaStore<Client extends PrismaStoreClient = PrismaStoreClient>
 
   /**
    * A statement refused with a class-40 SQLSTATE (40001, 40P01) is run again
-   * (`runningAgainOnRollback`): said once per state, at warn, with the cause and what to check.
+   * (`runningAgainOnRollback`): said once per state and store, at warn, with the cause and what to check.
    */
   #ranAgain(state: string, error: unknown): void {
     if (this.#saidRanAgain.has(state)) return
     this.#saidRanAgain.add(state)
     this.#logger.warn(
       `pipeline-status: PostgreSQL rolled a statement back (${describeDatabaseCause(error)}) and the store ran it again, as PostgreSQL asks ` +
-        `(said once per process for SQLSTATE ${state}). If it recurs, writes of one run conflict: the store needs no more than READ COMMITTED, ` +
+        `(said once per store for SQLSTATE ${state}). If it recurs, writes of one run conflict: the store needs no more than READ COMMITTED, ` +
         "so check the database's and the role's default_transaction_isolation, and the PostgreSQL log's deadlock reports",
       { sqlState: state },
     )
