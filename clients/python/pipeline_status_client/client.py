@@ -37,6 +37,7 @@ from .contract import (
 )
 from .errors import CatalogueMismatchError, ClientClosedError, ConfigurationError, InvalidRunIdError, PipelineStatusError, StatusHttpError, StatusNetworkError
 from .outbox import DeadLetter, Outbox, OutboxEntry
+from .recent import RecentRuns
 from .runs import check_limit, create_run_body, iterate_runs, list_query
 from .restart_attempts import InheritedStages, inherited_stages, not_dead_lettered, stages_left_processing
 from .retry import PERMANENT_STATUSES, RetryPolicy, describe_retry, is_auth_refusal, is_retriable
@@ -302,8 +303,10 @@ class PrismaAPIClient:
         self.heartbeat_interval = heartbeat_interval
         self.on_run_finished = on_run_finished
         self.on_queued_completion = on_queued_completion
-        #: Per run: "self" when this client's own update finished it, else the run as stored when finished elsewhere.
-        self._finished: Dict[str, Union[str, Dict[str, Any]]] = {}
+        #: Per run: "self" when this client's own update finished it, else the run as stored when
+        #: finished elsewhere ("deleted" for a run deleted while it ran). Like the other per-run
+        #: memories below, the most recent RECENT_RUNS runs only.
+        self._finished: Dict[str, Union[str, Dict[str, Any]]] = RecentRuns()
         #: Runs whose superseded updates were logged: one warning per run.
         self._superseded_runs: Set[str] = set()
         self._progress_seq: Dict[Any, int] = {}
@@ -312,8 +315,8 @@ class PrismaAPIClient:
         #: before, had finished before this client's first update reached the server: a reused id,
         #: unless one of this client's requests for it had gone unanswered or waited in the outbox
         #: before (``_waited``): the run may have ended after that one was sent.
-        self._seen_open: Set[str] = set()
-        self._waited: Set[str] = set()
+        self._seen_open: RecentRuns = RecentRuns()
+        self._waited: RecentRuns = RecentRuns()
         self._catalogues: Dict[str, List[Dict[str, Any]]] = {}
         self._heartbeats: Dict[str, Any] = {}
         #: Per run, the watch behind :meth:`cancelled`; runs whose own finishing update is in flight.
@@ -342,7 +345,7 @@ class PrismaAPIClient:
         traced = resolve_trace_headers(traceparent, tracestate, trace_headers, self.log.warning)
         self._transport = Transport(base_url, base_path, secret or None, signing_key, timeout, traced)
         self._lock = threading.RLock()  # one delivery path at a time keeps every run's order
-        self._runs: Dict[str, Dict[str, Any]] = {}
+        self._runs: Dict[str, Dict[str, Any]] = RecentRuns()
         self._altered: List[AlteredOutput] = []
         self._failed: List[Tuple[str, str]] = []
         self._run_listeners: List[Callable[[str, Dict[str, Any]], None]] = []

@@ -23,6 +23,7 @@ from pipeline_status_client import (
 )
 from pipeline_status_client.contract import STREAM_CLOSED_CAUSES, closed_stops, encode_json, parse_stream_closed_comment, is_complete_run_response, json_safe, progress_problem, timestamp_problem
 from pipeline_status_client.outbox import Outbox
+from pipeline_status_client.recent import RECENT_RUNS, RecentRuns
 from pipeline_status_client.retry import describe_retry, parse_retry_after
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -133,6 +134,31 @@ class CompleteRunResponseTest(unittest.TestCase):
                        {"outcome": "applied", "run": {**self.RUN, "pipeline": None}}):
             with self.subTest(answer=answer):
                 self.assertFalse(is_complete_run_response(answer))
+
+
+class RecentRunsTest(unittest.TestCase):
+    def test_keeps_the_most_recently_set_runs_only(self) -> None:
+        recent = RecentRuns(limit=3)
+        for run_id in ("a", "b", "c"):
+            recent.add(run_id)
+        recent["a"] = True  # set again: the most recent now
+        recent.add("d")
+        self.assertEqual(list(recent), ["c", "a", "d"])
+        self.assertNotIn("b", recent)
+        with self.assertRaises(ValueError):
+            RecentRuns(limit=0)
+
+    def test_a_long_lived_client_remembers_the_last_1000_runs_learned_finished(self) -> None:
+        # One process running many runs: what it learned of each run is bounded (TypeScript's RECENT_RUNS).
+        client = PrismaAPIClient("http://127.0.0.1:9", "secret", background=False)
+        self.addCleanup(client.close)
+        for n in range(RECENT_RUNS + 1):
+            run = {"id": f"r{n}", "status": "CANCELLED", "error": "stopped"}
+            client._observe_run(f"r{n}", {"run": run}, False, read=True)
+        self.assertIsNone(client.run_finished("r0"))
+        self.assertEqual(client.run_finished(f"r{RECENT_RUNS}")["status"], "CANCELLED")
+        self.assertEqual(len(client._runs), RECENT_RUNS)
+        self.assertEqual(len(client._finished), RECENT_RUNS)
 
 
 class RetryTest(unittest.TestCase):
