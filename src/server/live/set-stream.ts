@@ -322,10 +322,7 @@ class SetStream extends SinkBody implements ExpiringStream {
 
   /** The caller's credential expired at `expiresAt` (`CredentialExpiry`): the stream ends, saying why, naming no run. */
   expire(expiresAt: number): void {
-    if (this.#closed) return
-    this.#settings.onClosed({ cause: 'credential-expired', runId: undefined, expiresAt, stream: 'set' })
-    this.#write(closedComment('credential-expired', undefined))
-    this.close()
+    this.#closeFor({ cause: 'credential-expired', runId: undefined, expiresAt, stream: 'set' })
   }
 
   /** Whether the credential expired (the timer may not have run yet): then the stream ends, the change unsent. */
@@ -387,10 +384,7 @@ class SetStream extends SinkBody implements ExpiringStream {
    */
   #fail(error: unknown): void {
     if (!this.#ready) return this.#rejectStarted(error)
-    if (this.#closed) return
-    this.#settings.onClosed({ cause: 'membership-failed', runId: undefined, error, stream: 'set' })
-    this.#write(closedComment('membership-failed', undefined))
-    this.close()
+    this.#closeFor({ cause: 'membership-failed', runId: undefined, error, stream: 'set' })
   }
 
   /** Registers a member and watches it first, so no change falls between its read and its watch. */
@@ -515,11 +509,11 @@ class SetStream extends SinkBody implements ExpiringStream {
   }
 
   /**
-   * Ends the stream for `details.cause`, naming its member run (a change unsent, or the run
-   * deleted): the handlers are told (they log it), and the subscriber gets the `: closed` comment
-   * naming the run before the end.
+   * Ends the stream for `details.cause`, naming the member run it is about (a change unsent, or the
+   * run deleted) or none (the credential expired, a membership failed): the handlers are told (they
+   * log it), and the subscriber gets the `: closed` comment before the end.
    */
-  #closeFor(details: StreamClosed & { runId: string }): void {
+  #closeFor(details: StreamClosed): void {
     if (this.#closed) return
     this.#settings.onClosed(details)
     this.#write(closedComment(details.cause, details.runId))
