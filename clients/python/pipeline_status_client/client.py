@@ -325,9 +325,9 @@ class PrismaAPIClient:
         self._warned: Set[str] = set()
         #: Per run, the ``outcome`` the server answered to this client's last delivered ``/complete``.
         self._completions: Dict[str, str] = {}
-        #: Per run, the causes of lost updates already logged as an error (later ones: debug), the
-        #: runs most recently failing last; and how many updates this client dead-lettered.
-        self._logged_causes: Dict[str, Set[str]] = {}
+        #: Per run, the causes of lost updates already logged as an error (later ones: debug), for
+        #: the RECENT_RUNS runs most recently failing; and how many updates this client dead-lettered.
+        self._logged_causes: Dict[str, Set[str]] = RecentRuns()
         self._dead_lettered: Dict[str, int] = {}
         self.poll_interval = DEFAULT_POLL_INTERVAL
         # What answers taught the client (runs, finishes, seqs): its own lock, so a heartbeat
@@ -1223,12 +1223,10 @@ class PrismaAPIClient:
         again in that run is a debug line."""
         reason = _failure_reason(error)
         with self._state:
-            logged = self._logged_causes.pop(run_id, set())
+            logged = self._logged_causes.get(run_id, set())
             first = reason not in logged
             logged.add(reason)
-            self._logged_causes[run_id] = logged  # the runs most recently failing last
-            while len(self._logged_causes) > _LOGGED_CAUSE_RUNS:
-                del self._logged_causes[next(iter(self._logged_causes))]
+            self._logged_causes[run_id] = logged  # the run most recently failing: kept longest
         if not first:
             self.log.debug("Run %s: %s was not delivered either: %s", run_id, what, reason)
             return
@@ -1764,9 +1762,6 @@ def _unanswered_cause(failures: Sequence[PipelineStatusError]) -> Optional[str]:
         return f"an earlier attempt of it got no definite answer ({_cause(error)})"
     return None
 
-
-#: How many runs' logged causes of lost updates are remembered (as the TypeScript client's bound).
-_LOGGED_CAUSE_RUNS = 1000
 
 
 def _failure_reason(error: PipelineStatusError) -> str:
